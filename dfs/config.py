@@ -1,0 +1,183 @@
+"""Configuration of the API and node processes: frozen dataclasses loaded from an env mapping.
+
+Precedence: defaults < environment < command-line flags (the ``main()``s apply flags by
+passing an updated mapping). The seed's variable names keep working; additions are ``DFS_*``.
+Every value is validated once at load; an invalid one raises ``ConfigError`` naming the
+variable, and the process exits with that one line instead of half-starting.
+
+Standard library only; loaders take the env as an argument so tests need no monkeypatching.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from dfs.errors import ConfigError
+from dfs.ids import parse_node_id
+
+DEFAULT_API_PORT = 8080
+DEFAULT_NODE_PORT = 9000
+DEFAULT_BIND_HOST = "127.0.0.1"
+DEFAULT_DATA_DIR = "./dfs-data"
+DEFAULT_REPLICATION_FACTOR = 2
+DEFAULT_REPLICATION_TIMEOUT = 30.0
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_HEARTBEAT_TIMEOUT = 15.0
+REPLICATION_STRATEGIES = ("sync", "async")
+
+T = TypeVar("T")
+
+
+def _get(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw.strip())
+    except (ValueError, ConfigError) as exc:
+        reason = exc.message if isinstance(exc, ConfigError) else str(exc)
+        raise ConfigError(name, raw, reason) from None
+
+
+def _port(raw: str) -> int:
+    port = int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError("must be a TCP port in [0, 65535]")
+    return port
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be an integer >= 1")
+    return value
+
+
+def _host(raw: str) -> str:
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        if not raw or any(c in raw for c in "/:@ ?#"):
+            raise ValueError("must be an IP address or a host name") from None
+    return raw
+
+
+def _url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _meta_url(raw: str) -> str:
+    if not raw.startswith(("sqlite://", "dynamodb://")):
+        raise ValueError("must start with sqlite:/// or dynamodb://")
+    return raw
+
+
+def default_meta_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir.resolve() / 'meta.db'}"
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str = DEFAULT_BIND_HOST
+    port: int = DEFAULT_API_PORT
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    meta_url: str = ""
+    replication_factor: int = DEFAULT_REPLICATION_FACTOR
+    replication_strategy: str = "sync"
+    replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+
+
+def load_api_config(env: Mapping[str, str]) -> ApiConfig:
+    data_dir = _get(env, "DFS_DATA_DIR", Path(DEFAULT_DATA_DIR), Path)
+    strategy = _get(env, "REPLICATION_STRATEGY", "sync", str)
+    if strategy not in REPLICATION_STRATEGIES:
+        raise ConfigError("REPLICATION_STRATEGY", strategy, "must be 'sync' or 'async'")
+    return ApiConfig(
+        host=_get(env, "DFS_API_HOST", DEFAULT_BIND_HOST, _host),
+        port=_get(env, "DFS_API_PORT", DEFAULT_API_PORT, _port),
+        data_dir=data_dir,
+        meta_url=_get(env, "DFS_META_URL", default_meta_url(data_dir), _meta_url),
+        replication_factor=_get(env, "REPLICATION_FACTOR", DEFAULT_REPLICATION_FACTOR, _positive_int),
+        replication_strategy=strategy,
+        replication_timeout=_get(
+            env, "REPLICATION_TIMEOUT", DEFAULT_REPLICATION_TIMEOUT, _positive_float
+        ),
+        heartbeat_timeout=_get(
+            env, "NODE_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT, _positive_float
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    host: str = DEFAULT_BIND_HOST
+    port: int = DEFAULT_NODE_PORT
+    advertise_host: str = DEFAULT_BIND_HOST
+    zone: str = ""
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    meta_url: str | None = None
+    api_url: str | None = None
+    capacity_bytes: int | None = None
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+    replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
+
+
+def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], str]) -> NodeConfig:
+    """Load a node's config. ``default_node_id(data_dir)`` supplies NODE_ID when unset.
+
+    The node needs a way to register: DFS_META_URL (write the registry directly, the seed's
+    design) and/or DFS_API_URL (heartbeat through the API). With both set the metadata store
+    is used and the API URL is kept for status only.
+    """
+    data_dir = _get(env, "DFS_DATA_DIR", Path(DEFAULT_DATA_DIR), Path)
+    host = _get(env, "DFS_NODE_HOST", DEFAULT_BIND_HOST, _host)
+    advertise = _get(env, "DFS_NODE_ADVERTISE_HOST", host, _host)
+    if advertise in ("0.0.0.0", "::"):
+        raise ConfigError(
+            "DFS_NODE_ADVERTISE_HOST", advertise, "set the address other processes reach this node at"
+        )
+    meta_url = _get(env, "DFS_META_URL", None, _meta_url)
+    api_url = _get(env, "DFS_API_URL", None, _url)
+    if meta_url is None and api_url is None:
+        # the same default as the API's, so `dfs-api` and `dfs-node` run side by side in one
+        # folder with no configuration at all
+        meta_url = default_meta_url(Path(DEFAULT_DATA_DIR))
+    interval = _get(env, "NODE_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL, _positive_float)
+    timeout = _get(env, "NODE_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT, _positive_float)
+    if timeout <= interval:
+        raise ConfigError(
+            "NODE_HEARTBEAT_TIMEOUT", timeout, f"must exceed NODE_HEARTBEAT_INTERVAL ({interval})"
+        )
+    node_id = _get(env, "NODE_ID", "", lambda raw: str(parse_node_id(raw, "NODE_ID")))
+    return NodeConfig(
+        node_id=node_id or default_node_id(data_dir),
+        host=host,
+        port=_get(env, "NODE_PORT", DEFAULT_NODE_PORT, _port),
+        advertise_host=advertise,
+        zone=_get(env, "DFS_NODE_ZONE", "", str),
+        data_dir=data_dir,
+        meta_url=meta_url,
+        api_url=api_url,
+        capacity_bytes=_get(env, "DFS_NODE_CAPACITY", None, _positive_int),
+        heartbeat_interval=interval,
+        heartbeat_timeout=timeout,
+        replication_timeout=_get(
+            env, "REPLICATION_TIMEOUT", DEFAULT_REPLICATION_TIMEOUT, _positive_float
+        ),
+    )

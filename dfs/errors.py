@@ -1,0 +1,188 @@
+"""The dfs error tree: every failure a user, a handler or a CLI command can see.
+
+Each class carries its wire ``code`` (the ``error.code`` of a JSON error body), the
+``http_status`` a server answers with, and the ``exit_code`` of the CLI. Foreign exceptions
+(sqlite3, botocore, aiohttp) are translated into these once, at the adapter that meets them.
+
+    DfsError
+    ├── InvalidRequest (ValueError)        400  bad id, bad body, bad parameter
+    │   ├── PayloadTooLarge                413  body above the bound
+    │   └── ConfigError                    invalid configuration at start (names the variable)
+    ├── AuthError                          401
+    ├── NotFound (LookupError)             404
+    │   ├── ChunkNotFound
+    │   ├── FileNotFound
+    │   └── NodeNotFound
+    ├── Conflict                           409  lost a conditional write, or state does not allow it
+    │   └── IncompleteUpload               409  finalize before every chunk has its copies
+    ├── IntegrityError                     422  bytes do not match their sha256
+    ├── InsufficientStorage                507  the node's disk is full
+    ├── ReplicationError                   502  fewer durable copies than required
+    └── Unavailable (ConnectionError)      503  not enough live nodes, a peer unreachable
+
+This module imports nothing from dfs and nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DfsError(Exception):
+    """Base of every dfs error."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON error body of the wire protocol."""
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            err["details"] = self.details
+        return {"error": err}
+
+
+class InvalidRequest(DfsError, ValueError):
+    """The request is malformed: a bad id, a missing field, a value out of range."""
+
+    code = "invalid_request"
+    http_status = 400
+    exit_code = 2
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The body is larger than the bound for this endpoint."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class ConfigError(InvalidRequest):
+    """Invalid configuration: ``{field}={value!r}: {reason}``."""
+
+    code = "config_error"
+    exit_code = 78  # EX_CONFIG
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        super().__init__(f"{field}={value!r}: {reason}")
+        self.field = field
+
+
+class AuthError(DfsError):
+    """Missing or invalid credentials."""
+
+    code = "unauthorized"
+    http_status = 401
+    exit_code = 3
+
+
+class NotFound(DfsError, LookupError):
+    """The thing asked for does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+    http_status = 404
+    exit_code = 4
+
+
+class ChunkNotFound(NotFound):
+    code = "chunk_not_found"
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+
+
+class NodeNotFound(NotFound):
+    code = "node_not_found"
+
+
+class Conflict(DfsError):
+    """A conditional write lost, or the current state does not allow the operation."""
+
+    code = "conflict"
+    http_status = 409
+    exit_code = 5
+
+
+class IncompleteUpload(Conflict):
+    """Finalize was asked before every chunk had its required copies."""
+
+    code = "incomplete_upload"
+
+
+class IntegrityError(DfsError):
+    """Bytes do not hash to the id they were sent or stored under."""
+
+    code = "integrity_error"
+    http_status = 422
+    exit_code = 6
+
+
+class InsufficientStorage(DfsError):
+    """The node cannot store more bytes."""
+
+    code = "insufficient_storage"
+    http_status = 507
+    exit_code = 7
+
+
+class ReplicationError(DfsError):
+    """Fewer durable copies than the replication factor requires."""
+
+    code = "replication_failed"
+    http_status = 502
+    exit_code = 7
+
+
+class Unavailable(DfsError, ConnectionError):
+    """A peer cannot be reached, or too few nodes are live to serve the request."""
+
+    code = "unavailable"
+    http_status = 503
+    exit_code = 7
+
+
+_ALL: tuple[type[DfsError], ...] = (
+    DfsError,
+    InvalidRequest,
+    PayloadTooLarge,
+    ConfigError,
+    AuthError,
+    NotFound,
+    ChunkNotFound,
+    FileNotFound,
+    NodeNotFound,
+    Conflict,
+    IncompleteUpload,
+    IntegrityError,
+    InsufficientStorage,
+    ReplicationError,
+    Unavailable,
+)
+BY_CODE: dict[str, type[DfsError]] = {cls.code: cls for cls in _ALL if cls is not ConfigError}
+
+
+def from_body(status: int, body: object) -> DfsError:
+    """Rebuild the error a server sent as ``{"error": {"code", "message"}}``.
+
+    Unknown codes map to the class whose status matches, so a newer server still yields a
+    sensible error class in an older client.
+    """
+    code, message, details = "", f"HTTP {status}", {}
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        code = str(err.get("code", ""))
+        message = str(err.get("message", message))
+        if isinstance(err.get("details"), dict):
+            details = err["details"]
+    cls = BY_CODE.get(code)
+    if cls is None:
+        by_status = [c for c in _ALL if c.http_status == status and c is not ConfigError]
+        cls = by_status[0] if by_status else DfsError
+    return cls(message, **details)

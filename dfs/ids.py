@@ -1,0 +1,60 @@
+"""Identifiers: parse and validate every id before it reaches a path, a URL or a query.
+
+- ``ChunkId``: lowercase hex SHA-256 of the chunk bytes (64 characters).
+- ``FileId``: a canonical lowercase UUID (the API assigns it).
+- ``NodeId``: 1-64 characters of ``[A-Za-z0-9._-]``, not starting with a dot.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import NewType
+
+from dfs.errors import InvalidRequest
+
+ChunkId = NewType("ChunkId", str)
+FileId = NewType("FileId", str)
+NodeId = NewType("NodeId", str)
+
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_NODE_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
+def parse_chunk_id(value: object, field: str = "chunk_id") -> ChunkId:
+    if not isinstance(value, str) or not _SHA256_RE.fullmatch(value):
+        raise InvalidRequest(f"{field} must be 64 lowercase hex characters (sha256)")
+    return ChunkId(value)
+
+
+def parse_sha256(value: object, field: str = "sha256") -> str:
+    return str(parse_chunk_id(value, field))
+
+
+def parse_file_id(value: object, field: str = "file_id") -> FileId:
+    if not isinstance(value, str) or len(value) != 36:
+        raise InvalidRequest(f"{field} must be a UUID")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise InvalidRequest(f"{field} must be a UUID") from None
+    if str(parsed) != value:
+        raise InvalidRequest(f"{field} must be a lowercase canonical UUID")
+    return FileId(value)
+
+
+def parse_node_id(value: object, field: str = "node_id") -> NodeId:
+    if not isinstance(value, str) or not _NODE_RE.fullmatch(value):
+        raise InvalidRequest(f"{field} must be 1-64 characters of [A-Za-z0-9._-]")
+    return NodeId(value)
+
+
+def new_file_id() -> FileId:
+    return FileId(str(uuid.uuid4()))
+
+
+def short(value: str) -> str:
+    """A short form for logs."""
+    return value[:12]

@@ -1,0 +1,161 @@
+"""The metadata port: node registry, chunks and their locations, files and manifests, counters.
+
+``MetadataStore`` is what the API (and, for registration, the nodes) need of a metadata
+backend. Implementations: ``SqliteMetadataStore`` (embedded default) and, for clusters that
+outgrow one machine, a DynamoDB one. ``tests/contract/test_metadata_store.py`` holds every
+implementation to the contract written here.
+
+Records are plain frozen dataclasses; times are Unix seconds (float). Must not import aiohttp,
+boto3 or sqlite3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+FILE_PENDING = "pending"
+FILE_COMPLETE = "complete"
+NODE_UP = "up"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A node's registry entry. It is live while ``expires_at > now``."""
+
+    node_id: str
+    host: str
+    port: int
+    zone: str = ""
+    capacity_bytes: int = 0
+    used_bytes: int = 0
+    status: str = NODE_UP
+    last_heartbeat: float = 0.0
+    expires_at: float = 0.0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def free_bytes(self) -> int:
+        return max(self.capacity_bytes - self.used_bytes, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One chunk of a file, in order."""
+
+    offset: int
+    size: int
+    chunk_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    file_id: str
+    name: str
+    size: int
+    sha256: str
+    chunker: str
+    tenant: str = "default"
+    state: str = FILE_PENDING
+    created_at: float = 0.0
+    chunk_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkInfo:
+    chunk_id: str
+    size: int
+    refcount: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Dedup counters, exact under concurrency.
+
+    ``logical_bytes`` is the sum of committed file sizes; ``stored_bytes`` the bytes of the
+    distinct chunks those files reference (one copy, before replication);
+    ``duplicates_avoided`` counts manifest entries whose chunk was already referenced when
+    they were committed.
+    """
+
+    total_files: int = 0
+    logical_bytes: int = 0
+    stored_bytes: int = 0
+    unique_chunks: int = 0
+    duplicates_avoided: int = 0
+
+    @property
+    def total_bytes_saved(self) -> int:
+        return self.logical_bytes - self.stored_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A copy of a chunk on a node."""
+
+    chunk_id: str
+    node_id: str
+    size: int
+
+
+class MetadataStore(Protocol):
+    """Metadata of a dfs cluster.
+
+    Contract (every implementation, checked by the contract suite):
+
+    Nodes
+      - ``upsert_node`` creates or replaces a node's entry (heartbeats call it).
+      - ``list_live_nodes(now)`` returns only entries with ``expires_at > now``, sorted by
+        node_id, whether or not the backend has deleted expired ones yet.
+      - ``remove_node`` deletes an entry; removing an unknown node is a no-op.
+
+    Files
+      - ``create_file`` stores a pending file with its manifest, atomically: readers never see
+        a file without its manifest. Raises Conflict if the file_id exists.
+      - ``get_file`` raises FileNotFound for unknown ids, and for files of another tenant
+        when ``tenant`` is given.
+      - ``get_manifest`` returns entries ordered by offset; FileNotFound for unknown ids.
+      - ``commit_file`` turns a pending file complete and, in the same atomic step, adds one
+        reference per manifest entry to each chunk (creating the chunk row if needed) and
+        updates the counters. Committing a complete file again changes nothing and returns
+        it. Concurrent commits of the same or identical files leave exact counts.
+      - ``list_files(tenant, limit, after)`` pages complete files by file_id; ``after`` is
+        the last file_id of the previous page.
+
+    Chunks
+      - ``add_locations`` records copies (idempotent); ``remove_locations`` forgets copies
+        (idempotent).
+      - ``get_locations(ids)`` maps each asked id to the node ids recorded for it (an empty
+        set for unknown ids).
+      - ``get_chunks(ids)`` returns the ChunkInfo of the ids that have a chunk row.
+
+    Every method may raise Unavailable when the backend cannot be reached; no other foreign
+    exception escapes.
+    """
+
+    async def upsert_node(self, node: NodeRecord) -> None: ...
+    async def remove_node(self, node_id: str) -> None: ...
+    async def list_live_nodes(self, now: float) -> list[NodeRecord]: ...
+    async def list_nodes(self) -> list[NodeRecord]: ...
+
+    async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None: ...
+    async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord: ...
+    async def get_manifest(self, file_id: str) -> list[ManifestEntry]: ...
+    async def commit_file(self, file_id: str, now: float) -> FileRecord: ...
+    async def list_files(
+        self, tenant: str, *, limit: int, after: str | None = None
+    ) -> list[FileRecord]: ...
+
+    async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
+    async def remove_locations(self, locations: Iterable[Location]) -> None: ...
+    async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]: ...
+    async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]: ...
+
+    async def get_stats(self) -> Stats: ...
+    async def close(self) -> None: ...

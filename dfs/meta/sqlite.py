@@ -1,0 +1,370 @@
+"""``SqliteMetadataStore``: the embedded default metadata backend (one SQLite file, WAL mode).
+
+Several processes on one machine (the API and the nodes) share the file: WAL lets readers run
+beside the one writer, ``busy_timeout`` makes writers queue instead of failing, and every
+read-modify-write runs inside ``BEGIN IMMEDIATE`` so it holds the write lock from its first
+read. ``synchronous=FULL``: a committed file survives a power cut, not only a crash.
+
+Each store owns one connection, used from one worker thread (sqlite3 is blocking), so the
+event loop never waits on disk. ``sqlite3`` errors are translated here and nowhere else.
+
+Tables (all ``WITHOUT ROWID`` where the key is the access path):
+
+| table     | key                  | columns                                                    |
+|-----------|----------------------|------------------------------------------------------------|
+| nodes     | node_id              | host, port, zone, capacity/used bytes, status, last_heartbeat, expires_at |
+| files     | file_id              | tenant, name, size, sha256, chunker, state, created_at, chunk_count |
+| manifest  | (file_id, idx)       | offset, size, chunk_id                                     |
+| chunks    | chunk_id             | size, refcount, created_at                                 |
+| locations | (chunk_id, node_id)  | created_at; index by (node_id, chunk_id) for repair        |
+| counters  | name                 | value                                                      |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from dfs.errors import Conflict, FileNotFound, Unavailable
+from dfs.meta.base import (
+    FILE_COMPLETE,
+    FILE_PENDING,
+    ChunkInfo,
+    FileRecord,
+    Location,
+    ManifestEntry,
+    MetadataStore,
+    NodeRecord,
+    Stats,
+)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, zone TEXT NOT NULL,
+    capacity_bytes INTEGER NOT NULL, used_bytes INTEGER NOT NULL, status TEXT NOT NULL,
+    last_heartbeat REAL NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (
+    file_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, chunker TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL,
+    chunk_count INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, state, file_id);
+CREATE TABLE IF NOT EXISTS manifest (
+    file_id TEXT NOT NULL, idx INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
+    chunk_id TEXT NOT NULL, PRIMARY KEY (file_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY, size INTEGER NOT NULL, refcount INTEGER NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS locations (
+    chunk_id TEXT NOT NULL, node_id TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (chunk_id, node_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS locations_by_node ON locations (node_id, chunk_id);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+_IN_BATCH = 500  # stay far below SQLite's bound on host parameters
+_COUNTERS = ("total_files", "logical_bytes", "stored_bytes", "unique_chunks", "duplicates_avoided")
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///abs/path.db`` -> ``/abs/path.db``; ``sqlite://rel/path.db`` -> relative."""
+    if not url.startswith("sqlite://") or len(url) <= len("sqlite://"):
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    return Path(url[len("sqlite://") :])
+
+
+def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _node(row: sqlite3.Row) -> NodeRecord:
+    return NodeRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
+
+
+def _file(row: sqlite3.Row) -> FileRecord:
+    return FileRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
+
+
+class SqliteMetadataStore:
+    """MetadataStore on one SQLite file; see the module docstring for the schema."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, url: str) -> SqliteMetadataStore:
+        store = cls(path_from_url(url))
+        await store._run(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        with self._tx(conn):
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+        self._conn = conn
+
+    @contextmanager
+    def _tx(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding the lock from its first statement."""
+        c = conn or self._db
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise Unavailable("metadata store is closed")
+        return self._conn
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"metadata write conflicts: {exc}") from None
+        except sqlite3.OperationalError as exc:
+            raise Unavailable(f"sqlite metadata store {self._path}: {exc}") from None
+
+    # --- nodes ----------------------------------------------------------------------------
+
+    async def upsert_node(self, node: NodeRecord) -> None:
+        def op() -> None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?)",
+                (node.node_id, node.host, node.port, node.zone, node.capacity_bytes,
+                 node.used_bytes, node.status, node.last_heartbeat, node.expires_at),
+            )
+
+        await self._run(op)
+
+    async def remove_node(self, node_id: str) -> None:
+        await self._run(lambda: self._db.execute("DELETE FROM nodes WHERE node_id=?", (node_id,)))
+
+    async def list_live_nodes(self, now: float) -> list[NodeRecord]:
+        def op() -> list[NodeRecord]:
+            rows = self._db.execute(
+                "SELECT * FROM nodes WHERE expires_at > ? ORDER BY node_id", (now,)
+            )
+            return [_node(r) for r in rows]
+
+        return await self._run(op)
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        def op() -> list[NodeRecord]:
+            return [_node(r) for r in self._db.execute("SELECT * FROM nodes ORDER BY node_id")]
+
+        return await self._run(op)
+
+    # --- files ----------------------------------------------------------------------------
+
+    async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
+        def op() -> None:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+                    (rec.file_id, rec.tenant, rec.name, rec.size, rec.sha256, rec.chunker,
+                     FILE_PENDING, rec.created_at, len(manifest)),
+                )
+                db.executemany(
+                    "INSERT INTO manifest VALUES (?,?,?,?,?)",
+                    ((rec.file_id, i, e.offset, e.size, e.chunk_id) for i, e in enumerate(manifest)),
+                )
+
+        await self._run(op)
+
+    async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord:
+        def op() -> FileRecord:
+            row = self._db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
+            if row is None or (tenant is not None and row["tenant"] != tenant):
+                raise FileNotFound(f"no file {file_id}")
+            return _file(row)
+
+        return await self._run(op)
+
+    async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
+        def op() -> list[ManifestEntry]:
+            db = self._db
+            if db.execute("SELECT 1 FROM files WHERE file_id=?", (file_id,)).fetchone() is None:
+                raise FileNotFound(f"no file {file_id}")
+            rows = db.execute(
+                "SELECT offset, size, chunk_id FROM manifest WHERE file_id=? ORDER BY idx",
+                (file_id,),
+            )
+            return [ManifestEntry(r[0], r[1], r[2]) for r in rows]
+
+        return await self._run(op)
+
+    async def commit_file(self, file_id: str, now: float) -> FileRecord:
+        def op() -> FileRecord:
+            with self._tx() as db:
+                row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
+                if row is None:
+                    raise FileNotFound(f"no file {file_id}")
+                if row["state"] == FILE_COMPLETE:
+                    return _file(row)
+                refs = db.execute(
+                    "SELECT chunk_id, COUNT(*), MAX(size) FROM manifest WHERE file_id=? "
+                    "GROUP BY chunk_id",
+                    (file_id,),
+                ).fetchall()
+                dups = stored = unique = 0
+                for chunk_id, count, size in refs:
+                    cur = db.execute(
+                        "SELECT refcount FROM chunks WHERE chunk_id=?", (chunk_id,)
+                    ).fetchone()
+                    before = cur[0] if cur is not None else 0
+                    if before > 0:
+                        dups += count
+                    else:
+                        dups += count - 1
+                        stored += size
+                        unique += 1
+                    db.execute(
+                        "INSERT INTO chunks VALUES (?,?,?,?) ON CONFLICT(chunk_id) "
+                        "DO UPDATE SET refcount = refcount + excluded.refcount",
+                        (chunk_id, size, count, now),
+                    )
+                deltas = {
+                    "total_files": 1,
+                    "logical_bytes": row["size"],
+                    "stored_bytes": stored,
+                    "unique_chunks": unique,
+                    "duplicates_avoided": dups,
+                }
+                db.executemany(
+                    "INSERT INTO counters VALUES (?,?) ON CONFLICT(name) "
+                    "DO UPDATE SET value = value + excluded.value",
+                    deltas.items(),
+                )
+                db.execute("UPDATE files SET state=? WHERE file_id=?", (FILE_COMPLETE, file_id))
+                return dataclasses.replace(_file(row), state=FILE_COMPLETE)
+
+        return await self._run(op)
+
+    async def list_files(
+        self, tenant: str, *, limit: int, after: str | None = None
+    ) -> list[FileRecord]:
+        def op() -> list[FileRecord]:
+            rows = self._db.execute(
+                "SELECT * FROM files WHERE tenant=? AND state=? AND file_id > ? "
+                "ORDER BY file_id LIMIT ?",
+                (tenant, FILE_COMPLETE, after or "", limit),
+            )
+            return [_file(r) for r in rows]
+
+        return await self._run(op)
+
+    # --- chunks ---------------------------------------------------------------------------
+
+    async def add_locations(self, locations: Iterable[Location], now: float) -> None:
+        locs = list(locations)
+
+        def op() -> None:
+            with self._tx() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO chunks VALUES (?,?,0,?)",
+                    ((loc.chunk_id, loc.size, now) for loc in locs),
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO locations VALUES (?,?,?)",
+                    ((loc.chunk_id, loc.node_id, now) for loc in locs),
+                )
+
+        if locs:
+            await self._run(op)
+
+    async def remove_locations(self, locations: Iterable[Location]) -> None:
+        locs = list(locations)
+
+        def op() -> None:
+            with self._tx() as db:
+                db.executemany(
+                    "DELETE FROM locations WHERE chunk_id=? AND node_id=?",
+                    ((loc.chunk_id, loc.node_id) for loc in locs),
+                )
+
+        if locs:
+            await self._run(op)
+
+    async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]:
+        ids = list(dict.fromkeys(chunk_ids))
+
+        def op() -> dict[str, set[str]]:
+            out: dict[str, set[str]] = {cid: set() for cid in ids}
+            for batch in _batches(ids):
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(
+                    f"SELECT chunk_id, node_id FROM locations WHERE chunk_id IN ({marks})",
+                    tuple(batch),
+                )
+                for chunk_id, node_id in rows:
+                    out[chunk_id].add(node_id)
+            return out
+
+        return await self._run(op)
+
+    async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]:
+        ids = list(dict.fromkeys(chunk_ids))
+
+        def op() -> dict[str, ChunkInfo]:
+            out: dict[str, ChunkInfo] = {}
+            for batch in _batches(ids):
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(
+                    f"SELECT chunk_id, size, refcount, created_at FROM chunks "
+                    f"WHERE chunk_id IN ({marks})",
+                    tuple(batch),
+                )
+                for r in rows:
+                    out[r[0]] = ChunkInfo(r[0], r[1], r[2], r[3])
+            return out
+
+        return await self._run(op)
+
+    async def get_stats(self) -> Stats:
+        def op() -> Stats:
+            rows = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            return Stats(**{name: int(rows.get(name, 0)) for name in _COUNTERS})
+
+        return await self._run(op)
+
+    async def close(self) -> None:
+        def op() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._run(op)
+        self._executor.shutdown(wait=True)
+
+
+if TYPE_CHECKING:
+    _: type[MetadataStore] = SqliteMetadataStore

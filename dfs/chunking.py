@@ -71,7 +71,10 @@ class ChunkerProfile:
 
     @classmethod
     def fastcdc(
-        cls, min_size: int = DEFAULT_CDC_MIN, avg: int = DEFAULT_CDC_AVG, max_size: int = DEFAULT_CDC_MAX
+        cls,
+        min_size: int = DEFAULT_CDC_MIN,
+        avg: int = DEFAULT_CDC_AVG,
+        max_size: int = DEFAULT_CDC_MAX,
     ) -> ChunkerProfile:
         return cls.parse(f"fastcdc:{min_size}:{avg}:{max_size}")
 
@@ -96,7 +99,7 @@ class ChunkerProfile:
             return cls("fixed", size, size, size)
         if kind == "fastcdc" and len(numbers) == 3:
             lo, avg, hi = numbers
-            # pyfastcdc's own limits: min in [64, 1 MiB], avg in [256, 4 MiB], max in [1 KiB, 16 MiB]
+            # pyfastcdc's limits: min [64, 1 MiB], avg [256, 4 MiB], max [1 KiB, 16 MiB]
             if not (64 <= lo <= MIB and 256 <= avg <= 4 * MIB and KIB <= hi <= MAX_CHUNK_SIZE):
                 raise InvalidRequest(f"chunker profile {text!r}: sizes out of FastCDC's range")
             if not lo <= avg <= hi:

@@ -106,12 +106,18 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
     strategy = _get(env, "REPLICATION_STRATEGY", "sync", str)
     if strategy not in REPLICATION_STRATEGIES:
         raise ConfigError("REPLICATION_STRATEGY", strategy, "must be 'sync' or 'async'")
+    if strategy == "async":
+        # refuse rather than silently replicate synchronously: an operator choosing async
+        # expects different latency and durability trade-offs
+        raise ConfigError("REPLICATION_STRATEGY", strategy, "async replication is not built yet")
     return ApiConfig(
         host=_get(env, "DFS_API_HOST", DEFAULT_BIND_HOST, _host),
         port=_get(env, "DFS_API_PORT", DEFAULT_API_PORT, _port),
         data_dir=data_dir,
         meta_url=_get(env, "DFS_META_URL", default_meta_url(data_dir), _meta_url),
-        replication_factor=_get(env, "REPLICATION_FACTOR", DEFAULT_REPLICATION_FACTOR, _positive_int),
+        replication_factor=_get(
+            env, "REPLICATION_FACTOR", DEFAULT_REPLICATION_FACTOR, _positive_int
+        ),
         replication_strategy=strategy,
         replication_timeout=_get(
             env, "REPLICATION_TIMEOUT", DEFAULT_REPLICATION_TIMEOUT, _positive_float
@@ -150,7 +156,9 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
     advertise = _get(env, "DFS_NODE_ADVERTISE_HOST", host, _host)
     if advertise in ("0.0.0.0", "::"):
         raise ConfigError(
-            "DFS_NODE_ADVERTISE_HOST", advertise, "set the address other processes reach this node at"
+            "DFS_NODE_ADVERTISE_HOST",
+            advertise,
+            "set the address other processes reach this node at",
         )
     meta_url = _get(env, "DFS_META_URL", None, _meta_url)
     api_url = _get(env, "DFS_API_URL", None, _url)

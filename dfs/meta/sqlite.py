@@ -12,8 +12,10 @@ Tables (all ``WITHOUT ROWID`` where the key is the access path):
 
 | table     | key                  | columns                                                    |
 |-----------|----------------------|------------------------------------------------------------|
-| nodes     | node_id              | host, port, zone, capacity/used bytes, status, last_heartbeat, expires_at |
-| files     | file_id              | tenant, name, size, sha256, chunker, state, created_at, chunk_count |
+| nodes     | node_id              | host, port, zone, capacity/used bytes, status,             |
+|           |                      | last_heartbeat, expires_at                                 |
+| files     | file_id              | tenant, name, size, sha256, chunker, state, created_at,    |
+|           |                      | chunk_count                                                |
 | manifest  | (file_id, idx)       | offset, size, chunk_id                                     |
 | chunks    | chunk_id             | size, refcount, created_at                                 |
 | locations | (chunk_id, node_id)  | created_at; index by (node_id, chunk_id) for repair        |
@@ -159,8 +161,17 @@ class SqliteMetadataStore:
         def op() -> None:
             self._db.execute(
                 "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?)",
-                (node.node_id, node.host, node.port, node.zone, node.capacity_bytes,
-                 node.used_bytes, node.status, node.last_heartbeat, node.expires_at),
+                (
+                    node.node_id,
+                    node.host,
+                    node.port,
+                    node.zone,
+                    node.capacity_bytes,
+                    node.used_bytes,
+                    node.status,
+                    node.last_heartbeat,
+                    node.expires_at,
+                ),
             )
 
         await self._run(op)
@@ -190,12 +201,24 @@ class SqliteMetadataStore:
             with self._tx() as db:
                 db.execute(
                     "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
-                    (rec.file_id, rec.tenant, rec.name, rec.size, rec.sha256, rec.chunker,
-                     FILE_PENDING, rec.created_at, len(manifest)),
+                    (
+                        rec.file_id,
+                        rec.tenant,
+                        rec.name,
+                        rec.size,
+                        rec.sha256,
+                        rec.chunker,
+                        FILE_PENDING,
+                        rec.created_at,
+                        len(manifest),
+                    ),
                 )
                 db.executemany(
                     "INSERT INTO manifest VALUES (?,?,?,?,?)",
-                    ((rec.file_id, i, e.offset, e.size, e.chunk_id) for i, e in enumerate(manifest)),
+                    (
+                        (rec.file_id, i, e.offset, e.size, e.chunk_id)
+                        for i, e in enumerate(manifest)
+                    ),
                 )
 
         await self._run(op)

@@ -1,0 +1,206 @@
+"""``FsChunkStore``: chunks as files in a fan-out tree on the node's local disk.
+
+On-disk layout under the node's data directory:
+
+| path                              | what                                                    |
+|-----------------------------------|---------------------------------------------------------|
+| ``chunks/ab/cd/<sha256>``         | one chunk; ``ab``/``cd`` are the id's first two bytes   |
+| ``chunks/ab/cd/.<sha256>.<r>.tmp``| a write in progress; removed on error and at start      |
+| ``quarantine/<sha256>.<time>``    | a copy that failed verification, kept for inspection    |
+| ``node_id``                       | the node's generated id, stable across restarts         |
+
+A write goes to a temp file in the target directory, is fsync'd, then linked to its final name
+(``os.link`` fails if the name exists, so two concurrent writers of one chunk never count it
+twice), and the directory is fsync'd before the write is acknowledged. Every read re-hashes the
+bytes. Blocking file work runs in worker threads; hashing releases the GIL there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dfs.chunkstore.base import ChunkStore
+from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError
+from dfs.ids import ChunkId
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_chunk_name(name: str) -> bool:
+    return len(name) == 64 and set(name) <= _HEX
+
+
+class FsChunkStore:
+    """ChunkStore on a local directory; layout in the module docstring."""
+
+    def __init__(self, root: Path, capacity_bytes: int | None = None) -> None:
+        self._root = root
+        self._chunks = root / "chunks"
+        self._quarantine = root / "quarantine"
+        self._capacity = capacity_bytes
+        self._used = 0
+        self._count = 0
+        self._lock = threading.Lock()  # counters change from worker threads
+
+    def _account(self, size: int, count: int) -> None:
+        with self._lock:
+            self._used += size
+            self._count += count
+
+    @classmethod
+    async def open(cls, root: Path, capacity_bytes: int | None = None) -> FsChunkStore:
+        store = cls(root, capacity_bytes)
+        await asyncio.to_thread(store._scan)
+        return store
+
+    def _scan(self) -> None:
+        """Create the tree, drop leftovers of interrupted writes, and count what is stored."""
+        self._chunks.mkdir(parents=True, exist_ok=True)
+        self._quarantine.mkdir(parents=True, exist_ok=True)
+        used = count = 0
+        for dirpath, _dirs, files in os.walk(self._chunks):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                if name.endswith(".tmp"):
+                    os.unlink(full)
+                elif _is_chunk_name(name):
+                    used += os.stat(full).st_size
+                    count += 1
+        self._used, self._count = used, count
+
+    def path_of(self, chunk_id: ChunkId) -> Path:
+        return self._chunks / chunk_id[:2] / chunk_id[2:4] / chunk_id
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used
+
+    @property
+    def chunk_count(self) -> int:
+        return self._count
+
+    @property
+    def capacity_bytes(self) -> int:
+        if self._capacity is not None:
+            return self._capacity
+        return self._used + shutil.disk_usage(self._chunks).free
+
+    # --- writes ---------------------------------------------------------------------------
+
+    async def put(self, chunk_id: ChunkId, data: bytes | bytearray | memoryview) -> bool:
+        return await asyncio.to_thread(self._put, chunk_id, data)
+
+    def _put(self, chunk_id: ChunkId, data: bytes | bytearray | memoryview) -> bool:
+        if hashlib.sha256(data).hexdigest() != chunk_id:
+            raise IntegrityError(f"body does not hash to chunk {chunk_id}")
+        final = self.path_of(chunk_id)
+        if final.exists():
+            return False
+        size = len(data)
+        if self._capacity is not None and self._used + size > self._capacity:
+            raise InsufficientStorage(
+                f"node is full: {self._used} of {self._capacity} bytes used, chunk needs {size}"
+            )
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{chunk_id}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                written = 0
+                while written < size:
+                    written += os.write(fd, view[written:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                return False  # a concurrent writer of the same chunk won
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(f"node disk is full: {exc.strerror}") from None
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._account(size, 1)
+        return True
+
+    async def delete(self, chunk_id: ChunkId) -> None:
+        await asyncio.to_thread(self._delete, chunk_id)
+
+    def _delete(self, chunk_id: ChunkId) -> None:
+        path = self.path_of(chunk_id)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self._account(-size, -1)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, chunk_id: ChunkId) -> bytes:
+        return await asyncio.to_thread(self._get, chunk_id)
+
+    def _get(self, chunk_id: ChunkId) -> bytes:
+        path = self.path_of(chunk_id)
+        try:
+            with open(path, "rb", buffering=0) as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise ChunkNotFound(f"chunk {chunk_id} is not on this node") from None
+        if hashlib.sha256(data).hexdigest() != chunk_id:
+            self._quarantine_copy(chunk_id, len(data))
+            raise ChunkNotFound(f"chunk {chunk_id} failed verification and was quarantined")
+        return data
+
+    def _quarantine_copy(self, chunk_id: ChunkId, size: int) -> None:
+        dest = self._quarantine / f"{chunk_id}.{int(time.time())}"
+        try:
+            os.replace(self.path_of(chunk_id), dest)
+        except FileNotFoundError:
+            return  # another reader quarantined it first
+        self._account(-size, -1)
+
+    async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
+        ids = list(chunk_ids)
+        return await asyncio.to_thread(lambda: {c for c in ids if self.path_of(c).exists()})
+
+    async def iter_ids(self) -> AsyncIterator[ChunkId]:
+        ids = await asyncio.to_thread(lambda: list(self._walk()))
+        for chunk_id in ids:
+            yield chunk_id
+
+    def _walk(self) -> Iterator[ChunkId]:
+        for _dirpath, _dirs, files in os.walk(self._chunks):
+            for name in files:
+                if _is_chunk_name(name):
+                    yield ChunkId(name)
+
+
+if TYPE_CHECKING:
+    _: type[ChunkStore] = FsChunkStore

@@ -1,0 +1,200 @@
+"""The storage node's aiohttp app: chunk routes over a ChunkStore, plus server lifecycle.
+
+Routes (see README, "Wire protocol"):
+
+| method | path          | answer                                                          |
+|--------|---------------|-----------------------------------------------------------------|
+| PUT    | /store-chunk  | 201 stored / 200 already there; 422 hash mismatch;              |
+|        |               | 502 a replica failed; 507 disk full                             |
+| GET    | /get-chunk    | 200 verified bytes; 404 missing or quarantined                  |
+| POST   | /has-chunks   | ``{"present": [...]}`` for ``{"chunk_ids": [...]}``             |
+| GET    | /status       | node id, used/capacity bytes, chunk count                       |
+| GET    | /healthz      | liveness                                                        |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+
+from dfs import protocol
+from dfs.chunkstore.fs import FsChunkStore
+from dfs.client.api import ApiClient
+from dfs.client.http import make_session
+from dfs.client.node import NodeClient
+from dfs.config import NodeConfig
+from dfs.errors import DfsError, InvalidRequest
+from dfs.ids import parse_chunk_id
+from dfs.meta import open_metadata_store
+from dfs.meta.base import MetadataStore
+from dfs.node.heartbeat import (
+    ApiRegistrar,
+    MetaRegistrar,
+    Registrar,
+    heartbeat_loop,
+    heartbeat_once,
+)
+from dfs.replication import fan_out
+from dfs.server import error_middleware, healthz, query_param, read_body, read_json
+
+log = logging.getLogger("dfs.node")
+
+CONFIG = web.AppKey("config", NodeConfig)
+STORE = web.AppKey("store", FsChunkStore)
+NODES = web.AppKey("nodes", NodeClient)
+
+MAX_FORWARD_TARGETS = 8
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+def _forward_targets(header: str) -> list[str]:
+    targets = [t.strip().rstrip("/") for t in header.split(",") if t.strip()]
+    if len(targets) > MAX_FORWARD_TARGETS:
+        raise InvalidRequest(f"at most {MAX_FORWARD_TARGETS} forward targets")
+    for t in targets:
+        if not t.startswith(("http://", "https://")) or any(c in t for c in " @?#"):
+            raise InvalidRequest(f"bad forward target {t!r}")
+    return targets
+
+
+async def store_chunk(request: web.Request) -> web.Response:
+    app = request.app
+    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    forwarded = request.headers.get(protocol.FORWARDED) == "1"
+    targets = [] if forwarded else _forward_targets(request.headers.get(protocol.FORWARD_TO, ""))
+    data = await read_body(request, protocol.MAX_CHUNK_SIZE)
+    stored = await app[STORE].put(chunk_id, data)
+    replicas = [app[CONFIG].node_id]
+    if targets:
+        replicas += await fan_out(
+            app[NODES], chunk_id, data, targets, app[CONFIG].replication_timeout
+        )
+    body = {
+        "chunk_id": chunk_id,
+        "node_id": app[CONFIG].node_id,
+        "stored": stored,
+        "size": len(data),
+        "replicas": replicas,
+    }
+    return web.json_response(body, status=201 if stored else 200)
+
+
+async def get_chunk(request: web.Request) -> web.Response:
+    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    data = await request.app[STORE].get(chunk_id)
+    return web.Response(body=data, content_type="application/octet-stream")
+
+
+async def has_chunks(request: web.Request) -> web.Response:
+    body = await read_json(request, 128 * protocol.MAX_HAS_CHUNKS)
+    raw = body.get("chunk_ids")
+    if not isinstance(raw, list) or len(raw) > protocol.MAX_HAS_CHUNKS:
+        raise InvalidRequest(f"chunk_ids must be a list of at most {protocol.MAX_HAS_CHUNKS} ids")
+    ids = [parse_chunk_id(c) for c in raw]
+    present = await request.app[STORE].has(ids)
+    return web.json_response({"present": sorted(present)})
+
+
+async def status(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    capacity = await asyncio.to_thread(lambda: store.capacity_bytes)
+    return web.json_response(
+        {
+            "node_id": request.app[CONFIG].node_id,
+            "used_bytes": store.used_bytes,
+            "capacity_bytes": capacity,
+            "chunk_count": store.chunk_count,
+        }
+    )
+
+
+def make_app(cfg: NodeConfig, store: FsChunkStore, nodes: NodeClient) -> web.Application:
+    # The body bound is enforced by read_body; aiohttp's own bound only applies to post().
+    app = web.Application(middlewares=[error_middleware], client_max_size=protocol.MAX_CHUNK_SIZE)
+    app[CONFIG] = cfg
+    app[STORE] = store
+    app[NODES] = nodes
+    app.router.add_put(protocol.STORE_CHUNK, store_chunk)
+    app.router.add_get(protocol.GET_CHUNK, get_chunk)
+    app.router.add_post(protocol.HAS_CHUNKS, has_chunks)
+    app.router.add_get(protocol.NODE_STATUS, status)
+    app.router.add_get(protocol.HEALTHZ, healthz)
+    return app
+
+
+@dataclass
+class RunningNode:
+    """A started node: its app runner, resources and heartbeat task."""
+
+    cfg: NodeConfig
+    runner: web.AppRunner
+    port: int
+    store: FsChunkStore
+    registrar: Registrar
+    closers: list[Closable] = field(default_factory=list)
+    heartbeat: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.cfg.advertise_host}:{self.port}"
+
+    async def stop(self, *, deregister: bool = True) -> None:
+        """Stop heartbeats, leave the registry, drain in-flight requests, close resources."""
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.heartbeat
+        if deregister:
+            try:
+                await asyncio.wait_for(self.registrar.deregister(self.cfg.node_id), 5.0)
+            except (DfsError, TimeoutError) as exc:
+                log.warning("could not deregister %s: %s", self.cfg.node_id, exc)
+        await self.runner.cleanup()
+        for res in reversed(self.closers):
+            await res.close()
+
+
+async def start_node(cfg: NodeConfig) -> RunningNode:
+    """Open the store, bind, register once (so the node is placeable when this returns),
+    then keep heartbeating in the background."""
+    store = await FsChunkStore.open(cfg.data_dir, cfg.capacity_bytes)
+    session = make_session()
+    closers: list[Closable] = [session]
+    registrar: Registrar
+    meta: MetadataStore | None = None
+    if cfg.meta_url:
+        meta = await open_metadata_store(cfg.meta_url)
+        closers.append(meta)
+        registrar = MetaRegistrar(meta)
+    else:
+        assert cfg.api_url is not None  # config guarantees one of the two
+        registrar = ApiRegistrar(ApiClient(session, cfg.api_url))
+    app = make_app(cfg, store, NodeClient(session))
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port)
+    await site.start()
+    port = int(runner.addresses[0][1])
+    node = RunningNode(cfg, runner, port, store, registrar, closers)
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            await heartbeat_once(cfg, port, store, registrar)
+            break
+        except DfsError as exc:
+            if time.monotonic() > deadline:
+                await node.stop(deregister=False)
+                raise
+            log.warning("first registration failed, retrying: %s", exc.message)
+            await asyncio.sleep(0.5)
+    node.heartbeat = asyncio.create_task(heartbeat_loop(cfg, port, store, registrar))
+    return node

@@ -1,0 +1,95 @@
+"""Node registration: a heartbeat loop that keeps the node's registry entry alive.
+
+Two ways to reach the registry, chosen by configuration: write it directly in the metadata
+store (``DFS_META_URL``, the seed's design: nodes work while the API is down), or post it to
+the API (``DFS_API_URL``: nodes need no metadata credentials). ``heartbeat_once`` is the
+one-shot step tests call; ``heartbeat_loop`` repeats it with backoff on errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import Protocol
+
+from dfs.chunkstore.fs import FsChunkStore
+from dfs.client.api import ApiClient
+from dfs.config import NodeConfig
+from dfs.errors import DfsError
+from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord
+
+log = logging.getLogger("dfs.node.heartbeat")
+
+
+class Registrar(Protocol):
+    async def heartbeat(self, node: NodeRecord) -> None: ...
+    async def deregister(self, node_id: str) -> None: ...
+
+
+class MetaRegistrar:
+    """Writes the registry entry straight into the metadata store."""
+
+    def __init__(self, meta: MetadataStore) -> None:
+        self._meta = meta
+
+    async def heartbeat(self, node: NodeRecord) -> None:
+        await self._meta.upsert_node(node)
+
+    async def deregister(self, node_id: str) -> None:
+        await self._meta.remove_node(node_id)
+
+
+class ApiRegistrar:
+    """Posts the registry entry to the API, which stamps it with its own clock."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+
+    async def heartbeat(self, node: NodeRecord) -> None:
+        await self._api.heartbeat(dataclasses.asdict(node))
+
+    async def deregister(self, node_id: str) -> None:
+        await self._api.deregister(node_id)
+
+
+def node_record(cfg: NodeConfig, port: int, store: FsChunkStore, now: float) -> NodeRecord:
+    return NodeRecord(
+        node_id=cfg.node_id,
+        host=cfg.advertise_host,
+        port=port,
+        zone=cfg.zone,
+        capacity_bytes=store.capacity_bytes,
+        used_bytes=store.used_bytes,
+        status=NODE_UP,
+        last_heartbeat=now,
+        expires_at=now + cfg.heartbeat_timeout,
+    )
+
+
+async def heartbeat_once(
+    cfg: NodeConfig, port: int, store: FsChunkStore, registrar: Registrar
+) -> None:
+    now = time.time()
+    rec = await asyncio.to_thread(node_record, cfg, port, store, now)  # disk_usage is a syscall
+    await registrar.heartbeat(rec)
+
+
+async def heartbeat_loop(
+    cfg: NodeConfig, port: int, store: FsChunkStore, registrar: Registrar
+) -> None:
+    """Heartbeat every interval; on errors retry sooner, never give up, stop on cancel."""
+    failures = 0
+    while True:
+        try:
+            await heartbeat_once(cfg, port, store, registrar)
+            if failures:
+                log.info("heartbeat recovered after %d failures", failures)
+            failures = 0
+            delay = cfg.heartbeat_interval
+        except DfsError as exc:
+            failures += 1
+            delay = min(cfg.heartbeat_interval, 0.25 * 2 ** min(failures, 5))
+            log.warning("heartbeat failed (%d in a row): %s", failures, exc.message)
+        await asyncio.sleep(delay)

@@ -1,0 +1,90 @@
+"""``dfs-node``: parse flags and environment, start the node, stop cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dfs.config import NodeConfig, load_node_config
+from dfs.errors import ConfigError, DfsError
+from dfs.node.app import start_node
+
+
+def default_node_id(data_dir: Path) -> str:
+    """A generated id kept in the data directory, so a restarted node is the same node."""
+    path = data_dir / "node_id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    node_id = f"node-{secrets.token_hex(4)}"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(node_id + "\n")
+    os.replace(tmp, path)
+    return node_id
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dfs-node", description="dfs storage node")
+    p.add_argument("--port", help="listen port (NODE_PORT)")
+    p.add_argument("--host", help="bind address (DFS_NODE_HOST)")
+    p.add_argument("--data-dir", help="chunk directory (DFS_DATA_DIR)")
+    p.add_argument("--node-id", help="node id (NODE_ID)")
+    p.add_argument("--meta-url", help="metadata store URL (DFS_META_URL)")
+    p.add_argument("--api-url", help="API URL for registration (DFS_API_URL)")
+    return p.parse_args(argv)
+
+
+def load(argv: Sequence[str] | None) -> NodeConfig:
+    args = parse_args(argv)
+    env = dict(os.environ)
+    flags = {
+        "NODE_PORT": args.port,
+        "DFS_NODE_HOST": args.host,
+        "DFS_DATA_DIR": args.data_dir,
+        "NODE_ID": args.node_id,
+        "DFS_META_URL": args.meta_url,
+        "DFS_API_URL": args.api_url,
+    }
+    env.update({k: v for k, v in flags.items() if v is not None})
+    return load_node_config(env, default_node_id)
+
+
+async def serve(cfg: NodeConfig) -> None:
+    node = await start_node(cfg)
+    print(f"dfs-node {cfg.node_id} listening on {node.url} data={cfg.data_dir}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logging.getLogger("dfs.node").info("stopping: draining requests and deregistering")
+    await node.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("DFS_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        cfg = load(argv)
+        asyncio.run(serve(cfg))
+    except ConfigError as exc:
+        print(f"dfs-node: invalid configuration: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except DfsError as exc:
+        print(f"dfs-node: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"dfs-node: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""The API coordinator (``dfs-api``)."""

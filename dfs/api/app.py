@@ -1,0 +1,184 @@
+"""The API coordinator's aiohttp app: routes that parse requests and call the Coordinator.
+
+| method | path                   | answer                                                   |
+|--------|------------------------|----------------------------------------------------------|
+| POST   | /init-upload           | file id + which chunks to send where; 503 too few nodes  |
+| POST   | /finalize-upload       | the committed file; 409 incomplete_upload lists missing  |
+| GET    | /download-plan         | chunks in order with live replicas; 404 unknown/pending  |
+| PUT    | /proxy-chunk-upload    | store a chunk through the API (hash checked here too)    |
+| GET    | /proxy-chunk-download  | a verified chunk through the API                         |
+| GET    | /files                 | committed files, paged by ``limit`` and ``after``        |
+| GET    | /admin/stats           | dedup and cluster counters                               |
+| GET    | /nodes                 | registry entries with liveness                           |
+| POST   | /nodes/heartbeat       | a node's registry entry (nodes configured with DFS_API_URL) |
+| POST   | /nodes/deregister      | remove a node's entry on clean shutdown                  |
+| GET    | /healthz               | liveness                                                 |
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dfs import protocol
+from dfs.api.service import Coordinator, UploadRequest
+from dfs.client.http import make_session
+from dfs.client.node import NodeClient
+from dfs.config import ApiConfig
+from dfs.errors import InvalidRequest
+from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id
+from dfs.meta import open_metadata_store
+from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord
+from dfs.server import error_middleware, healthz, query_param, read_body, read_json
+
+COORDINATOR = web.AppKey("coordinator", Coordinator)
+
+MAX_PAGE = 1000
+
+
+async def init_upload(request: web.Request) -> web.Response:
+    body = await read_json(request, protocol.MAX_JSON_BODY)
+    plan = await request.app[COORDINATOR].init_upload(UploadRequest.parse(body))
+    return web.json_response(plan, status=201)
+
+
+async def finalize_upload(request: web.Request) -> web.Response:
+    body = await read_json(request, 64 * 1024)
+    file_id = parse_file_id(body.get("file_id"))
+    return web.json_response(await request.app[COORDINATOR].finalize_upload(file_id))
+
+
+async def download_plan(request: web.Request) -> web.Response:
+    file_id = parse_file_id(query_param(request, "file_id"))
+    return web.json_response(await request.app[COORDINATOR].download_plan(file_id))
+
+
+async def proxy_chunk_upload(request: web.Request) -> web.Response:
+    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    data = await read_body(request, protocol.MAX_CHUNK_SIZE)
+    answer = await request.app[COORDINATOR].proxy_put(chunk_id, data)
+    return web.json_response(answer, status=201 if answer.get("stored") else 200)
+
+
+async def proxy_chunk_download(request: web.Request) -> web.Response:
+    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    data = await request.app[COORDINATOR].proxy_get(chunk_id)
+    return web.Response(body=data, content_type="application/octet-stream")
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"{name} must be within [{lo}, {hi}]")
+    return value
+
+
+async def list_files(request: web.Request) -> web.Response:
+    limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
+    after = request.query.get("after")
+    if after is not None:
+        after = parse_file_id(after, "after")
+    return web.json_response(await request.app[COORDINATOR].list_files(limit, after))
+
+
+async def admin_stats(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[COORDINATOR].stats())
+
+
+async def list_nodes(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[COORDINATOR].node_list())
+
+
+async def node_heartbeat(request: web.Request) -> web.Response:
+    body = await read_json(request, 64 * 1024)
+    coord = request.app[COORDINATOR]
+    port, cap, used = body.get("port"), body.get("capacity_bytes", 0), body.get("used_bytes", 0)
+    host = body.get("host")
+    if not isinstance(host, str) or not 0 < len(host) <= 255 or any(c in host for c in "/@ ?#"):
+        raise InvalidRequest("host must be an address or host name")
+    for name, value in (("port", port), ("capacity_bytes", cap), ("used_bytes", used)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidRequest(f"{name} must be a non-negative integer")
+    assert isinstance(port, int)
+    assert isinstance(cap, int)
+    assert isinstance(used, int)
+    if not 0 < port <= 65535:
+        raise InvalidRequest("port must be within [1, 65535]")
+    now = time.time()
+    await coord.meta.upsert_node(
+        NodeRecord(
+            node_id=parse_node_id(body.get("node_id")),
+            host=host,
+            port=port,
+            zone=str(body.get("zone", ""))[:64],
+            capacity_bytes=cap,
+            used_bytes=used,
+            status=NODE_UP,
+            last_heartbeat=now,
+            expires_at=now + coord.cfg.heartbeat_timeout,
+        )
+    )
+    return web.json_response({"ok": True, "expires_at": now + coord.cfg.heartbeat_timeout})
+
+
+async def node_deregister(request: web.Request) -> web.Response:
+    body = await read_json(request, 4096)
+    await request.app[COORDINATOR].meta.remove_node(parse_node_id(body.get("node_id")))
+    return web.json_response({"ok": True})
+
+
+def make_app(coordinator: Coordinator) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=protocol.MAX_JSON_BODY)
+    app[COORDINATOR] = coordinator
+    r = app.router
+    r.add_post(protocol.INIT_UPLOAD, init_upload)
+    r.add_post(protocol.FINALIZE_UPLOAD, finalize_upload)
+    r.add_get(protocol.DOWNLOAD_PLAN, download_plan)
+    r.add_put(protocol.PROXY_CHUNK_UPLOAD, proxy_chunk_upload)
+    r.add_get(protocol.PROXY_CHUNK_DOWNLOAD, proxy_chunk_download)
+    r.add_get(protocol.FILES, list_files)
+    r.add_get(protocol.ADMIN_STATS, admin_stats)
+    r.add_get(protocol.NODES, list_nodes)
+    r.add_post(protocol.NODE_HEARTBEAT, node_heartbeat)
+    r.add_post(protocol.NODE_DEREGISTER, node_deregister)
+    r.add_get(protocol.HEALTHZ, healthz)
+    return app
+
+
+@dataclass
+class RunningApi:
+    runner: web.AppRunner
+    port: int
+    host: str
+    meta: MetadataStore
+    coordinator: Coordinator
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Drain in-flight requests, then close the node client session and the store."""
+        await self.runner.cleanup()
+        await self.coordinator.nodes.close()
+        await self.meta.close()
+
+
+async def start_api(cfg: ApiConfig) -> RunningApi:
+    meta = await open_metadata_store(cfg.meta_url)
+    session = make_session()
+    coordinator = Coordinator(cfg, meta, NodeClient(session))
+    runner = web.AppRunner(make_app(coordinator), access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port)
+    await site.start()
+    port = int(runner.addresses[0][1])
+    return RunningApi(runner, port, cfg.host, meta, coordinator)

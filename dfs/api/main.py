@@ -1,0 +1,69 @@
+"""``dfs-api``: parse flags and environment, serve the coordinator, stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from dfs.api.app import start_api
+from dfs.config import ApiConfig, load_api_config
+from dfs.errors import ConfigError, DfsError
+
+
+def load(argv: Sequence[str] | None) -> ApiConfig:
+    p = argparse.ArgumentParser(prog="dfs-api", description="dfs API coordinator")
+    p.add_argument("--port", help="listen port (DFS_API_PORT)")
+    p.add_argument("--host", help="bind address (DFS_API_HOST)")
+    p.add_argument("--meta-url", help="metadata store URL (DFS_META_URL)")
+    p.add_argument("--data-dir", help="data directory (DFS_DATA_DIR)")
+    args = p.parse_args(argv)
+    env = dict(os.environ)
+    flags = {
+        "DFS_API_PORT": args.port,
+        "DFS_API_HOST": args.host,
+        "DFS_META_URL": args.meta_url,
+        "DFS_DATA_DIR": args.data_dir,
+    }
+    env.update({k: v for k, v in flags.items() if v is not None})
+    return load_api_config(env)
+
+
+async def serve(cfg: ApiConfig) -> None:
+    api = await start_api(cfg)
+    print(
+        f"dfs-api listening on {api.url} meta={cfg.meta_url} "
+        f"replication_factor={cfg.replication_factor}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logging.getLogger("dfs.api").info("stopping: draining in-flight requests")
+    await api.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("DFS_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        cfg = load(argv)
+        asyncio.run(serve(cfg))
+    except ConfigError as exc:
+        print(f"dfs-api: invalid configuration: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except DfsError as exc:
+        print(f"dfs-api: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"dfs-api: {exc}", file=sys.stderr)
+        return 1
+    return 0

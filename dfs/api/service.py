@@ -1,0 +1,378 @@
+"""The coordinator's logic: upload plans, finalize, download plans, proxying, statistics.
+
+Handlers parse HTTP and call this; it knows nothing of aiohttp.web. State lives only in the
+metadata store, so several API processes can serve one cluster.
+
+Trust: the client's word is never taken for where chunks are. ``finalize`` asks the live
+nodes which chunks they hold (nodes verified each chunk's sha256 before storing it) and
+commits only when every chunk has REPLICATION_FACTOR copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dfs import placement, protocol
+from dfs.chunking import ChunkerProfile
+from dfs.client.node import NodeClient
+from dfs.config import ApiConfig
+from dfs.errors import (
+    ChunkNotFound,
+    DfsError,
+    FileNotFound,
+    IncompleteUpload,
+    IntegrityError,
+    InvalidRequest,
+    Unavailable,
+)
+from dfs.ids import new_file_id, parse_chunk_id, parse_sha256
+from dfs.meta.base import (
+    FILE_COMPLETE,
+    FileRecord,
+    Location,
+    ManifestEntry,
+    MetadataStore,
+    NodeRecord,
+)
+
+log = logging.getLogger("dfs.api")
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    name: str
+    size: int
+    sha256: str
+    chunker: str
+    manifest: list[ManifestEntry]
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> UploadRequest:
+        name = body.get("name")
+        if not isinstance(name, str) or not 0 < len(name) <= protocol.MAX_FILE_NAME:
+            raise InvalidRequest(f"name must be a string of 1-{protocol.MAX_FILE_NAME} characters")
+        if "\x00" in name:
+            raise InvalidRequest("name must not contain NUL")
+        size = body.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidRequest("size must be a non-negative integer")
+        sha256 = parse_sha256(body.get("sha256"))
+        chunker = str(ChunkerProfile.parse(str(body.get("chunker", ""))))
+        chunks = body.get("chunks")
+        if not isinstance(chunks, list) or len(chunks) > protocol.MAX_CHUNKS_PER_FILE:
+            raise InvalidRequest(f"chunks must be a list of at most {protocol.MAX_CHUNKS_PER_FILE}")
+        manifest: list[ManifestEntry] = []
+        offset = 0
+        for i, c in enumerate(chunks):
+            if not isinstance(c, dict):
+                raise InvalidRequest(f"chunks[{i}] must be an object")
+            chunk_id = parse_chunk_id(c.get("sha256"), f"chunks[{i}].sha256")
+            n = c.get("size")
+            if (
+                not isinstance(n, int)
+                or isinstance(n, bool)
+                or not 0 < n <= protocol.MAX_CHUNK_SIZE
+            ):
+                raise InvalidRequest(
+                    f"chunks[{i}].size must be an integer in [1, {protocol.MAX_CHUNK_SIZE}]"
+                )
+            manifest.append(ManifestEntry(offset, n, chunk_id))
+            offset += n
+        if offset != size:
+            raise InvalidRequest(f"chunk sizes add up to {offset}, not the file size {size}")
+        return cls(name, size, sha256, chunker, manifest)
+
+
+def _sha256_hex(data: bytes | bytearray) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def distinct_chunks(manifest: Sequence[ManifestEntry]) -> dict[str, int]:
+    """chunk id -> size, in first-seen order."""
+    out: dict[str, int] = {}
+    for e in manifest:
+        out.setdefault(e.chunk_id, e.size)
+    return out
+
+
+def node_ref(node: NodeRecord) -> dict[str, str]:
+    return {"node_id": node.node_id, "url": node.url}
+
+
+def _candidates(nodes: Sequence[NodeRecord]) -> list[placement.Candidate]:
+    return [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in nodes]
+
+
+class Coordinator:
+    def __init__(
+        self,
+        cfg: ApiConfig,
+        meta: MetadataStore,
+        nodes: NodeClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.meta = meta
+        self.nodes = nodes
+        self.clock = clock
+
+    @property
+    def rf(self) -> int:
+        return self.cfg.replication_factor
+
+    async def live_nodes(self) -> list[NodeRecord]:
+        return await self.meta.list_live_nodes(self.clock())
+
+    async def _writable_nodes(self) -> list[NodeRecord]:
+        live = await self.live_nodes()
+        if len(live) < self.rf:
+            raise Unavailable(
+                f"only {len(live)} live storage node(s), REPLICATION_FACTOR={self.rf} needs "
+                f"{self.rf}: start more nodes or lower REPLICATION_FACTOR"
+            )
+        return live
+
+    def place(self, chunk_id: str, size: int, live: Sequence[NodeRecord]) -> list[NodeRecord]:
+        """The nodes a new chunk goes to: rendezvous over live nodes with room for it."""
+        by_id = {n.node_id: n for n in live}
+        roomy = [n for n in live if n.free_bytes >= size] or list(live)
+        chosen = placement.choose(chunk_id, _candidates(roomy), self.rf)
+        if len(chosen) < self.rf:
+            raise Unavailable(f"only {len(chosen)} node(s) can take chunk {chunk_id[:12]}")
+        return [by_id[c.node_id] for c in chosen]
+
+    # --- upload ---------------------------------------------------------------------------
+
+    async def init_upload(self, req: UploadRequest, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+        live = await self._writable_nodes()
+        live_ids = {n.node_id for n in live}
+        chunks = distinct_chunks(req.manifest)
+        locations = await self.meta.get_locations(list(chunks))
+        upload = []
+        for chunk_id, size in chunks.items():
+            if len(locations[chunk_id] & live_ids) >= self.rf:
+                continue
+            targets = self.place(chunk_id, size, live)
+            upload.append(
+                {"sha256": chunk_id, "size": size, "targets": [node_ref(n) for n in targets]}
+            )
+        file_id = new_file_id()
+        rec = FileRecord(
+            file_id=file_id,
+            name=req.name,
+            size=req.size,
+            sha256=req.sha256,
+            chunker=req.chunker,
+            tenant=tenant,
+            created_at=self.clock(),
+            chunk_count=len(req.manifest),
+        )
+        await self.meta.create_file(rec, req.manifest)
+        return {
+            "file_id": file_id,
+            "replication_factor": self.rf,
+            "chunks_total": len(req.manifest),
+            "chunks_distinct": len(chunks),
+            "upload": upload,
+        }
+
+    async def finalize_upload(self, file_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+        rec = await self.meta.get_file(file_id, tenant)
+        if rec.state != FILE_COMPLETE:
+            manifest = await self.meta.get_manifest(file_id)
+            chunks = distinct_chunks(manifest)
+            live = await self.live_nodes()
+            holders = await self._holders(chunks, live)
+            missing = [c for c, nodes in holders.items() if len(nodes) < self.rf]
+            if missing:
+                raise IncompleteUpload(
+                    f"{len(missing)} of {len(chunks)} chunks have fewer than "
+                    f"{self.rf} copies; send them and finalize again",
+                    missing=missing[:100],
+                )
+            rec = await self.meta.commit_file(file_id, self.clock())
+        return file_body(rec)
+
+    async def _holders(
+        self, chunks: dict[str, int], live: Sequence[NodeRecord]
+    ) -> dict[str, set[str]]:
+        """Ask every live node which of ``chunks`` it holds, and record what they answer.
+
+        A node that does not answer counts for nothing; a copy a node no longer has is
+        forgotten, so the locations table converges on what the disks really hold.
+        """
+        ids = list(chunks)
+        answers = await asyncio.gather(
+            *(self.nodes.has_chunks(n.url, ids) for n in live), return_exceptions=True
+        )
+        holders: dict[str, set[str]] = {c: set() for c in ids}
+        answered: set[str] = set()
+        for node, answer in zip(live, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, DfsError):
+                    raise answer
+                log.warning("node %s did not answer has-chunks: %s", node.node_id, answer.message)
+                continue
+            answered.add(node.node_id)
+            for c in answer:
+                if c in holders:
+                    holders[c].add(node.node_id)
+        known = await self.meta.get_locations(ids)
+        new = [Location(c, node_id, chunks[c]) for c in ids for node_id in holders[c] - known[c]]
+        gone = [
+            Location(c, node_id, chunks[c])
+            for c in ids
+            for node_id in (known[c] - holders[c]) & answered
+        ]
+        if gone:
+            log.warning("%d recorded chunk copies were not found on their nodes", len(gone))
+            await self.meta.remove_locations(gone)
+        if new:
+            await self.meta.add_locations(new, self.clock())
+        return holders
+
+    # --- download -------------------------------------------------------------------------
+
+    async def get_complete_file(self, file_id: str, tenant: str = DEFAULT_TENANT) -> FileRecord:
+        rec = await self.meta.get_file(file_id, tenant)
+        if rec.state != FILE_COMPLETE:
+            raise FileNotFound(f"no file {file_id}")  # unfinished files do not exist to readers
+        return rec
+
+    async def download_plan(self, file_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+        rec = await self.get_complete_file(file_id, tenant)
+        manifest = await self.meta.get_manifest(file_id)
+        live = {n.node_id: n for n in await self.live_nodes()}
+        locations = await self.meta.get_locations(list(distinct_chunks(manifest)))
+        replicas: dict[str, list[dict[str, str]]] = {}
+        for chunk_id, holders in locations.items():
+            up = [live[h] for h in holders if h in live]
+            if not up:
+                raise Unavailable(
+                    f"chunk {chunk_id[:12]} of file {file_id} has no live replica right now"
+                )
+            ranked = placement.rank(chunk_id, _candidates(up))
+            replicas[chunk_id] = [node_ref(live[c.node_id]) for c in ranked]
+        body = file_body(rec)
+        body["chunks"] = [
+            {
+                "offset": e.offset,
+                "size": e.size,
+                "sha256": e.chunk_id,
+                "replicas": replicas[e.chunk_id],
+            }
+            for e in manifest
+        ]
+        return body
+
+    # --- proxy ----------------------------------------------------------------------------
+
+    async def proxy_put(self, chunk_id: str, data: bytearray) -> dict[str, Any]:
+        digest = await asyncio.to_thread(_sha256_hex, data)
+        if digest != chunk_id:
+            raise IntegrityError(f"body does not hash to chunk {chunk_id}")
+        live = await self._writable_nodes()
+        targets = self.place(chunk_id, len(data), live)
+        urls = [n.url for n in targets]
+        last: DfsError | None = None
+        for i in range(len(urls)):  # rotate the primary on failure
+            order = urls[i:] + urls[:i]
+            try:
+                return await self.nodes.put_chunk(
+                    order[0],
+                    chunk_id,
+                    data,
+                    forward_to=order[1:],
+                    timeout=self.cfg.replication_timeout,
+                )
+            except DfsError as exc:
+                if isinstance(exc, IntegrityError | InvalidRequest):
+                    raise
+                last = exc
+        assert last is not None
+        raise last
+
+    async def proxy_get(self, chunk_id: str) -> bytes:
+        live = {n.node_id: n for n in await self.live_nodes()}
+        holders = (await self.meta.get_locations([chunk_id]))[chunk_id]
+        up = [live[h] for h in holders if h in live]
+        for cand in placement.rank(chunk_id, _candidates(up)):
+            try:
+                data = await self.nodes.get_chunk(live[cand.node_id].url, chunk_id)
+            except DfsError as exc:
+                log.warning("proxy read of %s from %s failed: %s", chunk_id[:12], cand.node_id, exc)
+                continue
+            digest = await asyncio.to_thread(_sha256_hex, data)
+            if digest == chunk_id:
+                return data
+            log.error("node %s returned bad bytes for chunk %s", cand.node_id, chunk_id[:12])
+        raise ChunkNotFound(f"no live node could serve chunk {chunk_id}")
+
+    # --- status ---------------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, Any]:
+        s = await self.meta.get_stats()
+        live = await self.live_nodes()
+        return {
+            "total_files": s.total_files,
+            "logical_bytes": s.logical_bytes,
+            "stored_bytes": s.stored_bytes,
+            "unique_chunks": s.unique_chunks,
+            "duplicates_avoided": s.duplicates_avoided,
+            "total_bytes_saved": s.total_bytes_saved,
+            "dedup_ratio": round(s.logical_bytes / s.stored_bytes, 4) if s.stored_bytes else 1.0,
+            "replicated_bytes": sum(n.used_bytes for n in live),
+            "live_nodes": len(live),
+            "replication_factor": self.rf,
+        }
+
+    async def node_list(self) -> dict[str, Any]:
+        now = self.clock()
+        nodes = await self.meta.list_nodes()
+        return {
+            "replication_factor": self.rf,
+            "live": sum(1 for n in nodes if n.expires_at > now),
+            "nodes": [
+                {
+                    "node_id": n.node_id,
+                    "url": n.url,
+                    "zone": n.zone,
+                    "capacity_bytes": n.capacity_bytes,
+                    "used_bytes": n.used_bytes,
+                    "status": n.status if n.expires_at > now else "down",
+                    "live": n.expires_at > now,
+                    "last_heartbeat": n.last_heartbeat,
+                }
+                for n in nodes
+            ],
+        }
+
+    async def list_files(
+        self, limit: int, after: str | None, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        files = await self.meta.list_files(tenant, limit=limit, after=after)
+        return {
+            "files": [file_body(f) for f in files],
+            "next_after": files[-1].file_id if len(files) == limit else None,
+        }
+
+
+def file_body(rec: FileRecord) -> dict[str, Any]:
+    return {
+        "file_id": rec.file_id,
+        "name": rec.name,
+        "size": rec.size,
+        "sha256": rec.sha256,
+        "chunker": rec.chunker,
+        "chunks": rec.chunk_count,
+        "state": rec.state,
+        "created_at": rec.created_at,
+    }

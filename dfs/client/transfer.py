@@ -1,0 +1,358 @@
+"""``Client``: upload and download files (the Python API the CLI is built on).
+
+Upload: chunk and hash the file in a worker thread (one pass, bounded memory), ask the API
+which chunks to send where, send the missing ones in parallel straight to their primary node
+(which forwards to the other replicas), then finalize. Each chunk is re-read and re-hashed
+just before it is sent, so a file that changes during the upload fails instead of storing a
+mix of versions.
+
+Download: fetch chunks in parallel within a bounded window, verify each chunk's sha256 and
+fail over to the next replica (then to the API proxy) on error or mismatch, write into a temp
+file beside the target, check the whole-file sha256, fsync and rename. Memory is bounded by
+``concurrency`` chunks in both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from dfs.chunking import ChunkerProfile, FileScan, scan_file
+from dfs.client.api import ApiClient
+from dfs.client.http import make_session
+from dfs.client.node import NodeClient
+from dfs.errors import (
+    ChunkNotFound,
+    DfsError,
+    IntegrityError,
+    InvalidRequest,
+    ReplicationError,
+    Unavailable,
+)
+
+log = logging.getLogger("dfs.client")
+
+DEFAULT_CONCURRENCY = 8
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    file_id: str
+    name: str
+    size: int
+    sha256: str
+    chunks: int
+    new_chunks: int
+    bytes_sent: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    file_id: str
+    name: str
+    path: str
+    size: int
+    sha256: str
+    chunks: int
+    failovers: int
+    seconds: float
+
+
+def _read_verified(fd: int, offset: int, size: int, chunk_id: str) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size or hashlib.sha256(data).hexdigest() != chunk_id:
+        raise IntegrityError("the file changed while it was being uploaded; upload it again")
+    return data
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def safe_basename(name: str, fallback: str) -> str:
+    """The last component of a stored name, safe to create in a directory."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if base in ("", ".", "..") or "\x00" in base:
+        return fallback
+    return base
+
+
+class Client:
+    """An async dfs client bound to one API URL; use ``async with Client(url) as c``."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        proxy: bool = False,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise InvalidRequest("concurrency must be >= 1")
+        self.api_url = api_url
+        self.concurrency = concurrency
+        self.proxy = proxy
+        self._own_session = session is None
+        self._session = session
+
+    @property
+    def api(self) -> ApiClient:
+        return ApiClient(self._require_session(), self.api_url)
+
+    @property
+    def nodes(self) -> NodeClient:
+        return NodeClient(self._require_session())
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use the Client inside 'async with Client(url) as client:'")
+        return self._session
+
+    async def __aenter__(self) -> Client:
+        if self._session is None:
+            # created here, inside the running loop, never in __init__
+            self._session = make_session(limit=max(2 * self.concurrency, 16))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- upload ---------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        profile: ChunkerProfile | None = None,
+        progress: ProgressFn | None = None,
+    ) -> UploadResult:
+        started = time.monotonic()
+        path = Path(path)
+        profile = profile or ChunkerProfile.parse("fastcdc:262144:1048576:4194304")
+        scan: FileScan = await asyncio.to_thread(scan_file, path, profile)
+        plan = await self.api.init_upload(
+            name=name or path.name,
+            size=scan.size,
+            sha256=scan.sha256,
+            chunker=str(profile),
+            chunks=[{"sha256": c.chunk_id, "size": c.size} for c in scan.chunks],
+        )
+        offsets: dict[str, int] = {}
+        for c in scan.chunks:
+            offsets.setdefault(c.chunk_id, c.offset)
+        todo: list[dict[str, Any]] = plan["upload"]
+        sent = 0
+        fd = os.open(path, os.O_RDONLY)
+        try:
+
+            async def send(item: dict[str, Any]) -> None:
+                nonlocal sent
+                chunk_id, size = str(item["sha256"]), int(item["size"])
+                data = await asyncio.to_thread(
+                    _read_verified, fd, offsets[chunk_id], size, chunk_id
+                )
+                await self._send_chunk(chunk_id, data, [str(t["url"]) for t in item["targets"]])
+                sent += size
+                if progress:
+                    progress(size)
+
+            await self._run_bounded(send, iter(todo))
+        finally:
+            os.close(fd)
+        done = await self.api.finalize_upload(plan["file_id"])
+        return UploadResult(
+            file_id=str(done["file_id"]),
+            name=str(done["name"]),
+            size=int(done["size"]),
+            sha256=str(done["sha256"]),
+            chunks=len(scan.chunks),
+            new_chunks=len(todo),
+            bytes_sent=sent,
+            seconds=time.monotonic() - started,
+        )
+
+    async def _send_chunk(self, chunk_id: str, data: bytes, targets: list[str]) -> None:
+        if self.proxy:
+            await self.api.proxy_put_chunk(chunk_id, data)
+            return
+        attempt = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(2 * len(targets), 2)),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            retry=retry_if_exception_type((Unavailable, ReplicationError)),
+            reraise=True,
+        )
+        async for try_ in retrying:
+            with try_:
+                # rotate the primary so a dead first target does not sink the chunk
+                i = attempt % len(targets)
+                attempt += 1
+                order = targets[i:] + targets[:i]
+                await self.nodes.put_chunk(order[0], chunk_id, data, forward_to=order[1:])
+
+    async def _run_bounded(
+        self, work: Callable[[dict[str, Any]], Awaitable[None]], items: Iterator[dict[str, Any]]
+    ) -> None:
+        """Run ``work`` over ``items`` with at most ``concurrency`` in flight; fail fast."""
+
+        async def worker() -> None:
+            for item in items:  # the shared iterator hands each item to one worker
+                await work(item)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(self.concurrency):
+                tg.create_task(worker())
+
+    # --- download -------------------------------------------------------------------------
+
+    async def download(
+        self, file_id: str, out: str | Path, *, progress: ProgressFn | None = None
+    ) -> DownloadResult:
+        started = time.monotonic()
+        plan = await self.api.download_plan(file_id)
+        target = Path(out)
+        if await asyncio.to_thread(target.is_dir):
+            target = target / safe_basename(str(plan["name"]), file_id)
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.dfs-part"
+        failovers = 0
+        whole = hashlib.sha256()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+
+            async def fetch(chunk: dict[str, Any]) -> bytes:
+                nonlocal failovers
+                data, misses = await self._fetch_chunk(chunk)
+                failovers += misses
+                return data
+
+            def write(offset: int, data: bytes) -> None:
+                view = memoryview(data)
+                while view:
+                    n = os.pwrite(fd, view, offset)
+                    view, offset = view[n:], offset + n
+                whole.update(data)
+
+            window: collections.deque[tuple[int, asyncio.Task[bytes]]] = collections.deque()
+            try:
+                for chunk in plan["chunks"]:
+                    if len(window) >= self.concurrency:
+                        await self._drain_one(window, write, progress)
+                    window.append((int(chunk["offset"]), asyncio.create_task(fetch(chunk))))
+                while window:
+                    await self._drain_one(window, write, progress)
+            finally:
+                for _off, task in window:
+                    task.cancel()
+                if window:
+                    await asyncio.gather(*(t for _o, t in window), return_exceptions=True)
+            await asyncio.to_thread(os.fsync, fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        if whole.hexdigest() != plan["sha256"]:
+            tmp.unlink(missing_ok=True)
+            raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
+        os.replace(tmp, target)
+        await asyncio.to_thread(_fsync_dir, target.parent)
+        return DownloadResult(
+            file_id=file_id,
+            name=str(plan["name"]),
+            path=str(target),
+            size=int(plan["size"]),
+            sha256=str(plan["sha256"]),
+            chunks=len(plan["chunks"]),
+            failovers=failovers,
+            seconds=time.monotonic() - started,
+        )
+
+    @staticmethod
+    async def _drain_one(
+        window: collections.deque[tuple[int, asyncio.Task[bytes]]],
+        write: Callable[[int, bytes], None],
+        progress: ProgressFn | None,
+    ) -> None:
+        offset, task = window[0]
+        data = await task
+        window.popleft()
+        await asyncio.to_thread(write, offset, data)
+        if progress:
+            progress(len(data))
+
+    async def _fetch_chunk(self, chunk: dict[str, Any]) -> tuple[bytes, int]:
+        """Verified bytes of one chunk, and how many sources failed before one served it."""
+        chunk_id = str(chunk["sha256"])
+        misses = 0
+        errors: list[str] = []
+        sources: list[Callable[[], Awaitable[bytes]]] = []
+        if not self.proxy:
+            for replica in chunk["replicas"]:
+                url = str(replica["url"])
+                sources.append(functools.partial(self.nodes.get_chunk, url, chunk_id))
+        sources.append(functools.partial(self.api.proxy_get_chunk, chunk_id))
+        for source in sources:
+            try:
+                data = await source()
+            except DfsError as exc:
+                misses += 1
+                errors.append(exc.message)
+                continue
+            good = len(data) == int(chunk["size"])
+            if good and await asyncio.to_thread(_sha256_hex, data) == chunk_id:
+                return data, misses
+            misses += 1
+            errors.append("bytes did not match the chunk's sha256")
+            log.warning("a source returned bad bytes for chunk %s; failing over", chunk_id[:12])
+        raise ChunkNotFound(
+            f"no replica returned good bytes for chunk {chunk_id[:12]}: {'; '.join(errors[-3:])}"
+        )
+
+    # --- status ---------------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, Any]:
+        return await self.api.stats()
+
+    async def list_nodes(self) -> dict[str, Any]:
+        return await self.api.nodes()

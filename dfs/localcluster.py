@@ -1,0 +1,354 @@
+"""A local cluster of real processes: one ``dfs-api`` and N ``dfs-node``s on loopback.
+
+Used by ``scripts/cluster.sh`` (start / status / stop a long-running cluster), by the
+end-to-end tests and by the benchmarks, so all three start processes the same way: the
+console scripts beside the running interpreter, a base folder holding the SQLite metadata,
+one data folder per node, one log per process and one pid file per process.
+
+Layout of the base folder: ``meta.db``, ``api/``, ``node1/`` ... ``nodeN/``, ``logs/*.log``,
+``pids/*.pid``. Standard library only (urllib for the readiness checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_LISTEN_RE = re.compile(r"listening on (http://\S+)")
+
+
+def console_script(name: str) -> str:
+    """The path of a console script installed beside this interpreter (or on PATH)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed (pip install -e .)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (OSError, ValueError, KeyError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    pidfile: Path
+    popen: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    log_offset: int = 0
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
+        out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.popen = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+        self.pidfile.write_text(f"{self.popen.pid}\n")
+
+    def wait_listening(self, timeout: float) -> str:
+        """Read this run's 'listening on URL' line from the log."""
+
+        def find() -> str | None:
+            if self.popen is not None and self.popen.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{tail}")
+            with open(self.log, "rb") as f:
+                f.seek(self.log_offset)
+                text = f.read().decode(errors="replace")
+            matches = _LISTEN_RE.findall(text)
+            return matches[-1] if matches else None
+
+        self.url = str(wait_for(find, timeout, f"{self.name} to listen"))
+        return self.url
+
+    def signal(self, sig: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def wait(self, timeout: float) -> int | None:
+        if self.popen is None:
+            return None
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (graceful: drain, deregister), then SIGKILL if it does not exit in time."""
+        if self.popen is None:
+            return
+        self.signal(signal.SIGTERM)
+        if self.wait(timeout) is None:
+            self.signal(signal.SIGKILL)
+            self.wait(timeout)
+        self.pidfile.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.wait(10.0)
+        self.pidfile.unlink(missing_ok=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+@dataclass
+class LocalCluster:
+    """API + N nodes as subprocesses under ``base``; ports are free ones unless given."""
+
+    base: Path
+    nodes: int = 3
+    replication_factor: int = 2
+    api_port: int = 0
+    node_ports: Sequence[int] = ()
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 4.0
+    env: Mapping[str, str] = field(default_factory=dict)
+    meta_url: str = ""
+    nodes_via_api: bool = False
+    """Nodes register through the API (DFS_API_URL only) instead of the metadata store."""
+    api: Proc | None = None
+    node_procs: list[Proc] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.base = self.base.resolve()
+        if not self.meta_url:
+            self.meta_url = f"sqlite:///{self.base / 'meta.db'}"
+
+    def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DFS_META_URL": self.meta_url,
+                "REPLICATION_FACTOR": str(self.replication_factor),
+                "NODE_HEARTBEAT_INTERVAL": str(self.heartbeat_interval),
+                "NODE_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.env)
+        env.update(extra)
+        return env
+
+    @property
+    def api_url(self) -> str:
+        if self.api is None or not self.api.url:
+            raise RuntimeError("cluster not started")
+        return self.api.url
+
+    def _node_proc(self, i: int) -> Proc:
+        port = self.node_ports[i - 1] if len(self.node_ports) >= i else 0
+        return Proc(
+            name=f"node{i}",
+            argv=[console_script("dfs-node")],
+            env=self._env(
+                {
+                    "NODE_ID": f"node{i}",
+                    "NODE_PORT": str(port),
+                    "DFS_DATA_DIR": str(self.base / f"node{i}"),
+                    "DFS_API_URL": self.api.url if self.api else "",
+                    **({"DFS_META_URL": ""} if self.nodes_via_api else {}),
+                }
+            ),
+            log=self.base / "logs" / f"node{i}.log",
+            pidfile=self.base / "pids" / f"node{i}.pid",
+        )
+
+    def start(self, timeout: float = 60.0) -> LocalCluster:
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.api = Proc(
+            name="api",
+            argv=[console_script("dfs-api")],
+            env=self._env(
+                {"DFS_API_PORT": str(self.api_port), "DFS_DATA_DIR": str(self.base / "api")}
+            ),
+            log=self.base / "logs" / "api.log",
+            pidfile=self.base / "pids" / "api.pid",
+        )
+        try:
+            self.api.start()
+            self.api.wait_listening(timeout)
+            self.node_procs = [self._node_proc(i) for i in range(1, self.nodes + 1)]
+            for proc in self.node_procs:
+                proc.start()
+            for proc in self.node_procs:
+                proc.wait_listening(timeout)
+            self.wait_live(self.nodes, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def node(self, i: int) -> Proc:
+        """Node ``i`` (1-based)."""
+        return self.node_procs[i - 1]
+
+    def restart_node(self, i: int, timeout: float = 30.0) -> None:
+        proc = self.node(i)
+        if proc.alive:
+            proc.stop()
+        proc.start()
+        proc.wait_listening(timeout)
+
+    def live_nodes(self) -> list[str]:
+        body = http_json(f"{self.api_url}/nodes")
+        return [n["node_id"] for n in body["nodes"] if n["live"]]
+
+    def wait_live(self, count: int, timeout: float = 30.0) -> None:
+        wait_for(lambda: len(self.live_nodes()) == count, timeout, f"{count} live nodes")
+
+    def stop(self) -> None:
+        for proc in [*self.node_procs, *([self.api] if self.api else [])]:
+            with contextlib.suppress(OSError):
+                proc.stop()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- command line: scripts/cluster.sh --------------------------------------------------------
+
+
+def _pids(base: Path) -> dict[str, int]:
+    out = {}
+    for f in sorted((base / "pids").glob("*.pid")):
+        with contextlib.suppress(ValueError, OSError):
+            out[f.stem] = int(f.read_text().strip())
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmd_stop(base: Path, timeout: float = 15.0) -> int:
+    pids = _pids(base)
+    # nodes first, so they deregister while the API still answers
+    for name in sorted(pids, key=lambda n: n == "api"):
+        pid = pids[name]
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            print(f"stopped {name} (pid {pid})")
+        (base / "pids" / f"{name}.pid").unlink(missing_ok=True)
+    return 0
+
+
+def cmd_status(base: Path, api_url: str) -> int:
+    for name, pid in _pids(base).items():
+        print(f"{name}\tpid {pid}\t{'running' if _alive(pid) else 'dead'}")
+    try:
+        body = http_json(f"{api_url}/nodes")
+    except (OSError, ValueError) as exc:
+        print(f"API {api_url} not answering: {exc}")
+        return 1
+    print(
+        f"API {api_url}: {body['live']} live node(s), "
+        f"replication factor {body['replication_factor']}"
+    )
+    for n in body["nodes"]:
+        print(f"  {n['node_id']}\t{n['url']}\t{n['status']}\t{n['used_bytes']} bytes used")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dfs.localcluster")
+    p.add_argument("command", choices=["start", "stop", "status"])
+    p.add_argument("--dir", default="dfs-data/local", help="base folder (default %(default)s)")
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--replication-factor", type=int, default=2)
+    p.add_argument("--api-port", type=int, default=8080)
+    p.add_argument("--first-node-port", type=int, default=9001)
+    args = p.parse_args(argv)
+    base = Path(args.dir).resolve()
+    api_url = f"http://127.0.0.1:{args.api_port}"
+    if args.command == "stop":
+        return cmd_stop(base)
+    if args.command == "status":
+        return cmd_status(base, api_url)
+    if any(_alive(pid) for pid in _pids(base).values()):
+        print(f"a cluster is already running under {base}; stop it first", file=sys.stderr)
+        return 1
+    cluster = LocalCluster(
+        base,
+        nodes=args.nodes,
+        replication_factor=args.replication_factor,
+        api_port=args.api_port,
+        node_ports=[args.first_node_port + i for i in range(args.nodes)],
+        heartbeat_interval=2.0,
+        heartbeat_timeout=10.0,
+    )
+    cluster.start()
+    print(f"API {cluster.api_url} with {args.nodes} nodes; logs in {base / 'logs'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

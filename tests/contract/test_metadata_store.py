@@ -34,8 +34,14 @@ def new_file(name: str = "f", chunks: list[tuple[str, int]] | None = None, tenan
         manifest.append(ManifestEntry(off, size, chunk_id))
         off += size
     rec = FileRecord(
-        file_id=str(uuid.uuid4()), name=name, size=off, sha256=cid(name), chunker="fixed:4096",
-        tenant=tenant, created_at=1.0, chunk_count=len(manifest),
+        file_id=str(uuid.uuid4()),
+        name=name,
+        size=off,
+        sha256=cid(name),
+        chunker="fixed:4096",
+        tenant=tenant,
+        created_at=1.0,
+        chunk_count=len(manifest),
     )
     return rec, manifest
 
@@ -134,7 +140,8 @@ async def test_locations(meta: MetadataStore) -> None:
     locs = await meta.get_locations([cid(1), cid(2)])
     assert locs == {cid(1): {"n1", "n2"}, cid(2): set()}
     chunks = await meta.get_chunks([cid(1)])
-    assert chunks[cid(1)].size == 10 and chunks[cid(1)].refcount == 0
+    assert chunks[cid(1)].size == 10
+    assert chunks[cid(1)].refcount == 0
     await meta.remove_locations([Location(cid(1), "n1", 10), Location(cid(9), "n1", 1)])
     assert (await meta.get_locations([cid(1)])) == {cid(1): {"n2"}}
 
@@ -143,4 +150,5 @@ async def test_many_locations_in_one_call(meta: MetadataStore) -> None:
     ids = [cid(i) for i in range(1200)]
     await meta.add_locations([Location(c, "n1", 1) for c in ids], 1.0)
     locs = await meta.get_locations(ids)
-    assert len(locs) == 1200 and all(v == {"n1"} for v in locs.values())
+    assert len(locs) == 1200
+    assert all(v == {"n1"} for v in locs.values())

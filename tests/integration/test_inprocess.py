@@ -1,0 +1,199 @@
+"""API + nodes in one event loop: the client library and the HTTP contract of each route."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from dfs import protocol
+from dfs.chunking import ChunkerProfile
+from dfs.client import Client
+from dfs.client.http import ChunkPayload
+from dfs.errors import FileNotFound, IncompleteUpload, IntegrityError, InvalidRequest, Unavailable
+from tests.integration.conftest import InProcessCluster
+
+pytestmark = pytest.mark.integration
+
+MIB = 1 << 20
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def call(method: str, url: str, **kw: Any) -> tuple[int, Any]:
+    if isinstance(kw.get("data"), bytes):
+        kw["data"] = ChunkPayload(kw["data"])
+    async with aiohttp.ClientSession() as s, s.request(method, url, **kw) as r:
+        body = await r.json(content_type=None) if r.content_type == "application/json" else None
+        return r.status, body
+
+
+async def test_client_round_trip_fixed_and_cdc(inproc: InProcessCluster, tmp_path: Path) -> None:
+    data = random.Random(1).randbytes(3 * MIB + 5)
+    src = tmp_path / "in.bin"
+    src.write_bytes(data)
+    async with Client(inproc.api.url, concurrency=4) as client:
+        for profile in (ChunkerProfile.fixed(256 * 1024), None):
+            up = await client.upload(src, profile=profile)
+            assert up.sha256 == sha(data)
+            out = tmp_path / f"out-{up.file_id}"
+            down = await client.download(up.file_id, out)
+            assert out.read_bytes() == data
+            assert down.size == len(data)
+        # into a directory: keeps the stored name
+        outdir = tmp_path / "dir"
+        outdir.mkdir()
+        down = await client.download(up.file_id, outdir)
+        assert Path(down.path) == outdir / "in.bin"
+        assert not list(outdir.glob(".*dfs-part"))
+
+
+async def test_store_chunk_verifies_and_is_idempotent(inproc: InProcessCluster) -> None:
+    node = inproc.nodes[0]
+    data = b"chunk bytes" * 1000
+    url = f"{node.url}{protocol.STORE_CHUNK}?chunk_id={sha(data)}"
+    status, body = await call("PUT", url, data=data)
+    assert (status, body["stored"]) == (201, True)
+    status, body = await call("PUT", url, data=data)
+    assert (status, body["stored"]) == (200, False)
+    assert node.store.chunk_count == 1
+    # wrong bytes for the id: 422, nothing stored
+    status, body = await call(
+        "PUT", f"{node.url}{protocol.STORE_CHUNK}?chunk_id={sha(b'x')}", data=b"y"
+    )
+    assert status == 422
+    assert body["error"]["code"] == "integrity_error"
+    assert node.store.chunk_count == 1
+    # a bad id never reaches the disk
+    status, body = await call(
+        "PUT", f"{node.url}{protocol.STORE_CHUNK}?chunk_id=../../x", data=b"y"
+    )
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    # body above the bound: 413
+    big = b"\0" * (protocol.MAX_CHUNK_SIZE + 1)
+    status, body = await call(
+        "PUT", f"{node.url}{protocol.STORE_CHUNK}?chunk_id={sha(big)}", data=big
+    )
+    assert (status, body["error"]["code"]) == (413, "payload_too_large")
+    # unknown route and wrong method are JSON errors too
+    status, body = await call("GET", f"{node.url}/nope")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, body = await call("POST", f"{node.url}{protocol.GET_CHUNK}")
+    assert (status, body["error"]["code"]) == (405, "method_not_allowed")
+    # has-chunks answers the subset present
+    status, body = await call(
+        "POST", f"{node.url}{protocol.HAS_CHUNKS}", json={"chunk_ids": [sha(data), sha(b"no")]}
+    )
+    assert (status, body["present"]) == (200, [sha(data)])
+
+
+async def test_forwarding_replicates_before_ack(inproc: InProcessCluster) -> None:
+    a, b, c = inproc.nodes
+    data = random.Random(2).randbytes(MIB)
+    url = f"{a.url}{protocol.STORE_CHUNK}?chunk_id={sha(data)}"
+    status, body = await call(
+        "PUT", url, data=data, headers={protocol.FORWARD_TO: f"{b.url},{c.url}"}
+    )
+    assert status == 201
+    assert sorted(body["replicas"]) == ["node1", "node2", "node3"]
+    for node in (a, b, c):
+        assert await node.store.has([sha(data)]) == {sha(data)}  # type: ignore[list-item]
+    # a dead forward target fails the write: sync replication promises every copy
+    other = random.Random(3).randbytes(1000)
+    status, body = await call(
+        "PUT",
+        f"{a.url}{protocol.STORE_CHUNK}?chunk_id={sha(other)}",
+        data=other,
+        headers={protocol.FORWARD_TO: "http://127.0.0.1:9"},
+    )
+    assert (status, body["error"]["code"]) == (502, "replication_failed")
+
+
+async def test_finalize_refuses_missing_chunks(inproc: InProcessCluster) -> None:
+    data = random.Random(4).randbytes(1000)
+    async with Client(inproc.api.url) as client:
+        plan = await client.api.init_upload(
+            name="x",
+            size=len(data),
+            sha256=sha(data),
+            chunker="fixed:4096",
+            chunks=[{"sha256": sha(data), "size": len(data)}],
+        )
+        assert [u["sha256"] for u in plan["upload"]] == [sha(data)]
+        assert len(plan["upload"][0]["targets"]) == 2
+        with pytest.raises(IncompleteUpload) as info:
+            await client.api.finalize_upload(plan["file_id"])
+        assert info.value.details["missing"] == [sha(data)]
+        # pending files do not exist for readers
+        with pytest.raises(FileNotFound):
+            await client.api.download_plan(plan["file_id"])
+        # only one copy: still incomplete
+        first = plan["upload"][0]["targets"][0]["url"]
+        await client.nodes.put_chunk(first, sha(data), data)
+        with pytest.raises(IncompleteUpload):
+            await client.api.finalize_upload(plan["file_id"])
+        second = plan["upload"][0]["targets"][1]["url"]
+        await client.nodes.put_chunk(second, sha(data), data)
+        done = await client.api.finalize_upload(plan["file_id"])
+        assert done["state"] == "complete"
+        # finalize is idempotent and counts once
+        await client.api.finalize_upload(plan["file_id"])
+        assert (await client.stats())["total_files"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"name": "", "size": 0, "sha256": "0" * 64, "chunker": "fixed:4096", "chunks": []},
+            "name",
+        ),
+        (
+            {"name": "a", "size": -1, "sha256": "0" * 64, "chunker": "fixed:4096", "chunks": []},
+            "size",
+        ),
+        ({"name": "a", "size": 0, "sha256": "zz", "chunker": "fixed:4096", "chunks": []}, "sha256"),
+        ({"name": "a", "size": 0, "sha256": "0" * 64, "chunker": "fixed:1", "chunks": []}, "fixed"),
+        (
+            {"name": "a", "size": 5, "sha256": "0" * 64, "chunker": "fixed:4096", "chunks": []},
+            "add up",
+        ),
+        (
+            {
+                "name": "a",
+                "size": 1,
+                "sha256": "0" * 64,
+                "chunker": "fixed:4096",
+                "chunks": [{"sha256": "A" * 64, "size": 1}],
+            },
+            "chunks[0].sha256",
+        ),
+    ],
+)
+async def test_init_upload_validates(
+    inproc: InProcessCluster, body: dict[str, Any], message: str
+) -> None:
+    status, answer = await call("POST", f"{inproc.api.url}{protocol.INIT_UPLOAD}", json=body)
+    assert status == 400
+    assert message in answer["error"]["message"]
+
+
+async def test_errors_map_back_to_classes(inproc: InProcessCluster, tmp_path: Path) -> None:
+    async with Client(inproc.api.url) as client:
+        with pytest.raises(InvalidRequest):
+            await client.api.download_plan("not-a-uuid")
+        with pytest.raises(IntegrityError):
+            await client.api.proxy_put_chunk(sha(b"a"), b"b")
+        for node in inproc.nodes[1:]:
+            await node.stop()
+        src = tmp_path / "f"
+        src.write_bytes(b"abc")
+        with pytest.raises(Unavailable, match="only 1 live storage node"):
+            await client.upload(src)
+        inproc.nodes = inproc.nodes[:1]

@@ -1,0 +1,142 @@
+"""Core data-path benchmark: upload and download MB/s of one large random file.
+
+Starts a real local cluster (API + 3 nodes, SQLite) for each replication factor, and measures
+in the same run, on the same file, the baselines that bound it: Python's hashlib sha256 rate
+and a plain file copy (with fsync). Peak RSS comes from the kernel: ``wait4`` for the client
+process, ``VmHWM`` for each node. Prints a markdown table.
+
+    python -m bench.core [--size-mib 1024] [--rf 1 2] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from dfs.localcluster import LocalCluster, console_script
+
+MIB = 1 << 20
+
+
+def make_file(path: Path, size: int) -> None:
+    block = 64 * MIB
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(block, left)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def sha256_rate(path: Path) -> float:
+    h = hashlib.sha256()
+    buf = bytearray(4 * MIB)
+    view = memoryview(buf)
+    started = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return path.stat().st_size / (time.perf_counter() - started)
+
+
+def copy_rate(src: Path, dst: Path) -> float:
+    started = time.perf_counter()
+    shutil.copyfile(src, dst)
+    fd = os.open(dst, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    rate = src.stat().st_size / (time.perf_counter() - started)
+    dst.unlink()
+    return rate
+
+
+def run_client(args: list[str]) -> tuple[dict[str, Any], float, int]:
+    """Run dfs-client; return its JSON answer, wall seconds and peak RSS in bytes."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [console_script("dfs-client"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"dfs-client {' '.join(args)} failed: {err.decode()}")
+    return json.loads(out.splitlines()[-1]), seconds, usage.ru_maxrss * 1024
+
+
+def vm_hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def bench_rf(base: Path, src: Path, rf: int, concurrency: int) -> dict[str, Any]:
+    with LocalCluster(base / f"rf{rf}", nodes=3, replication_factor=rf) as cluster:
+        conc = ["--concurrency", str(concurrency)]
+        up, up_s, up_rss = run_client(["upload", "--json", *conc, cluster.api_url, str(src)])
+        out = base / f"out-rf{rf}.bin"
+        _down, down_s, down_rss = run_client(
+            ["download", "--json", *conc, cluster.api_url, up["file_id"], str(out)]
+        )
+        ok = out.stat().st_size == src.stat().st_size
+        out.unlink()
+        node_rss = [vm_hwm(p.popen.pid) for p in cluster.node_procs if p.popen]
+        api_rss = vm_hwm(cluster.api.popen.pid) if cluster.api and cluster.api.popen else 0
+    return {
+        "rf": rf,
+        "upload_mbs": src.stat().st_size / up_s / 1e6,
+        "download_mbs": src.stat().st_size / down_s / 1e6,
+        "client_rss_mib": max(up_rss, down_rss) / MIB,
+        "node_rss_mib": max(node_rss) / MIB,
+        "api_rss_mib": api_rss / MIB,
+        "verified": ok,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.core")
+    p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--rf", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="dfs-bench-", dir=args.dir) as tmp:
+        base = Path(tmp)
+        src = base / "random.bin"
+        make_file(src, args.size_mib * MIB)
+        sha = sha256_rate(src) / 1e6
+        cp = copy_rate(src, base / "copy.bin") / 1e6
+        rows = [bench_rf(base, src, rf, args.concurrency) for rf in args.rf]
+    print(f"\nfile: {args.size_mib} MiB random; sha256 {sha:.0f} MB/s; copy+fsync {cp:.0f} MB/s\n")
+    print(
+        "| RF | upload MB/s | up / sha256 | download MB/s | down / sha256 "
+        "| client peak RSS MiB | node peak RSS MiB | API peak RSS MiB | verified |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['rf']} | {r['upload_mbs']:.0f} | {r['upload_mbs'] / sha:.2f} "
+            f"| {r['download_mbs']:.0f} | {r['download_mbs'] / sha:.2f} "
+            f"| {r['client_rss_mib']:.0f} | {r['node_rss_mib']:.0f} | {r['api_rss_mib']:.0f} "
+            f"| {r['verified']} |"
+        )
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

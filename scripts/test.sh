@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set everything up and run the checks and the whole test suite:
+#   ruff (lint + format), mypy --strict on dfs/, then pytest (unit, contract, integration, e2e).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k e2e -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/setup.sh
+. scripts/setup.sh test
+echo "== ruff"
+ruff check dfs tests bench
+ruff format --check dfs tests bench
+echo "== mypy"
+mypy dfs
+echo "== pytest"
+python -m pytest "$@"

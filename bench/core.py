@@ -59,11 +59,14 @@ def copy_rate(src: Path, dst: Path) -> float:
     return rate
 
 
-def run_client(args: list[str]) -> tuple[dict[str, Any], float, int]:
+def run_client(args: list[str], token: str) -> tuple[dict[str, Any], float, int]:
     """Run dfs-client; return its JSON answer, wall seconds and peak RSS in bytes."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [console_script("dfs-client"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [console_script("dfs-client"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "DFS_TOKEN": token},
     )
     assert proc.stdout is not None
     assert proc.stderr is not None
@@ -87,10 +90,13 @@ def vm_hwm(pid: int) -> int:
 def bench_rf(base: Path, src: Path, rf: int, concurrency: int) -> dict[str, Any]:
     with LocalCluster(base / f"rf{rf}", nodes=3, replication_factor=rf) as cluster:
         conc = ["--concurrency", str(concurrency)]
-        up, up_s, up_rss = run_client(["upload", "--json", *conc, cluster.api_url, str(src)])
+        up, up_s, up_rss = run_client(
+            ["upload", "--json", *conc, cluster.api_url, str(src)], cluster.admin_token
+        )
         out = base / f"out-rf{rf}.bin"
         _down, down_s, down_rss = run_client(
-            ["download", "--json", *conc, cluster.api_url, up["file_id"], str(out)]
+            ["download", "--json", *conc, cluster.api_url, up["file_id"], str(out)],
+            cluster.admin_token,
         )
         ok = out.stat().st_size == src.stat().st_size
         out.unlink()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from dfs.auth import CAP_MAX_TTL, DEFAULT_CAP_TTL, MIN_SECRET_LENGTH, hash_token
 from dfs.errors import ConfigError
 from dfs.ids import parse_node_id
 
@@ -85,6 +86,33 @@ def _meta_url(raw: str) -> str:
     return raw
 
 
+def _secret(raw: str) -> bytes:
+    if len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)"
+        )
+    return raw.encode()
+
+
+def _cluster_secret(env: Mapping[str, str]) -> bytes:
+    secret = _get(env, "DFS_CLUSTER_SECRET", b"", _secret)
+    if not secret:
+        raise ConfigError(
+            "DFS_CLUSTER_SECRET",
+            "",
+            "required: the API and every node must share it "
+            "(e.g. export DFS_CLUSTER_SECRET=$(openssl rand -hex 32))",
+        )
+    return secret
+
+
+def _cap_ttl(raw: str) -> float:
+    ttl = _positive_float(raw)
+    if ttl > CAP_MAX_TTL:
+        raise ValueError(f"must be at most {CAP_MAX_TTL} seconds")
+    return ttl
+
+
 def default_meta_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir.resolve() / 'meta.db'}"
 
@@ -99,6 +127,10 @@ class ApiConfig:
     replication_strategy: str = "sync"
     replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+    cluster_secret: bytes = b""
+    admin_token_hash: str | None = None
+    """SHA-256 of DFS_ADMIN_TOKEN; None: generate one at first start (see dfs.api.main)."""
+    cap_ttl: float = DEFAULT_CAP_TTL
 
 
 def load_api_config(env: Mapping[str, str]) -> ApiConfig:
@@ -125,7 +157,16 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         heartbeat_timeout=_get(
             env, "NODE_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT, _positive_float
         ),
+        cluster_secret=_cluster_secret(env),
+        admin_token_hash=_get(env, "DFS_ADMIN_TOKEN", None, _admin_token),
+        cap_ttl=_get(env, "DFS_CAPABILITY_TTL", DEFAULT_CAP_TTL, _cap_ttl),
     )
+
+
+def _admin_token(raw: str) -> str:
+    if len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+    return hash_token(raw)
 
 
 @dataclass(frozen=True)
@@ -142,6 +183,7 @@ class NodeConfig:
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
     replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
+    cluster_secret: bytes = b""
 
 
 def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], str]) -> NodeConfig:
@@ -188,4 +230,5 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
         replication_timeout=_get(
             env, "REPLICATION_TIMEOUT", DEFAULT_REPLICATION_TIMEOUT, _positive_float
         ),
+        cluster_secret=_cluster_secret(env),
     )

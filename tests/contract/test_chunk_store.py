@@ -238,6 +238,16 @@ async def test_capacity_exactly_filled(backend: Backend) -> None:
     assert store.used_bytes == store.capacity_bytes
 
 
+async def test_concurrent_puts_respect_capacity(backend: Backend) -> None:
+    store = await backend.open(4 * 100_000)
+    chunks = [chunk(i, 100_000) for i in range(16)]
+    results = await asyncio.gather(*(store.put(c, d) for c, d in chunks), return_exceptions=True)
+    stored = [c for (c, _), r in zip(chunks, results, strict=True) if r is True]
+    assert all(r is True or isinstance(r, InsufficientStorage) for r in results)
+    assert len(stored) == 4
+    assert store.used_bytes <= store.capacity_bytes
+
+
 async def test_errors_are_dfs_errors(store: ChunkStore) -> None:
     cid, _ = chunk(1)
     with pytest.raises(DfsError):
@@ -342,22 +352,7 @@ async def test_fs_capacity_counts_existing_chunks_after_reopen(tmp_path: Path) -
         await reopened.put(*chunk(2))
 
 
-# --- known bugs (pending fixes in dfs/chunkstore/fs.py; strict, so a fix flags them) --------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="FsChunkStore checks capacity before writing and counts after, without a "
-    "reservation: concurrent puts all pass the check and overshoot the bound",
-)
-async def test_concurrent_puts_respect_capacity(backend: Backend) -> None:
-    store = await backend.open(4 * 100_000)
-    chunks = [chunk(i, 100_000) for i in range(16)]
-    results = await asyncio.gather(*(store.put(c, d) for c, d in chunks), return_exceptions=True)
-    stored = [c for (c, _), r in zip(chunks, results, strict=True) if r is True]
-    assert all(r is True or isinstance(r, InsufficientStorage) for r in results)
-    assert len(stored) == 4
-    assert store.used_bytes <= store.capacity_bytes
+# --- known bugs (strict: a fix makes them fail, and then the marker goes) ------------------
 
 
 @pytest.mark.xfail(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
+import dfs
 from dfs import errors
 from dfs.errors import (
     AuthError,
@@ -177,6 +182,15 @@ def test_exit_codes_by_family() -> None:
             assert cls.exit_code == code, cls
     assert ConfigError.exit_code == 78  # EX_CONFIG, for the servers; not a client family
     assert 78 not in EXIT_FAMILIES
+
+
+def test_exit_code_table_in_the_cli_docstring_matches() -> None:
+    # read, not imported: the unit suite keeps click out of this process
+    cli = Path(dfs.__file__).parent / "client" / "cli.py"
+    doc = ast.get_docstring(ast.parse(cli.read_text(encoding="utf-8"))) or ""
+    documented = {int(m) for m in re.findall(r"^\|\s*(\d+)\s*\|", doc, re.MULTILINE)}
+    assert documented == {0, *EXIT_FAMILIES}
+    assert {cls.exit_code for cls in WIRE_CLASSES} == set(EXIT_FAMILIES)
 
 
 def test_python_exception_bases() -> None:

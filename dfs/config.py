@@ -11,6 +11,7 @@ Standard library only; loaders take the env as an argument so tests need no monk
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ def _port(raw: str) -> int:
 
 def _positive_float(raw: str) -> float:
     value = float(raw)
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):  # "inf" would mean: never time out
         raise ValueError("must be a positive number of seconds")
     return value
 
@@ -72,6 +73,14 @@ def _host(raw: str) -> str:
         if not raw or any(c in raw for c in "/:@ ?#"):
             raise ValueError("must be an IP address or a host name") from None
     return raw
+
+
+def _is_unspecified(host: str) -> bool:
+    """0.0.0.0, ::, and every other spelling of them (::0, 0:0::0, ...)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 def _url(raw: str) -> str:
@@ -196,7 +205,7 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
     data_dir = _get(env, "DFS_DATA_DIR", Path(DEFAULT_DATA_DIR), Path)
     host = _get(env, "DFS_NODE_HOST", DEFAULT_BIND_HOST, _host)
     advertise = _get(env, "DFS_NODE_ADVERTISE_HOST", host, _host)
-    if advertise in ("0.0.0.0", "::"):
+    if _is_unspecified(advertise):
         raise ConfigError(
             "DFS_NODE_ADVERTISE_HOST",
             advertise,

@@ -189,9 +189,13 @@ def from_body(status: int, body: object) -> DfsError:
         code = str(err.get("code", ""))
         message = str(err.get("message", message))
         if isinstance(err.get("details"), dict):
-            details = err["details"]
+            details = dict(err["details"])
     cls = BY_CODE.get(code)
     if cls is None:
         by_status = [c for c in _ALL if c.http_status == status and c is not ConfigError]
         cls = by_status[0] if by_status else DfsError
-    return cls(message, **details)
+    # details are the peer's data: set them after construction, so that a key such as
+    # "message" cannot collide with the constructor's parameter (TypeError in the client)
+    exc = cls(message)
+    exc.details = details
+    return exc

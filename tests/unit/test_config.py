@@ -28,12 +28,41 @@ def generated_id(data_dir: Path) -> str:
     return f"gen-{data_dir.name}"
 
 
+SECRET = "s" * 32
+BASE = {"DFS_CLUSTER_SECRET": SECRET}
+
+
+def api_config(env: dict[str, str]) -> ApiConfig:
+    return load_api_config({**BASE, **env})
+
+
 def node(env: dict[str, str]) -> NodeConfig:
-    return load_node_config(env, generated_id)
+    return load_node_config({**BASE, **env}, generated_id)
+
+
+@pytest.mark.parametrize(
+    "loader", [load_api_config, lambda env: load_node_config(env, generated_id)]
+)
+@pytest.mark.parametrize("env", [{}, {"DFS_CLUSTER_SECRET": "short"}, {"DFS_CLUSTER_SECRET": " "}])
+def test_cluster_secret_is_required(loader: object, env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        loader(env)  # type: ignore[operator]
+    assert info.value.field == "DFS_CLUSTER_SECRET"
+
+
+def test_admin_token_is_kept_hashed() -> None:
+    token = "t" * 40
+    cfg = api_config({"DFS_ADMIN_TOKEN": token})
+    assert cfg.admin_token_hash is not None
+    assert token not in repr(cfg)
+    with pytest.raises(ConfigError, match="DFS_ADMIN_TOKEN"):
+        api_config({"DFS_ADMIN_TOKEN": "short"})
+    with pytest.raises(ConfigError, match="DFS_CAPABILITY_TTL"):
+        api_config({"DFS_CAPABILITY_TTL": "3600"})
 
 
 def test_api_defaults() -> None:
-    cfg = load_api_config({})
+    cfg = api_config({})
     assert cfg == ApiConfig(
         host=DEFAULT_BIND_HOST,
         port=DEFAULT_API_PORT,
@@ -43,6 +72,7 @@ def test_api_defaults() -> None:
         replication_strategy="sync",
         replication_timeout=DEFAULT_REPLICATION_TIMEOUT,
         heartbeat_timeout=DEFAULT_HEARTBEAT_TIMEOUT,
+        cluster_secret=SECRET.encode(),
     )
     assert cfg.host == "127.0.0.1"  # loopback unless asked otherwise
     assert cfg.meta_url.startswith("sqlite:///")
@@ -50,7 +80,7 @@ def test_api_defaults() -> None:
 
 
 def test_api_values(tmp_path: Path) -> None:
-    cfg = load_api_config(
+    cfg = api_config(
         {
             "DFS_API_HOST": "0.0.0.0",
             "DFS_API_PORT": "0",
@@ -66,7 +96,7 @@ def test_api_values(tmp_path: Path) -> None:
 
 
 def test_blank_values_mean_default() -> None:
-    assert load_api_config({"DFS_API_PORT": "", "REPLICATION_FACTOR": "  "}) == load_api_config({})
+    assert api_config({"DFS_API_PORT": "", "REPLICATION_FACTOR": "  "}) == api_config({})
 
 
 @pytest.mark.parametrize(
@@ -93,14 +123,14 @@ def test_blank_values_mean_default() -> None:
 )
 def test_api_invalid_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_api_config({name: value})
+        api_config({name: value})
     assert info.value.field == name
     assert info.value.message.startswith(f"{name}=")
     assert repr(value.strip()) in info.value.message or repr(value) in info.value.message
 
 
 def test_api_accepts_dynamodb_url() -> None:
-    cfg = load_api_config({"DFS_META_URL": "dynamodb://us-east-1/dfs"})
+    cfg = api_config({"DFS_META_URL": "dynamodb://us-east-1/dfs"})
     assert cfg.meta_url == "dynamodb://us-east-1/dfs"
 
 
@@ -119,9 +149,10 @@ def test_node_defaults() -> None:
         heartbeat_interval=DEFAULT_HEARTBEAT_INTERVAL,
         heartbeat_timeout=DEFAULT_HEARTBEAT_TIMEOUT,
         replication_timeout=DEFAULT_REPLICATION_TIMEOUT,
+        cluster_secret=SECRET.encode(),
     )
     # the API and a node started with no configuration meet in the same metadata store
-    assert cfg.meta_url == load_api_config({}).meta_url
+    assert cfg.meta_url == api_config({}).meta_url
 
 
 def test_node_values(tmp_path: Path) -> None:
@@ -219,5 +250,5 @@ def test_node_registration_targets() -> None:
 def test_loaders_do_not_read_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DFS_API_PORT", "abc")
     monkeypatch.setenv("NODE_PORT", "abc")
-    assert load_api_config({}).port == DEFAULT_API_PORT
+    assert api_config({}).port == DEFAULT_API_PORT
     assert node({}).port == DEFAULT_NODE_PORT

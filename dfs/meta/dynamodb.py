@@ -306,6 +306,25 @@ def _node(item: Item) -> NodeRecord:
     )
 
 
+def file_item(rec: FileRecord, state: str, mid: str, chunk_count: int) -> Item:
+    """A file item without its manifest (``pages`` and inline ``m``/``mf`` are added to it)."""
+    item: Item = {
+        "file_id": _s(rec.file_id),
+        "tenant": _s(rec.tenant),
+        "name": _s(rec.name),
+        "size": _n(rec.size),
+        "sha256": _s(rec.sha256),
+        "chunker": _s(rec.chunker),
+        "state": _s(state),
+        "created_at": _n(float(rec.created_at)),
+        "chunk_count": _n(chunk_count),
+        "mid": _s(mid),
+    }
+    if state == FILE_COMPLETE:
+        item["listed_tenant"] = _s(rec.tenant)
+    return item
+
+
 def _file(item: Item) -> FileRecord:
     state = item["state"]["S"]
     return FileRecord(
@@ -382,8 +401,9 @@ class DynamoMetadataStore:
     operation), for benchmarks of metadata calls per GiB.
     """
 
-    def __init__(self, client: Any, tables: Mapping[str, str]) -> None:
+    def __init__(self, client: Any, tables: Mapping[str, str], *, attempts: int = ATTEMPTS) -> None:
         self._client = client
+        self._attempts = attempts
         self.tables = dict(tables)
         self._executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dynamodb")
         self._lock = threading.Lock()
@@ -425,7 +445,7 @@ class DynamoMetadataStore:
         """One API call, retried on throttling, transaction conflicts and connection errors."""
         method = getattr(self._client, op)
         for attempt in Retrying(
-            stop=stop_after_attempt(ATTEMPTS),
+            stop=stop_after_attempt(self._attempts),
             wait=_WAIT,
             retry=retry_if_exception(_retryable),
             reraise=True,
@@ -462,7 +482,7 @@ class DynamoMetadataStore:
         pending: dict[str, Item] = {table: request}
         out: list[Item] = []
         for attempt in Retrying(
-            stop=stop_after_attempt(ATTEMPTS),
+            stop=stop_after_attempt(self._attempts),
             wait=_WAIT,
             retry=retry_if_exception_type(_Incomplete),
             reraise=True,
@@ -480,7 +500,7 @@ class DynamoMetadataStore:
         assert len(requests) <= BATCH_WRITE_MAX
         pending: dict[str, list[Item]] = {table: list(requests)}
         for attempt in Retrying(
-            stop=stop_after_attempt(ATTEMPTS),
+            stop=stop_after_attempt(self._attempts),
             wait=_WAIT,
             retry=retry_if_exception_type(_Incomplete),
             reraise=True,
@@ -570,18 +590,7 @@ class DynamoMetadataStore:
     async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
         entries = list(manifest)
         mid = f"{rec.file_id}/{uuid.uuid4().hex[:16]}"
-        item: Item = {
-            "file_id": _s(rec.file_id),
-            "tenant": _s(rec.tenant),
-            "name": _s(rec.name),
-            "size": _n(rec.size),
-            "sha256": _s(rec.sha256),
-            "chunker": _s(rec.chunker),
-            "state": _s(FILE_PENDING),
-            "created_at": _n(float(rec.created_at)),
-            "chunk_count": _n(len(entries)),
-            "mid": _s(mid),
-        }
+        item = file_item(rec, FILE_PENDING, mid, len(entries))
         page_keys: list[Item] = []
         if len(entries) <= INLINE_ENTRIES:
             fmt, data = encode_entries(entries)

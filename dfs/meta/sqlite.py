@@ -120,6 +120,7 @@ class SqliteMetadataStore:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self.calls = 0  # operations run on the connection (each one transaction at most)
 
     @classmethod
     async def open(cls, url: str) -> SqliteMetadataStore:
@@ -161,6 +162,7 @@ class SqliteMetadataStore:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
+        self.calls += 1
         try:
             return await loop.run_in_executor(self._executor, fn)
         except sqlite3.IntegrityError as exc:

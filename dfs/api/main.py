@@ -84,12 +84,17 @@ async def serve(cfg: ApiConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["init-tables"]:
+        from dfs.meta.init_tables import init_tables_main
+
+        return init_tables_main(args[1:])
     logging.basicConfig(
         level=os.environ.get("DFS_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        cfg = load(argv)
+        cfg = load(args)
         asyncio.run(serve(cfg))
     except ConfigError as exc:
         print(f"dfs-api: invalid configuration: {exc.message}", file=sys.stderr)

@@ -13,6 +13,8 @@ JSON for that cross-check). Shapes follow the DynamoDB ``CreateTable`` API. Each
 | files     | DFS_FILES_TABLE (dfs-files)             | file_id           | by-tenant (sparse)  |
 | manifests | DFS_MANIFESTS_TABLE (dfs-manifests)     | mid, part         | -                   |
 | counters  | DFS_COUNTERS_TABLE (dfs-counters)       | counter           | -                   |
+| tenant_chunks | DFS_TENANT_CHUNKS_TABLE (dfs-tenant-chunks) | tenant, chunk_id | -              |
+| auth      | DFS_AUTH_TABLE (dfs-auth)               | kind, id          | -                   |
 
 Pure data: no imports beyond the standard library, no boto3.
 """
@@ -111,6 +113,35 @@ TABLES: Final[dict[str, dict[str, Any]]] = {
         "AttributeDefinitions": [
             {"AttributeName": "mid", "AttributeType": "S"},
             {"AttributeName": "part", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "tenant_chunks": {
+        "env": "DFS_TENANT_CHUNKS_TABLE",
+        "default": "dfs-tenant-chunks",
+        "KeySchema": [
+            {"AttributeName": "tenant", "KeyType": "HASH"},
+            {"AttributeName": "chunk_id", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "tenant", "AttributeType": "S"},
+            {"AttributeName": "chunk_id", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "auth": {
+        # kind "tenant" (id = tenant name) and kind "token" (id = sha256 of the token)
+        "env": "DFS_AUTH_TABLE",
+        "default": "dfs-auth",
+        "KeySchema": [
+            {"AttributeName": "kind", "KeyType": "HASH"},
+            {"AttributeName": "id", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "kind", "AttributeType": "S"},
+            {"AttributeName": "id", "AttributeType": "S"},
         ],
         "GlobalSecondaryIndexes": [],
         "ttl_attribute": None,

@@ -94,6 +94,7 @@ from dfs.meta.base import (
     MetadataStore,
     NodeRecord,
     Stats,
+    TokenRecord,
 )
 from dfs.meta.dynamo_schema import BILLING_MODE, TABLES, table_names
 
@@ -104,7 +105,9 @@ FILE_COMMITTING = "committing"  # internal: reported as pending
 TX_MAX = 100  # TransactWriteItems actions
 BATCH_WRITE_MAX = 25  # BatchWriteItem requests (moto accepts 26; DynamoDB does not)
 BATCH_GET_MAX = 100  # BatchGetItem keys
-CHUNKS_PER_TX = TX_MAX - 2  # + the file update or commit marker, + one counter shard
+# each chunk takes two actions (its refcount, its tenant's refcount), plus the file update or
+# commit marker, plus one counter shard
+CHUNKS_PER_TX = (TX_MAX - 2) // 2
 PAGE_ENTRIES = 4096  # 4096 * 48 B = 192 KiB per manifest page, well under the 400 KB item limit
 INLINE_ENTRIES = 256  # manifests up to this size live in the file item (12 KiB)
 COUNTER_SHARDS = 16
@@ -686,7 +689,7 @@ class DynamoMetadataStore:
                 batches = list(_chunks_of(refs, CHUNKS_PER_TX))
                 await asyncio.gather(
                     *(
-                        self._run(self._commit_batch, mid, no, batch, now)
+                        self._run(self._commit_batch, mid, no, batch, now, rec.tenant)
                         for no, batch in enumerate(batches)
                     )
                 )
@@ -704,11 +707,14 @@ class DynamoMetadataStore:
         }
 
     def _ref_actions(
-        self, refs: Sequence[_Ref], referenced: set[str], now: float
+        self, refs: Sequence[_Ref], referenced: set[str], now: float, tenant: str
     ) -> tuple[list[Item], dict[str, int]]:
-        """Conditional refcount updates for ``refs`` and the counter deltas they imply."""
+        """Conditional refcount updates for ``refs``, then the tenant's refcount updates (in
+        that order: cancellation reasons map to ``refs`` by position), and the counter deltas
+        they imply."""
         table = self.tables["chunks"]
         actions: list[Item] = []
+        tenant_actions: list[Item] = []
         deltas = dict.fromkeys(("stored_bytes", "unique_chunks", "duplicates_avoided"), 0)
         for r in refs:
             key = {"chunk_id": _s(r.chunk_id)}
@@ -737,7 +743,18 @@ class DynamoMetadataStore:
                     },
                 }
             actions.append({"Update": {"TableName": table, "Key": key, **update}})
-        return actions, deltas
+            tenant_actions.append(
+                {
+                    "Update": {
+                        "TableName": self.tables["tenant_chunks"],
+                        "Key": {"tenant": _s(tenant), "chunk_id": _s(r.chunk_id)},
+                        "UpdateExpression": "ADD #refcount :c",
+                        "ExpressionAttributeNames": _names("refcount"),
+                        "ExpressionAttributeValues": {":c": _n(r.count)},
+                    }
+                }
+            )
+        return actions + tenant_actions, deltas
 
     def _counter_action(self, shard_of: str, deltas: Mapping[str, int]) -> Item:
         shard = zlib.crc32(shard_of.encode()) % COUNTER_SHARDS
@@ -753,7 +770,13 @@ class DynamoMetadataStore:
         }
 
     def _apply_refs(
-        self, head: Item, shard_of: str, refs: Sequence[_Ref], now: float, extra: Mapping[str, int]
+        self,
+        head: Item,
+        shard_of: str,
+        refs: Sequence[_Ref],
+        now: float,
+        extra: Mapping[str, int],
+        tenant: str,
     ) -> bool:
         """Run [head, refcount updates..., counters] until the refcount guesses hold.
 
@@ -761,7 +784,7 @@ class DynamoMetadataStore:
         """
         referenced = self._expect_referenced(refs)
         for _ in range(MAX_ROUNDS):
-            actions, deltas = self._ref_actions(refs, referenced, now)
+            actions, deltas = self._ref_actions(refs, referenced, now, tenant)
             counters = self._counter_action(shard_of, {**extra, **deltas})
             try:
                 self._transact([head, *actions, counters])
@@ -778,7 +801,7 @@ class DynamoMetadataStore:
         """A file of few distinct chunks: state, refcounts and counters in one transaction."""
         head = self._complete_action(rec, FILE_PENDING)
         extra = {"total_files": 1, "logical_bytes": rec.size}
-        return self._apply_refs(head, rec.file_id, refs, now, extra)
+        return self._apply_refs(head, rec.file_id, refs, now, extra, rec.tenant)
 
     def _complete_action(self, rec: FileRecord, expected_state: str) -> Item:
         return {
@@ -819,7 +842,9 @@ class DynamoMetadataStore:
             raise FileNotFound(f"no file {file_id}")
         return str(item["state"]["S"])
 
-    def _commit_batch(self, mid: str, no: int, refs: Sequence[_Ref], now: float) -> None:
+    def _commit_batch(
+        self, mid: str, no: int, refs: Sequence[_Ref], now: float, tenant: str
+    ) -> None:
         """Apply batch ``no`` of a big file's refcounts once, guarded by its marker item."""
         marker = {
             "Put": {
@@ -828,7 +853,7 @@ class DynamoMetadataStore:
                 "ConditionExpression": "attribute_not_exists(mid)",
             }
         }
-        self._apply_refs(marker, f"{mid}/{no}", refs, now, {})
+        self._apply_refs(marker, f"{mid}/{no}", refs, now, {}, tenant)
 
     def _complete(self, rec: FileRecord) -> bool:
         """committing -> complete, counting the file; False if someone else did it."""
@@ -972,6 +997,95 @@ class DynamoMetadataStore:
             )
             for i in items
         }
+
+    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(chunk_ids))
+        keys = [{"tenant": _s(tenant), "chunk_id": _s(c)} for c in ids]
+        items = await self._get_many(self.tables["tenant_chunks"], keys, ("chunk_id", "refcount"))
+        return {i["chunk_id"]["S"] for i in items if int(i.get("refcount", {"N": "0"})["N"]) > 0}
+
+    # --- tenants and tokens -----------------------------------------------------------------
+
+    def _auth_key(self, kind: str, id_: str) -> Item:
+        return {"kind": _s(kind), "id": _s(id_)}
+
+    async def create_tenant(self, tenant: str, now: float) -> None:
+        await self._run(
+            partial(
+                self._req,
+                "put_item",
+                TableName=self.tables["auth"],
+                Item={**self._auth_key("tenant", tenant), "created_at": _n(float(now))},
+                ConditionExpression="attribute_not_exists(#id)",
+                ExpressionAttributeNames=_names("id"),
+            )
+        )
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        resp = await self._run(
+            partial(
+                self._req,
+                "get_item",
+                TableName=self.tables["auth"],
+                Key=self._auth_key("tenant", tenant),
+                ConsistentRead=True,
+            )
+        )
+        return "Item" in resp
+
+    async def list_tenants(self) -> list[str]:
+        def op() -> list[str]:
+            items = self._paginate(
+                "query",
+                TableName=self.tables["auth"],
+                KeyConditionExpression="#kind = :kind",
+                ExpressionAttributeNames=_names("kind"),
+                ExpressionAttributeValues={":kind": _s("tenant")},
+                ConsistentRead=True,
+            )
+            return [i["id"]["S"] for i in items]
+
+        return await self._run(op)
+
+    async def put_token(self, rec: TokenRecord) -> None:
+        item = {
+            **self._auth_key("token", rec.token_hash),
+            "tenant": _s(rec.tenant),
+            "role": _s(rec.role),
+            "label": _s(rec.label),
+            "created_at": _n(float(rec.created_at)),
+        }
+        await self._run(
+            partial(
+                self._req,
+                "put_item",
+                TableName=self.tables["auth"],
+                Item=item,
+                ConditionExpression="attribute_not_exists(#id)",
+                ExpressionAttributeNames=_names("id"),
+            )
+        )
+
+    async def get_token(self, token_hash: str) -> TokenRecord | None:
+        resp = await self._run(
+            partial(
+                self._req,
+                "get_item",
+                TableName=self.tables["auth"],
+                Key=self._auth_key("token", token_hash),
+                ConsistentRead=True,
+            )
+        )
+        item = resp.get("Item")
+        if item is None:
+            return None
+        return TokenRecord(
+            token_hash=token_hash,
+            tenant=item["tenant"]["S"],
+            role=item["role"]["S"],
+            label=item["label"]["S"],
+            created_at=float(item["created_at"]["N"]),
+        )
 
     async def get_stats(self) -> Stats:
         keys = [{"counter": _s(f"stats#{k:02d}")} for k in range(COUNTER_SHARDS)]

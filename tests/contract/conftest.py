@@ -9,14 +9,8 @@ When ``DFS_TEST_DYNAMODB_URL`` is set (an endpoint such as ``http://127.0.0.1:80
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -24,56 +18,10 @@ import pytest
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FileRecord, MetadataStore
 from dfs.meta.sqlite import SqliteMetadataStore
+from tests.conftest import DYNAMODB_ENV
 
-DYNAMODB_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_REGION": "us-east-1",
-}
 EXTERNAL_DYNAMODB = os.environ.get("DFS_TEST_DYNAMODB_URL", "")
 BACKENDS = ["sqlite", "dynamodb"] + (["dynamodb-external"] if EXTERNAL_DYNAMODB else [])
-MOTO_START_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's DynamoDB server as a subprocess; its log is shown if it fails to start."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    script = Path(__file__).with_name("moto_server.py")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(port)], stdout=log, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + MOTO_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto server exited {proc.returncode}: {log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1.0):
-                    break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"moto server not up after {MOTO_START_TIMEOUT}s")
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def dynamodb_url(endpoint: str) -> str:

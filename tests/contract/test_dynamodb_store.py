@@ -44,11 +44,11 @@ async def test_commit_resumes_after_a_crash_without_double_counting(
     refs = dyn._refs(manifest)
     # A commit that died after claiming the file and applying its first batch:
     assert await store._run(store._claim, rec.file_id) == dyn.FILE_COMMITTING
-    await store._run(store._commit_batch, item["mid"]["S"], 0, refs[: dyn.CHUNKS_PER_TX], 1.0)
+    await store._run(store._commit_batch, item["mid"]["S"], 0, refs[: dyn.CHUNKS_PER_TX], 1.0, "t1")
     assert (await store.get_file(rec.file_id)).state == FILE_PENDING
     assert (await store.commit_file(rec.file_id, 2.0)).state == FILE_COMPLETE
     # Replaying a batch after completion changes nothing either.
-    await store._run(store._commit_batch, item["mid"]["S"], 0, refs[: dyn.CHUNKS_PER_TX], 3.0)
+    await store._run(store._commit_batch, item["mid"]["S"], 0, refs[: dyn.CHUNKS_PER_TX], 3.0, "t1")
     stats = await store.get_stats()
     assert (stats.total_files, stats.unique_chunks, stats.stored_bytes) == (1, 200, 600)
     assert stats.duplicates_avoided == 0

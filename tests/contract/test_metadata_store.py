@@ -22,6 +22,7 @@ from dfs.meta.base import (
     ManifestEntry,
     MetadataStore,
     NodeRecord,
+    TokenRecord,
 )
 
 
@@ -275,3 +276,37 @@ async def test_get_locations_beyond_one_batch(meta: MetadataStore) -> None:
     assert all(got[c] == set() for c in unknown)
     if type(meta).__name__ == "DynamoMetadataStore":  # 280 distinct ids: 3 BatchGetItem calls
         assert meta.calls - calls == 3  # type: ignore[attr-defined]
+
+
+async def test_owned_chunks_are_per_tenant(meta: MetadataStore) -> None:
+    a, ma = new_file("a", [(cid(1), 10), (cid(2), 20)], tenant="t1")
+    b, mb = new_file("b", [(cid(2), 20), (cid(3), 5)], tenant="t2")
+    pending, mp = new_file("p", [(cid(4), 1)], tenant="t1")
+    for rec, manifest in ((a, ma), (b, mb), (pending, mp)):
+        await meta.create_file(rec, manifest)
+    await meta.commit_file(a.file_id, 1.0)
+    await meta.commit_file(b.file_id, 1.0)
+    ids = [cid(i) for i in range(1, 6)]
+    assert await meta.owned_chunks("t1", ids) == {cid(1), cid(2)}
+    assert await meta.owned_chunks("t2", ids) == {cid(2), cid(3)}
+    assert await meta.owned_chunks("t3", ids) == set()
+
+
+async def test_tenants_and_tokens(meta: MetadataStore) -> None:
+    assert await meta.list_tenants() == []
+    assert not await meta.tenant_exists("acme")
+    await meta.create_tenant("acme", 1.0)
+    await meta.create_tenant("globex", 2.0)
+    with pytest.raises(Conflict):
+        await meta.create_tenant("acme", 3.0)
+    assert await meta.tenant_exists("acme")
+    assert await meta.list_tenants() == ["acme", "globex"]
+    rec = TokenRecord(cid("token"), "acme", "user", "ci", 5.0)
+    await meta.put_token(rec)
+    with pytest.raises(Conflict):
+        await meta.put_token(rec)
+    assert await meta.get_token(cid("token")) == rec
+    assert await meta.get_token(cid("other")) is None
+    empty_label = TokenRecord(cid("t2"), "globex", "admin", "", 6.0)
+    await meta.put_token(empty_label)
+    assert await meta.get_token(cid("t2")) == empty_label

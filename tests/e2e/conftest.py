@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from dfs.localcluster import LocalCluster, console_script
+from tests.conftest import DYNAMODB_ENV
 
 CLI_TIMEOUT = 180.0
 
@@ -49,16 +51,27 @@ def dump_logs(base: Path) -> None:
         print(f"===== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
 
 
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def meta_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The metadata store of an e2e cluster: a SQLite file, or fresh tables on moto's server
+    (created by the processes themselves, ``create_tables=1``)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
+    endpoint = request.getfixturevalue("moto_endpoint")
+    prefix = f"e2e{uuid.uuid4().hex[:10]}-"
+    return f"dynamodb://?endpoint_url={endpoint}&table_prefix={prefix}&create_tables=1"
+
+
 @pytest.fixture
 def cluster(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, meta_url: str
 ) -> Iterator[LocalCluster]:
-    """API + 3 nodes at REPLICATION_FACTOR=2; logs printed if the test failed.
-
-    The CLI subprocesses get the cluster's admin token through DFS_TOKEN."""
+    """API + 3 nodes at REPLICATION_FACTOR=2 on each metadata backend; logs printed if the
+    test failed. The CLI subprocesses get the cluster's admin token through DFS_TOKEN."""
     marker = request.node.get_closest_marker("cluster")
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    c = LocalCluster(tmp_path / "cluster", **kwargs)
+    env = dict(DYNAMODB_ENV) if meta_url.startswith("dynamodb:") else {}
+    c = LocalCluster(tmp_path / "cluster", meta_url=meta_url, env=env, **kwargs)
     monkeypatch.setenv("DFS_TOKEN", c.admin_token)
     monkeypatch.setenv("DFS_CONFIG", str(tmp_path / "no-config.toml"))
     c.start()

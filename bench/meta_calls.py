@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -45,12 +45,12 @@ def free_port() -> int:
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    exe = shutil.which("moto_server")
-    if exe is None:
-        raise SystemExit("moto_server not found: pip install -e '.[test]'")
+    """moto's server, one request at a time (its threaded mode is not atomic under load: see
+    tests/contract/moto_server.py, which this reuses)."""
+    script = Path(__file__).resolve().parents[1] / "tests" / "contract" / "moto_server.py"
     port = free_port()
     proc = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(script), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

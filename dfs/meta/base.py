@@ -166,7 +166,8 @@ class MetadataStore(Protocol):
         the last file_id of the previous page.
       - ``commit_file`` also adds the file's references to its tenant's chunk set, so that
         ``owned_chunks(tenant, ids)`` returns the ids some complete file of that tenant
-        references (dedup never reveals another tenant's chunks).
+        references (dedup never reveals another tenant's chunks); with ``ever=True`` also
+        the ids its files referenced once and no longer do (the tenant had the bytes).
 
     Tenants and tokens
       - ``create_tenant`` raises Conflict if the tenant exists; ``tenant_exists`` answers.
@@ -215,7 +216,9 @@ class MetadataStore(Protocol):
         self, tenant: str, *, limit: int, after: str | None = None
     ) -> list[FileRecord]: ...
 
-    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]: ...
+    async def owned_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
+    ) -> set[str]: ...
 
     async def create_tenant(self, tenant: str, now: float) -> None: ...
     async def tenant_exists(self, tenant: str) -> bool: ...

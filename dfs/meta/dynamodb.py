@@ -1008,11 +1008,16 @@ class DynamoMetadataStore:
             for i in items
         }
 
-    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+    async def owned_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
+    ) -> set[str]:
         ids = list(dict.fromkeys(chunk_ids))
         keys = [{"tenant": _s(tenant), "chunk_id": _s(c)} for c in ids]
         items = await self._get_many(self.tables["tenant_chunks"], keys, ("chunk_id", "refcount"))
-        return {i["chunk_id"]["S"] for i in items if int(i.get("refcount", {"N": "0"})["N"]) > 0}
+        floor = -1 if ever else 0
+        return {
+            i["chunk_id"]["S"] for i in items if int(i.get("refcount", {"N": "0"})["N"]) > floor
+        }
 
     # --- tenants and tokens -----------------------------------------------------------------
 

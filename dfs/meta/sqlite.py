@@ -335,17 +335,20 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+    async def owned_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
+    ) -> set[str]:
         ids = list(dict.fromkeys(chunk_ids))
+        floor = -1 if ever else 0
 
         def op() -> set[str]:
             out: set[str] = set()
             for batch in _batches(ids):
                 marks = ",".join("?" * len(batch))
                 rows = self._db.execute(
-                    f"SELECT chunk_id FROM tenant_chunks WHERE tenant=? AND refcount > 0 "
+                    f"SELECT chunk_id FROM tenant_chunks WHERE tenant=? AND refcount > ? "
                     f"AND chunk_id IN ({marks})",
-                    (tenant, *batch),
+                    (tenant, floor, *batch),
                 )
                 out.update(r[0] for r in rows)
             return out

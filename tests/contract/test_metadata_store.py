@@ -338,6 +338,8 @@ async def test_delete_drops_references_exactly(meta: MetadataStore) -> None:
     chunks = await meta.get_chunks([cid(1), cid(2), cid(3)])
     assert {k: v.refcount for k, v in chunks.items()} == {cid(1): 0, cid(2): 1, cid(3): 1}
     assert await meta.owned_chunks("t1", [cid(1), cid(2), cid(3)]) == {cid(2), cid(3)}
+    assert await meta.owned_chunks("t1", [cid(1), cid(4)], ever=True) == {cid(1)}
+    assert await meta.owned_chunks("t2", [cid(1)], ever=True) == set()
     await meta.delete_file(b.file_id, "t1", 10.0)
     stats = await meta.get_stats()
     assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (0, 0, 0)

@@ -8,6 +8,7 @@ DFS_FAULT_SEED its seed.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import subprocess
 from collections.abc import Iterator
@@ -204,3 +205,77 @@ def test_delete_returns_space_and_a_concurrent_identical_upload_survives(
     stats = http_json(f"{c.api_url}/admin/stats", c.admin_token)
     assert (stats["total_files"], stats["logical_bytes"], stats["stored_bytes"]) == (0, 0, 0)
     assert (stats["unique_chunks"], stats["duplicates_avoided"]) == (0, 0)
+
+
+def _upload_with_fault(
+    c: LocalCluster, rng: random.Random, path: Path, fault: str
+) -> tuple[int, str]:
+    """Upload ``path`` with the CLI while ``fault`` strikes once the upload is under way
+    (kill -9 a node, or the API); returns (exit code, stdout)."""
+    proc = subprocess.Popen(
+        [console_script("dfs-client"), "upload", "--chunk-size", str(MIB), c.api_url, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        before = disk_bytes(c)
+        # strike once bytes are arriving, or once the upload is over (then it still tests
+        # recovery): a condition, not a guess at timing
+        wait_for(lambda: disk_bytes(c) != before or proc.poll() is not None, 60, "upload start")
+        if fault == "node":
+            c.node(rng.randint(1, c.nodes)).kill()
+        elif fault == "api":
+            assert c.api is not None
+            c.api.kill()
+        out, _err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode, out.strip()
+
+
+def test_randomized_faults_lose_nothing(fcluster: LocalCluster, tmp_path: Path) -> None:
+    """Rounds of uploads under faults (node kill -9, API kill, flipped byte, delete); after
+    each, failed uploads are re-run, dead processes restarted; at the end every committed
+    file downloads byte-identical and has REPLICATION_FACTOR good copies."""
+    c = fcluster
+    rounds = int(os.environ.get("DFS_FAULT_ROUNDS", "3"))
+    rng = random.Random(int(os.environ.get("DFS_FAULT_SEED", "4")))
+    committed: dict[str, bytes] = {}
+    for r in range(rounds):
+        path = tmp_path / f"r{r}.bin"
+        data = write_random(path, rng.randint(1, 6) * MIB + rng.randint(0, MIB), seed=1000 + r)
+        fault = rng.choice(["node", "api", "flip", "delete"])
+        code, out = _upload_with_fault(c, rng, path, fault)
+        if c.api is not None and not c.api.alive:
+            c.api.start()
+            c.api.wait_listening(60.0)
+        for i in range(1, c.nodes + 1):
+            if not c.node(i).alive:
+                c.restart_node(i)
+        c.wait_live(c.nodes, 60.0)
+        if code != 0:  # failed cleanly: re-running the upload finishes it
+            out = upload(c, path)["file_id"]
+        committed[out] = data
+        if fault == "flip":
+            victim = sorted(chunk_ids(c, out))[0]
+            node = next(i for i in range(1, 4) if chunk_path(c, i, victim).exists())
+            p = chunk_path(c, node, victim)
+            raw = bytearray(p.read_bytes())
+            raw[0] ^= 0xFF
+            p.write_bytes(bytes(raw))
+        elif fault == "delete" and len(committed) > 1:
+            gone = rng.choice(sorted(committed))
+            run_cli("rm", c.api_url, gone)
+            del committed[gone]
+    every = {x for f in committed for x in chunk_ids(c, f)}
+    wait_for(
+        lambda: all(good_copies(c, x) == 2 for x in every), DEADLINE, "2 good copies of each chunk"
+    )
+    for file_id, data in committed.items():
+        downloads_intact(c, file_id, data, tmp_path / "out")
+    files = http_json(f"{c.api_url}/files?limit=1000", c.admin_token)["files"]
+    assert {f["file_id"] for f in files} == set(committed)  # nothing half-committed
+    print(f"randomized faults: {rounds} rounds, {len(committed)} files intact")

@@ -41,6 +41,8 @@ OP_HAS = "has"  # API -> node batch presence check
 OP_STATUS = "status"
 OP_HEARTBEAT = "heartbeat"  # node -> API registration
 OP_RECEIPT = "receipt"
+OP_DELETE = "delete"  # API -> node: garbage collection and trimming surplus copies
+OP_COPY = "copy"  # API -> node: repair, copy a chunk to the node the extra field names
 ANY_CHUNK = "*"
 
 

@@ -30,6 +30,14 @@ DEFAULT_REPLICATION_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
 REPLICATION_STRATEGIES = ("sync", "async")
+DEFAULT_REPAIR_GRACE = 60.0
+DEFAULT_REPAIR_INTERVAL = 10.0
+DEFAULT_REPAIR_RATE = 64 * 1024 * 1024
+DEFAULT_GC_GRACE = 3600.0
+DEFAULT_GC_INTERVAL = 60.0
+DEFAULT_MIN_FREE = 64 * 1024 * 1024
+DEFAULT_SCRUB_INTERVAL = 3600.0
+DEFAULT_SCRUB_RATE = 32 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -64,6 +72,28 @@ def _positive_int(raw: str) -> int:
     if value < 1:
         raise ValueError("must be an integer >= 1")
     return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError("must be a number of seconds >= 0")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be an integer >= 0")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be 1/0, true/false, yes/no or on/off")
 
 
 def _host(raw: str) -> str:
@@ -140,6 +170,18 @@ class ApiConfig:
     admin_token_hash: str | None = None
     """SHA-256 of DFS_ADMIN_TOKEN; None: generate one at first start (see dfs.api.main)."""
     cap_ttl: float = DEFAULT_CAP_TTL
+    repair_grace: float = DEFAULT_REPAIR_GRACE
+    """Seconds a dead node's copies still count before repair replaces them."""
+    repair_interval: float = DEFAULT_REPAIR_INTERVAL
+    repair_rate: int = DEFAULT_REPAIR_RATE
+    """Bytes per second repair may copy (per cluster: one API process holds the lease)."""
+    gc_grace: float = DEFAULT_GC_GRACE
+    """Seconds an unreferenced chunk survives; also the longest an upload may take."""
+    gc_interval: float = DEFAULT_GC_INTERVAL
+    min_free_bytes: int = DEFAULT_MIN_FREE
+    """Placement skips nodes with less free space than this plus the chunk."""
+    maintenance: bool = True
+    """Run the repair and garbage-collection loops (DFS_MAINTENANCE=0: tests drive them)."""
 
 
 def load_api_config(env: Mapping[str, str]) -> ApiConfig:
@@ -147,10 +189,6 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
     strategy = _get(env, "REPLICATION_STRATEGY", "sync", str)
     if strategy not in REPLICATION_STRATEGIES:
         raise ConfigError("REPLICATION_STRATEGY", strategy, "must be 'sync' or 'async'")
-    if strategy == "async":
-        # refuse rather than silently replicate synchronously: an operator choosing async
-        # expects different latency and durability trade-offs
-        raise ConfigError("REPLICATION_STRATEGY", strategy, "async replication is not built yet")
     return ApiConfig(
         host=_get(env, "DFS_API_HOST", DEFAULT_BIND_HOST, _host),
         port=_get(env, "DFS_API_PORT", DEFAULT_API_PORT, _port),
@@ -169,6 +207,13 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         cluster_secret=_cluster_secret(env),
         admin_token_hash=_get(env, "DFS_ADMIN_TOKEN", None, _admin_token),
         cap_ttl=_get(env, "DFS_CAPABILITY_TTL", DEFAULT_CAP_TTL, _cap_ttl),
+        repair_grace=_get(env, "DFS_REPAIR_GRACE", DEFAULT_REPAIR_GRACE, _non_negative_float),
+        repair_interval=_get(env, "DFS_REPAIR_INTERVAL", DEFAULT_REPAIR_INTERVAL, _positive_float),
+        repair_rate=_get(env, "DFS_REPAIR_RATE", DEFAULT_REPAIR_RATE, _positive_int),
+        gc_grace=_get(env, "DFS_GC_GRACE", DEFAULT_GC_GRACE, _positive_float),
+        gc_interval=_get(env, "DFS_GC_INTERVAL", DEFAULT_GC_INTERVAL, _positive_float),
+        min_free_bytes=_get(env, "DFS_MIN_FREE_BYTES", DEFAULT_MIN_FREE, _non_negative_int),
+        maintenance=_get(env, "DFS_MAINTENANCE", True, _bool),
     )
 
 
@@ -193,6 +238,8 @@ class NodeConfig:
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
     replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
     cluster_secret: bytes = b""
+    scrub_interval: float = DEFAULT_SCRUB_INTERVAL
+    scrub_rate: float = DEFAULT_SCRUB_RATE
 
 
 def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], str]) -> NodeConfig:
@@ -240,4 +287,6 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
             env, "REPLICATION_TIMEOUT", DEFAULT_REPLICATION_TIMEOUT, _positive_float
         ),
         cluster_secret=_cluster_secret(env),
+        scrub_interval=_get(env, "DFS_SCRUB_INTERVAL", DEFAULT_SCRUB_INTERVAL, _positive_float),
+        scrub_rate=_get(env, "DFS_SCRUB_RATE", float(DEFAULT_SCRUB_RATE), _positive_float),
     )

@@ -22,12 +22,17 @@ NODES: Final = "/nodes"
 NODE_HEARTBEAT: Final = "/nodes/heartbeat"
 NODE_DEREGISTER: Final = "/nodes/deregister"
 FILES: Final = "/files"
+FILE: Final = "/file/{file_id}"  # DELETE: remove a file (GET: reserved for the seed's metadata)
+ADMIN_REPAIR: Final = "/admin/repair"
 
 # --- storage node ------------------------------------------------------------------------
 STORE_CHUNK: Final = "/store-chunk"
 GET_CHUNK: Final = "/get-chunk"
 HAS_CHUNKS: Final = "/has-chunks"
 NODE_STATUS: Final = "/status"
+DELETE_CHUNK: Final = "/delete-chunk"
+COPY_CHUNK: Final = "/copy-chunk"
+QUARANTINED: Final = "/quarantined"
 
 # --- both --------------------------------------------------------------------------------
 HEALTHZ: Final = "/healthz"
@@ -48,9 +53,16 @@ def forward_header(targets: Sequence[tuple[str, str]]) -> str:
     return ",".join(f"{node_id}={url}" for node_id, url in targets)
 
 
-def put_cap_extra(file_id: str, forward: str) -> str:
-    """What a client's put capability binds besides chunk, node and expiry."""
-    return f"{file_id}|{forward}"
+def put_cap_extra(file_id: str, forward: str, *, asynchronous: bool = False) -> str:
+    """What a client's put capability binds besides chunk, node and expiry. With
+    ``asynchronous`` the API tells the primary to answer after its own durable copy and
+    forward to the others in the background (REPLICATION_STRATEGY=async)."""
+    return f"{file_id}|{forward}" + ("|async" if asynchronous else "")
+
+
+def copy_cap_extra(target_id: str, target_url: str) -> str:
+    """What a repair copy capability binds: the one node the copy may go to."""
+    return f"{target_id}={target_url}"
 
 
 # Bounds.

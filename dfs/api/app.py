@@ -15,6 +15,8 @@
 | POST   | /admin/tenants         | create a tenant (admin)                                  |
 | GET    | /admin/tenants         | list tenants (admin)                                     |
 | POST   | /admin/tokens          | create a token for a tenant; its text is shown once (admin) |
+| DELETE | /file/{file_id}        | delete a file (see dfs.api.durability)                   |
+| GET    | /admin/repair          | repair progress (admin)                                  |
 | GET    | /healthz               | liveness                                                 |
 
 Every route but /healthz needs ``Authorization: Bearer <token>``; the token names the tenant
@@ -24,12 +26,15 @@ registration routes need a capability signed with the cluster secret instead.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from dfs import auth, protocol
+from dfs.api import durability
+from dfs.api.maintenance import Maintenance
 from dfs.api.service import Coordinator, Principal, UploadRequest
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
@@ -235,6 +240,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     r.add_post(protocol.NODE_HEARTBEAT, node_heartbeat)
     r.add_post(protocol.NODE_DEREGISTER, node_deregister)
     r.add_get(protocol.HEALTHZ, healthz)
+    durability.add_routes(app, Maintenance(coordinator))
     return app
 
 
@@ -245,6 +251,8 @@ class RunningApi:
     host: str
     meta: MetadataStore
     coordinator: Coordinator
+    maintenance: Maintenance
+    loops: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -252,6 +260,7 @@ class RunningApi:
 
     async def stop(self) -> None:
         """Drain in-flight requests, then close the node client session and the store."""
+        await durability.stop_loops(self.loops)
         await self.runner.cleanup()
         await self.coordinator.nodes.close()
         await self.meta.close()
@@ -263,9 +272,12 @@ async def start_api(cfg: ApiConfig) -> RunningApi:
     meta = await open_metadata_store(cfg.meta_url)
     session = make_session()
     coordinator = Coordinator(cfg, meta, NodeClient(session))
-    runner = web.AppRunner(make_app(coordinator), access_log=None, shutdown_timeout=10.0)
+    app = make_app(coordinator)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     await site.start()
     port = int(runner.addresses[0][1])
-    return RunningApi(runner, port, cfg.host, meta, coordinator)
+    maintenance = app[durability.MAINTENANCE]
+    loops = durability.start_loops(maintenance) if cfg.maintenance else []
+    return RunningApi(runner, port, cfg.host, meta, coordinator, maintenance, loops)

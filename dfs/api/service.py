@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from dfs.errors import (
     DfsError,
     FileNotFound,
     IncompleteUpload,
+    InsufficientStorage,
     IntegrityError,
     InvalidRequest,
     NotFound,
@@ -192,6 +194,10 @@ class Coordinator:
     def rf(self) -> int:
         return self.cfg.replication_factor
 
+    @property
+    def asynchronous(self) -> bool:
+        return self.cfg.replication_strategy == "async"
+
     async def live_nodes(self) -> list[NodeRecord]:
         return await self.meta.list_live_nodes(self.clock())
 
@@ -207,10 +213,16 @@ class Coordinator:
     def place(self, chunk_id: str, size: int, live: Sequence[NodeRecord]) -> list[NodeRecord]:
         """The nodes a new chunk goes to: rendezvous over live nodes with room for it."""
         by_id = {n.node_id: n for n in live}
-        roomy = [n for n in live if n.free_bytes >= size] or list(live)
+        # a node short of space is never chosen (its free bytes, as last heartbeated, must
+        # cover the chunk plus DFS_MIN_FREE_BYTES): uploads go to the others
+        roomy = [n for n in live if n.free_bytes >= size + self.cfg.min_free_bytes]
         chosen = placement.choose(chunk_id, _candidates(roomy), self.rf)
         if len(chosen) < self.rf:
-            raise Unavailable(f"only {len(chosen)} node(s) can take chunk {chunk_id[:12]}")
+            raise InsufficientStorage(
+                f"only {len(chosen)} live node(s) have room for chunk {chunk_id[:12]} "
+                f"({size} bytes + DFS_MIN_FREE_BYTES={self.cfg.min_free_bytes}); "
+                f"REPLICATION_FACTOR={self.rf}"
+            )
         return [by_id[c.node_id] for c in chosen]
 
     # --- upload ---------------------------------------------------------------------------
@@ -227,7 +239,7 @@ class Coordinator:
         for i in range(len(targets)):
             order = [*targets[i:], *targets[:i]]
             forward = protocol.forward_header([(n.node_id, n.url) for n in order[1:]])
-            extra = protocol.put_cap_extra(file_id, forward)
+            extra = protocol.put_cap_extra(file_id, forward, asynchronous=self.asynchronous)
             caps.append(self.cap(auth.OP_PUT, chunk_id, order[0].node_id, extra))
         return caps
 
@@ -285,7 +297,15 @@ class Coordinator:
         if rec.state != FILE_COMPLETE:
             manifest = await self.meta.get_manifest(file_id)
             chunks = distinct_chunks(manifest)
-            owned = await self.meta.owned_chunks(tenant, list(chunks))
+            if self.clock() - rec.created_at > 0.9 * self.cfg.gc_grace:
+                # past this, garbage collection no longer protects the chunks it relies on
+                raise Conflict(
+                    f"upload {file_id} is older than 0.9 x DFS_GC_GRACE; upload the file again"
+                )
+            # ever=True: a chunk the tenant owned at init-upload (and so did not send) may
+            # have lost its last reference to a concurrent delete; the tenant had the bytes,
+            # and the has-chunks check below still demands the copies
+            owned = await self.meta.owned_chunks(tenant, list(chunks), ever=True)
             secret = self.cfg.cluster_secret
             unproven = [
                 c
@@ -300,11 +320,13 @@ class Coordinator:
                 )
             live = await self.live_nodes()
             holders = await self._holders(chunks, live)
-            missing = [c for c, nodes in holders.items() if len(nodes) < self.rf]
+            # async: one durable copy commits; repair brings every chunk to the factor
+            need = 1 if self.asynchronous else self.rf
+            missing = [c for c, nodes in holders.items() if len(nodes) < need]
             if missing:
                 raise IncompleteUpload(
                     f"{len(missing)} of {len(chunks)} chunks have fewer than "
-                    f"{self.rf} copies; send them and finalize again",
+                    f"{need} copies; send them and finalize again",
                     missing=missing[:100],
                 )
             rec = await self.meta.commit_file(file_id, self.clock())
@@ -466,7 +488,18 @@ class Coordinator:
             "replicated_bytes": sum(n.used_bytes for n in live),
             "live_nodes": len(live),
             "replication_factor": self.rf,
+            "replication_strategy": self.cfg.replication_strategy,
+            "repair": await self._repair_progress(),
         }
+
+    async def _repair_progress(self) -> dict[str, Any] | None:
+        """The last repair pass as its lease holder reported it (see dfs.api.maintenance):
+        under-replicated chunks and bytes are the replication lag and pending work."""
+        lease = await self.meta.get_lease("repair")
+        if lease is None or not lease.info:
+            return None
+        progress: dict[str, Any] = json.loads(lease.info)
+        return progress
 
     async def node_list(self) -> dict[str, Any]:
         now = self.clock()

@@ -13,11 +13,17 @@ A write goes to a temp file in the target directory, is fsync'd, then linked to 
 (``os.link`` fails if the name exists, so two concurrent writers of one chunk never count it
 twice), and the directory is fsync'd before the write is acknowledged. Every read re-hashes the
 bytes. Blocking file work runs in worker threads; hashing releases the GIL there.
+
+A put of a chunk already stored refreshes its mtime: garbage collection deletes a copy only
+if it was not touched since GC checked that no upload relies on it (``delete_if_idle``), so
+an upload that re-sends bytes of a chunk GC is about to collect keeps them. ``scrub`` re-hashes
+every copy at a bounded rate, quarantines bad ones, and re-counts ``used_bytes`` from disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import os
@@ -118,7 +124,11 @@ class FsChunkStore:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
         final = self.path_of(chunk_id)
         if final.exists():
-            return False
+            try:
+                os.utime(final)  # an upload relies on it now: see delete_if_idle
+                return False
+            except FileNotFoundError:
+                pass  # collected just now: store it again
         size = len(data)
         with self._lock:
             if self._capacity is not None and self._used + self._reserved + size > self._capacity:
@@ -169,14 +179,24 @@ class FsChunkStore:
     async def delete(self, chunk_id: ChunkId) -> None:
         await asyncio.to_thread(self._delete, chunk_id)
 
-    def _delete(self, chunk_id: ChunkId) -> None:
+    def _delete(self, chunk_id: ChunkId, min_age: float = 0.0) -> bool:
         path = self.path_of(chunk_id)
-        try:
-            size = path.stat().st_size
-            path.unlink()
-        except FileNotFoundError:
-            return
-        self._account(-size, -1)
+        with self._lock:  # unlink and count in one step, so a rescan never counts it twice
+            try:
+                st = path.stat()
+                if time.time() - st.st_mtime < min_age:
+                    return False
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            self._used -= st.st_size
+            self._count -= 1
+        return True
+
+    async def delete_if_idle(self, chunk_id: ChunkId, min_age: float) -> bool:
+        """Delete the copy unless it was written or re-sent in the last ``min_age`` seconds;
+        True if it was deleted."""
+        return await asyncio.to_thread(self._delete, chunk_id, min_age)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -197,11 +217,61 @@ class FsChunkStore:
 
     def _quarantine_copy(self, chunk_id: ChunkId, size: int) -> None:
         dest = self._quarantine / f"{chunk_id}.{int(time.time())}"
-        try:
-            os.replace(self.path_of(chunk_id), dest)
-        except FileNotFoundError:
-            return  # another reader quarantined it first
-        self._account(-size, -1)
+        with self._lock:
+            try:
+                os.replace(self.path_of(chunk_id), dest)
+            except FileNotFoundError:
+                return  # another reader quarantined it first
+            self._used -= size
+            self._count -= 1
+
+    async def quarantined(self) -> list[ChunkId]:
+        """Chunks with a quarantined copy and no good copy here now: repair replaces them."""
+
+        def op() -> list[ChunkId]:
+            ids = {n.split(".", 1)[0] for n in os.listdir(self._quarantine)}
+            return sorted(
+                ChunkId(c)
+                for c in ids
+                if _is_chunk_name(c) and not self.path_of(ChunkId(c)).exists()
+            )
+
+        return await asyncio.to_thread(op)
+
+    async def scrub(self, rate_bytes: float) -> tuple[int, int]:
+        """Re-hash every stored copy, at most ``rate_bytes`` per second, quarantining bad
+        ones; then re-count used bytes from disk. Returns (chunks checked, quarantined)."""
+        checked = bad = 0
+        loop = asyncio.get_running_loop()
+        async for chunk_id in self.iter_ids():
+            started = loop.time()
+            try:
+                data = await self.get(chunk_id)
+            except ChunkNotFound as exc:
+                bad += "quarantined" in exc.message
+                continue
+            checked += 1
+            pause = len(data) / rate_bytes - (loop.time() - started)
+            if pause > 0:
+                await asyncio.sleep(pause)
+        await asyncio.to_thread(self._recount)
+        return checked, bad
+
+    def _recount(self) -> None:
+        """Re-baseline used bytes and count from disk (they drift when a copy truncated on
+        disk is quarantined: the size taken off is the short one). Skipped while puts are in
+        flight, whose accounting would land after the count."""
+        with self._lock:
+            if self._reserved:
+                return
+            used = count = 0
+            for dirpath, _dirs, files in os.walk(self._chunks):
+                for name in files:
+                    if _is_chunk_name(name):
+                        with contextlib.suppress(FileNotFoundError):
+                            used += os.stat(os.path.join(dirpath, name)).st_size
+                            count += 1
+            self._used, self._count = used, count
 
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
         ids = list(chunk_ids)

@@ -53,6 +53,9 @@ class ApiClient:
     async def download_plan(self, file_id: str) -> dict[str, Any]:
         return await self._json("GET", protocol.DOWNLOAD_PLAN, params={"file_id": file_id})
 
+    async def delete_file(self, file_id: str) -> dict[str, Any]:
+        return await self._json("DELETE", protocol.FILE.format(file_id=file_id))
+
     async def list_files(self, *, limit: int = 100, after: str | None = None) -> dict[str, Any]:
         params: dict[str, str | int] = {"limit": limit}
         if after:

@@ -195,6 +195,16 @@ def _lines(body: dict[str, Any]) -> str:
 @json_option
 @token_option
 @click.argument("api_url")
+@click.argument("file_id")
+def rm(as_json: bool, token: str | None, api_url: str, file_id: str) -> None:
+    """Delete FILE_ID; its chunks' space comes back once the GC grace has passed."""
+    _simple(lambda c: c.delete(file_id), api_url, token, as_json, lambda b: str(b["file_id"]))
+
+
+@cli.command()
+@json_option
+@token_option
+@click.argument("api_url")
 def stats(as_json: bool, token: str | None, api_url: str) -> None:
     """Dedup and cluster statistics (admin)."""
     _simple(lambda c: c.stats(), api_url, token, as_json, _lines)

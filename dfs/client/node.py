@@ -114,3 +114,49 @@ class NodeClient:
             headers={protocol.CAPABILITY: cap},
         )
         return result
+
+    async def delete_chunk(
+        self, node_url: str, chunk_id: str, *, cap: str, min_age: float = 0.0
+    ) -> bool:
+        """Delete a copy unless it was written or re-sent in the last ``min_age`` seconds."""
+        body = await request_json(
+            self._session,
+            "POST",
+            f"{node_url}{protocol.DELETE_CHUNK}",
+            params={"chunk_id": chunk_id, "min_age": f"{min_age:.3f}"},
+            headers={protocol.CAPABILITY: cap},
+        )
+        return bool(body.get("deleted"))
+
+    async def copy_chunk(
+        self,
+        node_url: str,
+        chunk_id: str,
+        target_id: str,
+        target_url: str,
+        *,
+        cap: str,
+        timeout: float | None = None,
+    ) -> None:
+        """Have the node at ``node_url`` send its verified copy to the target node."""
+        kwargs: dict[str, Any] = {}
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        await request_json(
+            self._session,
+            "POST",
+            f"{node_url}{protocol.COPY_CHUNK}",
+            params={"chunk_id": chunk_id},
+            json={"target_id": target_id, "target_url": target_url},
+            headers={protocol.CAPABILITY: cap},
+            **kwargs,
+        )
+
+    async def quarantined(self, node_url: str, *, cap: str) -> list[str]:
+        body = await request_json(
+            self._session,
+            "GET",
+            f"{node_url}{protocol.QUARANTINED}",
+            headers={protocol.CAPABILITY: cap},
+        )
+        return [str(c) for c in body.get("chunk_ids", [])]

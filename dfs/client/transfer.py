@@ -373,6 +373,10 @@ class Client:
 
     # --- status ---------------------------------------------------------------------------
 
+    async def delete(self, file_id: str) -> dict[str, Any]:
+        """Delete one of the tenant's files; its space comes back after the GC grace."""
+        return await self.api.delete_file(file_id)
+
     async def stats(self) -> dict[str, Any]:
         return await self.api.stats()
 

@@ -107,6 +107,32 @@ class TokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkState:
+    """A chunk row as repair and garbage collection see it.
+
+    ``zero_since`` is when the refcount last became 0 (its creation time if it was never
+    referenced); meaningless while ``refcount > 0``.
+    """
+
+    chunk_id: str
+    size: int
+    refcount: int
+    nodes: frozenset[str]
+    zero_since: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A named lease held by one owner until ``expires_at``; ``info`` is the holder's note
+    (repair writes its progress there, so every API process can show it)."""
+
+    name: str
+    owner: str
+    expires_at: float
+    info: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """A copy of a chunk on a node."""
 
@@ -140,7 +166,8 @@ class MetadataStore(Protocol):
         the last file_id of the previous page.
       - ``commit_file`` also adds the file's references to its tenant's chunk set, so that
         ``owned_chunks(tenant, ids)`` returns the ids some complete file of that tenant
-        references (dedup never reveals another tenant's chunks).
+        references (dedup never reveals another tenant's chunks); with ``ever=True`` also
+        the ids its files referenced once and no longer do (the tenant had the bytes).
 
     Tenants and tokens
       - ``create_tenant`` raises Conflict if the tenant exists; ``tenant_exists`` answers.
@@ -153,6 +180,24 @@ class MetadataStore(Protocol):
       - ``get_locations(ids)`` maps each asked id to the node ids recorded for it (an empty
         set for unknown ids).
       - ``get_chunks(ids)`` returns the ChunkInfo of the ids that have a chunk row.
+
+    Delete, garbage collection, repair
+      - ``delete_file(file_id, tenant, now)`` removes a file of that tenant (FileNotFound
+        otherwise, and for a file already deleted) with its manifest, atomically with
+        dropping exactly the references ``commit_file`` added (chunk refcounts, the
+        tenant's chunk refcounts, every counter) if it was complete. A chunk whose refcount
+        reaches 0 gets ``zero_since = now``. A pending file is removed without touching counts.
+      - ``scan_chunks(limit, after)`` pages through every chunk row (order is the backend's,
+        stable; ``after`` is the last chunk_id of the previous page).
+      - ``recent_pending_chunks(since)`` returns the chunk ids that files not yet complete,
+        created at or after ``since``, reference (uploads in flight rely on them).
+      - ``delete_chunk_if_unreferenced(chunk_id, cutoff)`` deletes the chunk row and its
+        locations only if its refcount is 0 and ``zero_since < cutoff``, checked in the same
+        atomic step (a conditional write); returns the node ids that held copies, or None
+        when the condition failed or the row does not exist.
+      - ``acquire_lease(name, owner, now, ttl, info)`` takes or renews the named lease if it
+        is free, expired or already ``owner``'s (conditional write); True when held.
+        ``get_lease`` returns the lease or None.
 
     Every method may raise Unavailable when the backend cannot be reached; no other foreign
     exception escapes.
@@ -171,7 +216,9 @@ class MetadataStore(Protocol):
         self, tenant: str, *, limit: int, after: str | None = None
     ) -> list[FileRecord]: ...
 
-    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]: ...
+    async def owned_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
+    ) -> set[str]: ...
 
     async def create_tenant(self, tenant: str, now: float) -> None: ...
     async def tenant_exists(self, tenant: str) -> bool: ...
@@ -183,6 +230,17 @@ class MetadataStore(Protocol):
     async def remove_locations(self, locations: Iterable[Location]) -> None: ...
     async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]: ...
     async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]: ...
+
+    async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord: ...
+    async def scan_chunks(self, *, limit: int, after: str | None = None) -> list[ChunkState]: ...
+    async def recent_pending_chunks(self, since: float) -> set[str]: ...
+    async def delete_chunk_if_unreferenced(
+        self, chunk_id: str, cutoff: float
+    ) -> set[str] | None: ...
+    async def acquire_lease(
+        self, name: str, owner: str, now: float, ttl: float, info: str = ""
+    ) -> bool: ...
+    async def get_lease(self, name: str) -> Lease | None: ...
 
     async def get_stats(self) -> Stats: ...
     async def close(self) -> None: ...

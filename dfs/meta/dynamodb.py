@@ -12,6 +12,7 @@ Tables, keys and indexes are data in ``dfs.meta.dynamo_schema``. How the records
 | manifests | (mid, "p000123")   | a page of PAGE_ENTRIES entries: e (bytes), f (format)  |
 |           | (mid, "c000123")   | commit marker: batch 123 of the refcounts is applied   |
 | counters  | "stats#07"         | one of COUNTER_SHARDS shards of the Stats fields       |
+| counters  | "lease#repair"     | a lease: owner, expires_at, info                       |
 
 Why this shape:
 
@@ -36,6 +37,12 @@ Why this shape:
   of the same file, skips applied batches, so nothing is counted twice. Batches are a pure
   function of the manifest, so every runner computes the same ones. Then committing -> complete
   with total_files/logical_bytes in one transaction.
+- delete_file is commit_file backwards: refcount decrements conditional on the expected
+  "after" state (``refcount > count``: still referenced; ``refcount = count``: reaches 0 and
+  gets ``unref_at``), flipped and retried on cancellation, so counters stay exact. Big files
+  go complete -> deleting (invisible, unlisted), apply batches guarded by "d000123" markers,
+  then delete the file item with the file counters in one transaction; a crashed delete is
+  finished by calling it again.
 - Counters are sharded so concurrent commits don't all conflict on one item; get_stats sums.
 - TTL deletion is late (and moto never does it): live-node reads filter ``expires_at > now``.
 
@@ -88,7 +95,9 @@ from dfs.meta.base import (
     FILE_COMPLETE,
     FILE_PENDING,
     ChunkInfo,
+    ChunkState,
     FileRecord,
+    Lease,
     Location,
     ManifestEntry,
     MetadataStore,
@@ -102,6 +111,7 @@ T = TypeVar("T")
 Item = dict[str, Any]  # a DynamoDB item in the low-level wire form ({"S": ...}, {"N": ...})
 
 FILE_COMMITTING = "committing"  # internal: reported as pending
+FILE_DELETING = "deleting"  # internal: reported as pending, finished by delete_file
 TX_MAX = 100  # TransactWriteItems actions
 BATCH_WRITE_MAX = 25  # BatchWriteItem requests (moto accepts 26; DynamoDB does not)
 BATCH_GET_MAX = 100  # BatchGetItem keys
@@ -998,11 +1008,16 @@ class DynamoMetadataStore:
             for i in items
         }
 
-    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+    async def owned_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
+    ) -> set[str]:
         ids = list(dict.fromkeys(chunk_ids))
         keys = [{"tenant": _s(tenant), "chunk_id": _s(c)} for c in ids]
         items = await self._get_many(self.tables["tenant_chunks"], keys, ("chunk_id", "refcount"))
-        return {i["chunk_id"]["S"] for i in items if int(i.get("refcount", {"N": "0"})["N"]) > 0}
+        floor = -1 if ever else 0
+        return {
+            i["chunk_id"]["S"] for i in items if int(i.get("refcount", {"N": "0"})["N"]) > floor
+        }
 
     # --- tenants and tokens -----------------------------------------------------------------
 
@@ -1086,6 +1101,318 @@ class DynamoMetadataStore:
             label=item["label"]["S"],
             created_at=float(item["created_at"]["N"]),
         )
+
+    # --- delete, garbage collection, leases ------------------------------------------------
+
+    async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord:
+        item = await self._file_item(file_id, (*_FILE_ATTRS, "mid", "pages", "mf", "m"))
+        if item["tenant"]["S"] != tenant:
+            raise FileNotFound(f"no file {file_id}")
+        rec = _file(item)
+        state = item["state"]["S"]
+        mid = item["mid"]["S"]
+        if state == FILE_COMMITTING:
+            raise Conflict(f"file {file_id} is being committed; try again")
+        if state == FILE_PENDING:
+            await self._run(self._delete_file_item, file_id, FILE_PENDING)
+        else:
+            refs = _refs(await self._manifest_of(item))
+            extra = {"total_files": -1, "logical_bytes": -rec.size}
+            if state == FILE_COMPLETE and len(refs) <= CHUNKS_PER_TX:
+                head = self._delete_file_action(file_id, FILE_COMPLETE)
+                if not await self._run(self._apply_unrefs, head, file_id, refs, now, extra, tenant):
+                    raise FileNotFound(f"no file {file_id}")
+            else:
+                if state == FILE_COMPLETE:
+                    await self._run(self._claim_delete, file_id)
+                batches = list(_chunks_of(refs, CHUNKS_PER_TX))
+                await asyncio.gather(
+                    *(
+                        self._run(self._unref_batch, mid, no, batch, now, tenant)
+                        for no, batch in enumerate(batches)
+                    )
+                )
+                head = self._delete_file_action(file_id, FILE_DELETING)
+                counters = self._counter_action(file_id, extra)
+                try:
+                    await self._run(self._transact, [head, counters])
+                except Conflict:
+                    raise FileNotFound(f"no file {file_id}") from None
+        await self._run(self._drop_manifest, mid)
+        return rec
+
+    def _delete_file_action(self, file_id: str, expected_state: str) -> Item:
+        return {
+            "Delete": {
+                "TableName": self.tables["files"],
+                "Key": {"file_id": _s(file_id)},
+                "ConditionExpression": "#state = :expected",
+                "ExpressionAttributeNames": _names("state"),
+                "ExpressionAttributeValues": {":expected": _s(expected_state)},
+            }
+        }
+
+    def _delete_file_item(self, file_id: str, expected_state: str) -> None:
+        action = self._delete_file_action(file_id, expected_state)["Delete"]
+        try:
+            self._req("delete_item", **action)
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise FileNotFound(f"no file {file_id}") from None
+            raise
+
+    def _claim_delete(self, file_id: str) -> None:
+        """complete -> deleting: the file vanishes for readers and listings at once."""
+        try:
+            self._req(
+                "update_item",
+                TableName=self.tables["files"],
+                Key={"file_id": _s(file_id)},
+                UpdateExpression="SET #state = :deleting REMOVE #listed_tenant",
+                ConditionExpression="#state = :complete",
+                ExpressionAttributeNames=_names("state", "listed_tenant"),
+                ExpressionAttributeValues={
+                    ":deleting": _s(FILE_DELETING),
+                    ":complete": _s(FILE_COMPLETE),
+                },
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            item = self._get_file_item(file_id, ("state",))
+            if item is None or item["state"]["S"] != FILE_DELETING:
+                raise FileNotFound(f"no file {file_id}") from None
+
+    def _drop_manifest(self, mid: str) -> None:
+        """Delete every item of a manifest partition (pages and markers)."""
+        keys = [
+            {"mid": i["mid"], "part": i["part"]}
+            for i in self._paginate(
+                "query",
+                TableName=self.tables["manifests"],
+                KeyConditionExpression="#mid = :mid",
+                ProjectionExpression="#mid, #part",
+                ExpressionAttributeNames=_names("mid", "part"),
+                ExpressionAttributeValues={":mid": _s(mid)},
+                ConsistentRead=True,
+            )
+        ]
+        for part in _chunks_of(keys, BATCH_WRITE_MAX):
+            self._batch_write(
+                self.tables["manifests"], [{"DeleteRequest": {"Key": k}} for k in part]
+            )
+
+    def _unref_batch(
+        self, mid: str, no: int, refs: Sequence[_Ref], now: float, tenant: str
+    ) -> None:
+        marker = {
+            "Put": {
+                "TableName": self.tables["manifests"],
+                "Item": {"mid": _s(mid), "part": _s(f"d{no:06d}"), "at": _n(float(now))},
+                "ConditionExpression": "attribute_not_exists(mid)",
+            }
+        }
+        self._apply_unrefs(marker, f"{mid}/d{no}", refs, now, {}, tenant)
+
+    def _apply_unrefs(
+        self,
+        head: Item,
+        shard_of: str,
+        refs: Sequence[_Ref],
+        now: float,
+        extra: Mapping[str, int],
+        tenant: str,
+    ) -> bool:
+        """Run [head, refcount decrements..., counters] until the guesses of which chunks
+        stay referenced hold; False when ``head``'s own condition failed."""
+        keys = [{"chunk_id": _s(r.chunk_id)} for r in refs]
+        items = self._batch_get(self.tables["chunks"], keys, ("chunk_id", "refcount"))
+        counts = {i["chunk_id"]["S"]: int(i.get("refcount", {"N": "0"})["N"]) for i in items}
+        staying = {r.chunk_id for r in refs if counts.get(r.chunk_id, 0) > r.count}
+        for _ in range(MAX_ROUNDS):
+            actions: list[Item] = []
+            tenant_actions: list[Item] = []
+            deltas = dict.fromkeys(("stored_bytes", "unique_chunks", "duplicates_avoided"), 0)
+            for r in refs:
+                values: Item = {":c": _n(r.count), ":neg": _n(-r.count)}
+                if r.chunk_id in staying:
+                    deltas["duplicates_avoided"] -= r.count
+                    update = {
+                        "UpdateExpression": "ADD #refcount :neg",
+                        "ConditionExpression": "#refcount > :c",
+                        "ExpressionAttributeNames": _names("refcount"),
+                    }
+                else:
+                    deltas["duplicates_avoided"] -= r.count - 1
+                    deltas["stored_bytes"] -= r.size
+                    deltas["unique_chunks"] -= 1
+                    values[":t"] = _n(float(now))
+                    update = {
+                        "UpdateExpression": "SET #unref_at = :t ADD #refcount :neg",
+                        "ConditionExpression": "#refcount = :c",
+                        "ExpressionAttributeNames": _names("refcount", "unref_at"),
+                    }
+                actions.append(
+                    {
+                        "Update": {
+                            "TableName": self.tables["chunks"],
+                            "Key": {"chunk_id": _s(r.chunk_id)},
+                            "ExpressionAttributeValues": values,
+                            **update,
+                        }
+                    }
+                )
+                tenant_actions.append(
+                    {
+                        "Update": {
+                            "TableName": self.tables["tenant_chunks"],
+                            "Key": {"tenant": _s(tenant), "chunk_id": _s(r.chunk_id)},
+                            "UpdateExpression": "ADD #refcount :neg",
+                            "ExpressionAttributeNames": _names("refcount"),
+                            "ExpressionAttributeValues": {":neg": _n(-r.count)},
+                        }
+                    }
+                )
+            counters = self._counter_action(shard_of, {**extra, **deltas})
+            try:
+                self._transact([head, *actions, *tenant_actions, counters])
+                return True
+            except _Cancelled as exc:
+                if exc.codes[0] == "ConditionalCheckFailed":
+                    return False
+                for r, code in zip(refs, exc.codes[1:], strict=False):
+                    if code == "ConditionalCheckFailed":
+                        staying ^= {r.chunk_id}
+        raise Unavailable("delete kept losing refcount races; try again")
+
+    async def scan_chunks(self, *, limit: int, after: str | None = None) -> list[ChunkState]:
+        def op() -> list[ChunkState]:
+            params: dict[str, Any] = {"TableName": self.tables["chunks"], "ConsistentRead": True}
+            if after is not None:
+                params["ExclusiveStartKey"] = {"chunk_id": _s(after)}
+            out: list[ChunkState] = []
+            while len(out) < limit:
+                resp = self._req("scan", Limit=limit - len(out), **params)
+                for i in resp.get("Items", []):
+                    created = float(i["created_at"]["N"])
+                    unref = float(i.get("unref_at", {"N": "0"})["N"])
+                    out.append(
+                        ChunkState(
+                            i["chunk_id"]["S"],
+                            int(i["size"]["N"]),
+                            int(i.get("refcount", {"N": "0"})["N"]),
+                            frozenset(i.get("nodes", {}).get("SS", [])),
+                            max(created, unref),
+                        )
+                    )
+                if not resp.get("LastEvaluatedKey"):
+                    break
+                params["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+            return out
+
+        if limit <= 0:
+            return []
+        return await self._run(op)
+
+    async def recent_pending_chunks(self, since: float) -> set[str]:
+        def op() -> list[Item]:
+            return list(
+                self._paginate(
+                    "scan",
+                    TableName=self.tables["files"],
+                    ConsistentRead=True,
+                    FilterExpression="#state <> :complete AND #created_at >= :since",
+                    ProjectionExpression="#file_id, #pages, #mid, #mf, #m",
+                    ExpressionAttributeNames=_names(
+                        "state", "created_at", "file_id", "pages", "mid", "mf", "m"
+                    ),
+                    ExpressionAttributeValues={
+                        ":complete": _s(FILE_COMPLETE),
+                        ":since": _n(float(since)),
+                    },
+                )
+            )
+
+        out: set[str] = set()
+        for item in await self._run(op):
+            try:
+                out.update(e.chunk_id for e in await self._manifest_of(item))
+            except Unavailable:
+                continue  # a manifest deleted under us: the file is gone too
+        return out
+
+    async def delete_chunk_if_unreferenced(self, chunk_id: str, cutoff: float) -> set[str] | None:
+        def op() -> set[str] | None:
+            try:
+                resp = self._req(
+                    "delete_item",
+                    TableName=self.tables["chunks"],
+                    Key={"chunk_id": _s(chunk_id)},
+                    ConditionExpression="(attribute_not_exists(#refcount) OR #refcount = :zero) "
+                    "AND #created_at < :cutoff "
+                    "AND (attribute_not_exists(#unref_at) OR #unref_at < :cutoff)",
+                    ExpressionAttributeNames=_names("refcount", "created_at", "unref_at"),
+                    ExpressionAttributeValues={":zero": _n(0), ":cutoff": _n(float(cutoff))},
+                    ReturnValues="ALL_OLD",
+                )
+            except ClientError as exc:
+                if _error_code(exc) == "ConditionalCheckFailedException":
+                    return None
+                raise
+            old = resp.get("Attributes")
+            if not old:
+                return None
+            return set(old.get("nodes", {}).get("SS", []))
+
+        nodes = await self._run(op)
+        if nodes is not None:
+            deletes = [
+                {"DeleteRequest": {"Key": self._location_key(chunk_id, n)}} for n in sorted(nodes)
+            ]
+            await self._write_many(self.tables["locations"], deletes)
+        return nodes
+
+    async def acquire_lease(
+        self, name: str, owner: str, now: float, ttl: float, info: str = ""
+    ) -> bool:
+        def op() -> bool:
+            try:
+                self._req(
+                    "put_item",
+                    TableName=self.tables["counters"],
+                    Item={
+                        "counter": _s(f"lease#{name}"),
+                        "owner": _s(owner),
+                        "expires_at": _n(float(now + ttl)),
+                        "info": _s(info),
+                    },
+                    ConditionExpression="attribute_not_exists(#counter) OR #expires_at <= :now "
+                    "OR #owner = :owner",
+                    ExpressionAttributeNames=_names("counter", "expires_at", "owner"),
+                    ExpressionAttributeValues={":now": _n(float(now)), ":owner": _s(owner)},
+                )
+            except ClientError as exc:
+                if _error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
+
+        return await self._run(op)
+
+    async def get_lease(self, name: str) -> Lease | None:
+        resp = await self._run(
+            partial(
+                self._req,
+                "get_item",
+                TableName=self.tables["counters"],
+                Key={"counter": _s(f"lease#{name}")},
+                ConsistentRead=True,
+            )
+        )
+        item = resp.get("Item")
+        if item is None:
+            return None
+        return Lease(name, item["owner"]["S"], float(item["expires_at"]["N"]), item["info"]["S"])
 
     async def get_stats(self) -> Stats:
         keys = [{"counter": _s(f"stats#{k:02d}")} for k in range(COUNTER_SHARDS)]

@@ -17,12 +17,13 @@ Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | files     | file_id              | tenant, name, size, sha256, chunker, state, created_at,    |
 |           |                      | chunk_count                                                |
 | manifest  | (file_id, idx)       | offset, size, chunk_id                                     |
-| chunks    | chunk_id             | size, refcount, created_at                                 |
+| chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0) |
 | locations | (chunk_id, node_id)  | created_at; index by (node_id, chunk_id) for repair        |
 | counters  | name                 | value                                                      |
 | tenant_chunks | (tenant, chunk_id) | refcount: references from the tenant's complete files      |
 | tenants   | tenant               | created_at                                                 |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
+| leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from dfs.meta.base import (
     FILE_COMPLETE,
     FILE_PENDING,
     ChunkInfo,
+    ChunkState,
     FileRecord,
+    Lease,
     Location,
     ManifestEntry,
     MetadataStore,
@@ -70,7 +73,7 @@ CREATE TABLE IF NOT EXISTS manifest (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, size INTEGER NOT NULL, refcount INTEGER NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL, unref_at REAL NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS locations (
     chunk_id TEXT NOT NULL, node_id TEXT NOT NULL, created_at REAL NOT NULL,
@@ -86,6 +89,9 @@ CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, created_at REAL NOT
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, label TEXT NOT NULL,
     created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL, info TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -140,6 +146,9 @@ class SqliteMetadataStore:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+            if "unref_at" not in cols:  # a database made before delete existed
+                conn.execute("ALTER TABLE chunks ADD COLUMN unref_at REAL NOT NULL DEFAULT 0")
         self._conn = conn
 
     @contextmanager
@@ -286,7 +295,8 @@ class SqliteMetadataStore:
                         stored += size
                         unique += 1
                     db.execute(
-                        "INSERT INTO chunks VALUES (?,?,?,?) ON CONFLICT(chunk_id) "
+                        "INSERT INTO chunks (chunk_id, size, refcount, created_at) "
+                        "VALUES (?,?,?,?) ON CONFLICT(chunk_id) "
                         "DO UPDATE SET refcount = refcount + excluded.refcount",
                         (chunk_id, size, count, now),
                     )
@@ -325,17 +335,20 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+    async def owned_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
+    ) -> set[str]:
         ids = list(dict.fromkeys(chunk_ids))
+        floor = -1 if ever else 0
 
         def op() -> set[str]:
             out: set[str] = set()
             for batch in _batches(ids):
                 marks = ",".join("?" * len(batch))
                 rows = self._db.execute(
-                    f"SELECT chunk_id FROM tenant_chunks WHERE tenant=? AND refcount > 0 "
+                    f"SELECT chunk_id FROM tenant_chunks WHERE tenant=? AND refcount > ? "
                     f"AND chunk_id IN ({marks})",
-                    (tenant, *batch),
+                    (tenant, floor, *batch),
                 )
                 out.update(r[0] for r in rows)
             return out
@@ -385,7 +398,8 @@ class SqliteMetadataStore:
         def op() -> None:
             with self._tx() as db:
                 db.executemany(
-                    "INSERT OR IGNORE INTO chunks VALUES (?,?,0,?)",
+                    "INSERT OR IGNORE INTO chunks (chunk_id, size, refcount, created_at) "
+                    "VALUES (?,?,0,?)",
                     ((loc.chunk_id, loc.size, now) for loc in locs),
                 )
                 db.executemany(
@@ -441,6 +455,139 @@ class SqliteMetadataStore:
                 for r in rows:
                     out[r[0]] = ChunkInfo(r[0], r[1], r[2], r[3])
             return out
+
+        return await self._run(op)
+
+    # --- delete, garbage collection, leases --------------------------------------------------
+
+    async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord:
+        def op() -> FileRecord:
+            with self._tx() as db:
+                row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
+                if row is None or row["tenant"] != tenant:
+                    raise FileNotFound(f"no file {file_id}")
+                if row["state"] == FILE_COMPLETE:
+                    self._drop_refs(db, row, now)
+                db.execute("DELETE FROM manifest WHERE file_id=?", (file_id,))
+                db.execute("DELETE FROM files WHERE file_id=?", (file_id,))
+                return _file(row)
+
+        return await self._run(op)
+
+    @staticmethod
+    def _drop_refs(db: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
+        """The exact inverse of commit_file's counting."""
+        refs = db.execute(
+            "SELECT chunk_id, COUNT(*), MAX(size) FROM manifest WHERE file_id=? GROUP BY chunk_id",
+            (row["file_id"],),
+        ).fetchall()
+        dups = stored = unique = 0
+        for chunk_id, count, size in refs:
+            cur = db.execute("SELECT refcount FROM chunks WHERE chunk_id=?", (chunk_id,)).fetchone()
+            before = cur[0] if cur is not None else 0
+            if before - count > 0:
+                dups += count
+                db.execute(
+                    "UPDATE chunks SET refcount = refcount - ? WHERE chunk_id=?", (count, chunk_id)
+                )
+            else:
+                dups += count - 1
+                stored += size
+                unique += 1
+                db.execute(
+                    "UPDATE chunks SET refcount = 0, unref_at = ? WHERE chunk_id=?",
+                    (now, chunk_id),
+                )
+            db.execute(
+                "UPDATE tenant_chunks SET refcount = refcount - ? WHERE tenant=? AND chunk_id=?",
+                (count, row["tenant"], chunk_id),
+            )
+        deltas = {
+            "total_files": -1,
+            "logical_bytes": -row["size"],
+            "stored_bytes": -stored,
+            "unique_chunks": -unique,
+            "duplicates_avoided": -dups,
+        }
+        db.executemany(
+            "UPDATE counters SET value = value + ? WHERE name=?",
+            ((v, k) for k, v in deltas.items()),
+        )
+
+    async def scan_chunks(self, *, limit: int, after: str | None = None) -> list[ChunkState]:
+        def op() -> list[ChunkState]:
+            rows = self._db.execute(
+                "SELECT chunk_id, size, refcount, MAX(created_at, unref_at) FROM chunks "
+                "WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?",
+                (after or "", limit),
+            ).fetchall()
+            nodes: dict[str, set[str]] = {r[0]: set() for r in rows}
+            if rows:
+                for chunk_id, node_id in self._db.execute(
+                    "SELECT chunk_id, node_id FROM locations WHERE chunk_id >= ? AND chunk_id <= ?",
+                    (rows[0][0], rows[-1][0]),
+                ):
+                    if chunk_id in nodes:
+                        nodes[chunk_id].add(node_id)
+            return [ChunkState(r[0], r[1], r[2], frozenset(nodes[r[0]]), r[3]) for r in rows]
+
+        return await self._run(op)
+
+    async def recent_pending_chunks(self, since: float) -> set[str]:
+        def op() -> set[str]:
+            rows = self._db.execute(
+                "SELECT DISTINCT m.chunk_id FROM files f JOIN manifest m ON m.file_id = f.file_id "
+                "WHERE f.state != ? AND f.created_at >= ?",
+                (FILE_COMPLETE, since),
+            )
+            return {r[0] for r in rows}
+
+        return await self._run(op)
+
+    async def delete_chunk_if_unreferenced(self, chunk_id: str, cutoff: float) -> set[str] | None:
+        def op() -> set[str] | None:
+            with self._tx() as db:
+                row = db.execute(
+                    "SELECT refcount, MAX(created_at, unref_at) FROM chunks WHERE chunk_id=?",
+                    (chunk_id,),
+                ).fetchone()
+                if row is None or row[0] != 0 or row[1] >= cutoff:
+                    return None
+                nodes = {
+                    r[0]
+                    for r in db.execute(
+                        "SELECT node_id FROM locations WHERE chunk_id=?", (chunk_id,)
+                    )
+                }
+                db.execute("DELETE FROM locations WHERE chunk_id=?", (chunk_id,))
+                db.execute("DELETE FROM chunks WHERE chunk_id=?", (chunk_id,))
+                return nodes
+
+        return await self._run(op)
+
+    async def acquire_lease(
+        self, name: str, owner: str, now: float, ttl: float, info: str = ""
+    ) -> bool:
+        def op() -> bool:
+            with self._tx() as db:
+                row = db.execute(
+                    "SELECT owner, expires_at FROM leases WHERE name=?", (name,)
+                ).fetchone()
+                if row is not None and row[0] != owner and row[1] > now:
+                    return False
+                db.execute(
+                    "INSERT OR REPLACE INTO leases VALUES (?,?,?,?)", (name, owner, now + ttl, info)
+                )
+                return True
+
+        return await self._run(op)
+
+    async def get_lease(self, name: str) -> Lease | None:
+        def op() -> Lease | None:
+            row = self._db.execute(
+                "SELECT owner, expires_at, info FROM leases WHERE name=?", (name,)
+            ).fetchone()
+            return None if row is None else Lease(name, row[0], row[1], row[2])
 
         return await self._run(op)
 

@@ -9,6 +9,7 @@ Routes (see README, "Wire protocol"):
 | GET    | /get-chunk    | 200 verified bytes; 404 missing or quarantined                  |
 | POST   | /has-chunks   | ``{"present": [...]}`` for ``{"chunk_ids": [...]}``             |
 | GET    | /status       | node id, used/capacity bytes, chunk count                       |
+| POST   | /delete-chunk, /copy-chunk; GET /quarantined: see ``dfs.node.maintenance``     |
 | GET    | /healthz      | liveness                                                        |
 
 Every route but /healthz needs a capability (``X-Dfs-Capability`` header or ``cap`` query
@@ -32,10 +33,11 @@ from dfs.client.api import ApiClient
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
 from dfs.config import NodeConfig
-from dfs.errors import ConfigError, DfsError, InvalidRequest
+from dfs.errors import ConfigError, DfsError, Forbidden, InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
+from dfs.node import maintenance
 from dfs.node.heartbeat import (
     ApiRegistrar,
     MetaRegistrar,
@@ -93,24 +95,40 @@ async def store_chunk(request: web.Request) -> web.Response:
     forwarded = request.headers.get(protocol.FORWARDED) == "1"
     file_id = ""
     targets: list[tuple[str, str]] = []
+    asynchronous = False
     if forwarded:
         auth.check(cfg.cluster_secret, _cap(request), auth.OP_REPLICATE, chunk_id, cfg.node_id)
     else:
         file_id = parse_file_id(request.headers.get(protocol.UPLOAD), protocol.UPLOAD)
         raw_forward = request.headers.get(protocol.FORWARD_TO, "")
-        auth.check(
-            cfg.cluster_secret,
-            _cap(request),
-            auth.OP_PUT,
-            chunk_id,
-            cfg.node_id,
-            extra=protocol.put_cap_extra(file_id, raw_forward),
-        )
+        cap = _cap(request)
+        try:
+            auth.check(
+                cfg.cluster_secret,
+                cap,
+                auth.OP_PUT,
+                chunk_id,
+                cfg.node_id,
+                extra=protocol.put_cap_extra(file_id, raw_forward),
+            )
+        except Forbidden:
+            # REPLICATION_STRATEGY=async: the API signed the same write with the async marker
+            auth.check(
+                cfg.cluster_secret,
+                cap,
+                auth.OP_PUT,
+                chunk_id,
+                cfg.node_id,
+                extra=protocol.put_cap_extra(file_id, raw_forward, asynchronous=True),
+            )
+            asynchronous = True
         targets = _forward_targets(raw_forward)
     data = await read_body(request, protocol.MAX_CHUNK_SIZE)
     stored = await app[STORE].put(chunk_id, data)
     replicas = [cfg.node_id]
-    if targets:
+    if targets and asynchronous:
+        maintenance.replicate_later(app, chunk_id, targets)
+    elif targets:
 
         def replica_cap(node_id: str) -> str:
             return auth.mint(
@@ -183,6 +201,7 @@ def make_app(cfg: NodeConfig, store: FsChunkStore, nodes: NodeClient) -> web.App
     app.router.add_post(protocol.HAS_CHUNKS, has_chunks)
     app.router.add_get(protocol.NODE_STATUS, status)
     app.router.add_get(protocol.HEALTHZ, healthz)
+    maintenance.add_routes(app, cfg, store, nodes)
     return app
 
 
@@ -197,6 +216,7 @@ class RunningNode:
     registrar: Registrar
     closers: list[Closable] = field(default_factory=list)
     heartbeat: asyncio.Task[None] | None = None
+    scrubber: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -204,10 +224,11 @@ class RunningNode:
 
     async def stop(self, *, deregister: bool = True) -> None:
         """Stop heartbeats, leave the registry, drain in-flight requests, close resources."""
-        if self.heartbeat is not None:
-            self.heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.heartbeat
+        for task in (self.heartbeat, self.scrubber):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if deregister:
             try:
                 await asyncio.wait_for(self.registrar.deregister(self.cfg.node_id), 5.0)
@@ -254,4 +275,7 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
             log.warning("first registration failed, retrying: %s", exc.message)
             await asyncio.sleep(0.5)
     node.heartbeat = asyncio.create_task(heartbeat_loop(cfg, port, store, registrar))
+    node.scrubber = asyncio.create_task(
+        maintenance.scrub_loop(store, cfg.scrub_rate, cfg.scrub_interval)
+    )
     return node

@@ -310,3 +310,137 @@ async def test_tenants_and_tokens(meta: MetadataStore) -> None:
     empty_label = TokenRecord(cid("t2"), "globex", "admin", "", 6.0)
     await meta.put_token(empty_label)
     assert await meta.get_token(cid("t2")) == empty_label
+
+
+# --- delete, garbage collection, leases -------------------------------------------------------
+
+
+async def _committed(meta: MetadataStore, name: str, chunks, tenant: str = "t1") -> FileRecord:
+    rec, manifest = new_file(name, chunks, tenant)
+    await meta.create_file(rec, manifest)
+    return await meta.commit_file(rec.file_id, 5.0)
+
+
+async def test_delete_drops_references_exactly(meta: MetadataStore) -> None:
+    a = await _committed(meta, "a", [(cid(1), 10), (cid(2), 20), (cid(1), 10)])
+    b = await _committed(meta, "b", [(cid(2), 20), (cid(3), 5)])
+    with pytest.raises(FileNotFound):
+        await meta.delete_file(a.file_id, "other-tenant", 9.0)
+    assert (await meta.delete_file(a.file_id, "t1", 9.0)).file_id == a.file_id
+    with pytest.raises(FileNotFound):
+        await meta.get_file(a.file_id)
+    with pytest.raises(FileNotFound):
+        await meta.delete_file(a.file_id, "t1", 9.0)
+    stats = await meta.get_stats()
+    # exactly what committing b alone gives
+    assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (1, 25, 25)
+    assert (stats.unique_chunks, stats.duplicates_avoided) == (2, 0)
+    chunks = await meta.get_chunks([cid(1), cid(2), cid(3)])
+    assert {k: v.refcount for k, v in chunks.items()} == {cid(1): 0, cid(2): 1, cid(3): 1}
+    assert await meta.owned_chunks("t1", [cid(1), cid(2), cid(3)]) == {cid(2), cid(3)}
+    assert await meta.owned_chunks("t1", [cid(1), cid(4)], ever=True) == {cid(1)}
+    assert await meta.owned_chunks("t2", [cid(1)], ever=True) == set()
+    await meta.delete_file(b.file_id, "t1", 10.0)
+    stats = await meta.get_stats()
+    assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (0, 0, 0)
+    assert (stats.unique_chunks, stats.duplicates_avoided) == (0, 0)
+    assert await meta.owned_chunks("t1", [cid(1), cid(2), cid(3)]) == set()
+    assert await meta.list_files("t1", limit=10) == []
+
+
+async def test_delete_of_a_pending_file_counts_nothing(meta: MetadataStore) -> None:
+    await _committed(meta, "a", [(cid(1), 10)])
+    rec, manifest = new_file("p", [(cid(1), 10)])
+    await meta.create_file(rec, manifest)
+    await meta.delete_file(rec.file_id, "t1", 9.0)
+    stats = await meta.get_stats()
+    assert (stats.total_files, stats.stored_bytes) == (1, 10)
+    assert (await meta.get_chunks([cid(1)]))[cid(1)].refcount == 1
+
+
+async def test_concurrent_deletes_and_commits_stay_exact(meta: MetadataStore) -> None:
+    content = [(cid("x"), 100), (cid("y"), 50)]
+    old = [await _committed(meta, f"old{i}", content) for i in range(4)]
+    new = [new_file(f"new{i}", content) for i in range(4)]
+    for rec, manifest in new:
+        await meta.create_file(rec, manifest)
+    await asyncio.gather(
+        *(meta.delete_file(f.file_id, "t1", 9.0) for f in old),
+        *(meta.commit_file(rec.file_id, 9.0) for rec, _ in new),
+    )
+    stats = await meta.get_stats()
+    assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (4, 600, 150)
+    assert (stats.unique_chunks, stats.duplicates_avoided) == (2, 6)
+    chunks = await meta.get_chunks([cid("x"), cid("y")])
+    assert [chunks[cid("x")].refcount, chunks[cid("y")].refcount] == [4, 4]
+
+
+async def test_delete_of_a_file_of_many_distinct_chunks_is_exact(meta: MetadataStore) -> None:
+    content = [(cid(f"big{i}"), 7) for i in range(250)]
+    a = await _committed(meta, "a", content)
+    b = await _committed(meta, "b", content[:10])
+    await meta.delete_file(a.file_id, "t1", 9.0)
+    stats = await meta.get_stats()
+    assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (1, 70, 70)
+    assert (stats.unique_chunks, stats.duplicates_avoided) == (10, 0)
+    chunks = await meta.get_chunks([c for c, _ in content])
+    assert {chunks[c].refcount for c, _ in content[:10]} == {1}
+    assert {chunks[c].refcount for c, _ in content[10:]} == {0}
+    assert [f.file_id for f in await meta.list_files("t1", limit=10)] == [b.file_id]
+
+
+async def test_gc_deletes_only_unreferenced_chunks_past_the_cutoff(meta: MetadataStore) -> None:
+    a = await _committed(meta, "a", [(cid(1), 10), (cid(2), 20)])
+    await meta.add_locations([Location(cid(1), "n1", 10), Location(cid(1), "n2", 10)], 1.0)
+    await meta.add_locations([Location(cid(9), "n1", 3)], 1.0)  # sent, never committed
+    # referenced: never
+    assert await meta.delete_chunk_if_unreferenced(cid(1), 1e9) is None
+    await meta.delete_file(a.file_id, "t1", 100.0)
+    states = {c.chunk_id: c for c in await meta.scan_chunks(limit=100)}
+    assert states[cid(1)].refcount == 0
+    assert states[cid(1)].zero_since == 100.0
+    assert states[cid(1)].nodes == {"n1", "n2"}
+    # unreferenced since 100: not before the cutoff passes it
+    assert await meta.delete_chunk_if_unreferenced(cid(1), 100.0) is None
+    assert await meta.delete_chunk_if_unreferenced(cid(1), 101.0) == {"n1", "n2"}
+    assert await meta.get_locations([cid(1)]) == {cid(1): set()}
+    assert cid(1) not in await meta.get_chunks([cid(1)])
+    assert await meta.delete_chunk_if_unreferenced(cid(9), 2.0) == {"n1"}
+    assert await meta.delete_chunk_if_unreferenced(cid(9), 2.0) is None
+
+
+async def test_scan_chunks_pages_through_every_chunk(meta: MetadataStore) -> None:
+    await meta.add_locations([Location(cid(i), "n1", i + 1) for i in range(23)], 1.0)
+    seen: list[str] = []
+    after = None
+    for _ in range(10):
+        page = await meta.scan_chunks(limit=5, after=after)
+        if not page:
+            break
+        seen += [c.chunk_id for c in page]
+        after = page[-1].chunk_id
+    assert sorted(seen) == sorted(cid(i) for i in range(23))
+
+
+async def test_recent_pending_chunks(meta: MetadataStore) -> None:
+    await _committed(meta, "done", [(cid(1), 10)])
+    old, mold = new_file("old", [(cid(2), 10)])
+    await meta.create_file(dataclasses.replace(old, created_at=10.0), mold)
+    new, mnew = new_file("new", [(cid(3), 10), (cid(1), 10)])
+    await meta.create_file(dataclasses.replace(new, created_at=50.0), mnew)
+    assert await meta.recent_pending_chunks(20.0) == {cid(1), cid(3)}
+    assert await meta.recent_pending_chunks(5.0) == {cid(1), cid(2), cid(3)}
+
+
+async def test_lease_is_held_by_one_owner_until_it_expires(meta: MetadataStore) -> None:
+    assert await meta.get_lease("repair") is None
+    assert await meta.acquire_lease("repair", "a", 100.0, 10.0, "x")
+    assert not await meta.acquire_lease("repair", "b", 105.0, 10.0)
+    assert await meta.acquire_lease("repair", "a", 105.0, 10.0, "y")  # renewal
+    lease = await meta.get_lease("repair")
+    assert lease is not None
+    assert (lease.owner, lease.expires_at, lease.info) == ("a", 115.0, "y")
+    results = await asyncio.gather(
+        *(meta.acquire_lease("repair", f"o{i}", 200.0, 10.0) for i in range(6))
+    )
+    assert sum(results) == 1

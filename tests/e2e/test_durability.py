@@ -1,0 +1,281 @@
+"""Fault injection on real processes: killed nodes, rotten chunks, deletes and GC, a killed API,
+and a randomized loop of them that ends with every committed file downloading intact.
+
+DFS_FAULT_ROUNDS sets the randomized loop's rounds (CI runs the default, a few);
+DFS_FAULT_SEED its seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dfs.localcluster import LocalCluster, console_script, http_json, wait_for
+from tests.conftest import DYNAMODB_ENV
+from tests.e2e.conftest import cli_json, dump_logs, run_cli
+
+pytestmark = pytest.mark.e2e
+
+MIB = 1 << 20
+FAST = {
+    "DFS_REPAIR_GRACE": "1",
+    "DFS_REPAIR_INTERVAL": "0.5",
+    "DFS_GC_GRACE": "3",
+    "DFS_GC_INTERVAL": "0.5",
+    "DFS_SCRUB_INTERVAL": "0.5",
+    "DFS_MIN_FREE_BYTES": "0",
+}
+DEADLINE = 90.0
+
+
+@pytest.fixture
+def fcluster(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, meta_url: str
+) -> Iterator[LocalCluster]:
+    """3 nodes, REPLICATION_FACTOR=2, fast repair/GC/scrub timers, on each metadata backend."""
+    env = {**FAST, **(DYNAMODB_ENV if meta_url.startswith("dynamodb:") else {})}
+    c = LocalCluster(tmp_path / "cluster", meta_url=meta_url, env=env)
+    monkeypatch.setenv("DFS_TOKEN", c.admin_token)
+    monkeypatch.setenv("DFS_CONFIG", str(tmp_path / "no-config.toml"))
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+        if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
+            dump_logs(c.base)
+
+
+def write_random(path: Path, size: int, seed: int) -> bytes:
+    data = random.Random(seed).randbytes(size)
+    path.write_bytes(data)
+    return data
+
+
+def upload(c: LocalCluster, path: Path) -> dict[str, Any]:
+    [up] = cli_json("upload", "--chunk-size", str(MIB), c.api_url, str(path))
+    return up
+
+
+def chunk_ids(c: LocalCluster, file_id: str) -> set[str]:
+    plan = http_json(f"{c.api_url}/download-plan?file_id={file_id}", c.admin_token)
+    return {ch["sha256"] for ch in plan["chunks"]}
+
+
+def chunk_path(c: LocalCluster, node: int, chunk_id: str) -> Path:
+    return c.base / f"node{node}" / "chunks" / chunk_id[:2] / chunk_id[2:4] / chunk_id
+
+
+def good_copies(c: LocalCluster, chunk_id: str) -> int:
+    """Copies on live nodes whose bytes hash to the chunk id."""
+    n = 0
+    for i in range(1, c.nodes + 1):
+        if not c.node(i).alive:
+            continue
+        try:
+            data = chunk_path(c, i, chunk_id).read_bytes()
+        except FileNotFoundError:
+            continue
+        n += hashlib.sha256(data).hexdigest() == chunk_id
+    return n
+
+
+def copies(c: LocalCluster, chunk_id: str) -> int:
+    return sum(chunk_path(c, i, chunk_id).exists() for i in range(1, c.nodes + 1))
+
+
+def downloads_intact(c: LocalCluster, file_id: str, data: bytes, out: Path) -> None:
+    run_cli("download", c.api_url, file_id, str(out))
+    assert out.read_bytes() == data
+    out.unlink()
+
+
+def disk_bytes(c: LocalCluster) -> int:
+    return sum(f.stat().st_size for f in c.base.glob("node*/chunks/*/*/*") if f.is_file())
+
+
+def restart_api(c: LocalCluster) -> None:
+    assert c.api is not None
+    c.api.kill()
+    c.api.start()
+    c.api.wait_listening(60.0)
+
+
+def test_killed_node_is_repaired_around_and_trimmed_on_return(
+    fcluster: LocalCluster, tmp_path: Path
+) -> None:
+    c = fcluster
+    data = write_random(tmp_path / "a.bin", 8 * MIB, seed=1)
+    up = upload(c, tmp_path / "a.bin")
+    ids = chunk_ids(c, up["file_id"])
+    on_node1 = [x for x in ids if chunk_path(c, 1, x).exists()]
+    assert on_node1
+    c.node(1).kill()
+    downloads_intact(c, up["file_id"], data, tmp_path / "out")  # throughout, too
+    wait_for(
+        lambda: all(good_copies(c, x) == 2 for x in ids), DEADLINE, "2 live copies of each chunk"
+    )
+    downloads_intact(c, up["file_id"], data, tmp_path / "out")
+    repair = http_json(f"{c.api_url}/admin/repair", c.admin_token)["repair"]
+    assert repair["repaired"] + repair["under_replicated"] >= 0  # progress is visible
+    # the node returns: its chunks count again, and the surplus copies are trimmed
+    c.restart_node(1)
+    wait_for(lambda: all(copies(c, x) == 2 for x in ids), DEADLINE, "surplus copies trimmed")
+    downloads_intact(c, up["file_id"], data, tmp_path / "out")
+
+
+def test_flipped_byte_is_never_served_and_is_repaired(
+    fcluster: LocalCluster, tmp_path: Path
+) -> None:
+    c = fcluster
+    data = write_random(tmp_path / "a.bin", 4 * MIB, seed=2)
+    up = upload(c, tmp_path / "a.bin")
+    victim = sorted(chunk_ids(c, up["file_id"]))[0]
+    node = next(i for i in range(1, 4) if chunk_path(c, i, victim).exists())
+    path = chunk_path(c, node, victim)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    downloads_intact(c, up["file_id"], data, tmp_path / "out")
+    # scrub quarantines the bad copy; repair makes a good one elsewhere (or here again)
+    wait_for(
+        lambda: list((c.base / f"node{node}" / "quarantine").iterdir()),
+        DEADLINE,
+        "the bad copy quarantined",
+    )
+    wait_for(lambda: good_copies(c, victim) == 2, DEADLINE, "2 good copies again")
+    downloads_intact(c, up["file_id"], data, tmp_path / "out")
+
+
+def test_delete_returns_space_and_a_concurrent_identical_upload_survives(
+    fcluster: LocalCluster, tmp_path: Path
+) -> None:
+    c = fcluster
+    a = write_random(tmp_path / "a.bin", 4 * MIB, seed=3)
+    write_random(tmp_path / "b.bin", 3 * MIB, seed=4)
+    up_a = upload(c, tmp_path / "a.bin")
+    up_b = upload(c, tmp_path / "b.bin")
+    (tmp_path / "a2.bin").write_bytes(a)
+    # upload identical content while deleting the first copy of it
+    upload_proc = subprocess.Popen(
+        [
+            console_script("dfs-client"),
+            "upload",
+            "--chunk-size",
+            str(MIB),
+            c.api_url,
+            str(tmp_path / "a2.bin"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_cli("rm", c.api_url, up_a["file_id"])
+        out, err = upload_proc.communicate(timeout=120)
+    finally:
+        if upload_proc.poll() is None:
+            upload_proc.kill()
+            upload_proc.wait(10)
+    assert upload_proc.returncode == 0, err
+    a2_id = out.strip()
+    gone = run_cli("download", c.api_url, up_a["file_id"], str(tmp_path / "x"), check=False)
+    assert gone.returncode == 4
+    # a file deleted after that one is collected: GC has run past the grace since, and the
+    # survivor of the race still downloads
+    write_random(tmp_path / "d.bin", 2 * MIB, seed=5)
+    up_d = upload(c, tmp_path / "d.bin")
+    d_ids = chunk_ids(c, up_d["file_id"])
+    run_cli("rm", c.api_url, up_d["file_id"])
+    wait_for(lambda: not any(copies(c, x) for x in d_ids), DEADLINE, "the deleted file collected")
+    downloads_intact(c, a2_id, a, tmp_path / "out")
+    stats = http_json(f"{c.api_url}/admin/stats", c.admin_token)
+    assert stats["total_files"] == 2
+    run_cli("rm", c.api_url, a2_id)
+    run_cli("rm", c.api_url, up_b["file_id"])
+    assert run_cli("rm", c.api_url, up_b["file_id"], check=False).returncode == 4
+    wait_for(lambda: disk_bytes(c) == 0, DEADLINE, "every chunk collected")
+    stats = http_json(f"{c.api_url}/admin/stats", c.admin_token)
+    assert (stats["total_files"], stats["logical_bytes"], stats["stored_bytes"]) == (0, 0, 0)
+    assert (stats["unique_chunks"], stats["duplicates_avoided"]) == (0, 0)
+
+
+def _upload_with_fault(
+    c: LocalCluster, rng: random.Random, path: Path, fault: str
+) -> tuple[int, str]:
+    """Upload ``path`` with the CLI while ``fault`` strikes once the upload is under way
+    (kill -9 a node, or the API); returns (exit code, stdout)."""
+    proc = subprocess.Popen(
+        [console_script("dfs-client"), "upload", "--chunk-size", str(MIB), c.api_url, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        before = disk_bytes(c)
+        # strike once bytes are arriving, or once the upload is over (then it still tests
+        # recovery): a condition, not a guess at timing
+        wait_for(lambda: disk_bytes(c) != before or proc.poll() is not None, 60, "upload start")
+        if fault == "node":
+            c.node(rng.randint(1, c.nodes)).kill()
+        elif fault == "api":
+            assert c.api is not None
+            c.api.kill()
+        out, _err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode, out.strip()
+
+
+def test_randomized_faults_lose_nothing(fcluster: LocalCluster, tmp_path: Path) -> None:
+    """Rounds of uploads under faults (node kill -9, API kill, flipped byte, delete); after
+    each, failed uploads are re-run, dead processes restarted; at the end every committed
+    file downloads byte-identical and has REPLICATION_FACTOR good copies."""
+    c = fcluster
+    rounds = int(os.environ.get("DFS_FAULT_ROUNDS", "3"))
+    rng = random.Random(int(os.environ.get("DFS_FAULT_SEED", "4")))
+    committed: dict[str, bytes] = {}
+    for r in range(rounds):
+        path = tmp_path / f"r{r}.bin"
+        data = write_random(path, rng.randint(1, 6) * MIB + rng.randint(0, MIB), seed=1000 + r)
+        fault = rng.choice(["node", "api", "flip", "delete"])
+        code, out = _upload_with_fault(c, rng, path, fault)
+        if c.api is not None and not c.api.alive:
+            c.api.start()
+            c.api.wait_listening(60.0)
+        for i in range(1, c.nodes + 1):
+            if not c.node(i).alive:
+                c.restart_node(i)
+        c.wait_live(c.nodes, 60.0)
+        if code != 0:  # failed cleanly: re-running the upload finishes it
+            out = upload(c, path)["file_id"]
+        committed[out] = data
+        if fault == "flip":
+            victim = sorted(chunk_ids(c, out))[0]
+            node = next(i for i in range(1, 4) if chunk_path(c, i, victim).exists())
+            p = chunk_path(c, node, victim)
+            raw = bytearray(p.read_bytes())
+            raw[0] ^= 0xFF
+            p.write_bytes(bytes(raw))
+        elif fault == "delete" and len(committed) > 1:
+            gone = rng.choice(sorted(committed))
+            run_cli("rm", c.api_url, gone)
+            del committed[gone]
+    every = {x for f in committed for x in chunk_ids(c, f)}
+    wait_for(
+        lambda: all(good_copies(c, x) == 2 for x in every), DEADLINE, "2 good copies of each chunk"
+    )
+    for file_id, data in committed.items():
+        downloads_intact(c, file_id, data, tmp_path / "out")
+    files = http_json(f"{c.api_url}/files?limit=1000", c.admin_token)["files"]
+    assert {f["file_id"] for f in files} == set(committed)  # nothing half-committed
+    print(f"randomized faults: {rounds} rounds, {len(committed)} files intact")

@@ -140,6 +140,8 @@ class ApiConfig:
     admin_token_hash: str | None = None
     """SHA-256 of DFS_ADMIN_TOKEN; None: generate one at first start (see dfs.api.main)."""
     cap_ttl: float = DEFAULT_CAP_TTL
+    metrics_token_hash: str | None = None
+    """SHA-256 of DFS_METRICS_TOKEN, the bearer token /metrics takes (besides the admin's)."""
 
 
 def load_api_config(env: Mapping[str, str]) -> ApiConfig:
@@ -169,6 +171,7 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         cluster_secret=_cluster_secret(env),
         admin_token_hash=_get(env, "DFS_ADMIN_TOKEN", None, _admin_token),
         cap_ttl=_get(env, "DFS_CAPABILITY_TTL", DEFAULT_CAP_TTL, _cap_ttl),
+        metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
     )
 
 
@@ -193,6 +196,8 @@ class NodeConfig:
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
     replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
     cluster_secret: bytes = b""
+    metrics_token_hash: str | None = None
+    """SHA-256 of DFS_METRICS_TOKEN; without it the node's /metrics stays closed."""
 
 
 def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], str]) -> NodeConfig:
@@ -240,4 +245,5 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
             env, "REPLICATION_TIMEOUT", DEFAULT_REPLICATION_TIMEOUT, _positive_float
         ),
         cluster_secret=_cluster_secret(env),
+        metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
     )

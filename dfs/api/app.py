@@ -16,10 +16,13 @@
 | GET    | /admin/tenants         | list tenants (admin)                                     |
 | POST   | /admin/tokens          | create a token for a tenant; its text is shown once (admin) |
 | GET    | /healthz               | liveness                                                 |
+| GET    | /readyz                | readiness: metadata reachable, enough live nodes (ops.py) |
+| GET    | /metrics               | Prometheus metrics; metrics or admin token (ops.py)      |
 
-Every route but /healthz needs ``Authorization: Bearer <token>``; the token names the tenant
-whose files the request sees (other tenants' files answer 404, like unknown ones). Node
-registration routes need a capability signed with the cluster secret instead.
+Every route but /healthz and /readyz needs ``Authorization: Bearer <token>``; the token names
+the tenant whose files the request sees (other tenants' files answer 404, like unknown ones).
+Node registration routes need a capability signed with the cluster secret instead; /metrics
+takes DFS_METRICS_TOKEN or an admin token.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from dfs import auth, protocol
+from dfs.api import ops
 from dfs.api.service import Coordinator, Principal, UploadRequest
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
@@ -44,8 +48,17 @@ COORDINATOR = web.AppKey("coordinator", Coordinator)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 MAX_PAGE = 1000
-# routes that need no bearer token: health, and node registration (a capability instead)
-_PUBLIC = frozenset({protocol.HEALTHZ, protocol.NODE_HEARTBEAT, protocol.NODE_DEREGISTER})
+# routes that need no bearer token: health and readiness, node registration (a capability
+# instead) and metrics (which check DFS_METRICS_TOKEN or an admin token themselves, ops.py)
+_PUBLIC = frozenset(
+    {
+        protocol.HEALTHZ,
+        protocol.READYZ,
+        protocol.METRICS,
+        protocol.NODE_HEARTBEAT,
+        protocol.NODE_DEREGISTER,
+    }
+)
 
 
 @web.middleware
@@ -235,6 +248,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     r.add_post(protocol.NODE_HEARTBEAT, node_heartbeat)
     r.add_post(protocol.NODE_DEREGISTER, node_deregister)
     r.add_get(protocol.HEALTHZ, healthz)
+    ops.add_routes(app, coordinator)
     return app
 
 

@@ -136,7 +136,7 @@ resource "aws_dynamodb_table" "main" {
     kms_key_arn = aws_kms_key.main.arn
   }
 
-  deletion_protection_enabled = true
+  deletion_protection_enabled = var.table_deletion_protection
 
   tags = { Name = "${var.table_prefix}${each.value.name}" }
 }

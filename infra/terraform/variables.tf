@@ -145,3 +145,9 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "table_deletion_protection" {
+  description = "Protect the DynamoDB tables from deletion; set false (and apply) before terraform destroy."
+  type        = bool
+  default     = true
+}

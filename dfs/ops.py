@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from dfs import auth, protocol
 from dfs.errors import AuthError, Unavailable
@@ -38,7 +39,7 @@ def _body_length(response: web.StreamResponse) -> int:
     return response.content_length or 0
 
 
-def make_metrics_middleware(metrics: HttpMetrics) -> web.middleware:  # type: ignore[valid-type]
+def make_metrics_middleware(metrics: HttpMetrics) -> Middleware:
     @web.middleware
     async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()

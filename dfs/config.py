@@ -182,6 +182,8 @@ class ApiConfig:
     """Placement skips nodes with less free space than this plus the chunk."""
     maintenance: bool = True
     """Run the repair and garbage-collection loops (DFS_MAINTENANCE=0: tests drive them)."""
+    metrics_token_hash: str | None = None
+    """SHA-256 of DFS_METRICS_TOKEN, the bearer token /metrics takes (besides the admin's)."""
 
 
 def load_api_config(env: Mapping[str, str]) -> ApiConfig:
@@ -214,6 +216,7 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         gc_interval=_get(env, "DFS_GC_INTERVAL", DEFAULT_GC_INTERVAL, _positive_float),
         min_free_bytes=_get(env, "DFS_MIN_FREE_BYTES", DEFAULT_MIN_FREE, _non_negative_int),
         maintenance=_get(env, "DFS_MAINTENANCE", True, _bool),
+        metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
     )
 
 
@@ -240,6 +243,8 @@ class NodeConfig:
     cluster_secret: bytes = b""
     scrub_interval: float = DEFAULT_SCRUB_INTERVAL
     scrub_rate: float = DEFAULT_SCRUB_RATE
+    metrics_token_hash: str | None = None
+    """SHA-256 of DFS_METRICS_TOKEN; without it the node's /metrics stays closed."""
 
 
 def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], str]) -> NodeConfig:
@@ -289,4 +294,5 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
         cluster_secret=_cluster_secret(env),
         scrub_interval=_get(env, "DFS_SCRUB_INTERVAL", DEFAULT_SCRUB_INTERVAL, _positive_float),
         scrub_rate=_get(env, "DFS_SCRUB_RATE", float(DEFAULT_SCRUB_RATE), _positive_float),
+        metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
     )

@@ -36,6 +36,8 @@ QUARANTINED: Final = "/quarantined"
 
 # --- both --------------------------------------------------------------------------------
 HEALTHZ: Final = "/healthz"
+READYZ: Final = "/readyz"
+METRICS: Final = "/metrics"
 
 # Headers. A primary node forwards a chunk to the nodes listed in FORWARD_TO
 # ("node_id=url,node_id=url") and marks the forwarded request with FORWARDED so that it is

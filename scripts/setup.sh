@@ -11,7 +11,7 @@ fi
 . "$repo/.venv/bin/activate"
 python -m pip install --quiet --disable-pip-version-check --upgrade pip
 if [ -n "$extra" ]; then
-  python -m pip install --quiet --disable-pip-version-check -e "$repo[$extra]"
+  python -m pip install --quiet --disable-pip-version-check -e "${repo}[${extra}]"
 else
   python -m pip install --quiet --disable-pip-version-check -e "$repo"
 fi

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Set everything up and run the checks and the whole test suite:
-#   ruff (lint + format), mypy --strict on dfs/, then pytest (unit, contract, integration, e2e).
+#   ruff (lint + format), mypy --strict on dfs/, then pytest (unit, contract, integration, e2e,
+#   and the deployment checks, whose tools scripts/ci-tools.sh installs).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k e2e -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup.sh
 . scripts/setup.sh test
+bash scripts/ci-tools.sh
 echo "== ruff"
 ruff check dfs tests bench
 ruff format --check dfs tests bench

@@ -18,10 +18,13 @@
 | DELETE | /file/{file_id}        | delete a file (see dfs.api.durability)                   |
 | GET    | /admin/repair          | repair progress (admin)                                  |
 | GET    | /healthz               | liveness                                                 |
+| GET    | /readyz                | readiness: metadata reachable, enough live nodes (ops.py) |
+| GET    | /metrics               | Prometheus metrics; metrics or admin token (ops.py)      |
 
-Every route but /healthz needs ``Authorization: Bearer <token>``; the token names the tenant
-whose files the request sees (other tenants' files answer 404, like unknown ones). Node
-registration routes need a capability signed with the cluster secret instead.
+Every route but /healthz and /readyz needs ``Authorization: Bearer <token>``; the token names
+the tenant whose files the request sees (other tenants' files answer 404, like unknown ones).
+Node registration routes need a capability signed with the cluster secret instead; /metrics
+takes DFS_METRICS_TOKEN or an admin token.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from dfs import auth, protocol
-from dfs.api import durability
-from dfs.api.maintenance import Maintenance
+from dfs.api import durability, ops
+from dfs.api.maintenance import Maintenance, RepairReport
 from dfs.api.service import Coordinator, Principal, UploadRequest
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
@@ -49,8 +52,17 @@ COORDINATOR = web.AppKey("coordinator", Coordinator)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 MAX_PAGE = 1000
-# routes that need no bearer token: health, and node registration (a capability instead)
-_PUBLIC = frozenset({protocol.HEALTHZ, protocol.NODE_HEARTBEAT, protocol.NODE_DEREGISTER})
+# routes that need no bearer token: health and readiness, node registration (a capability
+# instead) and metrics (which check DFS_METRICS_TOKEN or an admin token themselves, ops.py)
+_PUBLIC = frozenset(
+    {
+        protocol.HEALTHZ,
+        protocol.READYZ,
+        protocol.METRICS,
+        protocol.NODE_HEARTBEAT,
+        protocol.NODE_DEREGISTER,
+    }
+)
 
 
 @web.middleware
@@ -240,7 +252,15 @@ def make_app(coordinator: Coordinator) -> web.Application:
     r.add_post(protocol.NODE_HEARTBEAT, node_heartbeat)
     r.add_post(protocol.NODE_DEREGISTER, node_deregister)
     r.add_get(protocol.HEALTHZ, healthz)
-    durability.add_routes(app, Maintenance(coordinator))
+    metrics = ops.add_routes(app, coordinator)
+
+    def report_to_metrics(report: RepairReport) -> None:
+        left = report.under_replicated - report.repaired - report.failed
+        metrics.set_repair_status(
+            under_replicated=report.under_replicated, repair_queue=max(left, 0)
+        )
+
+    durability.add_routes(app, Maintenance(coordinator, on_report=report_to_metrics))
     return app
 
 

@@ -15,6 +15,7 @@ from dfs.api.app import start_api
 from dfs.auth import hash_token, new_token
 from dfs.config import ApiConfig, load_api_config
 from dfs.errors import ConfigError, DfsError
+from dfs.logs import configure_logging
 
 
 def load(argv: Sequence[str] | None) -> ApiConfig:
@@ -89,11 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dfs.meta.init_tables import init_tables_main
 
         return init_tables_main(args[1:])
-    logging.basicConfig(
-        level=os.environ.get("DFS_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        configure_logging(os.environ)
         cfg = load(args)
         asyncio.run(serve(cfg))
     except ConfigError as exc:

@@ -87,12 +87,14 @@ class Maintenance:
         coord: Coordinator,
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_report: Callable[[RepairReport], None] | None = None,
     ) -> None:
         self.coord = coord
         self.meta = coord.meta
         self.cfg = coord.cfg
         self.owner = owner or f"api-{secrets.token_hex(6)}"
         self._sleep = sleep
+        self._on_report = on_report
 
     # --- delete ---------------------------------------------------------------------------
 
@@ -120,6 +122,8 @@ class Maintenance:
         return max(3 * self.cfg.repair_interval, 30.0)
 
     async def _note(self, report: RepairReport) -> None:
+        if self._on_report is not None:
+            self._on_report(report)
         await self.meta.acquire_lease(
             REPAIR_LEASE,
             self.owner,

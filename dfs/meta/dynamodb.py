@@ -1433,8 +1433,18 @@ class DynamoMetadataStore:
 
 
 def create_tables(client: Any, names: Mapping[str, str], timeout: float = 120.0) -> None:
-    """Create the schema's tables (ResourceInUse is fine), wait for ACTIVE, enable TTL."""
+    """Create the schema's missing tables (ResourceInUse is fine), wait for ACTIVE, enable TTL.
+
+    Tables that exist are only described, so on a deployment whose tables Terraform made, the
+    API's role needs no CreateTable or UpdateTimeToLive right to run ``init-tables``.
+    """
     for key, spec in TABLES.items():
+        try:
+            client.describe_table(TableName=names[key])
+            continue
+        except ClientError as exc:
+            if _error_code(exc) != "ResourceNotFoundException":
+                raise
         params: dict[str, Any] = {
             "TableName": names[key],
             "KeySchema": spec["KeySchema"],

@@ -11,8 +11,10 @@ Routes (see README, "Wire protocol"):
 | GET    | /status       | node id, used/capacity bytes, chunk count                       |
 | POST   | /delete-chunk, /copy-chunk; GET /quarantined: see ``dfs.node.maintenance``     |
 | GET    | /healthz      | liveness                                                        |
+| GET    | /readyz       | readiness: store writable and registered (ops.py)               |
+| GET    | /metrics      | Prometheus metrics; DFS_METRICS_TOKEN (ops.py)                  |
 
-Every route but /healthz needs a capability (``X-Dfs-Capability`` header or ``cap`` query
+Every route but /healthz, /readyz and /metrics needs a capability (``X-Dfs-Capability`` header or ``cap`` query
 parameter) signed with the cluster secret for exactly that operation, chunk and node.
 """
 
@@ -37,7 +39,7 @@ from dfs.errors import ConfigError, DfsError, Forbidden, InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
-from dfs.node import maintenance
+from dfs.node import maintenance, ops
 from dfs.node.heartbeat import (
     ApiRegistrar,
     MetaRegistrar,
@@ -256,7 +258,10 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     else:
         assert cfg.api_url is not None  # config guarantees one of the two
         registrar = ApiRegistrar(ApiClient(session, cfg.api_url), cfg.cluster_secret)
+    tracked = ops.TrackingRegistrar(registrar, cfg.heartbeat_timeout)
+    registrar = tracked
     app = make_app(cfg, store, NodeClient(session))
+    ops.add_routes(app, cfg, store, tracked)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)

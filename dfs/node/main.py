@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dfs.config import NodeConfig, load_node_config
 from dfs.errors import ConfigError, DfsError
+from dfs.logs import configure_logging
 from dfs.node.app import start_node
 
 
@@ -71,11 +72,8 @@ async def serve(cfg: NodeConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("DFS_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        configure_logging(os.environ)
         cfg = load(argv)
         asyncio.run(serve(cfg))
     except ConfigError as exc:

@@ -1,0 +1,158 @@
+# Least privilege, one role per kind of instance:
+# - api:  item reads and writes on dfs's tables and indexes (what dfs/meta/dynamodb.py calls),
+#         DescribeTable/DescribeTimeToLive for `dfs-api init-tables` (Terraform creates the
+#         tables, so no CreateTable), and its three SSM parameters.
+# - node: PutItem/DeleteItem on the node registry only (heartbeats and deregistration),
+#         and the cluster secret and metrics token.
+# Both may use the KMS key only through SSM and DynamoDB.
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "api" {
+  statement {
+    sid = "DfsTables"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:BatchGetItem",
+      "dynamodb:BatchWriteItem",
+      "dynamodb:Query",
+      "dynamodb:Scan",
+      "dynamodb:DescribeTable",
+      "dynamodb:DescribeTimeToLive",
+    ]
+    resources = local.table_resources
+  }
+
+  statement {
+    sid     = "Secrets"
+    actions = ["ssm:GetParameter"]
+    resources = [
+      aws_ssm_parameter.cluster_secret.arn,
+      aws_ssm_parameter.admin_token.arn,
+      aws_ssm_parameter.metrics_token.arn,
+    ]
+  }
+
+  statement {
+    sid       = "KeyThroughSsmAndDynamodb"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [aws_kms_key.main.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${var.region}.amazonaws.com", "dynamodb.${var.region}.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "node" {
+  statement {
+    sid       = "NodeRegistry"
+    actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.main["nodes"].arn]
+  }
+
+  statement {
+    sid     = "Secrets"
+    actions = ["ssm:GetParameter"]
+    resources = [
+      aws_ssm_parameter.cluster_secret.arn,
+      aws_ssm_parameter.metrics_token.arn,
+    ]
+  }
+
+  statement {
+    sid       = "KeyThroughSsmAndDynamodb"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [aws_kms_key.main.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${var.region}.amazonaws.com", "dynamodb.${var.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "api" {
+  name               = "${var.name}-api"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+resource "aws_iam_role_policy" "api" {
+  name   = "${var.name}-api"
+  role   = aws_iam_role.api.id
+  policy = data.aws_iam_policy_document.api.json
+}
+
+resource "aws_iam_instance_profile" "api" {
+  name = "${var.name}-api"
+  role = aws_iam_role.api.name
+}
+
+resource "aws_iam_role" "node" {
+  name               = "${var.name}-node"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+resource "aws_iam_role_policy" "node" {
+  name   = "${var.name}-node"
+  role   = aws_iam_role.node.id
+  policy = data.aws_iam_policy_document.node.json
+}
+
+resource "aws_iam_instance_profile" "node" {
+  name = "${var.name}-node"
+  role = aws_iam_role.node.name
+}
+
+# --- VPC flow logs ------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "flow_logs_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "flow_logs" {
+  statement {
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.flow.arn}:*"]
+  }
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name               = "${var.name}-flow-logs"
+  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  name   = "${var.name}-flow-logs"
+  role   = aws_iam_role.flow_logs.id
+  policy = data.aws_iam_policy_document.flow_logs.json
+}

@@ -13,6 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# property tests: no per-example deadline (a shared CI machine is noisy); no example database
+# is needed for CI to find the same failures again, since failing examples are printed
+settings.register_profile("dfs", deadline=None, database=None)
+settings.load_profile("dfs")
 
 DYNAMODB_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

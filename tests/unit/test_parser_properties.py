@@ -198,8 +198,15 @@ def test_node_config_either_loads_or_names_the_variable(name: str, value: str) -
         name: value,
     }
     field = config_error_field(lambda: load_node_config(env, lambda _: "node-x"))
-    # an interval at or above the (default) timeout is reported on the timeout
-    assert field in (None, name, "NODE_HEARTBEAT_TIMEOUT" if "HEARTBEAT" in name else name)
+    # cross-field checks name the other variable: an interval at or above the (default)
+    # timeout is reported on the timeout, an unspecified bind address (0.0.0.0) on the
+    # advertise host it would otherwise default to
+    related = {
+        "NODE_HEARTBEAT_INTERVAL": "NODE_HEARTBEAT_TIMEOUT",
+        "NODE_HEARTBEAT_TIMEOUT": "NODE_HEARTBEAT_TIMEOUT",
+        "DFS_NODE_HOST": "DFS_NODE_ADVERTISE_HOST",
+    }
+    assert field in (None, name, related.get(name, name))
 
 
 # --- capabilities and receipts ------------------------------------------------------------

@@ -7,6 +7,8 @@ Each class carries its wire ``code`` (the ``error.code`` of a JSON error body), 
     DfsError
     ├── InvalidRequest (ValueError)        400  bad id, bad body, bad parameter
     │   ├── PayloadTooLarge                413  body above the bound
+    │   ├── RequestTimeout                 408  body sent too slowly
+    │   ├── UnsupportedMediaType           415  body is not of the type the endpoint reads
     │   └── ConfigError                    invalid configuration at start (names the variable)
     ├── AuthError                          401  no or unknown credentials
     │   └── Forbidden                      403  valid credentials, not allowed (or expired capability)
@@ -62,6 +64,20 @@ class PayloadTooLarge(InvalidRequest):
 
     code = "payload_too_large"
     http_status = 413
+
+
+class RequestTimeout(InvalidRequest):
+    """The body did not arrive within its time budget (a slow or stalled client)."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """The body's Content-Type is not one the endpoint reads."""
+
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class ConfigError(InvalidRequest):
@@ -160,6 +176,8 @@ _ALL: tuple[type[DfsError], ...] = (
     DfsError,
     InvalidRequest,
     PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
     ConfigError,
     AuthError,
     Forbidden,

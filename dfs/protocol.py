@@ -75,8 +75,13 @@ MAX_CHUNK_SIZE: Final = 16 * MIB
 """Largest chunk any chunker may produce and any node accepts (the body bound of PUT)."""
 MIN_CHUNK_SIZE: Final = 4 * KIB
 """Smallest fixed chunk size: below it per-chunk overhead dominates and manifests explode."""
-MAX_JSON_BODY: Final = 64 * MIB
-"""Bound of JSON request bodies; an init-upload of a ~500 GiB file at 1 MiB chunks fits."""
-MAX_CHUNKS_PER_FILE: Final = 1_000_000
+MAX_JSON_BODY: Final = 24 * MIB
+"""Bound of the big JSON bodies (init-upload, finalize-upload): MAX_CHUNKS_PER_FILE chunk
+entries (~95 bytes each) or receipts (~150 bytes each) fit."""
+MAX_CHUNKS_PER_FILE: Final = 100_000
+"""Chunks in one file: ~100 GiB at the default 1 MiB average chunk. Measured (README,
+"Hostile input and the API description"): planning a 100,000-chunk upload peaks at ~250 MiB
+of API memory; a million would need about ten times that, so bigger files need a paged
+init-upload."""
 MAX_HAS_CHUNKS: Final = 10_000
 MAX_FILE_NAME: Final = 1024

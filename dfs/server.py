@@ -1,29 +1,90 @@
-"""What the API and node aiohttp apps share: the error middleware and request helpers.
+"""What the API and node aiohttp apps share: the error middleware, request helpers and the
+server's limits against hostile or stalled clients.
 
 Any ``DfsError`` raised by a handler becomes ``{"error": {"code", "message"}}`` with its
 ``http_status``; aiohttp's own HTTP errors (unknown route, wrong method, body too large) get
 the same JSON shape; anything else is a bug: logged with its traceback, answered 500.
+
+Limits (a client cannot pin a server or its memory):
+
+- headers: at most ``MAX_HEADERS`` fields of ``MAX_FIELD_SIZE`` bytes, a request line of
+  ``MAX_LINE_SIZE``; aiohttp answers 400 above them;
+- time to send the request head, and idle time between requests: ``KEEPALIVE_TIMEOUT``
+  (aiohttp arms the keep-alive timer at accept and closes a connection still waiting for a
+  complete head when it fires: a "slowloris" trickling header bytes is cut off);
+- bodies: every handler reads through ``read_body``/``read_json`` with an explicit byte bound
+  (413 above it) and a time budget of ``BodyTimeouts.floor`` plus the size at
+  ``BodyTimeouts.min_rate`` (408 when it runs out), so a client trickling bytes is cut off.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge
+from dfs.errors import (
+    DfsError,
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger("dfs.server")
+
+KEEPALIVE_TIMEOUT = 30.0
+"""Seconds a connection may wait for a complete request head (longer than the aiohttp
+client's 15 s pool keep-alive, so the client closes idle connections first)."""
+LINGERING_TIME = 2.0
+"""Seconds the server keeps reading (and dropping) the rest of a body it refused, so the
+client sees the error answer rather than a reset; then the connection closes."""
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 64
+JSON_IN_THREAD = 1 << 20
+"""JSON bodies above this many bytes are decoded in a worker thread, off the event loop."""
+
+
+@dataclass(frozen=True, slots=True)
+class BodyTimeouts:
+    """A body of n bytes must arrive within ``floor + n / min_rate`` seconds."""
+
+    floor: float = 30.0
+    min_rate: float = 64 * 1024.0
+
+    def budget(self, size: int) -> float:
+        return self.floor + size / self.min_rate
+
+
+BODY_TIMEOUTS = web.AppKey("body_timeouts", BodyTimeouts)
+
+
+def runner_kwargs() -> dict[str, Any]:
+    """The AppRunner arguments both servers use: header bounds and the keep-alive timeout."""
+    return {
+        "keepalive_timeout": KEEPALIVE_TIMEOUT,
+        "lingering_time": LINGERING_TIME,
+        "max_line_size": MAX_LINE_SIZE,
+        "max_field_size": MAX_FIELD_SIZE,
+        "max_headers": MAX_HEADERS,
+    }
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
+    415: "unsupported_media_type",
+    431: "request_header_fields_too_large",
     400: "invalid_request",
 }
 
@@ -39,25 +100,46 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DfsError as exc:
         if exc.http_status >= 500:
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.code, exc.message)
-        return web.json_response(exc.to_body(), status=exc.http_status)
+        resp = web.json_response(exc.to_body(), status=exc.http_status)
+        if isinstance(exc, RequestTimeout | PayloadTooLarge):
+            resp.force_close()  # the rest of the body is not worth reading
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
+        resp = error_response(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the path has
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error (logged)")
 
 
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
-    """Read a JSON object body of at most ``limit`` bytes."""
+    """Read a JSON object body of at most ``limit`` bytes (``Content-Type: application/json``)."""
+    if not request.body_exists:
+        raise InvalidRequest("a JSON object body is required")
+    if not _is_json(request.content_type):
+        raise UnsupportedMediaType(
+            f"body must be application/json, not {request.content_type[:100]!r}"
+        )
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds {limit}")
     raw = await read_body(request, limit)
     try:
-        body = json.loads(raw)
-    except ValueError:
+        if len(raw) > JSON_IN_THREAD:
+            body = await asyncio.to_thread(json.loads, raw)
+        else:
+            body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise InvalidRequest("body must be JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
@@ -65,14 +147,24 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
 
 
 async def read_body(request: web.Request, limit: int) -> bytearray:
-    """Read a body of at most ``limit`` bytes into one buffer, without an extra copy."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds {limit}")
+    """Read a body of at most ``limit`` bytes into one buffer, without an extra copy, within
+    the time budget of ``BODY_TIMEOUTS`` for its declared size (or ``limit`` if undeclared)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
+    timeouts = request.app.get(BODY_TIMEOUTS) or BodyTimeouts()
+    budget = timeouts.budget(limit if declared is None else declared)
     buf = bytearray()
-    async for piece in request.content.iter_chunked(1 << 20):
-        buf += piece
-        if len(buf) > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes")
+    try:
+        async with asyncio.timeout(budget):
+            async for piece in request.content.iter_chunked(1 << 20):
+                buf += piece
+                if len(buf) > limit:
+                    raise PayloadTooLarge(f"body exceeds {limit} bytes")
+    except TimeoutError:
+        raise RequestTimeout(
+            f"body not received within {budget:.0f} s ({len(buf)} bytes arrived)"
+        ) from None
     return buf
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import subprocess
@@ -13,6 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# property tests: no per-example deadline (a shared CI machine is noisy) and no example
+# database (failing examples are printed); under CI the examples are derandomized, so a run
+# is repeatable and a red CI is never a roll of the dice (developers' runs keep exploring)
+settings.register_profile("dfs", deadline=None, database=None)
+settings.register_profile("ci", deadline=None, database=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dfs")
 
 DYNAMODB_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -30,12 +30,14 @@ takes DFS_METRICS_TOKEN or an admin token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from dfs import auth, protocol
+from dfs import auth, protocol, server
 from dfs.api import durability, ops
 from dfs.api.maintenance import Maintenance, RepairReport
 from dfs.api.service import Coordinator, Principal, UploadRequest
@@ -46,10 +48,20 @@ from dfs.errors import ConfigError, Forbidden, InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id, parse_tenant
 from dfs.meta import open_metadata_store
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord
-from dfs.server import Handler, error_middleware, healthz, query_param, read_body, read_json
+from dfs.server import (
+    Handler,
+    error_middleware,
+    healthz,
+    query_param,
+    read_body,
+    read_json,
+    runner_kwargs,
+)
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 PRINCIPAL = web.RequestKey("principal", Principal)
+BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
+BIG_BODY_SLOTS = 4
 
 MAX_PAGE = 1000
 # routes that need no bearer token: health and readiness, node registration (a capability
@@ -89,15 +101,34 @@ def admin(request: web.Request) -> Principal:
     return p
 
 
+def big_body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:
+    """A slot of BIG_BODY_SLOTS for a request whose body may be big (or is undeclared): a
+    100,000-chunk upload needs ~250 MiB while it is planned, so only a few run at once."""
+    declared = request.content_length
+    if declared is not None and declared <= server.JSON_IN_THREAD:
+        return contextlib.nullcontext()
+    slots: asyncio.Semaphore = request.app[BIG_BODIES]
+    return slots
+
+
 async def init_upload(request: web.Request) -> web.Response:
-    body = await read_json(request, protocol.MAX_JSON_BODY)
-    plan = await request.app[COORDINATOR].init_upload(
-        UploadRequest.parse(body), principal(request).tenant
-    )
-    return web.json_response(plan, status=201)
+    async with big_body_slot(request):
+        body = await read_json(request, protocol.MAX_JSON_BODY)
+        req = await asyncio.to_thread(UploadRequest.parse, body)
+        del body
+        plan = await request.app[COORDINATOR].init_upload(req, principal(request).tenant)
+        if len(plan["upload"]) > 1000:
+            text = await asyncio.to_thread(json.dumps, plan)
+            return web.Response(text=text, status=201, content_type="application/json")
+        return web.json_response(plan, status=201)
 
 
 async def finalize_upload(request: web.Request) -> web.Response:
+    async with big_body_slot(request):
+        return await _finalize_upload(request)
+
+
+async def _finalize_upload(request: web.Request) -> web.Response:
     body = await read_json(request, protocol.MAX_JSON_BODY)
     file_id = parse_file_id(body.get("file_id"))
     receipts = body.get("receipts", {})
@@ -237,6 +268,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
         middlewares=[error_middleware, auth_middleware], client_max_size=protocol.MAX_JSON_BODY
     )
     app[COORDINATOR] = coordinator
+    app[BIG_BODIES] = asyncio.Semaphore(BIG_BODY_SLOTS)
     r = app.router
     r.add_post(protocol.INIT_UPLOAD, init_upload)
     r.add_post(protocol.FINALIZE_UPLOAD, finalize_upload)
@@ -293,7 +325,7 @@ async def start_api(cfg: ApiConfig) -> RunningApi:
     session = make_session()
     coordinator = Coordinator(cfg, meta, NodeClient(session))
     app = make_app(coordinator)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0, **runner_kwargs())
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     await site.start()

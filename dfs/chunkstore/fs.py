@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dfs.chunkstore.base import ChunkStore
-from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError
+from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError, InvalidRequest
 from dfs.ids import ChunkId
 
 _HEX = frozenset("0123456789abcdef")
@@ -51,7 +51,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _is_chunk_name(name: str) -> bool:
-    return len(name) == 64 and set(name) <= _HEX
+    return isinstance(name, str) and len(name) == 64 and set(name) <= _HEX
 
 
 class FsChunkStore:
@@ -94,6 +94,10 @@ class FsChunkStore:
         self._used, self._count = used, count
 
     def path_of(self, chunk_id: ChunkId) -> Path:
+        # Defence in depth: handlers parse ids already, but no string that is not 64
+        # lowercase hex characters ("../x", "/etc/passwd", "") may ever become a path here.
+        if not _is_chunk_name(chunk_id):
+            raise InvalidRequest("chunk_id must be 64 lowercase hex characters (sha256)")
         return self._chunks / chunk_id[:2] / chunk_id[2:4] / chunk_id
 
     @property

@@ -48,7 +48,14 @@ from dfs.node.heartbeat import (
     heartbeat_once,
 )
 from dfs.replication import fan_out
-from dfs.server import error_middleware, healthz, query_param, read_body, read_json
+from dfs.server import (
+    error_middleware,
+    healthz,
+    query_param,
+    read_body,
+    read_json,
+    runner_kwargs,
+)
 
 log = logging.getLogger("dfs.node")
 
@@ -262,7 +269,7 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     registrar = tracked
     app = make_app(cfg, store, NodeClient(session))
     ops.add_routes(app, cfg, store, tracked)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0, **runner_kwargs())
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     await site.start()

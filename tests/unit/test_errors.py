@@ -26,7 +26,9 @@ from dfs.errors import (
     NotFound,
     PayloadTooLarge,
     ReplicationError,
+    RequestTimeout,
     Unavailable,
+    UnsupportedMediaType,
     from_body,
 )
 
@@ -34,6 +36,8 @@ WIRE_CLASSES: list[type[DfsError]] = [
     DfsError,
     InvalidRequest,
     PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
     AuthError,
     Forbidden,
     NotFound,
@@ -51,7 +55,7 @@ WIRE_CLASSES: list[type[DfsError]] = [
 # The exit-code table of dfs-client (the docstring of dfs/client/cli.py): one code per family.
 EXIT_FAMILIES: dict[int, set[type[DfsError]]] = {
     1: {DfsError},
-    2: {InvalidRequest, PayloadTooLarge},
+    2: {InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType},
     3: {AuthError, Forbidden},
     4: {NotFound, ChunkNotFound, FileNotFound, NodeNotFound},
     5: {Conflict, IncompleteUpload},
@@ -130,7 +134,9 @@ def test_config_error_names_the_variable_and_travels_as_invalid_request() -> Non
         (401, AuthError),
         (404, NotFound),
         (409, Conflict),
+        (408, RequestTimeout),
         (413, PayloadTooLarge),
+        (415, UnsupportedMediaType),
         (422, IntegrityError),
         (500, DfsError),
         (502, ReplicationError),

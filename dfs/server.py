@@ -68,11 +68,28 @@ async def read_body(request: web.Request, limit: int) -> bytearray:
     """Read a body of at most ``limit`` bytes into one buffer, without an extra copy."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds {limit}")
-    buf = bytearray()
-    async for piece in request.content.iter_chunked(1 << 20):
-        buf += piece
-        if len(buf) > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes")
+    expected = request.content_length
+    if expected is None:
+        buf = bytearray()
+        async for piece in request.content.iter_chunked(1 << 20):
+            buf += piece
+            if len(buf) > limit:
+                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+        return buf
+    # Known length (every chunk PUT): fill one buffer allocated once, instead of growing
+    # (and re-copying) a bytearray piece by piece. iter_any hands over what has arrived.
+    buf = bytearray(expected)
+    view = memoryview(buf)
+    filled = 0
+    async for piece in request.content.iter_any():
+        end = filled + len(piece)
+        if end > expected:
+            raise InvalidRequest(f"body is longer than its Content-Length {expected}")
+        view[filled:end] = piece
+        filled = end
+    view.release()
+    if filled != expected:
+        raise InvalidRequest(f"body of {filled} bytes is shorter than its Content-Length")
     return buf
 
 

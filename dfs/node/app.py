@@ -72,12 +72,25 @@ async def store_chunk(request: web.Request) -> web.Response:
     forwarded = request.headers.get(protocol.FORWARDED) == "1"
     targets = [] if forwarded else _forward_targets(request.headers.get(protocol.FORWARD_TO, ""))
     data = await read_body(request, protocol.MAX_CHUNK_SIZE)
-    stored = await app[STORE].put(chunk_id, data)
     replicas = [app[CONFIG].node_id]
-    if targets:
-        replicas += await fan_out(
-            app[NODES], chunk_id, data, targets, app[CONFIG].replication_timeout
+    if not targets:
+        stored = await app[STORE].put(chunk_id, data)
+    else:
+        # Forward while the local copy is hashed and fsync'd, not after: the two disks (or
+        # the two cores) work at once. Sync replication still answers only once every copy
+        # is durable; a bad body fails locally (422) and on each replica, and the local
+        # error is the one reported.
+        local, remote = await asyncio.gather(
+            app[STORE].put(chunk_id, data),
+            fan_out(app[NODES], chunk_id, data, targets, app[CONFIG].replication_timeout),
+            return_exceptions=True,
         )
+        if isinstance(local, BaseException):
+            raise local
+        if isinstance(remote, BaseException):
+            raise remote
+        stored = local
+        replicas += remote
     body = {
         "chunk_id": chunk_id,
         "node_id": app[CONFIG].node_id,

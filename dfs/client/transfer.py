@@ -2,9 +2,9 @@
 
 Upload: chunk and hash the file in a worker thread (one pass, bounded memory), ask the API
 which chunks to send where, send the missing ones in parallel straight to their primary node
-(which forwards to the other replicas), then finalize. Each chunk is re-read and re-hashed
-just before it is sent, so a file that changes during the upload fails instead of storing a
-mix of versions.
+(which forwards to the other replicas), then finalize. Each chunk is re-read just before it
+is sent and the node hashes it against the id from the scan before storing it, so a file that
+changes during the upload fails instead of storing a mix of versions.
 
 Download: fetch chunks in parallel within a bounded window, verify each chunk's sha256 and
 fail over to the next replica (then to the API proxy) on error or mismatch, write into a temp
@@ -36,7 +36,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from dfs.chunking import ChunkerProfile, FileScan, scan_file
+from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.api import ApiClient
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
@@ -79,10 +79,19 @@ class DownloadResult:
     seconds: float
 
 
-def _read_verified(fd: int, offset: int, size: int, chunk_id: str) -> bytes:
+_CHANGED = "the file changed while it was being uploaded; upload it again"
+
+
+def _read_chunk(fd: int, offset: int, size: int) -> bytes:
+    """The chunk's bytes as they are now; a short read means the file shrank since the scan.
+
+    Not re-hashed here: the node hashes every body against the chunk id from the scan before
+    it stores anything (422 otherwise, see ``upload``), so bytes that changed since the scan
+    are refused there, and hashing them twice would cost a core's worth of sha256 per byte.
+    """
     data = os.pread(fd, size, offset)
-    if len(data) != size or hashlib.sha256(data).hexdigest() != chunk_id:
-        raise IntegrityError("the file changed while it was being uploaded; upload it again")
+    if len(data) != size:
+        raise IntegrityError(_CHANGED)
     return data
 
 
@@ -170,7 +179,7 @@ class Client:
         started = time.monotonic()
         path = Path(path)
         profile = profile or ChunkerProfile.parse("fastcdc:262144:1048576:4194304")
-        scan: FileScan = await asyncio.to_thread(scan_file, path, profile)
+        scan: FileScan = await asyncio.to_thread(scan_file_threaded, path, profile)
         plan = await self.api.init_upload(
             name=name or path.name,
             size=scan.size,
@@ -189,10 +198,13 @@ class Client:
             async def send(item: dict[str, Any]) -> None:
                 nonlocal sent
                 chunk_id, size = str(item["sha256"]), int(item["size"])
-                data = await asyncio.to_thread(
-                    _read_verified, fd, offsets[chunk_id], size, chunk_id
-                )
-                await self._send_chunk(chunk_id, data, [str(t["url"]) for t in item["targets"]])
+                data = await asyncio.to_thread(_read_chunk, fd, offsets[chunk_id], size)
+                try:
+                    await self._send_chunk(chunk_id, data, [str(t["url"]) for t in item["targets"]])
+                except IntegrityError:
+                    # the node (or the API proxy) found that these bytes no longer hash to
+                    # the id scanned before init-upload: the file changed under us
+                    raise IntegrityError(_CHANGED) from None
                 sent += size
                 if progress:
                     progress(size)

@@ -52,6 +52,8 @@ from dfs.errors import (
 log = logging.getLogger("dfs.client")
 
 DEFAULT_CONCURRENCY = 8
+# a download starts an fdatasync in the background after this many bytes written
+DOWNLOAD_FLUSH_BYTES = 32 << 20
 ProgressFn = Callable[[int], None]
 
 
@@ -133,6 +135,7 @@ class Client:
         self.proxy = proxy
         self._own_session = session is None
         self._session = session
+        self._flush_every = DOWNLOAD_FLUSH_BYTES
 
     @property
     def api(self) -> ApiClient:
@@ -285,19 +288,36 @@ class Client:
                     view, offset = view[n:], offset + n
                 whole.update(data)
 
+            # Start writing back dirty pages while chunks still arrive: otherwise the whole
+            # file waits in the page cache and the final fsync pays for all of it at once.
+            flushing: asyncio.Task[None] | None = None
+            unflushed = 0
+
+            def wrote(n: int) -> None:
+                nonlocal flushing, unflushed
+                unflushed += n
+                due = bool(self._flush_every) and unflushed >= self._flush_every
+                if due and (flushing is None or flushing.done()):
+                    flushing = asyncio.create_task(asyncio.to_thread(os.fdatasync, fd))
+                    unflushed = 0
+                if progress:
+                    progress(n)
+
             window: collections.deque[tuple[int, asyncio.Task[bytes]]] = collections.deque()
             try:
                 for chunk in plan["chunks"]:
                     if len(window) >= self.concurrency:
-                        await self._drain_one(window, write, progress)
+                        await self._drain_one(window, write, wrote)
                     window.append((int(chunk["offset"]), asyncio.create_task(fetch(chunk))))
                 while window:
-                    await self._drain_one(window, write, progress)
+                    await self._drain_one(window, write, wrote)
             finally:
                 for _off, task in window:
                     task.cancel()
                 if window:
                     await asyncio.gather(*(t for _o, t in window), return_exceptions=True)
+                if flushing is not None:  # its thread uses fd: never close fd under it
+                    await asyncio.gather(flushing, return_exceptions=True)
             await asyncio.to_thread(os.fsync, fd)
         except BaseException:
             os.close(fd)

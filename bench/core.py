@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,36 @@ def copy_rate(src: Path, dst: Path) -> float:
     os.close(fd)
     rate = src.stat().st_size / (time.perf_counter() - started)
     dst.unlink()
+    return rate
+
+
+def chunk_write_rate(base: Path, total: int = 256 * MIB, threads: int = 4) -> float:
+    """MB/s of what a node's disk does per chunk: 4 MiB files, each written, fsync'd and its
+    directory fsync'd, ``threads`` at a time. On a slow or shared disk this, not sha256, is
+    the ceiling of every upload (RF copies each) and of every download (one fsync'd copy)."""
+    folder = base / "fsync-probe"
+    folder.mkdir()
+    block = os.urandom(4 * MIB)
+    count = total // len(block)
+
+    def one(i: int) -> None:
+        fd = os.open(folder / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(count)))
+    rate = count * len(block) / (time.perf_counter() - started)
+    shutil.rmtree(folder)
     return rate
 
 
@@ -120,17 +151,23 @@ def main(argv: list[str] | None = None) -> int:
         make_file(src, args.size_mib * MIB)
         sha = sha256_rate(src) / 1e6
         cp = copy_rate(src, base / "copy.bin") / 1e6
+        disk = chunk_write_rate(base) / 1e6
         rows = [bench_rf(base, src, rf, args.concurrency) for rf in args.rf]
-    print(f"\nfile: {args.size_mib} MiB random; sha256 {sha:.0f} MB/s; copy+fsync {cp:.0f} MB/s\n")
     print(
-        "| RF | upload MB/s | up / sha256 | download MB/s | down / sha256 "
-        "| client peak RSS MiB | node peak RSS MiB | API peak RSS MiB | verified |"
+        f"\nfile: {args.size_mib} MiB random; sha256 {sha:.0f} MB/s; copy+fsync {cp:.0f} MB/s; "
+        f"4 MiB fsync'd chunk writes (4 threads) {disk:.0f} MB/s\n"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| RF | upload MB/s | up / sha256 | up x RF / disk | download MB/s | down / sha256 "
+        "| down / disk | client peak RSS MiB | node peak RSS MiB | API peak RSS MiB | verified |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['rf']} | {r['upload_mbs']:.0f} | {r['upload_mbs'] / sha:.2f} "
+            f"| {r['upload_mbs'] * r['rf'] / disk:.2f} "
             f"| {r['download_mbs']:.0f} | {r['download_mbs'] / sha:.2f} "
+            f"| {r['download_mbs'] / disk:.2f} "
             f"| {r['client_rss_mib']:.0f} | {r['node_rss_mib']:.0f} | {r['api_rss_mib']:.0f} "
             f"| {r['verified']} |"
         )

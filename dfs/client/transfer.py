@@ -281,12 +281,19 @@ class Client:
                 failovers += misses
                 return data
 
-            def write(offset: int, data: bytes) -> None:
+            def pwrite_all(offset: int, data: bytes) -> None:
                 view = memoryview(data)
                 while view:
                     n = os.pwrite(fd, view, offset)
                     view, offset = view[n:], offset + n
-                whole.update(data)
+
+            async def write(offset: int, data: bytes) -> None:
+                # the write may wait for the disk; hash the same bytes on another thread
+                # meanwhile (in order: one chunk at a time, so updates never interleave)
+                await asyncio.gather(
+                    asyncio.to_thread(pwrite_all, offset, data),
+                    asyncio.to_thread(whole.update, data),
+                )
 
             # Start writing back dirty pages while chunks still arrive: otherwise the whole
             # file waits in the page cache and the final fsync pays for all of it at once.
@@ -343,13 +350,13 @@ class Client:
     @staticmethod
     async def _drain_one(
         window: collections.deque[tuple[int, asyncio.Task[bytes]]],
-        write: Callable[[int, bytes], None],
+        write: Callable[[int, bytes], Awaitable[None]],
         progress: ProgressFn | None,
     ) -> None:
         offset, task = window[0]
         data = await task
         window.popleft()
-        await asyncio.to_thread(write, offset, data)
+        await write(offset, data)
         if progress:
             progress(len(data))
 

@@ -50,6 +50,9 @@ STORE = web.AppKey("store", FsChunkStore)
 NODES = web.AppKey("nodes", NodeClient)
 
 MAX_FORWARD_TARGETS = 8
+# aiohttp pauses the socket at 2x this many buffered bytes; its 64 KiB default means a
+# pause/resume every 128 KiB of a multi-MiB chunk body
+NODE_READ_BUFSIZE = 1 << 20
 
 
 class Closable(Protocol):
@@ -192,7 +195,9 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
         assert cfg.api_url is not None  # config guarantees one of the two
         registrar = ApiRegistrar(ApiClient(session, cfg.api_url))
     app = make_app(cfg, store, NodeClient(session))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=10.0, read_bufsize=NODE_READ_BUFSIZE
+    )
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     await site.start()

@@ -97,11 +97,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_client(args: list[str]) -> tuple[dict[str, Any], float, int, float]:
+def run_client(args: list[str], token: str) -> tuple[dict[str, Any], float, int, float]:
     """Run dfs-client; return its JSON answer, wall seconds, peak RSS in bytes, CPU seconds."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [console_script("dfs-client"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [console_script("dfs-client"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "DFS_TOKEN": token},
     )
     assert proc.stdout is not None
     assert proc.stderr is not None
@@ -132,12 +135,13 @@ def bench_rf(base: Path, src: Path, rf: int, concurrency: int, run: int = 0) -> 
             servers.append(cluster.api.popen.pid)
         cpu0 = sum(cpu_seconds(pid) for pid in servers)
         up, up_s, up_rss, up_cpu = run_client(
-            ["upload", "--json", *conc, cluster.api_url, str(src)]
+            ["upload", "--json", *conc, cluster.api_url, str(src)], cluster.admin_token
         )
         cpu1 = sum(cpu_seconds(pid) for pid in servers)
         out = base / f"out-rf{rf}.bin"
         _down, down_s, down_rss, down_cpu = run_client(
-            ["download", "--json", *conc, cluster.api_url, up["file_id"], str(out)]
+            ["download", "--json", *conc, cluster.api_url, up["file_id"], str(out)],
+            cluster.admin_token,
         )
         cpu2 = sum(cpu_seconds(pid) for pid in servers)
         ok = out.stat().st_size == src.stat().st_size

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ DEFAULT_CDC_AVG = 1 * MIB
 DEFAULT_CDC_MAX = 4 * MIB
 DEFAULT_PROFILE = f"fastcdc:{DEFAULT_CDC_MIN}:{DEFAULT_CDC_AVG}:{DEFAULT_CDC_MAX}"
 _READ_SIZE = 4 * MIB
+_SIZE_RE = re.compile(r"0|[1-9][0-9]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +90,12 @@ class ChunkerProfile:
     def parse(cls, text: str) -> ChunkerProfile:
         """Parse and validate a profile string; raises InvalidRequest naming what is wrong."""
         kind, _, rest = text.partition(":")
-        try:
-            numbers = [int(p) for p in rest.split(":")] if rest else []
-        except ValueError:
-            raise InvalidRequest(f"chunker profile {text!r}: sizes must be integers") from None
+        parts = rest.split(":") if rest else []
+        # ASCII digits only: int() would also take " 8", "+8", "8_192" and non-ASCII digits,
+        # and the stored profile string must be exactly str(profile)
+        if not all(_SIZE_RE.fullmatch(p) for p in parts):
+            raise InvalidRequest(f"chunker profile {text!r}: sizes must be decimal integers")
+        numbers = [int(p) for p in parts]
         if kind == "fixed" and len(numbers) == 1:
             (size,) = numbers
             if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:

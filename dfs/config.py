@@ -11,11 +11,13 @@ Standard library only; loaders take the env as an argument so tests need no monk
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from dfs.auth import CAP_MAX_TTL, DEFAULT_CAP_TTL, MIN_SECRET_LENGTH, hash_token
 from dfs.errors import ConfigError
 from dfs.ids import parse_node_id
 
@@ -52,7 +54,7 @@ def _port(raw: str) -> int:
 
 def _positive_float(raw: str) -> float:
     value = float(raw)
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):  # "inf" would mean: never time out
         raise ValueError("must be a positive number of seconds")
     return value
 
@@ -73,6 +75,14 @@ def _host(raw: str) -> str:
     return raw
 
 
+def _is_unspecified(host: str) -> bool:
+    """0.0.0.0, ::, and every other spelling of them (::0, 0:0::0, ...)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def _url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL")
@@ -83,6 +93,33 @@ def _meta_url(raw: str) -> str:
     if not raw.startswith(("sqlite://", "dynamodb://")):
         raise ValueError("must start with sqlite:/// or dynamodb://")
     return raw
+
+
+def _secret(raw: str) -> bytes:
+    if len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)"
+        )
+    return raw.encode()
+
+
+def _cluster_secret(env: Mapping[str, str]) -> bytes:
+    secret = _get(env, "DFS_CLUSTER_SECRET", b"", _secret)
+    if not secret:
+        raise ConfigError(
+            "DFS_CLUSTER_SECRET",
+            "",
+            "required: the API and every node must share it "
+            "(e.g. export DFS_CLUSTER_SECRET=$(openssl rand -hex 32))",
+        )
+    return secret
+
+
+def _cap_ttl(raw: str) -> float:
+    ttl = _positive_float(raw)
+    if ttl > CAP_MAX_TTL:
+        raise ValueError(f"must be at most {CAP_MAX_TTL} seconds")
+    return ttl
 
 
 def default_meta_url(data_dir: Path) -> str:
@@ -99,6 +136,10 @@ class ApiConfig:
     replication_strategy: str = "sync"
     replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+    cluster_secret: bytes = b""
+    admin_token_hash: str | None = None
+    """SHA-256 of DFS_ADMIN_TOKEN; None: generate one at first start (see dfs.api.main)."""
+    cap_ttl: float = DEFAULT_CAP_TTL
 
 
 def load_api_config(env: Mapping[str, str]) -> ApiConfig:
@@ -125,7 +166,16 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         heartbeat_timeout=_get(
             env, "NODE_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT, _positive_float
         ),
+        cluster_secret=_cluster_secret(env),
+        admin_token_hash=_get(env, "DFS_ADMIN_TOKEN", None, _admin_token),
+        cap_ttl=_get(env, "DFS_CAPABILITY_TTL", DEFAULT_CAP_TTL, _cap_ttl),
     )
+
+
+def _admin_token(raw: str) -> str:
+    if len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+    return hash_token(raw)
 
 
 @dataclass(frozen=True)
@@ -142,6 +192,7 @@ class NodeConfig:
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
     replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
+    cluster_secret: bytes = b""
 
 
 def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], str]) -> NodeConfig:
@@ -154,7 +205,7 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
     data_dir = _get(env, "DFS_DATA_DIR", Path(DEFAULT_DATA_DIR), Path)
     host = _get(env, "DFS_NODE_HOST", DEFAULT_BIND_HOST, _host)
     advertise = _get(env, "DFS_NODE_ADVERTISE_HOST", host, _host)
-    if advertise in ("0.0.0.0", "::"):
+    if _is_unspecified(advertise):
         raise ConfigError(
             "DFS_NODE_ADVERTISE_HOST",
             advertise,
@@ -188,4 +239,5 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
         replication_timeout=_get(
             env, "REPLICATION_TIMEOUT", DEFAULT_REPLICATION_TIMEOUT, _positive_float
         ),
+        cluster_secret=_cluster_secret(env),
     )

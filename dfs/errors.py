@@ -8,7 +8,8 @@ Each class carries its wire ``code`` (the ``error.code`` of a JSON error body), 
     ├── InvalidRequest (ValueError)        400  bad id, bad body, bad parameter
     │   ├── PayloadTooLarge                413  body above the bound
     │   └── ConfigError                    invalid configuration at start (names the variable)
-    ├── AuthError                          401
+    ├── AuthError                          401  no or unknown credentials
+    │   └── Forbidden                      403  valid credentials, not allowed (or expired capability)
     ├── NotFound (LookupError)             404
     │   ├── ChunkNotFound
     │   ├── FileNotFound
@@ -80,6 +81,13 @@ class AuthError(DfsError):
     code = "unauthorized"
     http_status = 401
     exit_code = 3
+
+
+class Forbidden(AuthError):
+    """The credentials are valid but do not allow this (or a capability has expired)."""
+
+    code = "forbidden"
+    http_status = 403
 
 
 class NotFound(DfsError, LookupError):
@@ -154,6 +162,7 @@ _ALL: tuple[type[DfsError], ...] = (
     PayloadTooLarge,
     ConfigError,
     AuthError,
+    Forbidden,
     NotFound,
     ChunkNotFound,
     FileNotFound,
@@ -180,9 +189,13 @@ def from_body(status: int, body: object) -> DfsError:
         code = str(err.get("code", ""))
         message = str(err.get("message", message))
         if isinstance(err.get("details"), dict):
-            details = err["details"]
+            details = dict(err["details"])
     cls = BY_CODE.get(code)
     if cls is None:
         by_status = [c for c in _ALL if c.http_status == status and c is not ConfigError]
         cls = by_status[0] if by_status else DfsError
-    return cls(message, **details)
+    # details are the peer's data: set them after construction, so that a key such as
+    # "message" cannot collide with the constructor's parameter (TypeError in the client)
+    exc = cls(message)
+    exc.details = details
+    return exc

@@ -3,6 +3,7 @@
 - ``ChunkId``: lowercase hex SHA-256 of the chunk bytes (64 characters).
 - ``FileId``: a canonical lowercase UUID (the API assigns it).
 - ``NodeId``: 1-64 characters of ``[A-Za-z0-9._-]``, not starting with a dot.
+- ``Tenant``: 1-63 characters of ``[a-z0-9_-]``, starting with a letter or digit.
 
 Standard library only.
 """
@@ -21,6 +22,7 @@ NodeId = NewType("NodeId", str)
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _NODE_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+_TENANT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 def parse_chunk_id(value: object, field: str = "chunk_id") -> ChunkId:
@@ -49,6 +51,12 @@ def parse_node_id(value: object, field: str = "node_id") -> NodeId:
     if not isinstance(value, str) or not _NODE_RE.fullmatch(value):
         raise InvalidRequest(f"{field} must be 1-64 characters of [A-Za-z0-9._-]")
     return NodeId(value)
+
+
+def parse_tenant(value: object, field: str = "tenant") -> str:
+    if not isinstance(value, str) or not _TENANT_RE.fullmatch(value):
+        raise InvalidRequest(f"{field} must be 1-63 characters of [a-z0-9_-]")
+    return value
 
 
 def new_file_id() -> FileId:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -49,9 +50,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+def http_json(url: str, token: str | None = None, timeout: float = 5.0) -> Any:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
+
+
+def load_or_create_secrets(base: Path) -> dict[str, str]:
+    """The cluster secret and admin token of a local cluster, kept in ``base/cluster.env``
+    (mode 0600) so that a restarted cluster keeps them."""
+    path = base / "cluster.env"
+    if path.exists():
+        pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        return {k.strip(): v.strip() for k, v in pairs}
+    values = {
+        "DFS_CLUSTER_SECRET": secrets.token_hex(32),
+        "DFS_ADMIN_TOKEN": "dfs_" + secrets.token_urlsafe(32),
+    }
+    base.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in values.items()))
+    return values
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -166,11 +188,20 @@ class LocalCluster:
 
     def __post_init__(self) -> None:
         self.base = self.base.resolve()
+        self.secrets = {
+            **load_or_create_secrets(self.base),
+            **{k: v for k, v in self.env.items() if k in ("DFS_CLUSTER_SECRET", "DFS_ADMIN_TOKEN")},
+        }
         if not self.meta_url:
             self.meta_url = f"sqlite:///{self.base / 'meta.db'}"
 
+    @property
+    def admin_token(self) -> str:
+        return self.secrets["DFS_ADMIN_TOKEN"]
+
     def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(self.secrets)
         env.update(
             {
                 "DFS_META_URL": self.meta_url,
@@ -245,7 +276,7 @@ class LocalCluster:
         proc.wait_listening(timeout)
 
     def live_nodes(self) -> list[str]:
-        body = http_json(f"{self.api_url}/nodes")
+        body = http_json(f"{self.api_url}/nodes", self.admin_token)
         return [n["node_id"] for n in body["nodes"] if n["live"]]
 
     def wait_live(self, count: int, timeout: float = 30.0) -> None:
@@ -305,7 +336,7 @@ def cmd_status(base: Path, api_url: str) -> int:
     for name, pid in _pids(base).items():
         print(f"{name}\tpid {pid}\t{'running' if _alive(pid) else 'dead'}")
     try:
-        body = http_json(f"{api_url}/nodes")
+        body = http_json(f"{api_url}/nodes", load_or_create_secrets(base)["DFS_ADMIN_TOKEN"])
     except (OSError, ValueError) as exc:
         print(f"API {api_url} not answering: {exc}")
         return 1
@@ -347,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     cluster.start()
     print(f"API {cluster.api_url} with {args.nodes} nodes; logs in {base / 'logs'}")
+    print(f"admin token in {base / 'cluster.env'}:  export DFS_TOKEN={cluster.admin_token}")
     return 0
 
 

@@ -6,6 +6,7 @@ them, so a path or field is never renamed once shipped. Standard library only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 # --- API coordinator ---------------------------------------------------------------------
@@ -15,6 +16,8 @@ DOWNLOAD_PLAN: Final = "/download-plan"
 PROXY_CHUNK_UPLOAD: Final = "/proxy-chunk-upload"
 PROXY_CHUNK_DOWNLOAD: Final = "/proxy-chunk-download"
 ADMIN_STATS: Final = "/admin/stats"
+ADMIN_TENANTS: Final = "/admin/tenants"
+ADMIN_TOKENS: Final = "/admin/tokens"
 NODES: Final = "/nodes"
 NODE_HEARTBEAT: Final = "/nodes/heartbeat"
 NODE_DEREGISTER: Final = "/nodes/deregister"
@@ -29,10 +32,26 @@ NODE_STATUS: Final = "/status"
 # --- both --------------------------------------------------------------------------------
 HEALTHZ: Final = "/healthz"
 
-# Headers. A primary node forwards a chunk to the nodes listed in FORWARD_TO and marks the
-# forwarded request with FORWARDED so that it is never fanned out again.
+# Headers. A primary node forwards a chunk to the nodes listed in FORWARD_TO
+# ("node_id=url,node_id=url") and marks the forwarded request with FORWARDED so that it is
+# never fanned out again. CAPABILITY carries the HMAC capability the API (or, for replica
+# writes, the primary) minted; UPLOAD names the file id an upload's chunk belongs to.
 FORWARD_TO: Final = "X-Dfs-Forward-To"
 FORWARDED: Final = "X-Dfs-Forwarded"
+CAPABILITY: Final = "X-Dfs-Capability"
+UPLOAD: Final = "X-Dfs-Upload"
+AUTHORIZATION: Final = "Authorization"
+
+
+def forward_header(targets: Sequence[tuple[str, str]]) -> str:
+    """The canonical FORWARD_TO value for (node_id, url) pairs; capabilities sign it as is."""
+    return ",".join(f"{node_id}={url}" for node_id, url in targets)
+
+
+def put_cap_extra(file_id: str, forward: str) -> str:
+    """What a client's put capability binds besides chunk, node and expiry."""
+    return f"{file_id}|{forward}"
+
 
 # Bounds.
 KIB: Final = 1024

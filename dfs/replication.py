@@ -9,21 +9,20 @@ Depends only on the ``NodeTransport`` Protocol; ``NodeClient`` satisfies it stru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from dfs.errors import DfsError, ReplicationError
 
 
 class NodeTransport(Protocol):
-    async def put_chunk(
+    async def replicate_chunk(
         self,
         node_url: str,
         chunk_id: str,
         data: bytes | bytearray | memoryview,
         *,
-        forward_to: Sequence[str] = (),
-        forwarded: bool = False,
+        cap: str,
         timeout: float | None = None,
     ) -> dict[str, Any]: ...
 
@@ -32,18 +31,22 @@ async def fan_out(
     transport: NodeTransport,
     chunk_id: str,
     data: bytes | bytearray | memoryview,
-    targets: Sequence[str],
+    targets: Sequence[tuple[str, str]],
     timeout: float,
+    mint_cap: Callable[[str], str],
 ) -> list[str]:
-    """Store ``data`` on every target; return their node ids, or raise ReplicationError."""
+    """Store ``data`` on every (node_id, url) target, each write authorised by
+    ``mint_cap(node_id)``; return their node ids, or raise ReplicationError."""
 
-    async def one(url: str) -> str:
-        answer = await transport.put_chunk(url, chunk_id, data, forwarded=True, timeout=timeout)
-        return str(answer.get("node_id", url))
+    async def one(node_id: str, url: str) -> str:
+        answer = await transport.replicate_chunk(
+            url, chunk_id, data, cap=mint_cap(node_id), timeout=timeout
+        )
+        return str(answer.get("node_id", node_id))
 
     try:
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(one(url)) for url in targets]
+            tasks = [tg.create_task(one(node_id, url)) for node_id, url in targets]
     except* DfsError as group:
         first = group.exceptions[0]
         msg = first.message if isinstance(first, DfsError) else str(first)

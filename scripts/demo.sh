@@ -17,6 +17,13 @@ python -m dfs.localcluster start --dir "$base"
 [ "$keep" = 1 ] || trap stop_cluster EXIT
 python -m dfs.localcluster status --dir "$base"
 
+# the cluster's admin token creates a tenant and a token for it; the demo runs as that tenant
+admin_token="$(sed -n 's/^DFS_ADMIN_TOKEN=//p' "$base/cluster.env")"
+export DFS_TOKEN="$admin_token"
+dfs-client admin create-tenant "$api" demo >/dev/null
+DFS_TOKEN="$(dfs-client admin create-token --label demo "$api" demo)"
+echo "tenant 'demo' created; its token: $DFS_TOKEN"
+
 out="$(mktemp -d)"
 echo
 echo "== upload test-files/"
@@ -42,7 +49,7 @@ for f in test-files/*; do
 done
 echo
 echo "== stats"
-dfs-client stats "$api"
+DFS_TOKEN="$admin_token" dfs-client stats "$api"
 rm -rf "$out"
 if [ "$keep" = 1 ]; then
   echo; echo "cluster left running: bash scripts/cluster.sh status --dir $base | stop --dir $base"

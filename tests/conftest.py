@@ -1,10 +1,26 @@
-"""Shared fixtures: seeded random bytes and the free-port helper."""
+"""Shared fixtures: seeded random bytes, and moto's DynamoDB server on loopback."""
 
 from __future__ import annotations
 
 import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+DYNAMODB_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": "us-east-1",
+}
+MOTO_START_TIMEOUT = 30.0
 
 
 def random_bytes(seed: int, n: int) -> bytes:
@@ -15,3 +31,43 @@ def random_bytes(seed: int, n: int) -> bytes:
 @pytest.fixture
 def rng_bytes() -> object:
     return random_bytes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's DynamoDB server as a subprocess; its log is shown if it fails to start."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    script = Path(__file__).parent / "contract" / "moto_server.py"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + MOTO_START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"moto server exited {proc.returncode}: {log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1.0):
+                    break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"moto server not up after {MOTO_START_TIMEOUT}s")
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -8,11 +8,18 @@
 | PUT    | /proxy-chunk-upload    | store a chunk through the API (hash checked here too)    |
 | GET    | /proxy-chunk-download  | a verified chunk through the API                         |
 | GET    | /files                 | committed files, paged by ``limit`` and ``after``        |
-| GET    | /admin/stats           | dedup and cluster counters                               |
-| GET    | /nodes                 | registry entries with liveness                           |
+| GET    | /admin/stats           | dedup and cluster counters (admin)                       |
+| GET    | /nodes                 | registry entries with liveness (admin)                   |
 | POST   | /nodes/heartbeat       | a node's registry entry (nodes configured with DFS_API_URL) |
 | POST   | /nodes/deregister      | remove a node's entry on clean shutdown                  |
+| POST   | /admin/tenants         | create a tenant (admin)                                  |
+| GET    | /admin/tenants         | list tenants (admin)                                     |
+| POST   | /admin/tokens          | create a token for a tenant; its text is shown once (admin) |
 | GET    | /healthz               | liveness                                                 |
+
+Every route but /healthz needs ``Authorization: Bearer <token>``; the token names the tenant
+whose files the request sees (other tenants' files answer 404, like unknown ones). Node
+registration routes need a capability signed with the cluster secret instead.
 """
 
 from __future__ import annotations
@@ -22,49 +29,90 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dfs import protocol
-from dfs.api.service import Coordinator, UploadRequest
+from dfs import auth, protocol
+from dfs.api.service import Coordinator, Principal, UploadRequest
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
 from dfs.config import ApiConfig
-from dfs.errors import InvalidRequest
-from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id
+from dfs.errors import ConfigError, Forbidden, InvalidRequest
+from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id, parse_tenant
 from dfs.meta import open_metadata_store
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord
-from dfs.server import error_middleware, healthz, query_param, read_body, read_json
+from dfs.server import Handler, error_middleware, healthz, query_param, read_body, read_json
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 MAX_PAGE = 1000
+# routes that need no bearer token: health, and node registration (a capability instead)
+_PUBLIC = frozenset({protocol.HEALTHZ, protocol.NODE_HEARTBEAT, protocol.NODE_DEREGISTER})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the bearer token to a Principal before any handler runs."""
+    if request.path not in _PUBLIC and request.method != "OPTIONS":
+        header = request.headers.get(protocol.AUTHORIZATION, "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            token = ""
+        request[PRINCIPAL] = await request.app[COORDINATOR].authenticate(token.strip())
+    return await handler(request)
+
+
+def principal(request: web.Request) -> Principal:
+    p: Principal = request[PRINCIPAL]
+    return p
+
+
+def admin(request: web.Request) -> Principal:
+    p = principal(request)
+    if not p.is_admin:
+        raise Forbidden("this endpoint is for admins")
+    return p
 
 
 async def init_upload(request: web.Request) -> web.Response:
     body = await read_json(request, protocol.MAX_JSON_BODY)
-    plan = await request.app[COORDINATOR].init_upload(UploadRequest.parse(body))
+    plan = await request.app[COORDINATOR].init_upload(
+        UploadRequest.parse(body), principal(request).tenant
+    )
     return web.json_response(plan, status=201)
 
 
 async def finalize_upload(request: web.Request) -> web.Response:
-    body = await read_json(request, 64 * 1024)
+    body = await read_json(request, protocol.MAX_JSON_BODY)
     file_id = parse_file_id(body.get("file_id"))
-    return web.json_response(await request.app[COORDINATOR].finalize_upload(file_id))
+    receipts = body.get("receipts", {})
+    if not isinstance(receipts, dict):
+        raise InvalidRequest("receipts must be an object of chunk id -> receipt")
+    done = await request.app[COORDINATOR].finalize_upload(
+        file_id, receipts, principal(request).tenant
+    )
+    return web.json_response(done)
 
 
 async def download_plan(request: web.Request) -> web.Response:
     file_id = parse_file_id(query_param(request, "file_id"))
-    return web.json_response(await request.app[COORDINATOR].download_plan(file_id))
+    return web.json_response(
+        await request.app[COORDINATOR].download_plan(file_id, principal(request).tenant)
+    )
 
 
 async def proxy_chunk_upload(request: web.Request) -> web.Response:
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    file_id = parse_file_id(query_param(request, "file_id"))
     data = await read_body(request, protocol.MAX_CHUNK_SIZE)
-    answer = await request.app[COORDINATOR].proxy_put(chunk_id, data)
-    return web.json_response(answer, status=201 if answer.get("stored") else 200)
+    answer = await request.app[COORDINATOR].proxy_put(
+        chunk_id, data, file_id, principal(request).tenant
+    )
+    answer.pop("stored", None)
+    return web.json_response(answer, status=201)
 
 
 async def proxy_chunk_download(request: web.Request) -> web.Response:
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
-    data = await request.app[COORDINATOR].proxy_get(chunk_id)
+    data = await request.app[COORDINATOR].proxy_get(chunk_id, principal(request).tenant)
     return web.Response(body=data, content_type="application/octet-stream")
 
 
@@ -86,20 +134,49 @@ async def list_files(request: web.Request) -> web.Response:
     after = request.query.get("after")
     if after is not None:
         after = parse_file_id(after, "after")
-    return web.json_response(await request.app[COORDINATOR].list_files(limit, after))
+    coord = request.app[COORDINATOR]
+    return web.json_response(await coord.list_files(limit, after, principal(request).tenant))
 
 
 async def admin_stats(request: web.Request) -> web.Response:
+    admin(request)
     return web.json_response(await request.app[COORDINATOR].stats())
 
 
 async def list_nodes(request: web.Request) -> web.Response:
+    admin(request)
     return web.json_response(await request.app[COORDINATOR].node_list())
+
+
+async def create_tenant(request: web.Request) -> web.Response:
+    admin(request)
+    body = await read_json(request, 4096)
+    tenant = parse_tenant(body.get("tenant"))
+    return web.json_response(await request.app[COORDINATOR].create_tenant(tenant), status=201)
+
+
+async def create_token(request: web.Request) -> web.Response:
+    admin(request)
+    body = await read_json(request, 4096)
+    tenant = parse_tenant(body.get("tenant"))
+    role = str(body.get("role", auth.ROLE_USER))
+    label = body.get("label", "")
+    if not isinstance(label, str) or len(label) > 200:
+        raise InvalidRequest("label must be a string of at most 200 characters")
+    answer = await request.app[COORDINATOR].create_token(tenant, role, label)
+    return web.json_response(answer, status=201)
+
+
+async def list_tenants(request: web.Request) -> web.Response:
+    admin(request)
+    return web.json_response({"tenants": await request.app[COORDINATOR].meta.list_tenants()})
 
 
 async def node_heartbeat(request: web.Request) -> web.Response:
     body = await read_json(request, 64 * 1024)
     coord = request.app[COORDINATOR]
+    node_id = parse_node_id(body.get("node_id"))
+    coord.check_node(request.headers.get(protocol.CAPABILITY), node_id)
     port, cap, used = body.get("port"), body.get("capacity_bytes", 0), body.get("used_bytes", 0)
     host = body.get("host")
     if not isinstance(host, str) or not 0 < len(host) <= 255 or any(c in host for c in "/@ ?#"):
@@ -115,7 +192,7 @@ async def node_heartbeat(request: web.Request) -> web.Response:
     now = time.time()
     await coord.meta.upsert_node(
         NodeRecord(
-            node_id=parse_node_id(body.get("node_id")),
+            node_id=node_id,
             host=host,
             port=port,
             zone=str(body.get("zone", ""))[:64],
@@ -131,12 +208,17 @@ async def node_heartbeat(request: web.Request) -> web.Response:
 
 async def node_deregister(request: web.Request) -> web.Response:
     body = await read_json(request, 4096)
-    await request.app[COORDINATOR].meta.remove_node(parse_node_id(body.get("node_id")))
+    coord = request.app[COORDINATOR]
+    node_id = parse_node_id(body.get("node_id"))
+    coord.check_node(request.headers.get(protocol.CAPABILITY), node_id)
+    await coord.meta.remove_node(node_id)
     return web.json_response({"ok": True})
 
 
 def make_app(coordinator: Coordinator) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=protocol.MAX_JSON_BODY)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=protocol.MAX_JSON_BODY
+    )
     app[COORDINATOR] = coordinator
     r = app.router
     r.add_post(protocol.INIT_UPLOAD, init_upload)
@@ -147,6 +229,9 @@ def make_app(coordinator: Coordinator) -> web.Application:
     r.add_get(protocol.FILES, list_files)
     r.add_get(protocol.ADMIN_STATS, admin_stats)
     r.add_get(protocol.NODES, list_nodes)
+    r.add_post(protocol.ADMIN_TENANTS, create_tenant)
+    r.add_get(protocol.ADMIN_TENANTS, list_tenants)
+    r.add_post(protocol.ADMIN_TOKENS, create_token)
     r.add_post(protocol.NODE_HEARTBEAT, node_heartbeat)
     r.add_post(protocol.NODE_DEREGISTER, node_deregister)
     r.add_get(protocol.HEALTHZ, healthz)
@@ -173,6 +258,8 @@ class RunningApi:
 
 
 async def start_api(cfg: ApiConfig) -> RunningApi:
+    if not cfg.cluster_secret:
+        raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
     meta = await open_metadata_store(cfg.meta_url)
     session = make_session()
     coordinator = Coordinator(cfg, meta, NodeClient(session))

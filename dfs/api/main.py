@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from dfs.api.app import start_api
+from dfs.auth import hash_token, new_token
 from dfs.config import ApiConfig, load_api_config
 from dfs.errors import ConfigError, DfsError
 
@@ -33,7 +35,39 @@ def load(argv: Sequence[str] | None) -> ApiConfig:
     return load_api_config(env)
 
 
+ADMIN_TOKEN_FILE = "admin_token"
+
+
+def ensure_admin_token(cfg: ApiConfig) -> tuple[ApiConfig, str | None]:
+    """Without DFS_ADMIN_TOKEN, use the token kept in the data directory, generating it (mode
+    0600) at first start. Returns the config and the token if it was just generated."""
+    if cfg.admin_token_hash is not None:
+        return cfg, None
+    path = cfg.data_dir / ADMIN_TOKEN_FILE
+    try:
+        return dataclasses.replace(cfg, admin_token_hash=hash_token(path.read_text().strip())), None
+    except FileNotFoundError:
+        pass
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    token = new_token()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return dataclasses.replace(cfg, admin_token_hash=hash_token(token)), token
+
+
 async def serve(cfg: ApiConfig) -> None:
+    cfg, generated = ensure_admin_token(cfg)
+    if generated:
+        print(
+            f"dfs-api: generated the admin token (shown once; kept in "
+            f"{cfg.data_dir / ADMIN_TOKEN_FILE}, mode 0600): {generated}",
+            flush=True,
+        )
     api = await start_api(cfg)
     print(
         f"dfs-api listening on {api.url} meta={cfg.meta_url} "
@@ -50,12 +84,17 @@ async def serve(cfg: ApiConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["init-tables"]:
+        from dfs.meta.init_tables import init_tables_main
+
+        return init_tables_main(args[1:])
     logging.basicConfig(
         level=os.environ.get("DFS_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        cfg = load(argv)
+        cfg = load(args)
         asyncio.run(serve(cfg))
     except ConfigError as exc:
         print(f"dfs-api: invalid configuration: {exc.message}", file=sys.stderr)

@@ -14,21 +14,24 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dfs import placement, protocol
+from dfs import auth, placement, protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client.node import NodeClient
 from dfs.config import ApiConfig
 from dfs.errors import (
+    AuthError,
     ChunkNotFound,
+    Conflict,
     DfsError,
     FileNotFound,
     IncompleteUpload,
     IntegrityError,
     InvalidRequest,
+    NotFound,
     Unavailable,
 )
 from dfs.ids import new_file_id, parse_chunk_id, parse_sha256
@@ -39,11 +42,26 @@ from dfs.meta.base import (
     ManifestEntry,
     MetadataStore,
     NodeRecord,
+    TokenRecord,
 )
 
 log = logging.getLogger("dfs.api")
 
 DEFAULT_TENANT = "default"
+ADMIN_TENANT = "admin"
+TOKEN_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a tenant and a role."""
+
+    tenant: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == auth.ROLE_ADMIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +141,52 @@ class Coordinator:
         self.meta = meta
         self.nodes = nodes
         self.clock = clock
+        self.admin_token_hash = cfg.admin_token_hash
+        self._token_cache: dict[str, tuple[float, Principal]] = {}
+
+    # --- authentication -------------------------------------------------------------------
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal a bearer token names; AuthError for a missing or unknown token."""
+        if not token:
+            raise AuthError("missing bearer token (Authorization: Bearer <token>)")
+        digest = auth.hash_token(token)
+        if self.admin_token_hash and auth.tokens_equal(digest, self.admin_token_hash):
+            return Principal(ADMIN_TENANT, auth.ROLE_ADMIN)
+        now = self.clock()
+        cached = self._token_cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        rec = await self.meta.get_token(digest)
+        if rec is None:
+            raise AuthError("invalid token")
+        principal = Principal(rec.tenant, rec.role)
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[digest] = (now + TOKEN_CACHE_SECONDS, principal)
+        return principal
+
+    def check_node(self, cap: str | None, node_id: str) -> None:
+        """A node's registry calls carry a capability minted with the cluster secret."""
+        auth.check(self.cfg.cluster_secret, cap, auth.OP_HEARTBEAT, auth.ANY_CHUNK, node_id)
+
+    async def create_tenant(self, tenant: str) -> dict[str, Any]:
+        if tenant == ADMIN_TENANT:
+            raise Conflict(f"tenant name {tenant!r} is reserved")
+        await self.meta.create_tenant(tenant, self.clock())
+        return {"tenant": tenant}
+
+    async def create_token(self, tenant: str, role: str, label: str) -> dict[str, Any]:
+        """A new token for an existing tenant; its text is returned once and never stored."""
+        if role not in auth.ROLES:
+            raise InvalidRequest(f"role must be one of {', '.join(auth.ROLES)}")
+        if not await self.meta.tenant_exists(tenant):
+            raise NotFound(f"no tenant {tenant}")
+        token = auth.new_token()
+        await self.meta.put_token(
+            TokenRecord(auth.hash_token(token), tenant, role, label, self.clock())
+        )
+        return {"token": token, "tenant": tenant, "role": role, "label": label}
 
     @property
     def rf(self) -> int:
@@ -151,20 +215,48 @@ class Coordinator:
 
     # --- upload ---------------------------------------------------------------------------
 
+    def cap(self, op: str, chunk_id: str, node_id: str, extra: str = "") -> str:
+        return auth.mint(
+            self.cfg.cluster_secret, op, chunk_id, node_id, ttl=self.cfg.cap_ttl, extra=extra
+        )
+
+    def put_caps(self, file_id: str, chunk_id: str, targets: Sequence[NodeRecord]) -> list[str]:
+        """One put capability per rotation of ``targets``: caps[i] lets targets[i] act as the
+        primary and forward to the others in rotation order."""
+        caps = []
+        for i in range(len(targets)):
+            order = [*targets[i:], *targets[:i]]
+            forward = protocol.forward_header([(n.node_id, n.url) for n in order[1:]])
+            extra = protocol.put_cap_extra(file_id, forward)
+            caps.append(self.cap(auth.OP_PUT, chunk_id, order[0].node_id, extra))
+        return caps
+
     async def init_upload(self, req: UploadRequest, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+        """Create a pending file and plan which chunks to send where.
+
+        A chunk is skipped only if this tenant already references it and it has its copies
+        on live nodes: whether another tenant stores it is never revealed, and its bytes
+        must be sent (the node then stores nothing new).
+        """
         live = await self._writable_nodes()
         live_ids = {n.node_id for n in live}
         chunks = distinct_chunks(req.manifest)
-        locations = await self.meta.get_locations(list(chunks))
+        owned = await self.meta.owned_chunks(tenant, list(chunks))
+        locations = await self.meta.get_locations(list(owned)) if owned else {}
+        file_id = new_file_id()
         upload = []
         for chunk_id, size in chunks.items():
-            if len(locations[chunk_id] & live_ids) >= self.rf:
+            if chunk_id in owned and len(locations[chunk_id] & live_ids) >= self.rf:
                 continue
             targets = self.place(chunk_id, size, live)
             upload.append(
-                {"sha256": chunk_id, "size": size, "targets": [node_ref(n) for n in targets]}
+                {
+                    "sha256": chunk_id,
+                    "size": size,
+                    "targets": [node_ref(n) for n in targets],
+                    "caps": self.put_caps(file_id, chunk_id, targets),
+                }
             )
-        file_id = new_file_id()
         rec = FileRecord(
             file_id=file_id,
             name=req.name,
@@ -184,11 +276,28 @@ class Coordinator:
             "upload": upload,
         }
 
-    async def finalize_upload(self, file_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+    async def finalize_upload(
+        self, file_id: str, receipts: Mapping[str, object], tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """Commit the file if every chunk has its copies and every chunk the tenant did not
+        already reference comes with a receipt proving this upload sent its bytes."""
         rec = await self.meta.get_file(file_id, tenant)
         if rec.state != FILE_COMPLETE:
             manifest = await self.meta.get_manifest(file_id)
             chunks = distinct_chunks(manifest)
+            owned = await self.meta.owned_chunks(tenant, list(chunks))
+            secret = self.cfg.cluster_secret
+            unproven = [
+                c
+                for c in chunks
+                if c not in owned and not auth.receipt_ok(secret, receipts.get(c), file_id, c)
+            ]
+            if unproven:
+                raise IncompleteUpload(
+                    f"{len(unproven)} of {len(chunks)} chunks were not sent by this upload; "
+                    "send them and finalize again",
+                    missing=unproven[:100],
+                )
             live = await self.live_nodes()
             holders = await self._holders(chunks, live)
             missing = [c for c, nodes in holders.items() if len(nodes) < self.rf]
@@ -211,7 +320,13 @@ class Coordinator:
         """
         ids = list(chunks)
         answers = await asyncio.gather(
-            *(self.nodes.has_chunks(n.url, ids) for n in live), return_exceptions=True
+            *(
+                self.nodes.has_chunks(
+                    n.url, ids, cap=self.cap(auth.OP_HAS, auth.ANY_CHUNK, n.node_id)
+                )
+                for n in live
+            ),
+            return_exceptions=True,
         )
         holders: dict[str, set[str]] = {c: set() for c in ids}
         answered: set[str] = set()
@@ -260,7 +375,10 @@ class Coordinator:
                     f"chunk {chunk_id[:12]} of file {file_id} has no live replica right now"
                 )
             ranked = placement.rank(chunk_id, _candidates(up))
-            replicas[chunk_id] = [node_ref(live[c.node_id]) for c in ranked]
+            replicas[chunk_id] = [
+                {**node_ref(live[c.node_id]), "cap": self.cap(auth.OP_GET, chunk_id, c.node_id)}
+                for c in ranked
+            ]
         body = file_body(rec)
         body["chunks"] = [
             {
@@ -275,22 +393,31 @@ class Coordinator:
 
     # --- proxy ----------------------------------------------------------------------------
 
-    async def proxy_put(self, chunk_id: str, data: bytearray) -> dict[str, Any]:
+    async def proxy_put(
+        self, chunk_id: str, data: bytearray, file_id: str, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """Store a chunk of one of the tenant's pending uploads through the API."""
+        rec = await self.meta.get_file(file_id, tenant)
+        if rec.state == FILE_COMPLETE:
+            raise Conflict(f"file {file_id} is already complete")
         digest = await asyncio.to_thread(_sha256_hex, data)
         if digest != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
         live = await self._writable_nodes()
         targets = self.place(chunk_id, len(data), live)
-        urls = [n.url for n in targets]
+        caps = self.put_caps(file_id, chunk_id, targets)
         last: DfsError | None = None
-        for i in range(len(urls)):  # rotate the primary on failure
-            order = urls[i:] + urls[:i]
+        for i in range(len(targets)):  # rotate the primary on failure
+            order = [*targets[i:], *targets[:i]]
+            forward = protocol.forward_header([(n.node_id, n.url) for n in order[1:]])
             try:
                 return await self.nodes.put_chunk(
-                    order[0],
+                    order[0].url,
                     chunk_id,
                     data,
-                    forward_to=order[1:],
+                    cap=caps[i],
+                    file_id=file_id,
+                    forward=forward,
                     timeout=self.cfg.replication_timeout,
                 )
             except DfsError as exc:
@@ -300,13 +427,20 @@ class Coordinator:
         assert last is not None
         raise last
 
-    async def proxy_get(self, chunk_id: str) -> bytes:
+    async def proxy_get(self, chunk_id: str, tenant: str = DEFAULT_TENANT) -> bytes:
+        """A verified chunk, for a tenant one of whose files references it."""
+        if chunk_id not in await self.meta.owned_chunks(tenant, [chunk_id]):
+            raise ChunkNotFound(f"no chunk {chunk_id}")
         live = {n.node_id: n for n in await self.live_nodes()}
         holders = (await self.meta.get_locations([chunk_id]))[chunk_id]
         up = [live[h] for h in holders if h in live]
         for cand in placement.rank(chunk_id, _candidates(up)):
             try:
-                data = await self.nodes.get_chunk(live[cand.node_id].url, chunk_id)
+                data = await self.nodes.get_chunk(
+                    live[cand.node_id].url,
+                    chunk_id,
+                    cap=self.cap(auth.OP_GET, chunk_id, cand.node_id),
+                )
             except DfsError as exc:
                 log.warning("proxy read of %s from %s failed: %s", chunk_id[:12], cand.node_id, exc)
                 continue

@@ -58,6 +58,7 @@ class FsChunkStore:
         self._capacity = capacity_bytes
         self._used = 0
         self._count = 0
+        self._reserved = 0  # bytes of puts in flight, so concurrent puts cannot overshoot
         self._lock = threading.Lock()  # counters change from worker threads
 
     def _account(self, size: int, count: int) -> None:
@@ -119,10 +120,27 @@ class FsChunkStore:
         if final.exists():
             return False
         size = len(data)
-        if self._capacity is not None and self._used + size > self._capacity:
-            raise InsufficientStorage(
-                f"node is full: {self._used} of {self._capacity} bytes used, chunk needs {size}"
-            )
+        with self._lock:
+            if self._capacity is not None and self._used + self._reserved + size > self._capacity:
+                raise InsufficientStorage(
+                    f"node is full: {self._used} of {self._capacity} bytes used"
+                    f" ({self._reserved} being written), chunk needs {size}"
+                )
+            self._reserved += size
+        stored = False
+        try:
+            stored = self._write(chunk_id, final, data, size)
+        finally:
+            with self._lock:  # one step, so no other put sees the chunk counted twice
+                self._reserved -= size
+                if stored:
+                    self._used += size
+                    self._count += 1
+        return stored
+
+    def _write(
+        self, chunk_id: ChunkId, final: Path, data: bytes | bytearray | memoryview, size: int
+    ) -> bool:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{chunk_id}.{secrets.token_hex(4)}.tmp"
         try:
@@ -146,7 +164,6 @@ class FsChunkStore:
             raise
         finally:
             tmp.unlink(missing_ok=True)
-        self._account(size, 1)
         return True
 
     async def delete(self, chunk_id: ChunkId) -> None:

@@ -1,7 +1,7 @@
 """``ApiClient``: the HTTP client of the API coordinator's endpoints.
 
-Thin: it sends JSON and returns JSON (errors come back as the DfsError the server raised).
-Must not import click, boto3 or ``aiohttp.web``.
+Thin: it sends JSON with the caller's bearer token and returns JSON (errors come back as the
+DfsError the server raised). Must not import click, boto3 or ``aiohttp.web``.
 """
 
 from __future__ import annotations
@@ -16,45 +16,58 @@ from dfs.client.http import ChunkPayload, request, request_json
 
 
 class ApiClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, token: str | None = None
+    ) -> None:
         self._session = session
         self.base_url = base_url.rstrip("/")
+        self._headers = {protocol.AUTHORIZATION: f"Bearer {token}"} if token else {}
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}"
+
+    async def _json(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await request_json(
+            self._session,
+            method,
+            self._url(path),
+            headers={**self._headers, **(headers or {})},
+            **kwargs,
+        )
+        return result
 
     async def init_upload(
         self, *, name: str, size: int, sha256: str, chunker: str, chunks: Sequence[dict[str, Any]]
     ) -> dict[str, Any]:
         body = {"name": name, "size": size, "sha256": sha256, "chunker": chunker, "chunks": chunks}
-        result: dict[str, Any] = await request_json(
-            self._session, "POST", self._url(protocol.INIT_UPLOAD), json=body
-        )
-        return result
+        return await self._json("POST", protocol.INIT_UPLOAD, json=body)
 
-    async def finalize_upload(self, file_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await request_json(
-            self._session, "POST", self._url(protocol.FINALIZE_UPLOAD), json={"file_id": file_id}
-        )
-        return result
+    async def finalize_upload(
+        self, file_id: str, receipts: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = {"file_id": file_id, "receipts": receipts or {}}
+        return await self._json("POST", protocol.FINALIZE_UPLOAD, json=body)
 
     async def download_plan(self, file_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await request_json(
-            self._session, "GET", self._url(protocol.DOWNLOAD_PLAN), params={"file_id": file_id}
-        )
-        return result
+        return await self._json("GET", protocol.DOWNLOAD_PLAN, params={"file_id": file_id})
+
+    async def list_files(self, *, limit: int = 100, after: str | None = None) -> dict[str, Any]:
+        params: dict[str, str | int] = {"limit": limit}
+        if after:
+            params["after"] = after
+        return await self._json("GET", protocol.FILES, params=params)
 
     async def proxy_put_chunk(
-        self, chunk_id: str, data: bytes | bytearray | memoryview
+        self, chunk_id: str, data: bytes | bytearray | memoryview, *, file_id: str
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await request_json(
-            self._session,
+        return await self._json(
             "PUT",
-            self._url(protocol.PROXY_CHUNK_UPLOAD),
-            params={"chunk_id": chunk_id},
+            protocol.PROXY_CHUNK_UPLOAD,
+            params={"chunk_id": chunk_id, "file_id": file_id},
             data=ChunkPayload(data),
         )
-        return result
 
     async def proxy_get_chunk(self, chunk_id: str) -> bytes:
         async with request(
@@ -62,23 +75,35 @@ class ApiClient:
             "GET",
             self._url(protocol.PROXY_CHUNK_DOWNLOAD),
             params={"chunk_id": chunk_id},
+            headers=self._headers,
         ) as resp:
             return await resp.read()
 
     async def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = await request_json(
-            self._session, "GET", self._url(protocol.ADMIN_STATS)
-        )
-        return result
+        return await self._json("GET", protocol.ADMIN_STATS)
 
     async def nodes(self) -> dict[str, Any]:
-        result: dict[str, Any] = await request_json(self._session, "GET", self._url(protocol.NODES))
-        return result
+        return await self._json("GET", protocol.NODES)
 
-    async def heartbeat(self, node: dict[str, Any]) -> None:
-        await request_json(self._session, "POST", self._url(protocol.NODE_HEARTBEAT), json=node)
+    async def create_tenant(self, tenant: str) -> dict[str, Any]:
+        return await self._json("POST", protocol.ADMIN_TENANTS, json={"tenant": tenant})
 
-    async def deregister(self, node_id: str) -> None:
-        await request_json(
-            self._session, "POST", self._url(protocol.NODE_DEREGISTER), json={"node_id": node_id}
+    async def list_tenants(self) -> dict[str, Any]:
+        return await self._json("GET", protocol.ADMIN_TENANTS)
+
+    async def create_token(self, tenant: str, role: str, label: str = "") -> dict[str, Any]:
+        body = {"tenant": tenant, "role": role, "label": label}
+        return await self._json("POST", protocol.ADMIN_TOKENS, json=body)
+
+    async def heartbeat(self, node: dict[str, Any], *, cap: str) -> None:
+        await self._json(
+            "POST", protocol.NODE_HEARTBEAT, json=node, headers={protocol.CAPABILITY: cap}
+        )
+
+    async def deregister(self, node_id: str, *, cap: str) -> None:
+        await self._json(
+            "POST",
+            protocol.NODE_DEREGISTER,
+            json={"node_id": node_id},
+            headers={protocol.CAPABILITY: cap},
         )

@@ -1,7 +1,8 @@
 """``NodeClient``: the HTTP client of a storage node's chunk endpoints.
 
 Used by the client library (send and fetch chunks), by the API (ask nodes what they hold,
-proxy chunks) and by nodes (forward replicas). It checks nothing about the bytes it carries:
+proxy chunks) and by nodes (forward replicas). Every call carries a capability minted by the
+API (or by a primary node for replica writes). It checks nothing about the bytes it carries:
 callers verify hashes at their trust boundary. Must not import ``aiohttp.web``.
 """
 
@@ -23,25 +24,14 @@ class NodeClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def put_chunk(
+    async def _put(
         self,
         node_url: str,
         chunk_id: str,
         data: bytes | bytearray | memoryview,
-        *,
-        forward_to: Sequence[str] = (),
-        forwarded: bool = False,
-        timeout: float | None = None,
+        headers: dict[str, str],
+        timeout: float | None,
     ) -> dict[str, Any]:
-        """Store a chunk on ``node_url``, which forwards it to ``forward_to`` before answering.
-
-        Returns the node's JSON answer: ``{"chunk_id", "stored", "replicas": [...]}``.
-        """
-        headers: dict[str, str] = {}
-        if forward_to:
-            headers[protocol.FORWARD_TO] = ",".join(forward_to)
-        if forwarded:
-            headers[protocol.FORWARDED] = "1"
         kwargs: dict[str, Any] = {}
         if timeout is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
@@ -56,13 +46,52 @@ class NodeClient:
         )
         return result
 
-    async def get_chunk(self, node_url: str, chunk_id: str) -> bytes:
+    async def put_chunk(
+        self,
+        node_url: str,
+        chunk_id: str,
+        data: bytes | bytearray | memoryview,
+        *,
+        cap: str,
+        file_id: str,
+        forward: str = "",
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Store an upload's chunk on ``node_url``, which forwards it to the nodes in
+        ``forward`` (a FORWARD_TO header value) before answering.
+
+        Returns the node's JSON answer: ``{"chunk_id", "node_id", "size", "replicas",
+        "receipt"}``.
+        """
+        headers = {protocol.CAPABILITY: cap, protocol.UPLOAD: file_id}
+        if forward:
+            headers[protocol.FORWARD_TO] = forward
+        return await self._put(node_url, chunk_id, data, headers, timeout)
+
+    async def replicate_chunk(
+        self,
+        node_url: str,
+        chunk_id: str,
+        data: bytes | bytearray | memoryview,
+        *,
+        cap: str,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """A replica write from a primary node (never fanned out again)."""
+        headers = {protocol.CAPABILITY: cap, protocol.FORWARDED: "1"}
+        return await self._put(node_url, chunk_id, data, headers, timeout)
+
+    async def get_chunk(self, node_url: str, chunk_id: str, *, cap: str) -> bytes:
         async with request(
-            self._session, "GET", f"{node_url}{protocol.GET_CHUNK}", params={"chunk_id": chunk_id}
+            self._session,
+            "GET",
+            f"{node_url}{protocol.GET_CHUNK}",
+            params={"chunk_id": chunk_id},
+            headers={protocol.CAPABILITY: cap},
         ) as resp:
             return await resp.read()
 
-    async def has_chunks(self, node_url: str, chunk_ids: Sequence[str]) -> set[str]:
+    async def has_chunks(self, node_url: str, chunk_ids: Sequence[str], *, cap: str) -> set[str]:
         """The subset of ``chunk_ids`` the node holds (asked in batches of the bound)."""
         present: set[str] = set()
         step = protocol.MAX_HAS_CHUNKS
@@ -72,12 +101,16 @@ class NodeClient:
                 "POST",
                 f"{node_url}{protocol.HAS_CHUNKS}",
                 json={"chunk_ids": list(chunk_ids[i : i + step])},
+                headers={protocol.CAPABILITY: cap},
             )
             present.update(str(c) for c in body.get("present", []))
         return present
 
-    async def status(self, node_url: str) -> dict[str, Any]:
+    async def status(self, node_url: str, *, cap: str) -> dict[str, Any]:
         result: dict[str, Any] = await request_json(
-            self._session, "GET", f"{node_url}{protocol.NODE_STATUS}"
+            self._session,
+            "GET",
+            f"{node_url}{protocol.NODE_STATUS}",
+            headers={protocol.CAPABILITY: cap},
         )
         return result

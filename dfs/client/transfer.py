@@ -36,6 +36,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from dfs import protocol
 from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.api import ApiClient
 from dfs.client.http import make_session
@@ -124,6 +125,7 @@ class Client:
         self,
         api_url: str,
         *,
+        token: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         proxy: bool = False,
         session: aiohttp.ClientSession | None = None,
@@ -131,6 +133,7 @@ class Client:
         if concurrency < 1:
             raise InvalidRequest("concurrency must be >= 1")
         self.api_url = api_url
+        self.token = token
         self.concurrency = concurrency
         self.proxy = proxy
         self._own_session = session is None
@@ -139,7 +142,7 @@ class Client:
 
     @property
     def api(self) -> ApiClient:
-        return ApiClient(self._require_session(), self.api_url)
+        return ApiClient(self._require_session(), self.api_url, self.token)
 
     @property
     def nodes(self) -> NodeClient:
@@ -194,6 +197,8 @@ class Client:
         for c in scan.chunks:
             offsets.setdefault(c.chunk_id, c.offset)
         todo: list[dict[str, Any]] = plan["upload"]
+        file_id = str(plan["file_id"])
+        receipts: dict[str, str] = {}
         sent = 0
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -203,7 +208,7 @@ class Client:
                 chunk_id, size = str(item["sha256"]), int(item["size"])
                 data = await asyncio.to_thread(_read_chunk, fd, offsets[chunk_id], size)
                 try:
-                    await self._send_chunk(chunk_id, data, [str(t["url"]) for t in item["targets"]])
+                    receipts[chunk_id] = await self._send_chunk(file_id, chunk_id, data, item)
                 except IntegrityError:
                     # the node (or the API proxy) found that these bytes no longer hash to
                     # the id scanned before init-upload: the file changed under us
@@ -215,7 +220,7 @@ class Client:
             await self._run_bounded(send, iter(todo))
         finally:
             os.close(fd)
-        done = await self.api.finalize_upload(plan["file_id"])
+        done = await self.api.finalize_upload(file_id, receipts)
         return UploadResult(
             file_id=str(done["file_id"]),
             name=str(done["name"]),
@@ -227,10 +232,16 @@ class Client:
             seconds=time.monotonic() - started,
         )
 
-    async def _send_chunk(self, chunk_id: str, data: bytes, targets: list[str]) -> None:
+    async def _send_chunk(
+        self, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
+    ) -> str:
+        """Send one chunk to its primary (which forwards to the other targets); return the
+        receipt that proves to finalize-upload that the bytes were sent."""
         if self.proxy:
-            await self.api.proxy_put_chunk(chunk_id, data)
-            return
+            answer = await self.api.proxy_put_chunk(chunk_id, data, file_id=file_id)
+            return str(answer["receipt"])
+        targets = [(str(t["node_id"]), str(t["url"])) for t in item["targets"]]
+        caps = [str(c) for c in item["caps"]]
         attempt = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(2 * len(targets), 2)),
@@ -244,7 +255,15 @@ class Client:
                 i = attempt % len(targets)
                 attempt += 1
                 order = targets[i:] + targets[:i]
-                await self.nodes.put_chunk(order[0], chunk_id, data, forward_to=order[1:])
+                answer = await self.nodes.put_chunk(
+                    order[0][1],
+                    chunk_id,
+                    data,
+                    cap=caps[i],
+                    file_id=file_id,
+                    forward=protocol.forward_header(order[1:]),
+                )
+        return str(answer["receipt"])
 
     async def _run_bounded(
         self, work: Callable[[dict[str, Any]], Awaitable[None]], items: Iterator[dict[str, Any]]
@@ -368,8 +387,11 @@ class Client:
         sources: list[Callable[[], Awaitable[bytes]]] = []
         if not self.proxy:
             for replica in chunk["replicas"]:
-                url = str(replica["url"])
-                sources.append(functools.partial(self.nodes.get_chunk, url, chunk_id))
+                sources.append(
+                    functools.partial(
+                        self.nodes.get_chunk, str(replica["url"]), chunk_id, cap=str(replica["cap"])
+                    )
+                )
         sources.append(functools.partial(self.api.proxy_get_chunk, chunk_id))
         for source in sources:
             try:

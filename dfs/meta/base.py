@@ -96,6 +96,17 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token, stored by the SHA-256 of its text (the text itself is never stored)."""
+
+    token_hash: str
+    tenant: str
+    role: str
+    label: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """A copy of a chunk on a node."""
 
@@ -127,6 +138,14 @@ class MetadataStore(Protocol):
         it. Concurrent commits of the same or identical files leave exact counts.
       - ``list_files(tenant, limit, after)`` pages complete files by file_id; ``after`` is
         the last file_id of the previous page.
+      - ``commit_file`` also adds the file's references to its tenant's chunk set, so that
+        ``owned_chunks(tenant, ids)`` returns the ids some complete file of that tenant
+        references (dedup never reveals another tenant's chunks).
+
+    Tenants and tokens
+      - ``create_tenant`` raises Conflict if the tenant exists; ``tenant_exists`` answers.
+      - ``put_token`` stores a token record (Conflict if its hash exists); ``get_token``
+        returns None for an unknown hash.
 
     Chunks
       - ``add_locations`` records copies (idempotent); ``remove_locations`` forgets copies
@@ -151,6 +170,14 @@ class MetadataStore(Protocol):
     async def list_files(
         self, tenant: str, *, limit: int, after: str | None = None
     ) -> list[FileRecord]: ...
+
+    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]: ...
+
+    async def create_tenant(self, tenant: str, now: float) -> None: ...
+    async def tenant_exists(self, tenant: str) -> bool: ...
+    async def list_tenants(self) -> list[str]: ...
+    async def put_token(self, rec: TokenRecord) -> None: ...
+    async def get_token(self, token_hash: str) -> TokenRecord | None: ...
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
     async def remove_locations(self, locations: Iterable[Location]) -> None: ...

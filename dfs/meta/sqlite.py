@@ -20,6 +20,9 @@ Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | chunks    | chunk_id             | size, refcount, created_at                                 |
 | locations | (chunk_id, node_id)  | created_at; index by (node_id, chunk_id) for repair        |
 | counters  | name                 | value                                                      |
+| tenant_chunks | (tenant, chunk_id) | refcount: references from the tenant's complete files      |
+| tenants   | tenant               | created_at                                                 |
+| tokens    | token_hash           | tenant, role, label, created_at                            |
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from dfs.meta.base import (
     MetadataStore,
     NodeRecord,
     Stats,
+    TokenRecord,
 )
 
 T = TypeVar("T")
@@ -74,6 +78,15 @@ CREATE TABLE IF NOT EXISTS locations (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS locations_by_node ON locations (node_id, chunk_id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tenant_chunks (
+    tenant TEXT NOT NULL, chunk_id TEXT NOT NULL, refcount INTEGER NOT NULL,
+    PRIMARY KEY (tenant, chunk_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, created_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, label TEXT NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 _IN_BATCH = 500  # stay far below SQLite's bound on host parameters
@@ -107,6 +120,7 @@ class SqliteMetadataStore:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self.calls = 0  # operations run on the connection (each one transaction at most)
 
     @classmethod
     async def open(cls, url: str) -> SqliteMetadataStore:
@@ -148,6 +162,7 @@ class SqliteMetadataStore:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
+        self.calls += 1
         try:
             return await loop.run_in_executor(self._executor, fn)
         except sqlite3.IntegrityError as exc:
@@ -275,6 +290,11 @@ class SqliteMetadataStore:
                         "DO UPDATE SET refcount = refcount + excluded.refcount",
                         (chunk_id, size, count, now),
                     )
+                    db.execute(
+                        "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
+                        "DO UPDATE SET refcount = refcount + excluded.refcount",
+                        (row["tenant"], chunk_id, count),
+                    )
                 deltas = {
                     "total_files": 1,
                     "logical_bytes": row["size"],
@@ -302,6 +322,58 @@ class SqliteMetadataStore:
                 (tenant, FILE_COMPLETE, after or "", limit),
             )
             return [_file(r) for r in rows]
+
+        return await self._run(op)
+
+    async def owned_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(chunk_ids))
+
+        def op() -> set[str]:
+            out: set[str] = set()
+            for batch in _batches(ids):
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(
+                    f"SELECT chunk_id FROM tenant_chunks WHERE tenant=? AND refcount > 0 "
+                    f"AND chunk_id IN ({marks})",
+                    (tenant, *batch),
+                )
+                out.update(r[0] for r in rows)
+            return out
+
+        return await self._run(op)
+
+    # --- tenants and tokens ---------------------------------------------------------------
+
+    async def create_tenant(self, tenant: str, now: float) -> None:
+        await self._run(lambda: self._db.execute("INSERT INTO tenants VALUES (?,?)", (tenant, now)))
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        def op() -> bool:
+            row = self._db.execute("SELECT 1 FROM tenants WHERE tenant=?", (tenant,)).fetchone()
+            return row is not None
+
+        return await self._run(op)
+
+    async def list_tenants(self) -> list[str]:
+        def op() -> list[str]:
+            return [r[0] for r in self._db.execute("SELECT tenant FROM tenants ORDER BY tenant")]
+
+        return await self._run(op)
+
+    async def put_token(self, rec: TokenRecord) -> None:
+        await self._run(
+            lambda: self._db.execute(
+                "INSERT INTO tokens VALUES (?,?,?,?,?)",
+                (rec.token_hash, rec.tenant, rec.role, rec.label, rec.created_at),
+            )
+        )
+
+    async def get_token(self, token_hash: str) -> TokenRecord | None:
+        def op() -> TokenRecord | None:
+            row = self._db.execute(
+                "SELECT * FROM tokens WHERE token_hash=?", (token_hash,)
+            ).fetchone()
+            return None if row is None else TokenRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118
 
         return await self._run(op)
 

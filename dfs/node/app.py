@@ -4,12 +4,15 @@ Routes (see README, "Wire protocol"):
 
 | method | path          | answer                                                          |
 |--------|---------------|-----------------------------------------------------------------|
-| PUT    | /store-chunk  | 201 stored / 200 already there; 422 hash mismatch;              |
-|        |               | 502 a replica failed; 507 disk full                             |
+| PUT    | /store-chunk  | 201 durable on every listed node (+ receipt); 401/403 capability; |
+|        |               | 422 hash mismatch; 502 a replica failed; 507 disk full          |
 | GET    | /get-chunk    | 200 verified bytes; 404 missing or quarantined                  |
 | POST   | /has-chunks   | ``{"present": [...]}`` for ``{"chunk_ids": [...]}``             |
 | GET    | /status       | node id, used/capacity bytes, chunk count                       |
 | GET    | /healthz      | liveness                                                        |
+
+Every route but /healthz needs a capability (``X-Dfs-Capability`` header or ``cap`` query
+parameter) signed with the cluster secret for exactly that operation, chunk and node.
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ from typing import Protocol
 
 from aiohttp import web
 
-from dfs import protocol
+from dfs import auth, protocol
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.client.api import ApiClient
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
 from dfs.config import NodeConfig
-from dfs.errors import DfsError, InvalidRequest
-from dfs.ids import parse_chunk_id
+from dfs.errors import ConfigError, DfsError, InvalidRequest
+from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
 from dfs.node.heartbeat import (
@@ -59,33 +62,76 @@ class Closable(Protocol):
     async def close(self) -> None: ...
 
 
-def _forward_targets(header: str) -> list[str]:
-    targets = [t.strip().rstrip("/") for t in header.split(",") if t.strip()]
+def _forward_targets(header: str) -> list[tuple[str, str]]:
+    """Parse ``node_id=url,node_id=url``; the caller's capability signs the raw header."""
+    targets = []
+    for item in (t.strip() for t in header.split(",")):
+        if not item:
+            continue
+        node_id, eq, url = item.partition("=")
+        parse_node_id(node_id, "forward node id")
+        if not eq or not url.startswith(("http://", "https://")) or any(c in url for c in " @?#|"):
+            raise InvalidRequest(f"bad forward target {item!r}")
+        targets.append((node_id, url.rstrip("/")))
     if len(targets) > MAX_FORWARD_TARGETS:
         raise InvalidRequest(f"at most {MAX_FORWARD_TARGETS} forward targets")
-    for t in targets:
-        if not t.startswith(("http://", "https://")) or any(c in t for c in " @?#"):
-            raise InvalidRequest(f"bad forward target {t!r}")
     return targets
 
 
+def _cap(request: web.Request) -> str | None:
+    return request.headers.get(protocol.CAPABILITY) or request.query.get("cap")
+
+
 async def store_chunk(request: web.Request) -> web.Response:
+    """Store a chunk: a client's upload write (capability ``put``, bound to the upload's file
+    id and the exact forward list) or a primary's replica write (``replicate``).
+
+    The answer does not say whether the chunk was already here: that would reveal to one
+    tenant that another stored the same bytes. An upload write answers with a receipt that
+    proves to finalize-upload that this upload sent the verified bytes.
+    """
     app = request.app
+    cfg = app[CONFIG]
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
     forwarded = request.headers.get(protocol.FORWARDED) == "1"
-    targets = [] if forwarded else _forward_targets(request.headers.get(protocol.FORWARD_TO, ""))
+    file_id = ""
+    targets: list[tuple[str, str]] = []
+    if forwarded:
+        auth.check(cfg.cluster_secret, _cap(request), auth.OP_REPLICATE, chunk_id, cfg.node_id)
+    else:
+        file_id = parse_file_id(request.headers.get(protocol.UPLOAD), protocol.UPLOAD)
+        raw_forward = request.headers.get(protocol.FORWARD_TO, "")
+        auth.check(
+            cfg.cluster_secret,
+            _cap(request),
+            auth.OP_PUT,
+            chunk_id,
+            cfg.node_id,
+            extra=protocol.put_cap_extra(file_id, raw_forward),
+        )
+        targets = _forward_targets(raw_forward)
     data = await read_body(request, protocol.MAX_CHUNK_SIZE)
-    replicas = [app[CONFIG].node_id]
+    replicas = [cfg.node_id]
     if not targets:
         stored = await app[STORE].put(chunk_id, data)
     else:
+
+        def replica_cap(node_id: str) -> str:
+            return auth.mint(
+                cfg.cluster_secret,
+                auth.OP_REPLICATE,
+                chunk_id,
+                node_id,
+                ttl=cfg.replication_timeout + auth.CLOCK_SKEW,
+            )
+
         # Forward while the local copy is hashed and fsync'd, not after: the two disks (or
         # the two cores) work at once. Sync replication still answers only once every copy
         # is durable; a bad body fails locally (422) and on each replica, and the local
         # error is the one reported.
         local, remote = await asyncio.gather(
             app[STORE].put(chunk_id, data),
-            fan_out(app[NODES], chunk_id, data, targets, app[CONFIG].replication_timeout),
+            fan_out(app[NODES], chunk_id, data, targets, cfg.replication_timeout, replica_cap),
             return_exceptions=True,
         )
         if isinstance(local, BaseException):
@@ -94,23 +140,30 @@ async def store_chunk(request: web.Request) -> web.Response:
             raise remote
         stored = local
         replicas += remote
-    body = {
+    body: dict[str, object] = {
         "chunk_id": chunk_id,
-        "node_id": app[CONFIG].node_id,
-        "stored": stored,
+        "node_id": cfg.node_id,
         "size": len(data),
         "replicas": replicas,
     }
-    return web.json_response(body, status=201 if stored else 200)
+    if forwarded:
+        body["stored"] = stored  # only ever seen by another node
+    else:
+        body["receipt"] = auth.mint_receipt(cfg.cluster_secret, file_id, chunk_id)
+    return web.json_response(body, status=201)
 
 
 async def get_chunk(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    auth.check(cfg.cluster_secret, _cap(request), auth.OP_GET, chunk_id, cfg.node_id)
     data = await request.app[STORE].get(chunk_id)
     return web.Response(body=data, content_type="application/octet-stream")
 
 
 async def has_chunks(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    auth.check(cfg.cluster_secret, _cap(request), auth.OP_HAS, auth.ANY_CHUNK, cfg.node_id)
     body = await read_json(request, 128 * protocol.MAX_HAS_CHUNKS)
     raw = body.get("chunk_ids")
     if not isinstance(raw, list) or len(raw) > protocol.MAX_HAS_CHUNKS:
@@ -121,11 +174,13 @@ async def has_chunks(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    auth.check(cfg.cluster_secret, _cap(request), auth.OP_STATUS, auth.ANY_CHUNK, cfg.node_id)
     store = request.app[STORE]
     capacity = await asyncio.to_thread(lambda: store.capacity_bytes)
     return web.json_response(
         {
-            "node_id": request.app[CONFIG].node_id,
+            "node_id": cfg.node_id,
             "used_bytes": store.used_bytes,
             "capacity_bytes": capacity,
             "chunk_count": store.chunk_count,
@@ -182,6 +237,8 @@ class RunningNode:
 async def start_node(cfg: NodeConfig) -> RunningNode:
     """Open the store, bind, register once (so the node is placeable when this returns),
     then keep heartbeating in the background."""
+    if not cfg.cluster_secret:
+        raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
     store = await FsChunkStore.open(cfg.data_dir, cfg.capacity_bytes)
     session = make_session()
     closers: list[Closable] = [session]
@@ -193,7 +250,7 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
         registrar = MetaRegistrar(meta)
     else:
         assert cfg.api_url is not None  # config guarantees one of the two
-        registrar = ApiRegistrar(ApiClient(session, cfg.api_url))
+        registrar = ApiRegistrar(ApiClient(session, cfg.api_url), cfg.cluster_secret)
     app = make_app(cfg, store, NodeClient(session))
     runner = web.AppRunner(
         app, access_log=None, shutdown_timeout=10.0, read_bufsize=NODE_READ_BUFSIZE

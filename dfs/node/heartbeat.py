@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Protocol
 
+from dfs import auth
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.client.api import ApiClient
 from dfs.config import NodeConfig
@@ -42,16 +43,21 @@ class MetaRegistrar:
 
 
 class ApiRegistrar:
-    """Posts the registry entry to the API, which stamps it with its own clock."""
+    """Posts the registry entry to the API, which stamps it with its own clock. Each call
+    carries a short capability minted with the cluster secret, so only nodes can register."""
 
-    def __init__(self, api: ApiClient) -> None:
+    def __init__(self, api: ApiClient, secret: bytes) -> None:
         self._api = api
+        self._secret = secret
+
+    def _cap(self, node_id: str) -> str:
+        return auth.mint(self._secret, auth.OP_HEARTBEAT, auth.ANY_CHUNK, node_id, ttl=60.0)
 
     async def heartbeat(self, node: NodeRecord) -> None:
-        await self._api.heartbeat(dataclasses.asdict(node))
+        await self._api.heartbeat(dataclasses.asdict(node), cap=self._cap(node.node_id))
 
     async def deregister(self, node_id: str) -> None:
-        await self._api.deregister(node_id)
+        await self._api.deregister(node_id, cap=self._cap(node_id))
 
 
 def node_record(cfg: NodeConfig, port: int, store: FsChunkStore, now: float) -> NodeRecord:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,17 +13,28 @@ from typing import Any
 import pytest
 
 from dfs.localcluster import LocalCluster, console_script
+from tests.conftest import DYNAMODB_ENV
 
 CLI_TIMEOUT = 180.0
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, check: bool = True, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run dfs-client; ``env`` entries are added to ours (a None value removes the variable)."""
+    full_env = dict(os.environ)
+    for k, v in (env or {}).items():
+        if v is None:
+            full_env.pop(k, None)
+        else:
+            full_env[k] = v
     proc = subprocess.run(
         [console_script("dfs-client"), *args],
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT,
         stdin=subprocess.DEVNULL,
+        env=full_env,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"dfs-client {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
@@ -38,12 +51,29 @@ def dump_logs(base: Path) -> None:
         print(f"===== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
 
 
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def meta_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The metadata store of an e2e cluster: a SQLite file, or fresh tables on moto's server
+    (created by the processes themselves, ``create_tables=1``)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
+    endpoint = request.getfixturevalue("moto_endpoint")
+    prefix = f"e2e{uuid.uuid4().hex[:10]}-"
+    return f"dynamodb://?endpoint_url={endpoint}&table_prefix={prefix}&create_tables=1"
+
+
 @pytest.fixture
-def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
-    """API + 3 nodes at REPLICATION_FACTOR=2; logs printed if the test failed."""
+def cluster(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, meta_url: str
+) -> Iterator[LocalCluster]:
+    """API + 3 nodes at REPLICATION_FACTOR=2 on each metadata backend; logs printed if the
+    test failed. The CLI subprocesses get the cluster's admin token through DFS_TOKEN."""
     marker = request.node.get_closest_marker("cluster")
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    c = LocalCluster(tmp_path / "cluster", **kwargs)
+    env = dict(DYNAMODB_ENV) if meta_url.startswith("dynamodb:") else {}
+    c = LocalCluster(tmp_path / "cluster", meta_url=meta_url, env=env, **kwargs)
+    monkeypatch.setenv("DFS_TOKEN", c.admin_token)
+    monkeypatch.setenv("DFS_CONFIG", str(tmp_path / "no-config.toml"))
     c.start()
     try:
         yield c

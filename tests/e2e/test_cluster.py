@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dfs import auth
 from dfs.localcluster import LocalCluster, http_json
 from tests.e2e.conftest import cli_json, run_cli
 
@@ -26,7 +27,7 @@ def write_random(path: Path, size: int, seed: int) -> bytes:
 
 
 def chunk_ids(cluster: LocalCluster, file_id: str) -> list[str]:
-    plan = http_json(f"{cluster.api_url}/download-plan?file_id={file_id}")
+    plan = http_json(f"{cluster.api_url}/download-plan?file_id={file_id}", cluster.admin_token)
     return [c["sha256"] for c in plan["chunks"]]
 
 
@@ -75,7 +76,7 @@ def test_64mib_round_trip_dedup_and_node_loss(cluster: LocalCluster, tmp_path: P
     [up3] = cli_json("upload", cluster.api_url, str(edited))
     assert 0 < up3["bytes_sent"] < 0.10 * (len(data) + 100)
 
-    stats = http_json(f"{cluster.api_url}/admin/stats")
+    stats = http_json(f"{cluster.api_url}/admin/stats", cluster.admin_token)
     assert stats["total_files"] == 3
     assert stats["logical_bytes"] == 3 * len(data) + 100
     assert stats["stored_bytes"] == len(data) + up3["bytes_sent"]
@@ -119,9 +120,11 @@ def test_corrupt_chunk_is_never_served(cluster: LocalCluster, tmp_path: Path) ->
     # a direct GET of a still-corrupt copy is refused too, never answered with bad bytes
     still_corrupt = [c for c in ids if 1 in holders(cluster, c)]
     node1 = cluster.node(1).url
+    secret = cluster.secrets["DFS_CLUSTER_SECRET"].encode()
     for c in still_corrupt:
+        cap = auth.mint(secret, auth.OP_GET, c, "node1")
         with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(f"{node1}/get-chunk?chunk_id={c}", timeout=10)
+            urllib.request.urlopen(f"{node1}/get-chunk?chunk_id={c}&cap={cap}", timeout=10)
         assert info.value.code == 404
         assert json.loads(info.value.read())["error"]["code"] == "chunk_not_found"
         assert 1 not in holders(cluster, c)
@@ -138,9 +141,9 @@ def test_too_few_live_nodes_fails_cleanly(cluster: LocalCluster, tmp_path: Path)
     assert proc.returncode == 7
     assert "only 2 live storage node(s), REPLICATION_FACTOR=3" in proc.stderr
     assert proc.stdout == ""
-    files = http_json(f"{cluster.api_url}/files")
+    files = http_json(f"{cluster.api_url}/files", cluster.admin_token)
     assert files["files"] == []
-    assert http_json(f"{cluster.api_url}/admin/stats")["total_files"] == 0
+    assert http_json(f"{cluster.api_url}/admin/stats", cluster.admin_token)["total_files"] == 0
 
 
 @pytest.mark.cluster(nodes=3, replication_factor=2, nodes_via_api=True)
@@ -159,7 +162,7 @@ def test_nodes_registering_through_api_and_proxy_mode(
     # a clean stop deregisters: the node leaves the registry at once, not after the timeout
     cluster.node(2).stop()
     assert sorted(cluster.live_nodes()) == ["node1", "node3"]
-    nodes = http_json(f"{cluster.api_url}/nodes")["nodes"]
+    nodes = http_json(f"{cluster.api_url}/nodes", cluster.admin_token)["nodes"]
     assert "node2" not in {n["node_id"] for n in nodes}
 
 

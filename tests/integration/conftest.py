@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dfs.api.app import RunningApi, start_api
+from dfs.auth import hash_token
 from dfs.config import ApiConfig, NodeConfig
 from dfs.node.app import RunningNode, start_node
 
@@ -20,10 +21,21 @@ class InProcessCluster:
     base: Path
 
 
+SECRET = b"integration-test-cluster-secret-0123456789"
+ADMIN_TOKEN = "dfs_integration-admin-token-0123456789abcdef"
+
+
 async def start_cluster(base: Path, n: int = 3, rf: int = 2) -> InProcessCluster:
     meta_url = f"sqlite://{base / 'meta.db'}"
     api = await start_api(
-        ApiConfig(port=0, data_dir=base / "api", meta_url=meta_url, replication_factor=rf)
+        ApiConfig(
+            port=0,
+            data_dir=base / "api",
+            meta_url=meta_url,
+            replication_factor=rf,
+            cluster_secret=SECRET,
+            admin_token_hash=hash_token(ADMIN_TOKEN),
+        )
     )
     nodes = []
     for i in range(1, n + 1):
@@ -34,6 +46,7 @@ async def start_cluster(base: Path, n: int = 3, rf: int = 2) -> InProcessCluster
             meta_url=meta_url,
             heartbeat_interval=0.5,
             heartbeat_timeout=3.0,
+            cluster_secret=SECRET,
         )
         nodes.append(await start_node(cfg))
     return InProcessCluster(api, nodes, base)

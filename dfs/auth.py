@@ -1,0 +1,122 @@
+"""Credentials: API bearer tokens, HMAC-signed node capabilities and upload receipts.
+
+- **Tokens** are random strings (``dfs_`` + 43 url-safe characters, 256 bits). Only their
+  SHA-256 is stored; a token names a tenant and a role (``admin`` or ``user``).
+- **Capabilities** let the holder do one operation on one chunk on one node until an expiry at
+  most ``CAP_MAX_TTL`` seconds away. The API mints them with the cluster secret; nodes verify
+  them, and mint their own for node-to-node replication. Wire form: ``<expires>.<hex mac>``.
+- **Receipts** are minted by a node after it verified a chunk's bytes for an upload: they
+  prove to ``finalize-upload`` that this upload really sent the bytes (the defence against
+  the "Dropship" attack on client-side dedup).
+
+Every MAC covers a version tag and newline-separated fields that cannot contain newlines
+(ids are validated before they get here). Comparisons are constant-time. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+from dfs.errors import AuthError, Forbidden
+
+CAP_MAX_TTL = 15 * 60
+"""Longest a capability may live (seconds)."""
+DEFAULT_CAP_TTL = 600.0
+RECEIPT_TTL = 24 * 3600
+CLOCK_SKEW = 60
+MIN_SECRET_LENGTH = 32
+
+ROLE_ADMIN = "admin"
+ROLE_USER = "user"
+ROLES = (ROLE_ADMIN, ROLE_USER)
+
+# operations a capability can grant
+OP_PUT = "put"  # client -> primary node, for an upload (file id bound, forward list bound)
+OP_REPLICATE = "replicate"  # primary -> replica node
+OP_GET = "get"
+OP_HAS = "has"  # API -> node batch presence check
+OP_STATUS = "status"
+OP_HEARTBEAT = "heartbeat"  # node -> API registration
+OP_RECEIPT = "receipt"
+ANY_CHUNK = "*"
+
+
+def new_token() -> str:
+    return "dfs_" + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """Tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def tokens_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _mac(secret: bytes, op: str, chunk_id: str, node_id: str, expires: int, extra: str) -> str:
+    for f in (op, chunk_id, node_id, extra):
+        if "\n" in f:
+            raise ValueError("capability fields must not contain newlines")
+    msg = "\n".join(("dfs-cap-v1", op, chunk_id, node_id, str(expires), extra)).encode()
+    return hmac.new(secret, msg, hashlib.sha256).hexdigest()
+
+
+def mint(
+    secret: bytes,
+    op: str,
+    chunk_id: str,
+    node_id: str,
+    *,
+    ttl: float = DEFAULT_CAP_TTL,
+    extra: str = "",
+    now: float | None = None,
+) -> str:
+    expires = int((time.time() if now is None else now) + ttl)
+    return f"{expires}.{_mac(secret, op, chunk_id, node_id, expires, extra)}"
+
+
+def check(
+    secret: bytes,
+    cap: str | None,
+    op: str,
+    chunk_id: str,
+    node_id: str,
+    *,
+    extra: str = "",
+    now: float | None = None,
+    max_ttl: float = CAP_MAX_TTL,
+) -> None:
+    """Raise AuthError if ``cap`` is missing or malformed, Forbidden if it does not grant
+    exactly this operation or has expired."""
+    if not cap:
+        raise AuthError("a capability signed by the API is required")
+    exp_text, dot, mac = cap.partition(".")
+    if not dot or not exp_text.isdigit() or len(exp_text) > 12 or len(mac) != 64:
+        raise AuthError("malformed capability")
+    expires = int(exp_text)
+    now = time.time() if now is None else now
+    expected = _mac(secret, op, chunk_id, node_id, expires, extra)
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
+        raise Forbidden("capability does not grant this operation")
+    if expires <= now:
+        raise Forbidden("capability has expired; ask the API for a fresh plan")
+    if expires > now + max_ttl + CLOCK_SKEW:
+        raise Forbidden("capability lives longer than allowed")
+
+
+def mint_receipt(secret: bytes, file_id: str, chunk_id: str, now: float | None = None) -> str:
+    return mint(secret, OP_RECEIPT, chunk_id, ANY_CHUNK, ttl=RECEIPT_TTL, extra=file_id, now=now)
+
+
+def receipt_ok(secret: bytes, receipt: object, file_id: str, chunk_id: str) -> bool:
+    if not isinstance(receipt, str):
+        return False
+    try:
+        check(secret, receipt, OP_RECEIPT, chunk_id, ANY_CHUNK, extra=file_id, max_ttl=RECEIPT_TTL)
+    except AuthError:
+        return False
+    return True

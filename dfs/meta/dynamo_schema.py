@@ -1,0 +1,166 @@
+"""The DynamoDB schema of dfs, as data: the one place that names tables, keys and indexes.
+
+``DynamoMetadataStore.create_tables`` creates exactly what ``TABLES`` lists, and
+``infra/terraform`` must declare the same (``python -m dfs.meta.dynamo_schema`` prints it as
+JSON for that cross-check). Shapes follow the DynamoDB ``CreateTable`` API. Each table's name is
+``table_prefix + env[ENV] or DEFAULT``.
+
+| logical   | env var (default name)                  | key               | index / TTL         |
+|-----------|-----------------------------------------|-------------------|---------------------|
+| nodes     | NODE_REGISTRY_TABLE (dfs-node-registry) | node_id           | TTL expires_at      |
+| chunks    | CHUNK_METADATA_TABLE (dfs-chunk-metadata) | chunk_id        | -                   |
+| locations | DFS_CHUNK_LOCATIONS_TABLE (dfs-chunk-locations) | chunk_id, node_id | by-node     |
+| files     | DFS_FILES_TABLE (dfs-files)             | file_id           | by-tenant (sparse)  |
+| manifests | DFS_MANIFESTS_TABLE (dfs-manifests)     | mid, part         | -                   |
+| counters  | DFS_COUNTERS_TABLE (dfs-counters)       | counter           | -                   |
+| tenant_chunks | DFS_TENANT_CHUNKS_TABLE (dfs-tenant-chunks) | tenant, chunk_id | -              |
+| auth      | DFS_AUTH_TABLE (dfs-auth)               | kind, id          | -                   |
+
+Pure data: no imports beyond the standard library, no boto3.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+BILLING_MODE: Final = "PAY_PER_REQUEST"
+
+# Attributes the by-tenant index copies, so list_files needs no second read (the inline
+# manifest ``m`` is deliberately left out).
+_FILE_RECORD_ATTRS: Final = [
+    "tenant",
+    "name",
+    "size",
+    "sha256",
+    "chunker",
+    "state",
+    "created_at",
+    "chunk_count",
+]
+
+TABLES: Final[dict[str, dict[str, Any]]] = {
+    "nodes": {
+        "env": "NODE_REGISTRY_TABLE",
+        "default": "dfs-node-registry",
+        "KeySchema": [{"AttributeName": "node_id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "node_id", "AttributeType": "S"}],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": "expires_at",
+    },
+    "chunks": {
+        "env": "CHUNK_METADATA_TABLE",
+        "default": "dfs-chunk-metadata",
+        "KeySchema": [{"AttributeName": "chunk_id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "chunk_id", "AttributeType": "S"}],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "locations": {
+        "env": "DFS_CHUNK_LOCATIONS_TABLE",
+        "default": "dfs-chunk-locations",
+        "KeySchema": [
+            {"AttributeName": "chunk_id", "KeyType": "HASH"},
+            {"AttributeName": "node_id", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "chunk_id", "AttributeType": "S"},
+            {"AttributeName": "node_id", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "by-node",
+                "KeySchema": [
+                    {"AttributeName": "node_id", "KeyType": "HASH"},
+                    {"AttributeName": "chunk_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        "ttl_attribute": None,
+    },
+    "files": {
+        "env": "DFS_FILES_TABLE",
+        "default": "dfs-files",
+        "KeySchema": [{"AttributeName": "file_id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "file_id", "AttributeType": "S"},
+            {"AttributeName": "listed_tenant", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "by-tenant",
+                "KeySchema": [
+                    {"AttributeName": "listed_tenant", "KeyType": "HASH"},
+                    {"AttributeName": "file_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": _FILE_RECORD_ATTRS,
+                },
+            }
+        ],
+        "ttl_attribute": None,
+    },
+    "manifests": {
+        "env": "DFS_MANIFESTS_TABLE",
+        "default": "dfs-manifests",
+        "KeySchema": [
+            {"AttributeName": "mid", "KeyType": "HASH"},
+            {"AttributeName": "part", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "mid", "AttributeType": "S"},
+            {"AttributeName": "part", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "tenant_chunks": {
+        "env": "DFS_TENANT_CHUNKS_TABLE",
+        "default": "dfs-tenant-chunks",
+        "KeySchema": [
+            {"AttributeName": "tenant", "KeyType": "HASH"},
+            {"AttributeName": "chunk_id", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "tenant", "AttributeType": "S"},
+            {"AttributeName": "chunk_id", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "auth": {
+        # kind "tenant" (id = tenant name) and kind "token" (id = sha256 of the token)
+        "env": "DFS_AUTH_TABLE",
+        "default": "dfs-auth",
+        "KeySchema": [
+            {"AttributeName": "kind", "KeyType": "HASH"},
+            {"AttributeName": "id", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "kind", "AttributeType": "S"},
+            {"AttributeName": "id", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "counters": {
+        "env": "DFS_COUNTERS_TABLE",
+        "default": "dfs-counters",
+        "KeySchema": [{"AttributeName": "counter", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "counter", "AttributeType": "S"}],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+}
+
+
+def table_names(env: Mapping[str, str], prefix: str = "") -> dict[str, str]:
+    """Logical table -> actual name, from ``env`` (a mapping) and an optional prefix."""
+    return {key: prefix + (env.get(t["env"]) or t["default"]) for key, t in TABLES.items()}
+
+
+if __name__ == "__main__":
+    print(json.dumps({"billing_mode": BILLING_MODE, "tables": TABLES}, indent=2))

@@ -1,0 +1,352 @@
+"""The ChunkStore contract (dfs/chunkstore/base.py), run against every implementation.
+
+A new implementation joins by adding a ``Backend`` to ``BACKENDS``: how to open it (with an
+optional capacity) and how to damage a stored copy behind its back. The last section holds
+what only ``FsChunkStore`` promises: its on-disk layout, quarantine and restart scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dfs.chunkstore.base import ChunkStore
+from dfs.chunkstore.fs import FsChunkStore
+from dfs.errors import ChunkNotFound, DfsError, InsufficientStorage, IntegrityError
+from dfs.ids import ChunkId
+from tests.conftest import random_bytes
+
+
+def chunk(seed: int, size: int = 1000) -> tuple[ChunkId, bytes]:
+    data = random_bytes(seed, size)
+    return ChunkId(hashlib.sha256(data).hexdigest()), data
+
+
+@dataclass
+class Backend:
+    name: str
+    open: Callable[[int | None], Awaitable[ChunkStore]]
+    corrupt: Callable[[ChunkStore, ChunkId], None]
+
+
+def _fs_backend(tmp_path: Path) -> Backend:
+    async def open_fs(capacity: int | None) -> ChunkStore:
+        return await FsChunkStore.open(tmp_path / "node", capacity)
+
+    def corrupt_fs(store: ChunkStore, chunk_id: ChunkId) -> None:
+        assert isinstance(store, FsChunkStore)
+        path = store.path_of(chunk_id)
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        path.write_bytes(raw)
+
+    return Backend("fs", open_fs, corrupt_fs)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"fs": _fs_backend}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> ChunkStore:
+    return await backend.open(None)
+
+
+async def ids_of(store: ChunkStore) -> set[ChunkId]:
+    return {c async for c in store.iter_ids()}
+
+
+# --- put / get -----------------------------------------------------------------------------
+
+
+async def test_empty_store(store: ChunkStore) -> None:
+    assert store.used_bytes == 0
+    assert store.chunk_count == 0
+    assert store.capacity_bytes > 0
+    assert await ids_of(store) == set()
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 1024 * 1024 + 3])
+async def test_put_get_round_trip(store: ChunkStore, size: int) -> None:
+    cid, data = chunk(size, size)
+    assert await store.put(cid, data) is True
+    assert await store.get(cid) == data
+    assert store.used_bytes == size
+    assert store.chunk_count == 1
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+async def test_put_accepts_any_buffer(store: ChunkStore, kind: type) -> None:
+    cid, data = chunk(1)
+    assert await store.put(cid, kind(data)) is True
+    assert await store.get(cid) == data
+
+
+async def test_put_is_idempotent_and_counted_once(store: ChunkStore) -> None:
+    cid, data = chunk(1)
+    assert await store.put(cid, data) is True
+    assert await store.put(cid, data) is False
+    assert await store.put(cid, bytearray(data)) is False
+    assert store.used_bytes == len(data)
+    assert store.chunk_count == 1
+    assert await ids_of(store) == {cid}
+
+
+async def test_put_with_wrong_hash_raises_and_stores_nothing(
+    backend: Backend, store: ChunkStore
+) -> None:
+    cid, data = chunk(1)
+    _, other = chunk(2)
+    with pytest.raises(IntegrityError):
+        await store.put(cid, other)
+    with pytest.raises(IntegrityError):
+        await store.put(cid, data[:-1])
+    assert store.used_bytes == 0
+    assert store.chunk_count == 0
+    assert await store.has([cid]) == set()
+    assert await ids_of(store) == set()
+    with pytest.raises(ChunkNotFound):
+        await store.get(cid)
+    # and the right bytes are still accepted afterwards
+    assert await store.put(cid, data) is True
+
+
+async def test_get_missing_raises_chunk_not_found(store: ChunkStore) -> None:
+    cid, _ = chunk(1)
+    with pytest.raises(ChunkNotFound):
+        await store.get(cid)
+
+
+async def test_corrupted_copy_is_never_served(backend: Backend, store: ChunkStore) -> None:
+    cid, data = chunk(1)
+    keep, keep_data = chunk(2)
+    await store.put(cid, data)
+    await store.put(keep, keep_data)
+    backend.corrupt(store, cid)
+    with pytest.raises(ChunkNotFound):
+        await store.get(cid)
+    with pytest.raises(ChunkNotFound):  # and not on a second try either
+        await store.get(cid)
+    assert store.used_bytes == len(keep_data)
+    assert store.chunk_count == 1
+    assert await store.has([cid, keep]) == {keep}
+    assert await ids_of(store) == {keep}
+    # a good copy can be stored again (repair)
+    assert await store.put(cid, data) is True
+    assert await store.get(cid) == data
+    assert store.used_bytes == len(data) + len(keep_data)
+
+
+# --- has / delete / iter_ids ---------------------------------------------------------------
+
+
+async def test_has_answers_a_set(store: ChunkStore) -> None:
+    present = [chunk(i) for i in range(3)]
+    absent = [chunk(i)[0] for i in range(10, 13)]
+    for cid, data in present:
+        await store.put(cid, data)
+    asked = [c for c, _ in present] + absent
+    assert await store.has(asked) == {c for c, _ in present}
+    assert await store.has(iter(asked)) == {c for c, _ in present}  # any iterable, once
+    assert await store.has([]) == set()
+    assert await store.has(absent) == set()
+
+
+async def test_delete_is_idempotent(store: ChunkStore) -> None:
+    cid, data = chunk(1)
+    keep, keep_data = chunk(2)
+    await store.put(cid, data)
+    await store.put(keep, keep_data)
+    await store.delete(cid)
+    await store.delete(cid)
+    await store.delete(chunk(3)[0])  # never stored
+    assert store.used_bytes == len(keep_data)
+    assert store.chunk_count == 1
+    assert await store.has([cid, keep]) == {keep}
+    with pytest.raises(ChunkNotFound):
+        await store.get(cid)
+    assert await store.put(cid, data) is True  # and it can come back
+
+
+async def test_iter_ids_lists_what_is_stored(store: ChunkStore) -> None:
+    stored = {}
+    for i in range(20):
+        cid, data = chunk(i, 100 + i)
+        await store.put(cid, data)
+        stored[cid] = data
+    assert await ids_of(store) == set(stored)
+    assert store.chunk_count == 20
+    assert store.used_bytes == sum(len(d) for d in stored.values())
+
+
+# --- concurrency and capacity --------------------------------------------------------------
+
+
+async def test_concurrent_puts_of_one_chunk_store_it_once(store: ChunkStore) -> None:
+    cid, data = chunk(1, 256 * 1024)
+    results = await asyncio.gather(*(store.put(cid, data) for _ in range(16)))
+    assert results.count(True) == 1
+    assert store.used_bytes == len(data)
+    assert store.chunk_count == 1
+    assert await store.get(cid) == data
+    assert await ids_of(store) == {cid}
+
+
+async def test_concurrent_puts_of_many_chunks(store: ChunkStore) -> None:
+    chunks = [chunk(i, 10_000) for i in range(32)]
+    results = await asyncio.gather(*(store.put(c, d) for c, d in chunks))
+    assert all(results)
+    assert store.chunk_count == 32
+    assert store.used_bytes == 32 * 10_000
+    assert await ids_of(store) == {c for c, _ in chunks}
+
+
+async def test_capacity_bound_raises_insufficient_storage(backend: Backend) -> None:
+    store = await backend.open(2500)
+    assert store.capacity_bytes == 2500
+    a, a_data = chunk(1)
+    b, b_data = chunk(2)
+    c, c_data = chunk(3)
+    assert await store.put(a, a_data)
+    assert await store.put(b, b_data)
+    with pytest.raises(InsufficientStorage):
+        await store.put(c, c_data)
+    assert store.used_bytes == 2000
+    assert store.chunk_count == 2
+    assert await store.has([c]) == set()
+    assert await ids_of(store) == {a, b}
+    # an existing chunk is still acknowledged when full (nothing to write)
+    assert await store.put(a, a_data) is False
+    # deleting makes room again
+    await store.delete(a)
+    assert await store.put(c, c_data) is True
+
+
+async def test_capacity_exactly_filled(backend: Backend) -> None:
+    store = await backend.open(2000)
+    assert await store.put(*chunk(1))
+    assert await store.put(*chunk(2))
+    assert store.used_bytes == store.capacity_bytes
+
+
+async def test_concurrent_puts_respect_capacity(backend: Backend) -> None:
+    store = await backend.open(4 * 100_000)
+    chunks = [chunk(i, 100_000) for i in range(16)]
+    results = await asyncio.gather(*(store.put(c, d) for c, d in chunks), return_exceptions=True)
+    stored = [c for (c, _), r in zip(chunks, results, strict=True) if r is True]
+    assert all(r is True or isinstance(r, InsufficientStorage) for r in results)
+    assert len(stored) == 4
+    assert store.used_bytes <= store.capacity_bytes
+
+
+async def test_errors_are_dfs_errors(store: ChunkStore) -> None:
+    cid, _ = chunk(1)
+    with pytest.raises(DfsError):
+        await store.get(cid)
+    with pytest.raises(DfsError):
+        await store.put(cid, b"nope")
+
+
+# --- FsChunkStore specifics ----------------------------------------------------------------
+
+
+def _tmp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+async def test_fs_layout(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    cid, data = chunk(1)
+    await store.put(cid, data)
+    path = tmp_path / "chunks" / cid[:2] / cid[2:4] / cid
+    assert store.path_of(cid) == path
+    assert path.read_bytes() == data
+    assert (tmp_path / "quarantine").is_dir()
+    assert _tmp_files(tmp_path) == []
+
+
+async def test_fs_wrong_hash_leaves_no_file(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    cid, _ = chunk(1)
+    with pytest.raises(IntegrityError):
+        await store.put(cid, b"other bytes")
+    assert not store.path_of(cid).exists()
+    assert _tmp_files(tmp_path) == []
+    assert [p for p in (tmp_path / "chunks").rglob("*") if p.is_file()] == []
+
+
+async def test_fs_full_leaves_no_file(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path, capacity_bytes=500)
+    cid, data = chunk(1)
+    with pytest.raises(InsufficientStorage):
+        await store.put(cid, data)
+    assert not store.path_of(cid).exists()
+    assert _tmp_files(tmp_path) == []
+
+
+async def test_fs_corrupted_copy_is_quarantined(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    cid, data = chunk(1)
+    await store.put(cid, data)
+    _fs_backend(tmp_path).corrupt(store, cid)
+    with pytest.raises(ChunkNotFound, match="quarantined"):
+        await store.get(cid)
+    assert not store.path_of(cid).exists()
+    quarantined = list((tmp_path / "quarantine").iterdir())
+    assert len(quarantined) == 1
+    assert quarantined[0].name.startswith(f"{cid}.")
+    assert len(quarantined[0].read_bytes()) == len(data)  # kept for inspection
+    assert store.used_bytes == 0
+    # the quarantined copy is not counted after a restart either
+    reopened = await FsChunkStore.open(tmp_path)
+    assert (reopened.used_bytes, reopened.chunk_count) == (0, 0)
+
+
+async def test_fs_open_removes_leftover_tmp_files(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    cid, data = chunk(1)
+    await store.put(cid, data)
+    leftover = store.path_of(cid).parent / f".{cid}.deadbeef.tmp"
+    leftover.write_bytes(b"x" * 5000)
+    other_dir = tmp_path / "chunks" / "00" / "00"
+    other_dir.mkdir(parents=True)
+    (other_dir / f".{'0' * 64}.cafe.tmp").write_bytes(b"partial")
+
+    reopened = await FsChunkStore.open(tmp_path)
+    assert _tmp_files(tmp_path) == []
+    assert reopened.used_bytes == len(data)
+    assert reopened.chunk_count == 1
+    assert await ids_of(reopened) == {cid}
+
+
+async def test_fs_reopen_counts_existing_chunks(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    chunks = [chunk(i, 100 * (i + 1)) for i in range(5)]
+    for cid, data in chunks:
+        await store.put(cid, data)
+    (tmp_path / "chunks" / "README").write_text("not a chunk")  # ignored
+
+    reopened = await FsChunkStore.open(tmp_path)
+    assert reopened.chunk_count == 5
+    assert reopened.used_bytes == sum(len(d) for _, d in chunks)
+    assert await ids_of(reopened) == {c for c, _ in chunks}
+    assert await reopened.put(*chunks[0]) is False
+    for cid, data in chunks:
+        assert await reopened.get(cid) == data
+
+
+async def test_fs_capacity_counts_existing_chunks_after_reopen(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    await store.put(*chunk(1))
+    reopened = await FsChunkStore.open(tmp_path, capacity_bytes=1500)
+    with pytest.raises(InsufficientStorage):
+        await reopened.put(*chunk(2))

@@ -1,0 +1,118 @@
+"""DynamoDB-only behaviour the shared contract cannot see: crash recovery of a big commit,
+request counts, table creation, configuration and error translation."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dfs.errors import ConfigError, Unavailable
+from dfs.meta import dynamodb as dyn
+from dfs.meta import open_metadata_store
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING
+from tests.contract.test_metadata_store import cid, new_file
+
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture
+async def store(moto_endpoint: str) -> AsyncIterator[dyn.DynamoMetadataStore]:
+    url = f"dynamodb://?endpoint_url={moto_endpoint}&table_prefix=t{uuid.uuid4().hex[:12]}-"
+    s = await open_metadata_store(url + "&create_tables=1", {**os.environ, **ENV})
+    assert isinstance(s, dyn.DynamoMetadataStore)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_commit_resumes_after_a_crash_without_double_counting(
+    store: dyn.DynamoMetadataStore,
+) -> None:
+    rec, manifest = new_file("big", [(cid(f"c{i}"), 3) for i in range(200)])
+    await store.create_file(rec, manifest)
+    item = await store._file_item(rec.file_id, ("mid",))
+    refs = dyn._refs(manifest)
+    # A commit that died after claiming the file and applying its first batch:
+    assert await store._run(store._claim, rec.file_id) == dyn.FILE_COMMITTING
+    await store._run(store._commit_batch, item["mid"]["S"], 0, refs[: dyn.CHUNKS_PER_TX], 1.0, "t1")
+    assert (await store.get_file(rec.file_id)).state == FILE_PENDING
+    assert (await store.commit_file(rec.file_id, 2.0)).state == FILE_COMPLETE
+    # Replaying a batch after completion changes nothing either.
+    await store._run(store._commit_batch, item["mid"]["S"], 0, refs[: dyn.CHUNKS_PER_TX], 3.0, "t1")
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.unique_chunks, stats.stored_bytes) == (1, 200, 600)
+    assert stats.duplicates_avoided == 0
+    chunks = await store.get_chunks([r.chunk_id for r in refs])
+    assert {c.refcount for c in chunks.values()} == {1}
+
+
+@pytest.mark.parametrize("distinct", [3, 300])
+async def test_requests_per_create_and_commit(
+    store: dyn.DynamoMetadataStore, distinct: int
+) -> None:
+    rec, manifest = new_file("f", [(cid(f"r{i}"), 1 << 20) for i in range(distinct)])
+    before = store.calls
+    await store.create_file(rec, manifest)
+    await store.commit_file(rec.file_id, 1.0)
+    calls = store.calls - before
+    if distinct <= dyn.CHUNKS_PER_TX:
+        # PutItem; GetItem, BatchGetItem (expectations), TransactWriteItems
+        assert calls == 4
+    else:
+        batches = math.ceil(distinct / dyn.CHUNKS_PER_TX)
+        pages = math.ceil(distinct / dyn.PAGE_ENTRIES)
+        # BatchWriteItem + PutItem; GetItem, BatchGetItem (pages), claim,
+        # per batch BatchGetItem + TransactWriteItems, final TransactWriteItems
+        assert calls == math.ceil(pages / 25) + 1 + 1 + math.ceil(pages / 100) + 1 + 2 * batches + 1
+
+
+async def test_create_tables_is_idempotent_and_enables_ttl(
+    store: dyn.DynamoMetadataStore,
+) -> None:
+    await store.create_tables()  # the fixture created them already
+    client = store._client
+    ttl = client.describe_time_to_live(TableName=store.tables["nodes"])["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    files = client.describe_table(TableName=store.tables["files"])["Table"]
+    assert [g["IndexName"] for g in files["GlobalSecondaryIndexes"]] == ["by-tenant"]
+    locs = client.describe_table(TableName=store.tables["locations"])["Table"]
+    assert [g["IndexName"] for g in locs["GlobalSecondaryIndexes"]] == ["by-node"]
+
+
+def test_settings_from_url_and_env() -> None:
+    env = {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://x:1", "DFS_FILES_TABLE": "files1"}
+    s = dyn.settings_from_url("dynamodb://?table_prefix=p-", env)
+    assert (s.region, s.endpoint_url) == ("eu-west-1", "http://x:1")
+    assert s.tables["files"] == "p-files1"
+    assert s.tables["chunks"] == "p-dfs-chunk-metadata"
+    assert s.tables["nodes"] == "p-dfs-node-registry"
+    s = dyn.settings_from_url("dynamodb://?region=us-east-2&endpoint_url=http://y:2", env)
+    assert (s.region, s.endpoint_url) == ("us-east-2", "http://y:2")
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        dyn.settings_from_url("dynamodb://?regoin=x", env)
+    with pytest.raises(ConfigError, match="CHUNK_METADATA_TABLE"):
+        dyn.settings_from_url("dynamodb://", {"CHUNK_METADATA_TABLE": "bad name!"})
+
+
+async def test_unreachable_endpoint_is_unavailable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, **ENV}
+    settings = dyn.settings_from_url(f"dynamodb://?endpoint_url=http://127.0.0.1:{port}", env)
+    store = dyn.DynamoMetadataStore(dyn.make_client(settings, env), settings.tables, attempts=2)
+    try:
+        with pytest.raises(Unavailable):
+            await store.get_stats()
+    finally:
+        await store.close()

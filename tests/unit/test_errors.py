@@ -1,0 +1,204 @@
+"""The error tree: wire codes round-trip, unknown codes map by status, exit codes by family."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import dfs
+from dfs import errors
+from dfs.errors import (
+    AuthError,
+    ChunkNotFound,
+    ConfigError,
+    Conflict,
+    DfsError,
+    FileNotFound,
+    Forbidden,
+    IncompleteUpload,
+    InsufficientStorage,
+    IntegrityError,
+    InvalidRequest,
+    NodeNotFound,
+    NotFound,
+    PayloadTooLarge,
+    ReplicationError,
+    Unavailable,
+    from_body,
+)
+
+WIRE_CLASSES: list[type[DfsError]] = [
+    DfsError,
+    InvalidRequest,
+    PayloadTooLarge,
+    AuthError,
+    Forbidden,
+    NotFound,
+    ChunkNotFound,
+    FileNotFound,
+    NodeNotFound,
+    Conflict,
+    IncompleteUpload,
+    IntegrityError,
+    InsufficientStorage,
+    ReplicationError,
+    Unavailable,
+]
+
+# The exit-code table of dfs-client (the docstring of dfs/client/cli.py): one code per family.
+EXIT_FAMILIES: dict[int, set[type[DfsError]]] = {
+    1: {DfsError},
+    2: {InvalidRequest, PayloadTooLarge},
+    3: {AuthError, Forbidden},
+    4: {NotFound, ChunkNotFound, FileNotFound, NodeNotFound},
+    5: {Conflict, IncompleteUpload},
+    6: {IntegrityError},
+    7: {Unavailable, ReplicationError, InsufficientStorage},
+}
+
+
+def all_subclasses(cls: type[DfsError]) -> set[type[DfsError]]:
+    out = {cls}
+    for sub in cls.__subclasses__():
+        out |= all_subclasses(sub)
+    return out
+
+
+def test_the_lists_here_cover_the_whole_tree() -> None:
+    assert all_subclasses(DfsError) == {*WIRE_CLASSES, ConfigError}
+    assert set(errors.BY_CODE.values()) == set(WIRE_CLASSES)
+
+
+def test_codes_are_unique() -> None:
+    codes = [cls.code for cls in all_subclasses(DfsError)]
+    assert len(codes) == len(set(codes))
+
+
+@pytest.mark.parametrize("cls", WIRE_CLASSES, ids=lambda c: c.__name__)
+def test_round_trip_through_the_wire_body(cls: type[DfsError]) -> None:
+    original = cls("chunk 'ab\u00e9' is \"odd\": 3 < 4")
+    body = original.to_body()
+    assert body == {"error": {"code": cls.code, "message": original.message}}
+    back = from_body(cls.http_status, body)
+    assert type(back) is cls
+    assert back.message == original.message
+    assert str(back) == str(original)
+    assert back.details == {}
+
+
+@pytest.mark.parametrize("cls", WIRE_CLASSES, ids=lambda c: c.__name__)
+def test_round_trip_keeps_details(cls: type[DfsError]) -> None:
+    original = cls("missing", chunk_ids=["a", "b"], count=2)
+    back = from_body(cls.http_status, original.to_body())
+    assert type(back) is cls
+    assert back.details == {"chunk_ids": ["a", "b"], "count": 2}
+    assert back.to_body() == original.to_body()
+
+
+def test_round_trip_does_not_depend_on_the_status_when_the_code_is_known() -> None:
+    back = from_body(500, ChunkNotFound("gone").to_body())
+    assert type(back) is ChunkNotFound
+
+
+@pytest.mark.parametrize("key", ["message", "self", "details"])
+def test_details_from_the_peer_cannot_collide_with_constructor_arguments(key: str) -> None:
+    body = {"error": {"code": "not_found", "message": "m", "details": {key: "x"}}}
+    back = from_body(404, body)
+    assert type(back) is NotFound
+    assert back.message == "m"
+    assert back.details == {key: "x"}
+
+
+def test_config_error_names_the_variable_and_travels_as_invalid_request() -> None:
+    exc = ConfigError("NODE_PORT", "abc", "must be a TCP port")
+    assert exc.field == "NODE_PORT"
+    assert exc.message == "NODE_PORT='abc': must be a TCP port"
+    assert isinstance(exc, InvalidRequest)
+    # a start-up error, never sent by a server on purpose; if it is, the client sees a 400
+    back = from_body(exc.http_status, exc.to_body())
+    assert type(back) is InvalidRequest
+    assert back.message == exc.message
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, InvalidRequest),
+        (401, AuthError),
+        (404, NotFound),
+        (409, Conflict),
+        (413, PayloadTooLarge),
+        (422, IntegrityError),
+        (500, DfsError),
+        (502, ReplicationError),
+        (503, Unavailable),
+        (507, InsufficientStorage),
+        (418, DfsError),
+        (200, DfsError),
+    ],
+)
+def test_unknown_code_maps_by_status(status: int, cls: type[DfsError]) -> None:
+    back = from_body(status, {"error": {"code": "from_a_newer_server", "message": "hi"}})
+    assert type(back) is cls
+    assert back.message == "hi"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [None, "Bad Gateway", b"<html>", ["error"], 42, {}, {"error": "oops"}, {"error": None}],
+)
+def test_non_error_body_gives_the_http_status_as_message(body: object) -> None:
+    back = from_body(503, body)
+    assert type(back) is Unavailable
+    assert back.message == "HTTP 503"
+    back = from_body(520, body)
+    assert type(back) is DfsError
+    assert back.message == "HTTP 520"
+
+
+def test_partial_error_body() -> None:
+    back = from_body(404, {"error": {"message": "no such file"}})
+    assert type(back) is NotFound
+    assert back.message == "no such file"
+    back = from_body(409, {"error": {"code": "incomplete_upload", "details": ["not", "a dict"]}})
+    assert type(back) is IncompleteUpload
+    assert back.message == "HTTP 409"
+    assert back.details == {}
+
+
+def test_http_status_of_each_class() -> None:
+    for cls in WIRE_CLASSES:
+        assert 400 <= cls.http_status <= 599, cls
+    # subclasses keep their family's status unless they are a distinct HTTP condition
+    assert ChunkNotFound.http_status == FileNotFound.http_status == NotFound.http_status == 404
+    assert IncompleteUpload.http_status == Conflict.http_status == 409
+
+
+def test_exit_codes_by_family() -> None:
+    assert set().union(*EXIT_FAMILIES.values()) == set(WIRE_CLASSES)
+    for code, family in EXIT_FAMILIES.items():
+        for cls in family:
+            assert cls.exit_code == code, cls
+    assert ConfigError.exit_code == 78  # EX_CONFIG, for the servers; not a client family
+    assert 78 not in EXIT_FAMILIES
+
+
+def test_exit_code_table_in_the_cli_docstring_matches() -> None:
+    # read, not imported: the unit suite keeps click out of this process
+    cli = Path(dfs.__file__).parent / "client" / "cli.py"
+    doc = ast.get_docstring(ast.parse(cli.read_text(encoding="utf-8"))) or ""
+    documented = {int(m) for m in re.findall(r"^\|\s*(\d+)\s*\|", doc, re.MULTILINE)}
+    assert documented == {0, *EXIT_FAMILIES}
+    assert {cls.exit_code for cls in WIRE_CLASSES} == set(EXIT_FAMILIES)
+
+
+def test_python_exception_bases() -> None:
+    # callers may catch the built-in kinds
+    assert issubclass(InvalidRequest, ValueError)
+    assert issubclass(NotFound, LookupError)
+    assert issubclass(Unavailable, ConnectionError)
+    with pytest.raises(LookupError):
+        raise ChunkNotFound("x")

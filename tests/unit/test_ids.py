@@ -1,0 +1,100 @@
+"""Identifier parsing: the gate in front of every path, URL and query."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+
+from dfs.errors import InvalidRequest
+from dfs.ids import new_file_id, parse_chunk_id, parse_file_id, parse_node_id, parse_sha256, short
+
+SHA = hashlib.sha256(b"x").hexdigest()
+UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+NOT_STRINGS = [None, 1, 1.5, b"abc", [SHA], {"id": SHA}, object()]
+TRAVERSAL = ["", ".", "..", "../", "../x", "a/b", "/a", "a\\b", "a\x00b", "~", "a b", "a\n"]
+
+
+@pytest.mark.parametrize("value", [SHA, "0" * 64, "f" * 64])
+def test_chunk_id_accepts_lowercase_sha256(value: str) -> None:
+    assert parse_chunk_id(value) == value
+    assert parse_sha256(value) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *TRAVERSAL,
+        *NOT_STRINGS,
+        SHA.upper(),
+        SHA[:-1] + "A",
+        SHA[:63],
+        SHA + "0",
+        SHA[:62] + "g0",
+        f"{SHA}\n",
+        f" {SHA}",
+        "../" + SHA[3:],
+        SHA[:2] + "/" + SHA[3:],
+        "\uff10" * 64,  # fullwidth digits
+    ],
+)
+def test_chunk_id_rejects(value: object) -> None:
+    with pytest.raises(InvalidRequest, match="chunk_id"):
+        parse_chunk_id(value)
+
+
+def test_field_name_is_in_the_message() -> None:
+    with pytest.raises(InvalidRequest, match="sha256"):
+        parse_sha256("nope")
+    with pytest.raises(InvalidRequest, match=r"body\.ids"):
+        parse_chunk_id("nope", "body.ids")
+
+
+def test_file_id_accepts_canonical_uuid() -> None:
+    assert parse_file_id(UUID) == UUID
+    fresh = new_file_id()
+    assert parse_file_id(fresh) == fresh
+    assert uuid.UUID(fresh).version == 4
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *TRAVERSAL,
+        *NOT_STRINGS,
+        UUID.upper(),
+        "{" + UUID + "}",
+        "urn:uuid:" + UUID,
+        UUID.replace("-", ""),
+        UUID[:-1],
+        UUID + "0",
+        UUID[:35] + "g",
+        "0f8fad5bd9cb-469f-a165-70867728950e-",  # 36 chars, hyphens misplaced
+        "../../../../../../../../../etc/pass",
+        uuid.UUID(UUID),
+    ],
+)
+def test_file_id_rejects(value: object) -> None:
+    with pytest.raises(InvalidRequest, match="file_id"):
+        parse_file_id(value)
+
+
+@pytest.mark.parametrize("value", ["n1", "node-1", "node_1", "a", "A.b-c_d", "1", "x" * 64, "a.."])
+def test_node_id_accepts(value: str) -> None:
+    assert parse_node_id(value) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [*TRAVERSAL, *NOT_STRINGS, ".hidden", "x" * 65, "n\u00e9", "n:1", "n%2f", "n/../x"],
+)
+def test_node_id_rejects(value: object) -> None:
+    with pytest.raises(InvalidRequest, match="node_id"):
+        parse_node_id(value)
+
+
+def test_short() -> None:
+    assert short(SHA) == SHA[:12]
+    assert short("n1") == "n1"

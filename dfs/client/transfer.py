@@ -274,9 +274,13 @@ class Client:
             for item in items:  # the shared iterator hands each item to one worker
                 await work(item)
 
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(self.concurrency):
-                tg.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(self.concurrency):
+                    tg.create_task(worker())
+        except* DfsError as group:
+            # callers (and the CLI's error mapping) expect the DfsError itself, not a group
+            raise group.exceptions[0] from None
 
     # --- download -------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Run every benchmark with one command and print their markdown tables.
 
     python -m bench [--size-mib 1024] [--repeat 1] [--concurrency 8] [--dedup-mib 64]
+                    [--meta-backends sqlite dynamodb]
 
 ``--size-mib 4096 --rf 1`` gives the peak RSS of the client and nodes for a 4 GiB upload
 and download (the core table's RSS columns).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import core, dedup
+from bench import core, dedup, meta_calls
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=None)
     p.add_argument("--dedup-mib", type=int, default=64)
     p.add_argument("--dedup-versions", type=int, default=10)
+    p.add_argument("--meta-backends", nargs="*", default=["sqlite", "dynamodb"])
     args = p.parse_args(argv)
     core_args = [
         "--size-mib",
@@ -37,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         core_args += ["--dir", args.dir]
     status = core.main(core_args)
     dedup_args = ["--size-mib", str(args.dedup_mib), "--versions", str(args.dedup_versions)]
-    return status or dedup.main(dedup_args)
+    status = status or dedup.main(dedup_args)
+    if args.meta_backends and not status:
+        status = meta_calls.main(["--backends", *args.meta_backends])
+    return status
 
 
 if __name__ == "__main__":

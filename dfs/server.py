@@ -154,17 +154,34 @@ async def read_body(request: web.Request, limit: int) -> bytearray:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
     timeouts = request.app.get(BODY_TIMEOUTS) or BodyTimeouts()
     budget = timeouts.budget(limit if declared is None else declared)
-    buf = bytearray()
+    filled = 0
     try:
         async with asyncio.timeout(budget):
-            async for piece in request.content.iter_chunked(1 << 20):
-                buf += piece
-                if len(buf) > limit:
-                    raise PayloadTooLarge(f"body exceeds {limit} bytes")
+            if declared is None:
+                buf = bytearray()
+                async for piece in request.content.iter_chunked(1 << 20):
+                    buf += piece
+                    filled = len(buf)
+                    if filled > limit:
+                        raise PayloadTooLarge(f"body exceeds {limit} bytes")
+                return buf
+            # Known length (every chunk PUT): fill one buffer allocated once, instead of
+            # growing (and re-copying) a bytearray piece by piece.
+            buf = bytearray(declared)
+            view = memoryview(buf)
+            async for piece in request.content.iter_any():
+                end = filled + len(piece)
+                if end > declared:
+                    raise InvalidRequest(f"body is longer than its Content-Length {declared}")
+                view[filled:end] = piece
+                filled = end
+            view.release()
     except TimeoutError:
         raise RequestTimeout(
-            f"body not received within {budget:.0f} s ({len(buf)} bytes arrived)"
+            f"body not received within {budget:.0f} s ({filled} bytes arrived)"
         ) from None
+    if filled != declared:
+        raise InvalidRequest(f"body of {filled} bytes is shorter than its Content-Length")
     return buf
 
 

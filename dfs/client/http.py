@@ -18,6 +18,9 @@ from dfs.errors import DfsError, Unavailable, from_body
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0
+# aiohttp's default (64 KiB) pauses the socket every 128 KiB of a multi-MiB chunk body;
+# 1 MiB measured ~1.3-1.5x faster chunk downloads here (bench/README.md)
+DEFAULT_READ_BUFSIZE = 1 << 20
 
 
 def make_session(
@@ -25,6 +28,7 @@ def make_session(
     limit: int = 64,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    read_bufsize: int = DEFAULT_READ_BUFSIZE,
 ) -> aiohttp.ClientSession:
     """One session per process: pooled keep-alive connections, bounded timeouts."""
     timeout = aiohttp.ClientTimeout(
@@ -32,7 +36,11 @@ def make_session(
     )
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
     return aiohttp.ClientSession(
-        timeout=timeout, connector=connector, raise_for_status=False, auto_decompress=False
+        timeout=timeout,
+        connector=connector,
+        raise_for_status=False,
+        auto_decompress=False,
+        read_bufsize=read_bufsize,
     )
 
 

@@ -2,9 +2,9 @@
 
 Upload: chunk and hash the file in a worker thread (one pass, bounded memory), ask the API
 which chunks to send where, send the missing ones in parallel straight to their primary node
-(which forwards to the other replicas), then finalize. Each chunk is re-read and re-hashed
-just before it is sent, so a file that changes during the upload fails instead of storing a
-mix of versions.
+(which forwards to the other replicas), then finalize. Each chunk is re-read just before it
+is sent and the node hashes it against the id from the scan before storing it, so a file that
+changes during the upload fails instead of storing a mix of versions.
 
 Download: fetch chunks in parallel within a bounded window, verify each chunk's sha256 and
 fail over to the next replica (then to the API proxy) on error or mismatch, write into a temp
@@ -37,7 +37,7 @@ from tenacity import (
 )
 
 from dfs import protocol
-from dfs.chunking import ChunkerProfile, FileScan, scan_file
+from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.api import ApiClient
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
@@ -53,6 +53,8 @@ from dfs.errors import (
 log = logging.getLogger("dfs.client")
 
 DEFAULT_CONCURRENCY = 8
+# a download starts an fdatasync in the background after this many bytes written
+DOWNLOAD_FLUSH_BYTES = 32 << 20
 ProgressFn = Callable[[int], None]
 
 
@@ -80,10 +82,19 @@ class DownloadResult:
     seconds: float
 
 
-def _read_verified(fd: int, offset: int, size: int, chunk_id: str) -> bytes:
+_CHANGED = "the file changed while it was being uploaded; upload it again"
+
+
+def _read_chunk(fd: int, offset: int, size: int) -> bytes:
+    """The chunk's bytes as they are now; a short read means the file shrank since the scan.
+
+    Not re-hashed here: the node hashes every body against the chunk id from the scan before
+    it stores anything (422 otherwise, see ``upload``), so bytes that changed since the scan
+    are refused there, and hashing them twice would cost a core's worth of sha256 per byte.
+    """
     data = os.pread(fd, size, offset)
-    if len(data) != size or hashlib.sha256(data).hexdigest() != chunk_id:
-        raise IntegrityError("the file changed while it was being uploaded; upload it again")
+    if len(data) != size:
+        raise IntegrityError(_CHANGED)
     return data
 
 
@@ -127,6 +138,7 @@ class Client:
         self.proxy = proxy
         self._own_session = session is None
         self._session = session
+        self._flush_every = DOWNLOAD_FLUSH_BYTES
 
     @property
     def api(self) -> ApiClient:
@@ -173,7 +185,7 @@ class Client:
         started = time.monotonic()
         path = Path(path)
         profile = profile or ChunkerProfile.parse("fastcdc:262144:1048576:4194304")
-        scan: FileScan = await asyncio.to_thread(scan_file, path, profile)
+        scan: FileScan = await asyncio.to_thread(scan_file_threaded, path, profile)
         plan = await self.api.init_upload(
             name=name or path.name,
             size=scan.size,
@@ -194,10 +206,13 @@ class Client:
             async def send(item: dict[str, Any]) -> None:
                 nonlocal sent
                 chunk_id, size = str(item["sha256"]), int(item["size"])
-                data = await asyncio.to_thread(
-                    _read_verified, fd, offsets[chunk_id], size, chunk_id
-                )
-                receipts[chunk_id] = await self._send_chunk(file_id, chunk_id, data, item)
+                data = await asyncio.to_thread(_read_chunk, fd, offsets[chunk_id], size)
+                try:
+                    receipts[chunk_id] = await self._send_chunk(file_id, chunk_id, data, item)
+                except IntegrityError:
+                    # the node (or the API proxy) found that these bytes no longer hash to
+                    # the id scanned before init-upload: the file changed under us
+                    raise IntegrityError(_CHANGED) from None
                 sent += size
                 if progress:
                     progress(size)
@@ -259,9 +274,13 @@ class Client:
             for item in items:  # the shared iterator hands each item to one worker
                 await work(item)
 
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(self.concurrency):
-                tg.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(self.concurrency):
+                    tg.create_task(worker())
+        except* DfsError as group:
+            # callers (and the CLI's error mapping) expect the DfsError itself, not a group
+            raise group.exceptions[0] from None
 
     # --- download -------------------------------------------------------------------------
 
@@ -285,26 +304,50 @@ class Client:
                 failovers += misses
                 return data
 
-            def write(offset: int, data: bytes) -> None:
+            def pwrite_all(offset: int, data: bytes) -> None:
                 view = memoryview(data)
                 while view:
                     n = os.pwrite(fd, view, offset)
                     view, offset = view[n:], offset + n
-                whole.update(data)
+
+            async def write(offset: int, data: bytes) -> None:
+                # the write may wait for the disk; hash the same bytes on another thread
+                # meanwhile (in order: one chunk at a time, so updates never interleave)
+                await asyncio.gather(
+                    asyncio.to_thread(pwrite_all, offset, data),
+                    asyncio.to_thread(whole.update, data),
+                )
+
+            # Start writing back dirty pages while chunks still arrive: otherwise the whole
+            # file waits in the page cache and the final fsync pays for all of it at once.
+            flushing: asyncio.Task[None] | None = None
+            unflushed = 0
+
+            def wrote(n: int) -> None:
+                nonlocal flushing, unflushed
+                unflushed += n
+                due = bool(self._flush_every) and unflushed >= self._flush_every
+                if due and (flushing is None or flushing.done()):
+                    flushing = asyncio.create_task(asyncio.to_thread(os.fdatasync, fd))
+                    unflushed = 0
+                if progress:
+                    progress(n)
 
             window: collections.deque[tuple[int, asyncio.Task[bytes]]] = collections.deque()
             try:
                 for chunk in plan["chunks"]:
                     if len(window) >= self.concurrency:
-                        await self._drain_one(window, write, progress)
+                        await self._drain_one(window, write, wrote)
                     window.append((int(chunk["offset"]), asyncio.create_task(fetch(chunk))))
                 while window:
-                    await self._drain_one(window, write, progress)
+                    await self._drain_one(window, write, wrote)
             finally:
                 for _off, task in window:
                     task.cancel()
                 if window:
                     await asyncio.gather(*(t for _o, t in window), return_exceptions=True)
+                if flushing is not None:  # its thread uses fd: never close fd under it
+                    await asyncio.gather(flushing, return_exceptions=True)
             await asyncio.to_thread(os.fsync, fd)
         except BaseException:
             os.close(fd)
@@ -330,13 +373,13 @@ class Client:
     @staticmethod
     async def _drain_one(
         window: collections.deque[tuple[int, asyncio.Task[bytes]]],
-        write: Callable[[int, bytes], None],
+        write: Callable[[int, bytes], Awaitable[None]],
         progress: ProgressFn | None,
     ) -> None:
         offset, task = window[0]
         data = await task
         window.popleft()
-        await asyncio.to_thread(write, offset, data)
+        await write(offset, data)
         if progress:
             progress(len(data))
 

@@ -64,6 +64,9 @@ STORE = web.AppKey("store", FsChunkStore)
 NODES = web.AppKey("nodes", NodeClient)
 
 MAX_FORWARD_TARGETS = 8
+# aiohttp pauses the socket at 2x this many buffered bytes; its 64 KiB default means a
+# pause/resume every 128 KiB of a multi-MiB chunk body
+NODE_READ_BUFSIZE = 1 << 20
 
 
 class Closable(Protocol):
@@ -133,11 +136,14 @@ async def store_chunk(request: web.Request) -> web.Response:
             asynchronous = True
         targets = _forward_targets(raw_forward)
     data = await read_body(request, protocol.MAX_CHUNK_SIZE)
-    stored = await app[STORE].put(chunk_id, data)
     replicas = [cfg.node_id]
-    if targets and asynchronous:
+    if not targets:
+        stored = await app[STORE].put(chunk_id, data)
+    elif asynchronous:
+        # ack after the first durable copy; the others follow in the background
+        stored = await app[STORE].put(chunk_id, data)
         maintenance.replicate_later(app, chunk_id, targets)
-    elif targets:
+    else:
 
         def replica_cap(node_id: str) -> str:
             return auth.mint(
@@ -148,9 +154,21 @@ async def store_chunk(request: web.Request) -> web.Response:
                 ttl=cfg.replication_timeout + auth.CLOCK_SKEW,
             )
 
-        replicas += await fan_out(
-            app[NODES], chunk_id, data, targets, cfg.replication_timeout, replica_cap
+        # Forward while the local copy is hashed and fsync'd, not after: the two disks (or
+        # the two cores) work at once. Sync replication still answers only once every copy
+        # is durable; a bad body fails locally (422) and on each replica, and the local
+        # error is the one reported.
+        local, remote = await asyncio.gather(
+            app[STORE].put(chunk_id, data),
+            fan_out(app[NODES], chunk_id, data, targets, cfg.replication_timeout, replica_cap),
+            return_exceptions=True,
         )
+        if isinstance(local, BaseException):
+            raise local
+        if isinstance(remote, BaseException):
+            raise remote
+        stored = local
+        replicas += remote
     body: dict[str, object] = {
         "chunk_id": chunk_id,
         "node_id": cfg.node_id,
@@ -269,7 +287,13 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     registrar = tracked
     app = make_app(cfg, store, NodeClient(session))
     ops.add_routes(app, cfg, store, tracked)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0, **runner_kwargs())
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=10.0,
+        read_bufsize=NODE_READ_BUFSIZE,
+        **runner_kwargs(),
+    )
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     await site.start()

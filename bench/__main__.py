@@ -1,0 +1,49 @@
+"""Run every benchmark with one command and print their markdown tables.
+
+    python -m bench [--size-mib 1024] [--repeat 1] [--concurrency 8] [--dedup-mib 64]
+                    [--meta-backends sqlite dynamodb]
+
+``--size-mib 4096 --rf 1`` gives the peak RSS of the client and nodes for a 4 GiB upload
+and download (the core table's RSS columns).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import core, dedup, meta_calls
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--rf", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--dir", default=None)
+    p.add_argument("--dedup-mib", type=int, default=64)
+    p.add_argument("--dedup-versions", type=int, default=10)
+    p.add_argument("--meta-backends", nargs="*", default=["sqlite", "dynamodb"])
+    args = p.parse_args(argv)
+    core_args = [
+        "--size-mib",
+        str(args.size_mib),
+        "--repeat",
+        str(args.repeat),
+        "--concurrency",
+        str(args.concurrency),
+        "--rf",
+        *(str(rf) for rf in args.rf),
+    ]
+    if args.dir:
+        core_args += ["--dir", args.dir]
+    status = core.main(core_args)
+    dedup_args = ["--size-mib", str(args.dedup_mib), "--versions", str(args.dedup_versions)]
+    status = status or dedup.main(dedup_args)
+    if args.meta_backends and not status:
+        status = meta_calls.main(["--backends", *args.meta_backends])
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -287,13 +287,16 @@ class FsChunkStore:
         def names(path: Path) -> list[str]:
             try:
                 return sorted(os.listdir(path))
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 return []
 
-        for d1 in names(self._chunks):
+        def fan(path: Path) -> list[str]:  # the two-hex-digit directories only
+            return [d for d in names(path) if len(d) == 2 and set(d) <= _HEX]
+
+        for d1 in fan(self._chunks):
             if d1 < after[:2]:
                 continue
-            for d2 in names(self._chunks / d1):
+            for d2 in fan(self._chunks / d1):
                 if d1 + d2 < after[:4]:
                     continue
                 for name in names(self._chunks / d1 / d2):

@@ -6,8 +6,16 @@ may run: each pass first takes a lease in the metadata store by conditional writ
 "gc"), so one process works at a time and another takes over when it dies.
 
 Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
-- a copy counts while its node is live, or dead for less than DFS_REPAIR_GRACE (it may come
-  back); copies nodes report quarantined (scrub, or a failed read) are forgotten first;
+- a copy counts while its node is live, or down for less than DFS_REPAIR_GRACE (it may come
+  back; a clean shutdown leaves a tombstone whose expires_at is the deregistration, a
+  missing registry entry counts as down past the grace); copies nodes report quarantined
+  (scrub, or a failed read) are forgotten first;
+- which chunks a pass looks at: all of them on a full pass (an API's first, then every
+  DFS_REPAIR_FULL_SCAN), otherwise what the by-node index lists for nodes down and not
+  settled, or back since the last pass (the previous pass's report, kept in the lease, says
+  which), plus chunks nodes reported quarantined or gave up forwarding;
+- nodes' background-replication journals (async) are read each pass and their copies
+  recorded; a chunk short of copies is checked against the live nodes (has-chunks) first;
 - a committed chunk with fewer counting copies than REPLICATION_FACTOR is copied from a live
   holder (``/copy-chunk``, which verifies the bytes before sending) to the best placement
   nodes that lack it; REPLICATION_STRATEGY=async relies on this to close any gap the
@@ -23,6 +31,8 @@ is conditional on both (``delete_chunk_if_unreferenced``). Nodes then delete the
 if it was not written or re-sent since GC looked at the pending uploads (``min_age``): an
 upload that re-sends bytes GC is about to collect keeps them. Uploads that skipped a chunk
 they owned are covered by the grace: finalize refuses uploads older than 0.9 x DFS_GC_GRACE.
+Each GC pass also deletes uploads pending past 2 x the grace and sweeps nodes for orphan
+copies (every DFS_ORPHAN_INTERVAL, and returned nodes at once): see ``dfs.api.orphans``.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ class Maintenance:
 
         answers = await asyncio.gather(*(one(n) for n in live), return_exceptions=True)
         failed: set[str] = set()
-        done: list[tuple[str, str]] = []
+        done: list[Location] = []
         for node, rep in zip(live, answers, strict=True):
             if isinstance(rep, BaseException):
                 if not isinstance(rep, DfsError):
@@ -206,14 +206,13 @@ class Maintenance:
                 continue
             report.replication_pending += int(rep.get("pending", 0))
             failed.update(str(c) for c in rep.get("failed", []))
-            done += [(str(c), str(n)) for c, n in rep.get("done", [])]
+            done += [Location(str(c), str(n), int(size)) for c, n, size in rep.get("done", [])]
             self._cursors[node.node_id] = (str(rep.get("boot", "")), int(rep.get("seq", 0)))
         report.replication_failed = len(failed)
-        if done:
-            rows = await self.meta.get_chunks([c for c, _ in done])
-            await self.meta.add_locations(
-                (Location(c, n, rows[c].size) for c, n in done if c in rows), self.coord.clock()
-            )
+        # recorded whether or not the chunk has a row yet: a forward often completes before
+        # the upload is finalized; an upload never finalized leaves a refcount-0 row that
+        # garbage collection removes with the copies
+        await self.meta.add_locations(done, self.coord.clock())
         return failed
 
     async def _node_chunk_ids(self, node_id: str) -> list[str]:

@@ -64,13 +64,13 @@ class ReplicationLog:
         self.pending = 0
         self.failed: collections.OrderedDict[str, float] = collections.OrderedDict()
         self.seq = 0
-        self.journal: collections.deque[tuple[int, str, str]] = collections.deque(
+        self.journal: collections.deque[tuple[int, str, str, int]] = collections.deque(
             maxlen=JOURNAL_KEPT
         )
 
-    def done(self, chunk_id: str, node_id: str) -> None:
+    def done(self, chunk_id: str, node_id: str, size: int) -> None:
         self.seq += 1
-        self.journal.append((self.seq, chunk_id, node_id))
+        self.journal.append((self.seq, chunk_id, node_id, size))
         self.failed.pop(chunk_id, None)
 
     def gave_up(self, chunk_id: str) -> None:
@@ -86,7 +86,7 @@ class ReplicationLog:
             "pending": self.pending,
             "failed": list(self.failed),
             "seq": entries[-1][0] if entries else self.seq,
-            "done": [[c, n] for _seq, c, n in entries],
+            "done": [[c, n, size] for _seq, c, n, size in entries],
         }
 
 
@@ -169,7 +169,7 @@ def replicate_later(app: web.Application, chunk_id: str, targets: list[tuple[str
                 try:
                     data = await app[STORE].get(ChunkId(chunk_id))
                     await _forward(app[CONFIG], app[NODES], chunk_id, data, [target])
-                    rlog.done(chunk_id, target[0])
+                    rlog.done(chunk_id, target[0], len(data))
                     return
                 except DfsError as exc:
                     log.warning(

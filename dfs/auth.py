@@ -43,6 +43,7 @@ OP_HEARTBEAT = "heartbeat"  # node -> API registration
 OP_RECEIPT = "receipt"
 OP_DELETE = "delete"  # API -> node: garbage collection and trimming surplus copies
 OP_COPY = "copy"  # API -> node: repair, copy a chunk to the node the extra field names
+OP_LIST = "list"  # API -> node: page through stored chunk ids (orphan sweep)
 ANY_CHUNK = "*"
 
 

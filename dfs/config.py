@@ -35,6 +35,8 @@ DEFAULT_REPAIR_INTERVAL = 10.0
 DEFAULT_REPAIR_RATE = 64 * 1024 * 1024
 DEFAULT_GC_GRACE = 3600.0
 DEFAULT_GC_INTERVAL = 60.0
+DEFAULT_REPAIR_FULL_SCAN = 3600.0
+DEFAULT_ORPHAN_INTERVAL = 3600.0
 DEFAULT_MIN_FREE = 64 * 1024 * 1024
 DEFAULT_SCRUB_INTERVAL = 3600.0
 DEFAULT_SCRUB_RATE = 32 * 1024 * 1024
@@ -178,6 +180,11 @@ class ApiConfig:
     gc_grace: float = DEFAULT_GC_GRACE
     """Seconds an unreferenced chunk survives; also the longest an upload may take."""
     gc_interval: float = DEFAULT_GC_INTERVAL
+    repair_full_scan: float = DEFAULT_REPAIR_FULL_SCAN
+    """Seconds between repair passes that scan every chunk (the others read the by-node
+    index for dead and returning nodes only)."""
+    orphan_interval: float = DEFAULT_ORPHAN_INTERVAL
+    """Seconds between sweeps of every node for copies no chunk row accounts for."""
     min_free_bytes: int = DEFAULT_MIN_FREE
     """Placement skips nodes with less free space than this plus the chunk."""
     maintenance: bool = True
@@ -214,6 +221,10 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         repair_rate=_get(env, "DFS_REPAIR_RATE", DEFAULT_REPAIR_RATE, _positive_int),
         gc_grace=_get(env, "DFS_GC_GRACE", DEFAULT_GC_GRACE, _positive_float),
         gc_interval=_get(env, "DFS_GC_INTERVAL", DEFAULT_GC_INTERVAL, _positive_float),
+        repair_full_scan=_get(
+            env, "DFS_REPAIR_FULL_SCAN", DEFAULT_REPAIR_FULL_SCAN, _positive_float
+        ),
+        orphan_interval=_get(env, "DFS_ORPHAN_INTERVAL", DEFAULT_ORPHAN_INTERVAL, _positive_float),
         min_free_bytes=_get(env, "DFS_MIN_FREE_BYTES", DEFAULT_MIN_FREE, _non_negative_int),
         maintenance=_get(env, "DFS_MAINTENANCE", True, _bool),
         metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),

@@ -183,6 +183,8 @@ class LocalCluster:
     meta_url: str = ""
     nodes_via_api: bool = False
     """Nodes register through the API (DFS_API_URL only) instead of the metadata store."""
+    node_env: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
+    """Extra environment of node i (1-based), e.g. a small DFS_NODE_CAPACITY."""
     api: Proc | None = None
     node_procs: list[Proc] = field(default_factory=list)
 
@@ -233,6 +235,7 @@ class LocalCluster:
                     "DFS_DATA_DIR": str(self.base / f"node{i}"),
                     "DFS_API_URL": self.api.url if self.api else "",
                     **({"DFS_META_URL": ""} if self.nodes_via_api else {}),
+                    **self.node_env.get(i, {}),
                 }
             ),
             log=self.base / "logs" / f"node{i}.log",

@@ -33,6 +33,8 @@ NODE_STATUS: Final = "/status"
 DELETE_CHUNK: Final = "/delete-chunk"
 COPY_CHUNK: Final = "/copy-chunk"
 QUARANTINED: Final = "/quarantined"
+LIST_CHUNKS: Final = "/list-chunks"
+MAX_LIST_CHUNKS: Final = 10_000
 
 # --- both --------------------------------------------------------------------------------
 HEALTHZ: Final = "/healthz"

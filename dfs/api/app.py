@@ -11,7 +11,7 @@
 | GET    | /admin/stats           | dedup and cluster counters (admin)                       |
 | GET    | /nodes                 | registry entries with liveness (admin)                   |
 | POST   | /nodes/heartbeat       | a node's registry entry (nodes configured with DFS_API_URL) |
-| POST   | /nodes/deregister      | remove a node's entry on clean shutdown                  |
+| POST   | /nodes/deregister      | mark a node's entry down on clean shutdown (a tombstone) |
 | POST   | /admin/tenants         | create a tenant (admin)                                  |
 | GET    | /admin/tenants         | list tenants (admin)                                     |
 | POST   | /admin/tokens          | create a token for a tenant; its text is shown once (admin) |
@@ -259,7 +259,7 @@ async def node_deregister(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     node_id = parse_node_id(body.get("node_id"))
     coord.check_node(request.headers.get(protocol.CAPABILITY), node_id)
-    await coord.meta.remove_node(node_id)
+    await coord.meta.deregister_node(node_id, coord.clock())  # a tombstone: see repair
     return web.json_response({"ok": True})
 
 

@@ -6,8 +6,16 @@ may run: each pass first takes a lease in the metadata store by conditional writ
 "gc"), so one process works at a time and another takes over when it dies.
 
 Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
-- a copy counts while its node is live, or dead for less than DFS_REPAIR_GRACE (it may come
-  back); copies nodes report quarantined (scrub, or a failed read) are forgotten first;
+- a copy counts while its node is live, or down for less than DFS_REPAIR_GRACE (it may come
+  back; a clean shutdown leaves a tombstone whose expires_at is the deregistration, a
+  missing registry entry counts as down past the grace); copies nodes report quarantined
+  (scrub, or a failed read) are forgotten first;
+- which chunks a pass looks at: all of them on a full pass (an API's first, then every
+  DFS_REPAIR_FULL_SCAN), otherwise what the by-node index lists for nodes down and not
+  settled, or back since the last pass (the previous pass's report, kept in the lease, says
+  which), plus chunks nodes reported quarantined or gave up forwarding;
+- nodes' background-replication journals (async) are read each pass and their copies
+  recorded; a chunk short of copies is checked against the live nodes (has-chunks) first;
 - a committed chunk with fewer counting copies than REPLICATION_FACTOR is copied from a live
   holder (``/copy-chunk``, which verifies the bytes before sending) to the best placement
   nodes that lack it; REPLICATION_STRATEGY=async relies on this to close any gap the
@@ -23,6 +31,8 @@ is conditional on both (``delete_chunk_if_unreferenced``). Nodes then delete the
 if it was not written or re-sent since GC looked at the pending uploads (``min_age``): an
 upload that re-sends bytes GC is about to collect keeps them. Uploads that skipped a chunk
 they owned are covered by the grace: finalize refuses uploads older than 0.9 x DFS_GC_GRACE.
+Each GC pass also deletes uploads pending past 2 x the grace and sweeps nodes for orphan
+copies (every DFS_ORPHAN_INTERVAL, and returned nodes at once): see ``dfs.api.orphans``.
 """
 
 from __future__ import annotations
@@ -33,10 +43,11 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dfs import auth, placement, protocol
+from dfs.api import orphans
 from dfs.api.service import Coordinator, file_body
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
@@ -63,6 +74,13 @@ class RepairReport:
     failed: int = 0
     quarantined_forgotten: int = 0
     trimmed: int = 0
+    rediscovered: int = 0
+    replication_pending: int = 0
+    replication_failed: int = 0
+    scope: str = "full"
+    nodes_scanned: list[str] = field(default_factory=list)
+    down_nodes: list[str] = field(default_factory=list)
+    settled_nodes: list[str] = field(default_factory=list)
     running: bool = True
 
 
@@ -73,6 +91,9 @@ class GcReport:
     collected_bytes: int = 0
     protected: int = 0
     node_deletes_failed: int = 0
+    stale_uploads_deleted: int = 0
+    orphans_deleted: int = 0
+    untracked_recorded: int = 0
 
 
 def _rank(chunk_id: str, nodes: list[NodeRecord]) -> list[NodeRecord]:
@@ -95,6 +116,10 @@ class Maintenance:
         self.owner = owner or f"api-{secrets.token_hex(6)}"
         self._sleep = sleep
         self._on_report = on_report
+        self._last_full: float | None = None  # this process's last full repair scan
+        self._cursors: dict[str, tuple[str, int]] = {}  # node -> (boot, journal seq read)
+        self._last_orphan_sweep: float | None = None
+        self.sweep_soon: set[str] = set()  # returned nodes whose orphans GC looks at next
 
     # --- delete ---------------------------------------------------------------------------
 
@@ -132,8 +157,9 @@ class Maintenance:
             json.dumps(asdict(report)),
         )
 
-    async def _forget_quarantined(self, live: list[NodeRecord]) -> int:
-        """Forget the copies nodes found bad, so the chunks count as under-replicated."""
+    async def _forget_quarantined(self, live: list[NodeRecord]) -> set[str]:
+        """Forget the copies nodes found bad, so the chunks count as under-replicated;
+        returns the chunk ids concerned."""
         answers = await asyncio.gather(
             *(
                 self.coord.nodes.quarantined(
@@ -151,16 +177,110 @@ class Maintenance:
                 continue
             gone += [Location(c, node.node_id, 0) for c in answer]
         if not gone:
-            return 0
+            return set()
         known = await self.meta.get_locations([loc.chunk_id for loc in gone])
         gone = [loc for loc in gone if loc.node_id in known[loc.chunk_id]]
         await self.meta.remove_locations(gone)
-        return len(gone)
+        return {loc.chunk_id for loc in gone}
+
+    async def _read_replication(self, live: list[NodeRecord], report: RepairReport) -> set[str]:
+        """Read each live node's background-replication state (REPLICATION_STRATEGY=async):
+        record the copies its journal says it forwarded since we last looked, add up its
+        backlog, and return the chunk ids it gave up on (repair copies them)."""
+
+        async def one(node: NodeRecord) -> dict[str, Any]:
+            boot, seq = self._cursors.get(node.node_id, ("", 0))
+            cap = self.coord.cap(auth.OP_STATUS, auth.ANY_CHUNK, node.node_id)
+            body = await self.coord.nodes.status(node.url, cap=cap, after=seq, timeout=10.0)
+            rep: dict[str, Any] = body.get("replication") or {}
+            if rep and rep.get("boot") != boot and seq:  # the node restarted: read it all
+                body = await self.coord.nodes.status(node.url, cap=cap, after=0, timeout=10.0)
+                rep = body.get("replication") or {}
+            return rep
+
+        answers = await asyncio.gather(*(one(n) for n in live), return_exceptions=True)
+        failed: set[str] = set()
+        done: list[Location] = []
+        for node, rep in zip(live, answers, strict=True):
+            if isinstance(rep, BaseException):
+                if not isinstance(rep, DfsError):
+                    raise rep
+                continue
+            if not rep:
+                continue
+            report.replication_pending += int(rep.get("pending", 0))
+            failed.update(str(c) for c in rep.get("failed", []))
+            done += [Location(str(c), str(n), int(size)) for c, n, size in rep.get("done", [])]
+            self._cursors[node.node_id] = (str(rep.get("boot", "")), int(rep.get("seq", 0)))
+        report.replication_failed = len(failed)
+        # recorded whether or not the chunk has a row yet: a forward often completes before
+        # the upload is finalized; an upload never finalized leaves a refcount-0 row that
+        # garbage collection removes with the copies
+        await self.meta.add_locations(done, self.coord.clock())
+        return failed
+
+    async def _node_chunk_ids(self, node_id: str) -> list[str]:
+        out: list[str] = []
+        after: str | None = None
+        while True:
+            page = await self.meta.node_chunks(node_id, limit=SCAN_PAGE, after=after)
+            out += page
+            if len(page) < SCAN_PAGE:
+                return out
+            after = page[-1]
+
+    async def _states(self, ids: list[str]) -> list[ChunkState]:
+        """ChunkStates of the given ids that have a chunk row (targeted repair)."""
+        out: list[ChunkState] = []
+        for i in range(0, len(ids), SCAN_PAGE):
+            batch = ids[i : i + SCAN_PAGE]
+            rows = await self.meta.get_chunks(batch)
+            where = await self.meta.get_locations(list(rows))
+            out += [
+                ChunkState(c, r.size, r.refcount, frozenset(where[c]), r.created_at)
+                for c, r in rows.items()
+            ]
+        return out
+
+    async def _rediscover(
+        self, states: list[ChunkState], live: list[NodeRecord]
+    ) -> tuple[list[ChunkState], int]:
+        """Ask the live nodes which of these chunks they hold and record the answer (a
+        background forward the journal did not report yet, a copy metadata lost): a chunk
+        short of copies in metadata may not be short on disk."""
+        if not states or not live:
+            return states, 0
+        found = 0
+        out: list[ChunkState] = []
+        for i in range(0, len(states), protocol.MAX_HAS_CHUNKS):
+            batch = {c.chunk_id: c for c in states[i : i + protocol.MAX_HAS_CHUNKS]}
+            holders = await self.coord._holders({c: s.size for c, s in batch.items()}, live)
+            live_ids = {n.node_id for n in live}
+            for c, st in batch.items():
+                nodes = (st.nodes - live_ids) | holders[c]
+                found += len(holders[c] - st.nodes)
+                out.append(replace(st, nodes=frozenset(nodes)))
+        return out, found
+
+    async def _previous(self) -> dict[str, Any]:
+        lease = await self.meta.get_lease(REPAIR_LEASE)
+        if lease is None or not lease.info:
+            return {}
+        prev: dict[str, Any] = json.loads(lease.info)
+        return prev
 
     async def repair_once(self) -> RepairReport | None:
-        """One repair pass; None if another API process holds the repair lease."""
+        """One repair pass; None if another API process holds the repair lease.
+
+        A full pass scans every chunk row (the first of this process, then every
+        DFS_REPAIR_FULL_SCAN seconds); the others read only what the by-node index lists
+        for nodes that are down (and not settled: all their chunks had their copies at the
+        last pass) or came back since the last pass, plus the chunks nodes reported
+        quarantined or failed to forward. A pass then costs O(chunks on affected nodes).
+        """
         now = self.coord.clock()
         report = RepairReport(started_at=now)
+        prev = await self._previous()
         if not await self.meta.acquire_lease(
             REPAIR_LEASE, self.owner, now, self._lease_ttl(), json.dumps(asdict(report))
         ):
@@ -169,17 +289,47 @@ class Maintenance:
         nodes = await self.meta.list_nodes()
         live = [n for n in nodes if n.expires_at > now]
         live_by_id = {n.node_id: n for n in live}
+        # a copy counts while its node is live or went down less than the grace ago; a
+        # clean shutdown leaves a tombstone (expires_at = deregistration), a missing entry
+        # counts as down past the grace
         counting = {n.node_id for n in nodes if n.expires_at > now - self.cfg.repair_grace}
-        report.quarantined_forgotten = await self._forget_quarantined(live)
+        down = {n.node_id for n in nodes if n.expires_at <= now}
+        report.down_nodes = sorted(down)
+        suspects = await self._forget_quarantined(live)
+        report.quarantined_forgotten = len(suspects)
+        suspects |= await self._read_replication(live, report)
+        returned = set(prev.get("down_nodes", [])) & live_by_id.keys()
+        self.sweep_soon |= returned
+        if self._last_full is None or now - self._last_full >= self.cfg.repair_full_scan:
+            self._last_full = now
+            states = await self._scan()
+        else:
+            report.scope = "targeted"
+            affected = (down - set(prev.get("settled_nodes", []))) | returned
+            report.nodes_scanned = sorted(affected)
+            ids = set(suspects)
+            for node_id in sorted(affected):
+                ids.update(await self._node_chunk_ids(node_id))
+            states = await self._states(sorted(ids))
         todo: list[ChunkState] = []
         surplus: list[ChunkState] = []
-        for c in await self._scan():
+        lost: list[ChunkState] = []
+        short = [
+            c
+            for c in states
+            if c.refcount > 0 and (len(c.nodes & counting) < rf or not c.nodes & live_by_id.keys())
+        ]
+        fresh, report.rediscovered = await self._rediscover(short, live)
+        by_id = {c.chunk_id: c for c in fresh}
+        for c in states:
+            c = by_id.get(c.chunk_id, c)
             report.chunks_scanned += 1
             if c.refcount <= 0:
                 continue  # unreferenced: garbage collection's business
             up = c.nodes & live_by_id.keys()
             if not up:
                 report.no_live_copy += 1
+                lost.append(c)
             elif len(c.nodes & counting) < rf:
                 todo.append(c)
             elif len(up) > rf:
@@ -188,17 +338,22 @@ class Maintenance:
         report.under_replicated = len(todo)
         report.under_replicated_bytes = sum(c.size for c in todo)
         await self._note(report)
+        unsettled = {n for c in lost for n in c.nodes}
         for c in todo:
             ok = await self._repair_chunk(c, live, live_by_id, counting)
             if ok:
                 report.repaired += 1
                 report.repaired_bytes += c.size * ok
-            else:
-                report.failed += 1
+            if ok < rf - len(c.nodes & counting):
+                report.failed += not ok
+                unsettled |= c.nodes
             await self._note(report)
             await self._sleep(c.size * max(ok, 1) / self.cfg.repair_rate)
         for c in surplus:
             report.trimmed += await self._trim(c, live_by_id)
+        # a node down past the grace whose every chunk now has its copies elsewhere needs no
+        # second look until it returns (it stays in down_nodes, so its return is noticed)
+        report.settled_nodes = sorted(n for n in down if n not in counting and n not in unsettled)
         report.finished_at = self.coord.clock()
         report.running = False
         await self._note(report)
@@ -250,8 +405,11 @@ class Maintenance:
         return len(made)
 
     async def _trim(self, c: ChunkState, live_by_id: dict[str, NodeRecord]) -> int:
-        """Remove copies beyond REPLICATION_FACTOR from the lowest-ranked live holders."""
-        ranked = _rank(c.chunk_id, [live_by_id[n] for n in c.nodes if n in live_by_id])
+        """Remove copies beyond REPLICATION_FACTOR from the lowest-ranked live holders, after
+        asking them what they really hold (never trim down to copies that are not there)."""
+        holders = [live_by_id[n] for n in c.nodes if n in live_by_id]
+        really = (await self.coord._holders({c.chunk_id: c.size}, holders))[c.chunk_id]
+        ranked = _rank(c.chunk_id, [n for n in holders if n.node_id in really])
         trimmed = 0
         for node in ranked[self.coord.rf :]:
             # forget the copy first, so no new download plan points at it
@@ -279,8 +437,24 @@ class Maintenance:
         report = GcReport()
         cutoff = now - self.cfg.gc_grace
         looked = time.monotonic()
+        report.stale_uploads_deleted = await orphans.delete_stale_uploads(self.coord, now)
         protected = await self.meta.recent_pending_chunks(cutoff)
         live = {n.node_id: n for n in await self.coord.live_nodes()}
+        if self._last_orphan_sweep is None:
+            self._last_orphan_sweep = now  # the first sweep one interval after start
+        sweep = {n for n in self.sweep_soon if n in live}
+        if now - self._last_orphan_sweep >= self.cfg.orphan_interval:
+            self._last_orphan_sweep = now
+            sweep = set(live)
+        for node_id in sorted(sweep):
+            try:
+                deleted, recorded = await orphans.sweep_node(self.coord, live[node_id], protected)
+            except DfsError as exc:
+                log.warning("orphan sweep of %s failed: %s", node_id, exc.message)
+                continue
+            self.sweep_soon.discard(node_id)
+            report.orphans_deleted += deleted
+            report.untracked_recorded += recorded
         for c in await self._scan():
             report.chunks_scanned += 1
             if c.refcount > 0 or c.zero_since >= cutoff:
@@ -296,7 +470,7 @@ class Maintenance:
             for node_id in sorted(holders):
                 node = live.get(node_id)
                 if node is None:
-                    # TODO(durability): a dead node keeps its copy; collect orphans on return
+                    # a dead node keeps its copy: the orphan sweep deletes it on its return
                     report.node_deletes_failed += 1
                     continue
                 try:
@@ -309,7 +483,7 @@ class Maintenance:
                 except DfsError as exc:
                     report.node_deletes_failed += 1
                     log.warning("gc: delete of %s on %s failed: %s", c.chunk_id[:12], node_id, exc)
-        if report.collected:
+        if report.collected or report.orphans_deleted or report.stale_uploads_deleted:
             log.info("gc pass: %s", asdict(report))
         return report
 

@@ -219,9 +219,10 @@ class Coordinator:
         chosen = placement.choose(chunk_id, _candidates(roomy), self.rf)
         if len(chosen) < self.rf:
             raise InsufficientStorage(
-                f"only {len(chosen)} live node(s) have room for chunk {chunk_id[:12]} "
-                f"({size} bytes + DFS_MIN_FREE_BYTES={self.cfg.min_free_bytes}); "
-                f"REPLICATION_FACTOR={self.rf}"
+                f"cluster is full: {len(chosen)} of {len(live)} live node(s) have room for "
+                f"chunk {chunk_id[:12]} ({size} bytes + DFS_MIN_FREE_BYTES="
+                f"{self.cfg.min_free_bytes}), REPLICATION_FACTOR={self.rf} needs {self.rf}: "
+                "free space or add nodes"
             )
         return [by_id[c.node_id] for c in chosen]
 

@@ -127,12 +127,12 @@ class FsChunkStore:
         if hashlib.sha256(data).hexdigest() != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
         final = self.path_of(chunk_id)
-        if final.exists():
+        with self._lock:  # against _delete's stat-then-unlink: touched copies are kept
             try:
                 os.utime(final)  # an upload relies on it now: see delete_if_idle
                 return False
             except FileNotFoundError:
-                pass  # collected just now: store it again
+                pass  # not here (or collected just now): store it
         size = len(data)
         with self._lock:
             if self._capacity is not None and self._used + self._reserved + size > self._capacity:
@@ -276,6 +276,44 @@ class FsChunkStore:
                             used += os.stat(os.path.join(dirpath, name)).st_size
                             count += 1
             self._used, self._count = used, count
+
+    async def list_chunks(self, after: str, limit: int) -> list[tuple[ChunkId, float]]:
+        """Up to ``limit`` stored chunk ids greater than ``after``, ascending, each with the
+        seconds since it was last written or re-sent (what garbage collection's ``min_age``
+        compares against). Pages by walking the fan-out tree in order, so a page costs
+        O(page), not O(store)."""
+        return await asyncio.to_thread(self._list, after, limit)
+
+    def _list(self, after: str, limit: int) -> list[tuple[ChunkId, float]]:
+        out: list[tuple[ChunkId, float]] = []
+        now = time.time()
+
+        def names(path: Path) -> list[str]:
+            try:
+                return sorted(os.listdir(path))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+
+        def fan(path: Path) -> list[str]:  # the two-hex-digit directories only
+            return [d for d in names(path) if len(d) == 2 and set(d) <= _HEX]
+
+        for d1 in fan(self._chunks):
+            if d1 < after[:2]:
+                continue
+            for d2 in fan(self._chunks / d1):
+                if d1 + d2 < after[:4]:
+                    continue
+                for name in names(self._chunks / d1 / d2):
+                    if not _is_chunk_name(name) or name <= after:
+                        continue
+                    try:
+                        mtime = os.stat(self._chunks / d1 / d2 / name).st_mtime
+                    except FileNotFoundError:
+                        continue
+                    out.append((ChunkId(name), max(now - mtime, 0.0)))
+                    if len(out) >= limit:
+                        return out
+        return out
 
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
         ids = list(chunk_ids)

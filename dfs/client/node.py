@@ -106,14 +106,39 @@ class NodeClient:
             present.update(str(c) for c in body.get("present", []))
         return present
 
-    async def status(self, node_url: str, *, cap: str) -> dict[str, Any]:
+    async def status(
+        self, node_url: str, *, cap: str, after: int = 0, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The node's /status; ``after``: the background-replication journal position the
+        caller already read."""
+        kwargs: dict[str, Any] = {}
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
         result: dict[str, Any] = await request_json(
             self._session,
             "GET",
             f"{node_url}{protocol.NODE_STATUS}",
             headers={protocol.CAPABILITY: cap},
+            params={"after": str(after)},
+            **kwargs,
         )
         return result
+
+    async def list_chunks(
+        self, node_url: str, *, cap: str, after: str = "", limit: int = 1000
+    ) -> tuple[list[tuple[str, float]], str | None]:
+        """A page of the chunk ids a node stores (ascending, after ``after``), each with its
+        age in seconds, and the ``after`` of the next page (None at the end)."""
+        body = await request_json(
+            self._session,
+            "GET",
+            f"{node_url}{protocol.LIST_CHUNKS}",
+            headers={protocol.CAPABILITY: cap},
+            params={"after": after, "limit": str(limit)},
+        )
+        page = [(str(c), float(age)) for c, age in body.get("chunks", [])]
+        nxt = body.get("next")
+        return page, (str(nxt) if nxt else None)
 
     async def delete_chunk(
         self, node_url: str, chunk_id: str, *, cap: str, min_age: float = 0.0

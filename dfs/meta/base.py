@@ -18,6 +18,7 @@ from typing import Protocol
 FILE_PENDING = "pending"
 FILE_COMPLETE = "complete"
 NODE_UP = "up"
+NODE_DOWN = "down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,11 @@ class MetadataStore(Protocol):
       - ``list_live_nodes(now)`` returns only entries with ``expires_at > now``, sorted by
         node_id, whether or not the backend has deleted expired ones yet.
       - ``remove_node`` deletes an entry; removing an unknown node is a no-op.
+      - ``deregister_node(node_id, now)`` (a clean shutdown) keeps the entry as a tombstone
+        that is no longer live: ``expires_at`` becomes ``min(expires_at, now)`` and
+        ``status`` "down", so repair measures its grace from the deregistration exactly as
+        from a last heartbeat. It never creates an entry (conditional write); a heartbeat
+        after it (the node restarted) replaces the tombstone.
 
     Files
       - ``create_file`` stores a pending file with its manifest, atomically: readers never see
@@ -195,6 +201,16 @@ class MetadataStore(Protocol):
         locations only if its refcount is 0 and ``zero_since < cutoff``, checked in the same
         atomic step (a conditional write); returns the node ids that held copies, or None
         when the condition failed or the row does not exist.
+      - ``node_chunks(node_id, limit, after)`` pages the chunk ids recorded on one node in
+        ascending order (the by-node index: repair lists what a dead or returning node
+        held without scanning every chunk); it may include ids removed a moment ago (the
+        index is a superset), never miss one that is recorded.
+      - ``stale_pending_files(before, limit)`` returns up to ``limit`` files not complete
+        (pending, or left half-way by a crashed commit) created before ``before``.
+      - ``delete_pending_file(file_id, before)`` deletes a file and its manifest only if it
+        is still pending and was created before ``before``, in one conditional step; True
+        when deleted. A concurrent commit of the same file either wins (the file stays,
+        complete) or loses (commit_file raises FileNotFound): never both.
       - ``acquire_lease(name, owner, now, ttl, info)`` takes or renews the named lease if it
         is free, expired or already ``owner``'s (conditional write); True when held.
         ``get_lease`` returns the lease or None.
@@ -207,6 +223,7 @@ class MetadataStore(Protocol):
     async def remove_node(self, node_id: str) -> None: ...
     async def list_live_nodes(self, now: float) -> list[NodeRecord]: ...
     async def list_nodes(self) -> list[NodeRecord]: ...
+    async def deregister_node(self, node_id: str, now: float) -> None: ...
 
     async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None: ...
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord: ...
@@ -237,6 +254,11 @@ class MetadataStore(Protocol):
     async def delete_chunk_if_unreferenced(
         self, chunk_id: str, cutoff: float
     ) -> set[str] | None: ...
+    async def node_chunks(
+        self, node_id: str, *, limit: int, after: str | None = None
+    ) -> list[str]: ...
+    async def stale_pending_files(self, before: float, *, limit: int) -> list[FileRecord]: ...
+    async def delete_pending_file(self, file_id: str, before: float) -> bool: ...
     async def acquire_lease(
         self, name: str, owner: str, now: float, ttl: float, info: str = ""
     ) -> bool: ...

@@ -94,6 +94,7 @@ from dfs.errors import ConfigError, Conflict, DfsError, FileNotFound, InvalidReq
 from dfs.meta.base import (
     FILE_COMPLETE,
     FILE_PENDING,
+    NODE_DOWN,
     ChunkInfo,
     ChunkState,
     FileRecord,
@@ -576,6 +577,25 @@ class DynamoMetadataStore:
                 Key={"node_id": _s(node_id)},
             )
         )
+
+    async def deregister_node(self, node_id: str, now: float) -> None:
+        def op() -> None:
+            try:
+                self._req(
+                    "update_item",
+                    TableName=self.tables["nodes"],
+                    Key={"node_id": _s(node_id)},
+                    UpdateExpression="SET #expires_at = :now, #status = :down",
+                    # never create a tombstone, never extend an expired entry
+                    ConditionExpression="attribute_exists(#node_id) AND #expires_at > :now",
+                    ExpressionAttributeNames=_names("expires_at", "status", "node_id"),
+                    ExpressionAttributeValues={":now": _n(float(now)), ":down": _s(NODE_DOWN)},
+                )
+            except ClientError as exc:
+                if _error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+
+        await self._run(op)
 
     async def list_live_nodes(self, now: float) -> list[NodeRecord]:
         def op() -> list[NodeRecord]:
@@ -1371,6 +1391,86 @@ class DynamoMetadataStore:
             ]
             await self._write_many(self.tables["locations"], deletes)
         return nodes
+
+    async def node_chunks(self, node_id: str, *, limit: int, after: str | None = None) -> list[str]:
+        def op() -> list[str]:
+            params: dict[str, Any] = {
+                "TableName": self.tables["locations"],
+                "IndexName": "by-node",
+                "KeyConditionExpression": "#node_id = :n",
+                "ProjectionExpression": "#chunk_id",
+                "ExpressionAttributeNames": _names("node_id", "chunk_id"),
+                "ExpressionAttributeValues": {":n": _s(node_id)},
+            }
+            if after:  # DynamoDB rejects an empty string in a key condition
+                params["KeyConditionExpression"] += " AND #chunk_id > :after"
+                params["ExpressionAttributeValues"][":after"] = _s(after)
+            out: list[str] = []
+            while len(out) < limit:
+                resp = self._req("query", Limit=limit - len(out), **params)
+                out += [i["chunk_id"]["S"] for i in resp.get("Items", [])]
+                if not resp.get("LastEvaluatedKey"):
+                    break
+                params["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+            return out
+
+        if limit <= 0:
+            return []
+        return await self._run(op)
+
+    async def stale_pending_files(self, before: float, *, limit: int) -> list[FileRecord]:
+        def op() -> list[FileRecord]:
+            items = self._paginate(
+                "scan",
+                TableName=self.tables["files"],
+                ConsistentRead=True,
+                FilterExpression="#state <> :complete AND #created_at < :before",
+                ProjectionExpression=", ".join(f"#{a}" for a in _FILE_ATTRS),
+                ExpressionAttributeNames=_names(*_FILE_ATTRS),
+                ExpressionAttributeValues={
+                    ":complete": _s(FILE_COMPLETE),
+                    ":before": _n(float(before)),
+                },
+            )
+            out: list[FileRecord] = []
+            for item in items:
+                out.append(_file(item))
+                if len(out) >= limit:
+                    break
+            return sorted(out, key=lambda f: f.created_at)
+
+        if limit <= 0:
+            return []
+        return await self._run(op)
+
+    async def delete_pending_file(self, file_id: str, before: float) -> bool:
+        def op() -> str | None:
+            try:
+                resp = self._req(
+                    "delete_item",
+                    TableName=self.tables["files"],
+                    Key={"file_id": _s(file_id)},
+                    # a commit moves the state off pending first, so one of the two loses
+                    ConditionExpression="#state = :pending AND #created_at < :before",
+                    ExpressionAttributeNames=_names("state", "created_at"),
+                    ExpressionAttributeValues={
+                        ":pending": _s(FILE_PENDING),
+                        ":before": _n(float(before)),
+                    },
+                    ReturnValues="ALL_OLD",
+                )
+            except ClientError as exc:
+                if _error_code(exc) == "ConditionalCheckFailedException":
+                    return None
+                raise
+            old = resp.get("Attributes")
+            return None if not old else str(old["mid"]["S"])
+
+        mid = await self._run(op)
+        if mid is None:
+            return False
+        await self._run(self._drop_manifest, mid)
+        return True
 
     async def acquire_lease(
         self, name: str, owner: str, now: float, ttl: float, info: str = ""

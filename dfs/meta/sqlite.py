@@ -41,6 +41,7 @@ from dfs.errors import Conflict, FileNotFound, Unavailable
 from dfs.meta.base import (
     FILE_COMPLETE,
     FILE_PENDING,
+    NODE_DOWN,
     ChunkInfo,
     ChunkState,
     FileRecord,
@@ -202,6 +203,14 @@ class SqliteMetadataStore:
 
     async def remove_node(self, node_id: str) -> None:
         await self._run(lambda: self._db.execute("DELETE FROM nodes WHERE node_id=?", (node_id,)))
+
+    async def deregister_node(self, node_id: str, now: float) -> None:
+        await self._run(
+            lambda: self._db.execute(
+                "UPDATE nodes SET expires_at = MIN(expires_at, ?), status = ? WHERE node_id=?",
+                (now, NODE_DOWN, node_id),
+            )
+        )
 
     async def list_live_nodes(self, now: float) -> list[NodeRecord]:
         def op() -> list[NodeRecord]:
@@ -562,6 +571,41 @@ class SqliteMetadataStore:
                 db.execute("DELETE FROM locations WHERE chunk_id=?", (chunk_id,))
                 db.execute("DELETE FROM chunks WHERE chunk_id=?", (chunk_id,))
                 return nodes
+
+        return await self._run(op)
+
+    async def node_chunks(self, node_id: str, *, limit: int, after: str | None = None) -> list[str]:
+        def op() -> list[str]:
+            rows = self._db.execute(  # the locations_by_node index
+                "SELECT chunk_id FROM locations WHERE node_id=? AND chunk_id > ? "
+                "ORDER BY chunk_id LIMIT ?",
+                (node_id, after or "", limit),
+            )
+            return [r[0] for r in rows]
+
+        return await self._run(op)
+
+    async def stale_pending_files(self, before: float, *, limit: int) -> list[FileRecord]:
+        def op() -> list[FileRecord]:
+            rows = self._db.execute(
+                "SELECT * FROM files WHERE state != ? AND created_at < ? "
+                "ORDER BY created_at LIMIT ?",
+                (FILE_COMPLETE, before, limit),
+            )
+            return [_file(r) for r in rows]
+
+        return await self._run(op)
+
+    async def delete_pending_file(self, file_id: str, before: float) -> bool:
+        def op() -> bool:
+            with self._tx() as db:
+                gone = db.execute(
+                    "DELETE FROM files WHERE file_id=? AND state=? AND created_at < ?",
+                    (file_id, FILE_PENDING, before),
+                ).rowcount
+                if gone:
+                    db.execute("DELETE FROM manifest WHERE file_id=?", (file_id,))
+                return bool(gone)
 
         return await self._run(op)
 

@@ -8,8 +8,9 @@ Routes (see README, "Wire protocol"):
 |        |               | 422 hash mismatch; 502 a replica failed; 507 disk full          |
 | GET    | /get-chunk    | 200 verified bytes; 404 missing or quarantined                  |
 | POST   | /has-chunks   | ``{"present": [...]}`` for ``{"chunk_ids": [...]}``             |
-| GET    | /status       | node id, used/capacity bytes, chunk count                       |
-| POST   | /delete-chunk, /copy-chunk; GET /quarantined: see ``dfs.node.maintenance``     |
+| GET    | /status       | node id, used/capacity bytes, chunk count, async backlog        |
+| POST   | /delete-chunk, /copy-chunk; GET /quarantined, /list-chunks: see                |
+|        | ``dfs.node.maintenance``                                                        |
 | GET    | /healthz      | liveness                                                        |
 | GET    | /readyz       | readiness: store writable and registered (ops.py)               |
 | GET    | /metrics      | Prometheus metrics; DFS_METRICS_TOKEN (ops.py)                  |
@@ -213,6 +214,7 @@ async def status(request: web.Request) -> web.Response:
             "used_bytes": store.used_bytes,
             "capacity_bytes": capacity,
             "chunk_count": store.chunk_count,
+            **maintenance.status_extra(request.app, request),
         }
     )
 

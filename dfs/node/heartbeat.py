@@ -39,7 +39,9 @@ class MetaRegistrar:
         await self._meta.upsert_node(node)
 
     async def deregister(self, node_id: str) -> None:
-        await self._meta.remove_node(node_id)
+        # a tombstone, not a delete: repair's grace runs from now, so a planned restart
+        # within DFS_REPAIR_GRACE copies nothing
+        await self._meta.deregister_node(node_id, time.time())
 
 
 class ApiRegistrar:

@@ -9,19 +9,29 @@ quarantine report, background (async) replication and the scrubber.
 |        |               | target node id and URL  | a verified copy; 404 if this copy is bad   |
 | GET    | /quarantined  | ``status``              | ``{"chunk_ids": [...]}`` quarantined here  |
 |        |               |                         | and not stored again since                 |
+| GET    | /list-chunks  | ``list``                | ``{"chunks": [[id, age_s]...], "next"}``:  |
+|        |               |                         | stored ids after ``after``, ascending      |
 
 Every operation is one the API asked for with a capability it signed: a node never deletes
 or copies on its own. The scrubber (``scrub_loop`` around ``FsChunkStore.scrub``) only
 re-hashes and quarantines; the API learns of quarantined copies from ``/quarantined`` and
 repairs them. ``replicate_later`` is REPLICATION_STRATEGY=async: the primary answered after
-its own copy, and forwards from disk in the background with bounded retries.
+its own copy, and forwards from disk in the background with bounded retries, to each target
+on its own. ``ReplicationLog`` is what ``/status`` reports of that background work: the
+forwards in flight (the backlog), the chunks given up on (repair copies them) and a numbered
+journal of completed forwards, which the API's repair pass records as locations, reading
+from the last number it saw (``/status?after=N``; ``boot`` changes when the node restarts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import secrets
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -41,6 +51,46 @@ STORE = web.AppKey("maintenance_store", FsChunkStore)
 NODES = web.AppKey("maintenance_nodes", NodeClient)
 PENDING = web.AppKey("replication_pending", set[asyncio.Task[None]])
 REPLICATION_ATTEMPTS = 3
+FAILED_KEPT = 10_000
+"""Chunk ids given up on that /status keeps reporting (the oldest drop out first)."""
+JOURNAL_KEPT = 100_000
+
+
+class ReplicationLog:
+    """Background (async) replication as /status reports it; bounded in memory."""
+
+    def __init__(self) -> None:
+        self.boot = secrets.token_hex(8)
+        self.pending = 0
+        self.failed: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self.seq = 0
+        self.journal: collections.deque[tuple[int, str, str, int]] = collections.deque(
+            maxlen=JOURNAL_KEPT
+        )
+
+    def done(self, chunk_id: str, node_id: str, size: int) -> None:
+        self.seq += 1
+        self.journal.append((self.seq, chunk_id, node_id, size))
+        self.failed.pop(chunk_id, None)
+
+    def gave_up(self, chunk_id: str) -> None:
+        self.failed[chunk_id] = time.time()
+        self.failed.move_to_end(chunk_id)
+        while len(self.failed) > FAILED_KEPT:
+            self.failed.popitem(last=False)
+
+    def report(self, after: int, limit: int = protocol.MAX_LIST_CHUNKS) -> dict[str, Any]:
+        entries = [e for e in self.journal if e[0] > after][:limit]
+        return {
+            "boot": self.boot,
+            "pending": self.pending,
+            "failed": list(self.failed),
+            "seq": entries[-1][0] if entries else self.seq,
+            "done": [[c, n, size] for _seq, c, n, size in entries],
+        }
+
+
+LOG = web.AppKey("replication_log", ReplicationLog)
 
 
 def _cap(request: web.Request) -> str | None:
@@ -108,30 +158,71 @@ async def _forward(
 
 def replicate_later(app: web.Application, chunk_id: str, targets: list[tuple[str, str]]) -> None:
     """Forward a chunk already durable here to ``targets`` in the background (async
-    replication), re-reading it from disk so no bytes wait in memory."""
+    replication), each on its own, re-reading it from disk so no bytes wait in memory."""
+    rlog = app[LOG]
 
-    async def run() -> None:
-        delay = 0.5
-        for attempt in range(1, REPLICATION_ATTEMPTS + 1):
-            try:
-                data = await app[STORE].get(ChunkId(chunk_id))
-                await _forward(app[CONFIG], app[NODES], chunk_id, data, targets)
-                return
-            except DfsError as exc:
-                log.warning(
-                    "background replication of %s, attempt %d/%d: %s",
-                    chunk_id[:12],
-                    attempt,
-                    REPLICATION_ATTEMPTS,
-                    exc.message,
-                )
-            await asyncio.sleep(delay)
-            delay *= 2
-        log.error("gave up replicating %s; the API's repair will copy it", chunk_id[:12])
+    async def run(target: tuple[str, str]) -> None:
+        rlog.pending += 1
+        try:
+            delay = 0.5
+            for attempt in range(1, REPLICATION_ATTEMPTS + 1):
+                try:
+                    data = await app[STORE].get(ChunkId(chunk_id))
+                    await _forward(app[CONFIG], app[NODES], chunk_id, data, [target])
+                    rlog.done(chunk_id, target[0], len(data))
+                    return
+                except DfsError as exc:
+                    log.warning(
+                        "background replication of %s to %s, attempt %d/%d: %s",
+                        chunk_id[:12],
+                        target[0],
+                        attempt,
+                        REPLICATION_ATTEMPTS,
+                        exc.message,
+                    )
+                if attempt < REPLICATION_ATTEMPTS:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+            rlog.gave_up(chunk_id)
+            log.error("gave up replicating %s; the API's repair will copy it", chunk_id[:12])
+        finally:
+            rlog.pending -= 1
 
-    task = asyncio.create_task(run())
-    app[PENDING].add(task)
-    task.add_done_callback(app[PENDING].discard)
+    for target in targets:
+        task = asyncio.create_task(run(target))
+        app[PENDING].add(task)
+        task.add_done_callback(app[PENDING].discard)
+
+
+def status_extra(app: web.Application, request: web.Request) -> dict[str, Any]:
+    """What /status adds about background replication (``after``: the journal position
+    the caller has already read)."""
+    try:
+        after = int(request.query.get("after", "0"))
+    except ValueError:
+        raise InvalidRequest("after must be an integer") from None
+    return {"replication": app[LOG].report(max(after, 0))}
+
+
+async def list_chunks(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    auth.check(cfg.cluster_secret, _cap(request), auth.OP_LIST, auth.ANY_CHUNK, cfg.node_id)
+    after = request.query.get("after", "")
+    if after:
+        after = parse_chunk_id(after, "after")
+    try:
+        limit = int(request.query.get("limit", "1000"))
+    except ValueError:
+        raise InvalidRequest("limit must be an integer") from None
+    if not 0 < limit <= protocol.MAX_LIST_CHUNKS:
+        raise InvalidRequest(f"limit must be in [1, {protocol.MAX_LIST_CHUNKS}]")
+    page = await request.app[STORE].list_chunks(after, limit)
+    return web.json_response(
+        {
+            "chunks": [[c, round(age, 3)] for c, age in page],
+            "next": page[-1][0] if len(page) == limit else None,
+        }
+    )
 
 
 async def _cancel_pending(app: web.Application) -> None:
@@ -149,10 +240,12 @@ def add_routes(
     app[STORE] = store
     app[NODES] = nodes
     app[PENDING] = set()
+    app[LOG] = ReplicationLog()
     app.on_cleanup.append(_cancel_pending)
     app.router.add_post(protocol.DELETE_CHUNK, delete_chunk)
     app.router.add_post(protocol.COPY_CHUNK, copy_chunk)
     app.router.add_get(protocol.QUARANTINED, quarantined)
+    app.router.add_get(protocol.LIST_CHUNKS, list_chunks)
 
 
 async def scrub_loop(store: FsChunkStore, rate_bytes: float, interval: float) -> None:

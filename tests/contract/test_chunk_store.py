@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,3 +352,79 @@ async def test_fs_capacity_counts_existing_chunks_after_reopen(tmp_path: Path) -
     reopened = await FsChunkStore.open(tmp_path, capacity_bytes=1500)
     with pytest.raises(InsufficientStorage):
         await reopened.put(*chunk(2))
+
+
+def _age(store: FsChunkStore, cid: ChunkId, seconds: float) -> None:
+    """Make a copy look written ``seconds`` ago."""
+    past = time.time() - seconds
+    os.utime(store.path_of(cid), (past, past))
+
+
+async def test_fs_delete_if_idle_keeps_copies_written_or_re_sent_recently(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    cid, data = chunk(1)
+    await store.put(cid, data)
+    assert await store.delete_if_idle(cid, 60.0) is False  # just written
+    _age(store, cid, 120.0)
+    await store.put(cid, data)  # an upload re-sends it: young again
+    assert await store.delete_if_idle(cid, 60.0) is False
+    assert await store.get(cid) == data
+    _age(store, cid, 120.0)
+    assert await store.delete_if_idle(cid, 60.0) is True
+    assert (store.used_bytes, store.chunk_count) == (0, 0)
+    assert await store.delete_if_idle(cid, 0.0) is False  # missing: a no-op
+    assert await store.put(cid, data) is True  # collected: stored afresh
+
+
+async def test_fs_list_chunks_pages_in_order_with_ages(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    chunks = [chunk(i, 50) for i in range(25)]
+    for cid, data in chunks:
+        await store.put(cid, data)
+    _age(store, chunks[0][0], 500.0)
+    (tmp_path / "chunks" / "README").write_text("not a chunk")  # ignored
+    seen: list[tuple[ChunkId, float]] = []
+    after = ""
+    for _ in range(10):
+        page = await store.list_chunks(after, 7)
+        seen += page
+        if len(page) < 7:
+            break
+        after = page[-1][0]
+    assert [c for c, _ in seen] == sorted(c for c, _ in chunks)
+    ages = dict(seen)
+    assert 499.0 <= ages[chunks[0][0]] <= 560.0
+    assert all(0.0 <= ages[c] < 60.0 for c, _ in chunks[1:])
+    assert await store.list_chunks(max(c for c, _ in chunks), 10) == []
+
+
+async def test_fs_quarantined_lists_bad_copies_until_stored_again(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    (a, da), (b, db) = chunk(1), chunk(2)
+    await store.put(a, da)
+    await store.put(b, db)
+    assert await store.quarantined() == []
+    _fs_backend(tmp_path).corrupt(store, a)
+    with pytest.raises(ChunkNotFound):
+        await store.get(a)
+    assert await store.quarantined() == [a]
+    await store.put(a, da)  # repair copied a good one back
+    assert await store.quarantined() == []
+    assert await store.get(a) == da
+
+
+async def test_fs_scrub_quarantines_bad_copies_and_recounts(tmp_path: Path) -> None:
+    store = await FsChunkStore.open(tmp_path)
+    chunks = [chunk(i, 300) for i in range(6)]
+    for cid, data in chunks:
+        await store.put(cid, data)
+    bad = chunks[2][0]
+    path = store.path_of(bad)
+    path.write_bytes(path.read_bytes()[:100])  # truncated on disk behind the store's back
+    checked, quarantined = await store.scrub(rate_bytes=1e9)
+    assert (checked, quarantined) == (5, 1)
+    assert await store.quarantined() == [bad]
+    assert not path.exists()
+    # the recount re-baselines the bytes the short copy made drift
+    assert (store.used_bytes, store.chunk_count) == (5 * 300, 5)
+    assert await store.scrub(rate_bytes=1e9) == (5, 0)

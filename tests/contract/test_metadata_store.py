@@ -444,3 +444,85 @@ async def test_lease_is_held_by_one_owner_until_it_expires(meta: MetadataStore) 
         *(meta.acquire_lease("repair", f"o{i}", 200.0, 10.0) for i in range(6))
     )
     assert sum(results) == 1
+
+
+async def test_deregistered_node_stays_as_a_dead_tombstone(meta: MetadataStore) -> None:
+    await meta.upsert_node(NodeRecord("n1", "127.0.0.1", 1, last_heartbeat=90.0, expires_at=200.0))
+    await meta.deregister_node("n1", 100.0)
+    assert await meta.list_live_nodes(100.0) == []
+    [tomb] = await meta.list_nodes()
+    assert (tomb.node_id, tomb.expires_at, tomb.status, tomb.last_heartbeat) == (
+        "n1",
+        100.0,
+        "down",
+        90.0,
+    )
+    # never extends an entry that already expired, never creates one
+    await meta.deregister_node("n1", 150.0)
+    assert [n.expires_at for n in await meta.list_nodes()] == [100.0]
+    await meta.deregister_node("ghost", 100.0)
+    assert [n.node_id for n in await meta.list_nodes()] == ["n1"]
+    # a heartbeat (the node restarted) replaces the tombstone
+    await meta.upsert_node(NodeRecord("n1", "127.0.0.1", 1, expires_at=300.0))
+    assert [n.node_id for n in await meta.list_live_nodes(250.0)] == ["n1"]
+
+
+async def test_node_chunks_pages_the_by_node_index(meta: MetadataStore) -> None:
+    await meta.add_locations([Location(cid(i), "n1", 5) for i in range(12)], 1.0)
+    await meta.add_locations([Location(cid(i), "n2", 5) for i in range(3)], 1.0)
+    seen: list[str] = []
+    after = None
+    for _ in range(10):
+        page = await meta.node_chunks("n1", limit=5, after=after)
+        seen += page
+        if len(page) < 5:
+            break
+        after = page[-1]
+    assert seen == sorted(cid(i) for i in range(12))
+    assert await meta.node_chunks("n2", limit=100) == sorted(cid(i) for i in range(3))
+    await meta.remove_locations([Location(cid(0), "n2", 5)])
+    assert cid(0) not in await meta.node_chunks("n2", limit=100)
+    assert await meta.node_chunks("nobody", limit=100) == []
+    await meta.add_locations([Location(cid(0), "n2", 5)], 1.0)
+    await meta.delete_chunk_if_unreferenced(cid(0), 1e9)
+    assert cid(0) not in await meta.node_chunks("n1", limit=100)
+
+
+async def test_stale_pending_files_are_deleted_only_while_pending(meta: MetadataStore) -> None:
+    done = await _committed(meta, "done", [(cid(1), 10)])
+    old, mold = new_file("old", [(cid(2), 10)])
+    old = dataclasses.replace(old, created_at=10.0)
+    await meta.create_file(old, mold)
+    new, mnew = new_file("new", [(cid(3), 10)])
+    await meta.create_file(dataclasses.replace(new, created_at=50.0), mnew)
+    stale = await meta.stale_pending_files(20.0, limit=10)
+    assert [f.file_id for f in stale] == [old.file_id]
+    assert done.file_id not in {f.file_id for f in await meta.stale_pending_files(1e9, limit=10)}
+    assert not await meta.delete_pending_file(new.file_id, 20.0)  # not old enough
+    assert not await meta.delete_pending_file(done.file_id, 1e9)  # complete: never
+    assert await meta.delete_pending_file(old.file_id, 20.0)
+    assert not await meta.delete_pending_file(old.file_id, 20.0)
+    with pytest.raises(FileNotFound):
+        await meta.get_manifest(old.file_id)
+    with pytest.raises(FileNotFound):
+        await meta.commit_file(old.file_id, 60.0)  # a finalize that lost the race
+    assert (await meta.get_stats()).total_files == 1
+
+
+async def test_a_committed_file_is_not_deleted_as_stale(meta: MetadataStore) -> None:
+    rec, manifest = new_file("racing", [(cid(4), 10)])
+    rec = dataclasses.replace(rec, created_at=10.0)
+    await meta.create_file(rec, manifest)
+    committed, deleted = await asyncio.gather(
+        meta.commit_file(rec.file_id, 20.0),
+        meta.delete_pending_file(rec.file_id, 20.0),
+        return_exceptions=True,
+    )
+    if deleted is True:  # the TTL won: the finalize failed cleanly, nothing counted
+        assert isinstance(committed, FileNotFound)
+        assert (await meta.get_stats()).total_files == 0
+    else:  # the finalize won: the file is complete and counted
+        assert deleted is False
+        assert not isinstance(committed, BaseException)
+        assert committed.state == FILE_COMPLETE
+        assert (await meta.get_stats()).total_files == 1

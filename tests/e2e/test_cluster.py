@@ -159,11 +159,12 @@ def test_nodes_registering_through_api_and_proxy_mode(
     cli_json("download", "--proxy", cluster.api_url, up["file_id"], str(out))
     assert out.read_bytes() == data
     assert {len(holders(cluster, c)) for c in chunk_ids(cluster, up["file_id"])} == {2}
-    # a clean stop deregisters: the node leaves the registry at once, not after the timeout
+    # a clean stop deregisters: the node is down at once, not after the timeout; its entry
+    # stays as a tombstone, so repair's grace runs from the deregistration
     cluster.node(2).stop()
     assert sorted(cluster.live_nodes()) == ["node1", "node3"]
     nodes = http_json(f"{cluster.api_url}/nodes", cluster.admin_token)["nodes"]
-    assert "node2" not in {n["node_id"] for n in nodes}
+    assert {n["node_id"]: n["status"] for n in nodes}["node2"] == "down"
 
 
 def test_cli_errors_and_test_files(cluster: LocalCluster, tmp_path: Path) -> None:

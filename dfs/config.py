@@ -140,6 +140,18 @@ class ApiConfig:
     admin_token_hash: str | None = None
     """SHA-256 of DFS_ADMIN_TOKEN; None: generate one at first start (see dfs.api.main)."""
     cap_ttl: float = DEFAULT_CAP_TTL
+    cors_origins: tuple[str, ...] = ()
+    """DFS_CORS_ORIGINS: comma-separated origins browsers may call the API from ("*" for any)."""
+    public_url: str | None = None
+    """DFS_PUBLIC_URL: base of the signed download URLs; unset: the URL the request came to."""
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    out = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for o in out:
+        if o != "*" and not o.startswith(("http://", "https://")):
+            raise ValueError("must be '*' or comma-separated http(s):// origins")
+    return out
 
 
 def load_api_config(env: Mapping[str, str]) -> ApiConfig:
@@ -169,6 +181,8 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         cluster_secret=_cluster_secret(env),
         admin_token_hash=_get(env, "DFS_ADMIN_TOKEN", None, _admin_token),
         cap_ttl=_get(env, "DFS_CAPABILITY_TTL", DEFAULT_CAP_TTL, _cap_ttl),
+        cors_origins=_get(env, "DFS_CORS_ORIGINS", (), _origins),
+        public_url=_get(env, "DFS_PUBLIC_URL", None, _url),
     )
 
 

@@ -17,6 +17,9 @@
 | POST   | /admin/tokens          | create a token for a tenant; its text is shown once (admin) |
 | GET    | /healthz               | liveness                                                 |
 
+Seed endpoints and the content check are in ``dfs.api.seed``, batch and resume endpoints in
+``dfs.api.batch``, CORS in ``dfs.api.cors``.
+
 Every route but /healthz needs ``Authorization: Bearer <token>``; the token names the tenant
 whose files the request sees (other tenants' files answer 404, like unknown ones). Node
 registration routes need a capability signed with the cluster secret instead.
@@ -51,7 +54,8 @@ _PUBLIC = frozenset({protocol.HEALTHZ, protocol.NODE_HEARTBEAT, protocol.NODE_DE
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token to a Principal before any handler runs."""
-    if request.path not in _PUBLIC and request.method != "OPTIONS":
+    public = request.path in _PUBLIC or request.path.startswith(protocol.SIGNED_DOWNLOAD)
+    if not public and request.method != "OPTIONS":
         header = request.headers.get(protocol.AUTHORIZATION, "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
@@ -235,6 +239,12 @@ def make_app(coordinator: Coordinator) -> web.Application:
     r.add_post(protocol.NODE_HEARTBEAT, node_heartbeat)
     r.add_post(protocol.NODE_DEREGISTER, node_deregister)
     r.add_get(protocol.HEALTHZ, healthz)
+    # imported here: these route modules import this one for its keys and helpers
+    from dfs.api import batch, cors, seed
+
+    seed.add_routes(app)
+    batch.add_routes(app)
+    cors.add_cors(app, coordinator.cfg.cors_origins)
     return app
 
 

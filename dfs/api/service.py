@@ -383,6 +383,7 @@ class Coordinator:
                 for c in ranked
             ]
         body = file_body(rec)
+        body["replication_factor"] = self.rf
         body["chunks"] = [
             {
                 "offset": e.offset,

@@ -254,3 +254,45 @@ async def test_cors_only_for_configured_origins(inproc: InProcessCluster, tmp_pa
         "GET", f"{inproc.api.url}/files", headers={"Origin": "https://app.example"}
     )
     assert "Access-Control-Allow-Origin" not in headers
+
+
+async def test_interrupted_download_fetches_only_missing_chunks(
+    inproc: InProcessCluster, tmp_path: Any
+) -> None:
+    from dfs.chunking import ChunkerProfile
+
+    data = random.Random(21).randbytes(16 * 64 * 1024)
+    src = tmp_path / "d.bin"
+    src.write_bytes(data)
+    out = tmp_path / "d.out"
+
+    class Stop(Exception):
+        pass
+
+    async with Client(inproc.api.url, token=ADMIN_TOKEN, concurrency=1) as c:
+        up = await c.upload(src, profile=ChunkerProfile.fixed(64 * 1024))
+        written = 0
+
+        def stop_halfway(n: int) -> None:
+            nonlocal written
+            written += n
+            if written >= len(data) // 2:
+                raise Stop
+
+        with pytest.raises(Stop):
+            await c.download(up.file_id, out, progress=stop_halfway)
+        assert not out.exists()
+        assert list(tmp_path.glob(".d.out.*.dfs-part"))  # kept for the next run
+        fetched = 0
+        real_fetch = c._fetch_chunk
+
+        async def counting(chunk: dict[str, Any]) -> tuple[bytes, int]:
+            nonlocal fetched
+            fetched += 1
+            return await real_fetch(chunk)
+
+        c._fetch_chunk = counting  # type: ignore[method-assign]
+        await c.download(up.file_id, out)
+        assert out.read_bytes() == data
+        assert fetched <= 16 - 8
+        assert not list(tmp_path.glob(".d.out.*"))

@@ -5,6 +5,10 @@
 - **Capabilities** let the holder do one operation on one chunk on one node until an expiry at
   most ``CAP_MAX_TTL`` seconds away. The API mints them with the cluster secret; nodes verify
   them, and mint their own for node-to-node replication. Wire form: ``<expires>.<hex mac>``.
+- **Download links** (op ``download``) let anyone holding the URL read one file of one tenant
+  until an expiry at most ``CAP_MAX_TTL`` away: the capability binds file id and tenant.
+- **Sealed values** (``seal``/``unseal``) are opaque, tamper-proof strings for the client to
+  hand back, such as page keys: base64url payload plus an HMAC bound to a purpose.
 - **Receipts** are minted by a node after it verified a chunk's bytes for an upload: they
   prove to ``finalize-upload`` that this upload really sent the bytes (the defence against
   the "Dropship" attack on client-side dedup).
@@ -15,12 +19,14 @@ Every MAC covers a version tag and newline-separated fields that cannot contain 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
 import time
 
-from dfs.errors import AuthError, Forbidden
+from dfs.errors import AuthError, Forbidden, InvalidRequest
 
 CAP_MAX_TTL = 15 * 60
 """Longest a capability may live (seconds)."""
@@ -44,6 +50,7 @@ OP_RECEIPT = "receipt"
 OP_DELETE = "delete"  # API -> node: garbage collection and trimming surplus copies
 OP_COPY = "copy"  # API -> node: repair, copy a chunk to the node the extra field names
 OP_LIST = "list"  # API -> node: page through stored chunk ids (orphan sweep)
+OP_DOWNLOAD = "download"  # API -> anyone with the signed URL: one file of one tenant
 ANY_CHUNK = "*"
 
 
@@ -123,3 +130,22 @@ def receipt_ok(secret: bytes, receipt: object, file_id: str, chunk_id: str) -> b
     except AuthError:
         return False
     return True
+
+
+def seal(secret: bytes, purpose: str, payload: str) -> str:
+    """An opaque, tamper-proof wire form of ``payload`` for ``purpose``."""
+    body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    mac = hmac.new(secret, f"dfs-seal-v1\n{purpose}\n{body}".encode(), hashlib.sha256)
+    return f"{body}.{mac.hexdigest()[:32]}"
+
+
+def unseal(secret: bytes, purpose: str, sealed: str) -> str:
+    """The payload ``seal`` wrapped; InvalidRequest if it was altered or made for another use."""
+    body, dot, mac = sealed.rpartition(".")
+    expected = hmac.new(secret, f"dfs-seal-v1\n{purpose}\n{body}".encode(), hashlib.sha256)
+    if not dot or not hmac.compare_digest(mac.encode(), expected.hexdigest()[:32].encode()):
+        raise InvalidRequest("invalid page key")
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("invalid page key") from None

@@ -191,6 +191,18 @@ class ApiConfig:
     """Run the repair and garbage-collection loops (DFS_MAINTENANCE=0: tests drive them)."""
     metrics_token_hash: str | None = None
     """SHA-256 of DFS_METRICS_TOKEN, the bearer token /metrics takes (besides the admin's)."""
+    cors_origins: tuple[str, ...] = ()
+    """DFS_CORS_ORIGINS: comma-separated origins browsers may call the API from ("*" for any)."""
+    public_url: str | None = None
+    """DFS_PUBLIC_URL: base of the signed download URLs; unset: the URL the request came to."""
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    out = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for o in out:
+        if o != "*" and not o.startswith(("http://", "https://")):
+            raise ValueError("must be '*' or comma-separated http(s):// origins")
+    return out
 
 
 def load_api_config(env: Mapping[str, str]) -> ApiConfig:
@@ -228,6 +240,8 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         min_free_bytes=_get(env, "DFS_MIN_FREE_BYTES", DEFAULT_MIN_FREE, _non_negative_int),
         maintenance=_get(env, "DFS_MAINTENANCE", True, _bool),
         metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
+        cors_origins=_get(env, "DFS_CORS_ORIGINS", (), _origins),
+        public_url=_get(env, "DFS_PUBLIC_URL", None, _url),
     )
 
 

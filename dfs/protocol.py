@@ -22,8 +22,22 @@ NODES: Final = "/nodes"
 NODE_HEARTBEAT: Final = "/nodes/heartbeat"
 NODE_DEREGISTER: Final = "/nodes/deregister"
 FILES: Final = "/files"
-FILE: Final = "/file/{file_id}"  # DELETE: remove a file (GET: reserved for the seed's metadata)
 ADMIN_REPAIR: Final = "/admin/repair"
+# seed endpoints (dedup service) and user-facing additions, see dfs/api/seed.py, batch.py
+FILE: Final = "/file/{file_id}"  # GET: the seed's metadata; DELETE: remove the file
+METADATA: Final = "/metadata/{file_id}"
+DOWNLOAD: Final = "/download/{file_id}"
+SIGNED_DOWNLOAD: Final = "/signed-download/"
+"""Prefix of the signed download URLs: ``/signed-download/{file_id}?tenant=&sig=`` (no token)."""
+UPLOAD_FILE: Final = "/upload"
+CHECK: Final = "/check"
+ADMIN_HASHES: Final = "/admin/hashes"
+INIT_UPLOADS: Final = "/init-uploads"
+FINALIZE_UPLOADS: Final = "/finalize-uploads"
+RESUME_UPLOAD: Final = "/resume-upload"
+DOWNLOAD_PLANS: Final = "/download-plans"
+MAX_BATCH_FILES: Final = 1000
+"""Files in one init-uploads / finalize-uploads / download-plans request."""
 
 # --- storage node ------------------------------------------------------------------------
 STORE_CHUNK: Final = "/store-chunk"

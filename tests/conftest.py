@@ -80,3 +80,12 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def _client_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Resume journals of every client a test runs (in-process or CLI subprocess) go under
+    the test's tmp dir, never the user's ~/.cache."""
+    cache = tmp_path / "client-cache"
+    monkeypatch.setenv("DFS_CACHE_DIR", str(cache))
+    return cache

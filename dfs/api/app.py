@@ -21,10 +21,14 @@
 | GET    | /readyz                | readiness: metadata reachable, enough live nodes (ops.py) |
 | GET    | /metrics               | Prometheus metrics; metrics or admin token (ops.py)      |
 
-Every route but /healthz and /readyz needs ``Authorization: Bearer <token>``; the token names
-the tenant whose files the request sees (other tenants' files answer 404, like unknown ones).
-Node registration routes need a capability signed with the cluster secret instead; /metrics
-takes DFS_METRICS_TOKEN or an admin token.
+Seed endpoints and the content check are in ``dfs.api.seed``, batch and resume endpoints in
+``dfs.api.batch``, CORS in ``dfs.api.cors``, delete and repair status in ``dfs.api.durability``,
+readiness and metrics in ``dfs.api.ops``.
+
+Every route but /healthz, /readyz and signed download URLs needs ``Authorization: Bearer
+<token>``; the token names the tenant whose files the request sees (other tenants' files
+answer 404, like unknown ones). Node registration routes need a capability signed with the
+cluster secret instead; /metrics takes DFS_METRICS_TOKEN or an admin token.
 """
 
 from __future__ import annotations
@@ -80,7 +84,8 @@ _PUBLIC = frozenset(
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token to a Principal before any handler runs."""
-    if request.path not in _PUBLIC and request.method != "OPTIONS":
+    public = request.path in _PUBLIC or request.path.startswith(protocol.SIGNED_DOWNLOAD)
+    if not public and request.method != "OPTIONS":
         header = request.headers.get(protocol.AUTHORIZATION, "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
@@ -293,6 +298,12 @@ def make_app(coordinator: Coordinator) -> web.Application:
         )
 
     durability.add_routes(app, Maintenance(coordinator, on_report=report_to_metrics))
+    # imported here: these route modules import this one for its keys and helpers
+    from dfs.api import batch, cors, seed
+
+    seed.add_routes(app)
+    batch.add_routes(app)
+    cors.add_cors(app, coordinator.cfg.cors_origins)
     return app
 
 

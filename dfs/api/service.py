@@ -201,6 +201,9 @@ class Coordinator:
     async def live_nodes(self) -> list[NodeRecord]:
         return await self.meta.list_live_nodes(self.clock())
 
+    async def writable_nodes(self) -> list[NodeRecord]:
+        return await self._writable_nodes()
+
     async def _writable_nodes(self) -> list[NodeRecord]:
         live = await self.live_nodes()
         if len(live) < self.rf:
@@ -410,6 +413,7 @@ class Coordinator:
                 for c in ranked
             ]
         body = file_body(rec)
+        body["replication_factor"] = self.rf
         body["chunks"] = [
             {
                 "offset": e.offset,
@@ -433,7 +437,13 @@ class Coordinator:
         digest = await asyncio.to_thread(_sha256_hex, data)
         if digest != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
-        live = await self._writable_nodes()
+        return await self.put_to_nodes(chunk_id, data, file_id, await self._writable_nodes())
+
+    async def put_to_nodes(
+        self, chunk_id: str, data: bytes | bytearray, file_id: str, live: Sequence[NodeRecord]
+    ) -> dict[str, Any]:
+        """Store a chunk of pending upload ``file_id`` on its placement (the API acting as the
+        client); the answer carries the node's receipt."""
         targets = self.place(chunk_id, len(data), live)
         caps = self.put_caps(file_id, chunk_id, targets)
         last: DfsError | None = None
@@ -492,6 +502,7 @@ class Coordinator:
             "unique_chunks": s.unique_chunks,
             "duplicates_avoided": s.duplicates_avoided,
             "total_bytes_saved": s.total_bytes_saved,
+            "total_s3_size_saved": s.total_bytes_saved,  # the dedup-service seed's name
             "dedup_ratio": round(s.logical_bytes / s.stored_bytes, 4) if s.stored_bytes else 1.0,
             "replicated_bytes": sum(n.used_bytes for n in live),
             "live_nodes": len(live),

@@ -50,6 +50,44 @@ class ApiClient:
         body = {"file_id": file_id, "receipts": receipts or {}}
         return await self._json("POST", protocol.FINALIZE_UPLOAD, json=body)
 
+    async def init_uploads(self, files: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Plans for many files (each an init-upload body), in order."""
+        body = await self._json("POST", protocol.INIT_UPLOADS, json={"files": list(files)})
+        plans: list[dict[str, Any]] = body["uploads"]
+        return plans
+
+    async def finalize_uploads(self, uploads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Finalize many uploads; each answer is file metadata or ``{"file_id", "error"}``."""
+        body = await self._json("POST", protocol.FINALIZE_UPLOADS, json={"uploads": list(uploads)})
+        files: list[dict[str, Any]] = body["files"]
+        return files
+
+    async def resume_upload(
+        self, file_id: str, receipts: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = {"file_id": file_id, "receipts": receipts or {}}
+        return await self._json("POST", protocol.RESUME_UPLOAD, json=body)
+
+    async def download_plans(self, file_ids: Sequence[str]) -> list[dict[str, Any]]:
+        body = await self._json("POST", protocol.DOWNLOAD_PLANS, json={"file_ids": list(file_ids)})
+        plans: list[dict[str, Any]] = body["plans"]
+        return plans
+
+    async def file(self, file_id: str) -> dict[str, Any]:
+        return await self._json("GET", protocol.FILE.format(file_id=file_id))
+
+    async def download_url(self, file_id: str) -> dict[str, Any]:
+        return await self._json("GET", protocol.DOWNLOAD.format(file_id=file_id))
+
+    async def check(self, sha256: str) -> dict[str, Any]:
+        return await self._json("GET", protocol.CHECK, params={"sha256": sha256})
+
+    async def hashes(self, *, limit: int = 100, page: str | None = None) -> dict[str, Any]:
+        params: dict[str, str | int] = {"limit": limit}
+        if page:
+            params["last_evaluated_key"] = page
+        return await self._json("GET", protocol.ADMIN_HASHES, params=params)
+
     async def download_plan(self, file_id: str) -> dict[str, Any]:
         return await self._json("GET", protocol.DOWNLOAD_PLAN, params={"file_id": file_id})
 

@@ -32,8 +32,12 @@ import click
 
 from dfs import __version__
 from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile
+from dfs.client.batch import download_many, local_path, upload_many, walk
+from dfs.client.progress import Progress
 from dfs.client.transfer import DEFAULT_CONCURRENCY, Client
-from dfs.errors import DfsError
+from dfs.client.verify import VerifyReport
+from dfs.client.verify import verify as verify_file
+from dfs.errors import DfsError, IntegrityError
 
 T = TypeVar("T")
 
@@ -98,9 +102,15 @@ def cli() -> None:
     """dfs: a chunked, content-addressed, replicated file store."""
 
 
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar (bars show only on a terminal anyway)."
+)
+
+
 @cli.command()
 @json_option
 @token_option
+@quiet_option
 @click.option(
     "--chunk-size",
     type=int,
@@ -109,20 +119,28 @@ def cli() -> None:
 )
 @concurrency_option
 @proxy_option
+@click.option("--prefix", default="", help="Prepend this to every stored name (e.g. 'backup/').")
+@click.option("--no-resume", is_flag=True, help="Do not journal receipts or resume an earlier run.")
 @click.argument("api_url")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def upload(
     as_json: bool,
     token: str | None,
+    quiet: bool,
     chunk_size: int | None,
     concurrency: int,
     proxy: bool,
+    prefix: str,
+    no_resume: bool,
     api_url: str,
-    files: tuple[Path, ...],
+    paths: tuple[Path, ...],
 ) -> None:
-    """Upload FILES; prints each new file id."""
+    """Upload files and directories (recursively; a directory's files are named by their path
+    relative to it). Prints each new file id, or with --json one object per file.
+
+    Files up to 8 MiB go in batches (one planning and one commit request per batch); an
+    interrupted upload of a bigger file resumes when run again (journal in ~/.cache/dfs).
+    """
     try:
         profile = (
             ChunkerProfile.fixed(chunk_size)
@@ -131,13 +149,20 @@ def upload(
         )
     except DfsError as exc:
         raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
+    items = list(walk(paths, prefix))
 
     async def go() -> None:
         async with Client(
-            api_url, token=resolve_token(token), concurrency=concurrency, proxy=proxy
+            api_url,
+            token=resolve_token(token),
+            concurrency=concurrency,
+            proxy=proxy,
+            resume=not no_resume,
         ) as client:
-            for path in files:
-                r = await client.upload(path, profile=profile)
+            total = sum(it.size for it in items)
+            with Progress.for_terminal("upload", total, quiet) as bar:
+                results = await upload_many(client, items, profile, bar)
+            for r in results:
                 _emit(as_json, asdict(r), r.file_id)
 
     _run(go())
@@ -146,28 +171,213 @@ def upload(
 @cli.command()
 @json_option
 @token_option
+@quiet_option
 @concurrency_option
 @proxy_option
+@click.option(
+    "--prefix",
+    default=None,
+    help="Download every file whose name starts with this ('' for all) into OUT, a directory.",
+)
+@click.option("--no-resume", is_flag=True, help="Do not keep or reuse partial downloads.")
 @click.argument("api_url")
-@click.argument("file_id")
+@click.argument("file_ids", nargs=-1)
 @click.argument("out", type=click.Path(path_type=Path))
 def download(
     as_json: bool,
     token: str | None,
+    quiet: bool,
     concurrency: int,
     proxy: bool,
+    prefix: str | None,
+    no_resume: bool,
     api_url: str,
-    file_id: str,
+    file_ids: tuple[str, ...],
     out: Path,
 ) -> None:
-    """Download FILE_ID to OUT (a file path, or a directory to keep the stored name)."""
+    """Download FILE_IDS to OUT (a file path for one id, or a directory to keep the stored
+    names), or with --prefix every matching file into the directory OUT. An interrupted
+    download resumes from its partial temp file when run again."""
+    if prefix is None and not file_ids:
+        raise click.UsageError("give FILE_IDS or --prefix")
+    if prefix is not None and file_ids:
+        raise click.UsageError("give FILE_IDS or --prefix, not both")
 
     async def go() -> None:
         async with Client(
-            api_url, token=resolve_token(token), concurrency=concurrency, proxy=proxy
+            api_url,
+            token=resolve_token(token),
+            concurrency=concurrency,
+            proxy=proxy,
+            resume=not no_resume,
         ) as client:
-            r = await client.download(file_id, out)
-            _emit(as_json, asdict(r), r.path)
+            if prefix is None and len(file_ids) == 1:
+                plan = await client.api.download_plan(file_ids[0])
+                with Progress.for_terminal("download", int(plan["size"]), quiet) as bar:
+                    r = await client.download(file_ids[0], out, plan=plan, progress=bar)
+                _emit(as_json, asdict(r), r.path)
+                return
+            if prefix is not None:
+                files = await _all_files(client, prefix)
+                pairs = [(str(f["file_id"]), local_path(out, str(f["name"]))) for f in files]
+                total = sum(int(f["size"]) for f in files)
+            else:
+                await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+                pairs = [(f, out) for f in file_ids]
+                total = None
+            with Progress.for_terminal("download", total, quiet) as bar:
+                results = await download_many(client, pairs, bar)
+            for r in results:
+                _emit(as_json, asdict(r), r.path)
+
+    _run(go())
+
+
+async def _all_files(client: Client, prefix: str) -> list[dict[str, Any]]:
+    """Every file of the tenant whose name starts with ``prefix``; the newest per name."""
+    by_name: dict[str, dict[str, Any]] = {}
+    after: str | None = None
+    for _ in range(1_000_000):  # bounded: a page per 1000 files
+        page = await client.ls(limit=1000, after=after)
+        for f in page["files"]:
+            name = str(f["name"])
+            newer = name not in by_name or f["created_at"] > by_name[name]["created_at"]
+            if name.startswith(prefix) and newer:
+                by_name[name] = f
+        after = page["next_after"]
+        if not after:
+            break
+    return sorted(by_name.values(), key=lambda f: str(f["name"]))
+
+
+@cli.command("ls")
+@json_option
+@token_option
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--after", default=None, help="The last file id of the previous page.")
+@click.option("--all", "all_pages", is_flag=True, help="Every page, not just one.")
+@click.argument("api_url")
+def ls_cmd(
+    as_json: bool,
+    token: str | None,
+    limit: int,
+    after: str | None,
+    all_pages: bool,
+    api_url: str,
+) -> None:
+    """List this tenant's files, a page at a time (--all for every page). With --json one
+    object per file; the last line of a partial listing is {"next_after": ...}."""
+
+    async def go() -> None:
+        cursor = after
+        async with Client(api_url, token=resolve_token(token)) as client:
+            for _ in range(1_000_000):
+                page = await client.ls(limit=limit, after=cursor)
+                for f in page["files"]:
+                    _emit(
+                        as_json, f, f"{f['file_id']}\t{f['size']}\t{f['sha256'][:12]}\t{f['name']}"
+                    )
+                cursor = page["next_after"]
+                if not cursor or not all_pages:
+                    break
+            if cursor and not all_pages:
+                _emit(as_json, {"next_after": cursor}, f"# more: --after {cursor}")
+
+    _run(go())
+
+
+@cli.command()
+@json_option
+@token_option
+@click.argument("api_url")
+@click.argument("file_id")
+def stat(as_json: bool, token: str | None, api_url: str, file_id: str) -> None:
+    """A file's metadata."""
+    _simple(lambda c: c.stat(file_id), api_url, token, as_json, _lines)
+
+
+@cli.command()
+@json_option
+@token_option
+@click.argument("api_url")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check(as_json: bool, token: str | None, api_url: str, file: Path) -> None:
+    """Does this tenant already store FILE's exact bytes? Sends only its sha256."""
+
+    def render(b: dict[str, Any]) -> str:
+        if b["exists"]:
+            return f"exists: {b['file']['file_id']} {b['file']['name']}"
+        return f"new: {b['sha256']}"
+
+    _simple(lambda c: c.check(file), api_url, token, as_json, render)
+
+
+@cli.command()
+@json_option
+@token_option
+@concurrency_option
+@click.argument("api_url")
+@click.argument("file_id")
+def verify(as_json: bool, token: str | None, concurrency: int, api_url: str, file_id: str) -> None:
+    """Read every copy of every chunk of FILE_ID and check it has REPLICATION_FACTOR healthy
+    copies. Exits 6 if not."""
+
+    async def go() -> VerifyReport:
+        async with Client(api_url, token=resolve_token(token), concurrency=concurrency) as c:
+            return await verify_file(c, file_id)
+
+    report = _run(go())
+    text = (
+        f"ok: {report.chunks} chunks, each with {report.replication_factor} healthy copies"
+        if report.healthy
+        else "\n".join(
+            f"under-replicated: chunk {b['sha256'][:12]} at {b['offset']}: "
+            f"{b['healthy_copies']}/{report.replication_factor} healthy copies"
+            for b in report.under_replicated
+        )
+    )
+    _emit(as_json, asdict(report), text)
+    if not report.healthy:
+        sys.exit(IntegrityError.exit_code)
+
+
+@cli.command()
+@json_option
+@token_option
+@click.argument("api_url")
+@click.argument("file_id")
+def url(as_json: bool, token: str | None, api_url: str, file_id: str) -> None:
+    """A signed URL that fetches FILE_ID without a token (e.g. with curl) for 15 minutes."""
+    _simple(lambda c: c.download_url(file_id), api_url, token, as_json, lambda b: b["download_url"])
+
+
+@cli.command()
+@json_option
+@token_option
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--page", default=None, help="The next_page key of the previous page.")
+@click.option("--all", "all_pages", is_flag=True, help="Every page, not just one.")
+@click.argument("api_url")
+def hashes(
+    as_json: bool, token: str | None, limit: int, page: str | None, all_pages: bool, api_url: str
+) -> None:
+    """Chunk ids stored in the cluster, paged (admin)."""
+
+    async def go() -> None:
+        cursor = page
+        async with Client(api_url, token=resolve_token(token)) as client:
+            for _ in range(10_000_000):
+                body = await client.hashes(limit=limit, page=cursor)
+                if as_json and not all_pages:
+                    _emit(True, body, "")
+                    return
+                for h in body["hashes"]:
+                    _emit(as_json, {"sha256": h}, h)
+                cursor = body["next_page"]
+                if not cursor or not all_pages:
+                    break
+            if cursor and not all_pages:
+                _emit(False, {}, f"# more: --page {cursor}")
 
     _run(go())
 

@@ -6,6 +6,11 @@ which chunks to send where, send the missing ones in parallel straight to their 
 is sent and the node hashes it against the id from the scan before storing it, so a file that
 changes during the upload fails instead of storing a mix of versions.
 
+Resume (``dfs.client.resume``): an upload journals its pending file id and every receipt, so
+running it again asks ``/resume-upload`` for only the chunks not yet proven and stored; a
+download keeps its temp file and a sidecar of written chunks when interrupted, and a second
+run re-verifies those locally and fetches only the rest.
+
 Download: fetch chunks in parallel within a bounded window, verify each chunk's sha256 and
 fail over to the next replica (then to the API proxy) on error or mismatch, write into a temp
 file beside the target, check the whole-file sha256, fsync and rename. Memory is bounded by
@@ -41,9 +46,12 @@ from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.api import ApiClient
 from dfs.client.http import make_session
 from dfs.client.node import NodeClient
+from dfs.client.resume import DownloadSidecar, UploadJournal
 from dfs.errors import (
     ChunkNotFound,
+    Conflict,
     DfsError,
+    FileNotFound,
     IntegrityError,
     InvalidRequest,
     ReplicationError,
@@ -102,6 +110,16 @@ def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _hash_file(path: Path) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(4 << 20):
+            h.update(block)
+            size += len(block)
+    return size, h.hexdigest()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -128,6 +146,7 @@ class Client:
         token: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         proxy: bool = False,
+        resume: bool = True,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         if concurrency < 1:
@@ -136,6 +155,7 @@ class Client:
         self.token = token
         self.concurrency = concurrency
         self.proxy = proxy
+        self.resume = resume
         self._own_session = session is None
         self._session = session
         self._flush_every = DOWNLOAD_FLUSH_BYTES
@@ -186,19 +206,31 @@ class Client:
         path = Path(path)
         profile = profile or ChunkerProfile.parse("fastcdc:262144:1048576:4194304")
         scan: FileScan = await asyncio.to_thread(scan_file_threaded, path, profile)
-        plan = await self.api.init_upload(
-            name=name or path.name,
-            size=scan.size,
-            sha256=scan.sha256,
-            chunker=str(profile),
-            chunks=[{"sha256": c.chunk_id, "size": c.size} for c in scan.chunks],
+        name = name or path.name
+        journal = (
+            UploadJournal.for_upload(self.api_url, self.token, scan.sha256, str(profile), name)
+            if self.resume
+            else None
         )
+        plan = await self._resume_plan(journal)
+        if plan is None:
+            plan = await self.api.init_upload(
+                name=name,
+                size=scan.size,
+                sha256=scan.sha256,
+                chunker=str(profile),
+                chunks=[{"sha256": c.chunk_id, "size": c.size} for c in scan.chunks],
+            )
+            if journal is not None:
+                await asyncio.to_thread(journal.start, str(plan["file_id"]))
         offsets: dict[str, int] = {}
         for c in scan.chunks:
             offsets.setdefault(c.chunk_id, c.offset)
         todo: list[dict[str, Any]] = plan["upload"]
         file_id = str(plan["file_id"])
-        receipts: dict[str, str] = {}
+        receipts: dict[str, str] = dict(journal.receipts) if journal is not None else {}
+        if progress:
+            progress(scan.size - sum(int(i["size"]) for i in todo))  # nothing to send for these
         sent = 0
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -213,6 +245,8 @@ class Client:
                     # the node (or the API proxy) found that these bytes no longer hash to
                     # the id scanned before init-upload: the file changed under us
                     raise IntegrityError(_CHANGED) from None
+                if journal is not None:
+                    journal.add(chunk_id, receipts[chunk_id])
                 sent += size
                 if progress:
                     progress(size)
@@ -221,6 +255,8 @@ class Client:
         finally:
             os.close(fd)
         done = await self.api.finalize_upload(file_id, receipts)
+        if journal is not None:
+            await asyncio.to_thread(journal.finish)
         return UploadResult(
             file_id=str(done["file_id"]),
             name=str(done["name"]),
@@ -231,6 +267,20 @@ class Client:
             bytes_sent=sent,
             seconds=time.monotonic() - started,
         )
+
+    async def _resume_plan(self, journal: UploadJournal | None) -> dict[str, Any] | None:
+        """A plan for the journal's pending upload (only chunks it has not proven), or None
+        to start afresh."""
+        if journal is None or journal.file_id is None:
+            return None
+        try:
+            return await self.api.resume_upload(journal.file_id, journal.receipts)
+        except Conflict:
+            # finalized already (the journal outlived it): finalize again returns the file
+            return {"file_id": journal.file_id, "upload": []}
+        except FileNotFound:
+            log.info("pending upload %s is gone; starting afresh", journal.file_id)
+            return None
 
     async def _send_chunk(
         self, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
@@ -285,17 +335,33 @@ class Client:
     # --- download -------------------------------------------------------------------------
 
     async def download(
-        self, file_id: str, out: str | Path, *, progress: ProgressFn | None = None
+        self,
+        file_id: str,
+        out: str | Path,
+        *,
+        progress: ProgressFn | None = None,
+        plan: dict[str, Any] | None = None,
     ) -> DownloadResult:
         started = time.monotonic()
-        plan = await self.api.download_plan(file_id)
+        if plan is None:
+            plan = await self.api.download_plan(file_id)
         target = Path(out)
         if await asyncio.to_thread(target.is_dir):
             target = target / safe_basename(str(plan["name"]), file_id)
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.dfs-part"
+        if self.resume:
+            # a fixed name, so that running the download again finds what this run wrote
+            tmp = target.parent / f".{target.name}.{file_id}.dfs-part"
+        else:
+            tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.dfs-part"
+        sidecar = DownloadSidecar(tmp)
+        if self.resume:
+            await asyncio.to_thread(sidecar.load)
         failovers = 0
         whole = hashlib.sha256()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | (0 if self.resume else os.O_EXCL)
+        fd = os.open(tmp, flags, 0o644)
+        if not sidecar.offsets:
+            os.ftruncate(fd, 0)
         try:
 
             async def fetch(chunk: dict[str, Any]) -> bytes:
@@ -304,11 +370,26 @@ class Client:
                 failovers += misses
                 return data
 
+            async def local_or_fetch(chunk: dict[str, Any]) -> bytes:
+                """A chunk an earlier run wrote, if it still verifies; else fetch it."""
+                offset, size = int(chunk["offset"]), int(chunk["size"])
+                if offset in sidecar.offsets:
+                    data = await asyncio.to_thread(os.pread, fd, size, offset)
+                    ok = len(data) == size
+                    if ok and await asyncio.to_thread(_sha256_hex, data) == chunk["sha256"]:
+                        return data
+                return await fetch(chunk)
+
             def pwrite_all(offset: int, data: bytes) -> None:
+                if offset in sidecar.offsets:
+                    return  # verified on disk by an earlier run
                 view = memoryview(data)
+                at = offset
                 while view:
-                    n = os.pwrite(fd, view, offset)
-                    view, offset = view[n:], offset + n
+                    n = os.pwrite(fd, view, at)
+                    view, at = view[n:], at + n
+                if self.resume:
+                    sidecar.add(offset)
 
             async def write(offset: int, data: bytes) -> None:
                 # the write may wait for the disk; hash the same bytes on another thread
@@ -338,7 +419,8 @@ class Client:
                 for chunk in plan["chunks"]:
                     if len(window) >= self.concurrency:
                         await self._drain_one(window, write, wrote)
-                    window.append((int(chunk["offset"]), asyncio.create_task(fetch(chunk))))
+                    task = asyncio.create_task(local_or_fetch(chunk))
+                    window.append((int(chunk["offset"]), task))
                 while window:
                     await self._drain_one(window, write, wrote)
             finally:
@@ -351,13 +433,16 @@ class Client:
             await asyncio.to_thread(os.fsync, fd)
         except BaseException:
             os.close(fd)
-            tmp.unlink(missing_ok=True)
+            if not self.resume:  # else kept, with its sidecar, for the next run to resume
+                tmp.unlink(missing_ok=True)
             raise
         os.close(fd)
         if whole.hexdigest() != plan["sha256"]:
             tmp.unlink(missing_ok=True)
+            sidecar.remove()
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
         os.replace(tmp, target)
+        sidecar.remove()
         await asyncio.to_thread(_fsync_dir, target.parent)
         return DownloadResult(
             file_id=file_id,
@@ -425,3 +510,25 @@ class Client:
 
     async def list_nodes(self) -> dict[str, Any]:
         return await self.api.nodes()
+
+    async def stat(self, file_id: str) -> dict[str, Any]:
+        """A complete file's metadata (FileNotFound for unknown, pending or others' files)."""
+        return await self.api.file(file_id)
+
+    async def ls(self, *, limit: int = 100, after: str | None = None) -> dict[str, Any]:
+        """One page of this tenant's files: ``{"files": [...], "next_after"}``."""
+        return await self.api.list_files(limit=limit, after=after)
+
+    async def check(self, path: str | Path) -> dict[str, Any]:
+        """Whether this tenant already stores a file with exactly these bytes (nothing sent
+        but the hash): ``{"exists", "file", "sha256", "size"}``."""
+        size, digest = await asyncio.to_thread(_hash_file, Path(path))
+        answer = await self.api.check(digest)
+        return {**answer, "sha256": digest, "size": size}
+
+    async def download_url(self, file_id: str) -> dict[str, Any]:
+        """A signed URL anyone can fetch the file from until it expires (at most 15 min)."""
+        return await self.api.download_url(file_id)
+
+    async def hashes(self, *, limit: int = 100, page: str | None = None) -> dict[str, Any]:
+        return await self.api.hashes(limit=limit, page=page)

@@ -174,6 +174,16 @@ class MetadataStore(Protocol):
         ``owned_chunks(tenant, ids)`` returns the ids some complete file of that tenant
         references (dedup never reveals another tenant's chunks); with ``ever=True`` also
         the ids its files referenced once and no longer do (the tenant had the bytes).
+      - ``find_file_by_sha256(tenant, sha256)`` returns the complete file of ``tenant`` whose
+        whole-file sha256 is ``sha256`` and that was committed first (later identical files
+        never replace it), or None. It is exact right after ``commit_file`` returns (no
+        eventually consistent index) and never looks at another tenant's files. The entry is
+        written in the same atomic step as the commit.
+      - ``list_chunk_ids(limit, after)`` pages the ids of chunks that complete files reference
+        (refcount > 0): at most ``limit`` ids and an opaque cursor for the next page, None
+        when there is none. Paging from ``after=None`` until the cursor is None yields each
+        such id exactly once; the order is the backend's. A page may hold fewer than
+        ``limit`` ids even when more follow.
 
     Tenants and tokens
       - ``create_tenant`` raises Conflict if the tenant exists; ``tenant_exists`` answers.
@@ -236,6 +246,10 @@ class MetadataStore(Protocol):
     async def owned_chunks(
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
     ) -> set[str]: ...
+    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None: ...
+    async def list_chunk_ids(
+        self, *, limit: int, after: str | None = None
+    ) -> tuple[list[str], str | None]: ...
 
     async def create_tenant(self, tenant: str, now: float) -> None: ...
     async def tenant_exists(self, tenant: str) -> bool: ...

@@ -15,6 +15,7 @@ JSON for that cross-check). Shapes follow the DynamoDB ``CreateTable`` API. Each
 | counters  | DFS_COUNTERS_TABLE (dfs-counters)       | counter           | -                   |
 | tenant_chunks | DFS_TENANT_CHUNKS_TABLE (dfs-tenant-chunks) | tenant, chunk_id | -              |
 | auth      | DFS_AUTH_TABLE (dfs-auth)               | kind, id          | -                   |
+| file_hashes | DFS_FILE_HASHES_TABLE (dfs-file-hashes) | tenant, sha256  | -                   |
 
 Pure data: no imports beyond the standard library, no boto3.
 """
@@ -142,6 +143,22 @@ TABLES: Final[dict[str, dict[str, Any]]] = {
         "AttributeDefinitions": [
             {"AttributeName": "kind", "AttributeType": "S"},
             {"AttributeName": "id", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "file_hashes": {
+        # (tenant, whole-file sha256) -> file_id of the first complete file with that content;
+        # written in commit_file's transaction, read with strong consistency (no GSI lag)
+        "env": "DFS_FILE_HASHES_TABLE",
+        "default": "dfs-file-hashes",
+        "KeySchema": [
+            {"AttributeName": "tenant", "KeyType": "HASH"},
+            {"AttributeName": "sha256", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "tenant", "AttributeType": "S"},
+            {"AttributeName": "sha256", "AttributeType": "S"},
         ],
         "GlobalSecondaryIndexes": [],
         "ttl_attribute": None,

@@ -13,6 +13,7 @@ Tables, keys and indexes are data in ``dfs.meta.dynamo_schema``. How the records
 |           | (mid, "c000123")   | commit marker: batch 123 of the refcounts is applied   |
 | counters  | "stats#07"         | one of COUNTER_SHARDS shards of the Stats fields       |
 | counters  | "lease#repair"     | a lease: owner, expires_at, info                       |
+| file_hashes | (tenant, sha256) | file_id of the first complete file with that content   |
 
 Why this shape:
 
@@ -43,6 +44,9 @@ Why this shape:
   go complete -> deleting (invisible, unlisted), apply batches guarded by "d000123" markers,
   then delete the file item with the file counters in one transaction; a crashed delete is
   finished by calling it again.
+- The file_hashes item is set with ``if_not_exists`` in the same transaction that makes the
+  file complete (``_commit_whole`` or ``_complete``), so the first committed file keeps it and
+  ``find_file_by_sha256`` is one strongly consistent GetItem.
 - Counters are sharded so concurrent commits don't all conflict on one item; get_stats sums.
 - TTL deletion is late (and moto never does it): live-node reads filter ``expires_at > now``.
 
@@ -117,8 +121,8 @@ TX_MAX = 100  # TransactWriteItems actions
 BATCH_WRITE_MAX = 25  # BatchWriteItem requests (moto accepts 26; DynamoDB does not)
 BATCH_GET_MAX = 100  # BatchGetItem keys
 # each chunk takes two actions (its refcount, its tenant's refcount), plus the file update or
-# commit marker, plus one counter shard
-CHUNKS_PER_TX = (TX_MAX - 2) // 2
+# commit marker, plus one counter shard, plus the file_hashes entry
+CHUNKS_PER_TX = (TX_MAX - 3) // 2
 PAGE_ENTRIES = 4096  # 4096 * 48 B = 192 KiB per manifest page, well under the 400 KB item limit
 INLINE_ENTRIES = 256  # manifests up to this size live in the file item (12 KiB)
 COUNTER_SHARDS = 16
@@ -807,8 +811,9 @@ class DynamoMetadataStore:
         now: float,
         extra: Mapping[str, int],
         tenant: str,
+        tail: Sequence[Item] = (),
     ) -> bool:
-        """Run [head, refcount updates..., counters] until the refcount guesses hold.
+        """Run [head, refcount updates..., counters, tail...] until the refcount guesses hold.
 
         Returns False when ``head``'s own condition failed (already done by someone else).
         """
@@ -817,7 +822,7 @@ class DynamoMetadataStore:
             actions, deltas = self._ref_actions(refs, referenced, now, tenant)
             counters = self._counter_action(shard_of, {**extra, **deltas})
             try:
-                self._transact([head, *actions, counters])
+                self._transact([head, *actions, counters, *tail])
                 return True
             except _Cancelled as exc:
                 if exc.codes[0] == "ConditionalCheckFailed":
@@ -831,7 +836,20 @@ class DynamoMetadataStore:
         """A file of few distinct chunks: state, refcounts and counters in one transaction."""
         head = self._complete_action(rec, FILE_PENDING)
         extra = {"total_files": 1, "logical_bytes": rec.size}
-        return self._apply_refs(head, rec.file_id, refs, now, extra, rec.tenant)
+        tail = [self._hash_action(rec)]
+        return self._apply_refs(head, rec.file_id, refs, now, extra, rec.tenant, tail)
+
+    def _hash_action(self, rec: FileRecord) -> Item:
+        """Point (tenant, sha256) at this file unless an earlier complete file holds it."""
+        return {
+            "Update": {
+                "TableName": self.tables["file_hashes"],
+                "Key": {"tenant": _s(rec.tenant), "sha256": _s(rec.sha256)},
+                "UpdateExpression": "SET #file_id = if_not_exists(#file_id, :f)",
+                "ExpressionAttributeNames": _names("file_id"),
+                "ExpressionAttributeValues": {":f": _s(rec.file_id)},
+            }
+        }
 
     def _complete_action(self, rec: FileRecord, expected_state: str) -> Item:
         return {
@@ -890,7 +908,7 @@ class DynamoMetadataStore:
         head = self._complete_action(rec, FILE_COMMITTING)
         counters = self._counter_action(rec.file_id, {"total_files": 1, "logical_bytes": rec.size})
         try:
-            self._transact([head, counters])
+            self._transact([head, counters, self._hash_action(rec)])
             return True
         except _Cancelled:
             return False
@@ -1038,6 +1056,56 @@ class DynamoMetadataStore:
         return {
             i["chunk_id"]["S"] for i in items if int(i.get("refcount", {"N": "0"})["N"]) > floor
         }
+
+    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
+        def get() -> Item | None:
+            resp = self._req(
+                "get_item",
+                TableName=self.tables["file_hashes"],
+                Key={"tenant": _s(tenant), "sha256": _s(sha256)},
+                ConsistentRead=True,
+            )
+            item: Item | None = resp.get("Item")
+            return item
+
+        entry = await self._run(get)
+        if entry is None:
+            return None
+        try:
+            rec = await self.get_file(entry["file_id"]["S"], tenant)
+        except FileNotFound:
+            return None
+        return rec if rec.state == FILE_COMPLETE else None
+
+    async def list_chunk_ids(
+        self, *, limit: int, after: str | None = None
+    ) -> tuple[list[str], str | None]:
+        def op() -> tuple[list[str], str | None]:
+            out: list[str] = []
+            params: dict[str, Any] = {
+                "TableName": self.tables["chunks"],
+                "ProjectionExpression": "#chunk_id",
+                "FilterExpression": "#refcount > :zero",
+                "ExpressionAttributeNames": _names("chunk_id", "refcount"),
+                "ExpressionAttributeValues": {":zero": _n(0)},
+                "ConsistentRead": True,
+            }
+            if after is not None:
+                params["ExclusiveStartKey"] = {"chunk_id": _s(after)}
+            # Limit counts items evaluated before the filter, so each request evaluates at
+            # most what is left to fill: a page never exceeds ``limit``
+            while len(out) < limit:
+                resp = self._req("scan", Limit=limit - len(out), **params)
+                out += [i["chunk_id"]["S"] for i in resp.get("Items", [])]
+                last = resp.get("LastEvaluatedKey")
+                if not last:
+                    return out, None
+                params["ExclusiveStartKey"] = last
+            return out, str(params["ExclusiveStartKey"]["chunk_id"]["S"])
+
+        if limit <= 0:
+            return [], after
+        return await self._run(op)
 
     # --- tenants and tokens -----------------------------------------------------------------
 

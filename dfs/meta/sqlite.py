@@ -22,6 +22,7 @@ Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | counters  | name                 | value                                                      |
 | tenant_chunks | (tenant, chunk_id) | refcount: references from the tenant's complete files      |
 | tenants   | tenant               | created_at                                                 |
+| file_hashes | (tenant, sha256)   | file_id: the first complete file with that content         |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
 """
@@ -85,6 +86,10 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS tenant_chunks (
     tenant TEXT NOT NULL, chunk_id TEXT NOT NULL, refcount INTEGER NOT NULL,
     PRIMARY KEY (tenant, chunk_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS file_hashes (
+    tenant TEXT NOT NULL, sha256 TEXT NOT NULL, file_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, sha256)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, created_at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
@@ -327,6 +332,11 @@ class SqliteMetadataStore:
                     deltas.items(),
                 )
                 db.execute("UPDATE files SET state=? WHERE file_id=?", (FILE_COMPLETE, file_id))
+                # the first complete file with this content keeps the entry
+                db.execute(
+                    "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
+                    (row["tenant"], row["sha256"], file_id),
+                )
                 return dataclasses.replace(_file(row), state=FILE_COMPLETE)
 
         return await self._run(op)
@@ -362,6 +372,33 @@ class SqliteMetadataStore:
                 out.update(r[0] for r in rows)
             return out
 
+        return await self._run(op)
+
+    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
+        def op() -> FileRecord | None:
+            row = self._db.execute(
+                "SELECT f.* FROM file_hashes h JOIN files f ON f.file_id = h.file_id "
+                "WHERE h.tenant=? AND h.sha256=? AND f.state=?",
+                (tenant, sha256, FILE_COMPLETE),
+            ).fetchone()
+            return None if row is None else _file(row)
+
+        return await self._run(op)
+
+    async def list_chunk_ids(
+        self, *, limit: int, after: str | None = None
+    ) -> tuple[list[str], str | None]:
+        def op() -> tuple[list[str], str | None]:
+            rows = self._db.execute(
+                "SELECT chunk_id FROM chunks WHERE chunk_id > ? AND refcount > 0 "
+                "ORDER BY chunk_id LIMIT ?",
+                (after or "", limit),
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            return ids, (ids[-1] if len(ids) == limit else None)
+
+        if limit <= 0:
+            return [], after
         return await self._run(op)
 
     # --- tenants and tokens ---------------------------------------------------------------

@@ -526,3 +526,73 @@ async def test_a_committed_file_is_not_deleted_as_stale(meta: MetadataStore) -> 
         assert not isinstance(committed, BaseException)
         assert committed.state == FILE_COMPLETE
         assert (await meta.get_stats()).total_files == 1
+
+
+async def test_find_file_by_sha256_is_per_tenant_and_first_commit_wins(
+    meta: MetadataStore,
+) -> None:
+    first, m1 = new_file("same", tenant="t1")
+    second, m2 = new_file("same", tenant="t1")  # same whole-file sha256 (cid("same"))
+    theirs, m3 = new_file("same", tenant="t2")
+    for rec, m in ((first, m1), (second, m2), (theirs, m3)):
+        await meta.create_file(rec, m)
+    assert await meta.find_file_by_sha256("t1", first.sha256) is None  # pending is not found
+    await meta.commit_file(first.file_id, 1.0)
+    await meta.commit_file(second.file_id, 2.0)
+    found = await meta.find_file_by_sha256("t1", first.sha256)
+    assert found is not None
+    assert found.file_id == first.file_id
+    assert found.state == FILE_COMPLETE
+    assert await meta.find_file_by_sha256("t2", first.sha256) is None  # not yet committed
+    await meta.commit_file(theirs.file_id, 3.0)
+    found2 = await meta.find_file_by_sha256("t2", first.sha256)
+    assert found2 is not None
+    assert found2.file_id == theirs.file_id
+    assert await meta.find_file_by_sha256("t3", first.sha256) is None
+    assert await meta.find_file_by_sha256("t1", cid("other")) is None
+
+
+async def test_find_file_by_sha256_after_concurrent_commits(meta: MetadataStore) -> None:
+    files = [new_file("dup", tenant="t1") for _ in range(6)]
+    for rec, m in files:
+        await meta.create_file(rec, m)
+    await asyncio.gather(*(meta.commit_file(rec.file_id, 1.0) for rec, _ in files))
+    found = {await meta.find_file_by_sha256("t1", files[0][0].sha256) for _ in range(3)}
+    assert len(found) == 1  # one winner, stable
+    winner = found.pop()
+    assert winner is not None
+    assert winner.file_id in {rec.file_id for rec, _ in files}
+
+
+async def test_find_file_by_sha256_of_a_big_file(meta: MetadataStore) -> None:
+    # more distinct chunks than fit one DynamoDB transaction: the batched commit path
+    rec, m = new_file("big", chunks=[(cid(f"big{i}"), 100) for i in range(120)])
+    await meta.create_file(rec, m)
+    await meta.commit_file(rec.file_id, 1.0)
+    found = await meta.find_file_by_sha256("t1", rec.sha256)
+    assert found is not None
+    assert found.file_id == rec.file_id
+
+
+async def test_list_chunk_ids_pages_referenced_chunks_once(meta: MetadataStore) -> None:
+    ids = {cid(f"page{i}") for i in range(11)}
+    a, ma = new_file("a", chunks=[(c, 10) for c in sorted(ids)[:6]])
+    b, mb = new_file("b", chunks=[(c, 10) for c in sorted(ids)[5:]], tenant="t2")
+    for rec, m in ((a, ma), (b, mb)):
+        await meta.create_file(rec, m)
+        await meta.commit_file(rec.file_id, 1.0)
+    # a chunk with a copy but no complete file referencing it is not listed
+    await meta.add_locations([Location(cid("orphan"), "n1", 5)], 1.0)
+    seen: list[str] = []
+    after: str | None = None
+    for _ in range(50):
+        page, after = await meta.list_chunk_ids(limit=3, after=after)
+        assert len(page) <= 3
+        seen += page
+        if after is None:
+            break
+    assert after is None
+    assert sorted(seen) == sorted(ids)
+    everything, cursor = await meta.list_chunk_ids(limit=1000)
+    assert set(everything) == ids
+    assert cursor is None

@@ -1,0 +1,112 @@
+"""Resume state of the client: what an interrupted upload or download already achieved.
+
+Uploads: a journal per (API, token, content, chunker, name) under the cache directory
+(``DFS_CACHE_DIR``, else ``$XDG_CACHE_HOME/dfs``, else ``~/.cache/dfs``), at
+``uploads/<key>.jsonl``: a first line ``{"file_id": ...}`` naming the pending upload, then
+one ``{"c": chunk_id, "r": receipt}`` line per chunk a node acknowledged. Lines are appended
+and flushed as receipts arrive, so a killed client loses at most the chunks in flight; a torn
+last line is ignored. The journal is removed once the file is complete. Receipts are only
+good for that pending file id and tenant (the API checks), so the journal grants nothing to
+anyone else; the file is created 0600 all the same.
+
+Downloads: beside the temp file ``.NAME.FILE_ID.dfs-part`` a sidecar ``...dfs-part.done``
+lists the offsets of chunks written (one per line, appended after each write). A resumed
+download re-reads and re-hashes those chunks from the temp file instead of fetching them,
+so the sidecar is only a hint: a chunk that does not verify is fetched again.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    explicit = os.environ.get("DFS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "dfs"
+
+
+class UploadJournal:
+    """The journal of one upload; see the module docstring."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file_id: str | None = None
+        self.receipts: dict[str, str] = {}
+
+    @classmethod
+    def for_upload(
+        cls, api_url: str, token: str | None, sha256: str, chunker: str, name: str
+    ) -> UploadJournal:
+        who = hashlib.sha256((token or "").encode()).hexdigest()
+        key = hashlib.sha256(
+            "\n".join((api_url.rstrip("/"), who, sha256, chunker, name)).encode()
+        ).hexdigest()[:40]
+        journal = cls(cache_dir() / "uploads" / f"{key}.jsonl")
+        journal._load()
+        return journal
+
+    def _load(self) -> None:
+        try:
+            lines = self.path.read_text().splitlines()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            if not isinstance(entry, dict):
+                continue
+            if "file_id" in entry:
+                self.file_id = str(entry["file_id"])
+                self.receipts = {}
+            elif self.file_id and isinstance(entry.get("c"), str):
+                self.receipts[entry["c"]] = str(entry.get("r", ""))
+
+    def start(self, file_id: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps({"file_id": file_id}) + "\n")
+        self.file_id = file_id
+        self.receipts = {}
+
+    def add(self, chunk_id: str, receipt: str) -> None:
+        self.receipts[chunk_id] = receipt
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"c": chunk_id, "r": receipt}) + "\n")
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.file_id = None
+        self.receipts = {}
+
+
+class DownloadSidecar:
+    """Offsets of the chunks already written into a download's temp file."""
+
+    def __init__(self, part: Path) -> None:
+        self.path = part.with_name(part.name + ".done")
+        self.offsets: set[int] = set()
+
+    def load(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            for line in self.path.read_text().splitlines():
+                if line.strip().isdigit():
+                    self.offsets.add(int(line))
+
+    def add(self, offset: int) -> None:
+        with open(self.path, "a") as f:
+            f.write(f"{offset}\n")
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ from dfs.api.service import (
     file_body,
     node_ref,
 )
-from dfs.errors import Conflict, DfsError, IncompleteUpload, InvalidRequest
+from dfs.errors import Conflict, DfsError, InvalidRequest
 from dfs.ids import new_file_id, parse_file_id
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
 from dfs.server import read_json
@@ -131,7 +131,6 @@ async def finalize_many(
     coord: Coordinator, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str
 ) -> list[dict[str, Any]]:
     """Coordinator.finalize_upload for many files: the same checks, one has-chunks round."""
-    secret = coord.cfg.cluster_secret
     results: list[dict[str, Any] | None] = [None] * len(items)
     pending: list[tuple[int, FileRecord, dict[str, int]]] = []
     for i, (file_id, _receipts) in enumerate(items):
@@ -147,28 +146,14 @@ async def finalize_many(
     union: dict[str, int] = {}
     for _i, _rec, chunks in pending:
         union.update(chunks)
-    owned = await coord.meta.owned_chunks(tenant, list(union)) if union else set()
+    owned = await coord.owned_for_finalize(tenant, list(union)) if union else set()
     live = await coord.live_nodes()
     holders = await _holders(coord, union, live) if union else {}
     for i, rec, chunks in pending:
-        receipts = items[i][1]
-        unproven = [
-            c
-            for c in chunks
-            if c not in owned and not auth.receipt_ok(secret, receipts.get(c), rec.file_id, c)
-        ]
-        missing = [c for c in chunks if len(holders[c]) < coord.rf]
         try:
-            if unproven:
-                raise IncompleteUpload(
-                    f"{len(unproven)} of {len(chunks)} chunks were not sent by this upload",
-                    missing=unproven[:100],
-                )
-            if missing:
-                raise IncompleteUpload(
-                    f"{len(missing)} of {len(chunks)} chunks have fewer than {coord.rf} copies",
-                    missing=missing[:100],
-                )
+            coord.check_upload_age(rec)
+            coord.check_receipts(rec, chunks, items[i][1], owned)
+            coord.check_copies(chunks, holders)
             results[i] = file_body(await coord.meta.commit_file(rec.file_id, coord.clock()))
         except DfsError as exc:
             results[i] = _error(rec.file_id, exc)

@@ -306,42 +306,60 @@ class Coordinator:
         already reference comes with a receipt proving this upload sent its bytes."""
         rec = await self.meta.get_file(file_id, tenant)
         if rec.state != FILE_COMPLETE:
-            manifest = await self.meta.get_manifest(file_id)
-            chunks = distinct_chunks(manifest)
-            if self.clock() - rec.created_at > 0.9 * self.cfg.gc_grace:
-                # past this, garbage collection no longer protects the chunks it relies on
-                raise Conflict(
-                    f"upload {file_id} is older than 0.9 x DFS_GC_GRACE; upload the file again"
-                )
-            # ever=True: a chunk the tenant owned at init-upload (and so did not send) may
-            # have lost its last reference to a concurrent delete; the tenant had the bytes,
-            # and the has-chunks check below still demands the copies
-            owned = await self.meta.owned_chunks(tenant, list(chunks), ever=True)
-            secret = self.cfg.cluster_secret
-            unproven = [
-                c
-                for c in chunks
-                if c not in owned and not auth.receipt_ok(secret, receipts.get(c), file_id, c)
-            ]
-            if unproven:
-                raise IncompleteUpload(
-                    f"{len(unproven)} of {len(chunks)} chunks were not sent by this upload; "
-                    "send them and finalize again",
-                    missing=unproven[:100],
-                )
-            live = await self.live_nodes()
-            holders = await self._holders(chunks, live)
-            # async: one durable copy commits; repair brings every chunk to the factor
-            need = 1 if self.asynchronous else self.rf
-            missing = [c for c, nodes in holders.items() if len(nodes) < need]
-            if missing:
-                raise IncompleteUpload(
-                    f"{len(missing)} of {len(chunks)} chunks have fewer than "
-                    f"{need} copies; send them and finalize again",
-                    missing=missing[:100],
-                )
+            chunks = distinct_chunks(await self.meta.get_manifest(file_id))
+            self.check_upload_age(rec)
+            owned = await self.owned_for_finalize(tenant, list(chunks))
+            self.check_receipts(rec, chunks, receipts, owned)
+            holders = await self._holders(chunks, await self.live_nodes())
+            self.check_copies(chunks, holders)
             rec = await self.meta.commit_file(file_id, self.clock())
         return file_body(rec)
+
+    # The rules of finalize, shared by finalize-upload and finalize-uploads (dfs.api.batch).
+
+    def check_upload_age(self, rec: FileRecord) -> None:
+        if self.clock() - rec.created_at > 0.9 * self.cfg.gc_grace:
+            # past this, garbage collection no longer protects the chunks it relies on
+            raise Conflict(
+                f"upload {rec.file_id} is older than 0.9 x DFS_GC_GRACE; upload the file again"
+            )
+
+    async def owned_for_finalize(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+        # ever=True: a chunk the tenant owned at init-upload (and so did not send) may have
+        # lost its last reference to a concurrent delete; the tenant had the bytes, and the
+        # has-chunks check still demands the copies
+        return await self.meta.owned_chunks(tenant, chunk_ids, ever=True)
+
+    def check_receipts(
+        self,
+        rec: FileRecord,
+        chunks: Mapping[str, int],
+        receipts: Mapping[str, object],
+        owned: set[str],
+    ) -> None:
+        secret = self.cfg.cluster_secret
+        unproven = [
+            c
+            for c in chunks
+            if c not in owned and not auth.receipt_ok(secret, receipts.get(c), rec.file_id, c)
+        ]
+        if unproven:
+            raise IncompleteUpload(
+                f"{len(unproven)} of {len(chunks)} chunks were not sent by this upload; "
+                "send them and finalize again",
+                missing=unproven[:100],
+            )
+
+    def check_copies(self, chunks: Mapping[str, int], holders: Mapping[str, set[str]]) -> None:
+        # async: one durable copy commits; repair brings every chunk to the factor
+        need = 1 if self.asynchronous else self.rf
+        missing = [c for c in chunks if len(holders.get(c, ())) < need]
+        if missing:
+            raise IncompleteUpload(
+                f"{len(missing)} of {len(chunks)} chunks have fewer than "
+                f"{need} copies; send them and finalize again",
+                missing=missing[:100],
+            )
 
     async def _holders(
         self, chunks: dict[str, int], live: Sequence[NodeRecord]

@@ -76,6 +76,14 @@ locals {
       gsis       = []
       ttl        = null
     }
+    file_hashes = {
+      name       = "dfs-file-hashes"
+      hash_key   = "tenant"
+      range_key  = "sha256"
+      attributes = { tenant = "S", sha256 = "S" }
+      gsis       = []
+      ttl        = null
+    }
     counters = {
       name       = "dfs-counters"
       hash_key   = "counter"

@@ -22,6 +22,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +32,14 @@ from typing import Any
 from aiohttp import web
 
 from dfs.errors import (
+    ConfigError,
     DfsError,
     InvalidRequest,
     PayloadTooLarge,
     RequestTimeout,
     UnsupportedMediaType,
 )
+from dfs.logs import configure_logging
 
 log = logging.getLogger("dfs.server")
 
@@ -194,3 +199,33 @@ def query_param(request: web.Request, name: str) -> str:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+# --- process lifecycle, shared by dfs-api and dfs-node -------------------------------------
+
+
+async def until_stopped() -> None:
+    """Wait for SIGTERM or SIGINT (systemd's stop, Ctrl-C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run_service(prog: str, run: Callable[[], None]) -> int:
+    """Run a service's ``run`` and turn its errors into one clear line and an exit code:
+    invalid configuration never half-starts a process."""
+    try:
+        configure_logging(os.environ)
+        run()
+    except ConfigError as exc:
+        print(f"{prog}: invalid configuration: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except DfsError as exc:
+        print(f"{prog}: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -7,15 +7,13 @@ import asyncio
 import dataclasses
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
 from dfs.api.app import start_api
 from dfs.auth import hash_token, new_token
 from dfs.config import ApiConfig, load_api_config
-from dfs.errors import ConfigError, DfsError
-from dfs.logs import configure_logging
+from dfs.server import run_service, until_stopped
 
 
 def load(argv: Sequence[str] | None) -> ApiConfig:
@@ -75,11 +73,7 @@ async def serve(cfg: ApiConfig) -> None:
         f"replication_factor={cfg.replication_factor}",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     logging.getLogger("dfs.api").info("stopping: draining in-flight requests")
     await api.stop()
 
@@ -90,17 +84,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dfs.meta.init_tables import init_tables_main
 
         return init_tables_main(args[1:])
-    try:
-        configure_logging(os.environ)
-        cfg = load(args)
-        asyncio.run(serve(cfg))
-    except ConfigError as exc:
-        print(f"dfs-api: invalid configuration: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    except DfsError as exc:
-        print(f"dfs-api: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:
-        print(f"dfs-api: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_service("dfs-api", lambda: asyncio.run(serve(load(args))))

@@ -7,15 +7,12 @@ import asyncio
 import logging
 import os
 import secrets
-import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dfs.config import NodeConfig, load_node_config
-from dfs.errors import ConfigError, DfsError
-from dfs.logs import configure_logging
 from dfs.node.app import start_node
+from dfs.server import run_service, until_stopped
 
 
 def default_node_id(data_dir: Path) -> str:
@@ -62,27 +59,10 @@ def load(argv: Sequence[str] | None) -> NodeConfig:
 async def serve(cfg: NodeConfig) -> None:
     node = await start_node(cfg)
     print(f"dfs-node {cfg.node_id} listening on {node.url} data={cfg.data_dir}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     logging.getLogger("dfs.node").info("stopping: draining requests and deregistering")
     await node.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        configure_logging(os.environ)
-        cfg = load(argv)
-        asyncio.run(serve(cfg))
-    except ConfigError as exc:
-        print(f"dfs-node: invalid configuration: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    except DfsError as exc:
-        print(f"dfs-node: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:
-        print(f"dfs-node: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_service("dfs-node", lambda: asyncio.run(serve(load(argv))))

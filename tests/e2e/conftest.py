@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -62,16 +63,19 @@ def meta_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"dynamodb://?endpoint_url={endpoint}&table_prefix={prefix}&create_tables=1"
 
 
-@pytest.fixture
-def cluster(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, meta_url: str
+@contextlib.contextmanager
+def started_cluster(
+    tmp_path: Path,
+    meta_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    env: dict[str, str] | None = None,
+    **kwargs: Any,
 ) -> Iterator[LocalCluster]:
-    """API + 3 nodes at REPLICATION_FACTOR=2 on each metadata backend; logs printed if the
-    test failed. The CLI subprocesses get the cluster's admin token through DFS_TOKEN."""
-    marker = request.node.get_closest_marker("cluster")
-    kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    env = dict(DYNAMODB_ENV) if meta_url.startswith("dynamodb:") else {}
-    c = LocalCluster(tmp_path / "cluster", meta_url=meta_url, env=env, **kwargs)
+    """A started cluster on ``meta_url`` with ``env``; stopped on exit, its logs printed if
+    the test failed. The CLI subprocesses get its admin token through DFS_TOKEN."""
+    full = {**(env or {}), **(DYNAMODB_ENV if meta_url.startswith("dynamodb:") else {})}
+    c = LocalCluster(tmp_path / "cluster", meta_url=meta_url, env=full, **kwargs)
     monkeypatch.setenv("DFS_TOKEN", c.admin_token)
     monkeypatch.setenv("DFS_CONFIG", str(tmp_path / "no-config.toml"))
     c.start()
@@ -81,6 +85,18 @@ def cluster(
         c.stop()
         if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
             dump_logs(c.base)
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, meta_url: str
+) -> Iterator[LocalCluster]:
+    """API + 3 nodes at REPLICATION_FACTOR=2 on each metadata backend (``@pytest.mark.cluster``
+    passes other LocalCluster arguments)."""
+    marker = request.node.get_closest_marker("cluster")
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    with started_cluster(tmp_path, meta_url, monkeypatch, request, **kwargs) as c:
+        yield c
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from dfs.localcluster import LocalCluster, console_script, http_json, wait_for
-from tests.conftest import DYNAMODB_ENV
-from tests.e2e.conftest import cli_json, dump_logs, run_cli
+from tests.e2e.conftest import cli_json, run_cli, started_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -40,17 +39,8 @@ def fcluster(
     tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, meta_url: str
 ) -> Iterator[LocalCluster]:
     """3 nodes, REPLICATION_FACTOR=2, fast repair/GC/scrub timers, on each metadata backend."""
-    env = {**FAST, **(DYNAMODB_ENV if meta_url.startswith("dynamodb:") else {})}
-    c = LocalCluster(tmp_path / "cluster", meta_url=meta_url, env=env)
-    monkeypatch.setenv("DFS_TOKEN", c.admin_token)
-    monkeypatch.setenv("DFS_CONFIG", str(tmp_path / "no-config.toml"))
-    c.start()
-    try:
+    with started_cluster(tmp_path, meta_url, monkeypatch, request, FAST) as c:
         yield c
-    finally:
-        c.stop()
-        if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
-            dump_logs(c.base)
 
 
 def write_random(path: Path, size: int, seed: int) -> bytes:

@@ -23,8 +23,7 @@ import pytest
 
 from dfs import auth, protocol
 from dfs.localcluster import LocalCluster, http_json, wait_for
-from tests.conftest import DYNAMODB_ENV
-from tests.e2e.conftest import dump_logs, run_cli
+from tests.e2e.conftest import run_cli, started_cluster
 from tests.e2e.test_durability import (
     DEADLINE,
     FAST,
@@ -50,19 +49,9 @@ def started(
     env: dict[str, str],
     **kwargs: Any,
 ) -> Iterator[LocalCluster]:
-    """A started cluster on ``meta_url`` with FAST timers plus ``env``; stopped on exit,
-    its logs printed if the test failed."""
-    full = {**FAST, **env, **(DYNAMODB_ENV if meta_url.startswith("dynamodb:") else {})}
-    c = LocalCluster(tmp_path / "cluster", meta_url=meta_url, env=full, **kwargs)
-    monkeypatch.setenv("DFS_TOKEN", c.admin_token)
-    monkeypatch.setenv("DFS_CONFIG", str(tmp_path / "no-config.toml"))
-    c.start()
-    try:
+    """A started cluster on ``meta_url`` with FAST timers plus ``env``."""
+    with started_cluster(tmp_path, meta_url, monkeypatch, request, {**FAST, **env}, **kwargs) as c:
         yield c
-    finally:
-        c.stop()
-        if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
-            dump_logs(c.base)
 
 
 def post_json(url: str, body: dict[str, Any], token: str, timeout: float = 30.0) -> Any:

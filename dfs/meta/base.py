@@ -176,7 +176,7 @@ class MetadataStore(Protocol):
         the ids its files referenced once and no longer do (the tenant had the bytes).
       - ``find_file_by_sha256(tenant, sha256)`` returns the complete file of ``tenant`` whose
         whole-file sha256 is ``sha256`` and that was committed first (later identical files
-        never replace it), or None. It is exact right after ``commit_file`` returns (no
+        never replace it; see ``delete_file`` for when that one is deleted), or None. It is exact right after ``commit_file`` returns (no
         eventually consistent index) and never looks at another tenant's files. The entry is
         written in the same atomic step as the commit.
       - ``list_chunk_ids(limit, after)`` pages the ids of chunks that complete files reference
@@ -203,6 +203,10 @@ class MetadataStore(Protocol):
         dropping exactly the references ``commit_file`` added (chunk refcounts, the
         tenant's chunk refcounts, every counter) if it was complete. A chunk whose refcount
         reaches 0 gets ``zero_since = now``. A pending file is removed without touching counts.
+        In the same atomic step, a complete file that ``find_file_by_sha256`` named hands
+        that entry to another complete file of the tenant with the same sha256 (if any),
+        else the entry goes: ``find_file_by_sha256`` never names a deleted file nor misses
+        a complete one (once a big file's delete has begun, it is no longer found).
       - ``scan_chunks(limit, after)`` pages through every chunk row (order is the backend's,
         stable; ``after`` is the last chunk_id of the previous page).
       - ``recent_pending_chunks(since)`` returns the chunk ids that files not yet complete,

@@ -13,7 +13,8 @@ Tables, keys and indexes are data in ``dfs.meta.dynamo_schema``. How the records
 |           | (mid, "c000123")   | commit marker: batch 123 of the refcounts is applied   |
 | counters  | "stats#07"         | one of COUNTER_SHARDS shards of the Stats fields       |
 | counters  | "lease#repair"     | a lease: owner, expires_at, info                       |
-| file_hashes | (tenant, sha256) | file_id of the first complete file with that content   |
+| file_hashes | (tenant, sha256) | file_id of the first complete file with that content,  |
+|             |                  | files (set: every complete one), v (change count)     |
 
 Why this shape:
 
@@ -46,7 +47,11 @@ Why this shape:
   finished by calling it again.
 - The file_hashes item is set with ``if_not_exists`` in the same transaction that makes the
   file complete (``_commit_whole`` or ``_complete``), so the first committed file keeps it and
-  ``find_file_by_sha256`` is one strongly consistent GetItem.
+  ``find_file_by_sha256`` is one strongly consistent GetItem. It also holds ``files``, the set
+  of the tenant's complete files with that content, and ``v``, a change count: deleting a
+  complete file removes it from the set and, if the item names it, names another member or
+  deletes the item, conditional on ``v`` (re-read and retried on cancellation), in the
+  transaction that deletes the file (small files) or makes it invisible (``_claim_delete``).
 - Counters are sharded so concurrent commits don't all conflict on one item; get_stats sums.
 - TTL deletion is late (and moto never does it): live-node reads filter ``expires_at > now``.
 
@@ -120,8 +125,13 @@ FILE_DELETING = "deleting"  # internal: reported as pending, finished by delete_
 TX_MAX = 100  # TransactWriteItems actions
 BATCH_WRITE_MAX = 25  # BatchWriteItem requests (moto accepts 26; DynamoDB does not)
 BATCH_GET_MAX = 100  # BatchGetItem keys
-# each chunk takes two actions (its refcount, its tenant's refcount), plus the file update or
-# commit marker, plus one counter shard, plus the file_hashes entry
+# Each chunk takes two actions (its refcount, its tenant's refcount); the transactions built:
+#   _commit_whole: file update + 2 per chunk + counter shard + file_hashes update = 2n + 3
+#   _commit_batch / _unref_batch: marker + 2 per chunk + counter shard = 2n + 2
+#   small delete (_apply_unrefs with _unhash_actions): file delete + 2 per chunk + counter
+#     shard + at most one file_hashes update or delete = 2n + 3
+#   _complete: 3; _claim_delete: 2; the big delete's last step: 2
+# so n = CHUNKS_PER_TX = 48 keeps every one within TX_MAX (test_dynamodb_store checks it).
 CHUNKS_PER_TX = (TX_MAX - 3) // 2
 PAGE_ENTRIES = 4096  # 4096 * 48 B = 192 KiB per manifest page, well under the 400 KB item limit
 INLINE_ENTRIES = 256  # manifests up to this size live in the file item (12 KiB)
@@ -839,17 +849,71 @@ class DynamoMetadataStore:
         tail = [self._hash_action(rec)]
         return self._apply_refs(head, rec.file_id, refs, now, extra, rec.tenant, tail)
 
+    def _hash_key(self, rec: FileRecord) -> Item:
+        return {"tenant": _s(rec.tenant), "sha256": _s(rec.sha256)}
+
     def _hash_action(self, rec: FileRecord) -> Item:
-        """Point (tenant, sha256) at this file unless an earlier complete file holds it."""
+        """Point (tenant, sha256) at this file unless an earlier complete file holds it, and
+        add it to the set of the tenant's complete files with that content (``v`` counts
+        changes, so a delete can re-point the entry conditionally)."""
         return {
             "Update": {
                 "TableName": self.tables["file_hashes"],
-                "Key": {"tenant": _s(rec.tenant), "sha256": _s(rec.sha256)},
-                "UpdateExpression": "SET #file_id = if_not_exists(#file_id, :f)",
-                "ExpressionAttributeNames": _names("file_id"),
-                "ExpressionAttributeValues": {":f": _s(rec.file_id)},
+                "Key": self._hash_key(rec),
+                "UpdateExpression": "SET #file_id = if_not_exists(#file_id, :f) "
+                "ADD #files :fs, #v :one",
+                "ExpressionAttributeNames": _names("file_id", "files", "v"),
+                "ExpressionAttributeValues": {
+                    ":f": _s(rec.file_id),
+                    ":fs": {"SS": [rec.file_id]},
+                    ":one": _n(1),
+                },
             }
         }
+
+    def _unhash_actions(self, rec: FileRecord) -> list[Item]:
+        """What deleting complete file ``rec`` does to its file_hashes entry: drop it from the
+        set and, if the entry names it, name another file of the set or delete the entry.
+        Conditional on the entry being unchanged since this (strongly consistent) read; a
+        cancelled transaction calls this again."""
+        item = self._req(
+            "get_item",
+            TableName=self.tables["file_hashes"],
+            Key=self._hash_key(rec),
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return []
+        current = item["file_id"]["S"]
+        files = set(item.get("files", {}).get("SS", [])) | {current}
+        if rec.file_id not in files and current != rec.file_id:
+            return []
+        names = _names("file_id", "v")
+        values: Item = {":cur": _s(current)}
+        if "v" in item:
+            cond = "#v = :v AND #file_id = :cur"
+            values[":v"] = item["v"]
+        else:  # an entry written before the set existed
+            cond = "attribute_not_exists(#v) AND #file_id = :cur"
+        base = {
+            "TableName": self.tables["file_hashes"],
+            "Key": self._hash_key(rec),
+            "ConditionExpression": cond,
+            "ExpressionAttributeNames": names,
+        }
+        rest = sorted(files - {rec.file_id})
+        if not rest:
+            return [{"Delete": {**base, "ExpressionAttributeValues": values}}]
+        values[":f"] = _s(current if current != rec.file_id else rest[0])
+        values[":one"] = _n(1)
+        update = "SET #file_id = :f ADD #v :one"
+        if "files" in item:
+            update += " DELETE #files :me"
+            names["#files"] = "files"
+            values[":me"] = {"SS": [rec.file_id]}
+        return [
+            {"Update": {**base, "UpdateExpression": update, "ExpressionAttributeValues": values}}
+        ]
 
     def _complete_action(self, rec: FileRecord, expected_state: str) -> Item:
         return {
@@ -1208,11 +1272,21 @@ class DynamoMetadataStore:
             extra = {"total_files": -1, "logical_bytes": -rec.size}
             if state == FILE_COMPLETE and len(refs) <= CHUNKS_PER_TX:
                 head = self._delete_file_action(file_id, FILE_COMPLETE)
-                if not await self._run(self._apply_unrefs, head, file_id, refs, now, extra, tenant):
+                done = await self._run(
+                    self._apply_unrefs,
+                    head,
+                    file_id,
+                    refs,
+                    now,
+                    extra,
+                    tenant,
+                    partial(self._unhash_actions, rec),
+                )
+                if not done:
                     raise FileNotFound(f"no file {file_id}")
             else:
                 if state == FILE_COMPLETE:
-                    await self._run(self._claim_delete, file_id)
+                    await self._run(self._claim_delete, rec)
                 batches = list(_chunks_of(refs, CHUNKS_PER_TX))
                 await asyncio.gather(
                     *(
@@ -1249,27 +1323,36 @@ class DynamoMetadataStore:
                 raise FileNotFound(f"no file {file_id}") from None
             raise
 
-    def _claim_delete(self, file_id: str) -> None:
-        """complete -> deleting: the file vanishes for readers and listings at once."""
-        try:
-            self._req(
-                "update_item",
-                TableName=self.tables["files"],
-                Key={"file_id": _s(file_id)},
-                UpdateExpression="SET #state = :deleting REMOVE #listed_tenant",
-                ConditionExpression="#state = :complete",
-                ExpressionAttributeNames=_names("state", "listed_tenant"),
-                ExpressionAttributeValues={
+    def _claim_delete(self, rec: FileRecord) -> None:
+        """complete -> deleting: the file vanishes for readers and listings at once, and
+        its file_hashes entry moves on in the same transaction."""
+        file_id = rec.file_id
+        claim = {
+            "Update": {
+                "TableName": self.tables["files"],
+                "Key": {"file_id": _s(file_id)},
+                "UpdateExpression": "SET #state = :deleting REMOVE #listed_tenant",
+                "ConditionExpression": "#state = :complete",
+                "ExpressionAttributeNames": _names("state", "listed_tenant"),
+                "ExpressionAttributeValues": {
                     ":deleting": _s(FILE_DELETING),
                     ":complete": _s(FILE_COMPLETE),
                 },
-            )
-        except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            item = self._get_file_item(file_id, ("state",))
-            if item is None or item["state"]["S"] != FILE_DELETING:
-                raise FileNotFound(f"no file {file_id}") from None
+            }
+        }
+        for _ in range(MAX_ROUNDS):
+            try:
+                self._transact([claim, *self._unhash_actions(rec)])
+                return
+            except _Cancelled as exc:
+                if exc.codes[0] == "ConditionalCheckFailed":
+                    break
+                # the hash entry changed since it was read: read it again
+        else:
+            raise Unavailable("delete kept losing races on its content entry; try again")
+        item = self._get_file_item(file_id, ("state",))
+        if item is None or item["state"]["S"] != FILE_DELETING:
+            raise FileNotFound(f"no file {file_id}") from None
 
     def _drop_manifest(self, mid: str) -> None:
         """Delete every item of a manifest partition (pages and markers)."""
@@ -1310,9 +1393,11 @@ class DynamoMetadataStore:
         now: float,
         extra: Mapping[str, int],
         tenant: str,
+        tail: Callable[[], Sequence[Item]] = tuple,
     ) -> bool:
-        """Run [head, refcount decrements..., counters] until the guesses of which chunks
-        stay referenced hold; False when ``head``'s own condition failed."""
+        """Run [head, refcount decrements..., counters, *tail()] until the guesses of which
+        chunks stay referenced (and ``tail``'s conditions) hold; False when ``head``'s own
+        condition failed. ``tail`` is called again for every attempt."""
         keys = [{"chunk_id": _s(r.chunk_id)} for r in refs]
         items = self._batch_get(self.tables["chunks"], keys, ("chunk_id", "refcount"))
         counts = {i["chunk_id"]["S"]: int(i.get("refcount", {"N": "0"})["N"]) for i in items}
@@ -1363,7 +1448,7 @@ class DynamoMetadataStore:
                 )
             counters = self._counter_action(shard_of, {**extra, **deltas})
             try:
-                self._transact([head, *actions, *tenant_actions, counters])
+                self._transact([head, *actions, *tenant_actions, counters, *tail()])
                 return True
             except _Cancelled as exc:
                 if exc.codes[0] == "ConditionalCheckFailed":

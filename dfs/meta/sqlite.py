@@ -22,7 +22,8 @@ Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | counters  | name                 | value                                                      |
 | tenant_chunks | (tenant, chunk_id) | refcount: references from the tenant's complete files      |
 | tenants   | tenant               | created_at                                                 |
-| file_hashes | (tenant, sha256)   | file_id: the first complete file with that content         |
+| file_hashes | (tenant, sha256)   | file_id: the oldest complete file with that content (delete |
+|           |                      | re-points it, in its transaction)                          |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
 """
@@ -69,6 +70,7 @@ CREATE TABLE IF NOT EXISTS files (
     chunk_count INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, state, file_id);
+CREATE INDEX IF NOT EXISTS files_by_hash ON files (tenant, sha256);
 CREATE TABLE IF NOT EXISTS manifest (
     file_id TEXT NOT NULL, idx INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
     chunk_id TEXT NOT NULL, PRIMARY KEY (file_id, idx)
@@ -514,11 +516,34 @@ class SqliteMetadataStore:
                     raise FileNotFound(f"no file {file_id}")
                 if row["state"] == FILE_COMPLETE:
                     self._drop_refs(db, row, now)
+                    self._repoint_hash(db, row)
                 db.execute("DELETE FROM manifest WHERE file_id=?", (file_id,))
                 db.execute("DELETE FROM files WHERE file_id=?", (file_id,))
                 return _file(row)
 
         return await self._run(op)
+
+    @staticmethod
+    def _repoint_hash(db: sqlite3.Connection, row: sqlite3.Row) -> None:
+        """If file_hashes names the file being deleted, name the tenant's oldest other complete
+        file with the same content instead, or drop the entry (same transaction as the delete)."""
+        key = (row["tenant"], row["sha256"])
+        cur = db.execute(
+            "SELECT file_id FROM file_hashes WHERE tenant=? AND sha256=?", key
+        ).fetchone()
+        if cur is None or cur[0] != row["file_id"]:
+            return
+        other = db.execute(
+            "SELECT file_id FROM files WHERE tenant=? AND sha256=? AND state=? AND file_id != ? "
+            "ORDER BY created_at, file_id LIMIT 1",
+            (*key, FILE_COMPLETE, row["file_id"]),
+        ).fetchone()
+        if other is None:
+            db.execute("DELETE FROM file_hashes WHERE tenant=? AND sha256=?", key)
+        else:
+            db.execute(
+                "UPDATE file_hashes SET file_id=? WHERE tenant=? AND sha256=?", (other[0], *key)
+            )
 
     @staticmethod
     def _drop_refs(db: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:

@@ -116,3 +116,41 @@ async def test_unreachable_endpoint_is_unavailable() -> None:
             await store.get_stats()
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("distinct", [dyn.CHUNKS_PER_TX, dyn.CHUNKS_PER_TX + 1])
+async def test_commit_and_delete_transactions_fit_the_limit(
+    store: dyn.DynamoMetadataStore, distinct: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The widest transactions (a whole commit, a whole delete that re-points the content
+    entry) stay within TransactWriteItems' 100 actions at CHUNKS_PER_TX distinct chunks,
+    and one more chunk takes the batched path."""
+    sizes: list[int] = []
+    transact = store._transact
+
+    def counting(actions: list[dict[str, object]]) -> None:
+        sizes.append(len(actions))
+        transact(actions)
+
+    monkeypatch.setattr(store, "_transact", counting)
+    content = [(cid(f"tx{distinct}-{i}"), 3) for i in range(distinct)]
+    a, ma = new_file("tx", content)
+    b, mb = new_file("tx", content)  # same content: deleting a re-points the entry to b
+    for rec, m in ((a, ma), (b, mb)):
+        await store.create_file(rec, m)
+        await store.commit_file(rec.file_id, 1.0)
+    await store.delete_file(a.file_id, "t1", 2.0)
+    found = await store.find_file_by_sha256("t1", a.sha256)
+    assert found is not None
+    assert found.file_id == b.file_id
+    await store.delete_file(b.file_id, "t1", 3.0)
+    assert await store.find_file_by_sha256("t1", a.sha256) is None
+    assert max(sizes) <= dyn.TX_MAX
+    if distinct == dyn.CHUNKS_PER_TX:
+        assert max(sizes) == 2 * distinct + 3 == dyn.TX_MAX - 1  # commit and delete, whole
+    else:
+        assert max(sizes) == 2 * distinct  # the biggest batch: the first 48 chunks, +2
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (0, 0, 0)
+    chunks = await store.get_chunks([c for c, _ in content])
+    assert {c.refcount for c in chunks.values()} == {0}

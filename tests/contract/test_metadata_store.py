@@ -596,3 +596,42 @@ async def test_list_chunk_ids_pages_referenced_chunks_once(meta: MetadataStore) 
     everything, cursor = await meta.list_chunk_ids(limit=1000)
     assert set(everything) == ids
     assert cursor is None
+
+
+@pytest.mark.parametrize("distinct", [2, 60])  # 60: more than one DynamoDB transaction holds
+async def test_delete_hands_the_content_entry_to_another_complete_file(
+    meta: MetadataStore, distinct: int
+) -> None:
+    content = [(cid(f"h{distinct}-{i}"), 5) for i in range(distinct)]
+    same = [new_file("same", content, tenant="t1") for _ in range(3)]
+    theirs, m_theirs = new_file("same", content, tenant="t2")
+    pending, m_pending = new_file("same", content, tenant="t1")
+    for rec, m in (*same, (theirs, m_theirs), (pending, m_pending)):
+        await meta.create_file(rec, m)
+    for rec, _ in (*same, (theirs, m_theirs)):
+        await meta.commit_file(rec.file_id, 1.0)
+    sha = same[0][0].sha256
+    ids = {rec.file_id for rec, _ in same}
+
+    async def named(tenant: str = "t1") -> str | None:
+        found = await meta.find_file_by_sha256(tenant, sha)
+        return None if found is None else found.file_id
+
+    first = await named()
+    assert first in ids
+    # deleting a file the entry does not name leaves it alone
+    other = sorted(ids - {first})[0]
+    await meta.delete_file(other, "t1", 2.0)
+    assert await named() == first
+    # deleting the named one hands the entry to the last complete file (never the pending one)
+    await meta.delete_file(first, "t1", 3.0)
+    last = await named()
+    assert last == (ids - {first, other}).pop()
+    await meta.delete_file(last, "t1", 4.0)
+    assert await named() is None
+    assert await named("t2") == theirs.file_id  # another tenant's entry is its own
+    # a file committed afterwards takes the entry again
+    await meta.commit_file(pending.file_id, 5.0)
+    assert await named() == pending.file_id
+    await meta.delete_file(pending.file_id, "t1", 6.0)
+    assert await named() is None

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dfs.chunking import ChunkerProfile, FileScan, scan_file
-from dfs.client.transfer import Client, DownloadResult, ProgressFn, UploadResult, _read_chunk
+from dfs.client.transfer import Client, DownloadResult, ProgressFn, UploadResult, read_chunk_from
 from dfs.errors import InvalidRequest, from_body
 
 SMALL_FILE = 8 * 1024 * 1024
@@ -116,11 +116,7 @@ async def _upload_batch(
     async def send(item: dict[str, Any]) -> None:
         i = int(item["_file"])
         chunk_id, size = str(item["sha256"]), int(item["size"])
-        fd = await asyncio.to_thread(os.open, items[i].path, os.O_RDONLY)
-        try:
-            data = await asyncio.to_thread(_read_chunk, fd, item["_offset"], size)
-        finally:
-            os.close(fd)
+        data = await asyncio.to_thread(read_chunk_from, items[i].path, item["_offset"], size)
         receipts[i][chunk_id] = await client._send_chunk(
             str(plans[i]["file_id"]), chunk_id, data, item
         )

@@ -93,7 +93,7 @@ class DownloadResult:
 _CHANGED = "the file changed while it was being uploaded; upload it again"
 
 
-def _read_chunk(fd: int, offset: int, size: int) -> bytes:
+def read_chunk(fd: int, offset: int, size: int) -> bytes:
     """The chunk's bytes as they are now; a short read means the file shrank since the scan.
 
     Not re-hashed here: the node hashes every body against the chunk id from the scan before
@@ -104,6 +104,16 @@ def _read_chunk(fd: int, offset: int, size: int) -> bytes:
     if len(data) != size:
         raise IntegrityError(_CHANGED)
     return data
+
+
+def read_chunk_from(path: str | os.PathLike[str], offset: int, size: int) -> bytes:
+    """``read_chunk`` of the file at ``path`` (opened and closed here); blocking, so call it
+    through ``asyncio.to_thread``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return read_chunk(fd, offset, size)
+    finally:
+        os.close(fd)
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -238,7 +248,7 @@ class Client:
             async def send(item: dict[str, Any]) -> None:
                 nonlocal sent
                 chunk_id, size = str(item["sha256"]), int(item["size"])
-                data = await asyncio.to_thread(_read_chunk, fd, offsets[chunk_id], size)
+                data = await asyncio.to_thread(read_chunk, fd, offsets[chunk_id], size)
                 try:
                     receipts[chunk_id] = await self._send_chunk(file_id, chunk_id, data, item)
                 except IntegrityError:

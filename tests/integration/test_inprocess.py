@@ -264,14 +264,14 @@ async def test_upload_fails_if_file_changes_after_the_scan(
 
     src = tmp_path / "in.bin"
     src.write_bytes(random.Random(7).randbytes(2 * MIB))
-    real = transfer._read_chunk
+    real = transfer.read_chunk
 
     def changed(fd: int, offset: int, size: int) -> bytes:
         data = bytearray(real(fd, offset, size))
         data[0] ^= 0xFF  # as if the file had been edited since the scan
         return bytes(data)
 
-    monkeypatch.setattr(transfer, "_read_chunk", changed)
+    monkeypatch.setattr(transfer, "read_chunk", changed)
     async with Client(inproc.api.url, token=ADMIN_TOKEN, concurrency=2) as client:
         with pytest.raises(IntegrityError, match="changed while it was being uploaded"):
             await client.upload(src, profile=ChunkerProfile.fixed(MIB))

@@ -20,6 +20,7 @@ import logging
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from dfs import auth, protocol
 from dfs.api.app import COORDINATOR, admin, principal
@@ -108,25 +109,38 @@ async def signed_download(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+# what aiohttp's multipart reader raises on a body that is not valid multipart
+_MALFORMED = (ValueError, HttpProcessingError)
+
+
+async def _file_field(request: web.Request) -> BodyPartReader:
+    """The multipart body's field ``file`` (other fields before it are skipped, boundedly)."""
+    try:
+        reader = await request.multipart()
+        for _ in range(16):
+            part = await reader.next()
+            if part is None:
+                raise InvalidRequest("multipart body has no field 'file'")
+            if isinstance(part, BodyPartReader) and part.name == "file":
+                return part
+    except _MALFORMED as exc:
+        raise InvalidRequest(f"malformed multipart body: {exc}") from None
+    raise InvalidRequest("multipart body has no field 'file' among its first 16")
+
+
 async def upload(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     tenant = principal(request).tenant
     profile = ChunkerProfile.parse(DEFAULT_PROFILE)
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        for _ in range(16):  # skip other fields, boundedly
-            part = await reader.next()
-            if part is None:
-                raise InvalidRequest("multipart body has no field 'file'")
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                break
-        else:
-            raise InvalidRequest("multipart body has no field 'file' among its first 16")
-        name = check_name(request.query.get("filename") or part.filename or "upload")
-        file_part = part
+        file_part = await _file_field(request)
+        name = check_name(request.query.get("filename") or file_part.filename or "upload")
 
         async def read(n: int) -> bytes:
-            return bytes(await file_part.read_chunk(min(n, 1 << 20)))
+            try:
+                return bytes(await file_part.read_chunk(min(n, 1 << 20)))
+            except _MALFORMED as exc:
+                raise InvalidRequest(f"malformed multipart body: {exc}") from None
 
     else:
         name = check_name(query_param(request, "filename"))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 
 from dfs import auth, protocol
 from dfs.client import Client
 from dfs.client.http import ChunkPayload
+from dfs.node import ops
 from dfs.openapi import API_SPEC, NODE_SPEC
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 from tests.openapi_check import SpecChecker, router_diff
@@ -49,13 +52,20 @@ class Caller:
         self.seen: set[tuple[str, str, int]] = set()
 
     async def __call__(
-        self, method: str, route: str, expect: int, headers: dict[str, str] | None = None, **kw: Any
+        self,
+        method: str,
+        route: str,
+        expect: int,
+        headers: dict[str, str] | None = None,
+        *,
+        path: dict[str, str] | None = None,
+        **kw: Any,
     ) -> Any:
+        """``route`` is the spec's path template; ``path`` fills its parameters."""
         if isinstance(kw.get("data"), bytes | bytearray):
             kw["data"] = ChunkPayload(kw["data"])
-        async with self.session.request(
-            method, f"{self.base}{route}", headers=headers or {}, **kw
-        ) as r:
+        url = f"{self.base}{route.format(**path) if path else route}"
+        async with self.session.request(method, url, headers=headers or {}, **kw) as r:
             raw = await r.read()
             self.checker.validate(method, route, r.status, raw)
             assert r.status == expect, (method, route, r.status, raw[:300])
@@ -131,7 +141,113 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         await call("POST", protocol.NODE_HEARTBEAT, 200, cap, json=hb)
         await call("POST", protocol.NODE_DEREGISTER, 403, cap, json={"node_id": "other"})
         await call("POST", protocol.NODE_DEREGISTER, 200, cap, json={"node_id": node_id})
+
+        await _seed_and_batch_routes(call, user, up.file_id, body)
+        await call("GET", protocol.READYZ, 200)
+        text = await call("GET", protocol.METRICS, 200, ADMIN)
+        assert b"dfs_http_requests_total" in text
+        await call("GET", protocol.METRICS, 403, user)
+        await call("GET", protocol.METRICS, 401)
+        await call("GET", protocol.ADMIN_REPAIR, 200, ADMIN)
+        await call("GET", protocol.ADMIN_REPAIR, 403, user)
+        stats = await call("GET", protocol.ADMIN_STATS, 200, ADMIN)
+        assert stats["total_s3_size_saved"] == stats["total_bytes_saved"]
     assert {route for _, route, _ in call.seen} == {p for _, p in API.operations()}
+    assert {(m, r) for m, r, _ in call.seen} == API.operations()
+
+
+async def _seed_and_batch_routes(
+    call: Caller, user: dict[str, str], admin_file: str, upload_body: dict[str, Any]
+) -> None:
+    """The seed's routes, the content check, batches and resume: good and bad requests."""
+    fid = {"file_id": admin_file}
+    unknown = {"file_id": "00000000-0000-4000-8000-00000000abcd"}
+    for route in (protocol.FILE, protocol.METADATA, protocol.DOWNLOAD):
+        await call("GET", route, 200, ADMIN, path=fid)
+        await call("GET", route, 404, user, path=fid)  # another tenant's file
+        await call("GET", route, 400, ADMIN, path={"file_id": "nope"})
+        await call("GET", route, 401, path=fid)
+
+    # POST /upload: raw, then the same bytes again (409 names the stored file), multipart
+    data = random.Random(6).randbytes(70_000)
+    raw = {"Content-Type": "application/octet-stream", **user}
+    q = {"filename": "seed.bin"}
+    made = await call("POST", protocol.UPLOAD_FILE, 201, raw, params=q, data=data)
+    again = await call("POST", protocol.UPLOAD_FILE, 409, raw, params=q, data=data)
+    assert again["file_id"] == made["file_id"]
+    form = aiohttp.FormData()
+    form.add_field("file", data[:1000], filename="part.bin")
+    await call("POST", protocol.UPLOAD_FILE, 201, user, data=form)
+    await call("POST", protocol.UPLOAD_FILE, 400, raw, data=data)  # no filename
+    form = aiohttp.FormData()
+    form.add_field("other", b"x", filename="x.bin")
+    await call("POST", protocol.UPLOAD_FILE, 400, user, data=form)
+    await call("POST", protocol.UPLOAD_FILE, 401, params=q, data=data)
+
+    # GET /check
+    seen = await call("GET", protocol.CHECK, 200, user, params={"sha256": made["sha256"]})
+    assert seen["exists"]
+    assert seen["file"]["file_id"] == made["file_id"]
+    seen = await call("GET", protocol.CHECK, 200, ADMIN, params={"sha256": made["sha256"]})
+    assert seen == {"exists": False, "file": None}  # another tenant's bytes stay hidden
+    await call("GET", protocol.CHECK, 400, user, params={"sha256": "ab"})
+
+    # the signed download URL: good, altered, missing, and once the file is gone
+    mine = {"file_id": made["file_id"]}
+    link = await call("GET", protocol.DOWNLOAD, 200, user, path=mine)
+    signed = yarl.URL(link["download_url"])
+    route = protocol.SIGNED_DOWNLOAD + "{file_id}"
+    query = dict(signed.query)
+    assert await call("GET", route, 200, path=mine, params=query) == data
+    forged = query["sig"][:-1] + ("0" if query["sig"][-1] != "0" else "1")
+    await call("GET", route, 403, path=mine, params={**query, "sig": forged})
+    await call("GET", route, 401, path=mine, params={**query, "sig": "x"})
+    await call("GET", route, 403, path=unknown, params=query)
+    await call("GET", route, 401, path=mine, params={"tenant": query["tenant"]})
+    await call("GET", route, 400, path=mine, params={**query, "tenant": "../x"})
+
+    # /admin/hashes: paged with a sealed key (admin)
+    page = await call("GET", protocol.ADMIN_HASHES, 200, ADMIN, params={"limit": 1})
+    assert len(page["hashes"]) == 1
+    assert page["next_page"]
+    key = {"limit": 1, "last_evaluated_key": page["next_page"]}
+    await call("GET", protocol.ADMIN_HASHES, 200, ADMIN, params=key)
+    bad = {**key, "last_evaluated_key": page["next_page"][:-2] + "xx"}
+    await call("GET", protocol.ADMIN_HASHES, 400, ADMIN, params=bad)
+    await call("GET", protocol.ADMIN_HASHES, 400, ADMIN, params={"limit": 0})
+    await call("GET", protocol.ADMIN_HASHES, 403, user)
+
+    # batches and resume
+    plans = await call("POST", protocol.INIT_UPLOADS, 201, user, json={"files": [upload_body]})
+    pending = plans["uploads"][0]["file_id"]
+    await call("POST", protocol.INIT_UPLOADS, 400, user, json={"files": []})
+    await call("POST", protocol.INIT_UPLOADS, 415, user, data=b"{}")
+    resumed = await call("POST", protocol.RESUME_UPLOAD, 200, user, json={"file_id": pending})
+    assert resumed["resumed"]
+    assert resumed["file_id"] == pending
+    await call("POST", protocol.RESUME_UPLOAD, 409, user, json={"file_id": made["file_id"]})
+    await call("POST", protocol.RESUME_UPLOAD, 404, user, json=unknown)
+    await call("POST", protocol.RESUME_UPLOAD, 400, user, json={"file_id": "x"})
+    items = [{"file_id": pending}, {"file_id": made["file_id"]}, unknown]
+    done = await call("POST", protocol.FINALIZE_UPLOADS, 200, user, json={"uploads": items})
+    codes = [f.get("error", {}).get("code") for f in done["files"]]
+    assert codes == [None, None, "file_not_found"]  # pending's chunk is the tenant's own
+    await call("POST", protocol.FINALIZE_UPLOADS, 400, user, json={"uploads": [{}]})
+    ids = [made["file_id"], unknown["file_id"]]
+    got = await call("POST", protocol.DOWNLOAD_PLANS, 200, user, json={"file_ids": ids})
+    assert [p.get("error", {}).get("code") for p in got["plans"]] == [None, "file_not_found"]
+    await call("POST", protocol.DOWNLOAD_PLANS, 400, user, json={"file_ids": ["x"]})
+
+    # DELETE /file/{file_id}; the signed URL of a deleted file finds nothing
+    await call("DELETE", protocol.FILE, 404, ADMIN, path=mine)  # another tenant's
+    gone = await call("DELETE", protocol.FILE, 200, user, path=mine)
+    assert gone["state"] == "deleted"
+    await call("DELETE", protocol.FILE, 404, user, path=mine)
+    await call("DELETE", protocol.FILE, 400, user, path={"file_id": "nope"})
+    await call("DELETE", protocol.FILE, 401, path=mine)
+    await call("GET", route, 404, path=mine, params=query)
+    seen = await call("GET", protocol.CHECK, 200, user, params={"sha256": made["sha256"]})
+    assert seen == {"exists": False, "file": None}
 
 
 async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
@@ -161,6 +277,56 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         assert answer == {"present": [digest]}
         await call("POST", protocol.HAS_CHUNKS, 400, has, json={"chunk_ids": ["nope"]})
         status_cap = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_STATUS, auth.ANY_CHUNK, nid)}
-        await call("GET", protocol.NODE_STATUS, 200, status_cap)
+        await call("GET", protocol.NODE_STATUS, 200, status_cap, params={"after": 0})
+        await call("GET", protocol.NODE_STATUS, 400, status_cap, params={"after": "x"})
         await call("GET", protocol.NODE_STATUS, 401)
-    assert {route for _, route, _ in call.seen} == {p for _, p in NODE.operations()}
+        await call("GET", protocol.QUARANTINED, 200, status_cap)
+        await call("GET", protocol.QUARANTINED, 401)
+        await call("GET", protocol.QUARANTINED, 403, has)
+
+        listing = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_LIST, auth.ANY_CHUNK, nid)}
+        page = await call("GET", protocol.LIST_CHUNKS, 200, listing, params={"limit": 1})
+        assert page["chunks"][0][0] == digest
+        await call("GET", protocol.LIST_CHUNKS, 400, listing, params={"limit": 0})
+        await call("GET", protocol.LIST_CHUNKS, 400, listing, params={"after": "zz"})
+        await call("GET", protocol.LIST_CHUNKS, 403, status_cap)
+
+        # a repair copy to another node: the capability names the target
+        other = inproc.nodes[1]
+        target = {"target_id": other.cfg.node_id, "target_url": other.url}
+        extra = protocol.copy_cap_extra(other.cfg.node_id, other.url)
+        copy = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_COPY, digest, nid, extra=extra)}
+        await call("POST", protocol.COPY_CHUNK, 201, copy, params=q, json=target)
+        await call("POST", protocol.COPY_CHUNK, 401, params=q, json=target)
+        elsewhere = {**target, "target_id": "node3"}
+        await call("POST", protocol.COPY_CHUNK, 403, copy, params=q, json=elsewhere)
+        await call("POST", protocol.COPY_CHUNK, 400, copy, params=q, json={"target_id": "x"})
+        missing = "1" * 64
+        copy_missing = {
+            protocol.CAPABILITY: auth.mint(SECRET, auth.OP_COPY, missing, nid, extra=extra)
+        }
+        await call(
+            "POST",
+            protocol.COPY_CHUNK,
+            404,
+            copy_missing,
+            params={"chunk_id": missing},
+            json=target,
+        )
+
+        delete = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_DELETE, digest, nid)}
+        kept = await call("POST", protocol.DELETE_CHUNK, 200, delete, params={**q, "min_age": 3600})
+        assert kept == {"deleted": False}  # written just now
+        assert await call("POST", protocol.DELETE_CHUNK, 200, delete, params=q) == {"deleted": True}
+        await call("POST", protocol.DELETE_CHUNK, 400, delete, params={**q, "min_age": "soon"})
+        await call("POST", protocol.DELETE_CHUNK, 403, status_cap, params=q)
+
+        await call("GET", protocol.READYZ, 200)
+        await call("GET", protocol.METRICS, 401)  # no DFS_METRICS_TOKEN: closed
+        token = "metrics-token-for-the-openapi-test-0123456789"
+        state = node.runner.app[ops._STATE]
+        state.cfg = dataclasses.replace(state.cfg, metrics_token_hash=auth.hash_token(token))
+        text = await call("GET", protocol.METRICS, 200, {"Authorization": f"Bearer {token}"})
+        assert b"dfs_node_chunks_stored" in text
+        await call("GET", protocol.METRICS, 401, {"Authorization": "Bearer wrong"})
+    assert {(m, r) for m, r, _ in call.seen} == NODE.operations()

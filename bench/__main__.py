@@ -1,7 +1,10 @@
 """Run every benchmark with one command and print their markdown tables.
 
     python -m bench [--size-mib 1024] [--repeat 1] [--concurrency 8] [--dedup-mib 64]
-                    [--meta-backends sqlite dynamodb]
+                    [--meta-backends sqlite dynamodb] [--small-files 2000]
+
+``--small-files 10000`` gives the issue's many-small-files figure (files/s up and down, 1-100
+KiB each, RF 2); ``0`` skips it. The resume measurement of ``bench.ux`` runs on its own.
 
 ``--size-mib 4096 --rf 1`` gives the peak RSS of the client and nodes for a 4 GiB upload
 and download (the core table's RSS columns).
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import core, dedup, meta_calls
+from bench import core, dedup, meta_calls, ux
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dedup-mib", type=int, default=64)
     p.add_argument("--dedup-versions", type=int, default=10)
     p.add_argument("--meta-backends", nargs="*", default=["sqlite", "dynamodb"])
+    p.add_argument("--small-files", type=int, default=2000, help="0 skips the small files table")
     args = p.parse_args(argv)
     core_args = [
         "--size-mib",
@@ -40,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     status = core.main(core_args)
     dedup_args = ["--size-mib", str(args.dedup_mib), "--versions", str(args.dedup_versions)]
     status = status or dedup.main(dedup_args)
+    if args.small_files and not status:
+        small_args = ["--files", str(args.small_files), "--resume-mib", "0"]
+        status = ux.main(small_args + (["--dir", args.dir] if args.dir else []))
     if args.meta_backends and not status:
         status = meta_calls.main(["--backends", *args.meta_backends])
     return status

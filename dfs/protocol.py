@@ -6,8 +6,13 @@ them, so a path or field is never renamed once shipped. Standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from dfs.errors import InvalidRequest
+from dfs.ids import parse_node_id
 
 # --- API coordinator ---------------------------------------------------------------------
 INIT_UPLOAD: Final = "/init-upload"
@@ -41,6 +46,8 @@ MAX_BATCH_FILES: Final = 1000
 
 # --- storage node ------------------------------------------------------------------------
 STORE_CHUNK: Final = "/store-chunk"
+STORE_CHUNKS: Final = "/store-chunks"
+"""POST many small chunks in one body (``pack_chunks``), each with its own capability."""
 GET_CHUNK: Final = "/get-chunk"
 HAS_CHUNKS: Final = "/has-chunks"
 NODE_STATUS: Final = "/status"
@@ -101,3 +108,68 @@ of API memory; a million would need about ten times that, so bigger files need a
 init-upload."""
 MAX_HAS_CHUNKS: Final = 10_000
 MAX_FILE_NAME: Final = 1024
+
+
+# --- batched chunk writes (POST /store-chunks) --------------------------------------------
+MAX_FORWARD_TARGETS: Final = 8
+MAX_STORE_BATCH: Final = 256
+"""Chunks in one /store-chunks body (whose bytes are bounded by MAX_CHUNK_SIZE)."""
+_INDEX_LEN = struct.Struct(">I")
+
+
+def parse_forward(header: str) -> list[tuple[str, str]]:
+    """Parse a FORWARD_TO value ``node_id=url,node_id=url``; capabilities sign the raw text."""
+    targets = []
+    for item in (t.strip() for t in header.split(",")):
+        if not item:
+            continue
+        node_id, eq, url = item.partition("=")
+        parse_node_id(node_id, "forward node id")
+        if not eq or not url.startswith(("http://", "https://")) or any(c in url for c in " @?#|"):
+            raise InvalidRequest(f"bad forward target {item!r}")
+        targets.append((node_id, url.rstrip("/")))
+    if len(targets) > MAX_FORWARD_TARGETS:
+        raise InvalidRequest(f"at most {MAX_FORWARD_TARGETS} forward targets")
+    return targets
+
+
+def pack_chunks(
+    entries: Sequence[Mapping[str, Any]], payloads: Sequence[bytes | bytearray | memoryview]
+) -> bytes:
+    """The /store-chunks body: a 4-byte big-endian length, the JSON index
+    ``{"chunks": [{"chunk_id", "size", "cap", "file_id"?}, ...]}``, then every chunk's bytes
+    in index order."""
+    index = json.dumps(
+        {"chunks": [{**e, "size": len(p)} for e, p in zip(entries, payloads, strict=True)]}
+    ).encode()
+    return b"".join([_INDEX_LEN.pack(len(index)), index, *payloads])
+
+
+def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryview]]:
+    """Split a /store-chunks body into (index entry, bytes) pairs; InvalidRequest if the
+    framing is wrong (ids and capabilities are the caller's to check)."""
+    view = memoryview(body)
+    if len(view) < _INDEX_LEN.size:
+        raise InvalidRequest("store-chunks body is too short")
+    (n,) = _INDEX_LEN.unpack_from(view)
+    start = _INDEX_LEN.size + n
+    if start > len(view):
+        raise InvalidRequest("store-chunks index is longer than the body")
+    try:
+        index = json.loads(bytes(view[_INDEX_LEN.size : start]))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("store-chunks index is not JSON") from None
+    chunks = index.get("chunks") if isinstance(index, dict) else None
+    if not isinstance(chunks, list) or not 0 < len(chunks) <= MAX_STORE_BATCH:
+        raise InvalidRequest(f"store-chunks needs 1-{MAX_STORE_BATCH} chunks")
+    out = []
+    pos = start
+    for e in chunks:
+        size = e.get("size") if isinstance(e, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_CHUNK_SIZE:
+            raise InvalidRequest("every store-chunks entry needs a size")
+        out.append((e, view[pos : pos + size]))
+        pos += size
+    if pos != len(view):
+        raise InvalidRequest("store-chunks sizes do not add up to the body")
+    return out

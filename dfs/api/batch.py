@@ -36,7 +36,7 @@ from dfs.api.service import (
     file_body,
     node_ref,
 )
-from dfs.errors import Conflict, DfsError, InvalidRequest
+from dfs.errors import Conflict, DfsError, FileNotFound, InvalidRequest
 from dfs.ids import new_file_id, parse_file_id
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
 from dfs.server import read_json
@@ -97,6 +97,7 @@ async def init_many(
     locations = await coord.meta.get_locations(list(owned)) if owned else {}
     held = {c for c in owned if len(locations[c] & live_ids) >= coord.rf}
     plans = []
+    records: list[tuple[FileRecord, Sequence[ManifestEntry]]] = []
     for req, chunks in zip(reqs, per_file, strict=True):
         file_id = new_file_id()
         upload = [
@@ -114,7 +115,7 @@ async def init_many(
             created_at=coord.clock(),
             chunk_count=len(req.manifest),
         )
-        await coord.meta.create_file(rec, req.manifest)
+        records.append((rec, req.manifest))
         plans.append(
             {
                 "file_id": file_id,
@@ -124,6 +125,8 @@ async def init_many(
                 "upload": upload,
             }
         )
+    # one metadata write (one SQLite transaction) for the whole batch
+    await coord.meta.create_files(records)
     return plans
 
 
@@ -149,14 +152,22 @@ async def finalize_many(
     owned = await coord.owned_for_finalize(tenant, list(union)) if union else set()
     live = await coord.live_nodes()
     holders = await _holders(coord, union, live) if union else {}
+    ready: list[int] = []
     for i, rec, chunks in pending:
         try:
             coord.check_upload_age(rec)
             coord.check_receipts(rec, chunks, items[i][1], owned)
             coord.check_copies(chunks, holders)
-            results[i] = file_body(await coord.meta.commit_file(rec.file_id, coord.clock()))
+            ready.append(i)
         except DfsError as exc:
             results[i] = _error(rec.file_id, exc)
+    # the files that passed every check commit together (one SQLite transaction)
+    ids = [items[i][0] for i in ready]
+    committed = await coord.meta.commit_files(ids, coord.clock()) if ids else []
+    for i, file_id, done in zip(ready, ids, committed, strict=True):
+        results[i] = (
+            file_body(done) if done else _error(file_id, FileNotFound(f"no file {file_id}"))
+        )
     return [r for r in results if r is not None]
 
 

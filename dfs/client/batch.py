@@ -24,13 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from dfs import protocol
 from dfs.chunking import ChunkerProfile, FileScan, scan_file
 from dfs.client.transfer import Client, DownloadResult, ProgressFn, UploadResult, read_chunk_from
-from dfs.errors import InvalidRequest, from_body
+from dfs.errors import IntegrityError, InvalidRequest, ReplicationError, Unavailable, from_body
 
 SMALL_FILE = 8 * 1024 * 1024
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
+SMALL_CHUNK = 1024 * 1024  # chunks up to this size go to nodes in /store-chunks batches
+SEND_BATCH_CHUNKS = 64
+SEND_BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,39 @@ def _scan_all(items: Sequence[Item], profile: ChunkerProfile) -> list[FileScan]:
     return [scan_file(it.path, profile) for it in items]
 
 
+def _read_all(items: Sequence[Item], group: Sequence[dict[str, Any]]) -> list[bytes]:
+    out = []
+    for it in group:
+        with open(items[int(it["_file"])].path, "rb") as f:
+            f.seek(int(it["_offset"]))
+            data = f.read(int(it["size"]))
+        if len(data) != int(it["size"]):
+            raise IntegrityError(f"{items[int(it['_file'])].path} changed while being uploaded")
+        out.append(data)
+    return out
+
+
+def _packs(work: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Small chunks grouped for /store-chunks: same primary and forward list (which every
+    capability of a request binds), at most SEND_BATCH_CHUNKS chunks / SEND_BATCH_BYTES."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for w in work:
+        groups.setdefault(tuple(str(t["node_id"]) for t in w["targets"]), []).append(w)
+    for group in groups.values():
+        pack: list[dict[str, Any]] = []
+        size = 0
+        for w in group:
+            if pack and (
+                len(pack) >= SEND_BATCH_CHUNKS or size + int(w["size"]) > SEND_BATCH_BYTES
+            ):
+                yield pack
+                pack, size = [], 0
+            pack.append(w)
+            size += int(w["size"])
+        if pack:
+            yield pack
+
+
 async def _upload_batch(
     client: Client,
     items: Sequence[Item],
@@ -113,18 +150,60 @@ async def _upload_batch(
             progress(sc.size - sum(int(u["size"]) for u in todo))
         work += [{**u, "_file": i, "_offset": offsets[u["sha256"]]} for u in todo]
 
+    async def read(item: dict[str, Any]) -> bytes:
+        path = items[int(item["_file"])].path
+        return await asyncio.to_thread(read_chunk_from, path, item["_offset"], int(item["size"]))
+
+    def sent_one(item: dict[str, Any], receipt: str) -> None:
+        i = int(item["_file"])
+        receipts[i][str(item["sha256"])] = receipt
+        sent[i] += int(item["size"])
+        if progress:
+            progress(int(item["size"]))
+
     async def send(item: dict[str, Any]) -> None:
         i = int(item["_file"])
-        chunk_id, size = str(item["sha256"]), int(item["size"])
-        data = await asyncio.to_thread(read_chunk_from, items[i].path, item["_offset"], size)
-        receipts[i][chunk_id] = await client._send_chunk(
-            str(plans[i]["file_id"]), chunk_id, data, item
+        data = await read(item)
+        sent_one(
+            item,
+            await client._send_chunk(str(plans[i]["file_id"]), str(item["sha256"]), data, item),
         )
-        sent[i] += size
-        if progress:
-            progress(size)
 
-    await client._run_bounded(send, iter(work))
+    async def send_pack(pack: dict[str, Any]) -> None:
+        group: list[dict[str, Any]] = pack["_items"]
+        datas = await asyncio.to_thread(_read_all, items, group)
+        first = group[0]["targets"]
+        body = protocol.pack_chunks(
+            [
+                {
+                    "chunk_id": it["sha256"],
+                    "file_id": plans[int(it["_file"])]["file_id"],
+                    "cap": it["caps"][0],
+                }
+                for it in group
+            ],
+            datas,
+        )
+        try:
+            answers = await client.nodes.store_chunks(
+                str(first[0]["url"]),
+                body,
+                forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
+            )
+        except (Unavailable, ReplicationError, IntegrityError):
+            # one chunk at a time, with the usual retries, failover and error for a file
+            # that changed while it was being uploaded
+            for it in group:
+                await send(it)
+            return
+        for it, answer in zip(group, answers, strict=True):
+            sent_one(it, str(answer["receipt"]))
+
+    small = [] if client.proxy else [w for w in work if int(w["size"]) <= SMALL_CHUNK]
+    large = [w for w in work if client.proxy or int(w["size"]) > SMALL_CHUNK]
+    packs = [{"_items": p} for p in _packs(small)]
+    await client._run_bounded(send_pack, iter(packs))
+    await client._run_bounded(send, iter(large))
     done = await client.api.finalize_uploads(
         [{"file_id": p["file_id"], "receipts": r} for p, r in zip(plans, receipts, strict=True)]
     )

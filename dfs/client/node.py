@@ -81,6 +81,37 @@ class NodeClient:
         headers = {protocol.CAPABILITY: cap, protocol.FORWARDED: "1"}
         return await self._put(node_url, chunk_id, data, headers, timeout)
 
+    async def store_chunks(
+        self,
+        node_url: str,
+        body: bytes,
+        *,
+        forward: str = "",
+        forwarded: bool = False,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """POST a ``protocol.pack_chunks`` body of small chunks (an upload's, forwarded to
+        the nodes in ``forward``; or, with ``forwarded``, a primary's replica writes).
+        Returns one answer per chunk, in order: ``{"chunk_id", "receipt", "replicas"}``."""
+        headers: dict[str, str] = {}
+        if forward:
+            headers[protocol.FORWARD_TO] = forward
+        if forwarded:
+            headers[protocol.FORWARDED] = "1"
+        kwargs: dict[str, Any] = {}
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        answer: dict[str, Any] = await request_json(
+            self._session,
+            "POST",
+            f"{node_url}{protocol.STORE_CHUNKS}",
+            data=ChunkPayload(body),
+            headers=headers,
+            **kwargs,
+        )
+        chunks: list[dict[str, Any]] = answer["chunks"]
+        return chunks
+
     async def get_chunk(self, node_url: str, chunk_id: str, *, cap: str) -> bytes:
         async with request(
             self._session,

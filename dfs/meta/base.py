@@ -168,6 +168,15 @@ class MetadataStore(Protocol):
         reference per manifest entry to each chunk (creating the chunk row if needed) and
         updates the counters. Committing a complete file again changes nothing and returns
         it. Concurrent commits of the same or identical files leave exact counts.
+      - ``create_files([(rec, manifest), ...])`` is ``create_file`` for many files (directory
+        uploads): each file appears with its manifest or not at all. Conflict if any id
+        exists; the backend may then have created the files before it (SQLite creates none),
+        which stay pending until garbage collection deletes them as stale uploads.
+      - ``commit_files(file_ids, now)`` is ``commit_file`` for each id in order, with the same
+        exact counts and idempotence (a chunk shared by two files of the batch counts as in
+        two commits one after the other); the answer holds, in order, the committed record
+        or None for an id that does not exist (where ``commit_file`` raises FileNotFound).
+        SQLite commits the whole batch in one transaction; DynamoDB commits file by file.
       - ``list_files(tenant, limit, after)`` pages complete files by file_id; ``after`` is
         the last file_id of the previous page.
       - ``commit_file`` also adds the file's references to its tenant's chunk set, so that
@@ -243,6 +252,12 @@ class MetadataStore(Protocol):
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord: ...
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]: ...
     async def commit_file(self, file_id: str, now: float) -> FileRecord: ...
+    async def create_files(
+        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]]
+    ) -> None: ...
+    async def commit_files(
+        self, file_ids: Sequence[str], now: float
+    ) -> list[FileRecord | None]: ...
     async def list_files(
         self, tenant: str, *, limit: int, after: str | None = None
     ) -> list[FileRecord]: ...

@@ -137,6 +137,7 @@ PAGE_ENTRIES = 4096  # 4096 * 48 B = 192 KiB per manifest page, well under the 4
 INLINE_ENTRIES = 256  # manifests up to this size live in the file item (12 KiB)
 COUNTER_SHARDS = 16
 WORKERS = 16
+BATCH_CONCURRENCY = 8  # files of create_files/commit_files in flight at once
 ATTEMPTS = 8  # per request, for throttling / conflicts / unprocessed items / connection errors
 MAX_ROUNDS = 64  # per commit transaction, for flipped refcount expectations
 URL_PARAMS = ("region", "endpoint_url", "table_prefix", "create_tables")
@@ -741,6 +742,40 @@ class DynamoMetadataStore:
         if committed:
             return dataclasses.replace(rec, state=FILE_COMPLETE)
         return _file(await self._file_item(file_id))
+
+    async def create_files(
+        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]]
+    ) -> None:
+        # each file is its own conditional put (a transaction could not hold the manifest
+        # pages of big files); a few at a time, since every call is a round trip
+        sem = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def one(rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
+            async with sem:
+                await self.create_file(rec, manifest)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for rec, manifest in files:
+                    tg.create_task(one(rec, manifest))
+        except* DfsError as group:
+            raise group.exceptions[0] from None
+
+    async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
+        # commit_file's conditional writes keep every count exact whatever runs beside them,
+        # so files of a batch may commit concurrently (ids are distinct, see dict.fromkeys)
+        sem = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def one(file_id: str) -> FileRecord | None:
+            async with sem:
+                try:
+                    return await self.commit_file(file_id, now)
+                except FileNotFound:
+                    return None
+
+        ids = list(dict.fromkeys(file_ids))
+        done = dict(zip(ids, await asyncio.gather(*(one(f) for f in ids)), strict=True))
+        return [done[f] for f in file_ids]
 
     def _expect_referenced(self, refs: Sequence[_Ref]) -> set[str]:
         """A first guess of which chunks already have references (checked by the writes)."""

@@ -236,30 +236,43 @@ class SqliteMetadataStore:
 
     # --- files ----------------------------------------------------------------------------
 
+    def _insert_file(
+        self, db: sqlite3.Connection, rec: FileRecord, manifest: Sequence[ManifestEntry]
+    ) -> None:
+        db.execute(
+            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                rec.file_id,
+                rec.tenant,
+                rec.name,
+                rec.size,
+                rec.sha256,
+                rec.chunker,
+                FILE_PENDING,
+                rec.created_at,
+                len(manifest),
+            ),
+        )
+        db.executemany(
+            "INSERT INTO manifest VALUES (?,?,?,?,?)",
+            ((rec.file_id, i, e.offset, e.size, e.chunk_id) for i, e in enumerate(manifest)),
+        )
+
     async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
         def op() -> None:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        rec.file_id,
-                        rec.tenant,
-                        rec.name,
-                        rec.size,
-                        rec.sha256,
-                        rec.chunker,
-                        FILE_PENDING,
-                        rec.created_at,
-                        len(manifest),
-                    ),
-                )
-                db.executemany(
-                    "INSERT INTO manifest VALUES (?,?,?,?,?)",
-                    (
-                        (rec.file_id, i, e.offset, e.size, e.chunk_id)
-                        for i, e in enumerate(manifest)
-                    ),
-                )
+                self._insert_file(db, rec, manifest)
+
+        await self._run(op)
+
+    async def create_files(
+        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]]
+    ) -> None:
+        # one transaction (one WAL fsync) for the whole batch: all or nothing
+        def op() -> None:
+            with self._tx() as db:
+                for rec, manifest in files:
+                    self._insert_file(db, rec, manifest)
 
         await self._run(op)
 
@@ -285,61 +298,77 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
+    def _commit_one(self, db: sqlite3.Connection, file_id: str, now: float) -> FileRecord:
+        """commit_file's work inside the caller's write transaction."""
+        row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
+        if row is None:
+            raise FileNotFound(f"no file {file_id}")
+        if row["state"] == FILE_COMPLETE:
+            return _file(row)
+        refs = db.execute(
+            "SELECT chunk_id, COUNT(*), MAX(size) FROM manifest WHERE file_id=? GROUP BY chunk_id",
+            (file_id,),
+        ).fetchall()
+        dups = stored = unique = 0
+        for chunk_id, count, size in refs:
+            cur = db.execute("SELECT refcount FROM chunks WHERE chunk_id=?", (chunk_id,)).fetchone()
+            before = cur[0] if cur is not None else 0
+            if before > 0:
+                dups += count
+            else:
+                dups += count - 1
+                stored += size
+                unique += 1
+            db.execute(
+                "INSERT INTO chunks (chunk_id, size, refcount, created_at) "
+                "VALUES (?,?,?,?) ON CONFLICT(chunk_id) "
+                "DO UPDATE SET refcount = refcount + excluded.refcount",
+                (chunk_id, size, count, now),
+            )
+            db.execute(
+                "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
+                "DO UPDATE SET refcount = refcount + excluded.refcount",
+                (row["tenant"], chunk_id, count),
+            )
+        deltas = {
+            "total_files": 1,
+            "logical_bytes": row["size"],
+            "stored_bytes": stored,
+            "unique_chunks": unique,
+            "duplicates_avoided": dups,
+        }
+        db.executemany(
+            "INSERT INTO counters VALUES (?,?) ON CONFLICT(name) "
+            "DO UPDATE SET value = value + excluded.value",
+            deltas.items(),
+        )
+        db.execute("UPDATE files SET state=? WHERE file_id=?", (FILE_COMPLETE, file_id))
+        # the first complete file with this content keeps the entry
+        db.execute(
+            "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
+            (row["tenant"], row["sha256"], file_id),
+        )
+        return dataclasses.replace(_file(row), state=FILE_COMPLETE)
+
     async def commit_file(self, file_id: str, now: float) -> FileRecord:
         def op() -> FileRecord:
             with self._tx() as db:
-                row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
-                if row is None:
-                    raise FileNotFound(f"no file {file_id}")
-                if row["state"] == FILE_COMPLETE:
-                    return _file(row)
-                refs = db.execute(
-                    "SELECT chunk_id, COUNT(*), MAX(size) FROM manifest WHERE file_id=? "
-                    "GROUP BY chunk_id",
-                    (file_id,),
-                ).fetchall()
-                dups = stored = unique = 0
-                for chunk_id, count, size in refs:
-                    cur = db.execute(
-                        "SELECT refcount FROM chunks WHERE chunk_id=?", (chunk_id,)
-                    ).fetchone()
-                    before = cur[0] if cur is not None else 0
-                    if before > 0:
-                        dups += count
-                    else:
-                        dups += count - 1
-                        stored += size
-                        unique += 1
-                    db.execute(
-                        "INSERT INTO chunks (chunk_id, size, refcount, created_at) "
-                        "VALUES (?,?,?,?) ON CONFLICT(chunk_id) "
-                        "DO UPDATE SET refcount = refcount + excluded.refcount",
-                        (chunk_id, size, count, now),
-                    )
-                    db.execute(
-                        "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
-                        "DO UPDATE SET refcount = refcount + excluded.refcount",
-                        (row["tenant"], chunk_id, count),
-                    )
-                deltas = {
-                    "total_files": 1,
-                    "logical_bytes": row["size"],
-                    "stored_bytes": stored,
-                    "unique_chunks": unique,
-                    "duplicates_avoided": dups,
-                }
-                db.executemany(
-                    "INSERT INTO counters VALUES (?,?) ON CONFLICT(name) "
-                    "DO UPDATE SET value = value + excluded.value",
-                    deltas.items(),
-                )
-                db.execute("UPDATE files SET state=? WHERE file_id=?", (FILE_COMPLETE, file_id))
-                # the first complete file with this content keeps the entry
-                db.execute(
-                    "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
-                    (row["tenant"], row["sha256"], file_id),
-                )
-                return dataclasses.replace(_file(row), state=FILE_COMPLETE)
+                return self._commit_one(db, file_id, now)
+
+        return await self._run(op)
+
+    async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
+        # one transaction for the batch; each file's refcounts read inside it, so two files
+        # of the batch sharing a chunk count exactly as two commits one after the other
+        def op() -> list[FileRecord | None]:
+            out: list[FileRecord | None] = []
+            with self._tx() as db:
+                for file_id in file_ids:
+                    try:
+                        out.append(self._commit_one(db, file_id, now))
+                    except FileNotFound:
+                        out.append(None)
+            return out
 
         return await self._run(op)
 

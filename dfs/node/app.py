@@ -37,10 +37,10 @@ from dfs.client.http import make_session
 from dfs.client.node import NodeClient
 from dfs.config import NodeConfig
 from dfs.errors import ConfigError, DfsError, Forbidden, InvalidRequest
-from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id
+from dfs.ids import parse_chunk_id, parse_file_id
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
-from dfs.node import maintenance, ops
+from dfs.node import batch, maintenance, ops
 from dfs.node.heartbeat import (
     ApiRegistrar,
     MetaRegistrar,
@@ -64,7 +64,7 @@ CONFIG = web.AppKey("config", NodeConfig)
 STORE = web.AppKey("store", FsChunkStore)
 NODES = web.AppKey("nodes", NodeClient)
 
-MAX_FORWARD_TARGETS = 8
+MAX_FORWARD_TARGETS = protocol.MAX_FORWARD_TARGETS
 # aiohttp pauses the socket at 2x this many buffered bytes; its 64 KiB default means a
 # pause/resume every 128 KiB of a multi-MiB chunk body
 NODE_READ_BUFSIZE = 1 << 20
@@ -76,18 +76,7 @@ class Closable(Protocol):
 
 def _forward_targets(header: str) -> list[tuple[str, str]]:
     """Parse ``node_id=url,node_id=url``; the caller's capability signs the raw header."""
-    targets = []
-    for item in (t.strip() for t in header.split(",")):
-        if not item:
-            continue
-        node_id, eq, url = item.partition("=")
-        parse_node_id(node_id, "forward node id")
-        if not eq or not url.startswith(("http://", "https://")) or any(c in url for c in " @?#|"):
-            raise InvalidRequest(f"bad forward target {item!r}")
-        targets.append((node_id, url.rstrip("/")))
-    if len(targets) > MAX_FORWARD_TARGETS:
-        raise InvalidRequest(f"at most {MAX_FORWARD_TARGETS} forward targets")
-    return targets
+    return protocol.parse_forward(header)
 
 
 def _cap(request: web.Request) -> str | None:
@@ -231,6 +220,7 @@ def make_app(cfg: NodeConfig, store: FsChunkStore, nodes: NodeClient) -> web.App
     app.router.add_get(protocol.NODE_STATUS, status)
     app.router.add_get(protocol.HEALTHZ, healthz)
     maintenance.add_routes(app, cfg, store, nodes)
+    batch.add_routes(app, cfg, store, nodes)
     return app
 
 

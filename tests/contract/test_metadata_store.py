@@ -635,3 +635,59 @@ async def test_delete_hands_the_content_entry_to_another_complete_file(
     assert await named() == pending.file_id
     await meta.delete_file(pending.file_id, "t1", 6.0)
     assert await named() is None
+
+
+async def test_create_files_and_commit_files_count_like_single_calls(meta: MetadataStore) -> None:
+    a, ma = new_file("a", [(cid(1), 10), (cid(2), 20), (cid(1), 10)])
+    b, mb = new_file("b", [(cid(2), 20), (cid(3), 5)])
+    c, mc = new_file("c", [(cid(3), 5)], tenant="t2")
+    await meta.create_files([(a, ma), (b, mb), (c, mc)])
+    assert await meta.get_manifest(b.file_id) == mb
+    assert (await meta.get_file(c.file_id, "t2")).state == FILE_PENDING
+    missing = str(uuid.uuid4())
+    # b twice and an unknown id: the second b changes nothing, the unknown one answers None
+    done = await meta.commit_files([a.file_id, b.file_id, missing, c.file_id, b.file_id], 5.0)
+    assert [d.file_id if d else None for d in done] == [
+        a.file_id,
+        b.file_id,
+        None,
+        c.file_id,
+        b.file_id,
+    ]
+    assert all(d.state == FILE_COMPLETE for d in done if d)
+    assert (await meta.commit_files([a.file_id], 6.0))[0] is not None  # idempotent
+    stats = await meta.get_stats()
+    assert (stats.total_files, stats.logical_bytes) == (3, 40 + 25 + 5)
+    assert (stats.stored_bytes, stats.unique_chunks) == (35, 3)
+    assert stats.duplicates_avoided == 3  # cid(1) inside a, cid(2) in b, cid(3) in c
+    chunks = await meta.get_chunks([cid(1), cid(2), cid(3)])
+    assert {k: v.refcount for k, v in chunks.items()} == {cid(1): 2, cid(2): 2, cid(3): 2}
+    assert await meta.owned_chunks("t1", [cid(1), cid(2), cid(3)]) == {cid(1), cid(2), cid(3)}
+    assert await meta.owned_chunks("t2", [cid(1), cid(2), cid(3)]) == {cid(3)}
+    assert (await meta.find_file_by_sha256("t1", a.sha256)) is not None
+
+
+async def test_create_files_refuses_an_existing_id(meta: MetadataStore) -> None:
+    a, ma = new_file("a")
+    await meta.create_file(a, ma)
+    b, mb = new_file("b")
+    with pytest.raises(Conflict):
+        await meta.create_files([(b, mb), (a, ma)])
+    assert (await meta.get_file(a.file_id)).state == FILE_PENDING  # untouched
+
+
+async def test_concurrent_commit_files_batches_stay_exact(meta: MetadataStore) -> None:
+    files = [new_file(f"s{i}", [(cid("x"), 100), (cid("y"), 50)]) for i in range(12)]
+    await meta.create_files(files)
+    ids = [rec.file_id for rec, _ in files]
+    # overlapping batches racing each other and single commits
+    await asyncio.gather(
+        meta.commit_files(ids[:8], 1.0),
+        meta.commit_files(ids[4:], 1.0),
+        *(meta.commit_file(f, 1.0) for f in ids[::3]),
+    )
+    stats = await meta.get_stats()
+    assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (12, 150, 2)
+    assert stats.duplicates_avoided == 12 * 2 - 2
+    chunks = await meta.get_chunks([cid("x"), cid("y")])
+    assert (chunks[cid("x")].refcount, chunks[cid("y")].refcount) == (12, 12)

@@ -70,6 +70,29 @@ class BodyTimeouts:
 BODY_TIMEOUTS = web.AppKey("body_timeouts", BodyTimeouts)
 
 
+class StreamDeadline:
+    """The same rule for a body read piece by piece (a streamed upload): after ``floor``
+    seconds, the bytes received must keep up with ``min_rate``, or RequestTimeout."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._timeouts = request.app.get(BODY_TIMEOUTS) or BodyTimeouts()
+        self._started = asyncio.get_running_loop().time()
+        self._received = 0
+
+    async def read(self, read: Callable[[int], Awaitable[bytes]], n: int) -> bytes:
+        loop = asyncio.get_running_loop()
+        due = self._started + self._timeouts.budget(self._received + n)
+        try:
+            async with asyncio.timeout(max(due - loop.time(), 0.0)):
+                data = await read(n)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"body arrives too slowly ({self._received} bytes so far)"
+            ) from None
+        self._received += len(data)
+        return data
+
+
 def runner_kwargs() -> dict[str, Any]:
     """The AppRunner arguments both servers use: header bounds and the keep-alive timeout."""
     return {

@@ -61,18 +61,6 @@ def _error(file_id: str, exc: DfsError) -> dict[str, Any]:
     return {"file_id": file_id, **exc.to_body()}
 
 
-async def _holders(
-    coord: Coordinator, chunks: dict[str, int], live: Sequence[NodeRecord]
-) -> dict[str, set[str]]:
-    """Coordinator._holders over any number of chunks, MAX_HAS_CHUNKS per node call."""
-    ids = list(chunks)
-    out: dict[str, set[str]] = {}
-    for i in range(0, len(ids), protocol.MAX_HAS_CHUNKS):
-        part = {c: chunks[c] for c in ids[i : i + protocol.MAX_HAS_CHUNKS]}
-        out.update(await coord._holders(part, live))
-    return out
-
-
 def _plan_entry(
     coord: Coordinator, file_id: str, chunk_id: str, size: int, live: Sequence[NodeRecord]
 ) -> dict[str, Any]:
@@ -151,7 +139,7 @@ async def finalize_many(
         union.update(chunks)
     owned = await coord.owned_for_finalize(tenant, list(union)) if union else set()
     live = await coord.live_nodes()
-    holders = await _holders(coord, union, live) if union else {}
+    holders = await coord.holders(union, live) if union else {}
     ready: list[int] = []
     for i, rec, chunks in pending:
         try:
@@ -188,7 +176,7 @@ async def resume(
         c for c in chunks if c in owned or auth.receipt_ok(secret, receipts.get(c), file_id, c)
     }
     live = await coord.writable_nodes()
-    held = await _holders(coord, {c: chunks[c] for c in proven}, live) if proven else {}
+    held = await coord.holders({c: chunks[c] for c in proven}, live) if proven else {}
     upload = [
         _plan_entry(coord, file_id, c, size, live)
         for c, size in chunks.items()

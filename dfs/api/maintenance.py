@@ -254,7 +254,7 @@ class Maintenance:
         out: list[ChunkState] = []
         for i in range(0, len(states), protocol.MAX_HAS_CHUNKS):
             batch = {c.chunk_id: c for c in states[i : i + protocol.MAX_HAS_CHUNKS]}
-            holders = await self.coord._holders({c: s.size for c, s in batch.items()}, live)
+            holders = await self.coord.holders({c: s.size for c, s in batch.items()}, live)
             live_ids = {n.node_id for n in live}
             for c, st in batch.items():
                 nodes = (st.nodes - live_ids) | holders[c]
@@ -408,7 +408,7 @@ class Maintenance:
         """Remove copies beyond REPLICATION_FACTOR from the lowest-ranked live holders, after
         asking them what they really hold (never trim down to copies that are not there)."""
         holders = [live_by_id[n] for n in c.nodes if n in live_by_id]
-        really = (await self.coord._holders({c.chunk_id: c.size}, holders))[c.chunk_id]
+        really = (await self.coord.holders({c.chunk_id: c.size}, holders))[c.chunk_id]
         ranked = _rank(c.chunk_id, [n for n in holders if n.node_id in really])
         trimmed = 0
         for node in ranked[self.coord.rf :]:

@@ -29,7 +29,7 @@ from dfs.api.service import file_body
 from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
-from dfs.server import query_param
+from dfs.server import StreamDeadline, query_param
 
 DOWNLOAD_URL_TTL = 15 * 60  # the most a capability may live
 MAX_UPLOAD_BYTES = 64 * protocol.GIB
@@ -132,21 +132,25 @@ async def upload(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     tenant = principal(request).tenant
     profile = ChunkerProfile.parse(DEFAULT_PROFILE)
+    deadline = StreamDeadline(request)  # slow clients cannot pin the server
     if request.content_type.startswith("multipart/"):
         file_part = await _file_field(request)
         name = check_name(request.query.get("filename") or file_part.filename or "upload")
 
-        async def read(n: int) -> bytes:
+        async def read_part(n: int) -> bytes:
             try:
-                return bytes(await file_part.read_chunk(min(n, 1 << 20)))
+                return bytes(await file_part.read_chunk(n))
             except _MALFORMED as exc:
                 raise InvalidRequest(f"malformed multipart body: {exc}") from None
+
+        async def read(n: int) -> bytes:
+            return await deadline.read(read_part, min(n, 1 << 20))
 
     else:
         name = check_name(query_param(request, "filename"))
 
         async def read(n: int) -> bytes:
-            return await request.content.read(min(n, 1 << 20))
+            return await deadline.read(request.content.read, min(n, 1 << 20))
 
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
     if not done.created:

@@ -310,7 +310,7 @@ class Coordinator:
             self.check_upload_age(rec)
             owned = await self.owned_for_finalize(tenant, list(chunks))
             self.check_receipts(rec, chunks, receipts, owned)
-            holders = await self._holders(chunks, await self.live_nodes())
+            holders = await self.holders(chunks, await self.live_nodes())
             self.check_copies(chunks, holders)
             rec = await self.meta.commit_file(file_id, self.clock())
         return file_body(rec)
@@ -361,7 +361,7 @@ class Coordinator:
                 missing=missing[:100],
             )
 
-    async def _holders(
+    async def holders(
         self, chunks: dict[str, int], live: Sequence[NodeRecord]
     ) -> dict[str, set[str]]:
         """Ask every live node which of ``chunks`` it holds, and record what they answer.

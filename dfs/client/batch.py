@@ -166,7 +166,7 @@ async def _upload_batch(
         data = await read(item)
         sent_one(
             item,
-            await client._send_chunk(str(plans[i]["file_id"]), str(item["sha256"]), data, item),
+            await client.send_chunk(str(plans[i]["file_id"]), str(item["sha256"]), data, item),
         )
 
     async def send_pack(pack: dict[str, Any]) -> None:
@@ -202,8 +202,8 @@ async def _upload_batch(
     small = [] if client.proxy else [w for w in work if int(w["size"]) <= SMALL_CHUNK]
     large = [w for w in work if client.proxy or int(w["size"]) > SMALL_CHUNK]
     packs = [{"_items": p} for p in _packs(small)]
-    await client._run_bounded(send_pack, iter(packs))
-    await client._run_bounded(send, iter(large))
+    await client.run_bounded(send_pack, iter(packs))
+    await client.run_bounded(send, iter(large))
     done = await client.api.finalize_uploads(
         [{"file_id": p["file_id"], "receipts": r} for p, r in zip(plans, receipts, strict=True)]
     )

@@ -250,7 +250,7 @@ class Client:
                 chunk_id, size = str(item["sha256"]), int(item["size"])
                 data = await asyncio.to_thread(read_chunk, fd, offsets[chunk_id], size)
                 try:
-                    receipts[chunk_id] = await self._send_chunk(file_id, chunk_id, data, item)
+                    receipts[chunk_id] = await self.send_chunk(file_id, chunk_id, data, item)
                 except IntegrityError:
                     # the node (or the API proxy) found that these bytes no longer hash to
                     # the id scanned before init-upload: the file changed under us
@@ -261,7 +261,7 @@ class Client:
                 if progress:
                     progress(size)
 
-            await self._run_bounded(send, iter(todo))
+            await self.run_bounded(send, iter(todo))
         finally:
             os.close(fd)
         done = await self.api.finalize_upload(file_id, receipts)
@@ -292,7 +292,7 @@ class Client:
             log.info("pending upload %s is gone; starting afresh", journal.file_id)
             return None
 
-    async def _send_chunk(
+    async def send_chunk(
         self, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
     ) -> str:
         """Send one chunk to its primary (which forwards to the other targets); return the
@@ -325,7 +325,7 @@ class Client:
                 )
         return str(answer["receipt"])
 
-    async def _run_bounded(
+    async def run_bounded(
         self, work: Callable[[dict[str, Any]], Awaitable[None]], items: Iterator[dict[str, Any]]
     ) -> None:
         """Run ``work`` over ``items`` with at most ``concurrency`` in flight; fail fast."""

@@ -23,6 +23,7 @@ from dfs.ids import ChunkId
 from dfs.server import (
     BODY_TIMEOUTS,
     BodyTimeouts,
+    StreamDeadline,
     error_middleware,
     read_body,
     read_json,
@@ -175,6 +176,15 @@ async def echo_size(request: web.Request) -> web.Response:
     return web.json_response({"size": len(body)})
 
 
+async def echo_stream(request: web.Request) -> web.Response:
+    """Reads piece by piece, the way POST /upload streams a body into the chunker."""
+    deadline = StreamDeadline(request)
+    total = 0
+    while data := await deadline.read(request.content.read, 65536):
+        total += len(data)
+    return web.json_response({"size": total})
+
+
 async def echo_json(request: web.Request) -> web.Response:
     return web.json_response(await read_json(request, 4096))
 
@@ -185,6 +195,7 @@ async def small_server() -> AsyncIterator[tuple[str, int]]:
     app = web.Application(middlewares=[error_middleware])
     app[BODY_TIMEOUTS] = BodyTimeouts(floor=0.5, min_rate=1 << 20)
     app.router.add_put("/body", echo_size)
+    app.router.add_put("/stream", echo_stream)
     app.router.add_post("/json", echo_json)
     runner = web.AppRunner(app, **{**runner_kwargs(), "keepalive_timeout": 1.0})
     await runner.setup()
@@ -204,11 +215,12 @@ async def read_until_closed(reader: asyncio.StreamReader, deadline: float) -> by
     return out
 
 
-async def test_a_trickled_body_is_cut_off(small_server: tuple[str, int]) -> None:
+@pytest.mark.parametrize("path", ["/body", "/stream"])
+async def test_a_trickled_body_is_cut_off(small_server: tuple[str, int], path: str) -> None:
     host, port = small_server
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(b"PUT /body HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        writer.write(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode())
         started = time.monotonic()
         answer = b""
         for _ in range(100):  # one byte every 50 ms: 1000 bytes would take 50 s

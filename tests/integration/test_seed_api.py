@@ -167,7 +167,7 @@ async def test_resume_plans_only_unproven_chunks_of_the_callers_own_upload(
         receipts = {}
         for item in plan["upload"][:2]:  # "interrupted" after two chunks
             data = next(d for d in chunks if sha(d) == item["sha256"])
-            receipts[item["sha256"]] = await c._send_chunk(file_id, item["sha256"], data, item)
+            receipts[item["sha256"]] = await c.send_chunk(file_id, item["sha256"], data, item)
         again = await c.api.resume_upload(file_id, receipts)
         assert {u["sha256"] for u in again["upload"]} == {sha(d) for d in chunks} - set(receipts)
         # another tenant can neither resume nor finalize alice's pending upload
@@ -179,7 +179,7 @@ async def test_resume_plans_only_unproven_chunks_of_the_callers_own_upload(
             del m
         for item in again["upload"]:
             data = next(d for d in chunks if sha(d) == item["sha256"])
-            receipts[item["sha256"]] = await c._send_chunk(file_id, item["sha256"], data, item)
+            receipts[item["sha256"]] = await c.send_chunk(file_id, item["sha256"], data, item)
         done = await c.api.finalize_upload(file_id, receipts)
         assert done["state"] == "complete"
 
@@ -204,7 +204,7 @@ async def test_batch_init_and_finalize(inproc: InProcessCluster) -> None:
         for d, plan in zip(files, plans, strict=True):
             receipts = {}
             for item in plan["upload"]:
-                receipts[item["sha256"]] = await c._send_chunk(
+                receipts[item["sha256"]] = await c.send_chunk(
                     plan["file_id"], item["sha256"], d, item
                 )
             uploads.append({"file_id": plan["file_id"], "receipts": receipts})

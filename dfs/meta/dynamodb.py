@@ -508,26 +508,30 @@ class DynamoMetadataStore:
         if projection:
             request["ProjectionExpression"] = ", ".join(f"#{a}" for a in projection)
             request["ExpressionAttributeNames"] = _names(*projection)
-        pending: dict[str, Item] = {table: request}
         out: list[Item] = []
-        for attempt in Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=_WAIT,
-            retry=retry_if_exception_type(_Incomplete),
-            reraise=True,
-        ):
-            with attempt:
-                resp = self._req("batch_get_item", RequestItems=pending)
-                out.extend(resp.get("Responses", {}).get(table, []))
-                pending = resp.get("UnprocessedKeys") or {}
-                if pending:
-                    raise _Incomplete()
+        self._until_processed(
+            "batch_get_item",
+            {table: request},
+            "UnprocessedKeys",
+            lambda resp: out.extend(resp.get("Responses", {}).get(table, [])),
+        )
         return out
 
     def _batch_write(self, table: str, requests: Sequence[Item]) -> None:
         """BatchWriteItem of at most BATCH_WRITE_MAX Put/Delete requests."""
         assert len(requests) <= BATCH_WRITE_MAX
-        pending: dict[str, list[Item]] = {table: list(requests)}
+        self._until_processed(
+            "batch_write_item", {table: list(requests)}, "UnprocessedItems", lambda resp: None
+        )
+
+    def _until_processed(
+        self,
+        op: str,
+        pending: dict[str, Any],
+        unprocessed: str,
+        collect: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """Repeat a batch call on what DynamoDB left unprocessed, with bounded backoff."""
         for attempt in Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=_WAIT,
@@ -535,8 +539,9 @@ class DynamoMetadataStore:
             reraise=True,
         ):
             with attempt:
-                resp = self._req("batch_write_item", RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
+                resp = self._req(op, RequestItems=pending)
+                collect(resp)
+                pending = resp.get(unprocessed) or {}
                 if pending:
                     raise _Incomplete()
 

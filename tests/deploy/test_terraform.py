@@ -82,7 +82,7 @@ def _camel(op: str) -> str:
 
 def test_the_api_role_allows_what_the_store_calls_and_no_more(terraform: dict[str, Any]) -> None:
     src = DYNAMODB_PY.read_text()
-    ops = set(re.findall(r'(?:_req|_paginate)\(\s*"(\w+)"', src))
+    ops = set(re.findall(r'(?:_req|_paginate|_until_processed)\(\s*"(\w+)"', src))
     ops |= set(re.findall(r'^\s+"(\w+_item|query|scan)",$', src, re.MULTILINE))
     ops |= set(re.findall(r"\bclient\.(\w+)\(", src))
     assert {"put_item", "query", "scan", "transact_write_items", "describe_table"} <= ops

@@ -27,7 +27,7 @@ its query), the method and the status, which bounds their cardinality.
 | ``dfs_repair_queue_size`` | gauge | | set by the repairer; NaN until one reports |
 | ``dfs_replication_queue_size`` | gauge | | async replication backlog (0: sync replication) |
 
-No aiohttp here (the middleware and handlers live in ``dfs.ops``).
+No aiohttp here (the middleware and handlers live in ``dfs.monitoring``).
 """
 
 from __future__ import annotations

@@ -45,8 +45,6 @@ from dfs import auth, protocol, server
 from dfs.api import durability, ops
 from dfs.api.maintenance import Maintenance, RepairReport
 from dfs.api.service import Coordinator, Principal, UploadRequest
-from dfs.client.http import make_session
-from dfs.client.node import NodeClient
 from dfs.config import ApiConfig
 from dfs.errors import ConfigError, Forbidden, InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id, parse_node_id, parse_tenant
@@ -61,6 +59,8 @@ from dfs.server import (
     read_json,
     runner_kwargs,
 )
+from dfs.transport.http import make_session
+from dfs.transport.node_client import NodeClient
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -21,7 +21,7 @@ from dfs import protocol
 from dfs.api.service import Coordinator
 from dfs.errors import DfsError, Forbidden
 from dfs.metrics import ApiMetrics
-from dfs.ops import (
+from dfs.monitoring import (
     bearer_token,
     install_metrics,
     metrics_response,

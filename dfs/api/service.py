@@ -21,7 +21,6 @@ from typing import Any
 
 from dfs import auth, placement, protocol
 from dfs.chunking import ChunkerProfile
-from dfs.client.node import NodeClient
 from dfs.config import ApiConfig
 from dfs.errors import (
     AuthError,
@@ -46,6 +45,7 @@ from dfs.meta.base import (
     NodeRecord,
     TokenRecord,
 )
+from dfs.transport.node_client import NodeClient
 
 log = logging.getLogger("dfs.api")
 

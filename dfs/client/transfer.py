@@ -43,9 +43,6 @@ from tenacity import (
 
 from dfs import protocol
 from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
-from dfs.client.api import ApiClient
-from dfs.client.http import make_session
-from dfs.client.node import NodeClient
 from dfs.client.resume import DownloadSidecar, UploadJournal
 from dfs.errors import (
     ChunkNotFound,
@@ -57,6 +54,9 @@ from dfs.errors import (
     ReplicationError,
     Unavailable,
 )
+from dfs.transport.api_client import ApiClient
+from dfs.transport.http import make_session
+from dfs.transport.node_client import NodeClient
 
 log = logging.getLogger("dfs.client")
 

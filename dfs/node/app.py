@@ -32,9 +32,6 @@ from aiohttp import web
 
 from dfs import auth, protocol
 from dfs.chunkstore.fs import FsChunkStore
-from dfs.client.api import ApiClient
-from dfs.client.http import make_session
-from dfs.client.node import NodeClient
 from dfs.config import NodeConfig
 from dfs.errors import ConfigError, DfsError, Forbidden, InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id
@@ -57,6 +54,9 @@ from dfs.server import (
     read_json,
     runner_kwargs,
 )
+from dfs.transport.api_client import ApiClient
+from dfs.transport.http import make_session
+from dfs.transport.node_client import NodeClient
 
 log = logging.getLogger("dfs.node")
 

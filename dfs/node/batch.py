@@ -31,12 +31,12 @@ from aiohttp import web
 
 from dfs import auth, protocol
 from dfs.chunkstore.fs import FsChunkStore
-from dfs.client.node import NodeClient
 from dfs.config import NodeConfig
 from dfs.errors import AuthError, DfsError, Forbidden, InvalidRequest, ReplicationError
 from dfs.ids import ChunkId, parse_chunk_id, parse_file_id
 from dfs.node import maintenance
 from dfs.server import read_body
+from dfs.transport.node_client import NodeClient
 
 CONFIG = web.AppKey("batch_config", NodeConfig)
 STORE = web.AppKey("batch_store", FsChunkStore)

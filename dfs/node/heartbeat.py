@@ -16,10 +16,10 @@ from typing import Protocol
 
 from dfs import auth
 from dfs.chunkstore.fs import FsChunkStore
-from dfs.client.api import ApiClient
 from dfs.config import NodeConfig
 from dfs.errors import DfsError
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord
+from dfs.transport.api_client import ApiClient
 
 log = logging.getLogger("dfs.node.heartbeat")
 

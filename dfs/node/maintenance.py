@@ -37,12 +37,12 @@ from aiohttp import web
 
 from dfs import auth, protocol
 from dfs.chunkstore.fs import FsChunkStore
-from dfs.client.node import NodeClient
 from dfs.config import NodeConfig
 from dfs.errors import DfsError, InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_node_id
 from dfs.replication import fan_out
 from dfs.server import query_param, read_json
+from dfs.transport.node_client import NodeClient
 
 log = logging.getLogger("dfs.node.maintenance")
 

@@ -27,9 +27,9 @@ from dfs.config import NodeConfig
 from dfs.errors import DfsError
 from dfs.meta.base import NodeRecord
 from dfs.metrics import NodeMetrics
+from dfs.monitoring import deny_metrics, install_metrics, metrics_response, metrics_token_ok
+from dfs.monitoring import readiness_response as _ready
 from dfs.node.heartbeat import Registrar
-from dfs.ops import deny_metrics, install_metrics, metrics_response, metrics_token_ok
-from dfs.ops import readiness_response as _ready
 
 METRICS = web.AppKey("node_metrics", NodeMetrics)
 

@@ -17,7 +17,6 @@ from aiohttp import web
 
 from dfs import auth, protocol
 from dfs.chunkstore.fs import FsChunkStore
-from dfs.client.http import ChunkPayload
 from dfs.errors import InvalidRequest
 from dfs.ids import ChunkId
 from dfs.server import (
@@ -29,6 +28,7 @@ from dfs.server import (
     read_json,
     runner_kwargs,
 )
+from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 
 pytestmark = pytest.mark.integration

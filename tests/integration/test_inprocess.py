@@ -13,8 +13,8 @@ import pytest
 from dfs import auth, protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
-from dfs.client.http import ChunkPayload
 from dfs.errors import FileNotFound, IncompleteUpload, IntegrityError, InvalidRequest, Unavailable
+from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ import yarl
 
 from dfs import auth, protocol
 from dfs.client import Client
-from dfs.client.http import ChunkPayload
 from dfs.node import ops
 from dfs.openapi import API_SPEC, NODE_SPEC
+from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 from tests.openapi_check import SpecChecker, router_diff
 

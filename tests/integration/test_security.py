@@ -13,8 +13,8 @@ import pytest
 
 from dfs import auth, protocol
 from dfs.client import Client
-from dfs.client.http import ChunkPayload
 from dfs.errors import AuthError, FileNotFound, Forbidden, IncompleteUpload, NotFound
+from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from dfs import protocol
 from dfs.api.app import start_api
 from dfs.auth import hash_token
 from dfs.client import Client
-from dfs.client.http import ChunkPayload
 from dfs.config import ApiConfig
+from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 from tests.integration.test_security import tenant_tokens
 

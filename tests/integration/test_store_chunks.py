@@ -17,8 +17,8 @@ from dfs import auth, protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
 from dfs.client.batch import download_many, upload_many, walk
-from dfs.client.http import ChunkPayload
 from dfs.ids import ChunkId
+from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 
 pytestmark = pytest.mark.integration

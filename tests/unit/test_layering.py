@@ -2,7 +2,7 @@
 
 - Every dfs module imports on its own in a fresh interpreter with ``-W error`` (aiohttp's
   test_circular_imports.py): no import cycles that only work in one order, no warnings.
-- ``import dfs.client`` / ``dfs.client.api`` load no boto3, click or aiohttp.web (click's
+- ``import dfs.client`` / ``dfs.transport.api_client`` load no boto3, click or aiohttp.web (click's
   test_imports.py): the library stays light for programs that embed it.
 - Only dfs/meta/dynamodb.py imports boto3/botocore, only dfs/client/cli.py imports click, and
   the layer-0 modules import neither aiohttp nor any dfs module above layer 0 (read with ast).
@@ -154,8 +154,10 @@ def _heavy(loaded: list[str]) -> list[str]:
 def test_client_library_loads_nothing_heavy() -> None:
     loaded = modules_after_importing("dfs.client")
     assert _heavy(loaded) == []
-    if "dfs.client.api" not in loaded:  # today dfs.client imports it; if not, check it alone
-        loaded = modules_after_importing("dfs.client.api")
+    if (
+        "dfs.transport.api_client" not in loaded
+    ):  # today dfs.client imports it; if not, check it alone
+        loaded = modules_after_importing("dfs.transport.api_client")
         assert _heavy(loaded) == []
 
 

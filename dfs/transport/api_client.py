@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from dfs import protocol
-from dfs.client.http import ChunkPayload, request, request_json
+from dfs.transport.http import ChunkPayload, request, request_json
 
 
 class ApiClient:

@@ -10,6 +10,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from typing import NewType
@@ -57,6 +58,11 @@ def parse_tenant(value: object, field: str = "tenant") -> str:
     if not isinstance(value, str) or not _TENANT_RE.fullmatch(value):
         raise InvalidRequest(f"{field} must be 1-63 characters of [a-z0-9_-]")
     return value
+
+
+def sha256_hex(data: bytes | bytearray | memoryview) -> ChunkId:
+    """The id content addressing gives ``data``: its lowercase hex SHA-256."""
+    return ChunkId(hashlib.sha256(data).hexdigest())
 
 
 def new_file_id() -> FileId:

@@ -29,7 +29,7 @@ from dfs import auth, protocol
 from dfs.api.service import Coordinator, file_body
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.errors import ChunkNotFound, DfsError, InvalidRequest, PayloadTooLarge
-from dfs.ids import new_file_id
+from dfs.ids import new_file_id, sha256_hex
 from dfs.meta.base import FileRecord, ManifestEntry
 
 log = logging.getLogger("dfs.api.fileio")
@@ -72,10 +72,6 @@ def _next_chunk(chunks: Iterator[Chunk]) -> tuple[int, bytes, str] | None:
     if chunk is None:
         return None
     return chunk.offset, bytes(chunk.data), chunk.chunk_id  # copy: the chunker reuses its buffer
-
-
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def check_name(name: object) -> str:
@@ -181,7 +177,7 @@ async def _fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
             log.warning("read of %s from %s failed: %s", chunk_id[:12], replica["node_id"], exc)
             continue
         ok = len(data) == int(chunk["size"])
-        if ok and await asyncio.to_thread(_sha256_hex, data) == chunk_id:
+        if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
             return data
         log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
     raise ChunkNotFound(f"no live replica returned good bytes for chunk {chunk_id[:12]}")

@@ -11,7 +11,6 @@ commits only when every chunk has REPLICATION_FACTOR copies.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -35,7 +34,7 @@ from dfs.errors import (
     NotFound,
     Unavailable,
 )
-from dfs.ids import new_file_id, parse_chunk_id, parse_sha256
+from dfs.ids import new_file_id, parse_chunk_id, parse_sha256, sha256_hex
 from dfs.meta.base import (
     FILE_COMPLETE,
     FileRecord,
@@ -109,10 +108,6 @@ class UploadRequest:
         if offset != size:
             raise InvalidRequest(f"chunk sizes add up to {offset}, not the file size {size}")
         return cls(name, size, sha256, chunker, manifest)
-
-
-def _sha256_hex(data: bytes | bytearray) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def distinct_chunks(manifest: Sequence[ManifestEntry]) -> dict[str, int]:
@@ -452,7 +447,7 @@ class Coordinator:
         rec = await self.meta.get_file(file_id, tenant)
         if rec.state == FILE_COMPLETE:
             raise Conflict(f"file {file_id} is already complete")
-        digest = await asyncio.to_thread(_sha256_hex, data)
+        digest = await asyncio.to_thread(sha256_hex, data)
         if digest != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
         return await self.put_to_nodes(chunk_id, data, file_id, await self._writable_nodes())
@@ -502,7 +497,7 @@ class Coordinator:
             except DfsError as exc:
                 log.warning("proxy read of %s from %s failed: %s", chunk_id[:12], cand.node_id, exc)
                 continue
-            digest = await asyncio.to_thread(_sha256_hex, data)
+            digest = await asyncio.to_thread(sha256_hex, data)
             if digest == chunk_id:
                 return data
             log.error("node %s returned bad bytes for chunk %s", cand.node_id, chunk_id[:12])

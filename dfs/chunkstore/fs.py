@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import os
 import secrets
 import shutil
@@ -37,17 +36,10 @@ from typing import TYPE_CHECKING
 
 from dfs.chunkstore.base import ChunkStore
 from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError, InvalidRequest
-from dfs.ids import ChunkId
+from dfs.fsutil import fsync_dir
+from dfs.ids import ChunkId, sha256_hex
 
 _HEX = frozenset("0123456789abcdef")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _is_chunk_name(name: str) -> bool:
@@ -140,13 +132,13 @@ class FsChunkStore:
     @staticmethod
     def _verify_all(items: Sequence[tuple[ChunkId, bytes | bytearray | memoryview]]) -> None:
         for chunk_id, data in items:
-            if hashlib.sha256(data).hexdigest() != chunk_id:
+            if sha256_hex(data) != chunk_id:
                 raise IntegrityError(f"body does not hash to chunk {chunk_id}")
 
     def _put(
         self, chunk_id: ChunkId, data: bytes | bytearray | memoryview, *, verified: bool = False
     ) -> bool:
-        if not verified and hashlib.sha256(data).hexdigest() != chunk_id:
+        if not verified and sha256_hex(data) != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
         final = self.path_of(chunk_id)
         with self._lock:  # against _delete's stat-then-unlink: touched copies are kept
@@ -193,7 +185,7 @@ class FsChunkStore:
                 os.link(tmp, final)
             except FileExistsError:
                 return False  # a concurrent writer of the same chunk won
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise InsufficientStorage(f"node disk is full: {exc.strerror}") from None
@@ -236,7 +228,7 @@ class FsChunkStore:
                 data = f.read()
         except FileNotFoundError:
             raise ChunkNotFound(f"chunk {chunk_id} is not on this node") from None
-        if hashlib.sha256(data).hexdigest() != chunk_id:
+        if sha256_hex(data) != chunk_id:
             self._quarantine_copy(chunk_id, len(data))
             raise ChunkNotFound(f"chunk {chunk_id} failed verification and was quarantined")
         return data

@@ -42,7 +42,7 @@ from tenacity import (
 )
 
 from dfs import protocol
-from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
+from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.resume import DownloadSidecar, UploadJournal
 from dfs.errors import (
     ChunkNotFound,
@@ -54,6 +54,8 @@ from dfs.errors import (
     ReplicationError,
     Unavailable,
 )
+from dfs.fsutil import fsync_dir
+from dfs.ids import sha256_hex
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
@@ -116,10 +118,6 @@ def read_chunk_from(path: str | os.PathLike[str], offset: int, size: int) -> byt
         os.close(fd)
 
 
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _hash_file(path: Path) -> tuple[int, str]:
     h = hashlib.sha256()
     size = 0
@@ -128,14 +126,6 @@ def _hash_file(path: Path) -> tuple[int, str]:
             h.update(block)
             size += len(block)
     return size, h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def safe_basename(name: str, fallback: str) -> str:
@@ -214,7 +204,7 @@ class Client:
     ) -> UploadResult:
         started = time.monotonic()
         path = Path(path)
-        profile = profile or ChunkerProfile.parse("fastcdc:262144:1048576:4194304")
+        profile = profile or ChunkerProfile.parse(DEFAULT_PROFILE)
         scan: FileScan = await asyncio.to_thread(scan_file_threaded, path, profile)
         name = name or path.name
         journal = (
@@ -386,7 +376,7 @@ class Client:
                 if offset in sidecar.offsets:
                     data = await asyncio.to_thread(os.pread, fd, size, offset)
                     ok = len(data) == size
-                    if ok and await asyncio.to_thread(_sha256_hex, data) == chunk["sha256"]:
+                    if ok and await asyncio.to_thread(sha256_hex, data) == chunk["sha256"]:
                         return data
                 return await fetch(chunk)
 
@@ -453,7 +443,7 @@ class Client:
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
         os.replace(tmp, target)
         sidecar.remove()
-        await asyncio.to_thread(_fsync_dir, target.parent)
+        await asyncio.to_thread(fsync_dir, target.parent)
         return DownloadResult(
             file_id=file_id,
             name=str(plan["name"]),
@@ -500,7 +490,7 @@ class Client:
                 errors.append(exc.message)
                 continue
             good = len(data) == int(chunk["size"])
-            if good and await asyncio.to_thread(_sha256_hex, data) == chunk_id:
+            if good and await asyncio.to_thread(sha256_hex, data) == chunk_id:
                 return data, misses
             misses += 1
             errors.append("bytes did not match the chunk's sha256")

@@ -37,6 +37,7 @@ L0 = {
     "dfs.protocol",
     "dfs.config",
     "dfs.auth",
+    "dfs.fsutil",
 }
 HEAVY = ("boto3", "botocore", "click", "aiohttp.web")
 ONLY_IMPORTED_BY = {

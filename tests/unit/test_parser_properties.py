@@ -246,6 +246,25 @@ def test_capability_strings_from_strangers_are_refused(cap: Any) -> None:
         auth.check(SECRET, cap, auth.OP_GET, "a" * 64, "node1")
 
 
+def test_a_capability_has_exactly_one_wire_form() -> None:
+    """Issue 12: ``0<expiry>`` and non-ASCII digits were accepted (``"²".isdigit()`` is true,
+    and ``int("²")`` raised: a 500). Only the canonical string grants anything."""
+    cap = auth.mint(SECRET, auth.OP_GET, "a" * 64, "node1", now=1000.0)
+    auth.check(SECRET, cap, auth.OP_GET, "a" * 64, "node1", now=1000.0)
+    expires, _, mac = cap.partition(".")
+    for variant in (
+        f"0{expires}.{mac}",
+        f"+{expires}.{mac}",
+        f"{expires}.{mac.upper()}",
+        f" {expires}.{mac}",
+        f"{expires}.{mac}\n",
+        f"{expires[:-1]}\u00b2.{mac}",
+        f"{expires}\u0661.{mac}",
+    ):
+        with pytest.raises(AuthError, match="malformed"):
+            auth.check(SECRET, variant, auth.OP_GET, "a" * 64, "node1", now=1000.0)
+
+
 @given(st.uuids(), sha256s, junk)
 def test_receipts_are_bound_to_file_and_chunk(
     file_id: uuid.UUID, chunk_id: str, junk_value: Any

@@ -157,7 +157,7 @@ def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryv
         raise InvalidRequest("store-chunks index is longer than the body")
     try:
         index = json.loads(bytes(view[_INDEX_LEN.size : start]))
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting, not a 500
         raise InvalidRequest("store-chunks index is not JSON") from None
     chunks = index.get("chunks") if isinstance(index, dict) else None
     if not isinstance(chunks, list) or not 0 < len(chunks) <= MAX_STORE_BATCH:

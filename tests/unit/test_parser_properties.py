@@ -364,3 +364,11 @@ def test_forward_header_parse_yields_only_safe_targets(header: str) -> None:
         parse_node_id(node_id)
         assert url.startswith(("http://", "https://"))
         assert not any(c in url for c in " @?#|,")
+
+
+def test_a_deeply_nested_store_chunks_index_is_a_clean_refusal() -> None:
+    """Issue 12: a nested index raised RecursionError inside json.loads, answered 500."""
+    index = b"[" * 200_000 + b"]" * 200_000
+    body = len(index).to_bytes(4, "big") + index
+    with pytest.raises(InvalidRequest, match="not JSON"):
+        protocol.unpack_chunks(body)

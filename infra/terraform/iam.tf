@@ -5,7 +5,7 @@
 #         the tables, so no CreateTable), and the three SSM parameters bootstrap_api.sh reads.
 # - node: on the node registry only, PutItem (registration and every heartbeat) and UpdateItem
 #         (the tombstone a clean shutdown writes: status down, expiry now, so repair's grace
-#         runs from the shutdown); tests/deploy/test_node_role.py records a real node's calls.
+#         runs from the shutdown); tests/deploy/test_role_calls.py records a real node's calls.
 #         And the two SSM parameters bootstrap_node.sh reads.
 # Both may use the KMS key only through SSM and DynamoDB.
 

@@ -99,7 +99,7 @@ def test_the_api_role_allows_what_the_store_calls_and_no_more(terraform: dict[st
     assert not any("*" in a for actions in api.values() for a in actions)
 
 
-# The node role's DynamoDB grants are derived from a real node's calls: test_node_role.py.
+# The node role's DynamoDB grants are derived from a real node's calls: test_role_calls.py.
 
 
 def ssm_reads(script: str) -> tuple[set[str], set[str]]:

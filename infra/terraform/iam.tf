@@ -1,5 +1,6 @@
-# Least privilege, one role per kind of instance, each derived from the calls the code makes
-# (tests/deploy checks both ways: nothing the code calls is missing, nothing else is granted):
+# Least privilege, one role per kind of instance. The DynamoDB and SSM grants are derived from
+# the calls the code and the bootstrap scripts make (tests/deploy checks both ways: nothing
+# they call is missing, nothing else is granted):
 # - api:  item reads and writes on dfs's tables and indexes (what the DynamoDB metadata store
 #         calls), DescribeTable/DescribeTimeToLive for `dfs-api init-tables` (Terraform creates
 #         the tables, so no CreateTable), and the three SSM parameters bootstrap_api.sh reads.

@@ -136,6 +136,9 @@ class PartFile:
         data = await asyncio.to_thread(os.pread, self.fd, size, offset)
         if len(data) == size and await asyncio.to_thread(sha256_hex, data) == chunk["sha256"]:
             return data
+        # fetched instead, so it must be written again: the whole-file hash covers the bytes
+        # fetched, not these, and would not notice them left on disk
+        self.sidecar.offsets.discard(offset)
         return None
 
     def _pwrite_all(self, offset: int, data: bytes) -> None:

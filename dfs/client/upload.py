@@ -226,10 +226,13 @@ class ChunkSender:
     async def send_all(self, uploads: Sequence[FileUpload], *, pack_small: bool) -> None:
         """Send every chunk the plans ask for; with ``pack_small`` (and not through the API
         proxy) chunks up to SMALL_CHUNK go in /store-chunks packs, first."""
-        work = [(u, item) for u in uploads for item in u.todo]
         packing = pack_small and not self.conn.proxy
-        small = [w for w in work if packing and int(w[1]["size"]) <= SMALL_CHUNK]
-        large = [w for w in work if not (packing and int(w[1]["size"]) <= SMALL_CHUNK)]
+        small: list[Work] = []
+        large: list[Work] = []
+        for u in uploads:
+            for item in u.todo:
+                packed = packing and int(item["size"]) <= SMALL_CHUNK
+                (small if packed else large).append((u, item))
         if small:
             await self.conn.run_bounded(self.send_pack, packs(small))
         await self.conn.run_bounded(self.send_one, large)

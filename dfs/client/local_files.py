@@ -5,7 +5,7 @@ names: a directory's files are named by their path relative to it, with ``/`` se
 ``local_path`` and ``safe_basename`` go the other way and refuse stored names that would
 escape the target directory (a stored name is whatever some uploader chose). Kept apart from
 the transfer pipelines so that the naming rules are in one place and testable without a
-cluster. Standard library only.
+cluster. Standard library (and dfs.errors) only.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from dfs import auth, protocol
 from dfs.api.service import UploadRequest
 from dfs.chunking import ChunkerProfile
 from dfs.chunkstore.fs import FsChunkStore
-from dfs.client.transfer import safe_basename
+from dfs.client.local_files import safe_basename
 from dfs.config import load_api_config, load_node_config
 from dfs.errors import AuthError, ConfigError, InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_file_id, parse_node_id, parse_tenant

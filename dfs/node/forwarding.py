@@ -162,6 +162,10 @@ class ReplicaForwarder:
         asynchronous: bool,
         forward: Callable[[], Awaitable[list[str]]],
     ) -> tuple[T, list[str]]:
+        """Run the ``local`` write; with sync targets, ``forward()`` at the same time (the
+        local copy is hashed and fsync'd while the replicas receive theirs) and answer once
+        both are done, the local error first: a bad body fails here (422) and on each replica,
+        and the local error is the one to report."""
         if not targets or asynchronous:
             stored = await local
             for chunk_id in chunk_ids:  # async: the other copies follow in the background

@@ -26,7 +26,6 @@ from dfs.client.local_files import safe_basename
 from dfs.config import load_api_config, load_node_config
 from dfs.errors import AuthError, ConfigError, InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_file_id, parse_node_id, parse_tenant
-from dfs.node.app import _forward_targets
 
 HEX = "0123456789abcdef"
 sha256s = st.text(HEX, min_size=64, max_size=64)
@@ -350,13 +349,13 @@ def test_hostile_upload_requests_are_refused_cleanly(body: dict[str, Any]) -> No
     )
 )
 def test_forward_headers_round_trip(targets: list[tuple[str, str]]) -> None:
-    assert _forward_targets(protocol.forward_header(targets)) == targets
+    assert protocol.parse_forward(protocol.forward_header(targets)) == targets
 
 
 @given(st.text(max_size=300))
 def test_forward_header_parse_yields_only_safe_targets(header: str) -> None:
     try:
-        targets = _forward_targets(header)
+        targets = protocol.parse_forward(header)
     except InvalidRequest:
         return
     assert len(targets) <= 8

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import click
 
 from dfs import __version__
-from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile
+from dfs.chunking import ChunkerProfile
 from dfs.client.library import DEFAULT_CONCURRENCY, Client
 from dfs.client.local_files import local_path, walk
 from dfs.client.progress import Progress
@@ -142,11 +142,7 @@ def upload(
     interrupted upload of a bigger file resumes when run again (journal in ~/.cache/dfs).
     """
     try:
-        profile = (
-            ChunkerProfile.fixed(chunk_size)
-            if chunk_size
-            else ChunkerProfile.parse(DEFAULT_PROFILE)
-        )
+        profile = ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
     except DfsError as exc:
         raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
     items = list(walk(paths, prefix))

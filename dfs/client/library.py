@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile
+from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
 from dfs.client.local_files import LocalFile, hash_file
@@ -181,4 +181,4 @@ class Client:
 
 
 def _profile(profile: ChunkerProfile | None) -> ChunkerProfile:
-    return profile or ChunkerProfile.parse(DEFAULT_PROFILE)
+    return profile or ChunkerProfile.default()

@@ -47,6 +47,7 @@ from dfs.errors import (
     Unavailable,
     from_body,
 )
+from dfs.placement import rotation
 
 SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
 BATCH_FILES = 500
@@ -184,14 +185,14 @@ async def send_chunk(
             # rotate the primary so a dead first target does not sink the chunk
             i = attempt % len(targets)
             attempt += 1
-            order = targets[i:] + targets[:i]
+            primary, forward = rotation(targets, i)
             answer = await conn.nodes.put_chunk(
-                order[0][1],
+                primary[1],
                 chunk_id,
                 data,
                 cap=caps[i],
                 file_id=file_id,
-                forward=protocol.forward_header(order[1:]),
+                forward=protocol.forward_header(forward),
             )
     return str(answer["receipt"])
 

@@ -99,7 +99,15 @@ def stats_text(body: dict[str, Any]) -> str:
     ]
     repair = body.get("repair")
     if isinstance(repair, dict):
-        rows.append(("repair", ", ".join(f"{k} {v}" for k, v in sorted(repair.items()))))
+        when = "running" if repair.get("running") else human_time(repair.get("finished_at"))
+        lag = human_bytes(repair.get("under_replicated_bytes", 0))
+        rows.append(
+            (
+                "last repair",
+                f"{when}: {repair.get('under_replicated', 0)} chunks under-replicated "
+                f"({lag}), {repair.get('repaired', 0)} repaired",
+            )
+        )
     return table((f"{k}:", v) for k, v in rows)
 
 

@@ -63,6 +63,13 @@ def test_usage_errors_and_bad_urls_print_one_line(tmp_path: Path) -> None:
     assert "http://127.0.0.1:9/" in line
 
 
+def _complete(words: str, env: dict[str, str | None] | None = None) -> list[str]:
+    """What bash completion offers for the last word of ``words`` (click's protocol)."""
+    cword = str(len(words.split()) - 1)
+    complete = {"_DFS_CLIENT_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": cword}
+    return run_cli(env={**(env or {}), **complete}).stdout.split()
+
+
 def test_help_shows_examples_exit_codes_and_completion() -> None:
     top = run_cli("--help").stdout
     assert "Examples:" in top
@@ -73,14 +80,7 @@ def test_help_shows_examples_exit_codes_and_completion() -> None:
     assert "Exits 0 if it does, 10 if not" in run_cli("check", "--help").stdout
     script = run_cli(env={"_DFS_CLIENT_COMPLETE": "bash_source"}).stdout
     assert "complete -o nosort -F" in script
-    words = run_cli(
-        env={
-            "_DFS_CLIENT_COMPLETE": "bash_complete",
-            "COMP_WORDS": "dfs-client up",
-            "COMP_CWORD": "1",
-        }
-    ).stdout
-    assert "plain,upload" in words.split()
+    assert "plain,upload" in _complete("dfs-client up")
 
 
 def test_config_profiles_file_and_completion(tmp_path: Path) -> None:
@@ -95,15 +95,7 @@ def test_config_profiles_file_and_completion(tmp_path: Path) -> None:
     run_cli("config", "use", "prod", env=env)
     rows = [json.loads(x) for x in run_cli("config", "ls", "--json", env=env).stdout.splitlines()]
     assert {r["name"]: r["default"] for r in rows} == {"local": False, "prod": True}
-    words = run_cli(
-        env={
-            **env,
-            "_DFS_CLIENT_COMPLETE": "bash_complete",
-            "COMP_WORDS": "dfs-client config use l",
-            "COMP_CWORD": "3",
-        }
-    ).stdout
-    assert "plain,local" in words.split()
+    assert "plain,local" in _complete("dfs-client config use l", env)
     run_cli("config", "rm", "prod", env=env)
     _one_error_line(run_cli("config", "use", "prod", check=False, env=env), 2)
     _one_error_line(run_cli("config", "set", "x", "ftp://h:1", check=False, env=env), 2)

@@ -19,7 +19,8 @@ stop_cluster() { python -m dfs.localcluster stop --dir "$base" 2>/dev/null; }
 python -m dfs.localcluster stop --dir "$base" >/dev/null 2>&1 || true
 rm -rf "$base"  # a fresh cluster every run, so the statistics below are this run's
 # start prints `export DFS_API_URL=... DFS_TOKEN=...`: the user tenant "demo" and its token
-eval "$(python -m dfs.localcluster start --dir "$base")"
+exports="$(python -m dfs.localcluster start --dir "$base")"  # fails the script if start fails
+eval "$exports"
 [ "$keep" = 1 ] || trap stop_cluster EXIT
 python -m dfs.localcluster status --dir "$base"
 admin_token="$(sed -n 's/^DFS_ADMIN_TOKEN=//p' "$base/cluster.env")"

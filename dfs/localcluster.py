@@ -387,6 +387,9 @@ def cmd_stop(base: Path, names: Sequence[str] = (), timeout: float = 15.0) -> in
 def cmd_status(base: Path, settings: Settings) -> int:
     """What runs and what the API sees; 0 only when every process runs and every node is
     live (a script or a person can rely on ``status && ...``)."""
+    if not (base / "cluster.env").exists():
+        print(f"no cluster under {base}: bash scripts/cluster.sh start")
+        return 1
     pids = _pids(base)
     ok = True
     for name in settings.names():

@@ -130,6 +130,9 @@ def test_cluster_sh_user_tenant_status_and_restart(tmp_path: Path) -> None:
     base = tmp_path / "local"
     api_port, node_port = free_port(), free_port()
     ports = ["--api-port", str(api_port), "--first-node-port", str(node_port), "--nodes", "2"]
+    never = _cluster_sh(base, "status")
+    assert never.returncode == 1
+    assert not base.exists()  # status creates nothing
     try:
         start = _cluster_sh(base, "start", *ports)
         assert start.returncode == 0, start.stderr

@@ -24,10 +24,10 @@ from click.shell_completion import CompletionItem
 from dfs import __version__
 from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile
 from dfs.client import cli_output, profiles
-from dfs.client.batch import download_many, local_path, upload_many, walk
+from dfs.client.library import DEFAULT_CONCURRENCY, Client
+from dfs.client.local_files import local_path, walk
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
-from dfs.client.transfer import DEFAULT_CONCURRENCY, Client
 from dfs.client.verify import VerifyReport
 from dfs.client.verify import verify as verify_file
 from dfs.errors import DfsError, IntegrityError
@@ -236,7 +236,7 @@ def upload(
         async with _client(target, concurrency=concurrency, proxy=proxy, resume=resume) as client:
             total = sum(it.size for it in items)
             with Progress.for_terminal("upload", total, quiet) as bar:
-                results = await upload_many(client, items, profile, bar)
+                results = await client.upload_many(items, profile=profile, progress=bar)
             for r in results:
                 _emit(as_json, asdict(r), r.file_id if one_file else f"{r.file_id}\t{r.name}")
 
@@ -300,7 +300,7 @@ def download(
                 pairs = [(f, out) for f in file_ids]
                 total = None
             with Progress.for_terminal("download", total, quiet) as bar:
-                results = await download_many(client, pairs, bar)
+                results = await client.download_many(pairs, progress=bar)
             for r in results:
                 _emit(as_json, asdict(r), r.path)
 

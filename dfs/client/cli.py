@@ -2,9 +2,8 @@
 
 Each command wraps one ``asyncio.run`` over the ``Client`` library. Output is text for people
 (dfs.client.cli_output), or with ``--json`` one JSON object per line on stdout and nothing else.
-Where requests go: dfs.client.profiles. Errors print one ``Error: <message>`` line on stderr and
-exit with the error class's code (the table: ``dfs-client --help``, docs/cli.md).
-"""
+Where requests go: dfs.client.profiles. Errors: one ``Error: <message>`` line on stderr, exit
+with the error class's code (the table: ``dfs-client --help``, docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -63,6 +62,9 @@ def _run(coro: Coroutine[Any, Any, T], resumable: bool = False) -> T:
         ) from None
     except DfsError as exc:
         _fail(exc.message, exc.exit_code)
+    except BrokenPipeError:  # the reader (e.g. `| head`) has seen enough: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # as a shell reports death by SIGPIPE
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
 
@@ -587,13 +589,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = str(exc) if isinstance(exc, Interrupted) else ""
         click.echo(f"Interrupted{': ' + hint if hint else ''}.", err=True)
         return INTERRUPTED
+    except click.UsageError as exc:
+        path = exc.ctx.command_path if exc.ctx else "dfs-client"
+        click.echo(f"Error: {exc.format_message()} (see: {path} --help)", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        ctx = getattr(exc, "ctx", None)
-        see = (
-            f" (see: {ctx.command_path} --help)"
-            if isinstance(exc, click.UsageError) and ctx
-            else ""
-        )
-        click.echo(f"Error: {exc.format_message()}{see}", err=True)
+        click.echo(f"Error: {exc.format_message()}", err=True)
         return exc.exit_code
     return code if isinstance(code, int) else 0

@@ -174,6 +174,18 @@ def test_check_exit_codes_and_human_output(sqlite_cluster: LocalCluster, tmp_pat
     assert re.search(r"\d+s ago$", nodes, re.M)
     [raw_nodes] = cli_json("nodes", api)
     assert isinstance(raw_nodes["nodes"][0]["last_heartbeat"], float)
+    # a reader that closes the pipe early (`| head`) gets no error message
+    reader = subprocess.Popen(
+        [console_script("dfs-client"), "ls", api],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert reader.stdout is not None
+    reader.stdout.close()
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 141
+    assert err == b""
 
 
 def test_ctrl_c_exits_130_and_rerun_resumes(sqlite_cluster: LocalCluster, tmp_path: Path) -> None:

@@ -83,6 +83,16 @@ def rank_nodes(chunk_id: str, nodes: Sequence[NodeRecord]) -> list[NodeRecord]:
     return [by_id[c.node_id] for c in placement.rank(chunk_id, _candidates(nodes))]
 
 
+def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
+    """Each node of ``targets`` as the primary, with the forward header naming the others in
+    rotation order: the i-th rotation goes with the i-th put capability (``put_caps``)."""
+    out = []
+    for i in range(len(targets)):
+        order = [*targets[i:], *targets[:i]]
+        out.append((order[0], protocol.forward_header([(n.node_id, n.url) for n in order[1:]])))
+    return out
+
+
 async def _off_loop_if_big(chunks: int, build: Callable[[], T]) -> T:
     return build() if chunks <= PLAN_IN_THREAD else await asyncio.to_thread(build)
 
@@ -155,11 +165,9 @@ class Coordinator:
         """One put capability per rotation of ``targets``: caps[i] lets targets[i] act as the
         primary and forward to the others in rotation order."""
         caps = []
-        for i in range(len(targets)):
-            order = [*targets[i:], *targets[:i]]
-            forward = protocol.forward_header([(n.node_id, n.url) for n in order[1:]])
+        for primary, forward in rotations(targets):
             extra = protocol.put_cap_extra(file_id, forward, asynchronous=self.asynchronous)
-            caps.append(self.cap(auth.OP_PUT, chunk_id, order[0].node_id, extra))
+            caps.append(self.cap(auth.OP_PUT, chunk_id, primary.node_id, extra))
         return caps
 
     # --- upload plans ----------------------------------------------------------------------

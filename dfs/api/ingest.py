@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dfs import auth, protocol
-from dfs.api.bodies import UploadRequest, file_body
-from dfs.api.coordinator import Coordinator, rank_nodes
+from dfs.api.bodies import UploadRequest, file_body, node_ref
+from dfs.api.coordinator import Coordinator, rank_nodes, rotations
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.errors import (
     ChunkNotFound,
@@ -203,19 +203,30 @@ async def _commit(
     return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant))
 
 
-async def _fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
-    chunk_id = str(chunk["sha256"])
-    for replica in chunk["replicas"]:
+async def _first_good(
+    coord: Coordinator, chunk_id: str, replicas: Sequence[dict[str, Any]], size: int | None
+) -> bytes | None:
+    """The chunk's bytes from the first replica (``node_id``, ``url``, ``cap``) whose answer
+    hashes to ``chunk_id`` (and has ``size`` bytes, if given); None if none does."""
+    for replica in replicas:
         try:
             data = await coord.nodes.get_chunk(str(replica["url"]), chunk_id, cap=replica["cap"])
         except DfsError as exc:
             log.warning("read of %s from %s failed: %s", chunk_id[:12], replica["node_id"], exc)
             continue
-        ok = len(data) == int(chunk["size"])
+        ok = size is None or len(data) == size
         if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
             return data
         log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
-    raise ChunkNotFound(f"no live replica returned good bytes for chunk {chunk_id[:12]}")
+    return None
+
+
+async def _fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
+    chunk_id = str(chunk["sha256"])
+    data = await _first_good(coord, chunk_id, chunk["replicas"], int(chunk["size"]))
+    if data is None:
+        raise ChunkNotFound(f"no live replica returned good bytes for chunk {chunk_id[:12]}")
+    return data
 
 
 async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -273,15 +284,13 @@ async def put_to_nodes(
     targets = coord.place(chunk_id, len(data), live)
     caps = coord.put_caps(file_id, chunk_id, targets)
     last: DfsError | None = None
-    for i in range(len(targets)):  # rotate the primary on failure
-        order = [*targets[i:], *targets[:i]]
-        forward = protocol.forward_header([(n.node_id, n.url) for n in order[1:]])
-        try:
+    for cap, (primary, forward) in zip(caps, rotations(targets), strict=True):
+        try:  # the next rotation's primary on failure
             return await coord.nodes.put_chunk(
-                order[0].url,
+                primary.url,
                 chunk_id,
                 data,
-                cap=caps[i],
+                cap=cap,
                 file_id=file_id,
                 forward=forward,
                 timeout=coord.cfg.replication_timeout,
@@ -300,16 +309,11 @@ async def proxy_get(coord: Coordinator, chunk_id: str, tenant: str) -> bytes:
         raise ChunkNotFound(f"no chunk {chunk_id}")
     live = {n.node_id: n for n in await coord.live_nodes()}
     holders = (await coord.meta.get_locations([chunk_id]))[chunk_id]
-    for node in rank_nodes(chunk_id, [live[h] for h in holders if h in live]):
-        try:
-            data = await coord.nodes.get_chunk(
-                node.url, chunk_id, cap=coord.cap(auth.OP_GET, chunk_id, node.node_id)
-            )
-        except DfsError as exc:
-            log.warning("proxy read of %s from %s failed: %s", chunk_id[:12], node.node_id, exc)
-            continue
-        digest = await asyncio.to_thread(sha256_hex, data)
-        if digest == chunk_id:
-            return data
-        log.error("node %s returned bad bytes for chunk %s", node.node_id, chunk_id[:12])
-    raise ChunkNotFound(f"no live node could serve chunk {chunk_id}")
+    replicas = [
+        {**node_ref(n), "cap": coord.cap(auth.OP_GET, chunk_id, n.node_id)}
+        for n in rank_nodes(chunk_id, [live[h] for h in holders if h in live])
+    ]
+    data = await _first_good(coord, chunk_id, replicas, None)
+    if data is None:
+        raise ChunkNotFound(f"no live node could serve chunk {chunk_id}")
+    return data

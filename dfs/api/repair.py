@@ -24,7 +24,11 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
 - a chunk with more live copies than REPLICATION_FACTOR (a node came back after being
   repaired around) loses the surplus on its lowest-ranked holders, so it is never
   over-replicated for long. Dead nodes' locations are kept, so a node that restarts counts
-  again at once and nothing it holds becomes an untracked orphan.
+  again at once and nothing it holds becomes an untracked orphan;
+- nodes back since the last pass are handed to garbage collection (``on_returned``), which
+  sweeps them for orphan copies at its next pass (``dfs.api.gc``).
+
+Knows nothing of aiohttp.web.
 """
 
 from __future__ import annotations
@@ -38,13 +42,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dfs import auth, protocol
-from dfs.api.coordinator import REPAIR_LEASE, Coordinator, rank_nodes
+from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator, rank_nodes
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 
 log = logging.getLogger("dfs.api.repair")
-
-SCAN_PAGE = 1000
 
 
 @dataclass

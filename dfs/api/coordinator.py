@@ -88,8 +88,8 @@ def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
     rotation order: the i-th rotation goes with the i-th put capability (``put_caps``)."""
     out = []
     for i in range(len(targets)):
-        order = [*targets[i:], *targets[:i]]
-        out.append((order[0], protocol.forward_header([(n.node_id, n.url) for n in order[1:]])))
+        primary, replicas = placement.rotation(targets, i)
+        out.append((primary, protocol.forward_header([(n.node_id, n.url) for n in replicas])))
     return out
 
 

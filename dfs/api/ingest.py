@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dfs import auth, protocol
-from dfs.api.bodies import UploadRequest, file_body, node_ref
+from dfs.api.bodies import UploadRequest, file_body, node_ref, parse_name
 from dfs.api.coordinator import Coordinator, rank_nodes, rotations
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.errors import (
@@ -86,11 +86,7 @@ def _next_chunk(chunks: Iterator[Chunk]) -> tuple[int, bytes, str] | None:
 
 
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or not 0 < len(name) <= protocol.MAX_FILE_NAME:
-        raise InvalidRequest(f"filename must be 1-{protocol.MAX_FILE_NAME} characters")
-    if "\x00" in name:
-        raise InvalidRequest("filename must not contain NUL")
-    return name
+    return parse_name(name, "filename")
 
 
 @dataclass(frozen=True)

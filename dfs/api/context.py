@@ -7,13 +7,17 @@ One module owns these so that every ``routes_*`` module imports it, never ``dfs.
   background passes), ``METRICS`` (the API's Prometheus series), ``BIG_BODIES`` (slots).
 - ``auth_middleware`` resolves the bearer token to a ``Principal`` before any handler runs
   (except the ``PUBLIC`` routes); handlers read it with ``principal()`` or ``admin()``.
-- ``big_body_slot`` bounds how many requests with big bodies are planned at once.
+- ``big_body_slot`` bounds how many requests with big bodies are planned at once, and
+  ``big_answer_slot`` how many big answers (download plans) are built at once;
+  ``json_answer`` serializes big answers in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from typing import Any
 
 from aiohttp import web
 
@@ -89,3 +93,28 @@ def big_body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManage
         return contextlib.nullcontext()
     slots: asyncio.Semaphore = request.app[BIG_BODIES]
     return slots
+
+
+JSON_IN_THREAD_ENTRIES = 1000
+"""Chunk entries above which an answer (a plan) is serialized in a worker thread, and above
+which building it takes one of the BIG_BODY_SLOTS."""
+
+
+def big_answer_slot(
+    request: web.Request, entries: int
+) -> contextlib.AbstractAsyncContextManager[object]:
+    """A slot of BIG_BODY_SLOTS for building an answer of ``entries`` chunk entries, when
+    that is big: a 100,000-chunk download plan holds ~140 MiB until it is sent."""
+    if entries <= JSON_IN_THREAD_ENTRIES:
+        return contextlib.nullcontext()
+    slots: asyncio.Semaphore = request.app[BIG_BODIES]
+    return slots
+
+
+async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Response:
+    """``data`` as a JSON answer; serialized off the event loop when it holds more than
+    JSON_IN_THREAD_ENTRIES chunk entries (tens of MiB of JSON take seconds)."""
+    if entries <= JSON_IN_THREAD_ENTRIES:
+        return web.json_response(data, status=status)
+    text = await asyncio.to_thread(json.dumps, data)
+    return web.Response(text=text, status=status, content_type="application/json")

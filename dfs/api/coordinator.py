@@ -8,6 +8,7 @@ rule lives once:
   has its copies on live nodes (``held_chunks``): whether another tenant stores it is never
   revealed, and its bytes must be sent (the node then stores nothing new). Plans of more
   than ``PLAN_IN_THREAD`` chunks are built in a worker thread.
+- Download plans (one file or many, bounded per request) are ``dfs.api.download_plans``'s.
 - Trust: the client's word is never taken for where chunks are. Finalize asks the live
   nodes which chunks they hold (nodes verified each chunk's sha256 before storing it) and
   commits only when every chunk has REPLICATION_FACTOR copies (one with
@@ -65,8 +66,6 @@ log = logging.getLogger("dfs.api")
 PLAN_IN_THREAD = 1000
 """Chunks above which a plan (~50 us of placement and HMACs per chunk) is built in a worker
 thread, so one upload of 100,000 chunks cannot stall every other request for seconds."""
-PLANS_AT_ONCE = 8
-"""Download plans of one batch built concurrently."""
 SCAN_PAGE = 1000
 REPAIR_LEASE = "repair"
 
@@ -493,57 +492,6 @@ class Coordinator:
             if len(page) < SCAN_PAGE:
                 return out
             after = page[-1].chunk_id
-
-    # --- download --------------------------------------------------------------------------
-
-    async def download_plan(self, file_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
-        rec = await self.get_complete_file(file_id, tenant)
-        manifest = await self.meta.get_manifest(file_id)
-        replicas = await self._replicas(file_id, list(distinct_chunks(manifest)))
-        body = file_body(rec)
-        body["replication_factor"] = self.rf
-        body["chunks"] = [
-            {
-                "offset": e.offset,
-                "size": e.size,
-                "sha256": e.chunk_id,
-                "replicas": replicas[e.chunk_id],
-            }
-            for e in manifest
-        ]
-        return body
-
-    async def _replicas(self, file_id: str, ids: list[str]) -> dict[str, list[dict[str, str]]]:
-        """Each chunk's live holders, best first, each with a read capability."""
-        live = {n.node_id: n for n in await self.live_nodes()}
-        locations = await self.meta.get_locations(ids)
-        replicas: dict[str, list[dict[str, str]]] = {}
-        for chunk_id, holders in locations.items():
-            up = [live[h] for h in holders if h in live]
-            if not up:
-                raise Unavailable(
-                    f"chunk {chunk_id[:12]} of file {file_id} has no live replica right now"
-                )
-            replicas[chunk_id] = [
-                {**node_ref(n), "cap": self.cap(auth.OP_GET, chunk_id, n.node_id)}
-                for n in rank_nodes(chunk_id, up)
-            ]
-        return replicas
-
-    async def download_plans(
-        self, file_ids: Sequence[str], tenant: str = DEFAULT_TENANT
-    ) -> list[dict[str, Any]]:
-        """download_plan for many files, in order: a plan or ``{"file_id", "error"}`` each."""
-        sem = asyncio.Semaphore(PLANS_AT_ONCE)
-
-        async def one(file_id: str) -> dict[str, Any]:
-            async with sem:
-                try:
-                    return await self.download_plan(file_id, tenant)
-                except DfsError as exc:
-                    return error_entry(file_id, exc)
-
-        return list(await asyncio.gather(*(one(f) for f in file_ids)))
 
     # --- status ----------------------------------------------------------------------------
 

@@ -7,7 +7,10 @@
 | POST   | /resume-upload     | ``{"file_id", "receipts"}``             | 200 a plan for the same pending file: only chunks neither proven nor held |
 | POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
 
-At most ``MAX_BATCH_FILES`` files per request. A directory of thousands of small files thus
+At most ``MAX_BATCH_FILES`` files per request, and no more chunks per request than one file
+may have (``MAX_CHUNKS_PER_FILE``): /init-uploads refuses more (413), /download-plans
+answers the files past it with an error entry to ask for again (``dfs.api.download_plans``).
+Big plans are built and serialized off the event loop. A directory of thousands of small files thus
 costs a few requests per thousand files instead of several per file: one metadata read of
 the live nodes and of the tenant's chunks per batch, and one has-chunks call per node per
 10,000 chunks at finalize.
@@ -32,9 +35,10 @@ from typing import Any
 from aiohttp import web
 
 from dfs import protocol
+from dfs.api import download_plans as planner
 from dfs.api.bodies import UploadRequest
-from dfs.api.context import COORDINATOR, big_body_slot, tenant
-from dfs.errors import InvalidRequest
+from dfs.api.context import COORDINATOR, big_answer_slot, big_body_slot, json_answer, tenant
+from dfs.errors import InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id
 from dfs.server import read_json
 
@@ -62,7 +66,15 @@ def _objects(body: dict[str, Any], key: str) -> Iterator[dict[str, Any]]:
 
 
 def _parse_files(body: dict[str, Any]) -> list[UploadRequest]:
-    return [UploadRequest.parse(f) for f in _objects(body, "files")]
+    reqs = [UploadRequest.parse(f) for f in _objects(body, "files")]
+    total = sum(len(r.manifest) for r in reqs)
+    if total > protocol.MAX_CHUNKS_PER_FILE:
+        # one request plans no more than one file of the largest size does
+        raise PayloadTooLarge(
+            f"the files list {total} chunks in all, at most {protocol.MAX_CHUNKS_PER_FILE} "
+            "per request: send them in several requests"
+        )
+    return reqs
 
 
 async def init_uploads(request: web.Request) -> web.Response:
@@ -70,7 +82,8 @@ async def init_uploads(request: web.Request) -> web.Response:
         body = await read_json(request, protocol.MAX_JSON_BODY)
         reqs = await asyncio.to_thread(_parse_files, body)
         plans = await request.app[COORDINATOR].init_uploads(reqs, tenant(request))
-        return web.json_response({"uploads": plans}, status=201)
+        entries = sum(len(p["upload"]) for p in plans)
+        return await json_answer({"uploads": plans}, entries=entries, status=201)
 
 
 async def finalize_uploads(request: web.Request) -> web.Response:
@@ -95,8 +108,11 @@ async def resume_upload(request: web.Request) -> web.Response:
 async def download_plans(request: web.Request) -> web.Response:
     body = await read_json(request, 4 * protocol.MIB)
     ids = [parse_file_id(f) for f in _list(body, "file_ids")]
-    plans = await request.app[COORDINATOR].download_plans(ids, tenant(request))
-    return web.json_response({"plans": plans})
+    coord = request.app[COORDINATOR]
+    sel = await planner.select(coord, ids, tenant(request))
+    async with big_answer_slot(request, sel.chunks):
+        plans = await planner.build(coord, sel)
+        return await json_answer({"plans": plans}, entries=sel.chunks)
 
 
 def add_routes(app: web.Application) -> None:

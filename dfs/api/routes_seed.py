@@ -27,7 +27,7 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from dfs import auth, protocol
-from dfs.api import ranges
+from dfs.api import download_plans, ranges
 from dfs.api.bodies import file_body
 from dfs.api.context import COORDINATOR, admin, principal
 from dfs.api.coordinator import Coordinator
@@ -138,7 +138,7 @@ async def signed_download(request: web.Request) -> web.StreamResponse:
     resp.content_length = rec.size if rng is None else rng.length
     if request.method == hdrs.METH_HEAD:
         return resp  # aiohttp sends the headers; a HEAD answer has no body
-    plan = await coord.download_plan(file_id, tenant)
+    plan = await download_plans.plan_of(coord, rec)
     await resp.prepare(request)
     try:
         async for data in _verified_bytes(coord, plan, rng):

@@ -116,5 +116,5 @@ async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Resp
     JSON_IN_THREAD_ENTRIES chunk entries (tens of MiB of JSON take seconds)."""
     if entries <= JSON_IN_THREAD_ENTRIES:
         return web.json_response(data, status=status)
-    text = await asyncio.to_thread(json.dumps, data)
-    return web.Response(text=text, status=status, content_type="application/json")
+    body = await asyncio.to_thread(lambda: json.dumps(data).encode())
+    return web.Response(body=body, status=status, content_type="application/json")

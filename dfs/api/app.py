@@ -44,6 +44,7 @@ from dfs.api import (
     routes_seed,
     user_content,
 )
+from dfs.api.content_check import VerifiedFiles
 from dfs.api.context import (
     BIG_BODIES,
     BIG_BODY_SLOTS,
@@ -51,6 +52,7 @@ from dfs.api.context import (
     GC,
     REGISTRY,
     REPAIR,
+    VERIFIED,
     auth_middleware,
 )
 from dfs.api.coordinator import Coordinator
@@ -82,6 +84,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[COORDINATOR] = coordinator
     app[REGISTRY] = Registry(coordinator.cfg, coordinator.meta, coordinator.clock)
     app[BIG_BODIES] = asyncio.Semaphore(BIG_BODY_SLOTS)
+    app[VERIFIED] = VerifiedFiles()
     routes_files.add_routes(app)
     routes_admin.add_routes(app)
     routes_nodes.add_routes(app)

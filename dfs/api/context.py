@@ -4,7 +4,8 @@ One module owns these so that every ``routes_*`` module imports it, never ``dfs.
 (which imports the route modules to assemble the app): no import cycle to dodge.
 
 - ``COORDINATOR`` (files), ``REGISTRY`` (tokens, tenants, nodes), ``REPAIR`` and ``GC`` (the
-  background passes), ``METRICS`` (the API's Prometheus series), ``BIG_BODIES`` (slots).
+  background passes), ``METRICS`` (the API's Prometheus series), ``BIG_BODIES`` (slots),
+  ``VERIFIED`` (files whose sha256 this process checked, ``dfs.api.content_check``).
 - ``auth_middleware`` resolves the bearer token to a ``Principal`` before any handler runs
   (except the ``PUBLIC`` routes); handlers read it with ``principal()`` or ``admin()``.
 - ``big_body_slot`` bounds how many requests with big bodies are planned at once, and
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from dfs import protocol, server
 from dfs.api.bodies import Principal
+from dfs.api.content_check import VerifiedFiles
 from dfs.api.coordinator import Coordinator
 from dfs.api.gc import GarbageCollector
 from dfs.api.registry import Registry
@@ -37,6 +39,7 @@ REPAIR = web.AppKey("repair", Repair)
 GC = web.AppKey("gc", GarbageCollector)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
 BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
+VERIFIED = web.AppKey("verified_files", VerifiedFiles)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 BIG_BODY_SLOTS = 4
@@ -118,3 +121,11 @@ async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Resp
         return web.json_response(data, status=status)
     body = await asyncio.to_thread(lambda: json.dumps(data).encode())
     return web.Response(body=body, status=status, content_type="application/json")
+
+
+def big_slot(request: web.Request, big: bool) -> contextlib.AbstractAsyncContextManager[object]:
+    """A slot of BIG_BODY_SLOTS if ``big`` (a file read through the API to verify it)."""
+    if not big:
+        return contextlib.nullcontext()
+    slots: asyncio.Semaphore = request.app[BIG_BODIES]
+    return slots

@@ -10,7 +10,9 @@ seed's ``POST /upload`` and signed download URLs).
   from the event loop as the chunker asks for it), sends each chunk the tenant does not
   already own to its placement exactly as a client would (the nodes verify and sign a
   receipt), then creates and finalizes the file through the Coordinator (``create_uploads``,
-  ``finalize_upload``), so the upload meets the same checks as any other. Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
+  ``finalize_upload``), so the upload meets the same checks as any other. It answers "already
+  stored" only for a file whose manifest is the one computed here, never on a sha256 a
+  client declared (``_stored_already``). Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
 - ``read_verified`` yields a complete file's chunks in order, each fetched from a live replica
   and checked against its sha256 before it is yielded (fail over to the next replica on
   error or mismatch); unverified bytes are never yielded. Memory: ``READ_WINDOW`` chunks.
@@ -41,7 +43,7 @@ from dfs.errors import (
     PayloadTooLarge,
 )
 from dfs.ids import new_file_id, sha256_hex
-from dfs.meta.base import FILE_COMPLETE, ManifestEntry, NodeRecord
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
 
 log = logging.getLogger("dfs.api.ingest")
 
@@ -180,6 +182,27 @@ async def ingest(
     return await _commit(coord, tenant, sender.file_id, req, sender.receipts)
 
 
+async def same_manifest(
+    coord: Coordinator, rec: FileRecord, manifest: Sequence[ManifestEntry]
+) -> bool:
+    """Whether complete file ``rec`` is made of exactly the chunks of ``manifest`` (chunk ids
+    are hashes the nodes verified: the same bytes, whatever sha256 ``rec`` declared)."""
+    if rec.size != sum(e.size for e in manifest) or rec.chunk_count != len(manifest):
+        return False
+    return await coord.meta.get_manifest(rec.file_id) == list(manifest)
+
+
+async def _stored_already(coord: Coordinator, tenant: str, req: UploadRequest) -> FileRecord | None:
+    """The tenant's complete file holding the bytes just chunked: found by their sha256
+    (computed here), but taken only if its manifest is the one computed here. A file whose
+    declared sha256 was a client's false claim is never answered for these bytes: they are
+    stored as a new file instead (see dfs.api.content_check)."""
+    existing = await coord.find_by_sha256(tenant, req.sha256)
+    if existing is None or not await same_manifest(coord, existing, req.manifest):
+        return None
+    return existing
+
+
 async def _commit(
     coord: Coordinator,
     tenant: str,
@@ -187,13 +210,13 @@ async def _commit(
     req: UploadRequest,
     receipts: Mapping[str, object],
 ) -> Ingested:
-    existing = await coord.find_by_sha256(tenant, req.sha256)
+    existing = await _stored_already(coord, tenant, req)
     if existing is not None:
         return Ingested(False, file_body(existing))
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
-    existing = await coord.find_by_sha256(tenant, req.sha256)
+    existing = await _stored_already(coord, tenant, req)
     if existing is not None:
         return Ingested(False, file_body(existing))
     return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant))

@@ -6,7 +6,7 @@
 | GET    | /download/{id}                | ``{"download_url", "filename", "size", "expires_at"}``  |
 | GET    | /signed-download/{id}?tenant=&sig= | the file's bytes, verified chunk by chunk; no token: the signature is the credential |
 | POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata, 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes |
-| GET    | /check?sha256=                | ``{"exists", "file"}``: does this tenant store a complete file with these bytes |
+| GET    | /check?sha256=&manifest_sha256= | ``{"exists", "file"}``: does this tenant store a complete file with these bytes (verified, see ``dfs.api.content_check``) |
 | GET    | /admin/hashes?limit=&next_page= | ``{"hashes", "next_page"}``: chunk ids (admin); the key also as ``last_evaluated_key`` |
 
 ``/admin/hashes`` lists the ids (sha256) of the chunks complete files reference: the store's
@@ -29,7 +29,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from dfs import auth, protocol
 from dfs.api import download_plans, ranges
 from dfs.api.bodies import file_body
-from dfs.api.context import COORDINATOR, admin, principal
+from dfs.api.content_check import confirms
+from dfs.api.context import COORDINATOR, VERIFIED, admin, big_slot, principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.ingest import check_download_cap, check_name, download_cap, ingest, read_verified
 from dfs.chunking import ChunkerProfile
@@ -226,6 +227,7 @@ async def upload(request: web.Request) -> web.Response:
             return await deadline.read(request.content.read, min(n, 1 << 20))
 
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
+    request.app[VERIFIED].add(str(done.body["file_id"]))  # its bytes were hashed here
     if not done.created:
         body = {
             "error": {"code": "conflict", "message": "this content is already stored"},
@@ -237,8 +239,19 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def check(request: web.Request) -> web.Response:
+    """Does this tenant store a complete file with these bytes: answered only for a file the
+    servers verified holds them (``dfs.api.content_check``), never on a declared sha256."""
     sha256 = parse_sha256(query_param(request, "sha256"))
-    rec = await request.app[COORDINATOR].find_by_sha256(principal(request).tenant, sha256)
+    proof = request.query.get("manifest_sha256")
+    if proof is not None:
+        proof = parse_sha256(proof, "manifest_sha256")
+    coord = request.app[COORDINATOR]
+    rec = await coord.find_by_sha256(principal(request).tenant, sha256)
+    if rec is not None:
+        reads = proof is None and rec.file_id not in request.app[VERIFIED]
+        async with big_slot(request, reads and rec.size > protocol.MIB):
+            if not await confirms(coord, rec, sha256, proof, request.app[VERIFIED]):
+                rec = None
     return web.json_response(
         {"exists": rec is not None, "file": file_body(rec) if rec is not None else None}
     )

@@ -207,6 +207,19 @@ async def trickle(address: str, head: bytes, body: bytes, limit: float) -> tuple
     return answer, time.monotonic() - started
 
 
+def chunked_head(path: str, content_type: str) -> bytes:
+    """The head of a POST with a chunked (undeclared) body."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
+        f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+
+
+def byte_chunks(body: bytes) -> bytes:
+    """``body`` in chunked transfer encoding, one byte per chunk."""
+    return b"".join(b"1\r\n" + bytes([c]) + b"\r\n" for c in body) + b"0\r\n\r\n"
+
+
 async def test_multipart_fields_before_the_file_trickled_are_cut_off(slow_body_api: str) -> None:
     boundary = "xyzzy"
     body = (
@@ -215,25 +228,16 @@ async def test_multipart_fields_before_the_file_trickled_are_cut_off(slow_body_a
         + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n'
         f"\r\nabc\r\n--{boundary}--\r\n".encode()
     )
-    head = (
-        f"POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-        "Transfer-Encoding: chunked\r\n\r\n"
-    ).encode()
-    chunked = b"".join(b"1\r\n" + bytes([c]) + b"\r\n" for c in body) + b"0\r\n\r\n"
-    answer, took = await trickle(slow_body_api, head, chunked, limit=6.0)
+    head = chunked_head("/upload", f"multipart/form-data; boundary={boundary}")
+    answer, took = await trickle(slow_body_api, head, byte_chunks(body), limit=6.0)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
     assert took < 4.0, took
 
 
 async def test_a_trickled_chunked_json_body_is_cut_off(slow_body_api: str) -> None:
     body = b'{"files": [' + b" " * 2000 + b"]}"
-    head = (
-        f"POST /init-uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
-        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-    ).encode()
-    chunked = b"".join(b"1\r\n" + bytes([c]) + b"\r\n" for c in body) + b"0\r\n\r\n"
-    answer, took = await trickle(slow_body_api, head, chunked, limit=10.0)
+    head = chunked_head("/init-uploads", "application/json")
+    answer, took = await trickle(slow_body_api, head, byte_chunks(body), limit=10.0)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
     assert took < 4.0, took
 

@@ -1,7 +1,7 @@
 """The DynamoDB schema of dfs, as data: the one place that names tables, keys and indexes.
 
 ``DynamoMetadataStore.create_tables`` creates exactly what ``TABLES`` lists, and
-``infra/terraform`` must declare the same (``python -m dfs.meta.dynamo_schema`` prints it as
+``infra/terraform`` must declare the same (``python -m dfs.meta.dynamo.schema`` prints it as
 JSON for that cross-check). Shapes follow the DynamoDB ``CreateTable`` API. Each table's name is
 ``table_prefix + env[ENV] or DEFAULT``.
 

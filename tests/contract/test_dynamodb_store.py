@@ -15,7 +15,7 @@ from dfs.errors import ConfigError, Unavailable
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING
 from dfs.meta.dynamo import DynamoMetadataStore, codec
-from dfs.meta.dynamo.requests import TX_MAX, make_client
+from dfs.meta.dynamo.requests import TX_MAX, Requests, make_client
 from dfs.meta.dynamo.settings import settings_from_url
 from dfs.meta.dynamo.store_commit import CHUNKS_PER_TX
 from dfs.meta.dynamo.store_core import PAGE_ENTRIES
@@ -156,3 +156,37 @@ async def test_commit_and_delete_transactions_fit_the_limit(
     assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (0, 0, 0)
     chunks = await store.get_chunks([c for c, _ in content])
     assert {c.refcount for c in chunks.values()} == {0}
+
+
+class _Events:
+    def register(self, *_: object) -> None:
+        pass
+
+
+class _Throttled:
+    """A client whose BatchWriteItem never processes anything, as under heavy throttling."""
+
+    def __init__(self) -> None:
+        self.meta = type("Meta", (), {"events": _Events()})()
+        self.requests = 0
+
+    def batch_write_item(self, RequestItems: dict[str, object]) -> dict[str, object]:
+        self.requests += 1
+        return {"UnprocessedItems": RequestItems}
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_batch_call_is_bounded_by_one_retry_budget() -> None:
+    """Unprocessed items are retried by the same policy as throttling: at most ``attempts``
+    requests per batch call (not attempts squared), then Unavailable."""
+    client = _Throttled()
+    rq = Requests(client, attempts=3)
+    try:
+        put = {"PutRequest": {"Item": {"k": {"S": "v"}}}}
+        with pytest.raises(Unavailable, match="unprocessed"):
+            await rq.run(rq.batch_write, "t", [put])
+        assert client.requests == 3
+    finally:
+        await rq.close()

@@ -8,8 +8,9 @@ Modules, each owning one thing:
   every request (batch calls included), call counting, botocore error translation.
 - ``tables``: table creation and TTL, through the request layer.
 - ``codec``: how records and manifests are laid out as items.
-- ``store`` (``DynamoMetadataStore``) and its parts ``store_core``, ``store_files``,
-  ``store_commit``, ``store_delete``, ``store_chunks``, ``store_registry``.
+- ``store`` (``DynamoMetadataStore``) and its parts: ``store_core`` (what they share),
+  ``store_files``, ``store_refcounts`` (the conditional refcount transactions) with
+  ``store_commit`` and ``store_delete`` on top, ``store_chunks``, ``store_registry``.
 
 How the records map onto the tables:
 
@@ -31,8 +32,8 @@ A manifest lives under a fresh ``mid`` per create_file: pages are written first,
 item is put with ``attribute_not_exists``; a losing create never touches the winner's pages,
 and readers never see a file without its manifest. Up to ``INLINE_ENTRIES`` entries ride in
 the file item itself. Entries are 48 bytes (offset, size, sha256 as binary). Why commit and
-delete keep every counter exact under concurrency: ``store_commit`` and ``store_delete``. Why
-the locations are shaped as they are: ``store_chunks``.
+delete keep every counter exact under concurrency: ``store_refcounts``. Why the locations
+are shaped as they are: ``store_chunks``.
 """
 
 from __future__ import annotations

@@ -260,6 +260,23 @@ class Requests:
                 return
             params["ExclusiveStartKey"] = last
 
+    def up_to(
+        self, op: str, limit: int, params: Mapping[str, Any]
+    ) -> tuple[list[Item], Item | None]:
+        """At most ``limit`` items of a Query or Scan, and the key to go on after (None at the
+        end). Each request asks only for what is left to fill: Limit counts the items
+        evaluated before a filter, so a page never exceeds ``limit``."""
+        out: list[Item] = []
+        last: Item | None = None
+        while len(out) < limit:
+            resp = self.call(op, Limit=limit - len(out), **params)
+            out += resp.get("Items", [])
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                return out, None
+            params = {**params, "ExclusiveStartKey": last}
+        return out, last
+
     def until_processed(
         self, op: str, items: dict[str, Any], unprocessed: str, collect: Callable[[Response], None]
     ) -> None:

@@ -127,7 +127,6 @@ class ChunksPart(StoreCore):
         self, *, limit: int, after: str | None = None
     ) -> tuple[list[str], str | None]:
         def op() -> tuple[list[str], str | None]:
-            out: list[str] = []
             params: dict[str, Any] = {
                 "TableName": self.tables["chunks"],
                 "ProjectionExpression": "#chunk_id",
@@ -138,16 +137,9 @@ class ChunksPart(StoreCore):
             }
             if after is not None:
                 params["ExclusiveStartKey"] = {"chunk_id": S(after)}
-            # Limit counts items evaluated before the filter, so each request evaluates at
-            # most what is left to fill: a page never exceeds ``limit``
-            while len(out) < limit:
-                resp = self._rq.call("scan", Limit=limit - len(out), **params)
-                out += [i["chunk_id"]["S"] for i in resp.get("Items", [])]
-                last = resp.get("LastEvaluatedKey")
-                if not last:
-                    return out, None
-                params["ExclusiveStartKey"] = last
-            return out, str(params["ExclusiveStartKey"]["chunk_id"]["S"])
+            items, last = self._rq.up_to("scan", limit, params)
+            ids = [i["chunk_id"]["S"] for i in items]
+            return ids, None if last is None else str(last["chunk_id"]["S"])
 
         if limit <= 0:
             return [], after
@@ -160,14 +152,8 @@ class ChunksPart(StoreCore):
             params: dict[str, Any] = {"TableName": self.tables["chunks"], "ConsistentRead": True}
             if after is not None:
                 params["ExclusiveStartKey"] = {"chunk_id": S(after)}
-            out: list[ChunkState] = []
-            while len(out) < limit:
-                resp = self._rq.call("scan", Limit=limit - len(out), **params)
-                out += [codec.chunk_state(i) for i in resp.get("Items", [])]
-                if not resp.get("LastEvaluatedKey"):
-                    break
-                params["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-            return out
+            items, _ = self._rq.up_to("scan", limit, params)
+            return [codec.chunk_state(i) for i in items]
 
         if limit <= 0:
             return []
@@ -211,14 +197,8 @@ class ChunksPart(StoreCore):
             if after:  # DynamoDB rejects an empty string in a key condition
                 params["KeyConditionExpression"] += " AND #chunk_id > :after"
                 params["ExpressionAttributeValues"][":after"] = S(after)
-            out: list[str] = []
-            while len(out) < limit:
-                resp = self._rq.call("query", Limit=limit - len(out), **params)
-                out += [i["chunk_id"]["S"] for i in resp.get("Items", [])]
-                if not resp.get("LastEvaluatedKey"):
-                    break
-                params["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-            return out
+            items, _ = self._rq.up_to("query", limit, params)
+            return [i["chunk_id"]["S"] for i in items]
 
         if limit <= 0:
             return []

@@ -1,15 +1,14 @@
 """What every part of the DynamoDB store shares: its request layer, its table names, and the
-reads and writes more than one part needs (a file's item, its manifest, the counter shards).
+reads and writes more than one part needs (a file's item, its manifest).
 
 ``DynamoMetadataStore`` (``store.py``) is assembled from parts that each implement one area
-of the metadata port on top of this class; they reach each other only through it, so each
-part can be read on its own.
+of the metadata port on top of this class; they reach each other only through it (commit and
+delete also through ``store_refcounts``), so each part can be read on its own.
 """
 
 from __future__ import annotations
 
 import uuid
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -128,22 +127,7 @@ class StoreCore:
                 self.tables["manifests"], [{"DeleteRequest": {"Key": k}} for k in part]
             )
 
-    # --- shared transaction actions -----------------------------------------------------------
-
-    def _counter_action(self, shard_of: str, deltas: Mapping[str, int]) -> Item:
-        """Add ``deltas`` to the Stats fields on one counter shard, chosen by ``shard_of``:
-        sharded so that concurrent commits don't all conflict on one item."""
-        shard = zlib.crc32(shard_of.encode()) % COUNTER_SHARDS
-        names = list(deltas)
-        return {
-            "Update": {
-                "TableName": self.tables["counters"],
-                "Key": {"counter": S(f"stats#{shard:02d}")},
-                "UpdateExpression": "ADD " + ", ".join(f"#{n} :{n}" for n in names),
-                "ExpressionAttributeNames": attr_names(*names),
-                "ExpressionAttributeValues": {f":{n}": N(v) for n, v in deltas.items()},
-            }
-        }
+    # --- shared by commit and delete -------------------------------------------------------
 
     def _hash_key(self, rec: FileRecord) -> Item:
         return {"tenant": S(rec.tenant), "sha256": S(rec.sha256)}

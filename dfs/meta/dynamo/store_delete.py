@@ -1,10 +1,10 @@
 """The delete part of the DynamoDB store: ``delete_file``, commit_file backwards.
 
-Refcount decrements are conditional on the expected "after" state (``refcount > count``: still
-referenced; ``refcount = count``: reaches 0 and gets ``unref_at``), flipped and retried on
-cancellation, so counters stay exact. Big files go complete -> deleting (invisible, unlisted),
-apply batches guarded by "d000123" markers, then delete the file item with the file counters
-in one transaction; a crashed delete is finished by calling it again.
+Refcounts are decremented by the conditional transactions of ``store_refcounts``. A complete
+file of at most ``CHUNKS_PER_TX`` distinct chunks goes in one transaction. Bigger ones go
+complete -> deleting (invisible, unlisted), apply batches guarded by "d000123" markers, then
+delete the file item with the file counters in one transaction; a crashed delete is finished
+by calling it again.
 
 Deleting a complete file also moves its file_hashes entry on: the file leaves the entry's set
 of the tenant's complete files with that content and, if the entry names it, the entry names
@@ -15,7 +15,7 @@ the transaction that deletes the file (small files) or makes it invisible (``_cl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 import dfs.meta.dynamo.codec as codec
@@ -23,11 +23,10 @@ from dfs.errors import Conflict, FileNotFound, Unavailable
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord
 from dfs.meta.dynamo.codec import FILE_COMMITTING, FILE_DELETING, N, Ref, S, attr_names
 from dfs.meta.dynamo.requests import Cancelled, Item, chunks_of
-from dfs.meta.dynamo.store_commit import CHUNKS_PER_TX, MAX_ROUNDS
-from dfs.meta.dynamo.store_core import StoreCore
+from dfs.meta.dynamo.store_refcounts import CHUNKS_PER_TX, DROP, MAX_ROUNDS, RefcountsPart
 
 
-class DeletePart(StoreCore):
+class DeletePart(RefcountsPart):
     async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord:
         item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
         if item["tenant"]["S"] != tenant:
@@ -53,7 +52,7 @@ class DeletePart(StoreCore):
         extra = {"total_files": -1, "logical_bytes": -rec.size}
         tail = partial(self._unhash_actions, rec)
         done = await self._rq.run(
-            self._apply_unrefs, head, rec.file_id, refs, now, extra, rec.tenant, tail
+            self._apply_refs, DROP, head, rec.file_id, refs, now, extra, rec.tenant, tail
         )
         if not done:
             raise FileNotFound(f"no file {rec.file_id}")
@@ -175,88 +174,4 @@ class DeletePart(StoreCore):
 
     def _unref_batch(self, mid: str, no: int, refs: Sequence[Ref], now: float, tenant: str) -> None:
         marker = self._marker_action(mid, "d", no, now)
-        self._apply_unrefs(marker, f"{mid}/d{no}", refs, now, {}, tenant)
-
-    def _unref_action(self, r: Ref, staying: bool, now: float) -> Item:
-        """Drop ``r``'s references from its chunk, conditional on whether others remain."""
-        values: Item = {":c": N(r.count), ":neg": N(-r.count)}
-        if staying:
-            update = {
-                "UpdateExpression": "ADD #refcount :neg",
-                "ConditionExpression": "#refcount > :c",
-                "ExpressionAttributeNames": attr_names("refcount"),
-            }
-        else:
-            values[":t"] = N(float(now))
-            update = {
-                "UpdateExpression": "SET #unref_at = :t ADD #refcount :neg",
-                "ConditionExpression": "#refcount = :c",
-                "ExpressionAttributeNames": attr_names("refcount", "unref_at"),
-            }
-        return {
-            "Update": {
-                "TableName": self.tables["chunks"],
-                "Key": {"chunk_id": S(r.chunk_id)},
-                "ExpressionAttributeValues": values,
-                **update,
-            }
-        }
-
-    def _tenant_unref_action(self, tenant: str, r: Ref) -> Item:
-        return {
-            "Update": {
-                "TableName": self.tables["tenant_chunks"],
-                "Key": {"tenant": S(tenant), "chunk_id": S(r.chunk_id)},
-                "UpdateExpression": "ADD #refcount :neg",
-                "ExpressionAttributeNames": attr_names("refcount"),
-                "ExpressionAttributeValues": {":neg": N(-r.count)},
-            }
-        }
-
-    def _unref_actions(
-        self, refs: Sequence[Ref], staying: set[str], now: float, tenant: str
-    ) -> tuple[list[Item], dict[str, int]]:
-        """Conditional decrements for ``refs``, then the tenant's (cancellation reasons map to
-        ``refs`` by position), and the counter deltas they imply."""
-        deltas = dict.fromkeys(("stored_bytes", "unique_chunks", "duplicates_avoided"), 0)
-        for r in refs:
-            if r.chunk_id in staying:
-                deltas["duplicates_avoided"] -= r.count
-            else:
-                deltas["duplicates_avoided"] -= r.count - 1
-                deltas["stored_bytes"] -= r.size
-                deltas["unique_chunks"] -= 1
-        actions = [self._unref_action(r, r.chunk_id in staying, now) for r in refs]
-        tenant_actions = [self._tenant_unref_action(tenant, r) for r in refs]
-        return actions + tenant_actions, deltas
-
-    def _apply_unrefs(
-        self,
-        head: Item,
-        shard_of: str,
-        refs: Sequence[Ref],
-        now: float,
-        extra: Mapping[str, int],
-        tenant: str,
-        tail: Callable[[], Sequence[Item]] = tuple,
-    ) -> bool:
-        """Run [head, refcount decrements..., counters, *tail()] until the guesses of which
-        chunks stay referenced (and ``tail``'s conditions) hold; False when ``head``'s own
-        condition failed. ``tail`` is called again for every attempt."""
-        keys = [{"chunk_id": S(r.chunk_id)} for r in refs]
-        items = self._rq.batch_get(self.tables["chunks"], keys, ("chunk_id", "refcount"))
-        counts = {i["chunk_id"]["S"]: codec.int_of(i, "refcount") for i in items}
-        staying = {r.chunk_id for r in refs if counts.get(r.chunk_id, 0) > r.count}
-        for _ in range(MAX_ROUNDS):
-            actions, deltas = self._unref_actions(refs, staying, now, tenant)
-            counters = self._counter_action(shard_of, {**extra, **deltas})
-            try:
-                self._rq.transact([head, *actions, counters, *tail()])
-                return True
-            except Cancelled as exc:
-                if exc.codes[0] == "ConditionalCheckFailed":
-                    return False
-                for r, code in zip(refs, exc.codes[1:], strict=False):
-                    if code == "ConditionalCheckFailed":
-                        staying ^= {r.chunk_id}
-        raise Unavailable("delete kept losing refcount races; try again")
+        self._apply_refs(DROP, marker, f"{mid}/d{no}", refs, now, {}, tenant)

@@ -84,7 +84,6 @@ class FilesPart(StoreCore):
             if after is not None:
                 cond += " AND #file_id > :after"
                 values[":after"] = S(after)
-            out: list[FileRecord] = []
             params: dict[str, Any] = {
                 "TableName": self.tables["files"],
                 "IndexName": "by-tenant",
@@ -94,13 +93,8 @@ class FilesPart(StoreCore):
                 ),
                 "ExpressionAttributeValues": values,
             }
-            while len(out) < limit:
-                resp = self._rq.call("query", Limit=limit - len(out), **params)
-                out += [codec.file_record(i) for i in resp.get("Items", [])]
-                if not resp.get("LastEvaluatedKey"):
-                    break
-                params["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-            return out
+            items, _ = self._rq.up_to("query", limit, params)
+            return [codec.file_record(i) for i in items]
 
         if limit <= 0:
             return []

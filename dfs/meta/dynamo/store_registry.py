@@ -10,6 +10,7 @@ from __future__ import annotations
 import dfs.meta.dynamo.codec as codec
 from dfs.meta.base import NODE_DOWN, Lease, NodeRecord, Stats, TokenRecord
 from dfs.meta.dynamo.codec import COUNTERS, N, S, attr_names
+from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_core import COUNTER_SHARDS, StoreCore
 
 
@@ -68,15 +69,7 @@ class RegistryPart(StoreCore):
 
     async def create_tenant(self, tenant: str, now: float) -> None:
         item = {**codec.auth_key("tenant", tenant), "created_at": N(float(now))}
-        await self._rq.run(
-            lambda: self._rq.call(
-                "put_item",
-                TableName=self.tables["auth"],
-                Item=item,
-                ConditionExpression="attribute_not_exists(#id)",
-                ExpressionAttributeNames=attr_names("id"),
-            )
-        )
+        await self._rq.run(self._put_new_auth_item, item)
 
     async def tenant_exists(self, tenant: str) -> bool:
         resp = await self._rq.run(
@@ -104,15 +97,16 @@ class RegistryPart(StoreCore):
         return await self._rq.run(op)
 
     async def put_token(self, rec: TokenRecord) -> None:
-        item = codec.token_item(rec)
-        await self._rq.run(
-            lambda: self._rq.call(
-                "put_item",
-                TableName=self.tables["auth"],
-                Item=item,
-                ConditionExpression="attribute_not_exists(#id)",
-                ExpressionAttributeNames=attr_names("id"),
-            )
+        await self._rq.run(self._put_new_auth_item, codec.token_item(rec))
+
+    def _put_new_auth_item(self, item: Item) -> None:
+        """Put a tenant or token; a Conflict if it exists (names and tokens are never reused)."""
+        self._rq.call(
+            "put_item",
+            TableName=self.tables["auth"],
+            Item=item,
+            ConditionExpression="attribute_not_exists(#id)",
+            ExpressionAttributeNames=attr_names("id"),
         )
 
     async def get_token(self, token_hash: str) -> TokenRecord | None:

@@ -1,5 +1,5 @@
 # Least privilege, one role per kind of instance:
-# - api:  item reads and writes on dfs's tables and indexes (what dfs/meta/dynamodb.py calls),
+# - api:  item reads and writes on dfs's tables and indexes (what dfs/meta/dynamo/ calls),
 #         DescribeTable/DescribeTimeToLive for `dfs-api init-tables` (Terraform creates the
 #         tables, so no CreateTable), and its three SSM parameters.
 # - node: PutItem/DeleteItem on the node registry only (heartbeats and deregistration),

@@ -3,7 +3,7 @@
     python -m bench [--size-mib 1024] [--repeat 1] [--concurrency 8] [--dedup-mib 64]
                     [--meta-backends sqlite dynamodb] [--small-files 2000]
 
-``--small-files 10000`` gives the issue's many-small-files figure (files/s up and down, 1-100
+``--small-files 10000`` gives the many-small-files figure (files/s up and down, 1-100
 KiB each, RF 2); ``0`` skips it. The resume measurement of ``bench.ux`` runs on its own.
 
 ``--size-mib 4096 --rf 1`` gives the peak RSS of the client and nodes for a 4 GiB upload

@@ -24,7 +24,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile, scan_stream
+from dfs.chunking import ChunkerProfile, scan_stream
 
 MIB = 1 << 20
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     corpus = make_versions(args.size_mib * MIB, args.versions, args.seed)
-    profiles = [ChunkerProfile.parse(DEFAULT_PROFILE), ChunkerProfile.fixed(1 * MIB)]
+    profiles = [ChunkerProfile.default(), ChunkerProfile.fixed(1 * MIB)]
     rows = [measure(corpus, prof) for prof in profiles]
     print(
         f"\ndedup corpus: {args.versions} versions of a {args.size_mib} MiB random file, each "

@@ -1,6 +1,6 @@
 """Repair after node loss: 3 nodes, REPLICATION_FACTOR=2, SIZE MiB uploaded, kill -9 of the node
 holding the most chunk bytes, time until every chunk has 2 good copies on live nodes again
-(the issue's target: within DFS_REPAIR_GRACE + 60 s), with a download checked during repair
+(the target: within DFS_REPAIR_GRACE + 60 s), with a download checked during repair
 and after.
 
     python -m bench.repair [--size-mib 256] [--grace 10] [--dir /tmp/dfs-bench-repair]

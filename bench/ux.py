@@ -3,12 +3,13 @@
     python -m bench.ux [--files 10000] [--min-kib 1] [--max-kib 100] [--resume-mib 1024]
 
 1. Small files: a fresh directory tree (never right after a mass delete: ext4 delays slot
-   reuse, see MEASURED.md) of ``--files`` random files of ``--min-kib``..``--max-kib``; one
-   ``dfs-client upload`` of the directory and one ``dfs-client download --prefix`` back, each
-   timed as a whole process; the tree is compared byte for byte.
+   reuse, see bench/README.md, "Reference measurements") of ``--files`` random files of
+   ``--min-kib``..``--max-kib``; one ``dfs-client upload`` of the directory and one
+   ``dfs-client download --prefix`` back, each timed as a whole process; the tree is
+   compared byte for byte.
 2. Resume: a ``--resume-mib`` random file uploaded with 1 MiB fixed chunks; the CLI is killed
    (SIGKILL) once its journal holds half the receipts; the second run's ``bytes_sent``
-   is reported as a share of the file (the done-when asks for < 55 %). ``0`` skips it.
+   is reported as a share of the file (the target: < 55 %). ``0`` skips it.
 
 Real local cluster (API + 3 nodes, SQLite, REPLICATION_FACTOR=2). Prints a markdown table.
 """

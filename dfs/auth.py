@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
 
@@ -52,6 +53,11 @@ OP_COPY = "copy"  # API -> node: repair, copy a chunk to the node the extra fiel
 OP_LIST = "list"  # API -> node: page through stored chunk ids (orphan sweep)
 OP_DOWNLOAD = "download"  # API -> anyone with the signed URL: one file of one tenant
 ANY_CHUNK = "*"
+
+# The one canonical wire form of a capability: an expiry without leading zeros (ASCII digits
+# only: str.isdigit() also admits "²", which int() refuses) and a lowercase hex MAC, so no
+# two strings carry the same grant.
+_CAP_RE = re.compile(r"[1-9][0-9]{0,11}\.[0-9a-f]{64}")
 
 
 def new_token() -> str:
@@ -104,9 +110,9 @@ def check(
     exactly this operation or has expired."""
     if not cap:
         raise AuthError("a capability signed by the API is required")
-    exp_text, dot, mac = cap.partition(".")
-    if not dot or not exp_text.isdigit() or len(exp_text) > 12 or len(mac) != 64:
+    if not _CAP_RE.fullmatch(cap):
         raise AuthError("malformed capability")
+    exp_text, _, mac = cap.partition(".")
     expires = int(exp_text)
     now = time.time() if now is None else now
     expected = _mac(secret, op, chunk_id, node_id, expires, extra)

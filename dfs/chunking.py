@@ -83,6 +83,11 @@ class ChunkerProfile:
         return cls.parse(f"fastcdc:{min_size}:{avg}:{max_size}")
 
     @classmethod
+    def default(cls) -> ChunkerProfile:
+        """FastCDC at DEFAULT_PROFILE: what every client and the API chunk with unless told."""
+        return cls.parse(DEFAULT_PROFILE)
+
+    @classmethod
     def fixed(cls, size: int) -> ChunkerProfile:
         return cls.parse(f"fixed:{size}")
 

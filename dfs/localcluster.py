@@ -6,17 +6,22 @@ console scripts beside the running interpreter, a base folder holding the SQLite
 one data folder per node, one log per process and one pid file per process.
 
 Layout of the base folder: ``meta.db``, ``api/``, ``node1/`` ... ``nodeN/``, ``logs/*.log``,
-``pids/*.pid``. Standard library only (urllib for the readiness checks).
+``pids/*.pid``, ``cluster.env`` (0600: the cluster secret, the admin token, and for the
+command line the API URL and a user token of tenant "demo") and ``cluster.json`` (the
+command line's settings, so that ``status`` and a later ``start`` or ``restart`` use the
+same ports). Standard library only (urllib for the readiness checks).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -29,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dfs import protocol
 
 _LISTEN_RE = re.compile(r"listening on (http://\S+)")
 
@@ -50,29 +57,49 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_json(url: str, token: str | None = None, timeout: float = 5.0) -> Any:
-    req = urllib.request.Request(url)
+def http_json(url: str, token: str | None = None, timeout: float = 5.0, body: Any = None) -> Any:
+    """GET ``url`` (POST ``body`` as JSON if given) and decode the JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
+ADMIN = "DFS_ADMIN_TOKEN"
+SERVER_SECRETS = ("DFS_CLUSTER_SECRET", ADMIN)
+DEMO_TENANT = "demo"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip().removeprefix("export "): v.strip() for k, v in pairs}
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """``KEY=value`` lines, written whole (temp file, rename) with mode 0600."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in values.items()))
+    os.replace(tmp, path)
+
+
 def load_or_create_secrets(base: Path) -> dict[str, str]:
-    """The cluster secret and admin token of a local cluster, kept in ``base/cluster.env``
-    (mode 0600) so that a restarted cluster keeps them."""
+    """The values in ``base/cluster.env`` (mode 0600), created with a new cluster secret and
+    admin token, so that a restarted cluster keeps them."""
     path = base / "cluster.env"
     if path.exists():
-        pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-        return {k.strip(): v.strip() for k, v in pairs}
+        return read_env_file(path)
     values = {
         "DFS_CLUSTER_SECRET": secrets.token_hex(32),
         "DFS_ADMIN_TOKEN": "dfs_" + secrets.token_urlsafe(32),
     }
     base.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(f"{k}={v}\n" for k, v in values.items()))
+    write_env_file(path, values)
     return values
 
 
@@ -190,9 +217,11 @@ class LocalCluster:
 
     def __post_init__(self) -> None:
         self.base = self.base.resolve()
+        # only the servers' secrets: cluster.env also holds the command line's DFS_TOKEN
+        stored = load_or_create_secrets(self.base)
         self.secrets = {
-            **load_or_create_secrets(self.base),
-            **{k: v for k, v in self.env.items() if k in ("DFS_CLUSTER_SECRET", "DFS_ADMIN_TOKEN")},
+            **{k: v for k, v in stored.items() if k in SERVER_SECRETS},
+            **{k: v for k, v in self.env.items() if k in SERVER_SECRETS},
         }
         if not self.meta_url:
             self.meta_url = f"sqlite:///{self.base / 'meta.db'}"
@@ -242,9 +271,8 @@ class LocalCluster:
             pidfile=self.base / "pids" / f"node{i}.pid",
         )
 
-    def start(self, timeout: float = 60.0) -> LocalCluster:
-        self.base.mkdir(parents=True, exist_ok=True)
-        self.api = Proc(
+    def _api_proc(self) -> Proc:
+        return Proc(
             name="api",
             argv=[console_script("dfs-api")],
             env=self._env(
@@ -253,17 +281,33 @@ class LocalCluster:
             log=self.base / "logs" / "api.log",
             pidfile=self.base / "pids" / "api.pid",
         )
+
+    def start(self, timeout: float = 60.0, running: frozenset[str] = frozenset()) -> LocalCluster:
+        """Start the API and the nodes, except the ones named in ``running`` (already
+        running from an earlier start: the API then needs its fixed ``api_port``); wait until
+        every node is live. On failure, stop what this call started."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.api = self._api_proc()
+        started: list[Proc] = []
         try:
-            self.api.start()
-            self.api.wait_listening(timeout)
+            if "api" in running:
+                self.api.url = f"http://127.0.0.1:{self.api_port}"
+            else:
+                started.append(self.api)
+                self.api.start()
+                self.api.wait_listening(timeout)
             self.node_procs = [self._node_proc(i) for i in range(1, self.nodes + 1)]
-            for proc in self.node_procs:
+            fresh = [p for p in self.node_procs if p.name not in running]
+            started += fresh
+            for proc in fresh:
                 proc.start()
-            for proc in self.node_procs:
+            for proc in fresh:
                 proc.wait_listening(timeout)
             self.wait_live(self.nodes, timeout)
         except BaseException:
-            self.stop()
+            for proc in reversed(started):
+                with contextlib.suppress(OSError):
+                    proc.stop()
             raise
         return self
 
@@ -318,71 +362,171 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def cmd_stop(base: Path, timeout: float = 15.0) -> int:
-    pids = _pids(base)
+def _stop_pid(name: str, pid: int, timeout: float) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    print(f"stopped {name} (pid {pid})", file=sys.stderr)
+
+
+def cmd_stop(base: Path, names: Sequence[str] = (), timeout: float = 15.0) -> int:
+    """Stop ``names`` (every process if none are given)."""
+    pids = {n: p for n, p in _pids(base).items() if not names or n in names}
     # nodes first, so they deregister while the API still answers
     for name in sorted(pids, key=lambda n: n == "api"):
         pid = pids[name]
         if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-            print(f"stopped {name} (pid {pid})")
+            _stop_pid(name, pid, timeout)
         (base / "pids" / f"{name}.pid").unlink(missing_ok=True)
     return 0
 
 
-def cmd_status(base: Path, api_url: str) -> int:
-    for name, pid in _pids(base).items():
-        print(f"{name}\tpid {pid}\t{'running' if _alive(pid) else 'dead'}")
+def cmd_status(base: Path, settings: Settings) -> int:
+    """What runs and what the API sees; 0 only when every process runs and every node is
+    live (a script or a person can rely on ``status && ...``)."""
+    if not (base / "cluster.env").exists():
+        print(f"no cluster under {base}: bash scripts/cluster.sh start")
+        return 1
+    pids = _pids(base)
+    ok = True
+    for name in settings.names():
+        pid = pids.get(name)
+        state = "running" if pid and _alive(pid) else "dead" if pid else "not started"
+        ok = ok and state == "running"
+        print(f"{name}\t{f'pid {pid}' if pid else '-'}\t{state}")
     try:
-        body = http_json(f"{api_url}/nodes", load_or_create_secrets(base)["DFS_ADMIN_TOKEN"])
+        body = http_json(f"{settings.api_url}/nodes", load_or_create_secrets(base)[ADMIN])
     except (OSError, ValueError) as exc:
-        print(f"API {api_url} not answering: {exc}")
+        print(f"API {settings.api_url} not answering: {exc}")
         return 1
     print(
-        f"API {api_url}: {body['live']} live node(s), "
+        f"API {settings.api_url}: {body['live']} live node(s), "
         f"replication factor {body['replication_factor']}"
     )
     for n in body["nodes"]:
         print(f"  {n['node_id']}\t{n['url']}\t{n['status']}\t{n['used_bytes']} bytes used")
+    return 0 if ok and body["live"] >= settings.nodes else 1
+
+
+def ensure_user_token(base: Path, api_url: str, tenant: str = DEMO_TENANT) -> dict[str, str]:
+    """A user tenant and its token for the command line, kept in cluster.env as DFS_TOKEN
+    beside DFS_API_URL (the admin token stays for administration only)."""
+    path = base / "cluster.env"
+    values = read_env_file(path)
+    if values.get("DFS_TOKEN") and values.get("DFS_API_URL") == api_url:
+        return values
+    admin_token = values[ADMIN]
+    try:
+        http_json(f"{api_url}{protocol.ADMIN_TENANTS}", admin_token, body={"tenant": tenant})
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:  # 409: the tenant exists already
+            raise
+    answer = http_json(
+        f"{api_url}{protocol.ADMIN_TOKENS}",
+        admin_token,
+        body={"tenant": tenant, "role": "user", "label": "cluster.sh"},
+    )
+    values.update({"DFS_API_URL": api_url, "DFS_TOKEN": str(answer["token"])})
+    write_env_file(path, values)
+    return values
+
+
+def cmd_env(base: Path) -> int:
+    """The lines a shell evaluates to use the cluster as tenant "demo"."""
+    path = base / "cluster.env"
+    values = read_env_file(path) if path.exists() else {}
+    if not values.get("DFS_TOKEN"):
+        print(f"no cluster started under {base}: bash scripts/cluster.sh start", file=sys.stderr)
+        return 1
+    print(f"export DFS_API_URL={shlex.quote(values['DFS_API_URL'])}")
+    print(f"export DFS_TOKEN={shlex.quote(values['DFS_TOKEN'])}  # tenant {DEMO_TENANT}")
     return 0
+
+
+def cmd_start(base: Path, settings: Settings) -> int:
+    """Start whatever is not running, then print the export lines (stdout) and the rest on
+    stderr, so that ``eval "$(bash scripts/cluster.sh start)"`` works."""
+    running = frozenset(n for n, pid in _pids(base).items() if _alive(pid))
+    cluster = LocalCluster(
+        base,
+        nodes=settings.nodes,
+        replication_factor=settings.replication_factor,
+        api_port=settings.api_port,
+        node_ports=[settings.first_node_port + i for i in range(settings.nodes)],
+        heartbeat_interval=2.0,
+        heartbeat_timeout=10.0,
+    )
+    cluster.start(running=running)
+    settings.save(base)
+    ensure_user_token(base, cluster.api_url)
+    started = sorted(set(settings.names()) - running)
+    say = functools.partial(print, file=sys.stderr)
+    say(f"started: {', '.join(started) if started else 'nothing (all running)'}")
+    say(f"API {cluster.api_url} with {settings.nodes} nodes; logs in {base / 'logs'}")
+    say(f"tenant {DEMO_TENANT!r} and its token in {base / 'cluster.env'} (admin: {ADMIN})")
+    say('use it: eval "$(bash scripts/cluster.sh env)"  or keep it as a profile:')
+    say(f'  dfs-client config set local {cluster.api_url} --token "$DFS_TOKEN"')
+    return cmd_env(base)
+
+
+@dataclass
+class Settings:
+    """The command line's cluster shape, kept in ``cluster.json`` by ``start``."""
+
+    nodes: int = 3
+    replication_factor: int = 2
+    api_port: int = 8080
+    first_node_port: int = 9001
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def names(self) -> list[str]:
+        return ["api", *(f"node{i}" for i in range(1, self.nodes + 1))]
+
+    @classmethod
+    def load(cls, base: Path, overrides: Mapping[str, int | None]) -> Settings:
+        path = base / "cluster.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        fields = {k: v for k, v in saved.items() if k in cls.__dataclass_fields__}
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**fields)
+
+    def save(self, base: Path) -> None:
+        (base / "cluster.json").write_text(json.dumps(self.__dict__, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dfs.localcluster")
-    p.add_argument("command", choices=["start", "stop", "status"])
+    p.add_argument("command", choices=["start", "stop", "status", "env", "restart"])
+    p.add_argument("names", nargs="*", help="restart/stop: api, node1, node2, ...")
     p.add_argument("--dir", default="dfs-data/local", help="base folder (default %(default)s)")
-    p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--replication-factor", type=int, default=2)
-    p.add_argument("--api-port", type=int, default=8080)
-    p.add_argument("--first-node-port", type=int, default=9001)
+    p.add_argument("--nodes", type=int, default=None, help="default 3")
+    p.add_argument("--replication-factor", type=int, default=None, help="default 2")
+    p.add_argument("--api-port", type=int, default=None, help="default 8080")
+    p.add_argument("--first-node-port", type=int, default=None, help="default 9001")
     args = p.parse_args(argv)
     base = Path(args.dir).resolve()
-    api_url = f"http://127.0.0.1:{args.api_port}"
+    overrides = {k: getattr(args, k) for k in Settings.__dataclass_fields__}
+    settings = Settings.load(base, overrides)
+    if args.names and args.command not in ("stop", "restart"):
+        p.error(f"{args.command} takes no process names")
+    unknown = set(args.names) - set(settings.names())
+    if unknown:
+        p.error(f"no process {', '.join(sorted(unknown))} (known: {' '.join(settings.names())})")
     if args.command == "stop":
-        return cmd_stop(base)
+        return cmd_stop(base, args.names)
     if args.command == "status":
-        return cmd_status(base, api_url)
-    if any(_alive(pid) for pid in _pids(base).values()):
-        print(f"a cluster is already running under {base}; stop it first", file=sys.stderr)
-        return 1
-    cluster = LocalCluster(
-        base,
-        nodes=args.nodes,
-        replication_factor=args.replication_factor,
-        api_port=args.api_port,
-        node_ports=[args.first_node_port + i for i in range(args.nodes)],
-        heartbeat_interval=2.0,
-        heartbeat_timeout=10.0,
-    )
-    cluster.start()
-    print(f"API {cluster.api_url} with {args.nodes} nodes; logs in {base / 'logs'}")
-    print(f"admin token in {base / 'cluster.env'}:  export DFS_TOKEN={cluster.admin_token}")
-    return 0
+        return cmd_status(base, settings)
+    if args.command == "env":
+        return cmd_env(base)
+    if args.command == "restart":
+        cmd_stop(base, args.names or settings.names())
+    return cmd_start(base, settings)
 
 
 if __name__ == "__main__":

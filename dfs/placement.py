@@ -4,7 +4,9 @@ For each (chunk, node) pair a 64-bit xxhash gives a uniform ``u`` in (0, 1); the
 is ``weight / -ln(u)`` (Schindelhauer and Schomaker's weighted rendezvous), with the weight the
 node's free bytes. The ranking is deterministic for a given set of nodes, and when a node leaves
 only the chunks it held move. Replicas go to distinct nodes, and to distinct zones first when
-there are several.
+there are several. ``rotation`` is the write order with each placed node in turn as the
+primary: the API signs one put capability per rotation, and writers try them in order so a
+dead first target does not sink a chunk.
 
 Pure: no I/O, nothing from dfs but ids.
 """
@@ -14,10 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import xxhash
 
 _TWO_64 = float(1 << 64)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +66,11 @@ def choose(chunk_id: str, candidates: Sequence[Candidate], n: int) -> list[Candi
         if cand not in chosen:
             chosen.append(cand)
     return chosen
+
+
+def rotation(targets: Sequence[T], i: int) -> tuple[T, list[T]]:
+    """Write order number ``i`` (wrapping around) over the placed ``targets``: the primary,
+    ``targets[i]``, and the replicas it forwards to, the others in rotation order."""
+    i %= len(targets)
+    order = [*targets[i:], *targets[:i]]
+    return order[0], order[1:]

@@ -1,6 +1,6 @@
 """The wire contract shared by the API, the nodes and the client: paths, headers, bounds.
 
-The README's "Wire protocol" tables document the same names; tests and deployments depend on
+docs/WIRE.md documents the same names; tests and deployments depend on
 them, so a path or field is never renamed once shipped. Standard library only.
 """
 
@@ -102,8 +102,8 @@ MAX_JSON_BODY: Final = 24 * MIB
 """Bound of the big JSON bodies (init-upload, finalize-upload): MAX_CHUNKS_PER_FILE chunk
 entries (~95 bytes each) or receipts (~150 bytes each) fit."""
 MAX_CHUNKS_PER_FILE: Final = 100_000
-"""Chunks in one file: ~100 GiB at the default 1 MiB average chunk. Measured (README,
-"Hostile input and the API description"): planning a 100,000-chunk upload peaks at ~250 MiB
+"""Chunks in one file: ~100 GiB at the default 1 MiB average chunk. Measured (docs/WIRE.md,
+"Hostile input limits"): planning a 100,000-chunk upload peaks at ~250 MiB
 of API memory; a million would need about ten times that, so bigger files need a paged
 init-upload."""
 MAX_HAS_CHUNKS: Final = 10_000
@@ -157,7 +157,7 @@ def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryv
         raise InvalidRequest("store-chunks index is longer than the body")
     try:
         index = json.loads(bytes(view[_INDEX_LEN.size : start]))
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting, not a 500
         raise InvalidRequest("store-chunks index is not JSON") from None
     chunks = index.get("chunks") if isinstance(index, dict) else None
     if not isinstance(chunks, list) or not 0 < len(chunks) <= MAX_STORE_BATCH:

@@ -13,8 +13,9 @@ Limits (a client cannot pin a server or its memory):
   (aiohttp arms the keep-alive timer at accept and closes a connection still waiting for a
   complete head when it fires: a "slowloris" trickling header bytes is cut off);
 - bodies: every handler reads through ``read_body``/``read_json`` with an explicit byte bound
-  (413 above it) and a time budget of ``BodyTimeouts.floor`` plus the size at
-  ``BodyTimeouts.min_rate`` (408 when it runs out), so a client trickling bytes is cut off.
+  (413 above it) and a time budget of ``BodyTimeouts.floor`` plus the bytes so far at
+  ``BodyTimeouts.min_rate`` (408 when it runs out), so a client trickling bytes is cut off;
+  memory grows with the bytes received, never with the declared length.
 """
 
 from __future__ import annotations
@@ -74,14 +75,18 @@ class StreamDeadline:
     """The same rule for a body read piece by piece (a streamed upload): after ``floor``
     seconds, the bytes received must keep up with ``min_rate``, or RequestTimeout."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, declared: int | None = None) -> None:
         self._timeouts = request.app.get(BODY_TIMEOUTS) or BodyTimeouts()
         self._started = asyncio.get_running_loop().time()
         self._received = 0
+        self._declared = declared
 
     async def read(self, read: Callable[[int], Awaitable[bytes]], n: int) -> bytes:
         loop = asyncio.get_running_loop()
-        due = self._started + self._timeouts.budget(self._received + n)
+        ahead = self._received + n
+        if self._declared is not None:  # never more time than the declared size earns
+            ahead = min(ahead, self._declared)
+        due = self._started + self._timeouts.budget(ahead)
         try:
             async with asyncio.timeout(max(due - loop.time(), 0.0)):
                 data = await read(n)
@@ -175,42 +180,41 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
 
 
 async def read_body(request: web.Request, limit: int) -> bytearray:
-    """Read a body of at most ``limit`` bytes into one buffer, without an extra copy, within
-    the time budget of ``BODY_TIMEOUTS`` for its declared size (or ``limit`` if undeclared)."""
+    """Read a body of at most ``limit`` bytes under the ``StreamDeadline`` rule.
+
+    Memory grows with the bytes that really arrived, never with the declared length: a
+    client that declares 16 MiB and sends 3 bytes costs 3 bytes (preallocating the declared
+    length let unauthenticated connections pin the server's memory). Undeclared (chunked)
+    bodies get the same progress rule as declared ones, not one budget for ``limit`` bytes.
+    """
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
-    timeouts = request.app.get(BODY_TIMEOUTS) or BodyTimeouts()
-    budget = timeouts.budget(limit if declared is None else declared)
-    filled = 0
-    try:
-        async with asyncio.timeout(budget):
+    deadline = StreamDeadline(request, declared)
+    bound = limit if declared is None else declared
+    buf = bytearray()
+    while piece := await deadline.read(_read_any(request), _READ_AHEAD):
+        if len(buf) + len(piece) > bound:
             if declared is None:
-                buf = bytearray()
-                async for piece in request.content.iter_chunked(1 << 20):
-                    buf += piece
-                    filled = len(buf)
-                    if filled > limit:
-                        raise PayloadTooLarge(f"body exceeds {limit} bytes")
-                return buf
-            # Known length (every chunk PUT): fill one buffer allocated once, instead of
-            # growing (and re-copying) a bytearray piece by piece.
-            buf = bytearray(declared)
-            view = memoryview(buf)
-            async for piece in request.content.iter_any():
-                end = filled + len(piece)
-                if end > declared:
-                    raise InvalidRequest(f"body is longer than its Content-Length {declared}")
-                view[filled:end] = piece
-                filled = end
-            view.release()
-    except TimeoutError:
-        raise RequestTimeout(
-            f"body not received within {budget:.0f} s ({filled} bytes arrived)"
-        ) from None
-    if filled != declared:
-        raise InvalidRequest(f"body of {filled} bytes is shorter than its Content-Length")
+                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+            raise InvalidRequest(f"body is longer than its Content-Length {declared}")
+        buf += piece  # grows in place (realloc/mremap), no re-copy per piece
+    if declared is not None and len(buf) != declared:
+        raise InvalidRequest(f"body of {len(buf)} bytes is shorter than its Content-Length")
     return buf
+
+
+_READ_AHEAD = 1 << 20
+"""How many more bytes each read of a body may wait for under the deadline's rate."""
+
+
+def _read_any(request: web.Request) -> Callable[[int], Awaitable[bytes]]:
+    """``readany`` (whatever piece has arrived, no joining copy) in StreamDeadline's shape."""
+
+    def read(_n: int) -> Awaitable[bytes]:
+        return request.content.readany()
+
+    return read
 
 
 def query_param(request: web.Request, name: str) -> str:

@@ -5,8 +5,9 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k e2e -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/setup.sh
-. scripts/setup.sh test
+bash scripts/setup.sh test
+# shellcheck disable=SC1091
+. .venv/bin/activate
 bash scripts/ci-tools.sh
 echo "== ruff"
 ruff check dfs tests bench

@@ -26,7 +26,7 @@ from dfs import auth, protocol
 from dfs.api.app import COORDINATOR, admin, principal
 from dfs.api.fileio import check_download_cap, check_name, download_cap, ingest, read_verified
 from dfs.api.service import file_body
-from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile
+from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
 from dfs.server import StreamDeadline, query_param
@@ -131,7 +131,7 @@ async def _file_field(request: web.Request) -> BodyPartReader:
 async def upload(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     tenant = principal(request).tenant
-    profile = ChunkerProfile.parse(DEFAULT_PROFILE)
+    profile = ChunkerProfile.default()
     deadline = StreamDeadline(request)  # slow clients cannot pin the server
     if request.content_type.startswith("multipart/"):
         file_part = await _file_field(request)

@@ -1,30 +1,62 @@
 """The chunk-store port: content-addressed chunk bytes on one node.
 
+``ChunkStore`` is the whole contract the node's routes, its background forwarding, its
+scrubber, heartbeat and monitoring type against; only the code that assembles a node names an
+implementation. ``FsChunkStore`` (``dfs.chunkstore.fs``, one file per chunk) and
+``MemoryChunkStore`` (``dfs.chunkstore.memory``, for tests) implement it, and
+``tests/contract/test_chunk_store.py`` runs the same suite over each, so a further store (pack
+files, say) plugs in by passing that suite.
+
 Must not import aiohttp or anything of dfs above layer 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
+from dfs.errors import ChunkNotFound
 from dfs.ids import ChunkId
+
+Buffer = bytes | bytearray | memoryview
 
 
 class ChunkStore(Protocol):
     """Content-addressed chunk bytes on one node.
 
-    - ``put()`` verifies ``sha256(data) == chunk_id`` before anything reaches the disk and
-      raises IntegrityError otherwise; it never leaves a partial file. It is idempotent:
-      storing an existing id writes nothing and returns False (True when newly stored).
-      It raises InsufficientStorage when the bytes do not fit.
+    Writes:
+
+    - ``put()`` verifies ``sha256(data) == chunk_id`` before anything is stored and raises
+      IntegrityError otherwise; it never leaves a partial copy. It is idempotent: storing an
+      existing id writes nothing and returns False (True when newly stored), but refreshes
+      the copy's age (see ``delete_if_idle``). It raises InsufficientStorage when the bytes do
+      not fit; concurrent puts never overshoot the capacity together.
+    - ``put_many()`` is ``put`` for a batch: every hash is checked before any chunk is stored
+      (one bad chunk stores none), then each is stored as by ``put``; one bool per item.
+    - ``delete()`` of a missing id is a no-op.
+    - ``delete_if_idle()`` deletes a copy unless it was written or re-sent in the last
+      ``min_age`` seconds (garbage collection races uploads this way); True if deleted, False
+      when it was kept or missing.
+
+    Reads and verification:
+
     - ``get()`` returns the bytes only after re-hashing them; a copy that fails is moved to
       quarantine (never served again) and ChunkNotFound is raised, as for a missing id.
     - ``has()`` answers for many ids at once (a set of the ids present).
-    - ``delete()`` of a missing id is a no-op.
-    - ``used_bytes`` counts the bytes of stored chunks; ``capacity_bytes`` the configured
-      or physical bound.
-    No exception other than dfs errors escapes an implementation.
+    - ``quarantined()``: ids with a quarantined copy and no good copy now (repair replaces
+      them), ascending.
+    - ``scrub(rate_bytes)`` re-hashes every stored copy at most ``rate_bytes`` per second,
+      quarantining bad ones, and re-baselines the counters; returns (verified, quarantined).
+    - ``list_chunks(after, limit)``: up to ``limit`` stored ids greater than ``after``,
+      ascending, each with the seconds since it was last written or re-sent.
+    - ``iter_ids()`` yields every stored id once, in no particular order.
+    - ``check_writable()`` proves the store takes a durable write right now (readiness); it
+      raises OSError when it cannot.
+
+    ``used_bytes`` counts the bytes of stored chunks, ``chunk_count`` the chunks,
+    ``capacity_bytes`` (> 0) the configured or physical bound. Apart from ``check_writable``'s
+    OSError, no exception other than dfs errors escapes an implementation.
     """
 
     @property
@@ -34,8 +66,35 @@ class ChunkStore(Protocol):
     @property
     def chunk_count(self) -> int: ...
 
-    async def put(self, chunk_id: ChunkId, data: bytes | bytearray | memoryview) -> bool: ...
+    async def put(self, chunk_id: ChunkId, data: Buffer) -> bool: ...
+    async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]: ...
+    async def delete(self, chunk_id: ChunkId) -> None: ...
+    async def delete_if_idle(self, chunk_id: ChunkId, min_age: float) -> bool: ...
+
     async def get(self, chunk_id: ChunkId) -> bytes: ...
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]: ...
-    async def delete(self, chunk_id: ChunkId) -> None: ...
+    async def quarantined(self) -> list[ChunkId]: ...
+    async def scrub(self, rate_bytes: float) -> tuple[int, int]: ...
+    async def list_chunks(self, after: str, limit: int) -> list[tuple[ChunkId, float]]: ...
     def iter_ids(self) -> AsyncIterator[ChunkId]: ...
+    async def check_writable(self) -> None: ...
+
+
+async def verify_all_at_rate(store: ChunkStore, rate_bytes: float) -> tuple[int, int]:
+    """The scrub pass every implementation shares: ``get`` (which re-hashes and quarantines)
+    each stored id, pausing so that at most ``rate_bytes`` per second are read. Returns
+    (copies verified, copies quarantined)."""
+    checked = bad = 0
+    loop = asyncio.get_running_loop()
+    async for chunk_id in store.iter_ids():
+        started = loop.time()
+        try:
+            data = await store.get(chunk_id)
+        except ChunkNotFound as exc:
+            bad += "quarantined" in exc.message
+            continue
+        checked += 1
+        pause = len(data) / rate_bytes - (loop.time() - started)
+        if pause > 0:
+            await asyncio.sleep(pause)
+    return checked, bad

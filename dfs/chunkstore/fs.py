@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dfs.chunkstore.base import ChunkStore
+from dfs.chunkstore.base import Buffer, ChunkStore, verify_all_at_rate
 from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError, InvalidRequest
 from dfs.fsutil import fsync_dir
 from dfs.ids import ChunkId, sha256_hex
@@ -112,12 +112,10 @@ class FsChunkStore:
 
     # --- writes ---------------------------------------------------------------------------
 
-    async def put(self, chunk_id: ChunkId, data: bytes | bytearray | memoryview) -> bool:
+    async def put(self, chunk_id: ChunkId, data: Buffer) -> bool:
         return await asyncio.to_thread(self._put, chunk_id, data)
 
-    async def put_many(
-        self, items: Sequence[tuple[ChunkId, bytes | bytearray | memoryview]]
-    ) -> list[bool]:
+    async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
         """``put`` for many small chunks: every hash is checked before anything is written
         (one bad chunk stores none of the batch), then the writes run on worker threads at
         once, so their fsyncs share the file system's journal commits. Each chunk is still
@@ -130,14 +128,12 @@ class FsChunkStore:
         )
 
     @staticmethod
-    def _verify_all(items: Sequence[tuple[ChunkId, bytes | bytearray | memoryview]]) -> None:
+    def _verify_all(items: Sequence[tuple[ChunkId, Buffer]]) -> None:
         for chunk_id, data in items:
             if sha256_hex(data) != chunk_id:
                 raise IntegrityError(f"body does not hash to chunk {chunk_id}")
 
-    def _put(
-        self, chunk_id: ChunkId, data: bytes | bytearray | memoryview, *, verified: bool = False
-    ) -> bool:
+    def _put(self, chunk_id: ChunkId, data: Buffer, *, verified: bool = False) -> bool:
         if not verified and sha256_hex(data) != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
         final = self.path_of(chunk_id)
@@ -166,9 +162,7 @@ class FsChunkStore:
                     self._count += 1
         return stored
 
-    def _write(
-        self, chunk_id: ChunkId, final: Path, data: bytes | bytearray | memoryview, size: int
-    ) -> bool:
+    def _write(self, chunk_id: ChunkId, final: Path, data: Buffer, size: int) -> bool:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{chunk_id}.{secrets.token_hex(4)}.tmp"
         try:
@@ -259,21 +253,9 @@ class FsChunkStore:
     async def scrub(self, rate_bytes: float) -> tuple[int, int]:
         """Re-hash every stored copy, at most ``rate_bytes`` per second, quarantining bad
         ones; then re-count used bytes from disk. Returns (chunks checked, quarantined)."""
-        checked = bad = 0
-        loop = asyncio.get_running_loop()
-        async for chunk_id in self.iter_ids():
-            started = loop.time()
-            try:
-                data = await self.get(chunk_id)
-            except ChunkNotFound as exc:
-                bad += "quarantined" in exc.message
-                continue
-            checked += 1
-            pause = len(data) / rate_bytes - (loop.time() - started)
-            if pause > 0:
-                await asyncio.sleep(pause)
+        result = await verify_all_at_rate(self, rate_bytes)
         await asyncio.to_thread(self._recount)
-        return checked, bad
+        return result
 
     def _recount(self) -> None:
         """Re-baseline used bytes and count from disk (they drift when a copy truncated on
@@ -328,6 +310,20 @@ class FsChunkStore:
                     if len(out) >= limit:
                         return out
         return out
+
+    async def check_writable(self) -> None:
+        """Create, fsync and remove a small file in the root (OSError if it can't)."""
+        await asyncio.to_thread(self._probe_write)
+
+    def _probe_write(self) -> None:
+        path = self._root / f".readyz-{secrets.token_hex(4)}.tmp"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"ok")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
 
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
         ids = list(chunk_ids)

@@ -1,88 +1,145 @@
 """``dfs-client``: the command line (click). The only module that imports click.
 
-Each command wraps one ``asyncio.run`` over the ``Client`` library. Output is one line of
-text per result, or with ``--json`` one JSON object per line on stdout and nothing else there.
-Errors print ``Error: <message>`` on stderr and exit with the error class's code:
-
-| exit | meaning                                         |
-|------|-------------------------------------------------|
-| 0    | success                                         |
-| 1    | unexpected error                                |
-| 2    | invalid request or usage                        |
-| 3    | authentication failed                           |
-| 4    | not found                                       |
-| 5    | conflict (e.g. upload not complete)             |
-| 6    | integrity error (bytes did not match their hash)|
-| 7    | cluster unavailable / replication failed / full |
-"""
+Each command wraps one ``asyncio.run`` over the ``Client`` library. Output is text for people
+(dfs.client.cli_output), or with ``--json`` one JSON object per line on stdout and nothing else.
+Where requests go: dfs.client.profiles. Errors: one ``Error: <message>`` line on stderr, exit
+with the error class's code (the table: ``dfs-client --help``, docs/cli.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
-import tomllib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from dfs import __version__
-from dfs.chunking import DEFAULT_PROFILE, ChunkerProfile
-from dfs.client.batch import download_many, local_path, upload_many, walk
+from dfs.chunking import ChunkerProfile
+from dfs.client import cli_output, profiles
+from dfs.client.library import DEFAULT_CONCURRENCY, Client
+from dfs.client.local_files import local_path, walk
+from dfs.client.profiles import Target
 from dfs.client.progress import Progress
-from dfs.client.transfer import DEFAULT_CONCURRENCY, Client
 from dfs.client.verify import VerifyReport
 from dfs.client.verify import verify as verify_file
 from dfs.errors import DfsError, IntegrityError
 
 T = TypeVar("T")
 
+NOT_STORED = 10
+INTERRUPTED = 130
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+
+class Interrupted(Exception):
+    """Ctrl-C during a command; the message tells how to carry on."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _config() -> profiles.Config:
+    try:
+        return profiles.load(profiles.config_path())
+    except DfsError as exc:
+        _fail(exc.message, exc.exit_code)
+
+
+def _run(coro: Coroutine[Any, Any, T], resumable: bool = False) -> T:
     try:
         return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "run the same command again to resume where it stopped" if resumable else ""
+        ) from None
     except DfsError as exc:
-        click.echo(f"Error: {exc.message}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.message, exc.exit_code)
+    except BrokenPipeError:  # the reader (e.g. `| head`) has seen enough: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # as a shell reports death by SIGPIPE
     except OSError as exc:
-        click.echo(f"Error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
-        sys.exit(1)
+        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
 
 
 def _emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(obj, sort_keys=True) if as_json else text)
 
 
-DEFAULT_CONFIG = Path("~/.config/dfs/config.toml")
+class UrlCommand(click.Command):
+    """A command whose first argument may be the API URL (see dfs.client.profiles): such an
+    argument is handed to the hidden --api-url option before click parses the rest."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for p in self.params
+            if isinstance(p, click.Option) and not p.is_flag and not p.count
+            for name in (*p.opts, *p.secondary_opts)
+        }
+        return super().parse_args(ctx, profiles.move_api_url(args, takes_value))
 
 
-def resolve_token(token: str | None) -> str | None:
-    """--token, then DFS_TOKEN (click fills both into ``token``), then the config file
-    (DFS_CONFIG or ~/.config/dfs/config.toml, key ``token``)."""
-    if token:
-        return token
-    path = Path(os.environ.get("DFS_CONFIG", str(DEFAULT_CONFIG))).expanduser()
+class UrlGroup(click.Group):
+    command_class = UrlCommand
+
+
+def _complete_profiles(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
     try:
-        with open(path, "rb") as f:
-            value = tomllib.load(f).get("token")
-    except FileNotFoundError:
-        return None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise click.UsageError(f"cannot read config file {path}: {exc}") from None
-    return str(value) if value else None
+        names = profiles.load(profiles.config_path()).profiles
+    except DfsError:
+        return []
+    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
 
 
-token_option = click.option(
-    "--token",
-    envvar="DFS_TOKEN",
-    default=None,
-    show_envvar=True,
-    help="API token (else DFS_TOKEN, else `token` in ~/.config/dfs/config.toml).",
-)
+def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--api-url (also the first argument), --profile and --token, resolved into one
+    ``target`` argument (a usage error exits 2 with one line)."""
+
+    @functools.wraps(f)
+    def wrapper(
+        *args: Any, api_url: str | None, profile: str | None, token: str | None, **kwargs: Any
+    ) -> Any:
+        try:
+            target = profiles.resolve(api_url, profile, token, os.environ, _config())
+        except DfsError as exc:
+            _fail(exc.message, exc.exit_code)
+        return f(*args, target=target, **kwargs)
+
+    options = [
+        click.option("--api-url", default=None, hidden=True),
+        click.option(
+            "--profile",
+            "-p",
+            envvar="DFS_PROFILE",
+            default=None,
+            shell_complete=_complete_profiles,
+            help="Use this profile's URL and token (dfs-client config ls).",
+        ),
+        click.option(
+            "--token",
+            default=None,
+            help="API token (else DFS_TOKEN, else the profile's token).",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def _client(target: Target, **kwargs: Any) -> Client:
+    return Client(target.url, token=target.token, **kwargs)
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 concurrency_option = click.option(
     "--concurrency",
@@ -94,22 +151,41 @@ concurrency_option = click.option(
 proxy_option = click.option(
     "--proxy", is_flag=True, help="Send and fetch chunks through the API (nodes unreachable)."
 )
-
-
-@click.group()
-@click.version_option(__version__, prog_name="dfs-client")
-def cli() -> None:
-    """dfs: a chunked, content-addressed, replicated file store."""
-
-
 quiet_option = click.option(
     "--quiet", "-q", is_flag=True, help="No progress bar (bars show only on a terminal anyway)."
 )
 
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=UrlGroup, context_settings=CONTEXT, epilog=cli_output.EXIT_CODES)
+@click.version_option(__version__, prog_name="dfs-client")
+def cli() -> None:
+    """dfs: a chunked, content-addressed, replicated file store.
+
+    \b
+    Where requests go: a first argument with a scheme or of the form host:port
+    is the API URL; otherwise --profile, DFS_API_URL, or the default profile.
+    The token: --token, DFS_TOKEN, or the profile's token.
+
+    \b
+    Examples:
+      dfs-client config set local 127.0.0.1:8080 --token "$DFS_TOKEN"
+      dfs-client upload photos/                 # every file, named photos/...
+      dfs-client ls --all
+      dfs-client download FILE_ID copy.jpg
+      dfs-client download --prefix photos/ restored/
+      dfs-client check big.iso; echo $?         # 0 stored, 10 not yet
+      dfs-client stats http://127.0.0.1:8080    # an explicit URL, admin token
+
+    Shell completion: eval "$(_DFS_CLIENT_COMPLETE=bash_source dfs-client)"
+    (zsh_source, fish_source for zsh and fish). Reference: docs/cli.md.
+    """
+
 
 @cli.command()
 @json_option
-@token_option
+@target_options
 @quiet_option
 @click.option(
     "--chunk-size",
@@ -121,56 +197,53 @@ quiet_option = click.option(
 @proxy_option
 @click.option("--prefix", default="", help="Prepend this to every stored name (e.g. 'backup/').")
 @click.option("--no-resume", is_flag=True, help="Do not journal receipts or resume an earlier run.")
-@click.argument("api_url")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def upload(
     as_json: bool,
-    token: str | None,
+    target: Target,
     quiet: bool,
     chunk_size: int | None,
     concurrency: int,
     proxy: bool,
     prefix: str,
     no_resume: bool,
-    api_url: str,
     paths: tuple[Path, ...],
 ) -> None:
     """Upload files and directories (recursively; a directory's files are named by their path
-    relative to it). Prints each new file id, or with --json one object per file.
+    relative to it). One file prints its new id; several print ID<TAB>NAME lines; --json one
+    object per file.
 
     Files up to 8 MiB go in batches (one planning and one commit request per batch); an
     interrupted upload of a bigger file resumes when run again (journal in ~/.cache/dfs).
+
+    \b
+    Examples:
+      dfs-client upload report.pdf
+      dfs-client upload --prefix backup/ ~/photos ~/notes.txt
+      dfs-client upload 127.0.0.1:8080 report.pdf
     """
     try:
-        profile = (
-            ChunkerProfile.fixed(chunk_size)
-            if chunk_size
-            else ChunkerProfile.parse(DEFAULT_PROFILE)
-        )
+        profile = ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
     except DfsError as exc:
         raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
     items = list(walk(paths, prefix))
+    one_file = len(items) == 1 and not any(p.is_dir() for p in paths)
 
     async def go() -> None:
-        async with Client(
-            api_url,
-            token=resolve_token(token),
-            concurrency=concurrency,
-            proxy=proxy,
-            resume=not no_resume,
-        ) as client:
+        resume = not no_resume
+        async with _client(target, concurrency=concurrency, proxy=proxy, resume=resume) as client:
             total = sum(it.size for it in items)
             with Progress.for_terminal("upload", total, quiet) as bar:
-                results = await upload_many(client, items, profile, bar)
+                results = await client.upload_many(items, profile=profile, progress=bar)
             for r in results:
-                _emit(as_json, asdict(r), r.file_id)
+                _emit(as_json, asdict(r), r.file_id if one_file else f"{r.file_id}\t{r.name}")
 
-    _run(go())
+    _run(go(), resumable=not no_resume)
 
 
 @cli.command()
 @json_option
-@token_option
+@target_options
 @quiet_option
 @concurrency_option
 @proxy_option
@@ -180,37 +253,36 @@ def upload(
     help="Download every file whose name starts with this ('' for all) into OUT, a directory.",
 )
 @click.option("--no-resume", is_flag=True, help="Do not keep or reuse partial downloads.")
-@click.argument("api_url")
 @click.argument("file_ids", nargs=-1)
 @click.argument("out", type=click.Path(path_type=Path))
 def download(
     as_json: bool,
-    token: str | None,
+    target: Target,
     quiet: bool,
     concurrency: int,
     proxy: bool,
     prefix: str | None,
     no_resume: bool,
-    api_url: str,
     file_ids: tuple[str, ...],
     out: Path,
 ) -> None:
     """Download FILE_IDS to OUT (a file path for one id, or a directory to keep the stored
     names), or with --prefix every matching file into the directory OUT. An interrupted
-    download resumes from its partial temp file when run again."""
+    download resumes from its partial temp file when run again.
+
+    \b
+    Examples:
+      dfs-client download 6f1c...-uuid copy.pdf
+      dfs-client download --prefix backup/ restored/
+    """
     if prefix is None and not file_ids:
         raise click.UsageError("give FILE_IDS or --prefix")
     if prefix is not None and file_ids:
         raise click.UsageError("give FILE_IDS or --prefix, not both")
 
     async def go() -> None:
-        async with Client(
-            api_url,
-            token=resolve_token(token),
-            concurrency=concurrency,
-            proxy=proxy,
-            resume=not no_resume,
-        ) as client:
+        resume = not no_resume
+        async with _client(target, concurrency=concurrency, proxy=proxy, resume=resume) as client:
             if prefix is None and len(file_ids) == 1:
                 plan = await client.api.download_plan(file_ids[0])
                 with Progress.for_terminal("download", int(plan["size"]), quiet) as bar:
@@ -226,11 +298,11 @@ def download(
                 pairs = [(f, out) for f in file_ids]
                 total = None
             with Progress.for_terminal("download", total, quiet) as bar:
-                results = await download_many(client, pairs, bar)
+                results = await client.download_many(pairs, progress=bar)
             for r in results:
                 _emit(as_json, asdict(r), r.path)
 
-    _run(go())
+    _run(go(), resumable=not no_resume)
 
 
 async def _all_files(client: Client, prefix: str) -> list[dict[str, Any]]:
@@ -252,31 +324,22 @@ async def _all_files(client: Client, prefix: str) -> list[dict[str, Any]]:
 
 @cli.command("ls")
 @json_option
-@token_option
+@target_options
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @click.option("--after", default=None, help="The last file id of the previous page.")
 @click.option("--all", "all_pages", is_flag=True, help="Every page, not just one.")
-@click.argument("api_url")
-def ls_cmd(
-    as_json: bool,
-    token: str | None,
-    limit: int,
-    after: str | None,
-    all_pages: bool,
-    api_url: str,
-) -> None:
-    """List this tenant's files, a page at a time (--all for every page). With --json one
-    object per file; the last line of a partial listing is {"next_after": ...}."""
+def ls_cmd(as_json: bool, target: Target, limit: int, after: str | None, all_pages: bool) -> None:
+    """List this tenant's files, a page at a time (--all for every page): id, size, sha256
+    prefix, name. With --json one object per file; the last line of a partial listing is
+    {"next_after": ...}."""
 
     async def go() -> None:
         cursor = after
-        async with Client(api_url, token=resolve_token(token)) as client:
+        async with _client(target) as client:
             for _ in range(1_000_000):
                 page = await client.ls(limit=limit, after=cursor)
                 for f in page["files"]:
-                    _emit(
-                        as_json, f, f"{f['file_id']}\t{f['size']}\t{f['sha256'][:12]}\t{f['name']}"
-                    )
+                    _emit(as_json, f, cli_output.listing_line(f))
                 cursor = page["next_after"]
                 if not cursor or not all_pages:
                     break
@@ -288,54 +351,41 @@ def ls_cmd(
 
 @cli.command()
 @json_option
-@token_option
-@click.argument("api_url")
+@target_options
 @click.argument("file_id")
-def stat(as_json: bool, token: str | None, api_url: str, file_id: str) -> None:
-    """A file's metadata."""
-    _simple(lambda c: c.stat(file_id), api_url, token, as_json, _lines)
+def stat(as_json: bool, target: Target, file_id: str) -> None:
+    """A file's metadata (--json: raw bytes and epoch seconds)."""
+    _simple(lambda c: c.stat(file_id), target, as_json, cli_output.file_text)
 
 
 @cli.command()
 @json_option
-@token_option
-@click.argument("api_url")
+@target_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def check(as_json: bool, token: str | None, api_url: str, file: Path) -> None:
-    """Does this tenant already store FILE's exact bytes? Sends only its sha256."""
-
-    def render(b: dict[str, Any]) -> str:
-        if b["exists"]:
-            return f"exists: {b['file']['file_id']} {b['file']['name']}"
-        return f"new: {b['sha256']}"
-
-    _simple(lambda c: c.check(file), api_url, token, as_json, render)
+def check(as_json: bool, target: Target, file: Path) -> None:
+    """Does this tenant already store FILE's exact bytes? Sends only its sha256.
+    Exits 0 if it does, 10 if not."""
+    body = _simple(lambda c: c.check(file), target, as_json, cli_output.check_text)
+    if not body["exists"]:
+        sys.exit(NOT_STORED)
 
 
 @cli.command()
 @json_option
-@token_option
+@target_options
 @concurrency_option
-@click.argument("api_url")
 @click.argument("file_id")
-def verify(as_json: bool, token: str | None, concurrency: int, api_url: str, file_id: str) -> None:
+def verify(as_json: bool, target: Target, concurrency: int, file_id: str) -> None:
     """Read every copy of every chunk of FILE_ID and check it has REPLICATION_FACTOR healthy
     copies. Exits 6 if not."""
 
     async def go() -> VerifyReport:
-        async with Client(api_url, token=resolve_token(token), concurrency=concurrency) as c:
+        async with _client(target, concurrency=concurrency) as c:
             return await verify_file(c, file_id)
 
     report = _run(go())
-    text = (
-        f"ok: {report.chunks} chunks, each with {report.replication_factor} healthy copies"
-        if report.healthy
-        else "\n".join(
-            f"under-replicated: chunk {b['sha256'][:12]} at {b['offset']}: "
-            f"{b['healthy_copies']}/{report.replication_factor} healthy copies"
-            for b in report.under_replicated
-        )
-    )
+    rf, under = report.replication_factor, report.under_replicated
+    text = cli_output.verify_text(report.healthy, report.chunks, rf, under)
     _emit(as_json, asdict(report), text)
     if not report.healthy:
         sys.exit(IntegrityError.exit_code)
@@ -343,29 +393,26 @@ def verify(as_json: bool, token: str | None, concurrency: int, api_url: str, fil
 
 @cli.command()
 @json_option
-@token_option
-@click.argument("api_url")
+@target_options
 @click.argument("file_id")
-def url(as_json: bool, token: str | None, api_url: str, file_id: str) -> None:
-    """A signed URL that fetches FILE_ID without a token (e.g. with curl) for 15 minutes."""
-    _simple(lambda c: c.download_url(file_id), api_url, token, as_json, lambda b: b["download_url"])
+def url(as_json: bool, target: Target, file_id: str) -> None:
+    """A signed URL that fetches FILE_ID without a token (e.g. curl -fo FILE URL) for 15
+    minutes."""
+    _simple(lambda c: c.download_url(file_id), target, as_json, lambda b: b["download_url"])
 
 
 @cli.command()
 @json_option
-@token_option
+@target_options
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @click.option("--page", default=None, help="The next_page key of the previous page.")
 @click.option("--all", "all_pages", is_flag=True, help="Every page, not just one.")
-@click.argument("api_url")
-def hashes(
-    as_json: bool, token: str | None, limit: int, page: str | None, all_pages: bool, api_url: str
-) -> None:
+def hashes(as_json: bool, target: Target, limit: int, page: str | None, all_pages: bool) -> None:
     """Chunk ids stored in the cluster, paged (admin)."""
 
     async def go() -> None:
         cursor = page
-        async with Client(api_url, token=resolve_token(token)) as client:
+        async with _client(target) as client:
             for _ in range(10_000_000):
                 body = await client.hashes(limit=limit, page=cursor)
                 if as_json and not all_pages:
@@ -384,107 +431,165 @@ def hashes(
 
 def _simple(
     fetch: Callable[[Client], Awaitable[dict[str, Any]]],
-    api_url: str,
-    token: str | None,
+    target: Target,
     as_json: bool,
     render: Callable[[dict[str, Any]], str],
-) -> None:
+) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
-        async with Client(api_url, token=resolve_token(token)) as client:
+        async with _client(target) as client:
             return await fetch(client)
 
     body = _run(go())
     _emit(as_json, body, render(body))
-
-
-def _lines(body: dict[str, Any]) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in sorted(body.items()))
+    return body
 
 
 @cli.command()
 @json_option
-@token_option
-@click.argument("api_url")
+@target_options
 @click.argument("file_id")
-def rm(as_json: bool, token: str | None, api_url: str, file_id: str) -> None:
+def rm(as_json: bool, target: Target, file_id: str) -> None:
     """Delete FILE_ID; its chunks' space comes back once the GC grace has passed."""
-    _simple(lambda c: c.delete(file_id), api_url, token, as_json, lambda b: str(b["file_id"]))
+    _simple(lambda c: c.delete(file_id), target, as_json, lambda b: str(b["file_id"]))
 
 
 @cli.command()
 @json_option
-@token_option
-@click.argument("api_url")
-def stats(as_json: bool, token: str | None, api_url: str) -> None:
-    """Dedup and cluster statistics (admin)."""
-    _simple(lambda c: c.stats(), api_url, token, as_json, _lines)
+@target_options
+def stats(as_json: bool, target: Target) -> None:
+    """Dedup and cluster statistics (admin; --json: raw byte counts)."""
+    _simple(lambda c: c.stats(), target, as_json, cli_output.stats_text)
 
 
 @cli.command()
 @json_option
-@token_option
-@click.argument("api_url")
-def nodes(as_json: bool, token: str | None, api_url: str) -> None:
-    """Storage nodes and their liveness (admin)."""
-
-    def render(body: dict[str, Any]) -> str:
-        lines = [f"{body['live']} live, replication factor {body['replication_factor']}"]
-        for n in body["nodes"]:
-            lines.append(
-                f"{n['node_id']}\t{n['url']}\t{n['status']}\t"
-                f"{n['used_bytes']}/{n['capacity_bytes']} bytes"
-            )
-        return "\n".join(lines)
-
-    _simple(lambda c: c.list_nodes(), api_url, token, as_json, render)
+@target_options
+def nodes(as_json: bool, target: Target) -> None:
+    """Storage nodes, their space and liveness (admin; --json: raw bytes, epoch seconds)."""
+    _simple(lambda c: c.list_nodes(), target, as_json, cli_output.nodes_text)
 
 
-@cli.group()
+@cli.group(cls=UrlGroup)
 def admin() -> None:
-    """Tenants and tokens (needs an admin token)."""
+    """Tenants and tokens (needs an admin token).
+
+    \b
+    A tenant for yourself, kept as the default profile:
+      dfs-client admin create-tenant URL me
+      dfs-client config set me URL --token "$(dfs-client admin create-token URL me)"
+    """
 
 
 @admin.command("create-tenant")
 @json_option
-@token_option
-@click.argument("api_url")
+@target_options
 @click.argument("tenant")
-def create_tenant(as_json: bool, token: str | None, api_url: str, tenant: str) -> None:
+def create_tenant(as_json: bool, target: Target, tenant: str) -> None:
     """Create TENANT."""
-    _simple(lambda c: c.api.create_tenant(tenant), api_url, token, as_json, lambda b: b["tenant"])
+    _simple(lambda c: c.api.create_tenant(tenant), target, as_json, lambda b: b["tenant"])
 
 
 @admin.command("create-token")
 @json_option
-@token_option
+@target_options
 @click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
 @click.option("--label", default="", help="A note to recognise the token by.")
-@click.argument("api_url")
 @click.argument("tenant")
-def create_token(
-    as_json: bool, token: str | None, role: str, label: str, api_url: str, tenant: str
-) -> None:
+def create_token(as_json: bool, target: Target, role: str, label: str, tenant: str) -> None:
     """Create a token for TENANT and print it (it is shown only this once)."""
     _simple(
-        lambda c: c.api.create_token(tenant, role, label),
-        api_url,
-        token,
-        as_json,
-        lambda b: b["token"],
+        lambda c: c.api.create_token(tenant, role, label), target, as_json, lambda b: b["token"]
     )
 
 
 @admin.command("tenants")
 @json_option
-@token_option
-@click.argument("api_url")
-def tenants(as_json: bool, token: str | None, api_url: str) -> None:
+@target_options
+def tenants(as_json: bool, target: Target) -> None:
     """List tenants."""
-    _simple(
-        lambda c: c.api.list_tenants(), api_url, token, as_json, lambda b: "\n".join(b["tenants"])
-    )
+    _simple(lambda c: c.api.list_tenants(), target, as_json, lambda b: "\n".join(b["tenants"]))
 
 
-def main(argv: list[str] | None = None) -> int:
-    cli.main(args=argv, prog_name="dfs-client")
-    return 0
+@cli.group("config")
+def config_group() -> None:
+    """Profiles: named API URLs with their tokens, kept (mode 0600) in DFS_CONFIG or
+    ~/.config/dfs/config.toml. The first profile set becomes the default.
+
+    \b
+    Examples:
+      dfs-client config set local 127.0.0.1:8080 --token "$DFS_TOKEN"
+      dfs-client config ls
+      dfs-client config use prod
+      dfs-client --profile prod ls     (or DFS_PROFILE=prod)
+    """
+
+
+def _edit_config(change: Callable[[profiles.Config], object]) -> None:
+    config = _config()
+    try:
+        change(config)
+        profiles.save(config)
+    except DfsError as exc:
+        _fail(exc.message, exc.exit_code)
+    except OSError as exc:
+        _fail(f"cannot write {profiles.config_path()}: {exc.strerror or exc}", 1)
+
+
+@config_group.command("set")
+@click.option("--token", default=None, help="The token to send with this profile's requests.")
+@click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
+@click.argument("name")
+@click.argument("api_url")
+def config_set(token: str | None, make_default: bool, name: str, api_url: str) -> None:
+    """Add or replace profile NAME for API_URL (http(s)://host:port or host:port)."""
+
+    def change(config: profiles.Config) -> None:
+        profiles.set_profile(config, name, api_url, token)
+        if make_default:
+            profiles.use_profile(config, name)
+
+    _edit_config(change)
+
+
+@config_group.command("use")
+@click.argument("name", shell_complete=_complete_profiles)
+def config_use(name: str) -> None:
+    """Make NAME the default profile."""
+    _edit_config(lambda config: profiles.use_profile(config, name))
+
+
+@config_group.command("rm")
+@click.argument("name", shell_complete=_complete_profiles)
+def config_rm(name: str) -> None:
+    """Remove profile NAME."""
+    _edit_config(lambda config: profiles.remove_profile(config, name))
+
+
+@config_group.command("ls")
+@json_option
+def config_ls(as_json: bool) -> None:
+    """List profiles (* marks the default; tokens are not shown)."""
+    config = _config()
+    for p in sorted(config.profiles.values(), key=lambda p: p.name):
+        default = p.name == config.default
+        obj = {"name": p.name, "url": p.url, "token": bool(p.token), "default": default}
+        token = "token" if p.token else "no token"
+        _emit(as_json, obj, f"{'*' if default else ' '} {p.name}\t{p.url}\t{token}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: one ``Error:`` line for usage errors, 130 on Ctrl-C."""
+    try:
+        code = cli.main(args=argv, prog_name="dfs-client", standalone_mode=False)
+    except (Interrupted, click.exceptions.Abort) as exc:
+        hint = str(exc) if isinstance(exc, Interrupted) else ""
+        click.echo(f"Interrupted{': ' + hint if hint else ''}.", err=True)
+        return INTERRUPTED
+    except click.UsageError as exc:
+        path = exc.ctx.command_path if exc.ctx else "dfs-client"
+        click.echo(f"Error: {exc.format_message()} (see: {path} --help)", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    return code if isinstance(code, int) else 0

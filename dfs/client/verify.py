@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from dfs.client.transfer import Client
+from dfs.client.library import Client
 from dfs.errors import DfsError
 
 

@@ -1,22 +1,20 @@
-"""The storage node's aiohttp app: chunk routes over a ChunkStore, plus server lifecycle.
+"""The storage node's aiohttp app: assemble the routes over a ChunkStore, start and stop a node.
 
-Routes (see README, "Wire protocol"):
+``make_app`` puts the node's configuration, chunk store and replica forwarder under the keys
+of ``dfs.node.context`` and adds the route modules; ``start_node`` opens the store on the data
+directory, binds, registers once (so the node is placeable when it returns) and starts the
+heartbeat and the scrubber; ``RunningNode.stop`` undoes it in order.
 
-| method | path          | answer                                                          |
-|--------|---------------|-----------------------------------------------------------------|
-| PUT    | /store-chunk  | 201 durable on every listed node (+ receipt); 401/403 capability; |
-|        |               | 422 hash mismatch; 502 a replica failed; 507 disk full          |
-| GET    | /get-chunk    | 200 verified bytes; 404 missing or quarantined                  |
-| POST   | /has-chunks   | ``{"present": [...]}`` for ``{"chunk_ids": [...]}``             |
-| GET    | /status       | node id, used/capacity bytes, chunk count, async backlog        |
-| POST   | /delete-chunk, /copy-chunk; GET /quarantined, /list-chunks: see                |
-|        | ``dfs.node.maintenance``                                                        |
-| GET    | /healthz      | liveness                                                        |
-| GET    | /readyz       | readiness: store writable and registered (ops.py)               |
-| GET    | /metrics      | Prometheus metrics; DFS_METRICS_TOKEN (ops.py)                  |
+| routes                                              | module                          |
+|-----------------------------------------------------|---------------------------------|
+| /store-chunk, /get-chunk, /has-chunks, /status      | ``dfs.node.routes_chunks``      |
+| /store-chunks                                       | ``dfs.node.routes_batch``       |
+| /delete-chunk, /copy-chunk, /quarantined, /list-chunks | ``dfs.node.routes_maintenance`` |
+| /healthz, /readyz, /metrics                         | ``dfs.node.routes_monitoring``  |
 
-Every route but /healthz, /readyz and /metrics needs a capability (``X-Dfs-Capability`` header or ``cap`` query
-parameter) signed with the cluster secret for exactly that operation, chunk and node.
+Every route but /healthz, /readyz and /metrics needs a capability (``X-Dfs-Capability`` header
+or ``cap`` query parameter) signed with the cluster secret for exactly that operation, chunk
+and node. The wire contract is ``dfs/openapi/node.yaml``.
 """
 
 from __future__ import annotations
@@ -28,199 +26,61 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import aiohttp
 from aiohttp import web
 
-from dfs import auth, protocol
+from dfs import protocol
+from dfs.chunkstore.base import ChunkStore
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.config import NodeConfig
-from dfs.errors import ConfigError, DfsError, Forbidden, InvalidRequest
-from dfs.ids import parse_chunk_id, parse_file_id
+from dfs.errors import ConfigError, DfsError
 from dfs.meta import open_metadata_store
-from dfs.meta.base import MetadataStore
-from dfs.node import batch, maintenance, ops
+from dfs.node import routes_batch, routes_chunks, routes_maintenance, routes_monitoring
+from dfs.node.context import CONFIG, FORWARDER, STORE
+from dfs.node.forwarding import ReplicaForwarder
 from dfs.node.heartbeat import (
     ApiRegistrar,
     MetaRegistrar,
     Registrar,
+    TrackingRegistrar,
     heartbeat_loop,
     heartbeat_once,
 )
-from dfs.replication import fan_out
-from dfs.server import (
-    error_middleware,
-    healthz,
-    query_param,
-    read_body,
-    read_json,
-    runner_kwargs,
-)
+from dfs.node.scrubber import scrub_loop
+from dfs.server import error_middleware, runner_kwargs
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
 
 log = logging.getLogger("dfs.node")
 
-CONFIG = web.AppKey("config", NodeConfig)
-STORE = web.AppKey("store", FsChunkStore)
-NODES = web.AppKey("nodes", NodeClient)
-
-MAX_FORWARD_TARGETS = protocol.MAX_FORWARD_TARGETS
 # aiohttp pauses the socket at 2x this many buffered bytes; its 64 KiB default means a
 # pause/resume every 128 KiB of a multi-MiB chunk body
 NODE_READ_BUFSIZE = 1 << 20
+FIRST_REGISTRATION_DEADLINE = 30.0
 
 
 class Closable(Protocol):
     async def close(self) -> None: ...
 
 
-def _forward_targets(header: str) -> list[tuple[str, str]]:
-    """Parse ``node_id=url,node_id=url``; the caller's capability signs the raw header."""
-    return protocol.parse_forward(header)
-
-
-def _cap(request: web.Request) -> str | None:
-    return request.headers.get(protocol.CAPABILITY) or request.query.get("cap")
-
-
-async def store_chunk(request: web.Request) -> web.Response:
-    """Store a chunk: a client's upload write (capability ``put``, bound to the upload's file
-    id and the exact forward list) or a primary's replica write (``replicate``).
-
-    The answer does not say whether the chunk was already here: that would reveal to one
-    tenant that another stored the same bytes. An upload write answers with a receipt that
-    proves to finalize-upload that this upload sent the verified bytes.
-    """
-    app = request.app
-    cfg = app[CONFIG]
-    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
-    forwarded = request.headers.get(protocol.FORWARDED) == "1"
-    file_id = ""
-    targets: list[tuple[str, str]] = []
-    asynchronous = False
-    if forwarded:
-        auth.check(cfg.cluster_secret, _cap(request), auth.OP_REPLICATE, chunk_id, cfg.node_id)
-    else:
-        file_id = parse_file_id(request.headers.get(protocol.UPLOAD), protocol.UPLOAD)
-        raw_forward = request.headers.get(protocol.FORWARD_TO, "")
-        cap = _cap(request)
-        try:
-            auth.check(
-                cfg.cluster_secret,
-                cap,
-                auth.OP_PUT,
-                chunk_id,
-                cfg.node_id,
-                extra=protocol.put_cap_extra(file_id, raw_forward),
-            )
-        except Forbidden:
-            # REPLICATION_STRATEGY=async: the API signed the same write with the async marker
-            auth.check(
-                cfg.cluster_secret,
-                cap,
-                auth.OP_PUT,
-                chunk_id,
-                cfg.node_id,
-                extra=protocol.put_cap_extra(file_id, raw_forward, asynchronous=True),
-            )
-            asynchronous = True
-        targets = _forward_targets(raw_forward)
-    data = await read_body(request, protocol.MAX_CHUNK_SIZE)
-    replicas = [cfg.node_id]
-    if not targets:
-        stored = await app[STORE].put(chunk_id, data)
-    elif asynchronous:
-        # ack after the first durable copy; the others follow in the background
-        stored = await app[STORE].put(chunk_id, data)
-        maintenance.replicate_later(app, chunk_id, targets)
-    else:
-
-        def replica_cap(node_id: str) -> str:
-            return auth.mint(
-                cfg.cluster_secret,
-                auth.OP_REPLICATE,
-                chunk_id,
-                node_id,
-                ttl=cfg.replication_timeout + auth.CLOCK_SKEW,
-            )
-
-        # Forward while the local copy is hashed and fsync'd, not after: the two disks (or
-        # the two cores) work at once. Sync replication still answers only once every copy
-        # is durable; a bad body fails locally (422) and on each replica, and the local
-        # error is the one reported.
-        local, remote = await asyncio.gather(
-            app[STORE].put(chunk_id, data),
-            fan_out(app[NODES], chunk_id, data, targets, cfg.replication_timeout, replica_cap),
-            return_exceptions=True,
-        )
-        if isinstance(local, BaseException):
-            raise local
-        if isinstance(remote, BaseException):
-            raise remote
-        stored = local
-        replicas += remote
-    body: dict[str, object] = {
-        "chunk_id": chunk_id,
-        "node_id": cfg.node_id,
-        "size": len(data),
-        "replicas": replicas,
-    }
-    if forwarded:
-        body["stored"] = stored  # only ever seen by another node
-    else:
-        body["receipt"] = auth.mint_receipt(cfg.cluster_secret, file_id, chunk_id)
-    return web.json_response(body, status=201)
-
-
-async def get_chunk(request: web.Request) -> web.Response:
-    cfg = request.app[CONFIG]
-    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
-    auth.check(cfg.cluster_secret, _cap(request), auth.OP_GET, chunk_id, cfg.node_id)
-    data = await request.app[STORE].get(chunk_id)
-    return web.Response(body=data, content_type="application/octet-stream")
-
-
-async def has_chunks(request: web.Request) -> web.Response:
-    cfg = request.app[CONFIG]
-    auth.check(cfg.cluster_secret, _cap(request), auth.OP_HAS, auth.ANY_CHUNK, cfg.node_id)
-    body = await read_json(request, 128 * protocol.MAX_HAS_CHUNKS)
-    raw = body.get("chunk_ids")
-    if not isinstance(raw, list) or len(raw) > protocol.MAX_HAS_CHUNKS:
-        raise InvalidRequest(f"chunk_ids must be a list of at most {protocol.MAX_HAS_CHUNKS} ids")
-    ids = [parse_chunk_id(c) for c in raw]
-    present = await request.app[STORE].has(ids)
-    return web.json_response({"present": sorted(present)})
-
-
-async def status(request: web.Request) -> web.Response:
-    cfg = request.app[CONFIG]
-    auth.check(cfg.cluster_secret, _cap(request), auth.OP_STATUS, auth.ANY_CHUNK, cfg.node_id)
-    store = request.app[STORE]
-    capacity = await asyncio.to_thread(lambda: store.capacity_bytes)
-    return web.json_response(
-        {
-            "node_id": cfg.node_id,
-            "used_bytes": store.used_bytes,
-            "capacity_bytes": capacity,
-            "chunk_count": store.chunk_count,
-            **maintenance.status_extra(request.app, request),
-        }
-    )
-
-
-def make_app(cfg: NodeConfig, store: FsChunkStore, nodes: NodeClient) -> web.Application:
+def make_app(cfg: NodeConfig, store: ChunkStore, nodes: NodeClient) -> web.Application:
+    """The node's app without its monitoring routes (``start_node`` adds those with the
+    registrar they report on)."""
     # The body bound is enforced by read_body; aiohttp's own bound only applies to post().
     app = web.Application(middlewares=[error_middleware], client_max_size=protocol.MAX_CHUNK_SIZE)
+    forwarder = ReplicaForwarder(cfg, store, nodes)
     app[CONFIG] = cfg
     app[STORE] = store
-    app[NODES] = nodes
-    app.router.add_put(protocol.STORE_CHUNK, store_chunk)
-    app.router.add_get(protocol.GET_CHUNK, get_chunk)
-    app.router.add_post(protocol.HAS_CHUNKS, has_chunks)
-    app.router.add_get(protocol.NODE_STATUS, status)
-    app.router.add_get(protocol.HEALTHZ, healthz)
-    maintenance.add_routes(app, cfg, store, nodes)
-    batch.add_routes(app, cfg, store, nodes)
+    app[FORWARDER] = forwarder
+
+    async def cancel_background_forwards(_app: web.Application) -> None:
+        await forwarder.close()
+
+    app.on_cleanup.append(cancel_background_forwards)
+    routes_chunks.add_routes(app)
+    routes_maintenance.add_routes(app)
+    routes_batch.add_routes(app)
     return app
 
 
@@ -231,7 +91,7 @@ class RunningNode:
     cfg: NodeConfig
     runner: web.AppRunner
     port: int
-    store: FsChunkStore
+    store: ChunkStore
     registrar: Registrar
     closers: list[Closable] = field(default_factory=list)
     heartbeat: asyncio.Task[None] | None = None
@@ -258,16 +118,12 @@ class RunningNode:
             await res.close()
 
 
-async def start_node(cfg: NodeConfig) -> RunningNode:
-    """Open the store, bind, register once (so the node is placeable when this returns),
-    then keep heartbeating in the background."""
-    if not cfg.cluster_secret:
-        raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
-    store = await FsChunkStore.open(cfg.data_dir, cfg.capacity_bytes)
-    session = make_session()
-    closers: list[Closable] = [session]
+async def _open_registrar(
+    cfg: NodeConfig, session: aiohttp.ClientSession, closers: list[Closable]
+) -> TrackingRegistrar:
+    """Where heartbeats go: the metadata store (DFS_META_URL) or the API (DFS_API_URL),
+    tracked for readiness."""
     registrar: Registrar
-    meta: MetadataStore | None = None
     if cfg.meta_url:
         meta = await open_metadata_store(cfg.meta_url)
         closers.append(meta)
@@ -275,10 +131,35 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     else:
         assert cfg.api_url is not None  # config guarantees one of the two
         registrar = ApiRegistrar(ApiClient(session, cfg.api_url), cfg.cluster_secret)
-    tracked = ops.TrackingRegistrar(registrar, cfg.heartbeat_timeout)
-    registrar = tracked
+    return TrackingRegistrar(registrar, cfg.heartbeat_timeout)
+
+
+async def _register_first(node: RunningNode) -> None:
+    """Register once, retrying for a while: the node is placeable when this returns."""
+    deadline = time.monotonic() + FIRST_REGISTRATION_DEADLINE
+    while True:
+        try:
+            await heartbeat_once(node.cfg, node.port, node.store, node.registrar)
+            return
+        except DfsError as exc:
+            if time.monotonic() > deadline:
+                await node.stop(deregister=False)
+                raise
+            log.warning("first registration failed, retrying: %s", exc.message)
+            await asyncio.sleep(0.5)
+
+
+async def start_node(cfg: NodeConfig) -> RunningNode:
+    """Open the store, bind, register once (so the node is placeable when this returns),
+    then keep heartbeating and scrubbing in the background."""
+    if not cfg.cluster_secret:
+        raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
+    store = await FsChunkStore.open(cfg.data_dir, cfg.capacity_bytes)
+    session = make_session()
+    closers: list[Closable] = [session]
+    registrar = await _open_registrar(cfg, session, closers)
     app = make_app(cfg, store, NodeClient(session))
-    ops.add_routes(app, cfg, store, tracked)
+    routes_monitoring.add_routes(app, registrar)
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -291,19 +172,7 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     await site.start()
     port = int(runner.addresses[0][1])
     node = RunningNode(cfg, runner, port, store, registrar, closers)
-    deadline = time.monotonic() + 30.0
-    while True:
-        try:
-            await heartbeat_once(cfg, port, store, registrar)
-            break
-        except DfsError as exc:
-            if time.monotonic() > deadline:
-                await node.stop(deregister=False)
-                raise
-            log.warning("first registration failed, retrying: %s", exc.message)
-            await asyncio.sleep(0.5)
+    await _register_first(node)
     node.heartbeat = asyncio.create_task(heartbeat_loop(cfg, port, store, registrar))
-    node.scrubber = asyncio.create_task(
-        maintenance.scrub_loop(store, cfg.scrub_rate, cfg.scrub_interval)
-    )
+    node.scrubber = asyncio.create_task(scrub_loop(store, cfg.scrub_rate, cfg.scrub_interval))
     return node

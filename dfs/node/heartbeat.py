@@ -4,6 +4,10 @@ Two ways to reach the registry, chosen by configuration: write it directly in th
 store (``DFS_META_URL``, the seed's design: nodes work while the API is down), or post it to
 the API (``DFS_API_URL``: nodes need no metadata credentials). ``heartbeat_once`` is the
 one-shot step tests call; ``heartbeat_loop`` repeats it with backoff on errors.
+``TrackingRegistrar`` wraps either to remember when a heartbeat last succeeded and whether the
+node has left the registry, which is what "registered" means to ``/readyz`` and ``/metrics``:
+the entry the API reads is live exactly while the last heartbeat is younger than
+NODE_HEARTBEAT_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from typing import Protocol
 
 from dfs import auth
-from dfs.chunkstore.fs import FsChunkStore
+from dfs.chunkstore.base import ChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import DfsError
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord
@@ -62,7 +66,33 @@ class ApiRegistrar:
         await self._api.deregister(node_id, cap=self._cap(node_id))
 
 
-def node_record(cfg: NodeConfig, port: int, store: FsChunkStore, now: float) -> NodeRecord:
+class TrackingRegistrar:
+    """A Registrar that remembers the last successful heartbeat (monotonic seconds)."""
+
+    def __init__(self, inner: Registrar, ttl: float) -> None:
+        self._inner = inner
+        self._ttl = ttl
+        self.last_ok: float | None = None
+        self.deregistered = False
+
+    async def heartbeat(self, node: NodeRecord) -> None:
+        await self._inner.heartbeat(node)
+        self.last_ok = time.monotonic()
+        self.deregistered = False
+
+    async def deregister(self, node_id: str) -> None:
+        self.deregistered = True  # not ready from here on, even if the call below fails
+        await self._inner.deregister(node_id)
+
+    def registered(self) -> bool:
+        return (
+            not self.deregistered
+            and self.last_ok is not None
+            and time.monotonic() - self.last_ok < self._ttl
+        )
+
+
+def node_record(cfg: NodeConfig, port: int, store: ChunkStore, now: float) -> NodeRecord:
     return NodeRecord(
         node_id=cfg.node_id,
         host=cfg.advertise_host,
@@ -77,7 +107,7 @@ def node_record(cfg: NodeConfig, port: int, store: FsChunkStore, now: float) -> 
 
 
 async def heartbeat_once(
-    cfg: NodeConfig, port: int, store: FsChunkStore, registrar: Registrar
+    cfg: NodeConfig, port: int, store: ChunkStore, registrar: Registrar
 ) -> None:
     now = time.time()
     rec = await asyncio.to_thread(node_record, cfg, port, store, now)  # disk_usage is a syscall
@@ -85,7 +115,7 @@ async def heartbeat_once(
 
 
 async def heartbeat_loop(
-    cfg: NodeConfig, port: int, store: FsChunkStore, registrar: Registrar
+    cfg: NodeConfig, port: int, store: ChunkStore, registrar: Registrar
 ) -> None:
     """Heartbeat every interval; on errors retry sooner, never give up, stop on cancel."""
     failures = 0

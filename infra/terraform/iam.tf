@@ -1,9 +1,13 @@
-# Least privilege, one role per kind of instance:
-# - api:  item reads and writes on dfs's tables and indexes (what dfs/meta/dynamo/ calls),
-#         DescribeTable/DescribeTimeToLive for `dfs-api init-tables` (Terraform creates the
-#         tables, so no CreateTable), and its three SSM parameters.
-# - node: PutItem/DeleteItem on the node registry only (heartbeats and deregistration),
-#         and the cluster secret and metrics token.
+# Least privilege, one role per kind of instance. The DynamoDB and SSM grants are derived from
+# the calls the code and the bootstrap scripts make (tests/deploy checks both ways: nothing
+# they call is missing, nothing else is granted):
+# - api:  item reads and writes on dfs's tables and indexes (what the DynamoDB metadata store
+#         calls), DescribeTable/DescribeTimeToLive for `dfs-api init-tables` (Terraform creates
+#         the tables, so no CreateTable), and the three SSM parameters bootstrap_api.sh reads.
+# - node: on the node registry only, PutItem (registration and every heartbeat) and UpdateItem
+#         (the tombstone a clean shutdown writes: status down, expiry now, so repair's grace
+#         runs from the shutdown); tests/deploy/test_role_calls.py records a real node's calls.
+#         And the two SSM parameters bootstrap_node.sh reads.
 # Both may use the KMS key only through SSM and DynamoDB.
 
 data "aws_iam_policy_document" "ec2_assume" {
@@ -62,7 +66,7 @@ data "aws_iam_policy_document" "api" {
 data "aws_iam_policy_document" "node" {
   statement {
     sid       = "NodeRegistry"
-    actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.main["nodes"].arn]
   }
 

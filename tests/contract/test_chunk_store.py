@@ -1,8 +1,10 @@
 """The ChunkStore contract (dfs/chunkstore/base.py), run against every implementation.
 
 A new implementation joins by adding a ``Backend`` to ``BACKENDS``: how to open it (with an
-optional capacity) and how to damage a stored copy behind its back. The last section holds
-what only ``FsChunkStore`` promises: its on-disk layout, quarantine and restart scan.
+optional capacity), how to damage a stored copy behind its back and how to make a copy look
+old. Every test taking the ``store`` or ``backend`` fixture runs once per implementation. The
+last section, "FsChunkStore only", holds what is about files on disk: the fan-out layout, temp
+files, the quarantine directory, the restart scan and the recount after a copy shrank on disk.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from dfs.chunkstore.base import ChunkStore
 from dfs.chunkstore.fs import FsChunkStore
+from dfs.chunkstore.memory import MemoryChunkStore
 from dfs.errors import ChunkNotFound, DfsError, InsufficientStorage, IntegrityError
 from dfs.ids import ChunkId
 from tests.conftest import random_bytes
@@ -34,6 +37,7 @@ class Backend:
     name: str
     open: Callable[[int | None], Awaitable[ChunkStore]]
     corrupt: Callable[[ChunkStore, ChunkId], None]
+    age: Callable[[ChunkStore, ChunkId, float], None]
 
 
 def _fs_backend(tmp_path: Path) -> Backend:
@@ -47,10 +51,29 @@ def _fs_backend(tmp_path: Path) -> Backend:
         raw[len(raw) // 2] ^= 0x01
         path.write_bytes(raw)
 
-    return Backend("fs", open_fs, corrupt_fs)
+    def age_fs(store: ChunkStore, chunk_id: ChunkId, seconds: float) -> None:
+        assert isinstance(store, FsChunkStore)
+        _age(store, chunk_id, seconds)
+
+    return Backend("fs", open_fs, corrupt_fs, age_fs)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"fs": _fs_backend}
+def _memory_backend(_tmp_path: Path) -> Backend:
+    async def open_memory(capacity: int | None) -> ChunkStore:
+        return MemoryChunkStore(capacity)
+
+    def corrupt_memory(store: ChunkStore, chunk_id: ChunkId) -> None:
+        assert isinstance(store, MemoryChunkStore)
+        store.corrupt(chunk_id)
+
+    def age_memory(store: ChunkStore, chunk_id: ChunkId, seconds: float) -> None:
+        assert isinstance(store, MemoryChunkStore)
+        store.backdate(chunk_id, seconds)
+
+    return Backend("memory", open_memory, corrupt_memory, age_memory)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"fs": _fs_backend, "memory": _memory_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -258,7 +281,100 @@ async def test_errors_are_dfs_errors(store: ChunkStore) -> None:
         await store.put(cid, b"nope")
 
 
-# --- FsChunkStore specifics ----------------------------------------------------------------
+# --- batches, garbage collection, listing, quarantine, scrub ----------------------------------
+
+
+async def test_put_many_stores_each_once(store: ChunkStore) -> None:
+    chunks = [chunk(i, 500 + i) for i in range(5)]
+    assert await store.put_many(chunks[:2]) == [True, True]
+    assert await store.put_many(chunks) == [False, False, True, True, True]
+    assert store.chunk_count == 5
+    assert store.used_bytes == sum(len(d) for _, d in chunks)
+    for cid, data in chunks:
+        assert await store.get(cid) == data
+
+
+async def test_put_many_with_one_bad_hash_stores_none(store: ChunkStore) -> None:
+    good = [chunk(i) for i in range(3)]
+    bad_id, _ = chunk(9)
+    with pytest.raises(IntegrityError):
+        await store.put_many([*good, (bad_id, b"not these bytes")])
+    assert (store.used_bytes, store.chunk_count) == (0, 0)
+    assert await store.has([c for c, _ in good]) == set()
+
+
+async def test_delete_if_idle_keeps_copies_written_or_re_sent_recently(
+    backend: Backend, store: ChunkStore
+) -> None:
+    cid, data = chunk(1)
+    await store.put(cid, data)
+    assert await store.delete_if_idle(cid, 60.0) is False  # just written
+    backend.age(store, cid, 120.0)
+    await store.put(cid, data)  # an upload re-sends it: young again
+    assert await store.delete_if_idle(cid, 60.0) is False
+    assert await store.get(cid) == data
+    backend.age(store, cid, 120.0)
+    assert await store.delete_if_idle(cid, 60.0) is True
+    assert (store.used_bytes, store.chunk_count) == (0, 0)
+    assert await store.delete_if_idle(cid, 0.0) is False  # missing: a no-op
+    assert await store.put(cid, data) is True  # collected: stored afresh
+
+
+async def test_list_chunks_pages_in_order_with_ages(backend: Backend, store: ChunkStore) -> None:
+    chunks = [chunk(i, 50) for i in range(25)]
+    for cid, data in chunks:
+        await store.put(cid, data)
+    backend.age(store, chunks[0][0], 500.0)
+    seen: list[tuple[ChunkId, float]] = []
+    after = ""
+    for _ in range(10):
+        page = await store.list_chunks(after, 7)
+        seen += page
+        if len(page) < 7:
+            break
+        after = page[-1][0]
+    assert [c for c, _ in seen] == sorted(c for c, _ in chunks)
+    ages = dict(seen)
+    assert 499.0 <= ages[chunks[0][0]] <= 560.0
+    assert all(0.0 <= ages[c] < 60.0 for c, _ in chunks[1:])
+    assert await store.list_chunks(max(c for c, _ in chunks), 10) == []
+
+
+async def test_quarantined_lists_bad_copies_until_stored_again(
+    backend: Backend, store: ChunkStore
+) -> None:
+    (a, da), (b, db) = chunk(1), chunk(2)
+    await store.put(a, da)
+    await store.put(b, db)
+    assert await store.quarantined() == []
+    backend.corrupt(store, a)
+    with pytest.raises(ChunkNotFound):
+        await store.get(a)
+    assert await store.quarantined() == [a]
+    await store.put(a, da)  # repair copied a good one back
+    assert await store.quarantined() == []
+    assert await store.get(a) == da
+
+
+async def test_scrub_quarantines_bad_copies(backend: Backend, store: ChunkStore) -> None:
+    chunks = [chunk(i, 300) for i in range(6)]
+    for cid, data in chunks:
+        await store.put(cid, data)
+    bad = chunks[2][0]
+    backend.corrupt(store, bad)
+    assert await store.scrub(rate_bytes=1e9) == (5, 1)
+    assert await store.quarantined() == [bad]
+    assert await store.has([bad]) == set()
+    assert (store.used_bytes, store.chunk_count) == (5 * 300, 5)
+    assert await store.scrub(rate_bytes=1e9) == (5, 0)
+
+
+async def test_check_writable(store: ChunkStore) -> None:
+    await store.check_writable()
+    assert (store.used_bytes, store.chunk_count) == (0, 0)
+
+
+# --- FsChunkStore only: files on disk ------------------------------------------------------
 
 
 def _tmp_files(root: Path) -> list[Path]:
@@ -360,57 +476,18 @@ def _age(store: FsChunkStore, cid: ChunkId, seconds: float) -> None:
     os.utime(store.path_of(cid), (past, past))
 
 
-async def test_fs_delete_if_idle_keeps_copies_written_or_re_sent_recently(tmp_path: Path) -> None:
+async def test_fs_list_chunks_ignores_files_that_are_not_chunks(tmp_path: Path) -> None:
     store = await FsChunkStore.open(tmp_path)
-    cid, data = chunk(1)
+    cid, data = chunk(1, 50)
     await store.put(cid, data)
-    assert await store.delete_if_idle(cid, 60.0) is False  # just written
-    _age(store, cid, 120.0)
-    await store.put(cid, data)  # an upload re-sends it: young again
-    assert await store.delete_if_idle(cid, 60.0) is False
-    assert await store.get(cid) == data
-    _age(store, cid, 120.0)
-    assert await store.delete_if_idle(cid, 60.0) is True
-    assert (store.used_bytes, store.chunk_count) == (0, 0)
-    assert await store.delete_if_idle(cid, 0.0) is False  # missing: a no-op
-    assert await store.put(cid, data) is True  # collected: stored afresh
+    (tmp_path / "chunks" / "README").write_text("not a chunk")
+    assert [c for c, _ in await store.list_chunks("", 10)] == [cid]
 
 
-async def test_fs_list_chunks_pages_in_order_with_ages(tmp_path: Path) -> None:
+async def test_fs_check_writable_leaves_no_file(tmp_path: Path) -> None:
     store = await FsChunkStore.open(tmp_path)
-    chunks = [chunk(i, 50) for i in range(25)]
-    for cid, data in chunks:
-        await store.put(cid, data)
-    _age(store, chunks[0][0], 500.0)
-    (tmp_path / "chunks" / "README").write_text("not a chunk")  # ignored
-    seen: list[tuple[ChunkId, float]] = []
-    after = ""
-    for _ in range(10):
-        page = await store.list_chunks(after, 7)
-        seen += page
-        if len(page) < 7:
-            break
-        after = page[-1][0]
-    assert [c for c, _ in seen] == sorted(c for c, _ in chunks)
-    ages = dict(seen)
-    assert 499.0 <= ages[chunks[0][0]] <= 560.0
-    assert all(0.0 <= ages[c] < 60.0 for c, _ in chunks[1:])
-    assert await store.list_chunks(max(c for c, _ in chunks), 10) == []
-
-
-async def test_fs_quarantined_lists_bad_copies_until_stored_again(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    (a, da), (b, db) = chunk(1), chunk(2)
-    await store.put(a, da)
-    await store.put(b, db)
-    assert await store.quarantined() == []
-    _fs_backend(tmp_path).corrupt(store, a)
-    with pytest.raises(ChunkNotFound):
-        await store.get(a)
-    assert await store.quarantined() == [a]
-    await store.put(a, da)  # repair copied a good one back
-    assert await store.quarantined() == []
-    assert await store.get(a) == da
+    await store.check_writable()
+    assert sorted(os.listdir(tmp_path)) == ["chunks", "quarantine"]
 
 
 async def test_fs_scrub_quarantines_bad_copies_and_recounts(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dfs.meta.dynamo import schema as dynamo_schema
-from tests.deploy.conftest import REPO, TERRAFORM
+from tests.deploy.conftest import REPO, SCRIPTS, TERRAFORM
 
 pytestmark = pytest.mark.deploy
 
@@ -101,14 +101,42 @@ def test_the_api_role_allows_what_the_store_calls_and_no_more(terraform: dict[st
     assert not any("*" in a for actions in api.values() for a in actions)
 
 
-def test_the_node_role_only_touches_the_registry(terraform: dict[str, Any]) -> None:
-    node = _iam_actions(terraform, "node")
-    assert node["NodeRegistry"] == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
-    stmts = terraform["data"]["aws_iam_policy_document"]["node"]["statement"]
-    registry = next(s for s in stmts if s.get("sid") == "NodeRegistry")
-    assert registry["resources"] == ['${aws_dynamodb_table.main["nodes"].arn}']
-    secrets = next(s for s in stmts if s.get("sid") == "Secrets")
-    assert "${aws_ssm_parameter.admin_token.arn}" not in secrets["resources"]
+# The node role's DynamoDB grants are derived from a real node's calls: test_role_calls.py.
+
+
+def ssm_reads(script: str) -> tuple[set[str], set[str]]:
+    """(IAM actions, parameter names) of the SSM calls a bootstrap script makes."""
+    text = (SCRIPTS / script).read_text()
+    commands = set(re.findall(r"\baws ssm ([a-z-]+)", text))
+    actions = {"ssm:" + "".join(w.capitalize() for w in c.split("-")) for c in commands}
+    return actions, set(re.findall(r"\$\(ssm ([\w-]+)\)", text))
+
+
+@pytest.mark.parametrize(
+    ("role", "script"), [("api", "bootstrap_api.sh"), ("node", "bootstrap_node.sh")]
+)
+def test_each_role_reads_exactly_the_parameters_its_bootstrap_reads(
+    terraform: dict[str, Any], role: str, script: str
+) -> None:
+    actions, names = ssm_reads(script)
+    assert actions == {"ssm:GetParameter"}, script
+    assert names, script
+    params = terraform["resource"]["aws_ssm_parameter"]
+    arn_of = {
+        p["name"].removeprefix("/${var.name}/"): f"${{aws_ssm_parameter.{key}.arn}}"
+        for key, p in params.items()
+    }
+    statements = terraform["data"]["aws_iam_policy_document"][role]["statement"]
+    granted = {
+        (a, r)
+        for s in statements
+        for a in s["actions"]
+        if a.startswith("ssm:")
+        for r in s["resources"]
+    }
+    assert granted == {(a, arn_of[n]) for a in actions for n in names}
+    if role == "node":
+        assert "admin-token" not in names
 
 
 def test_only_the_api_is_reachable_from_outside(terraform: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """Fault injection on real processes: killed nodes, rotten chunks, deletes and GC, a killed API,
 and a randomized loop of them that ends with every committed file downloading intact.
 
-DFS_FAULT_ROUNDS sets the randomized loop's rounds (CI runs the default, a few);
-DFS_FAULT_SEED its seed.
+DFS_FAULT_ROUNDS sets the randomized loop's rounds (at least one per fault kind: CI runs
+that default, each kind once); DFS_FAULT_SEED the seed of the draws after those.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hashlib
 import os
 import random
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,17 @@ def disk_bytes(c: LocalCluster) -> int:
     return sum(f.stat().st_size for f in c.base.glob("node*/chunks/*/*/*") if f.is_file())
 
 
+def repair_report(c: LocalCluster) -> dict[str, Any]:
+    return http_json(f"{c.api_url}/admin/repair", c.admin_token)["repair"] or {}
+
+
+def finished_pass_after(c: LocalCluster, t: float) -> dict[str, Any] | None:
+    rep = repair_report(c)
+    if rep and not rep["running"] and rep["started_at"] > t:
+        return rep
+    return None
+
+
 def restart_api(c: LocalCluster) -> None:
     assert c.api is not None
     c.api.kill()
@@ -113,8 +125,14 @@ def test_killed_node_is_repaired_around_and_trimmed_on_return(
         lambda: all(good_copies(c, x) == 2 for x in ids), DEADLINE, "2 live copies of each chunk"
     )
     downloads_intact(c, up["file_id"], data, tmp_path / "out")
-    repair = http_json(f"{c.api_url}/admin/repair", c.admin_token)["repair"]
-    assert repair["repaired"] + repair["under_replicated"] >= 0  # progress is visible
+    # the repair status agrees with the disk: a pass that started once the copies were back
+    # saw node1 down, found every chunk with its copies and none without a live one, and
+    # counts node1 settled (each of its chunks copied elsewhere)
+    t_copied = time.time()
+    rep = wait_for(lambda: finished_pass_after(c, t_copied), DEADLINE, "a repair pass")
+    assert rep["down_nodes"] == ["node1"]
+    assert (rep["under_replicated"], rep["no_live_copy"], rep["failed"]) == (0, 0, 0)
+    assert rep["settled_nodes"] == ["node1"]
     # the node returns: its chunks count again, and the surplus copies are trimmed
     c.restart_node(1)
     wait_for(lambda: all(copies(c, x) == 2 for x in ids), DEADLINE, "surplus copies trimmed")
@@ -226,18 +244,29 @@ def _upload_with_fault(
     return proc.returncode, out.strip()
 
 
+FAULTS = ("node", "api", "flip", "delete")
+
+
+def fault_schedule(rounds: int, rng: random.Random) -> list[str]:
+    """Every fault kind once, in an order that gives ``delete`` files to choose from, then
+    random draws: a seed alone would leave kinds out of a short CI run."""
+    return [*FAULTS, *(rng.choice(FAULTS) for _ in range(rounds - len(FAULTS)))]
+
+
 def test_randomized_faults_lose_nothing(fcluster: LocalCluster, tmp_path: Path) -> None:
     """Rounds of uploads under faults (node kill -9, API kill, flipped byte, delete); after
     each, failed uploads are re-run, dead processes restarted; at the end every committed
-    file downloads byte-identical and has REPLICATION_FACTOR good copies."""
+    file downloads byte-identical and has REPLICATION_FACTOR good copies, and deleted files
+    are gone. Every kind strikes at least once, whatever the seed."""
     c = fcluster
-    rounds = int(os.environ.get("DFS_FAULT_ROUNDS", "3"))
+    rounds = max(len(FAULTS), int(os.environ.get("DFS_FAULT_ROUNDS", str(len(FAULTS)))))
     rng = random.Random(int(os.environ.get("DFS_FAULT_SEED", "4")))
     committed: dict[str, bytes] = {}
-    for r in range(rounds):
+    deleted: list[str] = []
+    struck: list[str] = []
+    for r, fault in enumerate(fault_schedule(rounds, rng)):
         path = tmp_path / f"r{r}.bin"
         data = write_random(path, rng.randint(1, 6) * MIB + rng.randint(0, MIB), seed=1000 + r)
-        fault = rng.choice(["node", "api", "flip", "delete"])
         code, out = _upload_with_fault(c, rng, path, fault)
         if c.api is not None and not c.api.alive:
             c.api.start()
@@ -249,23 +278,34 @@ def test_randomized_faults_lose_nothing(fcluster: LocalCluster, tmp_path: Path) 
         if code != 0:  # failed cleanly: re-running the upload finishes it
             out = upload(c, path)["file_id"]
         committed[out] = data
-        if fault == "flip":
+        if fault in ("node", "api"):
+            struck.append(fault)  # _upload_with_fault killed it mid-upload
+        elif fault == "flip":
             victim = sorted(chunk_ids(c, out))[0]
             node = next(i for i in range(1, 4) if chunk_path(c, i, victim).exists())
             p = chunk_path(c, node, victim)
             raw = bytearray(p.read_bytes())
             raw[0] ^= 0xFF
             p.write_bytes(bytes(raw))
-        elif fault == "delete" and len(committed) > 1:
+            assert good_copies(c, victim) == 1
+            struck.append(fault)
+        elif fault == "delete":
             gone = rng.choice(sorted(committed))
             run_cli("rm", c.api_url, gone)
             del committed[gone]
+            deleted.append(gone)
+            struck.append(fault)
+    assert sorted(set(struck)) == sorted(FAULTS)
+    assert len(struck) == rounds
     every = {x for f in committed for x in chunk_ids(c, f)}
     wait_for(
         lambda: all(good_copies(c, x) == 2 for x in every), DEADLINE, "2 good copies of each chunk"
     )
     for file_id, data in committed.items():
         downloads_intact(c, file_id, data, tmp_path / "out")
+    for file_id in deleted:
+        gone = run_cli("download", c.api_url, file_id, str(tmp_path / "gone"), check=False)
+        assert gone.returncode == 4, gone.stderr
     files = http_json(f"{c.api_url}/files?limit=1000", c.admin_token)["files"]
     assert {f["file_id"] for f in files} == set(committed)  # nothing half-committed
-    print(f"randomized faults: {rounds} rounds, {len(committed)} files intact")
+    print(f"randomized faults: {rounds} rounds {struck}, {len(committed)} files intact")

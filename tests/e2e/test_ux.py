@@ -60,8 +60,9 @@ def test_curl_upload_409_and_signed_download(cluster: LocalCluster, tmp_path: Pa
     assert found["exists"] is True
     assert found["file"]["file_id"] == first["file_id"]
     src.write_bytes(data[:-1] + b"\x00")
-    [fresh] = cli_json("check", cluster.api_url, str(src))
-    assert fresh["exists"] is False
+    new = run_cli("check", "--json", cluster.api_url, str(src), check=False)
+    assert new.returncode == 10  # not stored: outside the error codes 1-7
+    assert json.loads(new.stdout)["exists"] is False
 
 
 def test_directory_round_trip_and_cli_commands(cluster: LocalCluster, tmp_path: Path) -> None:

@@ -260,18 +260,18 @@ async def test_upload_fails_if_file_changes_after_the_scan(
     inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The client no longer re-hashes before sending: the node's check must catch it."""
-    import dfs.client.transfer as transfer
+    from dfs.client import upload
 
     src = tmp_path / "in.bin"
     src.write_bytes(random.Random(7).randbytes(2 * MIB))
-    real = transfer.read_chunk
+    real = upload.read_chunk
 
     def changed(fd: int, offset: int, size: int) -> bytes:
         data = bytearray(real(fd, offset, size))
         data[0] ^= 0xFF  # as if the file had been edited since the scan
         return bytes(data)
 
-    monkeypatch.setattr(transfer, "read_chunk", changed)
+    monkeypatch.setattr(upload, "read_chunk", changed)
     async with Client(inproc.api.url, token=ADMIN_TOKEN, concurrency=2) as client:
         with pytest.raises(IntegrityError, match="changed while it was being uploaded"):
             await client.upload(src, profile=ChunkerProfile.fixed(MIB))

@@ -15,7 +15,7 @@ import yarl
 
 from dfs import auth, protocol
 from dfs.client import Client
-from dfs.node import ops
+from dfs.node.context import MONITORING
 from dfs.openapi import API_SPEC, NODE_SPEC
 from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
@@ -346,7 +346,7 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         await call("GET", protocol.READYZ, 200)
         await call("GET", protocol.METRICS, 401)  # no DFS_METRICS_TOKEN: closed
         token = "metrics-token-for-the-openapi-test-0123456789"
-        state = node.runner.app[ops._STATE]
+        state = node.runner.app[MONITORING]
         state.cfg = dataclasses.replace(state.cfg, metrics_token_hash=auth.hash_token(token))
         text = await call("GET", protocol.METRICS, 200, {"Authorization": f"Bearer {token}"})
         assert b"dfs_node_chunks_stored" in text

@@ -15,8 +15,8 @@ from dfs import protocol
 from dfs.api.ops import METRICS as API_METRICS
 from dfs.auth import hash_token
 from dfs.client import Client
-from dfs.node.ops import _STATE
-from dfs.node.ops import METRICS as NODE_METRICS
+from dfs.node.context import METRICS as NODE_METRICS
+from dfs.node.context import MONITORING
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def enable_metrics_token(c: InProcessCluster) -> None:
     coord = c.api.coordinator
     coord.cfg = dataclasses.replace(coord.cfg, metrics_token_hash=digest)
     for node in c.nodes:
-        state = node.runner.app[_STATE]
+        state = node.runner.app[MONITORING]
         state.cfg = dataclasses.replace(state.cfg, metrics_token_hash=digest)
 
 

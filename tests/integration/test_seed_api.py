@@ -15,6 +15,7 @@ from dfs import protocol
 from dfs.api.app import start_api
 from dfs.auth import hash_token
 from dfs.client import Client
+from dfs.client.download import ChunkFetcher
 from dfs.config import ApiConfig
 from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
@@ -257,7 +258,7 @@ async def test_cors_only_for_configured_origins(inproc: InProcessCluster, tmp_pa
 
 
 async def test_interrupted_download_fetches_only_missing_chunks(
-    inproc: InProcessCluster, tmp_path: Any
+    inproc: InProcessCluster, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dfs.chunking import ChunkerProfile
 
@@ -284,14 +285,14 @@ async def test_interrupted_download_fetches_only_missing_chunks(
         assert not out.exists()
         assert list(tmp_path.glob(".d.out.*.dfs-part"))  # kept for the next run
         fetched = 0
-        real_fetch = c._fetch_chunk
+        real_fetch = ChunkFetcher.fetch
 
-        async def counting(chunk: dict[str, Any]) -> tuple[bytes, int]:
+        async def counting(self: ChunkFetcher, chunk: dict[str, Any]) -> bytes:
             nonlocal fetched
             fetched += 1
-            return await real_fetch(chunk)
+            return await real_fetch(self, chunk)
 
-        c._fetch_chunk = counting  # type: ignore[method-assign]
+        monkeypatch.setattr(ChunkFetcher, "fetch", counting)
         await c.download(up.file_id, out)
         assert out.read_bytes() == data
         assert fetched <= 16 - 8

@@ -1,6 +1,6 @@
 """POST /store-chunks: many small chunks per request, with the security of /store-chunk.
 
-A directory upload sends its small chunks in batches (dfs.client.batch); each chunk carries its
+A directory upload sends its small chunks in batches (dfs.client.upload); each chunk carries its
 own capability and gets its own receipt; one bad capability or one tampered chunk refuses the
 whole batch before anything is stored."""
 
@@ -16,7 +16,7 @@ import pytest
 from dfs import auth, protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
-from dfs.client.batch import download_many, upload_many, walk
+from dfs.client.local_files import walk
 from dfs.ids import ChunkId
 from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
@@ -120,9 +120,9 @@ async def test_directory_upload_and_download_through_batches(
     (src / "same2.bin").write_bytes(b"dup" * 1000)
     items = list(walk([src], "t/"))
     async with Client(inproc.api.url, token=ADMIN_TOKEN) as c:
-        results = await upload_many(c, items, ChunkerProfile.fastcdc())
+        results = await c.upload_many(items, profile=ChunkerProfile.fastcdc())
         assert [r.name for r in results] == [it.name for it in items]
         out = tmp_path / "out"
-        await download_many(c, [(r.file_id, out / r.name) for r in results])
+        await c.download_many([(r.file_id, out / r.name) for r in results])
     for it in items:
         assert (out / it.name).read_bytes() == it.path.read_bytes()

@@ -22,11 +22,10 @@ from dfs import auth, protocol
 from dfs.api.service import UploadRequest
 from dfs.chunking import ChunkerProfile
 from dfs.chunkstore.fs import FsChunkStore
-from dfs.client.transfer import safe_basename
+from dfs.client.local_files import safe_basename
 from dfs.config import load_api_config, load_node_config
 from dfs.errors import AuthError, ConfigError, InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_file_id, parse_node_id, parse_tenant
-from dfs.node.app import _forward_targets
 
 HEX = "0123456789abcdef"
 sha256s = st.text(HEX, min_size=64, max_size=64)
@@ -246,6 +245,25 @@ def test_capability_strings_from_strangers_are_refused(cap: Any) -> None:
         auth.check(SECRET, cap, auth.OP_GET, "a" * 64, "node1")
 
 
+def test_a_capability_has_exactly_one_wire_form() -> None:
+    """Issue 12: ``0<expiry>`` and non-ASCII digits were accepted (``"²".isdigit()`` is true,
+    and ``int("²")`` raised: a 500). Only the canonical string grants anything."""
+    cap = auth.mint(SECRET, auth.OP_GET, "a" * 64, "node1", now=1000.0)
+    auth.check(SECRET, cap, auth.OP_GET, "a" * 64, "node1", now=1000.0)
+    expires, _, mac = cap.partition(".")
+    for variant in (
+        f"0{expires}.{mac}",
+        f"+{expires}.{mac}",
+        f"{expires}.{mac.upper()}",
+        f" {expires}.{mac}",
+        f"{expires}.{mac}\n",
+        f"{expires[:-1]}\u00b2.{mac}",
+        f"{expires}\u0661.{mac}",
+    ):
+        with pytest.raises(AuthError, match="malformed"):
+            auth.check(SECRET, variant, auth.OP_GET, "a" * 64, "node1", now=1000.0)
+
+
 @given(st.uuids(), sha256s, junk)
 def test_receipts_are_bound_to_file_and_chunk(
     file_id: uuid.UUID, chunk_id: str, junk_value: Any
@@ -331,13 +349,13 @@ def test_hostile_upload_requests_are_refused_cleanly(body: dict[str, Any]) -> No
     )
 )
 def test_forward_headers_round_trip(targets: list[tuple[str, str]]) -> None:
-    assert _forward_targets(protocol.forward_header(targets)) == targets
+    assert protocol.parse_forward(protocol.forward_header(targets)) == targets
 
 
 @given(st.text(max_size=300))
 def test_forward_header_parse_yields_only_safe_targets(header: str) -> None:
     try:
-        targets = _forward_targets(header)
+        targets = protocol.parse_forward(header)
     except InvalidRequest:
         return
     assert len(targets) <= 8
@@ -345,3 +363,11 @@ def test_forward_header_parse_yields_only_safe_targets(header: str) -> None:
         parse_node_id(node_id)
         assert url.startswith(("http://", "https://"))
         assert not any(c in url for c in " @?#|,")
+
+
+def test_a_deeply_nested_store_chunks_index_is_a_clean_refusal() -> None:
+    """Issue 12: a nested index raised RecursionError inside json.loads, answered 500."""
+    index = b"[" * 200_000 + b"]" * 200_000
+    body = len(index).to_bytes(4, "big") + index
+    with pytest.raises(InvalidRequest, match="not JSON"):
+        protocol.unpack_chunks(body)

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from dfs.placement import Candidate, choose, rank, score
+from dfs.placement import Candidate, choose, rank, rotation, score
 
 
 def cid(i: int) -> str:
@@ -130,3 +130,14 @@ def test_removing_a_node_with_zones_keeps_unaffected_sets() -> None:
         before = ids(choose(cid(i), cands, 2))
         if "n4" not in before:
             assert ids(choose(cid(i), remaining, 2)) == before
+
+
+def test_rotation_puts_each_target_first_once_and_keeps_the_cycle() -> None:
+    targets = ["a", "b", "c"]
+    assert [rotation(targets, i) for i in range(3)] == [
+        ("a", ["b", "c"]),
+        ("b", ["c", "a"]),
+        ("c", ["a", "b"]),
+    ]
+    assert rotation(targets, 4) == ("b", ["c", "a"])  # wraps around
+    assert rotation(["only"], 7) == ("only", [])

@@ -1,0 +1,289 @@
+"""The download pipeline: plan, fetch in a window, verify, write, commit; one file or many.
+
+One file (``DownloadPipeline.download_file``): fetch its chunks in parallel within a window
+of ``concurrency`` chunks, in order (``ChunkFetcher``: each chunk's sha256 is verified, and a
+replica that fails or returns bad bytes is skipped for the next one, then for the API proxy),
+write them into a temp file beside the target (``PartFile``), check the whole-file sha256,
+fsync and rename. Memory is bounded by ``concurrency`` chunks.
+
+Many files (``download_files``): ``/download-plans`` for up to ``BATCH_FILES`` files per
+request instead of a round trip each, then ``concurrency`` files at once, each through the
+same one-file pipeline.
+
+Resume (``dfs.client.resume``): with ``resume`` the temp file has a fixed name and a sidecar
+of the chunks written, both kept when a download is interrupted; the next run re-verifies
+those chunks locally and fetches only the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dfs.client.connection import Connection, ProgressFn
+from dfs.client.local_files import safe_basename
+from dfs.client.resume import DownloadSidecar
+from dfs.errors import ChunkNotFound, DfsError, IntegrityError, from_body
+from dfs.fsutil import fsync_dir
+from dfs.ids import sha256_hex
+
+log = logging.getLogger("dfs.client")
+
+BATCH_FILES = 500  # files per /download-plans request
+# a download starts an fdatasync in the background after this many bytes written
+DOWNLOAD_FLUSH_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    file_id: str
+    name: str
+    path: str
+    size: int
+    sha256: str
+    chunks: int
+    failovers: int
+    seconds: float
+
+
+class ChunkFetcher:
+    """Verified bytes of a chunk from the first source that has them: its replicas in the
+    plan's order (unless ``proxy``), then the API proxy. Counts the sources that failed."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.failovers = 0
+
+    def _sources(self, chunk: dict[str, Any]) -> list[Callable[[], Awaitable[bytes]]]:
+        chunk_id = str(chunk["sha256"])
+        sources: list[Callable[[], Awaitable[bytes]]] = []
+        if not self.conn.proxy:
+            for replica in chunk["replicas"]:
+                sources.append(
+                    functools.partial(
+                        self.conn.nodes.get_chunk,
+                        str(replica["url"]),
+                        chunk_id,
+                        cap=str(replica["cap"]),
+                    )
+                )
+        sources.append(functools.partial(self.conn.api.proxy_get_chunk, chunk_id))
+        return sources
+
+    async def fetch(self, chunk: dict[str, Any]) -> bytes:
+        chunk_id = str(chunk["sha256"])
+        errors: list[str] = []
+        for source in self._sources(chunk):
+            try:
+                data = await source()
+            except DfsError as exc:
+                self.failovers += 1
+                errors.append(exc.message)
+                continue
+            good = len(data) == int(chunk["size"])
+            if good and await asyncio.to_thread(sha256_hex, data) == chunk_id:
+                return data
+            self.failovers += 1
+            errors.append("bytes did not match the chunk's sha256")
+            log.warning("a source returned bad bytes for chunk %s; failing over", chunk_id[:12])
+        raise ChunkNotFound(
+            f"no replica returned good bytes for chunk {chunk_id[:12]}: {'; '.join(errors[-3:])}"
+        )
+
+
+class PartFile:
+    """The temp file a download writes into beside its target, and its resume sidecar.
+
+    Chunks are written in order; each write hashes the same bytes into the whole-file sha256
+    on another thread, and dirty pages are written back in the background as chunks arrive
+    (otherwise the whole file waits in the page cache and the final fsync pays for it all).
+    """
+
+    def __init__(self, target: Path, file_id: str, resume: bool) -> None:
+        # with resume, a fixed name, so that running the download again finds what this wrote
+        tag = file_id if resume else secrets.token_hex(4)
+        self.path = target.parent / f".{target.name}.{tag}.dfs-part"
+        self.sidecar = DownloadSidecar(self.path)
+        self.resume = resume
+        self.whole = hashlib.sha256()
+        self.fd = -1
+        self._flushing: asyncio.Task[None] | None = None
+        self._unflushed = 0
+
+    async def open(self) -> None:
+        if self.resume:
+            await asyncio.to_thread(self.sidecar.load)
+        flags = os.O_RDWR | os.O_CREAT | (0 if self.resume else os.O_EXCL)
+        self.fd = os.open(self.path, flags, 0o644)
+        if not self.sidecar.offsets:
+            os.ftruncate(self.fd, 0)
+
+    async def written_before(self, chunk: dict[str, Any]) -> bytes | None:
+        """The chunk as an earlier run wrote it, if it is there and still verifies."""
+        offset, size = int(chunk["offset"]), int(chunk["size"])
+        if offset not in self.sidecar.offsets:
+            return None
+        data = await asyncio.to_thread(os.pread, self.fd, size, offset)
+        if len(data) == size and await asyncio.to_thread(sha256_hex, data) == chunk["sha256"]:
+            return data
+        # fetched instead, so it must be written again: the whole-file hash covers the bytes
+        # fetched, not these, and would not notice them left on disk
+        self.sidecar.offsets.discard(offset)
+        return None
+
+    def _pwrite_all(self, offset: int, data: bytes) -> None:
+        if offset in self.sidecar.offsets:
+            return  # verified on disk by an earlier run
+        view = memoryview(data)
+        at = offset
+        while view:
+            n = os.pwrite(self.fd, view, at)
+            view, at = view[n:], at + n
+        if self.resume:
+            self.sidecar.add(offset)
+
+    async def write(self, offset: int, data: bytes) -> None:
+        """Write the next chunk in file order."""
+        # the write may wait for the disk; hash the same bytes on another thread meanwhile
+        # (in order: one chunk at a time, so updates never interleave)
+        await asyncio.gather(
+            asyncio.to_thread(self._pwrite_all, offset, data),
+            asyncio.to_thread(self.whole.update, data),
+        )
+        self._unflushed += len(data)
+        due = bool(DOWNLOAD_FLUSH_BYTES) and self._unflushed >= DOWNLOAD_FLUSH_BYTES
+        if due and (self._flushing is None or self._flushing.done()):
+            self._flushing = asyncio.create_task(asyncio.to_thread(os.fdatasync, self.fd))
+            self._unflushed = 0
+
+    async def settle(self) -> None:
+        """Wait for a background flush: its thread uses fd, so never close fd under it."""
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+
+    async def fsync(self) -> None:
+        await asyncio.to_thread(os.fsync, self.fd)
+
+    def abandon(self) -> None:
+        """After a failure: close; keep the file and sidecar for the next run to resume."""
+        os.close(self.fd)
+        if not self.resume:
+            self.path.unlink(missing_ok=True)
+
+    async def commit(self, target: Path, file_id: str, sha256: str) -> None:
+        """Close; check the whole-file sha256, then rename over ``target``."""
+        os.close(self.fd)
+        if self.whole.hexdigest() != sha256:
+            self.path.unlink(missing_ok=True)
+            self.sidecar.remove()
+            raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
+        os.replace(self.path, target)
+        self.sidecar.remove()
+        await asyncio.to_thread(fsync_dir, target.parent)
+
+
+Window = collections.deque[tuple[int, asyncio.Task[bytes]]]  # (offset, its fetch) in order
+
+
+class DownloadPipeline:
+    """Download files through plan, windowed fetch, write and commit; see the docstring."""
+
+    def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
+        self.conn = conn
+        self.progress = progress
+
+    async def download_files(self, files: Sequence[tuple[str, Path]]) -> list[DownloadResult]:
+        """Download (file_id, target path) pairs, ``concurrency`` files at a time."""
+        out: list[DownloadResult] = []
+        sem = asyncio.Semaphore(self.conn.concurrency)
+
+        async def one(plan: dict[str, Any], target: Path) -> DownloadResult:
+            async with sem:
+                await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+                return await self.download_file(str(plan["file_id"]), target, plan=plan)
+
+        for start in range(0, len(files), BATCH_FILES):
+            part = files[start : start + BATCH_FILES]
+            plans = await self.conn.api.download_plans([f for f, _ in part])
+            for plan in plans:
+                if "error" in plan:
+                    raise from_body(404, plan)
+            out += await asyncio.gather(
+                *(one(p, target) for p, (_f, target) in zip(plans, part, strict=True))
+            )
+        return out
+
+    async def download_file(
+        self, file_id: str, out: Path, *, plan: dict[str, Any] | None = None
+    ) -> DownloadResult:
+        """One file to ``out`` (a directory: under its stored name there)."""
+        started = time.monotonic()
+        if plan is None:
+            plan = await self.conn.api.download_plan(file_id)
+        target = out
+        if await asyncio.to_thread(target.is_dir):
+            target = target / safe_basename(str(plan["name"]), file_id)
+        fetcher = ChunkFetcher(self.conn)
+        part = PartFile(target, file_id, self.conn.resume)
+        await part.open()
+        try:
+            try:
+                await self._fetch_in_order(plan["chunks"], fetcher, part)
+            finally:
+                await part.settle()
+            await part.fsync()
+        except BaseException:
+            part.abandon()
+            raise
+        await part.commit(target, file_id, str(plan["sha256"]))
+        return DownloadResult(
+            file_id=file_id,
+            name=str(plan["name"]),
+            path=str(target),
+            size=int(plan["size"]),
+            sha256=str(plan["sha256"]),
+            chunks=len(plan["chunks"]),
+            failovers=fetcher.failovers,
+            seconds=time.monotonic() - started,
+        )
+
+    async def _fetch_in_order(
+        self, chunks: list[dict[str, Any]], fetcher: ChunkFetcher, part: PartFile
+    ) -> None:
+        """Fetch up to ``concurrency`` chunks ahead and write them in file order."""
+
+        async def chunk_bytes(chunk: dict[str, Any]) -> bytes:
+            local = await part.written_before(chunk)
+            return local if local is not None else await fetcher.fetch(chunk)
+
+        window: Window = collections.deque()
+        try:
+            for chunk in chunks:
+                if len(window) >= self.conn.concurrency:
+                    await self._write_first(window, part)
+                window.append((int(chunk["offset"]), asyncio.create_task(chunk_bytes(chunk))))
+            while window:
+                await self._write_first(window, part)
+        finally:
+            for _offset, task in window:
+                task.cancel()
+            if window:
+                await asyncio.gather(*(t for _o, t in window), return_exceptions=True)
+
+    async def _write_first(self, window: Window, part: PartFile) -> None:
+        offset, task = window[0]
+        data = await task
+        window.popleft()
+        await part.write(offset, data)
+        if self.progress:
+            self.progress(len(data))

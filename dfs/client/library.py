@@ -1,0 +1,184 @@
+"""``Client``: the Python API of dfs (the CLI is built on it); one object per API URL.
+
+The facade owns the HTTP session and the settings (token, concurrency, proxy, resume) and
+hands them to the pipelines as a ``Connection``: ``dfs.client.upload`` for uploads of one
+file or many, ``dfs.client.download`` for downloads of one file or many. The other methods
+are one API call each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from dfs.chunking import ChunkerProfile
+from dfs.client.connection import Connection, ProgressFn
+from dfs.client.download import DownloadPipeline, DownloadResult
+from dfs.client.local_files import LocalFile, hash_file
+from dfs.client.upload import UploadPipeline, UploadResult, send_chunk
+from dfs.errors import InvalidRequest
+from dfs.transport.api_client import ApiClient
+from dfs.transport.http import make_session
+from dfs.transport.node_client import NodeClient
+
+DEFAULT_CONCURRENCY = 8
+
+
+class Client:
+    """An async dfs client bound to one API URL; use ``async with Client(url) as c``."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        token: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        proxy: bool = False,
+        resume: bool = True,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise InvalidRequest("concurrency must be >= 1")
+        self.api_url = api_url
+        self.token = token
+        self.concurrency = concurrency
+        self.proxy = proxy
+        self.resume = resume
+        self._own_session = session is None
+        self._session = session
+
+    @property
+    def api(self) -> ApiClient:
+        return ApiClient(self._require_session(), self.api_url, self.token)
+
+    @property
+    def nodes(self) -> NodeClient:
+        return NodeClient(self._require_session())
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use the Client inside 'async with Client(url) as client:'")
+        return self._session
+
+    def _connection(self) -> Connection:
+        return Connection(
+            api=self.api,
+            nodes=self.nodes,
+            api_url=self.api_url,
+            token=self.token,
+            concurrency=self.concurrency,
+            proxy=self.proxy,
+            resume=self.resume,
+        )
+
+    async def __aenter__(self) -> Client:
+        if self._session is None:
+            # created here, inside the running loop, never in __init__
+            self._session = make_session(limit=max(2 * self.concurrency, 16))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- transfers (dfs.client.upload, dfs.client.download) --------------------------------
+
+    async def upload(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        profile: ChunkerProfile | None = None,
+        progress: ProgressFn | None = None,
+    ) -> UploadResult:
+        """Upload one file (under ``name``, default its file name), resumable."""
+        path = Path(path)
+        pipeline = UploadPipeline(self._connection(), _profile(profile), progress)
+        return await pipeline.upload_file(path, name or path.name)
+
+    async def upload_many(
+        self,
+        files: Sequence[LocalFile],
+        *,
+        profile: ChunkerProfile | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[UploadResult]:
+        """Upload ``files`` (see ``dfs.client.local_files.walk``); results in their order."""
+        pipeline = UploadPipeline(self._connection(), _profile(profile), progress)
+        return await pipeline.upload_files(files)
+
+    async def send_chunk(
+        self, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
+    ) -> str:
+        """Send one chunk of a plan's ``upload`` list to its targets; return its receipt."""
+        return await send_chunk(self._connection(), file_id, chunk_id, data, item)
+
+    async def download(
+        self,
+        file_id: str,
+        out: str | Path,
+        *,
+        progress: ProgressFn | None = None,
+        plan: dict[str, Any] | None = None,
+    ) -> DownloadResult:
+        """Download one file to ``out`` (a directory: under its stored name there)."""
+        pipeline = DownloadPipeline(self._connection(), progress)
+        return await pipeline.download_file(file_id, Path(out), plan=plan)
+
+    async def download_many(
+        self, files: Sequence[tuple[str, Path]], *, progress: ProgressFn | None = None
+    ) -> list[DownloadResult]:
+        """Download (file_id, target path) pairs, ``concurrency`` files at a time."""
+        return await DownloadPipeline(self._connection(), progress).download_files(files)
+
+    # --- status ---------------------------------------------------------------------------
+
+    async def delete(self, file_id: str) -> dict[str, Any]:
+        """Delete one of the tenant's files; its space comes back after the GC grace."""
+        return await self.api.delete_file(file_id)
+
+    async def stats(self) -> dict[str, Any]:
+        return await self.api.stats()
+
+    async def list_nodes(self) -> dict[str, Any]:
+        return await self.api.nodes()
+
+    async def stat(self, file_id: str) -> dict[str, Any]:
+        """A complete file's metadata (FileNotFound for unknown, pending or others' files)."""
+        return await self.api.file(file_id)
+
+    async def ls(self, *, limit: int = 100, after: str | None = None) -> dict[str, Any]:
+        """One page of this tenant's files: ``{"files": [...], "next_after"}``."""
+        return await self.api.list_files(limit=limit, after=after)
+
+    async def check(self, path: str | Path) -> dict[str, Any]:
+        """Whether this tenant already stores a file with exactly these bytes (nothing sent
+        but the hash): ``{"exists", "file", "sha256", "size"}``."""
+        size, digest = await asyncio.to_thread(hash_file, Path(path))
+        answer = await self.api.check(digest)
+        return {**answer, "sha256": digest, "size": size}
+
+    async def download_url(self, file_id: str) -> dict[str, Any]:
+        """A signed URL anyone can fetch the file from until it expires (at most 15 min)."""
+        return await self.api.download_url(file_id)
+
+    async def hashes(self, *, limit: int = 100, page: str | None = None) -> dict[str, Any]:
+        return await self.api.hashes(limit=limit, page=page)
+
+
+def _profile(profile: ChunkerProfile | None) -> ChunkerProfile:
+    return profile or ChunkerProfile.default()

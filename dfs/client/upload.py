@@ -1,0 +1,412 @@
+"""The upload pipeline: scan, plan, send, finalize; for one file and for many small ones.
+
+Every file goes through the same four steps, held as a ``FileUpload``:
+
+1. scan: chunk and hash the file in a worker thread (one pass, bounded memory);
+2. plan: ask the API which chunks to send where;
+3. send: the missing chunks in parallel straight to their primary node (which forwards to
+   the other replicas), or through the API with ``proxy``;
+4. finalize with the receipts the nodes returned.
+
+Files are grouped before they enter it. A big file (over ``SMALL_FILE``) goes alone: its scan
+hashes on several threads, its plan comes from ``/init-upload`` and it keeps a resume journal
+(``dfs.client.resume``), so running the upload again asks ``/resume-upload`` for only the
+chunks not yet proven. Small files go in batches of at most ``BATCH_FILES`` files or
+``BATCH_BYTES`` bytes: one ``/init-uploads`` and one ``/finalize-uploads`` per batch, their
+small chunks packed into ``/store-chunks`` requests (one per primary and forward list), and
+the next batch scanned while this one is sent, so hashing overlaps the network.
+
+Each chunk is re-read just before it is sent and the node hashes it against the id from the
+scan before storing it, so a file that changes during the upload fails instead of storing a
+mix of versions. Memory is bounded by ``concurrency`` chunks (or packs) in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from dfs import protocol
+from dfs.chunking import ChunkerProfile, FileScan, scan_file, scan_file_threaded
+from dfs.client.connection import Connection, ProgressFn
+from dfs.client.local_files import LocalFile
+from dfs.client.resume import UploadJournal
+from dfs.errors import (
+    Conflict,
+    FileNotFound,
+    IntegrityError,
+    ReplicationError,
+    Unavailable,
+    from_body,
+)
+from dfs.placement import rotation
+
+SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
+BATCH_FILES = 500
+BATCH_BYTES = 64 * 1024 * 1024
+SMALL_CHUNK = 1024 * 1024  # a batch sends chunks up to this size to nodes in /store-chunks packs
+SEND_BATCH_CHUNKS = 64
+SEND_BATCH_BYTES = 4 * 1024 * 1024
+
+log = logging.getLogger("dfs.client")
+
+_CHANGED = "the file changed while it was being uploaded; upload it again"
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    file_id: str
+    name: str
+    size: int
+    sha256: str
+    chunks: int
+    new_chunks: int
+    bytes_sent: int
+    seconds: float
+
+
+def read_chunk(fd: int, offset: int, size: int) -> bytes:
+    """The chunk's bytes as they are now; a short read means the file shrank since the scan.
+
+    Not re-hashed here: the node hashes every body against the chunk id from the scan before
+    it stores anything (422 otherwise, see ``ChunkSender``), so bytes that changed since the
+    scan are refused there, and hashing them twice would cost a core's worth of sha256 per byte.
+    """
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise IntegrityError(_CHANGED)
+    return data
+
+
+class FileUpload:
+    """One file's way through the pipeline: its scan, its plan, the receipts and bytes sent."""
+
+    def __init__(
+        self, path: Path, name: str, scan: FileScan, journal: UploadJournal | None = None
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.scan = scan
+        self.journal = journal
+        self.file_id = ""
+        self.todo: list[dict[str, Any]] = []  # the plan's chunks to send, with their targets
+        self.receipts: dict[str, str] = {}
+        self.sent = 0
+        # open for the whole upload of a file sent alone; a batch opens a file per read,
+        # since holding hundreds of files open could run out of descriptors
+        self.fd: int | None = None
+        self._offsets: dict[str, int] = {}
+        for c in scan.chunks:
+            self._offsets.setdefault(c.chunk_id, c.offset)  # one read serves repeated chunks
+
+    def init_body(self, chunker: str) -> dict[str, Any]:
+        """The body ``/init-upload`` takes (and each entry of ``/init-uploads``)."""
+        return {
+            "name": self.name,
+            "size": self.scan.size,
+            "sha256": self.scan.sha256,
+            "chunker": chunker,
+            "chunks": [{"sha256": c.chunk_id, "size": c.size} for c in self.scan.chunks],
+        }
+
+    def planned(
+        self, plan: dict[str, Any], receipts: dict[str, str], progress: ProgressFn | None
+    ) -> None:
+        """Take the API's plan; the chunks it does not ask for count as done at once."""
+        self.file_id = str(plan["file_id"])
+        self.todo = plan["upload"]
+        self.receipts = dict(receipts)
+        if progress:
+            progress(self.scan.size - sum(int(i["size"]) for i in self.todo))
+
+    def read(self, chunk_id: str, size: int) -> bytes:
+        """The chunk's bytes as they are now (see ``read_chunk``); blocking."""
+        if self.fd is not None:
+            return read_chunk(self.fd, self._offsets[chunk_id], size)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return read_chunk(fd, self._offsets[chunk_id], size)
+        finally:
+            os.close(fd)
+
+    def sent_chunk(
+        self, chunk_id: str, receipt: str, size: int, progress: ProgressFn | None
+    ) -> None:
+        self.receipts[chunk_id] = receipt
+        if self.journal is not None:
+            self.journal.add(chunk_id, receipt)
+        self.sent += size
+        if progress:
+            progress(size)
+
+    def result(self, done: dict[str, Any], seconds: float) -> UploadResult:
+        return UploadResult(
+            file_id=str(done["file_id"]),
+            name=str(done["name"]),
+            size=int(done["size"]),
+            sha256=str(done["sha256"]),
+            chunks=len(self.scan.chunks),
+            new_chunks=len(self.todo),
+            bytes_sent=self.sent,
+            seconds=seconds,
+        )
+
+
+Work = tuple[FileUpload, dict[str, Any]]  # a chunk to send: its file and its plan entry
+
+
+async def send_chunk(
+    conn: Connection, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
+) -> str:
+    """Send one chunk to its primary (which forwards to the other targets); return the
+    receipt that proves to finalize-upload that the bytes were sent."""
+    if conn.proxy:
+        answer = await conn.api.proxy_put_chunk(chunk_id, data, file_id=file_id)
+        return str(answer["receipt"])
+    targets = [(str(t["node_id"]), str(t["url"])) for t in item["targets"]]
+    caps = [str(c) for c in item["caps"]]
+    attempt = 0
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(max(2 * len(targets), 2)),
+        wait=wait_exponential(multiplier=0.1, max=2.0),
+        retry=retry_if_exception_type((Unavailable, ReplicationError)),
+        reraise=True,
+    )
+    async for try_ in retrying:
+        with try_:
+            # rotate the primary so a dead first target does not sink the chunk
+            i = attempt % len(targets)
+            attempt += 1
+            primary, forward = rotation(targets, i)
+            answer = await conn.nodes.put_chunk(
+                primary[1],
+                chunk_id,
+                data,
+                cap=caps[i],
+                file_id=file_id,
+                forward=protocol.forward_header(forward),
+            )
+    return str(answer["receipt"])
+
+
+def packs(work: Sequence[Work]) -> Iterator[list[Work]]:
+    """Small chunks grouped for /store-chunks: same primary and forward list (which every
+    capability of a request binds), at most SEND_BATCH_CHUNKS chunks / SEND_BATCH_BYTES."""
+    groups: dict[tuple[str, ...], list[Work]] = {}
+    for w in work:
+        groups.setdefault(tuple(str(t["node_id"]) for t in w[1]["targets"]), []).append(w)
+    for group in groups.values():
+        pack: list[Work] = []
+        size = 0
+        for w in group:
+            chunk_size = int(w[1]["size"])
+            if pack and (len(pack) >= SEND_BATCH_CHUNKS or size + chunk_size > SEND_BATCH_BYTES):
+                yield pack
+                pack, size = [], 0
+            pack.append(w)
+            size += chunk_size
+        if pack:
+            yield pack
+
+
+class ChunkSender:
+    """The send step: the planned chunks of some files, ``concurrency`` requests at a time."""
+
+    def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
+        self.conn = conn
+        self.progress = progress
+
+    async def send_all(self, uploads: Sequence[FileUpload], *, pack_small: bool) -> None:
+        """Send every chunk the plans ask for; with ``pack_small`` (and not through the API
+        proxy) chunks up to SMALL_CHUNK go in /store-chunks packs, first."""
+        packing = pack_small and not self.conn.proxy
+        small: list[Work] = []
+        large: list[Work] = []
+        for u in uploads:
+            for item in u.todo:
+                packed = packing and int(item["size"]) <= SMALL_CHUNK
+                (small if packed else large).append((u, item))
+        if small:
+            await self.conn.run_bounded(self.send_pack, packs(small))
+        await self.conn.run_bounded(self.send_one, large)
+
+    async def send_one(self, work: Work) -> None:
+        upload, item = work
+        chunk_id, size = str(item["sha256"]), int(item["size"])
+        data = await asyncio.to_thread(upload.read, chunk_id, size)
+        try:
+            receipt = await send_chunk(self.conn, upload.file_id, chunk_id, data, item)
+        except IntegrityError:
+            # the node (or the API proxy) found that these bytes no longer hash to the id
+            # scanned before the plan: the file changed under us
+            raise IntegrityError(_CHANGED) from None
+        upload.sent_chunk(chunk_id, receipt, size, self.progress)
+
+    async def send_pack(self, pack: list[Work]) -> None:
+        datas = await asyncio.to_thread(
+            lambda: [u.read(str(it["sha256"]), int(it["size"])) for u, it in pack]
+        )
+        entries = [
+            {"chunk_id": it["sha256"], "file_id": u.file_id, "cap": it["caps"][0]} for u, it in pack
+        ]
+        first = pack[0][1]["targets"]
+        try:
+            answers = await self.conn.nodes.store_chunks(
+                str(first[0]["url"]),
+                protocol.pack_chunks(entries, datas),
+                forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
+            )
+        except (Unavailable, ReplicationError, IntegrityError):
+            # one chunk at a time, with the usual retries, failover and error for a file
+            # that changed while it was being uploaded
+            for w in pack:
+                await self.send_one(w)
+            return
+        for (u, it), answer in zip(pack, answers, strict=True):
+            u.sent_chunk(str(it["sha256"]), str(answer["receipt"]), int(it["size"]), self.progress)
+
+
+def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, LocalFile]]]:
+    """Small files (with their place in the caller's list) in batches of at most
+    BATCH_FILES files and BATCH_BYTES bytes."""
+    batch: list[tuple[int, LocalFile]] = []
+    size = 0
+    for n, f in files:
+        if batch and (len(batch) >= BATCH_FILES or size + f.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((n, f))
+        size += f.size
+    if batch:
+        yield batch
+
+
+class ScanAhead:
+    """The scan step of batches: the next batch hashes in a thread while this one is sent."""
+
+    def __init__(self, todo: list[list[tuple[int, LocalFile]]], profile: ChunkerProfile) -> None:
+        self._todo = todo
+        self._profile = profile
+        self._next: asyncio.Task[list[FileScan]] | None = None
+        self._start(0)
+
+    def _start(self, n: int) -> None:
+        if n < len(self._todo):
+            files = [f.path for _n, f in self._todo[n]]
+            self._next = asyncio.create_task(
+                asyncio.to_thread(lambda: [scan_file(p, self._profile) for p in files])
+            )
+
+    async def take(self, n: int) -> list[FileScan]:
+        """The scans of batch ``n`` (the one after the last taken); starts batch ``n + 1``."""
+        assert self._next is not None
+        scans = await self._next
+        self._next = None
+        self._start(n + 1)
+        return scans
+
+    async def close(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+            await asyncio.gather(self._next, return_exceptions=True)
+
+
+class UploadPipeline:
+    """Upload files through scan, plan, send and finalize; see the module docstring."""
+
+    def __init__(
+        self, conn: Connection, profile: ChunkerProfile, progress: ProgressFn | None
+    ) -> None:
+        self.conn = conn
+        self.profile = profile
+        self.progress = progress
+        self.sender = ChunkSender(conn, progress)
+
+    async def upload_files(self, files: Sequence[LocalFile]) -> list[UploadResult]:
+        """Upload ``files``: big ones alone first, then the small ones in batches; results
+        in the order of ``files``."""
+        results: dict[int, UploadResult] = {}
+        for n, f in enumerate(files):
+            if f.size > SMALL_FILE:
+                results[n] = await self.upload_file(f.path, f.name)
+        todo = list(batches([(n, f) for n, f in enumerate(files) if f.size <= SMALL_FILE]))
+        scans = ScanAhead(todo, self.profile)
+        try:
+            for n, batch in enumerate(todo):
+                done = await self.upload_batch([f for _n, f in batch], await scans.take(n))
+                results.update(zip((n for n, _f in batch), done, strict=True))
+        finally:
+            await scans.close()
+        return [results[n] for n in range(len(files))]
+
+    async def upload_file(self, path: Path, name: str) -> UploadResult:
+        """One file alone: threaded scan, its own plan, resume journal."""
+        started = time.monotonic()
+        scan = await asyncio.to_thread(scan_file_threaded, path, self.profile)
+        journal = None
+        if self.conn.resume:
+            journal = UploadJournal.for_upload(
+                self.conn.api_url, self.conn.token, scan.sha256, str(self.profile), name
+            )
+        upload = FileUpload(path, name, scan, journal)
+        await self._plan_alone(upload)
+        upload.fd = os.open(path, os.O_RDONLY)
+        try:
+            await self.sender.send_all([upload], pack_small=False)
+        finally:
+            os.close(upload.fd)
+            upload.fd = None
+        done = await self.conn.api.finalize_upload(upload.file_id, upload.receipts)
+        if journal is not None:
+            await asyncio.to_thread(journal.finish)
+        return upload.result(done, time.monotonic() - started)
+
+    async def _plan_alone(self, upload: FileUpload) -> None:
+        journal = upload.journal
+        plan = await self._resume_plan(journal)
+        if plan is None:
+            plan = await self.conn.api.init_upload(**upload.init_body(str(self.profile)))
+            if journal is not None:
+                await asyncio.to_thread(journal.start, str(plan["file_id"]))
+        upload.planned(plan, journal.receipts if journal else {}, self.progress)
+
+    async def _resume_plan(self, journal: UploadJournal | None) -> dict[str, Any] | None:
+        """A plan for the journal's pending upload (only chunks it has not proven), or None
+        to start afresh."""
+        if journal is None or journal.file_id is None:
+            return None
+        try:
+            return await self.conn.api.resume_upload(journal.file_id, journal.receipts)
+        except Conflict:
+            # finalized already (the journal outlived it): finalize again returns the file
+            return {"file_id": journal.file_id, "upload": []}
+        except FileNotFound:
+            log.info("pending upload %s is gone; starting afresh", journal.file_id)
+            return None
+
+    async def upload_batch(
+        self, files: Sequence[LocalFile], scans: Sequence[FileScan]
+    ) -> list[UploadResult]:
+        """Small files already scanned: one plan, packed sends, one finalize for all."""
+        started = time.monotonic()
+        uploads = [FileUpload(f.path, f.name, s) for f, s in zip(files, scans, strict=True)]
+        plans = await self.conn.api.init_uploads([u.init_body(str(self.profile)) for u in uploads])
+        for upload, plan in zip(uploads, plans, strict=True):
+            upload.planned(plan, {}, self.progress)
+        await self.sender.send_all(uploads, pack_small=True)
+        done = await self.conn.api.finalize_uploads(
+            [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads]
+        )
+        seconds = time.monotonic() - started
+        for body in done:
+            if "error" in body:
+                raise from_body(409, body)
+        return [u.result(body, seconds) for u, body in zip(uploads, done, strict=True)]

@@ -1,0 +1,55 @@
+"""Capabilities as a storage node checks and mints them: the node's side of ``dfs.auth``.
+
+Every node operation is one the API (or, for a replica write, a primary node) signed with
+the cluster secret for exactly that operation, chunk and node. This module holds the checks
+the routes share, so that ``/store-chunk`` and ``/store-chunks`` accept exactly the same
+capabilities, and the one place a node mints a capability of its own: the ``replicate``
+capability a primary gives each replica it forwards to.
+
+An upload write's ``put`` capability binds the upload's file id and the raw FORWARD_TO list;
+under REPLICATION_STRATEGY=async the API signs the same fields plus an async marker, and the
+marker is not sent separately: the node learns it by which of the two signatures checks.
+No aiohttp here: the routes pass the capability they read from the request.
+"""
+
+from __future__ import annotations
+
+from dfs import auth, protocol
+from dfs.config import NodeConfig
+from dfs.errors import Forbidden
+
+
+def check(
+    cfg: NodeConfig, cap: str | None, op: str, chunk_id: str = auth.ANY_CHUNK, *, extra: str = ""
+) -> None:
+    """AuthError/Forbidden unless ``cap`` grants ``op`` on ``chunk_id`` on this node."""
+    auth.check(cfg.cluster_secret, cap, op, chunk_id, cfg.node_id, extra=extra)
+
+
+def check_put(cfg: NodeConfig, cap: str | None, chunk_id: str, file_id: str, forward: str) -> bool:
+    """Check a client's upload write of ``chunk_id`` for ``file_id``, forwarded to the raw
+    FORWARD_TO value ``forward``; True when the API signed it for async replication."""
+    try:
+        check(cfg, cap, auth.OP_PUT, chunk_id, extra=protocol.put_cap_extra(file_id, forward))
+        return False
+    except Forbidden:
+        extra = protocol.put_cap_extra(file_id, forward, asynchronous=True)
+        check(cfg, cap, auth.OP_PUT, chunk_id, extra=extra)
+        return True
+
+
+def check_replicate(cfg: NodeConfig, cap: str | None, chunk_id: str) -> None:
+    """Check a primary's replica write of ``chunk_id`` to this node."""
+    check(cfg, cap, auth.OP_REPLICATE, chunk_id)
+
+
+def replica_cap(cfg: NodeConfig, chunk_id: str, node_id: str) -> str:
+    """The capability this node, as primary, gives ``node_id`` to store ``chunk_id``; it
+    lives as long as a replica write may take, plus the allowed clock skew."""
+    ttl = cfg.replication_timeout + auth.CLOCK_SKEW
+    return auth.mint(cfg.cluster_secret, auth.OP_REPLICATE, chunk_id, node_id, ttl=ttl)
+
+
+def receipt(cfg: NodeConfig, file_id: str, chunk_id: str) -> str:
+    """Proof for finalize-upload that upload ``file_id`` sent ``chunk_id``'s verified bytes."""
+    return auth.mint_receipt(cfg.cluster_secret, file_id, chunk_id)

@@ -1,0 +1,130 @@
+"""The storage node's chunk routes: store one chunk, read one, ask which are here, status.
+
+| method | path          | answer                                                          |
+|--------|---------------|-----------------------------------------------------------------|
+| PUT    | /store-chunk  | 201 durable on every listed node (+ receipt); 401/403 capability; |
+|        |               | 422 hash mismatch; 502 a replica failed; 507 disk full          |
+| GET    | /get-chunk    | 200 verified bytes; 404 missing or quarantined                  |
+| POST   | /has-chunks   | ``{"present": [...]}`` for ``{"chunk_ids": [...]}``             |
+| GET    | /status       | node id, used/capacity bytes, chunk count, async backlog        |
+
+Each needs a capability for exactly that operation, chunk and node (``dfs.node.context``).
+Writes are checked here and stored and replicated by the node's ``ReplicaForwarder``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from dfs import auth, protocol
+from dfs.errors import InvalidRequest
+from dfs.ids import ChunkId, parse_chunk_id, parse_file_id
+from dfs.node.capabilities import check_put, check_replicate, receipt
+from dfs.node.context import (
+    CONFIG,
+    FORWARDER,
+    STORE,
+    authorize,
+    capability,
+    int_query,
+    is_forwarded,
+)
+from dfs.node.forwarding import Target
+from dfs.server import query_param, read_body, read_json
+
+
+@dataclass(frozen=True)
+class _Write:
+    """What a checked ``/store-chunk`` request asks of this node."""
+
+    forwarded: bool  # a primary's replica write: no receipt, no fan-out
+    file_id: str = ""
+    targets: list[Target] = field(default_factory=list)
+    asynchronous: bool = False
+
+
+def _authorize_write(request: web.Request, chunk_id: ChunkId) -> _Write:
+    """Check the write's capability: ``replicate`` from a primary, or a client's ``put``
+    bound to the upload's file id and the exact forward list (sync or async)."""
+    cfg = request.app[CONFIG]
+    if is_forwarded(request):
+        check_replicate(cfg, capability(request), chunk_id)
+        return _Write(forwarded=True)
+    file_id = parse_file_id(request.headers.get(protocol.UPLOAD), protocol.UPLOAD)
+    raw_forward = request.headers.get(protocol.FORWARD_TO, "")
+    asynchronous = check_put(cfg, capability(request), chunk_id, file_id, raw_forward)
+    return _Write(False, file_id, protocol.parse_forward(raw_forward), asynchronous)
+
+
+async def store_chunk(request: web.Request) -> web.Response:
+    """Store a chunk: a client's upload write (capability ``put``, bound to the upload's file
+    id and the exact forward list) or a primary's replica write (``replicate``).
+
+    The answer does not say whether the chunk was already here: that would reveal to one
+    tenant that another stored the same bytes. An upload write answers with a receipt that
+    proves to finalize-upload that this upload sent the verified bytes.
+    """
+    cfg = request.app[CONFIG]
+    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    write = _authorize_write(request, chunk_id)
+    data = await read_body(request, protocol.MAX_CHUNK_SIZE)
+    stored, replicas = await request.app[FORWARDER].store(
+        chunk_id, data, write.targets, asynchronous=write.asynchronous
+    )
+    body: dict[str, object] = {
+        "chunk_id": chunk_id,
+        "node_id": cfg.node_id,
+        "size": len(data),
+        "replicas": [cfg.node_id, *replicas],
+    }
+    if write.forwarded:
+        body["stored"] = stored  # only ever seen by another node
+    else:
+        body["receipt"] = receipt(cfg, write.file_id, chunk_id)
+    return web.json_response(body, status=201)
+
+
+async def get_chunk(request: web.Request) -> web.Response:
+    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    authorize(request, auth.OP_GET, chunk_id)
+    data = await request.app[STORE].get(chunk_id)
+    return web.Response(body=data, content_type="application/octet-stream")
+
+
+async def has_chunks(request: web.Request) -> web.Response:
+    authorize(request, auth.OP_HAS)
+    body = await read_json(request, 128 * protocol.MAX_HAS_CHUNKS)
+    raw = body.get("chunk_ids")
+    if not isinstance(raw, list) or len(raw) > protocol.MAX_HAS_CHUNKS:
+        raise InvalidRequest(f"chunk_ids must be a list of at most {protocol.MAX_HAS_CHUNKS} ids")
+    ids = [parse_chunk_id(c) for c in raw]
+    present = await request.app[STORE].has(ids)
+    return web.json_response({"present": sorted(present)})
+
+
+async def status(request: web.Request) -> web.Response:
+    """Usage, and the background-replication report from journal position ``after`` on
+    (what the caller has already read)."""
+    authorize(request, auth.OP_STATUS)
+    store = request.app[STORE]
+    capacity = await asyncio.to_thread(lambda: store.capacity_bytes)
+    after = int_query(request, "after", 0)
+    return web.json_response(
+        {
+            "node_id": request.app[CONFIG].node_id,
+            "used_bytes": store.used_bytes,
+            "capacity_bytes": capacity,
+            "chunk_count": store.chunk_count,
+            "replication": request.app[FORWARDER].log.report(max(after, 0)),
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_put(protocol.STORE_CHUNK, store_chunk)
+    app.router.add_get(protocol.GET_CHUNK, get_chunk)
+    app.router.add_post(protocol.HAS_CHUNKS, has_chunks)
+    app.router.add_get(protocol.NODE_STATUS, status)

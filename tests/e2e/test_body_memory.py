@@ -1,0 +1,99 @@
+"""Memory before authentication (issue 12): a body costs what really arrived, never what was
+declared. 50 connections that declare the largest body a route accepts and then send 3 bytes
+must not raise a real node's or a real API's resident memory by 32 MiB while they stay open
+(preallocating the declared length pinned 16 MiB per connection, 800 MiB for 50)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from dfs import protocol
+from dfs.localcluster import LocalCluster, http_json
+
+pytestmark = pytest.mark.e2e
+
+CONNECTIONS = 50
+RSS_BUDGET = 32 * 1024 * 1024
+
+NODE_ROUTES = [
+    ("PUT", protocol.STORE_CHUNK, protocol.MAX_CHUNK_SIZE, "application/octet-stream"),
+    ("POST", protocol.STORE_CHUNKS, protocol.MAX_CHUNK_SIZE, "application/octet-stream"),
+]
+API_ROUTES = [
+    ("POST", protocol.INIT_UPLOAD, protocol.MAX_JSON_BODY, "application/json"),
+    ("POST", protocol.FINALIZE_UPLOAD, protocol.MAX_JSON_BODY, "application/json"),
+    ("POST", protocol.INIT_UPLOADS, protocol.MAX_JSON_BODY, "application/json"),
+    ("POST", protocol.FINALIZE_UPLOADS, protocol.MAX_JSON_BODY, "application/json"),
+    ("POST", protocol.DOWNLOAD_PLANS, protocol.MAX_JSON_BODY, "application/json"),
+    ("POST", protocol.RESUME_UPLOAD, protocol.MAX_JSON_BODY, "application/json"),
+    ("PUT", protocol.PROXY_CHUNK_UPLOAD, protocol.MAX_CHUNK_SIZE, "application/octet-stream"),
+]
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+async def open_stalled(
+    url: str, routes: list[tuple[str, str, int, str]], token: str
+) -> list[asyncio.StreamWriter]:
+    """CONNECTIONS connections, spread over ``routes``, each declaring the route's largest
+    body and sending 3 bytes of it."""
+    parts = urlsplit(url)
+    writers = []
+    for i in range(CONNECTIONS):
+        method, path, size, ctype = routes[i % len(routes)]
+        query = f"?chunk_id={'a' * 64}&file_id=00000000-0000-4000-8000-000000000000"
+        _, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        head = (
+            f"{method} {path}{query} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {size}\r\n\r\n"
+        )
+        writer.write(head.encode() + b"abc")
+        await writer.drain()
+        writers.append(writer)
+    return writers
+
+
+def served_after(url: str) -> None:
+    """Two requests answered on fresh connections: the server's event loop has run the
+    handlers of every connection whose bytes arrived before them."""
+    for _ in range(2):
+        assert http_json(f"{url}{protocol.HEALTHZ}")["status"] == "ok"
+
+
+async def grown_by(pid: int, url: str, routes: list[tuple[str, str, int, str]], token: str) -> int:
+    before = rss_bytes(pid)
+    writers = await open_stalled(url, routes, token)
+    try:
+        await asyncio.to_thread(served_after, url)
+        return rss_bytes(pid) - before
+    finally:
+        for w in writers:
+            w.close()
+        for w in writers:
+            with contextlib.suppress(ConnectionError):
+                await w.wait_closed()
+
+
+@pytest.mark.cluster(nodes=1, replication_factor=1)
+@pytest.mark.parametrize("meta_url", ["sqlite"], indirect=True)
+async def test_declared_bodies_cost_no_memory_before_they_arrive(cluster: LocalCluster) -> None:
+    node = cluster.node(1)
+    assert node.popen is not None
+    assert cluster.api is not None
+    assert cluster.api.popen is not None
+    node_growth = await grown_by(node.popen.pid, node.url, NODE_ROUTES, "none")
+    assert node_growth < RSS_BUDGET, f"node grew by {node_growth / 2**20:.0f} MiB"
+    api_growth = await grown_by(
+        cluster.api.popen.pid, cluster.api_url, API_ROUTES, cluster.admin_token
+    )
+    assert api_growth < RSS_BUDGET, f"API grew by {api_growth / 2**20:.0f} MiB"

@@ -1,0 +1,120 @@
+"""ReplicaForwarder over the ChunkStore port, without a disk or a network: a
+MemoryChunkStore and a fake transport that records what a primary sends its replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dfs import auth, protocol
+from dfs.chunkstore.base import Buffer
+from dfs.chunkstore.memory import MemoryChunkStore
+from dfs.config import NodeConfig
+from dfs.errors import IntegrityError, ReplicationError, Unavailable
+from dfs.ids import ChunkId
+from dfs.node.capabilities import check_put, check_replicate
+from dfs.node.forwarding import ReplicaForwarder
+
+SECRET = b"s" * 32
+CFG = NodeConfig(
+    node_id="primary", data_dir=Path("unused"), cluster_secret=SECRET, replication_timeout=5.0
+)
+
+
+def chunk(data: bytes) -> tuple[ChunkId, bytes]:
+    return ChunkId(hashlib.sha256(data).hexdigest()), data
+
+
+class FakeNodes:
+    """Records replica writes; the nodes in ``down`` fail with Unavailable."""
+
+    def __init__(self, down: frozenset[str] = frozenset()) -> None:
+        self.down = down
+        self.sent: list[tuple[str, str, str]] = []  # (url, chunk id, cap)
+
+    async def replicate_chunk(
+        self, node_url: str, chunk_id: str, data: Buffer, *, cap: str, timeout: float | None = None
+    ) -> dict[str, Any]:
+        if node_url in self.down:
+            raise Unavailable(f"{node_url} is down")
+        self.sent.append((node_url, chunk_id, cap))
+        return {"node_id": node_url.rsplit("/", 1)[-1]}
+
+    async def store_chunks(
+        self, node_url: str, body: bytes, *, forwarded: bool, timeout: float | None
+    ) -> list[dict[str, Any]]:
+        assert forwarded
+        for entry, _data in protocol.unpack_chunks(body):
+            self.sent.append((node_url, entry["chunk_id"], entry["cap"]))
+        return []
+
+
+TARGETS = [("r1", "http://h/r1"), ("r2", "http://h/r2")]
+
+
+def replica_cfg(node_id: str) -> NodeConfig:
+    return NodeConfig(node_id=node_id, data_dir=Path("unused"), cluster_secret=SECRET)
+
+
+async def test_sync_store_forwards_with_a_replicate_cap_per_replica() -> None:
+    store, nodes = MemoryChunkStore(), FakeNodes()
+    cid, data = chunk(b"hello")
+    stored, replicas = await ReplicaForwarder(CFG, store, nodes).store(
+        cid, data, TARGETS, asynchronous=False
+    )
+    assert (stored, replicas) == (True, ["r1", "r2"])
+    assert await store.get(cid) == data
+    for url, sent_id, cap in nodes.sent:
+        check_replicate(replica_cfg(url.rsplit("/", 1)[-1]), cap, sent_id)  # no error
+
+
+async def test_sync_store_fails_when_a_replica_fails_and_the_local_error_wins() -> None:
+    store, nodes = MemoryChunkStore(), FakeNodes(down=frozenset({"http://h/r2"}))
+    forwarder = ReplicaForwarder(CFG, store, nodes)
+    cid, data = chunk(b"hello")
+    with pytest.raises(ReplicationError, match="1 of 2 replicas failed"):
+        await forwarder.store(cid, data, TARGETS, asynchronous=False)
+    with pytest.raises(IntegrityError):
+        await forwarder.store(cid, b"other bytes", TARGETS, asynchronous=False)
+
+
+async def test_batch_forwards_every_chunk_to_every_replica() -> None:
+    store, nodes = MemoryChunkStore(), FakeNodes()
+    items = [chunk(bytes([i]) * 10) for i in range(3)]
+    replicas = await ReplicaForwarder(CFG, store, nodes).store_batch(
+        items, TARGETS, asynchronous=False
+    )
+    assert replicas == ["r1", "r2"]
+    assert sorted((u, c) for u, c, _ in nodes.sent) == sorted(
+        (u, c) for _, u in TARGETS for c, _ in items
+    )
+    assert store.chunk_count == 3
+
+
+async def test_async_store_answers_first_and_journals_the_background_forwards() -> None:
+    store, nodes = MemoryChunkStore(), FakeNodes()
+    forwarder = ReplicaForwarder(CFG, store, nodes)
+    cid, data = chunk(b"later")
+    assert await forwarder.store(cid, data, TARGETS, asynchronous=True) == (True, [])
+    for _ in range(100):
+        if forwarder.log.pending == 0 and len(nodes.sent) == 2:
+            break
+        await asyncio.sleep(0.01)
+    report = forwarder.log.report(0)
+    assert sorted(report["done"]) == [[cid, "r1", 5], [cid, "r2", 5]]
+    assert (report["pending"], report["failed"]) == (0, [])
+    await forwarder.close()
+
+
+def test_put_check_tells_sync_from_async() -> None:
+    cid, _ = chunk(b"x")
+    file_id = "00000000-0000-4000-8000-000000000002"
+    forward = protocol.forward_header(TARGETS)
+    for asynchronous in (False, True):
+        extra = protocol.put_cap_extra(file_id, forward, asynchronous=asynchronous)
+        cap = auth.mint(SECRET, auth.OP_PUT, cid, "primary", extra=extra)
+        assert check_put(CFG, cap, cid, file_id, forward) is asynchronous

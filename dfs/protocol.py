@@ -28,7 +28,8 @@ NODE_HEARTBEAT: Final = "/nodes/heartbeat"
 NODE_DEREGISTER: Final = "/nodes/deregister"
 FILES: Final = "/files"
 ADMIN_REPAIR: Final = "/admin/repair"
-# seed endpoints (dedup service) and user-facing additions, see dfs/api/seed.py, batch.py
+# seed endpoints (dedup service) and user-facing additions, see dfs/api/routes_seed.py,
+# routes_batch.py
 FILE: Final = "/file/{file_id}"  # GET: the seed's metadata; DELETE: remove the file
 METADATA: Final = "/metadata/{file_id}"
 DOWNLOAD: Final = "/download/{file_id}"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dfs.api.app import start_api
 from dfs.auth import hash_token, new_token
 from dfs.config import ApiConfig, load_api_config
+from dfs.meta.init_tables import init_tables_main
 from dfs.server import run_service, until_stopped
 
 
@@ -81,7 +82,5 @@ async def serve(cfg: ApiConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["init-tables"]:
-        from dfs.meta.init_tables import init_tables_main
-
         return init_tables_main(args[1:])
     return run_service("dfs-api", lambda: asyncio.run(serve(load(args))))

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from dfs import protocol
-from dfs.api.ops import METRICS as API_METRICS
+from dfs.api.context import METRICS as API_METRICS
 from dfs.auth import hash_token
 from dfs.client import Client
 from dfs.node.context import METRICS as NODE_METRICS
@@ -120,7 +120,7 @@ async def test_metrics_move_when_a_file_is_uploaded(
     assert sample(after, "dfs_http_request_bytes_total", route=protocol.INIT_UPLOAD) > 0
     assert sample(after, "dfs_http_response_bytes_total", route=protocol.INIT_UPLOAD) > 0
     # the repairer reports through the hook: a pass over a healthy cluster finds nothing
-    await inproc.api.maintenance.repair_once()
+    await inproc.api.repair.repair_once()
     _, repaired = await get(api_url, METRICS_TOKEN)
     assert sample(repaired, "dfs_under_replicated_chunks") == 0
     assert sample(repaired, "dfs_repair_queue_size") == 0

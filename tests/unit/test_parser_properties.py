@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dfs import auth, protocol
-from dfs.api.service import UploadRequest
+from dfs.api.bodies import UploadRequest
 from dfs.chunking import ChunkerProfile
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.client.local_files import safe_basename

@@ -1,12 +1,13 @@
-"""The coordinator's operations routes: ``/readyz`` and ``/metrics`` (``/healthz`` is in app).
+"""The API's monitoring routes: ``/healthz``, ``/readyz`` and ``/metrics``.
 
 | method | path     | answer                                                                  |
 |--------|----------|-------------------------------------------------------------------------|
+| GET    | /healthz | 200 ``{"status": "ok"}`` while the process serves                        |
 | GET    | /readyz  | 200 when the metadata store answers and at least REPLICATION_FACTOR      |
 |        |          | nodes are live; 503 ``unavailable`` with the failed checks in details    |
 | GET    | /metrics | Prometheus text; bearer DFS_METRICS_TOKEN or an admin token (401/403)    |
 
-Both routes skip the bearer-token middleware (see ``dfs.api.app._PUBLIC``): /readyz is as open
+They skip the bearer-token middleware (see ``dfs.api.context.PUBLIC``): /readyz is as open
 as /healthz and tells nothing but counts, /metrics checks its own credentials here.
 """
 
@@ -18,7 +19,7 @@ import logging
 from aiohttp import web
 
 from dfs import protocol
-from dfs.api.service import Coordinator
+from dfs.api.context import COORDINATOR, METRICS, REGISTRY
 from dfs.errors import DfsError, Forbidden
 from dfs.metrics import ApiMetrics
 from dfs.monitoring import (
@@ -28,17 +29,15 @@ from dfs.monitoring import (
     metrics_token_ok,
     readiness_response,
 )
+from dfs.server import healthz
 
-log = logging.getLogger("dfs.api.ops")
-
-METRICS = web.AppKey("api_metrics", ApiMetrics)
-_COORDINATOR = web.AppKey("ops_coordinator", Coordinator)
+log = logging.getLogger("dfs.api.routes_monitoring")
 
 CHECK_TIMEOUT = 5.0  # seconds; a probe that waits longer than this is a failed probe
 
 
 async def readyz(request: web.Request) -> web.Response:
-    coord = request.app[_COORDINATOR]
+    coord = request.app[COORDINATOR]
     checks: dict[str, object] = {"replication_factor": coord.rf}
     try:
         live = await asyncio.wait_for(coord.live_nodes(), CHECK_TIMEOUT)
@@ -51,9 +50,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    coord = request.app[_COORDINATOR]
+    coord = request.app[COORDINATOR]
     if not metrics_token_ok(request, coord.cfg.metrics_token_hash):
-        principal = await coord.authenticate(bearer_token(request))
+        principal = await request.app[REGISTRY].authenticate(bearer_token(request))
         if not principal.is_admin:
             raise Forbidden("metrics need DFS_METRICS_TOKEN or an admin token")
     m = request.app[METRICS]
@@ -67,12 +66,13 @@ async def metrics(request: web.Request) -> web.Response:
     return metrics_response(m)
 
 
-def add_routes(app: web.Application, coordinator: Coordinator) -> ApiMetrics:
-    """Install the metrics middleware and the ops routes; returns the metrics (repair hook)."""
+def add_routes(app: web.Application) -> ApiMetrics:
+    """Install the metrics middleware and the monitoring routes; returns the metrics (the
+    repair pass reports its progress to them)."""
     m = ApiMetrics()
     app[METRICS] = m
-    app[_COORDINATOR] = coordinator
     install_metrics(app, m)
+    app.router.add_get(protocol.HEALTHZ, healthz)
     app.router.add_get(protocol.READYZ, readyz)
     app.router.add_get(protocol.METRICS, metrics)
     return m

@@ -1,9 +1,10 @@
-"""Keeping data alive, from the coordinator: delete, repair, trimming and garbage collection.
+"""Repair: bring every committed chunk back to REPLICATION_FACTOR copies, and trim surplus.
 
-One-shot coroutines (``repair_once``, ``gc_once``) that tests call directly, and
-``maintenance_loop`` that runs them every interval inside ``dfs-api``. Several API processes
-may run: each pass first takes a lease in the metadata store by conditional write ("repair",
-"gc"), so one process works at a time and another takes over when it dies.
+``Repair.repair_once`` is one pass (tests call it directly; ``dfs.api.background`` runs it
+every DFS_REPAIR_INTERVAL inside ``dfs-api``). Several API processes may run: a pass first
+takes the "repair" lease in the metadata store by conditional write, so one process repairs
+at a time and another takes over when it dies. The lease's info is the pass's progress
+(``RepairReport``), which ``/admin/repair``, ``/admin/stats`` and the next pass read.
 
 Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
 - a copy counts while its node is live, or down for less than DFS_REPAIR_GRACE (it may come
@@ -23,16 +24,11 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
 - a chunk with more live copies than REPLICATION_FACTOR (a node came back after being
   repaired around) loses the surplus on its lowest-ranked holders, so it is never
   over-replicated for long. Dead nodes' locations are kept, so a node that restarts counts
-  again at once and nothing it holds becomes an untracked orphan.
+  again at once and nothing it holds becomes an untracked orphan;
+- nodes back since the last pass are handed to garbage collection (``on_returned``), which
+  sweeps them for orphan copies at its next pass (``dfs.api.gc``).
 
-Garbage collection: a chunk is collected only if its refcount is 0 and has been for
-DFS_GC_GRACE, no pending upload created within the grace references it, and the row delete
-is conditional on both (``delete_chunk_if_unreferenced``). Nodes then delete their copy only
-if it was not written or re-sent since GC looked at the pending uploads (``min_age``): an
-upload that re-sends bytes GC is about to collect keeps them. Uploads that skipped a chunk
-they owned are covered by the grace: finalize refuses uploads older than 0.9 x DFS_GC_GRACE.
-Each GC pass also deletes uploads pending past 2 x the grace and sweeps nodes for orphan
-copies (every DFS_ORPHAN_INTERVAL, and returned nodes at once): see ``dfs.api.orphans``.
+Knows nothing of aiohttp.web.
 """
 
 from __future__ import annotations
@@ -41,24 +37,16 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from dfs import auth, placement, protocol
-from dfs.api import orphans
-from dfs.api.service import Coordinator, file_body
+from dfs import auth, protocol
+from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator, rank_nodes
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 
-log = logging.getLogger("dfs.api.maintenance")
-
-SCAN_PAGE = 1000
-REPAIR_LEASE = "repair"
-GC_LEASE = "gc"
-DELETE_MARGIN = 2.0
-"""Seconds added to the node-side ``min_age`` of a GC delete, for timer differences."""
+log = logging.getLogger("dfs.api.repair")
 
 
 @dataclass
@@ -85,63 +73,45 @@ class RepairReport:
 
 
 @dataclass
-class GcReport:
-    chunks_scanned: int = 0
-    collected: int = 0
-    collected_bytes: int = 0
-    protected: int = 0
-    node_deletes_failed: int = 0
-    stale_uploads_deleted: int = 0
-    orphans_deleted: int = 0
-    untracked_recorded: int = 0
+class _Cluster:
+    """The node registry as one pass sees it."""
+
+    live: list[NodeRecord]
+    live_by_id: dict[str, NodeRecord]
+    counting: set[str]
+    """Nodes whose copies count: live, or down for less than DFS_REPAIR_GRACE."""
+    down: set[str]
 
 
-def _rank(chunk_id: str, nodes: list[NodeRecord]) -> list[NodeRecord]:
-    by_id = {n.node_id: n for n in nodes}
-    cands = [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in nodes]
-    return [by_id[c.node_id] for c in placement.rank(chunk_id, cands)]
+@dataclass
+class _Triage:
+    """The referenced chunks of a pass, by what they need."""
+
+    todo: list[ChunkState] = field(default_factory=list)  # short of counting copies
+    surplus: list[ChunkState] = field(default_factory=list)  # more live copies than the factor
+    lost: list[ChunkState] = field(default_factory=list)  # no live copy at all
 
 
-class Maintenance:
+class Repair:
     def __init__(
         self,
         coord: Coordinator,
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_report: Callable[[RepairReport], None] | None = None,
+        on_returned: Callable[[set[str]], None] | None = None,
     ) -> None:
+        """``on_report`` sees every progress report (metrics); ``on_returned`` learns which
+        nodes came back since the last pass (garbage collection sweeps them for orphans)."""
         self.coord = coord
         self.meta = coord.meta
         self.cfg = coord.cfg
         self.owner = owner or f"api-{secrets.token_hex(6)}"
         self._sleep = sleep
         self._on_report = on_report
+        self._on_returned = on_returned
         self._last_full: float | None = None  # this process's last full repair scan
         self._cursors: dict[str, tuple[str, int]] = {}  # node -> (boot, journal seq read)
-        self._last_orphan_sweep: float | None = None
-        self.sweep_soon: set[str] = set()  # returned nodes whose orphans GC looks at next
-
-    # --- delete ---------------------------------------------------------------------------
-
-    async def delete_file(self, file_id: str, tenant: str) -> dict[str, Any]:
-        """Drop a file of ``tenant`` (FileNotFound for anyone else's); its chunks' bytes go
-        when garbage collection finds them unreferenced past the grace."""
-        rec = await self.meta.delete_file(file_id, tenant, self.coord.clock())
-        body = file_body(rec)
-        body["state"] = "deleted"
-        return body
-
-    async def _scan(self) -> list[ChunkState]:
-        out: list[ChunkState] = []
-        after: str | None = None
-        while True:
-            page = await self.meta.scan_chunks(limit=SCAN_PAGE, after=after)
-            out += page
-            if len(page) < SCAN_PAGE:
-                return out
-            after = page[-1].chunk_id
-
-    # --- repair ---------------------------------------------------------------------------
 
     def _lease_ttl(self) -> float:
         return max(3 * self.cfg.repair_interval, 30.0)
@@ -285,75 +255,20 @@ class Maintenance:
             REPAIR_LEASE, self.owner, now, self._lease_ttl(), json.dumps(asdict(report))
         ):
             return None
-        rf = self.coord.rf
-        nodes = await self.meta.list_nodes()
-        live = [n for n in nodes if n.expires_at > now]
-        live_by_id = {n.node_id: n for n in live}
-        # a copy counts while its node is live or went down less than the grace ago; a
-        # clean shutdown leaves a tombstone (expires_at = deregistration), a missing entry
-        # counts as down past the grace
-        counting = {n.node_id for n in nodes if n.expires_at > now - self.cfg.repair_grace}
-        down = {n.node_id for n in nodes if n.expires_at <= now}
-        report.down_nodes = sorted(down)
-        suspects = await self._forget_quarantined(live)
-        report.quarantined_forgotten = len(suspects)
-        suspects |= await self._read_replication(live, report)
-        returned = set(prev.get("down_nodes", [])) & live_by_id.keys()
-        self.sweep_soon |= returned
-        if self._last_full is None or now - self._last_full >= self.cfg.repair_full_scan:
-            self._last_full = now
-            states = await self._scan()
-        else:
-            report.scope = "targeted"
-            affected = (down - set(prev.get("settled_nodes", []))) | returned
-            report.nodes_scanned = sorted(affected)
-            ids = set(suspects)
-            for node_id in sorted(affected):
-                ids.update(await self._node_chunk_ids(node_id))
-            states = await self._states(sorted(ids))
-        todo: list[ChunkState] = []
-        surplus: list[ChunkState] = []
-        lost: list[ChunkState] = []
-        short = [
-            c
-            for c in states
-            if c.refcount > 0 and (len(c.nodes & counting) < rf or not c.nodes & live_by_id.keys())
-        ]
-        fresh, report.rediscovered = await self._rediscover(short, live)
-        by_id = {c.chunk_id: c for c in fresh}
-        for c in states:
-            c = by_id.get(c.chunk_id, c)
-            report.chunks_scanned += 1
-            if c.refcount <= 0:
-                continue  # unreferenced: garbage collection's business
-            up = c.nodes & live_by_id.keys()
-            if not up:
-                report.no_live_copy += 1
-                lost.append(c)
-            elif len(c.nodes & counting) < rf:
-                todo.append(c)
-            elif len(up) > rf:
-                surplus.append(c)
-        todo.sort(key=lambda c: (len(c.nodes & live_by_id.keys()), c.chunk_id))
-        report.under_replicated = len(todo)
-        report.under_replicated_bytes = sum(c.size for c in todo)
+        cluster = await self._cluster(now)
+        report.down_nodes = sorted(cluster.down)
+        states = await self._chunks_to_check(cluster, prev, now, report)
+        triage = await self._triage(states, cluster, report)
         await self._note(report)
-        unsettled = {n for c in lost for n in c.nodes}
-        for c in todo:
-            ok = await self._repair_chunk(c, live, live_by_id, counting)
-            if ok:
-                report.repaired += 1
-                report.repaired_bytes += c.size * ok
-            if ok < rf - len(c.nodes & counting):
-                report.failed += not ok
-                unsettled |= c.nodes
-            await self._note(report)
-            await self._sleep(c.size * max(ok, 1) / self.cfg.repair_rate)
-        for c in surplus:
-            report.trimmed += await self._trim(c, live_by_id)
+        unsettled = {n for c in triage.lost for n in c.nodes}
+        unsettled |= await self._repair_all(triage.todo, cluster, report)
+        for c in triage.surplus:
+            report.trimmed += await self._trim(c, cluster.live_by_id)
         # a node down past the grace whose every chunk now has its copies elsewhere needs no
         # second look until it returns (it stays in down_nodes, so its return is noticed)
-        report.settled_nodes = sorted(n for n in down if n not in counting and n not in unsettled)
+        report.settled_nodes = sorted(
+            n for n in cluster.down if n not in cluster.counting and n not in unsettled
+        )
         report.finished_at = self.coord.clock()
         report.running = False
         await self._note(report)
@@ -361,55 +276,141 @@ class Maintenance:
             log.info("repair pass: %s", asdict(report))
         return report
 
-    async def _repair_chunk(
-        self,
-        c: ChunkState,
-        live: list[NodeRecord],
-        live_by_id: dict[str, NodeRecord],
-        counting: set[str],
-    ) -> int:
+    async def _cluster(self, now: float) -> _Cluster:
+        nodes = await self.meta.list_nodes()
+        live = [n for n in nodes if n.expires_at > now]
+        # a copy counts while its node is live or went down less than the grace ago; a
+        # clean shutdown leaves a tombstone (expires_at = deregistration), a missing entry
+        # counts as down past the grace
+        return _Cluster(
+            live=live,
+            live_by_id={n.node_id: n for n in live},
+            counting={n.node_id for n in nodes if n.expires_at > now - self.cfg.repair_grace},
+            down={n.node_id for n in nodes if n.expires_at <= now},
+        )
+
+    async def _chunks_to_check(
+        self, cluster: _Cluster, prev: dict[str, Any], now: float, report: RepairReport
+    ) -> list[ChunkState]:
+        """Every chunk on a full pass; otherwise those of affected nodes and the suspects
+        (copies forgotten as quarantined, forwards the nodes gave up)."""
+        suspects = await self._forget_quarantined(cluster.live)
+        report.quarantined_forgotten = len(suspects)
+        suspects |= await self._read_replication(cluster.live, report)
+        returned = set(prev.get("down_nodes", [])) & cluster.live_by_id.keys()
+        if self._on_returned is not None and returned:
+            self._on_returned(returned)
+        if self._last_full is None or now - self._last_full >= self.cfg.repair_full_scan:
+            self._last_full = now
+            return await self.coord.scan_chunks()
+        report.scope = "targeted"
+        affected = (cluster.down - set(prev.get("settled_nodes", []))) | returned
+        report.nodes_scanned = sorted(affected)
+        ids = set(suspects)
+        for node_id in sorted(affected):
+            ids.update(await self._node_chunk_ids(node_id))
+        return await self._states(sorted(ids))
+
+    async def _triage(
+        self, states: list[ChunkState], cluster: _Cluster, report: RepairReport
+    ) -> _Triage:
+        """Sort the referenced chunks by need, after asking the live nodes about the ones
+        metadata says are short (the most endangered first)."""
+        rf = self.coord.rf
+        live_ids = cluster.live_by_id.keys()
+        short = [
+            c
+            for c in states
+            if c.refcount > 0 and (len(c.nodes & cluster.counting) < rf or not c.nodes & live_ids)
+        ]
+        fresh, report.rediscovered = await self._rediscover(short, cluster.live)
+        by_id = {c.chunk_id: c for c in fresh}
+        triage = _Triage()
+        for c in states:
+            c = by_id.get(c.chunk_id, c)
+            report.chunks_scanned += 1
+            if c.refcount <= 0:
+                continue  # unreferenced: garbage collection's business
+            up = c.nodes & live_ids
+            if not up:
+                report.no_live_copy += 1
+                triage.lost.append(c)
+            elif len(c.nodes & cluster.counting) < rf:
+                triage.todo.append(c)
+            elif len(up) > rf:
+                triage.surplus.append(c)
+        triage.todo.sort(key=lambda c: (len(c.nodes & live_ids), c.chunk_id))
+        report.under_replicated = len(triage.todo)
+        report.under_replicated_bytes = sum(c.size for c in triage.todo)
+        return triage
+
+    async def _repair_all(
+        self, todo: list[ChunkState], cluster: _Cluster, report: RepairReport
+    ) -> set[str]:
+        """Repair ``todo`` in order at DFS_REPAIR_RATE; returns the nodes holding chunks that
+        are still short (those nodes are not settled)."""
+        rf = self.coord.rf
+        unsettled: set[str] = set()
+        for c in todo:
+            ok = await self._repair_chunk(c, cluster)
+            if ok:
+                report.repaired += 1
+                report.repaired_bytes += c.size * ok
+            if ok < rf - len(c.nodes & cluster.counting):
+                report.failed += not ok
+                unsettled |= c.nodes
+            await self._note(report)
+            await self._sleep(c.size * max(ok, 1) / self.cfg.repair_rate)
+        return unsettled
+
+    async def _repair_chunk(self, c: ChunkState, cluster: _Cluster) -> int:
         """Copy ``c`` to as many new nodes as it lacks; returns the copies made."""
-        need = self.coord.rf - len(c.nodes & counting)
+        need = self.coord.rf - len(c.nodes & cluster.counting)
         room = c.size + self.cfg.min_free_bytes
-        cands = [n for n in live if n.node_id not in c.nodes and n.free_bytes >= room]
-        targets = _rank(c.chunk_id, cands)
-        sources = _rank(c.chunk_id, [live_by_id[n] for n in c.nodes if n in live_by_id])
+        cands = [n for n in cluster.live if n.node_id not in c.nodes and n.free_bytes >= room]
+        holders = [cluster.live_by_id[n] for n in c.nodes if n in cluster.live_by_id]
+        sources = rank_nodes(c.chunk_id, holders)
         made: list[Location] = []
-        for target in targets:
+        for target in rank_nodes(c.chunk_id, cands):
             if len(made) == need:
                 break
             for source in sources:
-                extra = protocol.copy_cap_extra(target.node_id, target.url)
-                try:
-                    await self.coord.nodes.copy_chunk(
-                        source.url,
-                        c.chunk_id,
-                        target.node_id,
-                        target.url,
-                        cap=self.coord.cap(auth.OP_COPY, c.chunk_id, source.node_id, extra),
-                        timeout=self.cfg.replication_timeout,
-                    )
-                except DfsError as exc:
-                    log.warning(
-                        "repair: copy of %s from %s to %s failed: %s",
-                        c.chunk_id[:12],
-                        source.node_id,
-                        target.node_id,
-                        exc.message,
-                    )
-                    continue
-                made.append(Location(c.chunk_id, target.node_id, c.size))
-                break
+                if await self._copy(c.chunk_id, source, target):
+                    made.append(Location(c.chunk_id, target.node_id, c.size))
+                    break
         if made:
             await self.meta.add_locations(made, self.coord.clock())
         return len(made)
+
+    async def _copy(self, chunk_id: str, source: NodeRecord, target: NodeRecord) -> bool:
+        """Have ``source`` send its (verified) copy of the chunk to ``target``."""
+        extra = protocol.copy_cap_extra(target.node_id, target.url)
+        try:
+            await self.coord.nodes.copy_chunk(
+                source.url,
+                chunk_id,
+                target.node_id,
+                target.url,
+                cap=self.coord.cap(auth.OP_COPY, chunk_id, source.node_id, extra),
+                timeout=self.cfg.replication_timeout,
+            )
+        except DfsError as exc:
+            log.warning(
+                "repair: copy of %s from %s to %s failed: %s",
+                chunk_id[:12],
+                source.node_id,
+                target.node_id,
+                exc.message,
+            )
+            return False
+        return True
 
     async def _trim(self, c: ChunkState, live_by_id: dict[str, NodeRecord]) -> int:
         """Remove copies beyond REPLICATION_FACTOR from the lowest-ranked live holders, after
         asking them what they really hold (never trim down to copies that are not there)."""
         holders = [live_by_id[n] for n in c.nodes if n in live_by_id]
         really = (await self.coord.holders({c.chunk_id: c.size}, holders))[c.chunk_id]
-        ranked = _rank(c.chunk_id, [n for n in holders if n.node_id in really])
+        ranked = rank_nodes(c.chunk_id, [n for n in holders if n.node_id in really])
         trimmed = 0
         for node in ranked[self.coord.rf :]:
             # forget the copy first, so no new download plan points at it
@@ -425,68 +426,6 @@ class Maintenance:
             trimmed += 1
         return trimmed
 
-    # --- garbage collection ---------------------------------------------------------------
-
-    async def gc_once(self) -> GcReport | None:
-        """One GC pass; None if another API process holds the GC lease."""
-        now = self.coord.clock()
-        if not await self.meta.acquire_lease(
-            GC_LEASE, self.owner, now, max(3 * self.cfg.gc_interval, 30.0)
-        ):
-            return None
-        report = GcReport()
-        cutoff = now - self.cfg.gc_grace
-        looked = time.monotonic()
-        report.stale_uploads_deleted = await orphans.delete_stale_uploads(self.coord, now)
-        protected = await self.meta.recent_pending_chunks(cutoff)
-        live = {n.node_id: n for n in await self.coord.live_nodes()}
-        if self._last_orphan_sweep is None:
-            self._last_orphan_sweep = now  # the first sweep one interval after start
-        sweep = {n for n in self.sweep_soon if n in live}
-        if now - self._last_orphan_sweep >= self.cfg.orphan_interval:
-            self._last_orphan_sweep = now
-            sweep = set(live)
-        for node_id in sorted(sweep):
-            try:
-                deleted, recorded = await orphans.sweep_node(self.coord, live[node_id], protected)
-            except DfsError as exc:
-                log.warning("orphan sweep of %s failed: %s", node_id, exc.message)
-                continue
-            self.sweep_soon.discard(node_id)
-            report.orphans_deleted += deleted
-            report.untracked_recorded += recorded
-        for c in await self._scan():
-            report.chunks_scanned += 1
-            if c.refcount > 0 or c.zero_since >= cutoff:
-                continue
-            if c.chunk_id in protected:
-                report.protected += 1
-                continue
-            holders = await self.meta.delete_chunk_if_unreferenced(c.chunk_id, cutoff)
-            if holders is None:
-                continue  # referenced again, or collected by someone else
-            report.collected += 1
-            report.collected_bytes += c.size
-            for node_id in sorted(holders):
-                node = live.get(node_id)
-                if node is None:
-                    # a dead node keeps its copy: the orphan sweep deletes it on its return
-                    report.node_deletes_failed += 1
-                    continue
-                try:
-                    await self.coord.nodes.delete_chunk(
-                        node.url,
-                        c.chunk_id,
-                        cap=self.coord.cap(auth.OP_DELETE, c.chunk_id, node_id),
-                        min_age=time.monotonic() - looked + DELETE_MARGIN,
-                    )
-                except DfsError as exc:
-                    report.node_deletes_failed += 1
-                    log.warning("gc: delete of %s on %s failed: %s", c.chunk_id[:12], node_id, exc)
-        if report.collected or report.orphans_deleted or report.stale_uploads_deleted:
-            log.info("gc pass: %s", asdict(report))
-        return report
-
     async def status(self) -> dict[str, Any]:
         lease = await self.meta.get_lease(REPAIR_LEASE)
         if lease is None:
@@ -496,15 +435,3 @@ class Maintenance:
             "owner": lease.owner,
             "lease_expires_at": lease.expires_at,
         }
-
-
-async def maintenance_loop(
-    run: Callable[[], Awaitable[object]], interval: float, what: str
-) -> None:
-    """Run a one-shot pass every ``interval`` seconds; errors are logged and retried."""
-    while True:
-        try:
-            await run()
-        except DfsError as exc:
-            log.warning("%s pass failed: %s", what, exc.message)
-        await asyncio.sleep(interval)

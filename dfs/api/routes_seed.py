@@ -1,4 +1,4 @@
-"""Routes kept from the dedup-service seed, with its field names, plus the content check.
+"""The API's routes kept from the dedup-service seed, with its field names, plus the content check.
 
 | method | path                          | answer                                                  |
 |--------|-------------------------------|---------------------------------------------------------|
@@ -12,6 +12,8 @@
 ``/admin/hashes`` lists the ids (sha256) of the chunks complete files reference: the store's
 content-addressed units, across tenants, hence admin-only. ``next_page`` is sealed with the
 cluster secret, so a client can neither forge nor alter it (400 ``invalid page key``).
+
+Whole files through the API (chunking an upload, verified streaming) are ``dfs.api.ingest``'s.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from dfs import auth, protocol
-from dfs.api.app import COORDINATOR, admin, principal
-from dfs.api.fileio import check_download_cap, check_name, download_cap, ingest, read_verified
-from dfs.api.service import file_body
+from dfs.api.bodies import file_body
+from dfs.api.context import COORDINATOR, admin, principal
+from dfs.api.ingest import check_download_cap, check_name, download_cap, ingest, read_verified
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
@@ -36,7 +38,7 @@ MAX_UPLOAD_BYTES = 64 * protocol.GIB
 MAX_HASHES_PAGE = 1000
 _PAGE_PURPOSE = "admin-hashes"
 
-log = logging.getLogger("dfs.api.seed")
+log = logging.getLogger("dfs.api.routes_seed")
 
 
 async def get_file(request: web.Request) -> web.Response:
@@ -165,7 +167,7 @@ async def upload(request: web.Request) -> web.Response:
 
 async def check(request: web.Request) -> web.Response:
     sha256 = parse_sha256(query_param(request, "sha256"))
-    rec = await request.app[COORDINATOR].meta.find_file_by_sha256(principal(request).tenant, sha256)
+    rec = await request.app[COORDINATOR].find_by_sha256(principal(request).tenant, sha256)
     return web.json_response(
         {"exists": rec is not None, "file": file_body(rec) if rec is not None else None}
     )
@@ -179,7 +181,7 @@ async def admin_hashes(request: web.Request) -> web.Response:
         raise InvalidRequest(f"limit must be an integer in [1, {MAX_HASHES_PAGE}]")
     key = request.query.get("last_evaluated_key")
     after = auth.unseal(coord.cfg.cluster_secret, _PAGE_PURPOSE, key) if key else None
-    hashes, cursor = await coord.meta.list_chunk_ids(limit=int(raw_limit), after=after)
+    hashes, cursor = await coord.chunk_ids_page(int(raw_limit), after)
     next_page = auth.seal(coord.cfg.cluster_secret, _PAGE_PURPOSE, cursor) if cursor else None
     return web.json_response({"hashes": hashes, "next_page": next_page})
 

@@ -1,0 +1,133 @@
+"""The shapes the coordinator reads and answers: an upload request, a file's metadata body,
+a node reference, who is calling.
+
+Kept apart from ``dfs.api.coordinator`` because the route modules, the repair and GC passes
+and the coordinator itself all speak them, and because they are pure: parsing and building
+JSON-ready dicts, no I/O, no aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dfs import auth, protocol
+from dfs.chunking import ChunkerProfile
+from dfs.errors import DfsError, InvalidRequest
+from dfs.ids import parse_chunk_id, parse_sha256
+from dfs.meta.base import FileRecord, ManifestEntry, NodeRecord
+
+DEFAULT_TENANT = "default"
+ADMIN_TENANT = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a tenant and a role."""
+
+    tenant: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == auth.ROLE_ADMIN
+
+
+def _chunk_size(value: object, i: int) -> int:
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 0 < value <= protocol.MAX_CHUNK_SIZE
+    ):
+        raise InvalidRequest(
+            f"chunks[{i}].size must be an integer in [1, {protocol.MAX_CHUNK_SIZE}]"
+        )
+    return value
+
+
+def _manifest(chunks: object) -> list[ManifestEntry]:
+    if not isinstance(chunks, list) or len(chunks) > protocol.MAX_CHUNKS_PER_FILE:
+        raise InvalidRequest(f"chunks must be a list of at most {protocol.MAX_CHUNKS_PER_FILE}")
+    manifest: list[ManifestEntry] = []
+    offset = 0
+    for i, c in enumerate(chunks):
+        if not isinstance(c, dict):
+            raise InvalidRequest(f"chunks[{i}] must be an object")
+        chunk_id = parse_chunk_id(c.get("sha256"), f"chunks[{i}].sha256")
+        n = _chunk_size(c.get("size"), i)
+        manifest.append(ManifestEntry(offset, n, chunk_id))
+        offset += n
+    return manifest
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    """One file an upload plans: its name, size, sha256, chunker profile and manifest."""
+
+    name: str
+    size: int
+    sha256: str
+    chunker: str
+    manifest: list[ManifestEntry]
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> UploadRequest:
+        name = body.get("name")
+        if not isinstance(name, str) or not 0 < len(name) <= protocol.MAX_FILE_NAME:
+            raise InvalidRequest(f"name must be a string of 1-{protocol.MAX_FILE_NAME} characters")
+        if "\x00" in name:
+            raise InvalidRequest("name must not contain NUL")
+        size = body.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidRequest("size must be a non-negative integer")
+        sha256 = parse_sha256(body.get("sha256"))
+        chunker = str(ChunkerProfile.parse(str(body.get("chunker", ""))))
+        manifest = _manifest(body.get("chunks"))
+        total = manifest[-1].offset + manifest[-1].size if manifest else 0
+        if total != size:
+            raise InvalidRequest(f"chunk sizes add up to {total}, not the file size {size}")
+        return cls(name, size, sha256, chunker, manifest)
+
+    def record(self, file_id: str, tenant: str, created_at: float) -> FileRecord:
+        """The pending file row this request creates."""
+        return FileRecord(
+            file_id=file_id,
+            name=self.name,
+            size=self.size,
+            sha256=self.sha256,
+            chunker=self.chunker,
+            tenant=tenant,
+            created_at=created_at,
+            chunk_count=len(self.manifest),
+        )
+
+
+def distinct_chunks(manifest: Sequence[ManifestEntry]) -> dict[str, int]:
+    """chunk id -> size, in first-seen order."""
+    out: dict[str, int] = {}
+    for e in manifest:
+        out.setdefault(e.chunk_id, e.size)
+    return out
+
+
+def node_ref(node: NodeRecord) -> dict[str, str]:
+    return {"node_id": node.node_id, "url": node.url}
+
+
+def file_body(rec: FileRecord) -> dict[str, Any]:
+    return {
+        "file_id": rec.file_id,
+        "name": rec.name,
+        "size": rec.size,
+        "sha256": rec.sha256,
+        "chunker": rec.chunker,
+        "chunks": rec.chunk_count,
+        "state": rec.state,
+        "created_at": rec.created_at,
+    }
+
+
+def error_entry(file_id: str, exc: DfsError) -> dict[str, Any]:
+    """A batch answer's entry for a file that failed: its id and the error body."""
+    return {"file_id": file_id, **exc.to_body()}

@@ -1,0 +1,91 @@
+"""What the API app's route modules share: the app's keys, the caller's principal, body slots.
+
+One module owns these so that every ``routes_*`` module imports it, never ``dfs.api.app``
+(which imports the route modules to assemble the app): no import cycle to dodge.
+
+- ``COORDINATOR`` (files), ``REGISTRY`` (tokens, tenants, nodes), ``REPAIR`` and ``GC`` (the
+  background passes), ``METRICS`` (the API's Prometheus series), ``BIG_BODIES`` (slots).
+- ``auth_middleware`` resolves the bearer token to a ``Principal`` before any handler runs
+  (except the ``PUBLIC`` routes); handlers read it with ``principal()`` or ``admin()``.
+- ``big_body_slot`` bounds how many requests with big bodies are planned at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from dfs import protocol, server
+from dfs.api.bodies import Principal
+from dfs.api.coordinator import Coordinator
+from dfs.api.gc import GarbageCollector
+from dfs.api.registry import Registry
+from dfs.api.repair import Repair
+from dfs.errors import Forbidden
+from dfs.metrics import ApiMetrics
+from dfs.server import Handler
+
+COORDINATOR = web.AppKey("coordinator", Coordinator)
+REGISTRY = web.AppKey("registry", Registry)
+REPAIR = web.AppKey("repair", Repair)
+GC = web.AppKey("gc", GarbageCollector)
+METRICS = web.AppKey("api_metrics", ApiMetrics)
+BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+BIG_BODY_SLOTS = 4
+
+# routes that need no bearer token: health and readiness, node registration (a capability
+# instead) and metrics (which check DFS_METRICS_TOKEN or an admin token themselves, see
+# dfs.api.routes_monitoring); signed downloads carry their own signature
+PUBLIC = frozenset(
+    {
+        protocol.HEALTHZ,
+        protocol.READYZ,
+        protocol.METRICS,
+        protocol.NODE_HEARTBEAT,
+        protocol.NODE_DEREGISTER,
+    }
+)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the bearer token to a Principal before any handler runs."""
+    public = request.path in PUBLIC or request.path.startswith(protocol.SIGNED_DOWNLOAD)
+    if not public and request.method != "OPTIONS":
+        header = request.headers.get(protocol.AUTHORIZATION, "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            token = ""
+        request[PRINCIPAL] = await request.app[REGISTRY].authenticate(token.strip())
+    return await handler(request)
+
+
+def principal(request: web.Request) -> Principal:
+    p: Principal = request[PRINCIPAL]
+    return p
+
+
+def admin(request: web.Request) -> Principal:
+    p = principal(request)
+    if not p.is_admin:
+        raise Forbidden("this endpoint is for admins")
+    return p
+
+
+def tenant(request: web.Request) -> str:
+    """The tenant whose files this request sees."""
+    return principal(request).tenant
+
+
+def big_body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:
+    """A slot of BIG_BODY_SLOTS for a request whose body may be big (or is undeclared): a
+    100,000-chunk upload needs ~250 MiB while it is planned, so only a few run at once."""
+    declared = request.content_length
+    if declared is not None and declared <= server.JSON_IN_THREAD:
+        return contextlib.nullcontext()
+    slots: asyncio.Semaphore = request.app[BIG_BODIES]
+    return slots

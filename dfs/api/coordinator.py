@@ -1,0 +1,576 @@
+"""The coordinator's file logic: upload plans and commits (one file or many, and resuming),
+download plans, chunks through the API, deletes, listings and the cluster's counters.
+
+Every route that touches files calls this, single and batch, proxy and direct alike, so each
+rule lives once:
+
+- A chunk is left out of an upload plan only if this tenant already references it and it
+  has its copies on live nodes (``held_chunks``): whether another tenant stores it is never
+  revealed, and its bytes must be sent (the node then stores nothing new). Plans of more
+  than ``PLAN_IN_THREAD`` chunks are built in a worker thread.
+- Trust: the client's word is never taken for where chunks are. Finalize asks the live
+  nodes which chunks they hold (nodes verified each chunk's sha256 before storing it) and
+  commits only when every chunk has REPLICATION_FACTOR copies (one with
+  REPLICATION_STRATEGY=async) and every chunk the tenant did not already reference comes
+  with a receipt proving this upload (this pending file id) sent its bytes.
+- Resume keeps that defence: receipts are bound to the pending file id they were minted
+  for, and ``get_file(file_id, tenant)`` proves the file is the caller's own.
+
+It knows nothing of aiohttp.web. State lives only in the metadata store, so several API
+processes can serve one cluster. Tokens, tenants and the node registry are in
+``dfs.api.registry``; whole files through the API in ``dfs.api.ingest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dfs import auth, placement, protocol
+from dfs.api.bodies import (
+    DEFAULT_TENANT,
+    UploadRequest,
+    distinct_chunks,
+    error_entry,
+    file_body,
+    node_ref,
+)
+from dfs.config import ApiConfig
+from dfs.errors import (
+    Conflict,
+    DfsError,
+    FileNotFound,
+    IncompleteUpload,
+    InsufficientStorage,
+    Unavailable,
+)
+from dfs.ids import new_file_id
+from dfs.meta.base import (
+    FILE_COMPLETE,
+    ChunkState,
+    FileRecord,
+    Location,
+    MetadataStore,
+    NodeRecord,
+)
+from dfs.transport.node_client import NodeClient
+
+log = logging.getLogger("dfs.api")
+
+PLAN_IN_THREAD = 1000
+"""Chunks above which a plan (~50 us of placement and HMACs per chunk) is built in a worker
+thread, so one upload of 100,000 chunks cannot stall every other request for seconds."""
+PLANS_AT_ONCE = 8
+"""Download plans of one batch built concurrently."""
+SCAN_PAGE = 1000
+REPAIR_LEASE = "repair"
+
+T = TypeVar("T")
+
+
+def _candidates(nodes: Sequence[NodeRecord]) -> list[placement.Candidate]:
+    return [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in nodes]
+
+
+def rank_nodes(chunk_id: str, nodes: Sequence[NodeRecord]) -> list[NodeRecord]:
+    """``nodes`` in the chunk's rendezvous order, best first (reads, repair sources, trims)."""
+    by_id = {n.node_id: n for n in nodes}
+    return [by_id[c.node_id] for c in placement.rank(chunk_id, _candidates(nodes))]
+
+
+def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
+    """Each node of ``targets`` as the primary, with the forward header naming the others in
+    rotation order: the i-th rotation goes with the i-th put capability (``put_caps``)."""
+    out = []
+    for i in range(len(targets)):
+        primary, replicas = placement.rotation(targets, i)
+        out.append((primary, protocol.forward_header([(n.node_id, n.url) for n in replicas])))
+    return out
+
+
+async def _off_loop_if_big(chunks: int, build: Callable[[], T]) -> T:
+    return build() if chunks <= PLAN_IN_THREAD else await asyncio.to_thread(build)
+
+
+@dataclass
+class _Finalizing:
+    """A pending file on its way through finalize's checks."""
+
+    index: int
+    rec: FileRecord
+    chunks: dict[str, int]
+    receipts: Mapping[str, object]
+
+
+class Coordinator:
+    def __init__(
+        self,
+        cfg: ApiConfig,
+        meta: MetadataStore,
+        nodes: NodeClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.meta = meta
+        self.nodes = nodes
+        self.clock = clock
+
+    @property
+    def rf(self) -> int:
+        return self.cfg.replication_factor
+
+    @property
+    def asynchronous(self) -> bool:
+        return self.cfg.replication_strategy == "async"
+
+    async def live_nodes(self) -> list[NodeRecord]:
+        return await self.meta.list_live_nodes(self.clock())
+
+    async def writable_nodes(self) -> list[NodeRecord]:
+        live = await self.live_nodes()
+        if len(live) < self.rf:
+            raise Unavailable(
+                f"only {len(live)} live storage node(s), REPLICATION_FACTOR={self.rf} needs "
+                f"{self.rf}: start more nodes or lower REPLICATION_FACTOR"
+            )
+        return live
+
+    def place(self, chunk_id: str, size: int, live: Sequence[NodeRecord]) -> list[NodeRecord]:
+        """The nodes a new chunk goes to: rendezvous over live nodes with room for it."""
+        by_id = {n.node_id: n for n in live}
+        # a node short of space is never chosen (its free bytes, as last heartbeated, must
+        # cover the chunk plus DFS_MIN_FREE_BYTES): uploads go to the others
+        roomy = [n for n in live if n.free_bytes >= size + self.cfg.min_free_bytes]
+        chosen = placement.choose(chunk_id, _candidates(roomy), self.rf)
+        if len(chosen) < self.rf:
+            raise InsufficientStorage(
+                f"cluster is full: {len(chosen)} of {len(live)} live node(s) have room for "
+                f"chunk {chunk_id[:12]} ({size} bytes + DFS_MIN_FREE_BYTES="
+                f"{self.cfg.min_free_bytes}), REPLICATION_FACTOR={self.rf} needs {self.rf}: "
+                "free space or add nodes"
+            )
+        return [by_id[c.node_id] for c in chosen]
+
+    def cap(self, op: str, chunk_id: str, node_id: str, extra: str = "") -> str:
+        return auth.mint(
+            self.cfg.cluster_secret, op, chunk_id, node_id, ttl=self.cfg.cap_ttl, extra=extra
+        )
+
+    def put_caps(self, file_id: str, chunk_id: str, targets: Sequence[NodeRecord]) -> list[str]:
+        """One put capability per rotation of ``targets``: caps[i] lets targets[i] act as the
+        primary and forward to the others in rotation order."""
+        caps = []
+        for primary, forward in rotations(targets):
+            extra = protocol.put_cap_extra(file_id, forward, asynchronous=self.asynchronous)
+            caps.append(self.cap(auth.OP_PUT, chunk_id, primary.node_id, extra))
+        return caps
+
+    # --- upload plans ----------------------------------------------------------------------
+
+    async def held_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], live: Sequence[NodeRecord]
+    ) -> set[str]:
+        """The chunks of ``chunk_ids`` an upload need not send: this tenant already
+        references them and ``live`` nodes hold their copies."""
+        owned = await self.meta.owned_chunks(tenant, chunk_ids)
+        if not owned:
+            return set()
+        locations = await self.meta.get_locations(list(owned))
+        live_ids = {n.node_id for n in live}
+        return {c for c in owned if len(locations[c] & live_ids) >= self.rf}
+
+    def _plan(
+        self, file_id: str, chunks: Mapping[str, int], skip: set[str], live: Sequence[NodeRecord]
+    ) -> list[dict[str, Any]]:
+        """Where each chunk not in ``skip`` goes, with a put capability per primary."""
+        upload = []
+        for chunk_id, size in chunks.items():
+            if chunk_id in skip:
+                continue
+            targets = self.place(chunk_id, size, live)
+            upload.append(
+                {
+                    "sha256": chunk_id,
+                    "size": size,
+                    "targets": [node_ref(n) for n in targets],
+                    "caps": self.put_caps(file_id, chunk_id, targets),
+                }
+            )
+        return upload
+
+    def _answer(
+        self, file_id: str, total: int, chunks: Mapping[str, int], upload: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "file_id": file_id,
+            "replication_factor": self.rf,
+            "chunks_total": total,
+            "chunks_distinct": len(chunks),
+            "upload": upload,
+        }
+
+    async def init_upload(self, req: UploadRequest, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+        """Create a pending file and plan which chunks to send where."""
+        (plan,) = await self.init_uploads([req], tenant)
+        return plan
+
+    async def init_uploads(
+        self, reqs: Sequence[UploadRequest], tenant: str = DEFAULT_TENANT
+    ) -> list[dict[str, Any]]:
+        """Pending files and their plans, in order, with one read of the live nodes and of
+        the tenant's chunks and one metadata write (one SQLite transaction) for them all."""
+        live = await self.writable_nodes()
+        per_file = [distinct_chunks(r.manifest) for r in reqs]
+        union = list({c: None for chunks in per_file for c in chunks})
+        held = await self.held_chunks(tenant, union, live)
+        file_ids = [new_file_id() for _ in reqs]
+
+        def build() -> list[list[dict[str, Any]]]:
+            return [
+                self._plan(f, chunks, held, live)
+                for f, chunks in zip(file_ids, per_file, strict=True)
+            ]
+
+        uploads = await _off_loop_if_big(sum(map(len, per_file)), build)
+        await self.create_uploads(list(zip(file_ids, reqs, strict=True)), tenant)
+        return [
+            self._answer(f, len(r.manifest), chunks, upload)
+            for f, r, chunks, upload in zip(file_ids, reqs, per_file, uploads, strict=True)
+        ]
+
+    async def create_uploads(
+        self, files: Sequence[tuple[str, UploadRequest]], tenant: str = DEFAULT_TENANT
+    ) -> None:
+        """Record pending files whose chunks are planned (or, for ingest, already sent)."""
+        now = self.clock()
+        await self.meta.create_files([(r.record(f, tenant, now), r.manifest) for f, r in files])
+
+    async def resume_upload(
+        self, file_id: str, receipts: Mapping[str, object], tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """A fresh plan for the caller's own pending upload ``file_id``: the chunks it has not
+        proven (receipt for this file id, or already owned) or whose copies are not on live
+        nodes."""
+        rec = await self.meta.get_file(file_id, tenant)
+        if rec.state == FILE_COMPLETE:
+            raise Conflict(f"file {file_id} is already complete")
+        manifest = await self.meta.get_manifest(file_id)
+        chunks = distinct_chunks(manifest)
+        owned = await self.meta.owned_chunks(tenant, list(chunks))
+        secret = self.cfg.cluster_secret
+        proven = {
+            c for c in chunks if c in owned or auth.receipt_ok(secret, receipts.get(c), file_id, c)
+        }
+        live = await self.writable_nodes()
+        held = await self.holders({c: chunks[c] for c in proven}, live) if proven else {}
+        done = {c for c in proven if len(held[c]) >= self.rf}
+        upload = await _off_loop_if_big(
+            len(chunks), lambda: self._plan(file_id, chunks, done, live)
+        )
+        return {**self._answer(file_id, len(manifest), chunks, upload), "resumed": True}
+
+    # --- finalize --------------------------------------------------------------------------
+
+    async def finalize_upload(
+        self, file_id: str, receipts: Mapping[str, object], tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        """Commit the file if every chunk has its copies and every chunk the tenant did not
+        already reference comes with a receipt proving this upload sent its bytes."""
+        (done,) = await self._finalize([(file_id, receipts)], tenant)
+        if isinstance(done, DfsError):
+            raise done
+        return file_body(done)
+
+    async def finalize_uploads(
+        self, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str = DEFAULT_TENANT
+    ) -> list[dict[str, Any]]:
+        """finalize_upload for many files, in order, with one has-chunks round: each entry is
+        the file's metadata or ``{"file_id", "error"}``."""
+        results = await self._finalize(items, tenant)
+        return [
+            error_entry(file_id, r) if isinstance(r, DfsError) else file_body(r)
+            for (file_id, _), r in zip(items, results, strict=True)
+        ]
+
+    async def _finalize(
+        self, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str
+    ) -> list[FileRecord | DfsError]:
+        """Each file committed (or already complete), or the error that stopped it. The
+        checks run cheapest first, so a rejected file costs no has-chunks call."""
+        results: list[FileRecord | DfsError | None] = [None] * len(items)
+        todo = await self._pending(items, tenant, results)
+        todo = self._keep(todo, results, lambda f: self._check_upload_age(f.rec))
+        if todo:
+            owned = await self._owned_for_finalize(tenant, [c for f in todo for c in f.chunks])
+            todo = self._keep(todo, results, lambda f: self._check_receipts(f, owned))
+        if todo:
+            union = {c: n for f in todo for c, n in f.chunks.items()}
+            holders = await self.holders(union, await self.live_nodes()) if union else {}
+            todo = self._keep(todo, results, lambda f: self._check_copies(f.chunks, holders))
+        ids = [items[f.index][0] for f in todo]
+        committed = await self.meta.commit_files(ids, self.clock()) if ids else []
+        for f, file_id, done in zip(todo, ids, committed, strict=True):
+            results[f.index] = done if done else FileNotFound(f"no file {file_id}")
+        assert all(r is not None for r in results)  # every file was committed or rejected
+        return [r for r in results if r is not None]
+
+    async def _pending(
+        self,
+        items: Sequence[tuple[str, Mapping[str, object]]],
+        tenant: str,
+        results: list[FileRecord | DfsError | None],
+    ) -> list[_Finalizing]:
+        """The files still to commit; the others' results (complete, or an error) set."""
+        todo = []
+        for i, (file_id, receipts) in enumerate(items):
+            try:
+                rec = await self.meta.get_file(file_id, tenant)
+            except DfsError as exc:
+                results[i] = exc
+                continue
+            if rec.state == FILE_COMPLETE:
+                results[i] = rec
+                continue
+            chunks = distinct_chunks(await self.meta.get_manifest(file_id))
+            todo.append(_Finalizing(i, rec, chunks, receipts))
+        return todo
+
+    @staticmethod
+    def _keep(
+        todo: list[_Finalizing],
+        results: list[FileRecord | DfsError | None],
+        check: Callable[[_Finalizing], None],
+    ) -> list[_Finalizing]:
+        """The files that pass ``check``; the error of each other one goes to its result."""
+        kept = []
+        for f in todo:
+            try:
+                check(f)
+            except DfsError as exc:
+                results[f.index] = exc
+                continue
+            kept.append(f)
+        return kept
+
+    def _check_upload_age(self, rec: FileRecord) -> None:
+        if self.clock() - rec.created_at > 0.9 * self.cfg.gc_grace:
+            # past this, garbage collection no longer protects the chunks it relies on
+            raise Conflict(
+                f"upload {rec.file_id} is older than 0.9 x DFS_GC_GRACE; upload the file again"
+            )
+
+    async def _owned_for_finalize(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+        # ever=True: a chunk the tenant owned at init-upload (and so did not send) may have
+        # lost its last reference to a concurrent delete; the tenant had the bytes, and the
+        # has-chunks check still demands the copies
+        return await self.meta.owned_chunks(tenant, list(dict.fromkeys(chunk_ids)), ever=True)
+
+    def _check_receipts(self, f: _Finalizing, owned: set[str]) -> None:
+        secret = self.cfg.cluster_secret
+        file_id = f.rec.file_id
+        unproven = [
+            c
+            for c in f.chunks
+            if c not in owned and not auth.receipt_ok(secret, f.receipts.get(c), file_id, c)
+        ]
+        if unproven:
+            raise IncompleteUpload(
+                f"{len(unproven)} of {len(f.chunks)} chunks were not sent by this upload; "
+                "send them and finalize again",
+                missing=unproven[:100],
+            )
+
+    def _check_copies(self, chunks: Mapping[str, int], holders: Mapping[str, set[str]]) -> None:
+        # async: one durable copy commits; repair brings every chunk to the factor
+        need = 1 if self.asynchronous else self.rf
+        missing = [c for c in chunks if len(holders.get(c, ())) < need]
+        if missing:
+            raise IncompleteUpload(
+                f"{len(missing)} of {len(chunks)} chunks have fewer than "
+                f"{need} copies; send them and finalize again",
+                missing=missing[:100],
+            )
+
+    async def _ask_holders(
+        self, ids: list[str], live: Sequence[NodeRecord]
+    ) -> list[set[str] | BaseException]:
+        return await asyncio.gather(
+            *(
+                self.nodes.has_chunks(
+                    n.url, ids, cap=self.cap(auth.OP_HAS, auth.ANY_CHUNK, n.node_id)
+                )
+                for n in live
+            ),
+            return_exceptions=True,
+        )
+
+    async def holders(
+        self, chunks: dict[str, int], live: Sequence[NodeRecord]
+    ) -> dict[str, set[str]]:
+        """Ask every live node which of ``chunks`` it holds, and record what they answer.
+
+        A node that does not answer counts for nothing; a copy a node no longer has is
+        forgotten, so the locations table converges on what the disks really hold.
+        """
+        ids = list(chunks)
+        holders: dict[str, set[str]] = {c: set() for c in ids}
+        answered: set[str] = set()
+        for node, answer in zip(live, await self._ask_holders(ids, live), strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, DfsError):
+                    raise answer
+                log.warning("node %s did not answer has-chunks: %s", node.node_id, answer.message)
+                continue
+            answered.add(node.node_id)
+            for c in answer:
+                if c in holders:
+                    holders[c].add(node.node_id)
+        await self._record_holders(chunks, holders, answered)
+        return holders
+
+    async def _record_holders(
+        self, chunks: dict[str, int], holders: dict[str, set[str]], answered: set[str]
+    ) -> None:
+        ids = list(chunks)
+        known = await self.meta.get_locations(ids)
+        new = [Location(c, node_id, chunks[c]) for c in ids for node_id in holders[c] - known[c]]
+        gone = [
+            Location(c, node_id, chunks[c])
+            for c in ids
+            for node_id in (known[c] - holders[c]) & answered
+        ]
+        if gone:
+            log.warning("%d recorded chunk copies were not found on their nodes", len(gone))
+            await self.meta.remove_locations(gone)
+        if new:
+            await self.meta.add_locations(new, self.clock())
+
+    # --- files -----------------------------------------------------------------------------
+
+    async def get_complete_file(self, file_id: str, tenant: str = DEFAULT_TENANT) -> FileRecord:
+        rec = await self.meta.get_file(file_id, tenant)
+        if rec.state != FILE_COMPLETE:
+            raise FileNotFound(f"no file {file_id}")  # unfinished files do not exist to readers
+        return rec
+
+    async def find_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
+        """The tenant's complete file with these bytes, if any."""
+        return await self.meta.find_file_by_sha256(tenant, sha256)
+
+    async def delete_file(self, file_id: str, tenant: str) -> dict[str, Any]:
+        """Drop a file of ``tenant`` (FileNotFound for anyone else's); its chunks' bytes go
+        when garbage collection finds them unreferenced past the grace."""
+        rec = await self.meta.delete_file(file_id, tenant, self.clock())
+        body = file_body(rec)
+        body["state"] = "deleted"
+        return body
+
+    async def list_files(
+        self, limit: int, after: str | None, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
+        files = await self.meta.list_files(tenant, limit=limit, after=after)
+        return {
+            "files": [file_body(f) for f in files],
+            "next_after": files[-1].file_id if len(files) == limit else None,
+        }
+
+    async def chunk_ids_page(self, limit: int, after: str | None) -> tuple[list[str], str | None]:
+        """A page of the ids of chunks complete files reference, and the next page's cursor."""
+        return await self.meta.list_chunk_ids(limit=limit, after=after)
+
+    async def scan_chunks(self) -> list[ChunkState]:
+        """Every chunk row, read page by page (full repair scans, garbage collection)."""
+        out: list[ChunkState] = []
+        after: str | None = None
+        while True:
+            page = await self.meta.scan_chunks(limit=SCAN_PAGE, after=after)
+            out += page
+            if len(page) < SCAN_PAGE:
+                return out
+            after = page[-1].chunk_id
+
+    # --- download --------------------------------------------------------------------------
+
+    async def download_plan(self, file_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+        rec = await self.get_complete_file(file_id, tenant)
+        manifest = await self.meta.get_manifest(file_id)
+        replicas = await self._replicas(file_id, list(distinct_chunks(manifest)))
+        body = file_body(rec)
+        body["replication_factor"] = self.rf
+        body["chunks"] = [
+            {
+                "offset": e.offset,
+                "size": e.size,
+                "sha256": e.chunk_id,
+                "replicas": replicas[e.chunk_id],
+            }
+            for e in manifest
+        ]
+        return body
+
+    async def _replicas(self, file_id: str, ids: list[str]) -> dict[str, list[dict[str, str]]]:
+        """Each chunk's live holders, best first, each with a read capability."""
+        live = {n.node_id: n for n in await self.live_nodes()}
+        locations = await self.meta.get_locations(ids)
+        replicas: dict[str, list[dict[str, str]]] = {}
+        for chunk_id, holders in locations.items():
+            up = [live[h] for h in holders if h in live]
+            if not up:
+                raise Unavailable(
+                    f"chunk {chunk_id[:12]} of file {file_id} has no live replica right now"
+                )
+            replicas[chunk_id] = [
+                {**node_ref(n), "cap": self.cap(auth.OP_GET, chunk_id, n.node_id)}
+                for n in rank_nodes(chunk_id, up)
+            ]
+        return replicas
+
+    async def download_plans(
+        self, file_ids: Sequence[str], tenant: str = DEFAULT_TENANT
+    ) -> list[dict[str, Any]]:
+        """download_plan for many files, in order: a plan or ``{"file_id", "error"}`` each."""
+        sem = asyncio.Semaphore(PLANS_AT_ONCE)
+
+        async def one(file_id: str) -> dict[str, Any]:
+            async with sem:
+                try:
+                    return await self.download_plan(file_id, tenant)
+                except DfsError as exc:
+                    return error_entry(file_id, exc)
+
+        return list(await asyncio.gather(*(one(f) for f in file_ids)))
+
+    # --- status ----------------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, Any]:
+        s = await self.meta.get_stats()
+        live = await self.live_nodes()
+        return {
+            "total_files": s.total_files,
+            "logical_bytes": s.logical_bytes,
+            "stored_bytes": s.stored_bytes,
+            "unique_chunks": s.unique_chunks,
+            "duplicates_avoided": s.duplicates_avoided,
+            "total_bytes_saved": s.total_bytes_saved,
+            "total_s3_size_saved": s.total_bytes_saved,  # the dedup-service seed's name
+            "dedup_ratio": round(s.logical_bytes / s.stored_bytes, 4) if s.stored_bytes else 1.0,
+            "replicated_bytes": sum(n.used_bytes for n in live),
+            "live_nodes": len(live),
+            "replication_factor": self.rf,
+            "replication_strategy": self.cfg.replication_strategy,
+            "repair": await self.repair_progress(),
+        }
+
+    async def repair_progress(self) -> dict[str, Any] | None:
+        """The last repair pass as its lease holder reported it (see dfs.api.repair):
+        under-replicated chunks and bytes are the replication lag and pending work."""
+        lease = await self.meta.get_lease(REPAIR_LEASE)
+        if lease is None or not lease.info:
+            return None
+        progress: dict[str, Any] = json.loads(lease.info)
+        return progress

@@ -1,0 +1,319 @@
+"""Bytes through the API, for clients that cannot chunk or talk to nodes themselves (curl,
+browsers, clients behind a firewall): chunks (``/proxy-chunk-*``) and whole files (the
+seed's ``POST /upload`` and signed download URLs).
+
+- ``proxy_put``/``proxy_get`` store and read one chunk on the client's behalf: the body is
+  hashed here too, the read is verified before it is returned; ``put_to_nodes`` sends a chunk
+  to its placement, rotating the primary on failure, exactly as a client would.
+
+- ``ingest`` chunks a streamed body with ``dfs.chunking`` in a worker thread (the body is read
+  from the event loop as the chunker asks for it), sends each chunk the tenant does not
+  already own to its placement exactly as a client would (the nodes verify and sign a
+  receipt), then creates and finalizes the file through the Coordinator (``create_uploads``,
+  ``finalize_upload``), so the upload meets the same checks as any other. Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
+- ``read_verified`` yields a complete file's chunks in order, each fetched from a live replica
+  and checked against its sha256 before it is yielded (fail over to the next replica on
+  error or mismatch); unverified bytes are never yielded. Memory: ``READ_WINDOW`` chunks.
+
+Knows nothing of aiohttp.web: handlers pass an ``async read(n) -> bytes`` function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dfs import auth, protocol
+from dfs.api.bodies import UploadRequest, file_body, node_ref
+from dfs.api.coordinator import Coordinator, rank_nodes, rotations
+from dfs.chunking import Chunk, ChunkerProfile
+from dfs.errors import (
+    ChunkNotFound,
+    Conflict,
+    DfsError,
+    IntegrityError,
+    InvalidRequest,
+    PayloadTooLarge,
+)
+from dfs.ids import new_file_id, sha256_hex
+from dfs.meta.base import FILE_COMPLETE, ManifestEntry, NodeRecord
+
+log = logging.getLogger("dfs.api.ingest")
+
+INGEST_WINDOW = 4
+READ_WINDOW = 4
+_READ_BUFFER = 4 * protocol.MIB
+
+ReadFn = Callable[[int], Coroutine[Any, Any, bytes]]
+
+
+class _LoopReader(io.RawIOBase):
+    """A blocking file object, for a worker thread, over an async ``read(n)`` on ``loop``;
+    it hashes and counts what passes through."""
+
+    def __init__(self, read: ReadFn, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self._read = read
+        self._loop = loop
+        self._limit = limit
+        self.size = 0
+        self.whole = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data: bytes = asyncio.run_coroutine_threadsafe(self._read(len(view)), self._loop).result()
+        n = len(data)
+        view[:n] = data
+        self.size += n
+        if self.size > self._limit:
+            raise PayloadTooLarge(f"body exceeds {self._limit} bytes")
+        self.whole.update(data)
+        return n
+
+
+def _next_chunk(chunks: Iterator[Chunk]) -> tuple[int, bytes, str] | None:
+    chunk = next(chunks, None)
+    if chunk is None:
+        return None
+    return chunk.offset, bytes(chunk.data), chunk.chunk_id  # copy: the chunker reuses its buffer
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or not 0 < len(name) <= protocol.MAX_FILE_NAME:
+        raise InvalidRequest(f"filename must be 1-{protocol.MAX_FILE_NAME} characters")
+    if "\x00" in name:
+        raise InvalidRequest("filename must not contain NUL")
+    return name
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What ``ingest`` did: ``created`` is False when the tenant already stored the content
+    (``body`` is then the existing file's metadata)."""
+
+    created: bool
+    body: dict[str, Any]
+
+
+class _Sender:
+    """Sends an ingest's new chunks to their placements, ``INGEST_WINDOW`` at once, and keeps
+    the nodes' receipts."""
+
+    def __init__(
+        self, coord: Coordinator, tenant: str, file_id: str, live: Sequence[NodeRecord]
+    ) -> None:
+        self.coord = coord
+        self.tenant = tenant
+        self.file_id = file_id
+        self.live = live
+        self.receipts: dict[str, str] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def _store(self, chunk_id: str, data: bytes) -> None:
+        if await self.coord.held_chunks(self.tenant, [chunk_id], self.live):
+            return  # the tenant's own chunk, with its copies: nothing to send
+        answer = await put_to_nodes(self.coord, chunk_id, data, self.file_id, self.live)
+        self.receipts[chunk_id] = str(answer["receipt"])
+
+    async def send(self, chunk_id: str, data: bytes) -> None:
+        while len(self._inflight) >= INGEST_WINDOW:
+            done, self._inflight = await asyncio.wait(
+                self._inflight, return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in done:
+                t.result()
+        self._inflight.add(asyncio.create_task(self._store(chunk_id, data)))
+
+    async def drain(self) -> None:
+        if self._inflight:
+            await asyncio.gather(*self._inflight)
+            self._inflight.clear()
+
+    async def cancel(self) -> None:
+        for t in self._inflight:
+            t.cancel()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+
+async def _chunk_and_send(chunks: Iterator[Chunk], sender: _Sender) -> list[ManifestEntry]:
+    """Chunk the body (in a worker thread) and hand each chunk not seen before to ``sender``;
+    returns the manifest."""
+    manifest: list[ManifestEntry] = []
+    seen: set[str] = set()
+    while True:
+        got = await asyncio.to_thread(_next_chunk, chunks)
+        if got is None:
+            return manifest
+        offset, data, chunk_id = got
+        manifest.append(ManifestEntry(offset, len(data), chunk_id))
+        if len(manifest) > protocol.MAX_CHUNKS_PER_FILE:
+            raise PayloadTooLarge(f"more than {protocol.MAX_CHUNKS_PER_FILE} chunks")
+        if chunk_id not in seen:
+            seen.add(chunk_id)
+            await sender.send(chunk_id, data)
+
+
+async def ingest(
+    coord: Coordinator,
+    tenant: str,
+    name: str,
+    read: ReadFn,
+    profile: ChunkerProfile,
+    limit: int,
+) -> Ingested:
+    """Store the body ``read`` yields as a new file of ``tenant`` named ``name``, unless the
+    tenant already has a complete file with the same bytes."""
+    live = await coord.writable_nodes()
+    raw = _LoopReader(read, asyncio.get_running_loop(), limit)
+    sender = _Sender(coord, tenant, new_file_id(), live)
+    try:
+        chunks = profile.split(io.BufferedReader(raw, _READ_BUFFER))
+        manifest = await _chunk_and_send(chunks, sender)
+        await sender.drain()
+    finally:
+        await sender.cancel()
+    req = UploadRequest(name, raw.size, raw.whole.hexdigest(), str(profile), manifest)
+    return await _commit(coord, tenant, sender.file_id, req, sender.receipts)
+
+
+async def _commit(
+    coord: Coordinator,
+    tenant: str,
+    file_id: str,
+    req: UploadRequest,
+    receipts: Mapping[str, object],
+) -> Ingested:
+    existing = await coord.find_by_sha256(tenant, req.sha256)
+    if existing is not None:
+        return Ingested(False, file_body(existing))
+    await coord.create_uploads([(file_id, req)], tenant)
+    # Checked again just before the commit: a concurrent identical upload that committed
+    # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
+    existing = await coord.find_by_sha256(tenant, req.sha256)
+    if existing is not None:
+        return Ingested(False, file_body(existing))
+    return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant))
+
+
+async def _first_good(
+    coord: Coordinator, chunk_id: str, replicas: Sequence[dict[str, Any]], size: int | None
+) -> bytes | None:
+    """The chunk's bytes from the first replica (``node_id``, ``url``, ``cap``) whose answer
+    hashes to ``chunk_id`` (and has ``size`` bytes, if given); None if none does."""
+    for replica in replicas:
+        try:
+            data = await coord.nodes.get_chunk(str(replica["url"]), chunk_id, cap=replica["cap"])
+        except DfsError as exc:
+            log.warning("read of %s from %s failed: %s", chunk_id[:12], replica["node_id"], exc)
+            continue
+        ok = size is None or len(data) == size
+        if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
+            return data
+        log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
+    return None
+
+
+async def _fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
+    chunk_id = str(chunk["sha256"])
+    data = await _first_good(coord, chunk_id, chunk["replicas"], int(chunk["size"]))
+    if data is None:
+        raise ChunkNotFound(f"no live replica returned good bytes for chunk {chunk_id[:12]}")
+    return data
+
+
+async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncIterator[bytes]:
+    """The chunks of a download plan in order, each verified, ``READ_WINDOW`` fetched ahead."""
+    chunks = iter(plan["chunks"])
+    window: list[asyncio.Task[bytes]] = []
+    try:
+        for chunk in chunks:
+            window.append(asyncio.create_task(_fetch_verified(coord, chunk)))
+            if len(window) >= READ_WINDOW:
+                yield await window.pop(0)
+        while window:
+            yield await window.pop(0)
+    finally:
+        for t in window:
+            t.cancel()
+        if window:
+            await asyncio.gather(*window, return_exceptions=True)
+
+
+def download_cap(coord: Coordinator, file_id: str, tenant: str, ttl: float) -> str:
+    """The signature of a download URL: file id and tenant bound, expiring in ``ttl`` s."""
+    return auth.mint(coord.cfg.cluster_secret, auth.OP_DOWNLOAD, file_id, tenant, ttl=ttl)
+
+
+def check_download_cap(coord: Coordinator, file_id: str, tenant: str, sig: str | None) -> None:
+    auth.check(coord.cfg.cluster_secret, sig, auth.OP_DOWNLOAD, file_id, tenant)
+
+
+# --- chunks through the API ---------------------------------------------------------------
+
+
+async def proxy_put(
+    coord: Coordinator, chunk_id: str, data: bytearray, file_id: str, tenant: str
+) -> dict[str, Any]:
+    """Store a chunk of one of the tenant's pending uploads through the API."""
+    rec = await coord.meta.get_file(file_id, tenant)
+    if rec.state == FILE_COMPLETE:
+        raise Conflict(f"file {file_id} is already complete")
+    digest = await asyncio.to_thread(sha256_hex, data)
+    if digest != chunk_id:
+        raise IntegrityError(f"body does not hash to chunk {chunk_id}")
+    return await put_to_nodes(coord, chunk_id, data, file_id, await coord.writable_nodes())
+
+
+async def put_to_nodes(
+    coord: Coordinator,
+    chunk_id: str,
+    data: bytes | bytearray,
+    file_id: str,
+    live: Sequence[NodeRecord],
+) -> dict[str, Any]:
+    """Store a chunk of pending upload ``file_id`` on its placement (the API acting as the
+    client); the answer carries the node's receipt."""
+    targets = coord.place(chunk_id, len(data), live)
+    caps = coord.put_caps(file_id, chunk_id, targets)
+    last: DfsError | None = None
+    for cap, (primary, forward) in zip(caps, rotations(targets), strict=True):
+        try:  # the next rotation's primary on failure
+            return await coord.nodes.put_chunk(
+                primary.url,
+                chunk_id,
+                data,
+                cap=cap,
+                file_id=file_id,
+                forward=forward,
+                timeout=coord.cfg.replication_timeout,
+            )
+        except DfsError as exc:
+            if isinstance(exc, IntegrityError | InvalidRequest):
+                raise
+            last = exc
+    assert last is not None
+    raise last
+
+
+async def proxy_get(coord: Coordinator, chunk_id: str, tenant: str) -> bytes:
+    """A verified chunk, for a tenant one of whose files references it."""
+    if chunk_id not in await coord.meta.owned_chunks(tenant, [chunk_id]):
+        raise ChunkNotFound(f"no chunk {chunk_id}")
+    live = {n.node_id: n for n in await coord.live_nodes()}
+    holders = (await coord.meta.get_locations([chunk_id]))[chunk_id]
+    replicas = [
+        {**node_ref(n), "cap": coord.cap(auth.OP_GET, chunk_id, n.node_id)}
+        for n in rank_nodes(chunk_id, [live[h] for h in holders if h in live])
+    ]
+    data = await _first_good(coord, chunk_id, replicas, None)
+    if data is None:
+        raise ChunkNotFound(f"no live node could serve chunk {chunk_id}")
+    return data

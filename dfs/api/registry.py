@@ -1,0 +1,143 @@
+"""Who may call the coordinator and who stores for it: tokens, tenants and the node registry.
+
+- Bearer tokens name a tenant and a role (``authenticate``; the admin token comes from the
+  configuration, the others from the metadata store, cached for ``TOKEN_CACHE_SECONDS``).
+- Tenants and tokens are created by admins; a token's text is returned once, only its hash
+  is stored.
+- Nodes register themselves with heartbeats signed with the cluster secret; a clean shutdown
+  leaves a tombstone (``deregister_node``) that repair reads as "down since then".
+
+Separate from ``dfs.api.coordinator`` (which plans and commits files) because none of this
+touches files, chunks or nodes' disks; it knows nothing of aiohttp.web.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dfs import auth
+from dfs.api.bodies import ADMIN_TENANT, Principal
+from dfs.config import ApiConfig
+from dfs.errors import AuthError, Conflict, InvalidRequest, NotFound
+from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord, TokenRecord
+
+TOKEN_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a node says about itself in a heartbeat (already validated by the route)."""
+
+    node_id: str
+    host: str
+    port: int
+    zone: str
+    capacity_bytes: int
+    used_bytes: int
+
+
+class Registry:
+    def __init__(
+        self, cfg: ApiConfig, meta: MetadataStore, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.cfg = cfg
+        self.meta = meta
+        self.clock = clock
+        self._token_cache: dict[str, tuple[float, Principal]] = {}
+
+    # --- callers ---------------------------------------------------------------------------
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal a bearer token names; AuthError for a missing or unknown token."""
+        if not token:
+            raise AuthError("missing bearer token (Authorization: Bearer <token>)")
+        digest = auth.hash_token(token)
+        admin_hash = self.cfg.admin_token_hash
+        if admin_hash and auth.tokens_equal(digest, admin_hash):
+            return Principal(ADMIN_TENANT, auth.ROLE_ADMIN)
+        now = self.clock()
+        cached = self._token_cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        rec = await self.meta.get_token(digest)
+        if rec is None:
+            raise AuthError("invalid token")
+        principal = Principal(rec.tenant, rec.role)
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[digest] = (now + TOKEN_CACHE_SECONDS, principal)
+        return principal
+
+    async def create_tenant(self, tenant: str) -> dict[str, Any]:
+        if tenant == ADMIN_TENANT:
+            raise Conflict(f"tenant name {tenant!r} is reserved")
+        await self.meta.create_tenant(tenant, self.clock())
+        return {"tenant": tenant}
+
+    async def list_tenants(self) -> dict[str, Any]:
+        return {"tenants": await self.meta.list_tenants()}
+
+    async def create_token(self, tenant: str, role: str, label: str) -> dict[str, Any]:
+        """A new token for an existing tenant; its text is returned once and never stored."""
+        if role not in auth.ROLES:
+            raise InvalidRequest(f"role must be one of {', '.join(auth.ROLES)}")
+        if not await self.meta.tenant_exists(tenant):
+            raise NotFound(f"no tenant {tenant}")
+        token = auth.new_token()
+        await self.meta.put_token(
+            TokenRecord(auth.hash_token(token), tenant, role, label, self.clock())
+        )
+        return {"token": token, "tenant": tenant, "role": role, "label": label}
+
+    # --- nodes -----------------------------------------------------------------------------
+
+    def check_node(self, cap: str | None, node_id: str) -> None:
+        """A node's registry calls carry a capability minted with the cluster secret."""
+        auth.check(self.cfg.cluster_secret, cap, auth.OP_HEARTBEAT, auth.ANY_CHUNK, node_id)
+
+    async def heartbeat(self, beat: Heartbeat) -> dict[str, Any]:
+        """Record a node as up until ``heartbeat_timeout`` from now."""
+        now = self.clock()
+        expires_at = now + self.cfg.heartbeat_timeout
+        await self.meta.upsert_node(
+            NodeRecord(
+                node_id=beat.node_id,
+                host=beat.host,
+                port=beat.port,
+                zone=beat.zone,
+                capacity_bytes=beat.capacity_bytes,
+                used_bytes=beat.used_bytes,
+                status=NODE_UP,
+                last_heartbeat=now,
+                expires_at=expires_at,
+            )
+        )
+        return {"ok": True, "expires_at": expires_at}
+
+    async def deregister_node(self, node_id: str) -> dict[str, Any]:
+        await self.meta.deregister_node(node_id, self.clock())  # a tombstone: see repair
+        return {"ok": True}
+
+    async def node_list(self) -> dict[str, Any]:
+        now = self.clock()
+        nodes = await self.meta.list_nodes()
+        return {
+            "replication_factor": self.cfg.replication_factor,
+            "live": sum(1 for n in nodes if n.expires_at > now),
+            "nodes": [
+                {
+                    "node_id": n.node_id,
+                    "url": n.url,
+                    "zone": n.zone,
+                    "capacity_bytes": n.capacity_bytes,
+                    "used_bytes": n.used_bytes,
+                    "status": n.status if n.expires_at > now else "down",
+                    "live": n.expires_at > now,
+                    "last_heartbeat": n.last_heartbeat,
+                }
+                for n in nodes
+            ],
+        }

@@ -1,0 +1,107 @@
+"""The API's routes for many files per request, and for resuming an interrupted upload.
+
+| method | path               | body                                    | answer                              |
+|--------|--------------------|-----------------------------------------|-------------------------------------|
+| POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...]}`` in order |
+| POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}]}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
+| POST   | /resume-upload     | ``{"file_id", "receipts"}``             | 200 a plan for the same pending file: only chunks neither proven nor held |
+| POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
+
+At most ``MAX_BATCH_FILES`` files per request. A directory of thousands of small files thus
+costs a few requests per thousand files instead of several per file: one metadata read of
+the live nodes and of the tenant's chunks per batch, and one has-chunks call per node per
+10,000 chunks at finalize.
+
+Resume keeps the Dropship defence intact: receipts are bound to the pending file id they were
+minted for, and ``resume-upload``/``finalize`` only accept them for that same file id, which
+``get_file(file_id, tenant)`` proves is the caller's own. A chunk is skipped only if it comes
+with a valid receipt for this file (or the tenant already owns it) and live nodes hold its
+copies; everything else is planned again with fresh capabilities.
+
+These routes parse HTTP and call the same Coordinator methods as the one-file routes
+(``init_uploads``, ``finalize_uploads``, ``resume_upload``, ``download_plans``): one set of
+rules for planning and committing, whatever the number of files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from dfs import protocol
+from dfs.api.bodies import UploadRequest
+from dfs.api.context import COORDINATOR, big_body_slot, tenant
+from dfs.errors import InvalidRequest
+from dfs.ids import parse_file_id
+from dfs.server import read_json
+
+
+def _list(body: dict[str, Any], key: str) -> list[Any]:
+    items = body.get(key)
+    if not isinstance(items, list) or not 0 < len(items) <= protocol.MAX_BATCH_FILES:
+        raise InvalidRequest(f"{key} must be a list of 1-{protocol.MAX_BATCH_FILES} entries")
+    return items
+
+
+def _receipts(value: object) -> Mapping[str, object]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest("receipts must be an object of chunk id -> receipt")
+    return value
+
+
+def _objects(body: dict[str, Any], key: str) -> Iterator[dict[str, Any]]:
+    for i, item in enumerate(_list(body, key)):
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"{key}[{i}] must be an object")
+        yield item
+
+
+def _parse_files(body: dict[str, Any]) -> list[UploadRequest]:
+    return [UploadRequest.parse(f) for f in _objects(body, "files")]
+
+
+async def init_uploads(request: web.Request) -> web.Response:
+    async with big_body_slot(request):
+        body = await read_json(request, protocol.MAX_JSON_BODY)
+        reqs = await asyncio.to_thread(_parse_files, body)
+        plans = await request.app[COORDINATOR].init_uploads(reqs, tenant(request))
+        return web.json_response({"uploads": plans}, status=201)
+
+
+async def finalize_uploads(request: web.Request) -> web.Response:
+    async with big_body_slot(request):
+        body = await read_json(request, protocol.MAX_JSON_BODY)
+        items = [
+            (parse_file_id(u.get("file_id")), _receipts(u.get("receipts")))
+            for u in _objects(body, "uploads")
+        ]
+        files = await request.app[COORDINATOR].finalize_uploads(items, tenant(request))
+        return web.json_response({"files": files})
+
+
+async def resume_upload(request: web.Request) -> web.Response:
+    body = await read_json(request, protocol.MAX_JSON_BODY)
+    file_id = parse_file_id(body.get("file_id"))
+    receipts = _receipts(body.get("receipts"))
+    plan = await request.app[COORDINATOR].resume_upload(file_id, receipts, tenant(request))
+    return web.json_response(plan)
+
+
+async def download_plans(request: web.Request) -> web.Response:
+    body = await read_json(request, 4 * protocol.MIB)
+    ids = [parse_file_id(f) for f in _list(body, "file_ids")]
+    plans = await request.app[COORDINATOR].download_plans(ids, tenant(request))
+    return web.json_response({"plans": plans})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post(protocol.INIT_UPLOADS, init_uploads)
+    r.add_post(protocol.FINALIZE_UPLOADS, finalize_uploads)
+    r.add_post(protocol.RESUME_UPLOAD, resume_upload)
+    r.add_post(protocol.DOWNLOAD_PLANS, download_plans)

@@ -1,0 +1,118 @@
+"""The API's file routes, one file per request: parse HTTP, call the Coordinator.
+
+| method | path                   | answer                                                   |
+|--------|------------------------|----------------------------------------------------------|
+| POST   | /init-upload           | 201 file id + which chunks to send where; 503 too few nodes |
+| POST   | /finalize-upload       | the committed file; 409 incomplete_upload lists missing  |
+| GET    | /download-plan         | chunks in order with live replicas; 404 unknown/pending  |
+| PUT    | /proxy-chunk-upload    | 201: store a chunk through the API (hash checked here too) |
+| GET    | /proxy-chunk-download  | a verified chunk through the API                         |
+| GET    | /files                 | committed files, paged by ``limit`` and ``after``        |
+| DELETE | /file/{file_id}        | 200 the file's metadata with ``"state": "deleted"``; 404 for |
+|        |                        | unknown ids and other tenants' files                     |
+
+Many files per request are in ``dfs.api.routes_batch``; the seed's whole-file routes in
+``dfs.api.routes_seed``. Every route here needs a bearer token; the token names the tenant
+whose files the request sees (other tenants' files answer 404, like unknown ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from dfs import protocol
+from dfs.api import ingest
+from dfs.api.bodies import UploadRequest
+from dfs.api.context import COORDINATOR, big_body_slot, tenant
+from dfs.errors import InvalidRequest
+from dfs.ids import parse_chunk_id, parse_file_id
+from dfs.server import query_param, read_body, read_json
+
+MAX_PAGE = 1000
+JSON_IN_THREAD_ENTRIES = 1000
+"""Upload entries above which a plan is serialized in a worker thread."""
+
+
+async def init_upload(request: web.Request) -> web.Response:
+    async with big_body_slot(request):
+        body = await read_json(request, protocol.MAX_JSON_BODY)
+        req = await asyncio.to_thread(UploadRequest.parse, body)
+        del body
+        plan = await request.app[COORDINATOR].init_upload(req, tenant(request))
+        if len(plan["upload"]) > JSON_IN_THREAD_ENTRIES:
+            text = await asyncio.to_thread(json.dumps, plan)
+            return web.Response(text=text, status=201, content_type="application/json")
+        return web.json_response(plan, status=201)
+
+
+async def finalize_upload(request: web.Request) -> web.Response:
+    async with big_body_slot(request):
+        body = await read_json(request, protocol.MAX_JSON_BODY)
+        file_id = parse_file_id(body.get("file_id"))
+        receipts = body.get("receipts", {})
+        if not isinstance(receipts, dict):
+            raise InvalidRequest("receipts must be an object of chunk id -> receipt")
+        done = await request.app[COORDINATOR].finalize_upload(file_id, receipts, tenant(request))
+        return web.json_response(done)
+
+
+async def download_plan(request: web.Request) -> web.Response:
+    file_id = parse_file_id(query_param(request, "file_id"))
+    return web.json_response(await request.app[COORDINATOR].download_plan(file_id, tenant(request)))
+
+
+async def proxy_chunk_upload(request: web.Request) -> web.Response:
+    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    file_id = parse_file_id(query_param(request, "file_id"))
+    data = await read_body(request, protocol.MAX_CHUNK_SIZE)
+    coord = request.app[COORDINATOR]
+    answer = await ingest.proxy_put(coord, chunk_id, data, file_id, tenant(request))
+    answer.pop("stored", None)
+    return web.json_response(answer, status=201)
+
+
+async def proxy_chunk_download(request: web.Request) -> web.Response:
+    chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
+    data = await ingest.proxy_get(request.app[COORDINATOR], chunk_id, tenant(request))
+    return web.Response(body=data, content_type="application/octet-stream")
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"{name} must be within [{lo}, {hi}]")
+    return value
+
+
+async def list_files(request: web.Request) -> web.Response:
+    limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
+    after = request.query.get("after")
+    if after is not None:
+        after = parse_file_id(after, "after")
+    coord = request.app[COORDINATOR]
+    return web.json_response(await coord.list_files(limit, after, tenant(request)))
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    file_id = parse_file_id(request.match_info["file_id"])
+    return web.json_response(await request.app[COORDINATOR].delete_file(file_id, tenant(request)))
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post(protocol.INIT_UPLOAD, init_upload)
+    r.add_post(protocol.FINALIZE_UPLOAD, finalize_upload)
+    r.add_get(protocol.DOWNLOAD_PLAN, download_plan)
+    r.add_put(protocol.PROXY_CHUNK_UPLOAD, proxy_chunk_upload)
+    r.add_get(protocol.PROXY_CHUNK_DOWNLOAD, proxy_chunk_download)
+    r.add_get(protocol.FILES, list_files)
+    r.add_delete(protocol.FILE, delete_file)

@@ -1,0 +1,65 @@
+"""The node registry's routes: storage nodes announce themselves to the API.
+
+| method | path               | answer                                                     |
+|--------|--------------------|------------------------------------------------------------|
+| POST   | /nodes/heartbeat   | ``{"ok", "expires_at"}``: the node is live until then       |
+| POST   | /nodes/deregister  | ``{"ok"}``: the node's entry is marked down (a tombstone) on a clean shutdown |
+
+Nodes configured with DFS_API_URL call these with a capability signed with the cluster
+secret instead of a bearer token (the auth middleware lets them through, see
+``dfs.api.context.PUBLIC``); ``dfs.api.registry`` checks it and records the entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dfs import protocol
+from dfs.api.context import REGISTRY
+from dfs.api.registry import Heartbeat
+from dfs.errors import InvalidRequest
+from dfs.ids import parse_node_id
+from dfs.server import read_json
+
+
+def _count(body: dict[str, Any], name: str, default: object = None) -> int:
+    value = body.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidRequest(f"{name} must be a non-negative integer")
+    return value
+
+
+def _heartbeat(body: dict[str, Any], node_id: str) -> Heartbeat:
+    host = body.get("host")
+    if not isinstance(host, str) or not 0 < len(host) <= 255 or any(c in host for c in "/@ ?#"):
+        raise InvalidRequest("host must be an address or host name")
+    port = _count(body, "port")
+    cap = _count(body, "capacity_bytes", 0)
+    used = _count(body, "used_bytes", 0)
+    if not 0 < port <= 65535:
+        raise InvalidRequest("port must be within [1, 65535]")
+    zone = str(body.get("zone", ""))[:64]
+    return Heartbeat(node_id, host, port, zone, cap, used)
+
+
+async def node_heartbeat(request: web.Request) -> web.Response:
+    body = await read_json(request, 64 * 1024)
+    registry = request.app[REGISTRY]
+    node_id = parse_node_id(body.get("node_id"))
+    registry.check_node(request.headers.get(protocol.CAPABILITY), node_id)
+    return web.json_response(await registry.heartbeat(_heartbeat(body, node_id)))
+
+
+async def node_deregister(request: web.Request) -> web.Response:
+    body = await read_json(request, 4096)
+    registry = request.app[REGISTRY]
+    node_id = parse_node_id(body.get("node_id"))
+    registry.check_node(request.headers.get(protocol.CAPABILITY), node_id)
+    return web.json_response(await registry.deregister_node(node_id))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(protocol.NODE_HEARTBEAT, node_heartbeat)
+    app.router.add_post(protocol.NODE_DEREGISTER, node_deregister)

@@ -24,7 +24,7 @@ async def open_metadata_store(url: str, env: Mapping[str, str] | None = None) ->
 
         return await SqliteMetadataStore.open(url)
     if scheme == "dynamodb":
-        from dfs.meta.dynamodb import DynamoMetadataStore
+        from dfs.meta.dynamo import DynamoMetadataStore
 
         return await DynamoMetadataStore.open(url, os.environ if env is None else env)
     raise ConfigError("DFS_META_URL", url, f"unsupported metadata backend {scheme!r}")

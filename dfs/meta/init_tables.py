@@ -1,4 +1,4 @@
-"""``dfs-api init-tables``: create the DynamoDB tables of ``dfs.meta.dynamo_schema``.
+"""``dfs-api init-tables``: create the DynamoDB tables of ``dfs.meta.dynamo.schema``.
 
 Idempotent: existing tables are left alone; waits until every table is ACTIVE and TTL is on.
 The API's ``main`` dispatches ``init-tables`` here. argparse only (no click outside the client).
@@ -18,7 +18,7 @@ DEFAULT_URL = "dynamodb://"
 
 
 async def _init(url: str, env: Mapping[str, str], wait_seconds: float) -> dict[str, str]:
-    from dfs.meta.dynamodb import DynamoMetadataStore
+    from dfs.meta.dynamo import DynamoMetadataStore
 
     store = await DynamoMetadataStore.open(url, env)
     try:

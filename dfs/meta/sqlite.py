@@ -8,30 +8,13 @@ read. ``synchronous=FULL``: a committed file survives a power cut, not only a cr
 Each store owns one connection, used from one worker thread (sqlite3 is blocking), so the
 event loop never waits on disk. ``sqlite3`` errors are translated here and nowhere else.
 
-Tables (all ``WITHOUT ROWID`` where the key is the access path):
-
-| table     | key                  | columns                                                    |
-|-----------|----------------------|------------------------------------------------------------|
-| nodes     | node_id              | host, port, zone, capacity/used bytes, status,             |
-|           |                      | last_heartbeat, expires_at                                 |
-| files     | file_id              | tenant, name, size, sha256, chunker, state, created_at,    |
-|           |                      | chunk_count                                                |
-| manifest  | (file_id, idx)       | offset, size, chunk_id                                     |
-| chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0) |
-| locations | (chunk_id, node_id)  | created_at; index by (node_id, chunk_id) for repair        |
-| counters  | name                 | value                                                      |
-| tenant_chunks | (tenant, chunk_id) | refcount: references from the tenant's complete files      |
-| tenants   | tenant               | created_at                                                 |
-| file_hashes | (tenant, sha256)   | file_id: the oldest complete file with that content (delete |
-|           |                      | re-points it, in its transaction)                          |
-| tokens    | token_hash           | tenant, role, label, created_at                            |
-| leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
+The tables are in ``dfs.meta.sqlite_schema``; the reference counting of commit and delete
+in ``dfs.meta.sqlite_refcounts``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,53 +38,10 @@ from dfs.meta.base import (
     Stats,
     TokenRecord,
 )
+from dfs.meta.sqlite_refcounts import commit_one, drop_refs, repoint_hash
+from dfs.meta.sqlite_schema import apply_schema, file_record, node_record
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS nodes (
-    node_id TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, zone TEXT NOT NULL,
-    capacity_bytes INTEGER NOT NULL, used_bytes INTEGER NOT NULL, status TEXT NOT NULL,
-    last_heartbeat REAL NOT NULL, expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS files (
-    file_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, chunker TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL,
-    chunk_count INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, state, file_id);
-CREATE INDEX IF NOT EXISTS files_by_hash ON files (tenant, sha256);
-CREATE TABLE IF NOT EXISTS manifest (
-    file_id TEXT NOT NULL, idx INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
-    chunk_id TEXT NOT NULL, PRIMARY KEY (file_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS chunks (
-    chunk_id TEXT PRIMARY KEY, size INTEGER NOT NULL, refcount INTEGER NOT NULL,
-    created_at REAL NOT NULL, unref_at REAL NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS locations (
-    chunk_id TEXT NOT NULL, node_id TEXT NOT NULL, created_at REAL NOT NULL,
-    PRIMARY KEY (chunk_id, node_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS locations_by_node ON locations (node_id, chunk_id);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tenant_chunks (
-    tenant TEXT NOT NULL, chunk_id TEXT NOT NULL, refcount INTEGER NOT NULL,
-    PRIMARY KEY (tenant, chunk_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS file_hashes (
-    tenant TEXT NOT NULL, sha256 TEXT NOT NULL, file_id TEXT NOT NULL,
-    PRIMARY KEY (tenant, sha256)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, created_at REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tokens (
-    token_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, label TEXT NOT NULL,
-    created_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS leases (
-    name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL, info TEXT NOT NULL
-) WITHOUT ROWID;
-"""
 
 _IN_BATCH = 500  # stay far below SQLite's bound on host parameters
 _COUNTERS = ("total_files", "logical_bytes", "stored_bytes", "unique_chunks", "duplicates_avoided")
@@ -117,14 +57,6 @@ def path_from_url(url: str) -> Path:
 def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
-
-
-def _node(row: sqlite3.Row) -> NodeRecord:
-    return NodeRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
-
-
-def _file(row: sqlite3.Row) -> FileRecord:
-    return FileRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
 
 
 class SqliteMetadataStore:
@@ -151,12 +83,7 @@ class SqliteMetadataStore:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=ON")
         with self._tx(conn):
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
-            if "unref_at" not in cols:  # a database made before delete existed
-                conn.execute("ALTER TABLE chunks ADD COLUMN unref_at REAL NOT NULL DEFAULT 0")
+            apply_schema(conn)
         self._conn = conn
 
     @contextmanager
@@ -224,13 +151,15 @@ class SqliteMetadataStore:
             rows = self._db.execute(
                 "SELECT * FROM nodes WHERE expires_at > ? ORDER BY node_id", (now,)
             )
-            return [_node(r) for r in rows]
+            return [node_record(r) for r in rows]
 
         return await self._run(op)
 
     async def list_nodes(self) -> list[NodeRecord]:
         def op() -> list[NodeRecord]:
-            return [_node(r) for r in self._db.execute("SELECT * FROM nodes ORDER BY node_id")]
+            return [
+                node_record(r) for r in self._db.execute("SELECT * FROM nodes ORDER BY node_id")
+            ]
 
         return await self._run(op)
 
@@ -281,7 +210,7 @@ class SqliteMetadataStore:
             row = self._db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
             if row is None or (tenant is not None and row["tenant"] != tenant):
                 raise FileNotFound(f"no file {file_id}")
-            return _file(row)
+            return file_record(row)
 
         return await self._run(op)
 
@@ -298,62 +227,10 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    def _commit_one(self, db: sqlite3.Connection, file_id: str, now: float) -> FileRecord:
-        """commit_file's work inside the caller's write transaction."""
-        row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
-        if row is None:
-            raise FileNotFound(f"no file {file_id}")
-        if row["state"] == FILE_COMPLETE:
-            return _file(row)
-        refs = db.execute(
-            "SELECT chunk_id, COUNT(*), MAX(size) FROM manifest WHERE file_id=? GROUP BY chunk_id",
-            (file_id,),
-        ).fetchall()
-        dups = stored = unique = 0
-        for chunk_id, count, size in refs:
-            cur = db.execute("SELECT refcount FROM chunks WHERE chunk_id=?", (chunk_id,)).fetchone()
-            before = cur[0] if cur is not None else 0
-            if before > 0:
-                dups += count
-            else:
-                dups += count - 1
-                stored += size
-                unique += 1
-            db.execute(
-                "INSERT INTO chunks (chunk_id, size, refcount, created_at) "
-                "VALUES (?,?,?,?) ON CONFLICT(chunk_id) "
-                "DO UPDATE SET refcount = refcount + excluded.refcount",
-                (chunk_id, size, count, now),
-            )
-            db.execute(
-                "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
-                "DO UPDATE SET refcount = refcount + excluded.refcount",
-                (row["tenant"], chunk_id, count),
-            )
-        deltas = {
-            "total_files": 1,
-            "logical_bytes": row["size"],
-            "stored_bytes": stored,
-            "unique_chunks": unique,
-            "duplicates_avoided": dups,
-        }
-        db.executemany(
-            "INSERT INTO counters VALUES (?,?) ON CONFLICT(name) "
-            "DO UPDATE SET value = value + excluded.value",
-            deltas.items(),
-        )
-        db.execute("UPDATE files SET state=? WHERE file_id=?", (FILE_COMPLETE, file_id))
-        # the first complete file with this content keeps the entry
-        db.execute(
-            "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
-            (row["tenant"], row["sha256"], file_id),
-        )
-        return dataclasses.replace(_file(row), state=FILE_COMPLETE)
-
     async def commit_file(self, file_id: str, now: float) -> FileRecord:
         def op() -> FileRecord:
             with self._tx() as db:
-                return self._commit_one(db, file_id, now)
+                return commit_one(db, file_id, now)
 
         return await self._run(op)
 
@@ -365,7 +242,7 @@ class SqliteMetadataStore:
             with self._tx() as db:
                 for file_id in file_ids:
                     try:
-                        out.append(self._commit_one(db, file_id, now))
+                        out.append(commit_one(db, file_id, now))
                     except FileNotFound:
                         out.append(None)
             return out
@@ -381,7 +258,7 @@ class SqliteMetadataStore:
                 "ORDER BY file_id LIMIT ?",
                 (tenant, FILE_COMPLETE, after or "", limit),
             )
-            return [_file(r) for r in rows]
+            return [file_record(r) for r in rows]
 
         return await self._run(op)
 
@@ -412,7 +289,7 @@ class SqliteMetadataStore:
                 "WHERE h.tenant=? AND h.sha256=? AND f.state=?",
                 (tenant, sha256, FILE_COMPLETE),
             ).fetchone()
-            return None if row is None else _file(row)
+            return None if row is None else file_record(row)
 
         return await self._run(op)
 
@@ -544,75 +421,13 @@ class SqliteMetadataStore:
                 if row is None or row["tenant"] != tenant:
                     raise FileNotFound(f"no file {file_id}")
                 if row["state"] == FILE_COMPLETE:
-                    self._drop_refs(db, row, now)
-                    self._repoint_hash(db, row)
+                    drop_refs(db, row, now)
+                    repoint_hash(db, row)
                 db.execute("DELETE FROM manifest WHERE file_id=?", (file_id,))
                 db.execute("DELETE FROM files WHERE file_id=?", (file_id,))
-                return _file(row)
+                return file_record(row)
 
         return await self._run(op)
-
-    @staticmethod
-    def _repoint_hash(db: sqlite3.Connection, row: sqlite3.Row) -> None:
-        """If file_hashes names the file being deleted, name the tenant's oldest other complete
-        file with the same content instead, or drop the entry (same transaction as the delete)."""
-        key = (row["tenant"], row["sha256"])
-        cur = db.execute(
-            "SELECT file_id FROM file_hashes WHERE tenant=? AND sha256=?", key
-        ).fetchone()
-        if cur is None or cur[0] != row["file_id"]:
-            return
-        other = db.execute(
-            "SELECT file_id FROM files WHERE tenant=? AND sha256=? AND state=? AND file_id != ? "
-            "ORDER BY created_at, file_id LIMIT 1",
-            (*key, FILE_COMPLETE, row["file_id"]),
-        ).fetchone()
-        if other is None:
-            db.execute("DELETE FROM file_hashes WHERE tenant=? AND sha256=?", key)
-        else:
-            db.execute(
-                "UPDATE file_hashes SET file_id=? WHERE tenant=? AND sha256=?", (other[0], *key)
-            )
-
-    @staticmethod
-    def _drop_refs(db: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
-        """The exact inverse of commit_file's counting."""
-        refs = db.execute(
-            "SELECT chunk_id, COUNT(*), MAX(size) FROM manifest WHERE file_id=? GROUP BY chunk_id",
-            (row["file_id"],),
-        ).fetchall()
-        dups = stored = unique = 0
-        for chunk_id, count, size in refs:
-            cur = db.execute("SELECT refcount FROM chunks WHERE chunk_id=?", (chunk_id,)).fetchone()
-            before = cur[0] if cur is not None else 0
-            if before - count > 0:
-                dups += count
-                db.execute(
-                    "UPDATE chunks SET refcount = refcount - ? WHERE chunk_id=?", (count, chunk_id)
-                )
-            else:
-                dups += count - 1
-                stored += size
-                unique += 1
-                db.execute(
-                    "UPDATE chunks SET refcount = 0, unref_at = ? WHERE chunk_id=?",
-                    (now, chunk_id),
-                )
-            db.execute(
-                "UPDATE tenant_chunks SET refcount = refcount - ? WHERE tenant=? AND chunk_id=?",
-                (count, row["tenant"], chunk_id),
-            )
-        deltas = {
-            "total_files": -1,
-            "logical_bytes": -row["size"],
-            "stored_bytes": -stored,
-            "unique_chunks": -unique,
-            "duplicates_avoided": -dups,
-        }
-        db.executemany(
-            "UPDATE counters SET value = value + ? WHERE name=?",
-            ((v, k) for k, v in deltas.items()),
-        )
 
     async def scan_chunks(self, *, limit: int, after: str | None = None) -> list[ChunkState]:
         def op() -> list[ChunkState]:
@@ -683,7 +498,7 @@ class SqliteMetadataStore:
                 "ORDER BY created_at LIMIT ?",
                 (FILE_COMPLETE, before, limit),
             )
-            return [_file(r) for r in rows]
+            return [file_record(r) for r in rows]
 
         return await self._run(op)
 

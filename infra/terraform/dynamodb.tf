@@ -1,4 +1,4 @@
-# DynamoDB tables, exactly as dfs/meta/dynamo_schema.py declares them (tests/deploy checks this
+# DynamoDB tables, exactly as dfs/meta/dynamo/schema.py declares them (tests/deploy checks this
 # file against that module: names, keys, attribute types, indexes, projections, TTL). On-demand
 # billing, point-in-time recovery and encryption with the deployment's KMS key on every table.
 

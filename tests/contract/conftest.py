@@ -85,16 +85,16 @@ async def _seed_complete_files(store: MetadataStore, recs: Sequence[FileRecord])
 
         await store._run(op)
         return
-    from dfs.meta import dynamodb
+    from dfs.meta.dynamo import DynamoMetadataStore, codec
 
-    assert isinstance(store, dynamodb.DynamoMetadataStore)
+    assert isinstance(store, DynamoMetadataStore)
     puts = []
     for r in recs:
-        item = dynamodb.file_item(r, FILE_COMPLETE, f"{r.file_id}/seed", 0)
-        fmt, data = dynamodb.encode_entries([])
+        item = codec.file_item(r, FILE_COMPLETE, f"{r.file_id}/seed", 0)
+        fmt, data = codec.encode_entries([])
         item.update(pages={"N": "0"}, mf={"S": fmt}, m={"B": data})
         puts.append({"PutRequest": {"Item": item}})
-    await store._write_many(store.tables["files"], puts)
+    await store._rq.write_many(store.tables["files"], puts)
 
 
 @pytest.fixture

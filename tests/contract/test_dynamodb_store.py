@@ -12,9 +12,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from dfs.errors import ConfigError, Unavailable
-from dfs.meta import dynamodb as dyn
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING
+from dfs.meta.dynamo import DynamoMetadataStore, codec
+from dfs.meta.dynamo.requests import TX_MAX, Requests, make_client
+from dfs.meta.dynamo.settings import settings_from_url
+from dfs.meta.dynamo.store_commit import CHUNKS_PER_TX
+from dfs.meta.dynamo.store_core import PAGE_ENTRIES
 from tests.contract.test_metadata_store import cid, new_file
 
 ENV = {
@@ -25,10 +29,10 @@ ENV = {
 
 
 @pytest.fixture
-async def store(moto_endpoint: str) -> AsyncIterator[dyn.DynamoMetadataStore]:
+async def store(moto_endpoint: str) -> AsyncIterator[DynamoMetadataStore]:
     url = f"dynamodb://?endpoint_url={moto_endpoint}&table_prefix=t{uuid.uuid4().hex[:12]}-"
     s = await open_metadata_store(url + "&create_tables=1", {**os.environ, **ENV})
-    assert isinstance(s, dyn.DynamoMetadataStore)
+    assert isinstance(s, DynamoMetadataStore)
     try:
         yield s
     finally:
@@ -36,19 +40,19 @@ async def store(moto_endpoint: str) -> AsyncIterator[dyn.DynamoMetadataStore]:
 
 
 async def test_commit_resumes_after_a_crash_without_double_counting(
-    store: dyn.DynamoMetadataStore,
+    store: DynamoMetadataStore,
 ) -> None:
     rec, manifest = new_file("big", [(cid(f"c{i}"), 3) for i in range(200)])
     await store.create_file(rec, manifest)
     item = await store._file_item(rec.file_id, ("mid",))
-    refs = dyn._refs(manifest)
+    refs = codec.refs_of(manifest)
     # A commit that died after claiming the file and applying its first batch:
-    assert await store._run(store._claim, rec.file_id) == dyn.FILE_COMMITTING
-    await store._run(store._commit_batch, item["mid"]["S"], 0, refs[: dyn.CHUNKS_PER_TX], 1.0, "t1")
+    assert await store._rq.run(store._claim, rec.file_id) == codec.FILE_COMMITTING
+    await store._rq.run(store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 1.0, "t1")
     assert (await store.get_file(rec.file_id)).state == FILE_PENDING
     assert (await store.commit_file(rec.file_id, 2.0)).state == FILE_COMPLETE
     # Replaying a batch after completion changes nothing either.
-    await store._run(store._commit_batch, item["mid"]["S"], 0, refs[: dyn.CHUNKS_PER_TX], 3.0, "t1")
+    await store._rq.run(store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 3.0, "t1")
     stats = await store.get_stats()
     assert (stats.total_files, stats.unique_chunks, stats.stored_bytes) == (1, 200, 600)
     assert stats.duplicates_avoided == 0
@@ -57,30 +61,28 @@ async def test_commit_resumes_after_a_crash_without_double_counting(
 
 
 @pytest.mark.parametrize("distinct", [3, 300])
-async def test_requests_per_create_and_commit(
-    store: dyn.DynamoMetadataStore, distinct: int
-) -> None:
+async def test_requests_per_create_and_commit(store: DynamoMetadataStore, distinct: int) -> None:
     rec, manifest = new_file("f", [(cid(f"r{i}"), 1 << 20) for i in range(distinct)])
     before = store.calls
     await store.create_file(rec, manifest)
     await store.commit_file(rec.file_id, 1.0)
     calls = store.calls - before
-    if distinct <= dyn.CHUNKS_PER_TX:
+    if distinct <= CHUNKS_PER_TX:
         # PutItem; GetItem, BatchGetItem (expectations), TransactWriteItems
         assert calls == 4
     else:
-        batches = math.ceil(distinct / dyn.CHUNKS_PER_TX)
-        pages = math.ceil(distinct / dyn.PAGE_ENTRIES)
+        batches = math.ceil(distinct / CHUNKS_PER_TX)
+        pages = math.ceil(distinct / PAGE_ENTRIES)
         # BatchWriteItem + PutItem; GetItem, BatchGetItem (pages), claim,
         # per batch BatchGetItem + TransactWriteItems, final TransactWriteItems
         assert calls == math.ceil(pages / 25) + 1 + 1 + math.ceil(pages / 100) + 1 + 2 * batches + 1
 
 
 async def test_create_tables_is_idempotent_and_enables_ttl(
-    store: dyn.DynamoMetadataStore,
+    store: DynamoMetadataStore,
 ) -> None:
     await store.create_tables()  # the fixture created them already
-    client = store._client
+    client = store._rq.client
     ttl = client.describe_time_to_live(TableName=store.tables["nodes"])["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
     files = client.describe_table(TableName=store.tables["files"])["Table"]
@@ -91,17 +93,17 @@ async def test_create_tables_is_idempotent_and_enables_ttl(
 
 def test_settings_from_url_and_env() -> None:
     env = {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://x:1", "DFS_FILES_TABLE": "files1"}
-    s = dyn.settings_from_url("dynamodb://?table_prefix=p-", env)
+    s = settings_from_url("dynamodb://?table_prefix=p-", env)
     assert (s.region, s.endpoint_url) == ("eu-west-1", "http://x:1")
     assert s.tables["files"] == "p-files1"
     assert s.tables["chunks"] == "p-dfs-chunk-metadata"
     assert s.tables["nodes"] == "p-dfs-node-registry"
-    s = dyn.settings_from_url("dynamodb://?region=us-east-2&endpoint_url=http://y:2", env)
+    s = settings_from_url("dynamodb://?region=us-east-2&endpoint_url=http://y:2", env)
     assert (s.region, s.endpoint_url) == ("us-east-2", "http://y:2")
     with pytest.raises(ConfigError, match="unknown parameter"):
-        dyn.settings_from_url("dynamodb://?regoin=x", env)
+        settings_from_url("dynamodb://?regoin=x", env)
     with pytest.raises(ConfigError, match="CHUNK_METADATA_TABLE"):
-        dyn.settings_from_url("dynamodb://", {"CHUNK_METADATA_TABLE": "bad name!"})
+        settings_from_url("dynamodb://", {"CHUNK_METADATA_TABLE": "bad name!"})
 
 
 async def test_unreachable_endpoint_is_unavailable() -> None:
@@ -109,8 +111,8 @@ async def test_unreachable_endpoint_is_unavailable() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, **ENV}
-    settings = dyn.settings_from_url(f"dynamodb://?endpoint_url=http://127.0.0.1:{port}", env)
-    store = dyn.DynamoMetadataStore(dyn.make_client(settings, env), settings.tables, attempts=2)
+    settings = settings_from_url(f"dynamodb://?endpoint_url=http://127.0.0.1:{port}", env)
+    store = DynamoMetadataStore(make_client(settings, env), settings.tables, attempts=2)
     try:
         with pytest.raises(Unavailable):
             await store.get_stats()
@@ -118,21 +120,21 @@ async def test_unreachable_endpoint_is_unavailable() -> None:
         await store.close()
 
 
-@pytest.mark.parametrize("distinct", [dyn.CHUNKS_PER_TX, dyn.CHUNKS_PER_TX + 1])
+@pytest.mark.parametrize("distinct", [CHUNKS_PER_TX, CHUNKS_PER_TX + 1])
 async def test_commit_and_delete_transactions_fit_the_limit(
-    store: dyn.DynamoMetadataStore, distinct: int, monkeypatch: pytest.MonkeyPatch
+    store: DynamoMetadataStore, distinct: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The widest transactions (a whole commit, a whole delete that re-points the content
     entry) stay within TransactWriteItems' 100 actions at CHUNKS_PER_TX distinct chunks,
     and one more chunk takes the batched path."""
     sizes: list[int] = []
-    transact = store._transact
+    transact = store._rq.transact
 
     def counting(actions: list[dict[str, object]]) -> None:
         sizes.append(len(actions))
         transact(actions)
 
-    monkeypatch.setattr(store, "_transact", counting)
+    monkeypatch.setattr(store._rq, "transact", counting)
     content = [(cid(f"tx{distinct}-{i}"), 3) for i in range(distinct)]
     a, ma = new_file("tx", content)
     b, mb = new_file("tx", content)  # same content: deleting a re-points the entry to b
@@ -145,12 +147,46 @@ async def test_commit_and_delete_transactions_fit_the_limit(
     assert found.file_id == b.file_id
     await store.delete_file(b.file_id, "t1", 3.0)
     assert await store.find_file_by_sha256("t1", a.sha256) is None
-    assert max(sizes) <= dyn.TX_MAX
-    if distinct == dyn.CHUNKS_PER_TX:
-        assert max(sizes) == 2 * distinct + 3 == dyn.TX_MAX - 1  # commit and delete, whole
+    assert max(sizes) <= TX_MAX
+    if distinct == CHUNKS_PER_TX:
+        assert max(sizes) == 2 * distinct + 3 == TX_MAX - 1  # commit and delete, whole
     else:
         assert max(sizes) == 2 * distinct  # the biggest batch: the first 48 chunks, +2
     stats = await store.get_stats()
     assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (0, 0, 0)
     chunks = await store.get_chunks([c for c, _ in content])
     assert {c.refcount for c in chunks.values()} == {0}
+
+
+class _Events:
+    def register(self, *_: object) -> None:
+        pass
+
+
+class _Throttled:
+    """A client whose BatchWriteItem never processes anything, as under heavy throttling."""
+
+    def __init__(self) -> None:
+        self.meta = type("Meta", (), {"events": _Events()})()
+        self.requests = 0
+
+    def batch_write_item(self, RequestItems: dict[str, object]) -> dict[str, object]:
+        self.requests += 1
+        return {"UnprocessedItems": RequestItems}
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_batch_call_is_bounded_by_one_retry_budget() -> None:
+    """Unprocessed items are retried by the same policy as throttling: at most ``attempts``
+    requests per batch call (not attempts squared), then Unavailable."""
+    client = _Throttled()
+    rq = Requests(client, attempts=3)
+    try:
+        put = {"PutRequest": {"Item": {"k": {"S": "v"}}}}
+        with pytest.raises(Unavailable, match="unprocessed"):
+            await rq.run(rq.batch_write, "t", [put])
+        assert client.requests == 3
+    finally:
+        await rq.close()

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from dfs.localcluster import console_script
-from dfs.meta.dynamo_schema import TABLES
+from dfs.meta.dynamo.schema import TABLES
 from tests.conftest import DYNAMODB_ENV
 
 pytestmark = pytest.mark.e2e

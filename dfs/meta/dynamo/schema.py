@@ -1,7 +1,7 @@
 """The DynamoDB schema of dfs, as data: the one place that names tables, keys and indexes.
 
 ``DynamoMetadataStore.create_tables`` creates exactly what ``TABLES`` lists, and
-``infra/terraform`` must declare the same (``python -m dfs.meta.dynamo_schema`` prints it as
+``infra/terraform`` must declare the same (``python -m dfs.meta.dynamo`` prints it as
 JSON for that cross-check). Shapes follow the DynamoDB ``CreateTable`` API. Each table's name is
 ``table_prefix + env[ENV] or DEFAULT``.
 
@@ -179,5 +179,6 @@ def table_names(env: Mapping[str, str], prefix: str = "") -> dict[str, str]:
     return {key: prefix + (env.get(t["env"]) or t["default"]) for key, t in TABLES.items()}
 
 
-if __name__ == "__main__":
-    print(json.dumps({"billing_mode": BILLING_MODE, "tables": TABLES}, indent=2))
+def schema_json() -> str:
+    """The schema as JSON, for cross-checks by hand (``python -m dfs.meta.dynamo``)."""
+    return json.dumps({"billing_mode": BILLING_MODE, "tables": TABLES}, indent=2)

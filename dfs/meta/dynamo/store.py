@@ -1,0 +1,43 @@
+"""``DynamoMetadataStore``: the metadata port on DynamoDB, assembled from its parts.
+
+Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
+files (``store_files``), commit and delete with their reference counting (``store_commit``,
+``store_delete``), chunks and their locations (``store_chunks``), and the keyed items of nodes,
+tenants, tokens, leases and stats (``store_registry``). The package docstring shows the layout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from dfs.meta.base import MetadataStore
+from dfs.meta.dynamo.requests import open_client
+from dfs.meta.dynamo.settings import settings_from_url
+from dfs.meta.dynamo.store_chunks import ChunksPart
+from dfs.meta.dynamo.store_commit import CommitPart
+from dfs.meta.dynamo.store_delete import DeletePart
+from dfs.meta.dynamo.store_files import FilesPart
+from dfs.meta.dynamo.store_registry import RegistryPart
+
+
+class DynamoMetadataStore(FilesPart, CommitPart, DeletePart, ChunksPart, RegistryPart):
+    """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
+
+    ``calls`` counts DynamoDB requests made by this store (``calls_by_operation`` per API
+    operation), for benchmarks of metadata calls per GiB.
+    """
+
+    @classmethod
+    async def open(cls, url: str, env: Mapping[str, str] | None = None) -> DynamoMetadataStore:
+        env = os.environ if env is None else env
+        settings = settings_from_url(url, env)
+        store = cls(await open_client(settings, env), settings.tables)
+        if settings.create_tables:
+            await store.create_tables()
+        return store
+
+
+if TYPE_CHECKING:
+    _: type[MetadataStore] = DynamoMetadataStore

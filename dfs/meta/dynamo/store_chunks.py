@@ -1,0 +1,205 @@
+"""The chunks part of the DynamoDB store: where copies are, what chunks there are, and
+deleting unreferenced ones.
+
+``get_locations`` is a BatchGetItem of chunk items (100 ids a call), because each chunk item
+carries its copies as a set (authoritative). The location items exist only for the by-node
+index: add writes them before the set, remove deletes them after, so the index is a superset
+of the truth and repair never misses a copy. (Plain writes, not transactions: both are
+idempotent, and moto copies whole tables on every transaction, which made tests quadratic.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import dfs.meta.dynamo.codec as codec
+from dfs.meta.base import ChunkInfo, ChunkState, Location
+from dfs.meta.dynamo.codec import N, S, attr_names
+from dfs.meta.dynamo.requests import Response
+from dfs.meta.dynamo.store_core import StoreCore
+
+
+def _grouped(locations: Iterable[Location]) -> dict[str, tuple[int, list[str]]]:
+    """chunk id -> (size, sorted node ids)."""
+    groups: dict[str, tuple[int, set[str]]] = {}
+    for loc in locations:
+        groups.setdefault(loc.chunk_id, (loc.size, set()))[1].add(loc.node_id)
+    return {c: (size, sorted(nodes)) for c, (size, nodes) in groups.items()}
+
+
+class ChunksPart(StoreCore):
+    async def add_locations(self, locations: Iterable[Location], now: float) -> None:
+        groups = _grouped(locations)
+        # The index items first, then the authoritative set on the chunk item: the by-node
+        # index is a superset of the truth, so repair never misses a copy.
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        **codec.location_key(chunk_id, node_id),
+                        "size": N(size),
+                        "created_at": N(float(now)),
+                    }
+                }
+            }
+            for chunk_id, (size, nodes) in groups.items()
+            for node_id in nodes
+        ]
+        await self._rq.write_many(self.tables["locations"], puts)
+        await asyncio.gather(
+            *(
+                self._rq.run(self._add_copies, c, size, nodes, now)
+                for c, (size, nodes) in groups.items()
+            )
+        )
+
+    def _add_copies(self, chunk_id: str, size: int, nodes: list[str], now: float) -> None:
+        self._rq.call(
+            "update_item",
+            TableName=self.tables["chunks"],
+            Key={"chunk_id": S(chunk_id)},
+            UpdateExpression="SET #size = if_not_exists(#size, :s), "
+            "#created_at = if_not_exists(#created_at, :t), "
+            "#refcount = if_not_exists(#refcount, :zero) ADD #nodes :ns",
+            ExpressionAttributeNames=attr_names("size", "created_at", "refcount", "nodes"),
+            ExpressionAttributeValues={
+                ":s": N(size),
+                ":t": N(float(now)),
+                ":zero": N(0),
+                ":ns": {"SS": nodes},
+            },
+        )
+
+    async def remove_locations(self, locations: Iterable[Location]) -> None:
+        groups = _grouped(locations)
+        await asyncio.gather(
+            *(self._rq.run(self._remove_copies, c, nodes) for c, (_, nodes) in groups.items())
+        )
+        deletes = [
+            {"DeleteRequest": {"Key": codec.location_key(chunk_id, node_id)}}
+            for chunk_id, (_, nodes) in groups.items()
+            for node_id in nodes
+        ]
+        await self._rq.write_many(self.tables["locations"], deletes)
+
+    def _remove_copies(self, chunk_id: str, nodes: list[str]) -> None:
+        self._rq.call_or_none(
+            "update_item",
+            TableName=self.tables["chunks"],
+            Key={"chunk_id": S(chunk_id)},
+            UpdateExpression="DELETE #nodes :ns",
+            # Never create a chunk item just to remove a copy from it.
+            ConditionExpression="attribute_exists(chunk_id)",
+            ExpressionAttributeNames=attr_names("nodes"),
+            ExpressionAttributeValues={":ns": {"SS": nodes}},
+        )
+
+    async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]:
+        ids = list(dict.fromkeys(chunk_ids))
+        keys = [{"chunk_id": S(c)} for c in ids]
+        items = await self._rq.get_many(self.tables["chunks"], keys, ("chunk_id", "nodes"))
+        out: dict[str, set[str]] = {c: set() for c in ids}
+        for i in items:
+            out[i["chunk_id"]["S"]] = codec.string_set(i, "nodes")
+        return out
+
+    async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]:
+        ids = list(dict.fromkeys(chunk_ids))
+        keys = [{"chunk_id": S(c)} for c in ids]
+        attrs = ("chunk_id", "size", "refcount", "created_at")
+        items = await self._rq.get_many(self.tables["chunks"], keys, attrs)
+        return {i["chunk_id"]["S"]: codec.chunk_info(i) for i in items}
+
+    async def owned_chunks(
+        self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
+    ) -> set[str]:
+        ids = list(dict.fromkeys(chunk_ids))
+        keys = [{"tenant": S(tenant), "chunk_id": S(c)} for c in ids]
+        items = await self._rq.get_many(
+            self.tables["tenant_chunks"], keys, ("chunk_id", "refcount")
+        )
+        floor = -1 if ever else 0
+        return {i["chunk_id"]["S"] for i in items if codec.int_of(i, "refcount") > floor}
+
+    async def list_chunk_ids(
+        self, *, limit: int, after: str | None = None
+    ) -> tuple[list[str], str | None]:
+        def op() -> tuple[list[str], str | None]:
+            params: dict[str, Any] = {
+                "TableName": self.tables["chunks"],
+                "ProjectionExpression": "#chunk_id",
+                "FilterExpression": "#refcount > :zero",
+                "ExpressionAttributeNames": attr_names("chunk_id", "refcount"),
+                "ExpressionAttributeValues": {":zero": N(0)},
+                "ConsistentRead": True,
+            }
+            if after is not None:
+                params["ExclusiveStartKey"] = {"chunk_id": S(after)}
+            items, last = self._rq.up_to("scan", limit, params)
+            ids = [i["chunk_id"]["S"] for i in items]
+            return ids, None if last is None else str(last["chunk_id"]["S"])
+
+        if limit <= 0:
+            return [], after
+        return await self._rq.run(op)
+
+    # --- garbage collection and repair --------------------------------------------------------
+
+    async def scan_chunks(self, *, limit: int, after: str | None = None) -> list[ChunkState]:
+        def op() -> list[ChunkState]:
+            params: dict[str, Any] = {"TableName": self.tables["chunks"], "ConsistentRead": True}
+            if after is not None:
+                params["ExclusiveStartKey"] = {"chunk_id": S(after)}
+            items, _ = self._rq.up_to("scan", limit, params)
+            return [codec.chunk_state(i) for i in items]
+
+        if limit <= 0:
+            return []
+        return await self._rq.run(op)
+
+    async def delete_chunk_if_unreferenced(self, chunk_id: str, cutoff: float) -> set[str] | None:
+        resp = await self._rq.run(self._delete_unreferenced, chunk_id, cutoff)
+        old = resp.get("Attributes") if resp is not None else None
+        if not old:
+            return None
+        nodes = codec.string_set(old, "nodes")
+        deletes = [
+            {"DeleteRequest": {"Key": codec.location_key(chunk_id, n)}} for n in sorted(nodes)
+        ]
+        await self._rq.write_many(self.tables["locations"], deletes)
+        return nodes
+
+    def _delete_unreferenced(self, chunk_id: str, cutoff: float) -> Response | None:
+        return self._rq.call_or_none(
+            "delete_item",
+            TableName=self.tables["chunks"],
+            Key={"chunk_id": S(chunk_id)},
+            ConditionExpression="(attribute_not_exists(#refcount) OR #refcount = :zero) "
+            "AND #created_at < :cutoff "
+            "AND (attribute_not_exists(#unref_at) OR #unref_at < :cutoff)",
+            ExpressionAttributeNames=attr_names("refcount", "created_at", "unref_at"),
+            ExpressionAttributeValues={":zero": N(0), ":cutoff": N(float(cutoff))},
+            ReturnValues="ALL_OLD",
+        )
+
+    async def node_chunks(self, node_id: str, *, limit: int, after: str | None = None) -> list[str]:
+        def op() -> list[str]:
+            params: dict[str, Any] = {
+                "TableName": self.tables["locations"],
+                "IndexName": "by-node",
+                "KeyConditionExpression": "#node_id = :n",
+                "ProjectionExpression": "#chunk_id",
+                "ExpressionAttributeNames": attr_names("node_id", "chunk_id"),
+                "ExpressionAttributeValues": {":n": S(node_id)},
+            }
+            if after:  # DynamoDB rejects an empty string in a key condition
+                params["KeyConditionExpression"] += " AND #chunk_id > :after"
+                params["ExpressionAttributeValues"][":after"] = S(after)
+            items, _ = self._rq.up_to("query", limit, params)
+            return [i["chunk_id"]["S"] for i in items]
+
+        if limit <= 0:
+            return []
+        return await self._rq.run(op)

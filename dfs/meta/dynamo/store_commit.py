@@ -1,0 +1,156 @@
+"""The commit part of the DynamoDB store: making a file complete and counting its references.
+
+Every distinct chunk's refcount is incremented by a conditional transaction of
+``store_refcounts``, which keeps the counters exact under any concurrency.
+
+Files with at most ``CHUNKS_PER_TX`` distinct chunks commit in one transaction (pending ->
+complete included). Bigger files first move pending -> committing, then apply batches of
+``CHUNKS_PER_TX`` chunks, each transaction also putting a marker (mid, "c000123") with
+``attribute_not_exists``: a re-run after a crash, or a concurrent commit of the same file,
+skips applied batches, so nothing is counted twice. Batches are a pure function of the
+manifest, so every runner computes the same ones. Then committing -> complete with
+total_files/logical_bytes in one transaction.
+
+The file_hashes item is set with ``if_not_exists`` in the transaction that makes the file
+complete, so the first committed file keeps it and ``find_file_by_sha256`` is one strongly
+consistent GetItem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+
+import dfs.meta.dynamo.codec as codec
+from dfs.errors import FileNotFound
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord
+from dfs.meta.dynamo.codec import FILE_COMMITTING, N, Ref, S, attr_names
+from dfs.meta.dynamo.requests import Cancelled, Item, chunks_of
+from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY
+from dfs.meta.dynamo.store_refcounts import ADD, CHUNKS_PER_TX, RefcountsPart
+
+
+class CommitPart(RefcountsPart):
+    async def commit_file(self, file_id: str, now: float) -> FileRecord:
+        item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
+        rec = codec.file_record(item)
+        state = item["state"]["S"]
+        if state == FILE_COMPLETE:
+            return rec
+        refs = codec.refs_of(await self._manifest_of(item))
+        if state == FILE_PENDING and len(refs) <= CHUNKS_PER_TX:
+            committed = await self._rq.run(self._commit_whole, rec, refs, now)
+        else:
+            if state == FILE_PENDING:
+                state = await self._rq.run(self._claim, file_id)
+            if state != FILE_COMPLETE:
+                mid = item["mid"]["S"]
+                batches = list(chunks_of(refs, CHUNKS_PER_TX))
+                await asyncio.gather(
+                    *(
+                        self._rq.run(self._commit_batch, mid, no, batch, now, rec.tenant)
+                        for no, batch in enumerate(batches)
+                    )
+                )
+            committed = state != FILE_COMPLETE and await self._rq.run(self._complete, rec)
+        if committed:
+            return dataclasses.replace(rec, state=FILE_COMPLETE)
+        return codec.file_record(await self._file_item(file_id))
+
+    async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
+        # commit_file's conditional writes keep every count exact whatever runs beside them,
+        # so files of a batch may commit concurrently (ids are distinct, see dict.fromkeys)
+        sem = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def one(file_id: str) -> FileRecord | None:
+            async with sem:
+                try:
+                    return await self.commit_file(file_id, now)
+                except FileNotFound:
+                    return None
+
+        ids = list(dict.fromkeys(file_ids))
+        done = dict(zip(ids, await asyncio.gather(*(one(f) for f in ids)), strict=True))
+        return [done[f] for f in file_ids]
+
+    # --- transactions (worker threads) ------------------------------------------------------
+
+    def _commit_whole(self, rec: FileRecord, refs: Sequence[Ref], now: float) -> bool:
+        """A file of few distinct chunks: state, refcounts and counters in one transaction."""
+        head = self._complete_action(rec, FILE_PENDING)
+        extra = {"total_files": 1, "logical_bytes": rec.size}
+        tail = [self._hash_action(rec)]
+        return self._apply_refs(ADD, head, rec.file_id, refs, now, extra, rec.tenant, lambda: tail)
+
+    def _hash_action(self, rec: FileRecord) -> Item:
+        """Point (tenant, sha256) at this file unless an earlier complete file holds it, and
+        add it to the set of the tenant's complete files with that content (``v`` counts
+        changes, so a delete can re-point the entry conditionally)."""
+        return {
+            "Update": {
+                "TableName": self.tables["file_hashes"],
+                "Key": self._hash_key(rec),
+                "UpdateExpression": "SET #file_id = if_not_exists(#file_id, :f) "
+                "ADD #files :fs, #v :one",
+                "ExpressionAttributeNames": attr_names("file_id", "files", "v"),
+                "ExpressionAttributeValues": {
+                    ":f": S(rec.file_id),
+                    ":fs": {"SS": [rec.file_id]},
+                    ":one": N(1),
+                },
+            }
+        }
+
+    def _complete_action(self, rec: FileRecord, expected_state: str) -> Item:
+        return {
+            "Update": {
+                "TableName": self.tables["files"],
+                "Key": {"file_id": S(rec.file_id)},
+                "UpdateExpression": "SET #state = :complete, #listed_tenant = #tenant",
+                "ConditionExpression": "#state = :expected",
+                "ExpressionAttributeNames": attr_names("state", "listed_tenant", "tenant"),
+                "ExpressionAttributeValues": {
+                    ":complete": S(FILE_COMPLETE),
+                    ":expected": S(expected_state),
+                },
+            }
+        }
+
+    def _claim(self, file_id: str) -> str:
+        """pending -> committing; returns the state the file is in afterwards."""
+        claimed = self._rq.call_or_none(
+            "update_item",
+            TableName=self.tables["files"],
+            Key={"file_id": S(file_id)},
+            UpdateExpression="SET #state = :committing",
+            ConditionExpression="#state = :pending",
+            ExpressionAttributeNames=attr_names("state"),
+            ExpressionAttributeValues={
+                ":committing": S(FILE_COMMITTING),
+                ":pending": S(FILE_PENDING),
+            },
+        )
+        if claimed is not None:
+            return FILE_COMMITTING
+        item = self._get_file_item(file_id, ("state",))
+        if item is None:
+            raise FileNotFound(f"no file {file_id}")
+        return str(item["state"]["S"])
+
+    def _commit_batch(
+        self, mid: str, no: int, refs: Sequence[Ref], now: float, tenant: str
+    ) -> None:
+        """Apply batch ``no`` of a big file's refcounts once, guarded by its marker item."""
+        marker = self._marker_action(mid, "c", no, now)
+        self._apply_refs(ADD, marker, f"{mid}/{no}", refs, now, {}, tenant)
+
+    def _complete(self, rec: FileRecord) -> bool:
+        """committing -> complete, counting the file; False if someone else did it."""
+        head = self._complete_action(rec, FILE_COMMITTING)
+        counters = self._counter_action(rec.file_id, {"total_files": 1, "logical_bytes": rec.size})
+        try:
+            self._rq.transact([head, counters, self._hash_action(rec)])
+            return True
+        except Cancelled:
+            return False

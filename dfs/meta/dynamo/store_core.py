@@ -1,0 +1,143 @@
+"""What every part of the DynamoDB store shares: its request layer, its table names, and the
+reads and writes more than one part needs (a file's item, its manifest).
+
+``DynamoMetadataStore`` (``store.py``) is assembled from parts that each implement one area
+of the metadata port on top of this class; they reach each other only through it (commit and
+delete also through ``store_refcounts``), so each part can be read on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dfs.meta.dynamo.codec as codec
+from dfs.errors import FileNotFound, Unavailable
+from dfs.meta.base import FileRecord, ManifestEntry
+from dfs.meta.dynamo.codec import FILE_ATTRS, N, S, attr_names, projection
+from dfs.meta.dynamo.requests import ATTEMPTS, BATCH_WRITE_MAX, Item, Requests, chunks_of
+from dfs.meta.dynamo.tables import create_tables
+
+PAGE_ENTRIES = 4096  # 4096 * 48 B = 192 KiB per manifest page, well under the 400 KB item limit
+INLINE_ENTRIES = 256  # manifests up to this size live in the file item (12 KiB)
+COUNTER_SHARDS = 16
+BATCH_CONCURRENCY = 8  # files of create_files/commit_files in flight at once
+
+
+class StoreCore:
+    """The shared state and helpers of the DynamoDB store's parts.
+
+    ``calls`` counts DynamoDB requests made by this store (``calls_by_operation`` per API
+    operation), for benchmarks of metadata calls per GiB.
+    """
+
+    def __init__(self, client: Any, tables: Mapping[str, str], *, attempts: int = ATTEMPTS) -> None:
+        self._rq = Requests(client, attempts=attempts)
+        self.tables = dict(tables)
+
+    @property
+    def calls(self) -> int:
+        return self._rq.calls
+
+    @property
+    def calls_by_operation(self) -> Mapping[str, int]:
+        return self._rq.calls_by_operation
+
+    async def create_tables(self, wait_seconds: float = 120.0) -> None:
+        """Create every table of the schema (idempotent), wait until ACTIVE, enable TTL."""
+        await self._rq.run(create_tables, self._rq, self.tables, wait_seconds)
+
+    async def close(self) -> None:
+        await self._rq.close()
+
+    # --- file items and manifests -------------------------------------------------------------
+
+    def _get_file_item(self, file_id: str, attrs: Sequence[str] = FILE_ATTRS) -> Item | None:
+        resp = self._rq.call(
+            "get_item",
+            TableName=self.tables["files"],
+            Key={"file_id": S(file_id)},
+            ConsistentRead=True,
+            ProjectionExpression=projection(attrs),
+            ExpressionAttributeNames=attr_names(*attrs),
+        )
+        item: Item | None = resp.get("Item")
+        return item
+
+    async def _file_item(self, file_id: str, attrs: Sequence[str] = FILE_ATTRS) -> Item:
+        item = await self._rq.run(self._get_file_item, file_id, attrs)
+        if item is None:
+            raise FileNotFound(f"no file {file_id}")
+        return item
+
+    @staticmethod
+    def _new_manifest_id(rec: FileRecord) -> str:
+        """A fresh partition per create_file: a losing create never touches the winner's."""
+        return f"{rec.file_id}/{uuid.uuid4().hex[:16]}"
+
+    async def _put_manifest(self, item: Item, entries: Sequence[ManifestEntry]) -> list[Item]:
+        """Put ``entries`` inline in the file ``item`` or as pages under its ``mid``; returns
+        the keys of the pages written."""
+        if len(entries) <= INLINE_ENTRIES:
+            fmt, data = codec.encode_entries(entries)
+            item.update(pages=N(0), mf=S(fmt), m={"B": data})
+            return []
+        mid = item["mid"]["S"]
+        keys: list[Item] = []
+        puts: list[Item] = []
+        for no, page in enumerate(chunks_of(entries, PAGE_ENTRIES)):
+            fmt, data = codec.encode_entries(page)
+            keys.append(codec.page_key(mid, no))
+            puts.append({"PutRequest": {"Item": {**keys[-1], "f": S(fmt), "e": {"B": data}}}})
+        item["pages"] = N(len(puts))
+        await self._rq.write_many(self.tables["manifests"], puts)
+        return keys
+
+    async def _manifest_of(self, item: Item) -> list[ManifestEntry]:
+        pages = int(item["pages"]["N"])
+        if pages == 0:
+            return codec.decode_entries(item["mf"]["S"], bytes(item["m"]["B"]))
+        mid = item["mid"]["S"]
+        keys = [codec.page_key(mid, no) for no in range(pages)]
+        got = await self._rq.get_many(self.tables["manifests"], keys)
+        if len(got) != pages:
+            raise Unavailable(f"manifest of {item['file_id']['S']} is missing pages")
+        got.sort(key=lambda i: str(i["part"]["S"]))
+        return [
+            e for page in got for e in codec.decode_entries(page["f"]["S"], bytes(page["e"]["B"]))
+        ]
+
+    def _drop_manifest(self, mid: str) -> None:
+        """Delete every item of a manifest partition (pages and markers)."""
+        keys = [
+            {"mid": i["mid"], "part": i["part"]}
+            for i in self._rq.paginate(
+                "query",
+                TableName=self.tables["manifests"],
+                KeyConditionExpression="#mid = :mid",
+                ProjectionExpression="#mid, #part",
+                ExpressionAttributeNames=attr_names("mid", "part"),
+                ExpressionAttributeValues={":mid": S(mid)},
+                ConsistentRead=True,
+            )
+        ]
+        for part in chunks_of(keys, BATCH_WRITE_MAX):
+            self._rq.batch_write(
+                self.tables["manifests"], [{"DeleteRequest": {"Key": k}} for k in part]
+            )
+
+    # --- shared by commit and delete -------------------------------------------------------
+
+    def _hash_key(self, rec: FileRecord) -> Item:
+        return {"tenant": S(rec.tenant), "sha256": S(rec.sha256)}
+
+    def _marker_action(self, mid: str, kind: str, no: int, now: float) -> Item:
+        """Put a batch marker unless it exists: the batch is applied once, whoever runs it."""
+        return {
+            "Put": {
+                "TableName": self.tables["manifests"],
+                "Item": codec.marker_item(mid, kind, no, now),
+                "ConditionExpression": "attribute_not_exists(mid)",
+            }
+        }

@@ -1,0 +1,177 @@
+"""The delete part of the DynamoDB store: ``delete_file``, commit_file backwards.
+
+Refcounts are decremented by the conditional transactions of ``store_refcounts``. A complete
+file of at most ``CHUNKS_PER_TX`` distinct chunks goes in one transaction. Bigger ones go
+complete -> deleting (invisible, unlisted), apply batches guarded by "d000123" markers, then
+delete the file item with the file counters in one transaction; a crashed delete is finished
+by calling it again.
+
+Deleting a complete file also moves its file_hashes entry on: the file leaves the entry's set
+of the tenant's complete files with that content and, if the entry names it, the entry names
+another member or is deleted, conditional on ``v`` (re-read and retried on cancellation), in
+the transaction that deletes the file (small files) or makes it invisible (``_claim_delete``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from functools import partial
+
+import dfs.meta.dynamo.codec as codec
+from dfs.errors import Conflict, FileNotFound, Unavailable
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord
+from dfs.meta.dynamo.codec import FILE_COMMITTING, FILE_DELETING, N, Ref, S, attr_names
+from dfs.meta.dynamo.requests import Cancelled, Item, chunks_of
+from dfs.meta.dynamo.store_refcounts import CHUNKS_PER_TX, DROP, MAX_ROUNDS, RefcountsPart
+
+
+class DeletePart(RefcountsPart):
+    async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord:
+        item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
+        if item["tenant"]["S"] != tenant:
+            raise FileNotFound(f"no file {file_id}")
+        rec = codec.file_record(item)
+        state = item["state"]["S"]
+        if state == FILE_COMMITTING:
+            raise Conflict(f"file {file_id} is being committed; try again")
+        if state == FILE_PENDING:
+            await self._rq.run(self._delete_file_item, file_id, FILE_PENDING)
+        else:
+            refs = codec.refs_of(await self._manifest_of(item))
+            if state == FILE_COMPLETE and len(refs) <= CHUNKS_PER_TX:
+                await self._delete_whole(rec, refs, now)
+            else:
+                await self._delete_in_batches(rec, state, item["mid"]["S"], refs, now)
+        await self._rq.run(self._drop_manifest, item["mid"]["S"])
+        return rec
+
+    async def _delete_whole(self, rec: FileRecord, refs: Sequence[Ref], now: float) -> None:
+        """A complete file of few distinct chunks: gone, unreferenced and uncounted at once."""
+        head = self._delete_file_action(rec.file_id, FILE_COMPLETE)
+        extra = {"total_files": -1, "logical_bytes": -rec.size}
+        tail = partial(self._unhash_actions, rec)
+        done = await self._rq.run(
+            self._apply_refs, DROP, head, rec.file_id, refs, now, extra, rec.tenant, tail
+        )
+        if not done:
+            raise FileNotFound(f"no file {rec.file_id}")
+
+    async def _delete_in_batches(
+        self, rec: FileRecord, state: str, mid: str, refs: Sequence[Ref], now: float
+    ) -> None:
+        """complete -> deleting, each batch's references dropped once, then the file item."""
+        if state == FILE_COMPLETE:
+            await self._rq.run(self._claim_delete, rec)
+        batches = list(chunks_of(refs, CHUNKS_PER_TX))
+        await asyncio.gather(
+            *(
+                self._rq.run(self._unref_batch, mid, no, batch, now, rec.tenant)
+                for no, batch in enumerate(batches)
+            )
+        )
+        head = self._delete_file_action(rec.file_id, FILE_DELETING)
+        counters = self._counter_action(
+            rec.file_id, {"total_files": -1, "logical_bytes": -rec.size}
+        )
+        try:
+            await self._rq.run(self._rq.transact, [head, counters])
+        except Conflict:
+            raise FileNotFound(f"no file {rec.file_id}") from None
+
+    # --- transactions (worker threads) ------------------------------------------------------
+
+    def _delete_file_action(self, file_id: str, expected_state: str) -> Item:
+        return {
+            "Delete": {
+                "TableName": self.tables["files"],
+                "Key": {"file_id": S(file_id)},
+                "ConditionExpression": "#state = :expected",
+                "ExpressionAttributeNames": attr_names("state"),
+                "ExpressionAttributeValues": {":expected": S(expected_state)},
+            }
+        }
+
+    def _delete_file_item(self, file_id: str, expected_state: str) -> None:
+        action = self._delete_file_action(file_id, expected_state)["Delete"]
+        if self._rq.call_or_none("delete_item", **action) is None:
+            raise FileNotFound(f"no file {file_id}")
+
+    def _unhash_actions(self, rec: FileRecord) -> list[Item]:
+        """What deleting complete file ``rec`` does to its file_hashes entry: drop it from the
+        set and, if the entry names it, name another file of the set or delete the entry.
+        Conditional on the entry being unchanged since this (strongly consistent) read; a
+        cancelled transaction calls this again."""
+        item = self._rq.call(
+            "get_item",
+            TableName=self.tables["file_hashes"],
+            Key=self._hash_key(rec),
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return []
+        current = item["file_id"]["S"]
+        files = codec.string_set(item, "files") | {current}
+        if rec.file_id not in files and current != rec.file_id:
+            return []
+        names = attr_names("file_id", "v")
+        values: Item = {":cur": S(current)}
+        if "v" in item:
+            cond = "#v = :v AND #file_id = :cur"
+            values[":v"] = item["v"]
+        else:  # an entry written before the set existed
+            cond = "attribute_not_exists(#v) AND #file_id = :cur"
+        base = {
+            "TableName": self.tables["file_hashes"],
+            "Key": self._hash_key(rec),
+            "ConditionExpression": cond,
+            "ExpressionAttributeNames": names,
+        }
+        rest = sorted(files - {rec.file_id})
+        if not rest:
+            return [{"Delete": {**base, "ExpressionAttributeValues": values}}]
+        values[":f"] = S(current if current != rec.file_id else rest[0])
+        values[":one"] = N(1)
+        update = "SET #file_id = :f ADD #v :one"
+        if "files" in item:
+            update += " DELETE #files :me"
+            names["#files"] = "files"
+            values[":me"] = {"SS": [rec.file_id]}
+        return [
+            {"Update": {**base, "UpdateExpression": update, "ExpressionAttributeValues": values}}
+        ]
+
+    def _claim_delete(self, rec: FileRecord) -> None:
+        """complete -> deleting: the file vanishes for readers and listings at once, and
+        its file_hashes entry moves on in the same transaction."""
+        file_id = rec.file_id
+        claim = {
+            "Update": {
+                "TableName": self.tables["files"],
+                "Key": {"file_id": S(file_id)},
+                "UpdateExpression": "SET #state = :deleting REMOVE #listed_tenant",
+                "ConditionExpression": "#state = :complete",
+                "ExpressionAttributeNames": attr_names("state", "listed_tenant"),
+                "ExpressionAttributeValues": {
+                    ":deleting": S(FILE_DELETING),
+                    ":complete": S(FILE_COMPLETE),
+                },
+            }
+        }
+        for _ in range(MAX_ROUNDS):
+            try:
+                self._rq.transact([claim, *self._unhash_actions(rec)])
+                return
+            except Cancelled as exc:
+                if exc.codes[0] == "ConditionalCheckFailed":
+                    break
+                # the hash entry changed since it was read: read it again
+        else:
+            raise Unavailable("delete kept losing races on its content entry; try again")
+        item = self._get_file_item(file_id, ("state",))
+        if item is None or item["state"]["S"] != FILE_DELETING:
+            raise FileNotFound(f"no file {file_id}") from None
+
+    def _unref_batch(self, mid: str, no: int, refs: Sequence[Ref], now: float, tenant: str) -> None:
+        marker = self._marker_action(mid, "d", no, now)
+        self._apply_refs(DROP, marker, f"{mid}/d{no}", refs, now, {}, tenant)

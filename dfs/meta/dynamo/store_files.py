@@ -1,0 +1,197 @@
+"""The files part of the DynamoDB store: creating files with their manifests, reading and
+listing them, finding one by content, and the pending files garbage collection looks at.
+
+Committing and deleting, which move reference counts, live in ``store_commit`` and
+``store_delete``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import dfs.meta.dynamo.codec as codec
+from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry
+from dfs.meta.dynamo.codec import FILE_ATTRS, N, S, attr_names, projection
+from dfs.meta.dynamo.requests import Item
+from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, StoreCore
+
+
+class FilesPart(StoreCore):
+    async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
+        entries = list(manifest)
+        mid = self._new_manifest_id(rec)
+        item = codec.file_item(rec, FILE_PENDING, mid, len(entries))
+        page_keys = await self._put_manifest(item, entries)
+        try:
+            await self._rq.run(self._put_file_item, item)
+        except Conflict:
+            deletes = [{"DeleteRequest": {"Key": k}} for k in page_keys]
+            await self._rq.write_many(self.tables["manifests"], deletes)
+            raise
+
+    def _put_file_item(self, item: Item) -> None:
+        """Put a new file item: a Conflict if the id is taken, unless by this very item."""
+        done = self._rq.call_or_none(
+            "put_item",
+            TableName=self.tables["files"],
+            Item=item,
+            ConditionExpression="attribute_not_exists(file_id)",
+        )
+        if done is not None:
+            return
+        # Ours already, if a retried request had in fact succeeded.
+        current = self._get_file_item(item["file_id"]["S"], ("mid",))
+        if current is None or current["mid"]["S"] != item["mid"]["S"]:
+            raise Conflict(f"metadata write conflicts: file {item['file_id']['S']} exists")
+
+    async def create_files(
+        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]]
+    ) -> None:
+        # each file is its own conditional put (a transaction could not hold the manifest
+        # pages of big files); a few at a time, since every call is a round trip
+        sem = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def one(rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
+            async with sem:
+                await self.create_file(rec, manifest)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for rec, manifest in files:
+                    tg.create_task(one(rec, manifest))
+        except* DfsError as group:
+            raise group.exceptions[0] from None
+
+    async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord:
+        item = await self._file_item(file_id)
+        if tenant is not None and item["tenant"]["S"] != tenant:
+            raise FileNotFound(f"no file {file_id}")
+        return codec.file_record(item)
+
+    async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
+        item = await self._file_item(file_id, ("file_id", "mid", "pages", "mf", "m"))
+        return await self._manifest_of(item)
+
+    async def list_files(
+        self, tenant: str, *, limit: int, after: str | None = None
+    ) -> list[FileRecord]:
+        def op() -> list[FileRecord]:
+            cond = "#listed_tenant = :t"
+            values: Item = {":t": S(tenant)}
+            if after is not None:
+                cond += " AND #file_id > :after"
+                values[":after"] = S(after)
+            params: dict[str, Any] = {
+                "TableName": self.tables["files"],
+                "IndexName": "by-tenant",
+                "KeyConditionExpression": cond,
+                "ExpressionAttributeNames": attr_names(
+                    "listed_tenant", *(["file_id"] if after else [])
+                ),
+                "ExpressionAttributeValues": values,
+            }
+            items, _ = self._rq.up_to("query", limit, params)
+            return [codec.file_record(i) for i in items]
+
+        if limit <= 0:
+            return []
+        return await self._rq.run(op)
+
+    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
+        resp = await self._rq.run(
+            lambda: self._rq.call(
+                "get_item",
+                TableName=self.tables["file_hashes"],
+                Key={"tenant": S(tenant), "sha256": S(sha256)},
+                ConsistentRead=True,
+            )
+        )
+        entry: Item | None = resp.get("Item")
+        if entry is None:
+            return None
+        try:
+            rec = await self.get_file(entry["file_id"]["S"], tenant)
+        except FileNotFound:
+            return None
+        return rec if rec.state == FILE_COMPLETE else None
+
+    # --- what garbage collection asks about files ---------------------------------------------
+
+    async def recent_pending_chunks(self, since: float) -> set[str]:
+        def op() -> list[Item]:
+            return list(
+                self._rq.paginate(
+                    "scan",
+                    TableName=self.tables["files"],
+                    ConsistentRead=True,
+                    FilterExpression="#state <> :complete AND #created_at >= :since",
+                    ProjectionExpression="#file_id, #pages, #mid, #mf, #m",
+                    ExpressionAttributeNames=attr_names(
+                        "state", "created_at", "file_id", "pages", "mid", "mf", "m"
+                    ),
+                    ExpressionAttributeValues={
+                        ":complete": S(FILE_COMPLETE),
+                        ":since": N(float(since)),
+                    },
+                )
+            )
+
+        out: set[str] = set()
+        for item in await self._rq.run(op):
+            try:
+                out.update(e.chunk_id for e in await self._manifest_of(item))
+            except Unavailable:
+                continue  # a manifest deleted under us: the file is gone too
+        return out
+
+    async def stale_pending_files(self, before: float, *, limit: int) -> list[FileRecord]:
+        def op() -> list[FileRecord]:
+            items = self._rq.paginate(
+                "scan",
+                TableName=self.tables["files"],
+                ConsistentRead=True,
+                FilterExpression="#state <> :complete AND #created_at < :before",
+                ProjectionExpression=projection(FILE_ATTRS),
+                ExpressionAttributeNames=attr_names(*FILE_ATTRS),
+                ExpressionAttributeValues={
+                    ":complete": S(FILE_COMPLETE),
+                    ":before": N(float(before)),
+                },
+            )
+            out: list[FileRecord] = []
+            for item in items:
+                out.append(codec.file_record(item))
+                if len(out) >= limit:
+                    break
+            return sorted(out, key=lambda f: f.created_at)
+
+        if limit <= 0:
+            return []
+        return await self._rq.run(op)
+
+    async def delete_pending_file(self, file_id: str, before: float) -> bool:
+        def op() -> str | None:
+            resp = self._rq.call_or_none(
+                "delete_item",
+                TableName=self.tables["files"],
+                Key={"file_id": S(file_id)},
+                # a commit moves the state off pending first, so one of the two loses
+                ConditionExpression="#state = :pending AND #created_at < :before",
+                ExpressionAttributeNames=attr_names("state", "created_at"),
+                ExpressionAttributeValues={
+                    ":pending": S(FILE_PENDING),
+                    ":before": N(float(before)),
+                },
+                ReturnValues="ALL_OLD",
+            )
+            old = resp.get("Attributes") if resp is not None else None
+            return None if not old else str(old["mid"]["S"])
+
+        mid = await self._rq.run(op)
+        if mid is None:
+            return False
+        await self._rq.run(self._drop_manifest, mid)
+        return True

@@ -1,0 +1,168 @@
+"""Reference counting in the DynamoDB store: the conditional transactions that commit
+(references added) and delete (references dropped) share, and the counter shards they move.
+
+Each distinct chunk's refcount changes in TransactWriteItems under a condition on what the
+store expects it to be: before an increment, absent or 0 (the first referencer, which counts
+the chunk as stored) or > 0 (a duplicate avoided); before a decrement, > count (others still
+reference it) or = count (it reaches 0 and gets ``unref_at``, which garbage collection waits
+on). The expectation comes from a read, but the decision counted is the one the conditional
+write checked atomically: a failed condition cancels the transaction, flips that expectation
+and runs it again, so stored_bytes/unique_chunks/duplicates_avoided stay exact under any
+concurrency. The tenant's own refcount (``owned_chunks``) moves in the same transaction.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import dfs.meta.dynamo.codec as codec
+from dfs.errors import Unavailable
+from dfs.meta.dynamo.codec import N, Ref, S, attr_names
+from dfs.meta.dynamo.requests import TX_MAX, Cancelled, Item
+from dfs.meta.dynamo.store_core import COUNTER_SHARDS, StoreCore
+
+# Each chunk takes two actions (its refcount, its tenant's refcount); the transactions built:
+#   _commit_whole: file update + 2 per chunk + counter shard + file_hashes update = 2n + 3
+#   _commit_batch / _unref_batch: marker + 2 per chunk + counter shard = 2n + 2
+#   small delete (_delete_whole with _unhash_actions): file delete + 2 per chunk + counter
+#     shard + at most one file_hashes update or delete = 2n + 3
+#   _complete: 3; _claim_delete: 2; the big delete's last step: 2
+# so n = CHUNKS_PER_TX = 48 keeps every one within TX_MAX (test_dynamodb_store checks it).
+CHUNKS_PER_TX = (TX_MAX - 3) // 2
+MAX_ROUNDS = 64  # per refcount transaction, for flipped refcount expectations
+ADD, DROP = 1, -1  # the sign of a refcount transaction: commit adds references, delete drops
+
+
+class RefcountsPart(StoreCore):
+    def _apply_refs(
+        self,
+        sign: int,
+        head: Item,
+        shard_of: str,
+        refs: Sequence[Ref],
+        now: float,
+        extra: Mapping[str, int],
+        tenant: str,
+        tail: Callable[[], Sequence[Item]] = tuple,
+    ) -> bool:
+        """Run [head, refcount updates..., the tenant's, counters, *tail()] until the guesses
+        of which chunks have other references hold.
+
+        The chunks' updates come first, in order, so a cancellation reason maps to a ref by
+        position. ``tail`` is called again for every attempt (its conditions may change too).
+        Returns False when ``head``'s own condition failed (someone else did it already).
+        """
+        counts = self._refcounts(refs)
+        floor = {r.chunk_id: 0 if sign == ADD else r.count for r in refs}
+        shared = {c for c, n in counts.items() if n > floor[c]}
+        for _ in range(MAX_ROUNDS):
+            deltas = _deltas(refs, shared, sign)
+            actions = [
+                *(self._refcount_action(sign, r, r.chunk_id in shared, now) for r in refs),
+                *(self._tenant_refcount_action(tenant, r, sign * r.count) for r in refs),
+                self._counter_action(shard_of, {**extra, **deltas}),
+            ]
+            try:
+                self._rq.transact([head, *actions, *tail()])
+                return True
+            except Cancelled as exc:
+                if exc.codes[0] == "ConditionalCheckFailed":
+                    return False
+                for r, code in zip(refs, exc.codes[1:], strict=False):
+                    if code == "ConditionalCheckFailed":
+                        shared ^= {r.chunk_id}
+        what = "commit" if sign == ADD else "delete"
+        raise Unavailable(f"{what} kept losing refcount races; try again")
+
+    def _refcounts(self, refs: Sequence[Ref]) -> dict[str, int]:
+        """The chunks' refcounts now: the first guess of a refcount transaction."""
+        keys = [{"chunk_id": S(r.chunk_id)} for r in refs]
+        items = self._rq.batch_get(self.tables["chunks"], keys, ("chunk_id", "refcount"))
+        return {i["chunk_id"]["S"]: codec.int_of(i, "refcount") for i in items}
+
+    def _refcount_action(self, sign: int, r: Ref, shared: bool, now: float) -> Item:
+        """Add (``sign`` 1) or drop (-1) ``r``'s references, conditional on ``shared``:
+        whether the chunk has references besides these."""
+        update = _increment(r, shared, now) if sign == ADD else _decrement(r, shared, now)
+        key = {"chunk_id": S(r.chunk_id)}
+        return {"Update": {"TableName": self.tables["chunks"], "Key": key, **update}}
+
+    def _tenant_refcount_action(self, tenant: str, r: Ref, delta: int) -> Item:
+        """The tenant's own refcount of a chunk (what ``owned_chunks`` reads)."""
+        return {
+            "Update": {
+                "TableName": self.tables["tenant_chunks"],
+                "Key": {"tenant": S(tenant), "chunk_id": S(r.chunk_id)},
+                "UpdateExpression": "ADD #refcount :c",
+                "ExpressionAttributeNames": attr_names("refcount"),
+                "ExpressionAttributeValues": {":c": N(delta)},
+            }
+        }
+
+    def _counter_action(self, shard_of: str, deltas: Mapping[str, int]) -> Item:
+        """Add ``deltas`` to the Stats fields on one counter shard, chosen by ``shard_of``:
+        sharded so that concurrent commits don't all conflict on one item."""
+        shard = zlib.crc32(shard_of.encode()) % COUNTER_SHARDS
+        names = list(deltas)
+        return {
+            "Update": {
+                "TableName": self.tables["counters"],
+                "Key": {"counter": S(f"stats#{shard:02d}")},
+                "UpdateExpression": "ADD " + ", ".join(f"#{n} :{n}" for n in names),
+                "ExpressionAttributeNames": attr_names(*names),
+                "ExpressionAttributeValues": {f":{n}": N(v) for n, v in deltas.items()},
+            }
+        }
+
+
+def _increment(r: Ref, referenced: bool, now: float) -> Item:
+    if referenced:
+        return {
+            "UpdateExpression": "ADD #refcount :c",
+            "ConditionExpression": "#refcount > :zero",
+            "ExpressionAttributeNames": attr_names("refcount"),
+            "ExpressionAttributeValues": {":c": N(r.count), ":zero": N(0)},
+        }
+    return {
+        "UpdateExpression": "SET #refcount = :c, #size = if_not_exists(#size, :s), "
+        "#created_at = if_not_exists(#created_at, :t)",
+        "ConditionExpression": "attribute_not_exists(#refcount) OR #refcount = :zero",
+        "ExpressionAttributeNames": attr_names("refcount", "size", "created_at"),
+        "ExpressionAttributeValues": {
+            ":c": N(r.count),
+            ":s": N(r.size),
+            ":t": N(float(now)),
+            ":zero": N(0),
+        },
+    }
+
+
+def _decrement(r: Ref, staying: bool, now: float) -> Item:
+    if staying:
+        return {
+            "UpdateExpression": "ADD #refcount :neg",
+            "ConditionExpression": "#refcount > :c",
+            "ExpressionAttributeNames": attr_names("refcount"),
+            "ExpressionAttributeValues": {":c": N(r.count), ":neg": N(-r.count)},
+        }
+    return {
+        "UpdateExpression": "SET #unref_at = :t ADD #refcount :neg",
+        "ConditionExpression": "#refcount = :c",
+        "ExpressionAttributeNames": attr_names("refcount", "unref_at"),
+        "ExpressionAttributeValues": {":c": N(r.count), ":neg": N(-r.count), ":t": N(float(now))},
+    }
+
+
+def _deltas(refs: Iterable[Ref], shared: set[str], sign: int) -> dict[str, int]:
+    """What adding (``sign`` 1) or dropping (-1) the references of ``refs`` does to the chunk
+    counters, given which of the chunks have references besides these (``shared``)."""
+    deltas = dict.fromkeys(("stored_bytes", "unique_chunks", "duplicates_avoided"), 0)
+    for r in refs:
+        if r.chunk_id in shared:
+            deltas["duplicates_avoided"] += sign * r.count
+        else:
+            deltas["duplicates_avoided"] += sign * (r.count - 1)
+            deltas["stored_bytes"] += sign * r.size
+            deltas["unique_chunks"] += sign
+    return deltas

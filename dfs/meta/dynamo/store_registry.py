@@ -1,0 +1,168 @@
+"""The registry part of the DynamoDB store: single items looked up by key, no reference
+counting. Nodes (with a TTL), tenants and tokens (one auth table), leases and the stats
+counter shards (one counters table).
+
+TTL deletion is late (and moto never does it): live-node reads filter ``expires_at > now``.
+"""
+
+from __future__ import annotations
+
+import dfs.meta.dynamo.codec as codec
+from dfs.meta.base import NODE_DOWN, Lease, NodeRecord, Stats, TokenRecord
+from dfs.meta.dynamo.codec import COUNTERS, N, S, attr_names
+from dfs.meta.dynamo.requests import Item
+from dfs.meta.dynamo.store_core import COUNTER_SHARDS, StoreCore
+
+
+class RegistryPart(StoreCore):
+    # --- nodes ------------------------------------------------------------------------------
+
+    async def upsert_node(self, node: NodeRecord) -> None:
+        item = codec.node_item(node)
+        await self._rq.run(
+            lambda: self._rq.call("put_item", TableName=self.tables["nodes"], Item=item)
+        )
+
+    async def remove_node(self, node_id: str) -> None:
+        await self._rq.run(
+            lambda: self._rq.call(
+                "delete_item", TableName=self.tables["nodes"], Key={"node_id": S(node_id)}
+            )
+        )
+
+    async def deregister_node(self, node_id: str, now: float) -> None:
+        await self._rq.run(
+            lambda: self._rq.call_or_none(
+                "update_item",
+                TableName=self.tables["nodes"],
+                Key={"node_id": S(node_id)},
+                UpdateExpression="SET #expires_at = :now, #status = :down",
+                # never create a tombstone, never extend an expired entry
+                ConditionExpression="attribute_exists(#node_id) AND #expires_at > :now",
+                ExpressionAttributeNames=attr_names("expires_at", "status", "node_id"),
+                ExpressionAttributeValues={":now": N(float(now)), ":down": S(NODE_DOWN)},
+            )
+        )
+
+    async def list_live_nodes(self, now: float) -> list[NodeRecord]:
+        def op() -> list[NodeRecord]:
+            items = self._rq.paginate(
+                "scan",
+                TableName=self.tables["nodes"],
+                ConsistentRead=True,
+                FilterExpression="#expires_at > :now",
+                ExpressionAttributeNames=attr_names("expires_at"),
+                ExpressionAttributeValues={":now": N(float(now))},
+            )
+            return sorted((codec.node_record(i) for i in items), key=lambda n: n.node_id)
+
+        return await self._rq.run(op)
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        def op() -> list[NodeRecord]:
+            items = self._rq.paginate("scan", TableName=self.tables["nodes"], ConsistentRead=True)
+            return sorted((codec.node_record(i) for i in items), key=lambda n: n.node_id)
+
+        return await self._rq.run(op)
+
+    # --- tenants and tokens -----------------------------------------------------------------
+
+    async def create_tenant(self, tenant: str, now: float) -> None:
+        item = {**codec.auth_key("tenant", tenant), "created_at": N(float(now))}
+        await self._rq.run(self._put_new_auth_item, item)
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        resp = await self._rq.run(
+            lambda: self._rq.call(
+                "get_item",
+                TableName=self.tables["auth"],
+                Key=codec.auth_key("tenant", tenant),
+                ConsistentRead=True,
+            )
+        )
+        return "Item" in resp
+
+    async def list_tenants(self) -> list[str]:
+        def op() -> list[str]:
+            items = self._rq.paginate(
+                "query",
+                TableName=self.tables["auth"],
+                KeyConditionExpression="#kind = :kind",
+                ExpressionAttributeNames=attr_names("kind"),
+                ExpressionAttributeValues={":kind": S("tenant")},
+                ConsistentRead=True,
+            )
+            return [i["id"]["S"] for i in items]
+
+        return await self._rq.run(op)
+
+    async def put_token(self, rec: TokenRecord) -> None:
+        await self._rq.run(self._put_new_auth_item, codec.token_item(rec))
+
+    def _put_new_auth_item(self, item: Item) -> None:
+        """Put a tenant or token; a Conflict if it exists (names and tokens are never reused)."""
+        self._rq.call(
+            "put_item",
+            TableName=self.tables["auth"],
+            Item=item,
+            ConditionExpression="attribute_not_exists(#id)",
+            ExpressionAttributeNames=attr_names("id"),
+        )
+
+    async def get_token(self, token_hash: str) -> TokenRecord | None:
+        resp = await self._rq.run(
+            lambda: self._rq.call(
+                "get_item",
+                TableName=self.tables["auth"],
+                Key=codec.auth_key("token", token_hash),
+                ConsistentRead=True,
+            )
+        )
+        item = resp.get("Item")
+        return None if item is None else codec.token_record(token_hash, item)
+
+    # --- leases and stats -------------------------------------------------------------------
+
+    async def acquire_lease(
+        self, name: str, owner: str, now: float, ttl: float, info: str = ""
+    ) -> bool:
+        item = {
+            **codec.lease_key(name),
+            "owner": S(owner),
+            "expires_at": N(float(now + ttl)),
+            "info": S(info),
+        }
+        resp = await self._rq.run(
+            lambda: self._rq.call_or_none(
+                "put_item",
+                TableName=self.tables["counters"],
+                Item=item,
+                ConditionExpression="attribute_not_exists(#counter) OR #expires_at <= :now "
+                "OR #owner = :owner",
+                ExpressionAttributeNames=attr_names("counter", "expires_at", "owner"),
+                ExpressionAttributeValues={":now": N(float(now)), ":owner": S(owner)},
+            )
+        )
+        return resp is not None
+
+    async def get_lease(self, name: str) -> Lease | None:
+        resp = await self._rq.run(
+            lambda: self._rq.call(
+                "get_item",
+                TableName=self.tables["counters"],
+                Key=codec.lease_key(name),
+                ConsistentRead=True,
+            )
+        )
+        item = resp.get("Item")
+        return None if item is None else codec.lease_record(name, item)
+
+    async def get_stats(self) -> Stats:
+        """The sum of the counter shards (see ``StoreCore._counter_action``)."""
+        keys = [{"counter": S(f"stats#{k:02d}")} for k in range(COUNTER_SHARDS)]
+        items = await self._rq.get_many(self.tables["counters"], keys)
+        totals = dict.fromkeys(COUNTERS, 0)
+        for i in items:
+            for name in COUNTERS:
+                totals[name] += codec.int_of(i, name)
+        return Stats(**totals)

@@ -98,11 +98,12 @@ async def finalize_uploads(request: web.Request) -> web.Response:
 
 
 async def resume_upload(request: web.Request) -> web.Response:
-    body = await read_json(request, protocol.MAX_JSON_BODY)
-    file_id = parse_file_id(body.get("file_id"))
-    receipts = _receipts(body.get("receipts"))
-    plan = await request.app[COORDINATOR].resume_upload(file_id, receipts, tenant(request))
-    return web.json_response(plan)
+    async with big_body_slot(request):
+        body = await read_json(request, protocol.MAX_JSON_BODY)
+        file_id = parse_file_id(body.get("file_id"))
+        receipts = _receipts(body.get("receipts"))
+        plan = await request.app[COORDINATOR].resume_upload(file_id, receipts, tenant(request))
+        return await json_answer(plan, entries=len(plan["upload"]))
 
 
 async def download_plans(request: web.Request) -> web.Response:

@@ -14,7 +14,8 @@ file found by its declared sha256 is taken for "these bytes" only when one of th
 2. **Server verification**: this API process hashed the file's bytes itself: it ingested
    them (``POST /upload``), or ``/check`` read the file, verified chunk by chunk, and hashed
    it (files of at most ``VERIFY_MAX_BYTES``; larger ones need the manifest proof). Files
-   are immutable, so a verified file id stays verified (``VerifiedFiles``, bounded).
+   are immutable, so what this process found stays true (``VerifiedFiles``, bounded): a
+   file is read at most once per process, whether its claim held or not.
 
 A file whose declared sha256 is false is thus never answered for the genuine bytes.
 """
@@ -47,20 +48,23 @@ def manifest_digest(manifest: Sequence[ManifestEntry]) -> str:
 
 
 class VerifiedFiles:
-    """File ids whose declared sha256 this process checked against their bytes (LRU)."""
+    """Whether each file's declared sha256 matched its bytes, for the files this process
+    hashed (LRU). Files are immutable, so both answers stay true: a false claim is read
+    once, not at every /check."""
 
     def __init__(self, capacity: int = VERIFIED_CAPACITY) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[str, bool] = OrderedDict()
         self._capacity = capacity
 
-    def add(self, file_id: str) -> None:
-        self._ids[file_id] = None
-        self._ids.move_to_end(file_id)
-        while len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
+    def record(self, file_id: str, matched: bool = True) -> None:
+        self._seen[file_id] = matched
+        self._seen.move_to_end(file_id)
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
 
-    def __contains__(self, file_id: object) -> bool:
-        return file_id in self._ids
+    def known(self, file_id: str) -> bool | None:
+        """True or False if this process hashed the file, None if it did not."""
+        return self._seen.get(file_id)
 
 
 async def _hash_of(coord: Coordinator, rec: FileRecord) -> str:
@@ -88,11 +92,11 @@ async def confirms(
     those bytes: by the caller's manifest proof, or by this process's verification."""
     if proof is not None:
         return manifest_digest(await coord.meta.get_manifest(rec.file_id)) == proof
-    if rec.file_id in verified:
-        return True
+    known = verified.known(rec.file_id)
+    if known is not None:
+        return known
     if rec.size > VERIFY_MAX_BYTES:
         return False
-    if await _hash_of(coord, rec) != sha256:
-        return False
-    verified.add(rec.file_id)
-    return True
+    matched = await _hash_of(coord, rec) == sha256
+    verified.record(rec.file_id, matched)
+    return matched

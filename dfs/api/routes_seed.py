@@ -227,7 +227,7 @@ async def upload(request: web.Request) -> web.Response:
             return await deadline.read(request.content.read, min(n, 1 << 20))
 
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
-    request.app[VERIFIED].add(str(done.body["file_id"]))  # its bytes were hashed here
+    request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
     if not done.created:
         body = {
             "error": {"code": "conflict", "message": "this content is already stored"},
@@ -248,7 +248,7 @@ async def check(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     rec = await coord.find_by_sha256(principal(request).tenant, sha256)
     if rec is not None:
-        reads = proof is None and rec.file_id not in request.app[VERIFIED]
+        reads = proof is None and request.app[VERIFIED].known(rec.file_id) is None
         async with big_slot(request, reads and rec.size > protocol.MIB):
             if not await confirms(coord, rec, sha256, proof, request.app[VERIFIED]):
                 rec = None

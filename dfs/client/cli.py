@@ -35,6 +35,7 @@ from dfs.client.cli_common import (
     run,
     target_options,
 )
+from dfs.client.cli_output import printable
 from dfs.client.library import Client
 from dfs.client.profiles import Target
 from dfs.client.verify import VerifyReport
@@ -257,7 +258,12 @@ def create_token(as_json: bool, target: Target, role: str, label: str, tenant: s
 @target_options
 def tenants(as_json: bool, target: Target) -> None:
     """List tenants."""
-    _simple(lambda c: c.api.list_tenants(), target, as_json, lambda b: "\n".join(b["tenants"]))
+    _simple(
+        lambda c: c.api.list_tenants(),
+        target,
+        as_json,
+        lambda b: "\n".join(map(printable, b["tenants"])),
+    )
 
 
 @cli.group("config")
@@ -337,9 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
     except click.UsageError as exc:
         path = exc.ctx.command_path if exc.ctx else "dfs-client"
-        click.echo(f"Error: {exc.format_message()} (see: {path} --help)", err=True)
+        message = printable(exc.format_message())
+        click.echo(f"Error: {message} (see: {path} --help)", err=True)
         return exc.exit_code
     except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
+        click.echo(f"Error: {printable(exc.format_message())}", err=True)
         return exc.exit_code
     return code if isinstance(code, int) else 0

@@ -11,27 +11,16 @@ import os
 import random
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dfs.localcluster import LocalCluster, console_script
-from tests.e2e.conftest import CLI_TIMEOUT, cli_json, run_cli, started_cluster
+from tests.e2e.conftest import CLI_TIMEOUT, cli_json, run_cli
 
 pytestmark = pytest.mark.e2e
 
 PARTIAL = 23
-
-
-@pytest.fixture
-def sqlite_cluster(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LocalCluster]:
-    """API + 3 nodes on SQLite: these tests are about the CLI, not the metadata store."""
-    meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
-    with started_cluster(tmp_path, meta, monkeypatch, request) as c:
-        yield c
 
 
 def _without_dac_override() -> None:

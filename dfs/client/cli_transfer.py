@@ -223,6 +223,7 @@ def download(
         fail(exc.message, exc.exit_code)
     job = Download(as_json, quiet, force)
     conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
+    conn["overwrite"] = force  # else a file that appears at a target meanwhile is kept
 
     async def go() -> None:
         async with make_client(target, **conn) as client:

@@ -33,7 +33,7 @@ from typing import Any
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.local_files import local_path
 from dfs.client.resume import DownloadSidecar, open_own
-from dfs.errors import ChunkNotFound, DfsError, IntegrityError, from_body
+from dfs.errors import ChunkNotFound, Conflict, DfsError, IntegrityError, from_body
 from dfs.fsutil import fsync_dir
 from dfs.ids import sha256_hex
 
@@ -199,16 +199,37 @@ class PartFile:
         if not self.resume:
             self.path.unlink(missing_ok=True)
 
-    async def commit(self, target: Path, file_id: str, sha256: str) -> None:
-        """Close; check the whole-file sha256, then rename over ``target``."""
+    async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
+        """Close; check the whole-file sha256, then rename over ``target`` (without
+        ``overwrite``: link to it, so that a file there is never replaced)."""
         os.close(self.fd)
         if self.whole.hexdigest() != sha256:
             self.path.unlink(missing_ok=True)
             self.sidecar.remove()
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
-        os.replace(self.path, target)
+        try:
+            _rename(self.path, target, overwrite)
+        except FileExistsError:
+            self.path.unlink(missing_ok=True)
+            self.sidecar.remove()
+            raise Conflict(f"{target} appeared during the download; not replaced") from None
         self.sidecar.remove()
         await asyncio.to_thread(fsync_dir, target.parent)
+
+
+def _rename(part: Path, target: Path, overwrite: bool) -> None:
+    if not overwrite:
+        try:
+            os.link(part, target)  # atomic, and fails if anything is at target
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: a rename, checked first
+            if os.path.lexists(target):
+                raise FileExistsError(target) from None
+        else:
+            part.unlink()
+            return
+    os.replace(part, target)
 
 
 STDOUT = Path("/dev/stdout")  # ``download_file``'s ``out`` for the bytes on standard output
@@ -243,7 +264,7 @@ class StdoutPart(PartFile):
     def abandon(self) -> None:
         return None
 
-    async def commit(self, target: Path, file_id: str, sha256: str) -> None:
+    async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
         if self.whole.hexdigest() != sha256:
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
 
@@ -309,7 +330,7 @@ class DownloadPipeline:
         except BaseException:
             part.abandon()
             raise
-        await part.commit(target, file_id, str(plan["sha256"]))
+        await part.commit(target, file_id, str(plan["sha256"]), self.conn.overwrite)
         return DownloadResult(
             file_id=file_id,
             name=str(plan["name"]),

@@ -40,6 +40,7 @@ class Client:
         concurrency: int = DEFAULT_CONCURRENCY,
         proxy: bool = False,
         resume: bool = True,
+        overwrite: bool = True,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         if concurrency < 1:
@@ -49,6 +50,7 @@ class Client:
         self.concurrency = concurrency
         self.proxy = proxy
         self.resume = resume
+        self.overwrite = overwrite  # False: a download never replaces a file at its target
         self._own_session = session is None
         self._session = session
 
@@ -74,6 +76,7 @@ class Client:
             concurrency=self.concurrency,
             proxy=self.proxy,
             resume=self.resume,
+            overwrite=self.overwrite,
         )
 
     async def __aenter__(self) -> Client:

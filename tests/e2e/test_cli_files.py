@@ -201,6 +201,12 @@ def test_names_are_escaped_unsafe_names_skipped_and_planted_links_ignored(
     assert "e/\\x1b]0;pwned\\x07red\\x1b[31m.txt" in ls
     assert [f["name"] for f in cli_json("ls", api)] == [evil]  # --json stays exact
     assert "\x1b" not in cli("stat", api, evil_id).stdout.decode()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "bell\x07.txt").write_text("ding")
+    (tree / "plain.txt").write_text("plain")
+    lines = cli("upload", "--prefix", "t/", api, str(tree)).stdout.decode().splitlines()
+    assert sorted(line.split("\t")[1] for line in lines) == ["t/bell\\x07.txt", "t/plain.txt"]
     down = cli("download", api, evil_id, str(tmp_path / "d") + "/")
     assert down.returncode == 0
     assert b"\x1b" not in down.stdout

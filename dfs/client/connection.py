@@ -32,6 +32,9 @@ class Connection:
     concurrency: int
     proxy: bool  # every chunk through the API instead of straight to the nodes
     resume: bool  # journal uploads and keep interrupted downloads for the next run
+    # a finished download may replace a file at its target; without, a file that appeared
+    # there meanwhile is refused (Conflict) and the download's bytes are dropped
+    overwrite: bool = True
 
     async def run_bounded(self, work: Callable[[T], Awaitable[None]], items: Iterable[T]) -> None:
         """Run ``work`` over ``items`` with at most ``concurrency`` in flight; fail fast."""

@@ -9,7 +9,7 @@ are one API call each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +40,7 @@ class Client:
         concurrency: int = DEFAULT_CONCURRENCY,
         proxy: bool = False,
         resume: bool = True,
+        overwrite: bool = True,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         if concurrency < 1:
@@ -49,6 +50,7 @@ class Client:
         self.concurrency = concurrency
         self.proxy = proxy
         self.resume = resume
+        self.overwrite = overwrite  # False: a download never replaces a file at its target
         self._own_session = session is None
         self._session = session
 
@@ -74,6 +76,7 @@ class Client:
             concurrency=self.concurrency,
             proxy=self.proxy,
             resume=self.resume,
+            overwrite=self.overwrite,
         )
 
     async def __aenter__(self) -> Client:
@@ -135,15 +138,23 @@ class Client:
         progress: ProgressFn | None = None,
         plan: dict[str, Any] | None = None,
     ) -> DownloadResult:
-        """Download one file to ``out`` (a directory: under its stored name there)."""
+        """Download one file to ``out`` (a directory: under its stored relative name there;
+        ``dfs.client.download.STDOUT``: to standard output)."""
         pipeline = DownloadPipeline(self._connection(), progress)
         return await pipeline.download_file(file_id, Path(out), plan=plan)
 
     async def download_many(
-        self, files: Sequence[tuple[str, Path]], *, progress: ProgressFn | None = None
+        self,
+        files: Sequence[tuple[str, Path]],
+        *,
+        progress: ProgressFn | None = None,
+        plans: Mapping[str, dict[str, Any]] | None = None,
     ) -> list[DownloadResult]:
-        """Download (file_id, target path) pairs, ``concurrency`` files at a time."""
-        return await DownloadPipeline(self._connection(), progress).download_files(files)
+        """Download (file_id, target path) pairs, ``concurrency`` files at a time (target
+        paths as ``dfs.client.local_files.download_targets`` gives them); ``plans`` already
+        fetched, by file id, are used instead of asking again."""
+        pipeline = DownloadPipeline(self._connection(), progress)
+        return await pipeline.download_files(files, plans)
 
     # --- status ---------------------------------------------------------------------------
 

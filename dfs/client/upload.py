@@ -40,9 +40,12 @@ from dfs.client.connection import Connection, ProgressFn
 from dfs.client.local_files import LocalFile
 from dfs.client.resume import UploadJournal
 from dfs.errors import (
+    AuthError,
     Conflict,
     FileNotFound,
     IntegrityError,
+    InvalidRequest,
+    NotFound,
     ReplicationError,
     Unavailable,
     from_body,
@@ -57,6 +60,11 @@ SEND_BATCH_CHUNKS = 64
 SEND_BATCH_BYTES = 4 * 1024 * 1024
 
 log = logging.getLogger("dfs.client")
+
+# errors after which running the upload again cannot resume it (the file changed, the API
+# refused the request, the file or the token is gone): its journal goes. The others
+# (unavailable, replication failed, full, interrupted) keep it for the next run.
+FINAL = (IntegrityError, Conflict, InvalidRequest, NotFound, AuthError)
 
 _CHANGED = "the file changed while it was being uploaded; upload it again"
 
@@ -353,18 +361,25 @@ class UploadPipeline:
         scan = await asyncio.to_thread(scan_file_threaded, path, self.profile)
         journal = None
         if self.conn.resume:
+            await asyncio.to_thread(UploadJournal.sweep)
             journal = UploadJournal.for_upload(
                 self.conn.api_url, self.conn.token, scan.sha256, str(self.profile), name
             )
         upload = FileUpload(path, name, scan, journal)
-        await self._plan_alone(upload)
-        upload.fd = os.open(path, os.O_RDONLY)
         try:
-            await self.sender.send_all([upload], pack_small=False)
-        finally:
-            os.close(upload.fd)
-            upload.fd = None
-        done = await self.conn.api.finalize_upload(upload.file_id, upload.receipts)
+            await self._plan_alone(upload)
+            upload.fd = os.open(path, os.O_RDONLY)
+            try:
+                await self.sender.send_all([upload], pack_small=False)
+            finally:
+                os.close(upload.fd)
+                upload.fd = None
+            done = await self.conn.api.finalize_upload(upload.file_id, upload.receipts)
+        except FINAL:
+            # nothing can resume this upload: its journal would only be litter
+            if journal is not None:
+                await asyncio.to_thread(journal.finish)
+            raise
         if journal is not None:
             await asyncio.to_thread(journal.finish)
         return upload.result(done, time.monotonic() - started)

@@ -54,51 +54,143 @@ class DownloadResult:
     chunks: int
     failovers: int
     seconds: float
+    hedges: int = 0  # reads that also asked a second replica because the first was slow
+
+
+HEDGE_FLOOR = 0.5
+"""Seconds a read waits at least before it also asks the next replica (a hedged read)."""
+HEDGE_FACTOR = 4.0
+"""A read hedges after this many times the time a chunk of its size is expected to take."""
+EXPECTED_RATE = 16 * 1024 * 1024
+"""Bytes per second one chunk read is expected to get before any was measured."""
+
+
+@dataclass
+class _Source:
+    """One place a chunk can come from: a replica (``node_id``) or the API proxy (None)."""
+
+    node_id: str | None
+    get: Callable[[], Awaitable[bytes]]
 
 
 class ChunkFetcher:
-    """Verified bytes of a chunk from the first source that has them: its replicas in the
-    plan's order (unless ``proxy``), then the API proxy. Counts the sources that failed."""
+    """Verified bytes of a chunk from the first source that has them: its replicas (unless
+    ``proxy``), those the client avoids last, then the API proxy.
+
+    Hedged: when a replica has not answered within ``hedge_delay`` (a few times what a chunk
+    of that size took lately), the next replica is asked too and the first verified answer
+    wins; the loser is cancelled and avoided for a while (``AvoidList.slow``), so a hung
+    node costs each chunk at most one hedge delay, and later chunks none. A replica that
+    fails or returns bad bytes is avoided (``failed``) and the next source is asked at once.
+    Counts the sources that failed (``failovers``) and the hedges (``hedges``).
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.failovers = 0
+        self.hedges = 0
+        self._rate = float(EXPECTED_RATE)  # bytes/s of recent reads, smoothed
 
-    def _sources(self, chunk: dict[str, Any]) -> list[Callable[[], Awaitable[bytes]]]:
-        chunk_id = str(chunk["sha256"])
-        sources: list[Callable[[], Awaitable[bytes]]] = []
+    def hedge_delay(self, size: int) -> float:
+        return max(HEDGE_FLOOR, HEDGE_FACTOR * size / self._rate)
+
+    def _sources(self, chunk: dict[str, Any]) -> list[_Source]:
+        chunk_id, size = str(chunk["sha256"]), int(chunk["size"])
+        sources: list[_Source] = []
         if not self.conn.proxy:
-            for replica in chunk["replicas"]:
-                sources.append(
-                    functools.partial(
-                        self.conn.nodes.get_chunk,
-                        str(replica["url"]),
-                        chunk_id,
-                        cap=str(replica["cap"]),
-                    )
+            for replica in self.conn.avoid.order(chunk["replicas"]):
+                get = functools.partial(
+                    self.conn.nodes.get_chunk,
+                    str(replica["url"]),
+                    chunk_id,
+                    cap=str(replica["cap"]),
+                    size=size,
                 )
-        sources.append(functools.partial(self.conn.api.proxy_get_chunk, chunk_id))
+                sources.append(_Source(str(replica["node_id"]), get))
+        sources.append(_Source(None, functools.partial(self.conn.api.proxy_get_chunk, chunk_id)))
         return sources
 
+    async def _verified(self, source: _Source, chunk: dict[str, Any]) -> bytes:
+        started = time.monotonic()
+        data = await source.get()
+        if len(data) != int(chunk["size"]) or (
+            await asyncio.to_thread(sha256_hex, data) != chunk["sha256"]
+        ):
+            log.warning("a source returned bad bytes for chunk %s", str(chunk["sha256"])[:12])
+            raise IntegrityError("bytes did not match the chunk's sha256")
+        elapsed = max(time.monotonic() - started, 1e-3)
+        self._rate = 0.8 * self._rate + 0.2 * (len(data) / elapsed)
+        return data
+
     async def fetch(self, chunk: dict[str, Any]) -> bytes:
-        chunk_id = str(chunk["sha256"])
+        sources = self._sources(chunk)
+        running: dict[asyncio.Task[bytes], _Source] = {}
         errors: list[str] = []
-        for source in self._sources(chunk):
-            try:
-                data = await source()
-            except DfsError as exc:
-                self.failovers += 1
-                errors.append(exc.message)
-                continue
-            good = len(data) == int(chunk["size"])
-            if good and await asyncio.to_thread(sha256_hex, data) == chunk_id:
-                return data
-            self.failovers += 1
-            errors.append("bytes did not match the chunk's sha256")
-            log.warning("a source returned bad bytes for chunk %s; failing over", chunk_id[:12])
+        try:
+            while sources or running:
+                if not running:  # the first read, or a failover: nothing else to wait for
+                    self._start(sources.pop(0), chunk, running)
+                    continue
+                if sources and sources[0].node_id is not None:
+                    delay = self.hedge_delay(int(chunk["size"]))
+                    if not await self._first_done(running, delay):
+                        self.hedges += 1
+                        self.conn.stats.hedges += 1
+                        self._start(sources.pop(0), chunk, running)
+                        continue
+                else:  # only the API proxy is left: it is asked once every replica failed
+                    await self._first_done(running, None)
+                data = self._take_done(running, errors)
+                if data is not None:
+                    return data
+        finally:
+            await self._abandon(running)
         raise ChunkNotFound(
-            f"no replica returned good bytes for chunk {chunk_id[:12]}: {'; '.join(errors[-3:])}"
+            f"no replica returned good bytes for chunk {str(chunk['sha256'])[:12]}: "
+            f"{'; '.join(errors[-3:])}"
         )
+
+    def _start(
+        self, source: _Source, chunk: dict[str, Any], running: dict[asyncio.Task[bytes], _Source]
+    ) -> None:
+        running[asyncio.create_task(self._verified(source, chunk))] = source
+
+    @staticmethod
+    async def _first_done(
+        running: dict[asyncio.Task[bytes], _Source], timeout: float | None
+    ) -> bool:
+        done, _ = await asyncio.wait(running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        return bool(done)
+
+    def _take_done(
+        self, running: dict[asyncio.Task[bytes], _Source], errors: list[str]
+    ) -> bytes | None:
+        """The first verified answer among the finished reads, if any; each failed one is
+        counted, avoided and dropped."""
+        for task in [t for t in running if t.done()]:
+            source = running.pop(task)
+            exc = task.exception()
+            if exc is None:
+                if source.node_id is not None:
+                    self.conn.avoid.ok(source.node_id)
+                for loser in running.values():
+                    if loser.node_id is not None:
+                        self.conn.avoid.slow(loser.node_id)
+                return task.result()
+            if not isinstance(exc, DfsError):
+                raise exc
+            self.failovers += 1
+            errors.append(exc.message)
+            if source.node_id is not None:
+                self.conn.avoid.failed(source.node_id)
+        return None
+
+    @staticmethod
+    async def _abandon(running: dict[asyncio.Task[bytes], _Source]) -> None:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
 
 class PartFile:
@@ -255,6 +347,7 @@ class DownloadPipeline:
             chunks=len(plan["chunks"]),
             failovers=fetcher.failovers,
             seconds=time.monotonic() - started,
+            hedges=fetcher.hedges,
         )
 
     async def _fetch_in_order(

@@ -59,7 +59,7 @@ class Client:
         self.deadline = deadline or protocol.TransferDeadline()
         # nodes that just failed this client, and what its transfers did: across calls
         self.avoid = AvoidList()
-        self.stats = TransferStats()
+        self.transfer_stats = TransferStats()
 
     @property
     def api(self) -> ApiClient:
@@ -84,7 +84,7 @@ class Client:
             proxy=self.proxy,
             resume=self.resume,
             avoid=self.avoid,
-            stats=self.stats,
+            stats=self.transfer_stats,
         )
 
     async def __aenter__(self) -> Client:

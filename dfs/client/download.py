@@ -33,9 +33,10 @@ from typing import Any
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.local_files import safe_basename
 from dfs.client.resume import DownloadSidecar
-from dfs.errors import ChunkNotFound, DfsError, IntegrityError, from_body
+from dfs.errors import DfsError, IntegrityError, from_body
 from dfs.fsutil import fsync_dir
 from dfs.ids import sha256_hex
+from dfs.transport.hedged import Source, first_good
 
 log = logging.getLogger("dfs.client")
 
@@ -65,17 +66,9 @@ EXPECTED_RATE = 16 * 1024 * 1024
 """Bytes per second one chunk read is expected to get before any was measured."""
 
 
-@dataclass
-class _Source:
-    """One place a chunk can come from: a replica (``node_id``) or the API proxy (None)."""
-
-    node_id: str | None
-    get: Callable[[], Awaitable[bytes]]
-
-
 class ChunkFetcher:
     """Verified bytes of a chunk from the first source that has them: its replicas (unless
-    ``proxy``), those the client avoids last, then the API proxy.
+    ``proxy``), those the client avoids last, then the API proxy (``first_good``).
 
     Hedged: when a replica has not answered within ``hedge_delay`` (a few times what a chunk
     of that size took lately), the next replica is asked too and the first verified answer
@@ -94,9 +87,9 @@ class ChunkFetcher:
     def hedge_delay(self, size: int) -> float:
         return max(HEDGE_FLOOR, HEDGE_FACTOR * size / self._rate)
 
-    def _sources(self, chunk: dict[str, Any]) -> list[_Source]:
+    def _sources(self, chunk: dict[str, Any]) -> list[Source[str | None]]:
         chunk_id, size = str(chunk["sha256"]), int(chunk["size"])
-        sources: list[_Source] = []
+        sources: list[Source[str | None]] = []
         if not self.conn.proxy:
             for replica in self.conn.avoid.order(chunk["replicas"]):
                 get = functools.partial(
@@ -106,91 +99,50 @@ class ChunkFetcher:
                     cap=str(replica["cap"]),
                     size=size,
                 )
-                sources.append(_Source(str(replica["node_id"]), get))
-        sources.append(_Source(None, functools.partial(self.conn.api.proxy_get_chunk, chunk_id)))
+                sources.append(Source(str(replica["node_id"]), self._verified(get, chunk)))
+        proxy = functools.partial(self.conn.api.proxy_get_chunk, chunk_id)
+        sources.append(Source(None, self._verified(proxy, chunk), hedge=False))
         return sources
 
-    async def _verified(self, source: _Source, chunk: dict[str, Any]) -> bytes:
-        started = time.monotonic()
-        data = await source.get()
-        if len(data) != int(chunk["size"]) or (
-            await asyncio.to_thread(sha256_hex, data) != chunk["sha256"]
-        ):
-            log.warning("a source returned bad bytes for chunk %s", str(chunk["sha256"])[:12])
-            raise IntegrityError("bytes did not match the chunk's sha256")
-        elapsed = max(time.monotonic() - started, 1e-3)
-        self._rate = 0.8 * self._rate + 0.2 * (len(data) / elapsed)
-        return data
+    def _verified(
+        self, get: Callable[[], Awaitable[bytes]], chunk: dict[str, Any]
+    ) -> Callable[[], Awaitable[bytes]]:
+        async def read() -> bytes:
+            started = time.monotonic()
+            data = await get()
+            if len(data) != int(chunk["size"]) or (
+                await asyncio.to_thread(sha256_hex, data) != chunk["sha256"]
+            ):
+                log.warning("a source returned bad bytes for chunk %s", str(chunk["sha256"])[:12])
+                raise IntegrityError("bytes did not match the chunk's sha256")
+            elapsed = max(time.monotonic() - started, 1e-3)
+            self._rate = 0.8 * self._rate + 0.2 * (len(data) / elapsed)
+            return data
+
+        return read
 
     async def fetch(self, chunk: dict[str, Any]) -> bytes:
-        sources = self._sources(chunk)
-        running: dict[asyncio.Task[bytes], _Source] = {}
-        errors: list[str] = []
-        try:
-            while sources or running:
-                if not running:  # the first read, or a failover: nothing else to wait for
-                    self._start(sources.pop(0), chunk, running)
-                    continue
-                if sources and sources[0].node_id is not None:
-                    delay = self.hedge_delay(int(chunk["size"]))
-                    if not await self._first_done(running, delay):
-                        self.hedges += 1
-                        self.conn.stats.hedges += 1
-                        self._start(sources.pop(0), chunk, running)
-                        continue
-                else:  # only the API proxy is left: it is asked once every replica failed
-                    await self._first_done(running, None)
-                data = self._take_done(running, errors)
-                if data is not None:
-                    return data
-        finally:
-            await self._abandon(running)
-        raise ChunkNotFound(
-            f"no replica returned good bytes for chunk {str(chunk['sha256'])[:12]}: "
-            f"{'; '.join(errors[-3:])}"
-        )
+        delay = self.hedge_delay(int(chunk["size"]))
+        what = f"chunk {str(chunk['sha256'])[:12]}"
+        return await first_good(self._sources(chunk), delay, self, what)
 
-    def _start(
-        self, source: _Source, chunk: dict[str, Any], running: dict[asyncio.Task[bytes], _Source]
-    ) -> None:
-        running[asyncio.create_task(self._verified(source, chunk))] = source
+    # HedgeObserver: what the client learns from each read's race
 
-    @staticmethod
-    async def _first_done(
-        running: dict[asyncio.Task[bytes], _Source], timeout: float | None
-    ) -> bool:
-        done, _ = await asyncio.wait(running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        return bool(done)
+    def hedged(self, key: str | None) -> None:
+        self.hedges += 1
+        self.conn.stats.hedges += 1
 
-    def _take_done(
-        self, running: dict[asyncio.Task[bytes], _Source], errors: list[str]
-    ) -> bytes | None:
-        """The first verified answer among the finished reads, if any; each failed one is
-        counted, avoided and dropped."""
-        for task in [t for t in running if t.done()]:
-            source = running.pop(task)
-            exc = task.exception()
-            if exc is None:
-                if source.node_id is not None:
-                    self.conn.avoid.ok(source.node_id)
-                for loser in running.values():
-                    if loser.node_id is not None:
-                        self.conn.avoid.slow(loser.node_id)
-                return task.result()
-            if not isinstance(exc, DfsError):
-                raise exc
-            self.failovers += 1
-            errors.append(exc.message)
-            if source.node_id is not None:
-                self.conn.avoid.failed(source.node_id)
-        return None
+    def failed(self, key: str | None, exc: DfsError) -> None:
+        self.failovers += 1
+        if key is not None:
+            self.conn.avoid.failed(key)
 
-    @staticmethod
-    async def _abandon(running: dict[asyncio.Task[bytes], _Source]) -> None:
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+    def won(self, key: str | None, losers: Sequence[str | None]) -> None:
+        if key is not None:
+            self.conn.avoid.ok(key)
+        for loser in losers:
+            if loser is not None:
+                self.conn.avoid.slow(loser)
 
 
 class PartFile:

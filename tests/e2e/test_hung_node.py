@@ -15,8 +15,9 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -31,6 +32,7 @@ pytestmark = [
     pytest.mark.cluster(heartbeat_timeout=600.0),
 ]
 
+T = TypeVar("T")
 MIB = 1 << 20
 BIG = int(os.environ.get("DFS_TEST_HUNG_BIG_MIB", "600")) * MIB
 
@@ -77,6 +79,13 @@ def client(c: LocalCluster) -> Client:
     return Client(c.api_url, token=c.admin_token, resume=False)
 
 
+async def timed(work: Awaitable[T], deadline: float) -> tuple[T, float]:
+    """``work``'s result, which must come within ``deadline`` seconds, and how long it took."""
+    started = time.monotonic()
+    result = await asyncio.wait_for(work, timeout=deadline)
+    return result, time.monotonic() - started
+
+
 async def test_download_hedges_around_a_stopped_node(cluster: LocalCluster, tmp_path: Path) -> None:
     src = tmp_path / "five.bin"
     digest = write_random(src, 5 * MIB)
@@ -87,9 +96,7 @@ async def test_download_hedges_around_a_stopped_node(cluster: LocalCluster, tmp_
     out = tmp_path / "out.bin"
     with stopped(cluster, hung):
         async with client(cluster) as cl:
-            started = time.monotonic()
-            down = await asyncio.wait_for(cl.download(up.file_id, out), timeout=10.0)
-            took = time.monotonic() - started
+            down, took = await timed(cl.download(up.file_id, out), 10.0)
             assert cl.transfer_stats.hedges == down.hedges
     assert sha256_file(out) == digest
     assert down.hedges >= 1  # the read of at least one chunk switched to another replica
@@ -139,14 +146,12 @@ async def test_big_upload_and_download_with_a_stopped_node(
     out = tmp_path / "out.bin"
     with stopped(cluster, hung):
         async with client(cluster) as cl:
-            started = time.monotonic()
-            down = await asyncio.wait_for(cl.download(first.file_id, out), timeout=240.0)
-            took_down = time.monotonic() - started
+            down, took_down = await timed(cl.download(first.file_id, out), 240.0)
             assert sha256_file(out) == digest_before
             out.unlink()
-            started = time.monotonic()
-            second = await asyncio.wait_for(cl.upload(after), timeout=240.0)
-            took_up = time.monotonic() - started
+            second, took_up = await timed(cl.upload(after), 240.0)
     assert second.sha256 == digest_after
     assert down.hedges >= 1
-    print(f"{BIG // MIB} MiB with {hung} stopped: download {took_down:.1f} s, upload {took_up:.1f} s")
+    print(
+        f"{BIG // MIB} MiB with {hung} stopped: download {took_down:.1f} s, upload {took_up:.1f} s"
+    )

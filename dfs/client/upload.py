@@ -268,13 +268,18 @@ class ChunkSender:
         upload.sent_chunk(chunk_id, receipt, size, self.progress)
 
     async def send_pack(self, pack: list[Work]) -> None:
+        first = pack[0][1]["targets"]
+        if {str(t["node_id"]) for t in first} & self.conn.avoid.excluded():
+            # a node of this pack just failed the client: one at a time, re-planned around it
+            for w in pack:
+                await self.send_one(w)
+            return
         datas = await asyncio.to_thread(
             lambda: [u.read(str(it["sha256"]), int(it["size"])) for u, it in pack]
         )
         entries = [
             {"chunk_id": it["sha256"], "file_id": u.file_id, "cap": it["caps"][0]} for u, it in pack
         ]
-        first = pack[0][1]["targets"]
         try:
             answers = await self.conn.nodes.store_chunks(
                 str(first[0]["url"]),

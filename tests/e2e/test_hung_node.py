@@ -22,6 +22,7 @@ from typing import TypeVar
 import pytest
 
 from dfs.client import Client
+from dfs.client.local_files import LocalFile
 from dfs.localcluster import LocalCluster, http_json
 
 pytestmark = [
@@ -128,6 +129,24 @@ async def test_upload_survives_a_node_killed_mid_upload(
     assert up.sha256 == digest
     assert sha256_file(out) == digest
     assert down.size == size
+
+
+async def test_small_files_upload_around_a_dead_node(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Batches (packed /store-chunks writes, one finalize per batch) re-plan file by file."""
+    files = []
+    for i in range(30):
+        path = tmp_path / f"small{i}.bin"
+        write_random(path, 200_000 + i)
+        files.append(LocalFile(path, path.name, 200_000 + i))
+    cluster.node(3).kill()  # dead, and "live" to the API for the whole test
+    async with client(cluster) as cl:
+        ups, took = await timed(cl.upload_many(files), 120.0)
+        assert cl.transfer_stats.replans >= 1
+        for f, up in zip(files, ups, strict=True):
+            out = tmp_path / f"out-{f.name}"
+            await cl.download(up.file_id, out)
+            assert out.read_bytes() == f.path.read_bytes()
+    print(f"30 small files with node3 dead: {took:.1f} s")
 
 
 @pytest.mark.slow

@@ -94,15 +94,16 @@ class Replanner:
         the client avoids (made now if none does yet), or ``item`` itself when none of its
         targets is avoided. None: the chunk needs sending no more (proven and held)."""
         async with self._lock:
-            exclude = frozenset(self.conn.avoid.excluded())
             chunk_id = str(item["sha256"])
-            if self._plan is not None and exclude <= self._excluded:
-                return self._plan.get(chunk_id)
-            targets = {str(t["node_id"]) for t in item["targets"]}
-            if not exclude & targets or exclude <= self._refused:
-                return item
+            current = item if self._plan is None else self._plan.get(chunk_id)
+            if current is None:
+                return None  # proven and held when the newest plan was made
+            exclude = frozenset(self.conn.avoid.excluded())
+            targets = {str(t["node_id"]) for t in current["targets"]}
+            if not exclude & targets or exclude <= self._excluded | self._refused:
+                return current
             plan = await self._replan(exclude)
-            return item if plan is None else plan.get(chunk_id)
+            return current if plan is None else plan.get(chunk_id)
 
     async def replan(self) -> list[dict[str, Any]]:
         """A new plan now (finalize found chunks short of copies): the entries to send."""

@@ -58,7 +58,7 @@ class DownloadResult:
     hedges: int = 0  # reads that also asked a second replica because the first was slow
 
 
-HEDGE_FLOOR = 0.5
+HEDGE_FLOOR = 1.0
 """Seconds a read waits at least before it also asks the next replica (a hedged read)."""
 HEDGE_FACTOR = 4.0
 """A read hedges after this many times the time a chunk of its size is expected to take."""

@@ -109,7 +109,10 @@ class Replanner:
         """A new plan now (finalize found chunks short of copies): the entries to send."""
         async with self._lock:
             exclude = frozenset(self.conn.avoid.excluded())
-            plan = await self._replan(exclude, refuse=False)
+            # too few nodes besides the failed ones: a plan over every live node, then
+            plan = await self._replan(exclude)
+            if plan is None:
+                plan = await self._replan(frozenset(), refuse=False)
             return list(plan.values()) if plan is not None else []
 
     async def _replan(

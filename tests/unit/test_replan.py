@@ -102,3 +102,12 @@ def test_a_502_blames_the_replicas_the_client_already_knows_failed() -> None:
     avoid.failed("n3")
     blame_forwards(avoid, ["n2", "n3"])
     assert avoid.excluded() == {"n3"}
+
+
+async def test_finalize_replan_falls_back_to_every_live_node() -> None:
+    api, conn, receipts = setup(["a", "b"])
+    conn.avoid.failed("n1")
+    conn.avoid.failed("n2")
+    entries = await Replanner(conn, "f", receipts).replan()
+    assert api.calls == [["n1", "n2"], []]
+    assert [e["sha256"] for e in entries] == ["a", "b"]

@@ -28,7 +28,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -130,11 +130,14 @@ class Coordinator:
     async def live_nodes(self) -> list[NodeRecord]:
         return await self.meta.list_live_nodes(self.clock())
 
-    async def writable_nodes(self) -> list[NodeRecord]:
-        live = await self.live_nodes()
+    async def writable_nodes(self, exclude: Collection[str] = ()) -> list[NodeRecord]:
+        """The live nodes but ``exclude`` (those one client's upload failed on); Unavailable
+        if fewer than REPLICATION_FACTOR are left."""
+        live = [n for n in await self.live_nodes() if n.node_id not in exclude]
         if len(live) < self.rf:
+            but = f" besides the {len(exclude)} excluded" if exclude else ""
             raise Unavailable(
-                f"only {len(live)} live storage node(s), REPLICATION_FACTOR={self.rf} needs "
+                f"only {len(live)} live storage node(s){but}, REPLICATION_FACTOR={self.rf} needs "
                 f"{self.rf}: start more nodes or lower REPLICATION_FACTOR"
             )
         return live
@@ -250,11 +253,16 @@ class Coordinator:
         await self.meta.create_files([(r.record(f, tenant, now), r.manifest) for f, r in files])
 
     async def resume_upload(
-        self, file_id: str, receipts: Mapping[str, object], tenant: str = DEFAULT_TENANT
+        self,
+        file_id: str,
+        receipts: Mapping[str, object],
+        tenant: str = DEFAULT_TENANT,
+        exclude: Collection[str] = (),
     ) -> dict[str, Any]:
         """A fresh plan for the caller's own pending upload ``file_id``: the chunks it has not
         proven (receipt for this file id, or already owned) or whose copies are not on live
-        nodes."""
+        nodes. ``exclude``: nodes this upload failed on, left out of this plan only (neither
+        asked for copies nor chosen as targets); other uploads keep placing on them."""
         rec = await self.meta.get_file(file_id, tenant)
         if rec.state == FILE_COMPLETE:
             raise Conflict(f"file {file_id} is already complete")
@@ -265,7 +273,7 @@ class Coordinator:
         proven = {
             c for c in chunks if c in owned or auth.receipt_ok(secret, receipts.get(c), file_id, c)
         }
-        live = await self.writable_nodes()
+        live = await self.writable_nodes(exclude)
         held = await self.holders({c: chunks[c] for c in proven}, live) if proven else {}
         done = {c for c in proven if len(held[c]) >= self.rf}
         upload = await _off_loop_if_big(

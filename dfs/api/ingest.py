@@ -15,7 +15,8 @@ seed's ``POST /upload`` and signed download URLs).
   client declared (``_stored_already``). Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
 - ``read_verified`` yields a complete file's chunks in order, each fetched from a live replica
   and checked against its sha256 before it is yielded (fail over to the next replica on
-  error or mismatch); unverified bytes are never yielded. Memory: ``READ_WINDOW`` chunks.
+  error or mismatch, and hedge to it when the first is slow: ``dfs.transport.hedged``);
+  unverified bytes are never yielded. Memory: ``READ_WINDOW`` chunks.
 
 Knows nothing of aiohttp.web: handlers pass an ``async read(n) -> bytes`` function.
 """
@@ -26,7 +27,15 @@ import asyncio
 import hashlib
 import io
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +53,7 @@ from dfs.errors import (
 )
 from dfs.ids import new_file_id, sha256_hex
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
+from dfs.transport.hedged import Source, first_good
 
 log = logging.getLogger("dfs.api.ingest")
 
@@ -222,22 +232,52 @@ async def _commit(
     return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant))
 
 
+HEDGE_DELAY = 1.0
+"""Seconds a replica read waits before it asks the next replica too (``first_good``)."""
+
+
+class _ReadLog:
+    """What the API's hedged replica reads report: logs only (cluster-wide avoidance comes
+    from heartbeats)."""
+
+    def __init__(self, chunk_id: str) -> None:
+        self.chunk_id = chunk_id[:12]
+
+    def hedged(self, key: str) -> None:
+        log.info("read of %s is slow; asking %s too", self.chunk_id, key)
+
+    def failed(self, key: str, exc: DfsError) -> None:
+        log.warning("read of %s from %s failed: %s", self.chunk_id, key, exc)
+
+    def won(self, key: str, losers: Sequence[str]) -> None:
+        if losers:
+            log.info("read of %s: %s answered before %s", self.chunk_id, key, losers)
+
+
 async def _first_good(
     coord: Coordinator, chunk_id: str, replicas: Sequence[dict[str, Any]], size: int | None
 ) -> bytes | None:
     """The chunk's bytes from the first replica (``node_id``, ``url``, ``cap``) whose answer
-    hashes to ``chunk_id`` (and has ``size`` bytes, if given); None if none does."""
-    for replica in replicas:
-        try:
-            data = await coord.nodes.get_chunk(str(replica["url"]), chunk_id, cap=replica["cap"])
-        except DfsError as exc:
-            log.warning("read of %s from %s failed: %s", chunk_id[:12], replica["node_id"], exc)
-            continue
-        ok = size is None or len(data) == size
-        if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
-            return data
-        log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
-    return None
+    hashes to ``chunk_id`` (and has ``size`` bytes, if given), hedged (``first_good``); None
+    if none does."""
+
+    def verified(replica: dict[str, Any]) -> Callable[[], Awaitable[bytes]]:
+        async def read() -> bytes:
+            url, cap = str(replica["url"]), str(replica["cap"])
+            data = await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size)
+            ok = size is None or len(data) == size
+            if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
+                return data
+            log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
+            raise IntegrityError(f"bad bytes for chunk {chunk_id[:12]}")
+
+        return read
+
+    sources = [Source(str(r["node_id"]), verified(r)) for r in replicas]
+    try:
+        return await first_good(sources, HEDGE_DELAY, _ReadLog(chunk_id), f"chunk {chunk_id}")
+    except ChunkNotFound:
+        return None
 
 
 async def _fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:

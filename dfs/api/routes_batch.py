@@ -4,7 +4,7 @@
 |--------|--------------------|-----------------------------------------|-------------------------------------|
 | POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...]}`` in order |
 | POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}]}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
-| POST   | /resume-upload     | ``{"file_id", "receipts"}``             | 200 a plan for the same pending file: only chunks neither proven nor held |
+| POST   | /resume-upload     | ``{"file_id", "receipts", "exclude_nodes"?}`` | 200 a plan for the same pending file: only chunks neither proven nor held |
 | POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
 
 At most ``MAX_BATCH_FILES`` files per request, and no more chunks per request than one file
@@ -20,6 +20,12 @@ minted for, and ``resume-upload``/``finalize`` only accept them for that same fi
 ``get_file(file_id, tenant)`` proves is the caller's own. A chunk is skipped only if it comes
 with a valid receipt for this file (or the tenant already owns it) and live nodes hold its
 copies; everything else is planned again with fresh capabilities.
+
+``exclude_nodes`` (optional, at most ``MAX_EXCLUDE_NODES``): nodes the client's upload just
+failed on (a timeout, a refused connection). They are left out of this one plan, as targets
+and as holders asked for copies, so an upload in flight re-plans around a dead or hung node
+at once instead of waiting for its heartbeat to expire. Nothing is recorded: the list steers
+only the caller's own pending upload, never another tenant's placement.
 
 These routes parse HTTP and call the same Coordinator methods as the one-file routes
 (``init_uploads``, ``finalize_uploads``, ``resume_upload``, ``download_plans``): one set of
@@ -39,7 +45,7 @@ from dfs.api import download_plans as planner
 from dfs.api.bodies import UploadRequest
 from dfs.api.context import COORDINATOR, big_answer_slot, big_body_slot, json_answer, tenant
 from dfs.errors import InvalidRequest, PayloadTooLarge
-from dfs.ids import parse_file_id
+from dfs.ids import parse_file_id, parse_node_id
 from dfs.server import read_json
 
 
@@ -97,12 +103,24 @@ async def finalize_uploads(request: web.Request) -> web.Response:
         return web.json_response({"files": files})
 
 
+def _exclude_nodes(value: object) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or len(value) > protocol.MAX_EXCLUDE_NODES:
+        raise InvalidRequest(
+            f"exclude_nodes must be a list of at most {protocol.MAX_EXCLUDE_NODES} node ids"
+        )
+    return frozenset(parse_node_id(n, "exclude_nodes entry") for n in value)
+
+
 async def resume_upload(request: web.Request) -> web.Response:
     async with big_body_slot(request):
         body = await read_json(request, protocol.MAX_JSON_BODY)
         file_id = parse_file_id(body.get("file_id"))
         receipts = _receipts(body.get("receipts"))
-        plan = await request.app[COORDINATOR].resume_upload(file_id, receipts, tenant(request))
+        exclude = _exclude_nodes(body.get("exclude_nodes"))
+        coord = request.app[COORDINATOR]
+        plan = await coord.resume_upload(file_id, receipts, tenant(request), exclude)
         return await json_answer(plan, entries=len(plan["upload"]))
 
 

@@ -33,9 +33,10 @@ from typing import Any
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.local_files import local_path
 from dfs.client.resume import DownloadSidecar, open_own
-from dfs.errors import ChunkNotFound, Conflict, DfsError, IntegrityError, from_body
+from dfs.errors import Conflict, DfsError, IntegrityError, from_body
 from dfs.fsutil import fsync_dir
 from dfs.ids import sha256_hex
+from dfs.transport.hedged import Source, first_good
 
 log = logging.getLogger("dfs.client")
 
@@ -54,51 +55,94 @@ class DownloadResult:
     chunks: int
     failovers: int
     seconds: float
+    hedges: int = 0  # reads that also asked a second replica because the first was slow
+
+
+HEDGE_FLOOR = 1.0
+"""Seconds a read waits at least before it also asks the next replica (a hedged read)."""
+HEDGE_FACTOR = 4.0
+"""A read hedges after this many times the time a chunk of its size is expected to take."""
+EXPECTED_RATE = 16 * 1024 * 1024
+"""Bytes per second one chunk read is expected to get before any was measured."""
 
 
 class ChunkFetcher:
-    """Verified bytes of a chunk from the first source that has them: its replicas in the
-    plan's order (unless ``proxy``), then the API proxy. Counts the sources that failed."""
+    """Verified bytes of a chunk from the first source that has them: its replicas (unless
+    ``proxy``), those the client avoids last, then the API proxy (``first_good``).
+
+    Hedged: when a replica has not answered within ``hedge_delay`` (a few times what a chunk
+    of that size took lately), the next replica is asked too and the first verified answer
+    wins; the loser is cancelled and avoided for a while (``AvoidList.slow``), so a hung
+    node costs each chunk at most one hedge delay, and later chunks none. A replica that
+    fails or returns bad bytes is avoided (``failed``) and the next source is asked at once.
+    Counts the sources that failed (``failovers``) and the hedges (``hedges``).
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.failovers = 0
+        self.hedges = 0
+        self._rate = float(EXPECTED_RATE)  # bytes/s of recent reads, smoothed
 
-    def _sources(self, chunk: dict[str, Any]) -> list[Callable[[], Awaitable[bytes]]]:
-        chunk_id = str(chunk["sha256"])
-        sources: list[Callable[[], Awaitable[bytes]]] = []
+    def hedge_delay(self, size: int) -> float:
+        return max(HEDGE_FLOOR, HEDGE_FACTOR * size / self._rate)
+
+    def _sources(self, chunk: dict[str, Any]) -> list[Source[str | None]]:
+        chunk_id, size = str(chunk["sha256"]), int(chunk["size"])
+        sources: list[Source[str | None]] = []
         if not self.conn.proxy:
-            for replica in chunk["replicas"]:
-                sources.append(
-                    functools.partial(
-                        self.conn.nodes.get_chunk,
-                        str(replica["url"]),
-                        chunk_id,
-                        cap=str(replica["cap"]),
-                    )
+            for replica in self.conn.avoid.order(chunk["replicas"]):
+                get = functools.partial(
+                    self.conn.nodes.get_chunk,
+                    str(replica["url"]),
+                    chunk_id,
+                    cap=str(replica["cap"]),
+                    size=size,
                 )
-        sources.append(functools.partial(self.conn.api.proxy_get_chunk, chunk_id))
+                sources.append(Source(str(replica["node_id"]), self._verified(get, chunk)))
+        proxy = functools.partial(self.conn.api.proxy_get_chunk, chunk_id)
+        sources.append(Source(None, self._verified(proxy, chunk), hedge=False))
         return sources
 
+    def _verified(
+        self, get: Callable[[], Awaitable[bytes]], chunk: dict[str, Any]
+    ) -> Callable[[], Awaitable[bytes]]:
+        async def read() -> bytes:
+            started = time.monotonic()
+            data = await get()
+            if len(data) != int(chunk["size"]) or (
+                await asyncio.to_thread(sha256_hex, data) != chunk["sha256"]
+            ):
+                log.warning("a source returned bad bytes for chunk %s", str(chunk["sha256"])[:12])
+                raise IntegrityError("bytes did not match the chunk's sha256")
+            elapsed = max(time.monotonic() - started, 1e-3)
+            self._rate = 0.8 * self._rate + 0.2 * (len(data) / elapsed)
+            return data
+
+        return read
+
     async def fetch(self, chunk: dict[str, Any]) -> bytes:
-        chunk_id = str(chunk["sha256"])
-        errors: list[str] = []
-        for source in self._sources(chunk):
-            try:
-                data = await source()
-            except DfsError as exc:
-                self.failovers += 1
-                errors.append(exc.message)
-                continue
-            good = len(data) == int(chunk["size"])
-            if good and await asyncio.to_thread(sha256_hex, data) == chunk_id:
-                return data
-            self.failovers += 1
-            errors.append("bytes did not match the chunk's sha256")
-            log.warning("a source returned bad bytes for chunk %s; failing over", chunk_id[:12])
-        raise ChunkNotFound(
-            f"no replica returned good bytes for chunk {chunk_id[:12]}: {'; '.join(errors[-3:])}"
-        )
+        delay = self.hedge_delay(int(chunk["size"]))
+        what = f"chunk {str(chunk['sha256'])[:12]}"
+        return await first_good(self._sources(chunk), delay, self, what)
+
+    # HedgeObserver: what the client learns from each read's race
+
+    def hedged(self, key: str | None) -> None:
+        self.hedges += 1
+        self.conn.stats.hedges += 1
+
+    def failed(self, key: str | None, exc: DfsError) -> None:
+        self.failovers += 1
+        if key is not None:
+            self.conn.avoid.failed(key)
+
+    def won(self, key: str | None, losers: Sequence[str | None]) -> None:
+        if key is not None:
+            self.conn.avoid.ok(key)
+        for loser in losers:
+            if loser is not None:
+                self.conn.avoid.slow(loser)
 
 
 class PartFile:
@@ -340,6 +384,7 @@ class DownloadPipeline:
             chunks=len(plan["chunks"]),
             failovers=fetcher.failovers,
             seconds=time.monotonic() - started,
+            hedges=fetcher.hedges,
         )
 
     async def _fetch_in_order(

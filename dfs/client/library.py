@@ -16,7 +16,9 @@ from typing import Any
 
 import aiohttp
 
+from dfs import protocol
 from dfs.chunking import ChunkerProfile
+from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
 from dfs.client.local_files import LocalFile, hash_file
@@ -42,7 +44,10 @@ class Client:
         resume: bool = True,
         overwrite: bool = True,
         session: aiohttp.ClientSession | None = None,
+        deadline: protocol.TransferDeadline | None = None,
     ) -> None:
+        """``deadline``: how long one chunk request to a node may take for its bytes
+        (default ``protocol.CHUNK_DEADLINE_FLOOR`` + size / ``CHUNK_MIN_RATE``)."""
         if concurrency < 1:
             raise InvalidRequest("concurrency must be >= 1")
         self.api_url = api_url
@@ -53,6 +58,10 @@ class Client:
         self.overwrite = overwrite  # False: a download never replaces a file at its target
         self._own_session = session is None
         self._session = session
+        self.deadline = deadline or protocol.TransferDeadline()
+        # nodes that just failed this client, and what its transfers did: across calls
+        self.avoid = AvoidList()
+        self.transfer_stats = TransferStats()
 
     @property
     def api(self) -> ApiClient:
@@ -60,7 +69,7 @@ class Client:
 
     @property
     def nodes(self) -> NodeClient:
-        return NodeClient(self._require_session())
+        return NodeClient(self._require_session(), self.deadline)
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -77,6 +86,8 @@ class Client:
             proxy=self.proxy,
             resume=self.resume,
             overwrite=self.overwrite,
+            avoid=self.avoid,
+            stats=self.transfer_stats,
         )
 
     async def __aenter__(self) -> Client:

@@ -1,8 +1,8 @@
 """The ChunkStore contract (dfs/chunkstore/base.py), run against every implementation.
 
 A new implementation joins by adding a ``Backend`` to ``BACKENDS``: how to open it (with an
-optional capacity), how to damage a stored copy behind its back and how to make a copy look
-old. Every test taking the ``store`` or ``backend`` fixture runs once per implementation. The
+optional capacity), how to damage a stored copy behind its back, how to make a copy look
+old and what identifies the copy held now (a rewrite must change it). Every test taking the ``store`` or ``backend`` fixture runs once per implementation. The
 last section, "FsChunkStore only", holds what is about files on disk: the fan-out layout, temp
 files, the quarantine directory, the restart scan and the recount after a copy shrank on disk.
 """
@@ -38,6 +38,8 @@ class Backend:
     open: Callable[[int | None], Awaitable[ChunkStore]]
     corrupt: Callable[[ChunkStore, ChunkId], None]
     age: Callable[[ChunkStore, ChunkId, float], None]
+    copy_id: Callable[[ChunkStore, ChunkId], object]
+    """What identifies the copy held now; a put of the chunk (a rewrite) changes it."""
 
 
 def _fs_backend(tmp_path: Path) -> Backend:
@@ -55,7 +57,12 @@ def _fs_backend(tmp_path: Path) -> Backend:
         assert isinstance(store, FsChunkStore)
         _age(store, chunk_id, seconds)
 
-    return Backend("fs", open_fs, corrupt_fs, age_fs)
+    def copy_id_fs(store: ChunkStore, chunk_id: ChunkId) -> object:
+        assert isinstance(store, FsChunkStore)
+        # a rewrite's temp file exists beside the old copy until it replaces it: a new inode
+        return store.path_of(chunk_id).stat().st_ino
+
+    return Backend("fs", open_fs, corrupt_fs, age_fs, copy_id_fs)
 
 
 def _memory_backend(_tmp_path: Path) -> Backend:
@@ -70,7 +77,11 @@ def _memory_backend(_tmp_path: Path) -> Backend:
         assert isinstance(store, MemoryChunkStore)
         store.backdate(chunk_id, seconds)
 
-    return Backend("memory", open_memory, corrupt_memory, age_memory)
+    def copy_id_memory(store: ChunkStore, chunk_id: ChunkId) -> object:
+        assert isinstance(store, MemoryChunkStore)
+        return store.write_serial(chunk_id)
+
+    return Backend("memory", open_memory, corrupt_memory, age_memory, copy_id_memory)
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"fs": _fs_backend, "memory": _memory_backend}
@@ -124,6 +135,40 @@ async def test_put_is_idempotent_and_counted_once(store: ChunkStore) -> None:
     assert store.used_bytes == len(data)
     assert store.chunk_count == 1
     assert await ids_of(store) == {cid}
+
+
+async def test_put_of_a_held_chunk_rewrites_the_copy(backend: Backend, store: ChunkStore) -> None:
+    """No fast path for a chunk already here: the copy is written again (the same durable
+    work as a new write, so the time does not tell whether it was held), counted once."""
+    cid, data = chunk(1, 4096)
+    assert await store.put(cid, data) is True
+    first = backend.copy_id(store, cid)
+    assert await store.put(cid, data) is False
+    second = backend.copy_id(store, cid)
+    assert second != first
+    assert await store.put_many([(cid, data)]) == [False]
+    assert backend.copy_id(store, cid) != second  # (an inode freed earlier may come back)
+    assert (store.used_bytes, store.chunk_count) == (len(data), 1)
+    assert await store.get(cid) == data
+
+
+async def test_put_replaces_a_rotten_copy_with_the_verified_bytes(
+    backend: Backend, store: ChunkStore
+) -> None:
+    """A copy that rotted silently (not yet read or scrubbed) is replaced by a re-sent good
+    one: the store never acknowledges bytes it does not hold."""
+    (a, da), (b, db) = chunk(1, 3000), chunk(2, 2000)
+    await store.put(a, da)
+    await store.put(b, db)
+    backend.corrupt(store, a)
+    backend.corrupt(store, b)
+    assert await store.put(a, da) is False  # a copy was held: replaced
+    assert await store.put_many([(b, db)]) == [False]
+    assert await store.get(a) == da
+    assert await store.get(b) == db
+    assert await store.quarantined() == []
+    assert (store.used_bytes, store.chunk_count) == (len(da) + len(db), 2)
+    assert await store.scrub(rate_bytes=1e9) == (2, 0)
 
 
 async def test_put_with_wrong_hash_raises_and_stores_nothing(
@@ -249,11 +294,23 @@ async def test_capacity_bound_raises_insufficient_storage(backend: Backend) -> N
     assert store.chunk_count == 2
     assert await store.has([c]) == set()
     assert await ids_of(store) == {a, b}
-    # an existing chunk is still acknowledged when full (nothing to write)
-    assert await store.put(a, a_data) is False
+    # a held chunk is rewritten, so a full store refuses it as it refuses a new one (the
+    # answer must not tell whether the chunk was here); the copy held stays as it was
+    held = backend.copy_id(store, a)
+    with pytest.raises(InsufficientStorage):
+        await store.put(a, a_data)
+    with pytest.raises(InsufficientStorage):
+        await store.put_many([(a, a_data)])
+    assert backend.copy_id(store, a) == held
+    assert await store.get(a) == a_data
+    assert (store.used_bytes, store.chunk_count) == (2000, 2)
     # deleting makes room again
     await store.delete(a)
     assert await store.put(c, c_data) is True
+    # and a rewrite that fits is counted once
+    await store.delete(b)
+    assert await store.put(c, c_data) is False
+    assert (store.used_bytes, store.chunk_count) == (1000, 1)
 
 
 async def test_capacity_exactly_filled(backend: Backend) -> None:
@@ -390,6 +447,59 @@ async def test_fs_layout(tmp_path: Path) -> None:
     assert path.read_bytes() == data
     assert (tmp_path / "quarantine").is_dir()
     assert _tmp_files(tmp_path) == []
+
+
+async def test_fs_rewrite_does_the_same_durable_work_as_a_new_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file-system steps of a put, traced: a chunk already held goes through exactly the
+    steps of a new one (temp file, write, fsync, replace, directory fsync), two fsyncs each;
+    no utime fast path. The inode changes: the copy on disk is the one just written."""
+    store = await FsChunkStore.open(tmp_path)
+    cid, data = chunk(1, 64 * 1024)
+    store.path_of(cid).parent.mkdir(parents=True)  # so the new write creates no directory
+    trace: list[str] = []
+
+    def traced(name: str) -> Callable[..., object]:
+        real = getattr(os, name)
+
+        def call(*args: object, **kwargs: object) -> object:
+            trace.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("open", "write", "fsync", "close", "replace", "link", "utime", "rename"):
+        monkeypatch.setattr(os, name, traced(name))
+    assert await store.put(cid, data) is True
+    new_write, trace[:] = list(trace), []
+    inode = store.path_of(cid).stat().st_ino
+    assert await store.put(cid, data) is False
+    rewrite, trace[:] = list(trace), []
+    assert store.path_of(cid).stat().st_ino != inode
+    assert await store.put_many([(cid, data)]) == [False]
+    batch_rewrite = list(trace)
+    monkeypatch.undo()
+
+    assert new_write == ["open", "write", "fsync", "close", "replace", "open", "fsync", "close"]
+    assert rewrite == new_write
+    assert batch_rewrite == new_write
+    assert store.path_of(cid).read_bytes() == data
+    assert _tmp_files(tmp_path) == []
+
+
+async def test_fs_rewrite_does_not_quarantine_the_new_copy(tmp_path: Path) -> None:
+    """A reader that read a rotten copy before a rewrite replaced it quarantines nothing:
+    the verified copy now in place stays."""
+    store = await FsChunkStore.open(tmp_path)
+    cid, data = chunk(1)
+    await store.put(cid, data)
+    rotten_inode = store.path_of(cid).stat().st_ino
+    await store.put(cid, data)  # the rewrite lands between the read and the quarantine
+    store._quarantine_copy(cid, rotten_inode, len(data))
+    assert await store.get(cid) == data
+    assert list((tmp_path / "quarantine").iterdir()) == []
+    assert (store.used_bytes, store.chunk_count) == (len(data), 1)
 
 
 async def test_fs_wrong_hash_leaves_no_file(tmp_path: Path) -> None:

@@ -19,7 +19,11 @@ to the directory fsync, and replaces the copy with the verified bytes. So the ti
 takes does not tell a tenant whether some other tenant stores those bytes (no dedup timing
 oracle), a silently rotten copy is replaced instead of being acknowledged, and the fresh mtime
 keeps the copy from garbage collection: GC deletes a copy only if it was not written since GC
-checked that no upload relies on it (``delete_if_idle``). The replace and the byte count
+checked that no upload relies on it (``delete_if_idle``). The replaced copy's blocks are
+freed only after the write is acknowledged (a descriptor keeps the old file alive through
+the replace and is closed on a worker thread afterwards): freeing is work a new write does
+not do, and done inside the write it made a rewrite measurably slower (its journal commit
+grew). The replace and the byte count
 change in one step under the store's lock, so a rewrite, a concurrent writer of the same
 chunk or a delete never counts a copy twice. ``scrub`` re-hashes every copy at a bounded rate,
 quarantines bad ones, and re-counts ``used_bytes`` from disk.
@@ -47,8 +51,17 @@ from dfs.ids import ChunkId, sha256_hex
 _HEX = frozenset("0123456789abcdef")
 
 
+_Written = tuple[bool, int | None]
+"""What a write did: (no copy was here before, descriptor of the copy it replaced)."""
+
+
 def _is_chunk_name(name: str) -> bool:
     return isinstance(name, str) and len(name) == 64 and set(name) <= _HEX
+
+
+def _close_all(fds: Sequence[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 class FsChunkStore:
@@ -118,7 +131,9 @@ class FsChunkStore:
     # --- writes ---------------------------------------------------------------------------
 
     async def put(self, chunk_id: ChunkId, data: Buffer) -> bool:
-        return await asyncio.to_thread(self._put, chunk_id, data)
+        new, replaced = await asyncio.to_thread(self._put, chunk_id, data)
+        self._release([replaced])
+        return new
 
     async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
         """``put`` for many small chunks: every hash is checked before anything is written
@@ -127,11 +142,11 @@ class FsChunkStore:
         fsync'd, moved into place and its directory fsync'd before this returns, whether or
         not a copy was here (as by ``put``)."""
         await asyncio.to_thread(self._verify_all, items)
-        return list(
-            await asyncio.gather(
-                *(asyncio.to_thread(self._put, c, d, verified=True) for c, d in items)
-            )
+        written = await asyncio.gather(
+            *(asyncio.to_thread(self._put, c, d, verified=True) for c, d in items)
         )
+        self._release([replaced for _, replaced in written])
+        return [new for new, _ in written]
 
     @staticmethod
     def _verify_all(items: Sequence[tuple[ChunkId, Buffer]]) -> None:
@@ -139,7 +154,17 @@ class FsChunkStore:
             if sha256_hex(data) != chunk_id:
                 raise IntegrityError(f"body does not hash to chunk {chunk_id}")
 
-    def _put(self, chunk_id: ChunkId, data: Buffer, *, verified: bool = False) -> bool:
+    @staticmethod
+    def _release(replaced: Sequence[int | None]) -> None:
+        """Close the descriptors that kept replaced copies alive, on a worker thread, without
+        waiting: that last close frees the old copy's blocks, work a new write does not do, so
+        it must not run before the write is acknowledged nor land in its directory fsync
+        (measured: it made a rewrite ~4 ms slower than a new write, a timing oracle again)."""
+        fds = [fd for fd in replaced if fd is not None]
+        if fds:
+            asyncio.get_running_loop().run_in_executor(None, _close_all, fds)
+
+    def _put(self, chunk_id: ChunkId, data: Buffer, *, verified: bool = False) -> _Written:
         """Write verified bytes whether or not a copy is here: the same steps, the same
         capacity check and the same durable work either way (see the module docstring)."""
         if not verified and sha256_hex(data) != chunk_id:
@@ -159,11 +184,11 @@ class FsChunkStore:
             with self._lock:
                 self._reserved -= size
 
-    def _write(self, chunk_id: ChunkId, final: Path, data: Buffer, size: int) -> bool:
-        """Temp file, write, fsync, atomic replace of any copy, fsync of the directory.
-        True when no copy was here before."""
+    def _write(self, chunk_id: ChunkId, final: Path, data: Buffer, size: int) -> _Written:
+        """Temp file, write, fsync, atomic replace of any copy, fsync of the directory."""
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{chunk_id}.{secrets.token_hex(4)}.tmp"
+        replaced: int | None = None
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -174,30 +199,32 @@ class FsChunkStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            new = self._replace(tmp, final, size)
+            replaced = self._replace(tmp, final, size)
             fsync_dir(final.parent)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        except BaseException as exc:
+            _close_all([replaced] if replaced is not None else [])
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise InsufficientStorage(f"node disk is full: {exc.strerror}") from None
             raise
         finally:
             tmp.unlink(missing_ok=True)
-        return new
+        return replaced is None, replaced
 
-    def _replace(self, tmp: Path, final: Path, size: int) -> bool:
+    def _replace(self, tmp: Path, final: Path, size: int) -> int | None:
         """Move the written temp file over ``final`` and count it, in one step under the lock
         (against delete, quarantine and concurrent writers of the same chunk): a copy that was
-        here is replaced, so its bytes leave the count as the new ones enter it. True when no
-        copy was here."""
+        here is replaced, so its bytes leave the count as the new ones enter it. Returns an
+        open descriptor of the replaced copy (None when there was none), which defers freeing
+        its blocks until ``_release`` closes it."""
         with self._lock:
             try:
-                old = os.stat(final).st_size
+                old: int | None = os.open(final, os.O_RDONLY)
             except FileNotFoundError:
-                old = -1
+                old = None
             os.replace(tmp, final)
-            self._used += size - max(old, 0)
-            self._count += old < 0
-        return old < 0
+            self._used += size - (os.fstat(old).st_size if old is not None else 0)
+            self._count += old is None
+        return old
 
     async def delete(self, chunk_id: ChunkId) -> None:
         await asyncio.to_thread(self._delete, chunk_id)

@@ -10,6 +10,7 @@ files, the quarantine directory, the restart scan and the recount after a copy s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import time
@@ -453,8 +454,11 @@ async def test_fs_rewrite_does_the_same_durable_work_as_a_new_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The file-system steps of a put, traced: a chunk already held goes through exactly the
-    steps of a new one (temp file, write, fsync, replace, directory fsync), two fsyncs each;
-    no utime fast path. The inode changes: the copy on disk is the one just written."""
+    steps of a new one (temp file, write, fsync, a look for a copy to replace, replace,
+    directory fsync), two fsyncs each; no utime fast path. The one difference comes after
+    the write: the replaced copy's descriptor is closed in the background (freeing its
+    blocks there, off the write's clock). The inode changes: the copy on disk is the one
+    just written."""
     store = await FsChunkStore.open(tmp_path)
     cid, data = chunk(1, 64 * 1024)
     store.path_of(cid).parent.mkdir(parents=True)  # so the new write creates no directory
@@ -469,23 +473,58 @@ async def test_fs_rewrite_does_the_same_durable_work_as_a_new_write(
 
         return call
 
+    async def settled() -> list[str]:  # the trace, once background closes are done
+        seen = -1
+        while seen != len(trace):
+            seen = len(trace)
+            await asyncio.sleep(0.05)
+        steps, trace[:] = list(trace), []
+        return steps
+
     for name in ("open", "write", "fsync", "close", "replace", "link", "utime", "rename"):
         monkeypatch.setattr(os, name, traced(name))
     assert await store.put(cid, data) is True
-    new_write, trace[:] = list(trace), []
+    new_write = await settled()
     inode = store.path_of(cid).stat().st_ino
     assert await store.put(cid, data) is False
-    rewrite, trace[:] = list(trace), []
+    rewrite = await settled()
     assert store.path_of(cid).stat().st_ino != inode
     assert await store.put_many([(cid, data)]) == [False]
-    batch_rewrite = list(trace)
+    batch_rewrite = await settled()
     monkeypatch.undo()
 
-    assert new_write == ["open", "write", "fsync", "close", "replace", "open", "fsync", "close"]
-    assert rewrite == new_write
-    assert batch_rewrite == new_write
+    steps = ["open", "write", "fsync", "close", "open", "replace", "open", "fsync", "close"]
+    assert new_write == steps
+    assert rewrite == [*steps, "close"]
+    assert batch_rewrite == [*steps, "close"]
+    assert new_write.count("fsync") == rewrite.count("fsync") == 2
     assert store.path_of(cid).read_bytes() == data
     assert _tmp_files(tmp_path) == []
+
+
+async def test_fs_rewrites_leave_no_replaced_copy_open(tmp_path: Path) -> None:
+    """The descriptors that defer freeing replaced copies are all closed soon after."""
+
+    def open_replaced() -> list[str]:
+        fds = Path("/proc/self/fd")
+        targets = []
+        for fd in fds.iterdir():
+            with contextlib.suppress(OSError):
+                targets.append(os.readlink(fd))
+        return [t for t in targets if t.startswith(str(tmp_path)) and t.endswith("(deleted)")]
+
+    store = await FsChunkStore.open(tmp_path)
+    chunks = [chunk(i, 2000) for i in range(20)]
+    await store.put_many(chunks)
+    for _ in range(3):
+        await store.put_many(chunks)
+        await asyncio.gather(*(store.put(c, d) for c, d in chunks))
+    for _ in range(100):
+        if not open_replaced():
+            break
+        await asyncio.sleep(0.02)
+    assert open_replaced() == []
+    assert (store.used_bytes, store.chunk_count) == (20 * 2000, 20)
 
 
 async def test_fs_rewrite_does_not_quarantine_the_new_copy(tmp_path: Path) -> None:

@@ -34,8 +34,9 @@ class ChunkStore(Protocol):
       copy held is the verified bytes just sent (a silently rotten copy is replaced, never
       acknowledged) and its age restarts (see ``delete_if_idle``). So how long an upload
       write takes does not tell whether the node held the chunk (whether any tenant stores
-      those bytes). Returns True when no copy was held, False when one was replaced; the
-      node never shows this to a tenant. Storing is idempotent in what is held and counted:
+      those bytes); a store that packs chunks into shared files appends the chunk again and
+      marks the old record dead. Returns True when no copy was held, False when one was
+      replaced; the node never shows this to a tenant. Storing is idempotent in what is held and counted:
       a rewrite adds nothing to ``used_bytes`` or ``chunk_count``. It raises
       InsufficientStorage when the bytes do not fit as a new chunk's would, held or not (a
       full node answers a rewrite as it answers a new write); concurrent puts never

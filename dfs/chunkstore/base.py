@@ -36,10 +36,10 @@ class ChunkStore(Protocol):
       write takes does not tell whether the node held the chunk (whether any tenant stores
       those bytes); a store that packs chunks into shared files appends the chunk again and
       marks the old record dead. Returns True when no copy was held, False when one was
-      replaced; the node never shows this to a tenant. Storing is idempotent in what is held and counted:
-      a rewrite adds nothing to ``used_bytes`` or ``chunk_count``. It raises
-      InsufficientStorage when the bytes do not fit as a new chunk's would, held or not (a
-      full node answers a rewrite as it answers a new write); concurrent puts never
+      replaced; the node never shows this to a tenant. Storing is idempotent in what is
+      held and counted: a rewrite adds nothing to ``used_bytes`` or ``chunk_count``. It
+      raises InsufficientStorage when the bytes do not fit as a new chunk's would, held or
+      not (a full node answers a rewrite as it answers a new write); concurrent puts never
       overshoot the capacity together.
     - ``put_many()`` is ``put`` for a batch: every hash is checked before any chunk is stored
       (one bad chunk stores none), then each is stored (or rewritten) as by ``put``; one bool

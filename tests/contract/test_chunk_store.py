@@ -2,9 +2,11 @@
 
 A new implementation joins by adding a ``Backend`` to ``BACKENDS``: how to open it (with an
 optional capacity), how to damage a stored copy behind its back, how to make a copy look
-old and what identifies the copy held now (a rewrite must change it). Every test taking the ``store`` or ``backend`` fixture runs once per implementation. The
-last section, "FsChunkStore only", holds what is about files on disk: the fan-out layout, temp
-files, the quarantine directory, the restart scan and the recount after a copy shrank on disk.
+old and what identifies the copy held now (a rewrite must change it). Every test taking the
+``store`` or ``backend`` fixture runs once per implementation. The last section,
+"FsChunkStore only", holds what is about files on disk: the fan-out layout, temp files, the
+quarantine directory, the restart scan, the recount after a copy shrank on disk, and the
+steps of a write (a rewrite takes those of a new write).
 """
 
 from __future__ import annotations

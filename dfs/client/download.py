@@ -33,7 +33,7 @@ from typing import Any
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.local_files import local_path
 from dfs.client.resume import DownloadSidecar, open_own
-from dfs.errors import Conflict, DfsError, IntegrityError, from_body
+from dfs.errors import Conflict, DfsError, IntegrityError, PayloadTooLarge, from_body
 from dfs.fsutil import fsync_dir
 from dfs.ids import sha256_hex
 from dfs.transport.hedged import Source, first_good
@@ -343,13 +343,30 @@ class DownloadPipeline:
             part = files[start : start + BATCH_FILES]
             batch = {f: known[f] for f, _ in part if f in known}
             wanted = list(dict.fromkeys(f for f, _ in part if f not in known))
-            fetched = await self.conn.api.download_plans(wanted) if wanted else []
-            for file_id, plan in zip(wanted, fetched, strict=True):
-                if "error" in plan:
-                    raise from_body(404, plan)
-                batch[file_id] = plan
+            batch.update(await self._plans(wanted))
             out += await asyncio.gather(*(one(batch[f], target) for f, target in part))
         return out
+
+    async def _plans(self, wanted: list[str]) -> dict[str, dict[str, Any]]:
+        """Plans of ``wanted`` by file id. The API bounds the chunks of one answer and marks
+        the files that did not fit ``payload_too_large``: those are asked for again, and every
+        answer serves at least its first file, so this ends within ``len(wanted)`` requests."""
+        plans: dict[str, dict[str, Any]] = {}
+        while wanted:
+            fetched = await self.conn.api.download_plans(wanted)
+            later: list[str] = []
+            for file_id, plan in zip(wanted, fetched, strict=True):
+                error = plan.get("error")
+                if isinstance(error, dict) and error.get("code") == PayloadTooLarge.code:
+                    later.append(file_id)
+                elif error is not None:
+                    raise from_body(404, plan)
+                else:
+                    plans[file_id] = plan
+            if len(later) == len(wanted):  # no progress: the server broke its promise
+                raise from_body(413, fetched[0])
+            wanted = later
+        return plans
 
     async def download_file(
         self, file_id: str, out: Path, *, plan: dict[str, Any] | None = None

@@ -17,8 +17,11 @@ copies takes ceil(K / (PAGE x pages)) passes; see docs/ARCHITECTURE.md for the f
 
 Order matters: metadata is read first, then the node. A location is recorded only after its
 copy is on disk (receipts, copies, journals and has-chunks answers all come from the node),
-so a copy written between the two reads can never look missing. Copies the node lists that
-metadata does not know are left to the orphan sweep (``dfs.api.gc``).
+so a copy written between the two reads can never look missing. The one way a good location
+can be forgotten is a copy deleted (garbage collection) and stored again, with its location
+recorded again, between the two reads: repair then makes one copy too many, which the orphan
+sweep records and trimming removes. Copies the node lists that metadata does not know are
+left to the orphan sweep (``dfs.api.gc``).
 
 ``merge_window`` is the pure merge (unit-tested at page boundaries); ``reconcile_node``
 drives it. Knows nothing of aiohttp.web.

@@ -56,6 +56,9 @@ from dfs.meta.base import ChunkState, Location, NodeRecord
 
 log = logging.getLogger("dfs.api.repair")
 
+INVENTORY_CONCURRENCY = 8
+"""Nodes whose inventory windows a pass reads at once."""
+
 
 @dataclass
 class RepairReport:
@@ -274,11 +277,15 @@ class Repair:
         if pages <= 0:
             return set()
 
+        # a window holds up to 2 x pages x 1000 ids until merged: a few nodes at a time
+        gate = asyncio.Semaphore(INVENTORY_CONCURRENCY)
+
         async def one(node: NodeRecord) -> Window:
             cursor = cursors.get(node.node_id, "")
-            return await reconcile_node(
-                self._recorded_page(node.node_id), self._held_page(node), cursor, pages
-            )
+            async with gate:
+                return await reconcile_node(
+                    self._recorded_page(node.node_id), self._held_page(node), cursor, pages
+                )
 
         windows = await asyncio.gather(*(one(n) for n in live), return_exceptions=True)
         gone: list[Location] = []

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,10 @@ SECRET = b"integration-test-cluster-secret-0123456789"
 ADMIN_TOKEN = "dfs_integration-admin-token-0123456789abcdef"
 
 
-async def start_cluster(base: Path, n: int = 3, rf: int = 2) -> InProcessCluster:
+async def start_cluster(
+    base: Path, n: int = 3, rf: int = 2, api_cfg: Mapping[str, Any] | None = None
+) -> InProcessCluster:
+    """``api_cfg``: other ApiConfig fields (e.g. ``maintenance=False``: tests drive repair)."""
     meta_url = f"sqlite://{base / 'meta.db'}"
     api = await start_api(
         ApiConfig(
@@ -35,6 +39,7 @@ async def start_cluster(base: Path, n: int = 3, rf: int = 2) -> InProcessCluster
             replication_factor=rf,
             cluster_secret=SECRET,
             admin_token_hash=hash_token(ADMIN_TOKEN),
+            **(api_cfg or {}),
         )
     )
     nodes = []

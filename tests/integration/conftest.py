@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,12 +58,21 @@ async def start_cluster(
     return InProcessCluster(api, nodes, base)
 
 
-@pytest.fixture
-async def inproc(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
-    c = await start_cluster(tmp_path)
+@contextlib.asynccontextmanager
+async def running_cluster(
+    base: Path, n: int = 3, rf: int = 2, api_cfg: Mapping[str, Any] | None = None
+) -> AsyncIterator[InProcessCluster]:
+    """``start_cluster``, stopped on exit."""
+    c = await start_cluster(base, n, rf, api_cfg)
     try:
         yield c
     finally:
         for node in c.nodes:
             await node.stop()
         await c.api.stop()
+
+
+@pytest.fixture
+async def inproc(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
+    async with running_cluster(tmp_path) as c:
+        yield c

@@ -17,7 +17,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client import Client
 from dfs.node.disk_identity import disk_id_path, read_disk_id
 from dfs.node.heartbeat import heartbeat_once
-from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster, start_cluster
+from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster, running_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +27,9 @@ CHUNK = 64 * 1024
 @pytest.fixture
 async def two(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
     """2 nodes at factor 2, repair driven by the test, one inventory page per pass."""
-    c = await start_cluster(
-        tmp_path, n=2, rf=2, api_cfg={"maintenance": False, "inventory_pages_per_pass": 1}
-    )
-    try:
+    cfg = {"maintenance": False, "inventory_pages_per_pass": 1}
+    async with running_cluster(tmp_path, n=2, rf=2, api_cfg=cfg) as c:
         yield c
-    finally:
-        for node in c.nodes:
-            await node.stop()
-        await c.api.stop()
 
 
 def chunk_file(c: InProcessCluster, node: int, chunk_id: str) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from dfs import protocol
+from dfs.api.bodies import unicode_text
 from dfs.api.context import REGISTRY
 from dfs.api.registry import Heartbeat
 from dfs.errors import InvalidRequest
@@ -35,15 +36,17 @@ def _heartbeat(body: dict[str, Any], node_id: str) -> Heartbeat:
     host = body.get("host")
     if not isinstance(host, str) or not 0 < len(host) <= 255 or any(c in host for c in "/@ ?#"):
         raise InvalidRequest("host must be an address or host name")
+    unicode_text(host, "host")
     port = _count(body, "port")
     cap = _count(body, "capacity_bytes", 0)
     used = _count(body, "used_bytes", 0)
     if not 0 < port <= 65535:
         raise InvalidRequest("port must be within [1, 65535]")
-    zone = str(body.get("zone", ""))[:64]
+    zone = unicode_text(str(body.get("zone", ""))[:64], "zone")
     disk_id = body.get("disk_id", "")  # absent from nodes that predate disk identities
     if not isinstance(disk_id, str) or len(disk_id) > 64:
         raise InvalidRequest("disk_id must be a string of at most 64 characters")
+    unicode_text(disk_id, "disk_id")
     return Heartbeat(node_id, host, port, zone, cap, used, disk_id)
 
 

@@ -37,6 +37,7 @@ DEFAULT_GC_GRACE = 3600.0
 DEFAULT_GC_INTERVAL = 60.0
 DEFAULT_REPAIR_FULL_SCAN = 3600.0
 DEFAULT_ORPHAN_INTERVAL = 3600.0
+DEFAULT_INVENTORY_PAGES_PER_PASS = 10
 DEFAULT_MIN_FREE = 64 * 1024 * 1024
 DEFAULT_SCRUB_INTERVAL = 3600.0
 DEFAULT_SCRUB_RATE = 32 * 1024 * 1024
@@ -185,6 +186,9 @@ class ApiConfig:
     index for dead and returning nodes only)."""
     orphan_interval: float = DEFAULT_ORPHAN_INTERVAL
     """Seconds between sweeps of every node for copies no chunk row accounts for."""
+    inventory_pages_per_pass: int = DEFAULT_INVENTORY_PAGES_PER_PASS
+    """Pages of 1000 chunk ids per live node that each repair pass compares with what the
+    node really holds (``dfs.api.inventory``); 0 turns the inventory off."""
     min_free_bytes: int = DEFAULT_MIN_FREE
     """Placement skips nodes with less free space than this plus the chunk."""
     maintenance: bool = True
@@ -237,6 +241,12 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
             env, "DFS_REPAIR_FULL_SCAN", DEFAULT_REPAIR_FULL_SCAN, _positive_float
         ),
         orphan_interval=_get(env, "DFS_ORPHAN_INTERVAL", DEFAULT_ORPHAN_INTERVAL, _positive_float),
+        inventory_pages_per_pass=_get(
+            env,
+            "DFS_INVENTORY_PAGES_PER_PASS",
+            DEFAULT_INVENTORY_PAGES_PER_PASS,
+            _non_negative_int,
+        ),
         min_free_bytes=_get(env, "DFS_MIN_FREE_BYTES", DEFAULT_MIN_FREE, _non_negative_int),
         maintenance=_get(env, "DFS_MAINTENANCE", True, _bool),
         metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),

@@ -37,6 +37,7 @@ class Heartbeat:
     zone: str
     capacity_bytes: int
     used_bytes: int
+    disk_id: str = ""
 
 
 class Registry:
@@ -113,6 +114,7 @@ class Registry:
                 status=NODE_UP,
                 last_heartbeat=now,
                 expires_at=expires_at,
+                disk_id=beat.disk_id,
             )
         )
         return {"ok": True, "expires_at": expires_at}

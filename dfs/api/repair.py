@@ -25,6 +25,13 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   repaired around) loses the surplus on its lowest-ranked holders, so it is never
   over-replicated for long. Dead nodes' locations are kept, so a node that restarts counts
   again at once and nothing it holds becomes an untracked orphan;
+- what metadata says is on disk is checked against the disks: a live node that comes back
+  with another disk identity than the last pass saw (``NodeRecord.disk_id``; the identities
+  are kept in the lease's info) lost what it held, so every location recorded for it is
+  forgotten at once; and each pass compares one bounded window of every live node's
+  recorded chunk ids with what it lists (``dfs.api.inventory``, DFS_INVENTORY_PAGES_PER_PASS,
+  cursors kept in the lease's info), forgetting copies that are not there. The chunks
+  concerned are repaired in the same pass;
 - nodes back since the last pass are handed to garbage collection (``on_returned``), which
   sweeps them for orphan copies at its next pass (``dfs.api.gc``).
 
@@ -43,10 +50,14 @@ from typing import Any
 
 from dfs import auth, protocol
 from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator, rank_nodes
+from dfs.api.inventory import ListPage, Window, reconcile_node
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 
 log = logging.getLogger("dfs.api.repair")
+
+INVENTORY_CONCURRENCY = 8
+"""Nodes whose inventory windows a pass reads at once."""
 
 
 @dataclass
@@ -65,11 +76,30 @@ class RepairReport:
     rediscovered: int = 0
     replication_pending: int = 0
     replication_failed: int = 0
+    inventory_checked: int = 0
+    """Recorded copies this pass compared with what their nodes list."""
+    inventory_missing: int = 0
+    """Of those, copies the nodes do not hold (forgotten, their chunks repaired)."""
+    inventory_cursors: dict[str, str] = field(default_factory=dict)
+    """node -> the chunk id the next pass's inventory window starts after."""
+    disks: dict[str, str] = field(default_factory=dict)
+    """node -> the disk identity last seen (compared at the next pass)."""
+    disks_replaced: list[str] = field(default_factory=list)
+    """Nodes that came back with another disk this pass."""
+    disk_locations_forgotten: int = 0
+    """Locations forgotten because their node's disk was replaced."""
     scope: str = "full"
     nodes_scanned: list[str] = field(default_factory=list)
     down_nodes: list[str] = field(default_factory=list)
     settled_nodes: list[str] = field(default_factory=list)
     running: bool = True
+
+
+def _str_map(raw: object) -> dict[str, str]:
+    """A string-to-string map from a previous report's JSON (anything else: empty)."""
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): str(v) for k, v in raw.items()}
 
 
 @dataclass
@@ -189,6 +219,92 @@ class Repair:
         await self.meta.add_locations(done, self.coord.clock())
         return failed
 
+    async def _forget_replaced_disks(self, cluster: _Cluster, report: RepairReport) -> set[str]:
+        """Forget every location of each live node whose disk identity differs from the one
+        the last pass saw (its disk was wiped or replaced: nothing recorded there is left);
+        returns the chunk ids concerned. The identities seen are kept in the report."""
+        gone: set[str] = set()
+        for node in cluster.live:
+            before = report.disks.get(node.node_id, "")
+            if node.disk_id:
+                report.disks[node.node_id] = node.disk_id
+            if not before or not node.disk_id or before == node.disk_id:
+                continue  # first sight, a node that predates identities, or the same disk
+            log.warning(
+                "node %s came back with another disk (%s, was %s): forgetting its copies",
+                node.node_id,
+                node.disk_id,
+                before,
+            )
+            ids = await self._node_chunk_ids(node.node_id)
+            for i in range(0, len(ids), SCAN_PAGE):
+                batch = ids[i : i + SCAN_PAGE]
+                await self.meta.remove_locations([Location(c, node.node_id, 0) for c in batch])
+            report.disks_replaced.append(node.node_id)
+            report.disk_locations_forgotten += len(ids)
+            report.inventory_cursors.pop(node.node_id, None)
+            gone.update(ids)
+        registered = cluster.down | cluster.live_by_id.keys()
+        report.disks = {n: d for n, d in report.disks.items() if n in registered}
+        return gone
+
+    def _recorded_page(self, node_id: str) -> ListPage:
+        async def page(after: str, limit: int) -> tuple[list[str], bool]:
+            ids = await self.meta.node_chunks(node_id, limit=limit, after=after or None)
+            return ids, len(ids) < limit
+
+        return page
+
+    def _held_page(self, node: NodeRecord) -> ListPage:
+        cap = self.coord.cap(auth.OP_LIST, auth.ANY_CHUNK, node.node_id)
+
+        async def page(after: str, limit: int) -> tuple[list[str], bool]:
+            rows, nxt = await self.coord.nodes.list_chunks(
+                node.url, cap=cap, after=after, limit=limit
+            )
+            return [c for c, _age in rows], nxt is None
+
+        return page
+
+    async def _take_inventory(self, live: list[NodeRecord], report: RepairReport) -> set[str]:
+        """Compare one window of each live node's recorded chunk ids with what it lists and
+        forget the copies it does not hold; returns their chunk ids (repaired this pass).
+        A node that does not answer keeps its cursor; cursors of nodes not live are dropped
+        (a returning node's inventory starts over)."""
+        pages = self.cfg.inventory_pages_per_pass
+        cursors = report.inventory_cursors
+        report.inventory_cursors = {}
+        if pages <= 0:
+            return set()
+
+        # a window holds up to 2 x pages x 1000 ids until merged: a few nodes at a time
+        gate = asyncio.Semaphore(INVENTORY_CONCURRENCY)
+
+        async def one(node: NodeRecord) -> Window:
+            cursor = cursors.get(node.node_id, "")
+            async with gate:
+                return await reconcile_node(
+                    self._recorded_page(node.node_id), self._held_page(node), cursor, pages
+                )
+
+        windows = await asyncio.gather(*(one(n) for n in live), return_exceptions=True)
+        gone: list[Location] = []
+        for node, w in zip(live, windows, strict=True):
+            if isinstance(w, BaseException):
+                if not isinstance(w, DfsError):
+                    raise w
+                log.warning("inventory of %s failed: %s", node.node_id, w.message)
+                w = Window([], cursors.get(node.node_id, ""), 0, 0)
+            report.inventory_checked += w.recorded
+            if w.cursor:
+                report.inventory_cursors[node.node_id] = w.cursor
+            gone += [Location(c, node.node_id, 0) for c in w.missing]
+        if gone:
+            log.warning("inventory: %d recorded copies are not on their nodes", len(gone))
+            await self.meta.remove_locations(gone)
+        report.inventory_missing = len(gone)
+        return {loc.chunk_id for loc in gone}
+
     async def _node_chunk_ids(self, node_id: str) -> list[str]:
         out: list[str] = []
         after: str | None = None
@@ -251,6 +367,9 @@ class Repair:
         now = self.coord.clock()
         report = RepairReport(started_at=now)
         prev = await self._previous()
+        # carried from pass to pass (also through a pass that dies half-way)
+        report.disks = _str_map(prev.get("disks"))
+        report.inventory_cursors = _str_map(prev.get("inventory_cursors"))
         if not await self.meta.acquire_lease(
             REPAIR_LEASE, self.owner, now, self._lease_ttl(), json.dumps(asdict(report))
         ):
@@ -294,9 +413,12 @@ class Repair:
     ) -> list[ChunkState]:
         """Every chunk on a full pass; otherwise those of affected nodes and the suspects
         (copies forgotten as quarantined, forwards the nodes gave up)."""
-        suspects = await self._forget_quarantined(cluster.live)
-        report.quarantined_forgotten = len(suspects)
+        suspects = await self._forget_replaced_disks(cluster, report)
+        quarantined = await self._forget_quarantined(cluster.live)
+        report.quarantined_forgotten = len(quarantined)
+        suspects |= quarantined
         suspects |= await self._read_replication(cluster.live, report)
+        suspects |= await self._take_inventory(cluster.live, report)
         returned = set(prev.get("down_nodes", [])) & cluster.live_by_id.keys()
         if self._on_returned is not None and returned:
             self._on_returned(returned)

@@ -43,7 +43,11 @@ def _heartbeat(body: dict[str, Any], node_id: str) -> Heartbeat:
     if not 0 < port <= 65535:
         raise InvalidRequest("port must be within [1, 65535]")
     zone = unicode_text(str(body.get("zone", ""))[:64], "zone")
-    return Heartbeat(node_id, host, port, zone, cap, used)
+    disk_id = body.get("disk_id", "")  # absent from nodes that predate disk identities
+    if not isinstance(disk_id, str) or len(disk_id) > 64:
+        raise InvalidRequest("disk_id must be a string of at most 64 characters")
+    unicode_text(disk_id, "disk_id")
+    return Heartbeat(node_id, host, port, zone, cap, used, disk_id)
 
 
 async def node_heartbeat(request: web.Request) -> web.Response:

@@ -23,7 +23,11 @@ NODE_DOWN = "down"
 
 @dataclass(frozen=True, slots=True)
 class NodeRecord:
-    """A node's registry entry. It is live while ``expires_at > now``."""
+    """A node's registry entry. It is live while ``expires_at > now``.
+
+    ``disk_id`` names the data directory the node serves (a random id written beside its
+    chunks at first start, see ``dfs.node.disk_identity``); "" from nodes that predate it.
+    A node that comes back with another one lost what it held: repair forgets its copies."""
 
     node_id: str
     host: str
@@ -34,6 +38,7 @@ class NodeRecord:
     status: str = NODE_UP
     last_heartbeat: float = 0.0
     expires_at: float = 0.0
+    disk_id: str = ""
 
     @property
     def url(self) -> str:

@@ -119,7 +119,9 @@ class SqliteMetadataStore:
     async def upsert_node(self, node: NodeRecord) -> None:
         def op() -> None:
             self._db.execute(
-                "INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO nodes (node_id, host, port, zone, capacity_bytes,"
+                " used_bytes, status, last_heartbeat, expires_at, disk_id)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     node.node_id,
                     node.host,
@@ -130,6 +132,7 @@ class SqliteMetadataStore:
                     node.status,
                     node.last_heartbeat,
                     node.expires_at,
+                    node.disk_id,
                 ),
             )
 

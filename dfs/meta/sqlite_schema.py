@@ -7,7 +7,7 @@ one place. Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | table     | key                  | columns                                                    |
 |-----------|----------------------|------------------------------------------------------------|
 | nodes     | node_id              | host, port, zone, capacity/used bytes, status,             |
-|           |                      | last_heartbeat, expires_at                                 |
+|           |                      | last_heartbeat, expires_at, disk_id                        |
 | files     | file_id              | tenant, name, size, sha256, chunker, state, created_at,    |
 |           |                      | chunk_count                                                |
 | manifest  | (file_id, idx)       | offset, size, chunk_id                                     |
@@ -32,7 +32,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, zone TEXT NOT NULL,
     capacity_bytes INTEGER NOT NULL, used_bytes INTEGER NOT NULL, status TEXT NOT NULL,
-    last_heartbeat REAL NOT NULL, expires_at REAL NOT NULL
+    last_heartbeat REAL NOT NULL, expires_at REAL NOT NULL, disk_id TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
     file_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
@@ -82,6 +82,9 @@ def apply_schema(conn: sqlite3.Connection) -> None:
     cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
     if "unref_at" not in cols:  # a database made before delete existed
         conn.execute("ALTER TABLE chunks ADD COLUMN unref_at REAL NOT NULL DEFAULT 0")
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(nodes)")}
+    if "disk_id" not in cols:  # a database made before nodes named their disks
+        conn.execute("ALTER TABLE nodes ADD COLUMN disk_id TEXT NOT NULL DEFAULT ''")
 
 
 def node_record(row: sqlite3.Row) -> NodeRecord:

@@ -7,7 +7,8 @@ one-shot step tests call; ``heartbeat_loop`` repeats it with backoff on errors.
 ``TrackingRegistrar`` wraps either to remember when a heartbeat last succeeded and whether the
 node has left the registry, which is what "registered" means to ``/readyz`` and ``/metrics``:
 the entry the API reads is live exactly while the last heartbeat is younger than
-NODE_HEARTBEAT_TIMEOUT.
+NODE_HEARTBEAT_TIMEOUT. Every entry carries the node's disk identity
+(``dfs.node.disk_identity``), by which repair tells a returning node from a wiped one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dfs.chunkstore.base import ChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import DfsError
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord
+from dfs.node.disk_identity import ensure_disk_id
 from dfs.transport.api_client import ApiClient
 
 log = logging.getLogger("dfs.node.heartbeat")
@@ -93,6 +95,9 @@ class TrackingRegistrar:
 
 
 def node_record(cfg: NodeConfig, port: int, store: ChunkStore, now: float) -> NodeRecord:
+    """The node's registry entry as of ``now``. Blocking (disk usage, the disk identity):
+    call it from a worker thread. The disk identity is read at every heartbeat, so a chunk
+    folder wiped while the node runs gets a new one, and repair notices at its next pass."""
     return NodeRecord(
         node_id=cfg.node_id,
         host=cfg.advertise_host,
@@ -103,6 +108,7 @@ def node_record(cfg: NodeConfig, port: int, store: ChunkStore, now: float) -> No
         status=NODE_UP,
         last_heartbeat=now,
         expires_at=now + cfg.heartbeat_timeout,
+        disk_id=ensure_disk_id(cfg.data_dir),
     )
 
 

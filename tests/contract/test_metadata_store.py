@@ -467,6 +467,19 @@ async def test_deregistered_node_stays_as_a_dead_tombstone(meta: MetadataStore) 
     assert [n.node_id for n in await meta.list_live_nodes(250.0)] == ["n1"]
 
 
+async def test_node_entry_keeps_its_disk_identity(meta: MetadataStore) -> None:
+    """Repair compares a node's disk identity across heartbeats (a wiped disk has another):
+    every backend stores it, a heartbeat replaces it, a tombstone keeps it."""
+    await meta.upsert_node(NodeRecord("n1", "127.0.0.1", 1, expires_at=200.0, disk_id="d-a"))
+    await meta.upsert_node(NodeRecord("n2", "127.0.0.1", 2, expires_at=200.0))
+    assert {n.node_id: n.disk_id for n in await meta.list_nodes()} == {"n1": "d-a", "n2": ""}
+    await meta.deregister_node("n1", 100.0)
+    assert [n.disk_id for n in await meta.list_nodes() if n.node_id == "n1"] == ["d-a"]
+    await meta.upsert_node(NodeRecord("n1", "127.0.0.1", 1, expires_at=300.0, disk_id="d-b"))
+    [live] = [n for n in await meta.list_live_nodes(250.0) if n.node_id == "n1"]
+    assert live.disk_id == "d-b"
+
+
 async def test_node_chunks_pages_the_by_node_index(meta: MetadataStore) -> None:
     await meta.add_locations([Location(cid(i), "n1", 5) for i in range(12)], 1.0)
     await meta.add_locations([Location(cid(i), "n2", 5) for i in range(3)], 1.0)

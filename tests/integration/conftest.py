@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +27,10 @@ SECRET = b"integration-test-cluster-secret-0123456789"
 ADMIN_TOKEN = "dfs_integration-admin-token-0123456789abcdef"
 
 
-async def start_cluster(base: Path, n: int = 3, rf: int = 2) -> InProcessCluster:
+async def start_cluster(
+    base: Path, n: int = 3, rf: int = 2, api_cfg: Mapping[str, Any] | None = None
+) -> InProcessCluster:
+    """``api_cfg``: other ApiConfig fields (e.g. ``maintenance=False``: tests drive repair)."""
     meta_url = f"sqlite://{base / 'meta.db'}"
     api = await start_api(
         ApiConfig(
@@ -35,6 +40,7 @@ async def start_cluster(base: Path, n: int = 3, rf: int = 2) -> InProcessCluster
             replication_factor=rf,
             cluster_secret=SECRET,
             admin_token_hash=hash_token(ADMIN_TOKEN),
+            **(api_cfg or {}),
         )
     )
     nodes = []
@@ -52,12 +58,21 @@ async def start_cluster(base: Path, n: int = 3, rf: int = 2) -> InProcessCluster
     return InProcessCluster(api, nodes, base)
 
 
-@pytest.fixture
-async def inproc(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
-    c = await start_cluster(tmp_path)
+@contextlib.asynccontextmanager
+async def running_cluster(
+    base: Path, n: int = 3, rf: int = 2, api_cfg: Mapping[str, Any] | None = None
+) -> AsyncIterator[InProcessCluster]:
+    """``start_cluster``, stopped on exit."""
+    c = await start_cluster(base, n, rf, api_cfg)
     try:
         yield c
     finally:
         for node in c.nodes:
             await node.stop()
         await c.api.stop()
+
+
+@pytest.fixture
+async def inproc(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
+    async with running_cluster(tmp_path) as c:
+        yield c

@@ -88,6 +88,7 @@ def node_item(n: NodeRecord) -> Item:
         "status": S(n.status),
         "last_heartbeat": N(float(n.last_heartbeat)),
         "expires_at": N(float(n.expires_at)),
+        "disk_id": S(n.disk_id),
     }
 
 
@@ -102,6 +103,7 @@ def node_record(item: Item) -> NodeRecord:
         status=item["status"]["S"],
         last_heartbeat=float(item["last_heartbeat"]["N"]),
         expires_at=float(item["expires_at"]["N"]),
+        disk_id=item.get("disk_id", {}).get("S", ""),  # absent in items written before it
     )
 
 

@@ -1,0 +1,106 @@
+"""Inventory reconciliation: what each live node really holds against what metadata says it
+holds, as HDFS block reports do, a bounded slice per repair pass.
+
+Metadata trusts what it was told: a chunk file deleted by hand, a disk that lost files, or a
+chunk folder wiped while its node kept its id leave locations pointing at nothing, and repair
+(which counts locations) would never copy those chunks. Each repair pass therefore walks, for
+every live node, one window of the node's chunk ids in ascending order: up to
+DFS_INVENTORY_PAGES_PER_PASS pages (``PAGE`` ids each) of the by-node index
+(``MetadataStore.node_chunks``), and the node's own listing (``/list-chunks``) over the same
+range. A recorded id the node does not list is a missing copy: repair forgets the location
+and handles the chunk in the same pass. The window's upper end is the cursor the next pass
+starts after (kept in the repair lease's info); at the end of the ids it starts over.
+
+Cost per pass and node: at most 2 x pages requests of ``PAGE`` ids (the node listing stops
+once it has passed the last recorded id read), so a full inventory cycle of a node holding K
+copies takes ceil(K / (PAGE x pages)) passes; see docs/ARCHITECTURE.md for the figures.
+
+Order matters: metadata is read first, then the node. A location is recorded only after its
+copy is on disk (receipts, copies, journals and has-chunks answers all come from the node),
+so a copy written between the two reads can never look missing. The one way a good location
+can be forgotten is a copy deleted (garbage collection) and stored again, with its location
+recorded again, between the two reads: repair then makes one copy too many, which the orphan
+sweep records and trimming removes. Copies the node lists that metadata does not know are
+left to the orphan sweep (``dfs.api.gc``).
+
+``merge_window`` is the pure merge (unit-tested at page boundaries); ``reconcile_node``
+drives it. Knows nothing of aiohttp.web.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+PAGE = 1000
+"""Ids per page of both listings (within /list-chunks' limit)."""
+
+ListPage = Callable[[str, int], Awaitable[tuple[list[str], bool]]]
+"""(after, limit) -> (ascending ids greater than ``after``, whether that was the last page)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What one pass learned about one node."""
+
+    missing: list[str]
+    """Recorded ids, within the window, that the node does not hold."""
+    cursor: str
+    """Where the next pass starts (exclusive); "" when this window reached the end."""
+    recorded: int
+    held: int
+
+
+def merge_window(
+    recorded: list[str], recorded_done: bool, held: list[str], held_done: bool
+) -> tuple[list[str], str]:
+    """Merge one window of ascending ids: ``recorded`` from metadata and ``held`` from the
+    node, both after the same cursor; ``*_done`` says the listing reached its end.
+
+    The window ends at the smaller of the two listings' last ids (a listing that is done
+    has no end); beyond it either side may still have ids neither read. Returns the recorded
+    ids within the window that the node does not hold, and the next cursor ("" when nothing
+    recorded lies beyond the window: the cycle is complete)."""
+    ends = [ids[-1] for ids, done in ((recorded, recorded_done), (held, held_done)) if not done]
+    hi = min(ends) if ends else ""
+    if recorded_done and (not recorded or (hi and hi >= recorded[-1])):
+        hi = ""  # nothing recorded beyond what both sides covered
+    missing: list[str] = []
+    j = 0
+    for c in recorded:
+        if hi and c > hi:
+            break
+        while j < len(held) and held[j] < c:
+            j += 1
+        if j == len(held) or held[j] != c:
+            missing.append(c)
+    return missing, hi
+
+
+async def _read(
+    list_page: ListPage, after: str, pages: int, stop_at: str | None
+) -> tuple[list[str], bool]:
+    """Up to ``pages`` pages after ``after``; stops early once past ``stop_at``."""
+    out: list[str] = []
+    for _ in range(pages):
+        page, done = await list_page(after, PAGE)
+        out += page
+        if done or not page:
+            return out, True
+        after = page[-1]
+        if stop_at is not None and after >= stop_at:
+            break
+    return out, False
+
+
+async def reconcile_node(
+    recorded_page: ListPage, held_page: ListPage, cursor: str, pages: int
+) -> Window:
+    """One window of one node: metadata's ids first, then the node's over the same range
+    (not at all when metadata records nothing after the cursor)."""
+    recorded, recorded_done = await _read(recorded_page, cursor, pages, None)
+    if not recorded:
+        return Window([], "", 0, 0)
+    held, held_done = await _read(held_page, cursor, pages, recorded[-1])
+    missing, nxt = merge_window(recorded, recorded_done, held, held_done)
+    return Window(missing, nxt, len(recorded), len(held))

@@ -1,0 +1,55 @@
+"""A node's disk identity (``dfs.node.disk_identity``) and the registry column that keeps it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from dfs.meta.base import NodeRecord
+from dfs.meta.sqlite import SqliteMetadataStore
+from dfs.node.disk_identity import disk_id_path, ensure_disk_id, read_disk_id
+
+
+def test_first_start_writes_an_identity_that_stays(tmp_path: Path) -> None:
+    assert read_disk_id(tmp_path) == ""
+    first = ensure_disk_id(tmp_path)
+    assert first.startswith("disk-")
+    assert len(first) > 20
+    assert ensure_disk_id(tmp_path) == first == read_disk_id(tmp_path)
+    assert [p.name for p in disk_id_path(tmp_path).parent.iterdir()] == [".disk-id"]
+
+
+def test_a_wiped_chunk_folder_gets_another_identity(tmp_path: Path) -> None:
+    first = ensure_disk_id(tmp_path)
+    disk_id_path(tmp_path).unlink()
+    disk_id_path(tmp_path).parent.rmdir()
+    second = ensure_disk_id(tmp_path)
+    assert second not in ("", first)
+
+
+def test_a_torn_identity_counts_as_none(tmp_path: Path) -> None:
+    disk_id_path(tmp_path).parent.mkdir(parents=True)
+    disk_id_path(tmp_path).write_bytes(b"disk-\xff\x00")
+    assert read_disk_id(tmp_path) == ""
+    assert ensure_disk_id(tmp_path) != ""
+
+
+async def test_sqlite_store_made_before_disk_identities_is_migrated(tmp_path: Path) -> None:
+    db = tmp_path / "meta.db"
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE nodes (node_id TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL,"
+        " zone TEXT NOT NULL, capacity_bytes INTEGER NOT NULL, used_bytes INTEGER NOT NULL,"
+        " status TEXT NOT NULL, last_heartbeat REAL NOT NULL, expires_at REAL NOT NULL)"
+        " WITHOUT ROWID"
+    )
+    conn.execute("INSERT INTO nodes VALUES ('n1', 'h', 1, '', 0, 0, 'up', 1.0, 2.0)")
+    conn.commit()
+    conn.close()
+    meta = await SqliteMetadataStore.open(f"sqlite:///{db}")
+    try:
+        assert [n.disk_id for n in await meta.list_nodes()] == [""]
+        await meta.upsert_node(NodeRecord("n1", "h", 1, expires_at=3.0, disk_id="disk-x"))
+        assert [n.disk_id for n in await meta.list_nodes()] == ["disk-x"]
+    finally:
+        await meta.close()

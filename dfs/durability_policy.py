@@ -162,17 +162,13 @@ def rank_nodes(chunk_id: str, nodes: Sequence[N]) -> list[N]:
     return [by_id[c.node_id] for c in placement.rank(chunk_id, cands)]
 
 
-def has_room(node: NodeView, size: int, min_free: int) -> bool:
-    """A node may take a copy if its free bytes (as last heartbeated) cover it plus the
-    reserve ``min_free``."""
-    return node.free_bytes >= size + min_free
-
-
 def place_new(chunk_id: str, size: int, live: Sequence[N], min_free: int, rf: int) -> list[N]:
-    """The nodes a new chunk goes to: rendezvous over the live nodes with room for it,
-    distinct zones first; fewer than ``rf`` means the cluster is full."""
+    """The nodes a new chunk goes to: rendezvous over the live nodes with room for it (free
+    bytes, as last heartbeated, covering the chunk plus the reserve ``min_free``), distinct
+    zones first; fewer than ``rf`` means the cluster is full."""
     by_id = {n.node_id: n for n in live}
-    roomy = [n for n in live if has_room(n, size, min_free)]
+    room = size + min_free
+    roomy = [n for n in live if n.free_bytes >= room]
     cands = [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in roomy]
     return [by_id[c.node_id] for c in placement.choose(chunk_id, cands, rf)]
 
@@ -180,8 +176,9 @@ def place_new(chunk_id: str, size: int, live: Sequence[N], min_free: int, rf: in
 def repair_targets(c: ChunkView, live: Sequence[N], min_free: int) -> list[N]:
     """Live nodes that lack ``c`` and have room for it, best placement first. Repair copies
     to the first ones that accept until ``copies_needed`` are made."""
+    room = c.size + min_free
     return rank_nodes(
-        c.chunk_id, [n for n in live if n.node_id not in c.nodes and has_room(n, c.size, min_free)]
+        c.chunk_id, [n for n in live if n.free_bytes >= room and n.node_id not in c.nodes]
     )
 
 

@@ -22,6 +22,8 @@ class SimNode:
     rack: int
     capacity: int
     used: int = 0
+    free_bytes: int = -1
+    """capacity - used, kept as a field: placement reads it millions of times."""
     expires_at: float = INF
     down_reasons: int = 0
     epoch: int = 0
@@ -30,9 +32,12 @@ class SimNode:
     """Its disk was lost: it never returns under this id."""
     joined_at: float = 0.0
 
-    @property
-    def free_bytes(self) -> int:
-        return max(self.capacity - self.used, 0)
+    def __post_init__(self) -> None:
+        self.use(0)
+
+    def use(self, delta: int) -> None:
+        self.used += delta
+        self.free_bytes = max(self.capacity - self.used, 0)
 
     @property
     def up(self) -> bool:
@@ -112,7 +117,7 @@ class Cluster:
             self.double_copies += 1
         grp.nodes = grp.nodes | {node_id}
         grp.gone = grp.gone - {node_id}
-        node.used += grp.size
+        node.use(grp.size)
         self.by_node[node_id].add(g)
         if node.up:
             self.up_copies[g] += 1
@@ -128,7 +133,7 @@ class Cluster:
         grp.nodes = grp.nodes - {node_id}
         self.by_node[node_id].discard(g)
         if node_id not in grp.gone:
-            node.used -= grp.size
+            node.use(-grp.size)
             if node.up:
                 self.up_copies[g] -= 1
         grp.gone = grp.gone - {node_id}
@@ -165,7 +170,7 @@ class Cluster:
         if node.up:
             self._shift(node_id, -1)
         node.dead = True
-        node.used = 0
+        node.use(-node.used)
         lost: list[int] = []
         for g in self.by_node[node_id]:
             grp = self.groups[g]

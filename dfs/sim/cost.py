@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from dfs.sim.config import GIB, KIB, PB, TB, Workload
 
@@ -110,6 +111,38 @@ def listing(files: int = 1000) -> Units:
     return Units(0.0, rru(files * 250, consistent=False), 1.0)
 
 
+SCAN_PAGE_ITEMS = 1000  # dfs.api.maintenance.SCAN_PAGE
+SCAN_PAGE_SECONDS = 0.05  # one Scan round trip returning ~200 KB (assumed, not measured)
+
+
+def full_scan(chunks: float, rf: int) -> dict[str, float]:
+    """One pass over every chunk row (repair's full pass, and every GC pass today), strongly
+    consistent, one page of SCAN_PAGE_ITEMS at a time."""
+    item = CHUNK_ITEM + rf * 8
+    pages = chunks / SCAN_PAGE_ITEMS
+    units = chunks * item / 4096
+    return {
+        "rru": units,
+        "dollars": units * PRICES["dynamodb_rru"],
+        "calls": pages,
+        "seconds_sequential": pages * SCAN_PAGE_SECONDS,
+    }
+
+
+def scan_month(
+    chunks: float, rf: int, repair_full_scan: float, gc_interval: float
+) -> dict[str, float]:
+    """What the periodic full scans cost a month at ``chunks`` rows."""
+    one = full_scan(chunks, rf)
+    month = 30 * 86400.0
+    return {
+        "repair_full_scan_dollars": one["dollars"] * month / repair_full_scan,
+        "gc_scan_dollars": one["dollars"] * month / max(gc_interval, one["seconds_sequential"]),
+        "scan_seconds": one["seconds_sequential"],
+        "scan_rru": one["rru"],
+    }
+
+
 def storage_per_chunk(rf: int) -> float:
     return (
         CHUNK_ITEM
@@ -139,12 +172,17 @@ def mix_summary(w: Workload, total: float = PB) -> dict[str, float]:
     return {"mean_file_bytes": mean, "files": files, "chunks": chunks}
 
 
-def report(w: Workload, nodes: int, rf: int) -> dict[str, object]:
+def _plain(u: Units) -> dict[str, float]:
+    return {"wru": u.wru, "rru": u.rru, "calls": u.calls, "dollars": u.dollars}
+
+
+def report(w: Workload, nodes: int, rf: int) -> dict[str, Any]:
+    """Request units per GiB, per file by size, per listing, and the 1 PB totals (JSON-able)."""
     # bench/meta_calls.py's shape: 4 files of 256 MiB make one GiB
     per_gib = upload(GIB // 4, w.chunk_bytes, rf, nodes) * 4
     by_bucket = {
-        f"{lo // KIB} KiB-{hi // KIB} KiB": upload(
-            int(bucket_mean(lo, hi)), w.chunk_bytes, rf, nodes
+        f"{lo // KIB} KiB-{hi // KIB} KiB": _plain(
+            upload(int(bucket_mean(lo, hi)), w.chunk_bytes, rf, nodes)
         )
         for lo, hi, _ in w.size_mix
     }
@@ -157,11 +195,13 @@ def report(w: Workload, nodes: int, rf: int) -> dict[str, object]:
     )
     meta_gb = (mix["chunks"] * storage_per_chunk(rf) + mix["files"] * storage_per_file()) / 1e9
     return {
-        "per_gib": per_gib,
-        "per_gib_3_nodes": upload(GIB // 4, w.chunk_bytes, rf, 3) * 4,
+        "units": {
+            "per_gib": _plain(per_gib),
+            "per_gib_3_nodes": _plain(upload(GIB // 4, w.chunk_bytes, rf, 3) * 4),
+            "listing_1000": _plain(listing()),
+        },
         "measured_calls_per_gib_3_nodes": MEASURED_CALLS_PER_GIB,
-        "per_file_by_size": by_bucket,
-        "listing_1000": listing(),
+        "per_file": by_bucket,
         "mix": mix,
         "upload_1pb_dollars": uploads,
         "metadata_gb": meta_gb,
@@ -172,6 +212,8 @@ def report(w: Workload, nodes: int, rf: int) -> dict[str, object]:
         * 30
         * PRICES["dynamodb_wru"]
         * wru(NODE_ITEM),
+        "prices": PRICES,
+        "source": PRICE_SOURCE,
     }
 
 

@@ -26,6 +26,7 @@ class Host(Protocol):
 
     def at(self, t: float, fn: Callable[[], None]) -> None: ...
 
+
 FAILED_COPY_S = 1.0
 """What a copy to a node that is down costs before repair tries the next target."""
 

@@ -150,7 +150,7 @@ def _cost(r: dict[str, Any]) -> list[str]:
         "",
         f"Prices: {c['source']}",
         "",
-        f"Per GiB uploaded (1,000 nodes): {u['per_gib']['wru']:.0f} WRU + {u['per_gib']['rru']:.0f} RRU = "
+        f"Per GiB uploaded ({r['config']['nodes']:,} nodes): {u['per_gib']['wru']:.0f} WRU + {u['per_gib']['rru']:.0f} RRU = "
         f"${u['per_gib']['dollars']:.4f} (${u['per_gib']['dollars'] * 1000:.2f}/TB); modelled calls per GiB on "
         f"3 nodes {u['per_gib_3_nodes']['calls']:.0f} vs {c['measured_calls_per_gib_3_nodes']} measured. "
         f"A listing page of 1,000 files: {u['listing_1000']['rru']:.0f} RRU.",
@@ -178,6 +178,19 @@ def _cost(r: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {e['gp3']:,.0f} | {e['st1']:,.0f} | {e['sc1']:,.0f} | "
             f"{n['inter_az_write']:,.0f} | {n['internet_read_once']:,.0f} |"
+        )
+    lines += [
+        "",
+        "Periodic full scans of the chunk table (repair every DFS_REPAIR_FULL_SCAN, garbage "
+        "collection every pass), one 1,000-row page at a time at an assumed 50 ms a page:",
+        "",
+        "| chunk rows | one scan takes | RRU per scan | repair full scans $/month | GC scans $/month |",
+        "|---|---|---|---|---|",
+    ]
+    for n, v in c["scans"].items():
+        lines.append(
+            f"| {float(n):.0e} | {_h(v['scan_seconds'])} | {v['scan_rru']:,.0f} | "
+            f"{v['repair_full_scan_dollars']:,.0f} | {v['gc_scan_dollars']:,.0f} |"
         )
     return [*lines, ""]
 

@@ -9,11 +9,13 @@ import statistics
 import time
 from typing import Any
 
+from dfs import config as service
 from dfs.sim import cost, experiments, markov
 from dfs.sim.config import DAY, MIB, YEAR, SimConfig
 from dfs.sim.engine import Engine
 
 BANDWIDTHS = [16 * MIB, 64 * MIB, 256 * MIB, 1024 * MIB, 4096 * MIB]
+REPAIR_FULL_SCAN = service.DEFAULT_REPAIR_FULL_SCAN
 BARE_DISK_AFR = 0.015  # instance-store or own disks (Backblaze-class AFR), for sensitivity
 NODE_LOSS_RATES = [64 * MIB, 256 * MIB, 1024 * MIB]
 
@@ -136,31 +138,17 @@ def fill_by_age(eng: Engine) -> dict[str, float]:
 
 
 def cost_section(cfg: SimConfig) -> dict[str, Any]:
-    r = cost.report(cfg.workload, cfg.nodes, cfg.durability.rf)
-    units = {
-        k: dataclasses.asdict(v) | {"dollars": v.dollars}
-        for k, v in r.items()
-        if isinstance(v, cost.Units)
-    }
-    per_file = {
-        k: dataclasses.asdict(v) | {"dollars": v.dollars}
-        for k, v in r["per_file_by_size"].items()  # type: ignore[attr-defined]
-    }
-    layouts = {
+    out = cost.report(cfg.workload, cfg.nodes, cfg.durability.rf)
+    out["layouts"] = {
         layout.name: {
             "ebs_month": cost.ebs_month(cfg.workload.data_bytes, layout.overhead),
             "network": cost.network(cfg.workload.data_bytes, layout.overhead, cfg.zones),
         }
         for layout in markov.LAYOUTS
     }
-    plain = {
-        k: v for k, v in r.items() if isinstance(v, (int, float, dict)) and k != "per_file_by_size"
+    d = cfg.durability
+    out["scans"] = {
+        f"{n:.0e}": cost.scan_month(n, d.rf, REPAIR_FULL_SCAN, d.gc_interval)
+        for n in (1e6, 1e8, 1e9)
     }
-    return {
-        "units": units,
-        "per_file": per_file,
-        "layouts": layouts,
-        **plain,
-        "prices": cost.PRICES,
-        "source": cost.PRICE_SOURCE,
-    }
+    return out

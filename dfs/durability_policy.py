@@ -216,3 +216,35 @@ def gc_verdict(
     if chunk_id in protected:
         return GcVerdict.PROTECTED
     return GcVerdict.COLLECT
+
+
+# --- proposed: zone-aware repair and trimming (not used by the service yet) ---------------
+# Today repair copies to the best-ranked nodes and trimming keeps the best-ranked holders,
+# whatever their zones, so crash-repair-trim cycles slowly gather copies in one zone (the
+# scale model measures how much, docs/SCALE.md). These variants keep placement's rule of
+# distinct zones first; the simulator runs them with --zone-aware.
+
+
+def spread_repair_targets(
+    c: ChunkView, live: Sequence[N], min_free: int, held_zones: AbstractSet[str]
+) -> list[N]:
+    """``repair_targets`` reordered so that nodes in zones holding no counting copy come
+    first (the best-ranked one per zone), then the rest in rank order."""
+    ranked = repair_targets(c, live, min_free)
+    first: list[N] = []
+    zones = set(held_zones)
+    for n in ranked:
+        if n.zone not in zones:
+            first.append(n)
+            zones.add(n.zone)
+    chosen = {n.node_id for n in first}
+    return first + [n for n in ranked if n.node_id not in chosen]
+
+
+def spread_trim_victims(chunk_id: str, holders: Sequence[N], rf: int) -> list[N]:
+    """The copies to remove so that the ``rf`` kept are placement's choice among the
+    holders (distinct zones first, then rank)."""
+    ranked = rank_nodes(chunk_id, holders)
+    cands = [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in ranked]
+    keep = {c.node_id for c in placement.choose(chunk_id, cands, rf)}
+    return [n for n in ranked if n.node_id not in keep]

@@ -25,6 +25,9 @@ def parse(argv: list[str] | None) -> tuple[SimConfig, Path, bool]:
     p.add_argument("--rf", type=int, default=Durability.rf)
     p.add_argument("--repair-mib", type=float, default=Durability.repair_rate / MIB)
     p.add_argument("--grace", type=float, default=Durability.repair_grace, help="seconds")
+    p.add_argument(
+        "--zone-aware", action="store_true", help="proposed zone-aware repair and trimming"
+    )
     p.add_argument("--no-scenarios", action="store_true", help="skip node/zone loss runs")
     a = p.parse_args(argv)
     cfg = SimConfig(
@@ -36,7 +39,11 @@ def parse(argv: list[str] | None) -> tuple[SimConfig, Path, bool]:
         groups=a.groups,
         workload=Workload(data_bytes=int(a.data_pb * PB)),
         durability=dataclasses.replace(
-            Durability(), rf=a.rf, repair_rate=a.repair_mib * MIB, repair_grace=a.grace
+            Durability(),
+            rf=a.rf,
+            repair_rate=a.repair_mib * MIB,
+            repair_grace=a.grace,
+            zone_aware=a.zone_aware,
         ),
     )
     return cfg, a.out, not a.no_scenarios

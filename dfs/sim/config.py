@@ -82,6 +82,8 @@ class Durability:
     gc_grace: float = service.DEFAULT_GC_GRACE
     gc_interval: float = service.DEFAULT_GC_INTERVAL
     min_free: int = service.DEFAULT_MIN_FREE
+    zone_aware: bool = False
+    """Run the proposed zone-aware repair targets and trimming instead of today's rules."""
     copy_bandwidth: float = 250.0 * MIB
     """Bytes/s of one node-to-node copy (a gp3/st1 volume's throughput class)."""
 

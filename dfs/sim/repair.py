@@ -140,7 +140,11 @@ class Repairer:
         if grp.collected or grp.lost:
             return 0.0, 0.0
         need = policy.copies_needed(grp, p.counting, d.rf)
-        targets = policy.repair_targets(grp, p.live, d.min_free)
+        if d.zone_aware:
+            held = {eng.cluster.nodes[n].zone for n in grp.nodes & p.counting}
+            targets = policy.spread_repair_targets(grp, p.live, d.min_free, held)
+        else:
+            targets = policy.repair_targets(grp, p.live, d.min_free)
         sources = [s for s in policy.repair_sources(grp, p.live) if s.node_id not in grp.gone]
         made: list[str] = []
         spent = 0.0
@@ -182,7 +186,8 @@ class Repairer:
             holders = [
                 cluster.nodes[n] for n in grp.nodes if cluster.nodes[n].up and n not in grp.gone
             ]
-            for victim in policy.trim_victims(grp.chunk_id, holders, d.rf):
+            trim = policy.spread_trim_victims if d.zone_aware else policy.trim_victims
+            for victim in trim(grp.chunk_id, holders, d.rf):
                 cluster.remove_copy(g, victim.node_id)
                 self.stats.trimmed += 1
                 self.stats.trimmed_bytes += grp.size

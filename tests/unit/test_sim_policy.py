@@ -115,3 +115,22 @@ def test_gc_verdict() -> None:
     assert policy.gc_verdict(0, NOW - GRACE, cid, NOW, GRACE, set()) is policy.GcVerdict.KEEP
     assert policy.gc_verdict(0, NOW - 61, cid, NOW, GRACE, {cid}) is policy.GcVerdict.PROTECTED
     assert policy.gc_verdict(0, NOW - 61, cid, NOW, GRACE, set()) is policy.GcVerdict.COLLECT
+
+
+def test_spread_repair_targets_put_a_missing_zone_first() -> None:
+    nodes = [node(i, zone=f"z{i % 3}") for i in range(1, 10)]
+    c = chunk("a", {"n3"})  # n3 is in z0
+    ranked = policy.repair_targets(c, nodes, 0)
+    spread = policy.spread_repair_targets(c, nodes, 0, {"z0"})
+    assert sorted(n.node_id for n in spread) == sorted(n.node_id for n in ranked)
+    assert spread[0].zone != "z0"
+    assert spread[0] == next(n for n in ranked if n.zone != "z0")
+
+
+def test_spread_trim_keeps_distinct_zones() -> None:
+    holders = [node(1, zone="a"), node(2, zone="a"), node(3, zone="b")]
+    for cid in ("0" * 64, "1" * 64, "2" * 64, "3" * 64):
+        victims = policy.spread_trim_victims(cid, holders, 2)
+        kept = [h for h in holders if h not in victims]
+        assert len(victims) == 1
+        assert {h.zone for h in kept} == {"a", "b"}

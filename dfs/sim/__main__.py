@@ -28,6 +28,9 @@ def parse(argv: list[str] | None) -> tuple[SimConfig, Path, bool]:
     p.add_argument(
         "--zone-aware", action="store_true", help="proposed zone-aware repair and trimming"
     )
+    p.add_argument(
+        "--recheck", action="store_true", help="proposed: re-check a chunk before copying it"
+    )
     p.add_argument("--no-scenarios", action="store_true", help="skip node/zone loss runs")
     a = p.parse_args(argv)
     cfg = SimConfig(
@@ -44,6 +47,7 @@ def parse(argv: list[str] | None) -> tuple[SimConfig, Path, bool]:
             repair_rate=a.repair_mib * MIB,
             repair_grace=a.grace,
             zone_aware=a.zone_aware,
+            recheck=a.recheck,
         ),
     )
     return cfg, a.out, not a.no_scenarios

@@ -84,6 +84,9 @@ class Durability:
     min_free: int = service.DEFAULT_MIN_FREE
     zone_aware: bool = False
     """Run the proposed zone-aware repair targets and trimming instead of today's rules."""
+    recheck: bool = False
+    """Proposed: re-check each chunk against the current registry before copying it (today
+    a pass copies everything it listed, even after the node came back)."""
     copy_bandwidth: float = 250.0 * MIB
     """Bytes/s of one node-to-node copy (a gp3/st1 volume's throughput class)."""
 

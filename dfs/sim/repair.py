@@ -41,6 +41,9 @@ class RepairStats:
     trimmed: int = 0
     trimmed_bytes: int = 0
     no_live_copy: int = 0
+    skipped: int = 0
+    """Groups a re-checking pass found no longer short (their node came back)."""
+    pass_seconds: list[float] = field(default_factory=list)
     first_repair_delay: list[float] = field(default_factory=list)
     """Seconds from a node's loss to the first repair of one of its groups."""
 
@@ -53,6 +56,7 @@ class _Pass:
     counting: set[str]
     live: list[SimNode]
     unsettled: set[str]
+    started: float
 
 
 class Repairer:
@@ -119,7 +123,7 @@ class Repairer:
                 unsettled |= grp.nodes
         order = [index[c.chunk_id] for c in policy.repair_order(todo, live_ids)]
         live = [n for n in nodes if n.node_id in live_ids]
-        self.current = _Pass(iter(order), surplus, down, counting, live, unsettled)
+        self.current = _Pass(iter(order), surplus, down, counting, live, unsettled, now)
         eng.at(now, self.step)
 
     def step(self) -> None:
@@ -140,6 +144,11 @@ class Repairer:
         if grp.collected or grp.lost:
             return 0.0, 0.0
         need = policy.copies_needed(grp, p.counting, d.rf)
+        if d.recheck:
+            now_counting = policy.counting_ids(eng.cluster.nodes.values(), eng.now, d.repair_grace)
+            if policy.copies_needed(grp, now_counting, d.rf) <= 0:
+                self.stats.skipped += 1
+                return 0.0, 0.0
         if d.zone_aware:
             held = {eng.cluster.nodes[n].zone for n in grp.nodes & p.counting}
             targets = policy.spread_repair_targets(grp, p.live, d.min_free, held)
@@ -196,6 +205,7 @@ class Repairer:
             if cluster.nodes[n].dead:
                 self.settled_at.setdefault(n, eng.now)
         self.settled = settled
+        self.stats.pass_seconds.append(eng.now - p.started)
         self.current = None
         self.busy = False
         if self.dirty:

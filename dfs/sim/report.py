@@ -58,7 +58,10 @@ def _durability(r: dict[str, Any]) -> list[str]:
         "",
         f"passes {rep['passes']}, groups repaired {rep['repaired']} "
         f"({rep['repaired_bytes'] / TB:.1f} TB copied), trimmed afterwards {rep['trimmed']} "
-        f"({rep['trimmed_bytes'] / TB:.1f} TB: copies made for nodes that came back), failed {rep['failed']}.",
+        f"({rep['trimmed_bytes'] / TB:.1f} TB: copies made for nodes that came back), failed {rep['failed']}, "
+        f"skipped on re-check {rep['skipped']}. Repair was busy {m['repair_busy_share']:.0%} of the time; "
+        f"a failure arriving at a random moment waits {_h(m['pass_wait_s'])} on average for the pass in "
+        "progress to end before its own pass starts.",
         "",
         f"Share of stored bytes below RF copies (time average): {r['under_time_avg']:.3g}; "
         f"with no copy up: {r['unavailable_time_avg']:.3g}. Bytes whose copies all sit in one "
@@ -94,10 +97,11 @@ def _loss(r: dict[str, Any]) -> list[str]:
     lines = [
         "## Probability of losing any chunk per year",
         "",
-        "Markov model (dfs.sim.markov) fed with the measured loss rate and repair delay; RF 3 and "
+        "Markov model (dfs.sim.markov) fed with the measured loss rate and repair delays; RF 3 and "
         "erasure coding are modelled, not run (dfs has no erasure coding). 'as shipped': a "
-        "repair pass runs to its end before it re-sorts; 'preemptive': the most damaged data "
-        "first at once.",
+        "failure first waits for the pass in progress (the measured average wait), and a pass "
+        "runs to its end before it re-sorts; 'preemptive': repair turns to the most damaged "
+        "data at once. Repair bandwidth is cluster-wide.",
         "",
     ]
     for title, key in (

@@ -34,7 +34,11 @@ def measured(eng: Engine) -> dict[str, float]:
     ]
     independent = eng.stats.disk_losses - eng.stats.rack_kills
     lam = independent / years if years and independent else eng.cfg.failures.disk_afr
+    horizon = max(eng.now, 1.0)
+    wait = sum(x * x for x in rs.pass_seconds) / (2 * horizon)
     return {
+        "repair_busy_share": sum(rs.pass_seconds) / horizon,
+        "pass_wait_s": wait,
         "node_years": years,
         "disk_losses": float(independent),
         "rack_kills": float(eng.stats.rack_kills),
@@ -62,7 +66,7 @@ def loss_table(cfg: SimConfig, m: dict[str, float], stored: float) -> dict[str, 
                 inp = markov.Inputs(
                     nodes=cfg.nodes,
                     lam=m["lam_per_node_year"] / YEAR,
-                    delay=m["first_repair_delay_min_s"],
+                    delay=m["fixed_delay_s"] + (0.0 if preemptive else m["pass_wait_s"]),
                     rate=bw,
                     data_bytes=stored,
                     chunk_bytes=cfg.workload.chunk_bytes,

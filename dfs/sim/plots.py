@@ -41,13 +41,14 @@ def loss_vs_bandwidth(result: dict[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, row in result["loss"].items():
         bws = [int(k) for k in row if not k.endswith("p")]
-        ax.plot(
+        (line,) = ax.plot(
             bws, [max(row[str(b)], 1e-18) for b in bws], marker="o", label=f"{name} (as shipped)"
         )
         ax.plot(
             bws,
             [max(row[f"{b}p"], 1e-18) for b in bws],
             linestyle="--",
+            color=line.get_color(),
             label=f"{name} (preemptive)",
         )
     ax.set_xscale("log", base=2)

@@ -198,6 +198,11 @@ class Cluster:
         grp.zero_since = now
         self._account(g, before)
 
+    def rereference(self, g: int) -> None:
+        before = self._state(g)
+        self.groups[g].refcount = 1
+        self._account(g, before)
+
     def heal(self) -> None:
         """Every node that still has its disk is up and registered again (a scenario's
         starting point); the totals are recomputed."""

@@ -150,16 +150,16 @@ class Engine:
         gid = group_id(cfg.seed, self.next_group)
         self.next_group += 1
         size = cfg.group_bytes
-        chosen = policy.place_new(gid, size, live, cfg.durability.min_free, cfg.durability.rf)
+        # a node that crashed but is still registered fails the write, and finalize refuses a
+        # chunk short of copies: the client uploads again once the registry dropped the node
+        up = [n for n in live if n.up]
+        chosen = policy.place_new(gid, size, up, cfg.durability.min_free, cfg.durability.rf)
         if len(chosen) < cfg.durability.rf:
             self.stats.placement_full += 1
             return False
-        # a node that crashed but is still registered takes no copy: the upload's write fails
-        nodes = frozenset(n.node_id for n in chosen if n.up)
+        nodes = frozenset(n.node_id for n in chosen)
         self.cluster.new_group(Group(gid, size, nodes, zero_since=self.now))
         self.stats.placed += 1
-        if len(nodes) < cfg.durability.rf:
-            self.repair.poke()
         return True
 
     # --- workload ---------------------------------------------------------------------------
@@ -202,7 +202,7 @@ class Engine:
             self.stats.collected += 1
         elif verdict is policy.GcVerdict.PROTECTED:
             self.stats.protected += 1
-            grp.refcount = 1  # the pending upload commits and references it again
+            self.cluster.rereference(g)  # the pending upload commits and references it again
 
     def join(self) -> None:
         """Add join_fraction more nodes (spread over the zones)."""

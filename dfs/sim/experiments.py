@@ -36,6 +36,7 @@ def _scenario(cfg: SimConfig, cluster: Cluster, rate: float) -> Engine:
 
 def _restore(eng: Engine, victims: list[SimNode], horizon: float) -> dict[str, float]:
     start = eng.now
+    lost_before = eng.cluster.totals.lost
     for node in victims:
         eng.kill(node)
     at_risk = eng.cluster.totals.under
@@ -45,7 +46,7 @@ def _restore(eng: Engine, victims: list[SimNode], horizon: float) -> dict[str, f
         "seconds": eng.now - start if done else math.inf,
         "bytes_at_risk": float(at_risk),
         "bytes_copied": float(eng.repair.stats.repaired_bytes),
-        "lost_bytes": float(eng.cluster.totals.lost),
+        "lost_bytes": float(eng.cluster.totals.lost - lost_before),
         "first_repair_s": min(eng.repair.stats.first_repair_delay, default=math.nan),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def loss_vs_bandwidth(result: dict[str, Any], out: Path) -> Path:
 def recovery(result: dict[str, Any], out: Path) -> Path:
     rows = result.get("node_loss", {})
     fig, ax = plt.subplots(figsize=(6, 4))
-    labels = list(rows)
+    labels = [k for k in rows if math.isfinite(rows[k]["seconds"])]
     ax.bar(labels, [rows[k]["seconds"] / 3600 for k in labels])
     ax.set_xlabel("repair rate, MiB/s")
     ax.set_ylabel("hours to full redundancy")

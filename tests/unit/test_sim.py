@@ -76,6 +76,14 @@ def test_every_failure_repaired_when_capacity_allows(settled: Engine) -> None:
     assert all(n.up for n in c.nodes.values() if not n.dead)
 
 
+def test_node_loss_scenario_restores_full_redundancy(settled: Engine) -> None:
+    out = experiments.node_loss(SMALL, settled.cluster, [64 * MIB])[64 * MIB]
+    assert out["lost_bytes"] == 0
+    assert out["bytes_at_risk"] > 0
+    assert math.isfinite(out["seconds"])
+    assert out["seconds"] >= SMALL.durability.repair_grace
+
+
 def test_garbage_collection_runs(settled: Engine) -> None:
     assert settled.stats.collected > 0
     assert all(not g.nodes for g in settled.cluster.groups if g.collected)

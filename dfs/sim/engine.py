@@ -94,6 +94,10 @@ class Engine:
         heapq.heappush(self._queue, (t, self._seq, fn))
         self._seq += 1
 
+    def start_at(self, t: float) -> None:
+        """Set the clock (an engine that goes on from another one's state)."""
+        self.now = self._last_t = t
+
     def clear_events(self) -> None:
         self._queue.clear()
 

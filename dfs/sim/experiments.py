@@ -19,14 +19,16 @@ from dfs.sim.engine import Engine
 SAMPLE_GROUPS = 2000
 
 
-def _scenario(cfg: SimConfig, cluster: Cluster, rate: float) -> Engine:
-    """An engine without failures or workload over a healed copy of ``cluster``, every group
-    at full redundancy first."""
+def _scenario(cfg: SimConfig, cluster: Cluster, rate: float, now: float) -> Engine:
+    """An engine without failures or workload over a healed copy of ``cluster`` whose clock
+    goes on from ``now`` (the registry's times are on that clock), every group at full
+    redundancy first."""
     cfg = dataclasses.replace(cfg, durability=dataclasses.replace(cfg.durability, repair_rate=rate))
     eng = Engine(cfg, failures=False)
+    eng.start_at(now)
     eng.cluster = copy.deepcopy(cluster)
     eng.cluster.heal()
-    eng.repair.prev_down = policy.down_ids(eng.cluster.nodes.values(), 0.0)
+    eng.repair.prev_down = policy.down_ids(eng.cluster.nodes.values(), now)
     if eng.cluster.totals.under:
         eng.repair.settled = set()
         eng.repair.poke()
@@ -52,21 +54,21 @@ def _restore(eng: Engine, victims: list[SimNode], horizon: float) -> dict[str, f
 
 
 def node_loss(
-    cfg: SimConfig, cluster: Cluster, rates: Sequence[float]
+    cfg: SimConfig, cluster: Cluster, rates: Sequence[float], now: float
 ) -> dict[float, dict[str, float]]:
     """Lose the disk of the fullest node; seconds until every group has RF copies again."""
     out: dict[float, dict[str, float]] = {}
     for rate in rates:
-        eng = _scenario(cfg, cluster, rate)
+        eng = _scenario(cfg, cluster, rate, now)
         alive = [n for n in eng.cluster.nodes.values() if not n.dead]
         victim = max(alive, key=lambda n: (n.used, n.node_id))
         out[rate] = _restore(eng, [victim], 400 * DAY)
     return out
 
 
-def zone_loss(cfg: SimConfig, cluster: Cluster, rate: float) -> dict[str, float]:
+def zone_loss(cfg: SimConfig, cluster: Cluster, rate: float, now: float) -> dict[str, float]:
     """Lose every disk of zone z0 at once."""
-    eng = _scenario(cfg, cluster, rate)
+    eng = _scenario(cfg, cluster, rate, now)
     victims = [n for n in eng.cluster.nodes.values() if n.zone == "z0" and not n.dead]
     return _restore(eng, victims, 5 * 365 * DAY)
 

@@ -118,9 +118,11 @@ def simulate(cfg: SimConfig, scenarios: bool = True) -> dict[str, Any]:
         t1 = time.monotonic()
         result["node_loss"] = {
             str(r // MIB): v
-            for r, v in experiments.node_loss(cfg, eng.cluster, NODE_LOSS_RATES).items()
+            for r, v in experiments.node_loss(cfg, eng.cluster, NODE_LOSS_RATES, eng.now).items()
         }
-        result["zone_loss"] = experiments.zone_loss(cfg, eng.cluster, cfg.durability.repair_rate)
+        result["zone_loss"] = experiments.zone_loss(
+            cfg, eng.cluster, cfg.durability.repair_rate, eng.now
+        )
         result["movement"] = experiments.movement(cfg, eng.cluster)
         result["validation"] = experiments.validation()
         result["seconds"]["scenarios"] = time.monotonic() - t1

@@ -77,7 +77,7 @@ def test_every_failure_repaired_when_capacity_allows(settled: Engine) -> None:
 
 
 def test_node_loss_scenario_restores_full_redundancy(settled: Engine) -> None:
-    out = experiments.node_loss(SMALL, settled.cluster, [64 * MIB])[64 * MIB]
+    out = experiments.node_loss(SMALL, settled.cluster, [64 * MIB], settled.now)[64 * MIB]
     assert out["lost_bytes"] == 0
     assert out["bytes_at_risk"] > 0
     assert math.isfinite(out["seconds"])

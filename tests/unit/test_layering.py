@@ -34,6 +34,7 @@ L0 = {
     "dfs.chunking",
     "dfs.manifest",
     "dfs.placement",
+    "dfs.durability_policy",
     "dfs.protocol",
     "dfs.config",
     "dfs.auth",

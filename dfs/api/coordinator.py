@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dfs import auth, placement, protocol
+from dfs import durability_policy as policy
 from dfs.api.bodies import (
     DEFAULT_TENANT,
     UploadRequest,
@@ -70,16 +71,6 @@ SCAN_PAGE = 1000
 REPAIR_LEASE = "repair"
 
 T = TypeVar("T")
-
-
-def _candidates(nodes: Sequence[NodeRecord]) -> list[placement.Candidate]:
-    return [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in nodes]
-
-
-def rank_nodes(chunk_id: str, nodes: Sequence[NodeRecord]) -> list[NodeRecord]:
-    """``nodes`` in the chunk's rendezvous order, best first (reads, repair sources, trims)."""
-    by_id = {n.node_id: n for n in nodes}
-    return [by_id[c.node_id] for c in placement.rank(chunk_id, _candidates(nodes))]
 
 
 def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
@@ -144,11 +135,9 @@ class Coordinator:
 
     def place(self, chunk_id: str, size: int, live: Sequence[NodeRecord]) -> list[NodeRecord]:
         """The nodes a new chunk goes to: rendezvous over live nodes with room for it."""
-        by_id = {n.node_id: n for n in live}
         # a node short of space is never chosen (its free bytes, as last heartbeated, must
         # cover the chunk plus DFS_MIN_FREE_BYTES): uploads go to the others
-        roomy = [n for n in live if n.free_bytes >= size + self.cfg.min_free_bytes]
-        chosen = placement.choose(chunk_id, _candidates(roomy), self.rf)
+        chosen = policy.place_new(chunk_id, size, live, self.cfg.min_free_bytes, self.rf)
         if len(chosen) < self.rf:
             raise InsufficientStorage(
                 f"cluster is full: {len(chosen)} of {len(live)} live node(s) have room for "
@@ -156,7 +145,7 @@ class Coordinator:
                 f"{self.cfg.min_free_bytes}), REPLICATION_FACTOR={self.rf} needs {self.rf}: "
                 "free space or add nodes"
             )
-        return [by_id[c.node_id] for c in chosen]
+        return chosen
 
     def cap(self, op: str, chunk_id: str, node_id: str, extra: str = "") -> str:
         return auth.mint(

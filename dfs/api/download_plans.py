@@ -19,7 +19,8 @@ from typing import Any
 
 from dfs import auth, protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, error_entry, file_body, node_ref
-from dfs.api.coordinator import PLAN_IN_THREAD, Coordinator, rank_nodes
+from dfs.api.coordinator import PLAN_IN_THREAD, Coordinator
+from dfs.durability_policy import rank_nodes
 from dfs.errors import DfsError, PayloadTooLarge, Unavailable
 from dfs.meta.base import FileRecord, ManifestEntry, NodeRecord
 

@@ -38,6 +38,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from dfs import auth
+from dfs import durability_policy as policy
 from dfs.api.coordinator import Coordinator
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
@@ -150,9 +151,12 @@ class GarbageCollector:
         await self._sweep_orphans(now, live, protected, report)
         for c in await self.coord.scan_chunks():
             report.chunks_scanned += 1
-            if c.refcount > 0 or c.zero_since >= cutoff:
+            verdict = policy.gc_verdict(
+                c.refcount, c.zero_since, c.chunk_id, now, self.cfg.gc_grace, protected
+            )
+            if verdict is policy.GcVerdict.KEEP:
                 continue
-            if c.chunk_id in protected:
+            if verdict is policy.GcVerdict.PROTECTED:
                 report.protected += 1
                 continue
             await self._collect(c, cutoff, live, looked, report)

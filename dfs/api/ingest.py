@@ -41,8 +41,9 @@ from typing import Any
 
 from dfs import auth, protocol
 from dfs.api.bodies import UploadRequest, file_body, node_ref, parse_name
-from dfs.api.coordinator import Coordinator, rank_nodes, rotations
+from dfs.api.coordinator import Coordinator, rotations
 from dfs.chunking import Chunk, ChunkerProfile
+from dfs.durability_policy import rank_nodes
 from dfs.errors import (
     ChunkNotFound,
     Conflict,

@@ -49,7 +49,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dfs import auth, protocol
-from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator, rank_nodes
+from dfs import durability_policy as policy
+from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator
 from dfs.api.inventory import ListPage, Window, reconcile_node
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
@@ -385,9 +386,7 @@ class Repair:
             report.trimmed += await self._trim(c, cluster.live_by_id)
         # a node down past the grace whose every chunk now has its copies elsewhere needs no
         # second look until it returns (it stays in down_nodes, so its return is noticed)
-        report.settled_nodes = sorted(
-            n for n in cluster.down if n not in cluster.counting and n not in unsettled
-        )
+        report.settled_nodes = sorted(policy.settled_ids(cluster.down, cluster.counting, unsettled))
         report.finished_at = self.coord.clock()
         report.running = False
         await self._note(report)
@@ -397,15 +396,13 @@ class Repair:
 
     async def _cluster(self, now: float) -> _Cluster:
         nodes = await self.meta.list_nodes()
-        live = [n for n in nodes if n.expires_at > now]
-        # a copy counts while its node is live or went down less than the grace ago; a
-        # clean shutdown leaves a tombstone (expires_at = deregistration), a missing entry
-        # counts as down past the grace
+        live_ids = policy.live_ids(nodes, now)
+        live = [n for n in nodes if n.node_id in live_ids]
         return _Cluster(
             live=live,
             live_by_id={n.node_id: n for n in live},
-            counting={n.node_id for n in nodes if n.expires_at > now - self.cfg.repair_grace},
-            down={n.node_id for n in nodes if n.expires_at <= now},
+            counting=policy.counting_ids(nodes, now, self.cfg.repair_grace),
+            down=policy.down_ids(nodes, now),
         )
 
     async def _chunks_to_check(
@@ -419,14 +416,14 @@ class Repair:
         suspects |= quarantined
         suspects |= await self._read_replication(cluster.live, report)
         suspects |= await self._take_inventory(cluster.live, report)
-        returned = set(prev.get("down_nodes", [])) & cluster.live_by_id.keys()
+        returned = policy.returned_ids(prev.get("down_nodes", []), cluster.live_by_id.keys())
         if self._on_returned is not None and returned:
             self._on_returned(returned)
         if self._last_full is None or now - self._last_full >= self.cfg.repair_full_scan:
             self._last_full = now
             return await self.coord.scan_chunks()
         report.scope = "targeted"
-        affected = (cluster.down - set(prev.get("settled_nodes", []))) | returned
+        affected = policy.targeted_nodes(cluster.down, prev.get("settled_nodes", []), returned)
         report.nodes_scanned = sorted(affected)
         ids = set(suspects)
         for node_id in sorted(affected):
@@ -440,28 +437,22 @@ class Repair:
         metadata says are short (the most endangered first)."""
         rf = self.coord.rf
         live_ids = cluster.live_by_id.keys()
-        short = [
-            c
-            for c in states
-            if c.refcount > 0 and (len(c.nodes & cluster.counting) < rf or not c.nodes & live_ids)
-        ]
+        short = [c for c in states if policy.needs_check(c, live_ids, cluster.counting, rf)]
         fresh, report.rediscovered = await self._rediscover(short, cluster.live)
         by_id = {c.chunk_id: c for c in fresh}
         triage = _Triage()
         for c in states:
             c = by_id.get(c.chunk_id, c)
             report.chunks_scanned += 1
-            if c.refcount <= 0:
-                continue  # unreferenced: garbage collection's business
-            up = c.nodes & live_ids
-            if not up:
+            verdict = policy.classify(c, live_ids, cluster.counting, rf)
+            if verdict is policy.Verdict.NO_LIVE_COPY:
                 report.no_live_copy += 1
                 triage.lost.append(c)
-            elif len(c.nodes & cluster.counting) < rf:
+            elif verdict is policy.Verdict.SHORT:
                 triage.todo.append(c)
-            elif len(up) > rf:
+            elif verdict is policy.Verdict.SURPLUS:
                 triage.surplus.append(c)
-        triage.todo.sort(key=lambda c: (len(c.nodes & live_ids), c.chunk_id))
+        triage.todo = policy.repair_order(triage.todo, live_ids)
         report.under_replicated = len(triage.todo)
         report.under_replicated_bytes = sum(c.size for c in triage.todo)
         return triage
@@ -478,22 +469,19 @@ class Repair:
             if ok:
                 report.repaired += 1
                 report.repaired_bytes += c.size * ok
-            if ok < rf - len(c.nodes & cluster.counting):
+            if ok < policy.copies_needed(c, cluster.counting, rf):
                 report.failed += not ok
                 unsettled |= c.nodes
             await self._note(report)
-            await self._sleep(c.size * max(ok, 1) / self.cfg.repair_rate)
+            await self._sleep(policy.repair_pause(c.size, ok, self.cfg.repair_rate))
         return unsettled
 
     async def _repair_chunk(self, c: ChunkState, cluster: _Cluster) -> int:
         """Copy ``c`` to as many new nodes as it lacks; returns the copies made."""
-        need = self.coord.rf - len(c.nodes & cluster.counting)
-        room = c.size + self.cfg.min_free_bytes
-        cands = [n for n in cluster.live if n.node_id not in c.nodes and n.free_bytes >= room]
-        holders = [cluster.live_by_id[n] for n in c.nodes if n in cluster.live_by_id]
-        sources = rank_nodes(c.chunk_id, holders)
+        need = policy.copies_needed(c, cluster.counting, self.coord.rf)
+        sources = policy.repair_sources(c, cluster.live)
         made: list[Location] = []
-        for target in rank_nodes(c.chunk_id, cands):
+        for target in policy.repair_targets(c, cluster.live, self.cfg.min_free_bytes):
             if len(made) == need:
                 break
             for source in sources:
@@ -532,9 +520,11 @@ class Repair:
         asking them what they really hold (never trim down to copies that are not there)."""
         holders = [live_by_id[n] for n in c.nodes if n in live_by_id]
         really = (await self.coord.holders({c.chunk_id: c.size}, holders))[c.chunk_id]
-        ranked = rank_nodes(c.chunk_id, [n for n in holders if n.node_id in really])
+        victims = policy.trim_victims(
+            c.chunk_id, [n for n in holders if n.node_id in really], self.coord.rf
+        )
         trimmed = 0
-        for node in ranked[self.coord.rf :]:
+        for node in victims:
             # forget the copy first, so no new download plan points at it
             await self.meta.remove_locations([Location(c.chunk_id, node.node_id, c.size)])
             try:

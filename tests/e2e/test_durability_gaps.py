@@ -203,7 +203,10 @@ def test_full_node_refuses_writes_and_placement_skips_it(
         assert code == 507
         assert body["error"]["code"] == "insufficient_storage"
         assert "full" in body["error"]["message"]
-        stored = [p for p in (c.base / "node3" / "chunks").rglob("*") if p.is_file()]
+        # chunk copies only (64 hex characters): the folder also holds the disk identity
+        stored = [
+            p for p in (c.base / "node3" / "chunks").rglob("*") if p.is_file() and len(p.name) == 64
+        ]
         assert [p.name for p in stored] == [hashlib.sha256(first).hexdigest()]
         # node3 reports its free bytes in heartbeats; placement stops choosing it
         wait_for(lambda: node_used(c)["node3"] == MIB, DEADLINE, "node3 reports 1 MiB used")

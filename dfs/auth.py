@@ -6,9 +6,11 @@
   most ``CAP_MAX_TTL`` seconds away. The API mints them with the cluster secret; nodes verify
   them, and mint their own for node-to-node replication. Wire form: ``<expires>.<hex mac>``.
 - **Download links** (op ``download``) let anyone holding the URL read one file of one tenant
-  until an expiry at most ``CAP_MAX_TTL`` away: the capability binds file id and tenant.
+  until an expiry at most ``CAP_MAX_TTL`` away: the capability binds file id and tenant. They
+  are signed with the API's own secret (DFS_API_SECRET), which nodes never hold.
 - **Sealed values** (``seal``/``unseal``) are opaque, tamper-proof strings for the client to
-  hand back, such as page keys: base64url payload plus an HMAC bound to a purpose.
+  hand back, such as page keys: base64url payload plus an HMAC bound to a purpose (also with
+  the API's own secret).
 - **Receipts** are minted by a node after it verified a chunk's bytes for an upload: they
   prove to ``finalize-upload`` that this upload really sent the bytes (the defence against
   the "Dropship" attack on client-side dedup).

@@ -281,3 +281,23 @@ async def test_client_errors_map_to_auth_classes(inproc: InProcessCluster) -> No
         with pytest.raises(AuthError) as info:
             await c.api.list_files()
         assert not isinstance(info.value, Forbidden)
+
+
+async def test_a_download_url_minted_with_the_cluster_secret_is_refused(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    # every node holds the cluster secret; the download URLs' key is the API's alone
+    (token,) = await tenant_tokens(inproc.api.url, "carol")
+    src = tmp_path / "c.bin"
+    src.write_bytes(random.Random(4).randbytes(100_000))
+    async with Client(inproc.api.url, token=token) as c:
+        up = await c.upload(src)
+    url = f"{inproc.api.url}{protocol.SIGNED_DOWNLOAD}{up.file_id}"
+    forged = auth.mint(SECRET, auth.OP_DOWNLOAD, up.file_id, "carol", ttl=300)
+    status, _ = await raw("GET", url, params={"tenant": "carol", "sig": forged})
+    assert status == 403
+    good = auth.mint(inproc.api.coordinator.cfg.api_secret, auth.OP_DOWNLOAD, up.file_id, "carol")
+    status, body = await raw("GET", url, params={"tenant": "carol", "sig": good})
+    assert status == 200
+    assert body == src.read_bytes()
+    assert inproc.api.coordinator.cfg.api_secret not in (SECRET, b"")

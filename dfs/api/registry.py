@@ -4,8 +4,11 @@
   configuration, the others from the metadata store, cached for ``TOKEN_CACHE_SECONDS``).
 - Tenants and tokens are created by admins; a token's text is returned once, only its hash
   is stored.
-- Nodes register themselves with heartbeats signed with the cluster secret; a clean shutdown
-  leaves a tombstone (``deregister_node``) that repair reads as "down since then".
+- Nodes register themselves with heartbeats signed with the cluster secret, each binding the
+  announced address, port and capacity and a (boot, seq) pair the metadata store accepts once
+  (``advance_node_sequence``: no replays, on any API process); a clean shutdown, its own
+  capability operation, leaves a tombstone (``deregister_node``) that repair reads as "down
+  since then".
 
 Separate from ``dfs.api.coordinator`` (which plans and commits files) because none of this
 touches files, chunks or nodes' disks; it knows nothing of aiohttp.web.
@@ -21,7 +24,7 @@ from typing import Any
 from dfs import auth
 from dfs.api.bodies import ADMIN_TENANT, Principal
 from dfs.config import ApiConfig
-from dfs.errors import AuthError, Conflict, InvalidRequest, NotFound
+from dfs.errors import AuthError, Conflict, Forbidden, InvalidRequest, NotFound
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord, TokenRecord
 
 TOKEN_CACHE_SECONDS = 10.0
@@ -37,6 +40,9 @@ class Heartbeat:
     zone: str
     capacity_bytes: int
     used_bytes: int
+    boot: str
+    """The node's per-boot nonce; with ``seq`` it makes each heartbeat usable once."""
+    seq: int
 
 
 class Registry:
@@ -94,9 +100,36 @@ class Registry:
 
     # --- nodes -----------------------------------------------------------------------------
 
-    def check_node(self, cap: str | None, node_id: str) -> None:
+    async def accept_heartbeat(self, cap: str | None, beat: Heartbeat) -> dict[str, Any]:
+        """A heartbeat whose capability binds everything it announces, not seen before."""
+        claim = (beat.host, beat.port, beat.capacity_bytes)
+        self._check_node_call(cap, auth.OP_HEARTBEAT, beat.node_id, beat.boot, beat.seq, claim)
+        await self._advance(beat.node_id, beat.boot, beat.seq)
+        return await self.heartbeat(beat)
+
+    async def accept_deregister(
+        self, cap: str | None, node_id: str, boot: str, seq: int
+    ) -> dict[str, Any]:
+        """A clean shutdown's call: its own operation, so a heartbeat's capability cannot
+        deregister a node."""
+        self._check_node_call(cap, auth.OP_DEREGISTER, node_id, boot, seq, ())
+        await self._advance(node_id, boot, seq)
+        return await self.deregister_node(node_id)
+
+    def _check_node_call(
+        self, cap: str | None, op: str, node_id: str, boot: str, seq: int, claim: tuple[Any, ...]
+    ) -> None:
         """A node's registry calls carry a capability minted with the cluster secret."""
-        auth.check(self.cfg.cluster_secret, cap, auth.OP_HEARTBEAT, auth.ANY_CHUNK, node_id)
+        extra = auth.node_call_extra(boot, seq, *claim)
+        secret = self.cfg.cluster_secret
+        auth.check(
+            secret, cap, op, auth.ANY_CHUNK, node_id, extra=extra, max_ttl=auth.NODE_CALL_TTL
+        )
+
+    async def _advance(self, node_id: str, boot: str, seq: int) -> None:
+        # in the metadata store, so every API process refuses a call another one accepted
+        if not await self.meta.advance_node_sequence(node_id, boot, seq):
+            raise Forbidden("a node call seen before (replayed or out of order) is refused")
 
     async def heartbeat(self, beat: Heartbeat) -> dict[str, Any]:
         """Record a node as up until ``heartbeat_timeout`` from now."""

@@ -141,10 +141,10 @@ class ApiClient:
             "POST", protocol.NODE_HEARTBEAT, json=node, headers={protocol.CAPABILITY: cap}
         )
 
-    async def deregister(self, node_id: str, *, cap: str) -> None:
+    async def deregister(self, node_id: str, *, cap: str, boot: str, seq: int) -> None:
         await self._json(
             "POST",
             protocol.NODE_DEREGISTER,
-            json={"node_id": node_id},
+            json={"node_id": node_id, "boot": boot, "seq": seq},
             headers={protocol.CAPABILITY: cap},
         )

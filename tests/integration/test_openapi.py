@@ -135,12 +135,16 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
 
         # node registration: a capability, not a token
         node_id = "extra-node"
-        hb = {"node_id": node_id, "host": "127.0.0.1", "port": 1}
-        cap = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_HEARTBEAT, auth.ANY_CHUNK, node_id)}
+        boot = auth.new_boot()
+        hb = {"node_id": node_id, "host": "127.0.0.1", "port": 1, "boot": boot, "seq": 1}
+        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0)
         await call("POST", protocol.NODE_HEARTBEAT, 401, json=hb)
-        await call("POST", protocol.NODE_HEARTBEAT, 200, cap, json=hb)
-        await call("POST", protocol.NODE_DEREGISTER, 403, cap, json={"node_id": "other"})
-        await call("POST", protocol.NODE_DEREGISTER, 200, cap, json={"node_id": node_id})
+        await call("POST", protocol.NODE_HEARTBEAT, 200, {protocol.CAPABILITY: beat}, json=hb)
+        bye = {protocol.CAPABILITY: auth.mint_deregister(SECRET, node_id, boot, 2)}
+        other = {"node_id": "other", "boot": boot, "seq": 2}
+        await call("POST", protocol.NODE_DEREGISTER, 403, bye, json=other)
+        mine = {"node_id": node_id, "boot": boot, "seq": 2}
+        await call("POST", protocol.NODE_DEREGISTER, 200, bye, json=mine)
 
         await _seed_and_batch_routes(call, user, up.file_id, body)
         await call("GET", protocol.READYZ, 200)

@@ -77,6 +77,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+TOKEN_ID_LENGTH = 16
+TOKEN_ID_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def token_id(token_hash: str) -> str:
+    """A token's name, not a secret: the first 64 bits of its stored SHA-256 (which reveals
+    nothing of the token's 256 random bits)."""
+    return token_hash[:TOKEN_ID_LENGTH]
+
+
 def tokens_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 

@@ -28,6 +28,9 @@ from dfs.errors import AuthError, Conflict, Forbidden, InvalidRequest, NotFound
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord, TokenRecord
 
 TOKEN_CACHE_SECONDS = 10.0
+"""How long an API process trusts a token it looked up: a revoked token is refused by every
+API process within this many seconds (the one that revoked it at once)."""
+ADMIN_TOKEN_LABEL = "bootstrap admin (DFS_ADMIN_TOKEN)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,9 @@ class Registry:
         digest = auth.hash_token(token)
         admin_hash = self.cfg.admin_token_hash
         if admin_hash and auth.tokens_equal(digest, admin_hash):
-            return Principal(ADMIN_TENANT, auth.ROLE_ADMIN)
+            return Principal(
+                ADMIN_TENANT, auth.ROLE_ADMIN, auth.token_id(digest), ADMIN_TOKEN_LABEL
+            )
         now = self.clock()
         cached = self._token_cache.get(digest)
         if cached is not None and cached[0] > now:
@@ -71,7 +76,7 @@ class Registry:
         rec = await self.meta.get_token(digest)
         if rec is None:
             raise AuthError("invalid token")
-        principal = Principal(rec.tenant, rec.role)
+        principal = Principal(rec.tenant, rec.role, auth.token_id(digest), rec.label)
         if len(self._token_cache) > 10_000:
             self._token_cache.clear()
         self._token_cache[digest] = (now + TOKEN_CACHE_SECONDS, principal)
@@ -96,7 +101,36 @@ class Registry:
         await self.meta.put_token(
             TokenRecord(auth.hash_token(token), tenant, role, label, self.clock())
         )
-        return {"token": token, "tenant": tenant, "role": role, "label": label}
+        digest = auth.hash_token(token)
+        return {
+            "token": token,
+            "token_id": auth.token_id(digest),
+            "tenant": tenant,
+            "role": role,
+            "label": label,
+        }
+
+    async def list_tokens(self, tenant: str | None) -> dict[str, Any]:
+        """The tokens (of one tenant, else all), named by id: their text is never stored."""
+        recs = await self.meta.list_tokens(tenant)
+        return {"tokens": [_token_body(r) for r in recs]}
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Delete the token named ``token_id``: refused here at once, and by every other API
+        process once its cache entry (TOKEN_CACHE_SECONDS) runs out."""
+        if not auth.TOKEN_ID_RE.fullmatch(token_id):
+            raise InvalidRequest("a token id is 16 lowercase hex digits (dfs-client admin tokens)")
+        admin_hash = self.cfg.admin_token_hash
+        if admin_hash and auth.token_id(admin_hash) == token_id:
+            raise InvalidRequest("the bootstrap admin token is DFS_ADMIN_TOKEN: change it there")
+        matches = [
+            r for r in await self.meta.list_tokens() if auth.token_id(r.token_hash) == token_id
+        ]
+        if len(matches) != 1:
+            raise NotFound(f"no token {token_id}")  # 2+: a 64-bit collision, never seen
+        await self.meta.delete_token(matches[0].token_hash)
+        self._token_cache.pop(matches[0].token_hash, None)
+        return {"token_id": token_id, "revoked": True}
 
     # --- nodes -----------------------------------------------------------------------------
 
@@ -174,3 +208,13 @@ class Registry:
                 for n in nodes
             ],
         }
+
+
+def _token_body(rec: TokenRecord) -> dict[str, Any]:
+    return {
+        "token_id": auth.token_id(rec.token_hash),
+        "tenant": rec.tenant,
+        "role": rec.role,
+        "label": rec.label,
+        "created_at": rec.created_at,
+    }

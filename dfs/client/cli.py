@@ -1,4 +1,5 @@
-"""``dfs-client``: the command line (click). The only module that imports click.
+"""``dfs-client``: the command line (click). Only it and its parts ``dfs.client.cli_base``
+(shared plumbing) and ``dfs.client.cli_admin`` (admin, whoami) import click.
 
 Each command wraps one ``asyncio.run`` over the ``Client`` library. Output is text for people
 (dfs.client.cli_output), or with ``--json`` one JSON object per line on stdout and nothing else.
@@ -8,154 +9,44 @@ with the error class's code (the table: ``dfs-client --help``, docs/cli.md)."""
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
-import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
-from click.shell_completion import CompletionItem
 
 from dfs import __version__
 from dfs.chunking import ChunkerProfile
 from dfs.client import cli_output, profiles
-from dfs.client.library import DEFAULT_CONCURRENCY, Client
+from dfs.client.cli_admin import admin, whoami
+from dfs.client.cli_base import (
+    CONTEXT,
+    INTERRUPTED,
+    NOT_STORED,
+    Interrupted,
+    UrlGroup,
+    concurrency_option,
+    json_option,
+    proxy_option,
+    quiet_option,
+    target_options,
+)
+from dfs.client.cli_base import complete_profiles as _complete_profiles
+from dfs.client.cli_base import emit as _emit
+from dfs.client.cli_base import fail as _fail
+from dfs.client.cli_base import load_config as _config
+from dfs.client.cli_base import make_client as _client
+from dfs.client.cli_base import run as _run
+from dfs.client.cli_base import simple as _simple
+from dfs.client.library import Client
 from dfs.client.local_files import local_path, walk
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
 from dfs.client.verify import VerifyReport
 from dfs.client.verify import verify as verify_file
 from dfs.errors import DfsError, IntegrityError
-
-T = TypeVar("T")
-
-NOT_STORED = 10
-INTERRUPTED = 130
-
-
-class Interrupted(Exception):
-    """Ctrl-C during a command; the message tells how to carry on."""
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
-
-
-def _config() -> profiles.Config:
-    try:
-        return profiles.load(profiles.config_path())
-    except DfsError as exc:
-        _fail(exc.message, exc.exit_code)
-
-
-def _run(coro: Coroutine[Any, Any, T], resumable: bool = False) -> T:
-    try:
-        return asyncio.run(coro)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            "run the same command again to resume where it stopped" if resumable else ""
-        ) from None
-    except DfsError as exc:
-        _fail(exc.message, exc.exit_code)
-    except BrokenPipeError:  # the reader (e.g. `| head`) has seen enough: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)  # as a shell reports death by SIGPIPE
-    except OSError as exc:
-        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
-
-
-def _emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
-    click.echo(json.dumps(obj, sort_keys=True) if as_json else text)
-
-
-class UrlCommand(click.Command):
-    """A command whose first argument may be the API URL (see dfs.client.profiles): such an
-    argument is handed to the hidden --api-url option before click parses the rest."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        takes_value = {
-            name
-            for p in self.params
-            if isinstance(p, click.Option) and not p.is_flag and not p.count
-            for name in (*p.opts, *p.secondary_opts)
-        }
-        return super().parse_args(ctx, profiles.move_api_url(args, takes_value))
-
-
-class UrlGroup(click.Group):
-    command_class = UrlCommand
-
-
-def _complete_profiles(
-    ctx: click.Context, param: click.Parameter, incomplete: str
-) -> list[CompletionItem]:
-    try:
-        names = profiles.load(profiles.config_path()).profiles
-    except DfsError:
-        return []
-    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
-
-
-def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--api-url (also the first argument), --profile and --token, resolved into one
-    ``target`` argument (a usage error exits 2 with one line)."""
-
-    @functools.wraps(f)
-    def wrapper(
-        *args: Any, api_url: str | None, profile: str | None, token: str | None, **kwargs: Any
-    ) -> Any:
-        try:
-            target = profiles.resolve(api_url, profile, token, os.environ, _config())
-        except DfsError as exc:
-            _fail(exc.message, exc.exit_code)
-        return f(*args, target=target, **kwargs)
-
-    options = [
-        click.option("--api-url", default=None, hidden=True),
-        click.option(
-            "--profile",
-            "-p",
-            envvar="DFS_PROFILE",
-            default=None,
-            shell_complete=_complete_profiles,
-            help="Use this profile's URL and token (dfs-client config ls).",
-        ),
-        click.option(
-            "--token",
-            default=None,
-            help="API token (else DFS_TOKEN, else the profile's token).",
-        ),
-    ]
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
-
-
-def _client(target: Target, **kwargs: Any) -> Client:
-    return Client(target.url, token=target.token, **kwargs)
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-concurrency_option = click.option(
-    "--concurrency",
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Chunks in flight at once.",
-)
-proxy_option = click.option(
-    "--proxy", is_flag=True, help="Send and fetch chunks through the API (nodes unreachable)."
-)
-quiet_option = click.option(
-    "--quiet", "-q", is_flag=True, help="No progress bar (bars show only on a terminal anyway)."
-)
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(cls=UrlGroup, context_settings=CONTEXT, epilog=cli_output.EXIT_CODES)
@@ -429,21 +320,6 @@ def hashes(as_json: bool, target: Target, limit: int, page: str | None, all_page
     _run(go())
 
 
-def _simple(
-    fetch: Callable[[Client], Awaitable[dict[str, Any]]],
-    target: Target,
-    as_json: bool,
-    render: Callable[[dict[str, Any]], str],
-) -> dict[str, Any]:
-    async def go() -> dict[str, Any]:
-        async with _client(target) as client:
-            return await fetch(client)
-
-    body = _run(go())
-    _emit(as_json, body, render(body))
-    return body
-
-
 @cli.command()
 @json_option
 @target_options
@@ -469,45 +345,8 @@ def nodes(as_json: bool, target: Target) -> None:
     _simple(lambda c: c.list_nodes(), target, as_json, cli_output.nodes_text)
 
 
-@cli.group(cls=UrlGroup)
-def admin() -> None:
-    """Tenants and tokens (needs an admin token).
-
-    \b
-    A tenant for yourself, kept as the default profile:
-      dfs-client admin create-tenant URL me
-      dfs-client config set me URL --token "$(dfs-client admin create-token URL me)"
-    """
-
-
-@admin.command("create-tenant")
-@json_option
-@target_options
-@click.argument("tenant")
-def create_tenant(as_json: bool, target: Target, tenant: str) -> None:
-    """Create TENANT."""
-    _simple(lambda c: c.api.create_tenant(tenant), target, as_json, lambda b: b["tenant"])
-
-
-@admin.command("create-token")
-@json_option
-@target_options
-@click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
-@click.option("--label", default="", help="A note to recognise the token by.")
-@click.argument("tenant")
-def create_token(as_json: bool, target: Target, role: str, label: str, tenant: str) -> None:
-    """Create a token for TENANT and print it (it is shown only this once)."""
-    _simple(
-        lambda c: c.api.create_token(tenant, role, label), target, as_json, lambda b: b["token"]
-    )
-
-
-@admin.command("tenants")
-@json_option
-@target_options
-def tenants(as_json: bool, target: Target) -> None:
-    """List tenants."""
-    _simple(lambda c: c.api.list_tenants(), target, as_json, lambda b: "\n".join(b["tenants"]))
+cli.add_command(admin)
+cli.add_command(whoami)
 
 
 @cli.group("config")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -135,6 +136,17 @@ class ApiClient:
     async def create_token(self, tenant: str, role: str, label: str = "") -> dict[str, Any]:
         body = {"tenant": tenant, "role": role, "label": label}
         return await self._json("POST", protocol.ADMIN_TOKENS, json=body)
+
+    async def list_tokens(self, tenant: str | None = None) -> dict[str, Any]:
+        params = {"tenant": tenant} if tenant else None
+        return await self._json("GET", protocol.ADMIN_TOKENS, params=params)
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        path = protocol.ADMIN_TOKEN.format(token_id=quote(token_id, safe=""))
+        return await self._json("DELETE", path)
+
+    async def whoami(self) -> dict[str, Any]:
+        return await self._json("GET", protocol.WHOAMI)
 
     async def heartbeat(self, node: dict[str, Any], *, cap: str) -> None:
         await self._json(

@@ -92,6 +92,18 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         user = {"Authorization": f"Bearer {tok['token']}"}
         await call("POST", protocol.ADMIN_TOKENS, 404, ADMIN, json={"tenant": "nobody"})
         await call("POST", protocol.ADMIN_TOKENS, 403, user, json={"tenant": "acme"})
+        listed = await call("GET", protocol.ADMIN_TOKENS, 200, ADMIN, params={"tenant": "acme"})
+        assert [t["token_id"] for t in listed["tokens"]] == [tok["token_id"]]
+        await call("GET", protocol.ADMIN_TOKENS, 403, user)
+        me = await call("GET", protocol.WHOAMI, 200, user)
+        assert (me["tenant"], me["token_id"], me["label"]) == ("acme", tok["token_id"], "t")
+        await call("GET", protocol.WHOAMI, 401)
+        spare = await call("POST", protocol.ADMIN_TOKENS, 201, ADMIN, json={"tenant": "acme"})
+        gone = {"token_id": spare["token_id"]}
+        await call("DELETE", protocol.ADMIN_TOKEN, 403, user, path=gone)
+        await call("DELETE", protocol.ADMIN_TOKEN, 200, ADMIN, path=gone)
+        await call("DELETE", protocol.ADMIN_TOKEN, 404, ADMIN, path=gone)
+        await call("DELETE", protocol.ADMIN_TOKEN, 400, ADMIN, path={"token_id": "ZZ"})
         await call("GET", protocol.ADMIN_TENANTS, 200, ADMIN)
         await call("GET", protocol.ADMIN_TENANTS, 401)
         await call("GET", protocol.ADMIN_STATS, 200, ADMIN)

@@ -1,0 +1,164 @@
+"""The command line's shared plumbing (click): how a command runs, fails, prints, and finds
+its API (``target_options``), used by ``dfs.client.cli`` and ``dfs.client.cli_admin``.
+
+Apart from ``dfs.client.cli`` so that the command modules can share it without importing
+each other."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import click
+from click.shell_completion import CompletionItem
+
+from dfs.client import profiles
+from dfs.client.library import DEFAULT_CONCURRENCY, Client
+from dfs.client.profiles import Target
+from dfs.errors import DfsError
+
+T = TypeVar("T")
+
+NOT_STORED = 10
+INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a command; the message tells how to carry on."""
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_config() -> profiles.Config:
+    try:
+        return profiles.load(profiles.config_path())
+    except DfsError as exc:
+        fail(exc.message, exc.exit_code)
+
+
+def run(coro: Coroutine[Any, Any, T], resumable: bool = False) -> T:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "run the same command again to resume where it stopped" if resumable else ""
+        ) from None
+    except DfsError as exc:
+        fail(exc.message, exc.exit_code)
+    except BrokenPipeError:  # the reader (e.g. `| head`) has seen enough: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # as a shell reports death by SIGPIPE
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+
+
+def emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(obj, sort_keys=True) if as_json else text)
+
+
+class UrlCommand(click.Command):
+    """A command whose first argument may be the API URL (see dfs.client.profiles): such an
+    argument is handed to the hidden --api-url option before click parses the rest."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for p in self.params
+            if isinstance(p, click.Option) and not p.is_flag and not p.count
+            for name in (*p.opts, *p.secondary_opts)
+        }
+        return super().parse_args(ctx, profiles.move_api_url(args, takes_value))
+
+
+class UrlGroup(click.Group):
+    command_class = UrlCommand
+
+
+def complete_profiles(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    try:
+        names = profiles.load(profiles.config_path()).profiles
+    except DfsError:
+        return []
+    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
+
+
+def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--api-url (also the first argument), --profile and --token, resolved into one
+    ``target`` argument (a usage error exits 2 with one line)."""
+
+    @functools.wraps(f)
+    def wrapper(
+        *args: Any, api_url: str | None, profile: str | None, token: str | None, **kwargs: Any
+    ) -> Any:
+        try:
+            target = profiles.resolve(api_url, profile, token, os.environ, load_config())
+        except DfsError as exc:
+            fail(exc.message, exc.exit_code)
+        return f(*args, target=target, **kwargs)
+
+    options = [
+        click.option("--api-url", default=None, hidden=True),
+        click.option(
+            "--profile",
+            "-p",
+            envvar="DFS_PROFILE",
+            default=None,
+            shell_complete=complete_profiles,
+            help="Use this profile's URL and token (dfs-client config ls).",
+        ),
+        click.option(
+            "--token",
+            default=None,
+            help="API token (else DFS_TOKEN, else the profile's token).",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def make_client(target: Target, **kwargs: Any) -> Client:
+    return Client(target.url, token=target.token, **kwargs)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+concurrency_option = click.option(
+    "--concurrency",
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Chunks in flight at once.",
+)
+proxy_option = click.option(
+    "--proxy", is_flag=True, help="Send and fetch chunks through the API (nodes unreachable)."
+)
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar (bars show only on a terminal anyway)."
+)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def simple(
+    fetch: Callable[[Client], Awaitable[dict[str, Any]]],
+    target: Target,
+    as_json: bool,
+    render: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        async with make_client(target) as client:
+            return await fetch(client)
+
+    body = run(go())
+    emit(as_json, body, render(body))
+    return body

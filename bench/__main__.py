@@ -6,6 +6,9 @@
 ``--small-files 10000`` gives the many-small-files figure (files/s up and down, 1-100
 KiB each, RF 2); ``0`` skips it. The resume measurement of ``bench.ux`` runs on its own.
 
+``--resend-chunks 200`` gives the re-sent vs new chunk write latencies (``bench.resend``, the
+dedup timing oracle); ``0`` skips it.
+
 ``--size-mib 4096 --rf 1`` gives the peak RSS of the client and nodes for a 4 GiB upload
 and download (the core table's RSS columns).
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import core, dedup, meta_calls, ux
+from bench import core, dedup, meta_calls, resend, ux
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dedup-versions", type=int, default=10)
     p.add_argument("--meta-backends", nargs="*", default=["sqlite", "dynamodb"])
     p.add_argument("--small-files", type=int, default=2000, help="0 skips the small files table")
+    p.add_argument("--resend-chunks", type=int, default=200, help="0 skips the re-send table")
     args = p.parse_args(argv)
     core_args = [
         "--size-mib",
@@ -49,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         status = ux.main(small_args + (["--dir", args.dir] if args.dir else []))
     if args.meta_backends and not status:
         status = meta_calls.main(["--backends", *args.meta_backends])
+    if args.resend_chunks and not status:
+        resend_args = ["--chunks", str(args.resend_chunks)]
+        status = resend.main(resend_args + (["--dir", args.dir] if args.dir else []))
     return status
 
 

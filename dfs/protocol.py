@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from dfs.errors import InvalidRequest
@@ -111,6 +112,35 @@ of API memory; a million would need about ten times that, so bigger files need a
 init-upload."""
 MAX_HAS_CHUNKS: Final = 10_000
 MAX_FILE_NAME: Final = 1024
+MAX_EXCLUDE_NODES: Final = 64
+"""Node ids in one ``/resume-upload`` ``exclude_nodes`` list (a client's failed nodes)."""
+
+
+# --- deadlines of chunk transfers ----------------------------------------------------------
+CHUNK_DEADLINE_FLOOR: Final = 10.0
+"""Seconds any one request to a node may take whatever its size (connect, headers, fsync)."""
+CHUNK_MIN_RATE: Final = 256 * KIB
+"""Bytes per second per request below which a chunk transfer is abandoned. Per request, not
+per link: a client sends ``concurrency`` chunks at once over its uplink."""
+
+
+@dataclass(frozen=True)
+class TransferDeadline:
+    """How long a request carrying (or asking for) ``n`` bytes may take: ``floor + n / rate``.
+
+    A hung node accepts connections and then never answers; a fixed timeout either waits
+    minutes for it or cuts off big chunks on slow links, so deadlines scale with the bytes.
+    """
+
+    floor: float = CHUNK_DEADLINE_FLOOR
+    min_rate: float = CHUNK_MIN_RATE
+
+    def __post_init__(self) -> None:
+        if self.floor <= 0 or self.min_rate <= 0:
+            raise InvalidRequest("deadline floor and minimum rate must be > 0")
+
+    def for_bytes(self, n: int) -> float:
+        return self.floor + max(n, 0) / self.min_rate
 
 
 # --- batched chunk writes (POST /store-chunks) --------------------------------------------

@@ -28,7 +28,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -43,6 +43,8 @@ from dfs.errors import (
 from dfs.logs import configure_logging
 
 log = logging.getLogger("dfs.server")
+
+T = TypeVar("T")
 
 KEEPALIVE_TIMEOUT = 30.0
 """Seconds a connection may wait for a complete request head (longer than the aiohttp
@@ -82,20 +84,25 @@ class StreamDeadline:
         self._declared = declared
 
     async def read(self, read: Callable[[int], Awaitable[bytes]], n: int) -> bytes:
+        data = await self.within(lambda: read(n), n)
+        self._received += len(data)
+        return data
+
+    async def within(self, step: Callable[[], Awaitable[T]], ahead: int) -> T:
+        """Await ``step()``, which reads at most ``ahead`` more bytes of the body (a multipart
+        part's head, say), under the budget those bytes earn; RequestTimeout past it."""
         loop = asyncio.get_running_loop()
-        ahead = self._received + n
+        until = self._received + ahead
         if self._declared is not None:  # never more time than the declared size earns
-            ahead = min(ahead, self._declared)
-        due = self._started + self._timeouts.budget(ahead)
+            until = min(until, self._declared)
+        due = self._started + self._timeouts.budget(until)
         try:
             async with asyncio.timeout(max(due - loop.time(), 0.0)):
-                data = await read(n)
+                return await step()
         except TimeoutError:
             raise RequestTimeout(
                 f"body arrives too slowly ({self._received} bytes so far)"
             ) from None
-        self._received += len(data)
-        return data
 
 
 def runner_kwargs() -> dict[str, Any]:

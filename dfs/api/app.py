@@ -13,7 +13,8 @@ module but the entry point and tests. The routes, each table in its module's doc
 | ``dfs.api.routes_monitoring``   | /healthz, /readyz, /metrics                                 |
 
 The keys route modules share, and the bearer-token middleware, are in ``dfs.api.context``;
-CORS in ``dfs.api.cors``. The logic behind the routes: ``dfs.api.coordinator`` (files),
+CORS in ``dfs.api.cors``; the headers that keep served user content inert in
+``dfs.api.user_content``. The logic behind the routes: ``dfs.api.coordinator`` (files),
 ``dfs.api.registry`` (tokens, tenants, nodes), ``dfs.api.ingest`` (bytes through the API),
 ``dfs.api.repair`` and ``dfs.api.gc`` (run by ``dfs.api.background``).
 
@@ -43,7 +44,9 @@ from dfs.api import (
     routes_monitoring,
     routes_nodes,
     routes_seed,
+    user_content,
 )
+from dfs.api.content_check import VerifiedFiles
 from dfs.api.context import (
     BIG_BODIES,
     BIG_BODY_SLOTS,
@@ -51,6 +54,7 @@ from dfs.api.context import (
     GC,
     REGISTRY,
     REPAIR,
+    VERIFIED,
     auth_middleware,
 )
 from dfs.api.coordinator import Coordinator
@@ -82,6 +86,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[COORDINATOR] = coordinator
     app[REGISTRY] = Registry(coordinator.cfg, coordinator.meta, coordinator.clock)
     app[BIG_BODIES] = asyncio.Semaphore(BIG_BODY_SLOTS)
+    app[VERIFIED] = VerifiedFiles()
     routes_files.add_routes(app)
     routes_admin.add_routes(app)
     routes_nodes.add_routes(app)
@@ -94,6 +99,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     routes_seed.add_routes(app)
     routes_batch.add_routes(app)
     cors.add_cors(app, coordinator.cfg.cors_origins)
+    user_content.add_content_headers(app)
     return app
 
 

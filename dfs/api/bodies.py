@@ -36,6 +36,25 @@ class Principal:
         return self.role == auth.ROLE_ADMIN
 
 
+def unicode_text(value: str, field: str) -> str:
+    """``value`` if it is valid Unicode text: JSON's ``\\ud800`` escapes and URL escapes can
+    smuggle in a lone surrogate, which no store can encode (it answered 500)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{field} must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def parse_name(value: object, field: str) -> str:
+    """A file name: 1-MAX_FILE_NAME characters of valid Unicode, no NUL."""
+    if not isinstance(value, str) or not 0 < len(value) <= protocol.MAX_FILE_NAME:
+        raise InvalidRequest(f"{field} must be a string of 1-{protocol.MAX_FILE_NAME} characters")
+    if "\x00" in value:
+        raise InvalidRequest(f"{field} must not contain NUL")
+    return unicode_text(value, field)
+
+
 def _chunk_size(value: object, i: int) -> int:
     if (
         not isinstance(value, int)
@@ -75,11 +94,7 @@ class UploadRequest:
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> UploadRequest:
-        name = body.get("name")
-        if not isinstance(name, str) or not 0 < len(name) <= protocol.MAX_FILE_NAME:
-            raise InvalidRequest(f"name must be a string of 1-{protocol.MAX_FILE_NAME} characters")
-        if "\x00" in name:
-            raise InvalidRequest("name must not contain NUL")
+        name = parse_name(body.get("name"), "name")
         size = body.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidRequest("size must be a non-negative integer")

@@ -4,21 +4,27 @@ One module owns these so that every ``routes_*`` module imports it, never ``dfs.
 (which imports the route modules to assemble the app): no import cycle to dodge.
 
 - ``COORDINATOR`` (files), ``REGISTRY`` (tokens, tenants, nodes), ``REPAIR`` and ``GC`` (the
-  background passes), ``METRICS`` (the API's Prometheus series), ``BIG_BODIES`` (slots).
+  background passes), ``METRICS`` (the API's Prometheus series), ``BIG_BODIES`` (slots),
+  ``VERIFIED`` (files whose sha256 this process checked, ``dfs.api.content_check``).
 - ``auth_middleware`` resolves the bearer token to a ``Principal`` before any handler runs
   (except the ``PUBLIC`` routes); handlers read it with ``principal()`` or ``admin()``.
-- ``big_body_slot`` bounds how many requests with big bodies are planned at once.
+- ``big_body_slot`` bounds how many requests with big bodies are planned at once, and
+  ``big_answer_slot`` how many big answers (download plans) are built at once;
+  ``json_answer`` serializes big answers in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from typing import Any
 
 from aiohttp import web
 
 from dfs import protocol, server
 from dfs.api.bodies import Principal
+from dfs.api.content_check import VerifiedFiles
 from dfs.api.coordinator import Coordinator
 from dfs.api.gc import GarbageCollector
 from dfs.api.registry import Registry
@@ -33,6 +39,7 @@ REPAIR = web.AppKey("repair", Repair)
 GC = web.AppKey("gc", GarbageCollector)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
 BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
+VERIFIED = web.AppKey("verified_files", VerifiedFiles)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 BIG_BODY_SLOTS = 4
@@ -86,6 +93,39 @@ def big_body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManage
     100,000-chunk upload needs ~250 MiB while it is planned, so only a few run at once."""
     declared = request.content_length
     if declared is not None and declared <= server.JSON_IN_THREAD:
+        return contextlib.nullcontext()
+    slots: asyncio.Semaphore = request.app[BIG_BODIES]
+    return slots
+
+
+JSON_IN_THREAD_ENTRIES = 1000
+"""Chunk entries above which an answer (a plan) is serialized in a worker thread, and above
+which building it takes one of the BIG_BODY_SLOTS."""
+
+
+def big_answer_slot(
+    request: web.Request, entries: int
+) -> contextlib.AbstractAsyncContextManager[object]:
+    """A slot of BIG_BODY_SLOTS for building an answer of ``entries`` chunk entries, when
+    that is big: a 100,000-chunk download plan holds ~140 MiB until it is sent."""
+    if entries <= JSON_IN_THREAD_ENTRIES:
+        return contextlib.nullcontext()
+    slots: asyncio.Semaphore = request.app[BIG_BODIES]
+    return slots
+
+
+async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Response:
+    """``data`` as a JSON answer; serialized off the event loop when it holds more than
+    JSON_IN_THREAD_ENTRIES chunk entries (tens of MiB of JSON take seconds)."""
+    if entries <= JSON_IN_THREAD_ENTRIES:
+        return web.json_response(data, status=status)
+    body = await asyncio.to_thread(lambda: json.dumps(data).encode())
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def big_slot(request: web.Request, big: bool) -> contextlib.AbstractAsyncContextManager[object]:
+    """A slot of BIG_BODY_SLOTS if ``big`` (a file read through the API to verify it)."""
+    if not big:
         return contextlib.nullcontext()
     slots: asyncio.Semaphore = request.app[BIG_BODIES]
     return slots

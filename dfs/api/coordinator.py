@@ -8,6 +8,7 @@ rule lives once:
   has its copies on live nodes (``held_chunks``): whether another tenant stores it is never
   revealed, and its bytes must be sent (the node then stores nothing new). Plans of more
   than ``PLAN_IN_THREAD`` chunks are built in a worker thread.
+- Download plans (one file or many, bounded per request) are ``dfs.api.download_plans``'s.
 - Trust: the client's word is never taken for where chunks are. Finalize asks the live
   nodes which chunks they hold (nodes verified each chunk's sha256 before storing it) and
   commits only when every chunk has REPLICATION_FACTOR copies (one with
@@ -27,7 +28,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -65,8 +66,6 @@ log = logging.getLogger("dfs.api")
 PLAN_IN_THREAD = 1000
 """Chunks above which a plan (~50 us of placement and HMACs per chunk) is built in a worker
 thread, so one upload of 100,000 chunks cannot stall every other request for seconds."""
-PLANS_AT_ONCE = 8
-"""Download plans of one batch built concurrently."""
 SCAN_PAGE = 1000
 REPAIR_LEASE = "repair"
 
@@ -131,11 +130,14 @@ class Coordinator:
     async def live_nodes(self) -> list[NodeRecord]:
         return await self.meta.list_live_nodes(self.clock())
 
-    async def writable_nodes(self) -> list[NodeRecord]:
-        live = await self.live_nodes()
+    async def writable_nodes(self, exclude: Collection[str] = ()) -> list[NodeRecord]:
+        """The live nodes but ``exclude`` (those one client's upload failed on); Unavailable
+        if fewer than REPLICATION_FACTOR are left."""
+        live = [n for n in await self.live_nodes() if n.node_id not in exclude]
         if len(live) < self.rf:
+            but = f" besides the {len(exclude)} excluded" if exclude else ""
             raise Unavailable(
-                f"only {len(live)} live storage node(s), REPLICATION_FACTOR={self.rf} needs "
+                f"only {len(live)} live storage node(s){but}, REPLICATION_FACTOR={self.rf} needs "
                 f"{self.rf}: start more nodes or lower REPLICATION_FACTOR"
             )
         return live
@@ -251,11 +253,16 @@ class Coordinator:
         await self.meta.create_files([(r.record(f, tenant, now), r.manifest) for f, r in files])
 
     async def resume_upload(
-        self, file_id: str, receipts: Mapping[str, object], tenant: str = DEFAULT_TENANT
+        self,
+        file_id: str,
+        receipts: Mapping[str, object],
+        tenant: str = DEFAULT_TENANT,
+        exclude: Collection[str] = (),
     ) -> dict[str, Any]:
         """A fresh plan for the caller's own pending upload ``file_id``: the chunks it has not
         proven (receipt for this file id, or already owned) or whose copies are not on live
-        nodes."""
+        nodes. ``exclude``: nodes this upload failed on, left out of this plan only (neither
+        asked for copies nor chosen as targets); other uploads keep placing on them."""
         rec = await self.meta.get_file(file_id, tenant)
         if rec.state == FILE_COMPLETE:
             raise Conflict(f"file {file_id} is already complete")
@@ -266,7 +273,7 @@ class Coordinator:
         proven = {
             c for c in chunks if c in owned or auth.receipt_ok(secret, receipts.get(c), file_id, c)
         }
-        live = await self.writable_nodes()
+        live = await self.writable_nodes(exclude)
         held = await self.holders({c: chunks[c] for c in proven}, live) if proven else {}
         done = {c for c in proven if len(held[c]) >= self.rf}
         upload = await _off_loop_if_big(
@@ -493,57 +500,6 @@ class Coordinator:
             if len(page) < SCAN_PAGE:
                 return out
             after = page[-1].chunk_id
-
-    # --- download --------------------------------------------------------------------------
-
-    async def download_plan(self, file_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
-        rec = await self.get_complete_file(file_id, tenant)
-        manifest = await self.meta.get_manifest(file_id)
-        replicas = await self._replicas(file_id, list(distinct_chunks(manifest)))
-        body = file_body(rec)
-        body["replication_factor"] = self.rf
-        body["chunks"] = [
-            {
-                "offset": e.offset,
-                "size": e.size,
-                "sha256": e.chunk_id,
-                "replicas": replicas[e.chunk_id],
-            }
-            for e in manifest
-        ]
-        return body
-
-    async def _replicas(self, file_id: str, ids: list[str]) -> dict[str, list[dict[str, str]]]:
-        """Each chunk's live holders, best first, each with a read capability."""
-        live = {n.node_id: n for n in await self.live_nodes()}
-        locations = await self.meta.get_locations(ids)
-        replicas: dict[str, list[dict[str, str]]] = {}
-        for chunk_id, holders in locations.items():
-            up = [live[h] for h in holders if h in live]
-            if not up:
-                raise Unavailable(
-                    f"chunk {chunk_id[:12]} of file {file_id} has no live replica right now"
-                )
-            replicas[chunk_id] = [
-                {**node_ref(n), "cap": self.cap(auth.OP_GET, chunk_id, n.node_id)}
-                for n in rank_nodes(chunk_id, up)
-            ]
-        return replicas
-
-    async def download_plans(
-        self, file_ids: Sequence[str], tenant: str = DEFAULT_TENANT
-    ) -> list[dict[str, Any]]:
-        """download_plan for many files, in order: a plan or ``{"file_id", "error"}`` each."""
-        sem = asyncio.Semaphore(PLANS_AT_ONCE)
-
-        async def one(file_id: str) -> dict[str, Any]:
-            async with sem:
-                try:
-                    return await self.download_plan(file_id, tenant)
-                except DfsError as exc:
-                    return error_entry(file_id, exc)
-
-        return list(await asyncio.gather(*(one(f) for f in file_ids)))
 
     # --- status ----------------------------------------------------------------------------
 

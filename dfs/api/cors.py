@@ -15,8 +15,8 @@ from aiohttp import web
 from dfs.server import Handler
 
 ALLOW_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
-ALLOW_HEADERS = "Authorization, Content-Type"
-EXPOSE_HEADERS = "Content-Disposition, Content-Length, X-Dfs-Sha256"
+ALLOW_HEADERS = "Authorization, Content-Type, Range"
+EXPOSE_HEADERS = "Accept-Ranges, Content-Disposition, Content-Length, Content-Range, X-Dfs-Sha256"
 MAX_AGE = "600"
 
 

@@ -10,10 +10,13 @@ seed's ``POST /upload`` and signed download URLs).
   from the event loop as the chunker asks for it), sends each chunk the tenant does not
   already own to its placement exactly as a client would (the nodes verify and sign a
   receipt), then creates and finalizes the file through the Coordinator (``create_uploads``,
-  ``finalize_upload``), so the upload meets the same checks as any other. Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
+  ``finalize_upload``), so the upload meets the same checks as any other. It answers "already
+  stored" only for a file whose manifest is the one computed here, never on a sha256 a
+  client declared (``_stored_already``). Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
 - ``read_verified`` yields a complete file's chunks in order, each fetched from a live replica
   and checked against its sha256 before it is yielded (fail over to the next replica on
-  error or mismatch); unverified bytes are never yielded. Memory: ``READ_WINDOW`` chunks.
+  error or mismatch, and hedge to it when the first is slow: ``dfs.transport.hedged``);
+  unverified bytes are never yielded. Memory: ``READ_WINDOW`` chunks.
 
 Knows nothing of aiohttp.web: handlers pass an ``async read(n) -> bytes`` function.
 """
@@ -24,12 +27,20 @@ import asyncio
 import hashlib
 import io
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any
 
 from dfs import auth, protocol
-from dfs.api.bodies import UploadRequest, file_body, node_ref
+from dfs.api.bodies import UploadRequest, file_body, node_ref, parse_name
 from dfs.api.coordinator import Coordinator, rank_nodes, rotations
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.errors import (
@@ -41,7 +52,8 @@ from dfs.errors import (
     PayloadTooLarge,
 )
 from dfs.ids import new_file_id, sha256_hex
-from dfs.meta.base import FILE_COMPLETE, ManifestEntry, NodeRecord
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
+from dfs.transport.hedged import Source, first_good
 
 log = logging.getLogger("dfs.api.ingest")
 
@@ -86,11 +98,7 @@ def _next_chunk(chunks: Iterator[Chunk]) -> tuple[int, bytes, str] | None:
 
 
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or not 0 < len(name) <= protocol.MAX_FILE_NAME:
-        raise InvalidRequest(f"filename must be 1-{protocol.MAX_FILE_NAME} characters")
-    if "\x00" in name:
-        raise InvalidRequest("filename must not contain NUL")
-    return name
+    return parse_name(name, "filename")
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,27 @@ async def ingest(
     return await _commit(coord, tenant, sender.file_id, req, sender.receipts)
 
 
+async def same_manifest(
+    coord: Coordinator, rec: FileRecord, manifest: Sequence[ManifestEntry]
+) -> bool:
+    """Whether complete file ``rec`` is made of exactly the chunks of ``manifest`` (chunk ids
+    are hashes the nodes verified: the same bytes, whatever sha256 ``rec`` declared)."""
+    if rec.size != sum(e.size for e in manifest) or rec.chunk_count != len(manifest):
+        return False
+    return await coord.meta.get_manifest(rec.file_id) == list(manifest)
+
+
+async def _stored_already(coord: Coordinator, tenant: str, req: UploadRequest) -> FileRecord | None:
+    """The tenant's complete file holding the bytes just chunked: found by their sha256
+    (computed here), but taken only if its manifest is the one computed here. A file whose
+    declared sha256 was a client's false claim is never answered for these bytes: they are
+    stored as a new file instead (see dfs.api.content_check)."""
+    existing = await coord.find_by_sha256(tenant, req.sha256)
+    if existing is None or not await same_manifest(coord, existing, req.manifest):
+        return None
+    return existing
+
+
 async def _commit(
     coord: Coordinator,
     tenant: str,
@@ -191,34 +220,64 @@ async def _commit(
     req: UploadRequest,
     receipts: Mapping[str, object],
 ) -> Ingested:
-    existing = await coord.find_by_sha256(tenant, req.sha256)
+    existing = await _stored_already(coord, tenant, req)
     if existing is not None:
         return Ingested(False, file_body(existing))
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
-    existing = await coord.find_by_sha256(tenant, req.sha256)
+    existing = await _stored_already(coord, tenant, req)
     if existing is not None:
         return Ingested(False, file_body(existing))
     return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant))
+
+
+HEDGE_DELAY = 1.0
+"""Seconds a replica read waits before it asks the next replica too (``first_good``)."""
+
+
+class _ReadLog:
+    """What the API's hedged replica reads report: logs only (cluster-wide avoidance comes
+    from heartbeats)."""
+
+    def __init__(self, chunk_id: str) -> None:
+        self.chunk_id = chunk_id[:12]
+
+    def hedged(self, key: str) -> None:
+        log.info("read of %s is slow; asking %s too", self.chunk_id, key)
+
+    def failed(self, key: str, exc: DfsError) -> None:
+        log.warning("read of %s from %s failed: %s", self.chunk_id, key, exc)
+
+    def won(self, key: str, losers: Sequence[str]) -> None:
+        if losers:
+            log.info("read of %s: %s answered before %s", self.chunk_id, key, losers)
 
 
 async def _first_good(
     coord: Coordinator, chunk_id: str, replicas: Sequence[dict[str, Any]], size: int | None
 ) -> bytes | None:
     """The chunk's bytes from the first replica (``node_id``, ``url``, ``cap``) whose answer
-    hashes to ``chunk_id`` (and has ``size`` bytes, if given); None if none does."""
-    for replica in replicas:
-        try:
-            data = await coord.nodes.get_chunk(str(replica["url"]), chunk_id, cap=replica["cap"])
-        except DfsError as exc:
-            log.warning("read of %s from %s failed: %s", chunk_id[:12], replica["node_id"], exc)
-            continue
-        ok = size is None or len(data) == size
-        if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
-            return data
-        log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
-    return None
+    hashes to ``chunk_id`` (and has ``size`` bytes, if given), hedged (``first_good``); None
+    if none does."""
+
+    def verified(replica: dict[str, Any]) -> Callable[[], Awaitable[bytes]]:
+        async def read() -> bytes:
+            url, cap = str(replica["url"]), str(replica["cap"])
+            data = await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size)
+            ok = size is None or len(data) == size
+            if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
+                return data
+            log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
+            raise IntegrityError(f"bad bytes for chunk {chunk_id[:12]}")
+
+        return read
+
+    sources = [Source(str(r["node_id"]), verified(r)) for r in replicas]
+    try:
+        return await first_good(sources, HEDGE_DELAY, _ReadLog(chunk_id), f"chunk {chunk_id}")
+    except ChunkNotFound:
+        return None
 
 
 async def _fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:

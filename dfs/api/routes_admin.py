@@ -23,6 +23,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dfs import auth, protocol
+from dfs.api.bodies import unicode_text
 from dfs.api.context import COORDINATOR, REGISTRY, REPAIR, admin, principal
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_tenant
@@ -59,6 +60,7 @@ async def create_token(request: web.Request) -> web.Response:
     label = body.get("label", "")
     if not isinstance(label, str) or len(label) > 200:
         raise InvalidRequest("label must be a string of at most 200 characters")
+    unicode_text(label, "label")
     answer = await request.app[REGISTRY].create_token(tenant, role, label)
     return web.json_response(answer, status=201)
 

@@ -4,10 +4,13 @@
 |--------|--------------------|-----------------------------------------|-------------------------------------|
 | POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...]}`` in order |
 | POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}]}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
-| POST   | /resume-upload     | ``{"file_id", "receipts"}``             | 200 a plan for the same pending file: only chunks neither proven nor held |
+| POST   | /resume-upload     | ``{"file_id", "receipts", "exclude_nodes"?}`` | 200 a plan for the same pending file: only chunks neither proven nor held |
 | POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
 
-At most ``MAX_BATCH_FILES`` files per request. A directory of thousands of small files thus
+At most ``MAX_BATCH_FILES`` files per request, and no more chunks per request than one file
+may have (``MAX_CHUNKS_PER_FILE``): /init-uploads refuses more (413), /download-plans
+answers the files past it with an error entry to ask for again (``dfs.api.download_plans``).
+Big plans are built and serialized off the event loop. A directory of thousands of small files thus
 costs a few requests per thousand files instead of several per file: one metadata read of
 the live nodes and of the tenant's chunks per batch, and one has-chunks call per node per
 10,000 chunks at finalize.
@@ -17,6 +20,12 @@ minted for, and ``resume-upload``/``finalize`` only accept them for that same fi
 ``get_file(file_id, tenant)`` proves is the caller's own. A chunk is skipped only if it comes
 with a valid receipt for this file (or the tenant already owns it) and live nodes hold its
 copies; everything else is planned again with fresh capabilities.
+
+``exclude_nodes`` (optional, at most ``MAX_EXCLUDE_NODES``): nodes the client's upload just
+failed on (a timeout, a refused connection). They are left out of this one plan, as targets
+and as holders asked for copies, so an upload in flight re-plans around a dead or hung node
+at once instead of waiting for its heartbeat to expire. Nothing is recorded: the list steers
+only the caller's own pending upload, never another tenant's placement.
 
 These routes parse HTTP and call the same Coordinator methods as the one-file routes
 (``init_uploads``, ``finalize_uploads``, ``resume_upload``, ``download_plans``): one set of
@@ -32,10 +41,11 @@ from typing import Any
 from aiohttp import web
 
 from dfs import protocol
+from dfs.api import download_plans as planner
 from dfs.api.bodies import UploadRequest
-from dfs.api.context import COORDINATOR, big_body_slot, tenant
-from dfs.errors import InvalidRequest
-from dfs.ids import parse_file_id
+from dfs.api.context import COORDINATOR, big_answer_slot, big_body_slot, json_answer, tenant
+from dfs.errors import InvalidRequest, PayloadTooLarge
+from dfs.ids import parse_file_id, parse_node_id
 from dfs.server import read_json
 
 
@@ -62,7 +72,15 @@ def _objects(body: dict[str, Any], key: str) -> Iterator[dict[str, Any]]:
 
 
 def _parse_files(body: dict[str, Any]) -> list[UploadRequest]:
-    return [UploadRequest.parse(f) for f in _objects(body, "files")]
+    reqs = [UploadRequest.parse(f) for f in _objects(body, "files")]
+    total = sum(len(r.manifest) for r in reqs)
+    if total > protocol.MAX_CHUNKS_PER_FILE:
+        # one request plans no more than one file of the largest size does
+        raise PayloadTooLarge(
+            f"the files list {total} chunks in all, at most {protocol.MAX_CHUNKS_PER_FILE} "
+            "per request: send them in several requests"
+        )
+    return reqs
 
 
 async def init_uploads(request: web.Request) -> web.Response:
@@ -70,7 +88,8 @@ async def init_uploads(request: web.Request) -> web.Response:
         body = await read_json(request, protocol.MAX_JSON_BODY)
         reqs = await asyncio.to_thread(_parse_files, body)
         plans = await request.app[COORDINATOR].init_uploads(reqs, tenant(request))
-        return web.json_response({"uploads": plans}, status=201)
+        entries = sum(len(p["upload"]) for p in plans)
+        return await json_answer({"uploads": plans}, entries=entries, status=201)
 
 
 async def finalize_uploads(request: web.Request) -> web.Response:
@@ -84,19 +103,35 @@ async def finalize_uploads(request: web.Request) -> web.Response:
         return web.json_response({"files": files})
 
 
+def _exclude_nodes(value: object) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or len(value) > protocol.MAX_EXCLUDE_NODES:
+        raise InvalidRequest(
+            f"exclude_nodes must be a list of at most {protocol.MAX_EXCLUDE_NODES} node ids"
+        )
+    return frozenset(parse_node_id(n, "exclude_nodes entry") for n in value)
+
+
 async def resume_upload(request: web.Request) -> web.Response:
-    body = await read_json(request, protocol.MAX_JSON_BODY)
-    file_id = parse_file_id(body.get("file_id"))
-    receipts = _receipts(body.get("receipts"))
-    plan = await request.app[COORDINATOR].resume_upload(file_id, receipts, tenant(request))
-    return web.json_response(plan)
+    async with big_body_slot(request):
+        body = await read_json(request, protocol.MAX_JSON_BODY)
+        file_id = parse_file_id(body.get("file_id"))
+        receipts = _receipts(body.get("receipts"))
+        exclude = _exclude_nodes(body.get("exclude_nodes"))
+        coord = request.app[COORDINATOR]
+        plan = await coord.resume_upload(file_id, receipts, tenant(request), exclude)
+        return await json_answer(plan, entries=len(plan["upload"]))
 
 
 async def download_plans(request: web.Request) -> web.Response:
     body = await read_json(request, 4 * protocol.MIB)
     ids = [parse_file_id(f) for f in _list(body, "file_ids")]
-    plans = await request.app[COORDINATOR].download_plans(ids, tenant(request))
-    return web.json_response({"plans": plans})
+    coord = request.app[COORDINATOR]
+    sel = await planner.select(coord, ids, tenant(request))
+    async with big_answer_slot(request, sel.chunks):
+        plans = await planner.build(coord, sel)
+        return await json_answer({"plans": plans}, entries=sel.chunks)
 
 
 def add_routes(app: web.Application) -> None:

@@ -19,21 +19,24 @@ whose files the request sees (other tenants' files answer 404, like unknown ones
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
 from dfs import protocol
-from dfs.api import ingest
+from dfs.api import download_plans, ingest
 from dfs.api.bodies import UploadRequest
-from dfs.api.context import COORDINATOR, big_body_slot, tenant
+from dfs.api.context import (
+    COORDINATOR,
+    big_answer_slot,
+    big_body_slot,
+    json_answer,
+    tenant,
+)
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id
 from dfs.server import query_param, read_body, read_json
 
 MAX_PAGE = 1000
-JSON_IN_THREAD_ENTRIES = 1000
-"""Upload entries above which a plan is serialized in a worker thread."""
 
 
 async def init_upload(request: web.Request) -> web.Response:
@@ -42,10 +45,7 @@ async def init_upload(request: web.Request) -> web.Response:
         req = await asyncio.to_thread(UploadRequest.parse, body)
         del body
         plan = await request.app[COORDINATOR].init_upload(req, tenant(request))
-        if len(plan["upload"]) > JSON_IN_THREAD_ENTRIES:
-            text = await asyncio.to_thread(json.dumps, plan)
-            return web.Response(text=text, status=201, content_type="application/json")
-        return web.json_response(plan, status=201)
+        return await json_answer(plan, entries=len(plan["upload"]), status=201)
 
 
 async def finalize_upload(request: web.Request) -> web.Response:
@@ -61,7 +61,11 @@ async def finalize_upload(request: web.Request) -> web.Response:
 
 async def download_plan(request: web.Request) -> web.Response:
     file_id = parse_file_id(query_param(request, "file_id"))
-    return web.json_response(await request.app[COORDINATOR].download_plan(file_id, tenant(request)))
+    coord = request.app[COORDINATOR]
+    rec = await coord.get_complete_file(file_id, tenant(request))
+    async with big_answer_slot(request, rec.chunk_count):
+        plan = await download_plans.plan_of(coord, rec)
+        return await json_answer(plan, entries=rec.chunk_count)
 
 
 async def proxy_chunk_upload(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from dfs import auth, protocol
+from dfs.api.bodies import unicode_text
 from dfs.api.context import REGISTRY
 from dfs.api.registry import Heartbeat
 from dfs.errors import InvalidRequest
@@ -52,12 +53,13 @@ def _heartbeat(body: dict[str, Any], node_id: str) -> Heartbeat:
         or any(c in host for c in "/@ ?#")
     ):
         raise InvalidRequest("host must be an address or host name")
+    unicode_text(host, "host")
     port = _count(body, "port")
     cap = _count(body, "capacity_bytes", 0)
     used = _count(body, "used_bytes", 0)
     if not 0 < port <= 65535:
         raise InvalidRequest("port must be within [1, 65535]")
-    zone = str(body.get("zone", ""))[:64]
+    zone = unicode_text(str(body.get("zone", ""))[:64], "zone")
     return Heartbeat(node_id, host, port, zone, cap, used, *_boot_seq(body))
 
 

@@ -28,12 +28,22 @@ class ChunkStore(Protocol):
     Writes:
 
     - ``put()`` verifies ``sha256(data) == chunk_id`` before anything is stored and raises
-      IntegrityError otherwise; it never leaves a partial copy. It is idempotent: storing an
-      existing id writes nothing and returns False (True when newly stored), but refreshes
-      the copy's age (see ``delete_if_idle``). It raises InsufficientStorage when the bytes do
-      not fit; concurrent puts never overshoot the capacity together.
+      IntegrityError otherwise; it never leaves a partial copy. Storing an id already held
+      rewrites it: the same durable work as a new write (for ``FsChunkStore``: temp file,
+      write, fsync, atomic replace of the old copy, fsync of the directory), after which the
+      copy held is the verified bytes just sent (a silently rotten copy is replaced, never
+      acknowledged) and its age restarts (see ``delete_if_idle``). So how long an upload
+      write takes does not tell whether the node held the chunk (whether any tenant stores
+      those bytes); a store that packs chunks into shared files appends the chunk again and
+      marks the old record dead. Returns True when no copy was held, False when one was
+      replaced; the node never shows this to a tenant. Storing is idempotent in what is
+      held and counted: a rewrite adds nothing to ``used_bytes`` or ``chunk_count``. It
+      raises InsufficientStorage when the bytes do not fit as a new chunk's would, held or
+      not (a full node answers a rewrite as it answers a new write); concurrent puts never
+      overshoot the capacity together.
     - ``put_many()`` is ``put`` for a batch: every hash is checked before any chunk is stored
-      (one bad chunk stores none), then each is stored as by ``put``; one bool per item.
+      (one bad chunk stores none), then each is stored (or rewritten) as by ``put``; one bool
+      per item.
     - ``delete()`` of a missing id is a no-op.
     - ``delete_if_idle()`` deletes a copy unless it was written or re-sent in the last
       ``min_age`` seconds (garbage collection races uploads this way); True if deleted, False

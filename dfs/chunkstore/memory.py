@@ -1,7 +1,8 @@
 """``MemoryChunkStore``: the whole ChunkStore contract over a dict, for tests and tools.
 
 A second real implementation of ``dfs.chunkstore.base.ChunkStore``: it verifies hashes,
-bounds capacity (concurrent puts included), quarantines copies that fail verification,
+bounds capacity (concurrent puts included), replaces a held copy on every put (as a new
+write, capacity check included), quarantines copies that fail verification,
 keeps each copy's age for garbage collection and pages ids in order, exactly as the contract
 says; only durability is missing (everything is gone with the process). Unit tests use it to
 run node code without a disk, and the contract suite runs against it beside ``FsChunkStore``,
@@ -9,7 +10,8 @@ which keeps the contract honest about what is the port and what is the file layo
 
 Hashing runs on a worker thread (as in ``FsChunkStore``); the bookkeeping runs on the event
 loop between awaits, so it needs no lock. ``corrupt`` and ``backdate`` are test hooks that
-damage or age a copy behind the store's back, as a disk or a clock would.
+damage or age a copy behind the store's back, as a disk or a clock would; ``write_serial``
+tells tests which write put a copy there.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class MemoryChunkStore:
         self._written: dict[ChunkId, float] = {}  # last write or re-send (time.time())
         self._quarantine: set[ChunkId] = set()
         self._used = 0
+        self._writes = 0  # copies written so far, new or rewritten
+        self._serial: dict[ChunkId, int] = {}  # the write that put each copy here
 
     @property
     def used_bytes(self) -> int:
@@ -75,20 +79,22 @@ class MemoryChunkStore:
                 raise IntegrityError(f"body does not hash to chunk {chunk_id}")
 
     def _store(self, chunk_id: ChunkId, data: Buffer) -> bool:
-        """Store verified bytes (no await inside: atomic on the event loop)."""
-        if chunk_id in self._chunks:
-            self._written[chunk_id] = time.time()  # an upload relies on it now
-            return False
+        """Store verified bytes, replacing any copy held (no await inside: atomic on the event
+        loop). A held chunk takes the same steps and the same capacity check as a new one;
+        True when no copy was here."""
         size = len(data)
         if self._capacity is not None and self._used + size > self._capacity:
             raise InsufficientStorage(
                 f"node is full: {self._used} of {self._capacity} bytes used, chunk needs {size}"
             )
+        old = self._chunks.get(chunk_id)
         self._chunks[chunk_id] = bytes(data)
         self._written[chunk_id] = time.time()
+        self._writes += 1
+        self._serial[chunk_id] = self._writes
         self._quarantine.discard(chunk_id)
-        self._used += size
-        return True
+        self._used += size - (len(old) if old is not None else 0)
+        return old is None
 
     async def delete(self, chunk_id: ChunkId) -> None:
         self._remove(chunk_id, 0.0)
@@ -103,6 +109,7 @@ class MemoryChunkStore:
             return False
         self._used -= len(self._chunks.pop(chunk_id))
         del self._written[chunk_id]
+        del self._serial[chunk_id]
         return True
 
     # --- reads ----------------------------------------------------------------------------
@@ -151,6 +158,11 @@ class MemoryChunkStore:
         raw = bytearray(self._chunks[chunk_id])
         raw[len(raw) // 2] ^= 0x01
         self._chunks[chunk_id] = bytes(raw)
+
+    def write_serial(self, chunk_id: ChunkId) -> int:
+        """Which write (1, 2, ...) put the copy held now: a rewrite changes it, as it changes
+        the file (inode) under ``FsChunkStore``."""
+        return self._serial[chunk_id]
 
     def backdate(self, chunk_id: ChunkId, seconds: float) -> None:
         """Make a copy look written ``seconds`` ago."""

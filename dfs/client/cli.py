@@ -1,16 +1,16 @@
-"""``dfs-client``: the command line (click). Only it and its parts ``dfs.client.cli_base``
-(shared plumbing) and ``dfs.client.cli_admin`` (admin, whoami) import click.
+"""``dfs-client``: the command line (click), assembled from its commands.
 
-Each command wraps one ``asyncio.run`` over the ``Client`` library. Output is text for people
+The shared plumbing (running a command, errors, options, where requests go) is in
+dfs.client.cli_common, the transfer commands (``upload``, ``download``) in
+dfs.client.cli_transfer; the other commands are here. Output is text for people
 (dfs.client.cli_output), or with ``--json`` one JSON object per line on stdout and nothing else.
-Where requests go: dfs.client.profiles. Errors: one ``Error: <message>`` line on stderr, exit
-with the error class's code (the table: ``dfs-client --help``, docs/cli.md)."""
+Errors: one ``Error: <message>`` line on stderr, exit with the error class's code (the table:
+``dfs-client --help``, docs/cli.md)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,32 +18,26 @@ from typing import Any
 import click
 
 from dfs import __version__
-from dfs.chunking import ChunkerProfile
-from dfs.client import cli_output, profiles
-from dfs.client.cli_admin import admin, whoami
-from dfs.client.cli_base import (
+from dfs.client import cli_output, cli_transfer, profiles
+from dfs.client.cli_common import (
     CONTEXT,
     INTERRUPTED,
     NOT_STORED,
     Interrupted,
     UrlGroup,
+    complete_profiles,
     concurrency_option,
+    emit,
+    fail,
     json_option,
-    proxy_option,
-    quiet_option,
+    load_config,
+    make_client,
+    run,
     target_options,
 )
-from dfs.client.cli_base import complete_profiles as _complete_profiles
-from dfs.client.cli_base import emit as _emit
-from dfs.client.cli_base import fail as _fail
-from dfs.client.cli_base import load_config as _config
-from dfs.client.cli_base import make_client as _client
-from dfs.client.cli_base import run as _run
-from dfs.client.cli_base import simple as _simple
+from dfs.client.cli_output import printable
 from dfs.client.library import Client
-from dfs.client.local_files import local_path, walk
 from dfs.client.profiles import Target
-from dfs.client.progress import Progress
 from dfs.client.verify import VerifyReport
 from dfs.client.verify import verify as verify_file
 from dfs.errors import DfsError, IntegrityError
@@ -62,10 +56,11 @@ def cli() -> None:
     \b
     Examples:
       dfs-client config set local 127.0.0.1:8080 --token "$DFS_TOKEN"
-      dfs-client upload photos/                 # every file, named photos/...
+      dfs-client upload --prefix photos/ ~/pics # every file, named photos/...
       dfs-client ls --all
       dfs-client download FILE_ID copy.jpg
       dfs-client download --prefix photos/ restored/
+      dfs-client download FILE_ID - | tar x     # standard output
       dfs-client check big.iso; echo $?         # 0 stored, 10 not yet
       dfs-client stats http://127.0.0.1:8080    # an explicit URL, admin token
 
@@ -74,143 +69,8 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@json_option
-@target_options
-@quiet_option
-@click.option(
-    "--chunk-size",
-    type=int,
-    default=None,
-    help="Fixed-size chunks of N bytes instead of content-defined (FastCDC) chunks.",
-)
-@concurrency_option
-@proxy_option
-@click.option("--prefix", default="", help="Prepend this to every stored name (e.g. 'backup/').")
-@click.option("--no-resume", is_flag=True, help="Do not journal receipts or resume an earlier run.")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def upload(
-    as_json: bool,
-    target: Target,
-    quiet: bool,
-    chunk_size: int | None,
-    concurrency: int,
-    proxy: bool,
-    prefix: str,
-    no_resume: bool,
-    paths: tuple[Path, ...],
-) -> None:
-    """Upload files and directories (recursively; a directory's files are named by their path
-    relative to it). One file prints its new id; several print ID<TAB>NAME lines; --json one
-    object per file.
-
-    Files up to 8 MiB go in batches (one planning and one commit request per batch); an
-    interrupted upload of a bigger file resumes when run again (journal in ~/.cache/dfs).
-
-    \b
-    Examples:
-      dfs-client upload report.pdf
-      dfs-client upload --prefix backup/ ~/photos ~/notes.txt
-      dfs-client upload 127.0.0.1:8080 report.pdf
-    """
-    try:
-        profile = ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
-    except DfsError as exc:
-        raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
-    items = list(walk(paths, prefix))
-    one_file = len(items) == 1 and not any(p.is_dir() for p in paths)
-
-    async def go() -> None:
-        resume = not no_resume
-        async with _client(target, concurrency=concurrency, proxy=proxy, resume=resume) as client:
-            total = sum(it.size for it in items)
-            with Progress.for_terminal("upload", total, quiet) as bar:
-                results = await client.upload_many(items, profile=profile, progress=bar)
-            for r in results:
-                _emit(as_json, asdict(r), r.file_id if one_file else f"{r.file_id}\t{r.name}")
-
-    _run(go(), resumable=not no_resume)
-
-
-@cli.command()
-@json_option
-@target_options
-@quiet_option
-@concurrency_option
-@proxy_option
-@click.option(
-    "--prefix",
-    default=None,
-    help="Download every file whose name starts with this ('' for all) into OUT, a directory.",
-)
-@click.option("--no-resume", is_flag=True, help="Do not keep or reuse partial downloads.")
-@click.argument("file_ids", nargs=-1)
-@click.argument("out", type=click.Path(path_type=Path))
-def download(
-    as_json: bool,
-    target: Target,
-    quiet: bool,
-    concurrency: int,
-    proxy: bool,
-    prefix: str | None,
-    no_resume: bool,
-    file_ids: tuple[str, ...],
-    out: Path,
-) -> None:
-    """Download FILE_IDS to OUT (a file path for one id, or a directory to keep the stored
-    names), or with --prefix every matching file into the directory OUT. An interrupted
-    download resumes from its partial temp file when run again.
-
-    \b
-    Examples:
-      dfs-client download 6f1c...-uuid copy.pdf
-      dfs-client download --prefix backup/ restored/
-    """
-    if prefix is None and not file_ids:
-        raise click.UsageError("give FILE_IDS or --prefix")
-    if prefix is not None and file_ids:
-        raise click.UsageError("give FILE_IDS or --prefix, not both")
-
-    async def go() -> None:
-        resume = not no_resume
-        async with _client(target, concurrency=concurrency, proxy=proxy, resume=resume) as client:
-            if prefix is None and len(file_ids) == 1:
-                plan = await client.api.download_plan(file_ids[0])
-                with Progress.for_terminal("download", int(plan["size"]), quiet) as bar:
-                    r = await client.download(file_ids[0], out, plan=plan, progress=bar)
-                _emit(as_json, asdict(r), r.path)
-                return
-            if prefix is not None:
-                files = await _all_files(client, prefix)
-                pairs = [(str(f["file_id"]), local_path(out, str(f["name"]))) for f in files]
-                total = sum(int(f["size"]) for f in files)
-            else:
-                await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-                pairs = [(f, out) for f in file_ids]
-                total = None
-            with Progress.for_terminal("download", total, quiet) as bar:
-                results = await client.download_many(pairs, progress=bar)
-            for r in results:
-                _emit(as_json, asdict(r), r.path)
-
-    _run(go(), resumable=not no_resume)
-
-
-async def _all_files(client: Client, prefix: str) -> list[dict[str, Any]]:
-    """Every file of the tenant whose name starts with ``prefix``; the newest per name."""
-    by_name: dict[str, dict[str, Any]] = {}
-    after: str | None = None
-    for _ in range(1_000_000):  # bounded: a page per 1000 files
-        page = await client.ls(limit=1000, after=after)
-        for f in page["files"]:
-            name = str(f["name"])
-            newer = name not in by_name or f["created_at"] > by_name[name]["created_at"]
-            if name.startswith(prefix) and newer:
-                by_name[name] = f
-        after = page["next_after"]
-        if not after:
-            break
-    return sorted(by_name.values(), key=lambda f: str(f["name"]))
+cli.add_command(cli_transfer.upload)
+cli.add_command(cli_transfer.download)
 
 
 @cli.command("ls")
@@ -226,18 +86,18 @@ def ls_cmd(as_json: bool, target: Target, limit: int, after: str | None, all_pag
 
     async def go() -> None:
         cursor = after
-        async with _client(target) as client:
+        async with make_client(target) as client:
             for _ in range(1_000_000):
                 page = await client.ls(limit=limit, after=cursor)
                 for f in page["files"]:
-                    _emit(as_json, f, cli_output.listing_line(f))
+                    emit(as_json, f, cli_output.listing_line(f))
                 cursor = page["next_after"]
                 if not cursor or not all_pages:
                     break
             if cursor and not all_pages:
-                _emit(as_json, {"next_after": cursor}, f"# more: --after {cursor}")
+                emit(as_json, {"next_after": cursor}, f"# more: --after {cursor}")
 
-    _run(go())
+    run(go())
 
 
 @cli.command()
@@ -271,13 +131,13 @@ def verify(as_json: bool, target: Target, concurrency: int, file_id: str) -> Non
     copies. Exits 6 if not."""
 
     async def go() -> VerifyReport:
-        async with _client(target, concurrency=concurrency) as c:
+        async with make_client(target, concurrency=concurrency) as c:
             return await verify_file(c, file_id)
 
-    report = _run(go())
+    report = run(go())
     rf, under = report.replication_factor, report.under_replicated
     text = cli_output.verify_text(report.healthy, report.chunks, rf, under)
-    _emit(as_json, asdict(report), text)
+    emit(as_json, asdict(report), text)
     if not report.healthy:
         sys.exit(IntegrityError.exit_code)
 
@@ -303,21 +163,36 @@ def hashes(as_json: bool, target: Target, limit: int, page: str | None, all_page
 
     async def go() -> None:
         cursor = page
-        async with _client(target) as client:
+        async with make_client(target) as client:
             for _ in range(10_000_000):
                 body = await client.hashes(limit=limit, page=cursor)
                 if as_json and not all_pages:
-                    _emit(True, body, "")
+                    emit(True, body, "")
                     return
                 for h in body["hashes"]:
-                    _emit(as_json, {"sha256": h}, h)
+                    emit(as_json, {"sha256": h}, h)
                 cursor = body["next_page"]
                 if not cursor or not all_pages:
                     break
             if cursor and not all_pages:
-                _emit(False, {}, f"# more: --page {cursor}")
+                emit(False, {}, f"# more: --page {cursor}")
 
-    _run(go())
+    run(go())
+
+
+def _simple(
+    fetch: Callable[[Client], Awaitable[dict[str, Any]]],
+    target: Target,
+    as_json: bool,
+    render: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        async with make_client(target) as client:
+            return await fetch(client)
+
+    body = run(go())
+    emit(as_json, body, render(body))
+    return body
 
 
 @cli.command()
@@ -345,8 +220,78 @@ def nodes(as_json: bool, target: Target) -> None:
     _simple(lambda c: c.list_nodes(), target, as_json, cli_output.nodes_text)
 
 
-cli.add_command(admin)
-cli.add_command(whoami)
+@cli.group(cls=UrlGroup)
+def admin() -> None:
+    """Tenants and tokens (needs an admin token).
+
+    \b
+    A revoked token is refused by every API process within 10 s (the token cache).
+    A tenant for yourself, kept as the default profile:
+      dfs-client admin create-tenant URL me
+      dfs-client config set me URL --token "$(dfs-client admin create-token URL me)"
+    """
+
+
+@admin.command("create-tenant")
+@json_option
+@target_options
+@click.argument("tenant")
+def create_tenant(as_json: bool, target: Target, tenant: str) -> None:
+    """Create TENANT."""
+    _simple(lambda c: c.api.create_tenant(tenant), target, as_json, lambda b: b["tenant"])
+
+
+@admin.command("create-token")
+@json_option
+@target_options
+@click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
+@click.option("--label", default="", help="A note to recognise the token by.")
+@click.argument("tenant")
+def create_token(as_json: bool, target: Target, role: str, label: str, tenant: str) -> None:
+    """Create a token for TENANT and print it (it is shown only this once)."""
+    _simple(
+        lambda c: c.api.create_token(tenant, role, label), target, as_json, lambda b: b["token"]
+    )
+
+
+@admin.command("tenants")
+@json_option
+@target_options
+def tenants(as_json: bool, target: Target) -> None:
+    """List tenants."""
+    _simple(
+        lambda c: c.api.list_tenants(),
+        target,
+        as_json,
+        lambda b: "\n".join(map(printable, b["tenants"])),
+    )
+
+
+@admin.command("tokens")
+@json_option
+@target_options
+@click.argument("tenant", required=False)
+def tokens(as_json: bool, target: Target, tenant: str | None) -> None:
+    """List tokens (of TENANT, else of every tenant): id, tenant, role, label; never the text."""
+    _simple(lambda c: c.api.list_tokens(tenant), target, as_json, cli_output.tokens_text)
+
+
+@admin.command("revoke")
+@json_option
+@target_options
+@click.argument("token_id")
+def revoke(as_json: bool, target: Target, token_id: str) -> None:
+    """Revoke the token TOKEN_ID (its id from `admin tokens`); every API process refuses it
+    within the token cache's lifetime (10 s)."""
+    _simple(lambda c: c.api.revoke_token(token_id), target, as_json, lambda b: b["token_id"])
+
+
+@cli.command()
+@json_option
+@target_options
+def whoami(as_json: bool, target: Target) -> None:
+    """The tenant, role and token id (and label) of the token in use."""
+    _simple(lambda c: c.api.whoami(), target, as_json, cli_output.whoami_text)
 
 
 @cli.group("config")
@@ -363,15 +308,15 @@ def config_group() -> None:
     """
 
 
-def _edit_config(change: Callable[[profiles.Config], object]) -> None:
-    config = _config()
+def _editload_config(change: Callable[[profiles.Config], object]) -> None:
+    config = load_config()
     try:
         change(config)
         profiles.save(config)
     except DfsError as exc:
-        _fail(exc.message, exc.exit_code)
+        fail(exc.message, exc.exit_code)
     except OSError as exc:
-        _fail(f"cannot write {profiles.config_path()}: {exc.strerror or exc}", 1)
+        fail(f"cannot write {profiles.config_path()}: {exc.strerror or exc}", 1)
 
 
 @config_group.command("set")
@@ -387,33 +332,33 @@ def config_set(token: str | None, make_default: bool, name: str, api_url: str) -
         if make_default:
             profiles.use_profile(config, name)
 
-    _edit_config(change)
+    _editload_config(change)
 
 
 @config_group.command("use")
-@click.argument("name", shell_complete=_complete_profiles)
+@click.argument("name", shell_complete=complete_profiles)
 def config_use(name: str) -> None:
     """Make NAME the default profile."""
-    _edit_config(lambda config: profiles.use_profile(config, name))
+    _editload_config(lambda config: profiles.use_profile(config, name))
 
 
 @config_group.command("rm")
-@click.argument("name", shell_complete=_complete_profiles)
+@click.argument("name", shell_complete=complete_profiles)
 def config_rm(name: str) -> None:
     """Remove profile NAME."""
-    _edit_config(lambda config: profiles.remove_profile(config, name))
+    _editload_config(lambda config: profiles.remove_profile(config, name))
 
 
 @config_group.command("ls")
 @json_option
 def config_ls(as_json: bool) -> None:
     """List profiles (* marks the default; tokens are not shown)."""
-    config = _config()
+    config = load_config()
     for p in sorted(config.profiles.values(), key=lambda p: p.name):
         default = p.name == config.default
         obj = {"name": p.name, "url": p.url, "token": bool(p.token), "default": default}
         token = "token" if p.token else "no token"
-        _emit(as_json, obj, f"{'*' if default else ' '} {p.name}\t{p.url}\t{token}")
+        emit(as_json, obj, f"{'*' if default else ' '} {p.name}\t{p.url}\t{token}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -426,9 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
     except click.UsageError as exc:
         path = exc.ctx.command_path if exc.ctx else "dfs-client"
-        click.echo(f"Error: {exc.format_message()} (see: {path} --help)", err=True)
+        message = printable(exc.format_message())
+        click.echo(f"Error: {message} (see: {path} --help)", err=True)
         return exc.exit_code
     except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
+        click.echo(f"Error: {printable(exc.format_message())}", err=True)
         return exc.exit_code
     return code if isinstance(code, int) else 0

@@ -2,6 +2,10 @@
 
 ``--json`` prints the API's raw numbers instead (bytes, epoch seconds); these functions only
 shape the text form, so a script reading --json never depends on them. No click here.
+
+Names are whatever an uploader chose: ``printable`` escapes what a terminal would act on
+(control characters such as ESC, and invisible format characters such as a right-to-left
+override) in every field of text output, as ``ls -b`` does; --json stays exact.
 """
 
 from __future__ import annotations
@@ -22,7 +26,32 @@ exit  meaning
 6     integrity error (bytes did not match their hash)
 7     cluster unavailable / replication failed / full
 10    check: the bytes are not stored yet
+23    some files were skipped (each on a Skipped: line); the rest transferred
 130   interrupted (Ctrl-C); run the same upload or download again to resume"""
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: object) -> str:
+    """``text`` with every character a terminal could act on escaped (``\\x1b``, ``\\u202e``,
+    ``\\t``; a backslash doubled, so an escape is never ambiguous)."""
+    s = str(text)
+    if s.isprintable() and "\\" not in s:
+        return s
+    out = []
+    for ch in s:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -66,7 +95,7 @@ def table(rows: Iterable[Iterable[str]]) -> str:
 def file_text(body: dict[str, Any]) -> str:
     """``stat``: a file's metadata, one field a line."""
     rows = [
-        ("name", str(body.get("name", ""))),
+        ("name", printable(body.get("name", ""))),
         ("file id", str(body.get("file_id", ""))),
         ("size", f"{human_bytes(body.get('size', 0))} ({body.get('size', 0)} bytes)"),
         ("sha256", str(body.get("sha256", ""))),
@@ -75,7 +104,7 @@ def file_text(body: dict[str, Any]) -> str:
         ("created", human_time(body.get("created_at"))),
     ]
     known = {"name", "file_id", "size", "sha256", "chunks", "chunker", "state", "created_at"}
-    rows += [(k, str(v)) for k, v in sorted(body.items()) if k not in known]
+    rows += [(printable(k), printable(v)) for k, v in sorted(body.items()) if k not in known]
     return table((f"{k}:", v) for k, v in rows)
 
 
@@ -135,13 +164,13 @@ def nodes_text(body: dict[str, Any], now: float | None = None) -> str:
 def check_text(body: dict[str, Any]) -> str:
     """``check``: is the file stored already?"""
     if body["exists"]:
-        return f"exists: {body['file']['file_id']} {body['file']['name']}"
+        return f"exists: {body['file']['file_id']} {printable(body['file']['name'])}"
     return f"new: {body['sha256']}"
 
 
 def listing_line(f: dict[str, Any]) -> str:
     """``ls``: id, size in bytes, sha256 prefix, name (tab-separated for cut and awk)."""
-    return f"{f['file_id']}\t{f['size']}\t{f['sha256'][:12]}\t{f['name']}"
+    return f"{f['file_id']}\t{f['size']}\t{f['sha256'][:12]}\t{printable(f['name'])}"
 
 
 def verify_text(healthy: bool, chunks: int, rf: int, under: list[dict[str, Any]]) -> str:
@@ -155,19 +184,14 @@ def verify_text(healthy: bool, chunks: int, rf: int, under: list[dict[str, Any]]
     )
 
 
-def _shown(text: object) -> str:
-    """A label as a terminal may print it: control characters escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
-
-
 def tokens_text(body: dict[str, Any]) -> str:
     rows = [("ID", "TENANT", "ROLE", "CREATED", "LABEL")]
     for t in body["tokens"]:
         created = human_time(t["created_at"])
-        rows.append((t["token_id"], t["tenant"], t["role"], created, _shown(t["label"])))
+        rows.append((t["token_id"], t["tenant"], t["role"], created, printable(t["label"])))
     return table(rows)
 
 
 def whoami_text(body: dict[str, Any]) -> str:
-    label = f" ({_shown(body['label'])})" if body.get("label") else ""
+    label = f" ({printable(body['label'])})" if body.get("label") else ""
     return f"tenant {body['tenant']}, role {body['role']}, token {body['token_id']}{label}"

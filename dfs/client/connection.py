@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
+from dfs.client.avoid import AvoidList, TransferStats
 from dfs.errors import DfsError
 from dfs.transport.api_client import ApiClient
 from dfs.transport.node_client import NodeClient
@@ -32,6 +33,12 @@ class Connection:
     concurrency: int
     proxy: bool  # every chunk through the API instead of straight to the nodes
     resume: bool  # journal uploads and keep interrupted downloads for the next run
+    # a finished download may replace a file at its target; without, a file that appeared
+    # there meanwhile is refused (Conflict) and the download's bytes are dropped
+    overwrite: bool = True
+    # the client's nodes to avoid and its transfer counters: kept by the Client across calls
+    avoid: AvoidList = field(default_factory=AvoidList)
+    stats: TransferStats = field(default_factory=TransferStats)
 
     async def run_bounded(self, work: Callable[[T], Awaitable[None]], items: Iterable[T]) -> None:
         """Run ``work`` over ``items`` with at most ``concurrency`` in flight; fail fast."""

@@ -25,17 +25,18 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.local_files import safe_basename
-from dfs.client.resume import DownloadSidecar
-from dfs.errors import ChunkNotFound, DfsError, IntegrityError, from_body
+from dfs.client.local_files import local_path
+from dfs.client.resume import DownloadSidecar, open_own
+from dfs.errors import Conflict, DfsError, IntegrityError, PayloadTooLarge, from_body
 from dfs.fsutil import fsync_dir
 from dfs.ids import sha256_hex
+from dfs.transport.hedged import Source, first_good
 
 log = logging.getLogger("dfs.client")
 
@@ -54,51 +55,94 @@ class DownloadResult:
     chunks: int
     failovers: int
     seconds: float
+    hedges: int = 0  # reads that also asked a second replica because the first was slow
+
+
+HEDGE_FLOOR = 1.0
+"""Seconds a read waits at least before it also asks the next replica (a hedged read)."""
+HEDGE_FACTOR = 4.0
+"""A read hedges after this many times the time a chunk of its size is expected to take."""
+EXPECTED_RATE = 16 * 1024 * 1024
+"""Bytes per second one chunk read is expected to get before any was measured."""
 
 
 class ChunkFetcher:
-    """Verified bytes of a chunk from the first source that has them: its replicas in the
-    plan's order (unless ``proxy``), then the API proxy. Counts the sources that failed."""
+    """Verified bytes of a chunk from the first source that has them: its replicas (unless
+    ``proxy``), those the client avoids last, then the API proxy (``first_good``).
+
+    Hedged: when a replica has not answered within ``hedge_delay`` (a few times what a chunk
+    of that size took lately), the next replica is asked too and the first verified answer
+    wins; the loser is cancelled and avoided for a while (``AvoidList.slow``), so a hung
+    node costs each chunk at most one hedge delay, and later chunks none. A replica that
+    fails or returns bad bytes is avoided (``failed``) and the next source is asked at once.
+    Counts the sources that failed (``failovers``) and the hedges (``hedges``).
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.failovers = 0
+        self.hedges = 0
+        self._rate = float(EXPECTED_RATE)  # bytes/s of recent reads, smoothed
 
-    def _sources(self, chunk: dict[str, Any]) -> list[Callable[[], Awaitable[bytes]]]:
-        chunk_id = str(chunk["sha256"])
-        sources: list[Callable[[], Awaitable[bytes]]] = []
+    def hedge_delay(self, size: int) -> float:
+        return max(HEDGE_FLOOR, HEDGE_FACTOR * size / self._rate)
+
+    def _sources(self, chunk: dict[str, Any]) -> list[Source[str | None]]:
+        chunk_id, size = str(chunk["sha256"]), int(chunk["size"])
+        sources: list[Source[str | None]] = []
         if not self.conn.proxy:
-            for replica in chunk["replicas"]:
-                sources.append(
-                    functools.partial(
-                        self.conn.nodes.get_chunk,
-                        str(replica["url"]),
-                        chunk_id,
-                        cap=str(replica["cap"]),
-                    )
+            for replica in self.conn.avoid.order(chunk["replicas"]):
+                get = functools.partial(
+                    self.conn.nodes.get_chunk,
+                    str(replica["url"]),
+                    chunk_id,
+                    cap=str(replica["cap"]),
+                    size=size,
                 )
-        sources.append(functools.partial(self.conn.api.proxy_get_chunk, chunk_id))
+                sources.append(Source(str(replica["node_id"]), self._verified(get, chunk)))
+        proxy = functools.partial(self.conn.api.proxy_get_chunk, chunk_id)
+        sources.append(Source(None, self._verified(proxy, chunk), hedge=False))
         return sources
 
+    def _verified(
+        self, get: Callable[[], Awaitable[bytes]], chunk: dict[str, Any]
+    ) -> Callable[[], Awaitable[bytes]]:
+        async def read() -> bytes:
+            started = time.monotonic()
+            data = await get()
+            if len(data) != int(chunk["size"]) or (
+                await asyncio.to_thread(sha256_hex, data) != chunk["sha256"]
+            ):
+                log.warning("a source returned bad bytes for chunk %s", str(chunk["sha256"])[:12])
+                raise IntegrityError("bytes did not match the chunk's sha256")
+            elapsed = max(time.monotonic() - started, 1e-3)
+            self._rate = 0.8 * self._rate + 0.2 * (len(data) / elapsed)
+            return data
+
+        return read
+
     async def fetch(self, chunk: dict[str, Any]) -> bytes:
-        chunk_id = str(chunk["sha256"])
-        errors: list[str] = []
-        for source in self._sources(chunk):
-            try:
-                data = await source()
-            except DfsError as exc:
-                self.failovers += 1
-                errors.append(exc.message)
-                continue
-            good = len(data) == int(chunk["size"])
-            if good and await asyncio.to_thread(sha256_hex, data) == chunk_id:
-                return data
-            self.failovers += 1
-            errors.append("bytes did not match the chunk's sha256")
-            log.warning("a source returned bad bytes for chunk %s; failing over", chunk_id[:12])
-        raise ChunkNotFound(
-            f"no replica returned good bytes for chunk {chunk_id[:12]}: {'; '.join(errors[-3:])}"
-        )
+        delay = self.hedge_delay(int(chunk["size"]))
+        what = f"chunk {str(chunk['sha256'])[:12]}"
+        return await first_good(self._sources(chunk), delay, self, what)
+
+    # HedgeObserver: what the client learns from each read's race
+
+    def hedged(self, key: str | None) -> None:
+        self.hedges += 1
+        self.conn.stats.hedges += 1
+
+    def failed(self, key: str | None, exc: DfsError) -> None:
+        self.failovers += 1
+        if key is not None:
+            self.conn.avoid.failed(key)
+
+    def won(self, key: str | None, losers: Sequence[str | None]) -> None:
+        if key is not None:
+            self.conn.avoid.ok(key)
+        for loser in losers:
+            if loser is not None:
+                self.conn.avoid.slow(loser)
 
 
 class PartFile:
@@ -111,8 +155,8 @@ class PartFile:
 
     def __init__(self, target: Path, file_id: str, resume: bool) -> None:
         # with resume, a fixed name, so that running the download again finds what this wrote
-        tag = file_id if resume else secrets.token_hex(4)
-        self.path = target.parent / f".{target.name}.{tag}.dfs-part"
+        self.target = target
+        self.path = self._name(file_id if resume else secrets.token_hex(8))
         self.sidecar = DownloadSidecar(self.path)
         self.resume = resume
         self.whole = hashlib.sha256()
@@ -120,13 +164,32 @@ class PartFile:
         self._flushing: asyncio.Task[None] | None = None
         self._unflushed = 0
 
+    def _name(self, tag: str) -> Path:
+        return self.target.parent / f".{self.target.name}.{tag}.dfs-part"
+
     async def open(self) -> None:
+        try:
+            await asyncio.to_thread(self._open)
+        except OSError as exc:  # the user's path in the message, not the temp file's
+            raise OSError(exc.errno, exc.strerror, str(self.target)) from None
+
+    def _open(self) -> None:
+        """Open the temp file, never through a link planted at its predictable name."""
         if self.resume:
-            await asyncio.to_thread(self.sidecar.load)
-        flags = os.O_RDWR | os.O_CREAT | (0 if self.resume else os.O_EXCL)
+            fd = open_own(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if fd is not None:
+                self.fd = fd
+                self.sidecar.load()
+                if not self.sidecar.offsets:
+                    os.ftruncate(self.fd, 0)
+                return
+            # something that is not our file lies at the fixed name: a private one instead
+            log.warning("%s is not a file of ours; not resuming into it", self.path)
+            self.path = self._name(secrets.token_hex(8))
+            self.sidecar = DownloadSidecar(self.path)
+            self.resume = False
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         self.fd = os.open(self.path, flags, 0o644)
-        if not self.sidecar.offsets:
-            os.ftruncate(self.fd, 0)
 
     async def written_before(self, chunk: dict[str, Any]) -> bytes | None:
         """The chunk as an earlier run wrote it, if it is there and still verifies."""
@@ -180,16 +243,74 @@ class PartFile:
         if not self.resume:
             self.path.unlink(missing_ok=True)
 
-    async def commit(self, target: Path, file_id: str, sha256: str) -> None:
-        """Close; check the whole-file sha256, then rename over ``target``."""
+    async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
+        """Close; check the whole-file sha256, then rename over ``target`` (without
+        ``overwrite``: link to it, so that a file there is never replaced)."""
         os.close(self.fd)
         if self.whole.hexdigest() != sha256:
             self.path.unlink(missing_ok=True)
             self.sidecar.remove()
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
-        os.replace(self.path, target)
+        try:
+            _rename(self.path, target, overwrite)
+        except FileExistsError:
+            self.path.unlink(missing_ok=True)
+            self.sidecar.remove()
+            raise Conflict(f"{target} appeared during the download; not replaced") from None
         self.sidecar.remove()
         await asyncio.to_thread(fsync_dir, target.parent)
+
+
+def _rename(part: Path, target: Path, overwrite: bool) -> None:
+    if not overwrite:
+        try:
+            os.link(part, target)  # atomic, and fails if anything is at target
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: a rename, checked first
+            if os.path.lexists(target):
+                raise FileExistsError(target) from None
+        else:
+            part.unlink()
+            return
+    os.replace(part, target)
+
+
+STDOUT = Path("/dev/stdout")  # ``download_file``'s ``out`` for the bytes on standard output
+
+
+class StdoutPart(PartFile):
+    """Standard output in place of a temp file: chunks go out in file order as they verify
+    (each against its sha256); the whole-file sha256 is checked at the end, and a mismatch
+    is an IntegrityError after the bytes went out (the reader sees the exit status)."""
+
+    def __init__(self) -> None:
+        super().__init__(STDOUT, "", False)
+        self.fd = 1
+
+    async def open(self) -> None:
+        return None
+
+    def _pwrite_all(self, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    async def write(self, offset: int, data: bytes) -> None:
+        await asyncio.gather(
+            asyncio.to_thread(self._pwrite_all, offset, data),
+            asyncio.to_thread(self.whole.update, data),
+        )
+
+    async def fsync(self) -> None:
+        return None
+
+    def abandon(self) -> None:
+        return None
+
+    async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
+        if self.whole.hexdigest() != sha256:
+            raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
 
 
 Window = collections.deque[tuple[int, asyncio.Task[bytes]]]  # (offset, its fetch) in order
@@ -202,10 +323,16 @@ class DownloadPipeline:
         self.conn = conn
         self.progress = progress
 
-    async def download_files(self, files: Sequence[tuple[str, Path]]) -> list[DownloadResult]:
-        """Download (file_id, target path) pairs, ``concurrency`` files at a time."""
+    async def download_files(
+        self,
+        files: Sequence[tuple[str, Path]],
+        plans: Mapping[str, dict[str, Any]] | None = None,
+    ) -> list[DownloadResult]:
+        """Download (file_id, target path) pairs, ``concurrency`` files at a time; ``plans``
+        the caller already holds (by file id) are not asked for again."""
         out: list[DownloadResult] = []
         sem = asyncio.Semaphore(self.conn.concurrency)
+        known = plans or {}
 
         async def one(plan: dict[str, Any], target: Path) -> DownloadResult:
             async with sem:
@@ -214,14 +341,32 @@ class DownloadPipeline:
 
         for start in range(0, len(files), BATCH_FILES):
             part = files[start : start + BATCH_FILES]
-            plans = await self.conn.api.download_plans([f for f, _ in part])
-            for plan in plans:
-                if "error" in plan:
-                    raise from_body(404, plan)
-            out += await asyncio.gather(
-                *(one(p, target) for p, (_f, target) in zip(plans, part, strict=True))
-            )
+            batch = {f: known[f] for f, _ in part if f in known}
+            wanted = list(dict.fromkeys(f for f, _ in part if f not in known))
+            batch.update(await self._plans(wanted))
+            out += await asyncio.gather(*(one(batch[f], target) for f, target in part))
         return out
+
+    async def _plans(self, wanted: list[str]) -> dict[str, dict[str, Any]]:
+        """Plans of ``wanted`` by file id. The API bounds the chunks of one answer and marks
+        the files that did not fit ``payload_too_large``: those are asked for again, and every
+        answer serves at least its first file, so this ends within ``len(wanted)`` requests."""
+        plans: dict[str, dict[str, Any]] = {}
+        while wanted:
+            fetched = await self.conn.api.download_plans(wanted)
+            later: list[str] = []
+            for file_id, plan in zip(wanted, fetched, strict=True):
+                error = plan.get("error")
+                if isinstance(error, dict) and error.get("code") == PayloadTooLarge.code:
+                    later.append(file_id)
+                elif error is not None:
+                    raise from_body(404, plan)
+                else:
+                    plans[file_id] = plan
+            if len(later) == len(wanted):  # no progress: the server broke its promise
+                raise from_body(413, fetched[0])
+            wanted = later
+        return plans
 
     async def download_file(
         self, file_id: str, out: Path, *, plan: dict[str, Any] | None = None
@@ -232,9 +377,10 @@ class DownloadPipeline:
             plan = await self.conn.api.download_plan(file_id)
         target = out
         if await asyncio.to_thread(target.is_dir):
-            target = target / safe_basename(str(plan["name"]), file_id)
+            target = local_path(target, str(plan["name"]))
+            await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         fetcher = ChunkFetcher(self.conn)
-        part = PartFile(target, file_id, self.conn.resume)
+        part = StdoutPart() if out == STDOUT else PartFile(target, file_id, self.conn.resume)
         await part.open()
         try:
             try:
@@ -245,7 +391,7 @@ class DownloadPipeline:
         except BaseException:
             part.abandon()
             raise
-        await part.commit(target, file_id, str(plan["sha256"]))
+        await part.commit(target, file_id, str(plan["sha256"]), self.conn.overwrite)
         return DownloadResult(
             file_id=file_id,
             name=str(plan["name"]),
@@ -255,6 +401,7 @@ class DownloadPipeline:
             chunks=len(plan["chunks"]),
             failovers=fetcher.failovers,
             seconds=time.monotonic() - started,
+            hedges=fetcher.hedges,
         )
 
     async def _fetch_in_order(

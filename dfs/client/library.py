@@ -9,14 +9,16 @@ are one API call each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
+from dfs import protocol
 from dfs.chunking import ChunkerProfile
+from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
 from dfs.client.local_files import LocalFile, hash_file
@@ -40,8 +42,12 @@ class Client:
         concurrency: int = DEFAULT_CONCURRENCY,
         proxy: bool = False,
         resume: bool = True,
+        overwrite: bool = True,
         session: aiohttp.ClientSession | None = None,
+        deadline: protocol.TransferDeadline | None = None,
     ) -> None:
+        """``deadline``: how long one chunk request to a node may take for its bytes
+        (default ``protocol.CHUNK_DEADLINE_FLOOR`` + size / ``CHUNK_MIN_RATE``)."""
         if concurrency < 1:
             raise InvalidRequest("concurrency must be >= 1")
         self.api_url = api_url
@@ -49,8 +55,13 @@ class Client:
         self.concurrency = concurrency
         self.proxy = proxy
         self.resume = resume
+        self.overwrite = overwrite  # False: a download never replaces a file at its target
         self._own_session = session is None
         self._session = session
+        self.deadline = deadline or protocol.TransferDeadline()
+        # nodes that just failed this client, and what its transfers did: across calls
+        self.avoid = AvoidList()
+        self.transfer_stats = TransferStats()
 
     @property
     def api(self) -> ApiClient:
@@ -58,7 +69,7 @@ class Client:
 
     @property
     def nodes(self) -> NodeClient:
-        return NodeClient(self._require_session())
+        return NodeClient(self._require_session(), self.deadline)
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -74,6 +85,9 @@ class Client:
             concurrency=self.concurrency,
             proxy=self.proxy,
             resume=self.resume,
+            overwrite=self.overwrite,
+            avoid=self.avoid,
+            stats=self.transfer_stats,
         )
 
     async def __aenter__(self) -> Client:
@@ -135,15 +149,23 @@ class Client:
         progress: ProgressFn | None = None,
         plan: dict[str, Any] | None = None,
     ) -> DownloadResult:
-        """Download one file to ``out`` (a directory: under its stored name there)."""
+        """Download one file to ``out`` (a directory: under its stored relative name there;
+        ``dfs.client.download.STDOUT``: to standard output)."""
         pipeline = DownloadPipeline(self._connection(), progress)
         return await pipeline.download_file(file_id, Path(out), plan=plan)
 
     async def download_many(
-        self, files: Sequence[tuple[str, Path]], *, progress: ProgressFn | None = None
+        self,
+        files: Sequence[tuple[str, Path]],
+        *,
+        progress: ProgressFn | None = None,
+        plans: Mapping[str, dict[str, Any]] | None = None,
     ) -> list[DownloadResult]:
-        """Download (file_id, target path) pairs, ``concurrency`` files at a time."""
-        return await DownloadPipeline(self._connection(), progress).download_files(files)
+        """Download (file_id, target path) pairs, ``concurrency`` files at a time (target
+        paths as ``dfs.client.local_files.download_targets`` gives them); ``plans`` already
+        fetched, by file id, are used instead of asking again."""
+        pipeline = DownloadPipeline(self._connection(), progress)
+        return await pipeline.download_files(files, plans)
 
     # --- status ---------------------------------------------------------------------------
 

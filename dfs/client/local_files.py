@@ -2,21 +2,36 @@
 
 ``walk`` turns CLI arguments (files and directories) into ``LocalFile``s with their stored
 names: a directory's files are named by their path relative to it, with ``/`` separators.
-``local_path`` and ``safe_basename`` go the other way and refuse stored names that would
-escape the target directory (a stored name is whatever some uploader chose). Kept apart from
-the transfer pipelines so that the naming rules are in one place and testable without a
-cluster. Standard library (and dfs.errors) only.
+Symbolic links met inside a directory are skipped and reported unless ``follow_symlinks``
+(rsync's default; ``-L`` follows them, with a guard against directory loops); links named
+as arguments are followed (as ``cp`` and ``find -H`` do). Unreadable files and directories,
+and files that are not regular (fifos, sockets, devices), are skipped and reported.
+
+``local_path`` and ``download_targets`` go the other way: stored names (whatever some
+uploader chose) become paths under a directory, refusing names that would escape it and
+two names that would land on one path; ``existing`` tells what already lies at a target,
+so that nothing is overwritten unasked. Kept apart from the transfer pipelines so that the
+naming rules are in one place and testable without a cluster. Standard library (and
+dfs.errors) only.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
+import shutil
+import stat
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from dfs.errors import InvalidRequest
+
+# a download given a path that ends like this means a directory, as for cp and rsync
+DIRECTORY_SUFFIXES = ("/", os.sep)
 
 
 @dataclass(frozen=True)
@@ -28,22 +43,114 @@ class LocalFile:
     size: int
 
 
-def walk(paths: Sequence[Path], prefix: str = "") -> Iterator[LocalFile]:
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out of a transfer, and why (reported; the command exits non-zero)."""
+
+    what: str  # the local path (uploads) or the stored name (downloads)
+    reason: str
+
+
+def _regular(path: Path, follow: bool, skipped: list[Skipped] | None) -> os.stat_result | None:
+    """The stat of ``path`` when it is a regular file to upload, else None (and reported)."""
+    reason = ""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            if not follow:
+                raise _Skip("symbolic link not followed (-L follows links)")
+            st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Skip("not a regular file")
+        os.close(os.open(path, os.O_RDONLY))  # readable now; a later failure is an error
+        return st
+    except _Skip as exc:
+        reason = str(exc)
+    except OSError as exc:
+        if skipped is None:
+            raise
+        reason = exc.strerror or str(exc)
+    if skipped is None:
+        raise InvalidRequest(f"{path}: {reason}")
+    skipped.append(Skipped(str(path), reason))
+    return None
+
+
+class _Skip(Exception):
+    pass
+
+
+def _walk_dir(
+    top: Path, prefix: str, follow: bool, skipped: list[Skipped] | None
+) -> Iterator[LocalFile]:
+    seen: set[tuple[int, int]] = set()
+
+    def on_error(exc: OSError) -> None:
+        if skipped is None:
+            raise exc
+        skipped.append(Skipped(str(exc.filename or top), exc.strerror or str(exc)))
+
+    for root, dirs, files in os.walk(top, onerror=on_error, followlinks=follow):
+        here = os.stat(root)
+        seen.add((here.st_dev, here.st_ino))
+        kept = []
+        for d in sorted(dirs):
+            full = Path(root) / d
+            if full.is_symlink() and not follow:
+                reason = "symbolic link to a directory not followed (-L follows links)"
+                if skipped is None:
+                    raise InvalidRequest(f"{full}: {reason}")
+                skipped.append(Skipped(str(full), reason))
+            elif not follow or _first_visit(full, seen):
+                kept.append(d)
+        dirs[:] = kept
+        for f in sorted(files):
+            full = Path(root) / f
+            st = _regular(full, follow, skipped)
+            if st is not None:
+                yield LocalFile(full, prefix + full.relative_to(top).as_posix(), st.st_size)
+
+
+def _first_visit(path: Path, seen: set[tuple[int, int]]) -> bool:
+    """Whether a followed directory is new (a link back up the tree would loop forever)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True  # os.walk reports it
+    return (st.st_dev, st.st_ino) not in seen
+
+
+def walk(
+    paths: Sequence[Path],
+    prefix: str = "",
+    *,
+    follow_symlinks: bool = False,
+    skipped: list[Skipped] | None = None,
+) -> Iterator[LocalFile]:
     """Files to upload with their stored names; directories recursively, in sorted order.
 
-    Symbolic links to directories are not followed (no loops); links to files are read."""
+    What cannot be uploaded (see the module docstring) is appended to ``skipped``; without
+    that list it raises instead."""
     for p in paths:
         if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                for f in sorted(files):
-                    full = Path(root) / f
-                    if not full.is_file():
-                        continue
-                    rel = full.relative_to(p).as_posix()
-                    yield LocalFile(full, prefix + rel, full.stat().st_size)
-        else:
-            yield LocalFile(p, prefix + p.name, p.stat().st_size)
+            yield from _walk_dir(p, prefix, follow_symlinks, skipped)
+            continue
+        st = _regular(p, True, skipped)  # a link named as an argument is followed
+        if st is not None:
+            yield LocalFile(p, prefix + p.name, st.st_size)
+
+
+def spool(stream: BinaryIO) -> Path:
+    """Copy a stream (stdin) into a private temp file the upload can read twice; the caller
+    removes it."""
+    fd, name = tempfile.mkstemp(prefix="dfs-stdin-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(stream, out, 4 << 20)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
 
 
 def local_path(root: Path, name: str) -> Path:
@@ -60,6 +167,76 @@ def safe_basename(name: str, fallback: str) -> str:
     if base in ("", ".", "..") or "\x00" in base:
         return fallback
     return base
+
+
+def download_targets(
+    root: Path, files: Sequence[tuple[str, str]]
+) -> tuple[list[tuple[str, Path]], list[Skipped]]:
+    """(file_id, stored name) pairs -> (file_id, path under ``root``) by their stored
+    relative names. A name that cannot be written safely is skipped (reported); two files
+    that would land on one path, or one inside the other's, are refused before anything is
+    written (InvalidRequest). A file id given twice is downloaded once."""
+    out: dict[str, Path] = {}
+    skipped: list[Skipped] = []
+    names: dict[Path, str] = {}
+    for file_id, name in files:
+        if file_id in out:
+            continue
+        try:
+            path = local_path(root, name)
+        except InvalidRequest:
+            skipped.append(Skipped(name, f"stored name cannot be written safely under {root}"))
+            continue
+        if path in names:
+            raise InvalidRequest(
+                f"{names[path]!r} and {name!r} would both be written to {path}; nothing written"
+            )
+        names[path] = name
+        out[file_id] = path
+    for path, name in names.items():
+        for parent in path.parents:
+            if parent in names:
+                raise InvalidRequest(
+                    f"{name!r} would be written inside {parent}, where {names[parent]!r} "
+                    "goes as a file; nothing written"
+                )
+            if parent == root:
+                break
+    return list(out.items()), skipped
+
+
+class Existing(enum.Enum):
+    """What already lies at a download's target."""
+
+    NOTHING = "nothing"
+    SAME = "same"  # a regular file with exactly these bytes: left as it is
+    DIFFERENT = "different"  # replaced only with --force
+    BLOCKED = "blocked"  # a directory at the target, or a non-directory above it
+
+
+def existing(path: Path, root: Path | None, size: int, sha256: str) -> Existing:
+    """What lies at ``path`` (and, up to ``root``, above it); blocking (hashes a file whose
+    size matches)."""
+    for parent in path.parents:
+        if root is not None and parent in (root, *root.parents):
+            break
+        if os.path.lexists(parent) and not parent.is_dir():
+            return Existing.BLOCKED
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return Existing.NOTHING
+    except NotADirectoryError:
+        return Existing.BLOCKED
+    if stat.S_ISDIR(st.st_mode):
+        return Existing.BLOCKED
+    if stat.S_ISREG(st.st_mode) and st.st_size == size:
+        try:
+            if hash_file(path)[1] == sha256:
+                return Existing.SAME
+        except OSError:
+            pass
+    return Existing.DIFFERENT
 
 
 def hash_file(path: Path) -> tuple[int, str]:

@@ -9,10 +9,17 @@ last line is ignored. The journal is removed once the file is complete. Receipts
 good for that pending file id and tenant (the API checks), so the journal grants nothing to
 anyone else; the file is created 0600 all the same.
 
+A journal nobody can resume any more goes: the upload pipeline removes it when the upload
+failed for good (the file changed, the API refused it), and ``sweep`` removes journals left
+untouched for longer than the API keeps a pending upload (``JOURNAL_MAX_AGE``).
+
 Downloads: beside the temp file ``.NAME.FILE_ID.dfs-part`` a sidecar ``...dfs-part.done``
 lists the offsets of chunks written (one per line, appended after each write). A resumed
 download re-reads and re-hashes those chunks from the temp file instead of fetching them,
-so the sidecar is only a hint: a chunk that does not verify is fetched again.
+so the sidecar is only a hint: a chunk that does not verify is fetched again. Both names are
+predictable, so both are opened with ``open_own``: never through a symbolic link, and only
+when they are regular files of this user with one link (anything else someone may have
+planted there is not ours to write).
 
 Standard library only.
 """
@@ -23,7 +30,38 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
+import time
 from pathlib import Path
+
+from dfs.config import DEFAULT_GC_GRACE
+
+# the API deletes a pending upload 2 x DFS_GC_GRACE after it began (dfs.api.gc); a journal
+# untouched for longer (at the default grace) names an upload that is gone
+JOURNAL_MAX_AGE = 2 * DEFAULT_GC_GRACE
+
+
+def open_own(path: Path, flags: int, mode: int = 0o600) -> int | None:
+    """Open a file at a predictable path for writing, never through a symbolic link; None
+    when something that is not our own plain file lies there. ``flags`` may add O_CREAT
+    (then O_EXCL applies when nothing is there yet: a file created here is ours)."""
+    base = flags & ~(os.O_CREAT | os.O_EXCL)
+    try:
+        fd = os.open(path, base | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        if not flags & os.O_CREAT:
+            return None
+        try:
+            return os.open(path, base | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        except FileExistsError:
+            return None  # raced by someone else's file
+    except OSError:  # ELOOP: a symbolic link
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+        os.close(fd)
+        return None
+    return fd
 
 
 def cache_dir() -> Path:
@@ -90,6 +128,19 @@ class UploadJournal:
         self.file_id = None
         self.receipts = {}
 
+    @staticmethod
+    def sweep(max_age: float = JOURNAL_MAX_AGE, now: float | None = None) -> int:
+        """Remove journals untouched for ``max_age`` seconds; returns how many went."""
+        now = time.time() if now is None else now
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for path in (cache_dir() / "uploads").glob("*.jsonl"):
+                with contextlib.suppress(FileNotFoundError):
+                    if now - path.stat().st_mtime > max_age:
+                        path.unlink()
+                        removed += 1
+        return removed
+
 
 class DownloadSidecar:
     """Offsets of the chunks already written into a download's temp file."""
@@ -99,13 +150,22 @@ class DownloadSidecar:
         self.offsets: set[int] = set()
 
     def load(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            for line in self.path.read_text().splitlines():
+        """Read the offsets an earlier run wrote; a sidecar that is not ours is removed."""
+        fd = open_own(self.path, os.O_RDONLY)
+        if fd is None:
+            with contextlib.suppress(OSError):  # e.g. someone else's link in a sticky dir
+                self.remove()
+            return
+        with os.fdopen(fd, "rb") as f:
+            for line in f.read().decode(errors="replace").splitlines():
                 if line.strip().isdigit():
                     self.offsets.add(int(line))
 
     def add(self, offset: int) -> None:
-        with open(self.path, "a") as f:
+        fd = open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        if fd is None:
+            return  # only a hint: the chunk is fetched again next time
+        with os.fdopen(fd, "a") as f:
             f.write(f"{offset}\n")
 
     def remove(self) -> None:

@@ -38,16 +38,20 @@ from dfs import protocol
 from dfs.chunking import ChunkerProfile, FileScan, scan_file, scan_file_threaded
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.local_files import LocalFile
+from dfs.client.replan import Replanner, blame_forwards, put_once, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.errors import (
+    AuthError,
     Conflict,
     FileNotFound,
+    IncompleteUpload,
     IntegrityError,
+    InvalidRequest,
+    NotFound,
     ReplicationError,
     Unavailable,
     from_body,
 )
-from dfs.placement import rotation
 
 SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
 BATCH_FILES = 500
@@ -55,8 +59,14 @@ BATCH_BYTES = 64 * 1024 * 1024
 SMALL_CHUNK = 1024 * 1024  # a batch sends chunks up to this size to nodes in /store-chunks packs
 SEND_BATCH_CHUNKS = 64
 SEND_BATCH_BYTES = 4 * 1024 * 1024
+FINALIZE_ROUNDS = 3  # finalizes of one upload, each after re-sending what was short of copies
 
 log = logging.getLogger("dfs.client")
+
+# errors after which running the upload again cannot resume it (the file changed, the API
+# refused the request, the file or the token is gone): its journal goes. The others
+# (unavailable, replication failed, full, interrupted) keep it for the next run.
+FINAL = (IntegrityError, Conflict, InvalidRequest, NotFound, AuthError)
 
 _CHANGED = "the file changed while it was being uploaded; upload it again"
 
@@ -167,15 +177,16 @@ async def send_chunk(
     conn: Connection, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
 ) -> str:
     """Send one chunk to its primary (which forwards to the other targets); return the
-    receipt that proves to finalize-upload that the bytes were sent."""
+    receipt that proves to finalize-upload that the bytes were sent. On failure the next
+    target is the primary (bounded, with backoff); an upload's sends also re-plan around
+    failed nodes (``ChunkSender``, ``dfs.client.replan``)."""
     if conn.proxy:
         answer = await conn.api.proxy_put_chunk(chunk_id, data, file_id=file_id)
         return str(answer["receipt"])
-    targets = [(str(t["node_id"]), str(t["url"])) for t in item["targets"]]
-    caps = [str(c) for c in item["caps"]]
+    n = len(item["targets"])
     attempt = 0
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(max(2 * len(targets), 2)),
+        stop=stop_after_attempt(max(2 * n, 2)),
         wait=wait_exponential(multiplier=0.1, max=2.0),
         retry=retry_if_exception_type((Unavailable, ReplicationError)),
         reraise=True,
@@ -183,18 +194,9 @@ async def send_chunk(
     async for try_ in retrying:
         with try_:
             # rotate the primary so a dead first target does not sink the chunk
-            i = attempt % len(targets)
-            attempt += 1
-            primary, forward = rotation(targets, i)
-            answer = await conn.nodes.put_chunk(
-                primary[1],
-                chunk_id,
-                data,
-                cap=caps[i],
-                file_id=file_id,
-                forward=protocol.forward_header(forward),
-            )
-    return str(answer["receipt"])
+            i, attempt = attempt, attempt + 1
+            receipt = await put_once(conn, file_id, chunk_id, data, item, i)
+    return receipt
 
 
 def packs(work: Sequence[Work]) -> Iterator[list[Work]]:
@@ -218,11 +220,25 @@ def packs(work: Sequence[Work]) -> Iterator[list[Work]]:
 
 
 class ChunkSender:
-    """The send step: the planned chunks of some files, ``concurrency`` requests at a time."""
+    """The send step: the planned chunks of some files, ``concurrency`` requests at a time.
+
+    A write that fails blames its nodes and is sent again with a plan around them (one
+    ``Replanner`` per upload); finalize's 409 ``incomplete_upload`` (a node holding copies
+    died after it acknowledged them) re-plans, sends the chunks short of copies again and
+    finalizes again, up to FINALIZE_ROUNDS times.
+    """
 
     def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
         self.conn = conn
         self.progress = progress
+        self._replanners: dict[str, Replanner] = {}
+
+    def replanner(self, upload: FileUpload) -> Replanner:
+        found = self._replanners.get(upload.file_id)
+        if found is None or found.receipts is not upload.receipts:
+            found = Replanner(self.conn, upload.file_id, upload.receipts)
+            self._replanners[upload.file_id] = found
+        return found
 
     async def send_all(self, uploads: Sequence[FileUpload], *, pack_small: bool) -> None:
         """Send every chunk the plans ask for; with ``pack_small`` (and not through the API
@@ -243,35 +259,95 @@ class ChunkSender:
         chunk_id, size = str(item["sha256"]), int(item["size"])
         data = await asyncio.to_thread(upload.read, chunk_id, size)
         try:
-            receipt = await send_chunk(self.conn, upload.file_id, chunk_id, data, item)
+            if self.conn.proxy:
+                receipt: str | None = await send_chunk(
+                    self.conn, upload.file_id, chunk_id, data, item
+                )
+            else:
+                receipt = await send_replanning(self.conn, self.replanner(upload), data, item)
         except IntegrityError:
             # the node (or the API proxy) found that these bytes no longer hash to the id
             # scanned before the plan: the file changed under us
             raise IntegrityError(_CHANGED) from None
+        if receipt is None:  # a re-plan found it proven and held already
+            if self.progress:
+                self.progress(size)
+            return
         upload.sent_chunk(chunk_id, receipt, size, self.progress)
 
     async def send_pack(self, pack: list[Work]) -> None:
+        first = pack[0][1]["targets"]
+        if {str(t["node_id"]) for t in first} & self.conn.avoid.excluded():
+            # a node of this pack just failed the client: one at a time, re-planned around it
+            for w in pack:
+                await self.send_one(w)
+            return
         datas = await asyncio.to_thread(
             lambda: [u.read(str(it["sha256"]), int(it["size"])) for u, it in pack]
         )
         entries = [
             {"chunk_id": it["sha256"], "file_id": u.file_id, "cap": it["caps"][0]} for u, it in pack
         ]
-        first = pack[0][1]["targets"]
         try:
             answers = await self.conn.nodes.store_chunks(
                 str(first[0]["url"]),
                 protocol.pack_chunks(entries, datas),
                 forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
             )
-        except (Unavailable, ReplicationError, IntegrityError):
-            # one chunk at a time, with the usual retries, failover and error for a file
+        except (Unavailable, ReplicationError, IntegrityError) as exc:
+            if isinstance(exc, Unavailable):
+                self.conn.avoid.failed(str(first[0]["node_id"]))
+            elif isinstance(exc, ReplicationError):
+                blame_forwards(self.conn.avoid, [str(t["node_id"]) for t in first[1:]])
+            # one chunk at a time, with the usual retries, re-plans and error for a file
             # that changed while it was being uploaded
             for w in pack:
                 await self.send_one(w)
             return
         for (u, it), answer in zip(pack, answers, strict=True):
             u.sent_chunk(str(it["sha256"]), str(answer["receipt"]), int(it["size"]), self.progress)
+
+    async def finalize(self, upload: FileUpload) -> dict[str, Any]:
+        """Finalize one upload, re-sending what finalize finds short of copies."""
+        for round_ in range(1, FINALIZE_ROUNDS + 1):
+            try:
+                return await self.conn.api.finalize_upload(upload.file_id, upload.receipts)
+            except IncompleteUpload:
+                if round_ == FINALIZE_ROUNDS:
+                    raise
+                await self._send_again([upload])
+        raise AssertionError("unreachable")
+
+    async def finalize_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
+        """Finalize many uploads (answers in order: metadata or ``{"file_id", "error"}``),
+        re-sending what finalize finds short of copies."""
+        done = await self.conn.api.finalize_uploads(
+            [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads]
+        )
+        for _round in range(1, FINALIZE_ROUNDS):
+            short = [i for i, body in enumerate(done) if _incomplete(body)]
+            if not short:
+                break
+            await self._send_again([uploads[i] for i in short])
+            again = await self.conn.api.finalize_uploads(
+                [{"file_id": uploads[i].file_id, "receipts": uploads[i].receipts} for i in short]
+            )
+            for i, body in zip(short, again, strict=True):
+                done[i] = body
+        return done
+
+    async def _send_again(self, uploads: Sequence[FileUpload]) -> None:
+        """Re-plan each upload around the failed nodes and send what the plan asks for."""
+        work: list[Work] = []
+        for u in uploads:
+            work += [(u, item) for item in await self.replanner(u).replan()]
+        log.info("finalize found %d chunks short of copies; sending them again", len(work))
+        await self.conn.run_bounded(self.send_one, work)
+
+
+def _incomplete(body: dict[str, Any]) -> bool:
+    error = body.get("error")
+    return isinstance(error, dict) and error.get("code") == IncompleteUpload.code
 
 
 def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, LocalFile]]]:
@@ -353,18 +429,25 @@ class UploadPipeline:
         scan = await asyncio.to_thread(scan_file_threaded, path, self.profile)
         journal = None
         if self.conn.resume:
+            await asyncio.to_thread(UploadJournal.sweep)
             journal = UploadJournal.for_upload(
                 self.conn.api_url, self.conn.token, scan.sha256, str(self.profile), name
             )
         upload = FileUpload(path, name, scan, journal)
-        await self._plan_alone(upload)
-        upload.fd = os.open(path, os.O_RDONLY)
         try:
-            await self.sender.send_all([upload], pack_small=False)
-        finally:
-            os.close(upload.fd)
-            upload.fd = None
-        done = await self.conn.api.finalize_upload(upload.file_id, upload.receipts)
+            await self._plan_alone(upload)
+            upload.fd = os.open(path, os.O_RDONLY)
+            try:
+                await self.sender.send_all([upload], pack_small=False)
+            finally:
+                os.close(upload.fd)
+                upload.fd = None
+            done = await self.sender.finalize(upload)
+        except FINAL:
+            # nothing can resume this upload: its journal would only be litter
+            if journal is not None:
+                await asyncio.to_thread(journal.finish)
+            raise
         if journal is not None:
             await asyncio.to_thread(journal.finish)
         return upload.result(done, time.monotonic() - started)
@@ -402,9 +485,7 @@ class UploadPipeline:
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)
         await self.sender.send_all(uploads, pack_small=True)
-        done = await self.conn.api.finalize_uploads(
-            [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads]
-        )
+        done = await self.sender.finalize_batch(uploads)
         seconds = time.monotonic() - started
         for body in done:
             if "error" in body:

@@ -16,7 +16,12 @@ alike and for repair's ``/copy-chunk``:
   number it saw (``/status?after=N``; ``boot`` changes when the node restarts).
 
 Forwarded requests carry the FORWARDED marker, so a replica never fans out again; each
-carries a ``replicate`` capability minted here per chunk and per replica. Depends on the
+carries a ``replicate`` capability minted here per chunk and per replica. A replica stores
+them with the same ``ChunkStore.put`` as an upload write, so a chunk it already holds is
+rewritten there too: a sync forward is on the uploading tenant's clock (a fast path on a
+replica would time as a dedup oracle), and a rotten replica copy is replaced. Background and
+repair copies take the same path: one write rule, and a held copy is always one verified
+write old. Depends on the
 ``ChunkStore`` port and the ``NodeTransport`` Protocol only (``NodeClient`` satisfies it).
 """
 

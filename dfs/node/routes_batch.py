@@ -14,8 +14,9 @@ The security model is the one of ``/store-chunk``, chunk by chunk, through the s
   the whole batch before anything is stored;
 - every chunk's sha256 is checked before any is written (``ChunkStore.put_many``), so a
   tampered batch stores nothing and answers 422;
-- each chunk is stored durably before the answer; the answer holds one receipt per chunk,
-  bound to its file id.
+- each chunk is stored durably before the answer, a chunk already held rewritten as a new
+  one (``ChunkStore.put_many``: the same work and time, the same 507 on a full node, and a
+  rotten copy replaced); the answer holds one receipt per chunk, bound to its file id.
 
 Sync replication answers once every copy on every node is durable; async (the API's async
 marker in the capabilities, which must then mark every chunk) answers after the local copies

@@ -63,9 +63,12 @@ async def store_chunk(request: web.Request) -> web.Response:
     """Store a chunk: a client's upload write (capability ``put``, bound to the upload's file
     id and the exact forward list) or a primary's replica write (``replicate``).
 
-    The answer does not say whether the chunk was already here: that would reveal to one
-    tenant that another stored the same bytes. An upload write answers with a receipt that
-    proves to finalize-upload that this upload sent the verified bytes.
+    Neither the answer nor the time it takes says whether the chunk was already here: that
+    would reveal to one tenant that another stored the same bytes. So a held chunk is
+    rewritten as a new one is (``ChunkStore.put``), here and on every replica this write is
+    forwarded to, which also replaces a copy that rotted unnoticed: the receipt is only ever
+    issued for verified bytes now on disk. An upload write answers with a receipt that proves
+    to finalize-upload that this upload sent the verified bytes.
     """
     cfg = request.app[CONFIG]
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))

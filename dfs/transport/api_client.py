@@ -64,9 +64,16 @@ class ApiClient:
         return files
 
     async def resume_upload(
-        self, file_id: str, receipts: dict[str, str] | None = None
+        self,
+        file_id: str,
+        receipts: dict[str, str] | None = None,
+        exclude_nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
-        body = {"file_id": file_id, "receipts": receipts or {}}
+        """A plan for the rest of a pending upload; ``exclude_nodes``: nodes this upload
+        failed on, which this plan leaves out."""
+        body: dict[str, Any] = {"file_id": file_id, "receipts": receipts or {}}
+        if exclude_nodes:
+            body["exclude_nodes"] = list(exclude_nodes)
         return await self._json("POST", protocol.RESUME_UPLOAD, json=body)
 
     async def download_plans(self, file_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -4,6 +4,12 @@ Used by the client library (send and fetch chunks), by the API (ask nodes what t
 proxy chunks) and by nodes (forward replicas). Every call carries a capability minted by the
 API (or by a primary node for replica writes). It checks nothing about the bytes it carries:
 callers verify hashes at their trust boundary. Must not import ``aiohttp.web``.
+
+Deadlines: a chunk request gets ``TransferDeadline.for_bytes`` of the bytes it carries or asks
+for (a hung node accepts connections and then never answers, so no request may wait on it
+for the session's fixed read timeout), doubled for a write the node forwards to replicas
+before it answers (it receives the bytes, then sends them on). A caller's ``timeout`` only
+ever shortens it.
 """
 
 from __future__ import annotations
@@ -16,10 +22,24 @@ import aiohttp
 from dfs import protocol
 from dfs.transport.http import ChunkPayload, request, request_json
 
+HAS_CHUNKS_ENTRY_BYTES = 80
+"""About what one chunk id costs in a has-chunks request and answer (its deadline's bytes)."""
+
+
+def _timeout(deadline: float, timeout: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=deadline if timeout is None else min(deadline, timeout))
+
 
 class NodeClient:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, deadline: protocol.TransferDeadline | None = None
+    ) -> None:
         self._session = session
+        self.deadline = deadline or protocol.TransferDeadline()
+
+    def write_deadline(self, size: int, *, forwards: bool) -> float:
+        """Seconds a write of ``size`` bytes may take (a primary forwarding: twice)."""
+        return self.deadline.for_bytes(size) * (2 if forwards else 1)
 
     async def close(self) -> None:
         await self._session.close()
@@ -32,9 +52,8 @@ class NodeClient:
         headers: dict[str, str],
         timeout: float | None,
     ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        if timeout is not None:
-            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        size = memoryview(data).nbytes
+        deadline = self.write_deadline(size, forwards=bool(headers.get(protocol.FORWARD_TO)))
         result: dict[str, Any] = await request_json(
             self._session,
             "PUT",
@@ -42,7 +61,7 @@ class NodeClient:
             params={"chunk_id": chunk_id},
             data=ChunkPayload(data),
             headers=headers,
-            **kwargs,
+            timeout=_timeout(deadline, timeout),
         )
         return result
 
@@ -98,27 +117,31 @@ class NodeClient:
             headers[protocol.FORWARD_TO] = forward
         if forwarded:
             headers[protocol.FORWARDED] = "1"
-        kwargs: dict[str, Any] = {}
-        if timeout is not None:
-            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        deadline = self.write_deadline(len(body), forwards=bool(forward))
         answer: dict[str, Any] = await request_json(
             self._session,
             "POST",
             f"{node_url}{protocol.STORE_CHUNKS}",
             data=ChunkPayload(body),
             headers=headers,
-            **kwargs,
+            timeout=_timeout(deadline, timeout),
         )
         chunks: list[dict[str, Any]] = answer["chunks"]
         return chunks
 
-    async def get_chunk(self, node_url: str, chunk_id: str, *, cap: str) -> bytes:
+    async def get_chunk(
+        self, node_url: str, chunk_id: str, *, cap: str, size: int | None = None
+    ) -> bytes:
+        """The chunk's bytes (unverified); ``size`` (if known) sets the deadline, otherwise
+        the largest chunk's."""
+        deadline = self.deadline.for_bytes(protocol.MAX_CHUNK_SIZE if size is None else size)
         async with request(
             self._session,
             "GET",
             f"{node_url}{protocol.GET_CHUNK}",
             params={"chunk_id": chunk_id},
             headers={protocol.CAPABILITY: cap},
+            timeout=_timeout(deadline, None),
         ) as resp:
             return await resp.read()
 
@@ -127,12 +150,15 @@ class NodeClient:
         present: set[str] = set()
         step = protocol.MAX_HAS_CHUNKS
         for i in range(0, len(chunk_ids), step):
+            batch = list(chunk_ids[i : i + step])
+            deadline = self.deadline.for_bytes(len(batch) * HAS_CHUNKS_ENTRY_BYTES)
             body = await request_json(
                 self._session,
                 "POST",
                 f"{node_url}{protocol.HAS_CHUNKS}",
-                json={"chunk_ids": list(chunk_ids[i : i + step])},
+                json={"chunk_ids": batch},
                 headers={protocol.CAPABILITY: cap},
+                timeout=_timeout(deadline, None),
             )
             present.update(str(c) for c in body.get("present", []))
         return present

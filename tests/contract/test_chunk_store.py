@@ -1,10 +1,10 @@
 """The ChunkStore contract (dfs/chunkstore/base.py), run against every implementation.
 
 A new implementation joins by adding a ``Backend`` to ``BACKENDS``: how to open it (with an
-optional capacity), how to damage a stored copy behind its back and how to make a copy look
-old. Every test taking the ``store`` or ``backend`` fixture runs once per implementation. The
-last section, "FsChunkStore only", holds what is about files on disk: the fan-out layout, temp
-files, the quarantine directory, the restart scan and the recount after a copy shrank on disk.
+optional capacity), how to damage a stored copy behind its back, how to make a copy look
+old and what identifies the copy held now (a rewrite must change it). Every test taking the
+``store`` or ``backend`` fixture runs once per implementation. What is about files on disk
+(``FsChunkStore`` only) is in ``test_chunk_store_fs.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ class Backend:
     open: Callable[[int | None], Awaitable[ChunkStore]]
     corrupt: Callable[[ChunkStore, ChunkId], None]
     age: Callable[[ChunkStore, ChunkId, float], None]
+    copy_id: Callable[[ChunkStore, ChunkId], object]
+    """What identifies the copy held now; a put of the chunk (a rewrite) changes it."""
 
 
 def _fs_backend(tmp_path: Path) -> Backend:
@@ -55,7 +57,18 @@ def _fs_backend(tmp_path: Path) -> Backend:
         assert isinstance(store, FsChunkStore)
         _age(store, chunk_id, seconds)
 
-    return Backend("fs", open_fs, corrupt_fs, age_fs)
+    def copy_id_fs(store: ChunkStore, chunk_id: ChunkId) -> object:
+        assert isinstance(store, FsChunkStore)
+        # a rewrite's temp file exists beside the old copy until it replaces it: a new inode
+        return store.path_of(chunk_id).stat().st_ino
+
+    return Backend("fs", open_fs, corrupt_fs, age_fs, copy_id_fs)
+
+
+def _age(store: FsChunkStore, cid: ChunkId, seconds: float) -> None:
+    """Make a copy look written ``seconds`` ago."""
+    past = time.time() - seconds
+    os.utime(store.path_of(cid), (past, past))
 
 
 def _memory_backend(_tmp_path: Path) -> Backend:
@@ -70,7 +83,11 @@ def _memory_backend(_tmp_path: Path) -> Backend:
         assert isinstance(store, MemoryChunkStore)
         store.backdate(chunk_id, seconds)
 
-    return Backend("memory", open_memory, corrupt_memory, age_memory)
+    def copy_id_memory(store: ChunkStore, chunk_id: ChunkId) -> object:
+        assert isinstance(store, MemoryChunkStore)
+        return store.write_serial(chunk_id)
+
+    return Backend("memory", open_memory, corrupt_memory, age_memory, copy_id_memory)
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"fs": _fs_backend, "memory": _memory_backend}
@@ -124,6 +141,40 @@ async def test_put_is_idempotent_and_counted_once(store: ChunkStore) -> None:
     assert store.used_bytes == len(data)
     assert store.chunk_count == 1
     assert await ids_of(store) == {cid}
+
+
+async def test_put_of_a_held_chunk_rewrites_the_copy(backend: Backend, store: ChunkStore) -> None:
+    """No fast path for a chunk already here: the copy is written again (the same durable
+    work as a new write, so the time does not tell whether it was held), counted once."""
+    cid, data = chunk(1, 4096)
+    assert await store.put(cid, data) is True
+    first = backend.copy_id(store, cid)
+    assert await store.put(cid, data) is False
+    second = backend.copy_id(store, cid)
+    assert second != first
+    assert await store.put_many([(cid, data)]) == [False]
+    assert backend.copy_id(store, cid) != second  # (an inode freed earlier may come back)
+    assert (store.used_bytes, store.chunk_count) == (len(data), 1)
+    assert await store.get(cid) == data
+
+
+async def test_put_replaces_a_rotten_copy_with_the_verified_bytes(
+    backend: Backend, store: ChunkStore
+) -> None:
+    """A copy that rotted silently (not yet read or scrubbed) is replaced by a re-sent good
+    one: the store never acknowledges bytes it does not hold."""
+    (a, da), (b, db) = chunk(1, 3000), chunk(2, 2000)
+    await store.put(a, da)
+    await store.put(b, db)
+    backend.corrupt(store, a)
+    backend.corrupt(store, b)
+    assert await store.put(a, da) is False  # a copy was held: replaced
+    assert await store.put_many([(b, db)]) == [False]
+    assert await store.get(a) == da
+    assert await store.get(b) == db
+    assert await store.quarantined() == []
+    assert (store.used_bytes, store.chunk_count) == (len(da) + len(db), 2)
+    assert await store.scrub(rate_bytes=1e9) == (2, 0)
 
 
 async def test_put_with_wrong_hash_raises_and_stores_nothing(
@@ -249,11 +300,23 @@ async def test_capacity_bound_raises_insufficient_storage(backend: Backend) -> N
     assert store.chunk_count == 2
     assert await store.has([c]) == set()
     assert await ids_of(store) == {a, b}
-    # an existing chunk is still acknowledged when full (nothing to write)
-    assert await store.put(a, a_data) is False
+    # a held chunk is rewritten, so a full store refuses it as it refuses a new one (the
+    # answer must not tell whether the chunk was here); the copy held stays as it was
+    held = backend.copy_id(store, a)
+    with pytest.raises(InsufficientStorage):
+        await store.put(a, a_data)
+    with pytest.raises(InsufficientStorage):
+        await store.put_many([(a, a_data)])
+    assert backend.copy_id(store, a) == held
+    assert await store.get(a) == a_data
+    assert (store.used_bytes, store.chunk_count) == (2000, 2)
     # deleting makes room again
     await store.delete(a)
     assert await store.put(c, c_data) is True
+    # and a rewrite that fits is counted once
+    await store.delete(b)
+    assert await store.put(c, c_data) is False
+    assert (store.used_bytes, store.chunk_count) == (1000, 1)
 
 
 async def test_capacity_exactly_filled(backend: Backend) -> None:
@@ -372,136 +435,3 @@ async def test_scrub_quarantines_bad_copies(backend: Backend, store: ChunkStore)
 async def test_check_writable(store: ChunkStore) -> None:
     await store.check_writable()
     assert (store.used_bytes, store.chunk_count) == (0, 0)
-
-
-# --- FsChunkStore only: files on disk ------------------------------------------------------
-
-
-def _tmp_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
-
-
-async def test_fs_layout(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    cid, data = chunk(1)
-    await store.put(cid, data)
-    path = tmp_path / "chunks" / cid[:2] / cid[2:4] / cid
-    assert store.path_of(cid) == path
-    assert path.read_bytes() == data
-    assert (tmp_path / "quarantine").is_dir()
-    assert _tmp_files(tmp_path) == []
-
-
-async def test_fs_wrong_hash_leaves_no_file(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    cid, _ = chunk(1)
-    with pytest.raises(IntegrityError):
-        await store.put(cid, b"other bytes")
-    assert not store.path_of(cid).exists()
-    assert _tmp_files(tmp_path) == []
-    assert [p for p in (tmp_path / "chunks").rglob("*") if p.is_file()] == []
-
-
-async def test_fs_full_leaves_no_file(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path, capacity_bytes=500)
-    cid, data = chunk(1)
-    with pytest.raises(InsufficientStorage):
-        await store.put(cid, data)
-    assert not store.path_of(cid).exists()
-    assert _tmp_files(tmp_path) == []
-
-
-async def test_fs_corrupted_copy_is_quarantined(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    cid, data = chunk(1)
-    await store.put(cid, data)
-    _fs_backend(tmp_path).corrupt(store, cid)
-    with pytest.raises(ChunkNotFound, match="quarantined"):
-        await store.get(cid)
-    assert not store.path_of(cid).exists()
-    quarantined = list((tmp_path / "quarantine").iterdir())
-    assert len(quarantined) == 1
-    assert quarantined[0].name.startswith(f"{cid}.")
-    assert len(quarantined[0].read_bytes()) == len(data)  # kept for inspection
-    assert store.used_bytes == 0
-    # the quarantined copy is not counted after a restart either
-    reopened = await FsChunkStore.open(tmp_path)
-    assert (reopened.used_bytes, reopened.chunk_count) == (0, 0)
-
-
-async def test_fs_open_removes_leftover_tmp_files(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    cid, data = chunk(1)
-    await store.put(cid, data)
-    leftover = store.path_of(cid).parent / f".{cid}.deadbeef.tmp"
-    leftover.write_bytes(b"x" * 5000)
-    other_dir = tmp_path / "chunks" / "00" / "00"
-    other_dir.mkdir(parents=True)
-    (other_dir / f".{'0' * 64}.cafe.tmp").write_bytes(b"partial")
-
-    reopened = await FsChunkStore.open(tmp_path)
-    assert _tmp_files(tmp_path) == []
-    assert reopened.used_bytes == len(data)
-    assert reopened.chunk_count == 1
-    assert await ids_of(reopened) == {cid}
-
-
-async def test_fs_reopen_counts_existing_chunks(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    chunks = [chunk(i, 100 * (i + 1)) for i in range(5)]
-    for cid, data in chunks:
-        await store.put(cid, data)
-    (tmp_path / "chunks" / "README").write_text("not a chunk")  # ignored
-
-    reopened = await FsChunkStore.open(tmp_path)
-    assert reopened.chunk_count == 5
-    assert reopened.used_bytes == sum(len(d) for _, d in chunks)
-    assert await ids_of(reopened) == {c for c, _ in chunks}
-    assert await reopened.put(*chunks[0]) is False
-    for cid, data in chunks:
-        assert await reopened.get(cid) == data
-
-
-async def test_fs_capacity_counts_existing_chunks_after_reopen(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    await store.put(*chunk(1))
-    reopened = await FsChunkStore.open(tmp_path, capacity_bytes=1500)
-    with pytest.raises(InsufficientStorage):
-        await reopened.put(*chunk(2))
-
-
-def _age(store: FsChunkStore, cid: ChunkId, seconds: float) -> None:
-    """Make a copy look written ``seconds`` ago."""
-    past = time.time() - seconds
-    os.utime(store.path_of(cid), (past, past))
-
-
-async def test_fs_list_chunks_ignores_files_that_are_not_chunks(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    cid, data = chunk(1, 50)
-    await store.put(cid, data)
-    (tmp_path / "chunks" / "README").write_text("not a chunk")
-    assert [c for c, _ in await store.list_chunks("", 10)] == [cid]
-
-
-async def test_fs_check_writable_leaves_no_file(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    await store.check_writable()
-    assert sorted(os.listdir(tmp_path)) == ["chunks", "quarantine"]
-
-
-async def test_fs_scrub_quarantines_bad_copies_and_recounts(tmp_path: Path) -> None:
-    store = await FsChunkStore.open(tmp_path)
-    chunks = [chunk(i, 300) for i in range(6)]
-    for cid, data in chunks:
-        await store.put(cid, data)
-    bad = chunks[2][0]
-    path = store.path_of(bad)
-    path.write_bytes(path.read_bytes()[:100])  # truncated on disk behind the store's back
-    checked, quarantined = await store.scrub(rate_bytes=1e9)
-    assert (checked, quarantined) == (5, 1)
-    assert await store.quarantined() == [bad]
-    assert not path.exists()
-    # the recount re-baselines the bytes the short copy made drift
-    assert (store.used_bytes, store.chunk_count) == (5 * 300, 5)
-    assert await store.scrub(rate_bytes=1e9) == (5, 0)

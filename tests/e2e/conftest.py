@@ -99,6 +99,16 @@ def cluster(
         yield c
 
 
+@pytest.fixture
+def sqlite_cluster(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalCluster]:
+    """API + 3 nodes on SQLite: for tests about the CLI, not the metadata store."""
+    meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
+    with started_cluster(tmp_path, meta, monkeypatch, request) as c:
+        yield c
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     rep = yield

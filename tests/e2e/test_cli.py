@@ -11,27 +11,16 @@ import re
 import signal
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dfs.localcluster import LocalCluster, console_script, wait_for
-from tests.e2e.conftest import cli_json, run_cli, started_cluster
+from tests.e2e.conftest import cli_json, run_cli
 
 pytestmark = pytest.mark.e2e
 
 MIB = 1 << 20
-
-
-@pytest.fixture
-def sqlite_cluster(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LocalCluster]:
-    """API + 3 nodes on SQLite: these tests are about the CLI, not the metadata store."""
-    meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
-    with started_cluster(tmp_path, meta, monkeypatch, request) as c:
-        yield c
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str], code: int) -> str:

@@ -14,10 +14,12 @@ import aiohttp
 import pytest
 
 from dfs import auth, protocol
+from dfs.api import download_plans
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
 from dfs.client.local_files import walk
 from dfs.ids import ChunkId
+from dfs.transport.api_client import ApiClient
 from dfs.transport.http import ChunkPayload
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 
@@ -124,5 +126,34 @@ async def test_directory_upload_and_download_through_batches(
         assert [r.name for r in results] == [it.name for it in items]
         out = tmp_path / "out"
         await c.download_many([(r.file_id, out / r.name) for r in results])
+    for it in items:
+        assert (out / it.name).read_bytes() == it.path.read_bytes()
+
+
+async def test_download_many_asks_again_for_plans_that_did_not_fit_one_answer(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API plans at most MAX_PLANNED_CHUNKS chunks per answer and marks the files that did
+    not fit ``payload_too_large``; the client asks for those again instead of failing."""
+    monkeypatch.setattr(download_plans, "MAX_PLANNED_CHUNKS", 5)
+    src = tmp_path / "tree"
+    src.mkdir()
+    rng = random.Random(4)
+    for i in range(6):  # 3 chunks each at the fixed 64 KiB profile: two files per answer
+        (src / f"f{i}.bin").write_bytes(rng.randbytes(3 * 65536 - 10))
+    items = list(walk([src], "p/"))
+    asked: list[int] = []
+    async with Client(inproc.api.url, token=ADMIN_TOKEN) as c:
+        results = await c.upload_many(items, profile=ChunkerProfile.fixed(65536))
+        real = ApiClient.download_plans
+
+        async def counting(api: ApiClient, file_ids: list[str]) -> list[dict[str, object]]:
+            asked.append(len(file_ids))
+            return await real(api, file_ids)
+
+        monkeypatch.setattr(ApiClient, "download_plans", counting)
+        out = tmp_path / "out"
+        await c.download_many([(r.file_id, out / r.name) for r in results])
+    assert asked == [6, 5, 4, 3, 2, 1]  # one file of 3 chunks fits each answer of 5
     for it in items:
         assert (out / it.name).read_bytes() == it.path.read_bytes()

@@ -1,8 +1,11 @@
-"""The command line's shared plumbing (click): how a command runs, fails, prints, and finds
-its API (``target_options``), used by ``dfs.client.cli`` and ``dfs.client.cli_admin``.
+"""What every ``dfs-client`` command shares (click): running a command, errors, output,
+the options and where requests go.
 
-Apart from ``dfs.client.cli`` so that the command modules can share it without importing
-each other."""
+Each command wraps one ``asyncio.run`` over the ``Client`` library (``run``). Output is text
+for people (dfs.client.cli_output), or with ``--json`` one JSON object per line on stdout and
+nothing else (``emit``). Where requests go: dfs.client.profiles (``target_options``). Errors:
+one ``Error: <message>`` line on stderr, exit with the error class's code (the table:
+``dfs-client --help``, docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
 
 from dfs.client import profiles
+from dfs.client.cli_output import printable
 from dfs.client.library import DEFAULT_CONCURRENCY, Client
 from dfs.client.profiles import Target
 from dfs.errors import DfsError
@@ -25,6 +29,7 @@ from dfs.errors import DfsError
 T = TypeVar("T")
 
 NOT_STORED = 10
+PARTIAL = 23  # some files skipped, the rest transferred (rsync's "partial transfer")
 INTERRUPTED = 130
 
 
@@ -33,7 +38,8 @@ class Interrupted(Exception):
 
 
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
+    """One ``Error:`` line (escaped: messages may quote names) and exit ``code``."""
+    click.echo(f"Error: {printable(message)}", err=True)
     sys.exit(code)
 
 
@@ -147,18 +153,3 @@ quiet_option = click.option(
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def simple(
-    fetch: Callable[[Client], Awaitable[dict[str, Any]]],
-    target: Target,
-    as_json: bool,
-    render: Callable[[dict[str, Any]], str],
-) -> dict[str, Any]:
-    async def go() -> dict[str, Any]:
-        async with make_client(target) as client:
-            return await fetch(client)
-
-    body = run(go())
-    emit(as_json, body, render(body))
-    return body

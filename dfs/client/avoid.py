@@ -1,0 +1,78 @@
+"""A client's short memory of the nodes that just failed or were slow, and its counters.
+
+A node that timed out, refused a connection or answered 503 for this client is *failed*; one
+that lost a hedged read (another replica answered first) is *slow*. Both are remembered for
+``AVOID_TTL`` seconds, then forgotten, so a node that recovers is used again:
+
+- reads try the replicas that are neither failed nor slow first (``order``);
+- writes ask the API to re-plan this client's upload around the failed ones (``excluded``).
+
+The list is per ``Client`` and never leaves it except as the ``exclude_nodes`` of this
+client's own ``/resume-upload``: cluster-wide avoidance comes from heartbeats, and one
+tenant's failures steer no one else's placement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+AVOID_TTL = 30.0
+"""Seconds a node stays avoided after it failed or was slow for this client."""
+
+T = TypeVar("T", bound=Mapping[str, object])
+
+
+@dataclass
+class TransferStats:
+    """What a client's chunk transfers did besides succeeding first time (for results and
+    tests): reads hedged to a second replica, uploads re-planned around failed nodes."""
+
+    hedges: int = 0
+    replans: int = 0
+
+
+class AvoidList:
+    """Failed and slow nodes of one client, each until ``ttl`` seconds after its last event."""
+
+    def __init__(self, ttl: float = AVOID_TTL, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self._clock = clock
+        self._failed: dict[str, float] = {}
+        self._slow: dict[str, float] = {}
+
+    def failed(self, node_id: str) -> None:
+        self._failed[node_id] = self._clock() + self.ttl
+
+    def slow(self, node_id: str) -> None:
+        self._slow[node_id] = self._clock() + self.ttl
+
+    def ok(self, node_id: str) -> None:
+        """The node just served this client well: it is no longer avoided."""
+        self._failed.pop(node_id, None)
+        self._slow.pop(node_id, None)
+
+    @staticmethod
+    def _current(entries: dict[str, float], now: float) -> set[str]:
+        for node_id in [n for n, until in entries.items() if until <= now]:
+            del entries[node_id]
+        return set(entries)
+
+    def excluded(self) -> set[str]:
+        """Nodes that failed this client recently: left out of its re-planned writes."""
+        return self._current(self._failed, self._clock())
+
+    def avoided(self) -> set[str]:
+        """Nodes that failed or were slow recently: its reads try them last."""
+        now = self._clock()
+        return self._current(self._failed, now) | self._current(self._slow, now)
+
+    def order(self, replicas: Sequence[T]) -> list[T]:
+        """``replicas`` (each with a ``node_id``) with the avoided ones moved last, the plan's
+        order kept otherwise."""
+        avoided = self.avoided()
+        if not avoided:
+            return list(replicas)
+        return sorted(replicas, key=lambda r: str(r["node_id"]) in avoided)

@@ -1,0 +1,391 @@
+"""``dfs-client upload`` and ``download``: which local files go, where downloads land.
+
+Upload: ``walk`` (dfs.client.local_files) lists the files; what cannot be uploaded (unreadable,
+not a regular file, a symbolic link without ``-L``) is skipped with a ``Skipped:`` line on
+stderr and the command exits PARTIAL after uploading the rest. ``-`` uploads standard input
+(spooled to a private temp file first: the pipeline reads a file twice).
+
+Download: OUT is a file for one id, or a directory (one that exists, one ending in ``/``,
+several ids, ``--prefix``) where files land under their stored relative names. Every target
+is worked out and checked before anything is fetched: two files on one path are refused,
+and so is an existing different file (unless ``--force``); a file already holding exactly
+the bytes is left as it is; a stored name that cannot be written safely is skipped and
+reported (exit PARTIAL). ``-`` writes one file to standard output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dfs.chunking import ChunkerProfile
+from dfs.client.cli_common import (
+    PARTIAL,
+    UrlCommand,
+    concurrency_option,
+    emit,
+    fail,
+    json_option,
+    make_client,
+    proxy_option,
+    quiet_option,
+    run,
+    target_options,
+)
+from dfs.client.cli_output import printable
+from dfs.client.download import BATCH_FILES, STDOUT, DownloadResult
+from dfs.client.library import Client
+from dfs.client.local_files import (
+    DIRECTORY_SUFFIXES,
+    Existing,
+    LocalFile,
+    Skipped,
+    download_targets,
+    existing,
+    spool,
+    walk,
+)
+from dfs.client.profiles import Target
+from dfs.client.progress import Progress
+from dfs.errors import Conflict, DfsError, InvalidRequest, from_body
+
+STDIN = Path("-")
+
+
+def skipped_lines(skipped: Sequence[Skipped]) -> None:
+    """A ``Skipped:`` line on stderr per file left out."""
+    for s in skipped:
+        click.echo(f"Skipped: {printable(s.what)}: {printable(s.reason)}", err=True)
+
+
+def exit_partial(skipped: Sequence[Skipped], done: str) -> None:
+    """With files skipped: one ``Error:`` line and exit PARTIAL."""
+    if skipped:
+        n = len(skipped)
+        fail(f"{n} file{'s' if n > 1 else ''} skipped (see above); {done}", PARTIAL)
+
+
+@click.command(cls=UrlCommand)
+@json_option
+@target_options
+@quiet_option
+@click.option(
+    "--chunk-size",
+    type=int,
+    default=None,
+    help="Fixed-size chunks of N bytes instead of content-defined (FastCDC) chunks.",
+)
+@concurrency_option
+@proxy_option
+@click.option("--prefix", default="", help="Prepend this to every stored name (e.g. 'backup/').")
+@click.option("--name", default=None, help="Store the one file (or '-', stdin) under this name.")
+@click.option(
+    "--follow-symlinks",
+    "-L",
+    is_flag=True,
+    help="Follow symbolic links inside directories (default: skip and report them).",
+)
+@click.option("--no-resume", is_flag=True, help="Do not journal receipts or resume an earlier run.")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True, path_type=Path)
+)
+def upload(
+    as_json: bool,
+    target: Target,
+    quiet: bool,
+    chunk_size: int | None,
+    concurrency: int,
+    proxy: bool,
+    prefix: str,
+    name: str | None,
+    follow_symlinks: bool,
+    no_resume: bool,
+    paths: tuple[Path, ...],
+) -> None:
+    """Upload files and directories (recursively; a directory's files are named by their path
+    relative to it). One file prints its new id; several print ID<TAB>NAME lines; --json one
+    object per file. '-' uploads standard input (with --name).
+
+    Files up to 8 MiB go in batches (one planning and one commit request per batch); an
+    interrupted upload of a bigger file resumes when run again (journal in ~/.cache/dfs).
+    Unreadable files, special files and symbolic links met inside a directory (unless -L)
+    are skipped, each on a 'Skipped:' line; the rest is uploaded and the exit status is 23.
+
+    \b
+    Examples:
+      dfs-client upload report.pdf
+      dfs-client upload --prefix backup/ ~/photos ~/notes.txt
+      pg_dump db | dfs-client upload - --name backups/db.sql
+      dfs-client upload 127.0.0.1:8080 report.pdf
+    """
+    try:
+        profile = ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
+    except DfsError as exc:
+        raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
+    if STDIN in paths and (len(paths) > 1 or not name):
+        raise click.UsageError("'-' (standard input) is uploaded alone, with --name NAME")
+    if name is not None and (len(paths) > 1 or paths[0].is_dir()):
+        raise click.UsageError("--name names one file: give exactly one file")
+    skipped: list[Skipped] = []
+    with contextlib.ExitStack() as cleanup:
+        if STDIN in paths:
+            spooled = spool(sys.stdin.buffer)
+            cleanup.callback(spooled.unlink, missing_ok=True)
+            paths = (spooled,)
+        items = list(walk(paths, prefix, follow_symlinks=follow_symlinks, skipped=skipped))
+        if name is not None:
+            items = [replace(it, name=prefix + name) for it in items]
+        skipped_lines(skipped)  # at once; counted again at the end
+        one_file = len(paths) == 1 and not paths[0].is_dir() and not skipped
+        conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
+        run(_upload(target, conn, items, profile, quiet, as_json, one_file), not no_resume)
+    exit_partial(skipped, "the rest uploaded")
+
+
+async def _upload(
+    target: Target,
+    conn: dict[str, Any],
+    items: list[LocalFile],
+    profile: ChunkerProfile,
+    quiet: bool,
+    as_json: bool,
+    one_file: bool,
+) -> None:
+    async with make_client(target, **conn) as client:
+        total = sum(it.size for it in items)
+        with Progress.for_terminal("upload", total, quiet) as bar:
+            results = await client.upload_many(items, profile=profile, progress=bar)
+        for r in results:
+            text = r.file_id if one_file else f"{r.file_id}\t{printable(r.name)}"
+            emit(as_json, asdict(r), text)
+
+
+@click.command(cls=UrlCommand)
+@json_option
+@target_options
+@quiet_option
+@concurrency_option
+@proxy_option
+@click.option(
+    "--prefix",
+    default=None,
+    help="Download every file whose name starts with this ('' for all) into OUT, a directory.",
+)
+@click.option("--force", "-f", is_flag=True, help="Replace existing files whose bytes differ.")
+@click.option("--no-resume", is_flag=True, help="Do not keep or reuse partial downloads.")
+@click.argument("file_ids", nargs=-1)
+@click.argument("out")
+def download(
+    as_json: bool,
+    target: Target,
+    quiet: bool,
+    concurrency: int,
+    proxy: bool,
+    prefix: str | None,
+    force: bool,
+    no_resume: bool,
+    file_ids: tuple[str, ...],
+    out: str,
+) -> None:
+    """Download FILE_IDS to OUT: a file path for one id; a directory (one that exists, a path
+    ending in '/', several ids, or --prefix) keeps the stored relative names under it; '-'
+    writes one file to standard output. An interrupted download resumes from its partial
+    temp file when run again.
+
+    Nothing is fetched until every target is known: two files that would land on one path,
+    and existing files with other bytes (unless --force), are refused. A file that already
+    holds exactly the bytes is left as it is. A stored name that cannot be written safely is
+    skipped ('Skipped:' line), the rest is downloaded and the exit status is 23.
+
+    \b
+    Examples:
+      dfs-client download 6f1c...-uuid copy.pdf
+      dfs-client download ID1 ID2 restored/
+      dfs-client download --prefix backup/ restored/
+      dfs-client download 6f1c...-uuid - | tar x
+    """
+    if prefix is None and not file_ids:
+        raise click.UsageError("give FILE_IDS or --prefix")
+    if prefix is not None and file_ids:
+        raise click.UsageError("give FILE_IDS or --prefix, not both")
+    if out == "-" and (len(file_ids) != 1 or as_json):
+        raise click.UsageError("'-' (standard output) takes one FILE_ID and no --json")
+    try:
+        check_out(out, file_ids, prefix)
+    except DfsError as exc:
+        fail(exc.message, exc.exit_code)
+    job = Download(as_json, quiet, force)
+    conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
+    conn["overwrite"] = force  # else a file that appears at a target meanwhile is kept
+
+    async def go() -> None:
+        async with make_client(target, **conn) as client:
+            await job.run(client, file_ids, prefix, out)
+
+    run(go(), resumable=not no_resume)
+    skipped_lines(job.skipped)
+    exit_partial(job.skipped, "the rest downloaded")
+
+
+def out_kind(out: str, file_ids: Sequence[str], prefix: str | None) -> str:
+    """Where a download goes: "stdout", "directory" or "file"."""
+    if out == "-":
+        return "stdout"
+    several = prefix is not None or len(file_ids) > 1
+    if several or out.endswith(DIRECTORY_SUFFIXES) or Path(out).is_dir():
+        return "directory"
+    return "file"
+
+
+def check_out(out: str, file_ids: Sequence[str], prefix: str | None) -> None:
+    """Refuse, naming the user's path, an OUT that cannot be written: a directory OUT that is
+    a file, a file OUT whose directory is missing (a directory OUT is created)."""
+    path = Path(out)
+    kind = out_kind(out, file_ids, prefix)
+    if kind == "directory" and path.exists() and not path.is_dir():
+        raise InvalidRequest(f"{out} is not a directory")
+    if kind == "file" and not path.parent.is_dir():
+        why = "is not a directory" if path.parent.exists() else "does not exist"
+        raise InvalidRequest(f"cannot write {out}: the directory {path.parent} {why}")
+
+
+class Download:
+    """One ``download`` command: every target worked out and checked, then the fetches."""
+
+    def __init__(self, as_json: bool, quiet: bool, force: bool) -> None:
+        self.as_json = as_json
+        self.quiet = quiet
+        self.force = force
+        self.skipped: list[Skipped] = []
+
+    async def run(
+        self, client: Client, file_ids: Sequence[str], prefix: str | None, out: str
+    ) -> None:
+        root = Path(out)
+        kind = await asyncio.to_thread(out_kind, out, file_ids, prefix)
+        if kind == "stdout":
+            plan = await client.api.download_plan(file_ids[0])
+            with Progress.for_terminal("download", int(plan["size"]), self.quiet) as bar:
+                await client.download(file_ids[0], STDOUT, plan=plan, progress=bar)
+        elif prefix is not None:
+            await self.into_directory(client, root, await all_files(client, prefix), {})
+        elif kind == "directory":
+            plans = await download_plans(client, file_ids)
+            await self.into_directory(client, root, list(plans.values()), plans)
+        else:
+            await self.to_file(client, file_ids[0], root)
+
+    async def to_file(self, client: Client, file_id: str, path: Path) -> None:
+        plan = await client.api.download_plan(file_id)
+        size, sha256 = int(plan["size"]), str(plan["sha256"])
+        state = await asyncio.to_thread(existing, path, None, size, sha256)
+        self.check({file_id: state}, {file_id: path})
+        if state is Existing.SAME:
+            self.emit_unchanged(plan, path)
+            return
+        with Progress.for_terminal("download", size, self.quiet) as bar:
+            r = await client.download(file_id, path, plan=plan, progress=bar)
+        self.emit(r)
+
+    async def into_directory(
+        self,
+        client: Client,
+        root: Path,
+        files: list[dict[str, Any]],
+        plans: dict[str, dict[str, Any]],
+    ) -> None:
+        info = {str(f["file_id"]): f for f in files}
+        pairs, skipped = download_targets(root, [(i, str(f["name"])) for i, f in info.items()])
+        self.skipped += skipped
+
+        def look() -> dict[str, Existing]:
+            return {
+                i: existing(p, root, int(info[i]["size"]), str(info[i]["sha256"])) for i, p in pairs
+            }
+
+        states = await asyncio.to_thread(look)
+        self.check(states, dict(pairs))
+        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+        todo = [(i, p) for i, p in pairs if states[i] is not Existing.SAME]
+        total = sum(int(info[i]["size"]) for i, _p in todo)
+        with Progress.for_terminal("download", total, self.quiet) as bar:
+            results = await client.download_many(todo, progress=bar, plans=plans)
+        done = {r.file_id: r for r in results}
+        for i, path in pairs:
+            if i in done:
+                self.emit(done[i])
+            else:
+                self.emit_unchanged(info[i], path)
+
+    def check(self, states: dict[str, Existing], paths: dict[str, Path]) -> None:
+        """Refuse, before anything is written, targets that cannot or may not be written."""
+        blocked = [paths[i] for i, s in states.items() if s is Existing.BLOCKED]
+        if blocked:
+            raise Conflict(f"a directory or a file is in the way of {_few(blocked)}")
+        differ = [paths[i] for i, s in states.items() if s is Existing.DIFFERENT]
+        if differ and not self.force:
+            raise Conflict(
+                f"{_few(differ)} already exist{'s' if len(differ) == 1 else ''} with other "
+                "bytes; nothing written (--force replaces them)"
+            )
+
+    def emit(self, r: DownloadResult, unchanged: bool = False) -> None:
+        emit(self.as_json, {**asdict(r), "unchanged": unchanged}, printable(r.path))
+
+    def emit_unchanged(self, f: dict[str, Any], path: Path) -> None:
+        """A target that already held exactly the bytes: reported as if downloaded."""
+        chunks = f.get("chunks", 0)
+        r = DownloadResult(
+            file_id=str(f["file_id"]),
+            name=str(f["name"]),
+            path=str(path),
+            size=int(f["size"]),
+            sha256=str(f["sha256"]),
+            chunks=len(chunks) if isinstance(chunks, list) else int(chunks or 0),
+            failovers=0,
+            seconds=0.0,
+        )
+        self.emit(r, unchanged=True)
+
+
+def _few(paths: Sequence[Path]) -> str:
+    shown = ", ".join(str(p) for p in paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+async def download_plans(client: Client, file_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The download plans of ``file_ids`` by id, BATCH_FILES per request; NotFound for an id
+    that is not a complete file of the tenant."""
+    plans: dict[str, dict[str, Any]] = {}
+    wanted = list(dict.fromkeys(file_ids))
+    for start in range(0, len(wanted), BATCH_FILES):
+        part = wanted[start : start + BATCH_FILES]
+        for file_id, plan in zip(part, await client.api.download_plans(part), strict=True):
+            if "error" in plan:
+                raise from_body(404, plan)
+            plans[file_id] = plan
+    return plans
+
+
+async def all_files(client: Client, prefix: str) -> list[dict[str, Any]]:
+    """Every file of the tenant whose name starts with ``prefix``; the newest per name."""
+    by_name: dict[str, dict[str, Any]] = {}
+    after: str | None = None
+    for _ in range(1_000_000):  # bounded: a page per 1000 files
+        page = await client.ls(limit=1000, after=after)
+        for f in page["files"]:
+            name = str(f["name"])
+            newer = name not in by_name or f["created_at"] > by_name[name]["created_at"]
+            if name.startswith(prefix) and newer:
+                by_name[name] = f
+        after = page["next_after"]
+        if not after:
+            break
+    return sorted(by_name.values(), key=lambda f: str(f["name"]))

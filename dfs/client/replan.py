@@ -1,0 +1,160 @@
+"""Writing one chunk to its nodes, and re-planning an upload around nodes that failed it.
+
+A plan names each chunk's targets; the client sends the chunk to one of them (the primary),
+which forwards it to the others before it answers. When a node dies or hangs mid-upload,
+every write whose targets include it fails, whichever target is the primary: retrying the
+same plan cannot succeed until the node's heartbeat expires. So:
+
+- ``put_once`` writes a chunk once, with a primary this client does not avoid, and blames
+  the nodes a failure points at (``AvoidList.failed``): the primary when it cannot be reached
+  or misses its deadline (``Unavailable``); the replicas it forwarded to when it answers 502
+  (``ReplicationError``; the ones already avoided if any, else all of them). A node's
+  forward deadline is shorter than the client's deadline for a forwarded write
+  (``NodeClient.write_deadline``), so a hung replica shows as a 502, not as a slow primary.
+- ``Replanner`` asks ``/resume-upload`` for a plan of this upload's missing chunks that
+  leaves out the client's failed nodes (``exclude_nodes``), once per new set of failed
+  nodes however many chunks are waiting for it; ``send_replanning`` uses its entries.
+
+The exclusion steers only this client's own pending upload (see ``dfs.client.avoid``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from dfs import protocol
+from dfs.client.avoid import AvoidList
+from dfs.client.connection import Connection
+from dfs.errors import DfsError, ReplicationError, Unavailable
+from dfs.placement import rotation
+
+log = logging.getLogger("dfs.client")
+
+SEND_ATTEMPTS = 4
+"""Writes of one chunk (each after a re-plan around the nodes the last one blamed)."""
+
+
+def blame_forwards(avoid: AvoidList, forwards: Sequence[str]) -> None:
+    """A primary answered 502: one of the replicas it forwarded to failed. Blame those the
+    client already knows failed, or else all of them."""
+    known = set(forwards) & avoid.excluded()
+    for node_id in known or forwards:
+        avoid.failed(node_id)
+
+
+async def put_once(
+    conn: Connection, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any], i: int = -1
+) -> str:
+    """Write the chunk once through rotation ``i`` of its targets (by default the first
+    whose primary the client does not avoid); its receipt. A failure blames its nodes."""
+    targets = [(str(t["node_id"]), str(t["url"])) for t in item["targets"]]
+    if i < 0:
+        excluded = conn.avoid.excluded()
+        i = next((k for k, t in enumerate(targets) if t[0] not in excluded), 0)
+    i %= len(targets)
+    primary, forward = rotation(targets, i)
+    try:
+        answer = await conn.nodes.put_chunk(
+            primary[1],
+            chunk_id,
+            data,
+            cap=str(item["caps"][i]),
+            file_id=file_id,
+            forward=protocol.forward_header(forward),
+        )
+    except ReplicationError:
+        blame_forwards(conn.avoid, [node_id for node_id, _ in forward])
+        raise
+    except Unavailable:
+        conn.avoid.failed(primary[0])
+        raise
+    return str(answer["receipt"])
+
+
+class Replanner:
+    """Plans of one pending upload around the nodes its client avoids.
+
+    ``receipts`` is the upload's own dict, so each re-plan hands in what is proven so far.
+    """
+
+    def __init__(self, conn: Connection, file_id: str, receipts: dict[str, str]) -> None:
+        self.conn = conn
+        self.file_id = file_id
+        self.receipts = receipts
+        self._lock = asyncio.Lock()
+        self._plan: dict[str, dict[str, Any]] | None = None  # chunk id -> newest entry
+        self._excluded: frozenset[str] = frozenset()  # what the newest plan left out
+        self._refused: frozenset[str] = frozenset()  # an exclusion the API could not plan
+
+    async def entry(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """The entry to send ``item``'s chunk with: from a plan that leaves out the nodes
+        the client avoids (made now if none does yet), or ``item`` itself when none of its
+        targets is avoided. None: the chunk needs sending no more (proven and held)."""
+        async with self._lock:
+            chunk_id = str(item["sha256"])
+            current = item if self._plan is None else self._plan.get(chunk_id)
+            if current is None:
+                return None  # proven and held when the newest plan was made
+            exclude = frozenset(self.conn.avoid.excluded())
+            targets = {str(t["node_id"]) for t in current["targets"]}
+            if not exclude & targets or exclude <= self._excluded | self._refused:
+                return current
+            plan = await self._replan(exclude)
+            return current if plan is None else plan.get(chunk_id)
+
+    async def replan(self) -> list[dict[str, Any]]:
+        """A new plan now (finalize found chunks short of copies): the entries to send."""
+        async with self._lock:
+            exclude = frozenset(self.conn.avoid.excluded())
+            # too few nodes besides the failed ones: a plan over every live node, then
+            plan = await self._replan(exclude)
+            if plan is None:
+                plan = await self._replan(frozenset(), refuse=False)
+            return list(plan.values()) if plan is not None else []
+
+    async def _replan(
+        self, exclude: frozenset[str], *, refuse: bool = True
+    ) -> dict[str, dict[str, Any]] | None:
+        try:
+            answer = await self.conn.api.resume_upload(
+                self.file_id, dict(self.receipts), sorted(exclude)
+            )
+        except Unavailable as exc:
+            if not refuse or not exclude:
+                raise
+            # too few nodes besides the failed ones: keep the plan, rotate its primaries
+            log.warning("cannot re-plan upload %s around %s: %s", self.file_id, exclude, exc)
+            self._refused = exclude
+            return None
+        self.conn.stats.replans += 1
+        log.info("re-planned upload %s around %s", self.file_id, sorted(exclude) or "nothing")
+        self._plan = {str(i["sha256"]): i for i in answer["upload"]}
+        self._excluded = exclude
+        return self._plan
+
+
+async def send_replanning(
+    conn: Connection, replanner: Replanner, data: bytes, item: dict[str, Any]
+) -> str | None:
+    """Send a chunk of ``replanner``'s upload: up to SEND_ATTEMPTS writes, each with the
+    newest entry around the failed nodes; its receipt, or None if the newest plan no longer
+    asks for it."""
+    chunk_id = str(item["sha256"])
+    last: DfsError | None = None
+    for attempt in range(SEND_ATTEMPTS):
+        entry = await replanner.entry(item)
+        if entry is None:
+            return None
+        try:
+            return await put_once(conn, replanner.file_id, chunk_id, data, entry)
+        except (Unavailable, ReplicationError) as exc:
+            log.info("write of chunk %s failed (%s); trying again", chunk_id[:12], exc.message)
+            last = exc
+            # a node may be restarting: back off a little (the next write usually goes
+            # elsewhere anyway, after a re-plan around the node blamed)
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+    assert last is not None
+    raise last

@@ -1,0 +1,101 @@
+"""The client's local-file rules without a cluster: escaped names in text output, download
+targets (collisions, a file inside another's path, unsafe names), what lies at a target,
+opening predictable temp names, and the documented curl commands (issue 16, issue 12 item 10)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import dfs
+from dfs.client.cli_output import listing_line, printable
+from dfs.client.local_files import Existing, download_targets, existing, hash_file
+from dfs.client.resume import DownloadSidecar, open_own
+from dfs.errors import InvalidRequest
+
+ROOT = Path(dfs.__file__).parent.parent
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("plain name.txt", "plain name.txt"),
+        ("été/ü.txt", "été/ü.txt"),
+        ("a\x1b[2Jb", "a\\x1b[2Jb"),
+        ("tab\there\nnew", "tab\\there\\nnew"),
+        ("back\\slash", "back\\\\slash"),
+        ("rtl\u202etxt.exe", "rtl\\u202etxt.exe"),
+        ("c1\x9bx", "c1\\x9bx"),
+    ],
+)
+def test_printable_escapes_what_a_terminal_acts_on(raw: str, shown: str) -> None:
+    assert printable(raw) == shown
+
+
+def test_listing_line_escapes_the_name_only() -> None:
+    f = {"file_id": "id", "size": 3, "sha256": "ab" * 32, "name": "x\ty\x1b"}
+    assert listing_line(f) == f"id\t3\t{'ab' * 6}\tx\\ty\\x1b"
+
+
+def test_download_targets_keep_relative_names_and_refuse_collisions(tmp_path: Path) -> None:
+    pairs, skipped = download_targets(
+        tmp_path, [("1", "a/x.txt"), ("2", "b/x.txt"), ("1", "a/x.txt"), ("3", "../up")]
+    )
+    assert pairs == [("1", tmp_path / "a" / "x.txt"), ("2", tmp_path / "b" / "x.txt")]
+    assert [s.what for s in skipped] == ["../up"]
+    with pytest.raises(InvalidRequest, match="would both be written"):
+        download_targets(tmp_path, [("1", "a/x.txt"), ("2", "a\\x.txt")])
+    with pytest.raises(InvalidRequest, match="inside"):
+        download_targets(tmp_path, [("1", "a/x.txt"), ("2", "a")])
+    assert not list(tmp_path.iterdir())
+
+
+def test_existing_tells_same_different_and_blocked(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"abc")
+    size, digest = hash_file(f)
+    assert existing(f, tmp_path, size, digest) is Existing.SAME
+    assert existing(f, tmp_path, size, "0" * 64) is Existing.DIFFERENT
+    assert existing(tmp_path / "new", tmp_path, 1, digest) is Existing.NOTHING
+    assert existing(f / "below", tmp_path, 1, digest) is Existing.BLOCKED
+    (tmp_path / "d").mkdir()
+    assert existing(tmp_path / "d", tmp_path, 1, digest) is Existing.BLOCKED
+    (tmp_path / "link").symlink_to(f)
+    assert existing(tmp_path / "link", tmp_path, size, digest) is Existing.DIFFERENT
+
+
+def test_open_own_never_follows_links_or_writes_a_second_name(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "link").symlink_to(victim)
+    assert open_own(tmp_path / "link", os.O_RDWR | os.O_CREAT) is None
+    os.link(victim, tmp_path / "hard")
+    assert open_own(tmp_path / "hard", os.O_RDWR | os.O_CREAT) is None
+    fd = open_own(tmp_path / "mine", os.O_RDWR | os.O_CREAT)
+    assert fd is not None
+    os.close(fd)
+    # a sidecar planted as a link is dropped, never appended through
+    part = tmp_path / "x.dfs-part"
+    Path(str(part) + ".done").symlink_to(victim)
+    sidecar = DownloadSidecar(part)
+    sidecar.load()
+    sidecar.add(0)
+    assert victim.read_text() == "precious"
+    assert sidecar.path.read_text() == "0\n"
+
+
+def test_documented_curl_downloads_fail_on_an_error_answer() -> None:
+    """curl -o without -f saves a JSON error body as the file (issue 16)."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    saving = []
+    for doc in docs:
+        for line in doc.read_text(encoding="utf-8").splitlines():
+            for cmd in re.findall(r"curl\s[^`|;]*", line):
+                flags = "".join(re.findall(r"(?:^|\s)-([a-zA-Z]+)", cmd))
+                if "o" in flags or "O" in flags or "--output" in cmd:
+                    saving.append((doc.name, cmd, "f" in flags or "--fail" in cmd))
+    assert saving  # the docs do show saving downloads
+    assert [s for s in saving if not s[2]] == []

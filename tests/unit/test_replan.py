@@ -1,0 +1,113 @@
+"""Re-planning an upload around failed nodes, against a stand-in API (issue 12, item 4)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dfs.client.avoid import AvoidList, TransferStats
+from dfs.client.connection import Connection
+from dfs.client.replan import Replanner, blame_forwards
+from dfs.errors import Unavailable
+
+NODES = ["n1", "n2", "n3"]
+
+
+def entry(chunk: str, targets: list[str]) -> dict[str, Any]:
+    return {
+        "sha256": chunk,
+        "size": 1,
+        "targets": [{"node_id": n, "url": f"http://{n}"} for n in targets],
+        "caps": ["c"] * len(targets),
+    }
+
+
+class FakeApi:
+    """``/resume-upload``: every chunk not receipted, on the first two nodes not excluded."""
+
+    def __init__(self, chunks: list[str]) -> None:
+        self.chunks = chunks
+        self.calls: list[list[str]] = []
+
+    async def resume_upload(
+        self, file_id: str, receipts: dict[str, str], exclude_nodes: list[str]
+    ) -> dict[str, Any]:
+        self.calls.append(list(exclude_nodes))
+        await asyncio.sleep(0.01)
+        left = [n for n in NODES if n not in exclude_nodes]
+        if len(left) < 2:
+            raise Unavailable("only 1 live storage node(s) besides the excluded")
+        todo = [c for c in self.chunks if c not in receipts]
+        return {"file_id": file_id, "upload": [entry(c, left[:2]) for c in todo]}
+
+
+def setup(chunks: list[str]) -> tuple[FakeApi, Connection, dict[str, str]]:
+    api = FakeApi(chunks)
+    conn = Connection(
+        api=api,  # type: ignore[arg-type]
+        nodes=None,  # type: ignore[arg-type]
+        api_url="http://api",
+        token=None,
+        concurrency=4,
+        proxy=False,
+        resume=False,
+        avoid=AvoidList(),
+        stats=TransferStats(),
+    )
+    return api, conn, {}
+
+
+async def test_no_failed_node_no_replan() -> None:
+    api, conn, receipts = setup(["a"])
+    item = entry("a", ["n1", "n2"])
+    assert await Replanner(conn, "f", receipts).entry(item) is item
+    assert api.calls == []
+
+
+async def test_one_replan_around_a_failed_node_for_every_waiting_chunk() -> None:
+    chunks = [f"c{i}" for i in range(6)]
+    api, conn, receipts = setup(chunks)
+    receipts["c5"] = "r"  # proven: the new plan does not ask for it
+    replanner = Replanner(conn, "f", receipts)
+    conn.avoid.failed("n1")
+    got = await asyncio.gather(*(replanner.entry(entry(c, ["n1", "n2"])) for c in chunks))
+    assert api.calls == [["n1"]]
+    assert conn.stats.replans == 1
+    assert all(
+        g is not None and [t["node_id"] for t in g["targets"]] == ["n2", "n3"] for g in got[:5]
+    )
+    assert got[5] is None
+    # a chunk whose entry avoids the failed nodes is sent as it is
+    assert await replanner.entry(entry("c0", ["n2", "n3"])) is not None
+    assert api.calls == [["n1"]]
+
+
+async def test_a_refused_replan_keeps_the_plan_and_is_not_asked_again() -> None:
+    api, conn, receipts = setup(["a"])
+    replanner = Replanner(conn, "f", receipts)
+    item = entry("a", ["n1", "n2"])
+    conn.avoid.failed("n1")
+    conn.avoid.failed("n2")
+    assert await replanner.entry(item) is item
+    assert await replanner.entry(item) is item
+    assert api.calls == [["n1", "n2"]]
+    assert conn.stats.replans == 0
+
+
+def test_a_502_blames_the_replicas_the_client_already_knows_failed() -> None:
+    avoid = AvoidList()
+    blame_forwards(avoid, ["n2", "n3"])
+    assert avoid.excluded() == {"n2", "n3"}
+    avoid = AvoidList()
+    avoid.failed("n3")
+    blame_forwards(avoid, ["n2", "n3"])
+    assert avoid.excluded() == {"n3"}
+
+
+async def test_finalize_replan_falls_back_to_every_live_node() -> None:
+    api, conn, receipts = setup(["a", "b"])
+    conn.avoid.failed("n1")
+    conn.avoid.failed("n2")
+    entries = await Replanner(conn, "f", receipts).replan()
+    assert api.calls == [["n1", "n2"], []]
+    assert [e["sha256"] for e in entries] == ["a", "b"]

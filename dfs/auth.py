@@ -6,9 +6,16 @@
   most ``CAP_MAX_TTL`` seconds away. The API mints them with the cluster secret; nodes verify
   them, and mint their own for node-to-node replication. Wire form: ``<expires>.<hex mac>``.
 - **Download links** (op ``download``) let anyone holding the URL read one file of one tenant
-  until an expiry at most ``CAP_MAX_TTL`` away: the capability binds file id and tenant.
+  until an expiry at most ``CAP_MAX_TTL`` away: the capability binds file id and tenant. They
+  are signed with the API's own secret (DFS_API_SECRET), which nodes never hold.
 - **Sealed values** (``seal``/``unseal``) are opaque, tamper-proof strings for the client to
-  hand back, such as page keys: base64url payload plus an HMAC bound to a purpose.
+  hand back, such as page keys: base64url payload plus an HMAC bound to a purpose (also with
+  the API's own secret).
+- **Node calls** (ops ``heartbeat`` and ``deregister``) are minted by a node for the API. They
+  bind a per-boot nonce and a sequence number that grows with every call (the API keeps the
+  last accepted pair per node in the metadata store and refuses anything not newer, so a
+  captured call cannot be replayed), and a heartbeat also binds the address, port and
+  capacity it announces (so it cannot re-register the node elsewhere).
 - **Receipts** are minted by a node after it verified a chunk's bytes for an upload: they
   prove to ``finalize-upload`` that this upload really sent the bytes (the defence against
   the "Dropship" attack on client-side dedup).
@@ -46,7 +53,8 @@ OP_REPLICATE = "replicate"  # primary -> replica node
 OP_GET = "get"
 OP_HAS = "has"  # API -> node batch presence check
 OP_STATUS = "status"
-OP_HEARTBEAT = "heartbeat"  # node -> API registration
+OP_HEARTBEAT = "heartbeat"  # node -> API registration (address, port, capacity, boot, seq bound)
+OP_DEREGISTER = "deregister"  # node -> API on a clean shutdown (boot and seq bound)
 OP_RECEIPT = "receipt"
 OP_DELETE = "delete"  # API -> node: garbage collection and trimming surplus copies
 OP_COPY = "copy"  # API -> node: repair, copy a chunk to the node the extra field names
@@ -67,6 +75,16 @@ def new_token() -> str:
 def hash_token(token: str) -> str:
     """Tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+TOKEN_ID_LENGTH = 16
+TOKEN_ID_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def token_id(token_hash: str) -> str:
+    """A token's name, not a secret: the first 64 bits of its stored SHA-256 (which reveals
+    nothing of the token's 256 random bits)."""
+    return token_hash[:TOKEN_ID_LENGTH]
 
 
 def tokens_equal(a: str, b: str) -> bool:
@@ -122,6 +140,34 @@ def check(
         raise Forbidden("capability has expired; ask the API for a fresh plan")
     if expires > now + max_ttl + CLOCK_SKEW:
         raise Forbidden("capability lives longer than allowed")
+
+
+NODE_CALL_TTL = 60.0
+"""Seconds a node's heartbeat or deregistration capability lives."""
+BOOT_RE = re.compile(r"[0-9a-f]{32}")
+"""A node's per-boot nonce: 128 random bits in lowercase hex (``new_boot``)."""
+
+
+def new_boot() -> str:
+    return secrets.token_hex(16)
+
+
+def node_call_extra(boot: str, seq: int, *fields: str | int) -> str:
+    """The MAC's extra field of a node call: boot, sequence and what the call announces,
+    space-separated (boot is hex, numbers are decimal and hosts hold no spaces)."""
+    return " ".join(str(f) for f in (boot, seq, *fields))
+
+
+def mint_heartbeat(
+    secret: bytes, node_id: str, boot: str, seq: int, host: str, port: int, capacity: int
+) -> str:
+    extra = node_call_extra(boot, seq, host, port, capacity)
+    return mint(secret, OP_HEARTBEAT, ANY_CHUNK, node_id, ttl=NODE_CALL_TTL, extra=extra)
+
+
+def mint_deregister(secret: bytes, node_id: str, boot: str, seq: int) -> str:
+    extra = node_call_extra(boot, seq)
+    return mint(secret, OP_DEREGISTER, ANY_CHUNK, node_id, ttl=NODE_CALL_TTL, extra=extra)
 
 
 def mint_receipt(secret: bytes, file_id: str, chunk_id: str, now: float | None = None) -> str:

@@ -148,6 +148,17 @@ def _cluster_secret(env: Mapping[str, str]) -> bytes:
     return secret
 
 
+def _api_secret(env: Mapping[str, str], cluster_secret: bytes) -> bytes:
+    """DFS_API_SECRET: the key only API processes hold (signed download URLs, page keys).
+    Unset: ``dfs-api`` keeps a generated one in its data directory (one API process only)."""
+    secret = _get(env, "DFS_API_SECRET", b"", _secret)
+    if secret and secret == cluster_secret:
+        raise ConfigError(
+            "DFS_API_SECRET", "", "must differ from DFS_CLUSTER_SECRET: nodes hold that one"
+        )
+    return secret
+
+
 def _cap_ttl(raw: str) -> float:
     ttl = _positive_float(raw)
     if ttl > CAP_MAX_TTL:
@@ -170,6 +181,10 @@ class ApiConfig:
     replication_timeout: float = DEFAULT_REPLICATION_TIMEOUT
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
     cluster_secret: bytes = b""
+    """Shared with every node: capabilities, replica capabilities, receipts, heartbeats."""
+    api_secret: bytes = b""
+    """API processes only (DFS_API_SECRET): signed download URLs and sealed page keys, so that
+    a compromised node cannot mint them; empty until ``dfs.api.main`` loads or generates it."""
     admin_token_hash: str | None = None
     """SHA-256 of DFS_ADMIN_TOKEN; None: generate one at first start (see dfs.api.main)."""
     cap_ttl: float = DEFAULT_CAP_TTL
@@ -229,7 +244,8 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         heartbeat_timeout=_get(
             env, "NODE_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT, _positive_float
         ),
-        cluster_secret=_cluster_secret(env),
+        cluster_secret=(cluster := _cluster_secret(env)),
+        api_secret=_api_secret(env, cluster),
         admin_token_hash=_get(env, "DFS_ADMIN_TOKEN", None, _admin_token),
         cap_ttl=_get(env, "DFS_CAPABILITY_TTL", DEFAULT_CAP_TTL, _cap_ttl),
         repair_grace=_get(env, "DFS_REPAIR_GRACE", DEFAULT_REPAIR_GRACE, _non_negative_float),

@@ -6,7 +6,8 @@ console scripts beside the running interpreter, a base folder holding the SQLite
 one data folder per node, one log per process and one pid file per process.
 
 Layout of the base folder: ``meta.db``, ``api/``, ``node1/`` ... ``nodeN/``, ``logs/*.log``,
-``pids/*.pid``, ``cluster.env`` (0600: the cluster secret, the admin token, and for the
+``pids/*.pid``, ``cluster.env`` (0600: the cluster secret, the API secret (never given to nodes), the
+admin token, and for the
 command line the API URL and a user token of tenant "demo") and ``cluster.json`` (the
 command line's settings, so that ``status`` and a later ``start`` or ``restart`` use the
 same ports). Standard library only (urllib for the readiness checks).
@@ -70,7 +71,10 @@ def http_json(url: str, token: str | None = None, timeout: float = 5.0, body: An
 
 
 ADMIN = "DFS_ADMIN_TOKEN"
-SERVER_SECRETS = ("DFS_CLUSTER_SECRET", ADMIN)
+API_SECRET = "DFS_API_SECRET"
+SERVER_SECRETS = ("DFS_CLUSTER_SECRET", API_SECRET, ADMIN)
+NODE_SECRETS = ("DFS_CLUSTER_SECRET",)
+"""What a node receives: never the API's own secret (download URLs, page keys)."""
 DEMO_TENANT = "demo"
 
 
@@ -96,6 +100,7 @@ def load_or_create_secrets(base: Path) -> dict[str, str]:
         return read_env_file(path)
     values = {
         "DFS_CLUSTER_SECRET": secrets.token_hex(32),
+        API_SECRET: secrets.token_hex(32),
         "DFS_ADMIN_TOKEN": "dfs_" + secrets.token_urlsafe(32),
     }
     base.mkdir(parents=True, exist_ok=True)
@@ -230,9 +235,9 @@ class LocalCluster:
     def admin_token(self) -> str:
         return self.secrets["DFS_ADMIN_TOKEN"]
 
-    def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(self.secrets)
+    def _env(self, extra: Mapping[str, str], *, node: bool = False) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not (node and k == API_SECRET)}
+        env.update({k: v for k, v in self.secrets.items() if not node or k in NODE_SECRETS})
         env.update(
             {
                 "DFS_META_URL": self.meta_url,
@@ -242,7 +247,7 @@ class LocalCluster:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        env.update(self.env)
+        env.update({k: v for k, v in self.env.items() if not (node and k == API_SECRET)})
         env.update(extra)
         return env
 
@@ -265,7 +270,8 @@ class LocalCluster:
                     "DFS_API_URL": self.api.url if self.api else "",
                     **({"DFS_META_URL": ""} if self.nodes_via_api else {}),
                     **self.node_env.get(i, {}),
-                }
+                },
+                node=True,
             ),
             log=self.base / "logs" / f"node{i}.log",
             pidfile=self.base / "pids" / f"node{i}.pid",

@@ -81,6 +81,7 @@ ssm() {
     --query Parameter.Value --output text
 }
 cluster_secret="$(ssm cluster-secret)"
+api_secret="$(ssm api-secret)" # the API's alone: nodes never read it
 admin_token="$(ssm admin-token)"
 metrics_token="$(ssm metrics-token)"
 
@@ -98,6 +99,7 @@ umask 077
   env_line DFS_META_URL "dynamodb://?table_prefix=${DFS_TABLE_PREFIX}"
   env_line REPLICATION_FACTOR "$DFS_REPLICATION_FACTOR"
   env_line DFS_CLUSTER_SECRET "$cluster_secret"
+  env_line DFS_API_SECRET "$api_secret"
   env_line DFS_ADMIN_TOKEN "$admin_token"
   env_line DFS_METRICS_TOKEN "$metrics_token"
   env_line DFS_LOG_FORMAT json

@@ -27,6 +27,8 @@ cluster secret instead; /metrics takes DFS_METRICS_TOKEN or an admin token.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -127,6 +129,9 @@ class RunningApi:
 async def start_api(cfg: ApiConfig) -> RunningApi:
     if not cfg.cluster_secret:
         raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
+    if not cfg.api_secret:
+        # no configured or kept secret (tests, embedding): one for this process's lifetime
+        cfg = dataclasses.replace(cfg, api_secret=secrets.token_bytes(32))
     meta = await open_metadata_store(cfg.meta_url)
     coordinator = Coordinator(cfg, meta, NodeClient(make_session()))
     app = make_app(coordinator)

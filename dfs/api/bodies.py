@@ -24,10 +24,12 @@ ADMIN_TENANT = "admin"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a tenant and a role."""
+    """Who is calling: a tenant and a role, and which token (its id and label) says so."""
 
     tenant: str
     role: str
+    token_id: str = ""
+    label: str = ""
 
     @property
     def is_admin(self) -> bool:

@@ -309,11 +309,11 @@ async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncIterat
 
 def download_cap(coord: Coordinator, file_id: str, tenant: str, ttl: float) -> str:
     """The signature of a download URL: file id and tenant bound, expiring in ``ttl`` s."""
-    return auth.mint(coord.cfg.cluster_secret, auth.OP_DOWNLOAD, file_id, tenant, ttl=ttl)
+    return auth.mint(coord.cfg.api_secret, auth.OP_DOWNLOAD, file_id, tenant, ttl=ttl)
 
 
 def check_download_cap(coord: Coordinator, file_id: str, tenant: str, sig: str | None) -> None:
-    auth.check(coord.cfg.cluster_secret, sig, auth.OP_DOWNLOAD, file_id, tenant)
+    auth.check(coord.cfg.api_secret, sig, auth.OP_DOWNLOAD, file_id, tenant)
 
 
 # --- chunks through the API ---------------------------------------------------------------

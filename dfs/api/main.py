@@ -7,8 +7,10 @@ import asyncio
 import dataclasses
 import logging
 import os
+import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from dfs.api.app import start_api
 from dfs.auth import hash_token, new_token
@@ -36,6 +38,26 @@ def load(argv: Sequence[str] | None) -> ApiConfig:
 
 
 ADMIN_TOKEN_FILE = "admin_token"
+API_SECRET_FILE = "api_secret"
+
+
+def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
+    """The secret kept in ``path``, or a new one from ``make`` written there (mode 0600);
+    True if it was just generated."""
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return value, True
 
 
 def ensure_admin_token(cfg: ApiConfig) -> tuple[ApiConfig, str | None]:
@@ -43,25 +65,23 @@ def ensure_admin_token(cfg: ApiConfig) -> tuple[ApiConfig, str | None]:
     0600) at first start. Returns the config and the token if it was just generated."""
     if cfg.admin_token_hash is not None:
         return cfg, None
-    path = cfg.data_dir / ADMIN_TOKEN_FILE
-    try:
-        return dataclasses.replace(cfg, admin_token_hash=hash_token(path.read_text().strip())), None
-    except FileNotFoundError:
-        pass
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    token = new_token()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return dataclasses.replace(cfg, admin_token_hash=hash_token(token)), token
+    token, generated = _read_or_create(cfg.data_dir / ADMIN_TOKEN_FILE, new_token)
+    return dataclasses.replace(
+        cfg, admin_token_hash=hash_token(token)
+    ), token if generated else None
+
+
+def ensure_api_secret(cfg: ApiConfig) -> ApiConfig:
+    """Without DFS_API_SECRET, use the secret kept in the data directory (generated at first
+    start): right for one API process; several must share DFS_API_SECRET."""
+    if cfg.api_secret:
+        return cfg
+    secret, _ = _read_or_create(cfg.data_dir / API_SECRET_FILE, lambda: secrets.token_hex(32))
+    return dataclasses.replace(cfg, api_secret=secret.encode())
 
 
 async def serve(cfg: ApiConfig) -> None:
-    cfg, generated = ensure_admin_token(cfg)
+    cfg, generated = ensure_admin_token(ensure_api_secret(cfg))
     if generated:
         print(
             f"dfs-api: generated the admin token (shown once; kept in "

@@ -4,8 +4,11 @@
   configuration, the others from the metadata store, cached for ``TOKEN_CACHE_SECONDS``).
 - Tenants and tokens are created by admins; a token's text is returned once, only its hash
   is stored.
-- Nodes register themselves with heartbeats signed with the cluster secret; a clean shutdown
-  leaves a tombstone (``deregister_node``) that repair reads as "down since then".
+- Nodes register themselves with heartbeats signed with the cluster secret, each binding the
+  announced address, port and capacity and a (boot, seq) pair the metadata store accepts once
+  (``advance_node_sequence``: no replays, on any API process); a clean shutdown, its own
+  capability operation, leaves a tombstone (``deregister_node``) that repair reads as "down
+  since then".
 
 Separate from ``dfs.api.coordinator`` (which plans and commits files) because none of this
 touches files, chunks or nodes' disks; it knows nothing of aiohttp.web.
@@ -21,10 +24,13 @@ from typing import Any
 from dfs import auth
 from dfs.api.bodies import ADMIN_TENANT, Principal
 from dfs.config import ApiConfig
-from dfs.errors import AuthError, Conflict, InvalidRequest, NotFound
+from dfs.errors import AuthError, Conflict, Forbidden, InvalidRequest, NotFound
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord, TokenRecord
 
 TOKEN_CACHE_SECONDS = 10.0
+"""How long an API process trusts a token it looked up: a revoked token is refused by every
+API process within this many seconds (the one that revoked it at once)."""
+ADMIN_TOKEN_LABEL = "bootstrap admin (DFS_ADMIN_TOKEN)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,9 @@ class Heartbeat:
     zone: str
     capacity_bytes: int
     used_bytes: int
+    boot: str
+    """The node's per-boot nonce; with ``seq`` it makes each heartbeat usable once."""
+    seq: int
     disk_id: str = ""
 
 
@@ -58,7 +67,9 @@ class Registry:
         digest = auth.hash_token(token)
         admin_hash = self.cfg.admin_token_hash
         if admin_hash and auth.tokens_equal(digest, admin_hash):
-            return Principal(ADMIN_TENANT, auth.ROLE_ADMIN)
+            return Principal(
+                ADMIN_TENANT, auth.ROLE_ADMIN, auth.token_id(digest), ADMIN_TOKEN_LABEL
+            )
         now = self.clock()
         cached = self._token_cache.get(digest)
         if cached is not None and cached[0] > now:
@@ -66,7 +77,7 @@ class Registry:
         rec = await self.meta.get_token(digest)
         if rec is None:
             raise AuthError("invalid token")
-        principal = Principal(rec.tenant, rec.role)
+        principal = Principal(rec.tenant, rec.role, auth.token_id(digest), rec.label)
         if len(self._token_cache) > 10_000:
             self._token_cache.clear()
         self._token_cache[digest] = (now + TOKEN_CACHE_SECONDS, principal)
@@ -91,13 +102,69 @@ class Registry:
         await self.meta.put_token(
             TokenRecord(auth.hash_token(token), tenant, role, label, self.clock())
         )
-        return {"token": token, "tenant": tenant, "role": role, "label": label}
+        digest = auth.hash_token(token)
+        return {
+            "token": token,
+            "token_id": auth.token_id(digest),
+            "tenant": tenant,
+            "role": role,
+            "label": label,
+        }
+
+    async def list_tokens(self, tenant: str | None) -> dict[str, Any]:
+        """The tokens (of one tenant, else all), named by id: their text is never stored."""
+        recs = await self.meta.list_tokens(tenant)
+        return {"tokens": [_token_body(r) for r in recs]}
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Delete the token named ``token_id``: refused here at once, and by every other API
+        process once its cache entry (TOKEN_CACHE_SECONDS) runs out."""
+        if not auth.TOKEN_ID_RE.fullmatch(token_id):
+            raise InvalidRequest("a token id is 16 lowercase hex digits (dfs-client admin tokens)")
+        admin_hash = self.cfg.admin_token_hash
+        if admin_hash and auth.token_id(admin_hash) == token_id:
+            raise InvalidRequest("the bootstrap admin token is DFS_ADMIN_TOKEN: change it there")
+        matches = [
+            r for r in await self.meta.list_tokens() if auth.token_id(r.token_hash) == token_id
+        ]
+        if len(matches) != 1:
+            raise NotFound(f"no token {token_id}")  # 2+: a 64-bit collision, never seen
+        await self.meta.delete_token(matches[0].token_hash)
+        self._token_cache.pop(matches[0].token_hash, None)
+        return {"token_id": token_id, "revoked": True}
 
     # --- nodes -----------------------------------------------------------------------------
 
-    def check_node(self, cap: str | None, node_id: str) -> None:
+    async def accept_heartbeat(self, cap: str | None, beat: Heartbeat) -> dict[str, Any]:
+        """A heartbeat whose capability binds everything it announces, not seen before."""
+        claim = (beat.host, beat.port, beat.capacity_bytes)
+        self._check_node_call(cap, auth.OP_HEARTBEAT, beat.node_id, beat.boot, beat.seq, claim)
+        await self._advance(beat.node_id, beat.boot, beat.seq)
+        return await self.heartbeat(beat)
+
+    async def accept_deregister(
+        self, cap: str | None, node_id: str, boot: str, seq: int
+    ) -> dict[str, Any]:
+        """A clean shutdown's call: its own operation, so a heartbeat's capability cannot
+        deregister a node."""
+        self._check_node_call(cap, auth.OP_DEREGISTER, node_id, boot, seq, ())
+        await self._advance(node_id, boot, seq)
+        return await self.deregister_node(node_id)
+
+    def _check_node_call(
+        self, cap: str | None, op: str, node_id: str, boot: str, seq: int, claim: tuple[Any, ...]
+    ) -> None:
         """A node's registry calls carry a capability minted with the cluster secret."""
-        auth.check(self.cfg.cluster_secret, cap, auth.OP_HEARTBEAT, auth.ANY_CHUNK, node_id)
+        extra = auth.node_call_extra(boot, seq, *claim)
+        secret = self.cfg.cluster_secret
+        auth.check(
+            secret, cap, op, auth.ANY_CHUNK, node_id, extra=extra, max_ttl=auth.NODE_CALL_TTL
+        )
+
+    async def _advance(self, node_id: str, boot: str, seq: int) -> None:
+        # in the metadata store, so every API process refuses a call another one accepted
+        if not await self.meta.advance_node_sequence(node_id, boot, seq):
+            raise Forbidden("a node call seen before (replayed or out of order) is refused")
 
     async def heartbeat(self, beat: Heartbeat) -> dict[str, Any]:
         """Record a node as up until ``heartbeat_timeout`` from now."""
@@ -143,3 +210,13 @@ class Registry:
                 for n in nodes
             ],
         }
+
+
+def _token_body(rec: TokenRecord) -> dict[str, Any]:
+    return {
+        "token_id": auth.token_id(rec.token_hash),
+        "tenant": rec.tenant,
+        "role": rec.role,
+        "label": rec.label,
+        "created_at": rec.created_at,
+    }

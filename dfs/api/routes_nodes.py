@@ -7,7 +7,9 @@
 
 Nodes configured with DFS_API_URL call these with a capability signed with the cluster
 secret instead of a bearer token (the auth middleware lets them through, see
-``dfs.api.context.PUBLIC``); ``dfs.api.registry`` checks it and records the entry.
+``dfs.api.context.PUBLIC``); ``dfs.api.registry`` checks it and records the entry. Both
+bodies carry ``boot`` (the node's per-boot nonce) and ``seq`` (growing with every call), which
+the capability binds, with the heartbeat's host, port and capacity: a call is accepted once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dfs import protocol
+from dfs import auth, protocol
 from dfs.api.bodies import unicode_text
 from dfs.api.context import REGISTRY
 from dfs.api.registry import Heartbeat
@@ -32,9 +34,24 @@ def _count(body: dict[str, Any], name: str, default: object = None) -> int:
     return value
 
 
+def _boot_seq(body: dict[str, Any]) -> tuple[str, int]:
+    boot = body.get("boot")
+    if not isinstance(boot, str) or not auth.BOOT_RE.fullmatch(boot):
+        raise InvalidRequest("boot must be the node's per-boot nonce (32 lowercase hex digits)")
+    seq = _count(body, "seq")
+    if seq >= 1 << 63:
+        raise InvalidRequest("seq is too large")
+    return boot, seq
+
+
 def _heartbeat(body: dict[str, Any], node_id: str) -> Heartbeat:
     host = body.get("host")
-    if not isinstance(host, str) or not 0 < len(host) <= 255 or any(c in host for c in "/@ ?#"):
+    if (
+        not isinstance(host, str)
+        or not 0 < len(host) <= 255
+        or not host.isprintable()
+        or any(c in host for c in "/@ ?#")
+    ):
         raise InvalidRequest("host must be an address or host name")
     unicode_text(host, "host")
     port = _count(body, "port")
@@ -47,23 +64,25 @@ def _heartbeat(body: dict[str, Any], node_id: str) -> Heartbeat:
     if not isinstance(disk_id, str) or len(disk_id) > 64:
         raise InvalidRequest("disk_id must be a string of at most 64 characters")
     unicode_text(disk_id, "disk_id")
-    return Heartbeat(node_id, host, port, zone, cap, used, disk_id)
+    boot, seq = _boot_seq(body)
+    return Heartbeat(node_id, host, port, zone, cap, used, boot, seq, disk_id)
 
 
 async def node_heartbeat(request: web.Request) -> web.Response:
     body = await read_json(request, 64 * 1024)
     registry = request.app[REGISTRY]
     node_id = parse_node_id(body.get("node_id"))
-    registry.check_node(request.headers.get(protocol.CAPABILITY), node_id)
-    return web.json_response(await registry.heartbeat(_heartbeat(body, node_id)))
+    cap = request.headers.get(protocol.CAPABILITY)
+    return web.json_response(await registry.accept_heartbeat(cap, _heartbeat(body, node_id)))
 
 
 async def node_deregister(request: web.Request) -> web.Response:
     body = await read_json(request, 4096)
     registry = request.app[REGISTRY]
     node_id = parse_node_id(body.get("node_id"))
-    registry.check_node(request.headers.get(protocol.CAPABILITY), node_id)
-    return web.json_response(await registry.deregister_node(node_id))
+    cap = request.headers.get(protocol.CAPABILITY)
+    boot, seq = _boot_seq(body)
+    return web.json_response(await registry.accept_deregister(cap, node_id, boot, seq))
 
 
 def add_routes(app: web.Application) -> None:

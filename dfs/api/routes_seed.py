@@ -11,7 +11,8 @@
 
 ``/admin/hashes`` lists the ids (sha256) of the chunks complete files reference: the store's
 content-addressed units, across tenants, hence admin-only. ``next_page`` is sealed with the
-cluster secret, so a client can neither forge nor alter it (400 ``invalid page key``).
+API secret (``DFS_API_SECRET``, never given to nodes), so a client can neither forge nor alter
+it (400 ``invalid page key``).
 
 Whole files through the API (chunking an upload, verified streaming) are ``dfs.api.ingest``'s.
 """
@@ -286,9 +287,9 @@ async def admin_hashes(request: web.Request) -> web.Response:
     admin(request)
     coord = request.app[COORDINATOR]
     limit, key = _hashes_query(request)
-    after = auth.unseal(coord.cfg.cluster_secret, _PAGE_PURPOSE, key) if key else None
+    after = auth.unseal(coord.cfg.api_secret, _PAGE_PURPOSE, key) if key else None
     hashes, cursor = await coord.chunk_ids_page(limit, after)
-    next_page = auth.seal(coord.cfg.cluster_secret, _PAGE_PURPOSE, cursor) if cursor else None
+    next_page = auth.seal(coord.cfg.api_secret, _PAGE_PURPOSE, cursor) if cursor else None
     return web.json_response({"hashes": hashes, "next_page": next_page})
 
 

@@ -225,6 +225,7 @@ def admin() -> None:
     """Tenants and tokens (needs an admin token).
 
     \b
+    A revoked token is refused by every API process within 10 s (the token cache).
     A tenant for yourself, kept as the default profile:
       dfs-client admin create-tenant URL me
       dfs-client config set me URL --token "$(dfs-client admin create-token URL me)"
@@ -264,6 +265,33 @@ def tenants(as_json: bool, target: Target) -> None:
         as_json,
         lambda b: "\n".join(map(printable, b["tenants"])),
     )
+
+
+@admin.command("tokens")
+@json_option
+@target_options
+@click.argument("tenant", required=False)
+def tokens(as_json: bool, target: Target, tenant: str | None) -> None:
+    """List tokens (of TENANT, else of every tenant): id, tenant, role, label; never the text."""
+    _simple(lambda c: c.api.list_tokens(tenant), target, as_json, cli_output.tokens_text)
+
+
+@admin.command("revoke")
+@json_option
+@target_options
+@click.argument("token_id")
+def revoke(as_json: bool, target: Target, token_id: str) -> None:
+    """Revoke the token TOKEN_ID (its id from `admin tokens`); every API process refuses it
+    within the token cache's lifetime (10 s)."""
+    _simple(lambda c: c.api.revoke_token(token_id), target, as_json, lambda b: b["token_id"])
+
+
+@cli.command()
+@json_option
+@target_options
+def whoami(as_json: bool, target: Target) -> None:
+    """The tenant, role and token id (and label) of the token in use."""
+    _simple(lambda c: c.api.whoami(), target, as_json, cli_output.whoami_text)
 
 
 @cli.group("config")

@@ -182,3 +182,16 @@ def verify_text(healthy: bool, chunks: int, rf: int, under: list[dict[str, Any]]
         f"{b['healthy_copies']}/{rf} healthy copies"
         for b in under
     )
+
+
+def tokens_text(body: dict[str, Any]) -> str:
+    rows = [("ID", "TENANT", "ROLE", "CREATED", "LABEL")]
+    for t in body["tokens"]:
+        created = human_time(t["created_at"])
+        rows.append((t["token_id"], t["tenant"], t["role"], created, printable(t["label"])))
+    return table(rows)
+
+
+def whoami_text(body: dict[str, Any]) -> str:
+    label = f" ({printable(body['label'])})" if body.get("label") else ""
+    return f"tenant {body['tenant']}, role {body['role']}, token {body['token_id']}{label}"

@@ -202,7 +202,16 @@ class MetadataStore(Protocol):
     Tenants and tokens
       - ``create_tenant`` raises Conflict if the tenant exists; ``tenant_exists`` answers.
       - ``put_token`` stores a token record (Conflict if its hash exists); ``get_token``
-        returns None for an unknown hash.
+        returns None for an unknown hash. ``list_tokens(tenant)`` returns the records of
+        one tenant (every tenant's for None), oldest first; ``delete_token(hash)`` removes
+        one, True if it existed.
+
+    Node heartbeat sequences (replay protection, kept apart from NodeRecord)
+      - ``advance_node_sequence(node_id, boot, seq)`` records (boot, seq) as the node's last
+        accepted heartbeat only if there is none yet, the boot differs from the stored one
+        (the node restarted), or the boot is the same and ``seq`` is greater than the
+        stored one, checked in the same atomic step (a conditional write, so that several
+        API processes agree); True when recorded, False for a replay.
 
     Chunks
       - ``add_locations`` records copies (idempotent); ``remove_locations`` forgets copies
@@ -280,6 +289,9 @@ class MetadataStore(Protocol):
     async def list_tenants(self) -> list[str]: ...
     async def put_token(self, rec: TokenRecord) -> None: ...
     async def get_token(self, token_hash: str) -> TokenRecord | None: ...
+    async def list_tokens(self, tenant: str | None = None) -> list[TokenRecord]: ...
+    async def delete_token(self, token_hash: str) -> bool: ...
+    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool: ...
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
     async def remove_locations(self, locations: Iterable[Location]) -> None: ...

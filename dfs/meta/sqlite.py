@@ -347,6 +347,36 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
+    async def list_tokens(self, tenant: str | None = None) -> list[TokenRecord]:
+        def op() -> list[TokenRecord]:
+            where, args = ("WHERE tenant=?", (tenant,)) if tenant is not None else ("", ())
+            rows = self._db.execute(
+                f"SELECT * FROM tokens {where} ORDER BY created_at, token_hash", args
+            )
+            return [TokenRecord(**{k: r[k] for k in r.keys()}) for r in rows]  # noqa: SIM118
+
+        return await self._run(op)
+
+    async def delete_token(self, token_hash: str) -> bool:
+        def op() -> bool:
+            cur = self._db.execute("DELETE FROM tokens WHERE token_hash=?", (token_hash,))
+            return cur.rowcount > 0
+
+        return await self._run(op)
+
+    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool:
+        def op() -> bool:
+            # one statement: atomic, so two API processes cannot both accept the same beat
+            cur = self._db.execute(
+                "INSERT INTO node_sequences VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
+                "SET boot=excluded.boot, seq=excluded.seq "
+                "WHERE node_sequences.boot != excluded.boot OR node_sequences.seq < excluded.seq",
+                (node_id, boot, seq),
+            )
+            return cur.rowcount > 0
+
+        return await self._run(op)
+
     # --- chunks ---------------------------------------------------------------------------
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None:

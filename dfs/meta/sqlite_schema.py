@@ -19,6 +19,7 @@ one place. Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | file_hashes | (tenant, sha256)   | file_id: the oldest complete file with that content (delete |
 |           |                      | re-points it, in its transaction)                          |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
+| node_sequences | node_id         | boot, seq: the node's last accepted heartbeat (replays)    |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
 """
 
@@ -67,6 +68,9 @@ CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, created_at REAL NOT
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, label TEXT NOT NULL,
     created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS node_sequences (
+    node_id TEXT PRIMARY KEY, boot TEXT NOT NULL, seq INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL, info TEXT NOT NULL

@@ -52,20 +52,32 @@ class MetaRegistrar:
 
 class ApiRegistrar:
     """Posts the registry entry to the API, which stamps it with its own clock. Each call
-    carries a short capability minted with the cluster secret, so only nodes can register."""
+    carries a short capability minted with the cluster secret, so only nodes can register; it
+    binds this boot's nonce and a sequence number that grows with every call (the API accepts
+    each once) and the address, port and capacity a heartbeat announces."""
 
     def __init__(self, api: ApiClient, secret: bytes) -> None:
         self._api = api
         self._secret = secret
+        self._boot = auth.new_boot()
+        self._seq = 0
 
-    def _cap(self, node_id: str) -> str:
-        return auth.mint(self._secret, auth.OP_HEARTBEAT, auth.ANY_CHUNK, node_id, ttl=60.0)
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
 
     async def heartbeat(self, node: NodeRecord) -> None:
-        await self._api.heartbeat(dataclasses.asdict(node), cap=self._cap(node.node_id))
+        seq = self._next_seq()
+        cap = auth.mint_heartbeat(
+            self._secret, node.node_id, self._boot, seq, node.host, node.port, node.capacity_bytes
+        )
+        body = {**dataclasses.asdict(node), "boot": self._boot, "seq": seq}
+        await self._api.heartbeat(body, cap=cap)
 
     async def deregister(self, node_id: str) -> None:
-        await self._api.deregister(node_id, cap=self._cap(node_id))
+        seq = self._next_seq()
+        cap = auth.mint_deregister(self._secret, node_id, self._boot, seq)
+        await self._api.deregister(node_id, cap=cap, boot=self._boot, seq=seq)
 
 
 class TrackingRegistrar:

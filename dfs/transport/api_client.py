@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -143,15 +144,26 @@ class ApiClient:
         body = {"tenant": tenant, "role": role, "label": label}
         return await self._json("POST", protocol.ADMIN_TOKENS, json=body)
 
+    async def list_tokens(self, tenant: str | None = None) -> dict[str, Any]:
+        params = {"tenant": tenant} if tenant else None
+        return await self._json("GET", protocol.ADMIN_TOKENS, params=params)
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        path = protocol.ADMIN_TOKEN.format(token_id=quote(token_id, safe=""))
+        return await self._json("DELETE", path)
+
+    async def whoami(self) -> dict[str, Any]:
+        return await self._json("GET", protocol.WHOAMI)
+
     async def heartbeat(self, node: dict[str, Any], *, cap: str) -> None:
         await self._json(
             "POST", protocol.NODE_HEARTBEAT, json=node, headers={protocol.CAPABILITY: cap}
         )
 
-    async def deregister(self, node_id: str, *, cap: str) -> None:
+    async def deregister(self, node_id: str, *, cap: str, boot: str, seq: int) -> None:
         await self._json(
             "POST",
             protocol.NODE_DEREGISTER,
-            json={"node_id": node_id},
+            json={"node_id": node_id, "boot": boot, "seq": seq},
             headers={protocol.CAPABILITY: cap},
         )

@@ -45,6 +45,7 @@ data "aws_iam_policy_document" "api" {
     actions = ["ssm:GetParameter"]
     resources = [
       aws_ssm_parameter.cluster_secret.arn,
+      aws_ssm_parameter.api_secret.arn,
       aws_ssm_parameter.admin_token.arn,
       aws_ssm_parameter.metrics_token.arn,
     ]

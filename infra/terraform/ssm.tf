@@ -7,6 +7,11 @@ resource "random_password" "cluster_secret" {
   special = false
 }
 
+resource "random_password" "api_secret" {
+  length  = 64
+  special = false
+}
+
 resource "random_password" "admin_token" {
   length  = 48
   special = false
@@ -19,10 +24,18 @@ resource "random_password" "metrics_token" {
 
 resource "aws_ssm_parameter" "cluster_secret" {
   name        = "/${var.name}/cluster-secret"
-  description = "DFS_CLUSTER_SECRET: HMAC key the API and nodes share for capabilities"
+  description = "DFS_CLUSTER_SECRET: HMAC key the API and nodes share for capabilities, receipts and heartbeats"
   type        = "SecureString"
   key_id      = aws_kms_key.main.arn
   value       = random_password.cluster_secret.result
+}
+
+resource "aws_ssm_parameter" "api_secret" {
+  name        = "/${var.name}/api-secret"
+  description = "DFS_API_SECRET: HMAC key only the API holds (download URLs, page keys); nodes never read it"
+  type        = "SecureString"
+  key_id      = aws_kms_key.main.arn
+  value       = random_password.api_secret.result
 }
 
 resource "aws_ssm_parameter" "admin_token" {

@@ -312,6 +312,41 @@ async def test_tenants_and_tokens(meta: MetadataStore) -> None:
     assert await meta.get_token(cid("t2")) == empty_label
 
 
+async def test_tokens_are_listed_per_tenant_and_deleted(meta: MetadataStore) -> None:
+    old = TokenRecord(cid("a"), "acme", "user", "ci", 5.0)
+    new = TokenRecord(cid("b"), "acme", "admin", "", 7.0)
+    other = TokenRecord(cid("c"), "globex", "user", "x", 6.0)
+    for rec in (new, other, old):
+        await meta.put_token(rec)
+    assert await meta.list_tokens("acme") == [old, new]  # oldest first
+    assert await meta.list_tokens() == [old, other, new]
+    assert await meta.list_tokens("nobody") == []
+    assert await meta.delete_token(cid("a"))
+    assert not await meta.delete_token(cid("a"))  # gone: nothing to delete
+    assert await meta.get_token(cid("a")) is None
+    assert await meta.list_tokens("acme") == [new]
+
+
+async def test_node_sequence_accepts_only_newer_beats_or_a_new_boot(meta: MetadataStore) -> None:
+    assert await meta.advance_node_sequence("n1", "boot1", 1)
+    assert not await meta.advance_node_sequence("n1", "boot1", 1)  # a replay
+    assert await meta.advance_node_sequence("n1", "boot1", 5)
+    assert not await meta.advance_node_sequence("n1", "boot1", 4)  # older
+    assert await meta.advance_node_sequence("n2", "boot1", 1)  # per node
+    assert await meta.advance_node_sequence("n1", "boot2", 0)  # the node restarted
+    assert not await meta.advance_node_sequence("n1", "boot2", 0)
+    assert await meta.advance_node_sequence("n1", "boot2", 1)
+
+
+async def test_concurrent_node_sequences_accept_each_beat_once(meta: MetadataStore) -> None:
+    # several API processes: one accepted write per (boot, seq), the highest seq wins
+    results = await asyncio.gather(
+        *(meta.advance_node_sequence("n1", "b", s) for s in (3, 3, 3, 3))
+    )
+    assert sorted(results) == [False, False, False, True]
+    assert not await meta.advance_node_sequence("n1", "b", 2)
+
+
 # --- delete, garbage collection, leases -------------------------------------------------------
 
 

@@ -136,7 +136,11 @@ def test_each_role_reads_exactly_the_parameters_its_bootstrap_reads(
     }
     assert granted == {(a, arn_of[n]) for a in actions for n in names}
     if role == "node":
+        # a node holds only what nodes need: not the API's own secret (download URLs)
         assert "admin-token" not in names
+        assert "api-secret" not in names
+    else:
+        assert "api-secret" in names
 
 
 def test_only_the_api_is_reachable_from_outside(terraform: dict[str, Any]) -> None:
@@ -177,7 +181,7 @@ def test_instances_volumes_and_secrets(terraform: dict[str, Any]) -> None:
     assert volume["type"] == "gp3"
     assert volume["size"] == "${var.volume_size_gb}"
     assert volume["encrypted"] is True
-    for name in ("cluster_secret", "admin_token", "metrics_token"):
+    for name in ("cluster_secret", "api_secret", "admin_token", "metrics_token"):
         param = res["aws_ssm_parameter"][name]
         assert param["type"] == "SecureString", name
         assert param["key_id"] == "${aws_kms_key.main.arn}", name

@@ -33,6 +33,7 @@ INSTALL_BIN = "/opt/dfs/venv/bin/"
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
 SECRET = "units-test-cluster-secret-0123456789abcdef"
+API_SECRET = "units-test-api-only-secret-0123456789abcdef"
 ADMIN = "dfs_units-test-admin-token-0123456789abcdef"
 METRICS = "units-test-metrics-token-0123456789abcdef"
 
@@ -130,12 +131,16 @@ def test_unit_command_lines_round_trip_a_file(
             "DFS_META_URL": meta_url,
             "REPLICATION_FACTOR": "2",
             "DFS_CLUSTER_SECRET": SECRET,
+            "DFS_API_SECRET": API_SECRET,
             "DFS_ADMIN_TOKEN": ADMIN,
             "DFS_METRICS_TOKEN": METRICS,
             "DFS_LOG_FORMAT": "json",
         },
         "bootstrap_api.sh",
     )
+    # separate keys for separate powers: the node's env file never carries the API's secret
+    assert "DFS_API_SECRET" in env_keys("bootstrap_api.sh")
+    assert "DFS_API_SECRET" not in env_keys("bootstrap_node.sh")
     api_env["AWS_ENDPOINT_URL"] = moto_endpoint  # on EC2: DynamoDB's regional endpoint
 
     # bootstrap_api.sh: `dfs-api init-tables --url "$DFS_META_URL"` before starting the unit

@@ -6,11 +6,13 @@ import json
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from dfs.localcluster import LocalCluster, Proc, console_script, http_json
+from dfs.api.registry import TOKEN_CACHE_SECONDS
+from dfs.localcluster import LocalCluster, Proc, console_script, http_json, wait_for
 from tests.e2e.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -107,3 +109,53 @@ def test_tenants_through_the_cli(cluster: LocalCluster, tmp_path: Path) -> None:
     )
     assert proc.returncode == 3
     assert "missing bearer token" in proc.stderr
+
+
+def test_tokens_listed_whoami_and_revoked_on_every_api_process(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """Through the CLI: create a token, list it, whoami, revoke it; a second API process on the
+    same metadata store refuses it within the token cache's lifetime."""
+    url = cluster.api_url
+    run_cli("admin", "create-tenant", url, "acme")
+    created = json.loads(
+        run_cli("admin", "create-token", "--json", "--label", "ci", url, "acme").stdout
+    )
+    token, token_id = created["token"], created["token_id"]
+    listed = json.loads(run_cli("admin", "tokens", "--json", url, "acme").stdout)["tokens"]
+    assert [(t["token_id"], t["role"], t["label"]) for t in listed] == [(token_id, "user", "ci")]
+    assert token not in run_cli("admin", "tokens", url).stdout  # ids only, never the text
+    me = json.loads(run_cli("whoami", "--json", url, "--token", token).stdout)
+    assert me == {"tenant": "acme", "role": "user", "token_id": token_id, "label": "ci"}
+    assert f"token {token_id}" in run_cli("whoami", url, "--token", token).stdout
+
+    # a second API process on the same store, which has the token in its cache
+    env = {**os.environ, **cluster.secrets, **cluster.env}
+    env.update(
+        {
+            "DFS_META_URL": cluster.meta_url,
+            "DFS_API_PORT": "0",
+            "DFS_DATA_DIR": str(tmp_path / "api2"),
+            "DFS_MAINTENANCE": "0",
+        }
+    )
+    api2 = Proc("api2", [console_script("dfs-api")], env, tmp_path / "api2.log", tmp_path / "p")
+    api2.start()
+    try:
+        url2 = api2.wait_listening(30)
+        assert run_cli("whoami", "--json", url2, "--token", token).returncode == 0
+        assert run_cli("admin", "revoke", url, token_id).stdout.strip() == token_id
+        revoked_at = time.monotonic()
+        refused = run_cli("whoami", url, "--token", token, check=False)  # at once where revoked
+        assert refused.returncode == 3, refused.stderr
+        assert "invalid token" in refused.stderr
+
+        def refused_by_api2() -> bool:
+            return run_cli("whoami", url2, "--token", token, check=False).returncode == 3
+
+        wait_for(refused_by_api2, TOKEN_CACHE_SECONDS + 10, "the second API to refuse")
+        assert time.monotonic() - revoked_at < TOKEN_CACHE_SECONDS + 10
+        assert token_id not in run_cli("admin", "tokens", url).stdout
+        assert run_cli("admin", "revoke", url, token_id, check=False).returncode == 4  # gone
+    finally:
+        api2.stop()

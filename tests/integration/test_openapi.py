@@ -92,6 +92,18 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         user = {"Authorization": f"Bearer {tok['token']}"}
         await call("POST", protocol.ADMIN_TOKENS, 404, ADMIN, json={"tenant": "nobody"})
         await call("POST", protocol.ADMIN_TOKENS, 403, user, json={"tenant": "acme"})
+        listed = await call("GET", protocol.ADMIN_TOKENS, 200, ADMIN, params={"tenant": "acme"})
+        assert [t["token_id"] for t in listed["tokens"]] == [tok["token_id"]]
+        await call("GET", protocol.ADMIN_TOKENS, 403, user)
+        me = await call("GET", protocol.WHOAMI, 200, user)
+        assert (me["tenant"], me["token_id"], me["label"]) == ("acme", tok["token_id"], "t")
+        await call("GET", protocol.WHOAMI, 401)
+        spare = await call("POST", protocol.ADMIN_TOKENS, 201, ADMIN, json={"tenant": "acme"})
+        gone = {"token_id": spare["token_id"]}
+        await call("DELETE", protocol.ADMIN_TOKEN, 403, user, path=gone)
+        await call("DELETE", protocol.ADMIN_TOKEN, 200, ADMIN, path=gone)
+        await call("DELETE", protocol.ADMIN_TOKEN, 404, ADMIN, path=gone)
+        await call("DELETE", protocol.ADMIN_TOKEN, 400, ADMIN, path={"token_id": "ZZ"})
         await call("GET", protocol.ADMIN_TENANTS, 200, ADMIN)
         await call("GET", protocol.ADMIN_TENANTS, 401)
         await call("GET", protocol.ADMIN_STATS, 200, ADMIN)
@@ -135,12 +147,16 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
 
         # node registration: a capability, not a token
         node_id = "extra-node"
-        hb = {"node_id": node_id, "host": "127.0.0.1", "port": 1}
-        cap = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_HEARTBEAT, auth.ANY_CHUNK, node_id)}
+        boot = auth.new_boot()
+        hb = {"node_id": node_id, "host": "127.0.0.1", "port": 1, "boot": boot, "seq": 1}
+        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0)
         await call("POST", protocol.NODE_HEARTBEAT, 401, json=hb)
-        await call("POST", protocol.NODE_HEARTBEAT, 200, cap, json=hb)
-        await call("POST", protocol.NODE_DEREGISTER, 403, cap, json={"node_id": "other"})
-        await call("POST", protocol.NODE_DEREGISTER, 200, cap, json={"node_id": node_id})
+        await call("POST", protocol.NODE_HEARTBEAT, 200, {protocol.CAPABILITY: beat}, json=hb)
+        bye = {protocol.CAPABILITY: auth.mint_deregister(SECRET, node_id, boot, 2)}
+        other = {"node_id": "other", "boot": boot, "seq": 2}
+        await call("POST", protocol.NODE_DEREGISTER, 403, bye, json=other)
+        mine = {"node_id": node_id, "boot": boot, "seq": 2}
+        await call("POST", protocol.NODE_DEREGISTER, 200, bye, json=mine)
 
         await _seed_and_batch_routes(call, user, up.file_id, body)
         await call("GET", protocol.READYZ, 200)

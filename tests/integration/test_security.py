@@ -254,24 +254,26 @@ async def test_node_requires_valid_capability(inproc: InProcessCluster) -> None:
 
 
 async def test_node_registration_needs_the_cluster_secret(inproc: InProcessCluster) -> None:
+    boot = auth.new_boot()
     body = {
         "node_id": "rogue",
         "host": "127.0.0.1",
         "port": 1,
         "capacity_bytes": 1 << 40,
         "used_bytes": 0,
+        "boot": boot,
+        "seq": 1,
     }
     url = f"{inproc.api.url}{protocol.NODE_HEARTBEAT}"
     status, _ = await raw("POST", url, json=body)
     assert status == 401
-    wrong = auth.mint(
-        b"wrong-secret-0123456789abcdef0123", auth.OP_HEARTBEAT, auth.ANY_CHUNK, "rogue"
-    )
+    wrong_secret = b"wrong-secret-0123456789abcdef0123"
+    wrong = auth.mint_heartbeat(wrong_secret, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40)
     status, _ = await raw("POST", url, {protocol.CAPABILITY: wrong}, json=body)
     assert status == 403
     async with Client(inproc.api.url, token=ADMIN_TOKEN) as admin:
         assert "rogue" not in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
-        good = auth.mint(SECRET, auth.OP_HEARTBEAT, auth.ANY_CHUNK, "rogue")
+        good = auth.mint_heartbeat(SECRET, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40)
         await admin.api.heartbeat(body, cap=good)
         assert "rogue" in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
 
@@ -281,3 +283,23 @@ async def test_client_errors_map_to_auth_classes(inproc: InProcessCluster) -> No
         with pytest.raises(AuthError) as info:
             await c.api.list_files()
         assert not isinstance(info.value, Forbidden)
+
+
+async def test_a_download_url_minted_with_the_cluster_secret_is_refused(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    # every node holds the cluster secret; the download URLs' key is the API's alone
+    (token,) = await tenant_tokens(inproc.api.url, "carol")
+    src = tmp_path / "c.bin"
+    src.write_bytes(random.Random(4).randbytes(100_000))
+    async with Client(inproc.api.url, token=token) as c:
+        up = await c.upload(src)
+    url = f"{inproc.api.url}{protocol.SIGNED_DOWNLOAD}{up.file_id}"
+    forged = auth.mint(SECRET, auth.OP_DOWNLOAD, up.file_id, "carol", ttl=300)
+    status, _ = await raw("GET", url, params={"tenant": "carol", "sig": forged})
+    assert status == 403
+    good = auth.mint(inproc.api.coordinator.cfg.api_secret, auth.OP_DOWNLOAD, up.file_id, "carol")
+    status, body = await raw("GET", url, params={"tenant": "carol", "sig": good})
+    assert status == 200
+    assert body == src.read_bytes()
+    assert inproc.api.coordinator.cfg.api_secret not in (SECRET, b"")

@@ -133,7 +133,9 @@ TABLES: Final[dict[str, dict[str, Any]]] = {
         "ttl_attribute": None,
     },
     "auth": {
-        # kind "tenant" (id = tenant name) and kind "token" (id = sha256 of the token)
+        # kind "tenant" (id = tenant name), kind "token" (id = sha256 of the token) and kind
+        # "node_seq" (id = node id: the last accepted heartbeat's boot and seq, see
+        # MetadataStore.advance_node_sequence)
         "env": "DFS_AUTH_TABLE",
         "default": "dfs-auth",
         "KeySchema": [

@@ -1,6 +1,6 @@
 """The registry part of the DynamoDB store: single items looked up by key, no reference
-counting. Nodes (with a TTL), tenants and tokens (one auth table), leases and the stats
-counter shards (one counters table).
+counting. Nodes (with a TTL), tenants, tokens and the nodes' heartbeat sequences (one auth
+table), leases and the stats counter shards (one counters table).
 
 TTL deletion is late (and moto never does it): live-node reads filter ``expires_at > now``.
 """
@@ -120,6 +120,49 @@ class RegistryPart(StoreCore):
         )
         item = resp.get("Item")
         return None if item is None else codec.token_record(token_hash, item)
+
+    async def list_tokens(self, tenant: str | None = None) -> list[TokenRecord]:
+        def op() -> list[TokenRecord]:
+            items = self._rq.paginate(
+                "query",
+                TableName=self.tables["auth"],
+                KeyConditionExpression="#kind = :kind",
+                ExpressionAttributeNames=attr_names("kind"),
+                ExpressionAttributeValues={":kind": S("token")},
+                ConsistentRead=True,
+            )
+            recs = (codec.token_record(i["id"]["S"], i) for i in items)
+            mine = [r for r in recs if tenant is None or r.tenant == tenant]
+            return sorted(mine, key=lambda r: (r.created_at, r.token_hash))
+
+        return await self._rq.run(op)
+
+    async def delete_token(self, token_hash: str) -> bool:
+        resp = await self._rq.run(
+            lambda: self._rq.call_or_none(
+                "delete_item",
+                TableName=self.tables["auth"],
+                Key=codec.auth_key("token", token_hash),
+                ConditionExpression="attribute_exists(#id)",
+                ExpressionAttributeNames=attr_names("id"),
+            )
+        )
+        return resp is not None
+
+    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool:
+        """An item of kind "node_seq" in the auth table: replay protection for heartbeats."""
+        resp = await self._rq.run(
+            lambda: self._rq.call_or_none(
+                "update_item",
+                TableName=self.tables["auth"],
+                Key=codec.auth_key("node_seq", node_id),
+                UpdateExpression="SET #boot = :boot, #seq = :seq",
+                ConditionExpression="attribute_not_exists(#id) OR #boot <> :boot OR #seq < :seq",
+                ExpressionAttributeNames=attr_names("id", "boot", "seq"),
+                ExpressionAttributeValues={":boot": S(boot), ":seq": N(seq)},
+            )
+        )
+        return resp is not None
 
     # --- leases and stats -------------------------------------------------------------------
 

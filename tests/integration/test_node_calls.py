@@ -1,0 +1,110 @@
+"""Heartbeat and deregistration capabilities cannot be replayed (issue 12, item 7).
+
+A node registering through the API (DFS_API_URL mode) is played by the real ``ApiRegistrar``
+against a real API process's routes; a recording client keeps what it sent, as an attacker
+on the path would, and the test replays it by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from dfs import auth, protocol
+from dfs.client import Client
+from dfs.meta.base import NODE_UP, NodeRecord
+from dfs.node.heartbeat import ApiRegistrar
+from dfs.transport.api_client import ApiClient
+from dfs.transport.http import make_session
+from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
+
+pytestmark = pytest.mark.integration
+
+
+class Recording(ApiClient):
+    """An ApiClient that keeps every registry call's body and capability."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        super().__init__(session, url)
+        self.sent: list[tuple[str, dict[str, Any], str]] = []
+
+    async def heartbeat(self, node: dict[str, Any], *, cap: str) -> None:
+        self.sent.append((protocol.NODE_HEARTBEAT, dict(node), cap))
+        await super().heartbeat(node, cap=cap)
+
+    async def deregister(self, node_id: str, *, cap: str, boot: str, seq: int) -> None:
+        body = {"node_id": node_id, "boot": boot, "seq": seq}
+        self.sent.append((protocol.NODE_DEREGISTER, body, cap))
+        await super().deregister(node_id, cap=cap, boot=boot, seq=seq)
+
+
+def record(node_id: str, port: int) -> NodeRecord:
+    now = time.time()
+    return NodeRecord(node_id, "127.0.0.1", port, "", 1 << 30, 0, NODE_UP, now, now + 10)
+
+
+async def post(url: str, body: dict[str, Any], cap: str) -> int:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(url, json=body, headers={protocol.CAPABILITY: cap}) as r,
+    ):
+        return r.status
+
+
+async def entry(api_url: str, node_id: str) -> dict[str, Any] | None:
+    async with Client(api_url, token=ADMIN_TOKEN) as admin:
+        nodes = (await admin.list_nodes())["nodes"]
+    return next((n for n in nodes if n["node_id"] == node_id), None)
+
+
+async def test_captured_node_calls_cannot_be_replayed(inproc: InProcessCluster) -> None:
+    api = inproc.api.url
+    async with make_session() as session:
+        wire = Recording(session, api)
+        node = ApiRegistrar(wire, SECRET)
+        await node.heartbeat(record("n9", 9009))
+        await node.heartbeat(record("n9", 9009))
+        path, beat, cap = wire.sent[-1]
+        assert (await entry(api, "n9") or {})["url"] == "http://127.0.0.1:9009"
+
+        # the same heartbeat again: refused, on this API process and on any other (the
+        # last accepted sequence is in the metadata store)
+        assert await post(api + path, beat, cap) == 403
+        # at another address, or with more capacity: the capability binds what it announces
+        for change in ({"port": 9999}, {"host": "10.9.9.9"}, {"capacity_bytes": 1 << 50}):
+            assert await post(api + path, {**beat, **change}, cap) == 403
+        # a newer sequence number cannot be put on an old capability either
+        assert await post(api + path, {**beat, "seq": beat["seq"] + 100}, cap) == 403
+        assert (await entry(api, "n9") or {})["url"] == "http://127.0.0.1:9009"
+
+        # deregistration is its own operation: a heartbeat's capability cannot do it
+        bye = {"node_id": "n9", "boot": beat["boot"], "seq": beat["seq"] + 1}
+        assert await post(api + protocol.NODE_DEREGISTER, bye, cap) == 403
+        assert (await entry(api, "n9") or {})["live"]
+
+        await node.deregister("n9")
+        assert not (await entry(api, "n9") or {"live": True})["live"]
+        _, bye_body, bye_cap = wire.sent[-1]
+        # a captured deregistration cannot be replayed, nor the old heartbeats after it
+        assert await post(api + protocol.NODE_DEREGISTER, bye_body, bye_cap) == 403
+        assert await post(api + path, beat, cap) == 403
+
+        # the node restarts: a new boot registers at once
+        restarted = ApiRegistrar(Recording(session, api), SECRET)
+        await restarted.heartbeat(record("n9", 9010))
+        got = await entry(api, "n9") or {}
+        assert got["live"]
+        assert got["url"] == "http://127.0.0.1:9010"
+
+
+async def test_a_heartbeat_without_boot_and_seq_is_refused(inproc: InProcessCluster) -> None:
+    body = dataclasses.asdict(record("n8", 9008))
+    cap = auth.mint(SECRET, auth.OP_HEARTBEAT, auth.ANY_CHUNK, "n8", ttl=60)  # the old form
+    assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, body, cap) == 400
+    boot = auth.new_boot()
+    old_form = {**body, "boot": boot, "seq": 1}
+    assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, old_form, cap) == 403

@@ -10,6 +10,7 @@ override) in every field of text output, as ``ls -b`` does; --json stays exact.
 
 from __future__ import annotations
 
+import stat
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -103,7 +104,12 @@ def file_text(body: dict[str, Any]) -> str:
         ("state", str(body.get("state", ""))),
         ("created", human_time(body.get("created_at"))),
     ]
+    if isinstance(body.get("mode"), int):  # files uploaded with their mode and mtime
+        rows.append(("mode", f"{body['mode']:04o} ({stat.filemode(stat.S_IFREG | body['mode'])})"))
+    if body.get("mtime") is not None:
+        rows.append(("modified", human_time(body["mtime"])))
     known = {"name", "file_id", "size", "sha256", "chunks", "chunker", "state", "created_at"}
+    known |= {"mode", "mtime"}
     rows += [(printable(k), printable(v)) for k, v in sorted(body.items()) if k not in known]
     return table((f"{k}:", v) for k, v in rows)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -118,14 +119,22 @@ class FileUpload:
             self._offsets.setdefault(c.chunk_id, c.offset)  # one read serves repeated chunks
 
     def init_body(self, chunker: str) -> dict[str, Any]:
-        """The body ``/init-upload`` takes (and each entry of ``/init-uploads``)."""
-        return {
+        """The body ``/init-upload`` takes (and each entry of ``/init-uploads``), with the
+        file's permission bits and mtime for the download to restore (issue 16)."""
+        body: dict[str, Any] = {
             "name": self.name,
             "size": self.scan.size,
             "sha256": self.scan.sha256,
             "chunker": chunker,
             "chunks": [{"sha256": c.chunk_id, "size": c.size} for c in self.scan.chunks],
         }
+        try:
+            st = os.stat(self.path)
+        except OSError:  # gone since the scan: reading its chunks will say so
+            return body
+        body["mode"] = stat.S_IMODE(st.st_mode)
+        body["mtime"] = st.st_mtime_ns / 1e9
+        return body
 
     def planned(
         self, plan: dict[str, Any], receipts: dict[str, str], progress: ProgressFn | None

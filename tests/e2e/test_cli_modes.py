@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from dfs.localcluster import LocalCluster
-from tests.e2e.conftest import cli_json, run_cli
+from dfs.localcluster import LocalCluster, console_script
+from tests.e2e.conftest import CLI_TIMEOUT, cli_json, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +60,27 @@ def test_upload_directory_and_download_restore_mode_and_mtime(
     # microsecond agreement: the mtime travels as float seconds
     assert abs(got_private.stat().st_mtime_ns - OLD_MTIME_NS) < 1000
     assert abs(got_script.stat().st_mtime_ns - (OLD_MTIME_NS + 10**9)) < 1000
+
+
+def test_standard_input_is_stored_without_mode_and_mtime(
+    sqlite_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """stdin is spooled to a private 0600 temp file: its mode and mtime say nothing about the
+    data, so none is stored, and the download gets the usual mode and the current time."""
+    api = sqlite_cluster.api_url
+    proc = subprocess.run(
+        [console_script("dfs-client"), "upload", api, "-", "--name", "piped.txt"],
+        input=b"piped\n",
+        capture_output=True,
+        timeout=CLI_TIMEOUT,
+        check=True,
+    )
+    file_id = proc.stdout.decode().split("\t")[0].strip()
+    [meta] = cli_json("stat", api, file_id)
+    assert "mode" not in meta
+    assert "mtime" not in meta
+    out = tmp_path / "piped.txt"
+    run_cli("download", api, file_id, str(out))
+    assert out.read_bytes() == b"piped\n"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644 & ~_umask()  # as downloads create files
+    assert out.stat().st_mtime > time.time() - 600

@@ -287,10 +287,11 @@ _UMASK = _umask()  # read once, at import, before any thread could create a file
 
 def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
     """Like ``rsync -t`` without ``-p``: the stored mtime, and the stored permission bits
-    less the process umask, on the renamed file; a file stored without them keeps what it
-    was created with."""
+    less the process umask and without set-uid/set-gid/sticky (a downloaded file must not
+    become set-uid), on the renamed file; a file stored without them keeps what it was
+    created with."""
     if plan.get("mode") is not None:
-        os.chmod(target, int(plan["mode"]) & ~_UMASK)
+        os.chmod(target, int(plan["mode"]) & 0o777 & ~_UMASK)
     if plan.get("mtime") is not None:
         ns = round(float(plan["mtime"]) * 1e9)
         os.utime(target, ns=(time.time_ns(), ns))

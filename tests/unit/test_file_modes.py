@@ -57,7 +57,7 @@ def test_bad_mode_or_mtime_is_refused(extra: dict[str, Any]) -> None:
 def test_restore_applies_mtime_and_mode_less_the_umask(tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_text("x")
-    restore_attrs(f, {"mode": 0o777, "mtime": 1_000_000_000.5})
+    restore_attrs(f, {"mode": 0o4777, "mtime": 1_000_000_000.5})  # set-uid: not restored
     mask = os.umask(0o022)  # the process umask, read once by the download module too
     os.umask(mask)
     assert stat.S_IMODE(f.stat().st_mode) == 0o777 & ~mask

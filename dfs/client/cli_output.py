@@ -174,9 +174,15 @@ def check_text(body: dict[str, Any]) -> str:
     return f"new: {body['sha256']}"
 
 
-def listing_line(f: dict[str, Any]) -> str:
-    """``ls``: id, size in bytes, sha256 prefix, name (tab-separated for cut and awk)."""
-    return f"{f['file_id']}\t{f['size']}\t{f['sha256'][:12]}\t{printable(f['name'])}"
+def listing_line(f: dict[str, Any], long: bool = False) -> str:
+    """``ls``: id, size in bytes, sha256 prefix, name (tab-separated for cut and awk);
+    ``long`` puts the stored mode and mtime (``-`` when not stored) before the name."""
+    cols = [str(f["file_id"]), str(f["size"]), str(f["sha256"])[:12]]
+    if long:
+        mode = f.get("mode")
+        cols.append(stat.filemode(stat.S_IFREG | mode) if isinstance(mode, int) else "-")
+        cols.append(human_time(f.get("mtime")))
+    return "\t".join([*cols, printable(f["name"])])
 
 
 def verify_text(healthy: bool, chunks: int, rf: int, under: list[dict[str, Any]]) -> str:

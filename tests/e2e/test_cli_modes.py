@@ -48,6 +48,9 @@ def test_upload_directory_and_download_restore_mode_and_mtime(
     text = run_cli("stat", api, ids["m/private.txt"]).stdout
     assert "0640 (-rw-r-----)" in text
     assert "2001-09-0" in text
+    listed = run_cli("ls", "--long", api).stdout.splitlines()
+    [line] = [x for x in listed if x.endswith("\tm/private.txt")]
+    assert line.split("\t")[3:5] == ["-rw-r-----", text.split("modified:")[1].strip()[:19]]
 
     out = tmp_path / "out"
     run_cli("download", api, ids["m/private.txt"], ids["m/sub/run.sh"], str(out) + "/")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dfs.api.bodies import UploadRequest, file_body
+from dfs.client.cli_output import listing_line
 from dfs.client.download import restore_attrs
 from dfs.errors import InvalidRequest
 
@@ -66,3 +67,11 @@ def test_restore_applies_mtime_and_mode_less_the_umask(tmp_path: Path) -> None:
     restore_attrs(f, {})  # a file stored without them: left as it is
     assert f.stat().st_mode == before.st_mode
     assert f.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_long_listing_shows_mode_and_mtime_or_dashes() -> None:
+    f = {"file_id": "id", "size": 3, "sha256": SHA, "name": "a b", "mode": 0o640, "mtime": 0}
+    assert listing_line(f) == f"id\t3\t{SHA[:12]}\ta b"
+    assert listing_line(f, long=True).split("\t")[3] == "-rw-r-----"
+    f.pop("mode")
+    assert listing_line(f, long=True).split("\t")[3:] == ["-", "-", "a b"]

@@ -112,6 +112,11 @@ of API memory; a million would need about ten times that, so bigger files need a
 init-upload."""
 MAX_HAS_CHUNKS: Final = 10_000
 MAX_FILE_NAME: Final = 1024
+# A file's optional metadata from the uploader (issue 16): permission bits (mode & 0o7777)
+# and a modification time in Unix seconds, kept within +-2**34 s (years ~1425 to ~2514) so
+# every platform's file system and float can hold it.
+MAX_FILE_MODE: Final = 0o7777
+MAX_ABS_MTIME: Final = float(2**34)
 MAX_EXCLUDE_NODES: Final = 64
 """Node ids in one ``/resume-upload`` ``exclude_nodes`` list (a client's failed nodes)."""
 

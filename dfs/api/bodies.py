@@ -8,6 +8,7 @@ JSON-ready dicts, no I/O, no aiohttp.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,35 @@ def _manifest(chunks: object) -> list[ManifestEntry]:
     return manifest
 
 
+def parse_mode(value: object) -> int | None:
+    """A file's permission bits, optional: an integer in [0, 0o7777]."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 0 <= value <= protocol.MAX_FILE_MODE
+    ):
+        raise InvalidRequest(f"mode must be an integer in [0, {protocol.MAX_FILE_MODE}] (0o7777)")
+    return value
+
+
+def parse_mtime(value: object) -> float | None:
+    """A file's modification time in Unix seconds, optional: a finite number within range."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or abs(value) > protocol.MAX_ABS_MTIME
+    ):
+        raise InvalidRequest(
+            f"mtime must be a finite number of seconds within +-{protocol.MAX_ABS_MTIME:.0f}"
+        )
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class UploadRequest:
     """One file an upload plans: its name, size, sha256, chunker profile and manifest."""
@@ -91,6 +121,8 @@ class UploadRequest:
     sha256: str
     chunker: str
     manifest: list[ManifestEntry]
+    mode: int | None = None
+    mtime: float | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> UploadRequest:
@@ -104,7 +136,8 @@ class UploadRequest:
         total = manifest[-1].offset + manifest[-1].size if manifest else 0
         if total != size:
             raise InvalidRequest(f"chunk sizes add up to {total}, not the file size {size}")
-        return cls(name, size, sha256, chunker, manifest)
+        mode, mtime = parse_mode(body.get("mode")), parse_mtime(body.get("mtime"))
+        return cls(name, size, sha256, chunker, manifest, mode, mtime)
 
     def record(self, file_id: str, tenant: str, created_at: float) -> FileRecord:
         """The pending file row this request creates."""
@@ -117,6 +150,8 @@ class UploadRequest:
             tenant=tenant,
             created_at=created_at,
             chunk_count=len(self.manifest),
+            mode=self.mode,
+            mtime=self.mtime,
         )
 
 
@@ -133,7 +168,8 @@ def node_ref(node: NodeRecord) -> dict[str, str]:
 
 
 def file_body(rec: FileRecord) -> dict[str, Any]:
-    return {
+    """A file's metadata; ``mode`` and ``mtime`` only when its upload gave them."""
+    body: dict[str, Any] = {
         "file_id": rec.file_id,
         "name": rec.name,
         "size": rec.size,
@@ -143,6 +179,11 @@ def file_body(rec: FileRecord) -> dict[str, Any]:
         "state": rec.state,
         "created_at": rec.created_at,
     }
+    if rec.mode is not None:
+        body["mode"] = rec.mode
+    if rec.mtime is not None:
+        body["mtime"] = rec.mtime
+    return body
 
 
 def error_entry(file_id: str, exc: DfsError) -> dict[str, Any]:

@@ -79,10 +79,13 @@ cli.add_command(cli_transfer.download)
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @click.option("--after", default=None, help="The last file id of the previous page.")
 @click.option("--all", "all_pages", is_flag=True, help="Every page, not just one.")
-def ls_cmd(as_json: bool, target: Target, limit: int, after: str | None, all_pages: bool) -> None:
+@click.option("-l", "--long", "long_", is_flag=True, help="Also the stored mode and mtime.")
+def ls_cmd(
+    as_json: bool, target: Target, limit: int, after: str | None, all_pages: bool, long_: bool
+) -> None:
     """List this tenant's files, a page at a time (--all for every page): id, size, sha256
-    prefix, name. With --json one object per file; the last line of a partial listing is
-    {"next_after": ...}."""
+    prefix, (--long: mode, mtime,) name. With --json one object per file; the last line of
+    a partial listing is {"next_after": ...}."""
 
     async def go() -> None:
         cursor = after
@@ -90,7 +93,7 @@ def ls_cmd(as_json: bool, target: Target, limit: int, after: str | None, all_pag
             for _ in range(1_000_000):
                 page = await client.ls(limit=limit, after=cursor)
                 for f in page["files"]:
-                    emit(as_json, f, cli_output.listing_line(f))
+                    emit(as_json, f, cli_output.listing_line(f, long_))
                 cursor = page["next_after"]
                 if not cursor or not all_pages:
                     break

@@ -10,6 +10,7 @@ override) in every field of text output, as ``ls -b`` does; --json stays exact.
 
 from __future__ import annotations
 
+import stat
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -103,7 +104,12 @@ def file_text(body: dict[str, Any]) -> str:
         ("state", str(body.get("state", ""))),
         ("created", human_time(body.get("created_at"))),
     ]
+    if isinstance(body.get("mode"), int):  # files uploaded with their mode and mtime
+        rows.append(("mode", f"{body['mode']:04o} ({stat.filemode(stat.S_IFREG | body['mode'])})"))
+    if body.get("mtime") is not None:
+        rows.append(("modified", human_time(body["mtime"])))
     known = {"name", "file_id", "size", "sha256", "chunks", "chunker", "state", "created_at"}
+    known |= {"mode", "mtime"}
     rows += [(printable(k), printable(v)) for k, v in sorted(body.items()) if k not in known]
     return table((f"{k}:", v) for k, v in rows)
 
@@ -168,9 +174,15 @@ def check_text(body: dict[str, Any]) -> str:
     return f"new: {body['sha256']}"
 
 
-def listing_line(f: dict[str, Any]) -> str:
-    """``ls``: id, size in bytes, sha256 prefix, name (tab-separated for cut and awk)."""
-    return f"{f['file_id']}\t{f['size']}\t{f['sha256'][:12]}\t{printable(f['name'])}"
+def listing_line(f: dict[str, Any], long: bool = False) -> str:
+    """``ls``: id, size in bytes, sha256 prefix, name (tab-separated for cut and awk);
+    ``long`` puts the stored mode and mtime (``-`` when not stored) before the name."""
+    cols = [str(f["file_id"]), str(f["size"]), str(f["sha256"])[:12]]
+    if long:
+        mode = f.get("mode")
+        cols.append(stat.filemode(stat.S_IFREG | mode) if isinstance(mode, int) else "-")
+        cols.append(human_time(f.get("mtime")))
+    return "\t".join([*cols, printable(f["name"])])
 
 
 def verify_text(healthy: bool, chunks: int, rf: int, under: list[dict[str, Any]]) -> str:

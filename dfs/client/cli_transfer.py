@@ -135,13 +135,14 @@ def upload(
         raise click.UsageError("--name names one file: give exactly one file")
     skipped: list[Skipped] = []
     with contextlib.ExitStack() as cleanup:
+        spooled = None
         if STDIN in paths:
             spooled = spool(sys.stdin.buffer)
             cleanup.callback(spooled.unlink, missing_ok=True)
             paths = (spooled,)
         items = list(walk(paths, prefix, follow_symlinks=follow_symlinks, skipped=skipped))
         if name is not None:
-            items = [replace(it, name=prefix + name) for it in items]
+            items = [replace(it, name=prefix + name, keep_attrs=spooled is None) for it in items]
         skipped_lines(skipped)  # at once; counted again at the end
         one_file = len(paths) == 1 and not paths[0].is_dir() and not skipped
         conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}

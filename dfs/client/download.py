@@ -276,6 +276,27 @@ def _rename(part: Path, target: Path, overwrite: bool) -> None:
     os.replace(part, target)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once, at import, before any thread could create a file
+
+
+def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
+    """Like ``rsync -t`` without ``-p``: the stored mtime, and the stored permission bits
+    less the process umask and without set-uid/set-gid/sticky (a downloaded file must not
+    become set-uid), on the renamed file; a file stored without them keeps what it was
+    created with."""
+    if plan.get("mode") is not None:
+        os.chmod(target, int(plan["mode"]) & 0o777 & ~_UMASK)
+    if plan.get("mtime") is not None:
+        ns = round(float(plan["mtime"]) * 1e9)
+        os.utime(target, ns=(time.time_ns(), ns))
+
+
 STDOUT = Path("/dev/stdout")  # ``download_file``'s ``out`` for the bytes on standard output
 
 
@@ -392,6 +413,8 @@ class DownloadPipeline:
             part.abandon()
             raise
         await part.commit(target, file_id, str(plan["sha256"]), self.conn.overwrite)
+        if out != STDOUT:
+            await asyncio.to_thread(restore_attrs, target, plan)
         return DownloadResult(
             file_id=file_id,
             name=str(plan["name"]),

@@ -41,6 +41,9 @@ class LocalFile:
     path: Path
     name: str
     size: int
+    # store its mode and mtime (False for standard input, spooled to a private temp file
+    # whose 0600 and "now" say nothing about the data)
+    keep_attrs: bool = True
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -100,9 +101,15 @@ class FileUpload:
     """One file's way through the pipeline: its scan, its plan, the receipts and bytes sent."""
 
     def __init__(
-        self, path: Path, name: str, scan: FileScan, journal: UploadJournal | None = None
+        self,
+        path: Path,
+        name: str,
+        scan: FileScan,
+        journal: UploadJournal | None = None,
+        keep_attrs: bool = True,
     ) -> None:
         self.path = path
+        self.keep_attrs = keep_attrs
         self.name = name
         self.scan = scan
         self.journal = journal
@@ -118,14 +125,24 @@ class FileUpload:
             self._offsets.setdefault(c.chunk_id, c.offset)  # one read serves repeated chunks
 
     def init_body(self, chunker: str) -> dict[str, Any]:
-        """The body ``/init-upload`` takes (and each entry of ``/init-uploads``)."""
-        return {
+        """The body ``/init-upload`` takes (and each entry of ``/init-uploads``), with the
+        file's permission bits and mtime for the download to restore (issue 16)."""
+        body: dict[str, Any] = {
             "name": self.name,
             "size": self.scan.size,
             "sha256": self.scan.sha256,
             "chunker": chunker,
             "chunks": [{"sha256": c.chunk_id, "size": c.size} for c in self.scan.chunks],
         }
+        if not self.keep_attrs:
+            return body
+        try:
+            st = os.stat(self.path)
+        except OSError:  # gone since the scan: reading its chunks will say so
+            return body
+        body["mode"] = stat.S_IMODE(st.st_mode)
+        body["mtime"] = st.st_mtime_ns / 1e9
+        return body
 
     def planned(
         self, plan: dict[str, Any], receipts: dict[str, str], progress: ProgressFn | None
@@ -412,7 +429,7 @@ class UploadPipeline:
         results: dict[int, UploadResult] = {}
         for n, f in enumerate(files):
             if f.size > SMALL_FILE:
-                results[n] = await self.upload_file(f.path, f.name)
+                results[n] = await self.upload_file(f.path, f.name, keep_attrs=f.keep_attrs)
         todo = list(batches([(n, f) for n, f in enumerate(files) if f.size <= SMALL_FILE]))
         scans = ScanAhead(todo, self.profile)
         try:
@@ -423,8 +440,9 @@ class UploadPipeline:
             await scans.close()
         return [results[n] for n in range(len(files))]
 
-    async def upload_file(self, path: Path, name: str) -> UploadResult:
-        """One file alone: threaded scan, its own plan, resume journal."""
+    async def upload_file(self, path: Path, name: str, *, keep_attrs: bool = True) -> UploadResult:
+        """One file alone: threaded scan, its own plan, resume journal (``keep_attrs``:
+        send its mode and mtime)."""
         started = time.monotonic()
         scan = await asyncio.to_thread(scan_file_threaded, path, self.profile)
         journal = None
@@ -433,7 +451,7 @@ class UploadPipeline:
             journal = UploadJournal.for_upload(
                 self.conn.api_url, self.conn.token, scan.sha256, str(self.profile), name
             )
-        upload = FileUpload(path, name, scan, journal)
+        upload = FileUpload(path, name, scan, journal, keep_attrs)
         try:
             await self._plan_alone(upload)
             upload.fd = os.open(path, os.O_RDONLY)
@@ -480,7 +498,10 @@ class UploadPipeline:
     ) -> list[UploadResult]:
         """Small files already scanned: one plan, packed sends, one finalize for all."""
         started = time.monotonic()
-        uploads = [FileUpload(f.path, f.name, s) for f, s in zip(files, scans, strict=True)]
+        uploads = [
+            FileUpload(f.path, f.name, s, keep_attrs=f.keep_attrs)
+            for f, s in zip(files, scans, strict=True)
+        ]
         plans = await self.conn.api.init_uploads([u.init_body(str(self.profile)) for u in uploads])
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)

@@ -70,6 +70,10 @@ class FileRecord:
     state: str = FILE_PENDING
     created_at: float = 0.0
     chunk_count: int = 0
+    # what the uploader's file system said (permission bits, modification time in Unix
+    # seconds); None when the upload did not say (older clients, POST /upload)
+    mode: int | None = None
+    mtime: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,7 +172,7 @@ class SqliteMetadataStore:
         self, db: sqlite3.Connection, rec: FileRecord, manifest: Sequence[ManifestEntry]
     ) -> None:
         db.execute(
-            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.file_id,
                 rec.tenant,
@@ -183,6 +183,8 @@ class SqliteMetadataStore:
                 FILE_PENDING,
                 rec.created_at,
                 len(manifest),
+                rec.mode,
+                rec.mtime,
             ),
         )
         db.executemany(

@@ -9,7 +9,7 @@ one place. Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | nodes     | node_id              | host, port, zone, capacity/used bytes, status,             |
 |           |                      | last_heartbeat, expires_at, disk_id                        |
 | files     | file_id              | tenant, name, size, sha256, chunker, state, created_at,    |
-|           |                      | chunk_count                                                |
+|           |                      | chunk_count, mode, mtime (NULL when the upload gave none)  |
 | manifest  | (file_id, idx)       | offset, size, chunk_id                                     |
 | chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0) |
 | locations | (chunk_id, node_id)  | created_at; index by (node_id, chunk_id) for repair        |
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE TABLE IF NOT EXISTS files (
     file_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
     sha256 TEXT NOT NULL, chunker TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL,
-    chunk_count INTEGER NOT NULL
+    chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, state, file_id);
 CREATE INDEX IF NOT EXISTS files_by_hash ON files (tenant, sha256);
@@ -89,6 +89,12 @@ def apply_schema(conn: sqlite3.Connection) -> None:
     cols = {r[1] for r in conn.execute("PRAGMA table_info(nodes)")}
     if "disk_id" not in cols:  # a database made before nodes named their disks
         conn.execute("ALTER TABLE nodes ADD COLUMN disk_id TEXT NOT NULL DEFAULT ''")
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(files)")}
+    # a database made before files kept mode and mtime: appended, so the column order
+    # (and INSERT ... VALUES) is the same as a new database's
+    for col, kind in (("mode", "INTEGER"), ("mtime", "REAL")):
+        if col not in cols:
+            conn.execute(f"ALTER TABLE files ADD COLUMN {col} {kind}")
 
 
 def node_record(row: sqlite3.Row) -> NodeRecord:

@@ -40,9 +40,26 @@ class ApiClient:
         return result
 
     async def init_upload(
-        self, *, name: str, size: int, sha256: str, chunker: str, chunks: Sequence[dict[str, Any]]
+        self,
+        *,
+        name: str,
+        size: int,
+        sha256: str,
+        chunker: str,
+        chunks: Sequence[dict[str, Any]],
+        mode: int | None = None,
+        mtime: float | None = None,
     ) -> dict[str, Any]:
-        body = {"name": name, "size": size, "sha256": sha256, "chunker": chunker, "chunks": chunks}
+        """Plan one upload; ``mode`` and ``mtime`` (the file's, for downloads to restore)
+        are sent only when given."""
+        body: dict[str, Any] = {
+            "name": name,
+            "size": size,
+            "sha256": sha256,
+            "chunker": chunker,
+            "chunks": chunks,
+        }
+        body.update({k: v for k, v in (("mode", mode), ("mtime", mtime)) if v is not None})
         return await self._json("POST", protocol.INIT_UPLOAD, json=body)
 
     async def finalize_upload(

@@ -66,7 +66,8 @@ async def _seed_complete_files(store: MetadataStore, recs: Sequence[FileRecord])
         def op() -> None:
             with store._tx() as db:
                 db.executemany(
-                    "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state,"
+                    " created_at, chunk_count) VALUES (?,?,?,?,?,?,?,?,?)",
                     [
                         (
                             r.file_id,

@@ -40,8 +40,11 @@ FILE_ATTRS = (
     "file_id",
     *TABLES["files"]["GlobalSecondaryIndexes"][0]["Projection"]["NonKeyAttributes"],
 )
+# ... and what the index does not project (tables made before files kept them), which only
+# reads of the item itself return.
+FILE_ITEM_ATTRS = (*FILE_ATTRS, "mode", "mtime")
 # ... and with the manifest (or where its pages are).
-FILE_WITH_MANIFEST_ATTRS = (*FILE_ATTRS, "mid", "pages", "mf", "m")
+FILE_WITH_MANIFEST_ATTRS = (*FILE_ITEM_ATTRS, "mid", "pages", "mf", "m")
 COUNTERS = ("total_files", "logical_bytes", "stored_bytes", "unique_chunks", "duplicates_avoided")
 
 _ENTRY = struct.Struct(">QQ32s")
@@ -124,6 +127,10 @@ def file_item(rec: FileRecord, state: str, mid: str, chunk_count: int) -> Item:
         "chunk_count": N(chunk_count),
         "mid": S(mid),
     }
+    if rec.mode is not None:
+        item["mode"] = N(rec.mode)
+    if rec.mtime is not None:
+        item["mtime"] = N(float(rec.mtime))
     if state == FILE_COMPLETE:
         item["listed_tenant"] = S(rec.tenant)
     return item
@@ -142,6 +149,8 @@ def file_record(item: Item) -> FileRecord:
         state=FILE_COMPLETE if state == FILE_COMPLETE else FILE_PENDING,
         created_at=float(item["created_at"]["N"]),
         chunk_count=int(item["chunk_count"]["N"]),
+        mode=int(item["mode"]["N"]) if "mode" in item else None,
+        mtime=float(item["mtime"]["N"]) if "mtime" in item else None,
     )
 
 

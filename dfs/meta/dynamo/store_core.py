@@ -15,7 +15,7 @@ from typing import Any
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import FileNotFound, Unavailable
 from dfs.meta.base import FileRecord, ManifestEntry
-from dfs.meta.dynamo.codec import FILE_ATTRS, N, S, attr_names, projection
+from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import ATTEMPTS, BATCH_WRITE_MAX, Item, Requests, chunks_of
 from dfs.meta.dynamo.tables import create_tables
 
@@ -53,7 +53,7 @@ class StoreCore:
 
     # --- file items and manifests -------------------------------------------------------------
 
-    def _get_file_item(self, file_id: str, attrs: Sequence[str] = FILE_ATTRS) -> Item | None:
+    def _get_file_item(self, file_id: str, attrs: Sequence[str] = FILE_ITEM_ATTRS) -> Item | None:
         resp = self._rq.call(
             "get_item",
             TableName=self.tables["files"],
@@ -65,7 +65,7 @@ class StoreCore:
         item: Item | None = resp.get("Item")
         return item
 
-    async def _file_item(self, file_id: str, attrs: Sequence[str] = FILE_ATTRS) -> Item:
+    async def _file_item(self, file_id: str, attrs: Sequence[str] = FILE_ITEM_ATTRS) -> Item:
         item = await self._rq.run(self._get_file_item, file_id, attrs)
         if item is None:
             raise FileNotFound(f"no file {file_id}")

@@ -14,7 +14,7 @@ from typing import Any
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry
-from dfs.meta.dynamo.codec import FILE_ATTRS, N, S, attr_names, projection
+from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, StoreCore
 
@@ -154,8 +154,8 @@ class FilesPart(StoreCore):
                 TableName=self.tables["files"],
                 ConsistentRead=True,
                 FilterExpression="#state <> :complete AND #created_at < :before",
-                ProjectionExpression=projection(FILE_ATTRS),
-                ExpressionAttributeNames=attr_names(*FILE_ATTRS),
+                ProjectionExpression=projection(FILE_ITEM_ATTRS),
+                ExpressionAttributeNames=attr_names(*FILE_ITEM_ATTRS),
                 ExpressionAttributeValues={
                     ":complete": S(FILE_COMPLETE),
                     ":before": N(float(before)),

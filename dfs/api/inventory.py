@@ -30,7 +30,7 @@ drives it. Knows nothing of aiohttp.web.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PAGE = 1000
 """Ids per page of both listings (within /list-chunks' limit)."""
@@ -49,6 +49,8 @@ class Window:
     """Where the next pass starts (exclusive); "" when this window reached the end."""
     recorded: int
     held: int
+    untracked: list[str] = field(default_factory=list)
+    """Ids the node holds, within the window, that metadata does not record on it."""
 
 
 def merge_window(
@@ -103,4 +105,14 @@ async def reconcile_node(
         return Window([], "", 0, 0)
     held, held_done = await _read(held_page, cursor, pages, recorded[-1])
     missing, nxt = merge_window(recorded, recorded_done, held, held_done)
-    return Window(missing, nxt, len(recorded), len(held))
+    return Window(
+        missing, nxt, len(recorded), len(held), untracked_ids(recorded, recorded_done, held)
+    )
+
+
+def untracked_ids(recorded: list[str], recorded_done: bool, held: list[str]) -> list[str]:
+    """The ids ``held`` lists that ``recorded`` lacks, up to the last recorded id read
+    (beyond it metadata was not read, unless its listing was done)."""
+    known = set(recorded)
+    top = None if recorded_done or not recorded else recorded[-1]
+    return [c for c in held if c not in known and (top is None or c <= top)]

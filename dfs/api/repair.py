@@ -81,6 +81,8 @@ class RepairReport:
     """Recorded copies this pass compared with what their nodes list."""
     inventory_missing: int = 0
     """Of those, copies the nodes do not hold (forgotten, their chunks repaired)."""
+    inventory_untracked: int = 0
+    """Copies nodes hold of known chunks that metadata did not place there (recorded)."""
     inventory_cursors: dict[str, str] = field(default_factory=dict)
     """node -> the chunk id the next pass's inventory window starts after."""
     disks: dict[str, str] = field(default_factory=dict)
@@ -290,6 +292,7 @@ class Repair:
 
         windows = await asyncio.gather(*(one(n) for n in live), return_exceptions=True)
         gone: list[Location] = []
+        untracked: dict[str, list[str]] = {}
         for node, w in zip(live, windows, strict=True):
             if isinstance(w, BaseException):
                 if not isinstance(w, DfsError):
@@ -300,11 +303,33 @@ class Repair:
             if w.cursor:
                 report.inventory_cursors[node.node_id] = w.cursor
             gone += [Location(c, node.node_id, 0) for c in w.missing]
+            if w.untracked:
+                untracked[node.node_id] = w.untracked
         if gone:
             log.warning("inventory: %d recorded copies are not on their nodes", len(gone))
             await self.meta.remove_locations(gone)
         report.inventory_missing = len(gone)
-        return {loc.chunk_id for loc in gone}
+        found = await self._record_untracked(untracked)
+        report.inventory_untracked = len(found)
+        return {loc.chunk_id for loc in gone} | {loc.chunk_id for loc in found}
+
+    async def _record_untracked(self, untracked: dict[str, list[str]]) -> list[Location]:
+        """Record the copies nodes hold of known chunks that metadata does not place there
+        (a write the client gave up on while the node died, then the node restarted): their
+        chunks are triaged in the same pass, so a surplus copy is trimmed. Copies of unknown
+        chunks are the orphan sweep's business."""
+        ids = sorted({c for cs in untracked.values() for c in cs})
+        rows = await self.meta.get_chunks(ids) if ids else {}
+        found = [
+            Location(c, node_id, rows[c].size)
+            for node_id, cs in untracked.items()
+            for c in cs
+            if c in rows
+        ]
+        if found:
+            log.info("inventory: %d untracked copies of known chunks recorded", len(found))
+            await self.meta.add_locations(found, self.coord.clock())
+        return found
 
     async def _node_chunk_ids(self, node_id: str) -> list[str]:
         out: list[str] = []

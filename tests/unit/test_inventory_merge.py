@@ -8,7 +8,7 @@ import random
 import pytest
 
 from dfs.api import inventory
-from dfs.api.inventory import ListPage, merge_window, reconcile_node
+from dfs.api.inventory import ListPage, merge_window, reconcile_node, untracked_ids
 
 
 def cid(i: int) -> str:
@@ -87,3 +87,13 @@ async def test_a_node_with_nothing_recorded_is_not_listed() -> None:
     calls: list[str] = []
     w = await reconcile_node(lister([], []), lister([cid(1)], calls), "", 3)
     assert (w.missing, w.cursor, calls) == ([], "", [])
+
+
+def test_untracked_copies_are_the_held_ids_metadata_lacks_within_what_it_read() -> None:
+    recorded = [cid(2), cid(4), cid(6)]
+    held = [cid(1), cid(2), cid(5), cid(6), cid(9)]
+    # metadata's listing was done: everything else the node holds is untracked
+    assert untracked_ids(recorded, True, held) == [cid(1), cid(5), cid(9)]
+    # not done: ids past the last recorded id read may be recorded on a later page
+    assert untracked_ids(recorded, False, held) == [cid(1), cid(5)]
+    assert untracked_ids(recorded, True, []) == []

@@ -15,9 +15,13 @@ Each class carries its wire ``code`` (the ``error.code`` of a JSON error body), 
     ├── NotFound (LookupError)             404
     │   ├── ChunkNotFound
     │   ├── FileNotFound
-    │   └── NodeNotFound
+    │   ├── NodeNotFound
+    │   ├── BucketNotFound                      (S3: NoSuchBucket)
+    │   └── KeyNotFound                         (S3: NoSuchKey; also a key of a version)
     ├── Conflict                           409  lost a conditional write, or state does not allow it
-    │   └── IncompleteUpload               409  finalize before every chunk has its copies
+    │   ├── IncompleteUpload               409  finalize before every chunk has its copies
+    │   ├── BucketExists                   409  the name is taken (by any tenant)
+    │   └── BucketNotEmpty                 409  versions or delete markers remain
     ├── IntegrityError                     422  bytes do not match their sha256
     ├── InsufficientStorage                507  the node's disk is full
     ├── ReplicationError                   502  fewer durable copies than required
@@ -126,6 +130,14 @@ class NodeNotFound(NotFound):
     code = "node_not_found"
 
 
+class BucketNotFound(NotFound):
+    code = "no_such_bucket"
+
+
+class KeyNotFound(NotFound):
+    code = "no_such_key"
+
+
 class Conflict(DfsError):
     """A conditional write lost, or the current state does not allow the operation."""
 
@@ -138,6 +150,18 @@ class IncompleteUpload(Conflict):
     """Finalize was asked before every chunk had its required copies."""
 
     code = "incomplete_upload"
+
+
+class BucketExists(Conflict):
+    """A bucket of that name exists (bucket names are unique across all tenants)."""
+
+    code = "bucket_exists"
+
+
+class BucketNotEmpty(Conflict):
+    """A bucket still holds versions or delete markers."""
+
+    code = "bucket_not_empty"
 
 
 class IntegrityError(DfsError):
@@ -185,8 +209,12 @@ _ALL: tuple[type[DfsError], ...] = (
     ChunkNotFound,
     FileNotFound,
     NodeNotFound,
+    BucketNotFound,
+    KeyNotFound,
     Conflict,
     IncompleteUpload,
+    BucketExists,
+    BucketNotEmpty,
     IntegrityError,
     InsufficientStorage,
     ReplicationError,

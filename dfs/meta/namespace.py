@@ -1,0 +1,280 @@
+"""The namespace port: buckets, object keys, versions, tags, access and usage counters.
+
+A tenant's files become objects here: an object version is ``(bucket, key, version_id)``
+pointing at a complete file record (``file_id``) of the bucket owner's tenant, so every
+seed route that takes a file id keeps working for every version. The model follows S3
+wherever S3 has semantics (bucket names, keys, versioning states, delete markers, the
+``null`` version, listing with prefix/delimiter/continuation), so that the S3 gateway
+serves it without translation and the native API, the CLI and the console share it.
+
+``NamespaceStore`` is implemented by both metadata backends, next to ``MetadataStore``
+(``dfs.meta.base``); ``tests/contract/test_namespace_store.py`` holds both to the contract
+below. Records are frozen dataclasses; times are Unix seconds (float). Must not import
+aiohttp, boto3 or sqlite3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+VERSIONING_UNVERSIONED = "unversioned"
+VERSIONING_ENABLED = "enabled"
+VERSIONING_SUSPENDED = "suspended"
+VERSIONING_STATES = (VERSIONING_UNVERSIONED, VERSIONING_ENABLED, VERSIONING_SUSPENDED)
+
+ACCESS_PRIVATE = "private"
+ACCESS_PUBLIC_READ = "public-read"
+ACCESS_SHARED = "shared"  # objects only: readable by ``shared_with`` tenants
+BUCKET_ACCESS = (ACCESS_PRIVATE, ACCESS_PUBLIC_READ)
+OBJECT_ACCESS = (ACCESS_PRIVATE, ACCESS_PUBLIC_READ, ACCESS_SHARED)
+
+GRANT_READ = "read"
+GRANT_READ_WRITE = "read-write"
+
+NULL_VERSION = "null"  # S3's version id of writes while versioning is off or suspended
+
+MAX_KEY_BYTES = 1024
+MAX_TAGS = 10
+MAX_USER_METADATA_BYTES = 2048  # S3: user-defined metadata keys + values, UTF-8
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRecord:
+    """A bucket. ``name`` is unique across all tenants (S3's rule), owned by ``tenant``.
+
+    ``grants`` maps other tenants to ``GRANT_READ`` or ``GRANT_READ_WRITE``."""
+
+    name: str
+    tenant: str
+    created_at: float = 0.0
+    versioning: str = VERSIONING_UNVERSIONED
+    access: str = ACCESS_PRIVATE
+    grants: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One version of one key, or a delete marker (``file_id`` "" and size 0).
+
+    ``is_latest`` is true for exactly one version of a key that has any. ``etag`` is what
+    S3 clients see (set by whoever writes; the native API derives one from the manifest).
+    ``tags`` and ``user_metadata`` are sorted by key."""
+
+    bucket: str
+    key: str
+    version_id: str
+    file_id: str
+    size: int
+    created_at: float
+    is_latest: bool = True
+    is_delete_marker: bool = False
+    etag: str = ""
+    sha256: str = ""
+    content_type: str = "application/octet-stream"
+    user_metadata: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    access: str = ACCESS_PRIVATE
+    shared_with: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewObject:
+    """What a PUT (upload with a key, copy, restore) asks ``put_object`` to link."""
+
+    bucket: str
+    key: str
+    file_id: str  # a COMPLETE file record of the bucket's tenant ("" only for size 0)
+    size: int
+    etag: str = ""
+    sha256: str = ""
+    content_type: str = "application/octet-stream"
+    user_metadata: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    access: str = ACCESS_PRIVATE
+    shared_with: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectListing:
+    """A page of a listing: objects (or versions) in key order, then common prefixes.
+
+    ``next_token`` is opaque (resume exactly after the last entry returned, counting a
+    common prefix as one entry as S3 does), None on the last page."""
+
+    objects: list[ObjectVersion] = field(default_factory=list)
+    common_prefixes: list[str] = field(default_factory=list)
+    next_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """Filters of ``search_objects``; every given filter must hold (AND)."""
+
+    prefix: str = ""
+    contains: str = ""  # substring of the key
+    tag: tuple[str, str | None] | None = None  # (key, value) or (key, None) for any value
+    content_type: str = ""  # exact, or a "type/" prefix such as "image/"
+    min_size: int | None = None
+    max_size: int | None = None
+    modified_after: float | None = None
+    modified_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Counters kept at commit time (never computed by scanning on request).
+
+    ``stored_bytes`` counts each distinct chunk once within the scope (a tenant or one of
+    its buckets), so ``logical_bytes - stored_bytes`` is what dedup saved there. Other
+    tenants' copies never change these numbers."""
+
+    objects: int = 0  # current (latest, not delete-marker) versions
+    versions: int = 0  # every stored version, delete markers excluded
+    delete_markers: int = 0
+    logical_bytes: int = 0  # sum of sizes of every stored version
+    stored_bytes: int = 0
+
+    @property
+    def saved_bytes(self) -> int:
+        return self.logical_bytes - self.stored_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """The version ``put_object`` made, and the file it released (unversioned overwrite
+    or suspended ``null`` overwrite): that file's chunk references were already dropped
+    exactly once by the store, in the same atomic step where the backend allows, else by
+    a crash-safe follow-up the store owns (never by the caller)."""
+
+    version: ObjectVersion
+    released_file_id: str | None = None
+
+
+class NamespaceStore(Protocol):
+    """Buckets, keys and versions of a dfs cluster.
+
+    Contract (both backends, checked by the contract suite):
+
+    Buckets
+      - ``create_bucket`` raises BucketExists if the name exists for any tenant (the caller
+        tells "already yours" from "taken" with ``get_bucket``); names are validated by the
+        caller (``dfs.namespace_rules``), not here.
+      - ``get_bucket`` raises BucketNotFound for unknown names.
+      - ``list_buckets(tenant)`` returns the tenant's buckets by name; with
+        ``granted=True`` also the buckets other tenants granted it.
+      - ``delete_bucket(name, tenant)`` raises BucketNotEmpty while any
+        version or delete marker remains; NotFound for an unknown name or another
+        tenant's bucket.
+      - ``update_bucket(name, tenant, versioning=, access=, grants=)`` changes what is
+        given; versioning cannot go back to "unversioned" once enabled (S3), Conflict.
+
+    Objects and versions (S3's rules)
+      - ``put_object`` links a complete file as the new current version of a key, in one
+        atomic step: versioning enabled: a new version id (sortable so that newer versions
+        of a key sort first) and the previous latest is no longer latest; unversioned or
+        suspended: the ``null`` version is replaced (its file released exactly once, see
+        PutResult) and a new ``null`` becomes latest. Two concurrent puts to one key in an
+        enabled bucket both become versions; in an unversioned bucket one wins and each
+        replaced file is released exactly once. Keys are validated by the caller.
+      - ``get_object(bucket, key, version_id=None)``: without a version id, the latest
+        version, KeyNotFound if none or if it is a delete marker; with one,
+        that version (a delete marker is returned as such; the caller answers 405 as S3).
+      - ``delete_object(bucket, key, version_id=None, now)``: without a version id,
+        enabled: adds a delete marker (returned); suspended: replaces the ``null`` version
+        by a ``null`` delete marker (releasing its file); unversioned: removes the object
+        (releasing its file), a missing key is not an error (S3). With a version id:
+        removes exactly that version or marker permanently (releasing its file unless
+        another version still links it); the next newest becomes latest.
+      - ``restore_version(bucket, key, version_id, now)`` makes a copy of that version the
+        new current version (S3's "copy the old version over the key"): metadata only.
+      - ``copy_object(src_bucket, src_key, src_version, dst: NewObject-like fields, now)``
+        links the source's file as a new version of the destination without reading or
+        writing a chunk; chunk refcounts, the tenant's chunk set and usage stay exact
+        (a copy into another tenant's bucket gives that tenant its own file record with
+        the same manifest, so each tenant's counters and ``owned_chunks`` stay its own).
+      - ``update_object(bucket, key, version_id, tags=, access=, shared_with=)`` changes
+        what is given on one version in place (tags and access are not versioned in S3).
+      - ``list_objects(bucket, prefix, delimiter, token, limit)`` lists latest non-marker
+        versions in key order (UTF-8 byte order, as S3), rolling keys that contain the
+        delimiter after the prefix into common prefixes; pages of at most ``limit``
+        entries; an empty "folder" is a zero-size object whose key ends with "/".
+      - ``list_versions(bucket, prefix, delimiter, token, limit)`` lists every version and
+        delete marker, keys in order and, within a key, newest first.
+      - ``search_objects(bucket, query, token, limit)`` pages the latest versions matching
+        every filter of the query, in key order, with a bounded cost per page (indexes
+        where the backend needs them; a bounded scan otherwise, documented).
+
+    Usage
+      - ``usage(tenant, bucket=None)`` returns the tenant's (or one bucket's) counters;
+        ``usage_by_prefix(tenant, bucket)`` the same per top-level prefix (the first
+        path segment, "" for keys without "/"); ``usage_by_type(tenant, bucket=None)`` per
+        lower-cased file extension ("" when none). All maintained in the atomic steps that
+        change versions.
+
+    Every method may raise Unavailable when the backend cannot be reached.
+    """
+
+    async def create_bucket(self, rec: BucketRecord) -> None: ...
+    async def get_bucket(self, name: str) -> BucketRecord: ...
+    async def list_buckets(self, tenant: str, *, granted: bool = False) -> list[BucketRecord]: ...
+    async def delete_bucket(self, name: str, tenant: str) -> None: ...
+    async def update_bucket(
+        self,
+        name: str,
+        tenant: str,
+        *,
+        versioning: str | None = None,
+        access: str | None = None,
+        grants: Sequence[tuple[str, str]] | None = None,
+    ) -> BucketRecord: ...
+
+    async def put_object(self, obj: NewObject, now: float) -> PutResult: ...
+    async def get_object(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> ObjectVersion: ...
+    async def delete_object(
+        self, bucket: str, key: str, version_id: str | None, now: float
+    ) -> ObjectVersion | None: ...
+    async def restore_version(
+        self, bucket: str, key: str, version_id: str, now: float
+    ) -> PutResult: ...
+    async def copy_object(
+        self, src_bucket: str, src_key: str, src_version: str | None, dst: NewObject, now: float
+    ) -> PutResult: ...
+    async def update_object(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        *,
+        tags: Sequence[tuple[str, str]] | None = None,
+        access: str | None = None,
+        shared_with: Sequence[str] | None = None,
+    ) -> ObjectVersion: ...
+    async def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        token: str | None = None,
+        limit: int = 1000,
+    ) -> ObjectListing: ...
+    async def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        token: str | None = None,
+        limit: int = 1000,
+    ) -> ObjectListing: ...
+    async def search_objects(
+        self, bucket: str, query: SearchQuery, *, token: str | None = None, limit: int = 100
+    ) -> ObjectListing: ...
+
+    async def usage(self, tenant: str, bucket: str | None = None) -> Usage: ...
+    async def usage_by_prefix(self, tenant: str, bucket: str) -> dict[str, Usage]: ...
+    async def usage_by_type(self, tenant: str, bucket: str | None = None) -> dict[str, Usage]: ...

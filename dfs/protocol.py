@@ -31,6 +31,7 @@ NODE_HEARTBEAT: Final = "/nodes/heartbeat"
 NODE_DEREGISTER: Final = "/nodes/deregister"
 FILES: Final = "/files"
 ADMIN_REPAIR: Final = "/admin/repair"
+ADMIN_NODE_DRAIN: Final = "/admin/nodes/{node_id}/drain"  # POST start, GET status, DELETE cancel
 # seed endpoints (dedup service) and user-facing additions, see dfs/api/routes_seed.py,
 # routes_batch.py
 FILE: Final = "/file/{file_id}"  # GET: the seed's metadata; DELETE: remove the file

@@ -169,6 +169,11 @@ class ApiClient:
         path = protocol.ADMIN_TOKEN.format(token_id=quote(token_id, safe=""))
         return await self._json("DELETE", path)
 
+    async def drain(self, node_id: str, method: str = "GET") -> dict[str, Any]:
+        """A node drain: POST starts it, GET reports it, DELETE cancels it."""
+        path = protocol.ADMIN_NODE_DRAIN.format(node_id=quote(node_id, safe=""))
+        return await self._json(method, path)
+
     async def whoami(self) -> dict[str, Any]:
         return await self._json("GET", protocol.WHOAMI)
 

@@ -166,6 +166,12 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         await call("GET", protocol.METRICS, 401)
         await call("GET", protocol.ADMIN_REPAIR, 200, ADMIN)
         await call("GET", protocol.ADMIN_REPAIR, 403, user)
+        node = {"node_id": node_id}
+        await call("POST", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("GET", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("GET", protocol.ADMIN_NODE_DRAIN, 403, user, path=node)
+        await call("DELETE", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("POST", protocol.ADMIN_NODE_DRAIN, 400, ADMIN, path={"node_id": "a b"})
         stats = await call("GET", protocol.ADMIN_STATS, 200, ADMIN)
         assert stats["total_s3_size_saved"] == stats["total_bytes_saved"]
     assert {route for _, route, _ in call.seen} == {p for _, p in API.operations()}

@@ -19,6 +19,10 @@
 #   DFS_TABLE_PREFIX        DynamoDB table name prefix (may be empty)
 #   DFS_API_PORT            listen port (default 8080)
 #   DFS_REPLICATION_FACTOR  copies of every chunk (default 2)
+#   DFS_REPAIR_GRACE        seconds a down node's copies still count (default 900: longer than
+#                           a node's replacement during a rolling upgrade)
+#   DFS_METRICS_GROUP       optional: CloudWatch log group of the metrics; set, the CloudWatch
+#                           agent is installed and started (namespace DFS_METRICS_NAMESPACE)
 # For tests only (tests/deploy/test_bootstrap_run.py):
 #   DFS_ROOT                prefix of every path the script writes or reads (default: none, i.e. /)
 #   DFS_IMDS_ENDPOINT       instance metadata service (default http://169.254.169.254)
@@ -41,8 +45,10 @@ die() { log "error: $*"; exit 1; }
 : "${DFS_SSM_PREFIX:?DFS_SSM_PREFIX is required}"
 : "${DFS_UNIT_FILE:?DFS_UNIT_FILE is required}"
 DFS_TABLE_PREFIX="${DFS_TABLE_PREFIX:-}"
+DFS_METRICS_NAMESPACE="${DFS_METRICS_NAMESPACE:-dfs}"
 DFS_API_PORT="${DFS_API_PORT:-8080}"
 DFS_REPLICATION_FACTOR="${DFS_REPLICATION_FACTOR:-2}"
+DFS_REPAIR_GRACE="${DFS_REPAIR_GRACE:-900}"
 
 # --- instance metadata (IMDSv2 only) --------------------------------------------------------
 imds_token="$(curl -fsS --retry 5 --retry-connrefused -X PUT \
@@ -116,6 +122,7 @@ umask 077
   env_line AWS_REGION "$region"
   env_line DFS_META_URL "dynamodb://?table_prefix=${DFS_TABLE_PREFIX}"
   env_line REPLICATION_FACTOR "$DFS_REPLICATION_FACTOR"
+  env_line DFS_REPAIR_GRACE "$DFS_REPAIR_GRACE"
   env_line DFS_CLUSTER_SECRET "$cluster_secret"
   env_line DFS_API_SECRET "$api_secret"
   env_line DFS_ADMIN_TOKEN "$admin_token"
@@ -134,6 +141,43 @@ umask 022
   set +a
   runuser -u dfs -- "${ROOT}${VENV}/bin/dfs-api" init-tables --url "$DFS_META_URL"
 )
+
+# --- metrics to CloudWatch: the agent scrapes /metrics (the alarms' under-replicated chunks,
+# metadata reachability, live nodes) as embedded metric format into the metrics log group ---
+start_agent() {
+  local etc="/opt/aws/amazon-cloudwatch-agent/etc"
+  command -v amazon-cloudwatch-agent-ctl >/dev/null 2>&1 || dnf install -y -q amazon-cloudwatch-agent
+  install -d -m 0755 "${ROOT}${etc}"
+  (umask 077 && printf '%s' "$metrics_token" >"${ROOT}/etc/dfs/metrics-token")
+  cat >"${ROOT}${etc}/dfs-prometheus.yaml" <<EOF
+global:
+  scrape_interval: 60s
+  scrape_timeout: 10s
+scrape_configs:
+  - job_name: dfs-api
+    bearer_token_file: /etc/dfs/metrics-token
+    static_configs:
+      - targets: ["127.0.0.1:${DFS_API_PORT}"]
+EOF
+  cat >"${ROOT}${etc}/dfs.json" <<EOF
+{
+  "agent": {"run_as_user": "root"},
+  "logs": {"metrics_collected": {"prometheus": {
+    "log_group_name": "${DFS_METRICS_GROUP}",
+    "prometheus_config_path": "${etc}/dfs-prometheus.yaml",
+    "emf_processor": {
+      "metric_namespace": "${DFS_METRICS_NAMESPACE}",
+      "metric_declaration": [{
+        "source_labels": ["job"], "label_matcher": "^dfs-api$", "dimensions": [["job"]],
+        "metric_selectors": ["^dfs_under_replicated_chunks$", "^dfs_metadata_up$", "^dfs_live_nodes$"]
+      }]
+    }
+  }}}
+}
+EOF
+  amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
+}
+if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
 
 # --- unit -------------------------------------------------------------------------------------
 install -d -m 0755 "${ROOT}/etc/systemd/system"

@@ -19,6 +19,8 @@
 #   DFS_UNIT_FILE        the dfs-node.service to install
 #   DFS_TABLE_PREFIX     DynamoDB table name prefix (may be empty)
 #   DFS_NODE_PORT        listen port (default 9000)
+#   DFS_METRICS_GROUP       optional: CloudWatch log group of the metrics; set, the CloudWatch
+#                           agent is installed and started (namespace DFS_METRICS_NAMESPACE)
 # For tests only (tests/deploy/test_bootstrap_run.py):
 #   DFS_ROOT             prefix of every path the script writes or reads (default: none, i.e. /)
 #   DFS_IMDS_ENDPOINT    instance metadata service (default http://169.254.169.254)
@@ -42,6 +44,7 @@ die() { log "error: $*"; exit 1; }
 : "${DFS_DATA_VOLUME_ID:?DFS_DATA_VOLUME_ID is required}"
 : "${DFS_UNIT_FILE:?DFS_UNIT_FILE is required}"
 DFS_TABLE_PREFIX="${DFS_TABLE_PREFIX:-}"
+DFS_METRICS_NAMESPACE="${DFS_METRICS_NAMESPACE:-dfs}"
 DFS_NODE_PORT="${DFS_NODE_PORT:-9000}"
 
 # --- instance metadata (IMDSv2 only) --------------------------------------------------------
@@ -154,6 +157,27 @@ umask 077
 chmod 0600 "${ROOT}${ENV_FILE}.tmp"
 mv "${ROOT}${ENV_FILE}.tmp" "${ROOT}${ENV_FILE}"
 umask 022
+
+# --- metrics to CloudWatch: the agent reports the data volume's used percent (an alarm) ---------
+start_agent() {
+  local etc="/opt/aws/amazon-cloudwatch-agent/etc"
+  command -v amazon-cloudwatch-agent-ctl >/dev/null 2>&1 || dnf install -y -q amazon-cloudwatch-agent
+  install -d -m 0755 "${ROOT}${etc}"
+  cat >"${ROOT}${etc}/dfs.json" <<EOF
+{
+  "agent": {"run_as_user": "root"},
+  "metrics": {
+    "namespace": "${DFS_METRICS_NAMESPACE}",
+    "append_dimensions": {"InstanceId": "\${aws:InstanceId}"},
+    "metrics_collected": {"disk": {
+      "resources": ["${DATA_DIR}"], "measurement": ["used_percent"], "drop_device": true
+    }}
+  }
+}
+EOF
+  amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
+}
+if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
 
 # --- unit -------------------------------------------------------------------------------------
 install -d -m 0755 "${ROOT}/etc/systemd/system"

@@ -3,7 +3,7 @@ tests/deploy/test_bootstrap_run.py can run the real scripts end to end without t
 machine the tests run on:
 
 - recording stand-ins on PATH for the commands that would change the machine (dnf, useradd,
-  mkfs.xfs, mount, systemctl, chown, runuser) or read its hardware (blkid, mountpoint, id);
+  mkfs.xfs, mount, systemctl, chown, runuser, amazon-cloudwatch-agent-ctl) or read its hardware (blkid, mountpoint, id);
   each appends its command line to ``calls.log``, and the few with state keep it in ``state/``
   (formatted, mounted, the user exists);
 - an ``aws`` stand-in for the two AWS CLI commands the scripts run (``s3 sync`` and ``ssm
@@ -39,6 +39,7 @@ STATEFUL = {
     "useradd": 'touch "{state}/user"',
     "chown": "",
     "systemctl": "",
+    "amazon-cloudwatch-agent-ctl": "",
     "mkfs.xfs": 'touch "{state}/formatted"',
     "mount": 'touch "{state}/mounted"',
     "mountpoint": '[ -e "{state}/mounted" ]',

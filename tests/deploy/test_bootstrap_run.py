@@ -8,6 +8,7 @@ only by hash and only from the release's own files; anything else is refused."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 from tests.deploy.conftest import SCRIPTS, SYSTEMD
 from tests.deploy.standins import (
@@ -37,6 +39,7 @@ ZONE = "eu-west-1b"
 PRIVATE_IP = "10.40.101.7"
 VERSION = "1.2.3"
 RUN_TIMEOUT = 180
+AGENT_ETC = "opt/aws/amazon-cloudwatch-agent/etc"
 SECRETS = {
     "cluster-secret": "bootstrap-test-cluster-secret-0123456789",
     "api-secret": "bootstrap-test-api-secret-0123456789",
@@ -112,6 +115,8 @@ def run(
             "DFS_RELEASE_VERSION": VERSION,
             "DFS_SSM_PREFIX": cloud.ssm_prefix,
             "DFS_TABLE_PREFIX": "prod-",
+            "DFS_METRICS_GROUP": "/dfs/metrics",
+            "DFS_METRICS_NAMESPACE": "dfs",
             "DFS_UNIT_FILE": str(SYSTEMD / f"dfs-{role}.service"),
             **settings,
         },
@@ -172,6 +177,14 @@ def test_node_bootstrap_runs_end_to_end_and_again(tmp_path: Path, imds: Imds, cl
     assert "DFS_API_SECRET" not in env
     assert "DFS_ADMIN_TOKEN" not in env
     assert (root / "opt/dfs/venv/bin/dfs-node").is_file()  # the release really installed
+    agent = json.loads((root / AGENT_ETC / "dfs.json").read_text())
+    disk = agent["metrics"]["metrics_collected"]["disk"]
+    assert disk["resources"] == ["/var/lib/dfs"]  # the node disk alarm's path dimension
+    assert agent["metrics"]["append_dimensions"] == {"InstanceId": "${aws:InstanceId}"}
+    assert (
+        f"amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/{AGENT_ETC}/dfs.json"
+        in (calls)
+    )
 
     # again (an upgrade re-runs it): no second format, no second fstab line
     proc = run("bootstrap_node.sh", machine, imds, cloud, settings)
@@ -208,6 +221,17 @@ def test_api_bootstrap_checks_the_tables_as_dfs_then_starts(
     assert env["DFS_API_SECRET"] == SECRETS["api-secret"]
     assert env["DFS_ADMIN_TOKEN"] == SECRETS["admin-token"]
     assert imds.untokened == []
+    # the agent scrapes this API's /metrics with the metrics token (root-only)
+    assert (root / "etc/dfs/metrics-token").read_text() == SECRETS["metrics-token"]
+    assert mode(root / "etc/dfs/metrics-token") == 0o600
+    scrape = yaml.safe_load((root / AGENT_ETC / "dfs-prometheus.yaml").read_text())
+    [job] = scrape["scrape_configs"]
+    assert job["static_configs"] == [{"targets": ["127.0.0.1:8081"]}]
+    assert job["bearer_token_file"] == "/etc/dfs/metrics-token"
+    agent = json.loads((root / AGENT_ETC / "dfs.json").read_text())
+    prometheus = agent["logs"]["metrics_collected"]["prometheus"]
+    assert prometheus["log_group_name"] == "/dfs/metrics"
+    assert prometheus["emf_processor"]["metric_namespace"] == "dfs"
 
 
 def refused(proc: subprocess.CompletedProcess[str], machine: Machine) -> None:

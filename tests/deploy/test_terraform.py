@@ -368,3 +368,14 @@ def test_the_cloudwatch_agent_may_send_only_the_deployments_metrics(
             "logs:PutLogEvents",
             "logs:DescribeLogStreams",
         }
+
+
+@pytest.mark.parametrize("role", ["api", "node"])
+def test_user_data_fits_ec2s_limit(role: str) -> None:
+    """EC2 refuses user data over 16 KiB: the template carries the whole bootstrap script and
+    unit, plus a few hundred bytes of settings."""
+    template = (TERRAFORM / "templates" / "user_data.sh.tftpl").read_text()
+    script = (SCRIPTS / f"bootstrap_{role}.sh").read_text()
+    unit = (REPO / "infra" / "systemd" / f"dfs-{role}.service").read_text()
+    settings_room = 1024
+    assert len((template + script + unit).encode()) + settings_room < 16 * 1024

@@ -146,7 +146,8 @@ umask 022
 # metadata reachability, live nodes) as embedded metric format into the metrics log group ---
 start_agent() {
   local etc="/opt/aws/amazon-cloudwatch-agent/etc"
-  command -v amazon-cloudwatch-agent-ctl >/dev/null 2>&1 || dnf install -y -q amazon-cloudwatch-agent
+  local ctl="/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+  [ -x "${ROOT}${ctl}" ] || dnf install -y -q amazon-cloudwatch-agent
   install -d -m 0755 "${ROOT}${etc}"
   (umask 077 && printf '%s' "$metrics_token" >"${ROOT}/etc/dfs/metrics-token")
   cat >"${ROOT}${etc}/dfs-prometheus.yaml" <<EOF
@@ -161,7 +162,7 @@ scrape_configs:
 EOF
   cat >"${ROOT}${etc}/dfs.json" <<EOF
 {
-  "agent": {"run_as_user": "root"},
+  "agent": {"run_as_user": "root", "omit_hostname": true},
   "logs": {"metrics_collected": {"prometheus": {
     "log_group_name": "${DFS_METRICS_GROUP}",
     "prometheus_config_path": "${etc}/dfs-prometheus.yaml",
@@ -175,7 +176,7 @@ EOF
   }}}
 }
 EOF
-  amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
+  "${ROOT}${ctl}" -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
 }
 if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
 

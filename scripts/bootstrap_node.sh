@@ -161,11 +161,12 @@ umask 022
 # --- metrics to CloudWatch: the agent reports the data volume's used percent (an alarm) ---------
 start_agent() {
   local etc="/opt/aws/amazon-cloudwatch-agent/etc"
-  command -v amazon-cloudwatch-agent-ctl >/dev/null 2>&1 || dnf install -y -q amazon-cloudwatch-agent
+  local ctl="/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+  [ -x "${ROOT}${ctl}" ] || dnf install -y -q amazon-cloudwatch-agent
   install -d -m 0755 "${ROOT}${etc}"
   cat >"${ROOT}${etc}/dfs.json" <<EOF
 {
-  "agent": {"run_as_user": "root"},
+  "agent": {"run_as_user": "root", "omit_hostname": true},
   "metrics": {
     "namespace": "${DFS_METRICS_NAMESPACE}",
     "append_dimensions": {"InstanceId": "\${aws:InstanceId}"},
@@ -175,7 +176,7 @@ start_agent() {
   }
 }
 EOF
-  amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
+  "${ROOT}${ctl}" -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
 }
 if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
 

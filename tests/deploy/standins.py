@@ -3,7 +3,8 @@ tests/deploy/test_bootstrap_run.py can run the real scripts end to end without t
 machine the tests run on:
 
 - recording stand-ins on PATH for the commands that would change the machine (dnf, useradd,
-  mkfs.xfs, mount, systemctl, chown, runuser, amazon-cloudwatch-agent-ctl) or read its hardware (blkid, mountpoint, id);
+  mkfs.xfs, mount, systemctl, chown, runuser; the CloudWatch agent's control command where its
+  package puts it, in the root) or read its hardware (blkid, mountpoint, id);
   each appends its command line to ``calls.log``, and the few with state keep it in ``state/``
   (formatted, mounted, the user exists);
 - an ``aws`` stand-in for the two AWS CLI commands the scripts run (``s3 sync`` and ``ssm
@@ -39,7 +40,6 @@ STATEFUL = {
     "useradd": 'touch "{state}/user"',
     "chown": "",
     "systemctl": "",
-    "amazon-cloudwatch-agent-ctl": "",
     "mkfs.xfs": 'touch "{state}/formatted"',
     "mount": 'touch "{state}/mounted"',
     "mountpoint": '[ -e "{state}/mounted" ]',
@@ -137,6 +137,10 @@ def make_machine(base: Path) -> Machine:
     _executable(m.bin / "python3.11", f'#!/bin/bash\nexec "{base_python}" "$@"\n')
     aws = AWS.replace("{python}", sys.executable).replace("LOG", repr(str(m.log)), 1)
     _executable(m.bin / "aws", aws)
+    # the CloudWatch agent, as its package installs it
+    agent_bin = m.root / "opt" / "aws" / "amazon-cloudwatch-agent" / "bin"
+    agent_bin.mkdir(parents=True)
+    _executable(agent_bin / "amazon-cloudwatch-agent-ctl", RECORDING.replace("{log}", str(m.log)))
     (m.root / "etc").mkdir()
     (m.root / "etc" / "fstab").write_text("")
     # the data volume as Nitro names it: a by-id link to an NVMe device

@@ -352,10 +352,7 @@ def test_the_cloudwatch_agent_may_send_only_the_deployments_metrics(
     assert "DFS_METRICS_NAMESPACE = var.name" in settings
     assert "DFS_METRICS_GROUP     = aws_cloudwatch_log_group.metrics.name" in settings
     for role in ("api", "node"):
-        assert (
-            "amazon-cloudwatch-agent-ctl -a fetch-config"
-            in (SCRIPTS / f"bootstrap_{role}.sh").read_text()
-        )
+        assert '"${ROOT}${ctl}" -a fetch-config' in (SCRIPTS / f"bootstrap_{role}.sh").read_text()
         stmts = terraform["data"]["aws_iam_policy_document"][role]["statement"]
         by_sid = {s.get("sid"): s for s in stmts}
         metrics = by_sid["AgentMetrics"]

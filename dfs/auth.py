@@ -5,6 +5,11 @@
 - **Capabilities** let the holder do one operation on one chunk on one node until an expiry at
   most ``CAP_MAX_TTL`` seconds away. The API mints them with the cluster secret; nodes verify
   them, and mint their own for node-to-node replication. Wire form: ``<expires>.<hex mac>``.
+- **Batch capabilities** (ops ``put-batch`` and ``replicate-batch``) grant one
+  ``/store-chunks`` request: instead of a chunk id they bind the SHA-256 of the batch's ordered
+  chunk-id list (and a ``put-batch`` the SHA-256 of the ordered file ids of its chunks), so a
+  node checks the grant from the request's headers before it reads a byte of the body, and
+  then that the body carries exactly that list.
 - **Download links** (op ``download``) let anyone holding the URL read one file of one tenant
   until an expiry at most ``CAP_MAX_TTL`` away: the capability binds file id and tenant. They
   are signed with the API's own secret (DFS_API_SECRET), which nodes never hold.
@@ -50,6 +55,10 @@ ROLES = (ROLE_ADMIN, ROLE_USER)
 # operations a capability can grant
 OP_PUT = "put"  # client -> primary node, for an upload (file id bound, forward list bound)
 OP_REPLICATE = "replicate"  # primary -> replica node
+# one /store-chunks request: the chunk field is the SHA-256 of the batch's ordered chunk-id
+# list (protocol.list_sha256), so the node checks it from headers before reading the body
+OP_PUT_BATCH = "put-batch"  # client -> primary (file ids and forward list bound, as put)
+OP_REPLICATE_BATCH = "replicate-batch"  # primary -> replica node
 OP_GET = "get"
 OP_HAS = "has"  # API -> node batch presence check
 OP_STATUS = "status"

@@ -38,7 +38,7 @@ from dfs.meta.base import (
     Stats,
     TokenRecord,
 )
-from dfs.meta.sqlite_refcounts import commit_one, drop_refs, repoint_hash
+from dfs.meta.sqlite_refcounts import commit_one, drop_refs, find_by_entry, repoint_hash
 from dfs.meta.sqlite_schema import apply_schema, file_record, node_record
 
 T = TypeVar("T")
@@ -172,7 +172,7 @@ class SqliteMetadataStore:
         self, db: sqlite3.Connection, rec: FileRecord, manifest: Sequence[ManifestEntry]
     ) -> None:
         db.execute(
-            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.file_id,
                 rec.tenant,
@@ -185,6 +185,7 @@ class SqliteMetadataStore:
                 len(manifest),
                 rec.mode,
                 rec.mtime,
+                int(rec.sha256_verified),
             ),
         )
         db.executemany(
@@ -287,16 +288,10 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
-        def op() -> FileRecord | None:
-            row = self._db.execute(
-                "SELECT f.* FROM file_hashes h JOIN files f ON f.file_id = h.file_id "
-                "WHERE h.tenant=? AND h.sha256=? AND f.state=?",
-                (tenant, sha256, FILE_COMPLETE),
-            ).fetchone()
-            return None if row is None else file_record(row)
-
-        return await self._run(op)
+    async def find_file_by_sha256(
+        self, tenant: str, sha256: str, *, verified: bool = True
+    ) -> FileRecord | None:
+        return await self._run(lambda: find_by_entry(self._db, tenant, sha256, verified))
 
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None

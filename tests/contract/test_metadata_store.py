@@ -30,7 +30,12 @@ def cid(n: int | str) -> str:
     return hashlib.sha256(str(n).encode()).hexdigest()
 
 
-def new_file(name: str = "f", chunks: list[tuple[str, int]] | None = None, tenant: str = "t1"):
+def new_file(
+    name: str = "f",
+    chunks: list[tuple[str, int]] | None = None,
+    tenant: str = "t1",
+    verified: bool = True,
+):
     chunks = chunks if chunks is not None else [(cid(1), 10), (cid(2), 20)]
     manifest, off = [], 0
     for chunk_id, size in chunks:
@@ -45,6 +50,7 @@ def new_file(name: str = "f", chunks: list[tuple[str, int]] | None = None, tenan
         tenant=tenant,
         created_at=1.0,
         chunk_count=len(manifest),
+        sha256_verified=verified,
     )
     return rec, manifest
 
@@ -598,6 +604,46 @@ async def test_find_file_by_sha256_is_per_tenant_and_first_commit_wins(
     assert found2.file_id == theirs.file_id
     assert await meta.find_file_by_sha256("t3", first.sha256) is None
     assert await meta.find_file_by_sha256("t1", cid("other")) is None
+
+
+async def test_find_file_by_sha256_names_only_verified_files(meta: MetadataStore) -> None:
+    """A false claim committed first never holds the entry verified bytes are found by: the
+    verified file committed later is the one named (issue 12 item 6)."""
+    claim, mc = new_file("content", chunks=[(cid("decoy"), 5)], verified=False)
+    real, mr = new_file("content", chunks=[(cid("real"), 7)])
+    later, ml = new_file("content", chunks=[(cid("real"), 7)])
+    for rec, m in ((claim, mc), (real, mr), (later, ml)):
+        await meta.create_file(rec, m)
+    assert (await meta.get_file(claim.file_id)).sha256_verified is False
+    assert (await meta.get_file(real.file_id)).sha256_verified is True
+    done = await meta.commit_file(claim.file_id, 1.0)
+    assert done.sha256_verified is False
+    assert await meta.find_file_by_sha256("t1", claim.sha256) is None
+    found_claim = await meta.find_file_by_sha256("t1", claim.sha256, verified=False)
+    assert found_claim is not None
+    assert found_claim.file_id == claim.file_id
+    assert found_claim.sha256_verified is False
+    done = await meta.commit_file(real.file_id, 2.0)
+    assert done.sha256_verified is True
+    await meta.commit_file(later.file_id, 3.0)
+    found = await meta.find_file_by_sha256("t1", claim.sha256)
+    assert found is not None
+    assert (found.file_id, found.sha256_verified) == (real.file_id, True)
+    again = await meta.find_file_by_sha256("t1", claim.sha256, verified=False)
+    assert again is not None
+    assert again.file_id == claim.file_id  # claims keep their own entry
+    # deletes hand each entry on within its own kind only
+    await meta.delete_file(real.file_id, "t1", 4.0)
+    found = await meta.find_file_by_sha256("t1", claim.sha256)
+    assert found is not None
+    assert found.file_id == later.file_id
+    await meta.delete_file(later.file_id, "t1", 5.0)
+    assert await meta.find_file_by_sha256("t1", claim.sha256) is None
+    still = await meta.find_file_by_sha256("t1", claim.sha256, verified=False)
+    assert still is not None
+    assert still.file_id == claim.file_id
+    await meta.delete_file(claim.file_id, "t1", 6.0)
+    assert await meta.find_file_by_sha256("t1", claim.sha256, verified=False) is None
 
 
 async def test_find_file_by_sha256_after_concurrent_commits(meta: MetadataStore) -> None:

@@ -189,7 +189,9 @@ async def ingest(
         await sender.drain()
     finally:
         await sender.cancel()
-    req = UploadRequest(name, raw.size, raw.whole.hexdigest(), str(profile), manifest)
+    # the sha256 is what this process computed from the bytes: a fact, not a claim
+    whole = raw.whole.hexdigest()
+    req = UploadRequest(name, raw.size, whole, str(profile), manifest, sha256_verified=True)
     return await _commit(coord, tenant, sender.file_id, req, sender.receipts)
 
 

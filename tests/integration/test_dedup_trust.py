@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dfs.api import content_check
 from dfs.chunking import ChunkerProfile
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_security import tenant_tokens
@@ -123,3 +124,48 @@ async def test_check_names_verified_files_and_takes_a_manifest_proof(
     status, body, _ = await req("POST", f"{api}/upload?filename=again", token, data=data)
     assert status == 409, body
     assert body["file_id"] == file_id
+
+
+async def test_a_false_claim_committed_first_does_not_cost_dedup_for_the_genuine_bytes(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metadata store keeps verified files apart from claims: once the genuine bytes are
+    stored through POST /upload (the API hashed them), they are the ones found, by /check
+    and by the next POST /upload (409 naming them), though a decoy claiming their sha256
+    was committed first; and every API process knows it (the flag is stored, not cached)."""
+    api = inproc.api.url
+    (token,) = await tenant_tokens(api, "trudy")
+    genuine = random.Random(31).randbytes(600_000)
+    decoy = await commit_by_hand(
+        api, token, "decoy", random.Random(32).randbytes(400_000), declared=sha(genuine)
+    )
+    status, body, _ = await req("POST", f"{api}/upload?filename=real", token, data=genuine)
+    assert status == 201, body
+    real = body["file_id"]
+    assert real != decoy
+    stored = await inproc.api.meta.get_file(real)
+    assert stored.sha256_verified is True
+    assert (await inproc.api.meta.get_file(decoy)).sha256_verified is False
+    # the same bytes again: 409 naming the verified copy, not a third copy
+    status, again, _ = await req("POST", f"{api}/upload?filename=real2", token, data=genuine)
+    assert status == 409, again
+    assert again["file_id"] == real
+    # found without being read again, as by an API process that never saw them
+    reads: list[str] = []
+    real_hash = content_check._hash_of
+
+    async def counting(coord: Any, rec: Any) -> str:
+        reads.append(rec.file_id)
+        return await real_hash(coord, rec)
+
+    monkeypatch.setattr(content_check, "_hash_of", counting)
+    status, check, _ = await req("GET", f"{api}/check?sha256={sha(genuine)}", token)
+    assert status == 200
+    assert check["exists"] is True
+    assert check["file"]["file_id"] == real
+    assert reads == []
+    # deleting the verified copy leaves only the decoy's claim: never answered for them
+    status, _, _ = await req("DELETE", f"{api}/file/{real}", token)
+    assert status == 200
+    status, check, _ = await req("GET", f"{api}/check?sha256={sha(genuine)}", token)
+    assert check == {"exists": False, "file": None}

@@ -233,10 +233,12 @@ class MetadataStore(Protocol):
 
     Node heartbeat sequences (replay protection, kept apart from NodeRecord)
       - ``advance_node_sequence(node_id, boot, seq)`` records (boot, seq) as the node's last
-        accepted heartbeat only if there is none yet, the boot differs from the stored one
-        (the node restarted), or the boot is the same and ``seq`` is greater than the
-        stored one, checked in the same atomic step (a conditional write, so that several
-        API processes agree); True when recorded, False for a replay.
+        accepted heartbeat only if there is none yet (or only one recorded before boots
+        were numbered), ``boot`` is greater than the stored one (the node restarted), or
+        the boot is the same and ``seq`` is greater than the stored one, checked in the same
+        atomic step (a conditional write, so that several API processes agree); True when
+        recorded, False for a replay, be it of this boot or of an earlier one. Boots and
+        sequences are integers in [0, 2**63).
 
     Chunks
       - ``add_locations`` records copies (idempotent); ``remove_locations`` forgets copies
@@ -319,7 +321,7 @@ class MetadataStore(Protocol):
     async def get_token(self, token_hash: str) -> TokenRecord | None: ...
     async def list_tokens(self, tenant: str | None = None) -> list[TokenRecord]: ...
     async def delete_token(self, token_hash: str) -> bool: ...
-    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool: ...
+    async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool: ...
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
     async def remove_locations(self, locations: Iterable[Location]) -> None: ...

@@ -361,13 +361,13 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool:
+    async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool:
         def op() -> bool:
             # one statement: atomic, so two API processes cannot both accept the same beat
             cur = self._db.execute(
-                "INSERT INTO node_sequences VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
-                "SET boot=excluded.boot, seq=excluded.seq "
-                "WHERE node_sequences.boot != excluded.boot OR node_sequences.seq < excluded.seq",
+                "INSERT INTO node_boots VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
+                "SET boot=excluded.boot, seq=excluded.seq WHERE node_boots.boot < excluded.boot "
+                "OR (node_boots.boot = excluded.boot AND node_boots.seq < excluded.seq)",
                 (node_id, boot, seq),
             )
             return cur.rowcount > 0

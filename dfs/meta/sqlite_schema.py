@@ -21,7 +21,8 @@ one place. Tables (all ``WITHOUT ROWID`` where the key is the access path):
 |           |                      | re-points it, in its transaction); sha256 is the entry key |
 |           |                      | (``sha256_entry``: verified files apart from claims)       |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
-| node_sequences | node_id         | boot, seq: the node's last accepted heartbeat (replays)    |
+| node_boots | node_id             | boot, seq (integers): the node's last accepted heartbeat   |
+|           |                      | (replays; node_sequences, with per-boot nonces, is dropped) |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
 """
 
@@ -72,9 +73,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, label TEXT NOT NULL,
     created_at REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS node_sequences (
-    node_id TEXT PRIMARY KEY, boot TEXT NOT NULL, seq INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS node_boots (
+    node_id TEXT PRIMARY KEY, boot INTEGER NOT NULL, seq INTEGER NOT NULL
 ) WITHOUT ROWID;
+DROP TABLE IF EXISTS node_sequences;
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL, info TEXT NOT NULL
 ) WITHOUT ROWID;

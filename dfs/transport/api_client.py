@@ -186,7 +186,7 @@ class ApiClient:
             "POST", protocol.NODE_HEARTBEAT, json=node, headers={protocol.CAPABILITY: cap}
         )
 
-    async def deregister(self, node_id: str, *, cap: str, boot: str, seq: int) -> None:
+    async def deregister(self, node_id: str, *, cap: str, boot: int, seq: int) -> None:
         await self._json(
             "POST",
             protocol.NODE_DEREGISTER,

@@ -334,23 +334,42 @@ async def test_tokens_are_listed_per_tenant_and_deleted(meta: MetadataStore) -> 
 
 
 async def test_node_sequence_accepts_only_newer_beats_or_a_new_boot(meta: MetadataStore) -> None:
-    assert await meta.advance_node_sequence("n1", "boot1", 1)
-    assert not await meta.advance_node_sequence("n1", "boot1", 1)  # a replay
-    assert await meta.advance_node_sequence("n1", "boot1", 5)
-    assert not await meta.advance_node_sequence("n1", "boot1", 4)  # older
-    assert await meta.advance_node_sequence("n2", "boot1", 1)  # per node
-    assert await meta.advance_node_sequence("n1", "boot2", 0)  # the node restarted
-    assert not await meta.advance_node_sequence("n1", "boot2", 0)
-    assert await meta.advance_node_sequence("n1", "boot2", 1)
+    assert await meta.advance_node_sequence("n1", 10, 1)
+    assert not await meta.advance_node_sequence("n1", 10, 1)  # a replay
+    assert await meta.advance_node_sequence("n1", 10, 5)
+    assert not await meta.advance_node_sequence("n1", 10, 4)  # older
+    assert await meta.advance_node_sequence("n2", 10, 1)  # per node
+    assert await meta.advance_node_sequence("n1", 11, 0)  # the node restarted
+    assert not await meta.advance_node_sequence("n1", 11, 0)
+    assert await meta.advance_node_sequence("n1", 11, 1)
+
+
+async def test_node_sequence_refuses_every_beat_of_an_earlier_boot(meta: MetadataStore) -> None:
+    """A beat captured before the node restarted is refused after it, whatever its seq: boot
+    numbers only grow (issue 12 item 7)."""
+    big = (1 << 63) - 1
+    assert await meta.advance_node_sequence("n1", 1_700_000_000_000, 40)
+    assert await meta.advance_node_sequence("n1", 1_700_000_000_001, 1)  # restarted
+    assert not await meta.advance_node_sequence("n1", 1_700_000_000_000, 41)
+    assert not await meta.advance_node_sequence("n1", 1_700_000_000_000, big)
+    assert not await meta.advance_node_sequence("n1", 0, big)
+    assert await meta.advance_node_sequence("n1", 1_700_000_000_001, 2)
+    assert await meta.advance_node_sequence("n1", big, 0)
+    assert not await meta.advance_node_sequence("n1", big - 1, big)
 
 
 async def test_concurrent_node_sequences_accept_each_beat_once(meta: MetadataStore) -> None:
     # several API processes: one accepted write per (boot, seq), the highest seq wins
-    results = await asyncio.gather(
-        *(meta.advance_node_sequence("n1", "b", s) for s in (3, 3, 3, 3))
-    )
+    results = await asyncio.gather(*(meta.advance_node_sequence("n1", 7, s) for s in (3, 3, 3, 3)))
     assert sorted(results) == [False, False, False, True]
-    assert not await meta.advance_node_sequence("n1", "b", 2)
+    assert not await meta.advance_node_sequence("n1", 7, 2)
+    # two boots at once (a replay of the old one racing the new): the old never lands last
+    boots = (7, 8, 7, 8, 7)
+    results = await asyncio.gather(*(meta.advance_node_sequence("n1", b, 9) for b in boots))
+    assert [r for b, r in zip(boots, results, strict=True) if b == 8].count(True) == 1
+    assert results.count(True) in (1, 2)  # (7, 9) only if it came before (8, 9)
+    assert not await meta.advance_node_sequence("n1", 7, 10)
+    assert not await meta.advance_node_sequence("n1", 8, 9)
 
 
 # --- delete, garbage collection, leases -------------------------------------------------------

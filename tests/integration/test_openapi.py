@@ -147,9 +147,9 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
 
         # node registration: a capability, not a token
         node_id = "extra-node"
-        boot = auth.new_boot()
+        boot = 1_700_000_000_000
         hb = {"node_id": node_id, "host": "127.0.0.1", "port": 1, "boot": boot, "seq": 1}
-        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0)
+        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0, "")
         await call("POST", protocol.NODE_HEARTBEAT, 401, json=hb)
         await call("POST", protocol.NODE_HEARTBEAT, 200, {protocol.CAPABILITY: beat}, json=hb)
         bye = {protocol.CAPABILITY: auth.mint_deregister(SECRET, node_id, boot, 2)}

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from dfs.meta.base import NodeRecord
 from dfs.meta.sqlite import SqliteMetadataStore
-from dfs.node.disk_identity import disk_id_path, ensure_disk_id, read_disk_id
+from dfs.node.disk_identity import (
+    BOOT_NAME,
+    disk_id_path,
+    ensure_disk_id,
+    next_boot,
+    read_boot,
+    read_disk_id,
+)
 
 
 def test_first_start_writes_an_identity_that_stays(tmp_path: Path) -> None:
@@ -32,6 +39,29 @@ def test_a_torn_identity_counts_as_none(tmp_path: Path) -> None:
     disk_id_path(tmp_path).write_bytes(b"disk-\xff\x00")
     assert read_disk_id(tmp_path) == ""
     assert ensure_disk_id(tmp_path) != ""
+
+
+def test_boot_numbers_grow_at_every_start_and_are_kept_on_disk(tmp_path: Path) -> None:
+    assert read_boot(tmp_path) == 0
+    first = next_boot(tmp_path, now=1_700_000_000.0)
+    assert first == 1_700_000_000_000  # at least the start's time in milliseconds
+    assert read_boot(tmp_path) == first
+    # a clock that went back (or two starts in one millisecond): still one more than the last
+    assert next_boot(tmp_path, now=1_600_000_000.0) == first + 1
+    assert next_boot(tmp_path, now=1_600_000_000.0) == first + 2
+    later = next_boot(tmp_path, now=1_800_000_000.0)
+    assert later == 1_800_000_000_000
+    assert (tmp_path / BOOT_NAME).read_text() == f"{later}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BOOT_NAME]  # no temp file left
+
+
+def test_a_wiped_or_torn_boot_file_starts_from_the_clock(tmp_path: Path) -> None:
+    next_boot(tmp_path, now=1_700_000_000.0)
+    (tmp_path / BOOT_NAME).write_bytes(b"12\xff")
+    assert read_boot(tmp_path) == 0
+    assert next_boot(tmp_path, now=1_700_000_005.0) == 1_700_000_005_000
+    (tmp_path / BOOT_NAME).unlink()
+    assert next_boot(tmp_path, now=1_700_000_006.0) == 1_700_000_006_000
 
 
 async def test_sqlite_store_made_before_disk_identities_is_migrated(tmp_path: Path) -> None:

@@ -83,3 +83,25 @@ async def test_sqlite_store_made_before_disk_identities_is_migrated(tmp_path: Pa
         assert [n.disk_id for n in await meta.list_nodes()] == ["disk-x"]
     finally:
         await meta.close()
+
+
+async def test_sqlite_node_sequences_of_before_boot_numbers_are_dropped(tmp_path: Path) -> None:
+    """The table of per-boot nonces goes on open: the first numbered heartbeat is accepted."""
+    db = tmp_path / "meta.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE node_sequences (node_id TEXT PRIMARY KEY, boot TEXT, seq INTEGER)")
+    conn.execute("INSERT INTO node_sequences VALUES ('n1', ?, 99)", ("f" * 32,))
+    conn.commit()
+    conn.close()
+    meta = await SqliteMetadataStore.open(f"sqlite://{db}")
+    try:
+        assert await meta.advance_node_sequence("n1", 1_700_000_000_000, 1)
+        assert not await meta.advance_node_sequence("n1", 1_699_999_999_999, 100)
+    finally:
+        await meta.close()
+    conn = sqlite3.connect(db)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+    assert "node_sequences" not in tables

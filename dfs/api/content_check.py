@@ -17,7 +17,8 @@ file found by its declared sha256 is taken for "these bytes" only when one of th
    chunk by chunk, and hashed it (files of at most ``VERIFY_MAX_BYTES``; larger ones need
    the manifest proof). Files are immutable, so what this process found stays true
    (``VerifiedFiles``, bounded): a file is read at most once per process, whether its
-   claim held or not.
+   claim held or not; a claim found true is recorded in the metadata store
+   (``mark_sha256_verified``), so no API process reads that file again.
 
 A file whose declared sha256 is false is thus never answered for the genuine bytes. And it
 cannot stand in their way either: the metadata store names verified files apart from claimed
@@ -107,4 +108,6 @@ async def confirms(
         return False
     matched = await _hash_of(coord, rec) == sha256
     verified.record(rec.file_id, matched)
+    if matched:  # hashed here: a fact now, for every API process and every lookup
+        await coord.meta.mark_sha256_verified(rec.file_id)
     return matched

@@ -218,6 +218,12 @@ class MetadataStore(Protocol):
         verified, ``sha256_entry``) is written in the same atomic step as the commit.
       - ``sha256_verified`` is stored as ``create_file`` was given it and read back by
         ``get_file`` and ``commit_file`` (listings may leave it out).
+      - ``mark_sha256_verified(file_id)`` records that an API process found complete file
+        ``file_id``'s declared sha256 true by hashing its bytes: in one atomic step the file
+        gets ``sha256_verified`` and moves from its claimed content entry (handed on as
+        ``delete_file`` hands it on) to the verified one (which it names if no verified file
+        does). Returns the record, verified; idempotent; None (and nothing changes) for a
+        file that does not exist or is not complete.
       - ``list_chunk_ids(limit, after)`` pages the ids of chunks that complete files reference
         (refcount > 0): at most ``limit`` ids and an opaque cursor for the next page, None
         when there is none. Paging from ``after=None`` until the cursor is None yields each
@@ -310,6 +316,7 @@ class MetadataStore(Protocol):
     async def find_file_by_sha256(
         self, tenant: str, sha256: str, *, verified: bool = True
     ) -> FileRecord | None: ...
+    async def mark_sha256_verified(self, file_id: str) -> FileRecord | None: ...
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None
     ) -> tuple[list[str], str | None]: ...

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import dfs.meta.sqlite_refcounts as content
 from dfs.errors import Conflict, FileNotFound, Unavailable
 from dfs.meta.base import (
     FILE_COMPLETE,
@@ -38,7 +39,7 @@ from dfs.meta.base import (
     Stats,
     TokenRecord,
 )
-from dfs.meta.sqlite_refcounts import commit_one, drop_refs, find_by_entry, repoint_hash
+from dfs.meta.sqlite_refcounts import commit_one, drop_refs, repoint_hash
 from dfs.meta.sqlite_schema import apply_schema, file_record, node_record
 
 T = TypeVar("T")
@@ -240,6 +241,13 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
+    async def mark_sha256_verified(self, file_id: str) -> FileRecord | None:
+        def op() -> FileRecord | None:
+            with self._tx() as db:
+                return content.mark_verified(db, file_id)
+
+        return await self._run(op)
+
     async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
         # one transaction for the batch; each file's refcounts read inside it, so two files
         # of the batch sharing a chunk count exactly as two commits one after the other
@@ -291,7 +299,7 @@ class SqliteMetadataStore:
     async def find_file_by_sha256(
         self, tenant: str, sha256: str, *, verified: bool = True
     ) -> FileRecord | None:
-        return await self._run(lambda: find_by_entry(self._db, tenant, sha256, verified))
+        return await self._run(lambda: content.find_by_entry(self._db, tenant, sha256, verified))
 
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None

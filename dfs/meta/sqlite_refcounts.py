@@ -85,6 +85,22 @@ def _entry(row: sqlite3.Row) -> str:
     return sha256_entry(row["sha256"], bool(row["sha256_verified"]))
 
 
+def mark_verified(db: sqlite3.Connection, file_id: str) -> FileRecord | None:
+    """mark_sha256_verified's work inside the caller's write transaction: the file leaves
+    its claim's content entry (handed on as a delete would) and joins the verified one."""
+    row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
+    if row is None or row["state"] != FILE_COMPLETE:
+        return None
+    if not row["sha256_verified"]:
+        repoint_hash(db, row)
+        db.execute("UPDATE files SET sha256_verified=1 WHERE file_id=?", (file_id,))
+        db.execute(
+            "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
+            (row["tenant"], sha256_entry(row["sha256"], True), file_id),
+        )
+    return dataclasses.replace(file_record(row), sha256_verified=True)
+
+
 def find_by_entry(
     db: sqlite3.Connection, tenant: str, sha256: str, verified: bool
 ) -> FileRecord | None:

@@ -665,6 +665,43 @@ async def test_find_file_by_sha256_names_only_verified_files(meta: MetadataStore
     assert await meta.find_file_by_sha256("t1", claim.sha256, verified=False) is None
 
 
+async def test_a_claim_found_true_moves_to_the_verified_entry(meta: MetadataStore) -> None:
+    """mark_sha256_verified: a claimed file an API process hashed joins the verified files
+    (named if none is) and hands its claim's entry on, in one step; idempotent."""
+    first, m1 = new_file("c", chunks=[(cid("c1"), 5)], verified=False)
+    second, m2 = new_file("c", chunks=[(cid("c2"), 5)], verified=False)
+    pending, m3 = new_file("c", chunks=[(cid("c3"), 5)], verified=False)
+    for rec, m in ((first, m1), (second, m2), (pending, m3)):
+        await meta.create_file(rec, m)
+    await meta.commit_file(first.file_id, 1.0)
+    await meta.commit_file(second.file_id, 2.0)
+    assert await meta.mark_sha256_verified(pending.file_id) is None  # not complete
+    assert await meta.mark_sha256_verified(str(uuid.uuid4())) is None  # no such file
+    assert (await meta.get_file(pending.file_id)).sha256_verified is False
+    marked = await meta.mark_sha256_verified(first.file_id)
+    assert marked is not None
+    assert (marked.file_id, marked.sha256_verified) == (first.file_id, True)
+    assert (await meta.get_file(first.file_id)).sha256_verified is True
+    found = await meta.find_file_by_sha256("t1", first.sha256)
+    assert found is not None
+    assert (found.file_id, found.sha256_verified) == (first.file_id, True)
+    claim = await meta.find_file_by_sha256("t1", first.sha256, verified=False)
+    assert claim is not None
+    assert claim.file_id == second.file_id  # the claim's entry was handed on
+    again = await meta.mark_sha256_verified(first.file_id)  # idempotent
+    assert again is not None
+    assert again.sha256_verified is True
+    await meta.mark_sha256_verified(second.file_id)  # joins, the first verified keeps it
+    found = await meta.find_file_by_sha256("t1", first.sha256)
+    assert found is not None
+    assert found.file_id == first.file_id
+    assert await meta.find_file_by_sha256("t1", first.sha256, verified=False) is None
+    await meta.delete_file(first.file_id, "t1", 3.0)
+    found = await meta.find_file_by_sha256("t1", first.sha256)
+    assert found is not None
+    assert found.file_id == second.file_id
+
+
 async def test_find_file_by_sha256_after_concurrent_commits(meta: MetadataStore) -> None:
     files = [new_file("dup", tenant="t1") for _ in range(6)]
     for rec, m in files:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from dfs.api import content_check
+from dfs.api.context import VERIFIED
 from dfs.chunking import ChunkerProfile
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_security import tenant_tokens
@@ -124,6 +125,42 @@ async def test_check_names_verified_files_and_takes_a_manifest_proof(
     status, body, _ = await req("POST", f"{api}/upload?filename=again", token, data=data)
     assert status == 409, body
     assert body["file_id"] == file_id
+
+
+async def test_a_claim_found_true_is_recorded_for_every_api_process(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client's true claim, once hashed by /check (or matched by POST /upload's own hash),
+    is stored as verified: no API process reads the file again to answer for it."""
+    api = inproc.api.url
+    (token,) = await tenant_tokens(api, "carol")
+    data = random.Random(41).randbytes(900_000)
+    other = random.Random(42).randbytes(300_000)
+    file_id = await commit_by_hand(api, token, "client", data, declared=sha(data))
+    second = await commit_by_hand(api, token, "client2", other, declared=sha(other))
+    assert (await inproc.api.meta.get_file(file_id)).sha256_verified is False
+    status, check, _ = await req("GET", f"{api}/check?sha256={sha(data)}", token)
+    assert check["file"]["file_id"] == file_id
+    assert (await inproc.api.meta.get_file(file_id)).sha256_verified is True
+    # POST /upload of a claimed file's bytes: its hash and manifest match, so it is verified
+    status, body, _ = await req("POST", f"{api}/upload?filename=again", token, data=other)
+    assert status == 409, body
+    assert body["file_id"] == second
+    assert (await inproc.api.meta.get_file(second)).sha256_verified is True
+    # an API process that never hashed them (this one's cache emptied) reads neither again
+    monkeypatch.setattr(inproc.api.runner.app[VERIFIED], "known", lambda _file_id: None)
+    reads: list[str] = []
+    real_hash = content_check._hash_of
+
+    async def counting(coord: Any, rec: Any) -> str:
+        reads.append(rec.file_id)
+        return await real_hash(coord, rec)
+
+    monkeypatch.setattr(content_check, "_hash_of", counting)
+    for content, expected in ((data, file_id), (other, second)):
+        status, check, _ = await req("GET", f"{api}/check?sha256={sha(content)}", token)
+        assert check["file"]["file_id"] == expected
+    assert reads == []
 
 
 async def test_a_false_claim_committed_first_does_not_cost_dedup_for_the_genuine_bytes(

@@ -24,8 +24,8 @@ declared bodies costs no memory.
   rotten copy replaced); the answer holds one receipt per chunk, bound to its file id.
 
 Sync replication answers once every copy on every node is durable; async (the API's async
-marker in the batch capability) answers after the local copies
-and hands each chunk to the background forwarding (``ReplicaForwarder``).
+marker in the batch capability) answers after the local copies and hands each chunk to the
+background forwarding (``ReplicaForwarder``).
 """
 
 from __future__ import annotations

@@ -63,6 +63,14 @@ async def open_stalled(
     return writers
 
 
+async def close_all(writers: list[asyncio.StreamWriter]) -> None:
+    for w in writers:
+        w.close()
+    for w in writers:
+        with contextlib.suppress(ConnectionError):
+            await w.wait_closed()
+
+
 def served_after(url: str) -> None:
     """Two requests answered on fresh connections: the server's event loop has run the
     handlers of every connection whose bytes arrived before them."""
@@ -77,11 +85,7 @@ async def grown_by(pid: int, url: str, routes: list[tuple[str, str, int, str]], 
         await asyncio.to_thread(served_after, url)
         return rss_bytes(pid) - before
     finally:
-        for w in writers:
-            w.close()
-        for w in writers:
-            with contextlib.suppress(ConnectionError):
-                await w.wait_closed()
+        await close_all(writers)
 
 
 @pytest.mark.cluster(nodes=1, replication_factor=1)
@@ -146,8 +150,4 @@ async def test_store_chunks_refuses_unauthorized_batches_before_reading_their_bo
         growth = rss_bytes(node.popen.pid) - before
         assert growth < RSS_BUDGET, f"node grew by {growth / 2**20:.0f} MiB"
     finally:
-        for w in writers:
-            w.close()
-        for w in writers:
-            with contextlib.suppress(ConnectionError):
-                await w.wait_closed()
+        await close_all(writers)

@@ -38,6 +38,19 @@ def manifest_sha256(data: bytes) -> str:
     return sha("".join(c for c, _ in chunk_ids(data)).encode())
 
 
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the files /check reads and hashes from now on (in this test)."""
+    reads: list[str] = []
+    real_hash = content_check._hash_of
+
+    async def counting(coord: Any, rec: Any) -> str:
+        reads.append(rec.file_id)
+        return await real_hash(coord, rec)
+
+    monkeypatch.setattr(content_check, "_hash_of", counting)
+    return reads
+
+
 async def commit_by_hand(api: str, token: str, name: str, data: bytes, declared: str) -> str:
     """Commit ``data`` as a client would (its chunks sent through the proxy route), declaring
     ``declared`` as its whole-file sha256."""
@@ -149,14 +162,7 @@ async def test_a_claim_found_true_is_recorded_for_every_api_process(
     assert (await inproc.api.meta.get_file(second)).sha256_verified is True
     # an API process that never hashed them (this one's cache emptied) reads neither again
     monkeypatch.setattr(inproc.api.runner.app[VERIFIED], "known", lambda _file_id: None)
-    reads: list[str] = []
-    real_hash = content_check._hash_of
-
-    async def counting(coord: Any, rec: Any) -> str:
-        reads.append(rec.file_id)
-        return await real_hash(coord, rec)
-
-    monkeypatch.setattr(content_check, "_hash_of", counting)
+    reads = count_reads(monkeypatch)
     for content, expected in ((data, file_id), (other, second)):
         status, check, _ = await req("GET", f"{api}/check?sha256={sha(content)}", token)
         assert check["file"]["file_id"] == expected
@@ -188,14 +194,7 @@ async def test_a_false_claim_committed_first_does_not_cost_dedup_for_the_genuine
     assert status == 409, again
     assert again["file_id"] == real
     # found without being read again, as by an API process that never saw them
-    reads: list[str] = []
-    real_hash = content_check._hash_of
-
-    async def counting(coord: Any, rec: Any) -> str:
-        reads.append(rec.file_id)
-        return await real_hash(coord, rec)
-
-    monkeypatch.setattr(content_check, "_hash_of", counting)
+    reads = count_reads(monkeypatch)
     status, check, _ = await req("GET", f"{api}/check?sha256={sha(genuine)}", token)
     assert status == 200
     assert check["exists"] is True

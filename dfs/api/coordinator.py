@@ -462,8 +462,10 @@ class Coordinator:
         return rec
 
     async def find_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
-        """The tenant's complete file with these bytes, if any."""
-        return await self.meta.find_file_by_sha256(tenant, sha256)
+        """The tenant's complete file declaring this sha256: the first verified one, else
+        the first whose sha256 is only claimed (for ``dfs.api.content_check`` to verify)."""
+        found = await self.meta.find_file_by_sha256(tenant, sha256)
+        return found or await self.meta.find_file_by_sha256(tenant, sha256, verified=False)
 
     async def delete_file(self, file_id: str, tenant: str) -> dict[str, Any]:
         """Drop a file of ``tenant`` (FileNotFound for anyone else's); its chunks' bytes go

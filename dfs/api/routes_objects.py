@@ -37,7 +37,8 @@ from dfs.ids import parse_file_id
 from dfs.meta.namespace import ObjectVersion
 from dfs.server import read_json
 
-MAX_URL_TTL = 7 * 24 * 3600  # S3's longest presigned URL
+MAX_URL_TTL = 7 * 24 * 3600  # S3's longest presigned URL (the cluster's cap_ttl may be less)
+DEFAULT_URL_TTL = 15 * 60
 
 
 def _target(request: web.Request) -> tuple[str, str]:
@@ -119,7 +120,7 @@ async def update_object(request: web.Request) -> web.Response:
 
 
 def _ttl(request: web.Request, cap: int) -> int:
-    raw = request.query.get("ttl", "900")
+    raw = request.query.get("ttl", str(min(DEFAULT_URL_TTL, cap)))
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= cap:
         raise InvalidRequest(f"ttl must be an integer number of seconds in [1, {cap}]")
     return int(raw)

@@ -1,0 +1,129 @@
+"""The namespace routes and ``Client``'s namespace methods, in process: buckets, keys,
+versions, copy/move as metadata, tags and search, access (public, grants, 404 for refused),
+signed URLs, the user-content headers, usage. Runs on the metadata backend's namespace
+when it has one, else on ``tests.fake_namespace`` (the routes are what is tested here)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from dfs.api.context import NAMESPACE
+from dfs.client import Client
+from dfs.errors import BucketExists, BucketNotFound, Forbidden, KeyNotFound
+from tests.fake_namespace import FakeNamespace
+from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def ns(inproc: InProcessCluster) -> AsyncIterator[InProcessCluster]:
+    namespace = inproc.api.runner.app[NAMESPACE]
+    if namespace._store is None:
+        namespace._store = FakeNamespace()
+    return inproc
+
+
+async def tokens(api_url: str, *names: str) -> list[str]:
+    async with Client(api_url, token=ADMIN_TOKEN) as admin:
+        out = []
+        for name in names:
+            await admin.api.create_tenant(name)
+            out.append((await admin.api.create_token(name, "user", name))["token"])
+        return out
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    rng = random.Random(13)
+    files = {
+        "a.jpg": rng.randbytes(3000),
+        "b.png": rng.randbytes(100),
+        "trip/c.jpg": rng.randbytes(5000),
+        "trip/d.txt": b"hello",
+        "trip/deep/e.jpg": rng.randbytes(10),
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+async def test_buckets_keys_versions_copy_and_access(ns: InProcessCluster, tmp_path: Path) -> None:
+    url = ns.api.url
+    alice, bob = await tokens(url, "alice", "bob")
+    src = tmp_path / "src"
+    files = tree(src)
+    async with Client(url, token=alice) as a, Client(url, token=bob) as b:
+        await a.make_bucket("photos", versioning="enabled")
+        with pytest.raises(BucketExists):  # taken by another tenant
+            await b.make_bucket("photos")
+        up = await a.upload_to([src], "photos", "2024/")
+        assert sorted(o["key"] for o in up.done) == sorted(f"2024/{k}" for k in files)
+        again = await a.upload_to([src], "photos", "2024/")
+        assert not again.done
+        assert len(again.unchanged) == len(files)
+
+        top = [e async for e in a.list_all("photos", "2024/")]
+        assert [e.get("prefix") for e in top if "prefix" in e] == ["2024/trip/"]
+        assert sorted(e["key"] for e in top if "key" in e) == ["2024/a.jpg", "2024/b.png"]
+
+        (src / "a.jpg").write_bytes(b"new bytes")
+        await a.upload_to([src / "a.jpg"], "photos", "2024/a.jpg")
+        versions = [e async for e in a.list_all("photos", "2024/a.jpg", versions=True)]
+        assert len(versions) == 2
+        old = versions[-1]["version_id"]
+        await a.restore("photos", "2024/a.jpg", old)
+        out = tmp_path / "out.jpg"
+        await a.download_from("photos", "2024/a.jpg", out)
+        assert out.read_bytes() == files["a.jpg"]
+
+        copied = await a.copy("photos/2024/trip/", "photos/copy/", recursive=True)
+        assert len(copied) == 3
+        await a.copy("photos/copy/", "photos/moved/", recursive=True, move=True)
+        assert [e async for e in a.list_all("photos", "copy/")] == []
+        got = tmp_path / "moved"
+        await a.download_from("photos", "moved/", got)
+        assert (got / "deep/e.jpg").read_bytes() == files["trip/deep/e.jpg"]
+
+        await a.update_object("photos", "2024/b.png", tags={"kind": "icon"})
+        found = await a.find("photos", tag="kind=icon")
+        assert [o["key"] for o in found["objects"]] == ["2024/b.png"]
+
+        # bob sees nothing of alice's until she grants read
+        with pytest.raises(BucketNotFound):
+            await b.list_page("photos")
+        with pytest.raises((KeyNotFound, BucketNotFound)):
+            await b.object_info("photos", "2024/b.png")
+        await a.set_bucket("photos", grants={"bob": "read"})
+        assert [x["name"] for x in await b.list_buckets()] == ["photos"]
+        shared = tmp_path / "shared"
+        await b.download_from("photos", "2024/trip/", shared)
+        assert (shared / "d.txt").read_bytes() == b"hello"
+        with pytest.raises(Forbidden):
+            await b.link("photos", "bob.txt")
+
+        # one public object, fetched without a token: inert headers
+        await a.update_object("photos", "2024/trip/d.txt", access="public-read")
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{url}/objects/photos/2024/trip/d.txt") as r:
+                assert r.status == 200
+                assert await r.read() == b"hello"
+                assert r.headers["Content-Disposition"].startswith("attachment")
+                assert r.headers["X-Content-Type-Options"] == "nosniff"
+                assert "sandbox" in r.headers["Content-Security-Policy"]
+            async with s.get(f"{url}/objects/photos/2024/b.png") as r:
+                assert r.status == 404
+            async with s.get(f"{url}/objects/photos/2024/nothing") as r:
+                assert r.status == 404
+            signed = await a.object_url("photos", "2024/a.jpg", version=old)
+            async with s.get(signed["download_url"]) as r:
+                assert await r.read() == files["a.jpg"]
+
+        usage = await a.usage("photos", by="prefix")
+        assert set(usage["usage"]) >= {"2024", "moved"}
+        assert (await a.usage())["objects"] >= len(files)

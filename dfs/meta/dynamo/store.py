@@ -3,7 +3,8 @@
 Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
 files (``store_files``), commit and delete with their reference counting (``store_commit``,
 ``store_delete``), chunks and their locations (``store_chunks``), and the keyed items of nodes,
-tenants, tokens, leases and stats (``store_registry``). The package docstring shows the layout.
+tenants, tokens, leases and stats (``store_registry``); the namespace port (buckets, keys,
+versions) is ``store_namespace`` and its parts. The package docstring shows the layout.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_files import FilesPart
+from dfs.meta.dynamo.store_namespace import NamespacePart
 from dfs.meta.dynamo.store_registry import RegistryPart
+from dfs.meta.namespace import NamespaceStore
 
 
-class DynamoMetadataStore(FilesPart, CommitPart, DeletePart, ChunksPart, RegistryPart):
+class DynamoMetadataStore(
+    NamespacePart, FilesPart, CommitPart, DeletePart, ChunksPart, RegistryPart
+):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 
     ``calls`` counts DynamoDB requests made by this store (``calls_by_operation`` per API
@@ -41,3 +46,4 @@ class DynamoMetadataStore(FilesPart, CommitPart, DeletePart, ChunksPart, Registr
 
 if TYPE_CHECKING:
     _: type[MetadataStore] = DynamoMetadataStore
+    _ns: type[NamespaceStore] = DynamoMetadataStore

@@ -28,7 +28,7 @@ from tests.e2e.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
-METRICS_TOKEN = "dfs_e2e-namespace-metrics-token"
+METRICS_TOKEN = "dfs_e2e-namespace-metrics-token-0123456789abcdef"
 CHUNK_ROUTES = ("/store-chunk", "/get-chunk", "/read-chunks", "/store-chunks")
 
 TREE = {
@@ -107,8 +107,11 @@ def by_type(versions: dict[str, list[int]]) -> dict[str, int]:
 
 
 @pytest.mark.cluster(env={"DFS_METRICS_TOKEN": METRICS_TOKEN})
-def test_a_namespace_people_can_live_in(cluster: LocalCluster, tmp_path: Path) -> None:
+def test_a_namespace_people_can_live_in(
+    cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice, bob = tenant(cluster, "alice"), tenant(cluster, "bob")
+    monkeypatch.setenv("DFS_API_URL", cluster.api_url)  # the grammar: no URL argument
     made = as_user(alice, "mb", "--versioning", "photos/", check=False)
     if "has no namespace" in made.stderr:
         pytest.skip("this metadata backend has no namespace yet")

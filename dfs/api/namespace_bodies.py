@@ -3,24 +3,22 @@
 Routes parse with these and answer with these, so the wire shape of a bucket, an object
 version, a listing and usage counters is written once (docs/WIRE.md, dfs/openapi/api.yaml).
 Tags and user metadata travel as JSON objects; the records keep them as sorted pairs.
+What is a valid name, key, tag or metadata entry is ``dfs.namespace_rules``'s (S3's rules).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dfs import namespace_rules as rules
 from dfs.api.bodies import unicode_text
 from dfs.errors import InvalidRequest
 from dfs.meta.namespace import (
     BUCKET_ACCESS,
     GRANT_READ,
     GRANT_READ_WRITE,
-    MAX_KEY_BYTES,
-    MAX_TAGS,
-    MAX_USER_METADATA_BYTES,
     OBJECT_ACCESS,
     VERSIONING_STATES,
     BucketRecord,
@@ -30,7 +28,6 @@ from dfs.meta.namespace import (
     Usage,
 )
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 MAX_PAGE = 1000
 
 
@@ -88,23 +85,13 @@ def usage_body(u: Usage) -> dict[str, int]:
 
 
 def parse_bucket_name(value: object) -> str:
-    """S3's rules: 3-63 of lower-case letters, digits, dots and hyphens, starting and
-    ending with a letter or digit, no "..", not an IP address."""
-    if not isinstance(value, str) or not _BUCKET_NAME.match(value) or ".." in value:
-        raise InvalidRequest(f"invalid bucket name {str(value)[:80]!r}")
-    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value):
-        raise InvalidRequest("a bucket name must not look like an IP address")
-    return value
+    return rules.validate_bucket_name(value)
 
 
 def parse_key(value: object, field: str = "key") -> str:
-    """1-MAX_KEY_BYTES bytes of UTF-8, no NUL."""
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"{field} must be a non-empty string")
-    text = unicode_text(value, field)
-    if len(text.encode()) > MAX_KEY_BYTES or "\x00" in text:
-        raise InvalidRequest(f"{field} must be at most {MAX_KEY_BYTES} UTF-8 bytes, no NUL")
-    return text
+    if isinstance(value, str):
+        value = unicode_text(value, field)  # a lone surrogate from a URL escape: 400
+    return rules.validate_key(value)
 
 
 def parse_prefix(value: str | None) -> str:
@@ -138,20 +125,11 @@ def _string_map(value: object, field: str) -> dict[str, str]:
 
 
 def parse_tags(value: object) -> tuple[tuple[str, str], ...]:
-    """At most MAX_TAGS tags; keys 1-128 characters, values at most 256 (S3)."""
-    tags = _string_map(value, "tags")
-    if len(tags) > MAX_TAGS:
-        raise InvalidRequest(f"at most {MAX_TAGS} tags per object")
-    if any(not 0 < len(k) <= 128 or len(v) > 256 for k, v in tags.items()):
-        raise InvalidRequest("tag keys are 1-128 characters, values at most 256")
-    return tuple(sorted(tags.items()))
+    return rules.validate_tags(_string_map(value, "tags").items())
 
 
 def parse_metadata(value: object) -> tuple[tuple[str, str], ...]:
-    meta = _string_map(value, "metadata")
-    if sum(len(k.encode()) + len(v.encode()) for k, v in meta.items()) > MAX_USER_METADATA_BYTES:
-        raise InvalidRequest(f"user metadata is at most {MAX_USER_METADATA_BYTES} bytes")
-    return tuple(sorted((k.lower(), v) for k, v in meta.items()))
+    return rules.validate_user_metadata(_string_map(value, "metadata").items())
 
 
 def parse_grants(value: object) -> tuple[tuple[str, str], ...]:
@@ -168,9 +146,7 @@ def parse_tenants(value: object) -> tuple[str, ...]:
 
 
 def parse_content_type(value: object) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= 255 or not value.isprintable():
-        raise InvalidRequest("content_type must be a printable string of 1-255 characters")
-    return value
+    return rules.validate_content_type(value)
 
 
 def parse_limit(raw: str | None, default: int = MAX_PAGE) -> int:

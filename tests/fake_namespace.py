@@ -11,6 +11,9 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 
+from aiohttp import web
+
+from dfs.api.context import NAMESPACE
 from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict, KeyNotFound
 from dfs.meta.namespace import (
     NULL_VERSION,
@@ -285,3 +288,10 @@ class FakeNamespace:
             name = v.key.rsplit("/", 1)[-1]
             groups.setdefault(name.rsplit(".", 1)[-1].lower() if "." in name else "", []).append(v)
         return {k: self._sum(vs) for k, vs in groups.items()}
+
+
+def ensure_namespace(app: web.Application) -> None:
+    """Give the API app's namespace service a fake store when its backend has none yet."""
+    namespace = app[NAMESPACE]
+    if namespace._store is None:
+        namespace._store = FakeNamespace()

@@ -6,26 +6,22 @@ when it has one, else on ``tests.fake_namespace`` (the routes are what is tested
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from dfs.api.context import NAMESPACE
 from dfs.client import Client
 from dfs.errors import BucketExists, BucketNotFound, Forbidden, KeyNotFound
-from tests.fake_namespace import FakeNamespace
+from tests.fake_namespace import ensure_namespace
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def ns(inproc: InProcessCluster) -> AsyncIterator[InProcessCluster]:
-    namespace = inproc.api.runner.app[NAMESPACE]
-    if namespace._store is None:
-        namespace._store = FakeNamespace()
+async def ns(inproc: InProcessCluster) -> InProcessCluster:
+    ensure_namespace(inproc.api.runner.app)
     return inproc
 
 

@@ -660,14 +660,17 @@ async def test_list_versions_order_and_pages(ns: Store) -> None:
         ("b/y", True),
     ]
     page = await ns.list_versions("lv", delimiter="/", limit=4)
-    assert [v.key for v in page.objects] == ["a", "a"]
+    assert [(v.key, v.is_delete_marker) for v in page.objects] == [
+        ("a", False),
+        ("a", False),
+        ("c", True),
+    ]
     assert page.common_prefixes == ["b/"]
     assert page.next_token is not None
     rest = await ns.list_versions("lv", delimiter="/", limit=4, token=page.next_token)
-    assert [(v.key, v.is_delete_marker) for v in rest.objects] == [
-        ("c", True),
-        ("c", False),
-        ("c", False),
+    assert [(v.key, v.is_delete_marker, v.is_latest) for v in rest.objects] == [
+        ("c", False, False),
+        ("c", False, False),
     ]
     assert rest.next_token is None
 
@@ -844,14 +847,17 @@ async def test_usage_of_unversioned_overwrite_and_suspended_delete(ns: Store) ->
     await ns.update_bucket("uo", "t1", versioning=VERSIONING_ENABLED)
     await ns.put_object(obj("uo", "a/k.bin", f3), 4.0)
     await ns.update_bucket("uo", "t1", versioning=VERSIONING_SUSPENDED)
-    await ns.delete_object("uo", "a/k.bin", None, 5.0)  # no null version now: only a marker
-    assert await ns.usage("t1", "uo") == Usage(0, 2, 1, 60, 60)
-    assert nonzero(await ns.usage_by_type("t1", "uo")) == {"bin": Usage(0, 2, 1, 60, 0)}
-    await ns.put_object(
-        obj("uo", "a/k.bin", f1_again := await make_file(ns, "t1", [(cid("o1"), 10)])), 6.0
-    )
-    assert f1_again.size == 10
-    assert await ns.usage("t1", "uo") == Usage(1, 2, 0, 50, 50)  # the null marker was replaced
+    await ns.delete_object("uo", "a/k.bin", None, 5.0)  # a null marker replaces f2's null
+    assert await ns.usage("t1", "uo") == Usage(0, 1, 1, 40, 40)
+    assert nonzero(await ns.usage_by_type("t1", "uo")) == {"bin": Usage(0, 1, 1, 40, 0)}
+    again = await make_file(ns, "t1", [(cid("o1"), 10)])
+    await ns.put_object(obj("uo", "a/k.bin", again), 6.0)  # replaces the null marker
+    assert await ns.usage("t1", "uo") == Usage(1, 2, 0, 50, 50)
+    assert await refcounts(ns, [cid("o1"), cid("o2"), cid("o3")]) == {
+        cid("o1"): 1,
+        cid("o2"): 0,
+        cid("o3"): 1,
+    }
 
 
 # --- concurrency --------------------------------------------------------------------------

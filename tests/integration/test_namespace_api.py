@@ -1,7 +1,6 @@
 """The namespace routes and ``Client``'s namespace methods, in process: buckets, keys,
 versions, copy/move as metadata, tags and search, access (public, grants, 404 for refused),
-signed URLs, the user-content headers, usage. Runs on the metadata backend's namespace
-when it has one, else on ``tests.fake_namespace`` (the routes are what is tested here)."""
+signed URLs, the user-content headers, usage (on SQLite; the e2e test runs both backends)."""
 
 from __future__ import annotations
 
@@ -13,16 +12,9 @@ import pytest
 
 from dfs.client import Client
 from dfs.errors import BucketExists, BucketNotFound, Forbidden, KeyNotFound
-from tests.fake_namespace import ensure_namespace
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def ns(inproc: InProcessCluster) -> InProcessCluster:
-    ensure_namespace(inproc.api.runner.app)
-    return inproc
 
 
 async def tokens(api_url: str, *names: str) -> list[str]:
@@ -49,8 +41,10 @@ def tree(root: Path) -> dict[str, bytes]:
     return files
 
 
-async def test_buckets_keys_versions_copy_and_access(ns: InProcessCluster, tmp_path: Path) -> None:
-    url = ns.api.url
+async def test_buckets_keys_versions_copy_and_access(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    url = inproc.api.url
     alice, bob = await tokens(url, "alice", "bob")
     src = tmp_path / "src"
     files = tree(src)

@@ -18,7 +18,6 @@ from dfs.client import Client
 from dfs.node.context import MONITORING
 from dfs.openapi import API_SPEC, NODE_SPEC
 from dfs.transport.http import ChunkPayload
-from tests.fake_namespace import ensure_namespace
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 from tests.openapi_check import SpecChecker, router_diff
 
@@ -159,7 +158,6 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         mine = {"node_id": node_id, "boot": boot, "seq": 2}
         await call("POST", protocol.NODE_DEREGISTER, 200, bye, json=mine)
 
-        ensure_namespace(inproc.api.runner.app)
         await _namespace_routes(call, user)
         await _seed_and_batch_routes(call, user, up.file_id, body)
         await call("GET", protocol.READYZ, 200)

@@ -94,6 +94,14 @@ def parse_key(value: object, field: str = "key") -> str:
     return rules.validate_key(value)
 
 
+def parse_target(bucket: object, key: object) -> tuple[str, str] | None:
+    """The optional ``bucket`` and ``key`` of an upload that also links its file as an
+    object (both or neither)."""
+    if bucket is None and key is None:
+        return None
+    return parse_bucket_name(bucket), parse_key(key)
+
+
 def parse_prefix(value: str | None) -> str:
     return "" if not value else parse_key(value, "prefix")
 

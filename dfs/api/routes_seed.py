@@ -30,7 +30,7 @@ from dfs.api.content_check import confirms
 from dfs.api.context import COORDINATOR, NAMESPACE, VERIFIED, admin, big_slot, principal
 from dfs.api.file_stream import stream_file
 from dfs.api.ingest import check_download_cap, check_name, download_cap, ingest
-from dfs.api.namespace_bodies import ObjectFields, object_body, parse_bucket_name, parse_key
+from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
@@ -131,14 +131,6 @@ async def _file_field(request: web.Request, deadline: StreamDeadline) -> BodyPar
     raise InvalidRequest("multipart body has no field 'file' among its first 16")
 
 
-def _object_target(request: web.Request) -> tuple[str, str] | None:
-    """``?bucket=&key=`` of a POST /upload that also links the file as an object."""
-    bucket, key = request.query.get("bucket"), request.query.get("key")
-    if bucket is None and key is None:
-        return None
-    return parse_bucket_name(bucket), parse_key(key)
-
-
 async def upload(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     tenant = principal(request).tenant
@@ -163,7 +155,7 @@ async def upload(request: web.Request) -> web.Response:
         async def read(n: int) -> bytes:
             return await deadline.read(request.content.read, min(n, 1 << 20))
 
-    target = _object_target(request)
+    target = parse_target(request.query.get("bucket"), request.query.get("key"))
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
     request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
     if target is not None:  # with a key, known bytes make a new object or version too

@@ -4,6 +4,7 @@ signed URLs, the user-content headers, usage (on SQLite; the e2e test runs both 
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 
@@ -117,3 +118,42 @@ async def test_buckets_keys_versions_copy_and_access(
         usage = await a.usage("photos", by="prefix")
         assert set(usage["usage"]) >= {"2024", "moved"}
         assert (await a.usage())["objects"] >= len(files)
+
+
+async def test_finalize_and_post_upload_link_keys(inproc: InProcessCluster) -> None:
+    """An upload names its key at finalize (or in POST /upload): known bytes under a key are
+    a new version sharing the manifest (201), never the seed's 409."""
+    (alice,) = await tokens(inproc.api.url, "carol")
+    data = b"the same bytes twice"
+    digest = hashlib.sha256(data).hexdigest()
+    async with Client(inproc.api.url, token=alice) as c, aiohttp.ClientSession() as s:
+        await c.make_bucket("docs", versioning="enabled")
+        plan = await c.api.init_upload(
+            name="n.txt",
+            size=len(data),
+            sha256=digest,
+            chunker="fixed:65536",
+            chunks=[{"sha256": digest, "size": len(data)}],
+        )
+        put = await c.api.proxy_put_chunk(digest, data, file_id=plan["file_id"])
+        body = {
+            "file_id": plan["file_id"],
+            "receipts": {digest: put["receipt"]},
+            "bucket": "docs",
+            "key": "a/n.txt",
+            "tags": {"k": "v"},
+        }
+        headers = {"Authorization": f"Bearer {alice}"}
+        async with s.post(f"{inproc.api.url}/finalize-upload", json=body, headers=headers) as r:
+            done = await r.json()
+        assert done["object"]["key"] == "a/n.txt"
+        assert done["object"]["tags"] == {"k": "v"}
+        assert done["object"]["content_type"] == "text/plain"
+        q = {"filename": "n.txt", "bucket": "docs", "key": "a/n.txt"}
+        raw = {**headers, "Content-Type": "application/octet-stream"}
+        for _ in range(2):
+            async with s.post(f"{inproc.api.url}/upload", params=q, data=data, headers=raw) as r:
+                assert r.status == 201
+        versions = await c.list_page("docs", "a/", versions=True)
+        assert len(versions["objects"]) == 3
+        assert {v["sha256"] for v in versions["objects"]} == {digest}

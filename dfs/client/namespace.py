@@ -203,9 +203,12 @@ class NamespaceMethods:
         recursive: bool = False,
         move: bool = False,
     ) -> list[dict[str, Any]]:
-        """Copy (``move``: move) ``bucket/key`` or, ``recursive``, every key under the
-        prefix ``bucket/prefix/`` to ``bucket/key`` (``bucket/prefix/``): metadata only."""
+        """Copy (``move``: move) ``bucket/key`` to ``bucket/key`` (into ``bucket/folder/``
+        under its own name) or, ``recursive``, every key under the prefix
+        ``bucket/prefix/`` to ``bucket/prefix/``: metadata only."""
         (sb, sk), (db, dk) = parse_remote(src), parse_remote(dst)
+        if not recursive and (not dk or dk.endswith("/")):  # into a folder: keep the name
+            dk += sk.rsplit("/", 1)[-1]
         body = _drop_none(
             {
                 "src_bucket": sb,

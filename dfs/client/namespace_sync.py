@@ -27,7 +27,7 @@ from dfs.client.download import DownloadPipeline
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods
 from dfs.client.upload import UploadPipeline
-from dfs.errors import InvalidRequest
+from dfs.errors import InvalidRequest, KeyNotFound
 from dfs.transport.http import request
 
 MTIME = "mtime"  # the user metadata entry that keeps a file's mtime
@@ -60,14 +60,15 @@ def _same(local: Path, remote: dict[str, Any], checksum: bool) -> bool:
     return bool(remote.get("metadata", {}).get(MTIME) == mtime_text(st.st_mtime))
 
 
-def _files(paths: Sequence[Path], key: str, skipped: list[Skipped]) -> list[LocalFile]:
-    """The local files and the key each goes to: one file to ``key`` itself unless it names
-    a folder (ends with "/" or is empty); directories map to the prefix ``key``."""
+def _files(paths: Sequence[Path], key: str, skipped: list[Skipped]) -> tuple[list[LocalFile], str]:
+    """The local files with the key each goes to, and the prefix they all share: one file
+    to ``key`` itself unless it names a folder (ends with "/" or is empty); directories map
+    to the prefix ``key``."""
     if len(paths) == 1 and paths[0].is_file() and key and not key.endswith("/"):
-        return [LocalFile(paths[0], key, paths[0].stat().st_size)]
+        return [LocalFile(paths[0], key, paths[0].stat().st_size)], key
     if key and not key.endswith("/"):
         key += "/"
-    return list(walk(paths, key, skipped=skipped))
+    return list(walk(paths, key, skipped=skipped)), key
 
 
 class SyncMethods(NamespaceMethods):
@@ -92,8 +93,8 @@ class SyncMethods(NamespaceMethods):
         """Upload files and directories to ``bucket/key`` (a prefix for directories),
         skipping files whose object is unchanged."""
         report = SyncReport()
-        files = _files([Path(p) for p in paths], key, report.skipped)
-        remote = await self._remote_map(bucket, key.rsplit("/", 1)[0] if "/" in key else "")
+        files, prefix = _files([Path(p) for p in paths], key, report.skipped)
+        remote = await self._remote_map(bucket, prefix)
         todo = []
         for f in files:
             there = remote.get(f.name)
@@ -143,20 +144,33 @@ class SyncMethods(NamespaceMethods):
         under the prefix ``key`` (empty or ending with "/") into the directory ``out``,
         skipping local files that already hold the object's content."""
         out = Path(out)
-        if key and not key.endswith("/"):
-            obj = await self.object_info(bucket, key, version=version)
+        obj = await self._single(bucket, key, version)
+        if obj is not None:
             target = out / key.rsplit("/", 1)[-1] if out.is_dir() else out
             wanted = [(obj, target)]
         else:
+            key = key if not key or key.endswith("/") else key + "/"
             if version is not None:
                 raise InvalidRequest("--version names one key's version, not a prefix's")
             objs = await self._remote_map(bucket, key)
+            if not objs and key:
+                raise KeyNotFound(f"no key or folder {bucket}/{key}")
             wanted = [
-                (o, local_path(out, k[len(key) :]))
-                for k, o in objs.items()
-                if not k.endswith("/") and o.get("file_id")
+                (o, local_path(out, k[len(key) :])) for k, o in objs.items() if not k.endswith("/")
             ]
         return await self._fetch(bucket, wanted, checksum, progress)
+
+    async def _single(self, bucket: str, key: str, version: str | None) -> dict[str, Any] | None:
+        """The object ``key`` names, or None when it names a folder (ends with "/", or no
+        such key: a folder named without its slash, as ``rsync`` takes ``dir``)."""
+        if not key or key.endswith("/"):
+            return None
+        try:
+            return await self.object_info(bucket, key, version=version)
+        except KeyNotFound:
+            if version is not None:
+                raise
+            return None
 
     async def _fetch(
         self,
@@ -172,13 +186,15 @@ class SyncMethods(NamespaceMethods):
                 report.unchanged.append(str(target))
             else:
                 todo.append((obj, target))
-        if todo and await self._owns(bucket):
-            for _, target in todo:
                 target.parent.mkdir(parents=True, exist_ok=True)
+        report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
+        for target in [t for o, t in todo if not o.get("file_id")]:
+            target.write_bytes(b"")  # an empty object links no file
+        todo = [(o, t) for o, t in todo if o.get("file_id")]
+        if todo and await self._owns(bucket):
             pipeline = DownloadPipeline(self._connection(), progress)
             await pipeline.download_files([(o["file_id"], t) for o, t in todo])
         else:
             for obj, target in todo:
                 await self._stream_to(obj, target)
-        report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
         return report

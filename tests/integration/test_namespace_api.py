@@ -5,6 +5,7 @@ signed URLs, the user-content headers, usage (on SQLite; the e2e test runs both 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from pathlib import Path
 
@@ -157,3 +158,31 @@ async def test_finalize_and_post_upload_link_keys(inproc: InProcessCluster) -> N
         versions = await c.list_page("docs", "a/", versions=True)
         assert len(versions["objects"]) == 3
         assert {v["sha256"] for v in versions["objects"]} == {digest}
+
+
+async def test_folders_copies_into_folders_and_checksum_sync(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    (dave,) = await tokens(inproc.api.url, "dave")
+    src = tmp_path / "src"
+    files = tree(src)
+    async with Client(inproc.api.url, token=dave) as c:
+        await c.make_bucket("box")
+        await c.link("box", "empty/")  # an empty folder
+        top = await c.list_page("box")
+        assert top["common_prefixes"] == ["empty/"]
+        await c.upload_to([src / "b.png"], "box", "pics/")
+        made = await c.copy("box/pics/b.png", "box/empty/")
+        assert made[0]["key"] == "empty/b.png"
+        out = tmp_path / "out"
+        got = await c.download_from("box", "pics", out)  # a folder named without its "/"
+        assert (out / "b.png").read_bytes() == files["b.png"]
+        again = await c.download_from("box", "pics/", out, checksum=True)
+        assert again.unchanged == [str(out / "b.png")]
+        assert len(got.done) == 1
+        with pytest.raises(KeyNotFound):
+            await c.download_from("box", "nothing", out)
+        (src / "b.png").write_bytes(b"x" * len(files["b.png"]))  # same size, new bytes
+        os.utime(src / "b.png", (0, (src / "b.png").stat().st_mtime))
+        sent = await c.upload_to([src / "b.png"], "box", "pics/b.png", checksum=True)
+        assert len(sent.done) == 1

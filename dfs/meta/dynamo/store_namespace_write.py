@@ -254,8 +254,8 @@ class NsWritePart(NsBucketsPart):
     def _link_action(self, file_id: str, scope: str, item: Item | None, n0: int, n1: int) -> Item:
         table = self.tables["namespace"]
         key = nc.link_key(file_id, scope)
-        if n1 < 0:
-            raise FileNotFound(f"file {file_id} has no link to drop")
+        if n1 < 0:  # the head read is older than the link read: lost a race, read again
+            raise Cancelled(["StaleRead"])
         if item is None:
             cond: Item = {"ConditionExpression": "attribute_not_exists(p)"}
         else:

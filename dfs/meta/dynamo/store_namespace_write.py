@@ -35,6 +35,7 @@ from dfs.meta.dynamo.codec import N, S, attr_names, int_of
 from dfs.meta.dynamo.requests import Cancelled, Item
 from dfs.meta.dynamo.store_namespace_buckets import NsBucketsPart
 from dfs.meta.namespace import BucketRecord, ObjectVersion
+from dfs.namespace_rules import extension, top_prefix
 
 Versioned = tuple[str, ObjectVersion]  # (version sort key, version)
 
@@ -196,9 +197,9 @@ class NsWritePart(NsBucketsPart):
         rows = [
             (f"t:{b.tenant}", nc.usage_shard(f"{b.name}/{key}")),
             (f"b:{b.name}", nc.usage_shard(key)),
-            (f"b:{b.name}", f"prefix#{nc.top_prefix(key)}"),
-            (f"b:{b.name}", f"type#{nc.extension(key)}"),
-            (f"t:{b.tenant}", f"type#{nc.extension(key)}"),
+            (f"b:{b.name}", f"prefix#{top_prefix(key)}"),
+            (f"b:{b.name}", f"type#{extension(key)}"),
+            (f"t:{b.tenant}", f"type#{extension(key)}"),
         ]
         for scope, row in rows:
             yield self._usage_update(scope, row, deltas)

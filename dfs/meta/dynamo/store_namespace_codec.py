@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import posixpath
 import secrets
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -113,19 +112,6 @@ def usage_partition(scope: str) -> str:
 
 def usage_shard(key: str) -> str:
     return f"all#{zlib.crc32(key.encode()) % USAGE_SHARDS:02d}"
-
-
-# --- what a key counts under ---------------------------------------------------------------
-
-
-def top_prefix(key: str) -> str:
-    """The first path segment of a key ("" for keys without "/"): ``du``'s rows."""
-    return key.split("/", 1)[0] if "/" in key else ""
-
-
-def extension(key: str) -> str:
-    """The lower-cased extension of a key's last segment ("" when none)."""
-    return posixpath.splitext(posixpath.basename(key))[1].lstrip(".").lower()
 
 
 # --- version ids ---------------------------------------------------------------------------
@@ -300,15 +286,3 @@ def decode_token(token: str | None) -> dict[str, str]:
     if not isinstance(state, dict) or not all(isinstance(v, str) for v in state.values()):
         raise InvalidRequest("invalid continuation token")
     return state
-
-
-def successor(prefix: str) -> str:
-    """The smallest string greater than every string that starts with ``prefix`` (UTF-8
-    byte order is code point order), "" if there is none (a run of U+10FFFF)."""
-    chars = list(prefix)
-    while chars:
-        last = ord(chars.pop())
-        if last < 0x10FFFF:
-            nxt = last + 1 if last + 1 != 0xD800 else 0xE000
-            return "".join(chars) + chr(nxt)
-    return ""

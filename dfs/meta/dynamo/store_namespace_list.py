@@ -3,7 +3,7 @@
 - ``list_objects`` queries the bucket's ``list#`` partition (latest live versions only, in
   key order): a flat page of N keys is ONE Query of N+1 items (the extra one tells whether
   there is a next page). With a delimiter, each common prefix ends the Query and the next
-  one starts after every key under it (``successor``), so a folder costs one Query however
+  one starts after every key under it (``prefix_end``), so a folder costs one Query however
   many keys it holds.
 - ``list_versions`` walks the ``head#`` partition the same way (delete markers included);
   a key with one version is answered from its head, a key with more by a Query of its
@@ -29,6 +29,7 @@ from dfs.meta.dynamo.codec import S, attr_names
 from dfs.meta.dynamo.requests import BATCH_GET_MAX, Item
 from dfs.meta.dynamo.store_namespace_buckets import NsBucketsPart
 from dfs.meta.namespace import ObjectListing, ObjectVersion, SearchQuery, Usage
+from dfs.namespace_rules import prefix_end
 
 SEARCH_BUDGET = 1000  # index items one search page reads at most (a bounded scan)
 Entry = tuple[str, Item | None, dict[str, str]]  # (key or common prefix, item, resume state)
@@ -74,10 +75,10 @@ class NsListPart(NsBucketsPart):
                     yield key, item, start
                     continue
                 cp = key[: cut + len(delimiter)]
-                nxt = nc.successor(cp)
-                start = {"s": "ge", "k": nxt}
+                nxt = prefix_end(cp)
+                start = {"s": "ge", "k": nxt or ""}
                 yield cp, None, start
-                if not nxt:
+                if nxt is None:
                     return
                 restarted = True
                 break
@@ -271,5 +272,5 @@ def _matches(v: ObjectVersion, q: SearchQuery) -> bool:
         and (q.min_size is None or v.size >= q.min_size)
         and (q.max_size is None or v.size <= q.max_size)
         and (q.modified_after is None or v.created_at >= q.modified_after)
-        and (q.modified_before is None or v.created_at <= q.modified_before)
+        and (q.modified_before is None or v.created_at < q.modified_before)
     )

@@ -35,6 +35,7 @@ from dfs.meta.dynamo.codec import N, S, attr_names, int_of
 from dfs.meta.dynamo.requests import Cancelled, Item
 from dfs.meta.dynamo.store_namespace_buckets import NsBucketsPart
 from dfs.meta.namespace import BucketRecord, ObjectVersion
+from dfs.namespace_rules import extension, top_prefix
 
 Versioned = tuple[str, ObjectVersion]  # (version sort key, version)
 
@@ -196,9 +197,9 @@ class NsWritePart(NsBucketsPart):
         rows = [
             (f"t:{b.tenant}", nc.usage_shard(f"{b.name}/{key}")),
             (f"b:{b.name}", nc.usage_shard(key)),
-            (f"b:{b.name}", f"prefix#{nc.top_prefix(key)}"),
-            (f"b:{b.name}", f"type#{nc.extension(key)}"),
-            (f"t:{b.tenant}", f"type#{nc.extension(key)}"),
+            (f"b:{b.name}", f"prefix#{top_prefix(key)}"),
+            (f"b:{b.name}", f"type#{extension(key)}"),
+            (f"t:{b.tenant}", f"type#{extension(key)}"),
         ]
         for scope, row in rows:
             yield self._usage_update(scope, row, deltas)
@@ -254,8 +255,8 @@ class NsWritePart(NsBucketsPart):
     def _link_action(self, file_id: str, scope: str, item: Item | None, n0: int, n1: int) -> Item:
         table = self.tables["namespace"]
         key = nc.link_key(file_id, scope)
-        if n1 < 0:
-            raise FileNotFound(f"file {file_id} has no link to drop")
+        if n1 < 0:  # the head read is older than the link read: lost a race, read again
+            raise Cancelled(["StaleRead"])
         if item is None:
             cond: Item = {"ConditionExpression": "attribute_not_exists(p)"}
         else:

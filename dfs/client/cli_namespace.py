@@ -16,7 +16,14 @@ from typing import Any
 import click
 
 from dfs.client import cli_namespace_output as out
-from dfs.client.cli_common import emit, json_option, make_client, run, target_options
+from dfs.client.cli_common import (
+    UrlCommand,
+    emit,
+    json_option,
+    make_client,
+    run,
+    target_options,
+)
 from dfs.client.library import Client
 from dfs.client.namespace import parse_remote
 from dfs.client.profiles import Target
@@ -42,7 +49,7 @@ def call(target: Target, fn: Callable[[Client], Awaitable[Any]]) -> Any:
     return run(go())
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.option("--versioning", is_flag=True, help="Keep every version of every key.")
@@ -61,7 +68,7 @@ def mb(as_json: bool, target: Target, versioning: bool, public: bool, bucket: st
     emit(as_json, body, f"{body['name']}/")
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.argument("bucket")
@@ -72,7 +79,7 @@ def rb(as_json: bool, target: Target, bucket: str) -> None:
     emit(as_json, {"removed": name}, f"{name}/")
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 def buckets(as_json: bool, target: Target) -> None:
@@ -152,7 +159,7 @@ def _copy(
         emit(as_json, o, f"{o['bucket']}/{o['key']}")
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.option("--recursive", "-r", is_flag=True, help="Every key under the prefix SRC.")
@@ -167,7 +174,7 @@ def cp(
     _copy(target, src, dst, recursive, version, False, as_json)
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.option("--recursive", "-r", is_flag=True, help="Every key under the prefix SRC.")
@@ -178,7 +185,7 @@ def mv(as_json: bool, target: Target, recursive: bool, src: str, dst: str) -> No
     _copy(target, src, dst, recursive, None, True, as_json)
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.option("--version", required=True, help="The version to make current again.")
@@ -200,7 +207,7 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
     return pairs
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.option("--version", default=None, help="Tag this version (default: the current one).")
@@ -226,7 +233,7 @@ def tag(
     emit(as_json, body, text)
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.option("--public", "mode", flag_value="public-read", help="Anyone, without a token.")
@@ -269,7 +276,7 @@ def share(
     emit(as_json, body, f"{path} {body['access']} {grants}".rstrip())
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.option("--tag", "tag_", default=None, help="KEY or KEY=VALUE.")
@@ -309,7 +316,7 @@ def find(
     call(target, go)
 
 
-@click.command()
+@click.command(cls=UrlCommand)
 @json_option
 @target_options
 @click.option("--by", type=click.Choice(["total", "prefix", "type"]), default=None)

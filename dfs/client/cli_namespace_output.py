@@ -50,7 +50,16 @@ def usage_text(body: Mapping[str, Any]) -> str:
             ]
         )
     rows = sorted(body["usage"].items(), key=lambda kv: -kv[1]["logical_bytes"])
-    label = "(no extension)" if body.get("by") == "type" else "(top level)"
-    return table(
-        [human_bytes(u["logical_bytes"]), str(u["objects"]), printable(k or label)] for k, u in rows
-    )
+    by_type = body.get("by") == "type"
+    label = "(no extension)" if by_type else "(top level)"
+    head = ["SIZE", "OBJECTS", "VERSIONS", "TYPE" if by_type else "PREFIX"]
+    lines = [
+        [
+            human_bytes(u["logical_bytes"]),
+            str(u["objects"]),
+            str(u["versions"]),
+            printable(k or label) + ("" if by_type or not k else "/"),
+        ]
+        for k, u in rows
+    ]
+    return table([head, *lines])

@@ -10,6 +10,7 @@ answer. ``who`` is the caller (None: anonymous).
 
 from __future__ import annotations
 
+import dataclasses
 import mimetypes
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from dfs.errors import BucketExists, Forbidden, InvalidRequest, KeyNotFound, Una
 from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import (
     ACCESS_PRIVATE,
+    ACCESS_SHARED,
     BucketRecord,
     NamespaceStore,
     NewObject,
@@ -179,11 +181,14 @@ class Namespace:
         fields: ObjectFields,
         shared_with: Sequence[str] | None,
     ) -> ObjectVersion:
-        """Tags, access and sharing change in place; content type or metadata by copying
-        the version over itself (S3's way: a new version in a versioned bucket)."""
+        """Tags, access and sharing change in place (tenants named in ``shared_with`` make
+        it ``shared`` unless an access is given); content type or metadata by copying the
+        version over itself (S3's way: a new version in a versioned bucket)."""
         b = await self.store.get_bucket(bucket)
         if fields.access is not None or shared_with is not None:
             access.require_owner(who, b)
+        if shared_with and fields.access is None:  # naming tenants shares it with them
+            fields = dataclasses.replace(fields, access=ACCESS_SHARED)
         access.require_write(who, b)
         current = await self.store.get_object(bucket, key, version)
         if fields.content_type is not None or fields.metadata is not None:

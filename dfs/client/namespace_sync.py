@@ -27,7 +27,7 @@ from dfs.client.download import DownloadPipeline
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods
 from dfs.client.upload import UploadPipeline
-from dfs.errors import InvalidRequest, KeyNotFound
+from dfs.errors import InvalidRequest, KeyNotFound, NotFound
 from dfs.transport.http import request
 
 MTIME = "mtime"  # the user metadata entry that keeps a file's mtime
@@ -111,8 +111,13 @@ class SyncMethods(NamespaceMethods):
         return report
 
     async def _owns(self, bucket: str) -> bool:
+        """Is ``bucket`` the caller's (its files are then the caller's too)? False also for
+        a bucket it cannot list: an object shared with it alone."""
         who = await self._call("GET", protocol.WHOAMI)
-        return bool((await self.bucket_info(bucket))["owner"] == who["tenant"])
+        try:
+            return bool((await self.bucket_info(bucket))["owner"] == who["tenant"])
+        except NotFound:
+            return False
 
     async def _stream_to(self, obj: dict[str, Any], target: Path) -> None:
         """An object's bytes through the API (verified there) into ``target``."""

@@ -163,7 +163,7 @@ async def test_finalize_and_post_upload_link_keys(inproc: InProcessCluster) -> N
 async def test_folders_copies_into_folders_and_checksum_sync(
     inproc: InProcessCluster, tmp_path: Path
 ) -> None:
-    (dave,) = await tokens(inproc.api.url, "dave")
+    dave, erin = await tokens(inproc.api.url, "dave", "erin")
     src = tmp_path / "src"
     files = tree(src)
     async with Client(inproc.api.url, token=dave) as c:
@@ -182,6 +182,14 @@ async def test_folders_copies_into_folders_and_checksum_sync(
         assert len(got.done) == 1
         with pytest.raises(KeyNotFound):
             await c.download_from("box", "nothing", out)
+        async with Client(inproc.api.url, token=erin) as e:  # one object shared with erin
+            with pytest.raises(KeyNotFound):
+                await e.object_info("box", "pics/b.png")
+            await c.update_object("box", "pics/b.png", shared_with=["erin"])
+            await e.download_from("box", "pics/b.png", tmp_path / "erin.png")
+            assert (tmp_path / "erin.png").read_bytes() == files["b.png"]
+            with pytest.raises(BucketNotFound):
+                await e.list_page("box")
         (src / "b.png").write_bytes(b"x" * len(files["b.png"]))  # same size, new bytes
         os.utime(src / "b.png", (0, (src / "b.png").stat().st_mtime))
         sent = await c.upload_to([src / "b.png"], "box", "pics/b.png", checksum=True)

@@ -20,8 +20,9 @@ from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_bodies import ObjectFields
-from dfs.errors import BucketExists, Forbidden, InvalidRequest, KeyNotFound, Unavailable
-from dfs.meta.base import MetadataStore
+from dfs.errors import BucketExists, InvalidRequest, KeyNotFound, Unavailable
+from dfs.ids import new_file_id
+from dfs.meta.base import FILE_PENDING, FileRecord, MetadataStore
 from dfs.meta.namespace import (
     ACCESS_PRIVATE,
     ACCESS_SHARED,
@@ -144,10 +145,8 @@ class Namespace:
         access.require_write(who, b)
         size, sha256 = 0, ""
         if file_id:
-            if b.tenant != who.tenant:
-                raise Forbidden("files are linked into the uploader's own buckets only")
-            rec = await self.coord.get_complete_file(file_id, who.tenant)
-            size, sha256 = rec.size, rec.sha256
+            rec = await self._owners_file(who, b, file_id)
+            file_id, size, sha256 = rec.file_id, rec.size, rec.sha256
         new = NewObject(
             bucket=bucket,
             key=key,
@@ -161,6 +160,23 @@ class Namespace:
             access=fields.access or ACCESS_PRIVATE,
         )
         return await self.store.put_object(new, self.coord.clock())
+
+    async def _owners_file(self, who: Principal, b: BucketRecord, file_id: str) -> FileRecord:
+        """The caller's complete file ``file_id`` as a file of the bucket owner's tenant
+        (whose file every version links): itself, or for a read-write grantee a new file
+        record of the owner with the same manifest (committed as any upload is: the chunk
+        references and the owner's chunk set stay exact; no chunk is read or written), as
+        a copy into another tenant's bucket makes one."""
+        rec = await self.coord.get_complete_file(file_id, who.tenant)
+        if b.tenant == who.tenant:
+            return rec
+        meta, now = self.coord.meta, self.coord.clock()
+        manifest = await meta.get_manifest(file_id)
+        clone = dataclasses.replace(
+            rec, file_id=new_file_id(), tenant=b.tenant, state=FILE_PENDING, created_at=now
+        )
+        await meta.create_file(clone, manifest)
+        return await meta.commit_file(clone.file_id, now)
 
     async def delete(
         self, who: Principal, bucket: str, key: str, version: str | None

@@ -98,6 +98,13 @@ async def test_buckets_keys_versions_copy_and_access(
         assert (shared / "d.txt").read_bytes() == b"hello"
         with pytest.raises(Forbidden):
             await b.link("photos", "bob.txt")
+        await a.make_bucket("inbox")
+        await a.set_bucket("inbox", grants={"bob": "read-write"})
+        sent = await b.upload_to([src / "b.png"], "inbox", "from-bob/")
+        assert [o["key"] for o in sent.done] == ["from-bob/b.png"]
+        await a.download_from("inbox", "from-bob/b.png", tmp_path / "from-bob.png")
+        assert (tmp_path / "from-bob.png").read_bytes() == files["b.png"]
+        assert (await a.usage("inbox"))["logical_bytes"] == len(files["b.png"])
 
         # one public object, fetched without a token: inert headers
         await a.update_object("photos", "2024/trip/d.txt", access="public-read")

@@ -29,6 +29,17 @@ from dfs.meta.namespace import (
 )
 
 
+def no_bucket(name: str) -> BucketNotFound:
+    """What a missing bucket and one the caller may not see both answer (one message)."""
+    return BucketNotFound(f"no bucket {name!r}")
+
+
+def no_key(bucket: str, key: str) -> KeyNotFound:
+    """What every unreadable object answers: missing, refused, in a missing bucket or one
+    the caller may not see (one message: nothing tells them apart)."""
+    return KeyNotFound(f"no key {key!r} in bucket {bucket!r}")
+
+
 def grant_of(bucket: BucketRecord, tenant: str) -> str | None:
     """The grant ``tenant`` holds on ``bucket`` (None: none)."""
     return dict(bucket.grants).get(tenant)
@@ -59,12 +70,12 @@ def can_write(who: Principal | None, bucket: BucketRecord) -> bool:
 
 def require_list(who: Principal | None, bucket: BucketRecord) -> None:
     if not can_list(who, bucket):
-        raise BucketNotFound(f"no bucket {bucket.name!r}")
+        raise no_bucket(bucket.name)
 
 
 def require_read(who: Principal | None, bucket: BucketRecord, obj: ObjectVersion) -> None:
     if not can_read(who, bucket, obj):
-        raise KeyNotFound(f"no key {obj.key!r} in bucket {bucket.name!r}")
+        raise no_key(bucket.name, obj.key)
 
 
 def require_write(who: Principal | None, bucket: BucketRecord) -> None:
@@ -72,7 +83,7 @@ def require_write(who: Principal | None, bucket: BucketRecord) -> None:
         return
     if can_list(who, bucket) and who is not None:
         raise Forbidden(f"tenant {who.tenant!r} may only read bucket {bucket.name!r}")
-    raise BucketNotFound(f"no bucket {bucket.name!r}")
+    raise no_bucket(bucket.name)
 
 
 def require_owner(who: Principal | None, bucket: BucketRecord) -> None:
@@ -80,4 +91,4 @@ def require_owner(who: Principal | None, bucket: BucketRecord) -> None:
         return
     if can_list(who, bucket) and who is not None:
         raise Forbidden(f"only the owner of bucket {bucket.name!r} may do this")
-    raise BucketNotFound(f"no bucket {bucket.name!r}")
+    raise no_bucket(bucket.name)

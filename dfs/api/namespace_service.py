@@ -20,7 +20,7 @@ from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_bodies import ObjectFields
-from dfs.errors import BucketExists, InvalidRequest, KeyNotFound, Unavailable
+from dfs.errors import BucketExists, BucketNotFound, InvalidRequest, KeyNotFound, Unavailable
 from dfs.ids import new_file_id
 from dfs.meta.base import FILE_PENDING, FileRecord, MetadataStore
 from dfs.meta.namespace import (
@@ -73,10 +73,14 @@ class Namespace:
     # --- buckets ----------------------------------------------------------------------------
 
     async def bucket(self, name: str) -> BucketRecord:
-        return await self.store.get_bucket(name)
+        """The bucket ``name``; a missing one answers as one the caller may not see."""
+        try:
+            return await self.store.get_bucket(name)
+        except BucketNotFound:
+            raise access.no_bucket(name) from None
 
     async def visible_bucket(self, who: Principal | None, name: str) -> BucketRecord:
-        b = await self.store.get_bucket(name)
+        b = await self.bucket(name)
         access.require_list(who, b)
         return b
 
@@ -100,7 +104,7 @@ class Namespace:
         return await self.store.list_buckets(who.tenant, granted=True)
 
     async def delete_bucket(self, who: Principal, name: str) -> None:
-        access.require_owner(who, await self.store.get_bucket(name))
+        access.require_owner(who, await self.bucket(name))
         await self.store.delete_bucket(name, who.tenant)
 
     async def update_bucket(
@@ -112,7 +116,7 @@ class Namespace:
         bucket_access: str | None,
         grants: Sequence[tuple[str, str]] | None,
     ) -> BucketRecord:
-        access.require_owner(who, await self.store.get_bucket(name))
+        access.require_owner(who, await self.bucket(name))
         if grants is not None and any(t == who.tenant for t, _ in grants):
             raise InvalidRequest("a bucket's owner needs no grant")
         return await self.store.update_bucket(
@@ -125,15 +129,14 @@ class Namespace:
         self, who: Principal | None, bucket: str, key: str, version: str | None
     ) -> Resolved:
         """The version ``who`` may read (KeyNotFound alike for refused and missing)."""
-        b = await self.store.get_bucket(bucket)
         try:
+            b = await self.bucket(bucket)
             v = await self.store.get_object(bucket, key, version)
-        except KeyNotFound:
-            access.require_list(who, b)  # a bucket one may not see is missing as a whole
-            raise
+        except (BucketNotFound, KeyNotFound):
+            raise access.no_key(bucket, key) from None
         access.require_read(who, b, v)
-        if v.is_delete_marker:
-            raise KeyNotFound(f"{bucket}/{key} version {version} is a delete marker")
+        if v.is_delete_marker:  # S3 answers 405 for a marker's version: here as missing
+            raise access.no_key(bucket, key)
         return Resolved(b, v)
 
     async def link(
@@ -141,7 +144,7 @@ class Namespace:
     ) -> PutResult:
         """Make the caller's complete file ``file_id`` ("" for an empty object) the new
         current version of ``bucket/key``."""
-        b = await self.store.get_bucket(bucket)
+        b = await self.bucket(bucket)
         access.require_write(who, b)
         size, sha256 = 0, ""
         if file_id:
@@ -181,11 +184,11 @@ class Namespace:
     async def delete(
         self, who: Principal, bucket: str, key: str, version: str | None
     ) -> ObjectVersion | None:
-        access.require_write(who, await self.store.get_bucket(bucket))
+        access.require_write(who, await self.bucket(bucket))
         return await self.store.delete_object(bucket, key, version, self.coord.clock())
 
     async def restore(self, who: Principal, bucket: str, key: str, version: str) -> PutResult:
-        access.require_write(who, await self.store.get_bucket(bucket))
+        access.require_write(who, await self.bucket(bucket))
         return await self.store.restore_version(bucket, key, version, self.coord.clock())
 
     async def update_object(
@@ -200,7 +203,7 @@ class Namespace:
         """Tags, access and sharing change in place (tenants named in ``shared_with`` make
         it ``shared`` unless an access is given); content type or metadata by copying the
         version over itself (S3's way: a new version in a versioned bucket)."""
-        b = await self.store.get_bucket(bucket)
+        b = await self.bucket(bucket)
         if fields.access is not None or shared_with is not None:
             access.require_owner(who, b)
         if shared_with and fields.access is None:  # naming tenants shares it with them
@@ -265,11 +268,11 @@ class Namespace:
     ) -> list[ObjectVersion]:
         """Copy (or move) ``src`` to ``dst`` as metadata; with ``recursive`` every key under
         the prefix ``src`` to the same relative key under ``dst``. The new versions."""
-        src_b = await self.store.get_bucket(src[0])
+        src_b = await self.bucket(src[0])
         access.require_list(who, src_b)
         if move:
             access.require_write(who, src_b)
-        access.require_write(who, await self.store.get_bucket(dst[0]))
+        access.require_write(who, await self.bucket(dst[0]))
         if not recursive:
             one = await self.resolve(who, src[0], src[1], version)
             return [await self._move_one(who, one.version, dst, move)]
@@ -291,7 +294,7 @@ class Namespace:
 
     async def delete_prefix(self, who: Principal, bucket: str, prefix: str) -> int:
         """Delete every current key under ``prefix`` (markers where versioning is on)."""
-        access.require_write(who, await self.store.get_bucket(bucket))
+        access.require_write(who, await self.bucket(bucket))
         keys = [o.key async for o in self._keys_under(bucket, prefix)]
         for key in keys:
             await self.store.delete_object(bucket, key, None, self.coord.clock())
@@ -324,7 +327,7 @@ class Namespace:
         """The caller's counters (a bucket of its own, or all): totals, ``by`` "prefix"
         (a bucket's ``du``) or "type" (per extension)."""
         if bucket is not None:
-            access.require_owner(who, await self.store.get_bucket(bucket))
+            access.require_owner(who, await self.bucket(bucket))
         if by == "prefix":
             if bucket is None:
                 raise InvalidRequest("usage by prefix is per bucket")

@@ -56,6 +56,8 @@ from dfs.meta.sqlite_namespace_writes import (
 )
 
 T = TypeVar("T")
+# list_objects or list_versions of dfs.meta.sqlite_namespace_listing
+Lister = Callable[[sqlite3.Connection, str, str, str, str | None, int], ObjectListing]
 
 
 def _grants(db: sqlite3.Connection, bucket: str) -> list[tuple[str, str]]:
@@ -239,11 +241,7 @@ class SqliteNamespaceMixin:
         token: str | None = None,
         limit: int = 1000,
     ) -> ObjectListing:
-        def op(db: sqlite3.Connection) -> ObjectListing:
-            load_bucket(db, bucket)
-            return list_objects(db, bucket, prefix, delimiter, token, max(limit, 1))
-
-        return await self._run(self._read(op))
+        return await self._page(list_objects, bucket, prefix, delimiter, token, limit)
 
     async def list_versions(
         self,
@@ -254,9 +252,14 @@ class SqliteNamespaceMixin:
         token: str | None = None,
         limit: int = 1000,
     ) -> ObjectListing:
+        return await self._page(list_versions, bucket, prefix, delimiter, token, limit)
+
+    async def _page(
+        self, walk: Lister, bucket: str, prefix: str, delimiter: str, token: str | None, limit: int
+    ) -> ObjectListing:
         def op(db: sqlite3.Connection) -> ObjectListing:
             load_bucket(db, bucket)
-            return list_versions(db, bucket, prefix, delimiter, token, max(limit, 1))
+            return walk(db, bucket, prefix, delimiter, token, max(limit, 1))
 
         return await self._run(self._read(op))
 

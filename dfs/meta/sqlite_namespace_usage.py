@@ -11,8 +11,11 @@ Usage: each version adds to five ``ns_usage`` rows (the tenant, its bucket, the 
 top-level prefix, the extension tenant-wide and in the bucket). ``stored_bytes`` of the
 tenant and bucket rows counts each distinct chunk once: ``ns_chunk_refs`` holds, per tenant
 and per bucket, how many manifest entries of live versions point at a chunk, and a chunk's
-bytes are added when that count leaves 0 and taken off when it returns to 0. Prefix and type
-rows keep no chunk set (their stored_bytes stays 0, as the port says).
+bytes are added when that count leaves 0 and taken off when it returns to 0. A file's chunks
+enter a scope's set with the scope's first version linking the file (``ns_scope_files``
+counts them) and leave with its last, so a restore, or a copy within a bucket, changes one
+row however many chunks the file has. Prefix and type rows keep no chunk set (their
+stored_bytes stays 0, as the port says).
 """
 
 from __future__ import annotations
@@ -92,35 +95,61 @@ def _add_usage(
     )
 
 
-def _add_stored(db: sqlite3.Connection, tenant: str, bucket: str, file_id: str, sign: int) -> None:
-    """Count a file's chunks into (sign 1) or out of (sign -1) the tenant's and the bucket's
-    chunk sets, moving stored_bytes when a chunk enters or leaves a set."""
-    refs = chunk_refs(db, file_id)
-    for scope in (TENANT_WIDE, bucket):
-        stored = 0
-        for chunk_id, count, size in refs:
-            ident = (tenant, scope, chunk_id)
-            cur = db.execute(
-                "SELECT refs FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
-            ).fetchone()
-            before = int(cur[0]) if cur is not None else 0
-            after = before + sign * count
-            if after > 0:
-                db.execute("INSERT OR REPLACE INTO ns_chunk_refs VALUES (?,?,?,?)", (*ident, after))
-            else:
-                db.execute(
-                    "DELETE FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
-                )
-            if before <= 0 < after:
-                stored += size
-            elif after <= 0 < before:
-                stored -= size
-        if stored:
+def _scope_links(db: sqlite3.Connection, ident: tuple[str, str, str], sign: int) -> int:
+    """Add ``sign`` to the versions of one scope linking one file; the count before."""
+    cur = db.execute(
+        "SELECT links FROM ns_scope_files WHERE tenant=? AND bucket=? AND file_id=?", ident
+    ).fetchone()
+    before = int(cur[0]) if cur is not None else 0
+    if before + sign > 0:
+        db.execute(
+            "INSERT OR REPLACE INTO ns_scope_files VALUES (?,?,?,?)", (*ident, before + sign)
+        )
+    else:
+        db.execute("DELETE FROM ns_scope_files WHERE tenant=? AND bucket=? AND file_id=?", ident)
+    return before
+
+
+def _add_chunks(
+    db: sqlite3.Connection, tenant: str, scope: str, refs: list[tuple[str, int, int]], sign: int
+) -> int:
+    """Count a file's chunks into (sign 1) or out of (sign -1) one scope's chunk set; the
+    change of the scope's stored bytes (a chunk's size when it enters or leaves the set)."""
+    stored = 0
+    for chunk_id, count, size in refs:
+        ident = (tenant, scope, chunk_id)
+        cur = db.execute(
+            "SELECT refs FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
+        ).fetchone()
+        before = int(cur[0]) if cur is not None else 0
+        after = before + sign * count
+        if after > 0:
+            db.execute("INSERT OR REPLACE INTO ns_chunk_refs VALUES (?,?,?,?)", (*ident, after))
+        else:
             db.execute(
-                "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "
-                "WHERE tenant=? AND bucket=? AND grp='all' AND name=''",
-                (stored, tenant, scope),
+                "DELETE FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
             )
+        if before <= 0 < after:
+            stored += size
+        elif after <= 0 < before:
+            stored -= size
+    return stored
+
+
+def _add_stored(db: sqlite3.Connection, tenant: str, bucket: str, file_id: str, sign: int) -> None:
+    """A version linking ``file_id`` came (sign 1) or went (sign -1): the file's chunks enter
+    the tenant's and the bucket's chunk sets with the scope's first version linking it and
+    leave with its last, so more versions of one file (restores, copies) cost one row each."""
+    for scope in (TENANT_WIDE, bucket):
+        before = _scope_links(db, (tenant, scope, file_id), sign)
+        if before == (0 if sign > 0 else 1):  # the first link in, or the last one out
+            stored = _add_chunks(db, tenant, scope, chunk_refs(db, file_id), sign)
+            if stored:
+                db.execute(
+                    "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "
+                    "WHERE tenant=? AND bucket=? AND grp='all' AND name=''",
+                    (stored, tenant, scope),
+                )
 
 
 def count_version(

@@ -421,7 +421,9 @@ async def test_restore_version_is_metadata_only(ns: Store) -> None:
     ).version
     await ns.put_object(obj("rb", "k", b, etag="eb"), 3.0)
     before = await ns.get_stats()
+    assert await ns.usage("t1", "rb") == Usage(1, 2, 0, 30, 30)
     restored = await ns.restore_version("rb", "k", v1.version_id, 4.0)
+    assert await ns.usage("t1", "rb") == Usage(1, 3, 0, 40, 30)  # the chunks count once
     r = restored.version
     assert r.version_id not in (v1.version_id, NULL_VERSION)
     assert r.is_latest
@@ -675,6 +677,7 @@ async def test_list_versions_order_and_pages(ns: Store) -> None:
     assert rest.next_token is None
 
 
+@pytest.mark.timeout(900)  # a thousand transactions on moto's server, on a loaded machine
 async def test_a_folder_of_many_children_pages_correctly(ns: Store) -> None:
     # the bound: 10,000 children on SQLite; 1,000 on moto's server (slow transactions)
     n = 10_000 if isinstance(ns, SqliteMetadataStore) else 1_000

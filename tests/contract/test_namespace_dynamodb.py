@@ -81,8 +81,20 @@ async def test_1000_keys_list_in_pages_of_50(store: DynamoMetadataStore) -> None
     assert calls == pages + 1
     print(f"\nmetadata calls per listed key: {calls / len(listed):.3f} ({calls} for {len(listed)})")
 
+    # versions: keys of one version are answered from their heads, one Query a page too
+    before, versions, token = store.calls, 0, None
+    while True:
+        page = await store.list_versions("big", token=token, limit=PAGE)
+        versions += len(page.objects)
+        token = page.next_token
+        if token is None:
+            break
+    assert versions == KEYS
+    assert store.calls - before == KEYS // PAGE + 1
+    print(f"list_versions: {(store.calls - before) / KEYS:.3f} calls per listed version")
+
     # a delimiter listing of the folder: 10 sub-folders and 20 files, pages of 7
-    entries, token = [], None
+    before, entries, token = store.calls, [], None
     while True:
         page = await store.list_objects("big", prefix="dir/", delimiter="/", token=token, limit=7)
         assert len(page.objects) + len(page.common_prefixes) <= 7
@@ -91,6 +103,7 @@ async def test_1000_keys_list_in_pages_of_50(store: DynamoMetadataStore) -> None
         if token is None:
             break
     assert sorted(entries) == sorted([f"dir/sub{i}/" for i in range(10)] + keys[-20:])
+    print(f"delimiter listing: {store.calls - before} calls for {len(entries)} entries")
     assert len(entries) == len(set(entries))
 
 

@@ -92,6 +92,8 @@ def pairs_json(items: tuple[tuple[str, str], ...]) -> str:
 
 
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    if text == "[]":  # most versions: no tags, no metadata (listings read many rows)
+        return ()
     return tuple((str(k), str(v)) for k, v in json.loads(text))
 
 
@@ -111,7 +113,7 @@ def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
         user_metadata=_pairs(row["user_metadata"]),
         tags=_pairs(row["tags"]),
         access=row["access"],
-        shared_with=tuple(json.loads(row["shared_with"])),
+        shared_with=() if row["shared_with"] == "[]" else tuple(json.loads(row["shared_with"])),
     )
 
 

@@ -675,6 +675,7 @@ async def test_list_versions_order_and_pages(ns: Store) -> None:
     assert rest.next_token is None
 
 
+@pytest.mark.timeout(900)  # a thousand transactions on moto's server, on a loaded machine
 async def test_a_folder_of_many_children_pages_correctly(ns: Store) -> None:
     # the bound: 10,000 children on SQLite; 1,000 on moto's server (slow transactions)
     n = 10_000 if isinstance(ns, SqliteMetadataStore) else 1_000

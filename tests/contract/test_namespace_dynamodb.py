@@ -81,8 +81,20 @@ async def test_1000_keys_list_in_pages_of_50(store: DynamoMetadataStore) -> None
     assert calls == pages + 1
     print(f"\nmetadata calls per listed key: {calls / len(listed):.3f} ({calls} for {len(listed)})")
 
+    # versions: keys of one version are answered from their heads, one Query a page too
+    before, versions, token = store.calls, 0, None
+    while True:
+        page = await store.list_versions("big", token=token, limit=PAGE)
+        versions += len(page.objects)
+        token = page.next_token
+        if token is None:
+            break
+    assert versions == KEYS
+    assert store.calls - before == KEYS // PAGE + 1
+    print(f"list_versions: {(store.calls - before) / KEYS:.3f} calls per listed version")
+
     # a delimiter listing of the folder: 10 sub-folders and 20 files, pages of 7
-    entries, token = [], None
+    before, entries, token = store.calls, [], None
     while True:
         page = await store.list_objects("big", prefix="dir/", delimiter="/", token=token, limit=7)
         assert len(page.objects) + len(page.common_prefixes) <= 7
@@ -91,6 +103,7 @@ async def test_1000_keys_list_in_pages_of_50(store: DynamoMetadataStore) -> None
         if token is None:
             break
     assert sorted(entries) == sorted([f"dir/sub{i}/" for i in range(10)] + keys[-20:])
+    print(f"delimiter listing: {store.calls - before} calls for {len(entries)} entries")
     assert len(entries) == len(set(entries))
 
 
@@ -230,3 +243,32 @@ async def test_a_copy_into_another_tenant_gets_its_own_file(store: DynamoMetadat
     assert (await store.usage("t2")).stored_bytes == 10
     assert (await store.get_chunks([cid("p")]))[cid("p")].refcount == 1
     assert dataclasses.replace(got.version).key == "b"
+
+
+async def test_a_release_first_finishes_the_files_other_jobs(store: DynamoMetadataStore) -> None:
+    """A job left behind still needs the file's manifest: the release runs it first."""
+    for name in ("b1", "b2"):
+        await store.create_bucket(BucketRecord(name, "t1", 1.0))
+    f = await complete_file(store, [(cid("m"), 10), (cid("n"), 20)])
+    for name in ("b1", "b2"):
+        await store.put_object(NewObject(name, "k", f.file_id, 30), 2.0)
+    original = store._run_jobs
+
+    async def crash(jobs: object, now: float) -> None:
+        raise RuntimeError("crash")
+
+    store._run_jobs = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await store.delete_object("b1", "k", None, 3.0)  # leaves "drop f from b1's chunks"
+    store._run_jobs = original  # type: ignore[method-assign]
+    assert (await store.usage("t1", "b1")).stored_bytes == 30
+
+    await store.delete_object("b2", "k", None, 4.0)  # the last link: releases f
+    with pytest.raises(FileNotFound):
+        await store.get_file(f.file_id)
+    assert await store.finish_namespace_jobs(5.0) == 0
+    for scope in ("b1", "b2", None):
+        usage = await store.usage("t1", scope)
+        assert (usage.objects, usage.logical_bytes, usage.stored_bytes) == (0, 0, 0), scope
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.stored_bytes) == (0, 0)

@@ -7,7 +7,8 @@ same transaction as the bucket, conditional on the grants the change was compute
 
 Deleting: the bucket is first marked ``deleting`` (every version write checks that it is
 not), then its key heads are queried (strongly consistent): a write that committed before
-the mark is seen (BucketNotEmpty, the mark is lifted), one after it is refused.
+the mark is seen (BucketNotEmpty, the mark is lifted), one after it is refused (Conflict). A delete that crashed between the
+two leaves the mark until delete_bucket is called again, which finishes or lifts it.
 """
 
 from __future__ import annotations

@@ -183,7 +183,8 @@ class NsListPart(NsBucketsPart):
                 p = f"list#{bucket}"
             found: list[ObjectVersion] = []
             read, resume = 0, None
-            entries = self._iter_keys(p, query.prefix, "", start, min(SEARCH_BUDGET, limit + 1))
+            batch = min(SEARCH_BUDGET, max(limit + 1, BATCH_GET_MAX))
+            entries = self._iter_keys(p, query.prefix, "", start, batch)
             for group in _groups(entries, BATCH_GET_MAX):
                 for v in self._full_versions(bucket, p, group):
                     if len(found) == limit:

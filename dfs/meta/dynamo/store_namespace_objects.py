@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import Conflict, FileNotFound, KeyNotFound
 from dfs.meta.base import FileRecord
-from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_namespace_buckets import MAX_ROUNDS
@@ -25,6 +24,7 @@ from dfs.meta.namespace import (
     NULL_VERSION,
     VERSIONING_ENABLED,
     VERSIONING_UNVERSIONED,
+    BucketRecord,
     NewObject,
     ObjectVersion,
     PutResult,
@@ -93,34 +93,33 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         src = await self.get_object(src_bucket, src_key, src_version)
         if src.is_delete_marker:
             raise KeyNotFound(f"version {src_version} of {src_key} is a delete marker")
-        file_id = src.file_id
-        own = None
-        if file_id:
-            dst_tenant = (await self.get_bucket(dst.bucket)).tenant
-            src_file = await self.get_file(file_id)
+        obj = dataclasses.replace(
+            dst, file_id=src.file_id, size=src.size, etag=src.etag, sha256=src.sha256
+        )
+        dst_tenant = (await self.get_bucket(dst.bucket)).tenant
+        own: FileRecord | None = None
+        if src.file_id:
+            src_file = await self.get_file(src.file_id)
             if src_file.tenant != dst_tenant:
                 own = await self._file_for(src_file, dst_tenant, dst.key, now)
-                file_id = own
-        obj = dataclasses.replace(
-            dst, file_id=file_id, size=src.size, etag=src.etag, sha256=src.sha256
-        )
+                obj = dataclasses.replace(obj, file_id=own.file_id)
         try:
             return await self.put_object(obj, now)
         except FileNotFound:
             raise KeyNotFound(f"{src_key} was deleted during the copy") from None
         finally:
-            if own is not None and not await self._links_of(own):
-                await self.delete_file(own, dst_tenant, now)
+            # a copy that did not link its own file (a lost race) must not leave it behind
+            if own is not None and not await self._links_of(own.file_id):
+                await self.delete_file(own.file_id, own.tenant, now)
 
-    async def _file_for(self, src: FileRecord, tenant: str, name: str, now: float) -> str:
+    async def _file_for(self, src: FileRecord, tenant: str, name: str, now: float) -> FileRecord:
         """A complete file of ``tenant`` with ``src``'s manifest: no chunk moves, the
         references are counted by commit_file as for any other file."""
         rec = dataclasses.replace(
             src, file_id=str(uuid.uuid4()), tenant=tenant, name=name, created_at=now
         )
         await self.create_file(rec, await self.get_manifest(src.file_id))
-        await self.commit_file(rec.file_id, now)
-        return rec.file_id
+        return await self.commit_file(rec.file_id, now)
 
     async def _links_of(self, file_id: str) -> int:
         item = await self._rq.run(self._ns_get, "namespace", nc.link_key(file_id, "tenant"))
@@ -136,8 +135,8 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
             if head is None:
                 self._bucket_item(bucket)  # BucketNotFound before KeyNotFound
                 raise KeyNotFound(f"no key {key} in bucket {bucket}")
-            b = nc.bucket_record({**nc.bucket_key(bucket), **_HEAD_BUCKET})
-            found = self._find(KeyState(b, key, head), version_id)
+            # the key exists, so its bucket does: finding a version needs only its name
+            found = self._find(KeyState(BucketRecord(bucket, ""), key, head), version_id)
             if found is None or (version_id is None and found[1].is_delete_marker):
                 raise KeyNotFound(f"no key {key} in bucket {bucket}")
             return found[1]
@@ -212,13 +211,6 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         change, _ = await self._change(bucket, key, plan, 0.0)
         assert change.result is not None
         return change.result
-
-
-# get_object reads no bucket item when the key exists: the plan only needs the name
-_HEAD_BUCKET: Item = {
-    "tenant": {"S": ""},
-    "created_at": {"N": "0"},
-}
 
 
 def _as_new(v: ObjectVersion, bucket: str, key: str) -> NewObject:

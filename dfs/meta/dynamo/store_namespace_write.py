@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import FileNotFound
+from dfs.errors import Conflict, FileNotFound
 from dfs.meta.base import FILE_COMPLETE
 from dfs.meta.dynamo.codec import N, S, attr_names, int_of
 from dfs.meta.dynamo.requests import Cancelled, Item
@@ -81,7 +81,10 @@ def _live(v: Versioned | None) -> bool:
 
 class NsWritePart(NsBucketsPart):
     def _key_state(self, bucket: str, key: str) -> KeyState:
-        b = nc.bucket_record(self._bucket_item(bucket))
+        item = self._bucket_item(bucket)
+        if "deleting" in item:
+            raise Conflict(f"bucket {bucket} is being deleted")
+        b = nc.bucket_record(item)
         return KeyState(b, key, self._ns_get("objects", nc.head_key(bucket, key)))
 
     def _version_at(self, st: KeyState, vsk: str) -> Versioned | None:

@@ -18,7 +18,8 @@ suspended delete) its link goes, and the last link deletes the file exactly as
 
 The parts: ``sqlite_namespace_schema`` (tables, rows → records, tokens),
 ``sqlite_namespace_writes`` (S3's version rules), ``sqlite_namespace_usage`` (links and
-counters), ``sqlite_namespace_listing`` (pages and search).
+counters), ``sqlite_namespace_files`` (the store's files as the namespace sees them),
+``sqlite_namespace_listing`` (pages and search).
 """
 
 from __future__ import annotations

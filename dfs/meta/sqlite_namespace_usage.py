@@ -23,25 +23,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from dfs.errors import Conflict, FileNotFound
-from dfs.meta.base import FILE_COMPLETE
 from dfs.meta.namespace import Usage
-from dfs.meta.sqlite_refcounts import _refs as chunk_refs
-from dfs.meta.sqlite_refcounts import drop_refs, repoint_hash
+from dfs.meta.sqlite_namespace_files import delete_released, file_chunks
 from dfs.namespace_rules import extension, top_prefix
 
 TENANT_WIDE = ""  # the bucket column of tenant-wide rows (bucket names have 3+ characters)
 _USAGE_COLUMNS = "objects, versions, delete_markers, logical_bytes, stored_bytes"
-
-
-def check_linkable(db: sqlite3.Connection, file_id: str, tenant: str) -> int:
-    """The size of a complete file of ``tenant`` that a version may link."""
-    row = db.execute("SELECT tenant, state, size FROM files WHERE file_id=?", (file_id,)).fetchone()
-    if row is None or row[0] != tenant:
-        raise FileNotFound(f"no file {file_id}")
-    if row[1] != FILE_COMPLETE:
-        raise Conflict(f"file {file_id} is not complete")
-    return int(row[2])
 
 
 def link_file(db: sqlite3.Connection, file_id: str) -> None:
@@ -62,15 +49,7 @@ def unlink_file(db: sqlite3.Connection, file_id: str, now: float) -> bool:
         db.execute("UPDATE ns_file_links SET links = links - 1 WHERE file_id=?", (file_id,))
         return False
     db.execute("DELETE FROM ns_file_links WHERE file_id=?", (file_id,))
-    file_row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
-    if file_row is None:  # deleted by id meanwhile (the seed's DELETE /file)
-        return False
-    if file_row["state"] == FILE_COMPLETE:
-        drop_refs(db, file_row, now)
-        repoint_hash(db, file_row)
-    db.execute("DELETE FROM manifest WHERE file_id=?", (file_id,))
-    db.execute("DELETE FROM files WHERE file_id=?", (file_id,))
-    return True
+    return delete_released(db, file_id, now)
 
 
 def _add_usage(
@@ -143,7 +122,7 @@ def _add_stored(db: sqlite3.Connection, tenant: str, bucket: str, file_id: str, 
     for scope in (TENANT_WIDE, bucket):
         before = _scope_links(db, (tenant, scope, file_id), sign)
         if before == (0 if sign > 0 else 1):  # the first link in, or the last one out
-            stored = _add_chunks(db, tenant, scope, chunk_refs(db, file_id), sign)
+            stored = _add_chunks(db, tenant, scope, file_chunks(db, file_id), sign)
             if stored:
                 db.execute(
                     "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "

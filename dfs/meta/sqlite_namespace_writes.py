@@ -14,11 +14,9 @@ import dataclasses
 import json
 import secrets
 import sqlite3
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from dfs.errors import BucketNotFound, KeyNotFound
-from dfs.meta.base import FileRecord, ManifestEntry
 from dfs.meta.namespace import (
     NULL_VERSION,
     VERSIONING_ENABLED,
@@ -27,19 +25,14 @@ from dfs.meta.namespace import (
     ObjectVersion,
     PutResult,
 )
+from dfs.meta.sqlite_namespace_files import InsertFile, copy_file, linkable_size
 from dfs.meta.sqlite_namespace_schema import VERSION_COLUMNS, pairs_json, version_record
 from dfs.meta.sqlite_namespace_usage import (
-    check_linkable,
     count_current,
     count_version,
     link_file,
     unlink_file,
 )
-from dfs.meta.sqlite_refcounts import commit_one
-from dfs.meta.sqlite_schema import file_record
-
-# the store's own file insert (files + manifest rows), for copies into another tenant
-InsertFile = Callable[[sqlite3.Connection, FileRecord, Sequence[ManifestEntry]], None]
 
 
 def load_bucket(db: sqlite3.Connection, name: str) -> sqlite3.Row:
@@ -179,7 +172,7 @@ def insert_version(
 
 def put(db: sqlite3.Connection, obj: NewObject, now: float) -> PutResult:
     bucket = load_bucket(db, obj.bucket)
-    size = check_linkable(db, obj.file_id, bucket["tenant"]) if obj.file_id else 0
+    size = linkable_size(db, obj.file_id, bucket["tenant"]) if obj.file_id else 0
     return insert_version(db, bucket, dataclasses.replace(obj, size=size), now)
 
 
@@ -224,31 +217,6 @@ def restore(
     return insert_version(db, load_bucket(db, bucket_name), again, now)
 
 
-def _copy_file(
-    db: sqlite3.Connection,
-    file_id: str,
-    tenant: str,
-    name: str,
-    insert_file: InsertFile,
-    now: float,
-) -> str:
-    """A new complete file of ``tenant`` with the manifest of ``file_id`` (counted by
-    ``commit_one`` like any commit: refcounts, the tenant's chunk set, Stats)."""
-    src = file_record(db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone())
-    manifest = [
-        ManifestEntry(r[0], r[1], r[2])
-        for r in db.execute(
-            "SELECT offset, size, chunk_id FROM manifest WHERE file_id=? ORDER BY idx", (file_id,)
-        )
-    ]
-    rec = dataclasses.replace(
-        src, file_id=str(uuid.uuid4()), tenant=tenant, name=name, created_at=now
-    )
-    insert_file(db, rec, manifest)
-    commit_one(db, rec.file_id, now)
-    return rec.file_id
-
-
 def copy(
     db: sqlite3.Connection,
     src: tuple[str, str, str | None],
@@ -263,7 +231,7 @@ def copy(
     bucket = load_bucket(db, dst.bucket)
     file_id = row["file_id"]
     if file_id and bucket["tenant"] != source_tenant:
-        file_id = _copy_file(db, file_id, bucket["tenant"], dst.key, insert_file, now)
+        file_id = copy_file(db, file_id, bucket["tenant"], dst.key, insert_file, now)
     fields = dataclasses.replace(
         dst, file_id=file_id, size=row["size"], etag=row["etag"], sha256=row["sha256"]
     )

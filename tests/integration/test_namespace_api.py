@@ -123,6 +123,15 @@ async def test_buckets_keys_versions_copy_and_access(
                 assert r.status == 404
             async with s.get(f"{url}/objects/photos/2024/nothing") as r:
                 assert r.status == 404
+            async with s.head(f"{url}/objects/photos/2024/trip/d.txt") as r:
+                assert r.status == 200
+                assert r.headers["Content-Length"] == "5"
+                assert r.headers["X-Dfs-Version-Id"]
+            auth = {"Authorization": f"Bearer {alice}"}
+            first = f"{url}/objects/photos/2024/a.jpg?version={old}"
+            async with s.get(first, headers={**auth, "Range": "bytes=10-19"}) as r:
+                assert r.status == 206
+                assert await r.read() == files["a.jpg"][10:20]
             signed = await a.object_url("photos", "2024/a.jpg", version=old)
             async with s.get(signed["download_url"]) as r:
                 assert await r.read() == files["a.jpg"]

@@ -42,6 +42,7 @@ from dfs.meta.namespace import (
     SearchQuery,
     Usage,
 )
+from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_listing import list_objects, list_versions, search
 from dfs.meta.sqlite_namespace_schema import bucket_record, version_record
 from dfs.meta.sqlite_namespace_usage import read_usage, read_usage_groups
@@ -106,6 +107,15 @@ class SqliteNamespaceMixin:
         def op() -> T:
             with self._tx() as db:
                 return fn(db)
+
+        return op
+
+    def _change(self, fn: Callable[[StoreFiles], T]) -> Callable[[], T]:
+        """A version change: one write transaction, with the store's files at hand."""
+
+        def op() -> T:
+            with self._tx() as db:
+                return fn(StoreFiles(db, self._insert_file))
 
         return op
 
@@ -191,7 +201,7 @@ class SqliteNamespaceMixin:
     # --- objects ----------------------------------------------------------------------------
 
     async def put_object(self, obj: NewObject, now: float) -> PutResult:
-        return await self._run(self._write(lambda db: put(db, obj, now)))
+        return await self._run(self._change(lambda files: put(files, obj, now)))
 
     async def get_object(
         self, bucket: str, key: str, version_id: str | None = None
@@ -205,18 +215,22 @@ class SqliteNamespaceMixin:
     async def delete_object(
         self, bucket: str, key: str, version_id: str | None, now: float
     ) -> ObjectVersion | None:
-        return await self._run(self._write(lambda db: delete(db, bucket, key, version_id, now)))
+        return await self._run(
+            self._change(lambda files: delete(files, bucket, key, version_id, now))
+        )
 
     async def restore_version(
         self, bucket: str, key: str, version_id: str, now: float
     ) -> PutResult:
-        return await self._run(self._write(lambda db: restore(db, bucket, key, version_id, now)))
+        return await self._run(
+            self._change(lambda files: restore(files, bucket, key, version_id, now))
+        )
 
     async def copy_object(
         self, src_bucket: str, src_key: str, src_version: str | None, dst: NewObject, now: float
     ) -> PutResult:
         src = (src_bucket, src_key, src_version)
-        return await self._run(self._write(lambda db: copy(db, src, dst, now, self._insert_file)))
+        return await self._run(self._change(lambda files: copy(files, src, dst, now)))
 
     async def update_object(
         self,

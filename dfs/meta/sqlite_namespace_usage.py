@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from dfs.meta.namespace import Usage
-from dfs.meta.sqlite_namespace_files import delete_released, file_chunks
+from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.namespace_rules import extension, top_prefix
 
 TENANT_WIDE = ""  # the bucket column of tenant-wide rows (bucket names have 3+ characters)
@@ -40,16 +40,17 @@ def link_file(db: sqlite3.Connection, file_id: str) -> None:
         )
 
 
-def unlink_file(db: sqlite3.Connection, file_id: str, now: float) -> bool:
+def unlink_file(files: StoreFiles, file_id: str, now: float) -> bool:
     """Drop one link; on the last one delete the file as delete_file does. True if deleted."""
     if not file_id:
         return False
+    db = files.db
     row = db.execute("SELECT links FROM ns_file_links WHERE file_id=?", (file_id,)).fetchone()
     if row is not None and row[0] > 1:
         db.execute("UPDATE ns_file_links SET links = links - 1 WHERE file_id=?", (file_id,))
         return False
     db.execute("DELETE FROM ns_file_links WHERE file_id=?", (file_id,))
-    return delete_released(db, file_id, now)
+    return files.delete_released(file_id, now)
 
 
 def _add_usage(
@@ -115,14 +116,15 @@ def _add_chunks(
     return stored
 
 
-def _add_stored(db: sqlite3.Connection, tenant: str, bucket: str, file_id: str, sign: int) -> None:
+def _add_stored(files: StoreFiles, tenant: str, bucket: str, file_id: str, sign: int) -> None:
     """A version linking ``file_id`` came (sign 1) or went (sign -1): the file's chunks enter
     the tenant's and the bucket's chunk sets with the scope's first version linking it and
     leave with its last, so more versions of one file (restores, copies) cost one row each."""
+    db = files.db
     for scope in (TENANT_WIDE, bucket):
         before = _scope_links(db, (tenant, scope, file_id), sign)
         if before == (0 if sign > 0 else 1):  # the first link in, or the last one out
-            stored = _add_chunks(db, tenant, scope, file_chunks(db, file_id), sign)
+            stored = _add_chunks(db, tenant, scope, files.chunks(file_id), sign)
             if stored:
                 db.execute(
                     "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "
@@ -132,7 +134,7 @@ def _add_stored(db: sqlite3.Connection, tenant: str, bucket: str, file_id: str, 
 
 
 def count_version(
-    db: sqlite3.Connection,
+    files: StoreFiles,
     tenant: str,
     bucket: str,
     key: str,
@@ -143,12 +145,13 @@ def count_version(
     sign: int,
 ) -> None:
     """A version (or marker) of the key was added (sign 1) or removed (sign -1)."""
+    db = files.db
     if is_marker:
         _add_usage(db, tenant, bucket, key, (0, 0, sign, 0))
         return
     _add_usage(db, tenant, bucket, key, (0, sign, 0, sign * size))
     if file_id:
-        _add_stored(db, tenant, bucket, file_id, sign)
+        _add_stored(files, tenant, bucket, file_id, sign)
 
 
 def count_current(db: sqlite3.Connection, tenant: str, bucket: str, key: str, delta: int) -> None:

@@ -88,6 +88,7 @@ class NsBucketsPart(StoreCore):
                                 "Item": nc.key_of(f"tenant#{rec.tenant}", rec.name),
                             }
                         },
+                        *self._guard_rows(rec.name, versioning=rec.versioning, deleting=False),
                     ]
                 )
             except Cancelled:
@@ -146,18 +147,49 @@ class NsBucketsPart(StoreCore):
             raise BucketNotFound(f"no bucket {name}") from None
 
     def _mark_deleting(self, name: str, on: bool) -> None:
-        expr = "SET #deleting = :on" if on else "REMOVE #deleting"
-        params: dict[str, Any] = {
-            "TableName": self.tables["namespace"],
-            "Key": nc.bucket_key(name),
-            "UpdateExpression": expr,
-            "ConditionExpression": "attribute_exists(p)",
-            "ExpressionAttributeNames": attr_names("deleting"),
+        """Mark (or unmark) the bucket as being deleted, on its item and its guard rows."""
+        mark: Item = {
+            "Update": {
+                "TableName": self.tables["namespace"],
+                "Key": nc.bucket_key(name),
+                "UpdateExpression": "SET #deleting = :on" if on else "REMOVE #deleting",
+                "ConditionExpression": "attribute_exists(p)",
+                "ExpressionAttributeNames": attr_names("deleting"),
+                **({"ExpressionAttributeValues": {":on": S("1")}} if on else {}),
+            }
         }
-        if on:
-            params["ExpressionAttributeValues"] = {":on": S("1")}
-        if self._rq.call_or_none("update_item", **params) is None:
-            raise BucketNotFound(f"no bucket {name}")
+        try:
+            self._rq.transact([mark, *self._guard_rows(name, deleting=on)])
+        except Cancelled:
+            raise BucketNotFound(f"no bucket {name}") from None
+
+    def _guard_rows(
+        self, name: str, *, versioning: str | None = None, deleting: bool | None = None
+    ) -> list[Item]:
+        """Updates of the bucket state its usage totals rows mirror (see the codec): every
+        version write is conditional on the row it moves, so all rows change together."""
+        sets: list[str] = []
+        values: Item = {}
+        if versioning is not None:
+            sets.append("#versioning = :v")
+            values[":v"] = S(versioning)
+        if deleting:
+            sets.append("#deleting = :on")
+            values[":on"] = S("1")
+        expr = "SET " + ", ".join(sets) if sets else ""
+        if deleting is False:
+            expr += " REMOVE #deleting"
+        names = ["versioning"] * (versioning is not None) + ["deleting"] * (deleting is not None)
+        rows = [f"all#{shard:02d}" for shard in range(nc.USAGE_SHARDS)]
+        update: Item = {
+            "TableName": self.tables["namespace"],
+            "UpdateExpression": expr.strip(),  # never empty: callers change something
+            "ExpressionAttributeNames": attr_names(*names),
+        }
+        if values:
+            update["ExpressionAttributeValues"] = values
+        part = nc.usage_partition(f"b:{name}")
+        return [{"Update": {**update, "Key": nc.key_of(part, row)}} for row in rows]
 
     async def update_bucket(
         self,
@@ -211,6 +243,8 @@ class NsBucketsPart(StoreCore):
                 }
             }
         ]
+        if new.versioning != old.versioning:
+            actions += self._guard_rows(name, versioning=new.versioning)
         now_granted = dict(new.grants)
         for grantee in dict(old.grants).keys() - now_granted.keys():
             key = nc.key_of(f"grantee#{grantee}", name)

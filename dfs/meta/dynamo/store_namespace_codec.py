@@ -8,9 +8,13 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
   tenants because this item is put with ``attribute_not_exists``.
 - ``tenant#T | NAME``, ``grantee#T | NAME``: the buckets a tenant owns or was granted, in
   name order (written in the transaction that creates, grants or deletes).
-- ``usage#t:T`` / ``usage#b:B`` | ``all#NN`` (one of USAGE_SHARDS, summed on read, so that
-  concurrent writes to one tenant rarely meet on one item), ``prefix#P``, ``type#EXT``: the
-  Usage fields, moved in the transaction that changes versions (stored_bytes by the jobs).
+- ``usage#t:T`` / ``usage#b:B`` | ``all#NN``, ``prefix#P#NN``, ``type#EXT#NN``: the Usage
+  fields, moved in the transaction that changes versions (stored_bytes by the jobs); each
+  in USAGE_SHARDS rows chosen by the key and summed on read, because DynamoDB cancels
+  concurrent transactions that touch one item, and every write to a bucket moves these.
+  A bucket's ``all#NN`` rows also mirror its ``versioning`` and ``deleting``: a version
+  write's update of its row is conditional on them (the bucket item is not touched, so
+  writes to one bucket do not all meet on it); bucket changes write all the rows.
 - ``link#FILE | tenant`` and ``link#FILE | bucket#B``: how many versions link a file, in its
   tenant and in one bucket. ``rel`` on the tenant item while the file is being released.
 - ``jobs#NN | FILE#ID``: a pending job, put in the transaction where a file's link count in
@@ -111,7 +115,18 @@ def usage_partition(scope: str) -> str:
 
 
 def usage_shard(key: str) -> str:
+    """The row of a scope's totals that a change of ``key`` moves."""
     return f"all#{zlib.crc32(key.encode()) % USAGE_SHARDS:02d}"
+
+
+def usage_group_row(kind: str, group: str, key: str) -> str:
+    """The row of a prefix or type group (``kind`` "prefix" or "type") that a change of
+    ``key`` moves: sharded as the totals are."""
+    return f"{kind}#{group}#{zlib.crc32(key.encode()) % USAGE_SHARDS:02d}"
+
+
+def group_of(row: str, kind: str) -> str:
+    return row[len(kind) + 1 :].rsplit("#", 1)[0]
 
 
 # --- version ids ---------------------------------------------------------------------------

@@ -14,8 +14,8 @@
   items: a bounded scan of at most SEARCH_BUDGET index items per page, which may return
   fewer matches than asked with a token to go on. Substring, size and date filters are
   never indexed.
-- Usage reads sum the USAGE_SHARDS shards of a scope, or read its prefix/type rows: one
-  Query each, never a scan of objects.
+- Usage reads sum the USAGE_SHARDS rows of a scope's totals, or of each of its prefix or
+  type groups: one Query each, never a scan of objects.
 """
 
 from __future__ import annotations
@@ -159,7 +159,8 @@ class NsListPart(NsBucketsPart):
         """A key's versions newest first (items marked with ``_latest``), after ``after``."""
         key, lsk = head["s"]["S"], head["lsk"]["S"]
         if after is None and int(head["nv"]["N"]) == 1:
-            yield key, {**head, "_latest": S("1")}, {"s": "in", "k": key, "v": lsk}
+            # its only version: the next page starts at the next key, no GetItem of this one
+            yield key, {**head, "_latest": S("1")}, {"s": "gt", "k": key}
             return
         start = {"s": "gt", "k": after} if after else {}
         for vsk, item, _ in self._iter_keys(f"ver#{bucket}/{key}", "", "", start, limit + 1):
@@ -224,18 +225,18 @@ class NsListPart(NsBucketsPart):
         return await self._rq.run(op)
 
     async def usage_by_prefix(self, tenant: str, bucket: str) -> dict[str, Usage]:
-        return await self._rq.run(self._usage_rows, tenant, bucket, "prefix#")
+        return await self._rq.run(self._usage_rows, tenant, bucket, "prefix")
 
     async def usage_by_type(self, tenant: str, bucket: str | None = None) -> dict[str, Usage]:
-        return await self._rq.run(self._usage_rows, tenant, bucket, "type#")
+        return await self._rq.run(self._usage_rows, tenant, bucket, "type")
 
     def _usage_rows(self, tenant: str, bucket: str | None, kind: str) -> dict[str, Usage]:
         p = nc.usage_partition(self._scope_of(tenant, bucket))
-        rows = {
-            i["s"]["S"][len(kind) :]: nc.usage_of([i])
-            for i in self._ns_query("namespace", p, begins=kind)
-        }
-        return {k: u for k, u in rows.items() if not nc.is_empty(u)}
+        groups: dict[str, list[Item]] = {}
+        for item in self._ns_query("namespace", p, begins=f"{kind}#"):
+            groups.setdefault(nc.group_of(item["s"]["S"], kind), []).append(item)
+        rows = {group: nc.usage_of(items) for group, items in groups.items()}
+        return {group: u for group, u in rows.items() if not nc.is_empty(u)}
 
 
 def _version(bucket: str, item: Item) -> ObjectVersion:

@@ -11,9 +11,9 @@ transaction is computed again from a fresh read (bounded rounds, then Conflict).
 The same transaction carries everything the change implies, so nothing is ever half done:
 the version items, the head, the listed item, the search index items, the usage counters
 (tenant and bucket totals, top-level prefix, file type: objects, versions, delete markers,
-logical bytes), the file link counts (conditional on their read values), a ConditionCheck
-that the bucket is not being deleted and still has the versioning state the change assumed,
-a ConditionCheck that each newly linked file is complete and of the bucket's tenant, and a
+logical bytes; the bucket's totals row conditional on the bucket not being deleted and
+still having the versioning state the change assumed, see the codec), the file link counts
+(conditional on their read values), a ConditionCheck that each newly linked file is complete and of the bucket's tenant, and a
 durable job item for each file whose link count crossed 0 in a scope (``jobs#``): its
 chunks must be added to or dropped from that scope's stored bytes, and, when the last link
 of the file went, the file released. The chunk work cannot ride in this transaction (a
@@ -113,7 +113,6 @@ class NsWritePart(NsBucketsPart):
         """The change's transaction (see the module); returns the job items it put."""
         link_actions, jobs, checks = self._link_actions(st, ch)
         actions = [
-            self._bucket_check(st.bucket),
             self._head_action(st, ch),
             *self._version_actions(st, ch),
             *self._listed_actions(st, ch),
@@ -125,17 +124,6 @@ class NsWritePart(NsBucketsPart):
         ]
         self._rq.transact(actions)
         return jobs
-
-    def _bucket_check(self, b: BucketRecord) -> Item:
-        return {
-            "ConditionCheck": {
-                "TableName": self.tables["namespace"],
-                "Key": nc.bucket_key(b.name),
-                "ConditionExpression": "attribute_not_exists(#deleting) AND #versioning = :v",
-                "ExpressionAttributeNames": attr_names("deleting", "versioning"),
-                "ExpressionAttributeValues": {":v": S(b.versioning)},
-            }
-        }
 
     def _head_action(self, st: KeyState, ch: Change) -> Item:
         table = self.tables["objects"]
@@ -193,31 +181,41 @@ class NsWritePart(NsBucketsPart):
                 yield {"Put": {"TableName": table, "Item": item}}
 
     def _usage_actions(self, st: KeyState, ch: Change) -> Iterable[Item]:
+        """The usage rows a change moves; the bucket's totals row always when versions come
+        or go, with its condition that the bucket still has the versioning state assumed
+        and is not being deleted."""
+        if not (ch.adds or ch.removes):
+            return  # tags or access rewritten in place: nothing counted changes
         deltas = _usage_deltas(st.latest, ch)
+        b, key = st.bucket, st.key
+        yield self._usage_update(f"b:{b.name}", nc.usage_shard(key), deltas, b)
         if not any(deltas.values()):
             return
-        b, key = st.bucket, st.key
         rows = [
             (f"t:{b.tenant}", nc.usage_shard(f"{b.name}/{key}")),
-            (f"b:{b.name}", nc.usage_shard(key)),
-            (f"b:{b.name}", f"prefix#{top_prefix(key)}"),
-            (f"b:{b.name}", f"type#{extension(key)}"),
-            (f"t:{b.tenant}", f"type#{extension(key)}"),
+            (f"b:{b.name}", nc.usage_group_row("prefix", top_prefix(key), key)),
+            (f"b:{b.name}", nc.usage_group_row("type", extension(key), key)),
+            (f"t:{b.tenant}", nc.usage_group_row("type", extension(key), f"{b.name}/{key}")),
         ]
         for scope, row in rows:
             yield self._usage_update(scope, row, deltas)
 
-    def _usage_update(self, scope: str, row: str, deltas: dict[str, int]) -> Item:
-        names = [n for n, v in deltas.items() if v]
-        return {
-            "Update": {
-                "TableName": self.tables["namespace"],
-                "Key": nc.key_of(nc.usage_partition(scope), row),
-                "UpdateExpression": "ADD " + ", ".join(f"#{n} :{n}" for n in names),
-                "ExpressionAttributeNames": attr_names(*names),
-                "ExpressionAttributeValues": {f":{n}": N(deltas[n]) for n in names},
-            }
+    def _usage_update(
+        self, scope: str, row: str, deltas: dict[str, int], guard: BucketRecord | None = None
+    ) -> Item:
+        names = [n for n, v in deltas.items() if v] or ["versions"]
+        update: Item = {
+            "TableName": self.tables["namespace"],
+            "Key": nc.key_of(nc.usage_partition(scope), row),
+            "UpdateExpression": "ADD " + ", ".join(f"#{n} :{n}" for n in names),
+            "ExpressionAttributeNames": attr_names(*names),
+            "ExpressionAttributeValues": {f":{n}": N(deltas.get(n, 0)) for n in names},
         }
+        if guard is not None:
+            update["ConditionExpression"] = "#versioning = :v AND attribute_not_exists(#deleting)"
+            update["ExpressionAttributeNames"].update(attr_names("versioning", "deleting"))
+            update["ExpressionAttributeValues"][":v"] = S(guard.versioning)
+        return {"Update": update}
 
     # --- file links -------------------------------------------------------------------------
 

@@ -157,6 +157,8 @@ async def upload(request: web.Request) -> web.Response:
 
     target = parse_target(request.query.get("bucket"), request.query.get("key"))
     fields = ObjectFields.from_query(request.query)  # 400 before any byte is read
+    if target is not None:
+        await request.app[NAMESPACE].require_writable(principal(request), target[0])
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
     request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
     if target is not None:  # with a key, known bytes make a new object or version too

@@ -40,11 +40,9 @@ from typing import TYPE_CHECKING
 from dfs.chunkstore.base import Buffer, ChunkStore, verify_at_rate
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSet
+from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.errors import InsufficientStorage, IntegrityError
 from dfs.ids import ChunkId, sha256_hex
-
-DEFAULT_PACK_THRESHOLD = 256 * 1024
-"""Chunks below this many bytes go to packs (see the module docstring)."""
 
 
 class PackChunkStore:
@@ -111,8 +109,10 @@ class PackChunkStore:
             return self._capacity
         return self.used_bytes + shutil.disk_usage(self._root).free
 
-    def close(self) -> None:
-        self._packs.close()
+    async def close(self) -> None:
+        """Close the active pack (after any append in flight); the store takes no writes
+        after this."""
+        await asyncio.to_thread(self._packs.close)
 
     # --- writes ---------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from dfs import protocol
 from dfs.chunkstore.base import ChunkStore
-from dfs.chunkstore.fs import FsChunkStore
+from dfs.chunkstore.pack import PackChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import ConfigError, DfsError
 from dfs.meta import open_metadata_store
@@ -154,9 +154,11 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     then keep heartbeating and scrubbing in the background."""
     if not cfg.cluster_secret:
         raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
-    store = await FsChunkStore.open(cfg.data_dir, cfg.capacity_bytes)
+    store = await PackChunkStore.open(
+        cfg.data_dir, cfg.capacity_bytes, threshold=cfg.pack_threshold
+    )
     session = make_session()
-    closers: list[Closable] = [session]
+    closers: list[Closable] = [store, session]  # closed in reverse: the store last
     registrar = await _open_registrar(cfg, session, closers)
     app = make_app(cfg, store, NodeClient(session))
     routes_monitoring.add_routes(app, registrar)

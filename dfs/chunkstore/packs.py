@@ -40,11 +40,12 @@ from pathlib import Path
 
 from dfs.chunkstore import record
 from dfs.chunkstore.record import HEADER_SIZE, KIND_TOMBSTONE, Header
+from dfs.config import DEFAULT_PACK_SIZE
 from dfs.errors import ChunkNotFound, InsufficientStorage
 from dfs.fsutil import fsync_dir
 from dfs.ids import ChunkId, sha256_hex
 
-DEFAULT_MAX_PACK = 32 * 1024 * 1024
+DEFAULT_MAX_PACK = DEFAULT_PACK_SIZE
 """A pack stops taking appends past this size (a batch may overshoot it once)."""
 COMPACT_DEAD_FRACTION = 0.5
 """Compaction rewrites a pack once at least this fraction of its bytes is dead."""

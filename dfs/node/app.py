@@ -155,7 +155,7 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     if not cfg.cluster_secret:
         raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
     store = await PackChunkStore.open(
-        cfg.data_dir, cfg.capacity_bytes, threshold=cfg.pack_threshold
+        cfg.data_dir, cfg.capacity_bytes, threshold=cfg.pack_threshold, max_pack=cfg.pack_size
     )
     session = make_session()
     closers: list[Closable] = [store, session]  # closed in reverse: the store last

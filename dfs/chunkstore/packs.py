@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dfs.chunkstore import record
+from dfs.chunkstore import packindex, record
 from dfs.chunkstore.record import HEADER_SIZE, KIND_TOMBSTONE, Header
 from dfs.config import DEFAULT_PACK_SIZE
 from dfs.errors import ChunkNotFound, InsufficientStorage
@@ -202,9 +202,33 @@ class PackSet:
     def _load_pack(
         self, seq: int, killed: set[tuple[int, int]], chunks: list[tuple[int, int, Header]]
     ) -> list[tuple[int, int, ChunkId, bytes]]:
-        """Scan one pack: cut a torn tail off the file, note its chunk records (into
-        ``chunks``) and what its tombstones kill (into ``killed``); returns its rotten
-        records as (pack, offset, id, payload)."""
+        """Index one pack from its index file, or else by reading it (``_scan_pack``): note
+        its chunk records (into ``chunks``) and what its tombstones kill (into ``killed``);
+        returns the records whose payload failed its CRC as (pack, offset, id, payload)."""
+        path = self.path(seq)
+        entries = packindex.read(path, path.stat().st_size)
+        rotten: list[tuple[int, int, ChunkId, bytes]] = []
+        if entries is None:
+            entries, rotten = self._scan_pack(seq)
+        pack = Pack(seq, path, path.stat().st_size)
+        self._packs[seq] = pack
+        bad = {(s, o) for s, o, _, _ in rotten}
+        for e in entries:
+            head = e.header
+            if head.kind == KIND_TOMBSTONE:
+                killed.add(e.target)
+                written = head.written_ms / 1000
+                pack.tombs.append(Tomb(head.chunk_id, *e.target, written))
+            elif (seq, e.offset) not in bad:
+                chunks.append((seq, e.offset, head))
+        return rotten
+
+    def _scan_pack(
+        self, seq: int
+    ) -> tuple[list[packindex.Entry], list[tuple[int, int, ChunkId, bytes]]]:
+        """Read a whole pack: cut a torn tail off the file, then write its index (every
+        record with a good header, rotten payloads included: their tombstones follow).
+        Returns the entries and the rotten chunk records as (pack, offset, id, payload)."""
         path = self.path(seq)
         data = path.read_bytes()
         found = record.scan(data)
@@ -212,25 +236,27 @@ class PackSet:
             with open(path, "r+b") as f:
                 f.truncate(found.end)
                 os.fsync(f.fileno())
-        pack = Pack(seq, path, found.end)
-        self._packs[seq] = pack
-        for off, head in found.records:
-            if head.kind == KIND_TOMBSTONE:
+        entries = []
+        rot = {off for off, _ in found.rotten}
+        for off, head in sorted(found.records + found.rotten, key=lambda r: r[0]):
+            target = (0, 0)
+            if head.kind == KIND_TOMBSTONE and off not in rot:
                 payload = data[off + HEADER_SIZE : off + head.record_length]
-                target, target_offset = record.tombstone_target(payload)
-                killed.add((target, target_offset))
-                written = head.written_ms / 1000
-                pack.tombs.append(Tomb(head.chunk_id, target, target_offset, written))
-            else:
-                chunks.append((seq, off, head))
-        return [
+                target = record.tombstone_target(payload)
+            entries.append(packindex.Entry(off, head, target))
+        packindex.write(path, found.end, entries)
+        rotten = [
             (seq, off, h.chunk_id, data[off + HEADER_SIZE : off + h.record_length])
             for off, h in found.rotten
             if h.kind != KIND_TOMBSTONE
         ]
+        return entries, rotten
 
     def _start_pack(self, seq: int) -> None:
-        """Create pack ``seq`` and make it the one appended to."""
+        """Create pack ``seq`` and make it the one appended to; the one that was active is
+        sealed (its index written)."""
+        if self._active is not None:
+            self._scan_pack(self._active.seq)
         path = self.path(seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         fsync_dir(self._dir)
@@ -243,10 +269,14 @@ class PackSet:
             self._active = pack
 
     def close(self) -> None:
+        """Seal the active pack (write its index, so a clean restart reads no pack) and
+        close it; no append is taken after this."""
         with self._append:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+                if self._active is not None:
+                    self._scan_pack(self._active.seq)
 
     # --- appends --------------------------------------------------------------------------
 
@@ -442,6 +472,7 @@ class PackSet:
                         self._set(chunk_id, Loc(target.seq, base + rel, loc.length, loc.written))
                 del self._packs[seq]
             self.path(seq).unlink(missing_ok=True)
+            packindex.index_path(self.path(seq)).unlink(missing_ok=True)
             fsync_dir(self._dir)
 
     # --- test hooks -----------------------------------------------------------------------

@@ -30,7 +30,13 @@ def packs_of(root: Path) -> list[Path]:
 
 
 async def reopen(store: PackChunkStore, root: Path) -> PackChunkStore:
+    """Close the store (which seals its active pack) and open it again."""
     await store.close()
+    return await open_pack(root)
+
+
+async def crash_and_reopen(root: Path) -> PackChunkStore:
+    """Open the store again as after kill -9: the active pack left unsealed (no index)."""
     return await open_pack(root)
 
 
@@ -167,7 +173,7 @@ async def test_rot_in_the_middle_of_a_pack_is_found_on_open(tmp_path: Path) -> N
     raw = bytearray(path.read_bytes())
     raw[loc.offset + 10] ^= 0x01  # chunk 3's header: its length can no longer be trusted
     path.write_bytes(raw)
-    store = await reopen(store, tmp_path)
+    store = await crash_and_reopen(tmp_path)
     lost = {chunks[1][0], chunks[3][0]}
     assert await ids_of(store) == {c for c, _ in chunks} - lost
     for cid, data in chunks:
@@ -310,3 +316,48 @@ def test_scan_drops_any_cut_of_the_last_record(cut: int) -> None:
     assert [h.chunk_id for _, h in found.records] == [chunk(1, 100)[0]]
     assert found.end == len(first)
     assert found.rotten == []
+
+
+async def test_sealed_packs_are_indexed_from_their_index_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack that no longer takes appends gets an index file; a restart reads only the
+    packs without one that checks (the one that was active, one whose index is damaged)."""
+    store = await open_pack(tmp_path)
+    chunks = [chunk(i, 900) for i in range(60)]
+    for i in range(0, 60, 6):
+        await store.put_many(chunks[i : i + 6])
+    for cid, _ in chunks[50:]:
+        await store.delete(cid)
+    packs = packs_of(tmp_path)
+    indexed = [p for p in packs if p.with_suffix(".idx").exists()]
+    assert indexed == packs[:-1]  # all but the active one
+    damaged = indexed[1].with_suffix(".idx")
+    raw = bytearray(damaged.read_bytes())
+    raw[20] ^= 0x01
+    damaged.write_bytes(raw)
+    scanned: list[int] = []
+    real = PackSet._scan_pack
+
+    def scan_pack(self: PackSet, seq: int) -> object:
+        scanned.append(seq)
+        return real(self, seq)
+
+    monkeypatch.setattr(PackSet, "_scan_pack", scan_pack)
+    await store.close()  # seals the active pack
+    seq = [int(p.stem.split("-")[1]) for p in packs]
+    assert scanned == [seq[-1]]
+    scanned.clear()
+    store = await open_pack(tmp_path)
+    assert scanned == [seq[1]]  # only the pack whose index is damaged
+    assert await ids_of(store) == {c for c, _ in chunks[:50]}
+    assert (store.used_bytes, store.chunk_count) == (50 * 900, 50)
+    for cid, data in chunks[:50]:
+        assert await store.get(cid) == data
+    await store.close()
+    scanned.clear()
+    store = await open_pack(tmp_path)
+    assert scanned == []
+    await crash_and_reopen(tmp_path)
+    assert scanned == [seq[-1] + 2]  # after a crash, only the pack that was active
+    assert await ids_of(store) == {c for c, _ in chunks[:50]}

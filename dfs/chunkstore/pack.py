@@ -215,6 +215,7 @@ class PackChunkStore:
             for chunk_id in self._packs.ids():
                 yield chunk_id
 
+        await asyncio.to_thread(self._packs.forget_missing)
         checked, bad = await verify_at_rate(packed(), self.get, rate_bytes)
         more, worse = await self._files.scrub(rate_bytes)
         await self.compact()

@@ -255,7 +255,7 @@ class PackSet:
     def _start_pack(self, seq: int) -> None:
         """Create pack ``seq`` and make it the one appended to; the one that was active is
         sealed (its index written)."""
-        if self._active is not None:
+        if self._active is not None and self._active.path.exists():
             self._scan_pack(self._active.seq)
         path = self.path(seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
@@ -276,7 +276,28 @@ class PackSet:
                 os.close(self._fd)
                 self._fd = -1
                 if self._active is not None:
-                    self._scan_pack(self._active.seq)
+                    with contextlib.suppress(OSError):  # then the next open reads it whole
+                        self._scan_pack(self._active.seq)
+
+    def forget_missing(self) -> int:
+        """Forget the chunks of packs whose files are gone (the chunk folder was wiped while
+        the node ran), so they are neither listed nor counted; a new active pack is started
+        if its own is gone. Returns how many packs were forgotten."""
+        with self._append:
+            return self._forget_missing()
+
+    def _forget_missing(self) -> int:
+        with self._lock:
+            gone = [p for p in self._packs.values() if not p.path.exists()]
+            for pack in gone:
+                for chunk_id in list(pack.ids):
+                    self._drop(chunk_id)
+                del self._packs[pack.seq]
+        active = self._active
+        if self._fd >= 0 and any(p is active for p in gone):
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._start_pack(active.seq + 1)
+        return len(gone)
 
     # --- appends --------------------------------------------------------------------------
 
@@ -284,6 +305,10 @@ class PackSet:
         """Append ``buf`` to the active pack (a new one first if it is full) and fsync it;
         under ``_append``. Returns the pack written; ``buf`` starts at its old size. A failed
         write is cut off again, so the pack never holds a half-written batch we know of."""
+        if self._fd < 0:
+            raise OSError(errno.EBADF, "the pack store is closed")
+        if os.fstat(self._fd).st_nlink == 0:  # the folder was wiped under us
+            self._forget_missing()
         active = self._active
         assert active is not None
         if active.size >= self._max_pack:

@@ -361,3 +361,21 @@ async def test_sealed_packs_are_indexed_from_their_index_files(
     await crash_and_reopen(tmp_path)
     assert scanned == [seq[-1] + 2]  # after a crash, only the pack that was active
     assert await ids_of(store) == {c for c, _ in chunks[:50]}
+
+
+async def test_a_chunk_folder_wiped_while_the_store_runs(tmp_path: Path) -> None:
+    """Its packs are gone: the chunks in them are forgotten (not listed, not counted) by the
+    next scrub or write, and new writes go to a new pack that is really on disk."""
+    store = await open_pack(tmp_path)
+    await store.put_many([chunk(i, 700) for i in range(10)])
+    for path in (tmp_path / "chunks" / "packs").iterdir():
+        path.unlink()
+    (tmp_path / "chunks" / "packs").rmdir()
+    new, data = chunk(50, 700)
+    assert await store.put(new, data) is True
+    assert await ids_of(store) == {new}
+    assert (store.used_bytes, store.chunk_count) == (700, 1)
+    assert await store.scrub(rate_bytes=1e9) == (1, 0)
+    store = await crash_and_reopen(tmp_path)
+    assert await ids_of(store) == {new}
+    assert await store.get(new) == data

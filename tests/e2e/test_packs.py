@@ -10,8 +10,8 @@ faults that matter for them lose nothing.
   that refer again to chunks garbage collection is deleting: every committed file keeps
   REPLICATION_FACTOR good copies.
 
-The tests read the nodes' pack files themselves (read-only: ``held``) to see which copies a
-node holds on disk; files are uploaded with 64 KiB fixed chunks, all below the pack
+The tests read the nodes' pack files themselves (read-only: ``tests.e2e.node_disk``) to see
+which copies a node holds on disk; files are uploaded with 64 KiB fixed chunks, all below the pack
 threshold.
 """
 
@@ -29,8 +29,9 @@ import pytest
 
 from dfs import auth, protocol
 from dfs.chunkstore import record
-from dfs.chunkstore.record import HEADER_SIZE, KIND_TOMBSTONE
+from dfs.chunkstore.record import HEADER_SIZE
 from dfs.localcluster import LocalCluster, console_script, http_json, wait_for
+from tests.e2e import node_disk
 from tests.e2e.conftest import cli_json, run_cli, started_cluster
 
 pytestmark = pytest.mark.e2e
@@ -86,40 +87,12 @@ def chunk_ids(c: LocalCluster, file_id: str) -> set[str]:
     return {ch["sha256"] for ch in plan["chunks"]}
 
 
-def packs_dir(c: LocalCluster, node: int) -> Path:
-    return c.base / f"node{node}" / "chunks" / "packs"
-
-
-def _replay(packs: list[Path]) -> dict[str, bytes]:
-    """The live chunk records of these packs: a tombstone kills the record it names, a later
-    record of a chunk wins (the rules the node applies on open)."""
-    killed: set[tuple[int, int]] = set()
-    found: list[tuple[int, int, str, bytes]] = []
-    for path in packs:
-        seq = int(path.stem.split("-")[1])
-        data = path.read_bytes()
-        for off, head in record.scan(data).records:
-            payload = data[off + HEADER_SIZE : off + head.record_length]
-            if head.kind == KIND_TOMBSTONE:
-                killed.add(record.tombstone_target(payload))
-            else:
-                found.append((seq, off, head.chunk_id, payload))
-    return {cid: p for seq, off, cid, p in found if (seq, off) not in killed}
-
-
 def held(c: LocalCluster, node: int) -> dict[str, bytes]:
-    """Every chunk copy ``node`` holds on disk now (files and live pack records), read-only;
-    re-read if the node deleted a pack (compaction) meanwhile."""
-    for _ in range(20):
-        try:
-            out = _replay(sorted(packs_dir(c, node).glob("pack-*.pack")))
-            for path in (c.base / f"node{node}" / "chunks").glob("*/*/*"):
-                if len(path.name) == 64:
-                    out[path.name] = path.read_bytes()
-            return out
-        except FileNotFoundError:
-            continue
-    raise AssertionError(f"node{node}'s packs kept changing")
+    return node_disk.held(c.base, node)
+
+
+def packs_dir(c: LocalCluster, node: int) -> Path:
+    return node_disk.packs_dir(c.base, node)
 
 
 def good_copies(c: LocalCluster, chunk_id: str) -> int:
@@ -232,15 +205,8 @@ def test_flipped_byte_in_a_pack_is_found_by_scrub_and_repaired(
     file_id = upload(c, tmp_path / "a.bin")
     victim = sorted(chunk_ids(c, file_id))[0]
     node = next(i for i in range(1, 4) if victim in held(c, i))
-    for path in sorted(packs_dir(c, node).glob("pack-*.pack")):
-        raw = bytearray(path.read_bytes())
-        found = [o for o, h in record.scan(raw).records if h.chunk_id == victim]
-        if found:
-            raw[found[-1] + HEADER_SIZE + CHUNK // 2] ^= 0x01  # the middle of its payload
-            path.write_bytes(bytes(raw))
-            break
-    else:
-        raise AssertionError("the victim's record is in no pack")
+    assert not node_disk.chunk_file(c.base, node, victim).exists()  # a record in a pack
+    node_disk.flip_byte(c.base, node, victim)
     assert good_copies(c, victim) == 1  # its record's CRC no longer checks
     downloads_intact(c, file_id, data, tmp_path / "out")
     wait_for(

@@ -294,7 +294,7 @@ class PackSet:
                     self._drop(chunk_id)
                 del self._packs[pack.seq]
         active = self._active
-        if self._fd >= 0 and any(p is active for p in gone):
+        if active is not None and self._fd >= 0 and any(p is active for p in gone):
             self._dir.mkdir(parents=True, exist_ok=True)
             self._start_pack(active.seq + 1)
         return len(gone)

@@ -143,36 +143,37 @@ class PackSet:
                 self._sorted = sorted(self._index)
             return self._sorted
 
-    def pack_sizes(self) -> dict[int, tuple[int, int]]:
-        """(file bytes, live bytes) of each pack, by sequence number."""
-        with self._lock:
-            return {s: (p.size, p.live) for s, p in self._packs.items()}
-
     def path(self, seq: int) -> Path:
         return self._dir / pack_name(seq)
 
     def _set(self, chunk_id: ChunkId, loc: Loc) -> Loc | None:
         """Make ``loc`` the chunk's live record (under ``_lock``); returns the one it replaced."""
-        old = self._drop(chunk_id)
-        self._index[chunk_id] = loc
-        pack = self._packs[loc.pack]
-        pack.ids.add(chunk_id)
-        pack.live += HEADER_SIZE + loc.length
-        self._used += loc.length
+        old = self._index.get(chunk_id)
         if old is None:
-            self._sorted = None
+            self._sorted = None  # a new id: the sorted listing changes
+        else:
+            self._account(chunk_id, old, -1)
+        self._index[chunk_id] = loc
+        self._account(chunk_id, loc, +1)
         return old
 
     def _drop(self, chunk_id: ChunkId) -> Loc | None:
         """Forget the chunk's live record (under ``_lock``); returns it."""
         loc = self._index.pop(chunk_id, None)
         if loc is not None:
-            pack = self._packs[loc.pack]
-            pack.ids.discard(chunk_id)
-            pack.live -= HEADER_SIZE + loc.length
-            self._used -= loc.length
+            self._account(chunk_id, loc, -1)
             self._sorted = None
         return loc
+
+    def _account(self, chunk_id: ChunkId, loc: Loc, sign: int) -> None:
+        """Count a live record in (+1) or out (-1) of its pack and the store's bytes."""
+        pack = self._packs[loc.pack]
+        if sign > 0:
+            pack.ids.add(chunk_id)
+        else:
+            pack.ids.discard(chunk_id)
+        pack.live += sign * (HEADER_SIZE + loc.length)
+        self._used += sign * loc.length
 
     # --- open -----------------------------------------------------------------------------
 

@@ -75,6 +75,15 @@ class Tomb:
 
 
 @dataclass
+class _Batch:
+    """One caller's chunks waiting for a group commit, then its answers or error."""
+
+    items: Sequence[tuple[ChunkId, Buffer]]
+    result: list[bool] | None = None
+    error: Exception | None = None
+
+
+@dataclass
 class Pack:
     seq: int
     path: Path
@@ -107,6 +116,7 @@ class PackSet:
         self._fd = -1
         self._used = 0
         self._sorted: list[ChunkId] | None = None
+        self._queue: list[_Batch] = []  # batches waiting for the next group commit
         self._append = threading.Lock()
         self._lock = threading.Lock()
 
@@ -341,34 +351,64 @@ class PackSet:
             pack.tombs.extend(tombs)
 
     def append(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
-        """Store verified chunks in one write and one fsync: a fresh record for each, and a
-        tombstone for any record each replaces. True per chunk that was not held."""
-        now = time.time()
+        """Store verified chunks durably: a fresh record for each, and a tombstone for any
+        record each replaces; True per chunk that was not held. Concurrent callers commit
+        together (group commit): whoever takes the append lock first writes every batch
+        queued by then in one write and one fsync; the others find theirs done."""
+        batch = _Batch(items)
+        with self._lock:
+            self._queue.append(batch)
         with self._append:
-            with self._lock:
-                held = {c: self._index.get(c) for c, _ in items}
-            parts: list[bytes] = []
-            placed: list[tuple[ChunkId, int, int]] = []
-            tombs: list[Tomb] = []
-            pos = 0
-            for chunk_id, data in items:
+            if batch.result is None and batch.error is None:
+                with self._lock:
+                    group, self._queue = self._queue, []
+                self._commit(group)
+        if batch.error is not None:
+            raise batch.error
+        assert batch.result is not None
+        return batch.result
+
+    def _commit(self, group: list[_Batch]) -> None:
+        """Write the batches of ``group`` in one write and one fsync (under ``_append``) and
+        hand each its answers, or the error."""
+        try:
+            new = self._append_records([item for b in group for item in b.items])
+        except Exception as exc:
+            for b in group:
+                b.error = exc
+            return
+        start = 0
+        for b in group:
+            b.result = new[start : start + len(b.items)]
+            start += len(b.items)
+
+    def _append_records(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
+        """One record per distinct chunk (a chunk sent twice at once is written once: a
+        second record would outlive a later delete), tombstones for the records replaced."""
+        now = time.time()
+        with self._lock:
+            held = {c: self._index.get(c) for c, _ in items}
+        parts: list[bytes] = []
+        placed: dict[ChunkId, tuple[int, int]] = {}
+        tombs = [Tomb(c, old.pack, old.offset, now) for c, old in held.items() if old is not None]
+        pos = 0
+        for chunk_id, data in items:
+            if chunk_id not in placed:
                 parts.append(record.chunk_record(chunk_id, data, now))
-                placed.append((chunk_id, pos, len(data)))
+                placed[chunk_id] = (pos, len(data))
                 pos += len(parts[-1])
-            for chunk_id, old in held.items():
-                if old is not None:
-                    tombs.append(Tomb(chunk_id, old.pack, old.offset, now))
-                    parts.append(record.tombstone_record(chunk_id, old.pack, old.offset, now))
-            buf = b"".join(parts)
-            pack = self._write(buf)
-            base = pack.size
-            with self._lock:
-                pack.size += len(buf)
-                pack.tombs.extend(tombs)
-                return [
-                    self._set(cid, Loc(pack.seq, base + rel, size, now)) is None
-                    for cid, rel, size in placed
-                ]
+        for t in tombs:
+            parts.append(record.tombstone_record(t.chunk_id, t.target, t.target_offset, now))
+        buf = b"".join(parts)
+        pack = self._write(buf)
+        base = pack.size
+        with self._lock:
+            pack.size += len(buf)
+            pack.tombs.extend(tombs)
+            for cid, (rel, size) in placed.items():
+                self._set(cid, Loc(pack.seq, base + rel, size, now))
+        first = {c: i for i, (c, _) in reversed(list(enumerate(items)))}
+        return [held[c] is None and first[c] == i for i, (c, _) in enumerate(items)]
 
     def remove(self, chunk_id: ChunkId, min_age: float = 0.0, at: Loc | None = None) -> bool:
         """Delete the chunk's record with a durable tombstone, unless it was written in the

@@ -379,3 +379,34 @@ async def test_a_chunk_folder_wiped_while_the_store_runs(tmp_path: Path) -> None
     store = await crash_and_reopen(tmp_path)
     assert await ids_of(store) == {new}
     assert await store.get(new) == data
+
+
+async def test_concurrent_puts_share_a_write_and_an_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Puts that arrive while another is being written are committed together (group
+    commit), and a chunk sent by several of them is written once: deleting it leaves no
+    record of it to come back after a restart."""
+    store = await open_pack(tmp_path)
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    chunks = [chunk(i, 500) for i in range(12)]
+    same, same_data = chunk(99, 500)
+    with store.packs._append:  # a commit in progress: the puts queue up behind it
+        puts = asyncio.gather(
+            *(store.put(c, d) for c, d in chunks), *(store.put(same, same_data) for _ in range(4))
+        )
+        for _ in range(500):
+            if len(store.packs._queue) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(store.packs._queue) >= 2
+    results = await puts
+    monkeypatch.undo()
+    assert all(results[:12])
+    assert results[12:].count(True) == 1
+    assert len(fsyncs) < 16
+    await store.delete(same)
+    store = await crash_and_reopen(tmp_path)
+    assert await ids_of(store) == {c for c, _ in chunks}

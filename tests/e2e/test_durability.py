@@ -61,6 +61,11 @@ def chunk_ids(c: LocalCluster, file_id: str) -> set[str]:
     return {ch["sha256"] for ch in plan["chunks"]}
 
 
+def chunk_path(c: LocalCluster, node: int, chunk_id: str) -> Path:
+    """Where a node keeps a large chunk (a file of its own); small ones are in its packs."""
+    return node_disk.chunk_file(c.base, node, chunk_id)
+
+
 def good_copies(c: LocalCluster, chunk_id: str) -> int:
     """Copies on live nodes whose bytes hash to the chunk id (files or pack records)."""
     n = 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import os
 import shutil
 import threading
@@ -43,6 +44,8 @@ from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSe
 from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.errors import InsufficientStorage, IntegrityError
 from dfs.ids import ChunkId, sha256_hex
+
+log = logging.getLogger("dfs.chunkstore.pack")
 
 
 class PackChunkStore:
@@ -218,7 +221,9 @@ class PackChunkStore:
         await asyncio.to_thread(self._packs.forget_missing)
         checked, bad = await verify_at_rate(packed(), self.get, rate_bytes)
         more, worse = await self._files.scrub(rate_bytes)
-        await self.compact()
+        compacted = await self.compact()
+        if compacted:
+            log.info("compacted %d pack files", compacted)
         return checked + more, bad + worse
 
     async def list_chunks(self, after: str, limit: int) -> list[tuple[ChunkId, float]]:

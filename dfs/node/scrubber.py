@@ -2,8 +2,9 @@
 
 Disks rot silently; a copy is otherwise only re-hashed when someone reads it. Every
 ``DFS_SCRUB_INTERVAL`` seconds ``scrub_loop`` runs ``ChunkStore.scrub`` at a bounded read rate
-(``DFS_SCRUB_RATE``), which quarantines copies that fail. It never deletes or repairs: the
-API learns of quarantined copies from ``/quarantined`` and copies good ones back.
+(``DFS_SCRUB_RATE``), which quarantines copies that fail (and, for the pack store, then
+compacts packs with many dead records). It never deletes or repairs: the API learns of
+quarantined copies from ``/quarantined`` and copies good ones back.
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ class PackChunkStore:
         await asyncio.to_thread(self._probe_write)
 
     def _probe_write(self) -> None:
-        path = self._packs.directory / f".readyz-{os.getpid()}-{threading.get_ident()}"
+        path = self._packs.directory / f".readyz-{os.getpid()}-{threading.get_ident()}.tmp"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, b"ok")

@@ -188,8 +188,10 @@ class PackSet:
     # --- open -----------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Rebuild the index from the packs (dropping torn tails), then start an active pack;
-        rot found in the middle of a pack is quarantined and tombstoned."""
+        """Rebuild the index from the packs (dropping torn tails), then start an active pack.
+        Rot found in the middle of a pack is quarantined and tombstoned; so is a record a
+        later one of the same chunk superseded without a tombstone (a crash inside a
+        compaction), which a later delete would otherwise bring back."""
         self._dir.mkdir(parents=True, exist_ok=True)
         self._quarantine.mkdir(parents=True, exist_ok=True)
         seqs = sorted(s for s in map(_pack_seq, os.listdir(self._dir)) if s is not None)
@@ -198,17 +200,22 @@ class PackSet:
         rotten: list[tuple[int, int, ChunkId, bytes]] = []
         for seq in seqs:
             rotten += self._load_pack(seq, killed, chunks)
+        now = time.time()
+        dead: list[Tomb] = []
         with self._lock:
             for seq, off, head in chunks:
                 if (seq, off) not in killed:  # a later record of the same chunk wins
-                    self._set(head.chunk_id, Loc(seq, off, head.length, head.written_ms / 1000))
+                    loc = Loc(seq, off, head.length, head.written_ms / 1000)
+                    old = self._set(head.chunk_id, loc)
+                    if old is not None:
+                        dead.append(Tomb(head.chunk_id, old.pack, old.offset, now))
         self._start_pack(max(seqs, default=0) + 1)
         fresh = [r for r in rotten if (r[0], r[1]) not in killed]
         for _seq, _off, chunk_id, payload in fresh:
             self._write_quarantine(chunk_id, payload)
-        if fresh:
-            now = time.time()
-            self._append_tombs([Tomb(c, s, o, now) for s, o, c, _ in fresh])
+        dead += [Tomb(c, s, o, now) for s, o, c, _ in fresh]
+        if dead:
+            self._append_tombs(dead)
 
     def _load_pack(
         self, seq: int, killed: set[tuple[int, int]], chunks: list[tuple[int, int, Header]]

@@ -410,3 +410,23 @@ async def test_concurrent_puts_share_a_write_and_an_fsync(
     await store.delete(same)
     store = await crash_and_reopen(tmp_path)
     assert await ids_of(store) == {c for c, _ in chunks}
+
+
+async def test_a_crash_inside_a_compaction_brings_nothing_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the moved records are durable but before the old pack is deleted: both
+    copies are on disk. The restart keeps the newer and tombstones the older, so deleting
+    the chunk later does not let the older come back."""
+    store = await open_pack(tmp_path)
+    live = await _fill_and_kill(store, 40, 6)
+    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: None)  # the "crash"
+    assert await store.compact() > 0
+    monkeypatch.undo()
+    store = await crash_and_reopen(tmp_path)
+    assert await ids_of(store) == {c for c, _ in live}
+    assert (store.used_bytes, store.chunk_count) == (6 * 1500, 6)
+    for cid, _ in live:
+        await store.delete(cid)
+    store = await crash_and_reopen(tmp_path)
+    assert await ids_of(store) == set()

@@ -5,13 +5,17 @@ The small-chunk half of ``PackChunkStore`` (``dfs.chunkstore.pack``), on a direc
 chunks, and tombstones that name a record (pack, offset) as dead. Only the newest pack (the
 active one) is appended to; one ``write`` of every record of a batch and one ``fsync`` make
 the batch durable before any of it is visible. A pack is never written again once a newer one
-is active, except that compaction deletes it whole.
+is active, except that compaction deletes it whole. Batches queued while one is being
+written are committed together (group commit), so concurrent single-chunk writes share
+fsyncs too. A pack that stops taking appends is sealed: its index file
+(``dfs.chunkstore.packindex``) is written.
 
-What is stored is rebuilt on open by reading every pack in order: a record is the chunk's
-copy unless a tombstone names it or a later record of the same chunk exists. A torn tail (a
-crash mid-append) fails its length or CRC check: it is cut off the file and never indexed, so
-never served; a record in the middle whose payload does not check is rot: quarantined and
-tombstoned. Each open starts a fresh active pack.
+What is stored is rebuilt on open from the sealed packs' index files and by reading the
+others in order: a record is the chunk's copy unless a tombstone names it or a later record
+of the same chunk exists (that one is then tombstoned, so no later delete revives it). A torn
+tail (a crash mid-append) fails its length or CRC check: it is cut off the file and never
+indexed, so never served; a record in the middle whose payload does not check is rot:
+quarantined and tombstoned. Each open starts a fresh active pack.
 
 A put of a chunk already held appends a fresh record and a tombstone for the old one in the
 same write (the same durable work as a new write; the copy held is the bytes just verified,

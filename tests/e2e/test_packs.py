@@ -18,7 +18,6 @@ threshold.
 from __future__ import annotations
 
 import hashlib
-import random
 import subprocess
 import urllib.error
 import urllib.request
@@ -33,21 +32,20 @@ from dfs.chunkstore.record import HEADER_SIZE
 from dfs.localcluster import LocalCluster, console_script, http_json, wait_for
 from tests.e2e import node_disk
 from tests.e2e.conftest import cli_json, run_cli, started_cluster
+from tests.e2e.test_durability import (
+    DEADLINE,
+    FAST,
+    chunk_ids,
+    downloads_intact,
+    good_copies,
+    write_random,
+)
 
 pytestmark = pytest.mark.e2e
 
 KIB, MIB = 1 << 10, 1 << 20
 CHUNK = 64 * KIB
-FAST = {
-    "DFS_REPAIR_GRACE": "1",
-    "DFS_REPAIR_INTERVAL": "0.5",
-    "DFS_GC_GRACE": "3",
-    "DFS_GC_INTERVAL": "0.5",
-    "DFS_SCRUB_INTERVAL": "0.5",
-    "DFS_MIN_FREE_BYTES": "0",
-    "DFS_PACK_SIZE": str(256 * KIB),
-}
-DEADLINE = 90.0
+SMALL_PACKS = {**FAST, "DFS_PACK_SIZE": str(256 * KIB)}
 
 
 @pytest.fixture
@@ -56,14 +54,8 @@ def pcluster(
 ) -> Iterator[LocalCluster]:
     """3 nodes, RF 2, fast repair/GC/scrub timers, small packs, SQLite."""
     meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
-    with started_cluster(tmp_path, meta, monkeypatch, request, FAST) as c:
+    with started_cluster(tmp_path, meta, monkeypatch, request, SMALL_PACKS) as c:
         yield c
-
-
-def write_random(path: Path, size: int, seed: int) -> bytes:
-    data = random.Random(seed).randbytes(size)
-    path.write_bytes(data)
-    return data
 
 
 def upload_cmd(c: LocalCluster, path: Path) -> list[str]:
@@ -82,26 +74,12 @@ def upload(c: LocalCluster, path: Path) -> str:
     return str(up["file_id"])
 
 
-def chunk_ids(c: LocalCluster, file_id: str) -> set[str]:
-    plan = http_json(f"{c.api_url}/download-plan?file_id={file_id}", c.admin_token)
-    return {ch["sha256"] for ch in plan["chunks"]}
-
-
 def held(c: LocalCluster, node: int) -> dict[str, bytes]:
     return node_disk.held(c.base, node)
 
 
 def packs_dir(c: LocalCluster, node: int) -> Path:
     return node_disk.packs_dir(c.base, node)
-
-
-def good_copies(c: LocalCluster, chunk_id: str) -> int:
-    """Copies on live nodes whose bytes hash to the chunk id."""
-    n = 0
-    for i in range(1, c.nodes + 1):
-        data = held(c, i).get(chunk_id) if c.node(i).alive else None
-        n += data is not None and hashlib.sha256(data).hexdigest() == chunk_id
-    return n
 
 
 def all_have_two(c: LocalCluster, ids: set[str]) -> bool:
@@ -122,12 +100,6 @@ def get_from_node(c: LocalCluster, node: int, chunk_id: str) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
-
-
-def downloads_intact(c: LocalCluster, file_id: str, data: bytes, out: Path) -> None:
-    run_cli("download", c.api_url, file_id, str(out))
-    assert out.read_bytes() == data
-    out.unlink()
 
 
 def pack_bytes(c: LocalCluster, node: int) -> int:

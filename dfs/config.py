@@ -45,6 +45,7 @@ DEFAULT_PACK_THRESHOLD = 256 * 1024
 """Chunks below this many bytes go to a node's pack files (measured: bench/pack_threshold.py)."""
 DEFAULT_PACK_SIZE = 32 * 1024 * 1024
 """A pack file takes appends until it is this big (then a new one starts)."""
+DEFAULT_COMPACT_INTERVAL = 300.0
 
 T = TypeVar("T")
 
@@ -301,6 +302,7 @@ class NodeConfig:
     pack_threshold: int = DEFAULT_PACK_THRESHOLD
     """Chunks below this size are appended to pack files; 0 stores every new chunk as a file."""
     pack_size: int = DEFAULT_PACK_SIZE
+    compact_interval: float = DEFAULT_COMPACT_INTERVAL
     metrics_token_hash: str | None = None
     """SHA-256 of DFS_METRICS_TOKEN; without it the node's /metrics stays closed."""
 
@@ -354,5 +356,8 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
         scrub_rate=_get(env, "DFS_SCRUB_RATE", float(DEFAULT_SCRUB_RATE), _positive_float),
         pack_threshold=_get(env, "DFS_PACK_THRESHOLD", DEFAULT_PACK_THRESHOLD, _non_negative_int),
         pack_size=_get(env, "DFS_PACK_SIZE", DEFAULT_PACK_SIZE, _positive_int),
+        compact_interval=_get(
+            env, "DFS_COMPACT_INTERVAL", DEFAULT_COMPACT_INTERVAL, _positive_float
+        ),
         metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
     )

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import logging
 import os
 import shutil
 import threading
@@ -44,8 +43,6 @@ from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSe
 from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.errors import InsufficientStorage, IntegrityError
 from dfs.ids import ChunkId, sha256_hex
-
-log = logging.getLogger("dfs.chunkstore.pack")
 
 
 class PackChunkStore:
@@ -221,9 +218,7 @@ class PackChunkStore:
         await asyncio.to_thread(self._packs.forget_missing)
         checked, bad = await verify_at_rate(packed(), self.get, rate_bytes)
         more, worse = await self._files.scrub(rate_bytes)
-        compacted = await self.compact()
-        if compacted:
-            log.info("compacted %d pack files", compacted)
+        await self.compact()
         return checked + more, bad + worse
 
     async def list_chunks(self, after: str, limit: int) -> list[tuple[ChunkId, float]]:

@@ -3,7 +3,7 @@
 ``make_app`` puts the node's configuration, chunk store and replica forwarder under the keys
 of ``dfs.node.context`` and adds the route modules; ``start_node`` opens the store on the data
 directory, binds, registers once (so the node is placeable when it returns) and starts the
-heartbeat and the scrubber; ``RunningNode.stop`` undoes it in order.
+heartbeat, the scrubber and pack compaction; ``RunningNode.stop`` undoes it in order.
 
 | routes                                              | module                          |
 |-----------------------------------------------------|---------------------------------|
@@ -46,7 +46,7 @@ from dfs.node.heartbeat import (
     heartbeat_loop,
     heartbeat_once,
 )
-from dfs.node.scrubber import scrub_loop
+from dfs.node.scrubber import compact_loop, scrub_loop
 from dfs.server import error_middleware, runner_kwargs
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
@@ -96,6 +96,7 @@ class RunningNode:
     closers: list[Closable] = field(default_factory=list)
     heartbeat: asyncio.Task[None] | None = None
     scrubber: asyncio.Task[None] | None = None
+    compactor: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -103,7 +104,7 @@ class RunningNode:
 
     async def stop(self, *, deregister: bool = True) -> None:
         """Stop heartbeats, leave the registry, drain in-flight requests, close resources."""
-        for task in (self.heartbeat, self.scrubber):
+        for task in (self.heartbeat, self.scrubber, self.compactor):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -177,4 +178,5 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     await _register_first(node)
     node.heartbeat = asyncio.create_task(heartbeat_loop(cfg, port, store, registrar))
     node.scrubber = asyncio.create_task(scrub_loop(store, cfg.scrub_rate, cfg.scrub_interval))
+    node.compactor = asyncio.create_task(compact_loop(store, cfg.compact_interval))
     return node

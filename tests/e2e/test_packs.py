@@ -45,7 +45,7 @@ pytestmark = pytest.mark.e2e
 
 KIB, MIB = 1 << 10, 1 << 20
 CHUNK = 64 * KIB
-SMALL_PACKS = {**FAST, "DFS_PACK_SIZE": str(256 * KIB)}
+SMALL_PACKS = {**FAST, "DFS_PACK_SIZE": str(256 * KIB), "DFS_COMPACT_INTERVAL": "0.5"}
 
 
 @pytest.fixture

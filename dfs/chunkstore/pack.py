@@ -76,9 +76,12 @@ class PackChunkStore:
         store = cls(root, capacity_bytes, threshold=threshold, max_pack=max_pack)
         store._files = await FsChunkStore.open(root)
         await asyncio.to_thread(store._packs.load)
-        both = [c async for c in store._files.iter_ids() if store._packs.lookup(c) is not None]
-        for chunk_id in both:  # a crash while a chunk moved between halves: keep the pack's
-            await store._files.delete(chunk_id)
+        if store._packs.chunk_count and store._files.chunk_count:
+            # a crash while a chunk moved between halves (the threshold changed): keep the
+            # pack's copy, so it is held and counted once
+            files = [c async for c in store._files.iter_ids()]
+            for chunk_id in store._packs.held(files):
+                await store._files.delete(chunk_id)
         return store
 
     @property

@@ -430,3 +430,26 @@ async def test_a_crash_inside_a_compaction_brings_nothing_back(
         await store.delete(cid)
     store = await crash_and_reopen(tmp_path)
     assert await ids_of(store) == set()
+
+
+async def test_a_chunk_left_in_both_halves_is_held_once_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between packing a chunk stored as a file (under an older threshold) and
+    deleting the file: the restart keeps the packed copy and removes the file."""
+    store = await PackChunkStore.open(tmp_path, threshold=0)
+    cid, data = chunk(1, 1000)
+    await store.put(cid, data)
+    await store.close()
+    store = await open_pack(tmp_path)
+
+    async def crash(_chunk_id: ChunkId) -> None:
+        return None
+
+    monkeypatch.setattr(store.files, "delete", crash)
+    assert await store.put(cid, data) is False
+    assert store.files.path_of(cid).exists()
+    store = await crash_and_reopen(tmp_path)
+    assert not store.files.path_of(cid).exists()
+    assert (store.used_bytes, store.chunk_count) == (1000, 1)
+    assert await store.get(cid) == data

@@ -123,6 +123,7 @@ class PackSet:
         self._queue: list[_Batch] = []  # batches waiting for the next group commit
         self._append = threading.Lock()
         self._lock = threading.Lock()
+        self._compacting = threading.Lock()
 
     # --- state ----------------------------------------------------------------------------
 
@@ -494,18 +495,22 @@ class PackSet:
         """Rewrite every pack whose dead fraction is at least ``fraction``; returns how many
         packs were removed."""
         done = 0
-        for seq in self.candidates(fraction):
-            data, good = self._prepare(seq)
-            self._move(seq, data, good)
-            done += 1
+        with self._compacting:  # the periodic compaction and a scrub's may overlap
+            for seq in self.candidates(fraction):
+                data, good = self._prepare(seq)
+                done += self._move(seq, data, good)
         return done
 
     def _prepare(self, seq: int) -> tuple[bytes, set[tuple[ChunkId, int]]]:
         """Read a pack to compact and verify the records live in it now (before taking the
         append lock: the pack is immutable). Returns its bytes and the good (id, offset)s."""
         with self._lock:
-            live = [(c, self._index[c]) for c in self._packs[seq].ids]
-        data = self.path(seq).read_bytes()
+            pack = self._packs.get(seq)
+            live = [(c, self._index[c]) for c in pack.ids] if pack is not None else []
+        try:
+            data = self.path(seq).read_bytes()
+        except FileNotFoundError:
+            return b"", set()  # wiped: _move forgets its records, as forget_missing would
         good: set[tuple[ChunkId, int]] = set()
         for chunk_id, loc in live:
             payload = data[loc.offset + HEADER_SIZE : loc.offset + HEADER_SIZE + loc.length]
@@ -515,12 +520,15 @@ class PackSet:
                 self._write_quarantine(chunk_id, payload)
         return data, good
 
-    def _move(self, seq: int, data: bytes, good: set[tuple[ChunkId, int]]) -> None:
+    def _move(self, seq: int, data: bytes, good: set[tuple[ChunkId, int]]) -> bool:
         """Copy what is still live in pack ``seq`` into the active pack, publish the new
-        places and delete the pack, all under ``_append`` (no put or delete interleaves)."""
+        places and delete the pack, all under ``_append`` (no put or delete interleaves).
+        False if the pack was forgotten meanwhile."""
         with self._append:
             with self._lock:
-                pack = self._packs[seq]
+                pack = self._packs.get(seq)
+                if pack is None:
+                    return False
                 live = sorted(((c, self._index[c]) for c in pack.ids), key=lambda x: x[1].offset)
                 tombs = [t for t in pack.tombs if t.target in self._packs and t.target != seq]
             parts: list[bytes] = []
@@ -551,6 +559,7 @@ class PackSet:
             self.path(seq).unlink(missing_ok=True)
             packindex.index_path(self.path(seq)).unlink(missing_ok=True)
             fsync_dir(self._dir)
+        return True
 
     # --- test hooks -----------------------------------------------------------------------
 

@@ -453,3 +453,15 @@ async def test_a_chunk_left_in_both_halves_is_held_once_after_a_restart(
     assert not store.files.path_of(cid).exists()
     assert (store.used_bytes, store.chunk_count) == (1000, 1)
     assert await store.get(cid) == data
+
+
+async def test_overlapping_compactions_compact_each_pack_once(tmp_path: Path) -> None:
+    """The periodic compaction and a scrub's may overlap: each pack is rewritten once."""
+    store = await open_pack(tmp_path)
+    live = await _fill_and_kill(store, 40, 6)
+    due = len(store.packs.candidates())
+    assert due > 1
+    assert sum(await asyncio.gather(store.compact(), store.compact())) == due
+    assert await ids_of(store) == {c for c, _ in live}
+    store = await crash_and_reopen(tmp_path)
+    assert await ids_of(store) == {c for c, _ in live}

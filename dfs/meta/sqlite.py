@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import dfs.meta.sqlite_refcounts as content
 from dfs.errors import Conflict, FileNotFound, Unavailable
 from dfs.meta.base import (
     FILE_COMPLETE,
@@ -172,7 +173,7 @@ class SqliteMetadataStore:
         self, db: sqlite3.Connection, rec: FileRecord, manifest: Sequence[ManifestEntry]
     ) -> None:
         db.execute(
-            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.file_id,
                 rec.tenant,
@@ -185,6 +186,7 @@ class SqliteMetadataStore:
                 len(manifest),
                 rec.mode,
                 rec.mtime,
+                int(rec.sha256_verified),
             ),
         )
         db.executemany(
@@ -239,6 +241,13 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
+    async def mark_sha256_verified(self, file_id: str) -> FileRecord | None:
+        def op() -> FileRecord | None:
+            with self._tx() as db:
+                return content.mark_verified(db, file_id)
+
+        return await self._run(op)
+
     async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
         # one transaction for the batch; each file's refcounts read inside it, so two files
         # of the batch sharing a chunk count exactly as two commits one after the other
@@ -287,16 +296,10 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
-        def op() -> FileRecord | None:
-            row = self._db.execute(
-                "SELECT f.* FROM file_hashes h JOIN files f ON f.file_id = h.file_id "
-                "WHERE h.tenant=? AND h.sha256=? AND f.state=?",
-                (tenant, sha256, FILE_COMPLETE),
-            ).fetchone()
-            return None if row is None else file_record(row)
-
-        return await self._run(op)
+    async def find_file_by_sha256(
+        self, tenant: str, sha256: str, *, verified: bool = True
+    ) -> FileRecord | None:
+        return await self._run(lambda: content.find_by_entry(self._db, tenant, sha256, verified))
 
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None
@@ -366,13 +369,13 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool:
+    async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool:
         def op() -> bool:
             # one statement: atomic, so two API processes cannot both accept the same beat
             cur = self._db.execute(
-                "INSERT INTO node_sequences VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
-                "SET boot=excluded.boot, seq=excluded.seq "
-                "WHERE node_sequences.boot != excluded.boot OR node_sequences.seq < excluded.seq",
+                "INSERT INTO node_boots VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
+                "SET boot=excluded.boot, seq=excluded.seq WHERE node_boots.boot < excluded.boot "
+                "OR (node_boots.boot = excluded.boot AND node_boots.seq < excluded.seq)",
                 (node_id, boot, seq),
             )
             return cur.rowcount > 0

@@ -74,6 +74,7 @@ class _Request:
     last: float = field(default_factory=time.monotonic)
     started: bool = False
     hedged: bool = False
+    bad: bool = False  # served bytes that did not verify: not a node to trust again soon
     proxy: bool = False  # the last resort: each chunk through the API proxy
 
     def remaining(self) -> list[_Want]:
@@ -141,7 +142,7 @@ class BatchReader:
             self.conn.avoid.failed(req.node_id)
             for w in req.remaining():
                 w.failures += 1
-        elif not req.hedged:
+        elif not req.hedged and not req.bad:
             self.conn.avoid.ok(req.node_id)
         self._release(req.remaining())
 
@@ -237,6 +238,7 @@ class BatchReader:
             log.warning("node %s returned bad bytes for a chunk", req.node_id)
             self.failovers += 1
             w.failures += 1
+            req.bad = True
             self.conn.avoid.failed(req.node_id)
         self._release([w])
         self._wake.set()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import hashlib
 import os
 import secrets
@@ -51,9 +50,10 @@ UMASK = _umask()  # read once, at import, before any thread could create a file
 
 
 def _libc_syncfs() -> Callable[[int], int] | None:
+    # the symbols the process already has (libc's among them): ctypes.util.find_library
+    # would run ldconfig or a compiler at every start
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        fn: Callable[[int], int] = libc.syncfs
+        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):
         return None
     return fn

@@ -151,7 +151,7 @@ def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
             cmd = [console_script("dfs-client"), *args]
             if profile is not None:
                 out = profile / f"{step.replace(' ', '-')}.txt"  # collapsed stacks
-                spy = [shutil.which("py-spy") or "py-spy", "record", "-f", "raw", "-r", "200"]
+                spy = [console_script("py-spy"), "record", "-f", "raw", "-r", "200"]
                 cmd = [*spy, "-o", str(out), "--", *cmd]
             before = sum(cpu_seconds(p) for p in servers)
             row.steps[step] = run(cmd, env)

@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tree", type=Path, default=default_tree())
     p.add_argument("--edits", type=int, default=25)
     p.add_argument("--tools", nargs="+", default=["dfs", "restic", "borg"])
-    p.add_argument("--profile", type=Path, default=None, help="py-spy profiles of dfs's client runs")
+    p.add_argument(
+        "--profile", type=Path, default=None, help="py-spy profiles of dfs's client runs"
+    )
     p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
     args = p.parse_args(argv)
     rows = []

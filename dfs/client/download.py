@@ -38,7 +38,7 @@ from typing import Any
 
 from dfs.client.batch_read import BatchReader
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.file_writer import UMASK, GroupWriter, SmallFile
+from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, link_or_replace
 from dfs.client.local_files import local_path
 from dfs.client.plans import PlanAhead
 from dfs.client.resume import DownloadSidecar, open_own
@@ -263,28 +263,13 @@ class PartFile:
             self.sidecar.remove()
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
         try:
-            _rename(self.path, target, overwrite)
+            link_or_replace(self.path, target, overwrite)
         except FileExistsError:
             self.path.unlink(missing_ok=True)
             self.sidecar.remove()
             raise Conflict(f"{target} appeared during the download; not replaced") from None
         self.sidecar.remove()
         await asyncio.to_thread(fsync_dir, target.parent)
-
-
-def _rename(part: Path, target: Path, overwrite: bool) -> None:
-    if not overwrite:
-        try:
-            os.link(part, target)  # atomic, and fails if anything is at target
-        except FileExistsError:
-            raise
-        except OSError:  # a file system without hard links: a rename, checked first
-            if os.path.lexists(target):
-                raise FileExistsError(target) from None
-        else:
-            part.unlink()
-            return
-    os.replace(part, target)
 
 
 def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:

@@ -144,7 +144,9 @@ def _open_temp(f: SmallFile, resume: bool) -> tuple[Path, int]:
     return tmp, os.open(tmp, flags, 0o644)
 
 
-def _link_or_replace(tmp: Path, target: Path, overwrite: bool) -> None:
+def link_or_replace(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Rename ``tmp`` over ``target``; without ``overwrite`` link it there instead, so that
+    a file already at ``target`` is never replaced (FileExistsError)."""
     if overwrite:
         os.replace(tmp, target)
         return
@@ -199,7 +201,7 @@ def _rename_all(
     try:
         for f, tmp in temps:
             try:
-                _link_or_replace(tmp, f.target, overwrite)
+                link_or_replace(tmp, f.target, overwrite)
             except FileExistsError:
                 tmp.unlink(missing_ok=True)
                 taken.append(f)

@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from dfs import auth, protocol
 from dfs.client import Client
 from dfs.client.local_files import LocalFile
 from dfs.localcluster import LocalCluster
+from tests.e2e.test_hung_node import stopped
 
 pytestmark = [
     pytest.mark.e2e,
@@ -163,16 +163,6 @@ async def test_restore_fails_over_a_missing_chunk_and_refuses_altered_bytes(
     assert results[0].failovers >= 1
     assert results[1].failovers >= 1
     assert not list(out.rglob("*.dfs-part*"))
-
-
-@contextlib.contextmanager
-def stopped(c: LocalCluster, node_id: str) -> Iterator[None]:
-    proc = c.node(int(node_id.removeprefix("node")))
-    proc.signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        proc.signal(signal.SIGCONT)
 
 
 async def test_restore_hedges_around_a_stopped_node(cluster: LocalCluster, tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ group after the other:
 
 1. every file of the group goes to a temp file beside its target (``.NAME.TAG.dfs-part``:
    with resume the tag is the file id, so a run killed mid-group leaves files the next run
-   reuses, never litter that grows), its bytes in one ``write``, its mode and mtime set on
-   the descriptor (``restore_attrs``'s rules);
+   reuses, never litter that grows; opened as ``dfs.client.resume.open_own`` does), its
+   bytes in one ``write``, its mode and mtime set on the descriptor (``restore_attrs``'s
+   rules);
 2. one ``syncfs`` makes all of them durable at once (``fsync`` per file where ``syncfs`` is
    missing);
 3. each temp file is renamed over its target (without ``overwrite``: linked, so a file that
@@ -18,7 +19,7 @@ group after the other:
 
 So a target only ever holds nothing, its old file, or the whole verified new file. The
 whole-file sha256 is checked before the temp file is written (a one-chunk file's is its
-chunk's, already verified). Standard library only.
+chunk's, already verified). Standard library (and ``dfs.client.resume``) only.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfs.client.resume import open_own
 from dfs.errors import Conflict, IntegrityError
 
 GROUP_FILES = 256
@@ -132,15 +134,17 @@ def _attrs(fd: int, plan: dict[str, Any]) -> None:
 
 
 def _open_temp(f: SmallFile, resume: bool) -> tuple[Path, int]:
-    """A temp file beside the target, never opened through a link planted at its name."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    """A temp file beside the target, never opened through a link planted at its name.
+    With ``resume`` its name is fixed, and a file an interrupted run left there is reused
+    (when it is our own plain file), so interrupted restores leave no growing litter."""
     if resume:
         tmp = f.target.parent / f".{f.target.name}.{f.plan['file_id']}.dfs-part"
-        try:
-            return tmp, os.open(tmp, flags, 0o644)
-        except FileExistsError:
-            pass  # an earlier run's, or someone's link: a private name instead
+        fd = open_own(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            return tmp, fd
     tmp = f.target.parent / f".{f.target.name}.{secrets.token_hex(8)}.dfs-part"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     return tmp, os.open(tmp, flags, 0o644)
 
 

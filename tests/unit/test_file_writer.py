@@ -95,3 +95,11 @@ async def test_the_group_writer_reports_conflicts_after_writing_the_rest(tmp_pat
     assert "f3" not in written
     assert (tmp_path / "f3").read_text() == "mine"
     assert (tmp_path / "f599").read_text() == "599"
+
+
+def test_a_temp_file_an_interrupted_run_left_is_reused(tmp_path: Path) -> None:
+    (tmp_path / ".t.fid.dfs-part").write_bytes(b"half of an older write, longer")
+    f = _ready(_plan("fid", [b"payload"]), tmp_path / "t", [b"payload"])
+    assert write_group([f], overwrite=True, resume=True) == []
+    assert (tmp_path / "t").read_bytes() == b"payload"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]

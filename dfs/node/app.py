@@ -35,7 +35,7 @@ from dfs.chunkstore.pack import PackChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import ConfigError, DfsError
 from dfs.meta import open_metadata_store
-from dfs.node import routes_batch, routes_chunks, routes_maintenance, routes_monitoring
+from dfs.node import routes_batch, routes_chunks, routes_maintenance, routes_monitoring, routes_read
 from dfs.node.context import CONFIG, FORWARDER, STORE
 from dfs.node.disk_identity import next_boot
 from dfs.node.forwarding import ReplicaForwarder
@@ -82,6 +82,7 @@ def make_app(cfg: NodeConfig, store: ChunkStore, nodes: NodeClient) -> web.Appli
     routes_chunks.add_routes(app)
     routes_maintenance.add_routes(app)
     routes_batch.add_routes(app)
+    routes_read.add_routes(app)
     return app
 
 

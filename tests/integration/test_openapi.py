@@ -317,6 +317,17 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         await call("GET", protocol.GET_CHUNK, 200, params=get)
         await call("GET", protocol.GET_CHUNK, 403, params={**get, "chunk_id": "0" * 64})
         await call("GET", protocol.GET_CHUNK, 400, params={**get, "chunk_id": "../x"})
+        many = {"chunks": [{"chunk_id": digest, "cap": get["cap"]}]}
+        records = await call("POST", protocol.GET_CHUNKS, 200, json=many)
+        assert protocol.read_record_header(records[: protocol.RECORD_HEADER.size])[0] == digest
+        await call("POST", protocol.GET_CHUNKS, 401, json={"chunks": [{"chunk_id": digest}]})
+        await call(
+            "POST",
+            protocol.GET_CHUNKS,
+            403,
+            json={"chunks": [{**many["chunks"][0], "chunk_id": "0" * 64}]},
+        )
+        await call("POST", protocol.GET_CHUNKS, 400, json={"chunks": []})
         has = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_HAS, auth.ANY_CHUNK, nid)}
         answer = await call("POST", protocol.HAS_CHUNKS, 200, has, json={"chunk_ids": [digest]})
         assert answer == {"present": [digest]}

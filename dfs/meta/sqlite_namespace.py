@@ -18,7 +18,8 @@ suspended delete) its link goes, and the last link deletes the file exactly as
 
 The parts: ``sqlite_namespace_schema`` (tables, rows → records, tokens),
 ``sqlite_namespace_writes`` (S3's version rules), ``sqlite_namespace_usage`` (links and
-counters), ``sqlite_namespace_listing`` (pages and search).
+counters), ``sqlite_namespace_files`` (the store's files as the namespace sees them),
+``sqlite_namespace_listing`` (pages and search).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dfs.meta.namespace import (
     SearchQuery,
     Usage,
 )
+from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_listing import list_objects, list_versions, search
 from dfs.meta.sqlite_namespace_schema import bucket_record, version_record
 from dfs.meta.sqlite_namespace_usage import read_usage, read_usage_groups
@@ -56,6 +58,8 @@ from dfs.meta.sqlite_namespace_writes import (
 )
 
 T = TypeVar("T")
+# list_objects or list_versions of dfs.meta.sqlite_namespace_listing
+Lister = Callable[[sqlite3.Connection, str, str, str, str | None, int], ObjectListing]
 
 
 def _grants(db: sqlite3.Connection, bucket: str) -> list[tuple[str, str]]:
@@ -103,6 +107,15 @@ class SqliteNamespaceMixin:
         def op() -> T:
             with self._tx() as db:
                 return fn(db)
+
+        return op
+
+    def _change(self, fn: Callable[[StoreFiles], T]) -> Callable[[], T]:
+        """A version change: one write transaction, with the store's files at hand."""
+
+        def op() -> T:
+            with self._tx() as db:
+                return fn(StoreFiles(db, self._insert_file))
 
         return op
 
@@ -188,7 +201,7 @@ class SqliteNamespaceMixin:
     # --- objects ----------------------------------------------------------------------------
 
     async def put_object(self, obj: NewObject, now: float) -> PutResult:
-        return await self._run(self._write(lambda db: put(db, obj, now)))
+        return await self._run(self._change(lambda files: put(files, obj, now)))
 
     async def get_object(
         self, bucket: str, key: str, version_id: str | None = None
@@ -202,18 +215,22 @@ class SqliteNamespaceMixin:
     async def delete_object(
         self, bucket: str, key: str, version_id: str | None, now: float
     ) -> ObjectVersion | None:
-        return await self._run(self._write(lambda db: delete(db, bucket, key, version_id, now)))
+        return await self._run(
+            self._change(lambda files: delete(files, bucket, key, version_id, now))
+        )
 
     async def restore_version(
         self, bucket: str, key: str, version_id: str, now: float
     ) -> PutResult:
-        return await self._run(self._write(lambda db: restore(db, bucket, key, version_id, now)))
+        return await self._run(
+            self._change(lambda files: restore(files, bucket, key, version_id, now))
+        )
 
     async def copy_object(
         self, src_bucket: str, src_key: str, src_version: str | None, dst: NewObject, now: float
     ) -> PutResult:
         src = (src_bucket, src_key, src_version)
-        return await self._run(self._write(lambda db: copy(db, src, dst, now, self._insert_file)))
+        return await self._run(self._change(lambda files: copy(files, src, dst, now)))
 
     async def update_object(
         self,
@@ -239,11 +256,7 @@ class SqliteNamespaceMixin:
         token: str | None = None,
         limit: int = 1000,
     ) -> ObjectListing:
-        def op(db: sqlite3.Connection) -> ObjectListing:
-            load_bucket(db, bucket)
-            return list_objects(db, bucket, prefix, delimiter, token, max(limit, 1))
-
-        return await self._run(self._read(op))
+        return await self._page(list_objects, bucket, prefix, delimiter, token, limit)
 
     async def list_versions(
         self,
@@ -254,9 +267,14 @@ class SqliteNamespaceMixin:
         token: str | None = None,
         limit: int = 1000,
     ) -> ObjectListing:
+        return await self._page(list_versions, bucket, prefix, delimiter, token, limit)
+
+    async def _page(
+        self, walk: Lister, bucket: str, prefix: str, delimiter: str, token: str | None, limit: int
+    ) -> ObjectListing:
         def op(db: sqlite3.Connection) -> ObjectListing:
             load_bucket(db, bucket)
-            return list_versions(db, bucket, prefix, delimiter, token, max(limit, 1))
+            return walk(db, bucket, prefix, delimiter, token, max(limit, 1))
 
         return await self._run(self._read(op))
 

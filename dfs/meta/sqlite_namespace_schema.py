@@ -14,7 +14,9 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 | ns_current    | (bucket, key)                | rank: the latest version, only while it is     |
 |               |                              | not a delete marker (what list_objects walks)  |
 | ns_file_links | file_id                      | links: versions linking the file               |
-| ns_chunk_refs | (tenant, bucket, chunk_id)   | refs: manifest entries of the versions of a    |
+| ns_scope_files| (tenant, bucket, file_id)    | links: versions of a bucket ("" = the whole    |
+|               |                              | tenant) linking the file                       |
+| ns_chunk_refs | (tenant, bucket, chunk_id)   | refs: manifest entries of the files of a       |
 |               |                              | bucket ("" = the whole tenant) on the chunk    |
 | ns_usage      | (tenant, bucket, grp, name)  | objects, versions, delete_markers,             |
 |               |                              | logical_bytes, stored_bytes                    |
@@ -64,6 +66,10 @@ CREATE TABLE IF NOT EXISTS ns_file_links (
 CREATE TABLE IF NOT EXISTS ns_chunk_refs (
     tenant TEXT NOT NULL, bucket TEXT NOT NULL, chunk_id TEXT NOT NULL, refs INTEGER NOT NULL,
     PRIMARY KEY (tenant, bucket, chunk_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ns_scope_files (
+    tenant TEXT NOT NULL, bucket TEXT NOT NULL, file_id TEXT NOT NULL, links INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, file_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ns_usage (
     tenant TEXT NOT NULL, bucket TEXT NOT NULL, grp TEXT NOT NULL, name TEXT NOT NULL,

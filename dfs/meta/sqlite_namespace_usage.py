@@ -11,8 +11,11 @@ Usage: each version adds to five ``ns_usage`` rows (the tenant, its bucket, the 
 top-level prefix, the extension tenant-wide and in the bucket). ``stored_bytes`` of the
 tenant and bucket rows counts each distinct chunk once: ``ns_chunk_refs`` holds, per tenant
 and per bucket, how many manifest entries of live versions point at a chunk, and a chunk's
-bytes are added when that count leaves 0 and taken off when it returns to 0. Prefix and type
-rows keep no chunk set (their stored_bytes stays 0, as the port says).
+bytes are added when that count leaves 0 and taken off when it returns to 0. A file's chunks
+enter a scope's set with the scope's first version linking the file (``ns_scope_files``
+counts them) and leave with its last, so a restore, or a copy within a bucket, changes one
+row however many chunks the file has. Prefix and type rows keep no chunk set (their
+stored_bytes stays 0, as the port says).
 """
 
 from __future__ import annotations
@@ -20,25 +23,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from dfs.errors import Conflict, FileNotFound
-from dfs.meta.base import FILE_COMPLETE
 from dfs.meta.namespace import Usage
-from dfs.meta.sqlite_refcounts import _refs as chunk_refs
-from dfs.meta.sqlite_refcounts import drop_refs, repoint_hash
+from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.namespace_rules import extension, top_prefix
 
 TENANT_WIDE = ""  # the bucket column of tenant-wide rows (bucket names have 3+ characters)
 _USAGE_COLUMNS = "objects, versions, delete_markers, logical_bytes, stored_bytes"
-
-
-def check_linkable(db: sqlite3.Connection, file_id: str, tenant: str) -> int:
-    """The size of a complete file of ``tenant`` that a version may link."""
-    row = db.execute("SELECT tenant, state, size FROM files WHERE file_id=?", (file_id,)).fetchone()
-    if row is None or row[0] != tenant:
-        raise FileNotFound(f"no file {file_id}")
-    if row[1] != FILE_COMPLETE:
-        raise Conflict(f"file {file_id} is not complete")
-    return int(row[2])
 
 
 def link_file(db: sqlite3.Connection, file_id: str) -> None:
@@ -50,24 +40,17 @@ def link_file(db: sqlite3.Connection, file_id: str) -> None:
         )
 
 
-def unlink_file(db: sqlite3.Connection, file_id: str, now: float) -> bool:
+def unlink_file(files: StoreFiles, file_id: str, now: float) -> bool:
     """Drop one link; on the last one delete the file as delete_file does. True if deleted."""
     if not file_id:
         return False
+    db = files.db
     row = db.execute("SELECT links FROM ns_file_links WHERE file_id=?", (file_id,)).fetchone()
     if row is not None and row[0] > 1:
         db.execute("UPDATE ns_file_links SET links = links - 1 WHERE file_id=?", (file_id,))
         return False
     db.execute("DELETE FROM ns_file_links WHERE file_id=?", (file_id,))
-    file_row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
-    if file_row is None:  # deleted by id meanwhile (the seed's DELETE /file)
-        return False
-    if file_row["state"] == FILE_COMPLETE:
-        drop_refs(db, file_row, now)
-        repoint_hash(db, file_row)
-    db.execute("DELETE FROM manifest WHERE file_id=?", (file_id,))
-    db.execute("DELETE FROM files WHERE file_id=?", (file_id,))
-    return True
+    return files.delete_released(file_id, now)
 
 
 def _add_usage(
@@ -92,39 +75,66 @@ def _add_usage(
     )
 
 
-def _add_stored(db: sqlite3.Connection, tenant: str, bucket: str, file_id: str, sign: int) -> None:
-    """Count a file's chunks into (sign 1) or out of (sign -1) the tenant's and the bucket's
-    chunk sets, moving stored_bytes when a chunk enters or leaves a set."""
-    refs = chunk_refs(db, file_id)
-    for scope in (TENANT_WIDE, bucket):
-        stored = 0
-        for chunk_id, count, size in refs:
-            ident = (tenant, scope, chunk_id)
-            cur = db.execute(
-                "SELECT refs FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
-            ).fetchone()
-            before = int(cur[0]) if cur is not None else 0
-            after = before + sign * count
-            if after > 0:
-                db.execute("INSERT OR REPLACE INTO ns_chunk_refs VALUES (?,?,?,?)", (*ident, after))
-            else:
-                db.execute(
-                    "DELETE FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
-                )
-            if before <= 0 < after:
-                stored += size
-            elif after <= 0 < before:
-                stored -= size
-        if stored:
+def _scope_links(db: sqlite3.Connection, ident: tuple[str, str, str], sign: int) -> int:
+    """Add ``sign`` to the versions of one scope linking one file; the count before."""
+    cur = db.execute(
+        "SELECT links FROM ns_scope_files WHERE tenant=? AND bucket=? AND file_id=?", ident
+    ).fetchone()
+    before = int(cur[0]) if cur is not None else 0
+    if before + sign > 0:
+        db.execute(
+            "INSERT OR REPLACE INTO ns_scope_files VALUES (?,?,?,?)", (*ident, before + sign)
+        )
+    else:
+        db.execute("DELETE FROM ns_scope_files WHERE tenant=? AND bucket=? AND file_id=?", ident)
+    return before
+
+
+def _add_chunks(
+    db: sqlite3.Connection, tenant: str, scope: str, refs: list[tuple[str, int, int]], sign: int
+) -> int:
+    """Count a file's chunks into (sign 1) or out of (sign -1) one scope's chunk set; the
+    change of the scope's stored bytes (a chunk's size when it enters or leaves the set)."""
+    stored = 0
+    for chunk_id, count, size in refs:
+        ident = (tenant, scope, chunk_id)
+        cur = db.execute(
+            "SELECT refs FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
+        ).fetchone()
+        before = int(cur[0]) if cur is not None else 0
+        after = before + sign * count
+        if after > 0:
+            db.execute("INSERT OR REPLACE INTO ns_chunk_refs VALUES (?,?,?,?)", (*ident, after))
+        else:
             db.execute(
-                "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "
-                "WHERE tenant=? AND bucket=? AND grp='all' AND name=''",
-                (stored, tenant, scope),
+                "DELETE FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
             )
+        if before <= 0 < after:
+            stored += size
+        elif after <= 0 < before:
+            stored -= size
+    return stored
+
+
+def _add_stored(files: StoreFiles, tenant: str, bucket: str, file_id: str, sign: int) -> None:
+    """A version linking ``file_id`` came (sign 1) or went (sign -1): the file's chunks enter
+    the tenant's and the bucket's chunk sets with the scope's first version linking it and
+    leave with its last, so more versions of one file (restores, copies) cost one row each."""
+    db = files.db
+    for scope in (TENANT_WIDE, bucket):
+        before = _scope_links(db, (tenant, scope, file_id), sign)
+        if before == (0 if sign > 0 else 1):  # the first link in, or the last one out
+            stored = _add_chunks(db, tenant, scope, files.chunks(file_id), sign)
+            if stored:
+                db.execute(
+                    "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "
+                    "WHERE tenant=? AND bucket=? AND grp='all' AND name=''",
+                    (stored, tenant, scope),
+                )
 
 
 def count_version(
-    db: sqlite3.Connection,
+    files: StoreFiles,
     tenant: str,
     bucket: str,
     key: str,
@@ -135,12 +145,13 @@ def count_version(
     sign: int,
 ) -> None:
     """A version (or marker) of the key was added (sign 1) or removed (sign -1)."""
+    db = files.db
     if is_marker:
         _add_usage(db, tenant, bucket, key, (0, 0, sign, 0))
         return
     _add_usage(db, tenant, bucket, key, (0, sign, 0, sign * size))
     if file_id:
-        _add_stored(db, tenant, bucket, file_id, sign)
+        _add_stored(files, tenant, bucket, file_id, sign)
 
 
 def count_current(db: sqlite3.Connection, tenant: str, bucket: str, key: str, delta: int) -> None:

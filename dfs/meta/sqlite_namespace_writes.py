@@ -14,11 +14,9 @@ import dataclasses
 import json
 import secrets
 import sqlite3
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from dfs.errors import BucketNotFound, KeyNotFound
-from dfs.meta.base import FileRecord, ManifestEntry
 from dfs.meta.namespace import (
     NULL_VERSION,
     VERSIONING_ENABLED,
@@ -27,19 +25,14 @@ from dfs.meta.namespace import (
     ObjectVersion,
     PutResult,
 )
+from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_schema import VERSION_COLUMNS, pairs_json, version_record
 from dfs.meta.sqlite_namespace_usage import (
-    check_linkable,
     count_current,
     count_version,
     link_file,
     unlink_file,
 )
-from dfs.meta.sqlite_refcounts import commit_one
-from dfs.meta.sqlite_schema import file_record
-
-# the store's own file insert (files + manifest rows), for copies into another tenant
-InsertFile = Callable[[sqlite3.Connection, FileRecord, Sequence[ManifestEntry]], None]
 
 
 def load_bucket(db: sqlite3.Connection, name: str) -> sqlite3.Row:
@@ -111,16 +104,15 @@ def refresh_current(db: sqlite3.Connection, tenant: str, bucket: str, key: str) 
         count_current(db, tenant, bucket, key, -1)
 
 
-def _remove_version(
-    db: sqlite3.Connection, tenant: str, row: sqlite3.Row, now: float
-) -> str | None:
+def _remove_version(files: StoreFiles, tenant: str, row: sqlite3.Row, now: float) -> str | None:
     """Delete one version row; the file it released, if that was its last link."""
+    db = files.db
     db.execute(
         "DELETE FROM ns_versions WHERE bucket=? AND key=? AND rank=?",
         (row["bucket"], row["key"], row["rank"]),
     )
     count_version(
-        db,
+        files,
         tenant,
         row["bucket"],
         row["key"],
@@ -129,14 +121,15 @@ def _remove_version(
         is_marker=bool(row["is_marker"]),
         sign=-1,
     )
-    return row["file_id"] if unlink_file(db, row["file_id"], now) else None
+    return row["file_id"] if unlink_file(files, row["file_id"], now) else None
 
 
 def insert_version(
-    db: sqlite3.Connection, bucket: sqlite3.Row, obj: NewObject, now: float, *, marker: bool = False
+    files: StoreFiles, bucket: sqlite3.Row, obj: NewObject, now: float, *, marker: bool = False
 ) -> PutResult:
     """Make ``obj`` (its file checked by the caller) the key's latest version, under the
     bucket's versioning state: a new version id when enabled, else replace the null one."""
+    db = files.db
     tenant, key = bucket["tenant"], obj.key
     link_file(db, obj.file_id)  # before the null version goes: it may link the same file
     released = None
@@ -146,7 +139,7 @@ def insert_version(
     else:
         old = find_version(db, obj.bucket, key, NULL_VERSION)
         if old is not None:
-            released = _remove_version(db, tenant, old, now)
+            released = _remove_version(files, tenant, old, now)
         rank, version_id = _next_rank(db), NULL_VERSION
     db.execute(
         f"INSERT INTO ns_versions ({VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -169,7 +162,7 @@ def insert_version(
         ),
     )
     count_version(
-        db, tenant, obj.bucket, key, file_id=obj.file_id, size=obj.size, is_marker=marker, sign=1
+        files, tenant, obj.bucket, key, file_id=obj.file_id, size=obj.size, is_marker=marker, sign=1
     )
     refresh_current(db, tenant, obj.bucket, key)
     row = find_version(db, obj.bucket, key, version_id)
@@ -177,33 +170,36 @@ def insert_version(
     return PutResult(version_record(row, True), released)
 
 
-def put(db: sqlite3.Connection, obj: NewObject, now: float) -> PutResult:
+def put(files: StoreFiles, obj: NewObject, now: float) -> PutResult:
+    db = files.db
     bucket = load_bucket(db, obj.bucket)
-    size = check_linkable(db, obj.file_id, bucket["tenant"]) if obj.file_id else 0
-    return insert_version(db, bucket, dataclasses.replace(obj, size=size), now)
+    size = files.linkable_size(obj.file_id, bucket["tenant"]) if obj.file_id else 0
+    return insert_version(files, bucket, dataclasses.replace(obj, size=size), now)
 
 
 def delete(
-    db: sqlite3.Connection, bucket_name: str, key: str, version_id: str | None, now: float
+    files: StoreFiles, bucket_name: str, key: str, version_id: str | None, now: float
 ) -> ObjectVersion | None:
+    db = files.db
     bucket = load_bucket(db, bucket_name)
     tenant = bucket["tenant"]
     if version_id is None and bucket["versioning"] in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
         return insert_version(
-            db, bucket, NewObject(bucket_name, key, "", 0), now, marker=True
+            files, bucket, NewObject(bucket_name, key, "", 0), now, marker=True
         ).version
     row = find_version(db, bucket_name, key, NULL_VERSION if version_id is None else version_id)
     if row is None:
         return None  # S3: deleting what is not there succeeds
     gone = version_record(row, is_latest(db, row))
-    _remove_version(db, tenant, row, now)
+    _remove_version(files, tenant, row, now)
     refresh_current(db, tenant, bucket_name, key)
     return gone
 
 
 def restore(
-    db: sqlite3.Connection, bucket_name: str, key: str, version_id: str, now: float
+    files: StoreFiles, bucket_name: str, key: str, version_id: str, now: float
 ) -> PutResult:
+    db = files.db
     row = readable_version(db, bucket_name, key, version_id)
     if row["is_marker"]:
         raise KeyNotFound(f"version {version_id} of {key!r} is a delete marker")
@@ -221,41 +217,16 @@ def restore(
         old.access,
         old.shared_with,
     )
-    return insert_version(db, load_bucket(db, bucket_name), again, now)
-
-
-def _copy_file(
-    db: sqlite3.Connection,
-    file_id: str,
-    tenant: str,
-    name: str,
-    insert_file: InsertFile,
-    now: float,
-) -> str:
-    """A new complete file of ``tenant`` with the manifest of ``file_id`` (counted by
-    ``commit_one`` like any commit: refcounts, the tenant's chunk set, Stats)."""
-    src = file_record(db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone())
-    manifest = [
-        ManifestEntry(r[0], r[1], r[2])
-        for r in db.execute(
-            "SELECT offset, size, chunk_id FROM manifest WHERE file_id=? ORDER BY idx", (file_id,)
-        )
-    ]
-    rec = dataclasses.replace(
-        src, file_id=str(uuid.uuid4()), tenant=tenant, name=name, created_at=now
-    )
-    insert_file(db, rec, manifest)
-    commit_one(db, rec.file_id, now)
-    return rec.file_id
+    return insert_version(files, load_bucket(db, bucket_name), again, now)
 
 
 def copy(
-    db: sqlite3.Connection,
+    files: StoreFiles,
     src: tuple[str, str, str | None],
     dst: NewObject,
     now: float,
-    insert_file: InsertFile,
 ) -> PutResult:
+    db = files.db
     row = readable_version(db, *src)
     if row["is_marker"]:
         raise KeyNotFound(f"the source of the copy, {src[1]!r}, is a delete marker")
@@ -263,11 +234,11 @@ def copy(
     bucket = load_bucket(db, dst.bucket)
     file_id = row["file_id"]
     if file_id and bucket["tenant"] != source_tenant:
-        file_id = _copy_file(db, file_id, bucket["tenant"], dst.key, insert_file, now)
+        file_id = files.copy(file_id, bucket["tenant"], dst.key, now)
     fields = dataclasses.replace(
         dst, file_id=file_id, size=row["size"], etag=row["etag"], sha256=row["sha256"]
     )
-    return insert_version(db, bucket, fields, now)
+    return insert_version(files, bucket, fields, now)
 
 
 def update(

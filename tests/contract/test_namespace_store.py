@@ -421,7 +421,9 @@ async def test_restore_version_is_metadata_only(ns: Store) -> None:
     ).version
     await ns.put_object(obj("rb", "k", b, etag="eb"), 3.0)
     before = await ns.get_stats()
+    assert await ns.usage("t1", "rb") == Usage(1, 2, 0, 30, 30)
     restored = await ns.restore_version("rb", "k", v1.version_id, 4.0)
+    assert await ns.usage("t1", "rb") == Usage(1, 3, 0, 40, 30)  # the chunks count once
     r = restored.version
     assert r.version_id not in (v1.version_id, NULL_VERSION)
     assert r.is_latest

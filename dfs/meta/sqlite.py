@@ -7,10 +7,7 @@ read. ``synchronous=FULL``: a committed file survives a power cut, not only a cr
 
 Each store owns one connection, used from one worker thread (sqlite3 is blocking), so the
 event loop never waits on disk. ``sqlite3`` errors are translated here and nowhere else.
-
-The tables are in ``dfs.meta.sqlite_schema``; the reference counting of commit and delete
-in ``dfs.meta.sqlite_refcounts``; the namespace (buckets, keys, versions) in
-``dfs.meta.sqlite_namespace``.
+Tables: ``sqlite_schema``; commit/delete refcounts: ``sqlite_refcounts``; namespace: ``sqlite_namespace``.
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import dfs.meta.sqlite_refcounts as content
 from dfs.errors import Conflict, FileNotFound, Unavailable
 from dfs.meta.base import (
     FILE_COMPLETE,
@@ -174,7 +172,7 @@ class SqliteMetadataStore(SqliteNamespaceMixin):
         self, db: sqlite3.Connection, rec: FileRecord, manifest: Sequence[ManifestEntry]
     ) -> None:
         db.execute(
-            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 rec.file_id,
                 rec.tenant,
@@ -187,6 +185,7 @@ class SqliteMetadataStore(SqliteNamespaceMixin):
                 len(manifest),
                 rec.mode,
                 rec.mtime,
+                int(rec.sha256_verified),
             ),
         )
         db.executemany(
@@ -241,6 +240,13 @@ class SqliteMetadataStore(SqliteNamespaceMixin):
 
         return await self._run(op)
 
+    async def mark_sha256_verified(self, file_id: str) -> FileRecord | None:
+        def op() -> FileRecord | None:
+            with self._tx() as db:
+                return content.mark_verified(db, file_id)
+
+        return await self._run(op)
+
     async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
         # one transaction for the batch; each file's refcounts read inside it, so two files
         # of the batch sharing a chunk count exactly as two commits one after the other
@@ -289,16 +295,10 @@ class SqliteMetadataStore(SqliteNamespaceMixin):
 
         return await self._run(op)
 
-    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
-        def op() -> FileRecord | None:
-            row = self._db.execute(
-                "SELECT f.* FROM file_hashes h JOIN files f ON f.file_id = h.file_id "
-                "WHERE h.tenant=? AND h.sha256=? AND f.state=?",
-                (tenant, sha256, FILE_COMPLETE),
-            ).fetchone()
-            return None if row is None else file_record(row)
-
-        return await self._run(op)
+    async def find_file_by_sha256(
+        self, tenant: str, sha256: str, *, verified: bool = True
+    ) -> FileRecord | None:
+        return await self._run(lambda: content.find_by_entry(self._db, tenant, sha256, verified))
 
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None
@@ -368,13 +368,13 @@ class SqliteMetadataStore(SqliteNamespaceMixin):
 
         return await self._run(op)
 
-    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool:
+    async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool:
         def op() -> bool:
             # one statement: atomic, so two API processes cannot both accept the same beat
             cur = self._db.execute(
-                "INSERT INTO node_sequences VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
-                "SET boot=excluded.boot, seq=excluded.seq "
-                "WHERE node_sequences.boot != excluded.boot OR node_sequences.seq < excluded.seq",
+                "INSERT INTO node_boots VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
+                "SET boot=excluded.boot, seq=excluded.seq WHERE node_boots.boot < excluded.boot "
+                "OR (node_boots.boot = excluded.boot AND node_boots.seq < excluded.seq)",
                 (node_id, boot, seq),
             )
             return cur.rowcount > 0

@@ -13,7 +13,7 @@ import dataclasses
 import sqlite3
 
 from dfs.errors import FileNotFound
-from dfs.meta.base import FILE_COMPLETE, FileRecord
+from dfs.meta.base import FILE_COMPLETE, FileRecord, sha256_entry
 from dfs.meta.sqlite_schema import file_record
 
 
@@ -72,25 +72,58 @@ def commit_one(db: sqlite3.Connection, file_id: str, now: float) -> FileRecord:
         deltas.items(),
     )
     db.execute("UPDATE files SET state=? WHERE file_id=?", (FILE_COMPLETE, file_id))
-    # the first complete file with this content keeps the entry
+    # the first complete file with this content keeps the entry (verified files and claims
+    # each their own)
     db.execute(
         "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
-        (row["tenant"], row["sha256"], file_id),
+        (row["tenant"], _entry(row), file_id),
     )
     return dataclasses.replace(file_record(row), state=FILE_COMPLETE)
+
+
+def _entry(row: sqlite3.Row) -> str:
+    return sha256_entry(row["sha256"], bool(row["sha256_verified"]))
+
+
+def mark_verified(db: sqlite3.Connection, file_id: str) -> FileRecord | None:
+    """mark_sha256_verified's work inside the caller's write transaction: the file leaves
+    its claim's content entry (handed on as a delete would) and joins the verified one."""
+    row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
+    if row is None or row["state"] != FILE_COMPLETE:
+        return None
+    if not row["sha256_verified"]:
+        repoint_hash(db, row)
+        db.execute("UPDATE files SET sha256_verified=1 WHERE file_id=?", (file_id,))
+        db.execute(
+            "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
+            (row["tenant"], sha256_entry(row["sha256"], True), file_id),
+        )
+    return dataclasses.replace(file_record(row), sha256_verified=True)
+
+
+def find_by_entry(
+    db: sqlite3.Connection, tenant: str, sha256: str, verified: bool
+) -> FileRecord | None:
+    """The complete file the (tenant, sha256, verified) content entry names, if any."""
+    row = db.execute(
+        "SELECT f.* FROM file_hashes h JOIN files f ON f.file_id = h.file_id "
+        "WHERE h.tenant=? AND h.sha256=? AND f.state=? AND f.sha256_verified=?",
+        (tenant, sha256_entry(sha256, verified), FILE_COMPLETE, int(verified)),
+    ).fetchone()
+    return None if row is None else file_record(row)
 
 
 def repoint_hash(db: sqlite3.Connection, row: sqlite3.Row) -> None:
     """If file_hashes names the file being deleted, name the tenant's oldest other complete
     file with the same content instead, or drop the entry (same transaction as the delete)."""
-    key = (row["tenant"], row["sha256"])
+    key = (row["tenant"], _entry(row))
     cur = db.execute("SELECT file_id FROM file_hashes WHERE tenant=? AND sha256=?", key).fetchone()
     if cur is None or cur[0] != row["file_id"]:
         return
     other = db.execute(
-        "SELECT file_id FROM files WHERE tenant=? AND sha256=? AND state=? AND file_id != ? "
-        "ORDER BY created_at, file_id LIMIT 1",
-        (*key, FILE_COMPLETE, row["file_id"]),
+        "SELECT file_id FROM files WHERE tenant=? AND sha256=? AND sha256_verified=? "
+        "AND state=? AND file_id != ? ORDER BY created_at, file_id LIMIT 1",
+        (row["tenant"], row["sha256"], row["sha256_verified"], FILE_COMPLETE, row["file_id"]),
     ).fetchone()
     if other is None:
         db.execute("DELETE FROM file_hashes WHERE tenant=? AND sha256=?", key)

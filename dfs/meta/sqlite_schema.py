@@ -9,7 +9,8 @@ one place. Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | nodes     | node_id              | host, port, zone, capacity/used bytes, status,             |
 |           |                      | last_heartbeat, expires_at, disk_id                        |
 | files     | file_id              | tenant, name, size, sha256, chunker, state, created_at,    |
-|           |                      | chunk_count, mode, mtime (NULL when the upload gave none)  |
+|           |                      | chunk_count, mode, mtime (NULL when the upload gave none), |
+|           |                      | sha256_verified (1: the API hashed the bytes)              |
 | manifest  | (file_id, idx)       | offset, size, chunk_id                                     |
 | chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0) |
 | locations | (chunk_id, node_id)  | created_at; index by (node_id, chunk_id) for repair        |
@@ -17,9 +18,11 @@ one place. Tables (all ``WITHOUT ROWID`` where the key is the access path):
 | tenant_chunks | (tenant, chunk_id) | refcount: references from the tenant's complete files      |
 | tenants   | tenant               | created_at                                                 |
 | file_hashes | (tenant, sha256)   | file_id: the oldest complete file with that content (delete |
-|           |                      | re-points it, in its transaction)                          |
+|           |                      | re-points it, in its transaction); sha256 is the entry key |
+|           |                      | (``sha256_entry``: verified files apart from claims)       |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
-| node_sequences | node_id         | boot, seq: the node's last accepted heartbeat (replays)    |
+| node_boots | node_id             | boot, seq (integers): the node's last accepted heartbeat   |
+|           |                      | (replays; node_sequences, with per-boot nonces, is dropped) |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
 """
 
@@ -39,7 +42,8 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE TABLE IF NOT EXISTS files (
     file_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
     sha256 TEXT NOT NULL, chunker TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL,
-    chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL
+    chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL,
+    sha256_verified INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, state, file_id);
 CREATE INDEX IF NOT EXISTS files_by_hash ON files (tenant, sha256);
@@ -70,9 +74,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, label TEXT NOT NULL,
     created_at REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS node_sequences (
-    node_id TEXT PRIMARY KEY, boot TEXT NOT NULL, seq INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS node_boots (
+    node_id TEXT PRIMARY KEY, boot INTEGER NOT NULL, seq INTEGER NOT NULL
 ) WITHOUT ROWID;
+DROP TABLE IF EXISTS node_sequences;
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL, info TEXT NOT NULL
 ) WITHOUT ROWID;
@@ -93,7 +98,11 @@ def apply_schema(conn: sqlite3.Connection) -> None:
     cols = {r[1] for r in conn.execute("PRAGMA table_info(files)")}
     # a database made before files kept mode and mtime: appended, so the column order
     # (and INSERT ... VALUES) is the same as a new database's
-    for col, kind in (("mode", "INTEGER"), ("mtime", "REAL")):
+    for col, kind in (
+        ("mode", "INTEGER"),
+        ("mtime", "REAL"),
+        ("sha256_verified", "INTEGER NOT NULL DEFAULT 0"),  # before files were verified
+    ):
         if col not in cols:
             conn.execute(f"ALTER TABLE files ADD COLUMN {col} {kind}")
     apply_namespace_schema(conn)  # the ns_* tables (dfs.meta.sqlite_namespace_schema)
@@ -104,4 +113,6 @@ def node_record(row: sqlite3.Row) -> NodeRecord:
 
 
 def file_record(row: sqlite3.Row) -> FileRecord:
-    return FileRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
+    fields = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row
+    fields["sha256_verified"] = bool(fields.get("sha256_verified", 0))
+    return FileRecord(**fields)

@@ -147,9 +147,9 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
 
         # node registration: a capability, not a token
         node_id = "extra-node"
-        boot = auth.new_boot()
+        boot = 1_700_000_000_000
         hb = {"node_id": node_id, "host": "127.0.0.1", "port": 1, "boot": boot, "seq": 1}
-        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0)
+        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0, "")
         await call("POST", protocol.NODE_HEARTBEAT, 401, json=hb)
         await call("POST", protocol.NODE_HEARTBEAT, 200, {protocol.CAPABILITY: beat}, json=hb)
         bye = {protocol.CAPABILITY: auth.mint_deregister(SECRET, node_id, boot, 2)}
@@ -158,6 +158,7 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         mine = {"node_id": node_id, "boot": boot, "seq": 2}
         await call("POST", protocol.NODE_DEREGISTER, 200, bye, json=mine)
 
+        await _namespace_routes(call, user)
         await _seed_and_batch_routes(call, user, up.file_id, body)
         await call("GET", protocol.READYZ, 200)
         text = await call("GET", protocol.METRICS, 200, ADMIN)
@@ -166,6 +167,12 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         await call("GET", protocol.METRICS, 401)
         await call("GET", protocol.ADMIN_REPAIR, 200, ADMIN)
         await call("GET", protocol.ADMIN_REPAIR, 403, user)
+        node = {"node_id": node_id}
+        await call("POST", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("GET", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("GET", protocol.ADMIN_NODE_DRAIN, 403, user, path=node)
+        await call("DELETE", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("POST", protocol.ADMIN_NODE_DRAIN, 400, ADMIN, path={"node_id": "a b"})
         stats = await call("GET", protocol.ADMIN_STATS, 200, ADMIN)
         assert stats["total_s3_size_saved"] == stats["total_bytes_saved"]
     assert {route for _, route, _ in call.seen} == {p for _, p in API.operations()}
@@ -284,28 +291,28 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         upload = {protocol.CAPABILITY: put_cap, protocol.UPLOAD: file_id}
         await call("PUT", protocol.STORE_CHUNK, 422, upload, params=q, data=data[:-1])
         await call("PUT", protocol.STORE_CHUNK, 201, upload, params=q, data=data)
-        # /store-chunks: a batch of two, each chunk with its own put capability
+        # /store-chunks: a batch of two under one put-batch capability in the headers
         other = random.Random(6).randbytes(3_000)
         other_id = hashlib.sha256(other).hexdigest()
-        index = [
-            {"chunk_id": digest, "file_id": file_id, "cap": put_cap},
-            {
-                "chunk_id": other_id,
-                "file_id": file_id,
-                "cap": auth.mint(
-                    SECRET, auth.OP_PUT, other_id, nid, extra=protocol.put_cap_extra(file_id, "")
-                ),
-            },
-        ]
+        ids, fids = [digest, other_id], [file_id, file_id]
+        index = [{"chunk_id": c, "file_id": f} for c, f in zip(ids, fids, strict=True)]
+        batch_extra = protocol.put_cap_extra(protocol.list_sha256(fids), "")
+        batch_cap = auth.mint(
+            SECRET, auth.OP_PUT_BATCH, protocol.list_sha256(ids), nid, extra=batch_extra
+        )
+        batch_headers = protocol.batch_headers(batch_cap, ids, fids)
         batch = protocol.pack_chunks(index, [data, other])
-        answer = await call("POST", protocol.STORE_CHUNKS, 201, data=batch)
+        answer = await call("POST", protocol.STORE_CHUNKS, 201, batch_headers, data=batch)
         assert [c["chunk_id"] for c in answer["chunks"]] == [digest, other_id]
         assert all(
             auth.receipt_ok(SECRET, c["receipt"], file_id, c["chunk_id"]) for c in answer["chunks"]
         )
         tampered = protocol.pack_chunks(index, [data, other[:-1] + b"x"])
-        await call("POST", protocol.STORE_CHUNKS, 422, data=tampered)
-        await call("POST", protocol.STORE_CHUNKS, 400, data=b"\x00\x00")
+        await call("POST", protocol.STORE_CHUNKS, 422, batch_headers, data=tampered)
+        await call("POST", protocol.STORE_CHUNKS, 400, batch_headers, data=b"\x00\x00")
+        await call("POST", protocol.STORE_CHUNKS, 401, data=batch)
+        reordered = protocol.pack_chunks(index[::-1], [other, data])
+        await call("POST", protocol.STORE_CHUNKS, 403, batch_headers, data=reordered)
         get = {"chunk_id": digest, "cap": auth.mint(SECRET, auth.OP_GET, digest, nid)}
         await call("GET", protocol.GET_CHUNK, 200, params=get)
         await call("GET", protocol.GET_CHUNK, 403, params={**get, "chunk_id": "0" * 64})
@@ -368,3 +375,62 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         assert b"dfs_node_chunks_stored" in text
         await call("GET", protocol.METRICS, 401, {"Authorization": "Bearer wrong"})
     assert {(m, r) for m, r, _ in call.seen} == NODE.operations()
+
+
+async def _namespace_routes(call: Caller, user: dict[str, str]) -> None:
+    """Buckets, objects, listings, copies, access, URLs and usage: good and bad requests."""
+    b = {"bucket": "spec-bucket"}
+    await call("POST", protocol.BUCKETS, 201, user, json={"name": "spec-bucket"})
+    await call("POST", protocol.BUCKETS, 409, user, json={"name": "spec-bucket"})
+    await call("POST", protocol.BUCKETS, 400, user, json={"name": "No_Such"})
+    await call("GET", protocol.BUCKETS, 200, user)
+    await call("GET", protocol.BUCKET, 200, user, path=b)
+    await call("GET", protocol.BUCKET, 404, path=b)  # anonymous: not public
+    await call("PATCH", protocol.BUCKET, 200, user, path=b, json={"versioning": "enabled"})
+    await call("PATCH", protocol.BUCKET, 404, ADMIN, path=b, json={"access": "public-read"})
+    raw = {"Content-Type": "application/octet-stream", **user}
+    q = {"filename": "k.txt", "bucket": "spec-bucket", "key": "dir/k.txt"}
+    made = await call("POST", protocol.UPLOAD_FILE, 201, raw, params=q, data=b"hello")
+    again = await call("POST", protocol.UPLOAD_FILE, 201, raw, params=q, data=b"hello")
+    assert again["object"]["version_id"] != made["object"]["version_id"]
+    obj = {**b, "key": "dir/k.txt"}
+    other = {**b, "key": "dir/other.txt"}
+    route = "/objects/{bucket}/{key}"
+    put = {"file_id": made["file_id"], "tags": {"kind": "note"}}
+    await call("PUT", route, 201, user, path=other, json=put)
+    await call("PUT", route, 400, user, path=other, json={"file_id": "x"})
+    assert await call("GET", route, 200, user, path=obj) == b"hello"
+    await call("GET", route, 206, {**user, "Range": "bytes=1-2"}, path=obj)
+    await call("GET", route, 404, path=obj)
+    info = "/object-info/{bucket}/{key}"
+    await call("GET", info, 200, user, path=obj)
+    await call("GET", info, 404, ADMIN, path=obj)  # refused: as missing
+    await call("PATCH", info, 200, user, path=obj, json={"access": "public-read"})
+    await call("PATCH", info, 400, user, path=obj, json={"tags": {"aws:x": "y"}})
+    await call("GET", "/object-url/{bucket}/{key}", 200, user, path=obj)
+    await call("GET", "/object-url/{bucket}/{key}", 404, user, path={**b, "key": "none"})
+    listing = {"prefix": "dir/", "delimiter": "/"}
+    await call("GET", protocol.BUCKET_OBJECTS, 200, user, path=b, params=listing)
+    await call("GET", protocol.BUCKET_OBJECTS, 400, user, path=b, params={"limit": 0})
+    await call("GET", protocol.BUCKET_SEARCH, 200, user, path=b, params={"tag": "kind=note"})
+    await call("GET", protocol.BUCKET_USAGE, 200, user, path=b, params={"by": "prefix"})
+    await call("GET", protocol.BUCKET_USAGE, 400, user, path=b, params={"by": "size"})
+    await call("GET", protocol.USAGE, 200, user, params={"by": "type"})
+    await call("GET", protocol.USAGE, 401)
+    copy = {"src_bucket": "spec-bucket", "src_key": "dir/", "dst_bucket": "spec-bucket"}
+    copy |= {"dst_key": "copy/", "recursive": True}
+    await call("POST", protocol.OBJECTS_COPY, 200, user, json=copy)
+    await call("POST", protocol.OBJECTS_COPY, 400, user, json={**copy, "dst_key": "dir/x/"})
+    versions = await call(
+        "GET", protocol.BUCKET_OBJECTS, 200, user, path=b, params={"versions": "true"}
+    )
+    old = versions["objects"][-1]
+    restore = {"bucket": "spec-bucket", "key": old["key"], "version": old["version_id"]}
+    await call("POST", protocol.OBJECTS_RESTORE, 200, user, json=restore)
+    await call("POST", protocol.OBJECTS_RESTORE, 400, user, json={"bucket": "spec-bucket"})
+    await call("DELETE", route, 200, user, path=obj)
+    await call("DELETE", route, 404, ADMIN, path=obj)  # another tenant's bucket
+    await call("DELETE", protocol.BUCKET_OBJECTS, 200, user, path=b, params={"prefix": "copy/"})
+    await call("DELETE", protocol.BUCKET, 409, user, path=b)
+    await call("POST", protocol.BUCKETS, 201, user, json={"name": "spec-empty"})
+    await call("DELETE", protocol.BUCKET, 204, user, path={"bucket": "spec-empty"})

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from dfs import auth, protocol
+from dfs.api.context import ANONYMOUS_READS
 from dfs.client import Client
 from dfs.errors import AuthError, FileNotFound, Forbidden, IncompleteUpload, NotFound
 from dfs.transport.http import ChunkPayload
@@ -69,6 +70,10 @@ async def test_every_route_but_health_needs_a_token(inproc: InProcessCluster) ->
                 assert status in (400, 401), (method, path, status)  # a node capability instead
             elif path.startswith(protocol.SIGNED_DOWNLOAD):
                 assert status in (400, 401, 404), (method, path, status)  # signed instead
+            elif not headers and method in ("GET", "HEAD") and path.startswith(ANONYMOUS_READS):
+                # no token at all: an anonymous read of public buckets and objects only (the
+                # literal "{bucket}" is no bucket name: 400; or no such bucket: 404)
+                assert status in (400, 401, 404), (method, path, status)
             else:
                 assert status == 401, (method, path, status)
                 if method != "HEAD":  # HEAD answers carry no body
@@ -254,7 +259,7 @@ async def test_node_requires_valid_capability(inproc: InProcessCluster) -> None:
 
 
 async def test_node_registration_needs_the_cluster_secret(inproc: InProcessCluster) -> None:
-    boot = auth.new_boot()
+    boot = 1_700_000_000_000
     body = {
         "node_id": "rogue",
         "host": "127.0.0.1",
@@ -268,12 +273,12 @@ async def test_node_registration_needs_the_cluster_secret(inproc: InProcessClust
     status, _ = await raw("POST", url, json=body)
     assert status == 401
     wrong_secret = b"wrong-secret-0123456789abcdef0123"
-    wrong = auth.mint_heartbeat(wrong_secret, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40)
+    wrong = auth.mint_heartbeat(wrong_secret, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40, "")
     status, _ = await raw("POST", url, {protocol.CAPABILITY: wrong}, json=body)
     assert status == 403
     async with Client(inproc.api.url, token=ADMIN_TOKEN) as admin:
         assert "rogue" not in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
-        good = auth.mint_heartbeat(SECRET, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40)
+        good = auth.mint_heartbeat(SECRET, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40, "")
         await admin.api.heartbeat(body, cap=good)
         assert "rogue" in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
 

@@ -2,9 +2,10 @@
 
 Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
 files (``store_files``), commit and delete with their reference counting (``store_commit``,
-``store_delete``), chunks and their locations (``store_chunks``), and the keyed items of nodes,
-tenants, tokens, leases and stats (``store_registry``); the namespace port (buckets, keys,
-versions) is ``store_namespace`` and its parts. The package docstring shows the layout.
+``store_delete``), verified content (``store_verified``), chunks and their locations
+(``store_chunks``), and the keyed items of nodes, tenants, tokens, leases and stats
+(``store_registry``); the namespace port (buckets, keys, versions) is ``store_namespace`` and
+its parts. The package docstring shows the layout.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_namespace import NamespacePart
 from dfs.meta.dynamo.store_registry import RegistryPart
+from dfs.meta.dynamo.store_verified import VerifiedPart
 from dfs.meta.namespace import NamespaceStore
 
 
 class DynamoMetadataStore(
-    NamespacePart, FilesPart, CommitPart, DeletePart, ChunksPart, RegistryPart
+    NamespacePart, FilesPart, VerifiedPart, CommitPart, DeletePart, ChunksPart, RegistryPart
 ):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 

@@ -13,10 +13,12 @@ its parts, each owning one area:
 - ``store_namespace_list``: listing, search (what is indexed, what is a bounded scan) and
   usage reads.
 
-Metadata calls: a get is one GetItem; a flat page of N keys one Query (plus one GetItem of
-the bucket on the first page); a put in a new key about 10 requests (reads, the
-transaction, and its stored-bytes job: file and manifest reads, one batch of counts and one
-transaction per 48 distinct chunks, the job's delete).
+Metadata calls (measured on moto): a get is one GetItem; a flat page of N keys or of N
+one-version keys' versions one Query (plus the bucket's GetItem on the first page); a put of
+an empty object 2 requests (one BatchGetItem of bucket and head, the transaction), of a new
+file 7 (with the links' BatchGetItem and the stored-bytes job: the file's item, one
+BatchGetItem of counts and one transaction per 48 distinct chunks, the job's delete); an
+overwrite that releases the old file 17 (both jobs, and ``delete_file``).
 """
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ two leaves the mark until delete_bucket is called again, which finishes or lifts
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict, InvalidRequest
-from dfs.meta.dynamo.codec import S, attr_names
+from dfs.meta.dynamo.codec import S, attr_names, projection
 from dfs.meta.dynamo.requests import Cancelled, Item
 from dfs.meta.dynamo.store_core import StoreCore
 from dfs.meta.namespace import (
@@ -55,6 +55,30 @@ class NsBucketsPart(StoreCore):
         if limit is None:
             return list(self._rq.paginate("query", **params))
         return self._rq.up_to("query", limit, params)[0]
+
+    def _get_across(
+        self, wanted: Mapping[str, Sequence[Item]], projections: Mapping[str, Sequence[str]]
+    ) -> dict[str, list[Item]]:
+        """One strongly consistent BatchGetItem across tables (logical name -> at most 100
+        keys in all), under the request layer's retry policy; items by logical table."""
+        request: Item = {}
+        for table, keys in wanted.items():
+            if keys:
+                request[self.tables[table]] = {"Keys": list(keys), "ConsistentRead": True}
+                if table in projections:
+                    attrs = projections[table]
+                    request[self.tables[table]]["ProjectionExpression"] = projection(attrs)
+                    request[self.tables[table]]["ExpressionAttributeNames"] = attr_names(*attrs)
+        logical = {self.tables[t]: t for t in wanted}
+        out: dict[str, list[Item]] = {t: [] for t in wanted}
+
+        def collect(resp: Item) -> None:
+            for name, items in resp.get("Responses", {}).items():
+                out[logical[name]].extend(items)
+
+        if request:
+            self._rq.until_processed("batch_get_item", request, "UnprocessedKeys", collect)
+        return out
 
     def _bucket_item(self, name: str) -> Item:
         item = self._ns_get("namespace", nc.bucket_key(name))

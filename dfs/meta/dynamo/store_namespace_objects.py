@@ -63,8 +63,6 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
 
     async def put_object(self, obj: NewObject, now: float) -> PutResult:
         def plan(st: KeyState) -> Change:
-            if obj.file_id:
-                self._linkable(obj.file_id, st.bucket.tenant)
             latest = st.latest
             enabled = st.bucket.versioning == VERSIONING_ENABLED
             vsk = nc.new_vsk(now, latest[0] if latest else None, null=not enabled)

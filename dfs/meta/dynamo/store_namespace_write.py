@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, FileNotFound
+from dfs.errors import BucketNotFound, Conflict, FileNotFound
 from dfs.meta.base import FILE_COMPLETE
 from dfs.meta.dynamo.codec import N, S, attr_names, int_of
 from dfs.meta.dynamo.requests import Cancelled, Item
@@ -81,11 +81,16 @@ def _live(v: Versioned | None) -> bool:
 
 class NsWritePart(NsBucketsPart):
     def _key_state(self, bucket: str, key: str) -> KeyState:
-        item = self._bucket_item(bucket)
+        got = self._get_across(
+            {"namespace": [nc.bucket_key(bucket)], "objects": [nc.head_key(bucket, key)]}, {}
+        )
+        if not got["namespace"]:
+            raise BucketNotFound(f"no bucket {bucket}")
+        item = got["namespace"][0]
         if "deleting" in item:
             raise Conflict(f"bucket {bucket} is being deleted")
-        b = nc.bucket_record(item)
-        return KeyState(b, key, self._ns_get("objects", nc.head_key(bucket, key)))
+        head = got["objects"][0] if got["objects"] else None
+        return KeyState(nc.bucket_record(item), key, head)
 
     def _version_at(self, st: KeyState, vsk: str) -> Versioned | None:
         """A version of the key by its sort key (from the head when it is the latest)."""
@@ -230,9 +235,16 @@ class NsWritePart(NsBucketsPart):
         deltas = {f: d for f, d in deltas.items() if d}
         b = st.bucket
         scopes = ("tenant", f"bucket#{b.name}")
-        keys = [nc.link_key(f, s) for f in sorted(deltas) for s in scopes]
-        got = self._rq.batch_get(self.tables["namespace"], keys) if keys else []
-        read = {(i["p"]["S"].removeprefix("link#"), i["s"]["S"]): i for i in got}
+        linked = sorted(f for f, d in deltas.items() if d > 0)
+        got = self._get_across(
+            {
+                "namespace": [nc.link_key(f, s) for f in sorted(deltas) for s in scopes],
+                "files": [{"file_id": S(f)} for f in linked],
+            },
+            {"files": ("file_id", "state", "tenant")},
+        )
+        _check_linkable(linked, got["files"], b.tenant)
+        read = {(i["p"]["S"].removeprefix("link#"), i["s"]["S"]): i for i in got["namespace"]}
         actions: list[Item] = []
         jobs: list[Item] = []
         for f, d in sorted(deltas.items()):
@@ -250,7 +262,7 @@ class NsWritePart(NsBucketsPart):
                     release = release or (scope == "tenant" and n0 + d == 0)
             if ops:
                 jobs.append(_job_item(f, b, ops, release))
-        checks = [self._file_check(f, b.tenant) for f, d in sorted(deltas.items()) if d > 0]
+        checks = [self._file_check(f, b.tenant) for f in linked]
         return actions, jobs, checks
 
     def _link_action(self, file_id: str, scope: str, item: Item | None, n0: int, n1: int) -> Item:
@@ -285,12 +297,18 @@ class NsWritePart(NsBucketsPart):
             }
         }
 
-    def _linkable(self, file_id: str, tenant: str) -> None:
-        """FileNotFound unless ``file_id`` is a complete file of ``tenant``: checked before
-        planning, so that a put of a missing file fails instead of retrying its check."""
-        item = self._get_file_item(file_id, ("state", "tenant"))
-        if item is None or item["state"]["S"] != FILE_COMPLETE or item["tenant"]["S"] != tenant:
-            raise FileNotFound(f"no complete file {file_id} of tenant {tenant}")
+
+def _check_linkable(file_ids: list[str], items: list[Item], tenant: str) -> None:
+    """FileNotFound unless each file is complete and the tenant's, as read with the links:
+    a put of a missing file fails at once instead of retrying its ConditionCheck."""
+    ok = {
+        i["file_id"]["S"]
+        for i in items
+        if i["state"]["S"] == FILE_COMPLETE and i["tenant"]["S"] == tenant
+    }
+    for f in file_ids:
+        if f not in ok:
+            raise FileNotFound(f"no complete file {f} of tenant {tenant}")
 
 
 def _usage_deltas(old_latest: Versioned | None, ch: Change) -> dict[str, int]:

@@ -173,14 +173,15 @@ def test_a_namespace_people_can_live_in(
             ["curl", "-fsS", public_url], capture_output=True, check=True, timeout=30
         )
         assert fetched.stdout == files["b.png"]
-    with urllib.request.urlopen(public_url) as r:
+    with urllib.request.urlopen(public_url, timeout=10) as r:
         assert r.read() == files["b.png"]
         assert r.headers["Content-Disposition"].startswith("attachment")
         assert r.headers["X-Content-Type-Options"] == "nosniff"
         assert "sandbox" in r.headers["Content-Security-Policy"]
     for private in ("photos/2024/notes.txt", "photos/2024/nothing-here"):
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"{cluster.api_url}/objects/{private}")
+            urllib.request.urlopen(f"{cluster.api_url}/objects/{private}", timeout=10)
+        refused.value.close()  # the error holds the answer's socket
         assert refused.value.code == 404  # refused and missing look alike
 
     # a second tenant: nothing of alice's, then read-only access to photos/

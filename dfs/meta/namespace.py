@@ -222,6 +222,12 @@ class NamespaceStore(Protocol):
         prefix and type groups' ``stored_bytes`` is 0. All maintained in the atomic steps
         that change versions.
 
+    Background
+      - ``finish_namespace_jobs(now)`` completes the follow-up work a crashed writer left
+        (stored-bytes counts and file releases that could not ride in the version change's
+        own atomic step); safe to run while writers run; returns how many it finished.
+        Garbage collection calls it every pass. SQLite has none (one transaction does all).
+
     Every method may raise Unavailable when the backend cannot be reached.
     """
 
@@ -287,3 +293,4 @@ class NamespaceStore(Protocol):
     async def usage(self, tenant: str, bucket: str | None = None) -> Usage: ...
     async def usage_by_prefix(self, tenant: str, bucket: str) -> dict[str, Usage]: ...
     async def usage_by_type(self, tenant: str, bucket: str | None = None) -> dict[str, Usage]: ...
+    async def finish_namespace_jobs(self, now: float) -> int: ...

@@ -1,0 +1,183 @@
+// Buckets, and the folders and objects of one bucket: list (paged), create, upload, download,
+// delete. Every action is one API call with the signed-in token.
+import { call, keyPath, query, uploadFile } from "./api.js";
+import { button, bytes, clear, h, printable, when } from "./dom.js";
+
+const PAGE_SIZES = [10, 100, 1000];
+
+export async function bucketsView(view, ctx) {
+  const { buckets } = await call("GET", "/buckets");
+  const name = h("input", { id: "new-bucket", required: true, autocomplete: "off" });
+  const form = h("form", { id: "create-bucket" },
+    h("label", { for: "new-bucket" }, "New bucket"), name,
+    h("button", { type: "submit", class: "primary" }, "Create bucket"));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    await ctx.act(async () => {
+      await call("POST", "/buckets", { name: name.value.trim() });
+      ctx.say(`Bucket ${name.value.trim()} created`);
+      ctx.rerender();
+    });
+  });
+  const rows = buckets.map((b) => h("tr", {},
+    h("td", { class: "name" }, h("a", { href: bucketHref(b.name, "") }, printable(b.name))),
+    h("td", {}, printable(b.owner)),
+    h("td", { class: "optional" }, b.versioning || ""),
+    h("td", { class: "optional" }, b.access || ""),
+    h("td", { class: "optional" }, when(b.created_at))));
+  clear(view).append(
+    h("h2", {}, "Buckets"), form,
+    rows.length === 0 ? h("p", {}, "No buckets yet.") : table(
+      ["Name", "Owner", ["Versioning", "optional"], ["Access", "optional"], ["Created", "optional"]],
+      rows, "Buckets"));
+}
+
+export function bucketHref(bucket, prefix) {
+  return `#/bucket${query({ name: bucket, prefix })}`;
+}
+
+function table(headings, rows, caption) {
+  const head = headings.map((x) => {
+    const [text, cls] = Array.isArray(x) ? x : [x, null];
+    return h("th", { scope: "col", class: cls }, text);
+  });
+  return h("div", { class: "table-wrap" }, h("table", {},
+    h("caption", { class: "sr-only" }, caption),
+    h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows)));
+}
+
+function crumbs(bucket, prefix) {
+  const parts = prefix.split("/").filter((p) => p !== "");
+  const links = [h("a", { href: "#/buckets" }, "Buckets"), " / ",
+    h("a", { href: bucketHref(bucket, "") }, printable(bucket))];
+  let acc = "";
+  for (const p of parts) {
+    acc += `${p}/`;
+    links.push(" / ", h("a", { href: bucketHref(bucket, acc) }, printable(p)));
+  }
+  return h("nav", { class: "crumbs", "aria-label": "Folder path" }, links);
+}
+
+// paging: the tokens of the pages before this one, per (bucket, prefix, page size)
+const paging = { where: "", tokens: [] };
+
+export async function bucketView(view, ctx, params) {
+  const bucket = params.get("name") || "";
+  const prefix = params.get("prefix") || "";
+  const limit = Number(sessionStorage.getItem("dfs-console-page") || PAGE_SIZES[1]);
+  const where = `${bucket}\n${prefix}\n${limit}`;
+  if (paging.where !== where) Object.assign(paging, { where, tokens: [null] });
+  const token = paging.tokens[paging.tokens.length - 1];
+  const path = `/buckets/${encodeURIComponent(bucket)}/objects`;
+  const listing = await call("GET", path + query({ prefix, delimiter: "/", limit, token }));
+  const rows = [
+    ...listing.common_prefixes.map((p) => folderRow(bucket, prefix, p)),
+    ...listing.objects.map((o) => objectRow(ctx, bucket, prefix, o)),
+  ];
+  clear(view).append(
+    h("h2", {}, "Bucket ", printable(bucket)), crumbs(bucket, prefix),
+    uploadForm(ctx, bucket, prefix),
+    rows.length === 0 ? h("p", {}, "This folder is empty.") : table(
+      ["Name", ["Size", "num"], ["Modified", "optional"], ["Type", "optional"], "Actions"],
+      rows, "Folders and objects"),
+    pager(ctx, listing.next_token, limit));
+}
+
+function folderRow(bucket, prefix, p) {
+  const label = `${p.slice(prefix.length)}`;
+  return h("tr", { class: "folder" },
+    h("td", { class: "name" }, h("a", { href: bucketHref(bucket, p) }, printable(label))),
+    h("td", { class: "num" }, ""), h("td", { class: "optional" }, ""),
+    h("td", { class: "optional" }, "folder"), h("td", {}, ""));
+}
+
+function objectRow(ctx, bucket, prefix, o) {
+  const label = o.key.slice(prefix.length);
+  const download = button("Download", () => ctx.act(async () => {
+    const { download_url: url } = await call("GET", `/object-url/${keyPath(bucket, o.key)}`);
+    const a = h("a", { href: url, download: label.split("/").pop() || "download" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  }), { "aria-label": `Download ${printable(label)}` });
+  const del = button("Delete", () => ctx.act(async () => {
+    if (!window.confirm(`Delete ${printable(o.key)}?`)) return;
+    await call("DELETE", `/objects/${keyPath(bucket, o.key)}`);
+    ctx.say(`Deleted ${printable(o.key)}`);
+    ctx.rerender();
+  }), { class: "danger", "aria-label": `Delete ${printable(label)}` });
+  return h("tr", { class: "object" },
+    h("td", { class: "name" }, printable(label)),
+    h("td", { class: "num" }, bytes(o.size)),
+    h("td", { class: "optional" }, when(o.created_at)),
+    h("td", { class: "optional" }, o.content_type || ""),
+    h("td", {}, h("div", { class: "actions" }, download, del)));
+}
+
+function pager(ctx, nextToken, limit) {
+  const size = h("select", { id: "page-size" },
+    PAGE_SIZES.map((n) => h("option", { value: n, selected: n === limit }, String(n))));
+  size.addEventListener("change", () => {
+    sessionStorage.setItem("dfs-console-page", size.value);
+    ctx.rerender();
+  });
+  const first = button("First page", () => {
+    paging.tokens = [null];
+    ctx.rerender();
+  }, { disabled: paging.tokens.length <= 1 });
+  const next = button("Next page", () => {
+    paging.tokens.push(nextToken);
+    ctx.rerender();
+  }, { disabled: !nextToken, id: "next-page" });
+  return h("div", { class: "pager" }, first, next,
+    h("span", {}, `page ${paging.tokens.length}`),
+    h("label", { for: "page-size" }, "Per page"), size);
+}
+
+// the last uploads' list outlives the listing's re-render after them (same folder only)
+const uploads = { where: "", list: null };
+
+function uploadForm(ctx, bucket, prefix) {
+  const input = h("input", { id: "upload-files", type: "file", multiple: true });
+  const where = `${bucket}\n${prefix}`;
+  if (uploads.where !== where || !uploads.list) {
+    uploads.where = where;
+    uploads.list = h("ul", { class: "uploads", "aria-label": "Uploads" });
+  }
+  const list = uploads.list;
+  const form = h("form", { id: "upload" },
+    h("label", { for: "upload-files" }, `Upload into ${printable(prefix) || "/"}`), input,
+    h("button", { type: "submit", class: "primary" }, "Upload"));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const files = [...input.files];
+    if (files.length === 0) return;
+    clear(list);
+    await ctx.act(async () => {
+      let stored = 0;
+      for (const file of files) {
+        if (await uploadOne(list, bucket, prefix + file.name, file)) stored += 1;
+      }
+      ctx.say(`Uploaded ${stored} of ${files.length} files`);
+    });
+    ctx.rerender();
+  });
+  return h("div", {}, form, list);
+}
+
+async function uploadOne(list, bucket, key, file) {
+  const bar = h("progress", { max: 1, value: 0, "aria-label": `Progress of ${printable(key)}` });
+  const state = h("span", { class: "upload-state" }, "waiting");
+  list.append(h("li", {}, h("span", { class: "name" }, printable(key)), bar, state));
+  try {
+    state.textContent = "sending";
+    await uploadFile(bucket, key, file, (f) => { bar.value = f; });
+    bar.value = 1;
+    state.textContent = "stored";
+    return true;
+  } catch (err) {
+    state.textContent = `failed: ${err.message}`;
+    state.className = "upload-state error";
+    return false;
+  }
+}

@@ -4,8 +4,14 @@ The browser itself is tested in tests/browser."""
 
 from __future__ import annotations
 
+import fnmatch
+import tomllib
+from pathlib import Path
+
 import aiohttp
 import pytest
+
+import dfs.console
 
 from dfs.api.routes_console import CONSOLE_CSP, load_static
 from dfs.api.user_content import SANDBOX
@@ -23,6 +29,17 @@ def test_the_package_ships_the_console() -> None:
     index = files["index.html"][0].decode()
     assert '<script type="module" src="app.js"></script>' in index
     assert "<script>" not in index  # no inline script: the policy forbids it anyway
+
+
+def test_a_wheel_ships_every_console_file() -> None:
+    """Every file in static/ matches a package-data pattern of pyproject.toml."""
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["dfs.console"]
+    static = Path(dfs.console.__file__).parent / "static"
+    for f in static.iterdir():
+        name = f"static/{f.name}"
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{name} would not ship"
 
 
 async def test_console_files_need_no_token_and_carry_a_strict_policy(

@@ -1,5 +1,6 @@
 """Issue 15's first slice in a real headless Chromium against a real cluster: sign in, create
-a bucket, upload files through the page's file input (one named like markup), browse a
+a bucket, upload files through the page's file input (one named like markup) and a folder
+through its folder input, browse a
 folder page by page, download, delete, the dashboard's chart for a user and the node list
 for an admin (refreshed without a reload), a phone-sized dark page, axe-core's check on
 every page, and no error or Content-Security-Policy violation in the console.
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 NASTY = '<img src=x onerror="window.pwned=1">.txt'
 TIMEOUT_MS = 30_000
+TRIP = ["trip/c.jpg", "trip/d.jpg", "trip/notes.txt", "trip/deep/e.txt", "trip/deep/f.bin"]
 
 
 def user_token(cluster: LocalCluster, tenant: str) -> str:
@@ -108,6 +110,26 @@ def create_bucket_and_upload(w: Watched, files: dict[str, bytes], folder: Path) 
     w.accessible("bucket listing")
 
 
+def upload_folder(w: Watched, folder: Path) -> None:
+    """A folder through the folder input: its files keep their paths (trip/..., trip/deep/...)."""
+    page = w.page
+    for name in TRIP:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(name.encode() * 100)
+    page.set_input_files("#upload-folder", str(folder / "trip"))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.wait_for_function(
+        "(n) => [...document.querySelectorAll('.upload-state')]"
+        ".filter(e => e.textContent === 'stored').length === n",
+        arg=len(TRIP),
+    )
+    assert page.locator("#upload-total").evaluate("e => e.value") == 1
+    page.get_by_role("link", name="trip/").click()
+    page.get_by_role("link", name="deep/").wait_for()
+    names = page.locator("tr.object td.name").all_text_contents()
+    assert sorted(names) == sorted(n.removeprefix("trip/") for n in TRIP if "deep" not in n)
+
+
 def browse_pages(w: Watched) -> None:
     page = w.page
     page.get_by_role("link", name="Buckets", exact=True).first.click()
@@ -146,7 +168,7 @@ def user_dashboard(w: Watched) -> None:
     page = w.page
     page.get_by_role("link", name="Dashboard").click()
     page.locator("svg.chart").first.wait_for()
-    assert page.locator("#usage-objects .value").text_content() == "14"
+    assert page.locator("#usage-objects .value").text_content() == str(3 + len(TRIP) + 12 - 1)
     bars = page.locator("svg.chart rect")
     assert bars.count() >= 3
     w.shot("dashboard")
@@ -185,6 +207,7 @@ def test_console_in_chromium(
     w.accessible("sign-in page")
     sign_in(w, c.api_url, token)
     create_bucket_and_upload(w, files, tmp_path)
+    upload_folder(w, tmp_path)
     for i in range(12):
         api_upload(c, token, "photos", f"many/f{i:02}.txt", f"file {i}".encode())
     browse_pages(w)

@@ -12,7 +12,6 @@ import aiohttp
 import pytest
 
 import dfs.console
-
 from dfs.api.routes_console import CONSOLE_CSP, load_static
 from dfs.api.user_content import SANDBOX
 from tests.integration.conftest import InProcessCluster

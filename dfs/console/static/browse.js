@@ -135,43 +135,76 @@ function pager(ctx, nextToken, limit) {
 }
 
 // the last uploads' list outlives the listing's re-render after them (same folder only)
-const uploads = { where: "", list: null };
+const uploads = { where: "", box: null };
+
+function uploadBox(bucket, prefix) {
+  const where = `${bucket}\n${prefix}`;
+  if (uploads.where !== where || !uploads.box) {
+    const total = h("progress", { id: "upload-total", max: 1, value: 0, "aria-label": "All uploads" });
+    uploads.where = where;
+    uploads.box = {
+      total,
+      list: h("ul", { class: "uploads", "aria-label": "Uploads" }),
+      div: h("div", { class: "upload-total", hidden: true }, "All files ", total),
+    };
+  }
+  return uploads.box;
+}
 
 function uploadForm(ctx, bucket, prefix) {
-  const input = h("input", { id: "upload-files", type: "file", multiple: true });
-  const where = `${bucket}\n${prefix}`;
-  if (uploads.where !== where || !uploads.list) {
-    uploads.where = where;
-    uploads.list = h("ul", { class: "uploads", "aria-label": "Uploads" });
-  }
-  const list = uploads.list;
+  const files = h("input", { id: "upload-files", type: "file", multiple: true });
+  const folder = h("input", { id: "upload-folder", type: "file", webkitdirectory: true });
+  const box = uploadBox(bucket, prefix);
   const form = h("form", { id: "upload" },
-    h("label", { for: "upload-files" }, `Upload into ${printable(prefix) || "/"}`), input,
+    h("label", { for: "upload-files" }, `Files into ${printable(prefix) || "/"}`), files,
+    h("label", { for: "upload-folder" }, "or a folder"), folder,
     h("button", { type: "submit", class: "primary" }, "Upload"));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const files = [...input.files];
-    if (files.length === 0) return;
-    clear(list);
-    await ctx.act(async () => {
-      let stored = 0;
-      for (const file of files) {
-        if (await uploadOne(list, bucket, prefix + file.name, file)) stored += 1;
-      }
-      ctx.say(`Uploaded ${stored} of ${files.length} files`);
-    });
+    // a folder's files keep their path under it: webkitRelativePath is "folder/sub/name"
+    const chosen = [...files.files, ...folder.files].map((f) => ({
+      file: f, key: prefix + (f.webkitRelativePath || f.name),
+    }));
+    if (chosen.length === 0) return;
+    await ctx.act(() => uploadAll(ctx, bucket, chosen, box));
     ctx.rerender();
   });
-  return h("div", {}, form, list);
+  return h("div", {}, form, box.div, box.list);
 }
 
-async function uploadOne(list, bucket, key, file) {
+// one file after another (the API chunks each, so a file is the unit of progress)
+async function uploadAll(ctx, bucket, chosen, box) {
+  clear(box.list);
+  box.div.hidden = false;
+  const size = chosen.reduce((n, c) => n + c.file.size, 0) || 1;
+  const rows = chosen.map((c) => uploadRow(box.list, c.key));
+  let done = 0;
+  let stored = 0;
+  for (const [i, c] of chosen.entries()) {
+    const ok = await uploadOne(rows[i], bucket, c, (f) => {
+      box.total.value = (done + f * c.file.size) / size;
+    });
+    done += c.file.size;
+    box.total.value = done / size;
+    if (ok) stored += 1;
+  }
+  ctx.say(`Uploaded ${stored} of ${chosen.length} files`);
+}
+
+function uploadRow(list, key) {
   const bar = h("progress", { max: 1, value: 0, "aria-label": `Progress of ${printable(key)}` });
   const state = h("span", { class: "upload-state" }, "waiting");
   list.append(h("li", {}, h("span", { class: "name" }, printable(key)), bar, state));
+  return { bar, state };
+}
+
+async function uploadOne({ bar, state }, bucket, { key, file }, progress) {
   try {
     state.textContent = "sending";
-    await uploadFile(bucket, key, file, (f) => { bar.value = f; });
+    await uploadFile(bucket, key, file, (f) => {
+      bar.value = f;
+      progress(f);
+    });
     bar.value = 1;
     state.textContent = "stored";
     return true;

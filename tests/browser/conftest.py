@@ -17,13 +17,16 @@ from typing import Any
 
 import pytest
 
-from dfs.localcluster import LocalCluster
-from tests.e2e.conftest import started_cluster
+# the e2e fixtures: ``sqlite_cluster`` (API + 3 nodes on SQLite, the console's tests are about
+# the page, not the store) and the hook that prints the processes' logs when a test failed
+from tests.e2e.conftest import pytest_runtest_makereport, sqlite_cluster
 
 try:
     from playwright.sync_api import Browser, sync_playwright
 except ImportError:  # the test extra is not installed
     sync_playwright = None  # type: ignore[assignment]
+
+__all__ = ["pytest_runtest_makereport", "sqlite_cluster"]
 
 REPO = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
@@ -56,16 +59,6 @@ def screenshots() -> Path:
     folder = Path(os.environ.get("DFS_SCREENSHOTS") or REPO / "test-artifacts" / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@pytest.fixture
-def console_cluster(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LocalCluster]:
-    """API + 3 nodes on SQLite (the console's tests are about the page, not the store)."""
-    meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
-    with started_cluster(tmp_path, meta, monkeypatch, request) as c:
-        yield c
 
 
 def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[Any]:

@@ -193,9 +193,9 @@ def admin_dashboard(w: Watched, api: str, admin_token: str) -> None:
 
 
 def test_console_in_chromium(
-    browser: Any, console_cluster: LocalCluster, screenshots: Path, tmp_path: Path
+    browser: Any, sqlite_cluster: LocalCluster, screenshots: Path, tmp_path: Path
 ) -> None:
-    c = console_cluster
+    c = sqlite_cluster
     token = user_token(c, "alice")
     rng = random.Random(15)
     files = {"a.txt": b"hello console\n", "b.bin": rng.randbytes(300_000), NASTY: b"<b>x</b>"}
@@ -222,9 +222,9 @@ def test_console_in_chromium(
 
 
 def test_console_on_a_phone_in_dark_mode(
-    browser: Any, console_cluster: LocalCluster, screenshots: Path
+    browser: Any, sqlite_cluster: LocalCluster, screenshots: Path
 ) -> None:
-    c = console_cluster
+    c = sqlite_cluster
     token = user_token(c, "bob")
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True

@@ -226,6 +226,8 @@ def test_console_on_a_phone_in_dark_mode(
 ) -> None:
     c = sqlite_cluster
     token = user_token(c, "bob")
+    http_json(f"{c.api_url}{protocol.BUCKETS}", token, body={"name": "phone-pics"})
+    api_upload(c, token, "phone-pics", "holiday/" + "a-rather-long-file-name-" * 4 + ".jpg", b"j")
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True
     )
@@ -238,6 +240,12 @@ def test_console_on_a_phone_in_dark_mode(
     assert width <= 390  # nothing wider than the phone
     w.shot("phone-dark-buckets")
     w.accessible("phone, dark")
+    w.page.get_by_role("link", name="phone-pics").click()
+    w.page.get_by_role("link", name="holiday/").click()
+    w.page.locator("tr.object").wait_for()
+    assert w.page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    w.shot("phone-dark-folder")
+    w.accessible("phone, dark, folder")
     w.page.get_by_role("button", name="Sign out").click()
     assert w.page.evaluate("() => sessionStorage.getItem('dfs-console-token')") is None
     assert not w.errors, w.errors

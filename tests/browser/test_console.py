@@ -147,6 +147,10 @@ def browse_pages(w: Watched) -> None:
     assert page.get_by_role("button", name="Next page").is_disabled()
     page.get_by_role("button", name="First page").click()
     page.locator("text=page 1").wait_for()
+    page.get_by_label("Keys containing").fill("f1")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("table", name="Search results").wait_for()
+    assert sorted(rows.all_text_contents()) == ["f10.txt", "f11.txt"]
 
 
 def download_and_delete(w: Watched, files: dict[str, bytes]) -> None:

@@ -32,8 +32,8 @@ export async function bucketsView(view, ctx) {
       rows, "Buckets"));
 }
 
-export function bucketHref(bucket, prefix) {
-  return `#/bucket${query({ name: bucket, prefix })}`;
+export function bucketHref(bucket, prefix, contains) {
+  return `#/bucket${query({ name: bucket, prefix, contains })}`;
 }
 
 function table(headings, rows, caption) {
@@ -61,26 +61,46 @@ function crumbs(bucket, prefix) {
 // paging: the tokens of the pages before this one, per (bucket, prefix, page size)
 const paging = { where: "", tokens: [] };
 
+// one page of a folder (prefix and "/" as delimiter), or of the namespace's search within it
+async function listPage(bucket, prefix, contains, limit, token) {
+  const base = `/buckets/${encodeURIComponent(bucket)}`;
+  if (contains) return call("GET", `${base}/search${query({ prefix, contains, limit, token })}`);
+  return call("GET", `${base}/objects${query({ prefix, delimiter: "/", limit, token })}`);
+}
+
 export async function bucketView(view, ctx, params) {
   const bucket = params.get("name") || "";
   const prefix = params.get("prefix") || "";
+  const contains = params.get("contains") || "";
   const limit = Number(sessionStorage.getItem("dfs-console-page") || PAGE_SIZES[1]);
-  const where = `${bucket}\n${prefix}\n${limit}`;
+  const where = `${bucket}\n${prefix}\n${contains}\n${limit}`;
   if (paging.where !== where) Object.assign(paging, { where, tokens: [null] });
   const token = paging.tokens[paging.tokens.length - 1];
-  const path = `/buckets/${encodeURIComponent(bucket)}/objects`;
-  const listing = await call("GET", path + query({ prefix, delimiter: "/", limit, token }));
+  const listing = await listPage(bucket, prefix, contains, limit, token);
   const rows = [
-    ...listing.common_prefixes.map((p) => folderRow(bucket, prefix, p)),
+    ...(listing.common_prefixes || []).map((p) => folderRow(bucket, prefix, p)),
     ...listing.objects.map((o) => objectRow(ctx, bucket, prefix, o)),
   ];
+  const empty = contains ? "No key here contains that text." : "This folder is empty.";
   clear(view).append(
     h("h2", {}, "Bucket ", printable(bucket)), crumbs(bucket, prefix),
-    uploadForm(ctx, bucket, prefix),
-    rows.length === 0 ? h("p", {}, "This folder is empty.") : table(
+    uploadForm(ctx, bucket, prefix), searchForm(bucket, prefix, contains),
+    rows.length === 0 ? h("p", {}, empty) : table(
       ["Name", ["Size", "num"], ["Modified", "optional"], ["Type", "optional"], "Actions"],
-      rows, "Folders and objects"),
+      rows, contains ? "Search results" : "Folders and objects"),
     pager(ctx, listing.next_token, limit));
+}
+
+function searchForm(bucket, prefix, contains) {
+  const input = h("input", { id: "search", type: "search", value: contains, autocomplete: "off" });
+  const form = h("form", { id: "search-form", role: "search" },
+    h("label", { for: "search" }, "Keys containing"), input,
+    h("button", { type: "submit" }, "Search"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    location.hash = bucketHref(bucket, prefix, input.value);
+  });
+  return form;
 }
 
 function folderRow(bucket, prefix, p) {

@@ -46,10 +46,13 @@ async function render() {
   if (!token() || !ctx.whoami) return;
   const mine = ++rendering;
   const { view, params } = route();
-  const el = $("view");
+  // each render builds into its own element: a slower earlier one never overwrites a later one
+  const fresh = document.createElement("div");
   await ctx.act(async () => {
-    await view(el, ctx, params);
-    if (mine === rendering) el.hidden = false;
+    await view(fresh, ctx, params);
+    if (mine !== rendering) return;
+    $("view").replaceChildren(...fresh.childNodes);
+    $("view").hidden = false;
   });
 }
 

@@ -60,6 +60,7 @@ function adminSection(nodes, stats) {
 }
 
 export async function dashboardView(view, ctx) {
+  ctx.refreshIn(REFRESH_MS); // first: a failed read is tried again too
   const [u, byType] = await Promise.all([call("GET", "/usage"), call("GET", "/usage?by=type")]);
   const parts = [h("h2", {}, "Dashboard"), usageSection(u, byType)];
   if (ctx.whoami.role === "admin") {
@@ -67,5 +68,4 @@ export async function dashboardView(view, ctx) {
     parts.push(adminSection(nodes, stats));
   }
   clear(view).append(...parts);
-  ctx.refreshIn(REFRESH_MS);
 }

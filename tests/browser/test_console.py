@@ -1,6 +1,6 @@
 """Issue 15's first slice in a real headless Chromium against a real cluster: sign in, create
-a bucket, upload files through the page's file input (one named like markup) and a folder
-through its folder input, browse a
+a bucket, upload files through the page's file input (one named like markup), known bytes
+again ("already stored", nothing sent) and a folder through its folder input, browse a
 folder page by page, download, delete, the dashboard's chart for a user and the node list
 for an admin (refreshed without a reload), a phone-sized dark page, axe-core's check on
 every page, and no error or Content-Security-Policy violation in the console.
@@ -110,6 +110,29 @@ def create_bucket_and_upload(w: Watched, files: dict[str, bytes], folder: Path) 
     w.accessible("bucket listing")
 
 
+def upload_known_again(w: Watched, data: bytes, folder: Path) -> None:
+    """Bytes this tenant already stores: hashed in the page, found by /check, linked under the
+    new key; the page sends no upload at all."""
+    page = w.page
+    sent: list[str] = []
+
+    def watch(r: Any) -> None:
+        if "/upload" in r.url:
+            sent.append(r.url)
+
+    copy = folder / "again" / "a-copy.txt"
+    copy.parent.mkdir()
+    copy.write_bytes(data)
+    page.on("request", watch)
+    page.set_input_files("#upload-files", str(copy))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator(".upload-state", has_text="already stored").wait_for()
+    page.locator("tr.object", has_text="a-copy.txt").wait_for()
+    page.remove_listener("request", watch)
+    assert sent == []
+    w.shot("bucket-already-stored")
+
+
 def upload_folder(w: Watched, folder: Path) -> None:
     """A folder through the folder input: its files keep their paths (trip/..., trip/deep/...)."""
     page = w.page
@@ -174,7 +197,7 @@ def user_dashboard(w: Watched, again: Any) -> None:
     page = w.page
     page.get_by_role("link", name="Dashboard").click()
     page.locator("svg.chart").first.wait_for()
-    assert page.locator("#usage-objects .value").text_content() == str(3 + len(TRIP) + 12 - 1)
+    assert page.locator("#usage-objects .value").text_content() == str(4 + len(TRIP) + 12 - 1)
     bars = page.locator("svg.chart rect")
     assert bars.count() >= 3
     w.shot("dashboard")
@@ -186,7 +209,7 @@ def user_dashboard(w: Watched, again: Any) -> None:
         "(s) => document.querySelector('#usage-saved .value')?.textContent !== s", arg=saved
     )
     assert page.evaluate("() => window.noReload") == 1
-    assert page.locator("#usage-objects .value").text_content() == str(3 + len(TRIP) + 12)
+    assert page.locator("#usage-objects .value").text_content() == str(4 + len(TRIP) + 12)
     w.shot("dashboard-after-dedup")
 
 
@@ -222,6 +245,7 @@ def test_console_in_chromium(
     w.accessible("sign-in page")
     sign_in(w, c.api_url, token)
     create_bucket_and_upload(w, files, tmp_path)
+    upload_known_again(w, files["a.txt"], tmp_path)
     upload_folder(w, tmp_path)
     for i in range(12):
         api_upload(c, token, "photos", f"many/f{i:02}.txt", f"file {i}".encode())

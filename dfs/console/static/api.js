@@ -93,3 +93,15 @@ export function uploadFile(bucket, key, file, progress) {
     xhr.send(file);
   });
 }
+
+// Web Crypto's digest is one-shot (the whole file in memory): only files up to this size are
+// hashed in the page; bigger ones are simply uploaded (an incremental hash is still to come)
+export const DIGEST_MAX = 64 * 1024 * 1024;
+
+// the file's SHA-256 in hex, or null where the page does not hash it (too big, or no Web
+// Crypto: it exists only in secure contexts, https or localhost)
+export async function sha256Hex(file) {
+  if (!globalThis.crypto || !crypto.subtle || file.size > DIGEST_MAX) return null;
+  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -271,6 +271,13 @@ def test_console_on_a_phone_in_dark_mode(
         viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True
     )
     w = Watched(context, screenshots)
+    w.page.goto(f"{c.api_url}/ui/")
+    w.page.get_by_label("API token").fill("dfs_not-a-token")
+    w.page.get_by_role("button", name="Sign in").click()
+    w.page.get_by_role("alert").filter(has_text="That token was refused").wait_for()
+    assert w.page.evaluate("() => sessionStorage.getItem('dfs-console-token')") is None
+    assert all("401" in e for e in w.errors), w.errors  # the refused /whoami only
+    w.errors.clear()
     sign_in(w, c.api_url, token)
     w.page.get_by_role("heading", name="Buckets").wait_for()
     background = w.page.evaluate("() => getComputedStyle(document.body).backgroundColor")

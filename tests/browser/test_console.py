@@ -34,8 +34,11 @@ def user_token(cluster: LocalCluster, tenant: str) -> str:
     return str(http_json(f"{api}{protocol.ADMIN_TOKENS}", admin, body=body)["token"])
 
 
-def api_upload(cluster: LocalCluster, token: str, bucket: str, key: str, data: bytes) -> None:
-    q = urllib.parse.urlencode({"bucket": bucket, "key": key, "filename": key.split("/")[-1]})
+def api_upload(
+    cluster: LocalCluster, token: str, bucket: str, key: str, data: bytes, **extra: str
+) -> None:
+    fields = {"bucket": bucket, "key": key, "filename": key.split("/")[-1], **extra}
+    q = urllib.parse.urlencode(fields)
     req = urllib.request.Request(f"{cluster.api_url}/upload?{q}", data=data, method="POST")
     req.add_header("Authorization", f"Bearer {token}")
     req.add_header("Content-Type", "application/octet-stream")
@@ -163,6 +166,9 @@ def browse_pages(w: Watched) -> None:
     rows = page.locator("tr.object td.name")
     page.wait_for_function("() => document.querySelectorAll('tr.object').length === 10")
     first = rows.all_text_contents()
+    assert page.locator("tr.object", has_text="f00.txt").locator("td.tags").text_content() == (
+        "trip=rome"
+    )
     page.get_by_role("button", name="Next page").click()
     page.locator("text=page 2").wait_for()
     page.wait_for_function("() => document.querySelectorAll('tr.object').length === 2")
@@ -248,7 +254,8 @@ def test_console_in_chromium(
     upload_known_again(w, files["a.txt"], tmp_path)
     upload_folder(w, tmp_path)
     for i in range(12):
-        api_upload(c, token, "photos", f"many/f{i:02}.txt", f"file {i}".encode())
+        tags = {"tag-trip": "rome"} if i == 0 else {}
+        api_upload(c, token, "photos", f"many/f{i:02}.txt", f"file {i}".encode(), **tags)
     browse_pages(w)
     download_and_delete(w, files)
     user_dashboard(w, lambda: api_upload(c, token, "photos", "copy-of-a.txt", files["a.txt"]))

@@ -86,7 +86,8 @@ export async function bucketView(view, ctx, params) {
     h("h2", {}, "Bucket ", printable(bucket)), crumbs(bucket, prefix),
     uploadForm(ctx, bucket, prefix), searchForm(bucket, prefix, contains),
     rows.length === 0 ? h("p", {}, empty) : table(
-      ["Name", ["Size", "num"], ["Modified", "optional"], ["Type", "optional"], "Actions"],
+      ["Name", ["Size", "num"], ["Modified", "optional"], ["Type", "optional"],
+        ["Tags", "optional"], "Actions"],
       rows, contains ? "Search results" : "Folders and objects"),
     pager(ctx, listing.next_token, limit));
 }
@@ -108,7 +109,8 @@ function folderRow(bucket, prefix, p) {
   return h("tr", { class: "folder" },
     h("td", { class: "name" }, h("a", { href: bucketHref(bucket, p) }, printable(label))),
     h("td", { class: "num" }, ""), h("td", { class: "optional" }, ""),
-    h("td", { class: "optional" }, "folder"), h("td", {}, ""));
+    h("td", { class: "optional" }, "folder"), h("td", { class: "optional" }, ""),
+    h("td", {}, ""));
 }
 
 function objectRow(ctx, bucket, prefix, o) {
@@ -131,7 +133,12 @@ function objectRow(ctx, bucket, prefix, o) {
     h("td", { class: "num" }, bytes(o.size)),
     h("td", { class: "optional" }, when(o.created_at)),
     h("td", { class: "optional" }, o.content_type || ""),
+    h("td", { class: "optional tags" }, tagText(o.tags)),
     h("td", {}, h("div", { class: "actions" }, download, del)));
+}
+
+function tagText(tags) {
+  return Object.entries(tags || {}).map(([k, v]) => `${printable(k)}=${printable(v)}`).join(", ");
 }
 
 function pager(ctx, nextToken, limit) {

@@ -206,6 +206,9 @@ def user_dashboard(w: Watched, again: Any) -> None:
     assert page.locator("#usage-objects .value").text_content() == str(4 + len(TRIP) + 12 - 1)
     bars = page.locator("svg.chart rect")
     assert bars.count() >= 3
+    folders = page.get_by_role("img", name="Logical bytes per folder of photos")
+    assert "many" in folders.text_content()
+    assert "(top level)" in folders.text_content()
     w.shot("dashboard")
     w.accessible("dashboard")
     saved = page.locator("#usage-saved .value").text_content()

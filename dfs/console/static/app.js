@@ -89,7 +89,10 @@ function start() {
     await signIn();
   });
   $("signout").addEventListener("click", () => signOut("Signed out"));
-  window.addEventListener("hashchange", render);
+  window.addEventListener("hashchange", () => {
+    ctx.say(""); // the last action's message belonged to the page left
+    render();
+  });
   if (token()) signIn();
   else signOut("");
 }

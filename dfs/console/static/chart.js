@@ -1,5 +1,5 @@
 // Bar charts as inline SVG built with DOM calls (no library, no inline style: CSP-safe).
-import { bytes, printable, svg } from "./dom.js";
+import { bytes, h, printable, svg } from "./dom.js";
 
 // bars: [{label, value, cls}] drawn as horizontal bars scaled to the largest value
 export function barChart(title, bars) {
@@ -21,4 +21,9 @@ export function barChart(title, bars) {
   });
   chart.append(svg("line", { class: "axis", x1: labelW, y1: 4, x2: labelW, y2: height - 4 }));
   return chart;
+}
+
+// a chart with its title shown above it
+export function figure(title, bars) {
+  return h("figure", { class: "figure" }, h("figcaption", {}, title), barChart(title, bars));
 }

@@ -1,7 +1,7 @@
 // The dashboard: logical vs stored bytes and what dedup saved (/usage, per type too), and for
 // admins the cluster's nodes (/nodes) and totals (/admin/stats). Refreshed every few seconds.
 import { call } from "./api.js";
-import { barChart } from "./chart.js";
+import { figure } from "./chart.js";
 import { bytes, clear, h, printable, when } from "./dom.js";
 
 export const REFRESH_MS = 5000;
@@ -22,12 +22,12 @@ function usageSection(u, byType) {
       card("Logical", bytes(u.logical_bytes), "usage-logical"),
       card("Stored", bytes(u.stored_bytes), "usage-stored"),
       card("Dedup saved", bytes(u.saved_bytes), "usage-saved")),
-    barChart("Logical vs stored bytes", [
+    figure("Logical vs stored bytes", [
       { label: "logical", value: u.logical_bytes, cls: "logical" },
       { label: "stored", value: u.stored_bytes, cls: "stored" },
       { label: "saved by dedup", value: u.saved_bytes, cls: "saved" },
     ]),
-    types.length ? barChart("Logical bytes per file type", types) : null);
+    types.length ? figure("Logical bytes per file type", types) : null);
 }
 
 function nodeRow(n, now) {
@@ -59,13 +59,33 @@ function adminSection(nodes, stats) {
     h("p", { class: "hint" }, `Updated ${when(now)}`));
 }
 
+const FOLDER_BUCKETS = 4;
+
+// logical bytes per top-level folder of the first few buckets the caller owns
+async function foldersSection(tenant) {
+  const { buckets } = await call("GET", "/buckets");
+  const own = buckets.filter((b) => b.owner === tenant).slice(0, FOLDER_BUCKETS);
+  const charts = await Promise.all(own.map(async (b) => {
+    const path = `/buckets/${encodeURIComponent(b.name)}/usage?by=prefix`;
+    const groups = Object.entries((await call("GET", path)).usage || {})
+      .sort((x, y) => y[1].logical_bytes - x[1].logical_bytes).slice(0, 8)
+      .map(([g, c]) => ({ label: g || "(top level)", value: c.logical_bytes, cls: "stored" }));
+    return groups.length ? figure(`Logical bytes per folder of ${printable(b.name)}`, groups) : null;
+  }));
+  if (!charts.some((c) => c)) return null;
+  return h("section", { "aria-labelledby": "folders-title", id: "folders" },
+    h("h3", { id: "folders-title" }, "Per top-level folder"), charts);
+}
+
 export async function dashboardView(view, ctx) {
   ctx.refreshIn(REFRESH_MS); // first: a failed read is tried again too
-  const [u, byType] = await Promise.all([call("GET", "/usage"), call("GET", "/usage?by=type")]);
-  const parts = [h("h2", {}, "Dashboard"), usageSection(u, byType)];
+  const [u, byType, folders] = await Promise.all([
+    call("GET", "/usage"), call("GET", "/usage?by=type"), foldersSection(ctx.whoami.tenant),
+  ]);
+  const parts = [h("h2", {}, "Dashboard"), usageSection(u, byType), folders];
   if (ctx.whoami.role === "admin") {
     const [nodes, stats] = await Promise.all([call("GET", "/nodes"), call("GET", "/admin/stats")]);
     parts.push(adminSection(nodes, stats));
   }
-  clear(view).append(...parts);
+  clear(view).append(...parts.filter((p) => p));
 }

@@ -117,6 +117,7 @@ function objectRow(ctx, bucket, prefix, o) {
   const label = o.key.slice(prefix.length);
   const download = button("Download", () => ctx.act(async () => {
     const { download_url: url } = await call("GET", `/object-url/${keyPath(bucket, o.key)}`);
+    if (!/^https?:\/\//.test(url)) throw new Error("the API gave no http(s) download URL");
     const a = h("a", { href: url, download: label.split("/").pop() || "download" });
     document.body.append(a);
     a.click();

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install the tools the deployment checks need, idempotently (tests/deploy uses them):
-#   the shellcheck and systemd-analyze commands from Debian's apt (skipped when both are already present),
+# Install the tools the deployment checks and the browser tests need, idempotently
+# (tests/deploy and tests/browser use them):
+#   the commands shellcheck, systemd-analyze, chromium and chromedriver from Debian's apt
+#   (skipped when all are already present),
 #   checkov into its own virtualenv .venv-checkov (pinned in requirements/deploy-checks.txt;
 #   it pins boto3 and an hcl2 fork that clash with the project's own environment).
 # Usage: bash scripts/ci-tools.sh
@@ -15,11 +17,15 @@ as_root() {
   fi
 }
 
-if ! command -v shellcheck >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then
-  echo "== apt: shellcheck systemd"
+if ! command -v shellcheck >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1 ||
+  ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "== apt: shellcheck systemd chromium chromium-driver"
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq
   as_root apt-get install -y -qq --no-install-recommends shellcheck systemd >/dev/null
+  # the web console's browser tests (tests/browser): Playwright drives this chromium, so no
+  # browser is downloaded; chromium-driver is there for WebDriver clients (Selenium)
+  as_root apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 reqs="$repo/requirements/deploy-checks.txt"

@@ -14,6 +14,7 @@ module but the entry point and tests. The routes, each table in its module's doc
 | ``dfs.api.routes_monitoring``   | /healthz, /readyz, /metrics                                 |
 | ``dfs.api.routes_buckets``      | /buckets…, /usage (the namespace: buckets, listings, search, usage) |
 | ``dfs.api.routes_objects``      | /objects…, /object-info, /object-url, /objects-copy, /objects-restore |
+| ``dfs.api.routes_console``      | /ui/… (the web console's static files, no token)            |
 
 The keys route modules share, and the bearer-token middleware, are in ``dfs.api.context``;
 CORS in ``dfs.api.cors``; the headers that keep served user content inert in
@@ -22,7 +23,7 @@ CORS in ``dfs.api.cors``; the headers that keep served user content inert in
 ``dfs.api.namespace_service`` (buckets and objects, access in ``dfs.api.access``),
 ``dfs.api.repair`` and ``dfs.api.gc`` (run by ``dfs.api.background``).
 
-Every route but /healthz, /readyz and signed download URLs needs ``Authorization: Bearer
+Every route but /healthz, /readyz, the console's files (/ui/) and signed download URLs needs ``Authorization: Bearer
 <token>``; the token names the tenant whose files the request sees (other tenants' files
 answer 404, like unknown ones). Node registration routes need a capability signed with the
 cluster secret instead; /metrics takes DFS_METRICS_TOKEN or an admin token.
@@ -45,6 +46,7 @@ from dfs.api import (
     routes_admin,
     routes_batch,
     routes_buckets,
+    routes_console,
     routes_drain,
     routes_files,
     routes_monitoring,
@@ -111,6 +113,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
     routes_buckets.add_routes(app)
     routes_objects.add_routes(app)
+    routes_console.add_routes(app)
     cors.add_cors(app, coordinator.cfg.cors_origins)
     user_content.add_content_headers(app)
     return app

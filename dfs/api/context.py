@@ -74,10 +74,22 @@ def _anonymous(request: web.Request) -> bool:
     )
 
 
+def _console(request: web.Request) -> bool:
+    """The console's static files: public, like any login page (they hold no data)."""
+    path = request.path
+    return request.method in ("GET", "HEAD") and (
+        path == protocol.CONSOLE or path.startswith(protocol.CONSOLE + "/")
+    )
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token to a Principal before any handler runs."""
-    public = request.path in PUBLIC or request.path.startswith(protocol.SIGNED_DOWNLOAD)
+    public = (
+        request.path in PUBLIC
+        or request.path.startswith(protocol.SIGNED_DOWNLOAD)
+        or _console(request)
+    )
     if not public and request.method != "OPTIONS" and not _anonymous(request):
         header = request.headers.get(protocol.AUTHORIZATION, "")
         scheme, _, token = header.partition(" ")

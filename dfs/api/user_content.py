@@ -8,6 +8,8 @@ contain or however a browser might sniff them. So:
 - every answer of the API carries ``X-Content-Type-Options: nosniff`` and
   ``Content-Security-Policy: sandbox; default-src 'none'`` (harmless on JSON answers, and
   error answers of the byte routes are covered too);
+- except the web console's own files under ``/ui/`` (``dfs.api.routes_console``), which set a
+  strict policy of their own that lets the console's scripts (and nothing else) run;
 - answers carrying user bytes also carry ``Content-Disposition: attachment`` (the signed
   download sets one with the file's name; the others get a bare ``attachment``).
 
@@ -33,7 +35,12 @@ def _carries_user_bytes(request: web.Request) -> bool:
 
 async def _on_prepare(request: web.Request, resp: web.StreamResponse) -> None:
     resp.headers["X-Content-Type-Options"] = NOSNIFF
-    resp.headers["Content-Security-Policy"] = SANDBOX
+    if request.path.startswith(protocol.CONSOLE + "/") and resp.status == 200:
+        # the console's own files (dfs.api.routes_console) set their policy: scripts of
+        # this origin only; everything else under /ui/ is sandboxed like any answer
+        resp.headers.setdefault("Content-Security-Policy", SANDBOX)
+    else:
+        resp.headers["Content-Security-Policy"] = SANDBOX
     if _carries_user_bytes(request):
         resp.headers.setdefault("Content-Disposition", "attachment")
 

@@ -82,6 +82,10 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
     async with aiohttp.ClientSession() as session, Client(inproc.api.url, token=ADMIN_TOKEN) as c:
         call = Caller(session, inproc.api.url, API)
         await call("GET", protocol.HEALTHZ, 200)
+        await call("GET", protocol.CONSOLE, 302, allow_redirects=False)
+        await call("GET", protocol.CONSOLE + "/", 200)
+        await call("GET", protocol.CONSOLE_FILE, 200, path={"name": "app.js"})
+        await call("GET", protocol.CONSOLE_FILE, 404, path={"name": "nope.exe"})
         await call("POST", protocol.ADMIN_TENANTS, 201, ADMIN, json={"tenant": "acme"})
         await call("POST", protocol.ADMIN_TENANTS, 409, ADMIN, json={"tenant": "acme"})
         await call("POST", protocol.ADMIN_TENANTS, 400, ADMIN, json={"tenant": "../x"})

@@ -1,0 +1,107 @@
+// Calls to the API of this origin with the signed-in token; the token lives in sessionStorage.
+const TOKEN_KEY = "dfs-console-token";
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(value) {
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// only paths of this origin: the token must never travel anywhere else
+function sameOrigin(path) {
+  if (!path.startsWith("/") || path.startsWith("//")) throw new Error(`not a local path: ${path}`);
+  return path;
+}
+
+async function failure(resp) {
+  let code = "http_error";
+  let message = `${resp.status} ${resp.statusText}`;
+  try {
+    const body = await resp.json();
+    if (body && body.error) {
+      code = body.error.code || code;
+      message = body.error.message || message;
+    }
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new ApiError(resp.status, code, message);
+}
+
+export async function call(method, path, body) {
+  const headers = { Authorization: `Bearer ${token()}` };
+  const init = { method, headers, credentials: "omit", cache: "no-store", redirect: "error" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(sameOrigin(path), init);
+  if (!resp.ok) throw await failure(resp);
+  return resp.status === 204 ? null : resp.json();
+}
+
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== null && v !== undefined && v !== "") q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+// a key in a URL path: each segment encoded, the slashes kept
+export function keyPath(bucket, key) {
+  return `${encodeURIComponent(bucket)}/${key.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+// POST /upload?bucket=&key= with the file as the raw body; progress(fraction) as it goes
+export function uploadFile(bucket, key, file, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    const path = `/upload${query({ bucket, key, filename: file.name })}`;
+    xhr.open("POST", sameOrigin(path));
+    xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable && e.total > 0) progress(e.loaded / e.total);
+    });
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+      else {
+        const err = (body && body.error) || {};
+        reject(new ApiError(xhr.status, err.code || "http_error", err.message || `${xhr.status}`));
+      }
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "network", "network error")));
+    xhr.send(file);
+  });
+}
+
+// Web Crypto's digest is one-shot (the whole file in memory): only files up to this size are
+// hashed in the page; bigger ones are simply uploaded (an incremental hash is still to come)
+export const DIGEST_MAX = 64 * 1024 * 1024;
+
+// the file's SHA-256 in hex, or null where the page does not hash it (too big, or no Web
+// Crypto: it exists only in secure contexts, https or localhost)
+export async function sha256Hex(file) {
+  if (!globalThis.crypto || !crypto.subtle || file.size > DIGEST_MAX) return null;
+  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -42,8 +42,10 @@ def _chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # module scope: Playwright's sync API runs an event loop on this thread while it is
+    # open, and the asyncio tests of later modules need the thread without one
     executable = _chromium()
     with sync_playwright() as p:
         # --no-sandbox: CI and these sessions run as root, where Chromium's sandbox cannot start

@@ -41,6 +41,19 @@ DOWNLOAD: Final = "/download/{file_id}"
 SIGNED_DOWNLOAD: Final = "/signed-download/"
 """Prefix of the signed download URLs: ``/signed-download/{file_id}?tenant=&sig=`` (no token)."""
 UPLOAD_FILE: Final = "/upload"
+# the namespace (issue 13): buckets, objects by key, usage
+BUCKETS: Final = "/buckets"
+BUCKET: Final = "/buckets/{bucket}"
+BUCKET_OBJECTS: Final = "/buckets/{bucket}/objects"  # GET: list; DELETE: a prefix
+BUCKET_SEARCH: Final = "/buckets/{bucket}/search"
+BUCKET_USAGE: Final = "/buckets/{bucket}/usage"
+USAGE: Final = "/usage"
+OBJECTS_PREFIX: Final = "/objects/"
+OBJECT: Final = "/objects/{bucket}/{key:.+}"  # GET/HEAD bytes, PUT link, DELETE
+OBJECT_INFO: Final = "/object-info/{bucket}/{key:.+}"  # GET the version, PATCH it
+OBJECT_URL: Final = "/object-url/{bucket}/{key:.+}"  # a signed URL
+OBJECTS_COPY: Final = "/objects-copy"
+OBJECTS_RESTORE: Final = "/objects-restore"
 CHECK: Final = "/check"
 ADMIN_HASHES: Final = "/admin/hashes"
 INIT_UPLOADS: Final = "/init-uploads"

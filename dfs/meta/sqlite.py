@@ -9,7 +9,8 @@ Each store owns one connection, used from one worker thread (sqlite3 is blocking
 event loop never waits on disk. ``sqlite3`` errors are translated here and nowhere else.
 
 The tables are in ``dfs.meta.sqlite_schema``; the reference counting of commit and delete
-in ``dfs.meta.sqlite_refcounts``.
+in ``dfs.meta.sqlite_refcounts``; the namespace (buckets, keys, versions) in
+``dfs.meta.sqlite_namespace``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from dfs.meta.base import (
     Stats,
     TokenRecord,
 )
+from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_refcounts import commit_one, drop_refs, repoint_hash
 from dfs.meta.sqlite_schema import apply_schema, file_record, node_record
 
@@ -60,7 +62,7 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + n]
 
 
-class SqliteMetadataStore:
+class SqliteMetadataStore(SqliteNamespaceMixin):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
     def __init__(self, path: Path) -> None:

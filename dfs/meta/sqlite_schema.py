@@ -31,6 +31,7 @@ from __future__ import annotations
 import sqlite3
 
 from dfs.meta.base import FileRecord, NodeRecord
+from dfs.meta.sqlite_namespace_schema import apply_namespace_schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -104,6 +105,7 @@ def apply_schema(conn: sqlite3.Connection) -> None:
     ):
         if col not in cols:
             conn.execute(f"ALTER TABLE files ADD COLUMN {col} {kind}")
+    apply_namespace_schema(conn)  # the ns_* tables (dfs.meta.sqlite_namespace_schema)
 
 
 def node_record(row: sqlite3.Row) -> NodeRecord:

@@ -40,6 +40,7 @@ from dfs.meta.base import (
     Stats,
     TokenRecord,
 )
+from dfs.meta.sqlite_access_keys import SqliteAccessKeysMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_refcounts import commit_one, drop_refs, repoint_hash
 from dfs.meta.sqlite_schema import apply_schema, file_record, node_record
@@ -62,7 +63,7 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + n]
 
 
-class SqliteMetadataStore(SqliteNamespaceMixin):
+class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
     def __init__(self, path: Path) -> None:

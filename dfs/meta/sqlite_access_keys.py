@@ -55,7 +55,9 @@ class SqliteAccessKeysMixin:
 
     async def delete_access_key(self, access_key_id: str) -> bool:
         def op() -> bool:
-            cur = self._db.execute("DELETE FROM access_keys WHERE access_key_id=?", (access_key_id,))
+            cur = self._db.execute(
+                "DELETE FROM access_keys WHERE access_key_id=?", (access_key_id,)
+            )
             return cur.rowcount > 0
 
         return await self._run(op)

@@ -119,7 +119,9 @@ async def _resolve(request: web.Request) -> Resolved:
         if name in request.headers:
             raise not_implemented(f"{request.method} object with {name}")
     bucket, key = _target(request)
-    return await request.app[NAMESPACE].resolve(principal(request), bucket, key, None)
+    ns = request.app[NAMESPACE]
+    await ns.bucket(bucket)  # S3 tells a missing bucket (NoSuchBucket) from a missing key
+    return await ns.resolve(principal(request), bucket, key, None)
 
 
 def _check_range(request: web.Request, size: int) -> None:
@@ -132,6 +134,10 @@ def _check_range(request: web.Request, size: int) -> None:
 async def get_object(request: web.Request) -> web.StreamResponse:
     r = await _resolve(request)
     v = r.version
+    if request.method == hdrs.METH_HEAD:  # headers only; aiohttp sends no body
+        resp = web.Response(status=200, headers=_headers(v))
+        resp.headers[hdrs.CONTENT_LENGTH] = str(v.size)
+        return resp
     if not v.file_id:  # an empty object
         if request.headers.get(hdrs.RANGE):
             raise S3Error("InvalidRange", 416, "The requested range is not satisfiable")
@@ -160,6 +166,6 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     path = "/{bucket}/{key:.+}"
     r.add_put(path, put_object)
-    r.add_get(path, get_object)  # also HEAD: stream_file answers HEAD with headers only
+    r.add_get(path, get_object)  # also HEAD
     r.add_delete(path, delete_object)
     r.add_post(path, unsupported)

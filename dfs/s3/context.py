@@ -32,6 +32,26 @@ def principal(request: web.Request) -> Principal:
     return Principal(c.tenant, auth.ROLE_USER, token_id=c.access_key_id)
 
 
+_SIGNING_PARAMS = frozenset(
+    {
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+        "x-id",  # botocore names the operation in presigned URLs
+    }
+)
+
+
+def params(request: web.Request) -> dict[str, str]:
+    """The request's query without the signing parameters of a presigned URL: what the
+    call itself asks for (sub-resources, listing options)."""
+    return {k: v for k, v in request.query.items() if k not in _SIGNING_PARAMS}
+
+
 def iso_time(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
 

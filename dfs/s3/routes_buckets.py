@@ -24,6 +24,7 @@ from dfs.meta.namespace import ObjectListing
 from dfs.s3.context import (
     NAMESPACE,
     iso_time,
+    params,
     principal,
     xml,
     xml_response,
@@ -56,8 +57,8 @@ async def list_buckets(request: web.Request) -> web.Response:
 
 
 async def create_bucket(request: web.Request) -> web.Response:
-    if request.query:
-        raise not_implemented(f"PUT bucket ?{'&'.join(sorted(request.query))}")
+    if q := params(request):
+        raise not_implemented(f"PUT bucket ?{'&'.join(sorted(q))}")
     name = bucket_name(request)
     await request.content.read(MAX_BUCKET_BODY)  # CreateBucketConfiguration: one region
     ns = request.app[NAMESPACE]
@@ -78,8 +79,8 @@ async def create_bucket(request: web.Request) -> web.Response:
 
 
 async def delete_bucket(request: web.Request) -> web.Response:
-    if request.query:
-        raise not_implemented(f"DELETE bucket ?{'&'.join(sorted(request.query))}")
+    if q := params(request):
+        raise not_implemented(f"DELETE bucket ?{'&'.join(sorted(q))}")
     await request.app[NAMESPACE].delete_bucket(principal(request), bucket_name(request))
     return web.Response(status=204)
 
@@ -131,7 +132,7 @@ def _listing_xml(
 
 
 async def list_objects_v2(request: web.Request) -> web.Response:
-    q = dict(request.query)
+    q = dict(params(request))
     unsupported = sorted(set(q) - _LIST_PARAMS)
     if unsupported:
         raise not_implemented(f"ListObjectsV2 with {', '.join(unsupported)}")
@@ -156,14 +157,15 @@ async def list_objects_v2(request: web.Request) -> web.Response:
 
 
 async def get_bucket(request: web.Request) -> web.Response:
-    if request.query.get("list-type") == "2":
+    q = params(request)
+    if q.get("list-type") == "2":
         return await list_objects_v2(request)
-    if set(request.query) == {"location"}:
+    if set(q) == {"location"}:
         await request.app[NAMESPACE].visible_bucket(principal(request), bucket_name(request))
         return xml_response("LocationConstraint", "")
-    if not request.query or set(request.query) <= _LIST_PARAMS | {"marker"}:
+    if set(q) <= _LIST_PARAMS | {"marker"}:
         raise not_implemented("ListObjects (version 1; use ListObjectsV2)")
-    raise not_implemented(f"GET bucket ?{'&'.join(sorted(request.query))}")
+    raise not_implemented(f"GET bucket ?{'&'.join(sorted(q))}")
 
 
 async def unsupported(request: web.Request) -> web.Response:

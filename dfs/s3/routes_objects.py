@@ -26,7 +26,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.errors import InvalidRequest, KeyNotFound
 from dfs.meta.namespace import ObjectVersion
 from dfs.s3.bodies import BodyReader
-from dfs.s3.context import COORDINATOR, NAMESPACE, caller, http_time, principal
+from dfs.s3.context import COORDINATOR, NAMESPACE, caller, http_time, params, principal
 from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.routes_buckets import bucket_name
 from dfs.server import StreamDeadline
@@ -46,7 +46,7 @@ def _target(request: web.Request) -> tuple[str, str]:
 
 
 def _refuse_subresources(request: web.Request, allowed: frozenset[str] = frozenset()) -> None:
-    extra = sorted(set(request.query) - allowed)
+    extra = sorted(set(params(request)) - allowed)
     if extra:
         raise not_implemented(f"{request.method} object ?{'&'.join(extra)}")
 

@@ -23,7 +23,7 @@ from botocore.credentials import Credentials
 
 from dfs import access_keys
 from dfs.meta.base import MetadataStore
-from dfs.s3.errors import S3Error, access_denied, signature_mismatch
+from dfs.s3.errors import S3Error, access_denied, not_implemented, signature_mismatch
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = 15 * 60  # seconds a header-signed request's date may be off (S3's rule)
@@ -154,6 +154,8 @@ def expected_signature(request: web.Request, signed: Signed, secret: str) -> str
 
 def read_signature(request: web.Request) -> Signed:
     header = request.headers.get("Authorization")
+    if (header or "").startswith("AWS ") or "AWSAccessKeyId" in request.query:
+        raise not_implemented("AWS signature version 2 (sign with SigV4: s3v4)")
     if header:
         signed = parse_header(header)
         amz_date = request.headers.get("x-amz-date", "")

@@ -5,12 +5,9 @@ beside the one writer, ``busy_timeout`` makes writers queue instead of failing, 
 read-modify-write runs inside ``BEGIN IMMEDIATE`` so it holds the write lock from its first
 read. ``synchronous=FULL``: a committed file survives a power cut, not only a crash.
 
-Each store owns one connection, used from one worker thread (sqlite3 is blocking), so the
-event loop never waits on disk. ``sqlite3`` errors are translated here and nowhere else.
-
-The tables are in ``dfs.meta.sqlite_schema``; the reference counting of commit and delete
-in ``dfs.meta.sqlite_refcounts``; the namespace (buckets, keys, versions) in
-``dfs.meta.sqlite_namespace``.
+One connection per store, used from one worker thread: the event loop never waits on disk;
+``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; refcounts:
+``sqlite_refcounts``; namespace: ``sqlite_namespace``; S3 keys: ``sqlite_access_keys``.
 """
 
 from __future__ import annotations

@@ -28,10 +28,22 @@ def bad_digest(what: str) -> S3Error:
 
 
 class BodyReader:
-    """The decoded body; ``finish()`` checks the hashes once it is all read."""
+    """The decoded body. What the client declared of it (signed SHA-256, Content-MD5, a CRC32
+    header or trailer) is checked as the end of the body is read, so that ``dfs.api.ingest``
+    fails before it commits a file of bytes the client did not send."""
 
-    def __init__(self, read: ReadFn, payload_hash: str, encoding: str) -> None:
+    def __init__(
+        self,
+        read: ReadFn,
+        payload_hash: str,
+        encoding: str,
+        content_md5: str | None = None,
+        crc32_header: str | None = None,
+    ) -> None:
         self._read = read
+        self._content_md5 = content_md5
+        self._crc32_header = crc32_header
+        self._verified = False
         self._buf = b""
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256() if len(payload_hash) == 64 else None
@@ -90,15 +102,24 @@ class BodyReader:
 
     async def read(self, n: int) -> bytes:
         data = await self._read_chunked(n) if self.chunked else await self._read(min(n, READ_BLOCK))
+        if not data:
+            self._verify()
+            return data
         self.md5.update(data)
         if self.sha256 is not None and not self.chunked:
             self.sha256.update(data)
         self.crc32 = zlib.crc32(data, self.crc32)
         return data
 
-    def finish(self, content_md5: str | None, crc32_header: str | None) -> str:
-        """Check what the client declared of the body (signed SHA-256, Content-MD5, a CRC32
-        header or trailer); the ETag (hex MD5)."""
+    def finish(self) -> str:
+        """The ETag (hex MD5) of the body read (checked, if no read saw its end)."""
+        self._verify()
+        return self.md5.hexdigest()
+
+    def _verify(self) -> None:
+        if self._verified:
+            return
+        self._verified = True
         signed = self.sha256 is not None and not self.chunked
         if signed and self.sha256 is not None and self.sha256.hexdigest() != self.payload_hash:
             raise S3Error(
@@ -106,9 +127,9 @@ class BodyReader:
                 400,
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             )
-        crc = self.trailers.get("x-amz-checksum-crc32", crc32_header)
+        crc = self.trailers.get("x-amz-checksum-crc32", self._crc32_header)
         if crc is not None and crc != base64.b64encode(self.crc32.to_bytes(4, "big")).decode():
             raise bad_digest("x-amz-checksum-crc32")
-        if content_md5 is not None and content_md5 != base64.b64encode(self.md5.digest()).decode():
+        md5 = self._content_md5
+        if md5 is not None and md5 != base64.b64encode(self.md5.digest()).decode():
             raise bad_digest("Content-MD5")
-        return self.md5.hexdigest()

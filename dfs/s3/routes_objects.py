@@ -79,10 +79,15 @@ async def put_object(request: web.Request) -> web.Response:
     async def read_raw(n: int) -> bytes:
         return await deadline.read(request.content.read, n)
 
+    h = request.headers
     body = BodyReader(
-        read_raw, caller(request).payload_hash, request.headers.get("Content-Encoding", "")
+        read_raw,
+        caller(request).payload_hash,
+        h.get("Content-Encoding", ""),
+        content_md5=h.get("Content-MD5"),
+        crc32_header=h.get("x-amz-checksum-crc32"),
     )
-    declared = request.headers.get("x-amz-decoded-content-length") or request.content_length
+    declared = h.get("x-amz-decoded-content-length") or request.content_length
     file_id = ""
     if declared is None or int(declared) > 0:
         coord = request.app[COORDINATOR]
@@ -95,9 +100,7 @@ async def put_object(request: web.Request) -> web.Response:
             MAX_OBJECT_BYTES,
         )
         file_id = str(done.body["file_id"])
-    etag = body.finish(
-        request.headers.get("Content-MD5"), request.headers.get("x-amz-checksum-crc32")
-    )
+    etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)
     await ns.link(principal(request), bucket, key, file_id, fields, etag=etag)
     return web.Response(status=200, headers={"ETag": f'"{etag}"'})
 

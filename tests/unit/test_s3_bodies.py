@@ -45,7 +45,7 @@ async def test_aws_chunked_body_decodes_and_checks_its_trailer() -> None:
     data = bytes(range(256)) * 20
     body = BodyReader(_reader(_botocore_chunked(data)), "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "")
     assert await _drain(body) == data
-    assert body.finish(None, None) == hashlib.md5(data).hexdigest()
+    assert body.finish() == hashlib.md5(data).hexdigest()
 
 
 async def test_aws_chunked_body_with_a_wrong_trailer_is_refused() -> None:
@@ -53,22 +53,26 @@ async def test_aws_chunked_body_with_a_wrong_trailer_is_refused() -> None:
         base64.b64encode(zlib.crc32(b"hello world").to_bytes(4, "big")), b"AAAAAA=="
     )
     body = BodyReader(_reader(raw), "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "aws-chunked")
-    assert await _drain(body) == b"hello world"
     with pytest.raises(S3Error) as exc:
-        body.finish(None, None)
+        await _drain(body)
     assert exc.value.code == "BadDigest"
 
 
 async def test_signed_payload_hash_is_checked() -> None:
     data = b"signed bytes"
-    good = BodyReader(_reader(data), hashlib.sha256(data).hexdigest(), "")
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    good = BodyReader(_reader(data), hashlib.sha256(data).hexdigest(), "", content_md5=md5)
     assert await _drain(good) == data
-    assert good.finish(base64.b64encode(hashlib.md5(data).digest()).decode(), None)
+    assert good.finish() == hashlib.md5(data).hexdigest()
+    # refused as the end of the body is read: before ingest could commit a file
     bad = BodyReader(_reader(data), hashlib.sha256(b"other").hexdigest(), "")
-    await _drain(bad)
     with pytest.raises(S3Error) as exc:
-        bad.finish(None, None)
+        await _drain(bad)
     assert exc.value.code == "XAmzContentSHA256Mismatch"
+    wrong_md5 = BodyReader(_reader(data), "UNSIGNED-PAYLOAD", "", content_md5="AAAA")
+    with pytest.raises(S3Error) as exc:
+        await _drain(wrong_md5)
+    assert exc.value.code == "BadDigest"
 
 
 def test_chunk_signed_streaming_is_not_implemented() -> None:

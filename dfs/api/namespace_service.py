@@ -139,6 +139,10 @@ class Namespace:
             raise access.no_key(bucket, key)
         return Resolved(b, v)
 
+    async def require_writable(self, who: Principal, bucket: str) -> None:
+        """Refuse now, before an upload meant for ``bucket`` reads its body."""
+        access.require_write(who, await self.bucket(bucket))
+
     async def link(
         self,
         who: Principal,

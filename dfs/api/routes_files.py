@@ -59,12 +59,11 @@ async def finalize_upload(request: web.Request) -> web.Response:
         receipts = body.get("receipts", {})
         if not isinstance(receipts, dict):
             raise InvalidRequest("receipts must be an object of chunk id -> receipt")
+        target = parse_target(body.get("bucket"), body.get("key"))  # 400 before committing
+        fields = ObjectFields.parse(body)
         done = await request.app[COORDINATOR].finalize_upload(file_id, receipts, tenant(request))
-        target = parse_target(body.get("bucket"), body.get("key"))
         if target is not None:  # also the key's new version (docs/WIRE.md, the namespace)
-            linked = await request.app[NAMESPACE].link(
-                principal(request), *target, file_id, ObjectFields.parse(body)
-            )
+            linked = await request.app[NAMESPACE].link(principal(request), *target, file_id, fields)
             done = {**done, "object": object_body(linked.version)}
         return web.json_response(done)
 

@@ -156,15 +156,14 @@ async def upload(request: web.Request) -> web.Response:
             return await deadline.read(request.content.read, min(n, 1 << 20))
 
     target = parse_target(request.query.get("bucket"), request.query.get("key"))
+    fields = ObjectFields.from_query(request.query)  # 400 before any byte is read
+    if target is not None:
+        await request.app[NAMESPACE].require_writable(principal(request), target[0])
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
     request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
     if target is not None:  # with a key, known bytes make a new object or version too
-        linked = await request.app[NAMESPACE].link(
-            principal(request),
-            *target,
-            str(done.body["file_id"]),
-            ObjectFields.from_query(request.query),
-        )
+        file_id = str(done.body["file_id"])
+        linked = await request.app[NAMESPACE].link(principal(request), *target, file_id, fields)
         return web.json_response({**done.body, "object": object_body(linked.version)}, status=201)
     if not done.created:
         body = {

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from dfs.client import Client
-from dfs.errors import BucketExists, BucketNotFound, Forbidden, KeyNotFound
+from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Forbidden, KeyNotFound
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 
 pytestmark = pytest.mark.integration
@@ -214,3 +214,27 @@ async def test_folders_copies_into_folders_and_checksum_sync(
         os.utime(src / "b.png", (0, (src / "b.png").stat().st_mtime))
         sent = await c.upload_to([src / "b.png"], "box", "pics/b.png", checksum=True)
         assert len(sent.done) == 1
+
+
+async def test_versions_removed_for_good_and_buckets_removed_when_empty(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    (frank,) = await tokens(inproc.api.url, "frank")
+    f = tmp_path / "v.txt"
+    async with Client(inproc.api.url, token=frank) as c:
+        await c.make_bucket("vers", versioning="enabled")
+        for text in (b"one", b"second"):  # sizes differ: never skipped as unchanged
+            f.write_bytes(text)
+            await c.upload_to([f], "vers", "v.txt")
+        marker = (await c.remove("vers", "v.txt"))["version"]
+        assert marker["is_delete_marker"]
+        with pytest.raises(KeyNotFound):
+            await c.object_info("vers", "v.txt")
+        with pytest.raises(BucketNotEmpty):
+            await c.remove_bucket("vers")
+        versions = (await c.list_page("vers", versions=True))["objects"]
+        assert len(versions) == 3
+        for v in versions:
+            await c.remove("vers", "v.txt", version=v["version_id"])
+        await c.remove_bucket("vers")
+        assert await c.list_buckets() == []

@@ -195,10 +195,18 @@ def test_aws_cli_cp_round_trip(gateway: Gateway, tmp_path: Path) -> None:
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
     }
     base = ["aws", "--endpoint-url", gateway.url, "s3"]
-    for args in (
+    steps = [
         ["cp", str(src), "s3://cli/dir/src.bin"],
         ["cp", "s3://cli/dir/src.bin", str(tmp_path / "back.bin")],
-    ):
+        ["ls", "s3://cli/dir/"],
+        ["rm", "s3://cli/dir/src.bin"],
+        ["ls", "s3://cli/"],
+    ]
+    outputs = []
+    for args in steps:
         proc = subprocess.run(base + args, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert "src.bin" in outputs[2]
+    assert outputs[4].strip() == ""
     assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()

@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from dfs.localcluster import LocalCluster, Proc, console_script
+from tests.conftest import DYNAMODB_ENV
 from tests.e2e.conftest import run_cli
 
 
@@ -55,6 +56,7 @@ def _gateway_proc(c: LocalCluster) -> Proc:
         "DFS_S3_PORT": "0",
         "DFS_DATA_DIR": str(c.base / "s3"),
         "PYTHONUNBUFFERED": "1",
+        **(DYNAMODB_ENV if c.meta_url.startswith("dynamodb:") else {}),
     }
     return Proc(
         name="s3",
@@ -71,12 +73,13 @@ def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
 
 
 @pytest.fixture
-def gateway(sqlite_cluster: LocalCluster) -> Iterator[Gateway]:
-    api = sqlite_cluster.api_url
+def gateway(cluster: LocalCluster) -> Iterator[Gateway]:
+    """dfs-s3 beside a cluster on each metadata backend (SQLite, DynamoDB on moto)."""
+    api = cluster.api_url
     run_cli("admin", "create-tenant", api, "s3t")
     token = run_cli("admin", "create-token", api, "s3t").stdout.strip()
     made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
-    proc = _gateway_proc(sqlite_cluster)
+    proc = _gateway_proc(cluster)
     proc.start()
     try:
         url = proc.wait_listening(30.0)

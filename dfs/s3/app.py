@@ -13,6 +13,7 @@ collection stay with ``dfs-api``), so several gateways can run side by side.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -55,10 +56,11 @@ class RunningS3:
     host: str
     meta: MetadataStore
     coordinator: Coordinator
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -66,8 +68,9 @@ class RunningS3:
         await self.meta.close()
 
 
-async def start_s3(cfg: ApiConfig) -> RunningS3:
-    """Serve on ``cfg.host``/``cfg.port`` (the S3 address: see ``dfs.s3.main``)."""
+async def start_s3(cfg: ApiConfig, tls: ssl.SSLContext | None = None) -> RunningS3:
+    """Serve on ``cfg.host``/``cfg.port`` (the S3 address: see ``dfs.s3.main``), over TLS
+    with ``tls``."""
     if not cfg.cluster_secret:
         raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
     if not cfg.api_secret:
@@ -78,6 +81,6 @@ async def start_s3(cfg: ApiConfig) -> RunningS3:
         make_app(coordinator), access_log=None, shutdown_timeout=10.0, **runner_kwargs()
     )
     await runner.setup()
-    await web.TCPSite(runner, cfg.host, cfg.port).start()
+    await web.TCPSite(runner, cfg.host, cfg.port, ssl_context=tls).start()
     port = int(runner.addresses[0][1])
-    return RunningS3(runner, port, cfg.host, meta, coordinator)
+    return RunningS3(runner, port, cfg.host, meta, coordinator, tls is not None)

@@ -1,6 +1,8 @@
 """``dfs-s3``: the S3 gateway's entry point. Configured like ``dfs-api`` (``DFS_META_URL``,
 ``DFS_CLUSTER_SECRET``, ``DFS_API_SECRET``, the same replication settings) plus its address,
-``DFS_S3_HOST`` (default 127.0.0.1) and ``DFS_S3_PORT`` (default 9100). Without
+``DFS_S3_HOST`` (default 127.0.0.1) and ``DFS_S3_PORT`` (default 9100), and optional TLS
+(``DFS_S3_TLS_CERT``, ``DFS_S3_TLS_KEY``: PEM files) for deployments without a load
+balancer. Without
 ``DFS_API_SECRET`` it reads the secret ``dfs-api`` keeps in ``DFS_DATA_DIR/api_secret``."""
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import asyncio
 import dataclasses
 import logging
 import os
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
 from dfs.config import ApiConfig, load_api_config
+from dfs.errors import ConfigError
 from dfs.s3.app import start_s3
 from dfs.server import run_service, until_stopped
 
@@ -41,8 +45,19 @@ def load(argv: Sequence[str] | None) -> ApiConfig:
     return cfg
 
 
+def tls_context(env: dict[str, str]) -> ssl.SSLContext | None:
+    cert, key = env.get("DFS_S3_TLS_CERT", ""), env.get("DFS_S3_TLS_KEY", "")
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise ConfigError("DFS_S3_TLS_CERT", cert, "TLS needs both DFS_S3_TLS_CERT and _KEY")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 async def serve(cfg: ApiConfig) -> None:
-    s3 = await start_s3(cfg)
+    s3 = await start_s3(cfg, tls_context(dict(os.environ)))
     print(f"dfs-s3 listening on {s3.url} meta={cfg.meta_url}", flush=True)
     await until_stopped()
     logging.getLogger("dfs.s3").info("stopping: draining in-flight requests")

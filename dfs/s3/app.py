@@ -8,7 +8,7 @@ collection stay with ``dfs-api``), so several gateways can run side by side.
 | module                    | calls                                                         |
 |---------------------------|---------------------------------------------------------------|
 | ``dfs.s3.routes_buckets`` | ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, ListObjectsV2 |
-| ``dfs.s3.routes_objects`` | PutObject, GetObject, HeadObject, DeleteObject                |
+| ``dfs.s3.routes_objects`` | PutObject, CopyObject, GetObject, HeadObject, DeleteObject    |
 """
 
 from __future__ import annotations

@@ -2,38 +2,61 @@
 
 | method | path             | call                                                        |
 |--------|------------------|-------------------------------------------------------------|
+| PUT    | /{bucket}/{key}  | with ``x-amz-copy-source``: CopyObject, metadata only (the source's file, ETag and metadata) |
 | PUT    | /{bucket}/{key}  | PutObject: the body streams through ``dfs.api.ingest`` (server-side FastCDC and SHA-256 straight to the nodes); ETag = MD5 of the body |
 | GET    | /{bucket}/{key}  | GetObject: verified chunks (``dfs.api.file_stream``), Range |
 | HEAD   | /{bucket}/{key}  | HeadObject                                                   |
 | DELETE | /{bucket}/{key}  | DeleteObject (204, also for a missing key, as S3 answers)    |
 
-Sub-resources (``?tagging``, ``?acl``, ``?uploadId``, ``?versionId``…), CopyObject
-(``x-amz-copy-source``), POST (multipart) and conditional GETs answer 501 NotImplemented.
+Sub-resources (``?tagging``, ``?acl``, ``?uploadId``, ``?versionId``…), CopyObject of a
+source version, with REPLACE or with conditions, POST (multipart) and conditional GETs answer
+501 NotImplemented.
 """
 
 from __future__ import annotations
 
 import contextlib
+from urllib.parse import unquote
 
 from aiohttp import hdrs, web
 
 from dfs.api import ranges
 from dfs.api.file_stream import stream_file
 from dfs.api.ingest import ingest
-from dfs.api.namespace_bodies import ObjectFields, parse_content_type, parse_key, parse_metadata
+from dfs.api.namespace_bodies import (
+    ObjectFields,
+    parse_bucket_name,
+    parse_content_type,
+    parse_key,
+    parse_metadata,
+)
 from dfs.api.namespace_service import Resolved
 from dfs.chunking import ChunkerProfile
 from dfs.errors import InvalidRequest, KeyNotFound
 from dfs.meta.namespace import ObjectVersion
 from dfs.s3.bodies import BodyReader
-from dfs.s3.context import COORDINATOR, NAMESPACE, caller, http_time, params, principal
+from dfs.s3.context import (
+    COORDINATOR,
+    NAMESPACE,
+    caller,
+    http_time,
+    iso_time,
+    params,
+    principal,
+    xml,
+    xml_response,
+)
 from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.routes_buckets import bucket_name
 from dfs.server import StreamDeadline
 
 MAX_OBJECT_BYTES = 5 * 1024**3  # S3's largest single PUT
 _CONDITIONAL = ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
-_UNSUPPORTED_PUT_HEADERS = ("x-amz-copy-source", "x-amz-tagging", "x-amz-object-lock-mode")
+_UNSUPPORTED_PUT_HEADERS = ("x-amz-tagging", "x-amz-object-lock-mode", "x-amz-copy-source-range")
+_COPY_CONDITIONS = tuple(
+    f"x-amz-copy-source-{c}"
+    for c in ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+)
 
 
 def _target(request: web.Request) -> tuple[str, str]:
@@ -71,6 +94,8 @@ async def put_object(request: web.Request) -> web.Response:
         if name in request.headers:
             raise not_implemented(f"PutObject with {name}")
     bucket, key = _target(request)
+    if "x-amz-copy-source" in request.headers:
+        return await copy_object(request, bucket, key)
     fields = _fields(request)
     ns = request.app[NAMESPACE]
     await ns.bucket(bucket)  # NoSuchBucket before reading the body
@@ -103,6 +128,40 @@ async def put_object(request: web.Request) -> web.Response:
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)
     await ns.link(principal(request), bucket, key, file_id, fields, etag=etag)
     return web.Response(status=200, headers={"ETag": f'"{etag}"'})
+
+
+def _copy_source(header: str) -> tuple[str, str]:
+    path, _, query = unquote(header).lstrip("/").partition("?")
+    if query:
+        raise not_implemented("CopyObject of a given source version")
+    src_bucket, _, src_key = path.partition("/")
+    try:
+        return parse_bucket_name(src_bucket), parse_key(src_key)
+    except InvalidRequest as exc:
+        raise S3Error("InvalidArgument", 400, f"x-amz-copy-source: {exc.message}") from None
+
+
+async def copy_object(request: web.Request, bucket: str, key: str) -> web.Response:
+    """CopyObject as metadata: the new version links the source's file (no chunk is read or
+    written); its ETag and metadata are the source's (``x-amz-metadata-directive: COPY``)."""
+    if request.headers.get("x-amz-metadata-directive", "COPY").upper() != "COPY":
+        raise not_implemented("CopyObject with x-amz-metadata-directive REPLACE")
+    if any(h in request.headers for h in _COPY_CONDITIONS):
+        raise not_implemented("CopyObject with x-amz-copy-source-if-* conditions")
+    src = _copy_source(request.headers["x-amz-copy-source"])
+    if src == (bucket, key):
+        raise S3Error(
+            "InvalidRequest",
+            400,
+            "This copy request is illegal because it is "
+            "trying to copy an object to itself without changing anything.",
+        )
+    ns = request.app[NAMESPACE]
+    await ns.bucket(src[0])
+    made = await ns.copy(principal(request), src, (bucket, key))
+    v = made[0]
+    inner = xml("LastModified", iso_time(v.created_at)) + xml("ETag", f'"{v.etag}"')
+    return xml_response("CopyObjectResult", inner)
 
 
 def _headers(v: ObjectVersion) -> dict[str, str]:

@@ -154,7 +154,24 @@ def test_refusals_and_unimplemented(gateway: Gateway) -> None:
         s3.get_bucket_versioning(Bucket="docs")
     assert _code(exc) == ("NotImplemented", 501)
     with pytest.raises(ClientError) as exc:
-        s3.copy_object(Bucket="docs", Key="k2", CopySource={"Bucket": "docs", "Key": "k"})
+        s3.delete_objects(Bucket="docs", Delete={"Objects": [{"Key": "k"}]})
+    assert _code(exc) == ("NotImplemented", 501)
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_tagging(
+            Bucket="docs", Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
+        )
+    assert _code(exc) == ("NotImplemented", 501)
+    # CopyObject is metadata only: the copy links the same stored file
+    copied = s3.copy_object(Bucket="docs", Key="k2", CopySource={"Bucket": "docs", "Key": "k"})
+    assert copied["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(b"data").hexdigest()}"'
+    assert s3.get_object(Bucket="docs", Key="k2")["Body"].read() == b"data"
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(
+            Bucket="docs",
+            Key="k3",
+            CopySource={"Bucket": "docs", "Key": "k"},
+            MetadataDirective="REPLACE",
+        )
     assert _code(exc) == ("NotImplemented", 501)
 
     # boto3 presigns with signature version 2 unless told s3v4: v2 is not implemented

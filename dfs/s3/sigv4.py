@@ -12,6 +12,7 @@ from the next request on.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import hmac
 import time
 from dataclasses import dataclass
@@ -161,7 +162,7 @@ def read_signature(request: web.Request) -> Signed:
         amz_date = request.headers.get("x-amz-date", "")
         if not amz_date:
             raise access_denied("a signed request needs an x-amz-date header")
-        return Signed(**{**signed.__dict__, "amz_date": amz_date})
+        return dataclasses.replace(signed, amz_date=amz_date)
     if "X-Amz-Signature" in request.query:
         return parse_query(request)
     raise access_denied("anonymous requests are not supported: sign with an access key")

@@ -95,7 +95,13 @@ def test_boto3_round_trip(gateway: Gateway) -> None:
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["photos"]
     s3.head_bucket(Bucket="photos")
     big = os.urandom(3 * 1024 * 1024 + 17)
-    bodies = {"a/one.bin": big, "a/two.txt": b"hello s3", "b/empty": b"", "top": b"x" * 1000}
+    bodies = {
+        "a/one.bin": big,
+        "a/two.txt": b"hello s3",
+        "b/empty": b"",
+        "c/sp ace+plus%25&é.txt": b"odd key",
+        "top": b"x" * 1000,
+    }
     for key, body in bodies.items():
         put = s3.put_object(Bucket="photos", Key=key, Body=body)
         assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
@@ -109,7 +115,7 @@ def test_boto3_round_trip(gateway: Gateway) -> None:
     assert part["ResponseMetadata"]["HTTPStatusCode"] == 206
 
     listed = s3.list_objects_v2(Bucket="photos", Delimiter="/")
-    assert [c["Prefix"] for c in listed["CommonPrefixes"]] == ["a/", "b/"]
+    assert [c["Prefix"] for c in listed["CommonPrefixes"]] == ["a/", "b/", "c/"]
     assert [o["Key"] for o in listed["Contents"]] == ["top"]
     keys, token = [], None
     while True:

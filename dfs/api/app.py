@@ -9,6 +9,7 @@ module but the entry point and tests. The routes, each table in its module's doc
 | ``dfs.api.routes_batch``        | init-uploads, finalize-uploads, resume-upload, download-plans |
 | ``dfs.api.routes_seed``         | the seed's /file, /metadata, /download, /signed-download, /upload, /check, /admin/hashes |
 | ``dfs.api.routes_admin``        | /admin/tenants, /admin/tokens, /admin/stats, /nodes, /admin/repair |
+| ``dfs.api.routes_access_keys`` | /access-keys… (S3 access keys: create, list, revoke) |
 | ``dfs.api.routes_drain``        | /admin/nodes/{node_id}/drain (start, status, cancel a node drain) |
 | ``dfs.api.routes_nodes``        | /nodes/heartbeat, /nodes/deregister                         |
 | ``dfs.api.routes_monitoring``   | /healthz, /readyz, /metrics                                 |
@@ -43,6 +44,7 @@ from dfs import protocol
 from dfs.api import (
     background,
     cors,
+    routes_access_keys,
     routes_admin,
     routes_batch,
     routes_buckets,
@@ -100,6 +102,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[VERIFIED] = VerifiedFiles()
     routes_files.add_routes(app)
     routes_admin.add_routes(app)
+    routes_access_keys.add_routes(app)
     routes_drain.add_routes(app)
     routes_nodes.add_routes(app)
     metrics = routes_monitoring.add_routes(app)

@@ -144,10 +144,17 @@ class Namespace:
         access.require_write(who, await self.bucket(bucket))
 
     async def link(
-        self, who: Principal, bucket: str, key: str, file_id: str, fields: ObjectFields
+        self,
+        who: Principal,
+        bucket: str,
+        key: str,
+        file_id: str,
+        fields: ObjectFields,
+        etag: str | None = None,
     ) -> PutResult:
         """Make the caller's complete file ``file_id`` ("" for an empty object) the new
-        current version of ``bucket/key``."""
+        current version of ``bucket/key``; ``etag`` defaults to the file's sha256 (the S3
+        gateway gives the MD5 of the body, as S3 computes it)."""
         b = await self.bucket(bucket)
         access.require_write(who, b)
         size, sha256 = 0, ""
@@ -159,7 +166,7 @@ class Namespace:
             key=key,
             file_id=file_id,
             size=size,
-            etag=sha256,
+            etag=sha256 if etag is None else etag,
             sha256=sha256,
             content_type=fields.content_type or guess_type(key),
             user_metadata=fields.metadata or (),

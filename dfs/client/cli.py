@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from dfs import __version__
-from dfs.client import cli_drain, cli_namespace, cli_output, cli_transfer, profiles
+from dfs.client import cli_drain, cli_keys, cli_namespace, cli_output, cli_transfer, profiles
 from dfs.client.cli_common import (
     CONTEXT,
     INTERRUPTED,
@@ -74,6 +74,7 @@ def cli() -> None:
 
 cli.add_command(cli_transfer.upload)
 cli.add_command(cli_transfer.download)
+cli.add_command(cli_keys.keys)
 for _command in cli_namespace.COMMANDS:
     cli.add_command(_command)
 

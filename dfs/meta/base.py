@@ -131,6 +131,19 @@ class TokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessKeyRecord:
+    """An S3 access key of a tenant. SigV4 needs the secret itself on the server, so it is
+    kept sealed (``dfs.access_keys``: AES-GCM under a key derived from the API secret, which
+    is not in this store): ``sealed_secret`` alone reveals nothing."""
+
+    access_key_id: str
+    tenant: str
+    sealed_secret: str
+    label: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkState:
     """A chunk row as repair and garbage collection see it.
 
@@ -236,6 +249,9 @@ class MetadataStore(Protocol):
         returns None for an unknown hash. ``list_tokens(tenant)`` returns the records of
         one tenant (every tenant's for None), oldest first; ``delete_token(hash)`` removes
         one, True if it existed.
+      - S3 access keys behave the same: ``put_access_key`` (Conflict if the id exists),
+        ``get_access_key`` (None if unknown), ``list_access_keys(tenant)`` (oldest first),
+        ``delete_access_key(id)`` (True if it existed).
 
     Node heartbeat sequences (replay protection, kept apart from NodeRecord)
       - ``advance_node_sequence(node_id, boot, seq)`` records (boot, seq) as the node's last
@@ -328,6 +344,10 @@ class MetadataStore(Protocol):
     async def get_token(self, token_hash: str) -> TokenRecord | None: ...
     async def list_tokens(self, tenant: str | None = None) -> list[TokenRecord]: ...
     async def delete_token(self, token_hash: str) -> bool: ...
+    async def put_access_key(self, rec: AccessKeyRecord) -> None: ...
+    async def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None: ...
+    async def list_access_keys(self, tenant: str | None = None) -> list[AccessKeyRecord]: ...
+    async def delete_access_key(self, access_key_id: str) -> bool: ...
     async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool: ...
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...

@@ -5,9 +5,9 @@ beside the one writer, ``busy_timeout`` makes writers queue instead of failing, 
 read-modify-write runs inside ``BEGIN IMMEDIATE`` so it holds the write lock from its first
 read. ``synchronous=FULL``: a committed file survives a power cut, not only a crash.
 
-Each store owns one connection, used from one worker thread (sqlite3 is blocking), so the
-event loop never waits on disk. ``sqlite3`` errors are translated here and nowhere else.
-Tables: ``sqlite_schema``; commit/delete refcounts: ``sqlite_refcounts``; namespace: ``sqlite_namespace``.
+One connection per store, used from one worker thread: the event loop never waits on disk;
+``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; refcounts:
+``sqlite_refcounts``; namespace: ``sqlite_namespace``; S3 keys: ``sqlite_access_keys``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from dfs.meta.base import (
     Stats,
     TokenRecord,
 )
+from dfs.meta.sqlite_access_keys import SqliteAccessKeysMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_refcounts import commit_one, drop_refs, repoint_hash
 from dfs.meta.sqlite_schema import apply_schema, file_record, node_record
@@ -59,7 +60,7 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + n]
 
 
-class SqliteMetadataStore(SqliteNamespaceMixin):
+class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
     def __init__(self, path: Path) -> None:

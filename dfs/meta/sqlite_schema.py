@@ -21,6 +21,7 @@ one place. Tables (all ``WITHOUT ROWID`` where the key is the access path):
 |           |                      | re-points it, in its transaction); sha256 is the entry key |
 |           |                      | (``sha256_entry``: verified files apart from claims)       |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
+| access_keys | access_key_id      | tenant, sealed_secret, label, created_at (S3 keys)         |
 | node_boots | node_id             | boot, seq (integers): the node's last accepted heartbeat   |
 |           |                      | (replays; node_sequences, with per-boot nonces, is dropped) |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
@@ -73,6 +74,10 @@ CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, created_at REAL NOT
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, label TEXT NOT NULL,
     created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS access_keys (
+    access_key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, sealed_secret TEXT NOT NULL,
+    label TEXT NOT NULL, created_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS node_boots (
     node_id TEXT PRIMARY KEY, boot INTEGER NOT NULL, seq INTEGER NOT NULL

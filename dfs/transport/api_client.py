@@ -178,6 +178,18 @@ class ApiClient:
         path = protocol.ADMIN_TOKEN.format(token_id=quote(token_id, safe=""))
         return await self._json("DELETE", path)
 
+    async def create_access_key(self, label: str = "", tenant: str | None = None) -> dict[str, Any]:
+        body = {"label": label, **({"tenant": tenant} if tenant else {})}
+        return await self._json("POST", protocol.ACCESS_KEYS, json=body)
+
+    async def list_access_keys(self, tenant: str | None = None) -> dict[str, Any]:
+        params = {"tenant": tenant} if tenant else None
+        return await self._json("GET", protocol.ACCESS_KEYS, params=params)
+
+    async def revoke_access_key(self, access_key_id: str) -> dict[str, Any]:
+        path = protocol.ACCESS_KEY.format(access_key_id=quote(access_key_id, safe=""))
+        return await self._json("DELETE", path)
+
     async def drain(self, node_id: str, method: str = "GET") -> dict[str, Any]:
         """A node drain: POST starts it, GET reports it, DELETE cancels it."""
         path = protocol.ADMIN_NODE_DRAIN.format(node_id=quote(node_id, safe=""))

@@ -102,6 +102,14 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         me = await call("GET", protocol.WHOAMI, 200, user)
         assert (me["tenant"], me["token_id"], me["label"]) == ("acme", tok["token_id"], "t")
         await call("GET", protocol.WHOAMI, 401)
+        key = await call("POST", protocol.ACCESS_KEYS, 201, user, json={"label": "s3"})
+        await call("POST", protocol.ACCESS_KEYS, 403, user, json={"tenant": "other"})
+        await call("POST", protocol.ACCESS_KEYS, 400, user, json={"label": "x" * 201})
+        await call("GET", protocol.ACCESS_KEYS, 200, user)
+        await call("GET", protocol.ACCESS_KEYS, 401)
+        key_path = {"access_key_id": key["access_key_id"]}
+        await call("DELETE", protocol.ACCESS_KEY, 200, user, path=key_path)
+        await call("DELETE", protocol.ACCESS_KEY, 404, user, path=key_path)
         spare = await call("POST", protocol.ADMIN_TOKENS, 201, ADMIN, json={"tenant": "acme"})
         gone = {"token_id": spare["token_id"]}
         await call("DELETE", protocol.ADMIN_TOKEN, 403, user, path=gone)

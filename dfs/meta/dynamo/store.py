@@ -3,9 +3,9 @@
 Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
 files (``store_files``), commit and delete with their reference counting (``store_commit``,
 ``store_delete``), verified content (``store_verified``), chunks and their locations
-(``store_chunks``), and the keyed items of nodes, tenants, tokens, leases and stats
-(``store_registry``); the namespace port (buckets, keys, versions) is ``store_namespace`` and
-its parts. The package docstring shows the layout.
+(``store_chunks``), the keyed items of nodes, tenants, tokens, leases and stats
+(``store_registry``), and S3 access keys (``store_access_keys``); the namespace port (buckets,
+keys, versions) is ``store_namespace`` and its parts. The package docstring shows the layout.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from dfs.meta.base import MetadataStore
 from dfs.meta.dynamo.requests import open_client
 from dfs.meta.dynamo.settings import settings_from_url
+from dfs.meta.dynamo.store_access_keys import AccessKeysPart
 from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_delete import DeletePart
@@ -28,7 +29,14 @@ from dfs.meta.namespace import NamespaceStore
 
 
 class DynamoMetadataStore(
-    NamespacePart, FilesPart, VerifiedPart, CommitPart, DeletePart, ChunksPart, RegistryPart
+    NamespacePart,
+    FilesPart,
+    VerifiedPart,
+    CommitPart,
+    DeletePart,
+    ChunksPart,
+    RegistryPart,
+    AccessKeysPart,
 ):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 

@@ -1,0 +1,86 @@
+"""The S3 gateway's aiohttp app: assembly only (``make_app``, ``start_s3``, ``RunningS3``).
+
+Every request is authenticated by SigV4 (``dfs.s3.sigv4``) before its route runs; errors
+answer as S3's XML documents (``dfs.s3.errors``). The services are the API's
+(``Coordinator``, ``Namespace``); this process runs no background loops (repair and garbage
+collection stay with ``dfs-api``), so several gateways can run side by side.
+
+| module                    | calls                                                         |
+|---------------------------|---------------------------------------------------------------|
+| ``dfs.s3.routes_buckets`` | ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, ListObjectsV2 |
+| ``dfs.s3.routes_objects`` | PutObject, CopyObject, GetObject, HeadObject, DeleteObject    |
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dfs.api.coordinator import Coordinator
+from dfs.api.namespace_service import Namespace, namespace_store
+from dfs.config import ApiConfig
+from dfs.errors import ConfigError
+from dfs.meta import open_metadata_store
+from dfs.meta.base import MetadataStore
+from dfs.s3 import routes_buckets, routes_objects
+from dfs.s3.context import CALLER, COORDINATOR, NAMESPACE
+from dfs.s3.errors import Handler, s3_error_middleware
+from dfs.s3.sigv4 import authenticate
+from dfs.server import runner_kwargs
+from dfs.transport.http import make_session
+from dfs.transport.node_client import NodeClient
+
+
+@web.middleware
+async def sigv4_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    coord = request.app[COORDINATOR]
+    request[CALLER] = await authenticate(request, coord.meta, coord.cfg.api_secret, coord.clock())
+    return await handler(request)
+
+
+def make_app(coordinator: Coordinator) -> web.Application:
+    app = web.Application(middlewares=[s3_error_middleware, sigv4_middleware])
+    app[COORDINATOR] = coordinator
+    app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
+    routes_buckets.add_routes(app)
+    routes_objects.add_routes(app)
+    return app
+
+
+@dataclass
+class RunningS3:
+    runner: web.AppRunner
+    port: int
+    host: str
+    meta: MetadataStore
+    coordinator: Coordinator
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.coordinator.nodes.close()
+        await self.meta.close()
+
+
+async def start_s3(cfg: ApiConfig, tls: ssl.SSLContext | None = None) -> RunningS3:
+    """Serve on ``cfg.host``/``cfg.port`` (the S3 address: see ``dfs.s3.main``), over TLS
+    with ``tls``."""
+    if not cfg.cluster_secret:
+        raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
+    if not cfg.api_secret:
+        raise ConfigError("DFS_API_SECRET", "", "required: access keys are sealed under it")
+    meta = await open_metadata_store(cfg.meta_url)
+    coordinator = Coordinator(cfg, meta, NodeClient(make_session()))
+    runner = web.AppRunner(
+        make_app(coordinator), access_log=None, shutdown_timeout=10.0, **runner_kwargs()
+    )
+    await runner.setup()
+    await web.TCPSite(runner, cfg.host, cfg.port, ssl_context=tls).start()
+    port = int(runner.addresses[0][1])
+    return RunningS3(runner, port, cfg.host, meta, coordinator, tls is not None)

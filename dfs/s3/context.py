@@ -1,0 +1,69 @@
+"""What the gateway's route modules share: the app's services, the authenticated caller,
+and small S3 formatting helpers (dates, XML)."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from dfs import auth
+from dfs.api.bodies import Principal
+from dfs.api.coordinator import Coordinator
+from dfs.api.namespace_service import Namespace
+from dfs.s3.sigv4 import Caller
+
+COORDINATOR = web.AppKey("coordinator", Coordinator)
+NAMESPACE = web.AppKey("namespace", Namespace)
+CALLER = "dfs.s3.caller"
+XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def caller(request: web.Request) -> Caller:
+    c: Caller = request[CALLER]
+    return c
+
+
+def principal(request: web.Request) -> Principal:
+    """The signing key's tenant, as the namespace service knows callers (a user)."""
+    c = caller(request)
+    return Principal(c.tenant, auth.ROLE_USER, token_id=c.access_key_id)
+
+
+_SIGNING_PARAMS = frozenset(
+    {
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+        "x-id",  # botocore names the operation in presigned URLs
+    }
+)
+
+
+def params(request: web.Request) -> dict[str, str]:
+    """The request's query without the signing parameters of a presigned URL: what the
+    call itself asks for (sub-resources, listing options)."""
+    return {k: v for k, v in request.query.items() if k not in _SIGNING_PARAMS}
+
+
+def iso_time(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
+
+
+def http_time(ts: float) -> str:
+    return formatdate(ts, usegmt=True)
+
+
+def xml(tag: str, text: str | int) -> str:
+    return f"<{tag}>{escape(str(text))}</{tag}>"
+
+
+def xml_response(root: str, inner: str, status: int = 200) -> web.Response:
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="{XMLNS}">{inner}</{root}>'
+    return web.Response(status=status, text=body, content_type="application/xml")

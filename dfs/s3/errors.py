@@ -1,0 +1,107 @@
+"""S3's XML error documents, with S3's codes and HTTP statuses.
+
+``S3Error`` is raised by the gateway's own checks (signatures, unsupported calls); the
+middleware maps dfs's errors (``dfs.errors``) to the S3 code a client expects, so that boto3
+and the AWS CLI see ``NoSuchKey``, ``NoSuchBucket``, ``AccessDenied`` and the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from dfs.errors import (
+    AuthError,
+    BucketExists,
+    BucketNotEmpty,
+    BucketNotFound,
+    DfsError,
+    Forbidden,
+    InvalidRequest,
+    KeyNotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
+
+log = logging.getLogger("dfs.s3")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class S3Error(Exception):
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+
+def not_implemented(what: str) -> S3Error:
+    return S3Error("NotImplemented", 501, f"{what} is not implemented by this dfs-s3 gateway")
+
+
+def access_denied(message: str = "Access Denied") -> S3Error:
+    return S3Error("AccessDenied", 403, message)
+
+
+def signature_mismatch() -> S3Error:
+    return S3Error(
+        "SignatureDoesNotMatch",
+        403,
+        "The request signature we calculated does not match the signature you provided.",
+    )
+
+
+# dfs error class -> (S3 code, status); the first match in order wins (subclasses first)
+_MAPPED: list[tuple[type[DfsError], str, int]] = [
+    (BucketNotFound, "NoSuchBucket", 404),
+    (KeyNotFound, "NoSuchKey", 404),
+    (BucketNotEmpty, "BucketNotEmpty", 409),
+    (BucketExists, "BucketAlreadyExists", 409),
+    (Forbidden, "AccessDenied", 403),
+    (AuthError, "AccessDenied", 403),
+    (PayloadTooLarge, "EntityTooLarge", 400),
+    (InvalidRequest, "InvalidRequest", 400),
+    (Unavailable, "ServiceUnavailable", 503),
+]
+
+
+def from_dfs(exc: DfsError) -> S3Error:
+    for cls, code, status in _MAPPED:
+        if isinstance(exc, cls):
+            return S3Error(code, status, exc.message)
+    return S3Error("InternalError", 500, "We encountered an internal error. Please try again.")
+
+
+def error_response(err: S3Error, resource: str) -> web.Response:
+    request_id = secrets.token_hex(8).upper()
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{err.code}</Code><Message>{escape(err.message)}</Message>"
+        f"<Resource>{escape(resource)}</Resource><RequestId>{request_id}</RequestId></Error>"
+    )
+    resp = web.Response(status=err.status, text=body, content_type="application/xml")
+    resp.headers["x-amz-request-id"] = request_id
+    return resp
+
+
+@web.middleware
+async def s3_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except S3Error as err:
+        return error_response(err, request.path)
+    except DfsError as exc:
+        mapped = from_dfs(exc)
+        if mapped.status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, exc.message)
+        return error_response(mapped, request.path)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(from_dfs(DfsError("internal")), request.path)

@@ -1,0 +1,183 @@
+"""S3 bucket calls (path-style): ListBuckets, CreateBucket, DeleteBucket, HeadBucket,
+GetBucketLocation, ListObjectsV2. Any other bucket call (a sub-resource such as
+``?versioning``, ``?uploads``, ListObjects v1, POST ``?delete``) answers 501 NotImplemented.
+
+| method | path       | call                                              |
+|--------|------------|---------------------------------------------------|
+| GET    | /          | ListBuckets (the caller's own buckets)            |
+| PUT    | /{bucket}  | CreateBucket (a location constraint body is read and ignored) |
+| DELETE | /{bucket}  | DeleteBucket (204)                                |
+| HEAD   | /{bucket}  | HeadBucket                                        |
+| GET    | /{bucket}  | ``?list-type=2``: ListObjectsV2; ``?location``: GetBucketLocation |
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from dfs.api import access
+from dfs.api.namespace_bodies import parse_bucket_name
+from dfs.errors import BucketExists, InvalidRequest
+from dfs.meta.namespace import ObjectListing
+from dfs.s3.context import (
+    NAMESPACE,
+    iso_time,
+    params,
+    principal,
+    xml,
+    xml_response,
+)
+from dfs.s3.errors import S3Error, not_implemented
+
+MAX_KEYS = 1000
+MAX_BUCKET_BODY = 64 * 1024
+_LIST_PARAMS = frozenset(
+    {"list-type", "prefix", "delimiter", "continuation-token", "max-keys", "encoding-type"}
+)
+
+
+def bucket_name(request: web.Request) -> str:
+    try:
+        return parse_bucket_name(request.match_info["bucket"])
+    except InvalidRequest as exc:
+        raise S3Error("InvalidBucketName", 400, exc.message) from None
+
+
+async def list_buckets(request: web.Request) -> web.Response:
+    who = principal(request)
+    owned = [b for b in await request.app[NAMESPACE].list_buckets(who) if b.tenant == who.tenant]
+    items = "".join(
+        f"<Bucket>{xml('Name', b.name)}{xml('CreationDate', iso_time(b.created_at))}</Bucket>"
+        for b in owned
+    )
+    owner = f"<Owner>{xml('ID', who.tenant)}{xml('DisplayName', who.tenant)}</Owner>"
+    return xml_response("ListAllMyBucketsResult", f"{owner}<Buckets>{items}</Buckets>")
+
+
+async def create_bucket(request: web.Request) -> web.Response:
+    if q := params(request):
+        raise not_implemented(f"PUT bucket ?{'&'.join(sorted(q))}")
+    name = bucket_name(request)
+    await request.content.read(MAX_BUCKET_BODY)  # CreateBucketConfiguration: one region
+    ns = request.app[NAMESPACE]
+    try:
+        await ns.create_bucket(principal(request), name, None, None)
+    except BucketExists:
+        if (await ns.store.get_bucket(name)).tenant == principal(request).tenant:
+            raise S3Error(
+                "BucketAlreadyOwnedByYou",
+                409,
+                "Your previous request to create the named "
+                "bucket succeeded and you already own it.",
+            ) from None
+        raise S3Error(
+            "BucketAlreadyExists", 409, "The requested bucket name is not available."
+        ) from None
+    return web.Response(status=200, headers={"Location": f"/{name}"})
+
+
+async def delete_bucket(request: web.Request) -> web.Response:
+    if q := params(request):
+        raise not_implemented(f"DELETE bucket ?{'&'.join(sorted(q))}")
+    await request.app[NAMESPACE].delete_bucket(principal(request), bucket_name(request))
+    return web.Response(status=204)
+
+
+async def head_bucket(request: web.Request) -> web.Response:
+    b = await request.app[NAMESPACE].bucket(bucket_name(request))
+    if b.tenant != principal(request).tenant:
+        access.require_list(principal(request), b)
+    return web.Response(status=200, headers={"x-amz-bucket-region": "us-east-1"})
+
+
+def _max_keys(raw: str | None) -> int:
+    if raw is None:
+        return MAX_KEYS
+    if not raw.isascii() or not raw.isdigit():
+        raise S3Error("InvalidArgument", 400, "max-keys must be a non-negative integer")
+    return min(int(raw), MAX_KEYS)
+
+
+def _listing_xml(
+    name: str, q: dict[str, str], listing: ObjectListing, max_keys: int, url: bool
+) -> str:
+    def enc(text: str) -> str:
+        return quote(text, safe="/") if url else text
+
+    parts = [xml("Name", name), xml("Prefix", enc(q.get("prefix", "")))]
+    if q.get("delimiter"):
+        parts.append(xml("Delimiter", enc(q["delimiter"])))
+    parts += [
+        xml("MaxKeys", max_keys),
+        xml("KeyCount", len(listing.objects) + len(listing.common_prefixes)),
+    ]
+    if url:
+        parts.append(xml("EncodingType", "url"))
+    parts.append(xml("IsTruncated", "true" if listing.next_token else "false"))
+    if q.get("continuation-token"):
+        parts.append(xml("ContinuationToken", q["continuation-token"]))
+    if listing.next_token:
+        parts.append(xml("NextContinuationToken", listing.next_token))
+    for v in listing.objects:
+        parts.append(
+            f"<Contents>{xml('Key', enc(v.key))}{xml('LastModified', iso_time(v.created_at))}"
+            f"{xml('ETag', chr(34) + v.etag + chr(34))}{xml('Size', v.size)}"
+            f"{xml('StorageClass', 'STANDARD')}</Contents>"
+        )
+    for p in listing.common_prefixes:
+        parts.append(f"<CommonPrefixes>{xml('Prefix', enc(p))}</CommonPrefixes>")
+    return "".join(parts)
+
+
+async def list_objects_v2(request: web.Request) -> web.Response:
+    q = dict(params(request))
+    unsupported = sorted(set(q) - _LIST_PARAMS)
+    if unsupported:
+        raise not_implemented(f"ListObjectsV2 with {', '.join(unsupported)}")
+    encoding = q.get("encoding-type")
+    if encoding not in (None, "url"):
+        raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request")
+    name, max_keys = bucket_name(request), _max_keys(q.get("max-keys"))
+    listing = ObjectListing()
+    if max_keys > 0:
+        listing = await request.app[NAMESPACE].listing(
+            principal(request),
+            name,
+            prefix=q.get("prefix", ""),
+            delimiter=q.get("delimiter", ""),
+            token=q.get("continuation-token") or None,
+            limit=max_keys,
+            versions=False,
+        )
+    return xml_response(
+        "ListBucketResult", _listing_xml(name, q, listing, max_keys, bool(encoding))
+    )
+
+
+async def get_bucket(request: web.Request) -> web.Response:
+    q = params(request)
+    if q.get("list-type") == "2":
+        return await list_objects_v2(request)
+    if set(q) == {"location"}:
+        await request.app[NAMESPACE].visible_bucket(principal(request), bucket_name(request))
+        return xml_response("LocationConstraint", "")
+    if set(q) <= _LIST_PARAMS | {"marker"}:
+        raise not_implemented("ListObjects (version 1; use ListObjectsV2)")
+    raise not_implemented(f"GET bucket ?{'&'.join(sorted(q))}")
+
+
+async def unsupported(request: web.Request) -> web.Response:
+    raise not_implemented(f"{request.method} on a bucket")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/", list_buckets)
+    for path in ("/{bucket}", "/{bucket}/"):
+        r.add_put(path, create_bucket)
+        r.add_delete(path, delete_bucket)
+        r.add_head(path, head_bucket)
+        r.add_get(path, get_bucket, allow_head=False)
+        r.add_post(path, unsupported)

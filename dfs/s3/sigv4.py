@@ -1,0 +1,194 @@
+"""AWS Signature Version 4, as S3 clients sign requests: in the Authorization header or in a
+presigned query string.
+
+The expected signature is computed by botocore's own SigV4 code (``S3SigV4Auth`` and
+``S3SigV4QueryAuth``: canonical request, string to sign, key derivation) over an
+``AWSRequest`` rebuilt from the incoming request's method, raw path and query, and the
+headers the client says it signed; then compared in constant time. The secret of the access
+key is looked up per request (``dfs.access_keys`` opens it), so a revoked key is refused
+from the next request on.
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import hmac
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from dfs import access_keys
+from dfs.meta.base import MetadataStore
+from dfs.s3.errors import S3Error, access_denied, not_implemented, signature_mismatch
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+MAX_SKEW = 15 * 60  # seconds a header-signed request's date may be off (S3's rule)
+MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
+UNSIGNED = "UNSIGNED-PAYLOAD"
+STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What a request's signature says: who signed, and what the body must hash to."""
+
+    access_key_id: str
+    amz_date: str
+    region: str
+    signed_headers: tuple[str, ...]
+    signature: str
+    presigned: bool
+    expires: int = 0
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: str
+    access_key_id: str
+    payload_hash: str  # x-amz-content-sha256 (UNSIGNED-PAYLOAD for presigned requests)
+
+
+def _malformed(message: str) -> S3Error:
+    return S3Error("AuthorizationHeaderMalformed", 400, message)
+
+
+def _scope(credential: str) -> tuple[str, str, str]:
+    """(key id, date, region) of ``AKID/yyyymmdd/region/s3/aws4_request``."""
+    parts = credential.split("/")
+    if len(parts) != 5 or parts[3] != "s3" or parts[4] != "aws4_request":
+        raise _malformed("the credential must be KEY/DATE/REGION/s3/aws4_request")
+    return parts[0], parts[1], parts[2]
+
+
+def parse_header(value: str) -> Signed:
+    algorithm, _, rest = value.partition(" ")
+    if algorithm != ALGORITHM:
+        raise _malformed(f"only {ALGORITHM} is supported")
+    fields = {}
+    for item in rest.split(","):
+        name, _, val = item.strip().partition("=")
+        fields[name] = val
+    try:
+        key_id, _, region = _scope(fields["Credential"])
+        signed = tuple(fields["SignedHeaders"].split(";"))
+        signature = fields["Signature"]
+    except KeyError as exc:
+        raise _malformed(f"the Authorization header has no {exc.args[0]}") from None
+    return Signed(key_id, "", region, signed, signature, presigned=False)
+
+
+def parse_query(request: web.Request) -> Signed:
+    q = request.query
+    if q.get("X-Amz-Algorithm") != ALGORITHM:
+        raise _malformed(f"only {ALGORITHM} is supported")
+    try:
+        key_id, _, region = _scope(q["X-Amz-Credential"])
+        expires = int(q["X-Amz-Expires"])
+        return Signed(
+            key_id,
+            q["X-Amz-Date"],
+            region,
+            tuple(q["X-Amz-SignedHeaders"].split(";")),
+            q["X-Amz-Signature"],
+            presigned=True,
+            expires=expires,
+        )
+    except (KeyError, ValueError):
+        raise access_denied("a presigned URL needs every X-Amz-* parameter") from None
+
+
+def _epoch(amz_date: str) -> int:
+    try:
+        return calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        raise access_denied("X-Amz-Date must be yyyymmddThhmmssZ") from None
+
+
+def check_time(signed: Signed, now: float) -> None:
+    at = _epoch(signed.amz_date)
+    if signed.presigned:
+        if not 1 <= signed.expires <= MAX_PRESIGN_EXPIRES:
+            raise access_denied("X-Amz-Expires must be between 1 and 604800 seconds")
+        if now > at + signed.expires:
+            raise access_denied("Request has expired")
+        if at > now + MAX_SKEW:
+            raise S3Error("RequestTimeTooSkewed", 403, "the request's date is in the future")
+    elif abs(now - at) > MAX_SKEW:
+        raise S3Error(
+            "RequestTimeTooSkewed",
+            403,
+            "The difference between the request time and the current time is too large.",
+        )
+
+
+def _raw_query(request: web.Request, presigned: bool) -> str:
+    """The query as the client sent it (SigV4 signs its encoded form), without the
+    signature itself for a presigned request."""
+    raw = request.raw_path.partition("?")[2]
+    if not presigned:
+        return raw
+    return "&".join(p for p in raw.split("&") if not p.startswith("X-Amz-Signature="))
+
+
+def expected_signature(request: web.Request, signed: Signed, secret: str) -> str:
+    path = request.raw_path.partition("?")[0]
+    query = _raw_query(request, signed.presigned)
+    url = f"http://{request.host}{path}" + (f"?{query}" if query else "")
+    headers = {}
+    for name in signed.signed_headers:
+        values = request.headers.getall(name, [])
+        if not values:
+            raise signature_mismatch()
+        headers[name] = ",".join(values)
+    aws = AWSRequest(method=request.method, url=url, headers=headers)
+    aws.context["timestamp"] = signed.amz_date
+    creds = Credentials(signed.access_key_id, secret)
+    signer = (S3SigV4QueryAuth if signed.presigned else S3SigV4Auth)(creds, "s3", signed.region)
+    canonical = signer.canonical_request(aws)
+    return str(signer.signature(signer.string_to_sign(aws, canonical), aws))
+
+
+def read_signature(request: web.Request) -> Signed:
+    header = request.headers.get("Authorization")
+    if (header or "").startswith("AWS ") or "AWSAccessKeyId" in request.query:
+        raise not_implemented("AWS signature version 2 (sign with SigV4: s3v4)")
+    if header:
+        signed = parse_header(header)
+        amz_date = request.headers.get("x-amz-date", "")
+        if not amz_date:
+            raise access_denied("a signed request needs an x-amz-date header")
+        return dataclasses.replace(signed, amz_date=amz_date)
+    if "X-Amz-Signature" in request.query:
+        return parse_query(request)
+    raise access_denied("anonymous requests are not supported: sign with an access key")
+
+
+async def authenticate(
+    request: web.Request, meta: MetadataStore, api_secret: bytes, now: float
+) -> Caller:
+    """The tenant whose access key signed ``request``; AccessDenied, InvalidAccessKeyId,
+    SignatureDoesNotMatch or RequestTimeTooSkewed otherwise."""
+    signed = read_signature(request)
+    check_time(signed, now)
+    rec = None
+    if access_keys.is_key_id(signed.access_key_id):
+        rec = await meta.get_access_key(signed.access_key_id)
+    if rec is None:
+        raise S3Error(
+            "InvalidAccessKeyId",
+            403,
+            "The AWS Access Key Id you provided does not exist in our records.",
+        )
+    secret = access_keys.open_secret(api_secret, rec.access_key_id, rec.tenant, rec.sealed_secret)
+    expected = expected_signature(request, signed, secret)
+    if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
+        raise signature_mismatch()
+    payload = UNSIGNED if signed.presigned else request.headers.get("x-amz-content-sha256", "")
+    if not payload:
+        raise S3Error("InvalidRequest", 400, "x-amz-content-sha256 is required")
+    return Caller(rec.tenant, rec.access_key_id, payload)

@@ -1,0 +1,51 @@
+"""The gateway's SigV4 header parsing and its time rules (signatures themselves are checked
+end to end with boto3 in tests/e2e/test_s3_boto3.py)."""
+
+from __future__ import annotations
+
+import calendar
+import time
+
+import pytest
+
+from dfs.s3.errors import S3Error
+from dfs.s3.sigv4 import Signed, check_time, parse_header
+
+HEADER = (
+    "AWS4-HMAC-SHA256 Credential=DFSKAAAAAAAAAAAAAAAA/20261202/us-east-1/s3/aws4_request, "
+    "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=abcd"
+)
+
+
+def test_authorization_header_is_parsed() -> None:
+    signed = parse_header(HEADER)
+    assert signed.access_key_id == "DFSKAAAAAAAAAAAAAAAA"
+    assert signed.region == "us-east-1"
+    assert signed.signed_headers == ("host", "x-amz-content-sha256", "x-amz-date")
+    assert signed.signature == "abcd"
+    for bad in ("AWS4-HMAC-SHA1 " + HEADER[17:], HEADER.replace("/s3/", "/ec2/"), HEADER[:60]):
+        with pytest.raises(S3Error):
+            parse_header(bad)
+
+
+def _at(amz_date: str) -> float:
+    return float(calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
+
+
+def test_header_dates_must_be_within_fifteen_minutes() -> None:
+    signed = Signed("k", "20261202T050000Z", "us-east-1", ("host",), "s", presigned=False)
+    check_time(signed, _at("20261202T051400Z"))
+    with pytest.raises(S3Error) as exc:
+        check_time(signed, _at("20261202T051600Z"))
+    assert exc.value.code == "RequestTimeTooSkewed"
+
+
+def test_presigned_urls_expire() -> None:
+    signed = Signed("k", "20261202T050000Z", "us-east-1", ("host",), "s", True, expires=60)
+    check_time(signed, _at("20261202T050100Z"))
+    with pytest.raises(S3Error) as exc:
+        check_time(signed, _at("20261202T050101Z"))
+    assert exc.value.code == "AccessDenied"
+    too_long = Signed("k", "20261202T050000Z", "us-east-1", ("host",), "s", True, 8 * 86400)
+    with pytest.raises(S3Error):
+        check_time(too_long, _at("20261202T050001Z"))

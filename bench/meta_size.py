@@ -44,7 +44,9 @@ def _chunk_id(n: int) -> str:
     return hashlib.sha256(n.to_bytes(8, "big")).hexdigest()
 
 
-def make_files(n: int, chunks: int, first_chunk: int = 0) -> Iterator[tuple[FileRecord, list[ManifestEntry]]]:
+def make_files(
+    n: int, chunks: int, first_chunk: int = 0
+) -> Iterator[tuple[FileRecord, list[ManifestEntry]]]:
     """``n`` files of ``chunks`` distinct chunks each (1-100 KiB chunks, names like a tree's)."""
     c = first_chunk
     for i in range(n):
@@ -59,7 +61,12 @@ def make_files(n: int, chunks: int, first_chunk: int = 0) -> Iterator[tuple[File
             file_id=str(uuid.uuid4()),
             name=f"src/pkg{i % 50:02d}/module_{i:06d}.py",
             size=off,
-            sha256=hashlib.sha256(f"file {first_chunk} {i}".encode()).hexdigest(),
+            # a single-chunk file's sha256 is its chunk's id
+            sha256=(
+                manifest[0].chunk_id
+                if chunks == 1
+                else hashlib.sha256(f"file {first_chunk} {i}".encode()).hexdigest()
+            ),
             chunker=CHUNKER,
             tenant="default",
             created_at=1_764_000_000.0 + i * 0.001,
@@ -132,7 +139,7 @@ def number_size(text: str) -> int:
 
 
 def value_size(value: dict[str, Any]) -> int:
-    (kind, v), = value.items()
+    ((kind, v),) = value.items()
     if kind == "S":
         return len(v.encode())
     if kind == "N":

@@ -44,7 +44,7 @@ FILE_ATTRS = (
 # reads of the item itself return.
 FILE_ITEM_ATTRS = (*FILE_ATTRS, "mode", "mtime")
 # ... and with the manifest (or where its pages are).
-FILE_WITH_MANIFEST_ATTRS = (*FILE_ITEM_ATTRS, "mid", "pages", "mf", "m")
+FILE_WITH_MANIFEST_ATTRS = (*FILE_ITEM_ATTRS, "mid", "pages", "mf", "m", "apages")
 COUNTERS = ("total_files", "logical_bytes", "stored_bytes", "unique_chunks", "duplicates_avoided")
 
 _ENTRY = struct.Struct(">QQ32s")
@@ -180,6 +180,14 @@ def decode_entries(fmt: str, data: bytes) -> list[ManifestEntry]:
 def page_key(mid: str, no: int) -> Item:
     """The key of page ``no`` of manifest ``mid``."""
     return {"mid": S(mid), "part": S(f"p{no:06d}")}
+
+
+def appended_page_key(mid: str, no: int) -> Item:
+    """The key of page ``no`` appended to a paged upload's manifest ``mid``."""
+    return {"mid": S(mid), "part": S(f"{APPENDED}{no:06d}")}
+
+
+APPENDED = "a"  # the part prefix of appended pages
 
 
 def marker_item(mid: str, kind: str, no: int, now: float) -> Item:

@@ -1,7 +1,7 @@
 """``DynamoMetadataStore``: the metadata port on DynamoDB, assembled from its parts.
 
 Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
-files (``store_files``), commit and delete with their reference counting (``store_commit``,
+files (``store_files``), paged manifests (``store_pages``), commit and delete with their reference counting (``store_commit``,
 ``store_delete``), chunks and their locations (``store_chunks``), and the keyed items of nodes,
 tenants, tokens, leases and stats (``store_registry``). The package docstring shows the layout.
 """
@@ -19,10 +19,11 @@ from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_files import FilesPart
+from dfs.meta.dynamo.store_pages import PagesPart
 from dfs.meta.dynamo.store_registry import RegistryPart
 
 
-class DynamoMetadataStore(FilesPart, CommitPart, DeletePart, ChunksPart, RegistryPart):
+class DynamoMetadataStore(FilesPart, PagesPart, CommitPart, DeletePart, ChunksPart, RegistryPart):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 
     ``calls`` counts DynamoDB requests made by this store (``calls_by_operation`` per API

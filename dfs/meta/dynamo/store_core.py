@@ -9,12 +9,12 @@ delete also through ``store_refcounts``), so each part can be read on its own.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import FileNotFound, Unavailable
-from dfs.meta.base import FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import ATTEMPTS, BATCH_WRITE_MAX, Item, Requests, chunks_of
 from dfs.meta.dynamo.tables import create_tables
@@ -95,9 +95,14 @@ class StoreCore:
         return keys
 
     async def _manifest_of(self, item: Item) -> list[ManifestEntry]:
+        """The file's manifest: inline or in pages, then the pages appended to a paged
+        upload (``store_pages``)."""
         pages = int(item["pages"]["N"])
         if pages == 0:
-            return codec.decode_entries(item["mf"]["S"], bytes(item["m"]["B"]))
+            entries = codec.decode_entries(item["mf"]["S"], bytes(item["m"]["B"]))
+            if entries:
+                return entries
+            return await self._rq.run(self._appended_entries, item)
         mid = item["mid"]["S"]
         keys = [codec.page_key(mid, no) for no in range(pages)]
         got = await self._rq.get_many(self.tables["manifests"], keys)
@@ -106,6 +111,27 @@ class StoreCore:
         got.sort(key=lambda i: str(i["part"]["S"]))
         return [
             e for page in got for e in codec.decode_entries(page["f"]["S"], bytes(page["e"]["B"]))
+        ]
+
+    def _appended_pages(self, mid: str) -> Iterator[Item]:
+        """The pages appended to a paged upload, in order (strongly consistent)."""
+        return self._rq.paginate(
+            "query",
+            TableName=self.tables["manifests"],
+            KeyConditionExpression="#mid = :mid AND begins_with(#part, :a)",
+            ExpressionAttributeNames=attr_names("mid", "part"),
+            ExpressionAttributeValues={":mid": S(mid), ":a": S(codec.APPENDED)},
+            ConsistentRead=True,
+        )
+
+    def _appended_entries(self, item: Item) -> list[ManifestEntry]:
+        """Every entry appended to a paged upload (none for other files)."""
+        if "apages" not in item and item.get("state", {}).get("S") == FILE_COMPLETE:
+            return []  # committed with its whole manifest at create_file
+        return [
+            e
+            for page in self._appended_pages(item["mid"]["S"])
+            for e in codec.decode_entries(page["f"]["S"], bytes(page["e"]["B"]))
         ]
 
     def _drop_manifest(self, mid: str) -> None:

@@ -72,7 +72,9 @@ class FilesPart(StoreCore):
         return codec.file_record(item)
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
-        item = await self._file_item(file_id, ("file_id", "mid", "pages", "mf", "m"))
+        item = await self._file_item(
+            file_id, ("file_id", "state", "mid", "pages", "mf", "m", "apages")
+        )
         return await self._manifest_of(item)
 
     async def list_files(
@@ -128,9 +130,9 @@ class FilesPart(StoreCore):
                     TableName=self.tables["files"],
                     ConsistentRead=True,
                     FilterExpression="#state <> :complete AND #created_at >= :since",
-                    ProjectionExpression="#file_id, #pages, #mid, #mf, #m",
+                    ProjectionExpression="#file_id, #state, #pages, #mid, #mf, #m, #apages",
                     ExpressionAttributeNames=attr_names(
-                        "state", "created_at", "file_id", "pages", "mid", "mf", "m"
+                        "state", "created_at", "file_id", "pages", "mid", "mf", "m", "apages"
                     ),
                     ExpressionAttributeValues={
                         ":complete": S(FILE_COMPLETE),

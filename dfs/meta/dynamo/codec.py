@@ -157,8 +157,12 @@ def file_record(item: Item) -> FileRecord:
 # --- manifests --------------------------------------------------------------------------------
 
 
-def encode_entries(entries: Sequence[ManifestEntry]) -> tuple[str, bytes]:
-    """(format, bytes): "b" = 48-byte binary records; "z" = zlib'd JSON for odd ids."""
+def encode_entries(entries: Sequence[ManifestEntry], sha256: str = "") -> tuple[str, bytes]:
+    """(format, bytes): "b" = 48-byte binary records; "z" = zlib'd JSON for odd ids; "w" =
+    one chunk at offset 0 whose id is the file's ``sha256`` (a whole single-chunk file, the
+    common small file): only its size, 8 bytes."""
+    if len(entries) == 1 and sha256 and entries[0].chunk_id == sha256 and not entries[0].offset:
+        return "w", struct.pack(">Q", entries[0].size)
     try:
         out = bytearray()
         for e in entries:
@@ -171,7 +175,10 @@ def encode_entries(entries: Sequence[ManifestEntry]) -> tuple[str, bytes]:
         return "z", zlib.compress(json.dumps(rows, separators=(",", ":")).encode())
 
 
-def decode_entries(fmt: str, data: bytes) -> list[ManifestEntry]:
+def decode_entries(fmt: str, data: bytes, sha256: str = "") -> list[ManifestEntry]:
+    """The entries ``encode_entries`` packed (with the same ``sha256`` for "w")."""
+    if fmt == "w":
+        return [ManifestEntry(0, struct.unpack(">Q", data)[0], sha256)]
     if fmt == "b":
         return [ManifestEntry(o, s, c.hex()) for o, s, c in _ENTRY.iter_unpack(data)]
     return [ManifestEntry(o, s, c) for o, s, c in json.loads(zlib.decompress(data))]

@@ -8,6 +8,7 @@ delete also through ``store_refcounts``), so each part can be read on its own.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -73,15 +74,18 @@ class StoreCore:
 
     @staticmethod
     def _new_manifest_id(rec: FileRecord) -> str:
-        """A fresh partition per create_file: a losing create never touches the winner's."""
-        return f"{rec.file_id}/{uuid.uuid4().hex[:16]}"
+        """A fresh partition per create_file: a losing create never touches the winner's.
+        A random UUID's 16 bytes in base64url (22 characters): unique without the file id
+        (items written before keep their longer ``file_id/suffix`` ids)."""
+        return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
     async def _put_manifest(self, item: Item, entries: Sequence[ManifestEntry]) -> list[Item]:
         """Put ``entries`` inline in the file ``item`` or as pages under its ``mid``; returns
         the keys of the pages written."""
         if len(entries) <= INLINE_ENTRIES:
-            fmt, data = codec.encode_entries(entries)
-            item.update(pages=N(0), mf=S(fmt), m={"B": data})
+            # no "pages" attribute: absent reads as 0 (inline), one attribute less per file
+            fmt, data = codec.encode_entries(entries, item["sha256"]["S"])
+            item.update(mf=S(fmt), m={"B": data})
             return []
         mid = item["mid"]["S"]
         keys: list[Item] = []
@@ -97,9 +101,11 @@ class StoreCore:
     async def _manifest_of(self, item: Item) -> list[ManifestEntry]:
         """The file's manifest: inline or in pages, then the pages appended to a paged
         upload (``store_pages``)."""
-        pages = int(item["pages"]["N"])
+        pages = codec.int_of(item, "pages")
         if pages == 0:
-            entries = codec.decode_entries(item["mf"]["S"], bytes(item["m"]["B"]))
+            entries = codec.decode_entries(
+                item["mf"]["S"], bytes(item["m"]["B"]), item.get("sha256", {}).get("S", "")
+            )
             if entries:
                 return entries
             return await self._rq.run(self._appended_entries, item)

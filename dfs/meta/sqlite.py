@@ -115,8 +115,14 @@ class SqliteMetadataStore:
             yield c
         except BaseException:
             c.execute("ROLLBACK")
+            self._labels.settle(committed=False)
             raise
-        c.execute("COMMIT")
+        try:
+            c.execute("COMMIT")
+        except BaseException:
+            self._labels.settle(committed=False)
+            raise
+        self._labels.settle(committed=True)
 
     @property
     def _db(self) -> sqlite3.Connection:

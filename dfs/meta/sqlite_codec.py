@@ -91,6 +91,15 @@ class Labels:
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
         self._names: dict[int, str] = {}
+        self._unsure: list[str] = []  # added by the transaction in progress
+
+    def settle(self, committed: bool) -> None:
+        """The write transaction ended: labels it added stay known only if it committed
+        (a rolled-back id may be handed to another label next)."""
+        if not committed:
+            for label in self._unsure:
+                self._names.pop(self._ids.pop(label, -1), None)
+        self._unsure.clear()
 
     def _learn(self, label_id: int, label: str) -> int:
         self._ids[label] = label_id
@@ -111,6 +120,7 @@ class Labels:
             return found
         cur = db.execute("INSERT INTO labels (label) VALUES (?)", (label,))
         assert cur.lastrowid is not None
+        self._unsure.append(label)
         return self._learn(int(cur.lastrowid), label)
 
     def name(self, db: sqlite3.Connection, label_id: int) -> str:

@@ -8,7 +8,10 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, ManifestEntry
+import pytest
+
+from dfs.errors import Conflict
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry
 from dfs.meta.sqlite import SqliteMetadataStore
 from dfs.meta.sqlite_codec import pack_page, unpack_page
 
@@ -142,3 +145,23 @@ def test_manifest_pages_round_trip() -> None:
     odd = [ManifestEntry(0, 5, "not-hex"), ManifestEntry(9, 5, cid(3))]
     assert unpack_page(pack_page(odd, 0), 0) == odd
     assert unpack_page(pack_page([], 0, cid(1)), 0, cid(1)) == []
+
+
+async def test_a_label_of_a_rolled_back_write_is_forgotten(tmp_path: Path) -> None:
+    """A tenant first seen by a write that fails gets no id the next label could take."""
+    meta = await SqliteMetadataStore.open(f"sqlite://{tmp_path / 'm.db'}")
+    try:
+        rec = FileRecord(str(uuid.uuid4()), "a", 0, cid("a"), "fixed:4096", tenant="t1")
+        await meta.create_file(rec, [])
+        clash = FileRecord(rec.file_id, "b", 0, cid("b"), "fixed:8192", tenant="t2")
+        with pytest.raises(Conflict):
+            await meta.create_file(clash, [])
+        other = FileRecord(str(uuid.uuid4()), "c", 0, cid("c"), "fixed:4096", tenant="t3")
+        await meta.create_file(other, [])
+        clash2 = FileRecord(str(uuid.uuid4()), "d", 0, cid("d"), "fixed:8192", tenant="t2")
+        await meta.create_file(clash2, [])
+        assert (await meta.get_file(other.file_id)).tenant == "t3"
+        assert (await meta.get_file(clash2.file_id)).tenant == "t2"
+        assert (await meta.get_file(clash2.file_id)).chunker == "fixed:8192"
+    finally:
+        await meta.close()

@@ -346,6 +346,9 @@ class Coordinator:
             if rec.state == FILE_COMPLETE:
                 results[i] = rec
                 continue
+            if not rec.sha256:  # a paged upload not sealed yet: its size is not known
+                results[i] = Conflict(f"upload {file_id} is paged: use /paged-upload/finalize")
+                continue
             chunks = distinct_chunks(await self.meta.get_manifest(file_id))
             todo.append(Finalizing(i, rec, chunks, receipts))
         return todo

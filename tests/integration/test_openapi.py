@@ -191,6 +191,7 @@ async def _paged_routes(call: Caller, user: dict[str, str]) -> None:
     assert [u["sha256"] for u in plan["upload"]] == [digest]
     other = [{"sha256": digest, "size": 4999}]
     await call("POST", protocol.PAGED_UPLOAD_PAGE, 409, user, json={**page, "chunks": other})
+    await call("POST", protocol.FINALIZE_UPLOAD, 409, user, json={"file_id": file_id})
     proof = {"file_id": file_id, "page": 0}
     await call("POST", protocol.PAGED_UPLOAD_PROVE, 409, user, json=proof)
     await call("POST", protocol.PAGED_UPLOAD_PROVE, 404, user, json={**proof, "page": 1})

@@ -5,6 +5,11 @@
 - **Capabilities** let the holder do one operation on one chunk on one node until an expiry at
   most ``CAP_MAX_TTL`` seconds away. The API mints them with the cluster secret; nodes verify
   them, and mint their own for node-to-node replication. Wire form: ``<expires>.<hex mac>``.
+- **Batch capabilities** (ops ``put-batch`` and ``replicate-batch``) grant one
+  ``/store-chunks`` request: instead of a chunk id they bind the SHA-256 of the batch's ordered
+  chunk-id list (and a ``put-batch`` the SHA-256 of the ordered file ids of its chunks), so a
+  node checks the grant from the request's headers before it reads a byte of the body, and
+  then that the body carries exactly that list.
 - **Download links** (op ``download``) let anyone holding the URL read one file of one tenant
   until an expiry at most ``CAP_MAX_TTL`` away: the capability binds file id and tenant. They
   are signed with the API's own secret (DFS_API_SECRET), which nodes never hold.
@@ -12,10 +17,12 @@
   hand back, such as page keys: base64url payload plus an HMAC bound to a purpose (also with
   the API's own secret).
 - **Node calls** (ops ``heartbeat`` and ``deregister``) are minted by a node for the API. They
-  bind a per-boot nonce and a sequence number that grows with every call (the API keeps the
-  last accepted pair per node in the metadata store and refuses anything not newer, so a
-  captured call cannot be replayed), and a heartbeat also binds the address, port and
-  capacity it announces (so it cannot re-register the node elsewhere).
+  bind the node's boot number (greater at every start, kept on the node's disk) and a
+  sequence number that grows with every call of that boot (the API keeps the last accepted
+  pair per node in the metadata store and refuses anything not newer, so a captured call
+  cannot be replayed, not even after the node restarted), and a heartbeat also binds the
+  address, port, capacity and disk identity it announces (so it cannot re-register the node
+  elsewhere or with another disk).
 - **Receipts** are minted by a node after it verified a chunk's bytes for an upload: they
   prove to ``finalize-upload`` that this upload really sent the bytes (the defence against
   the "Dropship" attack on client-side dedup).
@@ -50,6 +57,10 @@ ROLES = (ROLE_ADMIN, ROLE_USER)
 # operations a capability can grant
 OP_PUT = "put"  # client -> primary node, for an upload (file id bound, forward list bound)
 OP_REPLICATE = "replicate"  # primary -> replica node
+# one /store-chunks request: the chunk field is the SHA-256 of the batch's ordered chunk-id
+# list (protocol.list_sha256), so the node checks it from headers before reading the body
+OP_PUT_BATCH = "put-batch"  # client -> primary (file ids and forward list bound, as put)
+OP_REPLICATE_BATCH = "replicate-batch"  # primary -> replica node
 OP_GET = "get"
 OP_HAS = "has"  # API -> node batch presence check
 OP_STATUS = "status"
@@ -144,28 +155,31 @@ def check(
 
 NODE_CALL_TTL = 60.0
 """Seconds a node's heartbeat or deregistration capability lives."""
-BOOT_RE = re.compile(r"[0-9a-f]{32}")
-"""A node's per-boot nonce: 128 random bits in lowercase hex (``new_boot``)."""
+MAX_BOOT = (1 << 63) - 1
+"""Boot numbers (``dfs.node.disk_identity.next_boot``) and sequences fit a signed 64 bits."""
 
 
-def new_boot() -> str:
-    return secrets.token_hex(16)
-
-
-def node_call_extra(boot: str, seq: int, *fields: str | int) -> str:
+def node_call_extra(boot: int, seq: int, *fields: str | int) -> str:
     """The MAC's extra field of a node call: boot, sequence and what the call announces,
-    space-separated (boot is hex, numbers are decimal and hosts hold no spaces)."""
+    space-separated (numbers are decimal; hosts and disk ids hold no spaces)."""
     return " ".join(str(f) for f in (boot, seq, *fields))
 
 
 def mint_heartbeat(
-    secret: bytes, node_id: str, boot: str, seq: int, host: str, port: int, capacity: int
+    secret: bytes,
+    node_id: str,
+    boot: int,
+    seq: int,
+    host: str,
+    port: int,
+    capacity: int,
+    disk_id: str,
 ) -> str:
-    extra = node_call_extra(boot, seq, host, port, capacity)
+    extra = node_call_extra(boot, seq, host, port, capacity, disk_id)
     return mint(secret, OP_HEARTBEAT, ANY_CHUNK, node_id, ttl=NODE_CALL_TTL, extra=extra)
 
 
-def mint_deregister(secret: bytes, node_id: str, boot: str, seq: int) -> str:
+def mint_deregister(secret: bytes, node_id: str, boot: int, seq: int) -> str:
     extra = node_call_extra(boot, seq)
     return mint(secret, OP_DEREGISTER, ANY_CHUNK, node_id, ttl=NODE_CALL_TTL, extra=extra)
 

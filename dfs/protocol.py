@@ -6,6 +6,7 @@ them, so a path or field is never renamed once shipped. Standard library only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ NODE_HEARTBEAT: Final = "/nodes/heartbeat"
 NODE_DEREGISTER: Final = "/nodes/deregister"
 FILES: Final = "/files"
 ADMIN_REPAIR: Final = "/admin/repair"
+ADMIN_NODE_DRAIN: Final = "/admin/nodes/{node_id}/drain"  # POST start, GET status, DELETE cancel
 # seed endpoints (dedup service) and user-facing additions, see dfs/api/routes_seed.py,
 # routes_batch.py
 FILE: Final = "/file/{file_id}"  # GET: the seed's metadata; DELETE: remove the file
@@ -59,7 +61,8 @@ MAX_BATCH_FILES: Final = 1000
 # --- storage node ------------------------------------------------------------------------
 STORE_CHUNK: Final = "/store-chunk"
 STORE_CHUNKS: Final = "/store-chunks"
-"""POST many small chunks in one body (``pack_chunks``), each with its own capability."""
+"""POST many small chunks in one body (``pack_chunks``) under one batch capability, checked
+from the headers (``batch_headers``) before the body is read."""
 GET_CHUNK: Final = "/get-chunk"
 HAS_CHUNKS: Final = "/has-chunks"
 NODE_STATUS: Final = "/status"
@@ -82,6 +85,11 @@ FORWARD_TO: Final = "X-Dfs-Forward-To"
 FORWARDED: Final = "X-Dfs-Forwarded"
 CAPABILITY: Final = "X-Dfs-Capability"
 UPLOAD: Final = "X-Dfs-Upload"
+# A /store-chunks request names what its batch capability binds, so the node checks it before
+# reading the body: BATCH the SHA-256 of the ordered chunk-id list, BATCH_FILES (upload
+# writes) the SHA-256 of the ordered file ids of those chunks (``list_sha256`` both).
+BATCH: Final = "X-Dfs-Batch"
+BATCH_FILES: Final = "X-Dfs-Batch-Files"
 AUTHORIZATION: Final = "Authorization"
 
 
@@ -160,6 +168,11 @@ class TransferDeadline:
 MAX_FORWARD_TARGETS: Final = 8
 MAX_STORE_BATCH: Final = 256
 """Chunks in one /store-chunks body (whose bytes are bounded by MAX_CHUNK_SIZE)."""
+PACK_CHUNK_MAX: Final = MIB
+"""Chunks up to this size of an /init-uploads plan travel in packs (one /store-chunks each)."""
+PACK_MAX_CHUNKS: Final = 64
+PACK_MAX_BYTES: Final = 4 * MIB
+"""Bounds of one pack the API plans (the node accepts up to MAX_STORE_BATCH chunks)."""
 _INDEX_LEN = struct.Struct(">I")
 
 
@@ -179,12 +192,29 @@ def parse_forward(header: str) -> list[tuple[str, str]]:
     return targets
 
 
+def list_sha256(ids: Sequence[str]) -> str:
+    """The SHA-256 of fixed-length ids (chunk ids, file ids) in order, concatenated with no
+    separator: what a batch capability binds instead of one id."""
+    return hashlib.sha256("".join(ids).encode()).hexdigest()
+
+
+def batch_headers(
+    cap: str, chunk_ids: Sequence[str], file_ids: Sequence[str] | None = None
+) -> dict[str, str]:
+    """The headers that carry a /store-chunks batch's capability and what it binds: the
+    chunk-id list, and for an upload write (``file_ids``: one per chunk) its file ids."""
+    headers = {CAPABILITY: cap, BATCH: list_sha256(chunk_ids)}
+    if file_ids is not None:
+        headers[BATCH_FILES] = list_sha256(file_ids)
+    return headers
+
+
 def pack_chunks(
     entries: Sequence[Mapping[str, Any]], payloads: Sequence[bytes | bytearray | memoryview]
 ) -> bytes:
     """The /store-chunks body: a 4-byte big-endian length, the JSON index
-    ``{"chunks": [{"chunk_id", "size", "cap", "file_id"?}, ...]}``, then every chunk's bytes
-    in index order."""
+    ``{"chunks": [{"chunk_id", "size", "file_id"?}, ...]}``, then every chunk's bytes in index
+    order (``file_id`` on upload writes; the capability travels in the headers)."""
     index = json.dumps(
         {"chunks": [{**e, "size": len(p)} for e, p in zip(entries, payloads, strict=True)]}
     ).encode()
@@ -193,7 +223,8 @@ def pack_chunks(
 
 def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryview]]:
     """Split a /store-chunks body into (index entry, bytes) pairs; InvalidRequest if the
-    framing is wrong (ids and capabilities are the caller's to check)."""
+    framing is wrong (ids, and that they are those the capability binds, are the caller's
+    to check)."""
     view = memoryview(body)
     if len(view) < _INDEX_LEN.size:
         raise InvalidRequest("store-chunks body is too short")

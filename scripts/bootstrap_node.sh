@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # Bootstrap a dfs storage node on EC2 (run as root by cloud-init, from the instance's user data;
-# safe to run again): install a pinned dfs release into /opt/dfs/venv, create the `dfs` system
-# user, format (first boot only) and mount the node's EBS data volume at /var/lib/dfs, write
+# safe to run again): install a pinned dfs release from the deployment's own artifacts bucket
+# into /opt/dfs/venv (hash-checked, no package index), create the `dfs` system user, format
+# (first boot only) and mount the node's EBS data volume at /var/lib/dfs, write
 # /etc/dfs/node.env from instance metadata (IMDSv2) and SSM Parameter Store, then install and
 # start the dfs-node systemd unit.
 #
+# Amazon Linux 2023 only (it ships python3.11 in dnf and the AWS CLI, and its repositories are
+# served over HTTPS, the only egress the security groups allow). The Ubuntu branch was dropped:
+# Ubuntu's mirrors are plain HTTP, it has no python3.11 in current releases and no AWS CLI.
+#
 # Inputs (environment):
-#   DFS_PACKAGE         pinned pip requirement: "dfs==1.2.3" or "https://.../dfs-1.2.3-py3-none-any.whl#sha256=..."
-#   DFS_SSM_PREFIX      SSM path holding cluster-secret and metrics-token (e.g. /dfs)
-#   DFS_DATA_VOLUME_ID  the EBS volume to use as the data directory (vol-...)
-#   DFS_UNIT_FILE       the dfs-node.service to install
-#   DFS_TABLE_PREFIX    DynamoDB table name prefix (may be empty)
-#   DFS_NODE_PORT       listen port (default 9000)
-#   DFS_PIP_INDEX_URL   optional package index
+#   DFS_RELEASE_BUCKET   S3 bucket holding releases (Terraform's artifacts bucket)
+#   DFS_RELEASE_VERSION  X.Y.Z: the release under s3://BUCKET/releases/X.Y.Z/ (scripts/release.sh)
+#   DFS_RELEASE_SHA256   sha256 of that release's requirements.lock, which pins every file
+#   DFS_SSM_PREFIX       SSM path holding cluster-secret and metrics-token (e.g. /dfs)
+#   DFS_DATA_VOLUME_ID   the EBS volume to use as the data directory (vol-...)
+#   DFS_UNIT_FILE        the dfs-node.service to install
+#   DFS_TABLE_PREFIX     DynamoDB table name prefix (may be empty)
+#   DFS_NODE_PORT        listen port (default 9000)
+#   DFS_METRICS_GROUP       optional: CloudWatch log group of the metrics; set, the CloudWatch
+#                           agent is installed and started (namespace DFS_METRICS_NAMESPACE)
+# For tests only (tests/deploy/test_bootstrap_run.py):
+#   DFS_ROOT             prefix of every path the script writes or reads (default: none, i.e. /)
+#   DFS_IMDS_ENDPOINT    instance metadata service (default http://169.254.169.254)
 set -euo pipefail
 
-readonly DATA_DIR=/var/lib/dfs
+readonly ROOT="${DFS_ROOT:-}"
+readonly IMDS="${DFS_IMDS_ENDPOINT:-http://169.254.169.254}"
+readonly DATA_DIR=/var/lib/dfs # as the service sees it; the script writes under $ROOT
 readonly VENV=/opt/dfs/venv
 readonly ENV_FILE=/etc/dfs/node.env
 readonly UNIT=dfs-node.service
@@ -24,66 +37,72 @@ log() { printf 'bootstrap_node: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root"
-: "${DFS_PACKAGE:?DFS_PACKAGE is required (a pinned release)}"
+: "${DFS_RELEASE_BUCKET:?DFS_RELEASE_BUCKET is required}"
+: "${DFS_RELEASE_VERSION:?DFS_RELEASE_VERSION is required (a pinned release)}"
+: "${DFS_RELEASE_SHA256:?DFS_RELEASE_SHA256 is required (printed by scripts/release.sh)}"
 : "${DFS_SSM_PREFIX:?DFS_SSM_PREFIX is required}"
 : "${DFS_DATA_VOLUME_ID:?DFS_DATA_VOLUME_ID is required}"
 : "${DFS_UNIT_FILE:?DFS_UNIT_FILE is required}"
 DFS_TABLE_PREFIX="${DFS_TABLE_PREFIX:-}"
+DFS_METRICS_NAMESPACE="${DFS_METRICS_NAMESPACE:-dfs}"
 DFS_NODE_PORT="${DFS_NODE_PORT:-9000}"
 
 # --- instance metadata (IMDSv2 only) --------------------------------------------------------
 imds_token="$(curl -fsS --retry 5 --retry-connrefused -X PUT \
-  -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token)"
+  -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "${IMDS}/latest/api/token")"
 imds() {
   curl -fsS --retry 5 --retry-connrefused -H "X-aws-ec2-metadata-token: ${imds_token}" \
-    "http://169.254.169.254/latest/meta-data/$1"
+    "${IMDS}/latest/meta-data/$1"
 }
 region="$(imds placement/region)"
 zone="$(imds placement/availability-zone)"
 private_ip="$(imds local-ipv4)"
 
-# --- pinned release, system user ---------------------------------------------------------------
-check_pinned() {
-  case "$1" in
-    git+* | *@git* | *.git | *.git@*) die "DFS_PACKAGE must be a release, not a source checkout: $1" ;;
-    *==*) ;;
-    https://*.whl\#sha256=*) ;;
-    *) die "DFS_PACKAGE must pin a version (dfs==X.Y.Z) or a wheel URL with #sha256=: $1" ;;
-  esac
-}
-check_pinned "$DFS_PACKAGE"
-
-install_python() {
-  if command -v python3.11 >/dev/null 2>&1; then return; fi
-  if command -v dnf >/dev/null 2>&1; then
-    dnf install -y -q python3.11 python3.11-pip
-  elif command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv
-  else
-    die "no python3.11 and no dnf/apt-get to install it"
-  fi
-}
-install_python
+# --- python, system user -----------------------------------------------------------------------
+command -v dnf >/dev/null 2>&1 || die "Amazon Linux 2023 (dnf) is required"
+command -v python3.11 >/dev/null 2>&1 || dnf install -y -q python3.11 python3.11-pip
+command -v aws >/dev/null 2>&1 || dnf install -y -q awscli-2
 
 if ! id -u dfs >/dev/null 2>&1; then
   useradd --system --user-group --home-dir "$DATA_DIR" --no-create-home \
     --shell /sbin/nologin dfs
 fi
 
-install -d -m 0755 /opt/dfs
-[ -x "$VENV/bin/python" ] || python3.11 -m venv "$VENV"
-pip_args=(--quiet --disable-pip-version-check --no-cache-dir)
-[ -n "${DFS_PIP_INDEX_URL:-}" ] && pip_args+=(--index-url "$DFS_PIP_INDEX_URL")
-"$VENV/bin/python" -m pip install "${pip_args[@]}" "$DFS_PACKAGE"
-[ -x "$VENV/bin/dfs-node" ] || die "the release did not install dfs-node"
+# --- the pinned release: the lock's digest pins every wheel (dfs and each dependency) ----------
+check_release() {
+  [[ "$DFS_RELEASE_VERSION" =~ ^[0-9]+(\.[0-9]+)*([a-z0-9.+-]*)$ ]] ||
+    die "DFS_RELEASE_VERSION must be a release version X.Y.Z: $DFS_RELEASE_VERSION"
+  [[ "$DFS_RELEASE_SHA256" =~ ^[0-9a-f]{64}$ ]] ||
+    die "DFS_RELEASE_SHA256 must be 64 hex digits"
+}
+check_release
+release_dir="${ROOT}/opt/dfs/releases/${DFS_RELEASE_VERSION}"
+install -d -m 0755 "${ROOT}/opt/dfs" "$release_dir"
+aws s3 sync --region "$region" --only-show-errors --delete \
+  "s3://${DFS_RELEASE_BUCKET}/releases/${DFS_RELEASE_VERSION}/" "$release_dir/"
+lock="${release_dir}/requirements.lock"
+[ -f "$lock" ] || die "release ${DFS_RELEASE_VERSION} has no requirements.lock"
+have="$(sha256sum "$lock" | cut -d' ' -f1)"
+[ "$have" = "$DFS_RELEASE_SHA256" ] ||
+  die "requirements.lock of ${DFS_RELEASE_VERSION} has sha256 ${have}, not the pinned ${DFS_RELEASE_SHA256}"
+grep -qx "dfs==${DFS_RELEASE_VERSION} --hash=sha256:[0-9a-f]\{64\}" "$lock" ||
+  die "requirements.lock does not pin dfs==${DFS_RELEASE_VERSION} by hash"
+
+[ -x "${ROOT}${VENV}/bin/python" ] || python3.11 -m venv "${ROOT}${VENV}"
+# only the release's own files, every one hash-checked; no index, no pip configuration
+env -i PATH=/usr/bin:/bin PIP_CONFIG_FILE=/dev/null "${ROOT}${VENV}/bin/python" -m pip install \
+  --quiet --disable-pip-version-check --no-cache-dir --no-index --find-links "$release_dir" \
+  --require-hashes --only-binary=:all: -r "$lock"
+[ -x "${ROOT}${VENV}/bin/dfs-node" ] || die "the release did not install dfs-node"
 
 # --- data volume: wait for the attachment, format once, mount by UUID ---------------------------
 find_volume() {
   # Nitro instances name EBS volumes by serial (the volume id without its dash).
   local serial="${DFS_DATA_VOLUME_ID/-/}"
   local dev
-  for dev in "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${serial}" /dev/sdf /dev/xvdf; do
-    if [ -b "$dev" ]; then
+  for dev in "${ROOT}/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${serial}" \
+    "${ROOT}/dev/sdf" "${ROOT}/dev/xvdf"; do
+    if [ -e "$dev" ]; then
       readlink -f "$dev"
       return 0
     fi
@@ -101,13 +120,13 @@ if ! blkid -o value -s TYPE "$device" >/dev/null 2>&1; then
   mkfs.xfs -q -L dfs-data "$device"
 fi
 uuid="$(blkid -o value -s UUID "$device")"
-install -d -m 0750 "$DATA_DIR"
-if ! grep -q "UUID=${uuid} " /etc/fstab; then
-  printf 'UUID=%s %s xfs defaults,noatime,nofail 0 2\n' "$uuid" "$DATA_DIR" >>/etc/fstab
+install -d -m 0750 "${ROOT}${DATA_DIR}"
+if ! grep -q "UUID=${uuid} " "${ROOT}/etc/fstab"; then
+  printf 'UUID=%s %s xfs defaults,noatime,nofail 0 2\n' "$uuid" "$DATA_DIR" >>"${ROOT}/etc/fstab"
 fi
-mountpoint -q "$DATA_DIR" || mount "$DATA_DIR"
-chown dfs:dfs "$DATA_DIR"
-chmod 0750 "$DATA_DIR"
+mountpoint -q "${ROOT}${DATA_DIR}" || mount "${ROOT}${DATA_DIR}"
+chown dfs:dfs "${ROOT}${DATA_DIR}"
+chmod 0750 "${ROOT}${DATA_DIR}"
 
 # --- /etc/dfs/node.env (root only: systemd reads it before dropping privileges) -----------------
 ssm() {
@@ -121,7 +140,7 @@ env_line() { # KEY VALUE: quoted so that systemd and a shell read the same value
   case "$2" in *[\"\$\`\\]* | *$'\n'*) die "unsafe character in the value of $1" ;; esac
   printf '%s="%s"\n' "$1" "$2"
 }
-install -d -m 0755 /etc/dfs
+install -d -m 0755 "${ROOT}/etc/dfs"
 umask 077
 {
   env_line DFS_DATA_DIR "$DATA_DIR"
@@ -134,14 +153,37 @@ umask 077
   env_line DFS_CLUSTER_SECRET "$cluster_secret"
   env_line DFS_METRICS_TOKEN "$metrics_token"
   env_line DFS_LOG_FORMAT json
-} >"${ENV_FILE}.tmp"
-chmod 0600 "${ENV_FILE}.tmp"
-mv "${ENV_FILE}.tmp" "$ENV_FILE"
+} >"${ROOT}${ENV_FILE}.tmp"
+chmod 0600 "${ROOT}${ENV_FILE}.tmp"
+mv "${ROOT}${ENV_FILE}.tmp" "${ROOT}${ENV_FILE}"
 umask 022
 
+# --- metrics to CloudWatch: the agent reports the data volume's used percent (an alarm) ---------
+start_agent() {
+  local etc="/opt/aws/amazon-cloudwatch-agent/etc"
+  local ctl="/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+  [ -x "${ROOT}${ctl}" ] || dnf install -y -q amazon-cloudwatch-agent
+  install -d -m 0755 "${ROOT}${etc}"
+  cat >"${ROOT}${etc}/dfs.json" <<EOF
+{
+  "agent": {"run_as_user": "root", "omit_hostname": true},
+  "metrics": {
+    "namespace": "${DFS_METRICS_NAMESPACE}",
+    "append_dimensions": {"InstanceId": "\${aws:InstanceId}"},
+    "metrics_collected": {"disk": {
+      "resources": ["${DATA_DIR}"], "measurement": ["used_percent"], "drop_device": true
+    }}
+  }
+}
+EOF
+  "${ROOT}${ctl}" -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
+}
+if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
+
 # --- unit -------------------------------------------------------------------------------------
-install -m 0644 "$DFS_UNIT_FILE" "/etc/systemd/system/${UNIT}"
+install -d -m 0755 "${ROOT}/etc/systemd/system"
+install -m 0644 "$DFS_UNIT_FILE" "${ROOT}/etc/systemd/system/${UNIT}"
 systemctl daemon-reload
 systemctl enable "$UNIT"
 systemctl restart "$UNIT"
-log "dfs-node started (zone ${zone}, ${private_ip}:${DFS_NODE_PORT})"
+log "dfs-node ${DFS_RELEASE_VERSION} started (zone ${zone}, ${private_ip}:${DFS_NODE_PORT})"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set everything up and run the checks and the whole test suite:
 #   ruff (lint + format), mypy --strict on dfs/, then pytest (unit, contract, integration, e2e,
-#   and the deployment checks, whose tools scripts/ci-tools.sh installs).
+#   and the deployment checks, whose tools scripts/ci-tools.sh installs), after checking that
+#   a release builds from this tree with the committed, fully hashed lock (scripts/release.sh).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k e2e -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,9 @@ ruff check dfs tests bench
 ruff format --check dfs tests bench
 echo "== mypy"
 mypy dfs
+echo "== release --check"
+release_out="$(mktemp -d)"
+bash scripts/release.sh --check "$release_out" >/dev/null
+rm -rf "$release_out"
 echo "== pytest"
 python -m pytest "$@"

@@ -10,6 +10,7 @@ module but the entry point and tests. The routes, each table in its module's doc
 | ``dfs.api.routes_paged``        | paged-upload (+ /page, /prove, /finalize): files of any size |
 | ``dfs.api.routes_seed``         | the seed's /file, /metadata, /download, /signed-download, /upload, /check, /admin/hashes |
 | ``dfs.api.routes_admin``        | /admin/tenants, /admin/tokens, /admin/stats, /nodes, /admin/repair |
+| ``dfs.api.routes_drain``        | /admin/nodes/{node_id}/drain (start, status, cancel a node drain) |
 | ``dfs.api.routes_nodes``        | /nodes/heartbeat, /nodes/deregister                         |
 | ``dfs.api.routes_monitoring``   | /healthz, /readyz, /metrics                                 |
 
@@ -41,6 +42,7 @@ from dfs.api import (
     cors,
     routes_admin,
     routes_batch,
+    routes_drain,
     routes_files,
     routes_monitoring,
     routes_nodes,
@@ -91,6 +93,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[VERIFIED] = VerifiedFiles()
     routes_files.add_routes(app)
     routes_admin.add_routes(app)
+    routes_drain.add_routes(app)
     routes_nodes.add_routes(app)
     metrics = routes_monitoring.add_routes(app)
     gc = GarbageCollector(coordinator)

@@ -125,6 +125,7 @@ class UploadRequest:
     manifest: list[ManifestEntry]
     mode: int | None = None
     mtime: float | None = None
+    sha256_verified: bool = False  # the API hashed the bytes (ingest), never from a body
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> UploadRequest:
@@ -154,6 +155,7 @@ class UploadRequest:
             chunk_count=len(self.manifest),
             mode=self.mode,
             mtime=self.mtime,
+            sha256_verified=self.sha256_verified,
         )
 
 

@@ -11,13 +11,20 @@ file found by its declared sha256 is taken for "these bytes" only when one of th
    (409 only then; otherwise the genuine bytes are stored as a new file). ``/check`` takes
    ``manifest_sha256`` (``manifest_digest``: the SHA-256 of the chunk ids in order, as
    lowercase hex, concatenated) from a caller that chunked the file with the same profile.
-2. **Server verification**: this API process hashed the file's bytes itself: it ingested
-   them (``POST /upload``), or ``/check`` read the file, verified chunk by chunk, and hashed
-   it (files of at most ``VERIFY_MAX_BYTES``; larger ones need the manifest proof). Files
-   are immutable, so what this process found stays true (``VerifiedFiles``, bounded): a
-   file is read at most once per process, whether its claim held or not.
+2. **Server verification**: an API process hashed the file's bytes itself: it ingested
+   them (``POST /upload``; the metadata store keeps ``FileRecord.sha256_verified``, so
+   every API process knows it), or ``/check`` in this process read the file, verified
+   chunk by chunk, and hashed it (files of at most ``VERIFY_MAX_BYTES``; larger ones need
+   the manifest proof). Files are immutable, so what this process found stays true
+   (``VerifiedFiles``, bounded): a file is read at most once per process, whether its
+   claim held or not; a claim found true is recorded in the metadata store
+   (``mark_sha256_verified``), so no API process reads that file again.
 
-A file whose declared sha256 is false is thus never answered for the genuine bytes.
+A file whose declared sha256 is false is thus never answered for the genuine bytes. And it
+cannot stand in their way either: the metadata store names verified files apart from claimed
+ones (``find_file_by_sha256``), and the lookup (``Coordinator.find_by_sha256``) takes a
+verified file first, so once the genuine bytes are stored through ``POST /upload`` they are
+the ones found, whatever was committed with the same claim before.
 """
 
 from __future__ import annotations
@@ -92,6 +99,8 @@ async def confirms(
     those bytes: by the caller's manifest proof, or by this process's verification."""
     if proof is not None:
         return manifest_digest(await coord.meta.get_manifest(rec.file_id)) == proof
+    if rec.sha256_verified:  # an API process hashed its bytes when it stored them
+        return True
     known = verified.known(rec.file_id)
     if known is not None:
         return known
@@ -99,4 +108,6 @@ async def confirms(
         return False
     matched = await _hash_of(coord, rec) == sha256
     verified.record(rec.file_id, matched)
+    if matched:  # hashed here: a fact now, for every API process and every lookup
+        await coord.meta.mark_sha256_verified(rec.file_id)
     return matched

@@ -42,6 +42,7 @@ from dfs.api.bodies import (
     file_body,
     node_ref,
 )
+from dfs.api.drain import DrainSet
 from dfs.config import ApiConfig
 from dfs.errors import (
     Conflict,
@@ -109,6 +110,7 @@ class Coordinator:
         self.meta = meta
         self.nodes = nodes
         self.clock = clock
+        self.drains = DrainSet(meta, clock)
 
     @property
     def rf(self) -> int:
@@ -124,7 +126,12 @@ class Coordinator:
     async def writable_nodes(self, exclude: Collection[str] = ()) -> list[NodeRecord]:
         """The live nodes but ``exclude`` (those one client's upload failed on); Unavailable
         if fewer than REPLICATION_FACTOR are left."""
-        live = [n for n in await self.live_nodes() if n.node_id not in exclude]
+        draining = await self.drains.ids()  # being emptied for removal: no new chunks
+        live = [
+            n
+            for n in await self.live_nodes()
+            if n.node_id not in exclude and n.node_id not in draining
+        ]
         if len(live) < self.rf:
             but = f" besides the {len(exclude)} excluded" if exclude else ""
             raise Unavailable(
@@ -472,8 +479,10 @@ class Coordinator:
         return rec
 
     async def find_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
-        """The tenant's complete file with these bytes, if any."""
-        return await self.meta.find_file_by_sha256(tenant, sha256)
+        """The tenant's complete file declaring this sha256: the first verified one, else
+        the first whose sha256 is only claimed (for ``dfs.api.content_check`` to verify)."""
+        found = await self.meta.find_file_by_sha256(tenant, sha256)
+        return found or await self.meta.find_file_by_sha256(tenant, sha256, verified=False)
 
     async def delete_file(self, file_id: str, tenant: str) -> dict[str, Any]:
         """Drop a file of ``tenant`` (FileNotFound for anyone else's); its chunks' bytes go

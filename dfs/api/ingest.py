@@ -189,7 +189,9 @@ async def ingest(
         await sender.drain()
     finally:
         await sender.cancel()
-    req = UploadRequest(name, raw.size, raw.whole.hexdigest(), str(profile), manifest)
+    # the sha256 is what this process computed from the bytes: a fact, not a claim
+    whole = raw.whole.hexdigest()
+    req = UploadRequest(name, raw.size, whole, str(profile), manifest, sha256_verified=True)
     return await _commit(coord, tenant, sender.file_id, req, sender.receipts)
 
 
@@ -211,6 +213,9 @@ async def _stored_already(coord: Coordinator, tenant: str, req: UploadRequest) -
     existing = await coord.find_by_sha256(tenant, req.sha256)
     if existing is None or not await same_manifest(coord, existing, req.manifest):
         return None
+    if not existing.sha256_verified:
+        # the bytes hashed here are its bytes (the same verified chunk ids): its claim holds
+        return await coord.meta.mark_sha256_verified(existing.file_id) or existing
     return existing
 
 

@@ -43,8 +43,9 @@ class Heartbeat:
     zone: str
     capacity_bytes: int
     used_bytes: int
-    boot: str
-    """The node's per-boot nonce; with ``seq`` it makes each heartbeat usable once."""
+    boot: int
+    """The node's boot number (greater at every start); with ``seq`` it makes each heartbeat
+    usable once, and none of an earlier boot usable after a restart."""
     seq: int
     disk_id: str = ""
 
@@ -137,13 +138,13 @@ class Registry:
 
     async def accept_heartbeat(self, cap: str | None, beat: Heartbeat) -> dict[str, Any]:
         """A heartbeat whose capability binds everything it announces, not seen before."""
-        claim = (beat.host, beat.port, beat.capacity_bytes)
+        claim = (beat.host, beat.port, beat.capacity_bytes, beat.disk_id)
         self._check_node_call(cap, auth.OP_HEARTBEAT, beat.node_id, beat.boot, beat.seq, claim)
         await self._advance(beat.node_id, beat.boot, beat.seq)
         return await self.heartbeat(beat)
 
     async def accept_deregister(
-        self, cap: str | None, node_id: str, boot: str, seq: int
+        self, cap: str | None, node_id: str, boot: int, seq: int
     ) -> dict[str, Any]:
         """A clean shutdown's call: its own operation, so a heartbeat's capability cannot
         deregister a node."""
@@ -152,7 +153,7 @@ class Registry:
         return await self.deregister_node(node_id)
 
     def _check_node_call(
-        self, cap: str | None, op: str, node_id: str, boot: str, seq: int, claim: tuple[Any, ...]
+        self, cap: str | None, op: str, node_id: str, boot: int, seq: int, claim: tuple[Any, ...]
     ) -> None:
         """A node's registry calls carry a capability minted with the cluster secret."""
         extra = auth.node_call_extra(boot, seq, *claim)
@@ -161,7 +162,7 @@ class Registry:
             secret, cap, op, auth.ANY_CHUNK, node_id, extra=extra, max_ttl=auth.NODE_CALL_TTL
         )
 
-    async def _advance(self, node_id: str, boot: str, seq: int) -> None:
+    async def _advance(self, node_id: str, boot: int, seq: int) -> None:
         # in the metadata store, so every API process refuses a call another one accepted
         if not await self.meta.advance_node_sequence(node_id, boot, seq):
             raise Forbidden("a node call seen before (replayed or out of order) is refused")

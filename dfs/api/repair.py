@@ -32,6 +32,8 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   recorded chunk ids with what it lists (``dfs.api.inventory``, DFS_INVENTORY_PAGES_PER_PASS,
   cursors kept in the lease's info), forgetting copies that are not there. The chunks
   concerned are repaired in the same pass;
+- a draining node (``dfs.api.drain``) is live but its copies do not count and it is never a
+  target: each of its chunks is copied elsewhere, then its copy is the surplus trimmed first;
 - nodes back since the last pass are handed to garbage collection (``on_returned``), which
   sweeps them for orphan copies at its next pass (``dfs.api.gc``).
 
@@ -114,6 +116,8 @@ class _Cluster:
     counting: set[str]
     """Nodes whose copies count: live, or down for less than DFS_REPAIR_GRACE."""
     down: set[str]
+    draining: frozenset[str] = frozenset()
+    """Nodes being emptied for removal (``dfs.api.drain``): sources, never targets."""
 
 
 @dataclass
@@ -408,7 +412,7 @@ class Repair:
         unsettled = {n for c in triage.lost for n in c.nodes}
         unsettled |= await self._repair_all(triage.todo, cluster, report)
         for c in triage.surplus:
-            report.trimmed += await self._trim(c, cluster.live_by_id)
+            report.trimmed += await self._trim(c, cluster)
         # a node down past the grace whose every chunk now has its copies elsewhere needs no
         # second look until it returns (it stays in down_nodes, so its return is noticed)
         report.settled_nodes = sorted(policy.settled_ids(cluster.down, cluster.counting, unsettled))
@@ -423,11 +427,14 @@ class Repair:
         nodes = await self.meta.list_nodes()
         live_ids = policy.live_ids(nodes, now)
         live = [n for n in nodes if n.node_id in live_ids]
+        draining = await self.coord.drains.ids()
         return _Cluster(
             live=live,
             live_by_id={n.node_id: n for n in live},
-            counting=policy.counting_ids(nodes, now, self.cfg.repair_grace),
+            # a draining node's copies do not count: its chunks get their copies elsewhere
+            counting=policy.counting_ids(nodes, now, self.cfg.repair_grace) - draining,
             down=policy.down_ids(nodes, now),
+            draining=draining,
         )
 
     async def _chunks_to_check(
@@ -449,6 +456,7 @@ class Repair:
             return await self.coord.scan_chunks()
         report.scope = "targeted"
         affected = policy.targeted_nodes(cluster.down, prev.get("settled_nodes", []), returned)
+        affected |= cluster.draining
         report.nodes_scanned = sorted(affected)
         ids = set(suspects)
         for node_id in sorted(affected):
@@ -506,7 +514,8 @@ class Repair:
         need = policy.copies_needed(c, cluster.counting, self.coord.rf)
         sources = policy.repair_sources(c, cluster.live)
         made: list[Location] = []
-        for target in policy.repair_targets(c, cluster.live, self.cfg.min_free_bytes):
+        targets = [n for n in cluster.live if n.node_id not in cluster.draining]
+        for target in policy.repair_targets(c, targets, self.cfg.min_free_bytes):
             if len(made) == need:
                 break
             for source in sources:
@@ -540,14 +549,17 @@ class Repair:
             return False
         return True
 
-    async def _trim(self, c: ChunkState, live_by_id: dict[str, NodeRecord]) -> int:
+    async def _trim(self, c: ChunkState, cluster: _Cluster) -> int:
         """Remove copies beyond REPLICATION_FACTOR from the lowest-ranked live holders, after
-        asking them what they really hold (never trim down to copies that are not there)."""
-        holders = [live_by_id[n] for n in c.nodes if n in live_by_id]
+        asking them what they really hold (never trim down to copies that are not there).
+        Copies on draining nodes go first, once the others are enough."""
+        holders = [cluster.live_by_id[n] for n in c.nodes if n in cluster.live_by_id]
         really = (await self.coord.holders({c.chunk_id: c.size}, holders))[c.chunk_id]
-        victims = policy.trim_victims(
-            c.chunk_id, [n for n in holders if n.node_id in really], self.coord.rf
-        )
+        held = [n for n in holders if n.node_id in really]
+        staying = [n for n in held if n.node_id not in cluster.draining]
+        victims = policy.trim_victims(c.chunk_id, staying, self.coord.rf)
+        if len(staying) >= self.coord.rf:
+            victims += [n for n in held if n.node_id in cluster.draining]
         trimmed = 0
         for node in victims:
             # forget the copy first, so no new download plan points at it

@@ -2,7 +2,7 @@
 
 | method | path               | body                                    | answer                              |
 |--------|--------------------|-----------------------------------------|-------------------------------------|
-| POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...]}`` in order |
+| POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...], "packs"}`` |
 | POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}]}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
 | POST   | /resume-upload     | ``{"file_id", "receipts", "exclude_nodes"?}`` | 200 a plan for the same pending file: only chunks neither proven nor held |
 | POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
@@ -14,6 +14,9 @@ Big plans are built and serialized off the event loop. A directory of thousands 
 costs a few requests per thousand files instead of several per file: one metadata read of
 the live nodes and of the tenant's chunks per batch, and one has-chunks call per node per
 10,000 chunks at finalize.
+
+The plans' small chunks also come grouped in ``packs`` (``dfs.api.upload_packs``): one
+``/store-chunks`` request each, under one capability the node checks before the body.
 
 Resume keeps the Dropship defence intact: receipts are bound to the pending file id they were
 minted for, and ``resume-upload``/``finalize`` only accept them for that same file id, which
@@ -44,6 +47,7 @@ from dfs import protocol
 from dfs.api import download_plans as planner
 from dfs.api.bodies import UploadRequest
 from dfs.api.context import COORDINATOR, big_answer_slot, big_body_slot, json_answer, tenant
+from dfs.api.upload_packs import plan_packs
 from dfs.errors import InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_node_id
 from dfs.server import read_json
@@ -87,9 +91,12 @@ async def init_uploads(request: web.Request) -> web.Response:
     async with big_body_slot(request):
         body = await read_json(request, protocol.MAX_JSON_BODY)
         reqs = await asyncio.to_thread(_parse_files, body)
-        plans = await request.app[COORDINATOR].init_uploads(reqs, tenant(request))
+        coord = request.app[COORDINATOR]
+        plans = await coord.init_uploads(reqs, tenant(request))
         entries = sum(len(p["upload"]) for p in plans)
-        return await json_answer({"uploads": plans}, entries=entries, status=201)
+        packs = await asyncio.to_thread(plan_packs, coord, plans)
+        answer = {"uploads": plans, "packs": packs}
+        return await json_answer(answer, entries=2 * entries, status=201)
 
 
 async def finalize_uploads(request: web.Request) -> web.Response:

@@ -8,8 +8,9 @@
 Nodes configured with DFS_API_URL call these with a capability signed with the cluster
 secret instead of a bearer token (the auth middleware lets them through, see
 ``dfs.api.context.PUBLIC``); ``dfs.api.registry`` checks it and records the entry. Both
-bodies carry ``boot`` (the node's per-boot nonce) and ``seq`` (growing with every call), which
-the capability binds, with the heartbeat's host, port and capacity: a call is accepted once.
+bodies carry ``boot`` (the node's boot number, greater at every start) and ``seq`` (growing
+with every call), which the capability binds, with the heartbeat's host, port, capacity and
+disk identity: a call is accepted once, and never after a newer one.
 """
 
 from __future__ import annotations
@@ -34,13 +35,10 @@ def _count(body: dict[str, Any], name: str, default: object = None) -> int:
     return value
 
 
-def _boot_seq(body: dict[str, Any]) -> tuple[str, int]:
-    boot = body.get("boot")
-    if not isinstance(boot, str) or not auth.BOOT_RE.fullmatch(boot):
-        raise InvalidRequest("boot must be the node's per-boot nonce (32 lowercase hex digits)")
-    seq = _count(body, "seq")
-    if seq >= 1 << 63:
-        raise InvalidRequest("seq is too large")
+def _boot_seq(body: dict[str, Any]) -> tuple[int, int]:
+    boot, seq = _count(body, "boot"), _count(body, "seq")
+    if boot > auth.MAX_BOOT or seq > auth.MAX_BOOT:
+        raise InvalidRequest("boot and seq must be below 2**63")
     return boot, seq
 
 

@@ -249,7 +249,8 @@ async def check(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     rec = await coord.find_by_sha256(principal(request).tenant, sha256)
     if rec is not None:
-        reads = proof is None and request.app[VERIFIED].known(rec.file_id) is None
+        reads = proof is None and not rec.sha256_verified
+        reads = reads and request.app[VERIFIED].known(rec.file_id) is None
         async with big_slot(request, reads and rec.size > protocol.MIB):
             if not await confirms(coord, rec, sha256, proof, request.app[VERIFIED]):
                 rec = None

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from dfs import __version__
-from dfs.client import cli_output, cli_transfer, profiles
+from dfs.client import cli_drain, cli_output, cli_transfer, profiles
 from dfs.client.cli_common import (
     CONTEXT,
     INTERRUPTED,
@@ -225,7 +225,7 @@ def nodes(as_json: bool, target: Target) -> None:
 
 @cli.group(cls=UrlGroup)
 def admin() -> None:
-    """Tenants and tokens (needs an admin token).
+    """Tenants, tokens and node drains (needs an admin token).
 
     \b
     A revoked token is refused by every API process within 10 s (the token cache).
@@ -233,6 +233,9 @@ def admin() -> None:
       dfs-client admin create-tenant URL me
       dfs-client config set me URL --token "$(dfs-client admin create-token URL me)"
     """
+
+
+admin.add_command(cli_drain.drain)
 
 
 @admin.command("create-tenant")

@@ -187,7 +187,7 @@ class PagedUpload:
         page.receipts = mine
         page.planned(await page.plan(self.conn), mine, self.pipe.progress)
         page.fd = fd
-        await self.pipe.sender.send_all([page], pack_small=True)
+        await self.pipe.sender.send_all([page])
         await self.pipe.sender.finalize(page)
         if self.journal is not None:
             await asyncio.to_thread(self.journal.page_proven, no, [r.chunk_id for r in refs])

@@ -13,7 +13,8 @@ hashes on several threads, its plan comes from ``/init-upload`` and it keeps a r
 (``dfs.client.resume``), so running the upload again asks ``/resume-upload`` for only the
 chunks not yet proven. Small files go in batches of at most ``BATCH_FILES`` files or
 ``BATCH_BYTES`` bytes: one ``/init-uploads`` and one ``/finalize-uploads`` per batch, their
-small chunks packed into ``/store-chunks`` requests (one per primary and forward list), and
+small chunks sent in the ``/store-chunks`` packs the API planned (``dfs.api.upload_packs``:
+one capability per pack, which the node checks before reading the body), and
 the next batch scanned while this one is sent, so hashing overlaps the network.
 
 Each chunk is re-read just before it is sent and the node hashes it against the id from the
@@ -57,9 +58,6 @@ from dfs.errors import (
 SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
-SMALL_CHUNK = 1024 * 1024  # a batch sends chunks up to this size to nodes in /store-chunks packs
-SEND_BATCH_CHUNKS = 64
-SEND_BATCH_BYTES = 4 * 1024 * 1024
 FINALIZE_ROUNDS = 3  # finalizes of one upload, each after re-sending what was short of copies
 
 log = logging.getLogger("dfs.client")
@@ -224,24 +222,33 @@ async def send_chunk(
     return receipt
 
 
-def packs(work: Sequence[Work]) -> Iterator[list[Work]]:
-    """Small chunks grouped for /store-chunks: same primary and forward list (which every
-    capability of a request binds), at most SEND_BATCH_CHUNKS chunks / SEND_BATCH_BYTES."""
-    groups: dict[tuple[str, ...], list[Work]] = {}
-    for w in work:
-        groups.setdefault(tuple(str(t["node_id"]) for t in w[1]["targets"]), []).append(w)
-    for group in groups.values():
-        pack: list[Work] = []
-        size = 0
-        for w in group:
-            chunk_size = int(w[1]["size"])
-            if pack and (len(pack) >= SEND_BATCH_CHUNKS or size + chunk_size > SEND_BATCH_BYTES):
-                yield pack
-                pack, size = [], 0
-            pack.append(w)
-            size += chunk_size
-        if pack:
-            yield pack
+@dataclass
+class Pack:
+    """One ``/store-chunks`` request the API planned: its chunks, their targets (the first is
+    the primary) and the one capability the primary checks before reading the body."""
+
+    work: list[Work]
+    targets: list[dict[str, Any]]
+    cap: str
+
+
+def planned_packs(
+    uploads: Sequence[FileUpload], plan: Sequence[dict[str, Any]]
+) -> tuple[list[Pack], list[Work]]:
+    """The API's packs (``ApiClient.plan_uploads``) as work, and the rest of the uploads'
+    chunks to send one by one; a pack naming a chunk no plan asks for is sent chunk by chunk."""
+    todo: dict[tuple[str, str], Work] = {}
+    for u in uploads:
+        for item in u.todo:
+            todo.setdefault((u.file_id, str(item["sha256"])), (u, item))
+    out: list[Pack] = []
+    for p in plan:
+        keys = [(str(c["file_id"]), str(c["sha256"])) for c in p["chunks"]]
+        if keys and all(k in todo for k in keys):
+            out.append(Pack([todo[k] for k in keys], p["targets"], str(p["cap"])))
+    packed = {id(w[1]) for pk in out for w in pk.work}
+    rest = [(u, item) for u in uploads for item in u.todo if id(item) not in packed]
+    return out, rest
 
 
 class ChunkSender:
@@ -265,19 +272,15 @@ class ChunkSender:
             self._replanners[upload.file_id] = found
         return found
 
-    async def send_all(self, uploads: Sequence[FileUpload], *, pack_small: bool) -> None:
-        """Send every chunk the plans ask for; with ``pack_small`` (and not through the API
-        proxy) chunks up to SMALL_CHUNK go in /store-chunks packs, first."""
-        packing = pack_small and not self.conn.proxy
-        small: list[Work] = []
-        large: list[Work] = []
-        for u in uploads:
-            for item in u.todo:
-                packed = packing and int(item["size"]) <= SMALL_CHUNK
-                (small if packed else large).append((u, item))
-        if small:
-            await self.conn.run_bounded(self.send_pack, packs(small))
-        await self.conn.run_bounded(self.send_one, large)
+    async def send_all(
+        self, uploads: Sequence[FileUpload], packs: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Send every chunk the plans ask for: the API's ``packs`` first (unless through the
+        API proxy), one /store-chunks request each, then the rest chunk by chunk."""
+        planned, rest = planned_packs(uploads, () if self.conn.proxy else packs)
+        if planned:
+            await self.conn.run_bounded(self.send_pack, planned)
+        await self.conn.run_bounded(self.send_one, rest)
 
     async def send_one(self, work: Work) -> None:
         upload, item = work
@@ -300,23 +303,25 @@ class ChunkSender:
             return
         upload.sent_chunk(chunk_id, receipt, size, self.progress)
 
-    async def send_pack(self, pack: list[Work]) -> None:
-        first = pack[0][1]["targets"]
+    async def send_pack(self, pack: Pack) -> None:
+        first = pack.targets
         if {str(t["node_id"]) for t in first} & self.conn.avoid.excluded():
             # a node of this pack just failed the client: one at a time, re-planned around it
-            for w in pack:
+            for w in pack.work:
                 await self.send_one(w)
             return
         datas = await asyncio.to_thread(
-            lambda: [u.read(str(it["sha256"]), int(it["size"])) for u, it in pack]
+            lambda: [u.read(str(it["sha256"]), int(it["size"])) for u, it in pack.work]
         )
-        entries = [
-            {"chunk_id": it["sha256"], "file_id": u.file_id, "cap": it["caps"][0]} for u, it in pack
-        ]
+        entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in pack.work]
+        headers = protocol.batch_headers(
+            pack.cap, [str(e["chunk_id"]) for e in entries], [u.file_id for u, _ in pack.work]
+        )
         try:
             answers = await self.conn.nodes.store_chunks(
                 str(first[0]["url"]),
                 protocol.pack_chunks(entries, datas),
+                headers,
                 forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
             )
         except (Unavailable, ReplicationError, IntegrityError) as exc:
@@ -326,10 +331,10 @@ class ChunkSender:
                 blame_forwards(self.conn.avoid, [str(t["node_id"]) for t in first[1:]])
             # one chunk at a time, with the usual retries, re-plans and error for a file
             # that changed while it was being uploaded
-            for w in pack:
+            for w in pack.work:
                 await self.send_one(w)
             return
-        for (u, it), answer in zip(pack, answers, strict=True):
+        for (u, it), answer in zip(pack.work, answers, strict=True):
             u.sent_chunk(str(it["sha256"]), str(answer["receipt"]), int(it["size"]), self.progress)
 
     async def finalize(self, upload: FileUpload) -> dict[str, Any]:
@@ -464,7 +469,7 @@ class UploadPipeline:
             await self._plan_alone(upload)
             upload.fd = os.open(path, os.O_RDONLY)
             try:
-                await self.sender.send_all([upload], pack_small=False)
+                await self.sender.send_all([upload])
             finally:
                 os.close(upload.fd)
                 upload.fd = None
@@ -510,10 +515,11 @@ class UploadPipeline:
             FileUpload(f.path, f.name, s, keep_attrs=f.keep_attrs)
             for f, s in zip(files, scans, strict=True)
         ]
-        plans = await self.conn.api.init_uploads([u.init_body(str(self.profile)) for u in uploads])
+        bodies = [u.init_body(str(self.profile)) for u in uploads]
+        plans, packs = await self.conn.api.plan_uploads(bodies)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)
-        await self.sender.send_all(uploads, pack_small=True)
+        await self.sender.send_all(uploads, packs)
         done = await self.sender.finalize_batch(uploads)
         seconds = time.monotonic() - started
         for body in done:

@@ -74,6 +74,20 @@ class FileRecord:
     # seconds); None when the upload did not say (older clients, POST /upload)
     mode: int | None = None
     mtime: float | None = None
+    # True when the API hashed the file's bytes itself (POST /upload): ``sha256`` is then a
+    # fact, not the client's claim (issue 12). Listings may leave it out (False).
+    sha256_verified: bool = False
+
+
+VERIFIED_ENTRY = "verified:"
+
+
+def sha256_entry(sha256: str, verified: bool) -> str:
+    """The key of the per-tenant content entry a complete file goes to: verified files and
+    files whose sha256 is only their client's claim have separate entries, so a false claim
+    committed first never holds the entry a verified file is looked up by. (Claims keep the
+    bare sha256, the key of every entry written before files were marked verified.)"""
+    return VERIFIED_ENTRY + sha256 if verified else sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +207,23 @@ class MetadataStore(Protocol):
         references (dedup never reveals another tenant's chunks); with ``ever=True`` also
         the ids its files referenced once and no longer do (the tenant had the bytes).
       - ``find_file_by_sha256(tenant, sha256)`` returns the complete file of ``tenant`` whose
-        whole-file sha256 is ``sha256`` and that was committed first (later identical files
-        never replace it; see ``delete_file`` for when that one is deleted), or None. It is exact right after ``commit_file`` returns (no
-        eventually consistent index) and never looks at another tenant's files. The entry is
-        written in the same atomic step as the commit.
+        whole-file sha256 is ``sha256``, whose ``sha256_verified`` is True (the API hashed
+        its bytes) and that was committed first among those (later identical files never
+        replace it; see ``delete_file`` for when that one is deleted), or None: a file whose
+        sha256 is only its client's claim is never named, whenever it was committed. With
+        ``verified=False`` it names, by the same rule, the first committed file of the
+        tenant whose sha256 is only claimed (for callers that verify it themselves). Each
+        is exact right after ``commit_file`` returns (no eventually consistent index) and
+        never looks at another tenant's files. The entry (one per tenant, sha256 and
+        verified, ``sha256_entry``) is written in the same atomic step as the commit.
+      - ``sha256_verified`` is stored as ``create_file`` was given it and read back by
+        ``get_file`` and ``commit_file`` (listings may leave it out).
+      - ``mark_sha256_verified(file_id)`` records that an API process found complete file
+        ``file_id``'s declared sha256 true by hashing its bytes: in one atomic step the file
+        gets ``sha256_verified`` and moves from its claimed content entry (handed on as
+        ``delete_file`` hands it on) to the verified one (which it names if no verified file
+        does). Returns the record, verified; idempotent; None (and nothing changes) for a
+        file that does not exist or is not complete.
       - ``list_chunk_ids(limit, after)`` pages the ids of chunks that complete files reference
         (refcount > 0): at most ``limit`` ids and an opaque cursor for the next page, None
         when there is none. Paging from ``after=None`` until the cursor is None yields each
@@ -231,10 +258,12 @@ class MetadataStore(Protocol):
 
     Node heartbeat sequences (replay protection, kept apart from NodeRecord)
       - ``advance_node_sequence(node_id, boot, seq)`` records (boot, seq) as the node's last
-        accepted heartbeat only if there is none yet, the boot differs from the stored one
-        (the node restarted), or the boot is the same and ``seq`` is greater than the
-        stored one, checked in the same atomic step (a conditional write, so that several
-        API processes agree); True when recorded, False for a replay.
+        accepted heartbeat only if there is none yet (or only one recorded before boots
+        were numbered), ``boot`` is greater than the stored one (the node restarted), or
+        the boot is the same and ``seq`` is greater than the stored one, checked in the same
+        atomic step (a conditional write, so that several API processes agree); True when
+        recorded, False for a replay, be it of this boot or of an earlier one. Boots and
+        sequences are integers in [0, 2**63).
 
     Chunks
       - ``add_locations`` records copies (idempotent); ``remove_locations`` forgets copies
@@ -250,7 +279,8 @@ class MetadataStore(Protocol):
         tenant's chunk refcounts, every counter) if it was complete. A chunk whose refcount
         reaches 0 gets ``zero_since = now``. A pending file is removed without touching counts.
         In the same atomic step, a complete file that ``find_file_by_sha256`` named hands
-        that entry to another complete file of the tenant with the same sha256 (if any),
+        that entry to another complete file of the tenant with the same sha256 and the same
+        ``sha256_verified`` (if any),
         else the entry goes: ``find_file_by_sha256`` never names a deleted file nor misses
         a complete one (once a big file's delete has begun, it is no longer found).
       - ``scan_chunks(limit, after)`` pages through every chunk row (order is the backend's,
@@ -310,7 +340,10 @@ class MetadataStore(Protocol):
     async def owned_chunks(
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
     ) -> set[str]: ...
-    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None: ...
+    async def find_file_by_sha256(
+        self, tenant: str, sha256: str, *, verified: bool = True
+    ) -> FileRecord | None: ...
+    async def mark_sha256_verified(self, file_id: str) -> FileRecord | None: ...
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None
     ) -> tuple[list[str], str | None]: ...
@@ -322,7 +355,7 @@ class MetadataStore(Protocol):
     async def get_token(self, token_hash: str) -> TokenRecord | None: ...
     async def list_tokens(self, tenant: str | None = None) -> list[TokenRecord]: ...
     async def delete_token(self, token_hash: str) -> bool: ...
-    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool: ...
+    async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool: ...
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
     async def remove_locations(self, locations: Iterable[Location]) -> None: ...

@@ -57,7 +57,7 @@ from dfs.meta.sqlite_manifests import (
     seal,
 )
 from dfs.meta.sqlite_migrate import open_schema
-from dfs.meta.sqlite_refcounts import commit_one, delete_one
+from dfs.meta.sqlite_refcounts import commit_one, delete_one, mark_verified
 from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
 
 T = TypeVar("T")
@@ -251,6 +251,13 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
+    async def mark_sha256_verified(self, file_id: str) -> FileRecord | None:
+        def op() -> FileRecord | None:
+            with self._tx() as db:
+                return mark_verified(db, self._labels, file_id)
+
+        return await self._run(op)
+
     async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
         # one transaction for the batch; each file's refcounts read inside it, so two files
         # of the batch sharing a chunk count exactly as two commits one after the other
@@ -309,7 +316,9 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
+    async def find_file_by_sha256(
+        self, tenant: str, sha256: str, *, verified: bool = True
+    ) -> FileRecord | None:
         def op() -> FileRecord | None:
             db = self._db
             tid = self._labels.find(db, tenant)
@@ -317,9 +326,9 @@ class SqliteMetadataStore:
                 return None
             key = pack_hex(sha256)
             row = db.execute(  # the files_by_hash index: the first committed wins
-                f"SELECT {FILE_COLUMNS} FROM files WHERE tenant=? AND substr(sha256, 1, 8)=? "
-                "AND state = 1 AND sha256=? ORDER BY seq LIMIT 1",
-                (tid, key[:8], key),
+                f"SELECT {FILE_COLUMNS} FROM files WHERE tenant=? AND sha256_verified=? "
+                "AND substr(sha256, 1, 8)=? AND state = 1 AND sha256=? ORDER BY seq LIMIT 1",
+                (tid, int(verified), key[:8], key),
             ).fetchone()
             return None if row is None else file_record(db, self._labels, row)
 
@@ -393,13 +402,13 @@ class SqliteMetadataStore:
 
         return await self._run(op)
 
-    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool:
+    async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool:
         def op() -> bool:
             # one statement: atomic, so two API processes cannot both accept the same beat
             cur = self._db.execute(
-                "INSERT INTO node_sequences VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
-                "SET boot=excluded.boot, seq=excluded.seq "
-                "WHERE node_sequences.boot != excluded.boot OR node_sequences.seq < excluded.seq",
+                "INSERT INTO node_boots VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
+                "SET boot=excluded.boot, seq=excluded.seq WHERE node_boots.boot < excluded.boot "
+                "OR (node_boots.boot = excluded.boot AND node_boots.seq < excluded.seq)",
                 (node_id, boot, seq),
             )
             return cur.rowcount > 0

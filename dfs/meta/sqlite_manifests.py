@@ -32,7 +32,7 @@ def insert_file(
     id is taken)."""
     db.execute(
         "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
-        " chunk_count, mode, mtime, manifest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        " chunk_count, mode, mtime, manifest, sha256_verified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             pack_file_id(rec.file_id),
             labels.id(db, rec.tenant),
@@ -46,6 +46,7 @@ def insert_file(
             rec.mode,
             rec.mtime,
             pack_page(manifest, 0, rec.sha256),
+            int(rec.sha256_verified),
         ),
     )
 

@@ -43,7 +43,11 @@ _LEGACY = {
     "PRIMARY KEY (tenant, sha256)",
 }
 _LEGACY_COLUMNS = {
-    "files": (("mode", "INTEGER"), ("mtime", "REAL")),
+    "files": (
+        ("mode", "INTEGER"),
+        ("mtime", "REAL"),
+        ("sha256_verified", "INTEGER NOT NULL DEFAULT 0"),
+    ),
     "chunks": (("unref_at", "REAL NOT NULL DEFAULT 0"),),
 }
 
@@ -83,9 +87,10 @@ def _convert_files(conn: sqlite3.Connection, labels: Labels) -> None:
     named = {r[0] for r in conn.execute("SELECT file_id FROM legacy_file_hashes")}
     rows = conn.execute(
         "SELECT file_id, tenant, name, size, sha256, chunker, state, created_at, chunk_count,"
-        " mode, mtime FROM legacy_files"
+        " mode, mtime, sha256_verified FROM legacy_files"
     ).fetchall()
-    # the file file_hashes named commits "first": find_file_by_sha256 keeps naming it
+    # the files file_hashes named (one per content entry: claimed, verified) commit "first":
+    # find_file_by_sha256 keeps naming them
     done = sorted(
         (r for r in rows if r[6] == FILE_COMPLETE), key=lambda r: (r[0] not in named, r[7], r[0])
     )
@@ -100,7 +105,7 @@ def _convert_files(conn: sqlite3.Connection, labels: Labels) -> None:
         ]
         complete = r[6] == FILE_COMPLETE
         conn.execute(
-            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 pack_file_id(r[0]),
                 labels.id(conn, r[1]),
@@ -115,6 +120,7 @@ def _convert_files(conn: sqlite3.Connection, labels: Labels) -> None:
                 r[10],
                 seq.get(r[0]),
                 pack_page(entries, 0, r[4]),
+                r[11],
             ),
         )
     conn.execute("INSERT OR REPLACE INTO counters VALUES ('commit_seq', ?)", (len(done),))

@@ -171,3 +171,18 @@ def delete_one(
     drop_manifest(db, key)
     db.execute("DELETE FROM files WHERE file_id=?", (key,))
     return rec
+
+
+def mark_verified(db: sqlite3.Connection, labels: Labels, file_id: str) -> FileRecord | None:
+    """mark_sha256_verified's work inside the caller's write transaction: the file gets the
+    flag and the next commit seq, so it joins the verified files after those already there
+    (the verified lookup keeps naming the first), and leaves the claims' lookup by itself."""
+    row = file_row(db, file_id)
+    if row is None or row[6] != STATE_COMPLETE:
+        return None
+    if not row[11]:
+        db.execute(
+            "UPDATE files SET sha256_verified = 1, seq = ? WHERE file_id=?",
+            (_next_seq(db), pack_file_id(file_id)),
+        )
+    return dataclasses.replace(file_record(db, labels, row), sha256_verified=True)

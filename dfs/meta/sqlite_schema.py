@@ -15,7 +15,8 @@ Tables (all ``WITHOUT ROWID``: the key is the access path):
 | files     | file_id              | tenant, name, size, sha256, chunker, state (0 pending, 1   |
 |           |                      | complete), created_at, chunk_count, mode, mtime (NULL when |
 |           |                      | the upload gave none), seq (commit order), manifest (the   |
-|           |                      | blob of the entries given at create_file)                  |
+|           |                      | blob of the entries given at create_file), sha256_verified |
+|           |                      | (1: the API hashed the bytes)                              |
 | manifest_pages | (file_id, page) | start (offset of its first entry), entries (blob), proven |
 |           |                      | (a paged upload's later pages, ``append_manifest_page``)   |
 | chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0),|
@@ -28,13 +29,15 @@ Tables (all ``WITHOUT ROWID``: the key is the access path):
 | counters  | name                 | value (the Stats fields, and ``commit_seq``)               |
 | tenants   | tenant               | created_at                                                 |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
-| node_sequences | node_id         | boot, seq: the node's last accepted heartbeat (replays)    |
+| node_boots | node_id             | boot, seq (integers): the node's last accepted heartbeat   |
+|           |                      | (replays; node_sequences, with per-boot nonces, is dropped) |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
 
 Indexes: ``files_by_tenant`` (tenant, file_id) of complete files (listings);
-``files_by_hash`` (tenant, first 8 bytes of sha256, seq) of complete files: the file
-``find_file_by_sha256`` names is the tenant's complete file with that content committed
-first (lowest seq), so a delete needs no pointer to move.
+``files_by_hash`` (tenant, sha256_verified, first 8 bytes of sha256, seq) of complete files:
+the file ``find_file_by_sha256`` names is the tenant's complete file with that content and
+that verified flag committed first (lowest seq; ``mark_sha256_verified`` gives the file the
+next seq, so it joins the verified files last), so a delete needs no pointer to move.
 """
 
 from __future__ import annotations
@@ -54,11 +57,12 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE TABLE IF NOT EXISTS files (
     file_id PRIMARY KEY, tenant INTEGER NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
     sha256 NOT NULL, chunker INTEGER NOT NULL, state INTEGER NOT NULL, created_at REAL NOT NULL,
-    chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL, seq INTEGER, manifest BLOB
+    chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL, seq INTEGER, manifest BLOB,
+    sha256_verified INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, file_id) WHERE state = 1;
-CREATE INDEX IF NOT EXISTS files_by_hash ON files (tenant, substr(sha256, 1, 8), seq)
-    WHERE state = 1;
+CREATE INDEX IF NOT EXISTS files_by_hash
+    ON files (tenant, sha256_verified, substr(sha256, 1, 8), seq) WHERE state = 1;
 CREATE TABLE IF NOT EXISTS manifest_pages (
     file_id NOT NULL, page INTEGER NOT NULL, start INTEGER NOT NULL, entries BLOB NOT NULL,
     proven INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (file_id, page)
@@ -81,16 +85,18 @@ CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, label TEXT NOT NULL,
     created_at REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS node_sequences (
-    node_id TEXT PRIMARY KEY, boot TEXT NOT NULL, seq INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS node_boots (
+    node_id TEXT PRIMARY KEY, boot INTEGER NOT NULL, seq INTEGER NOT NULL
 ) WITHOUT ROWID;
+DROP TABLE IF EXISTS node_sequences;
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL, info TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
 FILE_COLUMNS = (
-    "file_id, tenant, name, size, sha256, chunker, state, created_at, chunk_count, mode, mtime"
+    "file_id, tenant, name, size, sha256, chunker, state, created_at, chunk_count, mode, mtime,"
+    " sha256_verified"
 )
 """What ``file_record`` reads (``SELECT {FILE_COLUMNS} FROM files``)."""
 
@@ -122,4 +128,5 @@ def file_record(db: sqlite3.Connection, labels: Labels, row: sqlite3.Row) -> Fil
         chunk_count=row[8],
         mode=row[9],
         mtime=row[10],
+        sha256_verified=bool(row[11]),
     )

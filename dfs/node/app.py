@@ -37,6 +37,7 @@ from dfs.errors import ConfigError, DfsError
 from dfs.meta import open_metadata_store
 from dfs.node import routes_batch, routes_chunks, routes_maintenance, routes_monitoring
 from dfs.node.context import CONFIG, FORWARDER, STORE
+from dfs.node.disk_identity import next_boot
 from dfs.node.forwarding import ReplicaForwarder
 from dfs.node.heartbeat import (
     ApiRegistrar,
@@ -130,7 +131,8 @@ async def _open_registrar(
         registrar = MetaRegistrar(meta)
     else:
         assert cfg.api_url is not None  # config guarantees one of the two
-        registrar = ApiRegistrar(ApiClient(session, cfg.api_url), cfg.cluster_secret)
+        boot = await asyncio.to_thread(next_boot, cfg.data_dir)  # greater at every start
+        registrar = ApiRegistrar(ApiClient(session, cfg.api_url), cfg.cluster_secret, boot)
     return TrackingRegistrar(registrar, cfg.heartbeat_timeout)
 
 

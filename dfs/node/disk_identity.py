@@ -8,20 +8,31 @@ held, and after such a loss they are all wrong. The id lives inside the chunk fo
 folder takes it along: the next heartbeat carries a new one, and repair forgets every
 location recorded for the node at once (``dfs.api.repair``).
 
-Written atomically (temporary file, fsync, rename, fsync of the directory): a crash leaves
-the old id or the new one, never a torn one. Standard library and ``dfs.fsutil`` only.
+The node's **boot number** is kept beside it, in the data directory (``boot``): every start
+takes a number greater than the last one (``next_boot``), which the node's registry calls
+carry and the API requires to grow, so a heartbeat captured before a restart cannot be
+replayed after it. It is at least the start's Unix time in milliseconds, so a data directory
+wiped or replaced still starts above the boots the API saw before (unless the clock went back
+by more than the time since).
+
+Both are written atomically (temporary file, fsync, rename, fsync of the directory): a crash
+leaves the old value or the new one, never a torn one. Standard library and ``dfs.fsutil``
+only.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 from dfs.fsutil import fsync_dir
 
 DISK_ID_NAME = ".disk-id"
+BOOT_NAME = "boot"
 _PREFIX = "disk-"
+MAX_BOOT = (1 << 63) - 1
 
 
 def disk_id_path(data_dir: Path) -> Path:
@@ -43,16 +54,40 @@ def ensure_disk_id(data_dir: Path) -> str:
     found = read_disk_id(data_dir)
     if found:
         return found
-    path = disk_id_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
     new = f"{_PREFIX}{secrets.token_hex(16)}"
-    tmp = path.with_name(f"{DISK_ID_NAME}.{secrets.token_hex(4)}.tmp")
+    _write_atomically(disk_id_path(data_dir), new)
+    return new
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` (and a newline) durably: temp file, fsync, rename, fsync dir."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.write(fd, f"{new}\n".encode("ascii"))
+        os.write(fd, f"{text}\n".encode("ascii"))
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
-    return new
+
+
+def read_boot(data_dir: Path) -> int:
+    """The last boot number taken in ``data_dir``; 0 if none (or torn)."""
+    try:
+        text = (data_dir / BOOT_NAME).read_text(encoding="ascii").strip()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return 0
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else 0
+
+
+def next_boot(data_dir: Path, now: float | None = None) -> int:
+    """Take this start's boot number: greater than the last one taken in ``data_dir`` and at
+    least the Unix time in milliseconds; durable before it is returned (blocking)."""
+    now_ms = int((time.time() if now is None else now) * 1000)
+    boot = max(read_boot(data_dir) + 1, now_ms, 1)
+    if boot > MAX_BOOT:
+        raise ValueError("boot number out of range")
+    _write_atomically(data_dir / BOOT_NAME, str(boot))
+    return boot

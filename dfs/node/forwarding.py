@@ -16,7 +16,8 @@ alike and for repair's ``/copy-chunk``:
   number it saw (``/status?after=N``; ``boot`` changes when the node restarts).
 
 Forwarded requests carry the FORWARDED marker, so a replica never fans out again; each
-carries a ``replicate`` capability minted here per chunk and per replica. A replica stores
+carries a ``replicate`` capability minted here per chunk and per replica (a batch: one
+``replicate-batch`` capability per replica, bound to the batch's chunk-id list). A replica stores
 them with the same ``ChunkStore.put`` as an upload write, so a chunk it already holds is
 rewritten there too: a sync forward is on the uploading tenant's clock (a fast path on a
 replica would time as a dedup oracle), and a rotten replica copy is replaced. Background and
@@ -35,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
-from dfs import protocol
+from dfs import auth, protocol
 from dfs.chunkstore.base import Buffer, ChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import DfsError, ReplicationError
@@ -62,7 +63,13 @@ class NodeTransport(Protocol):
     ) -> dict[str, Any]: ...
 
     async def store_chunks(
-        self, node_url: str, body: bytes, *, forwarded: bool, timeout: float | None
+        self,
+        node_url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        forwarded: bool,
+        timeout: float | None,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -199,15 +206,18 @@ class ReplicaForwarder:
     async def _fan_out_batch(
         self, items: Sequence[tuple[ChunkId, Buffer]], targets: Sequence[Target]
     ) -> list[str]:
-        """Send the batch to every target at once, each chunk with a replicate capability
-        for that target; their node ids, or ReplicationError."""
-        payloads = [d for _, d in items]
+        """Send the batch to every target at once, with a ``replicate-batch`` capability for
+        that target bound to the batch's chunk-id list; their node ids, or ReplicationError."""
+        chunk_ids = [c for c, _ in items]
+        body = protocol.pack_chunks([{"chunk_id": c} for c in chunk_ids], [d for _, d in items])
+        digest = protocol.list_sha256(chunk_ids)
 
         async def one(node_id: str, url: str) -> str:
-            entries = [{"chunk_id": c, "cap": replica_cap(self._cfg, c, node_id)} for c, _ in items]
-            body = protocol.pack_chunks(entries, payloads)
+            cap = replica_cap(self._cfg, digest, node_id, auth.OP_REPLICATE_BATCH)
             timeout = self._cfg.replication_timeout
-            await self._transport.store_chunks(url, body, forwarded=True, timeout=timeout)
+            await self._transport.store_chunks(
+                url, body, protocol.batch_headers(cap, chunk_ids), forwarded=True, timeout=timeout
+            )
             return node_id
 
         return await to_every_target(f"batch of {len(items)} chunks", targets, one)

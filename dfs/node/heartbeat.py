@@ -53,13 +53,15 @@ class MetaRegistrar:
 class ApiRegistrar:
     """Posts the registry entry to the API, which stamps it with its own clock. Each call
     carries a short capability minted with the cluster secret, so only nodes can register; it
-    binds this boot's nonce and a sequence number that grows with every call (the API accepts
-    each once) and the address, port and capacity a heartbeat announces."""
+    binds this start's boot number (``disk_identity.next_boot``: greater at every start) and
+    a sequence number that grows with every call (the API accepts each (boot, seq) once and
+    never an older one, so neither a call of this boot nor one captured before the restart
+    can be replayed) and the address, port, capacity and disk identity a heartbeat announces."""
 
-    def __init__(self, api: ApiClient, secret: bytes) -> None:
+    def __init__(self, api: ApiClient, secret: bytes, boot: int) -> None:
         self._api = api
         self._secret = secret
-        self._boot = auth.new_boot()
+        self._boot = boot
         self._seq = 0
 
     def _next_seq(self) -> int:
@@ -69,7 +71,14 @@ class ApiRegistrar:
     async def heartbeat(self, node: NodeRecord) -> None:
         seq = self._next_seq()
         cap = auth.mint_heartbeat(
-            self._secret, node.node_id, self._boot, seq, node.host, node.port, node.capacity_bytes
+            self._secret,
+            node.node_id,
+            self._boot,
+            seq,
+            node.host,
+            node.port,
+            node.capacity_bytes,
+            node.disk_id,
         )
         body = {**dataclasses.asdict(node), "boot": self._boot, "seq": seq}
         await self._api.heartbeat(body, cap=cap)

@@ -105,9 +105,18 @@ class ApiClient:
 
     async def init_uploads(self, files: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Plans for many files (each an init-upload body), in order."""
+        plans, _packs = await self.plan_uploads(files)
+        return plans
+
+    async def plan_uploads(
+        self, files: Sequence[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``init_uploads``' plans, and the packs of their small chunks: ``{"targets",
+        "chunks": [{"file_id", "sha256", "size"}], "cap"}``, one ``/store-chunks`` each."""
         body = await self._json("POST", protocol.INIT_UPLOADS, json={"files": list(files)})
         plans: list[dict[str, Any]] = body["uploads"]
-        return plans
+        packs: list[dict[str, Any]] = body.get("packs", [])
+        return plans, packs
 
     async def finalize_uploads(self, uploads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Finalize many uploads; each answer is file metadata or ``{"file_id", "error"}``."""
@@ -204,6 +213,11 @@ class ApiClient:
         path = protocol.ADMIN_TOKEN.format(token_id=quote(token_id, safe=""))
         return await self._json("DELETE", path)
 
+    async def drain(self, node_id: str, method: str = "GET") -> dict[str, Any]:
+        """A node drain: POST starts it, GET reports it, DELETE cancels it."""
+        path = protocol.ADMIN_NODE_DRAIN.format(node_id=quote(node_id, safe=""))
+        return await self._json(method, path)
+
     async def whoami(self) -> dict[str, Any]:
         return await self._json("GET", protocol.WHOAMI)
 
@@ -212,7 +226,7 @@ class ApiClient:
             "POST", protocol.NODE_HEARTBEAT, json=node, headers={protocol.CAPABILITY: cap}
         )
 
-    async def deregister(self, node_id: str, *, cap: str, boot: str, seq: int) -> None:
+    async def deregister(self, node_id: str, *, cap: str, boot: int, seq: int) -> None:
         await self._json(
             "POST",
             protocol.NODE_DEREGISTER,

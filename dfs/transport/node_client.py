@@ -104,15 +104,17 @@ class NodeClient:
         self,
         node_url: str,
         body: bytes,
+        headers: dict[str, str],
         *,
         forward: str = "",
         forwarded: bool = False,
         timeout: float | None = None,
     ) -> list[dict[str, Any]]:
         """POST a ``protocol.pack_chunks`` body of small chunks (an upload's, forwarded to
-        the nodes in ``forward``; or, with ``forwarded``, a primary's replica writes).
+        the nodes in ``forward``; or, with ``forwarded``, a primary's replica writes) with
+        ``headers`` from ``protocol.batch_headers`` (its capability and what that binds).
         Returns one answer per chunk, in order: ``{"chunk_id", "receipt", "replicas"}``."""
-        headers: dict[str, str] = {}
+        headers = dict(headers)
         if forward:
             headers[protocol.FORWARD_TO] = forward
         if forwarded:

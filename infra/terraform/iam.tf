@@ -8,7 +8,10 @@
 #         (the tombstone a clean shutdown writes: status down, expiry now, so repair's grace
 #         runs from the shutdown); tests/deploy/test_role_calls.py records a real node's calls.
 #         And the two SSM parameters bootstrap_node.sh reads.
-# Both may use the KMS key only through SSM and DynamoDB.
+# Both: list and read the artifacts bucket's releases/ (the `aws s3 sync` of the bootstrap
+# scripts: ListBucket, GetObject), and what their CloudWatch agent sends (metrics under the
+# deployment's namespace, embedded-metric-format logs to the metrics log group). Both may use
+# the KMS key only through SSM, DynamoDB and S3.
 
 data "aws_iam_policy_document" "ec2_assume" {
   statement {
@@ -52,14 +55,50 @@ data "aws_iam_policy_document" "api" {
   }
 
   statement {
-    sid       = "KeyThroughSsmAndDynamodb"
+    sid       = "ListReleases"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.artifacts.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["releases/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadReleases"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/releases/*"]
+  }
+
+  statement {
+    sid       = "AgentMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"] # PutMetricData has no resource; the condition bounds it
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.name]
+    }
+  }
+
+  statement {
+    sid       = "AgentMetricLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.metrics.arn}:*"]
+  }
+
+  statement {
+    sid       = "KeyThroughServices"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [aws_kms_key.main.arn]
 
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["ssm.${var.region}.amazonaws.com", "dynamodb.${var.region}.amazonaws.com"]
+      values   = ["ssm.${var.region}.amazonaws.com", "dynamodb.${var.region}.amazonaws.com", "s3.${var.region}.amazonaws.com"]
     }
   }
 }
@@ -81,14 +120,50 @@ data "aws_iam_policy_document" "node" {
   }
 
   statement {
-    sid       = "KeyThroughSsmAndDynamodb"
+    sid       = "ListReleases"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.artifacts.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["releases/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadReleases"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/releases/*"]
+  }
+
+  statement {
+    sid       = "AgentMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"] # PutMetricData has no resource; the condition bounds it
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.name]
+    }
+  }
+
+  statement {
+    sid       = "AgentMetricLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.metrics.arn}:*"]
+  }
+
+  statement {
+    sid       = "KeyThroughServices"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [aws_kms_key.main.arn]
 
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["ssm.${var.region}.amazonaws.com", "dynamodb.${var.region}.amazonaws.com"]
+      values   = ["ssm.${var.region}.amazonaws.com", "dynamodb.${var.region}.amazonaws.com", "s3.${var.region}.amazonaws.com"]
     }
   }
 }

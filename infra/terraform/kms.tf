@@ -1,5 +1,6 @@
 # One customer-managed key for the deployment's data at rest: DynamoDB tables, EBS volumes,
-# the SSM SecureStrings and the flow-log group. Rotated yearly.
+# the SSM SecureStrings, the artifacts bucket, the log groups and the alarms' SNS topic.
+# Rotated yearly.
 
 data "aws_caller_identity" "current" {}
 
@@ -33,7 +34,7 @@ data "aws_iam_policy_document" "kms" {
   }
 
   statement {
-    sid       = "CloudWatchLogsEncryptsFlowLogs"
+    sid       = "CloudWatchLogsEncryptsItsGroups"
     actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
     resources = ["*"] # in a key policy, "*" is this key
 
@@ -45,7 +46,40 @@ data "aws_iam_policy_document" "kms" {
     condition {
       test     = "ArnEquals"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:aws:logs:${var.region}:${data.aws_caller_identity.current.account_id}:log-group:/${var.name}/vpc-flow-logs"]
+      values = [
+        "arn:aws:logs:${var.region}:${data.aws_caller_identity.current.account_id}:log-group:/${var.name}/vpc-flow-logs",
+        "arn:aws:logs:${var.region}:${data.aws_caller_identity.current.account_id}:log-group:/${var.name}/metrics",
+      ]
+    }
+  }
+
+  # the API's Auto Scaling group launches instances whose volumes are encrypted with this key
+  statement {
+    sid       = "AutoScalingLaunchesEncryptedVolumes"
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"]
+    resources = ["*"] # in a key policy, "*" is this key
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+    }
+  }
+
+  # alarms publish to the encrypted SNS topic
+  statement {
+    sid       = "CloudWatchAlarmsPublish"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"] # in a key policy, "*" is this key
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }

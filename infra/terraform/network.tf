@@ -1,7 +1,9 @@
-# Network: one VPC, a public and a private subnet per availability zone. Only the API sits in a
-# public subnet (reachable from allowed_cidrs on api_port); the nodes sit in private subnets,
-# reachable on node_port from the API and from each other only. The nodes reach the internet
-# (pip, SSM) through a NAT gateway, and DynamoDB through a gateway endpoint.
+# Network: one VPC, a public and a private subnet per availability zone. Only the load balancer
+# (lb.tf) sits in the public subnets (reachable from allowed_cidrs on 443, and 80 which
+# redirects); the API instances and the nodes sit in private subnets: the API reachable on
+# api_port from the load balancer only, the nodes on node_port from the API and from each other
+# only. Instances reach AWS (S3 for releases and dnf, SSM, CloudWatch) through a NAT gateway on
+# 443 only, and DynamoDB through a gateway endpoint. No SSH anywhere.
 
 data "aws_availability_zones" "available" {
   #checkov:skip=CKV_AWS_394:zones are taken by name, first az_count in sorted order; new zones sort after them, and subnets pin the chosen zone's name once created
@@ -35,7 +37,7 @@ resource "aws_subnet" "public" {
   vpc_id                  = aws_vpc.main.id
   availability_zone       = local.azs[count.index]
   cidr_block              = cidrsubnet(var.vpc_cidr, 8, count.index)
-  map_public_ip_on_launch = false # the API gets its address from an Elastic IP
+  map_public_ip_on_launch = false # only the load balancer and the NAT gateway live here
 
   tags = { Name = "${var.name}-public-${local.azs[count.index]}" }
 }
@@ -137,9 +139,16 @@ resource "aws_cloudwatch_log_group" "flow" {
 
 # --- security groups --------------------------------------------------------------------------
 
+resource "aws_security_group" "lb" {
+  name        = "${var.name}-lb"
+  description = "dfs load balancer: 443 and 80 from allowed_cidrs; out to the API instances"
+  vpc_id      = aws_vpc.main.id
+  tags        = { Name = "${var.name}-lb" }
+}
+
 resource "aws_security_group" "api" {
   name        = "${var.name}-api"
-  description = "dfs API: api_port from allowed_cidrs; out to the nodes and HTTPS"
+  description = "dfs API: api_port from the load balancer; out to the nodes and HTTPS"
   vpc_id      = aws_vpc.main.id
   tags        = { Name = "${var.name}-api" }
 }
@@ -151,26 +160,46 @@ resource "aws_security_group" "node" {
   tags        = { Name = "${var.name}-node" }
 }
 
-resource "aws_security_group_rule" "api_in_clients" {
-  security_group_id = aws_security_group.api.id
+resource "aws_security_group_rule" "lb_in_https" {
+  security_group_id = aws_security_group.lb.id
   type              = "ingress"
-  description       = "dfs API from the allowed client networks"
+  description       = "HTTPS (or HTTP with private_network) from the allowed client networks"
   protocol          = "tcp"
-  from_port         = var.api_port
-  to_port           = var.api_port
+  from_port         = var.private_network ? 80 : 443
+  to_port           = var.private_network ? 80 : 443
   cidr_blocks       = var.allowed_cidrs
 }
 
-resource "aws_security_group_rule" "api_in_ssh" {
-  #checkov:skip=CKV_AWS_24:cidr_blocks is var.allowed_cidrs, whose validation rejects 0.0.0.0/0
-  count             = var.key_name == null ? 0 : 1
-  security_group_id = aws_security_group.api.id
+resource "aws_security_group_rule" "lb_in_http" {
+  #checkov:skip=CKV_AWS_260:cidr_blocks is var.allowed_cidrs, whose validation rejects 0.0.0.0/0; port 80 only answers a redirect to HTTPS
+  count             = var.private_network ? 0 : 1
+  security_group_id = aws_security_group.lb.id
   type              = "ingress"
-  description       = "SSH from the allowed client networks (only with a key pair)"
+  description       = "HTTP from the allowed client networks, answered by a redirect to HTTPS"
   protocol          = "tcp"
-  from_port         = 22
-  to_port           = 22
+  from_port         = 80
+  to_port           = 80
   cidr_blocks       = var.allowed_cidrs
+}
+
+resource "aws_security_group_rule" "lb_out_api" {
+  security_group_id        = aws_security_group.lb.id
+  type                     = "egress"
+  description              = "requests and /readyz health checks to the API instances"
+  protocol                 = "tcp"
+  from_port                = var.api_port
+  to_port                  = var.api_port
+  source_security_group_id = aws_security_group.api.id
+}
+
+resource "aws_security_group_rule" "api_in_lb" {
+  security_group_id        = aws_security_group.api.id
+  type                     = "ingress"
+  description              = "dfs API from the load balancer only"
+  protocol                 = "tcp"
+  from_port                = var.api_port
+  to_port                  = var.api_port
+  source_security_group_id = aws_security_group.lb.id
 }
 
 resource "aws_security_group_rule" "api_out_nodes" {
@@ -183,21 +212,10 @@ resource "aws_security_group_rule" "api_out_nodes" {
   source_security_group_id = aws_security_group.node.id
 }
 
-resource "aws_security_group_rule" "api_out_ssh" {
-  count                    = var.key_name == null ? 0 : 1
-  security_group_id        = aws_security_group.api.id
-  type                     = "egress"
-  description              = "SSH to the nodes (the API host is the bastion)"
-  protocol                 = "tcp"
-  from_port                = 22
-  to_port                  = 22
-  source_security_group_id = aws_security_group.node.id
-}
-
 resource "aws_security_group_rule" "api_out_https" {
   security_group_id = aws_security_group.api.id
   type              = "egress"
-  description       = "HTTPS: DynamoDB (gateway endpoint), SSM, and the package index"
+  description       = "HTTPS: DynamoDB (gateway endpoint), S3 (releases, dnf), SSM, CloudWatch (via NAT)"
   protocol          = "tcp"
   from_port         = 443
   to_port           = 443
@@ -224,17 +242,6 @@ resource "aws_security_group_rule" "node_in_nodes" {
   self              = true
 }
 
-resource "aws_security_group_rule" "node_in_ssh" {
-  count                    = var.key_name == null ? 0 : 1
-  security_group_id        = aws_security_group.node.id
-  type                     = "ingress"
-  description              = "SSH from the API host only"
-  protocol                 = "tcp"
-  from_port                = 22
-  to_port                  = 22
-  source_security_group_id = aws_security_group.api.id
-}
-
 resource "aws_security_group_rule" "node_out_nodes" {
   security_group_id = aws_security_group.node.id
   type              = "egress"
@@ -248,7 +255,7 @@ resource "aws_security_group_rule" "node_out_nodes" {
 resource "aws_security_group_rule" "node_out_https" {
   security_group_id = aws_security_group.node.id
   type              = "egress"
-  description       = "HTTPS: DynamoDB (gateway endpoint), SSM, and the package index (via NAT)"
+  description       = "HTTPS: DynamoDB (gateway endpoint), S3 (releases, dnf), SSM, CloudWatch (via NAT)"
   protocol          = "tcp"
   from_port         = 443
   to_port           = 443

@@ -15,24 +15,69 @@ variable "name" {
   }
 }
 
-variable "dfs_package" {
-  description = "The pinned dfs release every instance installs with pip: \"dfs==X.Y.Z\" or a wheel URL ending in #sha256=<digest>. Never a branch or a git checkout."
+variable "release_version" {
+  description = "The dfs release every instance installs: X.Y.Z, uploaded to the artifacts bucket under releases/X.Y.Z/ (scripts/release.sh prints the command). Never a branch or a git checkout."
   type        = string
 
   validation {
-    condition     = can(regex("^(dfs==[0-9][0-9A-Za-z.+-]*|https://\\S+\\.whl#sha256=[0-9a-f]{64})$", var.dfs_package))
-    error_message = "dfs_package must pin a release: dfs==X.Y.Z, or an https:// wheel URL with #sha256=<64 hex>."
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)*[a-z0-9.+-]*$", var.release_version))
+    error_message = "release_version must be a release version, X.Y.Z."
   }
 }
 
-variable "pip_index_url" {
-  description = "Package index the instances install dfs_package from (empty: pip's default)."
+variable "release_sha256" {
+  description = "sha256 of that release's requirements.lock (scripts/release.sh prints it): the lock pins every wheel by hash, so this pins the whole release."
   type        = string
-  default     = ""
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.release_sha256))
+    error_message = "release_sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "private_network" {
+  description = "Opt out of the public, TLS-terminating load balancer: an internal load balancer on plain HTTP in the private subnets, for a network that is already private (VPN, Direct Connect). No domain or certificate is needed then."
+  type        = bool
+  default     = false
+}
+
+variable "domain_name" {
+  description = "DNS name under which the deployment is served (public load balancer): api.<domain> (the API), console.<domain> (the web console), s3.<domain> and *.s3.<domain> (the S3 gateway, virtual-host buckets). One ACM certificate covers them (a wildcard). Required unless private_network."
+  type        = string
+  default     = null
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 hosted zone of domain_name: the certificate's DNS validation and the host names' alias records go there. Required unless private_network."
+  type        = string
+  default     = null
+}
+
+variable "api_count" {
+  description = "API instances behind the load balancer (the API is stateless: any number serve the same cluster). An upgrade replaces them one at a time (instance refresh)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.api_count >= 1 && var.api_count <= 20 && floor(var.api_count) == var.api_count
+    error_message = "api_count must be an integer in [1, 20]."
+  }
+}
+
+variable "repair_grace_seconds" {
+  description = "DFS_REPAIR_GRACE of the API: how long a down node's copies still count before repair copies its chunks elsewhere. Longer than a node's replacement (scripts/roll_nodes.sh waits at most this long for each node)."
+  type        = number
+  default     = 900
+}
+
+variable "lb_deletion_protection" {
+  description = "Protect the load balancer from deletion; set false (and apply) before terraform destroy."
+  type        = bool
+  default     = true
 }
 
 variable "allowed_cidrs" {
-  description = "CIDR blocks that may reach the API (and SSH to it when key_name is set). Use your office or VPN range."
+  description = "CIDR blocks that may reach the load balancer (HTTPS, and HTTP that redirects to it). Use your office or VPN range."
   type        = list(string)
 
   validation {
@@ -41,14 +86,8 @@ variable "allowed_cidrs" {
   }
 }
 
-variable "key_name" {
-  description = "EC2 key pair for SSH (to the API from allowed_cidrs, to the nodes through the API). null: no SSH."
-  type        = string
-  default     = null
-}
-
 variable "api_instance_type" {
-  description = "Instance type of the API coordinator."
+  description = "Instance type of the API instances."
   type        = string
   default     = "t3.small"
 }
@@ -60,7 +99,7 @@ variable "node_instance_type" {
 }
 
 variable "node_count" {
-  description = "Number of storage nodes, spread round-robin over the availability zones."
+  description = "Number of storage nodes, spread round-robin over the availability zones. Adding a node is raising it; removing one is draining it first (docs/OPERATIONS.md), then lowering it: the last node goes."
   type        = number
   default     = 3
 
@@ -105,7 +144,7 @@ variable "volume_throughput" {
 }
 
 variable "ami_id" {
-  description = "AMI for every instance. null: the latest Amazon Linux 2023 (x86_64), which has python3.11 and the AWS CLI."
+  description = "AMI for every instance: Amazon Linux 2023 (the bootstrap scripts need its dnf, python3.11 and AWS CLI). null: the latest one (x86_64)."
   type        = string
   default     = null
 }
@@ -141,7 +180,7 @@ variable "node_port" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the VPC flow logs."
+  description = "Retention of the VPC flow logs, the metrics log group and the load balancer's access logs."
   type        = number
   default     = 365
 }
@@ -150,4 +189,22 @@ variable "table_deletion_protection" {
   description = "Protect the DynamoDB tables from deletion; set false (and apply) before terraform destroy."
   type        = bool
   default     = true
+}
+
+variable "alarm_email" {
+  description = "An address the alarms' SNS topic mails (confirm the subscription); null: subscribe yourself to the topic (output alarm_topic_arn)."
+  type        = string
+  default     = null
+}
+
+variable "alarm_disk_percent" {
+  description = "Alarm when a node's data volume is fuller than this percentage."
+  type        = number
+  default     = 80
+}
+
+variable "alarm_5xx_percent" {
+  description = "Alarm when more than this percentage of requests over 5 minutes are answered 5xx."
+  type        = number
+  default     = 1
 }

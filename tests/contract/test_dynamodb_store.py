@@ -190,3 +190,24 @@ async def test_a_batch_call_is_bounded_by_one_retry_budget() -> None:
         assert client.requests == 3
     finally:
         await rq.close()
+
+
+async def test_a_node_sequence_item_of_before_boot_numbers_counts_as_none(
+    store: DynamoMetadataStore,
+) -> None:
+    """Items written when boots were nonces (a string ``boot``) do not block the node's first
+    numbered heartbeat after an upgrade, which drops the old attribute."""
+    key = codec.auth_key("node_seq", "n1")
+    item = {**key, "boot": {"S": "f" * 32}, "seq": {"N": "99"}}
+    await store._rq.run(
+        lambda: store._rq.call("put_item", TableName=store.tables["auth"], Item=item)
+    )
+    assert await store.advance_node_sequence("n1", 1_700_000_000_000, 1)
+    got = await store._rq.run(
+        lambda: store._rq.call(
+            "get_item", TableName=store.tables["auth"], Key=key, ConsistentRead=True
+        )
+    )
+    assert "boot" not in got["Item"]
+    assert got["Item"]["boot_no"] == {"N": "1700000000000"}
+    assert not await store.advance_node_sequence("n1", 1_700_000_000_000, 1)

@@ -60,6 +60,7 @@ async def test_sqlite_database_without_the_columns_is_migrated(tmp_path: Path) -
     try:
         old = await meta.get_file("old-file")
         assert (old.name, old.mode, old.mtime) == ("a", None, None)
+        assert old.sha256_verified is False  # a file of before: its sha256 was a claim
         rec, manifest = new_file("new")
         await meta.create_file(dataclasses.replace(rec, mode=0o755, mtime=12.5), manifest)
         got = await meta.get_file(rec.file_id)

@@ -30,7 +30,12 @@ def cid(n: int | str) -> str:
     return hashlib.sha256(str(n).encode()).hexdigest()
 
 
-def new_file(name: str = "f", chunks: list[tuple[str, int]] | None = None, tenant: str = "t1"):
+def new_file(
+    name: str = "f",
+    chunks: list[tuple[str, int]] | None = None,
+    tenant: str = "t1",
+    verified: bool = True,
+):
     chunks = chunks if chunks is not None else [(cid(1), 10), (cid(2), 20)]
     manifest, off = [], 0
     for chunk_id, size in chunks:
@@ -45,6 +50,7 @@ def new_file(name: str = "f", chunks: list[tuple[str, int]] | None = None, tenan
         tenant=tenant,
         created_at=1.0,
         chunk_count=len(manifest),
+        sha256_verified=verified,
     )
     return rec, manifest
 
@@ -328,23 +334,42 @@ async def test_tokens_are_listed_per_tenant_and_deleted(meta: MetadataStore) -> 
 
 
 async def test_node_sequence_accepts_only_newer_beats_or_a_new_boot(meta: MetadataStore) -> None:
-    assert await meta.advance_node_sequence("n1", "boot1", 1)
-    assert not await meta.advance_node_sequence("n1", "boot1", 1)  # a replay
-    assert await meta.advance_node_sequence("n1", "boot1", 5)
-    assert not await meta.advance_node_sequence("n1", "boot1", 4)  # older
-    assert await meta.advance_node_sequence("n2", "boot1", 1)  # per node
-    assert await meta.advance_node_sequence("n1", "boot2", 0)  # the node restarted
-    assert not await meta.advance_node_sequence("n1", "boot2", 0)
-    assert await meta.advance_node_sequence("n1", "boot2", 1)
+    assert await meta.advance_node_sequence("n1", 10, 1)
+    assert not await meta.advance_node_sequence("n1", 10, 1)  # a replay
+    assert await meta.advance_node_sequence("n1", 10, 5)
+    assert not await meta.advance_node_sequence("n1", 10, 4)  # older
+    assert await meta.advance_node_sequence("n2", 10, 1)  # per node
+    assert await meta.advance_node_sequence("n1", 11, 0)  # the node restarted
+    assert not await meta.advance_node_sequence("n1", 11, 0)
+    assert await meta.advance_node_sequence("n1", 11, 1)
+
+
+async def test_node_sequence_refuses_every_beat_of_an_earlier_boot(meta: MetadataStore) -> None:
+    """A beat captured before the node restarted is refused after it, whatever its seq: boot
+    numbers only grow (issue 12 item 7)."""
+    big = (1 << 63) - 1
+    assert await meta.advance_node_sequence("n1", 1_700_000_000_000, 40)
+    assert await meta.advance_node_sequence("n1", 1_700_000_000_001, 1)  # restarted
+    assert not await meta.advance_node_sequence("n1", 1_700_000_000_000, 41)
+    assert not await meta.advance_node_sequence("n1", 1_700_000_000_000, big)
+    assert not await meta.advance_node_sequence("n1", 0, big)
+    assert await meta.advance_node_sequence("n1", 1_700_000_000_001, 2)
+    assert await meta.advance_node_sequence("n1", big, 0)
+    assert not await meta.advance_node_sequence("n1", big - 1, big)
 
 
 async def test_concurrent_node_sequences_accept_each_beat_once(meta: MetadataStore) -> None:
     # several API processes: one accepted write per (boot, seq), the highest seq wins
-    results = await asyncio.gather(
-        *(meta.advance_node_sequence("n1", "b", s) for s in (3, 3, 3, 3))
-    )
+    results = await asyncio.gather(*(meta.advance_node_sequence("n1", 7, s) for s in (3, 3, 3, 3)))
     assert sorted(results) == [False, False, False, True]
-    assert not await meta.advance_node_sequence("n1", "b", 2)
+    assert not await meta.advance_node_sequence("n1", 7, 2)
+    # two boots at once (a replay of the old one racing the new): the old never lands last
+    boots = (7, 8, 7, 8, 7)
+    results = await asyncio.gather(*(meta.advance_node_sequence("n1", b, 9) for b in boots))
+    assert [r for b, r in zip(boots, results, strict=True) if b == 8].count(True) == 1
+    assert results.count(True) in (1, 2)  # (7, 9) only if it came before (8, 9)
+    assert not await meta.advance_node_sequence("n1", 7, 10)
+    assert not await meta.advance_node_sequence("n1", 8, 9)
 
 
 # --- delete, garbage collection, leases -------------------------------------------------------
@@ -598,6 +623,83 @@ async def test_find_file_by_sha256_is_per_tenant_and_first_commit_wins(
     assert found2.file_id == theirs.file_id
     assert await meta.find_file_by_sha256("t3", first.sha256) is None
     assert await meta.find_file_by_sha256("t1", cid("other")) is None
+
+
+async def test_find_file_by_sha256_names_only_verified_files(meta: MetadataStore) -> None:
+    """A false claim committed first never holds the entry verified bytes are found by: the
+    verified file committed later is the one named (issue 12 item 6)."""
+    claim, mc = new_file("content", chunks=[(cid("decoy"), 5)], verified=False)
+    real, mr = new_file("content", chunks=[(cid("real"), 7)])
+    later, ml = new_file("content", chunks=[(cid("real"), 7)])
+    for rec, m in ((claim, mc), (real, mr), (later, ml)):
+        await meta.create_file(rec, m)
+    assert (await meta.get_file(claim.file_id)).sha256_verified is False
+    assert (await meta.get_file(real.file_id)).sha256_verified is True
+    done = await meta.commit_file(claim.file_id, 1.0)
+    assert done.sha256_verified is False
+    assert await meta.find_file_by_sha256("t1", claim.sha256) is None
+    found_claim = await meta.find_file_by_sha256("t1", claim.sha256, verified=False)
+    assert found_claim is not None
+    assert found_claim.file_id == claim.file_id
+    assert found_claim.sha256_verified is False
+    done = await meta.commit_file(real.file_id, 2.0)
+    assert done.sha256_verified is True
+    await meta.commit_file(later.file_id, 3.0)
+    found = await meta.find_file_by_sha256("t1", claim.sha256)
+    assert found is not None
+    assert (found.file_id, found.sha256_verified) == (real.file_id, True)
+    again = await meta.find_file_by_sha256("t1", claim.sha256, verified=False)
+    assert again is not None
+    assert again.file_id == claim.file_id  # claims keep their own entry
+    # deletes hand each entry on within its own kind only
+    await meta.delete_file(real.file_id, "t1", 4.0)
+    found = await meta.find_file_by_sha256("t1", claim.sha256)
+    assert found is not None
+    assert found.file_id == later.file_id
+    await meta.delete_file(later.file_id, "t1", 5.0)
+    assert await meta.find_file_by_sha256("t1", claim.sha256) is None
+    still = await meta.find_file_by_sha256("t1", claim.sha256, verified=False)
+    assert still is not None
+    assert still.file_id == claim.file_id
+    await meta.delete_file(claim.file_id, "t1", 6.0)
+    assert await meta.find_file_by_sha256("t1", claim.sha256, verified=False) is None
+
+
+async def test_a_claim_found_true_moves_to_the_verified_entry(meta: MetadataStore) -> None:
+    """mark_sha256_verified: a claimed file an API process hashed joins the verified files
+    (named if none is) and hands its claim's entry on, in one step; idempotent."""
+    first, m1 = new_file("c", chunks=[(cid("c1"), 5)], verified=False)
+    second, m2 = new_file("c", chunks=[(cid("c2"), 5)], verified=False)
+    pending, m3 = new_file("c", chunks=[(cid("c3"), 5)], verified=False)
+    for rec, m in ((first, m1), (second, m2), (pending, m3)):
+        await meta.create_file(rec, m)
+    await meta.commit_file(first.file_id, 1.0)
+    await meta.commit_file(second.file_id, 2.0)
+    assert await meta.mark_sha256_verified(pending.file_id) is None  # not complete
+    assert await meta.mark_sha256_verified(str(uuid.uuid4())) is None  # no such file
+    assert (await meta.get_file(pending.file_id)).sha256_verified is False
+    marked = await meta.mark_sha256_verified(first.file_id)
+    assert marked is not None
+    assert (marked.file_id, marked.sha256_verified) == (first.file_id, True)
+    assert (await meta.get_file(first.file_id)).sha256_verified is True
+    found = await meta.find_file_by_sha256("t1", first.sha256)
+    assert found is not None
+    assert (found.file_id, found.sha256_verified) == (first.file_id, True)
+    claim = await meta.find_file_by_sha256("t1", first.sha256, verified=False)
+    assert claim is not None
+    assert claim.file_id == second.file_id  # the claim's entry was handed on
+    again = await meta.mark_sha256_verified(first.file_id)  # idempotent
+    assert again is not None
+    assert again.sha256_verified is True
+    await meta.mark_sha256_verified(second.file_id)  # joins, the first verified keeps it
+    found = await meta.find_file_by_sha256("t1", first.sha256)
+    assert found is not None
+    assert found.file_id == first.file_id
+    assert await meta.find_file_by_sha256("t1", first.sha256, verified=False) is None
+    await meta.delete_file(first.file_id, "t1", 3.0)
+    found = await meta.find_file_by_sha256("t1", first.sha256)
+    assert found is not None
+    assert found.file_id == second.file_id
 
 
 async def test_find_file_by_sha256_after_concurrent_commits(meta: MetadataStore) -> None:

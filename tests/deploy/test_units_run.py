@@ -130,6 +130,7 @@ def test_unit_command_lines_round_trip_a_file(
             "AWS_REGION": DYNAMODB_ENV["AWS_REGION"],
             "DFS_META_URL": meta_url,
             "REPLICATION_FACTOR": "2",
+            "DFS_REPAIR_GRACE": "900",
             "DFS_CLUSTER_SECRET": SECRET,
             "DFS_API_SECRET": API_SECRET,
             "DFS_ADMIN_TOKEN": ADMIN,

@@ -63,6 +63,14 @@ async def open_stalled(
     return writers
 
 
+async def close_all(writers: list[asyncio.StreamWriter]) -> None:
+    for w in writers:
+        w.close()
+    for w in writers:
+        with contextlib.suppress(ConnectionError):
+            await w.wait_closed()
+
+
 def served_after(url: str) -> None:
     """Two requests answered on fresh connections: the server's event loop has run the
     handlers of every connection whose bytes arrived before them."""
@@ -77,11 +85,7 @@ async def grown_by(pid: int, url: str, routes: list[tuple[str, str, int, str]], 
         await asyncio.to_thread(served_after, url)
         return rss_bytes(pid) - before
     finally:
-        for w in writers:
-            w.close()
-        for w in writers:
-            with contextlib.suppress(ConnectionError):
-                await w.wait_closed()
+        await close_all(writers)
 
 
 @pytest.mark.cluster(nodes=1, replication_factor=1)
@@ -97,3 +101,53 @@ async def test_declared_bodies_cost_no_memory_before_they_arrive(cluster: LocalC
         cluster.api.popen.pid, cluster.api_url, API_ROUTES, cluster.admin_token
     )
     assert api_growth < RSS_BUDGET, f"API grew by {api_growth / 2**20:.0f} MiB"
+
+
+def _batch_head(auth: str) -> bytes:
+    """A /store-chunks head declaring the largest body: no capability, or a well-formed one
+    (with the digests it would bind) that this node never granted."""
+    headers = f"POST {protocol.STORE_CHUNKS} HTTP/1.1\r\nHost: x\r\n"
+    headers += (
+        f"Content-Type: application/octet-stream\r\nContent-Length: {protocol.MAX_CHUNK_SIZE}\r\n"
+    )
+    if auth == "forged":
+        headers += f"{protocol.CAPABILITY}: 9999999999.{'0' * 64}\r\n"
+        headers += f"{protocol.BATCH}: {'1' * 64}\r\n{protocol.BATCH_FILES}: {'2' * 64}\r\n"
+    return (headers + "\r\n").encode()
+
+
+async def refused_before_the_body(url: str, writers: list[asyncio.StreamWriter]) -> list[int]:
+    """CONNECTIONS /store-chunks requests declaring 16 MiB and sending 3 bytes, half without
+    a capability and half with a forged one (each connection added to ``writers``, for the
+    caller to close); the status of each answer, read while the bodies stay unsent."""
+    parts = urlsplit(url)
+    readers = []
+    for i in range(CONNECTIONS):
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        writers.append(writer)
+        writer.write(_batch_head("none" if i % 2 else "forged") + b"abc")
+        await writer.drain()
+        readers.append(reader)
+    return [int((await r.readline()).split()[1]) for r in readers]
+
+
+@pytest.mark.cluster(nodes=1, replication_factor=1)
+@pytest.mark.parametrize("meta_url", ["sqlite"], indirect=True)
+async def test_store_chunks_refuses_unauthorized_batches_before_reading_their_bodies(
+    cluster: LocalCluster,
+) -> None:
+    """A batch's capability is in its headers: a node answers 401 (none) or 403 (forged) at
+    once, without waiting for the 16 MiB it declared (the body deadline would take 30 s and
+    more), and its memory does not grow while the connections stay open."""
+    node = cluster.node(1)
+    assert node.popen is not None
+    before = rss_bytes(node.popen.pid)
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        statuses = await asyncio.wait_for(refused_before_the_body(node.url, writers), 10)
+        assert statuses == [403 if i % 2 == 0 else 401 for i in range(CONNECTIONS)]
+        await asyncio.to_thread(served_after, node.url)
+        growth = rss_bytes(node.popen.pid) - before
+        assert growth < RSS_BUDGET, f"node grew by {growth / 2**20:.0f} MiB"
+    finally:
+        await close_all(writers)

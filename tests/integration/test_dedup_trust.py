@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from dfs.api import content_check
+from dfs.api.context import VERIFIED
 from dfs.chunking import ChunkerProfile
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_security import tenant_tokens
@@ -34,6 +36,19 @@ def chunk_ids(data: bytes) -> list[tuple[str, bytes]]:
 
 def manifest_sha256(data: bytes) -> str:
     return sha("".join(c for c, _ in chunk_ids(data)).encode())
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the files /check reads and hashes from now on (in this test)."""
+    reads: list[str] = []
+    real_hash = content_check._hash_of
+
+    async def counting(coord: Any, rec: Any) -> str:
+        reads.append(rec.file_id)
+        return await real_hash(coord, rec)
+
+    monkeypatch.setattr(content_check, "_hash_of", counting)
+    return reads
 
 
 async def commit_by_hand(api: str, token: str, name: str, data: bytes, declared: str) -> str:
@@ -123,3 +138,70 @@ async def test_check_names_verified_files_and_takes_a_manifest_proof(
     status, body, _ = await req("POST", f"{api}/upload?filename=again", token, data=data)
     assert status == 409, body
     assert body["file_id"] == file_id
+
+
+async def test_a_claim_found_true_is_recorded_for_every_api_process(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client's true claim, once hashed by /check (or matched by POST /upload's own hash),
+    is stored as verified: no API process reads the file again to answer for it."""
+    api = inproc.api.url
+    (token,) = await tenant_tokens(api, "carol")
+    data = random.Random(41).randbytes(900_000)
+    other = random.Random(42).randbytes(300_000)
+    file_id = await commit_by_hand(api, token, "client", data, declared=sha(data))
+    second = await commit_by_hand(api, token, "client2", other, declared=sha(other))
+    assert (await inproc.api.meta.get_file(file_id)).sha256_verified is False
+    status, check, _ = await req("GET", f"{api}/check?sha256={sha(data)}", token)
+    assert check["file"]["file_id"] == file_id
+    assert (await inproc.api.meta.get_file(file_id)).sha256_verified is True
+    # POST /upload of a claimed file's bytes: its hash and manifest match, so it is verified
+    status, body, _ = await req("POST", f"{api}/upload?filename=again", token, data=other)
+    assert status == 409, body
+    assert body["file_id"] == second
+    assert (await inproc.api.meta.get_file(second)).sha256_verified is True
+    # an API process that never hashed them (this one's cache emptied) reads neither again
+    monkeypatch.setattr(inproc.api.runner.app[VERIFIED], "known", lambda _file_id: None)
+    reads = count_reads(monkeypatch)
+    for content, expected in ((data, file_id), (other, second)):
+        status, check, _ = await req("GET", f"{api}/check?sha256={sha(content)}", token)
+        assert check["file"]["file_id"] == expected
+    assert reads == []
+
+
+async def test_a_false_claim_committed_first_does_not_cost_dedup_for_the_genuine_bytes(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metadata store keeps verified files apart from claims: once the genuine bytes are
+    stored through POST /upload (the API hashed them), they are the ones found, by /check
+    and by the next POST /upload (409 naming them), though a decoy claiming their sha256
+    was committed first; and every API process knows it (the flag is stored, not cached)."""
+    api = inproc.api.url
+    (token,) = await tenant_tokens(api, "trudy")
+    genuine = random.Random(31).randbytes(600_000)
+    decoy = await commit_by_hand(
+        api, token, "decoy", random.Random(32).randbytes(400_000), declared=sha(genuine)
+    )
+    status, body, _ = await req("POST", f"{api}/upload?filename=real", token, data=genuine)
+    assert status == 201, body
+    real = body["file_id"]
+    assert real != decoy
+    stored = await inproc.api.meta.get_file(real)
+    assert stored.sha256_verified is True
+    assert (await inproc.api.meta.get_file(decoy)).sha256_verified is False
+    # the same bytes again: 409 naming the verified copy, not a third copy
+    status, again, _ = await req("POST", f"{api}/upload?filename=real2", token, data=genuine)
+    assert status == 409, again
+    assert again["file_id"] == real
+    # found without being read again, as by an API process that never saw them
+    reads = count_reads(monkeypatch)
+    status, check, _ = await req("GET", f"{api}/check?sha256={sha(genuine)}", token)
+    assert status == 200
+    assert check["exists"] is True
+    assert check["file"]["file_id"] == real
+    assert reads == []
+    # deleting the verified copy leaves only the decoy's claim: never answered for them
+    status, _, _ = await req("DELETE", f"{api}/file/{real}", token)
+    assert status == 200
+    status, check, _ = await req("GET", f"{api}/check?sha256={sha(genuine)}", token)
+    assert check == {"exists": False, "file": None}

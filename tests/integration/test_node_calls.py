@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ import pytest
 from dfs import auth, protocol
 from dfs.client import Client
 from dfs.meta.base import NODE_UP, NodeRecord
+from dfs.node.disk_identity import next_boot
 from dfs.node.heartbeat import ApiRegistrar
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
@@ -42,9 +44,11 @@ class Recording(ApiClient):
         await super().deregister(node_id, cap=cap, boot=boot, seq=seq)
 
 
-def record(node_id: str, port: int) -> NodeRecord:
+def record(node_id: str, port: int, disk_id: str = "disk-0123") -> NodeRecord:
     now = time.time()
-    return NodeRecord(node_id, "127.0.0.1", port, "", 1 << 30, 0, NODE_UP, now, now + 10)
+    return NodeRecord(
+        node_id, "127.0.0.1", port, "", 1 << 30, 0, NODE_UP, now, now + 10, disk_id=disk_id
+    )
 
 
 async def post(url: str, body: dict[str, Any], cap: str) -> int:
@@ -61,11 +65,13 @@ async def entry(api_url: str, node_id: str) -> dict[str, Any] | None:
     return next((n for n in nodes if n["node_id"] == node_id), None)
 
 
-async def test_captured_node_calls_cannot_be_replayed(inproc: InProcessCluster) -> None:
+async def test_captured_node_calls_cannot_be_replayed(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
     api = inproc.api.url
     async with make_session() as session:
         wire = Recording(session, api)
-        node = ApiRegistrar(wire, SECRET)
+        node = ApiRegistrar(wire, SECRET, next_boot(tmp_path))
         await node.heartbeat(record("n9", 9009))
         await node.heartbeat(record("n9", 9009))
         path, beat, cap = wire.sent[-1]
@@ -74,8 +80,16 @@ async def test_captured_node_calls_cannot_be_replayed(inproc: InProcessCluster) 
         # the same heartbeat again: refused, on this API process and on any other (the
         # last accepted sequence is in the metadata store)
         assert await post(api + path, beat, cap) == 403
-        # at another address, or with more capacity: the capability binds what it announces
-        for change in ({"port": 9999}, {"host": "10.9.9.9"}, {"capacity_bytes": 1 << 50}):
+        # at another address, with more capacity or another disk: the capability binds what
+        # it announces
+        changes: list[dict[str, Any]] = [
+            {"port": 9999},
+            {"host": "10.9.9.9"},
+            {"capacity_bytes": 1 << 50},
+            {"disk_id": "disk-other"},
+            {"seq": beat["seq"] + 1, "boot": beat["boot"] + 1},
+        ]
+        for change in changes:
             assert await post(api + path, {**beat, **change}, cap) == 403
         # a newer sequence number cannot be put on an old capability either
         assert await post(api + path, {**beat, "seq": beat["seq"] + 100}, cap) == 403
@@ -94,17 +108,52 @@ async def test_captured_node_calls_cannot_be_replayed(inproc: InProcessCluster) 
         assert await post(api + path, beat, cap) == 403
 
         # the node restarts: a new boot registers at once
-        restarted = ApiRegistrar(Recording(session, api), SECRET)
+        restarted = ApiRegistrar(Recording(session, api), SECRET, next_boot(tmp_path))
         await restarted.heartbeat(record("n9", 9010))
         got = await entry(api, "n9") or {}
         assert got["live"]
         assert got["url"] == "http://127.0.0.1:9010"
 
 
+async def test_calls_captured_before_a_restart_are_refused_after_it(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """The boot number the node keeps on its disk grows at every start, and the API refuses
+    a boot lower than the last it accepted: a heartbeat (or deregistration) captured before
+    the node restarted is refused within its 60 s life, however high its seq."""
+    api = inproc.api.url
+    async with make_session() as session:
+        before = Recording(session, api)
+        node = ApiRegistrar(before, SECRET, next_boot(tmp_path))
+        for _ in range(5):
+            await node.heartbeat(record("n7", 9007))
+        path, beat, cap = before.sent[-1]
+        # a deregistration captured on the way, never delivered (the attacker dropped it)
+        bye_seq = beat["seq"] + 1
+        bye_cap = auth.mint_deregister(SECRET, "n7", beat["boot"], bye_seq)
+        bye = {"node_id": "n7", "boot": beat["boot"], "seq": bye_seq}
+
+        # the node restarts (a new process, the same data directory) and registers once
+        after = Recording(session, api)
+        restarted = ApiRegistrar(after, SECRET, next_boot(tmp_path))
+        await restarted.heartbeat(record("n7", 9017))
+        assert after.sent[-1][1]["boot"] > beat["boot"]
+        assert after.sent[-1][1]["seq"] < beat["seq"]  # a new boot starts its count again
+
+        # the old boot's calls are still within their capabilities' life: refused anyway
+        assert await post(api + path, beat, cap) == 403
+        assert await post(api + protocol.NODE_DEREGISTER, bye, bye_cap) == 403
+        got = await entry(api, "n7") or {}
+        assert got["live"]
+        assert got["url"] == "http://127.0.0.1:9017"
+        await restarted.heartbeat(record("n7", 9017))  # the new boot goes on
+
+
 async def test_a_heartbeat_without_boot_and_seq_is_refused(inproc: InProcessCluster) -> None:
     body = dataclasses.asdict(record("n8", 9008))
     cap = auth.mint(SECRET, auth.OP_HEARTBEAT, auth.ANY_CHUNK, "n8", ttl=60)  # the old form
     assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, body, cap) == 400
-    boot = auth.new_boot()
-    old_form = {**body, "boot": boot, "seq": 1}
-    assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, old_form, cap) == 403
+    old_form = {**body, "boot": "0" * 32, "seq": 1}  # a per-boot nonce of before
+    assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, old_form, cap) == 400
+    numbered = {**body, "boot": 1_700_000_000_000, "seq": 1}
+    assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, numbered, cap) == 403

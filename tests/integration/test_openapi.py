@@ -147,9 +147,9 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
 
         # node registration: a capability, not a token
         node_id = "extra-node"
-        boot = auth.new_boot()
+        boot = 1_700_000_000_000
         hb = {"node_id": node_id, "host": "127.0.0.1", "port": 1, "boot": boot, "seq": 1}
-        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0)
+        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0, "")
         await call("POST", protocol.NODE_HEARTBEAT, 401, json=hb)
         await call("POST", protocol.NODE_HEARTBEAT, 200, {protocol.CAPABILITY: beat}, json=hb)
         bye = {protocol.CAPABILITY: auth.mint_deregister(SECRET, node_id, boot, 2)}
@@ -167,6 +167,12 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         await call("GET", protocol.METRICS, 401)
         await call("GET", protocol.ADMIN_REPAIR, 200, ADMIN)
         await call("GET", protocol.ADMIN_REPAIR, 403, user)
+        node = {"node_id": node_id}
+        await call("POST", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("GET", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("GET", protocol.ADMIN_NODE_DRAIN, 403, user, path=node)
+        await call("DELETE", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
+        await call("POST", protocol.ADMIN_NODE_DRAIN, 400, ADMIN, path={"node_id": "a b"})
         stats = await call("GET", protocol.ADMIN_STATS, 200, ADMIN)
         assert stats["total_s3_size_saved"] == stats["total_bytes_saved"]
     assert {route for _, route, _ in call.seen} == {p for _, p in API.operations()}
@@ -318,28 +324,28 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         upload = {protocol.CAPABILITY: put_cap, protocol.UPLOAD: file_id}
         await call("PUT", protocol.STORE_CHUNK, 422, upload, params=q, data=data[:-1])
         await call("PUT", protocol.STORE_CHUNK, 201, upload, params=q, data=data)
-        # /store-chunks: a batch of two, each chunk with its own put capability
+        # /store-chunks: a batch of two under one put-batch capability in the headers
         other = random.Random(6).randbytes(3_000)
         other_id = hashlib.sha256(other).hexdigest()
-        index = [
-            {"chunk_id": digest, "file_id": file_id, "cap": put_cap},
-            {
-                "chunk_id": other_id,
-                "file_id": file_id,
-                "cap": auth.mint(
-                    SECRET, auth.OP_PUT, other_id, nid, extra=protocol.put_cap_extra(file_id, "")
-                ),
-            },
-        ]
+        ids, fids = [digest, other_id], [file_id, file_id]
+        index = [{"chunk_id": c, "file_id": f} for c, f in zip(ids, fids, strict=True)]
+        batch_extra = protocol.put_cap_extra(protocol.list_sha256(fids), "")
+        batch_cap = auth.mint(
+            SECRET, auth.OP_PUT_BATCH, protocol.list_sha256(ids), nid, extra=batch_extra
+        )
+        batch_headers = protocol.batch_headers(batch_cap, ids, fids)
         batch = protocol.pack_chunks(index, [data, other])
-        answer = await call("POST", protocol.STORE_CHUNKS, 201, data=batch)
+        answer = await call("POST", protocol.STORE_CHUNKS, 201, batch_headers, data=batch)
         assert [c["chunk_id"] for c in answer["chunks"]] == [digest, other_id]
         assert all(
             auth.receipt_ok(SECRET, c["receipt"], file_id, c["chunk_id"]) for c in answer["chunks"]
         )
         tampered = protocol.pack_chunks(index, [data, other[:-1] + b"x"])
-        await call("POST", protocol.STORE_CHUNKS, 422, data=tampered)
-        await call("POST", protocol.STORE_CHUNKS, 400, data=b"\x00\x00")
+        await call("POST", protocol.STORE_CHUNKS, 422, batch_headers, data=tampered)
+        await call("POST", protocol.STORE_CHUNKS, 400, batch_headers, data=b"\x00\x00")
+        await call("POST", protocol.STORE_CHUNKS, 401, data=batch)
+        reordered = protocol.pack_chunks(index[::-1], [other, data])
+        await call("POST", protocol.STORE_CHUNKS, 403, batch_headers, data=reordered)
         get = {"chunk_id": digest, "cap": auth.mint(SECRET, auth.OP_GET, digest, nid)}
         await call("GET", protocol.GET_CHUNK, 200, params=get)
         await call("GET", protocol.GET_CHUNK, 403, params={**get, "chunk_id": "0" * 64})

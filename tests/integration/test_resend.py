@@ -138,10 +138,12 @@ async def test_a_full_node_refuses_a_re_sent_chunk_as_a_new_one(tmp_path: Path) 
 
         async def put_batch(data: bytes) -> tuple[int, Any]:
             cid = hashlib.sha256(data).hexdigest()
-            extra = protocol.put_cap_extra(FILE_ID, "")
-            cap = auth.mint(SECRET, auth.OP_PUT, cid, "node1", extra=extra)
-            body = protocol.pack_chunks([{"chunk_id": cid, "file_id": FILE_ID, "cap": cap}], [data])
-            return await _request("POST", f"{node.url}{protocol.STORE_CHUNKS}", body, {})
+            extra = protocol.put_cap_extra(protocol.list_sha256([FILE_ID]), "")
+            digest = protocol.list_sha256([cid])
+            cap = auth.mint(SECRET, auth.OP_PUT_BATCH, digest, "node1", extra=extra)
+            body = protocol.pack_chunks([{"chunk_id": cid, "file_id": FILE_ID}], [data])
+            headers = protocol.batch_headers(cap, [cid], [FILE_ID])
+            return await _request("POST", f"{node.url}{protocol.STORE_CHUNKS}", body, headers)
 
         status, answer = await put_one(held)
         assert status == 201, answer

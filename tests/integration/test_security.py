@@ -254,7 +254,7 @@ async def test_node_requires_valid_capability(inproc: InProcessCluster) -> None:
 
 
 async def test_node_registration_needs_the_cluster_secret(inproc: InProcessCluster) -> None:
-    boot = auth.new_boot()
+    boot = 1_700_000_000_000
     body = {
         "node_id": "rogue",
         "host": "127.0.0.1",
@@ -268,12 +268,12 @@ async def test_node_registration_needs_the_cluster_secret(inproc: InProcessClust
     status, _ = await raw("POST", url, json=body)
     assert status == 401
     wrong_secret = b"wrong-secret-0123456789abcdef0123"
-    wrong = auth.mint_heartbeat(wrong_secret, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40)
+    wrong = auth.mint_heartbeat(wrong_secret, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40, "")
     status, _ = await raw("POST", url, {protocol.CAPABILITY: wrong}, json=body)
     assert status == 403
     async with Client(inproc.api.url, token=ADMIN_TOKEN) as admin:
         assert "rogue" not in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
-        good = auth.mint_heartbeat(SECRET, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40)
+        good = auth.mint_heartbeat(SECRET, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40, "")
         await admin.api.heartbeat(body, cap=good)
         assert "rogue" in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from dfs.meta.base import NodeRecord
 from dfs.meta.sqlite import SqliteMetadataStore
-from dfs.node.disk_identity import disk_id_path, ensure_disk_id, read_disk_id
+from dfs.node.disk_identity import (
+    BOOT_NAME,
+    disk_id_path,
+    ensure_disk_id,
+    next_boot,
+    read_boot,
+    read_disk_id,
+)
 
 
 def test_first_start_writes_an_identity_that_stays(tmp_path: Path) -> None:
@@ -34,6 +41,29 @@ def test_a_torn_identity_counts_as_none(tmp_path: Path) -> None:
     assert ensure_disk_id(tmp_path) != ""
 
 
+def test_boot_numbers_grow_at_every_start_and_are_kept_on_disk(tmp_path: Path) -> None:
+    assert read_boot(tmp_path) == 0
+    first = next_boot(tmp_path, now=1_700_000_000.0)
+    assert first == 1_700_000_000_000  # at least the start's time in milliseconds
+    assert read_boot(tmp_path) == first
+    # a clock that went back (or two starts in one millisecond): still one more than the last
+    assert next_boot(tmp_path, now=1_600_000_000.0) == first + 1
+    assert next_boot(tmp_path, now=1_600_000_000.0) == first + 2
+    later = next_boot(tmp_path, now=1_800_000_000.0)
+    assert later == 1_800_000_000_000
+    assert (tmp_path / BOOT_NAME).read_text() == f"{later}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BOOT_NAME]  # no temp file left
+
+
+def test_a_wiped_or_torn_boot_file_starts_from_the_clock(tmp_path: Path) -> None:
+    next_boot(tmp_path, now=1_700_000_000.0)
+    (tmp_path / BOOT_NAME).write_bytes(b"12\xff")
+    assert read_boot(tmp_path) == 0
+    assert next_boot(tmp_path, now=1_700_000_005.0) == 1_700_000_005_000
+    (tmp_path / BOOT_NAME).unlink()
+    assert next_boot(tmp_path, now=1_700_000_006.0) == 1_700_000_006_000
+
+
 async def test_sqlite_store_made_before_disk_identities_is_migrated(tmp_path: Path) -> None:
     db = tmp_path / "meta.db"
     conn = sqlite3.connect(db)
@@ -53,3 +83,25 @@ async def test_sqlite_store_made_before_disk_identities_is_migrated(tmp_path: Pa
         assert [n.disk_id for n in await meta.list_nodes()] == ["disk-x"]
     finally:
         await meta.close()
+
+
+async def test_sqlite_node_sequences_of_before_boot_numbers_are_dropped(tmp_path: Path) -> None:
+    """The table of per-boot nonces goes on open: the first numbered heartbeat is accepted."""
+    db = tmp_path / "meta.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE node_sequences (node_id TEXT PRIMARY KEY, boot TEXT, seq INTEGER)")
+    conn.execute("INSERT INTO node_sequences VALUES ('n1', ?, 99)", ("f" * 32,))
+    conn.commit()
+    conn.close()
+    meta = await SqliteMetadataStore.open(f"sqlite://{db}")
+    try:
+        assert await meta.advance_node_sequence("n1", 1_700_000_000_000, 1)
+        assert not await meta.advance_node_sequence("n1", 1_699_999_999_999, 100)
+    finally:
+        await meta.close()
+    conn = sqlite3.connect(db)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+    assert "node_sequences" not in tables

@@ -16,7 +16,7 @@ from dfs.chunkstore.memory import MemoryChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import IntegrityError, ReplicationError, Unavailable
 from dfs.ids import ChunkId
-from dfs.node.capabilities import check_put, check_replicate
+from dfs.node.capabilities import check_put, check_replicate, check_replicate_batch
 from dfs.node.forwarding import ReplicaForwarder
 
 SECRET = b"s" * 32
@@ -45,11 +45,19 @@ class FakeNodes:
         return {"node_id": node_url.rsplit("/", 1)[-1]}
 
     async def store_chunks(
-        self, node_url: str, body: bytes, *, forwarded: bool, timeout: float | None
+        self,
+        node_url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        forwarded: bool,
+        timeout: float | None,
     ) -> list[dict[str, Any]]:
         assert forwarded
-        for entry, _data in protocol.unpack_chunks(body):
-            self.sent.append((node_url, entry["chunk_id"], entry["cap"]))
+        ids = [entry["chunk_id"] for entry, _data in protocol.unpack_chunks(body)]
+        assert headers[protocol.BATCH] == protocol.list_sha256(ids)
+        for chunk_id in ids:
+            self.sent.append((node_url, chunk_id, headers[protocol.CAPABILITY]))
         return []
 
 
@@ -93,6 +101,12 @@ async def test_batch_forwards_every_chunk_to_every_replica() -> None:
         (u, c) for _, u in TARGETS for c, _ in items
     )
     assert store.chunk_count == 3
+    # one replicate-batch capability per replica, bound to the batch's chunk-id list
+    digest = protocol.list_sha256([c for c, _ in items])
+    for node_id, url in TARGETS:
+        caps = {cap for u, _c, cap in nodes.sent if u == url}
+        assert len(caps) == 1
+        check_replicate_batch(replica_cfg(node_id), caps.pop(), digest)
 
 
 async def test_async_store_answers_first_and_journals_the_background_forwards() -> None:

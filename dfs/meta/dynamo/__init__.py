@@ -10,7 +10,8 @@ Modules, each owning one thing:
 - ``codec``: how records and manifests are laid out as items.
 - ``store`` (``DynamoMetadataStore``) and its parts: ``store_core`` (what they share),
   ``store_files``, ``store_refcounts`` (the conditional refcount transactions) with
-  ``store_commit`` and ``store_delete`` on top, ``store_chunks``, ``store_registry``.
+  ``store_commit`` and ``store_delete`` on top (and ``store_verified`` on both), ``store_chunks``,
+  ``store_registry``.
 
 How the records map onto the tables:
 

@@ -42,7 +42,7 @@ FILE_ATTRS = (
 )
 # ... and what the index does not project (tables made before files kept them), which only
 # reads of the item itself return.
-FILE_ITEM_ATTRS = (*FILE_ATTRS, "mode", "mtime")
+FILE_ITEM_ATTRS = (*FILE_ATTRS, "mode", "mtime", "sha256_verified")
 # ... and with the manifest (or where its pages are).
 FILE_WITH_MANIFEST_ATTRS = (*FILE_ITEM_ATTRS, "mid", "pages", "mf", "m", "apages")
 COUNTERS = ("total_files", "logical_bytes", "stored_bytes", "unique_chunks", "duplicates_avoided")
@@ -131,6 +131,8 @@ def file_item(rec: FileRecord, state: str, mid: str, chunk_count: int) -> Item:
         item["mode"] = N(rec.mode)
     if rec.mtime is not None:
         item["mtime"] = N(float(rec.mtime))
+    if rec.sha256_verified:
+        item["sha256_verified"] = {"BOOL": True}
     if state == FILE_COMPLETE:
         item["listed_tenant"] = S(rec.tenant)
     return item
@@ -151,6 +153,7 @@ def file_record(item: Item) -> FileRecord:
         chunk_count=int(item["chunk_count"]["N"]),
         mode=int(item["mode"]["N"]) if "mode" in item else None,
         mtime=float(item["mtime"]["N"]) if "mtime" in item else None,
+        sha256_verified=bool(item.get("sha256_verified", {}).get("BOOL", False)),
     )
 
 

@@ -2,7 +2,7 @@
 
 Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
 files (``store_files``), paged manifests (``store_pages``), commit and delete with their reference counting (``store_commit``,
-``store_delete``), chunks and their locations (``store_chunks``), and the keyed items of nodes,
+``store_delete``), verified content (``store_verified``), chunks and their locations (``store_chunks``), and the keyed items of nodes,
 tenants, tokens, leases and stats (``store_registry``). The package docstring shows the layout.
 """
 
@@ -21,9 +21,12 @@ from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_pages import PagesPart
 from dfs.meta.dynamo.store_registry import RegistryPart
+from dfs.meta.dynamo.store_verified import VerifiedPart
 
 
-class DynamoMetadataStore(FilesPart, PagesPart, CommitPart, DeletePart, ChunksPart, RegistryPart):
+class DynamoMetadataStore(
+    FilesPart, PagesPart, VerifiedPart, CommitPart, DeletePart, ChunksPart, RegistryPart
+):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 
     ``calls`` counts DynamoDB requests made by this store (``calls_by_operation`` per API

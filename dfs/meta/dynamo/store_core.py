@@ -15,7 +15,7 @@ from typing import Any
 
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import FileNotFound, Unavailable
-from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, sha256_entry
 from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import ATTEMPTS, BATCH_WRITE_MAX, Item, Requests, chunks_of
 from dfs.meta.dynamo.tables import create_tables
@@ -162,7 +162,9 @@ class StoreCore:
     # --- shared by commit and delete -------------------------------------------------------
 
     def _hash_key(self, rec: FileRecord) -> Item:
-        return {"tenant": S(rec.tenant), "sha256": S(rec.sha256)}
+        """The file_hashes key of ``rec``'s content entry (verified files apart from
+        claims, ``sha256_entry``)."""
+        return {"tenant": S(rec.tenant), "sha256": S(sha256_entry(rec.sha256, rec.sha256_verified))}
 
     def _marker_action(self, mid: str, kind: str, no: int, now: float) -> Item:
         """Put a batch marker unless it exists: the batch is applied once, whoever runs it."""

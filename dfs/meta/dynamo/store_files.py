@@ -13,7 +13,7 @@ from typing import Any
 
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
-from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry, sha256_entry
 from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, StoreCore
@@ -103,12 +103,15 @@ class FilesPart(StoreCore):
             return []
         return await self._rq.run(op)
 
-    async def find_file_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
+    async def find_file_by_sha256(
+        self, tenant: str, sha256: str, *, verified: bool = True
+    ) -> FileRecord | None:
+        key = {"tenant": S(tenant), "sha256": S(sha256_entry(sha256, verified))}
         resp = await self._rq.run(
             lambda: self._rq.call(
                 "get_item",
                 TableName=self.tables["file_hashes"],
-                Key={"tenant": S(tenant), "sha256": S(sha256)},
+                Key=key,
                 ConsistentRead=True,
             )
         )
@@ -119,7 +122,7 @@ class FilesPart(StoreCore):
             rec = await self.get_file(entry["file_id"]["S"], tenant)
         except FileNotFound:
             return None
-        return rec if rec.state == FILE_COMPLETE else None
+        return rec if rec.state == FILE_COMPLETE and rec.sha256_verified == verified else None
 
     # --- what garbage collection asks about files ---------------------------------------------
 

@@ -149,17 +149,20 @@ class RegistryPart(StoreCore):
         )
         return resp is not None
 
-    async def advance_node_sequence(self, node_id: str, boot: str, seq: int) -> bool:
-        """An item of kind "node_seq" in the auth table: replay protection for heartbeats."""
+    async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool:
+        """An item of kind "node_seq" in the auth table: replay protection for heartbeats.
+        The boot number is ``boot_no``; an item from before boots were numbered (a nonce in
+        ``boot``, a string) counts as none, and loses its ``boot`` on the first write."""
         resp = await self._rq.run(
             lambda: self._rq.call_or_none(
                 "update_item",
                 TableName=self.tables["auth"],
                 Key=codec.auth_key("node_seq", node_id),
-                UpdateExpression="SET #boot = :boot, #seq = :seq",
-                ConditionExpression="attribute_not_exists(#id) OR #boot <> :boot OR #seq < :seq",
-                ExpressionAttributeNames=attr_names("id", "boot", "seq"),
-                ExpressionAttributeValues={":boot": S(boot), ":seq": N(seq)},
+                UpdateExpression="SET #boot_no = :boot, #seq = :seq REMOVE #boot",
+                ConditionExpression="attribute_not_exists(#boot_no) OR #boot_no < :boot "
+                "OR (#boot_no = :boot AND #seq < :seq)",
+                ExpressionAttributeNames=attr_names("boot_no", "boot", "seq"),
+                ExpressionAttributeValues={":boot": N(boot), ":seq": N(seq)},
             )
         )
         return resp is not None

@@ -41,6 +41,11 @@ DEFAULT_INVENTORY_PAGES_PER_PASS = 10
 DEFAULT_MIN_FREE = 64 * 1024 * 1024
 DEFAULT_SCRUB_INTERVAL = 3600.0
 DEFAULT_SCRUB_RATE = 32 * 1024 * 1024
+DEFAULT_PACK_THRESHOLD = 256 * 1024
+"""Chunks below this many bytes go to a node's pack files (measured: bench/pack_threshold.py)."""
+DEFAULT_PACK_SIZE = 32 * 1024 * 1024
+"""A pack file takes appends until it is this big (then a new one starts)."""
+DEFAULT_COMPACT_INTERVAL = 300.0
 
 T = TypeVar("T")
 
@@ -294,6 +299,10 @@ class NodeConfig:
     cluster_secret: bytes = b""
     scrub_interval: float = DEFAULT_SCRUB_INTERVAL
     scrub_rate: float = DEFAULT_SCRUB_RATE
+    pack_threshold: int = DEFAULT_PACK_THRESHOLD
+    """Chunks below this size are appended to pack files; 0 stores every new chunk as a file."""
+    pack_size: int = DEFAULT_PACK_SIZE
+    compact_interval: float = DEFAULT_COMPACT_INTERVAL
     metrics_token_hash: str | None = None
     """SHA-256 of DFS_METRICS_TOKEN; without it the node's /metrics stays closed."""
 
@@ -345,5 +354,10 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
         cluster_secret=_cluster_secret(env),
         scrub_interval=_get(env, "DFS_SCRUB_INTERVAL", DEFAULT_SCRUB_INTERVAL, _positive_float),
         scrub_rate=_get(env, "DFS_SCRUB_RATE", float(DEFAULT_SCRUB_RATE), _positive_float),
+        pack_threshold=_get(env, "DFS_PACK_THRESHOLD", DEFAULT_PACK_THRESHOLD, _non_negative_int),
+        pack_size=_get(env, "DFS_PACK_SIZE", DEFAULT_PACK_SIZE, _positive_int),
+        compact_interval=_get(
+            env, "DFS_COMPACT_INTERVAL", DEFAULT_COMPACT_INTERVAL, _positive_float
+        ),
         metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
     )

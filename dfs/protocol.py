@@ -41,6 +41,19 @@ DOWNLOAD: Final = "/download/{file_id}"
 SIGNED_DOWNLOAD: Final = "/signed-download/"
 """Prefix of the signed download URLs: ``/signed-download/{file_id}?tenant=&sig=`` (no token)."""
 UPLOAD_FILE: Final = "/upload"
+# the namespace (issue 13): buckets, objects by key, usage
+BUCKETS: Final = "/buckets"
+BUCKET: Final = "/buckets/{bucket}"
+BUCKET_OBJECTS: Final = "/buckets/{bucket}/objects"  # GET: list; DELETE: a prefix
+BUCKET_SEARCH: Final = "/buckets/{bucket}/search"
+BUCKET_USAGE: Final = "/buckets/{bucket}/usage"
+USAGE: Final = "/usage"
+OBJECTS_PREFIX: Final = "/objects/"
+OBJECT: Final = "/objects/{bucket}/{key:.+}"  # GET/HEAD bytes, PUT link, DELETE
+OBJECT_INFO: Final = "/object-info/{bucket}/{key:.+}"  # GET the version, PATCH it
+OBJECT_URL: Final = "/object-url/{bucket}/{key:.+}"  # a signed URL
+OBJECTS_COPY: Final = "/objects-copy"
+OBJECTS_RESTORE: Final = "/objects-restore"
 CHECK: Final = "/check"
 ADMIN_HASHES: Final = "/admin/hashes"
 INIT_UPLOADS: Final = "/init-uploads"
@@ -64,6 +77,9 @@ STORE_CHUNKS: Final = "/store-chunks"
 """POST many small chunks in one body (``pack_chunks``) under one batch capability, checked
 from the headers (``batch_headers``) before the body is read."""
 GET_CHUNK: Final = "/get-chunk"
+GET_CHUNKS: Final = "/get-chunks"
+"""POST a list of chunk ids with a ``get`` capability each; the answer streams their bytes
+(``read_record_header`` framing), in the order asked."""
 HAS_CHUNKS: Final = "/has-chunks"
 NODE_STATUS: Final = "/status"
 DELETE_CHUNK: Final = "/delete-chunk"
@@ -250,3 +266,26 @@ def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryv
     if pos != len(view):
         raise InvalidRequest("store-chunks sizes do not add up to the body")
     return out
+
+
+# --- batched chunk reads (POST /get-chunks) -----------------------------------------------
+MAX_GET_BATCH: Final = 1024
+"""Chunk ids in one /get-chunks request (the answer streams, so its bytes need no bound)."""
+GET_BATCH_ENTRY_BYTES: Final = 160
+"""About what one entry of a /get-chunks request costs (id, capability, JSON): its body bound."""
+RECORD_OK: Final = 0
+RECORD_NOT_FOUND: Final = 1  # missing or quarantined on this node
+RECORD_FAILED: Final = 2  # this node could not read it now
+RECORD_HEADER = struct.Struct(">32sBI")
+"""Each record of a /get-chunks answer: the raw 32-byte chunk id, a status and the length of
+the bytes that follow (0 unless the status is RECORD_OK)."""
+
+
+def record_header(chunk_id: str, status: int, size: int) -> bytes:
+    return RECORD_HEADER.pack(bytes.fromhex(chunk_id), status, size)
+
+
+def read_record_header(header: bytes) -> tuple[str, int, int]:
+    """(chunk id, status, size) of a /get-chunks record header."""
+    raw, status, size = RECORD_HEADER.unpack(header)
+    return raw.hex(), status, size

@@ -13,11 +13,14 @@ module but the entry point and tests. The routes, each table in its module's doc
 | ``dfs.api.routes_drain``        | /admin/nodes/{node_id}/drain (start, status, cancel a node drain) |
 | ``dfs.api.routes_nodes``        | /nodes/heartbeat, /nodes/deregister                         |
 | ``dfs.api.routes_monitoring``   | /healthz, /readyz, /metrics                                 |
+| ``dfs.api.routes_buckets``      | /buckets…, /usage (the namespace: buckets, listings, search, usage) |
+| ``dfs.api.routes_objects``      | /objects…, /object-info, /object-url, /objects-copy, /objects-restore |
 
 The keys route modules share, and the bearer-token middleware, are in ``dfs.api.context``;
 CORS in ``dfs.api.cors``; the headers that keep served user content inert in
 ``dfs.api.user_content``. The logic behind the routes: ``dfs.api.coordinator`` (files),
 ``dfs.api.registry`` (tokens, tenants, nodes), ``dfs.api.ingest`` (bytes through the API),
+``dfs.api.namespace_service`` (buckets and objects, access in ``dfs.api.access``),
 ``dfs.api.repair`` and ``dfs.api.gc`` (run by ``dfs.api.background``).
 
 Every route but /healthz, /readyz and signed download URLs needs ``Authorization: Bearer
@@ -42,10 +45,12 @@ from dfs.api import (
     cors,
     routes_admin,
     routes_batch,
+    routes_buckets,
     routes_drain,
     routes_files,
     routes_monitoring,
     routes_nodes,
+    routes_objects,
     routes_paged,
     routes_seed,
     user_content,
@@ -56,6 +61,7 @@ from dfs.api.context import (
     BIG_BODY_SLOTS,
     COORDINATOR,
     GC,
+    NAMESPACE,
     REGISTRY,
     REPAIR,
     VERIFIED,
@@ -63,6 +69,7 @@ from dfs.api.context import (
 )
 from dfs.api.coordinator import Coordinator
 from dfs.api.gc import GarbageCollector
+from dfs.api.namespace_service import Namespace, namespace_store
 from dfs.api.registry import Registry
 from dfs.api.repair import Repair, RepairReport
 from dfs.config import ApiConfig
@@ -104,6 +111,9 @@ def make_app(coordinator: Coordinator) -> web.Application:
     routes_seed.add_routes(app)
     routes_batch.add_routes(app)
     routes_paged.add_routes(app)
+    app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
+    routes_buckets.add_routes(app)
+    routes_objects.add_routes(app)
     cors.add_cors(app, coordinator.cfg.cors_origins)
     user_content.add_content_headers(app)
     return app

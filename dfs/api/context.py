@@ -6,6 +6,7 @@ One module owns these so that every ``routes_*`` module imports it, never ``dfs.
 - ``COORDINATOR`` (files), ``REGISTRY`` (tokens, tenants, nodes), ``REPAIR`` and ``GC`` (the
   background passes), ``METRICS`` (the API's Prometheus series), ``BIG_BODIES`` (slots),
   ``VERIFIED`` (files whose sha256 this process checked, ``dfs.api.content_check``).
+- ``NAMESPACE``: buckets and objects (``dfs.api.namespace_service``).
 - ``auth_middleware`` resolves the bearer token to a ``Principal`` before any handler runs
   (except the ``PUBLIC`` routes); handlers read it with ``principal()`` or ``admin()``.
 - ``big_body_slot`` bounds how many requests with big bodies are planned at once, and
@@ -27,9 +28,10 @@ from dfs.api.bodies import Principal
 from dfs.api.content_check import VerifiedFiles
 from dfs.api.coordinator import Coordinator
 from dfs.api.gc import GarbageCollector
+from dfs.api.namespace_service import Namespace
 from dfs.api.registry import Registry
 from dfs.api.repair import Repair
-from dfs.errors import Forbidden
+from dfs.errors import AuthError, Forbidden
 from dfs.metrics import ApiMetrics
 from dfs.server import Handler
 
@@ -40,6 +42,7 @@ GC = web.AppKey("gc", GarbageCollector)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
 BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
 VERIFIED = web.AppKey("verified_files", VerifiedFiles)
+NAMESPACE = web.AppKey("namespace", Namespace)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 BIG_BODY_SLOTS = 4
@@ -58,11 +61,24 @@ PUBLIC = frozenset(
 )
 
 
+# reads that a caller without any Authorization header may make as "anonymous": public-read
+# buckets and objects (``dfs.api.access`` decides; everything else answers 404 to them)
+ANONYMOUS_READS = (protocol.OBJECTS_PREFIX, protocol.BUCKETS + "/")
+
+
+def _anonymous(request: web.Request) -> bool:
+    return (
+        request.method in ("GET", "HEAD")
+        and protocol.AUTHORIZATION not in request.headers
+        and request.path.startswith(ANONYMOUS_READS)
+    )
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token to a Principal before any handler runs."""
     public = request.path in PUBLIC or request.path.startswith(protocol.SIGNED_DOWNLOAD)
-    if not public and request.method != "OPTIONS":
+    if not public and request.method != "OPTIONS" and not _anonymous(request):
         header = request.headers.get(protocol.AUTHORIZATION, "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
@@ -72,8 +88,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def principal(request: web.Request) -> Principal:
-    p: Principal = request[PRINCIPAL]
+    p: Principal | None = request.get(PRINCIPAL)
+    if p is None:  # an anonymous read of a route that needs a token after all
+        raise AuthError("this request needs a bearer token")
     return p
+
+
+def caller(request: web.Request) -> Principal | None:
+    """The principal, or None for an anonymous read (``ANONYMOUS_READS``)."""
+    return request.get(PRINCIPAL)
 
 
 def admin(request: web.Request) -> Principal:

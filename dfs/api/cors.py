@@ -14,7 +14,7 @@ from aiohttp import web
 
 from dfs.server import Handler
 
-ALLOW_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"  # PATCH: buckets and objects
 ALLOW_HEADERS = "Authorization, Content-Type, Range"
 EXPOSE_HEADERS = "Accept-Ranges, Content-Disposition, Content-Length, Content-Range, X-Dfs-Sha256"
 MAX_AGE = "600"

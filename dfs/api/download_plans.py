@@ -6,7 +6,8 @@ No amplification: the plans of one ``/download-plans`` answer hold at most
 them). Ids are taken in order, each if it still fits; the first complete file always fits
 (no file has more chunks), those that do not answer ``{"file_id", "error": {"code": "payload_too_large"}}``
 and are asked for again in another request. Each distinct file's record and plan is read and
-built once. Plans of more than ``PLAN_IN_THREAD`` chunks are built in a worker thread, so a
+built once; the live nodes and the locations of all its chunks are read once per answer.
+Answers of more than ``PLAN_IN_THREAD`` chunks are built in a worker thread, so a
 100,000-chunk plan (placement order and an HMAC per replica) never stalls the event loop.
 """
 
@@ -134,22 +135,35 @@ async def select(
 
 async def build(coord: Coordinator, sel: PlanSelection) -> list[dict[str, Any]]:
     """The answer's entries in order: a plan or ``{"file_id", "error"}`` each; each distinct
-    file's plan is built once."""
-    sem = asyncio.Semaphore(PLANS_AT_ONCE)
-
-    async def one(rec: FileRecord) -> dict[str, Any] | DfsError:
-        async with sem:
-            try:
-                return await plan_of(coord, rec)
-            except DfsError as exc:
-                return exc
-
+    file's plan is built once. The live nodes are read once and the locations of all the
+    answer's chunks in one call, not per file: the work of an answer of many small files
+    is a manifest read per file."""
     wanted = {
         f: rec
         for f, fits in zip(sel.file_ids, sel.fits, strict=True)
         if fits and isinstance(rec := sel.records[f], FileRecord)
     }
-    built = dict(zip(wanted, await asyncio.gather(*map(one, wanted.values())), strict=True))
+    manifests = await _manifests(coord, list(wanted))
+    live = {n.node_id: n for n in await coord.live_nodes()}
+    ids = list(
+        dict.fromkeys(e.chunk_id for m in manifests.values() if isinstance(m, list) for e in m)
+    )
+    locations = await coord.meta.get_locations(ids)
+
+    def one(rec: FileRecord) -> dict[str, Any] | DfsError:
+        manifest = manifests[rec.file_id]
+        if isinstance(manifest, DfsError):
+            return manifest
+        mine = {c: locations.get(c, set()) for c in distinct_chunks(manifest)}
+        try:
+            return _body(coord, rec, manifest, mine, live)
+        except DfsError as exc:
+            return exc
+
+    if sel.chunks <= PLAN_IN_THREAD:
+        built = {f: one(rec) for f, rec in wanted.items()}
+    else:
+        built = await asyncio.to_thread(lambda: {f: one(rec) for f, rec in wanted.items()})
     out: list[dict[str, Any]] = []
     for file_id, fits in zip(sel.file_ids, sel.fits, strict=True):
         got = built[file_id] if fits else sel.records[file_id]
@@ -157,6 +171,16 @@ async def build(coord: Coordinator, sel: PlanSelection) -> list[dict[str, Any]]:
             got = sel.over_budget(file_id)
         out.append(error_entry(file_id, got) if isinstance(got, DfsError) else got)
     return out
+
+
+async def _manifests(coord: Coordinator, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
+    sem = asyncio.Semaphore(PLANS_AT_ONCE)
+
+    async def one(file_id: str) -> list[ManifestEntry]:
+        async with sem:
+            return await coord.meta.get_manifest(file_id)
+
+    return dict(zip(file_ids, await asyncio.gather(*map(one, file_ids)), strict=True))
 
 
 async def plans(

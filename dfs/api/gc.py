@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from dfs import auth
 from dfs import durability_policy as policy
 from dfs.api.coordinator import Coordinator
+from dfs.api.namespace_service import namespace_store
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 
@@ -124,6 +125,7 @@ class GcReport:
     stale_uploads_deleted: int = 0
     orphans_deleted: int = 0
     untracked_recorded: int = 0
+    namespace_jobs_finished: int = 0
 
 
 class GarbageCollector:
@@ -146,6 +148,9 @@ class GarbageCollector:
         cutoff = now - self.cfg.gc_grace
         looked = time.monotonic()
         report.stale_uploads_deleted = await delete_stale_uploads(self.coord, now)
+        namespace = namespace_store(self.meta)
+        if namespace is not None:  # counts and releases a crashed namespace writer left
+            report.namespace_jobs_finished = await namespace.finish_namespace_jobs(now)
         protected = await self.meta.recent_pending_chunks(cutoff)
         live = {n.node_id: n for n in await self.coord.live_nodes()}
         await self._sweep_orphans(now, live, protected, report)

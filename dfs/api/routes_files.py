@@ -3,7 +3,8 @@
 | method | path                   | answer                                                   |
 |--------|------------------------|----------------------------------------------------------|
 | POST   | /init-upload           | 201 file id + which chunks to send where; 503 too few nodes |
-| POST   | /finalize-upload       | the committed file; 409 incomplete_upload lists missing  |
+| POST   | /finalize-upload       | the committed file; 409 incomplete_upload lists missing; |
+|        |                        | with ``bucket``/``key`` also linked as that object's new version (``"object"``) |
 | GET    | /download-plan         | chunks in order with live replicas; 404 unknown/pending  |
 | PUT    | /proxy-chunk-upload    | 201: store a chunk through the API (hash checked here too) |
 | GET    | /proxy-chunk-download  | a verified chunk through the API                         |
@@ -27,11 +28,14 @@ from dfs.api import download_plans, ingest
 from dfs.api.bodies import UploadRequest
 from dfs.api.context import (
     COORDINATOR,
+    NAMESPACE,
     big_answer_slot,
     big_body_slot,
     json_answer,
+    principal,
     tenant,
 )
+from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id
 from dfs.server import query_param, read_body, read_json
@@ -55,7 +59,12 @@ async def finalize_upload(request: web.Request) -> web.Response:
         receipts = body.get("receipts", {})
         if not isinstance(receipts, dict):
             raise InvalidRequest("receipts must be an object of chunk id -> receipt")
+        target = parse_target(body.get("bucket"), body.get("key"))  # 400 before committing
+        fields = ObjectFields.parse(body)
         done = await request.app[COORDINATOR].finalize_upload(file_id, receipts, tenant(request))
+        if target is not None:  # also the key's new version (docs/WIRE.md, the namespace)
+            linked = await request.app[NAMESPACE].link(principal(request), *target, file_id, fields)
+            done = {**done, "object": object_body(linked.version)}
         return web.json_response(done)
 
 

@@ -5,7 +5,7 @@
 | GET    | /file/{id}, /metadata/{id}    | the file's metadata (404 unknown, pending or another tenant's) |
 | GET    | /download/{id}                | ``{"download_url", "filename", "size", "expires_at"}``  |
 | GET    | /signed-download/{id}?tenant=&sig= | the file's bytes, verified chunk by chunk; no token: the signature is the credential |
-| POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata, 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes |
+| POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata, 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes; with ``?bucket=&key=`` (and ``content_type=``, ``meta-NAME=``, ``tag-NAME=``) also linked as that object's new version: always 201, plus ``"object"`` |
 | GET    | /check?sha256=&manifest_sha256= | ``{"exists", "file"}``: does this tenant store a complete file with these bytes (verified, see ``dfs.api.content_check``) |
 | GET    | /admin/hashes?limit=&next_page= | ``{"hashes", "next_page"}``: chunk ids (admin); the key also as ``last_evaluated_key`` |
 
@@ -20,25 +20,21 @@ Whole files through the API (chunking an upload, verified streaming) are ``dfs.a
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import quote
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from dfs import auth, protocol
-from dfs.api import download_plans, ranges
 from dfs.api.bodies import file_body
 from dfs.api.content_check import confirms
-from dfs.api.context import COORDINATOR, VERIFIED, admin, big_slot, principal
-from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import check_download_cap, check_name, download_cap, ingest, read_verified
+from dfs.api.context import COORDINATOR, NAMESPACE, VERIFIED, admin, big_slot, principal
+from dfs.api.file_stream import stream_file
+from dfs.api.ingest import check_download_cap, check_name, download_cap, ingest
+from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
-from dfs.meta.base import FileRecord
-from dfs.server import StreamDeadline, error_response, query_param
+from dfs.server import StreamDeadline, query_param
 
 DOWNLOAD_URL_TTL = 15 * 60  # the most a capability may live
 MAX_UPLOAD_BYTES = 64 * protocol.GIB
@@ -79,84 +75,16 @@ async def get_download_url(request: web.Request) -> web.Response:
     )
 
 
-def _disposition(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1] or "download"
-    ascii_name = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in base
-    )
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base)}"
-
-
-def _download_headers(rec: FileRecord, rng: ranges.ByteRange | None) -> dict[str, str]:
-    headers = {
-        "Content-Type": "application/octet-stream",
-        "Content-Disposition": _disposition(rec.name),
-        "Accept-Ranges": "bytes",
-        "X-Dfs-Sha256": rec.sha256,
-    }
-    if rng is not None:
-        headers["Content-Range"] = rng.content_range()
-    return headers
-
-
-def _unsatisfiable(size: int) -> web.Response:
-    resp = error_response(416, "range_not_satisfiable", f"the file has {size} bytes")
-    resp.headers["Content-Range"] = f"bytes */{size}"
-    return resp
-
-
-async def _verified_bytes(
-    coord: Coordinator, plan: dict[str, Any], rng: ranges.ByteRange | None
-) -> AsyncIterator[bytes]:
-    """The file's verified bytes, or only those of ``rng`` (reading only its chunks)."""
-    if rng is None:
-        async for data in read_verified(coord, plan):
-            yield data
-        return
-    wanted = list(ranges.pieces(plan["chunks"], rng))
-    sliced = read_verified(coord, {"chunks": [chunk for chunk, _, _ in wanted]})
-    i = 0
-    async for data in sliced:
-        _, lo, hi = wanted[i]
-        i += 1
-        yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
-
-
 async def signed_download(request: web.Request) -> web.StreamResponse:
     """Stream a file (or one Range of it) to whoever holds a valid signature (no bearer
     token: this route is public in the auth middleware). Bytes are sent only after their
-    chunk verified. HEAD answers the same headers and no body."""
+    chunk verified (``dfs.api.file_stream``). HEAD answers the same headers and no body."""
     file_id = parse_file_id(request.match_info["file_id"])
     tenant = parse_tenant(query_param(request, "tenant"))
     coord = request.app[COORDINATOR]
     check_download_cap(coord, file_id, tenant, request.query.get("sig"))
     rec = await coord.get_complete_file(file_id, tenant)
-    try:
-        rng = ranges.parse(request.headers.get(hdrs.RANGE), rec.size)
-    except ranges.Unsatisfiable:
-        return _unsatisfiable(rec.size)
-    resp = web.StreamResponse(status=200 if rng is None else 206)
-    resp.headers.update(_download_headers(rec, rng))
-    resp.content_length = rec.size if rng is None else rng.length
-    if request.method == hdrs.METH_HEAD:
-        return resp  # aiohttp sends the headers; a HEAD answer has no body
-    plan = await download_plans.plan_of(coord, rec)
-    await resp.prepare(request)
-    try:
-        async for data in _verified_bytes(coord, plan, rng):
-            await resp.write(data)
-    except DfsError as exc:
-        # Headers are gone: the only honest signal left is a short body on a dropped
-        # connection (Content-Length tells the client it is incomplete).
-        log.error("signed download of %s aborted: %s", file_id, exc.message)
-        if request.transport is not None:
-            request.transport.abort()
-        return resp
-    except ConnectionResetError:
-        log.info("signed download of %s: the client went away", file_id)
-        return resp
-    await resp.write_eof()
-    return resp
+    return await stream_file(request, coord, rec)
 
 
 # what aiohttp's multipart reader raises on a body that is not valid multipart
@@ -227,8 +155,16 @@ async def upload(request: web.Request) -> web.Response:
         async def read(n: int) -> bytes:
             return await deadline.read(request.content.read, min(n, 1 << 20))
 
+    target = parse_target(request.query.get("bucket"), request.query.get("key"))
+    fields = ObjectFields.from_query(request.query)  # 400 before any byte is read
+    if target is not None:
+        await request.app[NAMESPACE].require_writable(principal(request), target[0])
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
     request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
+    if target is not None:  # with a key, known bytes make a new object or version too
+        file_id = str(done.body["file_id"])
+        linked = await request.app[NAMESPACE].link(principal(request), *target, file_id, fields)
+        return web.json_response({**done.body, "object": object_body(linked.version)}, status=201)
     if not done.created:
         body = {
             "error": {"code": "conflict", "message": "this content is already stored"},

@@ -1,6 +1,7 @@
 """The headers that keep user content from acting in a browser (issue 13's header rule).
 
-dfs-api serves bytes that tenants uploaded (signed download URLs, ``/proxy-chunk-download``).
+dfs-api serves bytes that tenants uploaded (signed download URLs, ``/proxy-chunk-download``,
+namespace objects at ``/objects/…``, public or shared ones without a token).
 Opened in a browser, such bytes must never run as a page of the API's origin, whatever they
 contain or however a browser might sniff them. So:
 
@@ -23,7 +24,7 @@ from dfs import protocol
 NOSNIFF = "nosniff"
 SANDBOX = "sandbox; default-src 'none'"
 
-_BYTE_ROUTES = (protocol.SIGNED_DOWNLOAD, protocol.PROXY_CHUNK_DOWNLOAD)
+_BYTE_ROUTES = (protocol.SIGNED_DOWNLOAD, protocol.PROXY_CHUNK_DOWNLOAD, protocol.OBJECTS_PREFIX)
 
 
 def _carries_user_bytes(request: web.Request) -> bool:

@@ -3,9 +3,9 @@
 ``ChunkStore`` is the whole contract the node's routes, its background forwarding, its
 scrubber, heartbeat and monitoring type against; only the code that assembles a node names an
 implementation. ``FsChunkStore`` (``dfs.chunkstore.fs``, one file per chunk) and
-``MemoryChunkStore`` (``dfs.chunkstore.memory``, for tests) implement it, and
-``tests/contract/test_chunk_store.py`` runs the same suite over each, so a further store (pack
-files, say) plugs in by passing that suite.
+``MemoryChunkStore`` (``dfs.chunkstore.memory``, for tests) and ``PackChunkStore``
+(``dfs.chunkstore.pack``: small chunks in pack files, large ones as files; what nodes run)
+implement it, and ``tests/contract/test_chunk_store.py`` runs the same suite over each.
 
 Must not import aiohttp or anything of dfs above layer 0.
 """
@@ -13,7 +13,7 @@ Must not import aiohttp or anything of dfs above layer 0.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from dfs.errors import ChunkNotFound
@@ -94,12 +94,21 @@ async def verify_all_at_rate(store: ChunkStore, rate_bytes: float) -> tuple[int,
     """The scrub pass every implementation shares: ``get`` (which re-hashes and quarantines)
     each stored id, pausing so that at most ``rate_bytes`` per second are read. Returns
     (copies verified, copies quarantined)."""
+    return await verify_at_rate(store.iter_ids(), store.get, rate_bytes)
+
+
+async def verify_at_rate(
+    ids: AsyncIterator[ChunkId],
+    get: Callable[[ChunkId], Awaitable[bytes]],
+    rate_bytes: float,
+) -> tuple[int, int]:
+    """``verify_all_at_rate`` over some ids and a verifying ``get``."""
     checked = bad = 0
     loop = asyncio.get_running_loop()
-    async for chunk_id in store.iter_ids():
+    async for chunk_id in ids:
         started = loop.time()
         try:
-            data = await store.get(chunk_id)
+            data = await get(chunk_id)
         except ChunkNotFound as exc:
             bad += "quarantined" in exc.message
             continue

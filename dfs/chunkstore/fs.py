@@ -135,13 +135,17 @@ class FsChunkStore:
         self._release([replaced])
         return new
 
-    async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
+    async def put_many(
+        self, items: Sequence[tuple[ChunkId, Buffer]], *, verified: bool = False
+    ) -> list[bool]:
         """``put`` for many small chunks: every hash is checked before anything is written
         (one bad chunk stores none of the batch), then the writes run on worker threads at
         once, so their fsyncs share the file system's journal commits. Each chunk is still
         fsync'd, moved into place and its directory fsync'd before this returns, whether or
-        not a copy was here (as by ``put``)."""
-        await asyncio.to_thread(self._verify_all, items)
+        not a copy was here (as by ``put``). ``verified``: the caller hashed them already
+        (``PackChunkStore``, which checks a whole batch before storing any of it)."""
+        if not verified:
+            await asyncio.to_thread(self._verify_all, items)
         written = await asyncio.gather(
             *(asyncio.to_thread(self._put, c, d, verified=True) for c, d in items)
         )

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from dfs import __version__
-from dfs.client import cli_drain, cli_output, cli_transfer, profiles
+from dfs.client import cli_drain, cli_namespace, cli_output, cli_transfer, profiles
 from dfs.client.cli_common import (
     CONTEXT,
     INTERRUPTED,
@@ -37,6 +37,7 @@ from dfs.client.cli_common import (
 )
 from dfs.client.cli_output import printable
 from dfs.client.library import Client
+from dfs.client.namespace import is_remote
 from dfs.client.profiles import Target
 from dfs.client.verify import VerifyReport
 from dfs.client.verify import verify as verify_file
@@ -63,6 +64,8 @@ def cli() -> None:
       dfs-client download FILE_ID - | tar x     # standard output
       dfs-client check big.iso; echo $?         # 0 stored, 10 not yet
       dfs-client stats http://127.0.0.1:8080    # an explicit URL, admin token
+      dfs-client mb photos/ && dfs-client upload ~/pics photos/2024/
+      dfs-client ls photos/2024/                # folders first; bucket/ or bucket/key
 
     Shell completion: eval "$(_DFS_CLIENT_COMPLETE=bash_source dfs-client)"
     (zsh_source, fish_source for zsh and fish). Reference: docs/cli.md.
@@ -71,6 +74,8 @@ def cli() -> None:
 
 cli.add_command(cli_transfer.upload)
 cli.add_command(cli_transfer.download)
+for _command in cli_namespace.COMMANDS:
+    cli.add_command(_command)
 
 
 @cli.command("ls")
@@ -80,12 +85,28 @@ cli.add_command(cli_transfer.download)
 @click.option("--after", default=None, help="The last file id of the previous page.")
 @click.option("--all", "all_pages", is_flag=True, help="Every page, not just one.")
 @click.option("-l", "--long", "long_", is_flag=True, help="Also the stored mode and mtime.")
+@click.option("-r", "--recursive", is_flag=True, help="BUCKET/PREFIX/: every key, no folders.")
+@click.option("--versions", is_flag=True, help="BUCKET/PREFIX/: every version, delete markers.")
+@click.argument("path", required=False)
 def ls_cmd(
-    as_json: bool, target: Target, limit: int, after: str | None, all_pages: bool, long_: bool
+    as_json: bool,
+    target: Target,
+    limit: int,
+    after: str | None,
+    all_pages: bool,
+    long_: bool,
+    recursive: bool,
+    versions: bool,
+    path: str | None,
 ) -> None:
-    """List this tenant's files, a page at a time (--all for every page): id, size, sha256
-    prefix, (--long: mode, mtime,) name. With --json one object per file; the last line of
-    a partial listing is {"next_after": ...}."""
+    """List a folder of a bucket (ls BUCKET/PREFIX/: folders first, sizes, dates; --long
+    adds version, type, access, tags); without PATH this tenant's files, a page at a time
+    (--all for every page): id, size, sha256 prefix, (--long: mode, mtime,) name. With
+    --json one object per entry; the last line of a partial file listing is
+    {"next_after": ...}. The buckets: dfs-client buckets."""
+    if path is not None:
+        cli_namespace.list_remote(target, path, long_, recursive, versions, as_json)
+        return
 
     async def go() -> None:
         cursor = after
@@ -148,10 +169,15 @@ def verify(as_json: bool, target: Target, concurrency: int, file_id: str) -> Non
 @cli.command()
 @json_option
 @target_options
+@click.option("--version", default=None, help="BUCKET/KEY: this version.")
+@click.option("--ttl", type=click.IntRange(1), default=None, help="BUCKET/KEY: seconds valid.")
 @click.argument("file_id")
-def url(as_json: bool, target: Target, file_id: str) -> None:
-    """A signed URL that fetches FILE_ID without a token (e.g. curl -fo FILE URL) for 15
-    minutes."""
+def url(as_json: bool, target: Target, version: str | None, ttl: int | None, file_id: str) -> None:
+    """A signed URL that fetches FILE_ID or BUCKET/KEY (any version) without a token (e.g.
+    curl -fo FILE URL) for 15 minutes (or the cluster's limit)."""
+    if is_remote(file_id):
+        cli_namespace.url_remote(target, file_id, version, ttl, as_json)
+        return
     _simple(lambda c: c.download_url(file_id), target, as_json, lambda b: b["download_url"])
 
 
@@ -201,9 +227,16 @@ def _simple(
 @cli.command()
 @json_option
 @target_options
+@click.option("-r", "--recursive", is_flag=True, help="BUCKET/PREFIX/: every key under it.")
+@click.option("--version", default=None, help="BUCKET/KEY: remove this version for good.")
 @click.argument("file_id")
-def rm(as_json: bool, target: Target, file_id: str) -> None:
-    """Delete FILE_ID; its chunks' space comes back once the GC grace has passed."""
+def rm(as_json: bool, target: Target, recursive: bool, version: str | None, file_id: str) -> None:
+    """Delete FILE_ID, or BUCKET/KEY (a delete marker where versioning is on; --version
+    removes one version for good; --recursive every key under a prefix); a file's chunks'
+    space comes back once the GC grace has passed."""
+    if is_remote(file_id):
+        cli_namespace.remove_remote(target, file_id, recursive, version, as_json)
+        return
     _simple(lambda c: c.delete(file_id), target, as_json, lambda b: str(b["file_id"]))
 
 

@@ -39,6 +39,13 @@ from dfs.client.cli_common import (
     run,
     target_options,
 )
+from dfs.client.cli_namespace_transfer import (
+    LocalOrRemote,
+    Remote,
+    checksum_option,
+    download_remote,
+    upload_remote,
+)
 from dfs.client.cli_output import printable
 from dfs.client.download import BATCH_FILES, STDOUT, DownloadResult
 from dfs.client.library import Client
@@ -52,6 +59,7 @@ from dfs.client.local_files import (
     spool,
     walk,
 )
+from dfs.client.namespace import is_file_id, is_remote
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
 from dfs.errors import Conflict, DfsError, InvalidRequest, from_body
@@ -63,6 +71,12 @@ def skipped_lines(skipped: Sequence[Skipped]) -> None:
     """A ``Skipped:`` line on stderr per file left out."""
     for s in skipped:
         click.echo(f"Skipped: {printable(s.what)}: {printable(s.reason)}", err=True)
+
+
+def partial_exit(skipped: Sequence[Skipped], done: str) -> None:
+    """``Skipped:`` lines, then as ``exit_partial``."""
+    skipped_lines(skipped)
+    exit_partial(skipped, done)
 
 
 def exit_partial(skipped: Sequence[Skipped], done: str) -> None:
@@ -93,8 +107,12 @@ def exit_partial(skipped: Sequence[Skipped], done: str) -> None:
     help="Follow symbolic links inside directories (default: skip and report them).",
 )
 @click.option("--no-resume", is_flag=True, help="Do not journal receipts or resume an earlier run.")
+@checksum_option
 @click.argument(
-    "paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True, path_type=Path)
+    "paths",
+    nargs=-1,
+    required=True,
+    type=LocalOrRemote(exists=True, allow_dash=True, path_type=Path),
 )
 def upload(
     as_json: bool,
@@ -107,6 +125,7 @@ def upload(
     name: str | None,
     follow_symlinks: bool,
     no_resume: bool,
+    checksum: bool,
     paths: tuple[Path, ...],
 ) -> None:
     """Upload files and directories (recursively; a directory's files are named by their path
@@ -124,7 +143,14 @@ def upload(
       dfs-client upload --prefix backup/ ~/photos ~/notes.txt
       pg_dump db | dfs-client upload - --name backups/db.sql
       dfs-client upload 127.0.0.1:8080 report.pdf
+      dfs-client upload ~/pics photos/2024/     # to bucket/prefix/, unchanged files skipped
     """
+    if isinstance(paths[-1], Remote):  # LOCAL... BUCKET/KEY: dfs.client.cli_namespace_transfer
+        conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
+        left = upload_remote(
+            target, conn, list(paths), bool(prefix or name), checksum, quiet, as_json
+        )
+        return partial_exit(left, "the rest uploaded")
     try:
         profile = ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
     except DfsError as exc:
@@ -181,6 +207,8 @@ async def _upload(
 )
 @click.option("--force", "-f", is_flag=True, help="Replace existing files whose bytes differ.")
 @click.option("--no-resume", is_flag=True, help="Do not keep or reuse partial downloads.")
+@checksum_option
+@click.option("--version", default=None, help="BUCKET/KEY: this version, not the current one.")
 @click.argument("file_ids", nargs=-1)
 @click.argument("out")
 def download(
@@ -192,6 +220,8 @@ def download(
     prefix: str | None,
     force: bool,
     no_resume: bool,
+    checksum: bool,
+    version: str | None,
     file_ids: tuple[str, ...],
     out: str,
 ) -> None:
@@ -211,7 +241,14 @@ def download(
       dfs-client download ID1 ID2 restored/
       dfs-client download --prefix backup/ restored/
       dfs-client download 6f1c...-uuid - | tar x
+      dfs-client download photos/2024/ pics/     # every key under it, unchanged skipped
     """
+    if len(file_ids) == 1 and is_remote(file_ids[0]) and not is_file_id(file_ids[0]):
+        conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
+        src = file_ids[0]
+        left = download_remote(target, conn, src, out, version, checksum, quiet, as_json)
+        exit_partial(left, "the rest downloaded")
+        return
     if prefix is None and not file_ids:
         raise click.UsageError("give FILE_IDS or --prefix")
     if prefix is not None and file_ids:

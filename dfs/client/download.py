@@ -7,12 +7,18 @@ write them into a temp file beside the target (``PartFile``), check the whole-fi
 fsync and rename. Memory is bounded by ``concurrency`` chunks.
 
 Many files (``download_files``): ``/download-plans`` for up to ``BATCH_FILES`` files per
-request instead of a round trip each, then ``concurrency`` files at once, each through the
-same one-file pipeline.
+request instead of a round trip each (``dfs.client.plans``), pipelined: the next batch's
+plans are fetched while this batch transfers and the one before finishes writing. In a
+batch, files up to ``SMALL_FILE`` have no round trip of their own (``restore_small``): their
+chunks come in ``/get-chunks`` batches per node (``dfs.client.batch_read``: verified as they
+arrive, with fail-over and hedging) and the files are written in groups
+(``dfs.client.file_writer``: temp names, one sync, renames). Bigger files go
+``concurrency`` at once, each through the one-file pipeline.
 
 Resume (``dfs.client.resume``): with ``resume`` the temp file has a fixed name and a sidecar
 of the chunks written, both kept when a download is interrupted; the next run re-verifies
-those chunks locally and fetches only the rest.
+those chunks locally and fetches only the rest. (A small file restored in a group is
+fetched whole again: it is one or a few small chunks.)
 """
 
 from __future__ import annotations
@@ -30,10 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dfs.client.batch_read import BatchReader
 from dfs.client.connection import Connection, ProgressFn
+from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, link_or_replace
 from dfs.client.local_files import local_path
+from dfs.client.plans import PlanAhead
 from dfs.client.resume import DownloadSidecar, open_own
-from dfs.errors import Conflict, DfsError, IntegrityError, PayloadTooLarge, from_body
+from dfs.errors import Conflict, DfsError, IntegrityError
 from dfs.fsutil import fsync_dir
 from dfs.ids import sha256_hex
 from dfs.transport.hedged import Source, first_good
@@ -41,6 +50,8 @@ from dfs.transport.hedged import Source, first_good
 log = logging.getLogger("dfs.client")
 
 BATCH_FILES = 500  # files per /download-plans request
+SMALL_FILE = 8 * 1024 * 1024  # files up to this size are restored together (batched reads)
+SMALL_GROUP_BYTES = 32 * 1024 * 1024  # bytes of small files restored together at most
 # a download starts an fdatasync in the background after this many bytes written
 DOWNLOAD_FLUSH_BYTES = 32 << 20
 
@@ -252,7 +263,7 @@ class PartFile:
             self.sidecar.remove()
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
         try:
-            _rename(self.path, target, overwrite)
+            link_or_replace(self.path, target, overwrite)
         except FileExistsError:
             self.path.unlink(missing_ok=True)
             self.sidecar.remove()
@@ -261,37 +272,13 @@ class PartFile:
         await asyncio.to_thread(fsync_dir, target.parent)
 
 
-def _rename(part: Path, target: Path, overwrite: bool) -> None:
-    if not overwrite:
-        try:
-            os.link(part, target)  # atomic, and fails if anything is at target
-        except FileExistsError:
-            raise
-        except OSError:  # a file system without hard links: a rename, checked first
-            if os.path.lexists(target):
-                raise FileExistsError(target) from None
-        else:
-            part.unlink()
-            return
-    os.replace(part, target)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()  # read once, at import, before any thread could create a file
-
-
 def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
     """Like ``rsync -t`` without ``-p``: the stored mtime, and the stored permission bits
     less the process umask and without set-uid/set-gid/sticky (a downloaded file must not
     become set-uid), on the renamed file; a file stored without them keeps what it was
     created with."""
     if plan.get("mode") is not None:
-        os.chmod(target, int(plan["mode"]) & 0o777 & ~_UMASK)
+        os.chmod(target, int(plan["mode"]) & 0o777 & ~UMASK)
     if plan.get("mtime") is not None:
         ns = round(float(plan["mtime"]) * 1e9)
         os.utime(target, ns=(time.time_ns(), ns))
@@ -349,45 +336,100 @@ class DownloadPipeline:
         files: Sequence[tuple[str, Path]],
         plans: Mapping[str, dict[str, Any]] | None = None,
     ) -> list[DownloadResult]:
-        """Download (file_id, target path) pairs, ``concurrency`` files at a time; ``plans``
-        the caller already holds (by file id) are not asked for again."""
+        """Download (file_id, target path) pairs in batches of BATCH_FILES, pipelined: the
+        plans of the next batch are asked for while this one transfers and the one before
+        finishes writing. ``plans`` the caller already holds (by file id) are not asked for
+        again."""
+        parts = [list(files[i : i + BATCH_FILES]) for i in range(0, len(files), BATCH_FILES)]
+        ahead = PlanAhead(self.conn, parts, plans or {})
         out: list[DownloadResult] = []
-        sem = asyncio.Semaphore(self.conn.concurrency)
-        known = plans or {}
-
-        async def one(plan: dict[str, Any], target: Path) -> DownloadResult:
-            async with sem:
-                await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-                return await self.download_file(str(plan["file_id"]), target, plan=plan)
-
-        for start in range(0, len(files), BATCH_FILES):
-            part = files[start : start + BATCH_FILES]
-            batch = {f: known[f] for f, _ in part if f in known}
-            wanted = list(dict.fromkeys(f for f, _ in part if f not in known))
-            batch.update(await self._plans(wanted))
-            out += await asyncio.gather(*(one(batch[f], target) for f, target in part))
+        previous: asyncio.Task[list[DownloadResult]] | None = None
+        try:
+            for n, part in enumerate(parts):
+                batch = await ahead.take(n)
+                current = asyncio.create_task(self._download_batch(part, batch))
+                if previous is not None:
+                    out += await previous
+                previous = current
+            if previous is not None:
+                out += await previous
+                previous = None
+        finally:
+            await ahead.close()
+            if previous is not None:
+                previous.cancel()
+                await asyncio.gather(previous, return_exceptions=True)
         return out
 
-    async def _plans(self, wanted: list[str]) -> dict[str, dict[str, Any]]:
-        """Plans of ``wanted`` by file id. The API bounds the chunks of one answer and marks
-        the files that did not fit ``payload_too_large``: those are asked for again, and every
-        answer serves at least its first file, so this ends within ``len(wanted)`` requests."""
-        plans: dict[str, dict[str, Any]] = {}
-        while wanted:
-            fetched = await self.conn.api.download_plans(wanted)
-            later: list[str] = []
-            for file_id, plan in zip(wanted, fetched, strict=True):
-                error = plan.get("error")
-                if isinstance(error, dict) and error.get("code") == PayloadTooLarge.code:
-                    later.append(file_id)
-                elif error is not None:
-                    raise from_body(404, plan)
-                else:
-                    plans[file_id] = plan
-            if len(later) == len(wanted):  # no progress: the server broke its promise
-                raise from_body(413, fetched[0])
-            wanted = later
-        return plans
+    async def _download_batch(
+        self, part: list[tuple[str, Path]], plans: Mapping[str, dict[str, Any]]
+    ) -> list[DownloadResult]:
+        """One batch: its small files restored together (``restore_small``), the others
+        ``concurrency`` at a time each through ``download_file``; results in order."""
+        results: dict[int, DownloadResult] = {}
+        small = [
+            (n, plans[f], target)
+            for n, (f, target) in enumerate(part)
+            if not self.conn.proxy and int(plans[f]["size"]) <= SMALL_FILE
+        ]
+        sem = asyncio.Semaphore(self.conn.concurrency)
+
+        async def one(n: int, plan: dict[str, Any], target: Path) -> None:
+            async with sem:
+                await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+                results[n] = await self.download_file(str(plan["file_id"]), target, plan=plan)
+
+        async def smalls() -> None:
+            for group in _groups(small):
+                restored = await self.restore_small([(p, t) for _n, p, t in group])
+                results.update(zip((n for n, _p, _t in group), restored, strict=True))
+
+        batched = {n for n, _p, _t in small}
+        large = [one(n, plans[f], t) for n, (f, t) in enumerate(part) if n not in batched]
+        await asyncio.gather(smalls(), *large)
+        return [results[n] for n in range(len(part))]
+
+    async def restore_small(
+        self, items: Sequence[tuple[dict[str, Any], Path]]
+    ) -> list[DownloadResult]:
+        """Small files (plan, target) together: their chunks in /get-chunks batches per node
+        (``BatchReader``), each file written once all its chunks are here, in groups
+        (``GroupWriter``: temp names, one sync, renames)."""
+        files = [SmallFile(plan, target) for plan, target in items]
+        need: dict[str, list[tuple[SmallFile, int]]] = {}
+        chunks: dict[str, dict[str, Any]] = {}
+        for f in files:
+            for pos, c in enumerate(f.plan["chunks"]):
+                need.setdefault(str(c["sha256"]), []).append((f, pos))
+                chunks.setdefault(str(c["sha256"]), c)
+        done: dict[int, DownloadResult] = {}
+        failures: dict[int, int] = collections.defaultdict(int)
+
+        def written(f: SmallFile) -> None:
+            done[id(f)] = _result(f, failures[id(f)])
+            if self.progress:
+                self.progress(f.size)
+
+        writer = GroupWriter(self.conn.overwrite, self.conn.resume, written)
+
+        def deliver(chunk: dict[str, Any], data: bytes, failed: int) -> None:
+            for f, pos in need.pop(str(chunk["sha256"])):
+                f.parts[pos] = data
+                failures[id(f)] += failed
+                f.missing -= 1
+                if not f.missing:
+                    writer.add(f)
+
+        for f in files:
+            if not f.missing:
+                writer.add(f)
+        try:
+            await BatchReader(self.conn, deliver).read(list(chunks.values()))
+        except BaseException:
+            await writer.abandon()
+            raise
+        await writer.close()
+        return [done[id(f)] for f in files]
 
     async def download_file(
         self, file_id: str, out: Path, *, plan: dict[str, Any] | None = None
@@ -457,3 +499,37 @@ class DownloadPipeline:
         await part.write(offset, data)
         if self.progress:
             self.progress(len(data))
+
+
+def _result(f: SmallFile, failovers: int) -> DownloadResult:
+    plan = f.plan
+    return DownloadResult(
+        file_id=str(plan["file_id"]),
+        name=str(plan["name"]),
+        path=str(f.target),
+        size=f.size,
+        sha256=str(plan["sha256"]),
+        chunks=len(plan["chunks"]),
+        failovers=failovers,
+        seconds=time.monotonic() - f.started,
+    )
+
+
+Small = tuple[int, dict[str, Any], Path]  # a small file of a batch: its place, plan, target
+
+
+def _groups(small: Sequence[Small]) -> list[list[Small]]:
+    """Small files in groups of at most SMALL_GROUP_BYTES (each group's chunks in memory)."""
+    groups: list[list[Small]] = []
+    group: list[Small] = []
+    size = 0
+    for item in small:
+        n = int(item[1]["size"])
+        if group and size + n > SMALL_GROUP_BYTES:
+            groups.append(group)
+            group, size = [], 0
+        group.append(item)
+        size += n
+    if group:
+        groups.append(group)
+    return groups

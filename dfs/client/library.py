@@ -22,6 +22,7 @@ from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
 from dfs.client.local_files import LocalFile, hash_file
+from dfs.client.namespace_sync import SyncMethods
 from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.client.upload import UploadResult, send_chunk
 from dfs.errors import InvalidRequest
@@ -32,8 +33,11 @@ from dfs.transport.node_client import NodeClient
 DEFAULT_CONCURRENCY = 8
 
 
-class Client:
-    """An async dfs client bound to one API URL; use ``async with Client(url) as c``."""
+class Client(SyncMethods):
+    """An async dfs client bound to one API URL; use ``async with Client(url) as c``.
+
+    The namespace's calls (buckets, keys, versions, access, usage) and transfers to and from
+    ``bucket/key`` are inherited (``dfs.client.namespace``, ``dfs.client.namespace_sync``)."""
 
     def __init__(
         self,

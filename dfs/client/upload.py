@@ -25,6 +25,7 @@ mix of versions. Memory is bounded by ``concurrency`` chunks (or packs) in fligh
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import stat
@@ -37,7 +38,14 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from dfs import protocol
-from dfs.chunking import ChunkerProfile, FileScan, scan_file, scan_file_threaded
+from dfs.chunking import (
+    ChunkerProfile,
+    ChunkRef,
+    FileScan,
+    chunk_id_of,
+    scan_file,
+    scan_file_threaded,
+)
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.local_files import LocalFile
 from dfs.client.replan import Replanner, blame_forwards, put_once, send_replanning
@@ -58,6 +66,7 @@ from dfs.errors import (
 SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
+PIPELINE_DEPTH = 3  # batches in flight: one finalizing, one sending, one planning
 FINALIZE_ROUNDS = 3  # finalizes of one upload, each after re-sending what was short of copies
 
 log = logging.getLogger("dfs.client")
@@ -395,6 +404,28 @@ def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, 
         yield batch
 
 
+def scan_small(path: Path, profile: ChunkerProfile) -> FileScan:
+    """``scan_file``'s answer for a file of a batch, cheaper for the many that are one chunk.
+
+    A file no longer than the profile's smallest chunk (FastCDC's minimum, the fixed size)
+    is one chunk (none when empty) whatever its bytes: it is read once and hashed once (its
+    chunk id is its sha256), without the chunker's and the buffered reader's MiB buffers
+    that every ``scan_file`` allocates. Longer files go through ``scan_file``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, profile.min_size + 1)
+        while len(data) <= profile.min_size and (more := os.read(fd, profile.min_size + 1)):
+            data += more
+    finally:
+        os.close(fd)
+    if len(data) > profile.min_size:
+        return scan_file(path, profile)
+    if not data:
+        return FileScan(size=0, sha256=chunk_id_of(data), chunks=[])
+    digest = chunk_id_of(data)
+    return FileScan(size=len(data), sha256=digest, chunks=[ChunkRef(0, len(data), digest)])
+
+
 class ScanAhead:
     """The scan step of batches: the next batch hashes in a thread while this one is sent."""
 
@@ -408,7 +439,7 @@ class ScanAhead:
         if n < len(self._todo):
             files = [f.path for _n, f in self._todo[n]]
             self._next = asyncio.create_task(
-                asyncio.to_thread(lambda: [scan_file(p, self._profile) for p in files])
+                asyncio.to_thread(lambda: [scan_small(p, self._profile) for p in files])
             )
 
     async def take(self, n: int) -> list[FileScan]:
@@ -444,14 +475,36 @@ class UploadPipeline:
             if f.size > SMALL_FILE:
                 results[n] = await self.upload_file(f.path, f.name, keep_attrs=f.keep_attrs)
         todo = list(batches([(n, f) for n, f in enumerate(files) if f.size <= SMALL_FILE]))
+        await self._pipeline(todo, results)
+        return [results[n] for n in range(len(files))]
+
+    async def _pipeline(
+        self, todo: list[list[tuple[int, LocalFile]]], results: dict[int, UploadResult]
+    ) -> None:
+        """Batches through scan, plan, send and finalize, pipelined: while batch ``n`` is
+        sent, batch ``n + 1`` is planned (and the one after scanned) and batch ``n - 1``
+        finalizes. Each stage takes one batch at a time, in order (FIFO locks)."""
         scans = ScanAhead(todo, self.profile)
+        stages = (asyncio.Lock(), asyncio.Lock())  # plan, send
+        flight: collections.deque[asyncio.Task[None]] = collections.deque()
+
+        async def one(batch: list[tuple[int, LocalFile]], scanned: list[FileScan]) -> None:
+            done = await self.upload_batch([f for _n, f in batch], scanned, stages)
+            results.update(zip((n for n, _f in batch), done, strict=True))
+
         try:
             for n, batch in enumerate(todo):
-                done = await self.upload_batch([f for _n, f in batch], await scans.take(n))
-                results.update(zip((n for n, _f in batch), done, strict=True))
+                scanned = await scans.take(n)
+                flight.append(asyncio.create_task(one(batch, scanned)))
+                while len(flight) >= PIPELINE_DEPTH or (flight and flight[0].done()):
+                    await flight.popleft()
+            while flight:
+                await flight.popleft()
         finally:
             await scans.close()
-        return [results[n] for n in range(len(files))]
+            for task in flight:
+                task.cancel()
+            await asyncio.gather(*flight, return_exceptions=True)
 
     async def upload_file(self, path: Path, name: str, *, keep_attrs: bool = True) -> UploadResult:
         """One file alone: threaded scan, its own plan, resume journal (``keep_attrs``:
@@ -507,22 +560,34 @@ class UploadPipeline:
             return None
 
     async def upload_batch(
-        self, files: Sequence[LocalFile], scans: Sequence[FileScan]
+        self,
+        files: Sequence[LocalFile],
+        scans: Sequence[FileScan],
+        stages: tuple[asyncio.Lock, asyncio.Lock] | None = None,
     ) -> list[UploadResult]:
-        """Small files already scanned: one plan, packed sends, one finalize for all."""
+        """Small files already scanned: one plan, packed sends, one finalize for all.
+        ``stages``: the plan and send locks batches in flight take turns at."""
+        plan_stage, send_stage = stages or (asyncio.Lock(), asyncio.Lock())
         started = time.monotonic()
         uploads = [
             FileUpload(f.path, f.name, s, keep_attrs=f.keep_attrs)
             for f, s in zip(files, scans, strict=True)
         ]
-        bodies = [u.init_body(str(self.profile)) for u in uploads]
-        plans, packs = await self.conn.api.plan_uploads(bodies)
+        async with plan_stage:
+            bodies = await asyncio.to_thread(_init_bodies, uploads, str(self.profile))
+            plans, packs = await self.conn.api.plan_uploads(bodies)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)
-        await self.sender.send_all(uploads, packs)
+        async with send_stage:
+            await self.sender.send_all(uploads, packs)
         done = await self.sender.finalize_batch(uploads)
         seconds = time.monotonic() - started
         for body in done:
             if "error" in body:
                 raise from_body(409, body)
         return [u.result(body, seconds) for u, body in zip(uploads, done, strict=True)]
+
+
+def _init_bodies(uploads: Sequence[FileUpload], chunker: str) -> list[dict[str, Any]]:
+    """The /init-uploads entries of a batch (a stat each: on a worker thread)."""
+    return [u.init_body(chunker) for u in uploads]

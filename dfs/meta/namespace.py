@@ -116,9 +116,9 @@ class SearchQuery:
     contains: str = ""  # substring of the key
     tag: tuple[str, str | None] | None = None  # (key, value) or (key, None) for any value
     content_type: str = ""  # exact, or a "type/" prefix such as "image/"
-    min_size: int | None = None
+    min_size: int | None = None  # min_size <= size <= max_size
     max_size: int | None = None
-    modified_after: float | None = None
+    modified_after: float | None = None  # modified_after <= created_at < modified_before
     modified_before: float | None = None
 
 
@@ -186,12 +186,19 @@ class NamespaceStore(Protocol):
         by a ``null`` delete marker (releasing its file); unversioned: removes the object
         (releasing its file), a missing key is not an error (S3). With a version id:
         removes exactly that version or marker permanently (releasing its file unless
-        another version still links it); the next newest becomes latest.
+        another version still links it); the next newest becomes latest; an unknown
+        version id is not an error (S3). Returns the marker made, or the version removed,
+        or None when nothing was there.
+      - A file is released when the last version linking it goes: it is deleted as
+        ``MetadataStore.delete_file`` deletes it (chunk references dropped exactly once).
+        ``put_object`` may link one file to several versions (same tenant).
       - ``restore_version(bucket, key, version_id, now)`` makes a copy of that version the
-        new current version (S3's "copy the old version over the key"): metadata only.
+        new current version (S3's "copy the old version over the key"): metadata only; the
+        copy keeps the old version's metadata and tags. KeyNotFound for a delete marker.
       - ``copy_object(src_bucket, src_key, src_version, dst: NewObject-like fields, now)``
         links the source's file as a new version of the destination without reading or
-        writing a chunk; chunk refcounts, the tenant's chunk set and usage stay exact
+        writing a chunk (file, size, etag and sha256 from the source version, everything
+        else from ``dst``; KeyNotFound when the source is a delete marker); chunk refcounts, the tenant's chunk set and usage stay exact
         (a copy into another tenant's bucket gives that tenant its own file record with
         the same manifest, so each tenant's counters and ``owned_chunks`` stay its own).
       - ``update_object(bucket, key, version_id, tags=, access=, shared_with=)`` changes
@@ -210,8 +217,16 @@ class NamespaceStore(Protocol):
       - ``usage(tenant, bucket=None)`` returns the tenant's (or one bucket's) counters;
         ``usage_by_prefix(tenant, bucket)`` the same per top-level prefix (the first
         path segment, "" for keys without "/"); ``usage_by_type(tenant, bucket=None)`` per
-        lower-cased file extension ("" when none). All maintained in the atomic steps that
-        change versions.
+        lower-cased file extension ("" when none); ``dfs.namespace_rules.top_prefix`` and
+        ``extension`` name the groups. Dedup is counted per tenant and per bucket: the
+        prefix and type groups' ``stored_bytes`` is 0. All maintained in the atomic steps
+        that change versions.
+
+    Background
+      - ``finish_namespace_jobs(now)`` completes the follow-up work a crashed writer left
+        (stored-bytes counts and file releases that could not ride in the version change's
+        own atomic step); safe to run while writers run; returns how many it finished.
+        Garbage collection calls it every pass. SQLite has none (one transaction does all).
 
     Every method may raise Unavailable when the backend cannot be reached.
     """
@@ -278,3 +293,4 @@ class NamespaceStore(Protocol):
     async def usage(self, tenant: str, bucket: str | None = None) -> Usage: ...
     async def usage_by_prefix(self, tenant: str, bucket: str) -> dict[str, Usage]: ...
     async def usage_by_type(self, tenant: str, bucket: str | None = None) -> dict[str, Usage]: ...
+    async def finish_namespace_jobs(self, now: float) -> int: ...

@@ -8,8 +8,8 @@ read. ``synchronous=FULL``: a committed file survives a power cut, not only a cr
 Each store owns one connection, used from one worker thread (sqlite3 is blocking), so the
 event loop never waits on disk. ``sqlite3`` errors are translated here and nowhere else.
 
-The tables are in ``dfs.meta.sqlite_schema``; the reference counting of commit and delete
-in ``dfs.meta.sqlite_refcounts``.
+Tables: ``sqlite_schema``; files and manifests: ``sqlite_manifests``; chunks and copies:
+``sqlite_chunks``; commit/delete refcounts: ``sqlite_refcounts``; namespace: ``sqlite_namespace``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from dfs.meta.sqlite_manifests import (
     seal,
 )
 from dfs.meta.sqlite_migrate import open_schema
+from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_refcounts import commit_one, delete_one, mark_verified
 from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
 
@@ -78,7 +79,7 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + n]
 
 
-class SqliteMetadataStore:
+class SqliteMetadataStore(SqliteNamespaceMixin):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
     def __init__(self, path: Path) -> None:

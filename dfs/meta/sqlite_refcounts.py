@@ -43,7 +43,7 @@ class _Deltas:
         ]
 
 
-def _refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
+def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
     """(chunk_id, references, size) of each distinct chunk of a page."""
     counts: collections.Counter[str] = collections.Counter()
     sizes: dict[str, int] = {}
@@ -130,7 +130,7 @@ def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float)
     tenant = int(row[1])
     d = _Deltas()
     for page in manifest_pages(db, file_id):
-        for chunk, count, size in _refs(page):
+        for chunk, count, size in page_refs(page):
             if _add_ref(db, tenant, chunk, count, size, now) > 0:
                 d.dups += count
             else:
@@ -159,7 +159,7 @@ def delete_one(
     if row[6] == STATE_COMPLETE:
         d = _Deltas()
         for page in manifest_pages(db, file_id):
-            for chunk, count, size in _refs(page):
+            for chunk, count, size in page_refs(page):
                 if _drop_ref(db, int(row[1]), chunk, count, now) > 0:
                     d.dups += count
                 else:

@@ -46,6 +46,7 @@ import sqlite3
 
 from dfs.meta.base import FileRecord, NodeRecord
 from dfs.meta.sqlite_codec import Labels, state_name, unpack_file_id, unpack_hex
+from dfs.meta.sqlite_namespace_schema import apply_namespace_schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE);
@@ -108,6 +109,7 @@ def create_tables(conn: sqlite3.Connection) -> None:
     cols = {r[1] for r in conn.execute("PRAGMA table_info(nodes)")}
     if "disk_id" not in cols:  # a database made before nodes named their disks
         conn.execute("ALTER TABLE nodes ADD COLUMN disk_id TEXT NOT NULL DEFAULT ''")
+    apply_namespace_schema(conn)  # the ns_* tables (dfs.meta.sqlite_namespace_schema)
 
 
 def node_record(row: sqlite3.Row) -> NodeRecord:

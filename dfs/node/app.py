@@ -3,7 +3,7 @@
 ``make_app`` puts the node's configuration, chunk store and replica forwarder under the keys
 of ``dfs.node.context`` and adds the route modules; ``start_node`` opens the store on the data
 directory, binds, registers once (so the node is placeable when it returns) and starts the
-heartbeat and the scrubber; ``RunningNode.stop`` undoes it in order.
+heartbeat, the scrubber and pack compaction; ``RunningNode.stop`` undoes it in order.
 
 | routes                                              | module                          |
 |-----------------------------------------------------|---------------------------------|
@@ -31,11 +31,11 @@ from aiohttp import web
 
 from dfs import protocol
 from dfs.chunkstore.base import ChunkStore
-from dfs.chunkstore.fs import FsChunkStore
+from dfs.chunkstore.pack import PackChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import ConfigError, DfsError
 from dfs.meta import open_metadata_store
-from dfs.node import routes_batch, routes_chunks, routes_maintenance, routes_monitoring
+from dfs.node import routes_batch, routes_chunks, routes_maintenance, routes_monitoring, routes_read
 from dfs.node.context import CONFIG, FORWARDER, STORE
 from dfs.node.disk_identity import next_boot
 from dfs.node.forwarding import ReplicaForwarder
@@ -47,7 +47,7 @@ from dfs.node.heartbeat import (
     heartbeat_loop,
     heartbeat_once,
 )
-from dfs.node.scrubber import scrub_loop
+from dfs.node.scrubber import compact_loop, scrub_loop
 from dfs.server import error_middleware, runner_kwargs
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
@@ -82,6 +82,7 @@ def make_app(cfg: NodeConfig, store: ChunkStore, nodes: NodeClient) -> web.Appli
     routes_chunks.add_routes(app)
     routes_maintenance.add_routes(app)
     routes_batch.add_routes(app)
+    routes_read.add_routes(app)
     return app
 
 
@@ -97,6 +98,7 @@ class RunningNode:
     closers: list[Closable] = field(default_factory=list)
     heartbeat: asyncio.Task[None] | None = None
     scrubber: asyncio.Task[None] | None = None
+    compactor: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -104,7 +106,7 @@ class RunningNode:
 
     async def stop(self, *, deregister: bool = True) -> None:
         """Stop heartbeats, leave the registry, drain in-flight requests, close resources."""
-        for task in (self.heartbeat, self.scrubber):
+        for task in (self.heartbeat, self.scrubber, self.compactor):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -156,9 +158,11 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     then keep heartbeating and scrubbing in the background."""
     if not cfg.cluster_secret:
         raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
-    store = await FsChunkStore.open(cfg.data_dir, cfg.capacity_bytes)
+    store = await PackChunkStore.open(
+        cfg.data_dir, cfg.capacity_bytes, threshold=cfg.pack_threshold, max_pack=cfg.pack_size
+    )
     session = make_session()
-    closers: list[Closable] = [session]
+    closers: list[Closable] = [store, session]  # closed in reverse: the store last
     registrar = await _open_registrar(cfg, session, closers)
     app = make_app(cfg, store, NodeClient(session))
     routes_monitoring.add_routes(app, registrar)
@@ -177,4 +181,5 @@ async def start_node(cfg: NodeConfig) -> RunningNode:
     await _register_first(node)
     node.heartbeat = asyncio.create_task(heartbeat_loop(cfg, port, store, registrar))
     node.scrubber = asyncio.create_task(scrub_loop(store, cfg.scrub_rate, cfg.scrub_interval))
+    node.compactor = asyncio.create_task(compact_loop(store, cfg.compact_interval))
     return node

@@ -14,16 +14,20 @@ ever shortens it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
 
 from dfs import protocol
+from dfs.errors import Unavailable
 from dfs.transport.http import ChunkPayload, request, request_json
 
 HAS_CHUNKS_ENTRY_BYTES = 80
 """About what one chunk id costs in a has-chunks request and answer (its deadline's bytes)."""
+RecordFn = Callable[[int, int, bytes], Awaitable[None]]
+"""Called per /get-chunks record as it arrives: (position asked, status, bytes or b"")."""
 
 
 def _timeout(deadline: float, timeout: float | None) -> aiohttp.ClientTimeout:
@@ -146,6 +150,32 @@ class NodeClient:
             timeout=_timeout(deadline, None),
         ) as resp:
             return await resp.read()
+
+    async def get_chunks(
+        self, node_url: str, entries: Sequence[tuple[str, str, int]], on_record: RecordFn
+    ) -> None:
+        """POST /get-chunks for ``entries`` (chunk id, ``get`` capability, expected size);
+        ``on_record`` gets each record as it arrives, in order (the bytes unverified). The
+        deadline is that of all the bytes asked for. Unavailable when the answer is cut
+        short or a record is not the chunk asked for at its place."""
+        total = sum(size for _c, _cap, size in entries)
+        deadline = self.deadline.for_bytes(total + len(entries) * protocol.RECORD_HEADER.size)
+        body = {"chunks": [{"chunk_id": c, "cap": cap} for c, cap, _size in entries]}
+        url = f"{node_url}{protocol.GET_CHUNKS}"
+        async with request(
+            self._session, "POST", url, json=body, timeout=_timeout(deadline, None)
+        ) as resp:
+            try:
+                for n, (chunk_id, _cap, _size) in enumerate(entries):
+                    got, status, size = protocol.read_record_header(
+                        await resp.content.readexactly(protocol.RECORD_HEADER.size)
+                    )
+                    if got != chunk_id or size > protocol.MAX_CHUNK_SIZE:
+                        raise Unavailable(f"POST {url}: record {n} is not the chunk asked for")
+                    data = await resp.content.readexactly(size) if size else b""
+                    await on_record(n, status, data)
+            except asyncio.IncompleteReadError:
+                raise Unavailable(f"POST {url}: answer cut short") from None
 
     async def has_chunks(self, node_url: str, chunk_ids: Sequence[str], *, cap: str) -> set[str]:
         """The subset of ``chunk_ids`` the node holds (asked in batches of the bound)."""

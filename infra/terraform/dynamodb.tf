@@ -84,6 +84,22 @@ locals {
       gsis       = []
       ttl        = null
     }
+    namespace = {
+      name       = "dfs-namespace"
+      hash_key   = "p"
+      range_key  = "s"
+      attributes = { p = "S", s = "S" }
+      gsis       = []
+      ttl        = null
+    }
+    objects = {
+      name       = "dfs-objects"
+      hash_key   = "p"
+      range_key  = "s"
+      attributes = { p = "S", s = "S" }
+      gsis       = []
+      ttl        = null
+    }
     counters = {
       name       = "dfs-counters"
       hash_key   = "counter"

@@ -3,8 +3,11 @@
 A new implementation joins by adding a ``Backend`` to ``BACKENDS``: how to open it (with an
 optional capacity), how to damage a stored copy behind its back, how to make a copy look
 old and what identifies the copy held now (a rewrite must change it). Every test taking the
-``store`` or ``backend`` fixture runs once per implementation. What is about files on disk
-(``FsChunkStore`` only) is in ``test_chunk_store_fs.py``.
+``store`` or ``backend`` fixture runs once per implementation: files (``FsChunkStore``),
+memory, and packs (``PackChunkStore`` with a threshold that sends the suite's small chunks to
+packs and its large ones to files). What is about files on disk (``FsChunkStore`` only) is in
+``test_chunk_store_fs.py``; pack files (torn tails, rot, compaction) in
+``test_chunk_store_pack.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import pytest
 from dfs.chunkstore.base import ChunkStore
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.chunkstore.memory import MemoryChunkStore
+from dfs.chunkstore.pack import PackChunkStore
+from dfs.chunkstore.record import HEADER_SIZE
 from dfs.errors import ChunkNotFound, DfsError, InsufficientStorage, IntegrityError
 from dfs.ids import ChunkId
 from tests.conftest import random_bytes
@@ -90,7 +95,61 @@ def _memory_backend(_tmp_path: Path) -> Backend:
     return Backend("memory", open_memory, corrupt_memory, age_memory, copy_id_memory)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"fs": _fs_backend, "memory": _memory_backend}
+PACK_THRESHOLD = 4096
+"""The pack backend's threshold here: chunks under 4 KiB go to packs, larger ones to files,
+so the suite's chunk sizes (0 B .. 1 MiB) exercise both halves."""
+PACK_MAX = 16 * 1024
+"""Small packs, so that a test's writes span several (rotation) and compaction has work."""
+
+
+async def open_pack(root: Path, capacity: int | None = None) -> PackChunkStore:
+    return await PackChunkStore.open(root, capacity, threshold=PACK_THRESHOLD, max_pack=PACK_MAX)
+
+
+def corrupt_packed(store: PackChunkStore, chunk_id: ChunkId) -> None:
+    """Flip one bit in the middle of a packed chunk's payload, in the pack file."""
+    loc = store.packs.lookup(chunk_id)
+    assert loc is not None
+    assert loc.length > 0
+    path = store.packs.path(loc.pack)
+    raw = bytearray(path.read_bytes())
+    raw[loc.offset + HEADER_SIZE + loc.length // 2] ^= 0x01
+    path.write_bytes(raw)
+
+
+def _pack_backend(tmp_path: Path) -> Backend:
+    async def open_packs(capacity: int | None) -> ChunkStore:
+        return await open_pack(tmp_path / "node", capacity)
+
+    def corrupt_pack(store: ChunkStore, chunk_id: ChunkId) -> None:
+        assert isinstance(store, PackChunkStore)
+        if store.packs.lookup(chunk_id) is not None:
+            corrupt_packed(store, chunk_id)
+        else:
+            _fs_backend(tmp_path).corrupt(store.files, chunk_id)
+
+    def age_pack(store: ChunkStore, chunk_id: ChunkId, seconds: float) -> None:
+        assert isinstance(store, PackChunkStore)
+        if store.packs.lookup(chunk_id) is not None:
+            store.packs.backdate(chunk_id, seconds)
+        else:
+            _age(store.files, chunk_id, seconds)
+
+    def copy_id_pack(store: ChunkStore, chunk_id: ChunkId) -> object:
+        assert isinstance(store, PackChunkStore)
+        loc = store.packs.lookup(chunk_id)
+        if loc is not None:
+            return ("pack", loc.pack, loc.offset)
+        return ("file", store.files.path_of(chunk_id).stat().st_ino)
+
+    return Backend("pack", open_packs, corrupt_pack, age_pack, copy_id_pack)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "fs": _fs_backend,
+    "memory": _memory_backend,
+    "pack": _pack_backend,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

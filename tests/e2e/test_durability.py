@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from dfs.localcluster import LocalCluster, console_script, http_json, wait_for
+from tests.e2e import node_disk
 from tests.e2e.conftest import cli_json, run_cli, started_cluster
 
 pytestmark = pytest.mark.e2e
@@ -61,25 +62,27 @@ def chunk_ids(c: LocalCluster, file_id: str) -> set[str]:
 
 
 def chunk_path(c: LocalCluster, node: int, chunk_id: str) -> Path:
-    return c.base / f"node{node}" / "chunks" / chunk_id[:2] / chunk_id[2:4] / chunk_id
+    """Where a node keeps a large chunk (a file of its own); small ones are in its packs."""
+    return node_disk.chunk_file(c.base, node, chunk_id)
 
 
 def good_copies(c: LocalCluster, chunk_id: str) -> int:
-    """Copies on live nodes whose bytes hash to the chunk id."""
+    """Copies on live nodes whose bytes hash to the chunk id (files or pack records)."""
     n = 0
     for i in range(1, c.nodes + 1):
         if not c.node(i).alive:
             continue
-        try:
-            data = chunk_path(c, i, chunk_id).read_bytes()
-        except FileNotFoundError:
-            continue
-        n += hashlib.sha256(data).hexdigest() == chunk_id
+        data = node_disk.held(c.base, i).get(chunk_id)
+        n += data is not None and hashlib.sha256(data).hexdigest() == chunk_id
     return n
 
 
+def has_copy(c: LocalCluster, node: int, chunk_id: str) -> bool:
+    return chunk_id in node_disk.held(c.base, node)
+
+
 def copies(c: LocalCluster, chunk_id: str) -> int:
-    return sum(chunk_path(c, i, chunk_id).exists() for i in range(1, c.nodes + 1))
+    return sum(has_copy(c, i, chunk_id) for i in range(1, c.nodes + 1))
 
 
 def downloads_intact(c: LocalCluster, file_id: str, data: bytes, out: Path) -> None:
@@ -89,7 +92,8 @@ def downloads_intact(c: LocalCluster, file_id: str, data: bytes, out: Path) -> N
 
 
 def disk_bytes(c: LocalCluster) -> int:
-    return sum(f.stat().st_size for f in c.base.glob("node*/chunks/*/*/*") if f.is_file())
+    """Bytes of the chunk copies the nodes hold (files and live pack records)."""
+    return sum(len(d) for i in range(1, c.nodes + 1) for d in node_disk.held(c.base, i).values())
 
 
 def repair_report(c: LocalCluster) -> dict[str, Any]:
@@ -117,7 +121,7 @@ def test_killed_node_is_repaired_around_and_trimmed_on_return(
     data = write_random(tmp_path / "a.bin", 8 * MIB, seed=1)
     up = upload(c, tmp_path / "a.bin")
     ids = chunk_ids(c, up["file_id"])
-    on_node1 = [x for x in ids if chunk_path(c, 1, x).exists()]
+    on_node1 = [x for x in ids if has_copy(c, 1, x)]
     assert on_node1
     c.node(1).kill()
     downloads_intact(c, up["file_id"], data, tmp_path / "out")  # throughout, too
@@ -146,11 +150,8 @@ def test_flipped_byte_is_never_served_and_is_repaired(
     data = write_random(tmp_path / "a.bin", 4 * MIB, seed=2)
     up = upload(c, tmp_path / "a.bin")
     victim = sorted(chunk_ids(c, up["file_id"]))[0]
-    node = next(i for i in range(1, 4) if chunk_path(c, i, victim).exists())
-    path = chunk_path(c, node, victim)
-    raw = bytearray(path.read_bytes())
-    raw[len(raw) // 2] ^= 0x01
-    path.write_bytes(bytes(raw))
+    node = next(i for i in range(1, 4) if has_copy(c, i, victim))
+    node_disk.flip_byte(c.base, node, victim)
     downloads_intact(c, up["file_id"], data, tmp_path / "out")
     # scrub quarantines the bad copy; repair makes a good one elsewhere (or here again)
     wait_for(
@@ -282,11 +283,8 @@ def test_randomized_faults_lose_nothing(fcluster: LocalCluster, tmp_path: Path) 
             struck.append(fault)  # _upload_with_fault killed it mid-upload
         elif fault == "flip":
             victim = sorted(chunk_ids(c, out))[0]
-            node = next(i for i in range(1, 4) if chunk_path(c, i, victim).exists())
-            p = chunk_path(c, node, victim)
-            raw = bytearray(p.read_bytes())
-            raw[0] ^= 0xFF
-            p.write_bytes(bytes(raw))
+            node = next(i for i in range(1, 4) if has_copy(c, i, victim))
+            node_disk.flip_byte(c.base, node, victim, at=0, mask=0xFF)
             assert good_copies(c, victim) == 1
             struck.append(fault)
         elif fault == "delete":

@@ -20,6 +20,7 @@ import pytest
 
 from dfs import protocol
 from dfs.localcluster import LocalCluster, http_json
+from tests.e2e import node_disk
 from tests.e2e.conftest import run_cli, started_cluster
 
 pytestmark = pytest.mark.e2e
@@ -36,12 +37,13 @@ def sqlite_cluster(
         yield c
 
 
-def copies_on_disk(base: Path) -> dict[Path, bool]:
-    """Every chunk file under every node's ``chunks/`` tree: does it hash to its name?"""
+def copies_on_disk(c: LocalCluster) -> dict[tuple[int, str], bool]:
+    """Every chunk copy on every node (a file, or a record in a pack file), as (node, chunk
+    id): does it hash to its id?"""
     return {
-        path: hashlib.sha256(path.read_bytes()).hexdigest() == path.name
-        for path in base.glob("node*/chunks/*/*/*")
-        if len(path.name) == 64
+        (i, cid): hashlib.sha256(data).hexdigest() == cid
+        for i in range(1, c.nodes + 1)
+        for cid, data in node_disk.held(c.base, i, rotten=True).items()
     }
 
 
@@ -66,20 +68,18 @@ def test_re_upload_over_rotten_copies_leaves_good_copies(
     src.write_bytes(data)
     alice, bob = tenant_token(c, "alice"), tenant_token(c, "bob")
     first = as_tenant(alice, "upload", "--chunk-size", str(MIB), c.api_url, str(src))
-    copies = copies_on_disk(c.base)
+    copies = copies_on_disk(c)
     assert len(copies) == 2 * first["chunks"]
     assert all(copies.values())
-    for path in copies:  # a flipped byte in every copy, in place
-        raw = bytearray(path.read_bytes())
-        raw[len(raw) // 2] ^= 0x10
-        path.write_bytes(raw)
-    assert not any(copies_on_disk(c.base).values())
+    for node, cid in copies:  # a flipped byte in every copy, in place
+        node_disk.flip_byte(c.base, node, cid, mask=0x10)
+    assert not any(copies_on_disk(c).values())
 
     second = as_tenant(bob, "upload", "--chunk-size", str(MIB), c.api_url, str(src))
     assert second["new_chunks"] == second["chunks"] == first["chunks"]  # bob sent every chunk
-    after = copies_on_disk(c.base)
+    after = copies_on_disk(c)
     assert sorted(after) == sorted(copies)
-    assert all(after.values()), [p.name[:12] for p, good in after.items() if not good]
+    assert all(after.values()), [cid[:12] for (_, cid), good in after.items() if not good]
     assert list(c.base.glob("node*/quarantine/*")) == []
     for token, up, out in ((bob, second, "b.out"), (alice, first, "a.out")):
         as_tenant(token, "download", c.api_url, up["file_id"], str(tmp_path / out))

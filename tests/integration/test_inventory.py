@@ -15,13 +15,15 @@ from dfs.api import inventory
 from dfs.api.context import REPAIR
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
+from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.node.disk_identity import disk_id_path, read_disk_id
 from dfs.node.heartbeat import heartbeat_once
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster, running_cluster
 
 pytestmark = pytest.mark.integration
 
-CHUNK = 64 * 1024
+CHUNK = DEFAULT_PACK_THRESHOLD  # the smallest chunk a node stores as a file of its own,
+# which these tests remove behind the node's back
 
 
 @pytest.fixture

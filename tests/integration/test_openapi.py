@@ -158,6 +158,7 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         mine = {"node_id": node_id, "boot": boot, "seq": 2}
         await call("POST", protocol.NODE_DEREGISTER, 200, bye, json=mine)
 
+        await _namespace_routes(call, user)
         await _seed_and_batch_routes(call, user, up.file_id, body)
         await _paged_routes(call, user)
         await call("GET", protocol.READYZ, 200)
@@ -350,6 +351,17 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         await call("GET", protocol.GET_CHUNK, 200, params=get)
         await call("GET", protocol.GET_CHUNK, 403, params={**get, "chunk_id": "0" * 64})
         await call("GET", protocol.GET_CHUNK, 400, params={**get, "chunk_id": "../x"})
+        many = {"chunks": [{"chunk_id": digest, "cap": get["cap"]}]}
+        records = await call("POST", protocol.GET_CHUNKS, 200, json=many)
+        assert protocol.read_record_header(records[: protocol.RECORD_HEADER.size])[0] == digest
+        await call("POST", protocol.GET_CHUNKS, 401, json={"chunks": [{"chunk_id": digest}]})
+        await call(
+            "POST",
+            protocol.GET_CHUNKS,
+            403,
+            json={"chunks": [{**many["chunks"][0], "chunk_id": "0" * 64}]},
+        )
+        await call("POST", protocol.GET_CHUNKS, 400, json={"chunks": []})
         has = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_HAS, auth.ANY_CHUNK, nid)}
         answer = await call("POST", protocol.HAS_CHUNKS, 200, has, json={"chunk_ids": [digest]})
         assert answer == {"present": [digest]}
@@ -408,3 +420,62 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         assert b"dfs_node_chunks_stored" in text
         await call("GET", protocol.METRICS, 401, {"Authorization": "Bearer wrong"})
     assert {(m, r) for m, r, _ in call.seen} == NODE.operations()
+
+
+async def _namespace_routes(call: Caller, user: dict[str, str]) -> None:
+    """Buckets, objects, listings, copies, access, URLs and usage: good and bad requests."""
+    b = {"bucket": "spec-bucket"}
+    await call("POST", protocol.BUCKETS, 201, user, json={"name": "spec-bucket"})
+    await call("POST", protocol.BUCKETS, 409, user, json={"name": "spec-bucket"})
+    await call("POST", protocol.BUCKETS, 400, user, json={"name": "No_Such"})
+    await call("GET", protocol.BUCKETS, 200, user)
+    await call("GET", protocol.BUCKET, 200, user, path=b)
+    await call("GET", protocol.BUCKET, 404, path=b)  # anonymous: not public
+    await call("PATCH", protocol.BUCKET, 200, user, path=b, json={"versioning": "enabled"})
+    await call("PATCH", protocol.BUCKET, 404, ADMIN, path=b, json={"access": "public-read"})
+    raw = {"Content-Type": "application/octet-stream", **user}
+    q = {"filename": "k.txt", "bucket": "spec-bucket", "key": "dir/k.txt"}
+    made = await call("POST", protocol.UPLOAD_FILE, 201, raw, params=q, data=b"hello")
+    again = await call("POST", protocol.UPLOAD_FILE, 201, raw, params=q, data=b"hello")
+    assert again["object"]["version_id"] != made["object"]["version_id"]
+    obj = {**b, "key": "dir/k.txt"}
+    other = {**b, "key": "dir/other.txt"}
+    route = "/objects/{bucket}/{key}"
+    put = {"file_id": made["file_id"], "tags": {"kind": "note"}}
+    await call("PUT", route, 201, user, path=other, json=put)
+    await call("PUT", route, 400, user, path=other, json={"file_id": "x"})
+    assert await call("GET", route, 200, user, path=obj) == b"hello"
+    await call("GET", route, 206, {**user, "Range": "bytes=1-2"}, path=obj)
+    await call("GET", route, 404, path=obj)
+    info = "/object-info/{bucket}/{key}"
+    await call("GET", info, 200, user, path=obj)
+    await call("GET", info, 404, ADMIN, path=obj)  # refused: as missing
+    await call("PATCH", info, 200, user, path=obj, json={"access": "public-read"})
+    await call("PATCH", info, 400, user, path=obj, json={"tags": {"aws:x": "y"}})
+    await call("GET", "/object-url/{bucket}/{key}", 200, user, path=obj)
+    await call("GET", "/object-url/{bucket}/{key}", 404, user, path={**b, "key": "none"})
+    listing = {"prefix": "dir/", "delimiter": "/"}
+    await call("GET", protocol.BUCKET_OBJECTS, 200, user, path=b, params=listing)
+    await call("GET", protocol.BUCKET_OBJECTS, 400, user, path=b, params={"limit": 0})
+    await call("GET", protocol.BUCKET_SEARCH, 200, user, path=b, params={"tag": "kind=note"})
+    await call("GET", protocol.BUCKET_USAGE, 200, user, path=b, params={"by": "prefix"})
+    await call("GET", protocol.BUCKET_USAGE, 400, user, path=b, params={"by": "size"})
+    await call("GET", protocol.USAGE, 200, user, params={"by": "type"})
+    await call("GET", protocol.USAGE, 401)
+    copy = {"src_bucket": "spec-bucket", "src_key": "dir/", "dst_bucket": "spec-bucket"}
+    copy |= {"dst_key": "copy/", "recursive": True}
+    await call("POST", protocol.OBJECTS_COPY, 200, user, json=copy)
+    await call("POST", protocol.OBJECTS_COPY, 400, user, json={**copy, "dst_key": "dir/x/"})
+    versions = await call(
+        "GET", protocol.BUCKET_OBJECTS, 200, user, path=b, params={"versions": "true"}
+    )
+    old = versions["objects"][-1]
+    restore = {"bucket": "spec-bucket", "key": old["key"], "version": old["version_id"]}
+    await call("POST", protocol.OBJECTS_RESTORE, 200, user, json=restore)
+    await call("POST", protocol.OBJECTS_RESTORE, 400, user, json={"bucket": "spec-bucket"})
+    await call("DELETE", route, 200, user, path=obj)
+    await call("DELETE", route, 404, ADMIN, path=obj)  # another tenant's bucket
+    await call("DELETE", protocol.BUCKET_OBJECTS, 200, user, path=b, params={"prefix": "copy/"})
+    await call("DELETE", protocol.BUCKET, 409, user, path=b)
+    await call("POST", protocol.BUCKETS, 201, user, json={"name": "spec-empty"})
+    await call("DELETE", protocol.BUCKET, 204, user, path={"bucket": "spec-empty"})

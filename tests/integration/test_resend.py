@@ -19,11 +19,14 @@ import pytest
 
 from dfs import auth, protocol
 from dfs.chunking import ChunkerProfile
+from dfs.chunkstore.pack import PackChunkStore
+from dfs.chunkstore.record import HEADER_SIZE
 from dfs.client import Client
 from dfs.config import NodeConfig
-from dfs.ids import ChunkId
+from dfs.ids import ChunkId, sha256_hex
 from dfs.node.app import start_node
 from dfs.transport.http import ChunkPayload
+from tests.contract.test_chunk_store import corrupt_packed
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 
 pytestmark = pytest.mark.integration
@@ -32,17 +35,38 @@ MIB = 1 << 20
 FILE_ID = "00000000-0000-4000-8000-000000000005"
 
 
-def copies_on_disk(base: Path) -> dict[Path, bool]:
-    """Every chunk file under every node's ``chunks/`` tree: does it hash to its name?"""
-    return {
-        path: hashlib.sha256(path.read_bytes()).hexdigest() == path.name
-        for path in base.glob("node*/chunks/*/*/*")
-        if len(path.name) == 64
-    }
+Copy = tuple[str, str]
+"""A chunk copy on disk: (node, chunk id)."""
 
 
-def flip_a_byte(path: Path) -> None:
+def copies_on_disk(c: InProcessCluster) -> dict[Copy, bool]:
+    """Every chunk copy on every node, a file under ``chunks/`` or a record in a pack file
+    (read from the file, as the disk holds it): does it hash to its id?"""
+    out: dict[Copy, bool] = {}
+    for node in c.nodes:
+        store = node.store
+        assert isinstance(store, PackChunkStore)
+        for path in (c.base / node.cfg.node_id / "chunks").glob("*/*/*"):
+            if len(path.name) == 64:
+                out[node.cfg.node_id, path.name] = sha256_hex(path.read_bytes()) == path.name
+        for cid in store.packs.ids():
+            loc = store.packs.lookup(cid)
+            assert loc is not None
+            with store.packs.path(loc.pack).open("rb") as f:
+                f.seek(loc.offset + HEADER_SIZE)
+                out[node.cfg.node_id, cid] = sha256_hex(f.read(loc.length)) == cid
+    return out
+
+
+def flip_a_byte(c: InProcessCluster, copy: Copy) -> None:
     """Damage a copy in place (same file, same size), as a bad disk would."""
+    node_id, cid = copy
+    store = next(n.store for n in c.nodes if n.cfg.node_id == node_id)
+    assert isinstance(store, PackChunkStore)
+    if store.packs.lookup(ChunkId(cid)) is not None:
+        corrupt_packed(store, ChunkId(cid))
+        return
+    path = store.files.path_of(ChunkId(cid))
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0x40
     path.write_bytes(raw)
@@ -77,20 +101,20 @@ async def test_re_upload_over_rotten_copies_leaves_only_good_copies(
     token_b = await tenant_token(inproc.api.url, "bob")
     async with Client(inproc.api.url, token=token_a) as alice:
         first = await alice.upload(src, profile=profile)
-    copies = copies_on_disk(inproc.base)
+    copies = copies_on_disk(inproc)
     chunks = -(-size // chunk_size)
     assert len(copies) == 2 * chunks
     assert all(copies.values())
-    for path in copies:
-        flip_a_byte(path)
-    assert not any(copies_on_disk(inproc.base).values())
+    for copy in copies:
+        flip_a_byte(inproc, copy)
+    assert not any(copies_on_disk(inproc).values())
 
     async with Client(inproc.api.url, token=token_b) as bob:
         second = await bob.upload(src, profile=profile, name="again.bin")
         assert second.sha256 == first.sha256
 
-        after = copies_on_disk(inproc.base)
-        assert sorted(after) == sorted(copies)  # the same copies, rewritten in place
+        after = copies_on_disk(inproc)
+        assert sorted(after) == sorted(copies)  # the same copies, rewritten
         assert all(after.values()), [p.name[:12] for p, good in after.items() if not good]
         assert list(inproc.base.glob("node*/quarantine/*")) == []
         assert list(inproc.base.glob("node*/chunks/*/*/*.tmp")) == []

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from dfs import auth, protocol
+from dfs.api.context import ANONYMOUS_READS
 from dfs.client import Client
 from dfs.errors import AuthError, FileNotFound, Forbidden, IncompleteUpload, NotFound
 from dfs.transport.http import ChunkPayload
@@ -69,6 +70,10 @@ async def test_every_route_but_health_needs_a_token(inproc: InProcessCluster) ->
                 assert status in (400, 401), (method, path, status)  # a node capability instead
             elif path.startswith(protocol.SIGNED_DOWNLOAD):
                 assert status in (400, 401, 404), (method, path, status)  # signed instead
+            elif not headers and method in ("GET", "HEAD") and path.startswith(ANONYMOUS_READS):
+                # no token at all: an anonymous read of public buckets and objects only (the
+                # literal "{bucket}" is no bucket name: 400; or no such bucket: 404)
+                assert status in (400, 401, 404), (method, path, status)
             else:
                 assert status == 401, (method, path, status)
                 if method != "HEAD":  # HEAD answers carry no body

@@ -167,6 +167,9 @@ def test_node_values(tmp_path: Path) -> None:
             "DFS_NODE_CAPACITY": "1000000",
             "NODE_HEARTBEAT_INTERVAL": "1",
             "NODE_HEARTBEAT_TIMEOUT": "3.5",
+            "DFS_PACK_THRESHOLD": "0",
+            "DFS_PACK_SIZE": "1048576",
+            "DFS_COMPACT_INTERVAL": "30",
         }
     )
     assert (cfg.node_id, cfg.port, cfg.host, cfg.advertise_host) == (
@@ -177,6 +180,8 @@ def test_node_values(tmp_path: Path) -> None:
     )
     assert (cfg.zone, cfg.data_dir, cfg.capacity_bytes) == ("eu-1a", tmp_path, 1_000_000)
     assert (cfg.heartbeat_interval, cfg.heartbeat_timeout) == (1.0, 3.5)
+    assert (cfg.pack_threshold, cfg.pack_size) == (0, 1 << 20)  # 0: every new chunk a file
+    assert cfg.compact_interval == 30.0
 
 
 def test_node_id_defaults_from_the_data_dir(tmp_path: Path) -> None:
@@ -213,6 +218,10 @@ def test_node_advertise_host_defaults_to_the_bind_host() -> None:
         ("NODE_HEARTBEAT_TIMEOUT", "5"),  # == the default interval
         ("NODE_HEARTBEAT_TIMEOUT", "2"),  # < the default interval
         ("REPLICATION_TIMEOUT", "0"),
+        ("DFS_PACK_THRESHOLD", "-1"),
+        ("DFS_PACK_THRESHOLD", "256k"),
+        ("DFS_PACK_SIZE", "0"),
+        ("DFS_COMPACT_INTERVAL", "0"),
     ],
 )
 def test_node_invalid_value_names_the_variable(name: str, value: str) -> None:

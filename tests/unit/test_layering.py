@@ -39,6 +39,7 @@ L0 = {
     "dfs.config",
     "dfs.auth",
     "dfs.fsutil",
+    "dfs.namespace_rules",
 }
 HEAVY = ("boto3", "botocore", "click", "aiohttp.web")
 # dependency -> the one module, or package (its modules and nothing else), that may import it

@@ -11,7 +11,8 @@ Modules, each owning one thing:
 - ``store`` (``DynamoMetadataStore``) and its parts: ``store_core`` (what they share),
   ``store_files``, ``store_refcounts`` (the conditional refcount transactions) with
   ``store_commit`` and ``store_delete`` on top (and ``store_verified`` on both), ``store_chunks``,
-  ``store_registry``.
+  ``store_registry``; and the namespace port (buckets, keys, versions, usage):
+  ``store_namespace`` and its parts ``store_namespace_{codec,buckets,write,jobs,objects,list}``.
 
 How the records map onto the tables:
 
@@ -28,6 +29,9 @@ How the records map onto the tables:
 | counters  | "lease#repair"     | a lease: owner, expires_at, info                       |
 | file_hashes | (tenant, sha256) | file_id of the first complete file with that content,  |
 |             |                  | files (set: every complete one), v (change count)     |
+| namespace | (p, s)             | buckets, index items, usage, file links, pending jobs, |
+|           |                    | per-tenant/bucket chunk counts (store_namespace_codec) |
+| objects   | (p, s)             | key heads, listed keys, versions, search index items   |
 
 A manifest lives under a fresh ``mid`` per create_file: pages are written first, then the file
 item is put with ``attribute_not_exists``; a losing create never touches the winner's pages,

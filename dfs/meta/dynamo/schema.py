@@ -16,6 +16,12 @@ JSON for that cross-check). Shapes follow the DynamoDB ``CreateTable`` API. Each
 | tenant_chunks | DFS_TENANT_CHUNKS_TABLE (dfs-tenant-chunks) | tenant, chunk_id | -              |
 | auth      | DFS_AUTH_TABLE (dfs-auth)               | kind, id          | -                   |
 | file_hashes | DFS_FILE_HASHES_TABLE (dfs-file-hashes) | tenant, sha256  | -                   |
+| namespace | DFS_NAMESPACE_TABLE (dfs-namespace)     | p, s              | -                   |
+| objects   | DFS_OBJECTS_TABLE (dfs-objects)         | p, s              | -                   |
+
+The two namespace tables (buckets, keys, versions; ``store_namespace``) hold several kinds
+of items each, told apart by the prefix of their partition key ``p``; their layout is in
+``store_namespace_codec``.
 
 Pure data: no imports beyond the standard library, no boto3.
 """
@@ -161,6 +167,38 @@ TABLES: Final[dict[str, dict[str, Any]]] = {
         "AttributeDefinitions": [
             {"AttributeName": "tenant", "AttributeType": "S"},
             {"AttributeName": "sha256", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "namespace": {
+        # buckets, their by-tenant and by-grantee index items, usage counters, file links,
+        # pending accounting jobs and per-scope chunk counts (store_namespace_codec)
+        "env": "DFS_NAMESPACE_TABLE",
+        "default": "dfs-namespace",
+        "KeySchema": [
+            {"AttributeName": "p", "KeyType": "HASH"},
+            {"AttributeName": "s", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "p", "AttributeType": "S"},
+            {"AttributeName": "s", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [],
+        "ttl_attribute": None,
+    },
+    "objects": {
+        # per bucket: key heads and listed (live) keys in key order, versions per key newest
+        # first, and sparse search index items by tag and content type
+        "env": "DFS_OBJECTS_TABLE",
+        "default": "dfs-objects",
+        "KeySchema": [
+            {"AttributeName": "p", "KeyType": "HASH"},
+            {"AttributeName": "s", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "p", "AttributeType": "S"},
+            {"AttributeName": "s", "AttributeType": "S"},
         ],
         "GlobalSecondaryIndexes": [],
         "ttl_attribute": None,

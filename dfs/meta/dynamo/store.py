@@ -1,9 +1,12 @@
 """``DynamoMetadataStore``: the metadata port on DynamoDB, assembled from its parts.
 
 Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
-files (``store_files``), paged manifests (``store_pages``), commit and delete with their reference counting (``store_commit``,
-``store_delete``), verified content (``store_verified``), chunks and their locations (``store_chunks``), and the keyed items of nodes,
-tenants, tokens, leases and stats (``store_registry``). The package docstring shows the layout.
+files (``store_files``), paged manifests (``store_pages``), commit and delete with their
+reference counting (``store_commit``, ``store_delete``), verified content
+(``store_verified``), chunks and their locations (``store_chunks``), and the keyed items
+of nodes, tenants, tokens, leases and stats (``store_registry``); the namespace port
+(buckets, keys, versions) is ``store_namespace`` and its parts. The package docstring
+shows the layout.
 """
 
 from __future__ import annotations
@@ -19,13 +22,22 @@ from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_files import FilesPart
+from dfs.meta.dynamo.store_namespace import NamespacePart
 from dfs.meta.dynamo.store_pages import PagesPart
 from dfs.meta.dynamo.store_registry import RegistryPart
 from dfs.meta.dynamo.store_verified import VerifiedPart
+from dfs.meta.namespace import NamespaceStore
 
 
 class DynamoMetadataStore(
-    FilesPart, PagesPart, VerifiedPart, CommitPart, DeletePart, ChunksPart, RegistryPart
+    NamespacePart,
+    FilesPart,
+    PagesPart,
+    VerifiedPart,
+    CommitPart,
+    DeletePart,
+    ChunksPart,
+    RegistryPart,
 ):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 
@@ -45,3 +57,4 @@ class DynamoMetadataStore(
 
 if TYPE_CHECKING:
     _: type[MetadataStore] = DynamoMetadataStore
+    _ns: type[NamespaceStore] = DynamoMetadataStore

@@ -1,0 +1,263 @@
+"""Many small files side by side: dfs against restic and borg on a real source tree.
+
+    python -m bench.small_files [--tree DIR] [--edits 25] [--tools dfs restic borg]
+                                [--profile DIR]
+
+The tree (default: this interpreter's standard library, ``site-packages`` left out) is
+copied to ``src``; that is version 1. Version 2 is the same folder with ``--edits`` files
+edited in place (a line appended). Each tool backs up version 1, then version 2 into the same
+repository (restic and borg find the unchanged files by their metadata, as they do for every
+user; dfs scans every file again and sends only new chunks), then restores version 2 into an
+empty folder, which is compared byte for byte with ``src``.
+
+- dfs: a real local cluster (API + 1 node, REPLICATION_FACTOR=1, SQLite, from the installed
+  console scripts), ``dfs-client upload --prefix vN/`` and ``dfs-client download --prefix v2/``;
+- restic: ``--compression off`` (dfs does not compress), a local repository;
+- borg: ``--encryption none``, ``--compression none``, a local repository.
+
+Reported per step: seconds (wall time of the client process), files/s, client CPU seconds
+(user + system, ``wait4``), server CPU seconds (dfs's API and node, from ``/proc``), client
+peak RSS (``wait4``); per tool: bytes on disk after both versions (allocated blocks of the
+repository, or of the node's data folder and the metadata database) and the dedup ratio
+(bytes of both versions / bytes on disk). ``--profile DIR`` records each dfs client run with
+py-spy (``DIR/backup-v1.txt`` ...: collapsed stacks, for ``flamegraph.pl`` or speedscope).
+Prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dfs.localcluster import LocalCluster, console_script
+
+MIB = 1 << 20
+
+
+@dataclass
+class Step:
+    seconds: float
+    cpu: float
+    rss: int
+    server_cpu: float = 0.0
+
+
+@dataclass
+class Row:
+    tool: str
+    steps: dict[str, Step] = field(default_factory=dict)
+    disk: int = 0
+    identical: bool = False
+
+
+def default_tree() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def copy_tree(src: Path, dst: Path) -> tuple[int, int]:
+    """Copy the regular files of ``src`` (no site-packages, no links); (files, bytes)."""
+    files = size = 0
+    for root, dirs, names in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if d != "site-packages")
+        rel = Path(root).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for name in sorted(names):
+            path = Path(root) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            try:
+                shutil.copy2(path, dst / rel / name)
+            except PermissionError:
+                continue
+            files += 1
+            size += path.stat().st_size
+    return files, size
+
+
+def edit(src: Path, count: int) -> list[Path]:
+    """Version 2: ``count`` of the ``.py`` files, spread over the tree, get a line more."""
+    py = sorted(src.rglob("*.py"))
+    step = max(len(py) // max(count, 1), 1)
+    edited = py[::step][:count]
+    for path in edited:
+        with path.open("a") as f:
+            f.write("\n# edited for version 2\n")
+    return edited
+
+
+def allocated(path: Path) -> int:
+    """Bytes a folder (or file) takes on disk: its allocated blocks."""
+    if path.is_file():
+        return path.stat().st_blocks * 512
+    total = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                total += (Path(root) / name).lstat().st_blocks * 512
+            except FileNotFoundError:
+                continue
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> Step:
+    """Run a client; its wall seconds, CPU seconds and peak RSS (it must succeed)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        list(cmd), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {err.decode()[-2000:]}")
+    return Step(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    for root, _dirs, names in os.walk(a):
+        for name in names:
+            path = Path(root) / name
+            other = b / path.relative_to(a)
+            if not other.is_file() or not filecmp.cmp(path, other, shallow=False):
+                return False
+    return True
+
+
+def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
+    row = Row("dfs")
+    with LocalCluster(base / "dfs-cluster", nodes=1, replication_factor=1) as cluster:
+        servers = [p.popen.pid for p in cluster.node_procs if p.popen]
+        if cluster.api and cluster.api.popen:
+            servers.append(cluster.api.popen.pid)
+        env = {**os.environ, "DFS_TOKEN": cluster.admin_token, "DFS_CACHE_DIR": str(base / "c")}
+
+        def client(step: str, args: list[str]) -> None:
+            cmd = [console_script("dfs-client"), *args]
+            if profile is not None:
+                out = profile / f"{step.replace(' ', '-')}.txt"  # collapsed stacks
+                spy = [console_script("py-spy"), "record", "-f", "raw", "-r", "200"]
+                cmd = [*spy, "-o", str(out), "--", *cmd]
+            before = sum(cpu_seconds(p) for p in servers)
+            row.steps[step] = run(cmd, env)
+            row.steps[step].server_cpu = sum(cpu_seconds(p) for p in servers) - before
+
+        api = cluster.api_url
+        client("backup v1", ["upload", "--quiet", "--prefix", "v1/", api, str(src)])
+        edit(src, edits)
+        client("backup v2", ["upload", "--quiet", "--prefix", "v2/", api, str(src)])
+        out = base / "dfs-out"
+        client("restore v2", ["download", "--quiet", "--prefix", "v2/", api, str(out)])
+        row.identical = same_tree(src, out / "v2")
+        row.disk = allocated(cluster.base / "node1") + allocated(cluster.base / "meta.db")
+    return row
+
+
+def bench_restic(base: Path, src: Path, edits: int) -> Row:
+    row = Row("restic")
+    repo = base / "restic-repo"
+    env = {
+        **os.environ,
+        "RESTIC_PASSWORD": "bench",
+        "RESTIC_REPOSITORY": str(repo),
+        "RESTIC_CACHE_DIR": str(base / "restic-cache"),
+    }
+    run(["restic", "init"], env)
+    backup = ["restic", "backup", "--compression", "off", "--quiet", "."]
+    row.steps["backup v1"] = run(backup, env, cwd=src)
+    edit(src, edits)
+    row.steps["backup v2"] = run(backup, env, cwd=src)
+    out = base / "restic-out"
+    row.steps["restore v2"] = run(["restic", "restore", "latest", "--target", str(out)], env)
+    row.identical = same_tree(src, out)
+    row.disk = allocated(repo)
+    return row
+
+
+def bench_borg(base: Path, src: Path, edits: int) -> Row:
+    row = Row("borg")
+    repo = base / "borg-repo"
+    env = {
+        **os.environ,
+        "BORG_BASE_DIR": str(base / "borg-home"),
+        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
+    }
+    run(["borg", "init", "--encryption", "none", str(repo)], env)
+    for version in ("v1", "v2"):
+        if version == "v2":
+            edit(src, edits)
+        create = ["borg", "create", "--compression", "none", f"{repo}::{version}", "."]
+        row.steps[f"backup {version}"] = run(create, env, cwd=src)
+    out = base / "borg-out"
+    out.mkdir()
+    row.steps["restore v2"] = run(["borg", "extract", f"{repo}::v2"], env, cwd=out)
+    row.identical = same_tree(src, out)
+    row.disk = allocated(repo)
+    return row
+
+
+def report(rows: list[Row], files: int, size: int, tree: Path) -> None:
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"\ntree: {tree} ({files} files, {size / MIB:.0f} MiB; version 2 = a few files edited)")
+    print(f"load average at the end: {' '.join(load)}\n")
+    print("| tool | step | seconds | files/s | client CPU s | server CPU s | client peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        for name, s in r.steps.items():
+            print(
+                f"| {r.tool} | {name} | {s.seconds:.2f} | {files / s.seconds:.0f} | {s.cpu:.2f} "
+                f"| {s.server_cpu:.2f} | {s.rss / MIB:.0f} |"
+            )
+    print("\n| tool | bytes on disk (MiB) | dedup ratio (2 versions / on disk) | identical |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r.tool} | {r.disk / MIB:.1f} | {2 * size / max(r.disk, 1):.2f} | {r.identical} |"
+        )
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.small_files")
+    p.add_argument("--tree", type=Path, default=default_tree())
+    p.add_argument("--edits", type=int, default=25)
+    p.add_argument("--tools", nargs="+", default=["dfs", "restic", "borg"])
+    p.add_argument(
+        "--profile", type=Path, default=None, help="py-spy profiles of dfs's client runs"
+    )
+    p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
+    args = p.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dfs-bench-small-", dir=args.dir) as tmp:
+        base = Path(tmp)
+        files, size = copy_tree(args.tree, base / "pristine")
+        for tool in args.tools:
+            src = base / f"{tool}-src"
+            shutil.copytree(base / "pristine", src, copy_function=shutil.copy2)
+            if tool == "dfs":
+                rows.append(bench_dfs(base, src, args.edits, args.profile))
+            elif tool == "restic":
+                rows.append(bench_restic(base, src, args.edits))
+            else:
+                rows.append(bench_borg(base, src, args.edits))
+    report(rows, files, size, args.tree)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Who may do what in the namespace: the one place every bucket and object route asks.
+
+The rules (issue 13, item 5):
+
+- a bucket's owner tenant may do everything with it;
+- a tenant granted ``read`` may list the bucket and read its objects; ``read-write`` may
+  also write (upload, copy into, delete, restore, tag) but never administer it (delete the
+  bucket, change its versioning, access or grants, share objects);
+- a ``public-read`` bucket may be listed and read by anyone, without a token;
+- an object ``public-read`` may be read by anyone, one ``shared`` by the tenants listed in
+  its ``shared_with``.
+
+A refusal to read looks exactly like a missing bucket or key (BucketNotFound or
+KeyNotFound, 404): the native API never tells a caller that something it may not see
+exists. A caller who may read a bucket but not write it gets 403 on writes (it already
+knows the bucket exists). ``None`` as the principal is an anonymous caller (no token).
+"""
+
+from __future__ import annotations
+
+from dfs.api.bodies import Principal
+from dfs.errors import BucketNotFound, Forbidden, KeyNotFound
+from dfs.meta.namespace import (
+    ACCESS_PUBLIC_READ,
+    ACCESS_SHARED,
+    GRANT_READ_WRITE,
+    BucketRecord,
+    ObjectVersion,
+)
+
+
+def no_bucket(name: str) -> BucketNotFound:
+    """What a missing bucket and one the caller may not see both answer (one message)."""
+    return BucketNotFound(f"no bucket {name!r}")
+
+
+def no_key(bucket: str, key: str) -> KeyNotFound:
+    """What every unreadable object answers: missing, refused, in a missing bucket or one
+    the caller may not see (one message: nothing tells them apart)."""
+    return KeyNotFound(f"no key {key!r} in bucket {bucket!r}")
+
+
+def grant_of(bucket: BucketRecord, tenant: str) -> str | None:
+    """The grant ``tenant`` holds on ``bucket`` (None: none)."""
+    return dict(bucket.grants).get(tenant)
+
+
+def is_owner(who: Principal | None, bucket: BucketRecord) -> bool:
+    return who is not None and who.tenant == bucket.tenant
+
+
+def can_list(who: Principal | None, bucket: BucketRecord) -> bool:
+    """List the bucket's keys (and read every object in it)."""
+    if bucket.access == ACCESS_PUBLIC_READ or is_owner(who, bucket):
+        return True
+    return who is not None and grant_of(bucket, who.tenant) is not None
+
+
+def can_read(who: Principal | None, bucket: BucketRecord, obj: ObjectVersion) -> bool:
+    if can_list(who, bucket) or obj.access == ACCESS_PUBLIC_READ:
+        return True
+    return who is not None and obj.access == ACCESS_SHARED and who.tenant in obj.shared_with
+
+
+def can_write(who: Principal | None, bucket: BucketRecord) -> bool:
+    if is_owner(who, bucket):
+        return True
+    return who is not None and grant_of(bucket, who.tenant) == GRANT_READ_WRITE
+
+
+def require_list(who: Principal | None, bucket: BucketRecord) -> None:
+    if not can_list(who, bucket):
+        raise no_bucket(bucket.name)
+
+
+def require_read(who: Principal | None, bucket: BucketRecord, obj: ObjectVersion) -> None:
+    if not can_read(who, bucket, obj):
+        raise no_key(bucket.name, obj.key)
+
+
+def require_write(who: Principal | None, bucket: BucketRecord) -> None:
+    if can_write(who, bucket):
+        return
+    if can_list(who, bucket) and who is not None:
+        raise Forbidden(f"tenant {who.tenant!r} may only read bucket {bucket.name!r}")
+    raise no_bucket(bucket.name)
+
+
+def require_owner(who: Principal | None, bucket: BucketRecord) -> None:
+    if is_owner(who, bucket):
+        return
+    if can_list(who, bucket) and who is not None:
+        raise Forbidden(f"only the owner of bucket {bucket.name!r} may do this")
+    raise no_bucket(bucket.name)

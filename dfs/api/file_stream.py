@@ -1,0 +1,113 @@
+"""Streaming a complete file's verified bytes as an HTTP answer (whole, or one Range).
+
+Shared by the seed's signed download (``dfs.api.routes_seed``) and the namespace's object
+GET (``dfs.api.routes_objects``): one place decides the headers of served user bytes
+(``Content-Disposition: attachment`` with the name, ``Accept-Ranges``, the sha256), reads
+only the chunks a Range needs, and sends a byte only after its chunk verified.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import hdrs, web
+
+from dfs.api import download_plans, ranges
+from dfs.api.coordinator import Coordinator
+from dfs.api.ingest import read_verified
+from dfs.errors import DfsError
+from dfs.meta.base import FileRecord
+from dfs.server import error_response
+
+log = logging.getLogger("dfs.api.file_stream")
+
+OCTET_STREAM = "application/octet-stream"
+
+
+def disposition(name: str) -> str:
+    """``attachment`` with the last path segment of ``name`` (ASCII fallback + RFC 5987)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1] or "download"
+    ascii_name = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in base
+    )
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base)}"
+
+
+def _headers(
+    rec: FileRecord, name: str, content_type: str, rng: ranges.ByteRange | None
+) -> dict[str, str]:
+    headers = {
+        "Content-Type": content_type or OCTET_STREAM,
+        "Content-Disposition": disposition(name),
+        "Accept-Ranges": "bytes",
+        "X-Dfs-Sha256": rec.sha256,
+    }
+    if rng is not None:
+        headers["Content-Range"] = rng.content_range()
+    return headers
+
+
+def _unsatisfiable(size: int) -> web.Response:
+    resp = error_response(416, "range_not_satisfiable", f"the file has {size} bytes")
+    resp.headers["Content-Range"] = f"bytes */{size}"
+    return resp
+
+
+async def _verified_bytes(
+    coord: Coordinator, plan: dict[str, Any], rng: ranges.ByteRange | None
+) -> AsyncIterator[bytes]:
+    """The file's verified bytes, or only those of ``rng`` (reading only its chunks)."""
+    if rng is None:
+        async for data in read_verified(coord, plan):
+            yield data
+        return
+    wanted = list(ranges.pieces(plan["chunks"], rng))
+    sliced = read_verified(coord, {"chunks": [chunk for chunk, _, _ in wanted]})
+    i = 0
+    async for data in sliced:
+        _, lo, hi = wanted[i]
+        i += 1
+        yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+
+
+async def stream_file(
+    request: web.Request,
+    coord: Coordinator,
+    rec: FileRecord,
+    *,
+    name: str | None = None,
+    content_type: str = OCTET_STREAM,
+    extra: Mapping[str, str] | None = None,
+) -> web.StreamResponse:
+    """Answer ``request`` with ``rec``'s bytes (or the Range it asks for); HEAD answers the
+    same headers and no body. ``name`` (default the file's) goes in Content-Disposition."""
+    try:
+        rng = ranges.parse(request.headers.get(hdrs.RANGE), rec.size)
+    except ranges.Unsatisfiable:
+        return _unsatisfiable(rec.size)
+    resp = web.StreamResponse(status=200 if rng is None else 206)
+    resp.headers.update(_headers(rec, rec.name if name is None else name, content_type, rng))
+    resp.headers.update(extra or {})
+    resp.content_length = rec.size if rng is None else rng.length
+    if request.method == hdrs.METH_HEAD:
+        return resp  # aiohttp sends the headers; a HEAD answer has no body
+    plan = await download_plans.plan_of(coord, rec)
+    await resp.prepare(request)
+    try:
+        async for data in _verified_bytes(coord, plan, rng):
+            await resp.write(data)
+    except DfsError as exc:
+        # Headers are gone: the only honest signal left is a short body on a dropped
+        # connection (Content-Length tells the client it is incomplete).
+        log.error("download of %s aborted: %s", rec.file_id, exc.message)
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
+    except ConnectionResetError:
+        log.info("download of %s: the client went away", rec.file_id)
+        return resp
+    await resp.write_eof()
+    return resp

@@ -1,0 +1,341 @@
+"""The namespace's logic behind the bucket and object routes (issue 13).
+
+``Namespace`` joins the ``NamespaceStore`` (buckets, keys, versions) to the Coordinator
+(files): it links complete files as object versions, resolves a version to the file record
+whose bytes the download machinery streams, copies and moves keys and whole prefixes as
+metadata (never a chunk read or written: manifests are content-addressed), and asks
+``dfs.api.access`` before every step. Route modules stay thin: parse, call one method here,
+answer. ``who`` is the caller (None: anonymous).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mimetypes
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from dfs.api import access
+from dfs.api.bodies import Principal
+from dfs.api.coordinator import Coordinator
+from dfs.api.namespace_bodies import ObjectFields
+from dfs.errors import BucketExists, BucketNotFound, InvalidRequest, KeyNotFound, Unavailable
+from dfs.ids import new_file_id
+from dfs.meta.base import FILE_PENDING, FileRecord, MetadataStore
+from dfs.meta.namespace import (
+    ACCESS_PRIVATE,
+    ACCESS_SHARED,
+    BucketRecord,
+    NamespaceStore,
+    NewObject,
+    ObjectListing,
+    ObjectVersion,
+    PutResult,
+    SearchQuery,
+    Usage,
+)
+
+PREFIX_PAGE = 500  # keys per listing page while copying, moving or deleting a prefix
+MAX_PREFIX_KEYS = 100_000  # keys one prefix operation may touch
+
+
+def namespace_store(meta: MetadataStore) -> NamespaceStore | None:
+    """The namespace half of a metadata backend: the store itself when it implements the
+    port, else its ``namespace`` attribute; None when the backend has none."""
+    ns: object = getattr(meta, "namespace", meta)
+    return cast(NamespaceStore, ns) if hasattr(ns, "put_object") else None
+
+
+def guess_type(key: str) -> str:
+    return mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A readable version and its bucket (whose tenant owns the version's file)."""
+
+    bucket: BucketRecord
+    version: ObjectVersion
+
+
+class Namespace:
+    def __init__(self, store: NamespaceStore | None, coord: Coordinator) -> None:
+        self._store = store
+        self.coord = coord
+
+    @property
+    def store(self) -> NamespaceStore:
+        if self._store is None:
+            raise Unavailable("this metadata backend has no namespace")
+        return self._store
+
+    # --- buckets ----------------------------------------------------------------------------
+
+    async def bucket(self, name: str) -> BucketRecord:
+        """The bucket ``name``; a missing one answers as one the caller may not see."""
+        try:
+            return await self.store.get_bucket(name)
+        except BucketNotFound:
+            raise access.no_bucket(name) from None
+
+    async def visible_bucket(self, who: Principal | None, name: str) -> BucketRecord:
+        b = await self.bucket(name)
+        access.require_list(who, b)
+        return b
+
+    async def create_bucket(
+        self, who: Principal, name: str, versioning: str | None, bucket_access: str | None
+    ) -> BucketRecord:
+        rec = BucketRecord(name=name, tenant=who.tenant, created_at=self.coord.clock())
+        try:
+            await self.store.create_bucket(rec)
+        except BucketExists:
+            if (await self.store.get_bucket(name)).tenant == who.tenant:
+                raise BucketExists(f"you already own bucket {name!r}") from None
+            raise
+        if versioning is not None or bucket_access is not None:
+            return await self.store.update_bucket(
+                name, who.tenant, versioning=versioning, access=bucket_access
+            )
+        return rec
+
+    async def list_buckets(self, who: Principal) -> list[BucketRecord]:
+        return await self.store.list_buckets(who.tenant, granted=True)
+
+    async def delete_bucket(self, who: Principal, name: str) -> None:
+        access.require_owner(who, await self.bucket(name))
+        await self.store.delete_bucket(name, who.tenant)
+
+    async def update_bucket(
+        self,
+        who: Principal,
+        name: str,
+        *,
+        versioning: str | None,
+        bucket_access: str | None,
+        grants: Sequence[tuple[str, str]] | None,
+    ) -> BucketRecord:
+        access.require_owner(who, await self.bucket(name))
+        if grants is not None and any(t == who.tenant for t, _ in grants):
+            raise InvalidRequest("a bucket's owner needs no grant")
+        return await self.store.update_bucket(
+            name, who.tenant, versioning=versioning, access=bucket_access, grants=grants
+        )
+
+    # --- objects ----------------------------------------------------------------------------
+
+    async def resolve(
+        self, who: Principal | None, bucket: str, key: str, version: str | None
+    ) -> Resolved:
+        """The version ``who`` may read (KeyNotFound alike for refused and missing)."""
+        try:
+            b = await self.bucket(bucket)
+            v = await self.store.get_object(bucket, key, version)
+        except (BucketNotFound, KeyNotFound):
+            raise access.no_key(bucket, key) from None
+        access.require_read(who, b, v)
+        if v.is_delete_marker:  # S3 answers 405 for a marker's version: here as missing
+            raise access.no_key(bucket, key)
+        return Resolved(b, v)
+
+    async def require_writable(self, who: Principal, bucket: str) -> None:
+        """Refuse now, before an upload meant for ``bucket`` reads its body."""
+        access.require_write(who, await self.bucket(bucket))
+
+    async def link(
+        self, who: Principal, bucket: str, key: str, file_id: str, fields: ObjectFields
+    ) -> PutResult:
+        """Make the caller's complete file ``file_id`` ("" for an empty object) the new
+        current version of ``bucket/key``."""
+        b = await self.bucket(bucket)
+        access.require_write(who, b)
+        size, sha256 = 0, ""
+        if file_id:
+            rec = await self._owners_file(who, b, file_id)
+            file_id, size, sha256 = rec.file_id, rec.size, rec.sha256
+        new = NewObject(
+            bucket=bucket,
+            key=key,
+            file_id=file_id,
+            size=size,
+            etag=sha256,
+            sha256=sha256,
+            content_type=fields.content_type or guess_type(key),
+            user_metadata=fields.metadata or (),
+            tags=fields.tags or (),
+            access=fields.access or ACCESS_PRIVATE,
+        )
+        return await self.store.put_object(new, self.coord.clock())
+
+    async def _owners_file(self, who: Principal, b: BucketRecord, file_id: str) -> FileRecord:
+        """The caller's complete file ``file_id`` as a file of the bucket owner's tenant
+        (whose file every version links): itself, or for a read-write grantee a new file
+        record of the owner with the same manifest (committed as any upload is: the chunk
+        references and the owner's chunk set stay exact; no chunk is read or written), as
+        a copy into another tenant's bucket makes one."""
+        rec = await self.coord.get_complete_file(file_id, who.tenant)
+        if b.tenant == who.tenant:
+            return rec
+        meta, now = self.coord.meta, self.coord.clock()
+        manifest = await meta.get_manifest(file_id)
+        clone = dataclasses.replace(
+            rec, file_id=new_file_id(), tenant=b.tenant, state=FILE_PENDING, created_at=now
+        )
+        await meta.create_file(clone, manifest)
+        return await meta.commit_file(clone.file_id, now)
+
+    async def delete(
+        self, who: Principal, bucket: str, key: str, version: str | None
+    ) -> ObjectVersion | None:
+        access.require_write(who, await self.bucket(bucket))
+        return await self.store.delete_object(bucket, key, version, self.coord.clock())
+
+    async def restore(self, who: Principal, bucket: str, key: str, version: str) -> PutResult:
+        access.require_write(who, await self.bucket(bucket))
+        return await self.store.restore_version(bucket, key, version, self.coord.clock())
+
+    async def update_object(
+        self,
+        who: Principal,
+        bucket: str,
+        key: str,
+        version: str | None,
+        fields: ObjectFields,
+        shared_with: Sequence[str] | None,
+    ) -> ObjectVersion:
+        """Tags, access and sharing change in place (tenants named in ``shared_with`` make
+        it ``shared`` unless an access is given); content type or metadata by copying the
+        version over itself (S3's way: a new version in a versioned bucket)."""
+        b = await self.bucket(bucket)
+        if fields.access is not None or shared_with is not None:
+            access.require_owner(who, b)
+        if shared_with and fields.access is None:  # naming tenants shares it with them
+            fields = dataclasses.replace(fields, access=ACCESS_SHARED)
+        access.require_write(who, b)
+        current = await self.store.get_object(bucket, key, version)
+        if fields.content_type is not None or fields.metadata is not None:
+            current = (await self._copy_one(current, bucket, key, fields)).version
+        return await self.store.update_object(
+            bucket,
+            key,
+            current.version_id,
+            tags=fields.tags,
+            access=fields.access,
+            shared_with=shared_with,
+        )
+
+    async def _copy_one(
+        self, src: ObjectVersion, dst_bucket: str, dst_key: str, fields: ObjectFields
+    ) -> PutResult:
+        dst = NewObject(
+            bucket=dst_bucket,
+            key=dst_key,
+            file_id=src.file_id,
+            size=src.size,
+            etag=src.etag,
+            sha256=src.sha256,
+            content_type=fields.content_type or src.content_type,
+            user_metadata=src.user_metadata if fields.metadata is None else fields.metadata,
+            tags=src.tags if fields.tags is None else fields.tags,
+            access=fields.access or ACCESS_PRIVATE,
+        )
+        return await self.store.copy_object(
+            src.bucket, src.key, src.version_id, dst, self.coord.clock()
+        )
+
+    async def _keys_under(self, bucket: str, prefix: str) -> AsyncIterator[ObjectVersion]:
+        token: str | None = None
+        seen = 0
+        while True:
+            page = await self.store.list_objects(
+                bucket, prefix=prefix, token=token, limit=PREFIX_PAGE
+            )
+            for o in page.objects:
+                seen += 1
+                if seen > MAX_PREFIX_KEYS:
+                    raise InvalidRequest(f"more than {MAX_PREFIX_KEYS} keys under {prefix!r}")
+                yield o
+            token = page.next_token
+            if token is None:
+                return
+
+    async def copy(
+        self,
+        who: Principal,
+        src: tuple[str, str],
+        dst: tuple[str, str],
+        *,
+        version: str | None = None,
+        recursive: bool = False,
+        move: bool = False,
+    ) -> list[ObjectVersion]:
+        """Copy (or move) ``src`` to ``dst`` as metadata; with ``recursive`` every key under
+        the prefix ``src`` to the same relative key under ``dst``. The new versions."""
+        src_b = await self.bucket(src[0])
+        access.require_list(who, src_b)
+        if move:
+            access.require_write(who, src_b)
+        access.require_write(who, await self.bucket(dst[0]))
+        if not recursive:
+            one = await self.resolve(who, src[0], src[1], version)
+            return [await self._move_one(who, one.version, dst, move)]
+        if src[0] == dst[0] and dst[1].startswith(src[1]):
+            raise InvalidRequest("cannot copy a prefix into itself")
+        done = []
+        async for o in self._keys_under(src[0], src[1]):
+            target = (dst[0], dst[1] + o.key[len(src[1]) :])
+            done.append(await self._move_one(who, o, target, move))
+        return done
+
+    async def _move_one(
+        self, who: Principal, o: ObjectVersion, dst: tuple[str, str], move: bool
+    ) -> ObjectVersion:
+        made = await self._copy_one(o, dst[0], dst[1], ObjectFields())
+        if move:
+            await self.store.delete_object(o.bucket, o.key, None, self.coord.clock())
+        return made.version
+
+    async def delete_prefix(self, who: Principal, bucket: str, prefix: str) -> int:
+        """Delete every current key under ``prefix`` (markers where versioning is on)."""
+        access.require_write(who, await self.bucket(bucket))
+        keys = [o.key async for o in self._keys_under(bucket, prefix)]
+        for key in keys:
+            await self.store.delete_object(bucket, key, None, self.coord.clock())
+        return len(keys)
+
+    async def listing(
+        self,
+        who: Principal | None,
+        bucket: str,
+        *,
+        prefix: str,
+        delimiter: str,
+        token: str | None,
+        limit: int,
+        versions: bool,
+    ) -> ObjectListing:
+        await self.visible_bucket(who, bucket)
+        lister = self.store.list_versions if versions else self.store.list_objects
+        return await lister(bucket, prefix=prefix, delimiter=delimiter, token=token, limit=limit)
+
+    async def search(
+        self, who: Principal | None, bucket: str, query: SearchQuery, token: str | None, limit: int
+    ) -> ObjectListing:
+        await self.visible_bucket(who, bucket)
+        return await self.store.search_objects(bucket, query, token=token, limit=limit)
+
+    # --- usage ------------------------------------------------------------------------------
+
+    async def usage(self, who: Principal, bucket: str | None, by: str) -> Usage | dict[str, Usage]:
+        """The caller's counters (a bucket of its own, or all): totals, ``by`` "prefix"
+        (a bucket's ``du``) or "type" (per extension)."""
+        if bucket is not None:
+            access.require_owner(who, await self.bucket(bucket))
+        if by == "prefix":
+            if bucket is None:
+                raise InvalidRequest("usage by prefix is per bucket")
+            return await self.store.usage_by_prefix(who.tenant, bucket)
+        if by == "type":
+            return await self.store.usage_by_type(who.tenant, bucket)
+        return await self.store.usage(who.tenant, bucket)

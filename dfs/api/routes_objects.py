@@ -1,0 +1,203 @@
+"""The namespace's object routes: parse HTTP, call ``dfs.api.namespace_service``, answer.
+
+| method | path                          | answer                                           |
+|--------|-------------------------------|--------------------------------------------------|
+| PUT    | /objects/{bucket}/{key}       | link ``{file_id?, content_type?, metadata?, tags?, access?}``: 201 ``{"object", "released_file_id"}`` |
+| GET    | /objects/{bucket}/{key}       | the bytes (``?version=``, Range), verified chunk by chunk; HEAD the headers |
+| DELETE | /objects/{bucket}/{key}       | ``?version=``: ``{"deleted": key, "version": the marker or removed version}`` |
+| GET    | /object-info/{bucket}/{key}   | the version's metadata (``?version=``)           |
+| PATCH  | /object-info/{bucket}/{key}   | ``{version?, tags?, access?, shared_with?, content_type?, metadata?}`` |
+| GET    | /object-url/{bucket}/{key}    | a signed URL for the version (``?version=&ttl=``) |
+| POST   | /objects-copy                 | ``{src_bucket, src_key, dst_bucket, dst_key, version?, recursive?, move?}``: metadata only |
+| POST   | /objects-restore              | ``{bucket, key, version}``: a copy of that version becomes current |
+
+Object bytes served here are user content: ``Content-Disposition: attachment``, nosniff and
+the sandbox CSP always (``dfs.api.user_content``). Reads without a token are allowed for
+public-read buckets and objects only; everything refused answers 404 as missing keys do.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dfs import protocol
+from dfs.api.context import COORDINATOR, NAMESPACE, caller, principal
+from dfs.api.file_stream import disposition, stream_file
+from dfs.api.ingest import download_cap
+from dfs.api.namespace_bodies import (
+    ObjectFields,
+    object_body,
+    parse_bucket_name,
+    parse_key,
+    parse_tenants,
+)
+from dfs.api.namespace_service import Resolved
+from dfs.errors import InvalidRequest
+from dfs.ids import parse_file_id
+from dfs.meta.namespace import ObjectVersion
+from dfs.server import read_json
+
+MAX_URL_TTL = 7 * 24 * 3600  # S3's longest presigned URL (the cluster's cap_ttl may be less)
+DEFAULT_URL_TTL = 15 * 60
+
+
+def _target(request: web.Request) -> tuple[str, str]:
+    return parse_bucket_name(request.match_info["bucket"]), parse_key(request.match_info["key"])
+
+
+def _version(request: web.Request) -> str | None:
+    return request.query.get("version") or None
+
+
+def _headers(v: ObjectVersion) -> dict[str, str]:
+    headers = {
+        "ETag": f'"{v.etag}"',
+        "X-Dfs-Version-Id": v.version_id,
+        "X-Dfs-File-Id": v.file_id,
+    }
+    headers.update({f"X-Dfs-Meta-{k}": val for k, val in v.user_metadata if val.isprintable()})
+    return headers
+
+
+async def put_object(request: web.Request) -> web.Response:
+    bucket, key = _target(request)
+    body = await read_json(request, protocol.MAX_JSON_BODY)
+    file_id = "" if body.get("file_id") in (None, "") else parse_file_id(body["file_id"])
+    done = await request.app[NAMESPACE].link(
+        principal(request), bucket, key, file_id, ObjectFields.parse(body)
+    )
+    answer = {"object": object_body(done.version), "released_file_id": done.released_file_id}
+    return web.json_response(answer, status=201)
+
+
+async def _empty(request: web.Request, r: Resolved) -> web.StreamResponse:
+    resp = web.Response(body=b"", content_type="application/octet-stream")
+    resp.headers.update(_headers(r.version))
+    resp.headers["Content-Disposition"] = disposition(r.version.key.rstrip("/") or "empty")
+    return resp
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    bucket, key = _target(request)
+    r = await request.app[NAMESPACE].resolve(caller(request), bucket, key, _version(request))
+    if not r.version.file_id:
+        return await _empty(request, r)
+    coord = request.app[COORDINATOR]
+    rec = await coord.get_complete_file(r.version.file_id, r.bucket.tenant)
+    return await stream_file(
+        request,
+        coord,
+        rec,
+        name=key,
+        content_type=r.version.content_type,
+        extra=_headers(r.version),
+    )
+
+
+async def delete_object(request: web.Request) -> web.Response:
+    bucket, key = _target(request)
+    gone = await request.app[NAMESPACE].delete(principal(request), bucket, key, _version(request))
+    return web.json_response({"deleted": key, "version": object_body(gone) if gone else None})
+
+
+async def object_info(request: web.Request) -> web.Response:
+    bucket, key = _target(request)
+    r = await request.app[NAMESPACE].resolve(caller(request), bucket, key, _version(request))
+    return web.json_response(object_body(r.version))
+
+
+async def update_object(request: web.Request) -> web.Response:
+    bucket, key = _target(request)
+    body = await read_json(request, protocol.MAX_JSON_BODY)
+    version = body.get("version")
+    if version is not None and not isinstance(version, str):
+        raise InvalidRequest("version must be a string")
+    shared = None if body.get("shared_with") is None else parse_tenants(body["shared_with"])
+    v = await request.app[NAMESPACE].update_object(
+        principal(request), bucket, key, version or None, ObjectFields.parse(body), shared
+    )
+    return web.json_response(object_body(v))
+
+
+def _ttl(request: web.Request, cap: int) -> int:
+    raw = request.query.get("ttl", str(min(DEFAULT_URL_TTL, cap)))
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= cap:
+        raise InvalidRequest(f"ttl must be an integer number of seconds in [1, {cap}]")
+    return int(raw)
+
+
+async def object_url(request: web.Request) -> web.Response:
+    """A signed URL for one version: the seed's ``/signed-download/{file_id}`` of the file
+    that version links, signed for the bucket owner's tenant (whose file it is)."""
+    bucket, key = _target(request)
+    r = await request.app[NAMESPACE].resolve(principal(request), bucket, key, _version(request))
+    if not r.version.file_id:
+        raise InvalidRequest("an empty object has no bytes to sign a URL for")
+    coord = request.app[COORDINATOR]
+    ttl = _ttl(request, min(MAX_URL_TTL, max(int(coord.cfg.cap_ttl), 1)))
+    sig = download_cap(coord, r.version.file_id, r.bucket.tenant, ttl)
+    url = request.app.router["signed-download"].url_for(file_id=r.version.file_id)
+    url = url.with_query({"tenant": r.bucket.tenant, "sig": sig})
+    base = coord.cfg.public_url or str(request.url.origin())
+    return web.json_response(
+        {
+            "download_url": f"{base}{url}",
+            "bucket": bucket,
+            "key": key,
+            "version_id": r.version.version_id,
+            "size": r.version.size,
+            "expires_at": int(sig.partition(".")[0]),
+        }
+    )
+
+
+def _flag(body: dict[str, object], field: str) -> bool:
+    value = body.get(field, False)
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{field} must be true or false")
+    return value
+
+
+async def copy_objects(request: web.Request) -> web.Response:
+    body = await read_json(request, protocol.MAX_JSON_BODY)
+    recursive = _flag(body, "recursive")
+    src = (parse_bucket_name(body.get("src_bucket")), body.get("src_key") or "")
+    dst = (parse_bucket_name(body.get("dst_bucket")), body.get("dst_key") or "")
+    if not recursive or src[1]:
+        src = (src[0], parse_key(src[1], "src_key"))
+    if not recursive or dst[1]:
+        dst = (dst[0], parse_key(dst[1], "dst_key"))
+    version = body.get("version")
+    if version is not None and not isinstance(version, str):
+        raise InvalidRequest("version must be a string")
+    made = await request.app[NAMESPACE].copy(
+        principal(request),
+        src,
+        dst,
+        version=version or None,
+        recursive=recursive,
+        move=_flag(body, "move"),
+    )
+    return web.json_response({"objects": [object_body(v) for v in made]})
+
+
+async def restore_object(request: web.Request) -> web.Response:
+    body = await read_json(request, protocol.MAX_JSON_BODY)
+    bucket, key = parse_bucket_name(body.get("bucket")), parse_key(body.get("key"))
+    version = body.get("version")
+    if not isinstance(version, str) or not version:
+        raise InvalidRequest("version is required")
+    done = await request.app[NAMESPACE].restore(principal(request), bucket, key, version)
+    return web.json_response({"object": object_body(done.version)})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_put(protocol.OBJECT, put_object)
+    r.add_get(protocol.OBJECT, get_object)  # also HEAD
+    r.add_delete(protocol.OBJECT, delete_object)
+    r.add_get(protocol.OBJECT_INFO, object_info)
+    r.add_patch(protocol.OBJECT_INFO, update_object)
+    r.add_get(protocol.OBJECT_URL, object_url)
+    r.add_post(protocol.OBJECTS_COPY, copy_objects)
+    r.add_post(protocol.OBJECTS_RESTORE, restore_object)

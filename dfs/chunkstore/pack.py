@@ -1,0 +1,266 @@
+"""``PackChunkStore``: what storage nodes run; small chunks in pack files, large ones as files.
+
+A chunk smaller than ``threshold`` bytes is appended to a pack file (``dfs.chunkstore.packs``:
+one write and one fsync per batch, records with a versioned header, torn tails dropped on
+open, compaction of packs with dead records); a larger one is a file of its own in the
+``FsChunkStore`` layout (``dfs.chunkstore.fs``), where its size makes the per-file cost small.
+The threshold was chosen by measurement (``bench/pack_threshold.py``, figures in
+``docs/ARCHITECTURE.md``); 0 stores every new chunk as a file (packs already written are
+still read).
+
+On-disk layout under the node's data directory:
+
+| path                              | what                                                  |
+|-----------------------------------|-------------------------------------------------------|
+| ``chunks/ab/cd/<sha256>``         | a large chunk (``FsChunkStore``)                       |
+| ``chunks/packs/pack-<seq>.pack``  | small chunks' records and tombstones, append-only      |
+| ``chunks/.disk-id``               | the disk identity (``dfs.node.disk_identity``)          |
+| ``quarantine/<sha256>.<time>``    | a copy (file or record payload) that failed verification |
+
+Packs live inside ``chunks/`` so that wiping that folder takes them along with the disk
+identity. This class owns the whole-store rules over both halves: one capacity (a batch is
+reserved whole: it fits or none of it is stored), every hash of a batch checked before any of
+it is stored, and a chunk held by one half under an older threshold moved to the other when
+it is written again (held and counted once). ``scrub`` verifies both halves at the given
+rate, then compacts packs whose dead fraction is high.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import os
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dfs.chunkstore.base import Buffer, ChunkStore, verify_at_rate
+from dfs.chunkstore.fs import FsChunkStore
+from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSet
+from dfs.config import DEFAULT_PACK_THRESHOLD
+from dfs.errors import InsufficientStorage, IntegrityError
+from dfs.ids import ChunkId, sha256_hex
+
+
+class PackChunkStore:
+    """ChunkStore over pack files and single files; see the module docstring."""
+
+    def __init__(
+        self,
+        root: Path,
+        capacity_bytes: int | None = None,
+        *,
+        threshold: int = DEFAULT_PACK_THRESHOLD,
+        max_pack: int = DEFAULT_MAX_PACK,
+    ) -> None:
+        self._root = root
+        self._files = FsChunkStore(root)
+        self._packs = PackSet(root / "chunks" / "packs", root / "quarantine", max_pack)
+        self._threshold = threshold
+        self._capacity = capacity_bytes
+        self._reserved = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        root: Path,
+        capacity_bytes: int | None = None,
+        *,
+        threshold: int = DEFAULT_PACK_THRESHOLD,
+        max_pack: int = DEFAULT_MAX_PACK,
+    ) -> PackChunkStore:
+        store = cls(root, capacity_bytes, threshold=threshold, max_pack=max_pack)
+        store._files = await FsChunkStore.open(root)
+        await asyncio.to_thread(store._packs.load)
+        if store._packs.chunk_count and store._files.chunk_count:
+            # a crash while a chunk moved between halves (the threshold changed): keep the
+            # pack's copy, so it is held and counted once
+            files = [c async for c in store._files.iter_ids()]
+            for chunk_id in store._packs.held(files):
+                await store._files.delete(chunk_id)
+        return store
+
+    @property
+    def files(self) -> FsChunkStore:
+        """The large-chunk half (tests and tools)."""
+        return self._files
+
+    @property
+    def packs(self) -> PackSet:
+        """The small-chunk half (tests and tools)."""
+        return self._packs
+
+    @property
+    def threshold(self) -> int:
+        return self._threshold
+
+    @property
+    def used_bytes(self) -> int:
+        return self._files.used_bytes + self._packs.used_bytes
+
+    @property
+    def chunk_count(self) -> int:
+        return self._files.chunk_count + self._packs.chunk_count
+
+    @property
+    def capacity_bytes(self) -> int:
+        if self._capacity is not None:
+            return self._capacity
+        return self.used_bytes + shutil.disk_usage(self._root).free
+
+    async def close(self) -> None:
+        """Close the active pack (after any append in flight); the store takes no writes
+        after this."""
+        await asyncio.to_thread(self._packs.close)
+
+    # --- writes ---------------------------------------------------------------------------
+
+    async def put(self, chunk_id: ChunkId, data: Buffer) -> bool:
+        [new] = await self.put_many([(chunk_id, data)])
+        return new
+
+    async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
+        """Check every hash, reserve the whole batch's bytes, then store the small chunks in
+        one pack append and the large ones as files; one bool per item (True: not held)."""
+        await asyncio.to_thread(self._verify_all, items)
+        need = sum(len(d) for _, d in items)
+        with self._lock:
+            if (
+                self._capacity is not None
+                and self.used_bytes + self._reserved + need > self._capacity
+            ):
+                raise InsufficientStorage(
+                    f"node is full: {self.used_bytes} of {self._capacity} bytes used"
+                    f" ({self._reserved} being written), the write needs {need}"
+                )
+            self._reserved += need
+        try:
+            return await self._store(items)
+        finally:
+            with self._lock:
+                self._reserved -= need
+
+    def _verify_all(self, items: Sequence[tuple[ChunkId, Buffer]]) -> None:
+        for chunk_id, data in items:
+            self._files.path_of(chunk_id)  # InvalidRequest unless 64 lowercase hex
+            if sha256_hex(data) != chunk_id:
+                raise IntegrityError(f"body does not hash to chunk {chunk_id}")
+
+    async def _store(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
+        out = [False] * len(items)
+        small = [i for i, (_, d) in enumerate(items) if len(d) < self._threshold]
+        large = [i for i, (_, d) in enumerate(items) if len(d) >= self._threshold]
+        if small:
+            batch = [items[i] for i in small]
+            as_files = await self._files.has(c for c, _ in batch)
+            stored = await asyncio.to_thread(self._packs.append, batch)
+            for i, new in zip(small, stored, strict=True):
+                out[i] = new and items[i][0] not in as_files
+            for chunk_id in as_files:
+                await self._files.delete(chunk_id)
+        if large:
+            batch = [items[i] for i in large]
+            in_packs = self._packs.held([c for c, _ in batch])
+            stored = await self._files.put_many(batch, verified=True)
+            for i, new in zip(large, stored, strict=True):
+                out[i] = new and items[i][0] not in in_packs
+            for chunk_id in in_packs:
+                await asyncio.to_thread(self._packs.remove, chunk_id)
+        return out
+
+    async def delete(self, chunk_id: ChunkId) -> None:
+        self._files.path_of(chunk_id)
+        await asyncio.to_thread(self._packs.remove, chunk_id)
+        await self._files.delete(chunk_id)
+
+    async def delete_if_idle(self, chunk_id: ChunkId, min_age: float) -> bool:
+        self._files.path_of(chunk_id)
+        if self._packs.lookup(chunk_id) is not None:
+            return await asyncio.to_thread(self._packs.remove, chunk_id, min_age)
+        return await self._files.delete_if_idle(chunk_id, min_age)
+
+    async def compact(self, fraction: float = COMPACT_DEAD_FRACTION) -> int:
+        """Rewrite packs whose dead fraction is at least ``fraction``; packs removed."""
+        return await asyncio.to_thread(self._packs.compact, fraction)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, chunk_id: ChunkId) -> bytes:
+        self._files.path_of(chunk_id)
+        if self._packs.lookup(chunk_id) is not None:
+            data = await asyncio.to_thread(self._packs.read, chunk_id)
+            if data is not None:
+                return data
+        return await self._files.get(chunk_id)
+
+    async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
+        ids = list(chunk_ids)
+        for chunk_id in ids:
+            self._files.path_of(chunk_id)
+        packed = self._packs.held(ids)
+        return packed | await self._files.has(c for c in ids if c not in packed)
+
+    async def quarantined(self) -> list[ChunkId]:
+        """Ids with a quarantined copy (file or record) and no good copy here now."""
+        no_file = await self._files.quarantined()
+        packed = self._packs.held(no_file)
+        return [c for c in no_file if c not in packed]
+
+    async def scrub(self, rate_bytes: float) -> tuple[int, int]:
+        """Verify the packed chunks, then the files (re-counting them), at ``rate_bytes``
+        per second; then compact packs with many dead records. (verified, quarantined)."""
+
+        async def packed() -> AsyncIterator[ChunkId]:
+            for chunk_id in self._packs.ids():
+                yield chunk_id
+
+        await asyncio.to_thread(self._packs.forget_missing)
+        checked, bad = await verify_at_rate(packed(), self.get, rate_bytes)
+        more, worse = await self._files.scrub(rate_bytes)
+        await self.compact()
+        return checked + more, bad + worse
+
+    async def list_chunks(self, after: str, limit: int) -> list[tuple[ChunkId, float]]:
+        """Both halves' pages merged in id order (a chunk in both is listed once)."""
+        ids = self._packs.sorted_ids()
+        start = bisect.bisect_right(ids, after)
+        now = time.time()
+        page: dict[ChunkId, float] = {}
+        for chunk_id in ids[start : start + limit]:
+            loc = self._packs.lookup(chunk_id)
+            if loc is not None:
+                page[chunk_id] = max(now - loc.written, 0.0)
+        for chunk_id, age in await self._files.list_chunks(after, limit):
+            page.setdefault(chunk_id, age)
+        return sorted(page.items())[:limit]
+
+    async def iter_ids(self) -> AsyncIterator[ChunkId]:
+        packed = self._packs.ids()
+        for chunk_id in packed:
+            yield chunk_id
+        seen = set(packed)
+        async for chunk_id in self._files.iter_ids():
+            if chunk_id not in seen:
+                yield chunk_id
+
+    async def check_writable(self) -> None:
+        """Create, fsync and remove a small file beside the packs (OSError if it can't)."""
+        await asyncio.to_thread(self._probe_write)
+
+    def _probe_write(self) -> None:
+        path = self._packs.directory / f".readyz-{os.getpid()}-{threading.get_ident()}.tmp"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"ok")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+
+
+if TYPE_CHECKING:
+    _: type[ChunkStore] = PackChunkStore

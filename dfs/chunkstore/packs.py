@@ -1,0 +1,569 @@
+"""``PackSet``: small chunks appended to pack files, one write and one fsync per batch.
+
+The small-chunk half of ``PackChunkStore`` (``dfs.chunkstore.pack``), on a directory of
+``pack-<seq>.pack`` files. Each pack is a sequence of records (``dfs.chunkstore.record``):
+chunks, and tombstones that name a record (pack, offset) as dead. Only the newest pack (the
+active one) is appended to; one ``write`` of every record of a batch and one ``fsync`` make
+the batch durable before any of it is visible. A pack is never written again once a newer one
+is active, except that compaction deletes it whole. Batches queued while one is being
+written are committed together (group commit), so concurrent single-chunk writes share
+fsyncs too. A pack that stops taking appends is sealed: its index file
+(``dfs.chunkstore.packindex``) is written.
+
+What is stored is rebuilt on open from the sealed packs' index files and by reading the
+others in order: a record is the chunk's copy unless a tombstone names it or a later record
+of the same chunk exists (that one is then tombstoned, so no later delete revives it). A torn
+tail (a crash mid-append) fails its length or CRC check: it is cut off the file and never
+indexed, so never served; a record in the middle whose payload does not check is rot:
+quarantined and tombstoned. Each open starts a fresh active pack.
+
+A put of a chunk already held appends a fresh record and a tombstone for the old one in the
+same write (the same durable work as a new write; the copy held is the bytes just verified,
+and its age restarts). A delete appends a tombstone. Compaction copies the live records of a
+pack with a high dead fraction (verified on the way) into the active pack, then deletes it;
+it holds the append lock from choosing what is live to publishing the new places, so a put
+or delete of a chunk being moved waits and then sees the moved copy: nothing re-referenced
+is lost, nothing deleted comes back. Tombstones are carried along while the pack they name
+still exists.
+
+Two locks: ``_append`` serializes every change (appends, tombstones, compaction); ``_lock``
+guards the in-memory index and counters for the short moments they change or are read.
+Everything here is blocking and runs on worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dfs.chunkstore import packindex, record
+from dfs.chunkstore.record import HEADER_SIZE, KIND_TOMBSTONE, Header
+from dfs.config import DEFAULT_PACK_SIZE
+from dfs.errors import ChunkNotFound, InsufficientStorage
+from dfs.fsutil import fsync_dir
+from dfs.ids import ChunkId, sha256_hex
+
+DEFAULT_MAX_PACK = DEFAULT_PACK_SIZE
+"""A pack stops taking appends past this size (a batch may overshoot it once)."""
+COMPACT_DEAD_FRACTION = 0.5
+"""Compaction rewrites a pack once at least this fraction of its bytes is dead."""
+_PREFIX, _SUFFIX = "pack-", ".pack"
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(slots=True)
+class Loc:
+    """Where a chunk's live record is: pack, offset of its header, payload bytes, age."""
+
+    pack: int
+    offset: int
+    length: int
+    written: float
+
+
+@dataclass
+class Tomb:
+    """A tombstone in a pack: it kills the record of ``chunk_id`` at (target, target_offset)."""
+
+    chunk_id: ChunkId
+    target: int
+    target_offset: int
+    written: float
+
+
+@dataclass
+class _Batch:
+    """One caller's chunks waiting for a group commit, then its answers or error."""
+
+    items: Sequence[tuple[ChunkId, Buffer]]
+    result: list[bool] | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class Pack:
+    seq: int
+    path: Path
+    size: int
+    ids: set[ChunkId] = field(default_factory=set)  # chunks whose live record is here
+    live: int = 0  # bytes of those records
+    tombs: list[Tomb] = field(default_factory=list)
+
+
+def pack_name(seq: int) -> str:
+    return f"{_PREFIX}{seq:08d}{_SUFFIX}"
+
+
+def _pack_seq(name: str) -> int | None:
+    digits = name[len(_PREFIX) : -len(_SUFFIX)]
+    ok = name.startswith(_PREFIX) and name.endswith(_SUFFIX) and digits.isdigit()
+    return int(digits) if ok else None
+
+
+class PackSet:
+    """Small chunks in pack files under ``directory``; see the module docstring."""
+
+    def __init__(self, directory: Path, quarantine: Path, max_pack: int = DEFAULT_MAX_PACK):
+        self._dir = directory
+        self._quarantine = quarantine
+        self._max_pack = max_pack
+        self._index: dict[ChunkId, Loc] = {}
+        self._packs: dict[int, Pack] = {}
+        self._active: Pack | None = None
+        self._fd = -1
+        self._used = 0
+        self._sorted: list[ChunkId] | None = None
+        self._queue: list[_Batch] = []  # batches waiting for the next group commit
+        self._append = threading.Lock()
+        self._lock = threading.Lock()
+        self._compacting = threading.Lock()
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self._index)
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    def lookup(self, chunk_id: ChunkId) -> Loc | None:
+        with self._lock:
+            return self._index.get(chunk_id)
+
+    def held(self, chunk_ids: Sequence[ChunkId]) -> set[ChunkId]:
+        with self._lock:
+            return {c for c in chunk_ids if c in self._index}
+
+    def ids(self) -> list[ChunkId]:
+        with self._lock:
+            return list(self._index)
+
+    def sorted_ids(self) -> list[ChunkId]:
+        """Every held id, ascending (cached until the set of ids changes)."""
+        with self._lock:
+            if self._sorted is None:
+                self._sorted = sorted(self._index)
+            return self._sorted
+
+    def path(self, seq: int) -> Path:
+        return self._dir / pack_name(seq)
+
+    def _set(self, chunk_id: ChunkId, loc: Loc) -> Loc | None:
+        """Make ``loc`` the chunk's live record (under ``_lock``); returns the one it replaced."""
+        old = self._index.get(chunk_id)
+        if old is None:
+            self._sorted = None  # a new id: the sorted listing changes
+        else:
+            self._account(chunk_id, old, -1)
+        self._index[chunk_id] = loc
+        self._account(chunk_id, loc, +1)
+        return old
+
+    def _drop(self, chunk_id: ChunkId) -> Loc | None:
+        """Forget the chunk's live record (under ``_lock``); returns it."""
+        loc = self._index.pop(chunk_id, None)
+        if loc is not None:
+            self._account(chunk_id, loc, -1)
+            self._sorted = None
+        return loc
+
+    def _account(self, chunk_id: ChunkId, loc: Loc, sign: int) -> None:
+        """Count a live record in (+1) or out (-1) of its pack and the store's bytes."""
+        pack = self._packs[loc.pack]
+        if sign > 0:
+            pack.ids.add(chunk_id)
+        else:
+            pack.ids.discard(chunk_id)
+        pack.live += sign * (HEADER_SIZE + loc.length)
+        self._used += sign * loc.length
+
+    # --- open -----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Rebuild the index from the packs (dropping torn tails), then start an active pack.
+        Rot found in the middle of a pack is quarantined and tombstoned; so is a record a
+        later one of the same chunk superseded without a tombstone (a crash inside a
+        compaction), which a later delete would otherwise bring back."""
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._quarantine.mkdir(parents=True, exist_ok=True)
+        seqs = sorted(s for s in map(_pack_seq, os.listdir(self._dir)) if s is not None)
+        killed: set[tuple[int, int]] = set()
+        chunks: list[tuple[int, int, Header]] = []
+        rotten: list[tuple[int, int, ChunkId, bytes]] = []
+        for seq in seqs:
+            rotten += self._load_pack(seq, killed, chunks)
+        now = time.time()
+        dead: list[Tomb] = []
+        with self._lock:
+            for seq, off, head in chunks:
+                if (seq, off) not in killed:  # a later record of the same chunk wins
+                    loc = Loc(seq, off, head.length, head.written_ms / 1000)
+                    old = self._set(head.chunk_id, loc)
+                    if old is not None:
+                        dead.append(Tomb(head.chunk_id, old.pack, old.offset, now))
+        self._start_pack(max(seqs, default=0) + 1)
+        fresh = [r for r in rotten if (r[0], r[1]) not in killed]
+        for _seq, _off, chunk_id, payload in fresh:
+            self._write_quarantine(chunk_id, payload)
+        dead += [Tomb(c, s, o, now) for s, o, c, _ in fresh]
+        if dead:
+            self._append_tombs(dead)
+
+    def _load_pack(
+        self, seq: int, killed: set[tuple[int, int]], chunks: list[tuple[int, int, Header]]
+    ) -> list[tuple[int, int, ChunkId, bytes]]:
+        """Index one pack from its index file, or else by reading it (``_scan_pack``): note
+        its chunk records (into ``chunks``) and what its tombstones kill (into ``killed``);
+        returns the records whose payload failed its CRC as (pack, offset, id, payload)."""
+        path = self.path(seq)
+        entries = packindex.read(path, path.stat().st_size)
+        rotten: list[tuple[int, int, ChunkId, bytes]] = []
+        if entries is None:
+            entries, rotten = self._scan_pack(seq)
+        pack = Pack(seq, path, path.stat().st_size)
+        self._packs[seq] = pack
+        bad = {(s, o) for s, o, _, _ in rotten}
+        for e in entries:
+            head = e.header
+            if head.kind == KIND_TOMBSTONE:
+                killed.add(e.target)
+                written = head.written_ms / 1000
+                pack.tombs.append(Tomb(head.chunk_id, *e.target, written))
+            elif (seq, e.offset) not in bad:
+                chunks.append((seq, e.offset, head))
+        return rotten
+
+    def _scan_pack(
+        self, seq: int
+    ) -> tuple[list[packindex.Entry], list[tuple[int, int, ChunkId, bytes]]]:
+        """Read a whole pack: cut a torn tail off the file, then write its index (every
+        record with a good header, rotten payloads included: their tombstones follow).
+        Returns the entries and the rotten chunk records as (pack, offset, id, payload)."""
+        path = self.path(seq)
+        data = path.read_bytes()
+        found = record.scan(data)
+        if found.end < len(data):
+            with open(path, "r+b") as f:
+                f.truncate(found.end)
+                os.fsync(f.fileno())
+        entries = []
+        rot = {off for off, _ in found.rotten}
+        for off, head in sorted(found.records + found.rotten, key=lambda r: r[0]):
+            target = (0, 0)
+            if head.kind == KIND_TOMBSTONE and off not in rot:
+                payload = data[off + HEADER_SIZE : off + head.record_length]
+                target = record.tombstone_target(payload)
+            entries.append(packindex.Entry(off, head, target))
+        packindex.write(path, found.end, entries)
+        rotten = [
+            (seq, off, h.chunk_id, data[off + HEADER_SIZE : off + h.record_length])
+            for off, h in found.rotten
+            if h.kind != KIND_TOMBSTONE
+        ]
+        return entries, rotten
+
+    def _start_pack(self, seq: int) -> None:
+        """Create pack ``seq`` and make it the one appended to; the one that was active is
+        sealed (its index written)."""
+        if self._active is not None and self._active.path.exists():
+            self._scan_pack(self._active.seq)
+        path = self.path(seq)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fsync_dir(self._dir)
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = fd
+        pack = Pack(seq, path, 0)
+        with self._lock:
+            self._packs[seq] = pack
+            self._active = pack
+
+    def close(self) -> None:
+        """Seal the active pack (write its index, so a clean restart reads no pack) and
+        close it; no append is taken after this."""
+        with self._append:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+                if self._active is not None:
+                    with contextlib.suppress(OSError):  # then the next open reads it whole
+                        self._scan_pack(self._active.seq)
+
+    def forget_missing(self) -> int:
+        """Forget the chunks of packs whose files are gone (the chunk folder was wiped while
+        the node ran), so they are neither listed nor counted; a new active pack is started
+        if its own is gone. Returns how many packs were forgotten."""
+        with self._append:
+            return self._forget_missing()
+
+    def _forget_missing(self) -> int:
+        with self._lock:
+            gone = [p for p in self._packs.values() if not p.path.exists()]
+            for pack in gone:
+                for chunk_id in list(pack.ids):
+                    self._drop(chunk_id)
+                del self._packs[pack.seq]
+        active = self._active
+        if active is not None and self._fd >= 0 and any(p is active for p in gone):
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._start_pack(active.seq + 1)
+        return len(gone)
+
+    # --- appends --------------------------------------------------------------------------
+
+    def _write(self, buf: bytes) -> Pack:
+        """Append ``buf`` to the active pack (a new one first if it is full) and fsync it;
+        under ``_append``. Returns the pack written; ``buf`` starts at its old size. A failed
+        write is cut off again, so the pack never holds a half-written batch we know of."""
+        if self._fd < 0:
+            raise OSError(errno.EBADF, "the pack store is closed")
+        if os.fstat(self._fd).st_nlink == 0:  # the folder was wiped under us
+            self._forget_missing()
+        active = self._active
+        assert active is not None
+        if active.size >= self._max_pack:
+            self._start_pack(active.seq + 1)
+            active = self._active
+            assert active is not None
+        view = memoryview(buf)
+        try:
+            done = 0
+            while done < len(view):
+                done += os.write(self._fd, view[done:])
+            os.fsync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, active.size)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(f"node disk is full: {exc.strerror}") from None
+            raise
+        return active
+
+    def _append_tombs(self, tombs: Sequence[Tomb]) -> None:
+        """Append tombstones in one durable write (under ``_append``)."""
+        buf = b"".join(
+            record.tombstone_record(t.chunk_id, t.target, t.target_offset, t.written) for t in tombs
+        )
+        pack = self._write(buf)
+        with self._lock:
+            pack.size += len(buf)
+            pack.tombs.extend(tombs)
+
+    def append(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
+        """Store verified chunks durably: a fresh record for each, and a tombstone for any
+        record each replaces; True per chunk that was not held. Concurrent callers commit
+        together (group commit): whoever takes the append lock first writes every batch
+        queued by then in one write and one fsync; the others find theirs done."""
+        batch = _Batch(items)
+        with self._lock:
+            self._queue.append(batch)
+        with self._append:
+            if batch.result is None and batch.error is None:
+                with self._lock:
+                    group, self._queue = self._queue, []
+                self._commit(group)
+        if batch.error is not None:
+            raise batch.error
+        assert batch.result is not None
+        return batch.result
+
+    def _commit(self, group: list[_Batch]) -> None:
+        """Write the batches of ``group`` in one write and one fsync (under ``_append``) and
+        hand each its answers, or the error."""
+        try:
+            new = self._append_records([item for b in group for item in b.items])
+        except Exception as exc:
+            for b in group:
+                b.error = exc
+            return
+        start = 0
+        for b in group:
+            b.result = new[start : start + len(b.items)]
+            start += len(b.items)
+
+    def _append_records(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
+        """One record per distinct chunk (a chunk sent twice at once is written once: a
+        second record would outlive a later delete), tombstones for the records replaced."""
+        now = time.time()
+        with self._lock:
+            held = {c: self._index.get(c) for c, _ in items}
+        parts: list[bytes] = []
+        placed: dict[ChunkId, tuple[int, int]] = {}
+        tombs = [Tomb(c, old.pack, old.offset, now) for c, old in held.items() if old is not None]
+        pos = 0
+        for chunk_id, data in items:
+            if chunk_id not in placed:
+                parts.append(record.chunk_record(chunk_id, data, now))
+                placed[chunk_id] = (pos, len(data))
+                pos += len(parts[-1])
+        for t in tombs:
+            parts.append(record.tombstone_record(t.chunk_id, t.target, t.target_offset, now))
+        buf = b"".join(parts)
+        pack = self._write(buf)
+        base = pack.size
+        with self._lock:
+            pack.size += len(buf)
+            pack.tombs.extend(tombs)
+            for cid, (rel, size) in placed.items():
+                self._set(cid, Loc(pack.seq, base + rel, size, now))
+        first = {c: i for i, (c, _) in reversed(list(enumerate(items)))}
+        return [held[c] is None and first[c] == i for i, (c, _) in enumerate(items)]
+
+    def remove(self, chunk_id: ChunkId, min_age: float = 0.0, at: Loc | None = None) -> bool:
+        """Delete the chunk's record with a durable tombstone, unless it was written in the
+        last ``min_age`` seconds (or, given ``at``, unless its record is no longer that one).
+        True if it was deleted."""
+        with self._append:
+            with self._lock:
+                loc = self._index.get(chunk_id)
+                if loc is None or (at is not None and loc != at):
+                    return False
+                if time.time() - loc.written < min_age:
+                    return False
+                self._drop(chunk_id)
+            try:
+                self._append_tombs([Tomb(chunk_id, loc.pack, loc.offset, time.time())])
+            except BaseException:
+                with self._lock:
+                    if chunk_id not in self._index:
+                        self._set(chunk_id, loc)  # not durable: still held after a restart
+                raise
+            return True
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def read(self, chunk_id: ChunkId) -> bytes | None:
+        """The chunk's verified bytes, None if no record of it is here; a record that fails
+        verification is quarantined (ChunkNotFound)."""
+        for _ in range(8):  # a compaction may move the record between lookup and open
+            loc = self.lookup(chunk_id)
+            if loc is None:
+                break
+            try:
+                with open(self.path(loc.pack), "rb", buffering=0) as f:
+                    raw = os.pread(f.fileno(), HEADER_SIZE + loc.length, loc.offset)
+            except FileNotFoundError:
+                continue
+            head = record.decode_header(raw, 0)
+            payload = raw[HEADER_SIZE:]
+            if head is not None and head.chunk_id == chunk_id and not head.readable:
+                raise ChunkNotFound(f"chunk {chunk_id} is stored in an encoding this node lacks")
+            if head is not None and head.chunk_id == chunk_id and sha256_hex(payload) == chunk_id:
+                return payload
+            self._write_quarantine(chunk_id, payload)
+            self.remove(chunk_id, at=loc)
+            raise ChunkNotFound(f"chunk {chunk_id} failed verification and was quarantined")
+        return None
+
+    def _write_quarantine(self, chunk_id: ChunkId, payload: bytes) -> None:
+        """Keep a bad record's bytes for inspection (``quarantine/<id>.<time>``)."""
+        dest = self._quarantine / f"{chunk_id}.{int(time.time())}"
+        with contextlib.suppress(OSError):
+            dest.write_bytes(payload)
+
+    # --- compaction -----------------------------------------------------------------------
+
+    def candidates(self, fraction: float = COMPACT_DEAD_FRACTION) -> list[int]:
+        """Packs (not the active one) whose dead bytes are at least ``fraction`` of the file."""
+        with self._lock:
+            active = self._active.seq if self._active is not None else -1
+            out = []
+            for seq, pack in sorted(self._packs.items()):
+                live = pack.live + sum(
+                    record.HEADER_SIZE + record.TOMBSTONE_LENGTH
+                    for t in pack.tombs
+                    if t.target in self._packs and t.target != seq
+                )
+                if seq != active and pack.size - live >= fraction * pack.size:
+                    out.append(seq)
+            return out
+
+    def compact(self, fraction: float = COMPACT_DEAD_FRACTION) -> int:
+        """Rewrite every pack whose dead fraction is at least ``fraction``; returns how many
+        packs were removed."""
+        done = 0
+        with self._compacting:  # the periodic compaction and a scrub's may overlap
+            for seq in self.candidates(fraction):
+                data, good = self._prepare(seq)
+                done += self._move(seq, data, good)
+        return done
+
+    def _prepare(self, seq: int) -> tuple[bytes, set[tuple[ChunkId, int]]]:
+        """Read a pack to compact and verify the records live in it now (before taking the
+        append lock: the pack is immutable). Returns its bytes and the good (id, offset)s."""
+        with self._lock:
+            pack = self._packs.get(seq)
+            live = [(c, self._index[c]) for c in pack.ids] if pack is not None else []
+        try:
+            data = self.path(seq).read_bytes()
+        except FileNotFoundError:
+            return b"", set()  # wiped: _move forgets its records, as forget_missing would
+        good: set[tuple[ChunkId, int]] = set()
+        for chunk_id, loc in live:
+            payload = data[loc.offset + HEADER_SIZE : loc.offset + HEADER_SIZE + loc.length]
+            if len(payload) == loc.length and sha256_hex(payload) == chunk_id:
+                good.add((chunk_id, loc.offset))
+            else:
+                self._write_quarantine(chunk_id, payload)
+        return data, good
+
+    def _move(self, seq: int, data: bytes, good: set[tuple[ChunkId, int]]) -> bool:
+        """Copy what is still live in pack ``seq`` into the active pack, publish the new
+        places and delete the pack, all under ``_append`` (no put or delete interleaves).
+        False if the pack was forgotten meanwhile."""
+        with self._append:
+            with self._lock:
+                pack = self._packs.get(seq)
+                if pack is None:
+                    return False
+                live = sorted(((c, self._index[c]) for c in pack.ids), key=lambda x: x[1].offset)
+                tombs = [t for t in pack.tombs if t.target in self._packs and t.target != seq]
+            parts: list[bytes] = []
+            moved: list[tuple[ChunkId, int, Loc]] = []
+            pos = 0
+            for chunk_id, loc in live:
+                if (chunk_id, loc.offset) not in good:
+                    continue  # rotten: quarantined by _prepare, goes with the pack
+                parts.append(data[loc.offset : loc.offset + HEADER_SIZE + loc.length])
+                moved.append((chunk_id, pos, loc))
+                pos += len(parts[-1])
+            for t in tombs:
+                parts.append(
+                    record.tombstone_record(t.chunk_id, t.target, t.target_offset, t.written)
+                )
+            buf = b"".join(parts)
+            target = self._write(buf) if buf else None
+            with self._lock:
+                for chunk_id, _loc in live:
+                    self._drop(chunk_id)
+                if target is not None:
+                    base = target.size
+                    target.size += len(buf)
+                    target.tombs.extend(tombs)
+                    for chunk_id, rel, loc in moved:
+                        self._set(chunk_id, Loc(target.seq, base + rel, loc.length, loc.written))
+                del self._packs[seq]
+            self.path(seq).unlink(missing_ok=True)
+            packindex.index_path(self.path(seq)).unlink(missing_ok=True)
+            fsync_dir(self._dir)
+        return True
+
+    # --- test hooks -----------------------------------------------------------------------
+
+    def backdate(self, chunk_id: ChunkId, seconds: float) -> None:
+        """Make a chunk look written ``seconds`` ago (in memory only)."""
+        with self._lock:
+            self._index[chunk_id].written = time.time() - seconds

@@ -1,0 +1,170 @@
+"""The stored-record format of pack files: a small fixed header before every chunk's bytes.
+
+Every record in a pack (``dfs.chunkstore.packs``) is one header and its payload:
+
+| field        | bytes | meaning                                                            |
+|--------------|-------|--------------------------------------------------------------------|
+| magic        | 4     | ``DFSR``: finds record starts again after a damaged region        |
+| version      | 1     | format version, 1                                                  |
+| kind         | 1     | 1 a chunk, 2 a tombstone (the record at pack, offset is dead)       |
+| flags        | 2     | how the payload is encoded; reserved bits: 1 zstd, 2 encrypted      |
+| length       | 8     | payload bytes as stored                                            |
+| size         | 8     | the chunk's bytes (== length while no flag is set)                 |
+| written_ms   | 8     | when the chunk was written or re-sent (garbage collection's age)    |
+| chunk_id     | 32    | SHA-256 of the chunk's plain bytes                                 |
+| payload_crc  | 4     | CRC-32 of the payload as stored                                    |
+| header_crc   | 4     | CRC-32 of every field above                                        |
+
+Why each field: the two CRCs tell a torn tail (a crash mid-append: the header or payload is
+short or does not check) and rot in the middle of a pack apart from good records without
+hashing, and the header CRC makes ``length`` trustworthy enough to skip to the next record.
+``flags`` and ``size`` let per-chunk compression and encryption at rest arrive later without
+migrating data: a record with a flag this version does not know is kept but never served
+(``readable`` is False), so an older node refuses it instead of serving encoded bytes. Large
+chunks stay plain files (``dfs.chunkstore.fs``): an encoded large chunk will get a header and
+a file name of its own, so the plain files stored today need no migration either.
+
+Standard library only; no I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from dfs.ids import ChunkId
+
+MAGIC = b"DFSR"
+VERSION = 1
+KIND_CHUNK = 1
+KIND_TOMBSTONE = 2
+FLAG_ZSTD = 0x1
+"""Reserved: the payload is zstd-compressed (not written by this version)."""
+FLAG_ENCRYPTED = 0x2
+"""Reserved: the payload is encrypted at rest (not written by this version)."""
+KNOWN_FLAGS = 0
+"""Flags this version can decode: none, so only plain payloads are served."""
+
+_HEADER = struct.Struct("<4sBBHQQQ32sI")
+_CRC = struct.Struct("<I")
+HEADER_SIZE = _HEADER.size + _CRC.size
+_TOMB = struct.Struct("<QQ")
+TOMBSTONE_LENGTH = _TOMB.size
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    kind: int
+    flags: int
+    length: int
+    size: int
+    written_ms: int
+    chunk_id: ChunkId
+    payload_crc: int
+
+    @property
+    def record_length(self) -> int:
+        return HEADER_SIZE + self.length
+
+    @property
+    def readable(self) -> bool:
+        """Whether this version can serve the payload (no encoding it does not know)."""
+        return self.kind == KIND_CHUNK and not self.flags & ~KNOWN_FLAGS
+
+
+def _header(kind: int, chunk_id: ChunkId, payload: bytes | memoryview, written: float) -> bytes:
+    head = _HEADER.pack(
+        MAGIC,
+        VERSION,
+        kind,
+        0,
+        len(payload),
+        len(payload),
+        int(written * 1000),
+        bytes.fromhex(chunk_id),
+        zlib.crc32(payload),
+    )
+    return head + _CRC.pack(zlib.crc32(head))
+
+
+def chunk_record(chunk_id: ChunkId, data: bytes | bytearray | memoryview, written: float) -> bytes:
+    """A chunk record (header and plain payload) for verified bytes."""
+    view = memoryview(data).cast("B")
+    return _header(KIND_CHUNK, chunk_id, view, written) + view
+
+
+def tombstone_record(chunk_id: ChunkId, pack: int, offset: int, written: float) -> bytes:
+    """A record saying the record of ``chunk_id`` at (``pack``, ``offset``) is dead."""
+    payload = _TOMB.pack(pack, offset)
+    return _header(KIND_TOMBSTONE, chunk_id, payload, written) + payload
+
+
+def tombstone_target(payload: bytes | memoryview) -> tuple[int, int]:
+    """(pack, offset) of the record a tombstone's payload kills."""
+    pack, offset = _TOMB.unpack(payload)
+    return int(pack), int(offset)
+
+
+def decode_header(buf: bytes | memoryview, offset: int) -> Header | None:
+    """The header at ``offset``, or None if there is none that checks (too short, wrong magic,
+    a version this code does not read, or a bad header CRC)."""
+    end = offset + HEADER_SIZE
+    if end > len(buf):
+        return None
+    raw = bytes(buf[offset:end])
+    fields = _HEADER.unpack(raw[: _HEADER.size])
+    (crc,) = _CRC.unpack(raw[_HEADER.size :])
+    magic, version, kind, flags, length, size, written_ms, digest, payload_crc = fields
+    if magic != MAGIC or version != VERSION or zlib.crc32(raw[: _HEADER.size]) != crc:
+        return None
+    if kind not in (KIND_CHUNK, KIND_TOMBSTONE):
+        return None
+    return Header(kind, flags, length, size, written_ms, ChunkId(digest.hex()), payload_crc)
+
+
+@dataclass
+class Scan:
+    """What a pass over a pack's bytes found: good records in order, records whose payload
+    does not check (rot), and where the last good record ends (what follows is a torn tail)."""
+
+    records: list[tuple[int, Header]]
+    rotten: list[tuple[int, Header]]
+    end: int
+
+
+def _resync(buf: bytes | memoryview, start: int) -> int | None:
+    """The next offset from ``start`` where a whole record with a good header begins."""
+    data = bytes(buf)
+    pos = data.find(MAGIC, start)
+    while pos >= 0:
+        found = decode_header(data, pos)
+        if found is not None and pos + found.record_length <= len(data):
+            return pos
+        pos = data.find(MAGIC, pos + 1)
+    return None
+
+
+def scan(buf: bytes | memoryview) -> Scan:
+    """Walk every record in a pack's bytes. A header that does not check is skipped up to the
+    next good one (rot in the middle); none after it means a torn tail, which ``end``
+    excludes, as it excludes a last record whose payload is short or does not check."""
+    out = Scan([], [], 0)
+    pos = 0
+    while pos < len(buf):
+        head = decode_header(buf, pos)
+        if head is None or pos + head.record_length > len(buf):
+            found = _resync(buf, pos + 1)
+            if found is None:
+                break
+            pos = found
+            continue
+        stop = pos + head.record_length
+        if zlib.crc32(buf[pos + HEADER_SIZE : stop]) != head.payload_crc:
+            if stop == len(buf):
+                break  # the last record did not reach the disk whole: torn
+            out.rotten.append((pos, head))
+        else:
+            out.records.append((pos, head))
+        pos = out.end = stop
+    return out

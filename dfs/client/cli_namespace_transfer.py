@@ -1,0 +1,102 @@
+"""``upload`` and ``download`` to and from ``bucket/key`` (dfs.client.cli_transfer hands
+them remote paths): directories map to prefixes, unchanged files are skipped as ``rsync``
+does (same size and mtime; ``--checksum``: same SHA-256). The work is
+``dfs.client.namespace_sync``'s; here are the click types and the output."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dfs.client.cli_common import emit, make_client, run
+from dfs.client.cli_output import printable
+from dfs.client.local_files import Skipped
+from dfs.client.namespace import is_remote, parse_remote
+from dfs.client.namespace_sync import SyncReport
+from dfs.client.profiles import Target
+from dfs.client.progress import Progress
+
+
+class Remote(str):
+    """A command-line argument that names ``bucket/key`` rather than a local path."""
+
+    __slots__ = ()
+
+
+class LocalOrRemote(click.Path):
+    """A local path that exists, or else a remote path (it contains "/")."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and is_remote(value) and not os.path.lexists(value):
+            return Remote(value)
+        return super().convert(value, param, ctx)
+
+
+checksum_option = click.option(
+    "--checksum",
+    "-c",
+    is_flag=True,
+    help="BUCKET/KEY transfers: skip files by SHA-256, not by size and mtime.",
+)
+
+
+def _report(report: SyncReport, as_json: bool, verb: str) -> list[Skipped]:
+    for d in report.done:
+        text = f"{verb}\t{printable(d.get('path') or d['bucket'] + '/' + d['key'])}"
+        emit(as_json, d, text)
+    for name in report.unchanged:
+        emit(as_json, {"unchanged": name}, f"unchanged\t{printable(name)}")
+    return report.skipped
+
+
+def upload_remote(
+    target: Target,
+    conn: dict[str, Any],
+    args: list[Path],
+    renamed: bool,
+    checksum: bool,
+    quiet: bool,
+    as_json: bool,
+) -> list[Skipped]:
+    """Upload ``args`` but the last to the last (bucket/key or bucket/prefix/); what was
+    skipped. ``renamed``: --prefix or --name was given (they name file-id uploads only)."""
+    sources, dest = args[:-1], str(args[-1])
+    if not sources or renamed or any(isinstance(s, Remote) for s in sources):
+        raise click.UsageError("upload LOCAL... BUCKET/KEY, without --prefix or --name")
+    bucket, key = parse_remote(dest)
+    if len(sources) > 1 or sources[0].is_dir():
+        key = key if not key or key.endswith("/") else key + "/"
+
+    async def go() -> SyncReport:
+        async with make_client(target, **conn) as client:
+            total = sum(p.stat().st_size for p in sources if p.is_file())
+            with Progress.for_terminal("upload", total, quiet) as bar:
+                return await client.upload_to(sources, bucket, key, checksum=checksum, progress=bar)
+
+    return _report(run(go(), resumable=True), as_json, "uploaded")
+
+
+def download_remote(
+    target: Target,
+    conn: dict[str, Any],
+    src: str,
+    out: str,
+    version: str | None,
+    checksum: bool,
+    quiet: bool,
+    as_json: bool,
+) -> list[Skipped]:
+    """Download ``src`` (bucket/key, or every key under bucket/prefix/) to ``out``."""
+    bucket, key = parse_remote(src)
+
+    async def go() -> SyncReport:
+        async with make_client(target, **conn) as client:
+            with Progress.for_terminal("download", None, quiet) as bar:
+                return await client.download_from(
+                    bucket, key, Path(out), version=version, checksum=checksum, progress=bar
+                )
+
+    return _report(run(go(), resumable=True), as_json, "downloaded")

@@ -1,0 +1,291 @@
+"""The namespace half of the Python API: buckets, objects by key, versions, access, usage.
+
+``NamespaceMethods`` is a base of ``dfs.client.Client``: every method is one API call (or a
+few: pages of a listing), in the shapes of docs/WIRE.md ("Namespace"). Moving bytes is not
+done here: ``dfs.client.namespace_sync`` uploads and downloads files and trees through the
+existing pipelines and links them as objects. A remote path is ``bucket/key`` (``parse_remote``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from dfs import protocol
+from dfs.errors import InvalidRequest
+from dfs.transport.http import request_json
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def is_remote(arg: str) -> bool:
+    """The CLI's one rule: a remote path contains "/" (``bucket/`` or ``bucket/key``)."""
+    return "/" in arg and not arg.startswith(("/", "./", "../"))
+
+
+def is_file_id(arg: str) -> bool:
+    return bool(_UUID.match(arg))
+
+
+def parse_remote(arg: str) -> tuple[str, str]:
+    """``bucket/key`` as (bucket, key); ``bucket/`` gives key "" (the whole bucket)."""
+    bucket, slash, key = arg.partition("/")
+    if not slash or not bucket:
+        raise InvalidRequest(f"{arg!r} is not a remote path (bucket/ or bucket/key)")
+    return bucket, key
+
+
+def _q(key: str) -> str:
+    return quote(key, safe="/")
+
+
+def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+class NamespaceMethods:
+    """Namespace calls of ``Client`` (which supplies the session, URL and token)."""
+
+    api_url: str
+    token: str | None
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        raise NotImplementedError
+
+    def _auth(self) -> dict[str, str]:
+        return {protocol.AUTHORIZATION: f"Bearer {self.token}"} if self.token else {}
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.api_url.rstrip('/')}{path}"
+        return await request_json(
+            self._require_session(), method, url, headers=self._auth(), **kwargs
+        )
+
+    # --- buckets ----------------------------------------------------------------------------
+
+    async def make_bucket(
+        self, name: str, *, versioning: str | None = None, access: str | None = None
+    ) -> dict[str, Any]:
+        body = _drop_none({"name": name, "versioning": versioning, "access": access})
+        result: dict[str, Any] = await self._call("POST", protocol.BUCKETS, json=body)
+        return result
+
+    async def remove_bucket(self, name: str) -> None:
+        await self._call("DELETE", f"{protocol.BUCKETS}/{name}")
+
+    async def list_buckets(self) -> list[dict[str, Any]]:
+        answer = await self._call("GET", protocol.BUCKETS)
+        return list(answer["buckets"])
+
+    async def bucket_info(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", f"{protocol.BUCKETS}/{name}")
+        return result
+
+    async def set_bucket(
+        self,
+        name: str,
+        *,
+        versioning: str | None = None,
+        access: str | None = None,
+        grants: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Change a bucket (owner): versioning, access (private/public-read), grants
+        (tenant -> read/read-write; the whole set)."""
+        body = _drop_none({"versioning": versioning, "access": access, "grants": grants})
+        result: dict[str, Any] = await self._call("PATCH", f"{protocol.BUCKETS}/{name}", json=body)
+        return result
+
+    # --- listing ----------------------------------------------------------------------------
+
+    async def list_page(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        delimiter: str = "/",
+        token: str | None = None,
+        limit: int = 1000,
+        versions: bool = False,
+    ) -> dict[str, Any]:
+        """One page: ``{"objects", "common_prefixes", "next_token"}``."""
+        params = _drop_none(
+            {
+                "prefix": prefix or None,
+                "delimiter": delimiter or None,
+                "token": token,
+                "limit": str(limit),
+                "versions": "true" if versions else None,
+            }
+        )
+        result: dict[str, Any] = await self._call(
+            "GET", f"{protocol.BUCKETS}/{bucket}/objects", params=params
+        )
+        return result
+
+    async def list_all(
+        self, bucket: str, prefix: str = "", *, delimiter: str = "/", versions: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every entry of a listing, page after page: objects (dicts of docs/WIRE.md) and,
+        with a delimiter, folders as ``{"prefix": ...}``."""
+        token: str | None = None
+        while True:
+            page = await self.list_page(
+                bucket, prefix, delimiter=delimiter, token=token, versions=versions
+            )
+            for p in page["common_prefixes"]:
+                yield {"prefix": p}
+            for o in page["objects"]:
+                yield o
+            token = page["next_token"]
+            if not token:
+                return
+
+    # --- objects ----------------------------------------------------------------------------
+
+    async def link(
+        self,
+        bucket: str,
+        key: str,
+        file_id: str = "",
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        access: str | None = None,
+    ) -> dict[str, Any]:
+        """Make a complete file of this tenant (or nothing: an empty object or folder) the
+        new current version of ``bucket/key``: ``{"object", "released_file_id"}``."""
+        body = _drop_none(
+            {
+                "file_id": file_id or None,
+                "content_type": content_type,
+                "metadata": metadata,
+                "tags": tags,
+                "access": access,
+            }
+        )
+        result: dict[str, Any] = await self._call("PUT", f"/objects/{bucket}/{_q(key)}", json=body)
+        return result
+
+    async def object_info(
+        self, bucket: str, key: str, *, version: str | None = None
+    ) -> dict[str, Any]:
+        params = _drop_none({"version": version})
+        result: dict[str, Any] = await self._call(
+            "GET", f"/object-info/{bucket}/{_q(key)}", params=params
+        )
+        return result
+
+    async def remove(self, bucket: str, key: str, *, version: str | None = None) -> dict[str, Any]:
+        """Delete a key (a delete marker where versioning is on) or one version of it."""
+        params = _drop_none({"version": version})
+        result: dict[str, Any] = await self._call(
+            "DELETE", f"/objects/{bucket}/{_q(key)}", params=params
+        )
+        return result
+
+    async def remove_prefix(self, bucket: str, prefix: str) -> int:
+        answer = await self._call(
+            "DELETE", f"{protocol.BUCKETS}/{bucket}/objects", params={"prefix": prefix}
+        )
+        return int(answer["deleted"])
+
+    async def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        version: str | None = None,
+        recursive: bool = False,
+        move: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Copy (``move``: move) ``bucket/key`` to ``bucket/key`` (into ``bucket/folder/``
+        under its own name) or, ``recursive``, every key under the prefix
+        ``bucket/prefix/`` to ``bucket/prefix/``: metadata only."""
+        (sb, sk), (db, dk) = parse_remote(src), parse_remote(dst)
+        if not recursive and (not dk or dk.endswith("/")):  # into a folder: keep the name
+            dk += sk.rsplit("/", 1)[-1]
+        body = _drop_none(
+            {
+                "src_bucket": sb,
+                "src_key": sk,
+                "dst_bucket": db,
+                "dst_key": dk,
+                "version": version,
+                "recursive": recursive,
+                "move": move,
+            }
+        )
+        answer = await self._call("POST", protocol.OBJECTS_COPY, json=body)
+        return list(answer["objects"])
+
+    async def restore(self, bucket: str, key: str, version: str) -> dict[str, Any]:
+        body = {"bucket": bucket, "key": key, "version": version}
+        answer = await self._call("POST", protocol.OBJECTS_RESTORE, json=body)
+        return dict(answer["object"])
+
+    async def update_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        access: str | None = None,
+        shared_with: Sequence[str] | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Replace tags, access (private/public-read/shared), the tenants it is shared
+        with, content type or user metadata of a version (default the current one)."""
+        body = _drop_none(
+            {
+                "version": version,
+                "tags": tags,
+                "access": access,
+                "shared_with": None if shared_with is None else list(shared_with),
+                "content_type": content_type,
+                "metadata": metadata,
+            }
+        )
+        result: dict[str, Any] = await self._call(
+            "PATCH", f"/object-info/{bucket}/{_q(key)}", json=body
+        )
+        return result
+
+    async def object_url(
+        self, bucket: str, key: str, *, version: str | None = None, ttl: int | None = None
+    ) -> dict[str, Any]:
+        """A signed URL that fetches the version without a token until it expires (``ttl``
+        seconds, default 15 minutes or the cluster's limit)."""
+        params = _drop_none({"version": version, "ttl": None if ttl is None else str(ttl)})
+        result: dict[str, Any] = await self._call(
+            "GET", f"/object-url/{bucket}/{_q(key)}", params=params
+        )
+        return result
+
+    async def find(
+        self, bucket: str, *, token: str | None = None, limit: int = 100, **query: Any
+    ) -> dict[str, Any]:
+        """Search a bucket: ``prefix``, ``contains``, ``tag`` ("k" or "k=v"),
+        ``content_type``, ``min_size``, ``max_size``, ``after``, ``before``."""
+        params = {k: str(v) for k, v in query.items() if v is not None and v != ""}
+        params["limit"] = str(limit)
+        if token:
+            params["token"] = token
+        result: dict[str, Any] = await self._call(
+            "GET", f"{protocol.BUCKETS}/{bucket}/search", params=params
+        )
+        return result
+
+    async def usage(self, bucket: str | None = None, *, by: str = "") -> dict[str, Any]:
+        """Counters of the tenant or one bucket; ``by`` "prefix" (a du) or "type"."""
+        path = protocol.USAGE if bucket is None else f"{protocol.BUCKETS}/{bucket}/usage"
+        result: dict[str, Any] = await self._call(
+            "GET", path, params=_drop_none({"by": by or None})
+        )
+        return result

@@ -1,0 +1,79 @@
+"""Download plans of many files: ``/download-plans`` in batches, the next batch fetched ahead.
+
+A directory download asks for the plans of ``BATCH_FILES`` files per request instead of one
+request per file, and asks for batch ``n + 1``'s while batch ``n`` transfers (``PlanAhead``),
+so planning overlaps the transfers. The API bounds the chunks of one answer; the files that
+did not fit are asked for again (``fetch_plans``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dfs.client.connection import Connection
+from dfs.errors import PayloadTooLarge, from_body
+
+
+async def fetch_plans(conn: Connection, wanted: list[str]) -> dict[str, dict[str, Any]]:
+    """Plans of ``wanted`` by file id. The API bounds the chunks of one answer and marks
+    the files that did not fit ``payload_too_large``: those are asked for again, and every
+    answer serves at least its first file, so this ends within ``len(wanted)`` requests."""
+    plans: dict[str, dict[str, Any]] = {}
+    while wanted:
+        fetched = await conn.api.download_plans(wanted)
+        later: list[str] = []
+        for file_id, plan in zip(wanted, fetched, strict=True):
+            error = plan.get("error")
+            if isinstance(error, dict) and error.get("code") == PayloadTooLarge.code:
+                later.append(file_id)
+            elif error is not None:
+                raise from_body(404, plan)
+            else:
+                plans[file_id] = plan
+        if len(later) == len(wanted):  # no progress: the server broke its promise
+            raise from_body(413, fetched[0])
+        wanted = later
+    return plans
+
+
+class PlanAhead:
+    """The plan step of batches: the plans of batch ``n + 1`` are asked for while batch ``n``
+    transfers. ``known``: plans the caller already holds, by file id (not asked again)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        parts: list[list[tuple[str, Path]]],
+        known: Mapping[str, dict[str, Any]],
+    ) -> None:
+        self._conn = conn
+        self._parts = parts
+        self._known = known
+        self._next: asyncio.Task[dict[str, dict[str, Any]]] | None = None
+        self._start(0)
+
+    def _start(self, n: int) -> None:
+        if n < len(self._parts):
+            self._next = asyncio.create_task(self._fetch(self._parts[n]))
+
+    async def _fetch(self, part: list[tuple[str, Path]]) -> dict[str, dict[str, Any]]:
+        batch = {f: self._known[f] for f, _ in part if f in self._known}
+        wanted = list(dict.fromkeys(f for f, _ in part if f not in self._known))
+        batch.update(await fetch_plans(self._conn, wanted))
+        return batch
+
+    async def take(self, n: int) -> dict[str, dict[str, Any]]:
+        """The plans of batch ``n`` (the one after the last taken); starts batch ``n + 1``."""
+        assert self._next is not None
+        plans = await self._next
+        self._next = None
+        self._start(n + 1)
+        return plans
+
+    async def close(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+            await asyncio.gather(self._next, return_exceptions=True)

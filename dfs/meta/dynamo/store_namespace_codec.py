@@ -1,0 +1,303 @@
+"""How the namespace (``dfs.meta.namespace``) is laid out in the DynamoDB store's two
+namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no requests.
+
+``namespace`` table (p | s: what)
+
+- ``bucket#NAME | -``: the bucket (tenant, created_at, versioning, access, grants as JSON,
+  ``deleting`` while delete_bucket checks that it is empty). Names are unique across
+  tenants because this item is put with ``attribute_not_exists``.
+- ``tenant#T | NAME``, ``grantee#T | NAME``: the buckets a tenant owns or was granted, in
+  name order (written in the transaction that creates, grants or deletes).
+- ``usage#t:T`` / ``usage#b:B`` | ``all#NN``, ``prefix#P#NN``, ``type#EXT#NN``: the Usage
+  fields, moved in the transaction that changes versions (stored_bytes by the jobs); each
+  in USAGE_SHARDS rows chosen by the key and summed on read, because DynamoDB cancels
+  concurrent transactions that touch one item, and every write to a bucket moves these.
+  A bucket's ``all#NN`` rows also mirror its ``versioning`` and ``deleting``: a version
+  write's update of its row is conditional on them (the bucket item is not touched, so
+  writes to one bucket do not all meet on it); bucket changes write all the rows.
+- ``link#FILE | tenant`` and ``link#FILE | bucket#B``: how many versions link a file, in its
+  tenant and in one bucket. ``rel`` on the tenant item while the file is being released.
+- ``jobs#NN | FILE#ID``: a pending job, put in the transaction where a file's link count in
+  a scope crossed 0: add or drop its chunks in that scope's chunk counts (``stored_bytes``)
+  and, when the last link went, release the file (``store_namespace_jobs``).
+- ``chunks#t:T`` / ``chunks#b:B`` | CHUNK: how many linked manifest entries of the scope
+  reference the chunk (its bytes count in ``stored_bytes`` while > 0).
+
+``objects`` table
+
+- ``head#B | KEY``: every key that has versions: the latest version (or delete marker) in
+  full, ``lsk`` (its version sort key), ``nsk`` (the ``null`` version's, if any), ``nv``
+  (versions and markers), ``rev`` (bumped by every change: the condition of every write).
+- ``list#B | KEY``: the latest version of keys whose latest is not a delete marker: what
+  list_objects reads, one Query per page, nothing filtered out.
+- ``ver#B/KEY | VSK``: every version and delete marker; VSK sorts newest first (an inverted
+  microsecond time, then the version id's random part, or ``-null``).
+- ``tag#B/TAGKEY | KEY`` (value ``v``) and ``ctype#B/MAJOR | KEY`` (``ct``): sparse search
+  index items of the latest live version, written with it.
+
+Sort keys are object keys themselves (at most 1,024 bytes, DynamoDB's sort key limit), so
+Queries return keys in UTF-8 byte order, S3's listing order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from dfs.errors import InvalidRequest
+from dfs.meta.dynamo.codec import N, S, int_of
+from dfs.meta.namespace import (
+    ACCESS_PRIVATE,
+    NULL_VERSION,
+    VERSIONING_UNVERSIONED,
+    BucketRecord,
+    NewObject,
+    ObjectVersion,
+    Usage,
+)
+
+Item = dict[str, Any]
+
+USAGE_SHARDS = 8
+JOB_SHARDS = 16
+_INV_MAX = 16**16 - 1
+USAGE_FIELDS = ("objects", "versions", "delete_markers", "logical_bytes", "stored_bytes")
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def bucket_key(name: str) -> Item:
+    return {"p": S(f"bucket#{name}"), "s": S("-")}
+
+
+def key_of(p: str, s: str) -> Item:
+    return {"p": S(p), "s": S(s)}
+
+
+def head_key(bucket: str, key: str) -> Item:
+    return key_of(f"head#{bucket}", key)
+
+
+def listed_key(bucket: str, key: str) -> Item:
+    return key_of(f"list#{bucket}", key)
+
+
+def version_key(bucket: str, key: str, vsk: str) -> Item:
+    return key_of(f"ver#{bucket}/{key}", vsk)
+
+
+def tag_key(bucket: str, tag: str, key: str) -> Item:
+    return key_of(f"tag#{bucket}/{tag}", key)
+
+
+def ctype_partition(bucket: str, content_type: str) -> str:
+    return f"ctype#{bucket}/{content_type.split('/', 1)[0].lower()}"
+
+
+def link_key(file_id: str, scope: str) -> Item:
+    """``scope`` "tenant" or "bucket#B"."""
+    return key_of(f"link#{file_id}", scope)
+
+
+def job_partition(file_id: str) -> str:
+    return f"jobs#{zlib.crc32(file_id.encode()) % JOB_SHARDS:02d}"
+
+
+def usage_partition(scope: str) -> str:
+    """``scope`` "t:TENANT" or "b:BUCKET"."""
+    return f"usage#{scope}"
+
+
+def usage_shard(key: str) -> str:
+    """The row of a scope's totals that a change of ``key`` moves."""
+    return f"all#{zlib.crc32(key.encode()) % USAGE_SHARDS:02d}"
+
+
+def usage_group_row(kind: str, group: str, key: str) -> str:
+    """The row of a prefix or type group (``kind`` "prefix" or "type") that a change of
+    ``key`` moves: sharded as the totals are."""
+    return f"{kind}#{group}#{zlib.crc32(key.encode()) % USAGE_SHARDS:02d}"
+
+
+def group_of(row: str, kind: str) -> str:
+    return row[len(kind) + 1 :].rsplit("#", 1)[0]
+
+
+# --- version ids ---------------------------------------------------------------------------
+
+
+def inverted(now: float) -> int:
+    return _INV_MAX - int(now * 1_000_000)
+
+
+def inv_of(vsk: str) -> int:
+    return int(vsk[:16], 16)
+
+
+def new_vsk(now: float, latest_vsk: str | None, null: bool) -> str:
+    """A version sort key that sorts before (is newer than) the key's current latest."""
+    inv = inverted(now)
+    if latest_vsk is not None:
+        inv = min(inv, inv_of(latest_vsk) - 1)
+    return f"{inv:016x}" + ("-null" if null else secrets.token_hex(4))
+
+
+def version_id_of(vsk: str) -> str:
+    return NULL_VERSION if vsk.endswith("-null") else vsk
+
+
+def is_version_id(version_id: str) -> bool:
+    if len(version_id) != 24:
+        return False
+    try:
+        int(version_id, 16)
+    except ValueError:
+        return False
+    return version_id == version_id.lower()
+
+
+# --- buckets -------------------------------------------------------------------------------
+
+
+def bucket_item(rec: BucketRecord) -> Item:
+    return {
+        **bucket_key(rec.name),
+        "tenant": S(rec.tenant),
+        "created_at": N(float(rec.created_at)),
+        "versioning": S(rec.versioning),
+        "access": S(rec.access),
+        "grants": S(json.dumps([list(g) for g in rec.grants])),
+    }
+
+
+def bucket_record(item: Item) -> BucketRecord:
+    return BucketRecord(
+        name=item["p"]["S"].removeprefix("bucket#"),
+        tenant=item["tenant"]["S"],
+        created_at=float(item["created_at"]["N"]),
+        versioning=item.get("versioning", S(VERSIONING_UNVERSIONED))["S"],
+        access=item.get("access", S(ACCESS_PRIVATE))["S"],
+        grants=tuple((g, r) for g, r in json.loads(item.get("grants", S("[]"))["S"])),
+    )
+
+
+# --- versions ------------------------------------------------------------------------------
+
+
+def _pairs(value: Iterable[Sequence[str]]) -> str:
+    return json.dumps(sorted([str(a), str(b)] for a, b in value))
+
+
+def version_attrs(v: ObjectVersion) -> Item:
+    """The attributes of a version as version, head and listed items carry them."""
+    item: Item = {
+        "k": S(v.key),
+        "vid": S(v.version_id),
+        "fid": S(v.file_id),
+        "sz": N(v.size),
+        "t": N(float(v.created_at)),
+        "et": S(v.etag),
+        "sha": S(v.sha256),
+        "ct": S(v.content_type),
+        "um": S(_pairs(v.user_metadata)),
+        "tg": S(_pairs(v.tags)),
+        "ac": S(v.access),
+        "sw": S(json.dumps(sorted(v.shared_with))),
+    }
+    if v.is_delete_marker:
+        item["dm"] = N(1)
+    return item
+
+
+def version_record(bucket: str, item: Item, is_latest: bool) -> ObjectVersion:
+    return ObjectVersion(
+        bucket=bucket,
+        key=item["k"]["S"],
+        version_id=item["vid"]["S"],
+        file_id=item["fid"]["S"],
+        size=int(item["sz"]["N"]),
+        created_at=float(item["t"]["N"]),
+        is_latest=is_latest,
+        is_delete_marker="dm" in item,
+        etag=item["et"]["S"],
+        sha256=item["sha"]["S"],
+        content_type=item["ct"]["S"],
+        user_metadata=tuple((a, b) for a, b in json.loads(item["um"]["S"])),
+        tags=tuple((a, b) for a, b in json.loads(item["tg"]["S"])),
+        access=item["ac"]["S"],
+        shared_with=tuple(json.loads(item["sw"]["S"])),
+    )
+
+
+def new_version(obj: NewObject, vsk: str, now: float) -> ObjectVersion:
+    return ObjectVersion(
+        bucket=obj.bucket,
+        key=obj.key,
+        version_id=version_id_of(vsk),
+        file_id=obj.file_id,
+        size=obj.size,
+        created_at=now,
+        etag=obj.etag,
+        sha256=obj.sha256,
+        content_type=obj.content_type,
+        user_metadata=tuple(sorted(obj.user_metadata)),
+        tags=tuple(sorted(obj.tags)),
+        access=obj.access,
+        shared_with=tuple(sorted(obj.shared_with)),
+    )
+
+
+def delete_marker(bucket: str, key: str, vsk: str, now: float) -> ObjectVersion:
+    return ObjectVersion(
+        bucket=bucket,
+        key=key,
+        version_id=version_id_of(vsk),
+        file_id="",
+        size=0,
+        created_at=now,
+        is_delete_marker=True,
+        content_type="",
+    )
+
+
+# --- usage ---------------------------------------------------------------------------------
+
+
+def usage_of(items: Iterable[Mapping[str, Any]]) -> Usage:
+    """The sum of usage items (the shards of one scope, or one row)."""
+    totals = dict.fromkeys(USAGE_FIELDS, 0)
+    for item in items:
+        for f in USAGE_FIELDS:
+            totals[f] += int_of(dict(item), f)
+    return Usage(**totals)
+
+
+def is_empty(u: Usage) -> bool:
+    return u.versions == 0 and u.delete_markers == 0 and u.objects == 0
+
+
+# --- page tokens ---------------------------------------------------------------------------
+
+
+def encode_token(state: Mapping[str, str]) -> str:
+    raw = json.dumps(dict(state), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str | None) -> dict[str, str]:
+    if not token:
+        return {}
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        state = json.loads(raw)
+    except (ValueError, binascii.Error):
+        raise InvalidRequest("invalid continuation token") from None
+    if not isinstance(state, dict) or not all(isinstance(v, str) for v in state.values()):
+        raise InvalidRequest("invalid continuation token")
+    return state

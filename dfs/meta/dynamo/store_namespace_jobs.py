@@ -1,0 +1,196 @@
+"""The namespace's pending jobs in the DynamoDB store: stored bytes after dedup, and
+releasing files no version links any more.
+
+A job item (``jobs#NN | FILE#ID``) is put in the same transaction as a version change when
+a file's link count in a scope (its tenant, one bucket) crossed 0 (``store_namespace_write``).
+Running it:
+
+1. For each scope it names, add (or drop) the file's references to the scope's per-chunk
+   counts (``chunks#t:T`` / ``chunks#b:B``), and move the scope's ``stored_bytes`` by the
+   bytes of the chunks whose count left (or reached) 0. In batches, each one transaction
+   that also sets the batch's done mark on the job item (``attribute_not_exists``), so a
+   batch is applied once whoever runs it; the per-chunk writes are conditional on the
+   counts read, and a cancelled batch flips the expectations that failed and runs again
+   (as ``store_refcounts`` does for the cluster-wide counts).
+2. If the file's last link went (``rel``): finish the file's other jobs (they need its
+   manifest), then ``delete_file`` (the store's own exactly-once reference release), then
+   delete the tenant link item and the job in one transaction. While the link item carries
+   ``rel`` no version may link the file (the write's condition), so nothing can link a file
+   being released.
+3. Otherwise delete the job item.
+
+The writer runs its jobs before it returns, so counters are exact when a write returns;
+a writer that crashed leaves its jobs, which ``finish_namespace_jobs`` (a sweep over the
+JOB_SHARDS partitions, a bounded scan for background loops) completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+
+import dfs.meta.dynamo.codec as codec
+import dfs.meta.dynamo.store_namespace_codec as nc
+from dfs.errors import FileNotFound, Unavailable
+from dfs.meta.dynamo.codec import N, Ref, attr_names
+from dfs.meta.dynamo.requests import TX_MAX, Cancelled, Item, chunks_of
+from dfs.meta.dynamo.store_delete import DeletePart
+from dfs.meta.dynamo.store_namespace_write import NsWritePart
+
+MAX_ROUNDS = 64
+Op = tuple[str, int]  # (scope "t:T" / "b:B", +1 add or -1 drop)
+
+
+class NsJobsPart(NsWritePart, DeletePart):
+    async def finish_namespace_jobs(self, now: float) -> int:
+        """Run every pending namespace job (those a crashed writer left); returns how many."""
+        done = 0
+        for shard in range(nc.JOB_SHARDS):
+            jobs = await self._rq.run(self._ns_query, "namespace", f"jobs#{shard:02d}")
+            for job in jobs:
+                await self._run_job(job, now)
+                done += 1
+        return done
+
+    async def _run_jobs(self, jobs: Sequence[Item], now: float) -> None:
+        for job in jobs:
+            await self._run_job(job, now)
+
+    async def _run_job(self, job: Item, now: float) -> None:
+        ops: list[Op] = [(str(s), int(d)) for s, d in json.loads(job["ops"]["S"])]
+        try:
+            item = await self._file_item(job["fid"]["S"], codec.FILE_WITH_MANIFEST_ATTRS)
+            refs = codec.refs_of(await self._manifest_of(item))
+        except FileNotFound:
+            refs = []  # deleted by file id while linked: no manifest left to count
+        per_tx = (TX_MAX - 1 - len(ops)) // len(ops)
+        await asyncio.gather(
+            *(
+                self._rq.run(self._job_batch, job, no, batch, ops)
+                for no, batch in enumerate(chunks_of(refs, per_tx))
+            )
+        )
+        if "rel" in job:
+            await self._release(job, now)
+        else:
+            await self._rq.run(self._delete_job, job)
+
+    async def _release(self, job: Item, now: float) -> None:
+        file_id = job["fid"]["S"]
+        others = await self._rq.run(
+            lambda: self._ns_query("namespace", job["p"]["S"], begins=f"{file_id}#")
+        )
+        for other in others:
+            if other["s"] != job["s"] and "rel" not in other:
+                await self._run_job(other, now)
+        # FileNotFound: released already (a concurrent runner of this job) or deleted by id
+        with contextlib.suppress(FileNotFound):
+            await self.delete_file(file_id, job["tenant"]["S"], now)
+        await self._rq.run(self._finish_release, job)
+
+    # --- transactions (worker threads) ------------------------------------------------------
+
+    def _delete_job(self, job: Item) -> None:
+        key = {"p": job["p"], "s": job["s"]}
+        self._rq.call("delete_item", TableName=self.tables["namespace"], Key=key)
+
+    def _finish_release(self, job: Item) -> None:
+        table = self.tables["namespace"]
+        link = nc.link_key(job["fid"]["S"], "tenant")
+        try:
+            self._rq.transact(
+                [
+                    {
+                        "Delete": {
+                            "TableName": table,
+                            "Key": link,
+                            "ConditionExpression": "attribute_exists(#rel)",
+                            "ExpressionAttributeNames": attr_names("rel"),
+                        }
+                    },
+                    {"Delete": {"TableName": table, "Key": {"p": job["p"], "s": job["s"]}}},
+                ]
+            )
+        except Cancelled:
+            self._delete_job(job)  # a concurrent runner finished it first
+
+    def _job_batch(self, job: Item, no: int, refs: Sequence[Ref], ops: Sequence[Op]) -> None:
+        """Apply batch ``no`` of a job once (its done mark), with exact stored bytes."""
+        pairs = [(scope, sign, r) for scope, sign in ops for r in refs]
+        keys = [nc.key_of(f"chunks#{scope}", r.chunk_id) for scope, _, r in pairs]
+        got = self._rq.batch_get(self.tables["namespace"], keys)
+        counts = {(i["p"]["S"][len("chunks#") :], i["s"]["S"]): codec.int_of(i, "n") for i in got}
+        shared = {
+            (scope, r.chunk_id)
+            for scope, sign, r in pairs
+            if counts.get((scope, r.chunk_id), 0) > (0 if sign > 0 else r.count)
+        }
+        mark = self._done_mark(job, no)
+        for _ in range(MAX_ROUNDS):
+            stored = dict.fromkeys((scope for scope, _ in ops), 0)
+            actions = [mark]
+            for scope, sign, r in pairs:
+                is_shared = (scope, r.chunk_id) in shared
+                actions.append(self._scope_chunk_action(scope, sign, r, is_shared))
+                stored[scope] += 0 if is_shared else sign * r.size
+            row = nc.usage_shard(f"{job['s']['S']}#{no}")
+            actions += [
+                self._usage_update(scope, row, {"stored_bytes": delta})
+                for scope, delta in stored.items()
+                if delta
+            ]
+            try:
+                self._rq.transact(actions)
+                return
+            except Cancelled as exc:
+                if exc.codes[0] == "ConditionalCheckFailed":
+                    return  # applied already, or the whole job is finished
+                for (scope, _, r), code in zip(pairs, exc.codes[1:], strict=False):
+                    if code == "ConditionalCheckFailed":
+                        shared ^= {(scope, r.chunk_id)}
+        raise Unavailable("stored-bytes accounting kept losing races; try again")
+
+    def _done_mark(self, job: Item, no: int) -> Item:
+        return {
+            "Update": {
+                "TableName": self.tables["namespace"],
+                "Key": {"p": job["p"], "s": job["s"]},
+                "UpdateExpression": f"SET #d{no} = :one",
+                "ConditionExpression": f"attribute_exists(p) AND attribute_not_exists(#d{no})",
+                "ExpressionAttributeNames": {f"#d{no}": f"d{no}"},
+                "ExpressionAttributeValues": {":one": N(1)},
+            }
+        }
+
+    def _scope_chunk_action(self, scope: str, sign: int, r: Ref, shared: bool) -> Item:
+        """A scope's count of one chunk: ``shared`` is whether it has references besides
+        these (an add then costs no stored bytes, a drop frees none)."""
+        base: Item = {
+            "TableName": self.tables["namespace"],
+            "Key": nc.key_of(f"chunks#{scope}", r.chunk_id),
+            "ExpressionAttributeNames": attr_names("n"),
+        }
+        if sign > 0 and shared:
+            expr = {"UpdateExpression": "ADD #n :c", "ConditionExpression": "#n > :zero"}
+            values = {":c": N(r.count), ":zero": N(0)}
+        elif sign > 0:
+            expr = {
+                "UpdateExpression": "SET #n = :c",
+                "ConditionExpression": "attribute_not_exists(#n)",
+            }
+            values = {":c": N(r.count)}
+        elif shared:
+            expr = {"UpdateExpression": "ADD #n :neg", "ConditionExpression": "#n > :c"}
+            values = {":c": N(r.count), ":neg": N(-r.count)}
+        else:
+            values = {":c": N(r.count)}
+            return {
+                "Delete": {
+                    **base,
+                    "ConditionExpression": "#n = :c",
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        return {"Update": {**base, **expr, "ExpressionAttributeValues": values}}

@@ -1,0 +1,227 @@
+"""Objects and versions in the DynamoDB store: put, get, delete, restore, copy, update.
+
+Each operation is a plan (a pure function of the key's state read by
+``store_namespace_write``) of what to add, remove or rewrite; the write part turns it into
+one transaction and retries it from a fresh read when it loses a race. Jobs the transaction
+left (stored bytes, releasing a file) are run before the operation returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+
+import dfs.meta.dynamo.store_namespace_codec as nc
+from dfs.errors import Conflict, FileNotFound, KeyNotFound
+from dfs.meta.base import FileRecord
+from dfs.meta.dynamo.store_commit import CommitPart
+from dfs.meta.dynamo.store_files import FilesPart
+from dfs.meta.dynamo.store_namespace_buckets import MAX_ROUNDS
+from dfs.meta.dynamo.store_namespace_jobs import NsJobsPart
+from dfs.meta.dynamo.store_namespace_write import Change, KeyState, Plan, Versioned
+from dfs.meta.namespace import (
+    NULL_VERSION,
+    VERSIONING_ENABLED,
+    VERSIONING_UNVERSIONED,
+    BucketRecord,
+    NewObject,
+    ObjectVersion,
+    PutResult,
+)
+
+
+class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
+    async def _change(
+        self, bucket: str, key: str, plan: Plan, now: float
+    ) -> tuple[Change, str | None]:
+        """Run ``plan`` on the key until its transaction wins; then its jobs. Returns the
+        change and the file it released, if any."""
+        for _ in range(MAX_ROUNDS):
+            got = await self._rq.run(self._change_round, bucket, key, plan)
+            if got is None:
+                continue
+            change, jobs = got
+            await self._run_jobs(jobs, now)
+            released = next((j["fid"]["S"] for j in jobs if "rel" in j), None)
+            return change, released
+        raise Conflict(f"key {key} of bucket {bucket} keeps changing; try again")
+
+    def _find(self, st: KeyState, version_id: str | None) -> Versioned | None:
+        """The latest version (None for a version id), or that version."""
+        if version_id is None:
+            return st.latest
+        if version_id == NULL_VERSION:
+            vsk = st.nsk
+        elif nc.is_version_id(version_id):
+            vsk = version_id
+        else:
+            return None
+        return None if vsk is None or st.head is None else self._version_at(st, vsk)
+
+    # --- put, restore, copy ---------------------------------------------------------------
+
+    async def put_object(self, obj: NewObject, now: float) -> PutResult:
+        def plan(st: KeyState) -> Change:
+            latest = st.latest
+            enabled = st.bucket.versioning == VERSIONING_ENABLED
+            vsk = nc.new_vsk(now, latest[0] if latest else None, null=not enabled)
+            v = nc.new_version(obj, vsk, now)
+            if enabled:
+                return Change(latest=(vsk, v), nsk=st.nsk, adds=[(vsk, v)], result=v)
+            old = self._find(st, NULL_VERSION)
+            removes = [old] if old is not None else []
+            return Change(latest=(vsk, v), nsk=vsk, adds=[(vsk, v)], removes=removes, result=v)
+
+        change, released = await self._change(obj.bucket, obj.key, plan, now)
+        assert change.result is not None
+        return PutResult(change.result, released)
+
+    async def restore_version(
+        self, bucket: str, key: str, version_id: str, now: float
+    ) -> PutResult:
+        v = await self.get_object(bucket, key, version_id)
+        if v.is_delete_marker:
+            raise KeyNotFound(f"version {version_id} of {key} is a delete marker")
+        return await self.put_object(_as_new(v, bucket, key), now)
+
+    async def copy_object(
+        self, src_bucket: str, src_key: str, src_version: str | None, dst: NewObject, now: float
+    ) -> PutResult:
+        src = await self.get_object(src_bucket, src_key, src_version)
+        if src.is_delete_marker:
+            raise KeyNotFound(f"version {src_version} of {src_key} is a delete marker")
+        obj = dataclasses.replace(
+            dst, file_id=src.file_id, size=src.size, etag=src.etag, sha256=src.sha256
+        )
+        dst_tenant = (await self.get_bucket(dst.bucket)).tenant
+        own: FileRecord | None = None
+        if src.file_id:
+            src_file = await self.get_file(src.file_id)
+            if src_file.tenant != dst_tenant:
+                own = await self._file_for(src_file, dst_tenant, dst.key, now)
+                obj = dataclasses.replace(obj, file_id=own.file_id)
+        try:
+            return await self.put_object(obj, now)
+        except FileNotFound:
+            raise KeyNotFound(f"{src_key} was deleted during the copy") from None
+        finally:
+            # a copy that did not link its own file (a lost race) must not leave it behind
+            if own is not None and not await self._links_of(own.file_id):
+                await self.delete_file(own.file_id, own.tenant, now)
+
+    async def _file_for(self, src: FileRecord, tenant: str, name: str, now: float) -> FileRecord:
+        """A complete file of ``tenant`` with ``src``'s manifest: no chunk moves, the
+        references are counted by commit_file as for any other file."""
+        rec = dataclasses.replace(
+            src, file_id=str(uuid.uuid4()), tenant=tenant, name=name, created_at=now
+        )
+        await self.create_file(rec, await self.get_manifest(src.file_id))
+        return await self.commit_file(rec.file_id, now)
+
+    async def _links_of(self, file_id: str) -> int:
+        item = await self._rq.run(self._ns_get, "namespace", nc.link_key(file_id, "tenant"))
+        return 0 if item is None else int(item["n"]["N"])
+
+    # --- get, delete, update ----------------------------------------------------------------
+
+    async def get_object(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> ObjectVersion:
+        def op() -> ObjectVersion:
+            head = self._ns_get("objects", nc.head_key(bucket, key))
+            if head is None:
+                self._bucket_item(bucket)  # BucketNotFound before KeyNotFound
+                raise KeyNotFound(f"no key {key} in bucket {bucket}")
+            # the key exists, so its bucket does: finding a version needs only its name
+            found = self._find(KeyState(BucketRecord(bucket, ""), key, head), version_id)
+            if found is None or (version_id is None and found[1].is_delete_marker):
+                raise KeyNotFound(f"no key {key} in bucket {bucket}")
+            return found[1]
+
+        return await self._rq.run(op)
+
+    async def delete_object(
+        self, bucket: str, key: str, version_id: str | None, now: float
+    ) -> ObjectVersion | None:
+        def plan(st: KeyState) -> Change:
+            if version_id is not None:
+                return self._remove_version(st, version_id)
+            versioning = st.bucket.versioning
+            if versioning == VERSIONING_UNVERSIONED:
+                latest = st.latest
+                return Change(latest=None, nsk=None, removes=[latest] if latest else [])
+            latest_vsk = st.latest[0] if st.latest else None
+            vsk = nc.new_vsk(now, latest_vsk, null=versioning != VERSIONING_ENABLED)
+            marker = nc.delete_marker(bucket, key, vsk, now)
+            if versioning == VERSIONING_ENABLED:
+                return Change((vsk, marker), st.nsk, adds=[(vsk, marker)], result=marker)
+            old = self._find(st, NULL_VERSION)
+            removes = [old] if old is not None else []
+            return Change((vsk, marker), vsk, adds=[(vsk, marker)], removes=removes, result=marker)
+
+        change, _ = await self._change(bucket, key, plan, now)
+        return change.result
+
+    def _remove_version(self, st: KeyState, version_id: str) -> Change:
+        found = self._find(st, version_id)
+        if found is None:
+            return Change(latest=st.latest, nsk=st.nsk)  # S3: not an error
+        latest = st.latest
+        nsk = None if found[0] == st.nsk else st.nsk
+        if latest is not None and found[0] == latest[0]:
+            latest = self._next_newest(st, found[0])
+        removed = dataclasses.replace(found[1], is_latest=st.latest == found)
+        return Change(latest=latest, nsk=nsk, removes=[found], result=removed)
+
+    def _next_newest(self, st: KeyState, vsk: str) -> Versioned | None:
+        for item in self._ns_query("objects", f"ver#{st.bucket.name}/{st.key}", 2):
+            if item["s"]["S"] != vsk:
+                return item["s"]["S"], nc.version_record(st.bucket.name, item, True)
+        return None
+
+    async def update_object(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        *,
+        tags: Sequence[tuple[str, str]] | None = None,
+        access: str | None = None,
+        shared_with: Sequence[str] | None = None,
+    ) -> ObjectVersion:
+        def plan(st: KeyState) -> Change:
+            found = self._find(st, version_id)
+            if found is None or found[1].is_delete_marker:
+                raise KeyNotFound(f"no key {key} in bucket {bucket}")
+            vsk, v = found
+            new = dataclasses.replace(
+                v,
+                tags=v.tags if tags is None else tuple(sorted(tags)),
+                access=v.access if access is None else access,
+                shared_with=v.shared_with if shared_with is None else tuple(sorted(shared_with)),
+            )
+            latest = st.latest
+            if latest is not None and latest[0] == vsk:
+                latest = (vsk, new)
+            return Change(latest=latest, nsk=st.nsk, rewrites=[(vsk, new)], result=new)
+
+        change, _ = await self._change(bucket, key, plan, 0.0)
+        assert change.result is not None
+        return change.result
+
+
+def _as_new(v: ObjectVersion, bucket: str, key: str) -> NewObject:
+    return NewObject(
+        bucket=bucket,
+        key=key,
+        file_id=v.file_id,
+        size=v.size,
+        etag=v.etag,
+        sha256=v.sha256,
+        content_type=v.content_type,
+        user_metadata=v.user_metadata,
+        tags=v.tags,
+        access=v.access,
+        shared_with=v.shared_with,
+    )

@@ -1,0 +1,152 @@
+"""The SQLite namespace's tables, and how their rows read as namespace records.
+
+Apart from ``dfs.meta.sqlite_schema`` (files, chunks, nodes) so that the namespace can be
+read and changed in one place; ``apply_schema`` there calls ``apply_namespace_schema``.
+
+| table         | key                          | columns                                        |
+|---------------|------------------------------|------------------------------------------------|
+| ns_buckets    | name                         | tenant, created_at, versioning, access         |
+| ns_grants     | (grantee, bucket)            | grant (read / read-write); index by bucket     |
+| ns_versions   | (bucket, key, rank)          | version_id, file_id, size, created_at,         |
+|               |                              | is_marker, etag, sha256, content_type, and     |
+|               |                              | JSON user_metadata, tags, shared_with, access; |
+|               |                              | unique index (bucket, key, version_id)         |
+| ns_current    | (bucket, key)                | rank: the latest version, only while it is     |
+|               |                              | not a delete marker (what list_objects walks)  |
+| ns_file_links | file_id                      | links: versions linking the file               |
+| ns_scope_files| (tenant, bucket, file_id)    | links: versions of a bucket ("" = the whole    |
+|               |                              | tenant) linking the file                       |
+| ns_chunk_refs | (tenant, bucket, chunk_id)   | refs: manifest entries of the files of a       |
+|               |                              | bucket ("" = the whole tenant) on the chunk    |
+| ns_usage      | (tenant, bucket, grp, name)  | objects, versions, delete_markers,             |
+|               |                              | logical_bytes, stored_bytes                    |
+| ns_sequence   | name                         | value: the last version sequence number        |
+
+``rank`` is minus a store-wide sequence number taken when the version is written: within a
+key, ascending rank is newest first, so both listings read one index in order. Keys are
+TEXT compared by SQLite's BINARY collation, memcmp of UTF-8: S3's byte order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from typing import Any
+
+from dfs.errors import InvalidRequest
+from dfs.meta.namespace import BucketRecord, ObjectVersion
+
+NAMESPACE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ns_buckets (
+    name TEXT PRIMARY KEY, tenant TEXT NOT NULL, created_at REAL NOT NULL,
+    versioning TEXT NOT NULL, access TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ns_buckets_by_tenant ON ns_buckets (tenant, name);
+CREATE TABLE IF NOT EXISTS ns_grants (
+    grantee TEXT NOT NULL, bucket TEXT NOT NULL, grant TEXT NOT NULL,
+    PRIMARY KEY (grantee, bucket)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ns_grants_by_bucket ON ns_grants (bucket);
+CREATE TABLE IF NOT EXISTS ns_versions (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, rank INTEGER NOT NULL, version_id TEXT NOT NULL,
+    file_id TEXT NOT NULL, size INTEGER NOT NULL, created_at REAL NOT NULL,
+    is_marker INTEGER NOT NULL, etag TEXT NOT NULL, sha256 TEXT NOT NULL,
+    content_type TEXT NOT NULL, user_metadata TEXT NOT NULL, tags TEXT NOT NULL,
+    access TEXT NOT NULL, shared_with TEXT NOT NULL,
+    PRIMARY KEY (bucket, key, rank)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS ns_versions_by_id ON ns_versions (bucket, key, version_id);
+CREATE TABLE IF NOT EXISTS ns_current (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, rank INTEGER NOT NULL, PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ns_file_links (
+    file_id TEXT PRIMARY KEY, links INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ns_chunk_refs (
+    tenant TEXT NOT NULL, bucket TEXT NOT NULL, chunk_id TEXT NOT NULL, refs INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, chunk_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ns_scope_files (
+    tenant TEXT NOT NULL, bucket TEXT NOT NULL, file_id TEXT NOT NULL, links INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, file_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ns_usage (
+    tenant TEXT NOT NULL, bucket TEXT NOT NULL, grp TEXT NOT NULL, name TEXT NOT NULL,
+    objects INTEGER NOT NULL, versions INTEGER NOT NULL, delete_markers INTEGER NOT NULL,
+    logical_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, grp, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ns_sequence (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+VERSION_COLUMNS = (
+    "bucket, key, rank, version_id, file_id, size, created_at, is_marker, etag, sha256,"
+    " content_type, user_metadata, tags, access, shared_with"
+)
+
+
+def apply_namespace_schema(conn: sqlite3.Connection) -> None:
+    """Create the namespace tables that are missing (inside the caller's transaction)."""
+    for stmt in NAMESPACE_SCHEMA.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+def pairs_json(items: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps([list(p) for p in items])
+
+
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    if text == "[]":  # most versions: no tags, no metadata (listings read many rows)
+        return ()
+    return tuple((str(k), str(v)) for k, v in json.loads(text))
+
+
+def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
+    return ObjectVersion(
+        bucket=row["bucket"],
+        key=row["key"],
+        version_id=row["version_id"],
+        file_id=row["file_id"],
+        size=row["size"],
+        created_at=row["created_at"],
+        is_latest=is_latest,
+        is_delete_marker=bool(row["is_marker"]),
+        etag=row["etag"],
+        sha256=row["sha256"],
+        content_type=row["content_type"],
+        user_metadata=_pairs(row["user_metadata"]),
+        tags=_pairs(row["tags"]),
+        access=row["access"],
+        shared_with=() if row["shared_with"] == "[]" else tuple(json.loads(row["shared_with"])),
+    )
+
+
+def bucket_record(row: sqlite3.Row, grants: list[tuple[str, str]]) -> BucketRecord:
+    return BucketRecord(
+        name=row["name"],
+        tenant=row["tenant"],
+        created_at=row["created_at"],
+        versioning=row["versioning"],
+        access=row["access"],
+        grants=tuple(sorted(grants)),
+    )
+
+
+def encode_token(state: dict[str, Any]) -> str:
+    """An opaque continuation token: where the listing resumes."""
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str | None) -> dict[str, Any]:
+    if not token:
+        return {}
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        state = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("invalid continuation token", field="token") from None
+    if not isinstance(state, dict):
+        raise InvalidRequest("invalid continuation token", field="token")
+    return state

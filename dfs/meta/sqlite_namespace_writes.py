@@ -1,0 +1,268 @@
+"""The SQLite namespace's version changes (put, delete, restore, copy, update): S3's rules
+for versioning states, ``null`` versions and delete markers, each run by the store inside
+one ``BEGIN IMMEDIATE`` transaction, so every check-then-act holds the write lock from its
+first read and the links and usage counters (``dfs.meta.sqlite_namespace_usage``) change in
+the same commit as the versions.
+
+Every change of a key ends with ``refresh_current``: the latest version (least rank) decides
+whether the key is listed (``ns_current``) and the ``objects`` counters follow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import sqlite3
+from collections.abc import Sequence
+
+from dfs.errors import BucketNotFound, KeyNotFound
+from dfs.meta.namespace import (
+    NULL_VERSION,
+    VERSIONING_ENABLED,
+    VERSIONING_SUSPENDED,
+    NewObject,
+    ObjectVersion,
+    PutResult,
+)
+from dfs.meta.sqlite_namespace_files import StoreFiles
+from dfs.meta.sqlite_namespace_schema import VERSION_COLUMNS, pairs_json, version_record
+from dfs.meta.sqlite_namespace_usage import (
+    count_current,
+    count_version,
+    link_file,
+    unlink_file,
+)
+
+
+def load_bucket(db: sqlite3.Connection, name: str) -> sqlite3.Row:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM ns_buckets WHERE name=?", (name,)
+    ).fetchone()
+    if row is None:
+        raise BucketNotFound(f"no bucket {name}")
+    return row
+
+
+def _next_rank(db: sqlite3.Connection) -> int:
+    db.execute(
+        "INSERT INTO ns_sequence VALUES ('version', 1) ON CONFLICT(name) "
+        "DO UPDATE SET value = value + 1"
+    )
+    seq = int(db.execute("SELECT value FROM ns_sequence WHERE name='version'").fetchone()[0])
+    return -seq
+
+
+def _version_id(rank: int) -> str:
+    # newer versions have lower ranks, so lower hex: version ids of a key sort newest first
+    return f"{(1 << 48) + rank:012x}{secrets.token_hex(6)}"
+
+
+def find_version(
+    db: sqlite3.Connection, bucket: str, key: str, version_id: str | None
+) -> sqlite3.Row | None:
+    """One version by id, or the latest (marker or not) when ``version_id`` is None."""
+    if version_id is None:
+        sql = "SELECT * FROM ns_versions WHERE bucket=? AND key=? ORDER BY rank LIMIT 1"
+        row: sqlite3.Row | None = db.execute(sql, (bucket, key)).fetchone()
+    else:
+        row = db.execute(
+            "SELECT * FROM ns_versions WHERE bucket=? AND key=? AND version_id=?",
+            (bucket, key, version_id),
+        ).fetchone()
+    return row
+
+
+def is_latest(db: sqlite3.Connection, row: sqlite3.Row) -> bool:
+    first = db.execute(
+        "SELECT MIN(rank) FROM ns_versions WHERE bucket=? AND key=?", (row["bucket"], row["key"])
+    ).fetchone()
+    return bool(first[0] == row["rank"])
+
+
+def readable_version(
+    db: sqlite3.Connection, bucket: str, key: str, version_id: str | None
+) -> sqlite3.Row:
+    """A version to read or copy: KeyNotFound when missing, or when the latest is a marker."""
+    load_bucket(db, bucket)
+    row = find_version(db, bucket, key, version_id)
+    if row is None or (version_id is None and row["is_marker"]):
+        raise KeyNotFound(f"no key {key!r} in bucket {bucket}")
+    return row
+
+
+def refresh_current(db: sqlite3.Connection, tenant: str, bucket: str, key: str) -> None:
+    latest = find_version(db, bucket, key, None)
+    was = db.execute("SELECT 1 FROM ns_current WHERE bucket=? AND key=?", (bucket, key)).fetchone()
+    if latest is not None and not latest["is_marker"]:
+        db.execute(
+            "INSERT OR REPLACE INTO ns_current VALUES (?,?,?)", (bucket, key, latest["rank"])
+        )
+        count_current(db, tenant, bucket, key, 0 if was else 1)
+    elif was:
+        db.execute("DELETE FROM ns_current WHERE bucket=? AND key=?", (bucket, key))
+        count_current(db, tenant, bucket, key, -1)
+
+
+def _remove_version(files: StoreFiles, tenant: str, row: sqlite3.Row, now: float) -> str | None:
+    """Delete one version row; the file it released, if that was its last link."""
+    db = files.db
+    db.execute(
+        "DELETE FROM ns_versions WHERE bucket=? AND key=? AND rank=?",
+        (row["bucket"], row["key"], row["rank"]),
+    )
+    count_version(
+        files,
+        tenant,
+        row["bucket"],
+        row["key"],
+        file_id=row["file_id"],
+        size=row["size"],
+        is_marker=bool(row["is_marker"]),
+        sign=-1,
+    )
+    return row["file_id"] if unlink_file(files, row["file_id"], now) else None
+
+
+def insert_version(
+    files: StoreFiles, bucket: sqlite3.Row, obj: NewObject, now: float, *, marker: bool = False
+) -> PutResult:
+    """Make ``obj`` (its file checked by the caller) the key's latest version, under the
+    bucket's versioning state: a new version id when enabled, else replace the null one."""
+    db = files.db
+    tenant, key = bucket["tenant"], obj.key
+    link_file(db, obj.file_id)  # before the null version goes: it may link the same file
+    released = None
+    if bucket["versioning"] == VERSIONING_ENABLED:
+        rank = _next_rank(db)
+        version_id = _version_id(rank)
+    else:
+        old = find_version(db, obj.bucket, key, NULL_VERSION)
+        if old is not None:
+            released = _remove_version(files, tenant, old, now)
+        rank, version_id = _next_rank(db), NULL_VERSION
+    db.execute(
+        f"INSERT INTO ns_versions ({VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            obj.bucket,
+            key,
+            rank,
+            version_id,
+            obj.file_id,
+            obj.size,
+            now,
+            int(marker),
+            obj.etag,
+            obj.sha256,
+            obj.content_type,
+            pairs_json(tuple(sorted(obj.user_metadata))),
+            pairs_json(tuple(sorted(obj.tags))),
+            obj.access,
+            json.dumps(sorted(set(obj.shared_with))),
+        ),
+    )
+    count_version(
+        files, tenant, obj.bucket, key, file_id=obj.file_id, size=obj.size, is_marker=marker, sign=1
+    )
+    refresh_current(db, tenant, obj.bucket, key)
+    row = find_version(db, obj.bucket, key, version_id)
+    assert row is not None
+    return PutResult(version_record(row, True), released)
+
+
+def put(files: StoreFiles, obj: NewObject, now: float) -> PutResult:
+    db = files.db
+    bucket = load_bucket(db, obj.bucket)
+    size = files.linkable_size(obj.file_id, bucket["tenant"]) if obj.file_id else 0
+    return insert_version(files, bucket, dataclasses.replace(obj, size=size), now)
+
+
+def delete(
+    files: StoreFiles, bucket_name: str, key: str, version_id: str | None, now: float
+) -> ObjectVersion | None:
+    db = files.db
+    bucket = load_bucket(db, bucket_name)
+    tenant = bucket["tenant"]
+    if version_id is None and bucket["versioning"] in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
+        return insert_version(
+            files, bucket, NewObject(bucket_name, key, "", 0), now, marker=True
+        ).version
+    row = find_version(db, bucket_name, key, NULL_VERSION if version_id is None else version_id)
+    if row is None:
+        return None  # S3: deleting what is not there succeeds
+    gone = version_record(row, is_latest(db, row))
+    _remove_version(files, tenant, row, now)
+    refresh_current(db, tenant, bucket_name, key)
+    return gone
+
+
+def restore(
+    files: StoreFiles, bucket_name: str, key: str, version_id: str, now: float
+) -> PutResult:
+    db = files.db
+    row = readable_version(db, bucket_name, key, version_id)
+    if row["is_marker"]:
+        raise KeyNotFound(f"version {version_id} of {key!r} is a delete marker")
+    old = version_record(row, False)
+    again = NewObject(
+        bucket_name,
+        key,
+        old.file_id,
+        old.size,
+        old.etag,
+        old.sha256,
+        old.content_type,
+        old.user_metadata,
+        old.tags,
+        old.access,
+        old.shared_with,
+    )
+    return insert_version(files, load_bucket(db, bucket_name), again, now)
+
+
+def copy(
+    files: StoreFiles,
+    src: tuple[str, str, str | None],
+    dst: NewObject,
+    now: float,
+) -> PutResult:
+    db = files.db
+    row = readable_version(db, *src)
+    if row["is_marker"]:
+        raise KeyNotFound(f"the source of the copy, {src[1]!r}, is a delete marker")
+    source_tenant = load_bucket(db, src[0])["tenant"]
+    bucket = load_bucket(db, dst.bucket)
+    file_id = row["file_id"]
+    if file_id and bucket["tenant"] != source_tenant:
+        file_id = files.copy(file_id, bucket["tenant"], dst.key, now)
+    fields = dataclasses.replace(
+        dst, file_id=file_id, size=row["size"], etag=row["etag"], sha256=row["sha256"]
+    )
+    return insert_version(files, bucket, fields, now)
+
+
+def update(
+    db: sqlite3.Connection,
+    target: tuple[str, str, str | None],
+    tags: Sequence[tuple[str, str]] | None,
+    access: str | None,
+    shared_with: Sequence[str] | None,
+) -> ObjectVersion:
+    row = readable_version(db, *target)
+    if row["is_marker"]:
+        raise KeyNotFound(f"version {row['version_id']} of {target[1]!r} is a delete marker")
+    changes: dict[str, str] = {}
+    if tags is not None:
+        changes["tags"] = pairs_json(tuple(sorted(tags)))
+    if access is not None:
+        changes["access"] = access
+    if shared_with is not None:
+        changes["shared_with"] = json.dumps(sorted(set(shared_with)))
+    for column, value in changes.items():  # column names are the three above, not input
+        db.execute(
+            f"UPDATE ns_versions SET {column}=? WHERE bucket=? AND key=? AND rank=?",
+            (value, row["bucket"], row["key"], row["rank"]),
+        )
+    fresh = find_version(db, row["bucket"], row["key"], row["version_id"])
+    assert fresh is not None
+    return version_record(fresh, is_latest(db, fresh))

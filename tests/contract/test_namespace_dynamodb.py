@@ -1,0 +1,274 @@
+"""DynamoDB-only behaviour of the namespace the shared contract cannot see: listing 1,000
+keys in pages of 50 and its metadata calls per listed key, jobs left by a crashed writer,
+replayed jobs, and the races a conditional write must settle (on moto's server)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dfs.errors import FileNotFound
+from dfs.meta import open_metadata_store
+from dfs.meta.base import FileRecord
+from dfs.meta.dynamo import DynamoMetadataStore
+from dfs.meta.namespace import (
+    VERSIONING_ENABLED,
+    BucketRecord,
+    NewObject,
+    ObjectVersion,
+)
+from tests.conftest import DYNAMODB_ENV
+from tests.contract.test_metadata_store import cid, new_file
+
+KEYS = 1000
+PAGE = 50
+
+
+@pytest.fixture
+async def store(moto_endpoint: str) -> AsyncIterator[DynamoMetadataStore]:
+    url = f"dynamodb://?endpoint_url={moto_endpoint}&table_prefix=t{uuid.uuid4().hex[:12]}-"
+    s = await open_metadata_store(url + "&create_tables=1", {**os.environ, **DYNAMODB_ENV})
+    assert isinstance(s, DynamoMetadataStore)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def complete_file(
+    store: DynamoMetadataStore, chunks: list[tuple[str, int]], tenant: str = "t1"
+) -> FileRecord:
+    rec, manifest = new_file("f", chunks, tenant=tenant)
+    await store.create_file(rec, manifest)
+    return await store.commit_file(rec.file_id, 1.0)
+
+
+async def put_many(store: DynamoMetadataStore, bucket: str, keys: list[str]) -> None:
+    sem = asyncio.Semaphore(8)
+
+    async def one(key: str) -> None:
+        async with sem:
+            await store.put_object(NewObject(bucket, key, "", 0), 1.0)
+
+    await asyncio.gather(*(one(k) for k in keys))
+
+
+async def test_1000_keys_list_in_pages_of_50(store: DynamoMetadataStore) -> None:
+    await store.create_bucket(BucketRecord("big", "t1", 1.0))
+    keys = [f"k{i:04d}" for i in range(KEYS // 2)]
+    keys += [f"dir/sub{i % 10}/f{i:04d}" for i in range(KEYS // 2 - 20)]
+    keys += [f"dir/f{i:02d}" for i in range(20)]
+    await put_many(store, "big", keys)
+
+    before, listed, token, pages = store.calls, [], None, 0
+    while True:
+        page = await store.list_objects("big", token=token, limit=PAGE)
+        assert len(page.objects) <= PAGE
+        listed += [o.key for o in page.objects]
+        pages += 1
+        token = page.next_token
+        if token is None:
+            break
+    calls = store.calls - before
+    assert listed == sorted(keys, key=str.encode)
+    assert pages == KEYS // PAGE
+    # one Query per page, and the bucket's GetItem on the first
+    assert calls == pages + 1
+    print(f"\nmetadata calls per listed key: {calls / len(listed):.3f} ({calls} for {len(listed)})")
+
+    # versions: keys of one version are answered from their heads, one Query a page too
+    before, versions, token = store.calls, 0, None
+    while True:
+        page = await store.list_versions("big", token=token, limit=PAGE)
+        versions += len(page.objects)
+        token = page.next_token
+        if token is None:
+            break
+    assert versions == KEYS
+    assert store.calls - before == KEYS // PAGE + 1
+    print(f"list_versions: {(store.calls - before) / KEYS:.3f} calls per listed version")
+
+    # a delimiter listing of the folder: 10 sub-folders and 20 files, pages of 7
+    before, entries, token = store.calls, [], None
+    while True:
+        page = await store.list_objects("big", prefix="dir/", delimiter="/", token=token, limit=7)
+        assert len(page.objects) + len(page.common_prefixes) <= 7
+        entries += page.common_prefixes + [o.key for o in page.objects]
+        token = page.next_token
+        if token is None:
+            break
+    assert sorted(entries) == sorted([f"dir/sub{i}/" for i in range(10)] + keys[-20:])
+    print(f"delimiter listing: {store.calls - before} calls for {len(entries)} entries")
+    assert len(entries) == len(set(entries))
+
+
+async def test_a_crashed_writer_leaves_jobs_the_sweep_finishes_once(
+    store: DynamoMetadataStore,
+) -> None:
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    old = await complete_file(store, [(cid("a"), 10), (cid("b"), 20)])
+    new = await complete_file(store, [(cid("a"), 10), (cid("c"), 5)])
+    await store.put_object(NewObject("b", "k", old.file_id, 30), 2.0)
+
+    # the overwrite's transaction commits, then the writer dies before running its jobs
+    plan_obj = NewObject("b", "k", new.file_id, 15)
+    original = store._run_jobs
+
+    async def crash(jobs: object, now: float) -> None:
+        raise RuntimeError("crash")
+
+    store._run_jobs = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await store.put_object(plan_obj, 3.0)
+    store._run_jobs = original  # type: ignore[method-assign]
+    assert (await store.get_object("b", "k")).file_id == new.file_id
+    await store.get_file(old.file_id)  # not released yet
+
+    pending = [
+        job
+        for shard in range(16)
+        for job in await store._rq.run(store._ns_query, "namespace", f"jobs#{shard:02d}")
+    ]
+    assert len(pending) == 2
+    assert await store.finish_namespace_jobs(4.0) == 2  # add new's chunks; drop + release old
+    with pytest.raises(FileNotFound):
+        await store.get_file(old.file_id)
+    # running the same jobs again (a second sweeper) changes nothing
+    for job in pending:
+        await store._run_job(job, 5.0)
+    assert await store.finish_namespace_jobs(6.0) == 0
+    usage = await store.usage("t1")
+    assert (usage.objects, usage.versions, usage.logical_bytes, usage.stored_bytes) == (
+        1,
+        1,
+        15,
+        15,
+    )
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (1, 15, 2)
+
+
+async def test_concurrent_puts_both_become_versions_when_enabled(
+    store: DynamoMetadataStore,
+) -> None:
+    await store.create_bucket(BucketRecord("v", "t1", 1.0, versioning=VERSIONING_ENABLED))
+    files = [await complete_file(store, [(cid(f"v{i}"), 10)]) for i in range(5)]
+    puts = [store.put_object(NewObject("v", "k", f.file_id, 10), 2.0) for f in files]
+    done = await asyncio.gather(*puts)
+    listing = await store.list_versions("v")
+    assert len(listing.objects) == 5
+    assert sum(v.is_latest for v in listing.objects) == 1
+    assert listing.objects[0].is_latest
+    assert {v.version_id for v in listing.objects} == {r.version.version_id for r in done}
+    usage = await store.usage("t1", "v")
+    assert (usage.objects, usage.versions, usage.logical_bytes, usage.stored_bytes) == (
+        1,
+        5,
+        50,
+        50,
+    )
+
+
+async def test_concurrent_overwrites_release_each_replaced_file_once(
+    store: DynamoMetadataStore,
+) -> None:
+    await store.create_bucket(BucketRecord("u", "t1", 1.0))
+    files = [await complete_file(store, [(cid("shared"), 7), (cid(f"u{i}"), 10)]) for i in range(5)]
+    done = await asyncio.gather(
+        *(store.put_object(NewObject("u", "k", f.file_id, 17), 2.0) for f in files)
+    )
+    released = [r.released_file_id for r in done if r.released_file_id]
+    assert len(released) == len(set(released)) == 4
+    winner = (await store.get_object("u", "k")).file_id
+    assert winner not in released
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (1, 17, 2)
+    chunks = await store.get_chunks([cid("shared")])
+    assert chunks[cid("shared")].refcount == 1
+    usage = await store.usage("t1")
+    assert (usage.objects, usage.versions, usage.logical_bytes, usage.stored_bytes) == (
+        1,
+        1,
+        17,
+        17,
+    )
+
+
+async def test_delete_racing_copies_leaves_exact_counts(store: DynamoMetadataStore) -> None:
+    await store.create_bucket(BucketRecord("c", "t1", 1.0))
+    f = await complete_file(store, [(cid("x"), 10), (cid("y"), 20)])
+    await store.put_object(NewObject("c", "src", f.file_id, 30), 2.0)
+
+    async def copy(i: int) -> ObjectVersion | None:
+        try:
+            dst = NewObject("c", f"dst{i}", "", 0)
+            return (await store.copy_object("c", "src", None, dst, 3.0)).version
+        except Exception:
+            return None
+
+    results = await asyncio.gather(
+        *(copy(i) for i in range(4)), store.delete_object("c", "src", None, 3.0)
+    )
+    copies = [r for r in results[:4] if r is not None]
+    linked = len(copies)
+    stats = await store.get_stats()
+    chunks = await store.get_chunks([cid("x"), cid("y")])
+    usage = await store.usage("t1")
+    if linked:
+        assert stats.total_files == 1
+        assert {c.refcount for c in chunks.values()} == {1}
+        assert (usage.objects, usage.logical_bytes, usage.stored_bytes) == (linked, 30 * linked, 30)
+    else:
+        assert stats.total_files == 0
+        assert all(c.refcount == 0 for c in chunks.values())
+        assert (usage.objects, usage.stored_bytes) == (0, 0)
+
+
+async def test_a_copy_into_another_tenant_gets_its_own_file(store: DynamoMetadataStore) -> None:
+    await store.create_bucket(BucketRecord("mine", "t1", 1.0))
+    await store.create_bucket(BucketRecord("theirs", "t2", 1.0))
+    f = await complete_file(store, [(cid("p"), 10)])
+    await store.put_object(NewObject("mine", "a", f.file_id, 10), 2.0)
+    got = await store.copy_object("mine", "a", None, NewObject("theirs", "b", "", 0), 3.0)
+    assert got.version.file_id != f.file_id
+    assert (await store.get_file(got.version.file_id)).tenant == "t2"
+    assert (await store.usage("t2")).stored_bytes == 10
+    assert (await store.usage("t1")).stored_bytes == 10
+    await store.delete_object("mine", "a", None, 4.0)
+    assert (await store.usage("t2")).stored_bytes == 10
+    assert (await store.get_chunks([cid("p")]))[cid("p")].refcount == 1
+    assert dataclasses.replace(got.version).key == "b"
+
+
+async def test_a_release_first_finishes_the_files_other_jobs(store: DynamoMetadataStore) -> None:
+    """A job left behind still needs the file's manifest: the release runs it first."""
+    for name in ("b1", "b2"):
+        await store.create_bucket(BucketRecord(name, "t1", 1.0))
+    f = await complete_file(store, [(cid("m"), 10), (cid("n"), 20)])
+    for name in ("b1", "b2"):
+        await store.put_object(NewObject(name, "k", f.file_id, 30), 2.0)
+    original = store._run_jobs
+
+    async def crash(jobs: object, now: float) -> None:
+        raise RuntimeError("crash")
+
+    store._run_jobs = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await store.delete_object("b1", "k", None, 3.0)  # leaves "drop f from b1's chunks"
+    store._run_jobs = original  # type: ignore[method-assign]
+    assert (await store.usage("t1", "b1")).stored_bytes == 30
+
+    await store.delete_object("b2", "k", None, 4.0)  # the last link: releases f
+    with pytest.raises(FileNotFound):
+        await store.get_file(f.file_id)
+    assert await store.finish_namespace_jobs(5.0) == 0
+    for scope in ("b1", "b2", None):
+        usage = await store.usage("t1", scope)
+        assert (usage.objects, usage.logical_bytes, usage.stored_bytes) == (0, 0, 0), scope
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.stored_bytes) == (0, 0)

@@ -1,0 +1,105 @@
+"""Small files written in groups (dfs.client.file_writer): temp names, one sync, renames;
+never a partial or unverified file at a target, never a file that appeared there replaced."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, write_group
+from dfs.errors import Conflict, IntegrityError
+
+
+def _plan(file_id: str, parts: list[bytes], **extra: Any) -> dict[str, Any]:
+    data = b"".join(parts)
+    chunks, offset = [], 0
+    for p in parts:
+        chunks.append({"offset": offset, "size": len(p), "sha256": hashlib.sha256(p).hexdigest()})
+        offset += len(p)
+    return {
+        "file_id": file_id,
+        "name": file_id,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "chunks": chunks,
+        **extra,
+    }
+
+
+def _ready(plan: dict[str, Any], target: Path, parts: list[bytes]) -> SmallFile:
+    f = SmallFile(plan, target)
+    f.parts = list(parts)
+    f.missing = 0
+    return f
+
+
+def test_a_group_lands_with_its_attrs_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    one = _ready(
+        _plan("a", [b"x" * 10], mode=0o4755, mtime=1_000_000.5), tmp_path / "d/a", [b"x" * 10]
+    )
+    two = _ready(_plan("b", [b"12", b"345"]), tmp_path / "d/e/b", [b"12", b"345"])
+    empty = _ready(_plan("c", []), tmp_path / "c", [])
+    assert write_group([one, two, empty], overwrite=True, resume=True) == []
+    assert (tmp_path / "d/a").read_bytes() == b"x" * 10
+    assert (tmp_path / "d/e/b").read_bytes() == b"12345"
+    assert (tmp_path / "c").read_bytes() == b""
+    st = os.stat(tmp_path / "d/a")
+    assert st.st_mode & 0o7777 == 0o755 & ~UMASK  # no set-uid, less the umask
+    assert st.st_mtime_ns == 1_000_000_500_000_000
+    assert not list(tmp_path.rglob("*.dfs-part*"))
+
+
+def test_a_file_that_appeared_at_its_target_is_kept_without_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("someone else's")
+    taken = _ready(_plan("t", [b"new"]), tmp_path / "taken", [b"new"])
+    free = _ready(_plan("f", [b"free"]), tmp_path / "free", [b"free"])
+    assert write_group([taken, free], overwrite=False, resume=False) == [taken]
+    assert (tmp_path / "taken").read_text() == "someone else's"
+    assert (tmp_path / "free").read_bytes() == b"free"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["free", "taken"]
+
+
+def test_bytes_that_do_not_match_the_whole_file_sha256_are_never_written(tmp_path: Path) -> None:
+    good = _ready(_plan("g", [b"good"]), tmp_path / "g", [b"good"])
+    plan = _plan("b", [b"ab", b"cd"])
+    bad = _ready(plan, tmp_path / "b", [b"ab", b"xx"])  # chunks as delivered, whole file wrong
+    with pytest.raises(IntegrityError):
+        write_group([good, bad], overwrite=True, resume=False)
+    assert list(tmp_path.iterdir()) == []  # the group's temp files are gone too
+
+
+def test_a_link_planted_at_the_resume_temp_name_is_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / ".t.fid.dfs-part").symlink_to(victim)
+    f = _ready(_plan("fid", [b"payload"]), tmp_path / "t", [b"payload"])
+    assert write_group([f], overwrite=True, resume=True) == []
+    assert (tmp_path / "t").read_bytes() == b"payload"
+    assert victim.read_text() == "precious"
+
+
+async def test_the_group_writer_reports_conflicts_after_writing_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "f3").write_text("mine")
+    written: list[str] = []
+    writer = GroupWriter(False, False, lambda f: written.append(f.target.name))
+    for i in range(600):  # more than one group
+        data = str(i).encode()
+        writer.add(_ready(_plan(f"id{i}", [data]), tmp_path / f"f{i}", [data]))
+    with pytest.raises(Conflict, match="appeared during the download"):
+        await writer.close()
+    assert len(written) == 599
+    assert "f3" not in written
+    assert (tmp_path / "f3").read_text() == "mine"
+    assert (tmp_path / "f599").read_text() == "599"
+
+
+def test_a_temp_file_an_interrupted_run_left_is_reused(tmp_path: Path) -> None:
+    (tmp_path / ".t.fid.dfs-part").write_bytes(b"half of an older write, longer")
+    f = _ready(_plan("fid", [b"payload"]), tmp_path / "t", [b"payload"])
+    assert write_group([f], overwrite=True, resume=True) == []
+    assert (tmp_path / "t").read_bytes() == b"payload"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]

@@ -65,6 +65,14 @@ INIT_UPLOADS: Final = "/init-uploads"
 FINALIZE_UPLOADS: Final = "/finalize-uploads"
 RESUME_UPLOAD: Final = "/resume-upload"
 DOWNLOAD_PLANS: Final = "/download-plans"
+# paged uploads (files of any number of chunks), see dfs/api/routes_paged.py
+PAGED_UPLOAD: Final = "/paged-upload"
+PAGED_UPLOAD_PAGE: Final = "/paged-upload/page"
+PAGED_UPLOAD_PROVE: Final = "/paged-upload/prove"
+PAGED_UPLOAD_FINALIZE: Final = "/paged-upload/finalize"
+MAX_PAGE_CHUNKS: Final = 4096
+"""Chunks in one page of a paged upload: a page's plan stays small, and a page stored as
+one DynamoDB item (48 bytes per entry) stays far below the 400 KB item limit."""
 MAX_BATCH_FILES: Final = 1000
 """Files in one init-uploads / finalize-uploads / download-plans request."""
 
@@ -135,10 +143,10 @@ MAX_JSON_BODY: Final = 24 * MIB
 """Bound of the big JSON bodies (init-upload, finalize-upload): MAX_CHUNKS_PER_FILE chunk
 entries (~95 bytes each) or receipts (~150 bytes each) fit."""
 MAX_CHUNKS_PER_FILE: Final = 100_000
-"""Chunks in one file: ~100 GiB at the default 1 MiB average chunk. Measured (docs/WIRE.md,
-"Hostile input limits"): planning a 100,000-chunk upload peaks at ~250 MiB
-of API memory; a million would need about ten times that, so bigger files need a paged
-init-upload."""
+"""Chunks in one file planned by one ``/init-upload``: ~100 GiB at the default 1 MiB average
+chunk. Measured (docs/WIRE.md, "Hostile input limits"): planning a 100,000-chunk upload peaks
+at ~250 MiB of API memory; a million would need about ten times that, so bigger files go
+page by page (``PAGED_UPLOAD``), which has no such bound."""
 MAX_HAS_CHUNKS: Final = 10_000
 MAX_FILE_NAME: Final = 1024
 # A file's optional metadata from the uploader (issue 16): permission bits (mode & 0o7777)

@@ -7,6 +7,7 @@ module but the entry point and tests. The routes, each table in its module's doc
 |---------------------------------|------------------------------------------------------------|
 | ``dfs.api.routes_files``        | init/finalize-upload, download-plan, proxy-chunk-*, files, DELETE /file/{id} |
 | ``dfs.api.routes_batch``        | init-uploads, finalize-uploads, resume-upload, download-plans |
+| ``dfs.api.routes_paged``        | paged-upload (+ /page, /prove, /finalize): files of any size |
 | ``dfs.api.routes_seed``         | the seed's /file, /metadata, /download, /signed-download, /upload, /check, /admin/hashes |
 | ``dfs.api.routes_admin``        | /admin/tenants, /admin/tokens, /admin/stats, /nodes, /admin/repair |
 | ``dfs.api.routes_access_keys`` | /access-keys… (S3 access keys: create, list, revoke) |
@@ -54,6 +55,7 @@ from dfs.api import (
     routes_monitoring,
     routes_nodes,
     routes_objects,
+    routes_paged,
     routes_seed,
     user_content,
 )
@@ -113,6 +115,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     )
     routes_seed.add_routes(app)
     routes_batch.add_routes(app)
+    routes_paged.add_routes(app)
     app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
     routes_buckets.add_routes(app)
     routes_objects.add_routes(app)

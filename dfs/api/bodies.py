@@ -68,11 +68,13 @@ def _chunk_size(value: object, i: int) -> int:
     return value
 
 
-def _manifest(chunks: object) -> list[ManifestEntry]:
-    if not isinstance(chunks, list) or len(chunks) > protocol.MAX_CHUNKS_PER_FILE:
-        raise InvalidRequest(f"chunks must be a list of at most {protocol.MAX_CHUNKS_PER_FILE}")
+def parse_manifest(
+    chunks: object, offset: int = 0, limit: int = protocol.MAX_CHUNKS_PER_FILE
+) -> list[ManifestEntry]:
+    """A list of ``{"sha256", "size"}`` as manifest entries, the first at ``offset``."""
+    if not isinstance(chunks, list) or len(chunks) > limit:
+        raise InvalidRequest(f"chunks must be a list of at most {limit}")
     manifest: list[ManifestEntry] = []
-    offset = 0
     for i, c in enumerate(chunks):
         if not isinstance(c, dict):
             raise InvalidRequest(f"chunks[{i}] must be an object")
@@ -133,7 +135,7 @@ class UploadRequest:
             raise InvalidRequest("size must be a non-negative integer")
         sha256 = parse_sha256(body.get("sha256"))
         chunker = str(ChunkerProfile.parse(str(body.get("chunker", ""))))
-        manifest = _manifest(body.get("chunks"))
+        manifest = parse_manifest(body.get("chunks"))
         total = manifest[-1].offset + manifest[-1].size if manifest else 0
         if total != size:
             raise InvalidRequest(f"chunk sizes add up to {total}, not the file size {size}")

@@ -89,7 +89,7 @@ async def _off_loop_if_big(chunks: int, build: Callable[[], T]) -> T:
 
 
 @dataclass
-class _Finalizing:
+class Finalizing:
     """A pending file on its way through finalize's checks."""
 
     index: int
@@ -183,7 +183,11 @@ class Coordinator:
         return {c for c in owned if len(locations[c] & live_ids) >= self.rf}
 
     def _plan(
-        self, file_id: str, chunks: Mapping[str, int], skip: set[str], live: Sequence[NodeRecord]
+        self,
+        file_id: str,
+        chunks: Mapping[str, int],
+        skip: Collection[str],
+        live: Sequence[NodeRecord],
     ) -> list[dict[str, Any]]:
         """Where each chunk not in ``skip`` goes, with a put capability per primary."""
         upload = []
@@ -264,6 +268,19 @@ class Coordinator:
             raise Conflict(f"file {file_id} is already complete")
         manifest = await self.meta.get_manifest(file_id)
         chunks = distinct_chunks(manifest)
+        upload = await self.plan_missing(file_id, chunks, receipts, tenant, exclude)
+        return {**self._answer(file_id, len(manifest), chunks, upload), "resumed": True}
+
+    async def plan_missing(
+        self,
+        file_id: str,
+        chunks: Mapping[str, int],
+        receipts: Mapping[str, object],
+        tenant: str,
+        exclude: Collection[str] = (),
+    ) -> list[dict[str, Any]]:
+        """The plan of ``chunks`` of pending upload ``file_id`` that are not proven (by a
+        receipt for this file id, or owned already) with their copies on live nodes."""
         owned = await self.meta.owned_chunks(tenant, list(chunks))
         secret = self.cfg.cluster_secret
         proven = {
@@ -272,10 +289,7 @@ class Coordinator:
         live = await self.writable_nodes(exclude)
         held = await self.holders({c: chunks[c] for c in proven}, live) if proven else {}
         done = {c for c in proven if len(held[c]) >= self.rf}
-        upload = await _off_loop_if_big(
-            len(chunks), lambda: self._plan(file_id, chunks, done, live)
-        )
-        return {**self._answer(file_id, len(manifest), chunks, upload), "resumed": True}
+        return await _off_loop_if_big(len(chunks), lambda: self._plan(file_id, chunks, done, live))
 
     # --- finalize --------------------------------------------------------------------------
 
@@ -307,14 +321,14 @@ class Coordinator:
         checks run cheapest first, so a rejected file costs no has-chunks call."""
         results: list[FileRecord | DfsError | None] = [None] * len(items)
         todo = await self._pending(items, tenant, results)
-        todo = self._keep(todo, results, lambda f: self._check_upload_age(f.rec))
+        todo = self._keep(todo, results, lambda f: self.check_upload_age(f.rec))
         if todo:
-            owned = await self._owned_for_finalize(tenant, [c for f in todo for c in f.chunks])
-            todo = self._keep(todo, results, lambda f: self._check_receipts(f, owned))
+            owned = await self.owned_for_finalize(tenant, [c for f in todo for c in f.chunks])
+            todo = self._keep(todo, results, lambda f: self.check_receipts(f, owned))
         if todo:
             union = {c: n for f in todo for c, n in f.chunks.items()}
             holders = await self.holders(union, await self.live_nodes()) if union else {}
-            todo = self._keep(todo, results, lambda f: self._check_copies(f.chunks, holders))
+            todo = self._keep(todo, results, lambda f: self.check_copies(f.chunks, holders))
         ids = [items[f.index][0] for f in todo]
         committed = await self.meta.commit_files(ids, self.clock()) if ids else []
         for f, file_id, done in zip(todo, ids, committed, strict=True):
@@ -327,7 +341,7 @@ class Coordinator:
         items: Sequence[tuple[str, Mapping[str, object]]],
         tenant: str,
         results: list[FileRecord | DfsError | None],
-    ) -> list[_Finalizing]:
+    ) -> list[Finalizing]:
         """The files still to commit; the others' results (complete, or an error) set."""
         todo = []
         for i, (file_id, receipts) in enumerate(items):
@@ -339,16 +353,19 @@ class Coordinator:
             if rec.state == FILE_COMPLETE:
                 results[i] = rec
                 continue
+            if not rec.sha256:  # a paged upload not sealed yet: its size is not known
+                results[i] = Conflict(f"upload {file_id} is paged: use /paged-upload/finalize")
+                continue
             chunks = distinct_chunks(await self.meta.get_manifest(file_id))
-            todo.append(_Finalizing(i, rec, chunks, receipts))
+            todo.append(Finalizing(i, rec, chunks, receipts))
         return todo
 
     @staticmethod
     def _keep(
-        todo: list[_Finalizing],
+        todo: list[Finalizing],
         results: list[FileRecord | DfsError | None],
-        check: Callable[[_Finalizing], None],
-    ) -> list[_Finalizing]:
+        check: Callable[[Finalizing], None],
+    ) -> list[Finalizing]:
         """The files that pass ``check``; the error of each other one goes to its result."""
         kept = []
         for f in todo:
@@ -360,20 +377,20 @@ class Coordinator:
             kept.append(f)
         return kept
 
-    def _check_upload_age(self, rec: FileRecord) -> None:
+    def check_upload_age(self, rec: FileRecord) -> None:
         if self.clock() - rec.created_at > 0.9 * self.cfg.gc_grace:
             # past this, garbage collection no longer protects the chunks it relies on
             raise Conflict(
                 f"upload {rec.file_id} is older than 0.9 x DFS_GC_GRACE; upload the file again"
             )
 
-    async def _owned_for_finalize(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
+    async def owned_for_finalize(self, tenant: str, chunk_ids: Sequence[str]) -> set[str]:
         # ever=True: a chunk the tenant owned at init-upload (and so did not send) may have
         # lost its last reference to a concurrent delete; the tenant had the bytes, and the
         # has-chunks check still demands the copies
         return await self.meta.owned_chunks(tenant, list(dict.fromkeys(chunk_ids)), ever=True)
 
-    def _check_receipts(self, f: _Finalizing, owned: set[str]) -> None:
+    def check_receipts(self, f: Finalizing, owned: set[str]) -> None:
         secret = self.cfg.cluster_secret
         file_id = f.rec.file_id
         unproven = [
@@ -388,7 +405,7 @@ class Coordinator:
                 missing=unproven[:100],
             )
 
-    def _check_copies(self, chunks: Mapping[str, int], holders: Mapping[str, set[str]]) -> None:
+    def check_copies(self, chunks: Mapping[str, int], holders: Mapping[str, set[str]]) -> None:
         # async: one durable copy commits; repair brings every chunk to the factor
         need = 1 if self.asynchronous else self.rf
         missing = [c for c in chunks if len(holders.get(c, ())) < need]

@@ -122,7 +122,11 @@ async def select(
     sel = PlanSelection(list(file_ids), records)
     for file_id in file_ids:
         rec = records[file_id]
-        fits = isinstance(rec, FileRecord) and sel.chunks + rec.chunk_count <= MAX_PLANNED_CHUNKS
+        # the first file always fits: a paged upload's may have more chunks than the bound
+        first = not any(sel.fits)
+        fits = isinstance(rec, FileRecord) and (
+            first or sel.chunks + rec.chunk_count <= MAX_PLANNED_CHUNKS
+        )
         if fits and isinstance(rec, FileRecord):
             sel.chunks += rec.chunk_count
         sel.fits.append(fits)

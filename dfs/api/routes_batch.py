@@ -60,7 +60,7 @@ def _list(body: dict[str, Any], key: str) -> list[Any]:
     return items
 
 
-def _receipts(value: object) -> Mapping[str, object]:
+def parse_receipts(value: object) -> Mapping[str, object]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -103,14 +103,14 @@ async def finalize_uploads(request: web.Request) -> web.Response:
     async with big_body_slot(request):
         body = await read_json(request, protocol.MAX_JSON_BODY)
         items = [
-            (parse_file_id(u.get("file_id")), _receipts(u.get("receipts")))
+            (parse_file_id(u.get("file_id")), parse_receipts(u.get("receipts")))
             for u in _objects(body, "uploads")
         ]
         files = await request.app[COORDINATOR].finalize_uploads(items, tenant(request))
         return web.json_response({"files": files})
 
 
-def _exclude_nodes(value: object) -> frozenset[str]:
+def parse_exclude_nodes(value: object) -> frozenset[str]:
     if value is None:
         return frozenset()
     if not isinstance(value, list) or len(value) > protocol.MAX_EXCLUDE_NODES:
@@ -124,8 +124,8 @@ async def resume_upload(request: web.Request) -> web.Response:
     async with big_body_slot(request):
         body = await read_json(request, protocol.MAX_JSON_BODY)
         file_id = parse_file_id(body.get("file_id"))
-        receipts = _receipts(body.get("receipts"))
-        exclude = _exclude_nodes(body.get("exclude_nodes"))
+        receipts = parse_receipts(body.get("receipts"))
+        exclude = parse_exclude_nodes(body.get("exclude_nodes"))
         coord = request.app[COORDINATOR]
         plan = await coord.resume_upload(file_id, receipts, tenant(request), exclude)
         return await json_answer(plan, entries=len(plan["upload"]))

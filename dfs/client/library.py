@@ -23,7 +23,8 @@ from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
 from dfs.client.local_files import LocalFile, hash_file
 from dfs.client.namespace_sync import SyncMethods
-from dfs.client.upload import UploadPipeline, UploadResult, send_chunk
+from dfs.client.paged_upload import StreamingUploadPipeline
+from dfs.client.upload import UploadResult, send_chunk
 from dfs.errors import InvalidRequest
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
@@ -125,7 +126,7 @@ class Client(SyncMethods):
     ) -> UploadResult:
         """Upload one file (under ``name``, default its file name), resumable."""
         path = Path(path)
-        pipeline = UploadPipeline(self._connection(), _profile(profile), progress)
+        pipeline = StreamingUploadPipeline(self._connection(), _profile(profile), progress)
         return await pipeline.upload_file(path, name or path.name)
 
     async def upload_many(
@@ -136,7 +137,7 @@ class Client(SyncMethods):
         progress: ProgressFn | None = None,
     ) -> list[UploadResult]:
         """Upload ``files`` (see ``dfs.client.local_files.walk``); results in their order."""
-        pipeline = UploadPipeline(self._connection(), _profile(profile), progress)
+        pipeline = StreamingUploadPipeline(self._connection(), _profile(profile), progress)
         return await pipeline.upload_files(files)
 
     async def send_chunk(

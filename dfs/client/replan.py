@@ -115,13 +115,15 @@ class Replanner:
                 plan = await self._replan(frozenset(), refuse=False)
             return list(plan.values()) if plan is not None else []
 
+    async def _ask(self, exclude: frozenset[str]) -> dict[str, Any]:
+        """A plan of the upload's unproven chunks that leaves out ``exclude``."""
+        return await self.conn.api.resume_upload(self.file_id, dict(self.receipts), sorted(exclude))
+
     async def _replan(
         self, exclude: frozenset[str], *, refuse: bool = True
     ) -> dict[str, dict[str, Any]] | None:
         try:
-            answer = await self.conn.api.resume_upload(
-                self.file_id, dict(self.receipts), sorted(exclude)
-            )
+            answer = await self._ask(exclude)
         except Unavailable as exc:
             if not refuse or not exclude:
                 raise

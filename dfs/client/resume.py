@@ -3,7 +3,8 @@
 Uploads: a journal per (API, token, content, chunker, name) under the cache directory
 (``DFS_CACHE_DIR``, else ``$XDG_CACHE_HOME/dfs``, else ``~/.cache/dfs``), at
 ``uploads/<key>.jsonl``: a first line ``{"file_id": ...}`` naming the pending upload, then
-one ``{"c": chunk_id, "r": receipt}`` line per chunk a node acknowledged. Lines are appended
+one ``{"c": chunk_id, "r": receipt}`` line per chunk a node acknowledged, and for a paged
+upload (``dfs.client.paged_upload``) one ``{"p": page}`` line per page the API proved. Lines are appended
 and flushed as receipts arrive, so a killed client loses at most the chunks in flight; a torn
 last line is ignored. The journal is removed once the file is complete. Receipts are only
 good for that pending file id and tenant (the API checks), so the journal grants nothing to
@@ -32,6 +33,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from dfs.config import DEFAULT_GC_GRACE
@@ -39,6 +41,7 @@ from dfs.config import DEFAULT_GC_GRACE
 # the API deletes a pending upload 2 x DFS_GC_GRACE after it began (dfs.api.gc); a journal
 # untouched for longer (at the default grace) names an upload that is gone
 JOURNAL_MAX_AGE = 2 * DEFAULT_GC_GRACE
+RECEIPTS_KEPT = 65536  # receipts of a paged upload's proven pages kept in memory (~16 MiB)
 
 
 def open_own(path: Path, flags: int, mode: int = 0o600) -> int | None:
@@ -79,6 +82,7 @@ class UploadJournal:
         self.path = path
         self.file_id: str | None = None
         self.receipts: dict[str, str] = {}
+        self.pages: set[int] = set()  # pages of a paged upload proven already
 
     @classmethod
     def for_upload(
@@ -107,8 +111,11 @@ class UploadJournal:
             if "file_id" in entry:
                 self.file_id = str(entry["file_id"])
                 self.receipts = {}
+                self.pages = set()
             elif self.file_id and isinstance(entry.get("c"), str):
                 self.receipts[entry["c"]] = str(entry.get("r", ""))
+            elif self.file_id and isinstance(entry.get("p"), int):
+                self.pages.add(entry["p"])
 
     def start(self, file_id: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -117,16 +124,30 @@ class UploadJournal:
             f.write(json.dumps({"file_id": file_id}) + "\n")
         self.file_id = file_id
         self.receipts = {}
+        self.pages = set()
 
     def add(self, chunk_id: str, receipt: str) -> None:
         self.receipts[chunk_id] = receipt
         with open(self.path, "a") as f:
             f.write(json.dumps({"c": chunk_id, "r": receipt}) + "\n")
 
+    def page_proven(self, page: int, chunk_ids: Iterable[str]) -> None:
+        """A page of a paged upload is proven: noted (a resumed run skips it). Its receipts
+        stay in memory, so a chunk repeated on a later page is not sent again, up to
+        RECEIPTS_KEPT receipts: past that a proven page's leave (memory stays bounded; a
+        chunk repeated later is then sent again, which costs only its bytes)."""
+        self.pages.add(page)
+        if len(self.receipts) > RECEIPTS_KEPT:
+            for c in chunk_ids:
+                self.receipts.pop(c, None)
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"p": page}) + "\n")
+
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
         self.file_id = None
         self.receipts = {}
+        self.pages = set()
 
     @staticmethod
     def sweep(max_age: float = JOURNAL_MAX_AGE, now: float | None = None) -> int:

@@ -161,6 +161,14 @@ class FileUpload:
         if progress:
             progress(self.scan.size - sum(int(i["size"]) for i in self.todo))
 
+    def new_replanner(self, conn: Connection) -> Replanner:
+        """How a send of this upload asks for a plan around failed nodes."""
+        return Replanner(conn, self.file_id, self.receipts)
+
+    async def finalize_once(self, conn: Connection) -> dict[str, Any]:
+        """Finalize this upload once (409 ``incomplete_upload`` when chunks are short)."""
+        return await conn.api.finalize_upload(self.file_id, self.receipts)
+
     def read(self, chunk_id: str, size: int) -> bytes:
         """The chunk's bytes as they are now (see ``read_chunk``); blocking."""
         if self.fd is not None:
@@ -269,7 +277,7 @@ class ChunkSender:
     def replanner(self, upload: FileUpload) -> Replanner:
         found = self._replanners.get(upload.file_id)
         if found is None or found.receipts is not upload.receipts:
-            found = Replanner(self.conn, upload.file_id, upload.receipts)
+            found = upload.new_replanner(self.conn)
             self._replanners[upload.file_id] = found
         return found
 
@@ -342,7 +350,7 @@ class ChunkSender:
         """Finalize one upload, re-sending what finalize finds short of copies."""
         for round_ in range(1, FINALIZE_ROUNDS + 1):
             try:
-                return await self.conn.api.finalize_upload(upload.file_id, upload.receipts)
+                return await upload.finalize_once(self.conn)
             except IncompleteUpload:
                 if round_ == FINALIZE_ROUNDS:
                     raise

@@ -243,6 +243,25 @@ class MetadataStore(Protocol):
         such id exactly once; the order is the backend's. A page may hold fewer than
         ``limit`` ids even when more follow.
 
+    Paged manifests (a file too big to plan in one request is planned page by page)
+      - ``create_file(rec, [])`` starts one: a pending file whose manifest is then appended
+        with ``append_manifest_page(file_id, page, entries)``, pages numbered from 0, each
+        page's offsets going on where the one before ended. The same page with the same
+        entries again is a no-op (retries, resume); other entries under a number already
+        written raise Conflict, as does appending to a file that is not pending;
+        FileNotFound for unknown ids. ``get_manifest`` and everything that reads a manifest
+        (commit, delete, ``recent_pending_chunks``) see every page appended.
+      - ``get_manifest_page(file_id, page)`` returns a page's entries and whether it was
+        proven; FileNotFound if the file or the page does not exist.
+      - ``mark_page_proven(file_id, page)`` records that the page's chunks were checked
+        (receipts and copies); FileNotFound for a missing page, Conflict if the file is not
+        pending.
+      - ``seal_file(file_id, size, sha256)`` gives a paged file its size, sha256 and
+        chunk_count once its pages are whole (numbered 0..n-1 without a gap, each proven,
+        each starting where the one before ended, ``size`` bytes in all) and returns the
+        record; Conflict otherwise, or if the file is not pending. ``commit_file`` then
+        commits it as any other file.
+
     Tenants and tokens
       - ``create_tenant`` raises Conflict if the tenant exists; ``tenant_exists`` answers.
       - ``put_token`` stores a token record (Conflict if its hash exists); ``get_token``
@@ -316,6 +335,14 @@ class MetadataStore(Protocol):
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord: ...
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]: ...
     async def commit_file(self, file_id: str, now: float) -> FileRecord: ...
+    async def append_manifest_page(
+        self, file_id: str, page: int, entries: Sequence[ManifestEntry]
+    ) -> None: ...
+    async def get_manifest_page(
+        self, file_id: str, page: int
+    ) -> tuple[list[ManifestEntry], bool]: ...
+    async def mark_page_proven(self, file_id: str, page: int) -> None: ...
+    async def seal_file(self, file_id: str, size: int, sha256: str) -> FileRecord: ...
     async def create_files(
         self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]]
     ) -> None: ...

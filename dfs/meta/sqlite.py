@@ -6,7 +6,8 @@ read-modify-write runs inside ``BEGIN IMMEDIATE`` so it holds the write lock fro
 read. ``synchronous=FULL``: a committed file survives a power cut, not only a crash.
 
 One connection per store, used from one worker thread: the event loop never waits on disk;
-``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; refcounts:
+``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; files and manifests:
+``sqlite_manifests``; chunks and copies: ``sqlite_chunks``; commit/delete refcounts:
 ``sqlite_refcounts``; namespace: ``sqlite_namespace``; S3 keys: ``sqlite_access_keys``.
 """
 
@@ -20,11 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import dfs.meta.sqlite_refcounts as content
 from dfs.errors import Conflict, FileNotFound, Unavailable
 from dfs.meta.base import (
-    FILE_COMPLETE,
-    FILE_PENDING,
     NODE_DOWN,
     ChunkInfo,
     ChunkState,
@@ -38,9 +36,30 @@ from dfs.meta.base import (
     TokenRecord,
 )
 from dfs.meta.sqlite_access_keys import SqliteAccessKeysMixin
+from dfs.meta.sqlite_chunks import (
+    add_locations,
+    chunk_states,
+    chunks_of_node,
+    delete_if_unreferenced,
+    node_names,
+    remove_locations,
+)
+from dfs.meta.sqlite_codec import Labels, pack_file_id, pack_hex, unpack_file_id, unpack_hex
+from dfs.meta.sqlite_manifests import (
+    append_page,
+    drop_manifest,
+    get_page,
+    get_record,
+    insert_file,
+    manifest,
+    manifest_pages,
+    mark_proven,
+    seal,
+)
+from dfs.meta.sqlite_migrate import open_schema
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
-from dfs.meta.sqlite_refcounts import commit_one, drop_refs, repoint_hash
-from dfs.meta.sqlite_schema import apply_schema, file_record, node_record
+from dfs.meta.sqlite_refcounts import commit_one, delete_one, mark_verified
+from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
 
 T = TypeVar("T")
 
@@ -67,6 +86,7 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._labels = Labels()
         self.calls = 0  # operations run on the connection (each one transaction at most)
 
     @classmethod
@@ -84,7 +104,7 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=ON")
         with self._tx(conn):
-            apply_schema(conn)
+            open_schema(conn)
         self._conn = conn
 
     @contextmanager
@@ -96,8 +116,14 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
             yield c
         except BaseException:
             c.execute("ROLLBACK")
+            self._labels.settle(committed=False)
             raise
-        c.execute("COMMIT")
+        try:
+            c.execute("COMMIT")
+        except BaseException:
+            self._labels.settle(committed=False)
+            raise
+        self._labels.settle(committed=True)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -169,35 +195,10 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
 
     # --- files ----------------------------------------------------------------------------
 
-    def _insert_file(
-        self, db: sqlite3.Connection, rec: FileRecord, manifest: Sequence[ManifestEntry]
-    ) -> None:
-        db.execute(
-            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                rec.file_id,
-                rec.tenant,
-                rec.name,
-                rec.size,
-                rec.sha256,
-                rec.chunker,
-                FILE_PENDING,
-                rec.created_at,
-                len(manifest),
-                rec.mode,
-                rec.mtime,
-                int(rec.sha256_verified),
-            ),
-        )
-        db.executemany(
-            "INSERT INTO manifest VALUES (?,?,?,?,?)",
-            ((rec.file_id, i, e.offset, e.size, e.chunk_id) for i, e in enumerate(manifest)),
-        )
-
     async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
         def op() -> None:
             with self._tx() as db:
-                self._insert_file(db, rec, manifest)
+                insert_file(db, self._labels, rec, manifest)
 
         await self._run(op)
 
@@ -208,43 +209,53 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
         def op() -> None:
             with self._tx() as db:
                 for rec, manifest in files:
-                    self._insert_file(db, rec, manifest)
+                    insert_file(db, self._labels, rec, manifest)
 
         await self._run(op)
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord:
-        def op() -> FileRecord:
-            row = self._db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
-            if row is None or (tenant is not None and row["tenant"] != tenant):
-                raise FileNotFound(f"no file {file_id}")
-            return file_record(row)
-
-        return await self._run(op)
+        return await self._run(lambda: get_record(self._db, self._labels, file_id, tenant))
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
-        def op() -> list[ManifestEntry]:
-            db = self._db
-            if db.execute("SELECT 1 FROM files WHERE file_id=?", (file_id,)).fetchone() is None:
-                raise FileNotFound(f"no file {file_id}")
-            rows = db.execute(
-                "SELECT offset, size, chunk_id FROM manifest WHERE file_id=? ORDER BY idx",
-                (file_id,),
-            )
-            return [ManifestEntry(r[0], r[1], r[2]) for r in rows]
+        return await self._run(lambda: manifest(self._db, file_id))
+
+    async def append_manifest_page(
+        self, file_id: str, page: int, entries: Sequence[ManifestEntry]
+    ) -> None:
+        def op() -> None:
+            with self._tx() as db:
+                append_page(db, file_id, page, entries)
+
+        await self._run(op)
+
+    async def get_manifest_page(self, file_id: str, page: int) -> tuple[list[ManifestEntry], bool]:
+        return await self._run(lambda: get_page(self._db, file_id, page))
+
+    async def mark_page_proven(self, file_id: str, page: int) -> None:
+        def op() -> None:
+            with self._tx() as db:
+                mark_proven(db, file_id, page)
+
+        await self._run(op)
+
+    async def seal_file(self, file_id: str, size: int, sha256: str) -> FileRecord:
+        def op() -> FileRecord:
+            with self._tx() as db:
+                return seal(db, self._labels, file_id, size, sha256)
 
         return await self._run(op)
 
     async def commit_file(self, file_id: str, now: float) -> FileRecord:
         def op() -> FileRecord:
             with self._tx() as db:
-                return commit_one(db, file_id, now)
+                return commit_one(db, self._labels, file_id, now)
 
         return await self._run(op)
 
     async def mark_sha256_verified(self, file_id: str) -> FileRecord | None:
         def op() -> FileRecord | None:
             with self._tx() as db:
-                return content.mark_verified(db, file_id)
+                return mark_verified(db, self._labels, file_id)
 
         return await self._run(op)
 
@@ -256,7 +267,7 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
             with self._tx() as db:
                 for file_id in file_ids:
                     try:
-                        out.append(commit_one(db, file_id, now))
+                        out.append(commit_one(db, self._labels, file_id, now))
                     except FileNotFound:
                         out.append(None)
             return out
@@ -267,31 +278,41 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
         self, tenant: str, *, limit: int, after: str | None = None
     ) -> list[FileRecord]:
         def op() -> list[FileRecord]:
-            rows = self._db.execute(
-                "SELECT * FROM files WHERE tenant=? AND state=? AND file_id > ? "
+            db = self._db
+            tid = self._labels.find(db, tenant)
+            if tid is None:
+                return []
+            rows = db.execute(  # the files_by_tenant index
+                f"SELECT {FILE_COLUMNS} FROM files WHERE tenant=? AND state = 1 AND file_id > ? "
                 "ORDER BY file_id LIMIT ?",
-                (tenant, FILE_COMPLETE, after or "", limit),
+                (tid, pack_file_id(after) if after else "", limit),
             )
-            return [file_record(r) for r in rows]
+            return [file_record(db, self._labels, r) for r in rows]
 
         return await self._run(op)
 
     async def owned_chunks(
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
     ) -> set[str]:
-        ids = list(dict.fromkeys(chunk_ids))
+        ids = [pack_hex(c) for c in dict.fromkeys(chunk_ids)]
         floor = -1 if ever else 0
 
         def op() -> set[str]:
+            db = self._db
+            tid = self._labels.find(db, tenant)
             out: set[str] = set()
+            if tid is None:
+                return out
             for batch in _batches(ids):
                 marks = ",".join("?" * len(batch))
-                rows = self._db.execute(
+                rows = db.execute(
+                    f"SELECT chunk_id FROM chunks WHERE owner=? AND owner_refs > ? "
+                    f"AND chunk_id IN ({marks}) UNION "
                     f"SELECT chunk_id FROM tenant_chunks WHERE tenant=? AND refcount > ? "
                     f"AND chunk_id IN ({marks})",
-                    (tenant, floor, *batch),
+                    (tid, floor, *batch, tid, floor, *batch),
                 )
-                out.update(r[0] for r in rows)
+                out.update(unpack_hex(r[0]) for r in rows)
             return out
 
         return await self._run(op)
@@ -299,7 +320,20 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
     async def find_file_by_sha256(
         self, tenant: str, sha256: str, *, verified: bool = True
     ) -> FileRecord | None:
-        return await self._run(lambda: content.find_by_entry(self._db, tenant, sha256, verified))
+        def op() -> FileRecord | None:
+            db = self._db
+            tid = self._labels.find(db, tenant)
+            if tid is None:
+                return None
+            key = pack_hex(sha256)
+            row = db.execute(  # the files_by_hash index: the first committed wins
+                f"SELECT {FILE_COLUMNS} FROM files WHERE tenant=? AND sha256_verified=? "
+                "AND substr(sha256, 1, 8)=? AND state = 1 AND sha256=? ORDER BY seq LIMIT 1",
+                (tid, int(verified), key[:8], key),
+            ).fetchone()
+            return None if row is None else file_record(db, self._labels, row)
+
+        return await self._run(op)
 
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None
@@ -308,9 +342,9 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
             rows = self._db.execute(
                 "SELECT chunk_id FROM chunks WHERE chunk_id > ? AND refcount > 0 "
                 "ORDER BY chunk_id LIMIT ?",
-                (after or "", limit),
+                (pack_hex(after) if after else "", limit),
             ).fetchall()
-            ids = [r[0] for r in rows]
+            ids = [unpack_hex(r[0]) for r in rows]
             return ids, (ids[-1] if len(ids) == limit else None)
 
         if limit <= 0:
@@ -382,22 +416,14 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
 
         return await self._run(op)
 
-    # --- chunks ---------------------------------------------------------------------------
+    # --- chunks (dfs.meta.sqlite_chunks) ---------------------------------------------------
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None:
         locs = list(locations)
 
         def op() -> None:
             with self._tx() as db:
-                db.executemany(
-                    "INSERT OR IGNORE INTO chunks (chunk_id, size, refcount, created_at) "
-                    "VALUES (?,?,0,?)",
-                    ((loc.chunk_id, loc.size, now) for loc in locs),
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO locations VALUES (?,?,?)",
-                    ((loc.chunk_id, loc.node_id, now) for loc in locs),
-                )
+                add_locations(db, self._labels, locs, now)
 
         if locs:
             await self._run(op)
@@ -407,27 +433,27 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
 
         def op() -> None:
             with self._tx() as db:
-                db.executemany(
-                    "DELETE FROM locations WHERE chunk_id=? AND node_id=?",
-                    ((loc.chunk_id, loc.node_id) for loc in locs),
-                )
+                remove_locations(db, self._labels, locs)
 
         if locs:
             await self._run(op)
+
+    def _chunk_rows(self, ids: Sequence[str], columns: str) -> Iterator[sqlite3.Row]:
+        keys = [pack_hex(c) for c in ids]
+        for batch in _batches(keys):
+            marks = ",".join("?" * len(batch))
+            yield from self._db.execute(
+                f"SELECT chunk_id, {columns} FROM chunks WHERE chunk_id IN ({marks})",
+                tuple(batch),
+            )
 
     async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]:
         ids = list(dict.fromkeys(chunk_ids))
 
         def op() -> dict[str, set[str]]:
             out: dict[str, set[str]] = {cid: set() for cid in ids}
-            for batch in _batches(ids):
-                marks = ",".join("?" * len(batch))
-                rows = self._db.execute(
-                    f"SELECT chunk_id, node_id FROM locations WHERE chunk_id IN ({marks})",
-                    tuple(batch),
-                )
-                for chunk_id, node_id in rows:
-                    out[chunk_id].add(node_id)
+            for r in self._chunk_rows(ids, "nodes"):
+                out[unpack_hex(r[0])] = node_names(self._db, self._labels, r[1])
             return out
 
         return await self._run(op)
@@ -437,15 +463,8 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
 
         def op() -> dict[str, ChunkInfo]:
             out: dict[str, ChunkInfo] = {}
-            for batch in _batches(ids):
-                marks = ",".join("?" * len(batch))
-                rows = self._db.execute(
-                    f"SELECT chunk_id, size, refcount, created_at FROM chunks "
-                    f"WHERE chunk_id IN ({marks})",
-                    tuple(batch),
-                )
-                for r in rows:
-                    out[r[0]] = ChunkInfo(r[0], r[1], r[2], r[3])
+            for r in self._chunk_rows(ids, "size, refcount, created_at"):
+                out[unpack_hex(r[0])] = ChunkInfo(unpack_hex(r[0]), r[1], r[2], r[3])
             return out
 
         return await self._run(op)
@@ -455,100 +474,64 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
     async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord:
         def op() -> FileRecord:
             with self._tx() as db:
-                row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
-                if row is None or row["tenant"] != tenant:
-                    raise FileNotFound(f"no file {file_id}")
-                if row["state"] == FILE_COMPLETE:
-                    drop_refs(db, row, now)
-                    repoint_hash(db, row)
-                db.execute("DELETE FROM manifest WHERE file_id=?", (file_id,))
-                db.execute("DELETE FROM files WHERE file_id=?", (file_id,))
-                return file_record(row)
+                return delete_one(db, self._labels, file_id, tenant, now)
 
         return await self._run(op)
 
     async def scan_chunks(self, *, limit: int, after: str | None = None) -> list[ChunkState]:
-        def op() -> list[ChunkState]:
-            rows = self._db.execute(
-                "SELECT chunk_id, size, refcount, MAX(created_at, unref_at) FROM chunks "
-                "WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?",
-                (after or "", limit),
-            ).fetchall()
-            nodes: dict[str, set[str]] = {r[0]: set() for r in rows}
-            if rows:
-                for chunk_id, node_id in self._db.execute(
-                    "SELECT chunk_id, node_id FROM locations WHERE chunk_id >= ? AND chunk_id <= ?",
-                    (rows[0][0], rows[-1][0]),
-                ):
-                    if chunk_id in nodes:
-                        nodes[chunk_id].add(node_id)
-            return [ChunkState(r[0], r[1], r[2], frozenset(nodes[r[0]]), r[3]) for r in rows]
-
-        return await self._run(op)
+        return await self._run(lambda: chunk_states(self._db, self._labels, limit, after))
 
     async def recent_pending_chunks(self, since: float) -> set[str]:
         def op() -> set[str]:
-            rows = self._db.execute(
-                "SELECT DISTINCT m.chunk_id FROM files f JOIN manifest m ON m.file_id = f.file_id "
-                "WHERE f.state != ? AND f.created_at >= ?",
-                (FILE_COMPLETE, since),
-            )
-            return {r[0] for r in rows}
+            db = self._db
+            ids = [
+                unpack_file_id(r[0])
+                for r in db.execute(
+                    "SELECT file_id FROM files WHERE state != 1 AND created_at >= ?", (since,)
+                ).fetchall()
+            ]
+            out: set[str] = set()
+            for file_id in ids:
+                for page in manifest_pages(db, file_id):
+                    out.update(e.chunk_id for e in page)
+            return out
 
         return await self._run(op)
 
     async def delete_chunk_if_unreferenced(self, chunk_id: str, cutoff: float) -> set[str] | None:
         def op() -> set[str] | None:
             with self._tx() as db:
-                row = db.execute(
-                    "SELECT refcount, MAX(created_at, unref_at) FROM chunks WHERE chunk_id=?",
-                    (chunk_id,),
-                ).fetchone()
-                if row is None or row[0] != 0 or row[1] >= cutoff:
-                    return None
-                nodes = {
-                    r[0]
-                    for r in db.execute(
-                        "SELECT node_id FROM locations WHERE chunk_id=?", (chunk_id,)
-                    )
-                }
-                db.execute("DELETE FROM locations WHERE chunk_id=?", (chunk_id,))
-                db.execute("DELETE FROM chunks WHERE chunk_id=?", (chunk_id,))
-                return nodes
+                return delete_if_unreferenced(db, self._labels, chunk_id, cutoff)
 
         return await self._run(op)
 
     async def node_chunks(self, node_id: str, *, limit: int, after: str | None = None) -> list[str]:
-        def op() -> list[str]:
-            rows = self._db.execute(  # the locations_by_node index
-                "SELECT chunk_id FROM locations WHERE node_id=? AND chunk_id > ? "
-                "ORDER BY chunk_id LIMIT ?",
-                (node_id, after or "", limit),
-            )
-            return [r[0] for r in rows]
-
-        return await self._run(op)
+        return await self._run(
+            lambda: chunks_of_node(self._db, self._labels, node_id, limit, after)
+        )
 
     async def stale_pending_files(self, before: float, *, limit: int) -> list[FileRecord]:
         def op() -> list[FileRecord]:
-            rows = self._db.execute(
-                "SELECT * FROM files WHERE state != ? AND created_at < ? "
+            db = self._db
+            rows = db.execute(
+                f"SELECT {FILE_COLUMNS} FROM files WHERE state != 1 AND created_at < ? "
                 "ORDER BY created_at LIMIT ?",
-                (FILE_COMPLETE, before, limit),
+                (before, limit),
             )
-            return [file_record(r) for r in rows]
+            return [file_record(db, self._labels, r) for r in rows]
 
         return await self._run(op)
 
     async def delete_pending_file(self, file_id: str, before: float) -> bool:
         def op() -> bool:
+            key = pack_file_id(file_id)
             with self._tx() as db:
                 gone = db.execute(
-                    "DELETE FROM files WHERE file_id=? AND state=? AND created_at < ?",
-                    (file_id, FILE_PENDING, before),
+                    "DELETE FROM files WHERE file_id=? AND state = 0 AND created_at < ?",
+                    (key, before),
                 ).rowcount
                 if gone:
-                    db.execute("DELETE FROM manifest WHERE file_id=?", (file_id,))
+                    drop_manifest(db, key)
                 return bool(gone)
 
         return await self._run(op)

@@ -30,7 +30,6 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict
-from dfs.meta.base import FileRecord, ManifestEntry
 from dfs.meta.namespace import (
     VERSIONING_UNVERSIONED,
     BucketRecord,
@@ -42,6 +41,7 @@ from dfs.meta.namespace import (
     SearchQuery,
     Usage,
 )
+from dfs.meta.sqlite_codec import Labels
 from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_listing import list_objects, list_versions, search
 from dfs.meta.sqlite_namespace_schema import bucket_record, version_record
@@ -89,9 +89,8 @@ class SqliteNamespaceMixin:
             self, conn: sqlite3.Connection | None = None
         ) -> AbstractContextManager[sqlite3.Connection]: ...
         async def _run(self, fn: Callable[[], T]) -> T: ...
-        def _insert_file(
-            self, db: sqlite3.Connection, rec: FileRecord, manifest: Sequence[ManifestEntry]
-        ) -> None: ...
+
+        _labels: Labels
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -115,7 +114,7 @@ class SqliteNamespaceMixin:
 
         def op() -> T:
             with self._tx() as db:
-                return fn(StoreFiles(db, self._insert_file))
+                return fn(StoreFiles(db, self._labels))
 
         return op
 

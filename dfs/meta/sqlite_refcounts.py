@@ -1,167 +1,188 @@
 """Reference counting in the SQLite metadata store: what commit and delete do to refcounts,
-counters and the content index, always inside the caller's write transaction.
+the tenants' references and the counters, always inside the caller's write transaction.
 
 Apart from ``dfs.meta.sqlite`` because it is the one piece of the store with real logic: a
 commit counts each distinct chunk as stored (first reference) or as a duplicate avoided, and
 a delete is its exact inverse, so the Stats counters stay exact. Both run under
-``BEGIN IMMEDIATE``, so the refcounts they read cannot change before they write.
+``BEGIN IMMEDIATE``, so the refcounts they read cannot change before they write. A manifest
+is counted page by page (a chunk first referenced on one page is a duplicate on the next),
+which gives the same counts as counting the whole file at once and keeps memory to a page.
+
+A tenant's references to a chunk live in the chunk's row for the first tenant that
+referenced it (``owner``, ``owner_refs``: the common case of one tenant costs no row of its
+own) and in ``tenant_chunks`` for every other tenant.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import sqlite3
+from collections.abc import Iterable
 
 from dfs.errors import FileNotFound
-from dfs.meta.base import FILE_COMPLETE, FileRecord, sha256_entry
+from dfs.meta.base import FileRecord, ManifestEntry
+from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id, pack_hex
+from dfs.meta.sqlite_manifests import drop_manifest, file_row, manifest_pages
 from dfs.meta.sqlite_schema import file_record
 
 
-def _refs(db: sqlite3.Connection, file_id: str) -> list[tuple[str, int, int]]:
-    """(chunk_id, references, size) of each distinct chunk of a file's manifest."""
-    rows = db.execute(
-        "SELECT chunk_id, COUNT(*), MAX(size) FROM manifest WHERE file_id=? GROUP BY chunk_id",
-        (file_id,),
-    )
-    return [(r[0], r[1], r[2]) for r in rows]
+@dataclasses.dataclass
+class _Deltas:
+    stored: int = 0
+    unique: int = 0
+    dups: int = 0
+
+    def rows(self, files: int, size: int, sign: int) -> list[tuple[str, int]]:
+        return [
+            ("total_files", files),
+            ("logical_bytes", sign * size),
+            ("stored_bytes", sign * self.stored),
+            ("unique_chunks", sign * self.unique),
+            ("duplicates_avoided", sign * self.dups),
+        ]
 
 
-def _refcount(db: sqlite3.Connection, chunk_id: str) -> int:
-    cur = db.execute("SELECT refcount FROM chunks WHERE chunk_id=?", (chunk_id,)).fetchone()
-    return int(cur[0]) if cur is not None else 0
+def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
+    """(chunk_id, references, size) of each distinct chunk of a page."""
+    counts: collections.Counter[str] = collections.Counter()
+    sizes: dict[str, int] = {}
+    for e in page:
+        counts[e.chunk_id] += 1
+        sizes[e.chunk_id] = max(sizes.get(e.chunk_id, 0), e.size)
+    return [(c, n, sizes[c]) for c, n in counts.items()]
 
 
-def commit_one(db: sqlite3.Connection, file_id: str, now: float) -> FileRecord:
-    """commit_file's work inside the caller's write transaction."""
-    row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
+def _add_ref(
+    db: sqlite3.Connection, tenant: int, chunk: str, count: int, size: int, now: float
+) -> int:
+    """Add ``count`` references of ``tenant``; returns the refcount before."""
+    key = pack_hex(chunk)
+    row = db.execute("SELECT refcount, owner FROM chunks WHERE chunk_id=?", (key,)).fetchone()
     if row is None:
-        raise FileNotFound(f"no file {file_id}")
-    if row["state"] == FILE_COMPLETE:
-        return file_record(row)
-    refs = _refs(db, file_id)
-    dups = stored = unique = 0
-    for chunk_id, count, size in refs:
-        before = _refcount(db, chunk_id)
-        if before > 0:
-            dups += count
-        else:
-            dups += count - 1
-            stored += size
-            unique += 1
         db.execute(
-            "INSERT INTO chunks (chunk_id, size, refcount, created_at) "
-            "VALUES (?,?,?,?) ON CONFLICT(chunk_id) "
-            "DO UPDATE SET refcount = refcount + excluded.refcount",
-            (chunk_id, size, count, now),
+            "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
+            "VALUES (?,?,?,?,?,?)",
+            (key, size, count, now, tenant, count),
         )
+        return 0
+    if row[1] is None or row[1] == tenant:
+        db.execute(
+            "UPDATE chunks SET refcount = refcount + ?, owner = ?, "
+            "owner_refs = owner_refs + ? WHERE chunk_id=?",
+            (count, tenant, count, key),
+        )
+    else:
+        db.execute("UPDATE chunks SET refcount = refcount + ? WHERE chunk_id=?", (count, key))
         db.execute(
             "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
             "DO UPDATE SET refcount = refcount + excluded.refcount",
-            (row["tenant"], chunk_id, count),
+            (tenant, key, count),
         )
-    deltas = {
-        "total_files": 1,
-        "logical_bytes": row["size"],
-        "stored_bytes": stored,
-        "unique_chunks": unique,
-        "duplicates_avoided": dups,
-    }
+    return int(row[0])
+
+
+def _drop_ref(db: sqlite3.Connection, tenant: int, chunk: str, count: int, now: float) -> int:
+    """Drop ``count`` references of ``tenant``; returns the refcount after."""
+    key = pack_hex(chunk)
+    row = db.execute("SELECT refcount, owner FROM chunks WHERE chunk_id=?", (key,)).fetchone()
+    after = max(int(row[0]) - count, 0) if row is not None else 0
+    if row is not None and row[1] == tenant:
+        db.execute(
+            "UPDATE chunks SET refcount = ?, owner_refs = MAX(owner_refs - ?, 0) WHERE chunk_id=?",
+            (after, count, key),
+        )
+    else:
+        db.execute("UPDATE chunks SET refcount = ? WHERE chunk_id=?", (after, key))
+        db.execute(
+            "UPDATE tenant_chunks SET refcount = refcount - ? WHERE tenant=? AND chunk_id=?",
+            (count, tenant, key),
+        )
+    if after == 0:
+        db.execute("UPDATE chunks SET unref_at = ? WHERE chunk_id=?", (now, key))
+    return after
+
+
+def _bump_counters(db: sqlite3.Connection, rows: list[tuple[str, int]]) -> None:
     db.executemany(
         "INSERT INTO counters VALUES (?,?) ON CONFLICT(name) "
         "DO UPDATE SET value = value + excluded.value",
-        deltas.items(),
+        rows,
     )
-    db.execute("UPDATE files SET state=? WHERE file_id=?", (FILE_COMPLETE, file_id))
-    # the first complete file with this content keeps the entry (verified files and claims
-    # each their own)
-    db.execute(
-        "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
-        (row["tenant"], _entry(row), file_id),
-    )
-    return dataclasses.replace(file_record(row), state=FILE_COMPLETE)
 
 
-def _entry(row: sqlite3.Row) -> str:
-    return sha256_entry(row["sha256"], bool(row["sha256_verified"]))
-
-
-def mark_verified(db: sqlite3.Connection, file_id: str) -> FileRecord | None:
-    """mark_sha256_verified's work inside the caller's write transaction: the file leaves
-    its claim's content entry (handed on as a delete would) and joins the verified one."""
-    row = db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
-    if row is None or row["state"] != FILE_COMPLETE:
-        return None
-    if not row["sha256_verified"]:
-        repoint_hash(db, row)
-        db.execute("UPDATE files SET sha256_verified=1 WHERE file_id=?", (file_id,))
-        db.execute(
-            "INSERT OR IGNORE INTO file_hashes VALUES (?,?,?)",
-            (row["tenant"], sha256_entry(row["sha256"], True), file_id),
-        )
-    return dataclasses.replace(file_record(row), sha256_verified=True)
-
-
-def find_by_entry(
-    db: sqlite3.Connection, tenant: str, sha256: str, verified: bool
-) -> FileRecord | None:
-    """The complete file the (tenant, sha256, verified) content entry names, if any."""
+def _next_seq(db: sqlite3.Connection) -> int:
     row = db.execute(
-        "SELECT f.* FROM file_hashes h JOIN files f ON f.file_id = h.file_id "
-        "WHERE h.tenant=? AND h.sha256=? AND f.state=? AND f.sha256_verified=?",
-        (tenant, sha256_entry(sha256, verified), FILE_COMPLETE, int(verified)),
+        "INSERT INTO counters VALUES ('commit_seq', 1) ON CONFLICT(name) "
+        "DO UPDATE SET value = value + 1 RETURNING value"
     ).fetchone()
-    return None if row is None else file_record(row)
+    return int(row[0])
 
 
-def repoint_hash(db: sqlite3.Connection, row: sqlite3.Row) -> None:
-    """If file_hashes names the file being deleted, name the tenant's oldest other complete
-    file with the same content instead, or drop the entry (same transaction as the delete)."""
-    key = (row["tenant"], _entry(row))
-    cur = db.execute("SELECT file_id FROM file_hashes WHERE tenant=? AND sha256=?", key).fetchone()
-    if cur is None or cur[0] != row["file_id"]:
-        return
-    other = db.execute(
-        "SELECT file_id FROM files WHERE tenant=? AND sha256=? AND sha256_verified=? "
-        "AND state=? AND file_id != ? ORDER BY created_at, file_id LIMIT 1",
-        (row["tenant"], row["sha256"], row["sha256_verified"], FILE_COMPLETE, row["file_id"]),
-    ).fetchone()
-    if other is None:
-        db.execute("DELETE FROM file_hashes WHERE tenant=? AND sha256=?", key)
-    else:
-        db.execute("UPDATE file_hashes SET file_id=? WHERE tenant=? AND sha256=?", (other[0], *key))
-
-
-def drop_refs(db: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
-    """The exact inverse of commit_file's counting."""
-    refs = _refs(db, row["file_id"])
-    dups = stored = unique = 0
-    for chunk_id, count, size in refs:
-        before = _refcount(db, chunk_id)
-        if before - count > 0:
-            dups += count
-            db.execute(
-                "UPDATE chunks SET refcount = refcount - ? WHERE chunk_id=?", (count, chunk_id)
-            )
-        else:
-            dups += count - 1
-            stored += size
-            unique += 1
-            db.execute(
-                "UPDATE chunks SET refcount = 0, unref_at = ? WHERE chunk_id=?",
-                (now, chunk_id),
-            )
-        db.execute(
-            "UPDATE tenant_chunks SET refcount = refcount - ? WHERE tenant=? AND chunk_id=?",
-            (count, row["tenant"], chunk_id),
-        )
-    deltas = {
-        "total_files": -1,
-        "logical_bytes": -row["size"],
-        "stored_bytes": -stored,
-        "unique_chunks": -unique,
-        "duplicates_avoided": -dups,
-    }
-    db.executemany(
-        "UPDATE counters SET value = value + ? WHERE name=?",
-        ((v, k) for k, v in deltas.items()),
+def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float) -> FileRecord:
+    """commit_file's work inside the caller's write transaction."""
+    row = file_row(db, file_id)
+    if row is None:
+        raise FileNotFound(f"no file {file_id}")
+    rec = file_record(db, labels, row)
+    if row[6] == STATE_COMPLETE:
+        return rec
+    tenant = int(row[1])
+    d = _Deltas()
+    for page in manifest_pages(db, file_id):
+        for chunk, count, size in page_refs(page):
+            if _add_ref(db, tenant, chunk, count, size, now) > 0:
+                d.dups += count
+            else:
+                d.dups += count - 1
+                d.stored += size
+                d.unique += 1
+    _bump_counters(db, d.rows(1, rec.size, 1))
+    db.execute(
+        "UPDATE files SET state=?, seq=? WHERE file_id=?",
+        (STATE_COMPLETE, _next_seq(db), pack_file_id(file_id)),
     )
+    return dataclasses.replace(rec, state="complete")
+
+
+def delete_one(
+    db: sqlite3.Connection, labels: Labels, file_id: str, tenant: str, now: float
+) -> FileRecord:
+    """delete_file's work: a complete file's references dropped exactly (the inverse of
+    ``commit_one``), then the file and its manifest."""
+    row = file_row(db, file_id)
+    if row is None:
+        raise FileNotFound(f"no file {file_id}")
+    rec = file_record(db, labels, row)
+    if rec.tenant != tenant:
+        raise FileNotFound(f"no file {file_id}")
+    if row[6] == STATE_COMPLETE:
+        d = _Deltas()
+        for page in manifest_pages(db, file_id):
+            for chunk, count, size in page_refs(page):
+                if _drop_ref(db, int(row[1]), chunk, count, now) > 0:
+                    d.dups += count
+                else:
+                    d.dups += count - 1
+                    d.stored += size
+                    d.unique += 1
+        _bump_counters(db, d.rows(-1, rec.size, -1))
+    key = pack_file_id(file_id)
+    drop_manifest(db, key)
+    db.execute("DELETE FROM files WHERE file_id=?", (key,))
+    return rec
+
+
+def mark_verified(db: sqlite3.Connection, labels: Labels, file_id: str) -> FileRecord | None:
+    """mark_sha256_verified's work inside the caller's write transaction: the file gets the
+    flag and the next commit seq, so it joins the verified files after those already there
+    (the verified lookup keeps naming the first), and leaves the claims' lookup by itself."""
+    row = file_row(db, file_id)
+    if row is None or row[6] != STATE_COMPLETE:
+        return None
+    if not row[11]:
+        db.execute(
+            "UPDATE files SET sha256_verified = 1, seq = ? WHERE file_id=?",
+            (_next_seq(db), pack_file_id(file_id)),
+        )
+    return dataclasses.replace(file_record(db, labels, row), sha256_verified=True)

@@ -1,30 +1,44 @@
-"""The SQLite metadata store's schema: its tables, created on open, and migrations, and
-how its rows read as records.
+"""The SQLite metadata store's schema: its tables, created on open, and how its rows read as
+records. Databases in the layout before issue 19 are converted at open
+(``dfs.meta.sqlite_migrate``).
 
 Kept apart from ``dfs.meta.sqlite`` (the store) so the layout can be read, and changed, in
-one place. Tables (all ``WITHOUT ROWID`` where the key is the access path):
+one place. The layout is made small (``bench/meta_size.py`` measures it; values are packed
+as ``dfs.meta.sqlite_codec`` says: ids as bytes, labels as integers, a manifest as one blob).
+Tables (all ``WITHOUT ROWID``: the key is the access path):
 
 | table     | key                  | columns                                                    |
 |-----------|----------------------|------------------------------------------------------------|
+| labels    | id (rowid)           | label: tenants, chunker profiles and node ids, interned    |
 | nodes     | node_id              | host, port, zone, capacity/used bytes, status,             |
 |           |                      | last_heartbeat, expires_at, disk_id                        |
-| files     | file_id              | tenant, name, size, sha256, chunker, state, created_at,    |
-|           |                      | chunk_count, mode, mtime (NULL when the upload gave none), |
-|           |                      | sha256_verified (1: the API hashed the bytes)              |
-| manifest  | (file_id, idx)       | offset, size, chunk_id                                     |
-| chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0) |
-| locations | (chunk_id, node_id)  | created_at; index by (node_id, chunk_id) for repair        |
-| counters  | name                 | value                                                      |
-| tenant_chunks | (tenant, chunk_id) | refcount: references from the tenant's complete files      |
+| files     | file_id              | tenant, name, size, sha256, chunker, state (0 pending, 1   |
+|           |                      | complete), created_at, chunk_count, mode, mtime (NULL when |
+|           |                      | the upload gave none), seq (commit order), manifest (the   |
+|           |                      | blob of the entries given at create_file), sha256_verified |
+|           |                      | (1: the API hashed the bytes)                              |
+| manifest_pages | (file_id, page) | start (offset of its first entry), entries (blob), proven |
+|           |                      | (a paged upload's later pages, ``append_manifest_page``)   |
+| chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0),|
+|           |                      | nodes (label ids of the copies), owner + owner_refs (the   |
+|           |                      | first tenant to reference it, and its references)          |
+| node_chunks | (node, prefix)     | the by-node index for repair: a node's chunks by the first |
+|           |                      | 8 bytes of their ids (exact answers come from ``chunks``)  |
+| tenant_chunks | (tenant, chunk_id) | refcount: references from complete files of tenants other |
+|           |                      | than the chunk's owner                                     |
+| counters  | name                 | value (the Stats fields, and ``commit_seq``)               |
 | tenants   | tenant               | created_at                                                 |
-| file_hashes | (tenant, sha256)   | file_id: the oldest complete file with that content (delete |
-|           |                      | re-points it, in its transaction); sha256 is the entry key |
-|           |                      | (``sha256_entry``: verified files apart from claims)       |
 | tokens    | token_hash           | tenant, role, label, created_at                            |
 | access_keys | access_key_id      | tenant, sealed_secret, label, created_at (S3 keys)         |
 | node_boots | node_id             | boot, seq (integers): the node's last accepted heartbeat   |
 |           |                      | (replays; node_sequences, with per-boot nonces, is dropped) |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
+
+Indexes: ``files_by_tenant`` (tenant, file_id) of complete files (listings);
+``files_by_hash`` (tenant, sha256_verified, first 8 bytes of sha256, seq) of complete files:
+the file ``find_file_by_sha256`` names is the tenant's complete file with that content and
+that verified flag committed first (lowest seq; ``mark_sha256_verified`` gives the file the
+next seq, so it joins the verified files last), so a delete needs no pointer to move.
 """
 
 from __future__ import annotations
@@ -32,43 +46,41 @@ from __future__ import annotations
 import sqlite3
 
 from dfs.meta.base import FileRecord, NodeRecord
+from dfs.meta.sqlite_codec import Labels, state_name, unpack_file_id, unpack_hex
 from dfs.meta.sqlite_namespace_schema import apply_namespace_schema
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, zone TEXT NOT NULL,
     capacity_bytes INTEGER NOT NULL, used_bytes INTEGER NOT NULL, status TEXT NOT NULL,
     last_heartbeat REAL NOT NULL, expires_at REAL NOT NULL, disk_id TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
-    file_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, chunker TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL,
-    chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL,
+    file_id PRIMARY KEY, tenant INTEGER NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+    sha256 NOT NULL, chunker INTEGER NOT NULL, state INTEGER NOT NULL, created_at REAL NOT NULL,
+    chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL, seq INTEGER, manifest BLOB,
     sha256_verified INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, state, file_id);
-CREATE INDEX IF NOT EXISTS files_by_hash ON files (tenant, sha256);
-CREATE TABLE IF NOT EXISTS manifest (
-    file_id TEXT NOT NULL, idx INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
-    chunk_id TEXT NOT NULL, PRIMARY KEY (file_id, idx)
+CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, file_id) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS files_by_hash
+    ON files (tenant, sha256_verified, substr(sha256, 1, 8), seq) WHERE state = 1;
+CREATE TABLE IF NOT EXISTS manifest_pages (
+    file_id NOT NULL, page INTEGER NOT NULL, start INTEGER NOT NULL, entries BLOB NOT NULL,
+    proven INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (file_id, page)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunks (
-    chunk_id TEXT PRIMARY KEY, size INTEGER NOT NULL, refcount INTEGER NOT NULL,
-    created_at REAL NOT NULL, unref_at REAL NOT NULL DEFAULT 0
+    chunk_id PRIMARY KEY, size INTEGER NOT NULL, refcount INTEGER NOT NULL,
+    created_at REAL NOT NULL, unref_at REAL NOT NULL DEFAULT 0, nodes TEXT NOT NULL DEFAULT '',
+    owner INTEGER, owner_refs INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS locations (
-    chunk_id TEXT NOT NULL, node_id TEXT NOT NULL, created_at REAL NOT NULL,
-    PRIMARY KEY (chunk_id, node_id)
+CREATE TABLE IF NOT EXISTS node_chunks (
+    node INTEGER NOT NULL, prefix NOT NULL, PRIMARY KEY (node, prefix)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS locations_by_node ON locations (node_id, chunk_id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tenant_chunks (
-    tenant TEXT NOT NULL, chunk_id TEXT NOT NULL, refcount INTEGER NOT NULL,
+    tenant INTEGER NOT NULL, chunk_id NOT NULL, refcount INTEGER NOT NULL,
     PRIMARY KEY (tenant, chunk_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS file_hashes (
-    tenant TEXT NOT NULL, sha256 TEXT NOT NULL, file_id TEXT NOT NULL,
-    PRIMARY KEY (tenant, sha256)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, created_at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
@@ -88,28 +100,20 @@ CREATE TABLE IF NOT EXISTS leases (
 ) WITHOUT ROWID;
 """
 
+FILE_COLUMNS = (
+    "file_id, tenant, name, size, sha256, chunker, state, created_at, chunk_count, mode, mtime,"
+    " sha256_verified"
+)
+"""What ``file_record`` reads (``SELECT {FILE_COLUMNS} FROM files``)."""
 
-def apply_schema(conn: sqlite3.Connection) -> None:
-    """Create what is missing and migrate older databases (inside the caller's transaction)."""
+
+def create_tables(conn: sqlite3.Connection) -> None:
     for stmt in SCHEMA.split(";"):
         if stmt.strip():
             conn.execute(stmt)
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
-    if "unref_at" not in cols:  # a database made before delete existed
-        conn.execute("ALTER TABLE chunks ADD COLUMN unref_at REAL NOT NULL DEFAULT 0")
     cols = {r[1] for r in conn.execute("PRAGMA table_info(nodes)")}
     if "disk_id" not in cols:  # a database made before nodes named their disks
         conn.execute("ALTER TABLE nodes ADD COLUMN disk_id TEXT NOT NULL DEFAULT ''")
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(files)")}
-    # a database made before files kept mode and mtime: appended, so the column order
-    # (and INSERT ... VALUES) is the same as a new database's
-    for col, kind in (
-        ("mode", "INTEGER"),
-        ("mtime", "REAL"),
-        ("sha256_verified", "INTEGER NOT NULL DEFAULT 0"),  # before files were verified
-    ):
-        if col not in cols:
-            conn.execute(f"ALTER TABLE files ADD COLUMN {col} {kind}")
     apply_namespace_schema(conn)  # the ns_* tables (dfs.meta.sqlite_namespace_schema)
 
 
@@ -117,7 +121,19 @@ def node_record(row: sqlite3.Row) -> NodeRecord:
     return NodeRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
 
 
-def file_record(row: sqlite3.Row) -> FileRecord:
-    fields = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row
-    fields["sha256_verified"] = bool(fields.get("sha256_verified", 0))
-    return FileRecord(**fields)
+def file_record(db: sqlite3.Connection, labels: Labels, row: sqlite3.Row) -> FileRecord:
+    """A row of ``SELECT {FILE_COLUMNS}`` as a FileRecord."""
+    return FileRecord(
+        file_id=unpack_file_id(row[0]),
+        tenant=labels.name(db, row[1]),
+        name=row[2],
+        size=row[3],
+        sha256=unpack_hex(row[4]),
+        chunker=labels.name(db, row[5]),
+        state=state_name(row[6]),
+        created_at=row[7],
+        chunk_count=row[8],
+        mode=row[9],
+        mtime=row[10],
+        sha256_verified=bool(row[11]),
+    )

@@ -62,6 +62,41 @@ class ApiClient:
         body.update({k: v for k, v in (("mode", mode), ("mtime", mtime)) if v is not None})
         return await self._json("POST", protocol.INIT_UPLOAD, json=body)
 
+    # --- paged uploads (files of any size, page by page: dfs.api.routes_paged) ------------
+
+    async def paged_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a paged upload: ``body`` has name, chunker and optionally mode, mtime."""
+        return await self._json("POST", protocol.PAGED_UPLOAD, json=body)
+
+    async def upload_page(
+        self,
+        file_id: str,
+        page: int,
+        offset: int,
+        chunks: Sequence[dict[str, Any]],
+        receipts: dict[str, str] | None = None,
+        exclude_nodes: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Append page ``page`` (its first chunk at byte ``offset``); the page's plan."""
+        body: dict[str, Any] = {
+            "file_id": file_id,
+            "page": page,
+            "offset": offset,
+            "chunks": list(chunks),
+            "receipts": receipts or {},
+        }
+        if exclude_nodes:
+            body["exclude_nodes"] = list(exclude_nodes)
+        return await self._json("POST", protocol.PAGED_UPLOAD_PAGE, json=body)
+
+    async def prove_page(self, file_id: str, page: int, receipts: dict[str, str]) -> dict[str, Any]:
+        body = {"file_id": file_id, "page": page, "receipts": receipts}
+        return await self._json("POST", protocol.PAGED_UPLOAD_PROVE, json=body)
+
+    async def finalize_paged(self, file_id: str, size: int, sha256: str) -> dict[str, Any]:
+        body = {"file_id": file_id, "size": size, "sha256": sha256}
+        return await self._json("POST", protocol.PAGED_UPLOAD_FINALIZE, json=body)
+
     async def finalize_upload(
         self, file_id: str, receipts: dict[str, str] | None = None
     ) -> dict[str, Any]:

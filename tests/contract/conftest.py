@@ -18,6 +18,8 @@ import pytest
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FileRecord, MetadataStore
 from dfs.meta.sqlite import SqliteMetadataStore
+from dfs.meta.sqlite_codec import pack_file_id
+from dfs.meta.sqlite_manifests import insert_file
 from tests.conftest import DYNAMODB_ENV
 
 EXTERNAL_DYNAMODB = os.environ.get("DFS_TEST_DYNAMODB_URL", "")
@@ -65,23 +67,11 @@ async def _seed_complete_files(store: MetadataStore, recs: Sequence[FileRecord])
 
         def op() -> None:
             with store._tx() as db:
+                for r in recs:
+                    insert_file(db, store._labels, r, [])
                 db.executemany(
-                    "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state,"
-                    " created_at, chunk_count) VALUES (?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            r.file_id,
-                            r.tenant,
-                            r.name,
-                            r.size,
-                            r.sha256,
-                            r.chunker,
-                            FILE_COMPLETE,
-                            r.created_at,
-                            0,
-                        )
-                        for r in recs
-                    ],
+                    "UPDATE files SET state = 1 WHERE file_id = ?",
+                    [(pack_file_id(r.file_id),) for r in recs],
                 )
 
         await store._run(op)

@@ -172,6 +172,7 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
 
         await _namespace_routes(call, user)
         await _seed_and_batch_routes(call, user, up.file_id, body)
+        await _paged_routes(call, user)
         await call("GET", protocol.READYZ, 200)
         text = await call("GET", protocol.METRICS, 200, ADMIN)
         assert b"dfs_http_requests_total" in text
@@ -189,6 +190,39 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         assert stats["total_s3_size_saved"] == stats["total_bytes_saved"]
     assert {route for _, route, _ in call.seen} == {p for _, p in API.operations()}
     assert {(m, r) for m, r, _ in call.seen} == API.operations()
+
+
+async def _paged_routes(call: Caller, user: dict[str, str]) -> None:
+    """A paged upload of one page of one chunk (sent through the proxy), and its errors."""
+    piece = random.Random(11).randbytes(5000)
+    digest = hashlib.sha256(piece).hexdigest()
+    start = {"name": "paged.bin", "chunker": "fixed:65536"}
+    await call("POST", protocol.PAGED_UPLOAD, 400, user, json={"chunker": "fixed:65536"})
+    file_id = (await call("POST", protocol.PAGED_UPLOAD, 201, user, json=start))["file_id"]
+    page = {
+        "file_id": file_id,
+        "page": 0,
+        "offset": 0,
+        "chunks": [{"sha256": digest, "size": 5000}],
+    }
+    await call("POST", protocol.PAGED_UPLOAD_PAGE, 400, user, json={**page, "page": -1})
+    plan = await call("POST", protocol.PAGED_UPLOAD_PAGE, 201, user, json=page)
+    assert [u["sha256"] for u in plan["upload"]] == [digest]
+    other = [{"sha256": digest, "size": 4999}]
+    await call("POST", protocol.PAGED_UPLOAD_PAGE, 409, user, json={**page, "chunks": other})
+    await call("POST", protocol.FINALIZE_UPLOAD, 409, user, json={"file_id": file_id})
+    proof = {"file_id": file_id, "page": 0}
+    await call("POST", protocol.PAGED_UPLOAD_PROVE, 409, user, json=proof)
+    await call("POST", protocol.PAGED_UPLOAD_PROVE, 404, user, json={**proof, "page": 1})
+    q = {"chunk_id": digest, "file_id": file_id}
+    put = await call("PUT", protocol.PROXY_CHUNK_UPLOAD, 201, user, params=q, data=piece)
+    receipts = {digest: put["receipt"]}
+    await call("POST", protocol.PAGED_UPLOAD_PROVE, 200, user, json={**proof, "receipts": receipts})
+    end = {"file_id": file_id, "size": 5000, "sha256": digest}
+    await call("POST", protocol.PAGED_UPLOAD_FINALIZE, 409, user, json={**end, "size": 1})
+    await call("POST", protocol.PAGED_UPLOAD_FINALIZE, 400, user, json={**end, "size": -1})
+    done = await call("POST", protocol.PAGED_UPLOAD_FINALIZE, 200, user, json=end)
+    assert (done["state"], done["chunks"], done["sha256"]) == ("complete", 1, digest)
 
 
 async def _seed_and_batch_routes(

@@ -44,7 +44,7 @@ FILE_ATTRS = (
 # reads of the item itself return.
 FILE_ITEM_ATTRS = (*FILE_ATTRS, "mode", "mtime", "sha256_verified")
 # ... and with the manifest (or where its pages are).
-FILE_WITH_MANIFEST_ATTRS = (*FILE_ITEM_ATTRS, "mid", "pages", "mf", "m")
+FILE_WITH_MANIFEST_ATTRS = (*FILE_ITEM_ATTRS, "mid", "pages", "mf", "m", "apages")
 COUNTERS = ("total_files", "logical_bytes", "stored_bytes", "unique_chunks", "duplicates_avoided")
 
 _ENTRY = struct.Struct(">QQ32s")
@@ -160,8 +160,12 @@ def file_record(item: Item) -> FileRecord:
 # --- manifests --------------------------------------------------------------------------------
 
 
-def encode_entries(entries: Sequence[ManifestEntry]) -> tuple[str, bytes]:
-    """(format, bytes): "b" = 48-byte binary records; "z" = zlib'd JSON for odd ids."""
+def encode_entries(entries: Sequence[ManifestEntry], sha256: str = "") -> tuple[str, bytes]:
+    """(format, bytes): "b" = 48-byte binary records; "z" = zlib'd JSON for odd ids; "w" =
+    one chunk at offset 0 whose id is the file's ``sha256`` (a whole single-chunk file, the
+    common small file): only its size, 8 bytes."""
+    if len(entries) == 1 and sha256 and entries[0].chunk_id == sha256 and not entries[0].offset:
+        return "w", struct.pack(">Q", entries[0].size)
     try:
         out = bytearray()
         for e in entries:
@@ -174,7 +178,10 @@ def encode_entries(entries: Sequence[ManifestEntry]) -> tuple[str, bytes]:
         return "z", zlib.compress(json.dumps(rows, separators=(",", ":")).encode())
 
 
-def decode_entries(fmt: str, data: bytes) -> list[ManifestEntry]:
+def decode_entries(fmt: str, data: bytes, sha256: str = "") -> list[ManifestEntry]:
+    """The entries ``encode_entries`` packed (with the same ``sha256`` for "w")."""
+    if fmt == "w":
+        return [ManifestEntry(0, struct.unpack(">Q", data)[0], sha256)]
     if fmt == "b":
         return [ManifestEntry(o, s, c.hex()) for o, s, c in _ENTRY.iter_unpack(data)]
     return [ManifestEntry(o, s, c) for o, s, c in json.loads(zlib.decompress(data))]
@@ -183,6 +190,14 @@ def decode_entries(fmt: str, data: bytes) -> list[ManifestEntry]:
 def page_key(mid: str, no: int) -> Item:
     """The key of page ``no`` of manifest ``mid``."""
     return {"mid": S(mid), "part": S(f"p{no:06d}")}
+
+
+def appended_page_key(mid: str, no: int) -> Item:
+    """The key of page ``no`` appended to a paged upload's manifest ``mid``."""
+    return {"mid": S(mid), "part": S(f"{APPENDED}{no:06d}")}
+
+
+APPENDED = "a"  # the part prefix of appended pages
 
 
 def marker_item(mid: str, kind: str, no: int, now: float) -> Item:

@@ -1,11 +1,12 @@
 """``DynamoMetadataStore``: the metadata port on DynamoDB, assembled from its parts.
 
 Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
-files (``store_files``), commit and delete with their reference counting (``store_commit``,
-``store_delete``), verified content (``store_verified``), chunks and their locations
-(``store_chunks``), the keyed items of nodes, tenants, tokens, leases and stats
-(``store_registry``), and S3 access keys (``store_access_keys``); the namespace port (buckets,
-keys, versions) is ``store_namespace`` and its parts. The package docstring shows the layout.
+files (``store_files``), paged manifests (``store_pages``), commit and delete with their
+reference counting (``store_commit``, ``store_delete``), verified content
+(``store_verified``), chunks and their locations (``store_chunks``), the keyed items of
+nodes, tenants, tokens, leases and stats (``store_registry``), and S3 access keys
+(``store_access_keys``); the namespace port (buckets, keys, versions) is ``store_namespace``
+and its parts. The package docstring shows the layout.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_namespace import NamespacePart
+from dfs.meta.dynamo.store_pages import PagesPart
 from dfs.meta.dynamo.store_registry import RegistryPart
 from dfs.meta.dynamo.store_verified import VerifiedPart
 from dfs.meta.namespace import NamespaceStore
@@ -31,6 +33,7 @@ from dfs.meta.namespace import NamespaceStore
 class DynamoMetadataStore(
     NamespacePart,
     FilesPart,
+    PagesPart,
     VerifiedPart,
     CommitPart,
     DeletePart,

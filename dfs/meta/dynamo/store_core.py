@@ -8,13 +8,14 @@ delete also through ``store_refcounts``), so each part can be read on its own.
 
 from __future__ import annotations
 
+import base64
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import FileNotFound, Unavailable
-from dfs.meta.base import FileRecord, ManifestEntry, sha256_entry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, sha256_entry
 from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import ATTEMPTS, BATCH_WRITE_MAX, Item, Requests, chunks_of
 from dfs.meta.dynamo.tables import create_tables
@@ -73,15 +74,18 @@ class StoreCore:
 
     @staticmethod
     def _new_manifest_id(rec: FileRecord) -> str:
-        """A fresh partition per create_file: a losing create never touches the winner's."""
-        return f"{rec.file_id}/{uuid.uuid4().hex[:16]}"
+        """A fresh partition per create_file: a losing create never touches the winner's.
+        A random UUID's 16 bytes in base64url (22 characters): unique without the file id
+        (items written before keep their longer ``file_id/suffix`` ids)."""
+        return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
     async def _put_manifest(self, item: Item, entries: Sequence[ManifestEntry]) -> list[Item]:
         """Put ``entries`` inline in the file ``item`` or as pages under its ``mid``; returns
         the keys of the pages written."""
         if len(entries) <= INLINE_ENTRIES:
-            fmt, data = codec.encode_entries(entries)
-            item.update(pages=N(0), mf=S(fmt), m={"B": data})
+            # no "pages" attribute: absent reads as 0 (inline), one attribute less per file
+            fmt, data = codec.encode_entries(entries, item["sha256"]["S"])
+            item.update(mf=S(fmt), m={"B": data})
             return []
         mid = item["mid"]["S"]
         keys: list[Item] = []
@@ -95,9 +99,16 @@ class StoreCore:
         return keys
 
     async def _manifest_of(self, item: Item) -> list[ManifestEntry]:
-        pages = int(item["pages"]["N"])
+        """The file's manifest: inline or in pages, then the pages appended to a paged
+        upload (``store_pages``)."""
+        pages = codec.int_of(item, "pages")
         if pages == 0:
-            return codec.decode_entries(item["mf"]["S"], bytes(item["m"]["B"]))
+            entries = codec.decode_entries(
+                item["mf"]["S"], bytes(item["m"]["B"]), item.get("sha256", {}).get("S", "")
+            )
+            if entries:
+                return entries
+            return await self._rq.run(self._appended_entries, item)
         mid = item["mid"]["S"]
         keys = [codec.page_key(mid, no) for no in range(pages)]
         got = await self._rq.get_many(self.tables["manifests"], keys)
@@ -106,6 +117,27 @@ class StoreCore:
         got.sort(key=lambda i: str(i["part"]["S"]))
         return [
             e for page in got for e in codec.decode_entries(page["f"]["S"], bytes(page["e"]["B"]))
+        ]
+
+    def _appended_pages(self, mid: str) -> Iterator[Item]:
+        """The pages appended to a paged upload, in order (strongly consistent)."""
+        return self._rq.paginate(
+            "query",
+            TableName=self.tables["manifests"],
+            KeyConditionExpression="#mid = :mid AND begins_with(#part, :a)",
+            ExpressionAttributeNames=attr_names("mid", "part"),
+            ExpressionAttributeValues={":mid": S(mid), ":a": S(codec.APPENDED)},
+            ConsistentRead=True,
+        )
+
+    def _appended_entries(self, item: Item) -> list[ManifestEntry]:
+        """Every entry appended to a paged upload (none for other files)."""
+        if "apages" not in item and item.get("state", {}).get("S") == FILE_COMPLETE:
+            return []  # committed with its whole manifest at create_file
+        return [
+            e
+            for page in self._appended_pages(item["mid"]["S"])
+            for e in codec.decode_entries(page["f"]["S"], bytes(page["e"]["B"]))
         ]
 
     def _drop_manifest(self, mid: str) -> None:

@@ -18,6 +18,9 @@ from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, StoreCore
 
+# what reading a file's manifest needs of its item
+_MANIFEST_ATTRS = ("file_id", "state", "sha256", "mid", "pages", "mf", "m", "apages")
+
 
 class FilesPart(StoreCore):
     async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
@@ -72,7 +75,7 @@ class FilesPart(StoreCore):
         return codec.file_record(item)
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
-        item = await self._file_item(file_id, ("file_id", "mid", "pages", "mf", "m"))
+        item = await self._file_item(file_id, _MANIFEST_ATTRS)
         return await self._manifest_of(item)
 
     async def list_files(
@@ -131,10 +134,8 @@ class FilesPart(StoreCore):
                     TableName=self.tables["files"],
                     ConsistentRead=True,
                     FilterExpression="#state <> :complete AND #created_at >= :since",
-                    ProjectionExpression="#file_id, #pages, #mid, #mf, #m",
-                    ExpressionAttributeNames=attr_names(
-                        "state", "created_at", "file_id", "pages", "mid", "mf", "m"
-                    ),
+                    ProjectionExpression=projection(_MANIFEST_ATTRS),
+                    ExpressionAttributeNames=attr_names("created_at", *_MANIFEST_ATTRS),
                     ExpressionAttributeValues={
                         ":complete": S(FILE_COMPLETE),
                         ":since": N(float(since)),

@@ -1,0 +1,125 @@
+"""Paged uploads: files of any number of chunks, planned, proven and committed page by page,
+so a client can send the chunks of one page while it scans the next (issue 19 item 5).
+
+1. ``start``: a pending file with an empty manifest (its size and sha256 are not known yet).
+2. ``page``: page ``n`` of its manifest is appended (at most ``protocol.MAX_PAGE_CHUNKS``
+   chunks; the same page again is a no-op, so a retry or a resumed upload may send it
+   again) and planned exactly as ``/resume-upload`` plans: the chunks not proven (a receipt
+   for this file id, or owned by the tenant already) with their copies on live nodes.
+3. ``prove``: the page's chunks are checked as finalize checks a whole file (a receipt for
+   every chunk the tenant did not own, REPLICATION_FACTOR copies on live nodes, asked of
+   the nodes) and the page is marked proven; 409 ``incomplete_upload`` otherwise.
+4. ``finish``: the file gets its size and sha256, if every page from 0 on is proven and
+   they add up (``MetadataStore.seal_file``), and is committed in one step as any file.
+
+The checks are finalize's (the Coordinator's), made per page: receipts bound to the pending
+file id keep the Dropship defence, and each page's copies are checked when it is proven
+(a node dying after that is repair's, as for a node dying after a finalize).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from dfs import protocol
+from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
+from dfs.api.coordinator import Coordinator, Finalizing
+from dfs.errors import Conflict
+from dfs.ids import new_file_id
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
+
+
+async def start(
+    coord: Coordinator,
+    name: str,
+    chunker: str,
+    mode: int | None,
+    mtime: float | None,
+    tenant: str = DEFAULT_TENANT,
+) -> dict[str, Any]:
+    """A new pending paged upload."""
+    await coord.writable_nodes()  # 503 now rather than at the first page
+    rec = FileRecord(
+        file_id=new_file_id(),
+        name=name,
+        size=0,
+        sha256="",
+        chunker=chunker,
+        tenant=tenant,
+        created_at=coord.clock(),
+        mode=mode,
+        mtime=mtime,
+    )
+    await coord.meta.create_file(rec, [])
+    return {
+        "file_id": rec.file_id,
+        "replication_factor": coord.rf,
+        "max_page_chunks": protocol.MAX_PAGE_CHUNKS,
+    }
+
+
+async def _pending(coord: Coordinator, file_id: str, tenant: str) -> FileRecord:
+    rec = await coord.meta.get_file(file_id, tenant)
+    if rec.state == FILE_COMPLETE:
+        raise Conflict(f"file {file_id} is already complete")
+    return rec
+
+
+async def page(
+    coord: Coordinator,
+    file_id: str,
+    no: int,
+    entries: Sequence[ManifestEntry],
+    receipts: Mapping[str, object],
+    tenant: str = DEFAULT_TENANT,
+    exclude: Collection[str] = (),
+) -> dict[str, Any]:
+    """Append page ``no`` and plan the chunks of it still to send."""
+    rec = await _pending(coord, file_id, tenant)
+    coord.check_upload_age(rec)
+    await coord.meta.append_manifest_page(file_id, no, entries)
+    chunks = distinct_chunks(entries)
+    upload = await coord.plan_missing(file_id, chunks, receipts, tenant, exclude)
+    return {
+        "file_id": file_id,
+        "page": no,
+        "replication_factor": coord.rf,
+        "chunks_total": len(entries),
+        "chunks_distinct": len(chunks),
+        "upload": upload,
+    }
+
+
+async def prove(
+    coord: Coordinator,
+    file_id: str,
+    no: int,
+    receipts: Mapping[str, object],
+    tenant: str = DEFAULT_TENANT,
+) -> dict[str, Any]:
+    """Check page ``no`` as finalize checks a file, and mark it proven."""
+    rec = await _pending(coord, file_id, tenant)
+    coord.check_upload_age(rec)
+    entries, proven = await coord.meta.get_manifest_page(file_id, no)
+    if not proven:
+        chunks = distinct_chunks(entries)
+        owned = await coord.owned_for_finalize(tenant, list(chunks))
+        coord.check_receipts(Finalizing(0, rec, chunks, receipts), owned)
+        if chunks:
+            holders = await coord.holders(chunks, await coord.live_nodes())
+            coord.check_copies(chunks, holders)
+        await coord.meta.mark_page_proven(file_id, no)
+    return {"file_id": file_id, "page": no, "proven": True}
+
+
+async def finish(
+    coord: Coordinator, file_id: str, size: int, sha256: str, tenant: str = DEFAULT_TENANT
+) -> dict[str, Any]:
+    """Seal and commit the paged upload; a file already complete is answered as it is."""
+    rec = await coord.meta.get_file(file_id, tenant)
+    if rec.state != FILE_COMPLETE:
+        coord.check_upload_age(rec)
+        await coord.meta.seal_file(file_id, size, sha256)
+        rec = await coord.meta.commit_file(file_id, coord.clock())
+    return file_body(rec)

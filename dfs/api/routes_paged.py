@@ -1,0 +1,94 @@
+"""The API's routes for paged uploads (``dfs.api.paged_uploads``): a file of any number of
+chunks, planned, proven and committed page by page.
+
+| method | path                    | body                                     | answer                 |
+|--------|-------------------------|------------------------------------------|------------------------|
+| POST   | /paged-upload           | ``{"name", "chunker", "mode"?, "mtime"?}`` | 201 ``{"file_id", "replication_factor", "max_page_chunks"}`` |
+| POST   | /paged-upload/page      | ``{"file_id", "page", "offset", "chunks", "receipts"?, "exclude_nodes"?}`` | 201 the page's plan (as /resume-upload's) |
+| POST   | /paged-upload/prove     | ``{"file_id", "page", "receipts"}``      | 200 ``{"file_id", "page", "proven": true}``; 409 incomplete_upload |
+| POST   | /paged-upload/finalize  | ``{"file_id", "size", "sha256"}``         | 200 the committed file; 409 if a page is missing or unproven |
+
+``chunks`` is a list of ``{"sha256", "size"}`` of at most ``MAX_PAGE_CHUNKS``, the first at
+byte ``offset`` of the file (where the page before ended).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dfs import protocol
+from dfs.api import paged_uploads
+from dfs.api.bodies import parse_manifest, parse_mode, parse_mtime, parse_name
+from dfs.api.context import COORDINATOR, big_body_slot, json_answer, tenant
+from dfs.api.routes_batch import parse_exclude_nodes, parse_receipts
+from dfs.chunking import ChunkerProfile
+from dfs.errors import InvalidRequest
+from dfs.ids import parse_file_id, parse_sha256
+from dfs.server import read_json
+
+_PAGE_BODY = 2 * protocol.MIB  # MAX_PAGE_CHUNKS chunk entries or receipts, with room
+
+
+def _count(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidRequest(f"{key} must be a non-negative integer")
+    return value
+
+
+async def start(request: web.Request) -> web.Response:
+    body = await read_json(request, 64 * protocol.KIB)
+    name = parse_name(body.get("name"), "name")
+    chunker = str(ChunkerProfile.parse(str(body.get("chunker", ""))))
+    mode, mtime = parse_mode(body.get("mode")), parse_mtime(body.get("mtime"))
+    coord = request.app[COORDINATOR]
+    answer = await paged_uploads.start(coord, name, chunker, mode, mtime, tenant(request))
+    return web.json_response(answer, status=201)
+
+
+async def page(request: web.Request) -> web.Response:
+    async with big_body_slot(request):
+        body = await read_json(request, _PAGE_BODY)
+        file_id = parse_file_id(body.get("file_id"))
+        no = _count(body, "page")
+        entries = parse_manifest(
+            body.get("chunks"), _count(body, "offset"), protocol.MAX_PAGE_CHUNKS
+        )
+        receipts = parse_receipts(body.get("receipts"))
+        exclude = parse_exclude_nodes(body.get("exclude_nodes"))
+        plan = await paged_uploads.page(
+            request.app[COORDINATOR], file_id, no, entries, receipts, tenant(request), exclude
+        )
+        return await json_answer(plan, entries=len(plan["upload"]), status=201)
+
+
+async def prove(request: web.Request) -> web.Response:
+    async with big_body_slot(request):
+        body = await read_json(request, _PAGE_BODY)
+        file_id = parse_file_id(body.get("file_id"))
+        no = _count(body, "page")
+        receipts = parse_receipts(body.get("receipts"))
+        coord = request.app[COORDINATOR]
+        answer = await paged_uploads.prove(coord, file_id, no, receipts, tenant(request))
+        return web.json_response(answer)
+
+
+async def finalize(request: web.Request) -> web.Response:
+    body = await read_json(request, 64 * protocol.KIB)
+    file_id = parse_file_id(body.get("file_id"))
+    size = _count(body, "size")
+    sha256 = parse_sha256(body.get("sha256"))
+    coord = request.app[COORDINATOR]
+    return web.json_response(
+        await paged_uploads.finish(coord, file_id, size, sha256, tenant(request))
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post(protocol.PAGED_UPLOAD, start)
+    r.add_post(protocol.PAGED_UPLOAD_PAGE, page)
+    r.add_post(protocol.PAGED_UPLOAD_PROVE, prove)
+    r.add_post(protocol.PAGED_UPLOAD_FINALIZE, finalize)

@@ -1,0 +1,242 @@
+"""Huge files, uploaded page by page while they are scanned (issue 19 item 5).
+
+A file is planned through ``/init-upload`` only after it is scanned whole, and one request
+holds at most ``protocol.MAX_CHUNKS_PER_FILE`` chunks. A file that may be bigger than that,
+or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
+(``dfs.api.routes_paged``):
+
+- a worker thread chunks and hashes the file (``PageScanner``) and hands over pages of
+  ``protocol.MAX_PAGE_CHUNKS`` chunk refs, at most ``PAGES_AHEAD`` ahead of the sender, so
+  memory stays bounded whatever the file's size;
+- each page is appended and planned (``/paged-upload/page``), its chunks sent exactly as a
+  whole file's (``ChunkSender``: re-plans around failed nodes, page-scoped), then proven
+  (``/paged-upload/prove``, re-sending what it finds short of copies), while the thread
+  scans the next pages: the first chunk reaches a node long before the scan ends;
+- at the end ``/paged-upload/finalize`` gives the file its size and sha256 and commits it.
+
+Resume: the journal (``dfs.client.resume``) is keyed by the file's size, mtime and inode
+(its sha256 is known only at the end) and records the proven pages; a run again skips them,
+re-sends each other page with the receipts it has, and finalizes the same pending file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from dfs import protocol
+from dfs.chunking import ChunkerProfile, ChunkRef, FileScan
+from dfs.client.connection import Connection
+from dfs.client.replan import Replanner
+from dfs.client.resume import UploadJournal
+from dfs.client.upload import FINAL, FileUpload, UploadPipeline, UploadResult
+
+PAGED_BYTES = 1 << 30
+"""Files above this size are uploaded page by page (scan overlapping send) in any case."""
+PAGES_AHEAD = 2
+"""Pages scanned ahead of the one being sent: memory ~ (PAGES_AHEAD + 2) pages of refs."""
+
+
+def wants_pages(size: int, profile: ChunkerProfile, paged_bytes: int = PAGED_BYTES) -> bool:
+    """Whether a file of ``size`` bytes goes page by page: it is big, or it may hold more
+    chunks than one ``/init-upload`` takes (at the profile's smallest chunk)."""
+    most_chunks = size // max(profile.min_size, 1)
+    return size > paged_bytes or most_chunks > protocol.MAX_CHUNKS_PER_FILE // 2
+
+
+class PageScanner:
+    """Chunks and hashes a file in a worker thread, handing over pages of chunk refs."""
+
+    def __init__(self, path: Path, profile: ChunkerProfile, page_chunks: int) -> None:
+        self.path = path
+        self.profile = profile
+        self.page_chunks = page_chunks
+        self.size = 0
+        self._whole = hashlib.sha256()
+        self._pages: asyncio.Queue[list[ChunkRef] | None] = asyncio.Queue(PAGES_AHEAD)
+        self._loop = asyncio.get_running_loop()
+        self._stop = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def sha256(self) -> str:
+        return self._whole.hexdigest()
+
+    def _put(self, page: list[ChunkRef] | None) -> None:
+        """Hand a page to the event loop, waiting while PAGES_AHEAD are waiting there."""
+        if not self._stop.is_set():
+            asyncio.run_coroutine_threadsafe(self._pages.put(page), self._loop).result()
+
+    def _scan(self) -> None:
+        page: list[ChunkRef] = []
+        try:
+            with open(self.path, "rb", buffering=4 * protocol.MIB) as f:
+                for chunk in self.profile.split(f):
+                    if self._stop.is_set():
+                        return
+                    self._whole.update(chunk.data)
+                    page.append(ChunkRef(chunk.offset, len(chunk.data), chunk.chunk_id))
+                    self.size += len(chunk.data)
+                    if len(page) >= self.page_chunks:
+                        self._put(page)
+                        page = []
+            if page:
+                self._put(page)
+        finally:
+            self._put(None)  # the end, or the error the task holds
+
+    async def pages(self) -> AsyncIterator[list[ChunkRef]]:
+        """The file's pages in order; raises what the scan raised."""
+        self._task = asyncio.create_task(asyncio.to_thread(self._scan))
+        while (page := await self._pages.get()) is not None:
+            yield page
+        await self._task
+
+    async def close(self) -> None:
+        """Stop the scan (drain what it waits to hand over) and wait for its thread."""
+        self._stop.set()
+        while self._task is not None and not self._task.done():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._pages.get_nowait()
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+
+class PageReplanner(Replanner):
+    """Re-plans of one page: the page's own plan around the failed nodes."""
+
+    def __init__(self, conn: Connection, page: PageUpload) -> None:
+        super().__init__(conn, page.file_id, page.receipts)
+        self.page = page
+
+    async def _ask(self, exclude: frozenset[str]) -> dict[str, Any]:
+        return await self.page.plan(self.conn, sorted(exclude))
+
+
+class PageUpload(FileUpload):
+    """One page of a paged upload, sent as a file of its own chunks; its "finalize" is the
+    page's proof."""
+
+    def __init__(
+        self, path: Path, name: str, no: int, refs: list[ChunkRef], journal: UploadJournal | None
+    ) -> None:
+        size = sum(r.size for r in refs)
+        super().__init__(path, name, FileScan(size=size, sha256="", chunks=refs), journal)
+        self.no = no
+        self.offset = refs[0].offset if refs else 0
+
+    async def plan(self, conn: Connection, exclude: list[str] | None = None) -> dict[str, Any]:
+        chunks = [{"sha256": c.chunk_id, "size": c.size} for c in self.scan.chunks]
+        return await conn.api.upload_page(
+            self.file_id, self.no, self.offset, chunks, dict(self.receipts), exclude or ()
+        )
+
+    def new_replanner(self, conn: Connection) -> Replanner:
+        return PageReplanner(conn, self)
+
+    async def finalize_once(self, conn: Connection) -> dict[str, Any]:
+        return await conn.api.prove_page(self.file_id, self.no, self.receipts)
+
+
+class PagedUpload:
+    """One huge file through the paged routes; see the module docstring."""
+
+    def __init__(self, pipeline: UploadPipeline, path: Path, name: str, keep_attrs: bool) -> None:
+        self.pipe = pipeline
+        self.conn = pipeline.conn
+        self.path = path
+        self.name = name
+        self.keep_attrs = keep_attrs
+        self.journal: UploadJournal | None = None
+        self.file_id = ""
+        self.chunks = self.new_chunks = self.sent = 0
+
+    async def _start(self) -> None:
+        st = os.stat(self.path)
+        if self.conn.resume:
+            await asyncio.to_thread(UploadJournal.sweep)
+            key = f"paged:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            self.journal = UploadJournal.for_upload(
+                self.conn.api_url, self.conn.token, key, str(self.pipe.profile), self.name
+            )
+            if self.journal.file_id:
+                self.file_id = self.journal.file_id
+                return
+        body: dict[str, Any] = {"name": self.name, "chunker": str(self.pipe.profile)}
+        if self.keep_attrs:
+            body.update(mode=st.st_mode & 0o7777, mtime=st.st_mtime_ns / 1e9)
+        self.file_id = str((await self.conn.api.paged_upload(body))["file_id"])
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.start, self.file_id)
+
+    async def _page(self, no: int, refs: list[ChunkRef], fd: int) -> None:
+        """Plan, send and prove one page."""
+        page = PageUpload(self.path, self.name, no, refs, self.journal)
+        page.file_id = self.file_id
+        known = self.journal.receipts if self.journal is not None else {}
+        mine: dict[str, str] = {r.chunk_id: known[r.chunk_id] for r in refs if r.chunk_id in known}
+        page.receipts = mine
+        page.planned(await page.plan(self.conn), mine, self.pipe.progress)
+        page.fd = fd
+        await self.pipe.sender.send_all([page])
+        await self.pipe.sender.finalize(page)
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.page_proven, no, [r.chunk_id for r in refs])
+        self.new_chunks += len(page.todo)
+        self.sent += page.sent
+
+    async def run(self) -> UploadResult:
+        started = time.monotonic()
+        await self._start()
+        scanner = PageScanner(self.path, self.pipe.profile, protocol.MAX_PAGE_CHUNKS)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            no = 0
+            async for refs in scanner.pages():
+                self.chunks += len(refs)
+                if self.journal is None or no not in self.journal.pages:
+                    await self._page(no, refs, fd)
+                elif self.pipe.progress:
+                    self.pipe.progress(sum(r.size for r in refs))
+                no += 1
+            done = await self.conn.api.finalize_paged(self.file_id, scanner.size, scanner.sha256)
+        except FINAL:
+            if self.journal is not None:  # nothing can resume this upload
+                await asyncio.to_thread(self.journal.finish)
+            raise
+        finally:
+            os.close(fd)
+            await scanner.close()
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.finish)
+        return UploadResult(
+            file_id=str(done["file_id"]),
+            name=str(done["name"]),
+            size=int(done["size"]),
+            sha256=str(done["sha256"]),
+            chunks=self.chunks,
+            new_chunks=self.new_chunks,
+            bytes_sent=self.sent,
+            seconds=time.monotonic() - started,
+        )
+
+
+class StreamingUploadPipeline(UploadPipeline):
+    """``UploadPipeline`` that sends huge files page by page (``wants_pages``)."""
+
+    paged_bytes = PAGED_BYTES
+
+    async def upload_file(self, path: Path, name: str, *, keep_attrs: bool = True) -> UploadResult:
+        size = (await asyncio.to_thread(os.stat, path)).st_size
+        if wants_pages(size, self.profile, self.paged_bytes):
+            return await PagedUpload(self, path, name, keep_attrs).run()
+        return await super().upload_file(path, name, keep_attrs=keep_attrs)

@@ -1,0 +1,142 @@
+"""Chunks and their copies in the SQLite metadata store.
+
+A chunk's copies are the ``nodes`` of its row (label ids of the node ids); the by-node index
+``node_chunks`` keeps, per node, only the first bytes of the ids of the chunks it holds, so a
+copy costs a few bytes there instead of a row of two ids and an index entry. Exact answers
+always come from the chunk rows: ``node_chunks`` reads the prefixes of a node, then the chunk
+rows under each prefix that list the node. A prefix row goes when no chunk under it lists
+the node any more.
+
+Functions on the caller's connection, inside its transaction where they write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from dfs.meta.base import ChunkState, Location
+from dfs.meta.sqlite_codec import (
+    Labels,
+    Packed,
+    chunk_prefix,
+    node_set,
+    node_text,
+    pack_hex,
+    prefix_range,
+    unpack_hex,
+)
+
+
+def _nodes_under(db: sqlite3.Connection, prefix: Packed, node: int) -> list[Packed]:
+    """The stored chunk ids under ``prefix`` whose rows list ``node``."""
+    lo, hi = prefix_range(prefix)
+    rows = db.execute(
+        "SELECT chunk_id, nodes FROM chunks WHERE chunk_id BETWEEN ? AND ? ORDER BY chunk_id",
+        (lo, hi),
+    )
+    return [r[0] for r in rows if node in node_set(r[1])]
+
+
+def add_locations(
+    db: sqlite3.Connection, labels: Labels, locs: Sequence[Location], now: float
+) -> None:
+    for loc in locs:
+        key = pack_hex(loc.chunk_id)
+        node = labels.id(db, loc.node_id)
+        db.execute(
+            "INSERT OR IGNORE INTO chunks (chunk_id, size, refcount, created_at) VALUES (?,?,0,?)",
+            (key, loc.size, now),
+        )
+        row = db.execute("SELECT nodes FROM chunks WHERE chunk_id=?", (key,)).fetchone()
+        nodes = node_set(row[0])
+        if node not in nodes:
+            db.execute(
+                "UPDATE chunks SET nodes=? WHERE chunk_id=?", (node_text(nodes | {node}), key)
+            )
+        db.execute("INSERT OR IGNORE INTO node_chunks VALUES (?,?)", (node, chunk_prefix(key)))
+
+
+def _forget(db: sqlite3.Connection, key: Packed, node: int) -> None:
+    """Drop the by-node entry of ``node`` under ``key``'s prefix unless another chunk there
+    still lists it."""
+    prefix = chunk_prefix(key)
+    if not _nodes_under(db, prefix, node):
+        db.execute("DELETE FROM node_chunks WHERE node=? AND prefix=?", (node, prefix))
+
+
+def remove_locations(db: sqlite3.Connection, labels: Labels, locs: Sequence[Location]) -> None:
+    for loc in locs:
+        node = labels.find(db, loc.node_id)
+        if node is None:
+            continue
+        key = pack_hex(loc.chunk_id)
+        row = db.execute("SELECT nodes FROM chunks WHERE chunk_id=?", (key,)).fetchone()
+        if row is None or node not in node_set(row[0]):
+            continue
+        db.execute(
+            "UPDATE chunks SET nodes=? WHERE chunk_id=?",
+            (node_text(node_set(row[0]) - {node}), key),
+        )
+        _forget(db, key, node)
+
+
+def node_names(db: sqlite3.Connection, labels: Labels, text: str) -> set[str]:
+    return {labels.name(db, n) for n in node_set(text)}
+
+
+def chunk_states(
+    db: sqlite3.Connection, labels: Labels, limit: int, after: str | None
+) -> list[ChunkState]:
+    rows = db.execute(
+        "SELECT chunk_id, size, refcount, MAX(created_at, unref_at), nodes FROM chunks "
+        "WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?",
+        (pack_hex(after) if after else "", limit),
+    ).fetchall()
+    return [
+        ChunkState(unpack_hex(r[0]), r[1], r[2], frozenset(node_names(db, labels, r[4])), r[3])
+        for r in rows
+    ]
+
+
+def delete_if_unreferenced(
+    db: sqlite3.Connection, labels: Labels, chunk_id: str, cutoff: float
+) -> set[str] | None:
+    key = pack_hex(chunk_id)
+    row = db.execute(
+        "SELECT refcount, MAX(created_at, unref_at), nodes FROM chunks WHERE chunk_id=?", (key,)
+    ).fetchone()
+    if row is None or row[0] != 0 or row[1] >= cutoff:
+        return None
+    db.execute("DELETE FROM chunks WHERE chunk_id=?", (key,))
+    for node in node_set(row[2]):
+        _forget(db, key, node)
+    return node_names(db, labels, row[2])
+
+
+def chunks_of_node(
+    db: sqlite3.Connection, labels: Labels, node_id: str, limit: int, after: str | None
+) -> list[str]:
+    """Up to ``limit`` chunk ids recorded on ``node_id``, ascending, after ``after``."""
+    node = labels.find(db, node_id)
+    if node is None or limit <= 0:
+        return []
+    start: Packed = chunk_prefix(pack_hex(after)) if after else ""
+    floor = pack_hex(after) if after else ""
+    prefixes = db.execute(  # the prefix of ``after`` again: others may share it
+        "SELECT prefix FROM node_chunks WHERE node=? AND prefix >= ? ORDER BY prefix LIMIT ?",
+        (node, start, limit + 1),
+    ).fetchall()
+    out: list[Packed] = []
+    for (prefix,) in prefixes:
+        out += [k for k in _nodes_under(db, prefix, node) if _after(k, floor)]
+        if len(out) >= limit:
+            break
+    return [unpack_hex(k) for k in out[:limit]]
+
+
+def _after(key: Packed, floor: Packed) -> bool:
+    """SQLite's order: text before blobs, each in its own order."""
+    if isinstance(key, bytes) != isinstance(floor, bytes):
+        return isinstance(key, bytes)
+    return key > floor  # type: ignore[operator]

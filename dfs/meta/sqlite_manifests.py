@@ -1,0 +1,178 @@
+"""Files and their manifests in the SQLite metadata store: writing a file with the manifest
+it was created with (one blob in its row), appending the pages of a paged upload, reading a
+manifest back (whole, page by page, or one page), and sealing a paged upload.
+
+Every function runs on the caller's connection, inside its transaction where it writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+
+from dfs.errors import Conflict, FileNotFound
+from dfs.meta.base import FileRecord, ManifestEntry
+from dfs.meta.sqlite_codec import (
+    STATE_PENDING,
+    Labels,
+    pack_file_id,
+    pack_hex,
+    pack_page,
+    page_end,
+    unpack_hex,
+    unpack_page,
+)
+from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record
+
+
+def insert_file(
+    db: sqlite3.Connection, labels: Labels, rec: FileRecord, manifest: Sequence[ManifestEntry]
+) -> None:
+    """A new pending file with its manifest in its row (Conflict, via IntegrityError, if the
+    id is taken)."""
+    db.execute(
+        "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
+        " chunk_count, mode, mtime, manifest, sha256_verified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            pack_file_id(rec.file_id),
+            labels.id(db, rec.tenant),
+            rec.name,
+            rec.size,
+            pack_hex(rec.sha256),
+            labels.id(db, rec.chunker),
+            STATE_PENDING,
+            rec.created_at,
+            len(manifest),
+            rec.mode,
+            rec.mtime,
+            pack_page(manifest, 0, rec.sha256),
+            int(rec.sha256_verified),
+        ),
+    )
+
+
+def file_row(db: sqlite3.Connection, file_id: str) -> sqlite3.Row | None:
+    """``FILE_COLUMNS`` of a file, or None."""
+    return db.execute(  # type: ignore[no-any-return]
+        f"SELECT {FILE_COLUMNS} FROM files WHERE file_id=?", (pack_file_id(file_id),)
+    ).fetchone()
+
+
+def get_record(
+    db: sqlite3.Connection, labels: Labels, file_id: str, tenant: str | None = None
+) -> FileRecord:
+    row = file_row(db, file_id)
+    if row is None:
+        raise FileNotFound(f"no file {file_id}")
+    rec = file_record(db, labels, row)
+    if tenant is not None and rec.tenant != tenant:
+        raise FileNotFound(f"no file {file_id}")
+    return rec
+
+
+def manifest_pages(db: sqlite3.Connection, file_id: str) -> Iterator[list[ManifestEntry]]:
+    """A file's manifest page by page (the entries it was created with, then each appended
+    page); FileNotFound for unknown ids. Pages are read one at a time."""
+    key = pack_file_id(file_id)
+    row = db.execute("SELECT sha256, manifest FROM files WHERE file_id=?", (key,)).fetchone()
+    if row is None:
+        raise FileNotFound(f"no file {file_id}")
+    first = unpack_page(row[1], 0, unpack_hex(row[0]))
+    if first:
+        yield first
+    page = -1
+    while True:
+        nxt = db.execute(
+            "SELECT page, start, entries FROM manifest_pages WHERE file_id=? AND page > ? "
+            "ORDER BY page LIMIT 1",
+            (key, page),
+        ).fetchone()
+        if nxt is None:
+            return
+        page = nxt[0]
+        yield unpack_page(nxt[2], nxt[1])
+
+
+def manifest(db: sqlite3.Connection, file_id: str) -> list[ManifestEntry]:
+    return [e for page in manifest_pages(db, file_id) for e in page]
+
+
+def _pending_key(db: sqlite3.Connection, file_id: str) -> bytes | str:
+    key = pack_file_id(file_id)
+    row = db.execute("SELECT state FROM files WHERE file_id=?", (key,)).fetchone()
+    if row is None:
+        raise FileNotFound(f"no file {file_id}")
+    if row[0] != STATE_PENDING:
+        raise Conflict(f"file {file_id} is not pending")
+    return key
+
+
+def append_page(
+    db: sqlite3.Connection, file_id: str, page: int, entries: Sequence[ManifestEntry]
+) -> None:
+    """Page ``page`` of a pending file's manifest: the same page again is a no-op, other
+    entries under its number a Conflict."""
+    key = _pending_key(db, file_id)
+    start = entries[0].offset if entries else 0
+    blob = pack_page(entries, start)
+    old = db.execute(
+        "SELECT start, entries FROM manifest_pages WHERE file_id=? AND page=?", (key, page)
+    ).fetchone()
+    if old is not None:
+        if (old[0], bytes(old[1])) != (start, blob):
+            raise Conflict(f"page {page} of file {file_id} was appended with other entries")
+        return
+    db.execute(
+        "INSERT INTO manifest_pages (file_id, page, start, entries) VALUES (?,?,?,?)",
+        (key, page, start, blob),
+    )
+
+
+def get_page(db: sqlite3.Connection, file_id: str, page: int) -> tuple[list[ManifestEntry], bool]:
+    """An appended page's entries and whether it was proven; FileNotFound if it is missing."""
+    row = db.execute(
+        "SELECT start, entries, proven FROM manifest_pages WHERE file_id=? AND page=?",
+        (pack_file_id(file_id), page),
+    ).fetchone()
+    if row is None:
+        raise FileNotFound(f"no page {page} of file {file_id}")
+    return unpack_page(row[1], row[0]), bool(row[2])
+
+
+def mark_proven(db: sqlite3.Connection, file_id: str, page: int) -> None:
+    key = _pending_key(db, file_id)
+    cur = db.execute("UPDATE manifest_pages SET proven=1 WHERE file_id=? AND page=?", (key, page))
+    if cur.rowcount == 0:
+        raise FileNotFound(f"no page {page} of file {file_id}")
+
+
+def seal(
+    db: sqlite3.Connection, labels: Labels, file_id: str, size: int, sha256: str
+) -> FileRecord:
+    """A paged upload's size, sha256 and chunk count, once its pages are whole: numbered from
+    0 without a gap, each proven, each starting where the one before ended, ``size`` bytes
+    in all. Conflict otherwise."""
+    key = _pending_key(db, file_id)
+    count = offset = 0
+    for no, (page, start, blob, proven) in enumerate(
+        db.execute(
+            "SELECT page, start, entries, proven FROM manifest_pages WHERE file_id=? ORDER BY page",
+            (key,),
+        ).fetchall()
+    ):
+        if page != no or start != offset or not proven:
+            raise Conflict(f"page {no} of file {file_id} is missing or not proven")
+        entries = unpack_page(blob, start)
+        offset = page_end(entries, start)
+        count += len(entries)
+    if offset != size:
+        raise Conflict(f"the pages of file {file_id} hold {offset} bytes, not {size}")
+    db.execute(
+        "UPDATE files SET size=?, sha256=?, chunk_count=? WHERE file_id=?",
+        (size, pack_hex(sha256), count, key),
+    )
+    return get_record(db, labels, file_id)
+
+
+def drop_manifest(db: sqlite3.Connection, key: bytes | str) -> None:
+    db.execute("DELETE FROM manifest_pages WHERE file_id=?", (key,))

@@ -1,0 +1,167 @@
+"""The SQLite store's compact layout (issue 19 item 4): a database in the layout before it
+is converted at open with nothing lost, and the packing of manifests round-trips."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dfs.errors import Conflict
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry
+from dfs.meta.sqlite import SqliteMetadataStore
+from dfs.meta.sqlite_codec import pack_page, unpack_page
+
+
+def cid(n: int | str) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+_OLD = """
+CREATE TABLE files (
+    file_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, chunker TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL,
+    chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL
+) WITHOUT ROWID;
+CREATE INDEX files_by_tenant ON files (tenant, state, file_id);
+CREATE INDEX files_by_hash ON files (tenant, sha256);
+CREATE TABLE manifest (
+    file_id TEXT NOT NULL, idx INTEGER NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL,
+    chunk_id TEXT NOT NULL, PRIMARY KEY (file_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE chunks (
+    chunk_id TEXT PRIMARY KEY, size INTEGER NOT NULL, refcount INTEGER NOT NULL,
+    created_at REAL NOT NULL, unref_at REAL NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE locations (
+    chunk_id TEXT NOT NULL, node_id TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (chunk_id, node_id)
+) WITHOUT ROWID;
+CREATE INDEX locations_by_node ON locations (node_id, chunk_id);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE tenant_chunks (
+    tenant TEXT NOT NULL, chunk_id TEXT NOT NULL, refcount INTEGER NOT NULL,
+    PRIMARY KEY (tenant, chunk_id)
+) WITHOUT ROWID;
+CREATE TABLE file_hashes (
+    tenant TEXT NOT NULL, sha256 TEXT NOT NULL, file_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, sha256)
+) WITHOUT ROWID;
+"""
+
+
+def _old_database(path: Path) -> tuple[str, str, str]:
+    """Two complete files of tenant t1 with the same content (the second committed first,
+    as file_hashes says), a pending one, and t2 referencing a chunk too."""
+    first, second, pending = (str(uuid.uuid4()) for _ in range(3))
+    conn = sqlite3.connect(path)
+    conn.executescript(_OLD)
+    files = [
+        (first, "t1", "a", 30, cid("ab"), "fixed:4096", FILE_COMPLETE, 1.0, 2, 0o644, 5.5),
+        (second, "t1", "b", 30, cid("ab"), "fixed:4096", FILE_COMPLETE, 2.0, 2, None, None),
+        (pending, "t2", "c", 10, cid(1), "fixed:4096", FILE_PENDING, 3.0, 1, None, None),
+    ]
+    conn.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)", files)
+    for f in (first, second):
+        conn.execute("INSERT INTO manifest VALUES (?,?,?,?,?)", (f, 0, 0, 10, cid(1)))
+        conn.execute("INSERT INTO manifest VALUES (?,?,?,?,?)", (f, 1, 10, 20, cid(2)))
+    conn.execute("INSERT INTO manifest VALUES (?,?,?,?,?)", (pending, 0, 0, 10, cid(1)))
+    conn.executemany(
+        "INSERT INTO chunks VALUES (?,?,?,?,?)", [(cid(1), 10, 3, 1.0, 0), (cid(2), 20, 2, 1.0, 0)]
+    )
+    conn.executemany(
+        "INSERT INTO locations VALUES (?,?,?)",
+        [(cid(1), "n1", 1.0), (cid(1), "n2", 1.0), (cid(2), "n2", 1.0)],
+    )
+    conn.executemany(
+        "INSERT INTO tenant_chunks VALUES (?,?,?)",
+        [("t1", cid(1), 2), ("t1", cid(2), 2), ("t2", cid(1), 1)],
+    )
+    conn.execute("INSERT INTO file_hashes VALUES (?,?,?)", ("t1", cid("ab"), second))
+    stats = {"total_files": 2, "logical_bytes": 60, "stored_bytes": 30, "unique_chunks": 2}
+    conn.executemany("INSERT INTO counters VALUES (?,?)", stats.items())
+    conn.commit()
+    conn.close()
+    return first, second, pending
+
+
+async def test_old_layout_is_converted_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    first, second, pending = _old_database(path)
+    meta = await SqliteMetadataStore.open(f"sqlite://{path}")
+    try:
+        got = await meta.get_file(first, tenant="t1")
+        assert (got.name, got.state, got.mode, got.mtime) == ("a", FILE_COMPLETE, 0o644, 5.5)
+        assert await meta.get_manifest(first) == [
+            ManifestEntry(0, 10, cid(1)),
+            ManifestEntry(10, 20, cid(2)),
+        ]
+        assert (await meta.get_file(pending)).state == FILE_PENDING
+        assert await meta.recent_pending_chunks(0.0) == {cid(1)}
+        found = await meta.find_file_by_sha256("t1", cid("ab"), verified=False)
+        assert found is not None
+        assert found.file_id == second
+        assert [f.file_id for f in await meta.list_files("t1", limit=10)] == sorted([first, second])
+        assert await meta.owned_chunks("t1", [cid(1), cid(2)]) == {cid(1), cid(2)}
+        assert await meta.owned_chunks("t2", [cid(1), cid(2)]) == {cid(1)}
+        assert await meta.get_locations([cid(1), cid(2)]) == {
+            cid(1): {"n1", "n2"},
+            cid(2): {"n2"},
+        }
+        assert await meta.node_chunks("n2", limit=10) == sorted([cid(1), cid(2)])
+        assert (await meta.get_stats()).stored_bytes == 30
+        # deleting the named file hands the content entry to the other one, exactly
+        await meta.delete_file(second, "t1", 9.0)
+        found = await meta.find_file_by_sha256("t1", cid("ab"), verified=False)
+        assert found is not None
+        assert found.file_id == first
+        await meta.delete_file(first, "t1", 9.0)
+        assert {c.chunk_id: c.refcount for c in await meta.scan_chunks(limit=10)} == {
+            cid(1): 1,
+            cid(2): 0,
+        }
+        assert await meta.owned_chunks("t1", [cid(1), cid(2)], ever=True) == {cid(1), cid(2)}
+        assert await meta.owned_chunks("t1", [cid(1), cid(2)]) == set()
+    finally:
+        await meta.close()
+    # opening again finds the new layout and changes nothing
+    meta = await SqliteMetadataStore.open(f"sqlite://{path}")
+    try:
+        assert (await meta.get_file(pending)).name == "c"
+    finally:
+        await meta.close()
+
+
+def test_manifest_pages_round_trip() -> None:
+    whole = [ManifestEntry(0, 7, cid(1))]
+    assert len(pack_page(whole, 0, cid(1))) == 2  # the file's own sha256: its size alone
+    assert unpack_page(pack_page(whole, 0, cid(1)), 0, cid(1)) == whole
+    packed = [ManifestEntry(100, 300, cid(1)), ManifestEntry(400, 1, cid(2))]
+    assert len(pack_page(packed, 100)) == 1 + 2 + 32 + 1 + 32
+    assert unpack_page(pack_page(packed, 100), 100) == packed
+    odd = [ManifestEntry(0, 5, "not-hex"), ManifestEntry(9, 5, cid(3))]
+    assert unpack_page(pack_page(odd, 0), 0) == odd
+    assert unpack_page(pack_page([], 0, cid(1)), 0, cid(1)) == []
+
+
+async def test_a_label_of_a_rolled_back_write_is_forgotten(tmp_path: Path) -> None:
+    """A tenant first seen by a write that fails gets no id the next label could take."""
+    meta = await SqliteMetadataStore.open(f"sqlite://{tmp_path / 'm.db'}")
+    try:
+        rec = FileRecord(str(uuid.uuid4()), "a", 0, cid("a"), "fixed:4096", tenant="t1")
+        await meta.create_file(rec, [])
+        clash = FileRecord(rec.file_id, "b", 0, cid("b"), "fixed:8192", tenant="t2")
+        with pytest.raises(Conflict):
+            await meta.create_file(clash, [])
+        other = FileRecord(str(uuid.uuid4()), "c", 0, cid("c"), "fixed:4096", tenant="t3")
+        await meta.create_file(other, [])
+        clash2 = FileRecord(str(uuid.uuid4()), "d", 0, cid("d"), "fixed:8192", tenant="t2")
+        await meta.create_file(clash2, [])
+        assert (await meta.get_file(other.file_id)).tenant == "t3"
+        assert (await meta.get_file(clash2.file_id)).tenant == "t2"
+        assert (await meta.get_file(clash2.file_id)).chunker == "fixed:8192"
+    finally:
+        await meta.close()

@@ -1,0 +1,138 @@
+"""Huge files page by page (issue 19 item 5), against an in-process cluster: a file of more
+than MAX_CHUNKS_PER_FILE chunks uploads and downloads byte-identical, the scan overlaps the
+sends, and an interrupted paged upload resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dfs import protocol
+from dfs.chunking import ChunkerProfile
+from dfs.client import Client
+from dfs.client.paged_upload import PAGES_AHEAD, PageScanner
+from dfs.transport.api_client import ApiClient
+from tests.integration.conftest import ADMIN_TOKEN, running_cluster
+
+pytestmark = pytest.mark.integration
+
+TINY = ChunkerProfile.parse("fastcdc:64:256:1024")  # ~320-byte chunks
+
+
+def periodic(path: Path, size: int, seed: int = 7) -> bytes:
+    """A file of one random 64 KiB block repeated: a few hundred distinct chunks make the
+    many entries of its manifest, so the test sends little and the manifest is huge."""
+    block = random.Random(seed).randbytes(64 * 1024)
+    data = (block * (size // len(block) + 1))[:size]
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.slow  # ~100 s on 2 cores: ~110,000 chunks planned, proven, committed, read back
+async def test_a_file_of_more_than_100000_chunks_round_trips(tmp_path: Path) -> None:
+    src = tmp_path / "huge.bin"
+    data = periodic(src, 34 * protocol.MIB)
+    out = tmp_path / "huge.out"
+    async with (
+        running_cluster(tmp_path / "cluster", n=1, rf=1) as cluster,
+        Client(cluster.api.url, token=ADMIN_TOKEN, concurrency=4) as c,
+    ):
+        up = await c.upload(src, profile=TINY)
+        assert up.chunks > protocol.MAX_CHUNKS_PER_FILE
+        assert up.size == len(data)
+        down = await c.download(up.file_id, out)
+    assert down.sha256 == up.sha256
+    assert out.read_bytes() == data
+
+
+async def test_the_scan_overlaps_the_sends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first page is planned and its chunks reach the node while the file is still
+    being scanned; the scan is never more than PAGES_AHEAD pages ahead of the sender."""
+    src = tmp_path / "big.bin"
+    periodic(src, 8 * protocol.MIB)
+    events: list[tuple[str, float]] = []
+    scanned = {"pages": 0, "sent": 0, "ahead": 0}
+    put = PageScanner._put
+
+    def counting_put(self: PageScanner, page: Any) -> None:
+        if page is not None:
+            scanned["pages"] += 1
+            scanned["ahead"] = max(scanned["ahead"], scanned["pages"] - scanned["sent"])
+        else:
+            events.append(("scan-end", time.monotonic()))
+        put(self, page)
+
+    upload_page = ApiClient.upload_page
+
+    async def spying_page(self: ApiClient, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        scanned["sent"] += 1
+        answer = await upload_page(self, *args, **kwargs)
+        events.append(("planned", time.monotonic()))
+        return answer
+
+    prove_page = ApiClient.prove_page
+
+    async def spying_prove(self: ApiClient, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        events.append(("proving", time.monotonic()))
+        return await prove_page(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageScanner, "_put", counting_put)
+    monkeypatch.setattr(ApiClient, "upload_page", spying_page)
+    monkeypatch.setattr(ApiClient, "prove_page", spying_prove)
+    async with (
+        running_cluster(tmp_path / "cluster", n=1, rf=1) as cluster,
+        Client(cluster.api.url, token=ADMIN_TOKEN, concurrency=4) as c,
+    ):
+        up = await c.upload(src, profile=TINY)
+    assert up.chunks > 4 * protocol.MAX_PAGE_CHUNKS
+    order = [name for name, _ in sorted(events, key=lambda e: e[1])]
+    # the first page's chunks were sent (its proof asks the node for them) before the end
+    assert order.index("proving") < order.index("scan-end")
+    # pages in the client's memory: those waiting, the one handed over, the one being sent
+    assert scanned["ahead"] <= PAGES_AHEAD + 2
+
+
+async def test_an_interrupted_paged_upload_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed at the third page's proof: the next run skips the proven pages, finishes the
+    same pending file, and the journal goes."""
+    src = tmp_path / "big.bin"
+    data = periodic(src, 4 * protocol.MIB + 512 * protocol.KIB, seed=9)
+    prove_page = ApiClient.prove_page
+    proofs: list[int] = []
+    fail = {"on": True}
+
+    async def failing_third(self: ApiClient, file_id: str, page: int, receipts: Any) -> Any:
+        proofs.append(page)
+        if page == 2 and fail["on"]:
+            raise ConnectionResetError("the network went away")
+        return await prove_page(self, file_id, page, receipts)
+
+    monkeypatch.setattr(ApiClient, "prove_page", failing_third)
+    async with running_cluster(tmp_path / "cluster", n=1, rf=1) as cluster:
+        async with Client(cluster.api.url, token=ADMIN_TOKEN) as c:
+            with pytest.raises(ConnectionResetError):
+                await c.upload(src, profile=TINY)
+        journals = list((Path(os.environ["DFS_CACHE_DIR"]) / "uploads").glob("*.jsonl"))
+        assert len(journals) == 1
+        assert proofs == [0, 1, 2]
+        proofs.clear()
+        fail["on"] = False
+        async with Client(cluster.api.url, token=ADMIN_TOKEN) as c:
+            up = await c.upload(src, profile=TINY)
+            plan = await c.api.download_plan(up.file_id)
+        assert proofs[0] == 2  # pages 0 and 1 were proven in the first run
+        assert not list(journals[0].parent.glob("*.jsonl"))
+    assert (up.size, up.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert b"".join(data[c["offset"] : c["offset"] + c["size"]] for c in plan["chunks"]) == data
+    assert [c["sha256"] for c in plan["chunks"]] == [
+        hashlib.sha256(data[c["offset"] : c["offset"] + c["size"]]).hexdigest()
+        for c in plan["chunks"]
+    ]

@@ -89,7 +89,11 @@ async def test_traversal_ids_never_reach_the_disk(inproc: InProcessCluster) -> N
     # the store itself refuses any name that is not an id, whoever calls it
     for bad in TRAVERSALS:
         with pytest.raises(InvalidRequest):
-            node.store.path_of(ChunkId(bad))
+            await node.store.get(ChunkId(bad))
+        with pytest.raises(InvalidRequest):
+            await node.store.delete(ChunkId(bad))
+        with pytest.raises(InvalidRequest):
+            await node.store.put(ChunkId(bad), b"x")
 
 
 async def test_fs_store_paths_stay_inside_its_root(tmp_path: Path) -> None:

@@ -299,6 +299,9 @@ class MetadataStore(Protocol):
         ``sha256_verified`` (if any),
         else the entry goes: ``find_file_by_sha256`` never names a deleted file nor misses
         a complete one (once a big file's delete has begun, it is no longer found).
+        While an object version links the file (``dfs.meta.namespace``) it raises Conflict
+        and changes nothing, checked in the same atomic step as the delete: the object goes
+        by deleting it, and the namespace deletes the file when its last version goes.
       - ``scan_chunks(limit, after)`` pages through every chunk row (order is the backend's,
         stable; ``after`` is the last chunk_id of the previous page).
       - ``recent_pending_chunks(since)`` returns the chunk ids that files not yet complete,

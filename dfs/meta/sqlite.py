@@ -58,7 +58,8 @@ from dfs.meta.sqlite_manifests import (
 )
 from dfs.meta.sqlite_migrate import open_schema
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
-from dfs.meta.sqlite_refcounts import commit_one, delete_one, mark_verified
+from dfs.meta.sqlite_namespace_files import delete_unlinked
+from dfs.meta.sqlite_refcounts import commit_one, mark_verified
 from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
 
 T = TypeVar("T")
@@ -474,7 +475,7 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
     async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord:
         def op() -> FileRecord:
             with self._tx() as db:
-                return delete_one(db, self._labels, file_id, tenant, now)
+                return delete_unlinked(db, self._labels, file_id, tenant, now)
 
         return await self._run(op)
 

@@ -4,6 +4,7 @@ reads or writes the ``files`` table and the manifests (everything else keeps to 
 Kept to one small class so that a change of the file layout changes the namespace here only:
 is a file linkable, which chunks does it reference, delete a released file exactly as
 ``delete_file`` does, and copy a file into another tenant as a committed file of its own.
+``delete_unlinked`` is ``delete_file`` itself: it refuses a file that a version links.
 All run inside the caller's write transaction. The layout itself (packed ids, interned
 labels, manifest blobs) is ``dfs.meta.sqlite_schema``'s; this module goes through the
 store's own functions for it.
@@ -16,9 +17,25 @@ import sqlite3
 import uuid
 
 from dfs.errors import Conflict, FileNotFound
+from dfs.meta.base import FileRecord
 from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id
 from dfs.meta.sqlite_manifests import get_record, insert_file, manifest, manifest_pages
 from dfs.meta.sqlite_refcounts import commit_one, delete_one, page_refs
+
+LINKED = "file {} is linked by an object version; delete the object instead"
+
+
+def delete_unlinked(
+    db: sqlite3.Connection, labels: Labels, file_id: str, tenant: str, now: float
+) -> FileRecord:
+    """delete_file's work, in its transaction: Conflict while a version links the file
+    (``ns_file_links``; the namespace's own release drops the link row before deleting)."""
+    row = db.execute("SELECT links FROM ns_file_links WHERE file_id=?", (file_id,)).fetchone()
+    if row is not None and row[0] > 0:
+        if get_record(db, labels, file_id).tenant != tenant:  # FileNotFound if gone
+            raise FileNotFound(f"no file {file_id}")
+        raise Conflict(LINKED.format(file_id))
+    return delete_one(db, labels, file_id, tenant, now)
 
 
 class StoreFiles:

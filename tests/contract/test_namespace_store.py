@@ -272,6 +272,38 @@ async def test_unversioned_overwrite_releases_the_old_file_once(ns: Store) -> No
     assert (await ns.list_versions("plain")).objects == []
 
 
+async def test_delete_file_refuses_a_file_that_a_version_links(ns: Store) -> None:
+    """The seed's delete by id must not pull a file from under an object version: Conflict
+    while linked (nothing changes); deleting the object then releases the file once."""
+    await bucket(ns, "linked")
+    f = await make_file(ns, "t1", [(cid("l1"), 10), (cid("l2"), 6)])
+    await ns.put_object(obj("linked", "k", f, etag="e"), 2.0)
+    before = (await ns.get_stats(), await ns.usage("t1"), await ns.usage("t1", "linked"))
+    with pytest.raises(Conflict, match="linked by an object version"):
+        await ns.delete_file(f.file_id, "t1", 3.0)
+    with pytest.raises(FileNotFound):  # another tenant's: not found, not a conflict
+        await ns.delete_file(f.file_id, "t2", 3.0)
+    assert (await ns.get_file(f.file_id)).file_id == f.file_id
+    assert (await ns.get_object("linked", "k")).file_id == f.file_id
+    assert len(await ns.get_manifest(f.file_id)) == 2
+    assert (await ns.get_stats(), await ns.usage("t1"), await ns.usage("t1", "linked")) == before
+    assert await ns.usage("t1", "linked") == Usage(1, 1, 0, 16, 16)
+    assert await refcounts(ns, [cid("l1"), cid("l2")]) == {cid("l1"): 1, cid("l2"): 1}
+    await ns.delete_object("linked", "k", None, 4.0)
+    with pytest.raises(FileNotFound):
+        await ns.get_file(f.file_id)
+    with pytest.raises(FileNotFound):
+        await ns.delete_file(f.file_id, "t1", 5.0)
+    assert await refcounts(ns, [cid("l1"), cid("l2")]) == {cid("l1"): 0, cid("l2"): 0}
+    assert await ns.usage("t1") == Usage()
+    assert await ns.usage("t1", "linked") == Usage()
+    stats = await ns.get_stats()
+    assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (0, 0, 0)
+    unlinked = await make_file(ns, "t1", [(cid("l3"), 4)])  # a file no version links
+    await ns.delete_file(unlinked.file_id, "t1", 6.0)
+    assert await refcounts(ns, [cid("l3")]) == {cid("l3"): 0}
+
+
 async def test_enabled_versions_markers_and_permanent_deletes(ns: Store) -> None:
     await bucket(ns, "vb", versioning=VERSIONING_ENABLED)
     files = [await make_file(ns, "t1", [(cid(("v", i)), 10 + i)]) for i in range(3)]

@@ -178,6 +178,15 @@ async def test_finalize_and_post_upload_link_keys(inproc: InProcessCluster) -> N
         versions = await c.list_page("docs", "a/", versions=True)
         assert len(versions["objects"]) == 3
         assert {v["sha256"] for v in versions["objects"]} == {digest}
+        # the seed's DELETE /file refuses a file that an object version links
+        linked = f"{inproc.api.url}/file/{plan['file_id']}"
+        async with s.delete(linked, headers=headers) as r:
+            assert r.status == 409
+            assert "linked by an object version" in (await r.json())["error"]["message"]
+        async with s.get(linked, headers=headers) as r:
+            assert r.status == 200
+        async with s.get(f"{inproc.api.url}/objects/docs/a/n.txt", headers=headers) as r:
+            assert (r.status, await r.read()) == (200, data)
 
 
 async def test_folders_copies_into_folders_and_checksum_sync(

@@ -10,15 +10,23 @@ Deleting a complete file also moves its file_hashes entry on: the file leaves th
 of the tenant's complete files with that content and, if the entry names it, the entry names
 another member or is deleted, conditional on ``v`` (re-read and retried on cancellation), in
 the transaction that deletes the file (small files) or makes it invisible (``_claim_delete``).
+
+A file that an object version links is refused (Conflict) in that same transaction: a
+ConditionCheck on the file's tenant link item (``store_namespace_codec.link_key``) wants it
+absent or carrying ``rel`` (the namespace's own release, ``store_namespace_jobs``, deletes the
+file while the item still exists with ``rel``, and nothing may link a file then). A version
+write links only complete files, conditional on the file item, so the two cannot interleave;
+a pending or deleting file cannot be linked. The guard (``_link_guard``) reads the item first,
+so a lost race is refused on the retry that the cancelled transaction runs anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from functools import partial
 
 import dfs.meta.dynamo.codec as codec
+import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import Conflict, FileNotFound, Unavailable
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord
 from dfs.meta.dynamo.codec import FILE_COMMITTING, FILE_DELETING, N, Ref, S, attr_names
@@ -50,7 +58,10 @@ class DeletePart(RefcountsPart):
         """A complete file of few distinct chunks: gone, unreferenced and uncounted at once."""
         head = self._delete_file_action(rec.file_id, FILE_COMPLETE)
         extra = {"total_files": -1, "logical_bytes": -rec.size}
-        tail = partial(self._unhash_actions, rec)
+
+        def tail() -> list[Item]:
+            return [*self._link_guard(rec.file_id), *self._unhash_actions(rec)]
+
         done = await self._rq.run(
             self._apply_refs, DROP, head, rec.file_id, refs, now, extra, rec.tenant, tail
         )
@@ -96,6 +107,28 @@ class DeletePart(RefcountsPart):
         action = self._delete_file_action(file_id, expected_state)["Delete"]
         if self._rq.call_or_none("delete_item", **action) is None:
             raise FileNotFound(f"no file {file_id}")
+
+    def _link_guard(self, file_id: str) -> list[Item]:
+        """Conflict if a version links the file now (a strongly consistent read); else the
+        check that keeps it so in the deleting transaction: no tenant link item, or one that
+        carries ``rel`` (the namespace releasing the file, which calls delete_file)."""
+        key = nc.link_key(file_id, "tenant")
+        table = self.tables["namespace"]
+        item = self._rq.call("get_item", TableName=table, Key=key, ConsistentRead=True).get("Item")
+        if item is not None and "rel" not in item:
+            raise Conflict(
+                f"file {file_id} is linked by an object version; delete the object instead"
+            )
+        return [
+            {
+                "ConditionCheck": {
+                    "TableName": table,
+                    "Key": key,
+                    "ConditionExpression": "attribute_not_exists(p) OR attribute_exists(#rel)",
+                    "ExpressionAttributeNames": attr_names("rel"),
+                }
+            }
+        ]
 
     def _unhash_actions(self, rec: FileRecord) -> list[Item]:
         """What deleting complete file ``rec`` does to its file_hashes entry: drop it from the
@@ -160,7 +193,8 @@ class DeletePart(RefcountsPart):
         }
         for _ in range(MAX_ROUNDS):
             try:
-                self._rq.transact([claim, *self._unhash_actions(rec)])
+                guard = self._link_guard(file_id)
+                self._rq.transact([claim, *guard, *self._unhash_actions(rec)])
                 return
             except Cancelled as exc:
                 if exc.codes[0] == "ConditionalCheckFailed":

@@ -25,9 +25,9 @@ from dfs.meta.dynamo.store_core import COUNTER_SHARDS, StoreCore
 # Each chunk takes two actions (its refcount, its tenant's refcount); the transactions built:
 #   _commit_whole: file update + 2 per chunk + counter shard + file_hashes update = 2n + 3
 #   _commit_batch / _unref_batch: marker + 2 per chunk + counter shard = 2n + 2
-#   small delete (_delete_whole with _unhash_actions): file delete + 2 per chunk + counter
-#     shard + at most one file_hashes update or delete = 2n + 3
-#   _complete: 3; _claim_delete: 2; the big delete's last step: 2
+#   small delete (_delete_whole with _link_guard and _unhash_actions): file delete + 2 per
+#     chunk + counter shard + the link check + at most one file_hashes update = 2n + 4
+#   _complete: 3; _claim_delete: 3; the big delete's last step: 2
 # so n = CHUNKS_PER_TX = 48 keeps every one within TX_MAX (test_dynamodb_store checks it).
 CHUNKS_PER_TX = (TX_MAX - 3) // 2
 MAX_ROUNDS = 64  # per refcount transaction, for flipped refcount expectations

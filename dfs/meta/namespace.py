@@ -209,6 +209,9 @@ class NamespaceStore(Protocol):
         entries; an empty "folder" is a zero-size object whose key ends with "/".
       - ``list_versions(bucket, prefix, delimiter, token, limit)`` lists every version and
         delete marker, keys in order and, within a key, newest first.
+      - Both listings take ``start_after``: without a token, only keys after it (UTF-8 byte
+        order) are listed (S3's ``marker``, ``start-after`` and ``key-marker``); a key it
+        falls inside of a common prefix still rolls up into that prefix. A token wins over it.
       - ``search_objects(bucket, query, token, limit)`` pages the latest versions matching
         every filter of the query, in key order, with a bounded cost per page (indexes
         where the backend needs them; a bounded scan otherwise, documented).
@@ -276,6 +279,7 @@ class NamespaceStore(Protocol):
         delimiter: str = "",
         token: str | None = None,
         limit: int = 1000,
+        start_after: str = "",
     ) -> ObjectListing: ...
     async def list_versions(
         self,
@@ -285,6 +289,7 @@ class NamespaceStore(Protocol):
         delimiter: str = "",
         token: str | None = None,
         limit: int = 1000,
+        start_after: str = "",
     ) -> ObjectListing: ...
     async def search_objects(
         self, bucket: str, query: SearchQuery, *, token: str | None = None, limit: int = 100

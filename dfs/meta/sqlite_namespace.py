@@ -43,7 +43,12 @@ from dfs.meta.namespace import (
 )
 from dfs.meta.sqlite_codec import Labels
 from dfs.meta.sqlite_namespace_files import StoreFiles
-from dfs.meta.sqlite_namespace_listing import list_objects, list_versions, search
+from dfs.meta.sqlite_namespace_listing import (
+    list_objects,
+    list_versions,
+    search,
+    start_after_token,
+)
 from dfs.meta.sqlite_namespace_schema import bucket_record, version_record
 from dfs.meta.sqlite_namespace_usage import read_usage, read_usage_groups
 from dfs.meta.sqlite_namespace_writes import (
@@ -254,7 +259,9 @@ class SqliteNamespaceMixin:
         delimiter: str = "",
         token: str | None = None,
         limit: int = 1000,
+        start_after: str = "",
     ) -> ObjectListing:
+        token = token or start_after_token(start_after)
         return await self._page(list_objects, bucket, prefix, delimiter, token, limit)
 
     async def list_versions(
@@ -265,7 +272,9 @@ class SqliteNamespaceMixin:
         delimiter: str = "",
         token: str | None = None,
         limit: int = 1000,
+        start_after: str = "",
     ) -> ObjectListing:
+        token = token or start_after_token(start_after)
         return await self._page(list_versions, bucket, prefix, delimiter, token, limit)
 
     async def _page(

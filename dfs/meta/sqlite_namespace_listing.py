@@ -46,8 +46,15 @@ def _start(prefix: str, token: str | None) -> _Walk:
         return _Walk((skip,), True, end, done=skip is None)
     if "k" in state:
         after = (str(state["k"]),) if "r" not in state else (str(state["k"]), int(state["r"]))
+        if str(state["k"]) < prefix:  # a start_after before the prefix: from the prefix on
+            return _Walk((prefix,), True, end)
         return _Walk(after, False, end)
     return _Walk((prefix,), True, end)
+
+
+def start_after_token(start_after: str) -> str | None:
+    """The token that resumes a listing after the key ``start_after`` (None: from the start)."""
+    return encode_token({"k": start_after}) if start_after else None
 
 
 def _rows(

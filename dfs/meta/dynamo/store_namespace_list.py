@@ -35,6 +35,12 @@ SEARCH_BUDGET = 1000  # index items one search page reads at most (a bounded sca
 Entry = tuple[str, Item | None, dict[str, str]]  # (key or common prefix, item, resume state)
 
 
+def _after(prefix: str, start_after: str) -> dict[str, str]:
+    """Where a listing starts without a token: after ``start_after`` when it lies at or past
+    the prefix (a key past the prefix's range ends the walk at once), else at the prefix."""
+    return {"s": "gt", "k": start_after} if start_after and start_after >= prefix else {}
+
+
 class NsListPart(NsBucketsPart):
     def _key_query(self, p: str, prefix: str, start: dict[str, str], limit: int) -> Any:
         expr, values = "#p = :p", {":p": S(p)}
@@ -102,10 +108,11 @@ class NsListPart(NsBucketsPart):
         delimiter: str = "",
         token: str | None = None,
         limit: int = 1000,
+        start_after: str = "",
     ) -> ObjectListing:
         def op() -> ObjectListing:
-            start = nc.decode_token(token)
-            if not start:
+            start = nc.decode_token(token) if token else _after(prefix, start_after)
+            if not token:
                 self._bucket_item(bucket)  # BucketNotFound; later pages skip the read
             entries = self._iter_keys(f"list#{bucket}", prefix, delimiter, start, limit + 1)
             page, nxt = self._page(entries, max(limit, 1))
@@ -121,10 +128,11 @@ class NsListPart(NsBucketsPart):
         delimiter: str = "",
         token: str | None = None,
         limit: int = 1000,
+        start_after: str = "",
     ) -> ObjectListing:
         def op() -> ObjectListing:
-            start = nc.decode_token(token)
-            if not start:
+            start = nc.decode_token(token) if token else _after(prefix, start_after)
+            if not token:
                 self._bucket_item(bucket)
             page, nxt = self._page(
                 self._iter_versions(bucket, prefix, delimiter, start, limit), limit

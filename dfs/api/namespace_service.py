@@ -321,10 +321,18 @@ class Namespace:
         token: str | None,
         limit: int,
         versions: bool,
+        start_after: str = "",
     ) -> ObjectListing:
         await self.visible_bucket(who, bucket)
         lister = self.store.list_versions if versions else self.store.list_objects
-        return await lister(bucket, prefix=prefix, delimiter=delimiter, token=token, limit=limit)
+        return await lister(
+            bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            token=token,
+            limit=limit,
+            start_after=start_after,
+        )
 
     async def search(
         self, who: Principal | None, bucket: str, query: SearchQuery, token: str | None, limit: int

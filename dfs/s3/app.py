@@ -9,6 +9,9 @@ collection stay with ``dfs-api``), so several gateways can run side by side.
 |---------------------------|---------------------------------------------------------------|
 | ``dfs.s3.routes_buckets`` | ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, ListObjectsV2 |
 | ``dfs.s3.routes_objects`` | PutObject, CopyObject, GetObject, HeadObject, DeleteObject    |
+| ``dfs.s3.subresources``   | the rest (versions, tagging, ACLs, DeleteObjects, ListObjects v1): which module answers |
+
+Unsigned requests are anonymous: only public reads (``dfs.s3.anonymous``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dfs.config import ApiConfig
 from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
-from dfs.s3 import routes_buckets, routes_objects
+from dfs.s3 import anonymous, routes_buckets, routes_objects
 from dfs.s3.context import CALLER, COORDINATOR, NAMESPACE
 from dfs.s3.errors import Handler, s3_error_middleware
 from dfs.s3.sigv4 import authenticate
@@ -36,7 +39,12 @@ from dfs.transport.node_client import NodeClient
 @web.middleware
 async def sigv4_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     coord = request.app[COORDINATOR]
-    request[CALLER] = await authenticate(request, coord.meta, coord.cfg.api_secret, coord.clock())
+    if anonymous.unsigned(request):
+        anonymous.admit(request)  # public reads only (dfs.s3.anonymous)
+    else:
+        request[CALLER] = await authenticate(
+            request, coord.meta, coord.cfg.api_secret, coord.clock()
+        )
     return await handler(request)
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.sigv4 import STREAMING_UNSIGNED_TRAILER, UNSIGNED
@@ -21,6 +22,14 @@ from dfs.s3.sigv4 import STREAMING_UNSIGNED_TRAILER, UNSIGNED
 ReadFn = Callable[[int], Awaitable[bytes]]
 READ_BLOCK = 1 << 20
 MAX_CHUNK_HEADER = 4096
+
+
+class BodyCheck(Protocol):
+    """More checks of the decoded body (``dfs.s3.checksums``): fed every block, then asked
+    at the body's end with the trailers."""
+
+    def update(self, data: bytes) -> None: ...
+    def verify(self, trailers: Mapping[str, str]) -> None: ...
 
 
 def bad_digest(what: str) -> S3Error:
@@ -39,8 +48,10 @@ class BodyReader:
         encoding: str,
         content_md5: str | None = None,
         crc32_header: str | None = None,
+        check: BodyCheck | None = None,
     ) -> None:
         self._read = read
+        self._check = check
         self._content_md5 = content_md5
         self._crc32_header = crc32_header
         self._verified = False
@@ -109,6 +120,8 @@ class BodyReader:
         if self.sha256 is not None and not self.chunked:
             self.sha256.update(data)
         self.crc32 = zlib.crc32(data, self.crc32)
+        if self._check is not None:
+            self._check.update(data)
         return data
 
     def finish(self) -> str:
@@ -133,3 +146,5 @@ class BodyReader:
         md5 = self._content_md5
         if md5 is not None and md5 != base64.b64encode(self.md5.digest()).decode():
             raise bad_digest("Content-MD5")
+        if self._check is not None:
+            self._check.verify(self.trailers)

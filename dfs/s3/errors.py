@@ -33,11 +33,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class S3Error(Exception):
-    def __init__(self, code: str, status: int, message: str) -> None:
+    def __init__(
+        self, code: str, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.message = message
+        self.headers = headers or {}  # e.g. x-amz-delete-marker on a marker's 405
 
 
 def not_implemented(what: str) -> S3Error:
@@ -85,6 +88,7 @@ def error_response(err: S3Error, resource: str) -> web.Response:
         f"<Resource>{escape(resource)}</Resource><RequestId>{request_id}</RequestId></Error>"
     )
     resp = web.Response(status=err.status, text=body, content_type="application/xml")
+    resp.headers.update(err.headers)
     resp.headers["x-amz-request-id"] = request_id
     return resp
 

@@ -1,6 +1,7 @@
 """S3 bucket calls (path-style): ListBuckets, CreateBucket, DeleteBucket, HeadBucket,
-GetBucketLocation, ListObjectsV2. Any other bucket call (a sub-resource such as
-``?versioning``, ``?uploads``, ListObjects v1, POST ``?delete``) answers 501 NotImplemented.
+GetBucketLocation, ListObjectsV2. Other bucket calls (sub-resources such as ``?versioning``,
+ListObjects v1, POST ``?delete``) go to the modules ``dfs.s3.subresources`` names, or
+answer 501 NotImplemented.
 
 | method | path       | call                                              |
 |--------|------------|---------------------------------------------------|
@@ -18,9 +19,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from dfs.api import access
-from dfs.api.namespace_bodies import parse_bucket_name
-from dfs.errors import BucketExists, InvalidRequest
+from dfs.errors import BucketExists
 from dfs.meta.namespace import ObjectListing
+from dfs.s3 import acl, subresources
 from dfs.s3.context import (
     NAMESPACE,
     iso_time,
@@ -30,19 +31,14 @@ from dfs.s3.context import (
     xml_response,
 )
 from dfs.s3.errors import S3Error, not_implemented
+from dfs.s3.names import bucket_name
 
 MAX_KEYS = 1000
 MAX_BUCKET_BODY = 64 * 1024
 _LIST_PARAMS = frozenset(
     {"list-type", "prefix", "delimiter", "continuation-token", "max-keys", "encoding-type"}
+    | {"start-after"}
 )
-
-
-def bucket_name(request: web.Request) -> str:
-    try:
-        return parse_bucket_name(request.match_info["bucket"])
-    except InvalidRequest as exc:
-        raise S3Error("InvalidBucketName", 400, exc.message) from None
 
 
 async def list_buckets(request: web.Request) -> web.Response:
@@ -56,14 +52,16 @@ async def list_buckets(request: web.Request) -> web.Response:
     return xml_response("ListAllMyBucketsResult", f"{owner}<Buckets>{items}</Buckets>")
 
 
-async def create_bucket(request: web.Request) -> web.Response:
-    if q := params(request):
-        raise not_implemented(f"PUT bucket ?{'&'.join(sorted(q))}")
+async def create_bucket(request: web.Request) -> web.StreamResponse:
+    if params(request):
+        return await subresources.bucket_call(request)
     name = bucket_name(request)
+    acl.refuse_grant_headers(request)
+    bucket_access = acl.canned(request.headers.get("x-amz-acl"))
     await request.content.read(MAX_BUCKET_BODY)  # CreateBucketConfiguration: one region
     ns = request.app[NAMESPACE]
     try:
-        await ns.create_bucket(principal(request), name, None, None)
+        await ns.create_bucket(principal(request), name, None, bucket_access)
     except BucketExists:
         if (await ns.store.get_bucket(name)).tenant == principal(request).tenant:
             raise S3Error(
@@ -78,9 +76,9 @@ async def create_bucket(request: web.Request) -> web.Response:
     return web.Response(status=200, headers={"Location": f"/{name}"})
 
 
-async def delete_bucket(request: web.Request) -> web.Response:
-    if q := params(request):
-        raise not_implemented(f"DELETE bucket ?{'&'.join(sorted(q))}")
+async def delete_bucket(request: web.Request) -> web.StreamResponse:
+    if params(request):
+        return await subresources.bucket_call(request)
     await request.app[NAMESPACE].delete_bucket(principal(request), bucket_name(request))
     return web.Response(status=204)
 
@@ -118,6 +116,8 @@ def _listing_xml(
     parts.append(xml("IsTruncated", "true" if listing.next_token else "false"))
     if q.get("continuation-token"):
         parts.append(xml("ContinuationToken", q["continuation-token"]))
+    if q.get("start-after"):
+        parts.append(xml("StartAfter", enc(q["start-after"])))
     if listing.next_token:
         parts.append(xml("NextContinuationToken", listing.next_token))
     for v in listing.objects:
@@ -150,26 +150,21 @@ async def list_objects_v2(request: web.Request) -> web.Response:
             token=q.get("continuation-token") or None,
             limit=max_keys,
             versions=False,
+            start_after=q.get("start-after", ""),
         )
     return xml_response(
         "ListBucketResult", _listing_xml(name, q, listing, max_keys, bool(encoding))
     )
 
 
-async def get_bucket(request: web.Request) -> web.Response:
+async def get_bucket(request: web.Request) -> web.StreamResponse:
     q = params(request)
     if q.get("list-type") == "2":
         return await list_objects_v2(request)
     if set(q) == {"location"}:
         await request.app[NAMESPACE].visible_bucket(principal(request), bucket_name(request))
         return xml_response("LocationConstraint", "")
-    if set(q) <= _LIST_PARAMS | {"marker"}:
-        raise not_implemented("ListObjects (version 1; use ListObjectsV2)")
-    raise not_implemented(f"GET bucket ?{'&'.join(sorted(q))}")
-
-
-async def unsupported(request: web.Request) -> web.Response:
-    raise not_implemented(f"{request.method} on a bucket")
+    return await subresources.bucket_call(request)
 
 
 def add_routes(app: web.Application) -> None:
@@ -180,4 +175,4 @@ def add_routes(app: web.Application) -> None:
         r.add_delete(path, delete_bucket)
         r.add_head(path, head_bucket)
         r.add_get(path, get_bucket, allow_head=False)
-        r.add_post(path, unsupported)
+        r.add_post(path, subresources.bucket_call)

@@ -1,0 +1,146 @@
+"""S3's additional checksums (``x-amz-checksum-crc32``, ``-crc32c``, ``-sha1``, ``-sha256``):
+verified on PutObject, kept with the object, returned on GET/HEAD when asked.
+
+A PUT declares a checksum in a header (its value) or in ``x-amz-trailer`` (the value arrives
+in the ``aws-chunked`` body's trailer, which ``dfs.s3.bodies`` decodes); ``Checksums``
+computes every declared algorithm over the decoded body as it streams and checks each at the
+body's end (``BadDigest``), before the object is linked. The verified values are kept in the
+object version's user metadata under the reserved keys ``dfs-checksum-<algorithm>`` (the
+namespace has no other field for them; a copy carries them along with the same bytes): the
+gateway hides those keys from ``x-amz-meta-*`` and refuses them from clients. GET and HEAD
+answer them as ``x-amz-checksum-<algorithm>`` when the request says
+``x-amz-checksum-mode: ENABLED`` and asks for the whole object. CRC32C is computed by
+``google-crc32c`` (its C extension). Other algorithms (CRC64NVME) answer 501.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import google_crc32c
+
+from dfs.meta.namespace import ObjectVersion
+from dfs.s3.errors import S3Error, not_implemented
+
+ALGORITHMS = ("crc32", "crc32c", "sha1", "sha256")
+HEADER = "x-amz-checksum-"
+STORED = "dfs-checksum-"  # reserved user-metadata key prefix
+_NOT_VALUES = ("mode", "type")  # x-amz-checksum-mode and -type say how, not a value
+
+
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+class _Crc:
+    """A CRC as a hashlib-like object: ``fn(data, previous) -> int``, 4 bytes big-endian."""
+
+    def __init__(self, fn: Callable[[bytes, int], int]) -> None:
+        self._fn = fn
+        self._value = 0
+
+    def update(self, data: bytes, /) -> None:
+        self._value = self._fn(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(4, "big")
+
+
+def _crc32c(data: bytes, previous: int) -> int:
+    return int(google_crc32c.extend(previous, data))
+
+
+def _new(algorithm: str) -> _Hash:
+    if algorithm == "crc32":
+        return _Crc(zlib.crc32)
+    if algorithm == "crc32c":
+        return _Crc(_crc32c)
+    return hashlib.new(algorithm, usedforsecurity=False)
+
+
+def bad_checksum(algorithm: str) -> S3Error:
+    return S3Error(
+        "BadDigest",
+        400,
+        f"The {algorithm.upper()} you specified did not match the calculated checksum.",
+    )
+
+
+def _algorithm(header: str) -> str:
+    name = header.strip().lower().removeprefix(HEADER)
+    if name not in ALGORITHMS:
+        raise not_implemented(f"the {header.strip()} checksum")
+    return name
+
+
+class Checksums:
+    """The checksums a request declares, computed over its decoded body."""
+
+    def __init__(self, declared: Mapping[str, str | None]) -> None:
+        self.declared = dict(declared)  # algorithm -> the header's value, None: a trailer's
+        self._hashes = {a: _new(a) for a in self.declared}
+        self.values: dict[str, str] = {}
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> Checksums:
+        declared: dict[str, str | None] = {}
+        for name, value in headers.items():
+            if name.lower().startswith(HEADER) and name.lower()[len(HEADER) :] not in _NOT_VALUES:
+                declared[_algorithm(name)] = value.strip()
+        for name in headers.get("x-amz-trailer", "").split(","):
+            if name.strip():
+                declared.setdefault(_algorithm(name), None)
+        return cls(declared)
+
+    def update(self, data: bytes) -> None:
+        for h in self._hashes.values():
+            h.update(data)
+
+    def verify(self, trailers: Mapping[str, str]) -> None:
+        """Check each declared value against the body read (BadDigest on a mismatch; a
+        declared trailer that did not come is an error too)."""
+        for algorithm, h in self._hashes.items():
+            got = base64.b64encode(h.digest()).decode()
+            want = self.declared[algorithm]
+            if want is None:
+                want = trailers.get(HEADER + algorithm)
+                if want is None:
+                    raise S3Error(
+                        "InvalidRequest", 400, f"the trailer {HEADER + algorithm} is missing"
+                    )
+            if want != got:
+                raise bad_checksum(algorithm)
+            self.values[algorithm] = got
+
+    def stored(self) -> tuple[tuple[str, str], ...]:
+        """The verified values as the reserved metadata entries."""
+        return tuple((STORED + a, v) for a, v in sorted(self.values.items()))
+
+    def response_headers(self) -> dict[str, str]:
+        return {HEADER + a: v for a, v in sorted(self.values.items())}
+
+
+def is_reserved(meta_key: str) -> bool:
+    return meta_key.lower().startswith(STORED)
+
+
+def of_version(v: ObjectVersion) -> dict[str, str]:
+    """The checksum headers of a stored version (GET/HEAD with checksum mode)."""
+    out = {HEADER + k[len(STORED) :]: val for k, val in v.user_metadata if is_reserved(k)}
+    if out:
+        out["x-amz-checksum-type"] = "FULL_OBJECT"
+    return out
+
+
+def user_metadata(v: ObjectVersion) -> dict[str, str]:
+    """The ``x-amz-meta-*`` headers of a version (the reserved entries left out)."""
+    return {
+        f"x-amz-meta-{k}": val
+        for k, val in v.user_metadata
+        if not is_reserved(k) and val.isprintable()
+    }

@@ -1,0 +1,26 @@
+"""The bucket and key a request names (path-style), with S3's errors for bad ones."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dfs.api.namespace_bodies import parse_bucket_name, parse_key
+from dfs.errors import InvalidRequest
+from dfs.s3.errors import S3Error
+
+
+def bucket_name(request: web.Request) -> str:
+    try:
+        return parse_bucket_name(request.match_info["bucket"])
+    except InvalidRequest as exc:
+        raise S3Error("InvalidBucketName", 400, exc.message) from None
+
+
+def target(request: web.Request) -> tuple[str, str]:
+    """The bucket and key of an object request."""
+    bucket = bucket_name(request)
+    try:
+        return bucket, parse_key(request.match_info["key"])
+    except InvalidRequest as exc:
+        code = "KeyTooLongError" if "long" in exc.message else "InvalidArgument"
+        raise S3Error(code, 400, exc.message) from None

@@ -1,0 +1,127 @@
+"""GetObject and HeadObject: the latest version or a ``versionId``, conditional headers
+(``dfs.s3.conditional``), checksums when ``x-amz-checksum-mode: ENABLED``
+(``dfs.s3.checksums``), a single Range, and anonymous reads of public objects
+(``dfs.s3.anonymous``). The bytes stream verified from the nodes (``dfs.api.file_stream``).
+
+S3's answers: ``NoSuchBucket``, ``NoSuchKey``, ``NoSuchVersion`` (404); a delete marker's
+version id answers 405 ``MethodNotAllowed`` with ``x-amz-delete-marker: true``; a failing
+``If-Match``/``If-Unmodified-Since`` 412, a failing ``If-None-Match``/``If-Modified-Since``
+304. ``x-amz-version-id`` is sent for objects of a bucket that has (had) versioning on, and
+whenever a version was asked for.
+"""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+
+from dfs.api import access, ranges
+from dfs.api.file_stream import stream_file
+from dfs.api.namespace_service import Namespace, Resolved
+from dfs.errors import KeyNotFound
+from dfs.meta.namespace import VERSIONING_UNVERSIONED, BucketRecord, ObjectVersion
+from dfs.s3 import anonymous, checksums, conditional
+from dfs.s3.context import COORDINATOR, NAMESPACE, http_time, params
+from dfs.s3.errors import S3Error, access_denied, not_implemented
+from dfs.s3.names import target
+
+_GET_PARAMS = frozenset({"versionId"})
+
+
+def version_param(request: web.Request) -> str | None:
+    v = params(request).get("versionId")
+    if v == "":
+        raise S3Error("InvalidArgument", 400, "Version id cannot be the empty string")
+    return v
+
+
+def no_version() -> S3Error:
+    return S3Error("NoSuchVersion", 404, "The specified version does not exist.")
+
+
+def version_headers(b: BucketRecord, v: ObjectVersion, asked: bool = False) -> dict[str, str]:
+    """``x-amz-version-id`` where S3 sends it: versioning on or suspended, or asked for."""
+    if b.versioning == VERSIONING_UNVERSIONED and not asked:
+        return {}
+    return {"x-amz-version-id": v.version_id}
+
+
+async def resolve(ns: Namespace, request: web.Request, version: str | None) -> Resolved:
+    """The version the caller may read, or S3's error (a refused anonymous read is 403)."""
+    bucket, key = target(request)
+    who = anonymous.who(request)
+    b = await ns.bucket(bucket)  # S3 tells a missing bucket (NoSuchBucket) from a missing key
+    try:
+        v = await ns.store.get_object(bucket, key, version)
+    except KeyNotFound:
+        if who is None and not access.can_list(None, b):
+            raise access_denied() from None
+        if version is not None:
+            raise no_version() from None
+        raise access.no_key(bucket, key) from None
+    if not access.can_read(who, b, v):
+        if who is None:
+            raise access_denied()
+        raise access.no_key(bucket, key)
+    if v.is_delete_marker:
+        raise S3Error(
+            "MethodNotAllowed",
+            405,
+            "The specified method is not allowed against this resource.",
+            headers={"x-amz-delete-marker": "true", **version_headers(b, v, True)},
+        )
+    return Resolved(b, v)
+
+
+def object_headers(request: web.Request, r: Resolved, asked: bool) -> dict[str, str]:
+    v = r.version
+    headers = {
+        "ETag": f'"{v.etag}"',
+        "Last-Modified": http_time(v.created_at),
+        "Content-Type": v.content_type,
+        "Accept-Ranges": "bytes",
+        **checksums.user_metadata(v),
+        **version_headers(r.bucket, v, asked),
+    }
+    if v.tags:
+        headers["x-amz-tagging-count"] = str(len(v.tags))
+    whole = not request.headers.get(hdrs.RANGE)
+    if whole and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        headers.update(checksums.of_version(v))
+    return headers
+
+
+def _check_range(request: web.Request, size: int) -> None:
+    try:
+        ranges.parse(request.headers.get(hdrs.RANGE), size)
+    except ranges.Unsatisfiable:
+        raise S3Error("InvalidRange", 416, "The requested range is not satisfiable") from None
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    extra = sorted(set(params(request)) - _GET_PARAMS)
+    if extra:
+        raise not_implemented(f"{request.method} object ?{'&'.join(extra)}")
+    version = version_param(request)
+    r = await resolve(request.app[NAMESPACE], request, version)
+    v = r.version
+    headers = object_headers(request, r, version is not None)
+    failed = conditional.evaluate(request.headers, v.etag, v.created_at)
+    if failed.startswith("412"):
+        raise conditional.precondition_failed(failed[4:])
+    if failed:
+        keep = ("ETag", "Last-Modified", "x-amz-version-id")
+        return web.Response(status=304, headers={k: headers[k] for k in keep if k in headers})
+    if request.method == hdrs.METH_HEAD:  # headers only; aiohttp sends no body
+        resp = web.Response(status=200, headers=headers)
+        resp.headers[hdrs.CONTENT_LENGTH] = str(v.size)
+        return resp
+    if not v.file_id:  # an empty object
+        if request.headers.get(hdrs.RANGE):
+            raise S3Error("InvalidRange", 416, "The requested range is not satisfiable")
+        return web.Response(body=b"", headers=headers)
+    _check_range(request, v.size)
+    coord = request.app[COORDINATOR]
+    rec = await coord.get_complete_file(v.file_id, r.bucket.tenant)
+    return await stream_file(
+        request, coord, rec, name=v.key, content_type=v.content_type, extra=headers
+    )

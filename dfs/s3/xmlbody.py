@@ -1,0 +1,52 @@
+"""Small XML request bodies of S3 calls (versioning, tagging, DeleteObjects, ACLs), read
+bounded and parsed by the standard library's expat (which refuses entity expansion bombs);
+element names are compared without their namespace, as S3 accepts bodies with or without
+``xmlns``."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from aiohttp import web
+
+from dfs.s3.errors import S3Error
+
+MAX_XML_BODY = 2 * 1024 * 1024  # DeleteObjects: 1000 keys of up to 1 KiB, escaped
+
+
+def malformed(message: str = "The XML you provided was not well-formed") -> S3Error:
+    return S3Error("MalformedXML", 400, message)
+
+
+async def read_body(request: web.Request, limit: int = MAX_XML_BODY) -> bytes:
+    data = await request.content.read(limit + 1)
+    if len(data) > limit:
+        raise malformed("the XML body is too large")
+    return data
+
+
+def parse(data: bytes, root: str) -> ET.Element:
+    """The document's root element, which must be named ``root``."""
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise malformed("document type declarations are not accepted")
+    try:
+        elem = ET.fromstring(data)
+    except ET.ParseError:
+        raise malformed() from None
+    if local(elem.tag) != root:
+        raise malformed(f"the root element must be {root}")
+    return elem
+
+
+def local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def children(elem: ET.Element, name: str) -> list[ET.Element]:
+    return [c for c in elem if local(c.tag) == name]
+
+
+def text(elem: ET.Element, name: str) -> str | None:
+    """The text of the first child ``name`` ("" when empty), None when there is none."""
+    found = children(elem, name)
+    return None if not found else (found[0].text or "")

@@ -8,7 +8,8 @@ read. ``synchronous=FULL``: a committed file survives a power cut, not only a cr
 One connection per store, used from one worker thread: the event loop never waits on disk;
 ``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; files and manifests:
 ``sqlite_manifests``; chunks and copies: ``sqlite_chunks``; commit/delete refcounts:
-``sqlite_refcounts``; namespace: ``sqlite_namespace``; S3 keys: ``sqlite_access_keys``.
+``sqlite_refcounts``; namespace: ``sqlite_namespace``; S3 keys: ``sqlite_access_keys``;
+bucket configuration documents (CORS): ``sqlite_bucket_config``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from dfs.meta.base import (
     Stats,
     TokenRecord,
 )
+from dfs.meta.bucket_config import BucketConfigStore
 from dfs.meta.sqlite_access_keys import SqliteAccessKeysMixin
+from dfs.meta.sqlite_bucket_config import SqliteBucketConfigMixin
 from dfs.meta.sqlite_chunks import (
     add_locations,
     chunk_states,
@@ -80,7 +83,7 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + n]
 
 
-class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
+class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin, SqliteBucketConfigMixin):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
     def __init__(self, path: Path) -> None:
@@ -582,3 +585,4 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
 
 if TYPE_CHECKING:
     _: type[MetadataStore] = SqliteMetadataStore
+    _bc: type[BucketConfigStore] = SqliteMetadataStore

@@ -1,5 +1,5 @@
 """Unsigned (anonymous) requests: allowed only for what the namespace's public access
-allows, which through S3 is reading objects: GET and HEAD of an object (optionally of a
+allows, which through S3 is reading objects (and the CORS preflight, ``dfs.s3.cors``): GET and HEAD of an object (optionally of a
 ``versionId``), answered when the object or its bucket is ``public-read``
 (``dfs.api.access`` decides, with no principal). Every other unsigned request answers
 ``AccessDenied`` (403) before any route runs, and so does a refused anonymous read (S3
@@ -31,7 +31,11 @@ def unsigned(request: web.Request) -> bool:
 
 
 def admit(request: web.Request) -> None:
-    """Let an unsigned request on only when it reads an object; AccessDenied otherwise."""
+    """Let an unsigned request on only when it reads an object or is a CORS preflight
+    (``dfs.s3.cors``: browsers never sign those); AccessDenied otherwise."""
+    if request.method == hdrs.METH_OPTIONS:
+        request[CALLER] = None
+        return
     reads = request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
     if not reads or "key" not in request.match_info or set(request.query) - _READ_PARAMS:
         raise access_denied()

@@ -11,7 +11,8 @@ collection stay with ``dfs-api``), so several gateways can run side by side.
 | ``dfs.s3.routes_objects`` | PutObject, CopyObject, GetObject, HeadObject, DeleteObject    |
 | ``dfs.s3.subresources``   | the rest (versions, tagging, ACLs, DeleteObjects, ListObjects v1): which module answers |
 
-Unsigned requests are anonymous: only public reads (``dfs.s3.anonymous``).
+Unsigned requests are anonymous: only public reads and CORS preflights (``dfs.s3.anonymous``,
+``dfs.s3.cors``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dfs.config import ApiConfig
 from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
-from dfs.s3 import anonymous, routes_buckets, routes_objects
+from dfs.s3 import anonymous, cors, routes_buckets, routes_objects
 from dfs.s3.context import CALLER, COORDINATOR, NAMESPACE
 from dfs.s3.errors import Handler, s3_error_middleware
 from dfs.s3.sigv4 import authenticate
@@ -54,6 +55,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
     routes_buckets.add_routes(app)
     routes_objects.add_routes(app)
+    cors.setup(app)
     return app
 
 

@@ -11,6 +11,7 @@ version id, ListObjects version 1. Anything not in these tables answers 501 NotI
 | GET    | bucket | ``acl``                       | GetBucketAcl                 | ``acl``            |
 | PUT    | bucket | ``acl``                       | PutBucketAcl                 | ``acl``            |
 | POST   | bucket | ``delete``                    | DeleteObjects                | ``routes_deletes`` |
+| GET, PUT, DELETE | bucket | ``cors``            | Get/Put/DeleteBucketCors     | ``cors``           |
 | GET    | object | (none, or ``versionId``)      | GetObject, HeadObject        | ``object_reads``   |
 | DELETE | object | (none, or ``versionId``)      | DeleteObject                 | ``routes_deletes`` |
 | GET    | object | ``tagging``                   | GetObjectTagging             | ``routes_tagging`` |
@@ -19,14 +20,14 @@ version id, ListObjects version 1. Anything not in these tables answers 501 NotI
 | GET    | object | ``acl``                       | GetObjectAcl                 | ``acl``            |
 | PUT    | object | ``acl``                       | PutObjectAcl                 | ``acl``            |
 
-Bucket CORS (``?cors``) answers 501: the namespace has nowhere to keep a bucket's rules.
+The CORS preflight (``OPTIONS``) is ``dfs.s3.cors``'s own route.
 """
 
 from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from dfs.s3 import acl, object_reads, routes_deletes, routes_listing, routes_tagging
+from dfs.s3 import acl, cors, object_reads, routes_deletes, routes_listing, routes_tagging
 from dfs.s3 import routes_versions as versions
 from dfs.s3.context import params
 from dfs.s3.errors import Handler, not_implemented
@@ -38,6 +39,9 @@ _BUCKET: dict[tuple[str, str], Handler] = {
     ("GET", "acl"): acl.get_bucket_acl,
     ("PUT", "acl"): acl.put_bucket_acl,
     ("POST", "delete"): routes_deletes.delete_objects,
+    ("GET", "cors"): cors.get_bucket_cors,
+    ("PUT", "cors"): cors.put_bucket_cors,
+    ("DELETE", "cors"): cors.delete_bucket_cors,
 }
 _OBJECT: dict[tuple[str, str], Handler] = {
     ("GET", "tagging"): routes_tagging.get_object_tagging,

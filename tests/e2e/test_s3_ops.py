@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from email.utils import formatdate
 from typing import Any
@@ -299,10 +301,8 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
     for call in (
         lambda: s3.put_bucket_acl(Bucket="acl-b", ACL="public-read-write"),
         lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", ACL="authenticated-read"),
-        lambda: s3.get_bucket_cors(Bucket="acl-b"),
-        lambda: s3.put_bucket_cors(
-            Bucket="acl-b",
-            CORSConfiguration={"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]},
+        lambda: s3.put_bucket_acl(
+            Bucket="acl-b", GrantFullControl="emailaddress=someone@example.com"
         ),
         lambda: s3.get_bucket_lifecycle_configuration(Bucket="acl-b"),
         lambda: s3.copy_object(
@@ -316,3 +316,58 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
             call()
         assert _code(exc) == ("NotImplemented", 501)
     assert md5(b"public soon") == s3.head_object(Bucket="acl-b", Key="k")["ETag"]
+
+
+def _preflight(url: str, headers: dict[str, str]) -> tuple[int, Any]:
+    req = urllib.request.Request(url, method="OPTIONS", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        err.close()
+        return err.code, err.headers
+
+
+def test_bucket_cors_and_preflight(gateway: Gateway) -> None:
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="web")
+    s3.put_object(Bucket="web", Key="page.txt", Body=b"hi")
+    url = f"{gateway.url}/web/page.txt"
+    asks = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}
+    assert _preflight(url, asks)[0] == 403  # no rules yet
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_cors(Bucket="web")
+    assert _code(exc) == ("NoSuchCORSConfiguration", 404)
+    rules = [
+        {
+            "AllowedOrigins": ["https://*.example.com"],
+            "AllowedMethods": ["GET", "PUT"],
+            "AllowedHeaders": ["content-type", "x-amz-*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 600,
+        },
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]},
+    ]
+    s3.put_bucket_cors(Bucket="web", CORSConfiguration={"CORSRules": rules})
+    got = s3.get_bucket_cors(Bucket="web")["CORSRules"]
+    assert got[0]["AllowedOrigins"] == ["https://*.example.com"]
+    assert got[0]["MaxAgeSeconds"] == 600
+    status, headers = _preflight(
+        url, {**asks, "Access-Control-Request-Headers": "Content-Type, X-Amz-Date"}
+    )
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert headers["Access-Control-Allow-Methods"] == "GET, PUT"
+    assert headers["Access-Control-Max-Age"] == "600"
+    denied = {**asks, "Access-Control-Request-Headers": "X-Other"}
+    assert _preflight(url, denied)[0] == 403
+    status, headers = _preflight(
+        url, {"Origin": "https://else.org", "Access-Control-Request-Method": "GET"}
+    )
+    assert (status, headers["Access-Control-Allow-Origin"]) == (200, "*")
+    assert (
+        _preflight(url, {"Origin": "https://else.org", "Access-Control-Request-Method": "PUT"})[0]
+        == 403
+    )
+    s3.delete_bucket_cors(Bucket="web")
+    assert _preflight(url, asks)[0] == 403

@@ -4,8 +4,8 @@ Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared `
 files (``store_files``), paged manifests (``store_pages``), commit and delete with their
 reference counting (``store_commit``, ``store_delete``), verified content
 (``store_verified``), chunks and their locations (``store_chunks``), the keyed items of
-nodes, tenants, tokens, leases and stats (``store_registry``), and S3 access keys
-(``store_access_keys``); the namespace port (buckets, keys, versions) is ``store_namespace``
+nodes, tenants, tokens, leases and stats (``store_registry``), S3 access keys
+(``store_access_keys``) and bucket configuration documents (``store_bucket_config``); the namespace port (buckets, keys, versions) is ``store_namespace``
 and its parts. The package docstring shows the layout.
 """
 
@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from dfs.meta.base import MetadataStore
+from dfs.meta.bucket_config import BucketConfigStore
 from dfs.meta.dynamo.requests import open_client
 from dfs.meta.dynamo.settings import settings_from_url
 from dfs.meta.dynamo.store_access_keys import AccessKeysPart
+from dfs.meta.dynamo.store_bucket_config import BucketConfigPart
 from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_delete import DeletePart
@@ -40,6 +42,7 @@ class DynamoMetadataStore(
     ChunksPart,
     RegistryPart,
     AccessKeysPart,
+    BucketConfigPart,
 ):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 
@@ -60,3 +63,4 @@ class DynamoMetadataStore(
 if TYPE_CHECKING:
     _: type[MetadataStore] = DynamoMetadataStore
     _ns: type[NamespaceStore] = DynamoMetadataStore
+    _bc: type[BucketConfigStore] = DynamoMetadataStore

@@ -50,6 +50,7 @@ ONLY_IMPORTED_BY = {
     "botocore": ("dfs.meta.dynamo", "dfs.s3.sigv4"),
     "click": ("dfs.client.cli",),
     "cryptography": ("dfs.access_keys",),
+    "google_crc32c": ("dfs.s3.checksums",),
 }
 
 

@@ -180,6 +180,8 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         await call("GET", protocol.METRICS, 401)
         await call("GET", protocol.ADMIN_REPAIR, 200, ADMIN)
         await call("GET", protocol.ADMIN_REPAIR, 403, user)
+        await call("GET", protocol.ADMIN_USAGE, 200, ADMIN)
+        await call("GET", protocol.USAGE_HISTORY, 200, user)
         node = {"node_id": node_id}
         await call("POST", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
         await call("GET", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)

@@ -61,6 +61,7 @@ OBJECTS_RESTORE: Final = "/objects-restore"
 # the web console (issue 15): static files, no token (every call they make carries one)
 CONSOLE: Final = "/ui"
 CONSOLE_FILE: Final = "/ui/{name}"
+CONSOLE_VENDOR_FILE: Final = "/ui/vendor/{package}/{name}"
 CHECK: Final = "/check"
 ADMIN_HASHES: Final = "/admin/hashes"
 INIT_UPLOADS: Final = "/init-uploads"

@@ -86,6 +86,8 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         await call("GET", protocol.CONSOLE + "/", 200)
         await call("GET", protocol.CONSOLE_FILE, 200, path={"name": "app.js"})
         await call("GET", protocol.CONSOLE_FILE, 404, path={"name": "nope.exe"})
+        vendored = {"package": "js-sha256", "name": "sha256.min.mjs"}
+        await call("GET", protocol.CONSOLE_VENDOR_FILE, 200, path=vendored)
         await call("POST", protocol.ADMIN_TENANTS, 201, ADMIN, json={"tenant": "acme"})
         await call("POST", protocol.ADMIN_TENANTS, 409, ADMIN, json={"tenant": "acme"})
         await call("POST", protocol.ADMIN_TENANTS, 400, ADMIN, json={"tenant": "../x"})

@@ -78,7 +78,7 @@ async def test_console_files_need_no_token_and_carry_a_strict_policy(
             "vendor/js-sha256/LICENSE.txt",
             "vendor/js-sha256/README.md",
             "vendor/nope/sha256.min.mjs",
-            "vendor/js-sha256/../../app.js",
+            "vendor/js-sha256/deeper/sha256.min.mjs",
         ):
             async with s.get(f"{inproc.api.url}/ui/{name}") as r:
                 assert r.status in (404, 401), name  # a normalized ../ leaves /ui/: a token

@@ -86,6 +86,31 @@ def drag_and_drop(w: Watched) -> None:
     assert w.page.locator("#upload-total").evaluate("e => e.value") == 1
 
 
+FOLDER_DROP = """async () => {
+  // what Chromium hands a drop of a folder: a directory entry, read in batches (a fake with
+  // the same interface: a page cannot build a real one)
+  const file = (path) => ({ isDirectory: false, fullPath: path,
+    file: (ok) => ok(new File([path], path.split("/").pop())) });
+  const dir = (path, batches) => ({ isDirectory: true, fullPath: path,
+    createReader: () => ({ readEntries: (ok) => ok(batches.shift() || []) }) });
+  const deep = dir("/trip/deep", [[file("/trip/deep/e.txt")]]);
+  const trip = dir("/trip", [[file("/trip/a.jpg"), deep], [file("/trip/b.jpg")]]);
+  const loose = new File(["x"], "loose.txt");
+  const dt = { items: [
+    { kind: "file", webkitGetAsEntry: () => trip, getAsFile: () => null },
+    { kind: "file", webkitGetAsEntry: () => null, getAsFile: () => loose },
+    { kind: "string", webkitGetAsEntry: () => null, getAsFile: () => null },
+  ] };
+  const { dropped } = await import("./upload.js");
+  return (await dropped(dt)).map((d) => d.path);
+}"""
+
+
+def folder_drop_is_walked(w: Watched) -> None:
+    paths = w.page.evaluate(FOLDER_DROP)
+    assert paths == ["trip/a.jpg", "trip/deep/e.txt", "trip/b.jpg", "loose.txt"]
+
+
 def retry_after_a_failure(w: Watched, folder: Path) -> None:
     """The first POST /upload answers 503 (intercepted); Retry sends the file again."""
     failed: list[str] = []
@@ -264,6 +289,7 @@ def test_upload_drop_cancel_retry_new_share_big_and_history(
     w.page.get_by_role("link", name="uploads", exact=True).click()
     w.page.locator("#drop-zone").wait_for()
     drag_and_drop(w)
+    folder_drop_is_walked(w)
     w.shot("upload-dropped")
     w.accessible("bucket page after a drop")
     retry_after_a_failure(w, tmp_path)

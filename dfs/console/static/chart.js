@@ -1,4 +1,5 @@
-// Bar charts as inline SVG built with DOM calls (no library, no inline style: CSP-safe).
+// Bar and line charts as inline SVG built with DOM calls (no library, no inline style:
+// CSP-safe).
 import { bytes, h, printable, svg } from "./dom.js";
 
 // bars: [{label, value, cls}] drawn as horizontal bars scaled to the largest value
@@ -8,12 +9,14 @@ export function barChart(title, bars, scale) {
   const labelW = 150;
   const height = bars.length * rowH + 16;
   const max = scale || Math.max(1, ...bars.map((b) => Number(b.value) || 0));
+  // room after the longest bar for its text (about 7 px a character at 12 px)
+  const room = Math.min(240, Math.max(90, 7 * Math.max(...bars.map((b) => String(b.text ?? bytes(b.value)).length))));
   const chart = svg("svg", {
     class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title,
   }, svg("title", {}, title));
   bars.forEach((b, i) => {
     const y = 8 + i * rowH;
-    const w = Math.max(1, Math.min(1, (Number(b.value) || 0) / max) * (width - labelW - 90));
+    const w = Math.max(1, Math.min(1, (Number(b.value) || 0) / max) * (width - labelW - room));
     chart.append(
       svg("text", { x: 0, y: y + 17 }, printable(b.label)),
       svg("rect", { x: labelW, y, width: w, height: rowH - 10, class: b.cls || "logical" }),

@@ -31,6 +31,7 @@ export function hashFile(file, progress, signal) {
     jobs.set(id, { resolve, reject, progress });
     if (signal) {
       signal.addEventListener("abort", () => {
+        if (!jobs.has(id)) return; // finished already: nothing to stop
         w.postMessage({ cancel: id });
         jobs.delete(id);
         reject(new DOMException("cancelled", "AbortError"));

@@ -189,7 +189,7 @@ async function walk(dir, out) {
 
 // what a drop holds: files, and folders walked (items are read before the first await:
 // a DataTransfer is only readable during its event)
-async function dropped(dt) {
+export async function dropped(dt) {
   const items = [...(dt.items || [])].filter((i) => i.kind === "file")
     .map((i) => ({ entry: i.webkitGetAsEntry ? i.webkitGetAsEntry() : null, file: i.getAsFile() }));
   if (items.length === 0) return [...(dt.files || [])].map((file) => ({ file, path: file.name }));

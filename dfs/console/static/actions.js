@@ -24,8 +24,20 @@ function menu(label, items) {
   details.addEventListener("click", (e) => {
     if (e.target instanceof HTMLButtonElement) details.open = false;
   });
+  details.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape" || !details.open) return;
+    details.open = false;
+    details.querySelector("summary").focus();
+  });
   return details;
 }
+
+// a click anywhere else closes an open menu, as menus do
+document.addEventListener("click", (e) => {
+  for (const open of document.querySelectorAll("details.menu[open]")) {
+    if (!open.contains(e.target)) open.open = false;
+  }
+});
 
 export function objectActions(ctx, bucket, label, o) {
   const name = printable(label);

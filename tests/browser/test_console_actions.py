@@ -344,13 +344,39 @@ def no_cross_site_power(c: LocalCluster, token: str) -> None:
     assert "forged" not in names
 
 
+def read_only_grantee(browser: Any, c: LocalCluster, erin: str, shots: Path) -> None:
+    """erin holds a read grant on the bucket: the page offers her the same buttons, and the
+    API refuses what her token may not do (the console adds no power)."""
+    context = browser.new_context()
+    con = Console(Watched(context, shots), c, erin)
+    sign_in(con.w, c.api_url, erin)
+    con.page.get_by_role("link", name=BUCKET, exact=True).click()
+    con.page.get_by_role("button", name="Bucket settings").click()
+    d = con.dialog(f"Settings of bucket {BUCKET}")
+    d.get_by_text("Only the owner, carol, may change these settings.").wait_for()
+    assert d.get_by_role("button", name="Save settings").is_disabled()
+    con.check_dialog(d, "actions-bucket-settings-not-owner")
+    con.close(d)
+    con.open_folder("summer/")
+    con.menu("img-00.bin", "Tags of img-00.bin")
+    d = con.dialog("Tags of summer/img-00.bin")
+    d.get_by_label("Tag 1 value").fill("paris")
+    d.get_by_role("button", name="Save tags").click()
+    d.get_by_text("may only read bucket").wait_for()
+    con.check_dialog(d, "actions-refused")
+    assert con.w.errors  # the refused PATCH, and only that
+    assert all("403" in e for e in con.w.errors), con.w.errors
+    assert con.api(f"/object-info/{BUCKET}/summer/img-00.bin")["tags"] == {"trip": "rome"}
+    context.close()
+
+
 def test_console_actions_in_chromium(
     browser: Any, metered_cluster: LocalCluster, screenshots: Path, tmp_path: Path
 ) -> None:
     c = metered_cluster
     token = user_token(c, "carol")
     dave = user_token(c, "dave")
-    user_token(c, "erin")
+    erin = user_token(c, "erin")
     context = browser.new_context(
         accept_downloads=True, permissions=["clipboard-read", "clipboard-write"]
     )
@@ -384,3 +410,4 @@ def test_console_actions_in_chromium(
     con.w.accessible("dashboard after")
     assert not con.w.errors, con.w.errors
     context.close()
+    read_only_grantee(browser, c, erin, screenshots)

@@ -346,8 +346,11 @@ def no_cross_site_power(c: LocalCluster, token: str) -> None:
 
 def read_only_grantee(browser: Any, c: LocalCluster, erin: str, shots: Path) -> None:
     """erin holds a read grant on the bucket: the page offers her the same buttons, and the
-    API refuses what her token may not do (the console adds no power)."""
-    context = browser.new_context()
+    API refuses what her token may not do (the console adds no power). On a phone, in dark
+    mode: the dialogs fit the screen."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True
+    )
     con = Console(Watched(context, shots), c, erin)
     sign_in(con.w, c.api_url, erin)
     con.page.get_by_role("link", name=BUCKET, exact=True).click()
@@ -355,6 +358,7 @@ def read_only_grantee(browser: Any, c: LocalCluster, erin: str, shots: Path) -> 
     d = con.dialog(f"Settings of bucket {BUCKET}")
     d.get_by_text("Only the owner, carol, may change these settings.").wait_for()
     assert d.get_by_role("button", name="Save settings").is_disabled()
+    assert con.page.evaluate("() => document.documentElement.scrollWidth") <= 390
     con.check_dialog(d, "actions-bucket-settings-not-owner")
     con.close(d)
     con.open_folder("summer/")
@@ -363,6 +367,7 @@ def read_only_grantee(browser: Any, c: LocalCluster, erin: str, shots: Path) -> 
     d.get_by_label("Tag 1 value").fill("paris")
     d.get_by_role("button", name="Save tags").click()
     d.get_by_text("may only read bucket").wait_for()
+    assert con.page.evaluate("() => document.documentElement.scrollWidth") <= 390
     con.check_dialog(d, "actions-refused")
     assert con.w.errors  # the refused PATCH, and only that
     assert all("403" in e for e in con.w.errors), con.w.errors

@@ -228,7 +228,13 @@ def check_access(con: Console, files: dict[str, bytes], dave: str) -> None:
     assert status_of(f"{base}/img-05.bin") == 404  # private
 
 
-def copy_one(con: Console) -> None:
+def original_sha(con: Console, name: str) -> str:
+    """The SHA-256 of the first version of holiday/NAME (the listing of every version)."""
+    listing = con.api(f"/buckets/{BUCKET}/objects?prefix=holiday/{name}&versions=true")
+    return str(listing["objects"][-1]["sha256"])
+
+
+def copy_and_move(con: Console) -> None:
     con.menu("img-04.bin", "Copy or move img-04.bin")
     d = con.dialog("Copy or move holiday/img-04.bin")
     d.get_by_label("As key").fill("misc/img-04.bin")
@@ -238,6 +244,17 @@ def copy_one(con: Console) -> None:
     copied = con.api(f"/object-info/{BUCKET}/misc/img-04.bin")
     original = con.api(f"/object-info/{BUCKET}/holiday/img-04.bin")
     assert copied["file_id"] == original["file_id"]  # metadata only: the same stored file
+
+    http_json(f"{con.c.api_url}/buckets", con.token, body={"name": "archive"})
+    con.menu("img-08.bin", "Copy or move img-08.bin")
+    d = con.dialog("Copy or move holiday/img-08.bin")
+    d.get_by_label("To bucket").select_option("archive")
+    d.get_by_label("Move (remove the original)").check()
+    d.get_by_role("button", name="Move", exact=True).click()
+    d.wait_for(state="detached")
+    con.page.locator("tr.object", has_text="img-08.bin").wait_for(state="detached")
+    moved = con.api("/object-info/archive/holiday/img-08.bin")
+    assert moved["sha256"] == original_sha(con, "img-08.bin")
 
 
 def restore_a_version(con: Console, files: dict[str, bytes], root: Path) -> None:
@@ -261,6 +278,10 @@ def restore_a_version(con: Console, files: dict[str, bytes], root: Path) -> None
     d.get_by_text("it is the current one again").wait_for()
     assert rows.count() == 3
     con.w.shot("actions-versions-restored")
+    con.page.once("dialog", lambda dlg: dlg.accept())
+    rows.nth(1).get_by_role("button", name=re.compile("^Remove version ")).click()
+    d.get_by_text("Removed version").wait_for()
+    assert rows.count() == 2
     con.close(d)
     url = f"{con.c.api_url}/objects/{BUCKET}/holiday/img-03.bin"
     assert get_bytes(url, con.token) == files["img-03.bin"]
@@ -401,9 +422,9 @@ def test_console_actions_in_chromium(
     con.w.shot("actions-menu")
     con.w.accessible("a row's menu, open")
     con.page.get_by_label("More actions for img-06.bin").click()
-    copy_one(con)
+    copy_and_move(con)
     restore_a_version(con, files, tmp_path)
-    rename_folder(con, FILES + 1)
+    rename_folder(con, FILES)  # the 50, one more "already stored", one moved away
     share_link(con, files["img-05.bin"], tmp_path)
     no_cross_site_power(c, token)
     page = con.page

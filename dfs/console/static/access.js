@@ -42,7 +42,8 @@ export function accessDialog(ctx, bucket, o) {
         if (access === "shared" && names.length === 0) throw new Error("name a tenant to share with");
         await call("PATCH", `/object-info/${keyPath(bucket, o.key)}`, { access, shared_with: names });
         d.close();
-        ctx.say(`${printable(o.key)} is now ${access}${names.length ? ` with ${names.map(printable).join(", ")}` : ""}`);
+        const whom = names.length ? ` with ${names.map(printable).join(", ")}` : "";
+        ctx.say(`${printable(o.key)} is now ${access}${whom}`);
         ctx.rerender();
       });
     });

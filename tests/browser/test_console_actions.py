@@ -92,6 +92,8 @@ class Console:
         return d
 
     def check_dialog(self, d: Any, shot: str) -> None:
+        """Photograph the open dialog ``d`` and run axe-core on the page while it is open."""
+        assert d.is_visible()
         self.w.shot(shot)
         self.w.accessible(shot)
 

@@ -1,6 +1,9 @@
-// Buckets, and the folders and objects of one bucket: list (paged), create, download, delete;
-// uploads are upload.js's. Every action is one API call with the signed-in token.
-import { call, keyPath, query } from "./api.js";
+// Buckets, and the folders and objects of one bucket: list (paged), create; each row's
+// actions are actions.js's, the bucket's settings access.js's, uploads upload.js's. Every
+// action is one API call with the signed-in token.
+import { bucketSettingsDialog } from "./access.js";
+import { folderActions, objectActions } from "./actions.js";
+import { call, query } from "./api.js";
 import { button, bytes, clear, h, printable, when } from "./dom.js";
 import { uploadPanel } from "./upload.js";
 
@@ -79,12 +82,14 @@ export async function bucketView(view, ctx, params) {
   const token = paging.tokens[paging.tokens.length - 1];
   const listing = await listPage(bucket, prefix, contains, limit, token);
   const rows = [
-    ...(listing.common_prefixes || []).map((p) => folderRow(bucket, prefix, p)),
+    ...(listing.common_prefixes || []).map((p) => folderRow(ctx, bucket, prefix, p)),
     ...listing.objects.map((o) => objectRow(ctx, bucket, prefix, o)),
   ];
   const empty = contains ? "No key here contains that text." : "This folder is empty.";
   clear(view).append(
-    h("h2", {}, "Bucket ", printable(bucket)), crumbs(bucket, prefix),
+    h("div", { class: "bucket-head" }, h("h2", {}, "Bucket ", printable(bucket)),
+      button("Bucket settings", () => ctx.act(() => bucketSettingsDialog(ctx, bucket)))),
+    crumbs(bucket, prefix),
     uploadPanel(ctx, bucket, prefix), searchForm(bucket, prefix, contains),
     rows.length === 0 ? h("p", {}, empty) : table(
       ["Name", ["Size", "num"], ["Modified", "optional"], ["Type", "optional"],
@@ -105,38 +110,24 @@ function searchForm(bucket, prefix, contains) {
   return form;
 }
 
-function folderRow(bucket, prefix, p) {
+function folderRow(ctx, bucket, prefix, p) {
   const label = `${p.slice(prefix.length)}`;
   return h("tr", { class: "folder" },
     h("td", { class: "name" }, h("a", { href: bucketHref(bucket, p) }, printable(label))),
     h("td", { class: "num" }, ""), h("td", { class: "optional" }, ""),
     h("td", { class: "optional" }, "folder"), h("td", { class: "optional" }, ""),
-    h("td", {}, ""));
+    h("td", {}, folderActions(ctx, bucket, p)));
 }
 
 function objectRow(ctx, bucket, prefix, o) {
   const label = o.key.slice(prefix.length);
-  const download = button("Download", () => ctx.act(async () => {
-    const { download_url: url } = await call("GET", `/object-url/${keyPath(bucket, o.key)}`);
-    if (!/^https?:\/\//.test(url)) throw new Error("the API gave no http(s) download URL");
-    const a = h("a", { href: url, download: label.split("/").pop() || "download" });
-    document.body.append(a);
-    a.click();
-    a.remove();
-  }), { "aria-label": `Download ${printable(label)}` });
-  const del = button("Delete", () => ctx.act(async () => {
-    if (!window.confirm(`Delete ${printable(o.key)}?`)) return;
-    await call("DELETE", `/objects/${keyPath(bucket, o.key)}`);
-    ctx.say(`Deleted ${printable(o.key)}`);
-    ctx.rerender();
-  }), { class: "danger", "aria-label": `Delete ${printable(label)}` });
   return h("tr", { class: "object" },
     h("td", { class: "name" }, printable(label)),
     h("td", { class: "num" }, bytes(o.size)),
     h("td", { class: "optional" }, when(o.created_at)),
     h("td", { class: "optional" }, o.content_type || ""),
     h("td", { class: "optional tags" }, tagText(o.tags)),
-    h("td", {}, h("div", { class: "actions" }, download, del)));
+    h("td", {}, objectActions(ctx, bucket, label, o)));
 }
 
 function tagText(tags) {

@@ -8,7 +8,8 @@ conditions.
 ``If-None-Match: *`` (create only if the key has no current object) is checked before the
 body is read and again just before the version is linked, but NOT atomically with the link:
 the namespace store has no conditional put, so two concurrent creates of one key can both
-succeed (the later one becomes the current version). ``If-Match`` on PutObject answers 501.
+succeed (the later one becomes the current version). ``If-Match`` on PutObject answers 501,
+and so do headers asking for what the namespace cannot keep (``refuse_unkept``).
 """
 
 from __future__ import annotations
@@ -32,9 +33,32 @@ from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.object_reads import version_headers
 from dfs.s3.routes_tagging import tagging_header
 
+# headers S3 would act on or keep that the namespace cannot: refused (501), never ignored
+_UNKEPT_PREFIXES = ("x-amz-server-side-encryption", "x-amz-object-lock-")
+_UNKEPT = frozenset(
+    {"cache-control", "content-disposition", "content-language", "expires"}
+    | {"x-amz-website-redirect-location"}
+)
+
+
+def refuse_unkept(request: web.Request) -> None:
+    """501 for a write asking for what dfs would silently drop: encryption settings, object
+    lock, storage classes but STANDARD, stored response headers, a content encoding other
+    than the ``aws-chunked`` framing."""
+    h = request.headers
+    for name in h:
+        if name.lower().startswith(_UNKEPT_PREFIXES) or name.lower() in _UNKEPT:
+            raise not_implemented(f"{request.method} with {name}")
+    if h.get("x-amz-storage-class", "STANDARD") != "STANDARD":
+        raise not_implemented("storage classes other than STANDARD")
+    encodings = [e.strip() for e in h.get("Content-Encoding", "").split(",") if e.strip()]
+    if any(e != "aws-chunked" for e in encodings):
+        raise not_implemented("a stored Content-Encoding")
+
 
 def put_fields(request: web.Request) -> ObjectFields:
     """The new version's fields from PutObject's headers (S3's errors for bad ones)."""
+    refuse_unkept(request)
     h = request.headers
     meta = {k[11:].lower(): v for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
     if any(checksums.is_reserved(k) for k in meta):

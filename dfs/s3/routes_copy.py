@@ -23,6 +23,7 @@ async def copy_object(request: web.Request, bucket: str, key: str) -> web.Respon
     written); its ETag, metadata and tags are the source's (``x-amz-metadata-directive``
     and ``x-amz-tagging-directive`` COPY); ``x-amz-acl`` applies to the copy."""
     h = request.headers
+    object_writes.refuse_unkept(request)
     for directive in ("x-amz-metadata-directive", "x-amz-tagging-directive"):
         if h.get(directive, "COPY").upper() != "COPY":
             raise not_implemented(f"CopyObject with {directive} REPLACE")

@@ -305,6 +305,9 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
             Bucket="acl-b", GrantFullControl="emailaddress=someone@example.com"
         ),
         lambda: s3.get_bucket_lifecycle_configuration(Bucket="acl-b"),
+        lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", ServerSideEncryption="AES256"),
+        lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", CacheControl="max-age=1"),
+        lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", StorageClass="GLACIER"),
         lambda: s3.copy_object(
             Bucket="acl-b",
             Key="k2",

@@ -35,6 +35,7 @@ from dfs.meta.base import (
     Stats,
     TokenRecord,
 )
+from dfs.meta.multipart import MultipartStore
 from dfs.meta.sqlite_access_keys import SqliteAccessKeysMixin
 from dfs.meta.sqlite_chunks import (
     add_locations,
@@ -57,6 +58,7 @@ from dfs.meta.sqlite_manifests import (
     seal,
 )
 from dfs.meta.sqlite_migrate import open_schema
+from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
 from dfs.meta.sqlite_refcounts import commit_one, mark_verified
@@ -80,7 +82,7 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + n]
 
 
-class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
+class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin, SqliteMultipartMixin):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
     def __init__(self, path: Path) -> None:
@@ -582,3 +584,4 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
 
 if TYPE_CHECKING:
     _: type[MetadataStore] = SqliteMetadataStore
+    _mp: type[MultipartStore] = SqliteMetadataStore

@@ -177,9 +177,12 @@ async def ingest(
     read: ReadFn,
     profile: ChunkerProfile,
     limit: int,
+    *,
+    reuse: bool = True,
 ) -> Ingested:
     """Store the body ``read`` yields as a new file of ``tenant`` named ``name``, unless the
-    tenant already has a complete file with the same bytes."""
+    tenant already has a complete file with the same bytes (``reuse=False``: a new file
+    anyway, for a caller that must own and later delete the file it gets)."""
     live = await coord.writable_nodes()
     raw = _LoopReader(read, asyncio.get_running_loop(), limit)
     sender = _Sender(coord, tenant, new_file_id(), live)
@@ -192,7 +195,7 @@ async def ingest(
     # the sha256 is what this process computed from the bytes: a fact, not a claim
     whole = raw.whole.hexdigest()
     req = UploadRequest(name, raw.size, whole, str(profile), manifest, sha256_verified=True)
-    return await _commit(coord, tenant, sender.file_id, req, sender.receipts)
+    return await _commit(coord, tenant, sender.file_id, req, sender.receipts, reuse)
 
 
 async def same_manifest(
@@ -225,14 +228,15 @@ async def _commit(
     file_id: str,
     req: UploadRequest,
     receipts: Mapping[str, object],
+    reuse: bool = True,
 ) -> Ingested:
-    existing = await _stored_already(coord, tenant, req)
+    existing = await _stored_already(coord, tenant, req) if reuse else None
     if existing is not None:
         return Ingested(False, file_body(existing))
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
-    existing = await _stored_already(coord, tenant, req)
+    existing = await _stored_already(coord, tenant, req) if reuse else None
     if existing is not None:
         return Ingested(False, file_body(existing))
     return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant))

@@ -1,6 +1,7 @@
 """S3 bucket calls (path-style): ListBuckets, CreateBucket, DeleteBucket, HeadBucket,
 GetBucketLocation, ListObjectsV2. Any other bucket call (a sub-resource such as
-``?versioning``, ``?uploads``, ListObjects v1, POST ``?delete``) answers 501 NotImplemented.
+``?versioning``, ListObjects v1, POST ``?delete``) answers 501 NotImplemented.
+ListMultipartUploads (``?uploads``) is ``dfs.s3.routes_multipart``'s.
 
 | method | path       | call                                              |
 |--------|------------|---------------------------------------------------|

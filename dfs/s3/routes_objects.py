@@ -9,8 +9,9 @@
 | DELETE | /{bucket}/{key}  | DeleteObject (204, also for a missing key, as S3 answers)    |
 
 Sub-resources (``?tagging``, ``?acl``, ``?uploadId``, ``?versionId``…), CopyObject of a
-source version, with REPLACE or with conditions, POST (multipart) and conditional GETs answer
-501 NotImplemented.
+source version, with REPLACE or with conditions, other POSTs and conditional GETs answer
+501 NotImplemented. Multipart calls (``?uploads``, ``?uploadId``) never reach these routes:
+``dfs.s3.routes_multipart``'s middleware takes them first.
 """
 
 from __future__ import annotations

@@ -111,8 +111,8 @@ class Ingested:
     body: dict[str, Any]
 
 
-class _Sender:
-    """Sends an ingest's new chunks to their placements, ``INGEST_WINDOW`` at once, and keeps
+class ChunkSender:
+    """Sends an ingest's (or a spliced multipart object's) new chunks to their placements, ``INGEST_WINDOW`` at once, and keeps
     the nodes' receipts."""
 
     def __init__(
@@ -152,7 +152,7 @@ class _Sender:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
 
-async def _chunk_and_send(chunks: Iterator[Chunk], sender: _Sender) -> list[ManifestEntry]:
+async def _chunk_and_send(chunks: Iterator[Chunk], sender: ChunkSender) -> list[ManifestEntry]:
     """Chunk the body (in a worker thread) and hand each chunk not seen before to ``sender``;
     returns the manifest."""
     manifest: list[ManifestEntry] = []
@@ -185,7 +185,7 @@ async def ingest(
     anyway, for a caller that must own and later delete the file it gets)."""
     live = await coord.writable_nodes()
     raw = _LoopReader(read, asyncio.get_running_loop(), limit)
-    sender = _Sender(coord, tenant, new_file_id(), live)
+    sender = ChunkSender(coord, tenant, new_file_id(), live)
     try:
         chunks = profile.split(io.BufferedReader(raw, _READ_BUFFER))
         manifest = await _chunk_and_send(chunks, sender)
@@ -195,7 +195,7 @@ async def ingest(
     # the sha256 is what this process computed from the bytes: a fact, not a claim
     whole = raw.whole.hexdigest()
     req = UploadRequest(name, raw.size, whole, str(profile), manifest, sha256_verified=True)
-    return await _commit(coord, tenant, sender.file_id, req, sender.receipts, reuse)
+    return await commit_ingested(coord, tenant, sender.file_id, req, sender.receipts, reuse)
 
 
 async def same_manifest(
@@ -222,7 +222,7 @@ async def _stored_already(coord: Coordinator, tenant: str, req: UploadRequest) -
     return existing
 
 
-async def _commit(
+async def commit_ingested(
     coord: Coordinator,
     tenant: str,
     file_id: str,
@@ -230,6 +230,8 @@ async def _commit(
     receipts: Mapping[str, object],
     reuse: bool = True,
 ) -> Ingested:
+    """Create and finalize the file ``req`` describes, whose new chunks were sent with
+    ``receipts`` (a ``ChunkSender``'s), unless (``reuse``) the tenant has it already."""
     existing = await _stored_already(coord, tenant, req) if reuse else None
     if existing is not None:
         return Ingested(False, file_body(existing))

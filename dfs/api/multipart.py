@@ -7,15 +7,11 @@ at Complete so that it dedups like a single PUT, and abandoned uploads collected
   part is recorded in the ``MultipartStore`` only while the upload is open; a part that
   replaced one with its number releases the old file, a part refused releases its own.
 - Parts arrive in parallel, so each was chunked on its own, with a chunk boundary forced at
-  every part edge. ``assemble`` (at Complete) re-chunks: it reads the parts' verified
-  chunks back in order and passes the joined stream through the same FastCDC and SHA-256
-  as a PutObject. FastCDC's boundaries depend only on the bytes since the previous
-  boundary, so from the first boundary of the joined stream that meets one of the next
-  part's own on, the chunks are that part's chunks again: only the chunks around each part
-  edge are new, and only those are sent to the nodes (the others the tenant holds already
-  through the parts' files: ``held_chunks``). The object's manifest is exactly the one a
-  single stream gives, and its whole-file SHA-256 (which the native client checks on every
-  download) is computed from the bytes, which needs them all read in order anyway.
+  every part edge. ``assemble`` (at Complete) reads the parts' verified chunks back in
+  order (the whole-file SHA-256 the native client checks needs every byte in order) and
+  re-chunks only the bytes around each part edge (``dfs.api.multipart_assemble``,
+  ``dfs.api.splice``): the object's manifest is exactly the one a single stream gives, and
+  only the few chunks cut around the edges are new.
 - Then the parts' files are deleted: chunks only they held (the part-edge ones) become
   garbage, collected after the grace like any other.
 - ``collect_abandoned`` (run by ``dfs.api.gc``): uploads older than DFS_S3_MULTIPART_TTL
@@ -32,12 +28,13 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from dfs.api import download_plans, ranges
+from dfs.api import download_plans, multipart_assemble, ranges
 from dfs.api.coordinator import Coordinator
 from dfs.api.file_stream import verified_bytes
 from dfs.api.ingest import Ingested, ReadFn, ingest
 from dfs.chunking import ChunkerProfile
 from dfs.errors import FileNotFound, UploadNotFound
+from dfs.meta.base import FileRecord
 from dfs.meta.multipart import (
     UPLOAD_COMPLETING,
     UPLOAD_DONE,
@@ -164,23 +161,29 @@ class Multipart:
             await self.store.set_multipart_state(upload.upload_id, {UPLOAD_COMPLETING}, UPLOAD_OPEN)
 
     async def assemble(self, upload: MultipartUpload, parts: Sequence[UploadPart]) -> Ingested:
-        """Store the object of ``parts`` (in order) as a file re-chunked as one stream (see
-        the module docstring)."""
+        """Store the object of ``parts`` (in order) as a file chunked as one stream
+        (``dfs.api.multipart_assemble``: only the bytes around part edges are chunked again)."""
+        name = upload.key.rsplit("/", 1)[-1] or "object"
+        profile = str(ChunkerProfile.default())
+        recs = [
+            await self.coord.get_complete_file(p.file_id, upload.tenant) for p in parts if p.file_id
+        ]
+        if all(r.chunker == profile for r in recs):
+            return await multipart_assemble.assemble(self.coord, upload.tenant, name, recs)
+        return await self._rechunk_all(upload.tenant, name, recs)
+
+    async def _rechunk_all(self, tenant: str, name: str, recs: Sequence[FileRecord]) -> Ingested:
+        """Parts chunked with another profile (the default changed while the upload was
+        open): every byte through the chunker again, as a PutObject."""
 
         async def joined() -> AsyncIterator[bytes]:
-            for p in parts:
-                if p.file_id:
-                    async for data in self.part_source(upload.tenant, p.file_id):
-                        yield data
+            for rec in recs:
+                async for data in self.part_source(tenant, rec.file_id):
+                    yield data
 
         reader = StreamReader(joined())
         return await ingest(
-            self.coord,
-            upload.tenant,
-            upload.key.rsplit("/", 1)[-1] or "object",
-            reader.read,
-            ChunkerProfile.default(),
-            MAX_OBJECT_BYTES,
+            self.coord, tenant, name, reader.read, ChunkerProfile.default(), MAX_OBJECT_BYTES
         )
 
     async def finish(self, upload: MultipartUpload, expect: set[str]) -> None:

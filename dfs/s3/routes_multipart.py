@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import unquote
@@ -62,6 +63,8 @@ from dfs.s3.context import (
 from dfs.s3.errors import Handler, S3Error, error_response, from_dfs, not_implemented
 from dfs.s3.routes_buckets import bucket_name
 from dfs.server import StreamDeadline
+
+log = logging.getLogger("dfs.s3.multipart")
 
 MULTIPART = web.AppKey("multipart", Multipart)
 KEEPALIVE = 5.0
@@ -342,6 +345,9 @@ async def _complete_slowly(
         text = error_response(err, request.path).text or ""
     except DfsError as exc:
         text = error_response(from_dfs(exc), request.path).text or ""
+    except Exception:  # the status is sent: the error can only be told in the body
+        log.exception("complete of %s/%s failed", u.bucket, u.key)
+        text = error_response(from_dfs(DfsError("internal")), request.path).text or ""
     body = text.split("\n", 1)[1] if text.startswith("<?xml") else text
     await resp.write(body.encode())
     await resp.write_eof()

@@ -1,15 +1,19 @@
-"""The multipart calls' pure parts: the Complete body, S3's part-list checks, the ETag, and
-the byte-stream reader Complete feeds the chunker with."""
+"""The multipart calls' parts that need no cluster: the Complete body, S3's part-list checks,
+the ETag, the byte-stream reader, and a slow Complete's keep-alive answer."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from dfs.api.multipart import MIN_PART_BYTES, StreamReader, multipart_etag
-from dfs.meta.multipart import UploadPart
+from dfs.meta.multipart import MultipartUpload, UploadPart
+from dfs.s3 import routes_multipart
 from dfs.s3.errors import S3Error
 from dfs.s3.multipart_xml import choose_parts, parse_complete
 
@@ -75,3 +79,37 @@ async def test_stream_reader_hands_out_at_most_n_bytes() -> None:
     reader = StreamReader(source())
     got = [await reader.read(3) for _ in range(5)]
     assert got == [b"abc", b"de", b"fg", b"", b""]
+
+
+async def test_a_slow_complete_keeps_the_connection_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past KEEPALIVE the answer starts (200), spaces follow, then the result or an
+    ``<Error>`` document ends it (what botocore reads as this call's error)."""
+    monkeypatch.setattr(routes_multipart, "KEEPALIVE", 0.05)
+    upload = MultipartUpload("id1", "t", "bkt", "k", 0.0)
+
+    async def slow(fail: bool) -> str:
+        await asyncio.sleep(0.3)
+        if fail:
+            raise S3Error("InvalidPart", 400, "gone")
+        return "abc-2"
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        task = asyncio.create_task(slow("fail" in request.query))
+        return await routes_multipart._complete_slowly(request, upload, task)
+
+    app = web.Application()
+    app.router.add_post("/bkt/k", handler)
+    async with TestClient(TestServer(app)) as client:
+        ok = await client.post("/bkt/k")
+        text = await ok.text()
+        assert ok.status == 200
+        assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n  ')
+        assert "<ETag>&quot;abc-2&quot;</ETag>" in text or '<ETag>"abc-2"</ETag>' in text
+        assert "<CompleteMultipartUploadResult" in text
+        bad = await client.post("/bkt/k?fail=1")
+        text = await bad.text()
+        assert bad.status == 200
+        assert "<Error><Code>InvalidPart</Code>" in text
+        assert text.count("<?xml") == 1

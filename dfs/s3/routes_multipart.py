@@ -68,6 +68,9 @@ log = logging.getLogger("dfs.s3.multipart")
 
 MULTIPART = web.AppKey("multipart", Multipart)
 KEEPALIVE = 5.0
+_RUNNING: set[asyncio.Task[str]] = set()
+"""Completes in progress: held here so that one whose client went away still finishes (as
+on S3) and is not garbage-collected half-way."""
 MAX_LISTED = 1000
 _UNSUPPORTED_CREATE_HEADERS = (
     "x-amz-tagging",
@@ -316,6 +319,8 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
         await mp.reopen(u)
         raise
     task = asyncio.create_task(_assemble_and_link(request, u, chosen))
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
     done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
     if done:
         return xml_response(

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -297,3 +300,27 @@ def test_abandoned_uploads_are_collected(gateway: Gateway) -> None:
     with pytest.raises(ClientError) as exc:
         s3.list_parts(Bucket="old", Key="k", UploadId=uid)
     assert _code(exc) == ("NoSuchUpload", 404)
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_path: Path) -> None:
+    """``aws s3 cp`` of a file above the CLI's 8 MiB threshold: multipart, 8 MiB parts."""
+    gw = sqlite_gateway
+    gw.client().create_bucket(Bucket="cli-mp")
+    data = random.Random(9).randbytes(17 * MIB + 3)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": gw.key_id,
+        "AWS_SECRET_ACCESS_KEY": gw.secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }
+    cmd = ["aws", "--endpoint-url", gw.url, "s3", "cp", str(src), "s3://cli-mp/big.bin"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = gw.client().get_object(Bucket="cli-mp", Key="big.bin")
+    assert got["ETag"].endswith('-3"')
+    assert got["Body"].read() == data

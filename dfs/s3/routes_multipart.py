@@ -84,7 +84,8 @@ def _key(request: web.Request) -> tuple[str, str]:
     try:
         return bucket_name(request), parse_key(request.match_info["key"])
     except InvalidRequest as exc:
-        raise S3Error("InvalidArgument", 400, exc.message) from None
+        code = "KeyTooLongError" if "long" in exc.message else "InvalidArgument"
+        raise S3Error(code, 400, exc.message) from None
 
 
 def _refuse_params(request: web.Request, allowed: set[str]) -> dict[str, str]:
@@ -406,19 +407,18 @@ async def dispatch(request: web.Request, handler: Handler) -> web.StreamResponse
     """Multipart calls, told apart from object and bucket calls by their query."""
     q = params(request)
     m = request.method
-    if "key" in request.match_info:
+    if "key" in request.match_info and (
+        "uploadId" in q or (m == hdrs.METH_POST and "uploads" in q)
+    ):
         bucket, key = _key(request)
-        if m == hdrs.METH_POST and "uploads" in q:
-            return await create_upload(request, bucket, key)
-        if "uploadId" in q:
-            if m == hdrs.METH_PUT:
-                return await upload_part(request, bucket, key)
-            if m == hdrs.METH_POST:
-                return await complete_upload(request, bucket, key)
-            if m == hdrs.METH_DELETE:
-                return await abort_upload(request, bucket, key)
-            if m == hdrs.METH_GET:
-                return await list_parts(request, bucket, key)
+        call = {
+            hdrs.METH_POST: complete_upload if "uploadId" in q else create_upload,
+            hdrs.METH_PUT: upload_part,
+            hdrs.METH_DELETE: abort_upload,
+            hdrs.METH_GET: list_parts,
+        }.get(m)
+        if call is not None:
+            return await call(request, bucket, key)
     elif "bucket" in request.match_info and m == hdrs.METH_GET and "uploads" in q:
         return await list_uploads(request, bucket_name(request))
     return await handler(request)

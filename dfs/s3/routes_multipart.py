@@ -40,7 +40,7 @@ from dfs.api.namespace_bodies import (
     parse_key,
     parse_metadata,
 )
-from dfs.errors import DfsError, InvalidRequest
+from dfs.errors import DfsError, FileNotFound, InvalidRequest
 from dfs.meta.multipart import (
     MAX_PARTS,
     UPLOAD_COMPLETING,
@@ -281,7 +281,10 @@ async def _assemble_and_link(
     try:
         file_id = ""
         if sum(p.size for p in parts):
-            made = await mp.assemble(u, parts)
+            try:
+                made = await mp.assemble(u, parts)
+            except FileNotFound:  # a part's file was deleted by its file id
+                raise S3Error("InvalidPart", 400, "a part's stored bytes are gone") from None
             file_id = str(made.body["file_id"])
         fields = ObjectFields(content_type=u.content_type or None, metadata=u.user_metadata)
         await request.app[NAMESPACE].link(

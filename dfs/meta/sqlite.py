@@ -63,6 +63,7 @@ from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
 from dfs.meta.sqlite_refcounts import commit_one, mark_verified
 from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
+from dfs.meta.sqlite_usage_history import SqliteUsageHistoryMixin
 
 T = TypeVar("T")
 
@@ -82,7 +83,9 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + n]
 
 
-class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin, SqliteMultipartMixin):
+class SqliteMetadataStore(
+    SqliteNamespaceMixin, SqliteAccessKeysMixin, SqliteMultipartMixin, SqliteUsageHistoryMixin
+):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
     def __init__(self, path: Path) -> None:

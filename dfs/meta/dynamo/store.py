@@ -27,9 +27,11 @@ from dfs.meta.dynamo.store_multipart import MultipartPart
 from dfs.meta.dynamo.store_namespace import NamespacePart
 from dfs.meta.dynamo.store_pages import PagesPart
 from dfs.meta.dynamo.store_registry import RegistryPart
+from dfs.meta.dynamo.store_usage_history import UsageHistoryPart
 from dfs.meta.dynamo.store_verified import VerifiedPart
 from dfs.meta.multipart import MultipartStore
 from dfs.meta.namespace import NamespaceStore
+from dfs.meta.usage_history import UsageHistoryStore
 
 
 class DynamoMetadataStore(
@@ -43,6 +45,7 @@ class DynamoMetadataStore(
     RegistryPart,
     AccessKeysPart,
     MultipartPart,
+    UsageHistoryPart,
 ):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 
@@ -64,3 +67,4 @@ if TYPE_CHECKING:
     _: type[MetadataStore] = DynamoMetadataStore
     _ns: type[NamespaceStore] = DynamoMetadataStore
     _mp: type[MultipartStore] = DynamoMetadataStore
+    _uh: type[UsageHistoryStore] = DynamoMetadataStore

@@ -34,6 +34,7 @@ DEFAULT_REPAIR_GRACE = 60.0
 DEFAULT_REPAIR_INTERVAL = 10.0
 DEFAULT_REPAIR_RATE = 64 * 1024 * 1024
 DEFAULT_GC_GRACE = 3600.0
+DEFAULT_S3_MULTIPART_TTL = 7 * 24 * 3600.0
 DEFAULT_GC_INTERVAL = 60.0
 DEFAULT_REPAIR_FULL_SCAN = 3600.0
 DEFAULT_ORPHAN_INTERVAL = 3600.0
@@ -225,6 +226,9 @@ class ApiConfig:
     """DFS_CORS_ORIGINS: comma-separated origins browsers may call the API from ("*" for any)."""
     public_url: str | None = None
     """DFS_PUBLIC_URL: base of the signed download URLs; unset: the URL the request came to."""
+    s3_multipart_ttl: float = DEFAULT_S3_MULTIPART_TTL
+    """DFS_S3_MULTIPART_TTL: seconds after which GC aborts an S3 multipart upload that was
+    neither completed nor aborted (and deletes its parts)."""
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -285,6 +289,9 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
         cors_origins=_get(env, "DFS_CORS_ORIGINS", (), _origins),
         public_url=_get(env, "DFS_PUBLIC_URL", None, _url),
+        s3_multipart_ttl=_get(
+            env, "DFS_S3_MULTIPART_TTL", DEFAULT_S3_MULTIPART_TTL, _positive_float
+        ),
     )
 
 

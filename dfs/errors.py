@@ -138,6 +138,13 @@ class KeyNotFound(NotFound):
     code = "no_such_key"
 
 
+class UploadNotFound(NotFound):
+    """An S3 multipart upload that does not exist (any more), or is not in the state the
+    call needs (completed, aborted, being completed)."""
+
+    code = "no_such_upload"
+
+
 class Conflict(DfsError):
     """A conditional write lost, or the current state does not allow the operation."""
 
@@ -211,6 +218,7 @@ _ALL: tuple[type[DfsError], ...] = (
     NodeNotFound,
     BucketNotFound,
     KeyNotFound,
+    UploadNotFound,
     Conflict,
     IncompleteUpload,
     BucketExists,

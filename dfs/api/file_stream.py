@@ -56,7 +56,7 @@ def _unsatisfiable(size: int) -> web.Response:
     return resp
 
 
-async def _verified_bytes(
+async def verified_bytes(
     coord: Coordinator, plan: dict[str, Any], rng: ranges.ByteRange | None
 ) -> AsyncIterator[bytes]:
     """The file's verified bytes, or only those of ``rng`` (reading only its chunks)."""
@@ -97,7 +97,7 @@ async def stream_file(
     plan = await download_plans.plan_of(coord, rec)
     await resp.prepare(request)
     try:
-        async for data in _verified_bytes(coord, plan, rng):
+        async for data in verified_bytes(coord, plan, rng):
             await resp.write(data)
     except DfsError as exc:
         # Headers are gone: the only honest signal left is a short body on a dropped

@@ -14,6 +14,10 @@ are covered by the grace: finalize refuses uploads older than 0.9 x DFS_GC_GRACE
 
 Garbage the chunk rows cannot see, handled by each pass first:
 
+- S3 multipart uploads neither completed nor aborted within DFS_S3_MULTIPART_TTL are
+  aborted and their parts' files deleted (``dfs.api.multipart.Multipart.collect_abandoned``),
+  so their chunks become unreferenced and go like any other.
+
 - ``delete_stale_uploads``: files still pending ``PENDING_TTL_GRACES`` x DFS_GC_GRACE after
   they were created can never be finalized (finalize refuses uploads older than 0.9 x the
   grace), so their file row and manifest go (``delete_pending_file`` is conditional on the
@@ -40,9 +44,11 @@ from dataclasses import asdict, dataclass
 from dfs import auth
 from dfs import durability_policy as policy
 from dfs.api.coordinator import Coordinator
+from dfs.api.multipart import Multipart
 from dfs.api.namespace_service import namespace_store
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
+from dfs.meta.multipart import multipart_store
 
 log = logging.getLogger("dfs.api.gc")
 
@@ -126,6 +132,7 @@ class GcReport:
     orphans_deleted: int = 0
     untracked_recorded: int = 0
     namespace_jobs_finished: int = 0
+    multipart_uploads_collected: int = 0
 
 
 class GarbageCollector:
@@ -151,6 +158,11 @@ class GarbageCollector:
         namespace = namespace_store(self.meta)
         if namespace is not None:  # counts and releases a crashed namespace writer left
             report.namespace_jobs_finished = await namespace.finish_namespace_jobs(now)
+        if multipart_store(self.meta) is not None:  # S3 multipart uploads abandoned
+            collected = await Multipart(self.coord).collect_abandoned(
+                now, self.cfg.s3_multipart_ttl
+            )
+            report.multipart_uploads_collected = collected
         protected = await self.meta.recent_pending_chunks(cutoff)
         live = {n.node_id: n for n in await self.coord.live_nodes()}
         await self._sweep_orphans(now, live, protected, report)

@@ -116,9 +116,9 @@ class Ingested:
     new_bytes: int = 0
 
 
-class _Sender:
-    """Sends an ingest's new chunks to their placements, ``INGEST_WINDOW`` at once, and keeps
-    the nodes' receipts."""
+class ChunkSender:
+    """Sends an ingest's (or a spliced multipart object's) new chunks to their placements,
+    ``INGEST_WINDOW`` at once, and keeps the nodes' receipts."""
 
     def __init__(
         self, coord: Coordinator, tenant: str, file_id: str, live: Sequence[NodeRecord]
@@ -161,7 +161,7 @@ class _Sender:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
 
-async def _chunk_and_send(chunks: Iterator[Chunk], sender: _Sender) -> list[ManifestEntry]:
+async def _chunk_and_send(chunks: Iterator[Chunk], sender: ChunkSender) -> list[ManifestEntry]:
     """Chunk the body (in a worker thread) and hand each chunk not seen before to ``sender``;
     returns the manifest."""
     manifest: list[ManifestEntry] = []
@@ -186,12 +186,15 @@ async def ingest(
     read: ReadFn,
     profile: ChunkerProfile,
     limit: int,
+    *,
+    reuse: bool = True,
 ) -> Ingested:
     """Store the body ``read`` yields as a new file of ``tenant`` named ``name``, unless the
-    tenant already has a complete file with the same bytes."""
+    tenant already has a complete file with the same bytes (``reuse=False``: a new file
+    anyway, for a caller that must own and later delete the file it gets)."""
     live = await coord.writable_nodes()
     raw = _LoopReader(read, asyncio.get_running_loop(), limit)
-    sender = _Sender(coord, tenant, new_file_id(), live)
+    sender = ChunkSender(coord, tenant, new_file_id(), live)
     try:
         chunks = profile.split(io.BufferedReader(raw, _READ_BUFFER))
         manifest = await _chunk_and_send(chunks, sender)
@@ -201,7 +204,7 @@ async def ingest(
     # the sha256 is what this process computed from the bytes: a fact, not a claim
     whole = raw.whole.hexdigest()
     req = UploadRequest(name, raw.size, whole, str(profile), manifest, sha256_verified=True)
-    done = await _commit(coord, tenant, sender.file_id, req, sender.receipts)
+    done = await commit_ingested(coord, tenant, sender.file_id, req, sender.receipts, reuse)
     return Ingested(done.created, done.body, sender.new_bytes if done.created else 0)
 
 
@@ -229,20 +232,23 @@ async def _stored_already(coord: Coordinator, tenant: str, req: UploadRequest) -
     return existing
 
 
-async def _commit(
+async def commit_ingested(
     coord: Coordinator,
     tenant: str,
     file_id: str,
     req: UploadRequest,
     receipts: Mapping[str, object],
+    reuse: bool = True,
 ) -> Ingested:
-    existing = await _stored_already(coord, tenant, req)
+    """Create and finalize the file ``req`` describes, whose new chunks were sent with
+    ``receipts`` (a ``ChunkSender``'s), unless (``reuse``) the tenant has it already."""
+    existing = await _stored_already(coord, tenant, req) if reuse else None
     if existing is not None:
         return Ingested(False, file_body(existing))
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
-    existing = await _stored_already(coord, tenant, req)
+    existing = await _stored_already(coord, tenant, req) if reuse else None
     if existing is not None:
         return Ingested(False, file_body(existing))
     return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant))

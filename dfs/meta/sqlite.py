@@ -37,6 +37,7 @@ from dfs.meta.base import (
     TokenRecord,
 )
 from dfs.meta.bucket_config import BucketConfigStore
+from dfs.meta.multipart import MultipartStore
 from dfs.meta.sqlite_access_keys import SqliteAccessKeysMixin
 from dfs.meta.sqlite_bucket_config import SqliteBucketConfigMixin
 from dfs.meta.sqlite_chunks import (
@@ -60,6 +61,7 @@ from dfs.meta.sqlite_manifests import (
     seal,
 )
 from dfs.meta.sqlite_migrate import open_schema
+from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
 from dfs.meta.sqlite_refcounts import commit_one, mark_verified
@@ -85,7 +87,11 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
 
 
 class SqliteMetadataStore(
-    SqliteNamespaceMixin, SqliteAccessKeysMixin, SqliteUsageHistoryMixin, SqliteBucketConfigMixin
+    SqliteNamespaceMixin,
+    SqliteAccessKeysMixin,
+    SqliteMultipartMixin,
+    SqliteUsageHistoryMixin,
+    SqliteBucketConfigMixin,
 ):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
@@ -589,3 +595,4 @@ class SqliteMetadataStore(
 if TYPE_CHECKING:
     _: type[MetadataStore] = SqliteMetadataStore
     _bc: type[BucketConfigStore] = SqliteMetadataStore
+    _mp: type[MultipartStore] = SqliteMetadataStore

@@ -33,6 +33,7 @@ Tables (all ``WITHOUT ROWID``: the key is the access path):
 | node_boots | node_id             | boot, seq (integers): the node's last accepted heartbeat   |
 |           |                      | (replays; node_sequences, with per-boot nonces, is dropped) |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
+| s3_uploads, s3_upload_parts | upload_id | S3 multipart uploads (``sqlite_multipart``)      |
 | usage_samples | (tenant, at)     | objects, logical_bytes, stored_bytes: the usage history    |
 
 Indexes: ``files_by_tenant`` (tenant, file_id) of complete files (listings);
@@ -48,6 +49,7 @@ import sqlite3
 
 from dfs.meta.base import FileRecord, NodeRecord
 from dfs.meta.sqlite_codec import Labels, state_name, unpack_file_id, unpack_hex
+from dfs.meta.sqlite_multipart import apply_multipart_schema
 from dfs.meta.sqlite_namespace_schema import apply_namespace_schema
 from dfs.meta.sqlite_usage_history import apply_usage_history_schema
 
@@ -117,6 +119,7 @@ def create_tables(conn: sqlite3.Connection) -> None:
     if "disk_id" not in cols:  # a database made before nodes named their disks
         conn.execute("ALTER TABLE nodes ADD COLUMN disk_id TEXT NOT NULL DEFAULT ''")
     apply_namespace_schema(conn)  # the ns_* tables (dfs.meta.sqlite_namespace_schema)
+    apply_multipart_schema(conn)  # the s3_upload* tables (dfs.meta.sqlite_multipart)
     apply_usage_history_schema(conn)  # usage_samples (dfs.meta.sqlite_usage_history)
 
 

@@ -9,6 +9,7 @@ collection stay with ``dfs-api``), so several gateways can run side by side.
 |---------------------------|---------------------------------------------------------------|
 | ``dfs.s3.routes_buckets`` | ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation, ListObjectsV2 |
 | ``dfs.s3.routes_objects`` | PutObject, CopyObject, GetObject, HeadObject, DeleteObject    |
+| ``dfs.s3.routes_multipart`` | multipart uploads (told apart by their query: ``dispatch``) |
 | ``dfs.s3.subresources``   | the rest (versions, tagging, ACLs, DeleteObjects, ListObjects v1): which module answers |
 
 Unsigned requests are anonymous: only public reads and CORS preflights (``dfs.s3.anonymous``,
@@ -28,7 +29,7 @@ from dfs.config import ApiConfig
 from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
-from dfs.s3 import anonymous, cors, routes_buckets, routes_objects
+from dfs.s3 import anonymous, cors, routes_buckets, routes_multipart, routes_objects
 from dfs.s3.context import CALLER, COORDINATOR, NAMESPACE
 from dfs.s3.errors import Handler, s3_error_middleware
 from dfs.s3.sigv4 import authenticate
@@ -55,6 +56,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
     routes_buckets.add_routes(app)
     routes_objects.add_routes(app)
+    routes_multipart.add_routes(app)
     cors.setup(app)
     return app
 

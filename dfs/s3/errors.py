@@ -25,6 +25,7 @@ from dfs.errors import (
     KeyNotFound,
     PayloadTooLarge,
     Unavailable,
+    UploadNotFound,
 )
 
 log = logging.getLogger("dfs.s3")
@@ -63,6 +64,7 @@ def signature_mismatch() -> S3Error:
 _MAPPED: list[tuple[type[DfsError], str, int]] = [
     (BucketNotFound, "NoSuchBucket", 404),
     (KeyNotFound, "NoSuchKey", 404),
+    (UploadNotFound, "NoSuchUpload", 404),
     (BucketNotEmpty, "BucketNotEmpty", 409),
     (BucketExists, "BucketAlreadyExists", 409),
     (Forbidden, "AccessDenied", 403),

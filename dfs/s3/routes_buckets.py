@@ -2,6 +2,7 @@
 GetBucketLocation, ListObjectsV2. Other bucket calls (sub-resources such as ``?versioning``,
 ListObjects v1, POST ``?delete``) go to the modules ``dfs.s3.subresources`` names, or
 answer 501 NotImplemented.
+ListMultipartUploads (``?uploads``) is ``dfs.s3.routes_multipart``'s.
 
 | method | path       | call                                              |
 |--------|------------|---------------------------------------------------|

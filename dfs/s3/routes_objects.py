@@ -11,6 +11,8 @@
 GET, HEAD and DELETE, and sub-resources (``?tagging``, ``?acl``…), are answered by the
 modules ``dfs.s3.subresources`` names (versions, conditional reads, tagging, ACLs);
 CopyObject with REPLACE, POST (multipart) and other sub-resources answer 501 NotImplemented.
+Multipart calls (``?uploads``, ``?uploadId``) never reach these routes:
+``dfs.s3.routes_multipart``'s middleware takes them first.
 """
 
 from __future__ import annotations

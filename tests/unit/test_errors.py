@@ -33,6 +33,7 @@ from dfs.errors import (
     RequestTimeout,
     Unavailable,
     UnsupportedMediaType,
+    UploadNotFound,
     from_body,
 )
 
@@ -50,6 +51,7 @@ WIRE_CLASSES: list[type[DfsError]] = [
     NodeNotFound,
     BucketNotFound,
     KeyNotFound,
+    UploadNotFound,
     Conflict,
     IncompleteUpload,
     BucketExists,
@@ -65,7 +67,15 @@ EXIT_FAMILIES: dict[int, set[type[DfsError]]] = {
     1: {DfsError},
     2: {InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType},
     3: {AuthError, Forbidden},
-    4: {NotFound, ChunkNotFound, FileNotFound, NodeNotFound, BucketNotFound, KeyNotFound},
+    4: {
+        NotFound,
+        ChunkNotFound,
+        FileNotFound,
+        NodeNotFound,
+        BucketNotFound,
+        KeyNotFound,
+        UploadNotFound,
+    },
     5: {Conflict, IncompleteUpload, BucketExists, BucketNotEmpty},
     6: {IntegrityError},
     7: {Unavailable, ReplicationError, InsufficientStorage},

@@ -173,7 +173,8 @@ TABLES: Final[dict[str, dict[str, Any]]] = {
     },
     "namespace": {
         # buckets, their by-tenant and by-grantee index items, usage counters, file links,
-        # pending accounting jobs and per-scope chunk counts (store_namespace_codec)
+        # pending accounting jobs and per-scope chunk counts (store_namespace_codec); S3
+        # multipart uploads (store_multipart)
         "env": "DFS_NAMESPACE_TABLE",
         "default": "dfs-namespace",
         "KeySchema": [

@@ -5,7 +5,8 @@ files (``store_files``), paged manifests (``store_pages``), commit and delete wi
 reference counting (``store_commit``, ``store_delete``), verified content
 (``store_verified``), chunks and their locations (``store_chunks``), the keyed items of
 nodes, tenants, tokens, leases and stats (``store_registry``), S3 access keys
-(``store_access_keys``) and bucket configuration documents (``store_bucket_config``); the namespace port (buckets, keys, versions) is ``store_namespace``
+(``store_access_keys``), S3 multipart uploads (``store_multipart``) and bucket configuration
+documents (``store_bucket_config``); the namespace port (buckets, keys, versions) is ``store_namespace``
 and its parts. The package docstring shows the layout.
 """
 
@@ -25,11 +26,13 @@ from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_files import FilesPart
+from dfs.meta.dynamo.store_multipart import MultipartPart
 from dfs.meta.dynamo.store_namespace import NamespacePart
 from dfs.meta.dynamo.store_pages import PagesPart
 from dfs.meta.dynamo.store_registry import RegistryPart
 from dfs.meta.dynamo.store_usage_history import UsageHistoryPart
 from dfs.meta.dynamo.store_verified import VerifiedPart
+from dfs.meta.multipart import MultipartStore
 from dfs.meta.namespace import NamespaceStore
 from dfs.meta.usage_history import UsageHistoryStore
 
@@ -45,6 +48,7 @@ class DynamoMetadataStore(
     RegistryPart,
     AccessKeysPart,
     BucketConfigPart,
+    MultipartPart,
     UsageHistoryPart,
 ):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
@@ -67,4 +71,5 @@ if TYPE_CHECKING:
     _: type[MetadataStore] = DynamoMetadataStore
     _ns: type[NamespaceStore] = DynamoMetadataStore
     _bc: type[BucketConfigStore] = DynamoMetadataStore
+    _mp: type[MultipartStore] = DynamoMetadataStore
     _uh: type[UsageHistoryStore] = DynamoMetadataStore

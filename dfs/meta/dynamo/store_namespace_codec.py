@@ -23,6 +23,8 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 - ``history#T | AT``: the usage history's samples (``store_usage_history``).
 - ``chunks#t:T`` / ``chunks#b:B`` | CHUNK: how many linked manifest entries of the scope
   reference the chunk (its bytes count in ``stored_bytes`` while > 0).
+- ``mpu#ID``, ``mpuk#B``, ``mpuage``: S3 multipart uploads and their parts (their layout
+  is ``store_multipart``'s).
 
 ``objects`` table
 

@@ -1,0 +1,222 @@
+"""S3 PUT/GET throughput (boto3, multipart defaults) against the native client, in one run.
+
+    python -m bench.s3_throughput [--mib 1024] [--nodes 3] [--rf 2]
+
+One local cluster (API + ``--nodes`` nodes at ``--rf``, SQLite, from the installed console
+scripts) with ``dfs-s3`` beside it. Two files of ``--mib`` MiB of different pseudo-random
+bytes (so neither upload dedups against the other):
+
+- native: ``dfs-client upload --json`` then ``dfs-client download --json`` of the first
+  (client CPU from ``wait4``);
+- S3: boto3's ``upload_file`` (default TransferConfig: 8 MiB parts above 8 MiB, 10 threads)
+  of the second, then ``get_object`` streamed to a file (client CPU of this process).
+  Multipart PUT includes CompleteMultipartUpload, which re-reads and re-chunks the object
+  as one stream (``dfs.api.multipart``).
+
+Reported per step: seconds, MB/s, client CPU seconds, server CPU seconds (API, nodes and
+gateway, from ``/proc``) and whether the bytes read back are identical. CPU seconds are
+less sensitive to a loaded machine than wall time. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from dfs.localcluster import LocalCluster, Proc, console_script
+
+MIB = 1 << 20
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    client_cpu: float
+    server_cpu: float
+    identical: bool | None = None
+
+
+def make_file(path: Path, mib: int, seed: int) -> None:
+    rnd = random.Random(seed)
+    with path.open("wb") as f:
+        for _ in range(mib):
+            f.write(rnd.randbytes(MIB))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cli_text(args: list[str], token: str) -> tuple[str, float]:
+    """dfs-client's output and its CPU seconds (it must succeed)."""
+    before = children_cpu()
+    proc = subprocess.run(
+        [console_script("dfs-client"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DFS_TOKEN": token},
+        check=False,
+    )
+    if proc.returncode:
+        raise RuntimeError(f"dfs-client {' '.join(args[:2])} failed: {proc.stderr[-2000:]}")
+    return proc.stdout, children_cpu() - before
+
+
+def cli(args: list[str], token: str) -> tuple[dict[str, Any], float]:
+    """dfs-client's last JSON line and its CPU seconds."""
+    out, cpu = cli_text(args, token)
+    return json.loads(out.splitlines()[-1]), cpu
+
+
+def gateway(cluster: LocalCluster) -> Proc:
+    env = {
+        **os.environ,
+        **cluster.secrets,
+        "DFS_META_URL": cluster.meta_url,
+        "REPLICATION_FACTOR": str(cluster.replication_factor),
+        "DFS_S3_HOST": "127.0.0.1",
+        "DFS_S3_PORT": "0",
+        "DFS_DATA_DIR": str(cluster.base / "s3"),
+    }
+    return Proc(
+        name="s3",
+        argv=[console_script("dfs-s3")],
+        env=env,
+        log=cluster.base / "logs" / "s3.log",
+        pidfile=cluster.base / "pids" / "s3.pid",
+    )
+
+
+def measured(name: str, servers: list[int], run: Callable[[], float]) -> Step:
+    """``run`` returns its client CPU seconds."""
+    before = sum(cpu_seconds(p) for p in servers)
+    started = time.perf_counter()
+    client = run()
+    seconds = time.perf_counter() - started
+    return Step(name, seconds, client, sum(cpu_seconds(p) for p in servers) - before)
+
+
+def s3_client(url: str, key_id: str, secret: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def bench(base: Path, mib: int, nodes: int, rf: int) -> list[Step]:
+    native_src, s3_src = base / "native.bin", base / "s3.bin"
+    make_file(native_src, mib, 1)
+    make_file(s3_src, mib, 2)
+    steps: list[Step] = []
+    with LocalCluster(base / "cluster", nodes=nodes, replication_factor=rf) as cluster:
+        api, admin = cluster.api_url, cluster.admin_token
+        cli_text(["admin", "create-tenant", api, "bench"], admin)
+        token = cli_text(["admin", "create-token", api, "bench"], admin)[0].strip()
+        keys, _ = cli(["keys", "create", "--json", api], token)
+        gw = gateway(cluster)
+        gw.start()
+        try:
+            url = gw.wait_listening(30.0)
+            servers = [p.popen.pid for p in [*cluster.node_procs, cluster.api, gw] if p and p.popen]
+            up: dict[str, Any] = {}
+
+            def native_put() -> float:
+                answer, cpu = cli(["upload", "--json", api, str(native_src)], token)
+                up.update(answer)
+                return cpu
+
+            def native_get() -> float:
+                _, cpu = cli(["download", "--json", api, up["file_id"], str(base / "n.out")], token)
+                return cpu
+
+            steps.append(measured("native PUT", servers, native_put))
+            steps.append(measured("native GET", servers, native_get))
+            steps[-1].identical = filecmp.cmp(native_src, base / "n.out", shallow=False)
+            s3 = s3_client(url, keys["access_key_id"], keys["secret_access_key"])
+            s3.create_bucket(Bucket="bench")
+
+            def s3_put() -> float:
+                cpu = self_cpu()
+                s3.upload_file(str(s3_src), "bench", "s3.bin")
+                return self_cpu() - cpu
+
+            def s3_get() -> float:
+                cpu = self_cpu()
+                body = s3.get_object(Bucket="bench", Key="s3.bin")["Body"]
+                with (base / "s.out").open("wb") as f:
+                    while block := body.read(MIB):
+                        f.write(block)
+                return self_cpu() - cpu
+
+            steps.append(measured("S3 PUT (boto3 multipart)", servers, s3_put))
+            steps.append(measured("S3 GET (boto3)", servers, s3_get))
+            steps[-1].identical = filecmp.cmp(s3_src, base / "s.out", shallow=False)
+        finally:
+            gw.stop()
+    return steps
+
+
+def report(steps: list[Step], mib: int, nodes: int, rf: int) -> None:
+    print(f"\n{mib} MiB per transfer; {nodes} nodes, REPLICATION_FACTOR={rf}, SQLite\n")
+    print("| step | seconds | MB/s | client CPU-s | server CPU-s | identical |")
+    print("|---|---:|---:|---:|---:|---|")
+    for s in steps:
+        rate = mib * MIB / s.seconds / 1e6
+        same = "" if s.identical is None else ("yes" if s.identical else "NO")
+        print(
+            f"| {s.name} | {s.seconds:.2f} | {rate:.1f} | {s.client_cpu:.2f} "
+            f"| {s.server_cpu:.2f} | {same} |"
+        )
+    native = {s.name.split()[1]: s for s in steps if s.name.startswith("native")}
+    for s in steps:
+        if s.name.startswith("S3"):
+            op = s.name.split()[1]
+            print(f"\nS3 {op} / native {op} (MB/s): {native[op].seconds / s.seconds:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.s3_throughput")
+    p.add_argument("--mib", type=int, default=1024, help="size of each file (MiB)")
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--rf", type=int, default=2)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="dfs-s3-bench-") as tmp:
+        steps = bench(Path(tmp), args.mib, args.nodes, args.rf)
+    report(steps, args.mib, args.nodes, args.rf)
+    return 0 if all(s.identical is not False for s in steps) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

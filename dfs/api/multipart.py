@@ -1,0 +1,213 @@
+"""S3 multipart uploads as a service: parts stored as files, the object assembled from them
+at Complete so that it dedups like a single PUT, and abandoned uploads collected.
+
+- Each part streams through ``dfs.api.ingest`` (server-side FastCDC and SHA-256 straight to
+  the nodes, memory bounded) into a complete file of its own (``reuse=False``: the upload
+  owns it and deletes it later, even when the tenant stores the same bytes elsewhere). The
+  part is recorded in the ``MultipartStore`` only while the upload is open; a part that
+  replaced one with its number releases the old file, a part refused releases its own.
+- Parts arrive in parallel, so each was chunked on its own, with a chunk boundary forced at
+  every part edge. ``assemble`` (at Complete) reads the parts' verified chunks back in
+  order (the whole-file SHA-256 the native client checks needs every byte in order) and
+  re-chunks only the bytes around each part edge (``dfs.api.multipart_assemble``,
+  ``dfs.api.splice``): the object's manifest is exactly the one a single stream gives, and
+  only the few chunks cut around the edges are new.
+- Then the parts' files are deleted: chunks only they held (the part-edge ones) become
+  garbage, collected after the grace like any other.
+- ``collect_abandoned`` (run by ``dfs.api.gc``): uploads older than DFS_S3_MULTIPART_TTL
+  are moved to ``done`` whatever their state, their parts' files deleted, and forgotten.
+
+Knows nothing of aiohttp.web or of S3's XML; the gateway's routes (``dfs.s3.routes_multipart``)
+check part lists and speak S3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from dfs.api import download_plans, multipart_assemble, ranges
+from dfs.api.coordinator import Coordinator
+from dfs.api.file_stream import verified_bytes
+from dfs.api.ingest import Ingested, ReadFn, ingest
+from dfs.chunking import ChunkerProfile
+from dfs.errors import FileNotFound, UploadNotFound
+from dfs.meta.base import FileRecord
+from dfs.meta.multipart import (
+    UPLOAD_COMPLETING,
+    UPLOAD_DONE,
+    UPLOAD_OPEN,
+    MultipartStore,
+    MultipartUpload,
+    UploadPart,
+    multipart_store,
+    new_upload_id,
+)
+
+log = logging.getLogger("dfs.api.multipart")
+
+MIN_PART_BYTES = 5 * 1024**2  # S3: every part but the last
+MAX_PART_BYTES = 5 * 1024**3
+MAX_OBJECT_BYTES = 5 * 1024**4
+DEFAULT_MULTIPART_TTL = 7 * 24 * 3600.0
+
+
+def multipart_etag(part_etags: Sequence[str]) -> str:
+    """S3's ETag of a multipart object: MD5 of the parts' binary MD5s, a dash, their count."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    for etag in part_etags:
+        md5.update(bytes.fromhex(etag))
+    return f"{md5.hexdigest()}-{len(part_etags)}"
+
+
+class StreamReader:
+    """``read(n)`` over an async iterator of byte strings (what ``ingest`` reads)."""
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self._source = source
+        self._buf = memoryview(b"")
+
+    async def read(self, n: int) -> bytes:
+        while not self._buf:
+            nxt = await anext(self._source, None)
+            if nxt is None:
+                return b""
+            self._buf = memoryview(nxt)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return bytes(out)
+
+
+class Multipart:
+    """The multipart calls on ``coord``'s cluster and metadata store."""
+
+    def __init__(self, coord: Coordinator, store: MultipartStore | None = None) -> None:
+        self.coord = coord
+        found = store or multipart_store(coord.meta)
+        if found is None:
+            raise TypeError("the metadata backend stores no multipart uploads")
+        self.store = found
+
+    async def create(
+        self,
+        tenant: str,
+        bucket: str,
+        key: str,
+        content_type: str = "",
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> MultipartUpload:
+        now = self.coord.clock()
+        upload = MultipartUpload(
+            new_upload_id(now), tenant, bucket, key, now, content_type, metadata
+        )
+        await self.store.create_multipart_upload(upload)
+        return upload
+
+    async def upload(self, upload_id: str, tenant: str, bucket: str, key: str) -> MultipartUpload:
+        """The caller's upload of ``bucket/key`` that is not done; ``UploadNotFound`` for
+        anything else (someone else's, another key's, completed or aborted)."""
+        u = await self.store.get_multipart_upload(upload_id)
+        if (u.tenant, u.bucket, u.key) != (tenant, bucket, key) or u.state == UPLOAD_DONE:
+            raise UploadNotFound(f"no multipart upload {upload_id} of {bucket}/{key}")
+        return u
+
+    async def ingest_part(
+        self, upload: MultipartUpload, number: int, read: ReadFn
+    ) -> tuple[str, int]:
+        """Store a part's bytes as a new file of the upload's tenant; returns its id and
+        size."""
+        name = f"{upload.key.rsplit('/', 1)[-1] or 'object'}.part{number}"
+        done = await ingest(
+            self.coord,
+            upload.tenant,
+            name,
+            read,
+            ChunkerProfile.default(),
+            MAX_PART_BYTES,
+            reuse=False,
+        )
+        return str(done.body["file_id"]), int(done.body["size"])
+
+    async def record_part(self, upload: MultipartUpload, part: UploadPart) -> None:
+        """Record ``part`` (its file already stored); releases the file it replaced, or its
+        own file when the upload is no longer open."""
+        try:
+            old = await self.store.put_upload_part(upload.upload_id, part)
+        except UploadNotFound:
+            await self.release_files(upload.tenant, [part.file_id])
+            raise
+        if old and old != part.file_id:
+            await self.release_files(upload.tenant, [old])
+
+    async def part_source(
+        self, tenant: str, file_id: str, rng: ranges.ByteRange | None = None
+    ) -> AsyncIterator[bytes]:
+        """The verified bytes of the tenant's complete file (or of ``rng`` of it)."""
+        rec = await self.coord.get_complete_file(file_id, tenant)
+        plan = await download_plans.plan_of(self.coord, rec)
+        async for data in verified_bytes(self.coord, plan, rng):
+            yield data
+
+    async def begin_complete(self, upload: MultipartUpload) -> list[UploadPart]:
+        """Move the upload to ``completing`` (one Complete wins; Abort and part uploads are
+        refused from now on) and return all its parts."""
+        await self.store.set_multipart_state(upload.upload_id, {UPLOAD_OPEN}, UPLOAD_COMPLETING)
+        return await self.store.list_upload_parts(upload.upload_id)
+
+    async def reopen(self, upload: MultipartUpload) -> None:
+        """A Complete that failed gives the upload back (parts may be sent again)."""
+        with contextlib.suppress(UploadNotFound):
+            await self.store.set_multipart_state(upload.upload_id, {UPLOAD_COMPLETING}, UPLOAD_OPEN)
+
+    async def assemble(self, upload: MultipartUpload, parts: Sequence[UploadPart]) -> Ingested:
+        """Store the object of ``parts`` (in order) as a file chunked as one stream
+        (``dfs.api.multipart_assemble``: only the bytes around part edges are chunked again)."""
+        name = upload.key.rsplit("/", 1)[-1] or "object"
+        profile = str(ChunkerProfile.default())
+        recs = [
+            await self.coord.get_complete_file(p.file_id, upload.tenant) for p in parts if p.file_id
+        ]
+        if all(r.chunker == profile for r in recs):
+            return await multipart_assemble.assemble(self.coord, upload.tenant, name, recs)
+        return await self._rechunk_all(upload.tenant, name, recs)
+
+    async def _rechunk_all(self, tenant: str, name: str, recs: Sequence[FileRecord]) -> Ingested:
+        """Parts chunked with another profile (the default changed while the upload was
+        open): every byte through the chunker again, as a PutObject."""
+
+        async def joined() -> AsyncIterator[bytes]:
+            for rec in recs:
+                async for data in self.part_source(tenant, rec.file_id):
+                    yield data
+
+        reader = StreamReader(joined())
+        return await ingest(
+            self.coord, tenant, name, reader.read, ChunkerProfile.default(), MAX_OBJECT_BYTES
+        )
+
+    async def finish(self, upload: MultipartUpload, expect: set[str]) -> None:
+        """Seal the upload (``done``) if its state is in ``expect``, release its parts'
+        files and forget it. ``UploadNotFound`` if it is in another state."""
+        await self.store.set_multipart_state(upload.upload_id, expect, UPLOAD_DONE)
+        parts = await self.store.list_upload_parts(upload.upload_id)
+        await self.release_files(upload.tenant, [p.file_id for p in parts])
+        await self.store.delete_multipart_upload(upload.upload_id)
+
+    async def release_files(self, tenant: str, file_ids: Sequence[str]) -> None:
+        for file_id in file_ids:
+            if file_id:
+                with contextlib.suppress(FileNotFound):  # released already
+                    await self.coord.delete_file(file_id, tenant)
+
+    async def collect_abandoned(self, now: float, ttl: float, limit: int = 1000) -> int:
+        """Abort the uploads created more than ``ttl`` seconds before ``now`` (in any state:
+        one left ``completing`` was abandoned by a crashed gateway); returns how many."""
+        collected = 0
+        for u in await self.store.stale_multipart_uploads(now - ttl, limit):
+            with contextlib.suppress(UploadNotFound):  # finished meanwhile
+                await self.finish(u, {UPLOAD_OPEN, UPLOAD_COMPLETING, UPLOAD_DONE})
+                collected += 1
+        if collected:
+            log.info("collected %d abandoned multipart upload(s)", collected)
+        return collected

@@ -1,0 +1,132 @@
+"""The chunks of a multipart object as one stream would give them, from its parts' chunks.
+
+Each part of a multipart upload was chunked on its own (FastCDC), so the last chunk of every
+part but the last ends where the part ends, not where the content says: a boundary a single
+stream would not have. ``Splicer`` is fed the parts' own chunks in order (absolute offsets,
+verified bytes) and hands back the object's chunks:
+
+- A part's own chunk is kept as it is while the chunking is in step with a single stream's
+  (the first part from its start; later parts from the point where they come back in step).
+- From the start of the last chunk of a part, the bytes are chunked again as one stream
+  (the "window"), across the part edge, until a boundary of that chunking falls on a
+  boundary of the next parts' own chunking (one that is not itself the start of a part's
+  last chunk). FastCDC cuts a chunk using only the bytes since the previous cut, so from
+  that boundary on, the parts' own chunks are exactly the single stream's again, and they
+  are kept. Only the window's chunks are new (``Piece.data`` set): usually one to three
+  around each part edge.
+- Every chunk the window cuts before the end of the bytes it holds is final (it was cut
+  from a single-stream boundary), so the window keeps only the bytes since its last cut:
+  memory stays within about a maximum chunk plus one own chunk, whatever the data (even
+  data that never comes back in step).
+
+Pure: no I/O; the chunker is ``dfs.chunking``'s. ``dfs.api.multipart`` drives it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from dfs.chunking import ChunkerProfile
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A chunk of the object: ``data`` is None for a part's own chunk kept as it is (stored
+    already), or the bytes of a chunk cut here (to store)."""
+
+    offset: int
+    size: int
+    chunk_id: str
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Own:
+    """A part's own chunk, at its offset in the object."""
+
+    offset: int
+    chunk_id: str
+    data: bytes
+
+
+class Splicer:
+    def __init__(
+        self,
+        profile: ChunkerProfile,
+        window_starts: Collection[int],
+        own_starts: Collection[int],
+        total: int,
+    ) -> None:
+        """``window_starts``: the offsets of the last chunk of every part but the last;
+        ``own_starts``: the offsets of every own chunk of every part; ``total``: the
+        object's size."""
+        self._profile = profile
+        self._window_starts = frozenset(window_starts)
+        self._in_step = frozenset(own_starts) - self._window_starts | {total}
+        self._total = total
+        self._pending: deque[Own] = deque()
+        self._window: list[Own] | None = None
+        self._start = 0  # offset of the window's first byte
+        self._buf = bytearray()
+
+    def feed(self, own: Own) -> list[Piece]:
+        """The object's chunks ``own`` (the next own chunk, in order) settles."""
+        self._pending.append(own)
+        return self._drain(final=False)
+
+    def finish(self) -> list[Piece]:
+        """The object's last chunks, once every own chunk was fed."""
+        return self._drain(final=True)
+
+    def _drain(self, final: bool) -> list[Piece]:
+        out: list[Piece] = []
+        while self._pending or (final and self._window is not None):
+            if self._window is None:
+                own = self._pending.popleft()
+                if own.offset not in self._window_starts:
+                    out.append(Piece(own.offset, len(own.data), own.chunk_id))
+                    continue
+                self._window, self._start, self._buf = [], own.offset, bytearray()
+                self._pending.appendleft(own)
+            while self._pending:
+                own = self._pending.popleft()
+                self._window.append(own)
+                self._buf += own.data
+            cut, back_in_step = self._cut(final)
+            out += cut
+            if back_in_step is None:
+                if final:
+                    raise ValueError("the own chunks do not add up to the object's size")
+                return out
+            # in step again: the own chunks from there on are the single stream's
+            self._pending.extend(o for o in self._window if o.offset >= back_in_step)
+            self._window, self._buf = None, bytearray()
+        return out
+
+    def _cut(self, final: bool) -> tuple[list[Piece], int | None]:
+        """Chunk the window's bytes; the final chunks cut, and the offset where the chunking
+        is back in step with the parts' own (None: not yet). Keeps the bytes after the last
+        final cut."""
+        assert self._window is not None
+        end = self._start + len(self._buf)
+        pieces: list[Piece] = []
+        back: int | None = None
+        for c in self._profile.split(io.BytesIO(self._buf)):
+            c_end = self._start + c.offset + len(c.data)
+            if c_end == end and not (final and end == self._total):
+                break  # cut only because the bytes held end here: not final yet
+            pieces.append(Piece(self._start + c.offset, len(c.data), c.chunk_id, bytes(c.data)))
+            if c_end in self._in_step:
+                back = c_end
+                break
+        if pieces:
+            done = pieces[-1].offset + pieces[-1].size
+            del self._buf[: done - self._start]
+            self._start = done
+            self._window = [o for o in self._window if o.offset >= done]
+        if final and back is None and end == self._total and self._start == end:
+            back = end  # everything cut: nothing left in the window
+        return pieces, back

@@ -1,0 +1,165 @@
+"""The XML of S3's multipart calls: the CompleteMultipartUpload body read (and checked against
+the upload's parts: S3's ``InvalidPart``, ``InvalidPartOrder``, ``EntityTooSmall``), and the
+ListParts and ListMultipartUploads answers written."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from dfs.api.multipart import MIN_PART_BYTES
+from dfs.meta.multipart import MAX_PARTS, MultipartUpload, UploadPart
+from dfs.s3.context import iso_time, xml
+from dfs.s3.errors import S3Error
+
+MAX_COMPLETE_BODY = 2 * 1024 * 1024  # 10,000 parts of about 100 bytes each, with room
+
+
+def malformed(message: str = "The XML you provided was not well-formed") -> S3Error:
+    return S3Error("MalformedXML", 400, message)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_complete(body: bytes) -> list[tuple[int, str]]:
+    """The (part number, ETag without quotes) pairs of a CompleteMultipartUpload body, in
+    the order given. Entity declarations are refused before parsing (no expansion)."""
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise malformed("document type declarations are not accepted")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        raise malformed() from None
+    if _local(root.tag) != "CompleteMultipartUpload":
+        raise malformed()
+    out: list[tuple[int, str]] = []
+    for part in root:
+        if _local(part.tag) != "Part":
+            continue
+        fields = {_local(child.tag): (child.text or "").strip() for child in part}
+        try:
+            number = int(fields["PartNumber"])
+            etag = fields["ETag"].strip('"').lower()
+        except (KeyError, ValueError):
+            raise malformed() from None
+        out.append((number, etag))
+    if not out:
+        raise malformed("The XML you provided did not list any part")
+    if len(out) > MAX_PARTS:
+        raise malformed(f"more than {MAX_PARTS} parts")
+    return out
+
+
+def choose_parts(
+    stored: Sequence[UploadPart], asked: Sequence[tuple[int, str]]
+) -> list[UploadPart]:
+    """The stored parts ``asked`` names, in order, checked as S3 checks them."""
+    by_number = {p.part_number: p for p in stored}
+    chosen: list[UploadPart] = []
+    last = 0
+    for number, etag in asked:
+        if number <= last:
+            raise S3Error(
+                "InvalidPartOrder",
+                400,
+                "The list of parts was not in ascending order. Parts must be ordered by part "
+                "number.",
+            )
+        last = number
+        part = by_number.get(number)
+        if part is None or part.etag != etag:
+            raise S3Error(
+                "InvalidPart",
+                400,
+                "One or more of the specified parts could not be found. The part may not have "
+                "been uploaded, or the specified entity tag may not match the part's entity tag.",
+            )
+        chosen.append(part)
+    for part in chosen[:-1]:
+        if part.size < MIN_PART_BYTES:
+            raise S3Error(
+                "EntityTooSmall",
+                400,
+                f"Your proposed upload is smaller than the minimum allowed object size "
+                f"(part {part.part_number} has {part.size} bytes; every part but the last "
+                f"must have at least {MIN_PART_BYTES}).",
+            )
+    return chosen
+
+
+def _who(tenant: str, tag: str) -> str:
+    return f"<{tag}>{xml('ID', tenant)}{xml('DisplayName', tenant)}</{tag}>"
+
+
+def list_parts_xml(
+    upload: MultipartUpload, parts: Sequence[UploadPart], marker: int, max_parts: int
+) -> str:
+    truncated = len(parts) > max_parts
+    shown = parts[:max_parts]
+    nxt = shown[-1].part_number if shown else marker
+    items = "".join(
+        "<Part>"
+        + xml("PartNumber", p.part_number)
+        + xml("LastModified", iso_time(p.last_modified))
+        + xml("ETag", f'"{p.etag}"')
+        + xml("Size", p.size)
+        + "</Part>"
+        for p in shown
+    )
+    return (
+        xml("Bucket", upload.bucket)
+        + xml("Key", upload.key)
+        + xml("UploadId", upload.upload_id)
+        + _who(upload.tenant, "Initiator")
+        + _who(upload.tenant, "Owner")
+        + xml("StorageClass", "STANDARD")
+        + xml("PartNumberMarker", marker)
+        + xml("NextPartNumberMarker", nxt)
+        + xml("MaxParts", max_parts)
+        + xml("IsTruncated", "true" if truncated else "false")
+        + items
+    )
+
+
+def list_uploads_xml(
+    bucket: str,
+    uploads: Sequence[MultipartUpload],
+    q: dict[str, str],
+    max_uploads: int,
+) -> str:
+    """ListMultipartUploadsResult's inner XML; ``uploads`` may hold one more than
+    ``max_uploads`` (then the answer is truncated)."""
+    encode = q.get("encoding-type") == "url"
+
+    def key_text(key: str) -> str:
+        return quote(key, safe="/") if encode else key
+
+    truncated = len(uploads) > max_uploads
+    shown = uploads[:max_uploads]
+    items = "".join(
+        "<Upload>"
+        + xml("Key", key_text(u.key))
+        + xml("UploadId", u.upload_id)
+        + _who(u.tenant, "Initiator")
+        + _who(u.tenant, "Owner")
+        + xml("StorageClass", "STANDARD")
+        + xml("Initiated", iso_time(u.created_at))
+        + "</Upload>"
+        for u in shown
+    )
+    head = (
+        xml("Bucket", bucket)
+        + xml("KeyMarker", key_text(q.get("key-marker", "")))
+        + xml("UploadIdMarker", q.get("upload-id-marker", ""))
+    )
+    if truncated and shown:
+        head += xml("NextKeyMarker", key_text(shown[-1].key))
+        head += xml("NextUploadIdMarker", shown[-1].upload_id)
+    head += xml("Prefix", key_text(q.get("prefix", "")))
+    if encode:
+        head += xml("EncodingType", "url")
+    head += xml("MaxUploads", max_uploads) + xml("IsTruncated", "true" if truncated else "false")
+    return head + items

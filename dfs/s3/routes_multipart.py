@@ -1,0 +1,433 @@
+"""S3 multipart uploads (path-style), on ``dfs.api.multipart``'s service.
+
+| method | path                          | call                                             |
+|--------|-------------------------------|--------------------------------------------------|
+| POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type`` and ``x-amz-meta-*`` kept for the object) |
+| PUT    | /{bucket}/{key}?partNumber&uploadId | UploadPart; with ``x-amz-copy-source`` (and ``x-amz-copy-source-range``): UploadPartCopy |
+| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload                          |
+| DELETE | /{bucket}/{key}?uploadId      | AbortMultipartUpload (204)                       |
+| GET    | /{bucket}/{key}?uploadId      | ListParts (``max-parts``, ``part-number-marker``) |
+| GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``) |
+
+These calls share their paths with the object and bucket calls and are told apart by their
+query, so ``dispatch`` (a middleware after SigV4) hands them here before the object routes
+see them. CompleteMultipartUpload re-reads and re-chunks the parts (``Multipart.assemble``),
+which takes time proportional to the object: as S3 does, when it is not done within
+``KEEPALIVE`` seconds the answer starts (200) and whitespace is sent every ``KEEPALIVE``
+seconds until the result, or an ``<Error>`` document, ends the body (botocore reads an
+error in a 200 answer of this call as the error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import unquote
+
+from aiohttp import hdrs, web
+
+from dfs.api import access, ranges
+from dfs.api.ingest import Ingested
+from dfs.api.multipart import MAX_PART_BYTES, Multipart, StreamReader, multipart_etag
+from dfs.api.namespace_bodies import (
+    ObjectFields,
+    parse_bucket_name,
+    parse_content_type,
+    parse_key,
+    parse_metadata,
+)
+from dfs.errors import DfsError, FileNotFound, InvalidRequest
+from dfs.meta.multipart import (
+    MAX_PARTS,
+    UPLOAD_COMPLETING,
+    UPLOAD_OPEN,
+    MultipartUpload,
+    UploadPart,
+)
+from dfs.s3 import multipart_xml
+from dfs.s3.bodies import BodyReader
+from dfs.s3.context import (
+    COORDINATOR,
+    NAMESPACE,
+    caller,
+    iso_time,
+    params,
+    principal,
+    xml,
+    xml_response,
+)
+from dfs.s3.errors import Handler, S3Error, error_response, from_dfs, not_implemented
+from dfs.s3.names import bucket_name
+from dfs.server import StreamDeadline
+
+log = logging.getLogger("dfs.s3.multipart")
+
+MULTIPART = web.AppKey("multipart", Multipart)
+KEEPALIVE = 5.0
+_RUNNING: set[asyncio.Task[str]] = set()
+"""Completes in progress: held here so that one whose client went away still finishes (as
+on S3) and is not garbage-collected half-way."""
+MAX_LISTED = 1000
+_UNSUPPORTED_CREATE_HEADERS = (
+    "x-amz-tagging",
+    "x-amz-object-lock-mode",
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-customer-algorithm",
+)
+
+
+def _key(request: web.Request) -> tuple[str, str]:
+    try:
+        return bucket_name(request), parse_key(request.match_info["key"])
+    except InvalidRequest as exc:
+        code = "KeyTooLongError" if "long" in exc.message else "InvalidArgument"
+        raise S3Error(code, 400, exc.message) from None
+
+
+def _refuse_params(request: web.Request, allowed: set[str]) -> dict[str, str]:
+    q = params(request)
+    extra = sorted(set(q) - allowed)
+    if extra:
+        raise not_implemented(f"{request.method} with ?{'&'.join(extra)}")
+    return q
+
+
+def _int_param(q: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = q.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise S3Error("InvalidArgument", 400, f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise S3Error("InvalidArgument", 400, f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _body(request: web.Request) -> BodyReader:
+    deadline = StreamDeadline(request)  # slow clients cannot pin the server
+
+    async def read_raw(n: int) -> bytes:
+        return await deadline.read(request.content.read, n)
+
+    h = request.headers
+    return BodyReader(
+        read_raw,
+        caller(request).payload_hash,
+        h.get("Content-Encoding", ""),
+        content_md5=h.get("Content-MD5"),
+        crc32_header=h.get("x-amz-checksum-crc32"),
+    )
+
+
+async def _upload(request: web.Request, bucket: str, key: str) -> MultipartUpload:
+    upload_id = params(request).get("uploadId", "")
+    return await request.app[MULTIPART].upload(upload_id, caller(request).tenant, bucket, key)
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def _fields(request: web.Request) -> tuple[str, tuple[tuple[str, str], ...]]:
+    meta = {
+        k[11:].lower(): v for k, v in request.headers.items() if k.lower().startswith("x-amz-meta-")
+    }
+    try:
+        ctype = request.headers.get(hdrs.CONTENT_TYPE)
+        return (
+            parse_content_type(ctype) if ctype else "",
+            parse_metadata(meta) if meta else (),
+        )
+    except InvalidRequest as exc:
+        raise S3Error("InvalidArgument", 400, exc.message) from None
+
+
+async def create_upload(request: web.Request, bucket: str, key: str) -> web.Response:
+    _refuse_params(request, {"uploads"})
+    for name in _UNSUPPORTED_CREATE_HEADERS:
+        if name in request.headers:
+            raise not_implemented(f"CreateMultipartUpload with {name}")
+    ctype, meta = _fields(request)
+    b = await request.app[NAMESPACE].bucket(bucket)
+    access.require_write(principal(request), b)
+    u = await request.app[MULTIPART].create(caller(request).tenant, bucket, key, ctype, meta)
+    inner = xml("Bucket", bucket) + xml("Key", key) + xml("UploadId", u.upload_id)
+    return xml_response("InitiateMultipartUploadResult", inner)
+
+
+# --- parts ----------------------------------------------------------------------------------
+
+
+async def upload_part(request: web.Request, bucket: str, key: str) -> web.Response:
+    q = _refuse_params(request, {"uploadId", "partNumber"})
+    number = _int_param(q, "partNumber", 0, 1, MAX_PARTS)
+    if "x-amz-copy-source" in request.headers:
+        return await upload_part_copy(request, bucket, key, number)
+    u = await _upload(request, bucket, key)
+    if u.state != UPLOAD_OPEN:
+        raise S3Error("NoSuchUpload", 404, "The specified upload is being completed.")
+    mp = request.app[MULTIPART]
+    body = _body(request)
+    declared = request.headers.get("x-amz-decoded-content-length") or request.content_length
+    if declared is not None and int(declared) > MAX_PART_BYTES:
+        raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
+    file_id, size = "", 0
+    if declared is None or int(declared) > 0:
+        file_id, size = await mp.ingest_part(u, number, body.read)
+    try:
+        etag = body.finish()
+    except BaseException:
+        await mp.release_files(u.tenant, [file_id])
+        raise
+    await mp.record_part(u, UploadPart(number, file_id, size, etag, time.time()))
+    return web.Response(status=200, headers={"ETag": f'"{etag}"'})
+
+
+def _copy_source(header: str) -> tuple[str, str]:
+    path, _, query = unquote(header).lstrip("/").partition("?")
+    if query:
+        raise not_implemented("UploadPartCopy of a given source version")
+    src_bucket, _, src_key = path.partition("/")
+    try:
+        return parse_bucket_name(src_bucket), parse_key(src_key)
+    except InvalidRequest as exc:
+        raise S3Error("InvalidArgument", 400, f"x-amz-copy-source: {exc.message}") from None
+
+
+def _copy_range(header: str | None, size: int) -> ranges.ByteRange | None:
+    """``x-amz-copy-source-range: bytes=first-last`` (both given, inside the source)."""
+    if header is None:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    first, _, last = spec.partition("-")
+    try:
+        start, end = int(first), int(last)
+    except ValueError:
+        start, end = -1, -1
+    if unit != "bytes" or start < 0 or end < start or end >= size:
+        raise S3Error(
+            "InvalidArgument",
+            400,
+            f"Range specified is not valid for source object of size: {size}",
+        )
+    return ranges.ByteRange(start, end, size)
+
+
+async def _hashed(
+    source: AsyncIterator[bytes], update: Callable[[bytes], None]
+) -> AsyncIterator[bytes]:
+    async for data in source:
+        update(data)
+        yield data
+
+
+async def upload_part_copy(
+    request: web.Request, bucket: str, key: str, number: int
+) -> web.Response:
+    """A part made of a source object's bytes (or a range of them), read verified and
+    chunked like any part (the source's chunks dedup)."""
+    for h in request.headers:
+        if h.lower().startswith("x-amz-copy-source-if-"):
+            raise not_implemented("UploadPartCopy with x-amz-copy-source-if-* conditions")
+    u = await _upload(request, bucket, key)
+    if u.state != UPLOAD_OPEN:
+        raise S3Error("NoSuchUpload", 404, "The specified upload is being completed.")
+    src = _copy_source(request.headers["x-amz-copy-source"])
+    ns = request.app[NAMESPACE]
+    await ns.bucket(src[0])
+    r = await ns.resolve(principal(request), src[0], src[1], None)
+    rng = _copy_range(request.headers.get("x-amz-copy-source-range"), r.version.size)
+    length = r.version.size if rng is None else rng.length
+    if length > MAX_PART_BYTES:
+        raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
+    mp = request.app[MULTIPART]
+    md5 = hashlib.md5(usedforsecurity=False)
+    file_id, size = "", 0
+    if length:
+        source = _hashed(mp.part_source(r.bucket.tenant, r.version.file_id, rng), md5.update)
+        file_id, size = await mp.ingest_part(u, number, StreamReader(source).read)
+    now = time.time()
+    await mp.record_part(u, UploadPart(number, file_id, size, md5.hexdigest(), now))
+    inner = xml("LastModified", iso_time(now)) + xml("ETag", f'"{md5.hexdigest()}"')
+    return xml_response("CopyPartResult", inner)
+
+
+# --- complete, abort, lists -----------------------------------------------------------------
+
+
+async def _complete_body(request: web.Request) -> bytes:
+    body = _body(request)
+    raw = bytearray()
+    while piece := await body.read(1 << 16):
+        raw += piece
+        if len(raw) > multipart_xml.MAX_COMPLETE_BODY:
+            raise multipart_xml.malformed("the part list is too long")
+    body.finish()
+    return bytes(raw)
+
+
+async def _assemble_and_link(
+    request: web.Request, u: MultipartUpload, parts: list[UploadPart]
+) -> str:
+    """Build the object from ``parts``, make it the key's current version; its ETag."""
+    mp = request.app[MULTIPART]
+    etag = multipart_etag([p.etag for p in parts])
+    made: Ingested | None = None
+    try:
+        file_id = ""
+        if sum(p.size for p in parts):
+            try:
+                made = await mp.assemble(u, parts)
+            except FileNotFound:  # a part's file was deleted by its file id
+                raise S3Error("InvalidPart", 400, "a part's stored bytes are gone") from None
+            file_id = str(made.body["file_id"])
+        fields = ObjectFields(content_type=u.content_type or None, metadata=u.user_metadata)
+        await request.app[NAMESPACE].link(
+            principal(request), u.bucket, u.key, file_id, fields, etag=etag
+        )
+    except BaseException:
+        if made is not None and made.created:
+            with contextlib.suppress(DfsError):
+                await mp.release_files(u.tenant, [str(made.body["file_id"])])
+        await mp.reopen(u)
+        raise
+    with contextlib.suppress(DfsError):  # collected meanwhile: its parts are released already
+        await mp.finish(u, {UPLOAD_COMPLETING})
+    return etag
+
+
+def _complete_xml(request: web.Request, u: MultipartUpload, etag: str) -> str:
+    location = f"{request.scheme}://{request.host}/{u.bucket}/{u.key}"
+    return (
+        xml("Location", location)
+        + xml("Bucket", u.bucket)
+        + xml("Key", u.key)
+        + xml("ETag", f'"{etag}"')
+    )
+
+
+async def complete_upload(request: web.Request, bucket: str, key: str) -> web.StreamResponse:
+    _refuse_params(request, {"uploadId"})
+    asked = multipart_xml.parse_complete(await _complete_body(request))
+    u = await _upload(request, bucket, key)
+    mp = request.app[MULTIPART]
+    parts = await mp.begin_complete(u)
+    try:
+        chosen = multipart_xml.choose_parts(parts, asked)
+    except BaseException:
+        await mp.reopen(u)
+        raise
+    task = asyncio.create_task(_assemble_and_link(request, u, chosen))
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
+    if done:
+        return xml_response(
+            "CompleteMultipartUploadResult", _complete_xml(request, u, task.result())
+        )
+    return await _complete_slowly(request, u, task)
+
+
+async def _complete_slowly(
+    request: web.Request, u: MultipartUpload, task: asyncio.Task[str]
+) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={hdrs.CONTENT_TYPE: "application/xml"})
+    await resp.prepare(request)
+    await resp.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
+        if done:
+            break
+        await resp.write(b" ")
+    try:
+        etag = task.result()
+        text = (
+            xml_response("CompleteMultipartUploadResult", _complete_xml(request, u, etag)).text
+            or ""
+        )
+    except S3Error as err:
+        text = error_response(err, request.path).text or ""
+    except DfsError as exc:
+        text = error_response(from_dfs(exc), request.path).text or ""
+    except Exception:  # the status is sent: the error can only be told in the body
+        log.exception("complete of %s/%s failed", u.bucket, u.key)
+        text = error_response(from_dfs(DfsError("internal")), request.path).text or ""
+    body = text.split("\n", 1)[1] if text.startswith("<?xml") else text
+    await resp.write(body.encode())
+    await resp.write_eof()
+    return resp
+
+
+async def abort_upload(request: web.Request, bucket: str, key: str) -> web.Response:
+    _refuse_params(request, {"uploadId"})
+    u = await _upload(request, bucket, key)
+    await request.app[MULTIPART].finish(u, {UPLOAD_OPEN})
+    return web.Response(status=204)
+
+
+async def list_parts(request: web.Request, bucket: str, key: str) -> web.Response:
+    q = _refuse_params(request, {"uploadId", "max-parts", "part-number-marker", "encoding-type"})
+    max_parts = _int_param(q, "max-parts", MAX_LISTED, 0, MAX_LISTED)
+    marker = _int_param(q, "part-number-marker", 0, 0, MAX_PARTS)
+    u = await _upload(request, bucket, key)
+    parts = await request.app[MULTIPART].store.list_upload_parts(
+        u.upload_id, after=marker, limit=max_parts + 1
+    )
+    return xml_response(
+        "ListPartsResult", multipart_xml.list_parts_xml(u, parts, marker, max_parts)
+    )
+
+
+async def list_uploads(request: web.Request, bucket: str) -> web.Response:
+    allowed = {"uploads", "prefix", "key-marker", "upload-id-marker", "max-uploads"}
+    q = _refuse_params(request, allowed | {"encoding-type"})
+    if q.get("encoding-type", "url") != "url":
+        raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request")
+    max_uploads = _int_param(q, "max-uploads", MAX_LISTED, 0, MAX_LISTED)
+    await request.app[NAMESPACE].visible_bucket(principal(request), bucket)
+    after = None
+    if q.get("key-marker"):
+        # without an upload-id-marker, every upload of the marker key is skipped ("~" sorts
+        # after every upload id: hex digits)
+        after = (q["key-marker"], q.get("upload-id-marker") or "~")
+    found = await request.app[MULTIPART].store.list_multipart_uploads(
+        bucket, q.get("prefix", ""), after, max_uploads + 1
+    )
+    inner = multipart_xml.list_uploads_xml(bucket, found, q, max_uploads)
+    return xml_response("ListMultipartUploadsResult", inner)
+
+
+# --- dispatch -------------------------------------------------------------------------------
+
+
+@web.middleware
+async def dispatch(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Multipart calls, told apart from object and bucket calls by their query."""
+    q = params(request)
+    m = request.method
+    if "key" in request.match_info and (
+        "uploadId" in q or (m == hdrs.METH_POST and "uploads" in q)
+    ):
+        bucket, key = _key(request)
+        call = {
+            hdrs.METH_POST: complete_upload if "uploadId" in q else create_upload,
+            hdrs.METH_PUT: upload_part,
+            hdrs.METH_DELETE: abort_upload,
+            hdrs.METH_GET: list_parts,
+        }.get(m)
+        if call is not None:
+            return await call(request, bucket, key)
+    elif "bucket" in request.match_info and m == hdrs.METH_GET and "uploads" in q:
+        return await list_uploads(request, bucket_name(request))
+    return await handler(request)
+
+
+def add_routes(app: web.Application) -> None:
+    """The multipart service and the dispatch middleware (after SigV4's)."""
+    app[MULTIPART] = Multipart(app[COORDINATOR])
+    app.middlewares.append(dispatch)

@@ -1,0 +1,121 @@
+"""The multipart-upload port (``dfs.meta.multipart``) on every backend (``meta`` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dfs.errors import UploadNotFound
+from dfs.meta.base import MetadataStore
+from dfs.meta.multipart import (
+    UPLOAD_COMPLETING,
+    UPLOAD_DONE,
+    UPLOAD_OPEN,
+    MultipartStore,
+    MultipartUpload,
+    UploadPart,
+    multipart_store,
+    new_upload_id,
+)
+
+
+def _store(meta: MetadataStore) -> MultipartStore:
+    store = multipart_store(meta)
+    assert store is not None
+    return store
+
+
+def _upload(key: str, now: float, bucket: str = "b1") -> MultipartUpload:
+    return MultipartUpload(
+        new_upload_id(now), "t1", bucket, key, now, "text/plain", (("color", "blue"),)
+    )
+
+
+def _part(n: int, fid: str = "f") -> UploadPart:
+    return UploadPart(n, f"{fid}{n}", 5 << 20, f"{n:032x}", 100.0 + n)
+
+
+async def test_create_get_and_parts_replace(meta: MetadataStore) -> None:
+    store = _store(meta)
+    u = _upload("dir/a.bin", 1000.0)
+    await store.create_multipart_upload(u)
+    assert await store.get_multipart_upload(u.upload_id) == u
+    with pytest.raises(UploadNotFound):
+        await store.get_multipart_upload(new_upload_id(1.0))
+    assert await store.put_upload_part(u.upload_id, _part(2)) is None
+    assert await store.put_upload_part(u.upload_id, _part(1)) is None
+    assert await store.put_upload_part(u.upload_id, _part(2, "g")) == "f2"  # replaced
+    parts = await store.list_upload_parts(u.upload_id)
+    assert [(p.part_number, p.file_id) for p in parts] == [(1, "f1"), (2, "g2")]
+    assert parts[0] == _part(1)
+    assert [p.part_number for p in await store.list_upload_parts(u.upload_id, after=1)] == [2]
+    assert len(await store.list_upload_parts(u.upload_id, limit=1)) == 1
+
+
+async def test_states_close_the_races(meta: MetadataStore) -> None:
+    store = _store(meta)
+    u = _upload("k", 1000.0)
+    await store.create_multipart_upload(u)
+    await store.put_upload_part(u.upload_id, _part(1))
+    # two Completes at once: exactly one wins
+    got = await asyncio.gather(
+        store.set_multipart_state(u.upload_id, {UPLOAD_OPEN}, UPLOAD_COMPLETING),
+        store.set_multipart_state(u.upload_id, {UPLOAD_OPEN}, UPLOAD_COMPLETING),
+        return_exceptions=True,
+    )
+    assert sorted(type(g).__name__ for g in got) == ["MultipartUpload", "UploadNotFound"]
+    # parts and Abort are refused while completing
+    with pytest.raises(UploadNotFound):
+        await store.put_upload_part(u.upload_id, _part(2))
+    with pytest.raises(UploadNotFound):
+        await store.set_multipart_state(u.upload_id, {UPLOAD_OPEN}, UPLOAD_DONE)
+    before = await store.set_multipart_state(u.upload_id, {UPLOAD_COMPLETING}, UPLOAD_OPEN)
+    assert before.state == UPLOAD_COMPLETING
+    await store.put_upload_part(u.upload_id, _part(2))
+    await store.set_multipart_state(u.upload_id, {UPLOAD_OPEN}, UPLOAD_DONE)
+    assert (await store.get_multipart_upload(u.upload_id)).state == UPLOAD_DONE
+    await store.delete_multipart_upload(u.upload_id)
+    await store.delete_multipart_upload(u.upload_id)  # idempotent
+    with pytest.raises(UploadNotFound):
+        await store.get_multipart_upload(u.upload_id)
+    assert await store.list_upload_parts(u.upload_id) == []
+    with pytest.raises(UploadNotFound):
+        await store.put_upload_part(u.upload_id, _part(3))
+
+
+async def test_listing_order_prefix_markers_and_age(meta: MetadataStore) -> None:
+    store = _store(meta)
+    made = [
+        _upload("b/2", 1003.0),
+        _upload("a", 1001.0),
+        _upload("b/1", 1002.0),
+        _upload("b/1", 1004.0),
+        _upload("c", 1000.0),
+        _upload("a", 1005.0, bucket="other"),
+    ]
+    for u in made:
+        await store.create_multipart_upload(u)
+    listed = await store.list_multipart_uploads("b1")
+    assert [(u.key, u.created_at) for u in listed] == [
+        ("a", 1001.0),
+        ("b/1", 1002.0),
+        ("b/1", 1004.0),
+        ("b/2", 1003.0),
+        ("c", 1000.0),
+    ]
+    assert [u.key for u in await store.list_multipart_uploads("b1", prefix="b/")] == [
+        "b/1",
+        "b/1",
+        "b/2",
+    ]
+    page = await store.list_multipart_uploads("b1", limit=2)
+    assert len(page) == 2
+    last = page[-1]
+    rest = await store.list_multipart_uploads("b1", after=(last.key, last.upload_id))
+    assert [u.upload_id for u in page + rest] == [u.upload_id for u in listed]
+    await store.set_multipart_state(made[4].upload_id, {UPLOAD_OPEN}, UPLOAD_DONE)
+    assert "c" not in [u.key for u in await store.list_multipart_uploads("b1")]
+    stale = await store.stale_multipart_uploads(1002.5)
+    assert [u.created_at for u in stale] == [1000.0, 1001.0, 1002.0]
+    assert len(await store.stale_multipart_uploads(2000.0, limit=4)) == 4

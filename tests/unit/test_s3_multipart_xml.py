@@ -1,0 +1,115 @@
+"""The multipart calls' parts that need no cluster: the Complete body, S3's part-list checks,
+the ETag, the byte-stream reader, and a slow Complete's keep-alive answer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from dfs.api.multipart import MIN_PART_BYTES, StreamReader, multipart_etag
+from dfs.meta.multipart import MultipartUpload, UploadPart
+from dfs.s3 import routes_multipart
+from dfs.s3.errors import S3Error
+from dfs.s3.multipart_xml import choose_parts, parse_complete
+
+BODY = b"""<?xml version="1.0" encoding="UTF-8"?>
+<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Part><ETag>"aa"</ETag><PartNumber>1</PartNumber></Part>
+  <Part><PartNumber>3</PartNumber><ETag>BB</ETag></Part>
+</CompleteMultipartUpload>"""
+
+
+def test_parse_complete() -> None:
+    assert parse_complete(BODY) == [(1, "aa"), (3, "bb")]
+    for bad in (
+        b"<CompleteMultipartUpload/>",
+        b"<Other><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part></Other>",
+        b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>a</ETag></Part>"
+        b"</CompleteMultipartUpload>",
+        b"not xml",
+        b'<!DOCTYPE x [<!ENTITY a "b">]><CompleteMultipartUpload/>',
+    ):
+        with pytest.raises(S3Error) as exc:
+            parse_complete(bad)
+        assert exc.value.code == "MalformedXML"
+
+
+def _part(n: int, etag: str, size: int = MIN_PART_BYTES) -> UploadPart:
+    return UploadPart(n, f"f{n}", size, etag, 0.0)
+
+
+def test_choose_parts_checks_as_s3_does() -> None:
+    stored = [_part(1, "a"), _part(2, "b"), _part(3, "c", 10)]
+    assert choose_parts(stored, [(1, "a"), (3, "c")]) == [stored[0], stored[2]]
+    cases = [
+        ([(2, "b"), (1, "a")], "InvalidPartOrder"),
+        ([(1, "a"), (1, "a")], "InvalidPartOrder"),
+        ([(1, "x")], "InvalidPart"),
+        ([(4, "d")], "InvalidPart"),
+        ([(1, "a"), (3, "c"), (4, "d")], "InvalidPart"),
+    ]
+    for asked, code in cases:
+        with pytest.raises(S3Error) as exc:
+            choose_parts(stored, asked)
+        assert exc.value.code == code, asked
+    small = [_part(1, "a", MIN_PART_BYTES - 1), _part(2, "b", 1)]
+    with pytest.raises(S3Error) as exc:
+        choose_parts(small, [(1, "a"), (2, "b")])
+    assert exc.value.code == "EntityTooSmall"
+    assert choose_parts(small, [(2, "b")]) == [small[1]]  # the last part may be small
+
+
+def test_multipart_etag() -> None:
+    parts = [b"one", b"two"]
+    joined = b"".join(hashlib.md5(p).digest() for p in parts)
+    want = f"{hashlib.md5(joined).hexdigest()}-2"
+    assert multipart_etag([hashlib.md5(p).hexdigest() for p in parts]) == want
+
+
+async def test_stream_reader_hands_out_at_most_n_bytes() -> None:
+    async def source() -> AsyncIterator[bytes]:
+        for piece in (b"abcde", b"", b"fg"):
+            yield piece
+
+    reader = StreamReader(source())
+    got = [await reader.read(3) for _ in range(5)]
+    assert got == [b"abc", b"de", b"fg", b"", b""]
+
+
+async def test_a_slow_complete_keeps_the_connection_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past KEEPALIVE the answer starts (200), spaces follow, then the result or an
+    ``<Error>`` document ends it (what botocore reads as this call's error)."""
+    monkeypatch.setattr(routes_multipart, "KEEPALIVE", 0.05)
+    upload = MultipartUpload("id1", "t", "bkt", "k", 0.0)
+
+    async def slow(fail: bool) -> str:
+        await asyncio.sleep(0.3)
+        if fail:
+            raise S3Error("InvalidPart", 400, "gone")
+        return "abc-2"
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        task = asyncio.create_task(slow("fail" in request.query))
+        return await routes_multipart._complete_slowly(request, upload, task)
+
+    app = web.Application()
+    app.router.add_post("/bkt/k", handler)
+    async with TestClient(TestServer(app)) as client:
+        ok = await client.post("/bkt/k")
+        text = await ok.text()
+        assert ok.status == 200
+        assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n  ')
+        assert "<ETag>&quot;abc-2&quot;</ETag>" in text or '<ETag>"abc-2"</ETag>' in text
+        assert "<CompleteMultipartUploadResult" in text
+        bad = await client.post("/bkt/k?fail=1")
+        text = await bad.text()
+        assert bad.status == 200
+        assert "<Error><Code>InvalidPart</Code>" in text
+        assert text.count("<?xml") == 1

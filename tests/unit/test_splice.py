@@ -1,0 +1,63 @@
+"""``dfs.api.splice``: the parts' own chunks spliced into the chunks of one stream."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+
+from dfs.api.splice import Own, Piece, Splicer
+from dfs.chunking import ChunkerProfile
+
+MIB = 1 << 20
+PROFILE = ChunkerProfile.fastcdc(16 * 1024, 64 * 1024, 256 * 1024)
+
+
+def _chunks(data: bytes) -> list[tuple[int, int, str]]:
+    return [(c.offset, len(c.data), c.chunk_id) for c in PROFILE.split(io.BytesIO(data))]
+
+
+def _splice(data: bytes, part_sizes: list[int]) -> list[Piece]:
+    owns: list[Own] = []
+    window_starts, base = set(), 0
+    for i, size in enumerate(part_sizes):
+        part = data[base : base + size]
+        mine = [Own(base + o, cid, part[o : o + n]) for o, n, cid in _chunks(part)]
+        owns += mine
+        if mine and i < len(part_sizes) - 1:
+            window_starts.add(mine[-1].offset)
+        base += size
+    splicer = Splicer(PROFILE, window_starts, {o.offset for o in owns}, len(data))
+    out: list[Piece] = []
+    for own in owns:
+        out += splicer.feed(own)
+    return out + splicer.finish()
+
+
+@pytest.mark.parametrize(
+    ("seed", "parts"),
+    [
+        (1, [MIB // 2] * 6),
+        (2, [MIB // 2 + 17, MIB // 3, MIB, 1000]),
+        (3, [300_000, 1, 700_000]),  # a 1-byte part
+        (4, [MIB]),
+    ],
+)
+def test_spliced_chunks_are_the_single_streams(seed: int, parts: list[int]) -> None:
+    data = random.Random(seed).randbytes(sum(parts))
+    pieces = _splice(data, parts)
+    assert [(p.offset, p.size, p.chunk_id) for p in pieces] == _chunks(data)
+    for p in pieces:
+        if p.data is not None:
+            assert p.data == data[p.offset : p.offset + p.size]
+    new = sum(p.size for p in pieces if p.data is not None)
+    assert new <= (len(parts) - 1) * 4 * 256 * 1024  # only around the part edges
+
+
+def test_data_never_back_in_step_stays_bounded() -> None:
+    # zeros cut at the maximum size only: unaligned parts never meet the single stream's cuts
+    parts = [300_001, 300_001, 300_001, 50]
+    data = bytes(sum(parts))
+    pieces = _splice(data, parts)
+    assert [(p.offset, p.size, p.chunk_id) for p in pieces] == _chunks(data)

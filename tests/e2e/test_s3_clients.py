@@ -20,18 +20,22 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sysconfig
 import urllib.parse
+import urllib.request
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
@@ -43,6 +47,7 @@ from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc
 REPO = Path(__file__).resolve().parents[2]
 STDLIB_PARTS = ("json", "email", "asyncio", "logging", "html", "http", "urllib", "xml")
 TIMEOUT = 300
+DOMAIN = "s3.localhost"  # virtual-host buckets: BUCKET.s3.localhost
 
 
 def tool(name: str) -> str:
@@ -82,6 +87,7 @@ def gateway(
     sqlite_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LoggedGateway]:
     monkeypatch.setenv("DFS_LOG_LEVEL", "DEBUG")  # the gateway logs each body's framing
+    monkeypatch.setenv("DFS_S3_DOMAIN", DOMAIN)
     api = sqlite_cluster.api_url
     run_cli("admin", "create-tenant", api, "clients")
     token = run_cli("admin", "create-token", api, "clients").stdout.strip()
@@ -235,3 +241,55 @@ def test_chunk_signed_puts_and_forged_chunks(gateway: Gateway) -> None:
         assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     listed = s3.list_objects_v2(Bucket="raw")["Contents"]
     assert sorted(o["Key"] for o in listed) == ["ok-False", "ok-True"]
+
+
+def test_virtual_host_addressing_and_health(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 with addressing_style="virtual" against DFS_S3_DOMAIN=s3.localhost: it sends
+    Host: BUCKET.s3.localhost:PORT and paths without the bucket. This machine's resolver does
+    not resolve *.s3.localhost, so this test process maps those names to 127.0.0.1 (the
+    requests themselves are boto3's, over real HTTP)."""
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and (host == DOMAIN or host.endswith("." + DOMAIN)):
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    port = urllib.parse.urlsplit(gateway.url).port
+    virtual = boto3.client(
+        "s3",
+        endpoint_url=f"http://{DOMAIN}:{port}",
+        aws_access_key_id=gateway.key_id,
+        aws_secret_access_key=gateway.secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "virtual"}),
+    )
+    seen: list[str] = []
+    virtual.meta.events.register("before-send.s3", lambda request, **_: seen.append(request.url))
+    virtual.create_bucket(Bucket="vhost")
+    virtual.put_object(Bucket="vhost", Key="dir/a b.txt", Body=b"virtual")
+    assert virtual.get_object(Bucket="vhost", Key="dir/a b.txt")["Body"].read() == b"virtual"
+    assert virtual.head_object(Bucket="vhost", Key="dir/a b.txt")["ContentLength"] == 7
+    listed = virtual.list_objects_v2(Bucket="vhost", Prefix="dir/")
+    assert [o["Key"] for o in listed["Contents"]] == ["dir/a b.txt"]
+    assert all(u.startswith(f"http://vhost.{DOMAIN}:{port}/") for u in seen), seen
+    # path style keeps working, on the domain itself and on the gateway's address
+    path_style = gateway.client()
+    assert path_style.get_object(Bucket="vhost", Key="dir/a b.txt")["Body"].read() == b"virtual"
+    with pytest.raises(ClientError) as exc:
+        virtual.get_object(Bucket="vhost", Key="missing")
+    assert exc.value.response["Error"]["Code"] == "NoSuchKey"
+    virtual.delete_object(Bucket="vhost", Key="dir/a b.txt")
+    virtual.delete_bucket(Bucket="vhost")
+    assert path_style.list_buckets()["Buckets"] == []
+
+    # unsigned GET /healthz and /readyz are health probes; signed, they are S3 calls
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(gateway.url + path, timeout=30) as resp:
+            assert resp.status == 200
+    path_style.create_bucket(Bucket="healthz")
+    path_style.put_object(Bucket="healthz", Key="k", Body=b"1")
+    assert [o["Key"] for o in path_style.list_objects_v2(Bucket="healthz")["Contents"]] == ["k"]

@@ -42,20 +42,18 @@ from botocore.exceptions import ClientError
 from dfs.localcluster import LocalCluster
 from dfs.s3.sigv4 import EMPTY_SHA256, signing_key
 from tests.e2e.conftest import run_cli
-from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc
+from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc, aws_cli
 
-REPO = Path(__file__).resolve().parents[2]
 STDLIB_PARTS = ("json", "email", "asyncio", "logging", "html", "http", "urllib", "xml")
 TIMEOUT = 300
 DOMAIN = "s3.localhost"  # virtual-host buckets: BUCKET.s3.localhost
 
 
 def tool(name: str) -> str:
-    """A client installed by scripts/ci-tools.sh (the AWS CLI in its own virtualenv)."""
-    pinned = REPO / f".venv-{name}" / "bin" / name
+    """A client installed by scripts/ci-tools.sh; a missing one fails the test."""
     if name == "aws":
-        pinned = REPO / ".venv-awscli" / "bin" / "aws"
-    found = str(pinned) if pinned.exists() else shutil.which(name)
+        return aws_cli()
+    found = shutil.which(name)
     if found is None:
         pytest.fail(f"{name} is not installed: run bash scripts/ci-tools.sh")
     return found
@@ -128,6 +126,75 @@ def run(argv: list[str], env: dict[str, str]) -> str:
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, f"{argv[:3]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
+
+
+def test_aws_cli_sync_cp_ls_rm(gateway: Gateway, tmp_path: Path) -> None:
+    tree = real_tree(tmp_path / "tree")
+    env = client_env(gateway, tmp_path)
+    aws = [tool("aws"), "--endpoint-url", gateway.url, "s3"]
+    run([*aws, "mb", "s3://cli-tree"], env)
+    run([*aws, "sync", str(tree), "s3://cli-tree/tree/"], env)
+    listed = run([*aws, "ls", "--recursive", "s3://cli-tree/"], env)
+    assert len(listed.splitlines()) == len(digests(tree))
+    run([*aws, "sync", "s3://cli-tree/tree/", str(tmp_path / "back")], env)
+    assert digests(tmp_path / "back") == digests(tree)
+    # a second sync sends only what changed, and --delete removes what went
+    (tree / "json" / "__init__.py").write_bytes(b"# changed\n")
+    shutil.rmtree(tree / "html")
+    again = run([*aws, "sync", "--delete", str(tree), "s3://cli-tree/tree/"], env)
+    uploads = [line for line in again.splitlines() if line.startswith("upload:")]
+    assert len(uploads) == 1, again
+    assert "json/__init__.py" in uploads[0]
+    assert sum(line.startswith("delete:") for line in again.splitlines()) == len(
+        [p for p in (tmp_path / "back" / "html").rglob("*") if p.is_file()]
+    )
+    run([*aws, "cp", "--recursive", "s3://cli-tree/tree/", str(tmp_path / "back2")], env)
+    assert digests(tmp_path / "back2") == digests(tree)
+    one = tree / "email" / "message.py"
+    run([*aws, "cp", str(one), "s3://cli-tree/single/message.py"], env)
+    run([*aws, "cp", "s3://cli-tree/single/message.py", str(tmp_path / "one.py")], env)
+    assert (tmp_path / "one.py").read_bytes() == one.read_bytes()
+    top = run([*aws, "ls", "s3://cli-tree/"], env)
+    assert "PRE single/" in top
+    assert "PRE tree/" in top
+    run([*aws, "rm", "--recursive", "s3://cli-tree/"], env)
+    assert run([*aws, "ls", "--recursive", "s3://cli-tree/"], env).strip() == ""
+    run([*aws, "rb", "s3://cli-tree"], env)
+
+
+def test_rclone_copy_sync_check_lsf(gateway: Gateway, tmp_path: Path) -> None:
+    tree = real_tree(tmp_path / "tree")
+    remote = {
+        "TYPE": "s3",
+        "PROVIDER": "Other",
+        "ENDPOINT": gateway.url,
+        "ACCESS_KEY_ID": gateway.key_id,
+        "SECRET_ACCESS_KEY": gateway.secret,
+        "REGION": "us-east-1",
+        "FORCE_PATH_STYLE": "true",
+        "LIST_VERSION": "2",  # "Other" providers default to ListObjects v1
+    }
+    env = {
+        **client_env(gateway, tmp_path),
+        **{f"RCLONE_CONFIG_DFS_{k}": v for k, v in remote.items()},
+        "RCLONE_CONFIG": str(tmp_path / "no-rclone.conf"),
+    }
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}  # AWS_CA_BUNDLE too
+    rclone = [tool("rclone"), "--retries", "1", "--low-level-retries", "2"]
+    run([*rclone, "copy", str(tree), "dfs:rclone-bucket/tree"], env)
+    run([*rclone, "check", str(tree), "dfs:rclone-bucket/tree"], env)  # sizes and MD5s
+    files = run([*rclone, "lsf", "-R", "--files-only", "dfs:rclone-bucket/tree"], env)
+    assert sorted(files.split()) == sorted(digests(tree))
+    # sync: a changed file is sent again, a removed one is deleted on the remote
+    (tree / "json" / "__init__.py").write_bytes(b"# changed\n")
+    shutil.rmtree(tree / "xml")
+    run([*rclone, "sync", str(tree), "dfs:rclone-bucket/tree"], env)
+    run([*rclone, "check", str(tree), "dfs:rclone-bucket/tree"], env)
+    tops = run([*rclone, "lsf", "dfs:rclone-bucket/tree"], env).split()
+    assert "xml/" not in tops
+    assert "json/" in tops
+    run([*rclone, "copy", "dfs:rclone-bucket/tree", str(tmp_path / "back")], env)
+    assert digests(tmp_path / "back") == digests(tree)
 
 
 def test_restic_backup_check_restore(gateway: LoggedGateway, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The gateway's health answers for load balancers and operators: ``GET /healthz`` (200
 while the process serves) and ``GET /readyz`` (200 when the metadata store answers and at
 least REPLICATION_FACTOR nodes are live, else 503 with the failed checks), as ``dfs-api``
-answers them (``dfs.monitoring.readiness_response``).
+answers them (``dfs.monitoring.readiness``).
 
 S3 has no such paths: ``/healthz`` is also the path-style address of a bucket named
 ``healthz``. Only an unsigned GET or HEAD is a health check (``health_answer``); a signed one
@@ -11,13 +11,10 @@ request would be refused anyway.
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import hdrs, web
 
 from dfs import protocol
-from dfs.errors import DfsError
-from dfs.monitoring import readiness_response
+from dfs.monitoring import readiness
 from dfs.s3.context import COORDINATOR
 from dfs.server import healthz
 
@@ -26,15 +23,7 @@ CHECK_TIMEOUT = 5.0  # seconds; a probe that waits longer than this is a failed 
 
 async def readyz(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
-    checks: dict[str, object] = {"replication_factor": coord.rf}
-    try:
-        live = await asyncio.wait_for(coord.live_nodes(), CHECK_TIMEOUT)
-    except (DfsError, OSError, TimeoutError) as exc:
-        checks["metadata"] = f"error: {exc}"
-        return readiness_response(checks, ready=False)
-    checks["metadata"] = "ok"
-    checks["live_nodes"] = len(live)
-    return readiness_response(checks, ready=len(live) >= coord.rf)
+    return await readiness(coord.live_nodes, coord.rf, CHECK_TIMEOUT)
 
 
 def _unsigned(request: web.Request) -> bool:

@@ -38,6 +38,8 @@ DEFAULT_GC_INTERVAL = 60.0
 DEFAULT_REPAIR_FULL_SCAN = 3600.0
 DEFAULT_ORPHAN_INTERVAL = 3600.0
 DEFAULT_INVENTORY_PAGES_PER_PASS = 10
+DEFAULT_USAGE_SAMPLE_INTERVAL = 300.0
+DEFAULT_USAGE_HISTORY_RETENTION = 90 * 86400.0
 DEFAULT_MIN_FREE = 64 * 1024 * 1024
 DEFAULT_SCRUB_INTERVAL = 3600.0
 DEFAULT_SCRUB_RATE = 32 * 1024 * 1024
@@ -209,6 +211,10 @@ class ApiConfig:
     inventory_pages_per_pass: int = DEFAULT_INVENTORY_PAGES_PER_PASS
     """Pages of 1000 chunk ids per live node that each repair pass compares with what the
     node really holds (``dfs.api.inventory``); 0 turns the inventory off."""
+    usage_sample_interval: float = DEFAULT_USAGE_SAMPLE_INTERVAL
+    """Seconds between samples of every tenant's usage into the usage history."""
+    usage_history_retention: float = DEFAULT_USAGE_HISTORY_RETENTION
+    """Seconds a usage sample is kept (the dashboards' longest history)."""
     min_free_bytes: int = DEFAULT_MIN_FREE
     """Placement skips nodes with less free space than this plus the chunk."""
     maintenance: bool = True
@@ -267,6 +273,12 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
             "DFS_INVENTORY_PAGES_PER_PASS",
             DEFAULT_INVENTORY_PAGES_PER_PASS,
             _non_negative_int,
+        ),
+        usage_sample_interval=_get(
+            env, "DFS_USAGE_SAMPLE_INTERVAL", DEFAULT_USAGE_SAMPLE_INTERVAL, _positive_float
+        ),
+        usage_history_retention=_get(
+            env, "DFS_USAGE_HISTORY_RETENTION", DEFAULT_USAGE_HISTORY_RETENTION, _positive_float
         ),
         min_free_bytes=_get(env, "DFS_MIN_FREE_BYTES", DEFAULT_MIN_FREE, _non_negative_int),
         maintenance=_get(env, "DFS_MAINTENANCE", True, _bool),

@@ -50,6 +50,8 @@ BUCKET_OBJECTS: Final = "/buckets/{bucket}/objects"  # GET: list; DELETE: a pref
 BUCKET_SEARCH: Final = "/buckets/{bucket}/search"
 BUCKET_USAGE: Final = "/buckets/{bucket}/usage"
 USAGE: Final = "/usage"
+USAGE_HISTORY: Final = "/usage/history"
+ADMIN_USAGE: Final = "/admin/usage"
 OBJECTS_PREFIX: Final = "/objects/"
 OBJECT: Final = "/objects/{bucket}/{key:.+}"  # GET/HEAD bytes, PUT link, DELETE
 OBJECT_INFO: Final = "/object-info/{bucket}/{key:.+}"  # GET the version, PATCH it
@@ -59,6 +61,7 @@ OBJECTS_RESTORE: Final = "/objects-restore"
 # the web console (issue 15): static files, no token (every call they make carries one)
 CONSOLE: Final = "/ui"
 CONSOLE_FILE: Final = "/ui/{name}"
+CONSOLE_VENDOR_FILE: Final = "/ui/vendor/{package}/{name}"
 CHECK: Final = "/check"
 ADMIN_HASHES: Final = "/admin/hashes"
 INIT_UPLOADS: Final = "/init-uploads"

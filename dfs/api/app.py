@@ -17,6 +17,7 @@ module but the entry point and tests. The routes, each table in its module's doc
 | ``dfs.api.routes_buckets``      | /buckets…, /usage (the namespace: buckets, listings, search, usage) |
 | ``dfs.api.routes_objects``      | /objects…, /object-info, /object-url, /objects-copy, /objects-restore |
 | ``dfs.api.routes_console``      | /ui/… (the web console's static files, no token)            |
+| ``dfs.api.routes_usage``        | /usage/history, /admin/usage (the dashboards' history, per-tenant usage) |
 
 The keys route modules share, and the bearer-token middleware, are in ``dfs.api.context``;
 CORS in ``dfs.api.cors``; the headers that keep served user content inert in
@@ -57,6 +58,7 @@ from dfs.api import (
     routes_objects,
     routes_paged,
     routes_seed,
+    routes_usage,
     user_content,
 )
 from dfs.api.content_check import VerifiedFiles
@@ -68,6 +70,7 @@ from dfs.api.context import (
     NAMESPACE,
     REGISTRY,
     REPAIR,
+    USAGE_SAMPLER,
     VERIFIED,
     auth_middleware,
 )
@@ -76,10 +79,12 @@ from dfs.api.gc import GarbageCollector
 from dfs.api.namespace_service import Namespace, namespace_store
 from dfs.api.registry import Registry
 from dfs.api.repair import Repair, RepairReport
+from dfs.api.usage_sampler import UsageSampler
 from dfs.config import ApiConfig
 from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
+from dfs.meta.usage_history import usage_history_of
 from dfs.metrics import ApiMetrics
 from dfs.server import error_middleware, runner_kwargs
 from dfs.transport.http import make_session
@@ -117,6 +122,10 @@ def make_app(coordinator: Coordinator) -> web.Application:
     routes_batch.add_routes(app)
     routes_paged.add_routes(app)
     app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
+    app[USAGE_SAMPLER] = UsageSampler(
+        coordinator, namespace_store(coordinator.meta), usage_history_of(coordinator.meta)
+    )
+    routes_usage.add_routes(app)
     routes_buckets.add_routes(app)
     routes_objects.add_routes(app)
     routes_console.add_routes(app)
@@ -163,5 +172,5 @@ async def start_api(cfg: ApiConfig) -> RunningApi:
     await site.start()
     port = int(runner.addresses[0][1])
     repair, gc = app[REPAIR], app[GC]
-    loops = background.start_loops(repair, gc) if cfg.maintenance else []
+    loops = background.start_loops(repair, gc, app[USAGE_SAMPLER]) if cfg.maintenance else []
     return RunningApi(runner, port, cfg.host, meta, coordinator, repair, gc, loops)

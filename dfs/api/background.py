@@ -1,6 +1,8 @@
-"""The loops that run repair and garbage collection beside the API app (``DFS_MAINTENANCE``).
+"""The loops that run repair, garbage collection and the usage history's sampler beside the
+API app (``DFS_MAINTENANCE``).
 
-Each loop calls its one-shot pass (``Repair.repair_once``, ``GarbageCollector.gc_once``)
+Each loop calls its one-shot pass (``Repair.repair_once``, ``GarbageCollector.gc_once``,
+``UsageSampler.sample_once``)
 every interval; a pass that fails is logged and tried again at the next interval, and a pass
 another API process holds the lease for simply returns. ``start_loops``/``stop_loops`` are
 what ``dfs.api.app`` calls when the API starts and stops.
@@ -15,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from dfs.api.gc import GarbageCollector
 from dfs.api.repair import Repair
+from dfs.api.usage_sampler import UsageSampler
 from dfs.errors import DfsError
 
 log = logging.getLogger("dfs.api.background")
@@ -30,11 +33,16 @@ async def run_every(run: Callable[[], Awaitable[object]], interval: float, what:
         await asyncio.sleep(interval)
 
 
-def start_loops(repair: Repair, gc: GarbageCollector) -> list[asyncio.Task[None]]:
-    return [
+def start_loops(
+    repair: Repair, gc: GarbageCollector, usage: UsageSampler | None = None
+) -> list[asyncio.Task[None]]:
+    loops = [
         asyncio.create_task(run_every(repair.repair_once, repair.cfg.repair_interval, "repair")),
         asyncio.create_task(run_every(gc.gc_once, gc.cfg.gc_interval, "gc")),
     ]
+    if usage is not None:
+        loops.append(asyncio.create_task(run_every(usage.sample_once, usage.interval, "usage")))
+    return loops
 
 
 async def stop_loops(tasks: list[asyncio.Task[None]]) -> None:

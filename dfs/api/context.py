@@ -31,6 +31,7 @@ from dfs.api.gc import GarbageCollector
 from dfs.api.namespace_service import Namespace
 from dfs.api.registry import Registry
 from dfs.api.repair import Repair
+from dfs.api.usage_sampler import UsageSampler
 from dfs.errors import AuthError, Forbidden
 from dfs.metrics import ApiMetrics
 from dfs.server import Handler
@@ -43,6 +44,7 @@ METRICS = web.AppKey("api_metrics", ApiMetrics)
 BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
 VERIFIED = web.AppKey("verified_files", VerifiedFiles)
 NAMESPACE = web.AppKey("namespace", Namespace)
+USAGE_SAMPLER = web.AppKey("usage_sampler", UsageSampler)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 BIG_BODY_SLOTS = 4

@@ -12,7 +12,10 @@ seed's ``POST /upload`` and signed download URLs).
   receipt), then creates and finalizes the file through the Coordinator (``create_uploads``,
   ``finalize_upload``), so the upload meets the same checks as any other. It answers "already
   stored" only for a file whose manifest is the one computed here, never on a sha256 a
-  client declared (``_stored_already``). Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
+  client declared (``_stored_already``). It counts the bytes that were new to the tenant
+  (``Ingested.new_bytes``: chunks no complete file of the tenant referenced, each counted
+  once), relative to the tenant's own chunks only (``owned_chunks``), never to what other
+  tenants store. Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
 - ``read_verified`` yields a complete file's chunks in order, each fetched from a live replica
   and checked against its sha256 before it is yielded (fail over to the next replica on
   error or mismatch, and hedge to it when the first is slow: ``dfs.transport.hedged``);
@@ -105,10 +108,12 @@ def check_name(name: object) -> str:
 @dataclass(frozen=True)
 class Ingested:
     """What ``ingest`` did: ``created`` is False when the tenant already stored the content
-    (``body`` is then the existing file's metadata)."""
+    (``body`` is then the existing file's metadata); ``new_bytes`` is how many of the
+    file's bytes were in chunks the tenant did not reference before (0 when not created)."""
 
     created: bool
     body: dict[str, Any]
+    new_bytes: int = 0
 
 
 class _Sender:
@@ -123,10 +128,14 @@ class _Sender:
         self.file_id = file_id
         self.live = live
         self.receipts: dict[str, str] = {}
+        self.new_bytes = 0
+        """Bytes of chunks no complete file of the tenant referenced (the console's "N% new")."""
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def _store(self, chunk_id: str, data: bytes) -> None:
-        if await self.coord.held_chunks(self.tenant, [chunk_id], self.live):
+        if not await self.coord.meta.owned_chunks(self.tenant, [chunk_id]):
+            self.new_bytes += len(data)  # new to this tenant (other tenants never count)
+        elif await self.coord.held_chunks(self.tenant, [chunk_id], self.live):
             return  # the tenant's own chunk, with its copies: nothing to send
         answer = await put_to_nodes(self.coord, chunk_id, data, self.file_id, self.live)
         self.receipts[chunk_id] = str(answer["receipt"])
@@ -192,7 +201,8 @@ async def ingest(
     # the sha256 is what this process computed from the bytes: a fact, not a claim
     whole = raw.whole.hexdigest()
     req = UploadRequest(name, raw.size, whole, str(profile), manifest, sha256_verified=True)
-    return await _commit(coord, tenant, sender.file_id, req, sender.receipts)
+    done = await _commit(coord, tenant, sender.file_id, req, sender.receipts)
+    return Ingested(done.created, done.body, sender.new_bytes if done.created else 0)
 
 
 async def same_manifest(

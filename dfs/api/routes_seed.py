@@ -5,7 +5,7 @@
 | GET    | /file/{id}, /metadata/{id}    | the file's metadata (404 unknown, pending or another tenant's) |
 | GET    | /download/{id}                | ``{"download_url", "filename", "size", "expires_at"}``  |
 | GET    | /signed-download/{id}?tenant=&sig= | the file's bytes, verified chunk by chunk; no token: the signature is the credential |
-| POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata, 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes; with ``?bucket=&key=`` (and ``content_type=``, ``meta-NAME=``, ``tag-NAME=``) also linked as that object's new version: always 201, plus ``"object"`` |
+| POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata with ``new_bytes`` (its bytes new to this tenant), 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes; with ``?bucket=&key=`` (and ``content_type=``, ``meta-NAME=``, ``tag-NAME=``) also linked as that object's new version: always 201, plus ``"object"`` |
 | GET    | /check?sha256=&manifest_sha256= | ``{"exists", "file"}``: does this tenant store a complete file with these bytes (verified, see ``dfs.api.content_check``) |
 | GET    | /admin/hashes?limit=&next_page= | ``{"hashes", "next_page"}``: chunk ids (admin); the key also as ``last_evaluated_key`` |
 
@@ -164,7 +164,8 @@ async def upload(request: web.Request) -> web.Response:
     if target is not None:  # with a key, known bytes make a new object or version too
         file_id = str(done.body["file_id"])
         linked = await request.app[NAMESPACE].link(principal(request), *target, file_id, fields)
-        return web.json_response({**done.body, "object": object_body(linked.version)}, status=201)
+        answer = {**done.body, "new_bytes": done.new_bytes, "object": object_body(linked.version)}
+        return web.json_response(answer, status=201)
     if not done.created:
         body = {
             "error": {"code": "conflict", "message": "this content is already stored"},
@@ -172,7 +173,7 @@ async def upload(request: web.Request) -> web.Response:
             "file": done.body,
         }
         return web.json_response(body, status=409)
-    return web.json_response(done.body, status=201)
+    return web.json_response({**done.body, "new_bytes": done.new_bytes}, status=201)
 
 
 async def check(request: web.Request) -> web.Response:

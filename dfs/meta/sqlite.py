@@ -61,6 +61,7 @@ from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
 from dfs.meta.sqlite_refcounts import commit_one, mark_verified
 from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
+from dfs.meta.sqlite_usage_history import SqliteUsageHistoryMixin
 
 T = TypeVar("T")
 
@@ -80,7 +81,7 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + n]
 
 
-class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
+class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin, SqliteUsageHistoryMixin):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
     def __init__(self, path: Path) -> None:

@@ -33,6 +33,7 @@ Tables (all ``WITHOUT ROWID``: the key is the access path):
 | node_boots | node_id             | boot, seq (integers): the node's last accepted heartbeat   |
 |           |                      | (replays; node_sequences, with per-boot nonces, is dropped) |
 | leases    | name                 | owner, expires_at, info (repair's lease and progress)      |
+| usage_samples | (tenant, at)     | objects, logical_bytes, stored_bytes: the usage history    |
 
 Indexes: ``files_by_tenant`` (tenant, file_id) of complete files (listings);
 ``files_by_hash`` (tenant, sha256_verified, first 8 bytes of sha256, seq) of complete files:
@@ -48,6 +49,7 @@ import sqlite3
 from dfs.meta.base import FileRecord, NodeRecord
 from dfs.meta.sqlite_codec import Labels, state_name, unpack_file_id, unpack_hex
 from dfs.meta.sqlite_namespace_schema import apply_namespace_schema
+from dfs.meta.sqlite_usage_history import apply_usage_history_schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE);
@@ -115,6 +117,7 @@ def create_tables(conn: sqlite3.Connection) -> None:
     if "disk_id" not in cols:  # a database made before nodes named their disks
         conn.execute("ALTER TABLE nodes ADD COLUMN disk_id TEXT NOT NULL DEFAULT ''")
     apply_namespace_schema(conn)  # the ns_* tables (dfs.meta.sqlite_namespace_schema)
+    apply_usage_history_schema(conn)  # usage_samples (dfs.meta.sqlite_usage_history)
 
 
 def node_record(row: sqlite3.Row) -> NodeRecord:

@@ -18,7 +18,18 @@ from tests.integration.conftest import InProcessCluster
 
 pytestmark = pytest.mark.integration
 
-SHIPPED = {"index.html", "app.js", "app.css", "api.js", "browse.js", "dashboard.js", "chart.js"}
+SHIPPED = {
+    "index.html",
+    "app.js",
+    "app.css",
+    "api.js",
+    "browse.js",
+    "upload.js",
+    "hash-worker.js",
+    "dashboard.js",
+    "chart.js",
+    "vendor/js-sha256/sha256.min.mjs",
+}
 
 
 def test_the_package_ships_the_console() -> None:
@@ -36,8 +47,10 @@ def test_a_wheel_ships_every_console_file() -> None:
     project = tomllib.loads((root / "pyproject.toml").read_text())
     patterns = project["tool"]["setuptools"]["package-data"]["dfs.console"]
     static = Path(dfs.console.__file__).parent / "static"
-    for f in static.iterdir():
-        name = f"static/{f.name}"
+    for f in static.rglob("*"):
+        if f.is_dir():
+            continue
+        name = f"static/{f.relative_to(static).as_posix()}"
         assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{name} would not ship"
 
 
@@ -45,7 +58,7 @@ async def test_console_files_need_no_token_and_carry_a_strict_policy(
     inproc: InProcessCluster,
 ) -> None:
     async with aiohttp.ClientSession() as s:
-        for name in ("", "index.html", "app.js", "app.css"):
+        for name in ("", "index.html", "app.js", "app.css", "vendor/js-sha256/sha256.min.mjs"):
             async with s.get(f"{inproc.api.url}/ui/{name}") as r:
                 assert r.status == 200, name
                 assert r.headers["Content-Security-Policy"] == CONSOLE_CSP
@@ -57,7 +70,16 @@ async def test_console_files_need_no_token_and_carry_a_strict_policy(
         async with s.get(f"{inproc.api.url}/ui", allow_redirects=False) as r:
             assert r.status == 302
             assert r.headers["Location"] == "/ui/"
-        for name in ("../app.py", "%2e%2e/context.py", "nope.js", "__init__.py"):
+        for name in (
+            "../app.py",
+            "%2e%2e/context.py",
+            "nope.js",
+            "__init__.py",
+            "vendor/js-sha256/LICENSE.txt",
+            "vendor/js-sha256/README.md",
+            "vendor/nope/sha256.min.mjs",
+            "vendor/js-sha256/deeper/sha256.min.mjs",
+        ):
             async with s.get(f"{inproc.api.url}/ui/{name}") as r:
                 assert r.status in (404, 401), name  # a normalized ../ leaves /ui/: a token
                 assert r.headers["Content-Security-Policy"] == SANDBOX

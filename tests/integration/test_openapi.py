@@ -86,6 +86,8 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         await call("GET", protocol.CONSOLE + "/", 200)
         await call("GET", protocol.CONSOLE_FILE, 200, path={"name": "app.js"})
         await call("GET", protocol.CONSOLE_FILE, 404, path={"name": "nope.exe"})
+        vendored = {"package": "js-sha256", "name": "sha256.min.mjs"}
+        await call("GET", protocol.CONSOLE_VENDOR_FILE, 200, path=vendored)
         await call("POST", protocol.ADMIN_TENANTS, 201, ADMIN, json={"tenant": "acme"})
         await call("POST", protocol.ADMIN_TENANTS, 409, ADMIN, json={"tenant": "acme"})
         await call("POST", protocol.ADMIN_TENANTS, 400, ADMIN, json={"tenant": "../x"})
@@ -180,6 +182,8 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         await call("GET", protocol.METRICS, 401)
         await call("GET", protocol.ADMIN_REPAIR, 200, ADMIN)
         await call("GET", protocol.ADMIN_REPAIR, 403, user)
+        await call("GET", protocol.ADMIN_USAGE, 200, ADMIN)
+        await call("GET", protocol.USAGE_HISTORY, 200, user)
         node = {"node_id": node_id}
         await call("POST", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)
         await call("GET", protocol.ADMIN_NODE_DRAIN, 200, ADMIN, path=node)

@@ -65,8 +65,9 @@ export function keyPath(bucket, key) {
   return `${encodeURIComponent(bucket)}/${key.split("/").map(encodeURIComponent).join("/")}`;
 }
 
-// POST /upload?bucket=&key= with the file as the raw body; progress(fraction) as it goes
-export function uploadFile(bucket, key, file, progress) {
+// POST /upload?bucket=&key= with the file as the raw body; progress(fraction) as it goes;
+// an abort of ``signal`` cancels the request (rejected with code "aborted")
+export function uploadFile(bucket, key, file, progress, signal) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     const path = `/upload${query({ bucket, key, filename: file.name })}`;
@@ -90,18 +91,8 @@ export function uploadFile(bucket, key, file, progress) {
       }
     });
     xhr.addEventListener("error", () => reject(new ApiError(0, "network", "network error")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "cancelled")));
+    if (signal) signal.addEventListener("abort", () => xhr.abort(), { once: true });
     xhr.send(file);
   });
-}
-
-// Web Crypto's digest is one-shot (the whole file in memory): only files up to this size are
-// hashed in the page; bigger ones are simply uploaded (an incremental hash is still to come)
-export const DIGEST_MAX = 64 * 1024 * 1024;
-
-// the file's SHA-256 in hex, or null where the page does not hash it (too big, or no Web
-// Crypto: it exists only in secure contexts, https or localhost)
-export async function sha256Hex(file) {
-  if (!globalThis.crypto || !crypto.subtle || file.size > DIGEST_MAX) return null;
-  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

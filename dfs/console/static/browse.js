@@ -1,7 +1,11 @@
-// Buckets, and the folders and objects of one bucket: list (paged), create, upload, download,
-// delete. Every action is one API call with the signed-in token.
-import { call, keyPath, query, sha256Hex, uploadFile } from "./api.js";
+// Buckets, and the folders and objects of one bucket: list (paged), create; each row's
+// actions are actions.js's, the bucket's settings access.js's, uploads upload.js's. Every
+// action is one API call with the signed-in token.
+import { bucketSettingsDialog } from "./access.js";
+import { folderActions, objectActions } from "./actions.js";
+import { call, query } from "./api.js";
 import { button, bytes, clear, h, printable, when } from "./dom.js";
+import { uploadPanel } from "./upload.js";
 
 const PAGE_SIZES = [10, 100, 1000];
 
@@ -78,13 +82,15 @@ export async function bucketView(view, ctx, params) {
   const token = paging.tokens[paging.tokens.length - 1];
   const listing = await listPage(bucket, prefix, contains, limit, token);
   const rows = [
-    ...(listing.common_prefixes || []).map((p) => folderRow(bucket, prefix, p)),
+    ...(listing.common_prefixes || []).map((p) => folderRow(ctx, bucket, prefix, p)),
     ...listing.objects.map((o) => objectRow(ctx, bucket, prefix, o)),
   ];
   const empty = contains ? "No key here contains that text." : "This folder is empty.";
   clear(view).append(
-    h("h2", {}, "Bucket ", printable(bucket)), crumbs(bucket, prefix),
-    uploadForm(ctx, bucket, prefix), searchForm(bucket, prefix, contains),
+    h("div", { class: "bucket-head" }, h("h2", {}, "Bucket ", printable(bucket)),
+      button("Bucket settings", () => ctx.act(() => bucketSettingsDialog(ctx, bucket)))),
+    crumbs(bucket, prefix),
+    uploadPanel(ctx, bucket, prefix), searchForm(bucket, prefix, contains),
     rows.length === 0 ? h("p", {}, empty) : table(
       ["Name", ["Size", "num"], ["Modified", "optional"], ["Type", "optional"],
         ["Tags", "optional"], "Actions"],
@@ -104,38 +110,24 @@ function searchForm(bucket, prefix, contains) {
   return form;
 }
 
-function folderRow(bucket, prefix, p) {
+function folderRow(ctx, bucket, prefix, p) {
   const label = `${p.slice(prefix.length)}`;
   return h("tr", { class: "folder" },
     h("td", { class: "name" }, h("a", { href: bucketHref(bucket, p) }, printable(label))),
     h("td", { class: "num" }, ""), h("td", { class: "optional" }, ""),
     h("td", { class: "optional" }, "folder"), h("td", { class: "optional" }, ""),
-    h("td", {}, ""));
+    h("td", {}, folderActions(ctx, bucket, p)));
 }
 
 function objectRow(ctx, bucket, prefix, o) {
   const label = o.key.slice(prefix.length);
-  const download = button("Download", () => ctx.act(async () => {
-    const { download_url: url } = await call("GET", `/object-url/${keyPath(bucket, o.key)}`);
-    if (!/^https?:\/\//.test(url)) throw new Error("the API gave no http(s) download URL");
-    const a = h("a", { href: url, download: label.split("/").pop() || "download" });
-    document.body.append(a);
-    a.click();
-    a.remove();
-  }), { "aria-label": `Download ${printable(label)}` });
-  const del = button("Delete", () => ctx.act(async () => {
-    if (!window.confirm(`Delete ${printable(o.key)}?`)) return;
-    await call("DELETE", `/objects/${keyPath(bucket, o.key)}`);
-    ctx.say(`Deleted ${printable(o.key)}`);
-    ctx.rerender();
-  }), { class: "danger", "aria-label": `Delete ${printable(label)}` });
   return h("tr", { class: "object" },
     h("td", { class: "name" }, printable(label)),
     h("td", { class: "num" }, bytes(o.size)),
     h("td", { class: "optional" }, when(o.created_at)),
     h("td", { class: "optional" }, o.content_type || ""),
     h("td", { class: "optional tags" }, tagText(o.tags)),
-    h("td", {}, h("div", { class: "actions" }, download, del)));
+    h("td", {}, objectActions(ctx, bucket, label, o)));
 }
 
 function tagText(tags) {
@@ -160,102 +152,4 @@ function pager(ctx, nextToken, limit) {
   return h("div", { class: "pager" }, first, next,
     h("span", {}, `page ${paging.tokens.length}`),
     h("label", { for: "page-size" }, "Per page"), size);
-}
-
-// the last uploads' list outlives the listing's re-render after them (same folder only)
-const uploads = { where: "", box: null };
-
-function uploadBox(bucket, prefix) {
-  const where = `${bucket}\n${prefix}`;
-  if (uploads.where !== where || !uploads.box) {
-    const total = h("progress", { id: "upload-total", max: 1, value: 0, "aria-label": "All uploads" });
-    uploads.where = where;
-    uploads.box = {
-      total,
-      list: h("ul", { class: "uploads", "aria-label": "Uploads" }),
-      div: h("div", { class: "upload-total", hidden: true }, "All files ", total),
-    };
-  }
-  return uploads.box;
-}
-
-function uploadForm(ctx, bucket, prefix) {
-  const files = h("input", { id: "upload-files", type: "file", multiple: true });
-  const folder = h("input", { id: "upload-folder", type: "file", webkitdirectory: true });
-  const box = uploadBox(bucket, prefix);
-  const form = h("form", { id: "upload" },
-    h("label", { for: "upload-files" }, `Files into ${printable(prefix) || "/"}`), files,
-    h("label", { for: "upload-folder" }, "or a folder"), folder,
-    h("button", { type: "submit", class: "primary" }, "Upload"));
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    // a folder's files keep their path under it: webkitRelativePath is "folder/sub/name"
-    const chosen = [...files.files, ...folder.files].map((f) => ({
-      file: f, key: prefix + (f.webkitRelativePath || f.name),
-    }));
-    if (chosen.length === 0) return;
-    await ctx.act(() => uploadAll(ctx, bucket, chosen, box));
-    ctx.rerender();
-  });
-  return h("div", {}, form, box.div, box.list);
-}
-
-// one file after another (the API chunks each, so a file is the unit of progress)
-async function uploadAll(ctx, bucket, chosen, box) {
-  clear(box.list);
-  box.div.hidden = false;
-  const size = chosen.reduce((n, c) => n + c.file.size, 0) || 1;
-  const rows = chosen.map((c) => uploadRow(box.list, c.key));
-  let done = 0;
-  let stored = 0;
-  for (const [i, c] of chosen.entries()) {
-    const ok = await uploadOne(rows[i], bucket, c, (f) => {
-      box.total.value = (done + f * c.file.size) / size;
-    });
-    done += c.file.size;
-    box.total.value = done / size;
-    if (ok) stored += 1;
-  }
-  ctx.say(`Uploaded ${stored} of ${chosen.length} files`);
-}
-
-function uploadRow(list, key) {
-  const bar = h("progress", { max: 1, value: 0, "aria-label": `Progress of ${printable(key)}` });
-  const state = h("span", { class: "upload-state" }, "waiting");
-  list.append(h("li", {}, h("span", { class: "name" }, printable(key)), bar, state));
-  return { bar, state };
-}
-
-// the id of a file this tenant already stores with these bytes (the API's /check answers
-// for the caller's own verified files only, never another tenant's), or null
-async function knownFile(file) {
-  const sha256 = await sha256Hex(file);
-  if (!sha256) return null;
-  const found = await call("GET", `/check${query({ sha256 })}`);
-  return found.exists && found.file ? found.file.file_id : null;
-}
-
-async function uploadOne({ bar, state }, bucket, { key, file }, progress) {
-  try {
-    state.textContent = "checking";
-    const known = await knownFile(file);
-    if (known) {
-      // known content: a new object linking the stored file, not one byte sent
-      await call("PUT", `/objects/${keyPath(bucket, key)}`, { file_id: known });
-      state.textContent = "already stored";
-    } else {
-      state.textContent = "sending";
-      await uploadFile(bucket, key, file, (f) => {
-        bar.value = f;
-        progress(f);
-      });
-      state.textContent = "stored";
-    }
-    bar.value = 1;
-    return true;
-  } catch (err) {
-    state.textContent = `failed: ${err.message}`;
-    state.className = "upload-state error";
-    return false;
-  }
 }

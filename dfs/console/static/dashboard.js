@@ -1,17 +1,41 @@
-// The dashboard: logical vs stored bytes and what dedup saved (/usage, per type too), and for
-// admins the cluster's nodes (/nodes) and totals (/admin/stats). Refreshed every few seconds.
-import { call } from "./api.js";
-import { figure } from "./chart.js";
-import { bytes, clear, h, printable, when } from "./dom.js";
+// The dashboard: logical vs stored bytes and what dedup saved, now (/usage, per type too) and
+// over time (/usage/history: samples the API keeps in the metadata store, plus the live value
+// as the last point), per top-level folder; for admins the cluster (admin-dashboard.js).
+// Refreshed every few seconds without a reload.
+import { call, query } from "./api.js";
+import { adminSections } from "./admin-dashboard.js";
+import { figure, lineFigure, usageSeries } from "./chart.js";
+import { button, bytes, card, clear, h, printable } from "./dom.js";
 
 export const REFRESH_MS = 5000;
 
-function card(label, value, id) {
-  return h("div", { class: "card", id },
-    h("div", { class: "label" }, label), h("div", { class: "value" }, value));
+const RANGES = [["1 hour", 3600], ["1 day", 86400], ["7 days", 7 * 86400], ["90 days", 90 * 86400]];
+const RANGE_KEY = "dfs-console-range";
+
+function rangeSeconds() {
+  const chosen = Number(sessionStorage.getItem(RANGE_KEY));
+  return RANGES.some(([, s]) => s === chosen) ? chosen : RANGES[1][1];
 }
 
-function usageSection(u, byType) {
+function rangePicker(ctx) {
+  const select = h("select", { id: "history-range" },
+    RANGES.map(([label, s]) => h("option", { value: s, selected: s === rangeSeconds() }, label)));
+  select.addEventListener("change", () => {
+    sessionStorage.setItem(RANGE_KEY, select.value);
+    ctx.rerender();
+  });
+  return h("div", { class: "range" }, h("label", { for: "history-range" }, "History of the last"),
+    select, button("Refresh now", () => ctx.rerender()));
+}
+
+function historyHint(history) {
+  const minutes = Math.round(Number(history.interval) / 60);
+  const every = minutes >= 1 ? `${minutes} min` : `${Number(history.interval)} s`;
+  return h("p", { class: "hint" }, `The API samples these counters every ${every}; ` +
+    `${history.samples.length} samples in this range, the last point is now.`);
+}
+
+function usageSection(u, byType, history) {
   const types = Object.entries(byType.usage || {})
     .sort((a, b) => b[1].logical_bytes - a[1].logical_bytes).slice(0, 8)
     .map(([t, c]) => ({ label: t || "(none)", value: c.logical_bytes, cls: "logical" }));
@@ -27,36 +51,10 @@ function usageSection(u, byType) {
       { label: "stored", value: u.stored_bytes, cls: "stored" },
       { label: "saved by dedup", value: u.saved_bytes, cls: "saved" },
     ]),
+    lineFigure("Logical, stored and saved bytes over time",
+      usageSeries(history.samples, Date.now() / 1000, u), undefined, "usage-history"),
+    historyHint(history),
     types.length ? figure("Logical bytes per file type", types) : null);
-}
-
-function nodeRow(n, now) {
-  const age = n.last_heartbeat ? Math.max(0, Math.round(now - Number(n.last_heartbeat))) : null;
-  return h("tr", {},
-    h("td", { class: "name" }, printable(n.node_id)),
-    h("td", { class: n.live ? "live" : "down" }, n.live ? "live" : "down"),
-    h("td", { class: "num" }, `${bytes(n.used_bytes)} / ${bytes(n.capacity_bytes)}`),
-    h("td", { class: "num" }, age === null ? "" : `${age} s`),
-    h("td", { class: "optional" }, printable(n.zone || "")),
-    h("td", { class: "optional" }, printable(n.status || "")));
-}
-
-function adminSection(nodes, stats) {
-  const now = Date.now() / 1000;
-  const head = ["Node", "Liveness", "Used / capacity", "Heartbeat age", "Zone", "Status"];
-  return h("section", { "aria-labelledby": "nodes-title", id: "nodes" },
-    h("h3", { id: "nodes-title" }, "Cluster"),
-    h("div", { class: "cards" },
-      card("Live nodes", `${nodes.live} (replication ${nodes.replication_factor})`, "live-nodes"),
-      card("All tenants: logical", bytes(stats.logical_bytes)),
-      card("All tenants: stored", bytes(stats.stored_bytes)),
-      card("Dedup ratio", Number(stats.dedup_ratio || 0).toFixed(2))),
-    h("div", { class: "table-wrap" }, h("table", {},
-      h("caption", { class: "sr-only" }, "Nodes"),
-      h("thead", {}, h("tr", {}, head.map((t, i) =>
-        h("th", { scope: "col", class: i >= 4 ? "optional" : (i >= 2 ? "num" : null) }, t)))),
-      h("tbody", {}, nodes.nodes.map((n) => nodeRow(n, now))))),
-    h("p", { class: "hint" }, `Updated ${when(now)}`));
 }
 
 const FOLDER_BUCKETS = 4;
@@ -79,13 +77,12 @@ async function foldersSection(tenant) {
 
 export async function dashboardView(view, ctx) {
   ctx.refreshIn(REFRESH_MS); // first: a failed read is tried again too
-  const [u, byType, folders] = await Promise.all([
+  const since = Math.floor(Date.now() / 1000 - rangeSeconds());
+  const [u, byType, folders, history] = await Promise.all([
     call("GET", "/usage"), call("GET", "/usage?by=type"), foldersSection(ctx.whoami.tenant),
+    call("GET", `/usage/history${query({ since })}`),
   ]);
-  const parts = [h("h2", {}, "Dashboard"), usageSection(u, byType), folders];
-  if (ctx.whoami.role === "admin") {
-    const [nodes, stats] = await Promise.all([call("GET", "/nodes"), call("GET", "/admin/stats")]);
-    parts.push(adminSection(nodes, stats));
-  }
+  const parts = [h("h2", {}, "Dashboard"), rangePicker(ctx), usageSection(u, byType, history), folders];
+  if (ctx.whoami.role === "admin") parts.push(...await adminSections(since));
   clear(view).append(...parts.filter((p) => p));
 }

@@ -36,6 +36,12 @@ export function button(label, onClick, attrs) {
   return b;
 }
 
+// a labelled number on a dashboard
+export function card(label, value, id) {
+  return h("div", { class: "card", id },
+    h("div", { class: "label" }, label), h("div", { class: "value" }, value));
+}
+
 export function clear(el) {
   el.replaceChildren();
   return el;

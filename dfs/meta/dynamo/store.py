@@ -26,8 +26,10 @@ from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_namespace import NamespacePart
 from dfs.meta.dynamo.store_pages import PagesPart
 from dfs.meta.dynamo.store_registry import RegistryPart
+from dfs.meta.dynamo.store_usage_history import UsageHistoryPart
 from dfs.meta.dynamo.store_verified import VerifiedPart
 from dfs.meta.namespace import NamespaceStore
+from dfs.meta.usage_history import UsageHistoryStore
 
 
 class DynamoMetadataStore(
@@ -40,6 +42,7 @@ class DynamoMetadataStore(
     ChunksPart,
     RegistryPart,
     AccessKeysPart,
+    UsageHistoryPart,
 ):
     """MetadataStore on DynamoDB; see ``dfs.meta.dynamo`` for the layout.
 
@@ -60,3 +63,4 @@ class DynamoMetadataStore(
 if TYPE_CHECKING:
     _: type[MetadataStore] = DynamoMetadataStore
     _ns: type[NamespaceStore] = DynamoMetadataStore
+    _uh: type[UsageHistoryStore] = DynamoMetadataStore

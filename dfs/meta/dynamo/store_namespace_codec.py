@@ -20,6 +20,7 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 - ``jobs#NN | FILE#ID``: a pending job, put in the transaction where a file's link count in
   a scope crossed 0: add or drop its chunks in that scope's chunk counts (``stored_bytes``)
   and, when the last link went, release the file (``store_namespace_jobs``).
+- ``history#T | AT``: the usage history's samples (``store_usage_history``).
 - ``chunks#t:T`` / ``chunks#b:B`` | CHUNK: how many linked manifest entries of the scope
   reference the chunk (its bytes count in ``stored_bytes`` while > 0).
 

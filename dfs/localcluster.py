@@ -1,4 +1,5 @@
-"""A local cluster of real processes: one ``dfs-api`` and N ``dfs-node``s on loopback.
+"""A local cluster of real processes: one ``dfs-api`` and N ``dfs-node``s on loopback, and
+optionally the S3 gateway ``dfs-s3`` (``scripts/cluster.sh`` starts it).
 
 Used by ``scripts/cluster.sh`` (start / status / stop a long-running cluster), by the
 end-to-end tests and by the benchmarks, so all three start processes the same way: the
@@ -8,7 +9,7 @@ one data folder per node, one log per process and one pid file per process.
 Layout of the base folder: ``meta.db``, ``api/``, ``node1/`` ... ``nodeN/``, ``logs/*.log``,
 ``pids/*.pid``, ``cluster.env`` (0600: the cluster secret, the API secret (never given to nodes), the
 admin token, and for the
-command line the API URL and a user token of tenant "demo") and ``cluster.json`` (the
+command line the API URL, a user token of tenant "demo" and an S3 access key of it) and ``cluster.json`` (the
 command line's settings, so that ``status`` and a later ``start`` or ``restart`` use the
 same ports). Standard library only (urllib for the readiness checks).
 """
@@ -76,6 +77,7 @@ SERVER_SECRETS = ("DFS_CLUSTER_SECRET", API_SECRET, ADMIN)
 NODE_SECRETS = ("DFS_CLUSTER_SECRET",)
 """What a node receives: never the API's own secret (download URLs, page keys)."""
 DEMO_TENANT = "demo"
+S3_KEY_ID, S3_SECRET = "DFS_S3_ACCESS_KEY_ID", "DFS_S3_SECRET_ACCESS_KEY"  # in cluster.env
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -217,8 +219,12 @@ class LocalCluster:
     """Nodes register through the API (DFS_API_URL only) instead of the metadata store."""
     node_env: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
     """Extra environment of node i (1-based), e.g. a small DFS_NODE_CAPACITY."""
+    s3: bool = False
+    """Also run the S3 gateway (``dfs-s3``, on ``s3_port``) once the nodes are live."""
+    s3_port: int = 0
     api: Proc | None = None
     node_procs: list[Proc] = field(default_factory=list)
+    s3_proc: Proc | None = None
 
     def __post_init__(self) -> None:
         self.base = self.base.resolve()
@@ -288,6 +294,17 @@ class LocalCluster:
             pidfile=self.base / "pids" / "api.pid",
         )
 
+    def _s3_gateway_proc(self) -> Proc:
+        return Proc(
+            name="s3",
+            argv=[console_script("dfs-s3")],
+            env=self._env(
+                {"DFS_S3_PORT": str(self.s3_port), "DFS_DATA_DIR": str(self.base / "s3")}
+            ),
+            log=self.base / "logs" / "s3.log",
+            pidfile=self.base / "pids" / "s3.pid",
+        )
+
     def start(self, timeout: float = 60.0, running: frozenset[str] = frozenset()) -> LocalCluster:
         """Start the API and the nodes, except the ones named in ``running`` (already
         running from an earlier start: the API then needs its fixed ``api_port``); wait until
@@ -310,6 +327,14 @@ class LocalCluster:
             for proc in fresh:
                 proc.wait_listening(timeout)
             self.wait_live(self.nodes, timeout)
+            if self.s3:
+                self.s3_proc = self._s3_gateway_proc()
+                if "s3" in running:
+                    self.s3_proc.url = f"http://127.0.0.1:{self.s3_port}"
+                else:
+                    started.append(self.s3_proc)
+                    self.s3_proc.start()
+                    self.s3_proc.wait_listening(timeout)
         except BaseException:
             for proc in reversed(started):
                 with contextlib.suppress(OSError):
@@ -336,7 +361,8 @@ class LocalCluster:
         wait_for(lambda: len(self.live_nodes()) == count, timeout, f"{count} live nodes")
 
     def stop(self) -> None:
-        for proc in [*self.node_procs, *([self.api] if self.api else [])]:
+        gateway = [self.s3_proc] if self.s3_proc else []
+        for proc in [*gateway, *self.node_procs, *([self.api] if self.api else [])]:
             with contextlib.suppress(OSError):
                 proc.stop()
 
@@ -419,10 +445,15 @@ def cmd_status(base: Path, settings: Settings) -> int:
 
 def ensure_user_token(base: Path, api_url: str, tenant: str = DEMO_TENANT) -> dict[str, str]:
     """A user tenant and its token for the command line, kept in cluster.env as DFS_TOKEN
-    beside DFS_API_URL (the admin token stays for administration only)."""
+    beside DFS_API_URL (the admin token stays for administration only), and an S3 access key
+    of that tenant for the gateway (``S3_KEY_ID``, ``S3_SECRET``)."""
     path = base / "cluster.env"
     values = read_env_file(path)
     if values.get("DFS_TOKEN") and values.get("DFS_API_URL") == api_url:
+        if not values.get(S3_KEY_ID):
+            made = http_json(f"{api_url}{protocol.ACCESS_KEYS}", values["DFS_TOKEN"], body={})
+            values.update({S3_KEY_ID: made["access_key_id"], S3_SECRET: made["secret_access_key"]})
+            write_env_file(path, values)
         return values
     admin_token = values[ADMIN]
     try:
@@ -435,9 +466,9 @@ def ensure_user_token(base: Path, api_url: str, tenant: str = DEMO_TENANT) -> di
         admin_token,
         body={"tenant": tenant, "role": "user", "label": "cluster.sh"},
     )
-    values.update({"DFS_API_URL": api_url, "DFS_TOKEN": str(answer["token"])})
+    values.update({"DFS_API_URL": api_url, "DFS_TOKEN": str(answer["token"]), S3_KEY_ID: ""})
     write_env_file(path, values)
-    return values
+    return ensure_user_token(base, api_url, tenant)
 
 
 def cmd_env(base: Path) -> int:
@@ -449,6 +480,14 @@ def cmd_env(base: Path) -> int:
         return 1
     print(f"export DFS_API_URL={shlex.quote(values['DFS_API_URL'])}")
     print(f"export DFS_TOKEN={shlex.quote(values['DFS_TOKEN'])}  # tenant {DEMO_TENANT}")
+    if values.get(S3_KEY_ID) and values.get("DFS_S3_URL"):
+        # AWS_ENDPOINT_URL_S3, not AWS_ENDPOINT_URL: only S3 calls go to the gateway
+        print(
+            f"export AWS_ENDPOINT_URL_S3={shlex.quote(values['DFS_S3_URL'])}"
+            f" AWS_ACCESS_KEY_ID={shlex.quote(values[S3_KEY_ID])}"
+            f" AWS_SECRET_ACCESS_KEY={shlex.quote(values[S3_SECRET])}"
+            f" AWS_DEFAULT_REGION=us-east-1  # dfs-s3, tenant {DEMO_TENANT}"
+        )
     return 0
 
 
@@ -464,10 +503,14 @@ def cmd_start(base: Path, settings: Settings) -> int:
         node_ports=[settings.first_node_port + i for i in range(settings.nodes)],
         heartbeat_interval=2.0,
         heartbeat_timeout=10.0,
+        s3=True,
+        s3_port=settings.s3_port,
     )
     cluster.start(running=running)
     settings.save(base)
-    ensure_user_token(base, cluster.api_url)
+    values = ensure_user_token(base, cluster.api_url)
+    if values.get("DFS_S3_URL") != settings.s3_url:
+        write_env_file(base / "cluster.env", {**values, "DFS_S3_URL": settings.s3_url})
     started = sorted(set(settings.names()) - running)
     say = functools.partial(print, file=sys.stderr)
     say(f"started: {', '.join(started) if started else 'nothing (all running)'}")
@@ -475,6 +518,8 @@ def cmd_start(base: Path, settings: Settings) -> int:
     say(f"tenant {DEMO_TENANT!r} and its token in {base / 'cluster.env'} (admin: {ADMIN})")
     say('use it: eval "$(bash scripts/cluster.sh env)"  or keep it as a profile:')
     say(f'  dfs-client config set local {cluster.api_url} --token "$DFS_TOKEN"')
+    say(f"S3 gateway {settings.s3_url} (docs/S3.md): the env lines set AWS_ENDPOINT_URL_S3 and")
+    say(f"  an access key of {DEMO_TENANT!r}; then boto3.client('s3') or `aws s3 ls` use it")
     return cmd_env(base)
 
 
@@ -486,13 +531,18 @@ class Settings:
     replication_factor: int = 2
     api_port: int = 8080
     first_node_port: int = 9001
+    s3_port: int = 9100
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def s3_url(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
     def names(self) -> list[str]:
-        return ["api", *(f"node{i}" for i in range(1, self.nodes + 1))]
+        return ["api", *(f"node{i}" for i in range(1, self.nodes + 1)), "s3"]
 
     @classmethod
     def load(cls, base: Path, overrides: Mapping[str, int | None]) -> Settings:
@@ -509,12 +559,13 @@ class Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dfs.localcluster")
     p.add_argument("command", choices=["start", "stop", "status", "env", "restart"])
-    p.add_argument("names", nargs="*", help="restart/stop: api, node1, node2, ...")
+    p.add_argument("names", nargs="*", help="restart/stop: api, node1, node2, ..., s3")
     p.add_argument("--dir", default="dfs-data/local", help="base folder (default %(default)s)")
     p.add_argument("--nodes", type=int, default=None, help="default 3")
     p.add_argument("--replication-factor", type=int, default=None, help="default 2")
     p.add_argument("--api-port", type=int, default=None, help="default 8080")
     p.add_argument("--first-node-port", type=int, default=None, help="default 9001")
+    p.add_argument("--s3-port", type=int, default=None, help="dfs-s3's port, default 9100")
     args = p.parse_args(argv)
     base = Path(args.dir).resolve()
     overrides = {k: getattr(args, k) for k in Settings.__dataclass_fields__}

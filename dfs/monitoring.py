@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sized
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from dfs import auth, protocol
-from dfs.errors import AuthError, Unavailable
+from dfs.errors import AuthError, DfsError, Unavailable
 from dfs.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, HttpMetrics
 from dfs.server import Handler
 
@@ -93,6 +93,22 @@ def metrics_response(metrics: HttpMetrics) -> web.Response:
 
 def deny_metrics() -> AuthError:
     return AuthError("metrics need Authorization: Bearer <DFS_METRICS_TOKEN>")
+
+
+async def readiness(
+    live_nodes: Callable[[], Awaitable[Sized]], replication_factor: int, timeout: float
+) -> web.Response:
+    """/readyz of a process that serves the cluster (the API, the S3 gateway): ready when the
+    metadata store answers and at least ``replication_factor`` nodes are live."""
+    checks: dict[str, object] = {"replication_factor": replication_factor}
+    try:
+        live = await asyncio.wait_for(live_nodes(), timeout)
+    except (DfsError, OSError, TimeoutError) as exc:
+        checks["metadata"] = f"error: {exc}"
+        return readiness_response(checks, ready=False)
+    checks["metadata"] = "ok"
+    checks["live_nodes"] = len(live)
+    return readiness_response(checks, ready=len(live) >= replication_factor)
 
 
 def readiness_response(checks: Mapping[str, object], ready: bool) -> web.Response:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set everything up, start a local cluster (API + 3 nodes, SQLite metadata under
+# Set everything up, start a local cluster (API + 3 nodes + the S3 gateway, SQLite metadata under
 # dfs-data/demo), upload test-files/ as the user tenant "demo", download every file back,
-# verify it byte for byte, show the dedup statistics, and stop the cluster.
+# verify it byte for byte, store and read them again through the S3 gateway (boto3, and the
+# AWS CLI when installed), show the dedup statistics, and stop the cluster.
 # Usage: bash scripts/demo.sh [--keep]   (--keep leaves the cluster running)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,22 @@ for f in test-files/*; do
   dfs-client upload --json "$f" | python -c \
     'import json,sys; r=json.load(sys.stdin); print("%s: %d new chunks, %d bytes sent" % (r["name"], r["new_chunks"], r["bytes_sent"]))'
 done
+echo
+echo "== the same files through the S3 gateway (dfs-s3 at $AWS_ENDPOINT_URL_S3, boto3)"
+python - <<'PY'
+import boto3, hashlib, pathlib  # endpoint and access key: the AWS_* lines of `start`
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="demo")
+for f in sorted(pathlib.Path("test-files").iterdir()):
+    s3.put_object(Bucket="demo", Key=f.name, Body=f.read_bytes())
+    back = s3.get_object(Bucket="demo", Key=f.name)["Body"].read()
+    assert back == f.read_bytes(), f
+    print(f"ok  {hashlib.sha256(back).hexdigest()[:16]}…  s3://demo/{f.name}")
+PY
+if command -v aws >/dev/null 2>&1; then
+  aws --endpoint-url "$AWS_ENDPOINT_URL_S3" s3 cp --only-show-errors test-files/hello.txt s3://demo/cli/hello.txt
+  aws --endpoint-url "$AWS_ENDPOINT_URL_S3" s3 ls s3://demo/cli/
+fi
 echo
 echo "== stats"
 DFS_TOKEN="$admin_token" dfs-client stats

@@ -27,7 +27,7 @@ from dfs.monitoring import (
     install_metrics,
     metrics_response,
     metrics_token_ok,
-    readiness_response,
+    readiness,
 )
 from dfs.server import healthz
 
@@ -38,15 +38,7 @@ CHECK_TIMEOUT = 5.0  # seconds; a probe that waits longer than this is a failed 
 
 async def readyz(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
-    checks: dict[str, object] = {"replication_factor": coord.rf}
-    try:
-        live = await asyncio.wait_for(coord.live_nodes(), CHECK_TIMEOUT)
-    except (DfsError, OSError, TimeoutError) as exc:
-        checks["metadata"] = f"error: {exc}"
-        return readiness_response(checks, ready=False)
-    checks["metadata"] = "ok"
-    checks["live_nodes"] = len(live)
-    return readiness_response(checks, ready=len(live) >= coord.rf)
+    return await readiness(coord.live_nodes, coord.rf, CHECK_TIMEOUT)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -14,6 +14,10 @@ collection stay with ``dfs-api``), so several gateways can run side by side.
 
 Unsigned requests are anonymous: only public reads and CORS preflights (``dfs.s3.anonymous``,
 ``dfs.s3.cors``).
+
+Routes are path-style; with a domain (``DFS_S3_DOMAIN``) ``dfs.s3.addressing`` also serves
+them virtual-host style (``BUCKET.DOMAIN``). ``/healthz`` and ``/readyz`` answer without a
+signature (``dfs.s3.health``).
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
 from dfs.s3 import anonymous, cors, routes_buckets, routes_multipart, routes_objects
+from dfs.s3.addressing import add_virtual_hosts
 from dfs.s3.context import CALLER, COORDINATOR, NAMESPACE
 from dfs.s3.errors import Handler, s3_error_middleware
+from dfs.s3.health import health_answer
 from dfs.s3.sigv4 import authenticate
 from dfs.server import runner_kwargs
 from dfs.transport.http import make_session
@@ -40,6 +46,9 @@ from dfs.transport.node_client import NodeClient
 
 @web.middleware
 async def sigv4_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    probe = await health_answer(request)
+    if probe is not None:
+        return probe
     coord = request.app[COORDINATOR]
     if anonymous.unsigned(request):
         anonymous.admit(request)  # public reads only (dfs.s3.anonymous)
@@ -50,7 +59,8 @@ async def sigv4_middleware(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
-def make_app(coordinator: Coordinator) -> web.Application:
+def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
+    """The gateway; ``domain`` (``DFS_S3_DOMAIN``) also serves buckets as ``BUCKET.domain``."""
     app = web.Application(middlewares=[s3_error_middleware, sigv4_middleware])
     app[COORDINATOR] = coordinator
     app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
@@ -58,6 +68,8 @@ def make_app(coordinator: Coordinator) -> web.Application:
     routes_objects.add_routes(app)
     routes_multipart.add_routes(app)
     cors.setup(app)
+    if domain:  # last: it mirrors the bucket routes registered above
+        add_virtual_hosts(app, domain)
     return app
 
 
@@ -80,9 +92,11 @@ class RunningS3:
         await self.meta.close()
 
 
-async def start_s3(cfg: ApiConfig, tls: ssl.SSLContext | None = None) -> RunningS3:
+async def start_s3(
+    cfg: ApiConfig, tls: ssl.SSLContext | None = None, domain: str = ""
+) -> RunningS3:
     """Serve on ``cfg.host``/``cfg.port`` (the S3 address: see ``dfs.s3.main``), over TLS
-    with ``tls``."""
+    with ``tls``, buckets also as ``BUCKET.domain`` with a ``domain``."""
     if not cfg.cluster_secret:
         raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
     if not cfg.api_secret:
@@ -90,7 +104,7 @@ async def start_s3(cfg: ApiConfig, tls: ssl.SSLContext | None = None) -> Running
     meta = await open_metadata_store(cfg.meta_url)
     coordinator = Coordinator(cfg, meta, NodeClient(make_session()))
     runner = web.AppRunner(
-        make_app(coordinator), access_log=None, shutdown_timeout=10.0, **runner_kwargs()
+        make_app(coordinator, domain), access_log=None, shutdown_timeout=10.0, **runner_kwargs()
     )
     await runner.setup()
     await web.TCPSite(runner, cfg.host, cfg.port, ssl_context=tls).start()

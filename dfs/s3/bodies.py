@@ -3,25 +3,49 @@
 ``BodyReader.read(n)`` hands ``dfs.api.ingest`` the object's bytes while computing their
 MD5 (the ETag of a single PUT) and, when the client signed the payload, their SHA-256 (to
 check against ``x-amz-content-sha256`` before the object is linked). An ``aws-chunked``
-body (``STREAMING-UNSIGNED-PAYLOAD-TRAILER``) is decoded from its chunk framing, and its
-trailing ``x-amz-checksum-crc32`` is verified when present. Chunk-signed streaming bodies
-(``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``) are not supported (501).
+body is decoded from its chunk framing and its decoded length checked against
+``x-amz-decoded-content-length``; a trailing ``x-amz-checksum-crc32`` is verified when present.
+
+The framings (``x-amz-content-sha256``):
+
+| value | chunks | trailer |
+|---|---|---|
+| ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` | unsigned, streamed as they arrive | unsigned |
+| ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` | each signed (``dfs.s3.sigv4.ChunkChain``) | none |
+| ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`` | each signed | signed (``x-amz-trailer-signature``) |
+
+A signed chunk is read whole and its signature checked before any of its bytes is handed
+on, so a forged or reordered chunk fails the request (``SignatureDoesNotMatch``) before
+``dfs.api.ingest`` can commit anything; a chunk may hold at most ``MAX_SIGNED_CHUNK`` bytes,
+which bounds the memory of a request (clients send 64 KiB to 1 MiB).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from dfs.s3.errors import S3Error, not_implemented
-from dfs.s3.sigv4 import STREAMING_UNSIGNED_TRAILER, UNSIGNED
+from dfs.s3.errors import S3Error, not_implemented, signature_mismatch
+from dfs.s3.sigv4 import (
+    STREAMING_SIGNED,
+    STREAMING_SIGNED_TRAILER,
+    STREAMING_UNSIGNED_TRAILER,
+    UNSIGNED,
+    ChunkChain,
+)
 
+log = logging.getLogger("dfs.s3")
 ReadFn = Callable[[int], Awaitable[bytes]]
 READ_BLOCK = 1 << 20
 MAX_CHUNK_HEADER = 4096
+MAX_SIGNED_CHUNK = 8 << 20
+MAX_TRAILER_LINES = 16
+_STREAMING = frozenset({STREAMING_UNSIGNED_TRAILER, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER})
+_TRAILER_SIGNATURE = "x-amz-trailer-signature"
 
 
 class BodyCheck(Protocol):
@@ -36,10 +60,26 @@ def bad_digest(what: str) -> S3Error:
     return S3Error("BadDigest", 400, f"the {what} you specified did not match the body")
 
 
+def incomplete(message: str) -> S3Error:
+    return S3Error("IncompleteBody", 400, message)
+
+
+def _decoded_length(value: str | None, required: bool) -> int | None:
+    if value is None:
+        if required:
+            raise S3Error("MissingContentLength", 411, "x-amz-decoded-content-length is required")
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise S3Error("InvalidArgument", 400, "x-amz-decoded-content-length must be a number")
+    return int(value)
+
+
 class BodyReader:
     """The decoded body. What the client declared of it (signed SHA-256, Content-MD5, a CRC32
-    header or trailer) is checked as the end of the body is read, so that ``dfs.api.ingest``
-    fails before it commits a file of bytes the client did not send."""
+    header or trailer, its decoded length) is checked as the end of the body is read, and
+    each signed chunk before its bytes are used, so that ``dfs.api.ingest`` fails before it
+    commits a file of bytes the client did not send. ``chain`` is the caller's
+    (``Caller.chain``): a chunk-signed body without one answers 501."""
 
     def __init__(
         self,
@@ -48,6 +88,9 @@ class BodyReader:
         encoding: str,
         content_md5: str | None = None,
         crc32_header: str | None = None,
+        *,
+        chain: ChunkChain | None = None,
+        decoded_length: str | None = None,
         check: BodyCheck | None = None,
     ) -> None:
         self._read = read
@@ -59,12 +102,25 @@ class BodyReader:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256() if len(payload_hash) == 64 else None
         self.payload_hash = payload_hash.lower()
-        self.chunked = "aws-chunked" in encoding or payload_hash == STREAMING_UNSIGNED_TRAILER
-        if payload_hash.startswith("STREAMING-") and payload_hash != STREAMING_UNSIGNED_TRAILER:
-            raise not_implemented(f"the {payload_hash} body encoding")
+        self.chunked = "aws-chunked" in encoding or payload_hash in _STREAMING
+        self._chain = (
+            chain if payload_hash in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER) else None
+        )
+        if payload_hash.startswith("STREAMING-") and (
+            payload_hash not in _STREAMING
+            or (payload_hash != STREAMING_UNSIGNED_TRAILER and self._chain is None)
+        ):
+            raise not_implemented(f"the {payload_hash} body encoding here")
         if not self.chunked and payload_hash != UNSIGNED and self.sha256 is None:
             raise S3Error("InvalidArgument", 400, f"x-amz-content-sha256 {payload_hash!r}")
-        self._left = 0  # bytes left of the current aws-chunked chunk
+        if self.chunked and self.sha256 is not None:  # it would sign the framing: unchecked
+            raise S3Error("InvalidArgument", 400, "an aws-chunked body needs a STREAMING- hash")
+        self._signed_trailer = payload_hash == STREAMING_SIGNED_TRAILER
+        log.debug("body: %s", payload_hash if payload_hash in _STREAMING else "plain")
+        self._declared = _decoded_length(decoded_length, self._chain is not None)
+        self._decoded = 0  # bytes the chunk headers announced so far
+        self._left = 0  # bytes left of the current unsigned aws-chunked chunk
+        self._ready = b""  # a signed chunk's verified bytes not yet handed on
         self._done = False
         self.crc32 = 0
         self.trailers: dict[str, str] = {}
@@ -77,38 +133,104 @@ class BodyReader:
             self._buf += more
         return True
 
-    async def _line(self) -> str:
-        while b"\r\n" not in self._buf:
+    async def _line(self, eof_ok: bool = False) -> str | None:
+        """The next line of framing (``\\r\\n`` or a bare ``\\n``: clients differ in their
+        trailers); None at the body's end when ``eof_ok``."""
+        while b"\n" not in self._buf:
             if len(self._buf) > MAX_CHUNK_HEADER or not await self._fill(len(self._buf) + 1):
-                raise S3Error("IncompleteBody", 400, "malformed aws-chunked body")
-        line, _, self._buf = self._buf.partition(b"\r\n")
-        return line.decode("ascii", "replace")
+                if eof_ok and not self._buf:
+                    return None
+                raise incomplete("malformed aws-chunked body")
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.removesuffix(b"\r").decode("ascii", "replace")
+
+    async def _take(self, n: int) -> bytes:
+        """Exactly ``n`` bytes of the body (a signed chunk's data)."""
+        parts, self._buf = [self._buf[:n]], self._buf[n:]
+        got = len(parts[0])
+        while got < n:
+            more = await self._read(min(READ_BLOCK, n - got))
+            if not more:
+                raise incomplete("the aws-chunked body ended early")
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
+
+    async def _chunk_end(self) -> None:
+        if not await self._fill(2) or self._buf[:2] != b"\r\n":
+            raise incomplete("malformed aws-chunked chunk end")
+        self._buf = self._buf[2:]
 
     async def _next_chunk_header(self) -> None:
-        size_text = (await self._line()).split(";", 1)[0].strip()
+        size_text, _, ext = (await self._line() or "").partition(";")
         try:
-            self._left = int(size_text, 16)
+            size = int(size_text.strip(), 16)
         except ValueError:
-            raise S3Error("IncompleteBody", 400, "malformed aws-chunked chunk size") from None
-        if self._left == 0:
-            while line := await self._line():
-                name, _, value = line.partition(":")
-                self.trailers[name.strip().lower()] = value.strip()
+            raise incomplete("malformed aws-chunked chunk size") from None
+        self._decoded += size
+        if self._declared is not None and self._decoded > self._declared:
+            raise incomplete("the body is longer than its x-amz-decoded-content-length")
+        if self._chain is not None:
+            await self._signed_chunk(size, ext)
+        else:
+            self._left = size
+        if size == 0:
+            await self._read_trailers()
+            if self._declared is not None and self._decoded != self._declared:
+                raise incomplete("the body is shorter than its x-amz-decoded-content-length")
             self._done = True
 
+    async def _signed_chunk(self, size: int, ext: str) -> None:
+        """Read a whole signed chunk and check its signature before its bytes are used."""
+        name, _, signature = ext.strip().partition("=")
+        if name != "chunk-signature" or not signature:
+            raise signature_mismatch()
+        if size > MAX_SIGNED_CHUNK:
+            raise S3Error("InvalidArgument", 400, f"signed chunks hold at most {MAX_SIGNED_CHUNK}")
+        data = await self._take(size) if size else b""
+        if size:
+            await self._chunk_end()
+        assert self._chain is not None
+        self._chain.check_chunk(signature, hashlib.sha256(data).hexdigest())
+        self._ready = data
+
+    async def _read_trailers(self) -> None:
+        """The trailing headers after the final chunk, up to an empty line or the end;
+        the signed form's ``x-amz-trailer-signature`` is checked over the others."""
+        canonical, signature = b"", None
+        for _ in range(MAX_TRAILER_LINES):
+            line = await self._line(eof_ok=True)
+            if not line:
+                break
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == _TRAILER_SIGNATURE:
+                signature = value
+                continue
+            self.trailers[name] = value
+            canonical += f"{name}:{value}\n".encode()
+        else:
+            raise incomplete("too many trailing headers")
+        if self._signed_trailer:
+            assert self._chain is not None
+            if signature is None:
+                raise signature_mismatch()
+            self._chain.check_trailer(signature, canonical)
+
     async def _read_chunked(self, n: int) -> bytes:
-        while not self._done and self._left == 0:
+        while not self._done and self._left == 0 and not self._ready:
             await self._next_chunk_header()
+        if self._ready:
+            data, self._ready = self._ready[:n], self._ready[n:]
+            return data
         if self._done:
             return b""
         if not self._buf and not await self._fill(1):
-            raise S3Error("IncompleteBody", 400, "the aws-chunked body ended early")
+            raise incomplete("the aws-chunked body ended early")
         data, self._buf = self._buf[: min(n, self._left)], self._buf[min(n, self._left) :]
         self._left -= len(data)
         if self._left == 0:
-            if not await self._fill(2) or self._buf[:2] != b"\r\n":
-                raise S3Error("IncompleteBody", 400, "malformed aws-chunked chunk end")
-            self._buf = self._buf[2:]
+            await self._chunk_end()
         return data
 
     async def read(self, n: int) -> bytes:
@@ -117,7 +239,7 @@ class BodyReader:
             self._verify()
             return data
         self.md5.update(data)
-        if self.sha256 is not None and not self.chunked:
+        if self.sha256 is not None:
             self.sha256.update(data)
         self.crc32 = zlib.crc32(data, self.crc32)
         if self._check is not None:
@@ -133,8 +255,9 @@ class BodyReader:
         if self._verified:
             return
         self._verified = True
-        signed = self.sha256 is not None and not self.chunked
-        if signed and self.sha256 is not None and self.sha256.hexdigest() != self.payload_hash:
+        if self.chunked and not self._done:
+            raise incomplete("the aws-chunked body ended before its final chunk")
+        if self.sha256 is not None and self.sha256.hexdigest() != self.payload_hash:
             raise S3Error(
                 "XAmzContentSHA256Mismatch",
                 400,

@@ -1,8 +1,8 @@
 """``dfs-s3``: the S3 gateway's entry point. Configured like ``dfs-api`` (``DFS_META_URL``,
 ``DFS_CLUSTER_SECRET``, ``DFS_API_SECRET``, the same replication settings) plus its address,
-``DFS_S3_HOST`` (default 127.0.0.1) and ``DFS_S3_PORT`` (default 9100), and optional TLS
+``DFS_S3_HOST`` (default 127.0.0.1) and ``DFS_S3_PORT`` (default 9100), optional TLS
 (``DFS_S3_TLS_CERT``, ``DFS_S3_TLS_KEY``: PEM files) for deployments without a load
-balancer. Without
+balancer, and ``DFS_S3_DOMAIN`` for virtual-host-style buckets (``BUCKET.DOMAIN``). Without
 ``DFS_API_SECRET`` it reads the secret ``dfs-api`` keeps in ``DFS_DATA_DIR/api_secret``."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import re
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from dfs.s3.app import start_s3
 from dfs.server import run_service, until_stopped
 
 DEFAULT_PORT = 9100
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 API_SECRET_FILE = "api_secret"  # as dfs-api keeps it (dfs.api.main)
 
 
@@ -56,8 +58,19 @@ def tls_context(env: dict[str, str]) -> ssl.SSLContext | None:
     return ctx
 
 
+def s3_domain(env: dict[str, str]) -> str:
+    """``DFS_S3_DOMAIN``: the host name whose sub-domains name buckets ("" for none)."""
+    domain = env.get("DFS_S3_DOMAIN", "").strip().rstrip(".").lower()
+    if domain:
+        labels = domain.split(".")
+        if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+            raise ConfigError("DFS_S3_DOMAIN", domain, "a host name such as s3.example.com")
+    return domain
+
+
 async def serve(cfg: ApiConfig) -> None:
-    s3 = await start_s3(cfg, tls_context(dict(os.environ)))
+    env = dict(os.environ)
+    s3 = await start_s3(cfg, tls_context(env), s3_domain(env))
     print(f"dfs-s3 listening on {s3.url} meta={cfg.meta_url}", flush=True)
     await until_stopped()
     logging.getLogger("dfs.s3").info("stopping: draining in-flight requests")

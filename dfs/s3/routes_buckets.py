@@ -37,8 +37,16 @@ from dfs.s3.names import bucket_name
 MAX_KEYS = 1000
 MAX_BUCKET_BODY = 64 * 1024
 _LIST_PARAMS = frozenset(
-    {"list-type", "prefix", "delimiter", "continuation-token", "max-keys", "encoding-type"}
-    | {"start-after"}
+    {
+        "list-type",
+        "prefix",
+        "delimiter",
+        "continuation-token",
+        "max-keys",
+        "encoding-type",
+        "start-after",
+        "fetch-owner",  # minio-go (restic) always asks; the owner is the bucket's tenant
+    }
 )
 
 
@@ -100,7 +108,7 @@ def _max_keys(raw: str | None) -> int:
 
 
 def _listing_xml(
-    name: str, q: dict[str, str], listing: ObjectListing, max_keys: int, url: bool
+    name: str, q: dict[str, str], listing: ObjectListing, max_keys: int, url: bool, owner: str
 ) -> str:
     def enc(text: str) -> str:
         return quote(text, safe="/") if url else text
@@ -125,7 +133,7 @@ def _listing_xml(
         parts.append(
             f"<Contents>{xml('Key', enc(v.key))}{xml('LastModified', iso_time(v.created_at))}"
             f"{xml('ETag', chr(34) + v.etag + chr(34))}{xml('Size', v.size)}"
-            f"{xml('StorageClass', 'STANDARD')}</Contents>"
+            f"{owner}{xml('StorageClass', 'STANDARD')}</Contents>"
         )
     for p in listing.common_prefixes:
         parts.append(f"<CommonPrefixes>{xml('Prefix', enc(p))}</CommonPrefixes>")
@@ -153,8 +161,12 @@ async def list_objects_v2(request: web.Request) -> web.Response:
             versions=False,
             start_after=q.get("start-after", ""),
         )
+    owner = ""
+    if q.get("fetch-owner") == "true":
+        tenant = (await request.app[NAMESPACE].bucket(name)).tenant
+        owner = f"<Owner>{xml('ID', tenant)}{xml('DisplayName', tenant)}</Owner>"
     return xml_response(
-        "ListBucketResult", _listing_xml(name, q, listing, max_keys, bool(encoding))
+        "ListBucketResult", _listing_xml(name, q, listing, max_keys, bool(encoding), owner)
     )
 
 

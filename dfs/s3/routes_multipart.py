@@ -122,6 +122,8 @@ def _body(request: web.Request) -> BodyReader:
         h.get("Content-Encoding", ""),
         content_md5=h.get("Content-MD5"),
         crc32_header=h.get("x-amz-checksum-crc32"),
+        chain=caller(request).chain,
+        decoded_length=h.get("x-amz-decoded-content-length"),
     )
 
 

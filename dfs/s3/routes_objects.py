@@ -65,11 +65,15 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         h.get("Content-Encoding", ""),
         content_md5=h.get("Content-MD5"),
         crc32_header=h.get("x-amz-checksum-crc32"),
+        chain=caller(request).chain,
+        decoded_length=h.get("x-amz-decoded-content-length"),
         check=sums,
     )
     declared = h.get("x-amz-decoded-content-length") or request.content_length
     file_id = ""
-    if declared is None or int(declared) > 0:
+    if declared is not None and int(declared) == 0:
+        await body.read(1)  # an empty object: its framing (and chunk signature) is checked
+    else:
         coord = request.app[COORDINATOR]
         done = await ingest(
             coord,

@@ -7,12 +7,18 @@ The expected signature is computed by botocore's own SigV4 code (``S3SigV4Auth``
 headers the client says it signed; then compared in constant time. The secret of the access
 key is looked up per request (``dfs.access_keys`` opens it), so a revoked key is refused
 from the next request on.
+
+A chunk-signed body (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` and its ``-TRAILER`` form) signs
+each chunk with a chain that starts at the request's own signature (the seed):
+``ChunkChain`` holds the signing key and the last signature so that ``dfs.s3.bodies`` can
+check every chunk, and the trailer, before their bytes are used.
 """
 
 from __future__ import annotations
 
 import calendar
 import dataclasses
+import hashlib
 import hmac
 import time
 from dataclasses import dataclass
@@ -31,6 +37,9 @@ MAX_SKEW = 15 * 60  # seconds a header-signed request's date may be off (S3's ru
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 UNSIGNED = "UNSIGNED-PAYLOAD"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -46,11 +55,51 @@ class Signed:
     expires: int = 0
 
 
+def signing_key(secret: str, date: str, region: str, service: str = "s3") -> bytes:
+    """SigV4's derived key: HMAC-SHA256 over the date, region, service and terminator."""
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+@dataclass
+class ChunkChain:
+    """The signature chain of a chunk-signed body. Each chunk's signature signs the SHA-256
+    of its data and the previous signature (the request's own signature for the first), so
+    a chunk cannot be changed, dropped, reordered or replayed from another request; the
+    trailer's signature continues the chain after the final, empty chunk."""
+
+    key: bytes
+    amz_date: str
+    scope: str
+    previous: str
+
+    def _next(self, string_to_sign: str, signature: str) -> None:
+        expected = hmac.new(self.key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise signature_mismatch()
+        self.previous = expected
+
+    def check_chunk(self, signature: str, data_sha256: str) -> None:
+        """SignatureDoesNotMatch unless ``signature`` signs a chunk of that SHA-256 (hex)."""
+        head = f"{ALGORITHM}-PAYLOAD\n{self.amz_date}\n{self.scope}\n{self.previous}"
+        self._next(f"{head}\n{EMPTY_SHA256}\n{data_sha256}", signature)
+
+    def check_trailer(self, signature: str, trailer: bytes) -> None:
+        """SignatureDoesNotMatch unless ``signature`` signs the canonical trailer
+        (``name:value\\n`` per trailing header)."""
+        digest = hashlib.sha256(trailer).hexdigest()
+        head = f"{ALGORITHM}-TRAILER\n{self.amz_date}\n{self.scope}\n{self.previous}"
+        self._next(f"{head}\n{digest}", signature)
+
+
 @dataclass(frozen=True)
 class Caller:
     tenant: str
     access_key_id: str
     payload_hash: str  # x-amz-content-sha256 (UNSIGNED-PAYLOAD for presigned requests)
+    chain: ChunkChain | None = None  # for a chunk-signed body: its chain, from the seed
 
 
 def _malformed(message: str) -> S3Error:
@@ -191,4 +240,13 @@ async def authenticate(
     payload = UNSIGNED if signed.presigned else request.headers.get("x-amz-content-sha256", "")
     if not payload:
         raise S3Error("InvalidRequest", 400, "x-amz-content-sha256 is required")
-    return Caller(rec.tenant, rec.access_key_id, payload)
+    chain = None
+    if payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER):
+        date = signed.amz_date[:8]  # botocore's scope takes the date from the timestamp too
+        chain = ChunkChain(
+            signing_key(secret, date, signed.region),
+            signed.amz_date,
+            f"{date}/{signed.region}/s3/aws4_request",
+            expected,
+        )
+    return Caller(rec.tenant, rec.access_key_id, payload, chain)

@@ -1,8 +1,8 @@
-# The load balancer in front of the API (and the web console, and the S3 gateway to come).
+# The load balancer in front of the API, the web console and the S3 gateway (gateway.tf).
 # Public (default): internet-facing in the public subnets, reachable from allowed_cidrs only,
 # TLS with the ACM certificate of dns.tf (TLS 1.2+), plain HTTP answered only by a redirect to
 # HTTPS; api.<domain> and console.<domain> go to the API instances, s3.<domain> and
-# *.s3.<domain> answer 503 until the S3 gateway is deployed. private_network = true opts out:
+# *.s3.<domain> to the S3 gateway's (gateway.tf). private_network = true opts out:
 # internal, in the private subnets, plain HTTP to the API (for a network that is already
 # private). Either way the API instances sit in private subnets, reachable only from the load
 # balancer, which checks /readyz (metadata store reachable, enough live nodes) on each.
@@ -77,28 +77,6 @@ resource "aws_lb_listener" "http_redirect" {
       protocol    = "HTTPS"
       port        = "443"
       status_code = "HTTP_301"
-    }
-  }
-}
-
-# The S3 gateway (dfs-s3) is not deployed yet: its host names answer 503 rather than reach the API.
-resource "aws_lb_listener_rule" "s3_gateway" {
-  count        = local.public_lb ? 1 : 0
-  listener_arn = aws_lb_listener.https[0].arn
-  priority     = 10
-
-  condition {
-    host_header {
-      values = ["s3.${var.domain_name}", "*.s3.${var.domain_name}"]
-    }
-  }
-
-  action {
-    type = "fixed-response"
-    fixed_response {
-      content_type = "text/plain"
-      message_body = "the S3 gateway is not deployed yet"
-      status_code  = "503"
     }
   }
 }

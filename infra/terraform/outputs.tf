@@ -9,8 +9,8 @@ output "console_url" {
 }
 
 output "s3_endpoint" {
-  description = "The S3 gateway's endpoint (path style; <bucket>.s3.<domain> for virtual-host style): 503 until the gateway is deployed."
-  value       = var.private_network ? null : "https://s3.${var.domain_name}"
+  description = "The S3 gateway's endpoint (path style; <bucket>.s3.<domain> for virtual-host style; with private_network, the internal load balancer's s3_port)."
+  value       = var.private_network ? "http://${aws_lb.main.dns_name}:${var.s3_port}" : "https://s3.${var.domain_name}"
 }
 
 output "load_balancer_dns_name" {
@@ -26,6 +26,11 @@ output "artifacts_bucket" {
 output "api_autoscaling_group" {
   description = "The API instances' Auto Scaling group (aws autoscaling describe-instance-refreshes --auto-scaling-group-name <this>)."
   value       = aws_autoscaling_group.api.name
+}
+
+output "s3_autoscaling_group" {
+  description = "The S3 gateway instances' Auto Scaling group (aws autoscaling describe-instance-refreshes --auto-scaling-group-name <this>)."
+  value       = aws_autoscaling_group.s3.name
 }
 
 output "node_instance_ids" {

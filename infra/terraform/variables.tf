@@ -208,3 +208,26 @@ variable "alarm_5xx_percent" {
   type        = number
   default     = 1
 }
+
+variable "s3_count" {
+  description = "S3 gateway instances (dfs-s3) behind the load balancer (stateless: any number serve the same cluster). An upgrade replaces them one at a time (instance refresh)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.s3_count >= 1 && var.s3_count <= 20 && floor(var.s3_count) == var.s3_count
+    error_message = "s3_count must be a whole number from 1 to 20."
+  }
+}
+
+variable "s3_instance_type" {
+  description = "Instance type of the S3 gateway instances."
+  type        = string
+  default     = "t3.small"
+}
+
+variable "s3_port" {
+  description = "Port the S3 gateway listens on (DFS_S3_PORT); with private_network = true also the internal load balancer's port for it."
+  type        = number
+  default     = 9100
+}

@@ -161,7 +161,7 @@ def _executable(path: Path, text: str) -> None:
 
 
 def standin_wheel(version: str, flavour: str = "") -> tuple[str, bytes]:
-    """A minimal ``dfs`` wheel whose dfs-api and dfs-node record their calls (``flavour``
+    """A minimal ``dfs`` wheel whose dfs-api, dfs-node and dfs-s3 record their calls (``flavour``
     changes its bytes: a different build of the same version)."""
     dist = f"dfs-{version}.dist-info"
     files = {
@@ -170,7 +170,8 @@ def standin_wheel(version: str, flavour: str = "") -> tuple[str, bytes]:
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
         f"{dist}/entry_points.txt": "[console_scripts]\n"
-        "dfs-api = dfs_bootstrap_standin:main\ndfs-node = dfs_bootstrap_standin:main\n",
+        "dfs-api = dfs_bootstrap_standin:main\ndfs-node = dfs_bootstrap_standin:main\n"
+        "dfs-s3 = dfs_bootstrap_standin:main\n",
     }
     record = []
     for name, text in files.items():

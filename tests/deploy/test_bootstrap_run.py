@@ -234,6 +234,38 @@ def test_api_bootstrap_checks_the_tables_as_dfs_then_starts(
     assert prometheus["emf_processor"]["metric_namespace"] == "dfs"
 
 
+def test_s3_gateway_bootstrap_writes_its_env_and_starts(
+    tmp_path: Path, imds: Imds, cloud: Cloud
+) -> None:
+    machine = make_machine(tmp_path)
+    settings = {
+        "DFS_RELEASE_SHA256": release(cloud),
+        "DFS_S3_PORT": "9101",
+        "DFS_S3_DOMAIN": "s3.example.com",
+    }
+    proc = run("bootstrap_s3.sh", machine, imds, cloud, settings)
+    assert proc.returncode == 0, proc.stderr
+    root = machine.root
+    calls = machine.calls()
+    assert calls[-1] == "systemctl restart dfs-s3.service"
+    assert standin_calls(machine) == []  # no init-tables: the API's bootstrap checks them
+    assert (root / "etc/systemd/system/dfs-s3.service").read_text() == (
+        SYSTEMD / "dfs-s3.service"
+    ).read_text()
+    env = env_file(root / "etc/dfs/s3.env")
+    assert mode(root / "etc/dfs/s3.env") == 0o600
+    assert env["DFS_S3_HOST"] == "0.0.0.0"
+    assert env["DFS_S3_PORT"] == "9101"
+    assert env["DFS_S3_DOMAIN"] == "s3.example.com"
+    assert env["DFS_META_URL"] == "dynamodb://?table_prefix=prod-"
+    assert env["AWS_REGION"] == REGION
+    assert env["DFS_CLUSTER_SECRET"] == SECRETS["cluster-secret"]
+    assert env["DFS_API_SECRET"] == SECRETS["api-secret"]  # access keys are sealed under it
+    assert "DFS_ADMIN_TOKEN" not in env  # the gateway holds no admin power
+    assert imds.untokened == []
+    assert not (root / AGENT_ETC).exists()
+
+
 def refused(proc: subprocess.CompletedProcess[str], machine: Machine) -> None:
     assert proc.returncode != 0
     assert not (machine.root / "opt/dfs/venv/bin/dfs-node").exists()

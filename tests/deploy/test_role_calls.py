@@ -9,7 +9,10 @@ shutdown only logs a failed deregistration.
 - api: the store's calls are derived from its source in test_terraform.py (every call, also
   of paths no workload reaches); here a running API (uploads, downloads, listing, deletes,
   repair and GC passes, node heartbeats and deregistration, ``init-tables``) must need
-  nothing its role lacks, on no table Terraform does not declare."""
+  nothing its role lacks, on no table Terraform does not declare.
+- s3 (the gateway): the store's calls but table creation's, derived in test_terraform.py;
+  here a running gateway (buckets, PutObject, GetObject, HeadObject, listings, CopyObject,
+  deletes) needs nothing its role lacks."""
 
 from __future__ import annotations
 
@@ -22,15 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import boto3
 import pytest
 
+from dfs import access_keys
 from dfs.api.app import start_api
 from dfs.auth import hash_token
 from dfs.client import Client
 from dfs.config import ApiConfig, NodeConfig, load_node_config
 from dfs.meta import open_metadata_store
+from dfs.meta.base import AccessKeyRecord
 from dfs.meta.init_tables import init_tables_main
 from dfs.node.app import start_node
+from dfs.s3.app import start_s3
 from tests.conftest import DYNAMODB_ENV, random_bytes
 from tests.deploy.dynamo_calls import NO_TABLE, Access, recording
 
@@ -234,3 +241,92 @@ async def test_the_api_role_grants_what_a_running_api_calls(
     declared = {tables.prefix + t["name"] for t in terraform["locals"]["tables"].values()}
     assert {a.table for a in calls} == declared
     assert "dynamodb:CreateTable" not in used  # Terraform creates them; init-tables describes
+
+
+GATEWAY_SECRET = b"role-calls-test-api-secret-0123456789abcdef"
+
+
+def _gateway_workload(url: str, key_id: str, secret: str) -> None:
+    """What S3 clients do: buckets, objects in and out, listings, a copy, deletes."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket="roles")
+    s3.head_bucket(Bucket="roles")
+    body = random_bytes(3, 3 * MIB + 7)
+    s3.put_object(Bucket="roles", Key="a/big.bin", Body=body)
+    s3.put_object(Bucket="roles", Key="a/big-again.bin", Body=body)  # a duplicate
+    s3.put_object(Bucket="roles", Key="empty", Body=b"")
+    assert s3.get_object(Bucket="roles", Key="a/big.bin")["Body"].read() == body
+    s3.get_object(Bucket="roles", Key="a/big.bin", Range="bytes=10-20")["Body"].read()
+    s3.head_object(Bucket="roles", Key="empty")
+    s3.copy_object(
+        Bucket="roles", Key="copy.bin", CopySource={"Bucket": "roles", "Key": "a/big.bin"}
+    )
+    s3.list_objects_v2(Bucket="roles", Delimiter="/")
+    s3.list_objects_v2(Bucket="roles", Prefix="a/", MaxKeys=1)
+    s3.list_buckets()
+    s3.get_bucket_location(Bucket="roles")
+    for key in ("a/big.bin", "a/big-again.bin", "empty", "copy.bin"):
+        s3.delete_object(Bucket="roles", Key=key)
+    s3.delete_bucket(Bucket="roles")
+
+
+async def test_the_gateway_role_grants_what_a_running_gateway_calls(
+    terraform: dict[str, Any], tables: Tables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_metadata_store(tables.meta_url)
+    key_id, secret = access_keys.new_key_id(), access_keys.new_secret()
+    try:  # the tenant and its key, as dfs-api makes them (not the gateway's calls)
+        await store.create_tenant("t", time.time())
+        sealed = access_keys.seal_secret(GATEWAY_SECRET, key_id, "t", secret)
+        await store.put_access_key(AccessKeyRecord(key_id, "t", sealed, "", time.time()))
+    finally:
+        await store.close()
+    nodes = []
+    for i in (1, 2):  # registered once at start; no heartbeat within the workload
+        cfg = NodeConfig(
+            node_id=f"node{i}",
+            host="127.0.0.1",
+            port=0,
+            advertise_host="127.0.0.1",
+            data_dir=tmp_path / f"node{i}",
+            meta_url=tables.meta_url,
+            heartbeat_interval=120.0,
+            heartbeat_timeout=300.0,
+            cluster_secret=SECRET.encode(),
+        )
+        nodes.append(await start_node(cfg))
+    try:
+        with recording(monkeypatch) as recorder:
+            gateway = await start_s3(
+                ApiConfig(
+                    host="127.0.0.1",
+                    port=0,
+                    data_dir=tmp_path / "s3",
+                    meta_url=tables.meta_url,
+                    replication_factor=2,
+                    cluster_secret=SECRET.encode(),
+                    api_secret=GATEWAY_SECRET,
+                    heartbeat_timeout=300.0,
+                    maintenance=False,
+                )
+            )
+            try:
+                await asyncio.to_thread(_gateway_workload, gateway.url, key_id, secret)
+            finally:
+                await gateway.stop()
+        calls = recorder.take()
+    finally:
+        for node in nodes:
+            await node.stop()
+    used = {a.action for a in calls}
+    assert {"dynamodb:PutItem", "dynamodb:Query"} <= used  # it really ran on DynamoDB
+    [tables_stmt] = [s for s in statements(terraform, "s3") if s.get("sid") == "DfsTables"]
+    assert used <= set(tables_stmt["actions"]), used - set(tables_stmt["actions"])
+    for a in calls:
+        resource_of(a, tables.prefix, terraform)  # a declared table (or index): table_resources

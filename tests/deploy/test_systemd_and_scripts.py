@@ -13,7 +13,7 @@ from tests.deploy.conftest import REPO, SCRIPTS, SYSTEMD, tool, unit_file
 
 pytestmark = pytest.mark.deploy
 
-UNITS = {"dfs-api.service": "dfs-api", "dfs-node.service": "dfs-node"}
+UNITS = {"dfs-api.service": "dfs-api", "dfs-node.service": "dfs-node", "dfs-s3.service": "dfs-s3"}
 INSTALL_BIN = "/opt/dfs/venv/bin/"
 DATA_DIR = "/var/lib/dfs"
 
@@ -72,7 +72,9 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_every_script_passes_shellcheck() -> None:
     scripts = sorted(SCRIPTS.glob("*.sh"))
-    assert {"bootstrap_api.sh", "bootstrap_node.sh", "test.sh"} <= {p.name for p in scripts}
+    assert {"bootstrap_api.sh", "bootstrap_node.sh", "bootstrap_s3.sh", "test.sh"} <= {
+        p.name for p in scripts
+    }
     proc = subprocess.run(
         [tool("shellcheck"), "-x", *(str(p.relative_to(REPO)) for p in scripts), ".ci/run"],
         cwd=REPO,

@@ -80,25 +80,96 @@ def _camel(op: str) -> str:
     return "dynamodb:" + "".join(part.capitalize() for part in op.split("_"))
 
 
-def test_the_api_role_allows_what_the_store_calls_and_no_more(terraform: dict[str, Any]) -> None:
-    src = "".join(p.read_text() for p in sorted(DYNAMODB_PACKAGE.glob("*.py")))
+# the module of table creation, which only `init-tables` (bootstrap_api.sh) reaches
+INIT_TABLES_MODULE = "tables.py"
+
+
+def store_actions(skip: tuple[str, ...] = ()) -> set[str]:
+    """The IAM actions of every DynamoDB call in the store's source (but ``skip``'s files)."""
+    files = [p for p in sorted(DYNAMODB_PACKAGE.glob("*.py")) if p.name not in skip]
+    src = "".join(p.read_text() for p in files)
     # every request goes through the request layer, whose methods take the operation first
     request = r'\b(?:call|call_or_none|paginate|up_to|until_processed)\(\s*"(\w+)"'
     ops = set(re.findall(request, src))
     ops |= set(re.findall(r'^\s+"(\w+_item|query|scan)",$', src, re.MULTILINE))
     ops |= set(re.findall(r"\bclient\.(\w+)\(", src))
-    assert {"put_item", "query", "scan", "transact_write_items", "describe_table"} <= ops
+    assert {"put_item", "query", "scan", "transact_write_items"} <= ops
     # Terraform creates the tables and their TTL: init-tables only describes them
     ops -= {"create_table", "update_time_to_live", "close"}
     needed = {_camel(op) for op in ops if op != "transact_write_items"}
     if "transact_write_items" in ops:  # IAM checks each action of a transaction
         needed |= {"dynamodb:ConditionCheckItem", "dynamodb:UpdateItem", "dynamodb:PutItem"}
+    return needed
+
+
+def test_the_api_role_allows_what_the_store_calls_and_no_more(terraform: dict[str, Any]) -> None:
+    needed = store_actions()
+    assert "dynamodb:DescribeTable" in needed
     api = _iam_actions(terraform, "api")
     assert api["DfsTables"] == needed
     policy = terraform["data"]["aws_iam_policy_document"]["api"]["statement"]
     tables_stmt = next(s for s in policy if s.get("sid") == "DfsTables")
     assert tables_stmt["resources"] == "${local.table_resources}"
     assert not any("*" in a for actions in api.values() for a in actions)
+
+
+def test_the_gateway_role_allows_what_the_store_calls_but_init_tables(
+    terraform: dict[str, Any],
+) -> None:
+    """dfs-s3 uses the same store but never creates or checks tables (its bootstrap runs no
+    init-tables): its grants are the store's calls without those of table creation;
+    test_role_calls.py checks a running gateway needs nothing more."""
+    needed = store_actions(skip=(INIT_TABLES_MODULE,))
+    assert "dynamodb:DescribeTable" not in needed
+    s3 = _iam_actions(terraform, "s3")
+    assert s3["DfsTables"] == needed
+    policy = terraform["data"]["aws_iam_policy_document"]["s3"]["statement"]
+    tables_stmt = next(s for s in policy if s.get("sid") == "DfsTables")
+    assert tables_stmt["resources"] == "${local.table_resources}"
+    assert not any("*" in a for actions in s3.values() for a in actions)
+    assert not any(a.startswith(("cloudwatch:", "logs:")) for v in s3.values() for a in v)
+
+
+def test_the_gateway_runs_behind_the_load_balancer_like_the_api(
+    terraform: dict[str, Any],
+) -> None:
+    res = terraform["resource"]
+    asg = res["aws_autoscaling_group"]["s3"]
+    assert asg["health_check_type"] == "ELB"
+    assert asg["target_group_arns"] == ["${aws_lb_target_group.s3.arn}"]
+    assert asg["desired_capacity"] == "${var.s3_count}"
+    assert asg["vpc_zone_identifier"] == "${aws_subnet.private[*].id}"
+    assert asg["launch_template"][0]["version"] == "${aws_launch_template.s3.latest_version}"
+    refresh = asg["instance_refresh"][0]
+    assert refresh["strategy"] == "Rolling"
+    assert refresh["preferences"][0]["min_healthy_percentage"] == 100
+    tg = res["aws_lb_target_group"]["s3"]
+    assert tg["health_check"][0]["path"] == "/readyz"
+    assert tg["port"] == "${var.s3_port}"
+    rule = res["aws_lb_listener_rule"]["s3_gateway"]
+    assert set(rule["condition"][0]["host_header"][0]["values"]) == {
+        "s3.${var.domain_name}",
+        "*.s3.${var.domain_name}",
+    }
+    action = rule["action"][0]
+    assert action["type"] == "forward"
+    assert action["target_group_arn"] == "${aws_lb_target_group.s3.arn}"
+    template = res["aws_launch_template"]["s3"]
+    assert template["metadata_options"][0]["http_tokens"] == "required"
+    assert "dfs-s3.service" in template["user_data"]
+    assert "bootstrap_s3.sh" in template["user_data"]
+    assert (
+        'DFS_S3_DOMAIN          = local.public_lb ? "s3.${var.domain_name}" : ""'
+        in (TERRAFORM / "gateway.tf").read_text()
+    )
+    # reachable on s3_port from the load balancer only; it reaches the nodes, they let it in
+    rules = res["aws_security_group_rule"]
+    s3_in = [r for r in rules.values() if r["security_group_id"].endswith("s3.id}")]
+    assert [r["source_security_group_id"] for r in s3_in if r["type"] == "ingress"] == [
+        "${aws_security_group.lb.id}"
+    ]
+    assert rules["node_in_s3"]["source_security_group_id"] == "${aws_security_group.s3.id}"
+    assert rules["s3_out_nodes"]["from_port"] == "${var.node_port}"
 
 
 # The node role's DynamoDB grants are derived from a real node's calls: test_role_calls.py.
@@ -113,7 +184,8 @@ def ssm_reads(script: str) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.parametrize(
-    ("role", "script"), [("api", "bootstrap_api.sh"), ("node", "bootstrap_node.sh")]
+    ("role", "script"),
+    [("api", "bootstrap_api.sh"), ("node", "bootstrap_node.sh"), ("s3", "bootstrap_s3.sh")],
 )
 def test_each_role_reads_exactly_the_parameters_its_bootstrap_reads(
     terraform: dict[str, Any], role: str, script: str
@@ -263,25 +335,38 @@ def test_variables_and_outputs(terraform: dict[str, Any]) -> None:
         "domain_name",
         "route53_zone_id",
         "repair_grace_seconds",
+        "s3_count",
+        "s3_port",
     ):
         assert terraform["variable"][var]["description"], var
     defaults = {k for k, v in terraform["variable"].items() if "default" in v}
     assert "release_version" not in defaults
     assert "release_sha256" not in defaults
-    for out in ("api_url", "console_url", "s3_endpoint", "artifacts_bucket", "alarm_topic_arn"):
+    for out in (
+        "api_url",
+        "console_url",
+        "s3_endpoint",
+        "s3_autoscaling_group",
+        "artifacts_bucket",
+        "alarm_topic_arn",
+    ):
         assert out in terraform["output"], out
 
 
 def test_releases_come_from_the_artifacts_bucket_only(terraform: dict[str, Any]) -> None:
     """What `aws s3 sync` in the bootstrap scripts needs (ListBucket on the bucket, GetObject
     on its releases/), on exactly the bucket Terraform creates, for both roles."""
-    for script in ("bootstrap_api.sh", "bootstrap_node.sh"):
+    for script in ("bootstrap_api.sh", "bootstrap_node.sh", "bootstrap_s3.sh"):
         text = (SCRIPTS / script).read_text()
         assert set(re.findall(r"\baws s3 ([a-z-]+)", text)) == {"sync"}, script
         assert '"s3://${DFS_RELEASE_BUCKET}/releases/${DFS_RELEASE_VERSION}/"' in text
     settings = (TERRAFORM / "compute.tf").read_text()
     assert "DFS_RELEASE_BUCKET    = aws_s3_bucket.artifacts.id" in settings
-    for role in ("api", "node"):
+    assert (
+        "DFS_RELEASE_BUCKET     = aws_s3_bucket.artifacts.id"
+        in (TERRAFORM / "gateway.tf").read_text()
+    )
+    for role in ("api", "node", "s3"):
         s3 = {
             (a, str(s["resources"]))
             for s in terraform["data"]["aws_iam_policy_document"][role]["statement"]
@@ -316,7 +401,7 @@ def test_alarms_and_backups(terraform: dict[str, Any]) -> None:
 
 
 def test_user_data_files_exist() -> None:
-    compute = (TERRAFORM / "compute.tf").read_text()
+    compute = (TERRAFORM / "compute.tf").read_text() + (TERRAFORM / "gateway.tf").read_text()
     for rel in re.findall(r'file\("\$\{local\.repo\}/([^"]+)"\)', compute):
         assert (REPO / rel).is_file(), rel
     assert (TERRAFORM / "templates" / "user_data.sh.tftpl").is_file()
@@ -367,7 +452,7 @@ def test_the_cloudwatch_agent_may_send_only_the_deployments_metrics(
         }
 
 
-@pytest.mark.parametrize("role", ["api", "node"])
+@pytest.mark.parametrize("role", ["api", "node", "s3"])
 def test_user_data_fits_ec2s_limit(role: str) -> None:
     """EC2 refuses user data over 16 KiB: the template carries the whole bootstrap script and
     unit, plus a few hundred bytes of settings."""

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from dfs.localcluster import console_script, free_port
@@ -114,6 +115,64 @@ def start(
         p = subprocess.Popen(argv, env=env, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT)
     procs[name] = p
     return p
+
+
+def gateway_round_trip(
+    procs: dict[str, subprocess.Popen[bytes]],
+    tmp_path: Path,
+    meta_url: str,
+    api_url: str,
+    moto_endpoint: str,
+) -> None:
+    """dfs-s3 from its unit's command line and bootstrap_s3.sh's env file: /readyz, then an
+    object in and out with boto3 under an access key the API made."""
+    port = free_port()
+    env = unit_env(
+        {
+            "DFS_DATA_DIR": str(tmp_path / "s3"),
+            "DFS_S3_HOST": "127.0.0.1",
+            "DFS_S3_PORT": str(port),
+            "DFS_S3_DOMAIN": "s3.example.com",
+            "AWS_REGION": DYNAMODB_ENV["AWS_REGION"],
+            "DFS_META_URL": meta_url,
+            "REPLICATION_FACTOR": "2",
+            "DFS_CLUSTER_SECRET": SECRET,
+            "DFS_API_SECRET": API_SECRET,  # the API's: it sealed the access key
+            "DFS_LOG_FORMAT": "json",
+        },
+        "bootstrap_s3.sh",
+    )
+    assert "DFS_ADMIN_TOKEN" not in env_keys("bootstrap_s3.sh")
+    env["AWS_ENDPOINT_URL"] = moto_endpoint
+    start(procs, "s3", exec_start("dfs-s3.service"), env)
+    url = f"http://127.0.0.1:{port}"
+    wait_until("dfs-s3 /readyz", lambda: http(f"{url}/readyz")[0] == 200, list(procs.values()))
+    key = post_json(f"{api_url}/access-keys", ADMIN, {"tenant": "gw"}, tenant_first=api_url)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=key["access_key_id"],
+        aws_secret_access_key=key["secret_access_key"],
+        region_name="us-east-1",
+    )
+    body = random_bytes(78, 1 << 20)
+    s3.create_bucket(Bucket="units")
+    s3.put_object(Bucket="units", Key="k", Body=body)
+    assert s3.get_object(Bucket="units", Key="k")["Body"].read() == body
+
+
+def post_json(url: str, token: str, body: dict[str, Any], tenant_first: str) -> Any:
+    """POST ``body`` (after creating its tenant through ``tenant_first``'s admin route)."""
+    for target, data in (
+        (f"{tenant_first}/admin/tenants", {"tenant": body["tenant"]}),
+        (url, body),
+    ):
+        req = urllib.request.Request(target, data=json.dumps(data).encode(), method="POST")
+        req.add_header("Authorization", f"Bearer {token}")
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10.0) as resp:
+            answer = json.loads(resp.read())
+    return answer
 
 
 def test_unit_command_lines_round_trip_a_file(
@@ -222,6 +281,8 @@ def test_unit_command_lines_round_trip_a_file(
     assert status == 200
     assert metric(text, "dfs_node_bytes_stored") == 3 << 20  # RF 2 over 2 nodes: every chunk
 
+    gateway_round_trip(procs, tmp_path, meta_url, api_url, moto_endpoint)
+
     # SIGTERM (the units' KillSignal): node 2 deregisters and exits cleanly
     node2 = procs["node2"]
     node2.send_signal(signal.SIGTERM)
@@ -237,7 +298,7 @@ def test_unit_command_lines_round_trip_a_file(
     log = (tmp_path / "node2.log").read_text()
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any("deregistering" in r["message"] for r in records), log[-2000:]
-    for name in ("node1", "api"):
+    for name in ("s3", "node1", "api"):
         procs[name].send_signal(signal.SIGTERM)
         assert procs[name].wait(timeout=STOP_TIMEOUT) == 0, name
     assert api.returncode == 0

@@ -1,6 +1,6 @@
 """dfs-s3 against real S3 clients: boto3 (default settings, path-style, us-east-1) and the
-AWS CLI, on a live local cluster (API + 3 nodes on SQLite) with the gateway as its own
-process."""
+AWS CLI (pinned, from scripts/ci-tools.sh), on a live local cluster (API + 3 nodes on SQLite)
+with the gateway as its own process."""
 
 from __future__ import annotations
 
@@ -210,7 +210,16 @@ def test_refusals_and_unimplemented(gateway: Gateway) -> None:
     assert _code(exc) == ("InvalidAccessKeyId", 403)
 
 
-@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+def aws_cli() -> str:
+    """The AWS CLI pinned in requirements/awscli.txt, which scripts/ci-tools.sh installs in
+    .venv-awscli (else one on PATH); a missing CLI fails the test rather than skipping it."""
+    pinned = Path(__file__).resolve().parents[2] / ".venv-awscli" / "bin" / "aws"
+    found = str(pinned) if pinned.exists() else shutil.which("aws")
+    if found is None:
+        pytest.fail("the AWS CLI is not installed: run bash scripts/ci-tools.sh")
+    return found
+
+
 def test_aws_cli_cp_round_trip(gateway: Gateway, tmp_path: Path) -> None:
     gateway.client().create_bucket(Bucket="cli")
     src = tmp_path / "src.bin"
@@ -223,7 +232,7 @@ def test_aws_cli_cp_round_trip(gateway: Gateway, tmp_path: Path) -> None:
         "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
     }
-    base = ["aws", "--endpoint-url", gateway.url, "s3"]
+    base = [aws_cli(), "--endpoint-url", gateway.url, "s3"]
     steps = [
         ["cp", str(src), "s3://cli/dir/src.bin"],
         ["cp", "s3://cli/dir/src.bin", str(tmp_path / "back.bin")],

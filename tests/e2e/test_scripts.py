@@ -16,6 +16,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import boto3
 import pytest
 
 from dfs.localcluster import free_port, read_env_file, wait_for
@@ -128,8 +129,9 @@ def _cluster_sh(base: Path, *args: str, timeout: float = 180) -> subprocess.Comp
 
 def test_cluster_sh_user_tenant_status_and_restart(tmp_path: Path) -> None:
     base = tmp_path / "local"
-    api_port, node_port = free_port(), free_port()
+    api_port, node_port, s3_port = free_port(), free_port(), free_port()
     ports = ["--api-port", str(api_port), "--first-node-port", str(node_port), "--nodes", "2"]
+    ports += ["--s3-port", str(s3_port)]
     never = _cluster_sh(base, "status")
     assert never.returncode == 1
     assert not base.exists()  # status creates nothing
@@ -157,6 +159,17 @@ def test_cluster_sh_user_tenant_status_and_restart(tmp_path: Path) -> None:
             run_cli("admin", "tenants", env["DFS_API_URL"], check=False, env=user).returncode == 3
         )
         assert _cluster_sh(base, "env").stdout == start.stdout  # the same lines again
+        # the S3 gateway runs beside the API, with an access key of "demo" in the env lines
+        assert f"AWS_ENDPOINT_URL_S3=http://127.0.0.1:{s3_port}" in start.stdout
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{s3_port}",
+            aws_access_key_id=env["DFS_S3_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["DFS_S3_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+        s3.create_bucket(Bucket="from-cluster-sh")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["from-cluster-sh"]
         assert _cluster_sh(base, "status").returncode == 0
         # a dead node: status fails; start brings back only that node
         node2 = int((base / "pids" / "node2.pid").read_text())

@@ -75,7 +75,15 @@ async def test_signed_payload_hash_is_checked() -> None:
     assert exc.value.code == "BadDigest"
 
 
-def test_chunk_signed_streaming_is_not_implemented() -> None:
+def test_chunk_signed_streaming_without_a_header_signature_is_not_implemented() -> None:
+    # a presigned or unsigned caller has no seed signature to check chunks against
     with pytest.raises(S3Error) as exc:
         BodyReader(_reader(b""), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "aws-chunked")
     assert exc.value.status == 501
+
+
+def test_an_aws_chunked_body_with_a_hex_payload_hash_is_refused() -> None:
+    # the hash would sign the framing, which nothing checks: S3 wants a STREAMING- value
+    with pytest.raises(S3Error) as exc:
+        BodyReader(_reader(b""), hashlib.sha256(b"").hexdigest(), "aws-chunked")
+    assert exc.value.code == "InvalidArgument"

@@ -12,7 +12,7 @@ shutdown only logs a failed deregistration.
   nothing its role lacks, on no table Terraform does not declare.
 - s3 (the gateway): the store's calls but table creation's, derived in test_terraform.py;
   here a running gateway (buckets, PutObject, GetObject, HeadObject, listings, CopyObject,
-  deletes) needs nothing its role lacks."""
+  versioning, tagging, ACLs, CORS, deletes) needs nothing its role lacks."""
 
 from __future__ import annotations
 
@@ -271,8 +271,26 @@ def _gateway_workload(url: str, key_id: str, secret: str) -> None:
     s3.list_objects_v2(Bucket="roles", Prefix="a/", MaxKeys=1)
     s3.list_buckets()
     s3.get_bucket_location(Bucket="roles")
-    for key in ("a/big.bin", "a/big-again.bin", "empty", "copy.bin"):
+    # the operations of dfs.s3.subresources: versions, tags, ACLs, CORS, DeleteObjects
+    s3.put_bucket_versioning(Bucket="roles", VersioningConfiguration={"Status": "Suspended"})
+    s3.get_bucket_versioning(Bucket="roles")
+    s3.list_object_versions(Bucket="roles", MaxKeys=1)
+    s3.list_objects(Bucket="roles", Marker="a/")
+    s3.put_object_tagging(
+        Bucket="roles", Key="empty", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}
+    )
+    s3.get_object_tagging(Bucket="roles", Key="empty")
+    s3.put_object_acl(Bucket="roles", Key="empty", ACL="public-read")
+    s3.get_bucket_acl(Bucket="roles")
+    cors = {"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}
+    s3.put_bucket_cors(Bucket="roles", CORSConfiguration=cors)
+    s3.get_bucket_cors(Bucket="roles")
+    s3.delete_bucket_cors(Bucket="roles")
+    s3.delete_objects(Bucket="roles", Delete={"Objects": [{"Key": "a/big.bin"}]})
+    for key in ("a/big-again.bin", "empty", "copy.bin"):
         s3.delete_object(Bucket="roles", Key=key)
+    for v in s3.list_object_versions(Bucket="roles").get("DeleteMarkers", []):
+        s3.delete_object(Bucket="roles", Key=v["Key"], VersionId=v["VersionId"])
     s3.delete_bucket(Bucket="roles")
 
 

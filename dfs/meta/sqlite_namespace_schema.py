@@ -8,7 +8,8 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 | ns_buckets    | name                         | tenant, created_at, versioning, access         |
 | ns_grants     | (grantee, bucket)            | grant (read / read-write); index by bucket     |
 | ns_versions   | (bucket, key, rank)          | version_id, file_id, size, created_at,         |
-|               |                              | is_marker, etag, sha256, content_type, and     |
+|               |                              | is_marker, etag ("=": the sha256), sha256,     |
+|               |                              | content_type, and                              |
 |               |                              | JSON user_metadata, tags, shared_with, access; |
 |               |                              | unique index (bucket, key, version_id)         |
 | ns_current    | (bucket, key)                | rank: the latest version, only while it is     |
@@ -93,6 +94,22 @@ def apply_namespace_schema(conn: sqlite3.Connection) -> None:
             conn.execute(stmt)
 
 
+SAME_AS_SHA256 = "="
+"""What ``ns_versions.etag`` holds when the etag is the version's sha256 (the native API's
+etag, most versions): one byte instead of 64 again. No etag dfs or S3 makes is "="."""
+
+
+def stored_etag(etag: str, sha256: str) -> str:
+    """The ``etag`` column's value for a version's etag and sha256."""
+    return SAME_AS_SHA256 if sha256 and etag == sha256 else etag
+
+
+def etag_of(row: sqlite3.Row) -> str:
+    """A version row's etag (rows written before ``SAME_AS_SHA256`` hold it in full)."""
+    etag: str = row["etag"]
+    return row["sha256"] if etag == SAME_AS_SHA256 else etag
+
+
 def pairs_json(items: tuple[tuple[str, str], ...]) -> str:
     return json.dumps([list(p) for p in items])
 
@@ -113,7 +130,7 @@ def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
         created_at=row["created_at"],
         is_latest=is_latest,
         is_delete_marker=bool(row["is_marker"]),
-        etag=row["etag"],
+        etag=etag_of(row),
         sha256=row["sha256"],
         content_type=row["content_type"],
         user_metadata=_pairs(row["user_metadata"]),

@@ -17,7 +17,8 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 | ns_file_links | file_id                      | links: versions linking the file               |
 | ns_scope_files| (tenant, bucket, file_id)    | links: versions of a bucket ("" = the whole    |
 |               |                              | tenant) linking the file                       |
-| ns_chunk_refs | (tenant, bucket, chunk_id)   | refs: manifest entries of the files of a       |
+| ns_chunk_refs | (tenant, bucket, chunk_id as | refs: manifest entries of the files of a       |
+|               | its 32 bytes)                |                                                |
 |               |                              | bucket ("" = the whole tenant) on the chunk    |
 | ns_usage      | (tenant, bucket, grp, name)  | objects, versions, delete_markers,             |
 |               |                              | logical_bytes, stored_bytes                    |
@@ -88,10 +89,25 @@ VERSION_COLUMNS = (
 
 
 def apply_namespace_schema(conn: sqlite3.Connection) -> None:
-    """Create the namespace tables that are missing (inside the caller's transaction)."""
+    """Create the namespace tables that are missing (inside the caller's transaction), and
+    convert ``ns_chunk_refs`` rows written with hex chunk ids."""
     for stmt in NAMESPACE_SCHEMA.split(";"):
         if stmt.strip():
             conn.execute(stmt)
+    _chunk_refs_as_bytes(conn)
+
+
+def _chunk_refs_as_bytes(conn: sqlite3.Connection) -> None:
+    """``ns_chunk_refs`` held chunk ids as 64 hex characters before it held their 32 bytes.
+    The conversion is one statement in the open's transaction, so a database holds one kind
+    or the other: the first row tells which (no scan at every open)."""
+    first = conn.execute("SELECT typeof(chunk_id) FROM ns_chunk_refs LIMIT 1").fetchone()
+    if first is None or first[0] != "text":
+        return
+    conn.create_function("dfs_unhex", 1, bytes.fromhex, deterministic=True)
+    conn.execute(
+        "UPDATE ns_chunk_refs SET chunk_id = dfs_unhex(chunk_id) WHERE typeof(chunk_id) = 'text'"
+    )
 
 
 SAME_AS_SHA256 = "="

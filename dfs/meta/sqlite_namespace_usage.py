@@ -97,7 +97,7 @@ def _add_chunks(
     change of the scope's stored bytes (a chunk's size when it enters or leaves the set)."""
     stored = 0
     for chunk_id, count, size in refs:
-        ident = (tenant, scope, chunk_id)
+        ident = (tenant, scope, bytes.fromhex(chunk_id))  # 32 bytes, not 64 hex characters
         cur = db.execute(
             "SELECT refs FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
         ).fetchone()

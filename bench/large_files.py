@@ -16,8 +16,9 @@ The server CPU is the API's and the nodes' (``/proc/PID/stat``), split into user
 time: on this kind of machine most of a stored copy's cost is the kernel's (page cache,
 fsync, journal), and it grows when two writers share one disk.
 
-Also measured in the same run: the disk's rate of fsync'd 4 MiB files from two writers (what
-two copies of every byte on one disk can reach: RF 2 is bounded by half of it). The targets
+Also measured in the same run: the disk's rate of fsync'd 4 MiB files from one and from two
+writers, with the kernel CPU they cost per GiB (two copies of every byte on one disk: RF 2 is
+bounded by half the two-writer rate, and pays the two-writer kernel cost per copy). The targets
 (issue 19): RF 1 upload and download at least 1.25x borg's MB/s; RF 2 upload at least 0.8x
 half the two-writer disk rate, with server CPU per GiB at most 2x RF 1's.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -103,6 +105,15 @@ class _limited:
         data: bytes = self._f.read(n) if n else b""  # type: ignore[attr-defined]
         self._left -= len(data)
         return data
+
+
+def disk_probe(base: Path, writers: int) -> tuple[float, float]:
+    """(MB/s, system CPU seconds per GiB) of fsync'd 4 MiB files from ``writers`` threads:
+    the kernel's cost of a stored copy on this disk, alone and beside another writer."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    rate = chunk_write_rate(base, total=512 * MIB, threads=writers)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return rate, (after.ru_stime - before.ru_stime) * GIB / (512 * MIB)
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -197,12 +208,21 @@ def bench_restic(base: Path, src: Path) -> Tool:
     return tool
 
 
-def report(tools: list[Tool], size: int, disk: float, what: str) -> list[str]:
+def report(
+    tools: list[Tool], size: int, probes: dict[int, tuple[float, float]], what: str
+) -> list[str]:
     gib = size / GIB
     load = Path("/proc/loadavg").read_text().split()[:3]
+    disk = probes[2][0]
     lines = [
-        f"file: {what}, {size / MIB:.0f} MiB; fsync'd 4 MiB files, two writers: "
-        f"{disk / 1e6:.0f} MB/s; load average {' '.join(load)} (wall times are under it)",
+        f"file: {what}, {size / MIB:.0f} MiB; load average {' '.join(load)} (wall times are "
+        "under it)",
+        "",
+        "fsync'd 4 MiB files (the disk probe): "
+        + "; ".join(
+            f"{n} writer{'s' if n > 1 else ''} {rate / 1e6:.0f} MB/s, kernel CPU {sys_s:.2f} s/GiB"
+            for n, (rate, sys_s) in sorted(probes.items())
+        ),
         "",
         "| tool | step | MB/s | seconds | client CPU s/GiB | server CPU s/GiB (user + sys) "
         "| client peak RSS MiB | identical |",
@@ -271,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             src = base / "real-files.bin"
             used = concatenate(src, args.size_mib * MIB)
             what = f"{used} real files of {', '.join(SOURCES)} concatenated"
-        disk = chunk_write_rate(base, total=512 * MIB, threads=2)
+        probes = {n: disk_probe(base, n) for n in (1, 2)}
         tools: list[Tool] = []
         for name in args.tools:
             if name == "dfs":
@@ -280,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                 tools.append(bench_borg(base, src))
             elif name == "restic":
                 tools.append(bench_restic(base, src))
-        print("\n".join(report(tools, src.stat().st_size, disk, what)))
+        print("\n".join(report(tools, src.stat().st_size, probes, what)))
     return 0
 
 

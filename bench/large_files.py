@@ -30,13 +30,12 @@ import filecmp
 import os
 import resource
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import small_files
 from bench.core import chunk_write_rate, run_client
 from dfs.localcluster import LocalCluster
 
@@ -130,17 +129,8 @@ def servers_cpu(pids: Sequence[int]) -> tuple[float, float]:
 
 def run(cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> Step:
     """Run a tool's command; wall seconds, CPU seconds (``wait4``) and peak RSS."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        list(cmd), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {err.decode()[-2000:]}")
-    return Step(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+    got = small_files.run(cmd, env, cwd)
+    return Step(got.seconds, got.cpu, got.rss)
 
 
 def bench_dfs(base: Path, src: Path, rf: int, concurrency: int) -> Tool:
@@ -171,11 +161,7 @@ def bench_dfs(base: Path, src: Path, rf: int, concurrency: int) -> Tool:
 def bench_borg(base: Path, src: Path) -> Tool:
     tool = Tool("borg")
     repo = base / "borg-repo"
-    env = {
-        **os.environ,
-        "BORG_BASE_DIR": str(base / "borg-home"),
-        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
-    }
+    env = small_files.borg_env(base)
     run(["borg", "init", "--encryption", "none", str(repo)], env)
     create = ["borg", "create", "--compression", "none", f"{repo}::a", src.name]
     tool.steps["upload"] = run(create, env, cwd=src.parent)
@@ -191,12 +177,7 @@ def bench_borg(base: Path, src: Path) -> Tool:
 def bench_restic(base: Path, src: Path) -> Tool:
     tool = Tool("restic")
     repo = base / "restic-repo"
-    env = {
-        **os.environ,
-        "RESTIC_PASSWORD": "bench",
-        "RESTIC_REPOSITORY": str(repo),
-        "RESTIC_CACHE_DIR": str(base / "restic-cache"),
-    }
+    env = small_files.restic_env(base, repo)
     run(["restic", "init"], env)
     backup = ["restic", "backup", "--compression", "off", "--quiet", src.name]
     tool.steps["upload"] = run(backup, env, cwd=src.parent)

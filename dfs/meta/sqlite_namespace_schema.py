@@ -14,7 +14,7 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 |               |                              | unique index (bucket, key, version_id)         |
 | ns_current    | (bucket, key)                | rank: the latest version, only while it is     |
 |               |                              | not a delete marker (what list_objects walks)  |
-| ns_file_links | file_id                      | links: versions linking the file               |
+| ns_file_links | file_id (``pack_file_id``)   | links: versions linking the file               |
 | ns_scope_files| (tenant, bucket, file_id)    | links: versions of a bucket ("" = the whole    |
 |               |                              | tenant) linking the file                       |
 | ns_chunk_refs | (tenant, bucket, chunk_id as | refs: manifest entries of the files of a       |
@@ -22,7 +22,8 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 |               |                              | bucket ("" = the whole tenant) on the chunk    |
 | ns_usage      | (tenant, bucket, grp, name)  | objects, versions, delete_markers,             |
 |               |                              | logical_bytes, stored_bytes                    |
-| ns_sequence   | name                         | value: the last version sequence number        |
+| ns_sequence   | name                         | value: the last version sequence number; and   |
+|               |                              | ``FILE_IDS_PACKED``, a layout marker           |
 
 ``rank`` is minus a store-wide sequence number taken when the version is written: within a
 key, ascending rank is newest first, so both listings read one index in order. Keys are
@@ -38,6 +39,7 @@ from typing import Any
 
 from dfs.errors import InvalidRequest
 from dfs.meta.namespace import BucketRecord, ObjectVersion
+from dfs.meta.sqlite_codec import pack_file_id
 
 NAMESPACE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ns_buckets (
@@ -90,11 +92,31 @@ VERSION_COLUMNS = (
 
 def apply_namespace_schema(conn: sqlite3.Connection) -> None:
     """Create the namespace tables that are missing (inside the caller's transaction), and
-    convert ``ns_chunk_refs`` rows written with hex chunk ids."""
+    convert the rows of the counting tables written with ids as text."""
     for stmt in NAMESPACE_SCHEMA.split(";"):
         if stmt.strip():
             conn.execute(stmt)
     _chunk_refs_as_bytes(conn)
+    _file_ids_as_bytes(conn)
+
+
+FILE_IDS_PACKED = "layout:file-ids-packed"
+"""The ``ns_sequence`` row that says ``ns_file_links`` and ``ns_scope_files`` key files by
+``pack_file_id`` (16 bytes for a canonical UUID), not by the id's 36 characters."""
+
+
+def _file_ids_as_bytes(conn: sqlite3.Connection) -> None:
+    """Convert the file ids of ``ns_file_links`` and ``ns_scope_files`` once (a marker row
+    says it is done: an id that is not a canonical UUID stays text, so no row can tell)."""
+    done = conn.execute("SELECT 1 FROM ns_sequence WHERE name=?", (FILE_IDS_PACKED,)).fetchone()
+    if done is not None:
+        return
+    conn.create_function("dfs_pack_file_id", 1, pack_file_id, deterministic=True)
+    for table in ("ns_file_links", "ns_scope_files"):
+        conn.execute(
+            f"UPDATE {table} SET file_id = dfs_pack_file_id(file_id) WHERE typeof(file_id) = 'text'"
+        )
+    conn.execute("INSERT INTO ns_sequence VALUES (?, 1)", (FILE_IDS_PACKED,))
 
 
 def _chunk_refs_as_bytes(conn: sqlite3.Connection) -> None:

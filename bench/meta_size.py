@@ -10,11 +10,14 @@ files of one shape, then measures what the store holds, divided by N:
   rules (attribute names + values; numbers by significant digits), plus the 100 bytes of
   per-item overhead DynamoDB bills for storage, and the global secondary indexes' copies.
 
-Shapes: ``small`` (single-chunk files, the many-small-files case) and ``multi`` (``--chunks``
-chunks per file). Every chunk is distinct, so nothing is deduplicated away.
+Shapes: ``small`` (single-chunk files, the many-small-files case), ``small with a key``
+(the same files each put through the namespace as the API's upload with a key does: one
+bucket with versioning enabled, a key per file, one version, one tag, the content type
+guessed from the key) and ``multi`` (``--chunks`` chunks per file). Every chunk is distinct,
+so nothing is deduplicated away.
 
     python -m bench.meta_size [--files 2000] [--dynamo-files 200] [--chunks 16]
-                              [--backends sqlite dynamodb]
+                              [--backends sqlite dynamodb] [--shapes small keyed multi]
 """
 
 from __future__ import annotations
@@ -28,16 +31,19 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench.meta_calls import AWS_ENV, start_moto
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FileRecord, Location, ManifestEntry, MetadataStore, NodeRecord
+from dfs.meta.namespace import VERSIONING_ENABLED, BucketRecord, NamespaceStore, NewObject
 
 RF = 2
 BATCH = 500
 CHUNKER = "fastcdc:262144:1048576:4194304"
 DYNAMO_ITEM_OVERHEAD = 100  # bytes DynamoDB adds to every item (and index entry) it bills
+BUCKET = "bench-bucket"
+TAG = (("kind", "source"),)
 
 
 def _chunk_id(n: int) -> str:
@@ -77,8 +83,9 @@ def make_files(
         yield rec, manifest
 
 
-async def fill(meta: MetadataStore, n: int, chunks: int) -> None:
-    """Upload ``n`` files of ``chunks`` chunks as the API would: create, locate, commit."""
+async def fill(meta: MetadataStore, n: int, chunks: int, keyed: bool = False) -> None:
+    """Upload ``n`` files of ``chunks`` chunks as the API would: create, locate, commit;
+    ``keyed``: then link each as the one version of its key, with a tag (``link``)."""
     for node in ("node-a", "node-b"):
         await meta.upsert_node(NodeRecord(node, "127.0.0.1", 9000, expires_at=1e12))
     files = list(make_files(n, chunks))
@@ -94,6 +101,26 @@ async def fill(meta: MetadataStore, n: int, chunks: int) -> None:
         await meta.add_locations(locs, 1_764_000_100.0)
         done = await meta.commit_files([rec.file_id for rec, _ in batch], 1_764_000_100.0)
         assert all(d is not None for d in done)
+    if keyed:
+        await link(cast(NamespaceStore, meta), [rec for rec, _ in files])
+
+
+async def link(ns: NamespaceStore, files: list[FileRecord]) -> None:
+    """Each committed file as the one version of its key, as ``Namespace.link`` makes it."""
+    bucket = BucketRecord(BUCKET, "default", 1_764_000_000.0, versioning=VERSIONING_ENABLED)
+    await ns.create_bucket(bucket)
+    for i, rec in enumerate(files):
+        obj = NewObject(
+            bucket=BUCKET,
+            key=rec.name,
+            file_id=rec.file_id,
+            size=rec.size,
+            etag=rec.sha256,  # the native API's etag: the file's sha256
+            sha256=rec.sha256,
+            content_type="text/x-python",
+            tags=TAG,
+        )
+        await ns.put_object(obj, 1_764_000_200.0 + i * 0.001)
 
 
 # --- SQLite -------------------------------------------------------------------------------
@@ -117,12 +144,12 @@ def sqlite_sizes(path: Path) -> tuple[int, dict[str, int]]:
     return path.stat().st_size, {str(name): int(size) for name, size in rows}
 
 
-async def measure_sqlite(n: int, chunks: int) -> dict[str, Any]:
+async def measure_sqlite(n: int, chunks: int, keyed: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dfs-meta-size-") as d:
         path = Path(d) / "meta.db"
         meta = await open_metadata_store(f"sqlite://{path}")
         try:
-            await fill(meta, n, chunks)
+            await fill(meta, n, chunks, keyed)
         finally:
             await meta.close()
         total, tables = sqlite_sizes(path)
@@ -197,13 +224,13 @@ def dynamo_table_sizes(meta: Any) -> dict[str, dict[str, int]]:
     return out
 
 
-async def measure_dynamo(endpoint: str, n: int, chunks: int) -> dict[str, Any]:
+async def measure_dynamo(endpoint: str, n: int, chunks: int, keyed: bool = False) -> dict[str, Any]:
     os.environ.update(AWS_ENV)
     prefix = f"size{uuid.uuid4().hex[:8]}-"
     url = f"dynamodb://?endpoint_url={endpoint}&table_prefix={prefix}&create_tables=1"
     meta = await open_metadata_store(url)
     try:
-        await fill(meta, n, chunks)
+        await fill(meta, n, chunks, keyed)
         tables = await asyncio.to_thread(dynamo_table_sizes, meta)
     finally:
         await meta.close()
@@ -245,17 +272,23 @@ def report_dynamo(shape: str, n: int, got: dict[str, Any]) -> list[str]:
 
 
 async def run(args: argparse.Namespace) -> list[str]:
-    shapes = [("small (1 chunk)", 1), (f"multi ({args.chunks} chunks)", args.chunks)]
+    every = {
+        "small": ("small (1 chunk)", 1, False),
+        "keyed": ("small with a key (1 chunk, 1 version, 1 tag)", 1, True),
+        "multi": (f"multi ({args.chunks} chunks)", args.chunks, False),
+    }
+    shapes = [every[name] for name in args.shapes]
     out: list[str] = []
     if "sqlite" in args.backends:
-        for shape, chunks in shapes:
-            out += report_sqlite(shape, args.files, await measure_sqlite(args.files, chunks))
+        for shape, chunks, keyed in shapes:
+            got = await measure_sqlite(args.files, chunks, keyed)
+            out += report_sqlite(shape, args.files, got)
             out.append("")
     if "dynamodb" in args.backends:
         proc, endpoint = start_moto()
         try:
-            for shape, chunks in shapes:
-                got = await measure_dynamo(endpoint, args.dynamo_files, chunks)
+            for shape, chunks, keyed in shapes:
+                got = await measure_dynamo(endpoint, args.dynamo_files, chunks, keyed)
                 out += report_dynamo(shape, args.dynamo_files, got)
                 out.append("")
         finally:
@@ -270,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dynamo-files", type=int, default=200, help="files per shape on DynamoDB")
     p.add_argument("--chunks", type=int, default=16, help="chunks per file of the multi shape")
     p.add_argument("--backends", nargs="*", default=["sqlite", "dynamodb"])
+    p.add_argument(
+        "--shapes",
+        nargs="*",
+        default=["small", "keyed", "multi"],
+        choices=["small", "keyed", "multi"],
+    )
     args = p.parse_args(argv)
     print("\n".join(asyncio.run(run(args))))
     return 0

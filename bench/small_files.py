@@ -168,15 +168,29 @@ def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
     return row
 
 
-def bench_restic(base: Path, src: Path, edits: int) -> Row:
-    row = Row("restic")
-    repo = base / "restic-repo"
-    env = {
+def restic_env(base: Path, repo: Path) -> dict[str, str]:
+    """restic's environment: a local repository, its password and cache under ``base``."""
+    return {
         **os.environ,
         "RESTIC_PASSWORD": "bench",
         "RESTIC_REPOSITORY": str(repo),
         "RESTIC_CACHE_DIR": str(base / "restic-cache"),
     }
+
+
+def borg_env(base: Path) -> dict[str, str]:
+    """borg's environment: its home under ``base``, unencrypted repositories allowed."""
+    return {
+        **os.environ,
+        "BORG_BASE_DIR": str(base / "borg-home"),
+        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
+    }
+
+
+def bench_restic(base: Path, src: Path, edits: int) -> Row:
+    row = Row("restic")
+    repo = base / "restic-repo"
+    env = restic_env(base, repo)
     run(["restic", "init"], env)
     backup = ["restic", "backup", "--compression", "off", "--quiet", "."]
     row.steps["backup v1"] = run(backup, env, cwd=src)
@@ -192,11 +206,7 @@ def bench_restic(base: Path, src: Path, edits: int) -> Row:
 def bench_borg(base: Path, src: Path, edits: int) -> Row:
     row = Row("borg")
     repo = base / "borg-repo"
-    env = {
-        **os.environ,
-        "BORG_BASE_DIR": str(base / "borg-home"),
-        "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
-    }
+    env = borg_env(base)
     run(["borg", "init", "--encryption", "none", str(repo)], env)
     for version in ("v1", "v2"):
         if version == "v2":

@@ -239,10 +239,22 @@ def pack_chunks(
     """The /store-chunks body: a 4-byte big-endian length, the JSON index
     ``{"chunks": [{"chunk_id", "size", "file_id"?}, ...]}``, then every chunk's bytes in index
     order (``file_id`` on upload writes; the capability travels in the headers)."""
+    return b"".join(pack_chunks_parts(entries, payloads))
+
+
+def pack_chunks_parts(
+    entries: Sequence[Mapping[str, Any]], payloads: Sequence[bytes | bytearray | memoryview]
+) -> list[bytes | bytearray | memoryview]:
+    """``pack_chunks``'s body as its parts (the length and index, then each payload as it
+    is): what a sender writes one after the other without copying the chunks into one body."""
     index = json.dumps(
-        {"chunks": [{**e, "size": len(p)} for e, p in zip(entries, payloads, strict=True)]}
+        {
+            "chunks": [
+                {**e, "size": memoryview(p).nbytes} for e, p in zip(entries, payloads, strict=True)
+            ]
+        }
     ).encode()
-    return b"".join([_INDEX_LEN.pack(len(index)), index, *payloads])
+    return [_INDEX_LEN.pack(len(index)) + index, *payloads]
 
 
 def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryview]]:

@@ -59,6 +59,17 @@ def _is_chunk_name(name: str) -> bool:
     return isinstance(name, str) and len(name) == 64 and set(name) <= _HEX
 
 
+def _create(tmp: Path) -> int:
+    """Create ``tmp`` exclusively for writing, making its fan-out directories only when they
+    are missing (a mkdir of an existing directory per chunk is a failing syscall and a stat)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(tmp, flags, 0o644)
+    except FileNotFoundError:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(tmp, flags, 0o644)
+
+
 def _close_all(fds: Sequence[int]) -> None:
     for fd in fds:
         os.close(fd)
@@ -190,11 +201,11 @@ class FsChunkStore:
 
     def _write(self, chunk_id: ChunkId, final: Path, data: Buffer, size: int) -> _Written:
         """Temp file, write, fsync, atomic replace of any copy, fsync of the directory."""
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{chunk_id}.{secrets.token_hex(4)}.tmp"
         replaced: int | None = None
+        renamed = False
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = _create(tmp)
             try:
                 view = memoryview(data)
                 written = 0
@@ -204,6 +215,7 @@ class FsChunkStore:
             finally:
                 os.close(fd)
             replaced = self._replace(tmp, final, size)
+            renamed = True
             fsync_dir(final.parent)
         except BaseException as exc:
             _close_all([replaced] if replaced is not None else [])
@@ -211,7 +223,8 @@ class FsChunkStore:
                 raise InsufficientStorage(f"node disk is full: {exc.strerror}") from None
             raise
         finally:
-            tmp.unlink(missing_ok=True)
+            if not renamed:  # a renamed temp file is gone: no failing unlink per chunk
+                tmp.unlink(missing_ok=True)
         return replaced is None, replaced
 
     def _replace(self, tmp: Path, final: Path, size: int) -> int | None:

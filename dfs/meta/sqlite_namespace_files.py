@@ -30,7 +30,8 @@ def delete_unlinked(
 ) -> FileRecord:
     """delete_file's work, in its transaction: Conflict while a version links the file
     (``ns_file_links``; the namespace's own release drops the link row before deleting)."""
-    row = db.execute("SELECT links FROM ns_file_links WHERE file_id=?", (file_id,)).fetchone()
+    key = (pack_file_id(file_id),)
+    row = db.execute("SELECT links FROM ns_file_links WHERE file_id=?", key).fetchone()
     if row is not None and row[0] > 0:
         if get_record(db, labels, file_id).tenant != tenant:  # FileNotFound if gone
             raise FileNotFound(f"no file {file_id}")

@@ -8,19 +8,22 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 | ns_buckets    | name                         | tenant, created_at, versioning, access         |
 | ns_grants     | (grantee, bucket)            | grant (read / read-write); index by bucket     |
 | ns_versions   | (bucket, key, rank)          | version_id, file_id, size, created_at,         |
-|               |                              | is_marker, etag, sha256, content_type, and     |
+|               |                              | is_marker, etag ("=": the sha256), sha256,     |
+|               |                              | content_type, and                              |
 |               |                              | JSON user_metadata, tags, shared_with, access; |
 |               |                              | unique index (bucket, key, version_id)         |
 | ns_current    | (bucket, key)                | rank: the latest version, only while it is     |
 |               |                              | not a delete marker (what list_objects walks)  |
-| ns_file_links | file_id                      | links: versions linking the file               |
+| ns_file_links | file_id (``pack_file_id``)   | links: versions linking the file               |
 | ns_scope_files| (tenant, bucket, file_id)    | links: versions of a bucket ("" = the whole    |
 |               |                              | tenant) linking the file                       |
-| ns_chunk_refs | (tenant, bucket, chunk_id)   | refs: manifest entries of the files of a       |
+| ns_chunk_refs | (tenant, bucket, chunk_id as | refs: manifest entries of the files of a       |
+|               | its 32 bytes)                |                                                |
 |               |                              | bucket ("" = the whole tenant) on the chunk    |
 | ns_usage      | (tenant, bucket, grp, name)  | objects, versions, delete_markers,             |
 |               |                              | logical_bytes, stored_bytes                    |
-| ns_sequence   | name                         | value: the last version sequence number        |
+| ns_sequence   | name                         | value: the last version sequence number; and   |
+|               |                              | ``FILE_IDS_PACKED``, a layout marker           |
 
 ``rank`` is minus a store-wide sequence number taken when the version is written: within a
 key, ascending rank is newest first, so both listings read one index in order. Keys are
@@ -36,6 +39,7 @@ from typing import Any
 
 from dfs.errors import InvalidRequest
 from dfs.meta.namespace import BucketRecord, ObjectVersion
+from dfs.meta.sqlite_codec import pack_file_id
 
 NAMESPACE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ns_buckets (
@@ -87,10 +91,61 @@ VERSION_COLUMNS = (
 
 
 def apply_namespace_schema(conn: sqlite3.Connection) -> None:
-    """Create the namespace tables that are missing (inside the caller's transaction)."""
+    """Create the namespace tables that are missing (inside the caller's transaction), and
+    convert the rows of the counting tables written with ids as text."""
     for stmt in NAMESPACE_SCHEMA.split(";"):
         if stmt.strip():
             conn.execute(stmt)
+    _chunk_refs_as_bytes(conn)
+    _file_ids_as_bytes(conn)
+
+
+FILE_IDS_PACKED = "layout:file-ids-packed"
+"""The ``ns_sequence`` row that says ``ns_file_links`` and ``ns_scope_files`` key files by
+``pack_file_id`` (16 bytes for a canonical UUID), not by the id's 36 characters."""
+
+
+def _file_ids_as_bytes(conn: sqlite3.Connection) -> None:
+    """Convert the file ids of ``ns_file_links`` and ``ns_scope_files`` once (a marker row
+    says it is done: an id that is not a canonical UUID stays text, so no row can tell)."""
+    done = conn.execute("SELECT 1 FROM ns_sequence WHERE name=?", (FILE_IDS_PACKED,)).fetchone()
+    if done is not None:
+        return
+    conn.create_function("dfs_pack_file_id", 1, pack_file_id, deterministic=True)
+    for table in ("ns_file_links", "ns_scope_files"):
+        conn.execute(
+            f"UPDATE {table} SET file_id = dfs_pack_file_id(file_id) WHERE typeof(file_id) = 'text'"
+        )
+    conn.execute("INSERT INTO ns_sequence VALUES (?, 1)", (FILE_IDS_PACKED,))
+
+
+def _chunk_refs_as_bytes(conn: sqlite3.Connection) -> None:
+    """``ns_chunk_refs`` held chunk ids as 64 hex characters before it held their 32 bytes.
+    The conversion is one statement in the open's transaction, so a database holds one kind
+    or the other: the first row tells which (no scan at every open)."""
+    first = conn.execute("SELECT typeof(chunk_id) FROM ns_chunk_refs LIMIT 1").fetchone()
+    if first is None or first[0] != "text":
+        return
+    conn.create_function("dfs_unhex", 1, bytes.fromhex, deterministic=True)
+    conn.execute(
+        "UPDATE ns_chunk_refs SET chunk_id = dfs_unhex(chunk_id) WHERE typeof(chunk_id) = 'text'"
+    )
+
+
+SAME_AS_SHA256 = "="
+"""What ``ns_versions.etag`` holds when the etag is the version's sha256 (the native API's
+etag, most versions): one byte instead of 64 again. No etag dfs or S3 makes is "="."""
+
+
+def stored_etag(etag: str, sha256: str) -> str:
+    """The ``etag`` column's value for a version's etag and sha256."""
+    return SAME_AS_SHA256 if sha256 and etag == sha256 else etag
+
+
+def etag_of(row: sqlite3.Row) -> str:
+    """A version row's etag (rows written before ``SAME_AS_SHA256`` hold it in full)."""
+    etag: str = row["etag"]
+    return row["sha256"] if etag == SAME_AS_SHA256 else etag
 
 
 def pairs_json(items: tuple[tuple[str, str], ...]) -> str:
@@ -113,7 +168,7 @@ def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
         created_at=row["created_at"],
         is_latest=is_latest,
         is_delete_marker=bool(row["is_marker"]),
-        etag=row["etag"],
+        etag=etag_of(row),
         sha256=row["sha256"],
         content_type=row["content_type"],
         user_metadata=_pairs(row["user_metadata"]),

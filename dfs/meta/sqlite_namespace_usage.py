@@ -24,6 +24,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from dfs.meta.namespace import Usage
+from dfs.meta.sqlite_codec import Packed, pack_file_id
 from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.namespace_rules import extension, top_prefix
 
@@ -36,7 +37,7 @@ def link_file(db: sqlite3.Connection, file_id: str) -> None:
         db.execute(
             "INSERT INTO ns_file_links VALUES (?, 1) ON CONFLICT(file_id) "
             "DO UPDATE SET links = links + 1",
-            (file_id,),
+            (pack_file_id(file_id),),
         )
 
 
@@ -45,11 +46,12 @@ def unlink_file(files: StoreFiles, file_id: str, now: float) -> bool:
     if not file_id:
         return False
     db = files.db
-    row = db.execute("SELECT links FROM ns_file_links WHERE file_id=?", (file_id,)).fetchone()
+    key = (pack_file_id(file_id),)
+    row = db.execute("SELECT links FROM ns_file_links WHERE file_id=?", key).fetchone()
     if row is not None and row[0] > 1:
-        db.execute("UPDATE ns_file_links SET links = links - 1 WHERE file_id=?", (file_id,))
+        db.execute("UPDATE ns_file_links SET links = links - 1 WHERE file_id=?", key)
         return False
-    db.execute("DELETE FROM ns_file_links WHERE file_id=?", (file_id,))
+    db.execute("DELETE FROM ns_file_links WHERE file_id=?", key)
     return files.delete_released(file_id, now)
 
 
@@ -75,7 +77,7 @@ def _add_usage(
     )
 
 
-def _scope_links(db: sqlite3.Connection, ident: tuple[str, str, str], sign: int) -> int:
+def _scope_links(db: sqlite3.Connection, ident: tuple[str, str, Packed], sign: int) -> int:
     """Add ``sign`` to the versions of one scope linking one file; the count before."""
     cur = db.execute(
         "SELECT links FROM ns_scope_files WHERE tenant=? AND bucket=? AND file_id=?", ident
@@ -97,7 +99,7 @@ def _add_chunks(
     change of the scope's stored bytes (a chunk's size when it enters or leaves the set)."""
     stored = 0
     for chunk_id, count, size in refs:
-        ident = (tenant, scope, chunk_id)
+        ident = (tenant, scope, bytes.fromhex(chunk_id))  # 32 bytes, not 64 hex characters
         cur = db.execute(
             "SELECT refs FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
         ).fetchone()
@@ -122,7 +124,7 @@ def _add_stored(files: StoreFiles, tenant: str, bucket: str, file_id: str, sign:
     leave with its last, so more versions of one file (restores, copies) cost one row each."""
     db = files.db
     for scope in (TENANT_WIDE, bucket):
-        before = _scope_links(db, (tenant, scope, file_id), sign)
+        before = _scope_links(db, (tenant, scope, pack_file_id(file_id)), sign)
         if before == (0 if sign > 0 else 1):  # the first link in, or the last one out
             stored = _add_chunks(db, tenant, scope, files.chunks(file_id), sign)
             if stored:

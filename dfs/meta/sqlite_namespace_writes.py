@@ -26,7 +26,13 @@ from dfs.meta.namespace import (
     PutResult,
 )
 from dfs.meta.sqlite_namespace_files import StoreFiles
-from dfs.meta.sqlite_namespace_schema import VERSION_COLUMNS, pairs_json, version_record
+from dfs.meta.sqlite_namespace_schema import (
+    VERSION_COLUMNS,
+    etag_of,
+    pairs_json,
+    stored_etag,
+    version_record,
+)
 from dfs.meta.sqlite_namespace_usage import (
     count_current,
     count_version,
@@ -152,7 +158,7 @@ def insert_version(
             obj.size,
             now,
             int(marker),
-            obj.etag,
+            stored_etag(obj.etag, obj.sha256),
             obj.sha256,
             obj.content_type,
             pairs_json(tuple(sorted(obj.user_metadata))),
@@ -236,7 +242,7 @@ def copy(
     if file_id and bucket["tenant"] != source_tenant:
         file_id = files.copy(file_id, bucket["tenant"], dst.key, now)
     fields = dataclasses.replace(
-        dst, file_id=file_id, size=row["size"], etag=row["etag"], sha256=row["sha256"]
+        dst, file_id=file_id, size=row["size"], etag=etag_of(row), sha256=row["sha256"]
     )
     return insert_version(files, bucket, fields, now)
 

@@ -65,7 +65,7 @@ class NodeTransport(Protocol):
     async def store_chunks(
         self,
         node_url: str,
-        body: bytes,
+        body: bytes | Sequence[Buffer],
         headers: dict[str, str],
         *,
         forwarded: bool,
@@ -209,7 +209,10 @@ class ReplicaForwarder:
         """Send the batch to every target at once, with a ``replicate-batch`` capability for
         that target bound to the batch's chunk-id list; their node ids, or ReplicationError."""
         chunk_ids = [c for c, _ in items]
-        body = protocol.pack_chunks([{"chunk_id": c} for c in chunk_ids], [d for _, d in items])
+        # the parts, not one joined body: the chunks go out as they are, no copy per replica
+        body = protocol.pack_chunks_parts(
+            [{"chunk_id": c} for c in chunk_ids], [d for _, d in items]
+        )
         digest = protocol.list_sha256(chunk_ids)
 
         async def one(node_id: str, url: str) -> str:

@@ -8,7 +8,7 @@ nowhere else. Must not import ``aiohttp.web``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -79,21 +79,31 @@ async def request_json(session: aiohttp.ClientSession, method: str, url: str, **
 
 
 class ChunkPayload(aiohttp.payload.Payload):
-    """A chunk body sent without a copy.
+    """A chunk body, or a body of several parts (a ``/store-chunks`` batch), sent without a
+    copy.
 
     aiohttp's BytesPayload warns on bodies above 1 MiB because writing them "might lock the
     event loop"; a chunk (at most MAX_CHUNK_SIZE) is handed to the transport's buffer in one
     non-blocking write, so that advice does not apply here.
     """
 
-    _value: bytes | bytearray | memoryview
+    _value: Sequence[bytes | bytearray | memoryview]
 
-    def __init__(self, value: bytes | bytearray | memoryview) -> None:
-        super().__init__(value, content_type="application/octet-stream")
-        self._size = memoryview(value).nbytes
+    def __init__(
+        self, value: bytes | bytearray | memoryview | Sequence[bytes | bytearray | memoryview]
+    ) -> None:
+        parts = [value] if isinstance(value, bytes | bytearray | memoryview) else list(value)
+        super().__init__(parts, content_type="application/octet-stream")
+        self._size = sum(memoryview(p).nbytes for p in parts)
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return bytes(self._value).decode(encoding, errors)
+        return b"".join(self._value).decode(encoding, errors)
 
     async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
-        await writer.write(self._value)
+        # aiohttp coalesces the request head with the first body write by joining them
+        # (b"".join, on Pythons before 3.12.9): a copy of the whole chunk, in fresh memory
+        # the kernel must fault in. An empty first write sends the head alone; every part
+        # then reaches the transport as it is.
+        await writer.write(b"")
+        for part in self._value:
+            await writer.write(part)

@@ -107,14 +107,15 @@ class NodeClient:
     async def store_chunks(
         self,
         node_url: str,
-        body: bytes,
+        body: bytes | Sequence[bytes | bytearray | memoryview],
         headers: dict[str, str],
         *,
         forward: str = "",
         forwarded: bool = False,
         timeout: float | None = None,
     ) -> list[dict[str, Any]]:
-        """POST a ``protocol.pack_chunks`` body of small chunks (an upload's, forwarded to
+        """POST a ``protocol.pack_chunks`` body (or its ``pack_chunks_parts``, sent one after
+        the other without joining) of small chunks (an upload's, forwarded to
         the nodes in ``forward``; or, with ``forwarded``, a primary's replica writes) with
         ``headers`` from ``protocol.batch_headers`` (its capability and what that binds).
         Returns one answer per chunk, in order: ``{"chunk_id", "receipt", "replicas"}``."""
@@ -123,12 +124,13 @@ class NodeClient:
             headers[protocol.FORWARD_TO] = forward
         if forwarded:
             headers[protocol.FORWARDED] = "1"
-        deadline = self.write_deadline(len(body), forwards=bool(forward))
+        payload = ChunkPayload(body)
+        deadline = self.write_deadline(payload.size or 0, forwards=bool(forward))
         answer: dict[str, Any] = await request_json(
             self._session,
             "POST",
             f"{node_url}{protocol.STORE_CHUNKS}",
-            data=ChunkPayload(body),
+            data=payload,
             headers=headers,
             timeout=_timeout(deadline, timeout),
         )

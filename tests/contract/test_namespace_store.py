@@ -525,6 +525,29 @@ async def test_copy_within_a_tenant_shares_the_file(ns: Store) -> None:
     assert (await ns.get_stats()).total_files == 0
 
 
+async def test_etags_round_trip_whether_or_not_they_are_the_sha256(ns: Store) -> None:
+    """The native API's etag is the file's sha256 (SQLite stores that case in one byte):
+    every read, copy and restore gives back exactly the etag written, equal or not."""
+    await bucket(ns, "etags", "t1", VERSIONING_ENABLED)
+    f = await make_file(ns, "t1", [(cid("e1"), 10)])
+    cases = {"same": f.sha256, "other": cid("md5-like"), "empty": ""}
+    for key, etag in cases.items():
+        put = await ns.put_object(obj("etags", key, f, etag=etag, sha256=f.sha256), 2.0)
+        assert put.version.etag == etag
+        assert (await ns.get_object("etags", key)).etag == etag
+        copied = await ns.copy_object(
+            "etags", key, None, NewObject("etags", f"{key}-copy", "", 0), 3.0
+        )
+        assert (copied.version.etag, copied.version.sha256) == (etag, f.sha256)
+        restored = await ns.restore_version("etags", key, put.version.version_id, 4.0)
+        assert restored.version.etag == etag
+    page = await ns.list_objects("etags")
+    assert {o.key: o.etag for o in page.objects} == {
+        **cases,
+        **{f"{k}-copy": e for k, e in cases.items()},
+    }
+
+
 async def test_copy_into_another_tenants_bucket(ns: Store) -> None:
     await bucket(ns, "mine", "t1")
     await bucket(ns, "theirs", "t2")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dfs.errors import Conflict
+from dfs.errors import Conflict, FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry
+from dfs.meta.namespace import BucketRecord, NewObject
 from dfs.meta.sqlite import SqliteMetadataStore
 from dfs.meta.sqlite_codec import pack_page, unpack_page
 
@@ -165,3 +166,50 @@ async def test_a_label_of_a_rolled_back_write_is_forgotten(tmp_path: Path) -> No
         assert (await meta.get_file(clash2.file_id)).chunker == "fixed:8192"
     finally:
         await meta.close()
+
+
+async def test_namespace_ids_as_text_are_converted_at_open(tmp_path: Path) -> None:
+    """Counting rows of a database written with ids as text (hex chunk ids, file ids as
+    UUID strings) are keyed by the ids' bytes from the next open on, and the links and usage
+    they count stay exact afterwards."""
+    path = tmp_path / "ns.db"
+    meta = await SqliteMetadataStore.open(f"sqlite://{path}")
+    try:
+        rec = FileRecord(str(uuid.uuid4()), "k", 30, cid("f"), "fixed:4096", "t1", 1.0, 2)
+        await meta.create_file(rec, [ManifestEntry(0, 10, cid(1)), ManifestEntry(10, 20, cid(2))])
+        await meta.commit_file(rec.file_id, 1.0)
+        await meta.create_bucket(BucketRecord("bkt", "t1", 1.0))
+        await meta.put_object(NewObject("bkt", "k", rec.file_id, 30), 2.0)
+    finally:
+        await meta.close()
+    conn = sqlite3.connect(path)  # as the layout before: the same rows, ids as text
+    with conn:
+        conn.execute("UPDATE ns_chunk_refs SET chunk_id = lower(hex(chunk_id))")
+        for table in ("ns_file_links", "ns_scope_files"):
+            conn.execute(f"UPDATE {table} SET file_id = ?", (rec.file_id,))
+        conn.execute("DELETE FROM ns_sequence WHERE name LIKE 'layout:%'")
+    conn.close()
+    meta = await SqliteMetadataStore.open(f"sqlite://{path}")
+    try:
+        assert _read(path, "SELECT DISTINCT typeof(chunk_id) FROM ns_chunk_refs") == [("blob",)]
+        for table in ("ns_file_links", "ns_scope_files"):
+            assert _read(path, f"SELECT DISTINCT typeof(file_id) FROM {table}") == [("blob",)]
+        assert (await meta.usage("t1", "bkt")).stored_bytes == 30
+        await meta.delete_object("bkt", "k", None, 3.0)
+        assert (await meta.usage("t1", "bkt")).stored_bytes == 0
+        assert (await meta.usage("t1")).stored_bytes == 0
+        for table in ("ns_chunk_refs", "ns_file_links", "ns_scope_files"):
+            assert _read(path, f"SELECT COUNT(*) FROM {table}") == [(0,)]
+        with pytest.raises(FileNotFound):  # the last version's release deleted the file
+            await meta.get_file(rec.file_id)
+    finally:
+        await meta.close()
+
+
+def _read(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` read beside the open store (WAL: a second reader sees its commits)."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()

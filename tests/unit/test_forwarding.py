@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,15 @@ class FakeNodes:
     async def store_chunks(
         self,
         node_url: str,
-        body: bytes,
+        body: bytes | Sequence[Buffer],
         headers: dict[str, str],
         *,
         forwarded: bool,
         timeout: float | None,
     ) -> list[dict[str, Any]]:
         assert forwarded
-        ids = [entry["chunk_id"] for entry, _data in protocol.unpack_chunks(body)]
+        whole = body if isinstance(body, bytes) else b"".join(body)
+        ids = [entry["chunk_id"] for entry, _data in protocol.unpack_chunks(whole)]
         assert headers[protocol.BATCH] == protocol.list_sha256(ids)
         for chunk_id in ids:
             self.sent.append((node_url, chunk_id, headers[protocol.CAPABILITY]))

@@ -1,0 +1,289 @@
+"""One large file side by side: dfs at RF 1 and RF 2 against borg and restic, in one run.
+
+    python -m bench.large_files [--size-mib 1024] [--file PATH] [--tools dfs borg restic]
+                                [--concurrency 8] [--dir DIR]
+
+The file is real data of this machine, not generated: ``--file PATH``, or by default the
+regular files under ``/usr/lib``, ``/usr/bin`` and ``/usr/share`` concatenated in sorted order
+up to ``--size-mib`` (binaries, libraries, data: what a backup of a system holds). Every tool
+stores it with no compression: borg ``--encryption none --compression none``, restic
+``--compression off`` (it still encrypts), each into a fresh local repository, then restores
+it (compared byte for byte).
+
+dfs runs on a fresh local cluster of the API and two nodes (SQLite) per replication factor,
+the same processes at RF 1 and RF 2: upload, then download, each a ``dfs-client`` process.
+The server CPU is the API's and the nodes' (``/proc/PID/stat``), split into user and system
+time: on this kind of machine most of a stored copy's cost is the kernel's (page cache,
+fsync, journal), and it grows when two writers share one disk.
+
+Also measured in the same run: the disk's rate of fsync'd 4 MiB files from one and from two
+writers, with the kernel CPU they cost per GiB (two copies of every byte on one disk: RF 2 is
+bounded by half the two-writer rate, and pays the two-writer kernel cost per copy). The targets
+(issue 19): RF 1 upload and download at least 1.25x borg's MB/s; RF 2 upload at least 0.8x
+half the two-writer disk rate, with server CPU per GiB at most 2x RF 1's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import resource
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import small_files
+from bench.core import chunk_write_rate, run_client
+from dfs.localcluster import LocalCluster
+
+MIB = 1 << 20
+GIB = 1 << 30
+SOURCES = ("/usr/lib", "/usr/bin", "/usr/share")
+
+
+@dataclass
+class Step:
+    """One timed step of one tool."""
+
+    seconds: float
+    client_cpu: float
+    rss: int
+    server_user: float = 0.0
+    server_sys: float = 0.0
+
+
+@dataclass
+class Tool:
+    name: str
+    steps: dict[str, Step] = field(default_factory=dict)
+    identical: bool = False
+
+
+def real_files(roots: Sequence[str]) -> Iterator[Path]:
+    """Regular, readable files under ``roots``, in a stable order (links skipped)."""
+    for root in roots:
+        for folder, dirs, names in os.walk(root):
+            dirs.sort()
+            for name in sorted(names):
+                path = Path(folder) / name
+                if not path.is_symlink() and path.is_file() and os.access(path, os.R_OK):
+                    yield path
+
+
+def concatenate(dst: Path, size: int, roots: Sequence[str] = SOURCES) -> int:
+    """Real files of this machine end to end into ``dst``, up to ``size`` bytes; files used."""
+    used = 0
+    with dst.open("wb") as out:
+        for path in real_files(roots):
+            left = size - out.tell()
+            if left <= 0:
+                break
+            try:
+                with path.open("rb") as f:
+                    shutil.copyfileobj(_limited(f, left), out)
+            except OSError:
+                continue
+            used += 1
+    if dst.stat().st_size < size:
+        raise SystemExit(f"only {dst.stat().st_size} bytes of real files under {roots}")
+    return used
+
+
+class _limited:
+    """A reader of at most ``left`` bytes of ``f`` (for ``copyfileobj``)."""
+
+    def __init__(self, f: object, left: int) -> None:
+        self._f = f
+        self._left = left
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n < 0 else min(n, self._left)
+        data: bytes = self._f.read(n) if n else b""  # type: ignore[attr-defined]
+        self._left -= len(data)
+        return data
+
+
+def disk_probe(base: Path, writers: int) -> tuple[float, float]:
+    """(MB/s, system CPU seconds per GiB) of fsync'd 4 MiB files from ``writers`` threads:
+    the kernel's cost of a stored copy on this disk, alone and beside another writer."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    rate = chunk_write_rate(base, total=512 * MIB, threads=writers)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return rate, (after.ru_stime - before.ru_stime) * GIB / (512 * MIB)
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def servers_cpu(pids: Sequence[int]) -> tuple[float, float]:
+    got = [cpu_split(p) for p in pids]
+    return sum(u for u, _ in got), sum(s for _, s in got)
+
+
+def run(cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> Step:
+    """Run a tool's command; wall seconds, CPU seconds (``wait4``) and peak RSS."""
+    got = small_files.run(cmd, env, cwd)
+    return Step(got.seconds, got.cpu, got.rss)
+
+
+def bench_dfs(base: Path, src: Path, rf: int, concurrency: int) -> Tool:
+    tool = Tool(f"dfs RF {rf}")
+    with LocalCluster(base / f"dfs-rf{rf}", nodes=2, replication_factor=rf) as cluster:
+        pids = [p.popen.pid for p in cluster.node_procs if p.popen]
+        if cluster.api and cluster.api.popen:
+            pids.append(cluster.api.popen.pid)
+        conc = ["--concurrency", str(concurrency)]
+        out = base / f"dfs-rf{rf}.out"
+        file_id = ""
+        for step in ("upload", "download"):
+            args = (
+                ["upload", "--json", *conc, cluster.api_url, str(src)]
+                if step == "upload"
+                else ["download", "--json", *conc, cluster.api_url, file_id, str(out)]
+            )
+            user0, sys0 = servers_cpu(pids)
+            answer, seconds, rss, cpu = run_client(args, cluster.admin_token)
+            user1, sys1 = servers_cpu(pids)
+            tool.steps[step] = Step(seconds, cpu, rss, user1 - user0, sys1 - sys0)
+            file_id = file_id or str(answer["file_id"])
+        tool.identical = filecmp.cmp(src, out, shallow=False)
+        out.unlink()
+    return tool
+
+
+def bench_borg(base: Path, src: Path) -> Tool:
+    tool = Tool("borg")
+    repo = base / "borg-repo"
+    env = small_files.borg_env(base)
+    run(["borg", "init", "--encryption", "none", str(repo)], env)
+    create = ["borg", "create", "--compression", "none", f"{repo}::a", src.name]
+    tool.steps["upload"] = run(create, env, cwd=src.parent)
+    out = base / "borg-out"
+    out.mkdir()
+    tool.steps["download"] = run(["borg", "extract", f"{repo}::a"], env, cwd=out)
+    tool.identical = filecmp.cmp(src, out / src.name, shallow=False)
+    shutil.rmtree(out)
+    shutil.rmtree(repo)
+    return tool
+
+
+def bench_restic(base: Path, src: Path) -> Tool:
+    tool = Tool("restic")
+    repo = base / "restic-repo"
+    env = small_files.restic_env(base, repo)
+    run(["restic", "init"], env)
+    backup = ["restic", "backup", "--compression", "off", "--quiet", src.name]
+    tool.steps["upload"] = run(backup, env, cwd=src.parent)
+    out = base / "restic-out"
+    tool.steps["download"] = run(["restic", "restore", "latest", "--target", str(out)], env)
+    tool.identical = filecmp.cmp(src, out / src.name, shallow=False)
+    shutil.rmtree(out)
+    shutil.rmtree(repo)
+    return tool
+
+
+def report(
+    tools: list[Tool], size: int, probes: dict[int, tuple[float, float]], what: str
+) -> list[str]:
+    gib = size / GIB
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    disk = probes[2][0]
+    lines = [
+        f"file: {what}, {size / MIB:.0f} MiB; load average {' '.join(load)} (wall times are "
+        "under it)",
+        "",
+        "fsync'd 4 MiB files (the disk probe): "
+        + "; ".join(
+            f"{n} writer{'s' if n > 1 else ''} {rate / 1e6:.0f} MB/s, kernel CPU {sys_s:.2f} s/GiB"
+            for n, (rate, sys_s) in sorted(probes.items())
+        ),
+        "",
+        "| tool | step | MB/s | seconds | client CPU s/GiB | server CPU s/GiB (user + sys) "
+        "| client peak RSS MiB | identical |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in tools:
+        for name, s in t.steps.items():
+            server = s.server_user + s.server_sys
+            lines.append(
+                f"| {t.name} | {name} | {size / s.seconds / 1e6:.0f} | {s.seconds:.2f} "
+                f"| {s.client_cpu / gib:.2f} | {server / gib:.2f} "
+                f"({s.server_user / gib:.2f} + {s.server_sys / gib:.2f}) "
+                f"| {s.rss / MIB:.0f} | {t.identical} |"
+            )
+    return [*lines, "", *targets(tools, size, disk)]
+
+
+def targets(tools: list[Tool], size: int, disk: float) -> list[str]:
+    """The issue's three targets, each as measured against its bound in this run."""
+    by = {t.name: t.steps for t in tools}
+
+    def mbs(tool: str, step: str) -> float:
+        return size / by[tool][step].seconds / 1e6
+
+    out = ["| target | measured | bound | met |", "|---|---|---|---|"]
+    if "borg" in by and "dfs RF 1" in by:
+        for step in ("upload", "download"):
+            got, bound = mbs("dfs RF 1", step), 1.25 * mbs("borg", step)
+            out.append(
+                f"| RF 1 {step} >= 1.25x borg | {got:.0f} MB/s | {bound:.0f} | {got >= bound} |"
+            )
+    if "dfs RF 2" in by:
+        got, bound = mbs("dfs RF 2", "upload"), 0.8 * disk / 2 / 1e6
+        out.append(
+            f"| RF 2 upload >= 0.8x half the disk | {got:.0f} MB/s | {bound:.0f} | {got >= bound} |"
+        )
+    if "dfs RF 1" in by and "dfs RF 2" in by:
+        one, two = (by[f"dfs RF {rf}"]["upload"] for rf in (1, 2))
+        for label, a, b in (
+            ("user + sys", one.server_user + one.server_sys, two.server_user + two.server_sys),
+            ("user only", one.server_user, two.server_user),
+        ):
+            ratio = b / a if a else float("inf")
+            out.append(
+                f"| RF 2 server CPU <= 2x RF 1 ({label}) | {ratio:.2f}x | 2x | {ratio <= 2} |"
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.large_files")
+    p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument(
+        "--file", type=Path, default=None, help="a real large file (default: concatenated)"
+    )
+    p.add_argument("--tools", nargs="+", default=["dfs", "borg", "restic"])
+    p.add_argument("--rf", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="dfs-large-", dir=args.dir) as tmp:
+        base = Path(tmp)
+        if args.file is not None:
+            src, what = args.file.resolve(), str(args.file)
+        else:
+            src = base / "real-files.bin"
+            used = concatenate(src, args.size_mib * MIB)
+            what = f"{used} real files of {', '.join(SOURCES)} concatenated"
+        probes = {n: disk_probe(base, n) for n in (1, 2)}
+        tools: list[Tool] = []
+        for name in args.tools:
+            if name == "dfs":
+                tools += [bench_dfs(base, src, rf, args.concurrency) for rf in args.rf]
+            elif name == "borg":
+                tools.append(bench_borg(base, src))
+            elif name == "restic":
+                tools.append(bench_restic(base, src))
+        print("\n".join(report(tools, src.stat().st_size, probes, what)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -405,7 +405,9 @@ async def download_plans(client: Client, file_ids: Sequence[str]) -> dict[str, d
     wanted = list(dict.fromkeys(file_ids))
     for start in range(0, len(wanted), BATCH_FILES):
         part = wanted[start : start + BATCH_FILES]
-        for file_id, plan in zip(part, await client.api.download_plans(part), strict=True):
+        for file_id, plan in zip(
+            part, await client.api.download_plans(part, batched=not client.proxy), strict=True
+        ):
             if "error" in plan:
                 raise from_body(404, plan)
             plans[file_id] = plan

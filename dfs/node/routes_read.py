@@ -23,18 +23,20 @@ the answer never tells a caller without a grant which chunks this node holds:
 
 The answer streams records in the order asked (``protocol.RECORD_HEADER``: raw chunk id,
 status, length, then the bytes), so the client verifies each chunk as it arrives and memory
-stays bounded on both sides: here at most ``READ_AHEAD`` chunks are read ahead of the one
-being sent. Each chunk's bytes are re-hashed by the store before they are sent
-(``ChunkStore.get``); a chunk that is missing or quarantined is a ``RECORD_NOT_FOUND``
-record, one the store fails to read a ``RECORD_FAILED`` record, and the rest of the batch is
-served (the client asks another replica for those).
+stays bounded on both sides: the store reads a group of chunks per call
+(``ChunkStore.get_many``: one worker-thread hop, neighbouring pack records in one read, each
+checked against its record's CRC-32, see ``dfs.chunkstore.pack_reads`` for why that is the
+check a node needs on read), one group ahead of the one being sent. A chunk that is missing
+or quarantined is a ``RECORD_NOT_FOUND`` record, one the store fails to read a
+``RECORD_FAILED`` record, and the rest of the batch is served (the client asks another
+replica for those).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -48,12 +50,15 @@ from dfs.node.capabilities import check
 from dfs.node.context import CONFIG, STORE, capability
 from dfs.server import read_json
 
-READ_AHEAD = 8
-"""Chunks read from the store ahead of the one being sent."""
+READ_GROUP = 128
+"""Chunks the store reads per call (one worker-thread hop), at most READ_BYTES of them."""
+READ_BYTES = 2 * 1024 * 1024
+"""Bytes the store reads per call (a call reads at least one chunk): with one call ahead of
+the records being sent, what a request holds in memory is about twice this."""
 FLUSH_BYTES = 256 * 1024
-"""Records gathered before one write to the response (small chunks: fewer, larger writes)."""
+"""A chunk this big goes to the response as it is; smaller records are gathered per call."""
 
-Read = asyncio.Task[bytes | int]  # the chunk's bytes, or the status of a record without them
+Read = asyncio.Future[list[bytes | DfsError]]
 
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -101,15 +106,6 @@ def _entries(body: dict[str, Any]) -> list[tuple[ChunkId, str]]:
     return out
 
 
-async def _read(store: ChunkStore, chunk_id: ChunkId) -> bytes | int:
-    try:
-        return await store.get(chunk_id)
-    except ChunkNotFound:
-        return protocol.RECORD_NOT_FOUND
-    except DfsError:
-        return protocol.RECORD_FAILED
-
-
 async def get_chunks(request: web.Request) -> web.StreamResponse:
     cfg = request.app[CONFIG]
     limit = protocol.GET_BATCH_ENTRY_BYTES * protocol.MAX_GET_BATCH
@@ -129,42 +125,50 @@ async def get_chunks(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _records(ids: Sequence[ChunkId], got: Sequence[bytes | DfsError]) -> Iterator[bytes]:
+    """The records of ``got`` (the reads of ``ids``' first chunks), header and bytes."""
+    for chunk_id, item in zip(ids, got, strict=True):
+        if isinstance(item, bytes):
+            yield protocol.record_header(chunk_id, protocol.RECORD_OK, len(item))
+            yield item
+        else:
+            status = protocol.RECORD_NOT_FOUND
+            if not isinstance(item, ChunkNotFound):
+                status = protocol.RECORD_FAILED
+            yield protocol.record_header(chunk_id, status, 0)
+
+
 async def _stream(store: ChunkStore, ids: list[ChunkId], response: web.StreamResponse) -> None:
-    """Write every id's record in order, reading up to READ_AHEAD chunks ahead."""
-    window: collections.deque[tuple[ChunkId, Read]] = collections.deque()
-    pending = iter(ids)
-    out = bytearray()
+    """Write every id's record in order: the store reads ``READ_GROUP`` ids (up to
+    ``READ_BYTES``) per call on one worker thread, the next group while this one is sent."""
+
+    def read(start: int) -> Read | None:
+        if start >= len(ids):
+            return None
+        return asyncio.ensure_future(store.get_many(ids[start : start + READ_GROUP], READ_BYTES))
+
+    pos = 0
+    nxt = read(0)
     try:
-        for chunk_id in pending:
-            window.append((chunk_id, asyncio.ensure_future(_read(store, chunk_id))))
-            if len(window) >= READ_AHEAD:
-                break
-        while window:
-            chunk_id, task = window.popleft()
-            got = await task
-            nxt = next(pending, None)
-            if nxt is not None:
-                window.append((nxt, asyncio.ensure_future(_read(store, nxt))))
-            if isinstance(got, int):
-                out += protocol.record_header(chunk_id, got, 0)
-            else:
-                out += protocol.record_header(chunk_id, protocol.RECORD_OK, len(got))
-                if len(got) >= FLUSH_BYTES:  # a big chunk goes out as it is, not copied
-                    await response.write(bytes(out))
-                    out.clear()
-                    await response.write(got)
-                    continue
-                out += got
-            if len(out) >= FLUSH_BYTES:
+        while nxt is not None:
+            got = await nxt
+            start, pos = pos, pos + len(got)
+            nxt = read(pos)
+            out = bytearray()
+            for part in _records(ids[start:pos], got):
+                if len(part) >= FLUSH_BYTES:  # a big chunk goes out as it is, not copied
+                    if out:
+                        await response.write(bytes(out))
+                        out.clear()
+                    await response.write(part)
+                else:
+                    out += part
+            if out:
                 await response.write(bytes(out))
-                out.clear()
-        if out:
-            await response.write(bytes(out))
     finally:
-        for _c, task in window:
-            task.cancel()
-        if window:
-            await asyncio.gather(*(t for _c, t in window), return_exceptions=True)
+        if nxt is not None:
+            nxt.cancel()
+            await asyncio.gather(nxt, return_exceptions=True)
 
 
 def add_routes(app: web.Application) -> None:

@@ -344,8 +344,10 @@ class Download:
         self.skipped += skipped
 
         def look() -> dict[str, Existing]:
+            clear: set[Path] = set()  # each directory above the targets looked at once
             return {
-                i: existing(p, root, int(info[i]["size"]), str(info[i]["sha256"])) for i, p in pairs
+                i: existing(p, root, int(info[i]["size"]), str(info[i]["sha256"]), clear)
+                for i, p in pairs
             }
 
         states = await asyncio.to_thread(look)

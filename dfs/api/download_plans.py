@@ -6,7 +6,8 @@ No amplification: the plans of one ``/download-plans`` answer hold at most
 them). Ids are taken in order, each if it still fits; the first complete file always fits
 (no file has more chunks), those that do not answer ``{"file_id", "error": {"code": "payload_too_large"}}``
 and are asked for again in another request. Each distinct file's record and plan is read and
-built once; the live nodes and the locations of all its chunks are read once per answer.
+built once: the records of all the answer's files in one metadata call, their manifests in
+another, the live nodes and the locations of all its chunks once per answer.
 Answers of more than ``PLAN_IN_THREAD`` chunks are built in a worker thread, so a
 100,000-chunk plan (placement order and an HMAC per replica) never stalls the event loop.
 
@@ -34,11 +35,9 @@ from dfs import auth, protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, error_entry, file_body, node_ref
 from dfs.api.coordinator import PLAN_IN_THREAD, Coordinator
 from dfs.durability_policy import rank_nodes
-from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge, Unavailable
-from dfs.meta.base import FileRecord, ManifestEntry, NodeRecord
+from dfs.errors import DfsError, FileNotFound, InvalidRequest, PayloadTooLarge, Unavailable
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
 
-PLANS_AT_ONCE = 8
-"""Download plans of one batch built concurrently."""
 MAX_PLANNED_CHUNKS = protocol.MAX_CHUNKS_PER_FILE
 """Chunks all the plans of one /download-plans answer may hold: the work and the bytes of one
 request stay those of one file of the largest size, however many ids it names (one
@@ -147,17 +146,16 @@ async def select(
     batched: bool = False,
 ) -> PlanSelection:
     """Which of ``file_ids`` one answer plans (see the module's docstring)."""
-    sem = asyncio.Semaphore(PLANS_AT_ONCE)
-
-    async def record(file_id: str) -> FileRecord | DfsError:
-        async with sem:
-            try:
-                return await coord.get_complete_file(file_id, tenant)
-            except DfsError as exc:
-                return exc
-
     distinct = list(dict.fromkeys(file_ids))
-    records = dict(zip(distinct, await asyncio.gather(*map(record, distinct)), strict=True))
+    found = await coord.meta.get_files(distinct, tenant)
+    records: dict[str, FileRecord | DfsError] = {}
+    for file_id in distinct:
+        got = found.get(file_id)
+        # unfinished files, and other tenants' files, do not exist to readers
+        complete = got is not None and got.state == FILE_COMPLETE
+        records[file_id] = (
+            got if got is not None and complete else FileNotFound(f"no file {file_id}")
+        )
     sel = PlanSelection(list(file_ids), records, tenant, batched)
     for file_id in file_ids:
         rec = records[file_id]
@@ -248,14 +246,14 @@ async def answer_parts(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The answer's entries in order (a plan or ``{"file_id", "error"}`` each; each
     distinct file's plan is built once) and its read batches. The live nodes are read once
-    and the locations of all the answer's chunks in one call, not per file: the work of an
-    answer of many small files is a manifest read per file."""
+    and the locations of all the answer's chunks in one call, not per file, as are the
+    manifests."""
     wanted = {
         f: rec
         for f, fits in zip(sel.file_ids, sel.fits, strict=True)
         if fits and isinstance(rec := sel.records[f], FileRecord)
     }
-    manifests = await _manifests(coord, list(wanted))
+    manifests = await coord.meta.get_manifests(list(wanted))
     live = {n.node_id: n for n in await coord.live_nodes()}
     ids = list(dict.fromkeys(e.chunk_id for m in manifests.values() for e in m))
     locations = await coord.meta.get_locations(ids)
@@ -285,16 +283,6 @@ async def answer_parts(
             got = sel.over_budget(file_id)
         out.append(error_entry(file_id, got) if isinstance(got, DfsError) else got)
     return out, batches
-
-
-async def _manifests(coord: Coordinator, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
-    sem = asyncio.Semaphore(PLANS_AT_ONCE)
-
-    async def one(file_id: str) -> list[ManifestEntry]:
-        async with sem:
-            return await coord.meta.get_manifest(file_id)
-
-    return dict(zip(file_ids, await asyncio.gather(*map(one, file_ids)), strict=True))
 
 
 def parse_batched(body: Mapping[str, Any]) -> bool:

@@ -196,15 +196,17 @@ def download_targets(
             )
         names[path] = name
         out[file_id] = path
+    checked: set[Path] = set()  # directories whose chain up to root holds no target
     for path, name in names.items():
         for parent in path.parents:
+            if parent in checked or parent == root:
+                break
             if parent in names:
                 raise InvalidRequest(
                     f"{name!r} would be written inside {parent}, where {names[parent]!r} "
                     "goes as a file; nothing written"
                 )
-            if parent == root:
-                break
+            checked.add(parent)
     return list(out.items()), skipped
 
 

@@ -267,7 +267,8 @@ class FsChunkStore:
         self, chunk_ids: Sequence[ChunkId], max_bytes: int
     ) -> list[bytes | DfsError]:
         for chunk_id in chunk_ids:
-            self.path_of(chunk_id)
+            if not _is_chunk_name(chunk_id):
+                raise InvalidRequest("chunk_id must be 64 lowercase hex characters (sha256)")
         return await asyncio.to_thread(read_prefix, self._get, chunk_ids, max_bytes)
 
     def read(self, chunk_id: ChunkId) -> bytes:

@@ -43,7 +43,7 @@ from dfs.chunkstore.pack_reads import read_many
 from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSet
 from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.errors import DfsError, InsufficientStorage, IntegrityError
-from dfs.ids import ChunkId, sha256_hex
+from dfs.ids import ChunkId, parse_chunk_id, sha256_hex
 
 
 class PackChunkStore:
@@ -204,7 +204,7 @@ class PackChunkStore:
         """Packed chunks in batches (``pack_reads``: CRC-checked, neighbours in one pread),
         the rest as ``FsChunkStore`` reads them, all on one worker thread."""
         for chunk_id in chunk_ids:
-            self._files.path_of(chunk_id)
+            parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex (no path built)
         return await asyncio.to_thread(self._get_many, chunk_ids, max_bytes)
 
     def _get_many(self, chunk_ids: Sequence[ChunkId], max_bytes: int) -> list[bytes | DfsError]:

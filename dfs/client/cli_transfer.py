@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -344,6 +345,8 @@ class Download:
         self.skipped += skipped
 
         def look() -> dict[str, Existing]:
+            if not os.path.lexists(root):  # a new folder: nothing can be in the way yet
+                return {i: Existing.NOTHING for i, _p in pairs}
             clear: set[Path] = set()  # each directory above the targets looked at once
             return {
                 i: existing(p, root, int(info[i]["size"]), str(info[i]["sha256"]), clear)

@@ -48,9 +48,9 @@ from dfs.meta.sqlite_codec import Labels, pack_file_id, pack_hex, unpack_file_id
 from dfs.meta.sqlite_manifests import (
     append_page,
     drop_manifest,
-    file_row,
     get_page,
     get_record,
+    get_records,
     insert_file,
     manifest,
     manifest_pages,
@@ -224,12 +224,7 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
     async def get_files(
         self, file_ids: Sequence[str], tenant: str | None = None
     ) -> dict[str, FileRecord]:
-        def op() -> dict[str, FileRecord]:
-            rows = ((f, file_row(self._db, f)) for f in file_ids)
-            recs = {f: file_record(self._db, self._labels, r) for f, r in rows if r is not None}
-            return {f: r for f, r in recs.items() if tenant is None or r.tenant == tenant}
-
-        return await self._run(op)
+        return await self._run(lambda: get_records(self._db, self._labels, file_ids, tenant))
 
     async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
         return await self._run(lambda: {f: manifest(self._db, f) for f in file_ids})

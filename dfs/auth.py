@@ -9,7 +9,9 @@
   ``/store-chunks`` request: instead of a chunk id they bind the SHA-256 of the batch's ordered
   chunk-id list (and a ``put-batch`` the SHA-256 of the ordered file ids of its chunks), so a
   node checks the grant from the request's headers before it reads a byte of the body, and
-  then that the body carries exactly that list.
+  then that the body carries exactly that list. A ``get-batch`` capability grants one
+  ``/get-chunks`` request the same way (the ordered chunk-id list, plus the tenant the API
+  minted it for after checking that tenant's files reference every chunk of it).
 - **Download links** (op ``download``) let anyone holding the URL read one file of one tenant
   until an expiry at most ``CAP_MAX_TTL`` away: the capability binds file id and tenant. They
   are signed with the API's own secret (DFS_API_SECRET), which nodes never hold.
@@ -62,6 +64,9 @@ OP_REPLICATE = "replicate"  # primary -> replica node
 OP_PUT_BATCH = "put-batch"  # client -> primary (file ids and forward list bound, as put)
 OP_REPLICATE_BATCH = "replicate-batch"  # primary -> replica node
 OP_GET = "get"
+# one /get-chunks request: the chunk field is the SHA-256 of the batch's ordered chunk-id list,
+# the extra field the tenant the API minted it for (checked from headers before the body)
+OP_GET_BATCH = "get-batch"
 OP_HAS = "has"  # API -> node batch presence check
 OP_STATUS = "status"
 OP_HEARTBEAT = "heartbeat"  # node -> API registration (address, port, capacity, boot, seq bound)

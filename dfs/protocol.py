@@ -114,6 +114,8 @@ UPLOAD: Final = "X-Dfs-Upload"
 # writes) the SHA-256 of the ordered file ids of those chunks (``list_sha256`` both).
 BATCH: Final = "X-Dfs-Batch"
 BATCH_FILES: Final = "X-Dfs-Batch-Files"
+TENANT: Final = "X-Dfs-Tenant"
+"""On a ``get-batch`` ``/get-chunks`` request: the tenant its capability was minted for."""
 AUTHORIZATION: Final = "Authorization"
 
 
@@ -293,12 +295,27 @@ MAX_GET_BATCH: Final = 1024
 """Chunk ids in one /get-chunks request (the answer streams, so its bytes need no bound)."""
 GET_BATCH_ENTRY_BYTES: Final = 160
 """About what one entry of a /get-chunks request costs (id, capability, JSON): its body bound."""
+READ_BATCH_CHUNKS: Final = 256
+READ_BATCH_BYTES: Final = 4 * MIB
+"""Bounds of one read batch the API plans in a batched ``/download-plans`` answer (one
+``get-batch`` capability each): a slow node delays at most this much of a restore."""
+BATCHED_FILE_MAX: Final = 8 * MIB
+"""Files up to this size are restored through read batches (their chunks in ``/get-chunks``
+requests per node); a batched ``/download-plans`` answer gives their replicas batch
+references instead of per-chunk capabilities, and bigger files per-chunk capabilities."""
 RECORD_OK: Final = 0
 RECORD_NOT_FOUND: Final = 1  # missing or quarantined on this node
 RECORD_FAILED: Final = 2  # this node could not read it now
 RECORD_HEADER = struct.Struct(">32sBI")
 """Each record of a /get-chunks answer: the raw 32-byte chunk id, a status and the length of
 the bytes that follow (0 unless the status is RECORD_OK)."""
+
+
+def read_batch_headers(cap: str, chunk_ids: Sequence[str], tenant: str) -> dict[str, str]:
+    """The headers of a ``get-batch`` ``/get-chunks`` request: its capability and what it
+    binds (the ordered chunk-id list's ``list_sha256`` and the tenant), checked by the node
+    before it reads the body."""
+    return {CAPABILITY: cap, BATCH: list_sha256(chunk_ids), TENANT: tenant}
 
 
 def record_header(chunk_id: str, status: int, size: int) -> bytes:

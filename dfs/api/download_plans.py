@@ -6,15 +6,28 @@ No amplification: the plans of one ``/download-plans`` answer hold at most
 them). Ids are taken in order, each if it still fits; the first complete file always fits
 (no file has more chunks), those that do not answer ``{"file_id", "error": {"code": "payload_too_large"}}``
 and are asked for again in another request. Each distinct file's record and plan is read and
-built once; the live nodes and the locations of all its chunks are read once per answer.
+built once: the records of all the answer's files in one metadata call, their manifests in
+another, the live nodes and the locations of all its chunks once per answer.
 Answers of more than ``PLAN_IN_THREAD`` chunks are built in a worker thread, so a
 100,000-chunk plan (placement order and an HMAC per replica) never stalls the event loop.
+
+Batched answers (``"batched": true``, what clients restoring directories ask for): the
+chunks of the answer's files of at most ``protocol.BATCHED_FILE_MAX`` bytes are grouped into
+read batches, one ``get-batch`` capability each instead of a ``get`` capability per chunk
+and replica (issue 19): every distinct chunk is in one batch per live holder, grouped by
+its holder of that rank (its first-ranked holders' batches come first, so a client asks
+those first and the others only for what failed), at most ``READ_BATCH_CHUNKS`` chunks and
+``READ_BATCH_BYTES`` bytes each. Each capability binds the holder, the SHA-256 of the
+batch's ordered chunk ids and the tenant: it is minted only over chunks of the tenant's own
+complete files, and a node serves no other chunk with it. Those files' replicas then name
+their batch and position (``"batch"``, ``"at"``) instead of carrying a ``cap``; bigger files
+keep per-chunk capabilities (they are read chunk by chunk).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,35 +35,50 @@ from dfs import auth, protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, error_entry, file_body, node_ref
 from dfs.api.coordinator import PLAN_IN_THREAD, Coordinator
 from dfs.durability_policy import rank_nodes
-from dfs.errors import DfsError, PayloadTooLarge, Unavailable
-from dfs.meta.base import FileRecord, ManifestEntry, NodeRecord
+from dfs.errors import DfsError, FileNotFound, InvalidRequest, PayloadTooLarge, Unavailable
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
 
-PLANS_AT_ONCE = 8
-"""Download plans of one batch built concurrently."""
 MAX_PLANNED_CHUNKS = protocol.MAX_CHUNKS_PER_FILE
 """Chunks all the plans of one /download-plans answer may hold: the work and the bytes of one
 request stay those of one file of the largest size, however many ids it names (one
 100,000-chunk file's id repeated 1000 times built and sent 1000 plans of ~140 MiB each)."""
 
 
+Ranked = Mapping[str, list[NodeRecord]]
+"""chunk id -> its live holders, best first."""
+Refs = Mapping[tuple[str, str], tuple[int, int]]
+"""(chunk id, node id) -> (read batch, position in it)."""
+
+
+def _ranked(
+    chunk_ids: Iterable[str], locations: Mapping[str, set[str]], live: Mapping[str, NodeRecord]
+) -> dict[str, list[NodeRecord]]:
+    return {
+        c: rank_nodes(c, [live[h] for h in locations.get(c, ()) if h in live]) for c in chunk_ids
+    }
+
+
 def _replicas(
-    coord: Coordinator,
-    file_id: str,
-    locations: Mapping[str, set[str]],
-    live: Mapping[str, NodeRecord],
-) -> dict[str, list[dict[str, str]]]:
-    """Each chunk's live holders, best first, each with a read capability."""
-    replicas: dict[str, list[dict[str, str]]] = {}
-    for chunk_id, holders in locations.items():
-        up = [live[h] for h in holders if h in live]
+    coord: Coordinator, file_id: str, chunk_ids: Iterable[str], ranked: Ranked, refs: Refs | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Each chunk's live holders, best first, each with a read capability (or, with
+    ``refs``, the read batch and position that hold it on that holder)."""
+    replicas: dict[str, list[dict[str, Any]]] = {}
+    for chunk_id in chunk_ids:
+        up = ranked[chunk_id]
         if not up:
             raise Unavailable(
                 f"chunk {chunk_id[:12]} of file {file_id} has no live replica right now"
             )
-        replicas[chunk_id] = [
-            {**node_ref(n), "cap": coord.cap(auth.OP_GET, chunk_id, n.node_id)}
-            for n in rank_nodes(chunk_id, up)
-        ]
+        if refs is None:
+            replicas[chunk_id] = [
+                {**node_ref(n), "cap": coord.cap(auth.OP_GET, chunk_id, n.node_id)} for n in up
+            ]
+        else:
+            at = [refs[chunk_id, n.node_id] for n in up]
+            replicas[chunk_id] = [
+                {**node_ref(n), "batch": b, "at": pos} for n, (b, pos) in zip(up, at, strict=True)
+            ]
     return replicas
 
 
@@ -58,10 +86,10 @@ def _body(
     coord: Coordinator,
     rec: FileRecord,
     manifest: Sequence[ManifestEntry],
-    locations: Mapping[str, set[str]],
-    live: Mapping[str, NodeRecord],
+    ranked: Ranked,
+    refs: Refs | None = None,
 ) -> dict[str, Any]:
-    replicas = _replicas(coord, rec.file_id, locations, live)
+    replicas = _replicas(coord, rec.file_id, distinct_chunks(manifest), ranked, refs)
     body = file_body(rec)
     body["replication_factor"] = coord.rf
     body["chunks"] = [
@@ -75,10 +103,13 @@ async def plan_of(coord: Coordinator, rec: FileRecord) -> dict[str, Any]:
     """The download plan of complete file ``rec``."""
     manifest = await coord.meta.get_manifest(rec.file_id)
     live = {n.node_id: n for n in await coord.live_nodes()}
-    locations = await coord.meta.get_locations(list(distinct_chunks(manifest)))
+    ids = list(distinct_chunks(manifest))
+    locations = await coord.meta.get_locations(ids)
     if len(manifest) <= PLAN_IN_THREAD:
-        return _body(coord, rec, manifest, locations, live)
-    return await asyncio.to_thread(_body, coord, rec, manifest, locations, live)
+        return _body(coord, rec, manifest, _ranked(ids, locations, live))
+    return await asyncio.to_thread(
+        lambda: _body(coord, rec, manifest, _ranked(ids, locations, live))
+    )
 
 
 async def plan(coord: Coordinator, file_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
@@ -93,6 +124,9 @@ class PlanSelection:
 
     file_ids: list[str]
     records: dict[str, FileRecord | DfsError]
+    tenant: str = DEFAULT_TENANT
+    batched: bool = False
+    """Read batches for the small files (see the module's docstring)."""
     fits: list[bool] = field(default_factory=list)
     """Per position of ``file_ids``: planned in this answer (an error entry otherwise)."""
     chunks: int = 0
@@ -105,21 +139,24 @@ class PlanSelection:
 
 
 async def select(
-    coord: Coordinator, file_ids: Sequence[str], tenant: str = DEFAULT_TENANT
+    coord: Coordinator,
+    file_ids: Sequence[str],
+    tenant: str = DEFAULT_TENANT,
+    *,
+    batched: bool = False,
 ) -> PlanSelection:
     """Which of ``file_ids`` one answer plans (see the module's docstring)."""
-    sem = asyncio.Semaphore(PLANS_AT_ONCE)
-
-    async def record(file_id: str) -> FileRecord | DfsError:
-        async with sem:
-            try:
-                return await coord.get_complete_file(file_id, tenant)
-            except DfsError as exc:
-                return exc
-
     distinct = list(dict.fromkeys(file_ids))
-    records = dict(zip(distinct, await asyncio.gather(*map(record, distinct)), strict=True))
-    sel = PlanSelection(list(file_ids), records)
+    found = await coord.meta.get_files(distinct, tenant)
+    records: dict[str, FileRecord | DfsError] = {}
+    for file_id in distinct:
+        got = found.get(file_id)
+        # unfinished files, and other tenants' files, do not exist to readers
+        complete = got is not None and got.state == FILE_COMPLETE
+        records[file_id] = (
+            got if got is not None and complete else FileNotFound(f"no file {file_id}")
+        )
+    sel = PlanSelection(list(file_ids), records, tenant, batched)
     for file_id in file_ids:
         rec = records[file_id]
         # the first file always fits: a paged upload's may have more chunks than the bound
@@ -133,54 +170,127 @@ async def select(
     return sel
 
 
+@dataclass
+class ReadBatches:
+    """The read batches of one batched answer and where each chunk is in them."""
+
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    refs: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+
+def _split(items: list[tuple[str, int]]) -> Iterator[list[str]]:
+    part: list[str] = []
+    size = 0
+    for chunk_id, n in items:
+        full = len(part) >= protocol.READ_BATCH_CHUNKS or size + n > protocol.READ_BATCH_BYTES
+        if part and full:
+            yield part
+            part, size = [], 0
+        part.append(chunk_id)
+        size += n
+    if part:
+        yield part
+
+
+def plan_batches(
+    coord: Coordinator, tenant: str, sizes: Mapping[str, int], ranked: Ranked
+) -> ReadBatches:
+    """Read batches over the chunks ``sizes`` names (id -> size, distinct), each chunk in
+    one batch per live holder; the batches of first-ranked holders come first."""
+    groups: dict[tuple[int, str], list[tuple[str, int]]] = {}
+    for chunk_id, size in sizes.items():
+        for rank, node in enumerate(ranked[chunk_id]):
+            groups.setdefault((rank, node.node_id), []).append((chunk_id, size))
+    nodes = {n.node_id: n for up in ranked.values() for n in up}
+    out = ReadBatches()
+    for (_rank, node_id), items in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        for ids in _split(items):
+            index = len(out.batches)
+            for pos, chunk_id in enumerate(ids):
+                out.refs[chunk_id, node_id] = (index, pos)
+            cap = coord.cap(auth.OP_GET_BATCH, protocol.list_sha256(ids), node_id, tenant)
+            batch = {**node_ref(nodes[node_id]), "tenant": tenant, "chunk_ids": ids, "cap": cap}
+            out.batches.append(batch)
+    return out
+
+
+def _batched_sizes(
+    wanted: Mapping[str, FileRecord], manifests: Mapping[str, list[ManifestEntry]]
+) -> dict[str, int]:
+    """chunk id -> size of the chunks of the files read through batches, distinct."""
+    sizes: dict[str, int] = {}
+    for file_id, rec in wanted.items():
+        if rec.size <= protocol.BATCHED_FILE_MAX:
+            for e in manifests[file_id]:
+                sizes.setdefault(e.chunk_id, e.size)
+    return sizes
+
+
 async def build(coord: Coordinator, sel: PlanSelection) -> list[dict[str, Any]]:
-    """The answer's entries in order: a plan or ``{"file_id", "error"}`` each; each distinct
-    file's plan is built once. The live nodes are read once and the locations of all the
-    answer's chunks in one call, not per file: the work of an answer of many small files
-    is a manifest read per file."""
+    """The answer's plans (``answer`` without the batches)."""
+    plans, _batches = await answer_parts(coord, sel)
+    return plans
+
+
+async def answer(coord: Coordinator, sel: PlanSelection) -> dict[str, Any]:
+    """The ``/download-plans`` answer: ``{"plans"}``, plus ``"batches"`` when batched."""
+    plans, batches = await answer_parts(coord, sel)
+    out: dict[str, Any] = {"plans": plans}
+    if sel.batched:
+        out["batches"] = batches
+    return out
+
+
+async def answer_parts(
+    coord: Coordinator, sel: PlanSelection
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The answer's entries in order (a plan or ``{"file_id", "error"}`` each; each
+    distinct file's plan is built once) and its read batches. The live nodes are read once
+    and the locations of all the answer's chunks in one call, not per file, as are the
+    manifests."""
     wanted = {
         f: rec
         for f, fits in zip(sel.file_ids, sel.fits, strict=True)
         if fits and isinstance(rec := sel.records[f], FileRecord)
     }
-    manifests = await _manifests(coord, list(wanted))
+    manifests = await coord.meta.get_manifests(list(wanted))
     live = {n.node_id: n for n in await coord.live_nodes()}
-    ids = list(
-        dict.fromkeys(e.chunk_id for m in manifests.values() if isinstance(m, list) for e in m)
-    )
+    ids = list(dict.fromkeys(e.chunk_id for m in manifests.values() for e in m))
     locations = await coord.meta.get_locations(ids)
 
-    def one(rec: FileRecord) -> dict[str, Any] | DfsError:
-        manifest = manifests[rec.file_id]
-        if isinstance(manifest, DfsError):
-            return manifest
-        mine = {c: locations.get(c, set()) for c in distinct_chunks(manifest)}
-        try:
-            return _body(coord, rec, manifest, mine, live)
-        except DfsError as exc:
-            return exc
+    def built() -> tuple[dict[str, dict[str, Any] | DfsError], list[dict[str, Any]]]:
+        ranked = _ranked(ids, locations, live)
+        batches = ReadBatches()
+        if sel.batched:
+            batches = plan_batches(coord, sel.tenant, _batched_sizes(wanted, manifests), ranked)
+        plans: dict[str, dict[str, Any] | DfsError] = {}
+        for f, rec in wanted.items():
+            small = sel.batched and rec.size <= protocol.BATCHED_FILE_MAX
+            try:
+                plans[f] = _body(coord, rec, manifests[f], ranked, batches.refs if small else None)
+            except DfsError as exc:
+                plans[f] = exc
+        return plans, batches.batches
 
     if sel.chunks <= PLAN_IN_THREAD:
-        built = {f: one(rec) for f, rec in wanted.items()}
+        plans, batches = built()
     else:
-        built = await asyncio.to_thread(lambda: {f: one(rec) for f, rec in wanted.items()})
+        plans, batches = await asyncio.to_thread(built)
     out: list[dict[str, Any]] = []
     for file_id, fits in zip(sel.file_ids, sel.fits, strict=True):
-        got = built[file_id] if fits else sel.records[file_id]
+        got = plans[file_id] if fits else sel.records[file_id]
         if isinstance(got, FileRecord):  # a complete file past the budget
             got = sel.over_budget(file_id)
         out.append(error_entry(file_id, got) if isinstance(got, DfsError) else got)
-    return out
+    return out, batches
 
 
-async def _manifests(coord: Coordinator, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
-    sem = asyncio.Semaphore(PLANS_AT_ONCE)
-
-    async def one(file_id: str) -> list[ManifestEntry]:
-        async with sem:
-            return await coord.meta.get_manifest(file_id)
-
-    return dict(zip(file_ids, await asyncio.gather(*map(one, file_ids)), strict=True))
+def parse_batched(body: Mapping[str, Any]) -> bool:
+    """The ``batched`` flag of a ``/download-plans`` body (default false)."""
+    batched = body.get("batched", False)
+    if not isinstance(batched, bool):
+        raise InvalidRequest("batched must be true or false")
+    return batched
 
 
 async def plans(

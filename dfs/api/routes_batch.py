@@ -135,10 +135,10 @@ async def download_plans(request: web.Request) -> web.Response:
     body = await read_json(request, 4 * protocol.MIB)
     ids = [parse_file_id(f) for f in _list(body, "file_ids")]
     coord = request.app[COORDINATOR]
-    sel = await planner.select(coord, ids, tenant(request))
+    batched = planner.parse_batched(body)
+    sel = await planner.select(coord, ids, tenant(request), batched=batched)
     async with big_answer_slot(request, sel.chunks):
-        plans = await planner.build(coord, sel)
-        return await json_answer({"plans": plans}, entries=sel.chunks)
+        return await json_answer(await planner.answer(coord, sel), entries=sel.chunks)
 
 
 def add_routes(app: web.Application) -> None:

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
-from dfs.errors import ChunkNotFound
+from dfs.errors import ChunkNotFound, DfsError
 from dfs.ids import ChunkId
 
 Buffer = bytes | bytearray | memoryview
@@ -53,6 +53,11 @@ class ChunkStore(Protocol):
 
     - ``get()`` returns the bytes only after re-hashing them; a copy that fails is moved to
       quarantine (never served again) and ChunkNotFound is raised, as for a missing id.
+    - ``get_many(ids, max_bytes)`` reads for serving many chunks: the bytes of a prefix of
+      ``ids`` in order (at least one id; it stops once the bytes read reach ``max_bytes``),
+      each verified (re-hashed, or for a packed record checked against its stored CRC-32,
+      the record re-hashed and quarantined when that fails) or the DfsError ``get`` would
+      raise for it (ChunkNotFound when missing or quarantined). Malformed ids raise.
     - ``has()`` answers for many ids at once (a set of the ids present).
     - ``quarantined()``: ids with a quarantined copy and no good copy now (repair replaces
       them), ascending.
@@ -82,12 +87,35 @@ class ChunkStore(Protocol):
     async def delete_if_idle(self, chunk_id: ChunkId, min_age: float) -> bool: ...
 
     async def get(self, chunk_id: ChunkId) -> bytes: ...
+    async def get_many(
+        self, chunk_ids: Sequence[ChunkId], max_bytes: int
+    ) -> list[bytes | DfsError]: ...
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]: ...
     async def quarantined(self) -> list[ChunkId]: ...
     async def scrub(self, rate_bytes: float) -> tuple[int, int]: ...
     async def list_chunks(self, after: str, limit: int) -> list[tuple[ChunkId, float]]: ...
     def iter_ids(self) -> AsyncIterator[ChunkId]: ...
     async def check_writable(self) -> None: ...
+
+
+def read_prefix(
+    read: Callable[[ChunkId], bytes], chunk_ids: Sequence[ChunkId], max_bytes: int
+) -> list[bytes | DfsError]:
+    """``get_many`` over a blocking verifying ``read``: a prefix of ``chunk_ids`` read in
+    order until ``max_bytes`` are read (at least one id), errors in place of bytes."""
+    out: list[bytes | DfsError] = []
+    total = 0
+    for chunk_id in chunk_ids:
+        try:
+            data = read(chunk_id)
+        except DfsError as exc:
+            out.append(exc)
+            continue
+        out.append(data)
+        total += len(data)
+        if total >= max_bytes:
+            break
+    return out
 
 
 async def verify_all_at_rate(store: ChunkStore, rate_bytes: float) -> tuple[int, int]:

@@ -43,8 +43,14 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dfs.chunkstore.base import Buffer, ChunkStore, verify_all_at_rate
-from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError, InvalidRequest
+from dfs.chunkstore.base import Buffer, ChunkStore, read_prefix, verify_all_at_rate
+from dfs.errors import (
+    ChunkNotFound,
+    DfsError,
+    InsufficientStorage,
+    IntegrityError,
+    InvalidRequest,
+)
 from dfs.fsutil import fsync_dir
 from dfs.ids import ChunkId, sha256_hex
 
@@ -269,6 +275,18 @@ class FsChunkStore:
 
     async def get(self, chunk_id: ChunkId) -> bytes:
         return await asyncio.to_thread(self._get, chunk_id)
+
+    async def get_many(
+        self, chunk_ids: Sequence[ChunkId], max_bytes: int
+    ) -> list[bytes | DfsError]:
+        for chunk_id in chunk_ids:
+            if not _is_chunk_name(chunk_id):
+                raise InvalidRequest("chunk_id must be 64 lowercase hex characters (sha256)")
+        return await asyncio.to_thread(read_prefix, self._get, chunk_ids, max_bytes)
+
+    def read(self, chunk_id: ChunkId) -> bytes:
+        """``get``, blocking (for callers already on a worker thread)."""
+        return self._get(chunk_id)
 
     def _get(self, chunk_id: ChunkId) -> bytes:
         path = self.path_of(chunk_id)

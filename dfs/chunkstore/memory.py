@@ -23,7 +23,13 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from dfs.chunkstore.base import Buffer, ChunkStore, verify_all_at_rate
-from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError, InvalidRequest
+from dfs.errors import (
+    ChunkNotFound,
+    DfsError,
+    InsufficientStorage,
+    IntegrityError,
+    InvalidRequest,
+)
 from dfs.ids import ChunkId, sha256_hex
 
 DEFAULT_CAPACITY = 1 << 40
@@ -125,6 +131,25 @@ class MemoryChunkStore:
                 self._quarantine.add(chunk_id)
             raise ChunkNotFound(f"chunk {chunk_id} failed verification and was quarantined")
         return data
+
+    async def get_many(
+        self, chunk_ids: Sequence[ChunkId], max_bytes: int
+    ) -> list[bytes | DfsError]:
+        for c in chunk_ids:
+            _check_id(c)
+        out: list[bytes | DfsError] = []
+        total = 0
+        for c in chunk_ids:
+            try:
+                data = await self.get(c)
+            except DfsError as exc:
+                out.append(exc)
+                continue
+            out.append(data)
+            total += len(data)
+            if total >= max_bytes:
+                break
+        return out
 
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
         ids = list(chunk_ids)

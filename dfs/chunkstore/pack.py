@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING
 
 from dfs.chunkstore.base import Buffer, ChunkStore, verify_at_rate
 from dfs.chunkstore.fs import FsChunkStore
+from dfs.chunkstore.pack_reads import read_many
 from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSet
 from dfs.config import DEFAULT_PACK_THRESHOLD
-from dfs.errors import InsufficientStorage, IntegrityError
-from dfs.ids import ChunkId, sha256_hex
+from dfs.errors import DfsError, InsufficientStorage, IntegrityError
+from dfs.ids import ChunkId, parse_chunk_id, sha256_hex
 
 
 class PackChunkStore:
@@ -196,6 +197,46 @@ class PackChunkStore:
             if data is not None:
                 return data
         return await self._files.get(chunk_id)
+
+    async def get_many(
+        self, chunk_ids: Sequence[ChunkId], max_bytes: int
+    ) -> list[bytes | DfsError]:
+        """Packed chunks in batches (``pack_reads``: CRC-checked, neighbours in one pread),
+        the rest as ``FsChunkStore`` reads them, all on one worker thread."""
+        for chunk_id in chunk_ids:
+            parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex (no path built)
+        return await asyncio.to_thread(self._get_many, chunk_ids, max_bytes)
+
+    def _get_many(self, chunk_ids: Sequence[ChunkId], max_bytes: int) -> list[bytes | DfsError]:
+        out: list[bytes | DfsError] = []
+        packed: list[ChunkId] = []  # packed ids not read yet, in order: read together
+        total = 0
+
+        def flush() -> None:
+            for chunk_id, got in zip(packed, read_many(self._packs, packed), strict=True):
+                out.append(self._file_read(chunk_id) if got is None else got)
+            packed.clear()
+
+        for chunk_id in chunk_ids:
+            loc = self._packs.lookup(chunk_id)
+            if loc is not None:
+                packed.append(chunk_id)
+                total += loc.length
+            else:  # a large chunk (a file), or none here
+                flush()
+                got = self._file_read(chunk_id)
+                out.append(got)
+                total += len(got) if isinstance(got, bytes) else 0
+            if total >= max_bytes:
+                break
+        flush()
+        return out
+
+    def _file_read(self, chunk_id: ChunkId) -> bytes | DfsError:
+        try:
+            return self._files.read(chunk_id)
+        except DfsError as exc:
+            return exc
 
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
         ids = list(chunk_ids)

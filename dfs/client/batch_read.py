@@ -2,9 +2,12 @@
 
 A restore of thousands of small files needs thousands of small chunks; one ``/get-chunk``
 each pays a round trip and a request's work per chunk. ``BatchReader`` groups the chunks by
-the replica to ask first (the plan's order, nodes the client avoids last), sends up to
-``BATCH_CHUNKS`` chunks (``BATCH_BYTES``) per request and ``concurrency`` requests at once,
-verifies every record's sha256 as it arrives and hands the good bytes to ``deliver``.
+the replica to ask first (the plan's order, nodes the client avoids last) and sends
+``concurrency`` requests at once, verifies every record's sha256 as it arrives and hands the
+good bytes to ``deliver``. Plans of a batched ``/download-plans`` answer name, per replica,
+the read batch that holds the chunk there (one ``get-batch`` capability for the batch): a
+request then asks one batch for the positions it needs. Plans with a capability per chunk
+and replica are sent up to ``BATCH_CHUNKS`` chunks (``BATCH_BYTES``) per request.
 
 Fail-over and hedging, as for single reads (``dfs.client.download.ChunkFetcher``):
 
@@ -33,6 +36,7 @@ from typing import Any
 from dfs import protocol
 from dfs.client.connection import Connection
 from dfs.errors import ChunkNotFound, DfsError
+from dfs.transport.node_client import ReadBatch
 
 log = logging.getLogger("dfs.client")
 
@@ -69,7 +73,9 @@ class _Request:
     node_id: str
     url: str
     wants: list[_Want]
-    caps: list[str]
+    caps: list[str]  # per-chunk capabilities (plans without read batches)
+    batch: ReadBatch | None = None  # or the read batch the wants are in, with one capability
+    positions: list[int] = field(default_factory=list)  # the wants' positions in the batch
     served: int = 0  # records received so far
     last: float = field(default_factory=time.monotonic)
     started: bool = False
@@ -173,7 +179,8 @@ class BatchReader:
     def _requests(self) -> Iterator[_Request]:
         """Requests for the chunks waiting, each to its next source (the proxy when none)."""
         todo, self._todo = self._todo, []
-        groups: dict[str, list[tuple[_Want, dict[str, Any]]]] = {}
+        # by read batch (one request each: its one capability), else by node
+        groups: dict[int | str, list[tuple[_Want, dict[str, Any]]]] = {}
         last: list[_Want] = []
         for w in todo:
             if w.done:
@@ -181,11 +188,21 @@ class BatchReader:
             w.inflight += 1
             if w.sources:
                 replica = w.sources.pop(0)
-                groups.setdefault(str(replica["node_id"]), []).append((w, replica))
+                batch = replica.get("batch")
+                key = str(replica["node_id"]) if batch is None else id(batch)
+                groups.setdefault(key, []).append((w, replica))
             else:
                 last.append(w)
-        for node_id, items in groups.items():
-            yield from self._split(node_id, str(items[0][1]["url"]), items)
+        for items in groups.values():
+            node_id, url = str(items[0][1]["node_id"]), str(items[0][1]["url"])
+            batch = items[0][1].get("batch")
+            if batch is not None:
+                items.sort(key=lambda item: int(item[1]["at"]))
+                wants = [w for w, _r in items]
+                positions = [int(r["at"]) for _w, r in items]
+                yield _Request(node_id, url, wants, [], batch, positions)
+            else:
+                yield from self._split(node_id, url, items)
         if last:
             yield _Request("", "", last, [""] * len(last), proxy=True)
 
@@ -193,6 +210,7 @@ class BatchReader:
     def _split(
         node_id: str, url: str, items: list[tuple[_Want, dict[str, Any]]]
     ) -> Iterator[_Request]:
+        """Per-chunk capabilities: up to BATCH_CHUNKS chunks (BATCH_BYTES) per request."""
         req = _Request(node_id, url, [], [])
         size = 0
         for w, replica in items:
@@ -213,16 +231,21 @@ class BatchReader:
                 for w in req.wants:
                     await self._proxy(w)
                 return
-            entries = [
-                (str(w.chunk["sha256"]), cap, int(w.chunk["size"]))
-                for w, cap in zip(req.wants, req.caps, strict=True)
-            ]
 
             async def on_record(n: int, status: int, data: bytes) -> None:
                 req.last = time.monotonic()
                 await self._record(req, req.wants[n], status, data)
                 req.served = n + 1  # after _record released it: never released twice
 
+            if req.batch is not None:
+                sizes = [int(w.chunk["size"]) for w in req.wants]
+                want = list(zip(req.positions, sizes, strict=True))
+                await self.conn.nodes.get_chunk_batch(req.url, req.batch, want, on_record)
+                return
+            entries = [
+                (str(w.chunk["sha256"]), cap, int(w.chunk["size"]))
+                for w, cap in zip(req.wants, req.caps, strict=True)
+            ]
             await self.conn.nodes.get_chunks(req.url, entries, on_record)
 
     async def _record(self, req: _Request, w: _Want, status: int, data: bytes) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -344,8 +345,12 @@ class Download:
         self.skipped += skipped
 
         def look() -> dict[str, Existing]:
+            if not os.path.lexists(root):  # a new folder: nothing can be in the way yet
+                return {i: Existing.NOTHING for i, _p in pairs}
+            clear: set[Path] = set()  # each directory above the targets looked at once
             return {
-                i: existing(p, root, int(info[i]["size"]), str(info[i]["sha256"])) for i, p in pairs
+                i: existing(p, root, int(info[i]["size"]), str(info[i]["sha256"]), clear)
+                for i, p in pairs
             }
 
         states = await asyncio.to_thread(look)
@@ -405,7 +410,9 @@ async def download_plans(client: Client, file_ids: Sequence[str]) -> dict[str, d
     wanted = list(dict.fromkeys(file_ids))
     for start in range(0, len(wanted), BATCH_FILES):
         part = wanted[start : start + BATCH_FILES]
-        for file_id, plan in zip(part, await client.api.download_plans(part), strict=True):
+        for file_id, plan in zip(
+            part, await client.api.download_plans(part, batched=not client.proxy), strict=True
+        ):
             if "error" in plan:
                 raise from_body(404, plan)
             plans[file_id] = plan

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dfs import protocol
 from dfs.client.batch_read import BatchReader
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, link_or_replace
@@ -50,7 +51,9 @@ from dfs.transport.hedged import Source, first_good
 log = logging.getLogger("dfs.client")
 
 BATCH_FILES = 500  # files per /download-plans request
-SMALL_FILE = 8 * 1024 * 1024  # files up to this size are restored together (batched reads)
+SMALL_FILE = (
+    protocol.BATCHED_FILE_MAX
+)  # files up to this size are restored together (batched reads)
 SMALL_GROUP_BYTES = 32 * 1024 * 1024  # bytes of small files restored together at most
 # a download starts an fdatasync in the background after this many bytes written
 DOWNLOAD_FLUSH_BYTES = 32 << 20
@@ -103,6 +106,8 @@ class ChunkFetcher:
         sources: list[Source[str | None]] = []
         if not self.conn.proxy:
             for replica in self.conn.avoid.order(chunk["replicas"]):
+                if "cap" not in replica:  # a read batch's chunk: only batched reads ask it
+                    continue
                 get = functools.partial(
                     self.conn.nodes.get_chunk,
                     str(replica["url"]),

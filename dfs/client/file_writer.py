@@ -13,9 +13,13 @@ group after the other:
    rules);
 2. one ``syncfs`` makes all of them durable at once (``fsync`` per file where ``syncfs`` is
    missing);
-3. each temp file is renamed over its target (without ``overwrite``: linked, so a file that
-   appeared there meanwhile is never replaced: Conflict), then one more ``syncfs`` for the
-   directory entries.
+3. each temp file is renamed over its target (without ``overwrite``: ``renameat2`` with
+   ``RENAME_NOREPLACE``, or a link where that is missing, so a file that appeared there
+   meanwhile is never replaced: Conflict), then one more ``syncfs`` for the directory
+   entries.
+
+Per file that is about five system calls (create, write, utime, close, rename; ``fchmod``
+only when the stored mode differs from the one the file was created with).
 
 So a target only ever holds nothing, its old file, or the whole verified new file. The
 whole-file sha256 is checked before the temp file is written (a one-chunk file's is its
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import hashlib
 import os
 import secrets
@@ -62,6 +67,21 @@ def _libc_syncfs() -> Callable[[int], int] | None:
 
 
 _SYNCFS = _libc_syncfs()
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _libc_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    try:
+        fn: Callable[[int, bytes, int, bytes, int], int] = ctypes.CDLL(
+            None, use_errno=True
+        ).renameat2
+    except (OSError, AttributeError):
+        return None
+    return fn
+
+
+_RENAMEAT2 = _libc_renameat2()
 
 
 @dataclass(eq=False)
@@ -101,20 +121,28 @@ class SmallFile:
         return parts
 
 
-def _sync(fds: Iterable[int]) -> None:
-    """Make everything written through ``fds`` durable: one syncfs per file system."""
+def _sync(fds: Iterable[int], devices: Iterable[int] | None = None) -> None:
+    """Make everything written through ``fds`` durable: one syncfs per file system.
+    ``devices``: the descriptors among ``fds`` that stand for every file system they are
+    on (one per directory will do), so that the others are not stat'ed one by one."""
     fds = list(fds)
     if _SYNCFS is None:
         for fd in fds:
             os.fsync(fd)
         return
     seen: set[int] = set()
-    for fd in fds:
+    for fd in fds if devices is None else devices:
         dev = os.fstat(fd).st_dev
         if dev not in seen:
             seen.add(dev)
             if _SYNCFS(fd) != 0:
-                os.fsync(fd)
+                _fsync_each(fds)
+                return
+
+
+def _fsync_each(fds: Iterable[int]) -> None:
+    for fd in fds:
+        os.fsync(fd)
 
 
 def _write_all(fd: int, parts: list[bytes]) -> None:
@@ -124,28 +152,42 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _attrs(fd: int, plan: dict[str, Any]) -> None:
-    """``restore_attrs`` on the descriptor: stored mtime; mode less umask, no set-id bits."""
+CREATED_MODE = 0o644 & ~UMASK
+"""The mode of a temp file this process created (0o644 less the umask)."""
+
+
+def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:
+    """``restore_attrs`` on the descriptor: stored mtime; mode less umask, no set-id bits
+    (not set again when the file was just created with it)."""
     if plan.get("mode") is not None:
-        os.fchmod(fd, int(plan["mode"]) & 0o777 & ~UMASK)
+        mode = int(plan["mode"]) & 0o777 & ~UMASK
+        if not created or mode != CREATED_MODE:
+            os.fchmod(fd, mode)
     if plan.get("mtime") is not None:
         ns = round(float(plan["mtime"]) * 1e9)
         os.utime(fd, ns=(time.time_ns(), ns))
 
 
-def _open_temp(f: SmallFile, resume: bool) -> tuple[Path, int]:
-    """A temp file beside the target, never opened through a link planted at its name.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+
+
+def _open_temp(f: SmallFile, resume: bool) -> tuple[Path, int, bool]:
+    """A temp file beside the target, never opened through a link planted at its name, and
+    whether it was created here (else: reused, emptied).
     With ``resume`` its name is fixed, and a file an interrupted run left there is reused
     (when it is our own plain file), so interrupted restores leave no growing litter."""
     if resume:
         tmp = f.target.parent / f".{f.target.name}.{f.plan['file_id']}.dfs-part"
+        try:  # the usual case first: nothing there (one system call)
+            return tmp, os.open(tmp, _CREATE, 0o644), True
+        except FileExistsError:
+            pass
         fd = open_own(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
         if fd is not None:
             os.ftruncate(fd, 0)
-            return tmp, fd
+            return tmp, fd, False
     tmp = f.target.parent / f".{f.target.name}.{secrets.token_hex(8)}.dfs-part"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    return tmp, os.open(tmp, flags, 0o644)
+    return tmp, os.open(tmp, _CREATE, 0o644), True
 
 
 def link_or_replace(tmp: Path, target: Path, overwrite: bool) -> None:
@@ -154,6 +196,20 @@ def link_or_replace(tmp: Path, target: Path, overwrite: bool) -> None:
     if overwrite:
         os.replace(tmp, target)
         return
+    if _RENAMEAT2 is not None:  # one atomic call that never replaces (Linux 3.15+)
+        if (
+            _RENAMEAT2(
+                _AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+            )
+            == 0
+        ):
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(errno.EEXIST, os.strerror(err), str(target))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(tmp))
+        # a file system without RENAME_NOREPLACE: a link, as below
     try:
         os.link(tmp, target)  # atomic, and fails if anything is at target
     except FileExistsError:
@@ -172,20 +228,21 @@ def write_group(group: list[SmallFile], overwrite: bool, resume: bool) -> list[S
     meanwhile (``overwrite`` off); their temp files are gone."""
     temps: list[tuple[SmallFile, Path]] = []
     fds: list[int] = []
-    made: set[Path] = set()
+    made: dict[Path, int] = {}  # each directory's first temp file's descriptor
     try:
         for f in group:
             parts = f.check()
-            if f.target.parent not in made:
-                f.target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(f.target.parent)
-            tmp, fd = _open_temp(f, resume)
+            parent = f.target.parent
+            if parent not in made:
+                parent.mkdir(parents=True, exist_ok=True)
+            tmp, fd, created = _open_temp(f, resume)
             temps.append((f, tmp))
             fds.append(fd)
+            made.setdefault(parent, fd)
             if parts:
                 _write_all(fd, parts)
-            _attrs(fd, f.plan)
-        _sync(fds)
+            _attrs(fd, f.plan, created)
+        _sync(fds, made.values())
     except BaseException:
         for _f, tmp in temps:
             tmp.unlink(missing_ok=True)
@@ -193,7 +250,7 @@ def write_group(group: list[SmallFile], overwrite: bool, resume: bool) -> list[S
     finally:
         for fd in fds:
             os.close(fd)
-    return _rename_all(temps, overwrite, made)
+    return _rename_all(temps, overwrite, set(made))
 
 
 def _rename_all(

@@ -196,15 +196,17 @@ def download_targets(
             )
         names[path] = name
         out[file_id] = path
+    checked: set[Path] = set()  # directories whose chain up to root holds no target
     for path, name in names.items():
         for parent in path.parents:
+            if parent in checked or parent == root:
+                break
             if parent in names:
                 raise InvalidRequest(
                     f"{name!r} would be written inside {parent}, where {names[parent]!r} "
                     "goes as a file; nothing written"
                 )
-            if parent == root:
-                break
+            checked.add(parent)
     return list(out.items()), skipped
 
 
@@ -217,14 +219,26 @@ class Existing(enum.Enum):
     BLOCKED = "blocked"  # a directory at the target, or a non-directory above it
 
 
-def existing(path: Path, root: Path | None, size: int, sha256: str) -> Existing:
+def existing(
+    path: Path,
+    root: Path | None,
+    size: int,
+    sha256: str,
+    clear: set[Path] | None = None,
+) -> Existing:
     """What lies at ``path`` (and, up to ``root``, above it); blocking (hashes a file whose
-    size matches)."""
+    size matches). ``clear``: directories already found not to block (a directory or
+    nothing), shared by the calls of one download so that each is looked at once."""
+    stop = () if root is None else (root, *root.parents)
+    looked: list[Path] = []
     for parent in path.parents:
-        if root is not None and parent in (root, *root.parents):
+        if parent in stop or (clear is not None and parent in clear):
             break
         if os.path.lexists(parent) and not parent.is_dir():
             return Existing.BLOCKED
+        looked.append(parent)
+    if clear is not None:  # only a whole chain that does not block: what is above is clear too
+        clear.update(looked)
     try:
         st = os.lstat(path)
     except FileNotFoundError:

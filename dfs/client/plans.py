@@ -3,7 +3,9 @@
 A directory download asks for the plans of ``BATCH_FILES`` files per request instead of one
 request per file, and asks for batch ``n + 1``'s while batch ``n`` transfers (``PlanAhead``),
 so planning overlaps the transfers. The API bounds the chunks of one answer; the files that
-did not fit are asked for again (``fetch_plans``).
+did not fit are asked for again (``fetch_plans``). Plans are asked for batched (the small
+files' chunks in read batches with one capability each, ``dfs.client.batch_read``) unless
+the client goes through the API proxy.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ async def fetch_plans(conn: Connection, wanted: list[str]) -> dict[str, dict[str
     answer serves at least its first file, so this ends within ``len(wanted)`` requests."""
     plans: dict[str, dict[str, Any]] = {}
     while wanted:
-        fetched = await conn.api.download_plans(wanted)
+        fetched = await conn.api.download_plans(wanted, batched=not conn.proxy)
         later: list[str] = []
         for file_id, plan in zip(wanted, fetched, strict=True):
             error = plan.get("error")

@@ -200,6 +200,10 @@ class MetadataStore(Protocol):
       - ``get_file`` raises FileNotFound for unknown ids, and for files of another tenant
         when ``tenant`` is given.
       - ``get_manifest`` returns entries ordered by offset; FileNotFound for unknown ids.
+      - ``get_files(ids, tenant)`` and ``get_manifests(ids)`` are those two for many files
+        in one call (a restore plans hundreds of files per request): ``get_files`` leaves
+        out the ids ``get_file`` would refuse; ``get_manifests`` raises FileNotFound if
+        any id is unknown.
       - ``commit_file`` turns a pending file complete and, in the same atomic step, adds one
         reference per manifest entry to each chunk (creating the chunk row if needed) and
         updates the counters. Committing a complete file again changes nothing and returns
@@ -337,6 +341,10 @@ class MetadataStore(Protocol):
     async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None: ...
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord: ...
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]: ...
+    async def get_files(
+        self, file_ids: Sequence[str], tenant: str | None = None
+    ) -> dict[str, FileRecord]: ...
+    async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]: ...
     async def commit_file(self, file_id: str, now: float) -> FileRecord: ...
     async def append_manifest_page(
         self, file_id: str, page: int, entries: Sequence[ManifestEntry]

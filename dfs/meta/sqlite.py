@@ -54,6 +54,7 @@ from dfs.meta.sqlite_manifests import (
     drop_manifest,
     get_page,
     get_record,
+    get_records,
     insert_file,
     manifest,
     manifest_pages,
@@ -231,6 +232,14 @@ class SqliteMetadataStore(
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
         return await self._run(lambda: manifest(self._db, file_id))
+
+    async def get_files(
+        self, file_ids: Sequence[str], tenant: str | None = None
+    ) -> dict[str, FileRecord]:
+        return await self._run(lambda: get_records(self._db, self._labels, file_ids, tenant))
+
+    async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
+        return await self._run(lambda: {f: manifest(self._db, f) for f in file_ids})
 
     async def append_manifest_page(
         self, file_id: str, page: int, entries: Sequence[ManifestEntry]

@@ -70,6 +70,15 @@ def get_record(
     return rec
 
 
+def get_records(
+    db: sqlite3.Connection, labels: Labels, file_ids: Sequence[str], tenant: str | None
+) -> dict[str, FileRecord]:
+    """``get_record`` of many ids; the ids it would refuse are left out."""
+    rows = ((f, file_row(db, f)) for f in file_ids)
+    recs = {f: file_record(db, labels, r) for f, r in rows if r is not None}
+    return {f: r for f, r in recs.items() if tenant is None or r.tenant == tenant}
+
+
 def manifest_pages(db: sqlite3.Connection, file_id: str) -> Iterator[list[ManifestEntry]]:
     """A file's manifest page by page (the entries it was created with, then each appended
     page); FileNotFound for unknown ids. Pages are read one at a time."""

@@ -4,43 +4,93 @@ A restore of thousands of small files is mostly one small chunk per file; a ``GE
 /get-chunk`` each costs far more in round trips and per-request work than the bytes. This
 route serves up to ``protocol.MAX_GET_BATCH`` chunks in one response.
 
-The security model is the one of ``/get-chunk``, chunk by chunk: the body lists
-``{"chunk_id", "cap"}`` entries, each ``cap`` the ``get`` capability the API minted for that
-chunk on this node (the one the download plan carries for ``/get-chunk``). Every capability
-is checked before anything is read, and one that does not check refuses the whole request
-(401/403): so the answer never tells a caller without a grant which chunks this node holds.
+Two ways to authorize a request, both checked before anything is read from the store, so
+the answer never tells a caller without a grant which chunks this node holds:
+
+- **one capability for the batch** (what clients send): a ``get-batch`` capability in
+  ``X-Dfs-Capability``, bound to this node, the SHA-256 of the batch's ordered chunk-id list
+  (``X-Dfs-Batch``, ``protocol.list_sha256``) and the tenant the API minted it for
+  (``X-Dfs-Tenant``), checked from the headers before a byte of the body is read (401/403);
+  the body ``{"chunk_ids": [...], "want": [positions]?}`` must then list exactly those ids
+  in that order (403 otherwise), and ``want`` picks which of them to serve (a client that
+  already has some, or asks this node only for the ones another replica failed to serve);
+  no other chunk can be read with it. The API mints these in batched ``/download-plans``
+  answers, only over chunks of the tenant's own files.
+- **a capability per entry** (kept for older clients and plans): the body lists
+  ``{"chunk_id", "cap"}`` entries, each ``cap`` the ``get`` capability the API minted for
+  that chunk on this node; every one is checked, and one that does not check refuses the
+  whole request.
 
 The answer streams records in the order asked (``protocol.RECORD_HEADER``: raw chunk id,
 status, length, then the bytes), so the client verifies each chunk as it arrives and memory
-stays bounded on both sides: here at most ``READ_AHEAD`` chunks are read ahead of the one
-being sent. Each chunk's bytes are re-hashed by the store before they are sent
-(``ChunkStore.get``); a chunk that is missing or quarantined is a ``RECORD_NOT_FOUND``
-record, one the store fails to read a ``RECORD_FAILED`` record, and the rest of the batch is
-served (the client asks another replica for those).
+stays bounded on both sides: the store reads a group of chunks per call
+(``ChunkStore.get_many``: one worker-thread hop, neighbouring pack records in one read, each
+checked against its record's CRC-32, see ``dfs.chunkstore.pack_reads`` for why that is the
+check a node needs on read), one group ahead of the one being sent. A chunk that is missing
+or quarantined is a ``RECORD_NOT_FOUND`` record, one the store fails to read a
+``RECORD_FAILED`` record, and the rest of the batch is served (the client asks another
+replica for those).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from dfs import auth, protocol
 from dfs.chunkstore.base import ChunkStore
-from dfs.errors import ChunkNotFound, DfsError, InvalidRequest
-from dfs.ids import ChunkId, parse_chunk_id
+from dfs.config import NodeConfig
+from dfs.errors import AuthError, ChunkNotFound, DfsError, Forbidden, InvalidRequest
+from dfs.ids import ChunkId, parse_chunk_id, parse_tenant
 from dfs.node.capabilities import check
-from dfs.node.context import CONFIG, STORE
+from dfs.node.context import CONFIG, STORE, capability
 from dfs.server import read_json
 
-READ_AHEAD = 8
-"""Chunks read from the store ahead of the one being sent."""
+READ_GROUP = 128
+"""Chunks the store reads per call (one worker-thread hop), at most READ_BYTES of them."""
+READ_BYTES = 2 * 1024 * 1024
+"""Bytes the store reads per call (a call reads at least one chunk): with one call ahead of
+the records being sent, what a request holds in memory is about twice this."""
 FLUSH_BYTES = 256 * 1024
-"""Records gathered before one write to the response (small chunks: fewer, larger writes)."""
+"""A chunk this big goes to the response as it is; smaller records are gathered per call."""
 
-Read = asyncio.Task[bytes | int]  # the chunk's bytes, or the status of a record without them
+Read = asyncio.Future[list[bytes | DfsError]]
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _authorize_batch(request: web.Request, cfg: NodeConfig, cap: str) -> str:
+    """Check a ``get-batch`` capability from the headers alone; the list digest it binds."""
+    digest = request.headers.get(protocol.BATCH)
+    if digest is None or not _DIGEST.fullmatch(digest):
+        raise AuthError(f"a get-batch request needs {protocol.BATCH}: the digest its cap binds")
+    tenant = parse_tenant(request.headers.get(protocol.TENANT), protocol.TENANT)
+    check(cfg, cap, auth.OP_GET_BATCH, digest, extra=tenant)
+    return digest
+
+
+def _batch_ids(body: dict[str, Any], digest: str) -> list[ChunkId]:
+    """The ids a checked batch body asks for: its list must be the one the capability
+    binds; ``want`` (positions in that list, each at most once) picks which are served."""
+    raw = body.get("chunk_ids")
+    if not isinstance(raw, list) or not 0 < len(raw) <= protocol.MAX_GET_BATCH:
+        raise InvalidRequest(f"chunk_ids must be a list of 1-{protocol.MAX_GET_BATCH} ids")
+    ids = [parse_chunk_id(c) for c in raw]
+    if protocol.list_sha256(ids) != digest:
+        raise Forbidden("the body's chunk ids are not the list the capability grants")
+    want = body.get("want")
+    if want is None:
+        return ids
+    if not isinstance(want, list) or not 0 < len(want) <= len(ids):
+        raise InvalidRequest("want must be a list of positions in chunk_ids")
+    if len(set(want)) != len(want) or not all(type(n) is int and 0 <= n < len(ids) for n in want):
+        raise InvalidRequest("want must hold distinct positions in chunk_ids")
+    return [ids[n] for n in want]
 
 
 def _entries(body: dict[str, Any]) -> list[tuple[ChunkId, str]]:
@@ -56,64 +106,69 @@ def _entries(body: dict[str, Any]) -> list[tuple[ChunkId, str]]:
     return out
 
 
-async def _read(store: ChunkStore, chunk_id: ChunkId) -> bytes | int:
-    try:
-        return await store.get(chunk_id)
-    except ChunkNotFound:
-        return protocol.RECORD_NOT_FOUND
-    except DfsError:
-        return protocol.RECORD_FAILED
-
-
 async def get_chunks(request: web.Request) -> web.StreamResponse:
     cfg = request.app[CONFIG]
-    body = await read_json(request, protocol.GET_BATCH_ENTRY_BYTES * protocol.MAX_GET_BATCH)
-    entries = _entries(body)
-    for chunk_id, cap in entries:
-        check(cfg, cap or None, auth.OP_GET, chunk_id)
+    limit = protocol.GET_BATCH_ENTRY_BYTES * protocol.MAX_GET_BATCH
+    cap = capability(request)
+    if cap:  # one capability for the batch, checked before the body is read
+        digest = _authorize_batch(request, cfg, cap)
+        ids = _batch_ids(await read_json(request, limit), digest)
+    else:
+        entries = _entries(await read_json(request, limit))
+        for chunk_id, entry_cap in entries:
+            check(cfg, entry_cap or None, auth.OP_GET, chunk_id)
+        ids = [c for c, _cap in entries]
     response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await response.prepare(request)
-    await _stream(request.app[STORE], [c for c, _cap in entries], response)
+    await _stream(request.app[STORE], ids, response)
     await response.write_eof()
     return response
 
 
+def _records(ids: Sequence[ChunkId], got: Sequence[bytes | DfsError]) -> Iterator[bytes]:
+    """The records of ``got`` (the reads of ``ids``' first chunks), header and bytes."""
+    for chunk_id, item in zip(ids, got, strict=True):
+        if isinstance(item, bytes):
+            yield protocol.record_header(chunk_id, protocol.RECORD_OK, len(item))
+            yield item
+        else:
+            status = protocol.RECORD_NOT_FOUND
+            if not isinstance(item, ChunkNotFound):
+                status = protocol.RECORD_FAILED
+            yield protocol.record_header(chunk_id, status, 0)
+
+
 async def _stream(store: ChunkStore, ids: list[ChunkId], response: web.StreamResponse) -> None:
-    """Write every id's record in order, reading up to READ_AHEAD chunks ahead."""
-    window: collections.deque[tuple[ChunkId, Read]] = collections.deque()
-    pending = iter(ids)
-    out = bytearray()
+    """Write every id's record in order: the store reads ``READ_GROUP`` ids (up to
+    ``READ_BYTES``) per call on one worker thread, the next group while this one is sent."""
+
+    def read(start: int) -> Read | None:
+        if start >= len(ids):
+            return None
+        return asyncio.ensure_future(store.get_many(ids[start : start + READ_GROUP], READ_BYTES))
+
+    pos = 0
+    nxt = read(0)
     try:
-        for chunk_id in pending:
-            window.append((chunk_id, asyncio.ensure_future(_read(store, chunk_id))))
-            if len(window) >= READ_AHEAD:
-                break
-        while window:
-            chunk_id, task = window.popleft()
-            got = await task
-            nxt = next(pending, None)
-            if nxt is not None:
-                window.append((nxt, asyncio.ensure_future(_read(store, nxt))))
-            if isinstance(got, int):
-                out += protocol.record_header(chunk_id, got, 0)
-            else:
-                out += protocol.record_header(chunk_id, protocol.RECORD_OK, len(got))
-                if len(got) >= FLUSH_BYTES:  # a big chunk goes out as it is, not copied
-                    await response.write(bytes(out))
-                    out.clear()
-                    await response.write(got)
-                    continue
-                out += got
-            if len(out) >= FLUSH_BYTES:
+        while nxt is not None:
+            got = await nxt
+            start, pos = pos, pos + len(got)
+            nxt = read(pos)
+            out = bytearray()
+            for part in _records(ids[start:pos], got):
+                if len(part) >= FLUSH_BYTES:  # a big chunk goes out as it is, not copied
+                    if out:
+                        await response.write(bytes(out))
+                        out.clear()
+                    await response.write(part)
+                else:
+                    out += part
+            if out:
                 await response.write(bytes(out))
-                out.clear()
-        if out:
-            await response.write(bytes(out))
     finally:
-        for _c, task in window:
-            task.cancel()
-        if window:
-            await asyncio.gather(*(t for _c, t in window), return_exceptions=True)
+        if nxt is not None:
+            nxt.cancel()
+            await asyncio.gather(nxt, return_exceptions=True)
 
 
 def add_routes(app: web.Application) -> None:

@@ -137,9 +137,24 @@ class ApiClient:
             body["exclude_nodes"] = list(exclude_nodes)
         return await self._json("POST", protocol.RESUME_UPLOAD, json=body)
 
-    async def download_plans(self, file_ids: Sequence[str]) -> list[dict[str, Any]]:
-        body = await self._json("POST", protocol.DOWNLOAD_PLANS, json={"file_ids": list(file_ids)})
+    async def download_plans(
+        self, file_ids: Sequence[str], *, batched: bool = False
+    ) -> list[dict[str, Any]]:
+        """The plans of ``file_ids`` in order. ``batched``: the small files' replicas name a
+        read batch of the answer (one ``get-batch`` capability each) instead of carrying a
+        capability; each such replica's ``batch`` is replaced here by the batch itself."""
+        request: dict[str, Any] = {"file_ids": list(file_ids)}
+        if batched:
+            request["batched"] = True
+        body = await self._json("POST", protocol.DOWNLOAD_PLANS, json=request)
         plans: list[dict[str, Any]] = body["plans"]
+        batches: list[dict[str, Any]] = body.get("batches") or []
+        if batches:
+            for plan in plans:
+                for chunk in plan.get("chunks", ()):
+                    for replica in chunk["replicas"]:
+                        if "batch" in replica:
+                            replica["batch"] = batches[int(replica["batch"])]
         return plans
 
     async def file(self, file_id: str) -> dict[str, Any]:

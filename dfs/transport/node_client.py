@@ -28,6 +28,8 @@ HAS_CHUNKS_ENTRY_BYTES = 80
 """About what one chunk id costs in a has-chunks request and answer (its deadline's bytes)."""
 RecordFn = Callable[[int, int, bytes], Awaitable[None]]
 """Called per /get-chunks record as it arrives: (position asked, status, bytes or b"")."""
+ReadBatch = dict[str, Any]
+"""A read batch of a batched /download-plans answer: node_id, url, tenant, chunk_ids, cap."""
 
 
 def _timeout(deadline: float, timeout: float | None) -> aiohttp.ClientTimeout:
@@ -160,15 +162,45 @@ class NodeClient:
         ``on_record`` gets each record as it arrives, in order (the bytes unverified). The
         deadline is that of all the bytes asked for. Unavailable when the answer is cut
         short or a record is not the chunk asked for at its place."""
-        total = sum(size for _c, _cap, size in entries)
-        deadline = self.deadline.for_bytes(total + len(entries) * protocol.RECORD_HEADER.size)
         body = {"chunks": [{"chunk_id": c, "cap": cap} for c, cap, _size in entries]}
+        asked = [(c, size) for c, _cap, size in entries]
+        await self._read_records(node_url, body, {}, asked, on_record)
+
+    async def get_chunk_batch(
+        self,
+        node_url: str,
+        batch: ReadBatch,
+        want: Sequence[tuple[int, int]],
+        on_record: RecordFn,
+    ) -> None:
+        """POST /get-chunks for the chunks at positions ``want`` ((position, expected size),
+        in the order to serve them) of a read batch (``{"chunk_ids", "cap", "tenant"}`` of a
+        batched ``/download-plans`` answer: its one ``get-batch`` capability travels in the
+        headers); ``on_record`` as for ``get_chunks``, ``n`` counting the records."""
+        ids: list[str] = batch["chunk_ids"]
+        body: dict[str, Any] = {"chunk_ids": ids}
+        if len(want) != len(ids) or any(pos != n for n, (pos, _s) in enumerate(want)):
+            body["want"] = [pos for pos, _size in want]
+        headers = protocol.read_batch_headers(str(batch["cap"]), ids, str(batch["tenant"]))
+        asked = [(ids[pos], size) for pos, size in want]
+        await self._read_records(node_url, body, headers, asked, on_record)
+
+    async def _read_records(
+        self,
+        node_url: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        asked: Sequence[tuple[str, int]],
+        on_record: RecordFn,
+    ) -> None:
+        total = sum(size for _c, size in asked)
+        deadline = self.deadline.for_bytes(total + len(asked) * protocol.RECORD_HEADER.size)
         url = f"{node_url}{protocol.GET_CHUNKS}"
         async with request(
-            self._session, "POST", url, json=body, timeout=_timeout(deadline, None)
+            self._session, "POST", url, json=body, headers=headers, timeout=_timeout(deadline, None)
         ) as resp:
             try:
-                for n, (chunk_id, _cap, _size) in enumerate(entries):
+                for n, (chunk_id, _size) in enumerate(asked):
                     got, status, size = protocol.read_record_header(
                         await resp.content.readexactly(protocol.RECORD_HEADER.size)
                     )

@@ -87,6 +87,25 @@ async def test_create_get_manifest(meta: MetadataStore) -> None:
         await meta.get_manifest(str(uuid.uuid4()))
 
 
+async def test_get_files_and_manifests_of_many_files_at_once(meta: MetadataStore) -> None:
+    a, ma = new_file("a", [(cid(1), 10), (cid(2), 20)])
+    b, mb = new_file("b", [(cid(3), 5)], tenant="other")
+    await meta.create_file(a, ma)
+    await meta.create_file(b, mb)
+    unknown = str(uuid.uuid4())
+    got = await meta.get_files([b.file_id, unknown, a.file_id])
+    assert list(got) == [b.file_id, a.file_id]
+    assert got[a.file_id] == await meta.get_file(a.file_id)
+    assert got[b.file_id] == await meta.get_file(b.file_id)
+    # ids get_file refuses (unknown, another tenant's) are left out
+    assert list(await meta.get_files([a.file_id, b.file_id, unknown], a.tenant)) == [a.file_id]
+    assert await meta.get_files([]) == {}
+    manifests = await meta.get_manifests([b.file_id, a.file_id])
+    assert manifests == {b.file_id: mb, a.file_id: ma}
+    with pytest.raises(FileNotFound):
+        await meta.get_manifests([a.file_id, unknown])
+
+
 async def test_commit_counts_and_is_idempotent(meta: MetadataStore) -> None:
     a, ma = new_file("a", [(cid(1), 10), (cid(2), 20), (cid(1), 10)])
     b, mb = new_file("b", [(cid(2), 20), (cid(3), 5)])

@@ -251,9 +251,11 @@ async def test_download_many_asks_again_for_plans_that_did_not_fit_one_answer(
         results = await c.upload_many(items, profile=ChunkerProfile.fixed(65536))
         real = ApiClient.download_plans
 
-        async def counting(api: ApiClient, file_ids: list[str]) -> list[dict[str, object]]:
+        async def counting(
+            api: ApiClient, file_ids: list[str], *, batched: bool = False
+        ) -> list[dict[str, object]]:
             asked.append(len(file_ids))
-            return await real(api, file_ids)
+            return await real(api, file_ids, batched=batched)
 
         monkeypatch.setattr(ApiClient, "download_plans", counting)
         out = tmp_path / "out"

@@ -67,6 +67,20 @@ def test_existing_tells_same_different_and_blocked(tmp_path: Path) -> None:
     assert existing(tmp_path / "link", tmp_path, size, digest) is Existing.DIFFERENT
 
 
+def test_existing_looks_at_each_directory_once_and_still_finds_blocks(tmp_path: Path) -> None:
+    """A restore shares one ``clear`` set: directories found clear are not looked at again,
+    and a chain that blocks marks none of its lower directories clear."""
+    (tmp_path / "x").write_bytes(b"a file where a directory goes")
+    (tmp_path / "ok").mkdir()
+    clear: set[Path] = set()
+    assert existing(tmp_path / "x" / "y" / "f1", tmp_path, 1, "0" * 64, clear) is Existing.BLOCKED
+    assert existing(tmp_path / "x" / "y" / "f2", tmp_path, 1, "0" * 64, clear) is Existing.BLOCKED
+    assert clear == set()
+    assert existing(tmp_path / "ok" / "n" / "f", tmp_path, 1, "0" * 64, clear) is Existing.NOTHING
+    assert clear == {tmp_path / "ok", tmp_path / "ok" / "n"}
+    assert existing(tmp_path / "ok" / "n" / "g", tmp_path, 1, "0" * 64, clear) is Existing.NOTHING
+
+
 def test_open_own_never_follows_links_or_writes_a_second_name(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("precious")

@@ -8,8 +8,8 @@ Committing and deleting, which move reference counts, live in ``store_commit`` a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
@@ -19,6 +19,7 @@ from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, StoreCore
 
 # what reading a file's manifest needs of its item
+T = TypeVar("T")
 _MANIFEST_ATTRS = ("file_id", "state", "sha256", "mid", "pages", "mf", "m", "apages")
 
 
@@ -77,6 +78,22 @@ class FilesPart(StoreCore):
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
         item = await self._file_item(file_id, _MANIFEST_ATTRS)
         return await self._manifest_of(item)
+
+    async def get_files(
+        self, file_ids: Sequence[str], tenant: str | None = None
+    ) -> dict[str, FileRecord]:
+        async def one(file_id: str) -> FileRecord | None:
+            try:
+                return await self.get_file(file_id, tenant)
+            except FileNotFound:
+                return None
+
+        got = await _bounded(one, file_ids)
+        return {f: r for f, r in zip(file_ids, got, strict=True) if r is not None}
+
+    async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
+        got = await _bounded(self.get_manifest, file_ids)
+        return dict(zip(file_ids, got, strict=True))
 
     async def list_files(
         self, tenant: str, *, limit: int, after: str | None = None
@@ -199,3 +216,14 @@ class FilesPart(StoreCore):
             return False
         await self._rq.run(self._drop_manifest, mid)
         return True
+
+
+async def _bounded(fn: Callable[[str], Awaitable[T]], ids: Sequence[str]) -> list[T]:
+    """``fn`` of every id, at most ``BATCH_CONCURRENCY`` requests at once."""
+    sem = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def one(x: str) -> T:
+        async with sem:
+            return await fn(x)
+
+    return list(await asyncio.gather(*map(one, ids)))

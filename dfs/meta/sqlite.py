@@ -46,6 +46,7 @@ from dfs.meta.sqlite_chunks import (
     chunks_of_node,
     delete_if_unreferenced,
     node_names,
+    owned_of,
     remove_locations,
 )
 from dfs.meta.sqlite_codec import Labels, pack_file_id, pack_hex, unpack_file_id, unpack_hex
@@ -316,26 +317,12 @@ class SqliteMetadataStore(
     async def owned_chunks(
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
     ) -> set[str]:
-        ids = [pack_hex(c) for c in dict.fromkeys(chunk_ids)]
-        floor = -1 if ever else 0
-
         def op() -> set[str]:
-            db = self._db
-            tid = self._labels.find(db, tenant)
-            out: set[str] = set()
+            tid = self._labels.find(self._db, tenant)
             if tid is None:
-                return out
-            for batch in _batches(ids):
-                marks = ",".join("?" * len(batch))
-                rows = db.execute(
-                    f"SELECT chunk_id FROM chunks WHERE owner=? AND owner_refs > ? "
-                    f"AND chunk_id IN ({marks}) UNION "
-                    f"SELECT chunk_id FROM tenant_chunks WHERE tenant=? AND refcount > ? "
-                    f"AND chunk_id IN ({marks})",
-                    (tid, floor, *batch, tid, floor, *batch),
-                )
-                out.update(unpack_hex(r[0]) for r in rows)
-            return out
+                return set()
+            ids = [pack_hex(c) for c in dict.fromkeys(chunk_ids)]
+            return {c for b in _batches(ids) for c in owned_of(self._db, tid, b, ever=ever)}
 
         return await self._run(op)
 

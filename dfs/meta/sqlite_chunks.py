@@ -114,6 +114,21 @@ def delete_if_unreferenced(
     return node_names(db, labels, row[2])
 
 
+def owned_of(db: sqlite3.Connection, tid: int, keys: Sequence[Packed], *, ever: bool) -> set[str]:
+    """Which of ``keys`` tenant ``tid`` references (``ever``: or did once): as the chunk's
+    first tenant (``chunks.owner``) or in ``tenant_chunks``."""
+    floor = -1 if ever else 0
+    marks = ",".join("?" * len(keys))
+    rows = db.execute(
+        f"SELECT chunk_id FROM chunks WHERE owner=? AND owner_refs > ? "
+        f"AND chunk_id IN ({marks}) UNION "
+        f"SELECT chunk_id FROM tenant_chunks WHERE tenant=? AND refcount > ? "
+        f"AND chunk_id IN ({marks})",
+        (tid, floor, *keys, tid, floor, *keys),
+    )
+    return {unpack_hex(r[0]) for r in rows}
+
+
 def chunks_of_node(
     db: sqlite3.Connection, labels: Labels, node_id: str, limit: int, after: str | None
 ) -> list[str]:

@@ -107,6 +107,11 @@ def exit_partial(skipped: Sequence[Skipped], done: str) -> None:
     help="Follow symbolic links inside directories (default: skip and report them).",
 )
 @click.option("--no-resume", is_flag=True, help="Do not journal receipts or resume an earlier run.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every file, even those listed unchanged since they were stored (files cache).",
+)
 @checksum_option
 @click.argument(
     "paths",
@@ -125,6 +130,7 @@ def upload(
     name: str | None,
     follow_symlinks: bool,
     no_resume: bool,
+    no_cache: bool,
     checksum: bool,
     paths: tuple[Path, ...],
 ) -> None:
@@ -134,6 +140,9 @@ def upload(
 
     Files up to 8 MiB go in batches (one planning and one commit request per batch); an
     interrupted upload of a bigger file resumes when run again (journal in ~/.cache/dfs).
+    Such files listed with the size, mtime, ctime and inode they had when last stored to the
+    same place are not read again (files cache in ~/.cache/dfs; the servers still check they
+    hold the content, else the file is read and sent); --no-cache reads every file.
     Unreadable files, special files and symbolic links met inside a directory (unless -L)
     are skipped, each on a 'Skipped:' line; the rest is uploaded and the exit status is 23.
 
@@ -145,8 +154,13 @@ def upload(
       dfs-client upload 127.0.0.1:8080 report.pdf
       dfs-client upload ~/pics photos/2024/     # to bucket/prefix/, unchanged files skipped
     """
+    conn = {
+        "concurrency": concurrency,
+        "proxy": proxy,
+        "resume": not no_resume,
+        "file_cache": not no_cache,
+    }
     if isinstance(paths[-1], Remote):  # LOCAL... BUCKET/KEY: dfs.client.cli_namespace_transfer
-        conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
         left = upload_remote(
             target, conn, list(paths), bool(prefix or name), checksum, quiet, as_json
         )
@@ -171,7 +185,6 @@ def upload(
             items = [replace(it, name=prefix + name, keep_attrs=spooled is None) for it in items]
         skipped_lines(skipped)  # at once; counted again at the end
         one_file = len(paths) == 1 and not paths[0].is_dir() and not skipped
-        conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
         run(_upload(target, conn, items, profile, quiet, as_json, one_file), not no_resume)
     exit_partial(skipped, "the rest uploaded")
 

@@ -118,6 +118,7 @@ class FileUpload:
         self.file_id = ""
         self.todo: list[dict[str, Any]] = []  # the plan's chunks to send, with their targets
         self.receipts: dict[str, str] = {}
+        self.committed: dict[str, Any] | None = None
         self.sent = 0
         # open for the whole upload of a file sent alone; a batch opens a file per read,
         # since holding hundreds of files open could run out of descriptors
@@ -153,6 +154,8 @@ class FileUpload:
         self.file_id = str(plan["file_id"])
         self.todo = plan["upload"]
         self.receipts = dict(receipts)
+        # committed by the plan itself (nothing to send): finalize's answer, given already
+        self.committed = plan.get("file") if not self.todo else None
         if progress:
             progress(self.scan.size - sum(int(i["size"]) for i in self.todo))
 
@@ -354,7 +357,17 @@ class ChunkSender:
 
     async def finalize_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
         """Finalize many uploads (answers in order: metadata or ``{"file_id", "error"}``),
-        re-sending what finalize finds short of copies."""
+        re-sending what finalize finds short of copies. Uploads their plan committed
+        already (``FileUpload.committed``) are not asked for again."""
+        done: list[dict[str, Any]] = [u.committed or {} for u in uploads]
+        todo = [i for i, u in enumerate(uploads) if u.committed is None]
+        if todo:
+            answers = await self._finalize_rounds([uploads[i] for i in todo])
+            for i, body in zip(todo, answers, strict=True):
+                done[i] = body
+        return done
+
+    async def _finalize_rounds(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
         done = await self.conn.api.finalize_uploads(
             [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads]
         )

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from dfs.errors import Conflict, FileNotFound, Unavailable
+from dfs.errors import Conflict, Unavailable
 from dfs.meta.base import (
     NODE_DOWN,
     ChunkInfo,
@@ -59,7 +59,7 @@ from dfs.meta.sqlite_manifests import (
 from dfs.meta.sqlite_migrate import open_schema
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
-from dfs.meta.sqlite_refcounts import commit_one, mark_verified
+from dfs.meta.sqlite_refcounts import commit_many, commit_one, mark_verified
 from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
 
 T = TypeVar("T")
@@ -264,14 +264,8 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
         # one transaction for the batch; each file's refcounts read inside it, so two files
         # of the batch sharing a chunk count exactly as two commits one after the other
         def op() -> list[FileRecord | None]:
-            out: list[FileRecord | None] = []
             with self._tx() as db:
-                for file_id in file_ids:
-                    try:
-                        out.append(commit_one(db, self._labels, file_id, now))
-                    except FileNotFound:
-                        out.append(None)
-            return out
+                return commit_many(db, self._labels, file_ids, now)
 
         return await self._run(op)
 

@@ -109,12 +109,16 @@ def _walk_dir(
             elif not follow or _first_visit(full, seen):
                 kept.append(d)
         dirs[:] = kept
+        here_path = Path(root)
+        # the stored name's folder part, as a string (pathlib's relative_to per file costs
+        # more than the file's lstat and open)
+        rel = here_path.relative_to(top).as_posix()
+        folder = prefix + ("" if rel == "." else rel + "/")
         for f in sorted(files):
-            full = Path(root) / f
+            full = here_path / f
             st = _regular(full, follow, skipped)
             if st is not None:
-                name = prefix + full.relative_to(top).as_posix()
-                yield LocalFile(full, name, st.st_size, st=st)
+                yield LocalFile(full, folder + f, st.st_size, st=st)
 
 
 def _first_visit(path: Path, seen: set[tuple[int, int]]) -> bool:

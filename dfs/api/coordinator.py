@@ -377,22 +377,22 @@ class Coordinator:
         tenant: str,
         results: list[FileRecord | DfsError | None],
     ) -> list[Finalizing]:
-        """The files still to commit; the others' results (complete, or an error) set."""
+        """The files still to commit; the others' results (complete, or an error) set.
+        One metadata read for the batch (``pending_uploads``)."""
         todo = []
-        for i, (file_id, receipts) in enumerate(items):
-            try:
-                rec = await self.meta.get_file(file_id, tenant)
-            except DfsError as exc:
-                results[i] = exc
+        found = await self.meta.pending_uploads([file_id for file_id, _ in items], tenant)
+        for i, ((file_id, receipts), got) in enumerate(zip(items, found, strict=True)):
+            if got is None:
+                results[i] = FileNotFound(f"no file {file_id}")
                 continue
+            rec, manifest = got
             if rec.state == FILE_COMPLETE:
                 results[i] = rec
                 continue
             if not rec.sha256:  # a paged upload not sealed yet: its size is not known
                 results[i] = Conflict(f"upload {file_id} is paged: use /paged-upload/finalize")
                 continue
-            chunks = distinct_chunks(await self.meta.get_manifest(file_id))
-            todo.append(Finalizing(i, rec, chunks, receipts))
+            todo.append(Finalizing(i, rec, distinct_chunks(manifest), receipts))
         return todo
 
     @staticmethod

@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from dfs.errors import Conflict, Unavailable
+from dfs.errors import Conflict, FileNotFound, Unavailable
 from dfs.meta.base import (
+    FILE_COMPLETE,
     NODE_DOWN,
     ChunkInfo,
     ChunkState,
@@ -219,6 +220,23 @@ class SqliteMetadataStore(SqliteNamespaceMixin, SqliteAccessKeysMixin):
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
         return await self._run(lambda: manifest(self._db, file_id))
+
+    async def pending_uploads(
+        self, file_ids: Sequence[str], tenant: str
+    ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]:
+        def op() -> list[tuple[FileRecord, list[ManifestEntry]] | None]:
+            out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
+            for file_id in file_ids:
+                try:
+                    rec = get_record(self._db, self._labels, file_id, tenant)
+                except FileNotFound:
+                    out.append(None)
+                    continue
+                whole = rec.state != FILE_COMPLETE and bool(rec.sha256)
+                out.append((rec, manifest(self._db, file_id) if whole else []))
+            return out
+
+        return await self._run(op)
 
     async def append_manifest_page(
         self, file_id: str, page: int, entries: Sequence[ManifestEntry]

@@ -20,7 +20,8 @@ Reported per step: seconds (wall time of the client process), files/s, client CP
 peak RSS (``wait4``); per tool: bytes on disk after both versions (allocated blocks of the
 repository, or of the node's data folder and the metadata database) and the dedup ratio
 (bytes of both versions / bytes on disk). ``--profile DIR`` records each dfs client run with
-py-spy (``DIR/backup-v1.txt`` ...: collapsed stacks, for ``flamegraph.pl`` or speedscope).
+py-spy (``DIR/backup-v1.txt`` ...: collapsed stacks, for ``flamegraph.pl`` or speedscope),
+and the API and the node during it (``DIR/backup-v1-server-PID.txt``).
 Prints markdown tables.
 """
 
@@ -30,6 +31,7 @@ import argparse
 import filecmp
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -139,6 +141,13 @@ def same_tree(a: Path, b: Path) -> bool:
     return True
 
 
+def server_spy(spy: list[str], profile: Path, step: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy recording server ``pid`` (the API or a node) until it is interrupted."""
+    out = profile / f"{step.replace(' ', '-')}-server-{pid}.txt"
+    cmd = [*spy, "--nonblocking", "-o", str(out), "--pid", str(pid)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
     row = Row("dfs")
     with LocalCluster(base / "dfs-cluster", nodes=1, replication_factor=1) as cluster:
@@ -149,13 +158,18 @@ def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
 
         def client(step: str, args: list[str]) -> None:
             cmd = [console_script("dfs-client"), *args]
+            spies = []
             if profile is not None:
                 out = profile / f"{step.replace(' ', '-')}.txt"  # collapsed stacks
                 spy = [console_script("py-spy"), "record", "-f", "raw", "-r", "200"]
                 cmd = [*spy, "-o", str(out), "--", *cmd]
+                spies = [server_spy(spy, profile, step, pid) for pid in servers]
             before = sum(cpu_seconds(p) for p in servers)
             row.steps[step] = run(cmd, env)
             row.steps[step].server_cpu = sum(cpu_seconds(p) for p in servers) - before
+            for s in spies:
+                s.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
+                s.wait()
 
         api = cluster.api_url
         client("backup v1", ["upload", "--quiet", "--prefix", "v1/", api, str(src)])

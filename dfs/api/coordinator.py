@@ -222,10 +222,18 @@ class Coordinator:
         return plan
 
     async def init_uploads(
-        self, reqs: Sequence[UploadRequest], tenant: str = DEFAULT_TENANT
+        self,
+        reqs: Sequence[UploadRequest],
+        tenant: str = DEFAULT_TENANT,
+        *,
+        commit_held: bool = False,
     ) -> list[dict[str, Any]]:
         """Pending files and their plans, in order, with one read of the live nodes and of
-        the tenant's chunks and one metadata write (one SQLite transaction) for them all."""
+        the tenant's chunks and one metadata write (one SQLite transaction) for them all.
+
+        ``commit_held``: a file with nothing to send (every chunk held) is committed at once
+        under finalize's own rules (``commit_if_held``); its plan then carries ``"file"``,
+        its metadata, and needs no finalize (one would answer the same)."""
         live = await self.writable_nodes()
         per_file = [distinct_chunks(r.manifest) for r in reqs]
         union = list({c: None for chunks in per_file for c in chunks})
@@ -240,10 +248,37 @@ class Coordinator:
 
         uploads = await _off_loop_if_big(sum(map(len, per_file)), build)
         await self.create_uploads(list(zip(file_ids, reqs, strict=True)), tenant)
-        return [
+        answers = [
             self._answer(f, len(r.manifest), chunks, upload)
             for f, r, chunks, upload in zip(file_ids, reqs, per_file, uploads, strict=True)
         ]
+        if commit_held:
+            pairs = zip(answers, per_file, strict=True)
+            held_files = [(a["file_id"], c) for a, c in pairs if not a["upload"]]
+            done = await self.commit_if_held(held_files) if held_files else {}
+            for a in answers:
+                if a["file_id"] in done:
+                    a["file"] = file_body(done[a["file_id"]])
+        return answers
+
+    async def commit_if_held(
+        self, files: Sequence[tuple[str, Mapping[str, int]]]
+    ) -> dict[str, FileRecord]:
+        """Commit pending files just planned with nothing to send, each if finalize would:
+        every chunk is one the tenant references (``held_chunks``: no receipt is needed)
+        and the live nodes, asked now, hold its copies. One has-chunks round and one commit
+        for them all; the others stay pending for the client's finalize."""
+        union = {c: n for _f, chunks in files for c, n in chunks.items()}
+        holders = await self.holders(union, await self.live_nodes()) if union else {}
+        ok = []
+        for file_id, chunks in files:
+            try:
+                self.check_copies(chunks, holders)
+            except IncompleteUpload:
+                continue
+            ok.append(file_id)
+        committed = await self.meta.commit_files(ok, self.clock()) if ok else []
+        return {r.file_id: r for r in committed if r is not None}
 
     async def create_uploads(
         self, files: Sequence[tuple[str, UploadRequest]], tenant: str = DEFAULT_TENANT
@@ -342,22 +377,22 @@ class Coordinator:
         tenant: str,
         results: list[FileRecord | DfsError | None],
     ) -> list[Finalizing]:
-        """The files still to commit; the others' results (complete, or an error) set."""
+        """The files still to commit; the others' results (complete, or an error) set.
+        One metadata read for the batch (``pending_uploads``)."""
         todo = []
-        for i, (file_id, receipts) in enumerate(items):
-            try:
-                rec = await self.meta.get_file(file_id, tenant)
-            except DfsError as exc:
-                results[i] = exc
+        found = await self.meta.pending_uploads([file_id for file_id, _ in items], tenant)
+        for i, ((file_id, receipts), got) in enumerate(zip(items, found, strict=True)):
+            if got is None:
+                results[i] = FileNotFound(f"no file {file_id}")
                 continue
+            rec, manifest = got
             if rec.state == FILE_COMPLETE:
                 results[i] = rec
                 continue
             if not rec.sha256:  # a paged upload not sealed yet: its size is not known
                 results[i] = Conflict(f"upload {file_id} is paged: use /paged-upload/finalize")
                 continue
-            chunks = distinct_chunks(await self.meta.get_manifest(file_id))
-            todo.append(Finalizing(i, rec, chunks, receipts))
+            todo.append(Finalizing(i, rec, distinct_chunks(manifest), receipts))
         return todo
 
     @staticmethod

@@ -5,7 +5,9 @@ so a client can send the chunks of one page while it scans the next (issue 19 it
 2. ``page``: page ``n`` of its manifest is appended (at most ``protocol.MAX_PAGE_CHUNKS``
    chunks; the same page again is a no-op, so a retry or a resumed upload may send it
    again) and planned exactly as ``/resume-upload`` plans: the chunks not proven (a receipt
-   for this file id, or owned by the tenant already) with their copies on live nodes.
+   for this file id, or owned by the tenant already) with their copies on live nodes; its
+   small chunks also come in ``packs`` (``dfs.api.upload_packs``, as ``/init-uploads``'),
+   one ``/store-chunks`` request each under one capability.
 3. ``prove``: the page's chunks are checked as finalize checks a whole file (a receipt for
    every chunk the tenant did not own, REPLICATION_FACTOR copies on live nodes, asked of
    the nodes) and the page is marked proven; 409 ``incomplete_upload`` otherwise.
@@ -19,12 +21,14 @@ file id keep the Dropship defence, and each page's copies are checked when it is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from dfs import protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
 from dfs.api.coordinator import Coordinator, Finalizing
+from dfs.api.upload_packs import plan_packs
 from dfs.errors import Conflict
 from dfs.ids import new_file_id
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
@@ -81,7 +85,7 @@ async def page(
     await coord.meta.append_manifest_page(file_id, no, entries)
     chunks = distinct_chunks(entries)
     upload = await coord.plan_missing(file_id, chunks, receipts, tenant, exclude)
-    return {
+    plan: dict[str, Any] = {
         "file_id": file_id,
         "page": no,
         "replication_factor": coord.rf,
@@ -89,6 +93,8 @@ async def page(
         "chunks_distinct": len(chunks),
         "upload": upload,
     }
+    plan["packs"] = await asyncio.to_thread(plan_packs, coord, [plan]) if upload else []
+    return plan
 
 
 async def prove(

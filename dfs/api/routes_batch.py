@@ -2,7 +2,7 @@
 
 | method | path               | body                                    | answer                              |
 |--------|--------------------|-----------------------------------------|-------------------------------------|
-| POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...], "packs"}`` |
+| POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...], "packs"}``; a plan with nothing to send may come committed (``"file"``) |
 | POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}]}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
 | POST   | /resume-upload     | ``{"file_id", "receipts", "exclude_nodes"?}`` | 200 a plan for the same pending file: only chunks neither proven nor held |
 | POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
@@ -14,6 +14,13 @@ Big plans are built and serialized off the event loop. A directory of thousands 
 costs a few requests per thousand files instead of several per file: one metadata read of
 the live nodes and of the tenant's chunks per batch, and one has-chunks call per node per
 10,000 chunks at finalize.
+
+A file of ``/init-uploads`` with nothing to send (every chunk one the tenant references,
+with its copies on live nodes: an unchanged file backed up again) is committed in the same
+request, under finalize's own checks (the live nodes are asked for the copies, as finalize
+asks them): its plan carries ``"file"``, the metadata finalize would answer, and the client
+skips its finalize (a finalize of it answers the same). A backup of unchanged files thus
+costs one request per batch, not two.
 
 The plans' small chunks also come grouped in ``packs`` (``dfs.api.upload_packs``): one
 ``/store-chunks`` request each, under one capability the node checks before the body.
@@ -92,7 +99,7 @@ async def init_uploads(request: web.Request) -> web.Response:
         body = await read_json(request, protocol.MAX_JSON_BODY)
         reqs = await asyncio.to_thread(_parse_files, body)
         coord = request.app[COORDINATOR]
-        plans = await coord.init_uploads(reqs, tenant(request))
+        plans = await coord.init_uploads(reqs, tenant(request), commit_held=True)
         entries = sum(len(p["upload"]) for p in plans)
         packs = await asyncio.to_thread(plan_packs, coord, plans)
         answer = {"uploads": plans, "packs": packs}

@@ -4,7 +4,7 @@ chunks, planned, proven and committed page by page.
 | method | path                    | body                                     | answer                 |
 |--------|-------------------------|------------------------------------------|------------------------|
 | POST   | /paged-upload           | ``{"name", "chunker", "mode"?, "mtime"?}`` | 201 ``{"file_id", "replication_factor", "max_page_chunks"}`` |
-| POST   | /paged-upload/page      | ``{"file_id", "page", "offset", "chunks", "receipts"?, "exclude_nodes"?}`` | 201 the page's plan (as /resume-upload's) |
+| POST   | /paged-upload/page      | ``{"file_id", "page", "offset", "chunks", "receipts"?, "exclude_nodes"?}`` | 201 the page's plan (as /resume-upload's) with its ``packs`` (as /init-uploads') |
 | POST   | /paged-upload/prove     | ``{"file_id", "page", "receipts"}``      | 200 ``{"file_id", "page", "proven": true}``; 409 incomplete_upload |
 | POST   | /paged-upload/finalize  | ``{"file_id", "size", "sha256"}``         | 200 the committed file; 409 if a page is missing or unproven |
 

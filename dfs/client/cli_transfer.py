@@ -108,6 +108,11 @@ def exit_partial(skipped: Sequence[Skipped], done: str) -> None:
     help="Follow symbolic links inside directories (default: skip and report them).",
 )
 @click.option("--no-resume", is_flag=True, help="Do not journal receipts or resume an earlier run.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every file, even those listed unchanged since they were stored (files cache).",
+)
 @checksum_option
 @click.argument(
     "paths",
@@ -126,6 +131,7 @@ def upload(
     name: str | None,
     follow_symlinks: bool,
     no_resume: bool,
+    no_cache: bool,
     checksum: bool,
     paths: tuple[Path, ...],
 ) -> None:
@@ -133,7 +139,8 @@ def upload(
     relative to it). One file prints its new id; several print ID<TAB>NAME lines; --json one
     object per file. '-' uploads standard input (with --name).
 
-    Files up to 8 MiB go in batches (one planning and one commit request per batch); an
+    Files up to 8 MiB go in batches (one planning and one commit request per batch), and are
+    not read again while unchanged since stored there (files cache; --no-cache reads them); an
     interrupted upload of a bigger file resumes when run again (journal in ~/.cache/dfs).
     Unreadable files, special files and symbolic links met inside a directory (unless -L)
     are skipped, each on a 'Skipped:' line; the rest is uploaded and the exit status is 23.
@@ -146,8 +153,9 @@ def upload(
       dfs-client upload 127.0.0.1:8080 report.pdf
       dfs-client upload ~/pics photos/2024/     # to bucket/prefix/, unchanged files skipped
     """
+    conn = dict(concurrency=concurrency, proxy=proxy, resume=not no_resume)
+    conn["file_cache"] = not no_cache
     if isinstance(paths[-1], Remote):  # LOCAL... BUCKET/KEY: dfs.client.cli_namespace_transfer
-        conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
         left = upload_remote(
             target, conn, list(paths), bool(prefix or name), checksum, quiet, as_json
         )
@@ -156,10 +164,7 @@ def upload(
         profile = ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
     except DfsError as exc:
         raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
-    if STDIN in paths and (len(paths) > 1 or not name):
-        raise click.UsageError("'-' (standard input) is uploaded alone, with --name NAME")
-    if name is not None and (len(paths) > 1 or paths[0].is_dir()):
-        raise click.UsageError("--name names one file: give exactly one file")
+    _check_names(paths, name)
     skipped: list[Skipped] = []
     with contextlib.ExitStack() as cleanup:
         spooled = None
@@ -172,9 +177,16 @@ def upload(
             items = [replace(it, name=prefix + name, keep_attrs=spooled is None) for it in items]
         skipped_lines(skipped)  # at once; counted again at the end
         one_file = len(paths) == 1 and not paths[0].is_dir() and not skipped
-        conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
         run(_upload(target, conn, items, profile, quiet, as_json, one_file), not no_resume)
     exit_partial(skipped, "the rest uploaded")
+
+
+def _check_names(paths: tuple[Path, ...], name: str | None) -> None:
+    """UsageError for a ``--name`` (or standard input) that does not name one file."""
+    if STDIN in paths and (len(paths) > 1 or not name):
+        raise click.UsageError("'-' (standard input) is uploaded alone, with --name NAME")
+    if name is not None and (len(paths) > 1 or paths[0].is_dir()):
+        raise click.UsageError("--name names one file: give exactly one file")
 
 
 async def _upload(

@@ -21,11 +21,12 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
+from dfs.client.file_cache import FileCache, cache_path
 from dfs.client.local_files import LocalFile, hash_file
 from dfs.client.namespace_sync import SyncMethods
 from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.client.upload import UploadResult, send_chunk
-from dfs.errors import InvalidRequest
+from dfs.errors import DfsError, InvalidRequest
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
@@ -48,11 +49,14 @@ class Client(SyncMethods):
         proxy: bool = False,
         resume: bool = True,
         overwrite: bool = True,
+        file_cache: bool = True,
         session: aiohttp.ClientSession | None = None,
         deadline: protocol.TransferDeadline | None = None,
     ) -> None:
         """``deadline``: how long one chunk request to a node may take for its bytes
-        (default ``protocol.CHUNK_DEADLINE_FLOOR`` + size / ``CHUNK_MIN_RATE``)."""
+        (default ``protocol.CHUNK_DEADLINE_FLOOR`` + size / ``CHUNK_MIN_RATE``).
+        ``file_cache``: uploads of many files skip reading those listed unchanged since they
+        were last stored to the same place (``dfs.client.file_cache``)."""
         if concurrency < 1:
             raise InvalidRequest("concurrency must be >= 1")
         self.api_url = api_url
@@ -61,6 +65,7 @@ class Client(SyncMethods):
         self.proxy = proxy
         self.resume = resume
         self.overwrite = overwrite  # False: a download never replaces a file at its target
+        self.file_cache = file_cache
         self._own_session = session is None
         self._session = session
         self.deadline = deadline or protocol.TransferDeadline()
@@ -137,8 +142,26 @@ class Client(SyncMethods):
         progress: ProgressFn | None = None,
     ) -> list[UploadResult]:
         """Upload ``files`` (see ``dfs.client.local_files.walk``); results in their order."""
-        pipeline = StreamingUploadPipeline(self._connection(), _profile(profile), progress)
-        return await pipeline.upload_files(files)
+        profile = _profile(profile)
+        cache = await self.files_cache("", profile)
+        pipeline = StreamingUploadPipeline(self._connection(), profile, progress, cache)
+        try:
+            return await pipeline.upload_files(files)
+        finally:
+            if cache is not None:
+                cache.save()  # what was stored before a failure is worth remembering too
+
+    async def files_cache(self, bucket: str, profile: ChunkerProfile) -> FileCache | None:
+        """The files cache of uploads to ``bucket`` ("": files without a bucket) with
+        ``profile``, or None when it is off or the caller's tenant cannot be asked."""
+        if not self.file_cache:
+            return None
+        try:
+            tenant = str((await self.api.whoami())["tenant"])
+        except (DfsError, KeyError):
+            return None
+        path = cache_path(self.api_url, tenant, bucket, str(profile))
+        return await asyncio.to_thread(FileCache.load, path)
 
     async def send_chunk(
         self, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]

@@ -24,7 +24,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -44,6 +44,8 @@ class LocalFile:
     # store its mode and mtime (False for standard input, spooled to a private temp file
     # whose 0600 and "now" say nothing about the data)
     keep_attrs: bool = True
+    # its stat when listed, before it is read (the files cache compares it: file_cache)
+    st: os.stat_result | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,16 @@ def _walk_dir(
             elif not follow or _first_visit(full, seen):
                 kept.append(d)
         dirs[:] = kept
+        here_path = Path(root)
+        # the stored name's folder part, as a string (pathlib's relative_to per file costs
+        # more than the file's lstat and open)
+        rel = here_path.relative_to(top).as_posix()
+        folder = prefix + ("" if rel == "." else rel + "/")
         for f in sorted(files):
-            full = Path(root) / f
+            full = here_path / f
             st = _regular(full, follow, skipped)
             if st is not None:
-                yield LocalFile(full, prefix + full.relative_to(top).as_posix(), st.st_size)
+                yield LocalFile(full, folder + f, st.st_size, st=st)
 
 
 def _first_visit(path: Path, seen: set[tuple[int, int]]) -> bool:
@@ -140,7 +147,7 @@ def walk(
             continue
         st = _regular(p, True, skipped)  # a link named as an argument is followed
         if st is not None:
-            yield LocalFile(p, prefix + p.name, st.st_size)
+            yield LocalFile(p, prefix + p.name, st.st_size, st=st)
 
 
 def spool(stream: BinaryIO) -> Path:

@@ -24,6 +24,7 @@ from dfs import protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline
+from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods
 from dfs.client.upload import UploadPipeline
@@ -77,6 +78,10 @@ class SyncMethods(NamespaceMethods):
     def _connection(self) -> Connection:
         raise NotImplementedError
 
+    async def files_cache(self, bucket: str, profile: ChunkerProfile) -> FileCache | None:
+        """The files cache of uploads to ``bucket`` (``Client`` has it; none here)."""
+        return None
+
     async def _remote_map(self, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
         return {o["key"]: o async for o in self.list_all(bucket, prefix, delimiter="")}
 
@@ -102,8 +107,14 @@ class SyncMethods(NamespaceMethods):
                 report.unchanged.append(f.name)
             else:
                 todo.append(f)
-        pipeline = UploadPipeline(self._connection(), profile or ChunkerProfile.default(), progress)
-        results = await pipeline.upload_files(todo) if todo else []
+        profile = profile or ChunkerProfile.default()
+        cache = await self.files_cache(bucket, profile) if todo else None
+        pipeline = UploadPipeline(self._connection(), profile, progress, cache)
+        try:
+            results = await pipeline.upload_files(todo) if todo else []
+        finally:
+            if cache is not None:
+                cache.save()
         for f, r in zip(todo, results, strict=True):
             meta = {MTIME: mtime_text(f.path.stat().st_mtime)}
             linked = await self.link(bucket, f.name, r.file_id, metadata=meta)

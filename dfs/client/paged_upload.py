@@ -9,7 +9,8 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
   ``protocol.MAX_PAGE_CHUNKS`` chunk refs, at most ``PAGES_AHEAD`` ahead of the sender, so
   memory stays bounded whatever the file's size;
 - each page is appended and planned (``/paged-upload/page``), its chunks sent exactly as a
-  whole file's (``ChunkSender``: re-plans around failed nodes, page-scoped), then proven
+  whole file's (``ChunkSender``: the small ones in the packs of the page's plan, one
+  ``/store-chunks`` each; re-plans around failed nodes, page-scoped), then proven
   (``/paged-upload/prove``, re-sending what it finds short of copies), while the thread
   scans the next pages: the first chunk reaches a node long before the scan ends;
 - at the end ``/paged-upload/finalize`` gives the file its size and sha256 and commits it.
@@ -185,9 +186,11 @@ class PagedUpload:
         known = self.journal.receipts if self.journal is not None else {}
         mine: dict[str, str] = {r.chunk_id: known[r.chunk_id] for r in refs if r.chunk_id in known}
         page.receipts = mine
-        page.planned(await page.plan(self.conn), mine, self.pipe.progress)
+        plan = await page.plan(self.conn)
+        page.planned(plan, mine, self.pipe.progress)
         page.fd = fd
-        await self.pipe.sender.send_all([page])
+        # the page's small chunks in the packs the API planned: a /store-chunks each
+        await self.pipe.sender.send_all([page], plan.get("packs", []))
         await self.pipe.sender.finalize(page)
         if self.journal is not None:
             await asyncio.to_thread(self.journal.page_proven, no, [r.chunk_id for r in refs])

@@ -38,15 +38,10 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from dfs import protocol
-from dfs.chunking import (
-    ChunkerProfile,
-    ChunkRef,
-    FileScan,
-    chunk_id_of,
-    scan_file,
-    scan_file_threaded,
-)
+from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
+from dfs.client.batch_scan import ScanAhead, Scanned, remember, rescan
 from dfs.client.connection import Connection, ProgressFn
+from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile
 from dfs.client.replan import Replanner, blame_forwards, put_once, send_replanning
 from dfs.client.resume import UploadJournal
@@ -123,6 +118,7 @@ class FileUpload:
         self.file_id = ""
         self.todo: list[dict[str, Any]] = []  # the plan's chunks to send, with their targets
         self.receipts: dict[str, str] = {}
+        self.committed: dict[str, Any] | None = None
         self.sent = 0
         # open for the whole upload of a file sent alone; a batch opens a file per read,
         # since holding hundreds of files open could run out of descriptors
@@ -158,6 +154,8 @@ class FileUpload:
         self.file_id = str(plan["file_id"])
         self.todo = plan["upload"]
         self.receipts = dict(receipts)
+        # committed by the plan itself (nothing to send): finalize's answer, given already
+        self.committed = plan.get("file") if not self.todo else None
         if progress:
             progress(self.scan.size - sum(int(i["size"]) for i in self.todo))
 
@@ -359,7 +357,17 @@ class ChunkSender:
 
     async def finalize_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
         """Finalize many uploads (answers in order: metadata or ``{"file_id", "error"}``),
-        re-sending what finalize finds short of copies."""
+        re-sending what finalize finds short of copies. Uploads their plan committed
+        already (``FileUpload.committed``) are not asked for again."""
+        done: list[dict[str, Any]] = [u.committed or {} for u in uploads]
+        todo = [i for i, u in enumerate(uploads) if u.committed is None]
+        if todo:
+            answers = await self._finalize_rounds([uploads[i] for i in todo])
+            for i, body in zip(todo, answers, strict=True):
+                done[i] = body
+        return done
+
+    async def _finalize_rounds(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
         done = await self.conn.api.finalize_uploads(
             [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads]
         )
@@ -404,67 +412,22 @@ def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, 
         yield batch
 
 
-def scan_small(path: Path, profile: ChunkerProfile) -> FileScan:
-    """``scan_file``'s answer for a file of a batch, cheaper for the many that are one chunk.
-
-    A file no longer than the profile's smallest chunk (FastCDC's minimum, the fixed size)
-    is one chunk (none when empty) whatever its bytes: it is read once and hashed once (its
-    chunk id is its sha256), without the chunker's and the buffered reader's MiB buffers
-    that every ``scan_file`` allocates. Longer files go through ``scan_file``."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, profile.min_size + 1)
-        while len(data) <= profile.min_size and (more := os.read(fd, profile.min_size + 1)):
-            data += more
-    finally:
-        os.close(fd)
-    if len(data) > profile.min_size:
-        return scan_file(path, profile)
-    if not data:
-        return FileScan(size=0, sha256=chunk_id_of(data), chunks=[])
-    digest = chunk_id_of(data)
-    return FileScan(size=len(data), sha256=digest, chunks=[ChunkRef(0, len(data), digest)])
-
-
-class ScanAhead:
-    """The scan step of batches: the next batch hashes in a thread while this one is sent."""
-
-    def __init__(self, todo: list[list[tuple[int, LocalFile]]], profile: ChunkerProfile) -> None:
-        self._todo = todo
-        self._profile = profile
-        self._next: asyncio.Task[list[FileScan]] | None = None
-        self._start(0)
-
-    def _start(self, n: int) -> None:
-        if n < len(self._todo):
-            files = [f.path for _n, f in self._todo[n]]
-            self._next = asyncio.create_task(
-                asyncio.to_thread(lambda: [scan_small(p, self._profile) for p in files])
-            )
-
-    async def take(self, n: int) -> list[FileScan]:
-        """The scans of batch ``n`` (the one after the last taken); starts batch ``n + 1``."""
-        assert self._next is not None
-        scans = await self._next
-        self._next = None
-        self._start(n + 1)
-        return scans
-
-    async def close(self) -> None:
-        if self._next is not None:
-            self._next.cancel()
-            await asyncio.gather(self._next, return_exceptions=True)
-
-
 class UploadPipeline:
     """Upload files through scan, plan, send and finalize; see the module docstring."""
 
     def __init__(
-        self, conn: Connection, profile: ChunkerProfile, progress: ProgressFn | None
+        self,
+        conn: Connection,
+        profile: ChunkerProfile,
+        progress: ProgressFn | None,
+        cache: FileCache | None = None,
     ) -> None:
+        """``cache``: the destination's files cache (``dfs.client.file_cache``), for
+        small files' batches; None reads every file."""
         self.conn = conn
         self.profile = profile
         self.progress = progress
+        self.cache = cache
         self.sender = ChunkSender(conn, progress)
 
     async def upload_files(self, files: Sequence[LocalFile]) -> list[UploadResult]:
@@ -484,11 +447,11 @@ class UploadPipeline:
         """Batches through scan, plan, send and finalize, pipelined: while batch ``n`` is
         sent, batch ``n + 1`` is planned (and the one after scanned) and batch ``n - 1``
         finalizes. Each stage takes one batch at a time, in order (FIFO locks)."""
-        scans = ScanAhead(todo, self.profile)
+        scans = ScanAhead(todo, self.profile, self.cache)
         stages = (asyncio.Lock(), asyncio.Lock())  # plan, send
         flight: collections.deque[asyncio.Task[None]] = collections.deque()
 
-        async def one(batch: list[tuple[int, LocalFile]], scanned: list[FileScan]) -> None:
+        async def one(batch: list[tuple[int, LocalFile]], scanned: list[Scanned]) -> None:
             done = await self.upload_batch([f for _n, f in batch], scanned, stages)
             results.update(zip((n for n, _f in batch), done, strict=True))
 
@@ -562,22 +525,25 @@ class UploadPipeline:
     async def upload_batch(
         self,
         files: Sequence[LocalFile],
-        scans: Sequence[FileScan],
+        scans: Sequence[Scanned | FileScan],
         stages: tuple[asyncio.Lock, asyncio.Lock] | None = None,
     ) -> list[UploadResult]:
         """Small files already scanned: one plan, packed sends, one finalize for all.
         ``stages``: the plan and send locks batches in flight take turns at."""
         plan_stage, send_stage = stages or (asyncio.Lock(), asyncio.Lock())
         started = time.monotonic()
+        scanned = [s if isinstance(s, Scanned) else Scanned(s) for s in scans]
         uploads = [
-            FileUpload(f.path, f.name, s, keep_attrs=f.keep_attrs)
-            for f, s in zip(files, scans, strict=True)
+            FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs)
+            for f, s in zip(files, scanned, strict=True)
         ]
         async with plan_stage:
-            bodies = await asyncio.to_thread(_init_bodies, uploads, str(self.profile))
-            plans, packs = await self.conn.api.plan_uploads(bodies)
-        for upload, plan in zip(uploads, plans, strict=True):
-            upload.planned(plan, {}, self.progress)
+            packs = await self._plan_batch(uploads)
+            # a cached scan with chunks to send: the servers do not hold that content (any
+            # more) for this tenant; read the file before sending a byte of it
+            unsure = [i for i, s in enumerate(scanned) if s.cached and uploads[i].todo]
+            if unsure:
+                packs += await self._recheck([files[i] for i in unsure], unsure, uploads)
         async with send_stage:
             await self.sender.send_all(uploads, packs)
         done = await self.sender.finalize_batch(uploads)
@@ -585,7 +551,34 @@ class UploadPipeline:
         for body in done:
             if "error" in body:
                 raise from_body(409, body)
+        remember(self.cache, files, [u.scan for u in uploads])
         return [u.result(body, seconds) for u, body in zip(uploads, done, strict=True)]
+
+    async def _plan_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
+        """Plan ``uploads`` in one ``/init-uploads``; the plan's packs."""
+        bodies = await asyncio.to_thread(_init_bodies, uploads, str(self.profile))
+        plans, packs = await self.conn.api.plan_uploads(bodies)
+        for upload, plan in zip(uploads, plans, strict=True):
+            upload.planned(plan, {}, self.progress)
+        return packs
+
+    async def _recheck(
+        self, files: Sequence[LocalFile], where: Sequence[int], uploads: list[FileUpload]
+    ) -> list[dict[str, Any]]:
+        """Files planned from a cached scan that the servers did not confirm: each read and
+        scanned again. Those that still match keep their plan (their chunks are sent as any
+        new file's); the others are planned afresh (their first pending upload is left to
+        garbage collection). The new plans' packs."""
+        fresh = await asyncio.to_thread(
+            lambda: [rescan(f, self.profile, self.cache) for f in files]
+        )
+        again = []
+        for f, i, scan in zip(files, where, fresh, strict=True):
+            if scan != uploads[i].scan:
+                log.info("%s changed since the files cache saw it; planning it again", f.path)
+                uploads[i] = FileUpload(f.path, f.name, scan, keep_attrs=f.keep_attrs)
+                again.append(uploads[i])
+        return await self._plan_batch(again) if again else []
 
 
 def _init_bodies(uploads: Sequence[FileUpload], chunker: str) -> list[dict[str, Any]]:

@@ -217,6 +217,11 @@ class MetadataStore(Protocol):
         two commits one after the other); the answer holds, in order, the committed record
         or None for an id that does not exist (where ``commit_file`` raises FileNotFound).
         SQLite commits the whole batch in one transaction; DynamoDB commits file by file.
+      - ``pending_uploads(file_ids, tenant)`` is, for each id in order, ``get_file(file_id,
+        tenant)`` with the file's manifest (as ``get_manifest``) when the file is pending and
+        has its sha256 (created whole, not a paged upload still open), an empty list
+        otherwise; None where ``get_file`` raises FileNotFound. Finalize reads a batch with
+        it: SQLite in one read, DynamoDB file by file.
       - ``list_files(tenant, limit, after)`` pages complete files by file_id; ``after`` is
         the last file_id of the previous page.
       - ``commit_file`` also adds the file's references to its tenant's chunk set, so that
@@ -360,6 +365,9 @@ class MetadataStore(Protocol):
     async def commit_files(
         self, file_ids: Sequence[str], now: float
     ) -> list[FileRecord | None]: ...
+    async def pending_uploads(
+        self, file_ids: Sequence[str], tenant: str
+    ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]: ...
     async def list_files(
         self, tenant: str, *, limit: int, after: str | None = None
     ) -> list[FileRecord]: ...

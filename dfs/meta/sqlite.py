@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from dfs.errors import Conflict, FileNotFound, Unavailable
+from dfs.errors import Conflict, Unavailable
 from dfs.meta.base import (
     NODE_DOWN,
     ChunkInfo,
@@ -60,13 +60,14 @@ from dfs.meta.sqlite_manifests import (
     manifest,
     manifest_pages,
     mark_proven,
+    pending,
     seal,
 )
 from dfs.meta.sqlite_migrate import open_schema
 from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
-from dfs.meta.sqlite_refcounts import commit_one, mark_verified
+from dfs.meta.sqlite_refcounts import commit_many, commit_one, mark_verified
 from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
 from dfs.meta.sqlite_usage_history import SqliteUsageHistoryMixin
 
@@ -242,6 +243,11 @@ class SqliteMetadataStore(
     async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
         return await self._run(lambda: {f: manifest(self._db, f) for f in file_ids})
 
+    async def pending_uploads(
+        self, file_ids: Sequence[str], tenant: str
+    ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]:
+        return await self._run(lambda: pending(self._db, self._labels, file_ids, tenant))
+
     async def append_manifest_page(
         self, file_id: str, page: int, entries: Sequence[ManifestEntry]
     ) -> None:
@@ -286,14 +292,8 @@ class SqliteMetadataStore(
         # one transaction for the batch; each file's refcounts read inside it, so two files
         # of the batch sharing a chunk count exactly as two commits one after the other
         def op() -> list[FileRecord | None]:
-            out: list[FileRecord | None] = []
             with self._tx() as db:
-                for file_id in file_ids:
-                    try:
-                        out.append(commit_one(db, self._labels, file_id, now))
-                    except FileNotFound:
-                        out.append(None)
-            return out
+                return commit_many(db, self._labels, file_ids, now)
 
         return await self._run(op)
 

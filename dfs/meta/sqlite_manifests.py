@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 
 from dfs.errors import Conflict, FileNotFound
-from dfs.meta.base import FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.sqlite_codec import (
     STATE_PENDING,
     Labels,
@@ -77,6 +77,23 @@ def get_records(
     rows = ((f, file_row(db, f)) for f in file_ids)
     recs = {f: file_record(db, labels, r) for f, r in rows if r is not None}
     return {f: r for f, r in recs.items() if tenant is None or r.tenant == tenant}
+
+
+def pending(
+    db: sqlite3.Connection, labels: Labels, file_ids: Sequence[str], tenant: str
+) -> list[tuple[FileRecord, list[ManifestEntry]] | None]:
+    """``pending_uploads``: each file's record (None if not the tenant's) and, for a file not
+    complete whose sha256 is claimed, its manifest."""
+    out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
+    for file_id in file_ids:
+        try:
+            rec = get_record(db, labels, file_id, tenant)
+        except FileNotFound:
+            out.append(None)
+            continue
+        whole = rec.state != FILE_COMPLETE and bool(rec.sha256)
+        out.append((rec, manifest(db, file_id) if whole else []))
+    return out
 
 
 def manifest_pages(db: sqlite3.Connection, file_id: str) -> Iterator[list[ManifestEntry]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from dfs.errors import FileNotFound
 from dfs.meta.base import FileRecord, ManifestEntry
@@ -111,24 +111,26 @@ def _bump_counters(db: sqlite3.Connection, rows: list[tuple[str, int]]) -> None:
     )
 
 
-def _next_seq(db: sqlite3.Connection) -> int:
+def _next_seq(db: sqlite3.Connection, n: int = 1) -> int:
+    """Take ``n`` commit sequence numbers; the last of them (the first is ``last - n + 1``)."""
     row = db.execute(
-        "INSERT INTO counters VALUES ('commit_seq', 1) ON CONFLICT(name) "
-        "DO UPDATE SET value = value + 1 RETURNING value"
+        "INSERT INTO counters VALUES ('commit_seq', ?) ON CONFLICT(name) "
+        "DO UPDATE SET value = value + excluded.value RETURNING value",
+        (n,),
     ).fetchone()
     return int(row[0])
 
 
 def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float) -> FileRecord:
     """commit_file's work inside the caller's write transaction."""
-    row = file_row(db, file_id)
-    if row is None:
+    (rec,) = commit_many(db, labels, [file_id], now)
+    if rec is None:
         raise FileNotFound(f"no file {file_id}")
-    rec = file_record(db, labels, row)
-    if row[6] == STATE_COMPLETE:
-        return rec
-    tenant = int(row[1])
-    d = _Deltas()
+    return rec
+
+
+def _count_refs(db: sqlite3.Connection, tenant: int, file_id: str, now: float, d: _Deltas) -> None:
+    """Add a pending file's references, page by page, counting into ``d``."""
     for page in manifest_pages(db, file_id):
         for chunk, count, size in page_refs(page):
             if _add_ref(db, tenant, chunk, count, size, now) > 0:
@@ -137,12 +139,38 @@ def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float)
                 d.dups += count - 1
                 d.stored += size
                 d.unique += 1
-    _bump_counters(db, d.rows(1, rec.size, 1))
-    db.execute(
-        "UPDATE files SET state=?, seq=? WHERE file_id=?",
-        (STATE_COMPLETE, _next_seq(db), pack_file_id(file_id)),
-    )
-    return dataclasses.replace(rec, state="complete")
+
+
+def commit_many(
+    db: sqlite3.Connection, labels: Labels, file_ids: Sequence[str], now: float
+) -> list[FileRecord | None]:
+    """commit_files' work inside the caller's write transaction: each file (None if it
+    does not exist) counted in order, exactly as commits one after the other (a chunk two
+    of them share is stored by the first, a duplicate for the second); the counters bumped
+    and the commit sequence numbers taken once for them all, in the files' order."""
+    out: list[FileRecord | None] = []
+    d = _Deltas()
+    newly: dict[str, None] = {}  # committed here, in order
+    size = 0
+    for file_id in file_ids:
+        row = file_row(db, file_id)
+        if row is None:
+            out.append(None)
+            continue
+        rec = file_record(db, labels, row)
+        if row[6] != STATE_COMPLETE and file_id not in newly:
+            _count_refs(db, int(row[1]), file_id, now, d)
+            newly[file_id] = None
+            size += rec.size
+        out.append(rec if rec.state == "complete" else dataclasses.replace(rec, state="complete"))
+    if newly:
+        _bump_counters(db, d.rows(len(newly), size, 1))
+        first = _next_seq(db, len(newly)) - len(newly) + 1
+        db.executemany(
+            "UPDATE files SET state=?, seq=? WHERE file_id=?",
+            [(STATE_COMPLETE, first + i, pack_file_id(f)) for i, f in enumerate(newly)],
+        )
+    return out
 
 
 def delete_one(

@@ -836,6 +836,31 @@ async def test_create_files_and_commit_files_count_like_single_calls(meta: Metad
     assert (await meta.find_file_by_sha256("t1", a.sha256)) is not None
 
 
+async def test_pending_uploads_reads_a_batch_like_get_file_and_get_manifest(
+    meta: MetadataStore,
+) -> None:
+    a, ma = new_file("a", [(cid(1), 10), (cid(2), 20), (cid(1), 10)])
+    b, mb = new_file("b", [(cid(3), 5)])
+    other, mo = new_file("o", tenant="t2")
+    paged, _ = new_file("p", [])
+    paged = dataclasses.replace(paged, size=0, sha256="", chunk_count=0)
+    await meta.create_files([(a, ma), (b, mb), (other, mo), (paged, [])])
+    await meta.commit_files([b.file_id], 2.0)
+    missing = str(uuid.uuid4())
+    ids = [a.file_id, b.file_id, other.file_id, missing, paged.file_id, a.file_id]
+    got = await meta.pending_uploads(ids, "t1")
+    assert got[0] == (await meta.get_file(a.file_id), ma)
+    assert got[5] == got[0]
+    # complete: its record, no manifest; another tenant's and unknown ids: None
+    assert got[1] is not None
+    assert (got[1][0].state, got[1][1]) == (FILE_COMPLETE, [])
+    assert got[2] is None
+    assert got[3] is None
+    # a paged upload still open (no sha256 yet): its record, no manifest
+    assert got[4] is not None
+    assert (got[4][0].file_id, got[4][0].state, got[4][1]) == (paged.file_id, FILE_PENDING, [])
+
+
 async def test_create_files_refuses_an_existing_id(meta: MetadataStore) -> None:
     a, ma = new_file("a")
     await meta.create_file(a, ma)

@@ -290,9 +290,17 @@ async def _seed_and_batch_routes(
     await call("GET", protocol.ADMIN_HASHES, 400, ADMIN, params={"limit": 0})
     await call("GET", protocol.ADMIN_HASHES, 403, user)
 
-    # batches and resume
-    plans = await call("POST", protocol.INIT_UPLOADS, 201, user, json={"files": [upload_body]})
-    pending = plans["uploads"][0]["file_id"]
+    # batches and resume: a file of the tenant's own chunk (nothing to send) comes committed;
+    # one with a new chunk stays pending
+    fresh = hashlib.sha256(b"fresh").hexdigest()
+    new_body = {**upload_body, "name": "fresh.bin", "size": 5, "sha256": fresh}
+    new_body["chunks"] = [{"sha256": fresh, "size": 5}]
+    files = {"files": [upload_body, new_body]}
+    plans = await call("POST", protocol.INIT_UPLOADS, 201, user, json=files)
+    held, pending = plans["uploads"][0], plans["uploads"][1]["file_id"]
+    assert held["upload"] == []
+    assert held["file"]["state"] == "complete"
+    assert held["file"]["file_id"] == held["file_id"]
     await call("POST", protocol.INIT_UPLOADS, 400, user, json={"files": []})
     await call("POST", protocol.INIT_UPLOADS, 415, user, data=b"{}")
     resumed = await call("POST", protocol.RESUME_UPLOAD, 200, user, json={"file_id": pending})
@@ -301,10 +309,12 @@ async def _seed_and_batch_routes(
     await call("POST", protocol.RESUME_UPLOAD, 409, user, json={"file_id": made["file_id"]})
     await call("POST", protocol.RESUME_UPLOAD, 404, user, json=unknown)
     await call("POST", protocol.RESUME_UPLOAD, 400, user, json={"file_id": "x"})
-    items = [{"file_id": pending}, {"file_id": made["file_id"]}, unknown]
+    items = [{"file_id": held["file_id"]}, {"file_id": made["file_id"]}, unknown]
+    items.append({"file_id": pending})
     done = await call("POST", protocol.FINALIZE_UPLOADS, 200, user, json={"uploads": items})
     codes = [f.get("error", {}).get("code") for f in done["files"]]
-    assert codes == [None, None, "file_not_found"]  # pending's chunk is the tenant's own
+    # held's chunk is the tenant's own; pending's chunk was never sent
+    assert codes == [None, None, "file_not_found", "incomplete_upload"]
     await call("POST", protocol.FINALIZE_UPLOADS, 400, user, json={"uploads": [{}]})
     ids = [made["file_id"], unknown["file_id"]]
     got = await call("POST", protocol.DOWNLOAD_PLANS, 200, user, json={"file_ids": ids})

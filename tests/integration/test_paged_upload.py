@@ -18,6 +18,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client import Client
 from dfs.client.paged_upload import PAGES_AHEAD, PageScanner
 from dfs.transport.api_client import ApiClient
+from dfs.transport.node_client import NodeClient
 from tests.integration.conftest import ADMIN_TOKEN, running_cluster
 
 pytestmark = pytest.mark.integration
@@ -136,3 +137,49 @@ async def test_an_interrupted_paged_upload_resumes(
         hashlib.sha256(data[c["offset"] : c["offset"] + c["size"]]).hexdigest()
         for c in plan["chunks"]
     ]
+
+
+async def test_a_pages_chunks_go_in_the_packs_of_its_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page's plan carries packs (one put-batch capability each, as /init-uploads'),
+    and the client sends the page's small chunks in them: no chunk goes alone."""
+    src = tmp_path / "big.bin"
+    data = periodic(src, 4 * protocol.MIB + 512 * protocol.KIB, seed=3)  # 4 pages
+    calls = {"store_chunks": 0, "put_chunk": 0}
+    packs: list[int] = []
+    for name in calls:
+        real = getattr(NodeClient, name)
+
+        def counting(real: Any = real, name: str = name) -> Any:
+            async def call(self: NodeClient, *args: Any, **kwargs: Any) -> Any:
+                if not kwargs.get("forwarded"):  # the client's, not a primary's to a replica
+                    calls[name] += 1
+                return await real(self, *args, **kwargs)
+
+            return call
+
+        monkeypatch.setattr(NodeClient, name, counting())
+    upload_page = ApiClient.upload_page
+
+    async def page_plan(self: ApiClient, *args: Any, **kwargs: Any) -> Any:
+        plan = await upload_page(self, *args, **kwargs)
+        packed = [(c["file_id"], c["sha256"]) for p in plan["packs"] for c in p["chunks"]]
+        assert sorted(packed) == sorted((plan["file_id"], i["sha256"]) for i in plan["upload"])
+        assert all(p["cap"] for p in plan["packs"])
+        packs.append(len(plan["packs"]))
+        return plan
+
+    monkeypatch.setattr(ApiClient, "upload_page", page_plan)
+    out = tmp_path / "out.bin"
+    async with (
+        running_cluster(tmp_path / "cluster", n=2, rf=2) as cluster,
+        Client(cluster.api.url, token=ADMIN_TOKEN, resume=False) as c,
+    ):
+        up = await c.upload(src, profile=TINY)
+        await c.download(up.file_id, out)
+    assert up.chunks > protocol.MAX_PAGE_CHUNKS  # several pages
+    assert len(packs) >= 2
+    assert calls["put_chunk"] == 0
+    assert calls["store_chunks"] == sum(packs)
+    assert out.read_bytes() == data

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dfs.chunking import ChunkerProfile, scan_file
-from dfs.client.upload import scan_small
+from dfs.client.batch_scan import scan_small
 
 PROFILES = [
     ChunkerProfile.default(),

@@ -95,6 +95,20 @@ class FilesPart(StoreCore):
         got = await _bounded(self.get_manifest, file_ids)
         return dict(zip(file_ids, got, strict=True))
 
+    async def pending_uploads(
+        self, file_ids: Sequence[str], tenant: str
+    ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]:
+        out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
+        for file_id in file_ids:
+            try:
+                rec = await self.get_file(file_id, tenant)
+            except FileNotFound:
+                out.append(None)
+                continue
+            whole = rec.state != FILE_COMPLETE and bool(rec.sha256)
+            out.append((rec, await self.get_manifest(file_id) if whole else []))
+        return out
+
     async def list_files(
         self, tenant: str, *, limit: int, after: str | None = None
     ) -> list[FileRecord]:

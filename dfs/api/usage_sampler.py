@@ -8,6 +8,10 @@ a process skips a pass when the cluster's last sample is younger than 90% of the
 so several API processes sample about once per interval between them (a rare double sample
 in one second replaces itself). The counters themselves are kept at commit time
 (``dfs.meta.namespace``): a pass reads them, it never scans objects.
+
+Cost: a pass reads one set of counters per tenant and writes one sample each (batched);
+retention deletes, a query per tenant, run at most once per ``PRUNE_EVERY`` seconds of a
+process (not at every pass), so a sample outlives the retention by at most that much.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ log = logging.getLogger("dfs.api.usage_sampler")
 
 MAX_SAMPLES = 2000
 """The most samples one history answer holds (the newest)."""
+PRUNE_EVERY = 3600.0
+"""Seconds between two retention passes of one process (each is a delete per tenant)."""
 
 
 def sample_body(s: UsageSample) -> dict[str, Any]:
@@ -47,6 +53,7 @@ class UsageSampler:
         self.history = history
         self.interval = coord.cfg.usage_sample_interval
         self.retention = coord.cfg.usage_history_retention
+        self._pruned_at: float | None = None
 
     async def sample_once(self) -> int:
         """One pass: how many samples it wrote (0: skipped, or no history on this store)."""
@@ -66,8 +73,10 @@ class UsageSampler:
             u = await self.namespace.usage(tenant)
             samples.append(UsageSample(tenant, at, u.objects, u.logical_bytes, u.stored_bytes))
         await self.history.add_usage_samples(samples)
-        for tenant in [CLUSTER, *tenants]:
-            await self.history.prune_usage_samples(tenant, now - self.retention)
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            for tenant in [CLUSTER, *tenants]:
+                await self.history.prune_usage_samples(tenant, now - self.retention)
         return len(samples)
 
     async def samples(self, tenant: str, since: float) -> list[dict[str, Any]]:

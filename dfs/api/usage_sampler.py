@@ -79,9 +79,11 @@ class UsageSampler:
                 await self.history.prune_usage_samples(tenant, now - self.retention)
         return len(samples)
 
-    async def samples(self, tenant: str, since: float) -> list[dict[str, Any]]:
+    async def samples(
+        self, tenant: str, since: float, limit: int = MAX_SAMPLES
+    ) -> list[dict[str, Any]]:
+        """``tenant``'s newest ``limit`` samples (at most ``MAX_SAMPLES``) with ``at >= since``."""
         if self.history is None:
             return []
-        return [
-            sample_body(s) for s in await self.history.usage_samples(tenant, since, MAX_SAMPLES)
-        ]
+        found = await self.history.usage_samples(tenant, since, min(limit, MAX_SAMPLES))
+        return [sample_body(s) for s in found]

@@ -24,7 +24,7 @@ from aiohttp import web
 from dfs import protocol
 from dfs.api.context import COORDINATOR, NAMESPACE, USAGE_SAMPLER, admin, principal
 from dfs.api.namespace_bodies import usage_body
-from dfs.api.usage_sampler import MAX_SAMPLES
+from dfs.api.usage_sampler import MAX_SAMPLES, tenant_usage
 from dfs.errors import InvalidRequest
 from dfs.meta.usage_history import CLUSTER
 
@@ -67,7 +67,7 @@ async def admin_usage(request: web.Request) -> web.Response:
     sampler = request.app[USAGE_SAMPLER]
     store = request.app[NAMESPACE].store
     tenants = sorted(await request.app[COORDINATOR].meta.list_tenants())[:MAX_TENANTS]
-    usage = {t: usage_body(await store.usage(t)) for t in tenants}
+    usage = {t: usage_body(u) for t, u in (await tenant_usage(store, tenants)).items()}
     cluster = await sampler.samples(CLUSTER, since, limit)
     return web.json_response({"tenants": usage, "cluster": cluster, "interval": sampler.interval})
 

@@ -273,14 +273,19 @@ def test_console_in_chromium(
 def dot_segment_keys(w: Watched, c: LocalCluster, token: str) -> None:
     """A key with ".." segments is acted on as itself: the browser's URL parser would drop
     them from a path (x/../keep.txt naming keep.txt), so deleting the trap deletes keep.txt
-    unless the page escapes them. And the page's calls never leave this origin."""
+    unless the page escapes them. Invisible direction overrides and C1 controls in a name are
+    shown as escapes. And the page's calls never leave this origin."""
     page = w.page
     api_upload(c, token, "phone-pics", "keep.txt", b"keep me")
     api_upload(c, token, "phone-pics", "x/../keep.txt", b"a trap")
+    api_upload(c, token, "phone-pics", "x/../cod\u202etxt.exe\u0085", b"spoof")
     page.goto(f"{c.api_url}/ui/#/bucket?name=phone-pics&prefix=x%2F")
     page.get_by_role("link", name="../").click()  # the folder x/../, as the listing says
     row = page.locator("tr.object", has_text="keep.txt")
     row.wait_for()
+    # a direction override and a C1 control are shown as escapes, not obeyed or hidden
+    names = page.locator("tr.object td.name").all_inner_texts()
+    assert "cod\\u202Etxt.exe\\x85" in names, names
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Delete keep.txt").click()
     row.wait_for(state="detached")

@@ -3,8 +3,10 @@ API app (``DFS_MAINTENANCE``).
 
 Each loop calls its one-shot pass (``Repair.repair_once``, ``GarbageCollector.gc_once``,
 ``UsageSampler.sample_once``)
-every interval; a pass that fails is logged and tried again at the next interval, and a pass
-another API process holds the lease for simply returns. ``start_loops``/``stop_loops`` are
+every interval; a pass that fails is logged and tried again at the next interval (any
+exception, not only a ``DfsError``: one unexpected error, a store's driver error say, must not
+end the loop for the life of the process while the API keeps answering), and a pass another
+API process holds the lease for simply returns. ``start_loops``/``stop_loops`` are
 what ``dfs.api.app`` calls when the API starts and stops.
 """
 
@@ -30,6 +32,8 @@ async def run_every(run: Callable[[], Awaitable[object]], interval: float, what:
             await run()
         except DfsError as exc:
             log.warning("%s pass failed: %s", what, exc.message)
+        except Exception:  # a bug or a driver's error: logged in full, the loop goes on
+            log.exception("%s pass failed unexpectedly", what)
         await asyncio.sleep(interval)
 
 

@@ -26,6 +26,7 @@ CONSOLE_CSP = "; ".join(
     [
         "default-src 'self'",
         "script-src 'self'",
+        "worker-src 'self'",  # the hashing worker, a file of this origin (no blob: or data:)
         "style-src 'self'",
         "img-src 'self' data:",
         "connect-src 'self'",

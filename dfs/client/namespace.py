@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
@@ -39,8 +40,23 @@ def parse_remote(arg: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _q(key: str) -> str:
-    return quote(key, safe="/")
+_DOTS = frozenset({".", ".."})
+
+
+def key_path(key: str) -> str:
+    """``key`` for a URL path: percent-encoded, its slashes kept except beside a ``.`` or
+    ``..`` segment, sent as ``%2F`` (the API decodes it back). A URL library drops dot
+    segments from a path (yarl does on parsing), so ``x/../keep.txt`` would name
+    ``keep.txt``: ``rm`` would delete another object. A key that is only ``.`` or ``..``
+    cannot be named in a path at all; its request reaches no object route and fails."""
+    parts = [quote(p, safe="") for p in key.split("/")]
+    out = parts[0]
+    for before, part in pairwise(parts):
+        out += ("%2F" if part in _DOTS or before in _DOTS else "/") + part
+    return out
+
+
+_q = key_path
 
 
 def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:

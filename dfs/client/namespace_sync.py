@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from dfs import protocol
 from dfs.chunking import ChunkerProfile
@@ -26,7 +25,7 @@ from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline
 from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
-from dfs.client.namespace import NamespaceMethods
+from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.upload import UploadPipeline
 from dfs.errors import InvalidRequest, KeyNotFound, NotFound
 from dfs.transport.http import request
@@ -132,7 +131,7 @@ class SyncMethods(NamespaceMethods):
 
     async def _stream_to(self, obj: dict[str, Any], target: Path) -> None:
         """An object's bytes through the API (verified there) into ``target``."""
-        url = f"{self.api_url.rstrip('/')}/objects/{obj['bucket']}/{quote(obj['key'], safe='/')}"
+        url = f"{self.api_url.rstrip('/')}/objects/{obj['bucket']}/{key_path(obj['key'])}"
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f".{target.name}.dfs-part")
         params = {"version": obj["version_id"]}

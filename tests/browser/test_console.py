@@ -270,6 +270,44 @@ def test_console_in_chromium(
     assert not admin.errors, admin.errors
 
 
+def dot_segment_keys(w: Watched, c: LocalCluster, token: str) -> None:
+    """A key with ".." segments is acted on as itself: the browser's URL parser would drop
+    them from a path (x/../keep.txt naming keep.txt), so deleting the trap deletes keep.txt
+    unless the page escapes them. Invisible direction overrides and C1 controls in a name are
+    shown as escapes. And the page's calls never leave this origin."""
+    page = w.page
+    api_upload(c, token, "phone-pics", "keep.txt", b"keep me")
+    api_upload(c, token, "phone-pics", "x/../keep.txt", b"a trap")
+    api_upload(c, token, "phone-pics", "x/../cod\u202etxt.exe\u0085", b"spoof")
+    page.goto(f"{c.api_url}/ui/#/bucket?name=phone-pics&prefix=x%2F")
+    page.get_by_role("link", name="../").click()  # the folder x/../, as the listing says
+    row = page.locator("tr.object", has_text="keep.txt")
+    row.wait_for()
+    # a direction override and a C1 control are shown as escapes, not obeyed or hidden
+    names = page.locator("tr.object td.name").all_inner_texts()
+    assert "cod\\u202Etxt.exe\\x85" in names, names
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete keep.txt").click()
+    row.wait_for(state="detached")
+    keys = [
+        o["key"] for o in http_json(f"{c.api_url}/buckets/phone-pics/objects", token)["objects"]
+    ]
+    assert "keep.txt" in keys
+    assert "x/../keep.txt" not in keys
+    refused = page.evaluate(
+        r"""async () => {
+            const api = await import("/ui/api.js");
+            const out = [];
+            for (const p of ["//example.invalid/x", "/\\example.invalid/x", "https://example.invalid/"]) {
+                try { await api.call("GET", p); out.push("sent " + p); }
+                catch (e) { out.push(String(e.message).startsWith("not a local path")); }
+            }
+            return out;
+        }"""
+    )
+    assert refused == [True, True, True]
+
+
 def test_console_on_a_phone_in_dark_mode(
     browser: Any, sqlite_cluster: LocalCluster, screenshots: Path
 ) -> None:
@@ -302,6 +340,7 @@ def test_console_on_a_phone_in_dark_mode(
     assert w.page.evaluate("() => document.documentElement.scrollWidth") <= 390
     w.shot("phone-dark-folder")
     w.accessible("phone, dark, folder")
+    dot_segment_keys(w, c, token)
     w.page.get_by_role("button", name="Sign out").click()
     assert w.page.evaluate("() => sessionStorage.getItem('dfs-console-token')") is None
     assert not w.errors, w.errors

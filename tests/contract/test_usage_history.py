@@ -34,3 +34,18 @@ async def test_same_second_replaces_and_prune_drops_the_old(meta: MetadataStore)
     assert [s.at for s in await h.usage_samples("a", 0, 10)] == [200]
     assert len(await h.usage_samples("b", 0, 10)) == 1  # another tenant's stay
     assert await h.prune_usage_samples("a", 10) == 0
+
+
+async def test_many_samples_page_and_prune_in_batches(meta: MetadataStore) -> None:
+    """More samples than one batch write (25 on DynamoDB) or one answer: the newest ``limit``
+    come back in order, and a prune deletes every old one, batch after batch."""
+    h = usage_history_of(meta)
+    assert h is not None
+    await h.add_usage_samples([sample("many", 1000 + t) for t in range(120)])
+    await h.add_usage_samples([sample("other", 1000 + t) for t in range(3)])
+    newest = await h.usage_samples("many", 0, 50)
+    assert [s.at for s in newest] == list(range(1070, 1120))
+    assert [s.at for s in await h.usage_samples("many", 1100, 1000)] == list(range(1100, 1120))
+    assert await h.prune_usage_samples("many", 1090) == 90
+    assert [s.at for s in await h.usage_samples("many", 0, 1000)] == list(range(1090, 1120))
+    assert len(await h.usage_samples("other", 0, 10)) == 3  # another tenant's untouched

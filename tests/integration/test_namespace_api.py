@@ -247,3 +247,24 @@ async def test_versions_removed_for_good_and_buckets_removed_when_empty(
             await c.remove("vers", "v.txt", version=v["version_id"])
         await c.remove_bucket("vers")
         assert await c.list_buckets() == []
+
+
+async def test_keys_with_dot_segments_name_themselves(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """x/../keep.txt is its own key through the client: a URL library drops dot segments
+    from a path, so without care its link, info and rm would reach keep.txt instead."""
+    (gina,) = await tokens(inproc.api.url, "gina")
+    keep, trap = tmp_path / "keep.txt", tmp_path / "trap.txt"
+    keep.write_bytes(b"keep me")
+    trap.write_bytes(b"a trap, longer")
+    async with Client(inproc.api.url, token=gina) as c:
+        await c.make_bucket("dots")
+        await c.upload_to([keep], "dots", "keep.txt")
+        await c.upload_to([trap], "dots", "x/../keep.txt")
+        assert (await c.object_info("dots", "x/../keep.txt"))["size"] == len(b"a trap, longer")
+        assert (await c.object_info("dots", "keep.txt"))["size"] == len(b"keep me")
+        await c.remove("dots", "x/../keep.txt")
+        with pytest.raises(KeyNotFound):
+            await c.object_info("dots", "x/../keep.txt")
+        assert (await c.object_info("dots", "keep.txt"))["size"] == len(b"keep me")

@@ -18,9 +18,11 @@ export function setToken(value) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
-// only paths of this origin: the token must never travel anywhere else
-function sameOrigin(path) {
-  if (!path.startsWith("/") || path.startsWith("//")) throw new Error(`not a local path: ${path}`);
+// only paths of this origin: the token must never travel anywhere else. The URL parser
+// decides, not a prefix test: it reads "/\host/x" as "//host/x", another origin.
+export function sameOrigin(path) {
+  const local = String(path).startsWith("/") && new URL(path, location.origin).origin === location.origin;
+  if (!local || path.startsWith("//")) throw new Error(`not a local path: ${path}`);
   return path;
 }
 
@@ -60,9 +62,20 @@ export function query(params) {
   return s ? `?${s}` : "";
 }
 
-// a key in a URL path: each segment encoded, the slashes kept
+const DOTS = new Set([".", ".."]);
+
+// a key in a URL path: each segment encoded, the slashes kept, except beside a "." or ".."
+// segment: the browser's URL parser drops those (even written %2E%2E), so "x/../../b2/k"
+// would act on key k of bucket b2; sent as %2F, that slash leaves no dot segment (the API
+// decodes it back). A key that is only "." or ".." cannot be named in a path at all (the
+// request then reaches no object route and fails, it never acts on another key).
 export function keyPath(bucket, key) {
-  return `${encodeURIComponent(bucket)}/${key.split("/").map(encodeURIComponent).join("/")}`;
+  const parts = key.split("/").map(encodeURIComponent);
+  let path = parts[0];
+  for (let i = 1; i < parts.length; i += 1) {
+    path += (DOTS.has(parts[i]) || DOTS.has(parts[i - 1]) ? "%2F" : "/") + parts[i];
+  }
+  return `${encodeURIComponent(bucket)}/${path}`;
 }
 
 // POST /upload?bucket=&key= with the file as the raw body; progress(fraction) as it goes;

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -127,9 +128,23 @@ def _cluster_sh(base: Path, *args: str, timeout: float = 180) -> subprocess.Comp
     return _bash(REPO, "scripts/cluster.sh", *args, "--dir", str(base), timeout=timeout)
 
 
+def _two_free_ports() -> int:
+    """A port p with p + 1 free too (bounded tries)."""
+    for _ in range(50):
+        p = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p + 1))
+            except OSError:
+                continue
+        return p
+    raise AssertionError("no two consecutive free ports on loopback")
+
+
 def test_cluster_sh_user_tenant_status_and_restart(tmp_path: Path) -> None:
     base = tmp_path / "local"
-    api_port, node_port, s3_port = free_port(), free_port(), free_port()
+    api_port, s3_port = free_port(), free_port()
+    node_port = _two_free_ports()  # cluster.sh gives node 2 node_port + 1
     ports = ["--api-port", str(api_port), "--first-node-port", str(node_port), "--nodes", "2"]
     ports += ["--s3-port", str(s3_port)]
     never = _cluster_sh(base, "status")

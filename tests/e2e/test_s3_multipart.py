@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from dfs.localcluster import LocalCluster, http_json
 from tests.e2e.conftest import run_cli, started_cluster
-from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc
+from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc, aws_cli
 
 MIB = 1024 * 1024
 
@@ -302,7 +301,6 @@ def test_abandoned_uploads_are_collected(gateway: Gateway) -> None:
     assert _code(exc) == ("NoSuchUpload", 404)
 
 
-@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
 def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_path: Path) -> None:
     """``aws s3 cp`` of a file above the CLI's 8 MiB threshold: multipart, 8 MiB parts."""
     gw = sqlite_gateway
@@ -318,7 +316,7 @@ def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_p
         "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
     }
-    cmd = ["aws", "--endpoint-url", gw.url, "s3", "cp", str(src), "s3://cli-mp/big.bin"]
+    cmd = [aws_cli(), "--endpoint-url", gw.url, "s3", "cp", str(src), "s3://cli-mp/big.bin"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     got = gw.client().get_object(Bucket="cli-mp", Key="big.bin")

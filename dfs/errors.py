@@ -21,6 +21,7 @@ Each class carries its wire ``code`` (the ``error.code`` of a JSON error body), 
     ├── Conflict                           409  lost a conditional write, or state does not allow it
     │   ├── IncompleteUpload               409  finalize before every chunk has its copies
     │   ├── BucketExists                   409  the name is taken (by any tenant)
+    │   ├── KeyExists                      409  a conditional create found the key taken
     │   └── BucketNotEmpty                 409  versions or delete markers remain
     ├── IntegrityError                     422  bytes do not match their sha256
     ├── InsufficientStorage                507  the node's disk is full
@@ -165,6 +166,12 @@ class BucketExists(Conflict):
     code = "bucket_exists"
 
 
+class KeyExists(Conflict):
+    """A conditional create (``if_absent``) found the key already holding an object."""
+
+    code = "key_exists"
+
+
 class BucketNotEmpty(Conflict):
     """A bucket still holds versions or delete markers."""
 
@@ -222,6 +229,7 @@ _ALL: tuple[type[DfsError], ...] = (
     Conflict,
     IncompleteUpload,
     BucketExists,
+    KeyExists,
     BucketNotEmpty,
     IntegrityError,
     InsufficientStorage,

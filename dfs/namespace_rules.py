@@ -1,5 +1,5 @@
-"""What the namespace accepts: bucket names, object keys, tags, user metadata, content types,
-and how a key maps to its usage groups (top-level prefix, file type).
+"""What the namespace accepts: bucket names, object keys, tags, user metadata, stored
+response headers, content types, and how a key maps to its usage groups (top-level prefix, file type).
 
 S3's rules, so that an S3 gateway can serve every bucket and key dfs stores and no name
 dfs accepts is one S3 refuses. The stores do not validate (``dfs.meta.namespace``): the API
@@ -26,6 +26,14 @@ MAX_USER_METADATA_BYTES = 2048
 MAX_TAG_KEY_CHARS = 128
 MAX_TAG_VALUE_CHARS = 256
 MAX_CONTENT_TYPE_CHARS = 255
+STORED_HEADERS = (
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+)
+MAX_STORED_HEADER_BYTES = 2048
 
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # S3 reserves these for its own features (punycode, access points, directory buckets, ...)
@@ -115,6 +123,32 @@ def validate_tags(tags: Iterable[tuple[object, object]]) -> tuple[tuple[str, str
         out[key] = value
     if len(out) > MAX_TAGS:
         raise InvalidRequest(f"at most {MAX_TAGS} tags per object", field="tags")
+    return tuple(sorted(out.items()))
+
+
+def validate_stored_headers(
+    items: Iterable[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
+    """The standard response headers a version keeps (``STORED_HEADERS``; S3's
+    Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires): names
+    lower-cased, values without control characters, names and values together at most
+    ``MAX_STORED_HEADER_BYTES`` of UTF-8 (S3 bounds only the whole request's headers; a
+    bound keeps each version's record small). Sorted by name; empty values are dropped."""
+    out: dict[str, str] = {}
+    for raw_name, value in items:
+        name = raw_name.lower()
+        if name not in STORED_HEADERS:
+            raise InvalidRequest(f"{raw_name} is not a stored header", field="headers")
+        if _CONTROL_RE.search(value):
+            raise InvalidRequest(f"{raw_name} must not hold control characters", field="headers")
+        if value:
+            out[name] = value
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in out.items())
+    if total > MAX_STORED_HEADER_BYTES:
+        raise InvalidRequest(
+            f"the stored headers are larger than {MAX_STORED_HEADER_BYTES} bytes",
+            field="headers",
+        )
     return tuple(sorted(out.items()))
 
 

@@ -96,10 +96,11 @@ class Multipart:
         key: str,
         content_type: str = "",
         metadata: tuple[tuple[str, str], ...] = (),
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> MultipartUpload:
         now = self.coord.clock()
         upload = MultipartUpload(
-            new_upload_id(now), tenant, bucket, key, now, content_type, metadata
+            new_upload_id(now), tenant, bucket, key, now, content_type, metadata, headers=headers
         )
         await self.store.create_multipart_upload(upload)
         return upload

@@ -206,6 +206,7 @@ class ObjectFields:
     metadata: tuple[tuple[str, str], ...] | None = None
     tags: tuple[tuple[str, str], ...] | None = None
     access: str | None = None
+    headers: tuple[tuple[str, str], ...] | None = None  # the S3 gateway's stored headers
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> ObjectFields:

@@ -151,10 +151,13 @@ class Namespace:
         file_id: str,
         fields: ObjectFields,
         etag: str | None = None,
+        *,
+        if_absent: bool = False,
     ) -> PutResult:
         """Make the caller's complete file ``file_id`` ("" for an empty object) the new
         current version of ``bucket/key``; ``etag`` defaults to the file's sha256 (the S3
-        gateway gives the MD5 of the body, as S3 computes it)."""
+        gateway gives the MD5 of the body, as S3 computes it). ``if_absent``: only if the
+        key has no current object (KeyExists otherwise, decided atomically by the store)."""
         b = await self.bucket(bucket)
         access.require_write(who, b)
         size, sha256 = 0, ""
@@ -172,8 +175,9 @@ class Namespace:
             user_metadata=fields.metadata or (),
             tags=fields.tags or (),
             access=fields.access or ACCESS_PRIVATE,
+            headers=fields.headers or (),
         )
-        return await self.store.put_object(new, self.coord.clock())
+        return await self.store.put_object(new, self.coord.clock(), if_absent=if_absent)
 
     async def _owners_file(self, who: Principal, b: BucketRecord, file_id: str) -> FileRecord:
         """The caller's complete file ``file_id`` as a file of the bucket owner's tenant
@@ -246,6 +250,7 @@ class Namespace:
             user_metadata=src.user_metadata if fields.metadata is None else fields.metadata,
             tags=src.tags if fields.tags is None else fields.tags,
             access=fields.access or ACCESS_PRIVATE,
+            headers=src.headers if fields.headers is None else fields.headers,
         )
         return await self.store.copy_object(
             src.bucket, src.key, src.version_id, dst, self.coord.clock()
@@ -276,9 +281,11 @@ class Namespace:
         version: str | None = None,
         recursive: bool = False,
         move: bool = False,
+        fields: ObjectFields | None = None,
     ) -> list[ObjectVersion]:
         """Copy (or move) ``src`` to ``dst`` as metadata; with ``recursive`` every key under
-        the prefix ``src`` to the same relative key under ``dst``. The new versions."""
+        the prefix ``src`` to the same relative key under ``dst``. The new versions; what
+        ``fields`` gives replaces the source's (S3's REPLACE directives)."""
         src_b = await self.bucket(src[0])
         access.require_list(who, src_b)
         if move:
@@ -286,19 +293,24 @@ class Namespace:
         access.require_write(who, await self.bucket(dst[0]))
         if not recursive:
             one = await self.resolve(who, src[0], src[1], version)
-            return [await self._move_one(who, one.version, dst, move)]
+            return [await self._move_one(who, one.version, dst, move, fields)]
         if src[0] == dst[0] and dst[1].startswith(src[1]):
             raise InvalidRequest("cannot copy a prefix into itself")
         done = []
         async for o in self._keys_under(src[0], src[1]):
             target = (dst[0], dst[1] + o.key[len(src[1]) :])
-            done.append(await self._move_one(who, o, target, move))
+            done.append(await self._move_one(who, o, target, move, fields))
         return done
 
     async def _move_one(
-        self, who: Principal, o: ObjectVersion, dst: tuple[str, str], move: bool
+        self,
+        who: Principal,
+        o: ObjectVersion,
+        dst: tuple[str, str],
+        move: bool,
+        fields: ObjectFields | None = None,
     ) -> ObjectVersion:
-        made = await self._copy_one(o, dst[0], dst[1], ObjectFields())
+        made = await self._copy_one(o, dst[0], dst[1], fields or ObjectFields())
         if move:
             await self.store.delete_object(o.bucket, o.key, None, self.coord.clock())
         return made.version

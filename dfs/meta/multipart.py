@@ -53,6 +53,7 @@ class MultipartUpload:
     content_type: str = ""
     user_metadata: tuple[tuple[str, str], ...] = ()
     state: str = UPLOAD_OPEN
+    headers: tuple[tuple[str, str], ...] = ()  # the object's stored response headers
 
 
 @dataclass(frozen=True, slots=True)

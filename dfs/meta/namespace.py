@@ -39,6 +39,17 @@ MAX_KEY_BYTES = 1024
 MAX_TAGS = 10
 MAX_USER_METADATA_BYTES = 2048  # S3: user-defined metadata keys + values, UTF-8
 
+STORED_HEADERS = (
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+)
+"""The standard response headers a version keeps (``ObjectVersion.headers``, lower-case
+names), answered on every read of it, as S3 keeps them."""
+MAX_STORED_HEADER_BYTES = 2048  # names + values of a version's STORED_HEADERS, UTF-8
+
 
 @dataclass(frozen=True, slots=True)
 class BucketRecord:
@@ -60,7 +71,8 @@ class ObjectVersion:
 
     ``is_latest`` is true for exactly one version of a key that has any. ``etag`` is what
     S3 clients see (set by whoever writes; the native API derives one from the manifest).
-    ``tags`` and ``user_metadata`` are sorted by key."""
+    ``tags``, ``user_metadata`` and ``headers`` (``STORED_HEADERS`` given at write time,
+    lower-case names; rows written before they existed read as none) are sorted by key."""
 
     bucket: str
     key: str
@@ -77,6 +89,7 @@ class ObjectVersion:
     tags: tuple[tuple[str, str], ...] = ()
     access: str = ACCESS_PRIVATE
     shared_with: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +107,7 @@ class NewObject:
     tags: tuple[tuple[str, str], ...] = ()
     access: str = ACCESS_PRIVATE
     shared_with: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +192,9 @@ class NamespaceStore(Protocol):
         PutResult) and a new ``null`` becomes latest. Two concurrent puts to one key in an
         enabled bucket both become versions; in an unversioned bucket one wins and each
         replaced file is released exactly once. Keys are validated by the caller.
+        With ``if_absent=True`` it is a conditional create: KeyExists (nothing written)
+        when the key's latest version is an object (not a delete marker), checked in the
+        same atomic step as the link, so of two concurrent creates exactly one wins.
       - ``get_object(bucket, key, version_id=None)``: without a version id, the latest
         version, KeyNotFound if none or if it is a delete marker; with one,
         that version (a delete marker is returned as such; the caller answers 405 as S3).
@@ -198,7 +215,7 @@ class NamespaceStore(Protocol):
       - ``copy_object(src_bucket, src_key, src_version, dst: NewObject-like fields, now)``
         links the source's file as a new version of the destination without reading or
         writing a chunk (file, size, etag and sha256 from the source version, everything
-        else from ``dst``; KeyNotFound when the source is a delete marker); chunk refcounts, the tenant's chunk set and usage stay exact
+        else, ``headers`` included, from ``dst``; KeyNotFound when the source is a delete marker); chunk refcounts, the tenant's chunk set and usage stay exact
         (a copy into another tenant's bucket gives that tenant its own file record with
         the same manifest, so each tenant's counters and ``owned_chunks`` stay its own).
       - ``update_object(bucket, key, version_id, tags=, access=, shared_with=)`` changes
@@ -248,7 +265,9 @@ class NamespaceStore(Protocol):
         grants: Sequence[tuple[str, str]] | None = None,
     ) -> BucketRecord: ...
 
-    async def put_object(self, obj: NewObject, now: float) -> PutResult: ...
+    async def put_object(
+        self, obj: NewObject, now: float, *, if_absent: bool = False
+    ) -> PutResult: ...
     async def get_object(
         self, bucket: str, key: str, version_id: str | None = None
     ) -> ObjectVersion: ...

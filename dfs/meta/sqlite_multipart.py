@@ -7,7 +7,7 @@ check-then-write (a part put while the upload is open, a state move) runs in one
 
 | table           | key                       | columns                                          |
 |-----------------|---------------------------|--------------------------------------------------|
-| s3_uploads      | upload_id                 | tenant, bucket, key, created_at, content_type, user_metadata (JSON pairs), state; indexed by (bucket, key, upload_id) and created_at |
+| s3_uploads      | upload_id                 | tenant, bucket, key, created_at, content_type, user_metadata (JSON pairs), state, headers (JSON pairs, added later); indexed by (bucket, key, upload_id) and created_at |
 | s3_upload_parts | upload_id, part_number    | file_id, size, etag, last_modified               |
 """
 
@@ -34,7 +34,7 @@ MULTIPART_SCHEMA = """
 CREATE TABLE IF NOT EXISTS s3_uploads (
     upload_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL,
     created_at REAL NOT NULL, content_type TEXT NOT NULL, user_metadata TEXT NOT NULL,
-    state TEXT NOT NULL) WITHOUT ROWID;
+    state TEXT NOT NULL, headers TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS s3_uploads_by_key ON s3_uploads (bucket, key, upload_id);
 CREATE INDEX IF NOT EXISTS s3_uploads_by_age ON s3_uploads (created_at);
 CREATE TABLE IF NOT EXISTS s3_upload_parts (
@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS s3_upload_parts (
     PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
 """
 
-_UPLOAD_COLUMNS = "upload_id, tenant, bucket, key, created_at, content_type, user_metadata, state"
+_UPLOAD_COLUMNS = (
+    "upload_id, tenant, bucket, key, created_at, content_type, user_metadata, state, headers"
+)
 _PART_COLUMNS = "part_number, file_id, size, etag, last_modified"
 
 
@@ -52,6 +54,9 @@ def apply_multipart_schema(conn: sqlite3.Connection) -> None:
     for stmt in MULTIPART_SCHEMA.split(";"):
         if stmt.strip():
             conn.execute(stmt)
+    have = {r[1] for r in conn.execute("PRAGMA table_info(s3_uploads)")}
+    if "headers" not in have:  # a database made before uploads kept response headers
+        conn.execute("ALTER TABLE s3_uploads ADD COLUMN headers TEXT NOT NULL DEFAULT '[]'")
 
 
 def _upload(row: sqlite3.Row) -> MultipartUpload:
@@ -65,6 +70,7 @@ def _upload(row: sqlite3.Row) -> MultipartUpload:
         content_type=row["content_type"],
         user_metadata=pairs,
         state=row["state"],
+        headers=tuple((str(k), str(v)) for k, v in json.loads(row["headers"])),
     )
 
 
@@ -96,7 +102,7 @@ class SqliteMultipartMixin:
         meta = json.dumps([list(p) for p in u.user_metadata])
         await self._run(
             lambda: self._db.execute(
-                f"INSERT INTO s3_uploads ({_UPLOAD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT INTO s3_uploads ({_UPLOAD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     u.upload_id,
                     u.tenant,
@@ -106,6 +112,7 @@ class SqliteMultipartMixin:
                     u.content_type,
                     meta,
                     u.state,
+                    json.dumps([list(p) for p in u.headers]),
                 ),
             )
         )

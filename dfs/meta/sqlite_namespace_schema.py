@@ -10,7 +10,8 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 | ns_versions   | (bucket, key, rank)          | version_id, file_id, size, created_at,         |
 |               |                              | is_marker, etag ("=": the sha256), sha256,     |
 |               |                              | content_type, and                              |
-|               |                              | JSON user_metadata, tags, shared_with, access; |
+|               |                              | JSON user_metadata, tags, shared_with, access, |
+|               |                              | headers (added later: ``_add_headers``);       |
 |               |                              | unique index (bucket, key, version_id)         |
 | ns_current    | (bucket, key)                | rank: the latest version, only while it is     |
 |               |                              | not a delete marker (what list_objects walks)  |
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS ns_versions (
     file_id TEXT NOT NULL, size INTEGER NOT NULL, created_at REAL NOT NULL,
     is_marker INTEGER NOT NULL, etag TEXT NOT NULL, sha256 TEXT NOT NULL,
     content_type TEXT NOT NULL, user_metadata TEXT NOT NULL, tags TEXT NOT NULL,
-    access TEXT NOT NULL, shared_with TEXT NOT NULL,
+    access TEXT NOT NULL, shared_with TEXT NOT NULL, headers TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (bucket, key, rank)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS ns_versions_by_id ON ns_versions (bucket, key, version_id);
@@ -86,7 +87,7 @@ CREATE TABLE IF NOT EXISTS ns_sequence (name TEXT PRIMARY KEY, value INTEGER NOT
 
 VERSION_COLUMNS = (
     "bucket, key, rank, version_id, file_id, size, created_at, is_marker, etag, sha256,"
-    " content_type, user_metadata, tags, access, shared_with"
+    " content_type, user_metadata, tags, access, shared_with, headers"
 )
 
 
@@ -98,6 +99,15 @@ def apply_namespace_schema(conn: sqlite3.Connection) -> None:
             conn.execute(stmt)
     _chunk_refs_as_bytes(conn)
     _file_ids_as_bytes(conn)
+    _add_headers(conn)
+
+
+def _add_headers(conn: sqlite3.Connection) -> None:
+    """``ns_versions.headers`` (the stored response headers) came after the table: a
+    database made before it gets the column, its rows reading as no headers (``'[]'``)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(ns_versions)")}
+    if "headers" not in have:
+        conn.execute("ALTER TABLE ns_versions ADD COLUMN headers TEXT NOT NULL DEFAULT '[]'")
 
 
 FILE_IDS_PACKED = "layout:file-ids-packed"
@@ -175,6 +185,7 @@ def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
         tags=_pairs(row["tags"]),
         access=row["access"],
         shared_with=() if row["shared_with"] == "[]" else tuple(json.loads(row["shared_with"])),
+        headers=_pairs(row["headers"]),
     )
 
 

@@ -16,7 +16,7 @@ import secrets
 import sqlite3
 from collections.abc import Sequence
 
-from dfs.errors import BucketNotFound, KeyNotFound
+from dfs.errors import BucketNotFound, KeyExists, KeyNotFound
 from dfs.meta.namespace import (
     NULL_VERSION,
     VERSIONING_ENABLED,
@@ -148,7 +148,7 @@ def insert_version(
             released = _remove_version(files, tenant, old, now)
         rank, version_id = _next_rank(db), NULL_VERSION
     db.execute(
-        f"INSERT INTO ns_versions ({VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO ns_versions ({VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             obj.bucket,
             key,
@@ -165,6 +165,7 @@ def insert_version(
             pairs_json(tuple(sorted(obj.tags))),
             obj.access,
             json.dumps(sorted(set(obj.shared_with))),
+            pairs_json(tuple(sorted(obj.headers))),
         ),
     )
     count_version(
@@ -176,9 +177,15 @@ def insert_version(
     return PutResult(version_record(row, True), released)
 
 
-def put(files: StoreFiles, obj: NewObject, now: float) -> PutResult:
+def put(files: StoreFiles, obj: NewObject, now: float, if_absent: bool = False) -> PutResult:
+    """``put_object``; with ``if_absent`` KeyExists while the key's latest version is an
+    object (read in the write transaction, so no create can slip in between)."""
     db = files.db
     bucket = load_bucket(db, obj.bucket)
+    if if_absent:
+        latest = find_version(db, obj.bucket, obj.key, None)
+        if latest is not None and not latest["is_marker"]:
+            raise KeyExists(f"key {obj.key!r} of bucket {obj.bucket} exists")
     size = files.linkable_size(obj.file_id, bucket["tenant"]) if obj.file_id else 0
     return insert_version(files, bucket, dataclasses.replace(obj, size=size), now)
 
@@ -222,6 +229,7 @@ def restore(
         old.tags,
         old.access,
         old.shared_with,
+        old.headers,
     )
     return insert_version(files, load_bucket(db, bucket_name), again, now)
 

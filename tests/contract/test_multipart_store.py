@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -51,6 +52,17 @@ async def test_create_get_and_parts_replace(meta: MetadataStore) -> None:
     assert parts[0] == _part(1)
     assert [p.part_number for p in await store.list_upload_parts(u.upload_id, after=1)] == [2]
     assert len(await store.list_upload_parts(u.upload_id, limit=1)) == 1
+
+
+async def test_an_upload_keeps_the_objects_stored_headers(meta: MetadataStore) -> None:
+    store = _store(meta)
+    headers = (("cache-control", "max-age=60"), ("content-disposition", 'inline; filename="a"'))
+    u = dataclasses.replace(_upload("h", 1000.0), headers=headers)
+    await store.create_multipart_upload(u)
+    assert (await store.get_multipart_upload(u.upload_id)).headers == headers
+    before = await store.set_multipart_state(u.upload_id, {UPLOAD_OPEN}, UPLOAD_COMPLETING)
+    assert before.headers == headers
+    assert [x.headers for x in await store.list_multipart_uploads("b1")] == [headers]
 
 
 async def test_states_close_the_races(meta: MetadataStore) -> None:

@@ -13,6 +13,8 @@ def test_limits_match_the_port() -> None:
     assert rules.MAX_KEY_BYTES == namespace.MAX_KEY_BYTES
     assert rules.MAX_TAGS == namespace.MAX_TAGS
     assert rules.MAX_USER_METADATA_BYTES == namespace.MAX_USER_METADATA_BYTES
+    assert rules.STORED_HEADERS == namespace.STORED_HEADERS
+    assert rules.MAX_STORED_HEADER_BYTES == namespace.MAX_STORED_HEADER_BYTES
 
 
 @pytest.mark.parametrize(
@@ -135,6 +137,28 @@ def test_user_metadata() -> None:
     ):
         with pytest.raises(InvalidRequest):
             rules.validate_user_metadata(bad)
+
+
+def test_stored_headers() -> None:
+    got = rules.validate_stored_headers(
+        [
+            ("Expires", "Wed, 01 Dec 2094 16:00:00 GMT"),
+            ("Cache-Control", "no-cache"),
+            ("content-language", ""),
+        ]
+    )
+    assert got == (("cache-control", "no-cache"), ("expires", "Wed, 01 Dec 2094 16:00:00 GMT"))
+    name = "content-disposition"
+    fits = [(name, "v" * (rules.MAX_STORED_HEADER_BYTES - len(name)))]
+    assert rules.validate_stored_headers(fits) == (fits[0],)
+    for bad in (
+        [(name, "v" * (rules.MAX_STORED_HEADER_BYTES - len(name) + 1))],
+        [("x-amz-meta-a", "v")],
+        [("content-type", "text/plain")],
+        [("cache-control", "a\r\nb")],
+    ):
+        with pytest.raises(InvalidRequest):
+            rules.validate_stored_headers(bad)
 
 
 def test_content_types() -> None:

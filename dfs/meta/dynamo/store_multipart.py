@@ -56,7 +56,7 @@ def _by_age(u: MultipartUpload) -> Item:
 
 
 def _fields(u: MultipartUpload) -> Item:
-    return {
+    item: Item = {
         "uid": S(u.upload_id),
         "t": S(u.tenant),
         "b": S(u.bucket),
@@ -66,6 +66,9 @@ def _fields(u: MultipartUpload) -> Item:
         "um": S(json.dumps([list(p) for p in u.user_metadata])),
         "st": S(u.state),
     }
+    if u.headers:  # left out when none, as items written before it have none
+        item["hd"] = S(json.dumps([list(p) for p in u.headers]))
+    return item
 
 
 def _upload(item: Item) -> MultipartUpload:
@@ -79,6 +82,9 @@ def _upload(item: Item) -> MultipartUpload:
         content_type="" if ct == "-" else ct,
         user_metadata=tuple((str(k), str(v)) for k, v in json.loads(item["um"]["S"])),
         state=item["st"]["S"],
+        headers=tuple((str(k), str(v)) for k, v in json.loads(item["hd"]["S"]))
+        if "hd" in item
+        else (),
     )
 
 

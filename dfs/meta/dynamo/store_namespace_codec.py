@@ -215,6 +215,8 @@ def version_attrs(v: ObjectVersion) -> Item:
     }
     if v.is_delete_marker:
         item["dm"] = N(1)
+    if v.headers:  # most versions have none: the attribute is left out (old items too)
+        item["hd"] = S(_pairs(v.headers))
     return item
 
 
@@ -235,6 +237,7 @@ def version_record(bucket: str, item: Item, is_latest: bool) -> ObjectVersion:
         tags=tuple((a, b) for a, b in json.loads(item["tg"]["S"])),
         access=item["ac"]["S"],
         shared_with=tuple(json.loads(item["sw"]["S"])),
+        headers=tuple((a, b) for a, b in json.loads(item["hd"]["S"])) if "hd" in item else (),
     )
 
 
@@ -253,6 +256,7 @@ def new_version(obj: NewObject, vsk: str, now: float) -> ObjectVersion:
         tags=tuple(sorted(obj.tags)),
         access=obj.access,
         shared_with=tuple(sorted(obj.shared_with)),
+        headers=tuple(sorted(obj.headers)),
     )
 
 

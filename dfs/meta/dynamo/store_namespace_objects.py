@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, FileNotFound, KeyNotFound
+from dfs.errors import Conflict, FileNotFound, KeyExists, KeyNotFound
 from dfs.meta.base import FileRecord
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_files import FilesPart
@@ -61,9 +61,15 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
 
     # --- put, restore, copy ---------------------------------------------------------------
 
-    async def put_object(self, obj: NewObject, now: float) -> PutResult:
+    async def put_object(self, obj: NewObject, now: float, *, if_absent: bool = False) -> PutResult:
+        """With ``if_absent``, KeyExists when the head read shows a live latest version;
+        the transaction is conditional on that head (its ``rev``, or its absence), so a
+        create that raced in cancels it and the next round's read sees it."""
+
         def plan(st: KeyState) -> Change:
             latest = st.latest
+            if if_absent and latest is not None and not latest[1].is_delete_marker:
+                raise KeyExists(f"key {obj.key} of bucket {obj.bucket} exists")
             enabled = st.bucket.versioning == VERSIONING_ENABLED
             vsk = nc.new_vsk(now, latest[0] if latest else None, null=not enabled)
             v = nc.new_version(obj, vsk, now)
@@ -224,4 +230,5 @@ def _as_new(v: ObjectVersion, bucket: str, key: str) -> NewObject:
         tags=v.tags,
         access=v.access,
         shared_with=v.shared_with,
+        headers=v.headers,
     )

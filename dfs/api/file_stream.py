@@ -81,15 +81,20 @@ async def stream_file(
     name: str | None = None,
     content_type: str = OCTET_STREAM,
     extra: Mapping[str, str] | None = None,
+    native: bool = True,
 ) -> web.StreamResponse:
     """Answer ``request`` with ``rec``'s bytes (or the Range it asks for); HEAD answers the
-    same headers and no body. ``name`` (default the file's) goes in Content-Disposition."""
+    same headers and no body. ``name`` (default the file's) goes in Content-Disposition.
+    ``native=False`` (the S3 gateway) leaves out dfs's own Content-Disposition and
+    X-Dfs-Sha256: an S3 object answers only its stored headers (in ``extra``)."""
     try:
         rng = ranges.parse(request.headers.get(hdrs.RANGE), rec.size)
     except ranges.Unsatisfiable:
         return _unsatisfiable(rec.size)
     resp = web.StreamResponse(status=200 if rng is None else 206)
     resp.headers.update(_headers(rec, rec.name if name is None else name, content_type, rng))
+    if not native:
+        del resp.headers["Content-Disposition"], resp.headers["X-Dfs-Sha256"]
     resp.headers.update(extra or {})
     resp.content_length = rec.size if rng is None else rng.length
     if request.method == hdrs.METH_HEAD:

@@ -4,7 +4,8 @@ allows, which through S3 is reading objects (and the CORS preflight, ``dfs.s3.co
 (``dfs.api.access`` decides, with no principal). Every other unsigned request answers
 ``AccessDenied`` (403) before any route runs, and so does a refused anonymous read (S3
 answers anonymous callers 403, not 404, for what they may not read; a missing bucket is
-still ``NoSuchBucket``).
+still ``NoSuchBucket``). An anonymous read asking for ``response-*`` header overrides
+answers 400 ``InvalidRequest``, as S3 answers it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aiohttp import hdrs, web
 
 from dfs.api.bodies import Principal
 from dfs.s3.context import CALLER, principal
-from dfs.s3.errors import access_denied
+from dfs.s3.errors import S3Error, access_denied
 
 _READ_PARAMS = frozenset({"versionId"})
 
@@ -37,7 +38,16 @@ def admit(request: web.Request) -> None:
         request[CALLER] = None
         return
     reads = request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
-    if not reads or "key" not in request.match_info or set(request.query) - _READ_PARAMS:
+    extra = set(request.query) - _READ_PARAMS
+    if not reads or "key" not in request.match_info:
+        raise access_denied()
+    if extra and all(p.startswith("response-") for p in extra):
+        raise S3Error(
+            "InvalidRequest",
+            400,
+            "Request specific response headers cannot be used for anonymous GET requests.",
+        )
+    if extra:
         raise access_denied()
     request[CALLER] = None
 

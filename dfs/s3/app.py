@@ -104,7 +104,13 @@ async def start_s3(
     meta = await open_metadata_store(cfg.meta_url)
     coordinator = Coordinator(cfg, meta, NodeClient(make_session()))
     runner = web.AppRunner(
-        make_app(coordinator, domain), access_log=None, shutdown_timeout=10.0, **runner_kwargs()
+        make_app(coordinator, domain),
+        access_log=None,
+        shutdown_timeout=10.0,
+        # a body's Content-Encoding (gzip...) is the object's, stored with it, not a
+        # transport coding: aiohttp must hand the bytes on as sent, never decode them
+        auto_decompress=False,
+        **runner_kwargs(),
     )
     await runner.setup()
     await web.TCPSite(runner, cfg.host, cfg.port, ssl_context=tls).start()

@@ -1,7 +1,12 @@
 """GetObject and HeadObject: the latest version or a ``versionId``, conditional headers
 (``dfs.s3.conditional``), checksums when ``x-amz-checksum-mode: ENABLED``
 (``dfs.s3.checksums``), a single Range, and anonymous reads of public objects
-(``dfs.s3.anonymous``). The bytes stream verified from the nodes (``dfs.api.file_stream``).
+(``dfs.s3.anonymous``). The bytes stream verified from the nodes (``dfs.api.file_stream``),
+with the version's own headers only: its stored ``Cache-Control``, ``Content-Disposition``,
+``Content-Encoding``, ``Content-Language`` and ``Expires``, never the native API's
+``Content-Disposition: attachment`` or ``X-Dfs-Sha256``. The ``response-*`` query
+parameters override those and ``Content-Type`` on a signed request (an anonymous one
+answers 400 ``InvalidRequest``, ``dfs.s3.anonymous``), as S3 does.
 
 S3's answers: ``NoSuchBucket``, ``NoSuchKey``, ``NoSuchVersion`` (404); a delete marker's
 version id answers 405 ``MethodNotAllowed`` with ``x-amz-delete-marker: true``; a failing
@@ -18,13 +23,27 @@ from dfs.api import access, ranges
 from dfs.api.file_stream import stream_file
 from dfs.api.namespace_service import Namespace, Resolved
 from dfs.errors import KeyNotFound
-from dfs.meta.namespace import VERSIONING_UNVERSIONED, BucketRecord, ObjectVersion
+from dfs.meta.namespace import (
+    STORED_HEADERS,
+    VERSIONING_UNVERSIONED,
+    BucketRecord,
+    ObjectVersion,
+)
 from dfs.s3 import anonymous, checksums, conditional
 from dfs.s3.context import COORDINATOR, NAMESPACE, http_time, params
 from dfs.s3.errors import S3Error, access_denied, not_implemented
 from dfs.s3.names import target
 
-_GET_PARAMS = frozenset({"versionId"})
+OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+GET_PARAMS = frozenset({"versionId", *OVERRIDES})
+_NAMES = {n: "-".join(w.capitalize() for w in n.split("-")) for n in STORED_HEADERS}
 
 
 def version_param(request: web.Request) -> str | None:
@@ -79,6 +98,7 @@ def object_headers(request: web.Request, r: Resolved, asked: bool) -> dict[str, 
         "Last-Modified": http_time(v.created_at),
         "Content-Type": v.content_type,
         "Accept-Ranges": "bytes",
+        **{_NAMES[name]: value for name, value in v.headers},
         **checksums.user_metadata(v),
         **version_headers(r.bucket, v, asked),
     }
@@ -87,6 +107,13 @@ def object_headers(request: web.Request, r: Resolved, asked: bool) -> dict[str, 
     whole = not request.headers.get(hdrs.RANGE)
     if whole and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         headers.update(checksums.of_version(v))
+    q = params(request)
+    for param, name in OVERRIDES.items():
+        value = q.get(param)
+        if value is not None:  # anonymous callers never get here (dfs.s3.anonymous)
+            if not value.isprintable():
+                raise S3Error("InvalidArgument", 400, f"{param} must be printable")
+            headers[name] = value
     return headers
 
 
@@ -98,7 +125,7 @@ def _check_range(request: web.Request, size: int) -> None:
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:
-    extra = sorted(set(params(request)) - _GET_PARAMS)
+    extra = sorted(set(params(request)) - GET_PARAMS)
     if extra:
         raise not_implemented(f"{request.method} object ?{'&'.join(extra)}")
     version = version_param(request)
@@ -123,5 +150,5 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     coord = request.app[COORDINATOR]
     rec = await coord.get_complete_file(v.file_id, r.bucket.tenant)
     return await stream_file(
-        request, coord, rec, name=v.key, content_type=v.content_type, extra=headers
+        request, coord, rec, content_type=headers["Content-Type"], extra=headers, native=False
     )

@@ -1,23 +1,28 @@
-"""What PutObject and CopyObject say beyond the bytes: the new version's fields from the
-headers (``Content-Type``, ``x-amz-meta-*``, ``x-amz-tagging``, ``x-amz-acl``), a
-conditional create (``If-None-Match: *``), the verified checksums kept with the version,
-and the answer's ``x-amz-version-id`` and checksum headers; CopyObject's source
-(``x-amz-copy-source`` with an optional ``?versionId=``) and its ``x-amz-copy-source-if-*``
-conditions.
+"""What PutObject, CreateMultipartUpload and CopyObject say beyond the bytes: the new
+version's fields from the headers (``Content-Type``, ``x-amz-meta-*``, ``x-amz-tagging``,
+``x-amz-acl``, and the standard headers S3 keeps and answers on reads: ``Cache-Control``,
+``Content-Disposition``, ``Content-Encoding`` without the ``aws-chunked`` transport coding,
+``Content-Language``, ``Expires``), a conditional create (``If-None-Match: *``), the
+verified checksums kept with the version, and the answer's ``x-amz-version-id`` and checksum
+headers; CopyObject's source (``x-amz-copy-source`` with an optional ``?versionId=``) and its
+``x-amz-copy-source-if-*`` conditions.
 
 ``If-None-Match: *`` (create only if the key has no current object) is checked before the
-body is read and again just before the version is linked, but NOT atomically with the link:
-the namespace store has no conditional put, so two concurrent creates of one key can both
-succeed (the later one becomes the current version). ``If-Match`` on PutObject answers 501,
-and so do headers asking for what the namespace cannot keep (``refuse_unkept``).
+body is read, so a doomed upload sends no byte, and then decided atomically by the store
+when the version is linked (``put_object(..., if_absent=True)``: a conditional write on
+DynamoDB, a check inside the write transaction on SQLite): of two concurrent creates of one
+key exactly one wins, the other answers 412. ``If-Match`` on PutObject answers 501, and so do
+headers asking for what the namespace cannot keep (``refuse_unkept``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import unquote
 
 from aiohttp import hdrs, web
 
+from dfs import namespace_rules
 from dfs.api.namespace_bodies import (
     ObjectFields,
     parse_bucket_name,
@@ -26,54 +31,83 @@ from dfs.api.namespace_bodies import (
     parse_metadata,
 )
 from dfs.api.namespace_service import Namespace
-from dfs.errors import InvalidRequest, KeyNotFound
-from dfs.meta.namespace import ObjectVersion
+from dfs.errors import InvalidRequest, KeyExists, KeyNotFound
+from dfs.meta.namespace import STORED_HEADERS, ObjectVersion, PutResult
 from dfs.s3 import acl, checksums, conditional
+from dfs.s3.context import NAMESPACE, principal
 from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.object_reads import version_headers
 from dfs.s3.routes_tagging import tagging_header
 
 # headers S3 would act on or keep that the namespace cannot: refused (501), never ignored
 _UNKEPT_PREFIXES = ("x-amz-server-side-encryption", "x-amz-object-lock-")
-_UNKEPT = frozenset(
-    {"cache-control", "content-disposition", "content-language", "expires"}
-    | {"x-amz-website-redirect-location"}
-)
+_UNKEPT = frozenset({"x-amz-website-redirect-location"})
 
 
 def refuse_unkept(request: web.Request) -> None:
     """501 for a write asking for what dfs would silently drop: encryption settings, object
-    lock, storage classes but STANDARD, stored response headers, a content encoding other
-    than the ``aws-chunked`` framing."""
+    lock, storage classes but STANDARD, a website redirect."""
     h = request.headers
     for name in h:
         if name.lower().startswith(_UNKEPT_PREFIXES) or name.lower() in _UNKEPT:
             raise not_implemented(f"{request.method} with {name}")
     if h.get("x-amz-storage-class", "STANDARD") != "STANDARD":
         raise not_implemented("storage classes other than STANDARD")
-    encodings = [e.strip() for e in h.get("Content-Encoding", "").split(",") if e.strip()]
-    if any(e != "aws-chunked" for e in encodings):
-        raise not_implemented("a stored Content-Encoding")
+
+
+def invalid(exc: InvalidRequest) -> S3Error:
+    """S3's error for a refused field: ``MetadataTooLarge`` for a size, else InvalidArgument."""
+    if exc.details.get("field") in ("metadata", "headers") and "larger than" in exc.message:
+        return S3Error("MetadataTooLarge", 400, exc.message)
+    return S3Error("InvalidArgument", 400, exc.message)
+
+
+def stored_headers(request: web.Request) -> tuple[tuple[str, str], ...]:
+    """The standard headers of a write that the version keeps; ``aws-chunked`` (the body's
+    transport framing, decoded by ``dfs.s3.bodies``) is taken out of ``Content-Encoding``."""
+    found = []
+    for name in STORED_HEADERS:
+        value = request.headers.get(name)
+        if value is None:
+            continue
+        if name == "content-encoding":
+            codings = [c.strip() for c in value.split(",")]
+            value = ", ".join(c for c in codings if c and c.lower() != "aws-chunked")
+        found.append((name, value))
+    try:
+        return namespace_rules.validate_stored_headers(found)
+    except InvalidRequest as exc:
+        raise invalid(exc) from None
+
+
+def request_metadata(request: web.Request) -> tuple[tuple[str, str], ...] | None:
+    """``x-amz-meta-*`` of a write (None when there is none); the checksums' keys are dfs's."""
+    h = request.headers
+    meta = {k[11:].lower(): v for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
+    if any(checksums.is_reserved(k) for k in meta):
+        raise S3Error("InvalidArgument", 400, f"x-amz-meta-{checksums.STORED}* is reserved")
+    try:
+        return parse_metadata(meta) if meta else None
+    except InvalidRequest as exc:
+        raise invalid(exc) from None
 
 
 def put_fields(request: web.Request) -> ObjectFields:
     """The new version's fields from PutObject's headers (S3's errors for bad ones)."""
     refuse_unkept(request)
-    h = request.headers
-    meta = {k[11:].lower(): v for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
-    if any(checksums.is_reserved(k) for k in meta):
-        raise S3Error("InvalidArgument", 400, f"x-amz-meta-{checksums.STORED}* is reserved")
     acl.refuse_grant_headers(request)
+    h = request.headers
     try:
         ctype = h.get(hdrs.CONTENT_TYPE)
         return ObjectFields(
             content_type=parse_content_type(ctype) if ctype else None,
-            metadata=parse_metadata(meta) if meta else None,
+            metadata=request_metadata(request),
             tags=tagging_header(h.get("x-amz-tagging")),
             access=acl.canned(h.get("x-amz-acl")),
+            headers=stored_headers(request),
         )
     except InvalidRequest as exc:
-        raise S3Error("InvalidArgument", 400, exc.message) from None
+        raise invalid(exc) from None
 
 
 def with_checksums(fields: ObjectFields, sums: checksums.Checksums) -> ObjectFields:
@@ -82,24 +116,54 @@ def with_checksums(fields: ObjectFields, sums: checksums.Checksums) -> ObjectFie
     if not stored:
         return fields
     meta = tuple(sorted((fields.metadata or ()) + stored))
-    return ObjectFields(fields.content_type, meta, fields.tags, fields.access)
+    return dataclasses.replace(fields, metadata=meta)
 
 
-async def check_create(request: web.Request, ns: Namespace, bucket: str, key: str) -> None:
-    """``If-None-Match: *``: 412 PreconditionFailed when the key has a current object."""
+def create_only(request: web.Request) -> bool:
+    """Whether the write is a conditional create (``If-None-Match: *``); 501 for the
+    conditions S3 supports on writes that dfs does not (``If-Match``, other ETags)."""
     h = request.headers
     if "If-Match" in h:
-        raise not_implemented("PutObject with If-Match")
+        raise not_implemented(f"{request.method} with If-Match")
     wanted = h.get("If-None-Match")
     if wanted is None:
-        return
+        return False
     if wanted.strip() != "*":
-        raise not_implemented("PutObject with If-None-Match other than *")
+        raise not_implemented(f"{request.method} with If-None-Match other than *")
+    return True
+
+
+async def check_create(request: web.Request, ns: Namespace, bucket: str, key: str) -> bool:
+    """``If-None-Match: *``: 412 PreconditionFailed now when the key has a current object
+    (before any byte is read); the store decides again, atomically, at the link
+    (``if_absent``). Returns whether the write is a conditional create."""
+    if not create_only(request):
+        return False
     try:
         await ns.store.get_object(bucket, key)
     except KeyNotFound:
-        return
+        return True
     raise conditional.precondition_failed("If-None-Match")
+
+
+async def link(
+    request: web.Request,
+    bucket: str,
+    key: str,
+    file_id: str,
+    fields: ObjectFields,
+    etag: str,
+    if_absent: bool,
+) -> PutResult:
+    """Link the written file as the key's current version; a conditional create that lost
+    (the store's ``KeyExists``) is S3's 412 PreconditionFailed."""
+    ns = request.app[NAMESPACE]
+    try:
+        return await ns.link(
+            principal(request), bucket, key, file_id, fields, etag=etag, if_absent=if_absent
+        )
+    except KeyExists:
+        raise conditional.precondition_failed("If-None-Match") from None
 
 
 async def put_headers(ns: Namespace, v: ObjectVersion, sums: checksums.Checksums) -> dict[str, str]:

@@ -2,45 +2,93 @@
 version links the source's stored file, no chunk is read or written
 (``dfs.api.namespace_service``'s copy). A source ``?versionId=``, the
 ``x-amz-copy-source-if-*`` conditions (412 ``PreconditionFailed``, ``dfs.s3.conditional``)
-and ``x-amz-acl`` (private, public-read) are honoured; the copy keeps the source's ETag,
-content type, metadata (checksums included) and tags. ``REPLACE`` directives answer 501.
+and ``x-amz-acl`` (private, public-read) are honoured.
+
+The directives, as S3: ``x-amz-metadata-directive`` COPY (the default) keeps the source's
+content type, ``x-amz-meta-*`` and stored headers (``Cache-Control``…), REPLACE takes them
+from the request (the verified checksums stay: the bytes are the same);
+``x-amz-tagging-directive`` COPY keeps the source's tags, REPLACE takes ``x-amz-tagging``.
+A copy onto itself must REPLACE something (400 ``InvalidRequest`` otherwise): that is how
+clients change an object's metadata, still without moving a byte.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from dfs.api.namespace_bodies import ObjectFields
-from dfs.meta.namespace import VERSIONING_UNVERSIONED
-from dfs.s3 import acl, conditional, object_writes
+from dfs.api.namespace_bodies import ObjectFields, parse_content_type
+from dfs.errors import InvalidRequest
+from dfs.meta.namespace import VERSIONING_UNVERSIONED, ObjectVersion
+from dfs.s3 import acl, checksums, conditional, object_writes
 from dfs.s3.checksums import Checksums
 from dfs.s3.context import NAMESPACE, iso_time, principal, xml, xml_response
-from dfs.s3.errors import S3Error, not_implemented
+from dfs.s3.errors import S3Error
+from dfs.s3.routes_tagging import tagging_header
+
+S3_DEFAULT_TYPE = "binary/octet-stream"  # S3's content type of a REPLACE that names none
+
+
+def _directive(request: web.Request, name: str) -> bool:
+    """Whether the directive header says REPLACE (COPY when absent)."""
+    value = request.headers.get(name, "COPY").upper()
+    if value not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", 400, f"{name} must be COPY or REPLACE")
+    return value == "REPLACE"
+
+
+def replaced_fields(request: web.Request, src: ObjectVersion) -> ObjectFields:
+    """What the request's directives replace of the source's fields (None: kept)."""
+    h = request.headers
+    fields = ObjectFields()
+    if _directive(request, "x-amz-metadata-directive"):
+        kept = tuple((k, v) for k, v in src.user_metadata if checksums.is_reserved(k))
+        ctype = h.get(hdrs.CONTENT_TYPE)
+        try:
+            fields = ObjectFields(
+                content_type=parse_content_type(ctype) if ctype else S3_DEFAULT_TYPE,
+                metadata=tuple(sorted((object_writes.request_metadata(request) or ()) + kept)),
+                headers=object_writes.stored_headers(request),
+            )
+        except InvalidRequest as exc:
+            raise object_writes.invalid(exc) from None
+    if _directive(request, "x-amz-tagging-directive"):
+        fields = ObjectFields(
+            fields.content_type,
+            fields.metadata,
+            tagging_header(h.get("x-amz-tagging")) or (),
+            headers=fields.headers,
+        )
+    return fields
+
+
+def _no_change(fields: ObjectFields) -> bool:
+    return fields.metadata is None and fields.tags is None
 
 
 async def copy_object(request: web.Request, bucket: str, key: str) -> web.Response:
     """CopyObject as metadata: the new version links the source's file (no chunk is read or
-    written); its ETag, metadata and tags are the source's (``x-amz-metadata-directive``
-    and ``x-amz-tagging-directive`` COPY); ``x-amz-acl`` applies to the copy."""
+    written); its ETag is the source's, its other fields as the directives say;
+    ``x-amz-acl`` applies to the copy."""
     h = request.headers
     object_writes.refuse_unkept(request)
-    for directive in ("x-amz-metadata-directive", "x-amz-tagging-directive"):
-        if h.get(directive, "COPY").upper() != "COPY":
-            raise not_implemented(f"CopyObject with {directive} REPLACE")
     src_bucket, src_key, src_version = object_writes.copy_source(h["x-amz-copy-source"])
-    if (src_bucket, src_key, src_version) == (bucket, key, None):
-        raise S3Error(
-            "InvalidRequest",
-            400,
-            "This copy request is illegal because it is "
-            "trying to copy an object to itself without changing anything.",
-        )
     ns, who = request.app[NAMESPACE], principal(request)
     access = acl.canned(h.get("x-amz-acl"))
     await ns.bucket(src_bucket)  # NoSuchBucket, as S3
     src = await ns.resolve(who, src_bucket, src_key, src_version)
+    fields = replaced_fields(request, src.version)
+    if (src_bucket, src_key, src_version) == (bucket, key, None) and _no_change(fields):
+        raise S3Error(
+            "InvalidRequest",
+            400,
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect "
+            "location or encryption attributes.",
+        )
     conditional.check_copy_source(h, src.version.etag, src.version.created_at)
-    made = await ns.copy(who, (src_bucket, src_key), (bucket, key), version=src.version.version_id)
+    made = await ns.copy(
+        who, (src_bucket, src_key), (bucket, key), version=src.version.version_id, fields=fields
+    )
     v = made[0]
     if access is not None:
         v = await ns.update_object(

@@ -2,9 +2,9 @@
 
 | method | path                          | call                                             |
 |--------|-------------------------------|--------------------------------------------------|
-| POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type`` and ``x-amz-meta-*`` kept for the object) |
+| POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type``, ``x-amz-meta-*`` and the stored headers, ``dfs.s3.object_writes``, kept for the object) |
 | PUT    | /{bucket}/{key}?partNumber&uploadId | UploadPart; with ``x-amz-copy-source`` (and ``x-amz-copy-source-range``): UploadPartCopy |
-| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload                          |
+| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload (``If-None-Match: *``: atomic create, 412) |
 | DELETE | /{bucket}/{key}?uploadId      | AbortMultipartUpload (204)                       |
 | GET    | /{bucket}/{key}?uploadId      | ListParts (``max-parts``, ``part-number-marker``) |
 | GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``) |
@@ -38,7 +38,6 @@ from dfs.api.namespace_bodies import (
     parse_bucket_name,
     parse_content_type,
     parse_key,
-    parse_metadata,
 )
 from dfs.errors import DfsError, FileNotFound, InvalidRequest
 from dfs.meta.multipart import (
@@ -48,7 +47,7 @@ from dfs.meta.multipart import (
     MultipartUpload,
     UploadPart,
 )
-from dfs.s3 import multipart_xml
+from dfs.s3 import multipart_xml, object_writes
 from dfs.s3.bodies import BodyReader
 from dfs.s3.context import (
     COORDINATOR,
@@ -136,14 +135,11 @@ async def _upload(request: web.Request, bucket: str, key: str) -> MultipartUploa
 
 
 def _fields(request: web.Request) -> tuple[str, tuple[tuple[str, str], ...]]:
-    meta = {
-        k[11:].lower(): v for k, v in request.headers.items() if k.lower().startswith("x-amz-meta-")
-    }
     try:
         ctype = request.headers.get(hdrs.CONTENT_TYPE)
         return (
             parse_content_type(ctype) if ctype else "",
-            parse_metadata(meta) if meta else (),
+            object_writes.request_metadata(request) or (),
         )
     except InvalidRequest as exc:
         raise S3Error("InvalidArgument", 400, exc.message) from None
@@ -155,9 +151,12 @@ async def create_upload(request: web.Request, bucket: str, key: str) -> web.Resp
         if name in request.headers:
             raise not_implemented(f"CreateMultipartUpload with {name}")
     ctype, meta = _fields(request)
+    headers = object_writes.stored_headers(request)
     b = await request.app[NAMESPACE].bucket(bucket)
     access.require_write(principal(request), b)
-    u = await request.app[MULTIPART].create(caller(request).tenant, bucket, key, ctype, meta)
+    u = await request.app[MULTIPART].create(
+        caller(request).tenant, bucket, key, ctype, meta, headers
+    )
     inner = xml("Bucket", bucket) + xml("Key", key) + xml("UploadId", u.upload_id)
     return xml_response("InitiateMultipartUploadResult", inner)
 
@@ -274,7 +273,7 @@ async def _complete_body(request: web.Request) -> bytes:
 
 
 async def _assemble_and_link(
-    request: web.Request, u: MultipartUpload, parts: list[UploadPart]
+    request: web.Request, u: MultipartUpload, parts: list[UploadPart], if_absent: bool
 ) -> str:
     """Build the object from ``parts``, make it the key's current version; its ETag."""
     mp = request.app[MULTIPART]
@@ -288,10 +287,10 @@ async def _assemble_and_link(
             except FileNotFound:  # a part's file was deleted by its file id
                 raise S3Error("InvalidPart", 400, "a part's stored bytes are gone") from None
             file_id = str(made.body["file_id"])
-        fields = ObjectFields(content_type=u.content_type or None, metadata=u.user_metadata)
-        await request.app[NAMESPACE].link(
-            principal(request), u.bucket, u.key, file_id, fields, etag=etag
+        fields = ObjectFields(
+            content_type=u.content_type or None, metadata=u.user_metadata, headers=u.headers
         )
+        await object_writes.link(request, u.bucket, u.key, file_id, fields, etag, if_absent)
     except BaseException:
         if made is not None and made.created:
             with contextlib.suppress(DfsError):
@@ -317,6 +316,7 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     _refuse_params(request, {"uploadId"})
     asked = multipart_xml.parse_complete(await _complete_body(request))
     u = await _upload(request, bucket, key)
+    if_absent = await object_writes.check_create(request, request.app[NAMESPACE], bucket, key)
     mp = request.app[MULTIPART]
     parts = await mp.begin_complete(u)
     try:
@@ -324,7 +324,7 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     except BaseException:
         await mp.reopen(u)
         raise
-    task = asyncio.create_task(_assemble_and_link(request, u, chosen))
+    task = asyncio.create_task(_assemble_and_link(request, u, chosen, if_absent))
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
     done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)

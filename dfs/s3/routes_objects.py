@@ -29,7 +29,6 @@ from dfs.s3.context import (
     NAMESPACE,
     caller,
     params,
-    principal,
 )
 from dfs.s3.errors import not_implemented
 from dfs.s3.names import target
@@ -51,7 +50,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     fields = object_writes.put_fields(request)
     ns = request.app[NAMESPACE]
     await ns.bucket(bucket)  # NoSuchBucket before reading the body
-    await object_writes.check_create(request, ns, bucket, key)
+    if_absent = await object_writes.check_create(request, ns, bucket, key)
     sums = Checksums.from_headers(request.headers)
     deadline = StreamDeadline(request)  # slow clients cannot pin the server
 
@@ -85,9 +84,8 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         )
         file_id = str(done.body["file_id"])
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)
-    await object_writes.check_create(request, ns, bucket, key)  # again: not atomic
     fields = object_writes.with_checksums(fields, sums)
-    made = await ns.link(principal(request), bucket, key, file_id, fields, etag=etag)
+    made = await object_writes.link(request, bucket, key, file_id, fields, etag, if_absent)
     headers = await object_writes.put_headers(ns, made.version, sums)
     return web.Response(status=200, headers={"ETag": f'"{etag}"', **headers})
 

@@ -312,14 +312,9 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
         ),
         lambda: s3.get_bucket_lifecycle_configuration(Bucket="acl-b"),
         lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", ServerSideEncryption="AES256"),
-        lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", CacheControl="max-age=1"),
+        lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", WebsiteRedirectLocation="/a"),
         lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", StorageClass="GLACIER"),
-        lambda: s3.copy_object(
-            Bucket="acl-b",
-            Key="k2",
-            CopySource={"Bucket": "acl-b", "Key": "k"},
-            MetadataDirective="REPLACE",
-        ),
+        lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", IfMatch='"0"'),
     ):
         with pytest.raises(ClientError) as exc:
             call()

@@ -18,6 +18,12 @@ A signed chunk is read whole and its signature checked before any of its bytes i
 on, so a forged or reordered chunk fails the request (``SignatureDoesNotMatch``) before
 ``dfs.api.ingest`` can commit anything; a chunk may hold at most ``MAX_SIGNED_CHUNK`` bytes,
 which bounds the memory of a request (clients send 64 KiB to 1 MiB).
+
+Every route reads its body through here: ``request_body`` for the streamed ones (PutObject,
+UploadPart), ``read_small`` for the small documents (XML configurations, DeleteObjects,
+CompleteMultipartUpload's part list), so that each body is decoded, bounded in time
+(``dfs.server.StreamDeadline``) and checked against what the client signed or declared in
+one place.
 """
 
 from __future__ import annotations
@@ -29,14 +35,19 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from aiohttp import web
+
+from dfs.s3.context import CALLER
 from dfs.s3.errors import S3Error, not_implemented, signature_mismatch
 from dfs.s3.sigv4 import (
     STREAMING_SIGNED,
     STREAMING_SIGNED_TRAILER,
     STREAMING_UNSIGNED_TRAILER,
     UNSIGNED,
+    Caller,
     ChunkChain,
 )
+from dfs.server import StreamDeadline
 
 log = logging.getLogger("dfs.s3")
 ReadFn = Callable[[int], Awaitable[bytes]]
@@ -271,3 +282,38 @@ class BodyReader:
             raise bad_digest("Content-MD5")
         if self._check is not None:
             self._check.verify(self.trailers)
+
+
+def request_body(request: web.Request, check: BodyCheck | None = None) -> BodyReader:
+    """The request's decoded body, read within the server's deadlines, checked against the
+    caller's signed payload hash and the body headers it sent (``check``: more checks)."""
+    deadline = StreamDeadline(request)  # slow clients cannot pin the server
+
+    async def read_raw(n: int) -> bytes:
+        return await deadline.read(request.content.read, n)
+
+    who: Caller | None = request.get(CALLER)
+    h = request.headers
+    return BodyReader(
+        read_raw,
+        who.payload_hash if who is not None else UNSIGNED,
+        h.get("Content-Encoding", ""),
+        content_md5=h.get("Content-MD5"),
+        crc32_header=h.get("x-amz-checksum-crc32"),
+        chain=who.chain if who is not None else None,
+        decoded_length=h.get("x-amz-decoded-content-length"),
+        check=check,
+    )
+
+
+async def read_small(request: web.Request, limit: int, too_large: S3Error) -> bytes:
+    """A whole small body (at most ``limit`` bytes decoded, else ``too_large``), checked as
+    ``request_body`` checks any body before it is returned."""
+    body = request_body(request)
+    raw = bytearray()
+    while piece := await body.read(1 << 16):
+        raw += piece
+        if len(raw) > limit:
+            raise too_large
+    body.finish()
+    return bytes(raw)

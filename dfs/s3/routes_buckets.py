@@ -22,7 +22,7 @@ from aiohttp import web
 from dfs.api import access
 from dfs.errors import BucketExists
 from dfs.meta.namespace import ObjectListing
-from dfs.s3 import acl, subresources
+from dfs.s3 import acl, subresources, xmlbody
 from dfs.s3.context import (
     NAMESPACE,
     iso_time,
@@ -67,7 +67,8 @@ async def create_bucket(request: web.Request) -> web.StreamResponse:
     name = bucket_name(request)
     acl.refuse_grant_headers(request)
     bucket_access = acl.canned(request.headers.get("x-amz-acl"))
-    await request.content.read(MAX_BUCKET_BODY)  # CreateBucketConfiguration: one region
+    # a CreateBucketConfiguration names a region, and there is one: read (and checked), unused
+    await xmlbody.read_body(request, MAX_BUCKET_BODY)
     ns = request.app[NAMESPACE]
     try:
         await ns.create_bucket(principal(request), name, None, bucket_access)

@@ -48,7 +48,7 @@ from dfs.meta.multipart import (
     UploadPart,
 )
 from dfs.s3 import multipart_xml, object_writes
-from dfs.s3.bodies import BodyReader
+from dfs.s3.bodies import read_small, request_body
 from dfs.s3.context import (
     COORDINATOR,
     NAMESPACE,
@@ -61,7 +61,6 @@ from dfs.s3.context import (
 )
 from dfs.s3.errors import Handler, S3Error, error_response, from_dfs, not_implemented
 from dfs.s3.names import bucket_name
-from dfs.server import StreamDeadline
 
 log = logging.getLogger("dfs.s3.multipart")
 
@@ -106,24 +105,6 @@ def _int_param(q: dict[str, str], name: str, default: int, lo: int, hi: int) -> 
     if not lo <= value <= hi:
         raise S3Error("InvalidArgument", 400, f"{name} must be between {lo} and {hi}")
     return value
-
-
-def _body(request: web.Request) -> BodyReader:
-    deadline = StreamDeadline(request)  # slow clients cannot pin the server
-
-    async def read_raw(n: int) -> bytes:
-        return await deadline.read(request.content.read, n)
-
-    h = request.headers
-    return BodyReader(
-        read_raw,
-        caller(request).payload_hash,
-        h.get("Content-Encoding", ""),
-        content_md5=h.get("Content-MD5"),
-        crc32_header=h.get("x-amz-checksum-crc32"),
-        chain=caller(request).chain,
-        decoded_length=h.get("x-amz-decoded-content-length"),
-    )
 
 
 async def _upload(request: web.Request, bucket: str, key: str) -> MultipartUpload:
@@ -173,7 +154,7 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
     if u.state != UPLOAD_OPEN:
         raise S3Error("NoSuchUpload", 404, "The specified upload is being completed.")
     mp = request.app[MULTIPART]
-    body = _body(request)
+    body = request_body(request)
     declared = request.headers.get("x-amz-decoded-content-length") or request.content_length
     if declared is not None and int(declared) > MAX_PART_BYTES:
         raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
@@ -261,17 +242,6 @@ async def upload_part_copy(
 # --- complete, abort, lists -----------------------------------------------------------------
 
 
-async def _complete_body(request: web.Request) -> bytes:
-    body = _body(request)
-    raw = bytearray()
-    while piece := await body.read(1 << 16):
-        raw += piece
-        if len(raw) > multipart_xml.MAX_COMPLETE_BODY:
-            raise multipart_xml.malformed("the part list is too long")
-    body.finish()
-    return bytes(raw)
-
-
 async def _assemble_and_link(
     request: web.Request, u: MultipartUpload, parts: list[UploadPart], if_absent: bool
 ) -> str:
@@ -314,7 +284,9 @@ def _complete_xml(request: web.Request, u: MultipartUpload, etag: str) -> str:
 
 async def complete_upload(request: web.Request, bucket: str, key: str) -> web.StreamResponse:
     _refuse_params(request, {"uploadId"})
-    asked = multipart_xml.parse_complete(await _complete_body(request))
+    too_long = multipart_xml.malformed("the part list is too long")
+    raw = await read_small(request, multipart_xml.MAX_COMPLETE_BODY, too_long)
+    asked = multipart_xml.parse_complete(raw)
     u = await _upload(request, bucket, key)
     if_absent = await object_writes.check_create(request, request.app[NAMESPACE], bucket, key)
     mp = request.app[MULTIPART]

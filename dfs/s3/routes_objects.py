@@ -2,7 +2,7 @@
 
 | method | path             | call                                                        |
 |--------|------------------|-------------------------------------------------------------|
-| PUT    | /{bucket}/{key}  | with ``x-amz-copy-source``: CopyObject, metadata only (the source's file, ETag and metadata) |
+| PUT    | /{bucket}/{key}  | with ``x-amz-copy-source``: CopyObject, metadata only (the source's file and ETag; its metadata unless REPLACE) |
 | PUT    | /{bucket}/{key}  | PutObject: the body streams through ``dfs.api.ingest`` (server-side FastCDC and SHA-256 straight to the nodes); ETag = MD5 of the body |
 | GET    | /{bucket}/{key}  | GetObject: verified chunks (``dfs.api.file_stream``), Range |
 | HEAD   | /{bucket}/{key}  | HeadObject                                                   |
@@ -10,7 +10,7 @@
 
 GET, HEAD and DELETE, and sub-resources (``?tagging``, ``?acl``…), are answered by the
 modules ``dfs.s3.subresources`` names (versions, conditional reads, tagging, ACLs);
-CopyObject with REPLACE, POST (multipart) and other sub-resources answer 501 NotImplemented.
+POST (multipart calls aside) and other sub-resources answer 501 NotImplemented.
 Multipart calls (``?uploads``, ``?uploadId``) never reach these routes:
 ``dfs.s3.routes_multipart``'s middleware takes them first.
 """
@@ -22,7 +22,7 @@ from aiohttp import web
 from dfs.api.ingest import ingest
 from dfs.chunking import ChunkerProfile
 from dfs.s3 import object_writes, routes_copy, subresources
-from dfs.s3.bodies import BodyReader
+from dfs.s3.bodies import request_body
 from dfs.s3.checksums import Checksums
 from dfs.s3.context import (
     COORDINATOR,
@@ -32,7 +32,6 @@ from dfs.s3.context import (
 )
 from dfs.s3.errors import not_implemented
 from dfs.s3.names import target
-from dfs.server import StreamDeadline
 
 MAX_OBJECT_BYTES = 5 * 1024**3  # S3's largest single PUT
 _UNSUPPORTED_PUT_HEADERS = ("x-amz-object-lock-mode", "x-amz-copy-source-range")
@@ -52,22 +51,8 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     await ns.bucket(bucket)  # NoSuchBucket before reading the body
     if_absent = await object_writes.check_create(request, ns, bucket, key)
     sums = Checksums.from_headers(request.headers)
-    deadline = StreamDeadline(request)  # slow clients cannot pin the server
-
-    async def read_raw(n: int) -> bytes:
-        return await deadline.read(request.content.read, n)
-
+    body = request_body(request, sums)
     h = request.headers
-    body = BodyReader(
-        read_raw,
-        caller(request).payload_hash,
-        h.get("Content-Encoding", ""),
-        content_md5=h.get("Content-MD5"),
-        crc32_header=h.get("x-amz-checksum-crc32"),
-        chain=caller(request).chain,
-        decoded_length=h.get("x-amz-decoded-content-length"),
-        check=sums,
-    )
     declared = h.get("x-amz-decoded-content-length") or request.content_length
     file_id = ""
     if declared is not None and int(declared) == 0:

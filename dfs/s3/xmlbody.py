@@ -1,5 +1,5 @@
-"""Small XML request bodies of S3 calls (versioning, tagging, DeleteObjects, ACLs), read
-bounded and parsed by the standard library's expat (which refuses entity expansion bombs);
+"""Small XML request bodies of S3 calls (versioning, tagging, DeleteObjects, ACLs, CORS),
+read whole, bounded and checked (``dfs.s3.bodies``), and parsed by the standard library's expat (which refuses entity expansion bombs);
 element names are compared without their namespace, as S3 accepts bodies with or without
 ``xmlns``."""
 
@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 
 from aiohttp import web
 
+from dfs.s3.bodies import read_small
 from dfs.s3.errors import S3Error
 
 MAX_XML_BODY = 2 * 1024 * 1024  # DeleteObjects: 1000 keys of up to 1 KiB, escaped
@@ -19,10 +20,8 @@ def malformed(message: str = "The XML you provided was not well-formed") -> S3Er
 
 
 async def read_body(request: web.Request, limit: int = MAX_XML_BODY) -> bytes:
-    data = await request.content.read(limit + 1)
-    if len(data) > limit:
-        raise malformed("the XML body is too large")
-    return data
+    """The whole body, decoded and checked (``dfs.s3.bodies.read_small``)."""
+    return await read_small(request, limit, malformed("the XML body is too large"))
 
 
 def parse(data: bytes, root: str) -> ET.Element:

@@ -4,8 +4,8 @@ headers S3 keeps (Cache-Control, Content-Disposition, Content-Encoding, Content-
 Expires) on PutObject, CreateMultipartUpload and CopyObject; no dfs header on an S3 GET;
 ``response-*`` overrides (signed, presigned fetched with plain HTTP, refused anonymously);
 CopyObject's metadata and tagging directives; atomic ``If-None-Match: *`` on PutObject and
-CompleteMultipartUpload. The main case runs on SQLite and DynamoDB (moto), the rest on
-SQLite."""
+CompleteMultipartUpload; small (XML) bodies checked against the signed hash. The main case
+runs on SQLite and DynamoDB (moto), the rest on SQLite."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.e2e.test_s3_boto3 import Gateway, _code, gateway
@@ -72,7 +75,9 @@ def test_stored_headers_copy_directives_and_conditional_create(gateway: Gateway)
         **STORED,
     )
     want = {**STORED, "Expires": EXPIRES}
-    for answer in (s3.head_object(Bucket="meta", Key="k"), s3.get_object(Bucket="meta", Key="k")):
+    got = s3.get_object(Bucket="meta", Key="k")
+    assert got["Body"].read() == b"data"  # as sent: a stored Content-Encoding decodes nothing
+    for answer in (s3.head_object(Bucket="meta", Key="k"), got):
         assert stored_of(answer) == want
         assert answer["ContentType"] == "text/plain"
         assert not set(DFS_ONLY) & set(http_headers(answer))
@@ -274,3 +279,32 @@ def test_multipart_headers_conditional_complete_and_download(
     )
     got = s3.get_object(Bucket="mpu", Key="fresh")
     assert (got["Body"].read(), got["ContentLanguage"]) == (b"small", "nl")
+
+
+def test_small_bodies_are_checked_against_the_signed_hash(sqlite_gateway: Gateway) -> None:
+    """An XML body (here PutObjectTagging's) changed after signing is refused, and the
+    change does not happen: every body goes through ``dfs.s3.bodies``' checks."""
+    gw = sqlite_gateway
+    s3 = gw.client()
+    s3.create_bucket(Bucket="signed")
+    s3.put_object(Bucket="signed", Key="k", Body=b"x", Tagging="a=1")
+    tagging = "<Tagging><TagSet><Tag><Key>a</Key><Value>{}</Value></Tag></TagSet></Tagging>"
+    signed, sent = tagging.format("2").encode(), tagging.format("3").encode()
+    request = AWSRequest("PUT", f"{gw.url}/signed/k?tagging", data=signed)
+    S3SigV4Auth(Credentials(gw.key_id, gw.secret), "s3", "us-east-1").add_auth(request)
+    forged = urllib.request.Request(
+        f"{gw.url}/signed/k?tagging", data=sent, headers=dict(request.headers), method="PUT"
+    )
+    with pytest.raises(urllib.error.HTTPError) as http:
+        urllib.request.urlopen(forged, timeout=30)
+    body = http.value.read()
+    http.value.close()
+    assert http.value.code == 400
+    assert b"XAmzContentSHA256Mismatch" in body
+    assert s3.get_object_tagging(Bucket="signed", Key="k")["TagSet"] == [{"Key": "a", "Value": "1"}]
+    honest = urllib.request.Request(
+        f"{gw.url}/signed/k?tagging", data=signed, headers=dict(request.headers), method="PUT"
+    )
+    with urllib.request.urlopen(honest, timeout=30) as resp:
+        assert resp.status == 200
+    assert s3.get_object_tagging(Bucket="signed", Key="k")["TagSet"] == [{"Key": "a", "Value": "2"}]

@@ -195,6 +195,13 @@ def test_rclone_copy_sync_check_lsf(gateway: Gateway, tmp_path: Path) -> None:
     assert "json/" in tops
     run([*rclone, "copy", "dfs:rclone-bucket/tree", str(tmp_path / "back")], env)
     assert digests(tmp_path / "back") == digests(tree)
+    # a touched but unchanged file: rclone rewrites its mtime with CopyObject REPLACE onto
+    # the object itself (metadata only)
+    touched = tree / "json" / "decoder.py"
+    os.utime(touched, (1_600_000_000, 1_600_000_000))
+    run([*rclone, "sync", str(tree), "dfs:rclone-bucket/tree"], env)
+    listed = json.loads(run([*rclone, "lsjson", "dfs:rclone-bucket/tree/json/decoder.py"], env))
+    assert listed[0]["ModTime"].startswith("2020-09-13T12:26:40")
 
 
 def test_restic_backup_check_restore(gateway: LoggedGateway, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -97,11 +98,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_client(args: list[str], token: str) -> tuple[dict[str, Any], float, int, float]:
-    """Run dfs-client; return its JSON answer, wall seconds, peak RSS in bytes, CPU seconds."""
+def run_client(
+    args: list[str], token: str, wrap: Sequence[str] = ()
+) -> tuple[dict[str, Any], float, int, float]:
+    """Run dfs-client (under ``wrap``, e.g. a profiler's command line ending in ``--``);
+    return its JSON answer, wall seconds, peak RSS in bytes, CPU seconds."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [console_script("dfs-client"), *args],
+        [*wrap, console_script("dfs-client"), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "DFS_TOKEN": token},
@@ -116,7 +120,9 @@ def run_client(args: list[str], token: str) -> tuple[dict[str, Any], float, int,
     if proc.returncode != 0:
         raise RuntimeError(f"dfs-client {' '.join(args)} failed: {err.decode()}")
     cpu = usage.ru_utime + usage.ru_stime
-    return json.loads(out.splitlines()[-1]), seconds, usage.ru_maxrss * 1024, cpu
+    # the last JSON line: a profiler in ``wrap`` may print its own lines after the client's
+    answer = next(ln for ln in reversed(out.splitlines()) if ln.startswith(b"{"))
+    return json.loads(answer), seconds, usage.ru_maxrss * 1024, cpu
 
 
 def vm_hwm(pid: int) -> int:

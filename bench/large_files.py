@@ -1,7 +1,7 @@
 """One large file side by side: dfs at RF 1 and RF 2 against borg and restic, in one run.
 
     python -m bench.large_files [--size-mib 1024] [--file PATH] [--tools dfs borg restic]
-                                [--concurrency 8] [--dir DIR]
+                                [--concurrency 8] [--dir DIR] [--profile DIR]
 
 The file is real data of this machine, not generated: ``--file PATH``, or by default the
 regular files under ``/usr/lib``, ``/usr/bin`` and ``/usr/share`` concatenated in sorted order
@@ -21,6 +21,10 @@ writers, with the kernel CPU they cost per GiB (two copies of every byte on one 
 bounded by half the two-writer rate, and pays the two-writer kernel cost per copy). The targets
 (issue 19): RF 1 upload and download at least 1.25x borg's MB/s; RF 2 upload at least 0.8x
 half the two-writer disk rate, with server CPU per GiB at most 2x RF 1's.
+
+``--profile DIR`` records every dfs step with py-spy (``record -f raw --threads``, collapsed
+stacks: ``dfs-rf1-upload.txt`` for the client, ``dfs-rf1-upload-server-PID.txt`` for the API
+and each node); the client's CPU figures then include py-spy's own.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import filecmp
 import os
 import resource
 import shutil
+import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +43,7 @@ from pathlib import Path
 
 from bench import small_files
 from bench.core import chunk_write_rate, run_client
-from dfs.localcluster import LocalCluster
+from dfs.localcluster import LocalCluster, console_script
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -133,7 +139,34 @@ def run(cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> Ste
     return Step(got.seconds, got.cpu, got.rss)
 
 
-def bench_dfs(base: Path, src: Path, rf: int, concurrency: int) -> Tool:
+def _spy() -> list[str]:
+    """py-spy recording collapsed stacks of every thread."""
+    return [console_script("py-spy"), "record", "-f", "raw", "-r", "200", "--threads"]
+
+
+def spies(profile: Path | None, step: str, pids: Sequence[int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each server process for one step (none without ``profile``)."""
+    if profile is None:
+        return []
+    return [small_files.server_spy(_spy(), profile, step, pid) for pid in pids]
+
+
+def client_wrap(profile: Path | None, step: str) -> list[str]:
+    """The command line that runs the client under py-spy (empty without ``profile``)."""
+    if profile is None:
+        return []
+    return [*_spy(), "-o", str(profile / f"{step}.txt"), "--"]
+
+
+def stop_spies(running: Sequence[subprocess.Popen[bytes]]) -> None:
+    for s in running:
+        s.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
+        s.wait()
+
+
+def bench_dfs(
+    base: Path, src: Path, rf: int, concurrency: int, profile: Path | None = None
+) -> Tool:
     tool = Tool(f"dfs RF {rf}")
     with LocalCluster(base / f"dfs-rf{rf}", nodes=2, replication_factor=rf) as cluster:
         pids = [p.popen.pid for p in cluster.node_procs if p.popen]
@@ -148,9 +181,14 @@ def bench_dfs(base: Path, src: Path, rf: int, concurrency: int) -> Tool:
                 if step == "upload"
                 else ["download", "--json", *conc, cluster.api_url, file_id, str(out)]
             )
+            name = f"dfs-rf{rf}-{step}"
+            running = spies(profile, name, pids)
             user0, sys0 = servers_cpu(pids)
-            answer, seconds, rss, cpu = run_client(args, cluster.admin_token)
+            answer, seconds, rss, cpu = run_client(
+                args, cluster.admin_token, client_wrap(profile, name)
+            )
             user1, sys1 = servers_cpu(pids)
+            stop_spies(running)
             tool.steps[step] = Step(seconds, cpu, rss, user1 - user0, sys1 - sys0)
             file_id = file_id or str(answer["file_id"])
         tool.identical = filecmp.cmp(src, out, shallow=False)
@@ -263,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rf", type=int, nargs="+", default=[1, 2])
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
+    p.add_argument("--profile", type=Path, default=None, help="py-spy profiles of dfs's steps")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dfs-large-", dir=args.dir) as tmp:
         base = Path(tmp)
@@ -276,7 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         tools: list[Tool] = []
         for name in args.tools:
             if name == "dfs":
-                tools += [bench_dfs(base, src, rf, args.concurrency) for rf in args.rf]
+                if args.profile is not None:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                tools += [
+                    bench_dfs(base, src, rf, args.concurrency, args.profile) for rf in args.rf
+                ]
             elif name == "borg":
                 tools.append(bench_borg(base, src))
             elif name == "restic":

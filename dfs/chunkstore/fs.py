@@ -185,6 +185,16 @@ class FsChunkStore:
         if fds:
             asyncio.get_running_loop().run_in_executor(None, _close_all, fds)
 
+    def put_verified_blocking(self, chunk_id: ChunkId, data: Buffer) -> _Written:
+        """``put`` of bytes the caller hashed already, blocking (for a caller already on a
+        worker thread: ``PackChunkStore`` checks, reserves and writes a large chunk in one
+        thread hand-off). Hand the descriptor it returns to ``release`` on the event loop."""
+        return self._put(chunk_id, data, verified=True)
+
+    def release(self, replaced: Sequence[int | None]) -> None:
+        """``_release`` for ``put_verified_blocking``'s callers (on the event loop)."""
+        self._release(replaced)
+
     def _put(self, chunk_id: ChunkId, data: Buffer, *, verified: bool = False) -> _Written:
         """Write verified bytes whether or not a copy is here: the same steps, the same
         capacity check and the same durable work either way (see the module docstring)."""

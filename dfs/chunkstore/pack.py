@@ -121,14 +121,40 @@ class PackChunkStore:
     # --- writes ---------------------------------------------------------------------------
 
     async def put(self, chunk_id: ChunkId, data: Buffer) -> bool:
-        [new] = await self.put_many([(chunk_id, data)])
-        return new
+        if len(data) < self._threshold:
+            [new] = await self.put_many([(chunk_id, data)])
+            return new
+        # a large chunk alone (each /store-chunk of a big file): the same steps as put_many's
+        # (hash, reservation, file write with its fsyncs), in one worker-thread hand-off
+        # instead of two: each hand-off is a wake-up and a fight for the interpreter lock
+        in_packs = self._packs.held([chunk_id])
+        new, replaced = await asyncio.to_thread(self._put_file, chunk_id, data)
+        self._files.release([replaced])
+        for held in in_packs:
+            await asyncio.to_thread(self._packs.remove, held)
+        return new and not in_packs
+
+    def _put_file(self, chunk_id: ChunkId, data: Buffer) -> tuple[bool, int | None]:
+        self._verify_all([(chunk_id, data)])
+        self._reserve(len(data))
+        try:
+            return self._files.put_verified_blocking(chunk_id, data)
+        finally:
+            self._unreserve(len(data))
 
     async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
         """Check every hash, reserve the whole batch's bytes, then store the small chunks in
         one pack append and the large ones as files; one bool per item (True: not held)."""
         await asyncio.to_thread(self._verify_all, items)
         need = sum(len(d) for _, d in items)
+        self._reserve(need)
+        try:
+            return await self._store(items)
+        finally:
+            self._unreserve(need)
+
+    def _reserve(self, need: int) -> None:
+        """Count ``need`` bytes as being written, or InsufficientStorage if they do not fit."""
         with self._lock:
             if (
                 self._capacity is not None
@@ -139,11 +165,10 @@ class PackChunkStore:
                     f" ({self._reserved} being written), the write needs {need}"
                 )
             self._reserved += need
-        try:
-            return await self._store(items)
-        finally:
-            with self._lock:
-                self._reserved -= need
+
+    def _unreserve(self, need: int) -> None:
+        with self._lock:
+            self._reserved -= need
 
     def _verify_all(self, items: Sequence[tuple[ChunkId, Buffer]]) -> None:
         for chunk_id, data in items:

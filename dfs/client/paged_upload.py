@@ -6,8 +6,12 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
 (``dfs.api.routes_paged``):
 
 - a worker thread chunks and hashes the file (``PageScanner``) and hands over pages of
-  ``protocol.MAX_PAGE_CHUNKS`` chunk refs, at most ``PAGES_AHEAD`` ahead of the sender, so
-  memory stays bounded whatever the file's size;
+  chunk refs, at most ``PAGES_AHEAD`` ahead of the sender, so memory stays bounded whatever
+  the file's size. The first page ends at ``FIRST_PAGE_BYTES`` and each next one may be
+  twice as big as the last, up to ``protocol.MAX_PAGE_CHUNKS`` chunks: the first chunks go
+  out after a short scan instead of after a whole page of thousands of chunks (a 1 GiB file
+  of 1 MiB chunks was one page, so its scan and its sends did not overlap at all), and a
+  huge file still costs few pages (each is two API calls and a wait for its proof);
 - each page is appended and planned (``/paged-upload/page``), its chunks sent exactly as a
   whole file's (``ChunkSender``: the small ones in the packs of the page's plan, one
   ``/store-chunks`` each; re-plans around failed nodes, page-scoped), then proven
@@ -39,8 +43,11 @@ from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
 from dfs.client.upload import FINAL, FileUpload, UploadPipeline, UploadResult
 
-PAGED_BYTES = 1 << 30
-"""Files above this size are uploaded page by page (scan overlapping send) in any case."""
+PAGED_BYTES = 64 << 20
+"""Files above this size are uploaded page by page (scan overlapping send) in any case:
+a whole-file plan makes the servers wait for the scan of the whole file (bench/README.md)."""
+FIRST_PAGE_BYTES = 32 << 20
+"""Where the first page ends (or at MAX_PAGE_CHUNKS chunks); the next may be twice as big."""
 PAGES_AHEAD = 2
 """Pages scanned ahead of the one being sent: memory ~ (PAGES_AHEAD + 2) pages of refs."""
 
@@ -55,10 +62,17 @@ def wants_pages(size: int, profile: ChunkerProfile, paged_bytes: int = PAGED_BYT
 class PageScanner:
     """Chunks and hashes a file in a worker thread, handing over pages of chunk refs."""
 
-    def __init__(self, path: Path, profile: ChunkerProfile, page_chunks: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        profile: ChunkerProfile,
+        page_chunks: int,
+        first_page_bytes: int = FIRST_PAGE_BYTES,
+    ) -> None:
         self.path = path
         self.profile = profile
         self.page_chunks = page_chunks
+        self.first_page_bytes = first_page_bytes
         self.size = 0
         self._whole = hashlib.sha256()
         self._pages: asyncio.Queue[list[ChunkRef] | None] = asyncio.Queue(PAGES_AHEAD)
@@ -76,18 +90,25 @@ class PageScanner:
             asyncio.run_coroutine_threadsafe(self._pages.put(page), self._loop).result()
 
     def _scan(self) -> None:
+        """Pages of at most ``page_chunks`` chunks, the first ending at ``first_page_bytes``
+        and each next at twice the bytes of the last: a function of the file's chunks only,
+        so a resumed upload cuts the same pages."""
         page: list[ChunkRef] = []
+        page_bytes = 0
+        page_limit = self.first_page_bytes
         try:
             with open(self.path, "rb", buffering=4 * protocol.MIB) as f:
                 for chunk in self.profile.split(f):
                     if self._stop.is_set():
                         return
+                    n = len(chunk.data)
                     self._whole.update(chunk.data)
-                    page.append(ChunkRef(chunk.offset, len(chunk.data), chunk.chunk_id))
-                    self.size += len(chunk.data)
-                    if len(page) >= self.page_chunks:
+                    page.append(ChunkRef(chunk.offset, n, chunk.chunk_id))
+                    self.size += n
+                    page_bytes += n
+                    if len(page) >= self.page_chunks or page_bytes >= page_limit:
                         self._put(page)
-                        page = []
+                        page, page_bytes, page_limit = [], 0, 2 * page_limit
             if page:
                 self._put(page)
         finally:
@@ -165,7 +186,9 @@ class PagedUpload:
         st = os.stat(self.path)
         if self.conn.resume:
             await asyncio.to_thread(UploadJournal.sweep)
-            key = f"paged:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            # "paged2": pages cut by FIRST_PAGE_BYTES; a journal of "paged" (pages of
+            # MAX_PAGE_CHUNKS chunks) names other pages and must not be resumed with these
+            key = f"paged2:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
             self.journal = UploadJournal.for_upload(
                 self.conn.api_url, self.conn.token, key, str(self.pipe.profile), self.name
             )

@@ -16,7 +16,7 @@ import pytest
 from dfs import protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
-from dfs.client.paged_upload import PAGES_AHEAD, PageScanner
+from dfs.client.paged_upload import PAGED_BYTES, PAGES_AHEAD, PageScanner, wants_pages
 from dfs.transport.api_client import ApiClient
 from dfs.transport.node_client import NodeClient
 from tests.integration.conftest import ADMIN_TOKEN, running_cluster
@@ -183,3 +183,33 @@ async def test_a_pages_chunks_go_in_the_packs_of_its_plan(
     assert calls["put_chunk"] == 0
     assert calls["store_chunks"] == sum(packs)
     assert out.read_bytes() == data
+
+
+async def test_pages_start_small_and_grow(tmp_path: Path) -> None:
+    """The first page ends at first_page_bytes and each next one may hold twice the bytes
+    of the last, up to page_chunks chunks: the first chunks go out after a short scan, and
+    the same file is always cut into the same pages (a resumed upload relies on it)."""
+    src = tmp_path / "big.bin"
+    data = random.Random(5).randbytes(4 * protocol.MIB + 100)
+    src.write_bytes(data)
+    profile = ChunkerProfile.fixed(64 * protocol.KIB)
+
+    async def cut(page_chunks: int) -> list[list[int]]:
+        scanner = PageScanner(src, profile, page_chunks, first_page_bytes=256 * protocol.KIB)
+        pages = [[r.size for r in page] async for page in scanner.pages()]
+        assert scanner.size == len(data)
+        assert scanner.sha256 == hashlib.sha256(data).hexdigest()
+        return pages
+
+    pages = await cut(protocol.MAX_PAGE_CHUNKS)
+    assert [len(p) for p in pages] == [4, 8, 16, 32, 5]  # 256 KiB, 512 KiB, 1, 2 MiB, rest
+    assert pages[-1][-1] == 100
+    assert await cut(protocol.MAX_PAGE_CHUNKS) == pages
+    assert [len(p) for p in await cut(10)] == [4, 8, 10, 10, 10, 10, 10, 3]
+
+
+def test_big_files_go_page_by_page() -> None:
+    """Past PAGED_BYTES a file is paged whatever its chunker (its scan overlaps its sends)."""
+    default = ChunkerProfile.default()
+    assert wants_pages(PAGED_BYTES + 1, default)
+    assert not wants_pages(PAGED_BYTES, default)

@@ -27,7 +27,6 @@ import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,7 @@ from botocore.exceptions import ClientError
 
 from dfs.localcluster import LocalCluster
 from dfs.s3.sigv4 import EMPTY_SHA256, signing_key
-from tests.e2e.conftest import run_cli
-from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc, aws_cli
+from tests.e2e.conftest import Gateway, aws_cli, started_gateway
 
 STDLIB_PARTS = ("json", "email", "asyncio", "logging", "html", "http", "urllib", "xml")
 TIMEOUT = 300
@@ -75,31 +73,12 @@ def digests(root: Path) -> dict[str, str]:
     }
 
 
-@dataclass
-class LoggedGateway(Gateway):
-    log: Path = Path()
-
-
 @pytest.fixture
-def gateway(
-    sqlite_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LoggedGateway]:
+def gateway(sqlite_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
     monkeypatch.setenv("DFS_LOG_LEVEL", "DEBUG")  # the gateway logs each body's framing
     monkeypatch.setenv("DFS_S3_DOMAIN", DOMAIN)
-    api = sqlite_cluster.api_url
-    run_cli("admin", "create-tenant", api, "clients")
-    token = run_cli("admin", "create-token", api, "clients").stdout.strip()
-    made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
-    proc = _gateway_proc(sqlite_cluster)
-    proc.start()
-    try:
-        url = proc.wait_listening(30.0)
-        yield LoggedGateway(
-            url, api, token, made["access_key_id"], made["secret_access_key"], proc.log
-        )
-    finally:
-        proc.stop()
-        print(f"===== s3.log\n{proc.log.read_text(errors='replace')[-4000:]}")
+    with started_gateway(sqlite_cluster, "clients") as gw:
+        yield gw
 
 
 def client_env(gw: Gateway, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -197,7 +176,7 @@ def test_rclone_copy_sync_check_lsf(gateway: Gateway, tmp_path: Path) -> None:
     assert digests(tmp_path / "back") == digests(tree)
 
 
-def test_restic_backup_check_restore(gateway: LoggedGateway, tmp_path: Path) -> None:
+def test_restic_backup_check_restore(gateway: Gateway, tmp_path: Path) -> None:
     tree = real_tree(tmp_path / "tree")
     env = client_env(
         gateway,

@@ -6,13 +6,9 @@ collection of abandoned uploads."""
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,45 +16,17 @@ from urllib.parse import quote
 import pytest
 from botocore.exceptions import ClientError
 
-from dfs.localcluster import LocalCluster, http_json
-from tests.e2e.conftest import run_cli, started_cluster
-from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc, aws_cli
+from dfs.localcluster import http_json
+from tests.e2e.conftest import (
+    Gateway,
+    aws_cli,
+    aws_env,
+    s3_code,
+    started_cluster,
+    started_gateway,
+)
 
 MIB = 1024 * 1024
-
-
-@contextmanager
-def _gateway(cluster: LocalCluster) -> Iterator[Gateway]:
-    api = cluster.api_url
-    run_cli("admin", "create-tenant", api, "s3t")
-    token = run_cli("admin", "create-token", api, "s3t").stdout.strip()
-    made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
-    proc = _gateway_proc(cluster)
-    proc.start()
-    try:
-        url = proc.wait_listening(30.0)
-        yield Gateway(url, api, token, made["access_key_id"], made["secret_access_key"])
-    finally:
-        proc.stop()
-        print(f"===== s3.log\n{proc.log.read_text(errors='replace')[-4000:]}")
-
-
-@pytest.fixture
-def gateway(cluster: LocalCluster) -> Iterator[Gateway]:
-    """dfs-s3 beside a cluster on each metadata backend (SQLite, DynamoDB on moto)."""
-    with _gateway(cluster) as gw:
-        yield gw
-
-
-@pytest.fixture
-def sqlite_gateway(sqlite_cluster: LocalCluster) -> Iterator[Gateway]:
-    with _gateway(sqlite_cluster) as gw:
-        yield gw
-
-
-def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
-    err = exc.value.response
-    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def _md5(data: bytes) -> str:
@@ -158,7 +126,7 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     ]:
         with pytest.raises(ClientError) as exc:
             complete(parts)
-        assert _code(exc) == (code, 400), parts
+        assert s3_code(exc) == (code, 400), parts
     small = _start(s3, "mpu", "small")
     es = [
         s3.upload_part(Bucket="mpu", Key="small", UploadId=small, PartNumber=n, Body=b"x" * 10)[
@@ -168,17 +136,17 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     ]
     with pytest.raises(ClientError) as exc:
         complete([(1, es[0]), (2, es[1])], "small", small)
-    assert _code(exc) == ("EntityTooSmall", 400)
+    assert s3_code(exc) == ("EntityTooSmall", 400)
     # refused Completes leave the upload open: the right list completes it
     done = complete([(1, e1b), (2, e2), (3, e3)])
     assert done["ETag"] == _multipart_etag([p1b, p2, p3])
     assert s3.get_object(Bucket="mpu", Key="obj")["Body"].read() == p1b + p2 + p3
     with pytest.raises(ClientError) as exc:
         complete([(1, e1b), (2, e2), (3, e3)])
-    assert _code(exc) == ("NoSuchUpload", 404)
+    assert s3_code(exc) == ("NoSuchUpload", 404)
     with pytest.raises(ClientError) as exc:
         s3.upload_part(Bucket="mpu", Key="obj", UploadId=uid, PartNumber=4, Body=b"late")
-    assert _code(exc) == ("NoSuchUpload", 404)
+    assert s3_code(exc) == ("NoSuchUpload", 404)
 
     # Abort: the upload is gone, its parts with it
     s3.abort_multipart_upload(Bucket="mpu", Key="small", UploadId=small)
@@ -190,13 +158,13 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     ):
         with pytest.raises(ClientError) as exc:
             call()
-        assert _code(exc) == ("NoSuchUpload", 404)
+        assert s3_code(exc) == ("NoSuchUpload", 404)
     with pytest.raises(ClientError) as exc:
         s3.upload_part(Bucket="mpu", Key="another", UploadId=other, PartNumber=0, Body=b"x")
-    assert _code(exc)[1] == 400
+    assert s3_code(exc)[1] == 400
     with pytest.raises(ClientError) as exc:
         s3.create_multipart_upload(Bucket="nobucket", Key="k")
-    assert _code(exc) == ("NoSuchBucket", 404)
+    assert s3_code(exc) == ("NoSuchBucket", 404)
 
     # UploadPartCopy: a range of obj, then the whole of a small object
     s3.put_object(Bucket="mpu", Key="tail", Body=b"tail bytes")
@@ -223,7 +191,7 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
             CopySource="mpu/tail",
             CopySourceRange="bytes=5-100",
         )
-    assert _code(exc) == ("InvalidArgument", 400)
+    assert s3_code(exc) == ("InvalidArgument", 400)
     done = complete([(1, c1), (2, c2)], "another", other)
     assert done["ETag"] == _multipart_etag(expect)
     assert s3.get_object(Bucket="mpu", Key="another")["Body"].read() == b"".join(expect)
@@ -264,7 +232,10 @@ def test_multipart_dedups_like_a_single_put(
     chunks: Complete re-chunked it as one stream). The one big test of this module."""
     meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
     started = time.monotonic()
-    with started_cluster(tmp_path, meta, monkeypatch, request) as c, _gateway(c) as gw:
+    with (
+        started_cluster(tmp_path, meta, monkeypatch, request) as c,
+        started_gateway(c, "s3t") as gw,
+    ):
         s3 = gw.client()
         s3.create_bucket(Bucket="ddp")
         src, edited = tmp_path / "data.bin", tmp_path / "edited.bin"
@@ -298,7 +269,7 @@ def test_abandoned_uploads_are_collected(gateway: Gateway) -> None:
         time.sleep(1)
     with pytest.raises(ClientError) as exc:
         s3.list_parts(Bucket="old", Key="k", UploadId=uid)
-    assert _code(exc) == ("NoSuchUpload", 404)
+    assert s3_code(exc) == ("NoSuchUpload", 404)
 
 
 def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_path: Path) -> None:
@@ -308,14 +279,7 @@ def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_p
     data = random.Random(9).randbytes(17 * MIB + 3)
     src = tmp_path / "src.bin"
     src.write_bytes(data)
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": gw.key_id,
-        "AWS_SECRET_ACCESS_KEY": gw.secret,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }
+    env = aws_env(gw, tmp_path)
     cmd = [aws_cli(), "--endpoint-url", gw.url, "s3", "cp", str(src), "s3://cli-mp/big.bin"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

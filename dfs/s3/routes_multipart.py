@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import unquote
 
 from aiohttp import hdrs, web
@@ -48,7 +48,7 @@ from dfs.meta.multipart import (
     MultipartUpload,
     UploadPart,
 )
-from dfs.s3 import multipart_xml
+from dfs.s3 import multipart_listing, multipart_xml
 from dfs.s3.bodies import BodyReader
 from dfs.s3.context import (
     COORDINATOR,
@@ -386,21 +386,27 @@ async def list_parts(request: web.Request, bucket: str, key: str) -> web.Respons
 
 
 async def list_uploads(request: web.Request, bucket: str) -> web.Response:
-    allowed = {"uploads", "prefix", "key-marker", "upload-id-marker", "max-uploads"}
+    allowed = {"uploads", "prefix", "delimiter", "key-marker", "upload-id-marker", "max-uploads"}
     q = _refuse_params(request, allowed | {"encoding-type"})
     if q.get("encoding-type", "url") != "url":
         raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request")
     max_uploads = _int_param(q, "max-uploads", MAX_LISTED, 0, MAX_LISTED)
     await request.app[NAMESPACE].visible_bucket(principal(request), bucket)
-    after = None
-    if q.get("key-marker"):
-        # without an upload-id-marker, every upload of the marker key is skipped ("~" sorts
-        # after every upload id: hex digits)
-        after = (q["key-marker"], q.get("upload-id-marker") or "~")
-    found = await request.app[MULTIPART].store.list_multipart_uploads(
-        bucket, q.get("prefix", ""), after, max_uploads + 1
+    query = multipart_listing.Query(
+        q.get("prefix", ""),
+        q.get("delimiter", ""),
+        q.get("key-marker", ""),
+        # S3 ignores an upload-id-marker sent without a key-marker
+        q.get("upload-id-marker", "") if q.get("key-marker") else "",
+        "encoding-type" in q,
     )
-    inner = multipart_xml.list_uploads_xml(bucket, found, q, max_uploads)
+    store = request.app[MULTIPART].store
+
+    def lister(after: multipart_listing.After, limit: int) -> Awaitable[list[MultipartUpload]]:
+        return store.list_multipart_uploads(bucket, query.prefix, after, limit)
+
+    entries, truncated = await multipart_listing.uploads_page(lister, query, max_uploads)
+    inner = multipart_listing.list_uploads_xml(bucket, entries, truncated, query, max_uploads)
     return xml_response("ListMultipartUploadsResult", inner)
 
 

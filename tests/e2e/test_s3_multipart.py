@@ -9,6 +9,7 @@ import hashlib
 import random
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -286,3 +287,50 @@ def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_p
     got = gw.client().get_object(Bucket="cli-mp", Key="big.bin")
     assert got["ETag"].endswith('-3"')
     assert got["Body"].read() == data
+
+
+def _page(s3: Any, **kw: Any) -> tuple[list[str], list[str], dict[str, Any]]:
+    got = s3.list_multipart_uploads(Bucket="tree", **kw)
+    keys = [u["Key"] for u in got.get("Uploads", [])]
+    return keys, [p["Prefix"] for p in got.get("CommonPrefixes", [])], got
+
+
+def test_list_uploads_with_delimiter_and_markers(gateway: Gateway) -> None:
+    """ListMultipartUploads rolls keys into CommonPrefixes, which count towards max-uploads
+    and resume from a NextKeyMarker that is one; encoding-type=url encodes keys and prefixes."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="tree")
+    ids = {k: _start(s3, "tree", k) for k in ["a/1", "a/2", "a/b/3", "c/x", "c/y", "d é/1"]}
+    b_ids = sorted(_start(s3, "tree", "b") for _ in range(2))
+    keys, prefixes, _ = _page(s3, Delimiter="/")
+    assert (keys, prefixes) == (["b", "b"], ["a/", "c/", "d é/"])
+    keys, prefixes, _ = _page(s3, Delimiter="/", Prefix="a/")
+    assert (keys, prefixes) == (["a/1", "a/2"], ["a/b/"])
+    # pages of two entries: a prefix or an upload each
+    keys, prefixes, got = _page(s3, Delimiter="/", MaxUploads=2)
+    assert (keys, prefixes, got["IsTruncated"]) == (["b"], ["a/"], True)
+    assert (got["NextKeyMarker"], got["NextUploadIdMarker"]) == ("b", b_ids[0])
+    marker = {"KeyMarker": "b", "UploadIdMarker": b_ids[0]}
+    keys, prefixes, got = _page(s3, Delimiter="/", MaxUploads=2, **marker)
+    assert (keys, prefixes, got["IsTruncated"]) == (["b"], ["c/"], True)
+    assert (got["NextKeyMarker"], got.get("NextUploadIdMarker", "")) == ("c/", "")
+    keys, prefixes, got = _page(s3, Delimiter="/", MaxUploads=2, KeyMarker="c/")
+    assert (keys, prefixes, got["IsTruncated"]) == ([], ["d é/"], False)
+    # a key marker alone skips every upload of that key; without a delimiter all are listed
+    keys, _, _ = _page(s3, KeyMarker="a/2")
+    assert keys == ["a/b/3", "b", "b", "c/x", "c/y", "d é/1"]
+    assert _page(s3, Delimiter="/", Prefix="c/")[0] == ["c/x", "c/y"]
+    signed = gateway.client(signature_version="s3v4")
+    url = signed.generate_presigned_url(
+        "list_multipart_uploads",
+        Params={"Bucket": "tree", "Delimiter": "/", "Prefix": "d é/", "EncodingType": "url"},
+    )
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        body = resp.read().decode()
+    assert "<Key>d%20%C3%A9/1</Key>" in body
+    assert "<Prefix>d%20%C3%A9/</Prefix>" in body
+    assert "<EncodingType>url</EncodingType>" in body
+    assert f"<UploadId>{ids['d é/1']}</UploadId>" in body
+    for key, uid in [*ids.items(), *(("b", u) for u in b_ids)]:
+        s3.abort_multipart_upload(Bucket="tree", Key=key, UploadId=uid)
+    assert _page(s3, Delimiter="/")[:2] == ([], [])

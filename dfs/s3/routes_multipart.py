@@ -4,10 +4,10 @@
 |--------|-------------------------------|--------------------------------------------------|
 | POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type`` and ``x-amz-meta-*`` kept for the object) |
 | PUT    | /{bucket}/{key}?partNumber&uploadId | UploadPart; with ``x-amz-copy-source`` (and ``x-amz-copy-source-range``): UploadPartCopy |
-| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload                          |
+| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload (the part sizes kept for ``partNumber`` reads, ``dfs.s3.part_numbers``) |
 | DELETE | /{bucket}/{key}?uploadId      | AbortMultipartUpload (204)                       |
 | GET    | /{bucket}/{key}?uploadId      | ListParts (``max-parts``, ``part-number-marker``) |
-| GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``) |
+| GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``delimiter``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``; ``dfs.s3.multipart_listing``) |
 
 These calls share their paths with the object and bucket calls and are told apart by their
 query, so ``dispatch`` (a middleware after SigV4) hands them here before the object routes
@@ -48,7 +48,7 @@ from dfs.meta.multipart import (
     MultipartUpload,
     UploadPart,
 )
-from dfs.s3 import multipart_listing, multipart_xml
+from dfs.s3 import checksums, multipart_listing, multipart_xml, part_numbers
 from dfs.s3.bodies import BodyReader
 from dfs.s3.context import (
     COORDINATOR,
@@ -139,6 +139,8 @@ def _fields(request: web.Request) -> tuple[str, tuple[tuple[str, str], ...]]:
     meta = {
         k[11:].lower(): v for k, v in request.headers.items() if k.lower().startswith("x-amz-meta-")
     }
+    if any(checksums.is_reserved(k) for k in meta):
+        raise S3Error("InvalidArgument", 400, f"x-amz-meta-{checksums.RESERVED}* is reserved")
     try:
         ctype = request.headers.get(hdrs.CONTENT_TYPE)
         return (
@@ -288,7 +290,8 @@ async def _assemble_and_link(
             except FileNotFound:  # a part's file was deleted by its file id
                 raise S3Error("InvalidPart", 400, "a part's stored bytes are gone") from None
             file_id = str(made.body["file_id"])
-        fields = ObjectFields(content_type=u.content_type or None, metadata=u.user_metadata)
+        metadata = part_numbers.with_part_sizes(u.user_metadata, [p.size for p in parts])
+        fields = ObjectFields(content_type=u.content_type or None, metadata=metadata)
         await request.app[NAMESPACE].link(
             principal(request), u.bucket, u.key, file_id, fields, etag=etag
         )

@@ -12,7 +12,7 @@ version id, ListObjects version 1. Anything not in these tables answers 501 NotI
 | PUT    | bucket | ``acl``                       | PutBucketAcl                 | ``acl``            |
 | POST   | bucket | ``delete``                    | DeleteObjects                | ``routes_deletes`` |
 | GET, PUT, DELETE | bucket | ``cors``            | Get/Put/DeleteBucketCors     | ``cors``           |
-| GET    | object | (none, or ``versionId``)      | GetObject, HeadObject        | ``object_reads``   |
+| GET    | object | (none, ``versionId``, ``partNumber``) | GetObject, HeadObject | ``object_reads``   |
 | DELETE | object | (none, or ``versionId``)      | DeleteObject                 | ``routes_deletes`` |
 | GET    | object | ``tagging``                   | GetObjectTagging             | ``routes_tagging`` |
 | PUT    | object | ``tagging``                   | PutObjectTagging             | ``routes_tagging`` |
@@ -56,6 +56,7 @@ _PLAIN_OBJECT: dict[str, Handler] = {
     "DELETE": routes_deletes.delete_object,
 }
 _VERSION_ONLY = frozenset({"versionId"})
+_READ_PARAMS = frozenset({"versionId", "partNumber"})  # GetObject, HeadObject
 
 
 def _find(request: web.Request, table: dict[tuple[str, str], Handler]) -> Handler | None:
@@ -82,6 +83,8 @@ async def object_call(request: web.Request) -> web.StreamResponse:
     handler = _find(request, _OBJECT)
     if handler is None and q <= _VERSION_ONLY:
         handler = _PLAIN_OBJECT.get(request.method)
+    elif handler is None and q <= _READ_PARAMS and request.method in (hdrs.METH_GET, "HEAD"):
+        handler = object_reads.get_object
     if handler is None:
         raise not_implemented(f"{request.method} object ?{'&'.join(sorted(q))}")
     return await handler(request)

@@ -6,6 +6,8 @@ collection of abandoned uploads."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
 import subprocess
 import time
@@ -22,6 +24,7 @@ from tests.e2e.conftest import (
     Gateway,
     aws_cli,
     aws_env,
+    run_cli,
     s3_code,
     started_cluster,
     started_gateway,
@@ -334,3 +337,78 @@ def test_list_uploads_with_delimiter_and_markers(gateway: Gateway) -> None:
     for key, uid in [*ids.items(), *(("b", u) for u in b_ids)]:
         s3.abort_multipart_upload(Bucket="tree", Key=key, UploadId=uid)
     assert _page(s3, Delimiter="/")[:2] == ([], [])
+
+
+def _native_files(gw: Gateway) -> list[dict[str, Any]]:
+    """The tenant's files as ``dfs-client ls --all`` lists them."""
+    out = run_cli("ls", "--all", "--json", gw.api_url, env={"DFS_TOKEN": gw.token}).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_parts_are_not_the_tenants_files(gateway: Gateway) -> None:
+    """Parts in flight never show in the native listing; after Complete only the object's
+    file does, after Abort nothing more; a native upload of a part's bytes is a file of its
+    own (never the part, which the upload deletes)."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="quiet")
+    data = [os.urandom(5 * MIB), os.urandom(MIB)]
+    uid = _start(s3, "quiet", "dir/obj.bin")
+    etags = [
+        s3.upload_part(Bucket="quiet", Key="dir/obj.bin", UploadId=uid, PartNumber=n, Body=b)[
+            "ETag"
+        ]
+        for n, b in enumerate(data, start=1)
+    ]
+    assert _native_files(gateway) == []
+    same = s3.put_object(Bucket="quiet", Key="copy-of-part-2", Body=data[1])
+    assert same["ETag"] == f'"{_md5(data[1])}"'
+    body = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]}
+    s3.complete_multipart_upload(
+        Bucket="quiet", Key="dir/obj.bin", UploadId=uid, MultipartUpload=body
+    )
+    assert sorted(f["name"] for f in _native_files(gateway)) == ["copy-of-part-2", "obj.bin"]
+    got = s3.get_object(Bucket="quiet", Key="copy-of-part-2")["Body"].read()
+    assert got == data[1]  # its file was not the part's, deleted at Complete
+    dropped = _start(s3, "quiet", "gone")
+    s3.upload_part(Bucket="quiet", Key="gone", UploadId=dropped, PartNumber=1, Body=b"x" * 1000)
+    assert len(_native_files(gateway)) == 2
+    s3.abort_multipart_upload(Bucket="quiet", Key="gone", UploadId=dropped)
+    assert sorted(f["name"] for f in _native_files(gateway)) == ["copy-of-part-2", "obj.bin"]
+
+
+def test_part_number_reads(gateway: Gateway) -> None:
+    """GetObject/HeadObject ?partNumber answer that part's bytes with the parts count; an
+    object stored in one piece is its own part 1."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="parts")
+    data = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(MIB + 3)]
+    uid = s3.create_multipart_upload(Bucket="parts", Key="mp", Metadata={"owner": "me"})["UploadId"]
+    etags = [
+        s3.upload_part(Bucket="parts", Key="mp", UploadId=uid, PartNumber=n, Body=b)["ETag"]
+        for n, b in enumerate(data, start=1)
+    ]
+    body = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]}
+    s3.complete_multipart_upload(Bucket="parts", Key="mp", UploadId=uid, MultipartUpload=body)
+    got = s3.get_object(Bucket="parts", Key="mp", PartNumber=2)
+    assert got["Body"].read() == data[1]
+    assert got["PartsCount"] == 3
+    assert got["ContentRange"] == f"bytes {5 * MIB}-{10 * MIB - 1}/{11 * MIB + 3}"
+    head = s3.head_object(Bucket="parts", Key="mp", PartNumber=3)
+    assert (head["ContentLength"], head["PartsCount"]) == (MIB + 3, 3)
+    assert head["Metadata"] == {"owner": "me"}  # the kept part sizes are no user metadata
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="parts", Key="mp", PartNumber=4)
+    assert s3_code(exc) == ("InvalidPartNumber", 416)
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="parts", Key="mp", PartNumber=1, Range="bytes=0-1")
+    assert s3_code(exc)[1] == 400
+    single = os.urandom(1000)
+    s3.put_object(Bucket="parts", Key="one", Body=single)
+    got = s3.get_object(Bucket="parts", Key="one", PartNumber=1)
+    assert got["Body"].read() == single
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket="parts", Key="one", PartNumber=2)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    with pytest.raises(ClientError) as exc:
+        s3.create_multipart_upload(Bucket="parts", Key="x", Metadata={"dfs-part-sizes": "1"})
+    assert s3_code(exc) == ("InvalidArgument", 400)

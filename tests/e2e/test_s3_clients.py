@@ -6,9 +6,10 @@ standard library) byte-identical.
 
 The clients come from ``bash scripts/ci-tools.sh`` (rclone and restic from Debian's apt, the
 AWS CLI pinned in ``requirements/awscli.txt`` in ``.venv-awscli``). Sizes and options keep
-the clients off the calls the gateway does not answer yet (501): restic writes packs of
-4 MiB (``--pack-size 4``, single PUTs), rclone uploads below its ``upload_cutoff`` and
-copies server-side without multipart.
+the clients off the calls the gateway does not answer yet (501): rclone uploads below its
+``upload_cutoff`` and copies server-side without multipart. restic runs with its default
+pack size (16 MiB), with a large incompressible file in the tree so that packs reach it
+(restic asks minio-go for multipart only above 200 MiB, so packs go as chunk-signed PUTs).
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def test_rclone_copy_sync_check_lsf(gateway: Gateway, tmp_path: Path) -> None:
 
 def test_restic_backup_check_restore(gateway: Gateway, tmp_path: Path) -> None:
     tree = real_tree(tmp_path / "tree")
+    (tree / "big.bin").write_bytes(os.urandom(40 * 1024 * 1024))  # fills default-size packs
     env = client_env(
         gateway,
         tmp_path,
@@ -187,7 +189,7 @@ def test_restic_backup_check_restore(gateway: Gateway, tmp_path: Path) -> None:
     )
     restic = [tool("restic"), "-o", "s3.region=us-east-1"]
     run([*restic, "init"], env)
-    run([*restic, "backup", "--pack-size", "4", str(tree)], env)
+    run([*restic, "backup", str(tree)], env)
     run([*restic, "check", "--read-data"], env)
     run([*restic, "restore", "latest", "--target", str(tmp_path / "restored")], env)
     back = tmp_path / "restored" / tree.relative_to(tree.anchor)
@@ -197,6 +199,8 @@ def test_restic_backup_check_restore(gateway: Gateway, tmp_path: Path) -> None:
     # minio-go (restic's S3 client) signs every chunk of a PUT over HTTP
     log = gateway.log.read_text()
     assert "body: STREAMING-AWS4-HMAC-SHA256-PAYLOAD" in log
+    packs = gateway.client().list_objects_v2(Bucket="restic-repo", Prefix="data/")["Contents"]
+    assert max(p["Size"] for p in packs) >= 16 * 1024 * 1024  # the default pack size
 
 
 class _StreamingAuth(S3SigV4Auth):

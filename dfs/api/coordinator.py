@@ -55,6 +55,7 @@ from dfs.errors import (
 from dfs.ids import new_file_id
 from dfs.meta.base import (
     FILE_COMPLETE,
+    HIDDEN_NAME_PREFIX,
     ChunkState,
     FileRecord,
     Location,
@@ -515,9 +516,13 @@ class Coordinator:
 
     async def find_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
         """The tenant's complete file declaring this sha256: the first verified one, else
-        the first whose sha256 is only claimed (for ``dfs.api.content_check`` to verify)."""
+        the first whose sha256 is only claimed (for ``dfs.api.content_check`` to verify);
+        never a hidden file (``HIDDEN_NAME_PREFIX``)."""
         found = await self.meta.find_file_by_sha256(tenant, sha256)
-        return found or await self.meta.find_file_by_sha256(tenant, sha256, verified=False)
+        found = found or await self.meta.find_file_by_sha256(tenant, sha256, verified=False)
+        if found is not None and found.name.startswith(HIDDEN_NAME_PREFIX):
+            return None  # a multipart part: the upload deletes it, so it is nobody's to reuse
+        return found
 
     async def delete_file(self, file_id: str, tenant: str) -> dict[str, Any]:
         """Drop a file of ``tenant`` (FileNotFound for anyone else's); its chunks' bytes go

@@ -3,7 +3,9 @@ at Complete so that it dedups like a single PUT, and abandoned uploads collected
 
 - Each part streams through ``dfs.api.ingest`` (server-side FastCDC and SHA-256 straight to
   the nodes, memory bounded) into a complete file of its own (``reuse=False``: the upload
-  owns it and deletes it later, even when the tenant stores the same bytes elsewhere). The
+  owns it and deletes it later, even when the tenant stores the same bytes elsewhere),
+  named with ``HIDDEN_NAME_PREFIX`` so that no listing shows it as the tenant's file and
+  no dedup lookup hands it out (``Coordinator.find_by_sha256``). The
   part is recorded in the ``MultipartStore`` only while the upload is open; a part that
   replaced one with its number releases the old file, a part refused releases its own.
 - Parts arrive in parallel, so each was chunked on its own, with a chunk boundary forced at
@@ -34,7 +36,7 @@ from dfs.api.file_stream import verified_bytes
 from dfs.api.ingest import Ingested, ReadFn, ingest
 from dfs.chunking import ChunkerProfile
 from dfs.errors import FileNotFound, UploadNotFound
-from dfs.meta.base import FileRecord
+from dfs.meta.base import HIDDEN_NAME_PREFIX, FileRecord
 from dfs.meta.multipart import (
     UPLOAD_COMPLETING,
     UPLOAD_DONE,
@@ -118,7 +120,8 @@ class Multipart:
     ) -> tuple[str, int]:
         """Store a part's bytes as a new file of the upload's tenant; returns its id and
         size."""
-        name = f"{upload.key.rsplit('/', 1)[-1] or 'object'}.part{number}"
+        # hidden: a part is no file of the tenant's listings (the object will be, at Complete)
+        name = f"{HIDDEN_NAME_PREFIX}s3 part {number} of {upload.upload_id}"
         done = await ingest(
             self.coord,
             upload.tenant,

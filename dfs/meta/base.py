@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 FILE_PENDING = "pending"
+# Files the API keeps for its own use (the parts of S3 multipart uploads in progress) are
+# named with this prefix: no client can name a file so (names never hold NUL), and
+# ``list_files`` leaves them out, so they never show as the tenant's files.
+HIDDEN_NAME_PREFIX = "\x00"
+LISTED_NAMES_FROM = "\x01"  # every name not hidden sorts at or after it (UTF-8 byte order)
 FILE_COMPLETE = "complete"
 NODE_UP = "up"
 NODE_DOWN = "down"
@@ -223,7 +228,8 @@ class MetadataStore(Protocol):
         otherwise; None where ``get_file`` raises FileNotFound. Finalize reads a batch with
         it: SQLite in one read, DynamoDB file by file.
       - ``list_files(tenant, limit, after)`` pages complete files by file_id; ``after`` is
-        the last file_id of the previous page.
+        the last file_id of the previous page. Files named with ``HIDDEN_NAME_PREFIX`` are
+        left out (a page holds up to ``limit`` listed files all the same).
       - ``commit_file`` also adds the file's references to its tenant's chunk set, so that
         ``owned_chunks(tenant, ids)`` returns the ids some complete file of that tenant
         references (dedup never reveals another tenant's chunks); with ``ever=True`` also

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dfs.errors import Conflict, Unavailable
 from dfs.meta.base import (
+    LISTED_NAMES_FROM,
     NODE_DOWN,
     ChunkInfo,
     ChunkState,
@@ -307,8 +308,8 @@ class SqliteMetadataStore(
                 return []
             rows = db.execute(  # the files_by_tenant index
                 f"SELECT {FILE_COLUMNS} FROM files WHERE tenant=? AND state = 1 AND file_id > ? "
-                "ORDER BY file_id LIMIT ?",
-                (tid, pack_file_id(after) if after else "", limit),
+                "AND name >= ? ORDER BY file_id LIMIT ?",  # BINARY: hidden names sort first
+                (tid, pack_file_id(after) if after else "", LISTED_NAMES_FROM, limit),
             )
             return [file_record(db, self._labels, r) for r in rows]
 

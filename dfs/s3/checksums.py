@@ -125,13 +125,16 @@ class Checksums:
         return {HEADER + a: v for a, v in sorted(self.values.items())}
 
 
+RESERVED = "dfs-"  # user-metadata keys the gateway keeps for itself (checksums, part sizes)
+
+
 def is_reserved(meta_key: str) -> bool:
-    return meta_key.lower().startswith(STORED)
+    return meta_key.lower().startswith(RESERVED)
 
 
 def of_version(v: ObjectVersion) -> dict[str, str]:
     """The checksum headers of a stored version (GET/HEAD with checksum mode)."""
-    out = {HEADER + k[len(STORED) :]: val for k, val in v.user_metadata if is_reserved(k)}
+    out = {HEADER + k[len(STORED) :]: val for k, val in v.user_metadata if k.startswith(STORED)}
     if out:
         out["x-amz-checksum-type"] = "FULL_OBJECT"
     return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from urllib.parse import quote
 
 from dfs.api.multipart import MIN_PART_BYTES
 from dfs.meta.multipart import MAX_PARTS, MultipartUpload, UploadPart
@@ -122,44 +121,3 @@ def list_parts_xml(
         + xml("IsTruncated", "true" if truncated else "false")
         + items
     )
-
-
-def list_uploads_xml(
-    bucket: str,
-    uploads: Sequence[MultipartUpload],
-    q: dict[str, str],
-    max_uploads: int,
-) -> str:
-    """ListMultipartUploadsResult's inner XML; ``uploads`` may hold one more than
-    ``max_uploads`` (then the answer is truncated)."""
-    encode = q.get("encoding-type") == "url"
-
-    def key_text(key: str) -> str:
-        return quote(key, safe="/") if encode else key
-
-    truncated = len(uploads) > max_uploads
-    shown = uploads[:max_uploads]
-    items = "".join(
-        "<Upload>"
-        + xml("Key", key_text(u.key))
-        + xml("UploadId", u.upload_id)
-        + _who(u.tenant, "Initiator")
-        + _who(u.tenant, "Owner")
-        + xml("StorageClass", "STANDARD")
-        + xml("Initiated", iso_time(u.created_at))
-        + "</Upload>"
-        for u in shown
-    )
-    head = (
-        xml("Bucket", bucket)
-        + xml("KeyMarker", key_text(q.get("key-marker", "")))
-        + xml("UploadIdMarker", q.get("upload-id-marker", ""))
-    )
-    if truncated and shown:
-        head += xml("NextKeyMarker", key_text(shown[-1].key))
-        head += xml("NextUploadIdMarker", shown[-1].upload_id)
-    head += xml("Prefix", key_text(q.get("prefix", "")))
-    if encode:
-        head += xml("EncodingType", "url")
-    head += xml("MaxUploads", max_uploads) + xml("IsTruncated", "true" if truncated else "false")
-    return head + items

@@ -1,12 +1,12 @@
 """GetObject and HeadObject: the latest version or a ``versionId``, conditional headers
 (``dfs.s3.conditional``), checksums when ``x-amz-checksum-mode: ENABLED``
-(``dfs.s3.checksums``), a single Range, and anonymous reads of public objects
-(``dfs.s3.anonymous``). The bytes stream verified from the nodes (``dfs.api.file_stream``),
-with the version's own headers only: its stored ``Cache-Control``, ``Content-Disposition``,
-``Content-Encoding``, ``Content-Language`` and ``Expires``, never the native API's
-``Content-Disposition: attachment`` or ``X-Dfs-Sha256``. The ``response-*`` query
-parameters override those and ``Content-Type`` on a signed request (an anonymous one
-answers 400 ``InvalidRequest``, ``dfs.s3.anonymous``), as S3 does.
+(``dfs.s3.checksums``), a single Range, ``partNumber`` (``dfs.s3.part_numbers``), and
+anonymous reads of public objects (``dfs.s3.anonymous``). The bytes stream verified from the
+nodes (``dfs.api.file_stream``), with the version's own headers only: its stored
+``Cache-Control``, ``Content-Disposition``, ``Content-Encoding``, ``Content-Language`` and
+``Expires``, never the native API's ``Content-Disposition: attachment`` or ``X-Dfs-Sha256``.
+The ``response-*`` query parameters override those and ``Content-Type`` on a signed request
+(an anonymous one answers 400 ``InvalidRequest``, ``dfs.s3.anonymous``), as S3 does.
 
 S3's answers: ``NoSuchBucket``, ``NoSuchKey``, ``NoSuchVersion`` (404); a delete marker's
 version id answers 405 ``MethodNotAllowed`` with ``x-amz-delete-marker: true``; a failing
@@ -29,7 +29,7 @@ from dfs.meta.namespace import (
     BucketRecord,
     ObjectVersion,
 )
-from dfs.s3 import anonymous, checksums, conditional
+from dfs.s3 import anonymous, checksums, conditional, part_numbers
 from dfs.s3.context import COORDINATOR, NAMESPACE, http_time, params
 from dfs.s3.errors import S3Error, access_denied, not_implemented
 from dfs.s3.names import target
@@ -42,7 +42,7 @@ OVERRIDES = {
     "response-content-disposition": "Content-Disposition",
     "response-content-encoding": "Content-Encoding",
 }
-GET_PARAMS = frozenset({"versionId", *OVERRIDES})
+GET_PARAMS = frozenset({"versionId", "partNumber", *OVERRIDES})
 _NAMES = {n: "-".join(w.capitalize() for w in n.split("-")) for n in STORED_HEADERS}
 
 
@@ -129,9 +129,17 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     if extra:
         raise not_implemented(f"{request.method} object ?{'&'.join(extra)}")
     version = version_param(request)
+    part = params(request).get("partNumber")
+    if part is not None:
+        if request.headers.get(hdrs.RANGE):
+            raise S3Error("InvalidRequest", 400, "Cannot specify both Range and partNumber")
+        number = part_numbers.parse(part)
     r = await resolve(request.app[NAMESPACE], request, version)
     v = r.version
     headers = object_headers(request, r, version is not None)
+    part_rng: ranges.ByteRange | None = None
+    if part is not None:
+        request, part_rng = part_numbers.as_range(request, v, number, headers)
     failed = conditional.evaluate(request.headers, v.etag, v.created_at)
     if failed.startswith("412"):
         raise conditional.precondition_failed(failed[4:])
@@ -139,8 +147,10 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         keep = ("ETag", "Last-Modified", "x-amz-version-id")
         return web.Response(status=304, headers={k: headers[k] for k in keep if k in headers})
     if request.method == hdrs.METH_HEAD:  # headers only; aiohttp sends no body
-        resp = web.Response(status=200, headers=headers)
-        resp.headers[hdrs.CONTENT_LENGTH] = str(v.size)
+        resp = web.Response(status=200 if part_rng is None else 206, headers=headers)
+        resp.headers[hdrs.CONTENT_LENGTH] = str(v.size if part_rng is None else part_rng.length)
+        if part_rng is not None:
+            resp.headers[hdrs.CONTENT_RANGE] = part_rng.content_range()
         return resp
     if not v.file_id:  # an empty object
         if request.headers.get(hdrs.RANGE):

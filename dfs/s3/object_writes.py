@@ -85,7 +85,7 @@ def request_metadata(request: web.Request) -> tuple[tuple[str, str], ...] | None
     h = request.headers
     meta = {k[11:].lower(): v for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
     if any(checksums.is_reserved(k) for k in meta):
-        raise S3Error("InvalidArgument", 400, f"x-amz-meta-{checksums.STORED}* is reserved")
+        raise S3Error("InvalidArgument", 400, f"x-amz-meta-{checksums.RESERVED}* is reserved")
     try:
         return parse_metadata(meta) if meta else None
     except InvalidRequest as exc:

@@ -4,10 +4,10 @@
 |--------|-------------------------------|--------------------------------------------------|
 | POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type``, ``x-amz-meta-*`` and the stored headers, ``dfs.s3.object_writes``, kept for the object) |
 | PUT    | /{bucket}/{key}?partNumber&uploadId | UploadPart; with ``x-amz-copy-source`` (and ``x-amz-copy-source-range``): UploadPartCopy |
-| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload (``If-None-Match: *``: atomic create, 412) |
+| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload (``If-None-Match: *``: atomic create, 412; the part sizes kept for ``partNumber`` reads, ``dfs.s3.part_numbers``) |
 | DELETE | /{bucket}/{key}?uploadId      | AbortMultipartUpload (204)                       |
 | GET    | /{bucket}/{key}?uploadId      | ListParts (``max-parts``, ``part-number-marker``) |
-| GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``) |
+| GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``delimiter``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``; ``dfs.s3.multipart_listing``) |
 
 These calls share their paths with the object and bucket calls and are told apart by their
 query, so ``dispatch`` (a middleware after SigV4) hands them here before the object routes
@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import unquote
 
 from aiohttp import hdrs, web
@@ -47,7 +47,7 @@ from dfs.meta.multipart import (
     MultipartUpload,
     UploadPart,
 )
-from dfs.s3 import multipart_xml, object_writes
+from dfs.s3 import multipart_listing, multipart_xml, object_writes, part_numbers
 from dfs.s3.bodies import read_small, request_body
 from dfs.s3.context import (
     COORDINATOR,
@@ -257,8 +257,9 @@ async def _assemble_and_link(
             except FileNotFound:  # a part's file was deleted by its file id
                 raise S3Error("InvalidPart", 400, "a part's stored bytes are gone") from None
             file_id = str(made.body["file_id"])
+        metadata = part_numbers.with_part_sizes(u.user_metadata, [p.size for p in parts])
         fields = ObjectFields(
-            content_type=u.content_type or None, metadata=u.user_metadata, headers=u.headers
+            content_type=u.content_type or None, metadata=metadata, headers=u.headers
         )
         await object_writes.link(request, u.bucket, u.key, file_id, fields, etag, if_absent)
     except BaseException:
@@ -358,21 +359,27 @@ async def list_parts(request: web.Request, bucket: str, key: str) -> web.Respons
 
 
 async def list_uploads(request: web.Request, bucket: str) -> web.Response:
-    allowed = {"uploads", "prefix", "key-marker", "upload-id-marker", "max-uploads"}
+    allowed = {"uploads", "prefix", "delimiter", "key-marker", "upload-id-marker", "max-uploads"}
     q = _refuse_params(request, allowed | {"encoding-type"})
     if q.get("encoding-type", "url") != "url":
         raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request")
     max_uploads = _int_param(q, "max-uploads", MAX_LISTED, 0, MAX_LISTED)
     await request.app[NAMESPACE].visible_bucket(principal(request), bucket)
-    after = None
-    if q.get("key-marker"):
-        # without an upload-id-marker, every upload of the marker key is skipped ("~" sorts
-        # after every upload id: hex digits)
-        after = (q["key-marker"], q.get("upload-id-marker") or "~")
-    found = await request.app[MULTIPART].store.list_multipart_uploads(
-        bucket, q.get("prefix", ""), after, max_uploads + 1
+    query = multipart_listing.Query(
+        q.get("prefix", ""),
+        q.get("delimiter", ""),
+        q.get("key-marker", ""),
+        # S3 ignores an upload-id-marker sent without a key-marker
+        q.get("upload-id-marker", "") if q.get("key-marker") else "",
+        "encoding-type" in q,
     )
-    inner = multipart_xml.list_uploads_xml(bucket, found, q, max_uploads)
+    store = request.app[MULTIPART].store
+
+    def lister(after: multipart_listing.After, limit: int) -> Awaitable[list[MultipartUpload]]:
+        return store.list_multipart_uploads(bucket, query.prefix, after, limit)
+
+    entries, truncated = await multipart_listing.uploads_page(lister, query, max_uploads)
+    inner = multipart_listing.list_uploads_xml(bucket, entries, truncated, query, max_uploads)
     return xml_response("ListMultipartUploadsResult", inner)
 
 

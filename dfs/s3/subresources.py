@@ -12,7 +12,7 @@ version id, ListObjects version 1. Anything not in these tables answers 501 NotI
 | PUT    | bucket | ``acl``                       | PutBucketAcl                 | ``acl``            |
 | POST   | bucket | ``delete``                    | DeleteObjects                | ``routes_deletes`` |
 | GET, PUT, DELETE | bucket | ``cors``            | Get/Put/DeleteBucketCors     | ``cors``           |
-| GET    | object | (none, ``versionId``, ``response-*``) | GetObject, HeadObject | ``object_reads``   |
+| GET    | object | (none, ``versionId``, ``partNumber``, ``response-*``) | GetObject, HeadObject | ``object_reads`` |
 | DELETE | object | (none, or ``versionId``)      | DeleteObject                 | ``routes_deletes`` |
 | GET    | object | ``tagging``                   | GetObjectTagging             | ``routes_tagging`` |
 | PUT    | object | ``tagging``                   | PutObjectTagging             | ``routes_tagging`` |

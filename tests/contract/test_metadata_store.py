@@ -17,6 +17,7 @@ from dfs.errors import Conflict, FileNotFound
 from dfs.meta.base import (
     FILE_COMPLETE,
     FILE_PENDING,
+    HIDDEN_NAME_PREFIX,
     FileRecord,
     Location,
     ManifestEntry,
@@ -160,6 +161,25 @@ async def test_list_files_pages_complete_files_of_tenant(meta: MetadataStore) ->
         seen += [f.file_id for f in page]
         after = page[-1].file_id
     assert seen == sorted(ids)
+
+
+async def test_list_files_leaves_hidden_files_out(meta: MetadataStore) -> None:
+    """Files named with HIDDEN_NAME_PREFIX (multipart parts) are in no listing, and a page
+    still holds ``limit`` listed files; they are complete files all the same."""
+    shown, hidden = [], []
+    for i in range(12):
+        name = f"{HIDDEN_NAME_PREFIX}part {i}" if i % 3 else f"file {i}"
+        rec, manifest = new_file(name)
+        await meta.create_file(rec, manifest)
+        await meta.commit_file(rec.file_id, 1.0)
+        (hidden if i % 3 else shown).append(rec.file_id)
+    first = await meta.list_files("t1", limit=2)
+    assert [f.file_id for f in first] == sorted(shown)[:2]
+    rest = await meta.list_files("t1", limit=10, after=first[-1].file_id)
+    assert [f.file_id for f in rest] == sorted(shown)[2:]
+    for file_id in hidden:
+        got = await meta.get_file(file_id, "t1")
+        assert (got.state, got.name.startswith(HIDDEN_NAME_PREFIX)) == (FILE_COMPLETE, True)
 
 
 async def test_locations(meta: MetadataStore) -> None:

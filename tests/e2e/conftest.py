@@ -1,19 +1,25 @@
-"""End-to-end fixtures: a real cluster of processes (dfs.localcluster) and the real CLI."""
+"""End-to-end fixtures: a real cluster of processes (dfs.localcluster), the real CLI, and the
+S3 gateway (``dfs-s3``) beside a cluster with an access key of its own tenant."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from dfs.localcluster import LocalCluster, console_script
+from dfs.localcluster import LocalCluster, Proc, console_script
 from tests.conftest import DYNAMODB_ENV
 
 CLI_TIMEOUT = 180.0
@@ -107,6 +113,116 @@ def sqlite_cluster(
     meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
     with started_cluster(tmp_path, meta, monkeypatch, request) as c:
         yield c
+
+
+@dataclass
+class Gateway:
+    """A running dfs-s3: its URL, the API's, and a token and access key of the test's tenant."""
+
+    url: str
+    api_url: str
+    token: str
+    key_id: str
+    secret: str
+    log: Path = Path()
+
+    def client(self, key_id: str | None = None, secret: str | None = None, **config: Any) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=key_id or self.key_id,
+            aws_secret_access_key=secret or self.secret,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, **config),
+        )
+
+
+def gateway_proc(c: LocalCluster) -> Proc:
+    """An unstarted dfs-s3 process configured like the cluster's API (any free port)."""
+    env = {
+        **os.environ,
+        **c.secrets,
+        "DFS_META_URL": c.meta_url,
+        "REPLICATION_FACTOR": str(c.replication_factor),
+        "DFS_S3_HOST": "127.0.0.1",
+        "DFS_S3_PORT": "0",
+        "DFS_DATA_DIR": str(c.base / "s3"),
+        "PYTHONUNBUFFERED": "1",
+        **(DYNAMODB_ENV if c.meta_url.startswith("dynamodb:") else {}),
+    }
+    return Proc(
+        name="s3",
+        argv=[console_script("dfs-s3")],
+        env=env,
+        log=c.base / "logs" / "s3.log",
+        pidfile=c.base / "pids" / "s3.pid",
+    )
+
+
+def tenant_key(api: str, tenant: str) -> tuple[str, dict[str, str]]:
+    """A new tenant's token and an access key made with it (``access_key_id``, ``secret_...``)."""
+    run_cli("admin", "create-tenant", api, tenant)
+    token = run_cli("admin", "create-token", api, tenant).stdout.strip()
+    made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
+    return token, made
+
+
+@contextlib.contextmanager
+def started_gateway(cluster: LocalCluster, tenant: str) -> Iterator[Gateway]:
+    """dfs-s3 beside ``cluster`` (with the environment as it is now), for a new ``tenant``;
+    stopped on exit, the end of its log printed."""
+    token, made = tenant_key(cluster.api_url, tenant)
+    proc = gateway_proc(cluster)
+    proc.start()
+    try:
+        url = proc.wait_listening(30.0)
+        key_id, secret = made["access_key_id"], made["secret_access_key"]
+        yield Gateway(url, cluster.api_url, token, key_id, secret, proc.log)
+    finally:
+        proc.stop()
+        print(f"===== s3.log\n{proc.log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture
+def gateway(cluster: LocalCluster) -> Iterator[Gateway]:
+    """dfs-s3 beside a cluster on each metadata backend (SQLite, DynamoDB on moto)."""
+    with started_gateway(cluster, "s3t") as gw:
+        yield gw
+
+
+@pytest.fixture
+def sqlite_gateway(sqlite_cluster: LocalCluster) -> Iterator[Gateway]:
+    """dfs-s3 beside a cluster on SQLite only."""
+    with started_gateway(sqlite_cluster, "s3o") as gw:
+        yield gw
+
+
+def s3_code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
+    """The S3 error code and HTTP status of a refused boto3 call."""
+    err = exc.value.response
+    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def aws_cli() -> str:
+    """The AWS CLI pinned in requirements/awscli.txt, which scripts/ci-tools.sh installs in
+    .venv-awscli (else one on PATH); a missing CLI fails the test rather than skipping it."""
+    pinned = Path(__file__).resolve().parents[2] / ".venv-awscli" / "bin" / "aws"
+    found = str(pinned) if pinned.exists() else shutil.which("aws")
+    if found is None:
+        pytest.fail("the AWS CLI is not installed: run bash scripts/ci-tools.sh")
+    return found
+
+
+def aws_env(gw: Gateway, tmp_path: Path) -> dict[str, str]:
+    """The environment of an AWS CLI run with the gateway's key and no user configuration."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DFS_TOKEN"},
+        "AWS_ACCESS_KEY_ID": gw.key_id,
+        "AWS_SECRET_ACCESS_KEY": gw.secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -7,86 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from dfs.localcluster import LocalCluster, Proc, console_script
-from tests.conftest import DYNAMODB_ENV
-from tests.e2e.conftest import run_cli
-
-
-@dataclass
-class Gateway:
-    url: str
-    api_url: str
-    token: str
-    key_id: str
-    secret: str
-
-    def client(self, key_id: str | None = None, secret: str | None = None, **config: Any) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id=key_id or self.key_id,
-            aws_secret_access_key=secret or self.secret,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, **config),
-        )
-
-
-def _gateway_proc(c: LocalCluster) -> Proc:
-    env = {
-        **os.environ,
-        **c.secrets,
-        "DFS_META_URL": c.meta_url,
-        "REPLICATION_FACTOR": str(c.replication_factor),
-        "DFS_S3_HOST": "127.0.0.1",
-        "DFS_S3_PORT": "0",
-        "DFS_DATA_DIR": str(c.base / "s3"),
-        "PYTHONUNBUFFERED": "1",
-        **(DYNAMODB_ENV if c.meta_url.startswith("dynamodb:") else {}),
-    }
-    return Proc(
-        name="s3",
-        argv=[console_script("dfs-s3")],
-        env=env,
-        log=c.base / "logs" / "s3.log",
-        pidfile=c.base / "pids" / "s3.pid",
-    )
-
-
-def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
-    err = exc.value.response
-    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
-
-
-@pytest.fixture
-def gateway(cluster: LocalCluster) -> Iterator[Gateway]:
-    """dfs-s3 beside a cluster on each metadata backend (SQLite, DynamoDB on moto)."""
-    api = cluster.api_url
-    run_cli("admin", "create-tenant", api, "s3t")
-    token = run_cli("admin", "create-token", api, "s3t").stdout.strip()
-    made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
-    proc = _gateway_proc(cluster)
-    proc.start()
-    try:
-        url = proc.wait_listening(30.0)
-        yield Gateway(url, api, token, made["access_key_id"], made["secret_access_key"])
-    finally:
-        proc.stop()
-        print(f"===== s3.log\n{proc.log.read_text(errors='replace')[-4000:]}")
+from tests.e2e.conftest import Gateway, aws_cli, aws_env, run_cli, s3_code
 
 
 def test_boto3_round_trip(gateway: Gateway) -> None:
@@ -134,14 +64,14 @@ def test_boto3_round_trip(gateway: Gateway) -> None:
 
     with pytest.raises(ClientError) as exc:
         s3.delete_bucket(Bucket="photos")
-    assert _code(exc) == ("BucketNotEmpty", 409)
+    assert s3_code(exc) == ("BucketNotEmpty", 409)
     s3.delete_object(Bucket="photos", Key="a/two.txt")
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket="photos", Key="a/two.txt")
-    assert _code(exc) == ("NoSuchKey", 404)
+    assert s3_code(exc) == ("NoSuchKey", 404)
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket="nobucket", Key="k")
-    assert _code(exc) == ("NoSuchBucket", 404)
+    assert s3_code(exc) == ("NoSuchBucket", 404)
     for key in bodies:
         s3.delete_object(Bucket="photos", Key=key)
     s3.delete_bucket(Bucket="photos")
@@ -155,21 +85,21 @@ def test_refusals_and_unimplemented(gateway: Gateway) -> None:
     wrong = gateway.client(secret="x" * 40)
     with pytest.raises(ClientError) as exc:
         wrong.get_object(Bucket="docs", Key="k")
-    assert _code(exc) == ("SignatureDoesNotMatch", 403)
+    assert s3_code(exc) == ("SignatureDoesNotMatch", 403)
     # versioning, DeleteObjects and tagging work now (tests/e2e/test_s3_ops.py); these do not
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_lifecycle_configuration(Bucket="docs")
-    assert _code(exc) == ("NotImplemented", 501)
+    assert s3_code(exc) == ("NotImplemented", 501)
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_policy(Bucket="docs")
-    assert _code(exc) == ("NotImplemented", 501)
+    assert s3_code(exc) == ("NotImplemented", 501)
     with pytest.raises(ClientError) as exc:
         s3.put_object_retention(
             Bucket="docs",
             Key="k",
             Retention={"Mode": "GOVERNANCE", "RetainUntilDate": "2030-01-01"},
         )
-    assert _code(exc) == ("NotImplemented", 501)
+    assert s3_code(exc) == ("NotImplemented", 501)
     # CopyObject is metadata only: the copy links the same stored file
     copied = s3.copy_object(Bucket="docs", Key="k2", CopySource={"Bucket": "docs", "Key": "k"})
     assert copied["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(b"data").hexdigest()}"'
@@ -207,31 +137,14 @@ def test_refusals_and_unimplemented(gateway: Gateway) -> None:
     assert json.loads(listed.stdout)["access_keys"] == []
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket="docs", Key="k")
-    assert _code(exc) == ("InvalidAccessKeyId", 403)
-
-
-def aws_cli() -> str:
-    """The AWS CLI pinned in requirements/awscli.txt, which scripts/ci-tools.sh installs in
-    .venv-awscli (else one on PATH); a missing CLI fails the test rather than skipping it."""
-    pinned = Path(__file__).resolve().parents[2] / ".venv-awscli" / "bin" / "aws"
-    found = str(pinned) if pinned.exists() else shutil.which("aws")
-    if found is None:
-        pytest.fail("the AWS CLI is not installed: run bash scripts/ci-tools.sh")
-    return found
+    assert s3_code(exc) == ("InvalidAccessKeyId", 403)
 
 
 def test_aws_cli_cp_round_trip(gateway: Gateway, tmp_path: Path) -> None:
     gateway.client().create_bucket(Bucket="cli")
     src = tmp_path / "src.bin"
     src.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": gateway.key_id,
-        "AWS_SECRET_ACCESS_KEY": gateway.secret,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }
+    env = aws_env(gateway, tmp_path)
     base = [aws_cli(), "--endpoint-url", gateway.url, "s3"]
     steps = [
         ["cp", str(src), "s3://cli/dir/src.bin"],

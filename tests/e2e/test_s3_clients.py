@@ -6,9 +6,10 @@ standard library) byte-identical.
 
 The clients come from ``bash scripts/ci-tools.sh`` (rclone and restic from Debian's apt, the
 AWS CLI pinned in ``requirements/awscli.txt`` in ``.venv-awscli``). Sizes and options keep
-the clients off the calls the gateway does not answer yet (501): restic writes packs of
-4 MiB (``--pack-size 4``, single PUTs), rclone uploads below its ``upload_cutoff`` and
-copies server-side without multipart.
+the clients off the calls the gateway does not answer yet (501): rclone uploads below its
+``upload_cutoff`` and copies server-side without multipart. restic runs with its default
+pack size (16 MiB), with a large incompressible file in the tree so that packs reach it
+(restic asks minio-go for multipart only above 200 MiB, so packs go as chunk-signed PUTs).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,7 @@ from botocore.exceptions import ClientError
 
 from dfs.localcluster import LocalCluster
 from dfs.s3.sigv4 import EMPTY_SHA256, signing_key
-from tests.e2e.conftest import run_cli
-from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc, aws_cli
+from tests.e2e.conftest import Gateway, aws_cli, started_gateway
 
 STDLIB_PARTS = ("json", "email", "asyncio", "logging", "html", "http", "urllib", "xml")
 TIMEOUT = 300
@@ -75,31 +74,12 @@ def digests(root: Path) -> dict[str, str]:
     }
 
 
-@dataclass
-class LoggedGateway(Gateway):
-    log: Path = Path()
-
-
 @pytest.fixture
-def gateway(
-    sqlite_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LoggedGateway]:
+def gateway(sqlite_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
     monkeypatch.setenv("DFS_LOG_LEVEL", "DEBUG")  # the gateway logs each body's framing
     monkeypatch.setenv("DFS_S3_DOMAIN", DOMAIN)
-    api = sqlite_cluster.api_url
-    run_cli("admin", "create-tenant", api, "clients")
-    token = run_cli("admin", "create-token", api, "clients").stdout.strip()
-    made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
-    proc = _gateway_proc(sqlite_cluster)
-    proc.start()
-    try:
-        url = proc.wait_listening(30.0)
-        yield LoggedGateway(
-            url, api, token, made["access_key_id"], made["secret_access_key"], proc.log
-        )
-    finally:
-        proc.stop()
-        print(f"===== s3.log\n{proc.log.read_text(errors='replace')[-4000:]}")
+    with started_gateway(sqlite_cluster, "clients") as gw:
+        yield gw
 
 
 def client_env(gw: Gateway, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -204,8 +184,9 @@ def test_rclone_copy_sync_check_lsf(gateway: Gateway, tmp_path: Path) -> None:
     assert listed[0]["ModTime"].startswith("2020-09-13T12:26:40")
 
 
-def test_restic_backup_check_restore(gateway: LoggedGateway, tmp_path: Path) -> None:
+def test_restic_backup_check_restore(gateway: Gateway, tmp_path: Path) -> None:
     tree = real_tree(tmp_path / "tree")
+    (tree / "big.bin").write_bytes(os.urandom(40 * 1024 * 1024))  # fills default-size packs
     env = client_env(
         gateway,
         tmp_path,
@@ -215,7 +196,7 @@ def test_restic_backup_check_restore(gateway: LoggedGateway, tmp_path: Path) -> 
     )
     restic = [tool("restic"), "-o", "s3.region=us-east-1"]
     run([*restic, "init"], env)
-    run([*restic, "backup", "--pack-size", "4", str(tree)], env)
+    run([*restic, "backup", str(tree)], env)
     run([*restic, "check", "--read-data"], env)
     run([*restic, "restore", "latest", "--target", str(tmp_path / "restored")], env)
     back = tmp_path / "restored" / tree.relative_to(tree.anchor)
@@ -225,6 +206,8 @@ def test_restic_backup_check_restore(gateway: LoggedGateway, tmp_path: Path) -> 
     # minio-go (restic's S3 client) signs every chunk of a PUT over HTTP
     log = gateway.log.read_text()
     assert "body: STREAMING-AWS4-HMAC-SHA256-PAYLOAD" in log
+    packs = gateway.client().list_objects_v2(Bucket="restic-repo", Prefix="data/")["Contents"]
+    assert max(p["Size"] for p in packs) >= 16 * 1024 * 1024  # the default pack size
 
 
 class _StreamingAuth(S3SigV4Auth):

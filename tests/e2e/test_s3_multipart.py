@@ -11,8 +11,7 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,45 +19,18 @@ from urllib.parse import quote
 import pytest
 from botocore.exceptions import ClientError
 
-from dfs.localcluster import LocalCluster, http_json
-from tests.e2e.conftest import run_cli, started_cluster
-from tests.e2e.test_s3_boto3 import Gateway, _gateway_proc, aws_cli
+from dfs.localcluster import http_json
+from tests.e2e.conftest import (
+    Gateway,
+    aws_cli,
+    aws_env,
+    run_cli,
+    s3_code,
+    started_cluster,
+    started_gateway,
+)
 
 MIB = 1024 * 1024
-
-
-@contextmanager
-def _gateway(cluster: LocalCluster) -> Iterator[Gateway]:
-    api = cluster.api_url
-    run_cli("admin", "create-tenant", api, "s3t")
-    token = run_cli("admin", "create-token", api, "s3t").stdout.strip()
-    made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
-    proc = _gateway_proc(cluster)
-    proc.start()
-    try:
-        url = proc.wait_listening(30.0)
-        yield Gateway(url, api, token, made["access_key_id"], made["secret_access_key"])
-    finally:
-        proc.stop()
-        print(f"===== s3.log\n{proc.log.read_text(errors='replace')[-4000:]}")
-
-
-@pytest.fixture
-def gateway(cluster: LocalCluster) -> Iterator[Gateway]:
-    """dfs-s3 beside a cluster on each metadata backend (SQLite, DynamoDB on moto)."""
-    with _gateway(cluster) as gw:
-        yield gw
-
-
-@pytest.fixture
-def sqlite_gateway(sqlite_cluster: LocalCluster) -> Iterator[Gateway]:
-    with _gateway(sqlite_cluster) as gw:
-        yield gw
-
-
-def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
-    err = exc.value.response
-    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def _md5(data: bytes) -> str:
@@ -158,7 +130,7 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     ]:
         with pytest.raises(ClientError) as exc:
             complete(parts)
-        assert _code(exc) == (code, 400), parts
+        assert s3_code(exc) == (code, 400), parts
     small = _start(s3, "mpu", "small")
     es = [
         s3.upload_part(Bucket="mpu", Key="small", UploadId=small, PartNumber=n, Body=b"x" * 10)[
@@ -168,17 +140,17 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     ]
     with pytest.raises(ClientError) as exc:
         complete([(1, es[0]), (2, es[1])], "small", small)
-    assert _code(exc) == ("EntityTooSmall", 400)
+    assert s3_code(exc) == ("EntityTooSmall", 400)
     # refused Completes leave the upload open: the right list completes it
     done = complete([(1, e1b), (2, e2), (3, e3)])
     assert done["ETag"] == _multipart_etag([p1b, p2, p3])
     assert s3.get_object(Bucket="mpu", Key="obj")["Body"].read() == p1b + p2 + p3
     with pytest.raises(ClientError) as exc:
         complete([(1, e1b), (2, e2), (3, e3)])
-    assert _code(exc) == ("NoSuchUpload", 404)
+    assert s3_code(exc) == ("NoSuchUpload", 404)
     with pytest.raises(ClientError) as exc:
         s3.upload_part(Bucket="mpu", Key="obj", UploadId=uid, PartNumber=4, Body=b"late")
-    assert _code(exc) == ("NoSuchUpload", 404)
+    assert s3_code(exc) == ("NoSuchUpload", 404)
 
     # Abort: the upload is gone, its parts with it
     s3.abort_multipart_upload(Bucket="mpu", Key="small", UploadId=small)
@@ -190,13 +162,13 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     ):
         with pytest.raises(ClientError) as exc:
             call()
-        assert _code(exc) == ("NoSuchUpload", 404)
+        assert s3_code(exc) == ("NoSuchUpload", 404)
     with pytest.raises(ClientError) as exc:
         s3.upload_part(Bucket="mpu", Key="another", UploadId=other, PartNumber=0, Body=b"x")
-    assert _code(exc)[1] == 400
+    assert s3_code(exc)[1] == 400
     with pytest.raises(ClientError) as exc:
         s3.create_multipart_upload(Bucket="nobucket", Key="k")
-    assert _code(exc) == ("NoSuchBucket", 404)
+    assert s3_code(exc) == ("NoSuchBucket", 404)
 
     # UploadPartCopy: a range of obj, then the whole of a small object
     s3.put_object(Bucket="mpu", Key="tail", Body=b"tail bytes")
@@ -223,7 +195,7 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
             CopySource="mpu/tail",
             CopySourceRange="bytes=5-100",
         )
-    assert _code(exc) == ("InvalidArgument", 400)
+    assert s3_code(exc) == ("InvalidArgument", 400)
     done = complete([(1, c1), (2, c2)], "another", other)
     assert done["ETag"] == _multipart_etag(expect)
     assert s3.get_object(Bucket="mpu", Key="another")["Body"].read() == b"".join(expect)
@@ -264,7 +236,10 @@ def test_multipart_dedups_like_a_single_put(
     chunks: Complete re-chunked it as one stream). The one big test of this module."""
     meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
     started = time.monotonic()
-    with started_cluster(tmp_path, meta, monkeypatch, request) as c, _gateway(c) as gw:
+    with (
+        started_cluster(tmp_path, meta, monkeypatch, request) as c,
+        started_gateway(c, "s3t") as gw,
+    ):
         s3 = gw.client()
         s3.create_bucket(Bucket="ddp")
         src, edited = tmp_path / "data.bin", tmp_path / "edited.bin"
@@ -298,7 +273,7 @@ def test_abandoned_uploads_are_collected(gateway: Gateway) -> None:
         time.sleep(1)
     with pytest.raises(ClientError) as exc:
         s3.list_parts(Bucket="old", Key="k", UploadId=uid)
-    assert _code(exc) == ("NoSuchUpload", 404)
+    assert s3_code(exc) == ("NoSuchUpload", 404)
 
 
 def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_path: Path) -> None:
@@ -308,17 +283,132 @@ def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_p
     data = random.Random(9).randbytes(17 * MIB + 3)
     src = tmp_path / "src.bin"
     src.write_bytes(data)
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": gw.key_id,
-        "AWS_SECRET_ACCESS_KEY": gw.secret,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }
+    env = aws_env(gw, tmp_path)
     cmd = [aws_cli(), "--endpoint-url", gw.url, "s3", "cp", str(src), "s3://cli-mp/big.bin"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     got = gw.client().get_object(Bucket="cli-mp", Key="big.bin")
     assert got["ETag"].endswith('-3"')
     assert got["Body"].read() == data
+
+
+def _page(s3: Any, **kw: Any) -> tuple[list[str], list[str], dict[str, Any]]:
+    got = s3.list_multipart_uploads(Bucket="tree", **kw)
+    keys = [u["Key"] for u in got.get("Uploads", [])]
+    return keys, [p["Prefix"] for p in got.get("CommonPrefixes", [])], got
+
+
+def test_list_uploads_with_delimiter_and_markers(gateway: Gateway) -> None:
+    """ListMultipartUploads rolls keys into CommonPrefixes, which count towards max-uploads
+    and resume from a NextKeyMarker that is one; encoding-type=url encodes keys and prefixes."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="tree")
+    ids = {k: _start(s3, "tree", k) for k in ["a/1", "a/2", "a/b/3", "c/x", "c/y", "d é/1"]}
+    b_ids = sorted(_start(s3, "tree", "b") for _ in range(2))
+    keys, prefixes, _ = _page(s3, Delimiter="/")
+    assert (keys, prefixes) == (["b", "b"], ["a/", "c/", "d é/"])
+    keys, prefixes, _ = _page(s3, Delimiter="/", Prefix="a/")
+    assert (keys, prefixes) == (["a/1", "a/2"], ["a/b/"])
+    # pages of two entries: a prefix or an upload each
+    keys, prefixes, got = _page(s3, Delimiter="/", MaxUploads=2)
+    assert (keys, prefixes, got["IsTruncated"]) == (["b"], ["a/"], True)
+    assert (got["NextKeyMarker"], got["NextUploadIdMarker"]) == ("b", b_ids[0])
+    marker = {"KeyMarker": "b", "UploadIdMarker": b_ids[0]}
+    keys, prefixes, got = _page(s3, Delimiter="/", MaxUploads=2, **marker)
+    assert (keys, prefixes, got["IsTruncated"]) == (["b"], ["c/"], True)
+    assert (got["NextKeyMarker"], got.get("NextUploadIdMarker", "")) == ("c/", "")
+    keys, prefixes, got = _page(s3, Delimiter="/", MaxUploads=2, KeyMarker="c/")
+    assert (keys, prefixes, got["IsTruncated"]) == ([], ["d é/"], False)
+    # a key marker alone skips every upload of that key; without a delimiter all are listed
+    keys, _, _ = _page(s3, KeyMarker="a/2")
+    assert keys == ["a/b/3", "b", "b", "c/x", "c/y", "d é/1"]
+    assert _page(s3, Delimiter="/", Prefix="c/")[0] == ["c/x", "c/y"]
+    signed = gateway.client(signature_version="s3v4")
+    url = signed.generate_presigned_url(
+        "list_multipart_uploads",
+        Params={"Bucket": "tree", "Delimiter": "/", "Prefix": "d é/", "EncodingType": "url"},
+    )
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        body = resp.read().decode()
+    assert "<Key>d%20%C3%A9/1</Key>" in body
+    assert "<Prefix>d%20%C3%A9/</Prefix>" in body
+    assert "<EncodingType>url</EncodingType>" in body
+    assert f"<UploadId>{ids['d é/1']}</UploadId>" in body
+    for key, uid in [*ids.items(), *(("b", u) for u in b_ids)]:
+        s3.abort_multipart_upload(Bucket="tree", Key=key, UploadId=uid)
+    assert _page(s3, Delimiter="/")[:2] == ([], [])
+
+
+def _native_files(gw: Gateway) -> list[dict[str, Any]]:
+    """The tenant's files as ``dfs-client ls --all`` lists them."""
+    out = run_cli("ls", "--all", "--json", gw.api_url, env={"DFS_TOKEN": gw.token}).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_parts_are_not_the_tenants_files(gateway: Gateway) -> None:
+    """Parts in flight never show in the native listing; after Complete only the object's
+    file does, after Abort nothing more; a native upload of a part's bytes is a file of its
+    own (never the part, which the upload deletes)."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="quiet")
+    data = [os.urandom(5 * MIB), os.urandom(MIB)]
+    uid = _start(s3, "quiet", "dir/obj.bin")
+    etags = [
+        s3.upload_part(Bucket="quiet", Key="dir/obj.bin", UploadId=uid, PartNumber=n, Body=b)[
+            "ETag"
+        ]
+        for n, b in enumerate(data, start=1)
+    ]
+    assert _native_files(gateway) == []
+    same = s3.put_object(Bucket="quiet", Key="copy-of-part-2", Body=data[1])
+    assert same["ETag"] == f'"{_md5(data[1])}"'
+    body = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]}
+    s3.complete_multipart_upload(
+        Bucket="quiet", Key="dir/obj.bin", UploadId=uid, MultipartUpload=body
+    )
+    assert sorted(f["name"] for f in _native_files(gateway)) == ["copy-of-part-2", "obj.bin"]
+    got = s3.get_object(Bucket="quiet", Key="copy-of-part-2")["Body"].read()
+    assert got == data[1]  # its file was not the part's, deleted at Complete
+    dropped = _start(s3, "quiet", "gone")
+    s3.upload_part(Bucket="quiet", Key="gone", UploadId=dropped, PartNumber=1, Body=b"x" * 1000)
+    assert len(_native_files(gateway)) == 2
+    s3.abort_multipart_upload(Bucket="quiet", Key="gone", UploadId=dropped)
+    assert sorted(f["name"] for f in _native_files(gateway)) == ["copy-of-part-2", "obj.bin"]
+
+
+def test_part_number_reads(gateway: Gateway) -> None:
+    """GetObject/HeadObject ?partNumber answer that part's bytes with the parts count; an
+    object stored in one piece is its own part 1."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="parts")
+    data = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(MIB + 3)]
+    uid = s3.create_multipart_upload(Bucket="parts", Key="mp", Metadata={"owner": "me"})["UploadId"]
+    etags = [
+        s3.upload_part(Bucket="parts", Key="mp", UploadId=uid, PartNumber=n, Body=b)["ETag"]
+        for n, b in enumerate(data, start=1)
+    ]
+    body = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]}
+    s3.complete_multipart_upload(Bucket="parts", Key="mp", UploadId=uid, MultipartUpload=body)
+    got = s3.get_object(Bucket="parts", Key="mp", PartNumber=2)
+    assert got["Body"].read() == data[1]
+    assert got["PartsCount"] == 3
+    assert got["ContentRange"] == f"bytes {5 * MIB}-{10 * MIB - 1}/{11 * MIB + 3}"
+    head = s3.head_object(Bucket="parts", Key="mp", PartNumber=3)
+    assert (head["ContentLength"], head["PartsCount"]) == (MIB + 3, 3)
+    assert head["Metadata"] == {"owner": "me"}  # the kept part sizes are no user metadata
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="parts", Key="mp", PartNumber=4)
+    assert s3_code(exc) == ("InvalidPartNumber", 416)
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="parts", Key="mp", PartNumber=1, Range="bytes=0-1")
+    assert s3_code(exc)[1] == 400
+    single = os.urandom(1000)
+    s3.put_object(Bucket="parts", Key="one", Body=single)
+    got = s3.get_object(Bucket="parts", Key="one", PartNumber=1)
+    assert got["Body"].read() == single
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket="parts", Key="one", PartNumber=2)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    with pytest.raises(ClientError) as exc:
+        s3.create_multipart_upload(Bucket="parts", Key="x", Metadata={"dfs-part-sizes": "1"})
+    assert s3_code(exc) == ("InvalidArgument", 400)

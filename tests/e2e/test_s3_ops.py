@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -25,28 +23,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from dfs.localcluster import LocalCluster
-from tests.e2e.conftest import run_cli
-from tests.e2e.test_s3_boto3 import Gateway, _code, _gateway_proc, gateway
-
-__all__ = ["gateway"]  # the fixture (SQLite and DynamoDB), used here too
-
-
-@pytest.fixture
-def sqlite_gateway(sqlite_cluster: LocalCluster) -> Iterator[Gateway]:
-    """dfs-s3 beside a cluster on SQLite only."""
-    api = sqlite_cluster.api_url
-    run_cli("admin", "create-tenant", api, "s3o")
-    token = run_cli("admin", "create-token", api, "s3o").stdout.strip()
-    made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
-    proc = _gateway_proc(sqlite_cluster)
-    proc.start()
-    try:
-        url = proc.wait_listening(30.0)
-        yield Gateway(url, api, token, made["access_key_id"], made["secret_access_key"])
-    finally:
-        proc.stop()
-        print(f"===== s3.log\n{proc.log.read_text(errors='replace')[-4000:]}")
+from tests.e2e.conftest import Gateway, s3_code
 
 
 def anonymous(gw: Gateway) -> Any:
@@ -77,17 +54,17 @@ def test_versioning_and_object_versions(gateway: Gateway) -> None:
     assert s3.head_object(Bucket="vers", Key="k", VersionId=v1)["ContentLength"] == 3
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket="vers", Key="k", VersionId="nosuchversion")
-    assert _code(exc)[1] in (400, 404)
+    assert s3_code(exc)[1] in (400, 404)
 
     gone = s3.delete_object(Bucket="vers", Key="k")
     assert gone["DeleteMarker"] is True
     marker = gone["VersionId"]
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket="vers", Key="k")
-    assert _code(exc) == ("NoSuchKey", 404)
+    assert s3_code(exc) == ("NoSuchKey", 404)
     with pytest.raises(ClientError) as exc:
         s3.head_object(Bucket="vers", Key="k", VersionId=marker)
-    assert _code(exc)[1] == 405
+    assert s3_code(exc)[1] == 405
     for i in range(3):
         s3.put_object(Bucket="vers", Key=f"d/{i}", Body=b"x")
     listed = s3.list_object_versions(Bucket="vers")
@@ -146,10 +123,10 @@ def test_tagging_delete_objects_and_list_v1(gateway: Gateway) -> None:
     for bad in (too_many, [{"Key": "k" * 129, "Value": "v"}], [{"Key": "k", "Value": "v" * 257}]):
         with pytest.raises(ClientError) as exc:
             s3.put_object_tagging(Bucket="tags", Key="t", Tagging={"TagSet": bad})
-        assert _code(exc) == ("InvalidTag", 400)
+        assert s3_code(exc) == ("InvalidTag", 400)
     with pytest.raises(ClientError) as exc:
         s3.get_object_tagging(Bucket="tags", Key="missing")
-    assert _code(exc) == ("NoSuchKey", 404)
+    assert s3_code(exc) == ("NoSuchKey", 404)
 
     keys = ["a/1", "a/2", "b/1", "c", "d e+f"]
     for key in keys:
@@ -187,7 +164,7 @@ def test_tagging_delete_objects_and_list_v1(gateway: Gateway) -> None:
         s3.delete_objects(
             Bucket="tags", Delete={"Objects": [{"Key": f"k{i}"} for i in range(1001)]}
         )
-    assert _code(exc) == ("MalformedXML", 400)
+    assert s3_code(exc) == ("MalformedXML", 400)
 
 
 def test_conditional_requests_and_checksums(sqlite_gateway: Gateway, tmp_path: Path) -> None:
@@ -216,14 +193,14 @@ def test_conditional_requests_and_checksums(sqlite_gateway: Gateway, tmp_path: P
     src = {"Bucket": "cond", "Key": "k"}
     with pytest.raises(ClientError) as exc:
         s3.copy_object(Bucket="cond", Key="c1", CopySource=src, CopySourceIfMatch='"0000"')
-    assert _code(exc) == ("PreconditionFailed", 412)
+    assert s3_code(exc) == ("PreconditionFailed", 412)
     with pytest.raises(ClientError) as exc:
         s3.copy_object(Bucket="cond", Key="c1", CopySource=src, CopySourceIfNoneMatch=etag)
-    assert _code(exc) == ("PreconditionFailed", 412)
+    assert s3_code(exc) == ("PreconditionFailed", 412)
     s3.copy_object(Bucket="cond", Key="c1", CopySource=src, CopySourceIfMatch=etag)
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket="cond", Key="k", Body=b"again", IfNoneMatch="*")
-    assert _code(exc) == ("PreconditionFailed", 412)
+    assert s3_code(exc) == ("PreconditionFailed", 412)
     s3.put_object(Bucket="cond", Key="new", Body=b"first", IfNoneMatch="*")
     assert s3.get_object(Bucket="cond", Key="k")["Body"].read() == b"body"
 
@@ -254,10 +231,10 @@ def test_conditional_requests_and_checksums(sqlite_gateway: Gateway, tmp_path: P
     wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket="cond", Key="bad", Body=data, ChecksumSHA256=wrong)
-    assert _code(exc) == ("BadDigest", 400)
+    assert s3_code(exc) == ("BadDigest", 400)
     with pytest.raises(ClientError) as exc:
         s3.head_object(Bucket="cond", Key="bad")
-    assert _code(exc)[1] == 404
+    assert s3_code(exc)[1] == 404
     meta = s3.head_object(Bucket="cond", Key="sum/SHA256")["Metadata"]
     assert meta == {}  # the kept checksum is not user metadata
 
@@ -270,7 +247,7 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
     assert [g["Permission"] for g in owner["Grants"]] == ["FULL_CONTROL"]
     with pytest.raises(ClientError) as exc:
         anon.get_object(Bucket="acl-b", Key="k")
-    assert _code(exc) == ("AccessDenied", 403)
+    assert s3_code(exc) == ("AccessDenied", 403)
     s3.put_object_acl(Bucket="acl-b", Key="k", ACL="public-read")
     grants = s3.get_object_acl(Bucket="acl-b", Key="k")["Grants"]
     assert {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"} in [
@@ -280,12 +257,12 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
     s3.put_object(Bucket="acl-b", Key="private", Body=b"p")
     with pytest.raises(ClientError) as exc:
         anon.head_object(Bucket="acl-b", Key="private")
-    assert _code(exc)[1] == 403
+    assert s3_code(exc)[1] == 403
     s3.put_bucket_acl(Bucket="acl-b", ACL="public-read")
     assert anon.get_object(Bucket="acl-b", Key="private")["Body"].read() == b"p"
     with pytest.raises(ClientError) as exc:
         anon.get_object(Bucket="acl-b", Key="missing")
-    assert _code(exc) == ("NoSuchKey", 404)
+    assert s3_code(exc) == ("NoSuchKey", 404)
     for call in (
         lambda: anon.put_object(Bucket="acl-b", Key="x", Body=b"no"),
         lambda: anon.list_objects_v2(Bucket="acl-b"),
@@ -294,12 +271,12 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
     ):
         with pytest.raises(ClientError) as exc:
             call()
-        assert _code(exc) == ("AccessDenied", 403)
+        assert s3_code(exc) == ("AccessDenied", 403)
     s3.put_bucket_acl(Bucket="acl-b", ACL="private")
     s3.put_object_acl(Bucket="acl-b", Key="k", ACL="private")
     with pytest.raises(ClientError) as exc:
         anon.get_object(Bucket="acl-b", Key="private")
-    assert _code(exc) == ("AccessDenied", 403)
+    assert s3_code(exc) == ("AccessDenied", 403)
     s3.create_bucket(Bucket="born-public", ACL="public-read")
     s3.put_object(Bucket="born-public", Key="k", Body=b"open")
     assert anon.get_object(Bucket="born-public", Key="k")["Body"].read() == b"open"
@@ -318,7 +295,7 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
     ):
         with pytest.raises(ClientError) as exc:
             call()
-        assert _code(exc) == ("NotImplemented", 501)
+        assert s3_code(exc) == ("NotImplemented", 501)
     assert md5(b"public soon") == s3.head_object(Bucket="acl-b", Key="k")["ETag"]
 
 
@@ -341,7 +318,7 @@ def test_bucket_cors_and_preflight(gateway: Gateway) -> None:
     assert _preflight(url, asks)[0] == 403  # no rules yet
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_cors(Bucket="web")
-    assert _code(exc) == ("NoSuchCORSConfiguration", 404)
+    assert s3_code(exc) == ("NoSuchCORSConfiguration", 404)
     rules = [
         {
             "AllowedOrigins": ["https://*.example.com"],

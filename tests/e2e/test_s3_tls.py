@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -23,8 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dfs.localcluster import LocalCluster, wait_for
-from tests.e2e.conftest import run_cli
-from tests.e2e.test_s3_boto3 import _gateway_proc
+from tests.e2e.conftest import gateway_proc, tenant_key
 
 
 def _name(cn: str) -> x509.Name:
@@ -75,12 +73,9 @@ def make_tls(base: Path) -> tuple[Path, Path, Path]:
 
 @pytest.fixture
 def tls_gateway(sqlite_cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[Any, str]]:
-    api = sqlite_cluster.api_url
-    run_cli("admin", "create-tenant", api, "tls")
-    token = run_cli("admin", "create-token", api, "tls").stdout.strip()
-    made = json.loads(run_cli("keys", "create", "--json", api, env={"DFS_TOKEN": token}).stdout)
+    _, made = tenant_key(sqlite_cluster.api_url, "tls")
     ca, cert, key = make_tls(tmp_path / "tls")
-    proc = _gateway_proc(sqlite_cluster)
+    proc = gateway_proc(sqlite_cluster)
     proc.env.update({"DFS_S3_TLS_CERT": str(cert), "DFS_S3_TLS_KEY": str(key)})
     proc.start()
     try:

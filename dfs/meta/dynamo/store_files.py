@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
-from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry, sha256_entry
+from dfs.meta.base import (
+    FILE_COMPLETE,
+    FILE_PENDING,
+    LISTED_NAMES_FROM,
+    FileRecord,
+    ManifestEntry,
+    sha256_entry,
+)
 from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, StoreCore
@@ -114,7 +121,7 @@ class FilesPart(StoreCore):
     ) -> list[FileRecord]:
         def op() -> list[FileRecord]:
             cond = "#listed_tenant = :t"
-            values: Item = {":t": S(tenant)}
+            values: Item = {":t": S(tenant), ":listed": S(LISTED_NAMES_FROM)}
             if after is not None:
                 cond += " AND #file_id > :after"
                 values[":after"] = S(after)
@@ -122,8 +129,9 @@ class FilesPart(StoreCore):
                 "TableName": self.tables["files"],
                 "IndexName": "by-tenant",
                 "KeyConditionExpression": cond,
+                "FilterExpression": "#name >= :listed",  # hidden names sort first
                 "ExpressionAttributeNames": attr_names(
-                    "listed_tenant", *(["file_id"] if after else [])
+                    "listed_tenant", "name", *(["file_id"] if after else [])
                 ),
                 "ExpressionAttributeValues": values,
             }

@@ -11,7 +11,7 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 |               |                              | is_marker, etag ("=": the sha256), sha256,     |
 |               |                              | content_type, and                              |
 |               |                              | JSON user_metadata, tags, shared_with, access; |
-|               |                              | unique index (bucket, key, version_id)         |
+|               |                              | ids packed (``VERSIONS_PACKED``)               |
 | ns_current    | (bucket, key)                | rank: the latest version, only while it is     |
 |               |                              | not a delete marker (what list_objects walks)  |
 | ns_file_links | file_id (``pack_file_id``)   | links: versions linking the file               |
@@ -28,18 +28,27 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 ``rank`` is minus a store-wide sequence number taken when the version is written: within a
 key, ascending rank is newest first, so both listings read one index in order. Keys are
 TEXT compared by SQLite's BINARY collation, memcmp of UTF-8: S3's byte order.
+
+A version id spells its rank (12 hex digits) and 6 random bytes (12 more), so a version row
+stores only the random bytes and a lookup by id is a primary-key read at (bucket, key,
+rank): no index by version id (it cost as much as a third of the row). The ``null``
+version (and any id that does not spell its row's rank) stays text, found by reading the
+key's versions. The file id is stored as ``pack_file_id`` (16 bytes) and the sha256 as its
+32 bytes, as in the store's own tables.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
+import secrets
 import sqlite3
 from typing import Any
 
 from dfs.errors import InvalidRequest
 from dfs.meta.namespace import BucketRecord, ObjectVersion
-from dfs.meta.sqlite_codec import pack_file_id
+from dfs.meta.sqlite_codec import Packed, pack_file_id, pack_hex, unpack_file_id, unpack_hex
 
 NAMESPACE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ns_buckets (
@@ -60,7 +69,6 @@ CREATE TABLE IF NOT EXISTS ns_versions (
     access TEXT NOT NULL, shared_with TEXT NOT NULL,
     PRIMARY KEY (bucket, key, rank)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS ns_versions_by_id ON ns_versions (bucket, key, version_id);
 CREATE TABLE IF NOT EXISTS ns_current (
     bucket TEXT NOT NULL, key TEXT NOT NULL, rank INTEGER NOT NULL, PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
@@ -98,6 +106,7 @@ def apply_namespace_schema(conn: sqlite3.Connection) -> None:
             conn.execute(stmt)
     _chunk_refs_as_bytes(conn)
     _file_ids_as_bytes(conn)
+    _pack_versions(conn)
 
 
 FILE_IDS_PACKED = "layout:file-ids-packed"
@@ -117,6 +126,63 @@ def _file_ids_as_bytes(conn: sqlite3.Connection) -> None:
             f"UPDATE {table} SET file_id = dfs_pack_file_id(file_id) WHERE typeof(file_id) = 'text'"
         )
     conn.execute("INSERT INTO ns_sequence VALUES (?, 1)", (FILE_IDS_PACKED,))
+
+
+VERSIONS_PACKED = "layout:versions-packed"
+"""The ``ns_sequence`` row that says ``ns_versions`` rows hold packed ids (``pack_version``)
+and the table has no index by version id."""
+
+_VERSION_ID = re.compile(r"[0-9a-f]{24}")
+_RANK_BASE = 1 << 48
+
+
+def new_version_id(rank: int) -> str:
+    """A version id for a new version: its rank's 12 hex digits, then 6 random bytes.
+    Newer versions have lower ranks, so lower hex: version ids of a key sort newest first."""
+    return f"{_RANK_BASE + rank:012x}{secrets.token_hex(6)}"
+
+
+def parse_version_id(version_id: str) -> tuple[int, bytes] | None:
+    """(rank, random bytes) of an id ``new_version_id`` could have made, else None."""
+    if not _VERSION_ID.fullmatch(version_id):
+        return None
+    return int(version_id[:12], 16) - _RANK_BASE, bytes.fromhex(version_id[12:])
+
+
+def pack_version_id(rank: int, version_id: str) -> Packed:
+    """The ``version_id`` column's value: the random bytes when the id spells ``rank``."""
+    parsed = parse_version_id(version_id)
+    return parsed[1] if parsed is not None and parsed[0] == rank else version_id
+
+
+def unpack_version_id(rank: int, stored: Packed) -> str:
+    if isinstance(stored, bytes):
+        return f"{_RANK_BASE + rank:012x}{stored.hex()}"
+    return stored
+
+
+def _pack_versions(conn: sqlite3.Connection) -> None:
+    """Pack the ids of ``ns_versions`` rows written before ``VERSIONS_PACKED`` and drop the
+    index by version id, once (one statement in the open's transaction; a marker row says
+    it is done)."""
+    done = conn.execute("SELECT 1 FROM ns_sequence WHERE name=?", (VERSIONS_PACKED,)).fetchone()
+    if done is not None:
+        return
+    conn.execute("DROP INDEX IF EXISTS ns_versions_by_id")
+    conn.create_function("dfs_pack_file_id", 1, pack_file_id, deterministic=True)
+    conn.create_function("dfs_pack_hex", 1, pack_hex, deterministic=True)
+    conn.create_function("dfs_pack_version_id", 2, pack_version_id, deterministic=True)
+    packed = {  # each column only where it is still text: a second pass changes nothing
+        "file_id": "dfs_pack_file_id(file_id)",
+        "sha256": "dfs_pack_hex(sha256)",
+        "version_id": "dfs_pack_version_id(rank, version_id)",
+    }
+    sets = ", ".join(
+        f"{col} = CASE WHEN typeof({col}) = 'text' THEN {fn} ELSE {col} END"
+        for col, fn in packed.items()
+    )
+    conn.execute(f"UPDATE ns_versions SET {sets}")
+    conn.execute("INSERT INTO ns_sequence VALUES (?, 1)", (VERSIONS_PACKED,))
 
 
 def _chunk_refs_as_bytes(conn: sqlite3.Connection) -> None:
@@ -145,7 +211,20 @@ def stored_etag(etag: str, sha256: str) -> str:
 def etag_of(row: sqlite3.Row) -> str:
     """A version row's etag (rows written before ``SAME_AS_SHA256`` hold it in full)."""
     etag: str = row["etag"]
-    return row["sha256"] if etag == SAME_AS_SHA256 else etag
+    return row_sha256(row) if etag == SAME_AS_SHA256 else etag
+
+
+def row_file_id(row: sqlite3.Row) -> str:
+    """A version row's file id ("" for a delete marker)."""
+    return unpack_file_id(row["file_id"])
+
+
+def row_sha256(row: sqlite3.Row) -> str:
+    return unpack_hex(row["sha256"])
+
+
+def row_version_id(row: sqlite3.Row) -> str:
+    return unpack_version_id(row["rank"], row["version_id"])
 
 
 def pairs_json(items: tuple[tuple[str, str], ...]) -> str:
@@ -162,14 +241,14 @@ def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
     return ObjectVersion(
         bucket=row["bucket"],
         key=row["key"],
-        version_id=row["version_id"],
-        file_id=row["file_id"],
+        version_id=row_version_id(row),
+        file_id=row_file_id(row),
         size=row["size"],
         created_at=row["created_at"],
         is_latest=is_latest,
         is_delete_marker=bool(row["is_marker"]),
         etag=etag_of(row),
-        sha256=row["sha256"],
+        sha256=row_sha256(row),
         content_type=row["content_type"],
         user_metadata=_pairs(row["user_metadata"]),
         tags=_pairs(row["tags"]),

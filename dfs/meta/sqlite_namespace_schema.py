@@ -15,11 +15,9 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 | ns_current    | (bucket, key)                | rank: the latest version, only while it is     |
 |               |                              | not a delete marker (what list_objects walks)  |
 | ns_file_links | file_id (``pack_file_id``)   | links: versions linking the file               |
-| ns_scope_files| (tenant, bucket, file_id)    | links: versions of a bucket ("" = the whole    |
-|               |                              | tenant) linking the file                       |
-| ns_chunk_refs | (tenant, bucket, chunk_id as | refs: manifest entries of the files of a       |
-|               | its 32 bytes)                |                                                |
-|               |                              | bucket ("" = the whole tenant) on the chunk    |
+| ns_scope_links| (scope, file_id)             | links: versions of a scope linking the file    |
+| ns_scope_chunks| (scope, chunk_id as its 32  | refs: manifest entries of the files of a scope |
+|               | bytes)                       | on the chunk                                   |
 | ns_usage      | (tenant, bucket, grp, name)  | objects, versions, delete_markers,             |
 |               |                              | logical_bytes, stored_bytes                    |
 | ns_sequence   | name                         | value: the last version sequence number; and   |
@@ -28,6 +26,11 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 ``rank`` is minus a store-wide sequence number taken when the version is written: within a
 key, ascending rank is newest first, so both listings read one index in order. Keys are
 TEXT compared by SQLite's BINARY collation, memcmp of UTF-8: S3's byte order.
+
+A scope (``scope_id``) is a bucket, as its label id (``dfs.meta.sqlite_codec.Labels``), or a
+whole tenant, as minus its label id: one small integer where the rows of
+``ns_scope_files`` and ``ns_chunk_refs`` (their layout before) held the tenant and bucket
+names (a bucket name is unique, so it implies its tenant); those are moved at open.
 
 A version id spells its rank (12 hex digits) and 6 random bytes (12 more), so a version row
 stores only the random bytes and a lookup by id is a primary-key read at (bucket, key,
@@ -48,7 +51,14 @@ from typing import Any
 
 from dfs.errors import InvalidRequest
 from dfs.meta.namespace import BucketRecord, ObjectVersion
-from dfs.meta.sqlite_codec import Packed, pack_file_id, pack_hex, unpack_file_id, unpack_hex
+from dfs.meta.sqlite_codec import (
+    Labels,
+    Packed,
+    pack_file_id,
+    pack_hex,
+    unpack_file_id,
+    unpack_hex,
+)
 
 NAMESPACE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ns_buckets (
@@ -75,13 +85,11 @@ CREATE TABLE IF NOT EXISTS ns_current (
 CREATE TABLE IF NOT EXISTS ns_file_links (
     file_id TEXT PRIMARY KEY, links INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ns_chunk_refs (
-    tenant TEXT NOT NULL, bucket TEXT NOT NULL, chunk_id TEXT NOT NULL, refs INTEGER NOT NULL,
-    PRIMARY KEY (tenant, bucket, chunk_id)
+CREATE TABLE IF NOT EXISTS ns_scope_links (
+    scope INTEGER NOT NULL, file_id NOT NULL, links INTEGER NOT NULL, PRIMARY KEY (scope, file_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ns_scope_files (
-    tenant TEXT NOT NULL, bucket TEXT NOT NULL, file_id TEXT NOT NULL, links INTEGER NOT NULL,
-    PRIMARY KEY (tenant, bucket, file_id)
+CREATE TABLE IF NOT EXISTS ns_scope_chunks (
+    scope INTEGER NOT NULL, chunk_id NOT NULL, refs INTEGER NOT NULL, PRIMARY KEY (scope, chunk_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ns_usage (
     tenant TEXT NOT NULL, bucket TEXT NOT NULL, grp TEXT NOT NULL, name TEXT NOT NULL,
@@ -104,28 +112,64 @@ def apply_namespace_schema(conn: sqlite3.Connection) -> None:
     for stmt in NAMESPACE_SCHEMA.split(";"):
         if stmt.strip():
             conn.execute(stmt)
-    _chunk_refs_as_bytes(conn)
     _file_ids_as_bytes(conn)
+    _scopes_as_labels(conn)
     _pack_versions(conn)
 
 
 FILE_IDS_PACKED = "layout:file-ids-packed"
-"""The ``ns_sequence`` row that says ``ns_file_links`` and ``ns_scope_files`` key files by
-``pack_file_id`` (16 bytes for a canonical UUID), not by the id's 36 characters."""
+"""The ``ns_sequence`` row that says ``ns_file_links`` keys files by ``pack_file_id`` (16
+bytes for a canonical UUID), not by the id's 36 characters."""
+
+TENANT_WIDE = ""  # the bucket of tenant-wide usage rows (bucket names have 3+ characters)
 
 
 def _file_ids_as_bytes(conn: sqlite3.Connection) -> None:
-    """Convert the file ids of ``ns_file_links`` and ``ns_scope_files`` once (a marker row
-    says it is done: an id that is not a canonical UUID stays text, so no row can tell)."""
+    """Convert the file ids of ``ns_file_links`` once (a marker row says it is done: an id
+    that is not a canonical UUID stays text, so no row can tell)."""
     done = conn.execute("SELECT 1 FROM ns_sequence WHERE name=?", (FILE_IDS_PACKED,)).fetchone()
     if done is not None:
         return
     conn.create_function("dfs_pack_file_id", 1, pack_file_id, deterministic=True)
-    for table in ("ns_file_links", "ns_scope_files"):
-        conn.execute(
-            f"UPDATE {table} SET file_id = dfs_pack_file_id(file_id) WHERE typeof(file_id) = 'text'"
-        )
+    conn.execute(
+        "UPDATE ns_file_links SET file_id = dfs_pack_file_id(file_id)"
+        " WHERE typeof(file_id) = 'text'"
+    )
     conn.execute("INSERT INTO ns_sequence VALUES (?, 1)", (FILE_IDS_PACKED,))
+
+
+def scope_id(db: sqlite3.Connection, labels: Labels, tenant: str, bucket: str) -> int:
+    """The ``scope`` of a bucket, or of the whole tenant when ``bucket`` is ``TENANT_WIDE``
+    (negative: a tenant and a bucket of the same name are different scopes)."""
+    return -labels.id(db, tenant) if bucket == TENANT_WIDE else labels.id(db, bucket)
+
+
+def _scopes_as_labels(conn: sqlite3.Connection) -> None:
+    """Move the rows of ``ns_scope_files`` and ``ns_chunk_refs`` (tenant and bucket names,
+    ids as text in the oldest) to ``ns_scope_links`` and ``ns_scope_chunks``, once: the old
+    tables are dropped in the same transaction."""
+    old = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    labels = Labels()
+    if "ns_scope_files" in old:
+        rows = conn.execute("SELECT tenant, bucket, file_id, links FROM ns_scope_files")
+        conn.executemany(
+            "INSERT INTO ns_scope_links VALUES (?,?,?)",
+            [
+                (scope_id(conn, labels, t, b), f if isinstance(f, bytes) else pack_file_id(f), n)
+                for t, b, f, n in rows.fetchall()
+            ],
+        )
+        conn.execute("DROP TABLE ns_scope_files")
+    if "ns_chunk_refs" in old:
+        rows = conn.execute("SELECT tenant, bucket, chunk_id, refs FROM ns_chunk_refs")
+        conn.executemany(
+            "INSERT INTO ns_scope_chunks VALUES (?,?,?)",
+            [
+                (scope_id(conn, labels, t, b), c if isinstance(c, bytes) else pack_hex(c), n)
+                for t, b, c, n in rows.fetchall()
+            ],
+        )
+        conn.execute("DROP TABLE ns_chunk_refs")
 
 
 VERSIONS_PACKED = "layout:versions-packed"
@@ -183,19 +227,6 @@ def _pack_versions(conn: sqlite3.Connection) -> None:
     )
     conn.execute(f"UPDATE ns_versions SET {sets}")
     conn.execute("INSERT INTO ns_sequence VALUES (?, 1)", (VERSIONS_PACKED,))
-
-
-def _chunk_refs_as_bytes(conn: sqlite3.Connection) -> None:
-    """``ns_chunk_refs`` held chunk ids as 64 hex characters before it held their 32 bytes.
-    The conversion is one statement in the open's transaction, so a database holds one kind
-    or the other: the first row tells which (no scan at every open)."""
-    first = conn.execute("SELECT typeof(chunk_id) FROM ns_chunk_refs LIMIT 1").fetchone()
-    if first is None or first[0] != "text":
-        return
-    conn.create_function("dfs_unhex", 1, bytes.fromhex, deterministic=True)
-    conn.execute(
-        "UPDATE ns_chunk_refs SET chunk_id = dfs_unhex(chunk_id) WHERE typeof(chunk_id) = 'text'"
-    )
 
 
 SAME_AS_SHA256 = "="

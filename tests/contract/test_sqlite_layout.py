@@ -169,10 +169,29 @@ async def test_a_label_of_a_rolled_back_write_is_forgotten(tmp_path: Path) -> No
         await meta.close()
 
 
+_TEXT_SCOPES = """
+CREATE TABLE ns_chunk_refs (
+    tenant TEXT NOT NULL, bucket TEXT NOT NULL, chunk_id TEXT NOT NULL, refs INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, chunk_id)
+) WITHOUT ROWID;
+CREATE TABLE ns_scope_files (
+    tenant TEXT NOT NULL, bucket TEXT NOT NULL, file_id TEXT NOT NULL, links INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, file_id)
+) WITHOUT ROWID;
+INSERT INTO ns_chunk_refs SELECT 't1', CASE WHEN scope < 0 THEN '' ELSE 'bkt' END,
+    lower(hex(chunk_id)), refs FROM ns_scope_chunks;
+INSERT INTO ns_scope_files SELECT 't1', CASE WHEN scope < 0 THEN '' ELSE 'bkt' END,
+    file_id, links FROM ns_scope_links;
+DELETE FROM ns_scope_chunks;
+DELETE FROM ns_scope_links;
+"""
+"""The scope tables of the first namespace layout, filled from this layout's rows."""
+
+
 async def test_namespace_ids_as_text_are_converted_at_open(tmp_path: Path) -> None:
-    """Counting rows of a database written with ids as text (hex chunk ids, file ids as
-    UUID strings) are keyed by the ids' bytes from the next open on, and the links and usage
-    they count stay exact afterwards."""
+    """Counting rows of a database written with names and ids as text (tenant and bucket
+    names, hex chunk ids, file ids as UUID strings) are keyed by scope ids and the ids' bytes
+    from the next open on, and the links and usage they count stay exact afterwards."""
     path = tmp_path / "ns.db"
     meta = await SqliteMetadataStore.open(f"sqlite://{path}")
     try:
@@ -183,23 +202,28 @@ async def test_namespace_ids_as_text_are_converted_at_open(tmp_path: Path) -> No
         await meta.put_object(NewObject("bkt", "k", rec.file_id, 30), 2.0)
     finally:
         await meta.close()
-    conn = sqlite3.connect(path)  # as the layout before: the same rows, ids as text
+    conn = sqlite3.connect(path)  # as the first layout: the same rows, names and ids as text
     with conn:
-        conn.execute("UPDATE ns_chunk_refs SET chunk_id = lower(hex(chunk_id))")
-        for table in ("ns_file_links", "ns_scope_files"):
-            conn.execute(f"UPDATE {table} SET file_id = ?", (rec.file_id,))
+        conn.executescript(_TEXT_SCOPES)
+        conn.execute("UPDATE ns_file_links SET file_id = ?", (rec.file_id,))
+        conn.execute("UPDATE ns_scope_files SET file_id = ?", (rec.file_id,))
         conn.execute("DELETE FROM ns_sequence WHERE name LIKE 'layout:%'")
     conn.close()
+    assert _read(path, "SELECT COUNT(*) FROM ns_chunk_refs") == [(4,)]
     meta = await SqliteMetadataStore.open(f"sqlite://{path}")
     try:
-        assert _read(path, "SELECT DISTINCT typeof(chunk_id) FROM ns_chunk_refs") == [("blob",)]
-        for table in ("ns_file_links", "ns_scope_files"):
+        tables = "SELECT name FROM sqlite_master WHERE name IN ('ns_chunk_refs', 'ns_scope_files')"
+        assert _read(path, tables) == []
+        assert _read(path, "SELECT typeof(chunk_id), COUNT(*) FROM ns_scope_chunks") == [
+            ("blob", 4)
+        ]
+        for table in ("ns_file_links", "ns_scope_links"):
             assert _read(path, f"SELECT DISTINCT typeof(file_id) FROM {table}") == [("blob",)]
         assert (await meta.usage("t1", "bkt")).stored_bytes == 30
         await meta.delete_object("bkt", "k", None, 3.0)
         assert (await meta.usage("t1", "bkt")).stored_bytes == 0
         assert (await meta.usage("t1")).stored_bytes == 0
-        for table in ("ns_chunk_refs", "ns_file_links", "ns_scope_files"):
+        for table in ("ns_scope_chunks", "ns_file_links", "ns_scope_links"):
             assert _read(path, f"SELECT COUNT(*) FROM {table}") == [(0,)]
         with pytest.raises(FileNotFound):  # the last version's release deleted the file
             await meta.get_file(rec.file_id)
@@ -275,7 +299,13 @@ async def _old_versions_stay_counted(meta: SqliteMetadataStore, path: Path) -> N
         tenant = "t2" if bucket == "other" else "t1"
         assert (await meta.usage(tenant, bucket)).stored_bytes == 0
     assert (await meta.usage("t1")).versions == 0
-    for table in ("ns_versions", "ns_current", "ns_file_links", "ns_scope_files", "ns_chunk_refs"):
+    for table in (
+        "ns_versions",
+        "ns_current",
+        "ns_file_links",
+        "ns_scope_links",
+        "ns_scope_chunks",
+    ):
         assert _read(path, f"SELECT COUNT(*) FROM {table}") == [(0,)]
     for n in range(1, 6):  # the last version of each file released it
         with pytest.raises(FileNotFound):

@@ -37,7 +37,8 @@ stores only the random bytes and a lookup by id is a primary-key read at (bucket
 rank): no index by version id (it cost as much as a third of the row). The ``null``
 version (and any id that does not spell its row's rank) stays text, found by reading the
 key's versions. The file id is stored as ``pack_file_id`` (16 bytes) and the sha256 as its
-32 bytes, as in the store's own tables.
+32 bytes, as in the store's own tables. Empty tags, metadata and sharing are stored as ""
+and private access as "" (rows written before hold "[]" and "private": both read the same).
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ import json
 import re
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from dfs.errors import InvalidRequest
-from dfs.meta.namespace import BucketRecord, ObjectVersion
+from dfs.meta.namespace import ACCESS_PRIVATE, BucketRecord, ObjectVersion
 from dfs.meta.sqlite_codec import (
     Labels,
     Packed,
@@ -259,16 +261,28 @@ def row_version_id(row: sqlite3.Row) -> str:
 
 
 def pairs_json(items: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps([list(p) for p in items])
+    """Tags or user metadata as stored: "" when there are none (most versions)."""
+    return json.dumps([list(p) for p in items], separators=(",", ":")) if items else ""
+
+
+def names_json(names: Sequence[str]) -> str:
+    """``shared_with`` as stored: "" when the version is shared with no one."""
+    return json.dumps(sorted(set(names)), separators=(",", ":")) if names else ""
+
+
+def stored_access(access: str) -> str:
+    """The ``access`` column's value: "" for private (most versions)."""
+    return "" if access == ACCESS_PRIVATE else access
 
 
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:
-    if text == "[]":  # most versions: no tags, no metadata (listings read many rows)
+    if text in ("", "[]"):  # rows written before "" meant none hold "[]"
         return ()
     return tuple((str(k), str(v)) for k, v in json.loads(text))
 
 
 def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
+    shared = row["shared_with"]
     return ObjectVersion(
         bucket=row["bucket"],
         key=row["key"],
@@ -283,8 +297,8 @@ def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
         content_type=row["content_type"],
         user_metadata=_pairs(row["user_metadata"]),
         tags=_pairs(row["tags"]),
-        access=row["access"],
-        shared_with=() if row["shared_with"] == "[]" else tuple(json.loads(row["shared_with"])),
+        access=row["access"] or ACCESS_PRIVATE,
+        shared_with=() if shared in ("", "[]") else tuple(json.loads(shared)),
     )
 
 

@@ -11,7 +11,6 @@ whether the key is listed (``ns_current``) and the ``objects`` counters follow.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 from collections.abc import Sequence
 
@@ -29,6 +28,7 @@ from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_schema import (
     VERSION_COLUMNS,
     etag_of,
+    names_json,
     new_version_id,
     pack_version_id,
     pairs_json,
@@ -36,6 +36,7 @@ from dfs.meta.sqlite_namespace_schema import (
     row_file_id,
     row_sha256,
     row_version_id,
+    stored_access,
     stored_etag,
     version_record,
 )
@@ -169,8 +170,8 @@ def insert_version(
             obj.content_type,
             pairs_json(tuple(sorted(obj.user_metadata))),
             pairs_json(tuple(sorted(obj.tags))),
-            obj.access,
-            json.dumps(sorted(set(obj.shared_with))),
+            stored_access(obj.access),
+            names_json(obj.shared_with),
         ),
     )
     count_version(
@@ -267,9 +268,9 @@ def update(
     if tags is not None:
         changes["tags"] = pairs_json(tuple(sorted(tags)))
     if access is not None:
-        changes["access"] = access
+        changes["access"] = stored_access(access)
     if shared_with is not None:
-        changes["shared_with"] = json.dumps(sorted(set(shared_with)))
+        changes["shared_with"] = names_json(shared_with)
     for column, value in changes.items():  # column names are the three above, not input
         db.execute(
             f"UPDATE ns_versions SET {column}=? WHERE bucket=? AND key=? AND rank=?",

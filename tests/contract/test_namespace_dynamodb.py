@@ -280,8 +280,8 @@ async def test_a_release_first_finishes_the_files_other_jobs(store: DynamoMetada
 
 def _as_written_before(item: dict[str, Any]) -> dict[str, Any]:
     """A version item as the store wrote it before defaults were left out and ids packed:
-    every attribute, ids as text."""
-    v = nc.version_record("", item, True)
+    every attribute, ids as text, the key as ``k``, a head item's ``lsk``."""
+    v = nc.version_record("old", item, True)
     old = {a: val for a, val in item.items() if a not in ("fid", "sha", "et", "um", "tg", "sw")}
     pairs = [[a, b] for a, b in v.user_metadata], [[a, b] for a, b in v.tags]
     return {
@@ -293,6 +293,8 @@ def _as_written_before(item: dict[str, Any]) -> dict[str, Any]:
         "tg": S(json.dumps(pairs[1])),
         "ac": S(v.access),
         "sw": S(json.dumps(list(v.shared_with))),
+        "k": S(v.key),
+        **({"lsk": S(v.version_id)} if item["p"]["S"].startswith("head#") else {}),
     }
 
 

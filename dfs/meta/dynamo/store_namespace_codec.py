@@ -29,7 +29,7 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 ``objects`` table
 
 - ``head#B | KEY``: every key that has versions: the latest version (or delete marker) in
-  full, ``lsk`` (its version sort key), ``nsk`` (the ``null`` version's, if any), ``nv``
+  full, ``lsk`` (its version sort key, left out when it is the version id: ``latest_vsk``), ``nsk`` (the ``null`` version's, if any), ``nv``
   (versions and markers), ``rev`` (bumped by every change: the condition of every write).
 - ``list#B | KEY``: the latest version of keys whose latest is not a delete marker: what
   list_objects reads, one Query per page, nothing filtered out.
@@ -40,8 +40,9 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 
 A version's attributes (``version_attrs``) are the same in its version, head and listed
 items: a value equal to its default is left out (``VERSION_DEFAULTS``; the etag when it is
-the sha256), the file id and sha256 are stored as their 16 and 32 bytes. Items written
-before that hold every attribute as text; ``version_record`` reads both.
+the sha256), the file id and sha256 are stored as their 16 and 32 bytes, and the object
+key is read from the item's own keys. Items written before that hold every attribute as
+text and the key as ``k``; ``version_record`` reads both.
 
 Sort keys are object keys themselves (at most 1,024 bytes, DynamoDB's sort key limit), so
 Queries return keys in UTF-8 byte order, S3's listing order.
@@ -232,7 +233,6 @@ def version_attrs(v: ObjectVersion) -> Item:
     that is its default is left out (most versions: no metadata, tags or sharing, private,
     the etag the sha256) and ids are stored as their bytes (``VERSION_DEFAULTS``)."""
     item: Item = {
-        "k": S(v.key),
         "vid": S(v.version_id),
         "sz": N(v.size),
         "t": N(float(v.created_at)),
@@ -265,11 +265,25 @@ def _text(item: Item, attr: str) -> str:
     return str(item[attr]["S"]) if attr in item else VERSION_DEFAULTS[attr]
 
 
+def _key_of(bucket: str, item: Item) -> str:
+    """A version item's object key: the sort key of head and listed items, the end of the
+    partition key of version items (``k`` in items written before it was left out)."""
+    if "k" in item:
+        return str(item["k"]["S"])
+    p, versions = item["p"]["S"], f"ver#{bucket}/"
+    return str(p[len(versions) :] if p.startswith(versions) else item["s"]["S"])
+
+
+def latest_vsk(head: Item) -> str:
+    """The sort key of a head item's version: ``lsk``, left out when it is the version id."""
+    return str(head["lsk"]["S"] if "lsk" in head else head["vid"]["S"])
+
+
 def version_record(bucket: str, item: Item, is_latest: bool) -> ObjectVersion:
     sha256 = _sha256_of(item)
     return ObjectVersion(
         bucket=bucket,
-        key=item["k"]["S"],
+        key=_key_of(bucket, item),
         version_id=item["vid"]["S"],
         file_id=_file_id_of(item),
         size=int(item["sz"]["N"]),

@@ -41,7 +41,7 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 A version's attributes (``version_attrs``) are the same in its version, head and listed
 items: a value equal to its default is left out (``VERSION_DEFAULTS``; the etag when it is
 the sha256), the file id and sha256 are stored as their 16 and 32 bytes, and the object
-key is read from the item's own keys. Items written before that hold every attribute as
+key (and a ``ver#`` item's version id) is read from the item's own keys. Items written before that hold every attribute as
 text and the key as ``k``; ``version_record`` reads both.
 
 Sort keys are object keys themselves (at most 1,024 bytes, DynamoDB's sort key limit), so
@@ -274,6 +274,14 @@ def _key_of(bucket: str, item: Item) -> str:
     return str(p[len(versions) :] if p.startswith(versions) else item["s"]["S"])
 
 
+def version_item(bucket: str, vsk: str, v: ObjectVersion) -> Item:
+    """A ``ver#`` item: its sort key spells the version id, so ``vid`` is left out."""
+    attrs = version_attrs(v)
+    if version_id_of(vsk) == v.version_id:
+        del attrs["vid"]
+    return {**version_key(bucket, v.key, vsk), **attrs}
+
+
 def latest_vsk(head: Item) -> str:
     """The sort key of a head item's version: ``lsk``, left out when it is the version id."""
     return str(head["lsk"]["S"] if "lsk" in head else head["vid"]["S"])
@@ -284,7 +292,7 @@ def version_record(bucket: str, item: Item, is_latest: bool) -> ObjectVersion:
     return ObjectVersion(
         bucket=bucket,
         key=_key_of(bucket, item),
-        version_id=item["vid"]["S"],
+        version_id=item["vid"]["S"] if "vid" in item else version_id_of(item["s"]["S"]),
         file_id=_file_id_of(item),
         size=int(item["sz"]["N"]),
         created_at=float(item["t"]["N"]),

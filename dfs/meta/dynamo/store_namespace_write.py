@@ -160,8 +160,7 @@ class NsWritePart(NsBucketsPart):
     def _version_actions(self, st: KeyState, ch: Change) -> Iterable[Item]:
         table = self.tables["objects"]
         for vsk, v in (*ch.adds, *ch.rewrites):
-            key = nc.version_key(st.bucket.name, st.key, vsk)
-            yield {"Put": {"TableName": table, "Item": {**key, **nc.version_attrs(v)}}}
+            yield {"Put": {"TableName": table, "Item": nc.version_item(st.bucket.name, vsk, v)}}
         for vsk, _ in ch.removes:
             key = nc.version_key(st.bucket.name, st.key, vsk)
             yield {"Delete": {"TableName": table, "Key": key}}

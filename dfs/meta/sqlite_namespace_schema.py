@@ -21,7 +21,8 @@ read and changed in one place; ``apply_schema`` there calls ``apply_namespace_sc
 | ns_usage      | (tenant, bucket, grp, name)  | objects, versions, delete_markers,             |
 |               |                              | logical_bytes, stored_bytes                    |
 | ns_sequence   | name                         | value: the last version sequence number; and   |
-|               |                              | ``FILE_IDS_PACKED``, a layout marker           |
+|               |                              | ``FILE_IDS_PACKED``, ``VERSIONS_PACKED``:      |
+|               |                              | layout markers                                 |
 
 ``rank`` is minus a store-wide sequence number taken when the version is written: within a
 key, ascending rank is newest first, so both listings read one index in order. Keys are

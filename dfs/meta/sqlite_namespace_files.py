@@ -44,14 +44,14 @@ class StoreFiles:
 
     def __init__(self, db: sqlite3.Connection, labels: Labels) -> None:
         self.db = db
-        self._labels = labels
+        self.labels = labels
 
     def linkable_size(self, file_id: str, tenant: str) -> int:
         """The size of a complete file of ``tenant`` that a version may link."""
         row = self.db.execute(
             "SELECT tenant, state, size FROM files WHERE file_id=?", (pack_file_id(file_id),)
         ).fetchone()
-        if row is None or self._labels.name(self.db, row[0]) != tenant:
+        if row is None or self.labels.name(self.db, row[0]) != tenant:
             raise FileNotFound(f"no file {file_id}")
         if row[1] != STATE_COMPLETE:
             raise Conflict(f"file {file_id} is not complete")
@@ -70,20 +70,20 @@ class StoreFiles:
     def delete_released(self, file_id: str, now: float) -> bool:
         """Delete a file whose last version went, as delete_file does; False if gone."""
         try:
-            rec = get_record(self.db, self._labels, file_id)
+            rec = get_record(self.db, self.labels, file_id)
         except FileNotFound:  # deleted by id meanwhile (the seed's DELETE /file)
             return False
-        delete_one(self.db, self._labels, file_id, rec.tenant, now)
+        delete_one(self.db, self.labels, file_id, rec.tenant, now)
         return True
 
     def copy(self, file_id: str, tenant: str, name: str, now: float) -> str:
         """A new complete file of ``tenant`` with the manifest of ``file_id``, counted by
         ``commit_one`` like any commit (refcounts, the tenant's chunk set, Stats); its id."""
         db = self.db
-        src = get_record(db, self._labels, file_id)
+        src = get_record(db, self.labels, file_id)
         rec = dataclasses.replace(
             src, file_id=str(uuid.uuid4()), tenant=tenant, name=name, created_at=now
         )
-        insert_file(db, self._labels, rec, manifest(db, file_id))
-        commit_one(db, self._labels, rec.file_id, now)
+        insert_file(db, self.labels, rec, manifest(db, file_id))
+        commit_one(db, self.labels, rec.file_id, now)
         return rec.file_id

@@ -9,11 +9,11 @@ overwrite releases the old file's chunks exactly once.
 
 Usage: each version adds to five ``ns_usage`` rows (the tenant, its bucket, the bucket's
 top-level prefix, the extension tenant-wide and in the bucket). ``stored_bytes`` of the
-tenant and bucket rows counts each distinct chunk once: ``ns_chunk_refs`` holds, per tenant
-and per bucket, how many manifest entries of live versions point at a chunk, and a chunk's
-bytes are added when that count leaves 0 and taken off when it returns to 0. A file's chunks
-enter a scope's set with the scope's first version linking the file (``ns_scope_files``
-counts them) and leave with its last, so a restore, or a copy within a bucket, changes one
+tenant and bucket rows counts each distinct chunk once: ``ns_scope_chunks`` holds, per
+scope (a tenant or a bucket: ``scope_id``), how many manifest entries of live versions point
+at a chunk, and a chunk's bytes are added when that count leaves 0 and taken off when it
+returns to 0. A file's chunks enter a scope's set with the scope's first version linking the
+file (``ns_scope_links`` counts them) and leave with its last, so a restore, or a copy within a bucket, changes one
 row however many chunks the file has. Prefix and type rows keep no chunk set (their
 stored_bytes stays 0, as the port says).
 """
@@ -24,11 +24,11 @@ import sqlite3
 from collections.abc import Sequence
 
 from dfs.meta.namespace import Usage
-from dfs.meta.sqlite_codec import Packed, pack_file_id
+from dfs.meta.sqlite_codec import Packed, pack_file_id, pack_hex
 from dfs.meta.sqlite_namespace_files import StoreFiles
+from dfs.meta.sqlite_namespace_schema import TENANT_WIDE, scope_id
 from dfs.namespace_rules import extension, top_prefix
 
-TENANT_WIDE = ""  # the bucket column of tenant-wide rows (bucket names have 3+ characters)
 _USAGE_COLUMNS = "objects, versions, delete_markers, logical_bytes, stored_bytes"
 
 
@@ -77,40 +77,36 @@ def _add_usage(
     )
 
 
-def _scope_links(db: sqlite3.Connection, ident: tuple[str, str, Packed], sign: int) -> int:
+def _scope_links(db: sqlite3.Connection, ident: tuple[int, Packed], sign: int) -> int:
     """Add ``sign`` to the versions of one scope linking one file; the count before."""
     cur = db.execute(
-        "SELECT links FROM ns_scope_files WHERE tenant=? AND bucket=? AND file_id=?", ident
+        "SELECT links FROM ns_scope_links WHERE scope=? AND file_id=?", ident
     ).fetchone()
     before = int(cur[0]) if cur is not None else 0
     if before + sign > 0:
-        db.execute(
-            "INSERT OR REPLACE INTO ns_scope_files VALUES (?,?,?,?)", (*ident, before + sign)
-        )
+        db.execute("INSERT OR REPLACE INTO ns_scope_links VALUES (?,?,?)", (*ident, before + sign))
     else:
-        db.execute("DELETE FROM ns_scope_files WHERE tenant=? AND bucket=? AND file_id=?", ident)
+        db.execute("DELETE FROM ns_scope_links WHERE scope=? AND file_id=?", ident)
     return before
 
 
 def _add_chunks(
-    db: sqlite3.Connection, tenant: str, scope: str, refs: list[tuple[str, int, int]], sign: int
+    db: sqlite3.Connection, scope: int, refs: list[tuple[str, int, int]], sign: int
 ) -> int:
     """Count a file's chunks into (sign 1) or out of (sign -1) one scope's chunk set; the
     change of the scope's stored bytes (a chunk's size when it enters or leaves the set)."""
     stored = 0
     for chunk_id, count, size in refs:
-        ident = (tenant, scope, bytes.fromhex(chunk_id))  # 32 bytes, not 64 hex characters
+        ident = (scope, pack_hex(chunk_id))  # 32 bytes, not 64 hex characters
         cur = db.execute(
-            "SELECT refs FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
+            "SELECT refs FROM ns_scope_chunks WHERE scope=? AND chunk_id=?", ident
         ).fetchone()
         before = int(cur[0]) if cur is not None else 0
         after = before + sign * count
         if after > 0:
-            db.execute("INSERT OR REPLACE INTO ns_chunk_refs VALUES (?,?,?,?)", (*ident, after))
+            db.execute("INSERT OR REPLACE INTO ns_scope_chunks VALUES (?,?,?)", (*ident, after))
         else:
-            db.execute(
-                "DELETE FROM ns_chunk_refs WHERE tenant=? AND bucket=? AND chunk_id=?", ident
-            )
+            db.execute("DELETE FROM ns_scope_chunks WHERE scope=? AND chunk_id=?", ident)
         if before <= 0 < after:
             stored += size
         elif after <= 0 < before:
@@ -124,9 +120,10 @@ def _add_stored(files: StoreFiles, tenant: str, bucket: str, file_id: str, sign:
     leave with its last, so more versions of one file (restores, copies) cost one row each."""
     db = files.db
     for scope in (TENANT_WIDE, bucket):
-        before = _scope_links(db, (tenant, scope, pack_file_id(file_id)), sign)
+        ident = scope_id(db, files.labels, tenant, scope)
+        before = _scope_links(db, (ident, pack_file_id(file_id)), sign)
         if before == (0 if sign > 0 else 1):  # the first link in, or the last one out
-            stored = _add_chunks(db, tenant, scope, files.chunks(file_id), sign)
+            stored = _add_chunks(db, ident, files.chunks(file_id), sign)
             if stored:
                 db.execute(
                     "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "

@@ -11,8 +11,6 @@ whether the key is listed (``ns_current``) and the ``objects`` counters follow.
 from __future__ import annotations
 
 import dataclasses
-import json
-import secrets
 import sqlite3
 from collections.abc import Sequence
 
@@ -25,11 +23,20 @@ from dfs.meta.namespace import (
     ObjectVersion,
     PutResult,
 )
+from dfs.meta.sqlite_codec import pack_file_id, pack_hex
 from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_schema import (
     VERSION_COLUMNS,
     etag_of,
+    names_json,
+    new_version_id,
+    pack_version_id,
     pairs_json,
+    parse_version_id,
+    row_file_id,
+    row_sha256,
+    row_version_id,
+    stored_access,
     stored_etag,
     version_record,
 )
@@ -59,23 +66,23 @@ def _next_rank(db: sqlite3.Connection) -> int:
     return -seq
 
 
-def _version_id(rank: int) -> str:
-    # newer versions have lower ranks, so lower hex: version ids of a key sort newest first
-    return f"{(1 << 48) + rank:012x}{secrets.token_hex(6)}"
-
-
 def find_version(
     db: sqlite3.Connection, bucket: str, key: str, version_id: str | None
 ) -> sqlite3.Row | None:
-    """One version by id, or the latest (marker or not) when ``version_id`` is None."""
+    """One version by id, or the latest (marker or not) when ``version_id`` is None. An id
+    that spells a rank is one primary-key read; ``null`` (at most one per key) is found
+    among the key's versions."""
+    parsed = None if version_id is None else parse_version_id(version_id)
     if version_id is None:
         sql = "SELECT * FROM ns_versions WHERE bucket=? AND key=? ORDER BY rank LIMIT 1"
-        row: sqlite3.Row | None = db.execute(sql, (bucket, key)).fetchone()
+        args: tuple[object, ...] = (bucket, key)
+    elif parsed is not None:
+        sql = "SELECT * FROM ns_versions WHERE bucket=? AND key=? AND rank=? AND version_id=?"
+        args = (bucket, key, *parsed)
     else:
-        row = db.execute(
-            "SELECT * FROM ns_versions WHERE bucket=? AND key=? AND version_id=?",
-            (bucket, key, version_id),
-        ).fetchone()
+        sql = "SELECT * FROM ns_versions WHERE bucket=? AND key=? AND version_id=?"
+        args = (bucket, key, version_id)
+    row: sqlite3.Row | None = db.execute(sql, args).fetchone()
     return row
 
 
@@ -122,12 +129,12 @@ def _remove_version(files: StoreFiles, tenant: str, row: sqlite3.Row, now: float
         tenant,
         row["bucket"],
         row["key"],
-        file_id=row["file_id"],
+        file_id=row_file_id(row),
         size=row["size"],
         is_marker=bool(row["is_marker"]),
         sign=-1,
     )
-    return row["file_id"] if unlink_file(files, row["file_id"], now) else None
+    return row_file_id(row) if unlink_file(files, row_file_id(row), now) else None
 
 
 def insert_version(
@@ -141,7 +148,7 @@ def insert_version(
     released = None
     if bucket["versioning"] == VERSIONING_ENABLED:
         rank = _next_rank(db)
-        version_id = _version_id(rank)
+        version_id = new_version_id(rank)
     else:
         old = find_version(db, obj.bucket, key, NULL_VERSION)
         if old is not None:
@@ -153,18 +160,18 @@ def insert_version(
             obj.bucket,
             key,
             rank,
-            version_id,
-            obj.file_id,
+            pack_version_id(rank, version_id),
+            pack_file_id(obj.file_id),
             obj.size,
             now,
             int(marker),
             stored_etag(obj.etag, obj.sha256),
-            obj.sha256,
+            pack_hex(obj.sha256),
             obj.content_type,
             pairs_json(tuple(sorted(obj.user_metadata))),
             pairs_json(tuple(sorted(obj.tags))),
-            obj.access,
-            json.dumps(sorted(set(obj.shared_with))),
+            stored_access(obj.access),
+            names_json(obj.shared_with),
             pairs_json(tuple(sorted(obj.headers))),
         ),
     )
@@ -246,11 +253,11 @@ def copy(
         raise KeyNotFound(f"the source of the copy, {src[1]!r}, is a delete marker")
     source_tenant = load_bucket(db, src[0])["tenant"]
     bucket = load_bucket(db, dst.bucket)
-    file_id = row["file_id"]
+    file_id = row_file_id(row)
     if file_id and bucket["tenant"] != source_tenant:
         file_id = files.copy(file_id, bucket["tenant"], dst.key, now)
     fields = dataclasses.replace(
-        dst, file_id=file_id, size=row["size"], etag=etag_of(row), sha256=row["sha256"]
+        dst, file_id=file_id, size=row["size"], etag=etag_of(row), sha256=row_sha256(row)
     )
     return insert_version(files, bucket, fields, now)
 
@@ -264,19 +271,19 @@ def update(
 ) -> ObjectVersion:
     row = readable_version(db, *target)
     if row["is_marker"]:
-        raise KeyNotFound(f"version {row['version_id']} of {target[1]!r} is a delete marker")
+        raise KeyNotFound(f"version {row_version_id(row)} of {target[1]!r} is a delete marker")
     changes: dict[str, str] = {}
     if tags is not None:
         changes["tags"] = pairs_json(tuple(sorted(tags)))
     if access is not None:
-        changes["access"] = access
+        changes["access"] = stored_access(access)
     if shared_with is not None:
-        changes["shared_with"] = json.dumps(sorted(set(shared_with)))
+        changes["shared_with"] = names_json(shared_with)
     for column, value in changes.items():  # column names are the three above, not input
         db.execute(
             f"UPDATE ns_versions SET {column}=? WHERE bucket=? AND key=? AND rank=?",
             (value, row["bucket"], row["key"], row["rank"]),
         )
-    fresh = find_version(db, row["bucket"], row["key"], row["version_id"])
+    fresh = find_version(db, row["bucket"], row["key"], row_version_id(row))
     assert fresh is not None
     return version_record(fresh, is_latest(db, fresh))

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,8 @@ from dfs.errors import FileNotFound
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FileRecord
 from dfs.meta.dynamo import DynamoMetadataStore
+from dfs.meta.dynamo import store_namespace_codec as nc
+from dfs.meta.dynamo.codec import S
 from dfs.meta.namespace import (
     VERSIONING_ENABLED,
     BucketRecord,
@@ -272,3 +276,72 @@ async def test_a_release_first_finishes_the_files_other_jobs(store: DynamoMetada
         assert (usage.objects, usage.logical_bytes, usage.stored_bytes) == (0, 0, 0), scope
     stats = await store.get_stats()
     assert (stats.total_files, stats.stored_bytes) == (0, 0)
+
+
+def _as_written_before(item: dict[str, Any]) -> dict[str, Any]:
+    """A version item as the store wrote it before defaults were left out and ids packed:
+    every attribute, ids as text, the key as ``k``, a head item's ``lsk``."""
+    v = nc.version_record("old", item, True)
+    old = {a: val for a, val in item.items() if a not in ("fid", "sha", "et", "um", "tg", "sw")}
+    pairs = [[a, b] for a, b in v.user_metadata], [[a, b] for a, b in v.tags]
+    return {
+        **old,
+        "fid": S(v.file_id),
+        "sha": S(v.sha256),
+        "et": S(v.etag),
+        "um": S(json.dumps(pairs[0])),
+        "tg": S(json.dumps(pairs[1])),
+        "ac": S(v.access),
+        "sw": S(json.dumps(list(v.shared_with))),
+        "k": S(v.key),
+        "vid": S(v.version_id),
+        **({"lsk": S(v.version_id)} if item["p"]["S"].startswith("head#") else {}),
+    }
+
+
+async def test_version_items_written_before_packing_read_the_same(
+    store: DynamoMetadataStore,
+) -> None:
+    """Version, head and listed items with every attribute and ids as text (the layout
+    before) read back as the compact ones did, and later writes over them keep exact
+    counts."""
+    await store.create_bucket(BucketRecord("old", "t1", 1.0, versioning=VERSIONING_ENABLED))
+    rec = await complete_file(store, [(cid("old1"), 10)])
+    first = await store.put_object(
+        NewObject("old", "a/k", rec.file_id, 0, "etag-1", rec.sha256, "text/plain", (("m", "1"),)),
+        2.0,
+    )
+    await store.put_object(
+        NewObject("old", "a/k", rec.file_id, 0, rec.sha256, rec.sha256, tags=(("t", "v"),)), 3.0
+    )
+    await store.put_object(NewObject("old", "b", "", 0, access="public-read"), 4.0)
+    compact = [
+        await store.get_object("old", "a/k", first.version.version_id),
+        await store.get_object("old", "a/k"),
+        *(await store.list_versions("old")).objects,
+        *(await store.list_objects("old")).objects,
+    ]
+    table = store.tables["objects"]
+    items = list(store._rq.paginate("scan", TableName=table))
+    versions = [i for i in items if "sz" in i]
+    assert any("B" in i["fid"] for i in versions if "fid" in i)  # packed ids were written
+    for item in versions:
+        store._rq.call("put_item", TableName=table, Item=_as_written_before(item))
+    again = [
+        await store.get_object("old", "a/k", first.version.version_id),
+        await store.get_object("old", "a/k"),
+        *(await store.list_versions("old")).objects,
+        *(await store.list_objects("old")).objects,
+    ]
+    assert again == compact
+    assert again[0].user_metadata == (("m", "1"),)
+    assert again[0].etag == "etag-1"
+    assert again[1].etag == rec.sha256
+    assert again[1].tags == (("t", "v"),)
+    await store.update_object("old", "a/k", None, tags=[("t", "w")])
+    assert (await store.get_object("old", "a/k")).tags == (("t", "w"),)
+    for v in (await store.list_versions("old")).objects:
+        await store.delete_object("old", v.key, v.version_id, 5.0)
+    await store.finish_namespace_jobs(6.0)
+    usage = await store.usage("t1", "old")
+    assert (usage.objects, usage.versions, usage.stored_bytes) == (0, 0, 0)

@@ -4,13 +4,14 @@ is converted at open with nothing lost, and the packing of manifests round-trips
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import uuid
 from pathlib import Path
 
 import pytest
 
-from dfs.errors import Conflict, FileNotFound
+from dfs.errors import Conflict, FileNotFound, KeyNotFound
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, ManifestEntry
 from dfs.meta.namespace import BucketRecord, NewObject
 from dfs.meta.sqlite import SqliteMetadataStore
@@ -168,10 +169,29 @@ async def test_a_label_of_a_rolled_back_write_is_forgotten(tmp_path: Path) -> No
         await meta.close()
 
 
+_TEXT_SCOPES = """
+CREATE TABLE ns_chunk_refs (
+    tenant TEXT NOT NULL, bucket TEXT NOT NULL, chunk_id TEXT NOT NULL, refs INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, chunk_id)
+) WITHOUT ROWID;
+CREATE TABLE ns_scope_files (
+    tenant TEXT NOT NULL, bucket TEXT NOT NULL, file_id TEXT NOT NULL, links INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, file_id)
+) WITHOUT ROWID;
+INSERT INTO ns_chunk_refs SELECT 't1', CASE WHEN scope < 0 THEN '' ELSE 'bkt' END,
+    lower(hex(chunk_id)), refs FROM ns_scope_chunks;
+INSERT INTO ns_scope_files SELECT 't1', CASE WHEN scope < 0 THEN '' ELSE 'bkt' END,
+    file_id, links FROM ns_scope_links;
+DELETE FROM ns_scope_chunks;
+DELETE FROM ns_scope_links;
+"""
+"""The scope tables of the first namespace layout, filled from this layout's rows."""
+
+
 async def test_namespace_ids_as_text_are_converted_at_open(tmp_path: Path) -> None:
-    """Counting rows of a database written with ids as text (hex chunk ids, file ids as
-    UUID strings) are keyed by the ids' bytes from the next open on, and the links and usage
-    they count stay exact afterwards."""
+    """Counting rows of a database written with names and ids as text (tenant and bucket
+    names, hex chunk ids, file ids as UUID strings) are keyed by scope ids and the ids' bytes
+    from the next open on, and the links and usage they count stay exact afterwards."""
     path = tmp_path / "ns.db"
     meta = await SqliteMetadataStore.open(f"sqlite://{path}")
     try:
@@ -182,23 +202,28 @@ async def test_namespace_ids_as_text_are_converted_at_open(tmp_path: Path) -> No
         await meta.put_object(NewObject("bkt", "k", rec.file_id, 30), 2.0)
     finally:
         await meta.close()
-    conn = sqlite3.connect(path)  # as the layout before: the same rows, ids as text
+    conn = sqlite3.connect(path)  # as the first layout: the same rows, names and ids as text
     with conn:
-        conn.execute("UPDATE ns_chunk_refs SET chunk_id = lower(hex(chunk_id))")
-        for table in ("ns_file_links", "ns_scope_files"):
-            conn.execute(f"UPDATE {table} SET file_id = ?", (rec.file_id,))
+        conn.executescript(_TEXT_SCOPES)
+        conn.execute("UPDATE ns_file_links SET file_id = ?", (rec.file_id,))
+        conn.execute("UPDATE ns_scope_files SET file_id = ?", (rec.file_id,))
         conn.execute("DELETE FROM ns_sequence WHERE name LIKE 'layout:%'")
     conn.close()
+    assert _read(path, "SELECT COUNT(*) FROM ns_chunk_refs") == [(4,)]
     meta = await SqliteMetadataStore.open(f"sqlite://{path}")
     try:
-        assert _read(path, "SELECT DISTINCT typeof(chunk_id) FROM ns_chunk_refs") == [("blob",)]
-        for table in ("ns_file_links", "ns_scope_files"):
+        tables = "SELECT name FROM sqlite_master WHERE name IN ('ns_chunk_refs', 'ns_scope_files')"
+        assert _read(path, tables) == []
+        assert _read(path, "SELECT typeof(chunk_id), COUNT(*) FROM ns_scope_chunks") == [
+            ("blob", 4)
+        ]
+        for table in ("ns_file_links", "ns_scope_links"):
             assert _read(path, f"SELECT DISTINCT typeof(file_id) FROM {table}") == [("blob",)]
         assert (await meta.usage("t1", "bkt")).stored_bytes == 30
         await meta.delete_object("bkt", "k", None, 3.0)
         assert (await meta.usage("t1", "bkt")).stored_bytes == 0
         assert (await meta.usage("t1")).stored_bytes == 0
-        for table in ("ns_chunk_refs", "ns_file_links", "ns_scope_files"):
+        for table in ("ns_scope_chunks", "ns_file_links", "ns_scope_links"):
             assert _read(path, f"SELECT COUNT(*) FROM {table}") == [(0,)]
         with pytest.raises(FileNotFound):  # the last version's release deleted the file
             await meta.get_file(rec.file_id)
@@ -213,3 +238,75 @@ def _read(path: Path, sql: str) -> list[tuple[object, ...]]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+UUID_2 = str(uuid.UUID(int=2))
+SHA_2 = "3377870dfeaaa7adf79a374d2702a3fdb13e5e5ea0dd8aa95a802ad39044a92f"
+OLD_VERSIONS = Path(__file__).parent / "fixtures" / "sqlite_namespace_before_packed_versions.sql"
+"""A database dumped by the code before version rows packed their ids (made by its own
+``put_object``/``delete_object``/``update_bucket``: versioned, suspended with a null version
+over a versioned one, unversioned, a delete marker, tags, metadata, a second tenant)."""
+
+
+async def test_versions_with_ids_as_text_are_converted_at_open(tmp_path: Path) -> None:
+    """Every version of the old database reads back by id and in listings as it was written,
+    its rows hold packed ids, the index by version id is gone, and the links and usage it
+    counted stay exact through later writes."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_VERSIONS.read_text())
+    old = conn.execute(
+        "SELECT bucket, key, version_id, file_id, sha256, etag, is_marker, tags, rank"
+        " FROM ns_versions ORDER BY bucket, key, rank"
+    ).fetchall()
+    conn.close()
+    assert len(old) == 8
+    assert "null" in {r[2] for r in old if r[0] == "susp"}
+    meta = await SqliteMetadataStore.open(f"sqlite://{path}")
+    try:
+        assert _read(path, "SELECT name FROM sqlite_master WHERE name='ns_versions_by_id'") == []
+        kinds = "SELECT DISTINCT typeof(file_id), typeof(sha256) FROM ns_versions WHERE is_marker=0"
+        assert _read(path, kinds) == [("blob", "blob")]
+        listed = []
+        for bucket in ("other", "plain", "susp", "vers"):
+            listed += (await meta.list_versions(bucket)).objects
+        got = [(v.bucket, v.key, v.version_id, v.file_id, v.sha256) for v in listed]
+        assert got == [tuple(r[:5]) for r in old]
+        for b, key, vid, file_id, sha, etag, marker, tags, _rank in old:
+            v = await meta.get_object(b, key, vid)
+            assert v.is_delete_marker == bool(marker)
+            assert (v.version_id, v.file_id, v.sha256) == (vid, file_id, sha)
+            assert v.etag == (sha if etag == "=" else etag)
+            assert v.tags == tuple(tuple(p) for p in json.loads(tags))
+        await _old_versions_stay_counted(meta, path)
+    finally:
+        await meta.close()
+
+
+async def _old_versions_stay_counted(meta: SqliteMetadataStore, path: Path) -> None:
+    """New versions beside the converted ones; then every version deleted by id leaves no
+    links, no stored bytes and no files."""
+    susp = await meta.put_object(NewObject("susp", "s", "", 0), 20.0)  # replaces the null one
+    assert susp.version.version_id == "null"
+    fresh = await meta.put_object(NewObject("vers", "a", UUID_2, 0, "e", SHA_2), 21.0)
+    assert (await meta.get_object("vers", "a")).version_id == fresh.version.version_id
+    assert _read(path, "SELECT typeof(version_id) FROM ns_versions WHERE rank = -10") == [("blob",)]
+    with pytest.raises(KeyNotFound):  # an id that spells a rank but not this row's bytes
+        await meta.get_object("vers", "a", fresh.version.version_id[:12] + "0" * 12)
+    for bucket in ("other", "plain", "susp", "vers"):
+        for v in (await meta.list_versions(bucket)).objects:
+            await meta.delete_object(bucket, v.key, v.version_id, 30.0)
+        tenant = "t2" if bucket == "other" else "t1"
+        assert (await meta.usage(tenant, bucket)).stored_bytes == 0
+    assert (await meta.usage("t1")).versions == 0
+    for table in (
+        "ns_versions",
+        "ns_current",
+        "ns_file_links",
+        "ns_scope_links",
+        "ns_scope_chunks",
+    ):
+        assert _read(path, f"SELECT COUNT(*) FROM {table}") == [(0,)]
+    for n in range(1, 6):  # the last version of each file released it
+        with pytest.raises(FileNotFound):
+            await meta.get_file(str(uuid.UUID(int=n)))

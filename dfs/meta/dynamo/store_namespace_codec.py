@@ -29,7 +29,7 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 ``objects`` table
 
 - ``head#B | KEY``: every key that has versions: the latest version (or delete marker) in
-  full, ``lsk`` (its version sort key), ``nsk`` (the ``null`` version's, if any), ``nv``
+  full, ``lsk`` (its version sort key, left out when it is the version id: ``latest_vsk``), ``nsk`` (the ``null`` version's, if any), ``nv``
   (versions and markers), ``rev`` (bumped by every change: the condition of every write).
 - ``list#B | KEY``: the latest version of keys whose latest is not a delete marker: what
   list_objects reads, one Query per page, nothing filtered out.
@@ -37,6 +37,12 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
   microsecond time, then the version id's random part, or ``-null``).
 - ``tag#B/TAGKEY | KEY`` (value ``v``) and ``ctype#B/MAJOR | KEY`` (``ct``): sparse search
   index items of the latest live version, written with it.
+
+A version's attributes (``version_attrs``) are the same in its version, head and listed
+items: a value equal to its default is left out (``VERSION_DEFAULTS``; the etag when it is
+the sha256), the file id and sha256 are stored as their 16 and 32 bytes, and the object
+key (and a ``ver#`` item's version id) is read from the item's own keys. Items written before that hold every attribute as
+text and the key as ``k``; ``version_record`` reads both.
 
 Sort keys are object keys themselves (at most 1,024 bytes, DynamoDB's sort key limit), so
 Queries return keys in UTF-8 byte order, S3's listing order.
@@ -47,7 +53,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
+import uuid
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -66,6 +74,7 @@ from dfs.meta.namespace import (
 
 Item = dict[str, Any]
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 USAGE_SHARDS = 8
 JOB_SHARDS = 16
 _INV_MAX = 16**16 - 1
@@ -197,22 +206,51 @@ def _pairs(value: Iterable[Sequence[str]]) -> str:
     return json.dumps(sorted([str(a), str(b)] for a, b in value))
 
 
+def _packed_id(value: str) -> Item:
+    """A file id or sha256 as stored: its 16 or 32 bytes when it is a canonical (lowercase)
+    UUID or 64 lowercase hex digits, else its text."""
+    if _HEX64.fullmatch(value):
+        return {"B": bytes.fromhex(value)}
+    try:
+        u = uuid.UUID(value)
+    except ValueError:
+        return S(value)
+    return {"B": u.bytes} if str(u) == value else S(value)
+
+
+def _file_id_of(item: Item) -> str:
+    value = item.get("fid", S(""))
+    return str(uuid.UUID(bytes=bytes(value["B"]))) if "B" in value else str(value["S"])
+
+
+def _sha256_of(item: Item) -> str:
+    value = item.get("sha", S(""))
+    return bytes(value["B"]).hex() if "B" in value else str(value["S"])
+
+
 def version_attrs(v: ObjectVersion) -> Item:
-    """The attributes of a version as version, head and listed items carry them."""
+    """The attributes of a version as version, head and listed items carry them: a value
+    that is its default is left out (most versions: no metadata, tags or sharing, private,
+    the etag the sha256) and ids are stored as their bytes (``VERSION_DEFAULTS``)."""
     item: Item = {
-        "k": S(v.key),
         "vid": S(v.version_id),
-        "fid": S(v.file_id),
         "sz": N(v.size),
         "t": N(float(v.created_at)),
-        "et": S(v.etag),
-        "sha": S(v.sha256),
         "ct": S(v.content_type),
-        "um": S(_pairs(v.user_metadata)),
-        "tg": S(_pairs(v.tags)),
-        "ac": S(v.access),
-        "sw": S(json.dumps(sorted(v.shared_with))),
     }
+    if v.file_id:
+        item["fid"] = _packed_id(v.file_id)
+    if v.sha256:
+        item["sha"] = _packed_id(v.sha256)
+    if v.etag != v.sha256:
+        item["et"] = S(v.etag)
+    optional = {
+        "um": _pairs(v.user_metadata),
+        "tg": _pairs(v.tags),
+        "ac": v.access,
+        "sw": json.dumps(sorted(v.shared_with)),
+    }
+    item.update({a: S(text) for a, text in optional.items() if text != VERSION_DEFAULTS[a]})
     if v.is_delete_marker:
         item["dm"] = N(1)
     if v.headers:  # most versions have none: the attribute is left out (old items too)
@@ -220,23 +258,55 @@ def version_attrs(v: ObjectVersion) -> Item:
     return item
 
 
+VERSION_DEFAULTS = {"um": "[]", "tg": "[]", "ac": ACCESS_PRIVATE, "sw": "[]"}
+"""What a version item's missing ``um``, ``tg``, ``ac``, ``sw`` attributes mean. Items written
+before they were left out hold every attribute (ids as text): both read the same."""
+
+
+def _text(item: Item, attr: str) -> str:
+    return str(item[attr]["S"]) if attr in item else VERSION_DEFAULTS[attr]
+
+
+def _key_of(bucket: str, item: Item) -> str:
+    """A version item's object key: the sort key of head and listed items, the end of the
+    partition key of version items (``k`` in items written before it was left out)."""
+    if "k" in item:
+        return str(item["k"]["S"])
+    p, versions = item["p"]["S"], f"ver#{bucket}/"
+    return str(p[len(versions) :] if p.startswith(versions) else item["s"]["S"])
+
+
+def version_item(bucket: str, vsk: str, v: ObjectVersion) -> Item:
+    """A ``ver#`` item: its sort key spells the version id, so ``vid`` is left out."""
+    attrs = version_attrs(v)
+    if version_id_of(vsk) == v.version_id:
+        del attrs["vid"]
+    return {**version_key(bucket, v.key, vsk), **attrs}
+
+
+def latest_vsk(head: Item) -> str:
+    """The sort key of a head item's version: ``lsk``, left out when it is the version id."""
+    return str(head["lsk"]["S"] if "lsk" in head else head["vid"]["S"])
+
+
 def version_record(bucket: str, item: Item, is_latest: bool) -> ObjectVersion:
+    sha256 = _sha256_of(item)
     return ObjectVersion(
         bucket=bucket,
-        key=item["k"]["S"],
-        version_id=item["vid"]["S"],
-        file_id=item["fid"]["S"],
+        key=_key_of(bucket, item),
+        version_id=item["vid"]["S"] if "vid" in item else version_id_of(item["s"]["S"]),
+        file_id=_file_id_of(item),
         size=int(item["sz"]["N"]),
         created_at=float(item["t"]["N"]),
         is_latest=is_latest,
         is_delete_marker="dm" in item,
-        etag=item["et"]["S"],
-        sha256=item["sha"]["S"],
+        etag=item["et"]["S"] if "et" in item else sha256,
+        sha256=sha256,
         content_type=item["ct"]["S"],
-        user_metadata=tuple((a, b) for a, b in json.loads(item["um"]["S"])),
-        tags=tuple((a, b) for a, b in json.loads(item["tg"]["S"])),
-        access=item["ac"]["S"],
-        shared_with=tuple(json.loads(item["sw"]["S"])),
+        user_metadata=tuple((a, b) for a, b in json.loads(_text(item, "um"))),
+        tags=tuple((a, b) for a, b in json.loads(_text(item, "tg"))),
+        access=_text(item, "ac"),
+        shared_with=tuple(json.loads(_text(item, "sw"))),
         headers=tuple((a, b) for a, b in json.loads(item["hd"]["S"])) if "hd" in item else (),
     )
 

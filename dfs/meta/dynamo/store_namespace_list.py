@@ -165,7 +165,7 @@ class NsListPart(NsBucketsPart):
         self, bucket: str, head: Item, after: str | None, limit: int
     ) -> Iterator[Entry]:
         """A key's versions newest first (items marked with ``_latest``), after ``after``."""
-        key, lsk = head["s"]["S"], head["lsk"]["S"]
+        key, lsk = head["s"]["S"], nc.latest_vsk(head)
         if after is None and int(head["nv"]["N"]) == 1:
             # its only version: the next page starts at the next key, no GetItem of this one
             yield key, {**head, "_latest": S("1")}, {"s": "gt", "k": key}

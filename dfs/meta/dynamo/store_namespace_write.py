@@ -52,7 +52,7 @@ class KeyState:
     def latest(self) -> Versioned | None:
         if self.head is None:
             return None
-        return self.head["lsk"]["S"], nc.version_record(self.bucket.name, self.head, True)
+        return nc.latest_vsk(self.head), nc.version_record(self.bucket.name, self.head, True)
 
     @property
     def nsk(self) -> str | None:
@@ -148,10 +148,11 @@ class NsWritePart(NsBucketsPart):
         item: Item = {
             **key,
             **nc.version_attrs(ch.latest[1]),
-            "lsk": S(ch.latest[0]),
             "nv": N(nv + len(ch.adds) - len(ch.removes)),
             "rev": N(rev + 1),
         }
+        if ch.latest[0] != ch.latest[1].version_id:  # a null version's sort key
+            item["lsk"] = S(ch.latest[0])
         if ch.nsk is not None:
             item["nsk"] = S(ch.nsk)
         return {"Put": {"TableName": table, "Item": item, **cond}}
@@ -159,8 +160,7 @@ class NsWritePart(NsBucketsPart):
     def _version_actions(self, st: KeyState, ch: Change) -> Iterable[Item]:
         table = self.tables["objects"]
         for vsk, v in (*ch.adds, *ch.rewrites):
-            key = nc.version_key(st.bucket.name, st.key, vsk)
-            yield {"Put": {"TableName": table, "Item": {**key, **nc.version_attrs(v)}}}
+            yield {"Put": {"TableName": table, "Item": nc.version_item(st.bucket.name, vsk, v)}}
         for vsk, _ in ch.removes:
             key = nc.version_key(st.bucket.name, st.key, vsk)
             yield {"Delete": {"TableName": table, "Key": key}}

@@ -24,10 +24,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.e2e.test_s3_boto3 import Gateway, _code, gateway
-from tests.e2e.test_s3_ops import anonymous, sqlite_gateway
-
-__all__ = ["gateway", "sqlite_gateway"]  # the fixtures, used here too
+from tests.e2e.conftest import Gateway, s3_code
+from tests.e2e.test_s3_ops import anonymous
 
 STORED = {
     "CacheControl": "max-age=3600, public",
@@ -126,7 +124,7 @@ def test_stored_headers_copy_directives_and_conditional_create(gateway: Gateway)
     # onto itself: refused unless something is replaced; then metadata only
     with pytest.raises(ClientError) as exc:
         s3.copy_object(Bucket="meta", Key="k", CopySource={"Bucket": "meta", "Key": "k"})
-    assert _code(exc) == ("InvalidRequest", 400)
+    assert s3_code(exc) == ("InvalidRequest", 400)
     before = file_id(gateway, "meta", "k")
     etag = s3.head_object(Bucket="meta", Key="k")["ETag"]
     s3.copy_object(
@@ -149,7 +147,7 @@ def test_stored_headers_copy_directives_and_conditional_create(gateway: Gateway)
     # If-None-Match: * creates only a new key
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket="meta", Key="plain", Body=b"again", IfNoneMatch="*")
-    assert _code(exc) == ("PreconditionFailed", 412)
+    assert s3_code(exc) == ("PreconditionFailed", 412)
     assert s3.head_object(Bucket="meta", Key="plain")["ETag"] == plain["ETag"]
     s3.put_object(Bucket="meta", Key="fresh", Body=b"first", IfNoneMatch="*")
     assert s3.get_object(Bucket="meta", Key="fresh")["Body"].read() == b"first"
@@ -157,10 +155,10 @@ def test_stored_headers_copy_directives_and_conditional_create(gateway: Gateway)
     # bounds: a clear 400, nothing written
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket="meta", Key="big", Body=b"x", ContentDisposition="a" * 3000)
-    assert _code(exc) == ("MetadataTooLarge", 400)
+    assert s3_code(exc) == ("MetadataTooLarge", 400)
     with pytest.raises(ClientError) as exc:
         s3.head_object(Bucket="meta", Key="big")
-    assert _code(exc)[1] == 404
+    assert s3_code(exc)[1] == 404
 
 
 def test_concurrent_conditional_creates_exactly_one_wins(sqlite_gateway: Gateway) -> None:
@@ -225,7 +223,7 @@ def test_response_overrides(sqlite_gateway: Gateway) -> None:
     assert anon.get_object(Bucket="ovr", Key="doc.txt")["Body"].read() == b"hello"
     with pytest.raises(ClientError) as exc:
         anon.get_object(Bucket="ovr", Key="doc.txt", ResponseContentDisposition="inline")
-    assert _code(exc) == ("InvalidRequest", 400)
+    assert s3_code(exc) == ("InvalidRequest", 400)
     with pytest.raises(urllib.error.HTTPError) as http:  # plain HTTP, no signature at all
         urllib.request.urlopen(f"{gw.url}/ovr/doc.txt?response-content-type=text/html", timeout=30)
     http.value.close()
@@ -265,7 +263,7 @@ def test_multipart_headers_conditional_complete_and_download(
         s3.complete_multipart_upload(
             Bucket="mpu", Key="big.bin", UploadId=up, MultipartUpload=parts, IfNoneMatch="*"
         )
-    assert _code(exc) == ("PreconditionFailed", 412)
+    assert s3_code(exc) == ("PreconditionFailed", 412)
     assert s3.head_object(Bucket="mpu", Key="big.bin")["ETag"] == head["ETag"]
     assert [
         p["PartNumber"] for p in s3.list_parts(Bucket="mpu", Key="big.bin", UploadId=up)["Parts"]

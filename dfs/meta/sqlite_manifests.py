@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dfs.errors import Conflict, FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.sqlite_codec import (
+    STATE_COMPLETE,
     STATE_PENDING,
     Labels,
     pack_file_id,
@@ -26,13 +27,19 @@ from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record
 
 
 def insert_file(
-    db: sqlite3.Connection, labels: Labels, rec: FileRecord, manifest: Sequence[ManifestEntry]
+    db: sqlite3.Connection,
+    labels: Labels,
+    rec: FileRecord,
+    manifest: Sequence[ManifestEntry],
+    seq: int | None = None,
 ) -> None:
     """A new pending file with its manifest in its row (Conflict, via IntegrityError, if the
-    id is taken)."""
+    id is taken); complete already with commit sequence number ``seq`` when one is given
+    (the caller counts its references in the same transaction)."""
     db.execute(
         "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
-        " chunk_count, mode, mtime, manifest, sha256_verified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " chunk_count, mode, mtime, manifest, sha256_verified, seq)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             pack_file_id(rec.file_id),
             labels.id(db, rec.tenant),
@@ -40,13 +47,14 @@ def insert_file(
             rec.size,
             pack_hex(rec.sha256),
             labels.id(db, rec.chunker),
-            STATE_PENDING,
+            STATE_PENDING if seq is None else STATE_COMPLETE,
             rec.created_at,
             len(manifest),
             rec.mode,
             rec.mtime,
             pack_page(manifest, 0, rec.sha256),
             int(rec.sha256_verified),
+            seq,
         ),
     )
 

@@ -21,9 +21,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from dfs.errors import FileNotFound
-from dfs.meta.base import FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id, pack_hex
-from dfs.meta.sqlite_manifests import drop_manifest, file_row, manifest_pages
+from dfs.meta.sqlite_manifests import drop_manifest, file_row, insert_file, manifest_pages
 from dfs.meta.sqlite_schema import file_record
 
 
@@ -129,9 +129,15 @@ def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float)
     return rec
 
 
-def _count_refs(db: sqlite3.Connection, tenant: int, file_id: str, now: float, d: _Deltas) -> None:
-    """Add a pending file's references, page by page, counting into ``d``."""
-    for page in manifest_pages(db, file_id):
+def _count_refs(
+    db: sqlite3.Connection,
+    tenant: int,
+    pages: Iterable[Sequence[ManifestEntry]],
+    now: float,
+    d: _Deltas,
+) -> None:
+    """Add a file's references, page by page, counting into ``d``."""
+    for page in pages:
         for chunk, count, size in page_refs(page):
             if _add_ref(db, tenant, chunk, count, size, now) > 0:
                 d.dups += count
@@ -139,6 +145,29 @@ def _count_refs(db: sqlite3.Connection, tenant: int, file_id: str, now: float, d
                 d.dups += count - 1
                 d.stored += size
                 d.unique += 1
+
+
+def create_committed(
+    db: sqlite3.Connection,
+    labels: Labels,
+    files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+    now: float,
+) -> list[FileRecord]:
+    """create_and_commit_files' work inside the caller's write transaction: each file
+    inserted complete (its sequence number taken up front, in order) and its references
+    counted from the manifest in hand, as ``commit_many`` would count them; no row is read
+    back."""
+    d = _Deltas()
+    first = _next_seq(db, len(files)) - len(files) + 1
+    size = 0
+    out = []
+    for i, (rec, manifest) in enumerate(files):
+        insert_file(db, labels, rec, manifest, seq=first + i)
+        _count_refs(db, labels.id(db, rec.tenant), (manifest,), now, d)
+        size += rec.size
+        out.append(dataclasses.replace(rec, state=FILE_COMPLETE))
+    _bump_counters(db, d.rows(len(files), size, 1))
+    return out
 
 
 def commit_many(
@@ -159,7 +188,7 @@ def commit_many(
             continue
         rec = file_record(db, labels, row)
         if row[6] != STATE_COMPLETE and file_id not in newly:
-            _count_refs(db, int(row[1]), file_id, now, d)
+            _count_refs(db, int(row[1]), manifest_pages(db, file_id), now, d)
             newly[file_id] = None
             size += rec.size
         out.append(rec if rec.state == "complete" else dataclasses.replace(rec, state="complete"))

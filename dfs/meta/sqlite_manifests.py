@@ -91,16 +91,24 @@ def pending(
     db: sqlite3.Connection, labels: Labels, file_ids: Sequence[str], tenant: str
 ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]:
     """``pending_uploads``: each file's record (None if not the tenant's) and, for a file not
-    complete whose sha256 is claimed, its manifest."""
+    complete whose sha256 is claimed, its manifest (one read of the row for both when the
+    file was created whole)."""
     out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
     for file_id in file_ids:
-        try:
-            rec = get_record(db, labels, file_id, tenant)
-        except FileNotFound:
+        row = db.execute(
+            f"SELECT {FILE_COLUMNS}, manifest FROM files WHERE file_id=?",
+            (pack_file_id(file_id),),
+        ).fetchone()
+        rec = None if row is None else file_record(db, labels, row)
+        if rec is None or rec.tenant != tenant:
             out.append(None)
             continue
-        whole = rec.state != FILE_COMPLETE and bool(rec.sha256)
-        out.append((rec, manifest(db, file_id) if whole else []))
+        entries: list[ManifestEntry] = []
+        if rec.state != FILE_COMPLETE and rec.sha256:
+            entries = unpack_page(row[12], 0, rec.sha256)
+            if not entries or len(entries) != rec.chunk_count:
+                entries = manifest(db, file_id)  # a paged upload's pages
+        out.append((rec, entries))
     return out
 
 
@@ -108,12 +116,16 @@ def manifest_pages(db: sqlite3.Connection, file_id: str) -> Iterator[list[Manife
     """A file's manifest page by page (the entries it was created with, then each appended
     page); FileNotFound for unknown ids. Pages are read one at a time."""
     key = pack_file_id(file_id)
-    row = db.execute("SELECT sha256, manifest FROM files WHERE file_id=?", (key,)).fetchone()
+    row = db.execute(
+        "SELECT sha256, manifest, chunk_count FROM files WHERE file_id=?", (key,)
+    ).fetchone()
     if row is None:
         raise FileNotFound(f"no file {file_id}")
     first = unpack_page(row[1], 0, unpack_hex(row[0]))
     if first:
         yield first
+        if len(first) == row[2]:
+            return  # created whole: a paged upload's pages come after an empty first one
     page = -1
     while True:
         nxt = db.execute(

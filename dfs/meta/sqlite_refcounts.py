@@ -56,30 +56,27 @@ def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
 def _add_ref(
     db: sqlite3.Connection, tenant: int, chunk: str, count: int, size: int, now: float
 ) -> int:
-    """Add ``count`` references of ``tenant``; returns the refcount before."""
+    """Add ``count`` references of ``tenant``; returns the refcount before. One upsert (SET
+    expressions read the row as it was): the first tenant to reference the chunk becomes
+    its owner; any other tenant's references go to ``tenant_chunks``."""
     key = pack_hex(chunk)
-    row = db.execute("SELECT refcount, owner FROM chunks WHERE chunk_id=?", (key,)).fetchone()
-    if row is None:
-        db.execute(
-            "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
-            "VALUES (?,?,?,?,?,?)",
-            (key, size, count, now, tenant, count),
-        )
-        return 0
-    if row[1] is None or row[1] == tenant:
-        db.execute(
-            "UPDATE chunks SET refcount = refcount + ?, owner = ?, "
-            "owner_refs = owner_refs + ? WHERE chunk_id=?",
-            (count, tenant, count, key),
-        )
-    else:
-        db.execute("UPDATE chunks SET refcount = refcount + ? WHERE chunk_id=?", (count, key))
+    after, owner = db.execute(
+        "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
+        "VALUES (?,?,?,?,?,?) ON CONFLICT(chunk_id) DO UPDATE SET "
+        "refcount = refcount + excluded.refcount, "
+        "owner_refs = CASE WHEN owner IS NULL OR owner = excluded.owner "
+        "THEN owner_refs + excluded.owner_refs ELSE owner_refs END, "
+        "owner = CASE WHEN owner IS NULL THEN excluded.owner ELSE owner END "
+        "RETURNING refcount, owner",
+        (key, size, count, now, tenant, count),
+    ).fetchone()
+    if owner != tenant:
         db.execute(
             "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
             "DO UPDATE SET refcount = refcount + excluded.refcount",
             (tenant, key, count),
         )
-    return int(row[0])
+    return int(after) - count
 
 
 def _drop_ref(db: sqlite3.Connection, tenant: int, chunk: str, count: int, now: float) -> int:

@@ -8,7 +8,7 @@ Every function runs on the caller's connection, inside its transaction where it 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from dfs.errors import Conflict, FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
@@ -59,11 +59,27 @@ def insert_file(
     )
 
 
-def file_row(db: sqlite3.Connection, file_id: str) -> sqlite3.Row | None:
-    """``FILE_COLUMNS`` of a file, or None."""
+def file_row(
+    db: sqlite3.Connection, file_id: str, with_manifest: bool = False
+) -> sqlite3.Row | None:
+    """``FILE_COLUMNS`` of a file (then its first manifest blob if ``with_manifest``: for
+    ``pages_of``), or None."""
+    columns = f"{FILE_COLUMNS}, manifest" if with_manifest else FILE_COLUMNS
     return db.execute(  # type: ignore[no-any-return]
-        f"SELECT {FILE_COLUMNS} FROM files WHERE file_id=?", (pack_file_id(file_id),)
+        f"SELECT {columns} FROM files WHERE file_id=?", (pack_file_id(file_id),)
     ).fetchone()
+
+
+def pages_of(
+    db: sqlite3.Connection, file_id: str, row: sqlite3.Row
+) -> Iterable[Sequence[ManifestEntry]]:
+    """The manifest pages of a file whose row (``file_row(..., with_manifest=True)``) is in
+    hand: a file created whole has them all in the row, read no more; a paged upload's
+    pages are read as ``manifest_pages`` reads them, one at a time."""
+    first = unpack_page(row[12], 0, unpack_hex(row[4]))
+    if first and len(first) == row[8]:
+        return [first]
+    return manifest_pages(db, file_id)
 
 
 def get_record(
@@ -95,20 +111,13 @@ def pending(
     file was created whole)."""
     out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
     for file_id in file_ids:
-        row = db.execute(
-            f"SELECT {FILE_COLUMNS}, manifest FROM files WHERE file_id=?",
-            (pack_file_id(file_id),),
-        ).fetchone()
+        row = file_row(db, file_id, with_manifest=True)
         rec = None if row is None else file_record(db, labels, row)
-        if rec is None or rec.tenant != tenant:
+        if row is None or rec is None or rec.tenant != tenant:
             out.append(None)
             continue
-        entries: list[ManifestEntry] = []
-        if rec.state != FILE_COMPLETE and rec.sha256:
-            entries = unpack_page(row[12], 0, rec.sha256)
-            if not entries or len(entries) != rec.chunk_count:
-                entries = manifest(db, file_id)  # a paged upload's pages
-        out.append((rec, entries))
+        whole = rec.state != FILE_COMPLETE and bool(rec.sha256)
+        out.append((rec, [e for p in pages_of(db, file_id, row) for e in p] if whole else []))
     return out
 
 

@@ -23,7 +23,13 @@ from collections.abc import Iterable, Sequence
 from dfs.errors import FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id, pack_hex
-from dfs.meta.sqlite_manifests import drop_manifest, file_row, insert_file, manifest_pages
+from dfs.meta.sqlite_manifests import (
+    drop_manifest,
+    file_row,
+    insert_file,
+    manifest_pages,
+    pages_of,
+)
 from dfs.meta.sqlite_schema import file_record
 
 
@@ -179,13 +185,13 @@ def commit_many(
     newly: dict[str, None] = {}  # committed here, in order
     size = 0
     for file_id in file_ids:
-        row = file_row(db, file_id)
+        row = file_row(db, file_id, with_manifest=True)
         if row is None:
             out.append(None)
             continue
         rec = file_record(db, labels, row)
         if row[6] != STATE_COMPLETE and file_id not in newly:
-            _count_refs(db, int(row[1]), manifest_pages(db, file_id), now, d)
+            _count_refs(db, int(row[1]), pages_of(db, file_id, row), now, d)
             newly[file_id] = None
             size += rec.size
         out.append(rec if rec.state == "complete" else dataclasses.replace(rec, state="complete"))

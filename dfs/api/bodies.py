@@ -8,6 +8,7 @@ JSON-ready dicts, no I/O, no aiohttp.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,6 +115,13 @@ def parse_mtime(value: object) -> float | None:
     return float(value)
 
 
+@functools.lru_cache(maxsize=64)
+def canonical_chunker(text: str) -> str:
+    """The profile string as stored (``str(ChunkerProfile.parse(text))``), remembered: every
+    file of a batch names the same one. Invalid text raises each time (not cached)."""
+    return str(ChunkerProfile.parse(text))
+
+
 @dataclass(frozen=True, slots=True)
 class UploadRequest:
     """One file an upload plans: its name, size, sha256, chunker profile and manifest."""
@@ -134,7 +142,7 @@ class UploadRequest:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidRequest("size must be a non-negative integer")
         sha256 = parse_sha256(body.get("sha256"))
-        chunker = str(ChunkerProfile.parse(str(body.get("chunker", ""))))
+        chunker = canonical_chunker(str(body.get("chunker", "")))
         manifest = parse_manifest(body.get("chunks"))
         total = manifest[-1].offset + manifest[-1].size if manifest else 0
         if total != size:

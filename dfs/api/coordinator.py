@@ -189,21 +189,26 @@ class Coordinator:
         chunks: Mapping[str, int],
         skip: Collection[str],
         live: Sequence[NodeRecord],
+        packed: bool = False,
     ) -> list[dict[str, Any]]:
-        """Where each chunk not in ``skip`` goes, with a put capability per primary."""
+        """Where each chunk not in ``skip`` goes, with a put capability per primary.
+        ``packed``: chunks of at most ``PACK_CHUNK_MAX`` bytes get none, since their pack's
+        capability covers them (``dfs.api.upload_packs``); a client sending one alone asks
+        ``/resume-upload`` for a plan with capabilities (an HMAC per rotation saved for
+        every small chunk of a batch)."""
         upload = []
         for chunk_id, size in chunks.items():
             if chunk_id in skip:
                 continue
             targets = self.place(chunk_id, size, live)
-            upload.append(
-                {
-                    "sha256": chunk_id,
-                    "size": size,
-                    "targets": [node_ref(n) for n in targets],
-                    "caps": self.put_caps(file_id, chunk_id, targets),
-                }
-            )
+            item: dict[str, Any] = {
+                "sha256": chunk_id,
+                "size": size,
+                "targets": [node_ref(n) for n in targets],
+            }
+            if not packed or size > protocol.PACK_CHUNK_MAX:
+                item["caps"] = self.put_caps(file_id, chunk_id, targets)
+            upload.append(item)
         return upload
 
     def _answer(
@@ -232,9 +237,11 @@ class Coordinator:
         """Pending files and their plans, in order, with one read of the live nodes and of
         the tenant's chunks and one metadata write (one SQLite transaction) for them all.
 
-        ``commit_held``: a file with nothing to send (every chunk held) is committed at once
-        under finalize's own rules (``commit_if_held``); its plan then carries ``"file"``,
-        its metadata, and needs no finalize (one would answer the same)."""
+        ``commit_held`` (``/init-uploads``): a file with nothing to send (every chunk held)
+        is recorded complete at once under finalize's own rules (``held_copies``), with
+        ``create_and_commit_files``; its plan then carries ``"file"``, its metadata, and
+        needs no finalize (one would answer the same). Its small chunks come without
+        per-chunk capabilities (``_plan``'s ``packed``): the packs' carry them."""
         live = await self.writable_nodes()
         per_file = [distinct_chunks(r.manifest) for r in reqs]
         union = list({c: None for chunks in per_file for c in chunks})
@@ -243,43 +250,49 @@ class Coordinator:
 
         def build() -> list[list[dict[str, Any]]]:
             return [
-                self._plan(f, chunks, held, live)
+                self._plan(f, chunks, held, live, packed=commit_held)
                 for f, chunks in zip(file_ids, per_file, strict=True)
             ]
 
         uploads = await _off_loop_if_big(sum(map(len, per_file)), build)
-        await self.create_uploads(list(zip(file_ids, reqs, strict=True)), tenant)
+        files = list(zip(file_ids, reqs, strict=True))
+        done: dict[str, FileRecord] = {}
+        if commit_held:
+            empty = [(f, c) for f, c, u in zip(file_ids, per_file, uploads, strict=True) if not u]
+            ok = await self.held_copies(empty) if empty else set()
+            if ok:
+                now = self.clock()
+                committed = await self.meta.create_and_commit_files(
+                    [(r.record(f, tenant, now), r.manifest) for f, r in files if f in ok], now
+                )
+                done = {rec.file_id: rec for rec in committed}
+        pending = [(f, r) for f, r in files if f not in done]
+        if pending:
+            await self.create_uploads(pending, tenant)
         answers = [
             self._answer(f, len(r.manifest), chunks, upload)
             for f, r, chunks, upload in zip(file_ids, reqs, per_file, uploads, strict=True)
         ]
-        if commit_held:
-            pairs = zip(answers, per_file, strict=True)
-            held_files = [(a["file_id"], c) for a, c in pairs if not a["upload"]]
-            done = await self.commit_if_held(held_files) if held_files else {}
-            for a in answers:
-                if a["file_id"] in done:
-                    a["file"] = file_body(done[a["file_id"]])
+        for a in answers:
+            if a["file_id"] in done:
+                a["file"] = file_body(done[a["file_id"]])
         return answers
 
-    async def commit_if_held(
-        self, files: Sequence[tuple[str, Mapping[str, int]]]
-    ) -> dict[str, FileRecord]:
-        """Commit pending files just planned with nothing to send, each if finalize would:
-        every chunk is one the tenant references (``held_chunks``: no receipt is needed)
-        and the live nodes, asked now, hold its copies. One has-chunks round and one commit
-        for them all; the others stay pending for the client's finalize."""
+    async def held_copies(self, files: Sequence[tuple[str, Mapping[str, int]]]) -> set[str]:
+        """The files just planned with nothing to send that finalize would commit: every
+        chunk is one the tenant references (``held_chunks``: no receipt is needed) and the
+        live nodes, asked now, hold its copies. One has-chunks round for them all; the
+        others are left pending for the client's finalize."""
         union = {c: n for _f, chunks in files for c, n in chunks.items()}
         holders = await self.holders(union, await self.live_nodes()) if union else {}
-        ok = []
+        ok = set()
         for file_id, chunks in files:
             try:
                 self.check_copies(chunks, holders)
             except IncompleteUpload:
                 continue
-            ok.append(file_id)
-        committed = await self.meta.commit_files(ok, self.clock()) if ok else []
-        return {r.file_id: r for r in committed if r is not None}
+            ok.add(file_id)
+        return ok
 
     async def create_uploads(
         self, files: Sequence[tuple[str, UploadRequest]], tenant: str = DEFAULT_TENANT

@@ -23,7 +23,10 @@ skips its finalize (a finalize of it answers the same). A backup of unchanged fi
 costs one request per batch, not two.
 
 The plans' small chunks also come grouped in ``packs`` (``dfs.api.upload_packs``): one
-``/store-chunks`` request each, under one capability the node checks before the body.
+``/store-chunks`` request each, under one capability the node checks before the body; their
+plan entries carry no per-chunk ``caps`` (a client sending one alone asks ``/resume-upload``).
+A file committed by its plan is recorded complete in one step (``create_and_commit_files``),
+never pending first.
 
 Resume keeps the Dropship defence intact: receipts are bound to the pending file id they were
 minted for, and ``resume-upload``/``finalize`` only accept them for that same file id, which

@@ -9,8 +9,10 @@ the same targets (in order) go together, at most ``PACK_MAX_CHUNKS`` chunks and
 first target as primary, bound to the forward list naming the others, the SHA-256 of its
 ordered chunk-id list and the SHA-256 of the ordered file ids of those chunks
 (``protocol.list_sha256``). The client sends each pack as planned, with
-``protocol.batch_headers``; a pack whose primary fails is sent chunk by chunk with the
-per-chunk ``put`` capabilities of the same plan (which also rotate the primary).
+``protocol.batch_headers``. The plan's entries of packed chunks carry no per-chunk ``put``
+capabilities (minting them was an HMAC per chunk and rotation that a working pack never
+used): a pack whose primary fails is sent chunk by chunk with the entries of a
+``/resume-upload`` plan, which has them (and rotates the primary).
 """
 
 from __future__ import annotations

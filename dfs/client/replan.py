@@ -28,7 +28,7 @@ from typing import Any
 from dfs import protocol
 from dfs.client.avoid import AvoidList
 from dfs.client.connection import Connection
-from dfs.errors import DfsError, ReplicationError, Unavailable
+from dfs.errors import DfsError, InvalidRequest, ReplicationError, Unavailable
 from dfs.placement import rotation
 
 log = logging.getLogger("dfs.client")
@@ -50,6 +50,11 @@ async def put_once(
 ) -> str:
     """Write the chunk once through rotation ``i`` of its targets (by default the first
     whose primary the client does not avoid); its receipt. A failure blames its nodes."""
+    if "caps" not in item:
+        raise InvalidRequest(
+            f"the plan's entry of chunk {chunk_id[:12]} has no capability (a packed chunk): "
+            "send it in its pack, or ask /resume-upload for a plan of single sends"
+        )
     targets = [(str(t["node_id"]), str(t["url"])) for t in item["targets"]]
     if i < 0:
         excluded = conn.avoid.excluded()
@@ -92,7 +97,9 @@ class Replanner:
     async def entry(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """The entry to send ``item``'s chunk with: from a plan that leaves out the nodes
         the client avoids (made now if none does yet), or ``item`` itself when none of its
-        targets is avoided. None: the chunk needs sending no more (proven and held)."""
+        targets is avoided and it carries capabilities (a packed chunk of ``/init-uploads``
+        has none: the first such chunk sent alone re-plans the upload once). None: the
+        chunk needs sending no more (proven and held)."""
         async with self._lock:
             chunk_id = str(item["sha256"])
             current = item if self._plan is None else self._plan.get(chunk_id)
@@ -100,9 +107,12 @@ class Replanner:
                 return None  # proven and held when the newest plan was made
             exclude = frozenset(self.conn.avoid.excluded())
             targets = {str(t["node_id"]) for t in current["targets"]}
-            if not exclude & targets or exclude <= self._excluded | self._refused:
+            capped = "caps" in current
+            if capped and (not exclude & targets or exclude <= self._excluded | self._refused):
                 return current
             plan = await self._replan(exclude)
+            if plan is None and not capped:  # no plan around them: one over every live node
+                plan = await self._replan(frozenset(), refuse=False)
             return current if plan is None else plan.get(chunk_id)
 
     async def replan(self) -> list[dict[str, Any]]:

@@ -14,8 +14,10 @@ hashes on several threads, its plan comes from ``/init-upload`` and it keeps a r
 chunks not yet proven. Small files go in batches of at most ``BATCH_FILES`` files or
 ``BATCH_BYTES`` bytes: one ``/init-uploads`` and one ``/finalize-uploads`` per batch, their
 small chunks sent in the ``/store-chunks`` packs the API planned (``dfs.api.upload_packs``:
-one capability per pack, which the node checks before reading the body), and
-the next batch scanned while this one is sent, so hashing overlaps the network.
+one capability per pack, which the node checks before reading the body; a packed chunk's
+plan entry has no capability of its own, so one sent alone after its pack failed goes with
+the entry of a ``/resume-upload`` plan, ``dfs.client.replan``), and the next batch scanned
+while this one is sent, so hashing overlaps the network.
 
 Each chunk is re-read just before it is sent and the node hashes it against the id from the
 scan before storing it, so a file that changes during the upload fails instead of storing a

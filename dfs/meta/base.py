@@ -222,6 +222,15 @@ class MetadataStore(Protocol):
         two commits one after the other); the answer holds, in order, the committed record
         or None for an id that does not exist (where ``commit_file`` raises FileNotFound).
         SQLite commits the whole batch in one transaction; DynamoDB commits file by file.
+      - ``create_and_commit_files([(rec, manifest), ...], now)`` is ``create_files`` then
+        ``commit_files`` of those ids in one step, for files whose every chunk the caller
+        checked is held already (an unchanged file backed up again): each file appears
+        complete, with its references counted exactly as ``commit_files`` would, or not at
+        all; no reader sees it pending. Answers the committed records in order. Conflict if
+        an id exists (SQLite then creates none; DynamoDB may have created those before it,
+        each complete and counted). SQLite: one transaction; DynamoDB: one transaction per
+        small file (file item, refcounts, counters, content entry), create then commit for
+        bigger ones.
       - ``pending_uploads(file_ids, tenant)`` is, for each id in order, ``get_file(file_id,
         tenant)`` with the file's manifest (as ``get_manifest``) when the file is pending and
         has its sha256 (created whole, not a paged upload still open), an empty list
@@ -371,6 +380,9 @@ class MetadataStore(Protocol):
     async def commit_files(
         self, file_ids: Sequence[str], now: float
     ) -> list[FileRecord | None]: ...
+    async def create_and_commit_files(
+        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]], now: float
+    ) -> list[FileRecord]: ...
     async def pending_uploads(
         self, file_ids: Sequence[str], tenant: str
     ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]: ...

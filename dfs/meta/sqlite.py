@@ -35,7 +35,6 @@ from dfs.meta.base import (
     MetadataStore,
     NodeRecord,
     Stats,
-    TokenRecord,
 )
 from dfs.meta.bucket_config import BucketConfigStore
 from dfs.meta.multipart import MultipartStore
@@ -68,8 +67,9 @@ from dfs.meta.sqlite_migrate import open_schema
 from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
-from dfs.meta.sqlite_refcounts import commit_many, commit_one, mark_verified
+from dfs.meta.sqlite_refcounts import commit_many, commit_one, create_committed, mark_verified
 from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
+from dfs.meta.sqlite_tokens import SqliteTokensMixin
 from dfs.meta.sqlite_usage_history import SqliteUsageHistoryMixin
 
 T = TypeVar("T")
@@ -96,6 +96,7 @@ class SqliteMetadataStore(
     SqliteMultipartMixin,
     SqliteUsageHistoryMixin,
     SqliteBucketConfigMixin,
+    SqliteTokensMixin,
 ):
     """MetadataStore on one SQLite file; see the module docstring for the schema."""
 
@@ -298,6 +299,16 @@ class SqliteMetadataStore(
 
         return await self._run(op)
 
+    async def create_and_commit_files(
+        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]], now: float
+    ) -> list[FileRecord]:
+        # one transaction: insert and count together, no row read back
+        def op() -> list[FileRecord]:
+            with self._tx() as db:
+                return create_committed(db, self._labels, files, now)
+
+        return await self._run(op)
+
     async def list_files(
         self, tenant: str, *, limit: int, after: str | None = None
     ) -> list[FileRecord]:
@@ -359,58 +370,6 @@ class SqliteMetadataStore(
 
         if limit <= 0:
             return [], after
-        return await self._run(op)
-
-    # --- tenants and tokens ---------------------------------------------------------------
-
-    async def create_tenant(self, tenant: str, now: float) -> None:
-        await self._run(lambda: self._db.execute("INSERT INTO tenants VALUES (?,?)", (tenant, now)))
-
-    async def tenant_exists(self, tenant: str) -> bool:
-        def op() -> bool:
-            row = self._db.execute("SELECT 1 FROM tenants WHERE tenant=?", (tenant,)).fetchone()
-            return row is not None
-
-        return await self._run(op)
-
-    async def list_tenants(self) -> list[str]:
-        def op() -> list[str]:
-            return [r[0] for r in self._db.execute("SELECT tenant FROM tenants ORDER BY tenant")]
-
-        return await self._run(op)
-
-    async def put_token(self, rec: TokenRecord) -> None:
-        await self._run(
-            lambda: self._db.execute(
-                "INSERT INTO tokens VALUES (?,?,?,?,?)",
-                (rec.token_hash, rec.tenant, rec.role, rec.label, rec.created_at),
-            )
-        )
-
-    async def get_token(self, token_hash: str) -> TokenRecord | None:
-        def op() -> TokenRecord | None:
-            row = self._db.execute(
-                "SELECT * FROM tokens WHERE token_hash=?", (token_hash,)
-            ).fetchone()
-            return None if row is None else TokenRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118
-
-        return await self._run(op)
-
-    async def list_tokens(self, tenant: str | None = None) -> list[TokenRecord]:
-        def op() -> list[TokenRecord]:
-            where, args = ("WHERE tenant=?", (tenant,)) if tenant is not None else ("", ())
-            rows = self._db.execute(
-                f"SELECT * FROM tokens {where} ORDER BY created_at, token_hash", args
-            )
-            return [TokenRecord(**{k: r[k] for k in r.keys()}) for r in rows]  # noqa: SIM118
-
-        return await self._run(op)
-
-    async def delete_token(self, token_hash: str) -> bool:
-        def op() -> bool:
-            cur = self._db.execute("DELETE FROM tokens WHERE token_hash=?", (token_hash,))
-            return cur.rowcount > 0
-
         return await self._run(op)
 
     async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool:

@@ -41,20 +41,26 @@ def _nodes_under(db: sqlite3.Connection, prefix: Packed, node: int) -> list[Pack
 def add_locations(
     db: sqlite3.Connection, labels: Labels, locs: Sequence[Location], now: float
 ) -> None:
+    prefixes = set()
     for loc in locs:
         key = pack_hex(loc.chunk_id)
         node = labels.id(db, loc.node_id)
-        db.execute(
-            "INSERT OR IGNORE INTO chunks (chunk_id, size, refcount, created_at) VALUES (?,?,0,?)",
-            (key, loc.size, now),
-        )
+        prefixes.add((node, chunk_prefix(key)))
+        # a chunk new to the store (every chunk a first backup sends) is one statement
+        created = db.execute(
+            "INSERT OR IGNORE INTO chunks (chunk_id, size, refcount, created_at, nodes) "
+            "VALUES (?,?,0,?,?)",
+            (key, loc.size, now, node_text({node})),
+        ).rowcount
+        if created:
+            continue
         row = db.execute("SELECT nodes FROM chunks WHERE chunk_id=?", (key,)).fetchone()
         nodes = node_set(row[0])
         if node not in nodes:
             db.execute(
                 "UPDATE chunks SET nodes=? WHERE chunk_id=?", (node_text(nodes | {node}), key)
             )
-        db.execute("INSERT OR IGNORE INTO node_chunks VALUES (?,?)", (node, chunk_prefix(key)))
+    db.executemany("INSERT OR IGNORE INTO node_chunks VALUES (?,?)", sorted(prefixes))
 
 
 def _forget(db: sqlite3.Connection, key: Packed, node: int) -> None:

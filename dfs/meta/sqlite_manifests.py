@@ -8,11 +8,12 @@ Every function runs on the caller's connection, inside its transaction where it 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from dfs.errors import Conflict, FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.sqlite_codec import (
+    STATE_COMPLETE,
     STATE_PENDING,
     Labels,
     pack_file_id,
@@ -26,13 +27,19 @@ from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record
 
 
 def insert_file(
-    db: sqlite3.Connection, labels: Labels, rec: FileRecord, manifest: Sequence[ManifestEntry]
+    db: sqlite3.Connection,
+    labels: Labels,
+    rec: FileRecord,
+    manifest: Sequence[ManifestEntry],
+    seq: int | None = None,
 ) -> None:
     """A new pending file with its manifest in its row (Conflict, via IntegrityError, if the
-    id is taken)."""
+    id is taken); complete already with commit sequence number ``seq`` when one is given
+    (the caller counts its references in the same transaction)."""
     db.execute(
         "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
-        " chunk_count, mode, mtime, manifest, sha256_verified) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " chunk_count, mode, mtime, manifest, sha256_verified, seq)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             pack_file_id(rec.file_id),
             labels.id(db, rec.tenant),
@@ -40,22 +47,39 @@ def insert_file(
             rec.size,
             pack_hex(rec.sha256),
             labels.id(db, rec.chunker),
-            STATE_PENDING,
+            STATE_PENDING if seq is None else STATE_COMPLETE,
             rec.created_at,
             len(manifest),
             rec.mode,
             rec.mtime,
             pack_page(manifest, 0, rec.sha256),
             int(rec.sha256_verified),
+            seq,
         ),
     )
 
 
-def file_row(db: sqlite3.Connection, file_id: str) -> sqlite3.Row | None:
-    """``FILE_COLUMNS`` of a file, or None."""
+def file_row(
+    db: sqlite3.Connection, file_id: str, with_manifest: bool = False
+) -> sqlite3.Row | None:
+    """``FILE_COLUMNS`` of a file (then its first manifest blob if ``with_manifest``: for
+    ``pages_of``), or None."""
+    columns = f"{FILE_COLUMNS}, manifest" if with_manifest else FILE_COLUMNS
     return db.execute(  # type: ignore[no-any-return]
-        f"SELECT {FILE_COLUMNS} FROM files WHERE file_id=?", (pack_file_id(file_id),)
+        f"SELECT {columns} FROM files WHERE file_id=?", (pack_file_id(file_id),)
     ).fetchone()
+
+
+def pages_of(
+    db: sqlite3.Connection, file_id: str, row: sqlite3.Row
+) -> Iterable[Sequence[ManifestEntry]]:
+    """The manifest pages of a file whose row (``file_row(..., with_manifest=True)``) is in
+    hand: a file created whole has them all in the row, read no more; a paged upload's
+    pages are read as ``manifest_pages`` reads them, one at a time."""
+    first = unpack_page(row[12], 0, unpack_hex(row[4]))
+    if first and len(first) == row[8]:
+        return [first]
+    return manifest_pages(db, file_id)
 
 
 def get_record(
@@ -83,16 +107,17 @@ def pending(
     db: sqlite3.Connection, labels: Labels, file_ids: Sequence[str], tenant: str
 ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]:
     """``pending_uploads``: each file's record (None if not the tenant's) and, for a file not
-    complete whose sha256 is claimed, its manifest."""
+    complete whose sha256 is claimed, its manifest (one read of the row for both when the
+    file was created whole)."""
     out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
     for file_id in file_ids:
-        try:
-            rec = get_record(db, labels, file_id, tenant)
-        except FileNotFound:
+        row = file_row(db, file_id, with_manifest=True)
+        rec = None if row is None else file_record(db, labels, row)
+        if row is None or rec is None or rec.tenant != tenant:
             out.append(None)
             continue
         whole = rec.state != FILE_COMPLETE and bool(rec.sha256)
-        out.append((rec, manifest(db, file_id) if whole else []))
+        out.append((rec, [e for p in pages_of(db, file_id, row) for e in p] if whole else []))
     return out
 
 
@@ -100,12 +125,16 @@ def manifest_pages(db: sqlite3.Connection, file_id: str) -> Iterator[list[Manife
     """A file's manifest page by page (the entries it was created with, then each appended
     page); FileNotFound for unknown ids. Pages are read one at a time."""
     key = pack_file_id(file_id)
-    row = db.execute("SELECT sha256, manifest FROM files WHERE file_id=?", (key,)).fetchone()
+    row = db.execute(
+        "SELECT sha256, manifest, chunk_count FROM files WHERE file_id=?", (key,)
+    ).fetchone()
     if row is None:
         raise FileNotFound(f"no file {file_id}")
     first = unpack_page(row[1], 0, unpack_hex(row[0]))
     if first:
         yield first
+        if len(first) == row[2]:
+            return  # created whole: a paged upload's pages come after an empty first one
     page = -1
     while True:
         nxt = db.execute(

@@ -21,9 +21,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from dfs.errors import FileNotFound
-from dfs.meta.base import FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id, pack_hex
-from dfs.meta.sqlite_manifests import drop_manifest, file_row, manifest_pages
+from dfs.meta.sqlite_manifests import (
+    drop_manifest,
+    file_row,
+    insert_file,
+    manifest_pages,
+    pages_of,
+)
 from dfs.meta.sqlite_schema import file_record
 
 
@@ -56,30 +62,27 @@ def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
 def _add_ref(
     db: sqlite3.Connection, tenant: int, chunk: str, count: int, size: int, now: float
 ) -> int:
-    """Add ``count`` references of ``tenant``; returns the refcount before."""
+    """Add ``count`` references of ``tenant``; returns the refcount before. One upsert (SET
+    expressions read the row as it was): the first tenant to reference the chunk becomes
+    its owner; any other tenant's references go to ``tenant_chunks``."""
     key = pack_hex(chunk)
-    row = db.execute("SELECT refcount, owner FROM chunks WHERE chunk_id=?", (key,)).fetchone()
-    if row is None:
-        db.execute(
-            "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
-            "VALUES (?,?,?,?,?,?)",
-            (key, size, count, now, tenant, count),
-        )
-        return 0
-    if row[1] is None or row[1] == tenant:
-        db.execute(
-            "UPDATE chunks SET refcount = refcount + ?, owner = ?, "
-            "owner_refs = owner_refs + ? WHERE chunk_id=?",
-            (count, tenant, count, key),
-        )
-    else:
-        db.execute("UPDATE chunks SET refcount = refcount + ? WHERE chunk_id=?", (count, key))
+    after, owner = db.execute(
+        "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
+        "VALUES (?,?,?,?,?,?) ON CONFLICT(chunk_id) DO UPDATE SET "
+        "refcount = refcount + excluded.refcount, "
+        "owner_refs = CASE WHEN owner IS NULL OR owner = excluded.owner "
+        "THEN owner_refs + excluded.owner_refs ELSE owner_refs END, "
+        "owner = CASE WHEN owner IS NULL THEN excluded.owner ELSE owner END "
+        "RETURNING refcount, owner",
+        (key, size, count, now, tenant, count),
+    ).fetchone()
+    if owner != tenant:
         db.execute(
             "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
             "DO UPDATE SET refcount = refcount + excluded.refcount",
             (tenant, key, count),
         )
-    return int(row[0])
+    return int(after) - count
 
 
 def _drop_ref(db: sqlite3.Connection, tenant: int, chunk: str, count: int, now: float) -> int:
@@ -129,9 +132,15 @@ def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float)
     return rec
 
 
-def _count_refs(db: sqlite3.Connection, tenant: int, file_id: str, now: float, d: _Deltas) -> None:
-    """Add a pending file's references, page by page, counting into ``d``."""
-    for page in manifest_pages(db, file_id):
+def _count_refs(
+    db: sqlite3.Connection,
+    tenant: int,
+    pages: Iterable[Sequence[ManifestEntry]],
+    now: float,
+    d: _Deltas,
+) -> None:
+    """Add a file's references, page by page, counting into ``d``."""
+    for page in pages:
         for chunk, count, size in page_refs(page):
             if _add_ref(db, tenant, chunk, count, size, now) > 0:
                 d.dups += count
@@ -139,6 +148,29 @@ def _count_refs(db: sqlite3.Connection, tenant: int, file_id: str, now: float, d
                 d.dups += count - 1
                 d.stored += size
                 d.unique += 1
+
+
+def create_committed(
+    db: sqlite3.Connection,
+    labels: Labels,
+    files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+    now: float,
+) -> list[FileRecord]:
+    """create_and_commit_files' work inside the caller's write transaction: each file
+    inserted complete (its sequence number taken up front, in order) and its references
+    counted from the manifest in hand, as ``commit_many`` would count them; no row is read
+    back."""
+    d = _Deltas()
+    first = _next_seq(db, len(files)) - len(files) + 1
+    size = 0
+    out = []
+    for i, (rec, manifest) in enumerate(files):
+        insert_file(db, labels, rec, manifest, seq=first + i)
+        _count_refs(db, labels.id(db, rec.tenant), (manifest,), now, d)
+        size += rec.size
+        out.append(dataclasses.replace(rec, state=FILE_COMPLETE))
+    _bump_counters(db, d.rows(len(files), size, 1))
+    return out
 
 
 def commit_many(
@@ -153,13 +185,13 @@ def commit_many(
     newly: dict[str, None] = {}  # committed here, in order
     size = 0
     for file_id in file_ids:
-        row = file_row(db, file_id)
+        row = file_row(db, file_id, with_manifest=True)
         if row is None:
             out.append(None)
             continue
         rec = file_record(db, labels, row)
         if row[6] != STATE_COMPLETE and file_id not in newly:
-            _count_refs(db, int(row[1]), file_id, now, d)
+            _count_refs(db, int(row[1]), pages_of(db, file_id, row), now, d)
             newly[file_id] = None
             size += rec.size
         out.append(rec if rec.state == "complete" else dataclasses.replace(rec, state="complete"))

@@ -111,3 +111,32 @@ async def test_finalize_replan_falls_back_to_every_live_node() -> None:
     entries = await Replanner(conn, "f", receipts).replan()
     assert api.calls == [["n1", "n2"], []]
     assert [e["sha256"] for e in entries] == ["a", "b"]
+
+
+def packed(chunk: str, targets: list[str]) -> dict[str, Any]:
+    """An /init-uploads entry of a small chunk: no capabilities (its pack carries one)."""
+    item = entry(chunk, targets)
+    del item["caps"]
+    return item
+
+
+async def test_packed_chunks_sent_alone_replan_once() -> None:
+    chunks = [f"c{i}" for i in range(5)]
+    api, conn, receipts = setup(chunks)
+    receipts["c4"] = "r"  # proven: the new plan does not ask for it
+    replanner = Replanner(conn, "f", receipts)
+    got = await asyncio.gather(*(replanner.entry(packed(c, ["n1", "n2"])) for c in chunks))
+    assert api.calls == [[]]  # one plan with capabilities, nothing excluded
+    assert all(g is not None and g["caps"] for g in got[:4])
+    assert got[4] is None
+
+
+async def test_packed_chunk_replans_over_every_node_when_too_few_are_left() -> None:
+    api, conn, receipts = setup(["a"])
+    conn.avoid.failed("n1")
+    conn.avoid.failed("n2")
+    got = await Replanner(conn, "f", receipts).entry(packed("a", ["n1", "n2"]))
+    # around n1 and n2 only n3 is left (Unavailable): a plan over every node instead
+    assert api.calls == [["n1", "n2"], []]
+    assert got is not None
+    assert got["caps"]

@@ -2,7 +2,8 @@
 
 Each part implements one area of ``dfs.meta.base.MetadataStore`` on the shared ``StoreCore``:
 files (``store_files``), paged manifests (``store_pages``), commit and delete with their
-reference counting (``store_commit``, ``store_delete``), verified content
+reference counting (``store_commit``, ``store_delete``), files created complete
+(``store_create``), verified content
 (``store_verified``), chunks and their locations (``store_chunks``), the keyed items of
 nodes, tenants, tokens, leases and stats (``store_registry``), S3 access keys
 (``store_access_keys``), S3 multipart uploads (``store_multipart``) and bucket configuration
@@ -24,6 +25,7 @@ from dfs.meta.dynamo.store_access_keys import AccessKeysPart
 from dfs.meta.dynamo.store_bucket_config import BucketConfigPart
 from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
+from dfs.meta.dynamo.store_create import CreatePart
 from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_multipart import MultipartPart
@@ -39,6 +41,7 @@ from dfs.meta.usage_history import UsageHistoryStore
 
 class DynamoMetadataStore(
     NamespacePart,
+    CreatePart,
     FilesPart,
     PagesPart,
     VerifiedPart,

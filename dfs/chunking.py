@@ -134,6 +134,11 @@ class ChunkerProfile:
         for c in _cut(stream, self):
             yield Chunk(c.offset, c.data, chunk_id_of(c.data))
 
+    def cut(self, stream: BinaryIO) -> Iterator[Chunk]:
+        """``split`` without the ids (``chunk_id`` is empty), for a caller that keeps only
+        some of the chunks and hashes those (``chunk_id_of``); ``data`` as ``split``'s."""
+        return _cut(stream, self)
+
 
 def chunk_id_of(data: bytes | bytearray | memoryview) -> ChunkId:
     return ChunkId(hashlib.sha256(data).hexdigest())

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from dfs.api import download_plans, multipart_assemble, ranges
 from dfs.api.coordinator import Coordinator
@@ -113,10 +113,14 @@ class Multipart:
         return u
 
     async def ingest_part(
-        self, upload: MultipartUpload, number: int, read: ReadFn
+        self,
+        upload: MultipartUpload,
+        number: int,
+        read: ReadFn,
+        body_sha256: Callable[[], str] | None = None,
     ) -> tuple[str, int]:
         """Store a part's bytes as a new file of the upload's tenant; returns its id and
-        size."""
+        size. ``body_sha256``: as ``ingest``'s (the reader hashes the bytes already)."""
         name = f"{upload.key.rsplit('/', 1)[-1] or 'object'}.part{number}"
         done = await ingest(
             self.coord,
@@ -126,6 +130,7 @@ class Multipart:
             ChunkerProfile.default(),
             MAX_PART_BYTES,
             reuse=False,
+            body_sha256=body_sha256,
         )
         return str(done.body["file_id"]), int(done.body["size"])
 

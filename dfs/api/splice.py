@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from dfs.chunking import ChunkerProfile
+from dfs.chunking import ChunkerProfile, chunk_id_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +114,13 @@ class Splicer:
         end = self._start + len(self._buf)
         pieces: list[Piece] = []
         back: int | None = None
-        for c in self._profile.split(io.BytesIO(self._buf)):
+        # the window is cut again at every feed: only the chunks kept are hashed
+        for c in self._profile.cut(io.BytesIO(self._buf)):
             c_end = self._start + c.offset + len(c.data)
             if c_end == end and not (final and end == self._total):
                 break  # cut only because the bytes held end here: not final yet
-            pieces.append(Piece(self._start + c.offset, len(c.data), c.chunk_id, bytes(c.data)))
+            data = bytes(c.data)
+            pieces.append(Piece(self._start + c.offset, len(data), chunk_id_of(data), data))
             if c_end in self._in_step:
                 back = c_end
                 break

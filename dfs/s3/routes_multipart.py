@@ -180,7 +180,7 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
         raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
     file_id, size = "", 0
     if declared is None or int(declared) > 0:
-        file_id, size = await mp.ingest_part(u, number, body.read)
+        file_id, size = await mp.ingest_part(u, number, body.read, body.sha256_hex)
     try:
         etag = body.finish()
     except BaseException:

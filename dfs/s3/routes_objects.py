@@ -64,7 +64,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         caller(request).payload_hash,
         h.get("Content-Encoding", ""),
         content_md5=h.get("Content-MD5"),
-        crc32_header=h.get("x-amz-checksum-crc32"),
+        crc32_header=None if "crc32" in sums.declared else h.get("x-amz-checksum-crc32"),
         chain=caller(request).chain,
         decoded_length=h.get("x-amz-decoded-content-length"),
         check=sums,
@@ -82,6 +82,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
             body.read,
             ChunkerProfile.default(),
             MAX_OBJECT_BYTES,
+            body_sha256=body.sha256_hex,
         )
         file_id = str(done.body["file_id"])
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)

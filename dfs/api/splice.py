@@ -24,7 +24,6 @@ Pure: no I/O; the chunker is ``dfs.chunking``'s. ``dfs.api.multipart`` drives it
 
 from __future__ import annotations
 
-import io
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -112,18 +111,7 @@ class Splicer:
         final cut."""
         assert self._window is not None
         end = self._start + len(self._buf)
-        pieces: list[Piece] = []
-        back: int | None = None
-        # the window is cut again at every feed: only the chunks kept are hashed
-        for c in self._profile.cut(io.BytesIO(self._buf)):
-            c_end = self._start + c.offset + len(c.data)
-            if c_end == end and not (final and end == self._total):
-                break  # cut only because the bytes held end here: not final yet
-            data = bytes(c.data)
-            pieces.append(Piece(self._start + c.offset, len(data), chunk_id_of(data), data))
-            if c_end in self._in_step:
-                back = c_end
-                break
+        pieces, back = self._final_chunks(final, end)
         if pieces:
             done = pieces[-1].offset + pieces[-1].size
             del self._buf[: done - self._start]
@@ -132,3 +120,22 @@ class Splicer:
         if final and back is None and end == self._total and self._start == end:
             back = end  # everything cut: nothing left in the window
         return pieces, back
+
+    def _final_chunks(self, final: bool, end: int) -> tuple[list[Piece], int | None]:
+        """The window's chunks that are final, up to the first that ends back in step (and
+        that offset). Cut again at every feed: only the chunks kept are hashed. Returns
+        holding no view of the buffer (the caller resizes it)."""
+        pieces: list[Piece] = []
+        chunks = self._profile.cut_buffer(self._buf)
+        try:
+            for c in chunks:
+                c_end = self._start + c.offset + len(c.data)
+                if c_end == end and not (final and end == self._total):
+                    break  # cut only because the bytes held end here: not final yet
+                data = bytes(c.data)
+                pieces.append(Piece(self._start + c.offset, len(data), chunk_id_of(data), data))
+                if c_end in self._in_step:
+                    return pieces, c_end
+            return pieces, None
+        finally:
+            chunks.close()

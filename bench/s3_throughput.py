@@ -10,8 +10,8 @@ bytes (so neither upload dedups against the other):
   (client CPU from ``wait4``);
 - S3: boto3's ``upload_file`` (default TransferConfig: 8 MiB parts above 8 MiB, 10 threads)
   of the second, then ``get_object`` streamed to a file (client CPU of this process).
-  Multipart PUT includes CompleteMultipartUpload, which re-reads and re-chunks the object
-  as one stream (``dfs.api.multipart``).
+  Multipart PUT includes CompleteMultipartUpload, which re-chunks the object around the
+  part edges as one stream would (``dfs.api.multipart``).
 
 Reported per step: seconds, MB/s, client CPU seconds, server CPU seconds (API, nodes and
 gateway, from ``/proc``, in all and per role) and whether the bytes read back are identical.

@@ -327,7 +327,8 @@ async def _first_good(
         return None
 
 
-async def _fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
+async def fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
+    """One chunk of a download plan, verified (hedged over its replicas)."""
     chunk_id = str(chunk["sha256"])
     data = await _first_good(coord, chunk_id, chunk["replicas"], int(chunk["size"]))
     if data is None:
@@ -341,7 +342,7 @@ async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncIterat
     window: list[asyncio.Task[bytes]] = []
     try:
         for chunk in chunks:
-            window.append(asyncio.create_task(_fetch_verified(coord, chunk)))
+            window.append(asyncio.create_task(fetch_verified(coord, chunk)))
             if len(window) >= READ_WINDOW:
                 yield await window.pop(0)
         while window:

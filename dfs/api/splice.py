@@ -44,11 +44,17 @@ class Piece:
 
 @dataclass(frozen=True, slots=True)
 class Own:
-    """A part's own chunk, at its offset in the object."""
+    """A part's own chunk, at its offset in the object: its bytes, or only its ``length``
+    where the splicer does not want them (``Splicer.wants``)."""
 
     offset: int
     chunk_id: str
-    data: bytes
+    data: bytes | None
+    length: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.length
 
 
 class Splicer:
@@ -71,8 +77,15 @@ class Splicer:
         self._start = 0  # offset of the window's first byte
         self._buf = bytearray()
 
+    def wants(self, offset: int) -> bool:
+        """Whether the next own chunk, at ``offset``, must be fed with its bytes (it is cut
+        again); the others may be fed with their length only."""
+        return self._window is not None or offset in self._window_starts
+
     def feed(self, own: Own) -> list[Piece]:
         """The object's chunks ``own`` (the next own chunk, in order) settles."""
+        if own.data is None and self.wants(own.offset):
+            raise ValueError(f"the own chunk at {own.offset} is cut again: its bytes are needed")
         self._pending.append(own)
         return self._drain(final=False)
 
@@ -86,13 +99,14 @@ class Splicer:
             if self._window is None:
                 own = self._pending.popleft()
                 if own.offset not in self._window_starts:
-                    out.append(Piece(own.offset, len(own.data), own.chunk_id))
+                    out.append(Piece(own.offset, own.size, own.chunk_id))
                     continue
                 self._window, self._start, self._buf = [], own.offset, bytearray()
                 self._pending.appendleft(own)
             while self._pending:
                 own = self._pending.popleft()
                 self._window.append(own)
+                assert own.data is not None  # checked by feed: a window's chunks have bytes
                 self._buf += own.data
             cut, back_in_step = self._cut(final)
             out += cut

@@ -14,8 +14,10 @@ unsure: a part over the budget, a part sent again after its number was hashed. C
 asks ``digest``: the SHA-256 if the chain hashed exactly the parts it completes (numbers,
 file ids and sizes, in order) and nothing else; otherwise None, and Complete reads the
 parts back as before (also when parts came through other gateways: a chain is one
-process's). Chains idle for ``IDLE_SECONDS`` are dropped. No I/O but a worker thread for
-the hashing.
+process's). A chain holding parts that has hashed none for ``STALL_SECONDS`` (their
+predecessor went to another gateway, or never comes) is broken, so its bytes do not stay
+held; chains idle for ``IDLE_SECONDS`` are forgotten. No I/O but a worker thread for the
+hashing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dfs.meta.multipart import UploadPart
 BUFFER_BUDGET = 256 * 1024**2
 """Bytes of parts held (read or recorded, not yet hashed) by one process, all uploads."""
 IDLE_SECONDS = 3600.0
+STALL_SECONDS = 120.0
 ReadFn = Callable[[int], Coroutine[Any, Any, bytes]]
 _Key = tuple[int, str, int]  # part number, file id, size
 
@@ -47,7 +50,8 @@ class _Chain:
     hashed: list[_Key] = field(default_factory=list)
     waiting: dict[int, tuple[_Key, list[bytes]]] = field(default_factory=dict)
     broken: bool = False
-    used: float = field(default_factory=time.monotonic)
+    used: float = 0.0
+    progress: float = 0.0  # when it last hashed a part (or was made)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def next_number(self) -> int:
@@ -88,8 +92,11 @@ class Tap:
 class Chains:
     """The hash chains of the uploads this process receives parts of."""
 
-    def __init__(self, budget: int = BUFFER_BUDGET) -> None:
+    def __init__(
+        self, budget: int = BUFFER_BUDGET, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.budget = budget
+        self.clock = clock
         self.held = 0
         self._chains: dict[str, _Chain] = {}
 
@@ -109,9 +116,9 @@ class Chains:
     async def recorded(self, tap: Tap, file_id: str, size: int) -> None:
         """``tap``'s part was recorded: hash it, and the parts waiting behind it, in order
         (or hold it until its predecessors are hashed)."""
-        chain = self._chains.setdefault(tap.upload_id, _Chain())
+        chain = self._chain(tap.upload_id)
         async with chain.lock:
-            chain.used = time.monotonic()
+            chain.used = self.clock()
             if chain.broken or tap.overflow or tap.held != size or tap.number < chain.next_number():
                 self._break(chain)  # unsure what it hashed, or a number hashed already sent again
                 tap.release()
@@ -125,6 +132,7 @@ class Chains:
                 key, pieces = chain.waiting.pop(chain.next_number())
                 await asyncio.to_thread(_hash_all, chain.hasher, pieces)
                 chain.hashed.append(key)
+                chain.progress = self.clock()
                 self.unreserve(key[2])
 
     async def digest(self, upload_id: str, parts: Sequence[UploadPart]) -> str | None:
@@ -143,7 +151,13 @@ class Chains:
 
     def breaks(self, upload_id: str) -> None:
         """A part of the upload arrived that no tap saw (UploadPartCopy): no digest for it."""
-        self._break(self._chains.setdefault(upload_id, _Chain()))
+        self._break(self._chain(upload_id))
+
+    def _chain(self, upload_id: str) -> _Chain:
+        chain = self._chains.get(upload_id)
+        if chain is None:
+            chain = self._chains[upload_id] = _Chain(used=self.clock(), progress=self.clock())
+        return chain
 
     def drop(self, upload_id: str) -> None:
         chain = self._chains.pop(upload_id, None)
@@ -157,6 +171,9 @@ class Chains:
         chain.waiting.clear()
 
     def _drop_idle(self) -> None:
-        old = time.monotonic() - IDLE_SECONDS
-        for upload_id in [u for u, c in self._chains.items() if c.used < old]:
-            self.drop(upload_id)
+        now = self.clock()
+        for upload_id, chain in list(self._chains.items()):
+            if chain.used < now - IDLE_SECONDS:
+                self.drop(upload_id)
+            elif chain.waiting and chain.progress < now - STALL_SECONDS:
+                self._break(chain)  # its parts' predecessor is not coming here

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import random
 
+from dfs.api import multipart_hash
 from dfs.api.multipart_hash import Chains, Tap
 from dfs.meta.multipart import UploadPart
 
@@ -135,5 +136,27 @@ def test_a_failed_part_gives_its_bytes_back() -> None:
         assert chains.held == 1000
         tap.release()  # the part failed: never recorded
         assert chains.held == 0
+
+    asyncio.run(go())
+
+
+def test_parts_whose_predecessor_never_comes_are_let_go() -> None:
+    """Parts 1, 3 here and part 2 through another gateway: part 3 waits, then its bytes are
+    given back once the chain has hashed nothing for STALL_SECONDS."""
+    now = [1000.0]
+
+    async def go() -> None:
+        chains = Chains(clock=lambda: now[0])
+        datas = _parts(3)
+        await _send(chains, "u", 1, datas[0], "a")
+        await _send(chains, "u", 3, datas[2], "c")
+        assert chains.held == PART
+        now[0] += multipart_hash.STALL_SECONDS - 1
+        chains.tap("v", 1).release()  # any tap looks at the chains
+        assert chains.held == PART  # still progressing, maybe
+        now[0] += 2
+        chains.tap("v", 1).release()
+        assert chains.held == 0
+        assert await chains.digest("u", _listed(datas, ["a", "b", "c"])) is None
 
     asyncio.run(go())

@@ -1,6 +1,6 @@
 """S3 PUT/GET throughput (boto3, multipart defaults) against the native client, in one run.
 
-    python -m bench.s3_throughput [--mib 1024] [--nodes 3] [--rf 2]
+    python -m bench.s3_throughput [--mib 1024] [--nodes 3] [--rf 2] [--profile DIR]
 
 One local cluster (API + ``--nodes`` nodes at ``--rf``, SQLite, from the installed console
 scripts) with ``dfs-s3`` beside it. Two files of ``--mib`` MiB of different pseudo-random
@@ -10,12 +10,14 @@ bytes (so neither upload dedups against the other):
   (client CPU from ``wait4``);
 - S3: boto3's ``upload_file`` (default TransferConfig: 8 MiB parts above 8 MiB, 10 threads)
   of the second, then ``get_object`` streamed to a file (client CPU of this process).
-  Multipart PUT includes CompleteMultipartUpload, which re-reads and re-chunks the object
-  as one stream (``dfs.api.multipart``).
+  Multipart PUT includes CompleteMultipartUpload, which re-chunks the object around the
+  part edges as one stream would (``dfs.api.multipart``).
 
 Reported per step: seconds, MB/s, client CPU seconds, server CPU seconds (API, nodes and
-gateway, from ``/proc``) and whether the bytes read back are identical. CPU seconds are
-less sensitive to a loaded machine than wall time. Prints a markdown table.
+gateway, from ``/proc``, in all and per role) and whether the bytes read back are identical.
+CPU seconds are less sensitive to a loaded machine than wall time. Prints a markdown table.
+``--profile DIR`` records every server process with py-spy during each step (collapsed
+stacks, ``STEP-ROLE-PID.txt``; py-spy's sampling costs some CPU of its own).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import random
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,6 +52,7 @@ class Step:
     seconds: float
     client_cpu: float
     server_cpu: float
+    roles: dict[str, float]
     identical: bool | None = None
 
 
@@ -115,13 +119,42 @@ def gateway(cluster: LocalCluster) -> Proc:
     )
 
 
-def measured(name: str, servers: list[int], run: Callable[[], float]) -> Step:
+Servers = dict[int, str]
+"""Server pid -> its role (``gateway``, ``api``, ``nodes``)."""
+
+
+def spies(profile: Path | None, step: str, servers: Servers) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each server during ``step`` (until interrupted), if profiling."""
+    if profile is None:
+        return []
+    spy = [console_script("py-spy"), "record", "-f", "raw", "-r", "100", "--nonblocking"]
+    name = step.split(" (")[0].replace(" ", "-")
+    return [
+        subprocess.Popen(
+            [*spy, "-o", str(profile / f"{name}-{role}-{pid}.txt"), "--pid", str(pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid, role in servers.items()
+    ]
+
+
+def measured(
+    name: str, servers: Servers, run: Callable[[], float], profile: Path | None = None
+) -> Step:
     """``run`` returns its client CPU seconds."""
-    before = sum(cpu_seconds(p) for p in servers)
+    recording = spies(profile, name, servers)
+    before = {p: cpu_seconds(p) for p in servers}
     started = time.perf_counter()
     client = run()
     seconds = time.perf_counter() - started
-    return Step(name, seconds, client, sum(cpu_seconds(p) for p in servers) - before)
+    roles: dict[str, float] = {}
+    for pid, role in servers.items():
+        roles[role] = roles.get(role, 0.0) + cpu_seconds(pid) - before[pid]
+    for s in recording:
+        s.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
+        s.wait()
+    return Step(name, seconds, client, sum(roles.values()), roles)
 
 
 def s3_client(url: str, key_id: str, secret: str) -> Any:
@@ -135,7 +168,7 @@ def s3_client(url: str, key_id: str, secret: str) -> Any:
     )
 
 
-def bench(base: Path, mib: int, nodes: int, rf: int) -> list[Step]:
+def bench(base: Path, mib: int, nodes: int, rf: int, profile: Path | None) -> list[Step]:
     native_src, s3_src = base / "native.bin", base / "s3.bin"
     make_file(native_src, mib, 1)
     make_file(s3_src, mib, 2)
@@ -149,7 +182,11 @@ def bench(base: Path, mib: int, nodes: int, rf: int) -> list[Step]:
         gw.start()
         try:
             url = gw.wait_listening(30.0)
-            servers = [p.popen.pid for p in [*cluster.node_procs, cluster.api, gw] if p and p.popen]
+            servers: Servers = {p.popen.pid: "nodes" for p in cluster.node_procs if p.popen}
+            if cluster.api and cluster.api.popen:
+                servers[cluster.api.popen.pid] = "api"
+            if gw.popen:
+                servers[gw.popen.pid] = "gateway"
             up: dict[str, Any] = {}
 
             def native_put() -> float:
@@ -161,8 +198,8 @@ def bench(base: Path, mib: int, nodes: int, rf: int) -> list[Step]:
                 _, cpu = cli(["download", "--json", api, up["file_id"], str(base / "n.out")], token)
                 return cpu
 
-            steps.append(measured("native PUT", servers, native_put))
-            steps.append(measured("native GET", servers, native_get))
+            steps.append(measured("native PUT", servers, native_put, profile))
+            steps.append(measured("native GET", servers, native_get, profile))
             steps[-1].identical = filecmp.cmp(native_src, base / "n.out", shallow=False)
             s3 = s3_client(url, keys["access_key_id"], keys["secret_access_key"])
             s3.create_bucket(Bucket="bench")
@@ -180,8 +217,8 @@ def bench(base: Path, mib: int, nodes: int, rf: int) -> list[Step]:
                         f.write(block)
                 return self_cpu() - cpu
 
-            steps.append(measured("S3 PUT (boto3 multipart)", servers, s3_put))
-            steps.append(measured("S3 GET (boto3)", servers, s3_get))
+            steps.append(measured("S3 PUT (boto3 multipart)", servers, s3_put, profile))
+            steps.append(measured("S3 GET (boto3)", servers, s3_get, profile))
             steps[-1].identical = filecmp.cmp(s3_src, base / "s.out", shallow=False)
         finally:
             gw.stop()
@@ -190,14 +227,18 @@ def bench(base: Path, mib: int, nodes: int, rf: int) -> list[Step]:
 
 def report(steps: list[Step], mib: int, nodes: int, rf: int) -> None:
     print(f"\n{mib} MiB per transfer; {nodes} nodes, REPLICATION_FACTOR={rf}, SQLite\n")
-    print("| step | seconds | MB/s | client CPU-s | server CPU-s | identical |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(
+        "| step | seconds | MB/s | client CPU-s | server CPU-s "
+        "| gateway | API | nodes | identical |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for s in steps:
         rate = mib * MIB / s.seconds / 1e6
         same = "" if s.identical is None else ("yes" if s.identical else "NO")
+        roles = " | ".join(f"{s.roles.get(r, 0.0):.2f}" for r in ("gateway", "api", "nodes"))
         print(
             f"| {s.name} | {s.seconds:.2f} | {rate:.1f} | {s.client_cpu:.2f} "
-            f"| {s.server_cpu:.2f} | {same} |"
+            f"| {s.server_cpu:.2f} | {roles} | {same} |"
         )
     native = {s.name.split()[1]: s for s in steps if s.name.startswith("native")}
     for s in steps:
@@ -211,9 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mib", type=int, default=1024, help="size of each file (MiB)")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--rf", type=int, default=2)
+    p.add_argument(
+        "--profile", type=Path, default=None, help="py-spy profiles of the servers per step"
+    )
     args = p.parse_args(argv)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dfs-s3-bench-") as tmp:
-        steps = bench(Path(tmp), args.mib, args.nodes, args.rf)
+        steps = bench(Path(tmp), args.mib, args.nodes, args.rf, args.profile)
     report(steps, args.mib, args.nodes, args.rf)
     return 0 if all(s.identical is not False for s in steps) else 1
 

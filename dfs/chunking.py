@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +133,20 @@ class ChunkerProfile:
         """
         for c in _cut(stream, self):
             yield Chunk(c.offset, c.data, chunk_id_of(c.data))
+
+    def cut_buffer(self, buf: bytes | bytearray) -> Generator[Chunk, None, None]:
+        """The chunks of the bytes in ``buf`` as ``split`` cuts them, without their ids
+        (``chunk_id`` is empty), for a caller that keeps only some and hashes those
+        (``chunk_id_of``); ``data`` views ``buf``. No stream and no copy: several times
+        faster than ``split`` over a ``BytesIO`` for bytes held in memory."""
+        if self.kind == "fixed":
+            view = memoryview(buf)
+            for offset in range(0, len(buf), self.max_size):
+                yield Chunk(offset, view[offset : offset + self.max_size], ChunkId(""))
+            return
+        cdc = FastCDC(self.avg_size, min_size=self.min_size, max_size=self.max_size)
+        for c in cdc.cut_buf(buf):
+            yield Chunk(c.offset, c.data, ChunkId(""))
 
 
 def chunk_id_of(data: bytes | bytearray | memoryview) -> ChunkId:

@@ -70,28 +70,49 @@ ReadFn = Callable[[int], Coroutine[Any, Any, bytes]]
 
 class _LoopReader(io.RawIOBase):
     """A blocking file object, for a worker thread, over an async ``read(n)`` on ``loop``;
-    it hashes and counts what passes through."""
+    it counts what passes through and hashes it (unless ``hashed``: the caller's reader
+    hashes the same bytes already, so one SHA-256 pass serves both)."""
 
-    def __init__(self, read: ReadFn, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+    def __init__(
+        self, read: ReadFn, loop: asyncio.AbstractEventLoop, limit: int, hashed: bool
+    ) -> None:
         self._read = read
         self._loop = loop
         self._limit = limit
         self.size = 0
-        self.whole = hashlib.sha256()
+        self.whole = None if hashed else hashlib.sha256()
 
     def readable(self) -> bool:
         return True
 
+    async def _fill(self, view: memoryview) -> int:
+        """Fill ``view`` from ``read`` (on the loop) up to the body's end. A socket read
+        gives tens of KiB; one thread hop per buffer instead of per read saves most of the
+        hops' CPU (each wakes the loop and the worker)."""
+        got = 0
+        while got < len(view):
+            data = await self._read(len(view) - got)
+            if not data:
+                break
+            view[got : got + len(data)] = data
+            got += len(data)
+            if self.size + got > self._limit:
+                break
+        return got
+
     def readinto(self, b: Any) -> int:
         view = memoryview(b).cast("B")
-        data: bytes = asyncio.run_coroutine_threadsafe(self._read(len(view)), self._loop).result()
-        n = len(data)
-        view[:n] = data
+        n: int = asyncio.run_coroutine_threadsafe(self._fill(view), self._loop).result()
         self.size += n
         if self.size > self._limit:
             raise PayloadTooLarge(f"body exceeds {self._limit} bytes")
-        self.whole.update(data)
+        if self.whole is not None:
+            self.whole.update(view[:n])
         return n
+
+    def hexdigest(self) -> str:
+        assert self.whole is not None, "hashed by the caller"
+        return self.whole.hexdigest()
 
 
 def _next_chunk(chunks: Iterator[Chunk]) -> tuple[int, bytes, str] | None:
@@ -188,12 +209,16 @@ async def ingest(
     limit: int,
     *,
     reuse: bool = True,
+    body_sha256: Callable[[], str] | None = None,
 ) -> Ingested:
     """Store the body ``read`` yields as a new file of ``tenant`` named ``name``, unless the
     tenant already has a complete file with the same bytes (``reuse=False``: a new file
-    anyway, for a caller that must own and later delete the file it gets)."""
+    anyway, for a caller that must own and later delete the file it gets).
+    ``body_sha256``: the SHA-256 (hex) of every byte ``read`` returned, kept by the caller's
+    reader as it hands them out (asked once ``read`` has returned the end), so the body is
+    not hashed twice."""
     live = await coord.writable_nodes()
-    raw = _LoopReader(read, asyncio.get_running_loop(), limit)
+    raw = _LoopReader(read, asyncio.get_running_loop(), limit, hashed=body_sha256 is not None)
     sender = ChunkSender(coord, tenant, new_file_id(), live)
     try:
         chunks = profile.split(io.BufferedReader(raw, _READ_BUFFER))
@@ -202,7 +227,7 @@ async def ingest(
     finally:
         await sender.cancel()
     # the sha256 is what this process computed from the bytes: a fact, not a claim
-    whole = raw.whole.hexdigest()
+    whole = body_sha256() if body_sha256 is not None else raw.hexdigest()
     req = UploadRequest(name, raw.size, whole, str(profile), manifest, sha256_verified=True)
     done = await commit_ingested(coord, tenant, sender.file_id, req, sender.receipts, reuse)
     return Ingested(done.created, done.body, sender.new_bytes if done.created else 0)
@@ -302,7 +327,8 @@ async def _first_good(
         return None
 
 
-async def _fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
+async def fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
+    """One chunk of a download plan, verified (hedged over its replicas)."""
     chunk_id = str(chunk["sha256"])
     data = await _first_good(coord, chunk_id, chunk["replicas"], int(chunk["size"]))
     if data is None:
@@ -316,7 +342,7 @@ async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncIterat
     window: list[asyncio.Task[bytes]] = []
     try:
         for chunk in chunks:
-            window.append(asyncio.create_task(_fetch_verified(coord, chunk)))
+            window.append(asyncio.create_task(fetch_verified(coord, chunk)))
             if len(window) >= READ_WINDOW:
                 yield await window.pop(0)
         while window:

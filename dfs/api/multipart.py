@@ -9,11 +9,13 @@ at Complete so that it dedups like a single PUT, and abandoned uploads collected
   part is recorded in the ``MultipartStore`` only while the upload is open; a part that
   replaced one with its number releases the old file, a part refused releases its own.
 - Parts arrive in parallel, so each was chunked on its own, with a chunk boundary forced at
-  every part edge. ``assemble`` (at Complete) reads the parts' verified chunks back in
-  order (the whole-file SHA-256 the native client checks needs every byte in order) and
-  re-chunks only the bytes around each part edge (``dfs.api.multipart_assemble``,
-  ``dfs.api.splice``): the object's manifest is exactly the one a single stream gives, and
-  only the few chunks cut around the edges are new.
+  every part edge. ``assemble`` (at Complete) re-chunks only the bytes around each part
+  edge (``dfs.api.multipart_assemble``, ``dfs.api.splice``): the object's manifest is
+  exactly the one a single stream gives, and only the few chunks cut around the edges are
+  new. The whole-file SHA-256 the native client checks needs every byte in order: this
+  process keeps it as the parts arrive (``chains``, ``dfs.api.multipart_hash``), and only
+  when it could not (parts through other gateways, UploadPartCopy) are all the parts'
+  verified chunks read back in order.
 - Then the parts' files are deleted: chunks only they held (the part-edge ones) become
   garbage, collected after the grace like any other.
 - ``collect_abandoned`` (run by ``dfs.api.gc``): uploads older than DFS_S3_MULTIPART_TTL
@@ -28,12 +30,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from dfs.api import download_plans, multipart_assemble, ranges
 from dfs.api.coordinator import Coordinator
 from dfs.api.file_stream import verified_bytes
 from dfs.api.ingest import Ingested, ReadFn, ingest
+from dfs.api.multipart_hash import Chains
 from dfs.chunking import ChunkerProfile
 from dfs.errors import FileNotFound, UploadNotFound
 from dfs.meta.base import HIDDEN_NAME_PREFIX, FileRecord
@@ -90,6 +93,8 @@ class Multipart:
         if found is None:
             raise TypeError("the metadata backend stores no multipart uploads")
         self.store = found
+        self.chains = Chains()
+        """The object's SHA-256 kept as parts arrive (``dfs.api.multipart_hash``)."""
 
     async def create(
         self,
@@ -116,10 +121,14 @@ class Multipart:
         return u
 
     async def ingest_part(
-        self, upload: MultipartUpload, number: int, read: ReadFn
+        self,
+        upload: MultipartUpload,
+        number: int,
+        read: ReadFn,
+        body_sha256: Callable[[], str] | None = None,
     ) -> tuple[str, int]:
         """Store a part's bytes as a new file of the upload's tenant; returns its id and
-        size."""
+        size. ``body_sha256``: as ``ingest``'s (the reader hashes the bytes already)."""
         # hidden: a part is no file of the tenant's listings (the object will be, at Complete)
         name = f"{HIDDEN_NAME_PREFIX}s3 part {number} of {upload.upload_id}"
         done = await ingest(
@@ -130,6 +139,7 @@ class Multipart:
             ChunkerProfile.default(),
             MAX_PART_BYTES,
             reuse=False,
+            body_sha256=body_sha256,
         )
         return str(done.body["file_id"]), int(done.body["size"])
 
@@ -172,8 +182,13 @@ class Multipart:
         recs = [
             await self.coord.get_complete_file(p.file_id, upload.tenant) for p in parts if p.file_id
         ]
+        whole = await self.chains.digest(upload.upload_id, parts)
+        how = "kept as the parts arrived" if whole else "read back"
+        log.info(
+            "completing %s: %d parts, the object's SHA-256 %s", upload.upload_id, len(recs), how
+        )
         if all(r.chunker == profile for r in recs):
-            return await multipart_assemble.assemble(self.coord, upload.tenant, name, recs)
+            return await multipart_assemble.assemble(self.coord, upload.tenant, name, recs, whole)
         return await self._rechunk_all(upload.tenant, name, recs)
 
     async def _rechunk_all(self, tenant: str, name: str, recs: Sequence[FileRecord]) -> Ingested:
@@ -194,6 +209,7 @@ class Multipart:
         """Seal the upload (``done``) if its state is in ``expect``, release its parts'
         files and forget it. ``UploadNotFound`` if it is in another state."""
         await self.store.set_multipart_state(upload.upload_id, expect, UPLOAD_DONE)
+        self.chains.drop(upload.upload_id)
         parts = await self.store.list_upload_parts(upload.upload_id)
         await self.release_files(upload.tenant, [p.file_id for p in parts])
         await self.store.delete_multipart_upload(upload.upload_id)

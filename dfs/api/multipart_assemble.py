@@ -1,19 +1,26 @@
 """A multipart object assembled from its parts' files at CompleteMultipartUpload, so that it
 dedups like a single PUT of the same bytes.
 
-The parts' chunks are read back in order, each verified against its SHA-256 (replica
-fail-over and hedging as every API read: ``dfs.api.ingest.read_verified``), because the
-object's whole-file SHA-256, which the native client checks on every download, can only be
-computed from its bytes in order (SHA-256 cannot be combined from the parts'). As they pass,
 ``dfs.api.splice.Splicer`` re-chunks only the bytes around each part edge, so the object's
 manifest is exactly the one a single stream gives; the few chunks cut there are sent to the
 nodes by a ``ChunkSender`` (as ``ingest`` sends its chunks: not when the tenant holds them
-already), the rest are the parts' own (held through the parts' files). The file is then
-committed as an ingest's (``commit_ingested``): if the tenant already stores the same bytes
-(the same SHA-256 and the same chunks), the object links that file.
+already), the rest are the parts' own (held through the parts' files). Chunks are read back
+verified against their SHA-256 (replica fail-over and hedging as every API read), in one of
+two ways:
 
-Memory: the reads' window of chunks plus the splicer's window (about a maximum chunk and one
-own chunk).
+- the object's whole-file SHA-256 (which the native client checks on every download) is
+  known, hashed from the parts' bytes as they arrived (``dfs.api.multipart_hash``): only the
+  chunks the splicer cuts again are read (``_read_edges``: each part's last chunk and the
+  next part's first ones, fetched ahead), the others are fed by their length;
+- otherwise (parts through several gateways, UploadPartCopy, a part over the hashing
+  budget) every chunk is read back in order and hashed (``_read_all``), since SHA-256
+  cannot be combined from the parts'.
+
+The file is then committed as an ingest's (``commit_ingested``): if the tenant already
+stores the same bytes (the same SHA-256 and the same chunks), the object links that file.
+
+Memory: the reads' window of chunks (or the edge chunks of two parts) plus the splicer's
+window (about a maximum chunk and one own chunk).
 """
 
 from __future__ import annotations
@@ -21,30 +28,37 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from dfs import protocol
 from dfs.api import download_plans
 from dfs.api.bodies import UploadRequest
 from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import ChunkSender, Ingested, commit_ingested, read_verified
+from dfs.api.ingest import ChunkSender, Ingested, commit_ingested, fetch_verified, read_verified
 from dfs.api.splice import Own, Piece, Splicer
 from dfs.chunking import ChunkerProfile
 from dfs.errors import IntegrityError, PayloadTooLarge
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, ManifestEntry
 
+HEAD_CHUNKS = 3
+"""A part's first chunks fetched ahead at an edge (the splicer is usually back in step with
+the part's own chunking within one to three)."""
+
 
 class _Assembly:
-    def __init__(self, sender: ChunkSender, splicer: Splicer) -> None:
+    def __init__(self, sender: ChunkSender, splicer: Splicer, hashing: bool) -> None:
         self.sender = sender
         self.splicer = splicer
-        self.whole = hashlib.sha256()
+        self.whole = hashlib.sha256() if hashing else None
         self.manifest: list[ManifestEntry] = []
         self.sent: set[str] = set()
 
     def step(self, own: Own) -> list[Piece]:
         """In a worker thread: hash the bytes, splice (chunking is CPU)."""
-        self.whole.update(own.data)
+        if self.whole is not None:
+            assert own.data is not None
+            self.whole.update(own.data)
         return self.splicer.feed(own)
 
     async def take(self, pieces: Sequence[Piece]) -> None:
@@ -74,33 +88,113 @@ def _layout(
     return windows, starts, base
 
 
+def _checked(rec: FileRecord, e: ManifestEntry, data: bytes) -> bytes:
+    if len(data) != e.size:
+        raise IntegrityError(f"part {rec.file_id}: a chunk of the wrong size")
+    return data
+
+
+async def _read_all(
+    coord: Coordinator,
+    job: _Assembly,
+    parts: Sequence[FileRecord],
+    manifests: Sequence[Sequence[ManifestEntry]],
+) -> None:
+    """Every chunk of every part read back in order (verified), hashed and spliced."""
+    base = 0
+    for rec, manifest in zip(parts, manifests, strict=True):
+        plan = await download_plans.plan_of(coord, rec)
+        entries = iter(manifest)
+        async for data in read_verified(coord, plan):
+            e = next(entries)
+            own = Own(base + e.offset, e.chunk_id, _checked(rec, e, data))
+            await job.take(await asyncio.to_thread(job.step, own))
+        base += rec.size
+
+
+class _Edges:
+    """The chunks of one part the splicer probably cuts again, fetched (verified) ahead:
+    the first ``HEAD_CHUNKS`` (after a part edge) and the last (before one)."""
+
+    def __init__(self, coord: Coordinator, plan: dict[str, Any], head: bool, tail: bool) -> None:
+        self.coord = coord
+        self.chunks: list[dict[str, Any]] = plan["chunks"]
+        n = len(self.chunks)
+        likely = set(range(min(HEAD_CHUNKS, n)) if head else ()) | (
+            {n - 1} if tail and n else set()
+        )
+        self.tasks = {i: asyncio.create_task(fetch_verified(coord, self.chunks[i])) for i in likely}
+
+    async def get(self, i: int) -> bytes:
+        task = self.tasks.pop(i, None)
+        return await task if task is not None else await fetch_verified(self.coord, self.chunks[i])
+
+    async def close(self) -> None:
+        for t in self.tasks.values():
+            t.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+
+
+async def _read_edges(
+    coord: Coordinator,
+    job: _Assembly,
+    parts: Sequence[FileRecord],
+    manifests: Sequence[Sequence[ManifestEntry]],
+) -> None:
+    """Only the chunks the splicer cuts again are read (verified): the whole-object SHA-256
+    is known (``dfs.api.multipart_hash``). The next part's likely chunks are fetched while
+    this part's are spliced."""
+    plans = [await download_plans.plan_of(coord, rec) for rec in parts[:1]]
+    last = len(parts) - 1
+    edges = [_Edges(coord, plans[0], False, last > 0)] if parts else []
+    base = 0
+    try:
+        for k, (rec, manifest) in enumerate(zip(parts, manifests, strict=True)):
+            if k < last:
+                nxt = await download_plans.plan_of(coord, parts[k + 1])
+                edges.append(_Edges(coord, nxt, True, k + 1 < last))
+            for i, e in enumerate(manifest):
+                at = base + e.offset
+                if not job.splicer.wants(at):
+                    await job.take(job.splicer.feed(Own(at, e.chunk_id, None, e.size)))
+                    continue
+                own = Own(at, e.chunk_id, _checked(rec, e, await edges[k].get(i)))
+                await job.take(await asyncio.to_thread(job.step, own))
+            await edges[k].close()
+            base += rec.size
+    finally:
+        for ahead in edges:
+            await ahead.close()
+
+
 async def assemble(
-    coord: Coordinator, tenant: str, name: str, parts: Sequence[FileRecord]
+    coord: Coordinator,
+    tenant: str,
+    name: str,
+    parts: Sequence[FileRecord],
+    whole: str | None = None,
 ) -> Ingested:
     """Store the object made of ``parts`` (complete files of ``tenant``, in order) as a file
-    chunked as one stream; ``parts`` must have been chunked with the default profile."""
+    chunked as one stream; ``parts`` must have been chunked with the default profile.
+    ``whole``: the object's SHA-256 when it is known (hashed as the parts arrived): then only
+    the chunks around the part edges are read back."""
     profile = ChunkerProfile.default()
     manifests = [await coord.meta.get_manifest(p.file_id) for p in parts]
     windows, starts, total = _layout(manifests)
     sender = ChunkSender(coord, tenant, new_file_id(), await coord.writable_nodes())
-    job = _Assembly(sender, Splicer(profile, windows, starts, total))
-    base = 0
+    job = _Assembly(sender, Splicer(profile, windows, starts, total), hashing=whole is None)
     try:
-        for rec, manifest in zip(parts, manifests, strict=True):
-            plan = await download_plans.plan_of(coord, rec)
-            entries = iter(manifest)
-            async for data in read_verified(coord, plan):
-                e = next(entries)
-                if len(data) != e.size:
-                    raise IntegrityError(f"part {rec.file_id}: a chunk of the wrong size")
-                own = Own(base + e.offset, e.chunk_id, data)
-                await job.take(await asyncio.to_thread(job.step, own))
-            base += rec.size
+        if whole is None:
+            await _read_all(coord, job, parts, manifests)
+        else:
+            await _read_edges(coord, job, parts, manifests)
         await job.take(await asyncio.to_thread(job.splicer.finish))
         await sender.drain()
     finally:
         await sender.cancel()
-    req = UploadRequest(
-        name, total, job.whole.hexdigest(), str(profile), job.manifest, sha256_verified=True
-    )
+    if job.whole is not None:
+        whole = job.whole.hexdigest()
+    assert whole is not None
+    req = UploadRequest(name, total, whole, str(profile), job.manifest, sha256_verified=True)
     return await commit_ingested(coord, tenant, sender.file_id, req, sender.receipts)

@@ -24,12 +24,11 @@ Pure: no I/O; the chunker is ``dfs.chunking``'s. ``dfs.api.multipart`` drives it
 
 from __future__ import annotations
 
-import io
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from dfs.chunking import ChunkerProfile
+from dfs.chunking import ChunkerProfile, chunk_id_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +44,17 @@ class Piece:
 
 @dataclass(frozen=True, slots=True)
 class Own:
-    """A part's own chunk, at its offset in the object."""
+    """A part's own chunk, at its offset in the object: its bytes, or only its ``length``
+    where the splicer does not want them (``Splicer.wants``)."""
 
     offset: int
     chunk_id: str
-    data: bytes
+    data: bytes | None
+    length: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.length
 
 
 class Splicer:
@@ -72,8 +77,15 @@ class Splicer:
         self._start = 0  # offset of the window's first byte
         self._buf = bytearray()
 
+    def wants(self, offset: int) -> bool:
+        """Whether the next own chunk, at ``offset``, must be fed with its bytes (it is cut
+        again); the others may be fed with their length only."""
+        return self._window is not None or offset in self._window_starts
+
     def feed(self, own: Own) -> list[Piece]:
         """The object's chunks ``own`` (the next own chunk, in order) settles."""
+        if own.data is None and self.wants(own.offset):
+            raise ValueError(f"the own chunk at {own.offset} is cut again: its bytes are needed")
         self._pending.append(own)
         return self._drain(final=False)
 
@@ -87,13 +99,14 @@ class Splicer:
             if self._window is None:
                 own = self._pending.popleft()
                 if own.offset not in self._window_starts:
-                    out.append(Piece(own.offset, len(own.data), own.chunk_id))
+                    out.append(Piece(own.offset, own.size, own.chunk_id))
                     continue
                 self._window, self._start, self._buf = [], own.offset, bytearray()
                 self._pending.appendleft(own)
             while self._pending:
                 own = self._pending.popleft()
                 self._window.append(own)
+                assert own.data is not None  # checked by feed: a window's chunks have bytes
                 self._buf += own.data
             cut, back_in_step = self._cut(final)
             out += cut
@@ -112,16 +125,7 @@ class Splicer:
         final cut."""
         assert self._window is not None
         end = self._start + len(self._buf)
-        pieces: list[Piece] = []
-        back: int | None = None
-        for c in self._profile.split(io.BytesIO(self._buf)):
-            c_end = self._start + c.offset + len(c.data)
-            if c_end == end and not (final and end == self._total):
-                break  # cut only because the bytes held end here: not final yet
-            pieces.append(Piece(self._start + c.offset, len(c.data), c.chunk_id, bytes(c.data)))
-            if c_end in self._in_step:
-                back = c_end
-                break
+        pieces, back = self._final_chunks(final, end)
         if pieces:
             done = pieces[-1].offset + pieces[-1].size
             del self._buf[: done - self._start]
@@ -130,3 +134,22 @@ class Splicer:
         if final and back is None and end == self._total and self._start == end:
             back = end  # everything cut: nothing left in the window
         return pieces, back
+
+    def _final_chunks(self, final: bool, end: int) -> tuple[list[Piece], int | None]:
+        """The window's chunks that are final, up to the first that ends back in step (and
+        that offset). Cut again at every feed: only the chunks kept are hashed. Returns
+        holding no view of the buffer (the caller resizes it)."""
+        pieces: list[Piece] = []
+        chunks = self._profile.cut_buffer(self._buf)
+        try:
+            for c in chunks:
+                c_end = self._start + c.offset + len(c.data)
+                if c_end == end and not (final and end == self._total):
+                    break  # cut only because the bytes held end here: not final yet
+                data = bytes(c.data)
+                pieces.append(Piece(self._start + c.offset, len(data), chunk_id_of(data), data))
+                if c_end in self._in_step:
+                    return pieces, c_end
+            return pieces, None
+        finally:
+            chunks.close()

@@ -1,10 +1,13 @@
 """Request bodies of PutObject as the chunker reads them: plain, or ``aws-chunked``.
 
 ``BodyReader.read(n)`` hands ``dfs.api.ingest`` the object's bytes while computing their
-MD5 (the ETag of a single PUT) and, when the client signed the payload, their SHA-256 (to
-check against ``x-amz-content-sha256`` before the object is linked). An ``aws-chunked``
-body is decoded from its chunk framing and its decoded length checked against
-``x-amz-decoded-content-length``; a trailing ``x-amz-checksum-crc32`` is verified when present.
+MD5 (the ETag of a single PUT) and their SHA-256: checked against ``x-amz-content-sha256``
+before the object is linked when the client signed the payload, and in every case the
+stored file's whole-file SHA-256 (``sha256_hex``, given to ``ingest`` so that the body is
+hashed once, not twice). An ``aws-chunked`` body is decoded from its chunk framing and its
+decoded length checked against ``x-amz-decoded-content-length``; a trailing
+``x-amz-checksum-crc32`` is verified when present (CRC32 is computed only when a header
+declares one or a trailer may carry one).
 
 The framings (``x-amz-content-sha256``):
 
@@ -63,6 +66,8 @@ class BodyCheck(Protocol):
     """More checks of the decoded body (``dfs.s3.checksums``): fed every block, then asked
     at the body's end with the trailers."""
 
+    declared: dict[str, str | None]  # the algorithms it computes itself
+
     def update(self, data: bytes) -> None: ...
     def verify(self, trailers: Mapping[str, str]) -> None: ...
 
@@ -111,9 +116,11 @@ class BodyReader:
         self._verified = False
         self._buf = b""
         self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha256 = hashlib.sha256() if len(payload_hash) == 64 else None
+        self.sha256 = hashlib.sha256()
+        self.signed_payload = len(payload_hash) == 64
         self.payload_hash = payload_hash.lower()
         self.chunked = "aws-chunked" in encoding or payload_hash in _STREAMING
+        self._crc = crc32_header is not None or self.chunked
         self._chain = (
             chain if payload_hash in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER) else None
         )
@@ -122,9 +129,9 @@ class BodyReader:
             or (payload_hash != STREAMING_UNSIGNED_TRAILER and self._chain is None)
         ):
             raise not_implemented(f"the {payload_hash} body encoding here")
-        if not self.chunked and payload_hash != UNSIGNED and self.sha256 is None:
+        if not self.chunked and payload_hash != UNSIGNED and not self.signed_payload:
             raise S3Error("InvalidArgument", 400, f"x-amz-content-sha256 {payload_hash!r}")
-        if self.chunked and self.sha256 is not None:  # it would sign the framing: unchecked
+        if self.chunked and self.signed_payload:  # it would sign the framing: unchecked
             raise S3Error("InvalidArgument", 400, "an aws-chunked body needs a STREAMING- hash")
         self._signed_trailer = payload_hash == STREAMING_SIGNED_TRAILER
         log.debug("body: %s", payload_hash if payload_hash in _STREAMING else "plain")
@@ -250,12 +257,17 @@ class BodyReader:
             self._verify()
             return data
         self.md5.update(data)
-        if self.sha256 is not None:
-            self.sha256.update(data)
-        self.crc32 = zlib.crc32(data, self.crc32)
+        self.sha256.update(data)
+        if self._crc:
+            self.crc32 = zlib.crc32(data, self.crc32)
         if self._check is not None:
             self._check.update(data)
         return data
+
+    def sha256_hex(self) -> str:
+        """The SHA-256 of the decoded body read so far (all of it, once ``read`` returned
+        the end: the stored file's whole-file hash)."""
+        return self.sha256.hexdigest()
 
     def finish(self) -> str:
         """The ETag (hex MD5) of the body read (checked, if no read saw its end)."""
@@ -268,7 +280,7 @@ class BodyReader:
         self._verified = True
         if self.chunked and not self._done:
             raise incomplete("the aws-chunked body ended before its final chunk")
-        if self.sha256 is not None and self.sha256.hexdigest() != self.payload_hash:
+        if self.signed_payload and self.sha256.hexdigest() != self.payload_hash:
             raise S3Error(
                 "XAmzContentSHA256Mismatch",
                 400,
@@ -299,7 +311,8 @@ def request_body(request: web.Request, check: BodyCheck | None = None) -> BodyRe
         who.payload_hash if who is not None else UNSIGNED,
         h.get("Content-Encoding", ""),
         content_md5=h.get("Content-MD5"),
-        crc32_header=h.get("x-amz-checksum-crc32"),
+        # a check computing CRC32 itself already verifies the header: not computed twice
+        crc32_header=None if check and "crc32" in check.declared else h.get("x-amz-checksum-crc32"),
         chain=who.chain if who is not None else None,
         decoded_length=h.get("x-amz-decoded-content-length"),
         check=check,

@@ -11,8 +11,10 @@
 
 These calls share their paths with the object and bucket calls and are told apart by their
 query, so ``dispatch`` (a middleware after SigV4) hands them here before the object routes
-see them. CompleteMultipartUpload re-reads and re-chunks the parts (``Multipart.assemble``),
-which takes time proportional to the object: as S3 does, when it is not done within
+see them. UploadPart taps the part's bytes for the object's SHA-256 (``Multipart.chains``).
+CompleteMultipartUpload re-chunks the parts around their edges (``Multipart.assemble``;
+reading every part back when the SHA-256 was not kept), which takes time growing with the
+object: as S3 does, when it is not done within
 ``KEEPALIVE`` seconds the answer starts (200) and whitespace is sent every ``KEEPALIVE``
 seconds until the result, or an ``<Error>`` document, ends the body (botocore reads an
 error in a 200 answer of this call as the error).
@@ -159,14 +161,20 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
     if declared is not None and int(declared) > MAX_PART_BYTES:
         raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
     file_id, size = "", 0
-    if declared is None or int(declared) > 0:
-        file_id, size = await mp.ingest_part(u, number, body.read)
+    tap = mp.chains.tap(u.upload_id, number)  # its bytes for the object's SHA-256
     try:
-        etag = body.finish()
-    except BaseException:
-        await mp.release_files(u.tenant, [file_id])
-        raise
-    await mp.record_part(u, UploadPart(number, file_id, size, etag, time.time()))
+        if declared is None or int(declared) > 0:
+            read = tap.reading(body.read)
+            file_id, size = await mp.ingest_part(u, number, read, body.sha256_hex)
+        try:
+            etag = body.finish()
+        except BaseException:
+            await mp.release_files(u.tenant, [file_id])
+            raise
+        await mp.record_part(u, UploadPart(number, file_id, size, etag, time.time()))
+        await mp.chains.recorded(tap, file_id, size)
+    finally:
+        tap.release()
     return web.Response(status=200, headers={"ETag": f'"{etag}"'})
 
 
@@ -228,6 +236,7 @@ async def upload_part_copy(
     if length > MAX_PART_BYTES:
         raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
     mp = request.app[MULTIPART]
+    mp.chains.breaks(u.upload_id)  # its bytes pass no tap: Complete reads the parts back
     md5 = hashlib.md5(usedforsecurity=False)
     file_id, size = "", 0
     if length:

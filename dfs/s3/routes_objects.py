@@ -66,6 +66,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
             body.read,
             ChunkerProfile.default(),
             MAX_OBJECT_BYTES,
+            body_sha256=body.sha256_hex,
         )
         file_id = str(done.body["file_id"])
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)

@@ -72,6 +72,8 @@ def test_upload_file_with_boto3_defaults(gateway: Gateway, tmp_path: Path) -> No
     # the parts' files are gone: the tenant holds the object's file only
     files = http_json(f"{gateway.api_url}/files?limit=1000", gateway.token)["files"]
     assert [f["name"] for f in files] == ["file.bin"]
+    # its whole-file SHA-256 (the native client checks it), kept as the parts arrived
+    assert files[0]["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def _start(s3: Any, bucket: str, key: str) -> str:

@@ -118,6 +118,22 @@ def test_chunks_cover_input_exactly(profile: str, size: int) -> None:
 
 
 @pytest.mark.parametrize(
+    "profile", [DEFAULT_PROFILE, SMALL_CDC, "fastcdc:64:256:1024", "fixed:65536", "fixed:4096"]
+)
+@pytest.mark.parametrize("size", [0, 1, 4096, 65537, 9 * MIB + 7])
+def test_cut_buffer_cuts_as_split(profile: str, size: int) -> None:
+    """The splicer cuts bytes held in memory with ``cut_buffer``: the same chunks as
+    ``split`` over a stream of them, the ids left to the caller."""
+    prof = ChunkerProfile.parse(profile)
+    data = bytearray(random_bytes(size + 3, size))
+    split = [(c.offset, bytes(c.data), c.chunk_id) for c in prof.split(io.BytesIO(data))]
+    cut = [(c.offset, bytes(c.data), c.chunk_id) for c in prof.cut_buffer(data)]
+    assert [(o, d) for o, d, _ in cut] == [(o, d) for o, d, _ in split]
+    assert all(cid == "" for _, _, cid in cut)
+    data += b"x"  # no view of the buffer outlives the iteration: it can be resized
+
+
+@pytest.mark.parametrize(
     "data",
     [random_bytes(7, 9 * MIB), bytes(9 * MIB), b"ab" * (9 * MIB // 2)],
     ids=["random", "zeros", "periodic"],

@@ -18,7 +18,7 @@ def _chunks(data: bytes) -> list[tuple[int, int, str]]:
     return [(c.offset, len(c.data), c.chunk_id) for c in PROFILE.split(io.BytesIO(data))]
 
 
-def _splice(data: bytes, part_sizes: list[int]) -> list[Piece]:
+def _splice(data: bytes, part_sizes: list[int], lazy: bool = False) -> list[Piece]:
     owns: list[Own] = []
     window_starts, base = set(), 0
     for i, size in enumerate(part_sizes):
@@ -31,6 +31,8 @@ def _splice(data: bytes, part_sizes: list[int]) -> list[Piece]:
     splicer = Splicer(PROFILE, window_starts, {o.offset for o in owns}, len(data))
     out: list[Piece] = []
     for own in owns:
+        if lazy and not splicer.wants(own.offset):  # its length only: the bytes stay unread
+            own = Own(own.offset, own.chunk_id, None, own.size)
         out += splicer.feed(own)
     return out + splicer.finish()
 
@@ -61,3 +63,24 @@ def test_data_never_back_in_step_stays_bounded() -> None:
     data = bytes(sum(parts))
     pieces = _splice(data, parts)
     assert [(p.offset, p.size, p.chunk_id) for p in pieces] == _chunks(data)
+
+
+@pytest.mark.parametrize(
+    ("seed", "parts"),
+    [(1, [MIB // 2] * 6), (2, [MIB // 2 + 17, MIB // 3, MIB, 1000]), (3, [300_000, 1, 700_000])],
+)
+def test_chunks_fed_without_their_bytes_where_not_wanted(seed: int, parts: list[int]) -> None:
+    """Complete with the object's SHA-256 known reads only the chunks the splicer wants:
+    the same chunks, and fewer bytes read."""
+    data = random.Random(seed).randbytes(sum(parts))
+    full = _splice(data, parts)
+    assert _splice(data, parts, lazy=True) == full
+    assert [(p.offset, p.size, p.chunk_id) for p in full] == _chunks(data)
+
+
+def test_a_wanted_chunk_without_its_bytes_is_refused() -> None:
+    own = _chunks(b"x" * 100_000)[0]
+    splicer = Splicer(PROFILE, {0}, {0}, 100_000)
+    assert splicer.wants(0)
+    with pytest.raises(ValueError, match="bytes are needed"):
+        splicer.feed(Own(0, own[2], None, own[1]))

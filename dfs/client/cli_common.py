@@ -14,7 +14,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -67,7 +67,20 @@ def run(coro: Coroutine[Any, Any, T], resumable: bool = False) -> T:
 
 
 def emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
-    click.echo(json.dumps(obj, sort_keys=True) if as_json else text)
+    click.echo(line_of(as_json, obj, text))
+
+
+def line_of(as_json: bool, obj: dict[str, Any], text: str) -> str:
+    """What ``emit`` prints for one result, without printing it."""
+    return json.dumps(obj, sort_keys=True) if as_json else text
+
+
+def emit_lines(lines: Sequence[str]) -> None:
+    """Many results' lines in one write: a restore of thousands of files printed one
+    ``click.echo`` each (a write and a terminal check per line) spent more CPU on its
+    report than on some of its files."""
+    if lines:
+        click.echo("\n".join(lines))
 
 
 class UrlCommand(click.Command):

@@ -32,8 +32,10 @@ from dfs.client.cli_common import (
     UrlCommand,
     concurrency_option,
     emit,
+    emit_lines,
     fail,
     json_option,
+    line_of,
     make_client,
     proxy_option,
     quiet_option,
@@ -373,11 +375,14 @@ class Download:
         with Progress.for_terminal("download", total, self.quiet) as bar:
             results = await client.download_many(todo, progress=bar, plans=plans)
         done = {r.file_id: r for r in results}
-        for i, path in pairs:
-            if i in done:
-                self.emit(done[i])
-            else:
-                self.emit_unchanged(info[i], path)
+        emit_lines(
+            [
+                self.line(done[i])
+                if i in done
+                else self.line(unchanged_result(info[i], path), True)
+                for i, path in pairs
+            ]
+        )
 
     def check(self, states: dict[str, Existing], paths: dict[str, Path]) -> None:
         """Refuse, before anything is written, targets that cannot or may not be written."""
@@ -391,23 +396,32 @@ class Download:
                 "bytes; nothing written (--force replaces them)"
             )
 
+    def line(self, r: DownloadResult, unchanged: bool = False) -> str:
+        # vars, not asdict: asdict deep-copies every field, and a restore reports each file
+        obj = {**vars(r), "unchanged": unchanged} if self.as_json else {}
+        return line_of(self.as_json, obj, printable(r.path))
+
     def emit(self, r: DownloadResult, unchanged: bool = False) -> None:
-        emit(self.as_json, {**asdict(r), "unchanged": unchanged}, printable(r.path))
+        click.echo(self.line(r, unchanged))
 
     def emit_unchanged(self, f: dict[str, Any], path: Path) -> None:
         """A target that already held exactly the bytes: reported as if downloaded."""
-        chunks = f.get("chunks", 0)
-        r = DownloadResult(
-            file_id=str(f["file_id"]),
-            name=str(f["name"]),
-            path=str(path),
-            size=int(f["size"]),
-            sha256=str(f["sha256"]),
-            chunks=len(chunks) if isinstance(chunks, list) else int(chunks or 0),
-            failovers=0,
-            seconds=0.0,
-        )
-        self.emit(r, unchanged=True)
+        self.emit(unchanged_result(f, path), unchanged=True)
+
+
+def unchanged_result(f: dict[str, Any], path: Path) -> DownloadResult:
+    """The result reported for a target that already held exactly the bytes."""
+    chunks = f.get("chunks", 0)
+    return DownloadResult(
+        file_id=str(f["file_id"]),
+        name=str(f["name"]),
+        path=str(path),
+        size=int(f["size"]),
+        sha256=str(f["sha256"]),
+        chunks=len(chunks) if isinstance(chunks, list) else int(chunks or 0),
+        failovers=0,
+        seconds=0.0,
+    )
 
 
 def _few(paths: Sequence[Path]) -> str:

@@ -11,12 +11,14 @@ group after the other:
    reuses, never litter that grows; opened as ``dfs.client.resume.open_own`` does), its
    bytes in one ``write``, its mode and mtime set on the descriptor (``restore_attrs``'s
    rules);
-2. one ``syncfs`` makes all of them durable at once (``fsync`` per file where ``syncfs`` is
-   missing);
-3. each temp file is renamed over its target (without ``overwrite``: ``renameat2`` with
+2. not per group but per commit (a ``GroupWriter`` commits every ``COMMIT_FILES`` files or
+   ``COMMIT_BYTES`` written, and when it closes: each sync is a journal commit, and the
+   whole file system's dirty pages), one ``syncfs`` makes all the temp files written since
+   the last commit durable at once (``fsync`` per file where ``syncfs`` is missing);
+3. each of them is then renamed over its target (without ``overwrite``: ``renameat2`` with
    ``RENAME_NOREPLACE``, or a link where that is missing, so a file that appeared there
-   meanwhile is never replaced: Conflict), then one more ``syncfs`` for the directory
-   entries.
+   meanwhile is never replaced: Conflict), and at ``close`` one more ``syncfs`` makes the
+   directory entries durable.
 
 Per file that is about five system calls (create, write, utime, close, rename; ``fchmod``
 only when the stored mode differs from the one the file was created with).
@@ -32,6 +34,7 @@ import asyncio
 import ctypes
 import errno
 import hashlib
+import logging
 import os
 import secrets
 import time
@@ -42,6 +45,8 @@ from typing import Any
 
 from dfs.client.resume import open_own
 from dfs.errors import Conflict, IntegrityError
+
+log = logging.getLogger("dfs.client")
 
 GROUP_FILES = 256
 GROUP_BYTES = 8 * 1024 * 1024
@@ -121,23 +126,26 @@ class SmallFile:
         return parts
 
 
-def _sync(fds: Iterable[int], devices: Iterable[int] | None = None) -> None:
-    """Make everything written through ``fds`` durable: one syncfs per file system.
-    ``devices``: the descriptors among ``fds`` that stand for every file system they are
-    on (one per directory will do), so that the others are not stat'ed one by one."""
+def _sync(fds: Iterable[int]) -> None:
+    """Make everything written on the file systems of ``fds`` durable: one syncfs per file
+    system (each descriptor fsync'ed where syncfs is missing or fails)."""
     fds = list(fds)
+    if not _syncfs(fds):
+        _fsync_each(fds)
+
+
+def _syncfs(fds: Iterable[int]) -> bool:
+    """syncfs once per file system ``fds`` are on; False when it is missing or failed."""
     if _SYNCFS is None:
-        for fd in fds:
-            os.fsync(fd)
-        return
+        return False
     seen: set[int] = set()
-    for fd in fds if devices is None else devices:
+    for fd in fds:
         dev = os.fstat(fd).st_dev
         if dev not in seen:
             seen.add(dev)
             if _SYNCFS(fd) != 0:
-                _fsync_each(fds)
-                return
+                return False
+    return True
 
 
 def _fsync_each(fds: Iterable[int]) -> None:
@@ -222,27 +230,40 @@ def link_or_replace(tmp: Path, target: Path, overwrite: bool) -> None:
     os.unlink(tmp)
 
 
-def write_group(group: list[SmallFile], overwrite: bool, resume: bool) -> list[SmallFile]:
-    """Write, sync and rename a group of complete files (blocking: one worker thread).
-    Returns the files not renamed into place because something else took their target
-    meanwhile (``overwrite`` off); their temp files are gone."""
+@dataclass
+class Pending:
+    """Temp files written and closed, not yet made durable and renamed (``commit``)."""
+
+    temps: list[tuple[SmallFile, Path]] = field(default_factory=list)
+    devices: dict[int, Path] = field(default_factory=dict)  # a directory per file system
+    dirs: set[Path] = field(default_factory=set)  # every directory holding a temp file
+    size: int = 0
+
+
+def write_temps(group: list[SmallFile], resume: bool, into: Pending) -> None:
+    """Write each file of a group to a temp file beside its target, with its attributes
+    (blocking). Durable only once ``commit`` has synced them, except where ``syncfs`` is
+    missing: then each is fsync'ed here, while its descriptor is open. On an error the
+    group's temp files are removed (those ``into`` held before are kept)."""
     temps: list[tuple[SmallFile, Path]] = []
     fds: list[int] = []
-    made: dict[Path, int] = {}  # each directory's first temp file's descriptor
     try:
         for f in group:
             parts = f.check()
             parent = f.target.parent
-            if parent not in made:
+            if parent not in into.dirs:
                 parent.mkdir(parents=True, exist_ok=True)
             tmp, fd, created = _open_temp(f, resume)
             temps.append((f, tmp))
             fds.append(fd)
-            made.setdefault(parent, fd)
+            if parent not in into.dirs:
+                into.dirs.add(parent)
+                into.devices.setdefault(os.fstat(fd).st_dev, parent)
             if parts:
                 _write_all(fd, parts)
             _attrs(fd, f.plan, created)
-        _sync(fds, made.values())
+        if _SYNCFS is None:
+            _fsync_each(fds)
     except BaseException:
         for _f, tmp in temps:
             tmp.unlink(missing_ok=True)
@@ -250,17 +271,23 @@ def write_group(group: list[SmallFile], overwrite: bool, resume: bool) -> list[S
     finally:
         for fd in fds:
             os.close(fd)
-    return _rename_all(temps, overwrite, set(made))
+    into.temps += temps
+    into.size += sum(f.size for f in group)
 
 
-def _rename_all(
-    temps: list[tuple[SmallFile, Path]], overwrite: bool, dirs: set[Path]
-) -> list[SmallFile]:
-    """Rename each temp file over its target, then make the directory entries durable."""
-    taken: list[SmallFile] = []
+def commit(pending: Pending, overwrite: bool) -> list[SmallFile]:
+    """Make every pending temp file durable at once (one ``syncfs`` per file system),
+    then rename each over its target. Returns the files not renamed into place because
+    something else took their target meanwhile (``overwrite`` off); their temp files are
+    gone, as are all of them when this fails. The directory entries are durable only after
+    ``sync_dirs``."""
     done = 0
     try:
-        for f, tmp in temps:
+        if _SYNCFS is not None and not _syncfs_dirs(pending.devices.values()):
+            for _f, tmp in pending.temps:  # syncfs failed: each file, as where it is missing
+                _fsync_path(tmp)
+        taken: list[SmallFile] = []
+        for f, tmp in pending.temps:
             try:
                 link_or_replace(tmp, f.target, overwrite)
             except FileExistsError:
@@ -268,19 +295,61 @@ def _rename_all(
                 taken.append(f)
             done += 1
     finally:
-        for _f, tmp in temps[done:]:
+        for _f, tmp in pending.temps[done:]:
             tmp.unlink(missing_ok=True)
+    return taken
+
+
+def _syncfs_dirs(dirs: Iterable[Path]) -> bool:
+    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
+    try:
+        return _syncfs(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_dirs(dirs: Iterable[Path]) -> None:
+    """Make the renames into ``dirs`` durable (one ``syncfs`` per file system, each
+    directory fsync'ed where that is missing)."""
     fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
     try:
         _sync(fds)
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def write_group(group: list[SmallFile], overwrite: bool, resume: bool) -> list[SmallFile]:
+    """Write, sync and rename a group of complete files (blocking: one worker thread).
+    Returns the files not renamed into place because something else took their target
+    meanwhile (``overwrite`` off); their temp files are gone."""
+    pending = Pending()
+    write_temps(group, resume, pending)
+    taken = commit(pending, overwrite)
+    sync_dirs(pending.dirs)
     return taken
 
 
+COMMIT_FILES = 2048
+COMMIT_BYTES = 64 * 1024 * 1024
+"""A ``GroupWriter`` syncs and renames what it wrote once this many files or bytes wait
+(and at ``close``): each sync is a journal commit, and one per 256 files was most of the
+writer thread's time in a restore of thousands of small files."""
+
+
 class GroupWriter:
-    """Hands complete files to ``write_group`` in groups, one group at a time, in order."""
+    """Hands complete files to ``write_temps`` in groups, one group at a time, in order;
+    syncs and renames them together (``commit``) every ``COMMIT_FILES`` files or
+    ``COMMIT_BYTES`` and at ``close``, then syncs the directories once."""
 
     def __init__(self, overwrite: bool, resume: bool, written: Callable[[SmallFile], None]):
         self.overwrite = overwrite
@@ -290,6 +359,8 @@ class GroupWriter:
         self._ready: list[SmallFile] = []
         self._bytes = 0
         self._last: asyncio.Task[None] | None = None
+        self._pending = Pending()
+        self._dirs: set[Path] = set()
 
     def add(self, f: SmallFile) -> None:
         self._ready.append(f)
@@ -305,25 +376,56 @@ class GroupWriter:
     async def _write(self, before: asyncio.Task[None] | None, group: list[SmallFile]) -> None:
         if before is not None:
             await before
-        taken = await asyncio.to_thread(write_group, group, self.overwrite, self.resume)
+        self._reported(await asyncio.to_thread(self._step, group))
+
+    def _step(self, group: list[SmallFile]) -> tuple[list[SmallFile], list[SmallFile]]:
+        write_temps(group, self.resume, self._pending)
+        for f in group:
+            f.parts = []  # on disk now: the bytes need not wait in memory for the commit
+        full = len(self._pending.temps) >= COMMIT_FILES or self._pending.size >= COMMIT_BYTES
+        return self._commit() if full else ([], [])
+
+    def _commit(self) -> tuple[list[SmallFile], list[SmallFile]]:
+        """(renamed, taken) of the pending files (blocking)."""
+        pending, self._pending = self._pending, Pending()
+        self._dirs |= pending.dirs
+        taken = commit(pending, self.overwrite)
+        return [f for f, _tmp in pending.temps if f not in taken], taken
+
+    def _finish(self) -> tuple[list[SmallFile], list[SmallFile]]:
+        try:
+            return self._commit()
+        finally:
+            sync_dirs(self._dirs)
+
+    def _reported(self, outcome: tuple[list[SmallFile], list[SmallFile]]) -> None:
+        renamed, taken = outcome
         for f in taken:
             self.conflicts.append(
                 Conflict(f"{f.target} appeared during the download; not replaced")
             )
-        for f in group:
-            if f not in taken:
-                self.written(f)
+        for f in renamed:
+            self.written(f)
 
     async def close(self) -> None:
-        """Write what is left and wait for every group; the first Conflict, if any."""
+        """Write what is left, wait for every group and commit; the first Conflict, if any.
+        Files written before a group failed are still committed (they are verified)."""
         self.flush()
-        if self._last is not None:
-            await self._last
+        try:
+            if self._last is not None:
+                await self._last
+        finally:
+            self._reported(await asyncio.to_thread(self._finish))
         if self.conflicts:
             raise self.conflicts[0]
 
     async def abandon(self) -> None:
-        """After a failure: the groups already handed over finish; nothing more is written."""
+        """After a failure: the groups already handed over finish and are committed;
+        nothing more is written."""
         self._ready = []
         if self._last is not None:
             await asyncio.gather(self._last, return_exceptions=True)
+        try:
+            self._reported(await asyncio.to_thread(self._finish))
+        except OSError as exc:  # the failure being handled is the one to report
+            log.warning("could not commit the files written before a failure: %s", exc)

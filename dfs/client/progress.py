@@ -10,8 +10,6 @@ import sys
 from types import TracebackType
 from typing import Any
 
-from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs pinned
-
 
 class Progress:
     """A byte counter with a bar (bytes, rate, ETA) when enabled; callable with a byte count."""
@@ -19,6 +17,10 @@ class Progress:
     def __init__(self, desc: str, total: int | None = None, *, enabled: bool = True) -> None:
         self._bar: Any = None
         if enabled:
+            # imported only for a bar: scripts and --quiet runs (most restores) do not pay
+            # for loading tqdm at every start
+            from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs pinned
+
             self._bar = tqdm(
                 total=total,
                 desc=desc,

@@ -36,6 +36,36 @@ def _timeout(deadline: float, timeout: float | None) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=deadline if timeout is None else min(deadline, timeout))
 
 
+class _Records:
+    """The records of a /get-chunks answer sliced out of the blocks the stream has
+    (``readany``) rather than two ``readexactly`` per record: a restore reads thousands of
+    small records, and each ``readexactly`` is several Python calls and a join."""
+
+    def __init__(self, stream: aiohttp.StreamReader) -> None:
+        self._stream = stream
+        self._block = b""  # the last block read, and how much of it was taken
+        self._pos = 0
+
+    async def take(self, n: int) -> bytes:
+        """The next ``n`` bytes (IncompleteReadError when the answer ends first)."""
+        end = self._pos + n
+        if end <= len(self._block):  # the usual case: one slice of the block at hand
+            self._pos = end
+            return self._block[end - n : end]
+        pieces = [self._block[self._pos :]]
+        got = len(pieces[0])
+        while True:
+            block = await self._stream.readany()
+            if not block:
+                raise asyncio.IncompleteReadError(b"".join(pieces), n)
+            if got + len(block) >= n:
+                self._block, self._pos = block, n - got
+                pieces.append(block[: self._pos])
+                return b"".join(pieces)
+            pieces.append(block)
+            got += len(block)
+
+
 class NodeClient:
     def __init__(
         self, session: aiohttp.ClientSession, deadline: protocol.TransferDeadline | None = None
@@ -199,14 +229,15 @@ class NodeClient:
         async with request(
             self._session, "POST", url, json=body, headers=headers, timeout=_timeout(deadline, None)
         ) as resp:
+            records = _Records(resp.content)
             try:
                 for n, (chunk_id, _size) in enumerate(asked):
                     got, status, size = protocol.read_record_header(
-                        await resp.content.readexactly(protocol.RECORD_HEADER.size)
+                        await records.take(protocol.RECORD_HEADER.size)
                     )
                     if got != chunk_id or size > protocol.MAX_CHUNK_SIZE:
                         raise Unavailable(f"POST {url}: record {n} is not the chunk asked for")
-                    data = await resp.content.readexactly(size) if size else b""
+                    data = await records.take(size) if size else b""
                     await on_record(n, status, data)
             except asyncio.IncompleteReadError:
                 raise Unavailable(f"POST {url}: answer cut short") from None

@@ -12,7 +12,7 @@ import pytest
 
 import dfs
 from dfs.client.cli_output import listing_line, printable
-from dfs.client.local_files import Existing, download_targets, existing, hash_file
+from dfs.client.local_files import Existing, download_targets, existing, hash_file, local_path
 from dfs.client.resume import DownloadSidecar, open_own
 from dfs.errors import InvalidRequest
 
@@ -51,6 +51,18 @@ def test_download_targets_keep_relative_names_and_refuse_collisions(tmp_path: Pa
     with pytest.raises(InvalidRequest, match="inside"):
         download_targets(tmp_path, [("1", "a/x.txt"), ("2", "a")])
     assert not list(tmp_path.iterdir())
+
+
+def test_stored_names_map_under_the_root_or_are_refused(tmp_path: Path) -> None:
+    assert local_path(tmp_path, "a//b/./c") == tmp_path / "a" / "b" / "c"
+    assert local_path(tmp_path, "./a\\b/") == tmp_path / "a" / "b"
+    for bad in ("//etc/passwd", "/etc/passwd", "a/../../b", ".", "", "a/\x00"):
+        with pytest.raises(InvalidRequest, match="cannot be written safely"):
+            local_path(tmp_path, bad)
+    pairs, _skipped = download_targets(tmp_path, [("1", "x/./y"), ("2", "x/z")])
+    assert pairs == [("1", tmp_path / "x" / "y"), ("2", tmp_path / "x" / "z")]
+    with pytest.raises(InvalidRequest, match="would both be written"):
+        download_targets(tmp_path, [("1", "x/y"), ("2", "x//y")])
 
 
 def test_existing_tells_same_different_and_blocked(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from dfs.client import file_writer
 from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, write_group
 from dfs.errors import Conflict, IntegrityError
 
@@ -103,3 +104,47 @@ def test_a_temp_file_an_interrupted_run_left_is_reused(tmp_path: Path) -> None:
     assert write_group([f], overwrite=True, resume=True) == []
     assert (tmp_path / "t").read_bytes() == b"payload"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+
+
+async def test_the_group_writer_syncs_once_per_commit_not_per_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = file_writer._SYNCFS
+    assert real is not None  # Linux's libc has it
+    calls: list[int] = []
+
+    def counting(fd: int) -> int:
+        calls.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(file_writer, "_SYNCFS", counting)
+    written: list[str] = []
+    writer = GroupWriter(False, False, lambda f: written.append(f.target.name))
+    for i in range(3 * file_writer.GROUP_FILES):  # three groups, one commit
+        data = str(i).encode()
+        writer.add(_ready(_plan(f"id{i}", [data]), tmp_path / f"d{i % 3}/f{i}", [data]))
+    await writer.close()
+    assert len(written) == 3 * file_writer.GROUP_FILES
+    assert len(calls) == 2  # the data of every temp file, then the directory entries
+    assert (tmp_path / "d2/f767").read_text() == "767"
+    assert not _temps(tmp_path)
+
+
+async def test_files_written_before_a_bad_group_are_still_committed(tmp_path: Path) -> None:
+    written: list[str] = []
+    writer = GroupWriter(True, False, lambda f: written.append(f.target.name))
+    for i in range(file_writer.GROUP_FILES):  # a whole group, handed to the thread
+        data = str(i).encode()
+        writer.add(_ready(_plan(f"id{i}", [data]), tmp_path / f"f{i}", [data]))
+    bad = _ready(_plan("bad", [b"ab", b"cd"]), tmp_path / "bad", [b"ab", b"xx"])
+    writer.add(bad)
+    with pytest.raises(IntegrityError):
+        await writer.close()
+    assert len(written) == file_writer.GROUP_FILES
+    assert (tmp_path / "f0").read_text() == "0"
+    assert not (tmp_path / "bad").exists()
+    assert not _temps(tmp_path)
+
+
+def _temps(root: Path) -> list[Path]:
+    return list(root.rglob("*.dfs-part*"))

@@ -13,7 +13,9 @@ rule lives once:
   nodes which chunks they hold (nodes verified each chunk's sha256 before storing it) and
   commits only when every chunk has REPLICATION_FACTOR copies (one with
   REPLICATION_STRATEGY=async) and every chunk the tenant did not already reference comes
-  with a receipt proving this upload (this pending file id) sent its bytes.
+  with a receipt proving this upload (this pending file id) sent its bytes. Chunks this
+  process sent itself (``dfs.api.ingest``) come with the nodes their 201 said they are
+  durable on (``copies``), and are not asked about again.
 - Resume keeps that defence: receipts are bound to the pending file id they were minted
   for, and ``get_file(file_id, tenant)`` proves the file is the caller's own.
 
@@ -72,6 +74,7 @@ SCAN_PAGE = 1000
 REPAIR_LEASE = "repair"
 
 T = TypeVar("T")
+Copies = Mapping[str, Collection[str]]  # chunk id -> the nodes a 201 said it is durable on
 
 
 def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
@@ -326,14 +329,18 @@ class Coordinator:
         done = {c for c in proven if len(held[c]) >= self.rf}
         return await _off_loop_if_big(len(chunks), lambda: self._plan(file_id, chunks, done, live))
 
-    # --- finalize --------------------------------------------------------------------------
-
     async def finalize_upload(
-        self, file_id: str, receipts: Mapping[str, object], tenant: str = DEFAULT_TENANT
+        self,
+        file_id: str,
+        receipts: Mapping[str, object],
+        tenant: str = DEFAULT_TENANT,
+        *,
+        copies: Copies | None = None,
     ) -> dict[str, Any]:
         """Commit the file if every chunk has its copies and every chunk the tenant did not
-        already reference comes with a receipt proving this upload sent its bytes."""
-        (done,) = await self._finalize([(file_id, receipts)], tenant)
+        already reference comes with a receipt proving this upload sent its bytes.
+        ``copies``: see the module's Trust (never what a client claims)."""
+        (done,) = await self._finalize([(file_id, receipts)], tenant, copies or {})
         if isinstance(done, DfsError):
             raise done
         return file_body(done)
@@ -343,14 +350,14 @@ class Coordinator:
     ) -> list[dict[str, Any]]:
         """finalize_upload for many files, in order, with one has-chunks round: each entry is
         the file's metadata or ``{"file_id", "error"}``."""
-        results = await self._finalize(items, tenant)
+        results = await self._finalize(items, tenant, {})
         return [
             error_entry(file_id, r) if isinstance(r, DfsError) else file_body(r)
             for (file_id, _), r in zip(items, results, strict=True)
         ]
 
     async def _finalize(
-        self, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str
+        self, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str, copies: Copies
     ) -> list[FileRecord | DfsError]:
         """Each file committed (or already complete), or the error that stopped it. The
         checks run cheapest first, so a rejected file costs no has-chunks call."""
@@ -362,7 +369,7 @@ class Coordinator:
             todo = self._keep(todo, results, lambda f: self.check_receipts(f, owned))
         if todo:
             union = {c: n for f in todo for c, n in f.chunks.items()}
-            holders = await self.holders(union, await self.live_nodes()) if union else {}
+            holders = await self._copies_of(union, copies)
             todo = self._keep(todo, results, lambda f: self.check_copies(f.chunks, holders))
         ids = [items[f.index][0] for f in todo]
         committed = await self.meta.commit_files(ids, self.clock()) if ids else []
@@ -450,6 +457,16 @@ class Coordinator:
                 f"{need} copies; send them and finalize again",
                 missing=missing[:100],
             )
+
+    async def _copies_of(self, chunks: dict[str, int], copies: Copies) -> dict[str, set[str]]:
+        """Who holds each chunk: ``copies`` (recorded) where enough, else the live nodes."""
+        need = 1 if self.asynchronous else self.rf
+        known = {c: set(copies[c]) for c in chunks if len(copies.get(c, ())) >= need}
+        asked = {c: n for c, n in chunks.items() if c not in known}
+        holders = await self.holders(asked, await self.live_nodes()) if asked else {}
+        if known:
+            await self._record_holders({c: chunks[c] for c in known}, known, answered=set())
+        return {**holders, **known}
 
     async def _ask_holders(
         self, ids: list[str], live: Sequence[NodeRecord]

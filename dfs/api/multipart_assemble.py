@@ -103,4 +103,6 @@ async def assemble(
     req = UploadRequest(
         name, total, job.whole.hexdigest(), str(profile), job.manifest, sha256_verified=True
     )
-    return await commit_ingested(coord, tenant, sender.file_id, req, sender.receipts)
+    return await commit_ingested(
+        coord, tenant, sender.file_id, req, sender.receipts, copies=sender.copies
+    )

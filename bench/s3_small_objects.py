@@ -117,7 +117,16 @@ class Spy:
     """py-spy recording ``pid`` into ``out`` until ``stop`` (SIGINT: it writes and exits)."""
 
     def __init__(self, pid: int, out: Path) -> None:
-        argv = [console_script("py-spy"), "record", "-f", "raw", "-r", "200", "--nonblocking"]
+        argv = [
+            console_script("py-spy"),
+            "record",
+            "-f",
+            "raw",
+            "-r",
+            "200",
+            "--nonblocking",
+            "--gil",
+        ]
         self.proc = subprocess.Popen(
             [*argv, "-o", str(out), "--pid", str(pid)],
             stdout=subprocess.DEVNULL,

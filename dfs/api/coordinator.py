@@ -464,8 +464,9 @@ class Coordinator:
         known = {c: set(copies[c]) for c in chunks if len(copies.get(c, ())) >= need}
         asked = {c: n for c, n in chunks.items() if c not in known}
         holders = await self.holders(asked, await self.live_nodes()) if asked else {}
-        if known:
-            await self._record_holders({c: chunks[c] for c in known}, known, answered=set())
+        if known:  # adding a known location again changes nothing: no read first
+            locs = [Location(c, n, chunks[c]) for c, nodes in known.items() for n in nodes]
+            await self.meta.add_locations(locs, self.clock())
         return {**holders, **known}
 
     async def _ask_holders(

@@ -339,6 +339,17 @@ class _ReadLog:
             log.info("read of %s: %s answered before %s", self.chunk_id, key, losers)
 
 
+INLINE_HASH_BYTES = 64 * 1024
+"""Chunks up to this size are hashed on the event loop (tens of microseconds): a worker
+thread's hand-off would cost more than the hash."""
+
+
+async def _hashed(data: bytes) -> str:
+    if len(data) <= INLINE_HASH_BYTES:
+        return sha256_hex(data)
+    return await asyncio.to_thread(sha256_hex, data)
+
+
 async def _first_good(
     coord: Coordinator, chunk_id: str, replicas: Sequence[dict[str, Any]], size: int | None
 ) -> bytes | None:
@@ -351,7 +362,7 @@ async def _first_good(
             url, cap = str(replica["url"]), str(replica["cap"])
             data = await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size)
             ok = size is None or len(data) == size
-            if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
+            if ok and await _hashed(data) == chunk_id:
                 return data
             log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
             raise IntegrityError(f"bad bytes for chunk {chunk_id[:12]}")

@@ -27,7 +27,7 @@ from dfs.api.namespace_bodies import (
 )
 from dfs.api.namespace_service import Namespace
 from dfs.errors import InvalidRequest, KeyNotFound
-from dfs.meta.namespace import ObjectVersion
+from dfs.meta.namespace import BucketRecord, ObjectVersion
 from dfs.s3 import acl, checksums, conditional
 from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.object_reads import version_headers
@@ -102,9 +102,9 @@ async def check_create(request: web.Request, ns: Namespace, bucket: str, key: st
     raise conditional.precondition_failed("If-None-Match")
 
 
-async def put_headers(ns: Namespace, v: ObjectVersion, sums: checksums.Checksums) -> dict[str, str]:
-    """A write's answer headers: ``x-amz-version-id`` and the checksums verified."""
-    b = await ns.bucket(v.bucket)
+def put_headers(b: BucketRecord, v: ObjectVersion, sums: checksums.Checksums) -> dict[str, str]:
+    """A write's answer headers: ``x-amz-version-id`` (as bucket ``b`` was read for this
+    request) and the checksums verified."""
     return {**version_headers(b, v), **sums.response_headers()}
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from dfs import auth
-from dfs.api.bodies import DEFAULT_TENANT, UploadRequest
+from dfs.api import download_plans
+from dfs.api.bodies import ADMIN_TENANT, DEFAULT_TENANT, UploadRequest
 from dfs.chunking import ChunkerProfile
 from dfs.errors import IncompleteUpload
 from dfs.ids import new_file_id
@@ -88,6 +89,9 @@ async def test_sizes_around_the_minimum_chunk_read_back_exact(
     assert [e.chunk_id for e in manifest] == [hashlib.sha256(p).hexdigest() for p in pieces]
     if size <= MIN:
         assert len(manifest) == 1
+    rec = await meta.get_file(body["file_id"], ADMIN_TENANT)
+    # a download plan of a one-chunk file needs no manifest read: the same manifest
+    assert download_plans.single_chunk(rec) == (manifest if len(manifest) == 1 else None)
     assert await read_back(api, body["file_id"]) == data
 
 

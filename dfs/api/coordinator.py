@@ -100,6 +100,9 @@ class Finalizing:
     chunks: dict[str, int]
     receipts: Mapping[str, object]
 
+    def receipted(self, secret: bytes, chunk_id: str) -> bool:  # a node's receipt proves it
+        return auth.receipt_ok(secret, self.receipts.get(chunk_id), self.rec.file_id, chunk_id)
+
 
 class Coordinator:
     def __init__(
@@ -365,7 +368,9 @@ class Coordinator:
         todo = await self._pending(items, tenant, results)
         todo = self._keep(todo, results, lambda f: self.check_upload_age(f.rec))
         if todo:
-            owned = await self.owned_for_finalize(tenant, [c for f in todo for c in f.chunks])
+            key = self.cfg.cluster_secret  # only chunks without a receipt need the owned read
+            bare = [c for f in todo for c in f.chunks if not f.receipted(key, c)]
+            owned = await self.owned_for_finalize(tenant, bare) if bare else set()
             todo = self._keep(todo, results, lambda f: self.check_receipts(f, owned))
         if todo:
             union = {c: n for f in todo for c, n in f.chunks.items()}
@@ -433,13 +438,8 @@ class Coordinator:
         return await self.meta.owned_chunks(tenant, list(dict.fromkeys(chunk_ids)), ever=True)
 
     def check_receipts(self, f: Finalizing, owned: set[str]) -> None:
-        secret = self.cfg.cluster_secret
-        file_id = f.rec.file_id
-        unproven = [
-            c
-            for c in f.chunks
-            if c not in owned and not auth.receipt_ok(secret, f.receipts.get(c), file_id, c)
-        ]
+        key = self.cfg.cluster_secret
+        unproven = [c for c in f.chunks if c not in owned and not f.receipted(key, c)]
         if unproven:
             raise IncompleteUpload(
                 f"{len(unproven)} of {len(f.chunks)} chunks were not sent by this upload; "

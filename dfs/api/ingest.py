@@ -152,7 +152,7 @@ class ChunkSender:
         answer = await put_to_nodes(self.coord, chunk_id, data, self.file_id, self.live)
         self.receipts[chunk_id] = str(answer["receipt"])
         said = answer.get("replicas")
-        if isinstance(said, list):  # only nodes this upload placed on count
+        if isinstance(said, list):  # only the live nodes this upload could place on count
             self.copies[chunk_id] = {n for n in said if n in self._live_ids}
 
     async def send(self, chunk_id: str, data: bytes) -> None:

@@ -13,7 +13,9 @@ rule lives once:
   nodes which chunks they hold (nodes verified each chunk's sha256 before storing it) and
   commits only when every chunk has REPLICATION_FACTOR copies (one with
   REPLICATION_STRATEGY=async) and every chunk the tenant did not already reference comes
-  with a receipt proving this upload (this pending file id) sent its bytes.
+  with a receipt proving this upload (this pending file id) sent its bytes. Chunks this
+  process sent itself (``dfs.api.ingest``) come with the nodes their 201 said they are
+  durable on (``copies``), and are not asked about again.
 - Resume keeps that defence: receipts are bound to the pending file id they were minted
   for, and ``get_file(file_id, tenant)`` proves the file is the caller's own.
 
@@ -29,7 +31,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dfs import auth, placement, protocol
@@ -43,6 +44,7 @@ from dfs.api.bodies import (
     node_ref,
 )
 from dfs.api.drain import DrainSet
+from dfs.api.finalizing import Finalizing, keep_passing
 from dfs.config import ApiConfig
 from dfs.errors import (
     Conflict,
@@ -73,6 +75,7 @@ SCAN_PAGE = 1000
 REPAIR_LEASE = "repair"
 
 T = TypeVar("T")
+Copies = Mapping[str, Collection[str]]  # chunk id -> the nodes a 201 said it is durable on
 
 
 def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
@@ -87,16 +90,6 @@ def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
 
 async def _off_loop_if_big(chunks: int, build: Callable[[], T]) -> T:
     return build() if chunks <= PLAN_IN_THREAD else await asyncio.to_thread(build)
-
-
-@dataclass
-class Finalizing:
-    """A pending file on its way through finalize's checks."""
-
-    index: int
-    rec: FileRecord
-    chunks: dict[str, int]
-    receipts: Mapping[str, object]
 
 
 class Coordinator:
@@ -340,14 +333,18 @@ class Coordinator:
         done = {c for c in proven if len(held[c]) >= self.rf}
         return await _off_loop_if_big(len(chunks), lambda: self._plan(file_id, chunks, done, live))
 
-    # --- finalize --------------------------------------------------------------------------
-
     async def finalize_upload(
-        self, file_id: str, receipts: Mapping[str, object], tenant: str = DEFAULT_TENANT
+        self,
+        file_id: str,
+        receipts: Mapping[str, object],
+        tenant: str = DEFAULT_TENANT,
+        *,
+        copies: Copies | None = None,
     ) -> dict[str, Any]:
         """Commit the file if every chunk has its copies and every chunk the tenant did not
-        already reference comes with a receipt proving this upload sent its bytes."""
-        (done,) = await self._finalize([(file_id, receipts)], tenant)
+        already reference comes with a receipt proving this upload sent its bytes.
+        ``copies``: see the module's Trust (never what a client claims)."""
+        (done,) = await self._finalize([(file_id, receipts)], tenant, copies or {})
         if isinstance(done, DfsError):
             raise done
         return file_body(done)
@@ -357,27 +354,29 @@ class Coordinator:
     ) -> list[dict[str, Any]]:
         """finalize_upload for many files, in order, with one has-chunks round: each entry is
         the file's metadata or ``{"file_id", "error"}``."""
-        results = await self._finalize(items, tenant)
+        results = await self._finalize(items, tenant, {})
         return [
             error_entry(file_id, r) if isinstance(r, DfsError) else file_body(r)
             for (file_id, _), r in zip(items, results, strict=True)
         ]
 
     async def _finalize(
-        self, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str
+        self, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str, copies: Copies
     ) -> list[FileRecord | DfsError]:
         """Each file committed (or already complete), or the error that stopped it. The
         checks run cheapest first, so a rejected file costs no has-chunks call."""
         results: list[FileRecord | DfsError | None] = [None] * len(items)
         todo = await self._pending(items, tenant, results)
-        todo = self._keep(todo, results, lambda f: self.check_upload_age(f.rec))
+        todo = keep_passing(todo, results, lambda f: self.check_upload_age(f.rec))
         if todo:
-            owned = await self.owned_for_finalize(tenant, [c for f in todo for c in f.chunks])
-            todo = self._keep(todo, results, lambda f: self.check_receipts(f, owned))
+            key = self.cfg.cluster_secret  # only chunks without a receipt need the owned read
+            bare = [c for f in todo for c in f.chunks if not f.receipted(key, c)]
+            owned = await self.owned_for_finalize(tenant, bare) if bare else set()
+            todo = keep_passing(todo, results, lambda f: self.check_receipts(f, owned))
         if todo:
             union = {c: n for f in todo for c, n in f.chunks.items()}
-            holders = await self.holders(union, await self.live_nodes()) if union else {}
-            todo = self._keep(todo, results, lambda f: self.check_copies(f.chunks, holders))
+            holders = await self._copies_of(union, copies)
+            todo = keep_passing(todo, results, lambda f: self.check_copies(f.chunks, holders))
         ids = [items[f.index][0] for f in todo]
         committed = await self.meta.commit_files(ids, self.clock()) if ids else []
         for f, file_id, done in zip(todo, ids, committed, strict=True):
@@ -409,23 +408,6 @@ class Coordinator:
             todo.append(Finalizing(i, rec, distinct_chunks(manifest), receipts))
         return todo
 
-    @staticmethod
-    def _keep(
-        todo: list[Finalizing],
-        results: list[FileRecord | DfsError | None],
-        check: Callable[[Finalizing], None],
-    ) -> list[Finalizing]:
-        """The files that pass ``check``; the error of each other one goes to its result."""
-        kept = []
-        for f in todo:
-            try:
-                check(f)
-            except DfsError as exc:
-                results[f.index] = exc
-                continue
-            kept.append(f)
-        return kept
-
     def check_upload_age(self, rec: FileRecord) -> None:
         if self.clock() - rec.created_at > 0.9 * self.cfg.gc_grace:
             # past this, garbage collection no longer protects the chunks it relies on
@@ -440,13 +422,8 @@ class Coordinator:
         return await self.meta.owned_chunks(tenant, list(dict.fromkeys(chunk_ids)), ever=True)
 
     def check_receipts(self, f: Finalizing, owned: set[str]) -> None:
-        secret = self.cfg.cluster_secret
-        file_id = f.rec.file_id
-        unproven = [
-            c
-            for c in f.chunks
-            if c not in owned and not auth.receipt_ok(secret, f.receipts.get(c), file_id, c)
-        ]
+        key = self.cfg.cluster_secret
+        unproven = [c for c in f.chunks if c not in owned and not f.receipted(key, c)]
         if unproven:
             raise IncompleteUpload(
                 f"{len(unproven)} of {len(f.chunks)} chunks were not sent by this upload; "
@@ -464,6 +441,17 @@ class Coordinator:
                 f"{need} copies; send them and finalize again",
                 missing=missing[:100],
             )
+
+    async def _copies_of(self, chunks: dict[str, int], copies: Copies) -> dict[str, set[str]]:
+        """Who holds each chunk: ``copies`` (recorded) where enough, else the live nodes."""
+        need = 1 if self.asynchronous else self.rf
+        known = {c: set(copies[c]) for c in chunks if len(copies.get(c, ())) >= need}
+        asked = {c: n for c, n in chunks.items() if c not in known}
+        holders = await self.holders(asked, await self.live_nodes()) if asked else {}
+        if known:  # adding a known location again changes nothing: no read first
+            locs = [Location(c, n, chunks[c]) for c, nodes in known.items() for n in nodes]
+            await self.meta.add_locations(locs, self.clock())
+        return {**holders, **known}
 
     async def _ask_holders(
         self, ids: list[str], live: Sequence[NodeRecord]

@@ -99,9 +99,18 @@ def _body(
     return body
 
 
+def single_chunk(rec: FileRecord) -> list[ManifestEntry] | None:
+    """The manifest of a file of one chunk whose sha256 this service computed: that chunk
+    is the whole file, so its id is the file's sha256 (no metadata read; the chunk is still
+    verified against that id when read). None for any other file."""
+    if rec.chunk_count == 1 and rec.size > 0 and rec.sha256_verified:
+        return [ManifestEntry(0, rec.size, rec.sha256)]
+    return None
+
+
 async def plan_of(coord: Coordinator, rec: FileRecord) -> dict[str, Any]:
     """The download plan of complete file ``rec``."""
-    manifest = await coord.meta.get_manifest(rec.file_id)
+    manifest = single_chunk(rec) or await coord.meta.get_manifest(rec.file_id)
     live = {n.node_id: n for n in await coord.live_nodes()}
     ids = list(distinct_chunks(manifest))
     locations = await coord.meta.get_locations(ids)

@@ -34,6 +34,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Collection,
     Coroutine,
     Iterator,
     Mapping,
@@ -74,11 +75,17 @@ class _LoopReader(io.RawIOBase):
     hashes the same bytes already, so one SHA-256 pass serves both)."""
 
     def __init__(
-        self, read: ReadFn, loop: asyncio.AbstractEventLoop, limit: int, hashed: bool
+        self,
+        read: ReadFn,
+        loop: asyncio.AbstractEventLoop,
+        limit: int,
+        hashed: bool,
+        head: bytes = b"",
     ) -> None:
         self._read = read
         self._loop = loop
         self._limit = limit
+        self._head = head  # read already (``read_head``): served first
         self.size = 0
         self.whole = None if hashed else hashlib.sha256()
 
@@ -90,6 +97,9 @@ class _LoopReader(io.RawIOBase):
         gives tens of KiB; one thread hop per buffer instead of per read saves most of the
         hops' CPU (each wakes the loop and the worker)."""
         got = 0
+        if self._head:  # read already (``read_head``): served first
+            got = min(len(self._head), len(view))
+            view[:got], self._head = self._head[:got], self._head[got:]
         while got < len(view):
             data = await self._read(len(view) - got)
             if not data:
@@ -148,7 +158,11 @@ class ChunkSender:
         self.tenant = tenant
         self.file_id = file_id
         self.live = live
+        self._live_ids = {n.node_id for n in live}
         self.receipts: dict[str, str] = {}
+        self.copies: dict[str, set[str]] = {}
+        """The nodes each sent chunk is durable on, as the primary's 201 answered: finalize
+        need not ask the nodes again (``Coordinator.finalize_upload``'s ``copies``)."""
         self.new_bytes = 0
         """Bytes of chunks no complete file of the tenant referenced (the console's "N% new")."""
         self._inflight: set[asyncio.Task[None]] = set()
@@ -160,6 +174,9 @@ class ChunkSender:
             return  # the tenant's own chunk, with its copies: nothing to send
         answer = await put_to_nodes(self.coord, chunk_id, data, self.file_id, self.live)
         self.receipts[chunk_id] = str(answer["receipt"])
+        said = answer.get("replicas")
+        if isinstance(said, list):  # only the live nodes this upload could place on count
+            self.copies[chunk_id] = {n for n in said if n in self._live_ids}
 
     async def send(self, chunk_id: str, data: bytes) -> None:
         while len(self._inflight) >= INGEST_WINDOW:
@@ -218,19 +235,63 @@ async def ingest(
     reader as it hands them out (asked once ``read`` has returned the end), so the body is
     not hashed twice."""
     live = await coord.writable_nodes()
-    raw = _LoopReader(read, asyncio.get_running_loop(), limit, hashed=body_sha256 is not None)
     sender = ChunkSender(coord, tenant, new_file_id(), live)
+    head = await read_head(read, profile.min_size + 1)
     try:
-        chunks = profile.split(io.BufferedReader(raw, _READ_BUFFER))
-        manifest = await _chunk_and_send(chunks, sender)
+        if len(head) <= profile.min_size:  # the whole body, shorter than any cut: one chunk
+            size, whole, manifest = await _send_one(head, sender, limit)
+        else:
+            hashed = body_sha256 is not None
+            raw = _LoopReader(read, asyncio.get_running_loop(), limit, hashed, head)
+            chunks = profile.split(io.BufferedReader(raw, _READ_BUFFER))
+            manifest = await _chunk_and_send(chunks, sender)
+            size = raw.size
+            whole = body_sha256() if body_sha256 is not None else raw.hexdigest()
         await sender.drain()
     finally:
         await sender.cancel()
     # the sha256 is what this process computed from the bytes: a fact, not a claim
-    whole = body_sha256() if body_sha256 is not None else raw.hexdigest()
-    req = UploadRequest(name, raw.size, whole, str(profile), manifest, sha256_verified=True)
-    done = await commit_ingested(coord, tenant, sender.file_id, req, sender.receipts, reuse)
+    req = UploadRequest(name, size, whole, str(profile), manifest, sha256_verified=True)
+    fresh = sender.new_bytes == size  # every chunk new to the tenant: it stores no such file
+    done = await commit_ingested(
+        coord,
+        tenant,
+        sender.file_id,
+        req,
+        sender.receipts,
+        reuse,
+        copies=sender.copies,
+        fresh=fresh,
+    )
     return Ingested(done.created, done.body, sender.new_bytes if done.created else 0)
+
+
+async def read_head(read: ReadFn, n: int) -> bytes:
+    """Up to ``n`` bytes of the body: fewer only when it ends first."""
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        data = await read(n - got)
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
+
+
+async def _send_one(
+    body: bytes, sender: ChunkSender, limit: int
+) -> tuple[int, str, list[ManifestEntry]]:
+    """A body no longer than the chunker's minimum is one chunk whose id is the body's
+    sha256: hashed once, on the event loop (it is small), no chunker thread. (size, sha256,
+    manifest)"""
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body exceeds {limit} bytes")
+    digest = sha256_hex(body)
+    if not body:
+        return 0, digest, []  # an empty file has no chunk
+    await sender.send(digest, body)
+    return len(body), digest, [ManifestEntry(0, len(body), digest)]
 
 
 async def same_manifest(
@@ -264,10 +325,16 @@ async def commit_ingested(
     req: UploadRequest,
     receipts: Mapping[str, object],
     reuse: bool = True,
+    *,
+    copies: Mapping[str, Collection[str]] | None = None,
+    fresh: bool = False,
 ) -> Ingested:
     """Create and finalize the file ``req`` describes, whose new chunks were sent with
-    ``receipts`` (a ``ChunkSender``'s), unless (``reuse``) the tenant has it already."""
-    existing = await _stored_already(coord, tenant, req) if reuse else None
+    ``receipts`` and are durable on ``copies`` (a ``ChunkSender``'s), unless (``reuse``) the
+    tenant has it already. ``fresh``: none of its chunks was the tenant's when they were
+    sent, so no complete file of the tenant held these bytes then: only the check just
+    before the commit (for a concurrent identical upload) is made."""
+    existing = await _stored_already(coord, tenant, req) if reuse and not fresh else None
     if existing is not None:
         return Ingested(False, file_body(existing))
     await coord.create_uploads([(file_id, req)], tenant)
@@ -276,7 +343,7 @@ async def commit_ingested(
     existing = await _stored_already(coord, tenant, req) if reuse else None
     if existing is not None:
         return Ingested(False, file_body(existing))
-    return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant))
+    return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant, copies=copies))
 
 
 HEDGE_DELAY = 1.0
@@ -301,6 +368,17 @@ class _ReadLog:
             log.info("read of %s: %s answered before %s", self.chunk_id, key, losers)
 
 
+INLINE_HASH_BYTES = 64 * 1024
+"""Chunks up to this size are hashed on the event loop (tens of microseconds): a worker
+thread's hand-off would cost more than the hash."""
+
+
+async def _hashed(data: bytes) -> str:
+    if len(data) <= INLINE_HASH_BYTES:
+        return sha256_hex(data)
+    return await asyncio.to_thread(sha256_hex, data)
+
+
 async def _first_good(
     coord: Coordinator, chunk_id: str, replicas: Sequence[dict[str, Any]], size: int | None
 ) -> bytes | None:
@@ -313,7 +391,7 @@ async def _first_good(
             url, cap = str(replica["url"]), str(replica["cap"])
             data = await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size)
             ok = size is None or len(data) == size
-            if ok and await asyncio.to_thread(sha256_hex, data) == chunk_id:
+            if ok and await _hashed(data) == chunk_id:
                 return data
             log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
             raise IntegrityError(f"bad bytes for chunk {chunk_id[:12]}")

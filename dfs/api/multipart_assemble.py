@@ -197,4 +197,6 @@ async def assemble(
         whole = job.whole.hexdigest()
     assert whole is not None
     req = UploadRequest(name, total, whole, str(profile), job.manifest, sha256_verified=True)
-    return await commit_ingested(coord, tenant, sender.file_id, req, sender.receipts)
+    return await commit_ingested(
+        coord, tenant, sender.file_id, req, sender.receipts, copies=sender.copies
+    )

@@ -27,7 +27,8 @@ from typing import Any
 
 from dfs import protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
-from dfs.api.coordinator import Coordinator, Finalizing
+from dfs.api.coordinator import Coordinator
+from dfs.api.finalizing import Finalizing
 from dfs.api.upload_packs import plan_packs
 from dfs.errors import Conflict
 from dfs.ids import new_file_id

@@ -35,10 +35,10 @@ from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
 from dfs.s3 import anonymous, cors, routes_buckets, routes_multipart, routes_objects
 from dfs.s3.addressing import add_virtual_hosts
-from dfs.s3.context import CALLER, COORDINATOR, NAMESPACE
+from dfs.s3.context import CALLER, COORDINATOR, KEYS, NAMESPACE
 from dfs.s3.errors import Handler, s3_error_middleware
 from dfs.s3.health import health_answer
-from dfs.s3.sigv4 import authenticate
+from dfs.s3.sigv4 import KeyCache, authenticate
 from dfs.server import runner_kwargs
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
@@ -53,9 +53,7 @@ async def sigv4_middleware(request: web.Request, handler: Handler) -> web.Stream
     if anonymous.unsigned(request):
         anonymous.admit(request)  # public reads only (dfs.s3.anonymous)
     else:
-        request[CALLER] = await authenticate(
-            request, coord.meta, coord.cfg.api_secret, coord.clock()
-        )
+        request[CALLER] = await authenticate(request, request.app[KEYS], coord.clock())
     return await handler(request)
 
 
@@ -63,6 +61,7 @@ def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
     """The gateway; ``domain`` (``DFS_S3_DOMAIN``) also serves buckets as ``BUCKET.domain``."""
     app = web.Application(middlewares=[s3_error_middleware, sigv4_middleware])
     app[COORDINATOR] = coordinator
+    app[KEYS] = KeyCache(coordinator.meta, coordinator.cfg.api_secret)
     app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
     routes_buckets.add_routes(app)
     routes_objects.add_routes(app)

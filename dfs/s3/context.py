@@ -13,10 +13,11 @@ from dfs import auth
 from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_service import Namespace
-from dfs.s3.sigv4 import Caller
+from dfs.s3.sigv4 import Caller, KeyCache
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 NAMESPACE = web.AppKey("namespace", Namespace)
+KEYS = web.AppKey("keys", KeyCache)  # access keys looked up recently (dfs.s3.sigv4)
 CALLER = "dfs.s3.caller"
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 

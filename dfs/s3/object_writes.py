@@ -32,7 +32,7 @@ from dfs.api.namespace_bodies import (
 )
 from dfs.api.namespace_service import Namespace
 from dfs.errors import InvalidRequest, KeyExists, KeyNotFound
-from dfs.meta.namespace import STORED_HEADERS, ObjectVersion, PutResult
+from dfs.meta.namespace import STORED_HEADERS, BucketRecord, ObjectVersion, PutResult
 from dfs.s3 import acl, checksums, conditional
 from dfs.s3.context import NAMESPACE, principal
 from dfs.s3.errors import S3Error, not_implemented
@@ -166,9 +166,9 @@ async def link(
         raise conditional.precondition_failed("If-None-Match") from None
 
 
-async def put_headers(ns: Namespace, v: ObjectVersion, sums: checksums.Checksums) -> dict[str, str]:
-    """A write's answer headers: ``x-amz-version-id`` and the checksums verified."""
-    b = await ns.bucket(v.bucket)
+def put_headers(b: BucketRecord, v: ObjectVersion, sums: checksums.Checksums) -> dict[str, str]:
+    """A write's answer headers: ``x-amz-version-id`` (as bucket ``b`` was read for this
+    request) and the checksums verified."""
     return {**version_headers(b, v), **sums.response_headers()}
 
 

@@ -96,7 +96,7 @@ async def copy_object(request: web.Request, bucket: str, key: str) -> web.Respon
         )
     inner = xml("LastModified", iso_time(v.created_at)) + xml("ETag", f'"{v.etag}"')
     resp = xml_response("CopyObjectResult", inner)
-    resp.headers.update(await object_writes.put_headers(ns, v, Checksums({})))
+    resp.headers.update(object_writes.put_headers(await ns.bucket(bucket), v, Checksums({})))
     if src_version is not None or src.bucket.versioning != VERSIONING_UNVERSIONED:
         resp.headers["x-amz-copy-source-version-id"] = src.version.version_id
     return resp

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dfs.api import access
 from dfs.api.ingest import ingest
 from dfs.chunking import ChunkerProfile
 from dfs.s3 import object_writes, routes_copy, subresources
@@ -29,6 +30,7 @@ from dfs.s3.context import (
     NAMESPACE,
     caller,
     params,
+    principal,
 )
 from dfs.s3.errors import not_implemented
 from dfs.s3.names import target
@@ -48,7 +50,8 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         return await routes_copy.copy_object(request, bucket, key)
     fields = object_writes.put_fields(request)
     ns = request.app[NAMESPACE]
-    await ns.bucket(bucket)  # NoSuchBucket before reading the body
+    b = await ns.bucket(bucket)  # NoSuchBucket, and a caller who may not write refused,
+    access.require_write(principal(request), b)  # before the body is read
     if_absent = await object_writes.check_create(request, ns, bucket, key)
     sums = Checksums.from_headers(request.headers)
     body = request_body(request, sums)
@@ -72,7 +75,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)
     fields = object_writes.with_checksums(fields, sums)
     made = await object_writes.link(request, bucket, key, file_id, fields, etag, if_absent)
-    headers = await object_writes.put_headers(ns, made.version, sums)
+    headers = object_writes.put_headers(b, made.version, sums)
     return web.Response(status=200, headers={"ETag": f'"{etag}"', **headers})
 
 

@@ -49,3 +49,32 @@ def test_presigned_urls_expire() -> None:
     too_long = Signed("k", "20261202T050000Z", "us-east-1", ("host",), "s", True, 8 * 86400)
     with pytest.raises(S3Error):
         check_time(too_long, _at("20261202T050001Z"))
+
+
+@pytest.mark.parametrize(
+    "amz_date", ["20261202T050000Z", "20240229T235959Z", "19700101T000000Z", "20261231T235960Z"]
+)
+def test_dates_read_as_strptime_reads_them(amz_date: str) -> None:
+    signed = Signed("k", amz_date, "us-east-1", ("host",), "s", presigned=False)
+    check_time(signed, _at(amz_date))  # the date itself is within the window
+
+
+@pytest.mark.parametrize(
+    "amz_date",
+    [
+        "20230229T000000Z",  # no such day
+        "20261302T050000Z",
+        "20261200T050000Z",
+        "20261202T240000Z",
+        "20261202T050061Z",
+        "00000101T000000Z",
+        "2026122T050000Z",  # strptime took a one-digit day; S3's format has two
+        "20261202T050000",
+        "\uff12\uff10\uff12\uff161202T050000Z",  # full-width digits
+    ],
+)
+def test_malformed_dates_are_refused(amz_date: str) -> None:
+    signed = Signed("k", amz_date, "us-east-1", ("host",), "s", presigned=False)
+    with pytest.raises(S3Error) as exc:
+        check_time(signed, _at("20261202T050000Z"))
+    assert exc.value.code == "AccessDenied"

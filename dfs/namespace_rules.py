@@ -33,7 +33,9 @@ STORED_HEADERS = (
     "content-language",
     "expires",
 )
-MAX_STORED_HEADER_BYTES = 2048
+"""The standard response headers a version keeps (``ObjectVersion.headers``, lower-case
+names), answered on every read of it, as S3 keeps them."""
+MAX_STORED_HEADER_BYTES = 2048  # names + values of a version's STORED_HEADERS, UTF-8
 
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # S3 reserves these for its own features (punycode, access points, directory buckets, ...)

@@ -45,6 +45,7 @@ from typing import Any
 
 from dfs.client.resume import open_own
 from dfs.errors import Conflict, IntegrityError
+from dfs.fsutil import fsync_file
 
 log = logging.getLogger("dfs.client")
 
@@ -285,7 +286,7 @@ def commit(pending: Pending, overwrite: bool) -> list[SmallFile]:
     try:
         if _SYNCFS is not None and not _syncfs_dirs(pending.devices.values()):
             for _f, tmp in pending.temps:  # syncfs failed: each file, as where it is missing
-                _fsync_path(tmp)
+                fsync_file(tmp)
         taken: list[SmallFile] = []
         for f, tmp in pending.temps:
             try:
@@ -307,14 +308,6 @@ def _syncfs_dirs(dirs: Iterable[Path]) -> bool:
     finally:
         for fd in fds:
             os.close(fd)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sync_dirs(dirs: Iterable[Path]) -> None:

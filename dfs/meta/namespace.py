@@ -39,17 +39,6 @@ MAX_KEY_BYTES = 1024
 MAX_TAGS = 10
 MAX_USER_METADATA_BYTES = 2048  # S3: user-defined metadata keys + values, UTF-8
 
-STORED_HEADERS = (
-    "cache-control",
-    "content-disposition",
-    "content-encoding",
-    "content-language",
-    "expires",
-)
-"""The standard response headers a version keeps (``ObjectVersion.headers``, lower-case
-names), answered on every read of it, as S3 keeps them."""
-MAX_STORED_HEADER_BYTES = 2048  # names + values of a version's STORED_HEADERS, UTF-8
-
 
 @dataclass(frozen=True, slots=True)
 class BucketRecord:

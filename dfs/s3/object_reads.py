@@ -24,11 +24,11 @@ from dfs.api.file_stream import stream_file
 from dfs.api.namespace_service import Namespace, Resolved
 from dfs.errors import KeyNotFound
 from dfs.meta.namespace import (
-    STORED_HEADERS,
     VERSIONING_UNVERSIONED,
     BucketRecord,
     ObjectVersion,
 )
+from dfs.namespace_rules import STORED_HEADERS
 from dfs.s3 import anonymous, checksums, conditional, part_numbers
 from dfs.s3.context import COORDINATOR, NAMESPACE, http_time, params
 from dfs.s3.errors import S3Error, access_denied, not_implemented

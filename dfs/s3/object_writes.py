@@ -32,7 +32,8 @@ from dfs.api.namespace_bodies import (
 )
 from dfs.api.namespace_service import Namespace
 from dfs.errors import InvalidRequest, KeyExists, KeyNotFound
-from dfs.meta.namespace import STORED_HEADERS, BucketRecord, ObjectVersion, PutResult
+from dfs.meta.namespace import BucketRecord, ObjectVersion, PutResult
+from dfs.namespace_rules import STORED_HEADERS
 from dfs.s3 import acl, checksums, conditional
 from dfs.s3.context import NAMESPACE, principal
 from dfs.s3.errors import S3Error, not_implemented

@@ -13,8 +13,6 @@ def test_limits_match_the_port() -> None:
     assert rules.MAX_KEY_BYTES == namespace.MAX_KEY_BYTES
     assert rules.MAX_TAGS == namespace.MAX_TAGS
     assert rules.MAX_USER_METADATA_BYTES == namespace.MAX_USER_METADATA_BYTES
-    assert rules.STORED_HEADERS == namespace.STORED_HEADERS
-    assert rules.MAX_STORED_HEADER_BYTES == namespace.MAX_STORED_HEADER_BYTES
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sized
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -33,7 +34,7 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
-def _body_length(response: web.StreamResponse) -> int:
+def body_length(response: web.StreamResponse) -> int:
     if isinstance(response, web.Response) and isinstance(response.body, bytes | bytearray):
         return len(response.body)
     return response.content_length or 0
@@ -47,7 +48,7 @@ def make_metrics_middleware(metrics: HttpMetrics) -> Middleware:
         out = 0
         try:
             response = await handler(request)
-            status, out = response.status, _body_length(response)
+            status, out = response.status, body_length(response)
             return response
         except web.HTTPException as exc:  # redirects pass through the error middleware
             status = exc.status
@@ -83,7 +84,13 @@ def metrics_token_ok(request: web.Request, token_hash: str | None) -> bool:
     return bool(token_hash and token and auth.tokens_equal(auth.hash_token(token), token_hash))
 
 
-def metrics_response(metrics: HttpMetrics) -> web.Response:
+class Exposition(Protocol):
+    """What ``/metrics`` answers with: ``HttpMetrics`` and the gateway's ``S3Metrics``."""
+
+    def render(self) -> bytes: ...
+
+
+def metrics_response(metrics: Exposition) -> web.Response:
     body = metrics.render()
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE.split(";")[0]

@@ -17,7 +17,8 @@ Unsigned requests are anonymous: only public reads and CORS preflights (``dfs.s3
 
 Routes are path-style; with a domain (``DFS_S3_DOMAIN``) ``dfs.s3.addressing`` also serves
 them virtual-host style (``BUCKET.DOMAIN``). ``/healthz`` and ``/readyz`` answer without a
-signature (``dfs.s3.health``).
+signature (``dfs.s3.health``); ``/metrics`` takes a bearer ``DFS_METRICS_TOKEN``
+(``dfs.s3.metrics``: requests by S3 action and status, latency, bytes, auth failures).
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from dfs.config import ApiConfig
 from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
-from dfs.s3 import anonymous, cors, routes_buckets, routes_multipart, routes_objects
+from dfs.s3 import anonymous, cors, metrics, routes_buckets, routes_multipart, routes_objects
 from dfs.s3.addressing import add_virtual_hosts
 from dfs.s3.context import CALLER, COORDINATOR, KEYS, NAMESPACE
-from dfs.s3.errors import Handler, s3_error_middleware
+from dfs.s3.errors import Handler, S3Error, s3_error_middleware
 from dfs.s3.health import health_answer
 from dfs.s3.sigv4 import KeyCache, authenticate
 from dfs.server import runner_kwargs
@@ -48,18 +49,26 @@ from dfs.transport.node_client import NodeClient
 async def sigv4_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     probe = await health_answer(request)
     if probe is not None:
+        request[metrics.OPERATION] = metrics.PROBE_ACTION
         return probe
     coord = request.app[COORDINATOR]
-    if anonymous.unsigned(request):
-        anonymous.admit(request)  # public reads only (dfs.s3.anonymous)
-    else:
-        request[CALLER] = await authenticate(request, request.app[KEYS], coord.clock())
+    if metrics.is_scrape(request):
+        return metrics.scrape(request, coord.cfg.metrics_token_hash)
+    try:
+        if anonymous.unsigned(request):
+            anonymous.admit(request)  # public reads only (dfs.s3.anonymous)
+        else:
+            request[CALLER] = await authenticate(request, request.app[KEYS], coord.clock())
+    except S3Error as err:
+        request.app[metrics.METRICS].auth_failed(err)
+        raise
     return await handler(request)
 
 
 def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
     """The gateway; ``domain`` (``DFS_S3_DOMAIN``) also serves buckets as ``BUCKET.domain``."""
     app = web.Application(middlewares=[s3_error_middleware, sigv4_middleware])
+    metrics.install(app)  # outermost: error answers are counted too
     app[COORDINATOR] = coordinator
     app[KEYS] = KeyCache(coordinator.meta, coordinator.cfg.api_secret)
     app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)

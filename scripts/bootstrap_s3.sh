@@ -3,10 +3,11 @@
 # user data, on every instance the gateway's Auto Scaling group launches; safe to run again):
 # install a pinned dfs release from the deployment's own artifacts bucket into /opt/dfs/venv
 # (hash-checked, no package index), create the `dfs` system user, write /etc/dfs/s3.env from
-# instance metadata (IMDSv2) and SSM Parameter Store, then install and start the dfs-s3 unit.
+# instance metadata (IMDSv2) and SSM Parameter Store, start the CloudWatch agent on the
+# gateway's /metrics, then install and start the dfs-s3 unit.
 # The release steps are bootstrap_api.sh's (the same checks); the gateway reads only the
-# cluster secret and the API secret (access-key secrets are sealed under it), runs no
-# init-tables (the API's bootstrap does) and no background loops.
+# cluster secret, the API secret (access-key secrets are sealed under it) and the metrics
+# token, runs no init-tables (the API's bootstrap does) and no background loops.
 #
 # Amazon Linux 2023 only, as bootstrap_api.sh.
 #
@@ -14,12 +15,14 @@
 #   DFS_RELEASE_BUCKET      S3 bucket holding releases (Terraform's artifacts bucket)
 #   DFS_RELEASE_VERSION     X.Y.Z: the release under s3://BUCKET/releases/X.Y.Z/ (scripts/release.sh)
 #   DFS_RELEASE_SHA256      sha256 of that release's requirements.lock, which pins every file
-#   DFS_SSM_PREFIX          SSM path holding cluster-secret and api-secret
+#   DFS_SSM_PREFIX          SSM path holding cluster-secret, api-secret and metrics-token
 #   DFS_UNIT_FILE           the dfs-s3.service to install
 #   DFS_TABLE_PREFIX        DynamoDB table name prefix (may be empty)
 #   DFS_S3_PORT             listen port (default 9100)
 #   DFS_S3_DOMAIN           optional: s3.<domain>, for virtual-host-style buckets
 #   DFS_REPLICATION_FACTOR  copies of every chunk (default 2)
+#   DFS_METRICS_GROUP       optional: CloudWatch log group of the metrics; set, the CloudWatch
+#                           agent is installed and scrapes /metrics (namespace DFS_METRICS_NAMESPACE)
 # For tests only:
 #   DFS_ROOT                prefix of every path the script writes or reads (default: none, i.e. /)
 #   DFS_IMDS_ENDPOINT       instance metadata service (default http://169.254.169.254)
@@ -42,6 +45,7 @@ die() { log "error: $*"; exit 1; }
 : "${DFS_SSM_PREFIX:?DFS_SSM_PREFIX is required}"
 : "${DFS_UNIT_FILE:?DFS_UNIT_FILE is required}"
 DFS_TABLE_PREFIX="${DFS_TABLE_PREFIX:-}"
+DFS_METRICS_NAMESPACE="${DFS_METRICS_NAMESPACE:-dfs}"
 DFS_S3_PORT="${DFS_S3_PORT:-9100}"
 DFS_S3_DOMAIN="${DFS_S3_DOMAIN:-}"
 DFS_REPLICATION_FACTOR="${DFS_REPLICATION_FACTOR:-2}"
@@ -102,6 +106,7 @@ ssm() {
 }
 cluster_secret="$(ssm cluster-secret)"
 api_secret="$(ssm api-secret)" # opens the access keys' sealed secrets
+metrics_token="$(ssm metrics-token)"
 
 env_line() { # KEY VALUE: quoted so that systemd and a shell read the same value
   case "$2" in *[\"\$\`\\]* | *$'\n'*) die "unsafe character in the value of $1" ;; esac
@@ -119,11 +124,55 @@ umask 077
   env_line REPLICATION_FACTOR "$DFS_REPLICATION_FACTOR"
   env_line DFS_CLUSTER_SECRET "$cluster_secret"
   env_line DFS_API_SECRET "$api_secret"
+  env_line DFS_METRICS_TOKEN "$metrics_token"
   env_line DFS_LOG_FORMAT json
 } >"${ROOT}${ENV_FILE}.tmp"
 chmod 0600 "${ROOT}${ENV_FILE}.tmp"
 mv "${ROOT}${ENV_FILE}.tmp" "${ROOT}${ENV_FILE}"
 umask 022
+
+# --- metrics to CloudWatch: the agent scrapes the gateway's /metrics (requests by S3 action,
+# refused signatures, requests in flight) as embedded metric format into the metrics log group;
+# the gateway's alarms (5xx, not-ready hosts, p99 latency) read the load balancer's metrics ---
+start_agent() {
+  local etc="/opt/aws/amazon-cloudwatch-agent/etc"
+  local ctl="/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+  [ -x "${ROOT}${ctl}" ] || dnf install -y -q amazon-cloudwatch-agent
+  install -d -m 0755 "${ROOT}${etc}"
+  (umask 077 && printf '%s' "$metrics_token" >"${ROOT}/etc/dfs/metrics-token")
+  cat >"${ROOT}${etc}/dfs-prometheus.yaml" <<EOF
+global:
+  scrape_interval: 60s
+  scrape_timeout: 10s
+scrape_configs:
+  - job_name: dfs-s3
+    bearer_token_file: /etc/dfs/metrics-token
+    static_configs:
+      - targets: ["127.0.0.1:${DFS_S3_PORT}"]
+EOF
+  cat >"${ROOT}${etc}/dfs.json" <<EOF
+{
+  "agent": {"run_as_user": "root", "omit_hostname": true},
+  "logs": {"metrics_collected": {"prometheus": {
+    "log_group_name": "${DFS_METRICS_GROUP}",
+    "prometheus_config_path": "${etc}/dfs-prometheus.yaml",
+    "emf_processor": {
+      "metric_namespace": "${DFS_METRICS_NAMESPACE}",
+      "metric_declaration": [
+        {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job", "operation"]],
+         "metric_selectors": ["^dfs_s3_requests_total$"]},
+        {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job", "reason"]],
+         "metric_selectors": ["^dfs_s3_auth_failures_total$"]},
+        {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job"]],
+         "metric_selectors": ["^dfs_s3_requests_in_flight$"]}
+      ]
+    }
+  }}}
+}
+EOF
+  "${ROOT}${ctl}" -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
+}
+if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
 
 # --- unit -------------------------------------------------------------------------------------
 install -d -m 0755 "${ROOT}/etc/systemd/system"

@@ -6,7 +6,8 @@
 # gateway reads with DFS_S3_DOMAIN) to it. private_network = true: the internal load balancer
 # listens for it on s3_port, plain HTTP, path-style addressing.
 # The gateway talks to the nodes (chunks) and to DynamoDB; it reads the cluster secret and the
-# API secret (access keys are sealed under it). Its role's DynamoDB actions are derived from
+# API secret (access keys are sealed under it) and the metrics token (its CloudWatch agent
+# scrapes the gateway's /metrics, as the API's does). Its role's DynamoDB actions are derived from
 # the code (tests/deploy: the store's calls but init-tables', and a running gateway's calls).
 
 resource "aws_security_group" "s3" {
@@ -162,16 +163,11 @@ resource "aws_launch_template" "s3" {
     role   = "s3"
     unit   = file("${local.repo}/infra/systemd/dfs-s3.service")
     script = file("${local.repo}/scripts/bootstrap_s3.sh")
-    settings = {
-      DFS_RELEASE_BUCKET     = aws_s3_bucket.artifacts.id
-      DFS_RELEASE_VERSION    = var.release_version
-      DFS_RELEASE_SHA256     = var.release_sha256
-      DFS_SSM_PREFIX         = local.ssm_prefix
-      DFS_TABLE_PREFIX       = var.table_prefix
+    settings = merge(local.common_settings, {
       DFS_S3_PORT            = tostring(var.s3_port)
       DFS_S3_DOMAIN          = local.public_lb ? "s3.${var.domain_name}" : ""
       DFS_REPLICATION_FACTOR = tostring(var.replication_factor)
-    }
+    })
   }))
 
   tag_specifications {
@@ -244,6 +240,7 @@ data "aws_iam_policy_document" "s3" {
     resources = [
       aws_ssm_parameter.cluster_secret.arn,
       aws_ssm_parameter.api_secret.arn,
+      aws_ssm_parameter.metrics_token.arn, # the CloudWatch agent scrapes /metrics with it
     ]
   }
 
@@ -263,6 +260,24 @@ data "aws_iam_policy_document" "s3" {
     sid       = "ReadReleases"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.artifacts.arn}/releases/*"]
+  }
+
+  statement {
+    sid       = "AgentMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"] # PutMetricData has no resource; the condition bounds it
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.name]
+    }
+  }
+
+  statement {
+    sid       = "AgentMetricLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.metrics.arn}:*"]
   }
 
   statement {
@@ -292,4 +307,70 @@ resource "aws_iam_role_policy" "s3" {
 resource "aws_iam_instance_profile" "s3" {
   name = "${var.name}-s3"
   role = aws_iam_role.s3.name
+}
+
+# --- alarms (alarms.tf's style), on the load balancer's view of the gateway's target group -------
+
+resource "aws_cloudwatch_metric_alarm" "s3_5xx" {
+  alarm_name          = "${var.name}-s3-5xx"
+  alarm_description   = "More than ${var.alarm_5xx_percent}% of the S3 gateway's requests answered 5xx over 5 minutes (dfs_s3_requests_total by operation tells which calls)."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.alarm_5xx_percent
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching" # no requests, no errors
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    expression  = "100 * target / MAX([requests, 1])"
+    label       = "S3 gateway 5xx percent"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = { target = "HTTPCode_Target_5XX_Count", requests = "RequestCount" }
+    content {
+      id = metric_query.key
+      metric {
+        namespace   = "AWS/ApplicationELB"
+        metric_name = metric_query.value
+        dimensions  = { LoadBalancer = aws_lb.main.arn_suffix, TargetGroup = aws_lb_target_group.s3.arn_suffix }
+        period      = 300
+        stat        = "Sum"
+      }
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "s3_ready" {
+  alarm_name          = "${var.name}-s3-not-ready"
+  alarm_description   = "Fewer S3 gateway instances pass /readyz than s3_count (metadata store or nodes unreachable, or a failed bootstrap)."
+  namespace           = "AWS/ApplicationELB"
+  metric_name         = "HealthyHostCount"
+  dimensions          = { LoadBalancer = aws_lb.main.arn_suffix, TargetGroup = aws_lb_target_group.s3.arn_suffix }
+  statistic           = "Minimum"
+  period              = 60
+  evaluation_periods  = 5
+  comparison_operator = "LessThanThreshold"
+  threshold           = var.s3_count
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "s3_latency" {
+  alarm_name          = "${var.name}-s3-latency-p99"
+  alarm_description   = "The S3 gateway's p99 response time (the load balancer's TargetResponseTime) is over ${var.alarm_s3_latency_seconds} s for 15 minutes."
+  namespace           = "AWS/ApplicationELB"
+  metric_name         = "TargetResponseTime"
+  dimensions          = { LoadBalancer = aws_lb.main.arn_suffix, TargetGroup = aws_lb_target_group.s3.arn_suffix }
+  extended_statistic  = "p99"
+  period              = 300
+  evaluation_periods  = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.alarm_s3_latency_seconds
+  treat_missing_data  = "notBreaching" # no requests, no latency
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
 }

@@ -209,6 +209,17 @@ variable "alarm_5xx_percent" {
   default     = 1
 }
 
+variable "alarm_s3_latency_seconds" {
+  description = "Alarm when the S3 gateway's p99 response time over 5 minutes stays above this many seconds (TargetResponseTime counts a PUT's upload: leave room for the largest parts)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.alarm_s3_latency_seconds > 0
+    error_message = "alarm_s3_latency_seconds must be positive."
+  }
+}
+
 variable "s3_count" {
   description = "S3 gateway instances (dfs-s3) behind the load balancer (stateless: any number serve the same cluster). An upgrade replaces them one at a time (instance refresh)."
   type        = number

@@ -262,8 +262,31 @@ def test_s3_gateway_bootstrap_writes_its_env_and_starts(
     assert env["DFS_CLUSTER_SECRET"] == SECRETS["cluster-secret"]
     assert env["DFS_API_SECRET"] == SECRETS["api-secret"]  # access keys are sealed under it
     assert "DFS_ADMIN_TOKEN" not in env  # the gateway holds no admin power
+    assert env["DFS_METRICS_TOKEN"] == SECRETS["metrics-token"]
     assert imds.untokened == []
-    assert not (root / AGENT_ETC).exists()
+    # the agent scrapes this gateway's /metrics with the metrics token (root-only)
+    assert (root / "etc/dfs/metrics-token").read_text() == SECRETS["metrics-token"]
+    assert mode(root / "etc/dfs/metrics-token") == 0o600
+    scrape = yaml.safe_load((root / AGENT_ETC / "dfs-prometheus.yaml").read_text())
+    [job] = scrape["scrape_configs"]
+    assert job["job_name"] == "dfs-s3"
+    assert job["static_configs"] == [{"targets": ["127.0.0.1:9101"]}]
+    assert job["bearer_token_file"] == "/etc/dfs/metrics-token"
+    agent = json.loads((root / AGENT_ETC / "dfs.json").read_text())
+    prometheus = agent["logs"]["metrics_collected"]["prometheus"]
+    assert prometheus["log_group_name"] == "/dfs/metrics"
+    emf = prometheus["emf_processor"]
+    assert emf["metric_namespace"] == "dfs"
+    sent = {sel for d in emf["metric_declaration"] for sel in d["metric_selectors"]}
+    assert sent == {
+        "^dfs_s3_requests_total$",
+        "^dfs_s3_auth_failures_total$",
+        "^dfs_s3_requests_in_flight$",
+    }
+    assert (
+        f"amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/{AGENT_ETC}/dfs.json"
+        in calls
+    )
 
 
 def refused(proc: subprocess.CompletedProcess[str], machine: Machine) -> None:

@@ -127,7 +127,9 @@ def test_the_gateway_role_allows_what_the_store_calls_but_init_tables(
     tables_stmt = next(s for s in policy if s.get("sid") == "DfsTables")
     assert tables_stmt["resources"] == "${local.table_resources}"
     assert not any("*" in a for actions in s3.values() for a in actions)
-    assert not any(a.startswith(("cloudwatch:", "logs:")) for v in s3.values() for a in v)
+    # the CloudWatch agent's grants only (it scrapes /metrics), as the API's and the nodes'
+    agent = {sid for sid, v in s3.items() if any(a.startswith(("cloudwatch:", "logs:")) for a in v)}
+    assert agent == {"AgentMetrics", "AgentMetricLogs"}
 
 
 def test_the_gateway_runs_behind_the_load_balancer_like_the_api(
@@ -362,10 +364,7 @@ def test_releases_come_from_the_artifacts_bucket_only(terraform: dict[str, Any])
         assert '"s3://${DFS_RELEASE_BUCKET}/releases/${DFS_RELEASE_VERSION}/"' in text
     settings = (TERRAFORM / "compute.tf").read_text()
     assert "DFS_RELEASE_BUCKET    = aws_s3_bucket.artifacts.id" in settings
-    assert (
-        "DFS_RELEASE_BUCKET     = aws_s3_bucket.artifacts.id"
-        in (TERRAFORM / "gateway.tf").read_text()
-    )
+    assert "settings = merge(local.common_settings, {" in (TERRAFORM / "gateway.tf").read_text()
     for role in ("api", "node", "s3"):
         s3 = {
             (a, str(s["resources"]))
@@ -396,6 +395,20 @@ def test_alarms_and_backups(terraform: dict[str, Any]) -> None:
         if name.startswith("dfs_"):
             assert f'"{name}"' in metrics_src, name  # a series the API exports
             assert f'"^{name}$"' in agent, name  # and the agent sends
+    gateway = {"s3_5xx", "s3_ready", "s3_latency"}
+    assert gateway <= set(alarms)
+    s3_target = {
+        "LoadBalancer": "${aws_lb.main.arn_suffix}",
+        "TargetGroup": "${aws_lb_target_group.s3.arn_suffix}",
+    }
+    assert alarms["s3_ready"]["dimensions"] == s3_target
+    assert alarms["s3_ready"]["threshold"] == "${var.s3_count}"
+    assert alarms["s3_latency"]["extended_statistic"] == "p99"
+    assert alarms["s3_latency"]["dimensions"] == s3_target
+    queries = alarms["s3_5xx"]["dynamic"][0]["metric_query"]["for_each"]
+    assert queries == {"target": "HTTPCode_Target_5XX_Count", "requests": "RequestCount"}
+    for name in gateway:
+        assert alarms[name]["alarm_actions"] == "${local.alarm_actions}"
     table = terraform["resource"]["aws_dynamodb_table"]["main"]
     assert table["point_in_time_recovery"][0]["enabled"] is True
 
@@ -436,7 +449,7 @@ def test_the_cloudwatch_agent_may_send_only_the_deployments_metrics(
     settings = (TERRAFORM / "compute.tf").read_text()
     assert "DFS_METRICS_NAMESPACE = var.name" in settings
     assert "DFS_METRICS_GROUP     = aws_cloudwatch_log_group.metrics.name" in settings
-    for role in ("api", "node"):
+    for role in ("api", "node", "s3"):
         assert '"${ROOT}${ctl}" -a fetch-config' in (SCRIPTS / f"bootstrap_{role}.sh").read_text()
         stmts = terraform["data"]["aws_iam_policy_document"][role]["statement"]
         by_sid = {s.get("sid"): s for s in stmts}

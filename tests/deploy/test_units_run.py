@@ -138,6 +138,7 @@ def gateway_round_trip(
             "REPLICATION_FACTOR": "2",
             "DFS_CLUSTER_SECRET": SECRET,
             "DFS_API_SECRET": API_SECRET,  # the API's: it sealed the access key
+            "DFS_METRICS_TOKEN": METRICS,
             "DFS_LOG_FORMAT": "json",
         },
         "bootstrap_s3.sh",
@@ -159,6 +160,10 @@ def gateway_round_trip(
     s3.create_bucket(Bucket="units")
     s3.put_object(Bucket="units", Key="k", Body=body)
     assert s3.get_object(Bucket="units", Key="k")["Body"].read() == body
+    # what the CloudWatch agent scrapes on the instance (bootstrap_s3.sh's token file)
+    status, text = http(f"{url}/metrics", METRICS)
+    assert status == 200
+    assert 'dfs_s3_requests_total{operation="PutObject",status="200"} 1.0' in text
 
 
 def post_json(url: str, token: str, body: dict[str, Any], tenant_first: str) -> Any:

@@ -38,84 +38,29 @@ readonly UNIT=dfs-api.service
 log() { printf 'bootstrap_api: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "run as root"
-: "${DFS_RELEASE_BUCKET:?DFS_RELEASE_BUCKET is required}"
-: "${DFS_RELEASE_VERSION:?DFS_RELEASE_VERSION is required (a pinned release)}"
-: "${DFS_RELEASE_SHA256:?DFS_RELEASE_SHA256 is required (printed by scripts/release.sh)}"
-: "${DFS_SSM_PREFIX:?DFS_SSM_PREFIX is required}"
-: "${DFS_UNIT_FILE:?DFS_UNIT_FILE is required}"
+# shellcheck source-path=SCRIPTDIR source=bootstrap_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bootstrap_lib.sh"
+
+boot_begin
 DFS_TABLE_PREFIX="${DFS_TABLE_PREFIX:-}"
 DFS_METRICS_NAMESPACE="${DFS_METRICS_NAMESPACE:-dfs}"
 DFS_API_PORT="${DFS_API_PORT:-8080}"
 DFS_REPLICATION_FACTOR="${DFS_REPLICATION_FACTOR:-2}"
 DFS_REPAIR_GRACE="${DFS_REPAIR_GRACE:-900}"
 
-# --- instance metadata (IMDSv2 only) --------------------------------------------------------
-imds_token="$(curl -fsS --retry 5 --retry-connrefused -X PUT \
-  -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "${IMDS}/latest/api/token")"
-imds() {
-  curl -fsS --retry 5 --retry-connrefused -H "X-aws-ec2-metadata-token: ${imds_token}" \
-    "${IMDS}/latest/meta-data/$1"
-}
-region="$(imds placement/region)"
-
-# --- python, system user -----------------------------------------------------------------------
-command -v dnf >/dev/null 2>&1 || die "Amazon Linux 2023 (dnf) is required"
-command -v python3.11 >/dev/null 2>&1 || dnf install -y -q python3.11 python3.11-pip
-command -v aws >/dev/null 2>&1 || dnf install -y -q awscli-2
-
-if ! id -u dfs >/dev/null 2>&1; then
-  useradd --system --user-group --home-dir "$DATA_DIR" --no-create-home \
-    --shell /sbin/nologin dfs
-fi
-
-# --- the pinned release: the lock's digest pins every wheel (dfs and each dependency) ----------
-check_release() {
-  [[ "$DFS_RELEASE_VERSION" =~ ^[0-9]+(\.[0-9]+)*([a-z0-9.+-]*)$ ]] ||
-    die "DFS_RELEASE_VERSION must be a release version X.Y.Z: $DFS_RELEASE_VERSION"
-  [[ "$DFS_RELEASE_SHA256" =~ ^[0-9a-f]{64}$ ]] ||
-    die "DFS_RELEASE_SHA256 must be 64 hex digits"
-}
-check_release
-release_dir="${ROOT}/opt/dfs/releases/${DFS_RELEASE_VERSION}"
-install -d -m 0755 "${ROOT}/opt/dfs" "$release_dir"
-aws s3 sync --region "$region" --only-show-errors --delete \
-  "s3://${DFS_RELEASE_BUCKET}/releases/${DFS_RELEASE_VERSION}/" "$release_dir/"
-lock="${release_dir}/requirements.lock"
-[ -f "$lock" ] || die "release ${DFS_RELEASE_VERSION} has no requirements.lock"
-have="$(sha256sum "$lock" | cut -d' ' -f1)"
-[ "$have" = "$DFS_RELEASE_SHA256" ] ||
-  die "requirements.lock of ${DFS_RELEASE_VERSION} has sha256 ${have}, not the pinned ${DFS_RELEASE_SHA256}"
-grep -qx "dfs==${DFS_RELEASE_VERSION} --hash=sha256:[0-9a-f]\{64\}" "$lock" ||
-  die "requirements.lock does not pin dfs==${DFS_RELEASE_VERSION} by hash"
-
+# --- python, system user, the pinned release (hash-checked: bootstrap_lib.sh) --------------------
+install_prerequisites
+install_release dfs-api
 install -d -m 0750 "${ROOT}${DATA_DIR}"
 chown dfs:dfs "${ROOT}${DATA_DIR}"
 
-[ -x "${ROOT}${VENV}/bin/python" ] || python3.11 -m venv "${ROOT}${VENV}"
-# only the release's own files, every one hash-checked; no index, no pip configuration
-env -i PATH=/usr/bin:/bin PIP_CONFIG_FILE=/dev/null "${ROOT}${VENV}/bin/python" -m pip install \
-  --quiet --disable-pip-version-check --no-cache-dir --no-index --find-links "$release_dir" \
-  --require-hashes --only-binary=:all: -r "$lock"
-[ -x "${ROOT}${VENV}/bin/dfs-api" ] || die "the release did not install dfs-api"
-
 # --- /etc/dfs/api.env (root only: systemd reads it before dropping privileges) ------------------
-ssm() {
-  aws ssm get-parameter --region "$region" --with-decryption --name "${DFS_SSM_PREFIX}/$1" \
-    --query Parameter.Value --output text
-}
 cluster_secret="$(ssm cluster-secret)"
 api_secret="$(ssm api-secret)" # the API's alone: nodes never read it
 admin_token="$(ssm admin-token)"
 metrics_token="$(ssm metrics-token)"
 
-env_line() { # KEY VALUE: quoted so that systemd and a shell read the same value
-  case "$2" in *[\"\$\`\\]* | *$'\n'*) die "unsafe character in the value of $1" ;; esac
-  printf '%s="%s"\n' "$1" "$2"
-}
-install -d -m 0755 "${ROOT}/etc/dfs"
-umask 077
-{
+env_text="$({
   env_line DFS_DATA_DIR "$DATA_DIR"
   env_line DFS_API_HOST 0.0.0.0
   env_line DFS_API_PORT "$DFS_API_PORT"
@@ -128,10 +73,8 @@ umask 077
   env_line DFS_ADMIN_TOKEN "$admin_token"
   env_line DFS_METRICS_TOKEN "$metrics_token"
   env_line DFS_LOG_FORMAT json
-} >"${ROOT}${ENV_FILE}.tmp"
-chmod 0600 "${ROOT}${ENV_FILE}.tmp"
-mv "${ROOT}${ENV_FILE}.tmp" "${ROOT}${ENV_FILE}"
-umask 022
+})" # a refused value stops here, before anything is written
+printf '%s\n' "$env_text" | write_secret_file "$ENV_FILE"
 
 # --- tables: Terraform created them; init-tables waits until they are ACTIVE with TTL on -------
 (
@@ -181,9 +124,5 @@ EOF
 if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
 
 # --- unit -------------------------------------------------------------------------------------
-install -d -m 0755 "${ROOT}/etc/systemd/system"
-install -m 0644 "$DFS_UNIT_FILE" "${ROOT}/etc/systemd/system/${UNIT}"
-systemctl daemon-reload
-systemctl enable "$UNIT"
-systemctl restart "$UNIT"
+install_unit "$UNIT"
 log "dfs-api ${DFS_RELEASE_VERSION} started on port ${DFS_API_PORT}"

@@ -68,6 +68,7 @@ resource "aws_launch_template" "api" {
     role   = "api"
     unit   = file("${local.repo}/infra/systemd/dfs-api.service")
     script = file("${local.repo}/scripts/bootstrap_api.sh")
+    lib    = file("${local.repo}/scripts/bootstrap_lib.sh")
     settings = merge(local.common_settings, {
       DFS_API_PORT           = tostring(var.api_port)
       DFS_REPLICATION_FACTOR = tostring(var.replication_factor)
@@ -170,6 +171,7 @@ resource "aws_instance" "node" {
     role   = "node"
     unit   = file("${local.repo}/infra/systemd/dfs-node.service")
     script = file("${local.repo}/scripts/bootstrap_node.sh")
+    lib    = file("${local.repo}/scripts/bootstrap_lib.sh")
     settings = merge(local.common_settings, {
       DFS_NODE_PORT      = tostring(var.node_port)
       DFS_DATA_VOLUME_ID = aws_ebs_volume.data[count.index].id

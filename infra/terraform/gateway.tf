@@ -163,6 +163,7 @@ resource "aws_launch_template" "s3" {
     role   = "s3"
     unit   = file("${local.repo}/infra/systemd/dfs-s3.service")
     script = file("${local.repo}/scripts/bootstrap_s3.sh")
+    lib    = file("${local.repo}/scripts/bootstrap_lib.sh")
     settings = merge(local.common_settings, {
       DFS_S3_PORT            = tostring(var.s3_port)
       DFS_S3_DOMAIN          = local.public_lb ? "s3.${var.domain_name}" : ""

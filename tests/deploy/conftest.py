@@ -25,6 +25,16 @@ SCRIPTS = REPO / "scripts"
 CHECKOV_TIMEOUT = 600
 
 
+LIB = "bootstrap_lib.sh"
+
+
+def bootstrap_text(script: str) -> str:
+    """What a bootstrap script runs: its own text and the library it sources (it must)."""
+    text = (SCRIPTS / script).read_text()
+    assert f'/{LIB}"' in text, script
+    return text + (SCRIPTS / LIB).read_text()
+
+
 def tool(name: str) -> str:
     local = REPO / ".venv-checkov" / "bin" / name
     found = str(local) if local.exists() else shutil.which(name)

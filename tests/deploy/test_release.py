@@ -10,7 +10,7 @@ import tomllib
 
 import pytest
 
-from tests.deploy.conftest import REPO, SCRIPTS
+from tests.deploy.conftest import REPO, SCRIPTS, bootstrap_text
 
 pytestmark = pytest.mark.deploy
 
@@ -45,8 +45,8 @@ def test_every_runtime_dependency_is_locked_at_its_pin_with_hashes() -> None:
 def test_the_dfs_line_release_sh_writes_is_the_one_bootstraps_require() -> None:
     release = (SCRIPTS / "release.sh").read_text()
     assert 'printf \'dfs==%s --hash=sha256:%s\\n\' "$version" "$digest"' in release
-    for script in ("bootstrap_api.sh", "bootstrap_node.sh"):
-        text = (SCRIPTS / script).read_text()
+    for script in ("bootstrap_api.sh", "bootstrap_node.sh", "bootstrap_s3.sh"):
+        text = bootstrap_text(script)
         assert 'grep -qx "dfs==${DFS_RELEASE_VERSION} --hash=sha256:[0-9a-f]\\{64\\}"' in text
         assert "--no-index" in text
         assert "--require-hashes" in text

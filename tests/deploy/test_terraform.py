@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dfs.meta.dynamo import schema as dynamo_schema
-from tests.deploy.conftest import REPO, SCRIPTS, TERRAFORM
+from tests.deploy.conftest import REPO, SCRIPTS, TERRAFORM, bootstrap_text
 
 pytestmark = pytest.mark.deploy
 
@@ -179,7 +179,7 @@ def test_the_gateway_runs_behind_the_load_balancer_like_the_api(
 
 def ssm_reads(script: str) -> tuple[set[str], set[str]]:
     """(IAM actions, parameter names) of the SSM calls a bootstrap script makes."""
-    text = (SCRIPTS / script).read_text()
+    text = bootstrap_text(script)
     commands = set(re.findall(r"\baws ssm ([a-z-]+)", text))
     actions = {"ssm:" + "".join(w.capitalize() for w in c.split("-")) for c in commands}
     return actions, set(re.findall(r"\$\(ssm ([\w-]+)\)", text))
@@ -359,7 +359,7 @@ def test_releases_come_from_the_artifacts_bucket_only(terraform: dict[str, Any])
     """What `aws s3 sync` in the bootstrap scripts needs (ListBucket on the bucket, GetObject
     on its releases/), on exactly the bucket Terraform creates, for both roles."""
     for script in ("bootstrap_api.sh", "bootstrap_node.sh", "bootstrap_s3.sh"):
-        text = (SCRIPTS / script).read_text()
+        text = bootstrap_text(script)
         assert set(re.findall(r"\baws s3 ([a-z-]+)", text)) == {"sync"}, script
         assert '"s3://${DFS_RELEASE_BUCKET}/releases/${DFS_RELEASE_VERSION}/"' in text
     settings = (TERRAFORM / "compute.tf").read_text()
@@ -417,7 +417,10 @@ def test_user_data_files_exist() -> None:
     compute = (TERRAFORM / "compute.tf").read_text() + (TERRAFORM / "gateway.tf").read_text()
     for rel in re.findall(r'file\("\$\{local\.repo\}/([^"]+)"\)', compute):
         assert (REPO / rel).is_file(), rel
-    assert (TERRAFORM / "templates" / "user_data.sh.tftpl").is_file()
+    template = (TERRAFORM / "templates" / "user_data.sh.tftpl").read_text()
+    # the library every bootstrap script sources is written beside it, for every role
+    assert "cat >/opt/dfs/bootstrap/bootstrap_lib.sh <<'DFS_LIB_EOF'\n${lib}\n" in template
+    assert compute.count('lib    = file("${local.repo}/scripts/bootstrap_lib.sh")') == 3
 
 
 @pytest.mark.slow
@@ -467,10 +470,11 @@ def test_the_cloudwatch_agent_may_send_only_the_deployments_metrics(
 
 @pytest.mark.parametrize("role", ["api", "node", "s3"])
 def test_user_data_fits_ec2s_limit(role: str) -> None:
-    """EC2 refuses user data over 16 KiB: the template carries the whole bootstrap script and
-    unit, plus a few hundred bytes of settings."""
+    """EC2 refuses user data over 16 KiB: the template carries the whole bootstrap script, its
+    library and unit, plus a few hundred bytes of settings."""
     template = (TERRAFORM / "templates" / "user_data.sh.tftpl").read_text()
     script = (SCRIPTS / f"bootstrap_{role}.sh").read_text()
+    script += (SCRIPTS / "bootstrap_lib.sh").read_text()  # written beside it
     unit = (REPO / "infra" / "systemd" / f"dfs-{role}.service").read_text()
     settings_room = 1024
     assert len((template + script + unit).encode()) + settings_room < 16 * 1024

@@ -206,7 +206,7 @@ async def test_the_api_role_grants_what_a_running_api_calls(
                 repair_grace=0.5,
                 repair_interval=0.2,
                 repair_full_scan=0.0,
-                gc_grace=0.5,
+                gc_grace=5.0,  # finalize refuses uploads older than 0.9 x grace: room under load
                 gc_interval=0.2,
                 orphan_interval=0.5,
             )

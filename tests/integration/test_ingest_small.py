@@ -16,8 +16,9 @@ import pytest
 from dfs import auth
 from dfs.api import download_plans
 from dfs.api.bodies import ADMIN_TENANT, DEFAULT_TENANT, UploadRequest
+from dfs.api.ingest import ChunkSender, commit_ingested
 from dfs.chunking import ChunkerProfile
-from dfs.errors import IncompleteUpload
+from dfs.errors import FileNotFound, IncompleteUpload
 from dfs.ids import new_file_id
 from dfs.meta.base import ManifestEntry
 from tests.integration.conftest import SECRET, InProcessCluster
@@ -114,3 +115,97 @@ async def test_too_few_copies_named_still_asks_the_nodes(inproc: InProcessCluste
         await coord.finalize_upload(file_id, receipts, copies={chunk: {"node1"}})
     with pytest.raises(IncompleteUpload):
         await coord.finalize_upload(file_id, receipts)
+
+
+class MetaWrites:
+    """Counts the coordinator's metadata writes of a file; each goes on to the real store."""
+
+    NAMES = ("create_files", "commit_files", "add_locations", "create_and_commit_files")
+
+    def __init__(self, inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        meta = inproc.api.coordinator.meta
+        for name in self.NAMES:
+            monkeypatch.setattr(meta, name, self._counted(name, getattr(meta, name)))
+
+    def _counted(self, name: str, real: Any) -> Any:
+        async def counted(*args: Any, **kw: Any) -> Any:
+            self.calls.append(name)
+            return await real(*args, **kw)
+
+        return counted
+
+
+async def test_sent_body_is_recorded_complete_in_one_write(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, meta = inproc.api.url, inproc.api.meta
+    writes = MetaWrites(inproc, monkeypatch)
+    data = random.Random(2).randbytes(12_345)
+    body = await upload(api, data, "one-write.bin")
+    assert writes.calls == ["create_and_commit_files"]  # its copies recorded with it
+    digest = hashlib.sha256(data).hexdigest()
+    assert len((await meta.get_locations([digest]))[digest]) == 2
+    assert (await meta.get_chunks([digest]))[digest].refcount == 1
+    assert await meta.stale_pending_files(1e12, limit=10) == []  # never pending
+    assert await read_back(api, body["file_id"]) == data
+
+
+async def _sent(inproc: InProcessCluster, data: bytes) -> tuple[ChunkSender, UploadRequest]:
+    coord = inproc.api.coordinator
+    sender = ChunkSender(coord, ADMIN_TENANT, new_file_id(), await coord.writable_nodes())
+    digest = hashlib.sha256(data).hexdigest()
+    await sender.send(digest, data)
+    await sender.drain()
+    manifest = [ManifestEntry(0, len(data), digest)]
+    profile = str(ChunkerProfile.default())
+    return sender, UploadRequest("x", len(data), digest, profile, manifest, sha256_verified=True)
+
+
+async def test_concurrent_identical_upload_is_not_duplicated(inproc: InProcessCluster) -> None:
+    coord, meta = inproc.api.coordinator, inproc.api.meta
+    data = random.Random(3).randbytes(9_000)
+    first, r = await _sent(inproc, data)
+    second, _ = await _sent(inproc, data)  # sent before the first committed: both fresh
+    a = await commit_ingested(
+        coord, ADMIN_TENANT, first.file_id, r, first.receipts, copies=first.copies, fresh=True
+    )
+    b = await commit_ingested(
+        coord, ADMIN_TENANT, second.file_id, r, second.receipts, copies=second.copies, fresh=True
+    )
+    assert a.created
+    assert not b.created
+    assert b.body["file_id"] == first.file_id  # the one committed first answers
+    with pytest.raises(FileNotFound):
+        await meta.get_file(second.file_id)  # nothing half-written for the second
+    assert (await meta.get_chunks([r.sha256]))[r.sha256].refcount == 1
+
+
+async def test_copies_short_of_the_factor_take_the_checked_path(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coord = inproc.api.coordinator
+    sent, r = await _sent(inproc, random.Random(4).randbytes(7_000))
+    one = {c: set(list(nodes)[:1]) for c, nodes in sent.copies.items()}
+    spy = HasChunksCount(inproc, monkeypatch)
+    writes = MetaWrites(inproc, monkeypatch)
+    done = await commit_ingested(
+        coord, ADMIN_TENANT, sent.file_id, r, sent.receipts, copies=one, fresh=True
+    )
+    assert done.created
+    assert spy.calls == 3  # every live node asked, as finalize asks
+    assert "create_and_commit_files" not in writes.calls
+    assert writes.calls[:1] == ["create_files"]
+    assert "commit_files" in writes.calls
+
+
+async def test_a_chunk_without_its_receipt_is_never_committed_directly(
+    inproc: InProcessCluster,
+) -> None:
+    coord = inproc.api.coordinator
+    sent, r = await _sent(inproc, random.Random(5).randbytes(6_000))
+    other = new_file_id()  # receipts name the file they were sent for: not this one
+    with pytest.raises(IncompleteUpload):
+        await commit_ingested(
+            coord, ADMIN_TENANT, other, r, sent.receipts, copies=sent.copies, fresh=True
+        )

@@ -141,11 +141,13 @@ def check_name(name: object) -> str:
 class Ingested:
     """What ``ingest`` did: ``created`` is False when the tenant already stored the content
     (``body`` is then the existing file's metadata); ``new_bytes`` is how many of the
-    file's bytes were in chunks the tenant did not reference before (0 when not created)."""
+    file's bytes were in chunks the tenant did not reference before (0 when not created);
+    ``record``: the file created complete here, when it was recorded in one write."""
 
     created: bool
     body: dict[str, Any]
     new_bytes: int = 0
+    record: FileRecord | None = None
 
 
 class ChunkSender:
@@ -264,7 +266,7 @@ async def ingest(
         copies=sender.copies,
         fresh=fresh,
     )
-    return Ingested(done.created, done.body, sender.new_bytes if done.created else 0)
+    return Ingested(done.created, done.body, sender.new_bytes if done.created else 0, done.record)
 
 
 async def read_head(read: ReadFn, n: int) -> bytes:
@@ -394,7 +396,7 @@ async def _commit_sent(
     (rec,) = await coord.meta.create_and_commit_files(
         [(req.record(file_id, tenant, now), req.manifest)], now, locations=locs
     )
-    return Ingested(True, file_body(rec))
+    return Ingested(True, file_body(rec), record=rec)
 
 
 HEDGE_DELAY = 1.0

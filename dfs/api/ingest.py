@@ -10,7 +10,10 @@ seed's ``POST /upload`` and signed download URLs).
   from the event loop as the chunker asks for it), sends each chunk the tenant does not
   already own to its placement exactly as a client would (the nodes verify and sign a
   receipt), then creates and finalizes the file through the Coordinator (``create_uploads``,
-  ``finalize_upload``), so the upload meets the same checks as any other. It answers "already
+  ``finalize_upload``), so the upload meets the same checks as any other. When this process
+  sent every chunk itself (a receipt for this file id each) and the primaries' 201s named
+  enough copies, those checks already hold on what it has in hand: the file is recorded
+  complete, its copies with it, in one metadata write (``_commit_sent``). It answers "already
   stored" only for a file whose manifest is the one computed here, never on a sha256 a
   client declared (``_stored_already``). It counts the bytes that were new to the tenant
   (``Ingested.new_bytes``: chunks no complete file of the tenant referenced, each counted

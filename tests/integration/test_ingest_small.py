@@ -2,25 +2,30 @@
 longer than the chunker's minimum is one chunk hashed once without the chunker thread, and
 finalize takes the copies from the primary's own 201 instead of asking every live node;
 around the boundary the chunked path takes over with the bytes already read. Whatever the
-path, the stored manifest is what the chunker would make and the file reads back exact."""
+path, the stored manifest is what the chunker would make and the file reads back exact. A
+file whose every chunk ingest sent itself is recorded complete in one metadata write, under
+finalize's rules (receipts, copies, a concurrent identical upload), and linked without
+reading it back."""
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import pytest
 
 from dfs import auth
 from dfs.api import download_plans
-from dfs.api.bodies import ADMIN_TENANT, DEFAULT_TENANT, UploadRequest
-from dfs.api.ingest import ChunkSender, commit_ingested
+from dfs.api.bodies import ADMIN_TENANT, DEFAULT_TENANT, Principal, UploadRequest
+from dfs.api.ingest import ChunkSender, commit_ingested, ingest
+from dfs.api.namespace_bodies import ObjectFields
+from dfs.api.namespace_service import Namespace, namespace_store
 from dfs.chunking import ChunkerProfile
-from dfs.errors import FileNotFound, IncompleteUpload
+from dfs.errors import DfsError, FileNotFound, IncompleteUpload
 from dfs.ids import new_file_id
-from dfs.meta.base import ManifestEntry
+from dfs.meta.base import FileRecord, ManifestEntry
 from tests.integration.conftest import SECRET, InProcessCluster
 from tests.integration.test_seed_api import req
 
@@ -209,3 +214,49 @@ async def test_a_chunk_without_its_receipt_is_never_committed_directly(
         await commit_ingested(
             coord, ADMIN_TENANT, other, r, sent.receipts, copies=sent.copies, fresh=True
         )
+
+
+async def test_link_trusts_only_the_callers_own_fresh_file(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coord = inproc.api.coordinator
+    store = namespace_store(coord.meta)
+    assert store is not None
+    ns = Namespace(store, coord)
+    alice = Principal("alice", auth.ROLE_USER)
+    for t in ("alice", "bob"):
+        await coord.meta.create_tenant(t, coord.clock())
+    b = await ns.create_bucket(alice, "fresh", None, None)
+    data = random.Random(6).randbytes(5_000)
+    mine = await ingest(coord, "alice", "x", _reader(data), ChunkerProfile.default(), 1 << 20)
+    assert mine.record is not None  # recorded complete in one write
+    reads: list[str] = []
+    real = coord.meta.get_file
+
+    async def get_file(*args: Any, **kw: Any) -> FileRecord:
+        reads.append("get_file")
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(coord.meta, "get_file", get_file)
+    made = await ns.link(
+        alice, "fresh", "k", mine.record.file_id, ObjectFields(), read=b, written=mine.record
+    )
+    assert made.version.file_id == mine.record.file_id
+    assert reads == []  # neither the bucket nor the file read again
+    theirs = await ingest(coord, "bob", "y", _reader(data), ChunkerProfile.default(), 1 << 20)
+    assert theirs.record is not None
+    with pytest.raises(DfsError):  # bob's record, handed in, is not taken for alice's file
+        await ns.link(
+            alice, "fresh", "k2", theirs.record.file_id, ObjectFields(), written=theirs.record
+        )
+    assert reads == ["get_file"]  # it was looked up, as alice's, and not found
+
+
+def _reader(data: bytes) -> Callable[[int], Coroutine[Any, Any, bytes]]:
+    left = [data]
+
+    async def read(n: int) -> bytes:
+        out, left[0] = left[0][:n], left[0][n:]
+        return out
+
+    return read

@@ -10,7 +10,10 @@ seed's ``POST /upload`` and signed download URLs).
   from the event loop as the chunker asks for it), sends each chunk the tenant does not
   already own to its placement exactly as a client would (the nodes verify and sign a
   receipt), then creates and finalizes the file through the Coordinator (``create_uploads``,
-  ``finalize_upload``), so the upload meets the same checks as any other. It answers "already
+  ``finalize_upload``), so the upload meets the same checks as any other. When this process
+  sent every chunk itself (a receipt for this file id each) and the primaries' 201s named
+  enough copies, those checks already hold on what it has in hand: the file is recorded
+  complete, its copies with it, in one metadata write (``_commit_sent``). It answers "already
   stored" only for a file whose manifest is the one computed here, never on a sha256 a
   client declared (``_stored_already``). It counts the bytes that were new to the tenant
   (``Ingested.new_bytes``: chunks no complete file of the tenant referenced, each counted
@@ -44,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dfs import auth, protocol
-from dfs.api.bodies import UploadRequest, file_body, node_ref, parse_name
+from dfs.api.bodies import UploadRequest, distinct_chunks, file_body, node_ref, parse_name
 from dfs.api.coordinator import Coordinator, rotations
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.durability_policy import rank_nodes
@@ -52,12 +55,13 @@ from dfs.errors import (
     ChunkNotFound,
     Conflict,
     DfsError,
+    IncompleteUpload,
     IntegrityError,
     InvalidRequest,
     PayloadTooLarge,
 )
 from dfs.ids import new_file_id, sha256_hex
-from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
+from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry, NodeRecord
 from dfs.transport.hedged import Source, first_good
 
 log = logging.getLogger("dfs.api.ingest")
@@ -140,11 +144,13 @@ def check_name(name: object) -> str:
 class Ingested:
     """What ``ingest`` did: ``created`` is False when the tenant already stored the content
     (``body`` is then the existing file's metadata); ``new_bytes`` is how many of the
-    file's bytes were in chunks the tenant did not reference before (0 when not created)."""
+    file's bytes were in chunks the tenant did not reference before (0 when not created);
+    ``record``: the file created complete here, when it was recorded in one write."""
 
     created: bool
     body: dict[str, Any]
     new_bytes: int = 0
+    record: FileRecord | None = None
 
 
 class ChunkSender:
@@ -263,7 +269,7 @@ async def ingest(
         copies=sender.copies,
         fresh=fresh,
     )
-    return Ingested(done.created, done.body, sender.new_bytes if done.created else 0)
+    return Ingested(done.created, done.body, sender.new_bytes if done.created else 0, done.record)
 
 
 async def read_head(read: ReadFn, n: int) -> bytes:
@@ -337,6 +343,8 @@ async def commit_ingested(
     existing = await _stored_already(coord, tenant, req) if reuse and not fresh else None
     if existing is not None:
         return Ingested(False, file_body(existing))
+    if copies is not None and _sent_here(coord, file_id, req, receipts, copies):
+        return await _commit_sent(coord, tenant, file_id, req, copies, reuse)
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
@@ -344,6 +352,54 @@ async def commit_ingested(
     if existing is not None:
         return Ingested(False, file_body(existing))
     return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant, copies=copies))
+
+
+def _sent_here(
+    coord: Coordinator,
+    file_id: str,
+    req: UploadRequest,
+    receipts: Mapping[str, object],
+    copies: Mapping[str, Collection[str]],
+) -> bool:
+    """Whether finalize's checks pass on what this process holds, with no metadata read:
+    every chunk of the file comes with a node's receipt for ``file_id`` (this process sent
+    its bytes: nothing rests on what the tenant owned) and its copies, as the primaries'
+    201s named them, are enough (``Coordinator.check_copies``). Upload age needs no check:
+    the file is recorded now."""
+    key = coord.cfg.cluster_secret
+    chunks = distinct_chunks(req.manifest)
+    if not all(auth.receipt_ok(key, receipts.get(c), file_id, c) for c in chunks):
+        return False
+    try:
+        coord.check_copies(chunks, {c: set(copies.get(c, ())) for c in chunks})
+    except IncompleteUpload:
+        return False
+    return True
+
+
+async def _commit_sent(
+    coord: Coordinator,
+    tenant: str,
+    file_id: str,
+    req: UploadRequest,
+    copies: Mapping[str, Collection[str]],
+    reuse: bool,
+) -> Ingested:
+    """The file recorded complete in one metadata write (``create_and_commit_files``, its
+    chunks' copies with it) once ``_sent_here`` holds: the pending row, the locations write
+    and finalize's reads and commit of the general path are not needed. The check for a
+    concurrent identical upload runs just before that write, as the general path's runs
+    just before its commit."""
+    existing = await _stored_already(coord, tenant, req) if reuse else None
+    if existing is not None:
+        return Ingested(False, file_body(existing))
+    now = coord.clock()
+    chunks = distinct_chunks(req.manifest)
+    locs = [Location(c, n, size) for c, size in chunks.items() for n in copies[c]]
+    (rec,) = await coord.meta.create_and_commit_files(
+        [(req.record(file_id, tenant, now), req.manifest)], now, locations=locs
+    )
+    return Ingested(True, file_body(rec), record=rec)
 
 
 HEDGE_DELAY = 1.0

@@ -22,7 +22,7 @@ from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_bodies import ObjectFields
 from dfs.errors import BucketExists, BucketNotFound, InvalidRequest, KeyNotFound, Unavailable
 from dfs.ids import new_file_id
-from dfs.meta.base import FILE_PENDING, FileRecord, MetadataStore
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, MetadataStore
 from dfs.meta.namespace import (
     ACCESS_PRIVATE,
     ACCESS_SHARED,
@@ -153,16 +153,21 @@ class Namespace:
         etag: str | None = None,
         *,
         if_absent: bool = False,
+        read: BucketRecord | None = None,
+        written: FileRecord | None = None,
     ) -> PutResult:
         """Make the caller's complete file ``file_id`` ("" for an empty object) the new
         current version of ``bucket/key``; ``etag`` defaults to the file's sha256 (the S3
         gateway gives the MD5 of the body, as S3 computes it). ``if_absent``: only if the
-        key has no current object (KeyExists otherwise, decided atomically by the store)."""
-        b = await self.bucket(bucket)
+        key has no current object (KeyExists otherwise, decided atomically by the store).
+        ``read``: the bucket as this request read it already; ``written``: the file as this
+        request created it complete (its id known to no one else yet): neither is read
+        again (the store's write still checks, atomically, that both exist and match)."""
+        b = read if read is not None and read.name == bucket else await self.bucket(bucket)
         access.require_write(who, b)
         size, sha256 = 0, ""
         if file_id:
-            rec = await self._owners_file(who, b, file_id)
+            rec = _own_fresh(who, b, file_id, written) or await self._owners_file(who, b, file_id)
             file_id, size, sha256 = rec.file_id, rec.size, rec.sha256
         new = NewObject(
             bucket=bucket,
@@ -366,3 +371,13 @@ class Namespace:
         if by == "type":
             return await self.store.usage_by_type(who.tenant, bucket)
         return await self.store.usage(who.tenant, bucket)
+
+
+def _own_fresh(
+    who: Principal, b: BucketRecord, file_id: str, written: FileRecord | None
+) -> FileRecord | None:
+    """``written`` when it is complete file ``file_id`` of the caller's tenant, which owns
+    bucket ``b``: what ``_owners_file`` would read back."""
+    if written is None or written.file_id != file_id or written.state != FILE_COMPLETE:
+        return None
+    return written if written.tenant == who.tenant == b.tenant else None

@@ -230,7 +230,9 @@ class MetadataStore(Protocol):
         an id exists (SQLite then creates none; DynamoDB may have created those before it,
         each complete and counted). SQLite: one transaction; DynamoDB: one transaction per
         small file (file item, refcounts, counters, content entry), create then commit for
-        bigger ones.
+        bigger ones. ``locations`` (copies the caller knows the nodes hold, as
+        ``add_locations`` takes them) are recorded before any file is visible complete:
+        SQLite in the same transaction, DynamoDB by ``add_locations`` first.
       - ``pending_uploads(file_ids, tenant)`` is, for each id in order, ``get_file(file_id,
         tenant)`` with the file's manifest (as ``get_manifest``) when the file is pending and
         has its sha256 (created whole, not a paged upload still open), an empty list
@@ -381,7 +383,11 @@ class MetadataStore(Protocol):
         self, file_ids: Sequence[str], now: float
     ) -> list[FileRecord | None]: ...
     async def create_and_commit_files(
-        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]], now: float
+        self,
+        files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+        now: float,
+        *,
+        locations: Iterable[Location] = (),
     ) -> list[FileRecord]: ...
     async def pending_uploads(
         self, file_ids: Sequence[str], tenant: str

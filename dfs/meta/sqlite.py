@@ -300,11 +300,19 @@ class SqliteMetadataStore(
         return await self._run(op)
 
     async def create_and_commit_files(
-        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]], now: float
+        self,
+        files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+        now: float,
+        *,
+        locations: Iterable[Location] = (),
     ) -> list[FileRecord]:
-        # one transaction: insert and count together, no row read back
+        locs = list(locations)
+
+        # one transaction: copies recorded, files inserted and counted together, no row read
+        # back (a failure leaves none of it)
         def op() -> list[FileRecord]:
             with self._tx() as db:
+                add_locations(db, self._labels, locs, now)
                 return create_committed(db, self._labels, files, now)
 
         return await self._run(op)

@@ -32,6 +32,7 @@ from dfs.api.namespace_bodies import (
 )
 from dfs.api.namespace_service import Namespace
 from dfs.errors import InvalidRequest, KeyExists, KeyNotFound
+from dfs.meta.base import FileRecord
 from dfs.meta.namespace import BucketRecord, ObjectVersion, PutResult
 from dfs.namespace_rules import STORED_HEADERS
 from dfs.s3 import acl, checksums, conditional
@@ -155,13 +156,25 @@ async def link(
     fields: ObjectFields,
     etag: str,
     if_absent: bool,
+    *,
+    read: BucketRecord | None = None,
+    written: FileRecord | None = None,
 ) -> PutResult:
     """Link the written file as the key's current version; a conditional create that lost
-    (the store's ``KeyExists``) is S3's 412 PreconditionFailed."""
+    (the store's ``KeyExists``) is S3's 412 PreconditionFailed. ``read`` and ``written``:
+    see ``Namespace.link``."""
     ns = request.app[NAMESPACE]
     try:
         return await ns.link(
-            principal(request), bucket, key, file_id, fields, etag=etag, if_absent=if_absent
+            principal(request),
+            bucket,
+            key,
+            file_id,
+            fields,
+            etag=etag,
+            if_absent=if_absent,
+            read=read,
+            written=written,
         )
     except KeyExists:
         raise conditional.precondition_failed("If-None-Match") from None

@@ -57,7 +57,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     body = request_body(request, sums)
     h = request.headers
     declared = h.get("x-amz-decoded-content-length") or request.content_length
-    file_id = ""
+    file_id, written = "", None
     if declared is not None and int(declared) == 0:
         await body.read(1)  # an empty object: its framing (and chunk signature) is checked
     else:
@@ -71,10 +71,12 @@ async def put_object(request: web.Request) -> web.StreamResponse:
             MAX_OBJECT_BYTES,
             body_sha256=body.sha256_hex,
         )
-        file_id = str(done.body["file_id"])
+        file_id, written = str(done.body["file_id"]), done.record
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)
     fields = object_writes.with_checksums(fields, sums)
-    made = await object_writes.link(request, bucket, key, file_id, fields, etag, if_absent)
+    made = await object_writes.link(
+        request, bucket, key, file_id, fields, etag, if_absent, read=b, written=written
+    )
     headers = object_writes.put_headers(b, made.version, sums)
     return web.Response(status=200, headers={"ETag": f'"{etag}"', **headers})
 

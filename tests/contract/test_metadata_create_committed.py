@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from dfs.errors import Conflict
-from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, MetadataStore
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, Location, MetadataStore
 from tests.contract.test_metadata_store import cid, new_file
 
 
@@ -44,6 +44,22 @@ async def test_counts_like_create_then_commit(meta: MetadataStore) -> None:
     assert again[0] is not None
     assert again[0].state == FILE_COMPLETE
     assert (await meta.get_stats()).total_files == 3
+
+
+async def test_records_the_copies_given_with_the_files(meta: MetadataStore) -> None:
+    a, ma = new_file("a", [(cid(1), 10), (cid(2), 20)])
+    locs = [Location(cid(1), "n1", 10), Location(cid(1), "n2", 10), Location(cid(2), "n2", 20)]
+    (done,) = await meta.create_and_commit_files([(a, ma)], 3.0, locations=locs)
+    assert done.state == FILE_COMPLETE
+    assert await meta.get_locations([cid(1), cid(2)]) == {cid(1): {"n1", "n2"}, cid(2): {"n2"}}
+    chunks = await meta.get_chunks([cid(1), cid(2)])
+    assert {k: (v.refcount, v.size) for k, v in chunks.items()} == {
+        cid(1): (1, 10),
+        cid(2): (1, 20),
+    }
+    stats = await meta.get_stats()  # the copies change no count: only the file does
+    assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (1, 30, 2)
+    assert set(await meta.node_chunks("n2", limit=10)) == {cid(1), cid(2)}
 
 
 async def test_delete_is_the_exact_inverse(meta: MetadataStore) -> None:

@@ -15,23 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import Conflict, DfsError
-from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
 from dfs.meta.dynamo.codec import Ref
 from dfs.meta.dynamo.requests import Item
+from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, INLINE_ENTRIES
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_refcounts import ADD, CHUNKS_PER_TX
 
 
-class CreatePart(FilesPart, CommitPart):
+class CreatePart(FilesPart, CommitPart, ChunksPart):
     async def create_and_commit_files(
-        self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]], now: float
+        self,
+        files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+        now: float,
+        *,
+        locations: Iterable[Location] = (),
     ) -> list[FileRecord]:
+        locs = list(locations)
+        if locs:  # the copies first, in their own writes: no file is complete without them
+            await self.add_locations(locs, now)
         # each file is its own transaction (a file's refcounts may fill one); a few at a
         # time, since every call is a round trip
         sem = asyncio.Semaphore(BATCH_CONCURRENCY)

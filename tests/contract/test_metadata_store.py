@@ -191,6 +191,9 @@ async def test_list_files_by_prefix_lists_only_names_under_it(meta: MetadataStor
     everything = await meta.list_files("t1", limit=100, prefix="")
     assert {f.file_id for f in everything} == set(under + rest)
     assert await meta.list_files("t1", limit=10, prefix="nothing/") == []
+    # a prefix counts characters, not bytes ("é" is two UTF-8 bytes)
+    assert [f.name for f in await meta.list_files("t1", limit=10, prefix="v2/é")] == ["v2/é"]
+    assert [f.name for f in await meta.list_files("t1", limit=10, prefix="v2/b/")] == ["v2/b/c"]
 
 
 async def test_list_files_leaves_hidden_files_out(meta: MetadataStore) -> None:

@@ -157,6 +157,8 @@ def copies_needed(c: ChunkView, counting: AbstractSet[str], rf: int) -> int:
 
 def rank_nodes(chunk_id: str, nodes: Sequence[N]) -> list[N]:
     """``nodes`` in placement order for ``chunk_id`` (best first)."""
+    if len(nodes) <= 1:  # nothing to order: a plan ranks every chunk's holders
+        return list(nodes)
     by_id = {n.node_id: n for n in nodes}
     cands = [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in nodes]
     return [by_id[c.node_id] for c in placement.rank(chunk_id, cands)]

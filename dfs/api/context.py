@@ -151,12 +151,18 @@ def big_answer_slot(
     return slots
 
 
+def compact_json(data: Any) -> str:
+    """JSON without the blanks after separators: a plan's answer is mostly separators and
+    short values, so a tenth fewer bytes to encode, send and parse."""
+    return json.dumps(data, separators=(",", ":"))
+
+
 async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Response:
     """``data`` as a JSON answer; serialized off the event loop when it holds more than
     JSON_IN_THREAD_ENTRIES chunk entries (tens of MiB of JSON take seconds)."""
     if entries <= JSON_IN_THREAD_ENTRIES:
-        return web.json_response(data, status=status)
-    body = await asyncio.to_thread(lambda: json.dumps(data).encode())
+        return web.json_response(data, status=status, dumps=compact_json)
+    body = await asyncio.to_thread(lambda: compact_json(data).encode())
     return web.Response(body=body, status=status, content_type="application/json")
 
 

@@ -534,9 +534,9 @@ class Coordinator:
         return body
 
     async def list_files(
-        self, limit: int, after: str | None, tenant: str = DEFAULT_TENANT
+        self, limit: int, after: str | None, tenant: str = DEFAULT_TENANT, prefix: str = ""
     ) -> dict[str, Any]:
-        files = await self.meta.list_files(tenant, limit=limit, after=after)
+        files = await self.meta.list_files(tenant, limit=limit, after=after, prefix=prefix)
         return {
             "files": [file_body(f) for f in files],
             "next_after": files[-1].file_id if len(files) == limit else None,

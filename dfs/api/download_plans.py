@@ -59,10 +59,16 @@ def _ranked(
 
 
 def _replicas(
-    coord: Coordinator, file_id: str, chunk_ids: Iterable[str], ranked: Ranked, refs: Refs | None
+    coord: Coordinator,
+    file_id: str,
+    chunk_ids: Iterable[str],
+    ranked: Ranked,
+    refs: Refs | None,
+    compact: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Each chunk's live holders, best first, each with a read capability (or, with
-    ``refs``, the read batch and position that hold it on that holder)."""
+    ``refs``, the read batch and position that hold it on that holder; ``compact``: only
+    those, the batch names the holder)."""
     replicas: dict[str, list[dict[str, Any]]] = {}
     for chunk_id in chunk_ids:
         up = ranked[chunk_id]
@@ -76,6 +82,9 @@ def _replicas(
             ]
         else:
             at = [refs[chunk_id, n.node_id] for n in up]
+            if compact:
+                replicas[chunk_id] = [{"batch": b, "at": pos} for b, pos in at]
+                continue
             replicas[chunk_id] = [
                 {**node_ref(n), "batch": b, "at": pos} for n, (b, pos) in zip(up, at, strict=True)
             ]
@@ -88,14 +97,34 @@ def _body(
     manifest: Sequence[ManifestEntry],
     ranked: Ranked,
     refs: Refs | None = None,
+    compact: bool = False,
 ) -> dict[str, Any]:
-    replicas = _replicas(coord, rec.file_id, distinct_chunks(manifest), ranked, refs)
-    body = file_body(rec)
-    body["replication_factor"] = coord.rf
+    replicas = _replicas(coord, rec.file_id, distinct_chunks(manifest), ranked, refs, compact)
+    if compact:
+        body = compact_file(rec)
+    else:
+        body = file_body(rec)
+        body["replication_factor"] = coord.rf
     body["chunks"] = [
         {"offset": e.offset, "size": e.size, "sha256": e.chunk_id, "replicas": replicas[e.chunk_id]}
         for e in manifest
     ]
+    return body
+
+
+def compact_file(rec: FileRecord) -> dict[str, Any]:
+    """What a compact plan says of its file: what a client writes and checks, no more (no
+    chunker, state, creation time, chunk count or replication factor)."""
+    body: dict[str, Any] = {
+        "file_id": rec.file_id,
+        "name": rec.name,
+        "size": rec.size,
+        "sha256": rec.sha256,
+    }
+    if rec.mode is not None:
+        body["mode"] = rec.mode
+    if rec.mtime is not None:
+        body["mtime"] = rec.mtime
     return body
 
 
@@ -136,6 +165,8 @@ class PlanSelection:
     tenant: str = DEFAULT_TENANT
     batched: bool = False
     """Read batches for the small files (see the module's docstring)."""
+    compact: bool = False
+    """Compact plans (``compact_file``; batched replicas without the holder's id and url)."""
     fits: list[bool] = field(default_factory=list)
     """Per position of ``file_ids``: planned in this answer (an error entry otherwise)."""
     chunks: int = 0
@@ -153,6 +184,7 @@ async def select(
     tenant: str = DEFAULT_TENANT,
     *,
     batched: bool = False,
+    compact: bool = False,
 ) -> PlanSelection:
     """Which of ``file_ids`` one answer plans (see the module's docstring)."""
     distinct = list(dict.fromkeys(file_ids))
@@ -165,7 +197,7 @@ async def select(
         records[file_id] = (
             got if got is not None and complete else FileNotFound(f"no file {file_id}")
         )
-    sel = PlanSelection(list(file_ids), records, tenant, batched)
+    sel = PlanSelection(list(file_ids), records, tenant, batched, compact)
     for file_id in file_ids:
         rec = records[file_id]
         # the first file always fits: a paged upload's may have more chunks than the bound
@@ -276,7 +308,8 @@ async def answer_parts(
         for f, rec in wanted.items():
             small = sel.batched and rec.size <= protocol.BATCHED_FILE_MAX
             try:
-                plans[f] = _body(coord, rec, manifests[f], ranked, batches.refs if small else None)
+                refs = batches.refs if small else None
+                plans[f] = _body(coord, rec, manifests[f], ranked, refs, sel.compact)
             except DfsError as exc:
                 plans[f] = exc
         return plans, batches.batches
@@ -294,12 +327,12 @@ async def answer_parts(
     return out, batches
 
 
-def parse_batched(body: Mapping[str, Any]) -> bool:
-    """The ``batched`` flag of a ``/download-plans`` body (default false)."""
-    batched = body.get("batched", False)
-    if not isinstance(batched, bool):
-        raise InvalidRequest("batched must be true or false")
-    return batched
+def parse_flag(body: Mapping[str, Any], name: str) -> bool:
+    """A flag of a ``/download-plans`` body (``batched``, ``compact``; default false)."""
+    flag = body.get(name, False)
+    if not isinstance(flag, bool):
+        raise InvalidRequest(f"{name} must be true or false")
+    return flag
 
 
 async def plans(

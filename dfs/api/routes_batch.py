@@ -145,8 +145,9 @@ async def download_plans(request: web.Request) -> web.Response:
     body = await read_json(request, 4 * protocol.MIB)
     ids = [parse_file_id(f) for f in _list(body, "file_ids")]
     coord = request.app[COORDINATOR]
-    batched = planner.parse_batched(body)
-    sel = await planner.select(coord, ids, tenant(request), batched=batched)
+    batched = planner.parse_flag(body, "batched")
+    compact = planner.parse_flag(body, "compact")
+    sel = await planner.select(coord, ids, tenant(request), batched=batched, compact=compact)
     async with big_answer_slot(request, sel.chunks):
         return await json_answer(await planner.answer(coord, sel), entries=sel.chunks)
 

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from dfs import protocol
 from dfs.api import download_plans, ingest
-from dfs.api.bodies import UploadRequest
+from dfs.api.bodies import UploadRequest, parse_name
 from dfs.api.context import (
     COORDINATOR,
     NAMESPACE,
@@ -111,8 +111,15 @@ async def list_files(request: web.Request) -> web.Response:
     after = request.query.get("after")
     if after is not None:
         after = parse_file_id(after, "after")
+    prefix = parse_name_prefix(request.query.get("prefix", ""))
     coord = request.app[COORDINATOR]
-    return web.json_response(await coord.list_files(limit, after, tenant(request)))
+    return web.json_response(await coord.list_files(limit, after, tenant(request), prefix))
+
+
+def parse_name_prefix(raw: str) -> str:
+    """The ``prefix`` of a listing (only files named ``prefix...`` are listed): empty, or
+    what a file name may be."""
+    return parse_name(raw, "prefix") if raw else ""
 
 
 async def delete_file(request: web.Request) -> web.Response:

@@ -450,10 +450,11 @@ async def all_files(client: Client, prefix: str) -> list[dict[str, Any]]:
     by_name: dict[str, dict[str, Any]] = {}
     after: str | None = None
     for _ in range(1_000_000):  # bounded: a page per 1000 files
-        page = await client.ls(limit=1000, after=after)
+        page = await client.ls(limit=1000, after=after, prefix=prefix)
         for f in page["files"]:
             name = str(f["name"])
             newer = name not in by_name or f["created_at"] > by_name[name]["created_at"]
+            # startswith still: an older API ignores ``prefix`` and lists every file
             if name.startswith(prefix) and newer:
                 by_name[name] = f
         after = page["next_after"]

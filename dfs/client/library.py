@@ -211,9 +211,12 @@ class Client(SyncMethods):
         """A complete file's metadata (FileNotFound for unknown, pending or others' files)."""
         return await self.api.file(file_id)
 
-    async def ls(self, *, limit: int = 100, after: str | None = None) -> dict[str, Any]:
-        """One page of this tenant's files: ``{"files": [...], "next_after"}``."""
-        return await self.api.list_files(limit=limit, after=after)
+    async def ls(
+        self, *, limit: int = 100, after: str | None = None, prefix: str = ""
+    ) -> dict[str, Any]:
+        """One page of this tenant's files (those named ``prefix...``): ``{"files": [...],
+        "next_after"}``."""
+        return await self.api.list_files(limit=limit, after=after, prefix=prefix)
 
     async def check(self, path: str | Path) -> dict[str, Any]:
         """Whether this tenant already stores a file with exactly these bytes (nothing sent

@@ -393,7 +393,7 @@ class MetadataStore(Protocol):
         self, file_ids: Sequence[str], tenant: str
     ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]: ...
     async def list_files(
-        self, tenant: str, *, limit: int, after: str | None = None
+        self, tenant: str, *, limit: int, after: str | None = None, prefix: str = ""
     ) -> list[FileRecord]: ...
 
     async def owned_chunks(

@@ -318,17 +318,26 @@ class SqliteMetadataStore(
         return await self._run(op)
 
     async def list_files(
-        self, tenant: str, *, limit: int, after: str | None = None
+        self, tenant: str, *, limit: int, after: str | None = None, prefix: str = ""
     ) -> list[FileRecord]:
         def op() -> list[FileRecord]:
             db = self._db
             tid = self._labels.find(db, tenant)
             if tid is None:
                 return []
-            rows = db.execute(  # the files_by_tenant index
+            # the files_by_tenant index; BINARY: hidden names sort first. The prefix is a
+            # filter of that walk (no name index): it spares the answer, not the scan.
+            rows = db.execute(
                 f"SELECT {FILE_COLUMNS} FROM files WHERE tenant=? AND state = 1 AND file_id > ? "
-                "AND name >= ? ORDER BY file_id LIMIT ?",  # BINARY: hidden names sort first
-                (tid, pack_file_id(after) if after else "", LISTED_NAMES_FROM, limit),
+                "AND name >= ? AND substr(name, 1, ?) = ? ORDER BY file_id LIMIT ?",
+                (
+                    tid,
+                    pack_file_id(after) if after else "",
+                    LISTED_NAMES_FROM,
+                    len(prefix),
+                    prefix,
+                    limit,
+                ),
             )
             return [file_record(db, self._labels, r) for r in rows]
 

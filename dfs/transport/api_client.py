@@ -140,12 +140,15 @@ class ApiClient:
     async def download_plans(
         self, file_ids: Sequence[str], *, batched: bool = False
     ) -> list[dict[str, Any]]:
-        """The plans of ``file_ids`` in order. ``batched``: the small files' replicas name a
-        read batch of the answer (one ``get-batch`` capability each) instead of carrying a
-        capability; each such replica's ``batch`` is replaced here by the batch itself."""
+        """The plans of ``file_ids`` in order. ``batched``: compact plans (only the fields a
+        download uses) whose small files' replicas name a read batch of the answer (one
+        ``get-batch`` capability each) instead of carrying a capability; each such
+        replica's ``batch`` is replaced here by the batch itself, and its holder (``node_id``,
+        ``url``, which a compact answer leaves to the batch) taken from it."""
         request: dict[str, Any] = {"file_ids": list(file_ids)}
         if batched:
             request["batched"] = True
+            request["compact"] = True
         body = await self._json("POST", protocol.DOWNLOAD_PLANS, json=request)
         plans: list[dict[str, Any]] = body["plans"]
         batches: list[dict[str, Any]] = body.get("batches") or []
@@ -154,7 +157,10 @@ class ApiClient:
                 for chunk in plan.get("chunks", ()):
                     for replica in chunk["replicas"]:
                         if "batch" in replica:
-                            replica["batch"] = batches[int(replica["batch"])]
+                            batch = batches[int(replica["batch"])]
+                            replica["batch"] = batch
+                            replica["node_id"] = batch["node_id"]
+                            replica["url"] = batch["url"]
         return plans
 
     async def file(self, file_id: str) -> dict[str, Any]:
@@ -178,10 +184,14 @@ class ApiClient:
     async def delete_file(self, file_id: str) -> dict[str, Any]:
         return await self._json("DELETE", protocol.FILE.format(file_id=file_id))
 
-    async def list_files(self, *, limit: int = 100, after: str | None = None) -> dict[str, Any]:
+    async def list_files(
+        self, *, limit: int = 100, after: str | None = None, prefix: str = ""
+    ) -> dict[str, Any]:
         params: dict[str, str | int] = {"limit": limit}
         if after:
             params["after"] = after
+        if prefix:
+            params["prefix"] = prefix
         return await self._json("GET", protocol.FILES, params=params)
 
     async def proxy_put_chunk(

@@ -163,6 +163,39 @@ async def test_list_files_pages_complete_files_of_tenant(meta: MetadataStore) ->
     assert seen == sorted(ids)
 
 
+async def test_list_files_by_prefix_lists_only_names_under_it(meta: MetadataStore) -> None:
+    """``prefix`` bounds a listing to the names that start with it (a restore of one
+    version of a backup lists that version only); pages of it still hold ``limit`` files."""
+    under, rest = [], []
+    for i, name in enumerate(["v2/a", "v1/a", "v2/b/c", "v2", "v2/é", "x/v2/d", "v2/z", "V2/a"]):
+        rec, manifest = new_file(name)
+        await meta.create_file(rec, manifest)
+        await meta.commit_file(rec.file_id, 1.0)
+        (under if name.startswith("v2/") else rest).append(rec.file_id)
+        if i == 0:
+            hidden, hm = new_file(f"{HIDDEN_NAME_PREFIX}v2/part")
+            await meta.create_file(hidden, hm)
+            await meta.commit_file(hidden.file_id, 1.0)
+    other, om = new_file("v2/a", tenant="t2")
+    await meta.create_file(other, om)
+    await meta.commit_file(other.file_id, 1.0)
+    seen: list[str] = []
+    after = None
+    for _ in range(10):
+        page = await meta.list_files("t1", limit=2, after=after, prefix="v2/")
+        seen += [f.file_id for f in page]
+        if len(page) < 2:
+            break
+        after = page[-1].file_id
+    assert seen == sorted(under)
+    everything = await meta.list_files("t1", limit=100, prefix="")
+    assert {f.file_id for f in everything} == set(under + rest)
+    assert await meta.list_files("t1", limit=10, prefix="nothing/") == []
+    # a prefix counts characters, not bytes ("é" is two UTF-8 bytes)
+    assert [f.name for f in await meta.list_files("t1", limit=10, prefix="v2/é")] == ["v2/é"]
+    assert [f.name for f in await meta.list_files("t1", limit=10, prefix="v2/b/")] == ["v2/b/c"]
+
+
 async def test_list_files_leaves_hidden_files_out(meta: MetadataStore) -> None:
     """Files named with HIDDEN_NAME_PREFIX (multipart parts) are in no listing, and a page
     still holds ``limit`` listed files; they are complete files all the same."""

@@ -22,6 +22,7 @@ import pytest
 from dfs import auth, protocol
 from dfs.client import Client
 from dfs.client.local_files import LocalFile
+from dfs.ids import new_file_id
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 from tests.integration.test_security import tenant_tokens
 
@@ -39,9 +40,9 @@ def _files(root: Path, n: int, seed: int) -> list[LocalFile]:
     return out
 
 
-async def _batched(api_url: str, token: str, file_ids: list[str]) -> dict[str, Any]:
+async def _batched(api_url: str, token: str, file_ids: list[str], **flags: bool) -> dict[str, Any]:
     async with aiohttp.ClientSession() as s:
-        body = {"file_ids": file_ids, "batched": True}
+        body = {"file_ids": file_ids, "batched": True, **flags}
         headers = {"Authorization": f"Bearer {token}"}
         async with s.post(f"{api_url}{protocol.DOWNLOAD_PLANS}", json=body, headers=headers) as r:
             assert r.status == 200
@@ -206,3 +207,53 @@ async def test_a_tenant_gets_batches_only_over_chunks_its_files_reference(
         await cl.download_many([(f, out / f"{n}.bin") for n, f in enumerate(bob)])
     for n, f in enumerate(bob_files):
         assert (out / f"{n}.bin").read_bytes() == f.path.read_bytes()
+
+
+async def test_a_compact_answer_holds_what_a_download_uses_and_restores(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """``"compact": true``: each plan only says what a client writes and checks, and a small
+    file's replicas only their batch and position (the batch names the holder); a client
+    (which asks for compact batched plans) restores the same bytes from such answers."""
+    files = _files(tmp_path / "c", 6, 3)
+    async with Client(inproc.api.url, token=ADMIN_TOKEN, resume=False) as cl:
+        ups = await cl.upload_many(files)
+        ids = [u.file_id for u in ups]
+        answer = await _batched(inproc.api.url, ADMIN_TOKEN, ids, compact=True)
+        full = await _batched(inproc.api.url, ADMIN_TOKEN, ids)
+        for plan, whole in zip(answer["plans"], full["plans"], strict=True):
+            assert set(plan) <= {"file_id", "name", "size", "sha256", "mode", "mtime", "chunks"}
+            assert {k: plan[k] for k in ("file_id", "name", "size", "sha256")} == {
+                k: whole[k] for k in ("file_id", "name", "size", "sha256")
+            }
+            assert plan.get("mode") == whole.get("mode")
+            [chunk] = plan["chunks"]
+            assert set(chunk) == {"offset", "size", "sha256", "replicas"}
+            assert len(chunk["replicas"]) == 2
+            for replica in chunk["replicas"]:
+                assert set(replica) == {"batch", "at"}
+                assert (
+                    answer["batches"][replica["batch"]]["chunk_ids"][replica["at"]]
+                    == (chunk["sha256"])
+                )
+        assert len(json.dumps(answer)) < len(json.dumps(full))
+        [plan] = await cl.api.download_plans(ids[:1], batched=True)
+        replica = plan["chunks"][0]["replicas"][0]
+        assert replica["node_id"] == replica["batch"]["node_id"]
+        assert replica["url"] == replica["batch"]["url"]
+        out = tmp_path / "out"
+        out.mkdir()
+        results = await cl.download_many([(u.file_id, out / f"{n}.bin") for n, u in enumerate(ups)])
+    assert [r.sha256 for r in results] == [u.sha256 for u in ups]
+    for n, f in enumerate(files):
+        assert (out / f"{n}.bin").read_bytes() == f.path.read_bytes()
+
+
+async def test_flags_of_download_plans_must_be_booleans(inproc: InProcessCluster) -> None:
+    async with aiohttp.ClientSession() as s:
+        known = [new_file_id()]  # the flags are read whether or not the file exists
+        for body in ({"file_ids": known, "compact": "yes"}, {"file_ids": known, "batched": 1}):
+            url = f"{inproc.api.url}{protocol.DOWNLOAD_PLANS}"
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            async with s.post(url, json=body, headers=headers) as r:
+                assert r.status == 400

@@ -156,8 +156,17 @@ class FileUpload:
         self.file_id = str(plan["file_id"])
         self.todo = plan["upload"]
         self.receipts = dict(receipts)
-        # committed by the plan itself (nothing to send): finalize's answer, given already
-        self.committed = plan.get("file") if not self.todo else None
+        # committed by the plan itself (nothing to send): the plan is only the file's id and
+        # state, so what finalize would answer is made of what this upload sent
+        self.committed = None
+        if plan.get("state") == "complete" and not self.todo:
+            self.committed = {
+                "file_id": self.file_id,
+                "name": self.name,
+                "size": self.scan.size,
+                "sha256": self.scan.sha256,
+                "state": "complete",
+            }
         if progress:
             progress(self.scan.size - sum(int(i["size"]) for i in self.todo))
 

@@ -1,6 +1,6 @@
-"""The scan step of small files' batches: each file chunked and hashed, or taken from the
-files cache (``dfs.client.file_cache``) when it is listed unchanged, the next batch scanned
-in a worker thread while this one is sent.
+"""Small files' batches (``batches``) and their scan step: each file chunked and hashed, or
+taken from the files cache (``dfs.client.file_cache``) when it is listed unchanged, the next
+batch scanned in a worker thread while this one is sent.
 
 A scan taken from the cache is marked (``Scanned.cached``): if the API's plan asks for any
 of its chunks, the servers no longer hold that content for this tenant, and the file is read

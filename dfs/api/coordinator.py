@@ -232,8 +232,8 @@ class Coordinator:
 
         ``commit_held`` (``/init-uploads``): a file with nothing to send (every chunk held)
         is recorded complete at once under finalize's own rules (``held_copies``), with
-        ``create_and_commit_files``; its plan then carries ``"file"``, its metadata, and
-        needs no finalize (one would answer the same). Its small chunks come without
+        ``create_and_commit_files``; its plan is then only ``{"file_id", "state": "complete",
+        "upload": []}`` and needs no finalize (one would answer its metadata). Its small chunks come without
         per-chunk capabilities (``_plan``'s ``packed``): the packs' carry them."""
         live = await self.writable_nodes()
         per_file = [distinct_chunks(r.manifest) for r in reqs]
@@ -262,14 +262,14 @@ class Coordinator:
         pending = [(f, r) for f, r in files if f not in done]
         if pending:
             await self.create_uploads(pending, tenant)
-        answers = [
-            self._answer(f, len(r.manifest), chunks, upload)
+        # a committed file's plan is its id and state alone: the client holds the rest of
+        # its metadata (it sent it), and a backup of unchanged files is mostly such plans
+        return [
+            {"file_id": f, "state": "complete", "upload": []}
+            if f in done
+            else self._answer(f, len(r.manifest), chunks, upload)
             for f, r, chunks, upload in zip(file_ids, reqs, per_file, uploads, strict=True)
         ]
-        for a in answers:
-            if a["file_id"] in done:
-                a["file"] = file_body(done[a["file_id"]])
-        return answers
 
     async def held_copies(self, files: Sequence[tuple[str, Mapping[str, int]]]) -> set[str]:
         """The files just planned with nothing to send that finalize would commit: every

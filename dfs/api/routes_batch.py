@@ -2,7 +2,7 @@
 
 | method | path               | body                                    | answer                              |
 |--------|--------------------|-----------------------------------------|-------------------------------------|
-| POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...], "packs"}``; a plan with nothing to send may come committed (``"file"``) |
+| POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...], "packs"}``; a plan with nothing to send may come committed (``"state": "complete"``) |
 | POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}]}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
 | POST   | /resume-upload     | ``{"file_id", "receipts", "exclude_nodes"?}`` | 200 a plan for the same pending file: only chunks neither proven nor held |
 | POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
@@ -18,9 +18,10 @@ the live nodes and of the tenant's chunks per batch, and one has-chunks call per
 A file of ``/init-uploads`` with nothing to send (every chunk one the tenant references,
 with its copies on live nodes: an unchanged file backed up again) is committed in the same
 request, under finalize's own checks (the live nodes are asked for the copies, as finalize
-asks them): its plan carries ``"file"``, the metadata finalize would answer, and the client
-skips its finalize (a finalize of it answers the same). A backup of unchanged files thus
-costs one request per batch, not two.
+asks them): its plan is only ``{"file_id", "state": "complete", "upload": []}`` (the client
+sent the rest of its metadata; a batch of unchanged files answers a few dozen bytes per file
+to decode, not a file body each) and the client skips its finalize (a finalize of it
+answers its metadata). A backup of unchanged files thus costs one request per batch, not two.
 
 The plans' small chunks also come grouped in ``packs`` (``dfs.api.upload_packs``): one
 ``/store-chunks`` request each, under one capability the node checks before the body; their

@@ -1,6 +1,6 @@
-"""The scan step of small files' batches: each file chunked and hashed, or taken from the
-files cache (``dfs.client.file_cache``) when it is listed unchanged, the next batch scanned
-in a worker thread while this one is sent.
+"""Small files' batches (``batches``) and their scan step: each file chunked and hashed, or
+taken from the files cache (``dfs.client.file_cache``) when it is listed unchanged, the next
+batch scanned in a worker thread while this one is sent.
 
 A scan taken from the cache is marked (``Scanned.cached``): if the API's plan asks for any
 of its chunks, the servers no longer hold that content for this tenant, and the file is read
@@ -12,13 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, chunk_id_of, scan_file
 from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile
+
+BATCH_FILES = 500
+BATCH_BYTES = 64 * 1024 * 1024
+
+
+def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, LocalFile]]]:
+    """Small files (with their place in the caller's list) in batches of at most
+    BATCH_FILES files and BATCH_BYTES bytes."""
+    batch: list[tuple[int, LocalFile]] = []
+    size = 0
+    for n, f in files:
+        if batch and (len(batch) >= BATCH_FILES or size + f.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((n, f))
+        size += f.size
+    if batch:
+        yield batch
 
 
 def scan_small(path: Path, profile: ChunkerProfile) -> FileScan:

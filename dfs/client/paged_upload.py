@@ -39,6 +39,7 @@ from typing import Any
 from dfs import protocol
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan
 from dfs.client.connection import Connection
+from dfs.client.local_files import LocalFile
 from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
 from dfs.client.upload import FINAL, FileUpload, UploadPipeline, UploadResult
@@ -261,8 +262,11 @@ class StreamingUploadPipeline(UploadPipeline):
 
     paged_bytes = PAGED_BYTES
 
-    async def upload_file(self, path: Path, name: str, *, keep_attrs: bool = True) -> UploadResult:
+    async def upload_file(
+        self, path: Path, name: str, *, keep_attrs: bool = True, listed: LocalFile | None = None
+    ) -> UploadResult:
         size = (await asyncio.to_thread(os.stat, path)).st_size
         if wants_pages(size, self.profile, self.paged_bytes):
+            # not remembered: a file of pages has more chunks than the files cache keeps
             return await PagedUpload(self, path, name, keep_attrs).run()
-        return await super().upload_file(path, name, keep_attrs=keep_attrs)
+        return await super().upload_file(path, name, keep_attrs=keep_attrs, listed=listed)

@@ -25,6 +25,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from dfs import protocol
 from dfs.client.avoid import AvoidList
 from dfs.client.connection import Connection
@@ -170,3 +172,29 @@ async def send_replanning(
             await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
     assert last is not None
     raise last
+
+
+async def send_chunk(
+    conn: Connection, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
+) -> str:
+    """Send one chunk to its primary (which forwards to the other targets); return the
+    receipt that proves to finalize-upload that the bytes were sent. On failure the next
+    target is the primary (bounded, with backoff); an upload's sends also re-plan around
+    failed nodes (``ChunkSender``, ``dfs.client.replan``)."""
+    if conn.proxy:
+        answer = await conn.api.proxy_put_chunk(chunk_id, data, file_id=file_id)
+        return str(answer["receipt"])
+    n = len(item["targets"])
+    attempt = 0
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(max(2 * n, 2)),
+        wait=wait_exponential(multiplier=0.1, max=2.0),
+        retry=retry_if_exception_type((Unavailable, ReplicationError)),
+        reraise=True,
+    )
+    async for try_ in retrying:
+        with try_:
+            # rotate the primary so a dead first target does not sink the chunk
+            i, attempt = attempt, attempt + 1
+            receipt = await put_once(conn, file_id, chunk_id, data, item, i)
+    return receipt

@@ -11,9 +11,10 @@ Every file goes through the same four steps, held as a ``FileUpload``:
 Files are grouped before they enter it. A big file (over ``SMALL_FILE``) goes alone: its scan
 hashes on several threads, its plan comes from ``/init-upload`` and it keeps a resume journal
 (``dfs.client.resume``), so running the upload again asks ``/resume-upload`` for only the
-chunks not yet proven. Small files go in batches of at most ``BATCH_FILES`` files or
-``BATCH_BYTES`` bytes: one ``/init-uploads`` and one ``/finalize-uploads`` per batch, their
-small chunks sent in the ``/store-chunks`` packs the API planned (``dfs.api.upload_packs``:
+chunks not yet proven; one the files cache lists unchanged is planned from its cached scan
+first, and read only if the servers lack some chunk. Small files go in batches
+(``dfs.client.batch_scan``): one ``/init-uploads`` and one ``/finalize-uploads`` per batch,
+their small chunks sent in the ``/store-chunks`` packs the API planned (``dfs.api.upload_packs``:
 one capability per pack, which the node checks before reading the body; a packed chunk's
 plan entry has no capability of its own, so one sent alone after its pack failed goes with
 the entry of a ``/resume-upload`` plan, ``dfs.client.replan``), and the next batch scanned
@@ -32,20 +33,18 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-
 from dfs import protocol
 from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
-from dfs.client.batch_scan import ScanAhead, Scanned, remember, rescan
+from dfs.client.batch_scan import ScanAhead, Scanned, batches, cacheable, remember, rescan
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile
-from dfs.client.replan import Replanner, blame_forwards, put_once, send_replanning
+from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.errors import (
     AuthError,
@@ -61,8 +60,6 @@ from dfs.errors import (
 )
 
 SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
-BATCH_FILES = 500
-BATCH_BYTES = 64 * 1024 * 1024
 PIPELINE_DEPTH = 3  # batches in flight: one finalizing, one sending, one planning
 FINALIZE_ROUNDS = 3  # finalizes of one upload, each after re-sending what was short of copies
 
@@ -156,8 +153,17 @@ class FileUpload:
         self.file_id = str(plan["file_id"])
         self.todo = plan["upload"]
         self.receipts = dict(receipts)
-        # committed by the plan itself (nothing to send): finalize's answer, given already
-        self.committed = plan.get("file") if not self.todo else None
+        # committed by the plan itself (nothing to send): the plan is only the file's id and
+        # state, so what finalize would answer is made of what this upload sent
+        self.committed = None
+        if plan.get("state") == "complete" and not self.todo:
+            self.committed = {
+                "file_id": self.file_id,
+                "name": self.name,
+                "size": self.scan.size,
+                "sha256": self.scan.sha256,
+                "state": "complete",
+            }
         if progress:
             progress(self.scan.size - sum(int(i["size"]) for i in self.todo))
 
@@ -203,32 +209,6 @@ class FileUpload:
 
 
 Work = tuple[FileUpload, dict[str, Any]]  # a chunk to send: its file and its plan entry
-
-
-async def send_chunk(
-    conn: Connection, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
-) -> str:
-    """Send one chunk to its primary (which forwards to the other targets); return the
-    receipt that proves to finalize-upload that the bytes were sent. On failure the next
-    target is the primary (bounded, with backoff); an upload's sends also re-plan around
-    failed nodes (``ChunkSender``, ``dfs.client.replan``)."""
-    if conn.proxy:
-        answer = await conn.api.proxy_put_chunk(chunk_id, data, file_id=file_id)
-        return str(answer["receipt"])
-    n = len(item["targets"])
-    attempt = 0
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(max(2 * n, 2)),
-        wait=wait_exponential(multiplier=0.1, max=2.0),
-        retry=retry_if_exception_type((Unavailable, ReplicationError)),
-        reraise=True,
-    )
-    async for try_ in retrying:
-        with try_:
-            # rotate the primary so a dead first target does not sink the chunk
-            i, attempt = attempt, attempt + 1
-            receipt = await put_once(conn, file_id, chunk_id, data, item, i)
-    return receipt
 
 
 @dataclass
@@ -399,21 +379,6 @@ def _incomplete(body: dict[str, Any]) -> bool:
     return isinstance(error, dict) and error.get("code") == IncompleteUpload.code
 
 
-def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, LocalFile]]]:
-    """Small files (with their place in the caller's list) in batches of at most
-    BATCH_FILES files and BATCH_BYTES bytes."""
-    batch: list[tuple[int, LocalFile]] = []
-    size = 0
-    for n, f in files:
-        if batch and (len(batch) >= BATCH_FILES or size + f.size > BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append((n, f))
-        size += f.size
-    if batch:
-        yield batch
-
-
 class UploadPipeline:
     """Upload files through scan, plan, send and finalize; see the module docstring."""
 
@@ -438,7 +403,7 @@ class UploadPipeline:
         results: dict[int, UploadResult] = {}
         for n, f in enumerate(files):
             if f.size > SMALL_FILE:
-                results[n] = await self.upload_file(f.path, f.name, keep_attrs=f.keep_attrs)
+                results[n] = await self._upload_big(f)
         todo = list(batches([(n, f) for n, f in enumerate(files) if f.size <= SMALL_FILE]))
         await self._pipeline(todo, results)
         return [results[n] for n in range(len(files))]
@@ -471,9 +436,42 @@ class UploadPipeline:
                 task.cancel()
             await asyncio.gather(*flight, return_exceptions=True)
 
-    async def upload_file(self, path: Path, name: str, *, keep_attrs: bool = True) -> UploadResult:
+    async def _upload_big(self, f: LocalFile) -> UploadResult:
+        """A big file alone. Listed unchanged in the files cache, it is first planned from
+        the cached scan: when the servers hold every chunk it is finalized without reading a
+        byte (as a batch's cached files are); else it is read and sent as any big file (that
+        first pending upload is left to garbage collection)."""
+        cache = self.cache
+        if cache is not None and f.st is not None and cacheable(f):
+            scan = await asyncio.to_thread(cache.lookup, f.path, f.st)
+            if scan is not None:
+                held = await self._upload_held(f, scan)
+                if held is not None:
+                    return held
+        return await self.upload_file(f.path, f.name, keep_attrs=f.keep_attrs, listed=f)
+
+    async def _upload_held(self, f: LocalFile, scan: FileScan) -> UploadResult | None:
+        """The file committed from its cached ``scan`` if its plan asks for nothing, or None."""
+        started = time.monotonic()
+        upload = FileUpload(f.path, f.name, scan, keep_attrs=f.keep_attrs)
+        upload.planned(
+            await self.conn.api.init_upload(**upload.init_body(str(self.profile))), {}, None
+        )
+        if upload.todo:
+            log.info("%s: the servers lack chunks of its cached scan; reading it", f.path)
+            return None
+        if self.progress:
+            self.progress(scan.size)
+        done = await self.sender.finalize(upload)
+        remember(self.cache, [f], [scan])
+        return upload.result(done, time.monotonic() - started)
+
+    async def upload_file(
+        self, path: Path, name: str, *, keep_attrs: bool = True, listed: LocalFile | None = None
+    ) -> UploadResult:
         """One file alone: threaded scan, its own plan, resume journal (``keep_attrs``:
-        send its mode and mtime)."""
+        send its mode and mtime). ``listed``: its listing, for the files cache to remember
+        what it was stored as."""
         started = time.monotonic()
         scan = await asyncio.to_thread(scan_file_threaded, path, self.profile)
         journal = None
@@ -499,6 +497,8 @@ class UploadPipeline:
             raise
         if journal is not None:
             await asyncio.to_thread(journal.finish)
+        if listed is not None:
+            remember(self.cache, [listed], [scan])
         return upload.result(done, time.monotonic() - started)
 
     async def _plan_alone(self, upload: FileUpload) -> None:

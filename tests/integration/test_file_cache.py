@@ -16,6 +16,7 @@ import pytest
 
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client, batch_scan, file_cache
+from dfs.client import upload as upload_mod
 from dfs.client.local_files import walk
 from dfs.client.upload import UploadResult
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
@@ -167,3 +168,41 @@ async def test_a_corrupt_cache_is_ignored(
     reads.clear()
     await upload(url, src, "v3/")  # rewritten whole by the run that ignored it
     assert reads == []
+
+
+async def test_big_unchanged_files_are_not_read_again(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files over SMALL_FILE (each alone, threaded scan) take the cache too: planned from the
+    cached scan, read only when the servers lack some chunk."""
+    monkeypatch.setattr(upload_mod, "SMALL_FILE", 5000)  # the 9000-byte files go alone
+    big: list[Path] = []
+    real = upload_mod.scan_file_threaded
+
+    def counting(path: Path, profile: ChunkerProfile) -> object:
+        big.append(path)
+        return real(path, profile)
+
+    monkeypatch.setattr(upload_mod, "scan_file_threaded", counting)
+    src = tmp_path / "src"
+    content = tree(src, 24)
+    alone = {n for n, data in content.items() if len(data) > 5000}
+    assert alone
+    url = inproc.api.url
+    first = await upload(url, src, "v1/")
+    assert len(big) == len(alone)
+    big.clear()
+    second = await upload(url, src, "v2/")
+    assert big == []
+    for name in alone:
+        assert second[name].sha256 == hashlib.sha256(content[name]).hexdigest()
+        assert second[name].bytes_sent == 0
+        assert second[name].file_id != first[name].file_id
+    async with Client(url, token=ADMIN_TOKEN) as c:
+        for r in [*first.values(), *second.values()]:
+            await c.delete(r.file_id)  # the servers no longer hold the cached content
+    third = await upload(url, src, "v3/")
+    assert len(big) == len(alone)  # read again, and sent in full
+    for name in alone:
+        assert third[name].bytes_sent == len(content[name])
+        assert await stored_bytes(url, third[name], tmp_path) == content[name]

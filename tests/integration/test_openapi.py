@@ -298,9 +298,11 @@ async def _seed_and_batch_routes(
     files = {"files": [upload_body, new_body]}
     plans = await call("POST", protocol.INIT_UPLOADS, 201, user, json=files)
     held, pending = plans["uploads"][0], plans["uploads"][1]["file_id"]
-    assert held["upload"] == []
-    assert held["file"]["state"] == "complete"
-    assert held["file"]["file_id"] == held["file_id"]
+    # committed in the same request: its id and state alone, not the file's metadata
+    assert held == {"file_id": held["file_id"], "state": "complete", "upload": []}
+    assert "state" not in plans["uploads"][1]
+    seen_held = await call("GET", protocol.METADATA, 200, user, path={"file_id": held["file_id"]})
+    assert seen_held["state"] == "complete"
     await call("POST", protocol.INIT_UPLOADS, 400, user, json={"files": []})
     await call("POST", protocol.INIT_UPLOADS, 415, user, data=b"{}")
     resumed = await call("POST", protocol.RESUME_UPLOAD, 200, user, json={"file_id": pending})

@@ -6,14 +6,8 @@
 Importing this package loads aiohttp's client only: never click, boto3 or ``aiohttp.web``.
 """
 
-from dfs.transport.tls import import_aiohttp
-
-# before any module here imports aiohttp: its TLS contexts load their CA certificates on
-# first use, not at every start of the client (dfs.transport.tls)
-import_aiohttp()
-
-from dfs.client.download import DownloadResult  # noqa: E402
-from dfs.client.library import Client  # noqa: E402
-from dfs.client.upload import UploadResult  # noqa: E402
+from dfs.client.download import DownloadResult
+from dfs.client.library import Client
+from dfs.client.upload import UploadResult
 
 __all__ = ["Client", "DownloadResult", "UploadResult"]

@@ -68,7 +68,8 @@ def http(url: str, token: str | None = None) -> tuple[int, str]:
         with urllib.request.urlopen(req, timeout=5.0) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:  # its socket closed, not left to the collector
+            return exc.code, exc.read().decode()
 
 
 def wait_until(what: str, predicate: Any, procs: list[subprocess.Popen[bytes]]) -> None:

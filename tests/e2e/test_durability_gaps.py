@@ -68,6 +68,7 @@ def status_of(fn: Any) -> int:
     try:
         fn()
     except urllib.error.HTTPError as exc:
+        exc.close()
         return exc.code
     return 0
 
@@ -101,7 +102,8 @@ def put_direct(
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        with exc:  # its socket closed, not left to the collector
+            return exc.code, json.loads(exc.read())
 
 
 def start_upload(c: LocalCluster, data: bytes, name: str) -> tuple[str, dict[str, str]]:

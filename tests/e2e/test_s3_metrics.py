@@ -37,7 +37,8 @@ def scrape(gw: Gateway, token: str | None = METRICS_TOKEN) -> tuple[int, str]:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:  # its socket closed, not left to the collector
+            return exc.code, exc.read().decode()
 
 
 def value(text: str, name: str, **labels: str) -> float:

@@ -20,10 +20,10 @@ every ``--every`` seconds: bytes scanned (the scanner's file position, from
 file to this process, which hashes it and compares it with the generated SHA-256. Peak
 RSS of both client processes comes from ``wait4``.
 
-A page of a paged upload is ``protocol.MAX_PAGE_CHUNKS`` (4,096) chunks: ~4 GiB with the
-default chunker, so the scan overlaps the sending from the second page on (a 20 GiB file
-has five); ``--chunker fixed:65536`` makes pages of 256 MiB, to see the overlap in a run
-of 1 GiB.
+A paged upload's first page ends at 32 MiB (``dfs.client.paged_upload.FIRST_PAGE_BYTES``)
+and each next one may hold twice the bytes of the last, up to ``protocol.MAX_PAGE_CHUNKS``
+(4,096) chunks (~4 GiB with the default chunker), so the nodes get bytes while the scan is
+still running from the first seconds on; ``--chunker fixed:65536`` caps pages at 256 MiB.
 
 Prints the timeline as a table and, when matplotlib is installed (the ``test`` extra pins
 it), draws it to ``--plot``.

@@ -116,9 +116,17 @@ async def list_files(request: web.Request) -> web.Response:
     return web.json_response(await coord.list_files(limit, after, tenant(request), prefix))
 
 
+MAX_PREFIX_CHARS = 256
+"""Longest ``prefix`` of a listing: shorter than a name may be (1024) so that a prefix of
+4-byte characters, percent-encoded (12 bytes each), still fits the server's 8190-byte
+request line and is answered with dfs's JSON error, not the HTTP parser's plain 400."""
+
+
 def parse_name_prefix(raw: str) -> str:
     """The ``prefix`` of a listing (only files named ``prefix...`` are listed): empty, or
-    what a file name may be."""
+    what a file name may be, at most ``MAX_PREFIX_CHARS`` characters."""
+    if len(raw) > MAX_PREFIX_CHARS:
+        raise InvalidRequest(f"prefix has at most {MAX_PREFIX_CHARS} characters")
     return parse_name(raw, "prefix") if raw else ""
 
 

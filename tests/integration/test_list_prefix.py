@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from dfs import protocol
+from dfs.api.routes_files import MAX_PREFIX_CHARS
 from dfs.client import Client
 from dfs.client.cli_transfer import all_files
 from dfs.client.local_files import LocalFile
@@ -51,7 +52,10 @@ async def test_a_prefix_lists_only_the_files_under_it(
     async with aiohttp.ClientSession() as s:
         url = f"{inproc.api.url}{protocol.FILES}"
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        for bad in ("a\x00b", "x" * (protocol.MAX_FILE_NAME + 1)):
+        longest = "\U0001e7b5" * MAX_PREFIX_CHARS  # 4-byte characters: 12 bytes each in the URL
+        async with s.get(url, params={"prefix": longest}, headers=headers) as r:
+            assert r.status == 200
+        for bad in ("a\x00b", "x" * (MAX_PREFIX_CHARS + 1), "\U0001e7b5" * (MAX_PREFIX_CHARS + 1)):
             async with s.get(url, params={"prefix": bad}, headers=headers) as r:
                 assert r.status == 400
                 assert "prefix" in (await r.json())["error"]["message"]

@@ -191,6 +191,11 @@ def file_body(rec: FileRecord) -> dict[str, Any]:
         "state": rec.state,
         "created_at": rec.created_at,
     }
+    return with_local_attrs(body, rec)
+
+
+def with_local_attrs(body: dict[str, Any], rec: FileRecord) -> dict[str, Any]:
+    """``body`` with the file's ``mode`` and ``mtime``, each only when its upload gave it."""
     if rec.mode is not None:
         body["mode"] = rec.mode
     if rec.mtime is not None:

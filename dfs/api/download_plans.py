@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dfs import auth, protocol
-from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, error_entry, file_body, node_ref
+from dfs.api.bodies import (
+    DEFAULT_TENANT,
+    distinct_chunks,
+    error_entry,
+    file_body,
+    node_ref,
+    with_local_attrs,
+)
 from dfs.api.coordinator import PLAN_IN_THREAD, Coordinator
 from dfs.durability_policy import rank_nodes
 from dfs.errors import DfsError, FileNotFound, InvalidRequest, PayloadTooLarge, Unavailable
@@ -121,11 +128,7 @@ def compact_file(rec: FileRecord) -> dict[str, Any]:
         "size": rec.size,
         "sha256": rec.sha256,
     }
-    if rec.mode is not None:
-        body["mode"] = rec.mode
-    if rec.mtime is not None:
-        body["mtime"] = rec.mtime
-    return body
+    return with_local_attrs(body, rec)
 
 
 def single_chunk(rec: FileRecord) -> list[ManifestEntry] | None:

@@ -12,7 +12,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 from hypothesis import settings
 
@@ -89,3 +91,22 @@ def _client_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "client-cache"
     monkeypatch.setenv("DFS_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(autouse=True)
+def _close_boto3_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every boto3 client a test makes is closed when the test ends. A client sits in
+    reference cycles, so without this its pooled keep-alive sockets are freed whenever the
+    cyclic collector next runs, often inside a later test, which then fails on an
+    unclosed-socket ResourceWarning that is not its own."""
+    made: list[Any] = []
+    real = boto3.client
+
+    def tracked(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(boto3, "client", tracked)
+    yield
+    for client in made:
+        client.close()

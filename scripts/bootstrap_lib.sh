@@ -91,3 +91,45 @@ install_unit() {
   systemctl enable "$1"
   systemctl restart "$1"
 }
+
+# The CloudWatch agent installed (sets agent_etc and agent_ctl for agent_configure).
+agent_install() {
+  agent_etc="/opt/aws/amazon-cloudwatch-agent/etc"
+  agent_ctl="/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+  [ -x "${ROOT}${agent_ctl}" ] || dnf install -y -q amazon-cloudwatch-agent
+  install -d -m 0755 "${ROOT}${agent_etc}"
+}
+
+# Standard input (the agent's JSON configuration) made its configuration; the agent (re)started.
+agent_configure() {
+  cat >"${ROOT}${agent_etc}/dfs.json"
+  "${ROOT}${agent_ctl}" -a fetch-config -m ec2 -s -c "file:${agent_etc}/dfs.json"
+}
+
+# The agent scraping a service's /metrics (job $1 at 127.0.0.1:$2 with the bearer token $3)
+# into the log group $DFS_METRICS_GROUP as embedded metric format; $4 is the EMF
+# metric_declaration list (JSON): which series become CloudWatch metrics, by which labels.
+agent_scrape() {
+  agent_install
+  (umask 077 && printf '%s' "$3" >"${ROOT}/etc/dfs/metrics-token")
+  cat >"${ROOT}${agent_etc}/dfs-prometheus.yaml" <<EOF
+global:
+  scrape_interval: 60s
+  scrape_timeout: 10s
+scrape_configs:
+  - job_name: $1
+    bearer_token_file: /etc/dfs/metrics-token
+    static_configs:
+      - targets: ["127.0.0.1:$2"]
+EOF
+  agent_configure <<EOF
+{
+  "agent": {"run_as_user": "root", "omit_hostname": true},
+  "logs": {"metrics_collected": {"prometheus": {
+    "log_group_name": "${DFS_METRICS_GROUP}",
+    "prometheus_config_path": "${agent_etc}/dfs-prometheus.yaml",
+    "emf_processor": {"metric_namespace": "${DFS_METRICS_NAMESPACE}", "metric_declaration": $4}
+  }}}
+}
+EOF
+}

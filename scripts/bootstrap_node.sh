@@ -106,11 +106,8 @@ printf '%s\n' "$env_text" | write_secret_file "$ENV_FILE"
 
 # --- metrics to CloudWatch: the agent reports the data volume's used percent (an alarm) ---------
 start_agent() {
-  local etc="/opt/aws/amazon-cloudwatch-agent/etc"
-  local ctl="/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
-  [ -x "${ROOT}${ctl}" ] || dnf install -y -q amazon-cloudwatch-agent
-  install -d -m 0755 "${ROOT}${etc}"
-  cat >"${ROOT}${etc}/dfs.json" <<EOF
+  agent_install
+  agent_configure <<EOF
 {
   "agent": {"run_as_user": "root", "omit_hostname": true},
   "metrics": {
@@ -122,7 +119,6 @@ start_agent() {
   }
 }
 EOF
-  "${ROOT}${ctl}" -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
 }
 if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
 

@@ -78,42 +78,14 @@ printf '%s\n' "$env_text" | write_secret_file "$ENV_FILE"
 # refused signatures, requests in flight) as embedded metric format into the metrics log group;
 # the gateway's alarms (5xx, not-ready hosts, p99 latency) read the load balancer's metrics ---
 start_agent() {
-  local etc="/opt/aws/amazon-cloudwatch-agent/etc"
-  local ctl="/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
-  [ -x "${ROOT}${ctl}" ] || dnf install -y -q amazon-cloudwatch-agent
-  install -d -m 0755 "${ROOT}${etc}"
-  (umask 077 && printf '%s' "$metrics_token" >"${ROOT}/etc/dfs/metrics-token")
-  cat >"${ROOT}${etc}/dfs-prometheus.yaml" <<EOF
-global:
-  scrape_interval: 60s
-  scrape_timeout: 10s
-scrape_configs:
-  - job_name: dfs-s3
-    bearer_token_file: /etc/dfs/metrics-token
-    static_configs:
-      - targets: ["127.0.0.1:${DFS_S3_PORT}"]
-EOF
-  cat >"${ROOT}${etc}/dfs.json" <<EOF
-{
-  "agent": {"run_as_user": "root", "omit_hostname": true},
-  "logs": {"metrics_collected": {"prometheus": {
-    "log_group_name": "${DFS_METRICS_GROUP}",
-    "prometheus_config_path": "${etc}/dfs-prometheus.yaml",
-    "emf_processor": {
-      "metric_namespace": "${DFS_METRICS_NAMESPACE}",
-      "metric_declaration": [
-        {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job", "operation"]],
-         "metric_selectors": ["^dfs_s3_requests_total$"]},
-        {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job", "reason"]],
-         "metric_selectors": ["^dfs_s3_auth_failures_total$"]},
-        {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job"]],
-         "metric_selectors": ["^dfs_s3_requests_in_flight$"]}
-      ]
-    }
-  }}}
-}
-EOF
-  "${ROOT}${ctl}" -a fetch-config -m ec2 -s -c "file:${etc}/dfs.json"
+  agent_scrape dfs-s3 "$DFS_S3_PORT" "$metrics_token" '[
+    {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job", "operation"]],
+     "metric_selectors": ["^dfs_s3_requests_total$"]},
+    {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job", "reason"]],
+     "metric_selectors": ["^dfs_s3_auth_failures_total$"]},
+    {"source_labels": ["job"], "label_matcher": "^dfs-s3$", "dimensions": [["job"]],
+     "metric_selectors": ["^dfs_s3_requests_in_flight$"]}
+  ]'
 }
 if [ -n "${DFS_METRICS_GROUP:-}" ]; then start_agent; fi
 

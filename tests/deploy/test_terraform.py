@@ -452,8 +452,14 @@ def test_the_cloudwatch_agent_may_send_only_the_deployments_metrics(
     settings = (TERRAFORM / "compute.tf").read_text()
     assert "DFS_METRICS_NAMESPACE = var.name" in settings
     assert "DFS_METRICS_GROUP     = aws_cloudwatch_log_group.metrics.name" in settings
-    for role in ("api", "node", "s3"):
-        assert '"${ROOT}${ctl}" -a fetch-config' in (SCRIPTS / f"bootstrap_{role}.sh").read_text()
+    started = '"${ROOT}${agent_ctl}" -a fetch-config'
+    assert started in (SCRIPTS / "bootstrap_lib.sh").read_text()
+    for role, starts in (
+        ("api", "agent_scrape"),
+        ("node", "agent_configure"),
+        ("s3", "agent_scrape"),
+    ):
+        assert starts in (SCRIPTS / f"bootstrap_{role}.sh").read_text()
         stmts = terraform["data"]["aws_iam_policy_document"][role]["statement"]
         by_sid = {s.get("sid"): s for s in stmts}
         metrics = by_sid["AgentMetrics"]

@@ -131,3 +131,33 @@ async def test_listing_order_prefix_markers_and_age(meta: MetadataStore) -> None
     stale = await store.stale_multipart_uploads(1002.5)
     assert [u.created_at for u in stale] == [1000.0, 1001.0, 1002.0]
     assert len(await store.stale_multipart_uploads(2000.0, limit=4)) == 4
+
+
+async def test_checksums_of_the_upload_and_its_parts_are_kept(meta: MetadataStore) -> None:
+    store = _store(meta)
+    u = dataclasses.replace(_upload("c", 1000.0), checksum="crc32c")
+    await store.create_multipart_upload(u)
+    assert (await store.get_multipart_upload(u.upload_id)).checksum == "crc32c"
+    summed = dataclasses.replace(_part(1), checksums=(("crc32c", "4waSgw=="), ("sha1", "x=")))
+    await store.put_upload_part(u.upload_id, summed)
+    await store.put_upload_part(u.upload_id, _part(2))
+    assert await store.list_upload_parts(u.upload_id) == [summed, _part(2)]
+    before = await store.set_multipart_state(u.upload_id, {UPLOAD_OPEN}, UPLOAD_COMPLETING)
+    assert before.checksum == "crc32c"
+    plain = _upload("p", 1001.0)
+    await store.create_multipart_upload(plain)
+    assert (await store.get_multipart_upload(plain.upload_id)).checksum == ""
+
+
+async def test_uploads_are_counted_up_to_a_limit(meta: MetadataStore) -> None:
+    store = _store(meta)
+    assert await store.count_multipart_uploads(10) == 0
+    uploads = [_upload(f"n{i}", 1000.0 + i, bucket=f"b{i % 2}") for i in range(5)]
+    for u in uploads:
+        await store.create_multipart_upload(u)
+    assert await store.count_multipart_uploads(10) == 5
+    assert await store.count_multipart_uploads(3) == 3  # bounded work
+    await store.set_multipart_state(uploads[0].upload_id, {UPLOAD_OPEN}, UPLOAD_COMPLETING)
+    assert await store.count_multipart_uploads(10) == 5  # still in progress
+    await store.delete_multipart_upload(uploads[1].upload_id)
+    assert await store.count_multipart_uploads(10) == 4

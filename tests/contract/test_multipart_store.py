@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 
 import pytest
 
 from dfs.errors import UploadNotFound
+from dfs.meta import sqlite_multipart
 from dfs.meta.base import MetadataStore
 from dfs.meta.multipart import (
     UPLOAD_COMPLETING,
@@ -161,3 +163,28 @@ async def test_uploads_are_counted_up_to_a_limit(meta: MetadataStore) -> None:
     assert await store.count_multipart_uploads(10) == 5  # still in progress
     await store.delete_multipart_upload(uploads[1].upload_id)
     assert await store.count_multipart_uploads(10) == 4
+
+
+def test_sqlite_tables_made_before_checksums_gain_them() -> None:
+    """A database whose multipart tables predate the checksums gets the columns at open, its
+    uploads and parts reading as without checksums."""
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    conn.executescript(
+        "CREATE TABLE s3_uploads (upload_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+        " bucket TEXT NOT NULL, key TEXT NOT NULL, created_at REAL NOT NULL,"
+        " content_type TEXT NOT NULL, user_metadata TEXT NOT NULL, state TEXT NOT NULL);"
+        "CREATE TABLE s3_upload_parts (upload_id TEXT NOT NULL, part_number INTEGER NOT NULL,"
+        " file_id TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,"
+        " last_modified REAL NOT NULL, PRIMARY KEY (upload_id, part_number));"
+        "INSERT INTO s3_uploads VALUES ('u1', 't', 'b', 'k', 1.0, '', '[]', 'open');"
+        "INSERT INTO s3_upload_parts VALUES ('u1', 1, 'f1', 5, 'e', 2.0);"
+    )
+    sqlite_multipart.apply_multipart_schema(conn)
+    upload = sqlite_multipart._get(conn, "u1")
+    assert (upload.headers, upload.checksum) == ((), "")
+    row = conn.execute(
+        "SELECT part_number, file_id, size, etag, last_modified, checksums FROM s3_upload_parts"
+    ).fetchone()
+    assert sqlite_multipart._part(row) == UploadPart(1, "f1", 5, "e", 2.0)
+    conn.close()

@@ -22,6 +22,7 @@ from dfs.errors import InvalidRequest
 # the same limits as dfs.meta.namespace (layer 0 cannot import it; a unit test checks both)
 MAX_KEY_BYTES = 1024
 MAX_TAGS = 10
+MAX_BUCKET_TAGS = 50
 MAX_USER_METADATA_BYTES = 2048
 MAX_TAG_KEY_CHARS = 128
 MAX_TAG_VALUE_CHARS = 256
@@ -102,9 +103,12 @@ def _text(value: object, field: str) -> str:
     return value
 
 
-def validate_tags(tags: Iterable[tuple[object, object]]) -> tuple[tuple[str, str], ...]:
-    """At most 10 tags with distinct keys of 1-128 and values of 0-256 characters of AWS's
-    tag character set; keys must not start with ``aws:``. Sorted by key."""
+def validate_tags(
+    tags: Iterable[tuple[object, object]], limit: int = MAX_TAGS
+) -> tuple[tuple[str, str], ...]:
+    """At most ``limit`` tags (an object's 10; a bucket's ``MAX_BUCKET_TAGS``) with distinct
+    keys of 1-128 and values of 0-256 characters of AWS's tag character set; keys must not
+    start with ``aws:``. Sorted by key."""
     out: dict[str, str] = {}
     for raw_key, raw_value in tags:
         key, value = _text(raw_key, "tag key"), _text(raw_value, "tag value")
@@ -123,8 +127,9 @@ def validate_tags(tags: Iterable[tuple[object, object]]) -> tuple[tuple[str, str
         if key in out:
             raise InvalidRequest(f"tag key {key!r} given twice", field="tags")
         out[key] = value
-    if len(out) > MAX_TAGS:
-        raise InvalidRequest(f"at most {MAX_TAGS} tags per object", field="tags")
+    if len(out) > limit:
+        what = "object" if limit == MAX_TAGS else "bucket"
+        raise InvalidRequest(f"at most {limit} tags per {what}", field="tags")
     return tuple(sorted(out.items()))
 
 

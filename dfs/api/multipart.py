@@ -104,10 +104,19 @@ class Multipart:
         content_type: str = "",
         metadata: tuple[tuple[str, str], ...] = (),
         headers: tuple[tuple[str, str], ...] = (),
+        checksum: str = "",
     ) -> MultipartUpload:
         now = self.coord.clock()
         upload = MultipartUpload(
-            new_upload_id(now), tenant, bucket, key, now, content_type, metadata, headers=headers
+            new_upload_id(now),
+            tenant,
+            bucket,
+            key,
+            now,
+            content_type,
+            metadata,
+            headers=headers,
+            checksum=checksum,
         )
         await self.store.create_multipart_upload(upload)
         return upload

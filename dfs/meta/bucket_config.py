@@ -1,5 +1,6 @@
 """The bucket-configuration port: documents S3 keeps beside a bucket that the namespace's
-records have no field for (today: a bucket's CORS rules, kind ``"cors"``).
+records have no field for: a bucket's CORS rules (kind ``"cors"``) and its tags (kind
+``"tagging"``).
 
 A document is opaque text (the S3 gateway stores JSON) keyed by ``(bucket, kind)`` and
 stamped with the bucket's *generation*: the bucket's ``created_at``, written as ``repr``
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Protocol, cast
 
 KIND_CORS = "cors"
+KIND_TAGGING = "tagging"
 MAX_DOCUMENT_BYTES = 64 * 1024  # S3's limit on a CORS configuration
 
 

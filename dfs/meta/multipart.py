@@ -1,9 +1,9 @@
 """The multipart-upload port: S3 multipart uploads in progress and their parts.
 
 An upload (``MultipartUpload``) names the object it will become (tenant, bucket, key, the
-content type and user metadata given at CreateMultipartUpload); each part
-(``UploadPart``) is a complete file of the tenant (``file_id``, stored by the gateway
-through ``dfs.api.ingest``) with its size and ETag. The store only records them: the
+content type, user metadata and checksum algorithm given at CreateMultipartUpload); each
+part (``UploadPart``) is a complete file of the tenant (``file_id``, stored by the gateway
+through ``dfs.api.ingest``) with its size, ETag and the checksums verified as it arrived. The store only records them: the
 service (``dfs.api.multipart``) stores and releases the parts' files.
 
 States, and the conditional writes that close the races between calls:
@@ -54,6 +54,7 @@ class MultipartUpload:
     user_metadata: tuple[tuple[str, str], ...] = ()
     state: str = UPLOAD_OPEN
     headers: tuple[tuple[str, str], ...] = ()  # the object's stored response headers
+    checksum: str = ""  # x-amz-checksum-algorithm (lower-case): the object's composite checksum
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class UploadPart:
     size: int
     etag: str  # hex MD5 of the part's bytes
     last_modified: float
+    checksums: tuple[tuple[str, str], ...] = ()  # (algorithm, base64 value) verified on upload
 
 
 class MultipartStore(Protocol):
@@ -104,6 +106,11 @@ class MultipartStore(Protocol):
         """The bucket's uploads whose key starts with ``prefix``, ordered by (key, upload id)
         in UTF-8 byte order, strictly after ``after`` = (key, upload id), at most ``limit``;
         uploads in state ``done`` are left out."""
+        ...
+
+    async def count_multipart_uploads(self, limit: int) -> int:
+        """How many uploads are recorded (any state), counted up to ``limit``: bounded work
+        for a metrics gauge."""
         ...
 
     async def stale_multipart_uploads(

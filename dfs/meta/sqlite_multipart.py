@@ -7,8 +7,8 @@ check-then-write (a part put while the upload is open, a state move) runs in one
 
 | table           | key                       | columns                                          |
 |-----------------|---------------------------|--------------------------------------------------|
-| s3_uploads      | upload_id                 | tenant, bucket, key, created_at, content_type, user_metadata (JSON pairs), state, headers (JSON pairs, added later); indexed by (bucket, key, upload_id) and created_at |
-| s3_upload_parts | upload_id, part_number    | file_id, size, etag, last_modified               |
+| s3_uploads      | upload_id                 | tenant, bucket, key, created_at, content_type, user_metadata (JSON pairs), state, headers (JSON pairs, added later), checksum (algorithm, added later); indexed by (bucket, key, upload_id) and created_at |
+| s3_upload_parts | upload_id, part_number    | file_id, size, etag, last_modified, checksums (JSON pairs, added later) |
 """
 
 from __future__ import annotations
@@ -34,19 +34,26 @@ MULTIPART_SCHEMA = """
 CREATE TABLE IF NOT EXISTS s3_uploads (
     upload_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL,
     created_at REAL NOT NULL, content_type TEXT NOT NULL, user_metadata TEXT NOT NULL,
-    state TEXT NOT NULL, headers TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID;
+    state TEXT NOT NULL, headers TEXT NOT NULL DEFAULT '[]', checksum TEXT NOT NULL DEFAULT '')
+    WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS s3_uploads_by_key ON s3_uploads (bucket, key, upload_id);
 CREATE INDEX IF NOT EXISTS s3_uploads_by_age ON s3_uploads (created_at);
 CREATE TABLE IF NOT EXISTS s3_upload_parts (
     upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, file_id TEXT NOT NULL,
     size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL,
-    PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
+    checksums TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
 """
 
 _UPLOAD_COLUMNS = (
-    "upload_id, tenant, bucket, key, created_at, content_type, user_metadata, state, headers"
+    "upload_id, tenant, bucket, key, created_at, content_type, user_metadata, state, headers,"
+    " checksum"
 )
-_PART_COLUMNS = "part_number, file_id, size, etag, last_modified"
+_PART_COLUMNS = "part_number, file_id, size, etag, last_modified, checksums"
+_ADDED = (  # columns added after the tables were first made: (table, column, definition)
+    ("s3_uploads", "headers", "TEXT NOT NULL DEFAULT '[]'"),
+    ("s3_uploads", "checksum", "TEXT NOT NULL DEFAULT ''"),
+    ("s3_upload_parts", "checksums", "TEXT NOT NULL DEFAULT '[]'"),
+)
 
 
 def apply_multipart_schema(conn: sqlite3.Connection) -> None:
@@ -54,9 +61,10 @@ def apply_multipart_schema(conn: sqlite3.Connection) -> None:
     for stmt in MULTIPART_SCHEMA.split(";"):
         if stmt.strip():
             conn.execute(stmt)
-    have = {r[1] for r in conn.execute("PRAGMA table_info(s3_uploads)")}
-    if "headers" not in have:  # a database made before uploads kept response headers
-        conn.execute("ALTER TABLE s3_uploads ADD COLUMN headers TEXT NOT NULL DEFAULT '[]'")
+    for table, column, definition in _ADDED:  # a database made before they were kept
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 def _upload(row: sqlite3.Row) -> MultipartUpload:
@@ -71,11 +79,15 @@ def _upload(row: sqlite3.Row) -> MultipartUpload:
         user_metadata=pairs,
         state=row["state"],
         headers=tuple((str(k), str(v)) for k, v in json.loads(row["headers"])),
+        checksum=row["checksum"],
     )
 
 
 def _part(row: sqlite3.Row) -> UploadPart:
-    return UploadPart(*(row[i] for i in range(5)))
+    sums = tuple((str(a), str(v)) for a, v in json.loads(row["checksums"]))
+    return UploadPart(
+        row["part_number"], row["file_id"], row["size"], row["etag"], row["last_modified"], sums
+    )
 
 
 def _get(db: sqlite3.Connection, upload_id: str) -> MultipartUpload:
@@ -102,7 +114,7 @@ class SqliteMultipartMixin:
         meta = json.dumps([list(p) for p in u.user_metadata])
         await self._run(
             lambda: self._db.execute(
-                f"INSERT INTO s3_uploads ({_UPLOAD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO s3_uploads ({_UPLOAD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     u.upload_id,
                     u.tenant,
@@ -113,6 +125,7 @@ class SqliteMultipartMixin:
                     meta,
                     u.state,
                     json.dumps([list(p) for p in u.headers]),
+                    u.checksum,
                 ),
             )
         )
@@ -131,7 +144,7 @@ class SqliteMultipartMixin:
                 ).fetchone()
                 db.execute(
                     f"INSERT OR REPLACE INTO s3_upload_parts (upload_id, {_PART_COLUMNS})"
-                    " VALUES (?,?,?,?,?,?)",
+                    " VALUES (?,?,?,?,?,?,?)",
                     (
                         upload_id,
                         part.part_number,
@@ -139,6 +152,7 @@ class SqliteMultipartMixin:
                         part.size,
                         part.etag,
                         part.last_modified,
+                        json.dumps([list(c) for c in part.checksums]),
                     ),
                 )
                 return None if old is None else str(old[0])
@@ -191,6 +205,15 @@ class SqliteMultipartMixin:
                 (bucket, UPLOAD_DONE, len(prefix), prefix, after_key, after_key, after_id, limit),
             )
             return [_upload(r) for r in rows]
+
+        return await self._run(op)
+
+    async def count_multipart_uploads(self, limit: int) -> int:
+        def op() -> int:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM s3_uploads LIMIT ?)", (limit,)
+            ).fetchone()
+            return int(row[0])
 
         return await self._run(op)
 

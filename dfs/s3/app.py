@@ -34,6 +34,7 @@ from dfs.config import ApiConfig
 from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
+from dfs.meta.multipart import multipart_store
 from dfs.s3 import anonymous, cors, metrics, routes_buckets, routes_multipart, routes_objects
 from dfs.s3.addressing import add_virtual_hosts
 from dfs.s3.context import CALLER, COORDINATOR, KEYS, NAMESPACE
@@ -53,7 +54,8 @@ async def sigv4_middleware(request: web.Request, handler: Handler) -> web.Stream
         return probe
     coord = request.app[COORDINATOR]
     if metrics.is_scrape(request):
-        return metrics.scrape(request, coord.cfg.metrics_token_hash)
+        uploads = multipart_store(coord.meta)
+        return await metrics.scrape(request, coord.cfg.metrics_token_hash, uploads)
     try:
         if anonymous.unsigned(request):
             anonymous.admit(request)  # public reads only (dfs.s3.anonymous)

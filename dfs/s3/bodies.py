@@ -296,9 +296,12 @@ class BodyReader:
             self._check.verify(self.trailers)
 
 
-def request_body(request: web.Request, check: BodyCheck | None = None) -> BodyReader:
+def request_body(
+    request: web.Request, check: BodyCheck | None = None, *, body_crc32: bool = True
+) -> BodyReader:
     """The request's decoded body, read within the server's deadlines, checked against the
-    caller's signed payload hash and the body headers it sent (``check``: more checks)."""
+    caller's signed payload hash and the body headers it sent (``check``: more checks;
+    ``body_crc32=False``: an ``x-amz-checksum-crc32`` header is not the body's)."""
     deadline = StreamDeadline(request)  # slow clients cannot pin the server
 
     async def read_raw(n: int) -> bytes:
@@ -312,17 +315,21 @@ def request_body(request: web.Request, check: BodyCheck | None = None) -> BodyRe
         h.get("Content-Encoding", ""),
         content_md5=h.get("Content-MD5"),
         # a check computing CRC32 itself already verifies the header: not computed twice
-        crc32_header=None if check and "crc32" in check.declared else h.get("x-amz-checksum-crc32"),
+        crc32_header=None
+        if (check and "crc32" in check.declared) or not body_crc32
+        else h.get("x-amz-checksum-crc32"),
         chain=who.chain if who is not None else None,
         decoded_length=h.get("x-amz-decoded-content-length"),
         check=check,
     )
 
 
-async def read_small(request: web.Request, limit: int, too_large: S3Error) -> bytes:
+async def read_small(
+    request: web.Request, limit: int, too_large: S3Error, *, body_crc32: bool = True
+) -> bytes:
     """A whole small body (at most ``limit`` bytes decoded, else ``too_large``), checked as
     ``request_body`` checks any body before it is returned."""
-    body = request_body(request)
+    body = request_body(request, body_crc32=body_crc32)
     raw = bytearray()
     while piece := await body.read(1 << 16):
         raw += piece

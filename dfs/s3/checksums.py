@@ -11,6 +11,15 @@ gateway hides those keys from ``x-amz-meta-*`` and refuses them from clients. GE
 answer them as ``x-amz-checksum-<algorithm>`` when the request says
 ``x-amz-checksum-mode: ENABLED`` and asks for the whole object. CRC32C is computed by
 ``google-crc32c`` (its C extension). Other algorithms (CRC64NVME) answer 501.
+
+Multipart uploads: CreateMultipartUpload's ``x-amz-checksum-algorithm`` (``upload_algorithm``)
+makes every part carry that algorithm's checksum (verified like a PUT's, computed by the
+gateway when the part sent none; another algorithm is ``InvalidRequest``) and the object's
+checksum the COMPOSITE one S3 defines (``composite``): the algorithm over the concatenated
+raw part checksums, base64, then ``-N`` for N parts. A stored value with that suffix is
+answered as ``x-amz-checksum-type: COMPOSITE`` (``of_version``); clients do not check such a
+value against the body (botocore skips values with ``-``). FULL_OBJECT checksums of
+multipart uploads answer 501.
 """
 
 from __future__ import annotations
@@ -29,7 +38,10 @@ from dfs.s3.errors import S3Error, not_implemented
 ALGORITHMS = ("crc32", "crc32c", "sha1", "sha256")
 HEADER = "x-amz-checksum-"
 STORED = "dfs-checksum-"  # reserved user-metadata key prefix
-_NOT_VALUES = ("mode", "type")  # x-amz-checksum-mode and -type say how, not a value
+_NOT_VALUES = ("mode", "type", "algorithm")  # x-amz-checksum-mode & co. say how, not a value
+ALGORITHM_HEADER = "x-amz-checksum-algorithm"
+TYPE_HEADER = "x-amz-checksum-type"
+COMPOSITE = "COMPOSITE"
 
 
 class _Hash(Protocol):
@@ -79,15 +91,17 @@ def _algorithm(header: str) -> str:
 
 
 class Checksums:
-    """The checksums a request declares, computed over its decoded body."""
+    """The checksums a request declares, computed over its decoded body; ``also``: one more
+    algorithm computed (not checked) when the request does not declare it."""
 
-    def __init__(self, declared: Mapping[str, str | None]) -> None:
+    def __init__(self, declared: Mapping[str, str | None], also: str = "") -> None:
         self.declared = dict(declared)  # algorithm -> the header's value, None: a trailer's
-        self._hashes = {a: _new(a) for a in self.declared}
+        self._computed = {also} if also and also not in self.declared else set()
+        self._hashes = {a: _new(a) for a in (*self.declared, *self._computed)}
         self.values: dict[str, str] = {}
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> Checksums:
+    def from_headers(cls, headers: Mapping[str, str], also: str = "") -> Checksums:
         declared: dict[str, str | None] = {}
         for name, value in headers.items():
             if name.lower().startswith(HEADER) and name.lower()[len(HEADER) :] not in _NOT_VALUES:
@@ -95,7 +109,22 @@ class Checksums:
         for name in headers.get("x-amz-trailer", "").split(","):
             if name.strip():
                 declared.setdefault(_algorithm(name), None)
-        return cls(declared)
+        return cls(declared, also)
+
+    @classmethod
+    def for_part(cls, headers: Mapping[str, str], algorithm: str) -> Checksums:
+        """An UploadPart's checksums: those it declares, which must be the upload's
+        ``algorithm`` when it has one (computed by the gateway when not sent)."""
+        sums = cls.from_headers(headers, algorithm)
+        other = sorted(set(sums.declared) - {algorithm})
+        if algorithm and other:
+            raise S3Error(
+                "InvalidRequest",
+                400,
+                f"Checksum Type mismatch occurred, expected checksum Type: {algorithm}, "
+                f"actual checksum Type: {other[0]}",
+            )
+        return sums
 
     def update(self, data: bytes) -> None:
         for h in self._hashes.values():
@@ -106,6 +135,9 @@ class Checksums:
         declared trailer that did not come is an error too)."""
         for algorithm, h in self._hashes.items():
             got = base64.b64encode(h.digest()).decode()
+            if algorithm in self._computed:
+                self.values[algorithm] = got
+                continue
             want = self.declared[algorithm]
             if want is None:
                 want = trailers.get(HEADER + algorithm)
@@ -136,8 +168,37 @@ def of_version(v: ObjectVersion) -> dict[str, str]:
     """The checksum headers of a stored version (GET/HEAD with checksum mode)."""
     out = {HEADER + k[len(STORED) :]: val for k, val in v.user_metadata if k.startswith(STORED)}
     if out:
-        out["x-amz-checksum-type"] = "FULL_OBJECT"
+        composite = any("-" in val for val in out.values())  # base64 holds no "-"
+        out[TYPE_HEADER] = COMPOSITE if composite else "FULL_OBJECT"
     return out
+
+
+def upload_algorithm(headers: Mapping[str, str]) -> str:
+    """CreateMultipartUpload's ``x-amz-checksum-algorithm`` (lower-case; "" when absent),
+    whose object checksum is COMPOSITE (``x-amz-checksum-type``: absent or COMPOSITE)."""
+    raw = headers.get(ALGORITHM_HEADER, "").strip()
+    kind = headers.get(TYPE_HEADER, "").strip().upper()
+    if not raw:
+        if kind:
+            raise S3Error("InvalidRequest", 400, f"{TYPE_HEADER} needs {ALGORITHM_HEADER}")
+        return ""
+    name = raw.lower()
+    if name == "crc64nvme" or kind == "FULL_OBJECT":
+        raise not_implemented("full-object (and CRC64NVME) checksums of multipart uploads")
+    if name not in ALGORITHMS:
+        raise S3Error("InvalidRequest", 400, f"Invalid {ALGORITHM_HEADER}: {raw}")
+    if kind not in ("", COMPOSITE):
+        raise S3Error("InvalidRequest", 400, f"Invalid {TYPE_HEADER}: {kind}")
+    return name
+
+
+def composite(algorithm: str, part_values: list[str]) -> str:
+    """S3's composite checksum of a multipart object: ``algorithm`` over the parts' raw
+    checksums in part order, base64, then ``-N``."""
+    h = _new(algorithm)
+    for value in part_values:
+        h.update(base64.b64decode(value))
+    return f"{base64.b64encode(h.digest()).decode()}-{len(part_values)}"
 
 
 def user_metadata(v: ObjectVersion) -> dict[str, str]:

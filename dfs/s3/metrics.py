@@ -9,6 +9,7 @@
 | ``dfs_s3_response_bytes_total`` | counter | operation | response body bytes sent (out) |
 | ``dfs_s3_auth_failures_total`` | counter | reason | refused signatures, by S3 error code |
 | ``dfs_s3_requests_in_flight`` | gauge | | requests being answered now |
+| ``dfs_s3_multipart_uploads`` | gauge | | multipart uploads in progress in the cluster (any gateway's; counted up to ``UPLOADS_CAP``) |
 
 ``operation`` is the S3 action (``dfs.s3.operations``), never the path: a bounded label
 whatever the buckets and keys. ``reason`` is one of the gateway's own error codes
@@ -20,11 +21,19 @@ whatever the buckets and keys. ``reason`` is one of the gateway's own error code
 ``DFS_METRICS_TOKEN``, as for ``dfs-api`` and the nodes; without it the gateway's metrics
 stay closed (403 AccessDenied, as for a wrong token). The registry is the app's own, never
 the process-global one, so several gateways in one process do not collide.
+
+The uploads gauge is read from the metadata store at a scrape, at most once every
+``UPLOADS_REFRESH`` seconds (a scrape in between answers the last count), by
+``count_multipart_uploads``: a count that stops at ``UPLOADS_CAP`` (an index count on SQLite,
+a COUNT query of one partition's keys on DynamoDB), so a scrape's cost is bounded whatever
+the number of uploads. A failed count leaves the last value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import time
 
 from aiohttp import hdrs, web
@@ -32,13 +41,18 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from dfs import protocol
+from dfs.errors import DfsError
+from dfs.meta.multipart import MultipartStore
 from dfs.metrics import LATENCY_BUCKETS
 from dfs.monitoring import CLIENT_CLOSED, body_length, metrics_response, metrics_token_ok
 from dfs.s3.errors import Handler, S3Error, access_denied
 from dfs.s3.operations import action_of
 
+log = logging.getLogger("dfs.s3.metrics")
 METRICS_ACTION = "Metrics"
 PROBE_ACTION = "Probe"
+UPLOADS_REFRESH = 15.0  # seconds between two counts of the uploads in progress
+UPLOADS_CAP = 10_000
 
 
 class S3Metrics:
@@ -66,6 +80,12 @@ class S3Metrics:
             "dfs_s3_auth_failures", "Refused signatures by S3 error code", ("reason",), registry=r
         )
         self.in_flight = Gauge("dfs_s3_requests_in_flight", "Requests being answered", registry=r)
+        self.uploads = Gauge(
+            "dfs_s3_multipart_uploads",
+            f"Multipart uploads in progress (counted up to {UPLOADS_CAP})",
+            registry=r,
+        )
+        self._uploads_at = -math.inf
 
     def observe(
         self, operation: str, status: int, seconds: float, bytes_in: int, bytes_out: int
@@ -76,6 +96,16 @@ class S3Metrics:
             self.bytes_in.labels(operation).inc(bytes_in)
         if bytes_out:
             self.bytes_out.labels(operation).inc(bytes_out)
+
+    async def count_uploads(self, store: MultipartStore | None, now: float) -> None:
+        """Refresh the uploads gauge if the last count is older than ``UPLOADS_REFRESH``."""
+        if store is None or now - self._uploads_at < UPLOADS_REFRESH:
+            return
+        self._uploads_at = now  # before the count: concurrent scrapes do not count again
+        try:
+            self.uploads.set(await store.count_multipart_uploads(UPLOADS_CAP))
+        except DfsError as exc:
+            log.warning("counting multipart uploads failed: %s", exc)
 
     def auth_failed(self, err: S3Error) -> None:
         self.auth_failures.labels(err.code).inc()
@@ -97,11 +127,14 @@ def is_scrape(request: web.Request) -> bool:
     )
 
 
-def scrape(request: web.Request, token_hash: str | None) -> web.Response:
+async def scrape(
+    request: web.Request, token_hash: str | None, uploads: MultipartStore | None
+) -> web.Response:
     """The metrics text; AccessDenied without the right ``DFS_METRICS_TOKEN``."""
     request[OPERATION] = METRICS_ACTION
     if not metrics_token_ok(request, token_hash):
         raise access_denied("metrics need Authorization: Bearer <DFS_METRICS_TOKEN>")
+    await request.app[METRICS].count_uploads(uploads, time.monotonic())
     return metrics_response(request.app[METRICS])
 
 

@@ -1,11 +1,13 @@
 """The XML of S3's multipart calls: the CompleteMultipartUpload body read (and checked against
-the upload's parts: S3's ``InvalidPart``, ``InvalidPartOrder``, ``EntityTooSmall``), and the
+the upload's parts: S3's ``InvalidPart``, ``InvalidPartOrder``, ``EntityTooSmall``; a part's
+``ChecksumCRC32`` & co. must be the checksum verified when it was uploaded), and the
 ListParts and ListMultipartUploads answers written."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from dfs.api.multipart import MIN_PART_BYTES
 from dfs.meta.multipart import MAX_PARTS, MultipartUpload, UploadPart
@@ -23,9 +25,27 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse_complete(body: bytes) -> list[tuple[int, str]]:
-    """The (part number, ETag without quotes) pairs of a CompleteMultipartUpload body, in
-    the order given. Entity declarations are refused before parsing (no expansion)."""
+_ELEMENTS = {"ChecksumCRC32": "crc32", "ChecksumCRC32C": "crc32c", "ChecksumSHA1": "sha1"}
+_ELEMENTS["ChecksumSHA256"] = "sha256"
+_NAMES = {a: e for e, a in _ELEMENTS.items()}
+
+
+def checksum_elements(sums: Sequence[tuple[str, str]]) -> str:
+    """``<ChecksumCRC32>`` & co. of (algorithm, value) pairs."""
+    return "".join(xml(_NAMES[a], v) for a, v in sums if a in _NAMES)
+
+
+class Asked(NamedTuple):
+    """A part as CompleteMultipartUpload lists it."""
+
+    number: int
+    etag: str
+    checksums: tuple[tuple[str, str], ...] = ()
+
+
+def parse_complete(body: bytes) -> list[Asked]:
+    """The parts a CompleteMultipartUpload body lists (ETags without quotes), in the order
+    given. Entity declarations are refused before parsing (no expansion)."""
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
         raise malformed("document type declarations are not accepted")
     try:
@@ -34,7 +54,7 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
         raise malformed() from None
     if _local(root.tag) != "CompleteMultipartUpload":
         raise malformed()
-    out: list[tuple[int, str]] = []
+    out: list[Asked] = []
     for part in root:
         if _local(part.tag) != "Part":
             continue
@@ -44,7 +64,8 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
             etag = fields["ETag"].strip('"').lower()
         except (KeyError, ValueError):
             raise malformed() from None
-        out.append((number, etag))
+        sums = tuple(sorted((a, fields[e]) for e, a in _ELEMENTS.items() if e in fields))
+        out.append(Asked(number, etag, sums))
     if not out:
         raise malformed("The XML you provided did not list any part")
     if len(out) > MAX_PARTS:
@@ -52,14 +73,29 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
     return out
 
 
-def choose_parts(
-    stored: Sequence[UploadPart], asked: Sequence[tuple[int, str]]
-) -> list[UploadPart]:
+def _invalid_part(detail: str = "") -> S3Error:
+    return S3Error(
+        "InvalidPart",
+        400,
+        "One or more of the specified parts could not be found. The part may not have "
+        "been uploaded, or the specified entity tag may not match the part's entity tag." + detail,
+    )
+
+
+def _check_sums(part: UploadPart, asked: Asked) -> None:
+    kept = dict(part.checksums)
+    for algorithm, value in asked.checksums:
+        if kept.get(algorithm) != value:
+            raise _invalid_part(f" (part {part.part_number}'s {algorithm} checksum differs)")
+
+
+def choose_parts(stored: Sequence[UploadPart], asked: Sequence[Asked]) -> list[UploadPart]:
     """The stored parts ``asked`` names, in order, checked as S3 checks them."""
     by_number = {p.part_number: p for p in stored}
     chosen: list[UploadPart] = []
     last = 0
-    for number, etag in asked:
+    for item in asked:
+        number, etag = item.number, item.etag
         if number <= last:
             raise S3Error(
                 "InvalidPartOrder",
@@ -70,12 +106,8 @@ def choose_parts(
         last = number
         part = by_number.get(number)
         if part is None or part.etag != etag:
-            raise S3Error(
-                "InvalidPart",
-                400,
-                "One or more of the specified parts could not be found. The part may not have "
-                "been uploaded, or the specified entity tag may not match the part's entity tag.",
-            )
+            raise _invalid_part()
+        _check_sums(part, item)
         chosen.append(part)
     for part in chosen[:-1]:
         if part.size < MIN_PART_BYTES:
@@ -105,8 +137,14 @@ def list_parts_xml(
         + xml("LastModified", iso_time(p.last_modified))
         + xml("ETag", f'"{p.etag}"')
         + xml("Size", p.size)
+        + checksum_elements(p.checksums)
         + "</Part>"
         for p in shown
+    )
+    algorithm = (
+        xml("ChecksumAlgorithm", upload.checksum.upper()) + xml("ChecksumType", "COMPOSITE")
+        if upload.checksum
+        else ""
     )
     return (
         xml("Bucket", upload.bucket)
@@ -119,5 +157,6 @@ def list_parts_xml(
         + xml("NextPartNumberMarker", nxt)
         + xml("MaxParts", max_parts)
         + xml("IsTruncated", "true" if truncated else "false")
+        + algorithm
         + items
     )

@@ -29,6 +29,9 @@ _BUCKET_SUBS: dict[tuple[str, str], str] = {
     ("GET", "cors"): "GetBucketCors",
     ("PUT", "cors"): "PutBucketCors",
     ("DELETE", "cors"): "DeleteBucketCors",
+    ("GET", "tagging"): "GetBucketTagging",
+    ("PUT", "tagging"): "PutBucketTagging",
+    ("DELETE", "tagging"): "DeleteBucketTagging",
     ("POST", "delete"): "DeleteObjects",
 }
 _BUCKET_PLAIN = {

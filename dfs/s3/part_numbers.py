@@ -10,6 +10,11 @@ checksums' keys, ``dfs.s3.checksums``), run-length encoded: ``8388608*12,1048583
 a few bytes; the entry is left out when it would not fit in S3's 2 KB of user metadata
 beside the client's own.
 
+An upload with a checksum algorithm also keeps its parts' checksums, ``dfs-part-checksums``
+(``crc32:v1,v2,...``), when they fit beside the rest: a ``partNumber`` read with
+``x-amz-checksum-mode: ENABLED`` answers that part's checksum (clients check it against the
+part's bytes); without the entry a part answer carries no checksum.
+
 A multipart object without the entry (completed before sizes were kept, or whose sizes did
 not fit) answers its part 1 only when it has a single part; any other part of it answers
 501 ``NotImplemented`` (its edges are unknown). The part count is the ``-N`` of its ETag.
@@ -28,6 +33,7 @@ from dfs.namespace_rules import MAX_USER_METADATA_BYTES
 from dfs.s3.errors import S3Error, not_implemented
 
 PART_SIZES = "dfs-part-sizes"
+PART_CHECKSUMS = "dfs-part-checksums"
 
 
 def encode(sizes: Sequence[int]) -> str:
@@ -49,15 +55,39 @@ def decode(text: str) -> list[int]:
     return out
 
 
+def _with_entry(
+    metadata: tuple[tuple[str, str], ...], entry: tuple[str, str]
+) -> tuple[tuple[str, str], ...]:
+    used = sum(len(k.encode()) + len(v.encode()) for k, v in (*metadata, entry))
+    return metadata if used > MAX_USER_METADATA_BYTES else tuple(sorted((*metadata, entry)))
+
+
 def with_part_sizes(
     metadata: tuple[tuple[str, str], ...], sizes: Sequence[int]
 ) -> tuple[tuple[str, str], ...]:
     """``metadata`` with the parts' sizes added, if they fit in S3's user-metadata bytes."""
-    entry = (PART_SIZES, encode(sizes))
-    used = sum(len(k.encode()) + len(v.encode()) for k, v in (*metadata, entry))
-    if len(sizes) < 2 or used > MAX_USER_METADATA_BYTES:
+    return metadata if len(sizes) < 2 else _with_entry(metadata, (PART_SIZES, encode(sizes)))
+
+
+def with_part_checksums(
+    metadata: tuple[tuple[str, str], ...], algorithm: str, values: Sequence[str]
+) -> tuple[tuple[str, str], ...]:
+    """``metadata`` with the parts' ``algorithm`` checksums added, if they fit."""
+    if not algorithm or not values:
         return metadata
-    return tuple(sorted((*metadata, entry)))
+    return _with_entry(metadata, (PART_CHECKSUMS, f"{algorithm}:{','.join(values)}"))
+
+
+def part_checksum(v: ObjectVersion, number: int) -> dict[str, str]:
+    """The checksum headers of part ``number`` of ``v`` (empty when they were not kept)."""
+    stored = dict(v.user_metadata).get(PART_CHECKSUMS)
+    if stored is None:
+        return {}
+    algorithm, _, values = stored.partition(":")
+    found = values.split(",")
+    if not 1 <= number <= len(found):
+        return {}
+    return {f"x-amz-checksum-{algorithm}": found[number - 1], "x-amz-checksum-type": "COMPOSITE"}
 
 
 def parts_count(v: ObjectVersion) -> int:
@@ -93,15 +123,18 @@ def as_range(
     request: web.Request, v: ObjectVersion, number: int, headers: dict[str, str]
 ) -> tuple[web.Request, ranges.ByteRange | None]:
     """The request as the Range of part ``number`` (unchanged for a whole object), and that
-    range; ``headers`` get the part count of a multipart object, and lose the whole
-    object's checksums when a part is answered (per-part checksums are not kept)."""
+    range; ``headers`` get the part count of a multipart object, and the part's checksum in
+    place of the whole object's when a part is answered (none when it was not kept)."""
     rng = part_range(v, number)
     count = parts_count(v)
     if count > 1:
         headers["x-amz-mp-parts-count"] = str(count)
     if rng is None:
         return request, None
-    for name in [h for h in headers if h.lower().startswith("x-amz-checksum-")]:
+    asked = [h for h in headers if h.lower().startswith("x-amz-checksum-")]  # checksum mode
+    for name in asked:
         del headers[name]
+    if asked:
+        headers.update(part_checksum(v, number))
     wanted = {**request.headers, hdrs.RANGE: f"bytes={rng.start}-{rng.end}"}
     return request.clone(headers=wanted), rng

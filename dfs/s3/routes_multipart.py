@@ -49,7 +49,7 @@ from dfs.meta.multipart import (
     MultipartUpload,
     UploadPart,
 )
-from dfs.s3 import multipart_listing, multipart_xml, object_writes, part_numbers
+from dfs.s3 import checksums, multipart_listing, multipart_xml, object_writes, part_numbers
 from dfs.s3.bodies import read_small, request_body
 from dfs.s3.context import (
     COORDINATOR,
@@ -135,13 +135,18 @@ async def create_upload(request: web.Request, bucket: str, key: str) -> web.Resp
             raise not_implemented(f"CreateMultipartUpload with {name}")
     ctype, meta = _fields(request)
     headers = object_writes.stored_headers(request)
+    algorithm = checksums.upload_algorithm(request.headers)
     b = await request.app[NAMESPACE].bucket(bucket)
     access.require_write(principal(request), b)
     u = await request.app[MULTIPART].create(
-        caller(request).tenant, bucket, key, ctype, meta, headers
+        caller(request).tenant, bucket, key, ctype, meta, headers, algorithm
     )
     inner = xml("Bucket", bucket) + xml("Key", key) + xml("UploadId", u.upload_id)
-    return xml_response("InitiateMultipartUploadResult", inner)
+    resp = xml_response("InitiateMultipartUploadResult", inner)
+    if algorithm:
+        resp.headers[checksums.ALGORITHM_HEADER] = algorithm.upper()
+        resp.headers[checksums.TYPE_HEADER] = checksums.COMPOSITE
+    return resp
 
 
 # --- parts ----------------------------------------------------------------------------------
@@ -156,7 +161,8 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
     if u.state != UPLOAD_OPEN:
         raise S3Error("NoSuchUpload", 404, "The specified upload is being completed.")
     mp = request.app[MULTIPART]
-    body = request_body(request)
+    sums = checksums.Checksums.for_part(request.headers, u.checksum)
+    body = request_body(request, sums)
     declared = request.headers.get("x-amz-decoded-content-length") or request.content_length
     if declared is not None and int(declared) > MAX_PART_BYTES:
         raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
@@ -171,11 +177,12 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
         except BaseException:
             await mp.release_files(u.tenant, [file_id])
             raise
-        await mp.record_part(u, UploadPart(number, file_id, size, etag, time.time()))
+        part = UploadPart(number, file_id, size, etag, time.time(), tuple(sums.values.items()))
+        await mp.record_part(u, part)
         await mp.chains.recorded(tap, file_id, size)
     finally:
         tap.release()
-    return web.Response(status=200, headers={"ETag": f'"{etag}"'})
+    return web.Response(status=200, headers={"ETag": f'"{etag}"', **sums.response_headers()})
 
 
 def _copy_source(header: str) -> tuple[str, str]:
@@ -238,14 +245,22 @@ async def upload_part_copy(
     mp = request.app[MULTIPART]
     mp.chains.breaks(u.upload_id)  # its bytes pass no tap: Complete reads the parts back
     md5 = hashlib.md5(usedforsecurity=False)
+    sums = checksums.Checksums({}, also=u.checksum)  # the upload's algorithm, if any
+
+    def update(data: bytes) -> None:
+        md5.update(data)
+        sums.update(data)
+
     file_id, size = "", 0
     if length:
-        source = _hashed(mp.part_source(r.bucket.tenant, r.version.file_id, rng), md5.update)
+        source = _hashed(mp.part_source(r.bucket.tenant, r.version.file_id, rng), update)
         file_id, size = await mp.ingest_part(u, number, StreamReader(source).read)
     now = time.time()
-    await mp.record_part(u, UploadPart(number, file_id, size, md5.hexdigest(), now))
+    sums.verify({})
+    kept = tuple(sums.values.items())
+    await mp.record_part(u, UploadPart(number, file_id, size, md5.hexdigest(), now, kept))
     inner = xml("LastModified", iso_time(now)) + xml("ETag", f'"{md5.hexdigest()}"')
-    return xml_response("CopyPartResult", inner)
+    return xml_response("CopyPartResult", inner + multipart_xml.checksum_elements(kept))
 
 
 # --- complete, abort, lists -----------------------------------------------------------------
@@ -266,7 +281,7 @@ async def _assemble_and_link(
             except FileNotFound:  # a part's file was deleted by its file id
                 raise S3Error("InvalidPart", 400, "a part's stored bytes are gone") from None
             file_id = str(made.body["file_id"])
-        metadata = part_numbers.with_part_sizes(u.user_metadata, [p.size for p in parts])
+        metadata = _object_metadata(u, parts)
         fields = ObjectFields(
             content_type=u.content_type or None, metadata=metadata, headers=u.headers
         )
@@ -282,20 +297,65 @@ async def _assemble_and_link(
     return etag
 
 
-def _complete_xml(request: web.Request, u: MultipartUpload, etag: str) -> str:
+def _composite(u: MultipartUpload, parts: list[UploadPart]) -> str:
+    """The object's composite checksum ("" when the upload has no algorithm, or a part
+    stored before parts' checksums were kept has none)."""
+    values = [dict(p.checksums).get(u.checksum, "") for p in parts]
+    if not u.checksum or not all(values):
+        return ""
+    return checksums.composite(u.checksum, values)
+
+
+def _object_metadata(u: MultipartUpload, parts: list[UploadPart]) -> tuple[tuple[str, str], ...]:
+    """The object's user metadata: the client's, then the reserved entries (its composite
+    checksum, the part sizes and part checksums when they fit: ``dfs.s3.part_numbers``)."""
+    metadata = u.user_metadata
+    composite = _composite(u, parts)
+    if composite:
+        metadata = tuple(sorted((*metadata, (checksums.STORED + u.checksum, composite))))
+    metadata = part_numbers.with_part_sizes(metadata, [p.size for p in parts])
+    if composite:
+        values = [dict(p.checksums)[u.checksum] for p in parts]
+        metadata = part_numbers.with_part_checksums(metadata, u.checksum, values)
+    return metadata
+
+
+def _check_expected(request: web.Request, u: MultipartUpload, parts: list[UploadPart]) -> None:
+    """A Complete's ``x-amz-checksum-<algorithm>`` header: the object's checksum it expects
+    (with or without the ``-N``), BadDigest when it is not the composite."""
+    for name, value in request.headers.items():
+        algorithm = name.lower().removeprefix(checksums.HEADER)
+        if algorithm in checksums.ALGORITHMS and name.lower().startswith(checksums.HEADER):
+            got = _composite(u, parts) if algorithm == u.checksum else ""
+            if value.strip() not in (got, got.rpartition("-")[0]) or not got:
+                raise checksums.bad_checksum(algorithm)
+
+
+def _complete_xml(
+    request: web.Request, u: MultipartUpload, etag: str, parts: list[UploadPart]
+) -> str:
     location = f"{request.scheme}://{request.host}/{u.bucket}/{u.key}"
+    composite = _composite(u, parts)
+    sums = (
+        multipart_xml.checksum_elements([(u.checksum, composite)])
+        + xml("ChecksumType", checksums.COMPOSITE)
+        if composite
+        else ""
+    )
     return (
         xml("Location", location)
         + xml("Bucket", u.bucket)
         + xml("Key", u.key)
         + xml("ETag", f'"{etag}"')
+        + sums
     )
 
 
 async def complete_upload(request: web.Request, bucket: str, key: str) -> web.StreamResponse:
     _refuse_params(request, {"uploadId"})
     too_long = multipart_xml.malformed("the part list is too long")
-    raw = await read_small(request, multipart_xml.MAX_COMPLETE_BODY, too_long)
+    # x-amz-checksum-* of a Complete names the object's checksum, not the part list's
+    raw = await read_small(request, multipart_xml.MAX_COMPLETE_BODY, too_long, body_crc32=False)
     asked = multipart_xml.parse_complete(raw)
     u = await _upload(request, bucket, key)
     if_absent = await object_writes.check_create(request, request.app[NAMESPACE], bucket, key)
@@ -303,6 +363,7 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     parts = await mp.begin_complete(u)
     try:
         chosen = multipart_xml.choose_parts(parts, asked)
+        _check_expected(request, u, chosen)
     except BaseException:
         await mp.reopen(u)
         raise
@@ -312,13 +373,13 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
     if done:
         return xml_response(
-            "CompleteMultipartUploadResult", _complete_xml(request, u, task.result())
+            "CompleteMultipartUploadResult", _complete_xml(request, u, task.result(), chosen)
         )
-    return await _complete_slowly(request, u, task)
+    return await _complete_slowly(request, u, task, chosen)
 
 
 async def _complete_slowly(
-    request: web.Request, u: MultipartUpload, task: asyncio.Task[str]
+    request: web.Request, u: MultipartUpload, task: asyncio.Task[str], parts: list[UploadPart]
 ) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers={hdrs.CONTENT_TYPE: "application/xml"})
     await resp.prepare(request)
@@ -331,7 +392,9 @@ async def _complete_slowly(
     try:
         etag = task.result()
         text = (
-            xml_response("CompleteMultipartUploadResult", _complete_xml(request, u, etag)).text
+            xml_response(
+                "CompleteMultipartUploadResult", _complete_xml(request, u, etag, parts)
+            ).text
             or ""
         )
     except S3Error as err:

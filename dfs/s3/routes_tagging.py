@@ -1,25 +1,34 @@
-"""Object tagging through S3: Get/Put/DeleteObjectTagging (``?tagging`` on an object, with
-an optional ``versionId``) and the ``x-amz-tagging`` header of PutObject, mapped onto the
-namespace's tags (changed in place on one version: tags are not versioned in S3).
+"""Tagging through S3: Get/Put/DeleteObjectTagging (``?tagging`` on an object, with an
+optional ``versionId``) and the ``x-amz-tagging`` header of PutObject, mapped onto the
+namespace's tags (changed in place on one version: tags are not versioned in S3); and
+Get/Put/DeleteBucketTagging (``?tagging`` on a bucket, the bucket owner's), kept as a JSON
+document of pairs in the bucket-configuration store (``dfs.meta.bucket_config``, kind
+``tagging``, tied to the bucket's generation so a bucket created again starts untagged).
 
-S3's limits (``dfs.namespace_rules.validate_tags``): at most 10 tags, keys of 1-128 and
-values of 0-256 characters, distinct keys; a breach answers 400 ``InvalidTag``. Reading
-needs read access, writing write access (``dfs.api.access``).
+S3's limits (``dfs.namespace_rules.validate_tags``): at most 10 tags on an object and 50 on a
+bucket, keys of 1-128 and values of 0-256 characters, distinct keys; a breach answers 400
+``InvalidTag``. Reading an object's tags needs read access, writing them write access
+(``dfs.api.access``). A bucket without tags answers 404 ``NoSuchTagSet``.
 """
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from dfs import namespace_rules
+from dfs.api import access
 from dfs.api.namespace_bodies import ObjectFields
 from dfs.errors import InvalidRequest
+from dfs.meta.bucket_config import KIND_TAGGING, BucketConfigStore, bucket_config_store
+from dfs.meta.bucket_config import generation_of as generation
+from dfs.meta.namespace import BucketRecord
 from dfs.s3 import xmlbody
-from dfs.s3.context import NAMESPACE, principal, xml, xml_response
+from dfs.s3.context import COORDINATOR, NAMESPACE, principal, xml, xml_response
 from dfs.s3.errors import S3Error
-from dfs.s3.names import target
+from dfs.s3.names import bucket_name, target
 from dfs.s3.object_reads import resolve, version_headers, version_param
 
 
@@ -27,11 +36,32 @@ def invalid_tag(message: str) -> S3Error:
     return S3Error("InvalidTag", 400, message)
 
 
-def validated(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+def validated(
+    pairs: list[tuple[str, str]], limit: int = namespace_rules.MAX_TAGS
+) -> tuple[tuple[str, str], ...]:
     try:
-        return namespace_rules.validate_tags(pairs)
+        return namespace_rules.validate_tags(pairs, limit)
     except InvalidRequest as exc:
         raise invalid_tag(exc.message) from None
+
+
+def _tag_set_xml(tags: tuple[tuple[str, str], ...]) -> str:
+    items = "".join(f"<Tag>{xml('Key', k)}{xml('Value', v)}</Tag>" for k, v in tags)
+    return f"<TagSet>{items}</TagSet>"
+
+
+def _parse_tagging(raw: bytes) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a ``Tagging`` document (one ``TagSet``)."""
+    sets = xmlbody.children(xmlbody.parse(raw, "Tagging"), "TagSet")
+    if len(sets) != 1:
+        raise xmlbody.malformed("Tagging needs one TagSet")
+    pairs = []
+    for tag in xmlbody.children(sets[0], "Tag"):
+        key, value = xmlbody.text(tag, "Key"), xmlbody.text(tag, "Value")
+        if key is None or value is None:
+            raise xmlbody.malformed("each Tag needs a Key and a Value")
+        pairs.append((key, value))
+    return pairs
 
 
 def tagging_header(value: str | None) -> tuple[tuple[str, str], ...] | None:
@@ -48,8 +78,7 @@ def tagging_header(value: str | None) -> tuple[tuple[str, str], ...] | None:
 async def get_object_tagging(request: web.Request) -> web.Response:
     version = version_param(request)
     r = await resolve(request.app[NAMESPACE], request, version)
-    tags = "".join(f"<Tag>{xml('Key', k)}{xml('Value', v)}</Tag>" for k, v in r.version.tags)
-    resp = xml_response("Tagging", f"<TagSet>{tags}</TagSet>")
+    resp = xml_response("Tagging", _tag_set_xml(r.version.tags))
     resp.headers.update(version_headers(r.bucket, r.version, version is not None))
     return resp
 
@@ -68,18 +97,49 @@ async def _set_tags(
 
 
 async def put_object_tagging(request: web.Request) -> web.Response:
-    root = xmlbody.parse(await xmlbody.read_body(request), "Tagging")
-    sets = xmlbody.children(root, "TagSet")
-    if len(sets) != 1:
-        raise xmlbody.malformed("Tagging needs one TagSet")
-    pairs = []
-    for tag in xmlbody.children(sets[0], "Tag"):
-        key, value = xmlbody.text(tag, "Key"), xmlbody.text(tag, "Value")
-        if key is None or value is None:
-            raise xmlbody.malformed("each Tag needs a Key and a Value")
-        pairs.append((key, value))
+    pairs = _parse_tagging(await xmlbody.read_body(request))
     return await _set_tags(request, validated(pairs), 200)
 
 
 async def delete_object_tagging(request: web.Request) -> web.Response:
     return await _set_tags(request, (), 204)
+
+
+# --- bucket tagging -------------------------------------------------------------------------
+
+
+def _store(request: web.Request) -> BucketConfigStore:
+    store = bucket_config_store(request.app[COORDINATOR].meta)
+    if store is None:
+        raise S3Error("NotImplemented", 501, "this metadata backend keeps no bucket tags")
+    return store
+
+
+async def _owned(request: web.Request) -> BucketRecord:
+    b = await request.app[NAMESPACE].bucket(bucket_name(request))
+    access.require_owner(principal(request), b)
+    return b
+
+
+async def get_bucket_tagging(request: web.Request) -> web.Response:
+    b = await _owned(request)
+    doc = await _store(request).get_bucket_config(b.name, generation(b.created_at), KIND_TAGGING)
+    if doc is None:
+        raise S3Error("NoSuchTagSet", 404, "The TagSet does not exist")
+    tags = tuple((str(k), str(v)) for k, v in json.loads(doc))
+    return xml_response("Tagging", _tag_set_xml(tags))
+
+
+async def put_bucket_tagging(request: web.Request) -> web.Response:
+    b = await _owned(request)
+    pairs = _parse_tagging(await xmlbody.read_body(request))
+    tags = validated(pairs, namespace_rules.MAX_BUCKET_TAGS)
+    doc = json.dumps([list(t) for t in tags])
+    await _store(request).put_bucket_config(b.name, generation(b.created_at), KIND_TAGGING, doc)
+    return web.Response(status=204)
+
+
+async def delete_bucket_tagging(request: web.Request) -> web.Response:
+    b = await _owned(request)
+    await _store(request).delete_bucket_config(b.name, KIND_TAGGING)
+    return web.Response(status=204)

@@ -12,6 +12,7 @@ version id, ListObjects version 1. Anything not in these tables answers 501 NotI
 | PUT    | bucket | ``acl``                       | PutBucketAcl                 | ``acl``            |
 | POST   | bucket | ``delete``                    | DeleteObjects                | ``routes_deletes`` |
 | GET, PUT, DELETE | bucket | ``cors``            | Get/Put/DeleteBucketCors     | ``cors``           |
+| GET, PUT, DELETE | bucket | ``tagging``         | Get/Put/DeleteBucketTagging  | ``routes_tagging`` |
 | GET    | object | (none, ``versionId``, ``partNumber``, ``response-*``) | GetObject, HeadObject | ``object_reads`` |
 | DELETE | object | (none, or ``versionId``)      | DeleteObject                 | ``routes_deletes`` |
 | GET    | object | ``tagging``                   | GetObjectTagging             | ``routes_tagging`` |
@@ -42,6 +43,9 @@ _BUCKET: dict[tuple[str, str], Handler] = {
     ("GET", "cors"): cors.get_bucket_cors,
     ("PUT", "cors"): cors.put_bucket_cors,
     ("DELETE", "cors"): cors.delete_bucket_cors,
+    ("GET", "tagging"): routes_tagging.get_bucket_tagging,
+    ("PUT", "tagging"): routes_tagging.put_bucket_tagging,
+    ("DELETE", "tagging"): routes_tagging.delete_bucket_tagging,
 }
 _OBJECT: dict[tuple[str, str], Handler] = {
     ("GET", "tagging"): routes_tagging.get_object_tagging,

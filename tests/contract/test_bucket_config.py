@@ -4,7 +4,7 @@ fixture: SQLite and DynamoDB on moto's server)."""
 from __future__ import annotations
 
 from dfs.meta.base import MetadataStore
-from dfs.meta.bucket_config import KIND_CORS, bucket_config_store, generation_of
+from dfs.meta.bucket_config import KIND_CORS, KIND_TAGGING, bucket_config_store, generation_of
 
 
 async def test_documents_are_kept_per_bucket_kind_and_generation(meta: MetadataStore) -> None:
@@ -26,3 +26,20 @@ async def test_documents_are_kept_per_bucket_kind_and_generation(meta: MetadataS
     await store.put_bucket_config("b2", later, KIND_CORS, "new bucket")
     assert await store.get_bucket_config("b2", gen, KIND_CORS) is None
     assert await store.get_bucket_config("b2", later, KIND_CORS) == "new bucket"
+
+
+async def test_bucket_tags_are_a_kind_of_their_own(meta: MetadataStore) -> None:
+    """Bucket tags (``KIND_TAGGING``) beside the CORS rules of the same bucket: neither
+    replaces nor deletes the other, and a bucket created again starts untagged."""
+    store = bucket_config_store(meta)
+    assert store is not None
+    gen, later = generation_of(1000.25), generation_of(2000.5)
+    tags = '[["team", "storage"], ["env", "prod"]]'
+    await store.put_bucket_config("tb", gen, KIND_CORS, "rules")
+    await store.put_bucket_config("tb", gen, KIND_TAGGING, tags)
+    assert await store.get_bucket_config("tb", gen, KIND_TAGGING) == tags
+    assert await store.get_bucket_config("tb", gen, KIND_CORS) == "rules"
+    assert await store.get_bucket_config("tb", later, KIND_TAGGING) is None
+    await store.delete_bucket_config("tb", KIND_TAGGING)
+    assert await store.get_bucket_config("tb", gen, KIND_TAGGING) is None
+    assert await store.get_bucket_config("tb", gen, KIND_CORS) == "rules"

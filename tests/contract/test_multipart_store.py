@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 
 import pytest
 
 from dfs.errors import UploadNotFound
+from dfs.meta import sqlite_multipart
 from dfs.meta.base import MetadataStore
 from dfs.meta.multipart import (
     UPLOAD_COMPLETING,
@@ -131,3 +133,58 @@ async def test_listing_order_prefix_markers_and_age(meta: MetadataStore) -> None
     stale = await store.stale_multipart_uploads(1002.5)
     assert [u.created_at for u in stale] == [1000.0, 1001.0, 1002.0]
     assert len(await store.stale_multipart_uploads(2000.0, limit=4)) == 4
+
+
+async def test_checksums_of_the_upload_and_its_parts_are_kept(meta: MetadataStore) -> None:
+    store = _store(meta)
+    u = dataclasses.replace(_upload("c", 1000.0), checksum="crc32c")
+    await store.create_multipart_upload(u)
+    assert (await store.get_multipart_upload(u.upload_id)).checksum == "crc32c"
+    summed = dataclasses.replace(_part(1), checksums=(("crc32c", "4waSgw=="), ("sha1", "x=")))
+    await store.put_upload_part(u.upload_id, summed)
+    await store.put_upload_part(u.upload_id, _part(2))
+    assert await store.list_upload_parts(u.upload_id) == [summed, _part(2)]
+    before = await store.set_multipart_state(u.upload_id, {UPLOAD_OPEN}, UPLOAD_COMPLETING)
+    assert before.checksum == "crc32c"
+    plain = _upload("p", 1001.0)
+    await store.create_multipart_upload(plain)
+    assert (await store.get_multipart_upload(plain.upload_id)).checksum == ""
+
+
+async def test_uploads_are_counted_up_to_a_limit(meta: MetadataStore) -> None:
+    store = _store(meta)
+    assert await store.count_multipart_uploads(10) == 0
+    uploads = [_upload(f"n{i}", 1000.0 + i, bucket=f"b{i % 2}") for i in range(5)]
+    for u in uploads:
+        await store.create_multipart_upload(u)
+    assert await store.count_multipart_uploads(10) == 5
+    assert await store.count_multipart_uploads(3) == 3  # bounded work
+    await store.set_multipart_state(uploads[0].upload_id, {UPLOAD_OPEN}, UPLOAD_COMPLETING)
+    assert await store.count_multipart_uploads(10) == 5  # still in progress
+    await store.delete_multipart_upload(uploads[1].upload_id)
+    assert await store.count_multipart_uploads(10) == 4
+
+
+def test_sqlite_tables_made_before_checksums_gain_them() -> None:
+    """A database whose multipart tables predate the checksums gets the columns at open, its
+    uploads and parts reading as without checksums."""
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    conn.executescript(
+        "CREATE TABLE s3_uploads (upload_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+        " bucket TEXT NOT NULL, key TEXT NOT NULL, created_at REAL NOT NULL,"
+        " content_type TEXT NOT NULL, user_metadata TEXT NOT NULL, state TEXT NOT NULL);"
+        "CREATE TABLE s3_upload_parts (upload_id TEXT NOT NULL, part_number INTEGER NOT NULL,"
+        " file_id TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,"
+        " last_modified REAL NOT NULL, PRIMARY KEY (upload_id, part_number));"
+        "INSERT INTO s3_uploads VALUES ('u1', 't', 'b', 'k', 1.0, '', '[]', 'open');"
+        "INSERT INTO s3_upload_parts VALUES ('u1', 1, 'f1', 5, 'e', 2.0);"
+    )
+    sqlite_multipart.apply_multipart_schema(conn)
+    upload = sqlite_multipart._get(conn, "u1")
+    assert (upload.headers, upload.checksum) == ((), "")
+    row = conn.execute(
+        "SELECT part_number, file_id, size, etag, last_modified, checksums FROM s3_upload_parts"
+    ).fetchone()
+    assert sqlite_multipart._part(row) == UploadPart(1, "f1", 5, "e", 2.0)
+    conn.close()

@@ -4,6 +4,7 @@ and the counters for requests, bytes and refused signatures move."""
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from dfs import protocol
 from dfs.localcluster import LocalCluster
+from dfs.s3.metrics import UPLOADS_REFRESH
 from tests.e2e.conftest import Gateway, s3_code, started_gateway
 from tests.integration.test_ops import sample
 
@@ -98,3 +100,29 @@ def test_counters_move_with_boto3_calls(metered_gateway: Gateway) -> None:
     assert value(after, "dfs_s3_requests_in_flight") == 1
     assert "a/b.bin" not in after  # no paths in labels
     assert "metered" not in after
+
+
+def test_multipart_uploads_in_progress_gauge(metered_gateway: Gateway) -> None:
+    """The gauge follows the uploads in the metadata store (counted at a scrape, at most
+    every UPLOADS_REFRESH seconds: the test waits for the new count with a deadline)."""
+    _, first = scrape(metered_gateway)  # a new gateway counts at its first scrape
+    base = value(first, "dfs_s3_multipart_uploads")
+    s3 = metered_gateway.client()
+    s3.create_bucket(Bucket="counted")
+    ids = [s3.create_multipart_upload(Bucket="counted", Key=f"k{i}")["UploadId"] for i in range(3)]
+
+    def wait_for(want: float) -> None:
+        deadline = time.monotonic() + 3 * UPLOADS_REFRESH
+        seen = -1.0
+        while time.monotonic() < deadline:
+            seen = value(scrape(metered_gateway)[1], "dfs_s3_multipart_uploads")
+            if seen == want:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"dfs_s3_multipart_uploads stayed {seen}, not {want}")
+
+    wait_for(base + 3)
+    s3.abort_multipart_upload(Bucket="counted", Key="k0", UploadId=ids[0])
+    wait_for(base + 2)
+    for i, uid in enumerate(ids[1:], start=1):
+        s3.abort_multipart_upload(Bucket="counted", Key=f"k{i}", UploadId=uid)

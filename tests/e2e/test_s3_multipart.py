@@ -5,6 +5,7 @@ collection of abandoned uploads."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import random
 import subprocess
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -292,6 +294,16 @@ def test_aws_cli_cp_above_the_multipart_threshold(sqlite_gateway: Gateway, tmp_p
     got = gw.client().get_object(Bucket="cli-mp", Key="big.bin")
     assert got["ETag"].endswith('-3"')
     assert got["Body"].read() == data
+    # the CLI asks for CRC32 on the upload and each part: the object's checksum is composite
+    parts = [data[i : i + 8 * MIB] for i in range(0, len(data), 8 * MIB)]
+    sums = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+    head = [aws_cli(), "--endpoint-url", gw.url, "s3api", "head-object", "--bucket", "cli-mp"]
+    head += ["--key", "big.bin", "--checksum-mode", "ENABLED"]
+    proc = subprocess.run(head, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    want = base64.b64encode(zlib.crc32(sums).to_bytes(4, "big")).decode() + "-3"
+    assert (answer["ChecksumCRC32"], answer["ChecksumType"]) == (want, "COMPOSITE")
 
 
 def _page(s3: Any, **kw: Any) -> tuple[list[str], list[str], dict[str, Any]]:

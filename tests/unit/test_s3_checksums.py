@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import zlib
 
 import google_crc32c
 import pytest
@@ -13,7 +14,7 @@ from botocore.httpchecksum import AwsChunkedWrapper, Sha256Checksum
 
 from dfs.s3 import conditional
 from dfs.s3.bodies import BodyReader, ReadFn
-from dfs.s3.checksums import Checksums
+from dfs.s3.checksums import Checksums, composite, upload_algorithm
 from dfs.s3.errors import S3Error
 
 DATA = bytes(range(256)) * 40
@@ -116,3 +117,54 @@ def test_conditions_in_rfc_order() -> None:
     with pytest.raises(S3Error) as exc:
         conditional.check_copy_source({"x-amz-copy-source-If-None-Match": '"e"'}, "e", t)
     assert exc.value.status == 412
+
+
+def test_composite_is_the_checksum_of_the_part_checksums() -> None:
+    """S3's composite: the algorithm over the parts' raw checksums, base64, then ``-N``."""
+    parts = [DATA, DATA[:1000], b"tail"]
+    raw = [zlib.crc32(p).to_bytes(4, "big") for p in parts]
+    want = f"{b64(zlib.crc32(b''.join(raw)).to_bytes(4, 'big'))}-3"
+    assert composite("crc32", [b64(r) for r in raw]) == want
+    sha = [hashlib.sha256(p).digest() for p in parts]
+    want = f"{b64(hashlib.sha256(b''.join(sha)).digest())}-3"
+    assert composite("sha256", [b64(d) for d in sha]) == want
+
+
+def test_upload_algorithm_is_composite_only() -> None:
+    assert upload_algorithm({}) == ""
+    assert upload_algorithm({"x-amz-checksum-algorithm": "CRC32"}) == "crc32"
+    both = {"x-amz-checksum-algorithm": "sha256", "x-amz-checksum-type": "COMPOSITE"}
+    assert upload_algorithm(both) == "sha256"
+    for headers, code in (
+        ({"x-amz-checksum-algorithm": "CRC64NVME"}, "NotImplemented"),
+        (
+            {"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": "FULL_OBJECT"},
+            "NotImplemented",
+        ),
+        ({"x-amz-checksum-algorithm": "MD5"}, "InvalidRequest"),
+        ({"x-amz-checksum-type": "COMPOSITE"}, "InvalidRequest"),
+        ({"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": "X"}, "InvalidRequest"),
+    ):
+        with pytest.raises(S3Error) as exc:
+            upload_algorithm(headers)
+        assert exc.value.code == code, headers
+
+
+def test_a_part_carries_its_upload_algorithm() -> None:
+    """Computed when the part sent none; another algorithm is refused."""
+    sums = Checksums.for_part({}, "crc32c")
+    sums.update(b"123456789")
+    sums.verify({})
+    assert sums.response_headers() == {"x-amz-checksum-crc32c": "4waSgw=="}
+    with pytest.raises(S3Error) as exc:
+        Checksums.for_part({"x-amz-checksum-crc32": "AAAAAA=="}, "crc32c")
+    assert exc.value.code == "InvalidRequest"
+    wrong = Checksums.for_part({"x-amz-checksum-crc32c": "AAAAAA=="}, "crc32c")
+    wrong.update(b"123456789")
+    with pytest.raises(S3Error) as exc:
+        wrong.verify({})
+    assert exc.value.code == "BadDigest"
+    free = Checksums.for_part({"x-amz-checksum-sha1": b64(hashlib.sha1(b"x").digest())}, "")
+    free.update(b"x")
+    free.verify({})
+    assert set(free.values) == {"sha1"}

@@ -108,3 +108,17 @@ def test_part_sizes_that_do_not_fit_are_left_out() -> None:
         part_numbers.part_range(v, 2)
     assert exc.value.status == 501
     assert part_numbers.part_range(version("abc-1", 5, mine), 1) is None  # one part: all
+
+
+def test_part_checksums_are_kept_when_they_fit_and_answered_per_part() -> None:
+    meta = part_numbers.with_part_checksums((("owner", "me"),), "crc32", ["AAAAAQ==", "AAAAAg=="])
+    v = version("abc-2", 10, meta)
+    assert part_numbers.part_checksum(v, 2) == {
+        "x-amz-checksum-crc32": "AAAAAg==",
+        "x-amz-checksum-type": "COMPOSITE",
+    }
+    assert part_numbers.part_checksum(v, 3) == {}
+    assert part_numbers.part_checksum(version("abc-2", 10), 1) == {}  # not kept
+    crowded = (("owner", "x" * 2000),)
+    assert part_numbers.with_part_checksums(crowded, "crc32", ["AAAAAQ=="] * 20) == crowded
+    assert part_numbers.with_part_checksums(crowded, "", []) == crowded

@@ -15,7 +15,7 @@ from dfs.api.multipart import MIN_PART_BYTES, StreamReader, multipart_etag
 from dfs.meta.multipart import MultipartUpload, UploadPart
 from dfs.s3 import routes_multipart
 from dfs.s3.errors import S3Error
-from dfs.s3.multipart_xml import choose_parts, parse_complete
+from dfs.s3.multipart_xml import Asked, choose_parts, list_parts_xml, parse_complete
 
 BODY = b"""<?xml version="1.0" encoding="UTF-8"?>
 <CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
@@ -25,7 +25,12 @@ BODY = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_parse_complete() -> None:
-    assert parse_complete(BODY) == [(1, "aa"), (3, "bb")]
+    assert parse_complete(BODY) == [Asked(1, "aa"), Asked(3, "bb")]
+    with_sums = BODY.replace(
+        b"<PartNumber>1</PartNumber>",
+        b"<PartNumber>1</PartNumber><ChecksumCRC32>AAAAAA==</ChecksumCRC32>",
+    )
+    assert parse_complete(with_sums)[0] == Asked(1, "aa", (("crc32", "AAAAAA=="),))
     for bad in (
         b"<CompleteMultipartUpload/>",
         b"<Other><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part></Other>",
@@ -45,13 +50,13 @@ def _part(n: int, etag: str, size: int = MIN_PART_BYTES) -> UploadPart:
 
 def test_choose_parts_checks_as_s3_does() -> None:
     stored = [_part(1, "a"), _part(2, "b"), _part(3, "c", 10)]
-    assert choose_parts(stored, [(1, "a"), (3, "c")]) == [stored[0], stored[2]]
+    assert choose_parts(stored, [Asked(1, "a"), Asked(3, "c")]) == [stored[0], stored[2]]
     cases = [
-        ([(2, "b"), (1, "a")], "InvalidPartOrder"),
-        ([(1, "a"), (1, "a")], "InvalidPartOrder"),
-        ([(1, "x")], "InvalidPart"),
-        ([(4, "d")], "InvalidPart"),
-        ([(1, "a"), (3, "c"), (4, "d")], "InvalidPart"),
+        ([Asked(2, "b"), Asked(1, "a")], "InvalidPartOrder"),
+        ([Asked(1, "a"), Asked(1, "a")], "InvalidPartOrder"),
+        ([Asked(1, "x")], "InvalidPart"),
+        ([Asked(4, "d")], "InvalidPart"),
+        ([Asked(1, "a"), Asked(3, "c"), Asked(4, "d")], "InvalidPart"),
     ]
     for asked, code in cases:
         with pytest.raises(S3Error) as exc:
@@ -59,9 +64,30 @@ def test_choose_parts_checks_as_s3_does() -> None:
         assert exc.value.code == code, asked
     small = [_part(1, "a", MIN_PART_BYTES - 1), _part(2, "b", 1)]
     with pytest.raises(S3Error) as exc:
-        choose_parts(small, [(1, "a"), (2, "b")])
+        choose_parts(small, [Asked(1, "a"), Asked(2, "b")])
     assert exc.value.code == "EntityTooSmall"
-    assert choose_parts(small, [(2, "b")]) == [small[1]]  # the last part may be small
+    assert choose_parts(small, [Asked(2, "b")]) == [small[1]]  # the last part may be small
+
+
+def test_a_listed_part_checksum_must_be_the_one_verified_at_upload() -> None:
+    part = UploadPart(1, "f1", 5, "a", 0.0, (("crc32", "AAAAAQ=="),))
+    assert choose_parts([part], [Asked(1, "a", (("crc32", "AAAAAQ=="),))]) == [part]
+    assert choose_parts([part], [Asked(1, "a")]) == [part]  # listing none is allowed
+    for sums in ((("crc32", "AAAAAg=="),), (("sha256", "AAAAAQ=="),)):
+        with pytest.raises(S3Error) as exc:
+            choose_parts([part], [Asked(1, "a", sums)])
+        assert exc.value.code == "InvalidPart"
+
+
+def test_list_parts_names_the_algorithm_and_each_part_checksum() -> None:
+    upload = MultipartUpload("id1", "t", "bkt", "k", 0.0, checksum="crc32c")
+    part = UploadPart(1, "f1", 5, "a", 0.0, (("crc32c", "AAAAAQ=="),))
+    text = list_parts_xml(upload, [part], 0, 10)
+    assert "<ChecksumAlgorithm>CRC32C</ChecksumAlgorithm>" in text
+    assert "<ChecksumType>COMPOSITE</ChecksumType>" in text
+    assert "<ChecksumCRC32C>AAAAAQ==</ChecksumCRC32C>" in text
+    plain = list_parts_xml(MultipartUpload("id1", "t", "bkt", "k", 0.0), [part], 0, 10)
+    assert "ChecksumAlgorithm" not in plain
 
 
 def test_multipart_etag() -> None:
@@ -97,7 +123,7 @@ async def test_a_slow_complete_keeps_the_connection_alive(
 
     async def handler(request: web.Request) -> web.StreamResponse:
         task = asyncio.create_task(slow("fail" in request.query))
-        return await routes_multipart._complete_slowly(request, upload, task)
+        return await routes_multipart._complete_slowly(request, upload, task, [])
 
     app = web.Application()
     app.router.add_post("/bkt/k", handler)

@@ -41,6 +41,8 @@ BUCKET = {"bucket": "b"}
         ("GET", "/b/k/1?X-Amz-Signature=s&x-id=GetObject", OBJECT, {}, "GetObject"),
         ("HEAD", "/b/k/1", OBJECT, {}, "HeadObject"),
         ("PUT", "/b/k/1?tagging", OBJECT, {}, "PutObjectTagging"),
+        ("PUT", "/b?tagging", BUCKET, {}, "PutBucketTagging"),
+        ("DELETE", "/b?tagging", BUCKET, {}, "DeleteBucketTagging"),
         ("DELETE", "/b/k/1", OBJECT, {}, "DeleteObject"),
         ("OPTIONS", "/b/k/1", OBJECT, {}, "PreflightCors"),
         ("PATCH", "/b/k/1", OBJECT, {}, "Unknown"),

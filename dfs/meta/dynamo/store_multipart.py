@@ -4,8 +4,8 @@ the API and the gateway already read and write that table).
 
 | p                | s                        | what                                              |
 |------------------|--------------------------|---------------------------------------------------|
-| ``mpu#ID``       | ``-``                    | the upload: tenant, bucket, key, created_at, content type, metadata (JSON), state ``st`` |
-| ``mpu#ID``       | ``part#NNNNN``           | a part: file id, size, ETag, last modified        |
+| ``mpu#ID``       | ``-``                    | the upload: tenant, bucket, key, created_at, content type, metadata (JSON), state ``st``, checksum algorithm ``ck`` (when given) |
+| ``mpu#ID``       | ``part#NNNNN``           | a part: file id, size, ETag, last modified, checksums ``ck`` (JSON, when any) |
 | ``mpuk#BUCKET``  | ``KEY`` NUL ``ID``       | the bucket's uploads in (key, upload id) order: ListMultipartUploads (keys hold no NUL) |
 | ``mpuage``       | ``CREATED#ID``           | every upload by age: ``stale_multipart_uploads``  |
 
@@ -68,6 +68,8 @@ def _fields(u: MultipartUpload) -> Item:
     }
     if u.headers:  # left out when none, as items written before it have none
         item["hd"] = S(json.dumps([list(p) for p in u.headers]))
+    if u.checksum:
+        item["ck"] = S(u.checksum)
     return item
 
 
@@ -85,6 +87,7 @@ def _upload(item: Item) -> MultipartUpload:
         headers=tuple((str(k), str(v)) for k, v in json.loads(item["hd"]["S"]))
         if "hd" in item
         else (),
+        checksum=item["ck"]["S"] if "ck" in item else "",
     )
 
 
@@ -95,6 +98,9 @@ def _part(item: Item) -> UploadPart:
         size=int(item["sz"]["N"]),
         etag=item["et"]["S"],
         last_modified=float(item["lm"]["N"]),
+        checksums=tuple((str(a), str(v)) for a, v in json.loads(item["ck"]["S"]))
+        if "ck" in item
+        else (),
     )
 
 
@@ -159,6 +165,8 @@ class MultipartPart(StoreCore):
             "et": S(part.etag),
             "lm": N(part.last_modified),
         }
+        if part.checksums:
+            item["ck"] = S(json.dumps([list(c) for c in part.checksums]))
         check = {
             "ConditionCheck": {
                 "TableName": table,
@@ -267,6 +275,31 @@ class MultipartPart(StoreCore):
 
     def _listed(self, item: Item) -> MultipartUpload:
         return _upload(self._get_upload_item(item["uid"]["S"]))
+
+    async def count_multipart_uploads(self, limit: int) -> int:
+        """A COUNT query of the ``mpuage`` index items (one per upload), stopped at
+        ``limit``: DynamoDB reads the index keys, never the uploads."""
+
+        def op() -> int:
+            params: dict[str, Any] = {
+                "TableName": self.tables["namespace"],
+                "KeyConditionExpression": "#p = :p",
+                "ExpressionAttributeNames": attr_names("p"),
+                "ExpressionAttributeValues": {":p": S("mpuage")},
+                "Select": "COUNT",
+                "Limit": limit,
+            }
+            count = 0
+            while count < limit:
+                params["Limit"] = limit - count
+                resp = self._rq.call("query", **params)
+                count += int(resp.get("Count", 0))
+                if "LastEvaluatedKey" not in resp:
+                    break
+                params["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+            return min(count, limit)
+
+        return await self._rq.run(op)
 
     async def stale_multipart_uploads(
         self, before: float, limit: int = 1000

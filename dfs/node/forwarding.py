@@ -112,6 +112,12 @@ async def to_every_target(
 ) -> list[T]:
     """``send(node_id, url)`` to every target at once; their results in target order, or
     ReplicationError naming ``what`` once any fails (the others are cancelled)."""
+    if len(targets) == 1:  # RF 2's one replica per chunk: no task group to set up and join
+        node_id, url = targets[0]
+        try:
+            return [await send(node_id, url)]
+        except DfsError as exc:
+            raise ReplicationError(f"{what}: 1 of 1 replicas failed: {exc.message}") from None
     try:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(send(node_id, url)) for node_id, url in targets]
@@ -193,11 +199,14 @@ class ReplicaForwarder:
     async def fan_out(self, chunk_id: str, data: Buffer, targets: Sequence[Target]) -> list[str]:
         """Store ``data`` on every target (sync); their node ids, or ReplicationError."""
         timeout = self._cfg.replication_timeout
+        # a view, so that a send the socket takes only in part leaves the rest in place: the
+        # event loop's transport slices what it could not send (a copy of a bytearray's rest)
+        view = memoryview(data)
 
         async def one(node_id: str, url: str) -> str:
             cap = replica_cap(self._cfg, chunk_id, node_id)
             answer = await self._transport.replicate_chunk(
-                url, chunk_id, data, cap=cap, timeout=timeout
+                url, chunk_id, view, cap=cap, timeout=timeout
             )
             return str(answer.get("node_id", node_id))
 

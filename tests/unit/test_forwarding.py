@@ -92,6 +92,18 @@ async def test_sync_store_fails_when_a_replica_fails_and_the_local_error_wins() 
         await forwarder.store(cid, b"other bytes", TARGETS, asynchronous=False)
 
 
+async def test_one_replica_is_forwarded_to_and_its_failure_is_a_replication_error() -> None:
+    # RF 2's single target takes a path without a task group: same answers, same error
+    store, nodes = MemoryChunkStore(), FakeNodes()
+    forwarder = ReplicaForwarder(CFG, store, nodes)
+    cid, data = chunk(b"one replica")
+    assert await forwarder.store(cid, data, TARGETS[:1], asynchronous=False) == (True, ["r1"])
+    assert [(u, c) for u, c, _ in nodes.sent] == [("http://h/r1", cid)]
+    down = ReplicaForwarder(CFG, store, FakeNodes(down=frozenset({"http://h/r1"})))
+    with pytest.raises(ReplicationError, match="1 of 1 replicas failed: http://h/r1 is down"):
+        await down.store(cid, data, TARGETS[:1], asynchronous=False)
+
+
 async def test_batch_forwards_every_chunk_to_every_replica() -> None:
     store, nodes = MemoryChunkStore(), FakeNodes()
     items = [chunk(bytes([i]) * 10) for i in range(3)]

@@ -108,9 +108,12 @@ class FileUpload:
         scan: FileScan,
         journal: UploadJournal | None = None,
         keep_attrs: bool = True,
+        st: os.stat_result | None = None,
     ) -> None:
+        """``st``: its stat when listed, for ``init_body`` (None: stat it then)."""
         self.path = path
         self.keep_attrs = keep_attrs
+        self.st = st
         self.name = name
         self.scan = scan
         self.journal = journal
@@ -138,10 +141,12 @@ class FileUpload:
         }
         if not self.keep_attrs:
             return body
-        try:
-            st = os.stat(self.path)
-        except OSError:  # gone since the scan: reading its chunks will say so
-            return body
+        st = self.st
+        if st is None:
+            try:
+                st = os.stat(self.path)
+            except OSError:  # gone since the scan: reading its chunks will say so
+                return body
         body["mode"] = stat.S_IMODE(st.st_mode)
         body["mtime"] = st.st_mtime_ns / 1e9
         return body
@@ -398,14 +403,22 @@ class UploadPipeline:
         self.sender = ChunkSender(conn, progress)
 
     async def upload_files(self, files: Sequence[LocalFile]) -> list[UploadResult]:
-        """Upload ``files``: big ones alone first, then the small ones in batches; results
-        in the order of ``files``."""
+        """Upload ``files``: big ones alone, one after the other, beside the small ones in
+        batches (so a big file no longer holds every batch back); results in order."""
         results: dict[int, UploadResult] = {}
-        for n, f in enumerate(files):
-            if f.size > SMALL_FILE:
-                results[n] = await self._upload_big(f)
+
+        async def big() -> None:
+            for n, f in enumerate(files):
+                if f.size > SMALL_FILE:
+                    results[n] = await self._upload_big(f)
+
         todo = list(batches([(n, f) for n, f in enumerate(files) if f.size <= SMALL_FILE]))
-        await self._pipeline(todo, results)
+        try:
+            async with asyncio.TaskGroup() as tg:  # a failure of either cancels the other
+                tg.create_task(big())
+                tg.create_task(self._pipeline(todo, results))
+        except* Exception as group:  # callers expect the error itself, not a group
+            raise group.exceptions[0] from None
         return [results[n] for n in range(len(files))]
 
     async def _pipeline(
@@ -536,7 +549,7 @@ class UploadPipeline:
         started = time.monotonic()
         scanned = [s if isinstance(s, Scanned) else Scanned(s) for s in scans]
         uploads = [
-            FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs)
+            FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs, st=f.st)
             for f, s in zip(files, scanned, strict=True)
         ]
         async with plan_stage:
@@ -558,7 +571,11 @@ class UploadPipeline:
 
     async def _plan_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
         """Plan ``uploads`` in one ``/init-uploads``; the plan's packs."""
-        bodies = await asyncio.to_thread(_init_bodies, uploads, str(self.profile))
+        chunker = str(self.profile)
+        if all(u.st is not None for u in uploads):  # listed files: no stat left to make
+            bodies = [u.init_body(chunker) for u in uploads]
+        else:
+            bodies = await asyncio.to_thread(lambda: [u.init_body(chunker) for u in uploads])
         plans, packs = await self.conn.api.plan_uploads(bodies)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)
@@ -581,8 +598,3 @@ class UploadPipeline:
                 uploads[i] = FileUpload(f.path, f.name, scan, keep_attrs=f.keep_attrs)
                 again.append(uploads[i])
         return await self._plan_batch(again) if again else []
-
-
-def _init_bodies(uploads: Sequence[FileUpload], chunker: str) -> list[dict[str, Any]]:
-    """The /init-uploads entries of a batch (a stat each: on a worker thread)."""
-    return [u.init_body(chunker) for u in uploads]

@@ -43,7 +43,8 @@ from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.batch_scan import ScanAhead, Scanned, batches, cacheable, remember, rescan
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_cache import FileCache
-from dfs.client.local_files import LocalFile
+from dfs.client.local_files import CHANGED as _CHANGED
+from dfs.client.local_files import LocalFile, read_chunk, read_chunk_into
 from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.errors import (
@@ -70,8 +71,6 @@ log = logging.getLogger("dfs.client")
 # (unavailable, replication failed, full, interrupted) keep it for the next run.
 FINAL = (IntegrityError, Conflict, InvalidRequest, NotFound, AuthError)
 
-_CHANGED = "the file changed while it was being uploaded; upload it again"
-
 
 @dataclass(frozen=True)
 class UploadResult:
@@ -83,19 +82,6 @@ class UploadResult:
     new_chunks: int
     bytes_sent: int
     seconds: float
-
-
-def read_chunk(fd: int, offset: int, size: int) -> bytes:
-    """The chunk's bytes as they are now; a short read means the file shrank since the scan.
-
-    Not re-hashed here: the node hashes every body against the chunk id from the scan before
-    it stores anything (422 otherwise, see ``ChunkSender``), so bytes that changed since the
-    scan are refused there, and hashing them twice would cost a core's worth of sha256 per byte.
-    """
-    data = os.pread(fd, size, offset)
-    if len(data) != size:
-        raise IntegrityError(_CHANGED)
-    return data
 
 
 class FileUpload:
@@ -189,6 +175,15 @@ class FileUpload:
             return read_chunk(fd, self._offsets[chunk_id], size)
         finally:
             os.close(fd)
+
+    def read_into(self, chunk_id: str, buf: memoryview) -> None:
+        """Fill ``buf`` with the chunk's bytes as they are now (see ``read_chunk``)."""
+        fd = self.fd if self.fd is not None else os.open(self.path, os.O_RDONLY)
+        try:
+            read_chunk_into(fd, self._offsets[chunk_id], buf)
+        finally:
+            if fd != self.fd:
+                os.close(fd)
 
     def sent_chunk(
         self, chunk_id: str, receipt: str, size: int, progress: ProgressFn | None
@@ -304,17 +299,21 @@ class ChunkSender:
             for w in pack.work:
                 await self.send_one(w)
             return
-        datas = await asyncio.to_thread(
-            lambda: [u.read(str(it["sha256"]), int(it["size"])) for u, it in pack.work]
+        work = pack.work
+        entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in work]
+        body = await asyncio.to_thread(
+            protocol.pack_chunks_into,
+            entries,
+            [int(it["size"]) for _u, it in work],
+            lambda i, buf: work[i][0].read_into(str(work[i][1]["sha256"]), buf),
         )
-        entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in pack.work]
         headers = protocol.batch_headers(
             pack.cap, [str(e["chunk_id"]) for e in entries], [u.file_id for u, _ in pack.work]
         )
         try:
             answers = await self.conn.nodes.store_chunks(
                 str(first[0]["url"]),
-                protocol.pack_chunks(entries, datas),
+                body,
                 headers,
                 forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
             )

@@ -105,6 +105,7 @@ class FsChunkStore:
         self._capacity = capacity_bytes
         self._used = 0
         self._count = 0
+        self._smallest_at_open: int | None = None  # size of the smallest chunk found by open
         self._reserved = 0  # bytes of puts in flight, so concurrent puts cannot overshoot
         self._lock = threading.Lock()  # counters change from worker threads
 
@@ -124,15 +125,18 @@ class FsChunkStore:
         self._chunks.mkdir(parents=True, exist_ok=True)
         self._quarantine.mkdir(parents=True, exist_ok=True)
         used = count = 0
+        smallest: int | None = None
         for dirpath, _dirs, files in os.walk(self._chunks):
             for name in files:
                 full = os.path.join(dirpath, name)
                 if name.endswith(".tmp"):
                     os.unlink(full)
                 elif _is_chunk_name(name):
-                    used += os.stat(full).st_size
+                    size = os.stat(full).st_size
+                    used += size
                     count += 1
-        self._used, self._count = used, count
+                    smallest = size if smallest is None else min(smallest, size)
+        self._used, self._count, self._smallest_at_open = used, count, smallest
 
     def path_of(self, chunk_id: ChunkId) -> Path:
         # Defence in depth: handlers parse ids already, but no string that is not 64
@@ -152,6 +156,12 @@ class FsChunkStore:
     @property
     def chunk_count(self) -> int:
         return self._count
+
+    @property
+    def smallest_at_open(self) -> int | None:
+        """The size of the smallest chunk file found when the store was opened (None: no
+        file). ``PackChunkStore`` learns from it whether any file can hold a small chunk."""
+        return self._smallest_at_open
 
     @property
     def capacity_bytes(self) -> int:

@@ -182,7 +182,9 @@ class PackChunkStore:
         large = [i for i, (_, d) in enumerate(items) if len(d) >= self._threshold]
         if small:
             batch = [items[i] for i in small]
-            as_files = await self._files.has(c for c, _ in batch)
+            as_files: set[ChunkId] = set()
+            if self._small_files_possible():  # else a stat per chunk would find nothing
+                as_files = await self._files.has(c for c, _ in batch)
             stored = await asyncio.to_thread(self._packs.append, batch)
             for i, new in zip(small, stored, strict=True):
                 out[i] = new and items[i][0] not in as_files
@@ -197,6 +199,13 @@ class PackChunkStore:
             for chunk_id in in_packs:
                 await asyncio.to_thread(self._packs.remove, chunk_id)
         return out
+
+    def _small_files_possible(self) -> bool:
+        """Whether the file half may hold a chunk now under the threshold: only files found
+        at open can (every file written since is at least the threshold; a chunk id names
+        one size), and only if one of them was smaller than it."""
+        smallest = self._files.smallest_at_open
+        return smallest is not None and smallest < self._threshold
 
     async def delete(self, chunk_id: ChunkId) -> None:
         self._files.path_of(chunk_id)

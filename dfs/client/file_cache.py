@@ -154,6 +154,9 @@ class FileCache:
         remembered when its times are too close to this run's start to be trusted, or when
         it has too many chunks."""
         key = os.path.abspath(path)
+        entry = self._entries.get(key)
+        if entry is not None and key in self._seen and entry[:6] == [*stat_key(st), scan.sha256]:
+            return  # a hit of this run (``lookup``), stored again as it was: nothing to redo
         racy = self.started_ns - RACY_NS
         if st.st_mtime_ns >= racy or st.st_ctime_ns >= racy or len(scan.chunks) > MAX_CHUNKS:
             self._entries.pop(key, None)

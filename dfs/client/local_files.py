@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from dfs.errors import InvalidRequest
+from dfs.errors import IntegrityError, InvalidRequest
 
 # a download given a path that ends like this means a directory, as for cp and rsync
 DIRECTORY_SUFFIXES = ("/", os.sep)
@@ -83,6 +83,29 @@ def _regular(path: Path, follow: bool, skipped: list[Skipped] | None) -> os.stat
 
 class _Skip(Exception):
     pass
+
+
+CHANGED = "the file changed while it was being uploaded; upload it again"
+
+
+def read_chunk(fd: int, offset: int, size: int) -> bytes:
+    """An upload's chunk as it is now; a short read means the file shrank since the scan.
+
+    Not re-hashed here: the node hashes every body against the chunk id from the scan before
+    it stores anything (422 otherwise, see ``dfs.client.upload``), so bytes that changed since
+    the scan are refused there, and hashing them twice would cost a core's worth of sha256
+    per byte.
+    """
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise IntegrityError(CHANGED)
+    return data
+
+
+def read_chunk_into(fd: int, offset: int, buf: memoryview) -> None:
+    """``read_chunk`` into ``buf`` (a slice of a ``/store-chunks`` body): no copy of its own."""
+    if os.preadv(fd, [buf], offset) != len(buf):
+        raise IntegrityError(CHANGED)
 
 
 def _walk_dir(

@@ -43,7 +43,8 @@ from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.batch_scan import ScanAhead, Scanned, batches, cacheable, remember, rescan
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_cache import FileCache
-from dfs.client.local_files import LocalFile
+from dfs.client.local_files import CHANGED as _CHANGED
+from dfs.client.local_files import LocalFile, read_chunk, read_chunk_into
 from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.errors import (
@@ -70,8 +71,6 @@ log = logging.getLogger("dfs.client")
 # (unavailable, replication failed, full, interrupted) keep it for the next run.
 FINAL = (IntegrityError, Conflict, InvalidRequest, NotFound, AuthError)
 
-_CHANGED = "the file changed while it was being uploaded; upload it again"
-
 
 @dataclass(frozen=True)
 class UploadResult:
@@ -85,19 +84,6 @@ class UploadResult:
     seconds: float
 
 
-def read_chunk(fd: int, offset: int, size: int) -> bytes:
-    """The chunk's bytes as they are now; a short read means the file shrank since the scan.
-
-    Not re-hashed here: the node hashes every body against the chunk id from the scan before
-    it stores anything (422 otherwise, see ``ChunkSender``), so bytes that changed since the
-    scan are refused there, and hashing them twice would cost a core's worth of sha256 per byte.
-    """
-    data = os.pread(fd, size, offset)
-    if len(data) != size:
-        raise IntegrityError(_CHANGED)
-    return data
-
-
 class FileUpload:
     """One file's way through the pipeline: its scan, its plan, the receipts and bytes sent."""
 
@@ -108,9 +94,12 @@ class FileUpload:
         scan: FileScan,
         journal: UploadJournal | None = None,
         keep_attrs: bool = True,
+        st: os.stat_result | None = None,
     ) -> None:
+        """``st``: its stat when listed, for ``init_body`` (None: stat it then)."""
         self.path = path
         self.keep_attrs = keep_attrs
+        self.st = st
         self.name = name
         self.scan = scan
         self.journal = journal
@@ -138,10 +127,12 @@ class FileUpload:
         }
         if not self.keep_attrs:
             return body
-        try:
-            st = os.stat(self.path)
-        except OSError:  # gone since the scan: reading its chunks will say so
-            return body
+        st = self.st
+        if st is None:
+            try:
+                st = os.stat(self.path)
+            except OSError:  # gone since the scan: reading its chunks will say so
+                return body
         body["mode"] = stat.S_IMODE(st.st_mode)
         body["mtime"] = st.st_mtime_ns / 1e9
         return body
@@ -184,6 +175,15 @@ class FileUpload:
             return read_chunk(fd, self._offsets[chunk_id], size)
         finally:
             os.close(fd)
+
+    def read_into(self, chunk_id: str, buf: memoryview) -> None:
+        """Fill ``buf`` with the chunk's bytes as they are now (see ``read_chunk``)."""
+        fd = self.fd if self.fd is not None else os.open(self.path, os.O_RDONLY)
+        try:
+            read_chunk_into(fd, self._offsets[chunk_id], buf)
+        finally:
+            if fd != self.fd:
+                os.close(fd)
 
     def sent_chunk(
         self, chunk_id: str, receipt: str, size: int, progress: ProgressFn | None
@@ -299,17 +299,21 @@ class ChunkSender:
             for w in pack.work:
                 await self.send_one(w)
             return
-        datas = await asyncio.to_thread(
-            lambda: [u.read(str(it["sha256"]), int(it["size"])) for u, it in pack.work]
+        work = pack.work
+        entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in work]
+        body = await asyncio.to_thread(
+            protocol.pack_chunks_into,
+            entries,
+            [int(it["size"]) for _u, it in work],
+            lambda i, buf: work[i][0].read_into(str(work[i][1]["sha256"]), buf),
         )
-        entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in pack.work]
         headers = protocol.batch_headers(
             pack.cap, [str(e["chunk_id"]) for e in entries], [u.file_id for u, _ in pack.work]
         )
         try:
             answers = await self.conn.nodes.store_chunks(
                 str(first[0]["url"]),
-                protocol.pack_chunks(entries, datas),
+                body,
                 headers,
                 forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
             )
@@ -398,14 +402,22 @@ class UploadPipeline:
         self.sender = ChunkSender(conn, progress)
 
     async def upload_files(self, files: Sequence[LocalFile]) -> list[UploadResult]:
-        """Upload ``files``: big ones alone first, then the small ones in batches; results
-        in the order of ``files``."""
+        """Upload ``files``: big ones alone, one after the other, beside the small ones in
+        batches (so a big file no longer holds every batch back); results in order."""
         results: dict[int, UploadResult] = {}
-        for n, f in enumerate(files):
-            if f.size > SMALL_FILE:
-                results[n] = await self._upload_big(f)
+
+        async def big() -> None:
+            for n, f in enumerate(files):
+                if f.size > SMALL_FILE:
+                    results[n] = await self._upload_big(f)
+
         todo = list(batches([(n, f) for n, f in enumerate(files) if f.size <= SMALL_FILE]))
-        await self._pipeline(todo, results)
+        try:
+            async with asyncio.TaskGroup() as tg:  # a failure of either cancels the other
+                tg.create_task(big())
+                tg.create_task(self._pipeline(todo, results))
+        except* Exception as group:  # callers expect the error itself, not a group
+            raise group.exceptions[0] from None
         return [results[n] for n in range(len(files))]
 
     async def _pipeline(
@@ -536,7 +548,7 @@ class UploadPipeline:
         started = time.monotonic()
         scanned = [s if isinstance(s, Scanned) else Scanned(s) for s in scans]
         uploads = [
-            FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs)
+            FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs, st=f.st)
             for f, s in zip(files, scanned, strict=True)
         ]
         async with plan_stage:
@@ -558,7 +570,11 @@ class UploadPipeline:
 
     async def _plan_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
         """Plan ``uploads`` in one ``/init-uploads``; the plan's packs."""
-        bodies = await asyncio.to_thread(_init_bodies, uploads, str(self.profile))
+        chunker = str(self.profile)
+        if all(u.st is not None for u in uploads):  # listed files: no stat left to make
+            bodies = [u.init_body(chunker) for u in uploads]
+        else:
+            bodies = await asyncio.to_thread(lambda: [u.init_body(chunker) for u in uploads])
         plans, packs = await self.conn.api.plan_uploads(bodies)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)
@@ -581,8 +597,3 @@ class UploadPipeline:
                 uploads[i] = FileUpload(f.path, f.name, scan, keep_attrs=f.keep_attrs)
                 again.append(uploads[i])
         return await self._plan_batch(again) if again else []
-
-
-def _init_bodies(uploads: Sequence[FileUpload], chunker: str) -> list[dict[str, Any]]:
-    """The /init-uploads entries of a batch (a stat each: on a worker thread)."""
-    return [u.init_body(chunker) for u in uploads]

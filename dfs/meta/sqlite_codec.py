@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, ManifestEntry
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 PREFIX = 8  # bytes of a chunk id the by-node index keeps
 
 PACKED = 1
@@ -57,16 +58,21 @@ def unpack_hex(value: Packed) -> str:
 
 
 def pack_file_id(value: str) -> Packed:
-    """A file id as stored: 16 bytes when it is a canonical (lowercase) UUID."""
-    try:
-        u = uuid.UUID(value)
-    except ValueError:
-        return value
-    return u.bytes if str(u) == value else value
+    """A file id as stored: 16 bytes when it is a canonical (lowercase) UUID. (A pattern
+    and ``bytes.fromhex`` instead of ``uuid.UUID``: same answer, a few times cheaper, and
+    a batch commit packs several ids per file.)"""
+    if _UUID.fullmatch(value):
+        return bytes.fromhex(value.replace("-", ""))
+    return value
 
 
 def unpack_file_id(value: Packed) -> str:
-    return str(uuid.UUID(bytes=value)) if isinstance(value, bytes) else value
+    if not isinstance(value, bytes):
+        return value
+    if len(value) != 16:
+        return str(uuid.UUID(bytes=value))  # its ValueError, as before
+    h = value.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def chunk_prefix(chunk_id: Packed) -> Packed:

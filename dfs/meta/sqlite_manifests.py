@@ -16,6 +16,7 @@ from dfs.meta.sqlite_codec import (
     STATE_COMPLETE,
     STATE_PENDING,
     Labels,
+    Packed,
     pack_file_id,
     pack_hex,
     pack_page,
@@ -70,6 +71,27 @@ def file_row(
     ).fetchone()
 
 
+ROWS_PER_SELECT = 500  # ids bound in one ``IN (...)``: under every SQLite's variable limit
+
+
+def file_rows(
+    db: sqlite3.Connection, file_ids: Sequence[str], with_manifest: bool = False
+) -> dict[Packed, sqlite3.Row]:
+    """``file_row`` of many ids in a few statements (one per ``ROWS_PER_SELECT``), by
+    ``pack_file_id`` of the id; missing ids are absent. A batch's finalize reads each of
+    its files twice (``pending``, ``commit_many``): a statement per file cost more than
+    the rows."""
+    columns = f"{FILE_COLUMNS}, manifest" if with_manifest else FILE_COLUMNS
+    keys = list(dict.fromkeys(pack_file_id(f) for f in file_ids))
+    out: dict[Packed, sqlite3.Row] = {}
+    for i in range(0, len(keys), ROWS_PER_SELECT):
+        part = keys[i : i + ROWS_PER_SELECT]
+        marks = ",".join("?" * len(part))
+        for row in db.execute(f"SELECT {columns} FROM files WHERE file_id IN ({marks})", part):
+            out[row[0]] = row
+    return out
+
+
 def pages_of(
     db: sqlite3.Connection, file_id: str, row: sqlite3.Row
 ) -> Iterable[Sequence[ManifestEntry]]:
@@ -110,8 +132,9 @@ def pending(
     complete whose sha256 is claimed, its manifest (one read of the row for both when the
     file was created whole)."""
     out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
+    rows = file_rows(db, file_ids, with_manifest=True)
     for file_id in file_ids:
-        row = file_row(db, file_id, with_manifest=True)
+        row = rows.get(pack_file_id(file_id))
         rec = None if row is None else file_record(db, labels, row)
         if row is None or rec is None or rec.tenant != tenant:
             out.append(None)

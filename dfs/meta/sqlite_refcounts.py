@@ -26,6 +26,7 @@ from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id, pack_hex
 from dfs.meta.sqlite_manifests import (
     drop_manifest,
     file_row,
+    file_rows,
     insert_file,
     manifest_pages,
     pages_of,
@@ -184,8 +185,9 @@ def commit_many(
     d = _Deltas()
     newly: dict[str, None] = {}  # committed here, in order
     size = 0
+    rows = file_rows(db, file_ids, with_manifest=True)
     for file_id in file_ids:
-        row = file_row(db, file_id, with_manifest=True)
+        row = rows.get(pack_file_id(file_id))
         if row is None:
             out.append(None)
             continue

@@ -139,7 +139,7 @@ class NodeClient:
     async def store_chunks(
         self,
         node_url: str,
-        body: bytes | Sequence[bytes | bytearray | memoryview],
+        body: bytes | bytearray | Sequence[bytes | bytearray | memoryview],
         headers: dict[str, str],
         *,
         forward: str = "",

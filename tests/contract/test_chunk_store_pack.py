@@ -465,3 +465,39 @@ async def test_overlapping_compactions_compact_each_pack_once(tmp_path: Path) ->
     assert await ids_of(store) == {c for c, _ in live}
     store = await crash_and_reopen(tmp_path)
     assert await ids_of(store) == {c for c, _ in live}
+
+
+async def test_small_chunks_ask_the_file_half_only_when_it_held_small_ones_at_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files written since open are all at least the threshold, so a batch of small chunks
+    stats no chunk file unless open found one under it (an older threshold's)."""
+    store = await open_pack(tmp_path)
+    big, big_data = chunk(1, PACK_THRESHOLD * 2)
+    await store.put(big, big_data)  # a large chunk: a file
+    store = await reopen(store, tmp_path)
+    asked: list[list[ChunkId]] = []
+    real = store.files.has
+
+    async def has(ids: Iterator[ChunkId]) -> set[ChunkId]:
+        wanted = list(ids)
+        asked.append(wanted)
+        return await real(wanted)
+
+    monkeypatch.setattr(store.files, "has", has)
+    small = [chunk(n, 100) for n in range(2, 6)]
+    assert await store.put_many(small) == [True] * 4
+    assert asked == []  # only a large file was found at open
+    await store.close()
+
+    old = await PackChunkStore.open(tmp_path, threshold=0)  # every chunk a file
+    cid, data = chunk(9, 100)
+    await old.put(cid, data)
+    store = await reopen(old, tmp_path)
+    monkeypatch.setattr(store.files, "has", has)
+    assert await store.put_many([(cid, data)]) == [False]  # held as a file: moved
+    assert asked == [[cid]]
+    assert store.packs.lookup(cid) is not None
+    assert not store.files.path_of(cid).exists()
+    assert (store.chunk_count, await store.get(cid)) == (6, data)
+    await store.close()

@@ -26,6 +26,7 @@ from dfs.client.local_files import safe_basename
 from dfs.config import load_api_config, load_node_config
 from dfs.errors import AuthError, ConfigError, InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_file_id, parse_node_id, parse_tenant
+from dfs.meta.sqlite_codec import pack_file_id, unpack_file_id
 
 HEX = "0123456789abcdef"
 sha256s = st.text(HEX, min_size=64, max_size=64)
@@ -371,3 +372,41 @@ def test_a_deeply_nested_store_chunks_index_is_a_clean_refusal() -> None:
     body = len(index).to_bytes(4, "big") + index
     with pytest.raises(InvalidRequest, match="not JSON"):
         protocol.unpack_chunks(body)
+
+
+def _pack_file_id_by_uuid(value: str) -> bytes | str:
+    """What ``pack_file_id`` answered when it parsed with ``uuid.UUID``."""
+    try:
+        u = uuid.UUID(value)
+    except ValueError:
+        return value
+    return u.bytes if str(u) == value else value
+
+
+@given(
+    st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.uuids().map(lambda u: u.hex),
+        st.uuids().map(lambda u: "{" + str(u) + "}"),
+        st.uuids().map(lambda u: str(u) + "\n"),
+        st.text(max_size=40),
+    )
+)
+def test_file_ids_pack_as_uuid_parsing_did(value: str) -> None:
+    """The pattern and ``bytes.fromhex`` give uuid.UUID's answer, and unpack inverts it."""
+    packed = pack_file_id(value)
+    assert packed == _pack_file_id_by_uuid(value)
+    assert unpack_file_id(packed) == value
+
+
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=12))
+def test_a_pack_body_built_in_place_is_the_joined_one(payloads: list[bytes]) -> None:
+    entries = [{"chunk_id": hashlib.sha256(p).hexdigest(), "file_id": "f"} for p in payloads]
+
+    def fill(i: int, view: memoryview) -> None:
+        view[:] = payloads[i]
+
+    body = protocol.pack_chunks_into(entries, [len(p) for p in payloads], fill)
+    assert bytes(body) == protocol.pack_chunks(entries, payloads)
+    assert [bytes(v) for _e, v in protocol.unpack_chunks(body)] == payloads

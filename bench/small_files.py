@@ -6,9 +6,11 @@
 The tree (default: this interpreter's standard library, ``site-packages`` left out) is
 copied to ``src``; that is version 1. Version 2 is the same folder with ``--edits`` files
 edited in place (a line appended). Each tool backs up version 1, then version 2 into the same
-repository (restic and borg find the unchanged files by their metadata, as they do for every
-user; dfs scans every file again and sends only new chunks), then restores version 2 into an
-empty folder, which is compared byte for byte with ``src``.
+repository (each finds the unchanged files by their metadata, as it does for every user:
+restic by its parent snapshot, borg and dfs by their files caches), then restores version 2
+into an empty folder, which is compared byte for byte with ``src``. Every tool's copy is made
+first, and the first backup starts at least 2 s after the copies (dfs's files cache does not
+trust a file changed within 2 s of a run's start; a real tree is not being written then).
 
 - dfs: a real local cluster (API + 1 node, REPLICATION_FACTOR=1, SQLite, from the installed
   console scripts), ``dfs-client upload --prefix vN/`` and ``dfs-client download --prefix v2/``;
@@ -41,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dfs.client.file_cache import RACY_NS
 from dfs.localcluster import LocalCluster, console_script
 
 MIB = 1 << 20
@@ -271,8 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(tmp)
         files, size = copy_tree(args.tree, base / "pristine")
         for tool in args.tools:
+            shutil.copytree(base / "pristine", base / f"{tool}-src", copy_function=shutil.copy2)
+        copied_at = time.monotonic()
+        # A tree being backed up was not written in the last instants: dfs's files cache does
+        # not trust a file changed within RACY_NS of the run's start (its mtime may not have
+        # moved yet), so a tree copied just now would be read again in full at version 2.
+        time.sleep(max(0.0, copied_at + RACY_NS / 1e9 - time.monotonic()))
+        for tool in args.tools:
             src = base / f"{tool}-src"
-            shutil.copytree(base / "pristine", src, copy_function=shutil.copy2)
             if tool == "dfs":
                 rows.append(bench_dfs(base, src, args.edits, args.profile))
             elif tool == "restic":

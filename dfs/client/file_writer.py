@@ -31,6 +31,7 @@ chunk's, already verified). Standard library (and ``dfs.client.resume``) only.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import errno
 import hashlib
@@ -99,6 +100,7 @@ class SmallFile:
     parts: list[bytes | None] = field(default_factory=list)
     missing: int = 0
     started: float = field(default_factory=time.monotonic)
+    failovers: int = 0  # sources that failed one of its chunks before a good copy came
 
     def __post_init__(self) -> None:
         self.parts = [None] * len(self.plan["chunks"])
@@ -352,6 +354,8 @@ class GroupWriter:
         self._ready: list[SmallFile] = []
         self._bytes = 0
         self._last: asyncio.Task[None] | None = None
+        self._queued: collections.deque[tuple[asyncio.Task[None], int]] = collections.deque()
+        self._queued_bytes = 0
         self._pending = Pending()
         self._dirs: set[Path] = set()
 
@@ -363,8 +367,27 @@ class GroupWriter:
 
     def flush(self) -> None:
         if self._ready:
-            group, self._ready, self._bytes = self._ready, [], 0
+            group, self._ready, size = self._ready, [], self._bytes
+            self._bytes = 0
             self._last = asyncio.create_task(self._write(self._last, group))
+            self._queued.append((self._last, size))
+            self._queued_bytes += size
+
+    async def drain(self, limit: int) -> None:
+        """Wait until at most ``limit`` bytes of the files handed over are still in memory
+        (not yet in their temp files): the readers feeding a writer that lags wait here, so
+        a restore's memory stays bounded without waiting for every write or commit."""
+        self.flush()
+        while self._queued:
+            task, size = self._queued[0]
+            if task.done():
+                self._queued.popleft()
+                self._queued_bytes -= size
+                task.result()  # a group that failed fails the restore now, not at close
+            elif self._queued_bytes <= limit:
+                return
+            else:
+                await asyncio.wait([task])
 
     async def _write(self, before: asyncio.Task[None] | None, group: list[SmallFile]) -> None:
         if before is not None:

@@ -177,3 +177,13 @@ async def test_drain_raises_what_failed_a_group(tmp_path: Path) -> None:
     await writer.abandon()  # what was written before is committed, the bad file never
     assert not (tmp_path / "bad").exists()
     assert not _temps(tmp_path)
+
+
+def test_a_relative_target_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    f = _ready(_plan("fid", [b"here"]), Path("t"), [b"here"])
+    assert write_group([f], overwrite=False, resume=True) == []
+    assert (tmp_path / "t").read_bytes() == b"here"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]

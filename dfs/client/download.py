@@ -8,11 +8,13 @@ fsync and rename. Memory is bounded by ``concurrency`` chunks.
 
 Many files (``download_files``): ``/download-plans`` for up to ``BATCH_FILES`` files per
 request instead of a round trip each (``dfs.client.plans``), pipelined: the next batch's
-plans are fetched while this batch transfers and the one before finishes writing. In a
-batch, files up to ``SMALL_FILE`` have no round trip of their own (``restore_small``): their
-chunks come in ``/get-chunks`` batches per node (``dfs.client.batch_read``: verified as they
+plans are fetched while this batch transfers and the one before finishes. In a batch,
+files up to ``SMALL_FILE`` have no round trip of their own (``_read_small``): their chunks
+come in ``/get-chunks`` batches per node (``dfs.client.batch_read``: verified as they
 arrive, with fail-over and hedging) and the files are written in groups
-(``dfs.client.file_writer``: temp names, one sync, renames). Bigger files go
+(``dfs.client.file_writer``: temp names, one sync, renames) by one ``GroupWriter`` for the
+whole download, so no batch waits for the writes, syncs and renames of another, only for
+the read bytes waiting in memory to fall under ``WRITE_BEHIND_BYTES``. Bigger files go
 ``concurrency`` at once, each through the one-file pipeline.
 
 Resume (``dfs.client.resume``): with ``resume`` the temp file has a fixed name and a sidecar

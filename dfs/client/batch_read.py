@@ -254,7 +254,11 @@ class BatchReader:
         elif status != protocol.RECORD_OK:
             self.failovers += 1  # missing or unreadable there: the next replica has it
             w.failures += 1
-        elif await self._good(w.chunk, data):
+        elif (
+            _verify(w.chunk, data)  # small: on the loop, no coroutine of its own per record
+            if len(data) < HASH_IN_THREAD
+            else await asyncio.to_thread(_verify, w.chunk, data)
+        ):
             w.done = True
             self.deliver(w.chunk, data, w.failures)
         else:
@@ -264,7 +268,11 @@ class BatchReader:
             req.bad = True
             self.conn.avoid.failed(req.node_id)
         self._release([w])
-        self._wake.set()
+        if self._todo or w.inflight:
+            # a chunk to send elsewhere, or one another request still asks for (hedged):
+            # the read loop has something to decide. Not per record: each wake scans every
+            # running request's remaining chunks.
+            self._wake.set()
 
     @staticmethod
     async def _good(chunk: dict[str, Any], data: bytes) -> bool:

@@ -8,11 +8,13 @@ fsync and rename. Memory is bounded by ``concurrency`` chunks.
 
 Many files (``download_files``): ``/download-plans`` for up to ``BATCH_FILES`` files per
 request instead of a round trip each (``dfs.client.plans``), pipelined: the next batch's
-plans are fetched while this batch transfers and the one before finishes writing. In a
-batch, files up to ``SMALL_FILE`` have no round trip of their own (``restore_small``): their
-chunks come in ``/get-chunks`` batches per node (``dfs.client.batch_read``: verified as they
+plans are fetched while this batch transfers and the one before finishes. In a batch,
+files up to ``SMALL_FILE`` have no round trip of their own (``_read_small``): their chunks
+come in ``/get-chunks`` batches per node (``dfs.client.batch_read``: verified as they
 arrive, with fail-over and hedging) and the files are written in groups
-(``dfs.client.file_writer``: temp names, one sync, renames). Bigger files go
+(``dfs.client.file_writer``: temp names, one sync, renames) by one ``GroupWriter`` for the
+whole download, so no batch waits for the writes, syncs and renames of another, only for
+the read bytes waiting in memory to fall under ``WRITE_BEHIND_BYTES``. Bigger files go
 ``concurrency`` at once, each through the one-file pipeline.
 
 Resume (``dfs.client.resume``): with ``resume`` the temp file has a fixed name and a sidecar
@@ -55,6 +57,8 @@ SMALL_FILE = (
     protocol.BATCHED_FILE_MAX
 )  # files up to this size are restored together (batched reads)
 SMALL_GROUP_BYTES = 32 * 1024 * 1024  # bytes of small files restored together at most
+WRITE_BEHIND_BYTES = 16 * 1024 * 1024
+"""Bytes of read small files a restore lets wait for the writer before it reads more."""
 # a download starts an fdatasync in the background after this many bytes written
 DOWNLOAD_FLUSH_BYTES = 32 << 20
 
@@ -342,36 +346,57 @@ class DownloadPipeline:
         plans: Mapping[str, dict[str, Any]] | None = None,
     ) -> list[DownloadResult]:
         """Download (file_id, target path) pairs in batches of BATCH_FILES, pipelined: the
-        plans of the next batch are asked for while this one transfers and the one before
-        finishes writing. ``plans`` the caller already holds (by file id) are not asked for
-        again."""
+        plans of the next batch are asked for while this one transfers, and the small files
+        of every batch go to one ``GroupWriter``, so a batch's transfer never waits for the
+        writes, syncs and renames of the ones before (only for their bytes to leave memory,
+        ``WRITE_BEHIND_BYTES``). ``plans`` the caller already holds (by file id) are not
+        asked for again."""
         parts = [list(files[i : i + BATCH_FILES]) for i in range(0, len(files), BATCH_FILES)]
         ahead = PlanAhead(self.conn, parts, plans or {})
-        out: list[DownloadResult] = []
-        previous: asyncio.Task[list[DownloadResult]] | None = None
+        done: dict[int, DownloadResult] = {}
+        writer = GroupWriter(self.conn.overwrite, self.conn.resume, self._written(done))
+        out: list[DownloadResult | SmallFile] = []
+        running: list[asyncio.Task[list[DownloadResult | SmallFile]]] = []  # at most two
         try:
             for n, part in enumerate(parts):
                 batch = await ahead.take(n)
-                current = asyncio.create_task(self._download_batch(part, batch))
-                if previous is not None:
-                    out += await previous
-                previous = current
-            if previous is not None:
-                out += await previous
-                previous = None
+                running.append(asyncio.create_task(self._download_batch(part, batch, writer)))
+                if len(running) > 1:
+                    out += await running.pop(0)
+            if running:
+                out += await running.pop(0)
+        except BaseException:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            await writer.abandon()  # what was written is verified: committed
+            raise
         finally:
             await ahead.close()
-            if previous is not None:
-                previous.cancel()
-                await asyncio.gather(previous, return_exceptions=True)
-        return out
+        await writer.close()
+        return [done[id(r)] if isinstance(r, SmallFile) else r for r in out]
+
+    def _written(self, done: dict[int, DownloadResult]) -> Callable[[SmallFile], None]:
+        """What a ``GroupWriter`` calls for each small file renamed into place."""
+
+        def written(f: SmallFile) -> None:
+            done[id(f)] = _result(f)
+            if self.progress:
+                self.progress(f.size)
+
+        return written
 
     async def _download_batch(
-        self, part: list[tuple[str, Path]], plans: Mapping[str, dict[str, Any]]
-    ) -> list[DownloadResult]:
-        """One batch: its small files restored together (``restore_small``), the others
-        ``concurrency`` at a time each through ``download_file``; results in order."""
-        results: dict[int, DownloadResult] = {}
+        self,
+        part: list[tuple[str, Path]],
+        plans: Mapping[str, dict[str, Any]],
+        writer: GroupWriter,
+    ) -> list[DownloadResult | SmallFile]:
+        """One batch: its small files read together and handed to ``writer``
+        (``_read_small``), the others ``concurrency`` at a time each through
+        ``download_file``; in order, a small file standing for its result until ``writer``
+        has renamed it into place."""
+        results: dict[int, DownloadResult | SmallFile] = {}
         small = [
             (n, plans[f], target)
             for n, (f, target) in enumerate(part)
@@ -386,8 +411,9 @@ class DownloadPipeline:
 
         async def smalls() -> None:
             for group in _groups(small):
-                restored = await self.restore_small([(p, t) for _n, p, t in group])
-                results.update(zip((n for n, _p, _t in group), restored, strict=True))
+                await writer.drain(WRITE_BEHIND_BYTES)
+                read = await self._read_small([(p, t) for _n, p, t in group], writer)
+                results.update(zip((n for n, _p, _t in group), read, strict=True))
 
         batched = {n for n, _p, _t in small}
         large = [one(n, plans[f], t) for n, (f, t) in enumerate(part) if n not in batched]
@@ -400,6 +426,21 @@ class DownloadPipeline:
         """Small files (plan, target) together: their chunks in /get-chunks batches per node
         (``BatchReader``), each file written once all its chunks are here, in groups
         (``GroupWriter``: temp names, one sync, renames)."""
+        done: dict[int, DownloadResult] = {}
+        writer = GroupWriter(self.conn.overwrite, self.conn.resume, self._written(done))
+        try:
+            files = await self._read_small(items, writer)
+        except BaseException:
+            await writer.abandon()
+            raise
+        await writer.close()
+        return [done[id(f)] for f in files]
+
+    async def _read_small(
+        self, items: Sequence[tuple[dict[str, Any], Path]], writer: GroupWriter
+    ) -> list[SmallFile]:
+        """Read the chunks of small files (plan, target), each file handed to ``writer``
+        once all its chunks are here and verified."""
         files = [SmallFile(plan, target) for plan, target in items]
         need: dict[str, list[tuple[SmallFile, int]]] = {}
         chunks: dict[str, dict[str, Any]] = {}
@@ -407,20 +448,11 @@ class DownloadPipeline:
             for pos, c in enumerate(f.plan["chunks"]):
                 need.setdefault(str(c["sha256"]), []).append((f, pos))
                 chunks.setdefault(str(c["sha256"]), c)
-        done: dict[int, DownloadResult] = {}
-        failures: dict[int, int] = collections.defaultdict(int)
-
-        def written(f: SmallFile) -> None:
-            done[id(f)] = _result(f, failures[id(f)])
-            if self.progress:
-                self.progress(f.size)
-
-        writer = GroupWriter(self.conn.overwrite, self.conn.resume, written)
 
         def deliver(chunk: dict[str, Any], data: bytes, failed: int) -> None:
             for f, pos in need.pop(str(chunk["sha256"])):
                 f.parts[pos] = data
-                failures[id(f)] += failed
+                f.failovers += failed
                 f.missing -= 1
                 if not f.missing:
                     writer.add(f)
@@ -428,13 +460,8 @@ class DownloadPipeline:
         for f in files:
             if not f.missing:
                 writer.add(f)
-        try:
-            await BatchReader(self.conn, deliver).read(list(chunks.values()))
-        except BaseException:
-            await writer.abandon()
-            raise
-        await writer.close()
-        return [done[id(f)] for f in files]
+        await BatchReader(self.conn, deliver).read(list(chunks.values()))
+        return files
 
     async def download_file(
         self, file_id: str, out: Path, *, plan: dict[str, Any] | None = None
@@ -506,7 +533,7 @@ class DownloadPipeline:
             self.progress(len(data))
 
 
-def _result(f: SmallFile, failovers: int) -> DownloadResult:
+def _result(f: SmallFile) -> DownloadResult:
     plan = f.plan
     return DownloadResult(
         file_id=str(plan["file_id"]),
@@ -515,7 +542,7 @@ def _result(f: SmallFile, failovers: int) -> DownloadResult:
         size=f.size,
         sha256=str(plan["sha256"]),
         chunks=len(plan["chunks"]),
-        failovers=failovers,
+        failovers=f.failovers,
         seconds=time.monotonic() - f.started,
     )
 

@@ -31,6 +31,8 @@ chunk's, already verified). Standard library (and ``dfs.client.resume``) only.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -99,6 +101,7 @@ class SmallFile:
     parts: list[bytes | None] = field(default_factory=list)
     missing: int = 0
     started: float = field(default_factory=time.monotonic)
+    failovers: int = 0  # sources that failed one of its chunks before a good copy came
 
     def __post_init__(self) -> None:
         self.parts = [None] * len(self.plan["chunks"])
@@ -180,26 +183,28 @@ def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
 
-def _open_temp(f: SmallFile, resume: bool) -> tuple[Path, int, bool]:
-    """A temp file beside the target, never opened through a link planted at its name, and
-    whether it was created here (else: reused, emptied).
+def _open_temp(f: SmallFile, parent: str, name: str, resume: bool) -> tuple[str, int, bool]:
+    """A temp file beside the target (``parent``/``name``), never opened through a link
+    planted at its name, and whether it was created here (else: reused, emptied).
     With ``resume`` its name is fixed, and a file an interrupted run left there is reused
-    (when it is our own plain file), so interrupted restores leave no growing litter."""
+    (when it is our own plain file), so interrupted restores leave no growing litter.
+    Strings, not pathlib: this runs once per restored file, holding the GIL the event loop
+    needs (pathlib's parsing was about a fifth of the writer thread's CPU)."""
     if resume:
-        tmp = f.target.parent / f".{f.target.name}.{f.plan['file_id']}.dfs-part"
+        tmp = os.path.join(parent, f".{name}.{f.plan['file_id']}.dfs-part")
         try:  # the usual case first: nothing there (one system call)
             return tmp, os.open(tmp, _CREATE, 0o644), True
         except FileExistsError:
             pass
-        fd = open_own(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = open_own(Path(tmp), os.O_WRONLY | os.O_CREAT, 0o644)
         if fd is not None:
             os.ftruncate(fd, 0)
             return tmp, fd, False
-    tmp = f.target.parent / f".{f.target.name}.{secrets.token_hex(8)}.dfs-part"
+    tmp = os.path.join(parent, f".{name}.{secrets.token_hex(8)}.dfs-part")
     return tmp, os.open(tmp, _CREATE, 0o644), True
 
 
-def link_or_replace(tmp: Path, target: Path, overwrite: bool) -> None:
+def link_or_replace(tmp: str | Path, target: str | Path, overwrite: bool) -> None:
     """Rename ``tmp`` over ``target``; without ``overwrite`` link it there instead, so that
     a file already at ``target`` is never replaced (FileExistsError)."""
     if overwrite:
@@ -235,9 +240,9 @@ def link_or_replace(tmp: Path, target: Path, overwrite: bool) -> None:
 class Pending:
     """Temp files written and closed, not yet made durable and renamed (``commit``)."""
 
-    temps: list[tuple[SmallFile, Path]] = field(default_factory=list)
-    devices: dict[int, Path] = field(default_factory=dict)  # a directory per file system
-    dirs: set[Path] = field(default_factory=set)  # every directory holding a temp file
+    temps: list[tuple[SmallFile, str]] = field(default_factory=list)
+    devices: dict[int, str] = field(default_factory=dict)  # a directory per file system
+    dirs: set[str] = field(default_factory=set)  # every directory holding a temp file
     size: int = 0
 
 
@@ -246,15 +251,16 @@ def write_temps(group: list[SmallFile], resume: bool, into: Pending) -> None:
     (blocking). Durable only once ``commit`` has synced them, except where ``syncfs`` is
     missing: then each is fsync'ed here, while its descriptor is open. On an error the
     group's temp files are removed (those ``into`` held before are kept)."""
-    temps: list[tuple[SmallFile, Path]] = []
+    temps: list[tuple[SmallFile, str]] = []
     fds: list[int] = []
     try:
         for f in group:
             parts = f.check()
-            parent = f.target.parent
+            parent, name = os.path.split(str(f.target))
+            parent = parent or "."  # a relative target in the working directory
             if parent not in into.dirs:
-                parent.mkdir(parents=True, exist_ok=True)
-            tmp, fd, created = _open_temp(f, resume)
+                os.makedirs(parent, exist_ok=True)
+            tmp, fd, created = _open_temp(f, parent, name, resume)
             temps.append((f, tmp))
             fds.append(fd)
             if parent not in into.dirs:
@@ -267,7 +273,7 @@ def write_temps(group: list[SmallFile], resume: bool, into: Pending) -> None:
             _fsync_each(fds)
     except BaseException:
         for _f, tmp in temps:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
         raise
     finally:
         for fd in fds:
@@ -286,22 +292,27 @@ def commit(pending: Pending, overwrite: bool) -> list[SmallFile]:
     try:
         if _SYNCFS is not None and not _syncfs_dirs(pending.devices.values()):
             for _f, tmp in pending.temps:  # syncfs failed: each file, as where it is missing
-                fsync_file(tmp)
+                fsync_file(Path(tmp))
         taken: list[SmallFile] = []
         for f, tmp in pending.temps:
             try:
-                link_or_replace(tmp, f.target, overwrite)
+                link_or_replace(tmp, str(f.target), overwrite)
             except FileExistsError:
-                tmp.unlink(missing_ok=True)
+                _unlink(tmp)
                 taken.append(f)
             done += 1
     finally:
         for _f, tmp in pending.temps[done:]:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
     return taken
 
 
-def _syncfs_dirs(dirs: Iterable[Path]) -> bool:
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _syncfs_dirs(dirs: Iterable[str]) -> bool:
     fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
     try:
         return _syncfs(fds)
@@ -310,7 +321,7 @@ def _syncfs_dirs(dirs: Iterable[Path]) -> bool:
             os.close(fd)
 
 
-def sync_dirs(dirs: Iterable[Path]) -> None:
+def sync_dirs(dirs: Iterable[str]) -> None:
     """Make the renames into ``dirs`` durable (one ``syncfs`` per file system, each
     directory fsync'ed where that is missing)."""
     fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
@@ -352,8 +363,10 @@ class GroupWriter:
         self._ready: list[SmallFile] = []
         self._bytes = 0
         self._last: asyncio.Task[None] | None = None
+        self._queued: collections.deque[tuple[asyncio.Task[None], int]] = collections.deque()
+        self._queued_bytes = 0
         self._pending = Pending()
-        self._dirs: set[Path] = set()
+        self._dirs: set[str] = set()
 
     def add(self, f: SmallFile) -> None:
         self._ready.append(f)
@@ -363,8 +376,27 @@ class GroupWriter:
 
     def flush(self) -> None:
         if self._ready:
-            group, self._ready, self._bytes = self._ready, [], 0
+            group, self._ready, size = self._ready, [], self._bytes
+            self._bytes = 0
             self._last = asyncio.create_task(self._write(self._last, group))
+            self._queued.append((self._last, size))
+            self._queued_bytes += size
+
+    async def drain(self, limit: int) -> None:
+        """Wait until at most ``limit`` bytes of the files handed over are still in memory
+        (not yet in their temp files): the readers feeding a writer that lags wait here, so
+        a restore's memory stays bounded without waiting for every write or commit."""
+        self.flush()
+        while self._queued:
+            task, size = self._queued[0]
+            if task.done():
+                self._queued.popleft()
+                self._queued_bytes -= size
+                task.result()  # a group that failed fails the restore now, not at close
+            elif self._queued_bytes <= limit:
+                return
+            else:
+                await asyncio.wait([task])
 
     async def _write(self, before: asyncio.Task[None] | None, group: list[SmallFile]) -> None:
         if before is not None:

@@ -46,6 +46,14 @@ class _Records:
         self._block = b""  # the last block read, and how much of it was taken
         self._pos = 0
 
+    def take_now(self, n: int) -> bytes | None:
+        """The next ``n`` bytes when the block at hand holds them (no await), else None."""
+        end = self._pos + n
+        if end > len(self._block):
+            return None
+        self._pos = end
+        return self._block[end - n : end]
+
     async def take(self, n: int) -> bytes:
         """The next ``n`` bytes (IncompleteReadError when the answer ends first)."""
         end = self._pos + n
@@ -231,13 +239,13 @@ class NodeClient:
         ) as resp:
             records = _Records(resp.content)
             try:
+                header_size = protocol.RECORD_HEADER.size
                 for n, (chunk_id, _size) in enumerate(asked):
-                    got, status, size = protocol.read_record_header(
-                        await records.take(protocol.RECORD_HEADER.size)
-                    )
+                    header = records.take_now(header_size) or await records.take(header_size)
+                    got, status, size = protocol.read_record_header(header)
                     if got != chunk_id or size > protocol.MAX_CHUNK_SIZE:
                         raise Unavailable(f"POST {url}: record {n} is not the chunk asked for")
-                    data = await records.take(size) if size else b""
+                    data = (records.take_now(size) or await records.take(size)) if size else b""
                     await on_record(n, status, data)
             except asyncio.IncompleteReadError:
                 raise Unavailable(f"POST {url}: answer cut short") from None

@@ -148,3 +148,42 @@ async def test_files_written_before_a_bad_group_are_still_committed(tmp_path: Pa
 
 def _temps(root: Path) -> list[Path]:
     return list(root.rglob("*.dfs-part*"))
+
+
+async def test_drain_waits_until_little_enough_is_left_in_memory(tmp_path: Path) -> None:
+    written: list[str] = []
+    writer = GroupWriter(True, False, lambda f: written.append(f.target.name))
+    files = []
+    for i in range(3 * file_writer.GROUP_FILES):  # three groups handed to the thread
+        data = b"x" * 100
+        files.append(_ready(_plan(f"id{i}", [data]), tmp_path / f"f{i}", [data]))
+        writer.add(files[-1])
+    await writer.drain(0)
+    assert all(f.parts == [] for f in files)  # every file's bytes are in its temp file
+    assert written == []  # not committed yet: nothing under a final name
+    assert not (tmp_path / "f0").exists()
+    await writer.close()
+    assert len(written) == 3 * file_writer.GROUP_FILES
+    assert (tmp_path / "f767").read_bytes() == b"x" * 100
+
+
+async def test_drain_raises_what_failed_a_group(tmp_path: Path) -> None:
+    writer = GroupWriter(True, False, lambda f: None)
+    good = _ready(_plan("good", [b"ok"]), tmp_path / "good", [b"ok"])
+    writer.add(good)
+    writer.add(_ready(_plan("bad", [b"ab", b"cd"]), tmp_path / "bad", [b"ab", b"xx"]))
+    with pytest.raises(IntegrityError):
+        await writer.drain(0)
+    await writer.abandon()  # what was written before is committed, the bad file never
+    assert not (tmp_path / "bad").exists()
+    assert not _temps(tmp_path)
+
+
+def test_a_relative_target_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    f = _ready(_plan("fid", [b"here"]), Path("t"), [b"here"])
+    assert write_group([f], overwrite=False, resume=True) == []
+    assert (tmp_path / "t").read_bytes() == b"here"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]

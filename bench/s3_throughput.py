@@ -14,8 +14,11 @@ bytes (so neither upload dedups against the other):
   part edges as one stream would (``dfs.api.multipart``).
 
 Reported per step: seconds, MB/s, client CPU seconds, server CPU seconds (API, nodes and
-gateway, from ``/proc``, in all and per role) and whether the bytes read back are identical.
-CPU seconds are less sensitive to a loaded machine than wall time. Prints a markdown table.
+gateway, from ``/proc``, in all and per role), the CPU seconds of the gateway's main thread
+(its event loop: work no other core can take over, so on an idle machine the gateway's rate
+is bounded by about the bytes over these seconds) and whether the bytes read back are
+identical. CPU seconds are less sensitive to a loaded machine than wall time. Prints a
+markdown table.
 ``--profile DIR`` records every server process with py-spy during each step (collapsed
 stacks, ``STEP-ROLE-PID.txt``; py-spy's sampling costs some CPU of its own).
 """
@@ -53,6 +56,9 @@ class Step:
     client_cpu: float
     server_cpu: float
     roles: dict[str, float]
+    loops: dict[str, float]
+    """CPU seconds of each role's main thread (its event loop): the thread no other core
+    can help, so what bounds a server's rate once it is saturated."""
     identical: bool | None = None
 
 
@@ -63,8 +69,10 @@ def make_file(path: Path, mib: int, seed: int) -> None:
             f.write(rnd.randbytes(MIB))
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU seconds of process ``pid`` (all its threads), or of its thread ``thread``."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -145,16 +153,19 @@ def measured(
     """``run`` returns its client CPU seconds."""
     recording = spies(profile, name, servers)
     before = {p: cpu_seconds(p) for p in servers}
+    loop_before = {p: cpu_seconds(p, p) for p in servers}
     started = time.perf_counter()
     client = run()
     seconds = time.perf_counter() - started
     roles: dict[str, float] = {}
+    loops: dict[str, float] = {}
     for pid, role in servers.items():
         roles[role] = roles.get(role, 0.0) + cpu_seconds(pid) - before[pid]
+        loops[role] = loops.get(role, 0.0) + cpu_seconds(pid, pid) - loop_before[pid]
     for s in recording:
         s.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
         s.wait()
-    return Step(name, seconds, client, sum(roles.values()), roles)
+    return Step(name, seconds, client, sum(roles.values()), roles, loops)
 
 
 def s3_client(url: str, key_id: str, secret: str) -> Any:
@@ -229,16 +240,16 @@ def report(steps: list[Step], mib: int, nodes: int, rf: int) -> None:
     print(f"\n{mib} MiB per transfer; {nodes} nodes, REPLICATION_FACTOR={rf}, SQLite\n")
     print(
         "| step | seconds | MB/s | client CPU-s | server CPU-s "
-        "| gateway | API | nodes | identical |"
+        "| gateway | API | nodes | gateway loop | identical |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for s in steps:
         rate = mib * MIB / s.seconds / 1e6
         same = "" if s.identical is None else ("yes" if s.identical else "NO")
         roles = " | ".join(f"{s.roles.get(r, 0.0):.2f}" for r in ("gateway", "api", "nodes"))
         print(
             f"| {s.name} | {s.seconds:.2f} | {rate:.1f} | {s.client_cpu:.2f} "
-            f"| {s.server_cpu:.2f} | {roles} | {same} |"
+            f"| {s.server_cpu:.2f} | {roles} | {s.loops.get('gateway', 0.0):.2f} | {same} |"
         )
     native = {s.name.split()[1]: s for s in steps if s.name.startswith("native")}
     for s in steps:

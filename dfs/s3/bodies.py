@@ -1,7 +1,9 @@
 """Request bodies of PutObject as the chunker reads them: plain, or ``aws-chunked``.
 
 ``BodyReader.read(n)`` hands ``dfs.api.ingest`` the object's bytes while computing their
-MD5 (the ETag of a single PUT) and their SHA-256: checked against ``x-amz-content-sha256``
+MD5 (the ETag of a single PUT) and their SHA-256 off the event loop, on two digest threads
+that run beside each other and beside the chunker's thread (hashlib releases the GIL, so
+the cores all work: ``_Digests``): the SHA-256 is checked against ``x-amz-content-sha256``
 before the object is linked when the client signed the payload, and in every case the
 stored file's whole-file SHA-256 (``sha256_hex``, given to ``ingest`` so that the body is
 hashed once, not twice). An ``aws-chunked`` body is decoded from its chunk framing and its
@@ -31,12 +33,14 @@ one place.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -60,6 +64,13 @@ MAX_SIGNED_CHUNK = 8 << 20
 MAX_TRAILER_LINES = 16
 _STREAMING = frozenset({STREAMING_UNSIGNED_TRAILER, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER})
 _TRAILER_SIGNATURE = "x-amz-trailer-signature"
+DIGEST_BATCH = 2 << 20
+"""Bytes of body handed to the digest threads at once: a hop per socket read (tens of KiB)
+would cost more than it saves. The event loop waits on a batch only if the threads are
+still hashing the one before when the next is full (each wait wakes the loop)."""
+INLINE_DIGEST = 64 << 10
+"""A last batch up to this size is hashed on the event loop (cheaper than a hop)."""
+_DIGEST_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dfs-s3-digest")
 
 
 class BodyCheck(Protocol):
@@ -70,6 +81,75 @@ class BodyCheck(Protocol):
 
     def update(self, data: bytes) -> None: ...
     def verify(self, trailers: Mapping[str, str]) -> None: ...
+
+
+class _Crc32:
+    """``zlib.crc32`` as a hash object (``update``), so it runs with the other digests."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+
+def _feed(hashes: Sequence[Any], pieces: Sequence[bytes]) -> None:
+    for data in pieces:
+        for h in hashes:
+            h.update(data)
+
+
+class _Digests:
+    """The body's MD5 on one digest thread and its other digests (SHA-256, CRC32, the
+    declared checksums) on another, beside each other and the chunker: the bytes are
+    batched (``DIGEST_BATCH``) and each batch waits for the one before, so every digest
+    sees the bytes in order and at most two batches per request are held (memory bounded).
+    """
+
+    def __init__(self, md5: Any, others: Sequence[Any]) -> None:
+        self._groups = ((md5,), tuple(others))
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._jobs: tuple[Future[None], ...] = ()
+
+    async def add(self, data: bytes) -> None:
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= DIGEST_BATCH:
+            await self._wait()
+            self._submit()
+
+    async def settle(self) -> None:
+        """Every byte added is hashed (the body's end was read)."""
+        await self._wait()
+        if self._batched > INLINE_DIGEST:
+            self._submit()
+            await self._wait()
+        self.settle_now()
+
+    def settle_now(self) -> None:
+        """As ``settle``, blocking: for a check asked before any read saw the end."""
+        self._reap()
+        for group in self._groups:
+            _feed(group, self._batch)
+        self._batch, self._batched = [], 0
+
+    def _reap(self) -> None:
+        """The jobs' outcomes (waiting for them: call when they are done, or to block)."""
+        jobs, self._jobs = self._jobs, ()
+        for job in jobs:
+            job.result()
+
+    async def _wait(self) -> None:
+        """The jobs in flight are done; a wait wakes the event loop when they end, so
+        none is made for jobs done already (the threads usually keep up)."""
+        if not all(j.done() for j in self._jobs):
+            await asyncio.gather(*(asyncio.wrap_future(j) for j in self._jobs))
+        self._reap()
+
+    def _submit(self) -> None:
+        pieces, self._batch, self._batched = self._batch, [], 0
+        self._jobs = tuple(_DIGEST_POOL.submit(_feed, g, pieces) for g in self._groups if g)
 
 
 def bad_digest(what: str) -> S3Error:
@@ -140,8 +220,16 @@ class BodyReader:
         self._left = 0  # bytes left of the current unsigned aws-chunked chunk
         self._ready = b""  # a signed chunk's verified bytes not yet handed on
         self._done = False
-        self.crc32 = 0
+        self._crc32 = _Crc32()
+        others: list[Any] = [self.sha256]
+        others += [self._crc32] if self._crc else []
+        others += [check] if check is not None else []
+        self._digests = _Digests(self.md5, others)
         self.trailers: dict[str, str] = {}
+
+    @property
+    def crc32(self) -> int:
+        return self._crc32.value
 
     async def _fill(self, n: int) -> bool:
         while len(self._buf) < n:
@@ -254,19 +342,16 @@ class BodyReader:
     async def read(self, n: int) -> bytes:
         data = await self._read_chunked(n) if self.chunked else await self._read(min(n, READ_BLOCK))
         if not data:
+            await self._digests.settle()
             self._verify()
             return data
-        self.md5.update(data)
-        self.sha256.update(data)
-        if self._crc:
-            self.crc32 = zlib.crc32(data, self.crc32)
-        if self._check is not None:
-            self._check.update(data)
+        await self._digests.add(data)
         return data
 
     def sha256_hex(self) -> str:
         """The SHA-256 of the decoded body read so far (all of it, once ``read`` returned
         the end: the stored file's whole-file hash)."""
+        self._digests.settle_now()
         return self.sha256.hexdigest()
 
     def finish(self) -> str:
@@ -278,6 +363,7 @@ class BodyReader:
         if self._verified:
             return
         self._verified = True
+        self._digests.settle_now()
         if self.chunked and not self._done:
             raise incomplete("the aws-chunked body ended before its final chunk")
         if self.signed_payload and self.sha256.hexdigest() != self.payload_hash:

@@ -11,7 +11,7 @@ import zlib
 import pytest
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from dfs.s3.bodies import BodyReader, ReadFn
+from dfs.s3.bodies import DIGEST_BATCH, BodyReader, ReadFn
 from dfs.s3.errors import S3Error
 
 
@@ -87,3 +87,40 @@ def test_an_aws_chunked_body_with_a_hex_payload_hash_is_refused() -> None:
     with pytest.raises(S3Error) as exc:
         BodyReader(_reader(b""), hashlib.sha256(b"").hexdigest(), "aws-chunked")
     assert exc.value.code == "InvalidArgument"
+
+
+async def test_a_body_of_many_digest_batches_hashes_every_byte_in_order() -> None:
+    # several DIGEST_BATCH hand-offs to the digest threads, and a last batch above the
+    # inline size: the digests must see exactly the bytes, in order
+    data = bytes(range(251)) * (DIGEST_BATCH * 3 // 251 + 4099)
+    stream = io.BytesIO(data)
+
+    async def read(n: int) -> bytes:
+        return stream.read(min(n, 96 * 1024))
+
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    body = BodyReader(read, hashlib.sha256(data).hexdigest(), "", content_md5=md5, crc32_header=crc)
+    got = b""
+    while piece := await body.read(1 << 20):
+        got += piece
+    assert got == data
+    assert body.sha256_hex() == hashlib.sha256(data).hexdigest()
+    assert body.crc32 == zlib.crc32(data)
+    assert body.finish() == hashlib.md5(data).hexdigest()
+
+
+async def test_checks_asked_before_the_end_was_read_cover_the_bytes_read() -> None:
+    # finish() before any read saw the end: the bytes batched so far are hashed then
+    data = b"x" * (DIGEST_BATCH + 10)
+    stream = io.BytesIO(data)
+
+    async def read(n: int) -> bytes:
+        return stream.read(n)
+
+    body = BodyReader(read, "UNSIGNED-PAYLOAD", "")
+    got = b""
+    while len(got) < len(data):  # every byte, but no read that sees the end
+        got += await body.read(len(data) - len(got))
+    assert body.sha256_hex() == hashlib.sha256(data).hexdigest()
+    assert body.finish() == hashlib.md5(data).hexdigest()

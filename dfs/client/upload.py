@@ -309,7 +309,10 @@ class ChunkSender:
         try:
             answers = await self.conn.nodes.store_chunks(
                 str(first[0]["url"]),
-                protocol.pack_chunks(entries, datas),
+                # the parts, written one after the other: a joined body would be a second
+                # copy of the pack beside the chunks read (up to PACK_MAX_BYTES per request in
+                # flight: the largest share of a huge upload's client memory, bench/README.md)
+                protocol.pack_chunks_parts(entries, datas),
                 headers,
                 forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
             )

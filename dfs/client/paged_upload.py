@@ -6,9 +6,11 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
 (``dfs.api.routes_paged``):
 
 - a worker thread chunks and hashes the file (``PageScanner``) and hands over pages of
-  chunk refs, at most ``PAGES_AHEAD`` ahead of the sender, so memory stays bounded whatever
-  the file's size. The first page ends at ``FIRST_PAGE_BYTES`` and each next one may be
-  twice as big as the last, up to ``protocol.MAX_PAGE_CHUNKS`` chunks: the first chunks go
+  chunk refs (no bytes), at most ``PAGES_AHEAD`` ahead of the sender, so memory stays
+  bounded whatever the file's size: those refs, one page's plan, and the chunk bytes of
+  the requests in flight (``concurrency`` of them, a chunk or a pack of at most
+  ``protocol.PACK_MAX_BYTES`` each, read just before they are sent). The first page ends at ``FIRST_PAGE_BYTES`` and each next one may be
+  twice as big as the last, up to ``PAGE_CHUNKS`` chunks: the first chunks go
   out after a short scan instead of after a whole page of thousands of chunks (a 1 GiB file
   of 1 MiB chunks was one page, so its scan and its sends did not overlap at all), and a
   huge file still costs few pages (each is two API calls and a wait for its proof);
@@ -51,6 +53,11 @@ FIRST_PAGE_BYTES = 32 << 20
 """Where the first page ends (or at MAX_PAGE_CHUNKS chunks); the next may be twice as big."""
 PAGES_AHEAD = 2
 """Pages scanned ahead of the one being sent: memory ~ (PAGES_AHEAD + 2) pages of refs."""
+PAGE_CHUNKS = 1024
+"""The most chunks in a page (~1 GiB with the default chunker), below the API's
+``protocol.MAX_PAGE_CHUNKS``: a page's refs, plan and sending state are the part of the
+client's memory that grows with the page, ~20 MiB more at 4,096 chunks than at 256 (same
+CPU; bench/README.md), while a page costs only two API calls and a wait for its proof."""
 
 
 def wants_pages(size: int, profile: ChunkerProfile, paged_bytes: int = PAGED_BYTES) -> bool:
@@ -187,9 +194,10 @@ class PagedUpload:
         st = os.stat(self.path)
         if self.conn.resume:
             await asyncio.to_thread(UploadJournal.sweep)
-            # "paged2": pages cut by FIRST_PAGE_BYTES; a journal of "paged" (pages of
-            # MAX_PAGE_CHUNKS chunks) names other pages and must not be resumed with these
-            key = f"paged2:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            # "paged3": pages cut by FIRST_PAGE_BYTES and PAGE_CHUNKS; a journal of "paged"
+            # (pages of MAX_PAGE_CHUNKS chunks) or "paged2" (growing up to MAX_PAGE_CHUNKS)
+            # names other pages and must not be resumed with these
+            key = f"paged3:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
             self.journal = UploadJournal.for_upload(
                 self.conn.api_url, self.conn.token, key, str(self.pipe.profile), self.name
             )
@@ -224,7 +232,7 @@ class PagedUpload:
     async def run(self) -> UploadResult:
         started = time.monotonic()
         await self._start()
-        scanner = PageScanner(self.path, self.pipe.profile, protocol.MAX_PAGE_CHUNKS)
+        scanner = PageScanner(self.path, self.pipe.profile, PAGE_CHUNKS)
         fd = os.open(self.path, os.O_RDONLY)
         try:
             no = 0

@@ -3,7 +3,7 @@
 Starts a real local cluster (API + 3 nodes, SQLite) for each replication factor, and measures
 in the same run, on the same file, the baselines that bound it: Python's hashlib sha256 rate
 and a plain file copy (with fsync). Peak RSS comes from the kernel: ``wait4`` for the client
-process, ``VmHWM`` for each node. Prints a markdown table.
+process (its own, through ``bench.measure``), ``VmHWM`` for each node. Prints a markdown table.
 
     python -m bench.core [--size-mib 1024] [--rf 1 2] [--concurrency 8] [--repeat 1]
 """
@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench import measure
 from dfs.localcluster import LocalCluster, console_script
 
 MIB = 1 << 20
@@ -103,26 +103,17 @@ def run_client(
 ) -> tuple[dict[str, Any], float, int, float]:
     """Run dfs-client (under ``wrap``, e.g. a profiler's command line ending in ``--``);
     return its JSON answer, wall seconds, peak RSS in bytes, CPU seconds."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
+    got = measure.run(
         [*wrap, console_script("dfs-client"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "DFS_TOKEN": token},
+        {**os.environ, "DFS_TOKEN": token},
+        capture_stdout=True,
     )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"dfs-client {' '.join(args)} failed: {err.decode()}")
-    cpu = usage.ru_utime + usage.ru_stime
+    if got.code != 0:
+        raise RuntimeError(f"dfs-client {' '.join(args)} failed: {got.stderr.decode()}")
+    assert got.stdout is not None
     # the last JSON line: a profiler in ``wrap`` may print its own lines after the client's
-    answer = next(ln for ln in reversed(out.splitlines()) if ln.startswith(b"{"))
-    return json.loads(answer), seconds, usage.ru_maxrss * 1024, cpu
+    answer = next(ln for ln in reversed(got.stdout.splitlines()) if ln.startswith(b"{"))
+    return json.loads(answer), got.seconds, got.rss, got.cpu
 
 
 def vm_hwm(pid: int) -> int:

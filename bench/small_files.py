@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import measure
 from dfs.client.file_cache import RACY_NS
 from dfs.localcluster import LocalCluster, console_script
 
@@ -120,18 +121,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run(cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> Step:
-    """Run a client; its wall seconds, CPU seconds and peak RSS (it must succeed)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        list(cmd), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {err.decode()[-2000:]}")
-    return Step(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+    """Run a client; its wall seconds, CPU seconds and own peak RSS (it must succeed)."""
+    got = measure.run(cmd, env, cwd)
+    if got.code != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {got.stderr.decode()[-2000:]}")
+    return Step(got.seconds, got.cpu, got.rss)
 
 
 def same_tree(a: Path, b: Path) -> bool:

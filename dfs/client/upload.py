@@ -20,7 +20,8 @@ plan entry has no capability of its own, so one sent alone after its pack failed
 the entry of a ``/resume-upload`` plan, ``dfs.client.replan``), and the next batch scanned
 while this one is sent, so hashing overlaps the network.
 
-Each chunk is re-read just before it is sent and the node hashes it against the id from the
+Each chunk is re-read just before it is sent (from a file held open: by the kernel, with
+``sendfile``, see ``FileSlice``) and the node hashes it against the id from the
 scan before storing it, so a file that changes during the upload fails instead of storing a
 mix of versions. Memory is bounded by ``concurrency`` chunks (or packs) in flight.
 """
@@ -58,6 +59,7 @@ from dfs.errors import (
     Unavailable,
     from_body,
 )
+from dfs.transport.http import FileSlice
 
 SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
 PIPELINE_DEPTH = 3  # batches in flight: one finalizing, one sending, one planning
@@ -175,6 +177,11 @@ class FileUpload:
         """Finalize this upload once (409 ``incomplete_upload`` when chunks are short)."""
         return await conn.api.finalize_upload(self.file_id, self.receipts)
 
+    def body(self, chunk_id: str, size: int) -> FileSlice | None:
+        """The chunk as a slice of the file held open for this upload (sent with sendfile);
+        None when the file is not held open (read it instead)."""
+        return None if self.fd is None else FileSlice(self.fd, self._offsets[chunk_id], size)
+
     def read(self, chunk_id: str, size: int) -> bytes:
         """The chunk's bytes as they are now (see ``read_chunk``); blocking."""
         if self.fd is not None:
@@ -274,14 +281,16 @@ class ChunkSender:
     async def send_one(self, work: Work) -> None:
         upload, item = work
         chunk_id, size = str(item["sha256"]), int(item["size"])
-        data = await asyncio.to_thread(upload.read, chunk_id, size)
+        conn = self.conn
+        # a file held open goes straight from the page cache to the socket (sendfile)
+        data: bytes | FileSlice | None = None if conn.proxy else upload.body(chunk_id, size)
         try:
-            if self.conn.proxy:
-                receipt: str | None = await send_chunk(
-                    self.conn, upload.file_id, chunk_id, data, item
-                )
+            if data is None:
+                data = await asyncio.to_thread(upload.read, chunk_id, size)
+            if isinstance(data, FileSlice) or not conn.proxy:
+                receipt = await send_replanning(conn, self.replanner(upload), data, item)
             else:
-                receipt = await send_replanning(self.conn, self.replanner(upload), data, item)
+                receipt = await send_chunk(conn, upload.file_id, chunk_id, data, item)
         except IntegrityError:
             # the node (or the API proxy) found that these bytes no longer hash to the id
             # scanned before the plan: the file changed under us

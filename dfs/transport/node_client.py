@@ -22,7 +22,7 @@ import aiohttp
 
 from dfs import protocol
 from dfs.errors import Unavailable
-from dfs.transport.http import ChunkPayload, request, request_json
+from dfs.transport.http import ChunkPayload, FilePayload, FileSlice, request, request_json
 
 HAS_CHUNKS_ENTRY_BYTES = 80
 """About what one chunk id costs in a has-chunks request and answer (its deadline's bytes)."""
@@ -84,18 +84,19 @@ class NodeClient:
         self,
         node_url: str,
         chunk_id: str,
-        data: bytes | bytearray | memoryview,
+        data: bytes | bytearray | memoryview | FileSlice,
         headers: dict[str, str],
         timeout: float | None,
     ) -> dict[str, Any]:
-        size = memoryview(data).nbytes
+        body = FilePayload(data) if isinstance(data, FileSlice) else ChunkPayload(data)
+        size = body.size or 0
         deadline = self.write_deadline(size, forwards=bool(headers.get(protocol.FORWARD_TO)))
         result: dict[str, Any] = await request_json(
             self._session,
             "PUT",
             f"{node_url}{protocol.STORE_CHUNK}",
             params={"chunk_id": chunk_id},
-            data=ChunkPayload(data),
+            data=body,
             headers=headers,
             timeout=_timeout(deadline, timeout),
         )
@@ -105,7 +106,7 @@ class NodeClient:
         self,
         node_url: str,
         chunk_id: str,
-        data: bytes | bytearray | memoryview,
+        data: bytes | bytearray | memoryview | FileSlice,
         *,
         cap: str,
         file_id: str,

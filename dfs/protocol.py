@@ -249,14 +249,17 @@ def pack_chunks_parts(
 ) -> list[bytes | bytearray | memoryview]:
     """``pack_chunks``'s body as its parts (the length and index, then each payload as it
     is): what a sender writes one after the other without copying the chunks into one body."""
+    return [pack_index(entries, [memoryview(p).nbytes for p in payloads]), *payloads]
+
+
+def pack_index(entries: Sequence[Mapping[str, Any]], sizes: Sequence[int]) -> bytes:
+    """The head of a /store-chunks body (its length, then the JSON index) for chunks of
+    ``sizes`` bytes, which follow it in index order: for a sender whose chunks are not in
+    memory (sent from a file)."""
     index = json.dumps(
-        {
-            "chunks": [
-                {**e, "size": memoryview(p).nbytes} for e, p in zip(entries, payloads, strict=True)
-            ]
-        }
+        {"chunks": [{**e, "size": n} for e, n in zip(entries, sizes, strict=True)]}
     ).encode()
-    return [_INDEX_LEN.pack(len(index)) + index, *payloads]
+    return _INDEX_LEN.pack(len(index)) + index
 
 
 def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryview]]:

@@ -89,11 +89,7 @@ class UploadResult:
 
 def read_chunk(fd: int, offset: int, size: int) -> bytes:
     """The chunk's bytes as they are now; a short read means the file shrank since the scan.
-
-    Not re-hashed here: the node hashes every body against the chunk id from the scan before
-    it stores anything (422 otherwise, see ``ChunkSender``), so bytes that changed since the
-    scan are refused there, and hashing them twice would cost a core's worth of sha256 per byte.
-    """
+    Not re-hashed: the node hashes every body against the chunk id from the scan (422)."""
     data = os.pread(fd, size, offset)
     if len(data) != size:
         raise IntegrityError(_CHANGED)
@@ -227,6 +223,16 @@ class Pack:
     targets: list[dict[str, Any]]
     cap: str
 
+    async def body(self, entries: list[dict[str, Any]]) -> list[bytes | FileSlice]:
+        """The /store-chunks body as parts: the chunks as slices of their files held open
+        (sent with sendfile), else read (a batch of small files)."""
+        work = [(u, str(it["sha256"]), int(it["size"])) for u, it in self.work]
+        slices = [u.body(c, n) for u, c, n in work]
+        parts: Sequence[bytes | FileSlice] = [s for s in slices if s is not None]
+        if len(parts) < len(work):
+            parts = await asyncio.to_thread(lambda: [u.read(c, n) for u, c, n in work])
+        return [protocol.pack_index(entries, [n for _, _, n in work]), *parts]
+
 
 def planned_packs(
     uploads: Sequence[FileUpload], plan: Sequence[dict[str, Any]]
@@ -281,8 +287,7 @@ class ChunkSender:
     async def send_one(self, work: Work) -> None:
         upload, item = work
         chunk_id, size = str(item["sha256"]), int(item["size"])
-        conn = self.conn
-        # a file held open goes straight from the page cache to the socket (sendfile)
+        conn = self.conn  # below: a file held open is sent from the page cache (sendfile)
         data: bytes | FileSlice | None = None if conn.proxy else upload.body(chunk_id, size)
         try:
             if data is None:
@@ -308,17 +313,15 @@ class ChunkSender:
             for w in pack.work:
                 await self.send_one(w)
             return
-        datas = await asyncio.to_thread(
-            lambda: [u.read(str(it["sha256"]), int(it["size"])) for u, it in pack.work]
-        )
         entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in pack.work]
+        body = await pack.body(entries)
         headers = protocol.batch_headers(
             pack.cap, [str(e["chunk_id"]) for e in entries], [u.file_id for u, _ in pack.work]
         )
         try:
             answers = await self.conn.nodes.store_chunks(
                 str(first[0]["url"]),
-                protocol.pack_chunks(entries, datas),
+                body,
                 headers,
                 forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
             )

@@ -125,50 +125,67 @@ class FileSlice:
     size: int
 
 
+Part = bytes | bytearray | memoryview | FileSlice
+"""A piece of a ``FilePayload``: bytes in memory, or a slice of a file."""
+
+
 class FilePayload(aiohttp.payload.Payload):
-    """A ``FileSlice`` sent with ``sendfile``: the kernel moves the bytes from the page cache
-    to the socket. Reading them into Python memory first and writing that costs a read copy,
-    the page faults of a fresh buffer per chunk and the socket write copy, about 0.5 CPU s per
-    GiB of an upload's client (bench/README.md). A transport without sendfile (TLS) gets the
-    bytes read and written instead.
+    """A body of ``FileSlice`` parts (and bytes between them) whose slices are sent with
+    ``sendfile``: the kernel moves the bytes from the page cache to the socket. Reading them
+    into Python memory first and writing that costs a read copy, the page faults of a fresh
+    buffer per chunk and the socket write copy, about 0.5 CPU s per GiB of an upload's
+    client (bench/README.md). A transport without sendfile (TLS) gets the bytes read and
+    written instead.
 
     A file that shrank under the upload sends short: ``IntegrityError`` (which
     ``request`` raises as itself, not as a connection failure blamed on the node).
     """
 
-    _value: FileSlice
+    _value: list[Part]
 
-    def __init__(self, value: FileSlice) -> None:
-        super().__init__(value, content_type="application/octet-stream")
-        self._size = value.size
+    def __init__(self, value: FileSlice | Sequence[Part]) -> None:
+        parts = [value] if isinstance(value, FileSlice) else list(value)
+        super().__init__(parts, content_type="application/octet-stream")
+        self._size = sum(
+            p.size if isinstance(p, FileSlice) else memoryview(p).nbytes for p in parts
+        )
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return self._read().decode(encoding, errors)
-
-    def _read(self) -> bytes:
-        part = self._value
-        data = os.pread(part.fd, part.size, part.offset)
-        if len(data) != part.size:
-            raise IntegrityError("the file is shorter than when it was scanned")
-        return data
+        parts = [_read(p) if isinstance(p, FileSlice) else bytes(p) for p in self._value]
+        return b"".join(parts).decode(encoding, errors)
 
     async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
-        part = self._value
-        transport = getattr(writer, "transport", None)
         await writer.write(b"")  # the request head, on its own (see ChunkPayload)
-        await writer.drain()
-        sent = -1
-        if transport is not None:
-            # a file object of its own: loop.sendfile seeks it when done (the position is
-            # shared with ``fd``, which every reader uses only at explicit offsets)
-            with os.fdopen(os.dup(part.fd), "rb", buffering=0) as f:
-                try:
-                    sent = await asyncio.get_running_loop().sendfile(
-                        transport, f, part.offset, part.size, fallback=False
-                    )
-                except (NotImplementedError, asyncio.SendfileNotAvailableError):
-                    sent = -1  # no native sendfile on this transport, and nothing sent
-        if sent < 0:
-            await writer.write(await asyncio.to_thread(self._read))
-        elif sent != part.size:
-            raise IntegrityError("the file is shorter than when it was scanned")
+        for part in self._value:
+            if isinstance(part, FileSlice):
+                await _send_slice(writer, part)
+            else:
+                await writer.write(part)
+
+
+def _read(part: FileSlice) -> bytes:
+    data = os.pread(part.fd, part.size, part.offset)
+    if len(data) != part.size:
+        raise IntegrityError("the file is shorter than when it was scanned")
+    return data
+
+
+async def _send_slice(writer: aiohttp.abc.AbstractStreamWriter, part: FileSlice) -> None:
+    """One slice to the socket with sendfile, or read and written where there is none."""
+    transport = getattr(writer, "transport", None)
+    await writer.drain()
+    sent = -1
+    if transport is not None:
+        # a file object of its own: loop.sendfile seeks it when done (the position is
+        # shared with ``fd``, which every reader uses only at explicit offsets)
+        with os.fdopen(os.dup(part.fd), "rb", buffering=0) as f:
+            try:
+                sent = await asyncio.get_running_loop().sendfile(
+                    transport, f, part.offset, part.size, fallback=False
+                )
+            except (NotImplementedError, asyncio.SendfileNotAvailableError):
+                sent = -1  # no native sendfile on this transport, and nothing sent
+    if sent < 0:
+        await writer.write(await asyncio.to_thread(_read, part))
+    elif sent != part.size:
+        raise IntegrityError("the file is shorter than when it was scanned")

@@ -22,7 +22,14 @@ import aiohttp
 
 from dfs import protocol
 from dfs.errors import Unavailable
-from dfs.transport.http import ChunkPayload, FilePayload, FileSlice, request, request_json
+from dfs.transport.http import (
+    ChunkPayload,
+    FilePayload,
+    FileSlice,
+    Part,
+    request,
+    request_json,
+)
 
 HAS_CHUNKS_ENTRY_BYTES = 80
 """About what one chunk id costs in a has-chunks request and answer (its deadline's bytes)."""
@@ -64,6 +71,15 @@ class _Records:
                 return b"".join(pieces)
             pieces.append(block)
             got += len(block)
+
+
+def _body_payload(body: bytes | Sequence[Part]) -> aiohttp.payload.Payload:
+    """A body in memory as ``ChunkPayload``; one with file slices as ``FilePayload``."""
+    if isinstance(body, bytes):
+        return ChunkPayload(body)
+    parts = list(body)
+    in_memory = [p for p in parts if not isinstance(p, FileSlice)]
+    return ChunkPayload(in_memory) if len(in_memory) == len(parts) else FilePayload(parts)
 
 
 class NodeClient:
@@ -140,7 +156,7 @@ class NodeClient:
     async def store_chunks(
         self,
         node_url: str,
-        body: bytes | Sequence[bytes | bytearray | memoryview],
+        body: bytes | Sequence[Part],
         headers: dict[str, str],
         *,
         forward: str = "",
@@ -148,7 +164,7 @@ class NodeClient:
         timeout: float | None = None,
     ) -> list[dict[str, Any]]:
         """POST a ``protocol.pack_chunks`` body (or its ``pack_chunks_parts``, sent one after
-        the other without joining) of small chunks (an upload's, forwarded to
+        the other without joining; chunks may be ``FileSlice`` parts) of small chunks (an upload's, forwarded to
         the nodes in ``forward``; or, with ``forwarded``, a primary's replica writes) with
         ``headers`` from ``protocol.batch_headers`` (its capability and what that binds).
         Returns one answer per chunk, in order: ``{"chunk_id", "receipt", "replicas"}``."""
@@ -157,7 +173,7 @@ class NodeClient:
             headers[protocol.FORWARD_TO] = forward
         if forwarded:
             headers[protocol.FORWARDED] = "1"
-        payload = ChunkPayload(body)
+        payload = _body_payload(body)
         deadline = self.write_deadline(payload.size or 0, forwards=bool(forward))
         answer: dict[str, Any] = await request_json(
             self._session,

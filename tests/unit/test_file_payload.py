@@ -61,6 +61,23 @@ async def test_slices_arrive_exactly(echo: str, data_file: tuple[Path, bytes]) -
         os.close(fd)
 
 
+async def test_bytes_and_slices_arrive_in_order(echo: str, data_file: tuple[Path, bytes]) -> None:
+    """A /store-chunks body: its head in memory, then chunks sent from the file."""
+    path, data = data_file
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        parts = [b"head", FileSlice(fd, 3, MIB), b"", FileSlice(fd, 2 * MIB, MIB + 17)]
+        async with (
+            aiohttp.ClientSession() as session,
+            request(session, "PUT", echo, data=FilePayload(parts)) as resp,
+        ):
+            got = await resp.json()
+        want = b"head" + data[3 : 3 + MIB] + data[2 * MIB :]
+        assert got == {"size": len(want), "sha256": hashlib.sha256(want).hexdigest()}
+    finally:
+        os.close(fd)
+
+
 async def test_a_file_that_shrank_is_an_integrity_error(
     echo: str, data_file: tuple[Path, bytes]
 ) -> None:

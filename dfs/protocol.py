@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -249,31 +249,17 @@ def pack_chunks_parts(
 ) -> list[bytes | bytearray | memoryview]:
     """``pack_chunks``'s body as its parts (the length and index, then each payload as it
     is): what a sender writes one after the other without copying the chunks into one body."""
-    return [_pack_head(entries, [memoryview(p).nbytes for p in payloads]), *payloads]
+    return [pack_index(entries, [memoryview(p).nbytes for p in payloads]), *payloads]
 
 
-def _pack_head(entries: Sequence[Mapping[str, Any]], sizes: Sequence[int]) -> bytes:
-    chunks = [{**e, "size": n} for e, n in zip(entries, sizes, strict=True)]
-    index = json.dumps({"chunks": chunks}).encode()
+def pack_index(entries: Sequence[Mapping[str, Any]], sizes: Sequence[int]) -> bytes:
+    """The head of a /store-chunks body (its length, then the JSON index) for chunks of
+    ``sizes`` bytes, which follow it in index order: for a sender whose chunks are not in
+    memory (sent from a file)."""
+    index = json.dumps(
+        {"chunks": [{**e, "size": n} for e, n in zip(entries, sizes, strict=True)]}
+    ).encode()
     return _INDEX_LEN.pack(len(index)) + index
-
-
-def pack_chunks_into(
-    entries: Sequence[Mapping[str, Any]],
-    sizes: Sequence[int],
-    fill: Callable[[int, memoryview], None],
-) -> bytearray:
-    """``pack_chunks``'s body built in place: ``fill(i, view)`` puts chunk ``i``'s
-    ``sizes[i]`` bytes into its slice of the body (a sender reading files copies each
-    chunk once, from the file into the body, instead of reading it then joining)."""
-    head = _pack_head(entries, sizes)
-    body = bytearray(len(head) + sum(sizes))
-    body[: len(head)] = head
-    view, pos = memoryview(body), len(head)
-    for i, n in enumerate(sizes):
-        fill(i, view[pos : pos + n])
-        pos += n
-    return body
 
 
 def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryview]]:

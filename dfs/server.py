@@ -186,18 +186,25 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     return body
 
 
-async def read_body(request: web.Request, limit: int) -> bytearray:
+async def read_body(request: web.Request, limit: int, *, authorized: bool = False) -> bytearray:
     """Read a body of at most ``limit`` bytes under the ``StreamDeadline`` rule.
 
     Memory grows with the bytes that really arrived, never with the declared length: a
     client that declares 16 MiB and sends 3 bytes costs 3 bytes (preallocating the declared
     length let unauthenticated connections pin the server's memory). Undeclared (chunked)
     bodies get the same progress rule as declared ones, not one budget for ``limit`` bytes.
+
+    ``authorized``: the caller has already checked the request's capability (a node's chunk
+    write), so a declared length is trusted enough to allocate up front and the pieces are
+    copied straight into place. Growing a bytearray piece by piece re-copies it as it grows:
+    measured ~0.4 CPU s more per GiB received (bench/README.md).
     """
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
     deadline = StreamDeadline(request, declared)
+    if authorized and declared is not None:
+        return await _read_declared(request, deadline, declared)
     bound = limit if declared is None else declared
     buf = bytearray()
     while piece := await deadline.read(_read_any(request), _READ_AHEAD):
@@ -205,9 +212,27 @@ async def read_body(request: web.Request, limit: int) -> bytearray:
             if declared is None:
                 raise PayloadTooLarge(f"body exceeds {limit} bytes")
             raise InvalidRequest(f"body is longer than its Content-Length {declared}")
-        buf += piece  # grows in place (realloc/mremap), no re-copy per piece
+        buf += piece
     if declared is not None and len(buf) != declared:
         raise InvalidRequest(f"body of {len(buf)} bytes is shorter than its Content-Length")
+    return buf
+
+
+async def _read_declared(
+    request: web.Request, deadline: StreamDeadline, declared: int
+) -> bytearray:
+    """A body of exactly ``declared`` bytes, each piece copied once into its place."""
+    buf = bytearray(declared)
+    got = 0
+    with memoryview(buf) as view:
+        while piece := await deadline.read(_read_any(request), _READ_AHEAD):
+            end = got + len(piece)
+            if end > declared:
+                raise InvalidRequest(f"body is longer than its Content-Length {declared}")
+            view[got:end] = piece
+            got = end
+    if got != declared:
+        raise InvalidRequest(f"body of {got} bytes is shorter than its Content-Length")
     return buf
 
 

@@ -102,12 +102,6 @@ def read_chunk(fd: int, offset: int, size: int) -> bytes:
     return data
 
 
-def read_chunk_into(fd: int, offset: int, buf: memoryview) -> None:
-    """``read_chunk`` into ``buf`` (a slice of a ``/store-chunks`` body): no copy of its own."""
-    if os.preadv(fd, [buf], offset) != len(buf):
-        raise IntegrityError(CHANGED)
-
-
 def _walk_dir(
     top: Path, prefix: str, follow: bool, skipped: list[Skipped] | None
 ) -> Iterator[LocalFile]:

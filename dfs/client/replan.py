@@ -32,6 +32,7 @@ from dfs.client.avoid import AvoidList
 from dfs.client.connection import Connection
 from dfs.errors import DfsError, InvalidRequest, ReplicationError, Unavailable
 from dfs.placement import rotation
+from dfs.transport.http import FileSlice
 
 log = logging.getLogger("dfs.client")
 
@@ -48,7 +49,12 @@ def blame_forwards(avoid: AvoidList, forwards: Sequence[str]) -> None:
 
 
 async def put_once(
-    conn: Connection, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any], i: int = -1
+    conn: Connection,
+    file_id: str,
+    chunk_id: str,
+    data: bytes | FileSlice,
+    item: dict[str, Any],
+    i: int = -1,
 ) -> str:
     """Write the chunk once through rotation ``i`` of its targets (by default the first
     whose primary the client does not avoid); its receipt. A failure blames its nodes."""
@@ -151,7 +157,7 @@ class Replanner:
 
 
 async def send_replanning(
-    conn: Connection, replanner: Replanner, data: bytes, item: dict[str, Any]
+    conn: Connection, replanner: Replanner, data: bytes | FileSlice, item: dict[str, Any]
 ) -> str | None:
     """Send a chunk of ``replanner``'s upload: up to SEND_ATTEMPTS writes, each with the
     newest entry around the failed nodes; its receipt, or None if the newest plan no longer

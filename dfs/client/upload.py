@@ -20,7 +20,8 @@ plan entry has no capability of its own, so one sent alone after its pack failed
 the entry of a ``/resume-upload`` plan, ``dfs.client.replan``), and the next batch scanned
 while this one is sent, so hashing overlaps the network.
 
-Each chunk is re-read just before it is sent and the node hashes it against the id from the
+Each chunk is re-read just before it is sent (from a file held open: by the kernel, with
+``sendfile``, see ``FileSlice``) and the node hashes it against the id from the
 scan before storing it, so a file that changes during the upload fails instead of storing a
 mix of versions. Memory is bounded by ``concurrency`` chunks (or packs) in flight.
 """
@@ -43,8 +44,7 @@ from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.batch_scan import ScanAhead, Scanned, batches, cacheable, remember, rescan
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_cache import FileCache
-from dfs.client.local_files import CHANGED as _CHANGED
-from dfs.client.local_files import LocalFile, read_chunk, read_chunk_into
+from dfs.client.local_files import CHANGED, LocalFile, read_chunk
 from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.errors import (
@@ -59,6 +59,7 @@ from dfs.errors import (
     Unavailable,
     from_body,
 )
+from dfs.transport.http import FileSlice
 
 SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
 PIPELINE_DEPTH = 3  # batches in flight: one finalizing, one sending, one planning
@@ -94,9 +95,8 @@ class FileUpload:
         scan: FileScan,
         journal: UploadJournal | None = None,
         keep_attrs: bool = True,
-        st: os.stat_result | None = None,
+        st: os.stat_result | None = None,  # as listed, for init_body (None: stat it then)
     ) -> None:
-        """``st``: its stat when listed, for ``init_body`` (None: stat it then)."""
         self.path = path
         self.keep_attrs = keep_attrs
         self.st = st
@@ -166,6 +166,11 @@ class FileUpload:
         """Finalize this upload once (409 ``incomplete_upload`` when chunks are short)."""
         return await conn.api.finalize_upload(self.file_id, self.receipts)
 
+    def body(self, chunk_id: str, size: int) -> FileSlice | None:
+        """The chunk as a slice of the file held open for this upload (sent with sendfile);
+        None when the file is not held open (read it instead)."""
+        return None if self.fd is None else FileSlice(self.fd, self._offsets[chunk_id], size)
+
     def read(self, chunk_id: str, size: int) -> bytes:
         """The chunk's bytes as they are now (see ``read_chunk``); blocking."""
         if self.fd is not None:
@@ -175,15 +180,6 @@ class FileUpload:
             return read_chunk(fd, self._offsets[chunk_id], size)
         finally:
             os.close(fd)
-
-    def read_into(self, chunk_id: str, buf: memoryview) -> None:
-        """Fill ``buf`` with the chunk's bytes as they are now (see ``read_chunk``)."""
-        fd = self.fd if self.fd is not None else os.open(self.path, os.O_RDONLY)
-        try:
-            read_chunk_into(fd, self._offsets[chunk_id], buf)
-        finally:
-            if fd != self.fd:
-                os.close(fd)
 
     def sent_chunk(
         self, chunk_id: str, receipt: str, size: int, progress: ProgressFn | None
@@ -219,6 +215,16 @@ class Pack:
     work: list[Work]
     targets: list[dict[str, Any]]
     cap: str
+
+    async def body(self, entries: list[dict[str, Any]]) -> list[bytes | FileSlice]:
+        """The /store-chunks body as parts: the chunks as slices of their files held open
+        (sent with sendfile), else read (a batch of small files)."""
+        work = [(u, str(it["sha256"]), int(it["size"])) for u, it in self.work]
+        slices = [u.body(c, n) for u, c, n in work]
+        parts: Sequence[bytes | FileSlice] = [s for s in slices if s is not None]
+        if len(parts) < len(work):
+            parts = await asyncio.to_thread(lambda: [u.read(c, n) for u, c, n in work])
+        return [protocol.pack_index(entries, [n for _, _, n in work]), *parts]
 
 
 def planned_packs(
@@ -274,18 +280,19 @@ class ChunkSender:
     async def send_one(self, work: Work) -> None:
         upload, item = work
         chunk_id, size = str(item["sha256"]), int(item["size"])
-        data = await asyncio.to_thread(upload.read, chunk_id, size)
+        conn = self.conn  # below: a file held open is sent from the page cache (sendfile)
+        data: bytes | FileSlice | None = None if conn.proxy else upload.body(chunk_id, size)
         try:
-            if self.conn.proxy:
-                receipt: str | None = await send_chunk(
-                    self.conn, upload.file_id, chunk_id, data, item
-                )
+            if data is None:
+                data = await asyncio.to_thread(upload.read, chunk_id, size)
+            if isinstance(data, FileSlice) or not conn.proxy:
+                receipt = await send_replanning(conn, self.replanner(upload), data, item)
             else:
-                receipt = await send_replanning(self.conn, self.replanner(upload), data, item)
+                receipt = await send_chunk(conn, upload.file_id, chunk_id, data, item)
         except IntegrityError:
             # the node (or the API proxy) found that these bytes no longer hash to the id
             # scanned before the plan: the file changed under us
-            raise IntegrityError(_CHANGED) from None
+            raise IntegrityError(CHANGED) from None
         if receipt is None:  # a re-plan found it proven and held already
             if self.progress:
                 self.progress(size)
@@ -299,14 +306,8 @@ class ChunkSender:
             for w in pack.work:
                 await self.send_one(w)
             return
-        work = pack.work
-        entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in work]
-        body = await asyncio.to_thread(
-            protocol.pack_chunks_into,
-            entries,
-            [int(it["size"]) for _u, it in work],
-            lambda i, buf: work[i][0].read_into(str(work[i][1]["sha256"]), buf),
-        )
+        entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in pack.work]
+        body = await pack.body(entries)
         headers = protocol.batch_headers(
             pack.cap, [str(e["chunk_id"]) for e in entries], [u.file_id for u, _ in pack.work]
         )

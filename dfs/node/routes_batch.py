@@ -103,7 +103,7 @@ async def store_chunks(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     grant = _authorize_headers(request, cfg)
     targets = [] if grant.files_sha256 is None else _targets(request)
-    body = await read_body(request, protocol.MAX_CHUNK_SIZE)
+    body = await read_body(request, protocol.MAX_CHUNK_SIZE, authorized=True)  # checked above
     items, file_ids = _match(grant, protocol.unpack_chunks(body))
     replicas = await request.app[FORWARDER].store_batch(
         items, targets, asynchronous=grant.asynchronous

@@ -22,7 +22,14 @@ import aiohttp
 
 from dfs import protocol
 from dfs.errors import Unavailable
-from dfs.transport.http import ChunkPayload, request, request_json
+from dfs.transport.http import (
+    ChunkPayload,
+    FilePayload,
+    FileSlice,
+    Part,
+    request,
+    request_json,
+)
 
 HAS_CHUNKS_ENTRY_BYTES = 80
 """About what one chunk id costs in a has-chunks request and answer (its deadline's bytes)."""
@@ -74,6 +81,15 @@ class _Records:
             got += len(block)
 
 
+def _body_payload(body: bytes | Sequence[Part]) -> aiohttp.payload.Payload:
+    """A body in memory as ``ChunkPayload``; one with file slices as ``FilePayload``."""
+    if isinstance(body, bytes):
+        return ChunkPayload(body)
+    parts = list(body)
+    in_memory = [p for p in parts if not isinstance(p, FileSlice)]
+    return ChunkPayload(in_memory) if len(in_memory) == len(parts) else FilePayload(parts)
+
+
 class NodeClient:
     def __init__(
         self, session: aiohttp.ClientSession, deadline: protocol.TransferDeadline | None = None
@@ -92,18 +108,19 @@ class NodeClient:
         self,
         node_url: str,
         chunk_id: str,
-        data: bytes | bytearray | memoryview,
+        data: bytes | bytearray | memoryview | FileSlice,
         headers: dict[str, str],
         timeout: float | None,
     ) -> dict[str, Any]:
-        size = memoryview(data).nbytes
+        body = FilePayload(data) if isinstance(data, FileSlice) else ChunkPayload(data)
+        size = body.size or 0
         deadline = self.write_deadline(size, forwards=bool(headers.get(protocol.FORWARD_TO)))
         result: dict[str, Any] = await request_json(
             self._session,
             "PUT",
             f"{node_url}{protocol.STORE_CHUNK}",
             params={"chunk_id": chunk_id},
-            data=ChunkPayload(data),
+            data=body,
             headers=headers,
             timeout=_timeout(deadline, timeout),
         )
@@ -113,7 +130,7 @@ class NodeClient:
         self,
         node_url: str,
         chunk_id: str,
-        data: bytes | bytearray | memoryview,
+        data: bytes | bytearray | memoryview | FileSlice,
         *,
         cap: str,
         file_id: str,
@@ -147,7 +164,7 @@ class NodeClient:
     async def store_chunks(
         self,
         node_url: str,
-        body: bytes | bytearray | Sequence[bytes | bytearray | memoryview],
+        body: bytes | Sequence[Part],
         headers: dict[str, str],
         *,
         forward: str = "",
@@ -155,7 +172,7 @@ class NodeClient:
         timeout: float | None = None,
     ) -> list[dict[str, Any]]:
         """POST a ``protocol.pack_chunks`` body (or its ``pack_chunks_parts``, sent one after
-        the other without joining) of small chunks (an upload's, forwarded to
+        the other without joining; chunks may be ``FileSlice`` parts) of small chunks (an upload's, forwarded to
         the nodes in ``forward``; or, with ``forwarded``, a primary's replica writes) with
         ``headers`` from ``protocol.batch_headers`` (its capability and what that binds).
         Returns one answer per chunk, in order: ``{"chunk_id", "receipt", "replicas"}``."""
@@ -164,7 +181,7 @@ class NodeClient:
             headers[protocol.FORWARD_TO] = forward
         if forwarded:
             headers[protocol.FORWARDED] = "1"
-        payload = ChunkPayload(body)
+        payload = _body_payload(body)
         deadline = self.write_deadline(payload.size or 0, forwards=bool(forward))
         answer: dict[str, Any] = await request_json(
             self._session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -256,22 +257,41 @@ async def test_errors_map_back_to_classes(inproc: InProcessCluster, tmp_path: Pa
         inproc.nodes = inproc.nodes[:1]
 
 
-async def test_upload_fails_if_file_changes_after_the_scan(
-    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The client no longer re-hashes before sending: the node's check must catch it."""
+def _edit_after_scan(monkeypatch: pytest.MonkeyPatch, edit: Any) -> None:
+    """Run ``edit(path)`` on the file right after the client's scan of it, before any send."""
     from dfs.client import upload
 
+    real = upload.scan_file_threaded
+
+    def scan_then_edit(path: Path, profile: ChunkerProfile) -> Any:
+        scan = real(path, profile)
+        edit(Path(path))
+        return scan
+
+    monkeypatch.setattr(upload, "scan_file_threaded", scan_then_edit)
+
+
+def _flip_byte(path: Path) -> None:
+    with path.open("r+b") as f:
+        f.seek(MIB + 5)
+        byte = f.read(1)
+        f.seek(MIB + 5)
+        f.write(bytes([byte[0] ^ 0xFF]))  # as if the file had been edited since the scan
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [_flip_byte, lambda p: os.truncate(p, MIB + MIB // 2)],
+    ids=["edited", "truncated"],
+)
+async def test_upload_fails_if_file_changes_after_the_scan(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Any
+) -> None:
+    """The client does not re-hash before sending (it sends the file's pages with sendfile):
+    the node's check must catch an edit, the client's a file that got shorter."""
     src = tmp_path / "in.bin"
     src.write_bytes(random.Random(7).randbytes(2 * MIB))
-    real = upload.read_chunk
-
-    def changed(fd: int, offset: int, size: int) -> bytes:
-        data = bytearray(real(fd, offset, size))
-        data[0] ^= 0xFF  # as if the file had been edited since the scan
-        return bytes(data)
-
-    monkeypatch.setattr(upload, "read_chunk", changed)
+    _edit_after_scan(monkeypatch, edit)
     async with Client(inproc.api.url, token=ADMIN_TOKEN, concurrency=2) as client:
         with pytest.raises(IntegrityError, match="changed while it was being uploaded"):
             await client.upload(src, profile=ChunkerProfile.fixed(MIB))

@@ -401,12 +401,10 @@ def test_file_ids_pack_as_uuid_parsing_did(value: str) -> None:
 
 
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=12))
-def test_a_pack_body_built_in_place_is_the_joined_one(payloads: list[bytes]) -> None:
+def test_a_pack_sent_as_its_index_then_its_chunks_is_the_joined_body(payloads: list[bytes]) -> None:
+    """What a sender from files writes (``pack_index``, then each chunk's bytes) is the body
+    ``pack_chunks`` builds, and it unpacks to the chunks."""
     entries = [{"chunk_id": hashlib.sha256(p).hexdigest(), "file_id": "f"} for p in payloads]
-
-    def fill(i: int, view: memoryview) -> None:
-        view[:] = payloads[i]
-
-    body = protocol.pack_chunks_into(entries, [len(p) for p in payloads], fill)
-    assert bytes(body) == protocol.pack_chunks(entries, payloads)
+    body = protocol.pack_index(entries, [len(p) for p in payloads]) + b"".join(payloads)
+    assert body == protocol.pack_chunks(entries, payloads)
     assert [bytes(v) for _e, v in protocol.unpack_chunks(body)] == payloads

@@ -10,9 +10,14 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from dfs import auth
+from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_service import Namespace
+from dfs.meta.bucket_config import BucketConfigStore, bucket_config_store
+from dfs.meta.namespace import BucketRecord
+from dfs.s3.errors import S3Error
+from dfs.s3.names import bucket_name
 from dfs.s3.sigv4 import Caller, KeyCache
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
@@ -68,3 +73,18 @@ def xml(tag: str, text: str | int) -> str:
 def xml_response(root: str, inner: str, status: int = 200) -> web.Response:
     body = f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="{XMLNS}">{inner}</{root}>'
     return web.Response(status=status, text=body, content_type="application/xml")
+
+
+async def owned_bucket(request: web.Request) -> BucketRecord:
+    """The request's bucket, if the caller owns it (its sub-resources are the owner's)."""
+    b = await request.app[NAMESPACE].bucket(bucket_name(request))
+    access.require_owner(principal(request), b)
+    return b
+
+
+def bucket_configs(request: web.Request, what: str) -> BucketConfigStore:
+    """Where bucket configuration documents live; 501 on a backend that keeps none."""
+    store = bucket_config_store(request.app[COORDINATOR].meta)
+    if store is None:
+        raise S3Error("NotImplemented", 501, f"this metadata backend keeps no bucket {what}")
+    return store

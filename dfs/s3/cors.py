@@ -19,18 +19,21 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from dfs.api import access
 from dfs.errors import DfsError
 from dfs.meta.bucket_config import (
     KIND_CORS,
     MAX_DOCUMENT_BYTES,
-    BucketConfigStore,
-    bucket_config_store,
     generation_of,
 )
 from dfs.meta.namespace import BucketRecord
 from dfs.s3 import xmlbody
-from dfs.s3.context import COORDINATOR, NAMESPACE, principal, xml, xml_response
+from dfs.s3.context import (
+    NAMESPACE,
+    bucket_configs,
+    owned_bucket,
+    xml,
+    xml_response,
+)
 from dfs.s3.errors import S3Error
 from dfs.s3.names import bucket_name
 
@@ -115,36 +118,27 @@ def parse_rules(data: bytes) -> list[Rule]:
     return rules
 
 
-def _store(request: web.Request) -> BucketConfigStore:
-    store = bucket_config_store(request.app[COORDINATOR].meta)
-    if store is None:
-        raise S3Error("NotImplemented", 501, "this metadata backend keeps no bucket CORS rules")
-    return store
-
-
 async def load_rules(request: web.Request, b: BucketRecord) -> list[Rule] | None:
-    doc = await _store(request).get_bucket_config(b.name, generation_of(b.created_at), KIND_CORS)
+    doc = await bucket_configs(request, "CORS rules").get_bucket_config(
+        b.name, generation_of(b.created_at), KIND_CORS
+    )
     return None if doc is None else [Rule(**r) for r in json.loads(doc)]
 
 
-async def _owned(request: web.Request) -> BucketRecord:
-    b = await request.app[NAMESPACE].bucket(bucket_name(request))
-    access.require_owner(principal(request), b)
-    return b
-
-
 async def put_bucket_cors(request: web.Request) -> web.Response:
-    b = await _owned(request)
+    b = await owned_bucket(request)
     rules = parse_rules(await xmlbody.read_body(request))
     doc = json.dumps([asdict(r) for r in rules])
     if len(doc) > MAX_DOCUMENT_BYTES:
         raise xmlbody.malformed("the CORS configuration is too large")
-    await _store(request).put_bucket_config(b.name, generation_of(b.created_at), KIND_CORS, doc)
+    await bucket_configs(request, "CORS rules").put_bucket_config(
+        b.name, generation_of(b.created_at), KIND_CORS, doc
+    )
     return web.Response(status=200)
 
 
 async def get_bucket_cors(request: web.Request) -> web.Response:
-    rules = await load_rules(request, await _owned(request))
+    rules = await load_rules(request, await owned_bucket(request))
     if rules is None:
         raise S3Error("NoSuchCORSConfiguration", 404, "The CORS configuration does not exist")
     parts = []
@@ -160,8 +154,8 @@ async def get_bucket_cors(request: web.Request) -> web.Response:
 
 
 async def delete_bucket_cors(request: web.Request) -> web.Response:
-    b = await _owned(request)
-    await _store(request).delete_bucket_config(b.name, KIND_CORS)
+    b = await owned_bucket(request)
+    await bucket_configs(request, "CORS rules").delete_bucket_config(b.name, KIND_CORS)
     return web.Response(status=204)
 
 

@@ -19,16 +19,21 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from dfs import namespace_rules
-from dfs.api import access
 from dfs.api.namespace_bodies import ObjectFields
 from dfs.errors import InvalidRequest
-from dfs.meta.bucket_config import KIND_TAGGING, BucketConfigStore, bucket_config_store
+from dfs.meta.bucket_config import KIND_TAGGING
 from dfs.meta.bucket_config import generation_of as generation
-from dfs.meta.namespace import BucketRecord
 from dfs.s3 import xmlbody
-from dfs.s3.context import COORDINATOR, NAMESPACE, principal, xml, xml_response
+from dfs.s3.context import (
+    NAMESPACE,
+    bucket_configs,
+    owned_bucket,
+    principal,
+    xml,
+    xml_response,
+)
 from dfs.s3.errors import S3Error
-from dfs.s3.names import bucket_name, target
+from dfs.s3.names import target
 from dfs.s3.object_reads import resolve, version_headers, version_param
 
 
@@ -108,22 +113,11 @@ async def delete_object_tagging(request: web.Request) -> web.Response:
 # --- bucket tagging -------------------------------------------------------------------------
 
 
-def _store(request: web.Request) -> BucketConfigStore:
-    store = bucket_config_store(request.app[COORDINATOR].meta)
-    if store is None:
-        raise S3Error("NotImplemented", 501, "this metadata backend keeps no bucket tags")
-    return store
-
-
-async def _owned(request: web.Request) -> BucketRecord:
-    b = await request.app[NAMESPACE].bucket(bucket_name(request))
-    access.require_owner(principal(request), b)
-    return b
-
-
 async def get_bucket_tagging(request: web.Request) -> web.Response:
-    b = await _owned(request)
-    doc = await _store(request).get_bucket_config(b.name, generation(b.created_at), KIND_TAGGING)
+    b = await owned_bucket(request)
+    doc = await bucket_configs(request, "tags").get_bucket_config(
+        b.name, generation(b.created_at), KIND_TAGGING
+    )
     if doc is None:
         raise S3Error("NoSuchTagSet", 404, "The TagSet does not exist")
     tags = tuple((str(k), str(v)) for k, v in json.loads(doc))
@@ -131,15 +125,17 @@ async def get_bucket_tagging(request: web.Request) -> web.Response:
 
 
 async def put_bucket_tagging(request: web.Request) -> web.Response:
-    b = await _owned(request)
+    b = await owned_bucket(request)
     pairs = _parse_tagging(await xmlbody.read_body(request))
     tags = validated(pairs, namespace_rules.MAX_BUCKET_TAGS)
     doc = json.dumps([list(t) for t in tags])
-    await _store(request).put_bucket_config(b.name, generation(b.created_at), KIND_TAGGING, doc)
+    await bucket_configs(request, "tags").put_bucket_config(
+        b.name, generation(b.created_at), KIND_TAGGING, doc
+    )
     return web.Response(status=204)
 
 
 async def delete_bucket_tagging(request: web.Request) -> web.Response:
-    b = await _owned(request)
-    await _store(request).delete_bucket_config(b.name, KIND_TAGGING)
+    b = await owned_bucket(request)
+    await bucket_configs(request, "tags").delete_bucket_config(b.name, KIND_TAGGING)
     return web.Response(status=204)

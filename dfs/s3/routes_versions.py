@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.namespace_service import Namespace
 from dfs.meta.namespace import (
@@ -25,7 +24,7 @@ from dfs.meta.namespace import (
     ObjectListing,
 )
 from dfs.s3 import xmlbody
-from dfs.s3.context import NAMESPACE, iso_time, params, principal, xml, xml_response
+from dfs.s3.context import NAMESPACE, iso_time, owned_bucket, params, principal, xml, xml_response
 from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.listing import Entry, Page, encoder, max_keys, page_after
 from dfs.s3.names import bucket_name
@@ -39,9 +38,7 @@ PARAMS = frozenset(
 
 
 async def get_bucket_versioning(request: web.Request) -> web.Response:
-    ns = request.app[NAMESPACE]
-    b = await ns.bucket(bucket_name(request))
-    access.require_owner(principal(request), b)
+    b = await owned_bucket(request)
     status = _STATUS.get(b.versioning)
     return xml_response("VersioningConfiguration", xml("Status", status) if status else "")
 

@@ -1,10 +1,13 @@
 """The download pipeline: plan, fetch in a window, verify, write, commit; one file or many.
 
 One file (``DownloadPipeline.download_file``): fetch its chunks in parallel within a window
-of ``concurrency`` chunks, in order (``ChunkFetcher``: each chunk's sha256 is verified, and a
-replica that fails or returns bad bytes is skipped for the next one, then for the API proxy),
-write them into a temp file beside the target (``PartFile``), check the whole-file sha256,
-fsync and rename. Memory is bounded by ``concurrency`` chunks.
+of ``concurrency`` pieces, in order (``_pieces``: a run of consecutive chunks under
+``RUN_CHUNK_MAX`` in one ``/get-chunks`` request, so that a file of 100,000 tiny chunks pays
+no round trip per chunk, or one bigger chunk alone; ``dfs.client.chunk_fetch``: each chunk's
+sha256 is verified, a replica that fails or returns bad bytes is skipped for the next one,
+then for the API proxy, and a slow one is hedged), write them into a temp file beside the
+target (``PartFile``: a run in one write), check the whole-file sha256, fsync and rename.
+Memory is bounded by ``concurrency`` pieces (runs of at most ``RUN_BYTES``).
 
 Many files (``download_files``): ``/download-plans`` for up to ``BATCH_FILES`` files per
 request instead of a round trip each (``dfs.client.plans``), pipelined: the next batch's
@@ -27,28 +30,27 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import hashlib
 import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dfs import protocol
-from dfs.client.batch_read import BatchReader
+from dfs.client.batch_read import BATCH_CHUNKS, BatchReader
+from dfs.client.chunk_fetch import ChunkFetcher
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, link_or_replace
 from dfs.client.local_files import local_path
 from dfs.client.plans import PlanAhead
 from dfs.client.resume import DownloadSidecar, open_own
-from dfs.errors import Conflict, DfsError, IntegrityError
+from dfs.errors import Conflict, IntegrityError
 from dfs.fsutil import fsync_dir
 from dfs.ids import sha256_hex
-from dfs.transport.hedged import Source, first_good
 
 log = logging.getLogger("dfs.client")
 
@@ -61,6 +63,10 @@ WRITE_BEHIND_BYTES = 16 * 1024 * 1024
 """Bytes of read small files a restore lets wait for the writer before it reads more."""
 # a download starts an fdatasync in the background after this many bytes written
 DOWNLOAD_FLUSH_BYTES = 32 << 20
+RUN_CHUNK_MAX = 256 * 1024
+"""Chunks of one file smaller than this are fetched in runs (``/get-chunks``), not alone."""
+RUN_BYTES = 1024 * 1024
+"""Bytes of one run at most (and BATCH_CHUNKS chunks): the window holds ``concurrency``."""
 
 
 @dataclass(frozen=True)
@@ -74,95 +80,6 @@ class DownloadResult:
     failovers: int
     seconds: float
     hedges: int = 0  # reads that also asked a second replica because the first was slow
-
-
-HEDGE_FLOOR = 1.0
-"""Seconds a read waits at least before it also asks the next replica (a hedged read)."""
-HEDGE_FACTOR = 4.0
-"""A read hedges after this many times the time a chunk of its size is expected to take."""
-EXPECTED_RATE = 16 * 1024 * 1024
-"""Bytes per second one chunk read is expected to get before any was measured."""
-
-
-class ChunkFetcher:
-    """Verified bytes of a chunk from the first source that has them: its replicas (unless
-    ``proxy``), those the client avoids last, then the API proxy (``first_good``).
-
-    Hedged: when a replica has not answered within ``hedge_delay`` (a few times what a chunk
-    of that size took lately), the next replica is asked too and the first verified answer
-    wins; the loser is cancelled and avoided for a while (``AvoidList.slow``), so a hung
-    node costs each chunk at most one hedge delay, and later chunks none. A replica that
-    fails or returns bad bytes is avoided (``failed``) and the next source is asked at once.
-    Counts the sources that failed (``failovers``) and the hedges (``hedges``).
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.failovers = 0
-        self.hedges = 0
-        self._rate = float(EXPECTED_RATE)  # bytes/s of recent reads, smoothed
-
-    def hedge_delay(self, size: int) -> float:
-        return max(HEDGE_FLOOR, HEDGE_FACTOR * size / self._rate)
-
-    def _sources(self, chunk: dict[str, Any]) -> list[Source[str | None]]:
-        chunk_id, size = str(chunk["sha256"]), int(chunk["size"])
-        sources: list[Source[str | None]] = []
-        if not self.conn.proxy:
-            for replica in self.conn.avoid.order(chunk["replicas"]):
-                if "cap" not in replica:  # a read batch's chunk: only batched reads ask it
-                    continue
-                get = functools.partial(
-                    self.conn.nodes.get_chunk,
-                    str(replica["url"]),
-                    chunk_id,
-                    cap=str(replica["cap"]),
-                    size=size,
-                )
-                sources.append(Source(str(replica["node_id"]), self._verified(get, chunk)))
-        proxy = functools.partial(self.conn.api.proxy_get_chunk, chunk_id)
-        sources.append(Source(None, self._verified(proxy, chunk), hedge=False))
-        return sources
-
-    def _verified(
-        self, get: Callable[[], Awaitable[bytes]], chunk: dict[str, Any]
-    ) -> Callable[[], Awaitable[bytes]]:
-        async def read() -> bytes:
-            started = time.monotonic()
-            data = await get()
-            if len(data) != int(chunk["size"]) or (
-                await asyncio.to_thread(sha256_hex, data) != chunk["sha256"]
-            ):
-                log.warning("a source returned bad bytes for chunk %s", str(chunk["sha256"])[:12])
-                raise IntegrityError("bytes did not match the chunk's sha256")
-            elapsed = max(time.monotonic() - started, 1e-3)
-            self._rate = 0.8 * self._rate + 0.2 * (len(data) / elapsed)
-            return data
-
-        return read
-
-    async def fetch(self, chunk: dict[str, Any]) -> bytes:
-        delay = self.hedge_delay(int(chunk["size"]))
-        what = f"chunk {str(chunk['sha256'])[:12]}"
-        return await first_good(self._sources(chunk), delay, self, what)
-
-    # HedgeObserver: what the client learns from each read's race
-
-    def hedged(self, key: str | None) -> None:
-        self.hedges += 1
-        self.conn.stats.hedges += 1
-
-    def failed(self, key: str | None, exc: DfsError) -> None:
-        self.failovers += 1
-        if key is not None:
-            self.conn.avoid.failed(key)
-
-    def won(self, key: str | None, losers: Sequence[str | None]) -> None:
-        if key is not None:
-            self.conn.avoid.ok(key)
-        for loser in losers:
-            if loser is not None:
-                self.conn.avoid.slow(loser)
 
 
 class PartFile:
@@ -224,8 +141,8 @@ class PartFile:
         self.sidecar.offsets.discard(offset)
         return None
 
-    def _pwrite_all(self, offset: int, data: bytes) -> None:
-        if offset in self.sidecar.offsets:
+    def _pwrite_all(self, offset: int, data: bytes, run: Sequence[int] = ()) -> None:
+        if not run and offset in self.sidecar.offsets:
             return  # verified on disk by an earlier run
         view = memoryview(data)
         at = offset
@@ -233,14 +150,15 @@ class PartFile:
             n = os.pwrite(self.fd, view, at)
             view, at = view[n:], at + n
         if self.resume:
-            self.sidecar.add(offset)
+            self.sidecar.add(*(run or (offset,)))
 
-    async def write(self, offset: int, data: bytes) -> None:
-        """Write the next chunk in file order."""
+    async def write(self, offset: int, data: bytes, run: Sequence[int] = ()) -> None:
+        """Write the next chunk in file order, or (``run``: their offsets) the next chunks,
+        one after another in ``data``."""
         # the write may wait for the disk; hash the same bytes on another thread meanwhile
-        # (in order: one chunk at a time, so updates never interleave)
+        # (in order: one piece at a time, so updates never interleave)
         await asyncio.gather(
-            asyncio.to_thread(self._pwrite_all, offset, data),
+            asyncio.to_thread(self._pwrite_all, offset, data, run),
             asyncio.to_thread(self.whole.update, data),
         )
         self._unflushed += len(data)
@@ -308,12 +226,12 @@ class StdoutPart(PartFile):
     async def open(self) -> None:
         return None
 
-    def _pwrite_all(self, offset: int, data: bytes) -> None:
+    def _pwrite_all(self, offset: int, data: bytes, run: Sequence[int] = ()) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
 
-    async def write(self, offset: int, data: bytes) -> None:
+    async def write(self, offset: int, data: bytes, run: Sequence[int] = ()) -> None:
         await asyncio.gather(
             asyncio.to_thread(self._pwrite_all, offset, data),
             asyncio.to_thread(self.whole.update, data),
@@ -330,7 +248,8 @@ class StdoutPart(PartFile):
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
 
 
-Window = collections.deque[tuple[int, asyncio.Task[bytes]]]  # (offset, its fetch) in order
+Piece = tuple[list[dict[str, Any]], bool]  # chunks in file order; a run (or one chunk alone)
+Window = collections.deque[tuple[Piece, asyncio.Task[bytes]]]  # pieces and their fetches
 
 
 class DownloadPipeline:
@@ -504,33 +423,65 @@ class DownloadPipeline:
     async def _fetch_in_order(
         self, chunks: list[dict[str, Any]], fetcher: ChunkFetcher, part: PartFile
     ) -> None:
-        """Fetch up to ``concurrency`` chunks ahead and write them in file order."""
-
-        async def chunk_bytes(chunk: dict[str, Any]) -> bytes:
-            local = await part.written_before(chunk)
-            return local if local is not None else await fetcher.fetch(chunk)
-
+        """Fetch up to ``concurrency`` pieces ahead (``_pieces``: a run of small chunks, or
+        one chunk) and write them in file order."""
         window: Window = collections.deque()
         try:
-            for chunk in chunks:
+            for piece in _pieces(chunks, batched=not self.conn.proxy):
                 if len(window) >= self.conn.concurrency:
                     await self._write_first(window, part)
-                window.append((int(chunk["offset"]), asyncio.create_task(chunk_bytes(chunk))))
+                window.append((piece, asyncio.create_task(_piece_bytes(piece, fetcher, part))))
             while window:
                 await self._write_first(window, part)
         finally:
-            for _offset, task in window:
+            for _piece, task in window:
                 task.cancel()
             if window:
-                await asyncio.gather(*(t for _o, t in window), return_exceptions=True)
+                await asyncio.gather(*(t for _p, t in window), return_exceptions=True)
 
     async def _write_first(self, window: Window, part: PartFile) -> None:
-        offset, task = window[0]
+        (chunks, run), task = window[0]
         data = await task
         window.popleft()
-        await part.write(offset, data)
+        offsets = [int(c["offset"]) for c in chunks] if run else []
+        await part.write(int(chunks[0]["offset"]), data, offsets)
         if self.progress:
             self.progress(len(data))
+
+
+def _pieces(chunks: Sequence[dict[str, Any]], batched: bool) -> Iterator[Piece]:
+    """A file's chunks in the pieces its download fetches: runs of consecutive chunks under
+    RUN_CHUNK_MAX (one ``/get-chunks`` request each, up to BATCH_CHUNKS and RUN_BYTES), and
+    each bigger chunk alone (streamed, hedged on its own); without ``batched``, all alone."""
+    run: list[dict[str, Any]] = []
+    size = 0
+    for chunk in chunks:
+        n = int(chunk["size"])
+        if run and (n >= RUN_CHUNK_MAX or len(run) >= BATCH_CHUNKS or size + n > RUN_BYTES):
+            yield run, True
+            run, size = [], 0
+        if not batched or n >= RUN_CHUNK_MAX:
+            yield [chunk], False
+            continue
+        run.append(chunk)
+        size += n
+    if run:
+        yield run, True
+
+
+async def _piece_bytes(piece: Piece, fetcher: ChunkFetcher, part: PartFile) -> bytes:
+    """A piece's verified bytes: what an earlier run left on disk (resume), the rest fetched."""
+    chunks, run = piece
+    if not run:
+        local = await part.written_before(chunks[0])
+        return local if local is not None else await fetcher.fetch(chunks[0])
+    have = [await part.written_before(c) for c in chunks]  # reads the disk only to resume
+    need = [c for c, data in zip(chunks, have, strict=True) if data is None]
+    got = await fetcher.fetch_run(need) if need else {}
+    return b"".join(
+        data if data is not None else got[str(c["sha256"])]
+        for c, data in zip(chunks, have, strict=True)
+    )
 
 
 def _result(f: SmallFile) -> DownloadResult:

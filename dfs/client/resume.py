@@ -182,12 +182,13 @@ class DownloadSidecar:
                 if line.strip().isdigit():
                     self.offsets.add(int(line))
 
-    def add(self, offset: int) -> None:
+    def add(self, *offsets: int) -> None:
+        """Record chunks written (a run of them in one append)."""
         fd = open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         if fd is None:
             return  # only a hint: the chunk is fetched again next time
         with os.fdopen(fd, "a") as f:
-            f.write(f"{offset}\n")
+            f.write("".join(f"{offset}\n" for offset in offsets))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

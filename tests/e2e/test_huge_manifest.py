@@ -119,8 +119,8 @@ def test_more_than_100000_chunks_resume_after_kill_and_download(
     assert up["file_id"] == pending  # the killed run's pending file, finished: resumed
     assert not list((cache / "uploads").glob("*.jsonl"))  # done, the journal went
 
-    # the CLI fetches such a file chunk by chunk (~1 ms of client CPU each): minutes for
-    # 110,000 chunks on a loaded 2-core machine, beyond run_cli's timeout
+    # the CLI fetches such a file's tiny chunks in runs through /get-chunks; 110,000 of
+    # them can still take a minute or two on a loaded 2-core machine, beyond run_cli's timeout
     target = tmp_path / "many.out"
     cmd = [console_script("dfs-client"), "download", "--quiet", one_node.api_url]
     got = subprocess.run(

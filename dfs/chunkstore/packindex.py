@@ -62,18 +62,20 @@ class Builder:
         self._count += 1
 
     def add_records(self, base: int, buf: bytes | memoryview) -> None:
-        """Note every record of ``buf``, just appended at offset ``base`` of the pack (whole
-        records, so every header checks)."""
+        """Note every record of ``buf``, just encoded by this process and appended at offset
+        ``base`` of the pack (whole records: their fields are read without checks)."""
         pos = 0
         while pos < len(buf):
-            head = record.decode_header(buf, pos)
-            assert head is not None, "a record written by this process has a good header"
-            stop = pos + head.record_length
-            target = (0, 0)
-            if head.kind == KIND_TOMBSTONE:
-                target = record.tombstone_target(buf[pos + record.HEADER_SIZE : stop])
-            self.add(Entry(base + pos, head, target))
-            pos = stop
+            kind, flags, length, written_ms, digest = record.header_fields(buf, pos)
+            start = pos + record.HEADER_SIZE
+            target = (
+                record.tombstone_target(buf[start : start + length])
+                if kind == KIND_TOMBSTONE
+                else (0, 0)
+            )
+            self._body += _ENTRY.pack(base + pos, length, kind, flags, written_ms, digest, *target)
+            self._count += 1
+            pos = start + length
 
     def encode(self, size: int) -> bytes:
         """The index file's bytes for the pack at ``size`` bytes."""

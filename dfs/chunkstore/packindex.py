@@ -4,13 +4,15 @@ When a pack stops taking appends (a newer one is active), ``PackSet`` writes
 ``pack-<seq>.idx`` beside it: every record's offset and header fields (kind, flags, length,
 age, chunk id, and a tombstone's target), the pack's size, and a CRC-32 of it all. It is
 written to a temporary name, fsync'd and renamed into place, so a crash leaves no index or
-a whole one. On open, a pack with an index that checks (its CRC, and the size it names equals
+a whole one. ``rebuild`` reads a pack without one. On open, a pack with an index that checks (its CRC, and the size it names equals
 the pack's) is indexed from it alone; any other pack (the one that was active, or one whose
 index is missing or damaged) is read whole, torn tail and all, and gets a fresh index.
 Payloads are still verified on every read and by scrub; the index only saves reading them
-to learn where the records are.
+to learn where the records are. While a pack is appended to, its index is built in memory
+(``Builder``: the encoded entries, 83 bytes a record) from the records as they are written,
+so sealing it writes that instead of reading the pack back.
 
-Standard library and ``dfs.fsutil`` only.
+Standard library, ``dfs.chunkstore.record`` and ``dfs.fsutil`` only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfs.chunkstore.record import Header
+from dfs.chunkstore import record
+from dfs.chunkstore.record import KIND_TOMBSTONE, Header
 from dfs.fsutil import fsync_dir
 from dfs.ids import ChunkId
 
@@ -41,16 +44,50 @@ class Entry:
     target: tuple[int, int] = (0, 0)
 
 
-def encode(size: int, entries: list[Entry]) -> bytes:
-    parts = [_HEAD.pack(_MAGIC, _VERSION, size, len(entries))]
-    for e in entries:
+class Builder:
+    """The entries of a pack's index, encoded as its records are appended, in file order."""
+
+    __slots__ = ("_body", "_count")
+
+    def __init__(self) -> None:
+        self._body = bytearray()
+        self._count = 0
+
+    def add(self, e: Entry) -> None:
         h = e.header
         digest = bytes.fromhex(h.chunk_id)
-        parts.append(
-            _ENTRY.pack(e.offset, h.length, h.kind, h.flags, h.written_ms, digest, *e.target)
+        self._body += _ENTRY.pack(
+            e.offset, h.length, h.kind, h.flags, h.written_ms, digest, *e.target
         )
-    body = b"".join(parts)
-    return body + _CRC.pack(zlib.crc32(body))
+        self._count += 1
+
+    def add_records(self, base: int, buf: bytes | memoryview) -> None:
+        """Note every record of ``buf``, just encoded by this process and appended at offset
+        ``base`` of the pack (whole records: their fields are read without checks)."""
+        pos = 0
+        while pos < len(buf):
+            kind, flags, length, written_ms, digest = record.header_fields(buf, pos)
+            start = pos + record.HEADER_SIZE
+            target = (
+                record.tombstone_target(buf[start : start + length])
+                if kind == KIND_TOMBSTONE
+                else (0, 0)
+            )
+            self._body += _ENTRY.pack(base + pos, length, kind, flags, written_ms, digest, *target)
+            self._count += 1
+            pos = start + length
+
+    def encode(self, size: int) -> bytes:
+        """The index file's bytes for the pack at ``size`` bytes."""
+        body = _HEAD.pack(_MAGIC, _VERSION, size, self._count) + self._body
+        return bytes(body + _CRC.pack(zlib.crc32(body)))
+
+
+def encode(size: int, entries: list[Entry]) -> bytes:
+    built = Builder()
+    for e in entries:
+        built.add(e)
+    return built.encode(size)
 
 
 def decode(raw: bytes, size: int) -> list[Entry] | None:
@@ -84,13 +121,46 @@ def read(pack: Path, size: int) -> list[Entry] | None:
     return decode(raw, size)
 
 
+def rebuild(pack: Path) -> tuple[list[Entry], list[tuple[int, ChunkId, bytes]]]:
+    """Read a whole pack: cut a torn tail off the file, then write its index (every record
+    with a good header, rotten payloads included: the caller tombstones them). Returns the
+    entries and the rotten chunk records as (offset, id, payload)."""
+    data = pack.read_bytes()
+    found = record.scan(data)
+    if found.end < len(data):
+        with open(pack, "r+b") as f:
+            f.truncate(found.end)
+            os.fsync(f.fileno())
+    entries = []
+    rot = {off for off, _ in found.rotten}
+    for off, head in sorted(found.records + found.rotten, key=lambda r: r[0]):
+        target = (0, 0)
+        if head.kind == KIND_TOMBSTONE and off not in rot:
+            payload = data[off + record.HEADER_SIZE : off + head.record_length]
+            target = record.tombstone_target(payload)
+        entries.append(Entry(off, head, target))
+    write(pack, found.end, entries)
+    rotten = [
+        (off, h.chunk_id, data[off + record.HEADER_SIZE : off + h.record_length])
+        for off, h in found.rotten
+        if h.kind != KIND_TOMBSTONE
+    ]
+    return entries, rotten
+
+
 def write(pack: Path, size: int, entries: list[Entry]) -> None:
-    """Write the index of ``pack`` durably (temporary file, fsync, rename, directory fsync)."""
+    """Write the index of ``pack`` durably (see ``write_encoded``)."""
+    write_encoded(pack, encode(size, entries))
+
+
+def write_encoded(pack: Path, encoded: bytes) -> None:
+    """Write an encoded index of ``pack`` durably: temporary file, fsync, rename, directory
+    fsync, so a crash leaves the old state or the whole index."""
     final = index_path(pack)
     tmp = final.with_name(final.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        data = memoryview(encode(size, entries))
+        data = memoryview(encoded)
         done = 0
         while done < len(data):
             done += os.write(fd, data[done:])

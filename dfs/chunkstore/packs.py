@@ -8,7 +8,11 @@ the batch durable before any of it is visible. A pack is never written again onc
 is active, except that compaction deletes it whole. Batches queued while one is being
 written are committed together (group commit), so concurrent single-chunk writes share
 fsyncs too. A pack that stops taking appends is sealed: its index file
-(``dfs.chunkstore.packindex``) is written.
+(``dfs.chunkstore.packindex``) is written from the entries noted as its records were
+appended (never by reading the pack back), after the append lock is released, so appends to
+the next pack do not wait for the index's fsyncs; the thread that started the next pack (or
+another change finishing first) writes it before returning. Until then the pack is not compacted, and a crash before it
+leaves the pack without an index: the next open reads it whole, as the active one.
 
 What is stored is rebuilt on open from the sealed packs' index files and by reading the
 others in order: a record is the chunk's copy unless a tombstone names it or a later record
@@ -26,8 +30,9 @@ or delete of a chunk being moved waits and then sees the moved copy: nothing re-
 is lost, nothing deleted comes back. Tombstones are carried along while the pack they name
 still exists.
 
-Two locks: ``_append`` serializes every change (appends, tombstones, compaction); ``_lock``
-guards the in-memory index and counters for the short moments they change or are read.
+Three locks: ``_append`` serializes every change (appends, tombstones, compaction); ``_lock``
+guards the in-memory index and counters for the short moments they change or are read;
+``_sealing`` serializes index writes (taken after ``_append`` if both, never before).
 Everything here is blocking and runs on worker threads.
 """
 
@@ -38,7 +43,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +100,7 @@ class Pack:
     ids: set[ChunkId] = field(default_factory=set)  # chunks whose live record is here
     live: int = 0  # bytes of those records
     tombs: list[Tomb] = field(default_factory=list)
+    index: packindex.Builder | None = None  # while appended to, until its index is written
 
 
 def pack_name(seq: int) -> str:
@@ -121,8 +127,10 @@ class PackSet:
         self._used = 0
         self._sorted: list[ChunkId] | None = None
         self._queue: list[_Batch] = []  # batches waiting for the next group commit
+        self._unsealed: list[Pack] = []  # packs that stopped taking appends, index unwritten
         self._append = threading.Lock()
         self._lock = threading.Lock()
+        self._sealing = threading.Lock()
         self._compacting = threading.Lock()
 
     # --- state ----------------------------------------------------------------------------
@@ -221,6 +229,7 @@ class PackSet:
         dead += [Tomb(c, s, o, now) for s, o, c, _ in fresh]
         if dead:
             self._append_tombs(dead)
+        self._seal_pending()
 
     def _load_pack(
         self, seq: int, killed: set[tuple[int, int]], chunks: list[tuple[int, int, Header]]
@@ -249,58 +258,69 @@ class PackSet:
     def _scan_pack(
         self, seq: int
     ) -> tuple[list[packindex.Entry], list[tuple[int, int, ChunkId, bytes]]]:
-        """Read a whole pack: cut a torn tail off the file, then write its index (every
-        record with a good header, rotten payloads included: their tombstones follow).
+        """Read a whole pack (``packindex.rebuild``: torn tail cut off, index written).
         Returns the entries and the rotten chunk records as (pack, offset, id, payload)."""
-        path = self.path(seq)
-        data = path.read_bytes()
-        found = record.scan(data)
-        if found.end < len(data):
-            with open(path, "r+b") as f:
-                f.truncate(found.end)
-                os.fsync(f.fileno())
-        entries = []
-        rot = {off for off, _ in found.rotten}
-        for off, head in sorted(found.records + found.rotten, key=lambda r: r[0]):
-            target = (0, 0)
-            if head.kind == KIND_TOMBSTONE and off not in rot:
-                payload = data[off + HEADER_SIZE : off + head.record_length]
-                target = record.tombstone_target(payload)
-            entries.append(packindex.Entry(off, head, target))
-        packindex.write(path, found.end, entries)
-        rotten = [
-            (seq, off, h.chunk_id, data[off + HEADER_SIZE : off + h.record_length])
-            for off, h in found.rotten
-            if h.kind != KIND_TOMBSTONE
-        ]
-        return entries, rotten
+        entries, rotten = packindex.rebuild(self.path(seq))
+        return entries, [(seq, off, cid, payload) for off, cid, payload in rotten]
 
     def _start_pack(self, seq: int) -> None:
         """Create pack ``seq`` and make it the one appended to; the one that was active is
-        sealed (its index written)."""
-        if self._active is not None and self._active.path.exists():
-            self._scan_pack(self._active.seq)
+        left for ``_seal_pending``."""
+        old = self._active
+        if old is not None and old.path.exists():
+            with self._lock:
+                self._unsealed.append(old)
         path = self.path(seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         fsync_dir(self._dir)
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = fd
-        pack = Pack(seq, path, 0)
+        pack = Pack(seq, path, 0, index=packindex.Builder())
         with self._lock:
             self._packs[seq] = pack
             self._active = pack
 
     def close(self) -> None:
         """Seal the active pack (write its index, so a clean restart reads no pack) and
-        close it; no append is taken after this."""
+        close it, after any seal in flight; no append is taken after this."""
         with self._append:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
                 if self._active is not None:
-                    with contextlib.suppress(OSError):  # then the next open reads it whole
-                        self._scan_pack(self._active.seq)
+                    with self._lock:
+                        self._unsealed.append(self._active)
+            self._seal_pending(wait=True)
+
+    @contextlib.contextmanager
+    def _appending(self) -> Iterator[None]:
+        """Hold ``_append`` for a change, then seal any pack it filled (without it)."""
+        try:
+            with self._append:
+                yield
+        finally:
+            self._seal_pending()
+
+    def _seal_pending(self, wait: bool = False) -> None:
+        """Write the index of every pack that stopped taking appends from its noted entries.
+        A failed write leaves the pack without an index (the next open reads it whole); a
+        pack forgotten meanwhile (its folder wiped) gets none. ``wait``: also wait for a
+        seal another thread is writing."""
+        with self._lock:
+            if not self._unsealed and not wait:
+                return  # nothing of ours: never wait for another thread's seal
+        with self._sealing:
+            with self._lock:
+                todo, self._unsealed = self._unsealed, []
+            for pack in todo:
+                with self._lock:
+                    index, known = pack.index, self._packs.get(pack.seq) is pack
+                if index is not None and known:
+                    with contextlib.suppress(OSError):
+                        packindex.write_encoded(pack.path, index.encode(pack.size))
+                with self._lock:
+                    pack.index = None
 
     def forget_missing(self) -> int:
         """Forget the chunks of packs whose files are gone (the chunk folder was wiped while
@@ -350,6 +370,8 @@ class PackSet:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise InsufficientStorage(f"node disk is full: {exc.strerror}") from None
             raise
+        assert active.index is not None  # the active pack's index is not written yet
+        active.index.add_records(active.size, view)
         return active
 
     def _append_tombs(self, tombs: Sequence[Tomb]) -> None:
@@ -370,7 +392,7 @@ class PackSet:
         batch = _Batch(items)
         with self._lock:
             self._queue.append(batch)
-        with self._append:
+        with self._appending():
             if batch.result is None and batch.error is None:
                 with self._lock:
                     group, self._queue = self._queue, []
@@ -426,7 +448,7 @@ class PackSet:
         """Delete the chunk's record with a durable tombstone, unless it was written in the
         last ``min_age`` seconds (or, given ``at``, unless its record is no longer that one).
         True if it was deleted."""
-        with self._append:
+        with self._appending():
             with self._lock:
                 loc = self._index.get(chunk_id)
                 if loc is None or (at is not None and loc != at):
@@ -487,7 +509,8 @@ class PackSet:
                     for t in pack.tombs
                     if t.target in self._packs and t.target != seq
                 )
-                if seq != active and pack.size - live >= fraction * pack.size:
+                sealed = seq != active and pack.index is None
+                if sealed and pack.size - live >= fraction * pack.size:
                     out.append(seq)
             return out
 
@@ -524,7 +547,7 @@ class PackSet:
         """Copy what is still live in pack ``seq`` into the active pack, publish the new
         places and delete the pack, all under ``_append`` (no put or delete interleaves).
         False if the pack was forgotten meanwhile."""
-        with self._append:
+        with self._appending():
             with self._lock:
                 pack = self._packs.get(seq)
                 if pack is None:

@@ -51,6 +51,7 @@ _CRC = struct.Struct("<I")
 HEADER_SIZE = _HEADER.size + _CRC.size
 _TOMB = struct.Struct("<QQ")
 TOMBSTONE_LENGTH = _TOMB.size
+_FIELDS = struct.Struct("<4sxBHQ8xQ32s")  # _HEADER's magic, kind, flags, length, written, id
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,14 @@ def tombstone_target(payload: bytes | memoryview) -> tuple[int, int]:
     """(pack, offset) of the record a tombstone's payload kills."""
     pack, offset = _TOMB.unpack(payload)
     return int(pack), int(offset)
+
+
+def header_fields(buf: bytes | memoryview, offset: int) -> tuple[int, int, int, int, bytes]:
+    """(kind, flags, length, written_ms, raw id) of a record this process just encoded: no
+    CRC check, no copy (an index entry's fields; ``decode_header`` for bytes read back)."""
+    magic, kind, flags, length, written_ms, digest = _FIELDS.unpack_from(buf, offset)
+    assert magic == MAGIC, "a record start"
+    return kind, flags, length, written_ms, digest
 
 
 def decode_header(buf: bytes | memoryview, offset: int) -> Header | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dfs.chunkstore import record
+from dfs.chunkstore import packindex, record
 from dfs.chunkstore.pack import PackChunkStore
 from dfs.chunkstore.packs import PackSet
 from dfs.chunkstore.record import HEADER_SIZE
@@ -344,9 +344,10 @@ async def test_sealed_packs_are_indexed_from_their_index_files(
         return real(self, seq)
 
     monkeypatch.setattr(PackSet, "_scan_pack", scan_pack)
-    await store.close()  # seals the active pack
+    await store.close()  # seals the active pack from the entries noted, reading no pack
     seq = [int(p.stem.split("-")[1]) for p in packs]
-    assert scanned == [seq[-1]]
+    assert scanned == []
+    assert packs[-1].with_suffix(".idx").exists()
     scanned.clear()
     store = await open_pack(tmp_path)
     assert scanned == [seq[1]]  # only the pack whose index is damaged
@@ -361,6 +362,70 @@ async def test_sealed_packs_are_indexed_from_their_index_files(
     await crash_and_reopen(tmp_path)
     assert scanned == [seq[-1] + 2]  # after a crash, only the pack that was active
     assert await ids_of(store) == {c for c, _ in chunks[:50]}
+
+
+async def test_a_sealed_index_is_the_one_a_read_of_the_pack_gives(tmp_path: Path) -> None:
+    """The index written from the entries noted while a pack was active (chunks, re-sent
+    chunks, tombstones, records moved in by a compaction) is byte for byte the index a
+    whole read of the pack rebuilds."""
+    store = await open_pack(tmp_path)
+    chunks = [chunk(i, 700 + 13 * i) for i in range(40)]
+    for i in range(0, 40, 5):
+        await store.put_many(chunks[i : i + 5])
+    await store.put_many(chunks[3:9])  # re-sent: fresh records and tombstones
+    for cid, _ in chunks[10:30]:
+        await store.delete(cid)
+    assert await store.compact() > 0
+    await store.put_many(chunks[30:33])
+    await store.close()
+    packs = packs_of(tmp_path)
+    assert len(packs) >= 2
+    for pack in packs:
+        written = pack.with_suffix(".idx").read_bytes()
+        entries, rotten = packindex.rebuild(pack)
+        assert rotten == []
+        assert pack.with_suffix(".idx").read_bytes() == written
+        assert packindex.encode(pack.stat().st_size, entries) == written
+    store = await open_pack(tmp_path)
+    expect = {c for c, _ in chunks} - {c for c, _ in chunks[10:30]}
+    assert await ids_of(store) == expect
+    assert await store.scrub(rate_bytes=1e9) == (len(expect), 0)
+
+
+async def test_appends_go_on_while_a_full_pack_is_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread that filled a pack writes its index without the append lock: a put to the
+    next pack completes meanwhile, and compaction leaves the pack alone until it is sealed."""
+    sealing, go = threading.Event(), threading.Event()
+    real = packindex.write_encoded
+
+    def write_encoded(pack: Path, encoded: bytes) -> None:
+        sealing.set()
+        go.wait(10)
+        real(pack, encoded)
+
+    store = await open_pack(tmp_path)
+    chunks = [chunk(i, 2000) for i in range(12)]
+    await store.put_many(chunks[:5])
+    await store.put_many(chunks[5:10])  # the first pack is now full
+    first = packs_of(tmp_path)[0]
+    monkeypatch.setattr(packindex, "write_encoded", write_encoded)
+    filling = asyncio.create_task(store.put_many(chunks[10:11]))  # starts the next pack
+    try:
+        await asyncio.to_thread(sealing.wait, 10)
+        assert sealing.is_set()  # that put's thread now writes the full pack's index
+        assert await asyncio.wait_for(store.put_many(chunks[11:]), 10) == [True]
+        assert not filling.done()
+        assert int(first.stem.split("-")[1]) not in store.packs.candidates(0.0)
+        assert not first.with_suffix(".idx").exists()
+    finally:
+        go.set()
+    assert await filling == [True]
+    assert first.with_suffix(".idx").exists()
+    await store.close()
+    store = await open_pack(tmp_path)
+    assert await ids_of(store) == {c for c, _ in chunks}
 
 
 async def test_a_chunk_folder_wiped_while_the_store_runs(tmp_path: Path) -> None:

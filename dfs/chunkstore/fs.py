@@ -59,6 +59,7 @@ _HEX = frozenset("0123456789abcdef")
 
 
 _Written = tuple[bool, int | None]
+"""What a write did: (no copy was here before, descriptor of the copy it replaced)."""
 
 
 def _drop_cached(fd: int) -> None:
@@ -70,9 +71,6 @@ def _drop_cached(fd: int) -> None:
     chunk later comes from the disk, and is cached then."""
     if hasattr(os, "posix_fadvise"):  # not on every platform; only a cost without it
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
-"""What a write did: (no copy was here before, descriptor of the copy it replaced)."""
 
 
 def _is_chunk_name(name: str) -> bool:

@@ -16,14 +16,13 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dfs import protocol
-from dfs.localcluster import LocalCluster, console_script
+from dfs.localcluster import LocalCluster, console_script, wait_for
 from tests.e2e.conftest import started_cluster
 
 pytestmark = pytest.mark.e2e
@@ -85,11 +84,12 @@ def journal_lines(cache: Path) -> list[dict[str, object]]:
 
 def kill_after_a_proven_page(proc: subprocess.Popen[str], cache: Path) -> list[dict[str, object]]:
     """SIGKILL the uploader once its journal records a proven page; the journal then."""
-    deadline = time.monotonic() + DEADLINE
-    while not any("p" in e for e in journal_lines(cache)):
-        assert proc.poll() is None, "the uploader ended before a page was proven"
-        assert time.monotonic() < deadline, "no page proven in time"
-        time.sleep(0.05)
+
+    def proven() -> bool:
+        return proc.poll() is not None or any("p" in e for e in journal_lines(cache))
+
+    wait_for(proven, DEADLINE, "a proven page in the upload's journal")
+    assert proc.poll() is None, "the uploader ended before a page was proven"
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     return journal_lines(cache)

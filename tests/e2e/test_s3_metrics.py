@@ -4,7 +4,6 @@ and the counters for requests, bytes and refused signatures move."""
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from dfs import protocol
-from dfs.localcluster import LocalCluster
+from dfs.localcluster import LocalCluster, wait_for
 from dfs.s3.metrics import UPLOADS_REFRESH
 from tests.e2e.conftest import Gateway, s3_code, started_gateway
 from tests.integration.test_ops import sample
@@ -111,18 +110,14 @@ def test_multipart_uploads_in_progress_gauge(metered_gateway: Gateway) -> None:
     s3.create_bucket(Bucket="counted")
     ids = [s3.create_multipart_upload(Bucket="counted", Key=f"k{i}")["UploadId"] for i in range(3)]
 
-    def wait_for(want: float) -> None:
-        deadline = time.monotonic() + 3 * UPLOADS_REFRESH
-        seen = -1.0
-        while time.monotonic() < deadline:
-            seen = value(scrape(metered_gateway)[1], "dfs_s3_multipart_uploads")
-            if seen == want:
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"dfs_s3_multipart_uploads stayed {seen}, not {want}")
+    def wait_for_count(want: float) -> None:
+        def counted() -> bool:
+            return value(scrape(metered_gateway)[1], "dfs_s3_multipart_uploads") == want
 
-    wait_for(base + 3)
+        wait_for(counted, 3 * UPLOADS_REFRESH, f"dfs_s3_multipart_uploads = {want}", 0.5)
+
+    wait_for_count(base + 3)
     s3.abort_multipart_upload(Bucket="counted", Key="k0", UploadId=ids[0])
-    wait_for(base + 2)
+    wait_for_count(base + 2)
     for i, uid in enumerate(ids[1:], start=1):
         s3.abort_multipart_upload(Bucket="counted", Key=f"k{i}", UploadId=uid)

@@ -7,7 +7,7 @@ Importing this package loads aiohttp's client only: never click, boto3 or ``aioh
 """
 
 from dfs.client.download import DownloadResult
+from dfs.client.file_upload import UploadResult
 from dfs.client.library import Client
-from dfs.client.upload import UploadResult
 
 __all__ = ["Client", "DownloadResult", "UploadResult"]

@@ -2,6 +2,13 @@
 taken from the files cache (``dfs.client.file_cache``) when it is listed unchanged, the next
 batch scanned in a worker thread while this one is sent.
 
+A small file is read once, whole (``read_small``): cut and hashed from that buffer, whose
+bytes the batch keeps (up to ``HOLD_BYTES`` a batch, in the order of its files) so that its
+chunks are sent from memory instead of opening and reading the file again. What is sent is
+then exactly what was hashed: one version of the file, even if it changes afterwards (a file
+whose bytes were not kept is read again at the send and checked by the node, as a big
+file's chunks are).
+
 A scan taken from the cache is marked (``Scanned.cached``): if the API's plan asks for any
 of its chunks, the servers no longer hold that content for this tenant, and the file is read
 and scanned again before a byte of it is sent (``rescan``), so a stale cache can cost a
@@ -22,6 +29,13 @@ from dfs.client.local_files import LocalFile
 
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
+# a batch's files' bytes kept from scan to send: with the batches in flight (one scanning,
+# one planning, one sending, see ``dfs.client.upload``), what small files hold at most
+HOLD_BYTES = 16 * 1024 * 1024
+# a file of a batch is read whole up to this size (batches take files listed up to 8 MiB);
+# one that grew past it since it was listed is streamed (bounded memory), not kept
+READ_WHOLE = 8 * 1024 * 1024
+_READ_MORE = 1024 * 1024
 
 
 def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, LocalFile]]]:
@@ -39,34 +53,68 @@ def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, 
         yield batch
 
 
-def scan_small(path: Path, profile: ChunkerProfile) -> FileScan:
-    """``scan_file``'s answer for a file of a batch, cheaper for the many that are one chunk.
-
-    A file no longer than the profile's smallest chunk (FastCDC's minimum, the fixed size)
-    is one chunk (none when empty) whatever its bytes: it is read once and hashed once (its
-    chunk id is its sha256), without the chunker's and the buffered reader's MiB buffers
-    that every ``scan_file`` allocates. Longer files go through ``scan_file``."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, profile.min_size + 1)
-        while len(data) <= profile.min_size and (more := os.read(fd, profile.min_size + 1)):
-            data += more
-    finally:
-        os.close(fd)
-    if len(data) > profile.min_size:
-        return scan_file(path, profile)
-    if not data:
-        return FileScan(size=0, sha256=chunk_id_of(data), chunks=[])
-    digest = chunk_id_of(data)
-    return FileScan(size=len(data), sha256=digest, chunks=[ChunkRef(0, len(data), digest)])
+def _read_whole(fd: int, size: int) -> bytes | None:
+    """The file's bytes (``size``: as listed, a hint), or None when it is over READ_WHOLE."""
+    data = os.read(fd, min(size, READ_WHOLE) + 1)
+    if len(data) > size or len(data) == 0:  # grew since listed (or listed empty): read on
+        parts = [data]
+        total = len(data)
+        while total <= READ_WHOLE and (more := os.read(fd, _READ_MORE)):
+            parts.append(more)
+            total += len(more)
+        data = b"".join(parts)
+    elif os.read(fd, 1):  # shorter than the hint at the first read, yet not at its end
+        return None
+    return None if len(data) > READ_WHOLE else data
 
 
-@dataclass(frozen=True)
+def scan_buffer(data: bytes, profile: ChunkerProfile) -> FileScan:
+    """``scan_file``'s answer for a file whose bytes are ``data``: cut from the buffer
+    (``cut_buffer``: no stream, no copy), each chunk hashed from it. A file no longer than
+    the profile's smallest chunk (FastCDC's minimum, the fixed size) is one chunk (none when
+    empty) whatever its bytes, its chunk id its sha256."""
+    if len(data) <= profile.min_size:
+        digest = chunk_id_of(data)
+        chunks = [ChunkRef(0, len(data), digest)] if data else []
+        return FileScan(size=len(data), sha256=digest, chunks=chunks)
+    chunks = [
+        ChunkRef(c.offset, len(c.data), chunk_id_of(c.data)) for c in profile.cut_buffer(data)
+    ]
+    return FileScan(size=len(data), sha256=chunk_id_of(data), chunks=chunks)
+
+
+@dataclass(slots=True)
 class Scanned:
-    """A file's scan, and whether it came from the files cache (unread)."""
+    """A file's scan, whether it came from the files cache (unread), and the bytes it was
+    read from when they are kept for the send (``take``)."""
 
     scan: FileScan
     cached: bool = False
+    data: bytes | None = None
+
+    def take(self) -> bytes | None:
+        """The kept bytes, handed over once (their holder drops them after the send)."""
+        data, self.data = self.data, None
+        return data
+
+
+def read_small(path: Path, profile: ChunkerProfile, size: int = 0, keep: bool = False) -> Scanned:
+    """A file of a batch read once and scanned (``scan_buffer``), its bytes kept if
+    ``keep`` (``size``: its listed size, to read it in one call). A file over READ_WHOLE
+    (grown since it was listed) is streamed through ``scan_file`` and not kept."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = _read_whole(fd, size)
+    finally:
+        os.close(fd)
+    if data is None:
+        return Scanned(scan_file(path, profile))
+    return Scanned(scan_buffer(data, profile), data=data if keep and data else None)
+
+
+def scan_small(path: Path, profile: ChunkerProfile) -> FileScan:
+    """``scan_file``'s answer for a file of a batch, read once (``read_small``)."""
+    return read_small(path, profile).scan
 
 
 def cacheable(f: LocalFile) -> bool:
@@ -75,20 +123,36 @@ def cacheable(f: LocalFile) -> bool:
     return f.st is not None and f.keep_attrs
 
 
-def scan_one(f: LocalFile, profile: ChunkerProfile, cache: FileCache | None) -> Scanned:
+def scan_one(
+    f: LocalFile, profile: ChunkerProfile, cache: FileCache | None, keep: bool = False
+) -> Scanned:
     if cache is not None and f.st is not None and cacheable(f):
         found = cache.lookup(f.path, f.st)
         if found is not None:
             return Scanned(found, cached=True)
-    return Scanned(scan_small(f.path, profile))
+    return read_small(f.path, profile, f.size, keep)
 
 
-def rescan(f: LocalFile, profile: ChunkerProfile, cache: FileCache | None) -> FileScan:
-    """The file read and scanned again (a cached scan the servers did not confirm); the
-    cache forgets it until it is stored again."""
-    if cache is not None:
+def scan_batch(
+    files: Sequence[LocalFile], profile: ChunkerProfile, cache: FileCache | None
+) -> list[Scanned]:
+    """A batch's scans; the bytes of its files kept in order while HOLD_BYTES allows."""
+    left = HOLD_BYTES
+    out = []
+    for f in files:
+        scanned = scan_one(f, profile, cache, keep=f.size <= left)
+        if scanned.data is not None:
+            left -= len(scanned.data)
+        out.append(scanned)
+    return out
+
+
+def rescan(files: Sequence[LocalFile], profile: ChunkerProfile, cache: FileCache) -> list[Scanned]:
+    """The files read and scanned again (cached scans the servers did not confirm), kept as
+    ``scan_batch`` keeps them; the cache forgets them until they are stored again."""
+    for f in files:
         cache.forget(f.path)
-    return scan_small(f.path, profile)
+    return scan_batch(files, profile, None)
 
 
 def remember(
@@ -121,7 +185,7 @@ class ScanAhead:
         if n < len(self._todo):
             files = [f for _n, f in self._todo[n]]
             self._next = asyncio.create_task(
-                asyncio.to_thread(lambda: [scan_one(f, self._profile, self._cache) for f in files])
+                asyncio.to_thread(scan_batch, files, self._profile, self._cache)
             )
 
     async def take(self, n: int) -> list[Scanned]:

@@ -50,6 +50,7 @@ from dfs.client.cli_namespace_transfer import (
 )
 from dfs.client.cli_output import printable
 from dfs.client.download import BATCH_FILES, STDOUT, DownloadResult
+from dfs.client.file_upload import UploadResult
 from dfs.client.library import Client
 from dfs.client.local_files import (
     DIRECTORY_SUFFIXES,
@@ -64,7 +65,6 @@ from dfs.client.local_files import (
 from dfs.client.namespace import is_file_id, is_remote
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
-from dfs.client.upload import UploadResult
 from dfs.errors import Conflict, DfsError, InvalidRequest, from_body
 
 STDIN = Path("-")

@@ -22,11 +22,11 @@ from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
 from dfs.client.file_cache import FileCache, cache_path
+from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import LocalFile, hash_file
 from dfs.client.namespace_sync import SyncMethods
 from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.client.replan import send_chunk
-from dfs.client.upload import UploadResult
 from dfs.errors import DfsError, InvalidRequest
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session

@@ -41,10 +41,11 @@ from typing import Any
 from dfs import protocol
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan
 from dfs.client.connection import Connection
+from dfs.client.file_upload import FileUpload, UploadResult
 from dfs.client.local_files import LocalFile
 from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
-from dfs.client.upload import FINAL, FileUpload, UploadPipeline, UploadResult
+from dfs.client.upload import FINAL, UploadPipeline
 
 PAGED_BYTES = 64 << 20
 """Files above this size are uploaded page by page (scan overlapping send) in any case:

@@ -20,10 +20,13 @@ plan entry has no capability of its own, so one sent alone after its pack failed
 the entry of a ``/resume-upload`` plan, ``dfs.client.replan``), and the next batch scanned
 while this one is sent, so hashing overlaps the network.
 
-Each chunk is re-read just before it is sent (from a file held open: by the kernel, with
-``sendfile``, see ``FileSlice``) and the node hashes it against the id from the
-scan before storing it, so a file that changes during the upload fails instead of storing a
-mix of versions. Memory is bounded by ``concurrency`` chunks (or packs) in flight.
+A small file of a batch is read once: its scan keeps its bytes (up to ``HOLD_BYTES`` a batch,
+``dfs.client.batch_scan``) and its chunks are sent from them. Any other chunk is re-read just
+before it is sent (from a file held open: by the kernel, with ``sendfile``, see
+``FileSlice``) and the node hashes it against the id from the scan before storing it, so a
+file that changes during the upload fails instead of storing a mix of versions. Memory is
+bounded by ``concurrency`` chunks (or packs) in flight, and the batches' held bytes.
+``FileUpload`` and the packs are in ``dfs.client.file_upload``.
 """
 
 from __future__ import annotations
@@ -32,10 +35,8 @@ import asyncio
 import collections
 import logging
 import os
-import stat
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.batch_scan import ScanAhead, Scanned, batches, cacheable, remember, rescan
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_cache import FileCache
-from dfs.client.local_files import CHANGED, LocalFile, read_chunk
+from dfs.client.file_upload import FileUpload, Pack, UploadResult, Work, planned_packs
+from dfs.client.local_files import CHANGED, LocalFile
 from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.errors import (
@@ -71,179 +73,6 @@ log = logging.getLogger("dfs.client")
 # refused the request, the file or the token is gone): its journal goes. The others
 # (unavailable, replication failed, full, interrupted) keep it for the next run.
 FINAL = (IntegrityError, Conflict, InvalidRequest, NotFound, AuthError)
-
-
-@dataclass(frozen=True)
-class UploadResult:
-    file_id: str
-    name: str
-    size: int
-    sha256: str
-    chunks: int
-    new_chunks: int
-    bytes_sent: int
-    seconds: float
-
-
-class FileUpload:
-    """One file's way through the pipeline: its scan, its plan, the receipts and bytes sent."""
-
-    def __init__(
-        self,
-        path: Path,
-        name: str,
-        scan: FileScan,
-        journal: UploadJournal | None = None,
-        keep_attrs: bool = True,
-        st: os.stat_result | None = None,  # as listed, for init_body (None: stat it then)
-    ) -> None:
-        self.path = path
-        self.keep_attrs = keep_attrs
-        self.st = st
-        self.name = name
-        self.scan = scan
-        self.journal = journal
-        self.file_id = ""
-        self.todo: list[dict[str, Any]] = []  # the plan's chunks to send, with their targets
-        self.receipts: dict[str, str] = {}
-        self.committed: dict[str, Any] | None = None
-        self.sent = 0
-        # open for the whole upload of a file sent alone; a batch opens a file per read,
-        # since holding hundreds of files open could run out of descriptors
-        self.fd: int | None = None
-        self._offsets: dict[str, int] = {}
-        for c in scan.chunks:
-            self._offsets.setdefault(c.chunk_id, c.offset)  # one read serves repeated chunks
-
-    def init_body(self, chunker: str) -> dict[str, Any]:
-        """The body ``/init-upload`` takes (and each entry of ``/init-uploads``), with the
-        file's permission bits and mtime for the download to restore (issue 16)."""
-        body: dict[str, Any] = {
-            "name": self.name,
-            "size": self.scan.size,
-            "sha256": self.scan.sha256,
-            "chunker": chunker,
-            "chunks": [{"sha256": c.chunk_id, "size": c.size} for c in self.scan.chunks],
-        }
-        if not self.keep_attrs:
-            return body
-        st = self.st
-        if st is None:
-            try:
-                st = os.stat(self.path)
-            except OSError:  # gone since the scan: reading its chunks will say so
-                return body
-        body["mode"] = stat.S_IMODE(st.st_mode)
-        body["mtime"] = st.st_mtime_ns / 1e9
-        return body
-
-    def planned(
-        self, plan: dict[str, Any], receipts: dict[str, str], progress: ProgressFn | None
-    ) -> None:
-        """Take the API's plan; the chunks it does not ask for count as done at once."""
-        self.file_id = str(plan["file_id"])
-        self.todo = plan["upload"]
-        self.receipts = dict(receipts)
-        # committed by the plan itself (nothing to send): the plan is only the file's id and
-        # state, so what finalize would answer is made of what this upload sent
-        self.committed = None
-        if plan.get("state") == "complete" and not self.todo:
-            self.committed = {
-                "file_id": self.file_id,
-                "name": self.name,
-                "size": self.scan.size,
-                "sha256": self.scan.sha256,
-                "state": "complete",
-            }
-        if progress:
-            progress(self.scan.size - sum(int(i["size"]) for i in self.todo))
-
-    def new_replanner(self, conn: Connection) -> Replanner:
-        """How a send of this upload asks for a plan around failed nodes."""
-        return Replanner(conn, self.file_id, self.receipts)
-
-    async def finalize_once(self, conn: Connection) -> dict[str, Any]:
-        """Finalize this upload once (409 ``incomplete_upload`` when chunks are short)."""
-        return await conn.api.finalize_upload(self.file_id, self.receipts)
-
-    def body(self, chunk_id: str, size: int) -> FileSlice | None:
-        """The chunk as a slice of the file held open for this upload (sent with sendfile);
-        None when the file is not held open (read it instead)."""
-        return None if self.fd is None else FileSlice(self.fd, self._offsets[chunk_id], size)
-
-    def read(self, chunk_id: str, size: int) -> bytes:
-        """The chunk's bytes as they are now (see ``read_chunk``); blocking."""
-        if self.fd is not None:
-            return read_chunk(self.fd, self._offsets[chunk_id], size)
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            return read_chunk(fd, self._offsets[chunk_id], size)
-        finally:
-            os.close(fd)
-
-    def sent_chunk(
-        self, chunk_id: str, receipt: str, size: int, progress: ProgressFn | None
-    ) -> None:
-        self.receipts[chunk_id] = receipt
-        if self.journal is not None:
-            self.journal.add(chunk_id, receipt)
-        self.sent += size
-        if progress:
-            progress(size)
-
-    def result(self, done: dict[str, Any], seconds: float) -> UploadResult:
-        return UploadResult(
-            file_id=str(done["file_id"]),
-            name=str(done["name"]),
-            size=int(done["size"]),
-            sha256=str(done["sha256"]),
-            chunks=len(self.scan.chunks),
-            new_chunks=len(self.todo),
-            bytes_sent=self.sent,
-            seconds=seconds,
-        )
-
-
-Work = tuple[FileUpload, dict[str, Any]]  # a chunk to send: its file and its plan entry
-
-
-@dataclass
-class Pack:
-    """One ``/store-chunks`` request the API planned: its chunks, their targets (the first is
-    the primary) and the one capability the primary checks before reading the body."""
-
-    work: list[Work]
-    targets: list[dict[str, Any]]
-    cap: str
-
-    async def body(self, entries: list[dict[str, Any]]) -> list[bytes | FileSlice]:
-        """The /store-chunks body as parts: the chunks as slices of their files held open
-        (sent with sendfile), else read (a batch of small files)."""
-        work = [(u, str(it["sha256"]), int(it["size"])) for u, it in self.work]
-        slices = [u.body(c, n) for u, c, n in work]
-        parts: Sequence[bytes | FileSlice] = [s for s in slices if s is not None]
-        if len(parts) < len(work):
-            parts = await asyncio.to_thread(lambda: [u.read(c, n) for u, c, n in work])
-        return [protocol.pack_index(entries, [n for _, _, n in work]), *parts]
-
-
-def planned_packs(
-    uploads: Sequence[FileUpload], plan: Sequence[dict[str, Any]]
-) -> tuple[list[Pack], list[Work]]:
-    """The API's packs (``ApiClient.plan_uploads``) as work, and the rest of the uploads'
-    chunks to send one by one; a pack naming a chunk no plan asks for is sent chunk by chunk."""
-    todo: dict[tuple[str, str], Work] = {}
-    for u in uploads:
-        for item in u.todo:
-            todo.setdefault((u.file_id, str(item["sha256"])), (u, item))
-    out: list[Pack] = []
-    for p in plan:
-        keys = [(str(c["file_id"]), str(c["sha256"])) for c in p["chunks"]]
-        if keys and all(k in todo for k in keys):
-            out.append(Pack([todo[k] for k in keys], p["targets"], str(p["cap"])))
-    packed = {id(w[1]) for pk in out for w in pk.work}
-    rest = [(u, item) for u in uploads for item in u.todo if id(item) not in packed]
-    return out, rest
 
 
 class ChunkSender:
@@ -281,7 +110,7 @@ class ChunkSender:
         upload, item = work
         chunk_id, size = str(item["sha256"]), int(item["size"])
         conn = self.conn  # below: a file held open is sent from the page cache (sendfile)
-        data: bytes | FileSlice | None = None if conn.proxy else upload.body(chunk_id, size)
+        data = upload.held(chunk_id, size) if conn.proxy else upload.body(chunk_id, size)
         try:
             if data is None:
                 data = await asyncio.to_thread(upload.read, chunk_id, size)
@@ -549,7 +378,7 @@ class UploadPipeline:
         started = time.monotonic()
         scanned = [s if isinstance(s, Scanned) else Scanned(s) for s in scans]
         uploads = [
-            FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs, st=f.st)
+            FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs, st=f.st, data=s.take())
             for f, s in zip(files, scanned, strict=True)
         ]
         async with plan_stage:
@@ -561,6 +390,8 @@ class UploadPipeline:
                 packs += await self._recheck([files[i] for i in unsure], unsure, uploads)
         async with send_stage:
             await self.sender.send_all(uploads, packs)
+        for u in uploads:  # sent: the batch no longer holds its files' bytes
+            u.data = None
         done = await self.sender.finalize_batch(uploads)
         seconds = time.monotonic() - started
         for body in done:
@@ -588,13 +419,13 @@ class UploadPipeline:
         scanned again. Those that still match keep their plan (their chunks are sent as any
         new file's); the others are planned afresh (their first pending upload is left to
         garbage collection). The new plans' packs."""
-        fresh = await asyncio.to_thread(
-            lambda: [rescan(f, self.profile, self.cache) for f in files]
-        )
+        assert self.cache is not None  # only a cached scan is checked again
+        fresh = await asyncio.to_thread(rescan, files, self.profile, self.cache)
         again = []
-        for f, i, scan in zip(files, where, fresh, strict=True):
-            if scan != uploads[i].scan:
+        for f, i, s in zip(files, where, fresh, strict=True):
+            if s.scan != uploads[i].scan:
                 log.info("%s changed since the files cache saw it; planning it again", f.path)
-                uploads[i] = FileUpload(f.path, f.name, scan, keep_attrs=f.keep_attrs)
+                uploads[i] = FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs)
                 again.append(uploads[i])
+            uploads[i].data = s.take()
         return await self._plan_batch(again) if again else []

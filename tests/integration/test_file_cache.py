@@ -17,8 +17,8 @@ import pytest
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client, batch_scan, file_cache
 from dfs.client import upload as upload_mod
+from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import walk
-from dfs.client.upload import UploadResult
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 
 pytestmark = pytest.mark.integration
@@ -36,13 +36,13 @@ def trust_fresh_files(monkeypatch: pytest.MonkeyPatch) -> None:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The files the pipeline read and scanned."""
     seen: list[Path] = []
-    real = batch_scan.scan_small
+    real = batch_scan.read_small
 
-    def counting(path: Path, profile: ChunkerProfile) -> object:
+    def counting(path: Path, profile: ChunkerProfile, size: int = 0, keep: bool = False) -> object:
         seen.append(path)
-        return real(path, profile)
+        return real(path, profile, size, keep)
 
-    monkeypatch.setattr(batch_scan, "scan_small", counting)
+    monkeypatch.setattr(batch_scan, "read_small", counting)
     return seen
 
 

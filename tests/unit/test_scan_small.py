@@ -1,4 +1,5 @@
-"""A batch's cheaper scan of small files gives exactly ``scan_file``'s answer."""
+"""A batch's cheaper scan of small files gives exactly ``scan_file``'s answer, from one read
+whose bytes it keeps for the send when asked to."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from dfs.chunking import ChunkerProfile, scan_file
-from dfs.client.batch_scan import scan_small
+from dfs.client import batch_scan
+from dfs.client.batch_scan import read_small, scan_batch, scan_small
+from dfs.client.local_files import LocalFile
 
 PROFILES = [
     ChunkerProfile.default(),
@@ -24,3 +27,54 @@ def test_scan_small_matches_scan_file(profile: ChunkerProfile, tmp_path: Path) -
         path = tmp_path / f"f{size}"
         path.write_bytes(os.urandom(size))
         assert scan_small(path, profile) == scan_file(path, profile), size
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=str)
+def test_read_small_keeps_the_bytes_it_scanned(profile: ChunkerProfile, tmp_path: Path) -> None:
+    """One read: the scan is ``scan_file``'s and the kept bytes are the file's, whatever
+    size the listing gave (a file that grew or shrank since is read to its end); one over
+    READ_WHOLE is streamed, not kept."""
+    for size in (0, 1, profile.min_size, profile.min_size + 1, 3 * profile.max_size + 5):
+        path = tmp_path / f"f{size}"
+        data = os.urandom(size)
+        path.write_bytes(data)
+        kept = data if 0 < size <= batch_scan.READ_WHOLE else None
+        for hint in {0, size, max(size - 1, 0), size + 10}:
+            got = read_small(path, profile, hint, keep=True)
+            assert got.scan == scan_file(path, profile), (size, hint)
+            assert got.data == kept, (size, hint)
+            assert got.take() == kept
+            assert got.data is None
+        assert read_small(path, profile, size).data is None  # not asked to keep them
+
+
+def test_a_file_grown_past_read_whole_is_streamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_scan, "READ_WHOLE", 1000)
+    monkeypatch.setattr(batch_scan, "_READ_MORE", 64)
+    profile = ChunkerProfile.fastcdc(64, 256, 1024)
+    path = tmp_path / "grown"
+    path.write_bytes(os.urandom(5000))
+    for hint in (10, 1000, 5000):
+        got = read_small(path, profile, hint, keep=True)
+        assert got.scan == scan_file(path, profile), hint
+        assert got.data is None, hint
+
+
+def test_scan_batch_keeps_bytes_up_to_hold_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files' bytes are kept in the batch's order until HOLD_BYTES would be passed; the
+    scans of the others are the same, their bytes read again at the send."""
+    monkeypatch.setattr(batch_scan, "HOLD_BYTES", 250)
+    files = []
+    for i, size in enumerate([100, 100, 100, 10, 0]):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(os.urandom(size))
+        files.append(LocalFile(path, f"f{i}", size, st=os.stat(path)))
+    scans = scan_batch(files, ChunkerProfile.default(), None)
+    assert [s.data is not None for s in scans] == [True, True, False, True, False]
+    for f, s in zip(files, scans, strict=True):
+        assert s.scan == scan_file(f.path, ChunkerProfile.default())
+        assert not s.cached

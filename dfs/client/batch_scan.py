@@ -63,7 +63,7 @@ def _read_whole(fd: int, size: int) -> bytes | None:
             parts.append(more)
             total += len(more)
         data = b"".join(parts)
-    elif os.read(fd, 1):  # shorter than the hint at the first read, yet not at its end
+    elif os.read(fd, 1):  # more after the first read (it grew meanwhile): streamed instead
         return None
     return None if len(data) > READ_WHOLE else data
 

@@ -37,10 +37,20 @@ def insert_file(
     """A new pending file with its manifest in its row (Conflict, via IntegrityError, if the
     id is taken); complete already with commit sequence number ``seq`` when one is given
     (the caller counts its references in the same transaction)."""
-    db.execute(
-        "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
-        " chunk_count, mode, mtime, manifest, sha256_verified, seq)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    insert_files(db, labels, [(rec, manifest)], seq)
+
+
+def insert_files(
+    db: sqlite3.Connection,
+    labels: Labels,
+    files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+    first_seq: int | None = None,
+) -> None:
+    """``insert_file`` of many files in one ``executemany`` (a statement per file cost more
+    than the rows); complete with sequence numbers ``first_seq``, ``first_seq + 1``, ...
+    in order when ``first_seq`` is given."""
+    state = STATE_PENDING if first_seq is None else STATE_COMPLETE
+    rows = [
         (
             pack_file_id(rec.file_id),
             labels.id(db, rec.tenant),
@@ -48,15 +58,22 @@ def insert_file(
             rec.size,
             pack_hex(rec.sha256),
             labels.id(db, rec.chunker),
-            STATE_PENDING if seq is None else STATE_COMPLETE,
+            state,
             rec.created_at,
             len(manifest),
             rec.mode,
             rec.mtime,
             pack_page(manifest, 0, rec.sha256),
             int(rec.sha256_verified),
-            seq,
-        ),
+            None if first_seq is None else first_seq + i,
+        )
+        for i, (rec, manifest) in enumerate(files)
+    ]
+    db.executemany(
+        "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
+        " chunk_count, mode, mtime, manifest, sha256_verified, seq)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        rows,
     )
 
 
@@ -119,9 +136,11 @@ def get_record(
 def get_records(
     db: sqlite3.Connection, labels: Labels, file_ids: Sequence[str], tenant: str | None
 ) -> dict[str, FileRecord]:
-    """``get_record`` of many ids; the ids it would refuse are left out."""
-    rows = ((f, file_row(db, f)) for f in file_ids)
-    recs = {f: file_record(db, labels, r) for f, r in rows if r is not None}
+    """``get_record`` of many ids (rows read ``ROWS_PER_SELECT`` at a time); the ids it
+    would refuse are left out."""
+    rows = file_rows(db, file_ids)
+    found = ((f, rows.get(pack_file_id(f))) for f in file_ids)
+    recs = {f: file_record(db, labels, r) for f, r in found if r is not None}
     return {f: r for f, r in recs.items() if tenant is None or r.tenant == tenant}
 
 
@@ -173,6 +192,19 @@ def manifest_pages(db: sqlite3.Connection, file_id: str) -> Iterator[list[Manife
 
 def manifest(db: sqlite3.Connection, file_id: str) -> list[ManifestEntry]:
     return [e for page in manifest_pages(db, file_id) for e in page]
+
+
+def manifests(db: sqlite3.Connection, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
+    """``manifest`` of many ids, their rows read ``ROWS_PER_SELECT`` at a time (a restore
+    plans hundreds of files per request); FileNotFound for an unknown id."""
+    rows = file_rows(db, file_ids, with_manifest=True)
+    out: dict[str, list[ManifestEntry]] = {}
+    for file_id in file_ids:
+        row = rows.get(pack_file_id(file_id))
+        if row is None:
+            raise FileNotFound(f"no file {file_id}")
+        out[file_id] = [e for page in pages_of(db, file_id, row) for e in page]
+    return out
 
 
 def _pending_key(db: sqlite3.Connection, file_id: str) -> bytes | str:

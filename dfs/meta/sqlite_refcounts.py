@@ -19,15 +19,17 @@ import collections
 import dataclasses
 import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from dfs.errors import FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
-from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id, pack_hex
+from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, Packed, pack_file_id, pack_hex
 from dfs.meta.sqlite_manifests import (
+    ROWS_PER_SELECT,
     drop_manifest,
     file_row,
     file_rows,
-    insert_file,
+    insert_files,
     manifest_pages,
     pages_of,
 )
@@ -60,30 +62,66 @@ def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
     return [(c, n, sizes[c]) for c, n in counts.items()]
 
 
-def _add_ref(
-    db: sqlite3.Connection, tenant: int, chunk: str, count: int, size: int, now: float
-) -> int:
-    """Add ``count`` references of ``tenant``; returns the refcount before. One upsert (SET
-    expressions read the row as it was): the first tenant to reference the chunk becomes
-    its owner; any other tenant's references go to ``tenant_chunks``."""
-    key = pack_hex(chunk)
-    after, owner = db.execute(
-        "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
-        "VALUES (?,?,?,?,?,?) ON CONFLICT(chunk_id) DO UPDATE SET "
-        "refcount = refcount + excluded.refcount, "
-        "owner_refs = CASE WHEN owner IS NULL OR owner = excluded.owner "
-        "THEN owner_refs + excluded.owner_refs ELSE owner_refs END, "
-        "owner = CASE WHEN owner IS NULL THEN excluded.owner ELSE owner END "
-        "RETURNING refcount, owner",
-        (key, size, count, now, tenant, count),
-    ).fetchone()
-    if owner != tenant:
-        db.execute(
+_ADD_REF = (
+    "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
+    "VALUES (?,?,?,?,?,?) ON CONFLICT(chunk_id) DO UPDATE SET "
+    "refcount = refcount + excluded.refcount, "
+    "owner_refs = CASE WHEN owner IS NULL OR owner = excluded.owner "
+    "THEN owner_refs + excluded.owner_refs ELSE owner_refs END, "
+    "owner = CASE WHEN owner IS NULL THEN excluded.owner ELSE owner END"
+)
+"""Add references of a tenant to a chunk: the first tenant to reference it becomes its
+owner; the owner's references are counted in the row itself (``owner_refs``)."""
+
+
+def _chunk_states(db: sqlite3.Connection, keys: Sequence[Packed]) -> dict[Packed, list[Any]]:
+    """[refcount, owner] of each existing chunk row of ``keys`` (``ROWS_PER_SELECT`` a time)."""
+    out: dict[Packed, list[Any]] = {}
+    for i in range(0, len(keys), ROWS_PER_SELECT):
+        part = keys[i : i + ROWS_PER_SELECT]
+        marks = ",".join("?" * len(part))
+        for key, refcount, owner in db.execute(
+            f"SELECT chunk_id, refcount, owner FROM chunks WHERE chunk_id IN ({marks})", part
+        ):
+            out[key] = [int(refcount), owner]
+    return out
+
+
+def _add_refs(
+    db: sqlite3.Connection, refs: Sequence[tuple[int, str, int, int]], now: float, d: _Deltas
+) -> None:
+    """Add the references ``refs`` ((tenant, chunk_id, count, size) each, in commit order),
+    counting into ``d`` exactly as one ``_ADD_REF`` after the other would: the rows they
+    touch are read once (the caller's ``BEGIN IMMEDIATE`` keeps them as read), each
+    reference's refcount before it and the chunk's owner are followed in memory, and the
+    upserts run in one ``executemany`` (a statement each cost more than the rows)."""
+    keys = [pack_hex(c) for _t, c, _n, _s in refs]
+    state = _chunk_states(db, list(dict.fromkeys(keys)))
+    chunk_rows = []
+    other_rows = []
+    for key, (tenant, _chunk, count, size) in zip(keys, refs, strict=True):
+        got = state.get(key)
+        if got is None:
+            got = state[key] = [0, tenant]
+        elif got[1] is None:
+            got[1] = tenant
+        if got[0] > 0:
+            d.dups += count
+        else:
+            d.dups += count - 1
+            d.stored += size
+            d.unique += 1
+        got[0] += count
+        chunk_rows.append((key, size, count, now, tenant, count))
+        if got[1] != tenant:
+            other_rows.append((tenant, key, count))
+    db.executemany(_ADD_REF, chunk_rows)
+    if other_rows:
+        db.executemany(
             "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
             "DO UPDATE SET refcount = refcount + excluded.refcount",
-            (tenant, key, count),
+            other_rows,
         )
-    return int(after) - count
 
 
 def _drop_ref(db: sqlite3.Connection, tenant: int, chunk: str, count: int, now: float) -> int:
@@ -133,22 +171,11 @@ def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float)
     return rec
 
 
-def _count_refs(
-    db: sqlite3.Connection,
-    tenant: int,
-    pages: Iterable[Sequence[ManifestEntry]],
-    now: float,
-    d: _Deltas,
-) -> None:
-    """Add a file's references, page by page, counting into ``d``."""
-    for page in pages:
-        for chunk, count, size in page_refs(page):
-            if _add_ref(db, tenant, chunk, count, size, now) > 0:
-                d.dups += count
-            else:
-                d.dups += count - 1
-                d.stored += size
-                d.unique += 1
+def _file_refs(
+    tenant: int, pages: Iterable[Sequence[ManifestEntry]]
+) -> list[tuple[int, str, int, int]]:
+    """A file's references, page by page, for ``_add_refs``."""
+    return [(tenant, c, n, size) for page in pages for c, n, size in page_refs(page)]
 
 
 def create_committed(
@@ -163,15 +190,12 @@ def create_committed(
     back."""
     d = _Deltas()
     first = _next_seq(db, len(files)) - len(files) + 1
-    size = 0
-    out = []
-    for i, (rec, manifest) in enumerate(files):
-        insert_file(db, labels, rec, manifest, seq=first + i)
-        _count_refs(db, labels.id(db, rec.tenant), (manifest,), now, d)
-        size += rec.size
-        out.append(dataclasses.replace(rec, state=FILE_COMPLETE))
+    insert_files(db, labels, files, first)
+    refs = [r for rec, m in files for r in _file_refs(labels.id(db, rec.tenant), (m,))]
+    _add_refs(db, refs, now, d)
+    size = sum(rec.size for rec, _m in files)
     _bump_counters(db, d.rows(len(files), size, 1))
-    return out
+    return [dataclasses.replace(rec, state=FILE_COMPLETE) for rec, _m in files]
 
 
 def commit_many(
@@ -185,6 +209,7 @@ def commit_many(
     d = _Deltas()
     newly: dict[str, None] = {}  # committed here, in order
     size = 0
+    refs: list[tuple[int, str, int, int]] = []
     rows = file_rows(db, file_ids, with_manifest=True)
     for file_id in file_ids:
         row = rows.get(pack_file_id(file_id))
@@ -193,11 +218,12 @@ def commit_many(
             continue
         rec = file_record(db, labels, row)
         if row[6] != STATE_COMPLETE and file_id not in newly:
-            _count_refs(db, int(row[1]), pages_of(db, file_id, row), now, d)
+            refs += _file_refs(int(row[1]), pages_of(db, file_id, row))
             newly[file_id] = None
             size += rec.size
         out.append(rec if rec.state == "complete" else dataclasses.replace(rec, state="complete"))
     if newly:
+        _add_refs(db, refs, now, d)
         _bump_counters(db, d.rows(len(newly), size, 1))
         first = _next_seq(db, len(newly)) - len(newly) + 1
         db.executemany(

@@ -16,7 +16,6 @@ from dfs.meta.sqlite_codec import (
     STATE_COMPLETE,
     STATE_PENDING,
     Labels,
-    Packed,
     pack_file_id,
     pack_hex,
     pack_page,
@@ -93,19 +92,19 @@ ROWS_PER_SELECT = 500  # ids bound in one ``IN (...)``: under every SQLite's var
 
 def file_rows(
     db: sqlite3.Connection, file_ids: Sequence[str], with_manifest: bool = False
-) -> dict[Packed, sqlite3.Row]:
-    """``file_row`` of many ids in a few statements (one per ``ROWS_PER_SELECT``), by
-    ``pack_file_id`` of the id; missing ids are absent. A batch's finalize reads each of
-    its files twice (``pending``, ``commit_many``): a statement per file cost more than
-    the rows."""
+) -> dict[str, sqlite3.Row]:
+    """``file_row`` of many ids in a few statements (one per ``ROWS_PER_SELECT``), by id;
+    missing ids are absent. A batch's finalize reads each of its files twice (``pending``,
+    ``commit_many``): a statement per file cost more than the rows."""
     columns = f"{FILE_COLUMNS}, manifest" if with_manifest else FILE_COLUMNS
-    keys = list(dict.fromkeys(pack_file_id(f) for f in file_ids))
-    out: dict[Packed, sqlite3.Row] = {}
+    ids = {pack_file_id(f): f for f in file_ids}  # each id packed once
+    keys = list(ids)
+    out: dict[str, sqlite3.Row] = {}
     for i in range(0, len(keys), ROWS_PER_SELECT):
         part = keys[i : i + ROWS_PER_SELECT]
         marks = ",".join("?" * len(part))
         for row in db.execute(f"SELECT {columns} FROM files WHERE file_id IN ({marks})", part):
-            out[row[0]] = row
+            out[ids[row[0]]] = row
     return out
 
 
@@ -139,7 +138,7 @@ def get_records(
     """``get_record`` of many ids (rows read ``ROWS_PER_SELECT`` at a time); the ids it
     would refuse are left out."""
     rows = file_rows(db, file_ids)
-    found = ((f, rows.get(pack_file_id(f))) for f in file_ids)
+    found = ((f, rows.get(f)) for f in file_ids)
     recs = {f: file_record(db, labels, r) for f, r in found if r is not None}
     return {f: r for f, r in recs.items() if tenant is None or r.tenant == tenant}
 
@@ -153,7 +152,7 @@ def pending(
     out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
     rows = file_rows(db, file_ids, with_manifest=True)
     for file_id in file_ids:
-        row = rows.get(pack_file_id(file_id))
+        row = rows.get(file_id)
         rec = None if row is None else file_record(db, labels, row)
         if row is None or rec is None or rec.tenant != tenant:
             out.append(None)
@@ -200,7 +199,7 @@ def manifests(db: sqlite3.Connection, file_ids: Sequence[str]) -> dict[str, list
     rows = file_rows(db, file_ids, with_manifest=True)
     out: dict[str, list[ManifestEntry]] = {}
     for file_id in file_ids:
-        row = rows.get(pack_file_id(file_id))
+        row = rows.get(file_id)
         if row is None:
             raise FileNotFound(f"no file {file_id}")
         out[file_id] = [e for page in pages_of(db, file_id, row) for e in page]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -50,6 +51,19 @@ class _Deltas:
             ("unique_chunks", sign * self.unique),
             ("duplicates_avoided", sign * self.dups),
         ]
+
+
+_RECORD_FIELDS = [f.name for f in dataclasses.fields(FileRecord)]
+_record_values = operator.attrgetter(*_RECORD_FIELDS)
+_STATE_AT = _RECORD_FIELDS.index("state")
+
+
+def _completed(rec: FileRecord) -> FileRecord:
+    """``rec`` complete: ``dataclasses.replace`` by position (half its cost, a commit of a
+    batch of small files answers thousands of records)."""
+    values = list(_record_values(rec))
+    values[_STATE_AT] = FILE_COMPLETE
+    return FileRecord(*values)
 
 
 def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
@@ -195,7 +209,7 @@ def create_committed(
     _add_refs(db, refs, now, d)
     size = sum(rec.size for rec, _m in files)
     _bump_counters(db, d.rows(len(files), size, 1))
-    return [dataclasses.replace(rec, state=FILE_COMPLETE) for rec, _m in files]
+    return [_completed(rec) for rec, _m in files]
 
 
 def commit_many(
@@ -212,23 +226,23 @@ def commit_many(
     refs: list[tuple[int, str, int, int]] = []
     rows = file_rows(db, file_ids, with_manifest=True)
     for file_id in file_ids:
-        row = rows.get(pack_file_id(file_id))
+        row = rows.get(file_id)
         if row is None:
             out.append(None)
             continue
-        rec = file_record(db, labels, row)
+        rec = file_record(db, labels, row, FILE_COMPLETE)
         if row[6] != STATE_COMPLETE and file_id not in newly:
             refs += _file_refs(int(row[1]), pages_of(db, file_id, row))
             newly[file_id] = None
             size += rec.size
-        out.append(rec if rec.state == "complete" else dataclasses.replace(rec, state="complete"))
+        out.append(rec)
     if newly:
         _add_refs(db, refs, now, d)
         _bump_counters(db, d.rows(len(newly), size, 1))
         first = _next_seq(db, len(newly)) - len(newly) + 1
         db.executemany(
             "UPDATE files SET state=?, seq=? WHERE file_id=?",
-            [(STATE_COMPLETE, first + i, pack_file_id(f)) for i, f in enumerate(newly)],
+            [(STATE_COMPLETE, first + i, rows[f][0]) for i, f in enumerate(newly)],
         )
     return out
 

@@ -66,8 +66,11 @@ def _completed(rec: FileRecord) -> FileRecord:
     return FileRecord(*values)
 
 
-def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
+def page_refs(page: Sequence[ManifestEntry]) -> list[tuple[str, int, int]]:
     """(chunk_id, references, size) of each distinct chunk of a page."""
+    if len(page) == 1:  # a small file's whole manifest: nothing to count
+        (e,) = page
+        return [(e.chunk_id, 1, e.size)]
     counts: collections.Counter[str] = collections.Counter()
     sizes: dict[str, int] = {}
     for e in page:

@@ -6,7 +6,8 @@ commit counts each distinct chunk as stored (first reference) or as a duplicate 
 a delete is its exact inverse, so the Stats counters stay exact. Both run under
 ``BEGIN IMMEDIATE``, so the refcounts they read cannot change before they write. A manifest
 is counted page by page (a chunk first referenced on one page is a duplicate on the next),
-which gives the same counts as counting the whole file at once and keeps memory to a page.
+which gives the same counts as counting the whole file at once; references are written at
+most ``REFS_PER_WRITE`` at a time, which keeps memory bounded for a paged upload of any size.
 
 A tenant's references to a chunk live in the chunk's row for the first tenant that
 referenced it (``owner``, ``owner_refs``: the common case of one tenant costs no row of its
@@ -188,11 +189,30 @@ def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float)
     return rec
 
 
-def _file_refs(
-    tenant: int, pages: Iterable[Sequence[ManifestEntry]]
-) -> list[tuple[int, str, int, int]]:
-    """A file's references, page by page, for ``_add_refs``."""
-    return [(tenant, c, n, size) for page in pages for c, n, size in page_refs(page)]
+REFS_PER_WRITE = 10_000
+"""References ``_RefWriter`` holds before it writes them (one read and one ``executemany``)."""
+
+
+class _RefWriter:
+    """References added in commit order and written ``REFS_PER_WRITE`` at a time: each
+    write reads the rows as the previous ones left them, so the counts are those of adding
+    the references one by one."""
+
+    def __init__(self, db: sqlite3.Connection, now: float) -> None:
+        self.db, self.now, self.d = db, now, _Deltas()
+        self.refs: list[tuple[int, str, int, int]] = []
+
+    def add(self, tenant: int, pages: Iterable[Sequence[ManifestEntry]]) -> None:
+        """A file's references, page by page."""
+        for page in pages:
+            self.refs += [(tenant, c, n, size) for c, n, size in page_refs(page)]
+            if len(self.refs) >= REFS_PER_WRITE:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.refs:
+            _add_refs(self.db, self.refs, self.now, self.d)
+            self.refs = []
 
 
 def create_committed(
@@ -205,13 +225,14 @@ def create_committed(
     inserted complete (its sequence number taken up front, in order) and its references
     counted from the manifest in hand, as ``commit_many`` would count them; no row is read
     back."""
-    d = _Deltas()
     first = _next_seq(db, len(files)) - len(files) + 1
     insert_files(db, labels, files, first)
-    refs = [r for rec, m in files for r in _file_refs(labels.id(db, rec.tenant), (m,))]
-    _add_refs(db, refs, now, d)
+    refs = _RefWriter(db, now)
+    for rec, manifest in files:
+        refs.add(labels.id(db, rec.tenant), (manifest,))
+    refs.flush()
     size = sum(rec.size for rec, _m in files)
-    _bump_counters(db, d.rows(len(files), size, 1))
+    _bump_counters(db, refs.d.rows(len(files), size, 1))
     return [_completed(rec) for rec, _m in files]
 
 
@@ -223,10 +244,9 @@ def commit_many(
     of them share is stored by the first, a duplicate for the second); the counters bumped
     and the commit sequence numbers taken once for them all, in the files' order."""
     out: list[FileRecord | None] = []
-    d = _Deltas()
+    refs = _RefWriter(db, now)
     newly: dict[str, None] = {}  # committed here, in order
     size = 0
-    refs: list[tuple[int, str, int, int]] = []
     rows = file_rows(db, file_ids, with_manifest=True)
     for file_id in file_ids:
         row = rows.get(file_id)
@@ -235,13 +255,13 @@ def commit_many(
             continue
         rec = file_record(db, labels, row, FILE_COMPLETE)
         if row[6] != STATE_COMPLETE and file_id not in newly:
-            refs += _file_refs(int(row[1]), pages_of(db, file_id, row))
+            refs.add(int(row[1]), pages_of(db, file_id, row))
             newly[file_id] = None
             size += rec.size
         out.append(rec)
     if newly:
-        _add_refs(db, refs, now, d)
-        _bump_counters(db, d.rows(len(newly), size, 1))
+        refs.flush()
+        _bump_counters(db, refs.d.rows(len(newly), size, 1))
         first = _next_seq(db, len(newly)) - len(newly) + 1
         db.executemany(
             "UPDATE files SET state=?, seq=? WHERE file_id=?",

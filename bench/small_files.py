@@ -18,7 +18,8 @@ trust a file changed within 2 s of a run's start; a real tree is not being writt
 - borg: ``--encryption none``, ``--compression none``, a local repository.
 
 Reported per step: seconds (wall time of the client process), files/s, client CPU seconds
-(user + system, ``wait4``), server CPU seconds (dfs's API and node, from ``/proc``), client
+(user + system, ``wait4``), server CPU seconds (dfs's API and node, from ``/proc``; the
+API's share on its own as well), client
 peak RSS (``wait4``); per tool: bytes on disk after both versions (allocated blocks of the
 repository, or of the node's data folder and the metadata database) and the dedup ratio
 (bytes of both versions / bytes on disk). ``--profile DIR`` records each dfs client run with
@@ -56,6 +57,7 @@ class Step:
     cpu: float
     rss: int
     server_cpu: float = 0.0
+    api_cpu: float = 0.0
 
 
 @dataclass
@@ -149,8 +151,10 @@ def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
     row = Row("dfs")
     with LocalCluster(base / "dfs-cluster", nodes=1, replication_factor=1) as cluster:
         servers = [p.popen.pid for p in cluster.node_procs if p.popen]
-        if cluster.api and cluster.api.popen:
-            servers.append(cluster.api.popen.pid)
+        assert cluster.api is not None
+        assert cluster.api.popen is not None
+        api_pid = cluster.api.popen.pid
+        servers.append(api_pid)
         env = {**os.environ, "DFS_TOKEN": cluster.admin_token, "DFS_CACHE_DIR": str(base / "c")}
 
         def client(step: str, args: list[str]) -> None:
@@ -162,8 +166,10 @@ def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
                 cmd = [*spy, "-o", str(out), "--", *cmd]
                 spies = [server_spy(spy, profile, step, pid) for pid in servers]
             before = sum(cpu_seconds(p) for p in servers)
+            api_before = cpu_seconds(api_pid)
             row.steps[step] = run(cmd, env)
             row.steps[step].server_cpu = sum(cpu_seconds(p) for p in servers) - before
+            row.steps[step].api_cpu = cpu_seconds(api_pid) - api_before
             for s in spies:
                 s.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
                 s.wait()
@@ -236,13 +242,17 @@ def report(rows: list[Row], files: int, size: int, tree: Path) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"\ntree: {tree} ({files} files, {size / MIB:.0f} MiB; version 2 = a few files edited)")
     print(f"load average at the end: {' '.join(load)}\n")
-    print("| tool | step | seconds | files/s | client CPU s | server CPU s | client peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| tool | step | seconds | files/s | client CPU s | server CPU s | of which API "
+        "| client peak RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         for name, s in r.steps.items():
+            api = f"{s.api_cpu:.2f}" if r.tool == "dfs" else "-"
             print(
                 f"| {r.tool} | {name} | {s.seconds:.2f} | {files / s.seconds:.0f} | {s.cpu:.2f} "
-                f"| {s.server_cpu:.2f} | {s.rss / MIB:.0f} |"
+                f"| {s.server_cpu:.2f} | {api} | {s.rss / MIB:.0f} |"
             )
     print("\n| tool | bytes on disk (MiB) | dedup ratio (2 versions / on disk) | identical |")
     print("|---|---|---|---|")

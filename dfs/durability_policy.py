@@ -168,9 +168,11 @@ def place_new(chunk_id: str, size: int, live: Sequence[N], min_free: int, rf: in
     """The nodes a new chunk goes to: rendezvous over the live nodes with room for it (free
     bytes, as last heartbeated, covering the chunk plus the reserve ``min_free``), distinct
     zones first; fewer than ``rf`` means the cluster is full."""
-    by_id = {n.node_id: n for n in live}
     room = size + min_free
     roomy = [n for n in live if n.free_bytes >= room]
+    if len(roomy) <= 1:  # nothing to choose between (as ``rank_nodes``): no hashing per chunk
+        return roomy[:rf]
+    by_id = {n.node_id: n for n in roomy}
     cands = [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in roomy]
     return [by_id[c.node_id] for c in placement.choose(chunk_id, cands, rf)]
 

@@ -54,7 +54,7 @@ from dfs.errors import (
     InsufficientStorage,
     Unavailable,
 )
-from dfs.ids import new_file_id
+from dfs.ids import new_file_ids
 from dfs.meta.base import (
     FILE_COMPLETE,
     HIDDEN_NAME_PREFIX,
@@ -239,7 +239,7 @@ class Coordinator:
         per_file = [distinct_chunks(r.manifest) for r in reqs]
         union = list({c: None for chunks in per_file for c in chunks})
         held = await self.held_chunks(tenant, union, live)
-        file_ids = [new_file_id() for _ in reqs]
+        file_ids = new_file_ids(len(reqs))
 
         def build() -> list[list[dict[str, Any]]]:
             return [

@@ -6,7 +6,7 @@ batch never fails the others."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dfs import auth
 from dfs.errors import DfsError
@@ -21,9 +21,19 @@ class Finalizing:
     rec: FileRecord
     chunks: dict[str, int]
     receipts: Mapping[str, object]
+    checked: dict[str, bool] = field(default_factory=dict)  # chunk id -> receipt valid
 
-    def receipted(self, secret: bytes, chunk_id: str) -> bool:  # a node's receipt proves it
-        return auth.receipt_ok(secret, self.receipts.get(chunk_id), self.rec.file_id, chunk_id)
+    def receipted(self, secret: bytes, chunk_id: str) -> bool:
+        """Whether a node's receipt proves this upload sent ``chunk_id``. Each receipt's
+        HMAC is checked once: finalize asks twice (which chunks need the owned read, then
+        the receipts check)."""
+        ok = self.checked.get(chunk_id)
+        if ok is None:
+            receipt = self.receipts.get(chunk_id)
+            ok = self.checked[chunk_id] = auth.receipt_ok(
+                secret, receipt, self.rec.file_id, chunk_id
+            )
+        return ok
 
 
 def keep_passing(

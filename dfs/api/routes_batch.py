@@ -57,7 +57,14 @@ from aiohttp import web
 from dfs import protocol
 from dfs.api import download_plans as planner
 from dfs.api.bodies import UploadRequest
-from dfs.api.context import COORDINATOR, big_answer_slot, big_body_slot, json_answer, tenant
+from dfs.api.context import (
+    COORDINATOR,
+    big_answer_slot,
+    big_body_slot,
+    compact_json,
+    json_answer,
+    tenant,
+)
 from dfs.api.upload_packs import plan_packs
 from dfs.errors import InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_node_id
@@ -118,7 +125,7 @@ async def finalize_uploads(request: web.Request) -> web.Response:
             for u in _objects(body, "uploads")
         ]
         files = await request.app[COORDINATOR].finalize_uploads(items, tenant(request))
-        return web.json_response({"files": files})
+        return web.json_response({"files": files}, dumps=compact_json)
 
 
 def parse_exclude_nodes(value: object) -> frozenset[str]:

@@ -57,8 +57,10 @@ from dfs.meta.sqlite_manifests import (
     get_record,
     get_records,
     insert_file,
+    insert_files,
     manifest,
     manifest_pages,
+    manifests,
     mark_proven,
     pending,
     seal,
@@ -226,8 +228,7 @@ class SqliteMetadataStore(
         # one transaction (one WAL fsync) for the whole batch: all or nothing
         def op() -> None:
             with self._tx() as db:
-                for rec, manifest in files:
-                    insert_file(db, self._labels, rec, manifest)
+                insert_files(db, self._labels, files)
 
         await self._run(op)
 
@@ -243,7 +244,7 @@ class SqliteMetadataStore(
         return await self._run(lambda: get_records(self._db, self._labels, file_ids, tenant))
 
     async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
-        return await self._run(lambda: {f: manifest(self._db, f) for f in file_ids})
+        return await self._run(lambda: manifests(self._db, file_ids))
 
     async def pending_uploads(
         self, file_ids: Sequence[str], tenant: str

@@ -38,28 +38,51 @@ def _nodes_under(db: sqlite3.Connection, prefix: Packed, node: int) -> list[Pack
     return [r[0] for r in rows if node in node_set(r[1])]
 
 
+ROWS_PER_SELECT = 500  # ids bound in one ``IN (...)``: under every SQLite's variable limit
+
+
+def _node_sets(db: sqlite3.Connection, keys: Sequence[Packed]) -> dict[Packed, set[int]]:
+    """The copies of each existing chunk row of ``keys``, ``ROWS_PER_SELECT`` rows a time."""
+    out: dict[Packed, set[int]] = {}
+    for i in range(0, len(keys), ROWS_PER_SELECT):
+        part = keys[i : i + ROWS_PER_SELECT]
+        marks = ",".join("?" * len(part))
+        for key, nodes in db.execute(
+            f"SELECT chunk_id, nodes FROM chunks WHERE chunk_id IN ({marks})", part
+        ):
+            out[key] = node_set(nodes)
+    return out
+
+
 def add_locations(
     db: sqlite3.Connection, labels: Labels, locs: Sequence[Location], now: float
 ) -> None:
+    """Record copies: a chunk new to the store (every chunk a first backup sends) gets its
+    row, an existing one the node in its set. The rows are read once (the caller's
+    ``BEGIN IMMEDIATE`` keeps them as read) and written in one ``executemany`` each for the
+    new and the changed rows (a statement per copy cost more than the rows)."""
+    keys = [pack_hex(loc.chunk_id) for loc in locs]
+    before = _node_sets(db, list(dict.fromkeys(keys)))
+    new: dict[Packed, tuple[int, set[int]]] = {}  # key -> (size, nodes)
+    changed: dict[Packed, set[int]] = {}
     prefixes = set()
-    for loc in locs:
-        key = pack_hex(loc.chunk_id)
+    for key, loc in zip(keys, locs, strict=True):
         node = labels.id(db, loc.node_id)
         prefixes.add((node, chunk_prefix(key)))
-        # a chunk new to the store (every chunk a first backup sends) is one statement
-        created = db.execute(
-            "INSERT OR IGNORE INTO chunks (chunk_id, size, refcount, created_at, nodes) "
-            "VALUES (?,?,0,?,?)",
-            (key, loc.size, now, node_text({node})),
-        ).rowcount
-        if created:
-            continue
-        row = db.execute("SELECT nodes FROM chunks WHERE chunk_id=?", (key,)).fetchone()
-        nodes = node_set(row[0])
-        if node not in nodes:
-            db.execute(
-                "UPDATE chunks SET nodes=? WHERE chunk_id=?", (node_text(nodes | {node}), key)
-            )
+        nodes = before.get(key)
+        if nodes is None:
+            new.setdefault(key, (loc.size, set()))[1].add(node)
+        elif node not in nodes:
+            nodes.add(node)
+            changed[key] = nodes
+    db.executemany(
+        "INSERT INTO chunks (chunk_id, size, refcount, created_at, nodes) VALUES (?,?,0,?,?)",
+        [(key, size, now, node_text(nodes)) for key, (size, nodes) in new.items()],
+    )
+    db.executemany(
+        "UPDATE chunks SET nodes=? WHERE chunk_id=?",
+        [(node_text(nodes), key) for key, nodes in changed.items()],
+    )
     db.executemany("INSERT OR IGNORE INTO node_chunks VALUES (?,?)", sorted(prefixes))
 
 

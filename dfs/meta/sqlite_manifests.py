@@ -16,7 +16,6 @@ from dfs.meta.sqlite_codec import (
     STATE_COMPLETE,
     STATE_PENDING,
     Labels,
-    Packed,
     pack_file_id,
     pack_hex,
     pack_page,
@@ -37,10 +36,20 @@ def insert_file(
     """A new pending file with its manifest in its row (Conflict, via IntegrityError, if the
     id is taken); complete already with commit sequence number ``seq`` when one is given
     (the caller counts its references in the same transaction)."""
-    db.execute(
-        "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
-        " chunk_count, mode, mtime, manifest, sha256_verified, seq)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    insert_files(db, labels, [(rec, manifest)], seq)
+
+
+def insert_files(
+    db: sqlite3.Connection,
+    labels: Labels,
+    files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+    first_seq: int | None = None,
+) -> None:
+    """``insert_file`` of many files in one ``executemany`` (a statement per file cost more
+    than the rows); complete with sequence numbers ``first_seq``, ``first_seq + 1``, ...
+    in order when ``first_seq`` is given."""
+    state = STATE_PENDING if first_seq is None else STATE_COMPLETE
+    rows = [
         (
             pack_file_id(rec.file_id),
             labels.id(db, rec.tenant),
@@ -48,15 +57,22 @@ def insert_file(
             rec.size,
             pack_hex(rec.sha256),
             labels.id(db, rec.chunker),
-            STATE_PENDING if seq is None else STATE_COMPLETE,
+            state,
             rec.created_at,
             len(manifest),
             rec.mode,
             rec.mtime,
             pack_page(manifest, 0, rec.sha256),
             int(rec.sha256_verified),
-            seq,
-        ),
+            None if first_seq is None else first_seq + i,
+        )
+        for i, (rec, manifest) in enumerate(files)
+    ]
+    db.executemany(
+        "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
+        " chunk_count, mode, mtime, manifest, sha256_verified, seq)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        rows,
     )
 
 
@@ -76,19 +92,19 @@ ROWS_PER_SELECT = 500  # ids bound in one ``IN (...)``: under every SQLite's var
 
 def file_rows(
     db: sqlite3.Connection, file_ids: Sequence[str], with_manifest: bool = False
-) -> dict[Packed, sqlite3.Row]:
-    """``file_row`` of many ids in a few statements (one per ``ROWS_PER_SELECT``), by
-    ``pack_file_id`` of the id; missing ids are absent. A batch's finalize reads each of
-    its files twice (``pending``, ``commit_many``): a statement per file cost more than
-    the rows."""
+) -> dict[str, sqlite3.Row]:
+    """``file_row`` of many ids in a few statements (one per ``ROWS_PER_SELECT``), by id;
+    missing ids are absent. A batch's finalize reads each of its files twice (``pending``,
+    ``commit_many``): a statement per file cost more than the rows."""
     columns = f"{FILE_COLUMNS}, manifest" if with_manifest else FILE_COLUMNS
-    keys = list(dict.fromkeys(pack_file_id(f) for f in file_ids))
-    out: dict[Packed, sqlite3.Row] = {}
+    ids = {pack_file_id(f): f for f in file_ids}  # each id packed once
+    keys = list(ids)
+    out: dict[str, sqlite3.Row] = {}
     for i in range(0, len(keys), ROWS_PER_SELECT):
         part = keys[i : i + ROWS_PER_SELECT]
         marks = ",".join("?" * len(part))
         for row in db.execute(f"SELECT {columns} FROM files WHERE file_id IN ({marks})", part):
-            out[row[0]] = row
+            out[ids[row[0]]] = row
     return out
 
 
@@ -119,9 +135,11 @@ def get_record(
 def get_records(
     db: sqlite3.Connection, labels: Labels, file_ids: Sequence[str], tenant: str | None
 ) -> dict[str, FileRecord]:
-    """``get_record`` of many ids; the ids it would refuse are left out."""
-    rows = ((f, file_row(db, f)) for f in file_ids)
-    recs = {f: file_record(db, labels, r) for f, r in rows if r is not None}
+    """``get_record`` of many ids (rows read ``ROWS_PER_SELECT`` at a time); the ids it
+    would refuse are left out."""
+    rows = file_rows(db, file_ids)
+    found = ((f, rows.get(f)) for f in file_ids)
+    recs = {f: file_record(db, labels, r) for f, r in found if r is not None}
     return {f: r for f, r in recs.items() if tenant is None or r.tenant == tenant}
 
 
@@ -134,7 +152,7 @@ def pending(
     out: list[tuple[FileRecord, list[ManifestEntry]] | None] = []
     rows = file_rows(db, file_ids, with_manifest=True)
     for file_id in file_ids:
-        row = rows.get(pack_file_id(file_id))
+        row = rows.get(file_id)
         rec = None if row is None else file_record(db, labels, row)
         if row is None or rec is None or rec.tenant != tenant:
             out.append(None)
@@ -173,6 +191,19 @@ def manifest_pages(db: sqlite3.Connection, file_id: str) -> Iterator[list[Manife
 
 def manifest(db: sqlite3.Connection, file_id: str) -> list[ManifestEntry]:
     return [e for page in manifest_pages(db, file_id) for e in page]
+
+
+def manifests(db: sqlite3.Connection, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
+    """``manifest`` of many ids, their rows read ``ROWS_PER_SELECT`` at a time (a restore
+    plans hundreds of files per request); FileNotFound for an unknown id."""
+    rows = file_rows(db, file_ids, with_manifest=True)
+    out: dict[str, list[ManifestEntry]] = {}
+    for file_id in file_ids:
+        row = rows.get(file_id)
+        if row is None:
+            raise FileNotFound(f"no file {file_id}")
+        out[file_id] = [e for page in pages_of(db, file_id, row) for e in page]
+    return out
 
 
 def _pending_key(db: sqlite3.Connection, file_id: str) -> bytes | str:

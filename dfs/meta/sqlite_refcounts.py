@@ -6,7 +6,8 @@ commit counts each distinct chunk as stored (first reference) or as a duplicate 
 a delete is its exact inverse, so the Stats counters stay exact. Both run under
 ``BEGIN IMMEDIATE``, so the refcounts they read cannot change before they write. A manifest
 is counted page by page (a chunk first referenced on one page is a duplicate on the next),
-which gives the same counts as counting the whole file at once and keeps memory to a page.
+which gives the same counts as counting the whole file at once; references are written at
+most ``REFS_PER_WRITE`` at a time, which keeps memory bounded for a paged upload of any size.
 
 A tenant's references to a chunk live in the chunk's row for the first tenant that
 referenced it (``owner``, ``owner_refs``: the common case of one tenant costs no row of its
@@ -17,17 +18,20 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from dfs.errors import FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
-from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id, pack_hex
+from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, Packed, pack_file_id, pack_hex
 from dfs.meta.sqlite_manifests import (
+    ROWS_PER_SELECT,
     drop_manifest,
     file_row,
     file_rows,
-    insert_file,
+    insert_files,
     manifest_pages,
     pages_of,
 )
@@ -50,8 +54,24 @@ class _Deltas:
         ]
 
 
-def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
+_RECORD_FIELDS = [f.name for f in dataclasses.fields(FileRecord)]
+_record_values = operator.attrgetter(*_RECORD_FIELDS)
+_STATE_AT = _RECORD_FIELDS.index("state")
+
+
+def _completed(rec: FileRecord) -> FileRecord:
+    """``rec`` complete: ``dataclasses.replace`` by position (half its cost, a commit of a
+    batch of small files answers thousands of records)."""
+    values = list(_record_values(rec))
+    values[_STATE_AT] = FILE_COMPLETE
+    return FileRecord(*values)
+
+
+def page_refs(page: Sequence[ManifestEntry]) -> list[tuple[str, int, int]]:
     """(chunk_id, references, size) of each distinct chunk of a page."""
+    if len(page) == 1:  # a small file's whole manifest: nothing to count
+        (e,) = page
+        return [(e.chunk_id, 1, e.size)]
     counts: collections.Counter[str] = collections.Counter()
     sizes: dict[str, int] = {}
     for e in page:
@@ -60,30 +80,66 @@ def page_refs(page: Iterable[ManifestEntry]) -> list[tuple[str, int, int]]:
     return [(c, n, sizes[c]) for c, n in counts.items()]
 
 
-def _add_ref(
-    db: sqlite3.Connection, tenant: int, chunk: str, count: int, size: int, now: float
-) -> int:
-    """Add ``count`` references of ``tenant``; returns the refcount before. One upsert (SET
-    expressions read the row as it was): the first tenant to reference the chunk becomes
-    its owner; any other tenant's references go to ``tenant_chunks``."""
-    key = pack_hex(chunk)
-    after, owner = db.execute(
-        "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
-        "VALUES (?,?,?,?,?,?) ON CONFLICT(chunk_id) DO UPDATE SET "
-        "refcount = refcount + excluded.refcount, "
-        "owner_refs = CASE WHEN owner IS NULL OR owner = excluded.owner "
-        "THEN owner_refs + excluded.owner_refs ELSE owner_refs END, "
-        "owner = CASE WHEN owner IS NULL THEN excluded.owner ELSE owner END "
-        "RETURNING refcount, owner",
-        (key, size, count, now, tenant, count),
-    ).fetchone()
-    if owner != tenant:
-        db.execute(
+_ADD_REF = (
+    "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
+    "VALUES (?,?,?,?,?,?) ON CONFLICT(chunk_id) DO UPDATE SET "
+    "refcount = refcount + excluded.refcount, "
+    "owner_refs = CASE WHEN owner IS NULL OR owner = excluded.owner "
+    "THEN owner_refs + excluded.owner_refs ELSE owner_refs END, "
+    "owner = CASE WHEN owner IS NULL THEN excluded.owner ELSE owner END"
+)
+"""Add references of a tenant to a chunk: the first tenant to reference it becomes its
+owner; the owner's references are counted in the row itself (``owner_refs``)."""
+
+
+def _chunk_states(db: sqlite3.Connection, keys: Sequence[Packed]) -> dict[Packed, list[Any]]:
+    """[refcount, owner] of each existing chunk row of ``keys`` (``ROWS_PER_SELECT`` a time)."""
+    out: dict[Packed, list[Any]] = {}
+    for i in range(0, len(keys), ROWS_PER_SELECT):
+        part = keys[i : i + ROWS_PER_SELECT]
+        marks = ",".join("?" * len(part))
+        for key, refcount, owner in db.execute(
+            f"SELECT chunk_id, refcount, owner FROM chunks WHERE chunk_id IN ({marks})", part
+        ):
+            out[key] = [int(refcount), owner]
+    return out
+
+
+def _add_refs(
+    db: sqlite3.Connection, refs: Sequence[tuple[int, str, int, int]], now: float, d: _Deltas
+) -> None:
+    """Add the references ``refs`` ((tenant, chunk_id, count, size) each, in commit order),
+    counting into ``d`` exactly as one ``_ADD_REF`` after the other would: the rows they
+    touch are read once (the caller's ``BEGIN IMMEDIATE`` keeps them as read), each
+    reference's refcount before it and the chunk's owner are followed in memory, and the
+    upserts run in one ``executemany`` (a statement each cost more than the rows)."""
+    keys = [pack_hex(c) for _t, c, _n, _s in refs]
+    state = _chunk_states(db, list(dict.fromkeys(keys)))
+    chunk_rows = []
+    other_rows = []
+    for key, (tenant, _chunk, count, size) in zip(keys, refs, strict=True):
+        got = state.get(key)
+        if got is None:
+            got = state[key] = [0, tenant]
+        elif got[1] is None:
+            got[1] = tenant
+        if got[0] > 0:
+            d.dups += count
+        else:
+            d.dups += count - 1
+            d.stored += size
+            d.unique += 1
+        got[0] += count
+        chunk_rows.append((key, size, count, now, tenant, count))
+        if got[1] != tenant:
+            other_rows.append((tenant, key, count))
+    db.executemany(_ADD_REF, chunk_rows)
+    if other_rows:
+        db.executemany(
             "INSERT INTO tenant_chunks VALUES (?,?,?) ON CONFLICT(tenant, chunk_id) "
             "DO UPDATE SET refcount = refcount + excluded.refcount",
-            (tenant, key, count),
+            other_rows,
         )
-    return int(after) - count
 
 
 def _drop_ref(db: sqlite3.Connection, tenant: int, chunk: str, count: int, now: float) -> int:
@@ -133,22 +189,30 @@ def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float)
     return rec
 
 
-def _count_refs(
-    db: sqlite3.Connection,
-    tenant: int,
-    pages: Iterable[Sequence[ManifestEntry]],
-    now: float,
-    d: _Deltas,
-) -> None:
-    """Add a file's references, page by page, counting into ``d``."""
-    for page in pages:
-        for chunk, count, size in page_refs(page):
-            if _add_ref(db, tenant, chunk, count, size, now) > 0:
-                d.dups += count
-            else:
-                d.dups += count - 1
-                d.stored += size
-                d.unique += 1
+REFS_PER_WRITE = 10_000
+"""References ``_RefWriter`` holds before it writes them (one read and one ``executemany``)."""
+
+
+class _RefWriter:
+    """References added in commit order and written ``REFS_PER_WRITE`` at a time: each
+    write reads the rows as the previous ones left them, so the counts are those of adding
+    the references one by one."""
+
+    def __init__(self, db: sqlite3.Connection, now: float) -> None:
+        self.db, self.now, self.d = db, now, _Deltas()
+        self.refs: list[tuple[int, str, int, int]] = []
+
+    def add(self, tenant: int, pages: Iterable[Sequence[ManifestEntry]]) -> None:
+        """A file's references, page by page."""
+        for page in pages:
+            self.refs += [(tenant, c, n, size) for c, n, size in page_refs(page)]
+            if len(self.refs) >= REFS_PER_WRITE:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.refs:
+            _add_refs(self.db, self.refs, self.now, self.d)
+            self.refs = []
 
 
 def create_committed(
@@ -161,17 +225,15 @@ def create_committed(
     inserted complete (its sequence number taken up front, in order) and its references
     counted from the manifest in hand, as ``commit_many`` would count them; no row is read
     back."""
-    d = _Deltas()
     first = _next_seq(db, len(files)) - len(files) + 1
-    size = 0
-    out = []
-    for i, (rec, manifest) in enumerate(files):
-        insert_file(db, labels, rec, manifest, seq=first + i)
-        _count_refs(db, labels.id(db, rec.tenant), (manifest,), now, d)
-        size += rec.size
-        out.append(dataclasses.replace(rec, state=FILE_COMPLETE))
-    _bump_counters(db, d.rows(len(files), size, 1))
-    return out
+    insert_files(db, labels, files, first)
+    refs = _RefWriter(db, now)
+    for rec, manifest in files:
+        refs.add(labels.id(db, rec.tenant), (manifest,))
+    refs.flush()
+    size = sum(rec.size for rec, _m in files)
+    _bump_counters(db, refs.d.rows(len(files), size, 1))
+    return [_completed(rec) for rec, _m in files]
 
 
 def commit_many(
@@ -182,27 +244,28 @@ def commit_many(
     of them share is stored by the first, a duplicate for the second); the counters bumped
     and the commit sequence numbers taken once for them all, in the files' order."""
     out: list[FileRecord | None] = []
-    d = _Deltas()
+    refs = _RefWriter(db, now)
     newly: dict[str, None] = {}  # committed here, in order
     size = 0
     rows = file_rows(db, file_ids, with_manifest=True)
     for file_id in file_ids:
-        row = rows.get(pack_file_id(file_id))
+        row = rows.get(file_id)
         if row is None:
             out.append(None)
             continue
-        rec = file_record(db, labels, row)
+        rec = file_record(db, labels, row, FILE_COMPLETE)
         if row[6] != STATE_COMPLETE and file_id not in newly:
-            _count_refs(db, int(row[1]), pages_of(db, file_id, row), now, d)
+            refs.add(int(row[1]), pages_of(db, file_id, row))
             newly[file_id] = None
             size += rec.size
-        out.append(rec if rec.state == "complete" else dataclasses.replace(rec, state="complete"))
+        out.append(rec)
     if newly:
-        _bump_counters(db, d.rows(len(newly), size, 1))
+        refs.flush()
+        _bump_counters(db, refs.d.rows(len(newly), size, 1))
         first = _next_seq(db, len(newly)) - len(newly) + 1
         db.executemany(
             "UPDATE files SET state=?, seq=? WHERE file_id=?",
-            [(STATE_COMPLETE, first + i, pack_file_id(f)) for i, f in enumerate(newly)],
+            [(STATE_COMPLETE, first + i, rows[f][0]) for i, f in enumerate(newly)],
         )
     return out
 

@@ -127,8 +127,11 @@ def node_record(row: sqlite3.Row) -> NodeRecord:
     return NodeRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
 
 
-def file_record(db: sqlite3.Connection, labels: Labels, row: sqlite3.Row) -> FileRecord:
-    """A row of ``SELECT {FILE_COLUMNS}`` as a FileRecord."""
+def file_record(
+    db: sqlite3.Connection, labels: Labels, row: sqlite3.Row, state: str | None = None
+) -> FileRecord:
+    """A row of ``SELECT {FILE_COLUMNS}`` as a FileRecord; in ``state`` when one is given
+    (a commit's answer: cheaper than a ``dataclasses.replace`` of the record)."""
     return FileRecord(
         file_id=unpack_file_id(row[0]),
         tenant=labels.name(db, row[1]),
@@ -136,7 +139,7 @@ def file_record(db: sqlite3.Connection, labels: Labels, row: sqlite3.Row) -> Fil
         size=row[3],
         sha256=unpack_hex(row[4]),
         chunker=labels.name(db, row[5]),
-        state=state_name(row[6]),
+        state=state or state_name(row[6]),
         created_at=row[7],
         chunk_count=row[8],
         mode=row[9],

@@ -8,7 +8,15 @@ import uuid
 import pytest
 
 from dfs.errors import InvalidRequest
-from dfs.ids import new_file_id, parse_chunk_id, parse_file_id, parse_node_id, parse_sha256, short
+from dfs.ids import (
+    new_file_id,
+    new_file_ids,
+    parse_chunk_id,
+    parse_file_id,
+    parse_node_id,
+    parse_sha256,
+    short,
+)
 
 SHA = hashlib.sha256(b"x").hexdigest()
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -98,3 +106,15 @@ def test_node_id_rejects(value: object) -> None:
 def test_short() -> None:
     assert short(SHA) == SHA[:12]
     assert short("n1") == "n1"
+
+
+def test_new_file_ids_are_canonical_random_uuids() -> None:
+    ids = new_file_ids(500)
+    assert len(ids) == 500
+    assert len(set(ids)) == 500
+    for f in ids:
+        assert parse_file_id(f) == f  # canonical, lowercase
+        parsed = uuid.UUID(f)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+    assert new_file_ids(0) == []

@@ -172,7 +172,7 @@ class PackChunkStore:
 
     def _verify_all(self, items: Sequence[tuple[ChunkId, Buffer]]) -> None:
         for chunk_id, data in items:
-            self._files.path_of(chunk_id)  # InvalidRequest unless 64 lowercase hex
+            parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
             if sha256_hex(data) != chunk_id:
                 raise IntegrityError(f"body does not hash to chunk {chunk_id}")
 
@@ -208,12 +208,12 @@ class PackChunkStore:
         return smallest is not None and smallest < self._threshold
 
     async def delete(self, chunk_id: ChunkId) -> None:
-        self._files.path_of(chunk_id)
+        parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         await asyncio.to_thread(self._packs.remove, chunk_id)
         await self._files.delete(chunk_id)
 
     async def delete_if_idle(self, chunk_id: ChunkId, min_age: float) -> bool:
-        self._files.path_of(chunk_id)
+        parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         if self._packs.lookup(chunk_id) is not None:
             return await asyncio.to_thread(self._packs.remove, chunk_id, min_age)
         return await self._files.delete_if_idle(chunk_id, min_age)
@@ -225,7 +225,7 @@ class PackChunkStore:
     # --- reads ----------------------------------------------------------------------------
 
     async def get(self, chunk_id: ChunkId) -> bytes:
-        self._files.path_of(chunk_id)
+        parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         if self._packs.lookup(chunk_id) is not None:
             data = await asyncio.to_thread(self._packs.read, chunk_id)
             if data is not None:
@@ -234,15 +234,15 @@ class PackChunkStore:
 
     async def get_many(
         self, chunk_ids: Sequence[ChunkId], max_bytes: int
-    ) -> list[bytes | DfsError]:
+    ) -> list[Buffer | DfsError]:
         """Packed chunks in batches (``pack_reads``: CRC-checked, neighbours in one pread),
         the rest as ``FsChunkStore`` reads them, all on one worker thread."""
         for chunk_id in chunk_ids:
             parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex (no path built)
         return await asyncio.to_thread(self._get_many, chunk_ids, max_bytes)
 
-    def _get_many(self, chunk_ids: Sequence[ChunkId], max_bytes: int) -> list[bytes | DfsError]:
-        out: list[bytes | DfsError] = []
+    def _get_many(self, chunk_ids: Sequence[ChunkId], max_bytes: int) -> list[Buffer | DfsError]:
+        out: list[Buffer | DfsError] = []
         packed: list[ChunkId] = []  # packed ids not read yet, in order: read together
         total = 0
 
@@ -275,7 +275,7 @@ class PackChunkStore:
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
         ids = list(chunk_ids)
         for chunk_id in ids:
-            self._files.path_of(chunk_id)
+            parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         packed = self._packs.held(ids)
         return packed | await self._files.has(c for c in ids if c not in packed)
 

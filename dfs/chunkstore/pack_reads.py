@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Sequence
 
 from dfs.chunkstore import record
-from dfs.chunkstore.packs import Loc, PackSet
+from dfs.chunkstore.packs import Buffer, Loc, PackSet
 from dfs.chunkstore.record import HEADER_SIZE
 from dfs.errors import DfsError
 from dfs.ids import ChunkId
@@ -52,13 +52,13 @@ def _runs(located: list[Located]) -> list[list[Located]]:
     return runs
 
 
-def read_many(packs: PackSet, chunk_ids: Sequence[ChunkId]) -> list[bytes | DfsError | None]:
-    """Each id's bytes, checked against its record's CRCs, or None when no record of it is
+def read_many(packs: PackSet, chunk_ids: Sequence[ChunkId]) -> list[Buffer | DfsError | None]:
+    """Each id's bytes (a memoryview into the read that took it: no copy per chunk), checked against its record's CRCs, or None when no record of it is
     here (or the ChunkNotFound of a record found bad). Records are read in pack order, neighbours (up to ``READ_GAP`` bytes apart, at
     most ``READ_SPAN`` in all) with one ``pread``. A record that does not check here (rot,
     a compaction that moved it, an encoding this node lacks) goes through ``PackSet.read``,
     which re-hashes it and quarantines it if it is bad (ChunkNotFound)."""
-    out: list[bytes | DfsError | None] = [None] * len(chunk_ids)
+    out: list[Buffer | DfsError | None] = [None] * len(chunk_ids)
     located: list[Located] = []
     for i, chunk_id in enumerate(chunk_ids):
         loc = packs.lookup(chunk_id)
@@ -85,7 +85,7 @@ def _read_run(
     packs: PackSet,
     run: list[Located],
     chunk_ids: Sequence[ChunkId],
-    out: list[bytes | DfsError | None],
+    out: list[Buffer | DfsError | None],
     slow: list[int],
     fds: dict[int, int],
 ) -> None:
@@ -113,4 +113,4 @@ def _read_run(
         ):
             slow.append(i)
         else:
-            out[i] = bytes(payload)
+            out[i] = payload

@@ -74,7 +74,9 @@ class Header:
         return self.kind == KIND_CHUNK and not self.flags & ~KNOWN_FLAGS
 
 
-def _header(kind: int, chunk_id: ChunkId, payload: bytes | memoryview, written: float) -> bytes:
+def _header(
+    kind: int, chunk_id: ChunkId, payload: bytes | bytearray | memoryview, written: float
+) -> bytes:
     head = _HEADER.pack(
         MAGIC,
         VERSION,
@@ -91,23 +93,38 @@ def _header(kind: int, chunk_id: ChunkId, payload: bytes | memoryview, written: 
 
 def chunk_record(chunk_id: ChunkId, data: bytes | bytearray | memoryview, written: float) -> bytes:
     """A chunk record (header and plain payload) for verified bytes."""
-    view = memoryview(data).cast("B")
-    return _header(KIND_CHUNK, chunk_id, view, written) + view
+    return b"".join(chunk_parts(chunk_id, data, written))
+
+
+def chunk_parts(
+    chunk_id: ChunkId, data: bytes | bytearray | memoryview, written: float
+) -> tuple[bytes, bytes | bytearray | memoryview]:
+    """``chunk_record`` as (header, payload), the payload not copied (for one ``writev``)."""
+    return _header(KIND_CHUNK, chunk_id, data, written), data
 
 
 def tombstone_record(chunk_id: ChunkId, pack: int, offset: int, written: float) -> bytes:
     """A record saying the record of ``chunk_id`` at (``pack``, ``offset``) is dead."""
+    return b"".join(tombstone_parts(chunk_id, pack, offset, written))
+
+
+def tombstone_parts(
+    chunk_id: ChunkId, pack: int, offset: int, written: float
+) -> tuple[bytes, bytes]:
+    """``tombstone_record`` as (header, payload)."""
     payload = _TOMB.pack(pack, offset)
-    return _header(KIND_TOMBSTONE, chunk_id, payload, written) + payload
+    return _header(KIND_TOMBSTONE, chunk_id, payload, written), payload
 
 
-def tombstone_target(payload: bytes | memoryview) -> tuple[int, int]:
+def tombstone_target(payload: bytes | bytearray | memoryview) -> tuple[int, int]:
     """(pack, offset) of the record a tombstone's payload kills."""
     pack, offset = _TOMB.unpack(payload)
     return int(pack), int(offset)
 
 
-def header_fields(buf: bytes | memoryview, offset: int) -> tuple[int, int, int, int, bytes]:
+def header_fields(
+    buf: bytes | bytearray | memoryview, offset: int
+) -> tuple[int, int, int, int, bytes]:
     """(kind, flags, length, written_ms, raw id) of a record this process just encoded: no
     CRC check, no copy (an index entry's fields; ``decode_header`` for bytes read back)."""
     magic, kind, flags, length, written_ms, digest = _FIELDS.unpack_from(buf, offset)

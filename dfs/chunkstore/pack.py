@@ -145,11 +145,23 @@ class PackChunkStore:
     async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
         """Check every hash, reserve the whole batch's bytes, then store the small chunks in
         one pack append and the large ones as files; one bool per item (True: not held)."""
-        await asyncio.to_thread(self._verify_all, items)
         need = sum(len(d) for _, d in items)
+        if not self._small_files_possible() and all(len(d) < self._threshold for _, d in items):
+            # the usual batch: the same steps in one worker-thread hand-off instead of two
+            return await asyncio.to_thread(self._put_packed, items, need)
+        await asyncio.to_thread(self._verify_all, items)
         self._reserve(need)
         try:
             return await self._store(items)
+        finally:
+            self._unreserve(need)
+
+    def _put_packed(self, items: Sequence[tuple[ChunkId, Buffer]], need: int) -> list[bool]:
+        """``put_many`` of small chunks none of which can be a file here, blocking."""
+        self._verify_all(items)
+        self._reserve(need)
+        try:
+            return self._packs.append(items)
         finally:
             self._unreserve(need)
 

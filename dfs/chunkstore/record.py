@@ -149,6 +149,30 @@ def decode_header(buf: bytes | memoryview, offset: int) -> Header | None:
     return Header(kind, flags, length, size, written_ms, ChunkId(digest.hex()), payload_crc)
 
 
+def serves(buf: bytes | memoryview, offset: int, raw_id: bytes, length: int) -> bool:
+    """Whether the record at ``offset`` is a chunk record of the chunk ``raw_id`` (its 32-byte
+    id) with a ``length``-byte payload this version can serve, its header and payload CRCs
+    checking: ``decode_header``'s checks and the payload's, without building a ``Header``
+    (serving a batch checks every record this way; anything that fails takes the slow path)."""
+    end = offset + HEADER_SIZE
+    if end + length > len(buf):
+        return False
+    magic, version, kind, flags, stored, _size, _written, digest, payload_crc = _HEADER.unpack_from(
+        buf, offset
+    )
+    (crc,) = _CRC.unpack_from(buf, offset + _HEADER.size)
+    return (
+        magic == MAGIC
+        and version == VERSION
+        and kind == KIND_CHUNK
+        and not flags & ~KNOWN_FLAGS
+        and stored == length
+        and digest == raw_id
+        and zlib.crc32(buf[offset : offset + _HEADER.size]) == crc
+        and zlib.crc32(buf[end : end + length]) == payload_crc
+    )
+
+
 @dataclass
 class Scan:
     """What a pass over a pack's bytes found: good records in order, records whose payload

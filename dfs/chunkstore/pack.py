@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from dfs.chunkstore.base import Buffer, ChunkStore, verify_at_rate
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.chunkstore.pack_reads import read_many
-from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSet
+from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, Loc, PackSet
 from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.errors import DfsError, InsufficientStorage, IntegrityError
 from dfs.ids import ChunkId, parse_chunk_id, sha256_hex
@@ -256,17 +256,21 @@ class PackChunkStore:
     def _get_many(self, chunk_ids: Sequence[ChunkId], max_bytes: int) -> list[Buffer | DfsError]:
         out: list[Buffer | DfsError] = []
         packed: list[ChunkId] = []  # packed ids not read yet, in order: read together
+        locs: list[Loc | None] = []  # where each was found
         total = 0
 
         def flush() -> None:
-            for chunk_id, got in zip(packed, read_many(self._packs, packed), strict=True):
+            got_all = read_many(self._packs, packed, locs)
+            for chunk_id, got in zip(packed, got_all, strict=True):
                 out.append(self._file_read(chunk_id) if got is None else got)
             packed.clear()
+            locs.clear()
 
         for chunk_id in chunk_ids:
             loc = self._packs.lookup(chunk_id)
             if loc is not None:
                 packed.append(chunk_id)
+                locs.append(loc)
                 total += loc.length
             else:  # a large chunk (a file), or none here
                 flush()

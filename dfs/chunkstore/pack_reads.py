@@ -51,16 +51,20 @@ def _runs(located: list[Located]) -> list[list[Located]]:
     return runs
 
 
-def read_many(packs: PackSet, chunk_ids: Sequence[ChunkId]) -> list[Buffer | DfsError | None]:
-    """Each id's bytes (a memoryview into the read that took it: no copy per chunk), checked against its record's CRCs, or None when no record of it is
-    here (or the ChunkNotFound of a record found bad). Records are read in pack order, neighbours (up to ``READ_GAP`` bytes apart, at
+def read_many(
+    packs: PackSet, chunk_ids: Sequence[ChunkId], locs: Sequence[Loc | None] | None = None
+) -> list[Buffer | DfsError | None]:
+    """Each id's bytes (a memoryview into the read that took it: no copy per chunk), checked
+    against its record's CRCs, or None when no record of it is here (or the ChunkNotFound of
+    a record found bad). ``locs``: where the caller just looked each id up (else looked up
+    here). Records are read in pack order, neighbours (up to ``READ_GAP`` bytes apart, at
     most ``READ_SPAN`` in all) with one ``pread``. A record that does not check here (rot,
-    a compaction that moved it, an encoding this node lacks) goes through ``PackSet.read``,
-    which re-hashes it and quarantines it if it is bad (ChunkNotFound)."""
+    a compaction that moved it since the lookup, an encoding this node lacks) goes through
+    ``PackSet.read``, which looks again, re-hashes it and quarantines it if it is bad."""
     out: list[Buffer | DfsError | None] = [None] * len(chunk_ids)
     located: list[Located] = []
     for i, chunk_id in enumerate(chunk_ids):
-        loc = packs.lookup(chunk_id)
+        loc = packs.lookup(chunk_id) if locs is None else locs[i]
         if loc is not None:
             located.append((loc.pack, loc.offset, i, loc))
     located.sort(key=lambda item: (item[0], item[1]))

@@ -93,11 +93,11 @@ def _create(tmp: str) -> int:
 
 
 def _read_whole(fd: int, size: int) -> bytes:
-    """A chunk file's bytes in one ``read`` of the size ``fstat`` gave (a short read of a
-    regular file is its end); a file that grew meanwhile is read to its end, so the hash
-    check sees every byte it holds."""
+    """A chunk file's bytes, usually in one ``read`` of the size ``fstat`` gave; otherwise
+    (a file that grew or shrank meanwhile, a read the kernel capped) read on to its end, so
+    the hash check sees every byte it holds."""
     data = os.read(fd, size + 1)
-    if len(data) <= size:
+    if len(data) == size:
         return data
     parts = [data]
     while more := os.read(fd, 1 << 20):

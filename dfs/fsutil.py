@@ -6,10 +6,19 @@ Standard library only (layer 0).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+Buffer = bytes | bytearray | memoryview
 
-def fsync_dir(path: Path) -> None:
+_IOV_MAX = 1024
+"""Buffers per ``writev`` call: POSIX guarantees at least 16, Linux takes 1024 (the value of
+``SC_IOV_MAX`` where it is known; more makes the call fail with EINVAL)."""
+if hasattr(os, "sysconf") and "SC_IOV_MAX" in os.sysconf_names:
+    _IOV_MAX = max(16, min(_IOV_MAX, os.sysconf("SC_IOV_MAX")))
+
+
+def fsync_dir(path: Path | str) -> None:
     """Make a rename or link inside ``path`` durable: fsync the directory itself."""
     _fsync_opened(path, os.O_RDONLY | os.O_DIRECTORY)
 
@@ -19,9 +28,54 @@ def fsync_file(path: Path) -> None:
     _fsync_opened(path, os.O_RDONLY | os.O_NOFOLLOW)
 
 
-def _fsync_opened(path: Path, flags: int) -> None:
+def _fsync_opened(path: Path | str, flags: int) -> None:
     fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_dirs(path: str) -> None:
+    """Create ``path`` and any missing parents, durably: each directory created is made
+    durable in its parent (the parent is fsync'd once it holds the new entry), so a crash
+    cannot take away a directory, and the files already made durable inside it, that a
+    caller has acknowledged. A directory that exists already costs nothing more."""
+    missing: list[str] = []
+    at = os.path.abspath(path)
+    while not os.path.isdir(at):
+        missing.append(at)
+        parent = os.path.dirname(at)
+        if parent == at:
+            break
+        at = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+            # another thread made it: its entry may not be durable yet, so fsync anyway
+        fsync_dir(os.path.dirname(directory))
+
+
+def write_all(fd: int, buffers: Sequence[Buffer]) -> int:
+    """Write every buffer, in order, to ``fd`` with as few ``writev`` calls as the kernel
+    allows (one, unless there are more buffers than the system's iovec limit or a call
+    writes only part), without joining them first; returns the bytes written (all)."""
+    total = sum(len(b) for b in buffers)
+    done = os.writev(fd, buffers) if 0 < len(buffers) <= _IOV_MAX else 0
+    if done == total:
+        return total  # the usual case: one call wrote it all
+    views = [v for v in (memoryview(b).cast("B") for b in buffers) if len(v)]
+    start = 0
+    while True:
+        # skip the buffers written whole; keep the unwritten rest of a partial one
+        while start < len(views) and done >= len(views[start]):
+            done -= len(views[start])
+            start += 1
+        if start == len(views):
+            return total
+        if done:
+            views[start] = views[start][done:]
+        done = os.writev(fd, views[start : start + _IOV_MAX])

@@ -501,7 +501,7 @@ def check_download_cap(coord: Coordinator, file_id: str, tenant: str, sig: str |
 
 
 async def proxy_put(
-    coord: Coordinator, chunk_id: str, data: bytearray, file_id: str, tenant: str
+    coord: Coordinator, chunk_id: str, data: bytes | bytearray, file_id: str, tenant: str
 ) -> dict[str, Any]:
     """Store a chunk of one of the tenant's pending uploads through the API."""
     rec = await coord.meta.get_file(file_id, tenant)

@@ -55,7 +55,7 @@ class ChunkStore(Protocol):
       quarantine (never served again) and ChunkNotFound is raised, as for a missing id.
     - ``get_many(ids, max_bytes)`` reads for serving many chunks: the bytes of a prefix of
       ``ids`` in order (at least one id; it stops once the bytes read reach ``max_bytes``),
-      each verified (re-hashed, or for a packed record checked against its stored CRC-32,
+      each a buffer (bytes, or a memoryview into a larger read: no copy per chunk) verified (re-hashed, or for a packed record checked against its stored CRC-32,
       the record re-hashed and quarantined when that fails) or the DfsError ``get`` would
       raise for it (ChunkNotFound when missing or quarantined). Malformed ids raise.
     - ``has()`` answers for many ids at once (a set of the ids present).
@@ -89,7 +89,7 @@ class ChunkStore(Protocol):
     async def get(self, chunk_id: ChunkId) -> bytes: ...
     async def get_many(
         self, chunk_ids: Sequence[ChunkId], max_bytes: int
-    ) -> list[bytes | DfsError]: ...
+    ) -> list[Buffer | DfsError]: ...
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]: ...
     async def quarantined(self) -> list[ChunkId]: ...
     async def scrub(self, rate_bytes: float) -> tuple[int, int]: ...
@@ -100,10 +100,10 @@ class ChunkStore(Protocol):
 
 def read_prefix(
     read: Callable[[ChunkId], bytes], chunk_ids: Sequence[ChunkId], max_bytes: int
-) -> list[bytes | DfsError]:
+) -> list[Buffer | DfsError]:
     """``get_many`` over a blocking verifying ``read``: a prefix of ``chunk_ids`` read in
     order until ``max_bytes`` are read (at least one id), errors in place of bytes."""
-    out: list[bytes | DfsError] = []
+    out: list[Buffer | DfsError] = []
     total = 0
     for chunk_id in chunk_ids:
         try:

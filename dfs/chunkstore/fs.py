@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -52,10 +53,11 @@ from dfs.errors import (
     IntegrityError,
     InvalidRequest,
 )
-from dfs.fsutil import fsync_dir
+from dfs.fsutil import fsync_dir, make_dirs, write_all
 from dfs.ids import ChunkId, sha256_hex
 
 _HEX = frozenset("0123456789abcdef")
+_CHUNK_NAME = re.compile(r"[0-9a-f]{64}")
 
 
 _Written = tuple[bool, int | None]
@@ -73,19 +75,34 @@ def _drop_cached(fd: int) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def _is_chunk_name(name: str) -> bool:
-    return isinstance(name, str) and len(name) == 64 and set(name) <= _HEX
+def _is_chunk_name(name: object) -> bool:
+    return isinstance(name, str) and _CHUNK_NAME.fullmatch(name) is not None
 
 
-def _create(tmp: Path) -> int:
+def _create(tmp: str) -> int:
     """Create ``tmp`` exclusively for writing, making its fan-out directories only when they
-    are missing (a mkdir of an existing directory per chunk is a failing syscall and a stat)."""
+    are missing (a mkdir of an existing directory per chunk is a failing syscall and a stat),
+    durably: a new directory's parent is fsync'd (``make_dirs``), else a crash could take the
+    directory, and the acknowledged chunks in it, away."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
         return os.open(tmp, flags, 0o644)
     except FileNotFoundError:
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(os.path.dirname(tmp))
         return os.open(tmp, flags, 0o644)
+
+
+def _read_whole(fd: int, size: int) -> bytes:
+    """A chunk file's bytes, usually in one ``read`` of the size ``fstat`` gave; otherwise
+    (a file that grew or shrank meanwhile, a read the kernel capped) read on to its end, so
+    the hash check sees every byte it holds."""
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    parts = [data]
+    while more := os.read(fd, 1 << 20):
+        parts.append(more)
+    return b"".join(parts)
 
 
 def _close_all(fds: Sequence[int]) -> None:
@@ -99,6 +116,7 @@ class FsChunkStore:
     def __init__(self, root: Path, capacity_bytes: int | None = None) -> None:
         self._root = root
         self._chunks = root / "chunks"
+        self._chunks_dir = os.fspath(self._chunks)  # str paths: the hot paths build one each
         self._quarantine = root / "quarantine"
         self._capacity = capacity_bytes
         self._used = 0
@@ -120,8 +138,8 @@ class FsChunkStore:
 
     def _scan(self) -> None:
         """Create the tree, drop leftovers of interrupted writes, and count what is stored."""
-        self._chunks.mkdir(parents=True, exist_ok=True)
-        self._quarantine.mkdir(parents=True, exist_ok=True)
+        make_dirs(self._chunks_dir)
+        make_dirs(os.fspath(self._quarantine))
         used = count = 0
         smallest: int | None = None
         for dirpath, _dirs, files in os.walk(self._chunks):
@@ -137,11 +155,14 @@ class FsChunkStore:
         self._used, self._count, self._smallest_at_open = used, count, smallest
 
     def path_of(self, chunk_id: ChunkId) -> Path:
+        return Path(self._path(chunk_id))
+
+    def _path(self, chunk_id: ChunkId) -> str:
         # Defence in depth: handlers parse ids already, but no string that is not 64
         # lowercase hex characters ("../x", "/etc/passwd", "") may ever become a path here.
         if not _is_chunk_name(chunk_id):
             raise InvalidRequest("chunk_id must be 64 lowercase hex characters (sha256)")
-        return self._chunks / chunk_id[:2] / chunk_id[2:4] / chunk_id
+        return f"{self._chunks_dir}/{chunk_id[:2]}/{chunk_id[2:4]}/{chunk_id}"
 
     @property
     def root(self) -> Path:
@@ -222,7 +243,7 @@ class FsChunkStore:
         capacity check and the same durable work either way (see the module docstring)."""
         if not verified and sha256_hex(data) != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
-        final = self.path_of(chunk_id)
+        final = self._path(chunk_id)
         size = len(data)
         with self._lock:
             if self._capacity is not None and self._used + self._reserved + size > self._capacity:
@@ -237,25 +258,23 @@ class FsChunkStore:
             with self._lock:
                 self._reserved -= size
 
-    def _write(self, chunk_id: ChunkId, final: Path, data: Buffer, size: int) -> _Written:
+    def _write(self, chunk_id: ChunkId, final: str, data: Buffer, size: int) -> _Written:
         """Temp file, write, fsync, atomic replace of any copy, fsync of the directory."""
-        tmp = final.parent / f".{chunk_id}.{secrets.token_hex(4)}.tmp"
+        directory = os.path.dirname(final)
+        tmp = f"{directory}/.{chunk_id}.{secrets.token_hex(4)}.tmp"
         replaced: int | None = None
         renamed = False
         try:
             fd = _create(tmp)
             try:
-                view = memoryview(data)
-                written = 0
-                while written < size:
-                    written += os.write(fd, view[written:])
+                write_all(fd, [data])
                 os.fsync(fd)
                 _drop_cached(fd)
             finally:
                 os.close(fd)
             replaced = self._replace(tmp, final, size)
             renamed = True
-            fsync_dir(final.parent)
+            fsync_dir(directory)
         except BaseException as exc:
             _close_all([replaced] if replaced is not None else [])
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -263,10 +282,11 @@ class FsChunkStore:
             raise
         finally:
             if not renamed:  # a renamed temp file is gone: no failing unlink per chunk
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         return replaced is None, replaced
 
-    def _replace(self, tmp: Path, final: Path, size: int) -> int | None:
+    def _replace(self, tmp: str, final: str, size: int) -> int | None:
         """Move the written temp file over ``final`` and count it, in one step under the lock
         (against delete, quarantine and concurrent writers of the same chunk): a copy that was
         here is replaced, so its bytes leave the count as the new ones enter it. Returns an
@@ -286,13 +306,13 @@ class FsChunkStore:
         await asyncio.to_thread(self._delete, chunk_id)
 
     def _delete(self, chunk_id: ChunkId, min_age: float = 0.0) -> bool:
-        path = self.path_of(chunk_id)
+        path = self._path(chunk_id)
         with self._lock:  # unlink and count in one step, so a rescan never counts it twice
             try:
-                st = path.stat()
+                st = os.stat(path)
                 if time.time() - st.st_mtime < min_age:
                     return False
-                path.unlink()
+                os.unlink(path)
             except FileNotFoundError:
                 return False
             self._used -= st.st_size
@@ -311,7 +331,7 @@ class FsChunkStore:
 
     async def get_many(
         self, chunk_ids: Sequence[ChunkId], max_bytes: int
-    ) -> list[bytes | DfsError]:
+    ) -> list[Buffer | DfsError]:
         for chunk_id in chunk_ids:
             if not _is_chunk_name(chunk_id):
                 raise InvalidRequest("chunk_id must be 64 lowercase hex characters (sha256)")
@@ -322,13 +342,17 @@ class FsChunkStore:
         return self._get(chunk_id)
 
     def _get(self, chunk_id: ChunkId) -> bytes:
-        path = self.path_of(chunk_id)
+        path = self._path(chunk_id)
         try:
-            with open(path, "rb", buffering=0) as f:
-                inode = os.fstat(f.fileno()).st_ino
-                data = f.read()
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise ChunkNotFound(f"chunk {chunk_id} is not on this node") from None
+        try:
+            st = os.fstat(fd)
+            inode = st.st_ino
+            data = _read_whole(fd, st.st_size)
+        finally:
+            os.close(fd)
         if sha256_hex(data) != chunk_id:
             self._quarantine_copy(chunk_id, inode, len(data))
             raise ChunkNotFound(f"chunk {chunk_id} failed verification and was quarantined")
@@ -337,7 +361,7 @@ class FsChunkStore:
     def _quarantine_copy(self, chunk_id: ChunkId, inode: int, size: int) -> None:
         """Move the copy that failed (file ``inode``) to quarantine, unless a write replaced
         it with verified bytes since it was read."""
-        path = self.path_of(chunk_id)
+        path = self._path(chunk_id)
         dest = self._quarantine / f"{chunk_id}.{int(time.time())}"
         with self._lock:
             try:
@@ -439,7 +463,8 @@ class FsChunkStore:
 
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
         ids = list(chunk_ids)
-        return await asyncio.to_thread(lambda: {c for c in ids if self.path_of(c).exists()})
+        exists = os.path.exists
+        return await asyncio.to_thread(lambda: {c for c in ids if exists(self._path(c))})
 
     async def iter_ids(self) -> AsyncIterator[ChunkId]:
         ids = await asyncio.to_thread(lambda: list(self._walk()))

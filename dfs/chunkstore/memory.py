@@ -134,10 +134,10 @@ class MemoryChunkStore:
 
     async def get_many(
         self, chunk_ids: Sequence[ChunkId], max_bytes: int
-    ) -> list[bytes | DfsError]:
+    ) -> list[Buffer | DfsError]:
         for c in chunk_ids:
             _check_id(c)
-        out: list[bytes | DfsError] = []
+        out: list[Buffer | DfsError] = []
         total = 0
         for c in chunk_ids:
             try:

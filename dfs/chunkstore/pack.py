@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from dfs.chunkstore.base import Buffer, ChunkStore, verify_at_rate
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.chunkstore.pack_reads import read_many
-from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSet
+from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, Loc, PackSet
 from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.errors import DfsError, InsufficientStorage, IntegrityError
 from dfs.ids import ChunkId, parse_chunk_id, sha256_hex
@@ -145,11 +145,23 @@ class PackChunkStore:
     async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
         """Check every hash, reserve the whole batch's bytes, then store the small chunks in
         one pack append and the large ones as files; one bool per item (True: not held)."""
-        await asyncio.to_thread(self._verify_all, items)
         need = sum(len(d) for _, d in items)
+        if not self._small_files_possible() and all(len(d) < self._threshold for _, d in items):
+            # the usual batch: the same steps in one worker-thread hand-off instead of two
+            return await asyncio.to_thread(self._put_packed, items, need)
+        await asyncio.to_thread(self._verify_all, items)
         self._reserve(need)
         try:
             return await self._store(items)
+        finally:
+            self._unreserve(need)
+
+    def _put_packed(self, items: Sequence[tuple[ChunkId, Buffer]], need: int) -> list[bool]:
+        """``put_many`` of small chunks none of which can be a file here, blocking."""
+        self._verify_all(items)
+        self._reserve(need)
+        try:
+            return self._packs.append(items)
         finally:
             self._unreserve(need)
 
@@ -172,7 +184,7 @@ class PackChunkStore:
 
     def _verify_all(self, items: Sequence[tuple[ChunkId, Buffer]]) -> None:
         for chunk_id, data in items:
-            self._files.path_of(chunk_id)  # InvalidRequest unless 64 lowercase hex
+            parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
             if sha256_hex(data) != chunk_id:
                 raise IntegrityError(f"body does not hash to chunk {chunk_id}")
 
@@ -208,12 +220,12 @@ class PackChunkStore:
         return smallest is not None and smallest < self._threshold
 
     async def delete(self, chunk_id: ChunkId) -> None:
-        self._files.path_of(chunk_id)
+        parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         await asyncio.to_thread(self._packs.remove, chunk_id)
         await self._files.delete(chunk_id)
 
     async def delete_if_idle(self, chunk_id: ChunkId, min_age: float) -> bool:
-        self._files.path_of(chunk_id)
+        parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         if self._packs.lookup(chunk_id) is not None:
             return await asyncio.to_thread(self._packs.remove, chunk_id, min_age)
         return await self._files.delete_if_idle(chunk_id, min_age)
@@ -225,7 +237,7 @@ class PackChunkStore:
     # --- reads ----------------------------------------------------------------------------
 
     async def get(self, chunk_id: ChunkId) -> bytes:
-        self._files.path_of(chunk_id)
+        parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         if self._packs.lookup(chunk_id) is not None:
             data = await asyncio.to_thread(self._packs.read, chunk_id)
             if data is not None:
@@ -234,27 +246,31 @@ class PackChunkStore:
 
     async def get_many(
         self, chunk_ids: Sequence[ChunkId], max_bytes: int
-    ) -> list[bytes | DfsError]:
+    ) -> list[Buffer | DfsError]:
         """Packed chunks in batches (``pack_reads``: CRC-checked, neighbours in one pread),
         the rest as ``FsChunkStore`` reads them, all on one worker thread."""
         for chunk_id in chunk_ids:
             parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex (no path built)
         return await asyncio.to_thread(self._get_many, chunk_ids, max_bytes)
 
-    def _get_many(self, chunk_ids: Sequence[ChunkId], max_bytes: int) -> list[bytes | DfsError]:
-        out: list[bytes | DfsError] = []
+    def _get_many(self, chunk_ids: Sequence[ChunkId], max_bytes: int) -> list[Buffer | DfsError]:
+        out: list[Buffer | DfsError] = []
         packed: list[ChunkId] = []  # packed ids not read yet, in order: read together
+        locs: list[Loc | None] = []  # where each was found
         total = 0
 
         def flush() -> None:
-            for chunk_id, got in zip(packed, read_many(self._packs, packed), strict=True):
+            got_all = read_many(self._packs, packed, locs)
+            for chunk_id, got in zip(packed, got_all, strict=True):
                 out.append(self._file_read(chunk_id) if got is None else got)
             packed.clear()
+            locs.clear()
 
         for chunk_id in chunk_ids:
             loc = self._packs.lookup(chunk_id)
             if loc is not None:
                 packed.append(chunk_id)
+                locs.append(loc)
                 total += loc.length
             else:  # a large chunk (a file), or none here
                 flush()
@@ -275,7 +291,7 @@ class PackChunkStore:
     async def has(self, chunk_ids: Iterable[ChunkId]) -> set[ChunkId]:
         ids = list(chunk_ids)
         for chunk_id in ids:
-            self._files.path_of(chunk_id)
+            parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         packed = self._packs.held(ids)
         return packed | await self._files.has(c for c in ids if c not in packed)
 

@@ -17,11 +17,10 @@ Blocking: runs on a worker thread, like the rest of ``dfs.chunkstore.packs``.
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Sequence
 
 from dfs.chunkstore import record
-from dfs.chunkstore.packs import Loc, PackSet
+from dfs.chunkstore.packs import Buffer, Loc, PackSet
 from dfs.chunkstore.record import HEADER_SIZE
 from dfs.errors import DfsError
 from dfs.ids import ChunkId
@@ -52,16 +51,20 @@ def _runs(located: list[Located]) -> list[list[Located]]:
     return runs
 
 
-def read_many(packs: PackSet, chunk_ids: Sequence[ChunkId]) -> list[bytes | DfsError | None]:
-    """Each id's bytes, checked against its record's CRCs, or None when no record of it is
-    here (or the ChunkNotFound of a record found bad). Records are read in pack order, neighbours (up to ``READ_GAP`` bytes apart, at
+def read_many(
+    packs: PackSet, chunk_ids: Sequence[ChunkId], locs: Sequence[Loc | None] | None = None
+) -> list[Buffer | DfsError | None]:
+    """Each id's bytes (a memoryview into the read that took it: no copy per chunk), checked
+    against its record's CRCs, or None when no record of it is here (or the ChunkNotFound of
+    a record found bad). ``locs``: where the caller just looked each id up (else looked up
+    here). Records are read in pack order, neighbours (up to ``READ_GAP`` bytes apart, at
     most ``READ_SPAN`` in all) with one ``pread``. A record that does not check here (rot,
-    a compaction that moved it, an encoding this node lacks) goes through ``PackSet.read``,
-    which re-hashes it and quarantines it if it is bad (ChunkNotFound)."""
-    out: list[bytes | DfsError | None] = [None] * len(chunk_ids)
+    a compaction that moved it since the lookup, an encoding this node lacks) goes through
+    ``PackSet.read``, which looks again, re-hashes it and quarantines it if it is bad."""
+    out: list[Buffer | DfsError | None] = [None] * len(chunk_ids)
     located: list[Located] = []
     for i, chunk_id in enumerate(chunk_ids):
-        loc = packs.lookup(chunk_id)
+        loc = packs.lookup(chunk_id) if locs is None else locs[i]
         if loc is not None:
             located.append((loc.pack, loc.offset, i, loc))
     located.sort(key=lambda item: (item[0], item[1]))
@@ -85,7 +88,7 @@ def _read_run(
     packs: PackSet,
     run: list[Located],
     chunk_ids: Sequence[ChunkId],
-    out: list[bytes | DfsError | None],
+    out: list[Buffer | DfsError | None],
     slow: list[int],
     fds: dict[int, int],
 ) -> None:
@@ -101,16 +104,7 @@ def _read_run(
         return
     for _seq, offset, i, loc in run:
         at = offset - start
-        head = record.decode_header(buf, at)
-        payload = buf[at + HEADER_SIZE : at + HEADER_SIZE + loc.length]
-        if (
-            head is None
-            or head.chunk_id != chunk_ids[i]
-            or not head.readable
-            or head.length != loc.length
-            or len(payload) != loc.length
-            or zlib.crc32(payload) != head.payload_crc
-        ):
-            slow.append(i)
+        if record.serves(buf, at, bytes.fromhex(chunk_ids[i]), loc.length):
+            out[i] = buf[at + HEADER_SIZE : at + HEADER_SIZE + loc.length]
         else:
-            out[i] = bytes(payload)
+            slow.append(i)

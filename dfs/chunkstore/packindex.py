@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dfs.chunkstore import record
 from dfs.chunkstore.record import KIND_TOMBSTONE, Header
-from dfs.fsutil import fsync_dir
+from dfs.fsutil import Buffer, fsync_dir
 from dfs.ids import ChunkId
 
 _MAGIC = b"DFSI"
@@ -61,21 +62,17 @@ class Builder:
         )
         self._count += 1
 
-    def add_records(self, base: int, buf: bytes | memoryview) -> None:
-        """Note every record of ``buf``, just encoded by this process and appended at offset
-        ``base`` of the pack (whole records: their fields are read without checks)."""
-        pos = 0
-        while pos < len(buf):
-            kind, flags, length, written_ms, digest = record.header_fields(buf, pos)
-            start = pos + record.HEADER_SIZE
-            target = (
-                record.tombstone_target(buf[start : start + length])
-                if kind == KIND_TOMBSTONE
-                else (0, 0)
-            )
-            self._body += _ENTRY.pack(base + pos, length, kind, flags, written_ms, digest, *target)
+    def add_parts(self, base: int, parts: Sequence[Buffer]) -> None:
+        """Note every record of ``parts`` (header and payload alternately, whole records
+        just encoded by this process), appended at offset ``base`` of the pack: their fields
+        are read without checks."""
+        pos = base
+        for n in range(0, len(parts), 2):
+            kind, flags, length, written_ms, digest = record.header_fields(parts[n], 0)
+            target = record.tombstone_target(parts[n + 1]) if kind == KIND_TOMBSTONE else (0, 0)
+            self._body += _ENTRY.pack(pos, length, kind, flags, written_ms, digest, *target)
             self._count += 1
-            pos = start + length
+            pos += record.HEADER_SIZE + length
 
     def encode(self, size: int) -> bytes:
         """The index file's bytes for the pack at ``size`` bytes."""

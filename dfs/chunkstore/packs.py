@@ -51,7 +51,7 @@ from dfs.chunkstore import packindex, record
 from dfs.chunkstore.record import HEADER_SIZE, KIND_TOMBSTONE, Header
 from dfs.config import DEFAULT_PACK_SIZE
 from dfs.errors import ChunkNotFound, InsufficientStorage
-from dfs.fsutil import fsync_dir
+from dfs.fsutil import fsync_dir, make_dirs, write_all
 from dfs.ids import ChunkId, sha256_hex
 
 DEFAULT_MAX_PACK = DEFAULT_PACK_SIZE
@@ -205,8 +205,8 @@ class PackSet:
         Rot found in the middle of a pack is quarantined and tombstoned; so is a record a
         later one of the same chunk superseded without a tombstone (a crash inside a
         compaction), which a later delete would otherwise bring back."""
-        self._dir.mkdir(parents=True, exist_ok=True)
-        self._quarantine.mkdir(parents=True, exist_ok=True)
+        make_dirs(os.fspath(self._dir))
+        make_dirs(os.fspath(self._quarantine))
         seqs = sorted(s for s in map(_pack_seq, os.listdir(self._dir)) if s is not None)
         killed: set[tuple[int, int]] = set()
         chunks: list[tuple[int, int, Header]] = []
@@ -338,16 +338,18 @@ class PackSet:
                 del self._packs[pack.seq]
         active = self._active
         if active is not None and self._fd >= 0 and any(p is active for p in gone):
-            self._dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(os.fspath(self._dir))
             self._start_pack(active.seq + 1)
         return len(gone)
 
     # --- appends --------------------------------------------------------------------------
 
-    def _write(self, buf: bytes) -> Pack:
-        """Append ``buf`` to the active pack (a new one first if it is full) and fsync it;
-        under ``_append``. Returns the pack written; ``buf`` starts at its old size. A failed
-        write is cut off again, so the pack never holds a half-written batch we know of."""
+    def _write(self, parts: Sequence[Buffer]) -> tuple[Pack, int]:
+        """Append records (``parts``: header and payload alternately) to the active pack (a
+        new one first if it is full) in one ``writev`` (no joined copy) and fsync it; under
+        ``_append``. Returns the pack written and the bytes; they start at its old size. A
+        failed write is cut off again, so the pack never holds a half-written batch we know
+        of."""
         if self._fd < 0:
             raise OSError(errno.EBADF, "the pack store is closed")
         if os.fstat(self._fd).st_nlink == 0:  # the folder was wiped under us
@@ -358,11 +360,8 @@ class PackSet:
             self._start_pack(active.seq + 1)
             active = self._active
             assert active is not None
-        view = memoryview(buf)
         try:
-            done = 0
-            while done < len(view):
-                done += os.write(self._fd, view[done:])
+            written = write_all(self._fd, parts)
             os.fsync(self._fd)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -371,17 +370,19 @@ class PackSet:
                 raise InsufficientStorage(f"node disk is full: {exc.strerror}") from None
             raise
         assert active.index is not None  # the active pack's index is not written yet
-        active.index.add_records(active.size, view)
-        return active
+        active.index.add_parts(active.size, parts)
+        return active, written
 
     def _append_tombs(self, tombs: Sequence[Tomb]) -> None:
         """Append tombstones in one durable write (under ``_append``)."""
-        buf = b"".join(
-            record.tombstone_record(t.chunk_id, t.target, t.target_offset, t.written) for t in tombs
-        )
-        pack = self._write(buf)
+        parts = [
+            part
+            for t in tombs
+            for part in record.tombstone_parts(t.chunk_id, t.target, t.target_offset, t.written)
+        ]
+        pack, written = self._write(parts)
         with self._lock:
-            pack.size += len(buf)
+            pack.size += written
             pack.tombs.extend(tombs)
 
     def append(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
@@ -422,22 +423,21 @@ class PackSet:
         now = time.time()
         with self._lock:
             held = {c: self._index.get(c) for c, _ in items}
-        parts: list[bytes] = []
+        parts: list[Buffer] = []
         placed: dict[ChunkId, tuple[int, int]] = {}
         tombs = [Tomb(c, old.pack, old.offset, now) for c, old in held.items() if old is not None]
         pos = 0
         for chunk_id, data in items:
             if chunk_id not in placed:
-                parts.append(record.chunk_record(chunk_id, data, now))
+                parts += record.chunk_parts(chunk_id, data, now)
                 placed[chunk_id] = (pos, len(data))
-                pos += len(parts[-1])
+                pos += HEADER_SIZE + len(data)
         for t in tombs:
-            parts.append(record.tombstone_record(t.chunk_id, t.target, t.target_offset, now))
-        buf = b"".join(parts)
-        pack = self._write(buf)
+            parts += record.tombstone_parts(t.chunk_id, t.target, t.target_offset, now)
+        pack, written = self._write(parts)
         base = pack.size
         with self._lock:
-            pack.size += len(buf)
+            pack.size += written
             pack.tombs.extend(tombs)
             for cid, (rel, size) in placed.items():
                 self._set(cid, Loc(pack.seq, base + rel, size, now))
@@ -554,27 +554,26 @@ class PackSet:
                     return False
                 live = sorted(((c, self._index[c]) for c in pack.ids), key=lambda x: x[1].offset)
                 tombs = [t for t in pack.tombs if t.target in self._packs and t.target != seq]
-            parts: list[bytes] = []
+            parts: list[Buffer] = []
             moved: list[tuple[ChunkId, int, Loc]] = []
             pos = 0
+            view = memoryview(data)
             for chunk_id, loc in live:
                 if (chunk_id, loc.offset) not in good:
                     continue  # rotten: quarantined by _prepare, goes with the pack
-                parts.append(data[loc.offset : loc.offset + HEADER_SIZE + loc.length])
+                start = loc.offset + HEADER_SIZE
+                parts += (view[loc.offset : start], view[start : start + loc.length])
                 moved.append((chunk_id, pos, loc))
-                pos += len(parts[-1])
+                pos += HEADER_SIZE + loc.length
             for t in tombs:
-                parts.append(
-                    record.tombstone_record(t.chunk_id, t.target, t.target_offset, t.written)
-                )
-            buf = b"".join(parts)
-            target = self._write(buf) if buf else None
+                parts += record.tombstone_parts(t.chunk_id, t.target, t.target_offset, t.written)
+            target, written = self._write(parts) if parts else (None, 0)
             with self._lock:
                 for chunk_id, _loc in live:
                     self._drop(chunk_id)
                 if target is not None:
                     base = target.size
-                    target.size += len(buf)
+                    target.size += written
                     target.tombs.extend(tombs)
                     for chunk_id, rel, loc in moved:
                         self._set(chunk_id, Loc(target.seq, base + rel, loc.length, loc.written))

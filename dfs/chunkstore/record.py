@@ -74,7 +74,9 @@ class Header:
         return self.kind == KIND_CHUNK and not self.flags & ~KNOWN_FLAGS
 
 
-def _header(kind: int, chunk_id: ChunkId, payload: bytes | memoryview, written: float) -> bytes:
+def _header(
+    kind: int, chunk_id: ChunkId, payload: bytes | bytearray | memoryview, written: float
+) -> bytes:
     head = _HEADER.pack(
         MAGIC,
         VERSION,
@@ -91,23 +93,38 @@ def _header(kind: int, chunk_id: ChunkId, payload: bytes | memoryview, written: 
 
 def chunk_record(chunk_id: ChunkId, data: bytes | bytearray | memoryview, written: float) -> bytes:
     """A chunk record (header and plain payload) for verified bytes."""
-    view = memoryview(data).cast("B")
-    return _header(KIND_CHUNK, chunk_id, view, written) + view
+    return b"".join(chunk_parts(chunk_id, data, written))
+
+
+def chunk_parts(
+    chunk_id: ChunkId, data: bytes | bytearray | memoryview, written: float
+) -> tuple[bytes, bytes | bytearray | memoryview]:
+    """``chunk_record`` as (header, payload), the payload not copied (for one ``writev``)."""
+    return _header(KIND_CHUNK, chunk_id, data, written), data
 
 
 def tombstone_record(chunk_id: ChunkId, pack: int, offset: int, written: float) -> bytes:
     """A record saying the record of ``chunk_id`` at (``pack``, ``offset``) is dead."""
+    return b"".join(tombstone_parts(chunk_id, pack, offset, written))
+
+
+def tombstone_parts(
+    chunk_id: ChunkId, pack: int, offset: int, written: float
+) -> tuple[bytes, bytes]:
+    """``tombstone_record`` as (header, payload)."""
     payload = _TOMB.pack(pack, offset)
-    return _header(KIND_TOMBSTONE, chunk_id, payload, written) + payload
+    return _header(KIND_TOMBSTONE, chunk_id, payload, written), payload
 
 
-def tombstone_target(payload: bytes | memoryview) -> tuple[int, int]:
+def tombstone_target(payload: bytes | bytearray | memoryview) -> tuple[int, int]:
     """(pack, offset) of the record a tombstone's payload kills."""
     pack, offset = _TOMB.unpack(payload)
     return int(pack), int(offset)
 
 
-def header_fields(buf: bytes | memoryview, offset: int) -> tuple[int, int, int, int, bytes]:
+def header_fields(
+    buf: bytes | bytearray | memoryview, offset: int
+) -> tuple[int, int, int, int, bytes]:
     """(kind, flags, length, written_ms, raw id) of a record this process just encoded: no
     CRC check, no copy (an index entry's fields; ``decode_header`` for bytes read back)."""
     magic, kind, flags, length, written_ms, digest = _FIELDS.unpack_from(buf, offset)
@@ -130,6 +147,30 @@ def decode_header(buf: bytes | memoryview, offset: int) -> Header | None:
     if kind not in (KIND_CHUNK, KIND_TOMBSTONE):
         return None
     return Header(kind, flags, length, size, written_ms, ChunkId(digest.hex()), payload_crc)
+
+
+def serves(buf: bytes | memoryview, offset: int, raw_id: bytes, length: int) -> bool:
+    """Whether the record at ``offset`` is a chunk record of the chunk ``raw_id`` (its 32-byte
+    id) with a ``length``-byte payload this version can serve, its header and payload CRCs
+    checking: ``decode_header``'s checks and the payload's, without building a ``Header``
+    (serving a batch checks every record this way; anything that fails takes the slow path)."""
+    end = offset + HEADER_SIZE
+    if end + length > len(buf):
+        return False
+    magic, version, kind, flags, stored, _size, _written, digest, payload_crc = _HEADER.unpack_from(
+        buf, offset
+    )
+    (crc,) = _CRC.unpack_from(buf, offset + _HEADER.size)
+    return (
+        magic == MAGIC
+        and version == VERSION
+        and kind == KIND_CHUNK
+        and not flags & ~KNOWN_FLAGS
+        and stored == length
+        and digest == raw_id
+        and zlib.crc32(buf[offset : offset + _HEADER.size]) == crc
+        and zlib.crc32(buf[end : end + length]) == payload_crc
+    )
 
 
 @dataclass

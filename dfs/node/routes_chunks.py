@@ -73,7 +73,7 @@ async def store_chunk(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
     write = _authorize_write(request, chunk_id)
-    # authorized above: the declared length may be allocated before the bytes arrive
+    # authorized above: the declared length is trusted (pieces kept, joined once)
     data = await read_body(request, protocol.MAX_CHUNK_SIZE, authorized=True)
     stored, replicas = await request.app[FORWARDER].store(
         chunk_id, data, write.targets, asynchronous=write.asynchronous

@@ -42,7 +42,7 @@ from typing import Any
 from aiohttp import web
 
 from dfs import auth, protocol
-from dfs.chunkstore.base import ChunkStore
+from dfs.chunkstore.base import Buffer, ChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import AuthError, ChunkNotFound, DfsError, Forbidden, InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_tenant
@@ -58,7 +58,7 @@ the records being sent, what a request holds in memory is about twice this."""
 FLUSH_BYTES = 256 * 1024
 """A chunk this big goes to the response as it is; smaller records are gathered per call."""
 
-Read = asyncio.Future[list[bytes | DfsError]]
+Read = asyncio.Future[list[Buffer | DfsError]]
 
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -125,10 +125,10 @@ async def get_chunks(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _records(ids: Sequence[ChunkId], got: Sequence[bytes | DfsError]) -> Iterator[bytes]:
+def _records(ids: Sequence[ChunkId], got: Sequence[Buffer | DfsError]) -> Iterator[Buffer]:
     """The records of ``got`` (the reads of ``ids``' first chunks), header and bytes."""
     for chunk_id, item in zip(ids, got, strict=True):
-        if isinstance(item, bytes):
+        if not isinstance(item, DfsError):
             yield protocol.record_header(chunk_id, protocol.RECORD_OK, len(item))
             yield item
         else:
@@ -154,17 +154,19 @@ async def _stream(store: ChunkStore, ids: list[ChunkId], response: web.StreamRes
             got = await nxt
             start, pos = pos, pos + len(got)
             nxt = read(pos)
-            out = bytearray()
+            # the small records of a group are joined into one write (one copy: the store's
+            # buffers are views into its reads); a big chunk goes out as it is, not copied
+            out: list[Buffer] = []
             for part in _records(ids[start:pos], got):
-                if len(part) >= FLUSH_BYTES:  # a big chunk goes out as it is, not copied
+                if len(part) >= FLUSH_BYTES:
                     if out:
-                        await response.write(bytes(out))
+                        await response.write(b"".join(out))
                         out.clear()
                     await response.write(part)
                 else:
-                    out += part
+                    out.append(part)
             if out:
-                await response.write(bytes(out))
+                await response.write(b"".join(out))
     finally:
         if nxt is not None:
             nxt.cancel()

@@ -34,6 +34,60 @@ async def test_fs_layout(tmp_path: Path) -> None:
     assert _tmp_files(tmp_path) == []
 
 
+def _real(path: Path) -> Path:
+    """``path`` as ``/proc/self/fd`` names it (symlinks resolved)."""
+    return path.resolve()
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Trace ``os.fsync``: the path of each descriptor fsync'd (Linux: ``/proc/self/fd``)."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+async def test_new_fan_out_directories_are_made_durable_in_their_parents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk's first write into a fan-out directory creates it: the parent of every
+    directory created is fsync'd once (else a crash could lose the directory, and the
+    acknowledged chunk in it); a write into existing directories creates none."""
+    store = await FsChunkStore.open(tmp_path)
+    cid, data = chunk(1)
+    root = _real(tmp_path) / "chunks"
+    leaf = root / cid[:2] / cid[2:4]
+    synced = _record_fsyncs(monkeypatch)
+    await store.put(cid, data)
+    first = list(synced)
+    synced.clear()
+    await store.put(cid, data)  # a rewrite: the same directories, all there now
+    monkeypatch.undo()
+    assert first.count(str(root)) == 1  # holds the new chunks/ab
+    assert first.count(str(root / cid[:2])) == 1  # holds the new chunks/ab/cd
+    assert first.count(str(leaf)) == 1  # holds the chunk's name (the rename)
+    assert [p for p in first if p.startswith(f"{leaf}/.{cid}.")]  # its bytes, as a temp file
+    assert len(first) == 4
+    assert synced.count(str(leaf)) == 1
+    assert len(synced) == 2  # the temp file and the leaf: no parent again
+
+
+async def test_fs_store_directories_made_at_open_are_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = _record_fsyncs(monkeypatch)
+    await FsChunkStore.open(tmp_path / "data")
+    monkeypatch.undo()
+    base = _real(tmp_path)
+    assert synced.count(str(base)) == 1  # holds the new data folder
+    assert synced.count(str(base / "data")) == 2  # holds chunks/ and quarantine/
+
+
 async def test_fs_rewrite_does_the_same_durable_work_as_a_new_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,7 +119,7 @@ async def test_fs_rewrite_does_the_same_durable_work_as_a_new_write(
         steps, trace[:] = list(trace), []
         return steps
 
-    for name in ("open", "write", "fsync", "close", "replace", "link", "utime", "rename"):
+    for name in ("open", "write", "writev", "fsync", "close", "replace", "link", "utime", "rename"):
         monkeypatch.setattr(os, name, traced(name))
     assert await store.put(cid, data) is True
     new_write = await settled()
@@ -77,7 +131,7 @@ async def test_fs_rewrite_does_the_same_durable_work_as_a_new_write(
     batch_rewrite = await settled()
     monkeypatch.undo()
 
-    steps = ["open", "write", "fsync", "close", "open", "replace", "open", "fsync", "close"]
+    steps = ["open", "writev", "fsync", "close", "open", "replace", "open", "fsync", "close"]
     assert new_write == steps
     assert rewrite == [*steps, "close"]
     assert batch_rewrite == [*steps, "close"]

@@ -72,6 +72,8 @@ class AvoidList:
     def order(self, replicas: Sequence[T]) -> list[T]:
         """``replicas`` (each with a ``node_id``) with the avoided ones moved last, the plan's
         order kept otherwise."""
+        if not self._failed and not self._slow:  # the usual case, asked once per chunk
+            return list(replicas)
         avoided = self.avoided()
         if not avoided:
             return list(replicas)

@@ -1,16 +1,16 @@
-"""Writing many small downloaded files: temp names, one sync, renames; a group at a time.
+"""Writing many small downloaded files: temp names, one sync, renames; in groups.
 
 A restore of thousands of small files must not spend its time in per-file Python overhead
 (a worker-thread hop for each step of each file) or in one fsync per file (a journal commit
 each: ~4 ms here). So the files whose verified chunks have all arrived are written in
-groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thread, one
-group after the other:
+groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thread,
+``WRITERS`` groups at once (creating a file is kernel work that releases the GIL):
 
 1. every file of the group goes to a temp file beside its target (``.NAME.TAG.dfs-part``:
    with resume the tag is the file id, so a run killed mid-group leaves files the next run
    reuses, never litter that grows; opened as ``dfs.client.resume.open_own`` does), its
-   bytes in one ``write``, its mode and mtime set on the descriptor (``restore_attrs``'s
-   rules);
+   bytes in one ``write`` (``writev`` for several chunks), its mode and mtime set on the
+   descriptor (``restore_attrs``'s rules);
 2. not per group but per commit (a ``GroupWriter`` commits every ``COMMIT_FILES`` files or
    ``COMMIT_BYTES`` written, and when it closes: each sync is a journal commit, and the
    whole file system's dirty pages), one ``syncfs`` makes all the temp files written since
@@ -157,9 +157,22 @@ def _fsync_each(fds: Iterable[int]) -> None:
         os.fsync(fd)
 
 
+IOV_MAX = 1024  # Linux's limit on the buffers of one writev
+
+
 def _write_all(fd: int, parts: list[bytes]) -> None:
-    data = parts[0] if len(parts) == 1 else b"".join(parts)
-    view = memoryview(data)
+    """A file's chunks in one system call as a rule (``writev``: no joined copy)."""
+    if len(parts) == 1:
+        data = parts[0]
+        written = os.write(fd, data)
+    elif len(parts) <= IOV_MAX:
+        written = os.writev(fd, parts)
+        if written == sum(map(len, parts)):
+            return
+        data = b"".join(parts)
+    else:
+        data, written = b"".join(parts), 0
+    view = memoryview(data)[written:]
     while view:
         view = view[os.write(fd, view) :]
 
@@ -244,6 +257,14 @@ class Pending:
     devices: dict[int, str] = field(default_factory=dict)  # a directory per file system
     dirs: set[str] = field(default_factory=set)  # every directory holding a temp file
     size: int = 0
+
+    def merge(self, other: Pending) -> None:
+        """Take over ``other``'s temp files (a group written on its own)."""
+        self.temps += other.temps
+        for dev, directory in other.devices.items():
+            self.devices.setdefault(dev, directory)
+        self.dirs |= other.dirs
+        self.size += other.size
 
 
 def write_temps(group: list[SmallFile], resume: bool, into: Pending) -> None:
@@ -348,12 +369,18 @@ COMMIT_BYTES = 64 * 1024 * 1024
 """A ``GroupWriter`` syncs and renames what it wrote once this many files or bytes wait
 (and at ``close``): each sync is a journal commit, and one per 256 files was most of the
 writer thread's time in a restore of thousands of small files."""
+WRITERS = 2
+"""Groups a ``GroupWriter`` writes at once, each on a worker thread. Creating, writing and
+renaming a small file is mostly kernel work that releases the GIL; with one thread writing
+group after group, that thread was what a restore of thousands of small files waited for
+(its readers blocked in ``drain`` while the event loop sat idle)."""
 
 
 class GroupWriter:
-    """Hands complete files to ``write_temps`` in groups, one group at a time, in order;
-    syncs and renames them together (``commit``) every ``COMMIT_FILES`` files or
-    ``COMMIT_BYTES`` and at ``close``, then syncs the directories once."""
+    """Hands complete files to ``write_temps`` in groups, ``WRITERS`` groups at a time;
+    syncs and renames what was written (``commit``, one commit at a time, while the next
+    groups are written) every ``COMMIT_FILES`` files or ``COMMIT_BYTES`` and at ``close``,
+    then syncs the directories once."""
 
     def __init__(self, overwrite: bool, resume: bool, written: Callable[[SmallFile], None]):
         self.overwrite = overwrite
@@ -362,9 +389,10 @@ class GroupWriter:
         self.conflicts: list[Conflict] = []
         self._ready: list[SmallFile] = []
         self._bytes = 0
-        self._last: asyncio.Task[None] | None = None
+        self._slots: asyncio.Semaphore | None = None  # made on the loop that uses it
         self._queued: collections.deque[tuple[asyncio.Task[None], int]] = collections.deque()
         self._queued_bytes = 0
+        self._commits: list[asyncio.Task[None]] = []  # each waits for the one before
         self._pending = Pending()
         self._dirs: set[str] = set()
 
@@ -378,48 +406,59 @@ class GroupWriter:
         if self._ready:
             group, self._ready, size = self._ready, [], self._bytes
             self._bytes = 0
-            self._last = asyncio.create_task(self._write(self._last, group))
-            self._queued.append((self._last, size))
+            self._queued.append((asyncio.create_task(self._write(group)), size))
             self._queued_bytes += size
+
+    def _reap(self) -> None:
+        """Forget the finished groups and commits; raise what failed one of them."""
+        for task, size in [q for q in self._queued if q[0].done()]:
+            self._queued.remove((task, size))
+            self._queued_bytes -= size
+            task.result()  # a group that failed fails the restore now, not at close
+        for task in [t for t in self._commits if t.done()]:
+            self._commits.remove(task)
+            task.result()
 
     async def drain(self, limit: int) -> None:
         """Wait until at most ``limit`` bytes of the files handed over are still in memory
         (not yet in their temp files): the readers feeding a writer that lags wait here, so
         a restore's memory stays bounded without waiting for every write or commit."""
         self.flush()
-        while self._queued:
-            task, size = self._queued[0]
-            if task.done():
-                self._queued.popleft()
-                self._queued_bytes -= size
-                task.result()  # a group that failed fails the restore now, not at close
-            elif self._queued_bytes <= limit:
-                return
-            else:
-                await asyncio.wait([task])
+        self._reap()
+        while self._queued_bytes > limit:
+            await asyncio.wait([t for t, _s in self._queued], return_when=asyncio.FIRST_COMPLETED)
+            self._reap()
 
-    async def _write(self, before: asyncio.Task[None] | None, group: list[SmallFile]) -> None:
-        if before is not None:
-            await before
-        self._reported(await asyncio.to_thread(self._step, group))
-
-    def _step(self, group: list[SmallFile]) -> tuple[list[SmallFile], list[SmallFile]]:
-        write_temps(group, self.resume, self._pending)
+    async def _write(self, group: list[SmallFile]) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(WRITERS)
+        written = Pending()
+        async with self._slots:
+            await asyncio.to_thread(write_temps, group, self.resume, written)
         for f in group:
             f.parts = []  # on disk now: the bytes need not wait in memory for the commit
-        full = len(self._pending.temps) >= COMMIT_FILES or self._pending.size >= COMMIT_BYTES
-        return self._commit() if full else ([], [])
+        self._pending.merge(written)
+        if len(self._pending.temps) >= COMMIT_FILES or self._pending.size >= COMMIT_BYTES:
+            pending, self._pending = self._pending, Pending()
+            before = self._commits[-1] if self._commits else None
+            self._commits.append(asyncio.create_task(self._commit(before, pending)))
 
-    def _commit(self) -> tuple[list[SmallFile], list[SmallFile]]:
-        """(renamed, taken) of the pending files (blocking)."""
-        pending, self._pending = self._pending, Pending()
+    async def _commit(self, before: asyncio.Task[None] | None, pending: Pending) -> None:
+        if before is not None:  # one commit at a time; its failure is raised by _reap
+            await asyncio.wait([before])
         self._dirs |= pending.dirs
+        self._reported(await asyncio.to_thread(self._commit_now, pending))
+
+    def _commit_now(self, pending: Pending) -> tuple[list[SmallFile], list[SmallFile]]:
+        """(renamed, taken) of ``pending`` (blocking)."""
         taken = commit(pending, self.overwrite)
         return [f for f, _tmp in pending.temps if f not in taken], taken
 
     def _finish(self) -> tuple[list[SmallFile], list[SmallFile]]:
+        pending, self._pending = self._pending, Pending()
+        self._dirs |= pending.dirs
         try:
-            return self._commit()
+            return self._commit_now(pending)
         finally:
             sync_dirs(self._dirs)
 
@@ -432,15 +471,25 @@ class GroupWriter:
         for f in renamed:
             self.written(f)
 
+    async def _settle(self) -> list[BaseException]:
+        """Wait for every group and commit handed over; what failed them."""
+        writes = [t for t, _s in self._queued]
+        self._queued.clear()
+        self._queued_bytes = 0
+        got = await asyncio.gather(*writes, return_exceptions=True)
+        commits, self._commits = self._commits, []  # the writes above may have added some
+        got += await asyncio.gather(*commits, return_exceptions=True)
+        return [r for r in got if isinstance(r, BaseException)]
+
     async def close(self) -> None:
-        """Write what is left, wait for every group and commit; the first Conflict, if any.
-        Files written before a group failed are still committed (they are verified)."""
+        """Write what is left, wait for every group and commit; the first failure, else the
+        first Conflict. Files of the groups that did not fail are still committed (they are
+        verified)."""
         self.flush()
-        try:
-            if self._last is not None:
-                await self._last
-        finally:
-            self._reported(await asyncio.to_thread(self._finish))
+        failed = await self._settle()
+        self._reported(await asyncio.to_thread(self._finish))
+        if failed:
+            raise failed[0]
         if self.conflicts:
             raise self.conflicts[0]
 
@@ -448,8 +497,7 @@ class GroupWriter:
         """After a failure: the groups already handed over finish and are committed;
         nothing more is written."""
         self._ready = []
-        if self._last is not None:
-            await asyncio.gather(self._last, return_exceptions=True)
+        await self._settle()
         try:
             self._reported(await asyncio.to_thread(self._finish))
         except OSError as exc:  # the failure being handled is the one to report

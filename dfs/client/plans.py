@@ -6,11 +6,20 @@ so planning overlaps the transfers. The API bounds the chunks of one answer; the
 did not fit are asked for again (``fetch_plans``). Plans are asked for batched (the small
 files' chunks in read batches with one capability each, ``dfs.client.batch_read``) unless
 the client goes through the API proxy.
+
+The plans of a batch are tens of thousands of small objects that live until the batch is
+restored: the cyclic garbage collector walked them again and again (its older-generation
+passes took 0.2-0.3 s of a restore of 7,700 files, measured on a loaded 2-core machine,
+against under 0.1 s frozen), though plain JSON never forms a cycle. So ``PlanAhead``
+moves what is alive when it starts and after each batch's plans are decoded out of the
+collector's sight (``gc.freeze``), and back at ``close`` (``gc.unfreeze``, unless something
+else had frozen objects before: then they all stay frozen, as that caller wanted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,6 +64,8 @@ class PlanAhead:
         self._parts = parts
         self._known = known
         self._next: asyncio.Task[dict[str, dict[str, Any]]] | None = None
+        self._thaw = gc.get_freeze_count() == 0  # nothing frozen by anyone else
+        gc.freeze()  # what the caller holds (the list of files, known plans) first
         self._start(0)
 
     def _start(self, n: int) -> None:
@@ -65,6 +76,7 @@ class PlanAhead:
         batch = {f: self._known[f] for f, _ in part if f in self._known}
         wanted = list(dict.fromkeys(f for f, _ in part if f not in self._known))
         batch.update(await fetch_plans(self._conn, wanted))
+        gc.freeze()
         return batch
 
     async def take(self, n: int) -> dict[str, dict[str, Any]]:
@@ -79,3 +91,5 @@ class PlanAhead:
         if self._next is not None:
             self._next.cancel()
             await asyncio.gather(self._next, return_exceptions=True)
+        if self._thaw:
+            gc.unfreeze()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,26 @@ def test_a_relative_target_in_the_working_directory(
     assert write_group([f], overwrite=False, resume=True) == []
     assert (tmp_path / "t").read_bytes() == b"here"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+
+
+async def test_the_group_writer_writes_several_groups_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every group's write waits at a barrier for the others: written one after the
+    # other, the first would break it (its deadline) and fail the restore
+    barrier = threading.Barrier(file_writer.WRITERS, timeout=30)
+    real = file_writer.write_temps
+
+    def meeting(group: list[SmallFile], resume: bool, into: file_writer.Pending) -> None:
+        barrier.wait()
+        real(group, resume, into)
+
+    monkeypatch.setattr(file_writer, "write_temps", meeting)
+    written: list[str] = []
+    writer = GroupWriter(False, False, lambda f: written.append(f.target.name))
+    for i in range(file_writer.WRITERS * file_writer.GROUP_FILES):
+        writer.add(_ready(_plan(f"id{i}", [b"ab", b"cd"]), tmp_path / f"f{i}", [b"ab", b"cd"]))
+    await writer.close()
+    assert len(written) == file_writer.WRITERS * file_writer.GROUP_FILES
+    assert (tmp_path / "f0").read_bytes() == b"abcd"  # two chunks, one writev
+    assert not _temps(tmp_path)

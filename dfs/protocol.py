@@ -148,6 +148,10 @@ MAX_JSON_BODY: Final = 24 * MIB
 """Bound of the big JSON bodies (init-upload, finalize-upload): MAX_CHUNKS_PER_FILE chunk
 entries (~95 bytes each) or receipts (~150 bytes each) fit."""
 MAX_CHUNKS_PER_FILE: Final = 100_000
+DEFAULT_CONCURRENCY: Final = 8
+"""Chunks a client keeps in flight unless told (``Client(concurrency=)``, ``--concurrency``):
+here, not in dfs.client.library, so that the CLI's option can show it without loading the
+library."""
 DEFAULT_GC_GRACE: Final = 3600.0
 """The API's default DFS_GC_GRACE, seconds (dfs.config): it deletes a pending upload 2 x this
 after it began (dfs.api.gc), which the client's resume journals count on (dfs.client.resume).

@@ -21,9 +21,7 @@ from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-from pyfastcdc.cy import FastCDC
+from typing import Any, BinaryIO
 
 from dfs.errors import InvalidRequest
 from dfs.ids import ChunkId
@@ -144,7 +142,7 @@ class ChunkerProfile:
             for offset in range(0, len(buf), self.max_size):
                 yield Chunk(offset, view[offset : offset + self.max_size], ChunkId(""))
             return
-        cdc = FastCDC(self.avg_size, min_size=self.min_size, max_size=self.max_size)
+        cdc = _fastcdc(self)
         for c in cdc.cut_buf(buf):
             yield Chunk(c.offset, c.data, ChunkId(""))
 
@@ -217,12 +215,21 @@ def scan_stream_threaded(stream: BinaryIO, profile: ChunkerProfile) -> FileScan:
     return FileScan(size=size, sha256=whole.hexdigest(), chunks=refs)
 
 
+def _fastcdc(profile: ChunkerProfile) -> Any:
+    """pyfastcdc's chunker at ``profile``'s sizes. Imported here, not at the top: a client run
+    that cuts nothing (a restore, a backup whose files the files cache already knows, --help)
+    should not pay for loading it at start-up."""
+    from pyfastcdc.cy import FastCDC
+
+    return FastCDC(profile.avg_size, min_size=profile.min_size, max_size=profile.max_size)
+
+
 def _cut(stream: BinaryIO, profile: ChunkerProfile) -> Iterator[Chunk]:
     """Chunks without their ids (``chunk_id`` is empty): the cutting part of ``split``."""
     if profile.kind == "fixed":
         yield from _cut_fixed(stream, profile.max_size)
         return
-    cdc = FastCDC(profile.avg_size, min_size=profile.min_size, max_size=profile.max_size)
+    cdc = _fastcdc(profile)
     for c in cdc.cut_stream(stream):
         yield Chunk(c.offset, c.data, ChunkId(""))
 

@@ -20,6 +20,7 @@ from typing import TypeVar
 from dfs.auth import CAP_MAX_TTL, DEFAULT_CAP_TTL, MIN_SECRET_LENGTH, hash_token
 from dfs.errors import ConfigError
 from dfs.ids import parse_node_id
+from dfs.protocol import DEFAULT_GC_GRACE as DEFAULT_GC_GRACE  # its home is the contract
 
 DEFAULT_API_PORT = 8080
 DEFAULT_NODE_PORT = 9000
@@ -33,7 +34,6 @@ REPLICATION_STRATEGIES = ("sync", "async")
 DEFAULT_REPAIR_GRACE = 60.0
 DEFAULT_REPAIR_INTERVAL = 10.0
 DEFAULT_REPAIR_RATE = 64 * 1024 * 1024
-DEFAULT_GC_GRACE = 3600.0
 DEFAULT_S3_MULTIPART_TTL = 7 * 24 * 3600.0
 DEFAULT_GC_INTERVAL = 60.0
 DEFAULT_REPAIR_FULL_SCAN = 3600.0

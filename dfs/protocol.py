@@ -148,6 +148,14 @@ MAX_JSON_BODY: Final = 24 * MIB
 """Bound of the big JSON bodies (init-upload, finalize-upload): MAX_CHUNKS_PER_FILE chunk
 entries (~95 bytes each) or receipts (~150 bytes each) fit."""
 MAX_CHUNKS_PER_FILE: Final = 100_000
+DEFAULT_CONCURRENCY: Final = 8
+"""Chunks a client keeps in flight unless told (``Client(concurrency=)``, ``--concurrency``):
+here, not in dfs.client.library, so that the CLI's option can show it without loading the
+library."""
+DEFAULT_GC_GRACE: Final = 3600.0
+"""The API's default DFS_GC_GRACE, seconds (dfs.config): it deletes a pending upload 2 x this
+after it began (dfs.api.gc), which the client's resume journals count on (dfs.client.resume).
+Here rather than in dfs.config so that the client does not import the servers' settings."""
 """Chunks in one file planned by one ``/init-upload``: ~100 GiB at the default 1 MiB average
 chunk. Measured (docs/WIRE.md, "Hostile input limits"): planning a 100,000-chunk upload peaks
 at ~250 MiB of API memory; a million would need about ten times that, so bigger files go

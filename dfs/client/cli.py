@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -37,12 +37,13 @@ from dfs.client.cli_common import (
     target_options,
 )
 from dfs.client.cli_output import printable
-from dfs.client.library import Client
-from dfs.client.namespace import is_remote
 from dfs.client.profiles import Target
-from dfs.client.verify import VerifyReport
-from dfs.client.verify import verify as verify_file
+from dfs.client.remote_names import is_remote
 from dfs.errors import DfsError, IntegrityError
+
+if TYPE_CHECKING:  # the commands import the library when they run (dfs.client.cli_main)
+    from dfs.client.library import Client
+    from dfs.client.verify import VerifyReport
 
 
 @click.group(cls=UrlGroup, context_settings=CONTEXT, epilog=cli_output.EXIT_CODES)
@@ -155,6 +156,8 @@ def check(as_json: bool, target: Target, file: Path) -> None:
 def verify(as_json: bool, target: Target, concurrency: int, file_id: str) -> None:
     """Read every copy of every chunk of FILE_ID and check it has REPLICATION_FACTOR healthy
     copies. Exits 6 if not."""
+
+    from dfs.client.verify import verify as verify_file
 
     async def go() -> VerifyReport:
         async with make_client(target, concurrency=concurrency) as c:

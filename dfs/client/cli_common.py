@@ -15,16 +15,20 @@ import json
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
 
 from dfs.client import profiles
+from dfs.client.cli_main import import_quietly
 from dfs.client.cli_output import printable
-from dfs.client.library import DEFAULT_CONCURRENCY, Client
 from dfs.client.profiles import Target
 from dfs.errors import DfsError
+from dfs.protocol import DEFAULT_CONCURRENCY
+
+if TYPE_CHECKING:
+    from dfs.client.library import Client
 
 T = TypeVar("T")
 
@@ -147,6 +151,11 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_client(target: Target, **kwargs: Any) -> Client:
+    # the library (aiohttp: most of a start's CPU) only for a command that sends requests:
+    # --help, config and shell completion import no command's client
+    import_quietly("dfs.client.library")
+    from dfs.client.library import Client
+
     return Client(target.url, token=target.token, **kwargs)
 
 

@@ -8,13 +8,15 @@ is shown only this once (AWS tools take it as ``AWS_SECRET_ACCESS_KEY``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dfs.client.cli_common import UrlCommand, emit, json_option, make_client, run, target_options
-from dfs.client.library import Client
 from dfs.client.profiles import Target
+
+if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
+    from dfs.client.library import Client
 
 
 def _call(

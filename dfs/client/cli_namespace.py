@@ -11,7 +11,7 @@ dfs.client.cli_namespace_transfer. Calls go through ``dfs.client.Client``'s name
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,10 +24,12 @@ from dfs.client.cli_common import (
     run,
     target_options,
 )
-from dfs.client.library import Client
-from dfs.client.namespace import parse_remote
 from dfs.client.profiles import Target
+from dfs.client.remote_names import parse_remote
 from dfs.errors import InvalidRequest
+
+if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
+    from dfs.client.library import Client
 
 
 def remote(arg: str) -> tuple[str, str]:

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dfs.client.cli_common import emit, make_client, run
 from dfs.client.cli_output import printable
 from dfs.client.local_files import Skipped
-from dfs.client.namespace import is_remote, parse_remote
-from dfs.client.namespace_sync import SyncReport
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
+
+if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
+    from dfs.client.namespace_sync import SyncReport
+from dfs.client.remote_names import is_remote, parse_remote
 
 
 class Remote(str):

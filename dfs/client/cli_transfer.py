@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -49,9 +49,6 @@ from dfs.client.cli_namespace_transfer import (
     upload_remote,
 )
 from dfs.client.cli_output import printable
-from dfs.client.download import BATCH_FILES, STDOUT, DownloadResult
-from dfs.client.file_upload import UploadResult
-from dfs.client.library import Client
 from dfs.client.local_files import (
     DIRECTORY_SUFFIXES,
     Existing,
@@ -62,10 +59,15 @@ from dfs.client.local_files import (
     spool,
     walk,
 )
-from dfs.client.namespace import is_file_id, is_remote
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
+from dfs.client.remote_names import is_file_id, is_remote
 from dfs.errors import Conflict, DfsError, InvalidRequest, from_body
+
+if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
+    from dfs.client.download import DownloadResult
+    from dfs.client.file_upload import UploadResult
+    from dfs.client.library import Client
 
 STDIN = Path("-")
 
@@ -330,6 +332,8 @@ class Download:
         root = Path(out)
         kind = await asyncio.to_thread(out_kind, out, file_ids, prefix)
         if kind == "stdout":
+            from dfs.client.download import STDOUT
+
             plan = await client.api.download_plan(file_ids[0])
             with Progress.for_terminal("download", int(plan["size"]), self.quiet) as bar:
                 await client.download(file_ids[0], STDOUT, plan=plan, progress=bar)
@@ -417,6 +421,8 @@ class Download:
 
 def unchanged_result(f: dict[str, Any], path: Path) -> DownloadResult:
     """The result reported for a target that already held exactly the bytes."""
+    from dfs.client.download import DownloadResult
+
     chunks = f.get("chunks", 0)
     return DownloadResult(
         file_id=str(f["file_id"]),
@@ -438,6 +444,8 @@ def _few(paths: Sequence[Path]) -> str:
 async def download_plans(client: Client, file_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The download plans of ``file_ids`` by id, BATCH_FILES per request; NotFound for an id
     that is not a complete file of the tenant."""
+    from dfs.client.download import BATCH_FILES
+
     plans: dict[str, dict[str, Any]] = {}
     wanted = list(dict.fromkeys(file_ids))
     for start in range(0, len(wanted), BATCH_FILES):

@@ -32,7 +32,7 @@ from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
 
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = protocol.DEFAULT_CONCURRENCY
 
 
 class Client(SyncMethods):

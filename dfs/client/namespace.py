@@ -3,12 +3,12 @@
 ``NamespaceMethods`` is a base of ``dfs.client.Client``: every method is one API call (or a
 few: pages of a listing), in the shapes of docs/WIRE.md ("Namespace"). Moving bytes is not
 done here: ``dfs.client.namespace_sync`` uploads and downloads files and trees through the
-existing pipelines and links them as objects. A remote path is ``bucket/key`` (``parse_remote``).
+existing pipelines and links them as objects. A remote path is ``bucket/key`` (``parse_remote``,
+from dfs.client.remote_names).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
@@ -17,28 +17,10 @@ from urllib.parse import quote
 import aiohttp
 
 from dfs import protocol
-from dfs.errors import InvalidRequest
+from dfs.client.remote_names import is_file_id as is_file_id
+from dfs.client.remote_names import is_remote as is_remote
+from dfs.client.remote_names import parse_remote as parse_remote
 from dfs.transport.http import request_json
-
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-
-
-def is_remote(arg: str) -> bool:
-    """The CLI's one rule: a remote path contains "/" (``bucket/`` or ``bucket/key``)."""
-    return "/" in arg and not arg.startswith(("/", "./", "../"))
-
-
-def is_file_id(arg: str) -> bool:
-    return bool(_UUID.match(arg))
-
-
-def parse_remote(arg: str) -> tuple[str, str]:
-    """``bucket/key`` as (bucket, key); ``bucket/`` gives key "" (the whole bucket)."""
-    bucket, slash, key = arg.partition("/")
-    if not slash or not bucket:
-        raise InvalidRequest(f"{arg!r} is not a remote path (bucket/ or bucket/key)")
-    return bucket, key
-
 
 _DOTS = frozenset({".", ".."})
 

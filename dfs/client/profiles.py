@@ -23,7 +23,6 @@ import json
 import os
 import re
 import tempfile
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,12 +108,19 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
 def load(path: Path) -> Config:
     """The config at ``path``; an empty one if the file does not exist."""
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        f = open(path, "rb")  # noqa: SIM115 (closed below, once tomllib is loaded)
     except FileNotFoundError:
         return Config(path)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
         raise InvalidRequest(f"cannot read config file {path}: {exc}") from None
+    # loaded only when there is a file to parse: many runs (a URL and DFS_TOKEN) have none
+    import tomllib
+
+    with f:
+        try:
+            raw = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidRequest(f"cannot read config file {path}: {exc}") from None
     profiles = {}
     for name, body in (raw.get("profiles") or {}).items():
         if not isinstance(body, dict) or not isinstance(body.get("url"), str):

@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from dfs.config import DEFAULT_GC_GRACE
+from dfs.protocol import DEFAULT_GC_GRACE
 
 # the API deletes a pending upload 2 x DFS_GC_GRACE after it began (dfs.api.gc); a journal
 # untouched for longer (at the default grace) names an upload that is gone

@@ -169,6 +169,15 @@ def test_client_library_loads_nothing_heavy() -> None:
         assert _heavy(loaded) == []
 
 
+def test_cli_loads_no_http_client() -> None:
+    # every dfs-client start imports dfs.client.cli: the library (aiohttp, ~0.1 s of CPU) is
+    # imported by the commands that send requests, when they run (bench/startup.py)
+    loaded = modules_after_importing("dfs.client.cli_main", "dfs.client.cli")
+    assert [m for m in loaded if _top(m) == "aiohttp"] == []
+    assert "dfs.client.library" not in loaded
+    assert "click" in loaded  # the import did happen
+
+
 def test_layer0_loads_no_aiohttp() -> None:
     loaded = modules_after_importing(*sorted(L0 & set(MODULES)))
     assert [m for m in loaded if _top(m) == "aiohttp"] == []

@@ -42,6 +42,7 @@ from dfs.client.profiles import Target
 from dfs.client.verify import VerifyReport
 from dfs.client.verify import verify as verify_file
 from dfs.errors import DfsError, IntegrityError
+from dfs.malloc import keep_freed_buffers
 
 
 @click.group(cls=UrlGroup, context_settings=CONTEXT, epilog=cli_output.EXIT_CODES)
@@ -403,6 +404,7 @@ def config_ls(as_json: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: one ``Error:`` line for usage errors, 130 on Ctrl-C."""
+    keep_freed_buffers()  # downloaded chunks reuse freed buffers, not fresh zeroed pages
     try:
         code = cli.main(args=argv, prog_name="dfs-client", standalone_mode=False)
     except (Interrupted, click.exceptions.Abort) as exc:

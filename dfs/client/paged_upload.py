@@ -7,9 +7,10 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
 
 - a worker thread chunks and hashes the file (``PageScanner``) and hands over pages of
   chunk refs (no bytes), at most ``PAGES_AHEAD`` ahead of the sender, so memory stays
-  bounded whatever the file's size: those refs, one page's plan, and the chunk bytes of
-  the requests in flight (``concurrency`` of them, a chunk or a pack of at most
-  ``protocol.PACK_MAX_BYTES`` each, read just before they are sent). The first page ends at ``FIRST_PAGE_BYTES`` and each next one may be
+  bounded whatever the file's size: those refs, the plans of the page being sent and of
+  the one being proven, and the chunk bytes of the requests in flight (``concurrency`` of
+  them, a chunk or a pack of at most ``protocol.PACK_MAX_BYTES`` each, read just before
+  they are sent). The first page ends at ``FIRST_PAGE_BYTES`` and each next one may be
   twice as big as the last, up to ``PAGE_CHUNKS`` chunks: the first chunks go
   out after a short scan instead of after a whole page of thousands of chunks (a 1 GiB file
   of 1 MiB chunks was one page, so its scan and its sends did not overlap at all), and a
@@ -54,7 +55,8 @@ a whole-file plan makes the servers wait for the scan of the whole file (bench/R
 FIRST_PAGE_BYTES = 32 << 20
 """Where the first page ends (or at MAX_PAGE_CHUNKS chunks); the next may be twice as big."""
 PAGES_AHEAD = 2
-"""Pages scanned ahead of the one being sent: memory ~ (PAGES_AHEAD + 2) pages of refs."""
+"""Pages scanned ahead of the one being sent: memory ~ (PAGES_AHEAD + 3) pages of refs
+(those waiting, the one being scanned, the one being sent and the one being proven)."""
 PAGE_CHUNKS = 1024
 """The most chunks in a page (~1 GiB with the default chunker), below the API's
 ``protocol.MAX_PAGE_CHUNKS``: a page's refs, plan and sending state are the part of the

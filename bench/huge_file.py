@@ -133,13 +133,13 @@ async def client_upload(api_url: str, path: Path, every: float, chunker: str) ->
     """Upload ``path`` as the CLI does, page by page whatever its size, sampling a timeline."""
     timeline = Timeline(path)
     paged_upload.StreamingUploadPipeline.paged_bytes = 0  # the huge file's path at any size
-    proven = paged_upload.PagedUpload._page
+    prove = paged_upload.PagedUpload._prove
 
-    async def page(self: Any, no: int, refs: Any, fd: int) -> None:
-        await proven(self, no, refs, fd)
-        timeline.committed += sum(r.size for r in refs)
+    async def proven(self: Any, page: Any) -> None:
+        await prove(self, page)
+        timeline.committed += page.scan.size
 
-    paged_upload.PagedUpload._page = page  # type: ignore[method-assign]
+    paged_upload.PagedUpload._prove = proven  # type: ignore[method-assign]
 
     def progress(n: int) -> None:
         timeline.sent += n
@@ -163,7 +163,7 @@ async def client_upload(api_url: str, path: Path, every: float, chunker: str) ->
 
 def upload(
     cluster: LocalCluster, src: Path, every: float, chunker: str
-) -> tuple[dict[str, Any], int, float]:
+) -> tuple[dict[str, Any], float]:
     """Run the client process; its answer (with its own peak RSS) and CPU seconds
     (``wait4``)."""
     cmd = [sys.executable, "-m", "bench.huge_file", "--client", cluster.api_url, str(src)]

@@ -224,6 +224,35 @@ def _fastcdc(profile: ChunkerProfile) -> Any:
     return FastCDC(profile.avg_size, min_size=profile.min_size, max_size=profile.max_size)
 
 
+_WHOLE_ON_THREAD = 64 * KIB
+"""Chunks from this size on feed the whole-file sha256 on its own thread in
+``hashed_chunks``; a smaller one costs less to hash than to hand over."""
+
+
+def hashed_chunks(
+    stream: BinaryIO, profile: ChunkerProfile, whole: hashlib._Hash
+) -> Iterator[Chunk]:
+    """``profile.split(stream)``, also feeding every chunk to ``whole`` (the whole-file
+    sha256), on a second thread while this one hashes the chunk's id.
+
+    hashlib releases the GIL, so the two hashes of a chunk run at once on two cores: the
+    scan of a file being uploaded costs about one sha256 pass of wall time, not two. The
+    chunk's bytes are not copied (both threads read the chunker's buffer, and the whole-file
+    update is done before the chunk is yielded and the buffer reused), and ``whole`` sees
+    the chunks in order. Consume it to the end for ``whole`` to cover the stream.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="dfs-whole-sha") as pool:
+        for c in _cut(stream, profile):
+            if len(c.data) < _WHOLE_ON_THREAD:
+                whole.update(c.data)
+                yield Chunk(c.offset, c.data, chunk_id_of(c.data))
+                continue
+            fed = pool.submit(whole.update, c.data)
+            chunk_id = chunk_id_of(c.data)
+            fed.result()
+            yield Chunk(c.offset, c.data, chunk_id)
+
+
 def _cut(stream: BinaryIO, profile: ChunkerProfile) -> Iterator[Chunk]:
     """Chunks without their ids (``chunk_id`` is empty): the cutting part of ``split``."""
     if profile.kind == "fixed":

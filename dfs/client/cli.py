@@ -40,6 +40,7 @@ from dfs.client.cli_output import printable
 from dfs.client.profiles import Target
 from dfs.client.remote_names import is_remote
 from dfs.errors import DfsError, IntegrityError
+from dfs.malloc import keep_freed_buffers
 
 if TYPE_CHECKING:  # the commands import the library when they run (dfs.client.cli_main)
     from dfs.client.library import Client
@@ -410,6 +411,7 @@ GC_THRESHOLD = 20_000  # objects allocated between young collections (Python's d
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: one ``Error:`` line for usage errors, 130 on Ctrl-C."""
+    keep_freed_buffers()  # downloaded chunks reuse freed buffers, not fresh zeroed pages
     # a transfer of many files makes many small objects (scans, plans, results) that live
     # to its end: the modules imported so far leave the collector's view, and it runs less
     # often, so that its passes over them are not a tenth of the client's CPU (issue 19)

@@ -63,6 +63,8 @@ WRITE_BEHIND_BYTES = 16 * 1024 * 1024
 """Bytes of read small files a restore lets wait for the writer before it reads more."""
 # a download starts an fdatasync in the background after this many bytes written
 DOWNLOAD_FLUSH_BYTES = 32 << 20
+DROP_BEHIND = hasattr(os, "posix_fadvise")
+"""Whether each background flush then drops the pages it wrote back from the page cache."""
 RUN_CHUNK_MAX = 256 * 1024
 """Chunks of one file smaller than this are fetched in runs (``/get-chunks``), not alone."""
 RUN_BYTES = 1024 * 1024
@@ -88,6 +90,10 @@ class PartFile:
     Chunks are written in order; each write hashes the same bytes into the whole-file sha256
     on another thread, and dirty pages are written back in the background as chunks arrive
     (otherwise the whole file waits in the page cache and the final fsync pays for it all).
+    Once written back they are dropped from the page cache (``DROP_BEHIND``): a big download
+    would otherwise fill it with pages nobody reads again, and make the kernel reclaim
+    memory for every next write (the whole-file sha256 is of the bytes fetched, not read
+    back, and resume re-reads only what an earlier run wrote).
     """
 
     def __init__(self, target: Path, file_id: str, resume: bool) -> None:
@@ -100,6 +106,8 @@ class PartFile:
         self.fd = -1
         self._flushing: asyncio.Task[None] | None = None
         self._unflushed = 0
+        self._end = 0  # where the bytes written so far end (in order: all before it too)
+        self._dropped = 0  # the page cache holds none of this file before this offset
 
     def _name(self, tag: str) -> Path:
         return self.target.parent / f".{self.target.name}.{tag}.dfs-part"
@@ -162,10 +170,18 @@ class PartFile:
             asyncio.to_thread(self.whole.update, data),
         )
         self._unflushed += len(data)
+        self._end = max(self._end, offset + len(data))
         due = bool(DOWNLOAD_FLUSH_BYTES) and self._unflushed >= DOWNLOAD_FLUSH_BYTES
         if due and (self._flushing is None or self._flushing.done()):
-            self._flushing = asyncio.create_task(asyncio.to_thread(os.fdatasync, self.fd))
+            self._flushing = asyncio.create_task(asyncio.to_thread(self._flush, self._end))
             self._unflushed = 0
+
+    def _flush(self, end: int) -> None:
+        """Write back what is written, then drop it (up to ``end``) from the page cache."""
+        os.fdatasync(self.fd)
+        if DROP_BEHIND and end > self._dropped:
+            os.posix_fadvise(self.fd, self._dropped, end - self._dropped, os.POSIX_FADV_DONTNEED)
+            self._dropped = end
 
     async def settle(self) -> None:
         """Wait for a background flush: its thread uses fd, so never close fd under it."""

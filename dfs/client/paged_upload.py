@@ -7,9 +7,10 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
 
 - a worker thread chunks and hashes the file (``PageScanner``) and hands over pages of
   chunk refs (no bytes), at most ``PAGES_AHEAD`` ahead of the sender, so memory stays
-  bounded whatever the file's size: those refs, one page's plan, and the chunk bytes of
-  the requests in flight (``concurrency`` of them, a chunk or a pack of at most
-  ``protocol.PACK_MAX_BYTES`` each, read just before they are sent). The first page ends at ``FIRST_PAGE_BYTES`` and each next one may be
+  bounded whatever the file's size: those refs, the plans of the page being sent and of
+  the one being proven, and the chunk bytes of the requests in flight (``concurrency`` of
+  them, a chunk or a pack of at most ``protocol.PACK_MAX_BYTES`` each, read just before
+  they are sent). The first page ends at ``FIRST_PAGE_BYTES`` and each next one may be
   twice as big as the last, up to ``PAGE_CHUNKS`` chunks: the first chunks go
   out after a short scan instead of after a whole page of thousands of chunks (a 1 GiB file
   of 1 MiB chunks was one page, so its scan and its sends did not overlap at all), and a
@@ -17,8 +18,10 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
 - each page is appended and planned (``/paged-upload/page``), its chunks sent exactly as a
   whole file's (``ChunkSender``: the small ones in the packs of the page's plan, one
   ``/store-chunks`` each; re-plans around failed nodes, page-scoped), then proven
-  (``/paged-upload/prove``, re-sending what it finds short of copies), while the thread
-  scans the next pages: the first chunk reaches a node long before the scan ends;
+  (``/paged-upload/prove``, re-sending what it finds short of copies) while the next page
+  is planned and sent, and the thread scans the pages after it (hashing each chunk's id
+  and the whole file on two threads, ``chunking.hashed_chunks``): the first chunk reaches
+  a node long before the scan ends, and no page's sends wait for the proof of the last;
 - at the end ``/paged-upload/finalize`` gives the file its size and sha256 and commits it.
 
 Resume: the journal (``dfs.client.resume``) is keyed by the file's size, mtime and inode
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from dfs import protocol
-from dfs.chunking import ChunkerProfile, ChunkRef, FileScan
+from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, hashed_chunks
 from dfs.client.connection import Connection
 from dfs.client.file_upload import FileUpload, UploadResult
 from dfs.client.local_files import LocalFile
@@ -53,7 +56,8 @@ a whole-file plan makes the servers wait for the scan of the whole file (bench/R
 FIRST_PAGE_BYTES = 32 << 20
 """Where the first page ends (or at MAX_PAGE_CHUNKS chunks); the next may be twice as big."""
 PAGES_AHEAD = 2
-"""Pages scanned ahead of the one being sent: memory ~ (PAGES_AHEAD + 2) pages of refs."""
+"""Pages scanned ahead of the one being sent: memory ~ (PAGES_AHEAD + 3) pages of refs
+(those waiting, the one being scanned, the one being sent and the one being proven)."""
 PAGE_CHUNKS = 1024
 """The most chunks in a page (~1 GiB with the default chunker), below the API's
 ``protocol.MAX_PAGE_CHUNKS``: a page's refs, plan and sending state are the part of the
@@ -107,11 +111,10 @@ class PageScanner:
         page_limit = self.first_page_bytes
         try:
             with open(self.path, "rb", buffering=4 * protocol.MIB) as f:
-                for chunk in self.profile.split(f):
+                for chunk in hashed_chunks(f, self.profile, self._whole):
                     if self._stop.is_set():
                         return
                     n = len(chunk.data)
-                    self._whole.update(chunk.data)
                     page.append(ChunkRef(chunk.offset, n, chunk.chunk_id))
                     self.size += n
                     page_bytes += n
@@ -212,23 +215,55 @@ class PagedUpload:
         if self.journal is not None:
             await asyncio.to_thread(self.journal.start, self.file_id)
 
-    async def _page(self, no: int, refs: list[ChunkRef], fd: int) -> None:
-        """Plan, send and prove one page."""
+    async def _send_page(self, no: int, refs: list[ChunkRef], fd: int) -> PageUpload:
+        """Plan one page and send what its plan asks for."""
         page = PageUpload(self.path, self.name, no, refs, self.journal)
         page.file_id = self.file_id
         known = self.journal.receipts if self.journal is not None else {}
-        mine: dict[str, str] = {r.chunk_id: known[r.chunk_id] for r in refs if r.chunk_id in known}
+        # .get: the proof of the page before may drop receipts from the journal meanwhile
+        mine: dict[str, str] = {
+            r.chunk_id: rc for r in refs if (rc := known.get(r.chunk_id)) is not None
+        }
         page.receipts = mine
         plan = await page.plan(self.conn)
         page.planned(plan, mine, self.pipe.progress)
         page.fd = fd
         # the page's small chunks in the packs the API planned: a /store-chunks each
         await self.pipe.sender.send_all([page], plan.get("packs", []))
+        return page
+
+    async def _prove(self, page: PageUpload) -> None:
+        """Prove a sent page (re-sending what the proof finds short) and journal it."""
         await self.pipe.sender.finalize(page)
         if self.journal is not None:
-            await asyncio.to_thread(self.journal.page_proven, no, [r.chunk_id for r in refs])
+            chunk_ids = [r.chunk_id for r in page.scan.chunks]
+            await asyncio.to_thread(self.journal.page_proven, page.no, chunk_ids)
         self.new_chunks += len(page.todo)
         self.sent += page.sent
+
+    async def _pages(self, scanner: PageScanner, fd: int) -> None:
+        """Send every page not proven yet, proving page n while page n+1 is planned and
+        sent: the proof (the API checks every chunk's copies) does not stall the sends.
+        One proof at a time, in page order."""
+        proving: asyncio.Task[None] | None = None
+        try:
+            no = 0
+            async for refs in scanner.pages():
+                self.chunks += len(refs)
+                if self.journal is None or no not in self.journal.pages:
+                    page = await self._send_page(no, refs, fd)
+                    if proving is not None:
+                        await proving
+                    proving = asyncio.create_task(self._prove(page))
+                elif self.pipe.progress:
+                    self.pipe.progress(sum(r.size for r in refs))
+                no += 1
+            if proving is not None:
+                await proving
+        finally:  # after an error: stop the proof, and take its own error if it had one
+            if proving is not None:
+                proving.cancel()
+                await asyncio.gather(proving, return_exceptions=True)
 
     async def run(self) -> UploadResult:
         started = time.monotonic()
@@ -236,14 +271,7 @@ class PagedUpload:
         scanner = PageScanner(self.path, self.pipe.profile, PAGE_CHUNKS)
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            no = 0
-            async for refs in scanner.pages():
-                self.chunks += len(refs)
-                if self.journal is None or no not in self.journal.pages:
-                    await self._page(no, refs, fd)
-                elif self.pipe.progress:
-                    self.pipe.progress(sum(r.size for r in refs))
-                no += 1
+            await self._pages(scanner, fd)
             done = await self.conn.api.finalize_paged(self.file_id, scanner.size, scanner.sha256)
         except FINAL:
             if self.journal is not None:  # nothing can resume this upload

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import logging
 import os
 import secrets
@@ -12,39 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dfs.config import NodeConfig, load_node_config
+from dfs.malloc import keep_freed_buffers
 from dfs.node.app import start_node
 from dfs.server import run_service, until_stopped
-
-M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
-M_MMAP_THRESHOLD = -3
-KEEP_FREED = 128 << 20
-"""Freed heap memory the node keeps instead of giving back to the kernel (M_TRIM_THRESHOLD)."""
-MMAP_ABOVE = 32 << 20
-"""Allocations from this size on get their own mapping (M_MMAP_THRESHOLD; glibc's ceiling)."""
-
-
-def keep_freed_buffers() -> bool:
-    """Let chunk-sized buffers reuse freed heap memory instead of fresh pages.
-
-    Every chunk a node receives is read into a new buffer of up to MAX_CHUNK_SIZE bytes.
-    glibc's defaults hand memory of that size back to the kernel when it is freed (its
-    trim threshold is twice a dynamic mmap threshold that stays at a few MiB), so the next
-    body lands in fresh pages the kernel must fault in and zero: measured ~1 fault per 4 KiB
-    received (~260,000 per GiB, system CPU of every copy, twice on RF 2). Keeping up to
-    ``KEEP_FREED`` bytes of freed heap cut that to ~50,000 per GiB. The node's peak memory
-    does not grow (the buffers existed at the peak anyway); it is simply not returned after
-    a burst. Operators' own ``MALLOC_*_`` settings win; a libc without ``mallopt`` (not
-    glibc) is left as it is. True when the settings were applied."""
-    if any(k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_ABOVE)) and bool(
-        mallopt(M_TRIM_THRESHOLD, KEEP_FREED)
-    )
 
 
 def default_node_id(data_dir: Path) -> str:

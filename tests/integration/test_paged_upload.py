@@ -4,6 +4,7 @@ sends, and an interrupted paged upload resumes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
@@ -183,6 +184,51 @@ async def test_a_pages_chunks_go_in_the_packs_of_its_plan(
     assert calls["put_chunk"] == 0
     assert calls["store_chunks"] == sum(packs)
     assert out.read_bytes() == data
+
+
+async def test_a_page_is_proven_while_the_next_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Page n's proof does not hold up page n+1: the proof of page 0 is made to wait until
+    page 1 is planned (it would wait forever if the sends waited for proofs); proofs still
+    run one at a time, in page order, and the file commits whole."""
+    src = tmp_path / "big.bin"
+    data = periodic(src, 4 * protocol.MIB)  # paged: it may hold > MAX_CHUNKS_PER_FILE / 2
+    planned: list[int] = []
+    proofs: list[tuple[str, int]] = []
+    page_1_planned = asyncio.Event()
+    upload_page = ApiClient.upload_page
+
+    async def spying_page(self: ApiClient, file_id: str, no: int, *args: Any) -> dict[str, Any]:
+        answer = await upload_page(self, file_id, no, *args)
+        planned.append(no)
+        if no == 1:
+            page_1_planned.set()
+        return answer
+
+    prove_page = ApiClient.prove_page
+
+    async def held_prove(self: ApiClient, file_id: str, no: int, *args: Any) -> dict[str, Any]:
+        proofs.append(("start", no))
+        if no == 0:
+            await asyncio.wait_for(page_1_planned.wait(), 30)  # TimeoutError: serialized
+        answer = await prove_page(self, file_id, no, *args)
+        proofs.append(("end", no))
+        return answer
+
+    monkeypatch.setattr(ApiClient, "upload_page", spying_page)
+    monkeypatch.setattr(ApiClient, "prove_page", held_prove)
+    async with (
+        running_cluster(tmp_path / "cluster", n=1, rf=1) as cluster,
+        Client(cluster.api.url, token=ADMIN_TOKEN, concurrency=4) as c,
+    ):
+        up = await c.upload(src, profile=TINY)
+    pages = planned[-1] + 1
+    assert pages >= 3
+    assert planned == list(range(pages))
+    assert proofs == [(what, n) for n in range(pages) for what in ("start", "end")]
+    assert up.size == len(data)
+    assert up.sha256 == hashlib.sha256(data).hexdigest()
 
 
 async def test_pages_start_small_and_grow(tmp_path: Path) -> None:

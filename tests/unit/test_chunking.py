@@ -18,6 +18,7 @@ from dfs.chunking import (
     ChunkerProfile,
     FileScan,
     chunk_id_of,
+    hashed_chunks,
     scan_file,
     scan_stream,
 )
@@ -131,6 +132,24 @@ def test_cut_buffer_cuts_as_split(profile: str, size: int) -> None:
     assert [(o, d) for o, d, _ in cut] == [(o, d) for o, d, _ in split]
     assert all(cid == "" for _, _, cid in cut)
     data += b"x"  # no view of the buffer outlives the iteration: it can be resized
+
+
+@pytest.mark.parametrize("profile", [DEFAULT_PROFILE, SMALL_CDC, "fixed:65536", "fixed:4096"])
+@pytest.mark.parametrize("size", [0, 1, 65537, 9 * MIB + 7])
+def test_hashed_chunks_are_split_plus_the_whole_file_sha256(profile: str, size: int) -> None:
+    """``hashed_chunks`` (the paged upload's scan): the chunks and ids of ``split``, each
+    copied before the next is asked for, and the whole-file sha256 of the stream, whether
+    the chunks feed it on the second thread (>= 64 KiB) or inline."""
+    prof = ChunkerProfile.parse(profile)
+    data = random_bytes(size + 11, size)
+    whole = hashlib.sha256()
+    got = [
+        (c.offset, bytes(c.data), c.chunk_id) for c in hashed_chunks(io.BytesIO(data), prof, whole)
+    ]
+    want = [(c.offset, bytes(c.data), c.chunk_id) for c in prof.split(io.BytesIO(data))]
+    assert got == want
+    assert all(cid == chunk_id_of(d) for _, d, cid in got)
+    assert whole.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The node keeps freed chunk-sized buffers for the next body (``keep_freed_buffers``)."""
+"""Node and client keep freed chunk-sized buffers for the next body (``keep_freed_buffers``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ctypes
 
 import pytest
 
-from dfs.node import main
+from dfs import malloc
 
 
 def test_glibc_takes_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,10 +16,10 @@ def test_glibc_takes_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         ctypes.CDLL(None).mallopt  # noqa: B018  # only glibc has it
     except AttributeError:
         pytest.skip("not glibc")
-    assert main.keep_freed_buffers()
+    assert malloc.keep_freed_buffers()
 
 
 @pytest.mark.parametrize("name", ["MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"])
 def test_an_operators_malloc_setting_wins(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv(name, "1048576")
-    assert not main.keep_freed_buffers()
+    assert not malloc.keep_freed_buffers()

@@ -17,6 +17,7 @@ import pytest
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError
 from tests.contract.test_chunk_store import _fs_backend, chunk, ids_of
+from tests.fsync_trace import record_fsyncs
 
 
 def _tmp_files(root: Path) -> list[Path]:
@@ -39,19 +40,6 @@ def _real(path: Path) -> Path:
     return path.resolve()
 
 
-def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Trace ``os.fsync``: the path of each descriptor fsync'd (Linux: ``/proc/self/fd``)."""
-    synced: list[str] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    return synced
-
-
 async def test_new_fan_out_directories_are_made_durable_in_their_parents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,7 +50,7 @@ async def test_new_fan_out_directories_are_made_durable_in_their_parents(
     cid, data = chunk(1)
     root = _real(tmp_path) / "chunks"
     leaf = root / cid[:2] / cid[2:4]
-    synced = _record_fsyncs(monkeypatch)
+    synced = record_fsyncs(monkeypatch)
     await store.put(cid, data)
     first = list(synced)
     synced.clear()
@@ -80,7 +68,7 @@ async def test_new_fan_out_directories_are_made_durable_in_their_parents(
 async def test_fs_store_directories_made_at_open_are_durable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced = _record_fsyncs(monkeypatch)
+    synced = record_fsyncs(monkeypatch)
     await FsChunkStore.open(tmp_path / "data")
     monkeypatch.undo()
     base = _real(tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dfs import fsutil
+from tests.fsync_trace import record_fsyncs
 
 
 def _write(path: Path, buffers: list[bytes | bytearray | memoryview]) -> bytes:
@@ -71,14 +72,7 @@ def test_write_all_splits_at_the_iovec_limit(
 def test_make_dirs_fsyncs_the_parent_of_each_directory_it_creates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[str] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = record_fsyncs(monkeypatch)
     base = tmp_path.resolve()
     fsutil.make_dirs(str(base / "a" / "b" / "c"))
     assert (base / "a" / "b" / "c").is_dir()

@@ -9,7 +9,6 @@ Errors: one ``Error: <message>`` line on stderr, exit with the error class's cod
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
@@ -406,17 +405,9 @@ def config_ls(as_json: bool) -> None:
         emit(as_json, obj, f"{'*' if default else ' '} {p.name}\t{p.url}\t{token}")
 
 
-GC_THRESHOLD = 20_000  # objects allocated between young collections (Python's default: 700)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: one ``Error:`` line for usage errors, 130 on Ctrl-C."""
     keep_freed_buffers()  # downloaded chunks reuse freed buffers, not fresh zeroed pages
-    # a transfer of many files makes many small objects (scans, plans, results) that live
-    # to its end: the modules imported so far leave the collector's view, and it runs less
-    # often, so that its passes over them are not a tenth of the client's CPU (issue 19)
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
     try:
         code = cli.main(args=argv, prog_name="dfs-client", standalone_mode=False)
     except (Interrupted, click.exceptions.Abort) as exc:

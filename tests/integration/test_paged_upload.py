@@ -17,6 +17,7 @@ import pytest
 from dfs import protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
+from dfs.client.file_upload import UploadResult
 from dfs.client.paged_upload import PAGED_BYTES, PAGES_AHEAD, PageScanner, wants_pages
 from dfs.transport.api_client import ApiClient
 from dfs.transport.node_client import NodeClient
@@ -37,6 +38,15 @@ def periodic(path: Path, size: int, seed: int = 7) -> bytes:
 
 
 @pytest.mark.slow  # ~100 s on 2 cores: ~110,000 chunks planned, proven, committed, read back
+async def upload_tiny(tmp_path: Path, src: Path) -> UploadResult:
+    """``src`` uploaded with the ``TINY`` profile to a fresh one-node cluster."""
+    async with (
+        running_cluster(tmp_path / "cluster", n=1, rf=1) as cluster,
+        Client(cluster.api.url, token=ADMIN_TOKEN, concurrency=4) as c,
+    ):
+        return await c.upload(src, profile=TINY)
+
+
 async def test_a_file_of_more_than_100000_chunks_round_trips(tmp_path: Path) -> None:
     src = tmp_path / "huge.bin"
     data = periodic(src, 34 * protocol.MIB)
@@ -87,11 +97,7 @@ async def test_the_scan_overlaps_the_sends(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(PageScanner, "_put", counting_put)
     monkeypatch.setattr(ApiClient, "upload_page", spying_page)
     monkeypatch.setattr(ApiClient, "prove_page", spying_prove)
-    async with (
-        running_cluster(tmp_path / "cluster", n=1, rf=1) as cluster,
-        Client(cluster.api.url, token=ADMIN_TOKEN, concurrency=4) as c,
-    ):
-        up = await c.upload(src, profile=TINY)
+    up = await upload_tiny(tmp_path, src)
     assert up.chunks > 4 * protocol.MAX_PAGE_CHUNKS
     order = [name for name, _ in sorted(events, key=lambda e: e[1])]
     # the first page's chunks were sent (its proof asks the node for them) before the end
@@ -218,11 +224,7 @@ async def test_a_page_is_proven_while_the_next_is_sent(
 
     monkeypatch.setattr(ApiClient, "upload_page", spying_page)
     monkeypatch.setattr(ApiClient, "prove_page", held_prove)
-    async with (
-        running_cluster(tmp_path / "cluster", n=1, rf=1) as cluster,
-        Client(cluster.api.url, token=ADMIN_TOKEN, concurrency=4) as c,
-    ):
-        up = await c.upload(src, profile=TINY)
+    up = await upload_tiny(tmp_path, src)
     pages = planned[-1] + 1
     assert pages >= 3
     assert planned == list(range(pages))

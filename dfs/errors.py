@@ -22,6 +22,7 @@ Each class carries its wire ``code`` (the ``error.code`` of a JSON error body), 
     │   ├── IncompleteUpload               409  finalize before every chunk has its copies
     │   ├── BucketExists                   409  the name is taken (by any tenant)
     │   ├── KeyExists                      409  a conditional create found the key taken
+    │   ├── EtagMismatch                   409  a conditional write found another ETag
     │   └── BucketNotEmpty                 409  versions or delete markers remain
     ├── IntegrityError                     422  bytes do not match their sha256
     ├── InsufficientStorage                507  the node's disk is full
@@ -172,6 +173,12 @@ class KeyExists(Conflict):
     code = "key_exists"
 
 
+class EtagMismatch(Conflict):
+    """A conditional write (``if_match``) found the key's current object with another ETag."""
+
+    code = "etag_mismatch"
+
+
 class BucketNotEmpty(Conflict):
     """A bucket still holds versions or delete markers."""
 
@@ -230,6 +237,7 @@ _ALL: tuple[type[DfsError], ...] = (
     IncompleteUpload,
     BucketExists,
     KeyExists,
+    EtagMismatch,
     BucketNotEmpty,
     IntegrityError,
     InsufficientStorage,

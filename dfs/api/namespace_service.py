@@ -153,13 +153,15 @@ class Namespace:
         etag: str | None = None,
         *,
         if_absent: bool = False,
+        if_match: str | None = None,
         read: BucketRecord | None = None,
         written: FileRecord | None = None,
     ) -> PutResult:
         """Make the caller's complete file ``file_id`` ("" for an empty object) the new
         current version of ``bucket/key``; ``etag`` defaults to the file's sha256 (the S3
         gateway gives the MD5 of the body, as S3 computes it). ``if_absent``: only if the
-        key has no current object (KeyExists otherwise, decided atomically by the store).
+        key has no current object (KeyExists otherwise, decided atomically by the store);
+        ``if_match``: only if the current object's ETag is this (``put_object``'s rules).
         ``read``: the bucket as this request read it already; ``written``: the file as this
         request created it complete (its id known to no one else yet): neither is read
         again (the store's write still checks, atomically, that both exist and match)."""
@@ -182,7 +184,9 @@ class Namespace:
             access=fields.access or ACCESS_PRIVATE,
             headers=fields.headers or (),
         )
-        return await self.store.put_object(new, self.coord.clock(), if_absent=if_absent)
+        return await self.store.put_object(
+            new, self.coord.clock(), if_absent=if_absent, if_match=if_match
+        )
 
     async def _owners_file(self, who: Principal, b: BucketRecord, file_id: str) -> FileRecord:
         """The caller's complete file ``file_id`` as a file of the bucket owner's tenant

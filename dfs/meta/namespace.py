@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from dfs.errors import EtagMismatch, KeyExists, KeyNotFound
+
 VERSIONING_UNVERSIONED = "unversioned"
 VERSIONING_ENABLED = "enabled"
 VERSIONING_SUSPENDED = "suspended"
@@ -184,6 +186,9 @@ class NamespaceStore(Protocol):
         With ``if_absent=True`` it is a conditional create: KeyExists (nothing written)
         when the key's latest version is an object (not a delete marker), checked in the
         same atomic step as the link, so of two concurrent creates exactly one wins.
+        With ``if_match=ETAG`` it is a conditional replace, checked in the same atomic step:
+        KeyNotFound when the key has no current object (none, or a delete marker),
+        EtagMismatch when the current object's ETag is another (``"*"`` matches any).
       - ``get_object(bucket, key, version_id=None)``: without a version id, the latest
         version, KeyNotFound if none or if it is a delete marker; with one,
         that version (a delete marker is returned as such; the caller answers 405 as S3).
@@ -255,7 +260,7 @@ class NamespaceStore(Protocol):
     ) -> BucketRecord: ...
 
     async def put_object(
-        self, obj: NewObject, now: float, *, if_absent: bool = False
+        self, obj: NewObject, now: float, *, if_absent: bool = False, if_match: str | None = None
     ) -> PutResult: ...
     async def get_object(
         self, bucket: str, key: str, version_id: str | None = None
@@ -307,3 +312,19 @@ class NamespaceStore(Protocol):
     async def usage_by_prefix(self, tenant: str, bucket: str) -> dict[str, Usage]: ...
     async def usage_by_type(self, tenant: str, bucket: str | None = None) -> dict[str, Usage]: ...
     async def finish_namespace_jobs(self, now: float) -> int: ...
+
+
+def check_condition(
+    obj: NewObject, current_etag: str | None, if_absent: bool, if_match: str | None
+) -> None:
+    """``put_object``'s conditions against the key's current object (``current_etag``:
+    its ETag, None when there is none or the latest version is a delete marker); each store
+    calls this inside its atomic step."""
+    if if_absent and current_etag is not None:
+        raise KeyExists(f"key {obj.key!r} of bucket {obj.bucket} exists")
+    if if_match is None:
+        return
+    if current_etag is None:
+        raise KeyNotFound(f"key {obj.key!r} of bucket {obj.bucket} has no current object")
+    if if_match not in ("*", current_etag):
+        raise EtagMismatch(f"key {obj.key!r} of bucket {obj.bucket} has another ETag")

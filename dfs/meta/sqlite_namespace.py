@@ -204,8 +204,12 @@ class SqliteNamespaceMixin:
 
     # --- objects ----------------------------------------------------------------------------
 
-    async def put_object(self, obj: NewObject, now: float, *, if_absent: bool = False) -> PutResult:
-        return await self._run(self._change(lambda files: put(files, obj, now, if_absent)))
+    async def put_object(
+        self, obj: NewObject, now: float, *, if_absent: bool = False, if_match: str | None = None
+    ) -> PutResult:
+        return await self._run(
+            self._change(lambda files: put(files, obj, now, if_absent, if_match))
+        )
 
     async def get_object(
         self, bucket: str, key: str, version_id: str | None = None

@@ -14,7 +14,7 @@ import dataclasses
 import sqlite3
 from collections.abc import Sequence
 
-from dfs.errors import BucketNotFound, KeyExists, KeyNotFound
+from dfs.errors import BucketNotFound, KeyNotFound
 from dfs.meta.namespace import (
     NULL_VERSION,
     VERSIONING_ENABLED,
@@ -22,6 +22,7 @@ from dfs.meta.namespace import (
     NewObject,
     ObjectVersion,
     PutResult,
+    check_condition,
 )
 from dfs.meta.sqlite_codec import pack_file_id, pack_hex
 from dfs.meta.sqlite_namespace_files import StoreFiles
@@ -184,15 +185,21 @@ def insert_version(
     return PutResult(version_record(row, True), released)
 
 
-def put(files: StoreFiles, obj: NewObject, now: float, if_absent: bool = False) -> PutResult:
-    """``put_object``; with ``if_absent`` KeyExists while the key's latest version is an
-    object (read in the write transaction, so no create can slip in between)."""
+def put(
+    files: StoreFiles,
+    obj: NewObject,
+    now: float,
+    if_absent: bool = False,
+    if_match: str | None = None,
+) -> PutResult:
+    """``put_object``; its conditions (``if_absent``, ``if_match``) are read in the write
+    transaction, so no other write can slip in between."""
     db = files.db
     bucket = load_bucket(db, obj.bucket)
-    if if_absent:
+    if if_absent or if_match is not None:
         latest = find_version(db, obj.bucket, obj.key, None)
-        if latest is not None and not latest["is_marker"]:
-            raise KeyExists(f"key {obj.key!r} of bucket {obj.bucket} exists")
+        current = None if latest is None or latest["is_marker"] else etag_of(latest)
+        check_condition(obj, current, if_absent, if_match)
     size = files.linkable_size(obj.file_id, bucket["tenant"]) if obj.file_id else 0
     return insert_version(files, bucket, dataclasses.replace(obj, size=size), now)
 

@@ -2,17 +2,19 @@
 version's fields from the headers (``Content-Type``, ``x-amz-meta-*``, ``x-amz-tagging``,
 ``x-amz-acl``, and the standard headers S3 keeps and answers on reads: ``Cache-Control``,
 ``Content-Disposition``, ``Content-Encoding`` without the ``aws-chunked`` transport coding,
-``Content-Language``, ``Expires``), a conditional create (``If-None-Match: *``), the
+``Content-Language``, ``Expires``), a conditional write (``If-None-Match: *``, ``If-Match``), the
 verified checksums kept with the version, and the answer's ``x-amz-version-id`` and checksum
 headers; CopyObject's source (``x-amz-copy-source`` with an optional ``?versionId=``) and its
 ``x-amz-copy-source-if-*`` conditions.
 
-``If-None-Match: *`` (create only if the key has no current object) is checked before the
-body is read, so a doomed upload sends no byte, and then decided atomically by the store
-when the version is linked (``put_object(..., if_absent=True)``: a conditional write on
-DynamoDB, a check inside the write transaction on SQLite): of two concurrent creates of one
-key exactly one wins, the other answers 412. ``If-Match`` on PutObject answers 501, and so do
-headers asking for what the namespace cannot keep (``refuse_unkept``).
+``If-None-Match: *`` (create only if the key has no current object) and ``If-Match: ETAG``
+(replace only the object with that ETag; 404 NoSuchKey when there is none, as S3) are
+checked before the body is read, so a doomed upload sends no byte, and then decided
+atomically by the store when the version is linked (``put_object(..., if_absent=True)`` or
+``if_match=``: a conditional write on DynamoDB, a check inside the write transaction on
+SQLite): of two concurrent creates of one key exactly one wins, and of two replaces that
+read the same ETag exactly one wins; the loser answers 412. Headers asking for what the
+namespace cannot keep answer 501 (``refuse_unkept``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dfs.api.namespace_bodies import (
     parse_metadata,
 )
 from dfs.api.namespace_service import Namespace
-from dfs.errors import InvalidRequest, KeyExists, KeyNotFound
+from dfs.errors import EtagMismatch, InvalidRequest, KeyExists, KeyNotFound
 from dfs.meta.base import FileRecord
 from dfs.meta.namespace import BucketRecord, ObjectVersion, PutResult
 from dfs.namespace_rules import STORED_HEADERS
@@ -121,31 +123,52 @@ def with_checksums(fields: ObjectFields, sums: checksums.Checksums) -> ObjectFie
     return dataclasses.replace(fields, metadata=meta)
 
 
-def create_only(request: web.Request) -> bool:
-    """Whether the write is a conditional create (``If-None-Match: *``); 501 for the
-    conditions S3 supports on writes that dfs does not (``If-Match``, other ETags)."""
+@dataclasses.dataclass(frozen=True)
+class WriteCondition:
+    """A write's precondition: ``If-None-Match: *`` (``if_absent``) or ``If-Match``."""
+
+    if_absent: bool = False
+    if_match: str | None = None
+
+
+def write_condition(request: web.Request) -> WriteCondition:
+    """The write's precondition; 501 for the forms S3 does not define on writes (an
+    ``If-None-Match`` ETag, a list of ETags, both headers at once)."""
     h = request.headers
-    if "If-Match" in h:
-        raise not_implemented(f"{request.method} with If-Match")
-    wanted = h.get("If-None-Match")
-    if wanted is None:
-        return False
-    if wanted.strip() != "*":
-        raise not_implemented(f"{request.method} with If-None-Match other than *")
-    return True
+    wanted, match = h.get("If-None-Match"), h.get("If-Match")
+    if wanted is not None and match is not None:
+        raise not_implemented(f"{request.method} with both If-Match and If-None-Match")
+    if wanted is not None:
+        if wanted.strip() != "*":
+            raise not_implemented(f"{request.method} with If-None-Match other than *")
+        return WriteCondition(if_absent=True)
+    if match is None:
+        return WriteCondition()
+    if "," in match:
+        raise not_implemented(f"{request.method} with a list of ETags in If-Match")
+    return WriteCondition(if_match=match.strip().removeprefix("W/").strip('"').lower())
 
 
-async def check_create(request: web.Request, ns: Namespace, bucket: str, key: str) -> bool:
-    """``If-None-Match: *``: 412 PreconditionFailed now when the key has a current object
-    (before any byte is read); the store decides again, atomically, at the link
-    (``if_absent``). Returns whether the write is a conditional create."""
-    if not create_only(request):
-        return False
+async def check_condition(
+    request: web.Request, ns: Namespace, bucket: str, key: str
+) -> WriteCondition:
+    """The write's precondition, checked now against the key's current object (before any
+    byte is read): 412 PreconditionFailed, or 404 NoSuchKey for ``If-Match`` on a key
+    with no current object; the store decides again, atomically, at the link."""
+    cond = write_condition(request)
+    if cond == WriteCondition():
+        return cond
     try:
-        await ns.store.get_object(bucket, key)
+        current = await ns.store.get_object(bucket, key)
     except KeyNotFound:
-        return True
-    raise conditional.precondition_failed("If-None-Match")
+        if cond.if_match is not None:
+            raise
+        return cond
+    if cond.if_absent:
+        raise conditional.precondition_failed("If-None-Match")
+    if cond.if_match not in ("*", current.etag):
+        raise conditional.precondition_failed("If-Match")
+    return cond
 
 
 async def link(
@@ -155,14 +178,14 @@ async def link(
     file_id: str,
     fields: ObjectFields,
     etag: str,
-    if_absent: bool,
+    cond: WriteCondition,
     *,
     read: BucketRecord | None = None,
     written: FileRecord | None = None,
 ) -> PutResult:
-    """Link the written file as the key's current version; a conditional create that lost
-    (the store's ``KeyExists``) is S3's 412 PreconditionFailed. ``read`` and ``written``:
-    see ``Namespace.link``."""
+    """Link the written file as the key's current version; a conditional write that lost
+    (the store's ``KeyExists`` or ``EtagMismatch``) is S3's 412 PreconditionFailed. ``read``
+    and ``written``: see ``Namespace.link``."""
     ns = request.app[NAMESPACE]
     try:
         return await ns.link(
@@ -172,12 +195,15 @@ async def link(
             file_id,
             fields,
             etag=etag,
-            if_absent=if_absent,
+            if_absent=cond.if_absent,
+            if_match=cond.if_match,
             read=read,
             written=written,
         )
     except KeyExists:
         raise conditional.precondition_failed("If-None-Match") from None
+    except EtagMismatch:
+        raise conditional.precondition_failed("If-Match") from None
 
 
 def put_headers(b: BucketRecord, v: ObjectVersion, sums: checksums.Checksums) -> dict[str, str]:

@@ -22,7 +22,7 @@ from dfs.meta.namespace import VERSIONING_UNVERSIONED, ObjectVersion
 from dfs.s3 import acl, checksums, conditional, object_writes
 from dfs.s3.checksums import Checksums
 from dfs.s3.context import NAMESPACE, iso_time, principal, xml, xml_response
-from dfs.s3.errors import S3Error
+from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.routes_tagging import tagging_header
 
 S3_DEFAULT_TYPE = "binary/octet-stream"  # S3's content type of a REPLACE that names none
@@ -71,6 +71,9 @@ async def copy_object(request: web.Request, bucket: str, key: str) -> web.Respon
     ``x-amz-acl`` applies to the copy."""
     h = request.headers
     object_writes.refuse_unkept(request)
+    for name in ("If-Match", "If-None-Match"):  # conditions on the copy's target
+        if name in h:
+            raise not_implemented(f"CopyObject with {name}")
     src_bucket, src_key, src_version = object_writes.copy_source(h["x-amz-copy-source"])
     ns, who = request.app[NAMESPACE], principal(request)
     access = acl.canned(h.get("x-amz-acl"))

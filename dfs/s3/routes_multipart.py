@@ -267,7 +267,10 @@ async def upload_part_copy(
 
 
 async def _assemble_and_link(
-    request: web.Request, u: MultipartUpload, parts: list[UploadPart], if_absent: bool
+    request: web.Request,
+    u: MultipartUpload,
+    parts: list[UploadPart],
+    cond: object_writes.WriteCondition,
 ) -> str:
     """Build the object from ``parts``, make it the key's current version; its ETag."""
     mp = request.app[MULTIPART]
@@ -285,7 +288,7 @@ async def _assemble_and_link(
         fields = ObjectFields(
             content_type=u.content_type or None, metadata=metadata, headers=u.headers
         )
-        await object_writes.link(request, u.bucket, u.key, file_id, fields, etag, if_absent)
+        await object_writes.link(request, u.bucket, u.key, file_id, fields, etag, cond)
     except BaseException:
         if made is not None and made.created:
             with contextlib.suppress(DfsError):
@@ -358,7 +361,7 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     raw = await read_small(request, multipart_xml.MAX_COMPLETE_BODY, too_long, body_crc32=False)
     asked = multipart_xml.parse_complete(raw)
     u = await _upload(request, bucket, key)
-    if_absent = await object_writes.check_create(request, request.app[NAMESPACE], bucket, key)
+    cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
     mp = request.app[MULTIPART]
     parts = await mp.begin_complete(u)
     try:
@@ -367,7 +370,7 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     except BaseException:
         await mp.reopen(u)
         raise
-    task = asyncio.create_task(_assemble_and_link(request, u, chosen, if_absent))
+    task = asyncio.create_task(_assemble_and_link(request, u, chosen, cond))
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
     done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)

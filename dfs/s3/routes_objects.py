@@ -52,7 +52,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     ns = request.app[NAMESPACE]
     b = await ns.bucket(bucket)  # NoSuchBucket, and a caller who may not write refused,
     access.require_write(principal(request), b)  # before the body is read
-    if_absent = await object_writes.check_create(request, ns, bucket, key)
+    cond = await object_writes.check_condition(request, ns, bucket, key)
     sums = Checksums.from_headers(request.headers)
     body = request_body(request, sums)
     h = request.headers
@@ -75,7 +75,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)
     fields = object_writes.with_checksums(fields, sums)
     made = await object_writes.link(
-        request, bucket, key, file_id, fields, etag, if_absent, read=b, written=written
+        request, bucket, key, file_id, fields, etag, cond, read=b, written=written
     )
     headers = object_writes.put_headers(b, made.version, sums)
     return web.Response(status=200, headers={"ETag": f'"{etag}"', **headers})

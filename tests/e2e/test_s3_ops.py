@@ -291,7 +291,7 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
         lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", ServerSideEncryption="AES256"),
         lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", WebsiteRedirectLocation="/a"),
         lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", StorageClass="GLACIER"),
-        lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", IfMatch='"0"'),
+        lambda: s3.put_object(Bucket="acl-b", Key="k", Body=b"x", IfMatch='"0", "1"'),
     ):
         with pytest.raises(ClientError) as exc:
             call()

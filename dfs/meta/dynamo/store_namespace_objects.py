@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, FileNotFound, KeyExists, KeyNotFound
+from dfs.errors import Conflict, FileNotFound, KeyNotFound
 from dfs.meta.base import FileRecord
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_files import FilesPart
@@ -28,6 +28,7 @@ from dfs.meta.namespace import (
     NewObject,
     ObjectVersion,
     PutResult,
+    check_condition,
 )
 
 
@@ -61,15 +62,17 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
 
     # --- put, restore, copy ---------------------------------------------------------------
 
-    async def put_object(self, obj: NewObject, now: float, *, if_absent: bool = False) -> PutResult:
-        """With ``if_absent``, KeyExists when the head read shows a live latest version;
+    async def put_object(
+        self, obj: NewObject, now: float, *, if_absent: bool = False, if_match: str | None = None
+    ) -> PutResult:
+        """The conditions (``if_absent``, ``if_match``) are checked against the head read;
         the transaction is conditional on that head (its ``rev``, or its absence), so a
-        create that raced in cancels it and the next round's read sees it."""
+        write that raced in cancels it and the next round's read sees it."""
 
         def plan(st: KeyState) -> Change:
             latest = st.latest
-            if if_absent and latest is not None and not latest[1].is_delete_marker:
-                raise KeyExists(f"key {obj.key} of bucket {obj.bucket} exists")
+            live = latest is not None and not latest[1].is_delete_marker
+            check_condition(obj, latest[1].etag if latest and live else None, if_absent, if_match)
             enabled = st.bucket.versioning == VERSIONING_ENABLED
             vsk = nc.new_vsk(now, latest[0] if latest else None, null=not enabled)
             v = nc.new_version(obj, vsk, now)

@@ -1,0 +1,91 @@
+"""``put_object(..., if_match=ETAG)``, the conditional replace, on both backends:
+
+- it replaces only the key's current object with that ETag (``"*"``: any current object);
+  KeyNotFound when the key has none (never written, or a delete marker is latest),
+  EtagMismatch when the ETag is another; a refused write changes nothing;
+- of concurrent replaces that read one ETag, on two handles of the store, exactly one wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dfs.errors import EtagMismatch, KeyNotFound
+from dfs.meta.base import MetadataStore
+from dfs.meta.namespace import VERSIONING_ENABLED, Usage
+from tests.contract.test_namespace_store import (
+    Store,
+    bucket,
+    cid,
+    make_file,
+    obj,
+    refcounts,
+    second_handle,
+)
+
+
+@pytest.fixture
+def ns(meta: MetadataStore) -> Store:
+    return meta  # type: ignore[return-value]
+
+
+async def test_if_match_replaces_only_the_object_with_that_etag(ns: Store) -> None:
+    await bucket(ns, "im", versioning=VERSIONING_ENABLED)
+    a = await make_file(ns, "t1", [(cid("im-a"), 10)])
+    b = await make_file(ns, "t1", [(cid("im-b"), 20)])
+    with pytest.raises(KeyNotFound):
+        await ns.put_object(obj("im", "k", a, etag="e-a"), 1.0, if_match="e-a")
+    first = await ns.put_object(obj("im", "k", a, etag="e-a"), 2.0)
+    with pytest.raises(EtagMismatch):
+        await ns.put_object(obj("im", "k", b, etag="e-b"), 3.0, if_match="e-other")
+    assert (await ns.get_object("im", "k")).version_id == first.version.version_id
+    assert len((await ns.list_versions("im")).objects) == 1
+    second = await ns.put_object(obj("im", "k", b, etag="e-b"), 4.0, if_match="e-a")
+    assert (await ns.get_object("im", "k")).file_id == b.file_id
+    assert second.version.is_latest
+    assert second.version.etag == "e-b"
+    third = await ns.put_object(obj("im", "k", a, etag="e-a"), 5.0, if_match="*")
+    assert (await ns.get_object("im", "k")).version_id == third.version.version_id
+    await ns.delete_object("im", "k", None, 6.0)  # a delete marker: no current object
+    for wanted in ("e-a", "*"):
+        with pytest.raises(KeyNotFound):
+            await ns.put_object(obj("im", "k", b, etag="e-b"), 7.0, if_match=wanted)
+    assert len((await ns.list_versions("im")).objects) == 4  # three versions and the marker
+
+
+async def test_a_refused_replace_releases_nothing(ns: Store) -> None:
+    await bucket(ns, "ir")  # unversioned: a replace would release the old file
+    a = await make_file(ns, "t1", [(cid("ir-a"), 10)])
+    b = await make_file(ns, "t1", [(cid("ir-b"), 20)])
+    await ns.put_object(obj("ir", "k", a, etag="e-a"), 2.0)
+    with pytest.raises(EtagMismatch):
+        await ns.put_object(obj("ir", "k", b, etag="e-b"), 3.0, if_match="e-b")
+    assert (await ns.get_object("ir", "k")).file_id == a.file_id
+    assert await refcounts(ns, [cid("ir-a"), cid("ir-b")]) == {cid("ir-a"): 1, cid("ir-b"): 1}
+    assert await ns.usage("t1", "ir") == Usage(1, 1, 0, 10, 10)
+
+
+@pytest.mark.parametrize("versioning", ["unversioned", VERSIONING_ENABLED])
+async def test_concurrent_replaces_of_one_etag_exactly_one_wins(ns: Store, versioning: str) -> None:
+    name = f"rr-{versioning[:2]}"
+    await bucket(ns, name, versioning=versioning)
+    base = await make_file(ns, "t1", [(cid((name, "base")), 10)])
+    await ns.put_object(obj(name, "k", base, etag="e-base"), 1.0)
+    files = [await make_file(ns, "t1", [(cid((name, i)), 10)]) for i in range(6)]
+
+    async def replace(store: Store, i: int) -> str | None:
+        try:
+            await store.put_object(obj(name, "k", files[i], etag=f"e-{i}"), 2.0, if_match="e-base")
+        except EtagMismatch:
+            return None
+        return files[i].file_id
+
+    async with second_handle(ns) as other:
+        got = await asyncio.gather(*(replace(ns if i % 2 else other, i) for i in range(6)))
+    winners = [g for g in got if g is not None]
+    assert len(winners) == 1
+    assert (await ns.get_object(name, "k")).file_id == winners[0]
+    kept = 2 if versioning == VERSIONING_ENABLED else 1
+    assert len((await ns.list_versions(name)).objects) == kept

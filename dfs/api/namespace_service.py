@@ -246,7 +246,13 @@ class Namespace:
         )
 
     async def _copy_one(
-        self, src: ObjectVersion, dst_bucket: str, dst_key: str, fields: ObjectFields
+        self,
+        src: ObjectVersion,
+        dst_bucket: str,
+        dst_key: str,
+        fields: ObjectFields,
+        if_absent: bool = False,
+        if_match: str | None = None,
     ) -> PutResult:
         dst = NewObject(
             bucket=dst_bucket,
@@ -262,7 +268,13 @@ class Namespace:
             headers=src.headers if fields.headers is None else fields.headers,
         )
         return await self.store.copy_object(
-            src.bucket, src.key, src.version_id, dst, self.coord.clock()
+            src.bucket,
+            src.key,
+            src.version_id,
+            dst,
+            self.coord.clock(),
+            if_absent=if_absent,
+            if_match=if_match,
         )
 
     async def _keys_under(self, bucket: str, prefix: str) -> AsyncIterator[ObjectVersion]:
@@ -291,10 +303,13 @@ class Namespace:
         recursive: bool = False,
         move: bool = False,
         fields: ObjectFields | None = None,
+        if_absent: bool = False,
+        if_match: str | None = None,
     ) -> list[ObjectVersion]:
         """Copy (or move) ``src`` to ``dst`` as metadata; with ``recursive`` every key under
         the prefix ``src`` to the same relative key under ``dst``. The new versions; what
-        ``fields`` gives replaces the source's (S3's REPLACE directives)."""
+        ``fields`` gives replaces the source's (S3's REPLACE directives). ``if_absent`` and
+        ``if_match``: the conditions of ``link``, on the target of a single copy."""
         src_b = await self.bucket(src[0])
         access.require_list(who, src_b)
         if move:
@@ -302,7 +317,10 @@ class Namespace:
         access.require_write(who, await self.bucket(dst[0]))
         if not recursive:
             one = await self.resolve(who, src[0], src[1], version)
-            return [await self._move_one(who, one.version, dst, move, fields)]
+            when = (if_absent, if_match)
+            return [await self._move_one(who, one.version, dst, move, fields, when)]
+        if if_absent or if_match is not None:
+            raise InvalidRequest("conditions apply to the copy of one key")
         if src[0] == dst[0] and dst[1].startswith(src[1]):
             raise InvalidRequest("cannot copy a prefix into itself")
         done = []
@@ -318,8 +336,10 @@ class Namespace:
         dst: tuple[str, str],
         move: bool,
         fields: ObjectFields | None = None,
+        when: tuple[bool, str | None] = (False, None),
     ) -> ObjectVersion:
-        made = await self._copy_one(o, dst[0], dst[1], fields or ObjectFields())
+        """``o`` copied (or moved) to ``dst``; ``when``: ``link``'s conditions on ``dst``."""
+        made = await self._copy_one(o, dst[0], dst[1], fields or ObjectFields(), *when)
         if move:
             await self.store.delete_object(o.bucket, o.key, None, self.coord.clock())
         return made.version

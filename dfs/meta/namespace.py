@@ -272,7 +272,15 @@ class NamespaceStore(Protocol):
         self, bucket: str, key: str, version_id: str, now: float
     ) -> PutResult: ...
     async def copy_object(
-        self, src_bucket: str, src_key: str, src_version: str | None, dst: NewObject, now: float
+        self,
+        src_bucket: str,
+        src_key: str,
+        src_version: str | None,
+        dst: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
     ) -> PutResult: ...
     async def update_object(
         self,

@@ -235,10 +235,20 @@ class SqliteNamespaceMixin:
         )
 
     async def copy_object(
-        self, src_bucket: str, src_key: str, src_version: str | None, dst: NewObject, now: float
+        self,
+        src_bucket: str,
+        src_key: str,
+        src_version: str | None,
+        dst: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
     ) -> PutResult:
         src = (src_bucket, src_key, src_version)
-        return await self._run(self._change(lambda files: copy(files, src, dst, now)))
+        return await self._run(
+            self._change(lambda files: copy(files, src, dst, now, (if_absent, if_match)))
+        )
 
     async def update_object(
         self,

@@ -185,6 +185,14 @@ def insert_version(
     return PutResult(version_record(row, True), released)
 
 
+def _check(db: sqlite3.Connection, obj: NewObject, if_absent: bool, if_match: str | None) -> None:
+    """A write's conditions against the key's latest version, read in its transaction."""
+    if if_absent or if_match is not None:
+        latest = find_version(db, obj.bucket, obj.key, None)
+        current = None if latest is None or latest["is_marker"] else etag_of(latest)
+        check_condition(obj, current, if_absent, if_match)
+
+
 def put(
     files: StoreFiles,
     obj: NewObject,
@@ -196,10 +204,7 @@ def put(
     transaction, so no other write can slip in between."""
     db = files.db
     bucket = load_bucket(db, obj.bucket)
-    if if_absent or if_match is not None:
-        latest = find_version(db, obj.bucket, obj.key, None)
-        current = None if latest is None or latest["is_marker"] else etag_of(latest)
-        check_condition(obj, current, if_absent, if_match)
+    _check(db, obj, if_absent, if_match)
     size = files.linkable_size(obj.file_id, bucket["tenant"]) if obj.file_id else 0
     return insert_version(files, bucket, dataclasses.replace(obj, size=size), now)
 
@@ -253,11 +258,14 @@ def copy(
     src: tuple[str, str, str | None],
     dst: NewObject,
     now: float,
+    conditions: tuple[bool, str | None] = (False, None),
 ) -> PutResult:
+    """``copy_object``; ``conditions``: its ``if_absent`` and ``if_match``."""
     db = files.db
     row = readable_version(db, *src)
     if row["is_marker"]:
         raise KeyNotFound(f"the source of the copy, {src[1]!r}, is a delete marker")
+    _check(db, dst, *conditions)
     source_tenant = load_bucket(db, src[0])["tenant"]
     bucket = load_bucket(db, dst.bucket)
     file_id = row_file_id(row)

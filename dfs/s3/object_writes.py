@@ -19,7 +19,9 @@ namespace cannot keep answer 501 (``refuse_unkept``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from urllib.parse import unquote
 
 from aiohttp import hdrs, web
@@ -187,7 +189,7 @@ async def link(
     (the store's ``KeyExists`` or ``EtagMismatch``) is S3's 412 PreconditionFailed. ``read``
     and ``written``: see ``Namespace.link``."""
     ns = request.app[NAMESPACE]
-    try:
+    with lost_as_412():
         return await ns.link(
             principal(request),
             bucket,
@@ -200,6 +202,14 @@ async def link(
             read=read,
             written=written,
         )
+
+
+@contextlib.contextmanager
+def lost_as_412() -> Iterator[None]:
+    """A conditional write that lost in the store (``KeyExists``, ``EtagMismatch``) as S3's
+    412 PreconditionFailed."""
+    try:
+        yield
     except KeyExists:
         raise conditional.precondition_failed("If-None-Match") from None
     except EtagMismatch:

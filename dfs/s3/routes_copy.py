@@ -1,8 +1,9 @@
 """CopyObject (``PUT /{bucket}/{key}`` with ``x-amz-copy-source``) as metadata: the new
 version links the source's stored file, no chunk is read or written
 (``dfs.api.namespace_service``'s copy). A source ``?versionId=``, the
-``x-amz-copy-source-if-*`` conditions (412 ``PreconditionFailed``, ``dfs.s3.conditional``)
-and ``x-amz-acl`` (private, public-read) are honoured.
+``x-amz-copy-source-if-*`` conditions (412 ``PreconditionFailed``, ``dfs.s3.conditional``),
+``If-None-Match: *`` and ``If-Match`` on the target (decided atomically by the store, as on
+PutObject: ``dfs.s3.object_writes``) and ``x-amz-acl`` (private, public-read) are honoured.
 
 The directives, as S3: ``x-amz-metadata-directive`` COPY (the default) keeps the source's
 content type, ``x-amz-meta-*`` and stored headers (``Cache-Control``…), REPLACE takes them
@@ -22,7 +23,7 @@ from dfs.meta.namespace import VERSIONING_UNVERSIONED, ObjectVersion
 from dfs.s3 import acl, checksums, conditional, object_writes
 from dfs.s3.checksums import Checksums
 from dfs.s3.context import NAMESPACE, iso_time, principal, xml, xml_response
-from dfs.s3.errors import S3Error, not_implemented
+from dfs.s3.errors import S3Error
 from dfs.s3.routes_tagging import tagging_header
 
 S3_DEFAULT_TYPE = "binary/octet-stream"  # S3's content type of a REPLACE that names none
@@ -71,9 +72,6 @@ async def copy_object(request: web.Request, bucket: str, key: str) -> web.Respon
     ``x-amz-acl`` applies to the copy."""
     h = request.headers
     object_writes.refuse_unkept(request)
-    for name in ("If-Match", "If-None-Match"):  # conditions on the copy's target
-        if name in h:
-            raise not_implemented(f"CopyObject with {name}")
     src_bucket, src_key, src_version = object_writes.copy_source(h["x-amz-copy-source"])
     ns, who = request.app[NAMESPACE], principal(request)
     access = acl.canned(h.get("x-amz-acl"))
@@ -89,9 +87,17 @@ async def copy_object(request: web.Request, bucket: str, key: str) -> web.Respon
             "location or encryption attributes.",
         )
     conditional.check_copy_source(h, src.version.etag, src.version.created_at)
-    made = await ns.copy(
-        who, (src_bucket, src_key), (bucket, key), version=src.version.version_id, fields=fields
-    )
+    cond = await object_writes.check_condition(request, ns, bucket, key)
+    with object_writes.lost_as_412():
+        made = await ns.copy(
+            who,
+            (src_bucket, src_key),
+            (bucket, key),
+            version=src.version.version_id,
+            fields=fields,
+            if_absent=cond.if_absent,
+            if_match=cond.if_match,
+        )
     v = made[0]
     if access is not None:
         v = await ns.update_object(

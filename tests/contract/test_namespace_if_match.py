@@ -3,7 +3,8 @@
 - it replaces only the key's current object with that ETag (``"*"``: any current object);
   KeyNotFound when the key has none (never written, or a delete marker is latest),
   EtagMismatch when the ETag is another; a refused write changes nothing;
-- of concurrent replaces that read one ETag, on two handles of the store, exactly one wins.
+- of concurrent replaces that read one ETag, on two handles of the store, exactly one wins;
+- ``copy_object`` takes both conditions (``if_absent``, ``if_match``) on its target.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 
 import pytest
 
-from dfs.errors import EtagMismatch, KeyNotFound
+from dfs.errors import EtagMismatch, KeyExists, KeyNotFound
 from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import VERSIONING_ENABLED, Usage
 from tests.contract.test_namespace_store import (
@@ -89,3 +90,23 @@ async def test_concurrent_replaces_of_one_etag_exactly_one_wins(ns: Store, versi
     assert (await ns.get_object(name, "k")).file_id == winners[0]
     kept = 2 if versioning == VERSIONING_ENABLED else 1
     assert len((await ns.list_versions(name)).objects) == kept
+
+
+async def test_copy_object_takes_the_conditions_on_its_target(ns: Store) -> None:
+    await bucket(ns, "ic")
+    a = await make_file(ns, "t1", [(cid("ic-a"), 10)])
+    b = await make_file(ns, "t1", [(cid("ic-b"), 20)])
+    await ns.put_object(obj("ic", "src", a, etag="e-a"), 1.0)
+    with pytest.raises(KeyNotFound):
+        await ns.copy_object("ic", "src", None, obj("ic", "dst", None), 2.0, if_match="*")
+    first = await ns.copy_object("ic", "src", None, obj("ic", "dst", None), 3.0, if_absent=True)
+    assert first.version.etag == "e-a"
+    with pytest.raises(KeyExists):
+        await ns.copy_object("ic", "src", None, obj("ic", "dst", None), 4.0, if_absent=True)
+    await ns.put_object(obj("ic", "src", b, etag="e-b"), 5.0)
+    with pytest.raises(EtagMismatch):
+        await ns.copy_object("ic", "src", None, obj("ic", "dst", None), 6.0, if_match="e-b")
+    assert (await ns.get_object("ic", "dst")).file_id == a.file_id
+    again = await ns.copy_object("ic", "src", None, obj("ic", "dst", None), 7.0, if_match="e-a")
+    assert again.version.etag == "e-b"
+    assert await refcounts(ns, [cid("ic-a"), cid("ic-b")]) == {cid("ic-a"): 0, cid("ic-b"): 1}

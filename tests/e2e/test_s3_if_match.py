@@ -1,8 +1,8 @@
 """``If-Match`` on dfs-s3's writes, driven by boto3 (default settings) against a live local
 cluster on SQLite: PutObject and CompleteMultipartUpload replace only the object with the
 given ETag (404 NoSuchKey when the key has none, 412 PreconditionFailed when the ETag is
-another, nothing written); of concurrent replaces of one ETag exactly one wins; conditions
-on CopyObject's target answer 501."""
+another, nothing written); of concurrent replaces of one ETag exactly one wins; CopyObject
+takes ``If-None-Match: *`` and ``If-Match`` on its target the same way."""
 
 from __future__ import annotations
 
@@ -37,13 +37,27 @@ def test_put_object_if_match(sqlite_gateway: Gateway) -> None:
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket="ifm", Key="k", Body=b"fourth", IfMatch="*")
     assert s3_code(exc) == ("NoSuchKey", 404)
-    s3.put_object(Bucket="ifm", Key="src", Body=b"src")
+
+
+def test_copy_object_conditions_on_its_target(sqlite_gateway: Gateway) -> None:
+    s3 = sqlite_gateway.client()
+    s3.create_bucket(Bucket="ifm-copy")
+    src = s3.put_object(Bucket="ifm-copy", Key="src", Body=b"src")["ETag"]
     with pytest.raises(ClientError) as exc:
-        s3.copy_object(Bucket="ifm", Key="dst", CopySource="ifm/src", IfNoneMatch="*")
-    assert s3_code(exc) == ("NotImplemented", 501)
+        s3.copy_object(Bucket="ifm-copy", Key="dst", CopySource="ifm-copy/src", IfMatch=src)
+    assert s3_code(exc) == ("NoSuchKey", 404)
+    s3.copy_object(Bucket="ifm-copy", Key="dst", CopySource="ifm-copy/src", IfNoneMatch="*")
+    assert s3.get_object(Bucket="ifm-copy", Key="dst")["Body"].read() == b"src"
     with pytest.raises(ClientError) as exc:
-        s3.head_object(Bucket="ifm", Key="dst")
-    assert s3_code(exc)[1] == 404
+        s3.copy_object(Bucket="ifm-copy", Key="dst", CopySource="ifm-copy/src", IfNoneMatch="*")
+    assert s3_code(exc) == ("PreconditionFailed", 412)
+    old = s3.put_object(Bucket="ifm-copy", Key="dst", Body=b"other")["ETag"]
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket="ifm-copy", Key="dst", CopySource="ifm-copy/src", IfMatch=src)
+    assert s3_code(exc) == ("PreconditionFailed", 412)
+    assert s3.get_object(Bucket="ifm-copy", Key="dst")["Body"].read() == b"other"
+    s3.copy_object(Bucket="ifm-copy", Key="dst", CopySource="ifm-copy/src", IfMatch=old)
+    assert s3.get_object(Bucket="ifm-copy", Key="dst")["Body"].read() == b"src"
 
 
 def test_concurrent_replaces_of_one_etag_exactly_one_wins(sqlite_gateway: Gateway) -> None:

@@ -95,7 +95,15 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         return await self.put_object(_as_new(v, bucket, key), now)
 
     async def copy_object(
-        self, src_bucket: str, src_key: str, src_version: str | None, dst: NewObject, now: float
+        self,
+        src_bucket: str,
+        src_key: str,
+        src_version: str | None,
+        dst: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
     ) -> PutResult:
         src = await self.get_object(src_bucket, src_key, src_version)
         if src.is_delete_marker:
@@ -111,7 +119,7 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
                 own = await self._file_for(src_file, dst_tenant, dst.key, now)
                 obj = dataclasses.replace(obj, file_id=own.file_id)
         try:
-            return await self.put_object(obj, now)
+            return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
         except FileNotFound:
             raise KeyNotFound(f"{src_key} was deleted during the copy") from None
         finally:

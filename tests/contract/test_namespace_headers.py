@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,22 +124,28 @@ async def test_if_absent_creates_only_a_new_key(ns: Store) -> None:
     assert second.version.is_latest
 
 
-@pytest.mark.parametrize("versioning", ["unversioned", VERSIONING_ENABLED])
-async def test_concurrent_creates_of_one_key_exactly_one_wins(ns: Store, versioning: str) -> None:
-    name = f"race-{versioning[:2]}"
-    await bucket(ns, name, versioning=versioning)
+async def racing_puts(ns: Store, name: str, lost: type[Exception], **condition: Any) -> list[str]:
+    """Six puts to ``name/k`` at once with ``condition``, on two handles of the store, each
+    of its own new file: the file ids of those that won (the others raised ``lost``)."""
     files = [await make_file(ns, "t1", [(cid((name, i)), 10)]) for i in range(6)]
 
-    async def create(store: Store, i: int) -> str | None:
+    async def put(store: Store, i: int) -> str | None:
         try:
-            await store.put_object(obj(name, "k", files[i]), 2.0, if_absent=True)
-        except KeyExists:
+            await store.put_object(obj(name, "k", files[i], etag=f"e-{i}"), 2.0, **condition)
+        except lost:
             return None
         return files[i].file_id
 
     async with second_handle(ns) as other:
-        got = await asyncio.gather(*(create(ns if i % 2 else other, i) for i in range(6)))
-    winners = [g for g in got if g is not None]
+        got = await asyncio.gather(*(put(ns if i % 2 else other, i) for i in range(6)))
+    return [g for g in got if g is not None]
+
+
+@pytest.mark.parametrize("versioning", ["unversioned", VERSIONING_ENABLED])
+async def test_concurrent_creates_of_one_key_exactly_one_wins(ns: Store, versioning: str) -> None:
+    name = f"race-{versioning[:2]}"
+    await bucket(ns, name, versioning=versioning)
+    winners = await racing_puts(ns, name, KeyExists, if_absent=True)
     assert len(winners) == 1
     assert (await ns.get_object(name, "k")).file_id == winners[0]
     assert len((await ns.list_versions(name)).objects) == 1

@@ -9,22 +9,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from dfs.errors import EtagMismatch, KeyExists, KeyNotFound
 from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import VERSIONING_ENABLED, Usage
-from tests.contract.test_namespace_store import (
-    Store,
-    bucket,
-    cid,
-    make_file,
-    obj,
-    refcounts,
-    second_handle,
-)
+from tests.contract.test_namespace_headers import racing_puts
+from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj, refcounts
 
 
 @pytest.fixture
@@ -74,18 +65,7 @@ async def test_concurrent_replaces_of_one_etag_exactly_one_wins(ns: Store, versi
     await bucket(ns, name, versioning=versioning)
     base = await make_file(ns, "t1", [(cid((name, "base")), 10)])
     await ns.put_object(obj(name, "k", base, etag="e-base"), 1.0)
-    files = [await make_file(ns, "t1", [(cid((name, i)), 10)]) for i in range(6)]
-
-    async def replace(store: Store, i: int) -> str | None:
-        try:
-            await store.put_object(obj(name, "k", files[i], etag=f"e-{i}"), 2.0, if_match="e-base")
-        except EtagMismatch:
-            return None
-        return files[i].file_id
-
-    async with second_handle(ns) as other:
-        got = await asyncio.gather(*(replace(ns if i % 2 else other, i) for i in range(6)))
-    winners = [g for g in got if g is not None]
+    winners = await racing_puts(ns, name, EtagMismatch, if_match="e-base")
     assert len(winners) == 1
     assert (await ns.get_object(name, "k")).file_id == winners[0]
     kept = 2 if versioning == VERSIONING_ENABLED else 1

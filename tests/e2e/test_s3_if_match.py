@@ -6,13 +6,11 @@ takes ``If-None-Match: *`` and ``If-Match`` on its target the same way."""
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
-
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import Gateway, s3_code
+from tests.e2e.test_s3_metadata import racing_puts
 
 
 def test_put_object_if_match(sqlite_gateway: Gateway) -> None:
@@ -64,18 +62,7 @@ def test_concurrent_replaces_of_one_etag_exactly_one_wins(sqlite_gateway: Gatewa
     s3 = sqlite_gateway.client()
     s3.create_bucket(Bucket="ifm-race")
     base = s3.put_object(Bucket="ifm-race", Key="k", Body=b"base")["ETag"]
-
-    def replace(i: int) -> str:
-        """200, or the error code of the answer."""
-        body = os.urandom(1000) + bytes([i])
-        try:
-            s3.put_object(Bucket="ifm-race", Key="k", Body=body, IfMatch=base)
-        except ClientError as exc:
-            return str(exc.response["Error"]["Code"])
-        return "200"
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        got = sorted(pool.map(replace, range(8)))
+    got = racing_puts(s3, "ifm-race", IfMatch=base)
     assert got == ["200"] + ["PreconditionFailed"] * 7
     assert s3.head_object(Bucket="ifm-race", Key="k")["ETag"] != base
 

@@ -161,21 +161,26 @@ def test_stored_headers_copy_directives_and_conditional_create(gateway: Gateway)
     assert s3_code(exc)[1] == 404
 
 
-def test_concurrent_conditional_creates_exactly_one_wins(sqlite_gateway: Gateway) -> None:
-    s3 = sqlite_gateway.client()
-    s3.create_bucket(Bucket="race")
+def racing_puts(s3: Any, bucket: str, **condition: str) -> list[str]:
+    """Eight PutObjects of ``bucket/k`` at once with ``condition``: their answers, sorted
+    ("200", or the error code)."""
 
-    def create(i: int) -> str:
-        """200, or the error code of the answer."""
+    def put(i: int) -> str:
         body = os.urandom(1000) + bytes([i])
         try:
-            s3.put_object(Bucket="race", Key="k", Body=body, IfNoneMatch="*")
+            s3.put_object(Bucket=bucket, Key="k", Body=body, **condition)
         except ClientError as exc:
             return str(exc.response["Error"]["Code"])
         return "200"
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        got = sorted(pool.map(create, range(8)))
+        return sorted(pool.map(put, range(8)))
+
+
+def test_concurrent_conditional_creates_exactly_one_wins(sqlite_gateway: Gateway) -> None:
+    s3 = sqlite_gateway.client()
+    s3.create_bucket(Bucket="race")
+    got = racing_puts(s3, "race", IfNoneMatch="*")
     assert got == ["200"] + ["PreconditionFailed"] * 7
     versions = s3.list_object_versions(Bucket="race").get("Versions", [])
     assert len(versions) == 1

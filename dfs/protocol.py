@@ -204,9 +204,12 @@ MAX_STORE_BATCH: Final = 256
 """Chunks in one /store-chunks body (whose bytes are bounded by MAX_CHUNK_SIZE)."""
 PACK_CHUNK_MAX: Final = MIB
 """Chunks up to this size of an /init-uploads plan travel in packs (one /store-chunks each)."""
-PACK_MAX_CHUNKS: Final = 64
-PACK_MAX_BYTES: Final = 4 * MIB
-"""Bounds of one pack the API plans (the node accepts up to MAX_STORE_BATCH chunks)."""
+PACK_MAX_CHUNKS: Final = MAX_STORE_BATCH
+PACK_MAX_BYTES: Final = 8 * MIB
+"""Bounds of one pack the API plans: as many chunks as a node takes in one request, and
+half its body bound in bytes (the index of 256 entries is ~40 KB). Each request costs the
+node a capability check, a pack append with its fsyncs and an answer whatever its size, so
+a directory of small files goes in as few of them as these bounds allow (bench/README.md)."""
 _INDEX_LEN = struct.Struct(">I")
 
 

@@ -75,6 +75,7 @@ SCAN_PAGE = 1000
 REPAIR_LEASE = "repair"
 
 T = TypeVar("T")
+Locations = dict[str, set[str]]  # chunk id -> the nodes recorded holding a copy
 Copies = Mapping[str, Collection[str]]  # chunk id -> the nodes a 201 said it is durable on
 
 
@@ -169,12 +170,16 @@ class Coordinator:
     ) -> set[str]:
         """The chunks of ``chunk_ids`` an upload need not send: this tenant already
         references them and ``live`` nodes hold their copies."""
+        return self._held(await self._owned_locations(tenant, chunk_ids), live)
+
+    async def _owned_locations(self, tenant: str, chunk_ids: Sequence[str]) -> Locations:
+        """The recorded copies of the chunks of ``chunk_ids`` this tenant references."""
         owned = await self.meta.owned_chunks(tenant, chunk_ids)
-        if not owned:
-            return set()
-        locations = await self.meta.get_locations(list(owned))
+        return await self.meta.get_locations(list(owned)) if owned else {}
+
+    def _held(self, locations: Locations, live: Sequence[NodeRecord]) -> set[str]:
         live_ids = {n.node_id for n in live}
-        return {c for c in owned if len(locations[c] & live_ids) >= self.rf}
+        return {c for c, nodes in locations.items() if len(nodes & live_ids) >= self.rf}
 
     def _plan(
         self,
@@ -238,7 +243,8 @@ class Coordinator:
         live = await self.writable_nodes()
         per_file = [distinct_chunks(r.manifest) for r in reqs]
         union = list({c: None for chunks in per_file for c in chunks})
-        held = await self.held_chunks(tenant, union, live)
+        recorded = await self._owned_locations(tenant, union)
+        held = self._held(recorded, live)
         file_ids = new_file_ids(len(reqs))
 
         def build() -> list[list[dict[str, Any]]]:
@@ -252,7 +258,7 @@ class Coordinator:
         done: dict[str, FileRecord] = {}
         if commit_held:
             empty = [(f, c) for f, c, u in zip(file_ids, per_file, uploads, strict=True) if not u]
-            ok = await self.held_copies(empty) if empty else set()
+            ok = await self.held_copies(empty, recorded) if empty else set()
             if ok:
                 now = self.clock()
                 committed = await self.meta.create_and_commit_files(
@@ -271,13 +277,15 @@ class Coordinator:
             for f, r, chunks, upload in zip(file_ids, reqs, per_file, uploads, strict=True)
         ]
 
-    async def held_copies(self, files: Sequence[tuple[str, Mapping[str, int]]]) -> set[str]:
+    async def held_copies(
+        self, files: Sequence[tuple[str, Mapping[str, int]]], recorded: Locations
+    ) -> set[str]:
         """The files just planned with nothing to send that finalize would commit: every
         chunk is one the tenant references (``held_chunks``: no receipt is needed) and the
         live nodes, asked now, hold its copies. One has-chunks round for them all; the
-        others are left pending for the client's finalize."""
+        others are left pending for the client's finalize (``recorded``: their copies' rows)."""
         union = {c: n for _f, chunks in files for c, n in chunks.items()}
-        holders = await self.holders(union, await self.live_nodes()) if union else {}
+        holders = await self.holders(union, await self.live_nodes(), recorded) if union else {}
         ok = set()
         for file_id, chunks in files:
             try:
@@ -467,9 +475,10 @@ class Coordinator:
         )
 
     async def holders(
-        self, chunks: dict[str, int], live: Sequence[NodeRecord]
+        self, chunks: dict[str, int], live: Sequence[NodeRecord], known: Locations | None = None
     ) -> dict[str, set[str]]:
-        """Ask every live node which of ``chunks`` it holds, and record what they answer.
+        """Ask every live node which of ``chunks`` it holds, and record what they answer
+        (``known``: the copies recorded for ``chunks``, when the caller has just read them).
 
         A node that does not answer counts for nothing; a copy a node no longer has is
         forgotten, so the locations table converges on what the disks really hold.
@@ -487,19 +496,22 @@ class Coordinator:
             for c in answer:
                 if c in holders:
                     holders[c].add(node.node_id)
-        await self._record_holders(chunks, holders, answered)
+        await self._record_holders(chunks, holders, answered, known)
         return holders
 
     async def _record_holders(
-        self, chunks: dict[str, int], holders: dict[str, set[str]], answered: set[str]
+        self, chunks: dict[str, int], holders: Locations, seen: set[str], known: Locations | None
     ) -> None:
         ids = list(chunks)
-        known = await self.meta.get_locations(ids)
+        # ``known`` read by the caller just before: a copy recorded or dropped since then is
+        # put right by the next has-chunks round of that chunk, as after any race here
+        if known is None or any(c not in known for c in ids):
+            known = await self.meta.get_locations(ids)
         new = [Location(c, node_id, chunks[c]) for c in ids for node_id in holders[c] - known[c]]
         gone = [
             Location(c, node_id, chunks[c])
             for c in ids
-            for node_id in (known[c] - holders[c]) & answered
+            for node_id in (known[c] - holders[c]) & seen
         ]
         if gone:
             log.warning("%d recorded chunk copies were not found on their nodes", len(gone))

@@ -61,7 +61,6 @@ from dfs.api.context import (
     COORDINATOR,
     big_answer_slot,
     big_body_slot,
-    compact_json,
     json_answer,
     tenant,
 )
@@ -69,6 +68,7 @@ from dfs.api.upload_packs import plan_packs
 from dfs.errors import InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_node_id
 from dfs.server import read_json
+from dfs.transport.http import compact_json
 
 
 def _list(body: dict[str, Any], key: str) -> list[Any]:

@@ -44,7 +44,15 @@ def make_session(
         raise_for_status=False,
         auto_decompress=False,
         read_bufsize=read_bufsize,
+        json_serialize=compact_json,
     )
+
+
+def compact_json(data: Any) -> str:
+    """JSON without the blanks after separators (``json=`` bodies, the API's answers): a
+    batch's plan and finalize bodies are mostly separators and short values, so a tenth
+    fewer bytes to encode, send and parse."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 async def error_from_response(resp: aiohttp.ClientResponse) -> DfsError:

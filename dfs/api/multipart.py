@@ -218,11 +218,12 @@ class Multipart:
             how,
             "spliced ahead" if ahead else "edges read back",
         )
-        if whole is not None and ahead is not None and str(ahead.profile) == profile:
+        same = all(r.chunker == profile for r in recs)  # the parts' and the object's
+        if same and whole is not None and ahead is not None and str(ahead.profile) == profile:
             done = await self._assemble_ahead(upload.tenant, name, ahead, whole)
             if done is not None:
                 return done
-        if all(r.chunker == profile for r in recs):
+        if same:
             return await multipart_assemble.assemble(self.coord, upload.tenant, name, recs, whole)
         return await self._rechunk_all(upload.tenant, name, recs)
 

@@ -151,6 +151,8 @@ class Ingested:
     body: dict[str, Any]
     new_bytes: int = 0
     record: FileRecord | None = None
+    manifest: Sequence[ManifestEntry] = ()
+    """The file's chunks as ``ingest`` cut them (when it cut them)."""
 
 
 class ChunkSender:
@@ -269,7 +271,8 @@ async def ingest(
         copies=sender.copies,
         fresh=fresh,
     )
-    return Ingested(done.created, done.body, sender.new_bytes if done.created else 0, done.record)
+    new_bytes = sender.new_bytes if done.created else 0
+    return Ingested(done.created, done.body, new_bytes, done.record, manifest)
 
 
 async def read_head(read: ReadFn, n: int) -> bytes:

@@ -36,10 +36,11 @@ from dfs.api import download_plans, multipart_assemble, ranges
 from dfs.api.coordinator import Coordinator
 from dfs.api.file_stream import verified_bytes
 from dfs.api.ingest import Ingested, ReadFn, ingest
-from dfs.api.multipart_hash import Chains
+from dfs.api.multipart_ahead import Ahead
+from dfs.api.multipart_hash import Chains, Tap
 from dfs.chunking import ChunkerProfile
-from dfs.errors import FileNotFound, UploadNotFound
-from dfs.meta.base import HIDDEN_NAME_PREFIX, FileRecord
+from dfs.errors import DfsError, FileNotFound, PayloadTooLarge, UploadNotFound
+from dfs.meta.base import HIDDEN_NAME_PREFIX, FileRecord, ManifestEntry
 from dfs.meta.multipart import (
     UPLOAD_COMPLETING,
     UPLOAD_DONE,
@@ -93,8 +94,9 @@ class Multipart:
         if found is None:
             raise TypeError("the metadata backend stores no multipart uploads")
         self.store = found
-        self.chains = Chains()
-        """The object's SHA-256 kept as parts arrive (``dfs.api.multipart_hash``)."""
+        self.chains = Chains(splice=ChunkerProfile.default())
+        """The object's SHA-256 kept, and the object spliced ahead, as parts arrive
+        (``dfs.api.multipart_hash``, ``dfs.api.multipart_ahead``)."""
 
     async def create(
         self,
@@ -135,9 +137,9 @@ class Multipart:
         number: int,
         read: ReadFn,
         body_sha256: Callable[[], str] | None = None,
-    ) -> tuple[str, int]:
-        """Store a part's bytes as a new file of the upload's tenant; returns its id and
-        size. ``body_sha256``: as ``ingest``'s (the reader hashes the bytes already)."""
+    ) -> tuple[str, int, Sequence[ManifestEntry]]:
+        """Store a part's bytes as a new file of the upload's tenant; returns its id, size
+        and chunks. ``body_sha256``: as ``ingest``'s (the reader hashes the bytes already)."""
         # hidden: a part is no file of the tenant's listings (the object will be, at Complete)
         name = f"{HIDDEN_NAME_PREFIX}s3 part {number} of {upload.upload_id}"
         done = await ingest(
@@ -150,7 +152,23 @@ class Multipart:
             reuse=False,
             body_sha256=body_sha256,
         )
-        return str(done.body["file_id"]), int(done.body["size"])
+        return str(done.body["file_id"]), int(done.body["size"]), done.manifest
+
+    async def hashed(
+        self,
+        upload: MultipartUpload,
+        tap: Tap,
+        part: tuple[str, int, Sequence[ManifestEntry]],
+    ) -> None:
+        """A recorded part's bytes (``tap``; ``part``: its file id, size and chunks) to the
+        object's SHA-256 and its splice ahead, and the new chunks that splice cut stored
+        (``dfs.api.multipart_ahead``)."""
+        file_id, size, chunks = part
+        await self.chains.recorded(tap, file_id, size, chunks)
+        got = await self.chains.take_unsent(upload.upload_id)
+        if got is not None:
+            ahead, pieces = got
+            await multipart_assemble.send_ahead(self.coord, upload.tenant, ahead, pieces)
 
     async def record_part(self, upload: MultipartUpload, part: UploadPart) -> None:
         """Record ``part`` (its file already stored); releases the file it replaced, or its
@@ -191,14 +209,38 @@ class Multipart:
         recs = [
             await self.coord.get_complete_file(p.file_id, upload.tenant) for p in parts if p.file_id
         ]
-        whole = await self.chains.digest(upload.upload_id, parts)
+        whole, ahead = await self.chains.complete(upload.upload_id, parts)
         how = "kept as the parts arrived" if whole else "read back"
         log.info(
-            "completing %s: %d parts, the object's SHA-256 %s", upload.upload_id, len(recs), how
+            "completing %s: %d parts, the object's SHA-256 %s, %s",
+            upload.upload_id,
+            len(recs),
+            how,
+            "spliced ahead" if ahead else "edges read back",
         )
-        if all(r.chunker == profile for r in recs):
+        same = all(r.chunker == profile for r in recs)  # the parts' and the object's
+        if same and whole is not None and ahead is not None and str(ahead.profile) == profile:
+            done = await self._assemble_ahead(upload.tenant, name, ahead, whole)
+            if done is not None:
+                return done
+        if same:
             return await multipart_assemble.assemble(self.coord, upload.tenant, name, recs, whole)
         return await self._rechunk_all(upload.tenant, name, recs)
+
+    async def _assemble_ahead(
+        self, tenant: str, name: str, ahead: Ahead, whole: str
+    ) -> Ingested | None:
+        """The object spliced ahead, committed; None to assemble it from the parts instead
+        (a chunk cut ahead was not stored, or its commit was refused)."""
+        try:
+            return await multipart_assemble.assemble_ahead(self.coord, tenant, name, ahead, whole)
+        except PayloadTooLarge:
+            raise
+        except DfsError as exc:
+            log.warning(
+                "object spliced ahead not committed (%s): assembling it from its parts", exc
+            )
+            return None
 
     async def _rechunk_all(self, tenant: str, name: str, recs: Sequence[FileRecord]) -> Ingested:
         """Parts chunked with another profile (the default changed while the upload was

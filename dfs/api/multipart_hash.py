@@ -29,6 +29,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dfs.api.multipart_ahead import Ahead
+from dfs.api.splice import Piece
+from dfs.chunking import ChunkerProfile
+from dfs.ids import new_file_id
+from dfs.meta.base import ManifestEntry
 from dfs.meta.multipart import UploadPart
 
 BUFFER_BUDGET = 256 * 1024**2
@@ -44,11 +49,33 @@ def _hash_all(h: Any, pieces: Sequence[bytes]) -> None:
         h.update(p)
 
 
+def _hash_part(h: Any, pieces: Sequence[bytes], ahead: Ahead | None, part: _Waiting) -> bool:
+    """Hash a part's bytes and splice it ahead (``ahead``, when the chain has one and the
+    part's chunks are known); False if the splice failed (the chain's ``ahead`` is dropped)."""
+    _hash_all(h, pieces)
+    if ahead is None or part.entries is None:
+        return ahead is None
+    try:
+        ahead.feed(pieces, part.entries, part.key[2])
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class _Waiting:
+    key: _Key
+    pieces: list[bytes]
+    entries: Sequence[ManifestEntry] | None  # the part's own chunks, if known
+
+
 @dataclass
 class _Chain:
     hasher: Any = field(default_factory=hashlib.sha256)
     hashed: list[_Key] = field(default_factory=list)
-    waiting: dict[int, tuple[_Key, list[bytes]]] = field(default_factory=dict)
+    waiting: dict[int, _Waiting] = field(default_factory=dict)
+    ahead: Ahead | None = None  # the object spliced as its parts are hashed
+    ahead_held: int = 0  # bytes of ``ahead`` counted against the budget
     broken: bool = False
     used: float = 0.0
     progress: float = 0.0  # when it last hashed a part (or was made)
@@ -93,10 +120,16 @@ class Chains:
     """The hash chains of the uploads this process receives parts of."""
 
     def __init__(
-        self, budget: int = BUFFER_BUDGET, clock: Callable[[], float] = time.monotonic
+        self,
+        budget: int = BUFFER_BUDGET,
+        clock: Callable[[], float] = time.monotonic,
+        splice: ChunkerProfile | None = None,
     ) -> None:
+        """``splice``: the profile the parts are chunked with, to splice each upload's
+        object ahead as its parts are hashed (``dfs.api.multipart_ahead``; None: no)."""
         self.budget = budget
         self.clock = clock
+        self.splice = splice
         self.held = 0
         self._chains: dict[str, _Chain] = {}
 
@@ -113,9 +146,16 @@ class Chains:
         self._drop_idle()
         return Tap(self, upload_id, number)
 
-    async def recorded(self, tap: Tap, file_id: str, size: int) -> None:
+    async def recorded(
+        self,
+        tap: Tap,
+        file_id: str,
+        size: int,
+        entries: Sequence[ManifestEntry] | None = None,
+    ) -> None:
         """``tap``'s part was recorded: hash it, and the parts waiting behind it, in order
-        (or hold it until its predecessors are hashed)."""
+        (or hold it until its predecessors are hashed). ``entries``: the part's own chunks
+        (part offsets), to splice it ahead; without them its upload is not spliced ahead."""
         chain = self._chain(tap.upload_id)
         async with chain.lock:
             chain.used = self.clock()
@@ -125,29 +165,69 @@ class Chains:
                 return
             old = chain.waiting.pop(tap.number, None)
             if old is not None:  # the part sent again before it was hashed: the new one counts
-                self.unreserve(old[0][2])
-            chain.waiting[tap.number] = ((tap.number, file_id, size), tap.pieces)
+                self.unreserve(old.key[2])
+            chain.waiting[tap.number] = _Waiting((tap.number, file_id, size), tap.pieces, entries)
             tap.pieces, tap.held = [], 0  # the chain holds them now
             while chain.next_number() in chain.waiting:
-                key, pieces = chain.waiting.pop(chain.next_number())
-                await asyncio.to_thread(_hash_all, chain.hasher, pieces)
-                chain.hashed.append(key)
+                part = chain.waiting.pop(chain.next_number())
+                ahead = chain.ahead
+                if not await asyncio.to_thread(_hash_part, chain.hasher, part.pieces, ahead, part):
+                    self._drop_ahead(chain)
+                chain.hashed.append(part.key)
                 chain.progress = self.clock()
-                self.unreserve(key[2])
+                self.unreserve(part.key[2])
+                self._hold_ahead(chain)
+
+    async def take_unsent(self, upload_id: str) -> tuple[Ahead, list[Piece]] | None:
+        """The new chunks the upload's object was spliced into and that are not sent yet
+        (the caller sends them and keeps their receipts in the ``Ahead``), if it is spliced
+        ahead."""
+        chain = self._chains.get(upload_id)
+        if chain is None:
+            return None
+        async with chain.lock:  # not while a part is fed to it
+            ahead = chain.ahead
+            if ahead is None:
+                return None
+            unsent = ahead.take_unsent()
+            self._hold_ahead(chain)
+            return ahead, unsent
+
+    def _hold_ahead(self, chain: _Chain) -> None:
+        """Count the bytes ``chain.ahead`` holds against the budget (dropped if over)."""
+        held = chain.ahead.held if chain.ahead is not None else 0
+        if held > chain.ahead_held and not self.reserve(held - chain.ahead_held):
+            self._drop_ahead(chain)
+            return
+        if held < chain.ahead_held:
+            self.unreserve(chain.ahead_held - held)
+        chain.ahead_held = held
+
+    def _drop_ahead(self, chain: _Chain) -> None:
+        self.unreserve(chain.ahead_held)
+        chain.ahead, chain.ahead_held = None, 0
 
     async def digest(self, upload_id: str, parts: Sequence[UploadPart]) -> str | None:
         """The SHA-256 of ``parts`` (in order) if this process hashed exactly those, else
         None; the chain is forgotten either way."""
+        return (await self.complete(upload_id, parts))[0]
+
+    async def complete(
+        self, upload_id: str, parts: Sequence[UploadPart]
+    ) -> tuple[str | None, Ahead | None]:
+        """``digest``, and the object spliced ahead when it was, of exactly those parts
+        (its last chunks not cut yet: ``Ahead.finish``)."""
         chain = self._chains.get(upload_id)
         if chain is None:
-            return None
+            return None, None
         async with chain.lock:
             want = [(p.part_number, p.file_id, p.size) for p in parts]
-            whole = None
+            whole, ahead = None, None
             if not chain.broken and not chain.waiting and chain.hashed == want:
                 whole = str(chain.hasher.hexdigest())
+                ahead = chain.ahead if chain.ahead is not None and not chain.ahead.failed else None
             self.drop(upload_id)
-            return whole
+            return whole, ahead
 
     def breaks(self, upload_id: str) -> None:
         """A part of the upload arrived that no tap saw (UploadPartCopy): no digest for it."""
@@ -157,6 +237,8 @@ class Chains:
         chain = self._chains.get(upload_id)
         if chain is None:
             chain = self._chains[upload_id] = _Chain(used=self.clock(), progress=self.clock())
+            if self.splice is not None:
+                chain.ahead = Ahead(self.splice, new_file_id())
         return chain
 
     def drop(self, upload_id: str) -> None:
@@ -166,9 +248,10 @@ class Chains:
 
     def _break(self, chain: _Chain) -> None:
         chain.broken = True
-        for key, _ in chain.waiting.values():
-            self.unreserve(key[2])
+        for part in chain.waiting.values():
+            self.unreserve(part.key[2])
         chain.waiting.clear()
+        self._drop_ahead(chain)
 
     def _drop_idle(self) -> None:
         now = self.clock()

@@ -25,7 +25,7 @@ Pure: no I/O; the chunker is ``dfs.chunking``'s. ``dfs.api.multipart`` drives it
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from dfs.chunking import ChunkerProfile, chunk_id_of
@@ -69,13 +69,36 @@ class Splicer:
         ``own_starts``: the offsets of every own chunk of every part; ``total``: the
         object's size."""
         self._profile = profile
-        self._window_starts = frozenset(window_starts)
-        self._in_step = frozenset(own_starts) - self._window_starts | {total}
-        self._total = total
+        self._window_starts = set(window_starts)
+        self._in_step = set(own_starts) - self._window_starts | {total}
+        self._total: int | None = total
         self._pending: deque[Own] = deque()
         self._window: list[Own] | None = None
         self._start = 0  # offset of the window's first byte
         self._buf = bytearray()
+
+    @classmethod
+    def streaming(cls, profile: ChunkerProfile) -> Splicer:
+        """A splicer told the parts one by one (``add_part``, before their chunks are fed)
+        and the object's size only at ``finish``: for parts spliced as they arrive. Every
+        part's last chunk starts a window (whether a part is the last is known only at the
+        end), so the last part's is cut again at ``finish``: the same chunk, as its start is
+        in step."""
+        splicer = cls(profile, (), (), 0)
+        splicer._in_step.clear()
+        splicer._total = None
+        return splicer
+
+    def add_part(self, own_starts: Sequence[int]) -> None:
+        """The next part's own chunk starts, in object offsets (``streaming``)."""
+        if own_starts:
+            self._window_starts.add(own_starts[-1])
+            self._in_step.update(own_starts[:-1])
+
+    @property
+    def held(self) -> int:
+        """Bytes the splicer holds (its window's and the own chunks not settled yet)."""
+        return len(self._buf) + sum(len(o.data) for o in self._pending if o.data is not None)
 
     def wants(self, offset: int) -> bool:
         """Whether the next own chunk, at ``offset``, must be fed with its bytes (it is cut
@@ -89,8 +112,12 @@ class Splicer:
         self._pending.append(own)
         return self._drain(final=False)
 
-    def finish(self) -> list[Piece]:
-        """The object's last chunks, once every own chunk was fed."""
+    def finish(self, total: int | None = None) -> list[Piece]:
+        """The object's last chunks, once every own chunk was fed; ``total``: the object's
+        size, for a ``streaming`` splicer."""
+        if total is not None:
+            self._total = total
+            self._in_step.add(total)
         return self._drain(final=True)
 
     def _drain(self, final: bool) -> list[Piece]:

@@ -45,6 +45,11 @@ from dfs.server import runner_kwargs
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
 
+READ_BUFSIZE = 1 << 20
+"""Request body bytes aiohttp buffers before it pauses the socket (at twice this): its 64 KiB
+default pauses and resumes reading every 128 KiB of a multi-MiB PutObject or UploadPart
+body, each a wake-up of the event loop and a smaller socket read (as ``dfs.node.app``'s)."""
+
 
 @web.middleware
 async def sigv4_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -120,6 +125,7 @@ async def start_s3(
         # a body's Content-Encoding (gzip...) is the object's, stored with it, not a
         # transport coding: aiohttp must hand the bytes on as sent, never decode them
         auto_decompress=False,
+        read_bufsize=READ_BUFSIZE,
         **runner_kwargs(),
     )
     await runner.setup()

@@ -27,7 +27,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from urllib.parse import unquote
 
 from aiohttp import hdrs, web
@@ -42,6 +42,7 @@ from dfs.api.namespace_bodies import (
     parse_key,
 )
 from dfs.errors import DfsError, FileNotFound, InvalidRequest
+from dfs.meta.base import ManifestEntry
 from dfs.meta.multipart import (
     MAX_PARTS,
     UPLOAD_COMPLETING,
@@ -167,11 +168,12 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
     if declared is not None and int(declared) > MAX_PART_BYTES:
         raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
     file_id, size = "", 0
+    chunks: Sequence[ManifestEntry] = ()
     tap = mp.chains.tap(u.upload_id, number)  # its bytes for the object's SHA-256
     try:
         if declared is None or int(declared) > 0:
             read = tap.reading(body.read)
-            file_id, size = await mp.ingest_part(u, number, read, body.sha256_hex)
+            file_id, size, chunks = await mp.ingest_part(u, number, read, body.sha256_hex)
         try:
             etag = body.finish()
         except BaseException:
@@ -179,7 +181,7 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
             raise
         part = UploadPart(number, file_id, size, etag, time.time(), tuple(sums.values.items()))
         await mp.record_part(u, part)
-        await mp.chains.recorded(tap, file_id, size)
+        await mp.hashed(u, tap, (file_id, size, chunks))
     finally:
         tap.release()
     return web.Response(status=200, headers={"ETag": f'"{etag}"', **sums.response_headers()})
@@ -254,7 +256,7 @@ async def upload_part_copy(
     file_id, size = "", 0
     if length:
         source = _hashed(mp.part_source(r.bucket.tenant, r.version.file_id, rng), update)
-        file_id, size = await mp.ingest_part(u, number, StreamReader(source).read)
+        file_id, size, _ = await mp.ingest_part(u, number, StreamReader(source).read)
     now = time.time()
     sums.verify({})
     kept = tuple(sums.values.items())

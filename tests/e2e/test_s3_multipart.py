@@ -76,6 +76,8 @@ def test_upload_file_with_boto3_defaults(gateway: Gateway, tmp_path: Path) -> No
     assert [f["name"] for f in files] == ["file.bin"]
     # its whole-file SHA-256 (the native client checks it), kept as the parts arrived
     assert files[0]["sha256"] == hashlib.sha256(data).hexdigest()
+    # and its part edges spliced as the parts arrived: Complete read no chunk back
+    assert "parts arrived, spliced ahead" in gateway.log.read_text()
 
 
 def _start(s3: Any, bucket: str, key: str) -> str:

@@ -160,3 +160,73 @@ def test_parts_whose_predecessor_never_comes_are_let_go() -> None:
         assert await chains.digest("u", _listed(datas, ["a", "b", "c"])) is None
 
     asyncio.run(go())
+
+
+def test_parts_are_spliced_ahead_into_the_single_streams_chunks() -> None:
+    import io
+
+    from dfs.chunking import ChunkerProfile
+    from dfs.meta.base import ManifestEntry
+
+    profile = ChunkerProfile.fastcdc(4096, 16384, 65536)
+
+    def chunks(data: bytes) -> list[ManifestEntry]:
+        return [
+            ManifestEntry(c.offset, len(c.data), c.chunk_id)
+            for c in profile.split(io.BytesIO(data))
+        ]
+
+    async def go() -> None:
+        chains = Chains(splice=profile)
+        datas = _parts(5, seed=7)
+        ids = [f"f{i}" for i in range(5)]
+        cut: dict[str, bytes] = {}
+        for i in [1, 0, 3, 2, 4]:  # out of order: spliced as they are hashed, in order
+            tap = chains.tap("u", i + 1)
+            read = tap.reading(_reader(datas[i]))
+            while await read(1 << 16):
+                pass
+            await chains.recorded(tap, ids[i], len(datas[i]), chunks(datas[i]))
+            got = await chains.take_unsent("u")
+            assert got is not None
+            cut.update((p.chunk_id, p.data or b"") for p in got[1])
+        whole, ahead = await chains.complete("u", _listed(datas, ids))
+        assert ahead is not None
+        assert chains.held == 0
+        ahead.finish()
+        cut.update((p.chunk_id, p.data or b"") for p in ahead.take_unsent())
+        data = b"".join(datas)
+        assert whole == hashlib.sha256(data).hexdigest()
+        assert ahead.manifest == chunks(data)  # exactly one stream's chunks
+        own = {e.chunk_id for d in datas for e in chunks(d)}
+        for e in ahead.manifest:  # every chunk is a part's own or one cut ahead, its bytes
+            assert e.chunk_id in own or cut[e.chunk_id] == data[e.offset : e.offset + e.size]
+        assert len(cut) < len(ahead.manifest)
+
+    asyncio.run(go())
+
+
+def test_a_part_without_its_chunks_stops_the_splice_ahead() -> None:
+    async def go() -> None:
+        from dfs.chunking import ChunkerProfile
+
+        chains = Chains(splice=ChunkerProfile.fastcdc(4096, 16384, 65536))
+        datas = _parts(2)
+        ids = ["a", "b"]
+        for i in range(2):
+            await _send(chains, "u", i + 1, datas[i], ids[i])  # no chunks given
+        assert await chains.take_unsent("u") is None
+        whole, ahead = await chains.complete("u", _listed(datas, ids))
+        assert whole == hashlib.sha256(b"".join(datas)).hexdigest()
+        assert ahead is None
+
+    asyncio.run(go())
+
+
+def _reader(data: bytes) -> multipart_hash.ReadFn:
+    pieces = [data[i : i + 30_000] for i in range(0, len(data), 30_000)] + [b""]
+
+    async def read(n: int) -> bytes:
+        return pieces.pop(0)
+
+    return read

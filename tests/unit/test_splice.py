@@ -84,3 +84,42 @@ def test_a_wanted_chunk_without_its_bytes_is_refused() -> None:
     assert splicer.wants(0)
     with pytest.raises(ValueError, match="bytes are needed"):
         splicer.feed(Own(0, own[2], None, own[1]))
+
+
+def _splice_streaming(data: bytes, part_sizes: list[int]) -> list[Piece]:
+    """As ``_splice``, with the parts told one by one and the size only at the end."""
+    splicer = Splicer.streaming(PROFILE)
+    out: list[Piece] = []
+    base = 0
+    for size in part_sizes:
+        part = data[base : base + size]
+        mine = [Own(base + o, cid, part[o : o + n]) for o, n, cid in _chunks(part)]
+        splicer.add_part([o.offset for o in mine])
+        for own in mine:
+            if not splicer.wants(own.offset):
+                own = Own(own.offset, own.chunk_id, None, own.size)
+            out += splicer.feed(own)
+        base += size
+    return out + splicer.finish(len(data))
+
+
+@pytest.mark.parametrize(
+    ("seed", "parts"),
+    [
+        (1, [MIB // 2] * 6),
+        (2, [MIB // 2 + 17, MIB // 3, MIB, 1000]),
+        (3, [300_000, 1, 700_000]),
+        (4, [MIB]),
+        (5, [MIB, 0, MIB // 2]),
+    ],
+)
+def test_a_streaming_splicer_cuts_the_single_streams_chunks(seed: int, parts: list[int]) -> None:
+    data = random.Random(seed).randbytes(sum(parts))
+    pieces = _splice_streaming(data, parts)
+    assert [(p.offset, p.size, p.chunk_id) for p in pieces] == _chunks(data)
+    for p in pieces:
+        if p.data is not None:
+            assert p.data == data[p.offset : p.offset + p.size]
+    # only the edges are cut again, and the last part's last chunk (the same chunk)
+    new = sum(p.size for p in pieces if p.data is not None)
+    assert new <= len(parts) * 4 * 256 * 1024

@@ -21,9 +21,9 @@ file to this process, which hashes it and compares it with the generated SHA-256
 RSS of both client processes is their own ``VmHWM`` (``peak_rss`` says why not ``wait4``).
 
 A paged upload's first page ends at 32 MiB (``dfs.client.paged_upload.FIRST_PAGE_BYTES``)
-and each next one may hold twice the bytes of the last, up to ``PAGE_CHUNKS`` (1,024)
-chunks (~1 GiB with the default chunker), so the nodes get bytes while the scan is still
-running from the first seconds on; ``--chunker fixed:65536`` caps pages at 64 MiB.
+and each next one may hold twice the bytes of the last, up to ``MAX_PAGE_BYTES`` (128 MiB)
+and ``PAGE_CHUNKS`` (1,024) chunks, so the nodes get bytes while the scan is still running
+from the first seconds on; ``--chunker fixed:65536`` caps pages at 64 MiB.
 
 Prints the timeline as a table and, when matplotlib is installed (the ``test`` extra pins
 it), draws it to ``--plot``.

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from typing import NewType
 
 from dfs.errors import InvalidRequest
@@ -67,6 +68,16 @@ def parse_tenant(value: object, field: str = "tenant") -> str:
 def sha256_hex(data: bytes | bytearray | memoryview) -> ChunkId:
     """The id content addressing gives ``data``: its lowercase hex SHA-256."""
     return ChunkId(hashlib.sha256(data).hexdigest())
+
+
+def sha256_hex_parts(parts: Sequence[bytes | bytearray | memoryview]) -> ChunkId:
+    """``sha256_hex`` of the parts' bytes end to end, without joining them."""
+    if len(parts) == 1:
+        return sha256_hex(parts[0])
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return ChunkId(h.hexdigest())
 
 
 def new_file_id() -> FileId:

@@ -208,7 +208,8 @@ async def read_body(
         raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
     deadline = StreamDeadline(request, declared)
     if authorized and declared is not None:
-        return await _read_declared(request, deadline, declared)
+        pieces = await _read_declared(request, deadline, declared)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
     bound = limit if declared is None else declared
     buf = bytearray()
     while piece := await deadline.read(_read_any(request), _READ_AHEAD):
@@ -222,8 +223,24 @@ async def read_body(
     return buf
 
 
-async def _read_declared(request: web.Request, deadline: StreamDeadline, declared: int) -> bytes:
-    """A body of exactly ``declared`` bytes, its pieces joined once."""
+async def read_body_pieces(request: web.Request, limit: int) -> list[bytes | bytearray]:
+    """``read_body(..., authorized=True)`` of a declared length, left in the pieces it arrived
+    in: for a caller that hashes, writes and forwards them as they are (a chunk write), the
+    joining copy of every byte saved (~0.09 CPU s per GiB received, bench/README.md). Only
+    for an authorized request (see ``read_body``); a body of undeclared length is read as
+    ``read_body`` reads it, one piece."""
+    declared = request.content_length
+    if declared is None:
+        return [await read_body(request, limit, authorized=True)]
+    if declared > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds {limit}")
+    return list(await _read_declared(request, StreamDeadline(request, declared), declared))
+
+
+async def _read_declared(
+    request: web.Request, deadline: StreamDeadline, declared: int
+) -> list[bytes]:
+    """A body of exactly ``declared`` bytes, as the pieces it arrived in."""
     pieces: list[bytes] = []
     got = 0
     while piece := await deadline.read(_read_any(request), _READ_AHEAD):
@@ -233,7 +250,7 @@ async def _read_declared(request: web.Request, deadline: StreamDeadline, declare
         pieces.append(piece)
     if got != declared:
         raise InvalidRequest(f"body of {got} bytes is shorter than its Content-Length")
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return pieces
 
 
 _READ_AHEAD = 1 << 20

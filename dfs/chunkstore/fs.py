@@ -54,7 +54,7 @@ from dfs.errors import (
     InvalidRequest,
 )
 from dfs.fsutil import fsync_dir, make_dirs, write_all
-from dfs.ids import ChunkId, sha256_hex
+from dfs.ids import ChunkId, sha256_hex, sha256_hex_parts
 
 _HEX = frozenset("0123456789abcdef")
 _CHUNK_NAME = re.compile(r"[0-9a-f]{64}")
@@ -191,7 +191,10 @@ class FsChunkStore:
     # --- writes ---------------------------------------------------------------------------
 
     async def put(self, chunk_id: ChunkId, data: Buffer) -> bool:
-        new, replaced = await asyncio.to_thread(self._put, chunk_id, data)
+        return await self.put_parts(chunk_id, [data])
+
+    async def put_parts(self, chunk_id: ChunkId, parts: Sequence[Buffer]) -> bool:
+        new, replaced = await asyncio.to_thread(self._put, chunk_id, parts)
         self._release([replaced])
         return new
 
@@ -207,7 +210,7 @@ class FsChunkStore:
         if not verified:
             await asyncio.to_thread(self._verify_all, items)
         written = await asyncio.gather(
-            *(asyncio.to_thread(self._put, c, d, verified=True) for c, d in items)
+            *(asyncio.to_thread(self._put, c, [d], verified=True) for c, d in items)
         )
         self._release([replaced for _, replaced in written])
         return [new for new, _ in written]
@@ -228,23 +231,26 @@ class FsChunkStore:
         if fds:
             asyncio.get_running_loop().run_in_executor(None, _close_all, fds)
 
-    def put_verified_blocking(self, chunk_id: ChunkId, data: Buffer) -> _Written:
-        """``put`` of bytes the caller hashed already, blocking (for a caller already on a
-        worker thread: ``PackChunkStore`` checks, reserves and writes a large chunk in one
+    def put_verified_blocking(self, chunk_id: ChunkId, parts: Sequence[Buffer]) -> _Written:
+        """``put_parts`` of bytes the caller hashed already, blocking (for a caller already on
+        a worker thread: ``PackChunkStore`` checks, reserves and writes a large chunk in one
         thread hand-off). Hand the descriptor it returns to ``release`` on the event loop."""
-        return self._put(chunk_id, data, verified=True)
+        return self._put(chunk_id, parts, verified=True)
 
     def release(self, replaced: Sequence[int | None]) -> None:
         """``_release`` for ``put_verified_blocking``'s callers (on the event loop)."""
         self._release(replaced)
 
-    def _put(self, chunk_id: ChunkId, data: Buffer, *, verified: bool = False) -> _Written:
-        """Write verified bytes whether or not a copy is here: the same steps, the same
-        capacity check and the same durable work either way (see the module docstring)."""
-        if not verified and sha256_hex(data) != chunk_id:
+    def _put(
+        self, chunk_id: ChunkId, parts: Sequence[Buffer], *, verified: bool = False
+    ) -> _Written:
+        """Write verified bytes (``parts`` end to end) whether or not a copy is here: the same
+        steps, the same capacity check and the same durable work either way (see the module
+        docstring)."""
+        if not verified and sha256_hex_parts(parts) != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
         final = self._path(chunk_id)
-        size = len(data)
+        size = sum(len(p) for p in parts)
         with self._lock:
             if self._capacity is not None and self._used + self._reserved + size > self._capacity:
                 raise InsufficientStorage(
@@ -253,12 +259,12 @@ class FsChunkStore:
                 )
             self._reserved += size
         try:
-            return self._write(chunk_id, final, data, size)
+            return self._write(chunk_id, final, parts, size)
         finally:
             with self._lock:
                 self._reserved -= size
 
-    def _write(self, chunk_id: ChunkId, final: str, data: Buffer, size: int) -> _Written:
+    def _write(self, chunk_id: ChunkId, final: str, parts: Sequence[Buffer], size: int) -> _Written:
         """Temp file, write, fsync, atomic replace of any copy, fsync of the directory."""
         directory = os.path.dirname(final)
         tmp = f"{directory}/.{chunk_id}.{secrets.token_hex(4)}.tmp"
@@ -267,7 +273,7 @@ class FsChunkStore:
         try:
             fd = _create(tmp)
             try:
-                write_all(fd, [data])
+                write_all(fd, parts)
                 os.fsync(fd)
                 _drop_cached(fd)
             finally:

@@ -73,6 +73,9 @@ class MemoryChunkStore:
         await asyncio.to_thread(self._verify, [(chunk_id, data)])
         return self._store(chunk_id, data)
 
+    async def put_parts(self, chunk_id: ChunkId, parts: Sequence[Buffer]) -> bool:
+        return await self.put(chunk_id, b"".join(parts))
+
     async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
         await asyncio.to_thread(self._verify, items)
         return [self._store(c, d) for c, d in items]

@@ -43,7 +43,7 @@ from dfs.chunkstore.pack_reads import read_many
 from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, Loc, PackSet
 from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.errors import DfsError, InsufficientStorage, IntegrityError
-from dfs.ids import ChunkId, parse_chunk_id, sha256_hex
+from dfs.ids import ChunkId, parse_chunk_id, sha256_hex, sha256_hex_parts
 
 
 class PackChunkStore:
@@ -121,26 +121,35 @@ class PackChunkStore:
     # --- writes ---------------------------------------------------------------------------
 
     async def put(self, chunk_id: ChunkId, data: Buffer) -> bool:
-        if len(data) < self._threshold:
+        return await self.put_parts(chunk_id, [data])
+
+    async def put_parts(self, chunk_id: ChunkId, parts: Sequence[Buffer]) -> bool:
+        size = sum(len(p) for p in parts)
+        if size < self._threshold:
+            data = parts[0] if len(parts) == 1 else b"".join(parts)  # small: one pack record
             [new] = await self.put_many([(chunk_id, data)])
             return new
         # a large chunk alone (each /store-chunk of a big file): the same steps as put_many's
         # (hash, reservation, file write with its fsyncs), in one worker-thread hand-off
         # instead of two: each hand-off is a wake-up and a fight for the interpreter lock
         in_packs = self._packs.held([chunk_id])
-        new, replaced = await asyncio.to_thread(self._put_file, chunk_id, data)
+        new, replaced = await asyncio.to_thread(self._put_file, chunk_id, parts, size)
         self._files.release([replaced])
         for held in in_packs:
             await asyncio.to_thread(self._packs.remove, held)
         return new and not in_packs
 
-    def _put_file(self, chunk_id: ChunkId, data: Buffer) -> tuple[bool, int | None]:
-        self._verify_all([(chunk_id, data)])
-        self._reserve(len(data))
+    def _put_file(
+        self, chunk_id: ChunkId, parts: Sequence[Buffer], size: int
+    ) -> tuple[bool, int | None]:
+        parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
+        if sha256_hex_parts(parts) != chunk_id:
+            raise IntegrityError(f"body does not hash to chunk {chunk_id}")
+        self._reserve(size)
         try:
-            return self._files.put_verified_blocking(chunk_id, data)
+            return self._files.put_verified_blocking(chunk_id, parts)
         finally:
-            self._unreserve(len(data))
+            self._unreserve(size)
 
     async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
         """Check every hash, reserve the whole batch's bytes, then store the small chunks in

@@ -11,7 +11,7 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
   the one being proven, and the chunk bytes of the requests in flight (``concurrency`` of
   them, a chunk or a pack of at most ``protocol.PACK_MAX_BYTES`` each, read just before
   they are sent). The first page ends at ``FIRST_PAGE_BYTES`` and each next one may be
-  twice as big as the last, up to ``PAGE_CHUNKS`` chunks: the first chunks go
+  twice as big as the last, up to ``MAX_PAGE_BYTES`` and ``PAGE_CHUNKS`` chunks: the first chunks go
   out after a short scan instead of after a whole page of thousands of chunks (a 1 GiB file
   of 1 MiB chunks was one page, so its scan and its sends did not overlap at all), and a
   huge file still costs few pages (each is two API calls and a wait for its proof);
@@ -55,6 +55,13 @@ PAGED_BYTES = 64 << 20
 a whole-file plan makes the servers wait for the scan of the whole file (bench/README.md)."""
 FIRST_PAGE_BYTES = 32 << 20
 """Where the first page ends (or at MAX_PAGE_CHUNKS chunks); the next may be twice as big."""
+MAX_PAGE_BYTES = 128 << 20
+"""Pages stop doubling at this size. The sender can start a page only once it is scanned
+whole, so while pages doubled, each page took twice the scan of the last: wherever the scan
+ran at less than twice the sending rate (an RF 2 upload on a loaded machine), the nodes
+waited at every page boundary, up to ~4 s before a 512 MiB page of a 1 GiB file
+(bench/README.md). Same-size pages keep the scan ahead whenever it is faster than the
+sends; 128 MiB pages are still few API calls (two per page: ~16 per GiB)."""
 PAGES_AHEAD = 2
 """Pages scanned ahead of the one being sent: memory ~ (PAGES_AHEAD + 3) pages of refs
 (those waiting, the one being scanned, the one being sent and the one being proven)."""
@@ -81,11 +88,13 @@ class PageScanner:
         profile: ChunkerProfile,
         page_chunks: int,
         first_page_bytes: int = FIRST_PAGE_BYTES,
+        max_page_bytes: int = MAX_PAGE_BYTES,
     ) -> None:
         self.path = path
         self.profile = profile
         self.page_chunks = page_chunks
         self.first_page_bytes = first_page_bytes
+        self.max_page_bytes = max(max_page_bytes, first_page_bytes)
         self.size = 0
         self._whole = hashlib.sha256()
         self._pages: asyncio.Queue[list[ChunkRef] | None] = asyncio.Queue(PAGES_AHEAD)
@@ -104,8 +113,8 @@ class PageScanner:
 
     def _scan(self) -> None:
         """Pages of at most ``page_chunks`` chunks, the first ending at ``first_page_bytes``
-        and each next at twice the bytes of the last: a function of the file's chunks only,
-        so a resumed upload cuts the same pages."""
+        and each next at twice the bytes of the last, up to ``max_page_bytes``: a function of
+        the file's chunks only, so a resumed upload cuts the same pages."""
         page: list[ChunkRef] = []
         page_bytes = 0
         page_limit = self.first_page_bytes
@@ -120,7 +129,8 @@ class PageScanner:
                     page_bytes += n
                     if len(page) >= self.page_chunks or page_bytes >= page_limit:
                         self._put(page)
-                        page, page_bytes, page_limit = [], 0, 2 * page_limit
+                        page, page_bytes = [], 0
+                        page_limit = min(2 * page_limit, self.max_page_bytes)
             if page:
                 self._put(page)
         finally:
@@ -198,10 +208,11 @@ class PagedUpload:
         st = os.stat(self.path)
         if self.conn.resume:
             await asyncio.to_thread(UploadJournal.sweep)
-            # "paged3": pages cut by FIRST_PAGE_BYTES and PAGE_CHUNKS; a journal of "paged"
-            # (pages of MAX_PAGE_CHUNKS chunks) or "paged2" (growing up to MAX_PAGE_CHUNKS)
-            # names other pages and must not be resumed with these
-            key = f"paged3:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            # "paged4": pages cut by FIRST_PAGE_BYTES, MAX_PAGE_BYTES and PAGE_CHUNKS; a
+            # journal of "paged" (pages of MAX_PAGE_CHUNKS chunks), "paged2" (growing up to
+            # MAX_PAGE_CHUNKS) or "paged3" (growing up to PAGE_CHUNKS) names other pages and
+            # must not be resumed with these
+            key = f"paged4:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
             self.journal = UploadJournal.for_upload(
                 self.conn.api_url, self.conn.token, key, str(self.pipe.profile), self.name
             )

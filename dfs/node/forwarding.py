@@ -59,7 +59,13 @@ class NodeTransport(Protocol):
     """The two replica writes a primary sends (``NodeClient`` has them)."""
 
     async def replicate_chunk(
-        self, node_url: str, chunk_id: str, data: Buffer, *, cap: str, timeout: float | None = None
+        self,
+        node_url: str,
+        chunk_id: str,
+        data: Buffer | Sequence[Buffer],
+        *,
+        cap: str,
+        timeout: float | None = None,
     ) -> dict[str, Any]: ...
 
     async def store_chunks(
@@ -143,16 +149,23 @@ class ReplicaForwarder:
     # --- writes with their replicas --------------------------------------------------------
 
     async def store(
-        self, chunk_id: ChunkId, data: Buffer, targets: Sequence[Target], *, asynchronous: bool
+        self,
+        chunk_id: ChunkId,
+        data: Buffer | list[Buffer],
+        targets: Sequence[Target],
+        *,
+        asynchronous: bool,
     ) -> tuple[bool, list[str]]:
-        """Store one chunk here and on ``targets``: (newly stored here, replica node ids
-        that acked; none yet when asynchronous)."""
+        """Store one chunk (its bytes, or a list of the pieces of a body as it arrived, stored
+        and forwarded without joining them) here and on ``targets``: (newly stored here,
+        replica node ids that acked; none yet when asynchronous)."""
+        parts = data if isinstance(data, list) else [data]
         return await self._write(
-            self._store.put(chunk_id, data),
+            self._store.put_parts(chunk_id, parts),
             [chunk_id],
             targets,
             asynchronous,
-            lambda: self.fan_out(chunk_id, data, targets),
+            lambda: self.fan_out(chunk_id, parts, targets),
         )
 
     async def store_batch(
@@ -196,12 +209,15 @@ class ReplicaForwarder:
             raise remote
         return here, remote
 
-    async def fan_out(self, chunk_id: str, data: Buffer, targets: Sequence[Target]) -> list[str]:
-        """Store ``data`` on every target (sync); their node ids, or ReplicationError."""
+    async def fan_out(
+        self, chunk_id: str, data: Buffer | list[Buffer], targets: Sequence[Target]
+    ) -> list[str]:
+        """Store ``data`` (bytes, or pieces sent one after the other) on every target (sync);
+        their node ids, or ReplicationError."""
         timeout = self._cfg.replication_timeout
-        # a view, so that a send the socket takes only in part leaves the rest in place: the
+        # views, so that a send the socket takes only in part leaves the rest in place: the
         # event loop's transport slices what it could not send (a copy of a bytearray's rest)
-        view = memoryview(data)
+        view = [memoryview(p) for p in data] if isinstance(data, list) else memoryview(data)
 
         async def one(node_id: str, url: str) -> str:
             cap = replica_cap(self._cfg, chunk_id, node_id)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from dfs import auth, protocol
+from dfs.chunkstore.base import Buffer
 from dfs.errors import InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_file_id
 from dfs.node.capabilities import check_put, check_replicate, receipt
@@ -33,7 +34,7 @@ from dfs.node.context import (
     is_forwarded,
 )
 from dfs.node.forwarding import Target
-from dfs.server import query_param, read_body, read_json
+from dfs.server import query_param, read_body_pieces, read_json
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,16 @@ async def store_chunk(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
     write = _authorize_write(request, chunk_id)
-    # authorized above: the declared length is trusted (pieces kept, joined once)
-    data = await read_body(request, protocol.MAX_CHUNK_SIZE, authorized=True)
+    # authorized above: the declared length is trusted; the pieces as they arrived are hashed,
+    # written and forwarded without a copy that joins them
+    pieces: list[Buffer] = list(await read_body_pieces(request, protocol.MAX_CHUNK_SIZE))
     stored, replicas = await request.app[FORWARDER].store(
-        chunk_id, data, write.targets, asynchronous=write.asynchronous
+        chunk_id, pieces, write.targets, asynchronous=write.asynchronous
     )
     body: dict[str, object] = {
         "chunk_id": chunk_id,
         "node_id": cfg.node_id,
-        "size": len(data),
+        "size": sum(len(p) for p in pieces),
         "replicas": [cfg.node_id, *replicas],
     }
     if write.forwarded:

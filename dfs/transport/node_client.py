@@ -108,7 +108,7 @@ class NodeClient:
         self,
         node_url: str,
         chunk_id: str,
-        data: bytes | bytearray | memoryview | FileSlice,
+        data: bytes | bytearray | memoryview | FileSlice | Sequence[bytes | bytearray | memoryview],
         headers: dict[str, str],
         timeout: float | None,
     ) -> dict[str, Any]:
@@ -152,7 +152,7 @@ class NodeClient:
         self,
         node_url: str,
         chunk_id: str,
-        data: bytes | bytearray | memoryview,
+        data: bytes | bytearray | memoryview | Sequence[bytes | bytearray | memoryview],
         *,
         cap: str,
         timeout: float | None = None,

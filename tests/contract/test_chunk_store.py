@@ -194,6 +194,24 @@ async def test_put_accepts_any_buffer(store: ChunkStore, kind: type) -> None:
     assert await store.get(cid) == data
 
 
+@pytest.mark.parametrize("size", [0, 1000, 1024 * 1024 + 3])
+async def test_put_parts_stores_the_parts_end_to_end(store: ChunkStore, size: int) -> None:
+    """A body kept in the pieces it arrived in is stored as its bytes end to end (packed or
+    as a file by its total size), checked against the id as a whole: wrong or missing
+    pieces store nothing."""
+    cid, data = chunk(size, size)
+    third = size // 3
+    parts = [data[:third], bytearray(data[third : 2 * third]), memoryview(data)[2 * third :]]
+    for wrong in ([*parts, b"x"], [parts[0], parts[1], parts[2][:-1]] if size else [b"y"]):
+        with pytest.raises(IntegrityError):
+            await store.put_parts(cid, wrong)
+    assert (store.used_bytes, store.chunk_count) == (0, 0)
+    assert await store.put_parts(cid, parts) is True
+    assert await store.get(cid) == data
+    assert await store.put_parts(cid, [data]) is False
+    assert (store.used_bytes, store.chunk_count) == (size, 1)
+
+
 async def test_put_is_idempotent_and_counted_once(store: ChunkStore) -> None:
     cid, data = chunk(1)
     assert await store.put(cid, data) is True

@@ -235,15 +235,17 @@ async def test_a_page_is_proven_while_the_next_is_sent(
 
 async def test_pages_start_small_and_grow(tmp_path: Path) -> None:
     """The first page ends at first_page_bytes and each next one may hold twice the bytes
-    of the last, up to page_chunks chunks: the first chunks go out after a short scan, and
+    of the last, up to max_page_bytes and page_chunks chunks: the first chunks go out after a short scan, and
     the same file is always cut into the same pages (a resumed upload relies on it)."""
     src = tmp_path / "big.bin"
     data = random.Random(5).randbytes(4 * protocol.MIB + 100)
     src.write_bytes(data)
     profile = ChunkerProfile.fixed(64 * protocol.KIB)
 
-    async def cut(page_chunks: int) -> list[list[int]]:
-        scanner = PageScanner(src, profile, page_chunks, first_page_bytes=256 * protocol.KIB)
+    async def cut(page_chunks: int, max_page_bytes: int = 64 * protocol.MIB) -> list[list[int]]:
+        scanner = PageScanner(
+            src, profile, page_chunks, 256 * protocol.KIB, max_page_bytes=max_page_bytes
+        )
         pages = [[r.size for r in page] async for page in scanner.pages()]
         assert scanner.size == len(data)
         assert scanner.sha256 == hashlib.sha256(data).hexdigest()
@@ -254,6 +256,8 @@ async def test_pages_start_small_and_grow(tmp_path: Path) -> None:
     assert pages[-1][-1] == 100
     assert await cut(protocol.MAX_PAGE_CHUNKS) == pages
     assert [len(p) for p in await cut(10)] == [4, 8, 10, 10, 10, 10, 10, 3]
+    # pages stop doubling at max_page_bytes (1 MiB: 16 chunks)
+    assert [len(p) for p in await cut(100, protocol.MIB)] == [4, 8, 16, 16, 16, 5]
 
 
 def test_big_files_go_page_by_page() -> None:

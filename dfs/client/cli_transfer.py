@@ -390,7 +390,10 @@ class Download:
         self.check(states, dict(pairs))
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         todo = [(i, p) for i, p in pairs if states[i] is not Existing.SAME]
-        todo.sort(key=lambda t: t[0] not in plans)  # those with plans first (EarlyPlans)
+        # the files with plans first, in the plans' order: the files of one /download-plans
+        # answer (EarlyPlans) then make one batch, whose chunks are in its read batches
+        rank = {file_id: n for n, file_id in enumerate(plans)}
+        todo.sort(key=lambda t: rank.get(t[0], len(rank)))
         total = sum(int(info[i]["size"]) for i, _p in todo)
         with Progress.for_terminal("download", total, self.quiet) as bar:
             results = await client.download_many(todo, progress=bar, plans=plans)

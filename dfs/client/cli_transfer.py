@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -338,7 +338,16 @@ class Download:
             with Progress.for_terminal("download", int(plan["size"]), self.quiet) as bar:
                 await client.download(file_ids[0], STDOUT, plan=plan, progress=bar)
         elif prefix is not None:
-            await self.into_directory(client, root, await all_files(client, prefix), {})
+            from dfs.client.download import BATCH_FILES
+            from dfs.client.plans import EarlyPlans
+
+            early = EarlyPlans(client.api, not client.proxy, BATCH_FILES)
+            try:
+                files = await all_files(client, prefix, early.start)
+            except BaseException:
+                await early.cancel()
+                raise
+            await self.into_directory(client, root, files, await early.take())
         elif kind == "directory":
             plans = await download_plans(client, file_ids)
             await self.into_directory(client, root, list(plans.values()), plans)
@@ -381,6 +390,10 @@ class Download:
         self.check(states, dict(pairs))
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         todo = [(i, p) for i, p in pairs if states[i] is not Existing.SAME]
+        # the files with plans first, in the plans' order: the files of one /download-plans
+        # answer (EarlyPlans) then make one batch, whose chunks are in its read batches
+        rank = {file_id: n for n, file_id in enumerate(plans)}
+        todo.sort(key=lambda t: rank.get(t[0], len(rank)))
         total = sum(int(info[i]["size"]) for i, _p in todo)
         with Progress.for_terminal("download", total, self.quiet) as bar:
             results = await client.download_many(todo, progress=bar, plans=plans)
@@ -459,12 +472,17 @@ async def download_plans(client: Client, file_ids: Sequence[str]) -> dict[str, d
     return plans
 
 
-async def all_files(client: Client, prefix: str) -> list[dict[str, Any]]:
-    """Every file of the tenant whose name starts with ``prefix``; the newest per name."""
+async def all_files(
+    client: Client, prefix: str, first_page: Callable[[list[str]], None] | None = None
+) -> list[dict[str, Any]]:
+    """Every file of the tenant whose name starts with ``prefix``; the newest per name.
+    ``first_page`` is called with the file ids of the first page as soon as it is here."""
     by_name: dict[str, dict[str, Any]] = {}
     after: str | None = None
     for _ in range(1_000_000):  # bounded: a page per 1000 files
         page = await client.ls(limit=1000, after=after, prefix=prefix)
+        if first_page is not None and after is None:
+            first_page([str(f["file_id"]) for f in page["files"]])
         for f in page["files"]:
             name = str(f["name"])
             newer = name not in by_name or f["created_at"] > by_name[name]["created_at"]

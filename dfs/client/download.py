@@ -44,7 +44,8 @@ from dfs import protocol
 from dfs.client.batch_read import BATCH_CHUNKS, BatchReader
 from dfs.client.chunk_fetch import ChunkFetcher
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, link_or_replace
+from dfs.client.file_names import link_or_replace
+from dfs.client.file_writer import UMASK, GroupWriter, SmallFile
 from dfs.client.local_files import local_path
 from dfs.client.plans import PlanAhead
 from dfs.client.resume import DownloadSidecar, open_own

@@ -1,4 +1,4 @@
-"""Writing many small downloaded files: temp names, one sync, renames; in groups.
+"""Writing many small downloaded files: unnamed files, one sync, links; in groups.
 
 A restore of thousands of small files must not spend its time in per-file Python overhead
 (a worker-thread hop for each step of each file) or in one fsync per file (a journal commit
@@ -6,25 +6,32 @@ each: ~4 ms here). So the files whose verified chunks have all arrived are writt
 groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thread,
 ``WRITERS`` groups at once (creating a file is kernel work that releases the GIL):
 
-1. every file of the group goes to a temp file beside its target (``.NAME.TAG.dfs-part``:
-   with resume the tag is the file id, so a run killed mid-group leaves files the next run
-   reuses, never litter that grows; opened as ``dfs.client.resume.open_own`` does), its
-   bytes in one ``write`` (``writev`` for several chunks), its mode and mtime set on the
-   descriptor (``restore_attrs``'s rules);
+1. every file of the group is created *unnamed* in its target's directory (``O_TMPFILE``:
+   no directory entry until it is linked, so nothing half-written is ever visible, and a run
+   killed mid-group leaves nothing behind: the kernel frees an unnamed file when its
+   descriptor closes), its bytes in one ``write`` (``writev`` for several chunks), its mode
+   and mtime set on the descriptor (``restore_attrs``'s rules); the descriptor stays open
+   until the commit. Where ``O_TMPFILE`` is not supported (or the process may not hold that
+   many descriptors open, ``UNNAMED_FDS``), a named temp file beside the target instead
+   (``.NAME.TAG.dfs-part``: with resume the tag is the file id, so a run killed mid-group
+   leaves files the next run reuses, never litter that grows; opened as
+   ``dfs.client.resume.open_own`` does), closed at once;
 2. not per group but per commit (a ``GroupWriter`` commits every ``COMMIT_FILES`` files or
    ``COMMIT_BYTES`` written, and when it closes: each sync is a journal commit, and the
-   whole file system's dirty pages), one ``syncfs`` makes all the temp files written since
+   whole file system's dirty pages), one ``syncfs`` makes all the files written since
    the last commit durable at once (``fsync`` per file where ``syncfs`` is missing);
-3. each of them is then renamed over its target (without ``overwrite``: ``renameat2`` with
-   ``RENAME_NOREPLACE``, or a link where that is missing, so a file that appeared there
-   meanwhile is never replaced: Conflict), and at ``close`` one more ``syncfs`` makes the
-   directory entries durable.
+3. each of them is then given its target's name: an unnamed file is linked there
+   (``linkat`` of ``/proc/self/fd/N``, which fails if anything is at the target: Conflict,
+   unless ``overwrite``: then linked to a temp name and renamed over it), a named temp file
+   renamed there (without ``overwrite``: ``renameat2`` with ``RENAME_NOREPLACE``, or a link
+   where that is missing, so a file that appeared there meanwhile is never replaced), and at
+   ``close`` one more ``syncfs`` makes the directory entries durable.
 
-Per file that is about five system calls (create, write, utime, close, rename; ``fchmod``
+Per file that is about five system calls (create, write, utime, link, close; ``fchmod``
 only when the stored mode differs from the one the file was created with).
 
 So a target only ever holds nothing, its old file, or the whole verified new file. The
-whole-file sha256 is checked before the temp file is written (a one-chunk file's is its
+whole-file sha256 is checked before the file is written (a one-chunk file's is its
 chunk's, already verified). Standard library (and ``dfs.client.resume``) only.
 """
 
@@ -32,19 +39,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import ctypes
 import errno
 import hashlib
 import logging
 import os
+import resource
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfs.client.file_names import (
+    PROC_FD,
+    fsync_each,
+    has_syncfs,
+    link_or_replace,
+    link_unnamed,
+    sync_dirs,
+    syncfs_dirs,
+    unlink_quietly,
+)
 from dfs.client.resume import open_own
 from dfs.errors import Conflict, IntegrityError
 from dfs.fsutil import fsync_file
@@ -64,32 +80,15 @@ def _umask() -> int:
 UMASK = _umask()  # read once, at import, before any thread could create a file
 
 
-def _libc_syncfs() -> Callable[[int], int] | None:
-    # the symbols the process already has (libc's among them): ctypes.util.find_library
-    # would run ldconfig or a compiler at every start
-    try:
-        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    return fn
-
-
-_SYNCFS = _libc_syncfs()
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
-
-
-def _libc_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
-    try:
-        fn: Callable[[int, bytes, int, bytes, int], int] = ctypes.CDLL(
-            None, use_errno=True
-        ).renameat2
-    except (OSError, AttributeError):
-        return None
-    return fn
-
-
-_RENAMEAT2 = _libc_renameat2()
+UNNAMED = hasattr(os, "O_TMPFILE") and os.path.isdir(PROC_FD)
+"""Whether small files are created unnamed (``O_TMPFILE``) and linked at their commit;
+turned off for the rest of the process the first time a file system refuses it."""
+_NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+"""How ``open`` refuses ``O_TMPFILE``: a file system without it, a kernel that predates it."""
+UNNAMED_FDS = 8192
+"""Descriptors a process needs (its RLIMIT_NOFILE) for a ``GroupWriter`` to keep unnamed
+files open until their commit: up to ``COMMIT_FILES`` plus a group wait for a commit while
+as many are being committed and ``WRITERS`` groups written, with room for the rest."""
 
 
 @dataclass(eq=False)
@@ -130,33 +129,6 @@ class SmallFile:
         return parts
 
 
-def _sync(fds: Iterable[int]) -> None:
-    """Make everything written on the file systems of ``fds`` durable: one syncfs per file
-    system (each descriptor fsync'ed where syncfs is missing or fails)."""
-    fds = list(fds)
-    if not _syncfs(fds):
-        _fsync_each(fds)
-
-
-def _syncfs(fds: Iterable[int]) -> bool:
-    """syncfs once per file system ``fds`` are on; False when it is missing or failed."""
-    if _SYNCFS is None:
-        return False
-    seen: set[int] = set()
-    for fd in fds:
-        dev = os.fstat(fd).st_dev
-        if dev not in seen:
-            seen.add(dev)
-            if _SYNCFS(fd) != 0:
-                return False
-    return True
-
-
-def _fsync_each(fds: Iterable[int]) -> None:
-    for fd in fds:
-        os.fsync(fd)
-
-
 IOV_MAX = 1024  # Linux's limit on the buffers of one writev
 
 
@@ -194,15 +166,28 @@ def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+_UNNAMED_FILE = os.O_WRONLY | getattr(os, "O_TMPFILE", 0)
 
 
-def _open_temp(f: SmallFile, parent: str, name: str, resume: bool) -> tuple[str, int, bool]:
-    """A temp file beside the target (``parent``/``name``), never opened through a link
-    planted at its name, and whether it was created here (else: reused, emptied).
-    With ``resume`` its name is fixed, and a file an interrupted run left there is reused
-    (when it is our own plain file), so interrupted restores leave no growing litter.
+def _open_temp(
+    f: SmallFile, parent: str, name: str, resume: bool, unnamed: bool
+) -> tuple[str | None, int, bool]:
+    """A file for the target (``parent``/``name``): with ``unnamed``, an unnamed one in
+    ``parent`` (path None), else a temp file beside the target, never opened through a link
+    planted at its name; and whether it was created here (else: reused, emptied).
+    With ``resume`` a temp file's name is fixed, and a file an interrupted run left there is
+    reused (when it is our own plain file), so interrupted restores leave no growing litter.
     Strings, not pathlib: this runs once per restored file, holding the GIL the event loop
     needs (pathlib's parsing was about a fifth of the writer thread's CPU)."""
+    global UNNAMED
+    if unnamed and UNNAMED:
+        try:
+            return None, os.open(parent, _UNNAMED_FILE, 0o644), True
+        except OSError as exc:
+            if exc.errno not in _NO_TMPFILE:
+                raise
+            UNNAMED = False  # named temp files from now on (safe everywhere)
+            log.info("%s: no unnamed files (O_TMPFILE); temp names instead", parent)
     if resume:
         tmp = os.path.join(parent, f".{name}.{f.plan['file_id']}.dfs-part")
         try:  # the usual case first: nothing there (one system call)
@@ -217,43 +202,25 @@ def _open_temp(f: SmallFile, parent: str, name: str, resume: bool) -> tuple[str,
     return tmp, os.open(tmp, _CREATE, 0o644), True
 
 
-def link_or_replace(tmp: str | Path, target: str | Path, overwrite: bool) -> None:
-    """Rename ``tmp`` over ``target``; without ``overwrite`` link it there instead, so that
-    a file already at ``target`` is never replaced (FileExistsError)."""
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    if _RENAMEAT2 is not None:  # one atomic call that never replaces (Linux 3.15+)
-        if (
-            _RENAMEAT2(
-                _AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
-            )
-            == 0
-        ):
-            return
-        err = ctypes.get_errno()
-        if err == errno.EEXIST:
-            raise FileExistsError(errno.EEXIST, os.strerror(err), str(target))
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err), str(tmp))
-        # a file system without RENAME_NOREPLACE: a link, as below
-    try:
-        os.link(tmp, target)  # atomic, and fails if anything is at target
-    except FileExistsError:
-        raise
-    except OSError:  # a file system without hard links: a rename, checked first
-        if os.path.lexists(target):
-            raise FileExistsError(target) from None
-        os.replace(tmp, target)
-        return
-    os.unlink(tmp)
+Temp = tuple[SmallFile, str | None, int]
+"""A file written for a target: a temp file's path and -1 (closed), or None and the open
+descriptor of an unnamed file."""
+
+
+def _discard(temp: Temp) -> None:
+    """Drop a file written for a target (an unnamed one vanishes when it is closed)."""
+    _f, tmp, fd = temp
+    if tmp is None:
+        os.close(fd)
+    else:
+        unlink_quietly(tmp)
 
 
 @dataclass
 class Pending:
-    """Temp files written and closed, not yet made durable and renamed (``commit``)."""
+    """Files written, not yet made durable and given their names (``commit``)."""
 
-    temps: list[tuple[SmallFile, str]] = field(default_factory=list)
+    temps: list[Temp] = field(default_factory=list)
     devices: dict[int, str] = field(default_factory=dict)  # a directory per file system
     dirs: set[str] = field(default_factory=set)  # every directory holding a temp file
     size: int = 0
@@ -267,13 +234,16 @@ class Pending:
         self.size += other.size
 
 
-def write_temps(group: list[SmallFile], resume: bool, into: Pending) -> None:
-    """Write each file of a group to a temp file beside its target, with its attributes
-    (blocking). Durable only once ``commit`` has synced them, except where ``syncfs`` is
-    missing: then each is fsync'ed here, while its descriptor is open. On an error the
-    group's temp files are removed (those ``into`` held before are kept)."""
-    temps: list[tuple[SmallFile, str]] = []
-    fds: list[int] = []
+def write_temps(
+    group: list[SmallFile], resume: bool, into: Pending, unnamed: bool | None = None
+) -> None:
+    """Write each file of a group, with its attributes, unnamed in its target's directory
+    (``unnamed``, by default ``UNNAMED``; kept open for ``commit``) or to a temp file beside
+    the target (blocking). Durable only once ``commit`` has synced them, except where
+    ``syncfs`` is missing: then each is fsync'ed here, while its descriptor is open. On an
+    error the group's files are dropped (those ``into`` held before are kept)."""
+    unnamed = UNNAMED if unnamed is None else unnamed
+    temps: list[Temp] = []
     try:
         for f in group:
             parts = f.check()
@@ -281,76 +251,82 @@ def write_temps(group: list[SmallFile], resume: bool, into: Pending) -> None:
             parent = parent or "."  # a relative target in the working directory
             if parent not in into.dirs:
                 os.makedirs(parent, exist_ok=True)
-            tmp, fd, created = _open_temp(f, parent, name, resume)
-            temps.append((f, tmp))
-            fds.append(fd)
+            tmp, fd, created = _open_temp(f, parent, name, resume, unnamed)
+            temps.append((f, tmp, fd))
             if parent not in into.dirs:
                 into.dirs.add(parent)
                 into.devices.setdefault(os.fstat(fd).st_dev, parent)
             if parts:
                 _write_all(fd, parts)
             _attrs(fd, f.plan, created)
-        if _SYNCFS is None:
-            _fsync_each(fds)
+        if not has_syncfs():
+            fsync_each(fd for _f, _tmp, fd in temps)
     except BaseException:
-        for _f, tmp in temps:
-            _unlink(tmp)
+        for temp in temps:
+            if temp[1] is not None:
+                os.close(temp[2])
+            _discard(temp)
         raise
-    finally:
-        for fd in fds:
+    for i, (f, tmp, fd) in enumerate(temps):
+        if tmp is not None:  # a temp file has its name: closed now
             os.close(fd)
+            temps[i] = (f, tmp, -1)
     into.temps += temps
     into.size += sum(f.size for f in group)
 
 
 def commit(pending: Pending, overwrite: bool) -> list[SmallFile]:
-    """Make every pending temp file durable at once (one ``syncfs`` per file system),
-    then rename each over its target. Returns the files not renamed into place because
-    something else took their target meanwhile (``overwrite`` off); their temp files are
-    gone, as are all of them when this fails. The directory entries are durable only after
-    ``sync_dirs``."""
+    """Make every pending file durable at once (one ``syncfs`` per file system), then give
+    each its target's name (``_place``). Returns the files not placed because something
+    else took their target meanwhile (``overwrite`` off); their files are gone, as are all
+    of them when this fails. The directory entries are durable only after ``sync_dirs``."""
     done = 0
+    proc = -1
     try:
-        if _SYNCFS is not None and not _syncfs_dirs(pending.devices.values()):
-            for _f, tmp in pending.temps:  # syncfs failed: each file, as where it is missing
-                fsync_file(Path(tmp))
+        if has_syncfs() and not syncfs_dirs(pending.devices.values()):
+            for _f, tmp, fd in pending.temps:  # syncfs failed: each file, as where missing
+                if tmp is None:
+                    os.fsync(fd)
+                else:
+                    fsync_file(Path(tmp))
+        if any(tmp is None for _f, tmp, _fd in pending.temps):
+            proc = os.open(PROC_FD, os.O_RDONLY | os.O_DIRECTORY)
         taken: list[SmallFile] = []
-        for f, tmp in pending.temps:
-            try:
-                link_or_replace(tmp, str(f.target), overwrite)
-            except FileExistsError:
-                _unlink(tmp)
-                taken.append(f)
-            done += 1
+        for temp in pending.temps:
+            done += 1  # _place drops it, whatever happens
+            if not _place(proc, temp, overwrite):
+                taken.append(temp[0])
     finally:
-        for _f, tmp in pending.temps[done:]:
-            _unlink(tmp)
+        for temp in pending.temps[done:]:
+            _discard(temp)
+        if proc >= 0:
+            os.close(proc)
     return taken
 
 
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _syncfs_dirs(dirs: Iterable[str]) -> bool:
-    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
+def _place(proc: int, temp: Temp, overwrite: bool) -> bool:
+    """Give a written file its target's name (False: the target was taken, ``overwrite``
+    off); the file is dropped, placed or not. An unnamed one is linked through its
+    descriptor in ``proc`` (``/proc/self/fd``)."""
+    f, tmp, fd = temp
+    target = str(f.target)
+    if tmp is not None:
+        try:
+            link_or_replace(tmp, target, overwrite)
+        except FileExistsError:
+            unlink_quietly(tmp)
+            return False
+        except BaseException:
+            unlink_quietly(tmp)
+            raise
+        return True
     try:
-        return _syncfs(fds)
+        link_unnamed(proc, fd, target, overwrite)
+    except FileExistsError:
+        return False
     finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def sync_dirs(dirs: Iterable[str]) -> None:
-    """Make the renames into ``dirs`` durable (one ``syncfs`` per file system, each
-    directory fsync'ed where that is missing)."""
-    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
-    try:
-        _sync(fds)
-    finally:
-        for fd in fds:
-            os.close(fd)
+        os.close(fd)
+    return True
 
 
 def write_group(group: list[SmallFile], overwrite: bool, resume: bool) -> list[SmallFile]:
@@ -376,6 +352,20 @@ group after group, that thread was what a restore of thousands of small files wa
 (its readers blocked in ``drain`` while the event loop sat idle)."""
 
 
+def _descriptors(n: int) -> bool:
+    """Whether this process may open ``n`` descriptors (RLIMIT_NOFILE), its soft limit
+    raised toward the hard one when it is lower (as servers holding many files open do)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= n:
+        return True
+    want = n if hard == resource.RLIM_INFINITY else min(n, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError):
+        return False
+    return want >= n
+
+
 class GroupWriter:
     """Hands complete files to ``write_temps`` in groups, ``WRITERS`` groups at a time;
     syncs and renames what was written (``commit``, one commit at a time, while the next
@@ -386,6 +376,7 @@ class GroupWriter:
         self.overwrite = overwrite
         self.resume = resume
         self.written = written  # called on the event loop for each file renamed into place
+        self.unnamed = UNNAMED and _descriptors(UNNAMED_FDS)
         self.conflicts: list[Conflict] = []
         self._ready: list[SmallFile] = []
         self._bytes = 0
@@ -434,7 +425,7 @@ class GroupWriter:
             self._slots = asyncio.Semaphore(WRITERS)
         written = Pending()
         async with self._slots:
-            await asyncio.to_thread(write_temps, group, self.resume, written)
+            await asyncio.to_thread(write_temps, group, self.resume, written, self.unnamed)
         for f in group:
             f.parts = []  # on disk now: the bytes need not wait in memory for the commit
         self._pending.merge(written)
@@ -452,7 +443,7 @@ class GroupWriter:
     def _commit_now(self, pending: Pending) -> tuple[list[SmallFile], list[SmallFile]]:
         """(renamed, taken) of ``pending`` (blocking)."""
         taken = commit(pending, self.overwrite)
-        return [f for f, _tmp in pending.temps if f not in taken], taken
+        return [f for f, _tmp, _fd in pending.temps if f not in taken], taken
 
     def _finish(self) -> tuple[list[SmallFile], list[SmallFile]]:
         pending, self._pending = self._pending, Pending()

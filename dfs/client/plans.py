@@ -14,6 +14,11 @@ against under 0.1 s frozen), though plain JSON never forms a cycle. So ``PlanAhe
 moves what is alive when it starts and after each batch's plans are decoded out of the
 collector's sight (``gc.freeze``), and back at ``close`` (``gc.unfreeze``, unless something
 else had frozen objects before: then they all stay frozen, as that caller wanted).
+
+A download by prefix lists every file first (a page per 1,000: the newest file of each name
+and every target are known only then, and checked before anything is written).
+``EarlyPlans`` asks for the plans of the first page's files while the later pages are
+listed, so the first transfers need not wait for a plan round trip after the listing.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 
 from dfs.client.connection import Connection
 from dfs.errors import PayloadTooLarge, from_body
+from dfs.transport.api_client import ApiClient
 
 
 async def fetch_plans(conn: Connection, wanted: list[str]) -> dict[str, dict[str, Any]]:
@@ -93,3 +99,40 @@ class PlanAhead:
             await asyncio.gather(self._next, return_exceptions=True)
         if self._thaw:
             gc.unfreeze()
+
+
+class EarlyPlans:
+    """Plans asked for ahead of a download (``start``: the files of a listing's first
+    page, ``batch`` at a time), taken once the download knows its files (``take``). Only
+    reads: a plan of a file the download then leaves out (an older file of a name) is
+    never used, and a file whose early plan failed is simply asked for again later."""
+
+    def __init__(self, api: ApiClient, batched: bool, batch: int) -> None:
+        self._api = api
+        self._batched = batched
+        self._batch = batch
+        self._tasks: list[asyncio.Task[dict[str, dict[str, Any]]]] = []
+
+    def start(self, file_ids: list[str]) -> None:
+        for at in range(0, len(file_ids), self._batch):
+            part = file_ids[at : at + self._batch]
+            self._tasks.append(asyncio.create_task(self._fetch(part)))
+
+    async def _fetch(self, part: list[str]) -> dict[str, dict[str, Any]]:
+        got = await self._api.download_plans(part, batched=self._batched)
+        return {f: plan for f, plan in zip(part, got, strict=True) if "error" not in plan}
+
+    async def take(self) -> dict[str, dict[str, Any]]:
+        """The plans that came, by file id (those that failed are left to the download)."""
+        plans: dict[str, dict[str, Any]] = {}
+        for got in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(got, dict):
+                plans.update(got)
+        self._tasks = []
+        return plans
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []

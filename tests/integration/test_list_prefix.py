@@ -13,6 +13,7 @@ from dfs.api.routes_files import MAX_PREFIX_CHARS
 from dfs.client import Client
 from dfs.client.cli_transfer import all_files
 from dfs.client.local_files import LocalFile
+from dfs.client.plans import EarlyPlans
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,12 @@ async def test_a_prefix_lists_only_the_files_under_it(
             ("v2/a", newer.file_id),
             ("v2/b", ups[3].file_id),
         ]
+        # a download's early plans: the first page's files, asked for while listing
+        early = EarlyPlans(cl.api, True, 2)
+        assert await all_files(cl, "v2/", early.start) == restore
+        plans = await early.take()
+        assert set(plans) == set(listed)  # the older v2/a too (the download leaves it out)
+        assert all(plans[f["file_id"]]["sha256"] == f["sha256"] for f in restore)
     async with aiohttp.ClientSession() as s:
         url = f"{inproc.api.url}{protocol.FILES}"
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -1,8 +1,10 @@
-"""Small files written in groups (dfs.client.file_writer): temp names, one sync, renames;
-never a partial or unverified file at a target, never a file that appeared there replaced."""
+"""Small files written in groups (dfs.client.file_writer): unnamed files (or temp names where
+those are refused), one sync, links (renames); never a partial or unverified file at a
+target, never a file that appeared there replaced. Every test runs both ways."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -11,9 +13,24 @@ from typing import Any
 
 import pytest
 
-from dfs.client import file_writer
+from dfs.client import file_names, file_writer
 from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, write_group
 from dfs.errors import Conflict, IntegrityError
+
+
+@pytest.fixture(autouse=True, params=["unnamed", "named"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Unnamed files (O_TMPFILE, this machine's file systems have it) or temp names."""
+    if request.param == "unnamed":
+        assert file_writer.UNNAMED  # Linux with /proc: the default
+    monkeypatch.setattr(file_writer, "UNNAMED", request.param == "unnamed")
+    return str(request.param)
+
+
+@pytest.fixture
+def named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Temp names: what a file system without O_TMPFILE gets (resume's fixed names)."""
+    monkeypatch.setattr(file_writer, "UNNAMED", False)
 
 
 def _plan(file_id: str, parts: list[bytes], **extra: Any) -> dict[str, Any]:
@@ -74,6 +91,7 @@ def test_bytes_that_do_not_match_the_whole_file_sha256_are_never_written(tmp_pat
     assert list(tmp_path.iterdir()) == []  # the group's temp files are gone too
 
 
+@pytest.mark.usefixtures("named")
 def test_a_link_planted_at_the_resume_temp_name_is_not_written_through(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("precious")
@@ -99,6 +117,7 @@ async def test_the_group_writer_reports_conflicts_after_writing_the_rest(tmp_pat
     assert (tmp_path / "f599").read_text() == "599"
 
 
+@pytest.mark.usefixtures("named")
 def test_a_temp_file_an_interrupted_run_left_is_reused(tmp_path: Path) -> None:
     (tmp_path / ".t.fid.dfs-part").write_bytes(b"half of an older write, longer")
     f = _ready(_plan("fid", [b"payload"]), tmp_path / "t", [b"payload"])
@@ -110,7 +129,7 @@ def test_a_temp_file_an_interrupted_run_left_is_reused(tmp_path: Path) -> None:
 async def test_the_group_writer_syncs_once_per_commit_not_per_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = file_writer._SYNCFS
+    real = file_names.SYNCFS
     assert real is not None  # Linux's libc has it
     calls: list[int] = []
 
@@ -118,7 +137,7 @@ async def test_the_group_writer_syncs_once_per_commit_not_per_group(
         calls.append(fd)
         return real(fd)
 
-    monkeypatch.setattr(file_writer, "_SYNCFS", counting)
+    monkeypatch.setattr(file_names, "SYNCFS", counting)
     written: list[str] = []
     writer = GroupWriter(False, False, lambda f: written.append(f.target.name))
     for i in range(3 * file_writer.GROUP_FILES):  # three groups, one commit
@@ -198,9 +217,9 @@ async def test_the_group_writer_writes_several_groups_at_once(
     barrier = threading.Barrier(file_writer.WRITERS, timeout=30)
     real = file_writer.write_temps
 
-    def meeting(group: list[SmallFile], resume: bool, into: file_writer.Pending) -> None:
+    def meeting(group: list[SmallFile], resume: bool, into: file_writer.Pending, *a: Any) -> None:
         barrier.wait()
-        real(group, resume, into)
+        real(group, resume, into, *a)
 
     monkeypatch.setattr(file_writer, "write_temps", meeting)
     written: list[str] = []
@@ -211,3 +230,70 @@ async def test_the_group_writer_writes_several_groups_at_once(
     assert len(written) == file_writer.WRITERS * file_writer.GROUP_FILES
     assert (tmp_path / "f0").read_bytes() == b"abcd"  # two chunks, one writev
     assert not _temps(tmp_path)
+
+
+def test_overwrite_replaces_a_file_at_the_target_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    (tmp_path / "old").write_text("old bytes")
+    f = _ready(_plan("o", [b"new bytes"]), tmp_path / "old", [b"new bytes"])
+    assert write_group([f], overwrite=True, resume=False) == []
+    assert (tmp_path / "old").read_bytes() == b"new bytes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+def test_files_written_but_not_committed_are_not_visible_and_dropped_on_failure(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [_ready(_plan(f"id{i}", [b"x"]), tmp_path / f"f{i}", [b"x"]) for i in range(3)]
+    pending = file_writer.Pending()
+    file_writer.write_temps(files, False, pending)
+    visible = sorted(p.name for p in tmp_path.iterdir())
+    assert not [n for n in visible if not n.endswith(".dfs-part")]  # nothing at a target
+    assert len(visible) == (0 if mode == "unnamed" else 3)  # unnamed: no name at all
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EIO, "the disk went away")
+
+    monkeypatch.setattr(file_writer, "link_unnamed", failing)
+    monkeypatch.setattr(file_writer, "link_or_replace", failing)
+    with pytest.raises(OSError, match="disk went away"):
+        file_writer.commit(pending, overwrite=False)
+    assert list(tmp_path.iterdir()) == []  # every file written dropped, descriptors closed
+    if mode == "unnamed":
+        assert all(fd >= 0 for _f, _tmp, fd in pending.temps)
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(pending.temps[-1][2])
+
+
+def test_a_file_system_without_unnamed_files_gets_temp_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file_writer, "UNNAMED", True)
+    real_open = os.open
+
+    def no_tmpfile(path: str, flags: int, mode: int = 0o777) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "not supported", path)
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(file_writer.os, "open", no_tmpfile)
+    f = _ready(_plan("fid", [b"payload"]), tmp_path / "t", [b"payload"])
+    assert write_group([f], overwrite=False, resume=True) == []
+    assert (tmp_path / "t").read_bytes() == b"payload"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+    assert file_writer.UNNAMED is False  # not asked again in this process
+
+
+async def test_too_few_descriptors_for_unnamed_files_means_temp_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: Any) -> None:
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(file_writer.resource, "getrlimit", lambda _r: (1024, 1024))
+    monkeypatch.setattr(file_writer.resource, "setrlimit", refused)
+    writer = GroupWriter(False, False, lambda f: None)
+    assert writer.unnamed is False
+    writer.add(_ready(_plan("fid", [b"payload"]), tmp_path / "t", [b"payload"]))
+    await writer.close()
+    assert (tmp_path / "t").read_bytes() == b"payload"
+    assert os.listdir(tmp_path) == ["t"]

@@ -1,0 +1,157 @@
+"""Durability and names of restored files: one ``syncfs`` for many files, renames that never
+replace a file (``renameat2`` with ``RENAME_NOREPLACE``, or a link), and links of unnamed
+(``O_TMPFILE``) files to their targets. ``dfs.client.file_writer`` (groups of small files)
+and ``dfs.client.download`` (one file) commit through these. Standard library only; libc's
+``syncfs`` and ``renameat2`` through ctypes, from the symbols the process already has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+PROC_FD = "/proc/self/fd"
+"""Where a descriptor is a path: ``linkat`` of ``PROC_FD/N`` following it names the file."""
+
+
+def _libc_syncfs() -> Callable[[int], int] | None:
+    # the symbols the process already has (libc's among them): ctypes.util.find_library
+    # would run ldconfig or a compiler at every start
+    try:
+        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return fn
+
+
+SYNCFS = _libc_syncfs()
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _libc_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    try:
+        fn: Callable[[int, bytes, int, bytes, int], int] = ctypes.CDLL(
+            None, use_errno=True
+        ).renameat2
+    except (OSError, AttributeError):
+        return None
+    return fn
+
+
+_RENAMEAT2 = _libc_renameat2()
+
+
+def has_syncfs() -> bool:
+    """Whether libc has ``syncfs`` (else every file is fsync'ed on its own)."""
+    return SYNCFS is not None
+
+
+def sync_fds(fds: Iterable[int]) -> None:
+    """Make everything written on the file systems of ``fds`` durable: one syncfs per file
+    system (each descriptor fsync'ed where syncfs is missing or fails)."""
+    fds = list(fds)
+    if not syncfs_each(fds):
+        fsync_each(fds)
+
+
+def syncfs_each(fds: Iterable[int]) -> bool:
+    """syncfs once per file system ``fds`` are on; False when it is missing or failed."""
+    if SYNCFS is None:
+        return False
+    seen: set[int] = set()
+    for fd in fds:
+        dev = os.fstat(fd).st_dev
+        if dev not in seen:
+            seen.add(dev)
+            if SYNCFS(fd) != 0:
+                return False
+    return True
+
+
+def fsync_each(fds: Iterable[int]) -> None:
+    for fd in fds:
+        os.fsync(fd)
+
+
+def link_or_replace(tmp: str | Path, target: str | Path, overwrite: bool) -> None:
+    """Rename ``tmp`` over ``target``; without ``overwrite`` link it there instead, so that
+    a file already at ``target`` is never replaced (FileExistsError)."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    if _RENAMEAT2 is not None:  # one atomic call that never replaces (Linux 3.15+)
+        if (
+            _RENAMEAT2(
+                _AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+            )
+            == 0
+        ):
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(errno.EEXIST, os.strerror(err), str(target))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(tmp))
+        # a file system without RENAME_NOREPLACE: a link, as below
+    try:
+        os.link(tmp, target)  # atomic, and fails if anything is at target
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: a rename, checked first
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def link_unnamed(proc: int, fd: int, target: str, overwrite: bool) -> None:
+    """Link the unnamed file open at ``fd`` to ``target`` (``linkat`` of its ``proc``
+    entry, following it to the file). That never replaces anything (FileExistsError);
+    with ``overwrite`` a file at ``target`` is replaced atomically instead: the file is
+    linked to a temp name beside it and renamed over it."""
+    try:
+        os.link(str(fd), target, src_dir_fd=proc, follow_symlinks=True)
+        return
+    except FileExistsError:
+        if not overwrite:
+            raise
+    parent, name = os.path.split(target)
+    tmp = os.path.join(parent, f".{name}.{secrets.token_hex(8)}.dfs-part")
+    os.link(str(fd), tmp, src_dir_fd=proc, follow_symlinks=True)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+
+
+def unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def syncfs_dirs(dirs: Iterable[str]) -> bool:
+    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
+    try:
+        return syncfs_each(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def sync_dirs(dirs: Iterable[str]) -> None:
+    """Make the renames into ``dirs`` durable (one ``syncfs`` per file system, each
+    directory fsync'ed where that is missing)."""
+    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
+    try:
+        sync_fds(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -12,39 +12,27 @@ import ctypes
 import errno
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 PROC_FD = "/proc/self/fd"
 """Where a descriptor is a path: ``linkat`` of ``PROC_FD/N`` following it names the file."""
 
 
-def _libc_syncfs() -> Callable[[int], int] | None:
-    # the symbols the process already has (libc's among them): ctypes.util.find_library
-    # would run ldconfig or a compiler at every start
+def _libc(name: str) -> Callable[..., int] | None:
+    """libc's function ``name`` from the symbols the process already has (None if absent):
+    ctypes.util.find_library would run ldconfig or a compiler at every start."""
     try:
-        fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+        fn: Callable[..., int] = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
     return fn
 
 
-SYNCFS = _libc_syncfs()
+SYNCFS: Callable[[int], int] | None = _libc("syncfs")
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
-
-
-def _libc_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
-    try:
-        fn: Callable[[int, bytes, int, bytes, int], int] = ctypes.CDLL(
-            None, use_errno=True
-        ).renameat2
-    except (OSError, AttributeError):
-        return None
-    return fn
-
-
-_RENAMEAT2 = _libc_renameat2()
+_RENAMEAT2: Callable[[int, bytes, int, bytes, int], int] | None = _libc("renameat2")
 
 
 def has_syncfs() -> bool:
@@ -137,21 +125,24 @@ def unlink_quietly(path: str) -> None:
         os.unlink(path)
 
 
-def syncfs_dirs(dirs: Iterable[str]) -> bool:
+@contextlib.contextmanager
+def _opened_dirs(dirs: Iterable[str]) -> Iterator[list[int]]:
     fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
     try:
-        return syncfs_each(fds)
+        yield fds
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def syncfs_dirs(dirs: Iterable[str]) -> bool:
+    """``syncfs_each`` of the file systems ``dirs`` are on."""
+    with _opened_dirs(dirs) as fds:
+        return syncfs_each(fds)
 
 
 def sync_dirs(dirs: Iterable[str]) -> None:
     """Make the renames into ``dirs`` durable (one ``syncfs`` per file system, each
     directory fsync'ed where that is missing)."""
-    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
-    try:
+    with _opened_dirs(dirs) as fds:
         sync_fds(fds)
-    finally:
-        for fd in fds:
-            os.close(fd)

@@ -6,7 +6,7 @@ Standard library only (layer 0).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 Buffer = bytes | bytearray | memoryview
@@ -63,10 +63,25 @@ def write_all(fd: int, buffers: Sequence[Buffer]) -> int:
     """Write every buffer, in order, to ``fd`` with as few ``writev`` calls as the kernel
     allows (one, unless there are more buffers than the system's iovec limit or a call
     writes only part), without joining them first; returns the bytes written (all)."""
+    return _write_vectored(lambda views, _at: os.writev(fd, views), buffers, 0)
+
+
+def pwrite_all(fd: int, buffers: Sequence[Buffer], offset: int) -> int:
+    """``write_all`` at ``offset`` (``pwritev``: the file position is neither used nor
+    moved, so writers of other ranges of the file need no lock)."""
+    return _write_vectored(lambda views, at: os.pwritev(fd, views, at), buffers, offset)
+
+
+def _write_vectored(
+    write: Callable[[Sequence[Buffer], int], int], buffers: Sequence[Buffer], offset: int
+) -> int:
+    """``write(buffers, offset)`` again and again (at the offset reached so far) until every
+    byte is written: one call in the usual case."""
     total = sum(len(b) for b in buffers)
-    done = os.writev(fd, buffers) if 0 < len(buffers) <= _IOV_MAX else 0
+    done = write(buffers, offset) if 0 < len(buffers) <= _IOV_MAX else 0
     if done == total:
         return total  # the usual case: one call wrote it all
+    at = offset + done
     views = [v for v in (memoryview(b).cast("B") for b in buffers) if len(v)]
     start = 0
     while True:
@@ -78,4 +93,5 @@ def write_all(fd: int, buffers: Sequence[Buffer]) -> int:
             return total
         if done:
             views[start] = views[start][done:]
-        done = os.writev(fd, views[start : start + _IOV_MAX])
+        done = write(views[start : start + _IOV_MAX], at)
+        at += done

@@ -482,7 +482,7 @@ async def _first_good(
     def verified(replica: dict[str, Any]) -> Callable[[], Awaitable[bytes]]:
         async def read() -> bytes:
             url, cap = str(replica["url"]), str(replica["cap"])
-            data = await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size)
+            data = b"".join(await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size))
             ok = size is None or len(data) == size
             if ok and await _hashed(data) == chunk_id:
                 return data

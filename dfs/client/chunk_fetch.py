@@ -20,7 +20,7 @@ from typing import Any
 from dfs.client.batch_read import BatchReader
 from dfs.client.connection import Connection
 from dfs.errors import DfsError, IntegrityError
-from dfs.ids import sha256_hex
+from dfs.ids import sha256_hex_parts
 from dfs.transport.hedged import Source, first_good
 
 log = logging.getLogger("dfs.client")
@@ -54,9 +54,9 @@ class ChunkFetcher:
     def hedge_delay(self, size: int) -> float:
         return max(HEDGE_FLOOR, HEDGE_FACTOR * size / self._rate)
 
-    def _sources(self, chunk: dict[str, Any]) -> list[Source[str | None]]:
+    def _sources(self, chunk: dict[str, Any]) -> list[Source[str | None, list[bytes]]]:
         chunk_id, size = str(chunk["sha256"]), int(chunk["size"])
-        sources: list[Source[str | None]] = []
+        sources: list[Source[str | None, list[bytes]]] = []
         if not self.conn.proxy:
             for replica in self.conn.avoid.order(chunk["replicas"]):
                 if "cap" not in replica:  # a read batch's chunk: only batched reads ask it
@@ -69,28 +69,35 @@ class ChunkFetcher:
                     size=size,
                 )
                 sources.append(Source(str(replica["node_id"]), self._verified(get, chunk)))
-        proxy = functools.partial(self.conn.api.proxy_get_chunk, chunk_id)
-        sources.append(Source(None, self._verified(proxy, chunk), hedge=False))
+        sources.append(Source(None, self._verified(self._proxied(chunk_id), chunk), hedge=False))
         return sources
 
+    def _proxied(self, chunk_id: str) -> Callable[[], Awaitable[list[bytes]]]:
+        async def get() -> list[bytes]:
+            return [await self.conn.api.proxy_get_chunk(chunk_id)]
+
+        return get
+
     def _verified(
-        self, get: Callable[[], Awaitable[bytes]], chunk: dict[str, Any]
-    ) -> Callable[[], Awaitable[bytes]]:
-        async def read() -> bytes:
+        self, get: Callable[[], Awaitable[list[bytes]]], chunk: dict[str, Any]
+    ) -> Callable[[], Awaitable[list[bytes]]]:
+        async def read() -> list[bytes]:
             started = time.monotonic()
-            data = await get()
-            if len(data) != int(chunk["size"]) or (
-                await asyncio.to_thread(sha256_hex, data) != chunk["sha256"]
+            pieces = await get()
+            size = sum(len(p) for p in pieces)
+            if size != int(chunk["size"]) or (
+                await asyncio.to_thread(sha256_hex_parts, pieces) != chunk["sha256"]
             ):
                 log.warning("a source returned bad bytes for chunk %s", str(chunk["sha256"])[:12])
                 raise IntegrityError("bytes did not match the chunk's sha256")
             elapsed = max(time.monotonic() - started, 1e-3)
-            self._rate = 0.8 * self._rate + 0.2 * (len(data) / elapsed)
-            return data
+            self._rate = 0.8 * self._rate + 0.2 * (size / elapsed)
+            return pieces
 
         return read
 
-    async def fetch(self, chunk: dict[str, Any]) -> bytes:
+    async def fetch(self, chunk: dict[str, Any]) -> list[bytes]:
+        """The chunk's verified bytes, in the pieces they arrived in (never joined)."""
         delay = self.hedge_delay(int(chunk["size"]))
         what = f"chunk {str(chunk['sha256'])[:12]}"
         return await first_good(self._sources(chunk), delay, self, what)

@@ -50,7 +50,7 @@ from dfs.client.local_files import local_path
 from dfs.client.plans import PlanAhead
 from dfs.client.resume import DownloadSidecar, open_own
 from dfs.errors import Conflict, IntegrityError
-from dfs.fsutil import fsync_dir
+from dfs.fsutil import fsync_dir, pwrite_all, write_all
 from dfs.ids import sha256_hex
 
 log = logging.getLogger("dfs.client")
@@ -70,6 +70,8 @@ RUN_CHUNK_MAX = 256 * 1024
 """Chunks of one file smaller than this are fetched in runs (``/get-chunks``), not alone."""
 RUN_BYTES = 1024 * 1024
 """Bytes of one run at most (and BATCH_CHUNKS chunks): the window holds ``concurrency``."""
+Pieces = Sequence[bytes]
+"""Bytes to write, as pieces end to end: a chunk as its body arrived, a run's chunks."""
 
 
 @dataclass(frozen=True)
@@ -150,28 +152,29 @@ class PartFile:
         self.sidecar.offsets.discard(offset)
         return None
 
-    def _pwrite_all(self, offset: int, data: bytes, run: Sequence[int] = ()) -> None:
+    def _pwrite_all(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
         if not run and offset in self.sidecar.offsets:
             return  # verified on disk by an earlier run
-        view = memoryview(data)
-        at = offset
-        while view:
-            n = os.pwrite(self.fd, view, at)
-            view, at = view[n:], at + n
+        pwrite_all(self.fd, data, offset)
         if self.resume:
             self.sidecar.add(*(run or (offset,)))
 
-    async def write(self, offset: int, data: bytes, run: Sequence[int] = ()) -> None:
+    def _write_hashed(self, offset: int, data: Pieces, run: Sequence[int]) -> None:
+        self._pwrite_all(offset, data, run)
+        for piece in data:
+            self.whole.update(piece)
+
+    async def write(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
         """Write the next chunk in file order, or (``run``: their offsets) the next chunks,
-        one after another in ``data``."""
-        # the write may wait for the disk; hash the same bytes on another thread meanwhile
-        # (in order: one piece at a time, so updates never interleave)
-        await asyncio.gather(
-            asyncio.to_thread(self._pwrite_all, offset, data, run),
-            asyncio.to_thread(self.whole.update, data),
-        )
-        self._unflushed += len(data)
-        self._end = max(self._end, offset + len(data))
+        one after another in ``data`` (the pieces the bytes arrived in, end to end)."""
+        # the write and the whole-file hash in one worker-thread hand-off (in order: one piece
+        # at a time, so updates never interleave). The write only copies into the page cache
+        # (the background flush waits for the disk), and every hand-off is a wake-up, a
+        # future and a fight for the interpreter lock: one per piece instead of two.
+        await asyncio.to_thread(self._write_hashed, offset, data, run)
+        size = sum(len(p) for p in data)
+        self._unflushed += size
+        self._end = max(self._end, offset + size)
         due = bool(DOWNLOAD_FLUSH_BYTES) and self._unflushed >= DOWNLOAD_FLUSH_BYTES
         if due and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.create_task(asyncio.to_thread(self._flush, self._end))
@@ -243,16 +246,11 @@ class StdoutPart(PartFile):
     async def open(self) -> None:
         return None
 
-    def _pwrite_all(self, offset: int, data: bytes, run: Sequence[int] = ()) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+    def _pwrite_all(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
+        write_all(self.fd, data)
 
-    async def write(self, offset: int, data: bytes, run: Sequence[int] = ()) -> None:
-        await asyncio.gather(
-            asyncio.to_thread(self._pwrite_all, offset, data),
-            asyncio.to_thread(self.whole.update, data),
-        )
+    async def write(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
+        await asyncio.to_thread(self._write_hashed, offset, data, run)  # no flush of a pipe
 
     async def fsync(self) -> None:
         return None
@@ -266,7 +264,7 @@ class StdoutPart(PartFile):
 
 
 Piece = tuple[list[dict[str, Any]], bool]  # chunks in file order; a run (or one chunk alone)
-Window = collections.deque[tuple[Piece, asyncio.Task[bytes]]]  # pieces and their fetches
+Window = collections.deque[tuple[Piece, asyncio.Task[Pieces]]]  # pieces and their fetches
 
 
 class DownloadPipeline:
@@ -463,7 +461,7 @@ class DownloadPipeline:
         offsets = [int(c["offset"]) for c in chunks] if run else []
         await part.write(int(chunks[0]["offset"]), data, offsets)
         if self.progress:
-            self.progress(len(data))
+            self.progress(sum(len(p) for p in data))
 
 
 def _pieces(chunks: Sequence[dict[str, Any]], batched: bool) -> Iterator[Piece]:
@@ -486,19 +484,20 @@ def _pieces(chunks: Sequence[dict[str, Any]], batched: bool) -> Iterator[Piece]:
         yield run, True
 
 
-async def _piece_bytes(piece: Piece, fetcher: ChunkFetcher, part: PartFile) -> bytes:
-    """A piece's verified bytes: what an earlier run left on disk (resume), the rest fetched."""
+async def _piece_bytes(piece: Piece, fetcher: ChunkFetcher, part: PartFile) -> Pieces:
+    """A piece's verified bytes: what an earlier run left on disk (resume), the rest fetched
+    (a chunk alone in the pieces it arrived in)."""
     chunks, run = piece
     if not run:
         local = await part.written_before(chunks[0])
-        return local if local is not None else await fetcher.fetch(chunks[0])
+        return [local] if local is not None else await fetcher.fetch(chunks[0])
     have = [await part.written_before(c) for c in chunks]  # reads the disk only to resume
     need = [c for c, data in zip(chunks, have, strict=True) if data is None]
     got = await fetcher.fetch_run(need) if need else {}
-    return b"".join(
+    return [
         data if data is not None else got[str(c["sha256"])]
         for c, data in zip(chunks, have, strict=True)
-    )
+    ]
 
 
 def _result(f: SmallFile) -> DownloadResult:

@@ -9,12 +9,12 @@ REPLICATION_FACTOR times the file's distinct bytes, ``concurrency`` reads at a t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from dfs.client.library import Client
 from dfs.errors import DfsError
+from dfs.ids import sha256_hex_parts
 
 
 @dataclass
@@ -41,8 +41,7 @@ async def verify(client: Client, file_id: str) -> VerifyReport:
                 )
             except DfsError:
                 return False
-            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-            return digest == chunk_id
+            return await asyncio.to_thread(sha256_hex_parts, data) == chunk_id
 
     async def check(chunk: dict[str, Any]) -> dict[str, Any] | None:
         chunk_id = str(chunk["sha256"])

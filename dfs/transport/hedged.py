@@ -21,16 +21,18 @@ from dfs.errors import ChunkNotFound, DfsError
 
 K = TypeVar("K")
 K_contra = TypeVar("K_contra", contravariant=True)
+A = TypeVar("A")
+"""What a good read answers: bytes, or the pieces a body arrived in (the client's reads)."""
 
 
 @dataclass(frozen=True)
-class Source(Generic[K]):
+class Source(Generic[K, A]):
     """One place to read from: ``key`` names it to the observer; ``read`` returns verified
-    bytes or raises DfsError. ``hedge``: may be asked while another source still runs (False
+    bytes (``A``) or raises DfsError. ``hedge``: may be asked while another source still runs (False
     for a last resort that is asked only once every other source failed)."""
 
     key: K
-    read: Callable[[], Awaitable[bytes]]
+    read: Callable[[], Awaitable[A]]
     hedge: bool = True
 
 
@@ -46,13 +48,13 @@ class HedgeObserver(Protocol[K_contra]):
 
 
 async def first_good(
-    sources: Sequence[Source[K]], delay: float, observer: HedgeObserver[K], what: str
-) -> bytes:
+    sources: Sequence[Source[K, A]], delay: float, observer: HedgeObserver[K], what: str
+) -> A:
     """The first good answer of ``sources``, asked in order: the next one as soon as every
     running one failed, or (if it may hedge) after ``delay`` seconds without an answer.
     ChunkNotFound naming ``what`` when none answers well."""
     waiting = list(sources)
-    running: dict[asyncio.Task[bytes], Source[K]] = {}
+    running: dict[asyncio.Task[A], Source[K, A]] = {}
     errors: list[str] = []
     try:
         while waiting or running:
@@ -78,13 +80,13 @@ async def first_good(
     raise ChunkNotFound(f"no replica returned good bytes for {what}: {'; '.join(errors[-3:])}")
 
 
-def _start(source: Source[K], running: dict[asyncio.Task[bytes], Source[K]]) -> None:
+def _start(source: Source[K, A], running: dict[asyncio.Task[A], Source[K, A]]) -> None:
     running[asyncio.ensure_future(source.read())] = source
 
 
 def _take_done(
-    running: dict[asyncio.Task[bytes], Source[K]], errors: list[str], observer: HedgeObserver[K]
-) -> bytes | None:
+    running: dict[asyncio.Task[A], Source[K, A]], errors: list[str], observer: HedgeObserver[K]
+) -> A | None:
     """The answer of a finished read, if one succeeded (the rest stay in ``running`` for the
     caller to cancel); each failed one is reported and dropped."""
     for task in [t for t in running if t.done()]:

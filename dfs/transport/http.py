@@ -119,7 +119,9 @@ class ChunkPayload(aiohttp.payload.Payload):
         # then reaches the transport as it is.
         await writer.write(b"")
         for part in self._value:
-            await writer.write(part)
+            # a view: what the socket does not take at once is kept as a slice of it, where
+            # bytes would be sliced into a copy of the rest first (and then buffered)
+            await writer.write(part if isinstance(part, memoryview) else memoryview(part))
 
 
 @dataclass(frozen=True)

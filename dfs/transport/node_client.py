@@ -196,9 +196,10 @@ class NodeClient:
 
     async def get_chunk(
         self, node_url: str, chunk_id: str, *, cap: str, size: int | None = None
-    ) -> bytes:
-        """The chunk's bytes (unverified); ``size`` (if known) sets the deadline, otherwise
-        the largest chunk's."""
+    ) -> list[bytes]:
+        """The chunk's bytes (unverified), in the pieces they arrived in: a caller hashes and
+        writes them as they are, so the body is never joined (a copy of every byte read);
+        ``size`` (if known) sets the deadline, otherwise the largest chunk's."""
         deadline = self.deadline.for_bytes(protocol.MAX_CHUNK_SIZE if size is None else size)
         async with request(
             self._session,
@@ -208,7 +209,11 @@ class NodeClient:
             headers={protocol.CAPABILITY: cap},
             timeout=_timeout(deadline, None),
         ) as resp:
-            return await resp.read()
+            pieces: list[bytes] = []
+            # a body cut short raises ClientPayloadError, which ``request`` reports
+            while piece := await resp.content.readany():
+                pieces.append(piece)
+            return pieces
 
     async def get_chunks(
         self, node_url: str, entries: Sequence[tuple[str, str, int]], on_record: RecordFn

@@ -31,7 +31,9 @@ async def test_each_flush_drops_the_bytes_written_before_it(
     part = download.PartFile(target, "f1", resume=False)
     await part.open()
     for offset in range(0, len(data), CHUNK):
-        await part.write(offset, data[offset : offset + CHUNK])
+        # a chunk in the pieces its body arrived in, as the fetcher hands them over
+        half = offset + CHUNK // 3
+        await part.write(offset, [data[offset:half], data[half : offset + CHUNK]])
         await part.settle()  # each flush done before the next write: a known sequence
     await part.fsync()
     await part.commit(target, "f1", hashlib.sha256(data).hexdigest())

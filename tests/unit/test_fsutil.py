@@ -1,5 +1,5 @@
-"""``dfs.fsutil``: ``write_all`` writes every buffer whole, in order, whatever ``writev``
-takes per call; ``make_dirs`` makes each directory it creates durable in its parent."""
+"""``dfs.fsutil``: ``write_all`` (and ``pwrite_all`` at an offset) writes every buffer whole,
+in order, whatever ``writev`` takes per call; ``make_dirs`` makes each directory it creates durable in its parent."""
 
 from __future__ import annotations
 
@@ -67,6 +67,33 @@ def test_write_all_splits_at_the_iovec_limit(
     parts = [bytes([n % 256]) * (n % 7 + 1) for n in range(40)]
     assert _write(tmp_path / "f", list(parts)) == b"".join(parts)
     assert sizes == [16, 16, 8]
+
+
+def test_pwrite_all_writes_at_its_offset_after_partial_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pwrite_all`` puts the buffers at the offset, each short ``pwritev`` followed by
+    another from where it stopped, and leaves the bytes around them as they were."""
+    real = os.pwritev
+    offsets: list[int] = []
+
+    def short(fd: int, buffers: list[memoryview], offset: int) -> int:
+        offsets.append(offset)
+        view = memoryview(b"".join(bytes(b) for b in buffers))[:4]
+        return real(fd, [view], offset)
+
+    monkeypatch.setattr(os, "pwritev", short)
+    path = tmp_path / "f"
+    path.write_bytes(b"." * 20)
+    parts = [b"abc", memoryview(b"xdefx")[1:4], b"", b"ghij"]
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        assert fsutil.pwrite_all(fd, parts, 5) == 10
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0  # the file position did not move
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"....." + b"abcdefghij" + b"....."
+    assert offsets == [5, 9, 13]
 
 
 def test_make_dirs_fsyncs_the_parent_of_each_directory_it_creates(

@@ -4,10 +4,6 @@ The facade owns the HTTP session and the settings (token, concurrency, proxy, re
 hands them to the pipelines as a ``Connection``: ``dfs.client.upload`` for uploads of one
 file or many, ``dfs.client.download`` for downloads of one file or many. The other methods
 are one API call each.
-
-Each pipeline is imported by the methods that use it, not here: a ``dfs-client`` process
-runs one command, and a restore has no use for the upload side's modules (nor a backup for
-the download side's), which cost a few milliseconds of every start.
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
@@ -24,17 +20,17 @@ from dfs import protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
+from dfs.client.download import DownloadPipeline, DownloadResult
+from dfs.client.file_cache import FileCache, cache_path
+from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import LocalFile, hash_file
 from dfs.client.namespace_sync import SyncMethods
+from dfs.client.paged_upload import StreamingUploadPipeline
+from dfs.client.replan import send_chunk
 from dfs.errors import DfsError, InvalidRequest
 from dfs.transport.api_client import ApiClient
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
-
-if TYPE_CHECKING:
-    from dfs.client.download import DownloadResult
-    from dfs.client.file_cache import FileCache
-    from dfs.client.file_upload import UploadResult
 
 DEFAULT_CONCURRENCY = protocol.DEFAULT_CONCURRENCY
 
@@ -135,8 +131,6 @@ class Client(SyncMethods):
         progress: ProgressFn | None = None,
     ) -> UploadResult:
         """Upload one file (under ``name``, default its file name), resumable."""
-        from dfs.client.paged_upload import StreamingUploadPipeline
-
         path = Path(path)
         pipeline = StreamingUploadPipeline(self._connection(), _profile(profile), progress)
         return await pipeline.upload_file(path, name or path.name)
@@ -149,8 +143,6 @@ class Client(SyncMethods):
         progress: ProgressFn | None = None,
     ) -> list[UploadResult]:
         """Upload ``files`` (see ``dfs.client.local_files.walk``); results in their order."""
-        from dfs.client.paged_upload import StreamingUploadPipeline
-
         profile = _profile(profile)
         cache = await self.files_cache("", profile)
         pipeline = StreamingUploadPipeline(self._connection(), profile, progress, cache)
@@ -163,8 +155,6 @@ class Client(SyncMethods):
     async def files_cache(self, bucket: str, profile: ChunkerProfile) -> FileCache | None:
         """The files cache of uploads to ``bucket`` ("": files without a bucket) with
         ``profile``, or None when it is off or the caller's tenant cannot be asked."""
-        from dfs.client.file_cache import FileCache, cache_path
-
         if not self.file_cache:
             return None
         try:
@@ -178,8 +168,6 @@ class Client(SyncMethods):
         self, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
     ) -> str:
         """Send one chunk of a plan's ``upload`` list to its targets; return its receipt."""
-        from dfs.client.replan import send_chunk
-
         return await send_chunk(self._connection(), file_id, chunk_id, data, item)
 
     async def download(
@@ -192,8 +180,6 @@ class Client(SyncMethods):
     ) -> DownloadResult:
         """Download one file to ``out`` (a directory: under its stored relative name there;
         ``dfs.client.download.STDOUT``: to standard output)."""
-        from dfs.client.download import DownloadPipeline
-
         pipeline = DownloadPipeline(self._connection(), progress)
         return await pipeline.download_file(file_id, Path(out), plan=plan)
 
@@ -207,8 +193,6 @@ class Client(SyncMethods):
         """Download (file_id, target path) pairs, ``concurrency`` files at a time (target
         paths as ``dfs.client.local_files.download_targets`` gives them); ``plans`` already
         fetched, by file id, are used instead of asking again."""
-        from dfs.client.download import DownloadPipeline
-
         pipeline = DownloadPipeline(self._connection(), progress)
         return await pipeline.download_files(files, plans)
 

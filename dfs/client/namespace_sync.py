@@ -17,18 +17,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dfs import protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
+from dfs.client.download import DownloadPipeline
+from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods, key_path
+from dfs.client.upload import UploadPipeline
 from dfs.errors import InvalidRequest, KeyNotFound, NotFound
 from dfs.transport.http import request
-
-if TYPE_CHECKING:  # the pipelines are imported where they are used (``dfs.client.library``)
-    from dfs.client.file_cache import FileCache
 
 MTIME = "mtime"  # the user metadata entry that keeps a file's mtime
 
@@ -106,8 +106,6 @@ class SyncMethods(NamespaceMethods):
                 report.unchanged.append(f.name)
             else:
                 todo.append(f)
-        from dfs.client.upload import UploadPipeline
-
         profile = profile or ChunkerProfile.default()
         cache = await self.files_cache(bucket, profile) if todo else None
         pipeline = UploadPipeline(self._connection(), profile, progress, cache)
@@ -209,8 +207,6 @@ class SyncMethods(NamespaceMethods):
             target.write_bytes(b"")  # an empty object links no file
         todo = [(o, t) for o, t in todo if o.get("file_id")]
         if todo and await self._owns(bucket):
-            from dfs.client.download import DownloadPipeline
-
             pipeline = DownloadPipeline(self._connection(), progress)
             await pipeline.download_files([(o["file_id"], t) for o, t in todo])
         else:

@@ -178,16 +178,6 @@ def test_cli_loads_no_http_client() -> None:
     assert "click" in loaded  # the import did happen
 
 
-def test_client_loads_each_pipeline_when_it_is_used() -> None:
-    # a dfs-client process runs one command: a restore has no use for the upload side's
-    # modules, nor a backup for the download side's (a few ms of every start)
-    loaded = modules_after_importing("dfs.client.library", "dfs.client.cli_transfer")
-    assert "dfs.client.library" in loaded  # the import did happen
-    upload_side = {"dfs.client.upload", "dfs.client.paged_upload", "dfs.client.file_upload"}
-    download_side = {"dfs.client.download", "dfs.client.file_writer", "dfs.client.batch_read"}
-    assert (upload_side | download_side) & set(loaded) == set()
-
-
 def test_layer0_loads_no_aiohttp() -> None:
     loaded = modules_after_importing(*sorted(L0 & set(MODULES)))
     assert [m for m in loaded if _top(m) == "aiohttp"] == []

@@ -64,13 +64,7 @@ from dfs.errors import (
 from dfs.transport.http import FileSlice
 
 SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
-PIPELINE_DEPTH = 4  # batches in flight: one finalizing, one sending, two planning
-PLANS_AT_ONCE = 2
-"""Batches whose ``/init-uploads`` are out at once. An unchanged re-backup is a chain of
-plans (nothing to send, nothing to finalize): one at a time, the API waited for the client's
-JSON and the client for the API's commit (an fsync) and has-chunks round; two overlap them.
-Planning batches one after the other never deduplicated between them either: a plan only
-skips chunks already committed, and the batch before is not finalized yet."""
+PIPELINE_DEPTH = 3  # batches in flight: one finalizing, one sending, one planning
 FINALIZE_ROUNDS = 3  # finalizes of one upload, each after re-sending what was short of copies
 
 log = logging.getLogger("dfs.client")
@@ -260,11 +254,10 @@ class UploadPipeline:
         self, todo: list[list[tuple[int, LocalFile]]], results: dict[int, UploadResult]
     ) -> None:
         """Batches through scan, plan, send and finalize, pipelined: while batch ``n`` is
-        sent, batches ``n + 1`` and ``n + 2`` are planned (``PLANS_AT_ONCE``; the one after
-        scanned) and batch ``n - 1`` finalizes. The send stage takes one batch at a time, in
-        the order their plans came back (a FIFO lock)."""
+        sent, batch ``n + 1`` is planned (and the one after scanned) and batch ``n - 1``
+        finalizes. Each stage takes one batch at a time, in order (FIFO locks)."""
         scans = ScanAhead(todo, self.profile, self.cache)
-        stages = (asyncio.Semaphore(PLANS_AT_ONCE), asyncio.Lock())  # plan, send
+        stages = (asyncio.Lock(), asyncio.Lock())  # plan, send
         flight: collections.deque[asyncio.Task[None]] = collections.deque()
 
         async def one(batch: list[tuple[int, LocalFile]], scanned: list[Scanned]) -> None:
@@ -377,11 +370,11 @@ class UploadPipeline:
         self,
         files: Sequence[LocalFile],
         scans: Sequence[Scanned | FileScan],
-        stages: tuple[asyncio.Semaphore, asyncio.Lock] | None = None,
+        stages: tuple[asyncio.Lock, asyncio.Lock] | None = None,
     ) -> list[UploadResult]:
         """Small files already scanned: one plan, packed sends, one finalize for all.
-        ``stages``: the plan slots and the send lock batches in flight take turns at."""
-        plan_stage, send_stage = stages or (asyncio.Semaphore(), asyncio.Lock())
+        ``stages``: the plan and send locks batches in flight take turns at."""
+        plan_stage, send_stage = stages or (asyncio.Lock(), asyncio.Lock())
         started = time.monotonic()
         scanned = [s if isinstance(s, Scanned) else Scanned(s) for s in scans]
         uploads = [

@@ -8,11 +8,9 @@ before anything is stored."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -20,7 +18,7 @@ import pytest
 from dfs import auth, protocol
 from dfs.api import download_plans
 from dfs.chunking import ChunkerProfile
-from dfs.client import Client, batch_scan, upload
+from dfs.client import Client
 from dfs.client.local_files import walk
 from dfs.ids import ChunkId
 from dfs.transport.api_client import ApiClient
@@ -229,47 +227,6 @@ async def test_directory_upload_and_download_through_batches(
     items = list(walk([src], "t/"))
     async with Client(inproc.api.url, token=ADMIN_TOKEN) as c:
         results = await c.upload_many(items, profile=ChunkerProfile.fastcdc())
-        assert [r.name for r in results] == [it.name for it in items]
-        out = tmp_path / "out"
-        await c.download_many([(r.file_id, out / r.name) for r in results])
-    for it in items:
-        assert (out / it.name).read_bytes() == it.path.read_bytes()
-
-
-async def test_two_batches_are_planned_at_once_and_upload_whole(
-    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A directory upload has PLANS_AT_ONCE (2) /init-uploads out at once, never more; files
-    of batches planned together (the same content in both) are all stored and read back."""
-    monkeypatch.setattr(batch_scan, "BATCH_FILES", 10)
-    src = tmp_path / "tree"
-    src.mkdir()
-    rng = random.Random(5)
-    for i in range(60):
-        data = b"same in every batch" if i % 10 == 0 else rng.randbytes(rng.randint(1, 9000))
-        (src / f"f{i:02}.bin").write_bytes(data)
-    items = list(walk([src], "t/"))
-    real = ApiClient.plan_uploads
-    out_now, most = 0, 0
-    second = asyncio.Event()
-
-    async def plan_uploads(self: ApiClient, files: Any) -> Any:
-        nonlocal out_now, most
-        out_now += 1
-        most = max(most, out_now)
-        if out_now == 2:
-            second.set()
-        try:
-            # the first plan is held until a second one is asked for: they overlap
-            await asyncio.wait_for(second.wait(), timeout=10)
-            return await real(self, files)
-        finally:
-            out_now -= 1
-
-    monkeypatch.setattr(ApiClient, "plan_uploads", plan_uploads)
-    async with Client(inproc.api.url, token=ADMIN_TOKEN) as c:
-        results = await c.upload_many(items, profile=ChunkerProfile.fastcdc())
-        assert most == upload.PLANS_AT_ONCE == 2
         assert [r.name for r in results] == [it.name for it in items]
         out = tmp_path / "out"
         await c.download_many([(r.file_id, out / r.name) for r in results])

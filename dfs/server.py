@@ -88,6 +88,10 @@ class StreamDeadline:
         self._received += len(data)
         return data
 
+    def took(self, n: int) -> None:
+        """``n`` bytes were read that had arrived already (nothing waited for: no timer)."""
+        self._received += n
+
     async def within(self, step: Callable[[], Awaitable[T]], ahead: int) -> T:
         """Await ``step()``, which reads at most ``ahead`` more bytes of the body (a multipart
         part's head, say), under the budget those bytes earn; RequestTimeout past it."""

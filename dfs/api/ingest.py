@@ -18,7 +18,8 @@ seed's ``POST /upload`` and signed download URLs).
   client declared (``_stored_already``). It counts the bytes that were new to the tenant
   (``Ingested.new_bytes``: chunks no complete file of the tenant referenced, each counted
   once), relative to the tenant's own chunks only (``owned_chunks``), never to what other
-  tenants store. Memory: the chunker's buffer plus ``INGEST_WINDOW`` chunks.
+  tenants store. Memory: the chunker's buffer, the chunks of one hand-over from its thread
+  (``CUT_BATCH_BYTES``) and ``INGEST_WINDOW`` chunks in flight.
 - ``read_verified`` yields a complete file's chunks in order, each fetched from a live replica
   and checked against its sha256 before it is yielded (fail over to the next replica on
   error or mismatch, and hedge to it when the first is slow: ``dfs.transport.hedged``);
@@ -129,11 +130,23 @@ class _LoopReader(io.RawIOBase):
         return self.whole.hexdigest()
 
 
-def _next_chunk(chunks: Iterator[Chunk]) -> tuple[int, bytes, str] | None:
-    chunk = next(chunks, None)
-    if chunk is None:
-        return None
-    return chunk.offset, bytes(chunk.data), chunk.chunk_id  # copy: the chunker reuses its buffer
+CUT_BATCH_BYTES = 4 * protocol.MIB
+"""Bytes of chunks the chunker's thread hands the event loop at once (at least one chunk): a
+hop and an ownership query per chunk cost more CPU than hashing a small chunk."""
+
+
+def _next_chunks(chunks: Iterator[Chunk]) -> list[tuple[int, bytes, str]]:
+    """The next chunks, about ``CUT_BATCH_BYTES`` of them (none at the end of the body)."""
+    out: list[tuple[int, bytes, str]] = []
+    got = 0
+    while got < CUT_BATCH_BYTES:
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        data = bytes(chunk.data)  # copy: the chunker reuses its buffer
+        out.append((chunk.offset, data, chunk.chunk_id))
+        got += len(data)
+    return out
 
 
 def check_name(name: object) -> str:
@@ -175,25 +188,44 @@ class ChunkSender:
         """Bytes of chunks no complete file of the tenant referenced (the console's "N% new")."""
         self._inflight: set[asyncio.Task[None]] = set()
 
-    async def _store(self, chunk_id: str, data: bytes) -> None:
-        if not await self.coord.meta.owned_chunks(self.tenant, [chunk_id]):
-            self.new_bytes += len(data)  # new to this tenant (other tenants never count)
-        elif await self.coord.held_chunks(self.tenant, [chunk_id], self.live):
-            return  # the tenant's own chunk, with its copies: nothing to send
+    async def _put(self, chunk_id: str, data: bytes) -> None:
         answer = await put_to_nodes(self.coord, chunk_id, data, self.file_id, self.live)
         self.receipts[chunk_id] = str(answer["receipt"])
         said = answer.get("replicas")
         if isinstance(said, list):  # only the live nodes this upload could place on count
             self.copies[chunk_id] = {n for n in said if n in self._live_ids}
 
-    async def send(self, chunk_id: str, data: bytes) -> None:
+    async def _room(self) -> None:
+        """Wait until fewer than ``INGEST_WINDOW`` sends are in flight."""
         while len(self._inflight) >= INGEST_WINDOW:
             done, self._inflight = await asyncio.wait(
                 self._inflight, return_when=asyncio.FIRST_COMPLETED
             )
             for t in done:
                 t.result()
-        self._inflight.add(asyncio.create_task(self._store(chunk_id, data)))
+
+    async def send(self, chunk_id: str, data: bytes) -> None:
+        await self.send_many([(chunk_id, data)])
+
+    async def send_many(self, chunks: Sequence[tuple[str, bytes]]) -> None:
+        """Send ``chunks`` (distinct ids) but those the tenant references with their copies
+        on live nodes: one ownership query for them all, not one per chunk."""
+        if not chunks:
+            return
+        ids = [chunk_id for chunk_id, _ in chunks]
+        owned = await self.coord.meta.owned_chunks(self.tenant, ids)
+        held = (
+            await self.coord.held_chunks(self.tenant, [c for c in ids if c in owned], self.live)
+            if owned
+            else set()
+        )
+        for chunk_id, data in chunks:
+            if chunk_id not in owned:
+                self.new_bytes += len(data)  # new to this tenant (other tenants never count)
+            elif chunk_id in held:
+                continue  # the tenant's own chunk, with its copies: nothing to send
+            await self._room()
+            self._inflight.add(asyncio.create_task(self._put(chunk_id, data)))
 
     async def drain(self) -> None:
         if self._inflight:
@@ -213,16 +245,18 @@ async def _chunk_and_send(chunks: Iterator[Chunk], sender: ChunkSender) -> list[
     manifest: list[ManifestEntry] = []
     seen: set[str] = set()
     while True:
-        got = await asyncio.to_thread(_next_chunk, chunks)
-        if got is None:
+        got = await asyncio.to_thread(_next_chunks, chunks)
+        if not got:
             return manifest
-        offset, data, chunk_id = got
-        manifest.append(ManifestEntry(offset, len(data), chunk_id))
+        fresh: list[tuple[str, bytes]] = []
+        for offset, data, chunk_id in got:
+            manifest.append(ManifestEntry(offset, len(data), chunk_id))
+            if chunk_id not in seen:
+                seen.add(chunk_id)
+                fresh.append((chunk_id, data))
         if len(manifest) > protocol.MAX_CHUNKS_PER_FILE:
             raise PayloadTooLarge(f"more than {protocol.MAX_CHUNKS_PER_FILE} chunks")
-        if chunk_id not in seen:
-            seen.add(chunk_id)
-            await sender.send(chunk_id, data)
+        await sender.send_many(fresh)
 
 
 async def ingest(

@@ -221,9 +221,8 @@ async def send_ahead(
     try:
         sender = ChunkSender(coord, tenant, ahead.file_id, await coord.writable_nodes())
         try:
-            for p in pieces:
-                assert p.data is not None
-                await sender.send(p.chunk_id, p.data)
+            # distinct ids: ``Ahead`` hands each new chunk over once
+            await sender.send_many([(p.chunk_id, p.data) for p in pieces if p.data is not None])
             await sender.drain()
         finally:
             await sender.cancel()

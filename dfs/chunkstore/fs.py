@@ -258,14 +258,12 @@ class FsChunkStore:
                     f" ({self._reserved} being written), chunk needs {size}"
                 )
             self._reserved += size
-        try:
-            return self._write(chunk_id, final, parts, size)
-        finally:
-            with self._lock:
-                self._reserved -= size
+        return self._write(chunk_id, final, parts, size)
 
     def _write(self, chunk_id: ChunkId, final: str, parts: Sequence[Buffer], size: int) -> _Written:
-        """Temp file, write, fsync, atomic replace of any copy, fsync of the directory."""
+        """Temp file, write, fsync, atomic replace of any copy, fsync of the directory.
+        ``size`` bytes are reserved: ``_replace`` turns them into used bytes, or they are
+        given back here when the write fails before it."""
         directory = os.path.dirname(final)
         tmp = f"{directory}/.{chunk_id}.{secrets.token_hex(4)}.tmp"
         replaced: int | None = None
@@ -290,12 +288,16 @@ class FsChunkStore:
             if not renamed:  # a renamed temp file is gone: no failing unlink per chunk
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+                with self._lock:
+                    self._reserved -= size
         return replaced is None, replaced
 
     def _replace(self, tmp: str, final: str, size: int) -> int | None:
         """Move the written temp file over ``final`` and count it, in one step under the lock
         (against delete, quarantine and concurrent writers of the same chunk): a copy that was
-        here is replaced, so its bytes leave the count as the new ones enter it. Returns an
+        here is replaced, so its bytes leave the count as the new ones enter it, and the
+        reservation becomes used bytes in the same step (counted twice until the directory
+        fsync, it refused concurrent writes that fitted). Returns an
         open descriptor of the replaced copy (None when there was none), which defers freeing
         its blocks until ``_release`` closes it."""
         with self._lock:
@@ -303,8 +305,10 @@ class FsChunkStore:
                 old: int | None = os.open(final, os.O_RDONLY)
             except FileNotFoundError:
                 old = None
+            old_size = os.fstat(old).st_size if old is not None else 0
             os.replace(tmp, final)
-            self._used += size - (os.fstat(old).st_size if old is not None else 0)
+            self._reserved -= size
+            self._used += size - old_size
             self._count += old is None
         return old
 

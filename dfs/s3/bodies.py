@@ -64,7 +64,7 @@ MAX_SIGNED_CHUNK = 8 << 20
 MAX_TRAILER_LINES = 16
 _STREAMING = frozenset({STREAMING_UNSIGNED_TRAILER, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER})
 _TRAILER_SIGNATURE = "x-amz-trailer-signature"
-DIGEST_BATCH = 2 << 20
+DIGEST_BATCH = 4 << 20
 """Bytes of body handed to the digest threads at once: a hop per socket read (tens of KiB)
 would cost more than it saves. The event loop waits on a batch only if the threads are
 still hashing the one before when the next is full (each wait wakes the loop)."""
@@ -391,6 +391,10 @@ def request_body(
     deadline = StreamDeadline(request)  # slow clients cannot pin the server
 
     async def read_raw(n: int) -> bytes:
+        # bytes buffered already need no deadline (a timer armed and cancelled per read)
+        if data := request.content.read_nowait(n):
+            deadline.took(len(data))
+            return data
         return await deadline.read(request.content.read, n)
 
     who: Caller | None = request.get(CALLER)

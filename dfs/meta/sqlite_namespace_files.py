@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-import uuid
 
 from dfs.errors import Conflict, FileNotFound
+from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord
 from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id
 from dfs.meta.sqlite_manifests import get_record, insert_file, manifest, manifest_pages
@@ -82,7 +82,7 @@ class StoreFiles:
         db = self.db
         src = get_record(db, self.labels, file_id)
         rec = dataclasses.replace(
-            src, file_id=str(uuid.uuid4()), tenant=tenant, name=name, created_at=now
+            src, file_id=new_file_id(), tenant=tenant, name=name, created_at=now
         )
         insert_file(db, self.labels, rec, manifest(db, file_id))
         commit_one(db, self.labels, rec.file_id, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 
 import pytest
@@ -64,7 +65,7 @@ def test_file_id_accepts_canonical_uuid() -> None:
     assert parse_file_id(UUID) == UUID
     fresh = new_file_id()
     assert parse_file_id(fresh) == fresh
-    assert uuid.UUID(fresh).version == 4
+    assert uuid.UUID(fresh).version == 7
 
 
 @pytest.mark.parametrize(
@@ -108,13 +109,26 @@ def test_short() -> None:
     assert short("n1") == "n1"
 
 
-def test_new_file_ids_are_canonical_random_uuids() -> None:
-    ids = new_file_ids(500)
-    assert len(ids) == 500
-    assert len(set(ids)) == 500
+def test_new_file_ids_are_canonical_time_ordered_uuids() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = new_file_ids(5000)  # more than the 4,096 places the 12 batch bits count
+    after = time.time_ns() // 1_000_000
+    assert len(ids) == 5000
+    assert len(set(ids)) == 5000
     for f in ids:
         assert parse_file_id(f) == f  # canonical, lowercase
         parsed = uuid.UUID(f)
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
+        assert before <= parsed.int >> 80 <= after  # the first 48 bits: Unix milliseconds
+    # one batch sorts in the order it was made (within each 4,096)
+    assert ids[:4096] == sorted(ids[:4096])
+    # later batches sort after earlier ones (the clock moved on)
+    first = new_file_id()
+    made_at = uuid.UUID(first).int >> 80
+    deadline = time.monotonic() + 5
+    # ids of one millisecond are ordered by chance only: wait for the clock to tick
+    while time.time_ns() // 1_000_000 <= made_at and time.monotonic() < deadline:
+        pass
+    assert new_file_id() > first
     assert new_file_ids(0) == []

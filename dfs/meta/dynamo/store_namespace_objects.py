@@ -9,11 +9,11 @@ left (stored bytes, releasing a file) are run before the operation returns.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Sequence
 
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import Conflict, FileNotFound, KeyNotFound
+from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_files import FilesPart
@@ -131,7 +131,7 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         """A complete file of ``tenant`` with ``src``'s manifest: no chunk moves, the
         references are counted by commit_file as for any other file."""
         rec = dataclasses.replace(
-            src, file_id=str(uuid.uuid4()), tenant=tenant, name=name, created_at=now
+            src, file_id=new_file_id(), tenant=tenant, name=name, created_at=now
         )
         await self.create_file(rec, await self.get_manifest(src.file_id))
         return await self.commit_file(rec.file_id, now)

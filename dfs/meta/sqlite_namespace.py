@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
-from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict
+from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict, KeyNotFound
 from dfs.meta.namespace import (
     VERSIONING_UNVERSIONED,
     BucketRecord,
@@ -217,6 +217,22 @@ class SqliteNamespaceMixin:
         def op(db: sqlite3.Connection) -> ObjectVersion:
             row = readable_version(db, bucket, key, version_id)
             return version_record(row, version_id is None or is_latest(db, row))
+
+        return await self._run(self._read(op))
+
+    async def get_bucket_and_object(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> tuple[BucketRecord, ObjectVersion | None]:
+        """``get_bucket`` and ``get_object`` (None instead of KeyNotFound) in one read of
+        one snapshot: a GetObject's or HeadObject's metadata in one hop to the store's thread."""
+
+        def op(db: sqlite3.Connection) -> tuple[BucketRecord, ObjectVersion | None]:
+            b = _bucket(db, load_bucket(db, bucket))
+            try:
+                row = readable_version(db, bucket, key, version_id)
+            except KeyNotFound:
+                return b, None
+            return b, version_record(row, version_id is None or is_latest(db, row))
 
         return await self._run(self._read(op))
 

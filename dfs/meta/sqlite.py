@@ -249,7 +249,9 @@ class SqliteMetadataStore(
         await self._run(op)
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord:
-        return await self._run(lambda: get_record(self._db, self._labels, file_id, tenant))
+        return await self._run_on_loop(
+            lambda db: get_record(db, self._loop_labels, file_id, tenant)
+        )
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
         return await self._run(lambda: manifest(self._db, file_id))
@@ -444,11 +446,13 @@ class SqliteMetadataStore(
         if locs:
             await self._run(op)
 
-    def _chunk_rows(self, ids: Sequence[str], columns: str) -> Iterator[sqlite3.Row]:
+    def _chunk_rows(
+        self, ids: Sequence[str], columns: str, db: sqlite3.Connection | None = None
+    ) -> Iterator[sqlite3.Row]:
         keys = [pack_hex(c) for c in ids]
         for batch in _batches(keys):
             marks = ",".join("?" * len(batch))
-            yield from self._db.execute(
+            yield from (db or self._db).execute(
                 f"SELECT chunk_id, {columns} FROM chunks WHERE chunk_id IN ({marks})",
                 tuple(batch),
             )
@@ -456,13 +460,15 @@ class SqliteMetadataStore(
     async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]:
         ids = list(dict.fromkeys(chunk_ids))
 
-        def op() -> dict[str, set[str]]:
+        def op(db: sqlite3.Connection, labels: Labels) -> dict[str, set[str]]:
             out: dict[str, set[str]] = {cid: set() for cid in ids}
-            for r in self._chunk_rows(ids, "nodes"):
-                out[unpack_hex(r[0])] = node_names(self._db, self._labels, r[1])
+            for r in self._chunk_rows(ids, "nodes", db):
+                out[unpack_hex(r[0])] = node_names(db, labels, r[1])
             return out
 
-        return await self._run(op)
+        if len(ids) <= LOOP_READ_MAX_IDS:  # a small file's: a few point lookups
+            return await self._run_on_loop(lambda db: op(db, self._loop_labels))
+        return await self._run(lambda: op(self._db, self._labels))
 
     async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]:
         ids = list(dict.fromkeys(chunk_ids))

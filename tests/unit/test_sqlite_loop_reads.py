@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from dfs.errors import BucketNotFound
+from dfs.errors import BucketNotFound, FileNotFound
+from dfs.ids import new_file_id
 from dfs.meta.namespace import VERSIONING_ENABLED, BucketRecord
 from dfs.meta.sqlite import LOOP_READ_MAX_IDS, SqliteMetadataStore
 from dfs.meta.sqlite_loop_reads import LoopReads
@@ -53,9 +54,14 @@ async def test_a_read_on_the_loop_sees_the_write_just_committed(
     assert (b.versioning, v) == (VERSIONING_ENABLED, None)
     assert await meta.owned_chunks("acme", ["ab" * 32]) == set()
     assert await meta.find_file_by_sha256("acme", "ab" * 32) is None
-    assert seen == [threading.current_thread().name] * 5  # the loop's thread, no hop
-    await meta.owned_chunks("acme", [f"{i:064x}" for i in range(LOOP_READ_MAX_IDS + 1)])
-    assert len(seen) == 5  # many ids: on the worker, the loop must not stall
+    assert await meta.get_locations(["ab" * 32]) == {"ab" * 32: set()}
+    with pytest.raises(FileNotFound):
+        await meta.get_file(new_file_id(), "acme")
+    assert seen == [threading.current_thread().name] * 7  # the loop's thread, no hop
+    many = [f"{i:064x}" for i in range(LOOP_READ_MAX_IDS + 1)]
+    await meta.owned_chunks("acme", many)
+    await meta.get_locations(many)
+    assert len(seen) == 7  # many ids: on the worker, the loop must not stall
 
 
 async def test_a_busy_database_sends_the_read_to_the_worker(

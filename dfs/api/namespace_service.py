@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import mimetypes
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -20,6 +21,7 @@ from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_bodies import ObjectFields
+from dfs.api.ttl_cache import TtlMap
 from dfs.errors import BucketExists, BucketNotFound, InvalidRequest, KeyNotFound, Unavailable
 from dfs.ids import new_file_id
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, MetadataStore
@@ -60,9 +62,17 @@ class Resolved:
 
 
 class Namespace:
-    def __init__(self, store: NamespaceStore | None, coord: Coordinator) -> None:
+    def __init__(
+        self,
+        store: NamespaceStore | None,
+        coord: Coordinator,
+        bucket_ttl: float = 0.0,
+        cache_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self.coord = coord
+        # buckets as writes read them (``bucket_for_write``), for ``bucket_ttl`` seconds
+        self._for_write: TtlMap[str, BucketRecord] = TtlMap(bucket_ttl, clock=cache_clock)
 
     @property
     def store(self) -> NamespaceStore:
@@ -78,6 +88,34 @@ class Namespace:
             return await self.store.get_bucket(name)
         except BucketNotFound:
             raise access.no_bucket(name) from None
+
+    async def bucket_for_write(self, name: str) -> BucketRecord:
+        """``bucket`` for a write, read at most once per ``bucket_ttl`` seconds (this
+        Namespace's own bucket changes drop it at once). Only for writes: the store's write
+        checks again, atomically, that the bucket exists and the linked file is its owner's,
+        so a stale record can only delay an ACL, grant or versioning change made elsewhere
+        by up to ``bucket_ttl`` seconds, never put a version in another tenant's bucket."""
+        return await self._for_write.get(name, lambda: self.bucket(name))
+
+    async def bucket_and_object(
+        self, bucket: str, key: str, version: str | None
+    ) -> tuple[BucketRecord, ObjectVersion | None]:
+        """The bucket (missing: as ``bucket``) and the version of ``key`` (None when
+        missing or a delete marker is the latest), in one metadata read where the store
+        offers one (SQLite's ``get_bucket_and_object``), else two."""
+        fused = getattr(self.store, "get_bucket_and_object", None)
+        if fused is not None:
+            try:
+                return cast(
+                    tuple[BucketRecord, ObjectVersion | None], await fused(bucket, key, version)
+                )
+            except BucketNotFound:
+                raise access.no_bucket(bucket) from None
+        b = await self.bucket(bucket)
+        try:
+            return b, await self.store.get_object(bucket, key, version)
+        except KeyNotFound:
+            return b, None
 
     async def visible_bucket(self, who: Principal | None, name: str) -> BucketRecord:
         b = await self.bucket(name)
@@ -95,9 +133,12 @@ class Namespace:
                 raise BucketExists(f"you already own bucket {name!r}") from None
             raise
         if versioning is not None or bucket_access is not None:
-            return await self.store.update_bucket(
-                name, who.tenant, versioning=versioning, access=bucket_access
-            )
+            try:
+                return await self.store.update_bucket(
+                    name, who.tenant, versioning=versioning, access=bucket_access
+                )
+            finally:
+                self._for_write.drop(name)  # a write may have read it in between
         return rec
 
     async def list_buckets(self, who: Principal) -> list[BucketRecord]:
@@ -105,7 +146,11 @@ class Namespace:
 
     async def delete_bucket(self, who: Principal, name: str) -> None:
         access.require_owner(who, await self.bucket(name))
-        await self.store.delete_bucket(name, who.tenant)
+        self._for_write.drop(name)
+        try:
+            await self.store.delete_bucket(name, who.tenant)
+        finally:
+            self._for_write.drop(name)  # and again: a write may have read it meanwhile
 
     async def update_bucket(
         self,
@@ -119,9 +164,12 @@ class Namespace:
         access.require_owner(who, await self.bucket(name))
         if grants is not None and any(t == who.tenant for t, _ in grants):
             raise InvalidRequest("a bucket's owner needs no grant")
-        return await self.store.update_bucket(
-            name, who.tenant, versioning=versioning, access=bucket_access, grants=grants
-        )
+        try:
+            return await self.store.update_bucket(
+                name, who.tenant, versioning=versioning, access=bucket_access, grants=grants
+            )
+        finally:
+            self._for_write.drop(name)
 
     # --- objects ----------------------------------------------------------------------------
 

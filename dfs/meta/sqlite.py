@@ -18,7 +18,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -50,6 +50,7 @@ from dfs.meta.sqlite_chunks import (
     remove_locations,
 )
 from dfs.meta.sqlite_codec import Labels, pack_file_id, pack_hex, unpack_file_id, unpack_hex
+from dfs.meta.sqlite_loop_reads import LoopReads, in_snapshot
 from dfs.meta.sqlite_manifests import (
     append_page,
     drop_manifest,
@@ -77,6 +78,7 @@ from dfs.meta.sqlite_usage_history import SqliteUsageHistoryMixin
 T = TypeVar("T")
 
 _IN_BATCH = 500  # stay far below SQLite's bound on host parameters
+LOOP_READ_MAX_IDS = 16  # chunk ids one read on the event loop's thread may look up
 _COUNTERS = ("total_files", "logical_bytes", "stored_bytes", "unique_chunks", "duplicates_avoided")
 
 
@@ -106,6 +108,10 @@ class SqliteMetadataStore(
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._loop_reads = LoopReads(path)
+        # the labels the reads of ``_run_on_loop`` learn: only ever committed ones (the
+        # worker's ``_labels`` also hold those of the write transaction in progress)
+        self._loop_labels = Labels()
         self._labels = Labels()
         self.calls = 0  # operations run on the connection (each one transaction at most)
 
@@ -160,6 +166,16 @@ class SqliteMetadataStore(
             raise Conflict(f"metadata write conflicts: {exc}") from None
         except sqlite3.OperationalError as exc:
             raise Unavailable(f"sqlite metadata store {self._path}: {exc}") from None
+
+    async def _run_on_loop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A short read on the event loop's thread (``dfs.meta.sqlite_loop_reads``); on the
+        worker when the database is busy or the store closed."""
+        if self._conn is not None:
+            with suppress(sqlite3.OperationalError):  # busy: the worker reads it
+                got = self._loop_reads.run(fn)
+                self.calls += 1
+                return got
+        return await self._run(lambda: in_snapshot(self._db, fn))
 
     # --- nodes ----------------------------------------------------------------------------
 
@@ -233,7 +249,9 @@ class SqliteMetadataStore(
         await self._run(op)
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord:
-        return await self._run(lambda: get_record(self._db, self._labels, file_id, tenant))
+        return await self._run_on_loop(
+            lambda db: get_record(db, self._loop_labels, file_id, tenant)
+        )
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
         return await self._run(lambda: manifest(self._db, file_id))
@@ -347,21 +365,24 @@ class SqliteMetadataStore(
     async def owned_chunks(
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
     ) -> set[str]:
-        def op() -> set[str]:
-            tid = self._labels.find(self._db, tenant)
+        def op(db: sqlite3.Connection, labels: Labels) -> set[str]:
+            tid = labels.find(db, tenant)
             if tid is None:
                 return set()
             ids = [pack_hex(c) for c in dict.fromkeys(chunk_ids)]
-            return {c for b in _batches(ids) for c in owned_of(self._db, tid, b, ever=ever)}
+            return {c for b in _batches(ids) for c in owned_of(db, tid, b, ever=ever)}
 
-        return await self._run(op)
+        if len(chunk_ids) <= LOOP_READ_MAX_IDS:  # a small object's: a few point lookups
+            return await self._run_on_loop(lambda db: op(db, self._loop_labels))
+        return await self._run(lambda: op(self._db, self._labels))
 
     async def find_file_by_sha256(
         self, tenant: str, sha256: str, *, verified: bool = True
     ) -> FileRecord | None:
-        def op() -> FileRecord | None:
-            db = self._db
-            tid = self._labels.find(db, tenant)
+        labels = self._loop_labels
+
+        def op(db: sqlite3.Connection) -> FileRecord | None:
+            tid = labels.find(db, tenant)
             if tid is None:
                 return None
             key = pack_hex(sha256)
@@ -370,9 +391,9 @@ class SqliteMetadataStore(
                 "AND substr(sha256, 1, 8)=? AND state = 1 AND sha256=? ORDER BY seq LIMIT 1",
                 (tid, int(verified), key[:8], key),
             ).fetchone()
-            return None if row is None else file_record(db, self._labels, row)
+            return None if row is None else file_record(db, labels, row)
 
-        return await self._run(op)
+        return await self._run_on_loop(op)
 
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None
@@ -425,11 +446,13 @@ class SqliteMetadataStore(
         if locs:
             await self._run(op)
 
-    def _chunk_rows(self, ids: Sequence[str], columns: str) -> Iterator[sqlite3.Row]:
+    def _chunk_rows(
+        self, ids: Sequence[str], columns: str, db: sqlite3.Connection | None = None
+    ) -> Iterator[sqlite3.Row]:
         keys = [pack_hex(c) for c in ids]
         for batch in _batches(keys):
             marks = ",".join("?" * len(batch))
-            yield from self._db.execute(
+            yield from (db or self._db).execute(
                 f"SELECT chunk_id, {columns} FROM chunks WHERE chunk_id IN ({marks})",
                 tuple(batch),
             )
@@ -437,13 +460,15 @@ class SqliteMetadataStore(
     async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]:
         ids = list(dict.fromkeys(chunk_ids))
 
-        def op() -> dict[str, set[str]]:
+        def op(db: sqlite3.Connection, labels: Labels) -> dict[str, set[str]]:
             out: dict[str, set[str]] = {cid: set() for cid in ids}
-            for r in self._chunk_rows(ids, "nodes"):
-                out[unpack_hex(r[0])] = node_names(self._db, self._labels, r[1])
+            for r in self._chunk_rows(ids, "nodes", db):
+                out[unpack_hex(r[0])] = node_names(db, labels, r[1])
             return out
 
-        return await self._run(op)
+        if len(ids) <= LOOP_READ_MAX_IDS:  # a small file's: a few point lookups
+            return await self._run_on_loop(lambda db: op(db, self._loop_labels))
+        return await self._run(lambda: op(self._db, self._labels))
 
     async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]:
         ids = list(dict.fromkeys(chunk_ids))
@@ -557,6 +582,8 @@ class SqliteMetadataStore(
         return await self._run(op)
 
     async def close(self) -> None:
+        self._loop_reads.close()
+
         def op() -> None:
             if self._conn is not None:
                 self._conn.close()

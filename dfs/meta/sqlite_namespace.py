@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
-from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict
+from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict, KeyNotFound
 from dfs.meta.namespace import (
     VERSIONING_UNVERSIONED,
     BucketRecord,
@@ -94,6 +94,7 @@ class SqliteNamespaceMixin:
             self, conn: sqlite3.Connection | None = None
         ) -> AbstractContextManager[sqlite3.Connection]: ...
         async def _run(self, fn: Callable[[], T]) -> T: ...
+        async def _run_on_loop(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
         _labels: Labels
 
@@ -147,7 +148,7 @@ class SqliteNamespaceMixin:
         await self._run(self._write(op))
 
     async def get_bucket(self, name: str) -> BucketRecord:
-        return await self._run(self._read(lambda db: _bucket(db, load_bucket(db, name))))
+        return await self._run_on_loop(lambda db: _bucket(db, load_bucket(db, name)))
 
     async def list_buckets(self, tenant: str, *, granted: bool = False) -> list[BucketRecord]:
         def op(db: sqlite3.Connection) -> list[BucketRecord]:
@@ -219,6 +220,23 @@ class SqliteNamespaceMixin:
             return version_record(row, version_id is None or is_latest(db, row))
 
         return await self._run(self._read(op))
+
+    async def get_bucket_and_object(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> tuple[BucketRecord, ObjectVersion | None]:
+        """``get_bucket`` and ``get_object`` (None instead of KeyNotFound) in one read of
+        one snapshot, on the event loop's thread (``_run_on_loop``): a GetObject's or
+        HeadObject's metadata without a hop to the store's worker thread."""
+
+        def op(db: sqlite3.Connection) -> tuple[BucketRecord, ObjectVersion | None]:
+            b = _bucket(db, load_bucket(db, bucket))
+            try:
+                row = readable_version(db, bucket, key, version_id)
+            except KeyNotFound:
+                return b, None
+            return b, version_record(row, version_id is None or is_latest(db, row))
+
+        return await self._run_on_loop(op)
 
     async def delete_object(
         self, bucket: str, key: str, version_id: str | None, now: float

@@ -30,10 +30,11 @@ from aiohttp import web
 
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_service import Namespace, namespace_store
+from dfs.api.ttl_cache import TtlMap
 from dfs.config import ApiConfig
 from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
-from dfs.meta.base import MetadataStore
+from dfs.meta.base import MetadataStore, NodeRecord
 from dfs.meta.multipart import multipart_store
 from dfs.s3 import anonymous, cors, metrics, routes_buckets, routes_multipart, routes_objects
 from dfs.s3.addressing import add_virtual_hosts
@@ -49,6 +50,26 @@ READ_BUFSIZE = 1 << 20
 """Request body bytes aiohttp buffers before it pauses the socket (at twice this): its 64 KiB
 default pauses and resumes reading every 128 KiB of a multi-MiB PutObject or UploadPart
 body, each a wake-up of the event loop and a smaller socket read (as ``dfs.node.app``'s)."""
+BUCKET_CACHE_SECONDS = 2.0
+"""How long PutObject reuses a bucket as read (``Namespace.bucket_for_write``): an ACL,
+grant or versioning change made through another gateway or the API reaches this gateway's
+writes within this many seconds (its own changes at once; whether the bucket still exists
+and is the file's owner's is checked by the store at every link, whatever is cached)."""
+LIVE_NODES_SECONDS = 1.0
+"""How long the gateway reuses the list of live nodes it places chunks on (a node that stops
+is listed until its heartbeat expires, ``NODE_HEARTBEAT_TIMEOUT``, anyway)."""
+
+
+class CachingCoordinator(Coordinator):
+    """The API's Coordinator, but the live nodes are read at most once per
+    ``LIVE_NODES_SECONDS`` (a metadata read per small object otherwise)."""
+
+    def __init__(self, cfg: ApiConfig, meta: MetadataStore, nodes: NodeClient) -> None:
+        super().__init__(cfg, meta, nodes)
+        self._live: TtlMap[str, list[NodeRecord]] = TtlMap(LIVE_NODES_SECONDS, size=1)
+
+    async def live_nodes(self) -> list[NodeRecord]:
+        return list(await self._live.get("", super().live_nodes))
 
 
 @web.middleware
@@ -78,7 +99,9 @@ def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
     metrics.install(app)  # outermost: error answers are counted too
     app[COORDINATOR] = coordinator
     app[KEYS] = KeyCache(coordinator.meta, coordinator.cfg.api_secret)
-    app[NAMESPACE] = Namespace(namespace_store(coordinator.meta), coordinator)
+    app[NAMESPACE] = Namespace(
+        namespace_store(coordinator.meta), coordinator, bucket_ttl=BUCKET_CACHE_SECONDS
+    )
     routes_buckets.add_routes(app)
     routes_objects.add_routes(app)
     routes_multipart.add_routes(app)
@@ -117,7 +140,7 @@ async def start_s3(
     if not cfg.api_secret:
         raise ConfigError("DFS_API_SECRET", "", "required: access keys are sealed under it")
     meta = await open_metadata_store(cfg.meta_url)
-    coordinator = Coordinator(cfg, meta, NodeClient(make_session()))
+    coordinator = CachingCoordinator(cfg, meta, NodeClient(make_session()))
     runner = web.AppRunner(
         make_app(coordinator, domain),
         access_log=None,

@@ -22,7 +22,6 @@ from aiohttp import hdrs, web
 from dfs.api import access, ranges
 from dfs.api.file_stream import stream_file
 from dfs.api.namespace_service import Namespace, Resolved
-from dfs.errors import KeyNotFound
 from dfs.meta.namespace import (
     VERSIONING_UNVERSIONED,
     BucketRecord,
@@ -68,15 +67,14 @@ async def resolve(ns: Namespace, request: web.Request, version: str | None) -> R
     """The version the caller may read, or S3's error (a refused anonymous read is 403)."""
     bucket, key = target(request)
     who = anonymous.who(request)
-    b = await ns.bucket(bucket)  # S3 tells a missing bucket (NoSuchBucket) from a missing key
-    try:
-        v = await ns.store.get_object(bucket, key, version)
-    except KeyNotFound:
+    # S3 tells a missing bucket (NoSuchBucket) from a missing key
+    b, v = await ns.bucket_and_object(bucket, key, version)
+    if v is None:
         if who is None and not access.can_list(None, b):
-            raise access_denied() from None
+            raise access_denied()
         if version is not None:
-            raise no_version() from None
-        raise access.no_key(bucket, key) from None
+            raise no_version()
+        raise access.no_key(bucket, key)
     if not access.can_read(who, b, v):
         if who is None:
             raise access_denied()

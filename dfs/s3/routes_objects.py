@@ -50,8 +50,10 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         return await routes_copy.copy_object(request, bucket, key)
     fields = object_writes.put_fields(request)
     ns = request.app[NAMESPACE]
-    b = await ns.bucket(bucket)  # NoSuchBucket, and a caller who may not write refused,
-    access.require_write(principal(request), b)  # before the body is read
+    # NoSuchBucket, and a caller who may not write refused, before the body is read (the
+    # bucket as read within BUCKET_CACHE_SECONDS: the link checks it again, atomically)
+    b = await ns.bucket_for_write(bucket)
+    access.require_write(principal(request), b)
     cond = await object_writes.check_condition(request, ns, bucket, key)
     sums = Checksums.from_headers(request.headers)
     body = request_body(request, sums)

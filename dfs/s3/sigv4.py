@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import functools
 import hashlib
 import hmac
 import re
@@ -48,6 +49,7 @@ KEY_CACHE_SECONDS = 5.0
 """How long a gateway reuses an access key it looked up (and its opened secret): a revoked
 key is refused by every gateway within this many seconds."""
 KEY_CACHE_SIZE = 4096  # keys held at most (least recently used dropped first)
+SIGNING_KEY_CACHE_SIZE = 1024  # derived signing keys held (per secret, day and region)
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,11 @@ class Signed:
     expires: int = 0
 
 
+@functools.lru_cache(maxsize=SIGNING_KEY_CACHE_SIZE)
 def signing_key(secret: str, date: str, region: str, service: str = "s3") -> bytes:
-    """SigV4's derived key: HMAC-SHA256 over the date, region, service and terminator."""
+    """SigV4's derived key: HMAC-SHA256 over the date, region, service and terminator.
+    Derived once per secret, day and region (four HMACs saved per request): whether the
+    key may still sign is ``KeyCache``'s to say, never this cache's."""
     key = f"AWS4{secret}".encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
@@ -263,8 +268,10 @@ def expected_signature(request: web.Request, signed: Signed, secret: str) -> str
     aws.context["timestamp"] = signed.amz_date
     creds = Credentials(signed.access_key_id, secret)
     signer = (S3SigV4QueryAuth if signed.presigned else S3SigV4Auth)(creds, "s3", signed.region)
-    canonical = signer.canonical_request(aws)
-    return str(signer.signature(signer.string_to_sign(aws, canonical), aws))
+    to_sign = signer.string_to_sign(aws, signer.canonical_request(aws))
+    # botocore's signature() derives the key again on every call: the cached one instead
+    key = signing_key(secret, signed.amz_date[:8], signed.region)
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 def read_signature(request: web.Request) -> Signed:

@@ -85,8 +85,13 @@ async def request(
 
 async def request_json(session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
     async with request(session, method, url, **kwargs) as resp:
+        raw = (await resp.read()).strip()
+        if not raw:
+            return None  # as aiohttp's resp.json() answers an empty body
         try:
-            return await resp.json(content_type=None)
+            # JSON is UTF-8 (RFC 8259); json.loads reads the bytes as such, without the
+            # Content-Type parsing resp.json() repeats per answer (one per small chunk)
+            return json.loads(raw)
         except ValueError:
             raise Unavailable(f"{method} {url}: answer is not JSON") from None
 

@@ -92,7 +92,8 @@ class Namespace:
     async def bucket_for_write(self, name: str) -> BucketRecord:
         """``bucket`` for a write, read at most once per ``bucket_ttl`` seconds (this
         Namespace's own bucket changes drop it at once). Only for writes: the store's write
-        checks again, atomically, that the bucket exists and the linked file is its owner's,
+        checks again, atomically, that the bucket exists, is still the tenant's it was read
+        as (``NewObject.owner``) and the linked file is its owner's,
         so a stale record can only delay an ACL, grant or versioning change made elsewhere
         by up to ``bucket_ttl`` seconds, never put a version in another tenant's bucket."""
         return await self._for_write.get(name, lambda: self.bucket(name))
@@ -132,6 +133,8 @@ class Namespace:
             if (await self.store.get_bucket(name)).tenant == who.tenant:
                 raise BucketExists(f"you already own bucket {name!r}") from None
             raise
+        # a bucket of this name deleted elsewhere may still be cached
+        self._for_write.drop(name)
         if versioning is not None or bucket_access is not None:
             try:
                 return await self.store.update_bucket(
@@ -231,6 +234,7 @@ class Namespace:
             tags=fields.tags or (),
             access=fields.access or ACCESS_PRIVATE,
             headers=fields.headers or (),
+            owner=b.tenant,
         )
         return await self.store.put_object(
             new, self.coord.clock(), if_absent=if_absent, if_match=if_match

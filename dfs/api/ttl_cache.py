@@ -33,6 +33,7 @@ class TtlMap(Generic[K, V]):
         self._size = size
         self._clock = clock
         self._values: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._drops = 0  # counts ``drop``s: a load that a drop overtook is not kept
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         now = self._clock()
@@ -40,8 +41,10 @@ class TtlMap(Generic[K, V]):
         if hit is not None and now < hit[0]:
             self._values.move_to_end(key)
             return hit[1]
+        drops = self._drops
         value = await load()
-        if self.ttl > 0:
+        # a drop while the load was awaited: what it read may predate the change dropped
+        if self.ttl > 0 and drops == self._drops:
             self._values[key] = (now + self.ttl, value)
             self._values.move_to_end(key)
             while len(self._values) > self._size:
@@ -49,7 +52,9 @@ class TtlMap(Generic[K, V]):
         return value
 
     def drop(self, key: K) -> None:
+        self._drops += 1
         self._values.pop(key, None)
 
     def clear(self) -> None:
+        self._drops += 1
         self._values.clear()

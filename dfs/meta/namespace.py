@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dfs.errors import EtagMismatch, KeyExists, KeyNotFound
+from dfs.errors import BucketNotFound, EtagMismatch, KeyExists, KeyNotFound
 
 VERSIONING_UNVERSIONED = "unversioned"
 VERSIONING_ENABLED = "enabled"
@@ -99,6 +99,17 @@ class NewObject:
     access: str = ACCESS_PRIVATE
     shared_with: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    # the tenant the writer read as the bucket's owner ("": not checked): the store refuses
+    # the write (BucketNotFound) when the bucket is another tenant's by now (deleted and
+    # made again under that name since the writer read it), which the file check cannot
+    # catch for an empty object (no file)
+    owner: str = ""
+
+
+def check_owner(obj: NewObject, tenant: str) -> None:
+    """BucketNotFound unless ``obj``'s bucket is still the tenant's its writer read."""
+    if obj.owner and obj.owner != tenant:
+        raise BucketNotFound(f"no bucket {obj.bucket}")
 
 
 @dataclass(frozen=True, slots=True)

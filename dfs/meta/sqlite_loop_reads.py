@@ -41,10 +41,13 @@ class LoopReads:
         self._path = path
         self._mine = threading.local()
         self._all: list[sqlite3.Connection] = []  # to close them all, from any thread
+        self._closed = False
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn`` in a read transaction on this thread's connection;
         ``sqlite3.OperationalError`` when the database is busy."""
+        if self._closed:  # the store is closing: no new connection that nothing would close
+            raise sqlite3.OperationalError("closed")
         conn: sqlite3.Connection | None = getattr(self._mine, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
@@ -57,9 +60,17 @@ class LoopReads:
             conn.execute("PRAGMA query_only=ON")
             self._mine.conn = conn
             self._all.append(conn)
-        return in_snapshot(conn, fn)
+        try:
+            return in_snapshot(conn, fn)
+        except sqlite3.Error:
+            if conn.in_transaction:  # its COMMIT failed: a connection left in a read
+                self._mine.conn = None  # transaction would fail every later BEGIN
+                self._all.remove(conn)
+                conn.close()
+            raise
 
     def close(self) -> None:
+        self._closed = True
         for conn in self._all:
             conn.close()
         self._all.clear()

@@ -23,6 +23,7 @@ from dfs.meta.namespace import (
     ObjectVersion,
     PutResult,
     check_condition,
+    check_owner,
 )
 from dfs.meta.sqlite_codec import pack_file_id, pack_hex
 from dfs.meta.sqlite_namespace_files import StoreFiles
@@ -204,6 +205,7 @@ def put(
     transaction, so no other write can slip in between."""
     db = files.db
     bucket = load_bucket(db, obj.bucket)
+    check_owner(obj, bucket["tenant"])
     _check(db, obj, if_absent, if_match)
     size = files.linkable_size(obj.file_id, bucket["tenant"]) if obj.file_id else 0
     return insert_version(files, bucket, dataclasses.replace(obj, size=size), now)

@@ -37,7 +37,7 @@ from dfs.api.namespace_bodies import (
 from dfs.api.namespace_service import Namespace
 from dfs.errors import EtagMismatch, InvalidRequest, KeyExists, KeyNotFound
 from dfs.meta.base import FileRecord
-from dfs.meta.namespace import BucketRecord, ObjectVersion, PutResult
+from dfs.meta.namespace import NULL_VERSION, BucketRecord, ObjectVersion, PutResult
 from dfs.namespace_rules import STORED_HEADERS
 from dfs.s3 import acl, checksums, conditional
 from dfs.s3.context import NAMESPACE, principal
@@ -218,8 +218,10 @@ def lost_as_412() -> Iterator[None]:
 
 def put_headers(b: BucketRecord, v: ObjectVersion, sums: checksums.Checksums) -> dict[str, str]:
     """A write's answer headers: ``x-amz-version-id`` (as bucket ``b`` was read for this
-    request) and the checksums verified."""
-    return {**version_headers(b, v), **sums.response_headers()}
+    request, or whenever the write made a version: versioning was turned on since that
+    read) and the checksums verified."""
+    made = v.version_id != NULL_VERSION
+    return {**version_headers(b, v, asked=made), **sums.response_headers()}
 
 
 def copy_source(header: str) -> tuple[str, str, str | None]:

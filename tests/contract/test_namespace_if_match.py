@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from dfs.errors import EtagMismatch, KeyExists, KeyNotFound
+from dfs.errors import BucketNotFound, EtagMismatch, KeyExists, KeyNotFound
 from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import VERSIONING_ENABLED, Usage
 from tests.contract.test_namespace_headers import racing_puts
@@ -90,3 +90,17 @@ async def test_copy_object_takes_the_conditions_on_its_target(ns: Store) -> None
     again = await ns.copy_object("ic", "src", None, obj("ic", "dst", None), 7.0, if_match="e-a")
     assert again.version.etag == "e-b"
     assert await refcounts(ns, [cid("ic-a"), cid("ic-b")]) == {cid("ic-a"): 0, cid("ic-b"): 1}
+
+
+async def test_a_write_for_the_owner_it_read_is_refused_in_another_tenants_bucket(
+    ns: Store,
+) -> None:
+    """``NewObject.owner``: a bucket deleted and made again by another tenant since the writer
+    read it takes none of the writer's objects, not even an empty one (no file to check)."""
+    await bucket(ns, "ow", tenant="t2")  # the name is t2's now; the writer read t1's
+    with pytest.raises(BucketNotFound):
+        await ns.put_object(obj("ow", "k", None, owner="t1"), 1.0)
+    with pytest.raises(KeyNotFound):
+        await ns.get_object("ow", "k")
+    made = await ns.put_object(obj("ow", "k", None, owner="t2"), 2.0)
+    assert (await ns.get_object("ow", "k")).version_id == made.version.version_id

@@ -16,6 +16,7 @@ import pytest
 from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
+from dfs.api.namespace_bodies import ObjectFields
 from dfs.api.namespace_service import Namespace
 from dfs.api.ttl_cache import TtlMap
 from dfs.auth import ROLE_USER
@@ -73,8 +74,17 @@ async def test_ttl_map_reads_once_per_ttl_and_never_caches_a_failure() -> None:
     assert await cache.get("a", load) == 5
     cache.drop("a")
     assert await cache.get("a", load) == 6
+
+    # a drop while a load is awaited: what that load read is returned, not kept
+    async def overtaken() -> int:
+        cache.drop("d")
+        return await load()
+
+    assert await cache.get("d", overtaken) == 7
+    assert await cache.get("d", load) == 8
+    assert await cache.get("d", load) == 8
     uncached: TtlMap[str, int] = TtlMap(0.0, clock=clock)
-    assert [await uncached.get("a", load) for _ in range(2)] == [7, 8]
+    assert [await uncached.get("a", load) for _ in range(2)] == [9, 10]
 
 
 async def test_a_revoked_grant_stops_writes_once_the_entry_expires(
@@ -127,3 +137,20 @@ async def test_a_read_of_bucket_and_object_is_one_store_call(meta: SqliteMetadat
     with pytest.raises(DfsError) as missing:
         await ns.bucket_and_object("nope", "k", None)
     assert missing.value.code == access.no_bucket("nope").code
+
+
+async def test_a_stale_cached_bucket_puts_nothing_in_another_tenants_bucket(
+    meta: SqliteMetadataStore,
+) -> None:
+    """The owner's bucket cached, deleted elsewhere and made again by another tenant: the
+    owner's empty object (no file for the store to check) is refused, not linked there."""
+    clock = Clock()
+    gateway, api = namespace(meta, clock), namespace(meta, clock, ttl=0.0)
+    await api.create_bucket(OWNER, "reused", None, None)
+    cached = await gateway.bucket_for_write("reused")
+    await api.delete_bucket(OWNER, "reused")
+    await api.create_bucket(GRANTEE, "reused", None, None)
+    assert (await gateway.bucket_for_write("reused")).tenant == OWNER.tenant  # still cached
+    with pytest.raises(BucketNotFound):
+        await gateway.link(OWNER, "reused", "k", "", ObjectFields(), read=cached)
+    assert (await meta.list_objects("reused")).objects == []

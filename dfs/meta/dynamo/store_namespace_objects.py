@@ -29,6 +29,7 @@ from dfs.meta.namespace import (
     ObjectVersion,
     PutResult,
     check_condition,
+    check_owner,
 )
 
 
@@ -70,6 +71,7 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         write that raced in cancels it and the next round's read sees it."""
 
         def plan(st: KeyState) -> Change:
+            check_owner(obj, st.bucket.tenant)
             latest = st.latest
             live = latest is not None and not latest[1].is_delete_marker
             check_condition(obj, latest[1].etag if latest and live else None, if_absent, if_match)

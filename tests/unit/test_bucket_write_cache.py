@@ -6,8 +6,6 @@ ACL or grants, versioning) are seen at once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
@@ -23,27 +21,11 @@ from dfs.auth import ROLE_USER
 from dfs.errors import BucketNotFound, DfsError
 from dfs.meta.namespace import GRANT_READ_WRITE, VERSIONING_ENABLED
 from dfs.meta.sqlite import SqliteMetadataStore
+from tests.manual_clock import Clock
 
 TTL = 2.0
 OWNER = Principal("acme", ROLE_USER)
 GRANTEE = Principal("globex", ROLE_USER)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def meta(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
-    store = await SqliteMetadataStore.open(f"sqlite:///{tmp_path / 'meta.db'}")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def namespace(meta: SqliteMetadataStore, clock: Clock, ttl: float = TTL) -> Namespace:

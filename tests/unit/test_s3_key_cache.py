@@ -4,34 +4,13 @@ unknown ids are never cached (a new key works at once), and the cache stays boun
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from dfs import access_keys
 from dfs.meta.base import AccessKeyRecord
 from dfs.meta.sqlite import SqliteMetadataStore
 from dfs.s3.sigv4 import KEY_CACHE_SECONDS, KeyCache
+from tests.manual_clock import Clock
 
 API_SECRET = b"unit-test-api-secret-0123456789abcdef"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def meta(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
-    store = await SqliteMetadataStore.open(f"sqlite:///{tmp_path / 'meta.db'}")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def new_key(meta: SqliteMetadataStore, tenant: str = "acme") -> tuple[str, str]:

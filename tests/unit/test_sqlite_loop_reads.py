@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,15 +16,6 @@ from dfs.ids import new_file_id
 from dfs.meta.namespace import VERSIONING_ENABLED, BucketRecord
 from dfs.meta.sqlite import LOOP_READ_MAX_IDS, SqliteMetadataStore
 from dfs.meta.sqlite_loop_reads import LoopReads
-
-
-@pytest.fixture
-async def meta(tmp_path: Path) -> AsyncIterator[SqliteMetadataStore]:
-    store = await SqliteMetadataStore.open(f"sqlite:///{tmp_path / 'meta.db'}")
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def on_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:

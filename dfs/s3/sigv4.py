@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
-import functools
 import hashlib
 import hmac
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
@@ -49,7 +48,7 @@ KEY_CACHE_SECONDS = 5.0
 """How long a gateway reuses an access key it looked up (and its opened secret): a revoked
 key is refused by every gateway within this many seconds."""
 KEY_CACHE_SIZE = 4096  # keys held at most (least recently used dropped first)
-SIGNING_KEY_CACHE_SIZE = 1024  # derived signing keys held (per secret, day and region)
+DERIVED_PER_KEY = 4  # signing keys an entry holds (a day or two, a region or two)
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,19 @@ class OpenKey:
     tenant: str
     secret: str
     until: float  # monotonic seconds
+    # signing keys derived from the secret, by (date, region): kept with the entry, so a
+    # revoked key's secret and its derived keys leave memory when the entry does
+    derived: dict[tuple[str, str], bytes] = field(default_factory=dict, compare=False)
+
+    def signing_key(self, date: str, region: str) -> bytes:
+        """``signing_key`` of this secret, derived once per entry, day and region (four
+        HMACs saved per request)."""
+        got = self.derived.get((date, region))
+        if got is None:
+            if len(self.derived) >= DERIVED_PER_KEY:
+                self.derived.clear()
+            got = self.derived[date, region] = signing_key(self.secret, date, region)
+        return got
 
 
 class KeyCache:
@@ -114,11 +126,8 @@ class Signed:
     expires: int = 0
 
 
-@functools.lru_cache(maxsize=SIGNING_KEY_CACHE_SIZE)
 def signing_key(secret: str, date: str, region: str, service: str = "s3") -> bytes:
-    """SigV4's derived key: HMAC-SHA256 over the date, region, service and terminator.
-    Derived once per secret, day and region (four HMACs saved per request): whether the
-    key may still sign is ``KeyCache``'s to say, never this cache's."""
+    """SigV4's derived key: HMAC-SHA256 over the date, region, service and terminator."""
     key = f"AWS4{secret}".encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
@@ -254,7 +263,11 @@ def _raw_query(request: web.Request, presigned: bool) -> str:
     return "&".join(p for p in raw.split("&") if not p.startswith("X-Amz-Signature="))
 
 
-def expected_signature(request: web.Request, signed: Signed, secret: str) -> str:
+def expected_signature(
+    request: web.Request, signed: Signed, secret: str, key: bytes | None = None
+) -> str:
+    """The signature ``request`` must carry; ``key``: the signing key of ``secret`` for
+    the request's day and region, if derived already."""
     path = request.raw_path.partition("?")[0]
     query = _raw_query(request, signed.presigned)
     url = f"http://{request.host}{path}" + (f"?{query}" if query else "")
@@ -269,8 +282,9 @@ def expected_signature(request: web.Request, signed: Signed, secret: str) -> str
     creds = Credentials(signed.access_key_id, secret)
     signer = (S3SigV4QueryAuth if signed.presigned else S3SigV4Auth)(creds, "s3", signed.region)
     to_sign = signer.string_to_sign(aws, signer.canonical_request(aws))
-    # botocore's signature() derives the key again on every call: the cached one instead
-    key = signing_key(secret, signed.amz_date[:8], signed.region)
+    # botocore's signature() derives the key again on every call: the one held, if any
+    if key is None:
+        key = signing_key(secret, signed.amz_date[:8], signed.region)
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
@@ -302,7 +316,9 @@ async def authenticate(request: web.Request, keys: KeyCache, now: float) -> Call
             "The AWS Access Key Id you provided does not exist in our records.",
         )
     secret = key.secret
-    expected = expected_signature(request, signed, secret)
+    date = signed.amz_date[:8]  # botocore's scope takes the date from the timestamp too
+    derived = key.signing_key(date, signed.region)
+    expected = expected_signature(request, signed, secret, derived)
     if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         raise signature_mismatch()
     payload = UNSIGNED if signed.presigned else request.headers.get("x-amz-content-sha256", "")
@@ -310,9 +326,8 @@ async def authenticate(request: web.Request, keys: KeyCache, now: float) -> Call
         raise S3Error("InvalidRequest", 400, "x-amz-content-sha256 is required")
     chain = None
     if payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER):
-        date = signed.amz_date[:8]  # botocore's scope takes the date from the timestamp too
         chain = ChunkChain(
-            signing_key(secret, date, signed.region),
+            derived,
             signed.amz_date,
             f"{date}/{signed.region}/s3/aws4_request",
             expected,

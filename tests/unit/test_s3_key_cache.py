@@ -4,10 +4,13 @@ unknown ids are never cached (a new key works at once), and the cache stays boun
 
 from __future__ import annotations
 
+import pytest
+
 from dfs import access_keys
 from dfs.meta.base import AccessKeyRecord
 from dfs.meta.sqlite import SqliteMetadataStore
-from dfs.s3.sigv4 import KEY_CACHE_SECONDS, KeyCache
+from dfs.s3 import sigv4
+from dfs.s3.sigv4 import DERIVED_PER_KEY, KEY_CACHE_SECONDS, KeyCache, OpenKey
 from tests.manual_clock import Clock
 
 API_SECRET = b"unit-test-api-secret-0123456789abcdef"
@@ -55,3 +58,26 @@ async def test_unknown_ids_are_not_cached_and_the_cache_is_bounded(
     assert meta.calls == calls
     assert await keys.get(key_id) is not None  # dropped (least recently used): read again
     assert meta.calls == calls + 1
+
+
+def test_an_entry_derives_each_signing_key_once_and_holds_a_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The derived keys live in the key's cache entry (they leave with it: a revoked key's
+    secret is not kept elsewhere), one derivation per day and region, a few at most."""
+    derivations: list[tuple[str, str]] = []
+    real = sigv4.signing_key
+
+    def counted(secret: str, date: str, region: str, service: str = "s3") -> bytes:
+        derivations.append((date, region))
+        return real(secret, date, region, service)
+
+    monkeypatch.setattr(sigv4, "signing_key", counted)
+    entry = OpenKey("acme", "secret-1", until=0.0)
+    first = entry.signing_key("20261203", "us-east-1")
+    assert first == real("secret-1", "20261203", "us-east-1")
+    assert entry.signing_key("20261203", "us-east-1") == first
+    assert derivations == [("20261203", "us-east-1")]
+    for day in range(4, 4 + 2 * DERIVED_PER_KEY):
+        entry.signing_key(f"202612{day:02d}", "us-east-1")
+    assert len(entry.derived) <= DERIVED_PER_KEY

@@ -99,7 +99,7 @@ def child(trace: Path, args: list[str]) -> int:
 def _at_once(events: list[tuple[float, float]], start: float, end: float) -> dict[int, float]:
     """Seconds of [start, end] with 0, 1, 2... of ``events`` running."""
     edges = sorted([(b, 1) for b, _e in events] + [(e, -1) for _b, e in events])
-    seconds: dict[int, float] = collections.Counter()
+    seconds: dict[int, float] = collections.defaultdict(float)
     running, last = 0, start
     for at, step in edges:
         seconds[running] += max(0.0, at - last)

@@ -38,15 +38,23 @@ READ_WHOLE = 8 * 1024 * 1024
 _READ_MORE = 1024 * 1024
 
 
+FIRST_BATCH_FILES = BATCH_FILES // 8
+"""Files of the first batch: nothing is planned or sent before it is scanned, so the
+batches grow from this (doubling) to BATCH_FILES and the pipeline starts sooner."""
+
+
 def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, LocalFile]]]:
     """Small files (with their place in the caller's list) in batches of at most
-    BATCH_FILES files and BATCH_BYTES bytes."""
+    BATCH_FILES files and BATCH_BYTES bytes, the first ones smaller (``FIRST_BATCH_FILES``,
+    then twice as many each, up to BATCH_FILES)."""
     batch: list[tuple[int, LocalFile]] = []
     size = 0
+    most = FIRST_BATCH_FILES
     for n, f in files:
-        if batch and (len(batch) >= BATCH_FILES or size + f.size > BATCH_BYTES):
+        if batch and (len(batch) >= most or size + f.size > BATCH_BYTES):
             yield batch
             batch, size = [], 0
+            most = min(2 * most, BATCH_FILES)
         batch.append((n, f))
         size += f.size
     if batch:

@@ -12,7 +12,15 @@ import pytest
 
 import dfs
 from dfs.client.cli_output import listing_line, printable
-from dfs.client.local_files import Existing, download_targets, existing, hash_file, local_path
+from dfs.client.local_files import (
+    Existing,
+    Skipped,
+    download_targets,
+    existing,
+    hash_file,
+    local_path,
+    walk,
+)
 from dfs.client.resume import DownloadSidecar, open_own
 from dfs.errors import InvalidRequest
 
@@ -125,3 +133,23 @@ def test_documented_curl_downloads_fail_on_an_error_answer() -> None:
                     saving.append((doc.name, cmd, "f" in flags or "--fail" in cmd))
     assert saving  # the docs do show saving downloads
     assert [s for s in saving if not s[2]] == []
+
+
+def test_walk_lists_each_folders_files_sorted_before_its_sub_folders(tmp_path: Path) -> None:
+    """The order ``os.walk`` top-down with sorted names gives; a link to a folder is walked
+    only with follow_symlinks, and a link back up the tree only once."""
+    tree = tmp_path / "tree"
+    for rel in ("b/y", "b/a/x", "a/z", "c", "b0"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(rel)
+    (tree / "up").symlink_to(tree)
+    skipped: list[Skipped] = []
+    got = [(f.name, f.path, f.size) for f in walk([tree], "p/", skipped=skipped)]
+    assert got == [(f"p/{rel}", tree / rel, len(rel)) for rel in ("b0", "c", "a/z", "b/y", "b/a/x")]
+    assert [(s.what, s.reason) for s in skipped] == [
+        (str(tree / "up"), "symbolic link to a directory not followed (-L follows links)")
+    ]
+    followed = [f.name for f in walk([tree], "", follow_symlinks=True, skipped=[])]
+    assert followed == ["b0", "c", "a/z", "b/y", "b/a/x"]
+    with pytest.raises(InvalidRequest, match="symbolic link to a directory"):
+        list(walk([tree]))

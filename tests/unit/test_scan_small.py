@@ -78,3 +78,20 @@ def test_scan_batch_keeps_bytes_up_to_hold_bytes(
     for f, s in zip(files, scans, strict=True):
         assert s.scan == scan_file(f.path, ChunkerProfile.default())
         assert not s.cached
+
+
+def test_batches_start_small_and_grow_to_batch_files(tmp_path: Path) -> None:
+    """The first batch is FIRST_BATCH_FILES files (nothing is planned before it is scanned),
+    each next one twice as many up to BATCH_FILES; every file once, in order."""
+    files = [(n, LocalFile(tmp_path / str(n), str(n), 10)) for n in range(2000)]
+    got = list(batch_scan.batches(files))
+    first = batch_scan.FIRST_BATCH_FILES
+    assert [len(b) for b in got[:3]] == [first, 2 * first, 4 * first]
+    assert max(len(b) for b in got) == batch_scan.BATCH_FILES
+    assert [n for b in got for n, _f in b] == list(range(2000))
+
+
+def test_batches_are_bounded_by_batch_bytes(tmp_path: Path) -> None:
+    size = batch_scan.BATCH_BYTES // 4
+    files = [(n, LocalFile(tmp_path / str(n), str(n), size)) for n in range(10)]
+    assert [len(b) for b in batch_scan.batches(files)] == [4, 4, 2]

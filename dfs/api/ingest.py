@@ -61,7 +61,7 @@ from dfs.errors import (
     InvalidRequest,
     PayloadTooLarge,
 )
-from dfs.ids import new_file_id, sha256_hex
+from dfs.ids import new_file_id, sha256_hex, sha256_hex_parts
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry, NodeRecord
 from dfs.transport.hedged import Source, first_good
 
@@ -466,26 +466,32 @@ INLINE_HASH_BYTES = 64 * 1024
 thread's hand-off would cost more than the hash."""
 
 
-async def _hashed(data: bytes) -> str:
-    if len(data) <= INLINE_HASH_BYTES:
-        return sha256_hex(data)
-    return await asyncio.to_thread(sha256_hex, data)
+async def _hashed(pieces: Sequence[bytes], size: int) -> str:
+    if size <= INLINE_HASH_BYTES:
+        return sha256_hex_parts(pieces)
+    return await asyncio.to_thread(sha256_hex_parts, pieces)
+
+
+def joined(pieces: Sequence[bytes]) -> bytes:
+    """A chunk's pieces as one ``bytes`` (no copy for a chunk that arrived in one piece)."""
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 async def _first_good(
     coord: Coordinator, chunk_id: str, replicas: Sequence[dict[str, Any]], size: int | None
-) -> bytes | None:
-    """The chunk's bytes from the first replica (``node_id``, ``url``, ``cap``) whose answer
-    hashes to ``chunk_id`` (and has ``size`` bytes, if given), hedged (``first_good``); None
-    if none does."""
+) -> list[bytes] | None:
+    """The chunk's bytes, in the pieces they arrived in (never joined here), from the first
+    replica (``node_id``, ``url``, ``cap``) whose answer hashes to ``chunk_id`` (and has
+    ``size`` bytes, if given), hedged (``first_good``); None if none does."""
 
-    def verified(replica: dict[str, Any]) -> Callable[[], Awaitable[bytes]]:
-        async def read() -> bytes:
+    def verified(replica: dict[str, Any]) -> Callable[[], Awaitable[list[bytes]]]:
+        async def read() -> list[bytes]:
             url, cap = str(replica["url"]), str(replica["cap"])
-            data = b"".join(await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size))
-            ok = size is None or len(data) == size
-            if ok and await _hashed(data) == chunk_id:
-                return data
+            pieces = await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size)
+            got = sum(len(p) for p in pieces)
+            ok = size is None or got == size
+            if ok and await _hashed(pieces, got) == chunk_id:
+                return pieces
             log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
             raise IntegrityError(f"bad bytes for chunk {chunk_id[:12]}")
 
@@ -498,22 +504,37 @@ async def _first_good(
         return None
 
 
+async def fetch_verified_pieces(coord: Coordinator, chunk: dict[str, Any]) -> list[bytes]:
+    """One chunk of a download plan, verified (hedged over its replicas), in the pieces it
+    arrived in."""
+    chunk_id = str(chunk["sha256"])
+    pieces = await _first_good(coord, chunk_id, chunk["replicas"], int(chunk["size"]))
+    if pieces is None:
+        raise ChunkNotFound(f"no live replica returned good bytes for chunk {chunk_id[:12]}")
+    return pieces
+
+
 async def fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
     """One chunk of a download plan, verified (hedged over its replicas)."""
-    chunk_id = str(chunk["sha256"])
-    data = await _first_good(coord, chunk_id, chunk["replicas"], int(chunk["size"]))
-    if data is None:
-        raise ChunkNotFound(f"no live replica returned good bytes for chunk {chunk_id[:12]}")
-    return data
+    return joined(await fetch_verified_pieces(coord, chunk))
 
 
 async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncIterator[bytes]:
     """The chunks of a download plan in order, each verified, ``READ_WINDOW`` fetched ahead."""
+    async for pieces in read_verified_pieces(coord, plan):
+        yield joined(pieces)
+
+
+async def read_verified_pieces(
+    coord: Coordinator, plan: dict[str, Any]
+) -> AsyncIterator[list[bytes]]:
+    """``read_verified``'s chunks in the pieces they arrived in: a caller that writes them
+    out (a streamed answer) need not join them, a copy of every byte."""
     chunks = iter(plan["chunks"])
-    window: list[asyncio.Task[bytes]] = []
+    window: list[asyncio.Task[list[bytes]]] = []
     try:
         for chunk in chunks:
-            window.append(asyncio.create_task(fetch_verified(coord, chunk)))
+            window.append(asyncio.create_task(fetch_verified_pieces(coord, chunk)))
             if len(window) >= READ_WINDOW:
                 yield await window.pop(0)
         while window:
@@ -591,7 +612,7 @@ async def proxy_get(coord: Coordinator, chunk_id: str, tenant: str) -> bytes:
         {**node_ref(n), "cap": coord.cap(auth.OP_GET, chunk_id, n.node_id)}
         for n in rank_nodes(chunk_id, [live[h] for h in holders if h in live])
     ]
-    data = await _first_good(coord, chunk_id, replicas, None)
-    if data is None:
+    pieces = await _first_good(coord, chunk_id, replicas, None)
+    if pieces is None:
         raise ChunkNotFound(f"no live node could serve chunk {chunk_id}")
-    return data
+    return joined(pieces)

@@ -17,7 +17,7 @@ from aiohttp import hdrs, web
 
 from dfs.api import download_plans, ranges
 from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import read_verified, read_verified_pieces
+from dfs.api.verified_reads import read_verified, read_verified_pieces
 from dfs.errors import DfsError
 from dfs.meta.base import FileRecord
 from dfs.server import error_response

@@ -7,8 +7,8 @@ two ``dfs-s3`` processes beside it, each run from the console script given (for 
 ``dfs-s3`` of a second worktree's venv checked out at the base commit). By default one
 object of ``--mib`` MiB is uploaded once and read back with a streamed ``get_object`` through
 each gateway in turn, ``--rounds`` times each (the order alternating, the bytes compared);
-``--put`` instead uploads it (boto3 ``upload_file``, multipart defaults) through each in
-turn, to a new key each time. The same nodes, data and moment for both builds: what a
+``--put`` instead uploads through each in turn (boto3 ``upload_file``, multipart defaults) a
+new object of different bytes each time (the same bytes again would dedup). The same nodes, data and moment for both builds: what a
 change of the gateway alone does, with less of a shared machine's noise than two separate
 runs of ``bench.s3_throughput``.
 
@@ -114,6 +114,8 @@ def bench(
                     popen = gws[name].popen
                     assert popen is not None
                     s3, key = clients[name], f"object-{name}-{r}"
+                    if put:  # new bytes each time: an upload of bytes stored already dedups
+                        make_file(src, mib, 1000 + 2 * r + (name == "new"))
                     run = functools.partial(one, s3, src, base / "out", put, key)
                     row = measured(popen.pid, nodes, mib, run)
                     rows[name].append(row)

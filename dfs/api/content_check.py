@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dfs import protocol
 from dfs.api import download_plans
 from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import read_verified
+from dfs.api.verified_reads import read_verified
 from dfs.errors import DfsError, Unavailable
 from dfs.meta.base import FileRecord, ManifestEntry
 

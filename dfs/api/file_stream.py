@@ -17,7 +17,7 @@ from aiohttp import hdrs, web
 
 from dfs.api import download_plans, ranges
 from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import read_verified
+from dfs.api.verified_reads import read_verified, read_verified_pieces
 from dfs.errors import DfsError
 from dfs.meta.base import FileRecord
 from dfs.server import error_response
@@ -102,8 +102,13 @@ async def stream_file(
     plan = await download_plans.plan_of(coord, rec)
     await resp.prepare(request)
     try:
-        async for data in verified_bytes(coord, plan, rng):
-            await resp.write(data)
+        if rng is None:  # each chunk's pieces as they arrived: no join, a copy of every byte
+            async for pieces in read_verified_pieces(coord, plan):
+                for piece in pieces:
+                    await resp.write(piece)
+        else:
+            async for data in verified_bytes(coord, plan, rng):
+                await resp.write(data)
     except DfsError as exc:
         # Headers are gone: the only honest signal left is a short body on a dropped
         # connection (Content-Length tells the client it is incomplete).

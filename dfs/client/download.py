@@ -98,8 +98,8 @@ class PartFile:
     Chunks are written in order, by one thread of the file's own (``WriteBehind``: the fetch
     loop hands a chunk over and asks for the next one at once); each write hashes the same
     bytes into the whole-file sha256, and dirty pages are written back in the background as
-    chunks arrive
-    (otherwise the whole file waits in the page cache and the final fsync pays for it all).
+    chunks arrive (otherwise the whole file waits in the page cache and the final fsync pays
+    for it all).
     Once written back they are dropped from the page cache (``DROP_BEHIND``): a big download
     would otherwise fill it with pages nobody reads again, and make the kernel reclaim
     memory for every next write (the whole-file sha256 is of the bytes fetched, not read
@@ -219,7 +219,7 @@ class PartFile:
         await asyncio.to_thread(os.fsync, self.fd)
 
     def _stop_threads(self) -> None:
-        """Blocking, after a failure: no more writes, and no thread left using fd."""
+        """Blocking, after a failure: the queued writes done, no thread left using fd."""
         self._behind.stop()
         if self._flusher is not None:
             self._flusher.shutdown(wait=True)

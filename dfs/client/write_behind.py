@@ -10,8 +10,10 @@ write over neither waits for it nor wakes the loop afterwards, unless more than 
 bytes are queued (then ``put`` waits, which bounds memory). The first write that fails
 fails the next ``put`` and ``finish``; the writes after it are skipped.
 
-The thread touches the file's descriptor, so its owner must call ``finish`` (or ``stop``
-after a failure) before it closes the descriptor. Standard library only.
+The thread touches the file's descriptor, so its owner must call ``finish`` (or ``stop``,
+blocking, after a failure elsewhere) before it closes the descriptor. Either runs the writes
+already queued: they are of verified bytes, and an interrupted download keeps what it wrote
+for the next run to resume from. Standard library only.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ class WriteBehind:
         self._lock = threading.Lock()
         self._queued = 0
         self._error: BaseException | None = None
-        self._stopping = False
         self._ended = False  # the thread was told to end once the queue is done
         self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -69,7 +70,7 @@ class WriteBehind:
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             work, size = item
-            if self._error is None and not self._stopping:
+            if self._error is None:
                 try:
                     work()
                 except BaseException as exc:  # raised on the loop by the next put or finish
@@ -97,9 +98,8 @@ class WriteBehind:
         self._raise()
 
     def stop(self) -> None:
-        """After a failure (blocking): skip the writes still queued and wait for the thread,
-        so that the descriptor it writes to may be closed."""
-        self._stopping = True
+        """``finish``, blocking and without raising (after a failure elsewhere, or when
+        ``finish`` was cancelled): so that the descriptor the writes use may be closed."""
         if self._thread is not None:
             self._end()
             self._thread.join()

@@ -19,6 +19,7 @@ for the next run to resume from. Standard library only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -81,7 +82,8 @@ class WriteBehind:
                 if waiter is None or (self._queued > self.limit and self._error is None):
                     continue
                 self._waiter = None
-            self._loop_now().call_soon_threadsafe(_wake, waiter)
+            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits
+                self._loop_now().call_soon_threadsafe(_wake, waiter)
 
     def _end(self) -> None:
         if not self._ended:

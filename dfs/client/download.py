@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import logging
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ from dfs.client.file_writer import UMASK, GroupWriter, SmallFile
 from dfs.client.local_files import local_path
 from dfs.client.plans import PlanAhead
 from dfs.client.resume import DownloadSidecar, open_own
+from dfs.client.write_behind import WriteBehind
 from dfs.errors import Conflict, IntegrityError
 from dfs.fsutil import fsync_dir, pwrite_all, write_all
 from dfs.ids import sha256_hex
@@ -64,6 +67,8 @@ WRITE_BEHIND_BYTES = 16 * 1024 * 1024
 """Bytes of read small files a restore lets wait for the writer before it reads more."""
 # a download starts an fdatasync in the background after this many bytes written
 DOWNLOAD_FLUSH_BYTES = 32 << 20
+WRITE_AHEAD_BYTES = 4 << 20
+"""Verified bytes of a download that may wait for its writer thread (``WriteBehind``)."""
 DROP_BEHIND = hasattr(os, "posix_fadvise")
 """Whether each background flush then drops the pages it wrote back from the page cache."""
 RUN_CHUNK_MAX = 256 * 1024
@@ -90,9 +95,11 @@ class DownloadResult:
 class PartFile:
     """The temp file a download writes into beside its target, and its resume sidecar.
 
-    Chunks are written in order; each write hashes the same bytes into the whole-file sha256
-    on another thread, and dirty pages are written back in the background as chunks arrive
-    (otherwise the whole file waits in the page cache and the final fsync pays for it all).
+    Chunks are written in order, by one thread of the file's own (``WriteBehind``: the fetch
+    loop hands a chunk over and asks for the next one at once); each write hashes the same
+    bytes into the whole-file sha256, and dirty pages are written back in the background as
+    chunks arrive (otherwise the whole file waits in the page cache and the final fsync pays
+    for it all).
     Once written back they are dropped from the page cache (``DROP_BEHIND``): a big download
     would otherwise fill it with pages nobody reads again, and make the kernel reclaim
     memory for every next write (the whole-file sha256 is of the bytes fetched, not read
@@ -107,7 +114,9 @@ class PartFile:
         self.resume = resume
         self.whole = hashlib.sha256()
         self.fd = -1
-        self._flushing: asyncio.Task[None] | None = None
+        self._behind = WriteBehind(WRITE_AHEAD_BYTES)
+        self._flusher: ThreadPoolExecutor | None = None
+        self._flushing: Future[None] | None = None
         self._unflushed = 0
         self._end = 0  # where the bytes written so far end (in order: all before it too)
         self._dropped = 0  # the page cache holds none of this file before this offset
@@ -159,26 +168,33 @@ class PartFile:
         if self.resume:
             self.sidecar.add(*(run or (offset,)))
 
-    def _write_hashed(self, offset: int, data: Pieces, run: Sequence[int]) -> None:
+    def _write_hashed(self, offset: int, data: Pieces, run: Sequence[int], size: int) -> None:
+        """On the writer thread: the write, the whole-file hash (in order: one piece at a
+        time, so updates never interleave), and a background flush when one is due."""
         self._pwrite_all(offset, data, run)
         for piece in data:
             self.whole.update(piece)
+        self._written(offset + size, size)
 
-    async def write(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
-        """Write the next chunk in file order, or (``run``: their offsets) the next chunks,
-        one after another in ``data`` (the pieces the bytes arrived in, end to end)."""
-        # the write and the whole-file hash in one worker-thread hand-off (in order: one piece
-        # at a time, so updates never interleave). The write only copies into the page cache
-        # (the background flush waits for the disk), and every hand-off is a wake-up, a
-        # future and a fight for the interpreter lock: one per piece instead of two.
-        await asyncio.to_thread(self._write_hashed, offset, data, run)
-        size = sum(len(p) for p in data)
+    def _written(self, end: int, size: int) -> None:
+        """Start a flush of what is written once ``DOWNLOAD_FLUSH_BYTES`` more are (on a
+        thread of its own: the writes go on while it waits for the disk)."""
         self._unflushed += size
-        self._end = max(self._end, offset + size)
+        self._end = max(self._end, end)
         due = bool(DOWNLOAD_FLUSH_BYTES) and self._unflushed >= DOWNLOAD_FLUSH_BYTES
         if due and (self._flushing is None or self._flushing.done()):
-            self._flushing = asyncio.create_task(asyncio.to_thread(self._flush, self._end))
+            if self._flusher is None:
+                self._flusher = ThreadPoolExecutor(1, thread_name_prefix="dfs-flush")
+            self._flushing = self._flusher.submit(self._flush, self._end)
             self._unflushed = 0
+
+    async def write(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
+        """Hand over the next chunk in file order, or (``run``: their offsets) the next
+        chunks, one after another in ``data`` (the pieces the bytes arrived in, end to end).
+        Returns once it is queued (``settle`` waits for the writes); raises the error of an
+        earlier write that failed."""
+        size = sum(len(p) for p in data)
+        await self._behind.put(lambda: self._write_hashed(offset, data, run, size), size)
 
     def _flush(self, end: int) -> None:
         """Write back what is written, then drop it (up to ``end``) from the page cache."""
@@ -188,15 +204,29 @@ class PartFile:
             self._dropped = end
 
     async def settle(self) -> None:
-        """Wait for a background flush: its thread uses fd, so never close fd under it."""
+        """Wait for the queued writes and a background flush: their threads use fd, so never
+        close fd under them. A write's failure is raised by ``fsync``."""
+        with contextlib.suppress(Exception):
+            await self._behind.finish()
         if self._flushing is not None:
-            await asyncio.gather(self._flushing, return_exceptions=True)
+            await asyncio.gather(asyncio.wrap_future(self._flushing), return_exceptions=True)
+        if self._flusher is not None:
+            self._flusher.shutdown()
+            self._flusher = None
 
     async def fsync(self) -> None:
+        await self._behind.finish()  # raises the error of a write that failed
         await asyncio.to_thread(os.fsync, self.fd)
+
+    def _stop_threads(self) -> None:
+        """Blocking, after a failure: the queued writes done, no thread left using fd."""
+        self._behind.stop()
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
 
     def abandon(self) -> None:
         """After a failure: close; keep the file and sidecar for the next run to resume."""
+        self._stop_threads()
         os.close(self.fd)
         if not self.resume:
             self.path.unlink(missing_ok=True)
@@ -249,14 +279,14 @@ class StdoutPart(PartFile):
     def _pwrite_all(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
         write_all(self.fd, data)
 
-    async def write(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
-        await asyncio.to_thread(self._write_hashed, offset, data, run)  # no flush of a pipe
+    def _written(self, end: int, size: int) -> None:
+        return None  # no flush of a pipe
 
     async def fsync(self) -> None:
-        return None
+        await self._behind.finish()
 
     def abandon(self) -> None:
-        return None
+        self._stop_threads()
 
     async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
         if self.whole.hexdigest() != sha256:

@@ -41,7 +41,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -231,18 +231,34 @@ class FsChunkStore:
         if fds:
             asyncio.get_running_loop().run_in_executor(None, _close_all, fds)
 
-    def put_verified_blocking(self, chunk_id: ChunkId, parts: Sequence[Buffer]) -> _Written:
+    def put_verified_blocking(
+        self,
+        chunk_id: ChunkId,
+        parts: Sequence[Buffer],
+        counted: Callable[[], None] | None = None,
+    ) -> _Written:
         """``put_parts`` of bytes the caller hashed already, blocking (for a caller already on
         a worker thread: ``PackChunkStore`` checks, reserves and writes a large chunk in one
-        thread hand-off). Hand the descriptor it returns to ``release`` on the event loop."""
-        return self._put(chunk_id, parts, verified=True)
+        thread hand-off). Hand the descriptor it returns to ``release`` on the event loop.
+        ``counted`` runs under ``accounting``'s lock in the step that counts the chunk as
+        used (the caller's own reservation ends there, not after the directory fsync)."""
+        return self._put(chunk_id, parts, verified=True, counted=counted)
+
+    def accounting(self) -> threading.Lock:
+        """The lock under which ``used_bytes`` changes."""
+        return self._lock
 
     def release(self, replaced: Sequence[int | None]) -> None:
         """``_release`` for ``put_verified_blocking``'s callers (on the event loop)."""
         self._release(replaced)
 
     def _put(
-        self, chunk_id: ChunkId, parts: Sequence[Buffer], *, verified: bool = False
+        self,
+        chunk_id: ChunkId,
+        parts: Sequence[Buffer],
+        *,
+        verified: bool = False,
+        counted: Callable[[], None] | None = None,
     ) -> _Written:
         """Write verified bytes (``parts`` end to end) whether or not a copy is here: the same
         steps, the same capacity check and the same durable work either way (see the module
@@ -258,9 +274,16 @@ class FsChunkStore:
                     f" ({self._reserved} being written), chunk needs {size}"
                 )
             self._reserved += size
-        return self._write(chunk_id, final, parts, size)
+        return self._write(chunk_id, final, parts, size, counted)
 
-    def _write(self, chunk_id: ChunkId, final: str, parts: Sequence[Buffer], size: int) -> _Written:
+    def _write(
+        self,
+        chunk_id: ChunkId,
+        final: str,
+        parts: Sequence[Buffer],
+        size: int,
+        counted: Callable[[], None] | None = None,
+    ) -> _Written:
         """Temp file, write, fsync, atomic replace of any copy, fsync of the directory.
         ``size`` bytes are reserved: ``_replace`` turns them into used bytes, or they are
         given back here when the write fails before it."""
@@ -276,7 +299,7 @@ class FsChunkStore:
                 _drop_cached(fd)
             finally:
                 os.close(fd)
-            replaced = self._replace(tmp, final, size)
+            replaced = self._replace(tmp, final, size, counted)
             renamed = True
             fsync_dir(directory)
         except BaseException as exc:
@@ -292,7 +315,9 @@ class FsChunkStore:
                     self._reserved -= size
         return replaced is None, replaced
 
-    def _replace(self, tmp: str, final: str, size: int) -> int | None:
+    def _replace(
+        self, tmp: str, final: str, size: int, counted: Callable[[], None] | None = None
+    ) -> int | None:
         """Move the written temp file over ``final`` and count it, in one step under the lock
         (against delete, quarantine and concurrent writers of the same chunk): a copy that was
         here is replaced, so its bytes leave the count as the new ones enter it, and the
@@ -310,6 +335,8 @@ class FsChunkStore:
             self._reserved -= size
             self._used += size - old_size
             self._count += old is None
+            if counted is not None:
+                counted()
         return old
 
     async def delete(self, chunk_id: ChunkId) -> None:

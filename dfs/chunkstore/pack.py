@@ -145,11 +145,11 @@ class PackChunkStore:
         parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
         if sha256_hex_parts(parts) != chunk_id:
             raise IntegrityError(f"body does not hash to chunk {chunk_id}")
-        self._reserve(size)
+        held = self._hold(size)
         try:
-            return self._files.put_verified_blocking(chunk_id, parts)
+            return self._files.put_verified_blocking(chunk_id, parts, held.end)
         finally:
-            self._unreserve(size)
+            held.end()
 
     async def put_many(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
         """Check every hash, reserve the whole batch's bytes, then store the small chunks in
@@ -166,17 +166,30 @@ class PackChunkStore:
             self._unreserve(need)
 
     def _put_packed(self, items: Sequence[tuple[ChunkId, Buffer]], need: int) -> list[bool]:
-        """``put_many`` of small chunks none of which can be a file here, blocking."""
+        """``put_many`` of small chunks none of which can be a file here, blocking. The
+        reservation ends in the step that counts the records as used (``counted``): a group
+        commit counts other callers' records before they wake up to release theirs."""
         self._verify_all(items)
-        self._reserve(need)
+        held = self._hold(need)
         try:
-            return self._packs.append(items)
+            return self._packs.append(items, held.end)
         finally:
-            self._unreserve(need)
+            held.end()
+
+    def _hold(self, need: int) -> _Held:
+        """``_reserve`` for a write whose half ends the reservation as it counts the bytes
+        (``_Held.end`` as its ``counted``): a pack group commit counts other callers' records
+        before they wake up, and a file counts before its directory fsync, so a reservation
+        ended only after the write returned had the bytes counted twice meanwhile and
+        refused concurrent writes that fitted."""
+        self._reserve(need)
+        return _Held(self, need)
 
     def _reserve(self, need: int) -> None:
-        """Count ``need`` bytes as being written, or InsufficientStorage if they do not fit."""
-        with self._lock:
+        """Count ``need`` bytes as being written, or InsufficientStorage if they do not fit.
+        The halves' accounting locks first: their used bytes and the reservations they end
+        (``_hold``) change in one step under them."""
+        with self._packs.accounting(), self._files.accounting(), self._lock:
             if (
                 self._capacity is not None
                 and self.used_bytes + self._reserved + need > self._capacity
@@ -364,3 +377,18 @@ class PackChunkStore:
 
 if TYPE_CHECKING:
     _: type[ChunkStore] = PackChunkStore
+
+
+class _Held:
+    """Bytes one write holds reserved in a ``PackChunkStore`` until they count as used."""
+
+    def __init__(self, store: PackChunkStore, need: int) -> None:
+        self._store = store
+        self._need = need
+
+    def end(self) -> None:
+        """Give the reservation back (once: later calls do nothing). Run by the half in the
+        step that counts the bytes, under its accounting lock, or after a failed write."""
+        with self._store._lock:
+            self._store._reserved -= self._need
+            self._need = 0

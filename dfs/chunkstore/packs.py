@@ -43,7 +43,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +88,7 @@ class _Batch:
     """One caller's chunks waiting for a group commit, then its answers or error."""
 
     items: Sequence[tuple[ChunkId, Buffer]]
+    counted: Callable[[], None] | None = None
     result: list[bool] | None = None
     error: Exception | None = None
 
@@ -138,6 +139,9 @@ class PackSet:
     @property
     def used_bytes(self) -> int:
         return self._used
+
+    def accounting(self) -> threading.Lock:  # the lock under which used_bytes changes
+        return self._lock
 
     @property
     def chunk_count(self) -> int:
@@ -385,12 +389,14 @@ class PackSet:
             pack.size += written
             pack.tombs.extend(tombs)
 
-    def append(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
-        """Store verified chunks durably: a fresh record for each, and a tombstone for any
-        record each replaces; True per chunk that was not held. Concurrent callers commit
-        together (group commit): whoever takes the append lock first writes every batch
-        queued by then in one write and one fsync; the others find theirs done."""
-        batch = _Batch(items)
+    def append(
+        self, items: Sequence[tuple[ChunkId, Buffer]], counted: Callable[[], None] | None = None
+    ) -> list[bool]:
+        """Store verified chunks durably: a record each, a tombstone for any record each
+        replaces; True per chunk not held. Concurrent callers commit together: the first to
+        take the append lock writes every batch queued by then in one write and one fsync
+        (``counted`` of each runs under ``accounting`` as its records count as used)."""
+        batch = _Batch(items, counted)
         with self._lock:
             self._queue.append(batch)
         with self._appending():
@@ -407,7 +413,7 @@ class PackSet:
         """Write the batches of ``group`` in one write and one fsync (under ``_append``) and
         hand each its answers, or the error."""
         try:
-            new = self._append_records([item for b in group for item in b.items])
+            new = self._append_records(group)
         except Exception as exc:
             for b in group:
                 b.error = exc
@@ -417,10 +423,10 @@ class PackSet:
             b.result = new[start : start + len(b.items)]
             start += len(b.items)
 
-    def _append_records(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
+    def _append_records(self, group: list[_Batch]) -> list[bool]:
         """One record per distinct chunk (a chunk sent twice at once is written once: a
         second record would outlive a later delete), tombstones for the records replaced."""
-        now = time.time()
+        now, items = time.time(), [item for b in group for item in b.items]
         with self._lock:
             held = {c: self._index.get(c) for c, _ in items}
         parts: list[Buffer] = []
@@ -441,6 +447,9 @@ class PackSet:
             pack.tombs.extend(tombs)
             for cid, (rel, size) in placed.items():
                 self._set(cid, Loc(pack.seq, base + rel, size, now))
+            for b in group:
+                if b.counted is not None:
+                    b.counted()
         first = {c: i for i, (c, _) in reversed(list(enumerate(items)))}
         return [held[c] is None and first[c] == i for i, (c, _) in enumerate(items)]
 

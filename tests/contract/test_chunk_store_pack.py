@@ -8,14 +8,18 @@ moves), and a threshold changed between runs.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dfs.chunkstore import fs as fs_module
 from dfs.chunkstore import packindex, record
 from dfs.chunkstore.pack import PackChunkStore
 from dfs.chunkstore.packs import PackSet
@@ -566,3 +570,62 @@ async def test_small_chunks_ask_the_file_half_only_when_it_held_small_ones_at_op
     assert not store.files.path_of(cid).exists()
     assert (store.chunk_count, await store.get(cid)) == (6, data)
     await store.close()
+
+
+async def test_a_file_counts_once_while_its_directory_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large chunk counts as used before its directory fsync; its reservation ends in the
+    same step, so a put that fits in the rest of the capacity is taken meanwhile (counted
+    twice until the write returned, it was refused: a flaky test under load)."""
+    store = await open_pack(tmp_path, 2 * 100_000)
+    (first, first_data), (second, second_data) = chunk(1, 100_000), chunk(2, 100_000)
+    loop = asyncio.get_running_loop()
+    real_fsync_dir = fs_module.fsync_dir
+    during: list[bool] = []
+
+    def fsync_dir(directory: str) -> None:
+        real_fsync_dir(directory)
+        if not during:  # the first put's: store the second one now, from the loop
+            during.append(False)
+            done = asyncio.run_coroutine_threadsafe(store.put(second, second_data), loop)
+            during[0] = done.result(timeout=30)
+
+    monkeypatch.setattr(fs_module, "fsync_dir", fsync_dir)
+    assert await store.put(first, first_data) is True
+    assert during == [True]
+    assert store.used_bytes == store.capacity_bytes == 2 * 100_000
+
+
+async def test_a_group_commit_ends_every_reservation_it_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit counts every queued put's records; their reservations end in the same
+    step, before those puts wake up, so a put that fits is taken before they do."""
+    store = await open_pack(tmp_path, 4 * 500)
+    chunks = [chunk(i, 500) for i in range(4)]
+    loop = asyncio.get_running_loop()
+    real_commit = PackSet._commit
+    late: list[concurrent.futures.Future[bool]] = []
+
+    def commit(packs: PackSet, group: list[Any]) -> None:
+        real_commit(packs, group)
+        if len(group) >= 2 and not late:  # others of the group still asleep: one more put
+            late.append(asyncio.run_coroutine_threadsafe(store.put(*chunks[3]), loop))
+            for _ in range(3000):  # refused at once, or queued behind this commit
+                if late[0].done() or packs._queue:
+                    break
+                time.sleep(0.01)
+
+    monkeypatch.setattr(PackSet, "_commit", commit)
+    with store.packs._append:  # a commit in progress: the puts queue up behind it
+        puts = asyncio.gather(*(store.put(c, d) for c, d in chunks[:3]))
+        for _ in range(500):
+            if len(store.packs._queue) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert len(store.packs._queue) == 3
+    assert await puts == [True, True, True]
+    assert len(late) == 1
+    assert await asyncio.wrap_future(late[0]) is True
+    assert store.used_bytes == 4 * 500

@@ -36,8 +36,8 @@ from collections.abc import Sequence
 
 from dfs import protocol
 from dfs.api import download_plans
+from dfs.api.chunk_reads import read_verified
 from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import read_verified
 from dfs.errors import DfsError, Unavailable
 from dfs.meta.base import FileRecord, ManifestEntry
 

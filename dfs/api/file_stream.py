@@ -16,8 +16,8 @@ from urllib.parse import quote
 from aiohttp import hdrs, web
 
 from dfs.api import download_plans, ranges
+from dfs.api.chunk_reads import read_verified
 from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import read_verified
 from dfs.errors import DfsError
 from dfs.meta.base import FileRecord
 from dfs.server import error_response

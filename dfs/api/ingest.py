@@ -20,10 +20,8 @@ seed's ``POST /upload`` and signed download URLs).
   once), relative to the tenant's own chunks only (``owned_chunks``), never to what other
   tenants store. Memory: the chunker's buffer, the chunks of one hand-over from its thread
   (``CUT_BATCH_BYTES``) and ``INGEST_WINDOW`` chunks in flight.
-- ``read_verified`` yields a complete file's chunks in order, each fetched from a live replica
-  and checked against its sha256 before it is yielded (fail over to the next replica on
-  error or mismatch, and hedge to it when the first is slow: ``dfs.transport.hedged``);
-  unverified bytes are never yielded. Memory: ``READ_WINDOW`` chunks.
+- Verified reads of stored chunks (``read_verified``, ``fetch_verified``) are
+  ``dfs.api.chunk_reads``'s.
 
 Knows nothing of aiohttp.web: handlers pass an ``async read(n) -> bytes`` function.
 """
@@ -33,9 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import logging
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Collection,
@@ -49,6 +45,7 @@ from typing import Any
 
 from dfs import auth, protocol
 from dfs.api.bodies import UploadRequest, distinct_chunks, file_body, node_ref, parse_name
+from dfs.api.chunk_reads import first_verified
 from dfs.api.coordinator import Coordinator, rotations
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.durability_policy import rank_nodes
@@ -63,15 +60,16 @@ from dfs.errors import (
 )
 from dfs.ids import new_file_id, sha256_hex
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry, NodeRecord
-from dfs.transport.hedged import Source, first_good
-
-log = logging.getLogger("dfs.api.ingest")
 
 INGEST_WINDOW = 4
-READ_WINDOW = 4
 _READ_BUFFER = 4 * protocol.MIB
 
 ReadFn = Callable[[int], Coroutine[Any, Any, bytes]]
+CommitFn = Callable[
+    [FileRecord, Sequence[ManifestEntry], Sequence[Location], float], Awaitable[FileRecord]
+]
+"""Records a file complete with its copies in one write (``_commit_sent``); a caller may
+give one that also links the file in the same write (the S3 gateway's PutObject)."""
 
 
 class _LoopReader(io.RawIOBase):
@@ -269,13 +267,14 @@ async def ingest(
     *,
     reuse: bool = True,
     body_sha256: Callable[[], str] | None = None,
+    commit: CommitFn | None = None,
 ) -> Ingested:
     """Store the body ``read`` yields as a new file of ``tenant`` named ``name``, unless the
     tenant already has a complete file with the same bytes (``reuse=False``: a new file
     anyway, for a caller that must own and later delete the file it gets).
     ``body_sha256``: the SHA-256 (hex) of every byte ``read`` returned, kept by the caller's
     reader as it hands them out (asked once ``read`` has returned the end), so the body is
-    not hashed twice."""
+    not hashed twice. ``commit``: what records the file when one write can (``CommitFn``)."""
     live = await coord.writable_nodes()
     sender = ChunkSender(coord, tenant, new_file_id(), live)
     head = await read_head(read, profile.min_size + 1)
@@ -304,6 +303,7 @@ async def ingest(
         reuse,
         copies=sender.copies,
         fresh=fresh,
+        commit=commit,
     )
     new_bytes = sender.new_bytes if done.created else 0
     return Ingested(done.created, done.body, new_bytes, done.record, manifest)
@@ -371,6 +371,7 @@ async def commit_ingested(
     *,
     copies: Mapping[str, Collection[str]] | None = None,
     fresh: bool = False,
+    commit: CommitFn | None = None,
 ) -> Ingested:
     """Create and finalize the file ``req`` describes, whose new chunks were sent with
     ``receipts`` and are durable on ``copies`` (a ``ChunkSender``'s), unless (``reuse``) the
@@ -381,7 +382,7 @@ async def commit_ingested(
     if existing is not None:
         return Ingested(False, file_body(existing))
     if copies is not None and _sent_here(coord, file_id, req, receipts, copies):
-        return await _commit_sent(coord, tenant, file_id, req, copies, reuse)
+        return await _commit_sent(coord, tenant, file_id, req, copies, reuse, commit)
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
@@ -421,6 +422,7 @@ async def _commit_sent(
     req: UploadRequest,
     copies: Mapping[str, Collection[str]],
     reuse: bool,
+    commit: CommitFn | None = None,
 ) -> Ingested:
     """The file recorded complete in one metadata write (``create_and_commit_files``, its
     chunks' copies with it) once ``_sent_here`` holds: the pending row, the locations write
@@ -433,96 +435,14 @@ async def _commit_sent(
     now = coord.clock()
     chunks = distinct_chunks(req.manifest)
     locs = [Location(c, n, size) for c, size in chunks.items() for n in copies[c]]
-    (rec,) = await coord.meta.create_and_commit_files(
-        [(req.record(file_id, tenant, now), req.manifest)], now, locations=locs
-    )
+    rec = req.record(file_id, tenant, now)
+    if commit is not None:
+        rec = await commit(rec, req.manifest, locs, now)
+    else:
+        (rec,) = await coord.meta.create_and_commit_files(
+            [(rec, req.manifest)], now, locations=locs
+        )
     return Ingested(True, file_body(rec), record=rec)
-
-
-HEDGE_DELAY = 1.0
-"""Seconds a replica read waits before it asks the next replica too (``first_good``)."""
-
-
-class _ReadLog:
-    """What the API's hedged replica reads report: logs only (cluster-wide avoidance comes
-    from heartbeats)."""
-
-    def __init__(self, chunk_id: str) -> None:
-        self.chunk_id = chunk_id[:12]
-
-    def hedged(self, key: str) -> None:
-        log.info("read of %s is slow; asking %s too", self.chunk_id, key)
-
-    def failed(self, key: str, exc: DfsError) -> None:
-        log.warning("read of %s from %s failed: %s", self.chunk_id, key, exc)
-
-    def won(self, key: str, losers: Sequence[str]) -> None:
-        if losers:
-            log.info("read of %s: %s answered before %s", self.chunk_id, key, losers)
-
-
-INLINE_HASH_BYTES = 64 * 1024
-"""Chunks up to this size are hashed on the event loop (tens of microseconds): a worker
-thread's hand-off would cost more than the hash."""
-
-
-async def _hashed(data: bytes) -> str:
-    if len(data) <= INLINE_HASH_BYTES:
-        return sha256_hex(data)
-    return await asyncio.to_thread(sha256_hex, data)
-
-
-async def _first_good(
-    coord: Coordinator, chunk_id: str, replicas: Sequence[dict[str, Any]], size: int | None
-) -> bytes | None:
-    """The chunk's bytes from the first replica (``node_id``, ``url``, ``cap``) whose answer
-    hashes to ``chunk_id`` (and has ``size`` bytes, if given), hedged (``first_good``); None
-    if none does."""
-
-    def verified(replica: dict[str, Any]) -> Callable[[], Awaitable[bytes]]:
-        async def read() -> bytes:
-            url, cap = str(replica["url"]), str(replica["cap"])
-            data = b"".join(await coord.nodes.get_chunk(url, chunk_id, cap=cap, size=size))
-            ok = size is None or len(data) == size
-            if ok and await _hashed(data) == chunk_id:
-                return data
-            log.error("node %s returned bad bytes for chunk %s", replica["node_id"], chunk_id[:12])
-            raise IntegrityError(f"bad bytes for chunk {chunk_id[:12]}")
-
-        return read
-
-    sources = [Source(str(r["node_id"]), verified(r)) for r in replicas]
-    try:
-        return await first_good(sources, HEDGE_DELAY, _ReadLog(chunk_id), f"chunk {chunk_id}")
-    except ChunkNotFound:
-        return None
-
-
-async def fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
-    """One chunk of a download plan, verified (hedged over its replicas)."""
-    chunk_id = str(chunk["sha256"])
-    data = await _first_good(coord, chunk_id, chunk["replicas"], int(chunk["size"]))
-    if data is None:
-        raise ChunkNotFound(f"no live replica returned good bytes for chunk {chunk_id[:12]}")
-    return data
-
-
-async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncIterator[bytes]:
-    """The chunks of a download plan in order, each verified, ``READ_WINDOW`` fetched ahead."""
-    chunks = iter(plan["chunks"])
-    window: list[asyncio.Task[bytes]] = []
-    try:
-        for chunk in chunks:
-            window.append(asyncio.create_task(fetch_verified(coord, chunk)))
-            if len(window) >= READ_WINDOW:
-                yield await window.pop(0)
-        while window:
-            yield await window.pop(0)
-    finally:
-        for t in window:
-            t.cancel()
-        if window:
-            await asyncio.gather(*window, return_exceptions=True)
 
 
 def download_cap(coord: Coordinator, file_id: str, tenant: str, ttl: float) -> str:
@@ -591,7 +511,7 @@ async def proxy_get(coord: Coordinator, chunk_id: str, tenant: str) -> bytes:
         {**node_ref(n), "cap": coord.cap(auth.OP_GET, chunk_id, n.node_id)}
         for n in rank_nodes(chunk_id, [live[h] for h in holders if h in live])
     ]
-    data = await _first_good(coord, chunk_id, replicas, None)
+    data = await first_verified(coord, chunk_id, replicas, None)
     if data is None:
         raise ChunkNotFound(f"no live node could serve chunk {chunk_id}")
     return data

@@ -35,8 +35,9 @@ from typing import Any
 from dfs import protocol
 from dfs.api import download_plans
 from dfs.api.bodies import UploadRequest
+from dfs.api.chunk_reads import fetch_verified, read_verified
 from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import ChunkSender, Ingested, commit_ingested, fetch_verified, read_verified
+from dfs.api.ingest import ChunkSender, Ingested, commit_ingested
 from dfs.api.multipart_ahead import Ahead
 from dfs.api.splice import Own, Piece, Splicer
 from dfs.auth import RECEIPT_TTL

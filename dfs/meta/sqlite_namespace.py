@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict, KeyNotFound
+from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.namespace import (
     VERSIONING_UNVERSIONED,
     BucketRecord,
@@ -211,6 +212,27 @@ class SqliteNamespaceMixin:
         return await self._run(
             self._change(lambda files: put(files, obj, now, if_absent, if_match))
         )
+
+    async def create_and_put_object(
+        self,
+        rec: FileRecord,
+        manifest: Sequence[ManifestEntry],
+        locations: Sequence[Location],
+        obj: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+    ) -> PutResult:
+        """One write transaction (one fsync instead of two): the file created complete
+        with its copies, then linked by ``put``'s checks and rules; a refusal rolls both
+        back."""
+
+        def op(files: StoreFiles) -> PutResult:
+            files.create_committed(rec, manifest, locations, now)
+            return put(files, obj, now, if_absent, if_match)
+
+        return await self._run(self._change(op))
 
     async def get_object(
         self, bucket: str, key: str, version_id: str | None = None

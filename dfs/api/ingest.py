@@ -31,8 +31,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import logging
 from collections.abc import (
+    Awaitable,
     Callable,
     Collection,
     Coroutine,
@@ -61,12 +61,15 @@ from dfs.errors import (
 from dfs.ids import new_file_id, sha256_hex
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry, NodeRecord
 
-log = logging.getLogger("dfs.api.ingest")
-
 INGEST_WINDOW = 4
 _READ_BUFFER = 4 * protocol.MIB
 
 ReadFn = Callable[[int], Coroutine[Any, Any, bytes]]
+CommitFn = Callable[
+    [FileRecord, Sequence[ManifestEntry], Sequence[Location], float], Awaitable[FileRecord]
+]
+"""Records a file complete with its copies in one write (``_commit_sent``); a caller may
+give one that also links the file in the same write (the S3 gateway's PutObject)."""
 
 
 class _LoopReader(io.RawIOBase):
@@ -264,13 +267,14 @@ async def ingest(
     *,
     reuse: bool = True,
     body_sha256: Callable[[], str] | None = None,
+    commit: CommitFn | None = None,
 ) -> Ingested:
     """Store the body ``read`` yields as a new file of ``tenant`` named ``name``, unless the
     tenant already has a complete file with the same bytes (``reuse=False``: a new file
     anyway, for a caller that must own and later delete the file it gets).
     ``body_sha256``: the SHA-256 (hex) of every byte ``read`` returned, kept by the caller's
     reader as it hands them out (asked once ``read`` has returned the end), so the body is
-    not hashed twice."""
+    not hashed twice. ``commit``: what records the file when one write can (``CommitFn``)."""
     live = await coord.writable_nodes()
     sender = ChunkSender(coord, tenant, new_file_id(), live)
     head = await read_head(read, profile.min_size + 1)
@@ -299,6 +303,7 @@ async def ingest(
         reuse,
         copies=sender.copies,
         fresh=fresh,
+        commit=commit,
     )
     new_bytes = sender.new_bytes if done.created else 0
     return Ingested(done.created, done.body, new_bytes, done.record, manifest)
@@ -366,6 +371,7 @@ async def commit_ingested(
     *,
     copies: Mapping[str, Collection[str]] | None = None,
     fresh: bool = False,
+    commit: CommitFn | None = None,
 ) -> Ingested:
     """Create and finalize the file ``req`` describes, whose new chunks were sent with
     ``receipts`` and are durable on ``copies`` (a ``ChunkSender``'s), unless (``reuse``) the
@@ -376,7 +382,7 @@ async def commit_ingested(
     if existing is not None:
         return Ingested(False, file_body(existing))
     if copies is not None and _sent_here(coord, file_id, req, receipts, copies):
-        return await _commit_sent(coord, tenant, file_id, req, copies, reuse)
+        return await _commit_sent(coord, tenant, file_id, req, copies, reuse, commit)
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
@@ -416,6 +422,7 @@ async def _commit_sent(
     req: UploadRequest,
     copies: Mapping[str, Collection[str]],
     reuse: bool,
+    commit: CommitFn | None = None,
 ) -> Ingested:
     """The file recorded complete in one metadata write (``create_and_commit_files``, its
     chunks' copies with it) once ``_sent_here`` holds: the pending row, the locations write
@@ -428,9 +435,13 @@ async def _commit_sent(
     now = coord.clock()
     chunks = distinct_chunks(req.manifest)
     locs = [Location(c, n, size) for c, size in chunks.items() for n in copies[c]]
-    (rec,) = await coord.meta.create_and_commit_files(
-        [(req.record(file_id, tenant, now), req.manifest)], now, locations=locs
-    )
+    rec = req.record(file_id, tenant, now)
+    if commit is not None:
+        rec = await commit(rec, req.manifest, locs, now)
+    else:
+        (rec,) = await coord.meta.create_and_commit_files(
+            [(rec, req.manifest)], now, locations=locs
+        )
     return Ingested(True, file_body(rec), record=rec)
 
 

@@ -24,7 +24,14 @@ from dfs.api.namespace_bodies import ObjectFields
 from dfs.api.ttl_cache import TtlMap
 from dfs.errors import BucketExists, BucketNotFound, InvalidRequest, KeyNotFound, Unavailable
 from dfs.ids import new_file_id
-from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, MetadataStore
+from dfs.meta.base import (
+    FILE_COMPLETE,
+    FILE_PENDING,
+    FileRecord,
+    Location,
+    ManifestEntry,
+    MetadataStore,
+)
 from dfs.meta.namespace import (
     ACCESS_PRIVATE,
     ACCESS_SHARED,
@@ -222,22 +229,36 @@ class Namespace:
         if file_id:
             rec = _own_fresh(who, b, file_id, written) or await self._owners_file(who, b, file_id)
             file_id, size, sha256 = rec.file_id, rec.size, rec.sha256
-        new = NewObject(
-            bucket=bucket,
-            key=key,
-            file_id=file_id,
-            size=size,
-            etag=sha256 if etag is None else etag,
-            sha256=sha256,
-            content_type=fields.content_type or guess_type(key),
-            user_metadata=fields.metadata or (),
-            tags=fields.tags or (),
-            access=fields.access or ACCESS_PRIVATE,
-            headers=fields.headers or (),
-            owner=b.tenant,
-        )
+        new = _new_object(b, key, file_id, size, sha256, fields, etag)
         return await self.store.put_object(
             new, self.coord.clock(), if_absent=if_absent, if_match=if_match
+        )
+
+    async def create_and_link(
+        self,
+        who: Principal,
+        b: BucketRecord,
+        key: str,
+        new_file: tuple[FileRecord, Sequence[ManifestEntry], Sequence[Location]],
+        fields: ObjectFields,
+        etag: str,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+    ) -> PutResult:
+        """``link`` of a file not recorded yet, in the same write that records it complete
+        (``new_file``: its record, manifest and copies, as ``dfs.api.ingest`` verified
+        them): one metadata write per PutObject instead of two, and a refused link (a
+        condition, the bucket gone or another tenant's) leaves no file behind. Only for
+        the bucket owner's own upload (a grantee's file becomes the owner's by ``link``)."""
+        rec, manifest, locations = new_file
+        access.require_write(who, b)
+        if not rec.tenant == who.tenant == b.tenant:
+            raise InvalidRequest("create_and_link takes the bucket owner's own file")
+        new = _new_object(b, key, rec.file_id, rec.size, rec.sha256, fields, etag)
+        return await self.store.create_and_put_object(
+            rec, manifest, locations, new, now, if_absent=if_absent, if_match=if_match
         )
 
     async def _owners_file(self, who: Principal, b: BucketRecord, file_id: str) -> FileRecord:
@@ -447,6 +468,33 @@ class Namespace:
         if by == "type":
             return await self.store.usage_by_type(who.tenant, bucket)
         return await self.store.usage(who.tenant, bucket)
+
+
+def _new_object(
+    b: BucketRecord,
+    key: str,
+    file_id: str,
+    size: int,
+    sha256: str,
+    fields: ObjectFields,
+    etag: str | None,
+) -> NewObject:
+    """The version a write links: ``fields`` with their defaults, written by the tenant
+    that owns ``b`` as it was read (``NewObject.owner``)."""
+    return NewObject(
+        bucket=b.name,
+        key=key,
+        file_id=file_id,
+        size=size,
+        etag=sha256 if etag is None else etag,
+        sha256=sha256,
+        content_type=fields.content_type or guess_type(key),
+        user_metadata=fields.metadata or (),
+        tags=fields.tags or (),
+        access=fields.access or ACCESS_PRIVATE,
+        headers=fields.headers or (),
+        owner=b.tenant,
+    )
 
 
 def _own_fresh(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dfs.errors import BucketNotFound, EtagMismatch, KeyExists, KeyNotFound
+from dfs.meta.base import FileRecord, Location, ManifestEntry
 
 VERSIONING_UNVERSIONED = "unversioned"
 VERSIONING_ENABLED = "enabled"
@@ -200,6 +201,14 @@ class NamespaceStore(Protocol):
         With ``if_match=ETAG`` it is a conditional replace, checked in the same atomic step:
         KeyNotFound when the key has no current object (none, or a delete marker),
         EtagMismatch when the current object's ETag is another (``"*"`` matches any).
+      - ``create_and_put_object(rec, manifest, locations, obj, now, if_absent=, if_match=)``
+        is ``MetadataStore.create_and_commit_files([(rec, manifest)], now, locations=)``
+        then ``put_object(obj)`` of that file (``obj.file_id == rec.file_id``, the bucket
+        owner's tenant), every check of both kept. When the write is refused (a condition,
+        ``check_owner``, a missing bucket) no file is left recorded. SQLite does both in
+        one transaction (a crash leaves the whole object or nothing); DynamoDB in two
+        writes, deleting the file when the link is refused (a crash between them leaves a
+        complete file no version links, as two calls would).
       - ``get_object(bucket, key, version_id=None)``: without a version id, the latest
         version, KeyNotFound if none or if it is a delete marker; with one,
         that version (a delete marker is returned as such; the caller answers 405 as S3).
@@ -272,6 +281,17 @@ class NamespaceStore(Protocol):
 
     async def put_object(
         self, obj: NewObject, now: float, *, if_absent: bool = False, if_match: str | None = None
+    ) -> PutResult: ...
+    async def create_and_put_object(
+        self,
+        rec: FileRecord,
+        manifest: Sequence[ManifestEntry],
+        locations: Sequence[Location],
+        obj: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
     ) -> PutResult: ...
     async def get_object(
         self, bucket: str, key: str, version_id: str | None = None

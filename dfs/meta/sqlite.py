@@ -50,6 +50,7 @@ from dfs.meta.sqlite_chunks import (
     remove_locations,
 )
 from dfs.meta.sqlite_codec import Labels, pack_file_id, pack_hex, unpack_file_id, unpack_hex
+from dfs.meta.sqlite_group import GroupCommit
 from dfs.meta.sqlite_loop_reads import LoopReads, in_snapshot
 from dfs.meta.sqlite_manifests import (
     append_page,
@@ -109,10 +110,10 @@ class SqliteMetadataStore(
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
         self._loop_reads = LoopReads(path)
-        # the labels the reads of ``_run_on_loop`` learn: only ever committed ones (the
-        # worker's ``_labels`` also hold those of the write transaction in progress)
+        # the labels the reads of ``_run_on_loop`` learn: only ever committed ones
         self._loop_labels = Labels()
         self._labels = Labels()
+        self._group = GroupCommit(self._labels)  # the writes that may share a commit
         self.calls = 0  # operations run on the connection (each one transaction at most)
 
     @classmethod

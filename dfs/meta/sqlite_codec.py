@@ -107,6 +107,16 @@ class Labels:
                 self._names.pop(self._ids.pop(label, -1), None)
         self._unsure.clear()
 
+    def mark(self) -> int:
+        """Where the labels the transaction adds from now on start (``forget_since``)."""
+        return len(self._unsure)
+
+    def forget_since(self, mark: int) -> None:
+        """A savepoint was rolled back: the labels added since ``mark`` were never stored."""
+        for label in self._unsure[mark:]:
+            self._names.pop(self._ids.pop(label, -1), None)
+        del self._unsure[mark:]
+
     def _learn(self, label_id: int, label: str) -> int:
         self._ids[label] = label_id
         self._names[label_id] = label

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Sequence
 
 from dfs.errors import Conflict, FileNotFound
 from dfs.ids import new_file_id
-from dfs.meta.base import FileRecord
+from dfs.meta.base import FileRecord, Location, ManifestEntry
+from dfs.meta.sqlite_chunks import add_locations
 from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id
 from dfs.meta.sqlite_manifests import get_record, insert_file, manifest, manifest_pages
-from dfs.meta.sqlite_refcounts import commit_one, delete_one, page_refs
+from dfs.meta.sqlite_refcounts import commit_one, create_committed, delete_one, page_refs
 
 LINKED = "file {} is linked by an object version; delete the object instead"
 
@@ -56,6 +58,19 @@ class StoreFiles:
         if row[1] != STATE_COMPLETE:
             raise Conflict(f"file {file_id} is not complete")
         return int(row[2])
+
+    def create_committed(
+        self,
+        rec: FileRecord,
+        entries: Sequence[ManifestEntry],
+        locations: Sequence[Location],
+        now: float,
+    ) -> FileRecord:
+        """``create_and_commit_files`` for one file, its copies with it, in the caller's
+        transaction (a PutObject's new file and its version commit together)."""
+        add_locations(self.db, self.labels, locations, now)
+        (done,) = create_committed(self.db, self.labels, [(rec, entries)], now)
+        return done
 
     def chunks(self, file_id: str) -> list[tuple[str, int, int]]:
         """(chunk_id, references, size) of each distinct chunk of the file's manifest."""

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import unquote
 
 from aiohttp import hdrs, web
 
 from dfs import namespace_rules
+from dfs.api.ingest import CommitFn
 from dfs.api.namespace_bodies import (
     ObjectFields,
     parse_bucket_name,
@@ -36,7 +37,7 @@ from dfs.api.namespace_bodies import (
 )
 from dfs.api.namespace_service import Namespace
 from dfs.errors import EtagMismatch, InvalidRequest, KeyExists, KeyNotFound
-from dfs.meta.base import FileRecord
+from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
 from dfs.meta.namespace import NULL_VERSION, BucketRecord, ObjectVersion, PutResult
 from dfs.namespace_rules import STORED_HEADERS
 from dfs.s3 import acl, checksums, conditional
@@ -202,6 +203,45 @@ async def link(
             read=read,
             written=written,
         )
+
+
+def linking_commit(
+    request: web.Request,
+    b: BucketRecord,
+    key: str,
+    fields: ObjectFields,
+    sums: checksums.Checksums,
+    cond: WriteCondition,
+    finish: Callable[[], str],
+    linked: list[PutResult],
+) -> CommitFn:
+    """PutObject's ``CommitFn`` for ``dfs.api.ingest``: the file recorded complete and
+    linked as the key's version in one store write (``Namespace.create_and_link``), the
+    version appended to ``linked``. Called once the whole body was read: ``finish`` (the
+    body's checks, then its ETag) runs before anything is written, so a body that fails
+    a check leaves nothing recorded."""
+
+    async def commit(
+        rec: FileRecord, manifest: Sequence[ManifestEntry], locs: Sequence[Location], now: float
+    ) -> FileRecord:
+        etag = finish()
+        ns = request.app[NAMESPACE]
+        with lost_as_412():
+            made = await ns.create_and_link(
+                principal(request),
+                b,
+                key,
+                (rec, manifest, locs),
+                with_checksums(fields, sums),
+                etag,
+                now,
+                if_absent=cond.if_absent,
+                if_match=cond.if_match,
+            )
+        linked.append(made)
+        return dataclasses.replace(rec, state=FILE_COMPLETE)
+
+    return commit
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from aiohttp import web
 from dfs.api import access
 from dfs.api.ingest import ingest
 from dfs.chunking import ChunkerProfile
+from dfs.meta.namespace import PutResult
 from dfs.s3 import object_writes, routes_copy, subresources
 from dfs.s3.bodies import request_body
 from dfs.s3.checksums import Checksums
@@ -60,24 +61,34 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     h = request.headers
     declared = h.get("x-amz-decoded-content-length") or request.content_length
     file_id, written = "", None
+    linked: list[PutResult] = []  # the version, when the file's write made it too
     if declared is not None and int(declared) == 0:
         await body.read(1)  # an empty object: its framing (and chunk signature) is checked
     else:
-        coord = request.app[COORDINATOR]
+        own = b.tenant == caller(request).tenant
         done = await ingest(
-            coord,
+            request.app[COORDINATOR],
             caller(request).tenant,
             key.rsplit("/", 1)[-1] or "object",
             body.read,
             ChunkerProfile.default(),
             MAX_OBJECT_BYTES,
             body_sha256=body.sha256_hex,
+            commit=object_writes.linking_commit(
+                request, b, key, fields, sums, cond, body.finish, linked
+            )
+            if own
+            else None,
         )
         file_id, written = str(done.body["file_id"]), done.record
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)
     fields = object_writes.with_checksums(fields, sums)
-    made = await object_writes.link(
-        request, bucket, key, file_id, fields, etag, cond, read=b, written=written
+    made = (
+        linked[0]
+        if linked
+        else await object_writes.link(
+            request, bucket, key, file_id, fields, etag, cond, read=b, written=written
+        )
     )
     headers = object_writes.put_headers(b, made.version, sums)
     return web.Response(status=200, headers={"ETag": f'"{etag}"', **headers})

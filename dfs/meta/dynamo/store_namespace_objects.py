@@ -9,12 +9,13 @@ left (stored bytes, releasing a file) are run before the operation returns.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, FileNotFound, KeyNotFound
+from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound
 from dfs.ids import new_file_id
-from dfs.meta.base import FileRecord
+from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_namespace_buckets import MAX_ROUNDS
@@ -34,6 +35,17 @@ from dfs.meta.namespace import (
 
 
 class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
+    if TYPE_CHECKING:  # provided by CreatePart and DeletePart
+
+        async def create_and_commit_files(
+            self,
+            files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+            now: float,
+            *,
+            locations: Iterable[Location] = (),
+        ) -> list[FileRecord]: ...
+        async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord: ...
+
     async def _change(
         self, bucket: str, key: str, plan: Plan, now: float
     ) -> tuple[Change, str | None]:
@@ -87,6 +99,27 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         change, released = await self._change(obj.bucket, obj.key, plan, now)
         assert change.result is not None
         return PutResult(change.result, released)
+
+    async def create_and_put_object(
+        self,
+        rec: FileRecord,
+        manifest: Sequence[ManifestEntry],
+        locations: Sequence[Location],
+        obj: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+    ) -> PutResult:
+        """Two writes here (the file's transaction, then the key's, each retried on its
+        own): a refused link deletes the file again, so a refusal leaves no file, as on
+        SQLite; only a crash between the two leaves a complete, unlinked file."""
+        await self.create_and_commit_files([(rec, manifest)], now, locations=locations)
+        try:
+            return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
+        except DfsError:
+            await self.delete_file(rec.file_id, rec.tenant, now)
+            raise
 
     async def restore_version(
         self, bucket: str, key: str, version_id: str, now: float

@@ -159,7 +159,7 @@ class PackChunkStore:
             # the usual batch: the same steps in one worker-thread hand-off instead of two
             return await asyncio.to_thread(self._put_packed, items, need)
         await asyncio.to_thread(self._verify_all, items)
-        self._reserve(need)
+        await asyncio.to_thread(self._reserve, need)  # its locks are held across syscalls
         try:
             return await self._store(items)
         finally:

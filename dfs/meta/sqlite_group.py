@@ -41,8 +41,7 @@ class GroupCommit:
     def __init__(self, labels: Labels) -> None:
         self._labels = labels
         self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
-        self._draining = False
-        self._task: asyncio.Future[None] | None = None  # the drain running, held while it runs
+        self._task: asyncio.Task[None] | None = None  # the drain running, held while it runs
         self.commits = 0  # transactions committed (a group each)
 
     async def run(
@@ -53,11 +52,12 @@ class GroupCommit:
     ) -> T:
         """``fn`` (no transaction of its own) in the next group commit; its result once
         that commit is durable."""
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
         self._queue.append((fn, fut))
-        if not self._draining:
-            self._draining = True
-            self._task = asyncio.ensure_future(self._drain(submit, db))
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not loop:  # none running here
+            self._task = loop.create_task(self._drain(submit, db))
         return await fut
 
     async def _drain(
@@ -65,30 +65,32 @@ class GroupCommit:
         submit: Callable[[Callable[[], list[Outcome]]], Awaitable[list[Outcome]]],
         db: Callable[[], sqlite3.Connection],
     ) -> None:
-        try:
-            while self._queue:
-                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-                group = [(fn, fut) for fn, fut in group if not fut.done()]  # not cancelled
-                if not group:
+        here = asyncio.get_running_loop()
+        while self._queue:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            # not cancelled, and not left by a loop torn down with its drain
+            group = [(fn, fut) for fn, fut in group if not fut.done() and fut.get_loop() is here]
+            if not group:
+                continue
+            fns = [fn for fn, _ in group]
+            try:
+                outcomes = await submit(functools.partial(self._commit, db, fns))
+            except asyncio.CancelledError:  # the loop is closing: so are the callers
+                for _, fut in group + self._queue:
+                    fut.cancel()
+                self._queue = []
+                raise
+            except RuntimeError as exc:  # the store's worker was shut down (closed)
+                outcomes = [(False, Unavailable(f"sqlite metadata store: {exc}"))] * len(group)
+            except Exception as exc:  # the COMMIT (or BEGIN) failed: every write
+                outcomes = [(False, exc)] * len(group)
+            for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
+                if fut.done():  # its caller was cancelled; the write stands or not as any
                     continue
-                fns = [fn for fn, _ in group]
-                try:
-                    outcomes = await submit(functools.partial(self._commit, db, fns))
-                except asyncio.CancelledError:  # the loop is closing: so are the callers
-                    for _, fut in group:
-                        fut.cancel()
-                    raise
-                except Exception as exc:  # the COMMIT (or BEGIN) failed: every write
-                    outcomes = [(False, exc)] * len(group)
-                for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
-                    if fut.done():  # its caller was cancelled; the write stands or not as any
-                        continue
-                    if ok:
-                        fut.set_result(value)
-                    else:
-                        fut.set_exception(_translated(value))
-        finally:
-            self._draining = False
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(_translated(value))
 
     def _commit(self, conn: Callable[[], sqlite3.Connection], fns: list[Op]) -> list[Outcome]:
         """On the worker: the writes in one transaction, each in its own savepoint."""

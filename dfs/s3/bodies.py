@@ -360,9 +360,8 @@ class BodyReader:
         return self.md5.hexdigest()
 
     def _verify(self) -> None:
-        if self._verified:
+        if self._verified:  # set once every check passed: a failed check fails again
             return
-        self._verified = True
         self._digests.settle_now()
         if self.chunked and not self._done:
             raise incomplete("the aws-chunked body ended before its final chunk")
@@ -380,6 +379,7 @@ class BodyReader:
             raise bad_digest("Content-MD5")
         if self._check is not None:
             self._check.verify(self.trailers)
+        self._verified = True
 
 
 def request_body(

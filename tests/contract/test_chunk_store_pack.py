@@ -616,6 +616,7 @@ async def test_a_group_commit_ends_every_reservation_it_counts(
                 if late[0].done() or packs._queue:
                     break
                 time.sleep(0.01)
+            assert late[0].done() or packs._queue  # (fails the group's puts otherwise)
 
     monkeypatch.setattr(PackSet, "_commit", commit)
     with store.packs._append:  # a commit in progress: the puts queue up behind it

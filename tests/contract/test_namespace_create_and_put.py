@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from dfs.errors import BucketNotFound, EtagMismatch, FileNotFound, KeyExists
+from dfs.errors import BucketNotFound, Conflict, EtagMismatch, FileNotFound, KeyExists
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry, MetadataStore
 from dfs.meta.namespace import VERSIONING_ENABLED, NewObject, Usage
 from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj, refcounts
@@ -104,3 +104,30 @@ async def test_an_unversioned_overwrite_releases_the_old_file(ns: Store) -> None
         cid("co-old"): 0,
         cid("co-new"): 1,
     }
+
+
+async def test_the_callers_refusal_is_raised_whatever_the_cleanup_meets(
+    ns: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the link is a second write (DynamoDB), a refused link deletes the new file; if
+    that delete is refused too (another upload of the same bytes linked the file meanwhile),
+    the caller still gets its own refusal (412's KeyExists), not the cleanup's error."""
+    await bucket(ns, "cc")
+    old = await make_file(ns, "t1", [(cid("cc-old"), 5)])
+    await ns.put_object(obj("cc", "k", old), 1.0)
+
+    async def linked_meanwhile(*args: object, **kwargs: object) -> None:
+        raise Conflict("the file is linked: not deleted")
+
+    monkeypatch.setattr(ns, "delete_file", linked_meanwhile)
+    rec, manifest = new_file("t1", cid("cc-new"), 9)
+    with pytest.raises(KeyExists):
+        await ns.create_and_put_object(
+            rec,
+            manifest,
+            [Location(cid("cc-new"), "n1", 9)],
+            as_object("cc", "k", rec, owner="t1"),
+            2.0,
+            if_absent=True,
+        )
+    assert (await ns.get_object("cc", "k")).file_id == old.file_id

@@ -9,6 +9,7 @@ left (stored bytes, releasing a file) are run before the operation returns.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ from dfs.meta.namespace import (
     check_condition,
     check_owner,
 )
+
+log = logging.getLogger("dfs.meta.dynamo")
 
 
 class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
@@ -113,12 +116,18 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
     ) -> PutResult:
         """Two writes here (the file's transaction, then the key's, each retried on its
         own): a refused link deletes the file again, so a refusal leaves no file, as on
-        SQLite; only a crash between the two leaves a complete, unlinked file."""
+        SQLite; only a crash between the two leaves a complete, unlinked file. Between the
+        two the file is visible: another upload of the same bytes may link it first, and
+        then the delete is refused (the file stays, linked): the caller still gets its
+        own refusal, never the cleanup's error."""
         await self.create_and_commit_files([(rec, manifest)], now, locations=locations)
         try:
             return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
         except DfsError:
-            await self.delete_file(rec.file_id, rec.tenant, now)
+            try:
+                await self.delete_file(rec.file_id, rec.tenant, now)
+            except DfsError as exc:
+                log.info("unlinked file %s kept: %s", rec.file_id, exc)
             raise
 
     async def restore_version(

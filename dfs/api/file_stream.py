@@ -9,7 +9,8 @@ only the chunks a Range needs, and sends a byte only after its chunk verified.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
@@ -58,19 +59,20 @@ def _unsatisfiable(size: int) -> web.Response:
 
 async def verified_bytes(
     coord: Coordinator, plan: dict[str, Any], rng: ranges.ByteRange | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The file's verified bytes, or only those of ``rng`` (reading only its chunks)."""
     if rng is None:
-        async for data in read_verified(coord, plan):
-            yield data
+        async with aclosing(read_verified(coord, plan)) as whole:
+            async for data in whole:
+                yield data
         return
     wanted = list(ranges.pieces(plan["chunks"], rng))
-    sliced = read_verified(coord, {"chunks": [chunk for chunk, _, _ in wanted]})
     i = 0
-    async for data in sliced:
-        _, lo, hi = wanted[i]
-        i += 1
-        yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+    async with aclosing(read_verified(coord, {"chunks": [c for c, _, _ in wanted]})) as sliced:
+        async for data in sliced:
+            _, lo, hi = wanted[i]
+            i += 1
+            yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
 
 
 async def stream_file(
@@ -102,13 +104,16 @@ async def stream_file(
     plan = await download_plans.plan_of(coord, rec)
     await resp.prepare(request)
     try:
+        # closed as soon as a write fails: the fetches ahead stop then, not when collected
         if rng is None:  # each chunk's pieces as they arrived: no join, a copy of every byte
-            async for pieces in read_verified_pieces(coord, plan):
-                for piece in pieces:
-                    await resp.write(piece)
+            async with aclosing(read_verified_pieces(coord, plan)) as chunks:
+                async for pieces in chunks:
+                    for piece in pieces:
+                        await resp.write(piece)
         else:
-            async for data in verified_bytes(coord, plan, rng):
-                await resp.write(data)
+            async with aclosing(verified_bytes(coord, plan, rng)) as parts:
+                async for data in parts:
+                    await resp.write(data)
     except DfsError as exc:
         # Headers are gone: the only honest signal left is a short body on a dropped
         # connection (Content-Length tells the client it is incomplete).

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 from dfs import protocol
@@ -119,16 +120,17 @@ async def fetch_verified(coord: Coordinator, chunk: dict[str, Any]) -> bytes:
     return joined(await fetch_verified_pieces(coord, chunk))
 
 
-async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncIterator[bytes]:
+async def read_verified(coord: Coordinator, plan: dict[str, Any]) -> AsyncGenerator[bytes, None]:
     """The chunks of a download plan in order, each verified, up to ``READ_AHEAD_BYTES``
     (and ``READ_WINDOW`` chunks) fetched ahead."""
-    async for pieces in read_verified_pieces(coord, plan):
-        yield joined(pieces)
+    async with aclosing(read_verified_pieces(coord, plan)) as chunks:
+        async for pieces in chunks:
+            yield joined(pieces)
 
 
 async def read_verified_pieces(
     coord: Coordinator, plan: dict[str, Any]
-) -> AsyncIterator[list[bytes]]:
+) -> AsyncGenerator[list[bytes], None]:
     """``read_verified``'s chunks in the pieces they arrived in: a caller that writes them
     out (a streamed answer) need not join them, a copy of every byte."""
     fetches = fetched_ahead(
@@ -138,8 +140,9 @@ async def read_verified_pieces(
         READ_AHEAD_BYTES,
         READ_WINDOW,
     )
-    async for pieces in fetches:
-        yield pieces
+    async with aclosing(fetches):
+        async for pieces in fetches:
+            yield pieces
 
 
 async def fetched_ahead(
@@ -148,7 +151,7 @@ async def fetched_ahead(
     fetch: Callable[[T], Awaitable[R]],
     max_bytes: int,
     max_items: int,
-) -> AsyncIterator[R]:
+) -> AsyncGenerator[R, None]:
     """``fetch(item)`` of each item, yielded in order, with the next items' fetches running
     meanwhile: as many as fit in ``max_bytes`` (by ``size``) and ``max_items``, at least one.
     Fetches still running when the consumer stops are cancelled."""

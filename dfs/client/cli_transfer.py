@@ -66,8 +66,10 @@ from dfs.errors import Conflict, DfsError, InvalidRequest, from_body
 
 if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
     from dfs.client.download import DownloadResult
+    from dfs.client.early_reads import EarlyChunks
     from dfs.client.file_upload import UploadResult
     from dfs.client.library import Client
+    from dfs.client.plans import EarlyPlans
 
 STDIN = Path("-")
 
@@ -341,13 +343,17 @@ class Download:
             from dfs.client.download import BATCH_FILES
             from dfs.client.plans import EarlyPlans
 
-            early = EarlyPlans(client.api, not client.proxy, BATCH_FILES)
+            # the first page's small files read too, unless through the API proxy or into a
+            # folder that already holds files (which may already be there: read for nothing)
+            fresh = not client.proxy and not await asyncio.to_thread(os.path.lexists, root)
+            chunks = client.early_chunks() if fresh else None
+            early = EarlyPlans(client.api, not client.proxy, BATCH_FILES, chunks)
             try:
                 files = await all_files(client, prefix, early.start)
+                await self.into_directory(client, root, files, {}, early, chunks)
             except BaseException:
                 await early.cancel()
                 raise
-            await self.into_directory(client, root, files, await early.take())
         elif kind == "directory":
             plans = await download_plans(client, file_ids)
             await self.into_directory(client, root, list(plans.values()), plans)
@@ -372,7 +378,11 @@ class Download:
         root: Path,
         files: list[dict[str, Any]],
         plans: dict[str, dict[str, Any]],
+        early: EarlyPlans | None = None,
+        early_chunks: EarlyChunks | None = None,
     ) -> None:
+        """Check every target, then download; the plans and chunks ``early`` asked for
+        while the files were listed are taken only once the checks passed."""
         info = {str(f["file_id"]): f for f in files}
         pairs, skipped = download_targets(root, [(i, str(f["name"])) for i, f in info.items()])
         self.skipped += skipped
@@ -388,6 +398,9 @@ class Download:
 
         states = await asyncio.to_thread(look)
         self.check(states, dict(pairs))
+        if early is not None:
+            plans = await early.take()
+        chunks = await early_chunks.take() if early_chunks is not None else None
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         todo = [(i, p) for i, p in pairs if states[i] is not Existing.SAME]
         # the files with plans first, in the plans' order: the files of one /download-plans
@@ -396,7 +409,7 @@ class Download:
         todo.sort(key=lambda t: rank.get(t[0], len(rank)))
         total = sum(int(info[i]["size"]) for i, _p in todo)
         with Progress.for_terminal("download", total, self.quiet) as bar:
-            results = await client.download_many(todo, progress=bar, plans=plans)
+            results = await client.download_many(todo, progress=bar, plans=plans, chunks=chunks)
         done = {r.file_id: r for r in results}
         emit_lines(
             [

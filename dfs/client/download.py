@@ -303,18 +303,23 @@ class DownloadPipeline:
     def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
         self.conn = conn
         self.progress = progress
+        # verified chunk bytes read before the download started (``dfs.client.early_reads``),
+        # by chunk id: each taken by the first small file that needs it, the rest dropped
+        self._ready: dict[str, bytes] = {}
 
     async def download_files(
         self,
         files: Sequence[tuple[str, Path]],
         plans: Mapping[str, dict[str, Any]] | None = None,
+        chunks: dict[str, bytes] | None = None,
     ) -> list[DownloadResult]:
         """Download (file_id, target path) pairs in batches of BATCH_FILES, pipelined: the
         plans of the next batch are asked for while this one transfers, and the small files
         of every batch go to one ``GroupWriter``, so a batch's transfer never waits for the
         writes, syncs and renames of the ones before (only for their bytes to leave memory,
         ``WRITE_BEHIND_BYTES``). ``plans`` the caller already holds (by file id) are not
-        asked for again."""
+        asked for again, nor small files' ``chunks`` (verified bytes by chunk id; taken)."""
+        self._ready = chunks if chunks is not None else {}
         parts = [list(files[i : i + BATCH_FILES]) for i in range(0, len(files), BATCH_FILES)]
         ahead = PlanAhead(self.conn, parts, plans or {})
         done: dict[int, DownloadResult] = {}
@@ -336,6 +341,7 @@ class DownloadPipeline:
             await writer.abandon()  # what was written is verified: committed
             raise
         finally:
+            self._ready = {}
             await ahead.close()
         await writer.close()
         return [done[id(r)] if isinstance(r, SmallFile) else r for r in out]
@@ -424,6 +430,8 @@ class DownloadPipeline:
         for f in files:
             if not f.missing:
                 writer.add(f)
+        for chunk_id in [c for c in chunks if c in self._ready]:
+            deliver(chunks.pop(chunk_id), self._ready.pop(chunk_id), 0)
         await BatchReader(self.conn, deliver).read(list(chunks.values()))
         return files
 

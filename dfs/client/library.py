@@ -21,6 +21,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
+from dfs.client.early_reads import EARLY_READ_BYTES, EarlyChunks
 from dfs.client.file_cache import FileCache, cache_path
 from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import LocalFile, hash_file
@@ -189,12 +190,19 @@ class Client(SyncMethods):
         *,
         progress: ProgressFn | None = None,
         plans: Mapping[str, dict[str, Any]] | None = None,
+        chunks: dict[str, bytes] | None = None,
     ) -> list[DownloadResult]:
         """Download (file_id, target path) pairs, ``concurrency`` files at a time (target
         paths as ``dfs.client.local_files.download_targets`` gives them); ``plans`` already
-        fetched, by file id, are used instead of asking again."""
+        fetched, by file id, are used instead of asking again, and so are ``chunks`` already
+        read and verified, by chunk id (``early_chunks``)."""
         pipeline = DownloadPipeline(self._connection(), progress)
-        return await pipeline.download_files(files, plans)
+        return await pipeline.download_files(files, plans, chunks)
+
+    def early_chunks(self, budget: int = EARLY_READ_BYTES) -> EarlyChunks:
+        """Chunks to read ahead of a download, ``budget`` bytes at most
+        (``dfs.client.early_reads``): only reads."""
+        return EarlyChunks(self._connection(), budget)
 
     # --- status ---------------------------------------------------------------------------
 

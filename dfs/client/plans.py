@@ -18,7 +18,9 @@ else had frozen objects before: then they all stay frozen, as that caller wanted
 A download by prefix lists every file first (a page per 1,000: the newest file of each name
 and every target are known only then, and checked before anything is written).
 ``EarlyPlans`` asks for the plans of the first page's files while the later pages are
-listed, so the first transfers need not wait for a plan round trip after the listing.
+listed, so the first transfers need not wait for a plan round trip after the listing, and
+with ``chunks`` (``dfs.client.early_reads``) reads their small files' chunks as each answer
+comes, so the first writes need not wait for a read round trip either.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dfs.client.connection import Connection
+from dfs.client.early_reads import EarlyChunks
 from dfs.errors import PayloadTooLarge, from_body
 from dfs.transport.api_client import ApiClient
 
@@ -105,12 +108,16 @@ class EarlyPlans:
     """Plans asked for ahead of a download (``start``: the files of a listing's first
     page, ``batch`` at a time), taken once the download knows its files (``take``). Only
     reads: a plan of a file the download then leaves out (an older file of a name) is
-    never used, and a file whose early plan failed is simply asked for again later."""
+    never used, and a file whose early plan failed is simply asked for again later.
+    ``chunks``: where the small files' chunks of each answer are read (only reads too)."""
 
-    def __init__(self, api: ApiClient, batched: bool, batch: int) -> None:
+    def __init__(
+        self, api: ApiClient, batched: bool, batch: int, chunks: EarlyChunks | None = None
+    ) -> None:
         self._api = api
         self._batched = batched
         self._batch = batch
+        self._chunks = chunks
         self._tasks: list[asyncio.Task[dict[str, dict[str, Any]]]] = []
 
     def start(self, file_ids: list[str]) -> None:
@@ -120,7 +127,10 @@ class EarlyPlans:
 
     async def _fetch(self, part: list[str]) -> dict[str, dict[str, Any]]:
         got = await self._api.download_plans(part, batched=self._batched)
-        return {f: plan for f, plan in zip(part, got, strict=True) if "error" not in plan}
+        plans = {f: plan for f, plan in zip(part, got, strict=True) if "error" not in plan}
+        if self._chunks is not None:
+            self._chunks.start(plans.values())
+        return plans
 
     async def take(self) -> dict[str, dict[str, Any]]:
         """The plans that came, by file id (those that failed are left to the download)."""
@@ -136,3 +146,5 @@ class EarlyPlans:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._chunks is not None:  # after the plans: none of them starts a read now
+            await self._chunks.cancel()

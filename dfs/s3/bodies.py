@@ -75,7 +75,9 @@ SOCKET_READ = 1 << 20
 """Bytes a streamed body's connection asks of the socket per receive (asyncio's selector
 transport asks 256 KiB): each receive is a pass of the event loop, a parser feed and a
 wake-up of the reading handler, four times fewer per MiB at this size. Matches
-``dfs.s3.app.READ_BUFSIZE``, what aiohttp buffers before it pauses the socket."""
+``dfs.s3.app.READ_BUFSIZE``: aiohttp pauses the socket once twice that is buffered, so a
+connection holds at most 3 MiB of unread body (2.25 MiB at 256 KiB). 2 MiB measured no
+better (bench/README.md)."""
 
 
 class BodyCheck(Protocol):

@@ -9,9 +9,11 @@ import io
 import zlib
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from dfs.s3.bodies import DIGEST_BATCH, BodyReader, ReadFn
+from dfs.s3.bodies import DIGEST_BATCH, SOCKET_READ, BodyReader, ReadFn, request_body
 from dfs.s3.errors import S3Error
 
 
@@ -124,3 +126,25 @@ async def test_checks_asked_before_the_end_was_read_cover_the_bytes_read() -> No
         got += await body.read(len(data) - len(got))
     assert body.sha256_hex() == hashlib.sha256(data).hexdigest()
     assert body.finish() == hashlib.md5(data).hexdigest()
+
+
+async def test_a_streamed_body_is_received_in_wide_socket_reads() -> None:
+    """A request body read through ``request_body`` asks the socket ``SOCKET_READ`` bytes
+    per receive on a plain connection, and still reads every byte in order."""
+    seen: dict[str, object] = {}
+
+    async def put(request: web.Request) -> web.Response:
+        body = request_body(request)
+        got = hashlib.md5(usedforsecurity=False)
+        while data := await body.read(1 << 20):
+            got.update(data)
+        seen["max_size"] = getattr(request.transport, "max_size", None)
+        return web.Response(text=body.finish() if got.hexdigest() == body.finish() else "")
+
+    app = web.Application()
+    app.router.add_put("/", put)
+    data = bytes(range(256)) * (12 << 12)  # 12 MiB
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.put("/", data=io.BytesIO(data))
+        assert await answer.text() == hashlib.md5(data).hexdigest()
+    assert seen["max_size"] == SOCKET_READ

@@ -34,14 +34,26 @@ async def test_writes_run_in_order_on_one_thread_and_finish_waits_for_them() -> 
 async def test_put_waits_while_more_than_the_limit_is_queued() -> None:
     behind = WriteBehind(limit=100)
     gate = threading.Event()
-    await behind.put(gate.wait, 60)  # the thread holds this one until the gate opens
-    await behind.put(lambda: None, 40)  # 100 queued: not over the limit, no wait
-    third = asyncio.create_task(behind.put(lambda: None, 1))
-    await asyncio.sleep(0)  # let it run up to its wait
+    ran: list[str] = []
+
+    def held() -> None:  # the thread holds this one until the gate opens
+        assert gate.wait(DEADLINE)
+        ran.append("held")
+
+    await behind.put(held, 60)
+    await behind.put(lambda: ran.append("second"), 40)  # 100 queued: not over, no wait
+    third = asyncio.create_task(behind.put(lambda: ran.append("third"), 1))
+    # a put that does not wait has no suspension point, so it would be done after the
+    # first step; several loop passes later it still waits for the held write
+    for _ in range(20):
+        await asyncio.sleep(0)
     assert not third.done()
+    assert ran == []
     gate.set()
     await asyncio.wait_for(third, DEADLINE)
+    assert ran[0] == "held"  # the third put returned only once the held write was done
     await behind.finish()
+    assert ran == ["held", "second", "third"]
 
 
 async def test_a_failed_write_fails_the_next_put_and_finish_and_skips_the_rest() -> None:

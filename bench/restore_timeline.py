@@ -14,7 +14,10 @@ least one ran, and the seconds with 0, 1, 2... of them at once; and the seconds 
 nothing of the restore ran at all (neither a read, a plan request, a write nor a commit:
 idle gaps). Wall figures are only as good as the machine is idle.
 
-    python -m bench.restore_timeline [--rounds 2] [--tree DIR]
+``--existing``: each restore goes into a folder made empty beforehand (a user's ``mkdir``
+first), not one the download creates.
+
+    python -m bench.restore_timeline [--rounds 2] [--tree DIR] [--existing]
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tree", type=Path, default=default_tree())
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--existing", action="store_true", help="restore into empty folders")
     p.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args, rest = p.parse_known_args(argv)
     if args.child is not None:
@@ -155,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(args.rounds):
                 trace = base / f"trace{n}.json"
                 out = base / f"out{n}"
+                if args.existing:
+                    out.mkdir()
                 download = ["download", "--quiet", "--prefix", "v/", cluster.api_url, str(out)]
                 me = [sys.executable, "-m", "bench.restore_timeline", "--child", str(trace)]
                 step = run([*me, *download], env)

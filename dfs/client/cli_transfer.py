@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -56,6 +55,7 @@ from dfs.client.local_files import (
     Skipped,
     download_targets,
     existing,
+    holds_nothing,
     spool,
     walk,
 )
@@ -344,8 +344,9 @@ class Download:
             from dfs.client.plans import EarlyPlans
 
             # the first page's small files read too, unless through the API proxy or into a
-            # folder that already holds files (which may already be there: read for nothing)
-            fresh = not client.proxy and not await asyncio.to_thread(os.path.lexists, root)
+            # folder that already holds files (which may already be there: read for nothing);
+            # an empty folder is as fresh as a new one
+            fresh = not client.proxy and await asyncio.to_thread(holds_nothing, root)
             chunks = client.early_chunks() if fresh else None
             early = EarlyPlans(client.api, not client.proxy, BATCH_FILES, chunks)
             try:
@@ -388,7 +389,7 @@ class Download:
         self.skipped += skipped
 
         def look() -> dict[str, Existing]:
-            if not os.path.lexists(root):  # a new folder: nothing can be in the way yet
+            if holds_nothing(root):  # a new or empty folder: nothing can be in the way yet
                 return {i: Existing.NOTHING for i, _p in pairs}
             clear: set[Path] = set()  # each directory above the targets looked at once
             return {

@@ -307,6 +307,20 @@ class Existing(enum.Enum):
     BLOCKED = "blocked"  # a directory at the target, or a non-directory above it
 
 
+def holds_nothing(root: Path) -> bool:
+    """Nothing at ``root``, or a folder with nothing in it (not a link): no file there can
+    already hold a download's bytes or stand in its way (blocking: one ``scandir``)."""
+    try:
+        if os.path.islink(root):
+            return False
+        with os.scandir(root) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return not os.path.lexists(root)
+    except OSError:  # a file, or a folder this process cannot list
+        return False
+
+
 def existing(
     path: Path,
     root: Path | None,

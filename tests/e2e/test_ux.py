@@ -85,6 +85,12 @@ def test_directory_round_trip_and_cli_commands(cluster: LocalCluster, tmp_path: 
     for rel, data in files.items():
         assert (out / "tree" / rel).read_bytes() == data
     assert not list(out.rglob("*.dfs-part*"))
+    # into a folder made empty beforehand (its first chunks read early, as into a new one)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run_cli("download", "--quiet", "--prefix", "tree/", cluster.api_url, str(empty))
+    for rel, data in files.items():
+        assert (empty / "tree" / rel).read_bytes() == data
     # ls pages, stat, verify, hashes
     listed = cli_json("ls", "--all", "--limit", "7", cluster.api_url)
     assert len([f for f in listed if "file_id" in f]) == len(files)

@@ -18,6 +18,7 @@ from dfs.client.local_files import (
     download_targets,
     existing,
     hash_file,
+    holds_nothing,
     local_path,
     walk,
 )
@@ -99,6 +100,22 @@ def test_existing_looks_at_each_directory_once_and_still_finds_blocks(tmp_path: 
     assert existing(tmp_path / "ok" / "n" / "f", tmp_path, 1, "0" * 64, clear) is Existing.NOTHING
     assert clear == {tmp_path / "ok", tmp_path / "ok" / "n"}
     assert existing(tmp_path / "ok" / "n" / "g", tmp_path, 1, "0" * 64, clear) is Existing.NOTHING
+
+
+def test_holds_nothing_only_where_no_file_can_be_in_the_way(tmp_path: Path) -> None:
+    """A restore reads its first chunks before the checks only into such a place."""
+    assert holds_nothing(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    assert holds_nothing(tmp_path / "empty")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / ".hidden").write_bytes(b"")
+    assert not holds_nothing(tmp_path / "full")
+    (tmp_path / "file").write_bytes(b"x")
+    assert not holds_nothing(tmp_path / "file")
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    assert not holds_nothing(tmp_path / "link")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    assert not holds_nothing(tmp_path / "dangling")
 
 
 def test_open_own_never_follows_links_or_writes_a_second_name(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ bucket) leaves no file, no chunk reference and no copy counted for the tenant.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -131,3 +132,36 @@ async def test_the_callers_refusal_is_raised_whatever_the_cleanup_meets(
             if_absent=True,
         )
     assert (await ns.get_object("cc", "k")).file_id == old.file_id
+
+
+async def test_of_concurrent_creates_exactly_one_wins(ns: Store) -> None:
+    """``If-None-Match: *`` PutObjects of one new key at once: one links its file, every
+    other gets KeyExists and leaves no file, no reference and no usage behind."""
+    await bucket(ns, "cw")
+    made = [new_file("t1", cid(("cw", i)), 10 + i) for i in range(4)]
+
+    async def create(i: int) -> str | None:
+        rec, manifest = made[i]
+        try:
+            await ns.create_and_put_object(
+                rec,
+                manifest,
+                [Location(manifest[0].chunk_id, "n1", rec.size)],
+                as_object("cw", "k", rec, owner="t1"),
+                2.0,
+                if_absent=True,
+            )
+        except KeyExists:
+            return None
+        return rec.file_id
+
+    won = [f for f in await asyncio.gather(*(create(i) for i in range(4))) if f is not None]
+    assert len(won) == 1
+    winner, winner_manifest = next(m for m in made if m[0].file_id == won[0])
+    assert (await ns.get_object("cw", "k")).file_id == winner.file_id
+    assert [f.file_id for f in await ns.list_files("t1", limit=100)] == [winner.file_id]
+    chunks = [manifest[0].chunk_id for _, manifest in made]
+    won_chunk = winner_manifest[0].chunk_id
+    assert await refcounts(ns, chunks) == {c: int(c == won_chunk) for c in chunks}
+    assert await ns.owned_chunks("t1", chunks) == {won_chunk}
+    assert await ns.usage("t1", "cw") == Usage(1, 1, 0, winner.size, winner.size)

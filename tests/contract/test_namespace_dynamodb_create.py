@@ -10,8 +10,10 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import FileNotFound, KeyExists
@@ -19,7 +21,7 @@ from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, Location
 from dfs.meta.dynamo import DynamoMetadataStore
 from dfs.meta.dynamo.store_namespace_create import UNLINKED_GRACE
-from dfs.meta.namespace import BucketRecord, NewObject, Usage
+from dfs.meta.namespace import VERSIONING_ENABLED, BucketRecord, NewObject, Usage
 from tests.conftest import DYNAMODB_ENV
 from tests.contract.test_metadata_store import cid, new_file
 
@@ -139,3 +141,36 @@ async def test_a_crash_between_the_two_writes_is_resolved_after_the_grace_period
     assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (1, 7, 7)
     assert (await store.usage("t1")).stored_bytes == 7
     assert await store.finish_namespace_jobs(20.0 + UNLINKED_GRACE) == 0
+
+
+async def test_a_resent_transaction_that_had_succeeded_is_taken_as_done(
+    store: DynamoMetadataStore,
+) -> None:
+    """The answer to the one transaction is lost (a read timeout after DynamoDB applied it):
+    the retry policy sends it again, which is cancelled (the file exists, the head moved);
+    the file is ours (its manifest id), so the put succeeded, once (in a versioned bucket a
+    second round would have made a second version)."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0, versioning=VERSIONING_ENABLED))
+    client = store._rq.client
+    send = client.transact_write_items
+    lost: list[int] = []
+
+    def applied_then_lost(**params: Any) -> Any:
+        answer = send(**params)
+        if not lost:
+            lost.append(1)
+            raise ReadTimeoutError(endpoint_url="dynamodb")
+        return answer
+
+    client.transact_write_items = applied_then_lost
+    rec, manifest = new_file("k", [(cid("resent"), 10)])
+    made = await store.create_and_put_object(
+        rec, manifest, [], NewObject("b", "k", rec.file_id, 10, owner="t1"), 2.0
+    )
+    client.transact_write_items = send
+    assert lost == [1]
+    got = await store.get_object("b", "k")
+    assert (got.file_id, got.version_id) == (rec.file_id, made.version.version_id)
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.stored_bytes) == (1, 10)
+    assert await store.usage("t1", "b") == Usage(1, 1, 0, 10, 10)

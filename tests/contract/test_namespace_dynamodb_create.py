@@ -174,3 +174,22 @@ async def test_a_resent_transaction_that_had_succeeded_is_taken_as_done(
     stats = await store.get_stats()
     assert (stats.total_files, stats.stored_bytes) == (1, 10)
     assert await store.usage("t1", "b") == Usage(1, 1, 0, 10, 10)
+
+
+async def test_a_crash_inside_a_big_files_commit_is_finished_then_deleted(
+    store: DynamoMetadataStore,
+) -> None:
+    """The writer died while committing a big file (claimed, no batch applied): the sweep
+    finishes the commit (resumable) and then deletes the file, so every counter returns."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    rec, manifest = new_file("k", [(cid(("half", i)), 2) for i in range(60)])
+    await store._rq.run(store._put_intent, nc.unlinked_key(rec.file_id), rec, 10.0)
+    await store.create_file(rec, manifest)
+    await store._rq.run(store._claim, rec.file_id)  # pending -> committing, then the crash
+    assert await store.finish_namespace_jobs(10.0 + UNLINKED_GRACE) == 1
+    with pytest.raises(FileNotFound):
+        await store.get_file(rec.file_id)
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (0, 0, 0)
+    assert stats.unique_chunks == 0
+    assert await intents(store) == []

@@ -19,6 +19,8 @@ chunks must be added to or dropped from that scope's stored bytes, and, when the
 of the file went, the file released. The chunk work cannot ride in this transaction (a
 file may have any number of chunks, a transaction holds 100 items), so the job is finished
 right after the transaction by ``store_namespace_jobs`` and, after a crash, by its sweep.
+A PutObject's new file (``store_namespace_create``) rides in the same transaction: its own
+put replaces the ConditionCheck, and it has no link counts to read.
 """
 
 from __future__ import annotations

@@ -206,9 +206,14 @@ class NamespaceStore(Protocol):
         then ``put_object(obj)`` of that file (``obj.file_id == rec.file_id``, the bucket
         owner's tenant), every check of both kept. When the write is refused (a condition,
         ``check_owner``, a missing bucket) no file is left recorded. SQLite does both in
-        one transaction (a crash leaves the whole object or nothing); DynamoDB in two
-        writes, deleting the file when the link is refused (a crash between them leaves a
-        complete file no version links, as two calls would).
+        one transaction (a crash leaves the whole object or nothing). DynamoDB does too
+        when file and link fit one TransactWriteItems (an inline manifest, at most about
+        40 distinct chunks: a small PUT); a bigger file takes two writes, the file deleted
+        when the link is refused, and an intent item put before them: a crash between
+        the two leaves a complete unlinked file that ``finish_namespace_jobs`` deletes
+        once the intent is older than its grace period (an hour), unless a version links
+        it by then. The copies (``locations``) are recorded first in either store's own
+        writes (a crash there leaves copies of unreferenced chunks, as any upload).
       - ``get_object(bucket, key, version_id=None)``: without a version id, the latest
         version, KeyNotFound if none or if it is a delete marker; with one,
         that version (a delete marker is returned as such; the caller answers 405 as S3).
@@ -259,7 +264,8 @@ class NamespaceStore(Protocol):
     Background
       - ``finish_namespace_jobs(now)`` completes the follow-up work a crashed writer left
         (stored-bytes counts and file releases that could not ride in the version change's
-        own atomic step); safe to run while writers run; returns how many it finished.
+        own atomic step, files of ``create_and_put_object`` a crash left unlinked); safe to
+        run while writers run; returns how many it finished.
         Garbage collection calls it every pass. SQLite has none (one transaction does all).
 
     Every method may raise Unavailable when the backend cannot be reached.

@@ -6,6 +6,8 @@ bucket) leaves no file, no chunk reference and no copy counted for the tenant.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 
 import pytest
@@ -109,9 +111,10 @@ async def test_an_unversioned_overwrite_releases_the_old_file(ns: Store) -> None
 async def test_the_callers_refusal_is_raised_whatever_the_cleanup_meets(
     ns: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Where the link is a second write (DynamoDB), a refused link deletes the new file; if
-    that delete is refused too (another upload of the same bytes linked the file meanwhile),
-    the caller still gets its own refusal (412's KeyExists), not the cleanup's error."""
+    """Where the link is a second write (DynamoDB, a file of more chunks than one
+    transaction holds beside the link), a refused link deletes the new file; if that delete
+    is refused too (another upload of the same bytes linked the file meanwhile), the caller
+    still gets its own refusal (412's KeyExists), not the cleanup's error."""
     await bucket(ns, "cc")
     old = await make_file(ns, "t1", [(cid("cc-old"), 5)])
     await ns.put_object(obj("cc", "k", old), 1.0)
@@ -120,14 +123,76 @@ async def test_the_callers_refusal_is_raised_whatever_the_cleanup_meets(
         raise Conflict("the file is linked: not deleted")
 
     monkeypatch.setattr(ns, "delete_file", linked_meanwhile)
-    rec, manifest = new_file("t1", cid("cc-new"), 9)
+    rec, _ = new_file("t1", cid("cc-new"), 60)
+    manifest = [ManifestEntry(i, 1, cid(("cc-new", i))) for i in range(60)]
+    manifest[0] = ManifestEntry(0, 1, cid("cc-new"))
+    rec = dataclasses.replace(rec, chunk_count=len(manifest))
     with pytest.raises(KeyExists):
         await ns.create_and_put_object(
             rec,
             manifest,
-            [Location(cid("cc-new"), "n1", 9)],
+            [Location(cid("cc-new"), "n1", 1)],
             as_object("cc", "k", rec, owner="t1"),
             2.0,
             if_absent=True,
         )
     assert (await ns.get_object("cc", "k")).file_id == old.file_id
+
+
+async def test_of_concurrent_creates_exactly_one_wins(ns: Store) -> None:
+    """``If-None-Match: *`` PutObjects of one new key at once: one links its file, every
+    other gets KeyExists and leaves no file, no reference and no usage behind."""
+    await bucket(ns, "cw")
+    made = [new_file("t1", cid(("cw", i)), 10 + i) for i in range(4)]
+
+    async def create(i: int) -> str | None:
+        rec, manifest = made[i]
+        try:
+            await ns.create_and_put_object(
+                rec,
+                manifest,
+                [Location(manifest[0].chunk_id, "n1", rec.size)],
+                as_object("cw", "k", rec, owner="t1"),
+                2.0,
+                if_absent=True,
+            )
+        except KeyExists:
+            return None
+        return rec.file_id
+
+    won = [f for f in await asyncio.gather(*(create(i) for i in range(4))) if f is not None]
+    assert len(won) == 1
+    winner, winner_manifest = next(m for m in made if m[0].file_id == won[0])
+    assert (await ns.get_object("cw", "k")).file_id == winner.file_id
+    assert [f.file_id for f in await ns.list_files("t1", limit=100)] == [winner.file_id]
+    chunks = [manifest[0].chunk_id for _, manifest in made]
+    won_chunk = winner_manifest[0].chunk_id
+    assert await refcounts(ns, chunks) == {c: int(c == won_chunk) for c in chunks}
+    assert await ns.owned_chunks("t1", chunks) == {won_chunk}
+    assert await ns.usage("t1", "cw") == Usage(1, 1, 0, winner.size, winner.size)
+
+
+async def test_concurrent_creates_of_the_same_bytes_count_the_chunk_once(ns: Store) -> None:
+    """PutObjects of the same content to several keys at once: each links its own file, and
+    the chunk's references, the dedup counters and the tenant's stored bytes stay exact
+    (on DynamoDB every refcount guess but one is stale and computed again)."""
+    await bucket(ns, "cs")
+    chunk = cid("cs-same")
+    made = [new_file("t1", chunk, 10) for _ in range(4)]
+    before = await ns.get_stats()
+
+    async def create(i: int) -> None:
+        rec, manifest = made[i]
+        where = [Location(chunk, "n1", 10)]
+        await ns.create_and_put_object(rec, manifest, where, as_object("cs", f"k{i}", rec), 2.0)
+
+    await asyncio.gather(*(create(i) for i in range(4)))
+    assert await refcounts(ns, [chunk]) == {chunk: 4}
+    stats = await ns.get_stats()
+    assert stats.total_files - before.total_files == 4
+    assert (
+        stats.unique_chunks - before.unique_chunks,
+        stats.stored_bytes - before.stored_bytes,
+    ) == (1, 10)
+    assert stats.duplicates_avoided - before.duplicates_avoided == 3
+    assert await ns.usage("t1", "cs") == Usage(4, 4, 0, 40, 10)

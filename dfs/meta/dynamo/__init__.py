@@ -12,7 +12,7 @@ Modules, each owning one thing:
   ``store_files``, ``store_refcounts`` (the conditional refcount transactions) with
   ``store_commit`` and ``store_delete`` on top (and ``store_verified`` on both), ``store_chunks``,
   ``store_registry``; and the namespace port (buckets, keys, versions, usage):
-  ``store_namespace`` and its parts ``store_namespace_{codec,buckets,write,jobs,objects,list}``.
+  ``store_namespace`` and its parts ``store_namespace_{codec,buckets,write,jobs,objects,create,list}``.
 
 How the records map onto the tables:
 
@@ -30,6 +30,7 @@ How the records map onto the tables:
 | file_hashes | (tenant, sha256) | file_id of the first complete file with that content,  |
 |             |                  | files (set: every complete one), v (change count)     |
 | namespace | (p, s)             | buckets, index items, usage, file links, pending jobs, |
+|           |                    | intents of PutObjects' files not linked yet,          |
 |           |                    | per-tenant/bucket chunk counts (store_namespace_codec) |
 | objects   | (p, s)             | key heads, listed keys, versions, search index items   |
 

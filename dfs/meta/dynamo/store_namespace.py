@@ -10,6 +10,8 @@ its parts, each owning one area:
   per tenant and bucket, and releasing a file no version links any more (durable job items,
   finished by the writer, or by ``finish_namespace_jobs`` after a crash).
 - ``store_namespace_objects``: put, get, delete, restore, copy, update of objects.
+- ``store_namespace_create``: a PutObject's new file and its link, in one transaction when
+  they fit (two writes and an intent item that GC resolves when they do not).
 - ``store_namespace_list``: listing, search (what is indexed, what is a bounded scan) and
   usage reads.
 
@@ -19,18 +21,21 @@ an empty object 2 requests (one BatchGetItem of bucket and head, the transaction
 file 7 (with the links' BatchGetItem and the stored-bytes job: the file's item, one
 BatchGetItem of counts and one transaction per 48 distinct chunks, the job's delete); an
 overwrite that releases the old file 17 (both jobs, and ``delete_file``).
+``create_and_put_object`` of a new one-chunk file with its copy: 8 (the copy's BatchWriteItem
+and UpdateItem, one BatchGetItem of bucket, head and refcounts, the one transaction, the
+job's 4), 11 as two writes before; refused by a condition: the one BatchGetItem.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dfs.meta.dynamo.store_namespace_create import NsCreatePart
 from dfs.meta.dynamo.store_namespace_list import NsListPart
-from dfs.meta.dynamo.store_namespace_objects import NsObjectsPart
 from dfs.meta.namespace import NamespaceStore
 
 
-class NamespacePart(NsObjectsPart, NsListPart):
+class NamespacePart(NsCreatePart, NsListPart):
     """NamespaceStore on DynamoDB (see the module for its parts)."""
 
 

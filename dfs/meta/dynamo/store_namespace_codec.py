@@ -20,6 +20,10 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 - ``jobs#NN | FILE#ID``: a pending job, put in the transaction where a file's link count in
   a scope crossed 0: add or drop its chunks in that scope's chunk counts (``stored_bytes``)
   and, when the last link went, release the file (``store_namespace_jobs``).
+- ``unlinked#NN | FILE``: a PutObject's file that is recorded before the write that links
+  it (a file too big for one transaction with its link, ``store_namespace_create``): put
+  first, deleted once the link is written or the file deleted again; one older than a
+  grace period is resolved by ``finish_namespace_jobs`` (the file deleted unless linked).
 - ``history#T | AT``: the usage history's samples (``store_usage_history``).
 - ``chunks#t:T`` / ``chunks#b:B`` | CHUNK: how many linked manifest entries of the scope
   reference the chunk (its bytes count in ``stored_bytes`` while > 0).
@@ -77,6 +81,7 @@ Item = dict[str, Any]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 USAGE_SHARDS = 8
 JOB_SHARDS = 16
+UNLINKED_SHARDS = 4
 _INV_MAX = 16**16 - 1
 USAGE_FIELDS = ("objects", "versions", "delete_markers", "logical_bytes", "stored_bytes")
 
@@ -119,6 +124,10 @@ def link_key(file_id: str, scope: str) -> Item:
 
 def job_partition(file_id: str) -> str:
     return f"jobs#{zlib.crc32(file_id.encode()) % JOB_SHARDS:02d}"
+
+
+def unlinked_key(file_id: str) -> Item:
+    return key_of(f"unlinked#{zlib.crc32(file_id.encode()) % UNLINKED_SHARDS:02d}", file_id)
 
 
 def usage_partition(scope: str) -> str:

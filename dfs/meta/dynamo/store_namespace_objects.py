@@ -9,12 +9,11 @@ left (stored bytes, releasing a file) are run before the operation returns.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound
+from dfs.errors import Conflict, FileNotFound, KeyNotFound
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.dynamo.store_commit import CommitPart
@@ -33,8 +32,6 @@ from dfs.meta.namespace import (
     check_condition,
     check_owner,
 )
-
-log = logging.getLogger("dfs.meta.dynamo")
 
 
 class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
@@ -84,7 +81,12 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         """The conditions (``if_absent``, ``if_match``) are checked against the head read;
         the transaction is conditional on that head (its ``rev``, or its absence), so a
         write that raced in cancels it and the next round's read sees it."""
+        plan = self._put_plan(obj, now, if_absent, if_match)
+        change, released = await self._change(obj.bucket, obj.key, plan, now)
+        assert change.result is not None
+        return PutResult(change.result, released)
 
+    def _put_plan(self, obj: NewObject, now: float, if_absent: bool, if_match: str | None) -> Plan:
         def plan(st: KeyState) -> Change:
             check_owner(obj, st.bucket.tenant)
             latest = st.latest
@@ -99,36 +101,7 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
             removes = [old] if old is not None else []
             return Change(latest=(vsk, v), nsk=vsk, adds=[(vsk, v)], removes=removes, result=v)
 
-        change, released = await self._change(obj.bucket, obj.key, plan, now)
-        assert change.result is not None
-        return PutResult(change.result, released)
-
-    async def create_and_put_object(
-        self,
-        rec: FileRecord,
-        manifest: Sequence[ManifestEntry],
-        locations: Sequence[Location],
-        obj: NewObject,
-        now: float,
-        *,
-        if_absent: bool = False,
-        if_match: str | None = None,
-    ) -> PutResult:
-        """Two writes here (the file's transaction, then the key's, each retried on its
-        own): a refused link deletes the file again, so a refusal leaves no file, as on
-        SQLite; only a crash between the two leaves a complete, unlinked file. Between the
-        two the file is visible: another upload of the same bytes may link it first, and
-        then the delete is refused (the file stays, linked): the caller still gets its
-        own refusal, never the cleanup's error."""
-        await self.create_and_commit_files([(rec, manifest)], now, locations=locations)
-        try:
-            return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
-        except DfsError:
-            try:
-                await self.delete_file(rec.file_id, rec.tenant, now)
-            except DfsError as exc:
-                log.info("unlinked file %s kept: %s", rec.file_id, exc)
-            raise
+        return plan
 
     async def restore_version(
         self, bucket: str, key: str, version_id: str, now: float

@@ -19,6 +19,8 @@ chunks must be added to or dropped from that scope's stored bytes, and, when the
 of the file went, the file released. The chunk work cannot ride in this transaction (a
 file may have any number of chunks, a transaction holds 100 items), so the job is finished
 right after the transaction by ``store_namespace_jobs`` and, after a crash, by its sweep.
+A PutObject's new file (``store_namespace_create``) rides in the same transaction: its own
+put replaces the ConditionCheck, and it has no link counts to read.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import BucketNotFound, Conflict, FileNotFound
@@ -47,6 +49,7 @@ class KeyState:
     bucket: BucketRecord
     key: str
     head: Item | None
+    reads: Mapping[str, list[Item]] = dataclasses.field(default_factory=dict)
 
     @property
     def latest(self) -> Versioned | None:
@@ -80,17 +83,20 @@ def _live(v: Versioned | None) -> bool:
 
 
 class NsWritePart(NsBucketsPart):
-    def _key_state(self, bucket: str, key: str) -> KeyState:
-        got = self._get_across(
-            {"namespace": [nc.bucket_key(bucket)], "objects": [nc.head_key(bucket, key)]}, {}
-        )
+    def _key_state(
+        self, bucket: str, key: str, also: Mapping[str, Sequence[Item]] | None = None
+    ) -> KeyState:
+        """The key's state; ``also``: more keys (by logical table) read in the same
+        BatchGetItem, their items in ``KeyState.reads``."""
+        wanted = {"namespace": [nc.bucket_key(bucket)], "objects": [nc.head_key(bucket, key)]}
+        got = self._get_across({**wanted, **(also or {})}, {})
         if not got["namespace"]:
             raise BucketNotFound(f"no bucket {bucket}")
         item = got["namespace"][0]
         if "deleting" in item:
             raise Conflict(f"bucket {bucket} is being deleted")
         head = got["objects"][0] if got["objects"] else None
-        return KeyState(nc.bucket_record(item), key, head)
+        return KeyState(nc.bucket_record(item), key, head, got)
 
     def _version_at(self, st: KeyState, vsk: str) -> Versioned | None:
         """A version of the key by its sort key (from the head when it is the latest)."""
@@ -116,7 +122,16 @@ class NsWritePart(NsBucketsPart):
 
     def _write_change(self, st: KeyState, ch: Change) -> list[Item]:
         """The change's transaction (see the module); returns the job items it put."""
-        link_actions, jobs, checks = self._link_actions(st, ch)
+        actions, jobs = self._change_actions(st, ch)
+        self._rq.transact(actions)
+        return jobs
+
+    def _change_actions(
+        self, st: KeyState, ch: Change, fresh: str | None = None
+    ) -> tuple[list[Item], list[Item]]:
+        """The change's transaction actions and the job items among them. ``fresh``: a file
+        the same transaction puts, so it has no links to read and no item to check yet."""
+        link_actions, jobs, checks = self._link_actions(st, ch, fresh)
         actions = [
             self._head_action(st, ch),
             *self._version_actions(st, ch),
@@ -127,8 +142,7 @@ class NsWritePart(NsBucketsPart):
             *({"Put": {"TableName": self.tables["namespace"], "Item": j}} for j in jobs),
             *checks,
         ]
-        self._rq.transact(actions)
-        return jobs
+        return actions, jobs
 
     def _head_action(self, st: KeyState, ch: Change) -> Item:
         table = self.tables["objects"]
@@ -224,9 +238,11 @@ class NsWritePart(NsBucketsPart):
 
     # --- file links -------------------------------------------------------------------------
 
-    def _link_actions(self, st: KeyState, ch: Change) -> tuple[list[Item], list[Item], list[Item]]:
+    def _link_actions(
+        self, st: KeyState, ch: Change, fresh: str | None = None
+    ) -> tuple[list[Item], list[Item], list[Item]]:
         """(link count writes, job items, file checks) for the files the change links or
-        unlinks; conditional on the counts read here."""
+        unlinks; conditional on the counts read here (none for ``fresh``: absent)."""
         deltas: dict[str, int] = {}
         for sign, versions in ((1, ch.adds), (-1, ch.removes)):
             for _, v in versions:
@@ -235,10 +251,12 @@ class NsWritePart(NsBucketsPart):
         deltas = {f: d for f, d in deltas.items() if d}
         b = st.bucket
         scopes = ("tenant", f"bucket#{b.name}")
-        linked = sorted(f for f, d in deltas.items() if d > 0)
+        linked = sorted(f for f, d in deltas.items() if d > 0 and f != fresh)
         got = self._get_across(
             {
-                "namespace": [nc.link_key(f, s) for f in sorted(deltas) for s in scopes],
+                "namespace": [
+                    nc.link_key(f, s) for f in sorted(deltas) if f != fresh for s in scopes
+                ],
                 "files": [{"file_id": S(f)} for f in linked],
             },
             {"files": ("file_id", "state", "tenant")},

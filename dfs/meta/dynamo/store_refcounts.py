@@ -57,7 +57,7 @@ class RefcountsPart(StoreCore):
         floor = {r.chunk_id: 0 if sign == ADD else r.count for r in refs}
         shared = {c for c, n in counts.items() if n > floor[c]}
         for _ in range(MAX_ROUNDS):
-            deltas = _deltas(refs, shared, sign)
+            deltas = refcount_deltas(refs, shared, sign)
             actions = [
                 *(self._refcount_action(sign, r, r.chunk_id in shared, now) for r in refs),
                 *(self._tenant_refcount_action(tenant, r, sign * r.count) for r in refs),
@@ -154,7 +154,7 @@ def _decrement(r: Ref, staying: bool, now: float) -> Item:
     }
 
 
-def _deltas(refs: Iterable[Ref], shared: set[str], sign: int) -> dict[str, int]:
+def refcount_deltas(refs: Iterable[Ref], shared: set[str], sign: int) -> dict[str, int]:
     """What adding (``sign`` 1) or dropping (-1) the references of ``refs`` does to the chunk
     counters, given which of the chunks have references besides these (``shared``)."""
     deltas = dict.fromkeys(("stored_bytes", "unique_chunks", "duplicates_avoided"), 0)

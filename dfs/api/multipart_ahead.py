@@ -30,21 +30,24 @@ from dfs.chunking import ChunkerProfile
 from dfs.meta.base import ManifestEntry
 
 
-def _slice(pieces: Sequence[bytes], starts: Sequence[int], offset: int, size: int) -> bytes:
+def _slice(
+    pieces: Sequence[bytes], starts: Sequence[int], offset: int, size: int
+) -> list[memoryview]:
     """Bytes ``offset``..``offset + size`` of the concatenated ``pieces`` (``starts``: each
-    piece's offset)."""
+    piece's offset), as views of the pieces: the splicer copies what it keeps, so slices
+    of bytes or a join (copies themselves) would copy them twice."""
     i = bisect.bisect_right(starts, offset) - 1
-    out: list[bytes] = []
+    out: list[memoryview] = []
     want, at = size, offset
     while want > 0:
-        piece = pieces[i]
+        piece = memoryview(pieces[i])
         begin = at - starts[i]
         take = piece[begin : begin + want]
         out.append(take)
         want -= len(take)
         at += len(take)
         i += 1
-    return out[0] if len(out) == 1 else b"".join(out)
+    return out
 
 
 @dataclass
@@ -82,8 +85,12 @@ class Ahead:
         self.splicer.add_part([self.base + e.offset for e in entries])
         for e in entries:
             offset = self.base + e.offset
-            data = _slice(pieces, starts, e.offset, e.size) if self.splicer.wants(offset) else None
-            self._take(self.splicer.feed(Own(offset, e.chunk_id, data, e.size)))
+            if self.splicer.wants(offset):
+                first, *more = _slice(pieces, starts, e.offset, e.size)
+                own = Own(offset, e.chunk_id, first, e.size, tuple(more))
+            else:
+                own = Own(offset, e.chunk_id, None, e.size)
+            self._take(self.splicer.feed(own))
         self.base += size
 
     def finish(self) -> None:

@@ -18,6 +18,12 @@ verified bytes) and hands back the object's chunks:
   from a single-stream boundary), so the window keeps only the bytes since its last cut:
   memory stays within about a maximum chunk plus one own chunk, whatever the data (even
   data that never comes back in step).
+- The window is cut again at every own chunk fed after its first, from its last final cut:
+  the cuts are the same however late they are looked for (FastCDC cuts a chunk from its
+  start, whatever follows the cut), so a cut skipped only delays them. Its first chunk alone
+  is not cut: it is a part's last own chunk, which the same chunker, from the same start,
+  ended only where the part ends (a cut of those bytes finds nothing final). That is about
+  a third of the window's FastCDC passes (measured: 3.3 cuts per edge on 8 MiB parts).
 
 Pure: no I/O; the chunker is ``dfs.chunking``'s. ``dfs.api.multipart`` drives it.
 """
@@ -44,17 +50,21 @@ class Piece:
 
 @dataclass(frozen=True, slots=True)
 class Own:
-    """A part's own chunk, at its offset in the object: its bytes, or only its ``length``
-    where the splicer does not want them (``Splicer.wants``)."""
+    """A part's own chunk, at its offset in the object: its bytes (``data`` then ``more``,
+    when they are in several pieces; views will do: the splicer copies what it keeps), or
+    only its ``length`` where the splicer does not want them (``Splicer.wants``)."""
 
     offset: int
     chunk_id: str
-    data: bytes | None
+    data: bytes | memoryview | None
     length: int = 0
+    more: tuple[bytes | memoryview, ...] = ()
 
     @property
     def size(self) -> int:
-        return len(self.data) if self.data is not None else self.length
+        if self.data is None:
+            return self.length
+        return len(self.data) + sum(len(m) for m in self.more)
 
 
 class Splicer:
@@ -98,7 +108,7 @@ class Splicer:
     @property
     def held(self) -> int:
         """Bytes the splicer holds (its window's and the own chunks not settled yet)."""
-        return len(self._buf) + sum(len(o.data) for o in self._pending if o.data is not None)
+        return len(self._buf) + sum(o.size for o in self._pending if o.data is not None)
 
     def wants(self, offset: int) -> bool:
         """Whether the next own chunk, at ``offset``, must be fed with its bytes (it is cut
@@ -132,9 +142,13 @@ class Splicer:
                 self._pending.appendleft(own)
             while self._pending:
                 own = self._pending.popleft()
-                self._window.append(own)
                 assert own.data is not None  # checked by feed: a window's chunks have bytes
                 self._buf += own.data
+                for more in own.more:
+                    self._buf += more
+                self._window.append(Own(own.offset, own.chunk_id, None, own.size))
+            if not final and len(self._window) == 1 and self._window[0].offset == self._start:
+                return out  # its first chunk alone: nothing final in it (module docstring)
             cut, back_in_step = self._cut(final)
             out += cut
             if back_in_step is None:
@@ -142,8 +156,21 @@ class Splicer:
                     raise ValueError("the own chunks do not add up to the object's size")
                 return out
             # in step again: the own chunks from there on are the single stream's
-            self._pending.extend(o for o in self._window if o.offset >= back_in_step)
+            self._pending.extend(self._own_from(back_in_step))
             self._window, self._buf = None, bytearray()
+        return out
+
+    def _own_from(self, offset: int) -> list[Own]:
+        """The window's own chunks from ``offset`` on, with their bytes (from the window's)
+        where a window starts again."""
+        assert self._window is not None
+        out = []
+        for o in self._window:
+            if o.offset >= offset:
+                at = o.offset - self._start
+                starts = o.offset in self._window_starts
+                data = bytes(self._buf[at : at + o.size]) if starts else None
+                out.append(Own(o.offset, o.chunk_id, data, o.size))
         return out
 
     def _cut(self, final: bool) -> tuple[list[Piece], int | None]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Generator
 
 import pytest
 
 from dfs.api.splice import Own, Piece, Splicer
-from dfs.chunking import ChunkerProfile
+from dfs.chunking import Chunk, ChunkerProfile
 
 MIB = 1 << 20
 PROFILE = ChunkerProfile.fastcdc(16 * 1024, 64 * 1024, 256 * 1024)
@@ -108,3 +109,47 @@ def _splice_streaming(data: bytes, part_sizes: list[int]) -> list[Piece]:
             out += splicer.feed(own)
         base += size
     return out + splicer.finish(len(data))
+
+
+class _Counting(ChunkerProfile):
+    """``PROFILE``, counting the bytes its ``cut_buffer`` is given."""
+
+    def cut_buffer(self, buf: bytes | bytearray) -> Generator[Chunk, None, None]:
+        _SCANNED.append(len(buf))
+        return super().cut_buffer(buf)
+
+
+_SCANNED: list[int] = []
+
+
+def test_a_windows_first_chunk_alone_is_not_cut_and_views_will_do() -> None:
+    """A part's last own chunk, which opens a window, is cut again only once the next
+    part's bytes follow it (alone it has no cut before its end); own chunks may come as
+    views of the request's bytes, in pieces; the object's chunks are the single stream's."""
+    parts = [MIB // 2, MIB // 2, MIB // 3]
+    data = random.Random(9).randbytes(sum(parts))
+    profile = _Counting(PROFILE.kind, PROFILE.min_size, PROFILE.avg_size, PROFILE.max_size)
+    splicer = Splicer.streaming(profile)
+    view = memoryview(data)
+    out: list[Piece] = []
+    base = 0
+    _SCANNED.clear()
+    for i, size in enumerate(parts):
+        mine = [(base + o, n, cid) for o, n, cid in _chunks(data[base : base + size])]
+        splicer.add_part([o for o, _, _ in mine])
+        for offset, n, cid in mine:
+            if splicer.wants(offset):
+                scanned = len(_SCANNED)
+                half = offset + n // 2  # in two pieces, as a part's socket reads split it
+                out += splicer.feed(
+                    Own(offset, cid, view[offset:half], n, (view[half : offset + n],))
+                )
+                if offset == mine[-1][0] and i < len(parts) - 1:
+                    assert len(_SCANNED) == scanned  # the window's first chunk alone
+            else:
+                out += splicer.feed(Own(offset, cid, None, n))
+        base += size
+    out += splicer.finish(len(data))
+    assert [(p.offset, p.size, p.chunk_id) for p in out] == _chunks(data)
+    assert all(p.data == data[p.offset : p.offset + p.size] for p in out if p.data is not None)
+    assert sum(_SCANNED) < 2 * len(data)

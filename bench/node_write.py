@@ -8,9 +8,11 @@ that a neighbour's load hits both sides alike:
 - **receive**: an aiohttp server like a node's (``read_bufsize`` 1 MiB) takes 1.25 MiB PUT
   bodies from a client process on loopback, 8 at a time, and hashes each (SHA-256, on a worker
   thread): ``read_body(..., authorized=True)`` (the pieces joined into one buffer) against
-  ``read_body_pieces`` (hashed as they arrived), both in the 1 MiB socket reads
-  (``widen_socket_reads``) of a node, and ``read_body_pieces`` of a second server process
-  whose socket reads are asyncio's 256 KiB (``narrow``). Server CPU only.
+  ``read_body_pieces`` (hashed as they arrived), both as a node receives (1 MiB socket
+  reads, ``widen_socket_reads``; each buffered piece as it is, ``next_piece``), and
+  ``read_body_pieces`` of a second server process that receives as nodes did before
+  (``before``: asyncio's 256 KiB socket reads, and ``readany``, which joins the pieces
+  buffered together). Server CPU only.
 - **store**: ``FsChunkStore.put`` of 1 MiB chunks, 8 at a time, into a fresh store (every
   chunk's fan-out directory ``ab/cd`` is new: a ``mkdir`` and an fsync of its parent) against a
   store whose fan-out directories exist already (a node that has stored ~65,000 chunks).
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
@@ -49,12 +52,17 @@ def cpu() -> tuple[float, float]:
     return r.ru_utime, r.ru_stime
 
 
-async def serve(port: int, narrow: bool) -> None:
-    """The receiving server (run in its own process by ``receive``); ``narrow``: the socket
-    reads left at asyncio's size, as before ``widen_socket_reads``."""
+def _readany(stream: aiohttp.StreamReader) -> Awaitable[bytes]:
+    return stream.readany()
+
+
+async def serve(port: int, before: bool) -> None:
+    """The receiving server (run in its own process by ``receive``); ``before``: the socket
+    reads left at asyncio's size and ``readany`` for ``next_piece``, as nodes received."""
     keep_freed_buffers()
-    if narrow:
+    if before:
         dfs.server.widen_socket_reads = lambda _transport: None
+        dfs.server.next_piece = _readany
 
     async def joined(request: web.Request) -> web.Response:
         data = await read_body(request, 16 << 20, authorized=True)
@@ -81,9 +89,9 @@ async def serve(port: int, narrow: bool) -> None:
 
 async def receive(total: int, rounds: int) -> None:
     body = os.urandom(BODY)
-    wide, narrow = f"http://127.0.0.1:{PORT}", f"http://127.0.0.1:{PORT + 1}"
+    now, before = f"http://127.0.0.1:{PORT}", f"http://127.0.0.1:{PORT + 1}"
     async with aiohttp.ClientSession() as s:
-        for base in (wide, narrow):
+        for base in (now, before):
             for _ in range(60):  # the server process starting
                 try:
                     await (await s.get(f"{base}/cpu")).read()
@@ -96,9 +104,9 @@ async def receive(total: int, rounds: int) -> None:
             async with sem, s.put(url, data=body) as r:
                 await r.read()
 
-        runs = (("joined", wide, "/joined"), ("pieces", wide, "/pieces"))
+        runs = (("joined", now, "/joined"), ("pieces", now, "/pieces"))
         for n in range(1, rounds + 1):
-            for name, base, path in (*runs, ("narrow", narrow, "/pieces")):
+            for name, base, path in (*runs, ("before", before, "/pieces")):
                 u0, s0 = await (await s.get(f"{base}/cpu")).json()
                 await asyncio.gather(*(one(base + path) for _ in range(total // BODY)))
                 u1, s1 = await (await s.get(f"{base}/cpu")).json()
@@ -155,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=None, help="work folder for the store test")
     p.add_argument("--receive-only", action="store_true", help="skip the store test")
     p.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--narrow", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--before", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
-        asyncio.run(serve(args.serve, args.narrow))
+        asyncio.run(serve(args.serve, args.before))
         return 0
-    serve_args = ([str(PORT)], [str(PORT + 1), "--narrow"])
+    serve_args = ([str(PORT)], [str(PORT + 1), "--before"])
     servers = [
         subprocess.Popen([sys.executable, "-m", "bench.node_write", "--serve", *a])
         for a in serve_args

@@ -55,6 +55,7 @@ from dfs.s3.sigv4 import (
     ChunkChain,
 )
 from dfs.server import StreamDeadline
+from dfs.transport.http import widen_socket_reads
 
 log = logging.getLogger("dfs.s3")
 ReadFn = Callable[[int], Awaitable[bytes]]
@@ -71,13 +72,6 @@ still hashing the one before when the next is full (each wait wakes the loop).""
 INLINE_DIGEST = 64 << 10
 """A last batch up to this size is hashed on the event loop (cheaper than a hop)."""
 _DIGEST_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dfs-s3-digest")
-SOCKET_READ = 1 << 20
-"""Bytes a streamed body's connection asks of the socket per receive (asyncio's selector
-transport asks 256 KiB): each receive is a pass of the event loop, a parser feed and a
-wake-up of the reading handler, four times fewer per MiB at this size. Matches
-``dfs.s3.app.READ_BUFSIZE``: aiohttp pauses the socket once twice that is buffered, so a
-connection holds at most 3 MiB of unread body (2.25 MiB at 256 KiB). 2 MiB measured no
-better (bench/README.md)."""
 
 
 class BodyCheck(Protocol):
@@ -389,15 +383,6 @@ class BodyReader:
         self._verified = True
 
 
-def _widen_socket_reads(request: web.Request) -> None:
-    """Receive ``SOCKET_READ`` bytes at once on this connection (a plain TCP transport of
-    asyncio's selector loop; any other transport is left as it is)."""
-    transport: Any = request.transport  # ``max_size`` is not in the Transport type
-    size = getattr(transport, "max_size", None)
-    if isinstance(size, int) and size < SOCKET_READ:
-        transport.max_size = SOCKET_READ
-
-
 def request_body(
     request: web.Request, check: BodyCheck | None = None, *, body_crc32: bool = True
 ) -> BodyReader:
@@ -405,7 +390,8 @@ def request_body(
     caller's signed payload hash and the body headers it sent (``check``: more checks;
     ``body_crc32=False``: an ``x-amz-checksum-crc32`` header is not the body's)."""
     deadline = StreamDeadline(request)  # slow clients cannot pin the server
-    _widen_socket_reads(request)
+    # 1 MiB receives (``SOCKET_READ``; 2 MiB measured no better here, bench/README.md)
+    widen_socket_reads(request.transport)
 
     async def read_raw(n: int) -> bytes:
         # bytes buffered already need no deadline (a timer armed and cancelled per read)

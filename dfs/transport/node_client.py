@@ -27,8 +27,10 @@ from dfs.transport.http import (
     FilePayload,
     FileSlice,
     Part,
+    next_piece,
     request,
     request_json,
+    widen_socket_reads,
 )
 
 HAS_CHUNKS_ENTRY_BYTES = 80
@@ -209,9 +211,11 @@ class NodeClient:
             headers={protocol.CAPABILITY: cap},
             timeout=_timeout(deadline, None),
         ) as resp:
+            # 1 MiB receives for the rest of the body (and this connection's later answers)
+            widen_socket_reads(resp.connection and resp.connection.transport)
             pieces: list[bytes] = []
             # a body cut short raises ClientPayloadError, which ``request`` reports
-            while piece := await resp.content.readany():
+            while piece := await next_piece(resp.content):
                 pieces.append(piece)
             return pieces
 
@@ -259,6 +263,7 @@ class NodeClient:
         async with request(
             self._session, "POST", url, json=body, headers=headers, timeout=_timeout(deadline, None)
         ) as resp:
+            widen_socket_reads(resp.connection and resp.connection.transport)
             records = _Records(resp.content)
             try:
                 header_size = protocol.RECORD_HEADER.size

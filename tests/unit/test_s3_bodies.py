@@ -13,8 +13,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-from dfs.s3.bodies import DIGEST_BATCH, SOCKET_READ, BodyReader, ReadFn, request_body
+from dfs.s3.bodies import DIGEST_BATCH, BodyReader, ReadFn, request_body
 from dfs.s3.errors import S3Error
+from dfs.transport.http import SOCKET_READ
 
 
 def _reader(raw: bytes) -> ReadFn:

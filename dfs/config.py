@@ -35,6 +35,7 @@ DEFAULT_REPAIR_GRACE = 60.0
 DEFAULT_REPAIR_INTERVAL = 10.0
 DEFAULT_REPAIR_RATE = 64 * 1024 * 1024
 DEFAULT_S3_MULTIPART_TTL = 7 * 24 * 3600.0
+DEFAULT_S3_UPLOADS_REFRESH = 15.0
 DEFAULT_GC_INTERVAL = 60.0
 DEFAULT_REPAIR_FULL_SCAN = 3600.0
 DEFAULT_ORPHAN_INTERVAL = 3600.0
@@ -229,6 +230,9 @@ class ApiConfig:
     s3_multipart_ttl: float = DEFAULT_S3_MULTIPART_TTL
     """DFS_S3_MULTIPART_TTL: seconds after which GC aborts an S3 multipart upload that was
     neither completed nor aborted (and deletes its parts)."""
+    s3_uploads_refresh: float = DEFAULT_S3_UPLOADS_REFRESH
+    """DFS_S3_UPLOADS_REFRESH: seconds between two counts of the gateway's multipart-uploads
+    gauge (a scrape in between answers the last count); tests set it short."""
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -291,6 +295,9 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         public_url=_get(env, "DFS_PUBLIC_URL", None, _url),
         s3_multipart_ttl=_get(
             env, "DFS_S3_MULTIPART_TTL", DEFAULT_S3_MULTIPART_TTL, _positive_float
+        ),
+        s3_uploads_refresh=_get(
+            env, "DFS_S3_UPLOADS_REFRESH", DEFAULT_S3_UPLOADS_REFRESH, _positive_float
         ),
     )
 

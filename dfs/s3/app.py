@@ -96,7 +96,7 @@ async def sigv4_middleware(request: web.Request, handler: Handler) -> web.Stream
 def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
     """The gateway; ``domain`` (``DFS_S3_DOMAIN``) also serves buckets as ``BUCKET.domain``."""
     app = web.Application(middlewares=[s3_error_middleware, sigv4_middleware])
-    metrics.install(app)  # outermost: error answers are counted too
+    metrics.install(app, coordinator.cfg.s3_uploads_refresh)  # outermost: errors counted too
     app[COORDINATOR] = coordinator
     app[KEYS] = KeyCache(coordinator.meta, coordinator.cfg.api_secret)
     app[NAMESPACE] = Namespace(

@@ -23,7 +23,7 @@ stay closed (403 AccessDenied, as for a wrong token). The registry is the app's 
 the process-global one, so several gateways in one process do not collide.
 
 The uploads gauge is read from the metadata store at a scrape, at most once every
-``UPLOADS_REFRESH`` seconds (a scrape in between answers the last count), by
+``DFS_S3_UPLOADS_REFRESH`` seconds (15; a scrape in between answers the last count), by
 ``count_multipart_uploads``: a count that stops at ``UPLOADS_CAP`` (an index count on SQLite,
 a COUNT query of one partition's keys on DynamoDB), so a scrape's cost is bounded whatever
 the number of uploads. A failed count leaves the last value.
@@ -41,6 +41,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from dfs import protocol
+from dfs.config import DEFAULT_S3_UPLOADS_REFRESH
 from dfs.errors import DfsError
 from dfs.meta.multipart import MultipartStore
 from dfs.metrics import LATENCY_BUCKETS
@@ -51,15 +52,18 @@ from dfs.s3.operations import action_of
 log = logging.getLogger("dfs.s3.metrics")
 METRICS_ACTION = "Metrics"
 PROBE_ACTION = "Probe"
-UPLOADS_REFRESH = 15.0  # seconds between two counts of the uploads in progress
+UPLOADS_REFRESH = DEFAULT_S3_UPLOADS_REFRESH  # default seconds between two counts of the uploads
 UPLOADS_CAP = 10_000
 
 
 class S3Metrics:
     """The gateway's series, in a registry of its own."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, uploads_refresh: float = UPLOADS_REFRESH
+    ) -> None:
         r = self.registry = registry or CollectorRegistry()
+        self.uploads_refresh = uploads_refresh
         self.requests = Counter(
             "dfs_s3_requests", "S3 requests answered", ("operation", "status"), registry=r
         )
@@ -98,8 +102,8 @@ class S3Metrics:
             self.bytes_out.labels(operation).inc(bytes_out)
 
     async def count_uploads(self, store: MultipartStore | None, now: float) -> None:
-        """Refresh the uploads gauge if the last count is older than ``UPLOADS_REFRESH``."""
-        if store is None or now - self._uploads_at < UPLOADS_REFRESH:
+        """Refresh the uploads gauge if the last count is older than ``uploads_refresh``."""
+        if store is None or now - self._uploads_at < self.uploads_refresh:
             return
         self._uploads_at = now  # before the count: concurrent scrapes do not count again
         try:
@@ -163,10 +167,10 @@ def make_middleware(metrics: S3Metrics) -> Middleware:
     return s3_metrics
 
 
-def install(app: web.Application) -> S3Metrics:
+def install(app: web.Application, uploads_refresh: float = UPLOADS_REFRESH) -> S3Metrics:
     """Give ``app`` its metrics, counted by a middleware outside every other one (so error
     answers are counted too); call before any other middleware is added."""
-    m = S3Metrics()
+    m = S3Metrics(uploads_refresh=uploads_refresh)
     app[METRICS] = m
     app.middlewares.insert(0, make_middleware(m))
     return m

@@ -13,19 +13,21 @@ from botocore.exceptions import ClientError
 
 from dfs import protocol
 from dfs.localcluster import LocalCluster, wait_for
-from dfs.s3.metrics import UPLOADS_REFRESH
 from tests.e2e.conftest import Gateway, s3_code, started_gateway
 from tests.integration.test_ops import sample
 
 METRICS_TOKEN = "dfs_metrics-token-for-the-s3-gateway-tests-0123"
+REFRESH = 1.0
 
 
 @pytest.fixture
 def metered_gateway(
     sqlite_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Gateway]:
-    """dfs-s3 with a DFS_METRICS_TOKEN beside a cluster on SQLite."""
+    """dfs-s3 with a DFS_METRICS_TOKEN beside a cluster on SQLite, counting the uploads
+    gauge every REFRESH seconds (15 by default: the gauge's test waited that out twice)."""
     monkeypatch.setenv("DFS_METRICS_TOKEN", METRICS_TOKEN)  # the gateway takes os.environ
+    monkeypatch.setenv("DFS_S3_UPLOADS_REFRESH", str(REFRESH))
     with started_gateway(sqlite_cluster, "s3m") as gw:
         yield gw
 
@@ -103,7 +105,7 @@ def test_counters_move_with_boto3_calls(metered_gateway: Gateway) -> None:
 
 def test_multipart_uploads_in_progress_gauge(metered_gateway: Gateway) -> None:
     """The gauge follows the uploads in the metadata store (counted at a scrape, at most
-    every UPLOADS_REFRESH seconds: the test waits for the new count with a deadline)."""
+    every DFS_S3_UPLOADS_REFRESH seconds: the test waits for the new count with a deadline)."""
     _, first = scrape(metered_gateway)  # a new gateway counts at its first scrape
     base = value(first, "dfs_s3_multipart_uploads")
     s3 = metered_gateway.client()
@@ -114,7 +116,7 @@ def test_multipart_uploads_in_progress_gauge(metered_gateway: Gateway) -> None:
         def counted() -> bool:
             return value(scrape(metered_gateway)[1], "dfs_s3_multipart_uploads") == want
 
-        wait_for(counted, 3 * UPLOADS_REFRESH, f"dfs_s3_multipart_uploads = {want}", 0.5)
+        wait_for(counted, 30.0, f"dfs_s3_multipart_uploads = {want}", REFRESH / 4)
 
     wait_for_count(base + 3)
     s3.abort_multipart_upload(Bucket="counted", Key="k0", UploadId=ids[0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from dfs.config import load_api_config
 from dfs.errors import Unavailable
 from dfs.meta.multipart import MultipartStore
 from dfs.s3.metrics import UPLOADS_CAP, UPLOADS_REFRESH, S3Metrics
@@ -45,3 +46,19 @@ async def test_uploads_are_counted_at_most_every_refresh() -> None:
     assert (gauge(m), len(store.calls)) == (9, 3)  # a failed count keeps the last value
     await m.count_uploads(None, 1000.0)  # a backend without uploads: nothing counted
     assert len(store.calls) == 3
+
+
+async def test_the_refresh_is_the_configured_one() -> None:
+    """DFS_S3_UPLOADS_REFRESH reaches the gauge: a 2 s refresh counts again after 2 s."""
+    m, store = S3Metrics(uploads_refresh=2.0), Counting()
+    typed = cast(MultipartStore, store)
+    await m.count_uploads(typed, 100.0)
+    store.uploads = 9
+    await m.count_uploads(typed, 101.9)  # too soon
+    assert (gauge(m), len(store.calls)) == (7, 1)
+    await m.count_uploads(typed, 102.0)
+    assert (gauge(m), len(store.calls)) == (9, 2)
+    secret = {"DFS_CLUSTER_SECRET": "s" * 32}
+    configured = load_api_config({**secret, "DFS_S3_UPLOADS_REFRESH": "2"})
+    assert configured.s3_uploads_refresh == 2.0
+    assert load_api_config(secret).s3_uploads_refresh == UPLOADS_REFRESH == 15.0

@@ -208,10 +208,8 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     assert s3.list_multipart_uploads(Bucket="mpu").get("Uploads", []) == []
 
 
-DEDUP_MIB = 64
-"""The issue measured 256 MiB; 64 MiB still makes 8 of boto3's 8 MiB parts and ~64 chunks of
-the default profile, and the edited copy's extra chunks (~1 MiB) stay well inside the 10 %
-margin (the bytes are seeded: the figure does not vary), at a quarter of the CI time."""
+DEDUP_MIB = 256
+"""The issue's size: 32 of boto3's 8 MiB parts, so 31 part edges for the splice to re-cut."""
 
 
 def _write_data(path: Path, mib: int, seed: int, insert_at: int | None = None) -> str:
@@ -239,7 +237,7 @@ def _read_sha256(s3: Any, bucket: str, key: str) -> str:
 def test_multipart_dedups_like_a_single_put(
     tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The issue's measure (at DEDUP_MIB, not its 256 MiB): the bytes by one PutObject, the
+    """The issue's measure (DEDUP_MIB): the bytes by one PutObject, the
     same bytes by boto3's multipart defaults, and a copy with 100 bytes inserted in the
     middle: the distinct bytes stored stay below 1.1 x DEDUP_MIB, and the multipart object
     is the PUT's very file (the same chunks: Complete re-chunked it as one stream). The one

@@ -41,7 +41,7 @@ from dfs.errors import (
     UnsupportedMediaType,
 )
 from dfs.logs import configure_logging
-from dfs.transport.http import next_piece, widen_socket_reads
+from dfs.transport.http import narrow_socket_reads, next_piece, widen_socket_reads
 
 log = logging.getLogger("dfs.server")
 
@@ -249,14 +249,17 @@ async def _read_declared(
     ``SOCKET_READ`` socket reads: an authorized chunk write's body is up to
     ``MAX_CHUNK_SIZE``, and each 256 KiB receive asyncio makes by default is a pass of the
     event loop, a parser feed and a piece for the hash and the write (bench/README.md)."""
-    widen_socket_reads(request.transport)
+    wider = widen_socket_reads(request.transport)  # for this body only
     pieces: list[bytes] = []
     got = 0
-    while piece := await deadline.read(_read_any(request), _READ_AHEAD):
-        got += len(piece)
-        if got > declared:
-            raise InvalidRequest(f"body is longer than its Content-Length {declared}")
-        pieces.append(piece)
+    try:
+        while piece := await deadline.read(_read_any(request), _READ_AHEAD):
+            got += len(piece)
+            if got > declared:
+                raise InvalidRequest(f"body is longer than its Content-Length {declared}")
+            pieces.append(piece)
+    finally:
+        narrow_socket_reads(request.transport, wider)
     if got != declared:
         raise InvalidRequest(f"body of {got} bytes is shorter than its Content-Length")
     return pieces

@@ -33,13 +33,23 @@ that is buffered, so a connection holds at most 3 MiB unread (2.25 MiB at 256 Ki
 Measured for the S3 gateway's bodies and the nodes' chunk writes (bench/README.md)."""
 
 
-def widen_socket_reads(transport: Any) -> None:
+def widen_socket_reads(transport: Any) -> int | None:
     """Receive ``SOCKET_READ`` bytes at once on this connection from now on: a plain TCP
     transport of asyncio's selector loop (``max_size``); any other transport (TLS, none)
-    is left as it is. The same bytes arrive in the same order, in fewer pieces."""
+    is left as it is. The same bytes arrive in the same order, in fewer pieces. Returns the
+    receive size it replaced (None when nothing changed), for ``narrow_socket_reads``."""
     size = getattr(transport, "max_size", None)
     if isinstance(size, int) and size < SOCKET_READ:
         transport.max_size = SOCKET_READ
+        return size
+    return None
+
+
+def narrow_socket_reads(transport: Any, size: int | None) -> None:
+    """Give back the receive size ``widen_socket_reads`` replaced: so the later requests of a
+    kept-alive connection (unauthenticated ones among them) are received as before."""
+    if size is not None and transport is not None:
+        transport.max_size = size
 
 
 def make_session(
@@ -71,11 +81,15 @@ async def next_piece(stream: aiohttp.StreamReader) -> bytes:
     byte whenever the reader fell behind the socket, which a busy event loop does for most
     of a chunk body: bench/README.md); ``readchunk`` hands out one buffered piece at a
     time, as it is. A chunked-encoded body's chunk ends come back as empty pieces marked
-    as ends, skipped here: only the body's end returns b"".
+    as ends, skipped here: only the body's end returns b"". A request or answer without a
+    body has aiohttp's one shared ``EmptyStreamReader``, whose ``readchunk`` answers
+    ``(b"", True)`` at once after its first call and never suspends: looping on that would
+    hold the event loop forever, so an empty piece at end of stream is the end whatever its
+    mark says.
     """
     while True:
         data, chunk_end = await stream.readchunk()
-        if data or not chunk_end:
+        if data or not chunk_end or stream.at_eof():
             return data
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,11 +77,15 @@ def stop_cluster(c: LocalCluster) -> None:
     times every e2e test); the API still goes last, so the nodes deregister while it
     answers, and ``c.stop()`` then kills whatever did not exit in time."""
     first = [*([c.s3_proc] if c.s3_proc else []), *c.node_procs]
-    for proc in first:
-        proc.signal(signal.SIGTERM)
-    for proc in first:
-        proc.wait(15.0)
-    c.stop()
+    try:
+        for proc in first:
+            proc.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15.0
+        for proc in first:
+            if proc.wait(max(0.0, deadline - time.monotonic())) is None:
+                proc.signal(signal.SIGKILL)  # hung: c.stop() would wait for it again
+    finally:  # a timeout or an interrupt above still stops (kills) every process
+        c.stop()
 
 
 @contextlib.contextmanager

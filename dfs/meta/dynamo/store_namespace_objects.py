@@ -16,6 +16,7 @@ import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import Conflict, FileNotFound, KeyNotFound
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, Location, ManifestEntry
+from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_namespace_buckets import MAX_ROUNDS
@@ -141,7 +142,7 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
             raise KeyNotFound(f"{src_key} was deleted during the copy") from None
         finally:
             # a copy that did not link its own file (a lost race) must not leave it behind
-            if own is not None and not await self._links_of(own.file_id):
+            if own is not None and await self._link_item(own.file_id) is None:
                 await self.delete_file(own.file_id, own.tenant, now)
 
     async def _file_for(self, src: FileRecord, tenant: str, name: str, now: float) -> FileRecord:
@@ -153,9 +154,13 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         await self.create_file(rec, await self.get_manifest(src.file_id))
         return await self.commit_file(rec.file_id, now)
 
-    async def _links_of(self, file_id: str) -> int:
-        item = await self._rq.run(self._ns_get, "namespace", nc.link_key(file_id, "tenant"))
-        return 0 if item is None else int(item["n"]["N"])
+    async def _link_item(self, file_id: str) -> Item | None:
+        """The file's tenant link count item: None when no version links it and it is not
+        being released (``rel``: the release deletes it, with its scopes' counts)."""
+        item: Item | None = await self._rq.run(
+            self._ns_get, "namespace", nc.link_key(file_id, "tenant")
+        )
+        return item
 
     # --- get, delete, update ----------------------------------------------------------------
 

@@ -385,3 +385,36 @@ async def test_rounds_lost_on_refcount_guesses_answer_unavailable(
         await store.get_file(rec.file_id)
     with pytest.raises(KeyNotFound):
         await store.get_object("b", "k")
+
+
+async def test_a_copys_own_file_is_not_found_by_content_until_linked(
+    store: DynamoMetadataStore,
+) -> None:
+    """A copy into another tenant's bucket records that tenant's own file, which the copy
+    deletes again when its link is refused: until linked no upload of the same bytes by
+    that tenant may adopt it. Linked, it is found by content."""
+    await store.create_bucket(BucketRecord("s", "t1", 1.0))
+    await store.create_bucket(BucketRecord("d", "t2", 1.0))
+    src, src_manifest = new_file("copied", [(cid("copied"), 8)])
+    await store.create_and_commit_files([(src, src_manifest)], 1.0)
+    await store.put_object(NewObject("s", "k", src.file_id, 8, owner="t1"), 1.5)
+    taken, taken_manifest = new_file("taken", [(cid("taken"), 3)], tenant="t2")
+    await store.create_and_commit_files([(taken, taken_manifest)], 1.0)
+    await store.put_object(NewObject("d", "k", taken.file_id, 3, owner="t2"), 1.5)
+    put_object = store.put_object
+    seen: list[FileRecord | None] = []
+
+    async def looking(obj: NewObject, now: float, **kw: Any) -> Any:
+        seen.append(await store.find_file_by_sha256("t2", src.sha256))
+        return await put_object(obj, now, **kw)
+
+    store.put_object = looking  # type: ignore[method-assign]
+    with pytest.raises(KeyExists):
+        await store.copy_object("s", "k", None, NewObject("d", "k", "", 0), 2.0, if_absent=True)
+    await store.copy_object("s", "k", None, NewObject("d", "k2", "", 0), 3.0)
+    del store.put_object
+    assert seen == [None, None]
+    found = await store.find_file_by_sha256("t2", src.sha256)
+    assert found is not None
+    assert found.file_id == (await store.get_object("d", "k2")).file_id
+    assert (await store.get_stats()).total_files == 3  # src, taken, the copy's own

@@ -23,7 +23,7 @@ How the records map onto the tables:
 | locations | (chunk_id, node_id)| size, created_at; only for the by-node index (repair)  |
 | files     | file_id            | FileRecord fields, mid, pages, inline manifest m + mf; |
 |           |                    | listed_tenant (by-tenant index key) once complete;     |
-|           |                    | unl while a PutObject's file is not linked yet         |
+|           |                    | unl while a PutObject's or copy's file is not linked   |
 | manifests | (mid, "p000123")   | a page of PAGE_ENTRIES entries: e (bytes), f (format)  |
 |           | (mid, "c000123")   | commit marker: batch 123 of the refcounts is applied   |
 | counters  | "stats#07"         | one of COUNTER_SHARDS shards of the Stats fields       |

@@ -35,9 +35,9 @@ Item = dict[str, Any]  # a DynamoDB item in the low-level wire form
 
 FILE_COMMITTING = "committing"  # internal: reported as pending
 FILE_DELETING = "deleting"  # internal: reported as pending, finished by delete_file
-# On a file item: a PutObject's file recorded before the write that links it (the two-write
-# path of ``store_namespace_create``): no lookup by content hands it out until it is linked,
-# since the sweep of an abandoned one deletes it.
+# On a file item: a file recorded before the write that links it, deleted if that link does
+# not come (the two-write path of ``store_namespace_create``, a cross-tenant copy's own file):
+# no lookup by content hands it out until it is linked.
 UNLINKED_ATTR = "unl"
 # The attributes of a FileRecord, as the by-tenant index projects them.
 FILE_ATTRS = (

@@ -46,7 +46,7 @@ import dfs.meta.dynamo.codec as codec
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
-from dfs.meta.dynamo.codec import FILE_COMMITTING, UNLINKED_ATTR, N, Ref, S, attr_names
+from dfs.meta.dynamo.codec import FILE_COMMITTING, N, Ref, S
 from dfs.meta.dynamo.requests import TX_MAX, Cancelled, Item
 from dfs.meta.dynamo.store_core import INLINE_ENTRIES
 from dfs.meta.dynamo.store_namespace_buckets import MAX_ROUNDS
@@ -279,17 +279,6 @@ class NsCreatePart(NsObjectsPart):
 
     def _drop_intent(self, key: Item) -> None:
         self._rq.call("delete_item", TableName=self.tables["namespace"], Key=key)
-
-    def _clear_unlinked(self, file_id: str) -> None:
-        """Remove ``UNLINKED_ATTR`` from the file's item (none left: nothing to do)."""
-        self._rq.call_or_none(
-            "update_item",
-            TableName=self.tables["files"],
-            Key={"file_id": S(file_id)},
-            UpdateExpression=f"REMOVE #{UNLINKED_ATTR}",
-            ConditionExpression="attribute_exists(#file_id)",
-            ExpressionAttributeNames=attr_names("file_id", UNLINKED_ATTR),
-        )
 
 
 def _lost(codes: Sequence[str], refs: int) -> str:

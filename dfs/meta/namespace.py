@@ -212,7 +212,8 @@ class NamespaceStore(Protocol):
         when the link is refused, and an intent item put before them: a crash between
         the two leaves a complete unlinked file that ``finish_namespace_jobs`` deletes
         once the intent is older than its grace period (an hour), unless a version links
-        it by then. The copies (``locations``) are recorded first in either store's own
+        it by then. Until it is linked, that file is not found by content
+        (``find_file_by_sha256``), so no other upload adopts a file the sweep deletes. The copies (``locations``) are recorded first in either store's own
         writes (a crash there leaves copies of unreferenced chunks, as any upload).
       - ``get_object(bucket, key, version_id=None)``: without a version id, the latest
         version, KeyNotFound if none or if it is a delete marker; with one,

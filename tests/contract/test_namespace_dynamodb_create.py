@@ -6,6 +6,7 @@ period (on moto's server)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections import Counter
@@ -16,11 +17,13 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import FileNotFound, KeyExists
+from dfs.errors import FileNotFound, KeyExists, KeyNotFound, Unavailable
 from dfs.meta import open_metadata_store
-from dfs.meta.base import FILE_COMPLETE, Location
+from dfs.meta.base import FILE_COMPLETE, FileRecord, Location
 from dfs.meta.dynamo import DynamoMetadataStore
+from dfs.meta.dynamo.requests import Cancelled
 from dfs.meta.dynamo.store_namespace_create import UNLINKED_GRACE
+from dfs.meta.dynamo.store_namespace_write import Change, KeyState
 from dfs.meta.namespace import VERSIONING_ENABLED, BucketRecord, NewObject, Usage
 from tests.conftest import DYNAMODB_ENV
 from tests.contract.test_metadata_store import cid, new_file
@@ -47,6 +50,15 @@ async def intents(store: DynamoMetadataStore) -> list[str]:
         for shard in range(nc.UNLINKED_SHARDS)
         for item in await store._rq.run(store._ns_query, "namespace", f"unlinked#{shard:02d}")
     ]
+
+
+async def first_half(store: DynamoMetadataStore, chunk: str, now: float) -> FileRecord:
+    """What ``_create_then_link`` writes before its link (then the writer dies): the intent
+    and the file, complete and marked unlinked. Named after its chunk: its own content."""
+    rec, manifest = new_file(chunk, [(cid(chunk), 7)])
+    await store._rq.run(store._put_intent, nc.unlinked_key(rec.file_id), rec, now)
+    await store._create_committed(rec, manifest, now, unlinked=True)
+    return rec
 
 
 async def test_a_small_put_is_one_transaction_and_a_refusal_writes_nothing(
@@ -116,17 +128,11 @@ async def test_a_crash_between_the_two_writes_is_resolved_after_the_grace_period
 ) -> None:
     await store.create_bucket(BucketRecord("b", "t1", 1.0))
 
-    async def first_half(chunk: str, now: float) -> str:
-        """What ``_create_then_link`` writes before its link, then the writer dies."""
-        rec, manifest = new_file("k", [(cid(chunk), 7)])
-        await store._rq.run(store._put_intent, nc.unlinked_key(rec.file_id), rec, now)
-        await store.create_and_commit_files([(rec, manifest)], now)
-        return rec.file_id
-
-    abandoned = await first_half("abandoned", 10.0)
-    linked = await first_half("linked", 10.0)
-    # another upload of the same bytes linked the second file before the sweep
+    abandoned = (await first_half(store, "abandoned", 10.0)).file_id
+    linked = (await first_half(store, "linked", 10.0)).file_id
+    # the second writer linked its file, then died before settling it
     await store.put_object(NewObject("b", "other", linked, 7, owner="t1"), 11.0)
+    assert await store.find_file_by_sha256("t1", cid("linked")) is None  # still marked
     assert sorted(await intents(store)) == sorted([abandoned, linked])
 
     assert await store.finish_namespace_jobs(10.0 + UNLINKED_GRACE - 1) == 0
@@ -136,6 +142,9 @@ async def test_a_crash_between_the_two_writes_is_resolved_after_the_grace_period
     with pytest.raises(FileNotFound):
         await store.get_file(abandoned)
     assert (await store.get_file(linked, "t1")).state == FILE_COMPLETE
+    found = await store.find_file_by_sha256("t1", cid("linked"))  # settled: found by content
+    assert found is not None
+    assert found.file_id == linked
     assert await intents(store) == []
     stats = await store.get_stats()
     assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (1, 7, 7)
@@ -147,15 +156,19 @@ async def test_a_resent_transaction_that_had_succeeded_is_taken_as_done(
     store: DynamoMetadataStore,
 ) -> None:
     """The answer to the one transaction is lost (a read timeout after DynamoDB applied it):
-    the retry policy sends it again, which is cancelled (the file exists, the head moved);
-    the file is ours (its manifest id), so the put succeeded, once (in a versioned bucket a
-    second round would have made a second version)."""
+    the retry policy sends it again with the same ClientRequestToken, which DynamoDB answers
+    as done for 10 minutes (moto ignores the token); past that window (and on moto) the
+    resend is cancelled (the file exists, the head moved), the file is ours (its manifest
+    id), so the put succeeded, once (in a versioned bucket a second round would have made a
+    second version)."""
     await store.create_bucket(BucketRecord("b", "t1", 1.0, versioning=VERSIONING_ENABLED))
     client = store._rq.client
     send = client.transact_write_items
     lost: list[int] = []
+    tokens: list[str | None] = []
 
     def applied_then_lost(**params: Any) -> Any:
+        tokens.append(params.get("ClientRequestToken"))
         answer = send(**params)
         if not lost:
             lost.append(1)
@@ -169,6 +182,9 @@ async def test_a_resent_transaction_that_had_succeeded_is_taken_as_done(
     )
     client.transact_write_items = send
     assert lost == [1]
+    # the create's transaction and its resend, then the stored-bytes job's
+    assert tokens[0] is not None
+    assert tokens[:2] == [tokens[0], tokens[0]]
     got = await store.get_object("b", "k")
     assert (got.file_id, got.version_id) == (rec.file_id, made.version.version_id)
     stats = await store.get_stats()
@@ -193,3 +209,212 @@ async def test_a_crash_inside_a_big_files_commit_is_finished_then_deleted(
     assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (0, 0, 0)
     assert stats.unique_chunks == 0
     assert await intents(store) == []
+
+
+async def test_a_file_not_linked_yet_is_not_found_by_content(
+    store: DynamoMetadataStore,
+) -> None:
+    """Between the two writes (or after a crash there) the file is complete, but no lookup
+    by content hands it out: the sweep may delete it. Linked and settled, it is found."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    rec = await first_half(store, "held", 10.0)
+    assert (await store.get_file(rec.file_id, "t1")).state == FILE_COMPLETE
+    for verified in (True, False):
+        assert await store.find_file_by_sha256("t1", rec.sha256, verified=verified) is None
+    await store.put_object(NewObject("b", "k", rec.file_id, 7, owner="t1"), 11.0)
+    await store._settle_linked(rec.file_id, nc.unlinked_key(rec.file_id))
+    found = await store.find_file_by_sha256("t1", rec.sha256)
+    assert found is not None
+    assert found.file_id == rec.file_id
+    assert await intents(store) == []
+
+    # the whole two-write path: found by content once it returns
+    big, big_manifest = new_file("big", [(cid(("held", i)), 3) for i in range(60)])
+    await store.create_and_put_object(
+        big, big_manifest, [], NewObject("b", "big", big.file_id, 180, owner="t1"), 12.0
+    )
+    found = await store.find_file_by_sha256("t1", big.sha256)
+    assert found is not None
+    assert found.file_id == big.file_id
+    assert await intents(store) == []
+
+
+async def test_a_failed_cleanup_leaves_the_outcome_and_the_intent_to_the_sweep(
+    store: DynamoMetadataStore,
+) -> None:
+    """Dropping the intent fails (DynamoDB unreachable by then): the PUT still answers its
+    own outcome (success, or its own refusal), and the sweep settles what is left."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+
+    def unreachable(key: Any) -> None:
+        raise Unavailable("dynamodb unreachable")
+
+    store._drop_intent = unreachable  # type: ignore[method-assign]
+    rec, manifest = new_file("kept", [(cid(("kept", i)), 3) for i in range(60)])
+    await store.create_and_put_object(
+        rec, manifest, [], NewObject("b", "k", rec.file_id, 180, owner="t1"), 2.0
+    )
+    refused, refused_manifest = new_file("refused", [(cid(("refused", i)), 3) for i in range(60)])
+    with pytest.raises(KeyExists):
+        await store.create_and_put_object(
+            refused,
+            refused_manifest,
+            [],
+            NewObject("b", "k", refused.file_id, 180, owner="t1"),
+            3.0,
+            if_absent=True,
+        )
+    with pytest.raises(FileNotFound):
+        await store.get_file(refused.file_id)
+    del store._drop_intent  # the class's again
+    assert sorted(await intents(store)) == sorted([rec.file_id, refused.file_id])
+
+    assert await store.finish_namespace_jobs(3.0 + UNLINKED_GRACE) == 2
+    assert await intents(store) == []
+    assert (await store.get_object("b", "k")).file_id == rec.file_id
+    found = await store.find_file_by_sha256("t1", rec.sha256)
+    assert found is not None
+    assert found.file_id == rec.file_id
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.stored_bytes) == (1, 180)
+
+
+async def test_a_stale_link_read_reads_again(store: DynamoMetadataStore) -> None:
+    """Another writer overwrites the key between the create's head read and its link read:
+    the replaced file's link count, read after, would go below 0. The round reads again
+    (as put_object's does) instead of answering Conflict to an unversioned overwrite."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    x, xm = new_file("x", [(cid("x"), 5)])
+    y, ym = new_file("y", [(cid("y"), 6)])
+    await store.create_and_commit_files([(x, xm), (y, ym)], 1.0)
+    await store.put_object(NewObject("b", "k", x.file_id, 5, owner="t1"), 1.5)
+    loop = asyncio.get_running_loop()
+    link_actions = store._link_actions
+    raced: list[int] = []
+
+    def racing(st: Any, ch: Any, fresh: str | None = None) -> Any:
+        if not raced:  # once, on the worker thread between the two reads
+            raced.append(1)
+            plan = store._put_plan(NewObject("b", "k", y.file_id, 6, owner="t1"), 1.7, False, None)
+            got = store._change_round("b", "k", plan)
+            assert got is not None
+            asyncio.run_coroutine_threadsafe(store._run_jobs(got[1], 1.7), loop).result(60)
+        return link_actions(st, ch, fresh)
+
+    store._link_actions = racing  # type: ignore[method-assign]
+    z, zm = new_file("z", [(cid("z"), 7)])
+    await store.create_and_put_object(
+        z, zm, [Location(cid("z"), "n1", 7)], NewObject("b", "k", z.file_id, 7, owner="t1"), 2.0
+    )
+    assert raced == [1]
+    assert (await store.get_object("b", "k")).file_id == z.file_id
+    stats = await store.get_stats()  # x and y released by the overwrites, z stays
+    assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (1, 7, 7)
+    assert await store.usage("t1", "b") == Usage(1, 1, 0, 7, 7)
+
+
+async def test_the_sweep_leaves_a_file_being_released_to_its_release(
+    store: DynamoMetadataStore,
+) -> None:
+    """An intent outlived its file's link (its drop failed); the object is deleted and the
+    release job has not run when the sweep comes: the sweep only drops the intent, and the
+    release then deletes the file and its tenant's and bucket's chunk counts."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    f, fm = new_file("rel", [(cid("rel"), 9)])
+    await store._rq.run(store._put_intent, nc.unlinked_key(f.file_id), f, 10.0)
+    await store._create_committed(f, fm, 10.0, unlinked=True)
+    await store.put_object(NewObject("b", "k", f.file_id, 9, owner="t1"), 11.0)
+    assert (await store.usage("t1")).stored_bytes == 9
+
+    def delete(st: KeyState) -> Change:
+        assert st.latest is not None
+        return Change(latest=None, nsk=None, removes=[st.latest])
+
+    got = await store._rq.run(store._change_round, "b", "k", delete)  # its jobs not run
+    assert got is not None
+    assert any("rel" in j for j in got[1])
+    assert await store.finish_namespace_jobs(10.0 + UNLINKED_GRACE) >= 1
+    assert await intents(store) == []
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.stored_bytes) == (0, 0)
+    assert (await store.usage("t1")).stored_bytes == 0
+    assert (await store.usage("t1", "b")).stored_bytes == 0
+
+
+async def test_one_intent_that_fails_holds_up_no_other(store: DynamoMetadataStore) -> None:
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    failing = await first_half(store, "failing", 10.0)
+    other = await first_half(store, "other", 10.0)
+    delete_file = store.delete_file
+
+    async def unreachable_for_one(file_id: str, tenant: str, now: float) -> FileRecord:
+        if file_id == failing.file_id:
+            raise Unavailable("dynamodb unreachable")
+        return await delete_file(file_id, tenant, now)
+
+    store.delete_file = unreachable_for_one  # type: ignore[method-assign]
+    assert await store.finish_namespace_jobs(10.0 + UNLINKED_GRACE) == 1
+    with pytest.raises(FileNotFound):
+        await store.get_file(other.file_id)
+    assert await intents(store) == [failing.file_id]
+    del store.delete_file
+    assert await store.finish_namespace_jobs(11.0 + UNLINKED_GRACE) == 1
+    assert await intents(store) == []
+    assert (await store.get_stats()).total_files == 0
+
+
+async def test_rounds_lost_on_refcount_guesses_answer_unavailable(
+    store: DynamoMetadataStore,
+) -> None:
+    """Every round's transaction loses a refcount guess (a chunk's count moving under each
+    read): the rounds run out with Unavailable (retry later), as commit_file's do, not a
+    Conflict about the key; nothing is written."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    rec, manifest = new_file("raced", [(cid("raced"), 4)])
+
+    def cancelled(actions: list[Any], token: str | None = None) -> None:
+        raise Cancelled(["None", "ConditionalCheckFailed"] + ["None"] * (len(actions) - 2))
+
+    store._rq.transact = cancelled  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        await store.create_and_put_object(
+            rec, manifest, [], NewObject("b", "k", rec.file_id, 4, owner="t1"), 2.0
+        )
+    del store._rq.transact
+    with pytest.raises(FileNotFound):
+        await store.get_file(rec.file_id)
+    with pytest.raises(KeyNotFound):
+        await store.get_object("b", "k")
+
+
+async def test_a_copys_own_file_is_not_found_by_content_until_linked(
+    store: DynamoMetadataStore,
+) -> None:
+    """A copy into another tenant's bucket records that tenant's own file, which the copy
+    deletes again when its link is refused: until linked no upload of the same bytes by
+    that tenant may adopt it. Linked, it is found by content."""
+    await store.create_bucket(BucketRecord("s", "t1", 1.0))
+    await store.create_bucket(BucketRecord("d", "t2", 1.0))
+    src, src_manifest = new_file("copied", [(cid("copied"), 8)])
+    await store.create_and_commit_files([(src, src_manifest)], 1.0)
+    await store.put_object(NewObject("s", "k", src.file_id, 8, owner="t1"), 1.5)
+    taken, taken_manifest = new_file("taken", [(cid("taken"), 3)], tenant="t2")
+    await store.create_and_commit_files([(taken, taken_manifest)], 1.0)
+    await store.put_object(NewObject("d", "k", taken.file_id, 3, owner="t2"), 1.5)
+    put_object = store.put_object
+    seen: list[FileRecord | None] = []
+
+    async def looking(obj: NewObject, now: float, **kw: Any) -> Any:
+        seen.append(await store.find_file_by_sha256("t2", src.sha256))
+        return await put_object(obj, now, **kw)
+
+    store.put_object = looking  # type: ignore[method-assign]
+    with pytest.raises(KeyExists):
+        await store.copy_object("s", "k", None, NewObject("d", "k", "", 0), 2.0, if_absent=True)
+    await store.copy_object("s", "k", None, NewObject("d", "k2", "", 0), 3.0)
+    del store.put_object
+    assert seen == [None, None]
+    found = await store.find_file_by_sha256("t2", src.sha256)
+    assert found is not None
+    assert found.file_id == (await store.get_object("d", "k2")).file_id
+    assert (await store.get_stats()).total_files == 3  # src, taken, the copy's own

@@ -22,7 +22,8 @@ How the records map onto the tables:
 | chunks    | chunk_id           | size, refcount, created_at, nodes (set: the copies)    |
 | locations | (chunk_id, node_id)| size, created_at; only for the by-node index (repair)  |
 | files     | file_id            | FileRecord fields, mid, pages, inline manifest m + mf; |
-|           |                    | listed_tenant (by-tenant index key) once complete      |
+|           |                    | listed_tenant (by-tenant index key) once complete;     |
+|           |                    | unl while a PutObject's or copy's file is not linked   |
 | manifests | (mid, "p000123")   | a page of PAGE_ENTRIES entries: e (bytes), f (format)  |
 |           | (mid, "c000123")   | commit marker: batch 123 of the refcounts is applied   |
 | counters  | "stats#07"         | one of COUNTER_SHARDS shards of the Stats fields       |

@@ -237,11 +237,16 @@ class Requests:
                 raise
             return None
 
-    def transact(self, actions: list[Item]) -> None:
-        """TransactWriteItems; raises Cancelled(codes) when a condition failed."""
+    def transact(self, actions: list[Item], token: str | None = None) -> None:
+        """TransactWriteItems; raises Cancelled(codes) when a condition failed. ``token``: its
+        ClientRequestToken, so that the retry policy's resend of a transaction whose answer
+        was lost is not applied twice (DynamoDB keeps a token for 10 minutes)."""
         assert len(actions) <= TX_MAX
+        params: dict[str, Any] = {"TransactItems": actions}
+        if token is not None:
+            params["ClientRequestToken"] = token
         try:
-            self.call("transact_write_items", TransactItems=actions)
+            self.call("transact_write_items", **params)
         except ClientError as exc:
             codes = _reasons(exc)
             if _error_code(exc) == "TransactionCanceledException" and (

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import Conflict, DfsError
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
-from dfs.meta.dynamo.codec import Ref
+from dfs.meta.dynamo.codec import Ref, S
 from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_chunks import ChunksPart
 from dfs.meta.dynamo.store_commit import CommitPart
@@ -56,14 +56,23 @@ class CreatePart(FilesPart, CommitPart, ChunksPart):
         return [t.result() for t in tasks]
 
     async def _create_committed(
-        self, rec: FileRecord, manifest: Sequence[ManifestEntry], now: float
+        self,
+        rec: FileRecord,
+        manifest: Sequence[ManifestEntry],
+        now: float,
+        *,
+        unlinked: bool = False,
     ) -> FileRecord:
+        """One file created complete; ``unlinked``: its item carries ``UNLINKED_ATTR`` from
+        its first write (a PutObject's file not linked yet, see the codec)."""
         entries = list(manifest)
         refs = codec.refs_of(entries)
         if len(entries) > INLINE_ENTRIES or len(refs) > CHUNKS_PER_TX:
-            await self.create_file(rec, entries)
+            await self.create_file(rec, entries, unlinked=unlinked)
             return await self.commit_file(rec.file_id, now)
         item = codec.file_item(rec, FILE_COMPLETE, self._new_manifest_id(rec), len(entries))
+        if unlinked:
+            item[codec.UNLINKED_ATTR] = S("1")
         await self._put_manifest(item, entries)  # inline: adds it to the item, writes nothing
         if not await self._rq.run(self._put_committed, item, rec, refs, now):
             raise Conflict(f"metadata write conflicts: file {rec.file_id} exists")

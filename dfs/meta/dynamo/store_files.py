@@ -21,7 +21,7 @@ from dfs.meta.base import (
     ManifestEntry,
     sha256_entry,
 )
-from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, N, S, attr_names, projection
+from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, UNLINKED_ATTR, N, S, attr_names, projection
 from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, StoreCore
 
@@ -31,10 +31,15 @@ _MANIFEST_ATTRS = ("file_id", "state", "sha256", "mid", "pages", "mf", "m", "apa
 
 
 class FilesPart(StoreCore):
-    async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None:
+    async def create_file(
+        self, rec: FileRecord, manifest: Sequence[ManifestEntry], *, unlinked: bool = False
+    ) -> None:
+        """``unlinked``: the item carries ``UNLINKED_ATTR`` (see the codec)."""
         entries = list(manifest)
         mid = self._new_manifest_id(rec)
         item = codec.file_item(rec, FILE_PENDING, mid, len(entries))
+        if unlinked:
+            item[UNLINKED_ATTR] = S("1")
         page_keys = await self._put_manifest(item, entries)
         try:
             await self._rq.run(self._put_file_item, item)
@@ -162,9 +167,12 @@ class FilesPart(StoreCore):
         if entry is None:
             return None
         try:
-            rec = await self.get_file(entry["file_id"]["S"], tenant)
+            item = await self._file_item(entry["file_id"]["S"], (*FILE_ITEM_ATTRS, UNLINKED_ATTR))
         except FileNotFound:
             return None
+        if item["tenant"]["S"] != tenant or UNLINKED_ATTR in item:
+            return None  # a PutObject's file not linked yet: it may be deleted unlinked
+        rec = codec.file_record(item)
         return rec if rec.state == FILE_COMPLETE and rec.sha256_verified == verified else None
 
     # --- what garbage collection asks about files ---------------------------------------------

@@ -22,8 +22,10 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
   and, when the last link went, release the file (``store_namespace_jobs``).
 - ``unlinked#NN | FILE``: a PutObject's file that is recorded before the write that links
   it (a file too big for one transaction with its link, ``store_namespace_create``): put
-  first, deleted once the link is written or the file deleted again; one older than a
-  grace period is resolved by ``finish_namespace_jobs`` (the file deleted unless linked).
+  first, deleted once the link is written (and the file's ``unl`` mark, which keeps it out
+  of the lookups by content, removed) or the file deleted again; one older than a grace
+  period is resolved by ``finish_namespace_jobs`` (the file deleted unless linked or being
+  released).
 - ``history#T | AT``: the usage history's samples (``store_usage_history``).
 - ``chunks#t:T`` / ``chunks#b:B`` | CHUNK: how many linked manifest entries of the scope
   reference the chunk (its bytes count in ``stored_bytes`` while > 0).

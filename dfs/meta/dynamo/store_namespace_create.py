@@ -8,29 +8,43 @@ jobs) computed by ``put_object``'s plan, every condition of both kept. The chunk
 are read in the BatchGetItem that reads the bucket and the head, and the new file has no
 links to read, so a small PUT reads once and writes once. A condition the read settled
 (If-None-Match, If-Match, the owner, the bucket) refuses before anything is written; a
-cancelled transaction (the head moved, a refcount guess went stale, the bucket changed) is
-computed again from a fresh read, so a lost race answers as ``put_object`` does (two
-concurrent creates: one wins, the other gets KeyExists) and leaves no file.
+cancelled transaction (the head moved, a refcount guess went stale, the bucket changed), or
+a link count read that is already stale when the change is built, is computed again from a
+fresh read, so a lost race answers as ``put_object`` does (two concurrent creates: one
+wins, the other gets KeyExists; two overwrites of an unversioned key: both succeed, the
+later one stays) and leaves no file. Rounds that run out answer Conflict, or Unavailable
+when they lost only refcount guesses (as ``commit_file``). Each round's transaction carries
+its own ClientRequestToken, so the retry policy's resend of one whose answer was lost is
+not applied twice; past DynamoDB's 10-minute window the resend is cancelled, and the file
+item being ours (its manifest id) says it had succeeded.
 
 A file that does not fit (more than ``INLINE_ENTRIES`` entries, more distinct chunks than
 one transaction holds beside the change, or over the 4 MB request limit) takes two writes:
-``create_and_commit_files``, then ``put_object``; a refused link deletes the file again.
+the file created complete, then ``put_object``; a refused link deletes the file again.
 An intent item (``unlinked#NN | FILE``, put first) makes the crash window between them
-recoverable: it goes once the link is written or the file deleted, and
-``finish_namespace_jobs`` (every GC pass) resolves one older than ``UNLINKED_GRACE``: the
-file, unless a version links it by then, is deleted (its references and counters with it).
+recoverable, and the file item carries ``UNLINKED_ATTR`` from its first write, so no
+lookup by content (``find_file_by_sha256``: another upload of the same bytes) adopts a file
+that may yet be deleted. Linked, the file loses the mark, then the intent goes; refused,
+the file is deleted, then the intent goes. A failure of that cleanup is logged, never
+answered in place of the PUT's own outcome. ``finish_namespace_jobs`` (every GC pass)
+resolves an intent older than ``UNLINKED_GRACE`` (at most ``INTENTS_PER_PASS`` per shard
+and pass, one that fails kept for the next without holding up the others): a linked file
+loses its mark; a file being released (its tenant link item at 0 with ``rel``) is left to
+its release, which deletes it with its tenant's and bucket's chunk counts; any other is
+deleted (its references and counters with it); then the intent is dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dfs.meta.dynamo.codec as codec
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, DfsError, FileNotFound
+from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
 from dfs.meta.dynamo.codec import FILE_COMMITTING, N, Ref, S
 from dfs.meta.dynamo.requests import TX_MAX, Cancelled, Item
@@ -45,7 +59,10 @@ log = logging.getLogger("dfs.meta.dynamo")
 
 UNLINKED_GRACE = 3600.0  # seconds: far beyond any live writer's two writes
 TX_BYTES_MAX = 4_000_000  # TransactWriteItems' aggregate size limit (4 MB)
-_TOO_BIG = "too big"  # a round's answer when the transaction would not fit
+INTENTS_PER_PASS = 256  # per shard: what one sweep reads of the intents (the next reads on)
+# a round's answers when it wrote nothing: the transaction would not fit; it lost a race on
+# the key (head, links, bucket) or a stale read; it lost only refcount guesses
+_TOO_BIG, _LOST_KEY, _LOST_REFS = "too big", "lost key", "lost refs"
 
 
 @dataclasses.dataclass(slots=True)
@@ -58,9 +75,17 @@ class _NewFile:
 
 
 class NsCreatePart(NsObjectsPart):
-    if TYPE_CHECKING:  # provided by ChunksPart
+    if TYPE_CHECKING:  # provided by ChunksPart and CreatePart
 
         async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
+        async def _create_committed(
+            self,
+            rec: FileRecord,
+            manifest: Sequence[ManifestEntry],
+            now: float,
+            *,
+            unlinked: bool = False,
+        ) -> FileRecord: ...
 
     async def create_and_put_object(
         self,
@@ -73,6 +98,7 @@ class NsCreatePart(NsObjectsPart):
         if_absent: bool = False,
         if_match: str | None = None,
     ) -> PutResult:
+        assert obj.file_id == rec.file_id, "the object links the file created with it"
         locs = list(locations)
         if locs:  # the copies first, in their own writes, as create_and_commit_files does
             await self.add_locations(locs, now)
@@ -92,41 +118,51 @@ class NsCreatePart(NsObjectsPart):
     async def _create_and_link(
         self, new: _NewFile, obj: NewObject, plan: Plan, now: float
     ) -> PutResult | None:
-        """The file and the key's change in one transaction; None when it does not fit."""
+        """The file and the key's change in one transaction; None when it does not fit.
+        Rounds run out: Unavailable when the last ones lost only refcount guesses (as
+        ``_apply_refs``), else Conflict (the key kept changing, as ``put_object``)."""
+        lost = _LOST_KEY
         for _ in range(MAX_ROUNDS):
             got = await self._rq.run(self._create_round, new, obj, plan, now)
-            if isinstance(got, str):  # _TOO_BIG
+            if got == _TOO_BIG:
                 return None
-            if got is None:
+            if isinstance(got, str):
+                lost = got
                 continue
             change, jobs = got
             await self._run_jobs(jobs, now)
             assert change.result is not None
             released = next((j["fid"]["S"] for j in jobs if "rel" in j), None)
             return PutResult(change.result, released)
+        if lost == _LOST_REFS:
+            raise Unavailable(f"create of file {new.rec.file_id} kept losing refcount races")
         raise Conflict(f"key {obj.key} of bucket {obj.bucket} keeps changing; try again")
 
     def _create_round(
         self, new: _NewFile, obj: NewObject, plan: Plan, now: float
-    ) -> tuple[Change, list[Item]] | str | None:
-        """One optimistic round: read (key, bucket, refcounts), plan, write. None when the
-        transaction lost a race."""
+    ) -> tuple[Change, list[Item]] | str:
+        """One optimistic round: read (key, bucket, refcounts), plan, write. A string when
+        it wrote nothing: ``_TOO_BIG``, or how the transaction lost a race (read again)."""
         chunk_keys = [{"chunk_id": S(r.chunk_id)} for r in new.refs]
         st = self._key_state(obj.bucket, obj.key, {"chunks": chunk_keys})
         change = plan(st)
         if new.rec.tenant != st.bucket.tenant:  # what put_object's file check refuses
             raise FileNotFound(f"no complete file {new.rec.file_id} of tenant {st.bucket.tenant}")
-        actions, jobs = self._change_actions(st, change, fresh=new.rec.file_id)
-        actions = [*self._new_file_actions(new, st, now), *actions]
-        if len(actions) > TX_MAX or _size(actions) > TX_BYTES_MAX:
-            return _TOO_BIG
         try:
-            self._rq.transact(actions)
+            # building the change may find its reads stale too (a link count below 0):
+            # Cancelled, like a transaction that lost, and so another round
+            actions, jobs = self._change_actions(st, change, fresh=new.rec.file_id)
+            actions = [*self._new_file_actions(new, st, now), *actions]
+            if len(actions) > TX_MAX or _size(actions) > TX_BYTES_MAX:
+                return _TOO_BIG
+            # one token per round: the retry policy's resend of a transaction whose answer
+            # was lost is then not applied again (within DynamoDB's 10 minutes)
+            self._rq.transact(actions, token=uuid.uuid4().hex)
         except Cancelled as exc:
             if exc.codes[0] != "ConditionalCheckFailed":
-                return None  # the head, a link, a refcount or the bucket moved: read again
-            # the file id is taken: by this very transaction (a retried request that had
-            # succeeded), or by another file
+                return _lost(exc.codes, len(new.refs))
+            # the file id is taken: by this very transaction (a resend that had succeeded,
+            # past the token's window), or by another file
             current = self._get_file_item(new.rec.file_id, ("mid",))
             if current is None or current["mid"]["S"] != new.item["mid"]["S"]:
                 raise Conflict(f"metadata write conflicts: file {new.rec.file_id} exists") from None
@@ -166,40 +202,63 @@ class NsCreatePart(NsObjectsPart):
         if_absent: bool,
         if_match: str | None,
     ) -> PutResult:
-        """Between the two writes the file is visible: another upload of the same bytes may
-        link it first, and then the delete is refused (the file stays, linked): the caller
-        still gets its own refusal, never the cleanup's error."""
+        """The file is recorded ``UNLINKED_ATTR`` (no lookup by content hands it out) under
+        an intent; linked, it loses the mark and then the intent; refused, it is deleted
+        and the caller gets its own refusal. A failure of that cleanup is only logged: the
+        caller gets the real outcome, and the sweep resolves the intent left."""
         intent = nc.unlinked_key(rec.file_id)
         await self._rq.run(self._put_intent, intent, rec, now)
-        await self.create_and_commit_files([(rec, entries)], now)
+        await self._create_committed(rec, entries, now, unlinked=True)
         try:
             result = await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
         except DfsError:
             try:
                 await self.delete_file(rec.file_id, rec.tenant, now)
-            except DfsError as exc:  # the intent stays: GC resolves it
-                log.info("unlinked file %s kept: %s", rec.file_id, exc)
-            else:
                 await self._rq.run(self._drop_intent, intent)
+            except DfsError as exc:  # the intent stays: the sweep resolves it
+                log.warning("refused PutObject's file %s left to the sweep: %s", rec.file_id, exc)
             raise
-        await self._rq.run(self._drop_intent, intent)
+        try:
+            await self._settle_linked(rec.file_id, intent)
+        except DfsError as exc:  # the intent stays: the sweep settles it
+            log.warning("linked file %s left to the sweep: %s", rec.file_id, exc)
         return result
 
+    async def _settle_linked(self, file_id: str, intent: Item) -> None:
+        """A linked file: found by content from now on, then its intent dropped (in this
+        order, so an intent is left while the mark is)."""
+        await self._rq.run(self._clear_unlinked, file_id)
+        await self._rq.run(self._drop_intent, intent)
+
     async def finish_namespace_jobs(self, now: float) -> int:
+        """The jobs, then the intents older than ``UNLINKED_GRACE``: at most
+        ``INTENTS_PER_PASS`` per shard and pass (the next pass takes the rest); one that
+        fails is logged and kept for the next pass, so it holds up no other."""
         done = await super().finish_namespace_jobs(now)
         for shard in range(nc.UNLINKED_SHARDS):
-            intents = await self._rq.run(self._ns_query, "namespace", f"unlinked#{shard:02d}")
+            intents = await self._rq.run(
+                self._ns_query, "namespace", f"unlinked#{shard:02d}", INTENTS_PER_PASS
+            )
             for intent in intents:
-                if now - float(intent["at"]["N"]) >= UNLINKED_GRACE:
+                if now - float(intent["at"]["N"]) < UNLINKED_GRACE:
+                    continue
+                try:
                     done += await self._resolve_unlinked(intent, now)
+                except DfsError as exc:
+                    log.warning("intent of file %s kept: %s", intent["s"]["S"], exc)
         return done
 
     async def _resolve_unlinked(self, intent: Item, now: float) -> int:
-        """Delete an abandoned PutObject's file unless a version links it; drop the intent.
-        0 (the intent kept for the next pass) when the delete was refused."""
+        """An abandoned PutObject's file: deleted unless a version links it (then it loses
+        its mark) or it is being released (then the release deletes it, with its scopes'
+        counts); the intent dropped. 0 (the intent kept for the next pass) when the delete
+        was refused."""
         file_id, tenant = intent["s"]["S"], intent["tenant"]["S"]
         try:
-            if not await self._links_of(file_id):
+            link = await self._link_item(file_id)
+            if link is not None and "rel" not in link:  # linked: found by content from now on
+                await self._rq.run(self._clear_unlinked, file_id)
+            elif link is None:
                 item = await self._file_item(file_id, ("state",))
                 if item["state"]["S"] == FILE_COMMITTING:  # a crashed commit: finish it first
                     await self.commit_file(file_id, now)
@@ -208,7 +267,7 @@ class NsCreatePart(NsObjectsPart):
         except FileNotFound:
             pass  # never recorded, or deleted already
         except Conflict:
-            return 0  # linked meanwhile (the next pass drops the intent) or busy
+            return 0  # linked meanwhile (the next pass settles it) or busy
         await self._rq.run(self._drop_intent, nc.key_of(intent["p"]["S"], file_id))
         return 1
 
@@ -220,6 +279,13 @@ class NsCreatePart(NsObjectsPart):
 
     def _drop_intent(self, key: Item) -> None:
         self._rq.call("delete_item", TableName=self.tables["namespace"], Key=key)
+
+
+def _lost(codes: Sequence[str], refs: int) -> str:
+    """How a cancelled create lost: ``_LOST_REFS`` when only refcount guesses failed (the
+    chunks' actions come right after the file's put), else ``_LOST_KEY``."""
+    failed = {i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"}
+    return _LOST_REFS if failed and failed <= set(range(1, 1 + refs)) else _LOST_KEY
 
 
 def _size(value: Any) -> int:

@@ -9,13 +9,16 @@ left (stored bytes, releasing a file) are run before the operation returns.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, FileNotFound, KeyNotFound
+from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, Location, ManifestEntry
+from dfs.meta.dynamo.codec import UNLINKED_ATTR, S, attr_names
+from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_commit import CommitPart
 from dfs.meta.dynamo.store_files import FilesPart
 from dfs.meta.dynamo.store_namespace_buckets import MAX_ROUNDS
@@ -32,6 +35,8 @@ from dfs.meta.namespace import (
     check_condition,
     check_owner,
 )
+
+log = logging.getLogger("dfs.meta.dynamo")
 
 
 class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
@@ -136,26 +141,49 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
                 own = await self._file_for(src_file, dst_tenant, dst.key, now)
                 obj = dataclasses.replace(obj, file_id=own.file_id)
         try:
-            return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
+            done = await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
         except FileNotFound:
             raise KeyNotFound(f"{src_key} was deleted during the copy") from None
         finally:
             # a copy that did not link its own file (a lost race) must not leave it behind
-            if own is not None and not await self._links_of(own.file_id):
+            if own is not None and await self._link_item(own.file_id) is None:
                 await self.delete_file(own.file_id, own.tenant, now)
+        if own is not None:  # linked: found by content from now on
+            try:
+                await self._rq.run(self._clear_unlinked, own.file_id)
+            except DfsError as exc:  # only a lookup by content misses it
+                log.warning("copied file %s keeps its unlinked mark: %s", own.file_id, exc)
+        return done
 
     async def _file_for(self, src: FileRecord, tenant: str, name: str, now: float) -> FileRecord:
         """A complete file of ``tenant`` with ``src``'s manifest: no chunk moves, the
-        references are counted by commit_file as for any other file."""
+        references are counted by commit_file as for any other file. Marked unlinked (see
+        the codec) until the copy links it: a copy that does not link it deletes it, so no
+        upload of the same bytes may adopt it meanwhile."""
         rec = dataclasses.replace(
             src, file_id=new_file_id(), tenant=tenant, name=name, created_at=now
         )
-        await self.create_file(rec, await self.get_manifest(src.file_id))
+        await self.create_file(rec, await self.get_manifest(src.file_id), unlinked=True)
         return await self.commit_file(rec.file_id, now)
 
-    async def _links_of(self, file_id: str) -> int:
-        item = await self._rq.run(self._ns_get, "namespace", nc.link_key(file_id, "tenant"))
-        return 0 if item is None else int(item["n"]["N"])
+    def _clear_unlinked(self, file_id: str) -> None:
+        """Remove ``UNLINKED_ATTR`` from the file's item (none left: nothing to do)."""
+        self._rq.call_or_none(
+            "update_item",
+            TableName=self.tables["files"],
+            Key={"file_id": S(file_id)},
+            UpdateExpression=f"REMOVE #{UNLINKED_ATTR}",
+            ConditionExpression="attribute_exists(#file_id)",
+            ExpressionAttributeNames=attr_names("file_id", UNLINKED_ATTR),
+        )
+
+    async def _link_item(self, file_id: str) -> Item | None:
+        """The file's tenant link count item: None when no version links it and it is not
+        being released (``rel``: the release deletes it, with its scopes' counts)."""
+        item: Item | None = await self._rq.run(
+            self._ns_get, "namespace", nc.link_key(file_id, "tenant")
+        )
+        return item
 
     # --- get, delete, update ----------------------------------------------------------------
 

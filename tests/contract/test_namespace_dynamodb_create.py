@@ -132,7 +132,11 @@ async def test_a_crash_between_the_two_writes_is_resolved_after_the_grace_period
     linked = (await first_half(store, "linked", 10.0)).file_id
     # the second writer linked its file, then died before settling it
     await store.put_object(NewObject("b", "other", linked, 7, owner="t1"), 11.0)
-    assert await store.find_file_by_sha256("t1", cid("linked")) is None  # still marked
+    # its link cleared its mark in the same transaction: found by content already
+    linked_found = await store.find_file_by_sha256("t1", cid("linked"))
+    assert linked_found is not None
+    assert linked_found.file_id == linked
+    assert await store.find_file_by_sha256("t1", cid("abandoned")) is None  # still marked
     assert sorted(await intents(store)) == sorted([abandoned, linked])
 
     assert await store.finish_namespace_jobs(10.0 + UNLINKED_GRACE - 1) == 0
@@ -142,7 +146,7 @@ async def test_a_crash_between_the_two_writes_is_resolved_after_the_grace_period
     with pytest.raises(FileNotFound):
         await store.get_file(abandoned)
     assert (await store.get_file(linked, "t1")).state == FILE_COMPLETE
-    found = await store.find_file_by_sha256("t1", cid("linked"))  # settled: found by content
+    found = await store.find_file_by_sha256("t1", cid("linked"))  # settled: still found
     assert found is not None
     assert found.file_id == linked
     assert await intents(store) == []
@@ -418,3 +422,66 @@ async def test_a_copys_own_file_is_not_found_by_content_until_linked(
     assert found is not None
     assert found.file_id == (await store.get_object("d", "k2")).file_id
     assert (await store.get_stats()).total_files == 3  # src, taken, the copy's own
+
+
+async def test_each_key_change_carries_its_own_token_and_a_resend_the_same(
+    store: DynamoMetadataStore,
+) -> None:
+    """``put_object``'s transaction (any key change) carries a ClientRequestToken of its
+    round, so that a resend after a lost answer is a no-op on DynamoDB instead of a second
+    change planned on the first's result; the retry policy resends it with that token."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0, versioning=VERSIONING_ENABLED))
+    one, one_manifest = new_file("one", [(cid("one"), 4)])
+    two, two_manifest = new_file("two", [(cid("two"), 5)])
+    await store.create_and_commit_files([(one, one_manifest), (two, two_manifest)], 1.0)
+    client = store._rq.client
+    send = client.transact_write_items
+    tokens: list[str | None] = []
+    dropped: list[int] = []
+
+    def recorded(**params: Any) -> Any:
+        tokens.append(params.get("ClientRequestToken"))
+        if not dropped:  # the first request is lost before DynamoDB sees it
+            dropped.append(1)
+            raise ReadTimeoutError(endpoint_url="dynamodb")
+        return send(**params)
+
+    client.transact_write_items = recorded
+    try:
+        await store.put_object(NewObject("b", "k", one.file_id, 4, owner="t1"), 2.0)
+        await store.put_object(NewObject("b", "k", two.file_id, 5, owner="t1"), 3.0)
+    finally:
+        client.transact_write_items = send
+    assert tokens[0] is not None
+    assert tokens[1] == tokens[0]  # the resend of the lost request
+    # the jobs' follow-up transactions carry none; each key change its own
+    assert len({t for t in tokens if t is not None}) == 2
+    versions = await store.list_versions("b")
+    assert [v.file_id for v in versions.objects] == [two.file_id, one.file_id]
+
+
+async def test_a_copy_that_linked_is_never_undone_by_its_cleanup(
+    store: DynamoMetadataStore,
+) -> None:
+    """A cross-tenant copy's cleanup runs only when its link failed: a failing look-up of
+    the link afterwards neither replaces the copy's success nor its own refusal."""
+    await store.create_bucket(BucketRecord("s", "t1", 1.0))
+    await store.create_bucket(BucketRecord("d", "t2", 1.0))
+    src, src_manifest = new_file("copied", [(cid("copied"), 8)])
+    await store.create_and_commit_files([(src, src_manifest)], 1.0)
+    await store.put_object(NewObject("s", "k", src.file_id, 8, owner="t1"), 1.5)
+
+    async def unreachable(file_id: str) -> Any:
+        raise Unavailable("the link look-up failed")
+
+    store._link_item = unreachable  # type: ignore[method-assign]
+    made = await store.copy_object("s", "k", None, NewObject("d", "k", "", 0), 2.0)
+    with pytest.raises(KeyExists):  # its own refusal, not the cleanup's error
+        await store.copy_object("s", "k", None, NewObject("d", "k", "", 0), 3.0, if_absent=True)
+    del store._link_item
+    got = await store.get_object("d", "k")
+    assert got.file_id == made.version.file_id
+    assert (await store.get_file(got.file_id, "t2")).state == FILE_COMPLETE
+    found = await store.find_file_by_sha256("t2", src.sha256)  # linked: its mark went with it
+    assert found is not None
+    assert found.file_id == got.file_id

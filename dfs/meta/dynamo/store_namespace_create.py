@@ -203,7 +203,8 @@ class NsCreatePart(NsObjectsPart):
         if_match: str | None,
     ) -> PutResult:
         """The file is recorded ``UNLINKED_ATTR`` (no lookup by content hands it out) under
-        an intent; linked, it loses the mark and then the intent; refused, it is deleted
+        an intent; linked, it loses the mark (in the link's transaction) and then the
+        intent; refused, it is deleted
         and the caller gets its own refusal. A failure of that cleanup is only logged: the
         caller gets the real outcome, and the sweep resolves the intent left."""
         intent = nc.unlinked_key(rec.file_id)
@@ -225,9 +226,8 @@ class NsCreatePart(NsObjectsPart):
         return result
 
     async def _settle_linked(self, file_id: str, intent: Item) -> None:
-        """A linked file: found by content from now on, then its intent dropped (in this
-        order, so an intent is left while the mark is)."""
-        await self._rq.run(self._clear_unlinked, file_id)
+        """A linked file: its link cleared its mark in the same transaction (found by
+        content from now on), so only its intent is left to drop."""
         await self._rq.run(self._drop_intent, intent)
 
     async def finish_namespace_jobs(self, now: float) -> int:
@@ -256,8 +256,8 @@ class NsCreatePart(NsObjectsPart):
         file_id, tenant = intent["s"]["S"], intent["tenant"]["S"]
         try:
             link = await self._link_item(file_id)
-            if link is not None and "rel" not in link:  # linked: found by content from now on
-                await self._rq.run(self._clear_unlinked, file_id)
+            if link is not None and "rel" not in link:  # linked (its mark went with the link;
+                await self._rq.run(self._clear_unlinked, file_id)  # cleared again: harmless)
             elif link is None:
                 item = await self._file_item(file_id, ("state",))
                 if item["state"]["S"] == FILE_COMMITTING:  # a crashed commit: finish it first

@@ -141,19 +141,26 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
                 own = await self._file_for(src_file, dst_tenant, dst.key, now)
                 obj = dataclasses.replace(obj, file_id=own.file_id)
         try:
-            done = await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
+            # linking ``own`` also clears its unlinked mark (``_file_check``)
+            return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
         except FileNotFound:
+            if own is not None:
+                await self._drop_unlinked_copy(own, now)
             raise KeyNotFound(f"{src_key} was deleted during the copy") from None
-        finally:
-            # a copy that did not link its own file (a lost race) must not leave it behind
-            if own is not None and await self._link_item(own.file_id) is None:
+        except BaseException:
+            if own is not None:
+                await self._drop_unlinked_copy(own, now)
+            raise
+
+    async def _drop_unlinked_copy(self, own: FileRecord, now: float) -> None:
+        """A copy that did not link its own file (a refusal, a lost race) must not leave it
+        behind; a failure here is logged, never raised over the copy's own error (the file
+        keeps its unlinked mark: no lookup by content hands it out)."""
+        try:
+            if await self._link_item(own.file_id) is None:
                 await self.delete_file(own.file_id, own.tenant, now)
-        if own is not None:  # linked: found by content from now on
-            try:
-                await self._rq.run(self._clear_unlinked, own.file_id)
-            except DfsError as exc:  # only a lookup by content misses it
-                log.warning("copied file %s keeps its unlinked mark: %s", own.file_id, exc)
-        return done
+        except DfsError as exc:
+            log.warning("copy's own file %s left behind: %s", own.file_id, exc)
 
     async def _file_for(self, src: FileRecord, tenant: str, name: str, now: float) -> FileRecord:
         """A complete file of ``tenant`` with ``src``'s manifest: no chunk moves, the

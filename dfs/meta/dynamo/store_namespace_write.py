@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import BucketNotFound, Conflict, FileNotFound
 from dfs.meta.base import FILE_COMPLETE
-from dfs.meta.dynamo.codec import N, S, attr_names, int_of
+from dfs.meta.dynamo.codec import UNLINKED_ATTR, N, S, attr_names, int_of
 from dfs.meta.dynamo.requests import Cancelled, Item
 from dfs.meta.dynamo.store_namespace_buckets import NsBucketsPart
 from dfs.meta.namespace import BucketRecord, ObjectVersion
@@ -121,9 +121,11 @@ class NsWritePart(NsBucketsPart):
         return change, jobs
 
     def _write_change(self, st: KeyState, ch: Change) -> list[Item]:
-        """The change's transaction (see the module); returns the job items it put."""
+        """The change's transaction (see the module); returns the job items it put. The
+        round's own ClientRequestToken makes the retry policy's resend of it, after an
+        answer lost, a no-op rather than a second change planned on the first's result."""
         actions, jobs = self._change_actions(st, ch)
-        self._rq.transact(actions)
+        self._rq.transact(actions, token=uuid.uuid4().hex)
         return jobs
 
     def _change_actions(
@@ -304,13 +306,16 @@ class NsWritePart(NsBucketsPart):
         return {"Put": {"TableName": table, "Item": new, **cond}}
 
     def _file_check(self, file_id: str, tenant: str) -> Item:
-        """A newly linked file must be complete and the bucket tenant's."""
+        """A newly linked file must be complete and the bucket tenant's; linked, it loses
+        its ``UNLINKED_ATTR`` mark in the same step (a lookup by content may find it from
+        now on), so no failure after the link can leave the mark behind."""
         return {
-            "ConditionCheck": {
+            "Update": {
                 "TableName": self.tables["files"],
                 "Key": {"file_id": S(file_id)},
+                "UpdateExpression": f"REMOVE #{UNLINKED_ATTR}",
                 "ConditionExpression": "#state = :complete AND #tenant = :t",
-                "ExpressionAttributeNames": attr_names("state", "tenant"),
+                "ExpressionAttributeNames": attr_names("state", "tenant", UNLINKED_ATTR),
                 "ExpressionAttributeValues": {":complete": S(FILE_COMPLETE), ":t": S(tenant)},
             }
         }

@@ -159,7 +159,10 @@ async def upload(request: web.Request) -> web.Response:
     fields = ObjectFields.from_query(request.query)  # 400 before any byte is read
     if target is not None:
         await request.app[NAMESPACE].require_writable(principal(request), target[0])
-    done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
+    # an object's file is the namespace's (released with its last version): a new file,
+    # never one of the tenant's files found by content (``dfs.api.ingest``, ``reuse``)
+    reuse = target is None
+    done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES, reuse=reuse)
     request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
     if target is not None:  # with a key, known bytes make a new object or version too
         file_id = str(done.body["file_id"])

@@ -255,6 +255,11 @@ class MetadataStore(Protocol):
         is exact right after ``commit_file`` returns (no eventually consistent index) and
         never looks at another tenant's files. The entry (one per tenant, sha256 and
         verified, ``sha256_entry``) is written in the same atomic step as the commit.
+        It never names a file that an object version links (``dfs.meta.namespace``): the
+        release of its last version deletes it, so it is no upload's to be answered with.
+        SQLite then names the first committed file no version links; DynamoDB's entry
+        names the first committed file only, so it names none while a version links that
+        one (file-level dedup is lost for that content there, never a file).
       - ``sha256_verified`` is stored as ``create_file`` was given it and read back by
         ``get_file`` and ``commit_file`` (listings may leave it out).
       - ``mark_sha256_verified(file_id)`` records that an API process found complete file

@@ -225,8 +225,9 @@ class NsCreatePart(NsObjectsPart):
         return result
 
     async def _settle_linked(self, file_id: str, intent: Item) -> None:
-        """A linked file: found by content from now on, then its intent dropped (in this
-        order, so an intent is left while the mark is)."""
+        """A linked file: its unlinked mark removed, then its intent dropped (in this order,
+        so an intent is left while the mark is). A linked file is not found by content
+        either (``find_file_by_sha256`` leaves out what a version links)."""
         await self._rq.run(self._clear_unlinked, file_id)
         await self._rq.run(self._drop_intent, intent)
 
@@ -256,7 +257,7 @@ class NsCreatePart(NsObjectsPart):
         file_id, tenant = intent["s"]["S"], intent["tenant"]["S"]
         try:
             link = await self._link_item(file_id)
-            if link is not None and "rel" not in link:  # linked: found by content from now on
+            if link is not None and "rel" not in link:  # linked: the mark is not needed
                 await self._rq.run(self._clear_unlinked, file_id)
             elif link is None:
                 item = await self._file_item(file_id, ("state",))

@@ -148,10 +148,10 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
             # a copy that did not link its own file (a lost race) must not leave it behind
             if own is not None and await self._link_item(own.file_id) is None:
                 await self.delete_file(own.file_id, own.tenant, now)
-        if own is not None:  # linked: found by content from now on
+        if own is not None:  # linked: the mark has done its work (a sweep spares it now)
             try:
                 await self._rq.run(self._clear_unlinked, own.file_id)
-            except DfsError as exc:  # only a lookup by content misses it
+            except DfsError as exc:  # harmless: a linked file is not found by content
                 log.warning("copied file %s keeps its unlinked mark: %s", own.file_id, exc)
         return done
 

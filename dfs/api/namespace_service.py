@@ -197,9 +197,11 @@ class Namespace:
             raise access.no_key(bucket, key)
         return Resolved(b, v)
 
-    async def require_writable(self, who: Principal, bucket: str) -> None:
-        """Refuse now, before an upload meant for ``bucket`` reads its body."""
-        access.require_write(who, await self.bucket(bucket))
+    async def require_writable(self, who: Principal, bucket: str) -> BucketRecord:
+        """Refuse now, before an upload meant for ``bucket`` reads its body; the bucket."""
+        b = await self.bucket(bucket)
+        access.require_write(who, b)
+        return b
 
     async def link(
         self,

@@ -35,7 +35,7 @@ from dfs.api.namespace_bodies import (
 )
 from dfs.api.namespace_service import Resolved
 from dfs.api.routes_seed import stored_file
-from dfs.errors import ContentNotStored, InvalidRequest
+from dfs.errors import ContentNotStored, FileNotFound, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
 from dfs.meta.namespace import ObjectVersion, PutResult
 from dfs.server import read_json
@@ -68,6 +68,8 @@ async def put_object(request: web.Request) -> web.Response:
     file_id = "" if body.get("file_id") in (None, "") else parse_file_id(body["file_id"])
     fields, ns = ObjectFields.parse(body), request.app[NAMESPACE]
     if body.get("sha256") is None:
+        if body.get("manifest_sha256") is not None:
+            raise InvalidRequest("manifest_sha256 goes with sha256")
         done = await ns.link(principal(request), bucket, key, file_id, fields)
     else:
         done = await _put_known(request, bucket, key, body, fields, bool(file_id))
@@ -93,9 +95,13 @@ async def _put_known(
     ns = request.app[NAMESPACE]
     await ns.require_writable(principal(request), bucket)  # 403/404 before any lookup
     rec = await stored_file(request, sha256, body.get("manifest_sha256"))
+    gone = ContentNotStored(f"no stored file of yours holds the bytes of sha256 {sha256}")
     if rec is None:
-        raise ContentNotStored(f"no stored file of yours holds the bytes of sha256 {sha256}")
-    return await ns.link_copy(principal(request), bucket, key, rec, fields)
+        raise gone
+    try:
+        return await ns.link_copy(principal(request), bucket, key, rec, fields)
+    except FileNotFound:  # deleted since it was found: as if never found (the caller uploads)
+        raise gone from None
 
 
 async def _empty(request: web.Request, r: Resolved) -> web.StreamResponse:

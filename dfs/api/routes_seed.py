@@ -158,11 +158,13 @@ async def upload(request: web.Request) -> web.Response:
 
     target = parse_target(request.query.get("bucket"), request.query.get("key"))
     fields = ObjectFields.from_query(request.query)  # 400 before any byte is read
+    b = None
     if target is not None:
-        await request.app[NAMESPACE].require_writable(principal(request), target[0])
-    # an object's file is the namespace's (released with its last version): a new file,
-    # never one of the tenant's files found by content (``dfs.api.ingest``, ``reuse``)
-    reuse = target is None
+        b = await request.app[NAMESPACE].require_writable(principal(request), target[0])
+    # an object's file is the namespace's (released with its last version): the owner's is a
+    # new file, never one of its files found by content (``dfs.api.ingest``, ``reuse``); a
+    # grantee's file is cloned into the owner's tenant by ``link``, so it may be one found
+    reuse = b is None or b.tenant != tenant
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES, reuse=reuse)
     request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
     if target is not None:  # with a key, known bytes make a new object or version too

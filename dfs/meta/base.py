@@ -261,7 +261,7 @@ class MetadataStore(Protocol):
         names the first committed file only, so it names none while a version links that
         one (file-level dedup is lost for that content there, never a file). With
         ``linked=True`` a linked file may be named too: for a caller that only reads it
-        (a new object's own file record of the same manifest, ``dfs.api.known_content``).
+        (a new object's own file record of the same manifest, ``Namespace.link_copy``).
       - ``sha256_verified`` is stored as ``create_file`` was given it and read back by
         ``get_file`` and ``commit_file`` (listings may leave it out).
       - ``mark_sha256_verified(file_id)`` records that an API process found complete file

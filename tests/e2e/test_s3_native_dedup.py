@@ -143,6 +143,8 @@ def test_an_object_made_by_content_gets_a_file_of_its_own(
     assert (status, got["error"]["code"]) == (404, "content_not_stored")
     both = {"sha256": sha, "file_id": native}
     assert api(gateway, "PUT", "/objects/known/c", gateway.token, both)[0] == 400
+    proof_alone = {"manifest_sha256": sha}  # not an empty object: a 400
+    assert api(gateway, "PUT", "/objects/known/c", gateway.token, proof_alone)[0] == 400
     other, _key = tenant_key_http(cluster, "known-other")
     assert api(gateway, "POST", "/buckets", other, {"name": "known-other"})[0] == 201
     status, got = api(gateway, "PUT", "/objects/known-other/x", other, {"sha256": sha})

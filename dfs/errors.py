@@ -140,6 +140,13 @@ class KeyNotFound(NotFound):
     code = "no_such_key"
 
 
+class ContentNotStored(NotFound):
+    """``PUT /objects`` by ``sha256``: the caller's tenant stores no complete file found to
+    hold those bytes (the caller then uploads them)."""
+
+    code = "content_not_stored"
+
+
 class UploadNotFound(NotFound):
     """An S3 multipart upload that does not exist (any more), or is not in the state the
     call needs (completed, aborted, being completed)."""
@@ -232,6 +239,7 @@ _ALL: tuple[type[DfsError], ...] = (
     NodeNotFound,
     BucketNotFound,
     KeyNotFound,
+    ContentNotStored,
     UploadNotFound,
     Conflict,
     IncompleteUpload,

@@ -82,11 +82,8 @@ Copies = Mapping[str, Collection[str]]  # chunk id -> the nodes a 201 said it is
 def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
     """Each node of ``targets`` as the primary, with the forward header naming the others in
     rotation order: the i-th rotation goes with the i-th put capability (``put_caps``)."""
-    out = []
-    for i in range(len(targets)):
-        primary, replicas = placement.rotation(targets, i)
-        out.append((primary, protocol.forward_header([(n.node_id, n.url) for n in replicas])))
-    return out
+    rots = [placement.rotation(targets, i) for i in range(len(targets))]
+    return [(p, protocol.forward_header([(n.node_id, n.url) for n in r])) for p, r in rots]
 
 
 async def _off_loop_if_big(chunks: int, build: Callable[[], T]) -> T:
@@ -527,12 +524,14 @@ class Coordinator:
             raise FileNotFound(f"no file {file_id}")  # unfinished files do not exist to readers
         return rec
 
-    async def find_by_sha256(self, tenant: str, sha256: str) -> FileRecord | None:
-        """The tenant's complete file declaring this sha256: the first verified one, else
-        the first whose sha256 is only claimed (for ``dfs.api.content_check`` to verify);
-        never a hidden file (``HIDDEN_NAME_PREFIX``)."""
-        found = await self.meta.find_file_by_sha256(tenant, sha256)
-        found = found or await self.meta.find_file_by_sha256(tenant, sha256, verified=False)
+    async def find_by_sha256(
+        self, tenant: str, sha256: str, *, linked: bool = False
+    ) -> FileRecord | None:
+        """The tenant's complete file declaring this sha256, verified first, else claimed (for
+        ``dfs.api.content_check`` to verify); never a hidden one, an object's if ``linked``."""
+        find = self.meta.find_file_by_sha256
+        found = await find(tenant, sha256, linked=linked)
+        found = found or await find(tenant, sha256, verified=False, linked=linked)
         if found is not None and found.name.startswith(HIDDEN_NAME_PREFIX):
             return None  # a multipart part: the upload deletes it, so it is nobody's to reuse
         return found

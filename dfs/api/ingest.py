@@ -15,7 +15,9 @@ seed's ``POST /upload`` and signed download URLs).
   enough copies, those checks already hold on what it has in hand: the file is recorded
   complete, its copies with it, in one metadata write (``_commit_sent``). It answers "already
   stored" only for a file whose manifest is the one computed here, never on a sha256 a
-  client declared (``_stored_already``). It counts the bytes that were new to the tenant
+  client declared (``_stored_already``), and never for a file an object version links
+  (the store's lookup leaves those out: deleting the object deletes the file); a caller
+  making an object's file passes ``reuse=False`` (a new file of its own). It counts the bytes that were new to the tenant
   (``Ingested.new_bytes``: chunks no complete file of the tenant referenced, each counted
   once), relative to the tenant's own chunks only (``owned_chunks``), never to what other
   tenants store. Memory: the chunker's buffer, the chunks of one hand-over from its thread

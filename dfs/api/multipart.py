@@ -252,9 +252,10 @@ class Multipart:
                     yield data
 
         reader = StreamReader(joined())
-        return await ingest(
-            self.coord, tenant, name, reader.read, ChunkerProfile.default(), MAX_OBJECT_BYTES
-        )
+        profile = ChunkerProfile.default()
+        # the object's own file, never one of the tenant's found by content (``assemble``)
+        limit = MAX_OBJECT_BYTES
+        return await ingest(self.coord, tenant, name, reader.read, profile, limit, reuse=False)
 
     async def finish(self, upload: MultipartUpload, expect: set[str]) -> None:
         """Seal the upload (``done``) if its state is in ``expect``, release its parts'

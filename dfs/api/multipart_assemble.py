@@ -16,8 +16,9 @@ two ways:
   budget) every chunk is read back in order and hashed (``_read_all``), since SHA-256
   cannot be combined from the parts'.
 
-The file is then committed as an ingest's (``commit_ingested``): if the tenant already
-stores the same bytes (the same SHA-256 and the same chunks), the object links that file.
+The file is then committed as an ingest's (``commit_ingested``), always as a new file of
+its own (``reuse`` off): the object's last version releases (deletes) it, so it must never
+be a file of the tenant's found by content; its chunks dedup as any upload's.
 
 Memory: the reads' window of chunks (or the edge chunks of two parts) plus the splicer's
 window (about a maximum chunk and one own chunk).
@@ -207,7 +208,7 @@ async def assemble(
     assert whole is not None
     req = UploadRequest(name, total, whole, str(profile), job.manifest, sha256_verified=True)
     return await commit_ingested(
-        coord, tenant, sender.file_id, req, sender.receipts, copies=sender.copies
+        coord, tenant, sender.file_id, req, sender.receipts, False, copies=sender.copies
     )
 
 
@@ -256,5 +257,5 @@ async def assemble_ahead(
     profile = str(ahead.profile)
     req = UploadRequest(name, ahead.base, whole, profile, ahead.manifest, sha256_verified=True)
     return await commit_ingested(
-        coord, tenant, ahead.file_id, req, ahead.receipts, copies=ahead.copies
+        coord, tenant, ahead.file_id, req, ahead.receipts, False, copies=ahead.copies
     )

@@ -197,9 +197,11 @@ class Namespace:
             raise access.no_key(bucket, key)
         return Resolved(b, v)
 
-    async def require_writable(self, who: Principal, bucket: str) -> None:
-        """Refuse now, before an upload meant for ``bucket`` reads its body."""
-        access.require_write(who, await self.bucket(bucket))
+    async def require_writable(self, who: Principal, bucket: str) -> BucketRecord:
+        """Refuse now, before an upload meant for ``bucket`` reads its body; the bucket."""
+        b = await self.bucket(bucket)
+        access.require_write(who, b)
+        return b
 
     async def link(
         self,
@@ -234,6 +236,24 @@ class Namespace:
             new, self.coord.clock(), if_absent=if_absent, if_match=if_match
         )
 
+    async def link_copy(
+        self, who: Principal, bucket: str, key: str, rec: FileRecord, fields: ObjectFields
+    ) -> PutResult:
+        """A new current version of ``bucket/key`` with the bytes of the caller's complete
+        file ``rec`` (found by its content) in a file record of its own with the same
+        manifest: ``rec`` stays what it was (a file its owner may delete, or another
+        object's, released with its last version), and no chunk is read or written. The
+        owner's record is created and linked in one write (a refused link leaves nothing);
+        a grantee's file becomes the owner's by ``link`` (``_owners_file``)."""
+        b = await self.bucket(bucket)
+        access.require_write(who, b)
+        if b.tenant != who.tenant:
+            return await self.link(who, bucket, key, rec.file_id, fields, read=b)
+        now = self.coord.clock()
+        manifest = await self.coord.meta.get_manifest(rec.file_id)
+        own = dataclasses.replace(rec, file_id=new_file_id(), state=FILE_PENDING, created_at=now)
+        return await self.create_and_link(who, b, key, (own, manifest, ()), fields, None, now)
+
     async def create_and_link(
         self,
         who: Principal,
@@ -241,7 +261,7 @@ class Namespace:
         key: str,
         new_file: tuple[FileRecord, Sequence[ManifestEntry], Sequence[Location]],
         fields: ObjectFields,
-        etag: str,
+        etag: str | None,
         now: float,
         *,
         if_absent: bool = False,

@@ -2,7 +2,7 @@
 
 | method | path                          | answer                                           |
 |--------|-------------------------------|--------------------------------------------------|
-| PUT    | /objects/{bucket}/{key}       | link ``{file_id?, content_type?, metadata?, tags?, access?}``: 201 ``{"object", "released_file_id"}`` |
+| PUT    | /objects/{bucket}/{key}       | link ``{file_id? or sha256? (manifest_sha256?), content_type?, metadata?, tags?, access?}``: 201 ``{"object", "released_file_id"}`` |
 | GET    | /objects/{bucket}/{key}       | the bytes (``?version=``, Range), verified chunk by chunk; HEAD the headers |
 | DELETE | /objects/{bucket}/{key}       | ``?version=``: ``{"deleted": key, "version": the marker or removed version}`` |
 | GET    | /object-info/{bucket}/{key}   | the version's metadata (``?version=``)           |
@@ -18,6 +18,8 @@ public-read buckets and objects only; everything refused answers 404 as missing 
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from dfs import protocol
@@ -32,9 +34,10 @@ from dfs.api.namespace_bodies import (
     parse_tenants,
 )
 from dfs.api.namespace_service import Resolved
-from dfs.errors import InvalidRequest
-from dfs.ids import parse_file_id
-from dfs.meta.namespace import ObjectVersion
+from dfs.api.routes_seed import stored_file
+from dfs.errors import ContentNotStored, FileNotFound, InvalidRequest
+from dfs.ids import parse_file_id, parse_sha256
+from dfs.meta.namespace import ObjectVersion, PutResult
 from dfs.server import read_json
 
 MAX_URL_TTL = 7 * 24 * 3600  # S3's longest presigned URL (the cluster's cap_ttl may be less)
@@ -63,11 +66,42 @@ async def put_object(request: web.Request) -> web.Response:
     bucket, key = _target(request)
     body = await read_json(request, protocol.MAX_JSON_BODY)
     file_id = "" if body.get("file_id") in (None, "") else parse_file_id(body["file_id"])
-    done = await request.app[NAMESPACE].link(
-        principal(request), bucket, key, file_id, ObjectFields.parse(body)
-    )
+    fields, ns = ObjectFields.parse(body), request.app[NAMESPACE]
+    if body.get("sha256") is None:
+        if body.get("manifest_sha256") is not None:
+            raise InvalidRequest("manifest_sha256 goes with sha256")
+        done = await ns.link(principal(request), bucket, key, file_id, fields)
+    else:
+        done = await _put_known(request, bucket, key, body, fields, bool(file_id))
     answer = {"object": object_body(done.version), "released_file_id": done.released_file_id}
     return web.json_response(answer, status=201)
+
+
+async def _put_known(
+    request: web.Request,
+    bucket: str,
+    key: str,
+    body: dict[str, Any],
+    fields: ObjectFields,
+    with_file_id: bool,
+) -> PutResult:
+    """``PUT /objects`` by content (``sha256``, optional ``manifest_sha256``): a version of
+    bytes the caller's tenant stores already, in a file record of its own (no byte sent,
+    none handed over: ``Namespace.link_copy``); 404 ``content_not_stored`` when none is
+    found to hold them."""
+    if with_file_id:
+        raise InvalidRequest("give file_id or sha256, not both")
+    sha256 = parse_sha256(body["sha256"])
+    ns = request.app[NAMESPACE]
+    await ns.require_writable(principal(request), bucket)  # 403/404 before any lookup
+    rec = await stored_file(request, sha256, body.get("manifest_sha256"))
+    gone = ContentNotStored(f"no stored file of yours holds the bytes of sha256 {sha256}")
+    if rec is None:
+        raise gone
+    try:
+        return await ns.link_copy(principal(request), bucket, key, rec, fields)
+    except FileNotFound:  # deleted since it was found: as if never found (the caller uploads)
+        raise gone from None
 
 
 async def _empty(request: web.Request, r: Resolved) -> web.StreamResponse:

@@ -6,7 +6,7 @@
 | GET    | /download/{id}                | ``{"download_url", "filename", "size", "expires_at"}``  |
 | GET    | /signed-download/{id}?tenant=&sig= | the file's bytes, verified chunk by chunk; no token: the signature is the credential |
 | POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata with ``new_bytes`` (its bytes new to this tenant), 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes; with ``?bucket=&key=`` (and ``content_type=``, ``meta-NAME=``, ``tag-NAME=``) also linked as that object's new version: always 201, plus ``"object"`` |
-| GET    | /check?sha256=&manifest_sha256= | ``{"exists", "file"}``: does this tenant store a complete file with these bytes (verified, see ``dfs.api.content_check``) |
+| GET    | /check?sha256=&manifest_sha256= | ``{"exists", "file"}``: does this tenant store a complete file (its own or an object's) with these bytes (verified, see ``dfs.api.content_check``) |
 | GET    | /admin/hashes?limit=&next_page= | ``{"hashes", "next_page"}``: chunk ids (admin); the key also as ``last_evaluated_key`` |
 
 ``/admin/hashes`` lists the ids (sha256) of the chunks complete files reference: the store's
@@ -34,6 +34,7 @@ from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
+from dfs.meta.base import FileRecord
 from dfs.server import StreamDeadline, query_param
 
 DOWNLOAD_URL_TTL = 15 * 60  # the most a capability may live
@@ -157,9 +158,14 @@ async def upload(request: web.Request) -> web.Response:
 
     target = parse_target(request.query.get("bucket"), request.query.get("key"))
     fields = ObjectFields.from_query(request.query)  # 400 before any byte is read
+    b = None
     if target is not None:
-        await request.app[NAMESPACE].require_writable(principal(request), target[0])
-    done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES)
+        b = await request.app[NAMESPACE].require_writable(principal(request), target[0])
+    # an object's file is the namespace's (released with its last version): the owner's is a
+    # new file, never one of its files found by content (``dfs.api.ingest``, ``reuse``); a
+    # grantee's file is cloned into the owner's tenant by ``link``, so it may be one found
+    reuse = b is None or b.tenant != tenant
+    done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES, reuse=reuse)
     request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
     if target is not None:  # with a key, known bytes make a new object or version too
         file_id = str(done.body["file_id"])
@@ -177,23 +183,33 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def check(request: web.Request) -> web.Response:
-    """Does this tenant store a complete file with these bytes: answered only for a file the
-    servers verified holds them (``dfs.api.content_check``), never on a declared sha256."""
+    """Does this tenant store a complete file with these bytes (a file of its own or an
+    object's): answered only for a file the servers verified holds them
+    (``dfs.api.content_check``), never on a declared sha256."""
     sha256 = parse_sha256(query_param(request, "sha256"))
     proof = request.query.get("manifest_sha256")
-    if proof is not None:
-        proof = parse_sha256(proof, "manifest_sha256")
-    coord = request.app[COORDINATOR]
-    rec = await coord.find_by_sha256(principal(request).tenant, sha256)
-    if rec is not None:
-        reads = proof is None and not rec.sha256_verified
-        reads = reads and request.app[VERIFIED].known(rec.file_id) is None
-        async with big_slot(request, reads and rec.size > protocol.MIB):
-            if not await confirms(coord, rec, sha256, proof, request.app[VERIFIED]):
-                rec = None
+    rec = await stored_file(request, sha256, proof)
     return web.json_response(
         {"exists": rec is not None, "file": file_body(rec) if rec is not None else None}
     )
+
+
+async def stored_file(request: web.Request, sha256: str, proof: object) -> FileRecord | None:
+    """The caller's tenant's complete file (its own or an object's) found to hold the bytes
+    of ``sha256``: by the caller's manifest proof (``manifest_sha256``, when not None) or by
+    the servers' verification (``dfs.api.content_check.confirms``); None if there is none."""
+    if proof is not None:
+        proof = parse_sha256(proof, "manifest_sha256")
+    coord = request.app[COORDINATOR]
+    rec = await coord.find_by_sha256(principal(request).tenant, sha256, linked=True)
+    if rec is None:
+        return None
+    reads = proof is None and not rec.sha256_verified
+    reads = reads and request.app[VERIFIED].known(rec.file_id) is None
+    async with big_slot(request, reads and rec.size > protocol.MIB):
+        if not await confirms(coord, rec, sha256, proof, request.app[VERIFIED]):
+            return None
+    return rec
 
 
 _HASHES_PARAMS = frozenset({"limit", "last_evaluated_key", "next_page"})

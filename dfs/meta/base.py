@@ -255,6 +255,13 @@ class MetadataStore(Protocol):
         is exact right after ``commit_file`` returns (no eventually consistent index) and
         never looks at another tenant's files. The entry (one per tenant, sha256 and
         verified, ``sha256_entry``) is written in the same atomic step as the commit.
+        It never names a file that an object version links (``dfs.meta.namespace``): the
+        release of its last version deletes it, so it is no upload's to be answered with.
+        SQLite then names the first committed file no version links; DynamoDB's entry
+        names the first committed file only, so it names none while a version links that
+        one (file-level dedup is lost for that content there, never a file). With
+        ``linked=True`` a linked file may be named too: for a caller that only reads it
+        (a new object's own file record of the same manifest, ``Namespace.link_copy``).
       - ``sha256_verified`` is stored as ``create_file`` was given it and read back by
         ``get_file`` and ``commit_file`` (listings may leave it out).
       - ``mark_sha256_verified(file_id)`` records that an API process found complete file
@@ -400,7 +407,7 @@ class MetadataStore(Protocol):
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
     ) -> set[str]: ...
     async def find_file_by_sha256(
-        self, tenant: str, sha256: str, *, verified: bool = True
+        self, tenant: str, sha256: str, *, verified: bool = True, linked: bool = False
     ) -> FileRecord | None: ...
     async def mark_sha256_verified(self, file_id: str) -> FileRecord | None: ...
     async def list_chunk_ids(

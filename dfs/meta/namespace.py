@@ -228,7 +228,11 @@ class NamespaceStore(Protocol):
         or None when nothing was there.
       - A file is released when the last version linking it goes: it is deleted as
         ``MetadataStore.delete_file`` deletes it (chunk references dropped exactly once).
-        ``put_object`` may link one file to several versions (same tenant).
+        ``put_object`` may link one file to several versions (same tenant). A linked file
+        is the namespace's: ``find_file_by_sha256`` (whole-file dedup) never names it, and
+        the writers give an object a new file of its own, never one of the tenant's files
+        found by content (``dfs.api.ingest``'s ``reuse``); linking a file by its id hands
+        that file to the namespace.
       - ``restore_version(bucket, key, version_id, now)`` makes a copy of that version the
         new current version (S3's "copy the old version over the key"): metadata only; the
         copy keeps the old version's metadata and tags. KeyNotFound for a delete marker.

@@ -72,7 +72,7 @@ from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
 from dfs.meta.sqlite_refcounts import commit_many, commit_one, create_committed, mark_verified
-from dfs.meta.sqlite_schema import FILE_COLUMNS, file_record, node_record
+from dfs.meta.sqlite_schema import FILE_COLUMNS, FIND_BY_HASH, file_record, node_record
 from dfs.meta.sqlite_tokens import SqliteTokensMixin
 from dfs.meta.sqlite_usage_history import SqliteUsageHistoryMixin
 
@@ -378,7 +378,7 @@ class SqliteMetadataStore(
         return await self._run(lambda: op(self._db, self._labels))
 
     async def find_file_by_sha256(
-        self, tenant: str, sha256: str, *, verified: bool = True
+        self, tenant: str, sha256: str, *, verified: bool = True, linked: bool = False
     ) -> FileRecord | None:
         labels = self._loop_labels
 
@@ -387,11 +387,8 @@ class SqliteMetadataStore(
             if tid is None:
                 return None
             key = pack_hex(sha256)
-            row = db.execute(  # the files_by_hash index: the first committed wins
-                f"SELECT {FILE_COLUMNS} FROM files WHERE tenant=? AND sha256_verified=? "
-                "AND substr(sha256, 1, 8)=? AND state = 1 AND sha256=? ORDER BY seq LIMIT 1",
-                (tid, int(verified), key[:8], key),
-            ).fetchone()
+            args = (tid, int(verified), key[:8], key)
+            row = db.execute(FIND_BY_HASH[linked], args).fetchone()
             return None if row is None else file_record(db, labels, row)
 
         return await self._run_on_loop(op)

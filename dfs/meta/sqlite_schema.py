@@ -110,6 +110,21 @@ FILE_COLUMNS = (
 )
 """What ``file_record`` reads (``SELECT {FILE_COLUMNS} FROM files``)."""
 
+_BY_HASH = (
+    f"SELECT {FILE_COLUMNS} FROM files WHERE tenant=? AND sha256_verified=? "
+    "AND substr(sha256, 1, 8)=? AND state = 1 AND sha256=? "
+)
+FIND_BY_HASH = {
+    False: _BY_HASH + "AND NOT EXISTS "
+    "(SELECT 1 FROM ns_file_links l WHERE l.file_id = files.file_id AND l.links > 0) "
+    "ORDER BY seq LIMIT 1",
+    True: _BY_HASH + "ORDER BY seq LIMIT 1",
+}
+"""``find_file_by_sha256``'s query (tenant, verified, sha256[:8], sha256) by its ``linked``,
+on the ``files_by_hash`` index: the first committed file that no object version links (a
+linked file is the namespace's: the release of its last version deletes it), or with
+``linked`` the first committed file."""
+
 
 def create_tables(conn: sqlite3.Connection) -> None:
     for stmt in SCHEMA.split(";"):

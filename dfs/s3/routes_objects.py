@@ -73,6 +73,9 @@ async def put_object(request: web.Request) -> web.StreamResponse:
             body.read,
             ChunkerProfile.default(),
             MAX_OBJECT_BYTES,
+            # the owner's object gets a file of its own (its last version's release deletes
+            # it), never a file of the tenant's found by content; a grantee's is cloned
+            reuse=not own,
             body_sha256=body.sha256_hex,
             commit=object_writes.linking_commit(
                 request, b, key, fields, sums, cond, body.finish, linked

@@ -114,8 +114,8 @@ def create_bucket_and_upload(w: Watched, files: dict[str, bytes], folder: Path) 
 
 
 def upload_known_again(w: Watched, data: bytes, folder: Path) -> None:
-    """Bytes this tenant already stores: hashed in the page, found by /check, linked under the
-    new key; the page sends no upload at all."""
+    """Bytes this tenant already stores: hashed in the page, made the new key's object by
+    content (``PUT /objects`` with the sha256: a file record of its own), no upload sent."""
     page = w.page
     sent: list[str] = []
 

@@ -185,6 +185,10 @@ def upload_known_again(con: Console, data: bytes, root: Path) -> None:
     assert chunk_bytes_received(con.c) == before
     con.page.remove_listener("request", watch)
     assert sent == []
+    # a file record of its own: deleting either object never deletes the other's file
+    same = [con.api(f"/object-info/{BUCKET}/holiday/{n}") for n in ("img-07.bin", again.name)]
+    assert same[0]["sha256"] == same[1]["sha256"]
+    assert same[0]["file_id"] != same[1]["file_id"]
     con.w.shot("actions-already-stored")
 
 

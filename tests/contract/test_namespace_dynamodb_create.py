@@ -21,6 +21,7 @@ from dfs.errors import FileNotFound, KeyExists, KeyNotFound, Unavailable
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location
 from dfs.meta.dynamo import DynamoMetadataStore
+from dfs.meta.dynamo.codec import UNLINKED_ATTR
 from dfs.meta.dynamo.requests import Cancelled
 from dfs.meta.dynamo.store_namespace_create import UNLINKED_GRACE
 from dfs.meta.dynamo.store_namespace_write import Change, KeyState
@@ -50,6 +51,11 @@ async def intents(store: DynamoMetadataStore) -> list[str]:
         for shard in range(nc.UNLINKED_SHARDS)
         for item in await store._rq.run(store._ns_query, "namespace", f"unlinked#{shard:02d}")
     ]
+
+
+async def marked_unlinked(store: DynamoMetadataStore, file_id: str) -> bool:
+    """Whether the file's item still carries the ``unl`` mark of a file not linked yet."""
+    return UNLINKED_ATTR in await store._file_item(file_id, ("file_id", UNLINKED_ATTR))
 
 
 async def first_half(store: DynamoMetadataStore, chunk: str, now: float) -> FileRecord:
@@ -132,8 +138,8 @@ async def test_a_crash_between_the_two_writes_is_resolved_after_the_grace_period
     linked = (await first_half(store, "linked", 10.0)).file_id
     # the second writer linked its file, then died before settling it
     await store.put_object(NewObject("b", "other", linked, 7, owner="t1"), 11.0)
-    # its link cleared its mark in the same transaction: found by content already
-    linked_found = await store.find_file_by_sha256("t1", cid("linked"))
+    # its link cleared its mark in the same transaction: found by content (as linked) already
+    linked_found = await store.find_file_by_sha256("t1", cid("linked"), linked=True)
     assert linked_found is not None
     assert linked_found.file_id == linked
     assert await store.find_file_by_sha256("t1", cid("abandoned")) is None  # still marked
@@ -146,9 +152,8 @@ async def test_a_crash_between_the_two_writes_is_resolved_after_the_grace_period
     with pytest.raises(FileNotFound):
         await store.get_file(abandoned)
     assert (await store.get_file(linked, "t1")).state == FILE_COMPLETE
-    found = await store.find_file_by_sha256("t1", cid("linked"))  # settled: still found
-    assert found is not None
-    assert found.file_id == linked
+    assert not await marked_unlinked(store, linked)  # settled
+    assert await store.find_file_by_sha256("t1", cid("linked")) is None  # linked: never
     assert await intents(store) == []
     stats = await store.get_stats()
     assert (stats.total_files, stats.logical_bytes, stats.stored_bytes) == (1, 7, 7)
@@ -219,7 +224,8 @@ async def test_a_file_not_linked_yet_is_not_found_by_content(
     store: DynamoMetadataStore,
 ) -> None:
     """Between the two writes (or after a crash there) the file is complete, but no lookup
-    by content hands it out: the sweep may delete it. Linked and settled, it is found."""
+    by content hands it out: the sweep may delete it. Linked and settled, it is not either:
+    it is the namespace's (the release of its last version deletes it)."""
     await store.create_bucket(BucketRecord("b", "t1", 1.0))
     rec = await first_half(store, "held", 10.0)
     assert (await store.get_file(rec.file_id, "t1")).state == FILE_COMPLETE
@@ -227,19 +233,18 @@ async def test_a_file_not_linked_yet_is_not_found_by_content(
         assert await store.find_file_by_sha256("t1", rec.sha256, verified=verified) is None
     await store.put_object(NewObject("b", "k", rec.file_id, 7, owner="t1"), 11.0)
     await store._settle_linked(rec.file_id, nc.unlinked_key(rec.file_id))
-    found = await store.find_file_by_sha256("t1", rec.sha256)
-    assert found is not None
-    assert found.file_id == rec.file_id
+    assert not await marked_unlinked(store, rec.file_id)
+    # linked now: the namespace's, so still never found by content (its release deletes it)
+    assert await store.find_file_by_sha256("t1", rec.sha256) is None
     assert await intents(store) == []
 
-    # the whole two-write path: found by content once it returns
+    # the whole two-write path: settled once it returns, and not found by content
     big, big_manifest = new_file("big", [(cid(("held", i)), 3) for i in range(60)])
     await store.create_and_put_object(
         big, big_manifest, [], NewObject("b", "big", big.file_id, 180, owner="t1"), 12.0
     )
-    found = await store.find_file_by_sha256("t1", big.sha256)
-    assert found is not None
-    assert found.file_id == big.file_id
+    assert not await marked_unlinked(store, big.file_id)
+    assert await store.find_file_by_sha256("t1", big.sha256) is None
     assert await intents(store) == []
 
 
@@ -276,9 +281,8 @@ async def test_a_failed_cleanup_leaves_the_outcome_and_the_intent_to_the_sweep(
     assert await store.finish_namespace_jobs(3.0 + UNLINKED_GRACE) == 2
     assert await intents(store) == []
     assert (await store.get_object("b", "k")).file_id == rec.file_id
-    found = await store.find_file_by_sha256("t1", rec.sha256)
-    assert found is not None
-    assert found.file_id == rec.file_id
+    assert not await marked_unlinked(store, rec.file_id)
+    assert await store.find_file_by_sha256("t1", rec.sha256) is None  # linked: never
     stats = await store.get_stats()
     assert (stats.total_files, stats.stored_bytes) == (1, 180)
 
@@ -418,9 +422,8 @@ async def test_a_copys_own_file_is_not_found_by_content_until_linked(
     await store.copy_object("s", "k", None, NewObject("d", "k2", "", 0), 3.0)
     del store.put_object
     assert seen == [None, None]
-    found = await store.find_file_by_sha256("t2", src.sha256)
-    assert found is not None
-    assert found.file_id == (await store.get_object("d", "k2")).file_id
+    assert not await marked_unlinked(store, (await store.get_object("d", "k2")).file_id)
+    assert await store.find_file_by_sha256("t2", src.sha256) is None  # linked: never
     assert (await store.get_stats()).total_files == 3  # src, taken, the copy's own
 
 
@@ -482,6 +485,6 @@ async def test_a_copy_that_linked_is_never_undone_by_its_cleanup(
     got = await store.get_object("d", "k")
     assert got.file_id == made.version.file_id
     assert (await store.get_file(got.file_id, "t2")).state == FILE_COMPLETE
-    found = await store.find_file_by_sha256("t2", src.sha256)  # linked: its mark went with it
+    found = await store.find_file_by_sha256("t2", src.sha256, linked=True)  # mark went with it
     assert found is not None
     assert found.file_id == got.file_id

@@ -49,6 +49,12 @@ def _object_file(gw: Gateway, bucket: str, key: str) -> str:
     return str(info["file_id"])
 
 
+def _object_chunks(gw: Gateway, bucket: str, key: str) -> list[str]:
+    file_id = _object_file(gw, bucket, key)
+    plan = http_json(f"{gw.api_url}/download-plan?file_id={file_id}", gw.token)
+    return [c["sha256"] for c in plan["chunks"]]
+
+
 def test_upload_file_with_boto3_defaults(gateway: Gateway, tmp_path: Path) -> None:
     s3 = gateway.client()
     s3.create_bucket(Bucket="big")
@@ -240,8 +246,8 @@ def test_multipart_dedups_like_a_single_put(
     """The issue's measure (DEDUP_MIB): the bytes by one PutObject, the
     same bytes by boto3's multipart defaults, and a copy with 100 bytes inserted in the
     middle: the distinct bytes stored stay below 1.1 x DEDUP_MIB, and the multipart object
-    is the PUT's very file (the same chunks: Complete re-chunked it as one stream). The one
-    big test of this module."""
+    is made of the PUT's very chunks (Complete re-chunked it as one stream), in a file of
+    its own (an object's file is deleted with it). The one big test of this module."""
     meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
     started = time.monotonic()
     with (
@@ -259,7 +265,8 @@ def test_multipart_dedups_like_a_single_put(
         s3.upload_file(str(src), "ddp", "multi")
         s3.upload_file(str(edited), "ddp", "edited")
         stats = http_json(f"{c.api_url}/admin/stats", c.admin_token)
-        assert _object_file(gw, "ddp", "multi") == _object_file(gw, "ddp", "single")
+        assert _object_file(gw, "ddp", "multi") != _object_file(gw, "ddp", "single")
+        assert _object_chunks(gw, "ddp", "multi") == _object_chunks(gw, "ddp", "single")
         for key, digest in sums.items():
             assert _read_sha256(s3, "ddp", key) == digest, key
         took = time.monotonic() - started

@@ -34,7 +34,7 @@ async def test_new_bytes_count_only_the_tenants_own_chunks(inproc: InProcessClus
     status, body, _ = await req("POST", f"{api}/upload?filename=a", bob, data=data)
     assert status == 201, body
     assert body["new_bytes"] == len(data)
-    # into a key: known bytes are linked, nothing new
+    # into a key: the object gets a file of its own, but none of its bytes is new
     await req("POST", f"{api}/buckets", alice, json={"name": "new-bytes"})
     q = "bucket=new-bytes&key=k/a&filename=a"
     status, body, _ = await req("POST", f"{api}/upload?{q}", alice, data=data)

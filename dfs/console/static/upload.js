@@ -3,12 +3,15 @@
 // and one for all, cancel (per file and all) and retry of a failed or cancelled file.
 //
 // Each file is hashed in the hashing worker (hash.js: streaming, any size) and the page asks
-// /check whether this tenant already stores those bytes (the API answers for the caller's
-// own verified files only): if so the new key links that file (PUT /objects, no byte sent,
-// "already stored"). Otherwise POST /upload sends it; the API chunks it and answers how many
+// /check whether this tenant already stores those bytes (its own verified files or objects
+// only): if so it asks for the new key by content (PUT /objects with the sha256): the key
+// gets a file record of its own with their chunks, no byte sent, "already stored"; the file
+// found is never handed to the object (deleting the object must not delete a file someone
+// else keeps). Otherwise (or if those bytes went meanwhile: 404 content_not_stored)
+// POST /upload sends it; the API chunks it and answers how many
 // of its bytes were new to this tenant (new_bytes): "stored" (all new), "N% new" or
 // "already stored" (none), never relative to what other tenants store.
-import { call, keyPath, query, uploadFile } from "./api.js";
+import { ApiError, call, keyPath, query, uploadFile } from "./api.js";
 import { button, clear, h, printable } from "./dom.js";
 import { hashFile } from "./hash.js";
 
@@ -83,13 +86,20 @@ class Item {
     }
   }
 
-  // known content: a new object linking the tenant's stored file, not one byte sent
+  // known content: a new object of the tenant's stored bytes, not one byte sent; false
+  // when the tenant stores none (then the file is uploaded). /check first: a 404 for every
+  // new file would be a failed request in the browser's console
   async linkKnown(bucket, sha256) {
     this.show("checking");
     const found = await call("GET", `/check${query({ sha256 })}`);
-    if (!found.exists || !found.file) return false;
-    await call("PUT", `/objects/${keyPath(bucket, this.key)}`, { file_id: found.file.file_id });
-    return true;
+    if (!found.exists) return false;
+    try {
+      await call("PUT", `/objects/${keyPath(bucket, this.key)}`, { sha256 });
+      return true;
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "content_not_stored") return false;
+      throw err;
+    }
   }
 
   cancel() {

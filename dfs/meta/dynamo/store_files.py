@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import dfs.meta.dynamo.codec as codec
+import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
 from dfs.meta.base import (
     FILE_COMPLETE,
@@ -152,7 +153,7 @@ class FilesPart(StoreCore):
         return await self._rq.run(op)
 
     async def find_file_by_sha256(
-        self, tenant: str, sha256: str, *, verified: bool = True
+        self, tenant: str, sha256: str, *, verified: bool = True, linked: bool = False
     ) -> FileRecord | None:
         key = {"tenant": S(tenant), "sha256": S(sha256_entry(sha256, verified))}
         resp = await self._rq.run(
@@ -173,7 +174,24 @@ class FilesPart(StoreCore):
         if item["tenant"]["S"] != tenant or UNLINKED_ATTR in item:
             return None  # a PutObject's file not linked yet: it may be deleted unlinked
         rec = codec.file_record(item)
-        return rec if rec.state == FILE_COMPLETE and rec.sha256_verified == verified else None
+        if rec.state != FILE_COMPLETE or rec.sha256_verified != verified:
+            return None
+        # a file an object version links is the namespace's: the release of its last version
+        # deletes it, so it is no upload's answer (dedup is lost for this content, no file)
+        return None if not linked and await self._linked(rec.file_id) else rec
+
+    async def _linked(self, file_id: str) -> bool:
+        """Whether an object version links the file (its tenant link item exists: the
+        namespace writes it in the transaction that links, ``store_namespace_codec``)."""
+        resp = await self._rq.run(
+            lambda: self._rq.call(
+                "get_item",
+                TableName=self.tables["namespace"],
+                Key=nc.link_key(file_id, "tenant"),
+                ConsistentRead=True,
+            )
+        )
+        return "Item" in resp
 
     # --- what garbage collection asks about files ---------------------------------------------
 

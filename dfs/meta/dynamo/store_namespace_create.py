@@ -226,8 +226,9 @@ class NsCreatePart(NsObjectsPart):
         return result
 
     async def _settle_linked(self, file_id: str, intent: Item) -> None:
-        """A linked file: its link cleared its mark in the same transaction (found by
-        content from now on), so only its intent is left to drop."""
+        """A linked file: its link cleared its mark in the same transaction, so only its
+        intent is left to drop (a linked file is not found by content either:
+        ``find_file_by_sha256`` leaves out what a version links)."""
         await self._rq.run(self._drop_intent, intent)
 
     async def finish_namespace_jobs(self, now: float) -> int:

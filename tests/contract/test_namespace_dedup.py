@@ -1,0 +1,78 @@
+"""A file that an object version links is the namespace's: a lookup by content
+(``find_file_by_sha256``, which whole-file dedup answers an upload with) never names it, on
+both backends. Were it named, the upload's file id would be the object's file, and deleting
+the object (its last version) would delete the file the upload was answered with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dfs.errors import FileNotFound
+from dfs.meta.base import FileRecord, Location, MetadataStore
+from dfs.meta.namespace import NewObject
+from tests.contract.test_namespace_create_and_put import new_file
+from tests.contract.test_namespace_store import Store, bucket, cid
+
+
+@pytest.fixture
+def ns(meta: MetadataStore) -> Store:
+    return meta  # type: ignore[return-value]
+
+
+def _verified(tenant: str, chunk: str) -> tuple[FileRecord, list]:  # type: ignore[type-arg]
+    rec, manifest = new_file(tenant, chunk, 10)
+    return dataclasses.replace(rec, sha256_verified=True), manifest
+
+
+def _object(b: str, key: str, rec: FileRecord) -> NewObject:
+    return NewObject(b, key, rec.file_id, rec.size, sha256=rec.sha256, owner=rec.tenant)
+
+
+async def _released(ns: Store, now: float) -> None:
+    """Any release job left (DynamoDB's writer runs them itself; none is left here)."""
+    await ns.finish_namespace_jobs(now)
+
+
+async def test_an_objects_file_is_not_found_by_content(ns: Store) -> None:
+    """PutObject's file (created and linked in one write) is never a dedup answer; a native
+    file of the same bytes committed afterwards is, and survives the object's delete."""
+    await bucket(ns, "dd")
+    rec, manifest = _verified("t1", cid("dd-a"))
+    locs = [Location(cid("dd-a"), "n1", 10)]
+    await ns.create_and_put_object(rec, manifest, locs, _object("dd", "k", rec), 2.0)
+    assert await ns.find_file_by_sha256("t1", rec.sha256) is None
+    native = dataclasses.replace(rec, file_id=new_file("t1", cid("dd-a"), 10)[0].file_id)
+    (native,) = await ns.create_and_commit_files([(native, manifest)], 3.0)
+    found = await ns.find_file_by_sha256("t1", rec.sha256)
+    # SQLite names the first file not linked; DynamoDB's entry names the first committed
+    # (the object's), so it names none: dedup is lost there, never a file
+    assert found is None or found.file_id == native.file_id
+    await ns.delete_object("dd", "k", None, 4.0)
+    await _released(ns, 5.0)
+    with pytest.raises(FileNotFound):
+        await ns.get_file(rec.file_id, "t1")
+    assert (await ns.get_file(native.file_id, "t1")).size == 10
+
+
+async def test_a_file_linked_by_id_is_no_longer_found_by_content(ns: Store) -> None:
+    """A native file linked as a version (``put_object``) leaves the lookup by content in
+    the same write: no later upload is answered with a file the object's delete releases."""
+    await bucket(ns, "dl")
+    rec, manifest = _verified("t1", cid("dl-a"))
+    (rec,) = await ns.create_and_commit_files([(rec, manifest)], 1.0)
+    assert (await ns.find_file_by_sha256("t1", rec.sha256)) is not None
+    await ns.put_object(_object("dl", "k", rec), 2.0)
+    assert await ns.find_file_by_sha256("t1", rec.sha256) is None
+    # asked for with ``linked``, it is named (a reader's lookup: PUT /objects by content)
+    found = await ns.find_file_by_sha256("t1", rec.sha256, linked=True)
+    assert found is not None
+    assert found.file_id == rec.file_id
+    assert await ns.find_file_by_sha256("t2", rec.sha256, linked=True) is None  # its tenant's
+    await ns.delete_object("dl", "k", None, 3.0)
+    await _released(ns, 4.0)
+    with pytest.raises(FileNotFound):  # released with its last version, as documented
+        await ns.get_file(rec.file_id, "t1")
+    assert await ns.find_file_by_sha256("t1", rec.sha256) is None

@@ -15,7 +15,7 @@ wins, the other gets KeyExists; two overwrites of an unversioned key: both succe
 later one stays) and leaves no file. Rounds that run out answer Conflict, or Unavailable
 when they lost only refcount guesses (as ``commit_file``). Each round's transaction carries
 its own ClientRequestToken, so the retry policy's resend of one whose answer was lost is
-not applied twice; past DynamoDB's 10-minute window the resend is cancelled, and the file
+not applied twice (a resend after a refusal takes a new token: ``requests``); past DynamoDB's 10-minute window the resend is cancelled, and the file
 item being ours (its manifest id) says it had succeeded.
 
 A file that does not fit (more than ``INLINE_ENTRIES`` entries, more distinct chunks than

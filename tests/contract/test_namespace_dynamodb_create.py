@@ -11,12 +11,14 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
 import dfs.meta.dynamo.store_namespace_codec as nc
+import dfs.meta.dynamo.store_namespace_create as create_module
 from dfs.errors import FileNotFound, KeyExists, KeyNotFound, Unavailable
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location
@@ -485,3 +487,38 @@ async def test_a_copy_that_linked_is_never_undone_by_its_cleanup(
     found = await store.find_file_by_sha256("t2", src.sha256)  # linked: its mark went with it
     assert found is not None
     assert found.file_id == got.file_id
+
+
+async def test_young_intents_never_starve_an_older_one(
+    store: DynamoMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More intents still in their grace period than one pass reads, all sorting before an
+    abandoned one of the same shard: each pass goes on after the last intent the previous
+    one read, so the abandoned file is deleted within a few passes, not never."""
+    monkeypatch.setattr(create_module, "INTENTS_PER_PASS", 3)
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    old = await first_half(store, "starved", 10.0)
+    while old.file_id < "c":  # room below it for the young ones
+        await store.delete_file(old.file_id, "t1", 10.0)
+        await store._rq.run(store._drop_intent, nc.unlinked_key(old.file_id))
+        old = await first_half(store, "starved", 10.0)
+    shard = nc.unlinked_key(old.file_id)["p"]["S"]
+    young: list[str] = []
+    while len(young) < 7:
+        file_id = str(uuid.uuid4())
+        if file_id < old.file_id and nc.unlinked_key(file_id)["p"]["S"] == shard:
+            young.append(file_id)
+    late = 10.0 + UNLINKED_GRACE
+    for file_id in young:  # put just now: in their grace period for every pass below
+        rec, _ = new_file(file_id)
+        await store._rq.run(
+            store._put_intent, nc.unlinked_key(file_id), replace(rec, file_id=file_id), late
+        )
+    passes = 0
+    while old.file_id in await intents(store):
+        assert passes < 4, "the abandoned intent was never reached"
+        await store.finish_namespace_jobs(late + passes)
+        passes += 1
+    with pytest.raises(FileNotFound):
+        await store.get_file(old.file_id)
+    assert sorted(await intents(store)) == sorted(young)

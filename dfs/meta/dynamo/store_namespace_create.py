@@ -1,4 +1,6 @@
-"""A PutObject's new file and its link in the DynamoDB store (``create_and_put_object``).
+"""A PutObject's new file and its link in the DynamoDB store (``create_and_put_object``);
+also the path of every other new file a version links at once: a copy's own file in
+another tenant's bucket (``copy_object``), a read-write grantee's file made the owner's.
 
 One transaction when it fits: the file item put complete (its manifest inline) under
 ``attribute_not_exists(file_id)``, its chunks' refcounts and the tenant's, a counter shard

@@ -41,15 +41,17 @@ async def shared_bucket(ns: Namespace, name: str) -> None:
     await ns.update_bucket(OWNER, name, versioning=None, bucket_access=None, grants=grants)
 
 
+@pytest.mark.parametrize("chunks", [1, 60])  # one DynamoDB transaction, or two writes
 async def test_a_refused_grantee_put_leaves_no_file_of_the_owner(
-    meta: MetadataStore, service: Namespace
+    meta: MetadataStore, service: Namespace, chunks: int
 ) -> None:
     store: Store = meta  # type: ignore[assignment]
     await shared_bucket(service, "inbox")
     old = await make_file(store, OWNER.tenant, [(cid("g-old"), 5)])
     await service.link(OWNER, "inbox", "k", old.file_id, ObjectFields(), etag="e-old")
     chunk = cid("g-new")
-    mine = await make_file(store, GRANTEE.tenant, [(chunk, 9)])
+    more = [(cid(("g-new", i)), 3) for i in range(1, chunks)]
+    mine = await make_file(store, GRANTEE.tenant, [(chunk, 9), *more])
     before = await meta.get_stats()
     refused: list[tuple[bool, str | None, type[Exception]]] = [
         (True, None, KeyExists),
@@ -73,8 +75,9 @@ async def test_a_refused_grantee_put_leaves_no_file_of_the_owner(
     with pytest.raises(BucketNotFound):
         await service.link(GRANTEE, "gone", "k", mine.file_id, ObjectFields(), read=read)
     assert [f.file_id for f in await meta.list_files(OWNER.tenant, limit=100)] == [old.file_id]
-    assert await refcounts(store, [chunk]) == {chunk: 1}  # the grantee's own file only
-    assert not await meta.owned_chunks(OWNER.tenant, [chunk])
+    every = [chunk, *(c for c, _ in more)]
+    assert await refcounts(store, every) == dict.fromkeys(every, 1)  # the grantee's file's
+    assert not await meta.owned_chunks(OWNER.tenant, every)
     after = await meta.get_stats()
     assert (after.total_files, after.logical_bytes) == (before.total_files, before.logical_bytes)
     assert (await service.store.get_object("inbox", "k")).file_id == old.file_id

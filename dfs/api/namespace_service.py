@@ -227,14 +227,17 @@ class Namespace:
         again (the store's write still checks, atomically, that both exist and match)."""
         b = read if read is not None and read.name == bucket else await self.bucket(bucket)
         access.require_write(who, b)
-        size, sha256 = 0, ""
+        size, sha256, now = 0, "", self.coord.clock()
         if file_id:
-            rec = _own_fresh(who, b, file_id, written) or await self._owners_file(who, b, file_id)
-            file_id, size, sha256 = rec.file_id, rec.size, rec.sha256
+            rec = _fresh(who, file_id, written) or await self.coord.get_complete_file(
+                file_id, who.tenant
+            )
+            if rec.tenant != b.tenant:  # a read-write grantee's file
+                new = _new_object(b, key, new_file_id(), rec.size, rec.sha256, fields, etag)
+                return await self._link_as_owners(rec, new, now, if_absent, if_match)
+            size, sha256 = rec.size, rec.sha256
         new = _new_object(b, key, file_id, size, sha256, fields, etag)
-        return await self.store.put_object(
-            new, self.coord.clock(), if_absent=if_absent, if_match=if_match
-        )
+        return await self.store.put_object(new, now, if_absent=if_absent, if_match=if_match)
 
     async def link_copy(
         self, who: Principal, bucket: str, key: str, rec: FileRecord, fields: ObjectFields
@@ -244,7 +247,7 @@ class Namespace:
         manifest: ``rec`` stays what it was (a file its owner may delete, or another
         object's, released with its last version), and no chunk is read or written. The
         owner's record is created and linked in one write (a refused link leaves nothing);
-        a grantee's file becomes the owner's by ``link`` (``_owners_file``)."""
+        a grantee's file becomes the owner's by ``link`` (``_link_as_owners``)."""
         b = await self.bucket(bucket)
         access.require_write(who, b)
         if b.tenant != who.tenant:
@@ -281,22 +284,23 @@ class Namespace:
             rec, manifest, locations, new, now, if_absent=if_absent, if_match=if_match
         )
 
-    async def _owners_file(self, who: Principal, b: BucketRecord, file_id: str) -> FileRecord:
-        """The caller's complete file ``file_id`` as a file of the bucket owner's tenant
-        (whose file every version links): itself, or for a read-write grantee a new file
-        record of the owner with the same manifest (committed as any upload is: the chunk
-        references and the owner's chunk set stay exact; no chunk is read or written), as
-        a copy into another tenant's bucket makes one."""
-        rec = await self.coord.get_complete_file(file_id, who.tenant)
-        if b.tenant == who.tenant:
-            return rec
-        meta, now = self.coord.meta, self.coord.clock()
-        manifest = await meta.get_manifest(file_id)
+    async def _link_as_owners(
+        self, rec: FileRecord, new: NewObject, now: float, if_absent: bool, if_match: str | None
+    ) -> PutResult:
+        """A read-write grantee's complete file ``rec`` linked as ``new``: a new file record
+        of the bucket owner (``new.file_id``, whose file every version links) with the same
+        manifest (its references counted as any upload's: the owner's chunk set stays
+        exact; no chunk is read or written), as a copy into another tenant's bucket makes
+        one. Created and linked in one store write (``create_and_put_object``), so a
+        refused link (a condition, the bucket gone or another tenant's) or a crash leaves
+        no file of the owner behind."""
+        manifest = await self.coord.meta.get_manifest(rec.file_id)
         clone = dataclasses.replace(
-            rec, file_id=new_file_id(), tenant=b.tenant, state=FILE_PENDING, created_at=now
+            rec, file_id=new.file_id, tenant=new.owner, state=FILE_PENDING, created_at=now
         )
-        await meta.create_file(clone, manifest)
-        return await meta.commit_file(clone.file_id, now)
+        return await self.store.create_and_put_object(
+            clone, manifest, [], new, now, if_absent=if_absent, if_match=if_match
+        )
 
     async def delete(
         self, who: Principal, bucket: str, key: str, version: str | None
@@ -517,11 +521,9 @@ def _new_object(
     )
 
 
-def _own_fresh(
-    who: Principal, b: BucketRecord, file_id: str, written: FileRecord | None
-) -> FileRecord | None:
-    """``written`` when it is complete file ``file_id`` of the caller's tenant, which owns
-    bucket ``b``: what ``_owners_file`` would read back."""
+def _fresh(who: Principal, file_id: str, written: FileRecord | None) -> FileRecord | None:
+    """``written`` when it is complete file ``file_id`` of the caller's tenant: what
+    ``get_complete_file`` would read back."""
     if written is None or written.file_id != file_id or written.state != FILE_COMPLETE:
         return None
-    return written if written.tenant == who.tenant == b.tenant else None
+    return written if written.tenant == who.tenant else None

@@ -3,13 +3,16 @@ request counts, table creation, configuration and error translation."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from dfs.errors import ConfigError, Unavailable
 from dfs.meta import open_metadata_store
@@ -212,3 +215,82 @@ async def test_a_node_sequence_item_of_before_boot_numbers_counts_as_none(
     assert "boot" not in got["Item"]
     assert got["Item"]["boot_no"] == {"N": "1700000000000"}
     assert not await store.advance_node_sequence("n1", 1_700_000_000_000, 1)
+
+
+def _client_error(code: str, reasons: Sequence[str] = ()) -> ClientError:
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": code}}
+    if reasons:
+        response["CancellationReasons"] = [{"Code": r} for r in reasons]
+    return ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+
+
+class _Answers:
+    """A client whose TransactWriteItems answers from a script (an exception, or success),
+    recording the ClientRequestToken of each request."""
+
+    def __init__(self, *answers: Exception | None) -> None:
+        self.meta = type("Meta", (), {"events": _Events()})()
+        self.answers = list(answers)
+        self.tokens: list[str | None] = []
+
+    def transact_write_items(self, **params: Any) -> dict[str, object]:
+        self.tokens.append(params.get("ClientRequestToken"))
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise answer
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+CONFLICT = ("None", "TransactionConflict")
+
+
+@pytest.mark.parametrize(
+    ("answers", "same"),
+    [
+        # refused, nothing applied: the next attempt is a new request with a new token, so
+        # DynamoDB cannot answer it with the first one's cancellation
+        ([_client_error("TransactionCanceledException", CONFLICT)], [False]),
+        ([_client_error("ThrottlingException")], [False]),
+        # no answer, or a 5xx: it may have been applied; only its token can tell
+        ([ReadTimeoutError(endpoint_url="dynamodb")], [True]),
+        ([_client_error("InternalServerError")], [True]),
+        ([_client_error("TransactionInProgressException")], [True]),
+        # once an attempt's outcome is open, no later refusal may change the token
+        (
+            [
+                _client_error("TransactionCanceledException", CONFLICT),
+                ReadTimeoutError(endpoint_url="dynamodb"),
+                _client_error("TransactionCanceledException", CONFLICT),
+            ],
+            [False, True, True],
+        ),
+    ],
+)
+async def test_a_retry_keeps_its_token_only_while_an_attempt_may_have_applied(
+    answers: list[Exception], same: list[bool]
+) -> None:
+    client = _Answers(*answers)
+    rq = Requests(client, attempts=len(answers) + 1)
+    try:
+        await rq.run(rq.transact, [{"Put": {}}], "first-token")
+    finally:
+        await rq.close()
+    tokens = client.tokens
+    assert len(tokens) == len(answers) + 1
+    assert tokens[0] == "first-token"
+    assert [b == a for a, b in itertools.pairwise(tokens)] == same
+    assert None not in tokens
+    assert len(set(tokens)) == 1 + same.count(False)
+
+
+async def test_a_transaction_without_a_token_is_sent_without_one() -> None:
+    client = _Answers(_client_error("TransactionCanceledException", CONFLICT))
+    rq = Requests(client, attempts=2)
+    try:
+        await rq.run(rq.transact, [{"Put": {}}])
+    finally:
+        await rq.close()
+    assert client.tokens == [None, None]

@@ -7,16 +7,19 @@ period (on moto's server)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
 import dfs.meta.dynamo.store_namespace_codec as nc
+import dfs.meta.dynamo.store_namespace_create as create_module
 from dfs.errors import FileNotFound, KeyExists, KeyNotFound, Unavailable
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location
@@ -395,20 +398,85 @@ async def test_rounds_lost_on_refcount_guesses_answer_unavailable(
         await store.get_object("b", "k")
 
 
-async def test_a_copys_own_file_is_not_found_by_content_until_linked(
-    store: DynamoMetadataStore,
-) -> None:
-    """A copy into another tenant's bucket records that tenant's own file, which the copy
-    deletes again when its link is refused: until linked no upload of the same bytes by
-    that tenant may adopt it. Linked, it is found by content."""
+async def copy_source(store: DynamoMetadataStore, name: str, chunks: int) -> FileRecord:
+    """Buckets ``s`` (of t1, holding ``k``: a file of ``chunks`` chunks) and ``d`` (of t2,
+    holding ``k``: another file), for copies across tenants."""
     await store.create_bucket(BucketRecord("s", "t1", 1.0))
     await store.create_bucket(BucketRecord("d", "t2", 1.0))
-    src, src_manifest = new_file("copied", [(cid("copied"), 8)])
+    src, src_manifest = new_file(name, [(cid((name, i)), 8) for i in range(chunks)])
     await store.create_and_commit_files([(src, src_manifest)], 1.0)
-    await store.put_object(NewObject("s", "k", src.file_id, 8, owner="t1"), 1.5)
+    await store.put_object(NewObject("s", "k", src.file_id, src.size, owner="t1"), 1.5)
     taken, taken_manifest = new_file("taken", [(cid("taken"), 3)], tenant="t2")
     await store.create_and_commit_files([(taken, taken_manifest)], 1.0)
     await store.put_object(NewObject("d", "k", taken.file_id, 3, owner="t2"), 1.5)
+    return src
+
+
+async def test_a_small_copy_across_tenants_is_one_transaction(
+    store: DynamoMetadataStore,
+) -> None:
+    """The copy's own file (the destination tenant's) and its link are one transaction: a
+    refused copy writes nothing, and no crash can leave the file without its link."""
+    src = await copy_source(store, "small", 1)
+    before = calls(store)
+    with pytest.raises(KeyExists):
+        await store.copy_object("s", "k", None, NewObject("d", "k", "", 0), 2.0, if_absent=True)
+    written = {"TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
+    assert not set(calls(store) - before) & written
+    before = calls(store)
+    made = await store.copy_object("s", "k", None, NewObject("d", "k2", "", 0), 3.0)
+    # the copy's file and link, then its stored-bytes job: no second write for the file
+    assert (calls(store) - before)["TransactWriteItems"] == 2
+    own = await store.get_file(made.version.file_id, "t2")
+    assert (own.state, own.size) == (FILE_COMPLETE, src.size)
+    assert await store.get_manifest(own.file_id) == await store.get_manifest(src.file_id)
+    assert (await store.get_stats()).total_files == 3  # src, taken, the copy's own
+    assert await intents(store) == []
+
+
+async def test_a_copy_that_crashed_before_its_link_is_swept(
+    store: DynamoMetadataStore,
+) -> None:
+    """A copy across tenants of a file too big for one transaction: its own file is
+    recorded, then the writer dies before the link. The intent put before the file lets
+    the sweep delete it after the grace period, with every counter it moved."""
+    src = await copy_source(store, "big", 60)
+    before = await store.get_stats()
+    owned_before = await store.owned_chunks("t2", [cid(("big", i)) for i in range(60)])
+    reached = asyncio.Event()
+
+    async def dies(obj: NewObject, now: float, **kw: Any) -> Any:
+        reached.set()
+        await asyncio.Event().wait()  # the process is gone: this never returns
+
+    store.put_object = dies  # type: ignore[method-assign]
+    copy = asyncio.create_task(store.copy_object("s", "k", None, NewObject("d", "k2", "", 0), 10.0))
+    try:
+        await asyncio.wait_for(reached.wait(), 60)
+        del store.put_object
+        assert len(await store.list_files("t2", limit=10)) == 2  # taken, the copy's own
+        assert await store.find_file_by_sha256("t2", src.sha256) is None  # marked
+        await store.finish_namespace_jobs(10.0 + UNLINKED_GRACE)
+        assert [f.name for f in await store.list_files("t2", limit=10)] == ["taken"]
+        after = await store.get_stats()
+        assert (after.total_files, after.stored_bytes) == (before.total_files, before.stored_bytes)
+        assert await store.owned_chunks("t2", [cid(("big", i)) for i in range(60)]) == (
+            owned_before
+        )
+        assert await intents(store) == []
+    finally:
+        copy.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await copy
+
+
+async def test_a_big_copys_own_file_is_not_found_by_content_until_linked(
+    store: DynamoMetadataStore,
+) -> None:
+    """A copy across tenants in two writes: its own file is recorded first, and deleted
+    again when the link is refused; until linked, no upload of the same bytes by that
+    tenant may adopt it. Linked, it is found by content."""
+    src = await copy_source(store, "copied", 60)
     put_object = store.put_object
     seen: list[FileRecord | None] = []
 
@@ -425,6 +493,7 @@ async def test_a_copys_own_file_is_not_found_by_content_until_linked(
     assert not await marked_unlinked(store, (await store.get_object("d", "k2")).file_id)
     assert await store.find_file_by_sha256("t2", src.sha256) is None  # linked: never
     assert (await store.get_stats()).total_files == 3  # src, taken, the copy's own
+    assert await intents(store) == []
 
 
 async def test_each_key_change_carries_its_own_token_and_a_resend_the_same(
@@ -463,28 +532,63 @@ async def test_each_key_change_carries_its_own_token_and_a_resend_the_same(
     assert [v.file_id for v in versions.objects] == [two.file_id, one.file_id]
 
 
-async def test_a_copy_that_linked_is_never_undone_by_its_cleanup(
+async def test_a_copys_failed_cleanup_never_replaces_its_outcome(
     store: DynamoMetadataStore,
 ) -> None:
-    """A cross-tenant copy's cleanup runs only when its link failed: a failing look-up of
-    the link afterwards neither replaces the copy's success nor its own refusal."""
-    await store.create_bucket(BucketRecord("s", "t1", 1.0))
-    await store.create_bucket(BucketRecord("d", "t2", 1.0))
-    src, src_manifest = new_file("copied", [(cid("copied"), 8)])
-    await store.create_and_commit_files([(src, src_manifest)], 1.0)
-    await store.put_object(NewObject("s", "k", src.file_id, 8, owner="t1"), 1.5)
+    """A refused copy in two writes deletes its own file; when that delete fails, the copy
+    still answers its own refusal, and the sweep deletes the file after the grace period."""
+    src = await copy_source(store, "copied", 60)
 
-    async def unreachable(file_id: str) -> Any:
-        raise Unavailable("the link look-up failed")
+    async def unreachable(file_id: str, tenant: str, now: float) -> Any:
+        raise Unavailable("dynamodb unreachable")
 
-    store._link_item = unreachable  # type: ignore[method-assign]
-    made = await store.copy_object("s", "k", None, NewObject("d", "k", "", 0), 2.0)
+    made = await store.copy_object("s", "k", None, NewObject("d", "k2", "", 0), 2.0)
+    store.delete_file = unreachable  # type: ignore[method-assign]
     with pytest.raises(KeyExists):  # its own refusal, not the cleanup's error
         await store.copy_object("s", "k", None, NewObject("d", "k", "", 0), 3.0, if_absent=True)
-    del store._link_item
-    got = await store.get_object("d", "k")
+    del store.delete_file
+    assert len(await store.list_files("t2", limit=10)) == 3  # taken, the copy, the refused
+    await store.finish_namespace_jobs(3.0 + UNLINKED_GRACE)
+    assert len(await store.list_files("t2", limit=10)) == 2
+    got = await store.get_object("d", "k2")
     assert got.file_id == made.version.file_id
     assert (await store.get_file(got.file_id, "t2")).state == FILE_COMPLETE
     found = await store.find_file_by_sha256("t2", src.sha256, linked=True)  # mark went with it
     assert found is not None
     assert found.file_id == got.file_id
+    assert await intents(store) == []
+
+
+async def test_young_intents_never_starve_an_older_one(
+    store: DynamoMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More intents still in their grace period than one pass reads, all sorting before an
+    abandoned one of the same shard: each pass goes on after the last intent the previous
+    one read, so the abandoned file is deleted within a few passes, not never."""
+    monkeypatch.setattr(create_module, "INTENTS_PER_PASS", 3)
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    old = await first_half(store, "starved", 10.0)
+    while old.file_id < "c":  # room below it for the young ones
+        await store.delete_file(old.file_id, "t1", 10.0)
+        await store._rq.run(store._drop_intent, nc.unlinked_key(old.file_id))
+        old = await first_half(store, "starved", 10.0)
+    shard = nc.unlinked_key(old.file_id)["p"]["S"]
+    young: list[str] = []
+    while len(young) < 7:
+        file_id = str(uuid.uuid4())
+        if file_id < old.file_id and nc.unlinked_key(file_id)["p"]["S"] == shard:
+            young.append(file_id)
+    late = 10.0 + UNLINKED_GRACE
+    for file_id in young:  # put just now: in their grace period for every pass below
+        rec, _ = new_file(file_id)
+        await store._rq.run(
+            store._put_intent, nc.unlinked_key(file_id), replace(rec, file_id=file_id), late
+        )
+    passes = 0
+    while old.file_id in await intents(store):
+        assert passes < 4, "the abandoned intent was never reached"
+        await store.finish_namespace_jobs(late + passes)
+        passes += 1
+    with pytest.raises(FileNotFound):
+        await store.get_file(old.file_id)
+    assert sorted(await intents(store)) == sorted(young)

@@ -13,6 +13,18 @@ requests and read answers:
 - Call counting: botocore's own retries are off, so its ``before-call`` event fires once per
   HTTP request; ``calls_by_operation`` counts them, per API operation (for benchmarks of
   metadata calls per GiB).
+- ClientRequestToken (``transact(..., token=)``): DynamoDB applies a TransactWriteItems once
+  per token and answers a resend of one that succeeded as done, for 10 minutes; a resend
+  with other items is refused (IdempotentParameterMismatch). AWS documents the replay of a
+  success only, so a resend of a token whose attempt was refused might replay that refusal
+  instead of running. The token therefore follows what dfs knows of the earlier attempts:
+  after an answer that says nothing was applied (TransactionCanceledException, e.g. a
+  TransactionConflict with another transaction; throttling), the next attempt takes a new
+  token and runs as a new request; after an attempt whose outcome is unknown (no answer: a
+  timeout or a dropped connection; a 5xx; TransactionInProgress), every later attempt of
+  the call keeps its token, the only one that can tell whether it was applied (a new one
+  could apply it twice). A cancellation on a condition is not retried here: the caller
+  reads again and sends a new round, with a new token.
 - Error translation, once, in ``run``: a failed condition -> Conflict, a missing table or an
   unreachable endpoint -> Unavailable, ValidationException -> InvalidRequest. Store modules
   never see botocore exceptions: ``call_or_none`` answers None for an expected refusal, and
@@ -24,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -66,6 +79,10 @@ _RETRY_CODES = frozenset(
         "TransactionInProgressException",
     }
 )
+# retried, but the request may have been applied (or still be running): keep its token
+_OUTCOME_OPEN = frozenset(
+    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
+)
 _RETRY_REASONS = frozenset(
     {
         "TransactionConflict",
@@ -104,6 +121,17 @@ def _error_code(exc: ClientError) -> str:
 
 def _reasons(exc: ClientError) -> list[str]:
     return [str(r.get("Code") or "None") for r in exc.response.get("CancellationReasons") or []]
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether DynamoDB answered that nothing of the request was applied (a retry may be a
+    new request); a lost answer, a 5xx or TransactionInProgress leave the outcome open."""
+    if not isinstance(exc, ClientError):
+        return False
+    code = _error_code(exc)
+    return code == "TransactionCanceledException" or (
+        code in _RETRY_CODES and code not in _OUTCOME_OPEN
+    )
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -240,13 +268,26 @@ class Requests:
     def transact(self, actions: list[Item], token: str | None = None) -> None:
         """TransactWriteItems; raises Cancelled(codes) when a condition failed. ``token``: its
         ClientRequestToken, so that the retry policy's resend of a transaction whose answer
-        was lost is not applied twice (DynamoDB keeps a token for 10 minutes)."""
+        was lost is not applied twice; replaced by a new one for an attempt that follows
+        only refusals (see the module)."""
         assert len(actions) <= TX_MAX
         params: dict[str, Any] = {"TransactItems": actions}
         if token is not None:
             params["ClientRequestToken"] = token
+        open_outcome = False  # an attempt of this call may have been applied
+
+        def send() -> None:
+            nonlocal open_outcome
+            try:
+                self.client.transact_write_items(**params)
+            except Exception as exc:
+                open_outcome = open_outcome or not _refused(exc)
+                if token is not None and not open_outcome:
+                    params["ClientRequestToken"] = uuid.uuid4().hex
+                raise
+
         try:
-            self.call("transact_write_items", **params)
+            self._with_retries(send)
         except ClientError as exc:
             codes = _reasons(exc)
             if _error_code(exc) == "TransactionCanceledException" and (

@@ -36,6 +36,9 @@ class StoreCore:
     def __init__(self, client: Any, tables: Mapping[str, str], *, attempts: int = ATTEMPTS) -> None:
         self._rq = Requests(client, attempts=attempts)
         self.tables = dict(tables)
+        # a bounded sweep's place per partition (where its next pass goes on), in memory:
+        # a restart only starts that sweep over from the head
+        self.sweep_cursors: dict[str, Item] = {}
 
     @property
     def calls(self) -> int:

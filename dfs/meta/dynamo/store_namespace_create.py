@@ -1,4 +1,6 @@
-"""A PutObject's new file and its link in the DynamoDB store (``create_and_put_object``).
+"""A PutObject's new file and its link in the DynamoDB store (``create_and_put_object``);
+also the path of every other new file a version links at once: a copy's own file in
+another tenant's bucket (``copy_object``), a read-write grantee's file made the owner's.
 
 One transaction when it fits: the file item put complete (its manifest inline) under
 ``attribute_not_exists(file_id)``, its chunks' refcounts and the tenant's, a counter shard
@@ -15,7 +17,7 @@ wins, the other gets KeyExists; two overwrites of an unversioned key: both succe
 later one stays) and leaves no file. Rounds that run out answer Conflict, or Unavailable
 when they lost only refcount guesses (as ``commit_file``). Each round's transaction carries
 its own ClientRequestToken, so the retry policy's resend of one whose answer was lost is
-not applied twice; past DynamoDB's 10-minute window the resend is cancelled, and the file
+not applied twice (a resend after a refusal takes a new token: ``requests``); past DynamoDB's 10-minute window the resend is cancelled, and the file
 item being ours (its manifest id) says it had succeeded.
 
 A file that does not fit (more than ``INLINE_ENTRIES`` entries, more distinct chunks than
@@ -28,7 +30,9 @@ that may yet be deleted. Linked, the file loses the mark, then the intent goes; 
 the file is deleted, then the intent goes. A failure of that cleanup is logged, never
 answered in place of the PUT's own outcome. ``finish_namespace_jobs`` (every GC pass)
 resolves an intent older than ``UNLINKED_GRACE`` (at most ``INTENTS_PER_PASS`` per shard
-and pass, one that fails kept for the next without holding up the others): a linked file
+and pass, each pass going on after the last intent the previous one read, so young intents
+never starve older ones; one that fails kept for the next without holding up the others): a
+linked file
 loses its mark; a file being released (its tenant link item at 0 with ``rel``) is left to
 its release, which deletes it with its tenant's and bucket's chunk counts; any other is
 deleted (its references and counters with it); then the intent is dropped.
@@ -237,9 +241,7 @@ class NsCreatePart(NsObjectsPart):
         fails is logged and kept for the next pass, so it holds up no other."""
         done = await super().finish_namespace_jobs(now)
         for shard in range(nc.UNLINKED_SHARDS):
-            intents = await self._rq.run(
-                self._ns_query, "namespace", f"unlinked#{shard:02d}", INTENTS_PER_PASS
-            )
+            intents = await self._rq.run(self._intents_page, f"unlinked#{shard:02d}")
             for intent in intents:
                 if now - float(intent["at"]["N"]) < UNLINKED_GRACE:
                     continue
@@ -273,6 +275,25 @@ class NsCreatePart(NsObjectsPart):
         return 1
 
     # --- requests (worker threads) ----------------------------------------------------------
+
+    def _intents_page(self, p: str) -> list[Item]:
+        """The next ``INTENTS_PER_PASS`` intents of partition ``p``: after the last one the
+        previous pass of this process read (from the head once the end was reached), so
+        that intents still in their grace period, however many, never hide older ones."""
+        params: Item = {
+            "TableName": self.tables["namespace"],
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": "p"},
+            "ExpressionAttributeValues": {":p": S(p)},
+            "ConsistentRead": True,
+        }
+        after = self.sweep_cursors.pop(p, None)
+        if after is not None:
+            params["ExclusiveStartKey"] = after
+        items, last = self._rq.up_to("query", INTENTS_PER_PASS, params)
+        if last is not None:
+            self.sweep_cursors[p] = last
+        return items
 
     def _put_intent(self, key: Item, rec: FileRecord, now: float) -> None:
         item = {**key, "tenant": S(rec.tenant), "at": N(float(now))}

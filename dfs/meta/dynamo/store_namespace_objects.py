@@ -9,12 +9,11 @@ left (stored bytes, releasing a file) are run before the operation returns.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound
+from dfs.errors import Conflict, FileNotFound, KeyNotFound
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.dynamo.codec import UNLINKED_ATTR, S, attr_names
@@ -36,11 +35,9 @@ from dfs.meta.namespace import (
     check_owner,
 )
 
-log = logging.getLogger("dfs.meta.dynamo")
-
 
 class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
-    if TYPE_CHECKING:  # provided by CreatePart and DeletePart
+    if TYPE_CHECKING:  # provided by CreatePart, DeletePart and NsCreatePart
 
         async def create_and_commit_files(
             self,
@@ -50,6 +47,17 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
             locations: Iterable[Location] = (),
         ) -> list[FileRecord]: ...
         async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord: ...
+        async def create_and_put_object(
+            self,
+            rec: FileRecord,
+            manifest: Sequence[ManifestEntry],
+            locations: Sequence[Location],
+            obj: NewObject,
+            now: float,
+            *,
+            if_absent: bool = False,
+            if_match: str | None = None,
+        ) -> PutResult: ...
 
     async def _change(
         self, bucket: str, key: str, plan: Plan, now: float
@@ -134,44 +142,39 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
             dst, file_id=src.file_id, size=src.size, etag=src.etag, sha256=src.sha256
         )
         dst_tenant = (await self.get_bucket(dst.bucket)).tenant
-        own: FileRecord | None = None
-        if src.file_id:
-            src_file = await self.get_file(src.file_id)
-            if src_file.tenant != dst_tenant:
-                own = await self._file_for(src_file, dst_tenant, dst.key, now)
-                obj = dataclasses.replace(obj, file_id=own.file_id)
         try:
-            # linking ``own`` also clears its unlinked mark (``_file_check``)
+            if src.file_id:
+                src_file = await self.get_file(src.file_id)
+                if src_file.tenant != dst_tenant:
+                    return await self._copy_as_own(
+                        src_file, dst_tenant, obj, now, if_absent, if_match
+                    )
             return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
         except FileNotFound:
-            if own is not None:
-                await self._drop_unlinked_copy(own, now)
             raise KeyNotFound(f"{src_key} was deleted during the copy") from None
-        except BaseException:
-            if own is not None:
-                await self._drop_unlinked_copy(own, now)
-            raise
 
-    async def _drop_unlinked_copy(self, own: FileRecord, now: float) -> None:
-        """A copy that did not link its own file (a refusal, a lost race) must not leave it
-        behind; a failure here is logged, never raised over the copy's own error (the file
-        keeps its unlinked mark: no lookup by content hands it out)."""
-        try:
-            if await self._link_item(own.file_id) is None:
-                await self.delete_file(own.file_id, own.tenant, now)
-        except DfsError as exc:
-            log.warning("copy's own file %s left behind: %s", own.file_id, exc)
-
-    async def _file_for(self, src: FileRecord, tenant: str, name: str, now: float) -> FileRecord:
-        """A complete file of ``tenant`` with ``src``'s manifest: no chunk moves, the
-        references are counted by commit_file as for any other file. Marked unlinked (see
-        the codec) until the copy links it: a copy that does not link it deletes it, so no
-        upload of the same bytes may adopt it meanwhile."""
+    async def _copy_as_own(
+        self,
+        src: FileRecord,
+        tenant: str,
+        obj: NewObject,
+        now: float,
+        if_absent: bool,
+        if_match: str | None,
+    ) -> PutResult:
+        """A copy into another tenant's bucket links a file of that tenant with ``src``'s
+        manifest (no chunk moves; its references counted as for any file), created and
+        linked by ``create_and_put_object``: in one transaction when they fit, else in two
+        writes under an intent the sweep resolves, so neither a refused link nor a crash
+        between the two leaves the file behind."""
         rec = dataclasses.replace(
-            src, file_id=new_file_id(), tenant=tenant, name=name, created_at=now
+            src, file_id=new_file_id(), tenant=tenant, name=obj.key, created_at=now
         )
-        await self.create_file(rec, await self.get_manifest(src.file_id), unlinked=True)
-        return await self.commit_file(rec.file_id, now)
+        manifest = await self.get_manifest(src.file_id)
+        own = dataclasses.replace(obj, file_id=rec.file_id)
+        return await self.create_and_put_object(
+            rec, manifest, [], own, now, if_absent=if_absent, if_match=if_match
+        )
 
     def _clear_unlinked(self, file_id: str) -> None:
         """Remove ``UNLINKED_ATTR`` from the file's item (none left: nothing to do)."""

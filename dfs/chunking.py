@@ -150,11 +150,12 @@ class ChunkerProfile:
         head = _loose_head(stream, loose, self.max_size)
         if not head:
             return
-        first = memoryview(head)[: next(iter(loose.cut_buf(head))).length]
-        yield Chunk(0, first, chunk_id_of(first))
-        rest = cast(BinaryIO, _Prefixed(memoryview(head)[len(first) :], stream))
+        n = next(iter(loose.cut_buf(head))).length
+        yield Chunk(0, memoryview(head)[:n], chunk_id_of(memoryview(head)[:n]))
+        rest = cast(BinaryIO, _Prefixed(memoryview(head)[n:], stream))
+        del head  # ``rest`` lets it go once read: no head held while the part is chunked
         for c in self.split(rest):
-            yield Chunk(c.offset + len(first), c.data, c.chunk_id)
+            yield Chunk(c.offset + n, c.data, c.chunk_id)
 
     def cut_buffer(self, buf: bytes | bytearray) -> Generator[Chunk, None, None]:
         """The chunks of the bytes in ``buf`` as ``split`` cuts them, without their ids
@@ -214,7 +215,7 @@ class _Prefixed(io.RawIOBase):
         if self._prefix:
             n = min(len(b), len(self._prefix))
             b[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
+            self._prefix = self._prefix[n:] if n < len(self._prefix) else memoryview(b"")
             return n
         return self._stream.readinto(b)  # type: ignore[attr-defined,no-any-return]
 

@@ -13,7 +13,8 @@ change of the gateway alone does, with less of a shared machine's noise than two
 runs of ``bench.s3_throughput``.
 
 Per request: seconds, MB/s, the gateway's CPU seconds and its main thread's (event loop),
-the nodes' CPU seconds and this process's (boto3); then the medians per build.
+the nodes' CPU seconds, this process's (boto3) and the bytes the nodes wrote (files;
+/proc/PID/io wchar) over the object's; then the medians per build.
 """
 
 from __future__ import annotations
@@ -30,11 +31,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.s3_throughput import MIB, cli, cli_text, cpu_seconds, make_file, s3_client, self_cpu
+from bench.s3_throughput import (
+    MIB,
+    cli,
+    cli_text,
+    cpu_seconds,
+    io_counters,
+    make_file,
+    s3_client,
+    self_cpu,
+)
 from dfs.localcluster import LocalCluster, Proc
 
-Row = tuple[float, float, float, float, float, float]
-"""seconds, MB/s, gateway CPU-s, gateway loop CPU-s, nodes CPU-s, client CPU-s"""
+Row = tuple[float, float, float, float, float, float, float]
+"""seconds, MB/s, gateway CPU-s, gateway loop CPU-s, nodes CPU-s, client CPU-s, the bytes the
+nodes wrote (``/proc/PID/io`` wchar) over the object's"""
 
 
 def gateway(cluster: LocalCluster, name: str, exe: str) -> Proc:
@@ -71,6 +82,7 @@ def one(s3: Any, src: Path, out: Path, put: bool, key: str) -> None:
 def measured(gw: int, nodes: list[int], mib: int, run: Callable[[], None]) -> Row:
     g0, l0 = cpu_seconds(gw), cpu_seconds(gw, gw)
     n0, c0 = sum(cpu_seconds(p) for p in nodes), self_cpu()
+    w0 = sum(io_counters(p)["wchar"] for p in nodes)
     started = time.perf_counter()
     run()
     dt = time.perf_counter() - started
@@ -81,6 +93,7 @@ def measured(gw: int, nodes: list[int], mib: int, run: Callable[[], None]) -> Ro
         cpu_seconds(gw, gw) - l0,
         sum(cpu_seconds(p) for p in nodes) - n0,
         self_cpu() - c0,
+        (sum(io_counters(p)["wchar"] for p in nodes) - w0) / (mib * MIB),
     )
 
 
@@ -121,7 +134,8 @@ def bench(
                     rows[name].append(row)
                     print(
                         f"{name:4} round {r}: {row[0]:.2f} s {row[1]:.1f} MB/s, gateway {row[2]:.2f} "
-                        f"(loop {row[3]:.2f}), nodes {row[4]:.2f}, client {row[5]:.2f} CPU-s",
+                        f"(loop {row[3]:.2f}), nodes {row[4]:.2f}, client {row[5]:.2f} CPU-s, "
+                        f"nodes wrote {row[6]:.2f}x the object",
                         flush=True,
                     )
         finally:
@@ -143,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             Path(tmp), {"base": args.base, "new": args.new}, args.mib, args.rounds, args.put
         )
     print(
-        "\n| build | seconds | MB/s | gateway CPU-s | gateway loop | nodes CPU-s | client CPU-s |"
+        "\n| build | seconds | MB/s | gateway CPU-s | gateway loop | nodes CPU-s | client CPU-s "
+        "| nodes wrote (x object) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, got in rows.items():
         cols = [statistics.median(c) for c in zip(*got, strict=True)]
         print(f"| {name} (median of {len(got)}) | " + " | ".join(f"{c:.2f}" for c in cols) + " |")

@@ -60,6 +60,8 @@ class Step:
     """CPU seconds of each role's main thread (its event loop): the thread no other core
     can help, so what bounds a server's rate once it is saturated."""
     identical: bool | None = None
+    io: dict[str, dict[str, int]] | None = None
+    """Each role's ``/proc/PID/io`` counters over the step (rchar, wchar, syscr, syscw)."""
 
 
 def make_file(path: Path, mib: int, seed: int) -> None:
@@ -74,6 +76,16 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     stat = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat")
     fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+IO_FIELDS = ("rchar", "wchar", "syscr", "syscw")
+
+
+def io_counters(pid: int) -> dict[str, int]:
+    """``/proc/PID/io``'s bytes and syscalls through read and write calls (sockets too)."""
+    lines = Path(f"/proc/{pid}/io").read_text().splitlines()
+    fields = dict(line.split(": ") for line in lines)
+    return {k: int(fields[k]) for k in IO_FIELDS}
 
 
 def self_cpu() -> float:
@@ -154,18 +166,24 @@ def measured(
     recording = spies(profile, name, servers)
     before = {p: cpu_seconds(p) for p in servers}
     loop_before = {p: cpu_seconds(p, p) for p in servers}
+    io_before = {p: io_counters(p) for p in servers}
     started = time.perf_counter()
     client = run()
     seconds = time.perf_counter() - started
     roles: dict[str, float] = {}
     loops: dict[str, float] = {}
+    io: dict[str, dict[str, int]] = {}
     for pid, role in servers.items():
         roles[role] = roles.get(role, 0.0) + cpu_seconds(pid) - before[pid]
         loops[role] = loops.get(role, 0.0) + cpu_seconds(pid, pid) - loop_before[pid]
+        now = io_counters(pid)
+        mine = io.setdefault(role, dict.fromkeys(IO_FIELDS, 0))
+        for k in IO_FIELDS:
+            mine[k] += now[k] - io_before[pid][k]
     for s in recording:
         s.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
         s.wait()
-    return Step(name, seconds, client, sum(roles.values()), roles, loops)
+    return Step(name, seconds, client, sum(roles.values()), roles, loops, io=io)
 
 
 def s3_client(url: str, key_id: str, secret: str) -> Any:
@@ -251,6 +269,16 @@ def report(steps: list[Step], mib: int, nodes: int, rf: int) -> None:
             f"| {s.name} | {s.seconds:.2f} | {rate:.1f} | {s.client_cpu:.2f} "
             f"| {s.server_cpu:.2f} | {roles} | {s.loops.get('gateway', 0.0):.2f} | {same} |"
         )
+    print("\nPer GiB of file, through read/write calls (sockets and files; /proc/PID/io):\n")
+    print("| step | role | GiB read | GiB written | reads | writes |")
+    print("|---|---|---:|---:|---:|---:|")
+    per = 1024 / mib
+    for s in steps:
+        for role, c in sorted((s.io or {}).items()):
+            print(
+                f"| {s.name} | {role} | {c['rchar'] * per / 2**30:.2f} "
+                f"| {c['wchar'] * per / 2**30:.2f} | {c['syscr'] * per:.0f} | {c['syscw'] * per:.0f} |"
+            )
     native = {s.name.split()[1]: s for s in steps if s.name.startswith("native")}
     for s in steps:
         if s.name.startswith("S3"):

@@ -270,13 +270,16 @@ async def ingest(
     reuse: bool = True,
     body_sha256: Callable[[], str] | None = None,
     commit: CommitFn | None = None,
+    loose_head: bool = False,
 ) -> Ingested:
     """Store the body ``read`` yields as a new file of ``tenant`` named ``name``, unless the
     tenant already has a complete file with the same bytes (``reuse=False``: a new file
     anyway, for a caller that must own and later delete the file it gets).
     ``body_sha256``: the SHA-256 (hex) of every byte ``read`` returned, kept by the caller's
     reader as it hands them out (asked once ``read`` has returned the end), so the body is
-    not hashed twice. ``commit``: what records the file when one write can (``CommitFn``)."""
+    not hashed twice. ``commit``: what records the file when one write can (``CommitFn``).
+    ``loose_head``: the first chunk cut as ``ChunkerProfile.split_loose_head`` cuts it (a
+    multipart part that does not start its object)."""
     live = await coord.writable_nodes()
     sender = ChunkSender(coord, tenant, new_file_id(), live)
     head = await read_head(read, profile.min_size + 1)
@@ -286,7 +289,8 @@ async def ingest(
         else:
             hashed = body_sha256 is not None
             raw = _LoopReader(read, asyncio.get_running_loop(), limit, hashed, head)
-            chunks = profile.split(io.BufferedReader(raw, _READ_BUFFER))
+            split = profile.split_loose_head if loose_head else profile.split
+            chunks = split(io.BufferedReader(raw, _READ_BUFFER))
             manifest = await _chunk_and_send(chunks, sender)
             size = raw.size
             whole = body_sha256() if body_sha256 is not None else raw.hexdigest()

@@ -151,6 +151,9 @@ class Multipart:
             MAX_PART_BYTES,
             reuse=False,
             body_sha256=body_sha256,
+            # part 1 as a single stream starts (the object usually starts with it); the
+            # others so that their chunks come back in step with the stream sooner
+            loose_head=number > 1,
         )
         return str(done.body["file_id"]), int(done.body["size"]), done.manifest
 

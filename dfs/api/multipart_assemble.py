@@ -84,14 +84,16 @@ class _Assembly:
 def _layout(
     manifests: Sequence[Sequence[ManifestEntry]],
 ) -> tuple[set[int], set[int], int]:
-    """Window starts (the last chunk of every part but the last with bytes), own chunk
-    starts, and the size, in object offsets."""
+    """Window starts (the first chunk of every part, the last of every part but the last
+    with bytes: ``dfs.api.splice``), own chunk starts, and the size, in object offsets."""
     windows: set[int] = set()
     starts: set[int] = set()
     base = 0
     last = max((i for i, m in enumerate(manifests) if m), default=-1)
     for i, m in enumerate(manifests):
         starts.update(base + e.offset for e in m)
+        if m:
+            windows.add(base + m[0].offset)
         if m and i < last:
             windows.add(base + m[-1].offset)
         base += sum(e.size for e in m)
@@ -157,7 +159,7 @@ async def _read_edges(
     this part's are spliced."""
     plans = [await download_plans.plan_of(coord, rec) for rec in parts[:1]]
     last = len(parts) - 1
-    edges = [_Edges(coord, plans[0], False, last > 0)] if parts else []
+    edges = [_Edges(coord, plans[0], True, last > 0)] if parts else []
     base = 0
     try:
         for k, (rec, manifest) in enumerate(zip(parts, manifests, strict=True)):

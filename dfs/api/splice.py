@@ -6,7 +6,7 @@ stream would not have. ``Splicer`` is fed the parts' own chunks in order (absolu
 verified bytes) and hands back the object's chunks:
 
 - A part's own chunk is kept as it is while the chunking is in step with a single stream's
-  (the first part from its start; later parts from the point where they come back in step).
+  (from the point where each part comes back in step).
 - From the start of the last chunk of a part, the bytes are chunked again as one stream
   (the "window"), across the part edge, until a boundary of that chunking falls on a
   boundary of the next parts' own chunking (one that is not itself the start of a part's
@@ -14,6 +14,13 @@ verified bytes) and hands back the object's chunks:
   that boundary on, the parts' own chunks are exactly the single stream's again, and they
   are kept. Only the window's chunks are new (``Piece.data`` set): usually one to three
   around each part edge.
+- A part's first chunk is never taken as in step: it starts where the part starts, not
+  where a stream's cut is, and a part after the first has it cut short on purpose
+  (``ChunkerProfile.split_loose_head``, so that the part's next cut is more often one of
+  the stream's). So a window also starts at every part's first chunk (the first part's
+  included: at the object's start the window's first cut is that chunk itself when the
+  part was chunked as a stream, and a chunk the tenant holds is not sent again); only the
+  chunks after a part's first are taken as in step.
 - Every chunk the window cuts before the end of the bytes it holds is final (it was cut
   from a single-stream boundary), so the window keeps only the bytes since its last cut:
   memory stays within about a maximum chunk plus one own chunk, whatever the data (even
@@ -75,9 +82,9 @@ class Splicer:
         own_starts: Collection[int],
         total: int,
     ) -> None:
-        """``window_starts``: the offsets of the last chunk of every part but the last;
-        ``own_starts``: the offsets of every own chunk of every part; ``total``: the
-        object's size."""
+        """``window_starts``: the offsets of the first chunk of every part and of the last
+        chunk of every part but the last; ``own_starts``: the offsets of every own chunk of
+        every part; ``total``: the object's size."""
         self._profile = profile
         self._window_starts = set(window_starts)
         self._in_step = set(own_starts) - self._window_starts | {total}
@@ -102,8 +109,8 @@ class Splicer:
     def add_part(self, own_starts: Sequence[int]) -> None:
         """The next part's own chunk starts, in object offsets (``streaming``)."""
         if own_starts:
-            self._window_starts.add(own_starts[-1])
-            self._in_step.update(own_starts[:-1])
+            self._window_starts.update((own_starts[0], own_starts[-1]))
+            self._in_step.update(own_starts[1:-1])
 
     @property
     def held(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,32 @@ def test_cut_buffer_cuts_as_split(profile: str, size: int) -> None:
     assert [(o, d) for o, d, _ in cut] == [(o, d) for o, d, _ in split]
     assert all(cid == "" for _, _, cid in cut)
     data += b"x"  # no view of the buffer outlives the iteration: it can be resized
+
+
+@pytest.mark.parametrize(
+    "profile", [DEFAULT_PROFILE, SMALL_CDC, "fastcdc:64:256:1024", "fastcdc:64:300:1024"]
+)
+@pytest.mark.parametrize("size", [0, 1, 100, 65537, 9 * MIB + 7])
+def test_split_loose_head_is_split_after_its_first_chunk(profile: str, size: int) -> None:
+    """A multipart part's chunks (``split_loose_head``): the bytes covered exactly, each id
+    its chunk's SHA-256, the first chunk ending at the first cut of the looser mask (no
+    minimum size), and every chunk after it ``split``'s from there."""
+    prof = ChunkerProfile.parse(profile)
+    data = random_bytes(size + 5, size)
+    got = [(c.offset, bytes(c.data), c.chunk_id) for c in prof.split_loose_head(io.BytesIO(data))]
+    assert b"".join(d for _, d, _ in got) == data
+    assert all(cid == hashlib.sha256(d).hexdigest() for _, d, cid in got)
+    ends = list(itertools.accumulate(len(d) for _, d, _ in got))
+    assert [o for o, _, _ in got] == [0, *ends][: len(got)]
+    if not got:
+        return
+    first = len(got[0][1])
+    rest = [(c.offset + first, bytes(c.data)) for c in prof.split(io.BytesIO(data[first:]))]
+    assert [(o, d) for o, d, _ in got[1:]] == rest
+    if prof.avg_size & (prof.avg_size - 1):  # not a power of two: no loose mask, as split
+        assert [d for _, d, _ in got] == [bytes(c.data) for c in prof.split(io.BytesIO(data))]
+    elif size > 4 * prof.avg_size:  # random bytes: the loose cut comes well before the max
+        assert first < prof.max_size
 
 
 @pytest.mark.parametrize("profile", [DEFAULT_PROFILE, SMALL_CDC, "fixed:65536", "fixed:4096"])

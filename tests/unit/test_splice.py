@@ -19,13 +19,26 @@ def _chunks(data: bytes) -> list[tuple[int, int, str]]:
     return [(c.offset, len(c.data), c.chunk_id) for c in PROFILE.split(io.BytesIO(data))]
 
 
-def _splice(data: bytes, part_sizes: list[int], lazy: bool = False) -> list[Piece]:
+def _part_chunks(part: bytes, loose: bool) -> list[tuple[int, int, str]]:
+    """A part's own chunks as the gateway cuts them: the first part's as a stream's, the
+    others' with a loose head (``ChunkerProfile.split_loose_head``) when ``loose``."""
+    if not loose:
+        return _chunks(part)
+    return [(c.offset, len(c.data), c.chunk_id) for c in PROFILE.split_loose_head(io.BytesIO(part))]
+
+
+def _splice(
+    data: bytes, part_sizes: list[int], lazy: bool = False, loose: bool = True
+) -> list[Piece]:
     owns: list[Own] = []
     window_starts, base = set(), 0
     for i, size in enumerate(part_sizes):
         part = data[base : base + size]
-        mine = [Own(base + o, cid, part[o : o + n]) for o, n, cid in _chunks(part)]
+        chunks = _part_chunks(part, loose and i > 0)
+        mine = [Own(base + o, cid, part[o : o + n]) for o, n, cid in chunks]
         owns += mine
+        if mine:
+            window_starts.add(mine[0].offset)
         if mine and i < len(part_sizes) - 1:
             window_starts.add(mine[-1].offset)
         base += size
@@ -58,9 +71,10 @@ def test_spliced_chunks_are_the_single_streams(
     for p in pieces:
         if p.data is not None:
             assert p.data == data[p.offset : p.offset + p.size]
-    # only around the part edges; the streaming splicer, not told the size until the end,
-    # also cuts the last part's last chunk again (the same chunk)
-    edges = len(parts) if streaming else len(parts) - 1
+    # only around the part edges and at the object's start (the first part's first chunk,
+    # the same chunk); the streaming splicer, not told the size until the end, also cuts the
+    # last part's last chunk again (the same chunk)
+    edges = len(parts) + 1 if streaming else len(parts)
     new = sum(p.size for p in pieces if p.data is not None)
     assert new <= edges * 4 * 256 * 1024
 
@@ -99,9 +113,10 @@ def _splice_streaming(data: bytes, part_sizes: list[int]) -> list[Piece]:
     splicer = Splicer.streaming(PROFILE)
     out: list[Piece] = []
     base = 0
-    for size in part_sizes:
+    for i, size in enumerate(part_sizes):
         part = data[base : base + size]
-        mine = [Own(base + o, cid, part[o : o + n]) for o, n, cid in _chunks(part)]
+        chunks = _part_chunks(part, i > 0)
+        mine = [Own(base + o, cid, part[o : o + n]) for o, n, cid in chunks]
         splicer.add_part([o.offset for o in mine])
         for own in mine:
             if not splicer.wants(own.offset):
@@ -135,7 +150,7 @@ def test_a_windows_first_chunk_alone_is_not_cut_and_views_will_do() -> None:
     base = 0
     _SCANNED.clear()
     for i, size in enumerate(parts):
-        mine = [(base + o, n, cid) for o, n, cid in _chunks(data[base : base + size])]
+        mine = [(base + o, n, cid) for o, n, cid in _part_chunks(data[base : base + size], i > 0)]
         splicer.add_part([o for o, _, _ in mine])
         for offset, n, cid in mine:
             if splicer.wants(offset):
@@ -153,3 +168,36 @@ def test_a_windows_first_chunk_alone_is_not_cut_and_views_will_do() -> None:
     assert [(p.offset, p.size, p.chunk_id) for p in out] == _chunks(data)
     assert all(p.data == data[p.offset : p.offset + p.size] for p in out if p.data is not None)
     assert sum(_SCANNED) < 2 * len(data)
+
+
+def test_parts_with_loose_heads_cut_fewer_bytes_again() -> None:
+    """Parts after the first cut with a loose first chunk come back in step with the single
+    stream sooner: the same object's chunks, fewer of its bytes cut again and stored twice
+    (about 0.8x on random data)."""
+    parts = [256 * 1024] * 40
+    data = random.Random(11).randbytes(sum(parts))
+    again = {}
+    for loose in (False, True):
+        pieces = _splice(data, parts, loose=loose)
+        assert [(p.offset, p.size, p.chunk_id) for p in pieces] == _chunks(data)
+        again[loose] = sum(p.size for p in pieces if p.data is not None)
+    assert again[True] < 0.9 * again[False]
+
+
+def test_a_first_part_chunked_loose_is_still_spliced_as_a_stream() -> None:
+    """Whatever a part's first chunk is (a first part sent with a loose head, a part copied
+    in), the splicer never keeps it as in step: the object's chunks are the stream's."""
+    parts = [MIB // 2, MIB // 3, MIB // 2]
+    data = random.Random(12).randbytes(sum(parts))
+    splicer = Splicer.streaming(PROFILE)
+    out: list[Piece] = []
+    base = 0
+    for size in parts:
+        part = data[base : base + size]
+        mine = [Own(base + o, cid, part[o : o + n]) for o, n, cid in _part_chunks(part, True)]
+        splicer.add_part([o.offset for o in mine])
+        for own in mine:
+            out += splicer.feed(own)
+        base += size
+    out += splicer.finish(len(data))
+    assert [(p.offset, p.size, p.chunk_id) for p in out] == _chunks(data)

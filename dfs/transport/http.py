@@ -8,6 +8,7 @@ nowhere else. Must not import ``aiohttp.web``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -230,21 +231,62 @@ def _read(part: FileSlice) -> bytes:
     return data
 
 
+def _is_tls(transport: asyncio.BaseTransport) -> bool:
+    """Whether the transport encrypts (its socket carries TLS records, not the bytes)."""
+    return any(transport.get_extra_info(k) is not None for k in ("sslcontext", "ssl_object"))
+
+
+def _sendfile_now(transport: asyncio.BaseTransport, part: FileSlice) -> int:
+    """Bytes of ``part`` one ``sendfile`` call moved to the transport's own socket at once,
+    or 0 where that is not safe (the transport still buffers bytes of its own, which go
+    first) or the socket takes nothing now; ``loop.sendfile`` sends whatever is left. Not
+    for a TLS transport (``_is_tls``).
+
+    Most chunk slices go out whole in this one call; ``loop.sendfile`` for each of them
+    cost a duplicated descriptor, two ``fstat``, a ``lseek``, four ``epoll_ctl`` (reading
+    paused and resumed, a writer added and removed), a wait for the socket to become
+    writable again and asyncio's bookkeeping around them, per chunk (bench/README.md)."""
+    if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+        return 0
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.get_write_buffer_size():
+        return 0
+    try:
+        return os.sendfile(sock.fileno(), part.fd, part.offset, part.size)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError as exc:
+        if exc.errno in _NO_SENDFILE:
+            return 0  # not a socket sendfile serves: loop.sendfile decides, as before
+        raise
+
+
+_NO_SENDFILE = frozenset(
+    {errno.EINVAL, errno.ENOTSOCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
+)
+
+
 async def _send_slice(writer: aiohttp.abc.AbstractStreamWriter, part: FileSlice) -> None:
     """One slice to the socket with sendfile, or read and written where there is none."""
     transport = getattr(writer, "transport", None)
     await writer.drain()
-    sent = -1
-    if transport is not None:
-        # a file object of its own: loop.sendfile seeks it when done (the position is
-        # shared with ``fd``, which every reader uses only at explicit offsets)
-        with os.fdopen(os.dup(part.fd), "rb", buffering=0) as f:
-            try:
-                sent = await asyncio.get_running_loop().sendfile(
-                    transport, f, part.offset, part.size, fallback=False
-                )
-            except (NotImplementedError, asyncio.SendfileNotAvailableError):
-                sent = -1  # no native sendfile on this transport, and nothing sent
+    if transport is None or _is_tls(transport):
+        # loop.sendfile refuses a TLS transport with RuntimeError, not as "not available"
+        await writer.write(await asyncio.to_thread(_read, part))
+        return
+    first = _sendfile_now(transport, part)
+    if first == part.size:
+        return
+    part = FileSlice(part.fd, part.offset + first, part.size - first)
+    # a file object of its own: loop.sendfile seeks it when done (the position is
+    # shared with ``fd``, which every reader uses only at explicit offsets)
+    with os.fdopen(os.dup(part.fd), "rb", buffering=0) as f:
+        try:
+            sent = await asyncio.get_running_loop().sendfile(
+                transport, f, part.offset, part.size, fallback=False
+            )
+        except (NotImplementedError, asyncio.SendfileNotAvailableError):
+            sent = -1  # no native sendfile on this transport, and nothing sent
     if sent < 0:
         await writer.write(await asyncio.to_thread(_read, part))
     elif sent != part.size:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
+import socket
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +16,8 @@ import pytest
 from aiohttp import web
 
 from dfs.errors import IntegrityError
-from dfs.transport.http import FilePayload, FileSlice, request
+from dfs.transport.http import FilePayload, FileSlice, _send_slice, _sendfile_now, request
+from tests.e2e.test_s3_tls import make_tls
 
 MIB = 1 << 20
 
@@ -117,3 +121,74 @@ async def test_without_sendfile_the_bytes_are_read(data_file: tuple[Path, bytes]
         assert bytes(writer.written) == data[7 : 7 + MIB]
     finally:
         os.close(fd)
+
+
+async def test_slices_arrive_exactly_over_tls(
+    tmp_path: Path, data_file: tuple[Path, bytes]
+) -> None:
+    """A TLS socket carries records: no slice may be sent to it raw with ``sendfile``."""
+    ca, cert, key = make_tls(tmp_path / "tls")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def put(req: web.Request) -> web.Response:
+        body = await req.read()
+        return web.json_response({"size": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+
+    app = web.Application(client_max_size=8 * MIB)
+    app.router.add_put("/", put)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    path, data = data_file
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        url = f"https://127.0.0.1:{runner.addresses[0][1]}/"
+        connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=ca))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            parts = [b"head", FileSlice(fd, 3, 2 * MIB)]
+            async with request(session, "PUT", url, data=FilePayload(parts)) as resp:
+                got = await resp.json()
+        want = b"head" + data[3 : 3 + 2 * MIB]
+        assert got == {"size": len(want), "sha256": hashlib.sha256(want).hexdigest()}
+    finally:
+        os.close(fd)
+        await runner.cleanup()
+
+
+async def test_a_slice_the_socket_takes_in_part_is_sent_whole(
+    data_file: tuple[Path, bytes],
+) -> None:
+    """The first ``sendfile`` moves what the socket takes at once; the rest follows."""
+    path, data = data_file
+    received = bytearray()
+    reading = asyncio.Event()
+    done = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reading.wait()
+        while piece := await reader.read(MIB):
+            received.extend(piece)
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = writer.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+        size = 3 * MIB
+        first = _sendfile_now(writer.transport, FileSlice(fd, 5, size))
+        assert 0 < first < size  # the socket took a part only: the rest goes another way
+        reading.set()
+        await _send_slice(writer, FileSlice(fd, 5 + first, size - first))  # type: ignore[arg-type]
+        writer.close()
+        await asyncio.wait_for(done.wait(), 30)
+        assert bytes(received) == data[5 : 5 + size]
+    finally:
+        os.close(fd)
+        server.close()
+        await server.wait_closed()

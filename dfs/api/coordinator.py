@@ -44,7 +44,7 @@ from dfs.api.bodies import (
     node_ref,
 )
 from dfs.api.drain import DrainSet
-from dfs.api.finalizing import Finalizing, keep_passing
+from dfs.api.finalizing import Finalizing, copy_changes, keep_passing
 from dfs.config import ApiConfig
 from dfs.errors import (
     Conflict,
@@ -377,13 +377,15 @@ class Coordinator:
             key = self.cfg.cluster_secret  # only chunks without a receipt need the owned read
             bare = [c for f in todo for c in f.chunks if not f.receipted(key, c)]
             owned = await self.owned_for_finalize(tenant, bare) if bare else set()
-            todo = keep_passing(todo, results, lambda f: self.check_receipts(f, owned))
+            todo = keep_passing(todo, results, lambda f: f.check_receipts(key, owned))
+        new: list[Location] = []  # copies found: recorded in the commit's transaction
         if todo:
             union = {c: n for f in todo for c, n in f.chunks.items()}
-            holders = await self._copies_of(union, copies)
+            holders = await self._copies_of(union, copies, new)
             todo = keep_passing(todo, results, lambda f: self.check_copies(f.chunks, holders))
         ids = [items[f.index][0] for f in todo]
-        committed = await self.meta.commit_files(ids, self.clock()) if ids else []
+        now = self.clock()
+        committed = await self.meta.commit_files(ids, now, locations=new) if ids or new else []
         for f, file_id, done in zip(todo, ids, committed, strict=True):
             results[f.index] = done if done else FileNotFound(f"no file {file_id}")
         assert all(r is not None for r in results)  # every file was committed or rejected
@@ -426,16 +428,6 @@ class Coordinator:
         # has-chunks check still demands the copies
         return await self.meta.owned_chunks(tenant, list(dict.fromkeys(chunk_ids)), ever=True)
 
-    def check_receipts(self, f: Finalizing, owned: set[str]) -> None:
-        key = self.cfg.cluster_secret
-        unproven = [c for c in f.chunks if c not in owned and not f.receipted(key, c)]
-        if unproven:
-            raise IncompleteUpload(
-                f"{len(unproven)} of {len(f.chunks)} chunks were not sent by this upload; "
-                "send them and finalize again",
-                missing=unproven[:100],
-            )
-
     def check_copies(self, chunks: Mapping[str, int], holders: Mapping[str, set[str]]) -> None:
         # async: one durable copy commits; repair brings every chunk to the factor
         need = 1 if self.asynchronous else self.rf
@@ -447,15 +439,16 @@ class Coordinator:
                 missing=missing[:100],
             )
 
-    async def _copies_of(self, chunks: dict[str, int], copies: Copies) -> dict[str, set[str]]:
-        """Who holds each chunk: ``copies`` (recorded) where enough, else the live nodes."""
+    async def _copies_of(
+        self, chunks: dict[str, int], copies: Copies, new: list[Location]
+    ) -> dict[str, set[str]]:
+        """Who holds each chunk: ``copies`` (recorded) where enough, else the live nodes;
+        the copies to record added to ``new`` (adding a known one again changes nothing)."""
         need = 1 if self.asynchronous else self.rf
         known = {c: set(copies[c]) for c in chunks if len(copies.get(c, ())) >= need}
         asked = {c: n for c, n in chunks.items() if c not in known}
-        holders = await self.holders(asked, await self.live_nodes()) if asked else {}
-        if known:  # adding a known location again changes nothing: no read first
-            locs = [Location(c, n, chunks[c]) for c, nodes in known.items() for n in nodes]
-            await self.meta.add_locations(locs, self.clock())
+        holders = await self.holders(asked, await self.live_nodes(), new=new) if asked else {}
+        new += [Location(c, n, chunks[c]) for c, nodes in known.items() for n in nodes]
         return {**holders, **known}
 
     async def _ask_holders(
@@ -472,10 +465,15 @@ class Coordinator:
         )
 
     async def holders(
-        self, chunks: dict[str, int], live: Sequence[NodeRecord], known: Locations | None = None
+        self,
+        chunks: dict[str, int],
+        live: Sequence[NodeRecord],
+        known: Locations | None = None,
+        new: list[Location] | None = None,
     ) -> dict[str, set[str]]:
         """Ask every live node which of ``chunks`` it holds, and record what they answer
-        (``known``: the copies recorded for ``chunks``, when the caller has just read them).
+        (``known``: the copies recorded for ``chunks``, when the caller has just read them;
+        ``new``: copies not recorded yet are added to it, for the caller's own write).
 
         A node that does not answer counts for nothing; a copy a node no longer has is
         forgotten, so the locations table converges on what the disks really hold.
@@ -493,27 +491,29 @@ class Coordinator:
             for c in answer:
                 if c in holders:
                     holders[c].add(node.node_id)
-        await self._record_holders(chunks, holders, answered, known)
+        await self._record_holders(chunks, holders, answered, known, new)
         return holders
 
     async def _record_holders(
-        self, chunks: dict[str, int], holders: Locations, seen: set[str], known: Locations | None
+        self,
+        chunks: dict[str, int],
+        holders: Locations,
+        seen: set[str],
+        known: Locations | None,
+        out: list[Location] | None,
     ) -> None:
         ids = list(chunks)
         # ``known`` read by the caller just before: a copy recorded or dropped since then is
         # put right by the next has-chunks round of that chunk, as after any race here
         if known is None or any(c not in known for c in ids):
             known = await self.meta.get_locations(ids)
-        new = [Location(c, node_id, chunks[c]) for c in ids for node_id in holders[c] - known[c]]
-        gone = [
-            Location(c, node_id, chunks[c])
-            for c in ids
-            for node_id in (known[c] - holders[c]) & seen
-        ]
+        new, gone = copy_changes(chunks, holders, seen, known)
         if gone:
             log.warning("%d recorded chunk copies were not found on their nodes", len(gone))
             await self.meta.remove_locations(gone)
-        if new:
+        if out is not None:
+            out += new
+        elif new:
             await self.meta.add_locations(new, self.clock())
 
     # --- files -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """A batch of pending files on their way through finalize's checks
 (``Coordinator.finalize_uploads``): each file's record, distinct chunks and receipts, and
 the filter that drops the files failing a check while recording why, so one bad file of a
-batch never fails the others."""
+batch never fails the others; and what a has-chunks round changes in the recorded copies."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dfs import auth
-from dfs.errors import DfsError
-from dfs.meta.base import FileRecord
+from dfs.errors import DfsError, IncompleteUpload
+from dfs.meta.base import FileRecord, Location
 
 
 @dataclass
@@ -35,6 +35,16 @@ class Finalizing:
             )
         return ok
 
+    def check_receipts(self, secret: bytes, owned: set[str]) -> None:
+        """IncompleteUpload unless each chunk is ``owned`` by the tenant or has a receipt."""
+        unproven = [c for c in self.chunks if c not in owned and not self.receipted(secret, c)]
+        if unproven:
+            raise IncompleteUpload(
+                f"{len(unproven)} of {len(self.chunks)} chunks were not sent by this upload; "
+                "send them and finalize again",
+                missing=unproven[:100],
+            )
+
 
 def keep_passing(
     todo: list[Finalizing],
@@ -51,3 +61,18 @@ def keep_passing(
             continue
         kept.append(f)
     return kept
+
+
+def copy_changes(
+    chunks: Mapping[str, int],
+    holders: Mapping[str, set[str]],
+    seen: set[str],
+    known: Mapping[str, set[str]],
+) -> tuple[list[Location], list[Location]]:
+    """The copies a has-chunks round found that are not recorded (``known``), and the
+    recorded ones that a node which answered (``seen``) no longer holds."""
+    new = [Location(c, n, size) for c, size in chunks.items() for n in holders[c] - known[c]]
+    gone = [
+        Location(c, n, size) for c, size in chunks.items() for n in (known[c] - holders[c]) & seen
+    ]
+    return new, gone

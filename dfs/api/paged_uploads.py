@@ -112,7 +112,7 @@ async def prove(
     if not proven:
         chunks = distinct_chunks(entries)
         owned = await coord.owned_for_finalize(tenant, list(chunks))
-        coord.check_receipts(Finalizing(0, rec, chunks, receipts), owned)
+        Finalizing(0, rec, chunks, receipts).check_receipts(coord.cfg.cluster_secret, owned)
         if chunks:
             holders = await coord.holders(chunks, await coord.live_nodes())
             coord.check_copies(chunks, holders)

@@ -222,6 +222,10 @@ class MetadataStore(Protocol):
         two commits one after the other); the answer holds, in order, the committed record
         or None for an id that does not exist (where ``commit_file`` raises FileNotFound).
         SQLite commits the whole batch in one transaction; DynamoDB commits file by file.
+        ``locations`` (copies the nodes were just found to hold, as ``add_locations`` takes
+        them) are recorded before any file is visible complete: SQLite in the same
+        transaction (one commit and fsync per finalize, not two), DynamoDB by
+        ``add_locations`` first.
       - ``create_and_commit_files([(rec, manifest), ...], now)`` is ``create_files`` then
         ``commit_files`` of those ids in one step, for files whose every chunk the caller
         checked is held already (an unchanged file backed up again): each file appears
@@ -387,7 +391,7 @@ class MetadataStore(Protocol):
         self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]]
     ) -> None: ...
     async def commit_files(
-        self, file_ids: Sequence[str], now: float
+        self, file_ids: Sequence[str], now: float, *, locations: Iterable[Location] = ()
     ) -> list[FileRecord | None]: ...
     async def create_and_commit_files(
         self,

@@ -152,6 +152,15 @@ class SqliteMetadataStore(
             raise
         self._labels.settle(committed=True)
 
+    async def _in_tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in one write transaction on the worker."""
+
+        def op() -> T:
+            with self._tx() as db:
+                return fn(db)
+
+        return await self._run(op)
+
     @property
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -273,28 +282,16 @@ class SqliteMetadataStore(
     async def append_manifest_page(
         self, file_id: str, page: int, entries: Sequence[ManifestEntry]
     ) -> None:
-        def op() -> None:
-            with self._tx() as db:
-                append_page(db, file_id, page, entries)
-
-        await self._run(op)
+        await self._in_tx(lambda db: append_page(db, file_id, page, entries))
 
     async def get_manifest_page(self, file_id: str, page: int) -> tuple[list[ManifestEntry], bool]:
         return await self._run(lambda: get_page(self._db, file_id, page))
 
     async def mark_page_proven(self, file_id: str, page: int) -> None:
-        def op() -> None:
-            with self._tx() as db:
-                mark_proven(db, file_id, page)
-
-        await self._run(op)
+        await self._in_tx(lambda db: mark_proven(db, file_id, page))
 
     async def seal_file(self, file_id: str, size: int, sha256: str) -> FileRecord:
-        def op() -> FileRecord:
-            with self._tx() as db:
-                return seal(db, self._labels, file_id, size, sha256)
-
-        return await self._run(op)
+        return await self._in_tx(lambda db: seal(db, self._labels, file_id, size, sha256))
 
     async def commit_file(self, file_id: str, now: float) -> FileRecord:
         def op() -> FileRecord:
@@ -304,17 +301,18 @@ class SqliteMetadataStore(
         return await self._run(op)
 
     async def mark_sha256_verified(self, file_id: str) -> FileRecord | None:
-        def op() -> FileRecord | None:
-            with self._tx() as db:
-                return mark_verified(db, self._labels, file_id)
+        return await self._in_tx(lambda db: mark_verified(db, self._labels, file_id))
 
-        return await self._run(op)
+    async def commit_files(
+        self, file_ids: Sequence[str], now: float, *, locations: Iterable[Location] = ()
+    ) -> list[FileRecord | None]:
+        # one transaction (one fsync) for the batch and its copies; each file's refcounts
+        # read inside it, so files sharing a chunk count exactly as commits one after another
+        locs = list(locations)
 
-    async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
-        # one transaction for the batch; each file's refcounts read inside it, so two files
-        # of the batch sharing a chunk count exactly as two commits one after the other
         def op() -> list[FileRecord | None]:
             with self._tx() as db:
+                add_locations(db, self._labels, locs, now)
                 return commit_many(db, self._labels, file_ids, now)
 
         return await self._run(op)

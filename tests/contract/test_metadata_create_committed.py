@@ -62,6 +62,35 @@ async def test_records_the_copies_given_with_the_files(meta: MetadataStore) -> N
     assert set(await meta.node_chunks("n2", limit=10)) == {cid(1), cid(2)}
 
 
+async def test_commit_files_records_the_copies_given(meta: MetadataStore) -> None:
+    # finalize records the copies its has-chunks round found in the commit's own write
+    a, ma = new_file("a", [(cid(1), 10), (cid(2), 20)])
+    await meta.create_files([(a, ma)])
+    locs = [Location(cid(1), "n1", 10), Location(cid(2), "n1", 20), Location(cid(2), "n2", 20)]
+    calls = getattr(meta, "calls", None)
+    (done,) = await meta.commit_files([a.file_id], 3.0, locations=locs)
+    if type(meta).__name__ == "SqliteMetadataStore":  # copies and commit: one transaction
+        assert meta.calls - calls == 1  # type: ignore[attr-defined]
+    assert done is not None
+    assert done.state == FILE_COMPLETE
+    assert await meta.get_locations([cid(1), cid(2)]) == {cid(1): {"n1"}, cid(2): {"n1", "n2"}}
+    chunks = await meta.get_chunks([cid(1), cid(2)])
+    assert {k: (v.refcount, v.size) for k, v in chunks.items()} == {
+        cid(1): (1, 10),
+        cid(2): (1, 20),
+    }
+    assert set(await meta.node_chunks("n2", limit=10)) == {cid(2)}
+    stats = await meta.get_stats()
+    assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (1, 30, 2)
+
+
+async def test_commit_files_of_no_file_still_records_the_copies(meta: MetadataStore) -> None:
+    # every file of a finalize failed its checks: the copies found are still recorded
+    assert await meta.commit_files([], 1.0, locations=[Location(cid(7), "n1", 7)]) == []
+    assert await meta.get_locations([cid(7)]) == {cid(7): {"n1"}}
+    assert (await meta.get_stats()).total_files == 0
+
+
 async def test_delete_is_the_exact_inverse(meta: MetadataStore) -> None:
     a, ma = new_file("a", [(cid(1), 10), (cid(2), 20)])
     b, mb = new_file("b", [(cid(2), 20)])

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import FileNotFound
-from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord
+from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, Location
 from dfs.meta.dynamo.codec import FILE_COMMITTING, N, Ref, S, attr_names
 from dfs.meta.dynamo.requests import Cancelled, Item, chunks_of
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY
@@ -32,6 +33,10 @@ from dfs.meta.dynamo.store_refcounts import ADD, CHUNKS_PER_TX, RefcountsPart
 
 
 class CommitPart(RefcountsPart):
+    if TYPE_CHECKING:  # provided by ChunksPart
+
+        async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
+
     async def commit_file(self, file_id: str, now: float) -> FileRecord:
         item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
         rec = codec.file_record(item)
@@ -58,7 +63,12 @@ class CommitPart(RefcountsPart):
             return dataclasses.replace(rec, state=FILE_COMPLETE)
         return codec.file_record(await self._file_item(file_id))
 
-    async def commit_files(self, file_ids: Sequence[str], now: float) -> list[FileRecord | None]:
+    async def commit_files(
+        self, file_ids: Sequence[str], now: float, *, locations: Iterable[Location] = ()
+    ) -> list[FileRecord | None]:
+        locs = list(locations)
+        if locs:  # the copies first, in their own writes: no file is complete without them
+            await self.add_locations(locs, now)
         # commit_file's conditional writes keep every count exact whatever runs beside them,
         # so files of a batch may commit concurrently (ids are distinct, see dict.fromkeys)
         sem = asyncio.Semaphore(BATCH_CONCURRENCY)

@@ -6,10 +6,11 @@ standard library by default, as ``bench.small_files``), then ``--rounds`` restor
 steps of the restore path (wrapping them, so the client's figures include that overhead):
 ``/download-plans`` requests, ``/get-chunks`` requests, ``write_temps`` (a group of files to
 temp names, on a worker thread), ``commit`` (sync, renames), ``drain`` (a batch waiting for
-the writer), ``check`` (the targets checked, before anything is written), and the cyclic
+the writer), ``list-page`` (a page of the listing), ``targets`` (the listed names mapped to
+local paths), ``check`` (the targets checked, before anything is written), and the cyclic
 GC's passes by generation. Per restore: the span from the
 first plan request to the end, then per step when it first started (from the child's
-start), its count, summed seconds, the seconds at
+start) and when its last one ended, its count, summed seconds, the seconds at
 least one ran, and the seconds with 0, 1, 2... of them at once; and the seconds in which
 nothing of the restore ran at all (neither a read, a plan request, a write nor a commit:
 idle gaps). Wall figures are only as good as the machine is idle.
@@ -94,6 +95,8 @@ def child(trace: Path, args: list[str]) -> int:
     _timed(file_writer, "commit", "commit", log, t0)
     _timed(file_writer.GroupWriter, "drain", "drain", log, t0)
     _timed(cli_transfer.Download, "check", "check", log, t0)
+    _timed(api_client.ApiClient, "list_files", "list-page", log, t0)
+    _timed(cli_transfer, "download_targets", "targets", log, t0)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the line per file restored)
     try:
         return cli.main(args)
@@ -124,8 +127,11 @@ def report(log: list[Event]) -> None:
         f"\nfirst plan request at {start:.2f} s, last step ended at {end:.2f} s, "
         f"the client's main returned at {returned:.2f} s (from the child's start)\n"
     )
-    print("| step | first at s | count | summed s | running s | s with 0, 1, 2... at once |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| step | first at s | last ended at s | count | summed s | running s "
+        "| s with 0, 1, 2... at once |"
+    )
+    print("|---|---|---|---|---|---|---|")
     steps = sorted({s for s, _b, _e in log}, key=lambda s: (s.startswith("gc"), s))
     for step in steps:
         spans = [(b, e) for s, b, e in log if s == step]
@@ -133,8 +139,11 @@ def report(log: list[Event]) -> None:
         busy = sum(v for k, v in at_once.items() if k > 0)
         shares = ", ".join(f"{k}: {v:.2f}" for k, v in at_once.items())
         total = sum(e - b for b, e in spans)
-        first = min(b for b, _e in spans)
-        print(f"| {step} | {first:.2f} | {len(spans)} | {total:.2f} | {busy:.2f} | {shares} |")
+        first, last = min(b for b, _e in spans), max(e for _b, e in spans)
+        print(
+            f"| {step} | {first:.2f} | {last:.2f} | {len(spans)} | {total:.2f} | {busy:.2f} "
+            f"| {shares} |"
+        )
     work = [(b, e) for s, b, e in log if s in ("plans", "get-chunks", "write_temps", "commit")]
     print(f"\nnothing of the restore running: {_at_once(work, start, end).get(0, 0.0):.2f} s")
 

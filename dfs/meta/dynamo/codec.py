@@ -37,7 +37,8 @@ FILE_COMMITTING = "committing"  # internal: reported as pending
 FILE_DELETING = "deleting"  # internal: reported as pending, finished by delete_file
 # On a file item: a file recorded before the write that links it, deleted if that link does
 # not come (the two-write path of ``store_namespace_create``, a cross-tenant copy's own file):
-# no lookup by content hands it out until it is linked.
+# no lookup by content hands it out until it is linked. Also set, with no deletion pending,
+# by a commit ``for_object`` (``commit_file``): the object writer links it next.
 UNLINKED_ATTR = "unl"
 # The attributes of a FileRecord, as the by-tenant index projects them.
 FILE_ATTRS = (

@@ -45,6 +45,7 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
             now: float,
             *,
             locations: Iterable[Location] = (),
+            for_object: bool = False,
         ) -> list[FileRecord]: ...
         async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord: ...
         async def create_and_put_object(

@@ -82,6 +82,10 @@ class FileRecord:
     # True when the API hashed the file's bytes itself (POST /upload): ``sha256`` is then a
     # fact, not the client's claim (issue 12). Listings may leave it out (False).
     sha256_verified: bool = False
+    # Made for an object version its uploader links next (``dfs-client sync``): created
+    # marked as ``commit_file(for_object=True)`` marks a file. Written by the creating calls
+    # only; records read back leave it False.
+    for_object: bool = False
 
 
 VERIFIED_ENTRY = "verified:"

@@ -67,7 +67,7 @@ def insert_files(
             pack_page(manifest, 0, rec.sha256),
             int(rec.sha256_verified),
             None if first_seq is None else first_seq + i,
-            int(for_object),
+            int(for_object or rec.for_object),
         )
         for i, (rec, manifest) in enumerate(files)
     ]

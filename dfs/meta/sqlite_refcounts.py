@@ -273,7 +273,7 @@ def commit_many(
         _bump_counters(db, refs.d.rows(len(newly), size, 1))
         first = _next_seq(db, len(newly)) - len(newly) + 1
         db.executemany(
-            "UPDATE files SET state=?, seq=?, for_object=? WHERE file_id=?",
+            "UPDATE files SET state=?, seq=?, for_object=max(for_object, ?) WHERE file_id=?",
             [(STATE_COMPLETE, first + i, mark, rows[f][0]) for i, f in enumerate(newly)],
         )
     return out

@@ -145,3 +145,22 @@ async def test_a_native_file_committed_after_an_objects_is_found(ns: Store) -> N
     await ns.create_and_commit_files([(native, manifest)], 3.0)
     found = await ns.find_file_by_sha256("t1", rec.sha256)
     assert found is None or found.file_id == native.file_id
+
+
+@pytest.mark.parametrize("n_chunks", [1, 60])
+async def test_a_file_created_for_an_object_stays_marked_through_its_commit(
+    ns: Store, n_chunks: int
+) -> None:
+    """A pending file created ``FileRecord.for_object`` (a sync's upload: ``"for_object"`` in
+    its init body) is not named by content once committed, by a plain commit too."""
+    rec, manifest = _many_chunks("t1", f"dcf{n_chunks}", n_chunks)
+    rec = dataclasses.replace(rec, for_object=True)
+    await ns.create_files([(rec, manifest)])
+    (done,) = await ns.commit_files([rec.file_id], 2.0)
+    assert done is not None
+    assert done.state == "complete"
+    await _not_found_by_content(ns, rec)
+    held, entries = _verified("t1", cid(f"dcf{n_chunks}-held"))
+    held = dataclasses.replace(held, for_object=True)  # recorded complete at its plan
+    await ns.create_and_commit_files([(held, entries)], 3.0)
+    await _not_found_by_content(ns, held)

@@ -7,17 +7,21 @@ way the DeleteObject deleted the file the native user held."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dfs import protocol
 from dfs.api.multipart import MIN_PART_BYTES
+from dfs.client import Client
+from dfs.client.namespace import NamespaceMethods
 from dfs.localcluster import LocalCluster, http_json
 from tests.e2e.conftest import Gateway, tenant_key_http
 
@@ -172,3 +176,41 @@ def test_a_grantees_object_by_content_leaves_the_grantees_file(
     assert object_bytes(gateway, "granted/g", gateway.token) == data
     assert api(gateway, "DELETE", "/objects/granted/g", gateway.token)[0] == 200
     assert native_bytes(mine, theirs) == data
+
+
+async def test_a_synced_file_is_no_dedup_answer_before_its_link(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dfs-client sync`` uploads its files, then links each: a native upload of the same
+    bytes made just before a link (the hook below opens that window every time) gets a file
+    of its own, which the object's delete leaves whole. A small file goes in a batch
+    (``/init-uploads``, ``/finalize-uploads``), a big one alone (``/init-upload``)."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="dedup-sync")
+    files = {"small.bin": os.urandom(50_000), "big.bin": os.urandom(9 << 20)}
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    natives: dict[str, tuple[int, dict[str, object]]] = {}
+    linked: dict[str, str] = {}
+    real_link = NamespaceMethods.link
+
+    async def link_after_a_native_upload(
+        self: NamespaceMethods, bucket: str, key: str, file_id: str = "", **kw: Any
+    ) -> dict[str, Any]:
+        natives[key] = await asyncio.to_thread(native_upload, gateway, files[key])
+        linked[key] = file_id
+        return await real_link(self, bucket, key, file_id, **kw)
+
+    monkeypatch.setattr(NamespaceMethods, "link", link_after_a_native_upload)
+    async with Client(gateway.api_url, token=gateway.token, resume=False) as cl:
+        report = await cl.upload_to([src / "small.bin", src / "big.bin"], "dedup-sync")
+    assert sorted(o["key"] for o in report.done) == sorted(files)
+    for key, data in files.items():
+        status, got = natives[key]
+        assert status == 201, got  # not answered (409) with the object's file
+        assert got["file_id"] != linked[key]
+        s3.delete_object(Bucket="dedup-sync", Key=key)
+        assert native_bytes(gateway, str(got["file_id"])) == data
+    s3.delete_bucket(Bucket="dedup-sync")

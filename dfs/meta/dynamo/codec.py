@@ -138,6 +138,8 @@ def file_item(rec: FileRecord, state: str, mid: str, chunk_count: int) -> Item:
         item["mtime"] = N(float(rec.mtime))
     if rec.sha256_verified:
         item["sha256_verified"] = {"BOOL": True}
+    if rec.for_object:
+        item[UNLINKED_ATTR] = S("1")  # kept out of the lookup by content until its link
     if state == FILE_COMPLETE:
         item["listed_tenant"] = S(rec.tenant)
     return item

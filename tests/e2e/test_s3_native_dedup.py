@@ -214,3 +214,37 @@ async def test_a_synced_file_is_no_dedup_answer_before_its_link(
         s3.delete_object(Bucket="dedup-sync", Key=key)
         assert native_bytes(gateway, str(got["file_id"])) == data
     s3.delete_bucket(Bucket="dedup-sync")
+
+
+def test_a_grantees_put_and_multipart_leave_no_file_of_the_grantee(
+    gateway: Gateway, cluster: LocalCluster
+) -> None:
+    """A read-write grantee's PutObject and CompleteMultipartUpload store the body in the
+    grantee's tenant, then link a clone of the owner's: the grantee's file is released
+    once the clone is linked (it was left behind, its chunks held forever)."""
+    gateway.client().create_bucket(Bucket="granted-put")
+    grantee, key = tenant_key_http(cluster, "put-grantee")
+    grants = {"grants": {"put-grantee": "read-write"}}
+    assert api(gateway, "PATCH", "/buckets/granted-put", gateway.token, grants)[0] == 200
+    s3 = gateway.client(key["access_key_id"], key["secret_access_key"])
+    data = os.urandom(300_000)
+    s3.put_object(Bucket="granted-put", Key="p", Body=data)
+    parts = [os.urandom(MIN_PART_BYTES), os.urandom(1000)]
+    up = s3.create_multipart_upload(Bucket="granted-put", Key="m")["UploadId"]
+    done = [
+        {
+            "PartNumber": n,
+            "ETag": s3.upload_part(
+                Bucket="granted-put", Key="m", UploadId=up, PartNumber=n, Body=body
+            )["ETag"],
+        }
+        for n, body in enumerate(parts, start=1)
+    ]
+    s3.complete_multipart_upload(
+        Bucket="granted-put", Key="m", UploadId=up, MultipartUpload={"Parts": done}
+    )
+    assert object_bytes(gateway, "granted-put/p", gateway.token) == data
+    assert object_bytes(gateway, "granted-put/m", gateway.token) == b"".join(parts)
+    status, listed = api(gateway, "GET", "/files", grantee)
+    assert status == 200, listed
+    assert listed["files"] == []  # the grantee holds no file of either object

@@ -134,6 +134,7 @@ class UploadRequest:
     mode: int | None = None
     mtime: float | None = None
     sha256_verified: bool = False  # the API hashed the bytes (ingest), never from a body
+    for_object: bool = False  # the uploader links it to an object next (``FileRecord``)
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> UploadRequest:
@@ -148,7 +149,10 @@ class UploadRequest:
         if total != size:
             raise InvalidRequest(f"chunk sizes add up to {total}, not the file size {size}")
         mode, mtime = parse_mode(body.get("mode")), parse_mtime(body.get("mtime"))
-        return cls(name, size, sha256, chunker, manifest, mode, mtime)
+        for_object = body.get("for_object", False)
+        if not isinstance(for_object, bool):
+            raise InvalidRequest("for_object must be a boolean")
+        return cls(name, size, sha256, chunker, manifest, mode, mtime, for_object=for_object)
 
     def record(self, file_id: str, tenant: str, created_at: float) -> FileRecord:
         """The pending file row this request creates."""
@@ -164,6 +168,7 @@ class UploadRequest:
             mode=self.mode,
             mtime=self.mtime,
             sha256_verified=self.sha256_verified,
+            for_object=self.for_object,
         )
 
 

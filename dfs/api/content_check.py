@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from dfs import protocol
 from dfs.api import download_plans
@@ -111,3 +112,25 @@ async def confirms(
     if matched:  # hashed here: a fact now, for every API process and every lookup
         await coord.meta.mark_sha256_verified(rec.file_id)
     return matched
+
+
+async def stored_file(
+    coord: Coordinator,
+    tenant: str,
+    sha256: str,
+    proof: str | None,
+    verified: VerifiedFiles,
+    slot: Callable[[bool], AbstractAsyncContextManager[object]],
+) -> FileRecord | None:
+    """The tenant's complete file (its own or an object's) found to hold the bytes of
+    ``sha256``: by the caller's manifest proof (``proof``, when not None) or by the servers'
+    verification (``confirms``); None if there is none. ``slot(big)``: held while a file is
+    read to verify it (``big``: one over a MiB, read through this process)."""
+    rec = await coord.find_by_sha256(tenant, sha256, linked=True)
+    if rec is None:
+        return None
+    reads = proof is None and not rec.sha256_verified and verified.known(rec.file_id) is None
+    async with slot(reads and rec.size > protocol.MIB):
+        if not await confirms(coord, rec, sha256, proof, verified):
+            return None
+    return rec

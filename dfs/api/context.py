@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from dfs import protocol, server
+from dfs.api import content_check
 from dfs.api.bodies import Principal
 from dfs.api.content_check import VerifiedFiles
 from dfs.api.coordinator import Coordinator
@@ -32,6 +33,8 @@ from dfs.api.registry import Registry
 from dfs.api.repair import Repair
 from dfs.api.usage_sampler import UsageSampler
 from dfs.errors import AuthError, Forbidden
+from dfs.ids import parse_sha256
+from dfs.meta.base import FileRecord
 from dfs.metrics import ApiMetrics
 from dfs.server import Handler
 from dfs.transport.http import compact_json
@@ -158,6 +161,21 @@ async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Resp
         return web.json_response(data, status=status, dumps=compact_json)
     body = await asyncio.to_thread(lambda: compact_json(data).encode())
     return web.Response(body=body, status=status, content_type="application/json")
+
+
+async def stored_file(request: web.Request, sha256: str, proof: object) -> FileRecord | None:
+    """``content_check.stored_file`` for the caller's tenant, ``proof`` its
+    ``manifest_sha256`` (checked here: 400 if not a sha256)."""
+    if proof is not None:
+        proof = parse_sha256(proof, "manifest_sha256")
+    return await content_check.stored_file(
+        request.app[COORDINATOR],
+        principal(request).tenant,
+        sha256,
+        proof,
+        request.app[VERIFIED],
+        lambda big: big_slot(request, big),
+    )
 
 
 def big_slot(request: web.Request, big: bool) -> contextlib.AbstractAsyncContextManager[object]:

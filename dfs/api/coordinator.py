@@ -27,6 +27,7 @@ processes can serve one cluster. Tokens, tenants and the node registry are in
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -77,6 +78,7 @@ REPAIR_LEASE = "repair"
 T = TypeVar("T")
 Locations = dict[str, set[str]]  # chunk id -> the nodes recorded holding a copy
 Copies = Mapping[str, Collection[str]]  # chunk id -> the nodes a 201 said it is durable on
+Receipted = Sequence[tuple[str, Mapping[str, object]]]  # (file id, its receipts by chunk id)
 
 
 def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
@@ -345,17 +347,18 @@ class Coordinator:
         tenant: str = DEFAULT_TENANT,
         *,
         copies: Copies | None = None,
+        for_object: bool = False,
     ) -> dict[str, Any]:
         """Commit the file if every chunk has its copies and every chunk the tenant did not
         already reference comes with a receipt proving this upload sent its bytes.
-        ``copies``: see the module's Trust (never what a client claims)."""
-        (done,) = await self._finalize([(file_id, receipts)], tenant, copies or {})
+        ``copies``: the module's Trust. ``for_object``: see ``MetadataStore.commit_file``."""
+        (done,) = await self._finalize([(file_id, receipts)], tenant, copies or {}, for_object)
         if isinstance(done, DfsError):
             raise done
         return file_body(done)
 
     async def finalize_uploads(
-        self, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str = DEFAULT_TENANT
+        self, items: Receipted, tenant: str = DEFAULT_TENANT
     ) -> list[dict[str, Any]]:
         """finalize_upload for many files, in order, with one has-chunks round: each entry is
         the file's metadata or ``{"file_id", "error"}``."""
@@ -366,7 +369,7 @@ class Coordinator:
         ]
 
     async def _finalize(
-        self, items: Sequence[tuple[str, Mapping[str, object]]], tenant: str, copies: Copies
+        self, items: Receipted, tenant: str, copies: Copies, for_object: bool = False
     ) -> list[FileRecord | DfsError]:
         """Each file committed (or already complete), or the error that stopped it. The
         checks run cheapest first, so a rejected file costs no has-chunks call."""
@@ -385,17 +388,15 @@ class Coordinator:
             todo = keep_passing(todo, results, lambda f: self.check_copies(f.chunks, holders))
         ids = [items[f.index][0] for f in todo]
         now = self.clock()
-        committed = await self.meta.commit_files(ids, now, locations=new) if ids or new else []
+        commit = functools.partial(self.meta.commit_files, for_object=for_object)
+        committed = await commit(ids, now, locations=new) if ids or new else []
         for f, file_id, done in zip(todo, ids, committed, strict=True):
             results[f.index] = done if done else FileNotFound(f"no file {file_id}")
         assert all(r is not None for r in results)  # every file was committed or rejected
         return [r for r in results if r is not None]
 
     async def _pending(
-        self,
-        items: Sequence[tuple[str, Mapping[str, object]]],
-        tenant: str,
-        results: list[FileRecord | DfsError | None],
+        self, items: Receipted, tenant: str, results: list[FileRecord | DfsError | None]
     ) -> list[Finalizing]:
         """The files still to commit; the others' results (complete, or an error) set.
         One metadata read for the batch (``pending_uploads``)."""

@@ -383,7 +383,9 @@ async def commit_ingested(
     ``receipts`` and are durable on ``copies`` (a ``ChunkSender``'s), unless (``reuse``) the
     tenant has it already. ``fresh``: none of its chunks was the tenant's when they were
     sent, so no complete file of the tenant held these bytes then: only the check just
-    before the commit (for a concurrent identical upload) is made."""
+    before the commit (for a concurrent identical upload) is made. A file made anyway
+    (``reuse=False``: the caller links it to an object version, whose release deletes it)
+    is committed ``for_object``: no lookup by content names it, even before its link."""
     existing = await _stored_already(coord, tenant, req) if reuse and not fresh else None
     if existing is not None:
         return Ingested(False, file_body(existing))
@@ -395,7 +397,10 @@ async def commit_ingested(
     existing = await _stored_already(coord, tenant, req) if reuse else None
     if existing is not None:
         return Ingested(False, file_body(existing))
-    return Ingested(True, await coord.finalize_upload(file_id, receipts, tenant, copies=copies))
+    done = await coord.finalize_upload(
+        file_id, receipts, tenant, copies=copies, for_object=not reuse
+    )
+    return Ingested(True, done)
 
 
 def _sent_here(
@@ -446,7 +451,7 @@ async def _commit_sent(
         rec = await commit(rec, req.manifest, locs, now)
     else:
         (rec,) = await coord.meta.create_and_commit_files(
-            [(rec, req.manifest)], now, locations=locs
+            [(rec, req.manifest)], now, locations=locs, for_object=not reuse
         )
     return Ingested(True, file_body(rec), record=rec)
 

@@ -240,22 +240,41 @@ class Namespace:
         return await self.store.put_object(new, now, if_absent=if_absent, if_match=if_match)
 
     async def link_copy(
-        self, who: Principal, bucket: str, key: str, rec: FileRecord, fields: ObjectFields
+        self,
+        who: Principal,
+        bucket: str,
+        key: str,
+        rec: FileRecord,
+        fields: ObjectFields,
+        *,
+        read: BucketRecord | None = None,
     ) -> PutResult:
         """A new current version of ``bucket/key`` with the bytes of the caller's complete
         file ``rec`` (found by its content) in a file record of its own with the same
         manifest: ``rec`` stays what it was (a file its owner may delete, or another
         object's, released with its last version), and no chunk is read or written. The
         owner's record is created and linked in one write (a refused link leaves nothing);
-        a grantee's file becomes the owner's by ``link`` (``_link_as_owners``)."""
-        b = await self.bucket(bucket)
+        a grantee's file becomes the owner's by ``link`` (``_link_as_owners``). ``read``:
+        the bucket as this request read it already (``link``'s)."""
+        b = read if read is not None and read.name == bucket else await self.bucket(bucket)
         access.require_write(who, b)
         if b.tenant != who.tenant:
             return await self.link(who, bucket, key, rec.file_id, fields, read=b)
         now = self.coord.clock()
-        manifest = await self.coord.meta.get_manifest(rec.file_id)
-        own = dataclasses.replace(rec, file_id=new_file_id(), state=FILE_PENDING, created_at=now)
+        own, manifest = await self._clone(rec, new_file_id(), who.tenant, now)
         return await self.create_and_link(who, b, key, (own, manifest, ()), fields, None, now)
+
+    async def _clone(
+        self, rec: FileRecord, file_id: str, tenant: str, now: float
+    ) -> tuple[FileRecord, list[ManifestEntry]]:
+        """A new file record ``file_id`` of ``tenant`` with complete file ``rec``'s manifest,
+        to be created with its link (its references then counted as any file's: no chunk
+        is read or written)."""
+        manifest = await self.coord.meta.get_manifest(rec.file_id)
+        clone = dataclasses.replace(
+            rec, file_id=file_id, tenant=tenant, state=FILE_PENDING, created_at=now
+        )
+        return clone, manifest
 
     async def create_and_link(
         self,
@@ -294,10 +313,7 @@ class Namespace:
         one. Created and linked in one store write (``create_and_put_object``), so a
         refused link (a condition, the bucket gone or another tenant's) or a crash leaves
         no file of the owner behind."""
-        manifest = await self.coord.meta.get_manifest(rec.file_id)
-        clone = dataclasses.replace(
-            rec, file_id=new.file_id, tenant=new.owner, state=FILE_PENDING, created_at=now
-        )
+        clone, manifest = await self._clone(rec, new.file_id, new.owner, now)
         return await self.store.create_and_put_object(
             clone, manifest, [], new, now, if_absent=if_absent, if_match=if_match
         )

@@ -61,7 +61,11 @@ async def finalize_upload(request: web.Request) -> web.Response:
             raise InvalidRequest("receipts must be an object of chunk id -> receipt")
         target = parse_target(body.get("bucket"), body.get("key"))  # 400 before committing
         fields = ObjectFields.parse(body)
-        done = await request.app[COORDINATOR].finalize_upload(file_id, receipts, tenant(request))
+        # with a key the file is the object's: committed so that no lookup by content
+        # hands it out before (or after) its link (docs/ARCHITECTURE.md, the namespace)
+        done = await request.app[COORDINATOR].finalize_upload(
+            file_id, receipts, tenant(request), for_object=target is not None
+        )
         if target is not None:  # also the key's new version (docs/WIRE.md, the namespace)
             linked = await request.app[NAMESPACE].link(principal(request), *target, file_id, fields)
             done = {**done, "object": object_body(linked.version)}

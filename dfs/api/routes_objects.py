@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from dfs import protocol
-from dfs.api.context import COORDINATOR, NAMESPACE, caller, principal
+from dfs.api.context import COORDINATOR, NAMESPACE, caller, principal, stored_file
 from dfs.api.file_stream import disposition, stream_file
 from dfs.api.ingest import download_cap
 from dfs.api.namespace_bodies import (
@@ -34,7 +34,6 @@ from dfs.api.namespace_bodies import (
     parse_tenants,
 )
 from dfs.api.namespace_service import Resolved
-from dfs.api.routes_seed import stored_file
 from dfs.errors import ContentNotStored, FileNotFound, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
 from dfs.meta.namespace import ObjectVersion, PutResult
@@ -93,13 +92,13 @@ async def _put_known(
         raise InvalidRequest("give file_id or sha256, not both")
     sha256 = parse_sha256(body["sha256"])
     ns = request.app[NAMESPACE]
-    await ns.require_writable(principal(request), bucket)  # 403/404 before any lookup
+    b = await ns.require_writable(principal(request), bucket)  # 403/404 before any lookup
     rec = await stored_file(request, sha256, body.get("manifest_sha256"))
     gone = ContentNotStored(f"no stored file of yours holds the bytes of sha256 {sha256}")
     if rec is None:
         raise gone
     try:
-        return await ns.link_copy(principal(request), bucket, key, rec, fields)
+        return await ns.link_copy(principal(request), bucket, key, rec, fields, read=b)
     except FileNotFound:  # deleted since it was found: as if never found (the caller uploads)
         raise gone from None
 

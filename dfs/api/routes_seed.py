@@ -26,15 +26,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from dfs import auth, protocol
 from dfs.api.bodies import file_body
-from dfs.api.content_check import confirms
-from dfs.api.context import COORDINATOR, NAMESPACE, VERIFIED, admin, big_slot, principal
+from dfs.api.context import COORDINATOR, NAMESPACE, VERIFIED, admin, principal, stored_file
 from dfs.api.file_stream import stream_file
 from dfs.api.ingest import check_download_cap, check_name, download_cap, ingest
 from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
-from dfs.meta.base import FileRecord
 from dfs.server import StreamDeadline, query_param
 
 DOWNLOAD_URL_TTL = 15 * 60  # the most a capability may live
@@ -192,24 +190,6 @@ async def check(request: web.Request) -> web.Response:
     return web.json_response(
         {"exists": rec is not None, "file": file_body(rec) if rec is not None else None}
     )
-
-
-async def stored_file(request: web.Request, sha256: str, proof: object) -> FileRecord | None:
-    """The caller's tenant's complete file (its own or an object's) found to hold the bytes
-    of ``sha256``: by the caller's manifest proof (``manifest_sha256``, when not None) or by
-    the servers' verification (``dfs.api.content_check.confirms``); None if there is none."""
-    if proof is not None:
-        proof = parse_sha256(proof, "manifest_sha256")
-    coord = request.app[COORDINATOR]
-    rec = await coord.find_by_sha256(principal(request).tenant, sha256, linked=True)
-    if rec is None:
-        return None
-    reads = proof is None and not rec.sha256_verified
-    reads = reads and request.app[VERIFIED].known(rec.file_id) is None
-    async with big_slot(request, reads and rec.size > protocol.MIB):
-        if not await confirms(coord, rec, sha256, proof, request.app[VERIFIED]):
-            return None
-    return rec
 
 
 _HASHES_PARAMS = frozenset({"limit", "last_evaluated_key", "next_page"})

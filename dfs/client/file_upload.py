@@ -75,9 +75,11 @@ class FileUpload:
         for c in scan.chunks:
             self._offsets.setdefault(c.chunk_id, c.offset)  # one read serves repeated chunks
 
-    def init_body(self, chunker: str) -> dict[str, Any]:
+    def init_body(self, chunker: str, for_object: bool = False) -> dict[str, Any]:
         """The body ``/init-upload`` takes (and each entry of ``/init-uploads``), with the
-        file's permission bits and mtime for the download to restore (issue 16)."""
+        file's permission bits and mtime for the download to restore (issue 16);
+        ``for_object``: the file is linked to an object next (sync), so no lookup by
+        content may hand it out meanwhile (docs/WIRE.md)."""
         body: dict[str, Any] = {
             "name": self.name,
             "size": self.scan.size,
@@ -85,6 +87,8 @@ class FileUpload:
             "chunker": chunker,
             "chunks": [{"sha256": c.chunk_id, "size": c.size} for c in self.scan.chunks],
         }
+        if for_object:
+            body["for_object"] = True
         if not self.keep_attrs:
             return body
         st = self.st

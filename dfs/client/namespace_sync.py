@@ -108,7 +108,8 @@ class SyncMethods(NamespaceMethods):
                 todo.append(f)
         profile = profile or ChunkerProfile.default()
         cache = await self.files_cache(bucket, profile) if todo else None
-        pipeline = UploadPipeline(self._connection(), profile, progress, cache)
+        # for_object: linked below, so no lookup by content may hand them out meanwhile
+        pipeline = UploadPipeline(self._connection(), profile, progress, cache, for_object=True)
         try:
             results = await pipeline.upload_files(todo) if todo else []
         finally:

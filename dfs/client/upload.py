@@ -222,9 +222,13 @@ class UploadPipeline:
         profile: ChunkerProfile,
         progress: ProgressFn | None,
         cache: FileCache | None = None,
+        *,
+        for_object: bool = False,
     ) -> None:
         """``cache``: the destination's files cache (``dfs.client.file_cache``), for
-        small files' batches; None reads every file."""
+        small files' batches; None reads every file. ``for_object``: every file is linked
+        to an object next (``FileUpload.init_body``)."""
+        self.for_object = for_object
         self.conn = conn
         self.profile = profile
         self.progress = progress
@@ -292,13 +296,14 @@ class UploadPipeline:
                     return held
         return await self.upload_file(f.path, f.name, keep_attrs=f.keep_attrs, listed=f)
 
+    def _init_body(self, upload: FileUpload) -> dict[str, Any]:
+        return upload.init_body(str(self.profile), self.for_object)
+
     async def _upload_held(self, f: LocalFile, scan: FileScan) -> UploadResult | None:
         """The file committed from its cached ``scan`` if its plan asks for nothing, or None."""
         started = time.monotonic()
         upload = FileUpload(f.path, f.name, scan, keep_attrs=f.keep_attrs)
-        upload.planned(
-            await self.conn.api.init_upload(**upload.init_body(str(self.profile))), {}, None
-        )
+        upload.planned(await self.conn.api.init_upload(**self._init_body(upload)), {}, None)
         if upload.todo:
             log.info("%s: the servers lack chunks of its cached scan; reading it", f.path)
             return None
@@ -347,7 +352,7 @@ class UploadPipeline:
         journal = upload.journal
         plan = await self._resume_plan(journal)
         if plan is None:
-            plan = await self.conn.api.init_upload(**upload.init_body(str(self.profile)))
+            plan = await self.conn.api.init_upload(**self._init_body(upload))
             if journal is not None:
                 await asyncio.to_thread(journal.start, str(plan["file_id"]))
         upload.planned(plan, journal.receipts if journal else {}, self.progress)
@@ -404,9 +409,11 @@ class UploadPipeline:
         """Plan ``uploads`` in one ``/init-uploads``; the plan's packs."""
         chunker = str(self.profile)
         if all(u.st is not None for u in uploads):  # listed files: no stat left to make
-            bodies = [u.init_body(chunker) for u in uploads]
+            bodies = [u.init_body(chunker, self.for_object) for u in uploads]
         else:
-            bodies = await asyncio.to_thread(lambda: [u.init_body(chunker) for u in uploads])
+            bodies = await asyncio.to_thread(
+                lambda: [u.init_body(chunker, self.for_object) for u in uploads]
+            )
         plans, packs = await self.conn.api.plan_uploads(bodies)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)

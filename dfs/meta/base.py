@@ -82,6 +82,10 @@ class FileRecord:
     # True when the API hashed the file's bytes itself (POST /upload): ``sha256`` is then a
     # fact, not the client's claim (issue 12). Listings may leave it out (False).
     sha256_verified: bool = False
+    # Made for an object version its uploader links next (``dfs-client sync``): created
+    # marked as ``commit_file(for_object=True)`` marks a file. Written by the creating calls
+    # only; records read back leave it False.
+    for_object: bool = False
 
 
 VERIFIED_ENTRY = "verified:"
@@ -213,6 +217,14 @@ class MetadataStore(Protocol):
         reference per manifest entry to each chunk (creating the chunk row if needed) and
         updates the counters. Committing a complete file again changes nothing and returns
         it. Concurrent commits of the same or identical files leave exact counts.
+        ``for_object=True`` (also taken by ``commit_files`` and ``create_and_commit_files``):
+        the file is made for an object version whose link is a later write; it is marked
+        for that in the same atomic step that makes it complete, so that no lookup by
+        content (``find_file_by_sha256`` without ``linked``) ever names it, not even
+        between the commit and the link (the object's delete deletes the file: an upload
+        answered with it would lose it). The mark goes with the link (DynamoDB) or stays
+        (SQLite: a linked file is left out anyway, and its last version's release deletes
+        it); a file whose link never comes keeps it (dedup is lost for it, never a file).
       - ``create_files([(rec, manifest), ...])`` is ``create_file`` for many files (directory
         uploads): each file appears with its manifest or not at all. Conflict if any id
         exists; the backend may then have created the files before it (SQLite creates none),
@@ -260,7 +272,8 @@ class MetadataStore(Protocol):
         never looks at another tenant's files. The entry (one per tenant, sha256 and
         verified, ``sha256_entry``) is written in the same atomic step as the commit.
         It never names a file that an object version links (``dfs.meta.namespace``): the
-        release of its last version deletes it, so it is no upload's to be answered with.
+        release of its last version deletes it, so it is no upload's to be answered with;
+        nor one committed ``for_object`` (see ``commit_file``), linked yet or not.
         SQLite then names the first committed file no version links; DynamoDB's entry
         names the first committed file only, so it names none while a version links that
         one (file-level dedup is lost for that content there, never a file). With
@@ -378,7 +391,9 @@ class MetadataStore(Protocol):
         self, file_ids: Sequence[str], tenant: str | None = None
     ) -> dict[str, FileRecord]: ...
     async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]: ...
-    async def commit_file(self, file_id: str, now: float) -> FileRecord: ...
+    async def commit_file(
+        self, file_id: str, now: float, *, for_object: bool = False
+    ) -> FileRecord: ...
     async def append_manifest_page(
         self, file_id: str, page: int, entries: Sequence[ManifestEntry]
     ) -> None: ...
@@ -391,7 +406,12 @@ class MetadataStore(Protocol):
         self, files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]]
     ) -> None: ...
     async def commit_files(
-        self, file_ids: Sequence[str], now: float, *, locations: Iterable[Location] = ()
+        self,
+        file_ids: Sequence[str],
+        now: float,
+        *,
+        locations: Iterable[Location] = (),
+        for_object: bool = False,
     ) -> list[FileRecord | None]: ...
     async def create_and_commit_files(
         self,
@@ -399,6 +419,7 @@ class MetadataStore(Protocol):
         now: float,
         *,
         locations: Iterable[Location] = (),
+        for_object: bool = False,
     ) -> list[FileRecord]: ...
     async def pending_uploads(
         self, file_ids: Sequence[str], tenant: str

@@ -293,29 +293,31 @@ class SqliteMetadataStore(
     async def seal_file(self, file_id: str, size: int, sha256: str) -> FileRecord:
         return await self._in_tx(lambda db: seal(db, self._labels, file_id, size, sha256))
 
-    async def commit_file(self, file_id: str, now: float) -> FileRecord:
-        def op() -> FileRecord:
-            with self._tx() as db:
-                return commit_one(db, self._labels, file_id, now)
-
-        return await self._run(op)
+    async def commit_file(
+        self, file_id: str, now: float, *, for_object: bool = False
+    ) -> FileRecord:
+        return await self._in_tx(lambda db: commit_one(db, self._labels, file_id, now, for_object))
 
     async def mark_sha256_verified(self, file_id: str) -> FileRecord | None:
         return await self._in_tx(lambda db: mark_verified(db, self._labels, file_id))
 
     async def commit_files(
-        self, file_ids: Sequence[str], now: float, *, locations: Iterable[Location] = ()
+        self,
+        file_ids: Sequence[str],
+        now: float,
+        *,
+        locations: Iterable[Location] = (),
+        for_object: bool = False,
     ) -> list[FileRecord | None]:
         # one transaction (one fsync) for the batch and its copies; each file's refcounts
         # read inside it, so files sharing a chunk count exactly as commits one after another
         locs = list(locations)
 
-        def op() -> list[FileRecord | None]:
-            with self._tx() as db:
-                add_locations(db, self._labels, locs, now)
-                return commit_many(db, self._labels, file_ids, now)
+        def op(db: sqlite3.Connection) -> list[FileRecord | None]:
+            add_locations(db, self._labels, locs, now)
+            return commit_many(db, self._labels, file_ids, now, for_object)
 
-        return await self._run(op)
+        return await self._in_tx(op)
 
     async def create_and_commit_files(
         self,
@@ -323,17 +325,17 @@ class SqliteMetadataStore(
         now: float,
         *,
         locations: Iterable[Location] = (),
+        for_object: bool = False,
     ) -> list[FileRecord]:
         locs = list(locations)
 
         # one transaction: copies recorded, files inserted and counted together, no row read
         # back (a failure leaves none of it)
-        def op() -> list[FileRecord]:
-            with self._tx() as db:
-                add_locations(db, self._labels, locs, now)
-                return create_committed(db, self._labels, files, now)
+        def op(db: sqlite3.Connection) -> list[FileRecord]:
+            add_locations(db, self._labels, locs, now)
+            return create_committed(db, self._labels, files, now, for_object)
 
-        return await self._run(op)
+        return await self._in_tx(op)
 
     async def list_files(
         self, tenant: str, *, limit: int, after: str | None = None, prefix: str = ""

@@ -44,10 +44,12 @@ def insert_files(
     labels: Labels,
     files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
     first_seq: int | None = None,
+    for_object: bool = False,
 ) -> None:
     """``insert_file`` of many files in one ``executemany`` (a statement per file cost more
     than the rows); complete with sequence numbers ``first_seq``, ``first_seq + 1``, ...
-    in order when ``first_seq`` is given."""
+    in order when ``first_seq`` is given (and marked ``for_object`` when asked: see
+    ``commit_many``)."""
     state = STATE_PENDING if first_seq is None else STATE_COMPLETE
     rows = [
         (
@@ -65,13 +67,14 @@ def insert_files(
             pack_page(manifest, 0, rec.sha256),
             int(rec.sha256_verified),
             None if first_seq is None else first_seq + i,
+            int(for_object or rec.for_object),
         )
         for i, (rec, manifest) in enumerate(files)
     ]
     db.executemany(
         "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state, created_at,"
-        " chunk_count, mode, mtime, manifest, sha256_verified, seq)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " chunk_count, mode, mtime, manifest, sha256_verified, seq, for_object)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         rows,
     )
 

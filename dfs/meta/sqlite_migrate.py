@@ -6,7 +6,8 @@ Chosen over keeping both layouts: the store then has one set of queries, and the
 runs once, at the first open by a new version (it reads every row, so it takes as long as a
 VACUUM of the database would). A database is in the old layout when it has a ``files`` table
 and no ``labels`` table. Old layouts that predate a column (``chunks.unref_at``,
-``files.mode``/``mtime``) or a table are first completed the way the old code did.
+``files.mode``/``mtime``) or a table are first completed the way the old code did; a
+compact database made before a column of ``_NEW_COLUMNS`` (``files.for_object``) gets it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ def open_schema(conn: sqlite3.Connection) -> None:
     if "files" in tables and "labels" not in tables:
         _convert(conn, tables)
     create_tables(conn)
+    _add_columns(conn)
+
+
+_NEW_COLUMNS = {"files": (("for_object", "INTEGER NOT NULL DEFAULT 0"),)}
+"""Columns added to the compact layout after it shipped: a database made before one gets
+it at open (SQLite adds a column with a constant default without rewriting a row)."""
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for name, columns in _NEW_COLUMNS.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({name})")}
+        for col, kind in columns:
+            if col not in have:
+                conn.execute(f"ALTER TABLE {name} ADD COLUMN {col} {kind}")
 
 
 def _convert(conn: sqlite3.Connection, tables: set[str]) -> None:
@@ -105,7 +120,9 @@ def _convert_files(conn: sqlite3.Connection, labels: Labels) -> None:
         ]
         complete = r[6] == FILE_COMPLETE
         conn.execute(
-            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO files (file_id, tenant, name, size, sha256, chunker, state,"
+            " created_at, chunk_count, mode, mtime, seq, manifest, sha256_verified)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 pack_file_id(r[0]),
                 labels.id(conn, r[1]),

@@ -181,9 +181,11 @@ def _next_seq(db: sqlite3.Connection, n: int = 1) -> int:
     return int(row[0])
 
 
-def commit_one(db: sqlite3.Connection, labels: Labels, file_id: str, now: float) -> FileRecord:
+def commit_one(
+    db: sqlite3.Connection, labels: Labels, file_id: str, now: float, for_object: bool = False
+) -> FileRecord:
     """commit_file's work inside the caller's write transaction."""
-    (rec,) = commit_many(db, labels, [file_id], now)
+    (rec,) = commit_many(db, labels, [file_id], now, for_object)
     if rec is None:
         raise FileNotFound(f"no file {file_id}")
     return rec
@@ -220,13 +222,14 @@ def create_committed(
     labels: Labels,
     files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
     now: float,
+    for_object: bool = False,
 ) -> list[FileRecord]:
     """create_and_commit_files' work inside the caller's write transaction: each file
-    inserted complete (its sequence number taken up front, in order) and its references
-    counted from the manifest in hand, as ``commit_many`` would count them; no row is read
-    back."""
+    inserted complete (its sequence number taken up front, in order; marked ``for_object``
+    when asked) and its references counted from the manifest in hand, as ``commit_many``
+    would count them; no row is read back."""
     first = _next_seq(db, len(files)) - len(files) + 1
-    insert_files(db, labels, files, first)
+    insert_files(db, labels, files, first, for_object)
     refs = _RefWriter(db, now)
     for rec, manifest in files:
         refs.add(labels.id(db, rec.tenant), (manifest,))
@@ -237,12 +240,17 @@ def create_committed(
 
 
 def commit_many(
-    db: sqlite3.Connection, labels: Labels, file_ids: Sequence[str], now: float
+    db: sqlite3.Connection,
+    labels: Labels,
+    file_ids: Sequence[str],
+    now: float,
+    for_object: bool = False,
 ) -> list[FileRecord | None]:
     """commit_files' work inside the caller's write transaction: each file (None if it
     does not exist) counted in order, exactly as commits one after the other (a chunk two
     of them share is stored by the first, a duplicate for the second); the counters bumped
-    and the commit sequence numbers taken once for them all, in the files' order."""
+    and the commit sequence numbers taken once for them all, in the files' order. Each file
+    committed here is marked ``for_object`` in the same row update when asked."""
     out: list[FileRecord | None] = []
     refs = _RefWriter(db, now)
     newly: dict[str, None] = {}  # committed here, in order
@@ -259,13 +267,14 @@ def commit_many(
             newly[file_id] = None
             size += rec.size
         out.append(rec)
+    mark = int(for_object)
     if newly:
         refs.flush()
         _bump_counters(db, refs.d.rows(len(newly), size, 1))
         first = _next_seq(db, len(newly)) - len(newly) + 1
         db.executemany(
-            "UPDATE files SET state=?, seq=? WHERE file_id=?",
-            [(STATE_COMPLETE, first + i, rows[f][0]) for i, f in enumerate(newly)],
+            "UPDATE files SET state=?, seq=?, for_object=max(for_object, ?) WHERE file_id=?",
+            [(STATE_COMPLETE, first + i, mark, rows[f][0]) for i, f in enumerate(newly)],
         )
     return out
 

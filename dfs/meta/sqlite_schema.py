@@ -16,7 +16,8 @@ Tables (all ``WITHOUT ROWID``: the key is the access path):
 |           |                      | complete), created_at, chunk_count, mode, mtime (NULL when |
 |           |                      | the upload gave none), seq (commit order), manifest (the   |
 |           |                      | blob of the entries given at create_file), sha256_verified |
-|           |                      | (1: the API hashed the bytes)                              |
+|           |                      | (1: the API hashed the bytes), for_object (1: committed    |
+|           |                      | for an object version, never named by content)            |
 | manifest_pages | (file_id, page) | start (offset of its first entry), entries (blob), proven |
 |           |                      | (a paged upload's later pages, ``append_manifest_page``)   |
 | chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0),|
@@ -64,7 +65,7 @@ CREATE TABLE IF NOT EXISTS files (
     file_id PRIMARY KEY, tenant INTEGER NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
     sha256 NOT NULL, chunker INTEGER NOT NULL, state INTEGER NOT NULL, created_at REAL NOT NULL,
     chunk_count INTEGER NOT NULL, mode INTEGER, mtime REAL, seq INTEGER, manifest BLOB,
-    sha256_verified INTEGER NOT NULL DEFAULT 0
+    sha256_verified INTEGER NOT NULL DEFAULT 0, for_object INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_tenant ON files (tenant, file_id) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS files_by_hash
@@ -115,15 +116,16 @@ _BY_HASH = (
     "AND substr(sha256, 1, 8)=? AND state = 1 AND sha256=? "
 )
 FIND_BY_HASH = {
-    False: _BY_HASH + "AND NOT EXISTS "
+    False: _BY_HASH + "AND for_object = 0 AND NOT EXISTS "
     "(SELECT 1 FROM ns_file_links l WHERE l.file_id = files.file_id AND l.links > 0) "
     "ORDER BY seq LIMIT 1",
     True: _BY_HASH + "ORDER BY seq LIMIT 1",
 }
 """``find_file_by_sha256``'s query (tenant, verified, sha256[:8], sha256) by its ``linked``,
-on the ``files_by_hash`` index: the first committed file that no object version links (a
-linked file is the namespace's: the release of its last version deletes it), or with
-``linked`` the first committed file."""
+on the ``files_by_hash`` index: the first committed file that no object version links and
+that was not committed for one (``for_object``: its link follows the commit; a linked file
+is the namespace's: the release of its last version deletes it), or with ``linked`` the
+first committed file."""
 
 
 def create_tables(conn: sqlite3.Connection) -> None:

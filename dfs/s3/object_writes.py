@@ -36,7 +36,7 @@ from dfs.api.namespace_bodies import (
     parse_metadata,
 )
 from dfs.api.namespace_service import Namespace
-from dfs.errors import EtagMismatch, InvalidRequest, KeyExists, KeyNotFound
+from dfs.errors import Conflict, EtagMismatch, FileNotFound, InvalidRequest, KeyExists, KeyNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
 from dfs.meta.namespace import NULL_VERSION, BucketRecord, ObjectVersion, PutResult
 from dfs.namespace_rules import STORED_HEADERS
@@ -203,6 +203,44 @@ async def link(
             read=read,
             written=written,
         )
+
+
+async def link_made(
+    request: web.Request,
+    bucket: str,
+    key: str,
+    file_id: str,
+    fields: ObjectFields,
+    etag: str,
+    cond: WriteCondition,
+    *,
+    read: BucketRecord | None = None,
+    written: FileRecord | None = None,
+) -> PutResult:
+    """``link`` of a file this request made for the object (committed ``for_object``: no
+    lookup by content handed it to anyone): released again when the version links another
+    file (a read-write grantee's, cloned into the owner's tenant by the link) and when the
+    link is refused, so no file of the caller's is left behind."""
+    try:
+        made = await link(
+            request, bucket, key, file_id, fields, etag, cond, read=read, written=written
+        )
+    except Exception:
+        await release_made(request, file_id)
+        raise
+    if made.version.file_id != file_id:
+        await release_made(request, file_id)
+    return made
+
+
+async def release_made(request: web.Request, file_id: str) -> None:
+    """Delete the caller's file ``file_id`` this request made (gone already, or linked
+    meanwhile by its id: left as it is)."""
+    coord = request.app[NAMESPACE].coord
+    with contextlib.suppress(FileNotFound, Conflict):
+        if not file_id:
+            return  # an empty object links no file
+        await coord.delete_file(file_id, principal(request).tenant)
 
 
 def linking_commit(

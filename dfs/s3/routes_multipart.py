@@ -290,13 +290,18 @@ async def _assemble_and_link(
         fields = ObjectFields(
             content_type=u.content_type or None, metadata=metadata, headers=u.headers
         )
-        await object_writes.link(request, u.bucket, u.key, file_id, fields, etag, cond)
+        linked = await object_writes.link(request, u.bucket, u.key, file_id, fields, etag, cond)
     except BaseException:
         if made is not None and made.created:
             with contextlib.suppress(DfsError):
                 await mp.release_files(u.tenant, [str(made.body["file_id"])])
         await mp.reopen(u)
         raise
+    if file_id and linked.version.file_id != file_id:
+        # a read-write grantee's file, cloned into the owner's tenant by the link: the
+        # grantee's is nobody's now (made here, committed for_object: never a dedup answer)
+        with contextlib.suppress(DfsError):
+            await mp.release_files(u.tenant, [file_id])
     with contextlib.suppress(DfsError):  # collected meanwhile: its parts are released already
         await mp.finish(u, {UPLOAD_COMPLETING})
     return etag

@@ -73,9 +73,10 @@ async def put_object(request: web.Request) -> web.StreamResponse:
             body.read,
             ChunkerProfile.default(),
             MAX_OBJECT_BYTES,
-            # the owner's object gets a file of its own (its last version's release deletes
-            # it), never a file of the tenant's found by content; a grantee's is cloned
-            reuse=not own,
+            # the object gets a file of its own (its last version's release deletes it),
+            # never a file of the tenant's found by content; a grantee's is cloned into the
+            # owner's tenant by the link, and released then (``link_made``)
+            reuse=False,
             body_sha256=body.sha256_hex,
             commit=object_writes.linking_commit(
                 request, b, key, fields, sums, cond, body.finish, linked
@@ -89,7 +90,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     made = (
         linked[0]
         if linked
-        else await object_writes.link(
+        else await object_writes.link_made(
             request, bucket, key, file_id, fields, etag, cond, read=b, written=written
         )
     )

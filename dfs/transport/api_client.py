@@ -49,9 +49,10 @@ class ApiClient:
         chunks: Sequence[dict[str, Any]],
         mode: int | None = None,
         mtime: float | None = None,
+        for_object: bool = False,
     ) -> dict[str, Any]:
         """Plan one upload; ``mode`` and ``mtime`` (the file's, for downloads to restore)
-        are sent only when given."""
+        are sent only when given, ``for_object`` only when True (docs/WIRE.md)."""
         body: dict[str, Any] = {
             "name": name,
             "size": size,
@@ -60,6 +61,8 @@ class ApiClient:
             "chunks": chunks,
         }
         body.update({k: v for k, v in (("mode", mode), ("mtime", mtime)) if v is not None})
+        if for_object:
+            body["for_object"] = True
         return await self._json("POST", protocol.INIT_UPLOAD, json=body)
 
     # --- paged uploads (files of any size, page by page: dfs.api.routes_paged) ------------

@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from dfs.errors import FileNotFound
-from dfs.meta.base import FileRecord, Location, MetadataStore
+from dfs.meta.base import FileRecord, Location, ManifestEntry, MetadataStore
 from dfs.meta.namespace import NewObject
 from tests.contract.test_namespace_create_and_put import new_file
 from tests.contract.test_namespace_store import Store, bucket, cid
@@ -76,3 +76,91 @@ async def test_a_file_linked_by_id_is_no_longer_found_by_content(ns: Store) -> N
     with pytest.raises(FileNotFound):  # released with its last version, as documented
         await ns.get_file(rec.file_id, "t1")
     assert await ns.find_file_by_sha256("t1", rec.sha256) is None
+
+
+def _many_chunks(tenant: str, tag: str, n: int) -> tuple[FileRecord, list[ManifestEntry]]:
+    """A verified file of ``n`` distinct 10-byte chunks (more than one DynamoDB refcount
+    transaction holds: the commit that claims the file, counts in batches, then completes)."""
+    rec, _ = _verified(tenant, cid(f"{tag}-0"))
+    manifest = [ManifestEntry(10 * i, 10, cid(f"{tag}-{i}")) for i in range(n)]
+    return dataclasses.replace(rec, size=10 * n, chunk_count=n), manifest
+
+
+async def _not_found_by_content(ns: Store, rec: FileRecord) -> None:
+    assert await ns.find_file_by_sha256(rec.tenant, rec.sha256) is None
+    assert await ns.find_file_by_sha256(rec.tenant, rec.sha256, verified=False) is None
+    # a reader's lookup (linked=True) may name it (SQLite), or not while it is marked
+    # (DynamoDB: as a PutObject's file not linked yet)
+    found = await ns.find_file_by_sha256(rec.tenant, rec.sha256, linked=True)
+    assert found is None or found.file_id == rec.file_id
+
+
+@pytest.mark.parametrize("n_chunks", [1, 60])
+async def test_a_file_committed_for_an_object_is_not_found_before_its_link(
+    ns: Store, n_chunks: int
+) -> None:
+    """A file committed ``for_object`` (its link is a later write: ``/finalize-upload`` with a
+    key, an ingest's fallback) is never named by content, not even before the link: an
+    upload answered with it then would lose it to the object's delete."""
+    await bucket(ns, "dc")
+    rec, manifest = _many_chunks("t1", f"dc{n_chunks}", n_chunks)
+    await ns.create_files([(rec, manifest)])
+    (done,) = await ns.commit_files([rec.file_id], 2.0, for_object=True)
+    assert done is not None
+    assert done.state == "complete"
+    await _not_found_by_content(ns, rec)
+    await ns.put_object(_object("dc", "k", rec), 3.0)
+    assert await ns.find_file_by_sha256("t1", rec.sha256) is None
+    await ns.delete_object("dc", "k", None, 4.0)
+    await _released(ns, 5.0)
+    with pytest.raises(FileNotFound):
+        await ns.get_file(rec.file_id, "t1")
+
+
+async def test_commit_file_for_an_object_is_not_found(ns: Store) -> None:
+    rec, manifest = _verified("t1", cid("dc1-a"))
+    await ns.create_files([(rec, manifest)])
+    assert (await ns.commit_file(rec.file_id, 2.0, for_object=True)).state == "complete"
+    await _not_found_by_content(ns, rec)
+
+
+async def test_a_file_created_complete_for_an_object_is_not_found(ns: Store) -> None:
+    """``create_and_commit_files(for_object=True)`` (an API ingest of an object's body
+    whose every chunk it sent) marks the file in the write that records it complete."""
+    rec, manifest = _verified("t1", cid("dcc-a"))
+    (done,) = await ns.create_and_commit_files([(rec, manifest)], 2.0, for_object=True)
+    assert done.state == "complete"
+    await _not_found_by_content(ns, rec)
+    big, entries = _many_chunks("t1", "dcc-big", 300)  # DynamoDB: created, then committed
+    await ns.create_and_commit_files([(big, entries)], 3.0, for_object=True)
+    await _not_found_by_content(ns, big)
+
+
+async def test_a_native_file_committed_after_an_objects_is_found(ns: Store) -> None:
+    """The mark keeps only the object's file out: a native file of the same bytes is named
+    (SQLite), or none is (DynamoDB: its entry names the first committed file)."""
+    rec, manifest = _verified("t1", cid("dn-a"))
+    await ns.create_and_commit_files([(rec, manifest)], 2.0, for_object=True)
+    native = dataclasses.replace(rec, file_id=new_file("t1", cid("dn-a"), 10)[0].file_id)
+    await ns.create_and_commit_files([(native, manifest)], 3.0)
+    found = await ns.find_file_by_sha256("t1", rec.sha256)
+    assert found is None or found.file_id == native.file_id
+
+
+@pytest.mark.parametrize("n_chunks", [1, 60])
+async def test_a_file_created_for_an_object_stays_marked_through_its_commit(
+    ns: Store, n_chunks: int
+) -> None:
+    """A pending file created ``FileRecord.for_object`` (a sync's upload: ``"for_object"`` in
+    its init body) is not named by content once committed, by a plain commit too."""
+    rec, manifest = _many_chunks("t1", f"dcf{n_chunks}", n_chunks)
+    rec = dataclasses.replace(rec, for_object=True)
+    await ns.create_files([(rec, manifest)])
+    (done,) = await ns.commit_files([rec.file_id], 2.0)
+    assert done is not None
+    assert done.state == "complete"
+    await _not_found_by_content(ns, rec)
+    held, entries = _verified("t1", cid(f"dcf{n_chunks}-held"))
+    held = dataclasses.replace(held, for_object=True)  # recorded complete at its plan
+    await ns.create_and_commit_files([(held, entries)], 3.0)
+    await _not_found_by_content(ns, held)

@@ -3,6 +3,7 @@ is converted at open with nothing lost, and the packing of manifests round-trips
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -310,3 +311,32 @@ async def _old_versions_stay_counted(meta: SqliteMetadataStore, path: Path) -> N
     for n in range(1, 6):  # the last version of each file released it
         with pytest.raises(FileNotFound):
             await meta.get_file(str(uuid.UUID(int=n)))
+
+
+async def test_a_database_without_for_object_gets_it_at_open(tmp_path: Path) -> None:
+    """A compact database made before ``files.for_object``: the column is added at open,
+    its files unmarked (found by content as before), and a commit for an object marks."""
+    path = tmp_path / "m.db"
+    meta = await SqliteMetadataStore.open(f"sqlite://{path}")
+    old = FileRecord(str(uuid.uuid4()), "a", 1, cid("x"), "fixed:4096", tenant="t1")
+    old = dataclasses.replace(old, chunk_count=1, sha256_verified=True)
+    try:
+        await meta.create_and_commit_files([(old, [ManifestEntry(0, 1, cid(1))])], 1.0)
+    finally:
+        await meta.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE files DROP COLUMN for_object")
+    conn.commit()
+    conn.close()
+    meta = await SqliteMetadataStore.open(f"sqlite://{path}")
+    try:
+        found = await meta.find_file_by_sha256("t1", cid("x"))
+        assert found is not None
+        assert found.file_id == old.file_id
+        new = dataclasses.replace(old, file_id=str(uuid.uuid4()), sha256=cid("y"))
+        await meta.create_and_commit_files(
+            [(new, [ManifestEntry(0, 1, cid(1))])], 2.0, for_object=True
+        )
+        assert await meta.find_file_by_sha256("t1", cid("y")) is None
+    finally:
+        await meta.close()

@@ -7,17 +7,21 @@ way the DeleteObject deleted the file the native user held."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dfs import protocol
 from dfs.api.multipart import MIN_PART_BYTES
+from dfs.client import Client
+from dfs.client.namespace import NamespaceMethods
 from dfs.localcluster import LocalCluster, http_json
 from tests.e2e.conftest import Gateway, tenant_key_http
 
@@ -172,3 +176,75 @@ def test_a_grantees_object_by_content_leaves_the_grantees_file(
     assert object_bytes(gateway, "granted/g", gateway.token) == data
     assert api(gateway, "DELETE", "/objects/granted/g", gateway.token)[0] == 200
     assert native_bytes(mine, theirs) == data
+
+
+async def test_a_synced_file_is_no_dedup_answer_before_its_link(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dfs-client sync`` uploads its files, then links each: a native upload of the same
+    bytes made just before a link (the hook below opens that window every time) gets a file
+    of its own, which the object's delete leaves whole. A small file goes in a batch
+    (``/init-uploads``, ``/finalize-uploads``), a big one alone (``/init-upload``)."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="dedup-sync")
+    files = {"small.bin": os.urandom(50_000), "big.bin": os.urandom(9 << 20)}
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    natives: dict[str, tuple[int, dict[str, object]]] = {}
+    linked: dict[str, str] = {}
+    real_link = NamespaceMethods.link
+
+    async def link_after_a_native_upload(
+        self: NamespaceMethods, bucket: str, key: str, file_id: str = "", **kw: Any
+    ) -> dict[str, Any]:
+        natives[key] = await asyncio.to_thread(native_upload, gateway, files[key])
+        linked[key] = file_id
+        return await real_link(self, bucket, key, file_id, **kw)
+
+    monkeypatch.setattr(NamespaceMethods, "link", link_after_a_native_upload)
+    async with Client(gateway.api_url, token=gateway.token, resume=False) as cl:
+        report = await cl.upload_to([src / "small.bin", src / "big.bin"], "dedup-sync")
+    assert sorted(o["key"] for o in report.done) == sorted(files)
+    for key, data in files.items():
+        status, got = natives[key]
+        assert status == 201, got  # not answered (409) with the object's file
+        assert got["file_id"] != linked[key]
+        s3.delete_object(Bucket="dedup-sync", Key=key)
+        assert native_bytes(gateway, str(got["file_id"])) == data
+    s3.delete_bucket(Bucket="dedup-sync")
+
+
+def test_a_grantees_put_and_multipart_leave_no_file_of_the_grantee(
+    gateway: Gateway, cluster: LocalCluster
+) -> None:
+    """A read-write grantee's PutObject and CompleteMultipartUpload store the body in the
+    grantee's tenant, then link a clone of the owner's: the grantee's file is released
+    once the clone is linked (it was left behind, its chunks held forever)."""
+    gateway.client().create_bucket(Bucket="granted-put")
+    grantee, key = tenant_key_http(cluster, "put-grantee")
+    grants = {"grants": {"put-grantee": "read-write"}}
+    assert api(gateway, "PATCH", "/buckets/granted-put", gateway.token, grants)[0] == 200
+    s3 = gateway.client(key["access_key_id"], key["secret_access_key"])
+    data = os.urandom(300_000)
+    s3.put_object(Bucket="granted-put", Key="p", Body=data)
+    parts = [os.urandom(MIN_PART_BYTES), os.urandom(1000)]
+    up = s3.create_multipart_upload(Bucket="granted-put", Key="m")["UploadId"]
+    done = [
+        {
+            "PartNumber": n,
+            "ETag": s3.upload_part(
+                Bucket="granted-put", Key="m", UploadId=up, PartNumber=n, Body=body
+            )["ETag"],
+        }
+        for n, body in enumerate(parts, start=1)
+    ]
+    s3.complete_multipart_upload(
+        Bucket="granted-put", Key="m", UploadId=up, MultipartUpload={"Parts": done}
+    )
+    assert object_bytes(gateway, "granted-put/p", gateway.token) == data
+    assert object_bytes(gateway, "granted-put/m", gateway.token) == b"".join(parts)
+    status, listed = api(gateway, "GET", "/files", grantee)
+    assert status == 200, listed
+    assert listed["files"] == []  # the grantee holds no file of either object

@@ -8,10 +8,12 @@ import hashlib
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
+from dfs.api.namespace_service import Namespace
 from dfs.client import Client
 from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Forbidden, KeyNotFound
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
@@ -268,3 +270,51 @@ async def test_keys_with_dot_segments_name_themselves(
         with pytest.raises(KeyNotFound):
             await c.object_info("dots", "x/../keep.txt")
         assert (await c.object_info("dots", "keep.txt"))["size"] == len(b"keep me")
+
+
+async def test_a_file_finalized_under_a_key_is_no_dedup_answer_before_its_link(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/finalize-upload`` with a key commits the file, then links it: a native ``POST
+    /upload`` of the same bytes made between the two (the hook on ``Namespace.link`` opens
+    that window every time) gets a file of its own (it got the object's file, 409, before),
+    and the object's delete leaves that file whole."""
+    (dana,) = await tokens(inproc.api.url, "dana")
+    data = b"bytes finalized under a key"
+    digest = hashlib.sha256(data).hexdigest()
+    headers = {"Authorization": f"Bearer {dana}"}
+    raw = {**headers, "Content-Type": "application/octet-stream"}
+    native: list[tuple[int, dict[str, Any]]] = []
+    real_link = Namespace.link
+
+    async with Client(inproc.api.url, token=dana) as c, aiohttp.ClientSession() as s:
+
+        async def link_after_a_native_upload(self: Namespace, *args: Any, **kw: Any) -> Any:
+            q = {"filename": "mine.txt"}
+            async with s.post(f"{inproc.api.url}/upload", params=q, data=data, headers=raw) as r:
+                native.append((r.status, await r.json()))
+            return await real_link(self, *args, **kw)
+
+        monkeypatch.setattr(Namespace, "link", link_after_a_native_upload)
+        await c.make_bucket("win")
+        plan = await c.api.init_upload(
+            name="n.txt",
+            size=len(data),
+            sha256=digest,
+            chunker="fixed:65536",
+            chunks=[{"sha256": digest, "size": len(data)}],
+        )
+        put = await c.api.proxy_put_chunk(digest, data, file_id=plan["file_id"])
+        body = {"file_id": plan["file_id"], "receipts": {digest: put["receipt"]}}
+        body.update(bucket="win", key="w/n.txt")
+        async with s.post(f"{inproc.api.url}/finalize-upload", json=body, headers=headers) as r:
+            assert r.status == 200
+        ((status, got),) = native
+        assert status == 201, got
+        assert got["file_id"] != plan["file_id"]
+        async with s.delete(f"{inproc.api.url}/objects/win/w/n.txt", headers=headers) as r:
+            assert r.status == 200
+        out = await c.api.download_plan(str(got["file_id"]))
+        assert out["size"] == len(data)
+        async with s.get(f"{inproc.api.url}/file/{plan['file_id']}", headers=headers) as r:
+            assert r.status == 404  # the object's file went with its version

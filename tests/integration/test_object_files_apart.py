@@ -70,3 +70,52 @@ async def test_an_object_by_content_whose_file_went_meanwhile_is_not_made(
     with pytest.raises(FileNotFound):
         await ns.link_copy(alice, "bkt", "k", rec, ObjectFields())
     assert (await ns.store.list_objects("bkt")).objects == []
+
+
+async def _native_survives_the_object(
+    inproc: InProcessCluster, ns: Namespace, alice: Principal, data: bytes, object_id: str
+) -> None:
+    """The window between the object file's commit and its link, opened on purpose: a native
+    upload of the same bytes then gets a file of its own (not the object's), and the
+    object's delete leaves it whole."""
+    coord = inproc.api.coordinator
+    profile = ChunkerProfile.default()
+    native = await ingest(coord, "alice", "mine.bin", _reader(data), profile, LIMIT)
+    assert native.created  # not answered (409) with the object's file, not linked yet
+    native_id = str(native.body["file_id"])
+    assert native_id != object_id
+    await ns.link(alice, "bkt", "obj", object_id, ObjectFields())
+    await ns.delete(alice, "bkt", "obj", None)
+    with pytest.raises(FileNotFound):
+        await coord.meta.get_file(object_id, "alice")  # released with its last version
+    assert (await coord.meta.get_file(native_id, "alice")).size == len(data)
+
+
+async def test_an_objects_file_sent_here_is_no_dedup_answer_before_its_link(
+    inproc: InProcessCluster,
+) -> None:
+    """An object's body ingested whole (every chunk sent here: ``create_and_commit_files``,
+    as ``POST /upload?bucket=&key=`` and a PutObject's fallback do) is committed marked."""
+    ns, alice = await _alice(inproc)
+    coord = inproc.api.coordinator
+    data = random.Random(3).randbytes(200_000)
+    profile = ChunkerProfile.default()
+    obj = await ingest(coord, "alice", "obj", _reader(data), profile, LIMIT, reuse=False)
+    await _native_survives_the_object(inproc, ns, alice, data, str(obj.body["file_id"]))
+
+
+async def test_an_objects_file_finalized_is_no_dedup_answer_before_its_link(
+    inproc: InProcessCluster,
+) -> None:
+    """An object's body whose chunks the tenant held already (no receipt: the general
+    path, ``finalize_upload``, as ``/finalize-upload`` with a key) is committed marked."""
+    ns, alice = await _alice(inproc)
+    coord = inproc.api.coordinator
+    data = random.Random(4).randbytes(200_000)
+    profile = ChunkerProfile.default()
+    first = await ingest(coord, "alice", "first.bin", _reader(data), profile, LIMIT)
+    obj = await ingest(coord, "alice", "obj", _reader(data), profile, LIMIT, reuse=False)
+    assert obj.created
+    assert obj.record is None  # finalized, not recorded in one write with its copies
+    await coord.delete_file(str(first.body["file_id"]), "alice")
+    await _native_survives_the_object(inproc, ns, alice, data, str(obj.body["file_id"]))

@@ -24,6 +24,7 @@ How the records map onto the tables:
 | files     | file_id            | FileRecord fields, mid, pages, inline manifest m + mf; |
 |           |                    | listed_tenant (by-tenant index key) once complete;     |
 |           |                    | unl while a PutObject's or copy's file is not linked   |
+|           |                    | (or one committed ``for_object``, until its link)      |
 | manifests | (mid, "p000123")   | a page of PAGE_ENTRIES entries: e (bytes), f (format)  |
 |           | (mid, "c000123")   | commit marker: batch 123 of the refcounts is applied   |
 | counters  | "stats#07"         | one of COUNTER_SHARDS shards of the Stats fields       |

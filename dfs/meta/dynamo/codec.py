@@ -37,7 +37,8 @@ FILE_COMMITTING = "committing"  # internal: reported as pending
 FILE_DELETING = "deleting"  # internal: reported as pending, finished by delete_file
 # On a file item: a file recorded before the write that links it, deleted if that link does
 # not come (the two-write path of ``store_namespace_create``, a cross-tenant copy's own file):
-# no lookup by content hands it out until it is linked.
+# no lookup by content hands it out until it is linked. Also set, with no deletion pending,
+# by a commit ``for_object`` (``commit_file``): the object writer links it next.
 UNLINKED_ATTR = "unl"
 # The attributes of a FileRecord, as the by-tenant index projects them.
 FILE_ATTRS = (
@@ -137,6 +138,8 @@ def file_item(rec: FileRecord, state: str, mid: str, chunk_count: int) -> Item:
         item["mtime"] = N(float(rec.mtime))
     if rec.sha256_verified:
         item["sha256_verified"] = {"BOOL": True}
+    if rec.for_object:
+        item[UNLINKED_ATTR] = S("1")  # kept out of the lookup by content until its link
     if state == FILE_COMPLETE:
         item["listed_tenant"] = S(rec.tenant)
     return item

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import dfs.meta.dynamo.codec as codec
 from dfs.errors import FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, Location
-from dfs.meta.dynamo.codec import FILE_COMMITTING, N, Ref, S, attr_names
+from dfs.meta.dynamo.codec import FILE_COMMITTING, UNLINKED_ATTR, N, Ref, S, attr_names
 from dfs.meta.dynamo.requests import Cancelled, Item, chunks_of
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY
 from dfs.meta.dynamo.store_refcounts import ADD, CHUNKS_PER_TX, RefcountsPart
@@ -37,7 +37,9 @@ class CommitPart(RefcountsPart):
 
         async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
 
-    async def commit_file(self, file_id: str, now: float) -> FileRecord:
+    async def commit_file(
+        self, file_id: str, now: float, *, for_object: bool = False
+    ) -> FileRecord:
         item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
         rec = codec.file_record(item)
         state = item["state"]["S"]
@@ -45,7 +47,7 @@ class CommitPart(RefcountsPart):
             return rec
         refs = codec.refs_of(await self._manifest_of(item))
         if state == FILE_PENDING and len(refs) <= CHUNKS_PER_TX:
-            committed = await self._rq.run(self._commit_whole, rec, refs, now)
+            committed = await self._rq.run(self._commit_whole, rec, refs, now, for_object)
         else:
             if state == FILE_PENDING:
                 state = await self._rq.run(self._claim, file_id)
@@ -58,13 +60,19 @@ class CommitPart(RefcountsPart):
                         for no, batch in enumerate(batches)
                     )
                 )
-            committed = state != FILE_COMPLETE and await self._rq.run(self._complete, rec)
+            done = state == FILE_COMPLETE
+            committed = not done and await self._rq.run(self._complete, rec, for_object)
         if committed:
             return dataclasses.replace(rec, state=FILE_COMPLETE)
         return codec.file_record(await self._file_item(file_id))
 
     async def commit_files(
-        self, file_ids: Sequence[str], now: float, *, locations: Iterable[Location] = ()
+        self,
+        file_ids: Sequence[str],
+        now: float,
+        *,
+        locations: Iterable[Location] = (),
+        for_object: bool = False,
     ) -> list[FileRecord | None]:
         locs = list(locations)
         if locs:  # the copies first, in their own writes: no file is complete without them
@@ -76,7 +84,7 @@ class CommitPart(RefcountsPart):
         async def one(file_id: str) -> FileRecord | None:
             async with sem:
                 try:
-                    return await self.commit_file(file_id, now)
+                    return await self.commit_file(file_id, now, for_object=for_object)
                 except FileNotFound:
                     return None
 
@@ -86,9 +94,11 @@ class CommitPart(RefcountsPart):
 
     # --- transactions (worker threads) ------------------------------------------------------
 
-    def _commit_whole(self, rec: FileRecord, refs: Sequence[Ref], now: float) -> bool:
+    def _commit_whole(
+        self, rec: FileRecord, refs: Sequence[Ref], now: float, for_object: bool
+    ) -> bool:
         """A file of few distinct chunks: state, refcounts and counters in one transaction."""
-        head = self._complete_action(rec, FILE_PENDING)
+        head = self._complete_action(rec, FILE_PENDING, for_object)
         extra = {"total_files": 1, "logical_bytes": rec.size}
         tail = [self._hash_action(rec)]
         return self._apply_refs(ADD, head, rec.file_id, refs, now, extra, rec.tenant, lambda: tail)
@@ -112,18 +122,27 @@ class CommitPart(RefcountsPart):
             }
         }
 
-    def _complete_action(self, rec: FileRecord, expected_state: str) -> Item:
+    def _complete_action(
+        self, rec: FileRecord, expected_state: str, for_object: bool = False
+    ) -> Item:
+        """The file made complete; ``for_object``: marked ``UNLINKED_ATTR`` in the same
+        write (``commit_file``'s contract: the lookup by content never names it, and the
+        write that links it takes the mark off)."""
+        names = attr_names("state", "listed_tenant", "tenant")
+        values = {":complete": S(FILE_COMPLETE), ":expected": S(expected_state)}
+        update = "SET #state = :complete, #listed_tenant = #tenant"
+        if for_object:
+            update += f", #{UNLINKED_ATTR} = :unl"
+            names[f"#{UNLINKED_ATTR}"] = UNLINKED_ATTR
+            values[":unl"] = S("1")
         return {
             "Update": {
                 "TableName": self.tables["files"],
                 "Key": {"file_id": S(rec.file_id)},
-                "UpdateExpression": "SET #state = :complete, #listed_tenant = #tenant",
+                "UpdateExpression": update,
                 "ConditionExpression": "#state = :expected",
-                "ExpressionAttributeNames": attr_names("state", "listed_tenant", "tenant"),
-                "ExpressionAttributeValues": {
-                    ":complete": S(FILE_COMPLETE),
-                    ":expected": S(expected_state),
-                },
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
         }
 
@@ -155,9 +174,9 @@ class CommitPart(RefcountsPart):
         marker = self._marker_action(mid, "c", no, now)
         self._apply_refs(ADD, marker, f"{mid}/{no}", refs, now, {}, tenant)
 
-    def _complete(self, rec: FileRecord) -> bool:
+    def _complete(self, rec: FileRecord, for_object: bool) -> bool:
         """committing -> complete, counting the file; False if someone else did it."""
-        head = self._complete_action(rec, FILE_COMMITTING)
+        head = self._complete_action(rec, FILE_COMMITTING, for_object)
         counters = self._counter_action(rec.file_id, {"total_files": 1, "logical_bytes": rec.size})
         try:
             self._rq.transact([head, counters, self._hash_action(rec)])

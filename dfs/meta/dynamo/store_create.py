@@ -36,6 +36,7 @@ class CreatePart(FilesPart, CommitPart, ChunksPart):
         now: float,
         *,
         locations: Iterable[Location] = (),
+        for_object: bool = False,
     ) -> list[FileRecord]:
         locs = list(locations)
         if locs:  # the copies first, in their own writes: no file is complete without them
@@ -46,7 +47,7 @@ class CreatePart(FilesPart, CommitPart, ChunksPart):
 
         async def one(rec: FileRecord, manifest: Sequence[ManifestEntry]) -> FileRecord:
             async with sem:
-                return await self._create_committed(rec, manifest, now)
+                return await self._create_committed(rec, manifest, now, unlinked=for_object)
 
         try:
             async with asyncio.TaskGroup() as tg:

@@ -35,6 +35,10 @@ from dfs.meta.namespace import (
     check_owner,
 )
 
+COPY_ATTEMPTS = 3
+"""Writes of a copy whose destination bucket changed owner between its read and the write
+(each one redone for the owner read again)."""
+
 
 class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
     if TYPE_CHECKING:  # provided by CreatePart, DeletePart and NsCreatePart
@@ -45,6 +49,7 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
             now: float,
             *,
             locations: Iterable[Location] = (),
+            for_object: bool = False,
         ) -> list[FileRecord]: ...
         async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord: ...
         async def create_and_put_object(
@@ -141,17 +146,33 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         obj = dataclasses.replace(
             dst, file_id=src.file_id, size=src.size, etag=src.etag, sha256=src.sha256
         )
-        dst_tenant = (await self.get_bucket(dst.bucket)).tenant
-        try:
-            if src.file_id:
-                src_file = await self.get_file(src.file_id)
-                if src_file.tenant != dst_tenant:
-                    return await self._copy_as_own(
-                        src_file, dst_tenant, obj, now, if_absent, if_match
-                    )
-            return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
-        except FileNotFound:
-            raise KeyNotFound(f"{src_key} was deleted during the copy") from None
+        for _ in range(COPY_ATTEMPTS):
+            dst_tenant = (await self.get_bucket(dst.bucket)).tenant
+            try:
+                return await self._copy_into(src.file_id, dst_tenant, obj, now, if_absent, if_match)
+            except FileNotFound:
+                # the write refuses a file of another tenant than the bucket's: the source's
+                # file went, or the bucket got another owner since it was read (SQLite reads
+                # it in the write's transaction: the copy then goes to the new owner)
+                if (await self.get_bucket(dst.bucket)).tenant == dst_tenant:
+                    raise KeyNotFound(f"{src_key} was deleted during the copy") from None
+        raise Conflict(f"bucket {dst.bucket} keeps changing owner: copy not made")
+
+    async def _copy_into(
+        self,
+        file_id: str,
+        dst_tenant: str,
+        obj: NewObject,
+        now: float,
+        if_absent: bool,
+        if_match: str | None,
+    ) -> PutResult:
+        """``copy_object``'s write into a bucket of ``dst_tenant`` (as read just before)."""
+        if file_id:
+            src_file = await self.get_file(file_id)
+            if src_file.tenant != dst_tenant:
+                return await self._copy_as_own(src_file, dst_tenant, obj, now, if_absent, if_match)
+        return await self.put_object(obj, now, if_absent=if_absent, if_match=if_match)
 
     async def _copy_as_own(
         self,

@@ -124,6 +124,13 @@ class ChunkerProfile:
             return f"fixed:{self.max_size}"
         return f"fastcdc:{self.min_size}:{self.avg_size}:{self.max_size}"
 
+    def loose_head_label(self) -> str:
+        """The chunker recorded for a file cut by ``split_loose_head``: not ``str(self)``,
+        so a reader that takes a file of ``str(self)`` for one cut by ``split`` (a multipart
+        Complete of an older gateway, which keeps such a part's first chunk as a single
+        stream's) never takes these; deliberately no profile ``parse`` accepts."""
+        return f"{self}{LOOSE_HEAD_SUFFIX}"
+
     def split(self, stream: BinaryIO) -> Iterator[Chunk]:
         """Yield the chunks of ``stream`` in order.
 
@@ -173,6 +180,8 @@ class ChunkerProfile:
 
 
 _LOOSE_HEAD_READ = 256 * KIB
+LOOSE_HEAD_SUFFIX = "+loose-head"
+"""Appended to the profile string of a file whose first chunk ``split_loose_head`` cut."""
 
 
 def _loose_head_cdc(profile: ChunkerProfile) -> Any:

@@ -298,7 +298,10 @@ async def ingest(
     finally:
         await sender.cancel()
     # the sha256 is what this process computed from the bytes: a fact, not a claim
-    req = UploadRequest(name, size, whole, str(profile), manifest, sha256_verified=True)
+    # a loose first chunk is recorded as such: not the cut ``split`` gives (a Complete that
+    # would take it for one must re-chunk instead, ``ChunkerProfile.loose_head_label``)
+    label = profile.loose_head_label() if loose_head and size > profile.min_size else str(profile)
+    req = UploadRequest(name, size, whole, label, manifest, sha256_verified=True)
     fresh = sender.new_bytes == size  # every chunk new to the tenant: it stores no such file
     done = await commit_ingested(
         coord,

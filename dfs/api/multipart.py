@@ -221,7 +221,9 @@ class Multipart:
             how,
             "spliced ahead" if ahead else "edges read back",
         )
-        same = all(r.chunker == profile for r in recs)  # the parts' and the object's
+        # the parts' and the object's; a loose first chunk is never taken as in step here
+        loose = ChunkerProfile.default().loose_head_label()
+        same = all(r.chunker in (profile, loose) for r in recs)
         if same and whole is not None and ahead is not None and str(ahead.profile) == profile:
             done = await self._assemble_ahead(upload.tenant, name, ahead, whole)
             if done is not None:

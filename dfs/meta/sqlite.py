@@ -41,6 +41,7 @@ from dfs.meta.multipart import MultipartStore
 from dfs.meta.sqlite_access_keys import SqliteAccessKeysMixin
 from dfs.meta.sqlite_bucket_config import SqliteBucketConfigMixin
 from dfs.meta.sqlite_chunks import (
+    NewChunks,
     add_locations,
     chunk_states,
     chunks_of_node,
@@ -312,8 +313,9 @@ class SqliteMetadataStore(
 
         def op() -> list[FileRecord | None]:
             with self._tx() as db:
-                add_locations(db, self._labels, locs, now)
-                return commit_many(db, self._labels, file_ids, now)
+                fresh: NewChunks = {}  # new chunks' rows, written with their first reference
+                add_locations(db, self._labels, locs, now, fresh)
+                return commit_many(db, self._labels, file_ids, now, fresh)
 
         return await self._run(op)
 

@@ -41,6 +41,7 @@ from dfs.meta.multipart import MultipartStore
 from dfs.meta.sqlite_access_keys import SqliteAccessKeysMixin
 from dfs.meta.sqlite_bucket_config import SqliteBucketConfigMixin
 from dfs.meta.sqlite_chunks import (
+    NewChunks,
     add_locations,
     chunk_states,
     chunks_of_node,
@@ -314,8 +315,9 @@ class SqliteMetadataStore(
         locs = list(locations)
 
         def op(db: sqlite3.Connection) -> list[FileRecord | None]:
-            add_locations(db, self._labels, locs, now)
-            return commit_many(db, self._labels, file_ids, now, for_object)
+            fresh: NewChunks = {}  # new chunks' rows, written with their first reference
+            add_locations(db, self._labels, locs, now, fresh)
+            return commit_many(db, self._labels, file_ids, now, for_object, fresh)
 
         return await self._in_tx(op)
 

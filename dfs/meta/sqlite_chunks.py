@@ -54,13 +54,31 @@ def _node_sets(db: sqlite3.Connection, keys: Sequence[Packed]) -> dict[Packed, s
     return out
 
 
+NewChunks = dict[Packed, tuple[int, str]]  # chunk key -> (size, node text) of a row to insert
+
+_NEW_CHUNK = "INSERT INTO chunks (chunk_id, size, refcount, created_at, nodes) VALUES (?,?,0,?,?)"
+
+
+def insert_new_chunks(db: sqlite3.Connection, rows: NewChunks, now: float) -> None:
+    """The rows of chunks new to the store, with their copies and no reference yet."""
+    db.executemany(_NEW_CHUNK, [(key, size, now, nodes) for key, (size, nodes) in rows.items()])
+
+
 def add_locations(
-    db: sqlite3.Connection, labels: Labels, locs: Sequence[Location], now: float
+    db: sqlite3.Connection,
+    labels: Labels,
+    locs: Sequence[Location],
+    now: float,
+    fresh: NewChunks | None = None,
 ) -> None:
     """Record copies: a chunk new to the store (every chunk a first backup sends) gets its
     row, an existing one the node in its set. The rows are read once (the caller's
     ``BEGIN IMMEDIATE`` keeps them as read) and written in one ``executemany`` each for the
-    new and the changed rows (a statement per copy cost more than the rows)."""
+    new and the changed rows (a statement per copy cost more than the rows).
+
+    ``fresh``: the new chunks' rows are not inserted but put there, for the caller to
+    insert in the same transaction (``sqlite_refcounts.commit_many`` writes each with its
+    first reference: one row write per new chunk instead of an insert and an update)."""
     keys = [pack_hex(loc.chunk_id) for loc in locs]
     before = _node_sets(db, list(dict.fromkeys(keys)))
     new: dict[Packed, tuple[int, set[int]]] = {}  # key -> (size, nodes)
@@ -75,10 +93,11 @@ def add_locations(
         elif node not in nodes:
             nodes.add(node)
             changed[key] = nodes
-    db.executemany(
-        "INSERT INTO chunks (chunk_id, size, refcount, created_at, nodes) VALUES (?,?,0,?,?)",
-        [(key, size, now, node_text(nodes)) for key, (size, nodes) in new.items()],
-    )
+    rows = {key: (size, node_text(nodes)) for key, (size, nodes) in new.items()}
+    if fresh is None:
+        insert_new_chunks(db, rows, now)
+    else:
+        fresh.update(rows)
     db.executemany(
         "UPDATE chunks SET nodes=? WHERE chunk_id=?",
         [(node_text(nodes), key) for key, nodes in changed.items()],

@@ -25,6 +25,7 @@ from typing import Any
 
 from dfs.errors import FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
+from dfs.meta.sqlite_chunks import NewChunks, insert_new_chunks
 from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, Packed, pack_file_id, pack_hex
 from dfs.meta.sqlite_manifests import (
     ROWS_PER_SELECT,
@@ -81,15 +82,16 @@ def page_refs(page: Sequence[ManifestEntry]) -> list[tuple[str, int, int]]:
 
 
 _ADD_REF = (
-    "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs) "
-    "VALUES (?,?,?,?,?,?) ON CONFLICT(chunk_id) DO UPDATE SET "
+    "INSERT INTO chunks (chunk_id, size, refcount, created_at, owner, owner_refs, nodes) "
+    "VALUES (?,?,?,?,?,?,?) ON CONFLICT(chunk_id) DO UPDATE SET "
     "refcount = refcount + excluded.refcount, "
     "owner_refs = CASE WHEN owner IS NULL OR owner = excluded.owner "
     "THEN owner_refs + excluded.owner_refs ELSE owner_refs END, "
     "owner = CASE WHEN owner IS NULL THEN excluded.owner ELSE owner END"
 )
 """Add references of a tenant to a chunk: the first tenant to reference it becomes its
-owner; the owner's references are counted in the row itself (``owner_refs``)."""
+owner; the owner's references are counted in the row itself (``owner_refs``). ``nodes``
+is written only by an insert: a chunk's copies when it is new (``NewChunks``), else ''."""
 
 
 def _chunk_states(db: sqlite3.Connection, keys: Sequence[Packed]) -> dict[Packed, list[Any]]:
@@ -106,13 +108,20 @@ def _chunk_states(db: sqlite3.Connection, keys: Sequence[Packed]) -> dict[Packed
 
 
 def _add_refs(
-    db: sqlite3.Connection, refs: Sequence[tuple[int, str, int, int]], now: float, d: _Deltas
+    db: sqlite3.Connection,
+    refs: Sequence[tuple[int, str, int, int]],
+    now: float,
+    d: _Deltas,
+    fresh: NewChunks,
 ) -> None:
     """Add the references ``refs`` ((tenant, chunk_id, count, size) each, in commit order),
     counting into ``d`` exactly as one ``_ADD_REF`` after the other would: the rows they
     touch are read once (the caller's ``BEGIN IMMEDIATE`` keeps them as read), each
     reference's refcount before it and the chunk's owner are followed in memory, and the
-    upserts run in one ``executemany`` (a statement each cost more than the rows)."""
+    upserts run in one ``executemany`` (a statement each cost more than the rows). A chunk
+    of ``fresh`` (new to the store, its row not inserted yet: read as absent, which is
+    what a row of no reference and no owner counts as) is inserted by its first reference
+    with its copies, and leaves ``fresh``."""
     keys = [pack_hex(c) for _t, c, _n, _s in refs]
     state = _chunk_states(db, list(dict.fromkeys(keys)))
     chunk_rows = []
@@ -130,7 +139,8 @@ def _add_refs(
             d.stored += size
             d.unique += 1
         got[0] += count
-        chunk_rows.append((key, size, count, now, tenant, count))
+        got_new = fresh.pop(key, None)
+        chunk_rows.append((key, size, count, now, tenant, count, got_new[1] if got_new else ""))
         if got[1] != tenant:
             other_rows.append((tenant, key, count))
     db.executemany(_ADD_REF, chunk_rows)
@@ -200,9 +210,10 @@ class _RefWriter:
     write reads the rows as the previous ones left them, so the counts are those of adding
     the references one by one."""
 
-    def __init__(self, db: sqlite3.Connection, now: float) -> None:
+    def __init__(self, db: sqlite3.Connection, now: float, fresh: NewChunks | None = None) -> None:
         self.db, self.now, self.d = db, now, _Deltas()
         self.refs: list[tuple[int, str, int, int]] = []
+        self.fresh: NewChunks = {} if fresh is None else fresh
 
     def add(self, tenant: int, pages: Iterable[Sequence[ManifestEntry]]) -> None:
         """A file's references, page by page."""
@@ -213,8 +224,15 @@ class _RefWriter:
 
     def flush(self) -> None:
         if self.refs:
-            _add_refs(self.db, self.refs, self.now, self.d)
+            _add_refs(self.db, self.refs, self.now, self.d, self.fresh)
             self.refs = []
+
+    def finish(self) -> None:
+        """The last references written, then the new chunks none of them named."""
+        self.flush()
+        if self.fresh:
+            insert_new_chunks(self.db, self.fresh, self.now)
+            self.fresh = {}
 
 
 def create_committed(
@@ -245,14 +263,17 @@ def commit_many(
     file_ids: Sequence[str],
     now: float,
     for_object: bool = False,
+    fresh: NewChunks | None = None,
 ) -> list[FileRecord | None]:
     """commit_files' work inside the caller's write transaction: each file (None if it
     does not exist) counted in order, exactly as commits one after the other (a chunk two
     of them share is stored by the first, a duplicate for the second); the counters bumped
     and the commit sequence numbers taken once for them all, in the files' order. Each file
-    committed here is marked ``for_object`` in the same row update when asked."""
+    committed here is marked ``for_object`` in the same row update when asked. ``fresh``:
+    rows of chunks new to the store that ``add_locations`` left to insert here, each with
+    its first reference (or alone, when no file of the commit names it)."""
     out: list[FileRecord | None] = []
-    refs = _RefWriter(db, now)
+    refs = _RefWriter(db, now, fresh)
     newly: dict[str, None] = {}  # committed here, in order
     size = 0
     rows = file_rows(db, file_ids, with_manifest=True)
@@ -268,8 +289,8 @@ def commit_many(
             size += rec.size
         out.append(rec)
     mark = int(for_object)
+    refs.finish()
     if newly:
-        refs.flush()
         _bump_counters(db, refs.d.rows(len(newly), size, 1))
         first = _next_seq(db, len(newly)) - len(newly) + 1
         db.executemany(

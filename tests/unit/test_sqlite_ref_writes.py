@@ -6,12 +6,13 @@ between files and tenants and repeated inside a file."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from dfs.meta import sqlite_refcounts
-from dfs.meta.base import FileRecord, ManifestEntry, Stats
+from dfs.meta.base import FileRecord, Location, ManifestEntry, Stats
 from dfs.meta.sqlite import SqliteMetadataStore
 
 
@@ -82,3 +83,62 @@ async def test_bounded_reference_writes_count_as_one(
     assert owned["beta"] == {_cid(n) for n in (1, 2, 3, 4, 6, 7)}
     assert stats.unique_chunks == 7
     assert stats.total_files == 6
+
+
+def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    db = sqlite3.connect(path)
+    try:
+        return {
+            t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+            for t in ("chunks", "node_chunks", "tenant_chunks", "counters", "labels")
+        }
+    finally:
+        db.close()
+
+
+# copies found by a finalize: new chunks its files name (one of them on two nodes), a chunk
+# an earlier commit stored (a copy more), and a new chunk that no committed file names
+COPIES = [
+    Location(_cid(1), "n1", 10),
+    Location(_cid(2), "n1", 10),
+    Location(_cid(2), "n2", 10),
+    Location(_cid(3), "n1", 10),
+    Location(_cid(6), "n2", 10),
+    Location(_cid(9), "n1", 10),
+]
+
+
+async def _finalized(path: Path, together: bool) -> dict[str, list[tuple[object, ...]]]:
+    store = await SqliteMetadataStore.open(f"sqlite://{path}")
+    try:
+        await store.create_and_commit_files([FILES[3]], 1.5)  # chunk 6 stored before
+        await store.create_files(FILES[:3])
+        ids = [rec.file_id for rec, _ in FILES[:3]] + ["00000000-0000-4000-8000-000000000099"]
+        if together:
+            done = await store.commit_files(ids, 2.0, locations=COPIES)
+        else:
+            await store.add_locations(COPIES, 2.0)
+            done = await store.commit_files(ids, 2.0)
+        assert [r is not None for r in done] == [True, True, True, False]
+    finally:
+        await store.close()
+    return _tables(path)
+
+
+async def test_new_chunks_written_with_their_first_reference_as_in_two_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit with the copies it found inserts a new chunk's row with its first reference
+    (``add_locations``' ``fresh``): every row as when the copies were recorded first."""
+    apart = await _finalized(tmp_path / "apart.db", together=False)
+    for per_write in (10_000, 1):
+        monkeypatch.setattr(sqlite_refcounts, "REFS_PER_WRITE", per_write)
+        assert await _finalized(tmp_path / f"together{per_write}.db", together=True) == apart
+    chunks = {row[0]: row for row in apart["chunks"]}
+    assert len(chunks) == 7  # chunks 1-6 and 9
+    n1 = str(dict((label, i) for i, label in apart["labels"])["n1"])
+    first = chunks[bytes.fromhex(_cid(1))]
+    assert (first[2], first[5]) == (2, n1)  # two references, its copy on n1
+    assert chunks[bytes.fromhex(_cid(4))][5] == ""  # referenced, no copy recorded
+    unnamed = chunks[bytes.fromhex(_cid(9))]
+    assert (unnamed[2], unnamed[5]) == (0, n1)  # a copy no file names: no reference

@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -88,6 +90,52 @@ def stop_cluster(c: LocalCluster) -> None:
         c.stop()
 
 
+def _port_outside_ephemeral_range() -> int | None:
+    """A free loopback port below the kernel's ephemeral range, or None if that range starts
+    too low to leave one. The API is told its port before it binds it (about a second later,
+    after its imports); below the range no outgoing connection can take the port meanwhile."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if low < 12_000:
+        return None
+    for _ in range(50):
+        port = random.randint(low - 10_000, low - 1)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return None
+
+
+def start_cluster(c: LocalCluster) -> None:
+    """``c.start()``, with the API and the nodes starting at once rather than the nodes
+    waiting for the API to listen: each spends most of a second importing, and every e2e test
+    starts a cluster. Nodes that register in the metadata store need no API to start (as in a
+    deployment, where they start on their own); nodes that register through the API, or a
+    cluster with a port of its own, start the usual way."""
+    port = None if c.nodes_via_api or c.api_port else _port_outside_ephemeral_range()
+    if port is None:
+        c.start()
+        return
+    c.api_port = port
+    api = c._api_proc()
+    api.start()
+    try:
+        # the API counts as running: the nodes start now, and start() waits for them to be
+        # live by asking the API, which answers once it listens
+        c.start(running=frozenset({"api"}))
+        api.wait_listening(60.0)
+    except BaseException as exc:
+        api.stop()
+        exc.add_note(f"===== api.log\n{api.log.read_text(errors='replace')[-4000:]}")
+        raise
+    c.api = api  # the process itself (start() made a stand-in), so stop() stops it
+
+
 @contextlib.contextmanager
 def started_cluster(
     tmp_path: Path,
@@ -103,7 +151,7 @@ def started_cluster(
     c = LocalCluster(tmp_path / "cluster", meta_url=meta_url, env=full, **kwargs)
     monkeypatch.setenv("DFS_TOKEN", c.admin_token)
     monkeypatch.setenv("DFS_CONFIG", str(tmp_path / "no-config.toml"))
-    c.start()
+    start_cluster(c)
     try:
         yield c
     finally:

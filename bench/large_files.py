@@ -2,6 +2,7 @@
 
     python -m bench.large_files [--size-mib 1024] [--file PATH] [--tools dfs borg restic]
                                 [--concurrency 8] [--dir DIR] [--profile DIR]
+                                [--aged-stores]
 
 The file is real data of this machine, not generated: ``--file PATH``, or by default the
 regular files under ``/usr/lib``, ``/usr/bin`` and ``/usr/share`` concatenated in sorted order
@@ -25,6 +26,13 @@ half the two-writer disk rate, with server CPU per GiB at most 2x RF 1's.
 ``--profile DIR`` records every dfs step with py-spy (``record -f raw --threads``, collapsed
 stacks: ``dfs-rf1-upload.txt`` for the client, ``dfs-rf1-upload-server-PID.txt`` for the API
 and each node); the client's CPU figures then include py-spy's own.
+
+``--aged-stores`` creates, before each dfs upload, the fan-out folders (``chunks/ab/cd``) the
+file's chunks land in, in every node's store: a fresh store makes a folder and fsyncs its
+parent for nearly every chunk it is sent (65,536 leaf folders; a store of ``n`` chunks still
+makes one for a share ``exp(-n / 65536)`` of new chunks), which the nodes of a long-lived
+cluster no longer do. Without the flag the figures are a fresh cluster's, with it a node's
+that has stored a few hundred thousand chunks (bench/README.md, branch ``large8``).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from pathlib import Path
 
 from bench import small_files
 from bench.core import chunk_write_rate, run_client
+from dfs.chunking import ChunkerProfile, scan_file
 from dfs.localcluster import LocalCluster, console_script
 
 MIB = 1 << 20
@@ -164,11 +173,34 @@ def stop_spies(running: Sequence[subprocess.Popen[bytes]]) -> None:
         s.wait()
 
 
+def chunk_ids_of(path: Path) -> list[str]:
+    """The ids of the chunks the client's default chunker cuts ``path`` into."""
+    return [str(c.chunk_id) for c in scan_file(path, ChunkerProfile.default()).chunks]
+
+
+def age_stores(cluster: LocalCluster, chunk_ids: Sequence[str]) -> None:
+    """Create the fan-out folders of ``chunk_ids`` in every node's store (``--aged-stores``)."""
+    for i in range(1, len(cluster.node_procs) + 1):
+        chunks = cluster.base / f"node{i}" / "chunks"
+        if not chunks.is_dir():
+            raise RuntimeError(f"no chunk store at {chunks}")
+        for chunk_id in chunk_ids:
+            (chunks / chunk_id[:2] / chunk_id[2:4]).mkdir(parents=True, exist_ok=True)
+    os.sync()  # the folders' own writes are not the upload's
+
+
 def bench_dfs(
-    base: Path, src: Path, rf: int, concurrency: int, profile: Path | None = None
+    base: Path,
+    src: Path,
+    rf: int,
+    concurrency: int,
+    profile: Path | None = None,
+    aged: Sequence[str] | None = None,
 ) -> Tool:
     tool = Tool(f"dfs RF {rf}")
     with LocalCluster(base / f"dfs-rf{rf}", nodes=2, replication_factor=rf) as cluster:
+        if aged is not None:
+            age_stores(cluster, aged)
         pids = [p.popen.pid for p in cluster.node_procs if p.popen]
         if cluster.api and cluster.api.popen:
             pids.append(cluster.api.popen.pid)
@@ -302,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
     p.add_argument("--profile", type=Path, default=None, help="py-spy profiles of dfs's steps")
+    p.add_argument("--aged-stores", action="store_true", help="nodes' fan-out folders made first")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dfs-large-", dir=args.dir) as tmp:
         base = Path(tmp)
@@ -311,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
             src = base / "real-files.bin"
             used = concatenate(src, args.size_mib * MIB)
             what = f"{used} real files of {', '.join(SOURCES)} concatenated"
+        aged = chunk_ids_of(src) if args.aged_stores and "dfs" in args.tools else None
+        if aged is not None:
+            what += "; node stores aged (fan-out folders made first)"
         probes = {n: disk_probe(base, n) for n in (1, 2)}
         tools: list[Tool] = []
         for name in args.tools:
@@ -318,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.profile is not None:
                     args.profile.mkdir(parents=True, exist_ok=True)
                 tools += [
-                    bench_dfs(base, src, rf, args.concurrency, args.profile) for rf in args.rf
+                    bench_dfs(base, src, rf, args.concurrency, args.profile, aged) for rf in args.rf
                 ]
             elif name == "borg":
                 tools.append(bench_borg(base, src))

@@ -2,6 +2,7 @@
 
     python -m bench.upload_ab FILE --client NAME=PATH [--client NAME=PATH ...]
                               [--rounds 4] [--rf 1] [--concurrency 8] [--dir DIR]
+                              [--aged-stores]
 
 Each upload gets a fresh local cluster (API + 2 nodes, SQLite; this checkout's servers), as
 the upload in ``bench.large_files`` does: a second upload of the same bytes into one cluster
@@ -10,6 +11,13 @@ would find its chunks stored and send nothing. The clients are ``dfs-client`` co
 upload the wall seconds, the client's CPU (``wait4``: user, system) and the servers'
 (``/proc/PID/stat``), then medians and means per client. On a machine shared with other
 work, compare CPU seconds; wall seconds are what the neighbours left.
+
+``--aged-stores``: before each upload, create in every node's store the fan-out folders
+(``chunks/ab/cd``) the file's chunks will land in, as a node that has stored a few hundred
+thousand chunks has them all. A fresh store makes a folder (and fsyncs its parent) for
+nearly every chunk it is sent, which on this machine's file system was ~1 CPU-s per GiB of
+an RF 2 upload's server CPU (bench/README.md): with the flag, the servers' figures are a
+long-lived node's.
 """
 
 from __future__ import annotations
@@ -22,16 +30,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.large_files import servers_cpu
+from bench.large_files import age_stores, chunk_ids_of, servers_cpu
 from dfs.localcluster import LocalCluster
 
 Row = tuple[float, float, float, float, float]
 """(wall s, client user s, client system s, servers user s, servers system s) of one upload."""
 
 
-def upload_once(client: str, file: Path, base: Path, rf: int, concurrency: int) -> Row:
-    """Upload ``file`` with ``client`` into a fresh cluster under ``base``."""
+def upload_once(
+    client: str, file: Path, base: Path, rf: int, concurrency: int, aged: list[str] | None = None
+) -> Row:
+    """Upload ``file`` with ``client`` into a fresh cluster under ``base``; with ``aged``
+    (the file's chunk ids), into stores that hold their fan-out folders already."""
     with LocalCluster(base / "cluster", nodes=2, replication_factor=rf) as cluster:
+        if aged is not None:
+            age_stores(cluster, aged)
         pids = [q.popen.pid for q in cluster.node_procs if q.popen]
         if cluster.api and cluster.api.popen:
             pids.append(cluster.api.popen.pid)
@@ -56,14 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rf", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
+    p.add_argument("--aged-stores", action="store_true", help="fan-out folders made first")
     args = p.parse_args(argv)
+    aged = chunk_ids_of(args.file) if args.aged_stores else None
     clients = [(c.split("=", 1)[0], c.split("=", 1)[1]) for c in args.client]
     gib = args.file.stat().st_size / (1 << 30)
     rows: dict[str, list[Row]] = {n: [] for n, _ in clients}
     for r in range(args.rounds):
         for name, client in clients if r % 2 == 0 else clients[::-1]:
             with tempfile.TemporaryDirectory(prefix="dfs-upload-ab-", dir=args.dir) as tmp:
-                got = upload_once(client, args.file, Path(tmp), args.rf, args.concurrency)
+                got = upload_once(client, args.file, Path(tmp), args.rf, args.concurrency, aged)
             rows[name].append(got)
             wall, user, sys_s, s_user, s_sys = got
             print(

@@ -297,3 +297,51 @@ async def test_too_few_descriptors_for_unnamed_files_means_temp_names(
     await writer.close()
     assert (tmp_path / "t").read_bytes() == b"payload"
     assert os.listdir(tmp_path) == ["t"]
+
+
+async def test_in_place_files_land_with_attrs_and_a_file_there_is_kept(tmp_path: Path) -> None:
+    """In place (a folder marked as being restored): straight under each target's name,
+    created exclusively, so a file that is there already is kept and reported."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/f3").write_text("mine")
+    written: list[str] = []
+    writer = GroupWriter(False, False, lambda f: written.append(f.target.name), in_place=True)
+    for i in range(600):  # more than one group
+        data = str(i).encode()
+        plan = _plan(f"id{i}", [data], mode=0o600, mtime=1_000_000.5)
+        writer.add(_ready(plan, tmp_path / "d" / f"f{i}", [data]))
+    with pytest.raises(Conflict, match="appeared during the download"):
+        await writer.close()
+    assert len(written) == 599
+    assert (tmp_path / "d/f3").read_text() == "mine"
+    assert (tmp_path / "d/f599").read_text() == "599"
+    st = os.stat(tmp_path / "d/f599")
+    assert (st.st_mode & 0o777, st.st_mtime_ns) == (0o600 & ~UMASK, 1_000_000_500_000_000)
+    assert sorted(os.listdir(tmp_path)) == ["d"]  # no temp file anywhere
+
+
+def test_in_place_a_group_that_fails_verification_leaves_none_of_its_files(
+    tmp_path: Path,
+) -> None:
+    good = _ready(_plan("g", [b"good"]), tmp_path / "g", [b"good"])
+    bad = _ready(_plan("b", [b"ab", b"cd"]), tmp_path / "b", [b"ab", b"xx"])
+    pending = file_writer.Pending()
+    with pytest.raises(IntegrityError):
+        file_writer.write_in_place([good, bad], pending)
+    assert list(tmp_path.iterdir()) == []
+    assert pending.placed == []
+
+
+def test_the_restoring_mark_is_made_durably_once_and_only_trusted_as_a_plain_file(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "new" / "out"
+    assert not file_names.is_restoring(root)
+    assert file_names.mark_restoring(root)
+    assert file_names.is_restoring(root)
+    assert not file_names.mark_restoring(root)  # something at its name: not in place
+    file_names.unmark_restoring(root)
+    assert not file_names.is_restoring(root)
+    assert list(root.iterdir()) == []
+    (root / file_names.RESTORING).symlink_to(tmp_path)  # planted: not a mark
+    assert not file_names.is_restoring(root)

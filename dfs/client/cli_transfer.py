@@ -384,27 +384,25 @@ class Download:
     ) -> None:
         """Check every target, then download; the plans and chunks ``early`` asked for
         while the files were listed are taken only once the checks passed."""
-        from dfs.client.file_names import is_restoring, unmark_restoring
-
         info = {str(f["file_id"]): f for f in files}
         pairs, skipped = download_targets(root, [(i, str(f["name"])) for i, f in info.items()])
         self.skipped += skipped
 
-        def look() -> tuple[dict[str, Existing], bool]:
+        def look() -> dict[str, Existing]:
             if holds_nothing(root):  # a new or empty folder: nothing can be in the way yet
-                return {i: Existing.NOTHING for i, _p in pairs}, False
+                return {i: Existing.NOTHING for i, _p in pairs}
             clear: set[Path] = set()  # each directory above the targets looked at once
             return {
                 i: existing(p, root, int(info[i]["size"]), str(info[i]["sha256"]), clear)
                 for i, p in pairs
-            }, is_restoring(root)
+            }
 
-        states, marked = await asyncio.to_thread(look)
-        self.check(states, dict(pairs), marked)
+        states = await asyncio.to_thread(look)
+        self.check(states, dict(pairs))
         if early is not None:
             plans = await early.take()
         chunks = await early_chunks.take() if early_chunks is not None else None
-        in_place = await asyncio.to_thread(self.prepare, client, root, states, marked, pairs)
+        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         todo = [(i, p) for i, p in pairs if states[i] is not Existing.SAME]
         # the files with plans first, in the plans' order: the files of one /download-plans
         # answer (EarlyPlans) then make one batch, whose chunks are in its read batches
@@ -412,16 +410,7 @@ class Download:
         todo.sort(key=lambda t: rank.get(t[0], len(rank)))
         total = sum(int(info[i]["size"]) for i, _p in todo)
         with Progress.for_terminal("download", total, self.quiet) as bar:
-            try:
-                results = await client.download_many(
-                    todo, progress=bar, plans=plans, chunks=chunks, in_place=in_place
-                )
-            except Conflict:  # only a file that appeared was refused; the rest whole, synced
-                if in_place:  # no mark: a re-run keeps that file too
-                    await asyncio.to_thread(unmark_restoring, root)
-                raise
-        if in_place or marked:  # every file of this download is whole and durable now
-            await asyncio.to_thread(unmark_restoring, root)
+            results = await client.download_many(todo, progress=bar, plans=plans, chunks=chunks)
         done = {r.file_id: r for r in results}
         emit_lines(
             [
@@ -432,42 +421,13 @@ class Download:
             ]
         )
 
-    def prepare(
-        self,
-        client: Client,
-        root: Path,
-        states: dict[str, Existing],
-        marked: bool,
-        pairs: list[tuple[str, Path]],
-    ) -> bool:
-        """Create ``root``; whether the small files may be written in place (blocking).
-        Into a new or empty folder they are, once it is marked as being restored (no
-        replacing there, so not with --force). A marked folder's files that differ are what
-        an interrupted download left: replaced."""
-        from dfs.client.file_names import RESTORING, mark_restoring
-
-        # a stored name at or under the mark's name: not in place (the mark would be in its way)
-        fresh = not client.overwrite and all(
-            p.relative_to(root).parts[0] != RESTORING for _i, p in pairs
-        )
-        fresh = fresh and not marked
-        if fresh and holds_nothing(root) and mark_restoring(root):
-            return True
-        if marked and any(s is Existing.DIFFERENT for s in states.values()):
-            client.overwrite = True
-        root.mkdir(parents=True, exist_ok=True)
-        return False
-
-    def check(
-        self, states: dict[str, Existing], paths: dict[str, Path], marked: bool = False
-    ) -> None:
-        """Refuse, before anything is written, targets that cannot or may not be written
-        (files with other bytes are replaced with ``--force`` or in a ``marked`` folder)."""
+    def check(self, states: dict[str, Existing], paths: dict[str, Path]) -> None:
+        """Refuse, before anything is written, targets that cannot or may not be written."""
         blocked = [paths[i] for i, s in states.items() if s is Existing.BLOCKED]
         if blocked:
             raise Conflict(f"a directory or a file is in the way of {_few(blocked)}")
         differ = [paths[i] for i, s in states.items() if s is Existing.DIFFERENT]
-        if differ and not self.force and not marked:
+        if differ and not self.force:
             raise Conflict(
                 f"{_few(differ)} already exist{'s' if len(differ) == 1 else ''} with other "
                 "bytes; nothing written (--force replaces them)"

@@ -300,10 +300,9 @@ Window = collections.deque[tuple[Piece, asyncio.Task[Pieces]]]  # pieces and the
 class DownloadPipeline:
     """Download files through plan, windowed fetch, write and commit; see the docstring."""
 
-    def __init__(self, conn: Connection, progress: ProgressFn | None, in_place: bool = False):
+    def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
         self.conn = conn
         self.progress = progress
-        self.in_place = in_place  # small files straight under their names (a marked folder)
         # verified chunk bytes read before the download started (``dfs.client.early_reads``),
         # by chunk id: each taken by the first small file that needs it, the rest dropped
         self._ready: dict[str, bytes] = {}
@@ -324,9 +323,7 @@ class DownloadPipeline:
         parts = [list(files[i : i + BATCH_FILES]) for i in range(0, len(files), BATCH_FILES)]
         ahead = PlanAhead(self.conn, parts, plans or {})
         done: dict[int, DownloadResult] = {}
-        writer = GroupWriter(
-            self.conn.overwrite, self.conn.resume, self._written(done), self.in_place
-        )
+        writer = GroupWriter(self.conn.overwrite, self.conn.resume, self._written(done))
         out: list[DownloadResult | SmallFile] = []
         running: list[asyncio.Task[list[DownloadResult | SmallFile]]] = []  # at most two
         try:

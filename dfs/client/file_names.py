@@ -1,7 +1,6 @@
 """Durability and names of restored files: one ``syncfs`` for many files, renames that never
 replace a file (``renameat2`` with ``RENAME_NOREPLACE``, or a link), and links of unnamed
-(``O_TMPFILE``) files to their targets, and the mark of a folder whose files a download
-writes in place (``RESTORING``). ``dfs.client.file_writer`` (groups of small files)
+(``O_TMPFILE``) files to their targets. ``dfs.client.file_writer`` (groups of small files)
 and ``dfs.client.download`` (one file) commit through these. Standard library only; libc's
 ``syncfs`` and ``renameat2`` through ctypes, from the symbols the process already has.
 """
@@ -13,11 +12,8 @@ import ctypes
 import errno
 import os
 import secrets
-import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-
-from dfs.fsutil import fsync_dir
 
 PROC_FD = "/proc/self/fd"
 """Where a descriptor is a path: ``linkat`` of ``PROC_FD/N`` following it names the file."""
@@ -150,45 +146,3 @@ def sync_dirs(dirs: Iterable[str]) -> None:
     directory fsync'ed where that is missing)."""
     with _opened_dirs(dirs) as fds:
         sync_fds(fds)
-
-
-RESTORING = ".dfs-restoring"
-"""The mark of a folder a download writes its small files into in place (no temp file,
-no link: ``file_writer.write_in_place``), present from before the first file is created
-until every file is durable: while it is there, a file in the folder may be incomplete
-(the download was killed, or the machine stopped), and the next download into the folder
-replaces its targets whose bytes differ instead of refusing them."""
-
-
-def mark_restoring(root: Path) -> bool:
-    """Create ``root`` (and its parents) and its ``RESTORING`` mark, durably (the mark and
-    the folder fsync'ed) before any file is written there; False when something already
-    lies at the mark's name (then nothing may be written in place)."""
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(root / RESTORING, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return False
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(root)
-    return True
-
-
-def is_restoring(root: Path) -> bool:
-    """Whether ``root`` holds the ``RESTORING`` mark of an interrupted download: a plain file
-    of this user (not a link someone planted)."""
-    try:
-        st = os.lstat(root / RESTORING)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
-
-
-def unmark_restoring(root: Path) -> None:
-    """Remove the mark once every file written in place is durable (``GroupWriter.close``
-    synced them), durably."""
-    unlink_quietly(str(root / RESTORING))
-    fsync_dir(root)

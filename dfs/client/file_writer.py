@@ -30,11 +30,7 @@ groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thre
 Per file that is about five system calls (create, write, utime, link, close; ``fchmod``
 only when the stored mode differs from the one the file was created with).
 
-So a target only ever holds nothing, its old file, or the whole verified new file.
-Except with ``in_place`` (a restore into a new or empty folder, marked first:
-``file_names.mark_restoring``): each file is created under its target's name (``O_EXCL``:
-never over anything), written and closed, the commits only sync (``write_in_place``):
-no link, no descriptor held; until the mark goes a file there may be incomplete. The
+So a target only ever holds nothing, its old file, or the whole verified new file. The
 whole-file sha256 is checked before the file is written (a one-chunk file's is its
 chunk's, already verified). Standard library (and ``dfs.client.resume``) only.
 """
@@ -228,8 +224,6 @@ class Pending:
     devices: dict[int, str] = field(default_factory=dict)  # a directory per file system
     dirs: set[str] = field(default_factory=set)  # every directory holding a temp file
     size: int = 0
-    placed: list[SmallFile] = field(default_factory=list)  # written in place, closed
-    taken: list[SmallFile] = field(default_factory=list)  # in place: a file was there
 
     def merge(self, other: Pending) -> None:
         """Take over ``other``'s temp files (a group written on its own)."""
@@ -238,56 +232,6 @@ class Pending:
             self.devices.setdefault(dev, directory)
         self.dirs |= other.dirs
         self.size += other.size
-        self.placed += other.placed
-        self.taken += other.taken
-
-    def files(self) -> int:
-        return len(self.temps) + len(self.placed) + len(self.taken)
-
-
-def write_in_place(group: list[SmallFile], into: Pending) -> None:
-    """Write each file of a group straight under its target's name, created with
-    ``O_EXCL`` (a file already there is never touched: the file goes to ``into.taken``),
-    its bytes and attributes, closed (blocking). Only for a download into a folder marked
-    as being restored (``file_names.mark_restoring``): until the mark goes, a file here may
-    be incomplete. On an error the group's files are removed (``into``'s earlier ones kept)."""
-    done: list[SmallFile] = []
-    taken: list[SmallFile] = []
-    target = ""
-    fd = -1
-    try:
-        for f in group:
-            parts = f.check()
-            target = str(f.target)
-            parent = os.path.dirname(target) or "."
-            if parent not in into.dirs:
-                os.makedirs(parent, exist_ok=True)
-            try:
-                fd = os.open(target, _CREATE, 0o644)
-            except FileExistsError:
-                taken.append(f)
-                continue
-            if parent not in into.dirs:
-                into.dirs.add(parent)
-                into.devices.setdefault(os.fstat(fd).st_dev, parent)
-            if parts:
-                _write_all(fd, parts)
-            _attrs(fd, f.plan, True)
-            if not has_syncfs():
-                os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            done.append(f)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-            unlink_quietly(target)
-        for f in done:
-            unlink_quietly(str(f.target))
-        raise
-    into.placed += done
-    into.taken += taken
-    into.size += sum(f.size for f in group)
 
 
 def write_temps(
@@ -335,8 +279,7 @@ def commit(pending: Pending, overwrite: bool) -> list[SmallFile]:
     """Make every pending file durable at once (one ``syncfs`` per file system), then give
     each its target's name (``_place``). Returns the files not placed because something
     else took their target meanwhile (``overwrite`` off); their files are gone, as are all
-    of them when this fails (files written in place are only synced; those ``write_in_place``
-    found taken are returned too). The directory entries are durable only after ``sync_dirs``."""
+    of them when this fails. The directory entries are durable only after ``sync_dirs``."""
     done = 0
     proc = -1
     try:
@@ -346,11 +289,9 @@ def commit(pending: Pending, overwrite: bool) -> list[SmallFile]:
                     os.fsync(fd)
                 else:
                     fsync_file(Path(tmp))
-            for f in pending.placed:
-                fsync_file(f.target)
         if any(tmp is None for _f, tmp, _fd in pending.temps):
             proc = os.open(PROC_FD, os.O_RDONLY | os.O_DIRECTORY)
-        taken = list(pending.taken)
+        taken: list[SmallFile] = []
         for temp in pending.temps:
             done += 1  # _place drops it, whatever happens
             if not _place(proc, temp, overwrite):
@@ -431,16 +372,9 @@ class GroupWriter:
     groups are written) every ``COMMIT_FILES`` files or ``COMMIT_BYTES`` and at ``close``,
     then syncs the directories once."""
 
-    def __init__(
-        self,
-        overwrite: bool,
-        resume: bool,
-        written: Callable[[SmallFile], None],
-        in_place: bool = False,
-    ):
+    def __init__(self, overwrite: bool, resume: bool, written: Callable[[SmallFile], None]):
         self.overwrite = overwrite
         self.resume = resume
-        self.in_place = in_place  # write_in_place: the folder is marked as being restored
         self.written = written  # called on the event loop for each file renamed into place
         self.unnamed = UNNAMED and _descriptors(UNNAMED_FDS)
         self.conflicts: list[Conflict] = []
@@ -491,14 +425,11 @@ class GroupWriter:
             self._slots = asyncio.Semaphore(WRITERS)
         written = Pending()
         async with self._slots:
-            if self.in_place:
-                await asyncio.to_thread(write_in_place, group, written)
-            else:
-                await asyncio.to_thread(write_temps, group, self.resume, written, self.unnamed)
+            await asyncio.to_thread(write_temps, group, self.resume, written, self.unnamed)
         for f in group:
             f.parts = []  # on disk now: the bytes need not wait in memory for the commit
         self._pending.merge(written)
-        if self._pending.files() >= COMMIT_FILES or self._pending.size >= COMMIT_BYTES:
+        if len(self._pending.temps) >= COMMIT_FILES or self._pending.size >= COMMIT_BYTES:
             pending, self._pending = self._pending, Pending()
             before = self._commits[-1] if self._commits else None
             self._commits.append(asyncio.create_task(self._commit(before, pending)))
@@ -512,7 +443,7 @@ class GroupWriter:
     def _commit_now(self, pending: Pending) -> tuple[list[SmallFile], list[SmallFile]]:
         """(renamed, taken) of ``pending`` (blocking)."""
         taken = commit(pending, self.overwrite)
-        return [f for f, _tmp, _fd in pending.temps if f not in taken] + pending.placed, taken
+        return [f for f, _tmp, _fd in pending.temps if f not in taken], taken
 
     def _finish(self) -> tuple[list[SmallFile], list[SmallFile]]:
         pending, self._pending = self._pending, Pending()

@@ -191,15 +191,12 @@ class Client(SyncMethods):
         progress: ProgressFn | None = None,
         plans: Mapping[str, dict[str, Any]] | None = None,
         chunks: dict[str, bytes] | None = None,
-        in_place: bool = False,
     ) -> list[DownloadResult]:
         """Download (file_id, target path) pairs, ``concurrency`` files at a time (target
         paths as ``dfs.client.local_files.download_targets`` gives them); ``plans`` already
         fetched, by file id, are used instead of asking again, and so are ``chunks`` already
-        read and verified, by chunk id (``early_chunks``). ``in_place``: small files are
-        written straight under their names (only into a folder marked as being restored:
-        ``dfs.client.file_names.mark_restoring``)."""
-        pipeline = DownloadPipeline(self._connection(), progress, in_place)
+        read and verified, by chunk id (``early_chunks``)."""
+        pipeline = DownloadPipeline(self._connection(), progress)
         return await pipeline.download_files(files, plans, chunks)
 
     def early_chunks(self, budget: int = EARLY_READ_BYTES) -> EarlyChunks:

@@ -9,15 +9,13 @@ import ctypes
 import json
 import os
 import random
-import signal
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from dfs.client.file_names import RESTORING
-from dfs.localcluster import LocalCluster, console_script, wait_for
+from dfs.localcluster import LocalCluster, console_script
 from tests.e2e.conftest import CLI_TIMEOUT, cli_json, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -236,45 +234,3 @@ def test_names_are_escaped_unsafe_names_skipped_and_planted_links_ignored(
     assert victim.read_text() == "precious"
     rows = [json.loads(x) for x in run_cli("ls", "--json", api).stdout.splitlines()]
     assert evil in {r.get("name") for r in rows}
-
-
-def test_a_restore_killed_mid_way_is_marked_and_a_rerun_makes_the_tree_whole(
-    sqlite_cluster: LocalCluster, tmp_path: Path
-) -> None:
-    """Into a new folder the small files are written in place, under the folder's mark:
-    kill -9 while it is there, leave one file torn as a kill mid-write would, and running
-    the same download again replaces what differs (no --force) and removes the mark."""
-    api = sqlite_cluster.api_url
-    rng = random.Random(11)
-    tree = tmp_path / "tree"
-    files: dict[str, bytes] = {}
-    for i in range(4000):
-        files[f"d{i % 40}/f{i}.txt"] = rng.randbytes(rng.randint(1, 3000))
-    for name, data in files.items():
-        (tree / name).parent.mkdir(parents=True, exist_ok=True)
-        (tree / name).write_bytes(data)
-    run_cli("upload", "--prefix", "t/", api, str(tree))
-    out = tmp_path / "out"
-    argv = [console_script("dfs-client"), "download", "--quiet", "--prefix", "t/", api, str(out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: (out / RESTORING).exists() or None, 120.0, "the mark", 0.001)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    assert (out / RESTORING).exists()
-    torn = out / "t" / "d7" / "f7.txt"
-    torn.parent.mkdir(parents=True, exist_ok=True)
-    torn.unlink(missing_ok=True)
-    torn.write_bytes(files["d7/f7.txt"][: len(files["d7/f7.txt"]) // 2])
-    run_cli("download", "--quiet", "--prefix", "t/", api, str(out))
-    got = {
-        str(p.relative_to(out / "t")): p.read_bytes() for p in (out / "t").rglob("*") if p.is_file()
-    }
-    assert got == files
-    assert sorted(p.name for p in out.iterdir()) == ["t"]  # the mark is gone
-    assert not list(out.rglob("*.dfs-part*"))

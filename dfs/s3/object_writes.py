@@ -236,11 +236,10 @@ async def link_made(
 async def release_made(request: web.Request, file_id: str) -> None:
     """Delete the caller's file ``file_id`` this request made (gone already, or linked
     meanwhile by its id: left as it is)."""
-    coord = request.app[NAMESPACE].coord
+    if not file_id:
+        return  # an empty object links no file
     with contextlib.suppress(FileNotFound, Conflict):
-        if not file_id:
-            return  # an empty object links no file
-        await coord.delete_file(file_id, principal(request).tenant)
+        await request.app[NAMESPACE].coord.delete_file(file_id, principal(request).tenant)
 
 
 def linking_commit(

@@ -1,6 +1,7 @@
 """Files and directory trees to and from ``bucket/key``, skipping what is already there.
 
-Uploads go through the upload pipeline (``dfs.client.upload``) as any file does, then each
+Uploads go through the upload pipeline as any file does (``dfs.client.paged_upload``'s:
+a huge file page by page, so it is not bound by the chunks one ``/init-upload`` takes), then each
 file is linked as the object's new version (``NamespaceMethods.link``) with its mtime in the
 user metadata (``mtime``, as rclone keeps it), so a later sync can tell an unchanged file,
 same size and mtime, as ``rsync``, ``aws s3 sync`` and ``rclone sync`` do; with
@@ -26,7 +27,7 @@ from dfs.client.download import DownloadPipeline
 from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods, key_path
-from dfs.client.upload import UploadPipeline
+from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.errors import InvalidRequest, KeyNotFound, NotFound
 from dfs.transport.http import request
 
@@ -109,7 +110,9 @@ class SyncMethods(NamespaceMethods):
         profile = profile or ChunkerProfile.default()
         cache = await self.files_cache(bucket, profile) if todo else None
         # for_object: linked below, so no lookup by content may hand them out meanwhile
-        pipeline = UploadPipeline(self._connection(), profile, progress, cache, for_object=True)
+        pipeline = StreamingUploadPipeline(
+            self._connection(), profile, progress, cache, for_object=True
+        )
         try:
             results = await pipeline.upload_files(todo) if todo else []
         finally:

@@ -45,7 +45,7 @@ async def start(request: web.Request) -> web.Response:
     name = parse_name(body.get("name"), "name")
     chunker = str(ChunkerProfile.parse(str(body.get("chunker", ""))))
     mode, mtime = parse_mode(body.get("mode")), parse_mtime(body.get("mtime"))
-    for_object = parse_for_object(body.get("for_object"))
+    for_object = parse_for_object(body)
     coord = request.app[COORDINATOR]
     answer = await paged_uploads.start(
         coord, name, chunker, mode, mtime, tenant(request), for_object=for_object

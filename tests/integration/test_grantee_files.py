@@ -8,12 +8,14 @@ committed by an earlier finalize) is never touched."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from dfs.client import Client
+from dfs.errors import DfsError
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
 
@@ -138,3 +140,27 @@ async def test_a_file_committed_before_is_never_released(inproc: InProcessCluste
         assert [f["file_id"] for f in await _bobs_files(s, url, bob)] == [file_id]
         async with s.get(f"{url}/file/{file_id}", headers=_auth(bob)) as r:
             assert (await r.json())["size"] == len(data)
+
+
+async def test_a_grantees_sync_leaves_no_file_of_the_grantee(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """``dfs-client sync`` links each file by its id: a grantee's is cloned into the owner's
+    tenant, and the sync deletes its own (made for the object); a refused link too."""
+    url = inproc.api.url
+    alice, bob = await _shared(url)
+    src = tmp_path / "b.bin"
+    src.write_bytes(b"synced by bob" * 1000)
+    async with Client(url, token=alice) as a:
+        await a.make_bucket("readonly")
+        await a.set_bucket("readonly", grants={"bob": "read"})
+    async with Client(url, token=bob) as c, aiohttp.ClientSession() as s:
+        sent = await c.upload_to([src], "shared", "from-bob/b.bin")
+        [obj] = sent.done
+        assert await _bobs_files(s, url, bob) == []
+        async with s.get(f"{url}/objects/shared/from-bob/b.bin", headers=_auth(alice)) as r:
+            assert (r.status, await r.read()) == (200, src.read_bytes())
+        with pytest.raises(DfsError):
+            await c.upload_to([src], "readonly", "b.bin")
+        assert await _bobs_files(s, url, bob) == []
+    assert obj["size"] == src.stat().st_size

@@ -137,9 +137,9 @@ class SyncMethods(NamespaceMethods):
     async def _release_own(self, file_id: str) -> None:
         """Delete the caller's file made for an object when no version links it: the link
         was refused, or it linked the bucket owner's clone of it (a read-write grantee's
-        file, cloned into the owner's tenant). It was
-        uploaded ``for_object`` (a new file, never handed out by content), so it is this
-        sync's alone; one linked meanwhile (409) or gone (404) is left as it is."""
+        file, cloned into the owner's tenant). It was uploaded ``for_object`` (a new file,
+        never handed out by content), so it is this sync's alone; the API refuses to delete
+        one a version links (409: a link whose answer was lost), and one gone is gone."""
         with contextlib.suppress(Conflict, NotFound):
             await self._connection().api.delete_file(file_id)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,16 @@ def parse_mode(value: object) -> int | None:
     return value
 
 
+def parse_for_object(body: Mapping[str, Any]) -> bool:
+    """A body's ``for_object``, optional (absent: False), a boolean (not null): the
+    uploader links the file to an object version next, so it is committed marked and no
+    lookup by content hands it out (docs/WIRE.md)."""
+    value = body.get("for_object", False)
+    if not isinstance(value, bool):
+        raise InvalidRequest("for_object must be a boolean")
+    return value
+
+
 def parse_mtime(value: object) -> float | None:
     """A file's modification time in Unix seconds, optional: a finite number within range."""
     if value is None:
@@ -149,9 +159,7 @@ class UploadRequest:
         if total != size:
             raise InvalidRequest(f"chunk sizes add up to {total}, not the file size {size}")
         mode, mtime = parse_mode(body.get("mode")), parse_mtime(body.get("mtime"))
-        for_object = body.get("for_object", False)
-        if not isinstance(for_object, bool):
-            raise InvalidRequest("for_object must be a boolean")
+        for_object = parse_for_object(body)
         return cls(name, size, sha256, chunker, manifest, mode, mtime, for_object=for_object)
 
     def record(self, file_id: str, tenant: str, created_at: float) -> FileRecord:

@@ -42,8 +42,11 @@ async def start(
     mode: int | None,
     mtime: float | None,
     tenant: str = DEFAULT_TENANT,
+    *,
+    for_object: bool = False,
 ) -> dict[str, Any]:
-    """A new pending paged upload."""
+    """A new pending paged upload; ``for_object``: created marked (``FileRecord.for_object``),
+    the mark the commit at ``finish`` keeps (``MetadataStore.commit_file``)."""
     await coord.writable_nodes()  # 503 now rather than at the first page
     rec = FileRecord(
         file_id=new_file_id(),
@@ -55,6 +58,7 @@ async def start(
         created_at=coord.clock(),
         mode=mode,
         mtime=mtime,
+        for_object=for_object,
     )
     await coord.meta.create_file(rec, [])
     return {

@@ -4,7 +4,9 @@
 |--------|------------------------|----------------------------------------------------------|
 | POST   | /init-upload           | 201 file id + which chunks to send where; 503 too few nodes |
 | POST   | /finalize-upload       | the committed file; 409 incomplete_upload lists missing; |
-|        |                        | with ``bucket``/``key`` also linked as that object's new version (``"object"``) |
+|        |                        | with ``bucket``/``key`` also linked as that object's new version (``"object"``); |
+|        |                        | the file this request committed is deleted if the link is refused, or links a |
+|        |                        | grantee's clone (``dfs.api.object_files``)               |
 | GET    | /download-plan         | chunks in order with live replicas; 404 unknown/pending  |
 | PUT    | /proxy-chunk-upload    | 201: store a chunk through the API (hash checked here too) |
 | GET    | /proxy-chunk-download  | a verified chunk through the API                         |
@@ -36,8 +38,10 @@ from dfs.api.context import (
     tenant,
 )
 from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
+from dfs.api.object_files import link_made
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id
+from dfs.meta.base import FILE_COMPLETE
 from dfs.server import query_param, read_body, read_json
 
 MAX_PAGE = 1000
@@ -61,13 +65,21 @@ async def finalize_upload(request: web.Request) -> web.Response:
             raise InvalidRequest("receipts must be an object of chunk id -> receipt")
         target = parse_target(body.get("bucket"), body.get("key"))  # 400 before committing
         fields = ObjectFields.parse(body)
+        coord = request.app[COORDINATOR]
+        # committed by this request (pending until now), so it is this request's to release
+        # when no version links it (``object_files.link_made``); not one committed before
+        made = (
+            target is not None
+            and (await coord.meta.get_file(file_id, tenant(request))).state != FILE_COMPLETE
+        )
         # with a key the file is the object's: committed so that no lookup by content
         # hands it out before (or after) its link (docs/ARCHITECTURE.md, the namespace)
-        done = await request.app[COORDINATOR].finalize_upload(
+        done = await coord.finalize_upload(
             file_id, receipts, tenant(request), for_object=target is not None
         )
         if target is not None:  # also the key's new version (docs/WIRE.md, the namespace)
-            linked = await request.app[NAMESPACE].link(principal(request), *target, file_id, fields)
+            ns = request.app[NAMESPACE]
+            linked = await link_made(ns, principal(request), target, file_id, fields, made=made)
             done = {**done, "object": object_body(linked.version)}
         return web.json_response(done)
 

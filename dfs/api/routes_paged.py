@@ -3,13 +3,15 @@ chunks, planned, proven and committed page by page.
 
 | method | path                    | body                                     | answer                 |
 |--------|-------------------------|------------------------------------------|------------------------|
-| POST   | /paged-upload           | ``{"name", "chunker", "mode"?, "mtime"?}`` | 201 ``{"file_id", "replication_factor", "max_page_chunks"}`` |
+| POST   | /paged-upload           | ``{"name", "chunker", "mode"?, "mtime"?, "for_object"?}`` | 201 ``{"file_id", "replication_factor", "max_page_chunks"}`` |
 | POST   | /paged-upload/page      | ``{"file_id", "page", "offset", "chunks", "receipts"?, "exclude_nodes"?}`` | 201 the page's plan (as /resume-upload's) with its ``packs`` (as /init-uploads') |
 | POST   | /paged-upload/prove     | ``{"file_id", "page", "receipts"}``      | 200 ``{"file_id", "page", "proven": true}``; 409 incomplete_upload |
 | POST   | /paged-upload/finalize  | ``{"file_id", "size", "sha256"}``         | 200 the committed file; 409 if a page is missing or unproven |
 
 ``chunks`` is a list of ``{"sha256", "size"}`` of at most ``MAX_PAGE_CHUNKS``, the first at
-byte ``offset`` of the file (where the page before ended).
+byte ``offset`` of the file (where the page before ended). ``for_object`` (as
+``/init-upload``'s): the file is linked to an object version next (``dfs-client sync``), so
+it is created marked and stays so through its commit: no lookup by content names it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from aiohttp import web
 
 from dfs import protocol
 from dfs.api import paged_uploads
-from dfs.api.bodies import parse_manifest, parse_mode, parse_mtime, parse_name
+from dfs.api.bodies import parse_for_object, parse_manifest, parse_mode, parse_mtime, parse_name
 from dfs.api.context import COORDINATOR, big_body_slot, json_answer, tenant
 from dfs.api.routes_batch import parse_exclude_nodes, parse_receipts
 from dfs.chunking import ChunkerProfile
@@ -43,8 +45,11 @@ async def start(request: web.Request) -> web.Response:
     name = parse_name(body.get("name"), "name")
     chunker = str(ChunkerProfile.parse(str(body.get("chunker", ""))))
     mode, mtime = parse_mode(body.get("mode")), parse_mtime(body.get("mtime"))
+    for_object = parse_for_object(body)
     coord = request.app[COORDINATOR]
-    answer = await paged_uploads.start(coord, name, chunker, mode, mtime, tenant(request))
+    answer = await paged_uploads.start(
+        coord, name, chunker, mode, mtime, tenant(request), for_object=for_object
+    )
     return web.json_response(answer, status=201)
 
 

@@ -5,7 +5,7 @@
 | GET    | /file/{id}, /metadata/{id}    | the file's metadata (404 unknown, pending or another tenant's) |
 | GET    | /download/{id}                | ``{"download_url", "filename", "size", "expires_at"}``  |
 | GET    | /signed-download/{id}?tenant=&sig= | the file's bytes, verified chunk by chunk; no token: the signature is the credential |
-| POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata with ``new_bytes`` (its bytes new to this tenant), 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes; with ``?bucket=&key=`` (and ``content_type=``, ``meta-NAME=``, ``tag-NAME=``) also linked as that object's new version: always 201, plus ``"object"`` |
+| POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata with ``new_bytes`` (its bytes new to this tenant), 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes; with ``?bucket=&key=`` (and ``content_type=``, ``meta-NAME=``, ``tag-NAME=``) also linked as that object's new version: always 201, plus ``"object"`` (a read-write grantee's own file is released: the version links the owner's clone) |
 | GET    | /check?sha256=&manifest_sha256= | ``{"exists", "file"}``: does this tenant store a complete file (its own or an object's) with these bytes (verified, see ``dfs.api.content_check``) |
 | GET    | /admin/hashes?limit=&next_page= | ``{"hashes", "next_page"}``: chunk ids (admin); the key also as ``last_evaluated_key`` |
 
@@ -30,6 +30,7 @@ from dfs.api.context import COORDINATOR, NAMESPACE, VERIFIED, admin, principal, 
 from dfs.api.file_stream import stream_file
 from dfs.api.ingest import check_download_cap, check_name, download_cap, ingest
 from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
+from dfs.api.object_files import link_made
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
@@ -159,15 +160,16 @@ async def upload(request: web.Request) -> web.Response:
     b = None
     if target is not None:
         b = await request.app[NAMESPACE].require_writable(principal(request), target[0])
-    # an object's file is the namespace's (released with its last version): the owner's is a
-    # new file, never one of its files found by content (``dfs.api.ingest``, ``reuse``); a
-    # grantee's file is cloned into the owner's tenant by ``link``, so it may be one found
-    reuse = b is None or b.tenant != tenant
+    # an object's file is the namespace's (released with its last version): a new file,
+    # never one found by content (``dfs.api.ingest``, ``reuse``), committed marked; a
+    # grantee's is cloned into the owner's tenant by the link and released (``link_made``)
+    reuse = b is None
     done = await ingest(coord, tenant, name, read, profile, MAX_UPLOAD_BYTES, reuse=reuse)
     request.app[VERIFIED].record(str(done.body["file_id"]))  # its bytes were hashed here
     if target is not None:  # with a key, known bytes make a new object or version too
         file_id = str(done.body["file_id"])
-        linked = await request.app[NAMESPACE].link(principal(request), *target, file_id, fields)
+        ns = request.app[NAMESPACE]
+        linked = await link_made(ns, principal(request), target, file_id, fields, made=True)
         answer = {**done.body, "new_bytes": done.new_bytes, "object": object_body(linked.version)}
         return web.json_response(answer, status=201)
     if not done.created:

@@ -1,17 +1,22 @@
 """Files and directory trees to and from ``bucket/key``, skipping what is already there.
 
-Uploads go through the upload pipeline (``dfs.client.upload``) as any file does, then each
-file is linked as the object's new version (``NamespaceMethods.link``) with its mtime in the
+Uploads go through the upload pipeline as any file does (``dfs.client.paged_upload``'s: a
+huge file page by page, so it is not bound by the chunks one ``/init-upload`` takes), each
+file made for its object (``for_object``: never handed out by content), then each file is
+linked as the object's new version (``NamespaceMethods.link``) with its mtime in the
 user metadata (``mtime``, as rclone keeps it), so a later sync can tell an unchanged file,
 same size and mtime, as ``rsync``, ``aws s3 sync`` and ``rclone sync`` do; with
 ``checksum`` the SHA-256 is compared instead. Downloads of the tenant's own objects go
 through the download pipeline (``dfs.client.download``: parallel, verified, mtime restored);
 objects of buckets shared with the tenant are streamed through the API, which verifies them.
+A file whose link is refused, or whose version links the bucket owner's clone of it (the
+caller is a read-write grantee), is deleted: no file of the caller's is left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -26,8 +31,8 @@ from dfs.client.download import DownloadPipeline
 from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods, key_path
-from dfs.client.upload import UploadPipeline
-from dfs.errors import InvalidRequest, KeyNotFound, NotFound
+from dfs.client.paged_upload import StreamingUploadPipeline
+from dfs.errors import Conflict, DfsError, InvalidRequest, KeyNotFound, NotFound
 from dfs.transport.http import request
 
 MTIME = "mtime"  # the user metadata entry that keeps a file's mtime
@@ -109,7 +114,9 @@ class SyncMethods(NamespaceMethods):
         profile = profile or ChunkerProfile.default()
         cache = await self.files_cache(bucket, profile) if todo else None
         # for_object: linked below, so no lookup by content may hand them out meanwhile
-        pipeline = UploadPipeline(self._connection(), profile, progress, cache, for_object=True)
+        pipeline = StreamingUploadPipeline(
+            self._connection(), profile, progress, cache, for_object=True
+        )
         try:
             results = await pipeline.upload_files(todo) if todo else []
         finally:
@@ -117,9 +124,24 @@ class SyncMethods(NamespaceMethods):
                 cache.save()
         for f, r in zip(todo, results, strict=True):
             meta = {MTIME: mtime_text(f.path.stat().st_mtime)}
-            linked = await self.link(bucket, f.name, r.file_id, metadata=meta)
+            try:
+                linked = await self.link(bucket, f.name, r.file_id, metadata=meta)
+            except DfsError:  # refused (or failed): no version links the file made for it
+                await self._release_own(r.file_id)
+                raise
+            if linked["object"].get("file_id") != r.file_id:
+                await self._release_own(r.file_id)
             report.done.append(linked["object"])
         return report
+
+    async def _release_own(self, file_id: str) -> None:
+        """Delete the caller's file made for an object when no version links it: the link
+        was refused, or it linked the bucket owner's clone of it (a read-write grantee's
+        file, cloned into the owner's tenant). It was uploaded ``for_object`` (a new file,
+        never handed out by content), so it is this sync's alone; the API refuses to delete
+        one a version links (409: a link whose answer was lost), and one gone is gone."""
+        with contextlib.suppress(Conflict, NotFound):
+            await self._connection().api.delete_file(file_id)
 
     async def _owns(self, bucket: str) -> bool:
         """Is ``bucket`` the caller's (its files are then the caller's too)? False also for

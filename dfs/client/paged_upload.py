@@ -27,6 +27,11 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
 Resume: the journal (``dfs.client.resume``) is keyed by the file's size, mtime and inode
 (its sha256 is known only at the end) and records the proven pages; a run again skips them,
 re-sends each other page with the receipts it has, and finalizes the same pending file.
+
+A pipeline ``for_object`` (``dfs-client sync``: the file is linked to an object next) starts
+the upload with ``"for_object": true``, so the file is created marked and no lookup by
+content names it, before or after its link; its journals are apart from a plain upload's
+(``UploadPipeline.journal_key``), so a sync never resumes (and commits) an unmarked file.
 """
 
 from __future__ import annotations
@@ -214,12 +219,18 @@ class PagedUpload:
             # must not be resumed with these
             key = f"paged4:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
             self.journal = UploadJournal.for_upload(
-                self.conn.api_url, self.conn.token, key, str(self.pipe.profile), self.name
+                self.conn.api_url,
+                self.conn.token,
+                self.pipe.journal_key(key),
+                str(self.pipe.profile),
+                self.name,
             )
             if self.journal.file_id:
                 self.file_id = self.journal.file_id
                 return
         body: dict[str, Any] = {"name": self.name, "chunker": str(self.pipe.profile)}
+        if self.pipe.for_object:  # linked next: created marked, as /init-upload's
+            body["for_object"] = True
         if self.keep_attrs:
             body.update(mode=st.st_mode & 0o7777, mtime=st.st_mtime_ns / 1e9)
         self.file_id = str((await self.conn.api.paged_upload(body))["file_id"])

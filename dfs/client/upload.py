@@ -235,6 +235,12 @@ class UploadPipeline:
         self.cache = cache
         self.sender = ChunkSender(conn, progress)
 
+    def journal_key(self, key: str) -> str:
+        """The resume journal's ``key`` for this pipeline: an upload ``for_object`` resumes
+        only a pending file created marked (its init body said so), never a plain one,
+        which its commit would leave for any lookup by content to hand out."""
+        return f"{key}:for_object" if self.for_object else key
+
     async def upload_files(self, files: Sequence[LocalFile]) -> list[UploadResult]:
         """Upload ``files``: big ones alone, one after the other, beside the small ones in
         batches (so a big file no longer holds every batch back); results in order."""
@@ -325,7 +331,11 @@ class UploadPipeline:
         if self.conn.resume:
             await asyncio.to_thread(UploadJournal.sweep)
             journal = UploadJournal.for_upload(
-                self.conn.api_url, self.conn.token, scan.sha256, str(self.profile), name
+                self.conn.api_url,
+                self.conn.token,
+                self.journal_key(scan.sha256),
+                str(self.profile),
+                name,
             )
         upload = FileUpload(path, name, scan, journal, keep_attrs)
         try:

@@ -164,3 +164,32 @@ async def test_a_file_created_for_an_object_stays_marked_through_its_commit(
     held = dataclasses.replace(held, for_object=True)  # recorded complete at its plan
     await ns.create_and_commit_files([(held, entries)], 3.0)
     await _not_found_by_content(ns, held)
+
+
+@pytest.mark.parametrize("n_chunks", [1, 60])
+async def test_a_paged_file_created_for_an_object_stays_marked_through_seal_and_commit(
+    ns: Store, n_chunks: int
+) -> None:
+    """A paged upload for an object (``/paged-upload`` with ``"for_object": true``: a sync
+    of a huge file) is created marked with no manifest, gets its pages, is sealed and
+    committed by a plain commit (``/paged-upload/finalize``): never named by content,
+    before its link or after, and released with its last version."""
+    await bucket(ns, "dp")
+    rec, manifest = _many_chunks("t1", f"dp{n_chunks}", n_chunks)
+    pending = dataclasses.replace(rec, size=0, sha256="", chunk_count=0, for_object=True)
+    await ns.create_file(pending, [])
+    half = max(1, n_chunks // 2)
+    pages = [p for p in (manifest[:half], manifest[half:]) if p]
+    for no, page in enumerate(pages):
+        await ns.append_manifest_page(rec.file_id, no, page)
+        await ns.mark_page_proven(rec.file_id, no)
+    await ns.seal_file(rec.file_id, rec.size, rec.sha256)
+    done = await ns.commit_file(rec.file_id, 2.0)
+    assert done.state == "complete"
+    await _not_found_by_content(ns, rec)
+    await ns.put_object(_object("dp", "k", rec), 3.0)
+    await _not_found_by_content(ns, rec)
+    await ns.delete_object("dp", "k", None, 4.0)
+    await _released(ns, 5.0)
+    with pytest.raises(FileNotFound):
+        await ns.get_file(rec.file_id, "t1")

@@ -28,9 +28,15 @@ ADMIN_TOKEN = "dfs_integration-admin-token-0123456789abcdef"
 
 
 async def start_cluster(
-    base: Path, n: int = 3, rf: int = 2, api_cfg: Mapping[str, Any] | None = None
+    base: Path,
+    n: int = 3,
+    rf: int = 2,
+    api_cfg: Mapping[str, Any] | None = None,
+    node_cfg: Mapping[str, Any] | None = None,
 ) -> InProcessCluster:
-    """``api_cfg``: other ApiConfig fields (e.g. ``maintenance=False``: tests drive repair)."""
+    """``api_cfg``: other ApiConfig fields (e.g. ``maintenance=False``: tests drive repair);
+    ``node_cfg``: other NodeConfig fields (e.g. a longer ``heartbeat_timeout`` for a test
+    whose work may hold the shared event loop past the default 3 s)."""
     meta_url = f"sqlite://{base / 'meta.db'}"
     api = await start_api(
         ApiConfig(
@@ -50,9 +56,8 @@ async def start_cluster(
             port=0,
             data_dir=base / f"node{i}",
             meta_url=meta_url,
-            heartbeat_interval=0.5,
-            heartbeat_timeout=3.0,
             cluster_secret=SECRET,
+            **{"heartbeat_interval": 0.5, "heartbeat_timeout": 3.0, **(node_cfg or {})},
         )
         nodes.append(await start_node(cfg))
     return InProcessCluster(api, nodes, base)
@@ -60,10 +65,14 @@ async def start_cluster(
 
 @contextlib.asynccontextmanager
 async def running_cluster(
-    base: Path, n: int = 3, rf: int = 2, api_cfg: Mapping[str, Any] | None = None
+    base: Path,
+    n: int = 3,
+    rf: int = 2,
+    api_cfg: Mapping[str, Any] | None = None,
+    node_cfg: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[InProcessCluster]:
     """``start_cluster``, stopped on exit."""
-    c = await start_cluster(base, n, rf, api_cfg)
+    c = await start_cluster(base, n, rf, api_cfg, node_cfg)
     try:
         yield c
     finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dfs.api.bodies import UploadRequest
+from dfs.api.bodies import UploadRequest, parse_for_object
 from dfs.errors import InvalidRequest
 from tests.unit.test_file_modes import body
 
@@ -23,3 +23,12 @@ def test_for_object_is_optional_and_goes_to_the_record() -> None:
 def test_for_object_must_be_a_boolean(value: Any) -> None:
     with pytest.raises(InvalidRequest):
         UploadRequest.parse(body(for_object=value))
+
+
+def test_a_paged_uploads_for_object_is_read_as_init_uploads() -> None:
+    """``/paged-upload``'s body takes the same ``for_object`` (``parse_for_object``)."""
+    assert parse_for_object({}) is False
+    assert parse_for_object({"for_object": True}) is True
+    for value in (None, 1, "true"):
+        with pytest.raises(InvalidRequest):
+            parse_for_object({"for_object": value})

@@ -348,7 +348,7 @@ class Namespace:
         access.require_write(who, b)
         current = await self.store.get_object(bucket, key, version)
         if fields.content_type is not None or fields.metadata is not None:
-            current = (await self._copy_one(current, bucket, key, fields)).version
+            current = (await self._copy_one(current, bucket, key, fields, b.tenant)).version
         return await self.store.update_object(
             bucket,
             key,
@@ -364,9 +364,13 @@ class Namespace:
         dst_bucket: str,
         dst_key: str,
         fields: ObjectFields,
+        owner: str,
         if_absent: bool = False,
         if_match: str | None = None,
     ) -> PutResult:
+        """``src`` copied to ``dst_bucket/dst_key`` as metadata; ``owner``: the tenant the
+        caller read as the destination bucket's owner (its write access checked against
+        it), so the store refuses a bucket made again by another tenant since."""
         dst = NewObject(
             bucket=dst_bucket,
             key=dst_key,
@@ -379,6 +383,7 @@ class Namespace:
             tags=src.tags if fields.tags is None else fields.tags,
             access=fields.access or ACCESS_PRIVATE,
             headers=src.headers if fields.headers is None else fields.headers,
+            owner=owner,
         )
         return await self.store.copy_object(
             src.bucket,
@@ -427,11 +432,13 @@ class Namespace:
         access.require_list(who, src_b)
         if move:
             access.require_write(who, src_b)
-        access.require_write(who, await self.bucket(dst[0]))
+        dst_b = await self.bucket(dst[0])
+        access.require_write(who, dst_b)
+        owner = dst_b.tenant  # the store refuses the bucket if another's by the write
         if not recursive:
             one = await self.resolve(who, src[0], src[1], version)
             when = (if_absent, if_match)
-            return [await self._move_one(who, one.version, dst, move, fields, when)]
+            return [await self._move_one(one.version, dst, owner, move, fields, when)]
         if if_absent or if_match is not None:
             raise InvalidRequest("conditions apply to the copy of one key")
         if src[0] == dst[0] and dst[1].startswith(src[1]):
@@ -439,20 +446,20 @@ class Namespace:
         done = []
         async for o in self._keys_under(src[0], src[1]):
             target = (dst[0], dst[1] + o.key[len(src[1]) :])
-            done.append(await self._move_one(who, o, target, move, fields))
+            done.append(await self._move_one(o, target, owner, move, fields))
         return done
 
     async def _move_one(
         self,
-        who: Principal,
         o: ObjectVersion,
         dst: tuple[str, str],
+        owner: str,
         move: bool,
         fields: ObjectFields | None = None,
         when: tuple[bool, str | None] = (False, None),
     ) -> ObjectVersion:
         """``o`` copied (or moved) to ``dst``; ``when``: ``link``'s conditions on ``dst``."""
-        made = await self._copy_one(o, dst[0], dst[1], fields or ObjectFields(), *when)
+        made = await self._copy_one(o, dst[0], dst[1], fields or ObjectFields(), owner, *when)
         if move:
             await self.store.delete_object(o.bucket, o.key, None, self.coord.clock())
         return made.version

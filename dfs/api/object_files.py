@@ -13,13 +13,15 @@ the caller committed earlier (a retried finalize), which the caller may hold by 
 
 from __future__ import annotations
 
-import contextlib
+import logging
 
 from dfs.api.bodies import Principal
 from dfs.api.namespace_bodies import ObjectFields
 from dfs.api.namespace_service import Namespace
-from dfs.errors import Conflict, FileNotFound
+from dfs.errors import Conflict, DfsError, FileNotFound
 from dfs.meta.namespace import PutResult
+
+log = logging.getLogger("dfs.api")
 
 
 async def link_made(
@@ -36,7 +38,7 @@ async def link_made(
     another file (a grantee's clone) or the link is refused."""
     try:
         linked = await ns.link(who, *target, file_id, fields)
-    except Exception:
+    except BaseException:  # a refused link, or the request cancelled: no version links it
         if made:
             await release_made(ns, who.tenant, file_id)
         raise
@@ -47,8 +49,14 @@ async def link_made(
 
 async def release_made(ns: Namespace, tenant: str, file_id: str) -> None:
     """Delete ``tenant``'s file ``file_id`` (gone already, or linked meanwhile by its id:
-    left as it is)."""
+    left as it is). A failure to delete is left too (the file then stays the caller's,
+    listed and deletable): it must not turn a version already written, or the error that
+    refused it, into another answer."""
     if not file_id:
         return  # an empty object links no file
-    with contextlib.suppress(FileNotFound, Conflict):
+    try:
         await ns.coord.delete_file(file_id, tenant)
+    except (FileNotFound, Conflict):
+        pass
+    except DfsError as exc:
+        log.warning("file %s made for an object not released: %s", file_id, exc)

@@ -241,7 +241,8 @@ class NamespaceStore(Protocol):
         writing a chunk (file, size, etag and sha256 from the source version, everything
         else, ``headers`` included, from ``dst``; KeyNotFound when the source is a delete marker); chunk refcounts, the tenant's chunk set and usage stay exact
         (a copy into another tenant's bucket gives that tenant its own file record with
-        the same manifest, so each tenant's counters and ``owned_chunks`` stay its own).
+        the same manifest, so each tenant's counters and ``owned_chunks`` stay its own);
+        BucketNotFound when ``dst.owner`` is given and the destination is another's by now.
       - ``update_object(bucket, key, version_id, tags=, access=, shared_with=)`` changes
         what is given on one version in place (tags and access are not versioned in S3).
       - ``list_objects(bucket, prefix, delimiter, token, limit)`` lists latest non-marker

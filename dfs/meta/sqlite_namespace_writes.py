@@ -270,6 +270,7 @@ def copy(
     _check(db, dst, *conditions)
     source_tenant = load_bucket(db, src[0])["tenant"]
     bucket = load_bucket(db, dst.bucket)
+    check_owner(dst, bucket["tenant"])
     file_id = row_file_id(row)
     if file_id and bucket["tenant"] != source_tenant:
         file_id = files.copy(file_id, bucket["tenant"], dst.key, now)

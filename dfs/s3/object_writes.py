@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from aiohttp import hdrs, web
 
 from dfs import namespace_rules
+from dfs.api import object_files
 from dfs.api.ingest import CommitFn
 from dfs.api.namespace_bodies import (
     ObjectFields,
@@ -36,7 +37,7 @@ from dfs.api.namespace_bodies import (
     parse_metadata,
 )
 from dfs.api.namespace_service import Namespace
-from dfs.errors import Conflict, EtagMismatch, FileNotFound, InvalidRequest, KeyExists, KeyNotFound
+from dfs.errors import EtagMismatch, InvalidRequest, KeyExists, KeyNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
 from dfs.meta.namespace import NULL_VERSION, BucketRecord, ObjectVersion, PutResult
 from dfs.namespace_rules import STORED_HEADERS
@@ -221,25 +222,17 @@ async def link_made(
     lookup by content handed it to anyone): released again when the version links another
     file (a read-write grantee's, cloned into the owner's tenant by the link) and when the
     link is refused, so no file of the caller's is left behind."""
+    ns, tenant = request.app[NAMESPACE], principal(request).tenant
     try:
         made = await link(
             request, bucket, key, file_id, fields, etag, cond, read=read, written=written
         )
-    except Exception:
-        await release_made(request, file_id)
+    except BaseException:  # a refused link, or the request cancelled: no version links it
+        await object_files.release_made(ns, tenant, file_id)
         raise
     if made.version.file_id != file_id:
-        await release_made(request, file_id)
+        await object_files.release_made(ns, tenant, file_id)
     return made
-
-
-async def release_made(request: web.Request, file_id: str) -> None:
-    """Delete the caller's file ``file_id`` this request made (gone already, or linked
-    meanwhile by its id: left as it is)."""
-    if not file_id:
-        return  # an empty object links no file
-    with contextlib.suppress(FileNotFound, Conflict):
-        await request.app[NAMESPACE].coord.delete_file(file_id, principal(request).tenant)
 
 
 def linking_commit(

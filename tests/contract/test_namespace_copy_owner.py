@@ -2,7 +2,9 @@
 write (deleted, then made again by another tenant): both backends copy into the new owner's
 bucket (a file record of the new owner with the source's manifest). SQLite reads the bucket
 in the write's transaction; DynamoDB reads it first, and answered ``KeyNotFound`` ("the
-source was deleted during the copy") when its write refused the old owner's file."""
+source was deleted during the copy") when its write refused the old owner's file. A copy
+that names the owner its writer read (``NewObject.owner``, as ``Namespace.copy`` does, which
+checked the caller's write access against that owner) is refused instead (BucketNotFound)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dfs.errors import BucketNotFound
 from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import BucketRecord, NewObject
 from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj
@@ -58,3 +61,20 @@ async def test_a_copy_goes_to_the_buckets_owner_at_its_write(
     copied = await ns.get_file(made.version.file_id)
     assert copied.tenant == "t2"
     assert copied.size == 10
+
+
+async def test_a_copy_naming_the_owner_it_read_is_refused_by_another_owner(ns: Store) -> None:
+    """The service names the destination owner it checked the caller's write access
+    against (``NewObject.owner``): a bucket made again by another tenant since refuses the
+    copy (BucketNotFound) and gets no object, on both backends."""
+    await bucket(ns, "src-own", "t1")
+    rec = await make_file(ns, "t1", [(cid("own-1"), 10)])
+    await ns.put_object(obj("src-own", "k", rec), 1.0)
+    await bucket(ns, "dst-own", "t1")
+    await _change_owner(ns, "dst-own")
+    with pytest.raises(BucketNotFound):
+        await ns.copy_object(
+            "src-own", "k", None, NewObject("dst-own", "c", "", 0, owner="t1"), 3.0
+        )
+    listing = await ns.list_objects("dst-own", prefix="", token=None, limit=10)
+    assert listing.objects == []

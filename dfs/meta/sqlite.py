@@ -68,7 +68,7 @@ from dfs.meta.sqlite_manifests import (
     pending,
     seal,
 )
-from dfs.meta.sqlite_migrate import open_schema
+from dfs.meta.sqlite_migrate import connect
 from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
@@ -124,16 +124,7 @@ class SqliteMetadataStore(
         return store
 
     def _connect(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA foreign_keys=ON")
-        with self._tx(conn):
-            open_schema(conn)
-        self._conn = conn
+        self._conn = connect(self._path)
 
     @contextmanager
     def _tx(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:

@@ -8,12 +8,21 @@ VACUUM of the database would). A database is in the old layout when it has a ``f
 and no ``labels`` table. Old layouts that predate a column (``chunks.unref_at``,
 ``files.mode``/``mtime``) or a table are first completed the way the old code did; a
 compact database made before a column of ``_NEW_COLUMNS`` (``files.for_object``) gets it.
+
+``connect`` opens the connection itself. Several processes open one file at once (the API,
+every node, ``dfs-admin``), and ``PRAGMA journal_mode=WAL`` takes its lock without SQLite's
+busy handler, so an open beside another one can fail at once with "database is locked":
+the mode is read first (WAL is a property of the file, so after the first open nothing is
+converted and no lock taken) and a busy open is tried again, with backoff, for ``OPEN_BUDGET``.
 """
 
 from __future__ import annotations
 
 import collections
 import sqlite3
+from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from dfs.meta.base import FILE_COMPLETE, ManifestEntry
 from dfs.meta.sqlite_codec import (
@@ -51,6 +60,49 @@ _LEGACY_COLUMNS = {
     ),
     "chunks": (("unref_at", "REAL NOT NULL DEFAULT 0"),),
 }
+
+
+OPEN_BUDGET = 30.0  # seconds an open keeps trying while other processes hold the lock
+BUSY_TIMEOUT_MS = 30000
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the database at ``path`` in WAL mode with its schema current."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    retrying = Retrying(
+        stop=stop_after_delay(OPEN_BUDGET),
+        wait=wait_exponential_jitter(multiplier=0.01, max=0.5),
+        retry=retry_if_exception(_is_busy),
+        reraise=True,
+    )
+    return retrying(_connect_once, path)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _connect_once(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            open_schema(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:

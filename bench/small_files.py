@@ -26,6 +26,14 @@ repository, or of the node's data folder and the metadata database) and the dedu
 py-spy (``DIR/backup-v1.txt`` ...: collapsed stacks, for ``flamegraph.pl`` or speedscope),
 and the API and the node during it (``DIR/backup-v1-server-PID.txt``).
 Prints markdown tables.
+
+The copies are synced to disk before any tool runs (else the first tool to sync, dfs's
+restore, writes them). Right before each restore, 1,000 empty files are created in a fresh
+folder beside its target and the microseconds per file reported (``create_probe``): on this
+machine's ext4 without a journal, creating files near a tree deleted in the last minutes
+costs 20-30x more than in a quiet folder, and a restore of many small files is mostly that;
+compare restores only where the probes agree, and give ``--dir`` a folder where nothing was
+deleted lately (not ``/tmp`` while tests run).
 """
 
 from __future__ import annotations
@@ -66,6 +74,26 @@ class Row:
     steps: dict[str, Step] = field(default_factory=dict)
     disk: int = 0
     identical: bool = False
+    create_us: float = 0.0  # the create probe's microseconds per file, just before the restore
+
+
+PROBE_FILES = 1000
+
+
+def create_probe(folder: Path) -> float:
+    """Microseconds per empty file created in the fresh ``folder``, left in place.
+
+    A restore's cost here is mostly the kernel's: on ext4 without a journal (this machine's
+    root file system) every new inode is searched for past the inodes of the same block group
+    freed in the last seconds to minutes (``recently_deleted``), so creating files in a folder
+    near a tree just deleted can cost 20-30x more than in a quiet one. Measured right before
+    each tool's restore, beside its target, so a run where one tool was hit shows it; the
+    files stay (deleting them would hit the next tool)."""
+    folder.mkdir()
+    started = time.perf_counter()
+    for i in range(PROBE_FILES):
+        os.close(os.open(folder / f"p{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    return (time.perf_counter() - started) / PROBE_FILES * 1e6
 
 
 def default_tree() -> Path:
@@ -179,6 +207,7 @@ def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
         edit(src, edits)
         client("backup v2", ["upload", "--quiet", "--prefix", "v2/", api, str(src)])
         out = base / "dfs-out"
+        row.create_us = create_probe(base / "dfs-probe")
         client("restore v2", ["download", "--quiet", "--prefix", "v2/", api, str(out)])
         row.identical = same_tree(src, out / "v2")
         row.disk = allocated(cluster.base / "node1") + allocated(cluster.base / "meta.db")
@@ -214,6 +243,7 @@ def bench_restic(base: Path, src: Path, edits: int) -> Row:
     edit(src, edits)
     row.steps["backup v2"] = run(backup, env, cwd=src)
     out = base / "restic-out"
+    row.create_us = create_probe(base / "restic-probe")
     row.steps["restore v2"] = run(["restic", "restore", "latest", "--target", str(out)], env)
     row.identical = same_tree(src, out)
     row.disk = allocated(repo)
@@ -232,6 +262,7 @@ def bench_borg(base: Path, src: Path, edits: int) -> Row:
         row.steps[f"backup {version}"] = run(create, env, cwd=src)
     out = base / "borg-out"
     out.mkdir()
+    row.create_us = create_probe(base / "borg-probe")
     row.steps["restore v2"] = run(["borg", "extract", f"{repo}::v2"], env, cwd=out)
     row.identical = same_tree(src, out)
     row.disk = allocated(repo)
@@ -254,11 +285,15 @@ def report(rows: list[Row], files: int, size: int, tree: Path) -> None:
                 f"| {r.tool} | {name} | {s.seconds:.2f} | {files / s.seconds:.0f} | {s.cpu:.2f} "
                 f"| {s.server_cpu:.2f} | {api} | {s.rss / MIB:.0f} |"
             )
-    print("\n| tool | bytes on disk (MiB) | dedup ratio (2 versions / on disk) | identical |")
-    print("|---|---|---|---|")
+    print(
+        "\n| tool | bytes on disk (MiB) | dedup ratio (2 versions / on disk) | identical "
+        "| create probe before restore, us/file |"
+    )
+    print("|---|---|---|---|---|")
     for r in rows:
+        ratio = 2 * size / max(r.disk, 1)
         print(
-            f"| {r.tool} | {r.disk / MIB:.1f} | {2 * size / max(r.disk, 1):.2f} | {r.identical} |"
+            f"| {r.tool} | {r.disk / MIB:.1f} | {ratio:.2f} | {r.identical} | {r.create_us:.0f} |"
         )
     sys.stdout.flush()
 
@@ -279,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         files, size = copy_tree(args.tree, base / "pristine")
         for tool in args.tools:
             shutil.copytree(base / "pristine", base / f"{tool}-src", copy_function=shutil.copy2)
+        # The copies' ~1 GB of dirty pages would otherwise be written by the first tool that
+        # syncs the file system (dfs's restore ends with ``syncfs``), charged to its step.
+        os.sync()
         copied_at = time.monotonic()
         # A tree being backed up was not written in the last instants: dfs's files cache does
         # not trust a file changed within RACY_NS of the run's start (its mtime may not have

@@ -263,6 +263,7 @@ def test_randomized_faults_lose_nothing(fcluster: LocalCluster, tmp_path: Path) 
     rounds = max(len(FAULTS), int(os.environ.get("DFS_FAULT_ROUNDS", str(len(FAULTS)))))
     rng = random.Random(int(os.environ.get("DFS_FAULT_SEED", "4")))
     committed: dict[str, bytes] = {}
+    retried: dict[str, bytes] = {}  # a round's file name -> its bytes, when its upload failed
     deleted: list[str] = []
     struck: list[str] = []
     for r, fault in enumerate(fault_schedule(rounds, rng)):
@@ -277,6 +278,7 @@ def test_randomized_faults_lose_nothing(fcluster: LocalCluster, tmp_path: Path) 
                 c.restart_node(i)
         c.wait_live(c.nodes, 60.0)
         if code != 0:  # failed cleanly: re-running the upload finishes it
+            retried[path.name] = data
             out = upload(c, path)["file_id"]
         committed[out] = data
         if fault in ("node", "api"):
@@ -305,5 +307,14 @@ def test_randomized_faults_lose_nothing(fcluster: LocalCluster, tmp_path: Path) 
         gone = run_cli("download", c.api_url, file_id, str(tmp_path / "gone"), check=False)
         assert gone.returncode == 4, gone.stderr
     files = http_json(f"{c.api_url}/files?limit=1000", c.admin_token)["files"]
-    assert {f["file_id"] for f in files} == set(committed)  # nothing half-committed
+    listed = {str(f["file_id"]): str(f["name"]) for f in files}
+    assert set(committed) <= set(listed)
+    assert not set(deleted) & set(listed)
+    # Nothing half-committed. A failed attempt may still have committed whole: the API killed
+    # between its commit and its answer, so the client failed and its retry stored the same
+    # bytes as a second file (a native upload makes a new file each time). Such a file must
+    # be a failed round's, under its name, and download its bytes.
+    for file_id in set(listed) - set(committed):
+        assert listed[file_id] in retried, f"{file_id} ({listed[file_id]}) was never committed"
+        downloads_intact(c, file_id, retried[listed[file_id]], tmp_path / "out")
     print(f"randomized faults: {rounds} rounds {struck}, {len(committed)} files intact")

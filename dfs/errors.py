@@ -217,11 +217,21 @@ class ReplicationError(DfsError):
 
 
 class Unavailable(DfsError, ConnectionError):
-    """A peer cannot be reached, or too few nodes are live to serve the request."""
+    """A peer cannot be reached, or too few nodes are live to serve the request.
+
+    ``overtaken_by``: the node whose failure gave this request up before its own deadline
+    (a client cancels its other writes to a node once one of them failed, see
+    ``dfs.client.avoid``); None when this request failed on its own. Client-side only: never
+    on the wire.
+    """
 
     code = "unavailable"
     http_status = 503
     exit_code = 7
+
+    def __init__(self, message: str, *, overtaken_by: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.overtaken_by = overtaken_by
 
 
 _ALL: tuple[type[DfsError], ...] = (

@@ -10,7 +10,8 @@ so a client can send the chunks of one page while it scans the next (issue 19 it
    one ``/store-chunks`` request each under one capability.
 3. ``prove``: the page's chunks are checked as finalize checks a whole file (a receipt for
    every chunk the tenant did not own, REPLICATION_FACTOR copies on live nodes, asked of
-   the nodes) and the page is marked proven; 409 ``incomplete_upload`` otherwise.
+   the nodes but those the client excludes, while enough are left) and the page is marked
+   proven; 409 ``incomplete_upload`` otherwise.
 4. ``finish``: the file gets its size and sha256, if every page from 0 on is proven and
    they add up (``MetadataStore.seal_file``), and is committed in one step as any file.
 
@@ -32,7 +33,7 @@ from dfs.api.finalizing import Finalizing
 from dfs.api.upload_packs import plan_packs
 from dfs.errors import Conflict
 from dfs.ids import new_file_id
-from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
 
 
 async def start(
@@ -108,8 +109,12 @@ async def prove(
     no: int,
     receipts: Mapping[str, object],
     tenant: str = DEFAULT_TENANT,
+    exclude: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Check page ``no`` as finalize checks a file, and mark it proven."""
+    """Check page ``no`` as finalize checks a file, and mark it proven. ``exclude``: nodes
+    the client's writes just failed on (a hung one would hold the proof for its whole
+    has-chunks deadline), not asked, unless too few live nodes are left to hold
+    REPLICATION_FACTOR copies: then every live node is."""
     rec = await _pending(coord, file_id, tenant)
     coord.check_upload_age(rec)
     entries, proven = await coord.meta.get_manifest_page(file_id, no)
@@ -118,10 +123,19 @@ async def prove(
         owned = await coord.owned_for_finalize(tenant, list(chunks))
         Finalizing(0, rec, chunks, receipts).check_receipts(coord.cfg.cluster_secret, owned)
         if chunks:
-            holders = await coord.holders(chunks, await coord.live_nodes())
+            holders = await coord.holders(chunks, await _asked(coord, exclude))
             coord.check_copies(chunks, holders)
         await coord.meta.mark_page_proven(file_id, no)
     return {"file_id": file_id, "page": no, "proven": True}
+
+
+async def _asked(coord: Coordinator, exclude: Collection[str]) -> list[NodeRecord]:
+    """The live nodes a proof asks: those not in ``exclude`` if they can hold the factor."""
+    live = await coord.live_nodes()
+    if not exclude:
+        return live
+    left = [n for n in live if n.node_id not in exclude]
+    return left if len(left) >= coord.rf else live
 
 
 async def finish(

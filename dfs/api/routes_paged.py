@@ -5,11 +5,14 @@ chunks, planned, proven and committed page by page.
 |--------|-------------------------|------------------------------------------|------------------------|
 | POST   | /paged-upload           | ``{"name", "chunker", "mode"?, "mtime"?, "for_object"?}`` | 201 ``{"file_id", "replication_factor", "max_page_chunks"}`` |
 | POST   | /paged-upload/page      | ``{"file_id", "page", "offset", "chunks", "receipts"?, "exclude_nodes"?}`` | 201 the page's plan (as /resume-upload's) with its ``packs`` (as /init-uploads') |
-| POST   | /paged-upload/prove     | ``{"file_id", "page", "receipts"}``      | 200 ``{"file_id", "page", "proven": true}``; 409 incomplete_upload |
+| POST   | /paged-upload/prove     | ``{"file_id", "page", "receipts", "exclude_nodes"?}`` | 200 ``{"file_id", "page", "proven": true}``; 409 incomplete_upload |
 | POST   | /paged-upload/finalize  | ``{"file_id", "size", "sha256"}``         | 200 the committed file; 409 if a page is missing or unproven |
 
 ``chunks`` is a list of ``{"sha256", "size"}`` of at most ``MAX_PAGE_CHUNKS``, the first at
-byte ``offset`` of the file (where the page before ended). ``for_object`` (as
+byte ``offset`` of the file (where the page before ended). ``exclude_nodes`` (as
+``/resume-upload``'s): nodes the client's writes failed on; a page is planned around them,
+and a proof does not ask them for their copies unless too few live nodes are left without
+them to hold REPLICATION_FACTOR copies (then it asks every live node). ``for_object`` (as
 ``/init-upload``'s): the file is linked to an object version next (``dfs-client sync``), so
 it is created marked and stays so through its commit: no lookup by content names it.
 """
@@ -75,8 +78,9 @@ async def prove(request: web.Request) -> web.Response:
         file_id = parse_file_id(body.get("file_id"))
         no = _count(body, "page")
         receipts = parse_receipts(body.get("receipts"))
+        exclude = parse_exclude_nodes(body.get("exclude_nodes"))
         coord = request.app[COORDINATOR]
-        answer = await paged_uploads.prove(coord, file_id, no, receipts, tenant(request))
+        answer = await paged_uploads.prove(coord, file_id, no, receipts, tenant(request), exclude)
         return web.json_response(answer)
 
 

@@ -5,7 +5,11 @@ that lost a hedged read (another replica answered first) is *slow*. Both are rem
 ``AVOID_TTL`` seconds, then forgotten, so a node that recovers is used again:
 
 - reads try the replicas that are neither failed nor slow first (``order``);
-- writes ask the API to re-plan this client's upload around the failed ones (``excluded``).
+- writes ask the API to re-plan this client's upload around the failed ones (``excluded``);
+- a write in flight to a node that just failed another write is given up at once (``guard``)
+  instead of waiting out its own deadline: a hung node accepts connections and never
+  answers, so each of the dozens of writes in flight to it would otherwise stall its sender
+  for a whole deadline, one after the other.
 
 The list is per ``Client`` and never leaves it except as the ``exclude_nodes`` of this
 client's own ``/resume-upload``: cluster-wide avoidance comes from heartbeats, and one
@@ -14,15 +18,19 @@ tenant's failures steer no one else's placement.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from dfs.errors import Unavailable
 
 AVOID_TTL = 30.0
 """Seconds a node stays avoided after it failed or was slow for this client."""
 
 T = TypeVar("T", bound=Mapping[str, object])
+R = TypeVar("R")
 
 
 @dataclass
@@ -32,6 +40,8 @@ class TransferStats:
 
     hedges: int = 0
     replans: int = 0
+    short_proofs: int = 0
+    """Finalizes (or page proofs) that found chunks short of copies and sent them again."""
 
 
 class AvoidList:
@@ -42,9 +52,44 @@ class AvoidList:
         self._clock = clock
         self._failed: dict[str, float] = {}
         self._slow: dict[str, float] = {}
+        # node id -> resolved (with the node's id) when a write to it fails: the writes
+        # in flight to it wait on it beside their own answer (``guard``)
+        self._failures: dict[str, asyncio.Future[str]] = {}
 
     def failed(self, node_id: str) -> None:
         self._failed[node_id] = self._clock() + self.ttl
+        failure = self._failures.pop(node_id, None)
+        if failure is not None and not failure.done():
+            failure.set_result(node_id)
+
+    def _failure(self, node_id: str) -> asyncio.Future[str]:
+        found = self._failures.get(node_id)
+        if found is None or found.done():
+            found = self._failures[node_id] = asyncio.get_running_loop().create_future()
+        return found
+
+    async def guard(self, node_ids: Collection[str], work: Awaitable[R]) -> R:
+        """``work`` (a write to ``node_ids``: the primary and those it forwards to), given
+        up as soon as another write to one of them fails (``failed``): an ``Unavailable``
+        whose ``overtaken_by`` names that node, retried and re-planned as its own failure
+        would be, without waiting out its deadline."""
+        failures = {self._failure(n) for n in node_ids}
+        task = asyncio.ensure_future(work)
+        waits: set[asyncio.Future[Any]] = {task, *failures}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if not task.cancelled():
+            return task.result()  # its answer, or its own error
+        node_id = next(f.result() for f in failures if f.done())
+        raise Unavailable(
+            f"write to {', '.join(sorted(node_ids))} given up: overtaken by the failure of "
+            f"another write to {node_id}",
+            overtaken_by=node_id,
+        )
 
     def slow(self, node_id: str) -> None:
         self._slow[node_id] = self._clock() + self.ttl

@@ -15,10 +15,12 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
   out after a short scan instead of after a whole page of thousands of chunks (a 1 GiB file
   of 1 MiB chunks was one page, so its scan and its sends did not overlap at all), and a
   huge file still costs few pages (each is two API calls and a wait for its proof);
-- each page is appended and planned (``/paged-upload/page``), its chunks sent exactly as a
-  whole file's (``ChunkSender``: the small ones in the packs of the page's plan, one
+- each page is appended and planned (``/paged-upload/page``, around the nodes this client's
+  writes just failed on: ``AvoidList.excluded``), its chunks sent exactly as a whole
+  file's (``ChunkSender``: the small ones in the packs of the page's plan, one
   ``/store-chunks`` each; re-plans around failed nodes, page-scoped), then proven
-  (``/paged-upload/prove``, re-sending what it finds short of copies) while the next page
+  (``/paged-upload/prove``, which does not ask the failed nodes for their copies while
+  enough others are live; re-sending what it finds short of copies) while the next page
   is planned and sent, and the thread scans the pages after it (hashing each chunk's id
   and the whole file on two threads, ``chunking.hashed_chunks``): the first chunk reaches
   a node long before the scan ends, and no page's sends wait for the proof of the last;
@@ -39,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -54,6 +57,9 @@ from dfs.client.local_files import LocalFile
 from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
 from dfs.client.upload import FINAL, UploadPipeline
+from dfs.errors import Unavailable
+
+log = logging.getLogger("dfs.client")
 
 PAGED_BYTES = 64 << 20
 """Files above this size are uploaded page by page (scan overlapping send) in any case:
@@ -166,6 +172,8 @@ class PageReplanner(Replanner):
     def __init__(self, conn: Connection, page: PageUpload) -> None:
         super().__init__(conn, page.file_id, page.receipts)
         self.page = page
+        # the page was planned around these already (PagedUpload._plan_page)
+        self._excluded, self._refused = page.excluded, page.refused
 
     async def _ask(self, exclude: frozenset[str]) -> dict[str, Any]:
         return await self.page.plan(self.conn, sorted(exclude))
@@ -182,6 +190,8 @@ class PageUpload(FileUpload):
         super().__init__(path, name, FileScan(size=size, sha256="", chunks=refs), journal)
         self.no = no
         self.offset = refs[0].offset if refs else 0
+        self.excluded: frozenset[str] = frozenset()  # the nodes its plan left out
+        self.refused: frozenset[str] = frozenset()  # nodes the API could not plan it around
 
     async def plan(self, conn: Connection, exclude: list[str] | None = None) -> dict[str, Any]:
         chunks = [{"sha256": c.chunk_id, "size": c.size} for c in self.scan.chunks]
@@ -193,7 +203,11 @@ class PageUpload(FileUpload):
         return PageReplanner(conn, self)
 
     async def finalize_once(self, conn: Connection) -> dict[str, Any]:
-        return await conn.api.prove_page(self.file_id, self.no, self.receipts)
+        # the nodes this client's writes just failed on are not asked for copies: a hung
+        # one would hold every proof for its whole deadline (the API asks them anyway when
+        # too few nodes are left without them)
+        avoid = sorted(conn.avoid.excluded())
+        return await conn.api.prove_page(self.file_id, self.no, self.receipts, avoid)
 
 
 class PagedUpload:
@@ -208,6 +222,7 @@ class PagedUpload:
         self.journal: UploadJournal | None = None
         self.file_id = ""
         self.chunks = self.new_chunks = self.sent = 0
+        self.refused: frozenset[str] = frozenset()  # nodes the API could not plan pages around
 
     async def _start(self) -> None:
         st = os.stat(self.path)
@@ -247,12 +262,29 @@ class PagedUpload:
             r.chunk_id: rc for r in refs if (rc := known.get(r.chunk_id)) is not None
         }
         page.receipts = mine
-        plan = await page.plan(self.conn)
+        plan = await self._plan_page(page)
         page.planned(plan, mine, self.pipe.progress)
         page.fd = fd
         # the page's small chunks in the packs the API planned: a /store-chunks each
         await self.pipe.sender.send_all([page], plan.get("packs", []))
         return page
+
+    async def _plan_page(self, page: PageUpload) -> dict[str, Any]:
+        """The page's plan around the nodes this client's writes just failed on (none of its
+        chunks then waits for a re-plan around them); over every live node when too few
+        are left without them (the API's Unavailable, remembered for the next pages)."""
+        exclude = frozenset(self.conn.avoid.excluded())
+        if exclude and not exclude <= self.refused:
+            try:
+                plan = await page.plan(self.conn, sorted(exclude))
+            except Unavailable as exc:
+                log.warning("cannot plan page %d around %s: %s", page.no, sorted(exclude), exc)
+                self.refused = page.refused = exclude
+            else:
+                page.excluded = exclude
+                return plan
+        page.refused = self.refused
+        return await page.plan(self.conn)
 
     async def _prove(self, page: PageUpload) -> None:
         """Prove a sent page (re-sending what the proof finds short) and journal it."""

@@ -11,6 +11,9 @@ same plan cannot succeed until the node's heartbeat expires. So:
   (``ReplicationError``; the ones already avoided if any, else all of them). A node's
   forward deadline is shorter than the client's deadline for a forwarded write
   (``NodeClient.write_deadline``), so a hung replica shows as a 502, not as a slow primary.
+  The first such failure gives up the other writes in flight to the same node
+  (``AvoidList.guard``: an ``Unavailable`` ``overtaken_by`` it), which are retried as if
+  they had failed on their own, but blame no one anew.
 - ``Replanner`` asks ``/resume-upload`` for a plan of this upload's missing chunks that
   leaves out the client's failed nodes (``exclude_nodes``), once per new set of failed
   nodes however many chunks are waiting for it; ``send_replanning`` uses its entries.
@@ -67,20 +70,23 @@ async def put_once(
         i = next((k for k, t in enumerate(targets) if t[0] not in excluded), 0)
     i %= len(targets)
     primary, forward = rotation(targets, i)
+    write = conn.nodes.put_chunk(
+        primary[1],
+        chunk_id,
+        data,
+        cap=str(item["caps"][i]),
+        file_id=file_id,
+        forward=protocol.forward_header(forward),
+    )
     try:
-        answer = await conn.nodes.put_chunk(
-            primary[1],
-            chunk_id,
-            data,
-            cap=str(item["caps"][i]),
-            file_id=file_id,
-            forward=protocol.forward_header(forward),
-        )
+        # given up at once when another write to one of these nodes fails (AvoidList.guard)
+        answer = await conn.avoid.guard([node_id for node_id, _ in targets], write)
     except ReplicationError:
         blame_forwards(conn.avoid, [node_id for node_id, _ in forward])
         raise
-    except Unavailable:
-        conn.avoid.failed(primary[0])
+    except Unavailable as exc:
+        if exc.overtaken_by is None:  # an overtaken write is no news about its primary
+            conn.avoid.failed(primary[0])
         raise
     return str(answer["receipt"])
 

@@ -140,15 +140,17 @@ class ChunkSender:
         headers = protocol.batch_headers(
             pack.cap, [str(e["chunk_id"]) for e in entries], [u.file_id for u, _ in pack.work]
         )
+        write = self.conn.nodes.store_chunks(
+            str(first[0]["url"]),
+            body,
+            headers,
+            forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
+        )
         try:
-            answers = await self.conn.nodes.store_chunks(
-                str(first[0]["url"]),
-                body,
-                headers,
-                forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
-            )
+            # given up at once when another write to one of its nodes fails (AvoidList.guard)
+            answers = await self.conn.avoid.guard([str(t["node_id"]) for t in first], write)
         except (Unavailable, ReplicationError, IntegrityError) as exc:
-            if isinstance(exc, Unavailable):
+            if isinstance(exc, Unavailable) and exc.overtaken_by is None:
                 self.conn.avoid.failed(str(first[0]["node_id"]))
             elif isinstance(exc, ReplicationError):
                 blame_forwards(self.conn.avoid, [str(t["node_id"]) for t in first[1:]])
@@ -166,6 +168,7 @@ class ChunkSender:
             try:
                 return await upload.finalize_once(self.conn)
             except IncompleteUpload:
+                self.conn.stats.short_proofs += 1
                 if round_ == FINALIZE_ROUNDS:
                     raise
                 await self._send_again([upload])
@@ -191,6 +194,7 @@ class ChunkSender:
             short = [i for i, body in enumerate(done) if _incomplete(body)]
             if not short:
                 break
+            self.conn.stats.short_proofs += 1
             await self._send_again([uploads[i] for i in short])
             again = await self.conn.api.finalize_uploads(
                 [{"file_id": uploads[i].file_id, "receipts": uploads[i].receipts} for i in short]

@@ -92,8 +92,18 @@ class ApiClient:
             body["exclude_nodes"] = list(exclude_nodes)
         return await self._json("POST", protocol.PAGED_UPLOAD_PAGE, json=body)
 
-    async def prove_page(self, file_id: str, page: int, receipts: dict[str, str]) -> dict[str, Any]:
-        body = {"file_id": file_id, "page": page, "receipts": receipts}
+    async def prove_page(
+        self,
+        file_id: str,
+        page: int,
+        receipts: dict[str, str],
+        exclude_nodes: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Prove page ``page``; its copies are not asked of ``exclude_nodes`` (while enough
+        nodes are left without them)."""
+        body: dict[str, Any] = {"file_id": file_id, "page": page, "receipts": receipts}
+        if exclude_nodes:
+            body["exclude_nodes"] = list(exclude_nodes)
         return await self._json("POST", protocol.PAGED_UPLOAD_PROVE, json=body)
 
     async def finalize_paged(self, file_id: str, size: int, sha256: str) -> dict[str, Any]:

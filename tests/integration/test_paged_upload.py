@@ -117,11 +117,13 @@ async def test_an_interrupted_paged_upload_resumes(
     proofs: list[int] = []
     fail = {"on": True}
 
-    async def failing_third(self: ApiClient, file_id: str, page: int, receipts: Any) -> Any:
+    async def failing_third(
+        self: ApiClient, file_id: str, page: int, receipts: Any, *rest: Any
+    ) -> Any:
         proofs.append(page)
         if page == 2 and fail["on"]:
             raise ConnectionResetError("the network went away")
-        return await prove_page(self, file_id, page, receipts)
+        return await prove_page(self, file_id, page, receipts, *rest)
 
     monkeypatch.setattr(ApiClient, "prove_page", failing_third)
     async with running_cluster(tmp_path / "cluster", n=1, rf=1) as cluster:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dfs.client import Client
-from dfs.errors import InvalidRequest, Unavailable
+from dfs.errors import IncompleteUpload, InvalidRequest, Unavailable
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_security import tenant_tokens
 
@@ -57,3 +57,32 @@ async def test_exclude_nodes_replans_only_the_callers_upload(inproc: InProcessCl
         for bad in (["no/de"], [f"n{i}" for i in range(65)]):
             with pytest.raises(InvalidRequest):
                 await a.api.resume_upload(plan["file_id"], {}, exclude_nodes=bad)
+
+
+async def test_a_page_proof_skips_excluded_nodes_while_enough_are_left(
+    inproc: InProcessCluster,
+) -> None:
+    """``/paged-upload/prove``'s ``exclude_nodes``: those nodes are not asked for copies
+    (a hung one would hold the proof for its deadline) unless too few would be left to hold
+    REPLICATION_FACTOR copies; then every live node is asked."""
+    chunks = [random.Random(100 + i).randbytes(8192) for i in range(24)]
+    (token,) = await tenant_tokens(inproc.api.url, "carol3")
+    async with Client(inproc.api.url, token=token) as c:
+        file_id = (await c.api.paged_upload({"name": "p", "chunker": "fixed:8192"}))["file_id"]
+        refs = [{"sha256": sha(d), "size": len(d)} for d in chunks]
+        plan = await c.api.upload_page(file_id, 0, 0, refs)
+        assert "node1" in target_ids(plan)  # 24 chunks over 3 nodes at RF 2
+        receipts: dict[str, str] = {}
+        for item in plan["upload"]:
+            data = next(d for d in chunks if sha(d) == item["sha256"])
+            receipts[item["sha256"]] = await c.send_chunk(file_id, item["sha256"], data, item)
+        too_many = [f"n{i}" for i in range(65)]
+        for bad, why in ((["no/de"], "exclude_nodes entry"), (too_many, "exclude_nodes must")):
+            with pytest.raises(InvalidRequest, match=why):
+                await c.api.prove_page(file_id, 0, receipts, exclude_nodes=bad)
+        # node1's copies are not counted: the chunks it holds have one copy of two
+        with pytest.raises(IncompleteUpload):
+            await c.api.prove_page(file_id, 0, receipts, exclude_nodes=["node1"])
+        # one node would be left of the two needed: every live node is asked
+        proven = await c.api.prove_page(file_id, 0, receipts, exclude_nodes=["node1", "node2"])
+        assert proven == {"file_id": file_id, "page": 0, "proven": True}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection
 from dfs.client.replan import Replanner, blame_forwards
@@ -140,3 +142,36 @@ async def test_packed_chunk_replans_over_every_node_when_too_few_are_left() -> N
     assert api.calls == [["n1", "n2"], []]
     assert got is not None
     assert got["caps"]
+
+
+async def test_the_first_failed_write_to_a_node_overtakes_the_others_in_flight() -> None:
+    """``AvoidList.guard``: once a write to a node fails, the writes in flight to it give up
+    at once with an ``Unavailable`` naming it (``overtaken_by``); others go on."""
+    avoid = AvoidList()
+    never = asyncio.Event()  # a hung node: its writes never answer
+
+    async def hung() -> str:
+        await never.wait()
+        return "never"
+
+    async def fine() -> str:
+        await asyncio.sleep(0.05)
+        return "receipt"
+
+    waiting = [asyncio.create_task(avoid.guard(t, hung())) for t in (["n1"], ["n2", "n1"])]
+    other = asyncio.create_task(avoid.guard(["n2", "n3"], fine()))
+    await asyncio.sleep(0)  # every write is in flight
+    avoid.failed("n1")  # the first write to n1 missed its deadline
+    for task in waiting:
+        with pytest.raises(Unavailable, match="overtaken") as info:
+            await asyncio.wait_for(task, 1.0)
+        assert info.value.overtaken_by == "n1"
+    assert await asyncio.wait_for(other, 1.0) == "receipt"
+    # a write that fails on its own is its own error, not an overtaken one
+    with pytest.raises(Unavailable) as own:
+        await avoid.guard(["n3"], _unavailable())
+    assert own.value.overtaken_by is None
+
+
+async def _unavailable() -> str:
+    raise Unavailable("timed out")

@@ -64,8 +64,10 @@ class AvoidList:
 
     def _failure(self, node_id: str) -> asyncio.Future[str]:
         found = self._failures.get(node_id)
-        if found is None or found.done():
-            found = self._failures[node_id] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        # a list outlives its loop when a library user runs a Client under several
+        if found is None or found.done() or found.get_loop() is not loop:
+            found = self._failures[node_id] = loop.create_future()
         return found
 
     async def guard(self, node_ids: Collection[str], work: Awaitable[R]) -> R:

@@ -175,3 +175,32 @@ async def test_the_first_failed_write_to_a_node_overtakes_the_others_in_flight()
 
 async def _unavailable() -> str:
     raise Unavailable("timed out")
+
+
+def test_a_guard_works_under_a_later_event_loop() -> None:
+    """An ``AvoidList`` outlives its event loop when a library user runs one ``Client``
+    under several ``asyncio.run`` calls: its pending failure signals belong to the old
+    loop, and a guarded write under the new one must neither fail on them nor miss a
+    failure signalled there."""
+    avoid = AvoidList()
+
+    async def write() -> str:
+        return "receipt"
+
+    assert asyncio.run(avoid.guard(["n1"], write())) == "receipt"
+
+    async def later() -> None:
+        never = asyncio.Event()
+
+        async def hung() -> str:
+            await never.wait()
+            return "never"
+
+        assert await avoid.guard(["n1"], write()) == "receipt"
+        task = asyncio.create_task(avoid.guard(["n1"], hung()))
+        await asyncio.sleep(0)
+        avoid.failed("n1")
+        with pytest.raises(Unavailable, match="overtaken"):
+            await asyncio.wait_for(task, 1.0)
+
+    asyncio.run(later())

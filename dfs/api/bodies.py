@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dfs import auth, protocol
+from dfs import auth, placement, protocol
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest
 from dfs.ids import parse_chunk_id, parse_sha256
@@ -219,3 +219,11 @@ def with_local_attrs(body: dict[str, Any], rec: FileRecord) -> dict[str, Any]:
 def error_entry(file_id: str, exc: DfsError) -> dict[str, Any]:
     """A batch answer's entry for a file that failed: its id and the error body."""
     return {"file_id": file_id, **exc.to_body()}
+
+
+def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
+    """Each node of ``targets`` as the primary, with the forward header naming the others in
+    rotation order: the i-th rotation goes with the i-th put capability
+    (``Coordinator.put_caps``)."""
+    rots = [placement.rotation(targets, i) for i in range(len(targets))]
+    return [(p, protocol.forward_header([(n.node_id, n.url) for n in r])) for p, r in rots]

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-from dfs import auth, placement, protocol
+from dfs import auth, protocol
 from dfs import durability_policy as policy
 from dfs.api.bodies import (
     DEFAULT_TENANT,
@@ -43,9 +43,10 @@ from dfs.api.bodies import (
     error_entry,
     file_body,
     node_ref,
+    rotations,
 )
 from dfs.api.drain import DrainSet
-from dfs.api.finalizing import Finalizing, copy_changes, keep_passing
+from dfs.api.finalizing import Finalizing, check_copies, copy_changes, keep_passing, nodes_to_ask
 from dfs.config import ApiConfig
 from dfs.errors import (
     Conflict,
@@ -79,13 +80,6 @@ T = TypeVar("T")
 Locations = dict[str, set[str]]  # chunk id -> the nodes recorded holding a copy
 Copies = Mapping[str, Collection[str]]  # chunk id -> the nodes a 201 said it is durable on
 Receipted = Sequence[tuple[str, Mapping[str, object]]]  # (file id, its receipts by chunk id)
-
-
-def rotations(targets: Sequence[NodeRecord]) -> list[tuple[NodeRecord, str]]:
-    """Each node of ``targets`` as the primary, with the forward header naming the others in
-    rotation order: the i-th rotation goes with the i-th put capability (``put_caps``)."""
-    rots = [placement.rotation(targets, i) for i in range(len(targets))]
-    return [(p, protocol.forward_header([(n.node_id, n.url) for n in r])) for p, r in rots]
 
 
 async def _off_loop_if_big(chunks: int, build: Callable[[], T]) -> T:
@@ -348,28 +342,37 @@ class Coordinator:
         *,
         copies: Copies | None = None,
         for_object: bool = False,
+        exclude: Collection[str] = (),
     ) -> dict[str, Any]:
         """Commit the file if every chunk has its copies and every chunk the tenant did not
         already reference comes with a receipt proving this upload sent its bytes.
-        ``copies``: the module's Trust. ``for_object``: see ``MetadataStore.commit_file``."""
-        (done,) = await self._finalize([(file_id, receipts)], tenant, copies or {}, for_object)
+        ``copies``: the module's Trust. ``for_object``: see ``MetadataStore.commit_file``.
+        ``exclude``: nodes not asked for copies (``finalizing.nodes_to_ask``)."""
+        (done,) = await self._finalize(
+            [(file_id, receipts)], tenant, copies or {}, for_object, exclude
+        )
         if isinstance(done, DfsError):
             raise done
         return file_body(done)
 
     async def finalize_uploads(
-        self, items: Receipted, tenant: str = DEFAULT_TENANT
+        self, items: Receipted, tenant: str = DEFAULT_TENANT, exclude: Collection[str] = ()
     ) -> list[dict[str, Any]]:
         """finalize_upload for many files, in order, with one has-chunks round: each entry is
         the file's metadata or ``{"file_id", "error"}``."""
-        results = await self._finalize(items, tenant, {})
+        results = await self._finalize(items, tenant, {}, exclude=exclude)
         return [
             error_entry(file_id, r) if isinstance(r, DfsError) else file_body(r)
             for (file_id, _), r in zip(items, results, strict=True)
         ]
 
     async def _finalize(
-        self, items: Receipted, tenant: str, copies: Copies, for_object: bool = False
+        self,
+        items: Receipted,
+        tenant: str,
+        copies: Copies,
+        for_object: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[FileRecord | DfsError]:
         """Each file committed (or already complete), or the error that stopped it. The
         checks run cheapest first, so a rejected file costs no has-chunks call."""
@@ -384,7 +387,7 @@ class Coordinator:
         new: list[Location] = []  # copies found: recorded in the commit's transaction
         if todo:
             union = {c: n for f in todo for c, n in f.chunks.items()}
-            holders = await self._copies_of(union, copies, new)
+            holders = await self._copies_of(union, copies, new, exclude)
             todo = keep_passing(todo, results, lambda f: self.check_copies(f.chunks, holders))
         ids = [items[f.index][0] for f in todo]
         now = self.clock()
@@ -430,25 +433,19 @@ class Coordinator:
         return await self.meta.owned_chunks(tenant, list(dict.fromkeys(chunk_ids)), ever=True)
 
     def check_copies(self, chunks: Mapping[str, int], holders: Mapping[str, set[str]]) -> None:
-        # async: one durable copy commits; repair brings every chunk to the factor
-        need = 1 if self.asynchronous else self.rf
-        missing = [c for c in chunks if len(holders.get(c, ())) < need]
-        if missing:
-            raise IncompleteUpload(
-                f"{len(missing)} of {len(chunks)} chunks have fewer than "
-                f"{need} copies; send them and finalize again",
-                missing=missing[:100],
-            )
+        check_copies(chunks, holders, 1 if self.asynchronous else self.rf)  # async: 1 commits
 
     async def _copies_of(
-        self, chunks: dict[str, int], copies: Copies, new: list[Location]
+        self, chunks: dict[str, int], copies: Copies, new: list[Location], exclude: Collection[str]
     ) -> dict[str, set[str]]:
-        """Who holds each chunk: ``copies`` (recorded) where enough, else the live nodes;
-        the copies to record added to ``new`` (adding a known one again changes nothing)."""
+        """Who holds each chunk: ``copies`` where enough, else who ``nodes_to_ask`` answer;
+        the copies to record added to ``new``."""
         need = 1 if self.asynchronous else self.rf
         known = {c: set(copies[c]) for c in chunks if len(copies.get(c, ())) >= need}
-        asked = {c: n for c, n in chunks.items() if c not in known}
-        holders = await self.holders(asked, await self.live_nodes(), new=new) if asked else {}
+        holders = {}
+        if asked := {c: n for c, n in chunks.items() if c not in known}:
+            nodes = nodes_to_ask(await self.live_nodes(), exclude, self.rf)
+            holders = await self.holders(asked, nodes, new=new)
         new += [Location(c, n, chunks[c]) for c, nodes in known.items() for n in nodes]
         return {**holders, **known}
 

@@ -1,16 +1,18 @@
 """A batch of pending files on their way through finalize's checks
 (``Coordinator.finalize_uploads``): each file's record, distinct chunks and receipts, and
 the filter that drops the files failing a check while recording why, so one bad file of a
-batch never fails the others; and what a has-chunks round changes in the recorded copies."""
+batch never fails the others; what a has-chunks round changes in the recorded copies; and
+which nodes are asked for copies (``nodes_to_ask``: not those a client's writes just failed
+on, a hung one would hold the answer for its whole deadline) and whether they hold enough."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dfs import auth
 from dfs.errors import DfsError, IncompleteUpload
-from dfs.meta.base import FileRecord, Location
+from dfs.meta.base import FileRecord, Location, NodeRecord
 
 
 @dataclass
@@ -76,3 +78,22 @@ def copy_changes(
         Location(c, n, size) for c, size in chunks.items() for n in (known[c] - holders[c]) & seen
     ]
     return new, gone
+
+
+def nodes_to_ask(live: Sequence[NodeRecord], exclude: Collection[str], rf: int) -> list[NodeRecord]:
+    """The nodes a finalize or a page's proof asks for copies: the live ones not in
+    ``exclude`` (a client's failed nodes: a hung one would hold the answer for its whole
+    has-chunks deadline), unless too few are left to hold ``rf`` copies: then all of them."""
+    left = [n for n in live if n.node_id not in exclude]
+    return left if len(left) >= rf else list(live)
+
+
+def check_copies(chunks: Mapping[str, int], holders: Mapping[str, set[str]], need: int) -> None:
+    """IncompleteUpload unless each chunk has at least ``need`` holders."""
+    missing = [c for c in chunks if len(holders.get(c, ())) < need]
+    if missing:
+        raise IncompleteUpload(
+            f"{len(missing)} of {len(chunks)} chunks have fewer than "
+            f"{need} copies; send them and finalize again",
+            missing=missing[:100],
+        )

@@ -46,8 +46,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from dfs import auth, protocol
-from dfs.api.bodies import UploadRequest, distinct_chunks, file_body, node_ref, parse_name
-from dfs.api.coordinator import Coordinator, rotations
+from dfs.api.bodies import (
+    UploadRequest,
+    distinct_chunks,
+    file_body,
+    node_ref,
+    parse_name,
+    rotations,
+)
+from dfs.api.coordinator import Coordinator
 from dfs.api.verified_reads import first_good_pieces, joined
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.durability_policy import rank_nodes

@@ -29,11 +29,11 @@ from typing import Any
 from dfs import protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
 from dfs.api.coordinator import Coordinator
-from dfs.api.finalizing import Finalizing
+from dfs.api.finalizing import Finalizing, nodes_to_ask
 from dfs.api.upload_packs import plan_packs
 from dfs.errors import Conflict
 from dfs.ids import new_file_id
-from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry, NodeRecord
+from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 
 
 async def start(
@@ -123,19 +123,12 @@ async def prove(
         owned = await coord.owned_for_finalize(tenant, list(chunks))
         Finalizing(0, rec, chunks, receipts).check_receipts(coord.cfg.cluster_secret, owned)
         if chunks:
-            holders = await coord.holders(chunks, await _asked(coord, exclude))
+            holders = await coord.holders(
+                chunks, nodes_to_ask(await coord.live_nodes(), exclude, coord.rf)
+            )
             coord.check_copies(chunks, holders)
         await coord.meta.mark_page_proven(file_id, no)
     return {"file_id": file_id, "page": no, "proven": True}
-
-
-async def _asked(coord: Coordinator, exclude: Collection[str]) -> list[NodeRecord]:
-    """The live nodes a proof asks: those not in ``exclude`` if they can hold the factor."""
-    live = await coord.live_nodes()
-    if not exclude:
-        return live
-    left = [n for n in live if n.node_id not in exclude]
-    return left if len(left) >= coord.rf else live
 
 
 async def finish(

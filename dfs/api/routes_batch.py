@@ -3,7 +3,7 @@
 | method | path               | body                                    | answer                              |
 |--------|--------------------|-----------------------------------------|-------------------------------------|
 | POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...], "packs"}``; a plan with nothing to send may come committed (``"state": "complete"``) |
-| POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}]}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
+| POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}], "exclude_nodes"?}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
 | POST   | /resume-upload     | ``{"file_id", "receipts", "exclude_nodes"?}`` | 200 a plan for the same pending file: only chunks neither proven nor held |
 | POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
 
@@ -39,7 +39,9 @@ copies; everything else is planned again with fresh capabilities.
 failed on (a timeout, a refused connection). They are left out of this one plan, as targets
 and as holders asked for copies, so an upload in flight re-plans around a dead or hung node
 at once instead of waiting for its heartbeat to expire. Nothing is recorded: the list steers
-only the caller's own pending upload, never another tenant's placement.
+only the caller's own pending upload, never another tenant's placement. On
+``/finalize-uploads`` (and ``/finalize-upload``) those nodes are not asked for copies, unless
+fewer than the replication factor would be left (``finalizing.nodes_to_ask``).
 
 These routes parse HTTP and call the same Coordinator methods as the one-file routes
 (``init_uploads``, ``finalize_uploads``, ``resume_upload``, ``download_plans``): one set of
@@ -124,7 +126,9 @@ async def finalize_uploads(request: web.Request) -> web.Response:
             (parse_file_id(u.get("file_id")), parse_receipts(u.get("receipts")))
             for u in _objects(body, "uploads")
         ]
-        files = await request.app[COORDINATOR].finalize_uploads(items, tenant(request))
+        exclude = parse_exclude_nodes(body.get("exclude_nodes"))
+        coord = request.app[COORDINATOR]
+        files = await coord.finalize_uploads(items, tenant(request), exclude)
         return web.json_response({"files": files}, dumps=compact_json)
 
 

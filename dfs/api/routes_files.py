@@ -39,6 +39,7 @@ from dfs.api.context import (
 )
 from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
 from dfs.api.object_files import link_made
+from dfs.api.routes_batch import parse_exclude_nodes
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id
 from dfs.meta.base import FILE_COMPLETE
@@ -74,8 +75,9 @@ async def finalize_upload(request: web.Request) -> web.Response:
         )
         # with a key the file is the object's: committed so that no lookup by content
         # hands it out before (or after) its link (docs/ARCHITECTURE.md, the namespace)
+        exclude = parse_exclude_nodes(body.get("exclude_nodes"))
         done = await coord.finalize_upload(
-            file_id, receipts, tenant(request), for_object=target is not None
+            file_id, receipts, tenant(request), for_object=target is not None, exclude=exclude
         )
         if target is not None:  # also the key's new version (docs/WIRE.md, the namespace)
             ns = request.app[NAMESPACE]

@@ -128,7 +128,8 @@ class FileUpload:
 
     async def finalize_once(self, conn: Connection) -> dict[str, Any]:
         """Finalize this upload once (409 ``incomplete_upload`` when chunks are short)."""
-        return await conn.api.finalize_upload(self.file_id, self.receipts)
+        excluded = sorted(conn.avoid.excluded())  # a hung node would hold the answer
+        return await conn.api.finalize_upload(self.file_id, self.receipts, excluded)
 
     def held(self, chunk_id: str, size: int) -> bytes | None:
         """The chunk's bytes from those the scan hashed and kept (no read), or None."""

@@ -131,9 +131,8 @@ class ChunkSender:
     async def send_pack(self, pack: Pack) -> None:
         first = pack.targets
         if {str(t["node_id"]) for t in first} & self.conn.avoid.excluded():
-            # a node of this pack just failed the client: one at a time, re-planned around it
-            for w in pack.work:
-                await self.send_one(w)
+            # a node of this pack just failed the client: chunk by chunk, re-planned around it
+            await self.conn.run_bounded(self.send_one, pack.work)
             return
         entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in pack.work]
         body = await pack.body(entries)
@@ -154,10 +153,9 @@ class ChunkSender:
                 self.conn.avoid.failed(str(first[0]["node_id"]))
             elif isinstance(exc, ReplicationError):
                 blame_forwards(self.conn.avoid, [str(t["node_id"]) for t in first[1:]])
-            # one chunk at a time, with the usual retries, re-plans and error for a file
-            # that changed while it was being uploaded
-            for w in pack.work:
-                await self.send_one(w)
+            # chunk by chunk, with the usual retries, re-plans and error for a file that
+            # changed while it was being uploaded
+            await self.conn.run_bounded(self.send_one, pack.work)
             return
         for (u, it), answer in zip(pack.work, answers, strict=True):
             u.sent_chunk(str(it["sha256"]), str(answer["receipt"]), int(it["size"]), self.progress)
@@ -187,21 +185,25 @@ class ChunkSender:
         return done
 
     async def _finalize_rounds(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
-        done = await self.conn.api.finalize_uploads(
-            [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads]
-        )
+        done = await self._finalize_many(uploads)
         for _round in range(1, FINALIZE_ROUNDS):
             short = [i for i, body in enumerate(done) if _incomplete(body)]
             if not short:
                 break
             self.conn.stats.short_proofs += 1
             await self._send_again([uploads[i] for i in short])
-            again = await self.conn.api.finalize_uploads(
-                [{"file_id": uploads[i].file_id, "receipts": uploads[i].receipts} for i in short]
-            )
+            again = await self._finalize_many([uploads[i] for i in short])
             for i, body in zip(short, again, strict=True):
                 done[i] = body
         return done
+
+    async def _finalize_many(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
+        """One ``/finalize-uploads``; the nodes that just failed this client are not asked
+        for copies (a hung one would hold the answer for its whole has-chunks deadline)."""
+        return await self.conn.api.finalize_uploads(
+            [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads],
+            sorted(self.conn.avoid.excluded()),
+        )
 
     async def _send_again(self, uploads: Sequence[FileUpload]) -> None:
         """Re-plan each upload around the failed nodes and send what the plan asks for."""

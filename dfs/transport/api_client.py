@@ -111,9 +111,16 @@ class ApiClient:
         return await self._json("POST", protocol.PAGED_UPLOAD_FINALIZE, json=body)
 
     async def finalize_upload(
-        self, file_id: str, receipts: dict[str, str] | None = None
+        self,
+        file_id: str,
+        receipts: dict[str, str] | None = None,
+        exclude_nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
-        body = {"file_id": file_id, "receipts": receipts or {}}
+        """Commit a pending upload; its copies are not asked of ``exclude_nodes`` (while
+        enough nodes are left without them)."""
+        body: dict[str, Any] = {"file_id": file_id, "receipts": receipts or {}}
+        if exclude_nodes:
+            body["exclude_nodes"] = list(exclude_nodes)
         return await self._json("POST", protocol.FINALIZE_UPLOAD, json=body)
 
     async def init_uploads(self, files: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -131,9 +138,15 @@ class ApiClient:
         packs: list[dict[str, Any]] = body.get("packs", [])
         return plans, packs
 
-    async def finalize_uploads(self, uploads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Finalize many uploads; each answer is file metadata or ``{"file_id", "error"}``."""
-        body = await self._json("POST", protocol.FINALIZE_UPLOADS, json={"uploads": list(uploads)})
+    async def finalize_uploads(
+        self, uploads: Sequence[dict[str, Any]], exclude_nodes: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Finalize many uploads; each answer is file metadata or ``{"file_id", "error"}``.
+        ``exclude_nodes``: as ``finalize_upload``'s."""
+        asked: dict[str, Any] = {"uploads": list(uploads)}
+        if exclude_nodes:
+            asked["exclude_nodes"] = list(exclude_nodes)
+        body = await self._json("POST", protocol.FINALIZE_UPLOADS, json=asked)
         files: list[dict[str, Any]] = body["files"]
         return files
 

@@ -24,6 +24,7 @@ import pytest
 from dfs.client import Client
 from dfs.client.local_files import LocalFile
 from dfs.localcluster import LocalCluster, http_json
+from tests.conftest import random_bytes
 
 pytestmark = [
     pytest.mark.e2e,
@@ -150,6 +151,38 @@ async def test_small_files_upload_around_a_dead_node(cluster: LocalCluster, tmp_
             await cl.download(up.file_id, out)
             assert out.read_bytes() == f.path.read_bytes()
     print(f"30 small files with node3 dead: {took:.1f} s")
+
+
+async def test_small_files_upload_around_a_stopped_node(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """A SIGSTOP'd node accepts connections and never answers: the packs sent to it fail on
+    their deadline, their chunks are re-planned around it several at once, and the batch's
+    finalize does not ask it for copies (``exclude_nodes``), so the batch commits."""
+    files = []
+    for i in range(60):
+        path = tmp_path / f"small{i}.bin"
+        path.write_bytes(random_bytes(i, 3000 + i))
+        files.append(LocalFile(path, path.name, 3000 + i))
+    with stopped(cluster, "node3"):
+        async with client(cluster) as cl:
+            ups, took = await timed(cl.upload_many(files), 120.0)
+            assert "node3" in cl.avoid.excluded()
+            assert cl.transfer_stats.replans >= 1
+    for up in ups:
+        plan = http_json(
+            f"{cluster.api_url}/download-plan?file_id={up.file_id}", cluster.admin_token
+        )
+        (chunk,) = plan["chunks"]
+        holders = {r["node_id"] for r in chunk["replicas"]}
+        assert len(holders) == 2  # RF 2 without the stopped node
+        assert "node3" not in holders
+    async with client(cluster) as cl:
+        for f, up in zip(files, ups, strict=True):
+            out = tmp_path / f"out-{f.name}"
+            await cl.download(up.file_id, out)
+            assert out.read_bytes() == f.path.read_bytes()
+    print(f"60 small files with node3 stopped: {took:.1f} s")
 
 
 @pytest.mark.slow

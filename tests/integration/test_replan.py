@@ -86,3 +86,38 @@ async def test_a_page_proof_skips_excluded_nodes_while_enough_are_left(
         # one node would be left of the two needed: every live node is asked
         proven = await c.api.prove_page(file_id, 0, receipts, exclude_nodes=["node1", "node2"])
         assert proven == {"file_id": file_id, "page": 0, "proven": True}
+
+
+async def test_finalize_skips_excluded_nodes_while_enough_are_left(
+    inproc: InProcessCluster,
+) -> None:
+    """``/finalize-upload`` and ``/finalize-uploads`` take ``exclude_nodes`` as a page's
+    proof does: those nodes are not asked for copies unless too few would be left."""
+    chunks = [random.Random(200 + i).randbytes(8192) for i in range(24)]
+    (token,) = await tenant_tokens(inproc.api.url, "dave3")
+    async with Client(inproc.api.url, token=token) as c:
+        plan = await init(c, chunks)
+        file_id = plan["file_id"]
+        assert "node1" in target_ids(plan)  # 24 chunks over 3 nodes at RF 2
+        receipts: dict[str, str] = {}
+        for item in plan["upload"]:
+            data = next(d for d in chunks if sha(d) == item["sha256"])
+            receipts[item["sha256"]] = await c.send_chunk(file_id, item["sha256"], data, item)
+        with pytest.raises(InvalidRequest, match="exclude_nodes entry"):
+            await c.api.finalize_upload(file_id, receipts, exclude_nodes=["no/de"])
+        with pytest.raises(IncompleteUpload):  # node1's copies are not counted
+            await c.api.finalize_upload(file_id, receipts, exclude_nodes=["node1"])
+        (short,) = await c.api.finalize_uploads(
+            [{"file_id": file_id, "receipts": receipts}], exclude_nodes=["node1"]
+        )
+        assert short["error"]["code"] == IncompleteUpload.code
+        # one node would be left of the two needed: every live node is asked
+        (done,) = await c.api.finalize_uploads(
+            [{"file_id": file_id, "receipts": receipts}], exclude_nodes=["node1", "node2"]
+        )
+        assert done["file_id"] == file_id
+        assert done["state"] == "complete"
+        # committed: asking again (any exclusion) answers the file
+        again = await c.api.finalize_upload(file_id, receipts, exclude_nodes=["node1"])
+        assert again["file_id"] == file_id
+        assert again["state"] == "complete"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import types
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection
 from dfs.client.replan import Replanner, blame_forwards
+from dfs.client.upload import ChunkSender
 from dfs.errors import Unavailable
 
 NODES = ["n1", "n2", "n3"]
@@ -120,6 +123,37 @@ def packed(chunk: str, targets: list[str]) -> dict[str, Any]:
     item = entry(chunk, targets)
     del item["caps"]
     return item
+
+
+class FinalizingApi(FakeApi):
+    """``/finalize-uploads``: every file complete; the exclusions each call sent."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.finalized: list[tuple[list[str], list[str]]] = []
+
+    async def finalize_uploads(
+        self, uploads: list[dict[str, Any]], exclude_nodes: list[str]
+    ) -> list[dict[str, Any]]:
+        self.finalized.append(([str(u["file_id"]) for u in uploads], list(exclude_nodes)))
+        return [{"file_id": u["file_id"], "state": "complete"} for u in uploads]
+
+
+async def test_a_batch_finalize_does_not_ask_the_nodes_that_just_failed() -> None:
+    """A hung node would hold /finalize-uploads for its has-chunks deadline: the batch's
+    finalize names the client's failed nodes (and none once they are forgotten)."""
+    api = FinalizingApi()
+    conn = dataclasses.replace(setup([])[1], api=api)
+    sender = ChunkSender(conn, None)
+    uploads: Any = [
+        types.SimpleNamespace(file_id=f, receipts={}, committed=None) for f in ("f1", "f2")
+    ]
+    await sender.finalize_batch([*uploads])
+    conn.avoid.failed("n3")
+    conn.avoid.failed("n1")
+    done = await sender.finalize_batch([*uploads])
+    assert [d["state"] for d in done] == ["complete", "complete"]
+    assert api.finalized == [(["f1", "f2"], []), (["f1", "f2"], ["n1", "n3"])]
 
 
 async def test_packed_chunks_sent_alone_replan_once() -> None:

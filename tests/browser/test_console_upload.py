@@ -133,6 +133,17 @@ def retry_after_a_failure(w: Watched, folder: Path) -> None:
     w.errors[:] = [e for e in w.errors if "503" not in e]  # the one we made
 
 
+def chosen_files_survive_a_rerender(w: Watched, folder: Path) -> None:
+    """Files chosen in the picker but not sent yet are still there when an upload that
+    settles meanwhile re-renders the page (the form is kept, not built anew)."""
+    (folder / "chosen.txt").write_text("chosen before a re-render")
+    w.page.set_input_files("#upload-files", [str(folder / "chosen.txt")])
+    w.page.evaluate(DROP, [["settled-meanwhile.txt", "x"]])
+    w.page.locator("tr.object", has_text="settled-meanwhile.txt").wait_for()  # re-rendered
+    w.page.get_by_role("button", name="Upload", exact=True).click()
+    w.page.locator("tr.object", has_text="chosen.txt").wait_for()
+
+
 def cancel_one_and_all(w: Watched, folder: Path) -> None:
     """Uploads held by the route (never answered) are cancelled: one, then all; a cancelled
     file is sent again by Retry once the route lets requests through."""
@@ -293,6 +304,7 @@ def test_upload_drop_cancel_retry_new_share_big_and_history(
     w.shot("upload-dropped")
     w.accessible("bucket page after a drop")
     retry_after_a_failure(w, tmp_path)
+    chosen_files_survive_a_rerender(w, tmp_path)
     cancel_one_and_all(w, tmp_path)
     new_share(w, tmp_path)
     big_file(w, tmp_path)

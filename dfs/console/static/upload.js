@@ -121,7 +121,7 @@ class Item {
 
 class Queue {
   constructor(ctx, bucket) {
-    Object.assign(this, { ctx, bucket, items: [], running: 0 });
+    Object.assign(this, { ctx, bucket, items: [], running: 0, zone: null });
     this.total = h("progress", { id: "upload-total", max: 1, value: 0, "aria-label": "All uploads" });
     this.cancelAll = button("Cancel all", () => this.items.forEach((i) => i.cancel()), {
       id: "cancel-all",
@@ -226,9 +226,17 @@ function dropZone(zone, onFiles) {
   });
 }
 
-// the upload form and queue of a folder: what browse.js puts on a bucket's page
+// the upload form and queue of a folder: what browse.js puts on a bucket's page. Both are
+// kept across the page's re-renders (as long as it shows the same folder): an upload that
+// settles re-renders the listing, and a form built anew would drop the files someone had
+// just chosen but not yet sent
 export function uploadPanel(ctx, bucket, prefix) {
   const queue = queueFor(ctx, bucket, prefix);
+  queue.zone = queue.zone || uploadZone(ctx, queue, prefix);
+  return h("div", {}, queue.zone, queue.totalDiv, queue.list);
+}
+
+function uploadZone(ctx, queue, prefix) {
   const files = h("input", { id: "upload-files", type: "file", multiple: true });
   const folder = h("input", { id: "upload-folder", type: "file", webkitdirectory: true });
   const form = h("form", { id: "upload" },
@@ -250,7 +258,7 @@ export function uploadPanel(ctx, bucket, prefix) {
     if (err) ctx.say(`Error: ${err.message}`, true);
     enqueue(chosen);
   });
-  return h("div", {}, zone, queue.totalDiv, queue.list);
+  return zone;
 }
 
 // a drop outside the zone must not make the browser open the file in place of the console

@@ -9,7 +9,7 @@ fresh clusters. Reported per round: seconds, re-plans, and the time summed over 
 to the API's finalize and the packs' sends (``--steps``: timed by wrapping them, in
 process). Every file is then downloaded (the node resumed) and compared.
 
-    python -m bench.hung_small_files [--files 1200] [--rounds 2] [--steps] [--dir DIR]
+    python -m bench.hung_small_files [--files 1200] [--rounds 2] [--steps] [--healthy] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -68,9 +68,12 @@ def small_files(folder: Path, count: int) -> list[LocalFile]:
     return files
 
 
-async def one_round(c: LocalCluster, files: list[LocalFile], out: Path) -> tuple[float, int]:
+async def one_round(
+    c: LocalCluster, files: list[LocalFile], out: Path, hung: bool = True
+) -> tuple[float, int]:
     """The upload with node 3 stopped (seconds, re-plans); then every file read back."""
-    c.node(3).signal(signal.SIGSTOP)
+    if hung:
+        c.node(3).signal(signal.SIGSTOP)
     try:
         async with Client(c.api_url, token=c.admin_token, resume=False) as cl:
             started = time.monotonic()
@@ -92,6 +95,7 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=1200)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", action="store_true", help="time the finalize and send calls")
+    ap.add_argument("--healthy", action="store_true", help="no node stopped (the baseline)")
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp one)")
     args = ap.parse_args()
     steps: Summed = {}
@@ -101,7 +105,8 @@ def main() -> int:
         base = Path(tmp)
         (base / "in").mkdir()
         files = small_files(base / "in", args.files)
-        print(f"{args.files} small files, API + 3 nodes, RF 2, node 3 SIGSTOP'd during the upload")
+        stopped = "no node stopped" if args.healthy else "node 3 SIGSTOP'd during the upload"
+        print(f"{args.files} small files, API + 3 nodes, RF 2, {stopped}")
         print("| round | seconds | re-plans | steps (calls, summed s) |\n|---|---:|---:|---|")
         for n in range(1, args.rounds + 1):
             steps.clear()
@@ -109,7 +114,7 @@ def main() -> int:
             out.mkdir()
             cluster = LocalCluster(base / f"c{n}", nodes=3, heartbeat_timeout=600.0)
             with cluster as c:
-                took, replans = asyncio.run(one_round(c, files, out))
+                took, replans = asyncio.run(one_round(c, files, out, not args.healthy))
             shown = ", ".join(f"{k} {int(v[0])} / {v[1]:.2f}" for k, v in sorted(steps.items()))
             print(f"| {n} | {took:.1f} | {replans} | {shown or '-'} |", flush=True)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

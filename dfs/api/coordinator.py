@@ -46,7 +46,7 @@ from dfs.api.bodies import (
     rotations,
 )
 from dfs.api.drain import DrainSet
-from dfs.api.finalizing import Finalizing, check_copies, copy_changes, keep_passing, nodes_to_ask
+from dfs.api.finalizing import Finalizing, check_copies, copy_changes, excluding, keep_passing
 from dfs.config import ApiConfig
 from dfs.errors import (
     Conflict,
@@ -224,6 +224,7 @@ class Coordinator:
         tenant: str = DEFAULT_TENANT,
         *,
         commit_held: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[dict[str, Any]]:
         """Pending files and their plans, in order, with one read of the live nodes and of
         the tenant's chunks and one metadata write (one SQLite transaction) for them all.
@@ -232,7 +233,8 @@ class Coordinator:
         is recorded complete at once under finalize's own rules (``held_copies``), with
         ``create_and_commit_files``; its plan is then only ``{"file_id", "state": "complete",
         "upload": []}`` and needs no finalize (one would answer its metadata). Its small chunks come without
-        per-chunk capabilities (``_plan``'s ``packed``): the packs' carry them."""
+        per-chunk capabilities (``_plan``'s ``packed``): the packs' carry them. ``exclude``:
+        nodes not placed on (``excluding``: the client's failed ones)."""
         live = await self.writable_nodes()
         per_file = [distinct_chunks(r.manifest) for r in reqs]
         union = list({c: None for chunks in per_file for c in chunks})
@@ -240,9 +242,11 @@ class Coordinator:
         held = self._held(recorded, live)
         file_ids = new_file_ids(len(reqs))
 
+        targets = excluding(live, exclude, self.rf)
+
         def build() -> list[list[dict[str, Any]]]:
             return [
-                self._plan(f, chunks, held, live, packed=commit_held)
+                self._plan(f, chunks, held, targets, packed=commit_held)
                 for f, chunks in zip(file_ids, per_file, strict=True)
             ]
 
@@ -347,7 +351,7 @@ class Coordinator:
         """Commit the file if every chunk has its copies and every chunk the tenant did not
         already reference comes with a receipt proving this upload sent its bytes.
         ``copies``: the module's Trust. ``for_object``: see ``MetadataStore.commit_file``.
-        ``exclude``: nodes not asked for copies (``finalizing.nodes_to_ask``)."""
+        ``exclude``: nodes not asked for copies (``finalizing.excluding``)."""
         (done,) = await self._finalize(
             [(file_id, receipts)], tenant, copies or {}, for_object, exclude
         )
@@ -438,13 +442,13 @@ class Coordinator:
     async def _copies_of(
         self, chunks: dict[str, int], copies: Copies, new: list[Location], exclude: Collection[str]
     ) -> dict[str, set[str]]:
-        """Who holds each chunk: ``copies`` where enough, else who ``nodes_to_ask`` answer;
-        the copies to record added to ``new``."""
+        """Who holds each chunk: ``copies`` where enough, else what the nodes ``excluding``
+        leaves answer; the copies to record added to ``new``."""
         need = 1 if self.asynchronous else self.rf
         known = {c: set(copies[c]) for c in chunks if len(copies.get(c, ())) >= need}
         holders = {}
         if asked := {c: n for c, n in chunks.items() if c not in known}:
-            nodes = nodes_to_ask(await self.live_nodes(), exclude, self.rf)
+            nodes = excluding(await self.live_nodes(), exclude, self.rf)
             holders = await self.holders(asked, nodes, new=new)
         new += [Location(c, n, chunks[c]) for c, nodes in known.items() for n in nodes]
         return {**holders, **known}
@@ -546,10 +550,8 @@ class Coordinator:
         self, limit: int, after: str | None, tenant: str = DEFAULT_TENANT, prefix: str = ""
     ) -> dict[str, Any]:
         files = await self.meta.list_files(tenant, limit=limit, after=after, prefix=prefix)
-        return {
-            "files": [file_body(f) for f in files],
-            "next_after": files[-1].file_id if len(files) == limit else None,
-        }
+        next_after = files[-1].file_id if len(files) == limit else None
+        return {"files": [file_body(f) for f in files], "next_after": next_after}
 
     async def chunk_ids_page(self, limit: int, after: str | None) -> tuple[list[str], str | None]:
         """A page of the ids of chunks complete files reference, and the next page's cursor."""

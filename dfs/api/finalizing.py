@@ -2,7 +2,7 @@
 (``Coordinator.finalize_uploads``): each file's record, distinct chunks and receipts, and
 the filter that drops the files failing a check while recording why, so one bad file of a
 batch never fails the others; what a has-chunks round changes in the recorded copies; and
-which nodes are asked for copies (``nodes_to_ask``: not those a client's writes just failed
+which nodes a plan places on or a finalize asks for copies (``excluding``: not those a client's writes just failed
 on, a hung one would hold the answer for its whole deadline) and whether they hold enough."""
 
 from __future__ import annotations
@@ -80,10 +80,11 @@ def copy_changes(
     return new, gone
 
 
-def nodes_to_ask(live: Sequence[NodeRecord], exclude: Collection[str], rf: int) -> list[NodeRecord]:
-    """The nodes a finalize or a page's proof asks for copies: the live ones not in
-    ``exclude`` (a client's failed nodes: a hung one would hold the answer for its whole
-    has-chunks deadline), unless too few are left to hold ``rf`` copies: then all of them."""
+def excluding(live: Sequence[NodeRecord], exclude: Collection[str], rf: int) -> list[NodeRecord]:
+    """The nodes a plan places chunks on, or a finalize or a page's proof asks for copies:
+    the ``live`` ones not in ``exclude`` (a client's failed nodes: a hung one would hold a
+    write or an answer for its whole deadline), unless too few are left to hold ``rf``
+    copies: then all of them."""
     left = [n for n in live if n.node_id not in exclude]
     return left if len(left) >= rf else list(live)
 

@@ -29,7 +29,7 @@ from typing import Any
 from dfs import protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
 from dfs.api.coordinator import Coordinator
-from dfs.api.finalizing import Finalizing, nodes_to_ask
+from dfs.api.finalizing import Finalizing, excluding
 from dfs.api.upload_packs import plan_packs
 from dfs.errors import Conflict
 from dfs.ids import new_file_id
@@ -124,7 +124,7 @@ async def prove(
         Finalizing(0, rec, chunks, receipts).check_receipts(coord.cfg.cluster_secret, owned)
         if chunks:
             holders = await coord.holders(
-                chunks, nodes_to_ask(await coord.live_nodes(), exclude, coord.rf)
+                chunks, excluding(await coord.live_nodes(), exclude, coord.rf)
             )
             coord.check_copies(chunks, holders)
         await coord.meta.mark_page_proven(file_id, no)

@@ -2,7 +2,7 @@
 
 | method | path               | body                                    | answer                              |
 |--------|--------------------|-----------------------------------------|-------------------------------------|
-| POST   | /init-uploads      | ``{"files": [init-upload body, ...]}``  | 201 ``{"uploads": [plan, ...], "packs"}``; a plan with nothing to send may come committed (``"state": "complete"``) |
+| POST   | /init-uploads      | ``{"files": [init-upload body, ...], "exclude_nodes"?}`` | 201 ``{"uploads": [plan, ...], "packs"}``; a plan with nothing to send may come committed (``"state": "complete"``) |
 | POST   | /finalize-uploads  | ``{"uploads": [{"file_id", "receipts"}], "exclude_nodes"?}`` | 200 ``{"files": [metadata or {"file_id", "error"}]}`` |
 | POST   | /resume-upload     | ``{"file_id", "receipts", "exclude_nodes"?}`` | 200 a plan for the same pending file: only chunks neither proven nor held |
 | POST   | /download-plans    | ``{"file_ids": [...]}``                 | 200 ``{"plans": [plan or {"file_id", "error"}]}`` |
@@ -40,8 +40,9 @@ failed on (a timeout, a refused connection). They are left out of this one plan,
 and as holders asked for copies, so an upload in flight re-plans around a dead or hung node
 at once instead of waiting for its heartbeat to expire. Nothing is recorded: the list steers
 only the caller's own pending upload, never another tenant's placement. On
+``/init-uploads`` the batch's chunks are placed on the other nodes, and on
 ``/finalize-uploads`` (and ``/finalize-upload``) those nodes are not asked for copies, unless
-fewer than the replication factor would be left (``finalizing.nodes_to_ask``).
+fewer than the replication factor would be left (``finalizing.excluding``).
 
 These routes parse HTTP and call the same Coordinator methods as the one-file routes
 (``init_uploads``, ``finalize_uploads``, ``resume_upload``, ``download_plans``): one set of
@@ -111,8 +112,9 @@ async def init_uploads(request: web.Request) -> web.Response:
     async with big_body_slot(request):
         body = await read_json(request, protocol.MAX_JSON_BODY)
         reqs = await asyncio.to_thread(_parse_files, body)
+        exclude = parse_exclude_nodes(body.get("exclude_nodes"))
         coord = request.app[COORDINATOR]
-        plans = await coord.init_uploads(reqs, tenant(request), commit_held=True)
+        plans = await coord.init_uploads(reqs, tenant(request), commit_held=True, exclude=exclude)
         entries = sum(len(p["upload"]) for p in plans)
         packs = await asyncio.to_thread(plan_packs, coord, plans)
         answer = {"uploads": plans, "packs": packs}

@@ -2,7 +2,12 @@
 
 A node that timed out, refused a connection or answered 503 for this client is *failed*; one
 that lost a hedged read (another replica answered first) is *slow*. Both are remembered for
-``AVOID_TTL`` seconds, then forgotten, so a node that recovers is used again:
+``AVOID_TTL`` seconds, then forgotten, so a node that recovers is used again. A node that
+fails again as soon as it is tried after that (within one ``AVOID_TTL`` of its avoidance
+ending) is avoided twice as long each time, up to ``AVOID_TTL_MAX``: a hung node costs a
+long backup one write deadline per avoidance (the first write to it has nothing to go on
+but its deadline), so a fixed 30 s would stall the backup's sends for ~10 s of every ~40
+while the node stays hung. An answer from the node (``ok``) forgets its history.
 
 - reads try the replicas that are neither failed nor slow first (``order``);
 - writes ask the API to re-plan this client's upload around the failed ones (``excluded``);
@@ -12,13 +17,14 @@ that lost a hedged read (another replica answered first) is *slow*. Both are rem
   for a whole deadline, one after the other.
 
 The list is per ``Client`` and never leaves it except as the ``exclude_nodes`` of this
-client's own ``/resume-upload``: cluster-wide avoidance comes from heartbeats, and one
-tenant's failures steer no one else's placement.
+client's own re-plans, page proofs and finalizes: cluster-wide avoidance comes from
+heartbeats, and one tenant's failures steer no one else's placement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +34,8 @@ from dfs.errors import Unavailable
 
 AVOID_TTL = 30.0
 """Seconds a node stays avoided after it failed or was slow for this client."""
+AVOID_TTL_MAX = 300.0
+"""Seconds a failed node stays avoided at most, however often it failed again at once."""
 
 T = TypeVar("T", bound=Mapping[str, object])
 R = TypeVar("R")
@@ -47,17 +55,32 @@ class TransferStats:
 class AvoidList:
     """Failed and slow nodes of one client, each until ``ttl`` seconds after its last event."""
 
-    def __init__(self, ttl: float = AVOID_TTL, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        ttl: float = AVOID_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        max_ttl: float = AVOID_TTL_MAX,
+    ):
         self.ttl = ttl
+        self.max_ttl = max(max_ttl, ttl)
         self._clock = clock
         self._failed: dict[str, float] = {}
+        # node id -> (times it failed again as soon as it was tried, its avoidance's end)
+        self._strikes: dict[str, tuple[int, float]] = {}
         self._slow: dict[str, float] = {}
         # node id -> resolved (with the node's id) when a write to it fails: the writes
         # in flight to it wait on it beside their own answer (``guard``)
         self._failures: dict[str, asyncio.Future[str]] = {}
 
     def failed(self, node_id: str) -> None:
-        self._failed[node_id] = self._clock() + self.ttl
+        now = self._clock()
+        strikes, until = self._strikes.get(node_id, (0, -math.inf))
+        if now >= until:
+            # failing again right after its avoidance ended: still down, avoid it longer
+            strikes = min(strikes + 1, 20) if now - until <= self.ttl else 0
+        until = max(until, now + min(self.ttl * 2**strikes, self.max_ttl))
+        self._strikes[node_id] = (strikes, until)
+        self._failed[node_id] = until
         failure = self._failures.pop(node_id, None)
         if failure is not None and not failure.done():
             failure.set_result(node_id)
@@ -97,9 +120,11 @@ class AvoidList:
         self._slow[node_id] = self._clock() + self.ttl
 
     def ok(self, node_id: str) -> None:
-        """The node just served this client well: it is no longer avoided."""
+        """The node just served this client well: it is no longer avoided, and its failures
+        before are forgotten."""
         self._failed.pop(node_id, None)
         self._slow.pop(node_id, None)
+        self._strikes.pop(node_id, None)
 
     @staticmethod
     def _current(entries: dict[str, float], now: float) -> set[str]:

@@ -430,7 +430,9 @@ class UploadPipeline:
             bodies = await asyncio.to_thread(
                 lambda: [u.init_body(chunker, self.for_object) for u in uploads]
             )
-        plans, packs = await self.conn.api.plan_uploads(bodies)
+        # planned around the nodes that just failed this client: no pack waits on a hung one
+        excluded = sorted(self.conn.avoid.excluded())
+        plans, packs = await self.conn.api.plan_uploads(bodies, excluded)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)
         return packs

@@ -129,11 +129,15 @@ class ApiClient:
         return plans
 
     async def plan_uploads(
-        self, files: Sequence[dict[str, Any]]
+        self, files: Sequence[dict[str, Any]], exclude_nodes: Sequence[str] = ()
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """``init_uploads``' plans, and the packs of their small chunks: ``{"targets",
-        "chunks": [{"file_id", "sha256", "size"}], "cap"}``, one ``/store-chunks`` each."""
-        body = await self._json("POST", protocol.INIT_UPLOADS, json={"files": list(files)})
+        "chunks": [{"file_id", "sha256", "size"}], "cap"}``, one ``/store-chunks`` each.
+        ``exclude_nodes``: nodes the chunks are not placed on (while enough others are live)."""
+        asked: dict[str, Any] = {"files": list(files)}
+        if exclude_nodes:
+            asked["exclude_nodes"] = list(exclude_nodes)
+        body = await self._json("POST", protocol.INIT_UPLOADS, json=asked)
         plans: list[dict[str, Any]] = body["uploads"]
         packs: list[dict[str, Any]] = body.get("packs", [])
         return plans, packs

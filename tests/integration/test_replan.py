@@ -121,3 +121,41 @@ async def test_finalize_skips_excluded_nodes_while_enough_are_left(
         again = await c.api.finalize_upload(file_id, receipts, exclude_nodes=["node1"])
         assert again["file_id"] == file_id
         assert again["state"] == "complete"
+
+
+async def test_a_batch_plan_places_nothing_on_excluded_nodes_while_enough_are_left(
+    inproc: InProcessCluster,
+) -> None:
+    """``/init-uploads``' ``exclude_nodes``: the batch's chunks (packs and single chunks)
+    go to the other nodes, unless too few would be left: then to every live node."""
+    (token,) = await tenant_tokens(inproc.api.url, "erin3")
+
+    def bodies(seed: int) -> list[dict[str, Any]]:
+        out = []
+        for i in range(12):
+            data = random.Random(seed + i).randbytes(3000)
+            out.append(
+                {
+                    "name": f"f{i}",
+                    "size": len(data),
+                    "sha256": sha(data),
+                    "chunker": "fixed:8192",
+                    "chunks": [{"sha256": sha(data), "size": len(data)}],
+                }
+            )
+        return out
+
+    def placed(plans: list[dict[str, Any]], packs: list[dict[str, Any]]) -> set[str]:
+        nodes = {t["node_id"] for p in plans for item in p["upload"] for t in item["targets"]}
+        return nodes | {t["node_id"] for pack in packs for t in pack["targets"]}
+
+    async with Client(inproc.api.url, token=token) as c:
+        assert "node1" in placed(*await c.api.plan_uploads(bodies(300)))
+        plans, packs = await c.api.plan_uploads(bodies(400), exclude_nodes=["node1"])
+        assert packs
+        assert placed(plans, packs) == {"node2", "node3"}
+        # one node would be left of the two needed: placed over every live node
+        plans, packs = await c.api.plan_uploads(bodies(500), exclude_nodes=["node1", "node2"])
+        assert "node1" in placed(plans, packs)
+        with pytest.raises(InvalidRequest, match="exclude_nodes entry"):
+            await c.api.plan_uploads(bodies(600), exclude_nodes=["no/de"])

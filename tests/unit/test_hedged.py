@@ -100,6 +100,31 @@ def test_avoid_list_orders_reads_excludes_failed_writes_and_forgets() -> None:
     assert [r["node_id"] for r in avoid.order(replicas)] == ["n1", "n2", "n3"]
 
 
+def test_a_node_that_fails_again_at_once_is_avoided_longer_each_time() -> None:
+    """A hung node fails its first write after each avoidance: 30, 60, 120 s... up to the
+    cap; a failure long after the last avoidance, or an answer (``ok``), starts again."""
+    now = [0.0]
+    avoid = AvoidList(ttl=30.0, clock=lambda: now[0], max_ttl=100.0)
+
+    def avoided_for(at: float) -> float:
+        now[0] = at
+        avoid.failed("n1")
+        avoid.failed("n1")  # a second write in flight failing changes nothing
+        step = 0.5
+        while "n1" in avoid.excluded():
+            now[0] += step
+        return now[0] - at
+
+    assert avoided_for(0.0) == 30.0
+    assert avoided_for(35.0) == 60.0  # tried 5 s after its avoidance ended: failed again
+    assert avoided_for(95.0) == 100.0  # 120 s, capped
+    assert avoided_for(200.0) == 100.0
+    assert avoided_for(600.0) == 30.0  # long after: a new failure
+    avoid.ok("n1")
+    assert avoided_for(631.0) == 30.0  # it answered: its history is forgotten
+    assert avoid.excluded() == set()
+
+
 def test_deadlines_scale_with_bytes() -> None:
     d = protocol.TransferDeadline()
     assert d.for_bytes(0) == protocol.CHUNK_DEADLINE_FLOOR

@@ -90,6 +90,18 @@ def stop_cluster(c: LocalCluster) -> None:
         c.stop()
 
 
+def _worker_slice(first: int, last: int) -> tuple[int, int]:
+    """This pytest-xdist worker's share of the ports first..last (all of them outside xdist):
+    workers never pick the same port for APIs starting at the same time."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count < 2:
+        return first, last
+    span = (last - first + 1) // count
+    start = first + int(worker[2:]) % count * span
+    return start, start + span - 1
+
+
 def _port_outside_ephemeral_range() -> int | None:
     """A free loopback port below the kernel's ephemeral range, or None if that range starts
     too low to leave one. The API is told its port before it binds it (about a second later,
@@ -100,8 +112,9 @@ def _port_outside_ephemeral_range() -> int | None:
         return None
     if low < 12_000:
         return None
+    first, last = _worker_slice(low - 10_000, low - 1)
     for _ in range(50):
-        port = random.randint(low - 10_000, low - 1)
+        port = random.randint(first, last)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

@@ -108,6 +108,10 @@ class Coordinator:
     def asynchronous(self) -> bool:
         return self.cfg.replication_strategy == "async"
 
+    @property
+    def copies_to_commit(self) -> int:  # copies of each chunk a commit needs (async: 1)
+        return 1 if self.asynchronous else self.rf
+
     async def live_nodes(self) -> list[NodeRecord]:
         return await self.meta.list_live_nodes(self.clock())
 
@@ -286,7 +290,7 @@ class Coordinator:
         ok = set()
         for file_id, chunks in files:
             try:
-                self.check_copies(chunks, holders)
+                check_copies(chunks, holders, self.copies_to_commit)
             except IncompleteUpload:
                 continue
             ok.add(file_id)
@@ -392,7 +396,8 @@ class Coordinator:
         if todo:
             union = {c: n for f in todo for c, n in f.chunks.items()}
             holders = await self._copies_of(union, copies, new, exclude)
-            todo = keep_passing(todo, results, lambda f: self.check_copies(f.chunks, holders))
+            need = self.copies_to_commit
+            todo = keep_passing(todo, results, lambda f: check_copies(f.chunks, holders, need))
         ids = [items[f.index][0] for f in todo]
         now = self.clock()
         commit = functools.partial(self.meta.commit_files, for_object=for_object)
@@ -436,15 +441,11 @@ class Coordinator:
         # has-chunks check still demands the copies
         return await self.meta.owned_chunks(tenant, list(dict.fromkeys(chunk_ids)), ever=True)
 
-    def check_copies(self, chunks: Mapping[str, int], holders: Mapping[str, set[str]]) -> None:
-        check_copies(chunks, holders, 1 if self.asynchronous else self.rf)  # async: 1 commits
-
     async def _copies_of(
         self, chunks: dict[str, int], copies: Copies, new: list[Location], exclude: Collection[str]
     ) -> dict[str, set[str]]:
-        """Who holds each chunk: ``copies`` where enough, else what the nodes ``excluding``
-        leaves answer; the copies to record added to ``new``."""
-        need = 1 if self.asynchronous else self.rf
+        """Each chunk's holders (``copies`` or asked of ``excluding``'s), also added to ``new``."""
+        need = self.copies_to_commit
         known = {c: set(copies[c]) for c in chunks if len(copies.get(c, ())) >= need}
         holders = {}
         if asked := {c: n for c, n in chunks.items() if c not in known}:

@@ -55,6 +55,7 @@ from dfs.api.bodies import (
     rotations,
 )
 from dfs.api.coordinator import Coordinator
+from dfs.api.finalizing import check_copies
 from dfs.api.verified_reads import first_good_pieces, joined
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.durability_policy import rank_nodes
@@ -423,14 +424,14 @@ def _sent_here(
     """Whether finalize's checks pass on what this process holds, with no metadata read:
     every chunk of the file comes with a node's receipt for ``file_id`` (this process sent
     its bytes: nothing rests on what the tenant owned) and its copies, as the primaries'
-    201s named them, are enough (``Coordinator.check_copies``). Upload age needs no check:
+    201s named them, are enough (``dfs.api.finalizing.check_copies``). Upload age needs no check:
     the file is recorded now."""
     key = coord.cfg.cluster_secret
     chunks = distinct_chunks(req.manifest)
     if not all(auth.receipt_ok(key, receipts.get(c), file_id, c) for c in chunks):
         return False
     try:
-        coord.check_copies(chunks, {c: set(copies.get(c, ())) for c in chunks})
+        check_copies(chunks, {c: set(copies.get(c, ())) for c in chunks}, coord.copies_to_commit)
     except IncompleteUpload:
         return False
     return True

@@ -29,7 +29,7 @@ from typing import Any
 from dfs import protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
 from dfs.api.coordinator import Coordinator
-from dfs.api.finalizing import Finalizing, excluding
+from dfs.api.finalizing import Finalizing, check_copies, excluding
 from dfs.api.upload_packs import plan_packs
 from dfs.errors import Conflict
 from dfs.ids import new_file_id
@@ -126,7 +126,7 @@ async def prove(
             holders = await coord.holders(
                 chunks, excluding(await coord.live_nodes(), exclude, coord.rf)
             )
-            coord.check_copies(chunks, holders)
+            check_copies(chunks, holders, coord.copies_to_commit)
         await coord.meta.mark_page_proven(file_id, no)
     return {"file_id": file_id, "page": no, "proven": True}
 

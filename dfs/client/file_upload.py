@@ -128,7 +128,7 @@ class FileUpload:
 
     async def finalize_once(self, conn: Connection) -> dict[str, Any]:
         """Finalize this upload once (409 ``incomplete_upload`` when chunks are short)."""
-        excluded = sorted(conn.avoid.excluded())  # a hung node would hold the answer
+        excluded = conn.avoid.excluded()  # a hung node would hold the answer
         return await conn.api.finalize_upload(self.file_id, self.receipts, excluded)
 
     def held(self, chunk_id: str, size: int) -> bytes | None:

@@ -206,7 +206,7 @@ class PageUpload(FileUpload):
         # the nodes this client's writes just failed on are not asked for copies: a hung
         # one would hold every proof for its whole deadline (the API asks them anyway when
         # too few nodes are left without them)
-        avoid = sorted(conn.avoid.excluded())
+        avoid = conn.avoid.excluded()
         return await conn.api.prove_page(self.file_id, self.no, self.receipts, avoid)
 
 

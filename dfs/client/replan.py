@@ -139,7 +139,7 @@ class Replanner:
 
     async def _ask(self, exclude: frozenset[str]) -> dict[str, Any]:
         """A plan of the upload's unproven chunks that leaves out ``exclude``."""
-        return await self.conn.api.resume_upload(self.file_id, dict(self.receipts), sorted(exclude))
+        return await self.conn.api.resume_upload(self.file_id, dict(self.receipts), exclude)
 
     async def _replan(
         self, exclude: frozenset[str], *, refuse: bool = True

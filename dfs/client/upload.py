@@ -202,7 +202,7 @@ class ChunkSender:
         for copies (a hung one would hold the answer for its whole has-chunks deadline)."""
         return await self.conn.api.finalize_uploads(
             [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads],
-            sorted(self.conn.avoid.excluded()),
+            self.conn.avoid.excluded(),
         )
 
     async def _send_again(self, uploads: Sequence[FileUpload]) -> None:
@@ -431,7 +431,7 @@ class UploadPipeline:
                 lambda: [u.init_body(chunker, self.for_object) for u in uploads]
             )
         # planned around the nodes that just failed this client: no pack waits on a hung one
-        excluded = sorted(self.conn.avoid.excluded())
+        excluded = self.conn.avoid.excluded()
         plans, packs = await self.conn.api.plan_uploads(bodies, excluded)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)

@@ -6,7 +6,7 @@ DfsError the server raised). Must not import click, boto3 or ``aiohttp.web``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +14,13 @@ import aiohttp
 
 from dfs import protocol
 from dfs.transport.http import ChunkPayload, request, request_json
+
+
+def _exclude(body: dict[str, Any], nodes: Collection[str]) -> None:
+    """Add the optional ``exclude_nodes`` of the upload routes to ``body``, only when there
+    are some (a body without exclusions stays what an API before the field accepts)."""
+    if nodes:
+        body["exclude_nodes"] = sorted(nodes)  # a set's order would vary from run to run
 
 
 class ApiClient:
@@ -78,7 +85,7 @@ class ApiClient:
         offset: int,
         chunks: Sequence[dict[str, Any]],
         receipts: dict[str, str] | None = None,
-        exclude_nodes: Sequence[str] = (),
+        exclude_nodes: Collection[str] = (),
     ) -> dict[str, Any]:
         """Append page ``page`` (its first chunk at byte ``offset``); the page's plan."""
         body: dict[str, Any] = {
@@ -88,8 +95,7 @@ class ApiClient:
             "chunks": list(chunks),
             "receipts": receipts or {},
         }
-        if exclude_nodes:
-            body["exclude_nodes"] = list(exclude_nodes)
+        _exclude(body, exclude_nodes)
         return await self._json("POST", protocol.PAGED_UPLOAD_PAGE, json=body)
 
     async def prove_page(
@@ -97,13 +103,12 @@ class ApiClient:
         file_id: str,
         page: int,
         receipts: dict[str, str],
-        exclude_nodes: Sequence[str] = (),
+        exclude_nodes: Collection[str] = (),
     ) -> dict[str, Any]:
         """Prove page ``page``; its copies are not asked of ``exclude_nodes`` (while enough
         nodes are left without them)."""
         body: dict[str, Any] = {"file_id": file_id, "page": page, "receipts": receipts}
-        if exclude_nodes:
-            body["exclude_nodes"] = list(exclude_nodes)
+        _exclude(body, exclude_nodes)
         return await self._json("POST", protocol.PAGED_UPLOAD_PROVE, json=body)
 
     async def finalize_paged(self, file_id: str, size: int, sha256: str) -> dict[str, Any]:
@@ -114,13 +119,12 @@ class ApiClient:
         self,
         file_id: str,
         receipts: dict[str, str] | None = None,
-        exclude_nodes: Sequence[str] = (),
+        exclude_nodes: Collection[str] = (),
     ) -> dict[str, Any]:
         """Commit a pending upload; its copies are not asked of ``exclude_nodes`` (while
         enough nodes are left without them)."""
         body: dict[str, Any] = {"file_id": file_id, "receipts": receipts or {}}
-        if exclude_nodes:
-            body["exclude_nodes"] = list(exclude_nodes)
+        _exclude(body, exclude_nodes)
         return await self._json("POST", protocol.FINALIZE_UPLOAD, json=body)
 
     async def init_uploads(self, files: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -129,27 +133,25 @@ class ApiClient:
         return plans
 
     async def plan_uploads(
-        self, files: Sequence[dict[str, Any]], exclude_nodes: Sequence[str] = ()
+        self, files: Sequence[dict[str, Any]], exclude_nodes: Collection[str] = ()
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """``init_uploads``' plans, and the packs of their small chunks: ``{"targets",
         "chunks": [{"file_id", "sha256", "size"}], "cap"}``, one ``/store-chunks`` each.
         ``exclude_nodes``: nodes the chunks are not placed on (while enough others are live)."""
         asked: dict[str, Any] = {"files": list(files)}
-        if exclude_nodes:
-            asked["exclude_nodes"] = list(exclude_nodes)
+        _exclude(asked, exclude_nodes)
         body = await self._json("POST", protocol.INIT_UPLOADS, json=asked)
         plans: list[dict[str, Any]] = body["uploads"]
         packs: list[dict[str, Any]] = body.get("packs", [])
         return plans, packs
 
     async def finalize_uploads(
-        self, uploads: Sequence[dict[str, Any]], exclude_nodes: Sequence[str] = ()
+        self, uploads: Sequence[dict[str, Any]], exclude_nodes: Collection[str] = ()
     ) -> list[dict[str, Any]]:
         """Finalize many uploads; each answer is file metadata or ``{"file_id", "error"}``.
         ``exclude_nodes``: as ``finalize_upload``'s."""
         asked: dict[str, Any] = {"uploads": list(uploads)}
-        if exclude_nodes:
-            asked["exclude_nodes"] = list(exclude_nodes)
+        _exclude(asked, exclude_nodes)
         body = await self._json("POST", protocol.FINALIZE_UPLOADS, json=asked)
         files: list[dict[str, Any]] = body["files"]
         return files
@@ -158,13 +160,12 @@ class ApiClient:
         self,
         file_id: str,
         receipts: dict[str, str] | None = None,
-        exclude_nodes: Sequence[str] = (),
+        exclude_nodes: Collection[str] = (),
     ) -> dict[str, Any]:
         """A plan for the rest of a pending upload; ``exclude_nodes``: nodes this upload
         failed on, which this plan leaves out."""
         body: dict[str, Any] = {"file_id": file_id, "receipts": receipts or {}}
-        if exclude_nodes:
-            body["exclude_nodes"] = list(exclude_nodes)
+        _exclude(body, exclude_nodes)
         return await self._json("POST", protocol.RESUME_UPLOAD, json=body)
 
     async def download_plans(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import types
+from collections.abc import Collection
 from typing import Any
 
 import pytest
@@ -35,9 +36,9 @@ class FakeApi:
         self.calls: list[list[str]] = []
 
     async def resume_upload(
-        self, file_id: str, receipts: dict[str, str], exclude_nodes: list[str]
+        self, file_id: str, receipts: dict[str, str], exclude_nodes: Collection[str]
     ) -> dict[str, Any]:
-        self.calls.append(list(exclude_nodes))
+        self.calls.append(sorted(exclude_nodes))
         await asyncio.sleep(0.01)
         left = [n for n in NODES if n not in exclude_nodes]
         if len(left) < 2:
@@ -133,9 +134,9 @@ class FinalizingApi(FakeApi):
         self.finalized: list[tuple[list[str], list[str]]] = []
 
     async def finalize_uploads(
-        self, uploads: list[dict[str, Any]], exclude_nodes: list[str]
+        self, uploads: list[dict[str, Any]], exclude_nodes: Collection[str]
     ) -> list[dict[str, Any]]:
-        self.finalized.append(([str(u["file_id"]) for u in uploads], list(exclude_nodes)))
+        self.finalized.append(([str(u["file_id"]) for u in uploads], sorted(exclude_nodes)))
         return [{"file_id": u["file_id"], "state": "complete"} for u in uploads]
 
 

@@ -21,7 +21,6 @@ Limits (a client cannot pin a server or its memory):
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -41,7 +40,7 @@ from dfs.errors import (
     UnsupportedMediaType,
 )
 from dfs.logs import configure_logging
-from dfs.transport.http import narrow_socket_reads, next_piece, widen_socket_reads
+from dfs.transport.http import narrow_socket_reads, next_piece, parse_json, widen_socket_reads
 
 log = logging.getLogger("dfs.server")
 
@@ -181,11 +180,11 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     raw = await read_body(request, limit)
     try:
         if len(raw) > JSON_IN_THREAD:
-            body = await asyncio.to_thread(json.loads, raw)
+            body = await asyncio.to_thread(parse_json, raw)
         else:
-            body = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise InvalidRequest("body must be JSON") from None
+            body = parse_json(raw)
+    except ValueError as exc:  # orjson's reason: a lone surrogate, nesting too deep...
+        raise InvalidRequest(f"body must be JSON ({str(exc)[:200]})") from None
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
     return body

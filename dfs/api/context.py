@@ -37,7 +37,7 @@ from dfs.ids import parse_sha256
 from dfs.meta.base import FileRecord
 from dfs.metrics import ApiMetrics
 from dfs.server import Handler
-from dfs.transport.http import compact_json
+from dfs.transport.http import json_bytes
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 REGISTRY = web.AppKey("registry", Registry)
@@ -158,8 +158,9 @@ async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Resp
     """``data`` as a JSON answer; serialized off the event loop when it holds more than
     JSON_IN_THREAD_ENTRIES chunk entries (tens of MiB of JSON take seconds)."""
     if entries <= JSON_IN_THREAD_ENTRIES:
-        return web.json_response(data, status=status, dumps=compact_json)
-    body = await asyncio.to_thread(lambda: compact_json(data).encode())
+        body = json_bytes(data)
+    else:
+        body = await asyncio.to_thread(json_bytes, data)
     return web.Response(body=body, status=status, content_type="application/json")
 
 

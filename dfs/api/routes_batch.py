@@ -71,7 +71,6 @@ from dfs.api.upload_packs import plan_packs
 from dfs.errors import InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_node_id
 from dfs.server import read_json
-from dfs.transport.http import compact_json
 
 
 def _list(body: dict[str, Any], key: str) -> list[Any]:
@@ -131,7 +130,7 @@ async def finalize_uploads(request: web.Request) -> web.Response:
         exclude = parse_exclude_nodes(body.get("exclude_nodes"))
         coord = request.app[COORDINATOR]
         files = await coord.finalize_uploads(items, tenant(request), exclude)
-        return web.json_response({"files": files}, dumps=compact_json)
+        return await json_answer({"files": files}, entries=len(files))
 
 
 def parse_exclude_nodes(value: object) -> frozenset[str]:

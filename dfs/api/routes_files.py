@@ -131,7 +131,8 @@ async def list_files(request: web.Request) -> web.Response:
         after = parse_file_id(after, "after")
     prefix = parse_name_prefix(request.query.get("prefix", ""))
     coord = request.app[COORDINATOR]
-    return web.json_response(await coord.list_files(limit, after, tenant(request), prefix))
+    page = await coord.list_files(limit, after, tenant(request), prefix)
+    return await json_answer(page, entries=len(page["files"]))
 
 
 MAX_PREFIX_CHARS = 256

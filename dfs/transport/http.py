@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from dfs.errors import DfsError, IntegrityError, Unavailable, from_body
 
@@ -94,17 +95,34 @@ async def next_piece(stream: aiohttp.StreamReader) -> bytes:
             return data
 
 
+def json_bytes(data: Any) -> bytes:
+    """``data`` as compact JSON (no blanks after separators), encoded by orjson: a batch's
+    plans, a listing page of 1,000 files took the standard library's encoder ~7 ms and
+    orjson's ~0.4. What orjson refuses (a lone surrogate in a string, a key that is not a
+    string) goes through the standard encoder as before, which escapes it, so the receiver
+    still gives its own clear error."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":")).encode()
+
+
 def compact_json(data: Any) -> str:
-    """JSON without the blanks after separators (``json=`` bodies, the API's answers): a
-    batch's plan and finalize bodies are mostly separators and short values, so a tenth
-    fewer bytes to encode, send and parse."""
-    return json.dumps(data, separators=(",", ":"))
+    """``json_bytes`` as text (``json=`` bodies, aiohttp's ``dumps=``)."""
+    return json_bytes(data).decode()
+
+
+def parse_json(raw: bytes | bytearray | memoryview) -> Any:
+    """Decode a JSON document with orjson (ValueError if it is not one). Unlike ``json``,
+    it refuses lone surrogates, NaN and nesting over 1,024 levels, and reads an integer
+    beyond 64 bits as a float (which every integer field's check then refuses)."""
+    return orjson.loads(raw)
 
 
 async def error_from_response(resp: aiohttp.ClientResponse) -> DfsError:
     raw = await resp.read()
     try:
-        body: object = json.loads(raw)
+        body: object = parse_json(raw)
     except ValueError:
         text = raw[:200].decode("utf-8", "replace").strip()
         body = {"error": {"code": "", "message": f"HTTP {resp.status} from {resp.url}: {text}"}}
@@ -135,9 +153,9 @@ async def request_json(session: aiohttp.ClientSession, method: str, url: str, **
         if not raw:
             return None  # as aiohttp's resp.json() answers an empty body
         try:
-            # JSON is UTF-8 (RFC 8259); json.loads reads the bytes as such, without the
-            # Content-Type parsing resp.json() repeats per answer (one per small chunk)
-            return json.loads(raw)
+            # JSON is UTF-8 (RFC 8259): the bytes decoded as such, without the Content-Type
+            # parsing resp.json() repeats per answer (one per small chunk)
+            return parse_json(raw)
         except ValueError:
             raise Unavailable(f"{method} {url}: answer is not JSON") from None
 

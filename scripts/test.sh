@@ -6,7 +6,7 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k e2e -x`.
 # pytest runs in DFS_TEST_WORKERS worker processes (pytest-xdist; default 3, 0 runs in this
 # process): most e2e time is waiting on the processes a test starts, so 3 workers on 2 cores
-# took the suite from 28-34 min to under 20.
+# took pytest from 28-34 min to 20-25 (bench/README.md, stop 34).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test

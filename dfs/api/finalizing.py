@@ -2,8 +2,9 @@
 (``Coordinator.finalize_uploads``): each file's record, distinct chunks and receipts, and
 the filter that drops the files failing a check while recording why, so one bad file of a
 batch never fails the others; what a has-chunks round changes in the recorded copies; and
-which nodes a plan places on or a finalize asks for copies (``excluding``: not those a client's writes just failed
-on, a hung one would hold the answer for its whole deadline) and whether they hold enough."""
+which nodes a plan places on or a finalize asks for copies (``excluding``: not those a
+client's writes just failed on, a hung one would hold the answer for its whole deadline)
+and whether they hold enough."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from aiohttp.typedefs import Middleware
 from dfs import auth, protocol
 from dfs.errors import AuthError, DfsError, Unavailable
 from dfs.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, HttpMetrics
-from dfs.server import Handler
+from dfs.server import Handler, json_response
 
 CLIENT_CLOSED = 499  # nginx's convention for a request the client abandoned
 
@@ -120,6 +120,6 @@ async def readiness(
 
 def readiness_response(checks: Mapping[str, object], ready: bool) -> web.Response:
     if ready:
-        return web.json_response({"status": "ready", "checks": dict(checks)})
+        return json_response({"status": "ready", "checks": dict(checks)})
     exc = Unavailable("not ready", checks=dict(checks))
-    return web.json_response(exc.to_body(), status=exc.http_status)
+    return json_response(exc.to_body(), status=exc.http_status)

@@ -40,7 +40,13 @@ from dfs.errors import (
     UnsupportedMediaType,
 )
 from dfs.logs import configure_logging
-from dfs.transport.http import narrow_socket_reads, next_piece, parse_json, widen_socket_reads
+from dfs.transport.http import (
+    json_bytes,
+    narrow_socket_reads,
+    next_piece,
+    parse_json,
+    widen_socket_reads,
+)
 
 log = logging.getLogger("dfs.server")
 
@@ -133,8 +139,16 @@ _HTTP_CODES = {
 }
 
 
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """``data`` as a JSON answer (``application/json``), encoded by orjson (``json_bytes``):
+    every JSON answer of the API and the nodes, a node's ``/store-chunks`` receipts and a
+    finalize's files among them, where aiohttp's ``web.json_response`` took the standard
+    library's encoder (~4% of a node's busy CPU in a backup of many small files)."""
+    return web.Response(body=json_bytes(data), status=status, content_type="application/json")
+
+
 def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    return json_response({"error": {"code": code, "message": message}}, status=status)
 
 
 @web.middleware
@@ -144,7 +158,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DfsError as exc:
         if exc.http_status >= 500:
             log.warning("%s %s -> %s: %s", request.method, request.path, exc.code, exc.message)
-        resp = web.json_response(exc.to_body(), status=exc.http_status)
+        resp = json_response(exc.to_body(), status=exc.http_status)
         if isinstance(exc, RequestTimeout | PayloadTooLarge):
             resp.force_close()  # the rest of the body is not worth reading
         return resp
@@ -286,7 +300,7 @@ def query_param(request: web.Request, name: str) -> str:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 # --- process lifecycle, shared by dfs-api and dfs-node -------------------------------------

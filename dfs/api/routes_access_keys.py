@@ -23,7 +23,7 @@ from dfs.api.context import COORDINATOR, principal
 from dfs.errors import Forbidden, InvalidRequest, NotFound
 from dfs.ids import parse_tenant
 from dfs.meta.base import AccessKeyRecord
-from dfs.server import read_json
+from dfs.server import json_response, read_json
 
 
 def _tenant(p: Principal, raw: object) -> str:
@@ -58,7 +58,7 @@ async def create_access_key(request: web.Request) -> web.Response:
     sealed = access_keys.seal_secret(coord.cfg.api_secret, key_id, tenant, secret)
     rec = AccessKeyRecord(key_id, tenant, sealed, label, coord.clock())
     await coord.meta.put_access_key(rec)
-    return web.json_response({**_listed(rec), "secret_access_key": secret}, status=201)
+    return json_response({**_listed(rec), "secret_access_key": secret}, status=201)
 
 
 async def list_access_keys(request: web.Request) -> web.Response:
@@ -66,7 +66,7 @@ async def list_access_keys(request: web.Request) -> web.Response:
     raw = request.query.get("tenant")
     tenant = None if raw is None and p.is_admin else _tenant(p, raw)
     recs = await request.app[COORDINATOR].meta.list_access_keys(tenant)
-    return web.json_response({"access_keys": [_listed(r) for r in recs]})
+    return json_response({"access_keys": [_listed(r) for r in recs]})
 
 
 async def revoke_access_key(request: web.Request) -> web.Response:
@@ -77,7 +77,7 @@ async def revoke_access_key(request: web.Request) -> web.Response:
     if rec is None or (rec.tenant != p.tenant and not p.is_admin):
         raise NotFound(f"no access key {key_id[:40]!r}")
     await meta.delete_access_key(key_id)
-    return web.json_response({"revoked": key_id})
+    return json_response({"revoked": key_id})
 
 
 def add_routes(app: web.Application) -> None:

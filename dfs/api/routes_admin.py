@@ -27,29 +27,29 @@ from dfs.api.bodies import unicode_text
 from dfs.api.context import COORDINATOR, REGISTRY, REPAIR, admin, principal
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_tenant
-from dfs.server import read_json
+from dfs.server import json_response, read_json
 
 
 async def admin_stats(request: web.Request) -> web.Response:
     admin(request)
-    return web.json_response(await request.app[COORDINATOR].stats())
+    return json_response(await request.app[COORDINATOR].stats())
 
 
 async def list_nodes(request: web.Request) -> web.Response:
     admin(request)
-    return web.json_response(await request.app[REGISTRY].node_list())
+    return json_response(await request.app[REGISTRY].node_list())
 
 
 async def create_tenant(request: web.Request) -> web.Response:
     admin(request)
     body = await read_json(request, 4096)
     tenant = parse_tenant(body.get("tenant"))
-    return web.json_response(await request.app[REGISTRY].create_tenant(tenant), status=201)
+    return json_response(await request.app[REGISTRY].create_tenant(tenant), status=201)
 
 
 async def list_tenants(request: web.Request) -> web.Response:
     admin(request)
-    return web.json_response(await request.app[REGISTRY].list_tenants())
+    return json_response(await request.app[REGISTRY].list_tenants())
 
 
 async def create_token(request: web.Request) -> web.Response:
@@ -62,7 +62,7 @@ async def create_token(request: web.Request) -> web.Response:
         raise InvalidRequest("label must be a string of at most 200 characters")
     unicode_text(label, "label")
     answer = await request.app[REGISTRY].create_token(tenant, role, label)
-    return web.json_response(answer, status=201)
+    return json_response(answer, status=201)
 
 
 async def list_tokens(request: web.Request) -> web.Response:
@@ -70,24 +70,24 @@ async def list_tokens(request: web.Request) -> web.Response:
     tenant = request.query.get("tenant")
     if tenant is not None:
         tenant = parse_tenant(tenant)
-    return web.json_response(await request.app[REGISTRY].list_tokens(tenant))
+    return json_response(await request.app[REGISTRY].list_tokens(tenant))
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     admin(request)
     token_id = request.match_info["token_id"]
-    return web.json_response(await request.app[REGISTRY].revoke_token(token_id))
+    return json_response(await request.app[REGISTRY].revoke_token(token_id))
 
 
 async def whoami(request: web.Request) -> web.Response:
     p = principal(request)
     body = {"tenant": p.tenant, "role": p.role, "token_id": p.token_id, "label": p.label}
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def repair_status(request: web.Request) -> web.Response:
     admin(request)
-    return web.json_response(await request.app[REPAIR].status())
+    return json_response(await request.app[REPAIR].status())
 
 
 def add_routes(app: web.Application) -> None:

@@ -35,7 +35,7 @@ from dfs.api.namespace_bodies import (
     usage_body,
 )
 from dfs.errors import InvalidRequest
-from dfs.server import read_json
+from dfs.server import json_response, read_json
 
 _BY = ("", "prefix", "type")
 
@@ -46,7 +46,7 @@ def _bucket(request: web.Request) -> str:
 
 async def list_buckets(request: web.Request) -> web.Response:
     buckets = await request.app[NAMESPACE].list_buckets(principal(request))
-    return web.json_response({"buckets": [bucket_body(b) for b in buckets]})
+    return json_response({"buckets": [bucket_body(b) for b in buckets]})
 
 
 async def create_bucket(request: web.Request) -> web.Response:
@@ -55,12 +55,12 @@ async def create_bucket(request: web.Request) -> web.Response:
     versioning = None if body.get("versioning") is None else parse_versioning(body["versioning"])
     access = None if body.get("access") is None else parse_bucket_access(body["access"])
     rec = await request.app[NAMESPACE].create_bucket(principal(request), name, versioning, access)
-    return web.json_response(bucket_body(rec), status=201)
+    return json_response(bucket_body(rec), status=201)
 
 
 async def get_bucket(request: web.Request) -> web.Response:
     rec = await request.app[NAMESPACE].visible_bucket(caller(request), _bucket(request))
-    return web.json_response(bucket_body(rec))
+    return json_response(bucket_body(rec))
 
 
 async def update_bucket(request: web.Request) -> web.Response:
@@ -75,7 +75,7 @@ async def update_bucket(request: web.Request) -> web.Response:
         bucket_access=access,
         grants=grants,
     )
-    return web.json_response(bucket_body(rec))
+    return json_response(bucket_body(rec))
 
 
 async def delete_bucket(request: web.Request) -> web.Response:
@@ -94,7 +94,7 @@ async def list_objects(request: web.Request) -> web.Response:
         limit=parse_limit(q.get("limit")),
         versions=q.get("versions", "") in ("1", "true"),
     )
-    return web.json_response(listing_body(page))
+    return json_response(listing_body(page))
 
 
 async def delete_prefix(request: web.Request) -> web.Response:
@@ -102,7 +102,7 @@ async def delete_prefix(request: web.Request) -> web.Response:
     if not prefix:
         raise InvalidRequest("prefix is required (a whole bucket goes with DELETE /buckets/…)")
     n = await request.app[NAMESPACE].delete_prefix(principal(request), _bucket(request), prefix)
-    return web.json_response({"deleted": n})
+    return json_response({"deleted": n})
 
 
 async def search(request: web.Request) -> web.Response:
@@ -114,7 +114,7 @@ async def search(request: web.Request) -> web.Response:
         q.get("token") or None,
         parse_limit(q.get("limit"), 100),
     )
-    return web.json_response(listing_body(page))
+    return json_response(listing_body(page))
 
 
 def _by(request: web.Request) -> str:
@@ -128,8 +128,8 @@ async def _usage(request: web.Request, bucket: str | None) -> web.Response:
     by = _by(request)
     got = await request.app[NAMESPACE].usage(principal(request), bucket, by)
     if isinstance(got, dict):
-        return web.json_response({"by": by, "usage": {k: usage_body(u) for k, u in got.items()}})
-    return web.json_response(usage_body(got))
+        return json_response({"by": by, "usage": {k: usage_body(u) for k, u in got.items()}})
+    return json_response(usage_body(got))
 
 
 async def bucket_usage(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from aiohttp import web
 from dfs import protocol
 from dfs.api.context import COORDINATOR, admin
 from dfs.ids import parse_node_id
+from dfs.server import json_response
 
 
 async def _answer(request: web.Request, draining: bool | None) -> web.Response:
@@ -25,7 +26,7 @@ async def _answer(request: web.Request, draining: bool | None) -> web.Response:
     coord = request.app[COORDINATOR]
     if draining is not None:
         await coord.drains.set_draining(node_id, draining)
-    return web.json_response(await coord.drains.status(node_id, coord.rf))
+    return json_response(await coord.drains.status(node_id, coord.rf))
 
 
 async def start_drain(request: web.Request) -> web.Response:

@@ -43,7 +43,7 @@ from dfs.api.routes_batch import parse_exclude_nodes
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_chunk_id, parse_file_id
 from dfs.meta.base import FILE_COMPLETE
-from dfs.server import query_param, read_body, read_json
+from dfs.server import json_response, query_param, read_body, read_json
 
 MAX_PAGE = 1000
 
@@ -83,7 +83,7 @@ async def finalize_upload(request: web.Request) -> web.Response:
             ns = request.app[NAMESPACE]
             linked = await link_made(ns, principal(request), target, file_id, fields, made=made)
             done = {**done, "object": object_body(linked.version)}
-        return web.json_response(done)
+        return json_response(done)
 
 
 async def download_plan(request: web.Request) -> web.Response:
@@ -102,7 +102,7 @@ async def proxy_chunk_upload(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     answer = await ingest.proxy_put(coord, chunk_id, data, file_id, tenant(request))
     answer.pop("stored", None)
-    return web.json_response(answer, status=201)
+    return json_response(answer, status=201)
 
 
 async def proxy_chunk_download(request: web.Request) -> web.Response:
@@ -151,7 +151,7 @@ def parse_name_prefix(raw: str) -> str:
 
 async def delete_file(request: web.Request) -> web.Response:
     file_id = parse_file_id(request.match_info["file_id"])
-    return web.json_response(await request.app[COORDINATOR].delete_file(file_id, tenant(request)))
+    return json_response(await request.app[COORDINATOR].delete_file(file_id, tenant(request)))
 
 
 def add_routes(app: web.Application) -> None:

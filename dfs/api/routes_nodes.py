@@ -25,7 +25,7 @@ from dfs.api.context import REGISTRY
 from dfs.api.registry import Heartbeat
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_node_id
-from dfs.server import read_json
+from dfs.server import json_response, read_json
 
 
 def _count(body: dict[str, Any], name: str, default: object = None) -> int:
@@ -71,7 +71,7 @@ async def node_heartbeat(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     node_id = parse_node_id(body.get("node_id"))
     cap = request.headers.get(protocol.CAPABILITY)
-    return web.json_response(await registry.accept_heartbeat(cap, _heartbeat(body, node_id)))
+    return json_response(await registry.accept_heartbeat(cap, _heartbeat(body, node_id)))
 
 
 async def node_deregister(request: web.Request) -> web.Response:
@@ -80,7 +80,7 @@ async def node_deregister(request: web.Request) -> web.Response:
     node_id = parse_node_id(body.get("node_id"))
     cap = request.headers.get(protocol.CAPABILITY)
     boot, seq = _boot_seq(body)
-    return web.json_response(await registry.accept_deregister(cap, node_id, boot, seq))
+    return json_response(await registry.accept_deregister(cap, node_id, boot, seq))
 
 
 def add_routes(app: web.Application) -> None:

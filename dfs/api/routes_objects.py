@@ -37,7 +37,7 @@ from dfs.api.namespace_service import Resolved
 from dfs.errors import ContentNotStored, FileNotFound, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
 from dfs.meta.namespace import ObjectVersion, PutResult
-from dfs.server import read_json
+from dfs.server import json_response, read_json
 
 MAX_URL_TTL = 7 * 24 * 3600  # S3's longest presigned URL (the cluster's cap_ttl may be less)
 DEFAULT_URL_TTL = 15 * 60
@@ -73,7 +73,7 @@ async def put_object(request: web.Request) -> web.Response:
     else:
         done = await _put_known(request, bucket, key, body, fields, bool(file_id))
     answer = {"object": object_body(done.version), "released_file_id": done.released_file_id}
-    return web.json_response(answer, status=201)
+    return json_response(answer, status=201)
 
 
 async def _put_known(
@@ -130,13 +130,13 @@ async def get_object(request: web.Request) -> web.StreamResponse:
 async def delete_object(request: web.Request) -> web.Response:
     bucket, key = _target(request)
     gone = await request.app[NAMESPACE].delete(principal(request), bucket, key, _version(request))
-    return web.json_response({"deleted": key, "version": object_body(gone) if gone else None})
+    return json_response({"deleted": key, "version": object_body(gone) if gone else None})
 
 
 async def object_info(request: web.Request) -> web.Response:
     bucket, key = _target(request)
     r = await request.app[NAMESPACE].resolve(caller(request), bucket, key, _version(request))
-    return web.json_response(object_body(r.version))
+    return json_response(object_body(r.version))
 
 
 async def update_object(request: web.Request) -> web.Response:
@@ -149,7 +149,7 @@ async def update_object(request: web.Request) -> web.Response:
     v = await request.app[NAMESPACE].update_object(
         principal(request), bucket, key, version or None, ObjectFields.parse(body), shared
     )
-    return web.json_response(object_body(v))
+    return json_response(object_body(v))
 
 
 def _ttl(request: web.Request, cap: int) -> int:
@@ -172,7 +172,7 @@ async def object_url(request: web.Request) -> web.Response:
     url = request.app.router["signed-download"].url_for(file_id=r.version.file_id)
     url = url.with_query({"tenant": r.bucket.tenant, "sig": sig})
     base = coord.cfg.public_url or str(request.url.origin())
-    return web.json_response(
+    return json_response(
         {
             "download_url": f"{base}{url}",
             "bucket": bucket,
@@ -211,7 +211,7 @@ async def copy_objects(request: web.Request) -> web.Response:
         recursive=recursive,
         move=_flag(body, "move"),
     )
-    return web.json_response({"objects": [object_body(v) for v in made]})
+    return json_response({"objects": [object_body(v) for v in made]})
 
 
 async def restore_object(request: web.Request) -> web.Response:
@@ -221,7 +221,7 @@ async def restore_object(request: web.Request) -> web.Response:
     if not isinstance(version, str) or not version:
         raise InvalidRequest("version is required")
     done = await request.app[NAMESPACE].restore(principal(request), bucket, key, version)
-    return web.json_response({"object": object_body(done.version)})
+    return json_response({"object": object_body(done.version)})
 
 
 def add_routes(app: web.Application) -> None:

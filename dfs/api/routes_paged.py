@@ -31,7 +31,7 @@ from dfs.api.routes_batch import parse_exclude_nodes, parse_receipts
 from dfs.chunking import ChunkerProfile
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
-from dfs.server import read_json
+from dfs.server import json_response, read_json
 
 _PAGE_BODY = 2 * protocol.MIB  # MAX_PAGE_CHUNKS chunk entries or receipts, with room
 
@@ -53,7 +53,7 @@ async def start(request: web.Request) -> web.Response:
     answer = await paged_uploads.start(
         coord, name, chunker, mode, mtime, tenant(request), for_object=for_object
     )
-    return web.json_response(answer, status=201)
+    return json_response(answer, status=201)
 
 
 async def page(request: web.Request) -> web.Response:
@@ -81,7 +81,7 @@ async def prove(request: web.Request) -> web.Response:
         exclude = parse_exclude_nodes(body.get("exclude_nodes"))
         coord = request.app[COORDINATOR]
         answer = await paged_uploads.prove(coord, file_id, no, receipts, tenant(request), exclude)
-        return web.json_response(answer)
+        return json_response(answer)
 
 
 async def finalize(request: web.Request) -> web.Response:
@@ -90,9 +90,7 @@ async def finalize(request: web.Request) -> web.Response:
     size = _count(body, "size")
     sha256 = parse_sha256(body.get("sha256"))
     coord = request.app[COORDINATOR]
-    return web.json_response(
-        await paged_uploads.finish(coord, file_id, size, sha256, tenant(request))
-    )
+    return json_response(await paged_uploads.finish(coord, file_id, size, sha256, tenant(request)))
 
 
 def add_routes(app: web.Application) -> None:

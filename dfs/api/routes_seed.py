@@ -34,7 +34,7 @@ from dfs.api.object_files import link_made
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
-from dfs.server import StreamDeadline, query_param
+from dfs.server import StreamDeadline, json_response, query_param
 
 DOWNLOAD_URL_TTL = 15 * 60  # the most a capability may live
 MAX_UPLOAD_BYTES = 64 * protocol.GIB
@@ -48,7 +48,7 @@ async def get_file(request: web.Request) -> web.Response:
     file_id = parse_file_id(request.match_info["file_id"])
     coord = request.app[COORDINATOR]
     rec = await coord.get_complete_file(file_id, principal(request).tenant)
-    return web.json_response(file_body(rec))
+    return json_response(file_body(rec))
 
 
 def _base_url(request: web.Request) -> str:
@@ -65,7 +65,7 @@ async def get_download_url(request: web.Request) -> web.Response:
     sig = download_cap(coord, file_id, tenant, ttl)
     url = request.app.router["signed-download"].url_for(file_id=file_id)
     url = url.with_query({"tenant": tenant, "sig": sig})
-    return web.json_response(
+    return json_response(
         {
             "download_url": f"{_base_url(request)}{url}",
             "filename": rec.name,
@@ -171,15 +171,15 @@ async def upload(request: web.Request) -> web.Response:
         ns = request.app[NAMESPACE]
         linked = await link_made(ns, principal(request), target, file_id, fields, made=True)
         answer = {**done.body, "new_bytes": done.new_bytes, "object": object_body(linked.version)}
-        return web.json_response(answer, status=201)
+        return json_response(answer, status=201)
     if not done.created:
         body = {
             "error": {"code": "conflict", "message": "this content is already stored"},
             "file_id": done.body["file_id"],
             "file": done.body,
         }
-        return web.json_response(body, status=409)
-    return web.json_response({**done.body, "new_bytes": done.new_bytes}, status=201)
+        return json_response(body, status=409)
+    return json_response({**done.body, "new_bytes": done.new_bytes}, status=201)
 
 
 async def check(request: web.Request) -> web.Response:
@@ -189,7 +189,7 @@ async def check(request: web.Request) -> web.Response:
     sha256 = parse_sha256(query_param(request, "sha256"))
     proof = request.query.get("manifest_sha256")
     rec = await stored_file(request, sha256, proof)
-    return web.json_response(
+    return json_response(
         {"exists": rec is not None, "file": file_body(rec) if rec is not None else None}
     )
 
@@ -226,7 +226,7 @@ async def admin_hashes(request: web.Request) -> web.Response:
     after = auth.unseal(coord.cfg.api_secret, _PAGE_PURPOSE, key) if key else None
     hashes, cursor = await coord.chunk_ids_page(limit, after)
     next_page = auth.seal(coord.cfg.api_secret, _PAGE_PURPOSE, cursor) if cursor else None
-    return web.json_response({"hashes": hashes, "next_page": next_page})
+    return json_response({"hashes": hashes, "next_page": next_page})
 
 
 def add_routes(app: web.Application) -> None:

@@ -27,6 +27,7 @@ from dfs.api.namespace_bodies import usage_body
 from dfs.api.usage_sampler import MAX_SAMPLES, tenant_usage
 from dfs.errors import InvalidRequest
 from dfs.meta.usage_history import CLUSTER
+from dfs.server import json_response
 
 MAX_TENANTS = 1000
 
@@ -58,7 +59,7 @@ async def usage_history(request: web.Request) -> web.Response:
     tenant = principal(request).tenant
     sampler = request.app[USAGE_SAMPLER]
     samples = await sampler.samples(tenant, *_query(request))
-    return web.json_response({"tenant": tenant, "interval": sampler.interval, "samples": samples})
+    return json_response({"tenant": tenant, "interval": sampler.interval, "samples": samples})
 
 
 async def admin_usage(request: web.Request) -> web.Response:
@@ -69,7 +70,7 @@ async def admin_usage(request: web.Request) -> web.Response:
     tenants = sorted(await request.app[COORDINATOR].meta.list_tenants())[:MAX_TENANTS]
     usage = {t: usage_body(u) for t, u in (await tenant_usage(store, tenants)).items()}
     cluster = await sampler.samples(CLUSTER, since, limit)
-    return web.json_response({"tenants": usage, "cluster": cluster, "interval": sampler.interval})
+    return json_response({"tenants": usage, "cluster": cluster, "interval": sampler.interval})
 
 
 def add_routes(app: web.Application) -> None:

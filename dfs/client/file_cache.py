@@ -26,7 +26,12 @@ It is only a hint, never a proof:
 Written once per run, atomically (a temp file in the same folder, fsync, rename), mode 0600
 in a 0700 folder. Bounded: an entry not seen for ``MAX_AGE`` runs goes, and at most
 ``MAX_ENTRIES`` entries are kept (the most recently seen first). Files of more than
-``MAX_CHUNKS`` chunks are not cached (they go through the paged upload). Standard library only.
+``MAX_CHUNKS`` chunks are not cached (they go through the paged upload).
+
+Encoded and decoded by orjson (``dfs.transport.http.json_bytes``): for 7,733 entries (1.5 MB)
+the standard library took ~20 ms to encode and ~13 ms to decode, orjson ~3 and ~10, on every
+run. A path that is not UTF-8 (a file name's undecodable bytes, held as lone surrogates)
+is refused by orjson both ways; the standard library's codec writes and reads it escaped.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from typing import Any
 from dfs.chunking import ChunkRef, FileScan
 from dfs.client.resume import cache_dir
 from dfs.ids import ChunkId
+from dfs.transport.http import json_bytes, parse_json
 
 VERSION = 1
 MAX_ENTRIES = 1_000_000
@@ -105,6 +111,15 @@ def _well_formed(entry: object) -> bool:
     )
 
 
+def _decode_json(raw: bytes) -> Any:
+    """The cache's document; one written escaped by the standard library (a path that is not
+    UTF-8) is read back by it too. ValueError when it is not JSON."""
+    try:
+        return parse_json(raw)
+    except ValueError:
+        return json.loads(raw)
+
+
 class FileCache:
     """One destination's files cache; see the module docstring. The pipeline's scan thread
     looks files up while the event loop remembers those of an earlier batch: each call is a
@@ -121,7 +136,7 @@ class FileCache:
     def load(cls, path: Path) -> FileCache:
         """The cache at ``path``; an empty one when it is missing, unreadable or corrupt."""
         try:
-            doc = json.loads(path.read_bytes())
+            doc = _decode_json(path.read_bytes())
         except (OSError, ValueError):
             return cls(path)
         if not isinstance(doc, dict) or doc.get("version") != VERSION:
@@ -193,7 +208,7 @@ class FileCache:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(doc, separators=(",", ":")).encode())
+                f.write(json_bytes(doc))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)

@@ -44,7 +44,7 @@ from dfs.errors import AuthError, Forbidden
 from dfs.ids import ChunkId, parse_chunk_id, parse_file_id
 from dfs.node.capabilities import check_put_batch, check_replicate_batch, receipt
 from dfs.node.context import CONFIG, FORWARDER, capability, is_forwarded
-from dfs.server import read_body
+from dfs.server import json_response, read_body
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ async def store_chunks(request: web.Request) -> web.Response:
             answer["replicas"] = [cfg.node_id, *replicas]
             answer["receipt"] = receipt(cfg, file_ids[n], c)
         answers.append(answer)
-    return web.json_response({"node_id": cfg.node_id, "chunks": answers}, status=201)
+    return json_response({"node_id": cfg.node_id, "chunks": answers}, status=201)
 
 
 def _targets(request: web.Request) -> list[tuple[str, str]]:

@@ -34,7 +34,7 @@ from dfs.node.context import (
     is_forwarded,
 )
 from dfs.node.forwarding import Target
-from dfs.server import query_param, read_body_pieces, read_json
+from dfs.server import json_response, query_param, read_body_pieces, read_json
 from dfs.transport.http import ChunkPayload
 
 
@@ -91,7 +91,7 @@ async def store_chunk(request: web.Request) -> web.Response:
         body["stored"] = stored  # only ever seen by another node
     else:
         body["receipt"] = receipt(cfg, write.file_id, chunk_id)
-    return web.json_response(body, status=201)
+    return json_response(body, status=201)
 
 
 async def get_chunk(request: web.Request) -> web.Response:
@@ -111,7 +111,7 @@ async def has_chunks(request: web.Request) -> web.Response:
         raise InvalidRequest(f"chunk_ids must be a list of at most {protocol.MAX_HAS_CHUNKS} ids")
     ids = [parse_chunk_id(c) for c in raw]
     present = await request.app[STORE].has(ids)
-    return web.json_response({"present": sorted(present)})
+    return json_response({"present": sorted(present)})
 
 
 async def status(request: web.Request) -> web.Response:
@@ -121,7 +121,7 @@ async def status(request: web.Request) -> web.Response:
     store = request.app[STORE]
     capacity = await asyncio.to_thread(lambda: store.capacity_bytes)
     after = int_query(request, "after", 0)
-    return web.json_response(
+    return json_response(
         {
             "node_id": request.app[CONFIG].node_id,
             "used_bytes": store.used_bytes,

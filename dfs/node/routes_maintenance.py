@@ -24,7 +24,7 @@ from dfs import auth, protocol
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_chunk_id, parse_node_id
 from dfs.node.context import FORWARDER, STORE, authorize, int_query
-from dfs.server import query_param, read_json
+from dfs.server import json_response, query_param, read_json
 
 
 async def delete_chunk(request: web.Request) -> web.Response:
@@ -35,7 +35,7 @@ async def delete_chunk(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidRequest("min_age must be a number of seconds") from None
     deleted = await request.app[STORE].delete_if_idle(chunk_id, max(min_age, 0.0))
-    return web.json_response({"deleted": deleted})
+    return json_response({"deleted": deleted})
 
 
 async def copy_chunk(request: web.Request) -> web.Response:
@@ -50,12 +50,12 @@ async def copy_chunk(request: web.Request) -> web.Response:
     authorize(request, auth.OP_COPY, chunk_id, extra=extra)
     data = await request.app[STORE].get(chunk_id)  # verified; a bad copy is quarantined: 404
     await request.app[FORWARDER].fan_out(chunk_id, data, [(target_id, target_url)])
-    return web.json_response({"node_id": target_id}, status=201)
+    return json_response({"node_id": target_id}, status=201)
 
 
 async def quarantined(request: web.Request) -> web.Response:
     authorize(request, auth.OP_STATUS)
-    return web.json_response({"chunk_ids": await request.app[STORE].quarantined()})
+    return json_response({"chunk_ids": await request.app[STORE].quarantined()})
 
 
 async def list_chunks(request: web.Request) -> web.Response:
@@ -67,7 +67,7 @@ async def list_chunks(request: web.Request) -> web.Response:
     if not 0 < limit <= protocol.MAX_LIST_CHUNKS:
         raise InvalidRequest(f"limit must be in [1, {protocol.MAX_LIST_CHUNKS}]")
     page = await request.app[STORE].list_chunks(after, limit)
-    return web.json_response(
+    return json_response(
         {
             "chunks": [[c, round(age, 3)] for c, age in page],
             "next": page[-1][0] if len(page) == limit else None,

@@ -174,3 +174,22 @@ def test_the_cache_is_per_destination() -> None:
         file_cache.cache_path("http://a:1", "t", "", "fixed:8192"),
     }
     assert len(others | paths) == 5
+
+
+def test_a_path_that_is_not_utf8_is_remembered_across_runs(tmp_path: Path) -> None:
+    """A file name's undecodable bytes (a lone surrogate in the path string), which orjson
+    refuses, are written and read back by the standard library's codec."""
+    name = os.fsdecode(b"caf\xe9.txt")  # Latin-1 bytes: not UTF-8
+    f = tmp_path / name
+    f.write_bytes(b"x" * 100)
+    other = tmp_path / "plain.txt"
+    other.write_bytes(b"y" * 100)
+    cache_file = tmp_path / "c.json"
+    cache = later_run(cache_file)
+    for each in (f, other):
+        cache.remember(each, os.stat(each), scan_file(each, PROFILE))
+    cache.save()
+    again = later_run(cache_file)
+    assert len(again) == 2
+    assert again.lookup(f, os.stat(f)) == scan_file(f, PROFILE)
+    assert again.lookup(other, os.stat(other)) == scan_file(other, PROFILE)

@@ -1,7 +1,8 @@
 """The wire contract shared by the API, the nodes and the client: paths, headers, bounds.
 
 docs/WIRE.md documents the same names; tests and deployments depend on
-them, so a path or field is never renamed once shipped. Standard library only.
+them, so a path or field is never renamed once shipped. Standard library only, but for
+orjson, which encodes and decodes the /store-chunks index (as every JSON body).
 """
 
 from __future__ import annotations

@@ -141,9 +141,10 @@ _HTTP_CODES = {
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
     """``data`` as a JSON answer (``application/json``), encoded by orjson (``json_bytes``):
-    every JSON answer of the API and the nodes, a node's ``/store-chunks`` receipts and a
-    finalize's files among them, where aiohttp's ``web.json_response`` took the standard
-    library's encoder (~4% of a node's busy CPU in a backup of many small files)."""
+    every JSON answer of the API and the nodes (``dfs.api.context.json_answer`` adds the
+    thread hand-off for big ones), a node's ``/store-chunks`` receipts among them, which
+    aiohttp's ``web.json_response`` encoded with the standard library (~4% of a node's busy
+    CPU in a backup of many small files)."""
     return web.Response(body=json_bytes(data), status=status, content_type="application/json")
 
 

@@ -11,9 +11,8 @@ runs while the plans of a cached re-backup wait on the API.
 Each file keeps its place in the listing (its index), so results come back in that order, as
 they did from a list. The listing is not gated by the upload: it runs to its end at once,
 so a big file found late still starts as soon as it is listed. A listing that raises fails
-the upload with that error: each reader gets it after what was handed over to it (a batch
-not yet full is not), and the pipeline's task group cancels the rest. The CLI's listing
-reports a file or folder it cannot open (``Skipped``) and goes on.
+the upload with that error once what was handed over is consumed (the pipeline's task group
+then cancels the rest).
 """
 
 from __future__ import annotations

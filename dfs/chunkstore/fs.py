@@ -199,18 +199,27 @@ class FsChunkStore:
         return new
 
     async def put_many(
-        self, items: Sequence[tuple[ChunkId, Buffer]], *, verified: bool = False
+        self,
+        items: Sequence[tuple[ChunkId, Buffer]],
+        *,
+        verified: bool = False,
+        counted: Sequence[Callable[[], None]] | None = None,
     ) -> list[bool]:
         """``put`` for many small chunks: every hash is checked before anything is written
         (one bad chunk stores none of the batch), then the writes run on worker threads at
         once, so their fsyncs share the file system's journal commits. Each chunk is still
         fsync'd, moved into place and its directory fsync'd before this returns, whether or
         not a copy was here (as by ``put``). ``verified``: the caller hashed them already
-        (``PackChunkStore``, which checks a whole batch before storing any of it)."""
+        (``PackChunkStore``, which checks a whole batch before storing any of it).
+        ``counted[i]``, when given, runs as item i counts as used (``put_verified_blocking``)."""
         if not verified:
             await asyncio.to_thread(self._verify_all, items)
+        ends: Sequence[Callable[[], None] | None] = counted or [None] * len(items)
         written = await asyncio.gather(
-            *(asyncio.to_thread(self._put, c, [d], verified=True) for c, d in items)
+            *(
+                asyncio.to_thread(self._put, c, [d], verified=True, counted=end)
+                for (c, d), end in zip(items, ends, strict=True)
+            )
         )
         self._release([replaced for _, replaced in written])
         return [new for new, _ in written]

@@ -33,7 +33,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,10 +160,15 @@ class PackChunkStore:
             return await asyncio.to_thread(self._put_packed, items, need)
         await asyncio.to_thread(self._verify_all, items)
         await asyncio.to_thread(self._reserve, need)  # its locks are held across syscalls
+        # the batch's reservation, split into the parts that end as each is counted (the
+        # pack append's, each file's): ended only after the batch returned, the bytes were
+        # counted twice meanwhile and refused concurrent writes that fitted
+        held = [_Held(self, len(d)) for _, d in items]
         try:
-            return await self._store(items)
+            return await self._store(items, held)
         finally:
-            self._unreserve(need)
+            for h in held:
+                h.end()
 
     def _put_packed(self, items: Sequence[tuple[ChunkId, Buffer]], need: int) -> list[bool]:
         """``put_many`` of small chunks none of which can be a file here, blocking. The
@@ -200,17 +205,16 @@ class PackChunkStore:
                 )
             self._reserved += need
 
-    def _unreserve(self, need: int) -> None:
-        with self._lock:
-            self._reserved -= need
-
     def _verify_all(self, items: Sequence[tuple[ChunkId, Buffer]]) -> None:
         for chunk_id, data in items:
             parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
             if sha256_hex(data) != chunk_id:
                 raise IntegrityError(f"body does not hash to chunk {chunk_id}")
 
-    async def _store(self, items: Sequence[tuple[ChunkId, Buffer]]) -> list[bool]:
+    async def _store(
+        self, items: Sequence[tuple[ChunkId, Buffer]], held: Sequence[_Held]
+    ) -> list[bool]:
+        """Store reserved, verified ``items``; ``held[i]`` ends item i's reservation."""
         out = [False] * len(items)
         small = [i for i, (_, d) in enumerate(items) if len(d) < self._threshold]
         large = [i for i, (_, d) in enumerate(items) if len(d) >= self._threshold]
@@ -219,7 +223,8 @@ class PackChunkStore:
             as_files: set[ChunkId] = set()
             if self._small_files_possible():  # else a stat per chunk would find nothing
                 as_files = await self._files.has(c for c, _ in batch)
-            stored = await asyncio.to_thread(self._packs.append, batch)
+            ends = [held[i].end for i in small]
+            stored = await asyncio.to_thread(self._packs.append, batch, lambda: _run_all(ends))
             for i, new in zip(small, stored, strict=True):
                 out[i] = new and items[i][0] not in as_files
             for chunk_id in as_files:
@@ -227,7 +232,8 @@ class PackChunkStore:
         if large:
             batch = [items[i] for i in large]
             in_packs = self._packs.held([c for c, _ in batch])
-            stored = await self._files.put_many(batch, verified=True)
+            counted = [held[i].end for i in large]
+            stored = await self._files.put_many(batch, verified=True, counted=counted)
             for i, new in zip(large, stored, strict=True):
                 out[i] = new and items[i][0] not in in_packs
             for chunk_id in in_packs:
@@ -377,6 +383,11 @@ class PackChunkStore:
 
 if TYPE_CHECKING:
     _: type[ChunkStore] = PackChunkStore
+
+
+def _run_all(calls: Sequence[Callable[[], None]]) -> None:
+    for call in calls:
+        call()
 
 
 class _Held:

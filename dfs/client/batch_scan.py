@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +37,19 @@ HOLD_BYTES = 16 * 1024 * 1024
 READ_WHOLE = 8 * 1024 * 1024
 _READ_MORE = 1024 * 1024
 
+Batch = list[tuple[int, LocalFile]]  # small files with their places in the upload's listing
+
 
 FIRST_BATCH_FILES = BATCH_FILES // 8
 """Files of the first batch: nothing is planned or sent before it is scanned, so the
 batches grow from this (doubling) to BATCH_FILES and the pipeline starts sooner."""
 
 
-def batches(files: Sequence[tuple[int, LocalFile]]) -> Iterator[list[tuple[int, LocalFile]]]:
+def batches(files: Iterable[tuple[int, LocalFile]]) -> Iterator[Batch]:
     """Small files (with their place in the caller's list) in batches of at most
     BATCH_FILES files and BATCH_BYTES bytes, the first ones smaller (``FIRST_BATCH_FILES``,
     then twice as many each, up to BATCH_FILES)."""
-    batch: list[tuple[int, LocalFile]] = []
+    batch: Batch = []
     size = 0
     most = FIRST_BATCH_FILES
     for n, f in files:
@@ -175,34 +177,40 @@ def remember(
 
 
 class ScanAhead:
-    """The scan step of batches: the next batch hashes in a thread while this one is sent."""
+    """The scan step of batches: the next batch hashes in a thread while this one is sent.
+    ``next_batch``: the batches as they are listed (``dfs.client.walk_ahead``), None at
+    the end."""
 
     def __init__(
         self,
-        todo: list[list[tuple[int, LocalFile]]],
+        next_batch: Callable[[], Awaitable[Batch | None]],
         profile: ChunkerProfile,
         cache: FileCache | None = None,
     ) -> None:
-        self._todo = todo
+        self._next_batch = next_batch
         self._profile = profile
         self._cache = cache
-        self._next: asyncio.Task[list[Scanned]] | None = None
-        self._start(0)
+        self._next: asyncio.Task[tuple[Batch, list[Scanned]] | None] | None = None
+        self._start()
 
-    def _start(self, n: int) -> None:
-        if n < len(self._todo):
-            files = [f for _n, f in self._todo[n]]
-            self._next = asyncio.create_task(
-                asyncio.to_thread(scan_batch, files, self._profile, self._cache)
-            )
+    def _start(self) -> None:
+        self._next = asyncio.create_task(self._scan_next())
 
-    async def take(self, n: int) -> list[Scanned]:
-        """The scans of batch ``n`` (the one after the last taken); starts batch ``n + 1``."""
+    async def _scan_next(self) -> tuple[Batch, list[Scanned]] | None:
+        batch = await self._next_batch()
+        if batch is None:
+            return None
+        files = [f for _n, f in batch]
+        return batch, await asyncio.to_thread(scan_batch, files, self._profile, self._cache)
+
+    async def take(self) -> tuple[Batch, list[Scanned]] | None:
+        """The next batch and its scans (None at the end); starts the one after."""
         assert self._next is not None
-        scans = await self._next
+        got = await self._next
         self._next = None
-        self._start(n + 1)
-        return scans
+        if got is not None:
+            self._start()
+        return got
 
     async def close(self) -> None:
         if self._next is not None:

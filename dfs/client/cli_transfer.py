@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,13 +178,30 @@ def upload(
             spooled = spool(sys.stdin.buffer)
             cleanup.callback(spooled.unlink, missing_ok=True)
             paths = (spooled,)
-        items = list(walk(paths, prefix, follow_symlinks=follow_symlinks, skipped=skipped))
-        if name is not None:
-            items = [replace(it, name=prefix + name, keep_attrs=spooled is None) for it in items]
-        skipped_lines(skipped)  # at once; counted again at the end
-        one_file = len(paths) == 1 and not paths[0].is_dir() and not skipped
-        run(_upload(target, conn, items, profile, quiet, as_json, one_file), not no_resume)
+        items = _listing(paths, prefix, name, follow_symlinks, spooled is not None, skipped)
+        one_path = len(paths) == 1 and not paths[0].is_dir()
+        run(
+            _upload(target, conn, items, profile, (quiet, as_json), one_path, skipped),
+            not no_resume,
+        )
     exit_partial(skipped, "the rest uploaded")
+
+
+def _listing(
+    paths: tuple[Path, ...],
+    prefix: str,
+    name: str | None,
+    follow: bool,
+    spooled: bool,
+    skipped: list[Skipped],
+) -> Iterable[LocalFile]:
+    """The files to upload: the walk itself, which the upload runs on a thread while the
+    first files are sent (``dfs.client.walk_ahead``); the one file named ``name`` (standard
+    input when ``spooled``: its temp file's attributes are not kept)."""
+    items = walk(paths, prefix, follow_symlinks=follow, skipped=skipped)
+    if name is None:
+        return items
+    return [replace(it, name=prefix + name, keep_attrs=not spooled) for it in items]
 
 
 def _check_names(paths: tuple[Path, ...], name: str | None) -> None:
@@ -198,16 +215,25 @@ def _check_names(paths: tuple[Path, ...], name: str | None) -> None:
 async def _upload(
     target: Target,
     conn: dict[str, Any],
-    items: list[LocalFile],
+    items: Iterable[LocalFile],
     profile: ChunkerProfile,
-    quiet: bool,
-    as_json: bool,
-    one_file: bool,
+    how: tuple[bool, bool],
+    one_path: bool,
+    skipped: list[Skipped],
 ) -> None:
+    """Upload ``items`` as they are listed; the files left out (``skipped``, filled by the
+    listing) reported once the uploads are done, then one line per file uploaded (just its
+    id for one file named alone: ``one_path`` and nothing skipped)."""
+    quiet, as_json = how
     async with make_client(target, **conn) as client:
-        total = sum(it.size for it in items)
-        with Progress.for_terminal("upload", total, quiet) as bar:
-            results = await client.upload_many(items, profile=profile, progress=bar)
+        try:
+            with Progress.for_terminal("upload", None, quiet) as bar:
+                results = await client.upload_many(
+                    items, profile=profile, progress=bar, listed=bar.add_total
+                )
+        finally:
+            skipped_lines(skipped)  # counted again at the end
+        one_file = one_path and not skipped
         emit_lines([_upload_line(as_json, r, one_file) for r in results])
 
 

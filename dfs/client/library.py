@@ -9,7 +9,7 @@ are one API call each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -138,17 +138,20 @@ class Client(SyncMethods):
 
     async def upload_many(
         self,
-        files: Sequence[LocalFile],
+        files: Iterable[LocalFile],
         *,
         profile: ChunkerProfile | None = None,
         progress: ProgressFn | None = None,
+        listed: Callable[[int], None] | None = None,
     ) -> list[UploadResult]:
-        """Upload ``files`` (see ``dfs.client.local_files.walk``); results in their order."""
+        """Upload ``files`` (a list, or ``dfs.client.local_files.walk`` still listing: it runs
+        on a thread while the first files are sent); results in their order. ``listed(n)``:
+        the bytes of the files listed, as they are (a progress bar's total)."""
         profile = _profile(profile)
         cache = await self.files_cache("", profile)
         pipeline = StreamingUploadPipeline(self._connection(), profile, progress, cache)
         try:
-            return await pipeline.upload_files(files)
+            return await pipeline.upload_files(files, listed)
         finally:
             if cache is not None:
                 cache.save()  # what was stored before a failure is worth remembering too

@@ -36,19 +36,20 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from dfs import protocol
 from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
-from dfs.client.batch_scan import ScanAhead, Scanned, batches, cacheable, remember, rescan
+from dfs.client.batch_scan import Batch, ScanAhead, Scanned, cacheable, remember, rescan
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_cache import FileCache
 from dfs.client.file_upload import FileUpload, Pack, UploadResult, Work, planned_packs
 from dfs.client.local_files import CHANGED, LocalFile
 from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
+from dfs.client.walk_ahead import WalkAhead
 from dfs.errors import (
     AuthError,
     Conflict,
@@ -247,43 +248,46 @@ class UploadPipeline:
         which its commit would leave for any lookup by content to hand out."""
         return f"{key}:for_object" if self.for_object else key
 
-    async def upload_files(self, files: Sequence[LocalFile]) -> list[UploadResult]:
-        """Upload ``files``: big ones alone, one after the other, beside the small ones in
-        batches (so a big file no longer holds every batch back); results in order."""
+    async def upload_files(
+        self, files: Iterable[LocalFile], listed: Callable[[int], None] | None = None
+    ) -> list[UploadResult]:
+        """Upload ``files`` (a list, or a listing still running: ``dfs.client.walk_ahead``
+        takes it on a thread): big ones alone, one after the other, beside the small ones
+        in batches (so a big file no longer holds every batch back); results in order.
+        ``listed(n)``: the bytes of files listed, as they are."""
         results: dict[int, UploadResult] = {}
+        walk = WalkAhead(files, SMALL_FILE, listed)
 
         async def big() -> None:
-            for n, f in enumerate(files):
-                if f.size > SMALL_FILE:
-                    results[n] = await self._upload_big(f)
+            while (item := await walk.next_big()) is not None:
+                n, f = item
+                results[n] = await self._upload_big(f)
 
-        todo = list(batches([(n, f) for n, f in enumerate(files) if f.size <= SMALL_FILE]))
         try:
             async with asyncio.TaskGroup() as tg:  # a failure of either cancels the other
                 tg.create_task(big())
-                tg.create_task(self._pipeline(todo, results))
+                tg.create_task(self._pipeline(walk, results))
         except* Exception as group:  # callers expect the error itself, not a group
             raise group.exceptions[0] from None
-        return [results[n] for n in range(len(files))]
+        finally:
+            await walk.close()
+        return [results[n] for n in range(walk.count)]
 
-    async def _pipeline(
-        self, todo: list[list[tuple[int, LocalFile]]], results: dict[int, UploadResult]
-    ) -> None:
+    async def _pipeline(self, walk: WalkAhead, results: dict[int, UploadResult]) -> None:
         """Batches through scan, plan, send and finalize, pipelined: while batch ``n`` is
         sent, batch ``n + 1`` is planned (and the one after scanned) and batch ``n - 1``
         finalizes. Each stage takes one batch at a time, in order (FIFO locks)."""
-        scans = ScanAhead(todo, self.profile, self.cache)
+        scans = ScanAhead(walk.next_batch, self.profile, self.cache)
         stages = (asyncio.Lock(), asyncio.Lock())  # plan, send
         flight: collections.deque[asyncio.Task[None]] = collections.deque()
 
-        async def one(batch: list[tuple[int, LocalFile]], scanned: list[Scanned]) -> None:
+        async def one(batch: Batch, scanned: list[Scanned]) -> None:
             done = await self.upload_batch([f for _n, f in batch], scanned, stages)
             results.update(zip((n for n, _f in batch), done, strict=True))
 
         try:
-            for n, batch in enumerate(todo):
-                scanned = await scans.take(n)
-                flight.append(asyncio.create_task(one(batch, scanned)))
+            while (got := await scans.take()) is not None:
+                flight.append(asyncio.create_task(one(*got)))
                 while len(flight) >= PIPELINE_DEPTH or (flight and flight[0].done()):
                     await flight.popleft()
             while flight:

@@ -1,0 +1,93 @@
+"""An upload's listing on a thread (dfs.client.walk_ahead): small files come in the batches
+``batches`` makes of the whole list, big ones one by one, each with its place in the listing,
+the bytes listed reported; a listing that fails fails whoever reads it next (a batch it had
+not finished is not handed over), and closing stops a listing that is still running."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dfs.client.batch_scan import batches
+from dfs.client.local_files import LocalFile
+from dfs.client.walk_ahead import WalkAhead
+
+SMALL = 1000
+
+
+def files(sizes: list[int]) -> list[LocalFile]:
+    return [LocalFile(Path(f"/x/{n}"), f"f{n}", size) for n, size in enumerate(sizes)]
+
+
+async def drain(walk: WalkAhead) -> tuple[list[list[int]], list[int]]:
+    """The places of each batch's files, and of the big files, as they were handed over."""
+    got, big = [], []
+    while (batch := await walk.next_batch()) is not None:
+        got.append([n for n, _f in batch])
+    while (item := await walk.next_big()) is not None:
+        big.append(item[0])
+    return got, big
+
+
+async def test_small_files_come_in_the_batches_of_the_whole_list_big_ones_alone() -> None:
+    sizes = [10, 5000, 20, 30, 4000, *[7] * 1200, 9000]
+    listed: list[int] = []
+    walk = WalkAhead(files(sizes), SMALL, listed.append)
+    got, big = await drain(walk)
+    await walk.close()
+    small = [(n, f) for n, f in enumerate(files(sizes)) if f.size <= SMALL]
+    assert got == [[n for n, _f in b] for b in batches(small)]
+    assert big == [n for n, size in enumerate(sizes) if size > SMALL]
+    assert walk.count == len(sizes)
+    assert sum(listed) == sum(sizes)
+
+
+async def test_an_empty_listing_ends_at_once() -> None:
+    walk = WalkAhead([], SMALL)
+    assert await drain(walk) == ([], [])
+    await walk.close()
+    assert walk.count == 0
+
+
+async def test_a_listing_that_fails_fails_its_readers_after_what_it_handed_over() -> None:
+    def listing() -> Iterator[LocalFile]:
+        yield from files([10] * 70)  # more than the first batch
+        raise PermissionError("cannot list /x/secret")
+
+    walk = WalkAhead(listing(), SMALL)
+    first = await walk.next_batch()  # the first batch is full (62 files) before the error
+    assert [n for n, _f in first or []] == list(range(62))
+    with pytest.raises(PermissionError, match="secret"):
+        await walk.next_batch()
+    with pytest.raises(PermissionError):
+        await walk.next_big()
+    await walk.close()
+
+
+async def test_closing_stops_a_listing_still_running() -> None:
+    """The upload failed early: the listing's thread stops at its next file, not at the end
+    of a tree of any size."""
+    taken = 0
+    parked, go_on = threading.Event(), threading.Event()
+
+    def endless() -> Iterator[LocalFile]:
+        nonlocal taken
+        while True:
+            taken += 1
+            if taken == 100:
+                parked.set()
+                go_on.wait(10)  # held here until the reader has closed the listing
+            yield LocalFile(Path("/x/f"), "f", 10)
+
+    walk = WalkAhead(endless(), SMALL)
+    assert await walk.next_batch() is not None
+    assert await asyncio.to_thread(parked.wait, 10)
+    closing = asyncio.create_task(walk.close())
+    await asyncio.sleep(0)  # close has begun: the listing is told to stop
+    go_on.set()
+    await closing
+    assert taken == 100

@@ -36,7 +36,7 @@ from dfs.errors import AuthError, Forbidden
 from dfs.ids import parse_sha256
 from dfs.meta.base import FileRecord
 from dfs.metrics import ApiMetrics
-from dfs.server import Handler
+from dfs.server import Handler, json_response
 from dfs.transport.http import json_bytes
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
@@ -158,9 +158,8 @@ async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Resp
     """``data`` as a JSON answer; serialized off the event loop when it holds more than
     JSON_IN_THREAD_ENTRIES chunk entries (tens of MiB of JSON take seconds)."""
     if entries <= JSON_IN_THREAD_ENTRIES:
-        body = json_bytes(data)
-    else:
-        body = await asyncio.to_thread(json_bytes, data)
+        return json_response(data, status=status)
+    body = await asyncio.to_thread(json_bytes, data)
     return web.Response(body=body, status=status, content_type="application/json")
 
 

@@ -30,7 +30,7 @@ from dfs.client.local_files import LocalFile
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
 # a batch's files' bytes kept from scan to send (then dropped): one batch scanning ahead and
-# at most PIPELINE_DEPTH in flight (``dfs.client.upload``) hold at most 4 x 16 MiB
+# at most PIPELINE_DEPTH in flight (``dfs.client.upload``) hold at most 5 x 16 MiB
 HOLD_BYTES = 16 * 1024 * 1024
 # a file of a batch is read whole up to this size (batches take files listed up to 8 MiB);
 # one that grew past it since it was listed is streamed (bounded memory), not kept

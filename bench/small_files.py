@@ -1,7 +1,7 @@
 """Many small files side by side: dfs against restic and borg on a real source tree.
 
     python -m bench.small_files [--tree DIR] [--edits 25] [--tools dfs restic borg]
-                                [--profile DIR]
+                                [--profile DIR] [--api-workers N]
 
 The tree (default: this interpreter's standard library, ``site-packages`` left out) is
 copied to ``src``; that is version 1. Version 2 is the same folder with ``--edits`` files
@@ -13,7 +13,8 @@ first, and the first backup starts at least 2 s after the copies (dfs's files ca
 trust a file changed within 2 s of a run's start; a real tree is not being written then).
 
 - dfs: a real local cluster (API + 1 node, REPLICATION_FACTOR=1, SQLite, from the installed
-  console scripts), ``dfs-client upload --prefix vN/`` and ``dfs-client download --prefix v2/``;
+  console scripts; ``--api-workers N``: the API as N processes, ``DFS_API_WORKERS``),
+  ``dfs-client upload --prefix vN/`` and ``dfs-client download --prefix v2/``;
 - restic: ``--compression off`` (dfs does not compress), a local repository;
 - borg: ``--encryption none``, ``--compression none``, a local repository.
 
@@ -197,14 +198,21 @@ def server_spy(spy: list[str], profile: Path, step: str, pid: int) -> subprocess
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
-    row = Row("dfs")
-    with LocalCluster(base / "dfs-cluster", nodes=1, replication_factor=1) as cluster:
+def api_workers(pid: int) -> list[int]:
+    """The API process and the workers it started (``DFS_API_WORKERS``)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [pid, *(int(p) for p in f.read().split())]
+
+
+def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None, workers: int) -> Row:
+    row = Row("dfs" if workers == 1 else f"dfs ({workers} API workers)")
+    env = {"DFS_API_WORKERS": str(workers)}
+    with LocalCluster(base / "dfs-cluster", nodes=1, replication_factor=1, env=env) as cluster:
         servers = [p.popen.pid for p in cluster.node_procs if p.popen]
         assert cluster.api is not None
         assert cluster.api.popen is not None
-        api_pid = cluster.api.popen.pid
-        servers.append(api_pid)
+        apis = api_workers(cluster.api.popen.pid)
+        servers += apis
         env = {**os.environ, "DFS_TOKEN": cluster.admin_token, "DFS_CACHE_DIR": str(base / "c")}
 
         def client(step: str, args: list[str]) -> None:
@@ -216,10 +224,10 @@ def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None) -> Row:
                 cmd = [*spy, "-o", str(out), "--", *cmd]
                 spies = [server_spy(spy, profile, step, pid) for pid in servers]
             before = sum(cpu_seconds(p) for p in servers)
-            api_before = cpu_seconds(api_pid)
+            api_before = sum(cpu_seconds(p) for p in apis)
             row.steps[step] = run(cmd, env)
             row.steps[step].server_cpu = sum(cpu_seconds(p) for p in servers) - before
-            row.steps[step].api_cpu = cpu_seconds(api_pid) - api_before
+            row.steps[step].api_cpu = sum(cpu_seconds(p) for p in apis) - api_before
             for s in spies:
                 s.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
                 s.wait()
@@ -299,7 +307,7 @@ def report(rows: list[Row], files: int, size: int, tree: Path) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         for name, s in r.steps.items():
-            api = f"{s.api_cpu:.2f}" if r.tool == "dfs" else "-"
+            api = f"{s.api_cpu:.2f}" if r.tool.startswith("dfs") else "-"
             print(
                 f"| {r.tool} | {name} | {s.seconds:.2f} | {files / s.seconds:.0f} | {s.cpu:.2f} "
                 f"| {s.server_cpu:.2f} | {api} | {s.rss / MIB:.0f} |"
@@ -326,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", type=Path, default=None, help="py-spy profiles of dfs's client runs"
     )
     p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
+    p.add_argument("--api-workers", type=int, default=1, help="dfs-api processes (DFS_API_WORKERS)")
     args = p.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="dfs-bench-small-", dir=args.dir) as tmp:
@@ -345,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         for tool in args.tools:
             src = base / f"{tool}-src"
             if tool == "dfs":
-                rows.append(bench_dfs(base, src, args.edits, args.profile))
+                rows.append(bench_dfs(base, src, args.edits, args.profile, args.api_workers))
             elif tool == "restic":
                 rows.append(bench_restic(base, src, args.edits))
             else:

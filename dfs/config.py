@@ -86,6 +86,16 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+MAX_API_WORKERS = 64
+
+
+def _workers(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= MAX_API_WORKERS:
+        raise ValueError(f"must be an integer from 1 to {MAX_API_WORKERS}")
+    return value
+
+
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if not (value >= 0 and math.isfinite(value)):
@@ -221,6 +231,9 @@ class ApiConfig:
     """Placement skips nodes with less free space than this plus the chunk."""
     maintenance: bool = True
     """Run the repair and garbage-collection loops (DFS_MAINTENANCE=0: tests drive them)."""
+    workers: int = 1
+    """DFS_API_WORKERS: processes answering on the API's one listening socket (``dfs.api.workers``);
+    each request is planned on one core, so a machine's cores serve requests at once."""
     metrics_token_hash: str | None = None
     """SHA-256 of DFS_METRICS_TOKEN, the bearer token /metrics takes (besides the admin's)."""
     cors_origins: tuple[str, ...] = ()
@@ -290,6 +303,7 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         ),
         min_free_bytes=_get(env, "DFS_MIN_FREE_BYTES", DEFAULT_MIN_FREE, _non_negative_int),
         maintenance=_get(env, "DFS_MAINTENANCE", True, _bool),
+        workers=_get(env, "DFS_API_WORKERS", 1, _workers),
         metrics_token_hash=_get(env, "DFS_METRICS_TOKEN", None, _admin_token),
         cors_origins=_get(env, "DFS_CORS_ORIGINS", (), _origins),
         public_url=_get(env, "DFS_PUBLIC_URL", None, _url),

@@ -32,12 +32,22 @@ No aiohttp here (the middleware and handlers live in ``dfs.monitoring``).
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # seconds; chunk writes of a few MiB with fsync and a replica hop take 10-100 ms
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -87,6 +97,12 @@ class HttpMetrics:
             self.bytes_out.labels(route).inc(bytes_out)
 
     def render(self) -> bytes:
+        """The exposition; summed over every API worker's files when they write them
+        (``PROMETHEUS_MULTIPROC_DIR``, set by ``dfs.api.workers`` before this import)."""
+        if os.environ.get(MULTIPROC_ENV):
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
         return generate_latest(self.registry)
 
 
@@ -123,45 +139,41 @@ class ApiMetrics(HttpMetrics):
     """The coordinator's series: dedup counters and the registry view, read at scrape time,
     plus gauges the repairer and an async replicator set through the ``set_*`` hooks."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, first: bool = True) -> None:
         super().__init__(registry or CollectorRegistry())
         r = self.registry
-        self.files = Gauge("dfs_files", "Committed files", registry=r)
-        self.logical_bytes = Gauge("dfs_logical_bytes", "Bytes of committed files", registry=r)
-        self.stored_bytes = Gauge(
-            "dfs_stored_bytes", "Bytes of the distinct chunks files reference", registry=r
-        )
-        self.unique_chunks = Gauge("dfs_unique_chunks", "Distinct chunks referenced", registry=r)
-        self.duplicates = Gauge(
+        # several API workers: a gauge reads as the value the last of them set (the
+        # scrape's own refresh, the repairer's report), not one series per worker
+        g = functools.partial(Gauge, registry=r, multiprocess_mode="mostrecent")
+        self.files = g("dfs_files", "Committed files")
+        self.logical_bytes = g("dfs_logical_bytes", "Bytes of committed files")
+        self.stored_bytes = g("dfs_stored_bytes", "Bytes of the distinct chunks files reference")
+        self.unique_chunks = g("dfs_unique_chunks", "Distinct chunks referenced")
+        self.duplicates = g(
             "dfs_duplicate_chunks_avoided",
             "Manifest entries whose chunk was already stored when committed",
-            registry=r,
         )
-        self.dedup_ratio = Gauge("dfs_dedup_ratio", "Logical bytes / stored bytes", registry=r)
-        self.live_nodes = Gauge("dfs_live_nodes", "Nodes with a live registry entry", registry=r)
-        self.replication_factor = Gauge(
-            "dfs_replication_factor", "Copies kept of every chunk", registry=r
-        )
-        self.under_replicated = Gauge(
+        self.dedup_ratio = g("dfs_dedup_ratio", "Logical bytes / stored bytes")
+        self.live_nodes = g("dfs_live_nodes", "Nodes with a live registry entry")
+        self.replication_factor = g("dfs_replication_factor", "Copies kept of every chunk")
+        self.under_replicated = g(
             "dfs_under_replicated_chunks",
             "Chunks with fewer live copies than the replication factor (NaN: not yet counted)",
-            registry=r,
         )
-        self.repair_queue = Gauge(
+        self.repair_queue = g(
             "dfs_repair_queue_size",
             "Chunks waiting for repair (NaN: no repairer has reported)",
-            registry=r,
         )
-        self.replication_queue = Gauge(
+        self.replication_queue = g(
             "dfs_replication_queue_size",
             "Replica writes waiting (0 with sync replication)",
-            registry=r,
         )
-        self.metadata_up = Gauge(
-            "dfs_metadata_up", "1 if the last scrape could read the metadata store", registry=r
+        self.metadata_up = g(
+            "dfs_metadata_up", "1 if the last scrape could read the metadata store"
         )
-        self.under_replicated.set(math.nan)
-        self.repair_queue.set(math.nan)
+        if first:  # NaN until one reports; a restarted worker must not set it back
+            self.under_replicated.set(math.nan)
+            self.repair_queue.set(math.nan)
 
     def refresh(self, stats: dict[str, object]) -> None:
         """Set the gauges from ``Coordinator.stats()``'s answer."""

@@ -307,9 +307,9 @@ async def healthz(request: web.Request) -> web.Response:
 # --- process lifecycle, shared by dfs-api and dfs-node -------------------------------------
 
 
-async def until_stopped() -> None:
-    """Wait for SIGTERM or SIGINT (systemd's stop, Ctrl-C)."""
-    stop = asyncio.Event()
+async def until_stopped(stop: asyncio.Event | None = None) -> None:
+    """Wait for SIGTERM or SIGINT (systemd's stop, Ctrl-C), or for ``stop`` to be set."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

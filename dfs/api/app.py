@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -157,7 +158,9 @@ class RunningApi:
         await self.meta.close()
 
 
-async def start_api(cfg: ApiConfig) -> RunningApi:
+async def start_api(cfg: ApiConfig, sock: socket.socket | None = None) -> RunningApi:
+    """Serve the API on ``cfg.host``/``cfg.port``, or on the listening ``sock`` it shares
+    with other worker processes (``dfs.api.workers``)."""
     if not cfg.cluster_secret:
         raise ConfigError("DFS_CLUSTER_SECRET", "", "required")
     if not cfg.api_secret:
@@ -168,7 +171,9 @@ async def start_api(cfg: ApiConfig) -> RunningApi:
     app = make_app(coordinator)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0, **runner_kwargs())
     await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port)
+    site: web.BaseSite = (
+        web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, cfg.host, cfg.port)
+    )
     await site.start()
     port = int(runner.addresses[0][1])
     repair, gc = app[REPAIR], app[GC]

@@ -8,11 +8,12 @@ import dataclasses
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dfs.api.app import start_api
+from dfs.api import workers
 from dfs.auth import hash_token, new_token
 from dfs.config import ApiConfig, load_api_config
 from dfs.meta.init_tables import init_tables_main
@@ -80,27 +81,61 @@ def ensure_api_secret(cfg: ApiConfig) -> ApiConfig:
     return dataclasses.replace(cfg, api_secret=secret.encode())
 
 
-async def serve(cfg: ApiConfig) -> None:
+async def serve(cfg: ApiConfig, argv: Sequence[str], sock: socket.socket | None) -> None:
+    """Serve until SIGTERM or SIGINT: alone, or as the first of ``cfg.workers`` processes
+    on the listening ``sock`` (``dfs.api.workers``), or as one the first started."""
+    from dfs.api.app import start_api  # after workers.prepare_metrics: imports prometheus
+
+    # a worker reads the secret and the token its first worker kept (or generated) there
     cfg, generated = ensure_admin_token(ensure_api_secret(cfg))
+    if workers.is_worker():
+        api = await start_api(cfg, workers.inherited_socket())
+        stop = asyncio.Event()
+        workers.watch_parent(stop)
+        await until_stopped(stop)
+        await api.stop()
+        return
     if generated:
         print(
             f"dfs-api: generated the admin token (shown once; kept in "
             f"{cfg.data_dir / ADMIN_TOKEN_FILE}, mode 0600): {generated}",
             flush=True,
         )
-    api = await start_api(cfg)
+    api = await start_api(cfg, sock)
+    others = workers.Workers(sock, cfg.workers - 1, argv) if sock is not None else None
+    if others is not None:
+        others.start()
     print(
         f"dfs-api listening on {api.url} meta={cfg.meta_url} "
-        f"replication_factor={cfg.replication_factor}",
+        f"replication_factor={cfg.replication_factor} workers={cfg.workers}",
         flush=True,
     )
     await until_stopped()
     logging.getLogger("dfs.api").info("stopping: draining in-flight requests")
+    if others is not None:
+        await others.stop()
     await api.stop()
+
+
+def run(args: Sequence[str]) -> None:
+    cfg = load(args)
+    if cfg.workers == 1 or workers.is_worker():
+        asyncio.run(serve(cfg, args, None))
+        return
+    with workers.listening_socket(cfg.host, cfg.port) as sock:
+        folder = workers.prepare_metrics(cfg.data_dir, sock)
+        try:
+            asyncio.run(serve(cfg, args, sock))
+        finally:
+            workers.remove_metrics(folder)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["init-tables"]:
         return init_tables_main(args[1:])
-    return run_service("dfs-api", lambda: asyncio.run(serve(load(args))))
+    return run_service("dfs-api", lambda: run(args))
+
+
+if __name__ == "__main__":  # the workers ``dfs.api.workers`` starts
+    sys.exit(main())

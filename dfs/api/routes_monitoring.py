@@ -19,6 +19,7 @@ import logging
 from aiohttp import web
 
 from dfs import protocol
+from dfs.api import workers
 from dfs.api.context import COORDINATOR, METRICS, REGISTRY
 from dfs.errors import DfsError, Forbidden
 from dfs.metrics import ApiMetrics
@@ -61,7 +62,7 @@ async def metrics(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> ApiMetrics:
     """Install the metrics middleware and the monitoring routes; returns the metrics (the
     repair pass reports its progress to them)."""
-    m = ApiMetrics()
+    m = ApiMetrics(first=not workers.is_worker())
     app[METRICS] = m
     install_metrics(app, m)
     app.router.add_get(protocol.HEALTHZ, healthz)

@@ -88,8 +88,10 @@ def test_api_values(tmp_path: Path) -> None:
             "REPLICATION_FACTOR": " 3 ",
             "REPLICATION_TIMEOUT": "2.5",
             "NODE_HEARTBEAT_TIMEOUT": "9",
+            "DFS_API_WORKERS": "4",
         }
     )
+    assert cfg.workers == 4
     assert (cfg.host, cfg.port, cfg.data_dir) == ("0.0.0.0", 0, tmp_path)
     assert cfg.meta_url == f"sqlite:///{tmp_path.resolve() / 'meta.db'}"
     assert (cfg.replication_factor, cfg.replication_timeout, cfg.heartbeat_timeout) == (3, 2.5, 9)
@@ -117,6 +119,9 @@ def test_blank_values_mean_default() -> None:
         ("REPLICATION_TIMEOUT", "nan"),
         ("REPLICATION_TIMEOUT", "inf"),
         ("NODE_HEARTBEAT_TIMEOUT", "0"),
+        ("DFS_API_WORKERS", "0"),
+        ("DFS_API_WORKERS", "65"),
+        ("DFS_API_WORKERS", "two"),
         ("DFS_META_URL", "mysql://db/x"),
         ("DFS_META_URL", "/var/lib/dfs/meta.db"),
     ],

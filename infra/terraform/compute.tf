@@ -73,6 +73,7 @@ resource "aws_launch_template" "api" {
       DFS_API_PORT           = tostring(var.api_port)
       DFS_REPLICATION_FACTOR = tostring(var.replication_factor)
       DFS_REPAIR_GRACE       = tostring(var.repair_grace_seconds)
+      DFS_API_WORKERS        = tostring(var.api_workers)
     })
   }))
 

@@ -64,6 +64,16 @@ variable "api_count" {
   }
 }
 
+variable "api_workers" {
+  description = "DFS_API_WORKERS of each API instance: dfs-api processes on its one port (each plans requests on one core; 1 to 64)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.api_workers >= 1 && var.api_workers <= 64 && floor(var.api_workers) == var.api_workers
+    error_message = "api_workers must be a whole number from 1 to 64."
+  }
+}
+
 variable "repair_grace_seconds" {
   description = "DFS_REPAIR_GRACE of the API: how long a down node's copies still count before repair copies its chunks elsewhere. Longer than a node's replacement (scripts/roll_nodes.sh waits at most this long for each node)."
   type        = number

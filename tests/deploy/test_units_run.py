@@ -196,6 +196,7 @@ def test_unit_command_lines_round_trip_a_file(
             "DFS_META_URL": meta_url,
             "REPLICATION_FACTOR": "2",
             "DFS_REPAIR_GRACE": "900",
+            "DFS_API_WORKERS": "2",  # as a host of two cores would run it
             "DFS_CLUSTER_SECRET": SECRET,
             "DFS_API_SECRET": API_SECRET,
             "DFS_ADMIN_TOKEN": ADMIN,

@@ -103,10 +103,6 @@ class Workers:
             self._started_at.append(time.monotonic())
         self._watch = asyncio.create_task(self._restart_exited())
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs]
-
     def _spawn(self) -> subprocess.Popen[bytes]:
         fd = self._sock.fileno()
         env = {

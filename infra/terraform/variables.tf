@@ -68,9 +68,10 @@ variable "api_workers" {
   description = "DFS_API_WORKERS of each API instance: dfs-api processes on its one port (each plans requests on one core; 1 to 64)."
   type        = number
   default     = 1
+
   validation {
     condition     = var.api_workers >= 1 && var.api_workers <= 64 && floor(var.api_workers) == var.api_workers
-    error_message = "api_workers must be a whole number from 1 to 64."
+    error_message = "api_workers must be an integer in [1, 64]."
   }
 }
 

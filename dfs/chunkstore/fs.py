@@ -12,7 +12,9 @@ On-disk layout under the node's data directory:
 A write goes to a temp file in the target directory, is fsync'd (and its pages are given back
 to the kernel: ``_drop_cached``), then moved over its final name with ``os.replace`` (atomic:
 a reader sees the old copy or the new one, never a part), and the directory is fsync'd before
-the write is acknowledged. Every read re-hashes the bytes.
+the write is acknowledged. The temp file gets a fast checksum of its bytes before its fsync
+(``dfs.chunkstore.file_sum``: an extended attribute), which is what a read checks; a file
+without one is re-hashed with SHA-256 instead, and ``scrub`` re-hashes every copy.
 Blocking file work runs in worker threads; hashing releases the GIL there.
 
 A put of a chunk already stored does exactly what a new write does, from the capacity check
@@ -45,7 +47,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dfs.chunkstore.base import Buffer, ChunkStore, read_prefix, verify_all_at_rate
+from dfs.chunkstore import file_sum
+from dfs.chunkstore.base import Buffer, ChunkStore, read_prefix, verify_at_rate
 from dfs.errors import (
     ChunkNotFound,
     DfsError,
@@ -124,6 +127,7 @@ class FsChunkStore:
         self._smallest_at_open: int | None = None  # size of the smallest chunk found by open
         self._reserved = 0  # bytes of puts in flight, so concurrent puts cannot overshoot
         self._lock = threading.Lock()  # counters change from worker threads
+        self._sums = True  # files get their checksum attribute (False: the disk takes none)
 
     def _account(self, size: int, count: int) -> None:
         with self._lock:
@@ -304,6 +308,8 @@ class FsChunkStore:
             fd = _create(tmp)
             try:
                 write_all(fd, parts)
+                if self._sums:
+                    self._sums = file_sum.keep(fd, file_sum.of(parts))
                 os.fsync(fd)
                 _drop_cached(fd)
             finally:
@@ -387,7 +393,10 @@ class FsChunkStore:
         """``get``, blocking (for callers already on a worker thread)."""
         return self._get(chunk_id)
 
-    def _get(self, chunk_id: ChunkId) -> bytes:
+    def _get(self, chunk_id: ChunkId, rehash: bool = False) -> bytes:
+        """The chunk's bytes, checked against the file's checksum (``file_sum``), or
+        re-hashed with SHA-256 when it has none, when it does not match, or when ``rehash``
+        (scrub); a copy that fails SHA-256 is quarantined."""
         path = self._path(chunk_id)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -395,13 +404,18 @@ class FsChunkStore:
             raise ChunkNotFound(f"chunk {chunk_id} is not on this node") from None
         try:
             st = os.fstat(fd)
-            inode = st.st_ino
             data = _read_whole(fd, st.st_size)
+            kept = file_sum.stored(fd) if self._sums else None
+            digest = file_sum.of([data]) if self._sums else b""
+            if kept == digest and not rehash:
+                return data
+            if sha256_hex(data) != chunk_id:
+                self._quarantine_copy(chunk_id, st.st_ino, len(data))
+                raise ChunkNotFound(f"chunk {chunk_id} failed verification and was quarantined")
+            if self._sums and kept != digest:  # verified: its checksum added or put right
+                self._sums = file_sum.keep(fd, digest)
         finally:
             os.close(fd)
-        if sha256_hex(data) != chunk_id:
-            self._quarantine_copy(chunk_id, inode, len(data))
-            raise ChunkNotFound(f"chunk {chunk_id} failed verification and was quarantined")
         return data
 
     def _quarantine_copy(self, chunk_id: ChunkId, inode: int, size: int) -> None:
@@ -432,10 +446,13 @@ class FsChunkStore:
 
         return await asyncio.to_thread(op)
 
+    async def _rehashed(self, chunk_id: ChunkId) -> bytes:
+        return await asyncio.to_thread(self._get, chunk_id, True)
+
     async def scrub(self, rate_bytes: float) -> tuple[int, int]:
         """Re-hash every stored copy, at most ``rate_bytes`` per second, quarantining bad
         ones; then re-count used bytes from disk. Returns (chunks checked, quarantined)."""
-        result = await verify_all_at_rate(self, rate_bytes)
+        result = await verify_at_rate(self.iter_ids(), self._rehashed, rate_bytes)
         await asyncio.to_thread(self._recount)
         return result
 

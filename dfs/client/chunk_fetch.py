@@ -5,7 +5,9 @@ chunk alone (``fetch``: its replicas hedged, then the API proxy, ``first_good``)
 small ones together (``fetch_run``: ``/get-chunks`` requests through ``BatchReader``, with
 the same fail-over, hedging and proxy last resort), so that a file of 100,000 tiny chunks
 pays a round trip per few hundred chunks, not per chunk. Every chunk's bytes are verified
-against its sha256 before they are returned.
+against its sha256 before they are returned, except a big chunk's with ``deferred``: a file
+downloaded into a temp file (``dfs.client.download``) checks those by its whole-file sha256
+before the file is named, and mends the chunks that were wrong (``dfs.client.part_mend``).
 """
 
 from __future__ import annotations
@@ -43,10 +45,15 @@ class ChunkFetcher:
     node costs each chunk at most one hedge delay, and later chunks none. A replica that
     fails or returns bad bytes is avoided (``failed``) and the next source is asked at once.
     Counts the sources that failed (``failovers``) and the hedges (``hedges``).
+
+    ``deferred``: ``fetch`` checks only the size of a big chunk's bytes, not their sha256,
+    which is then its caller's to check (a download into a temp file: the whole-file
+    sha256 covers every byte, then ``part_mend``). ``fetch_run`` always verifies.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, deferred: bool = False) -> None:
         self.conn = conn
+        self.deferred = deferred
         self.failovers = 0
         self.hedges = 0
         self._rate = float(EXPECTED_RATE)  # bytes/s of recent reads, smoothed
@@ -86,7 +93,8 @@ class ChunkFetcher:
             pieces = await get()
             size = sum(len(p) for p in pieces)
             if size != int(chunk["size"]) or (
-                await asyncio.to_thread(sha256_hex_parts, pieces) != chunk["sha256"]
+                not self.deferred
+                and await asyncio.to_thread(sha256_hex_parts, pieces) != chunk["sha256"]
             ):
                 log.warning("a source returned bad bytes for chunk %s", str(chunk["sha256"])[:12])
                 raise IntegrityError("bytes did not match the chunk's sha256")

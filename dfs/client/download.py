@@ -3,10 +3,14 @@
 One file (``DownloadPipeline.download_file``): fetch its chunks in parallel within a window
 of ``concurrency`` pieces, in order (``_pieces``: a run of consecutive chunks under
 ``RUN_CHUNK_MAX`` in one ``/get-chunks`` request, so that a file of 100,000 tiny chunks pays
-no round trip per chunk, or one bigger chunk alone; ``dfs.client.chunk_fetch``: each chunk's
-sha256 is verified, a replica that fails or returns bad bytes is skipped for the next one,
-then for the API proxy, and a slow one is hedged), write them into a temp file beside the
-target (``PartFile``: a run in one write), check the whole-file sha256, fsync and rename.
+no round trip per chunk, or one bigger chunk alone; ``dfs.client.chunk_fetch``: a replica
+that fails or returns bad bytes is skipped for the next one, then for the API proxy, and a
+slow one is hedged), write them into a temp file beside the target (``PartFile``: a run in
+one write), check the whole-file sha256, fsync and rename. Small chunks are verified as they
+arrive; a big chunk only by the whole-file sha256 (``deferred``), and when that does not
+match, the chunks that were wrong are found on disk and fetched again, verified
+(``dfs.client.part_mend``), before the file is named. To standard output every chunk is
+verified before it is written.
 Memory is bounded by ``concurrency`` pieces (runs of at most ``RUN_BYTES``).
 
 Many files (``download_files``): ``/download-plans`` for up to ``BATCH_FILES`` files per
@@ -49,6 +53,7 @@ from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_names import link_or_replace
 from dfs.client.file_writer import UMASK, GroupWriter, SmallFile
 from dfs.client.local_files import local_path
+from dfs.client.part_mend import mend
 from dfs.client.plans import PlanAhead
 from dfs.client.resume import DownloadSidecar, open_own
 from dfs.client.write_behind import WriteBehind
@@ -446,7 +451,10 @@ class DownloadPipeline:
         if await asyncio.to_thread(target.is_dir):
             target = local_path(target, str(plan["name"]))
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        fetcher = ChunkFetcher(self.conn)
+        # into a temp file, big chunks are checked by the whole-file sha256 (``part_mend``);
+        # to standard output each chunk is checked before it is written, as it cannot be undone
+        deferred = out != STDOUT
+        fetcher = ChunkFetcher(self.conn, deferred=deferred)
         part = StdoutPart() if out == STDOUT else PartFile(target, file_id, self.conn.resume)
         await part.open()
         try:
@@ -455,6 +463,10 @@ class DownloadPipeline:
             finally:
                 await part.settle()
             await part.fsync()
+            if deferred and part.whole.hexdigest() != plan["sha256"]:
+                mending = ChunkFetcher(self.conn)
+                part.whole = await mend(part.fd, plan["chunks"], mending, f"file {file_id}")
+                fetcher.failovers += mending.failovers
         except BaseException:
             part.abandon()
             raise

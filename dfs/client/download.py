@@ -82,11 +82,9 @@ RUN_CHUNK_MAX = 256 * 1024
 RUN_BYTES = 1024 * 1024
 """Bytes of one run at most (and BATCH_CHUNKS chunks): the window holds ``concurrency``."""
 SLOT_BYTES = 4 * 1024 * 1024
-"""A file's window holds ``concurrency`` pieces, and more (up to twice as many) while they
-add up to less than ``concurrency * SLOT_BYTES``: as much memory as ``concurrency`` of the
-largest chunks, but twice the reads in flight for chunks of the default average (a cold
-chunk file's read on the node is most of a chunk's trip; 16 in flight against 8 fetched a
-1 GiB file ~10% faster here, bench/README.md)."""
+"""A file's window holds ``concurrency`` pieces, up to twice as many while they add up to
+less than ``concurrency * SLOT_BYTES``: the memory of ``concurrency`` of the largest chunks,
+twice the reads in flight for average ones (~6% faster for 1 GiB: bench/README.md)."""
 Pieces = Sequence[bytes]
 """Bytes to write, as pieces end to end: a chunk as its body arrived, a run's chunks."""
 

@@ -44,11 +44,12 @@ def wrong_chunks(fd: int, chunks: Sequence[dict[str, Any]]) -> list[dict[str, An
     return bad
 
 
-def hash_file(fd: int) -> hashlib._Hash:
-    """The sha256 of the whole file at ``fd``, read from its start."""
+def hash_file(fd: int, size: int) -> hashlib._Hash:
+    """The sha256 of the first ``size`` bytes of the file at ``fd`` (cut to that size)."""
+    os.ftruncate(fd, size)
     h = hashlib.sha256()
     offset = 0
-    while block := os.pread(fd, READ_BLOCK, offset):
+    while offset < size and (block := os.pread(fd, min(READ_BLOCK, size - offset), offset)):
         h.update(block)
         offset += len(block)
     return h
@@ -64,5 +65,7 @@ async def mend(
     for chunk in bad:
         pieces = await fetcher.fetch(chunk)
         await asyncio.to_thread(pwrite_all, fd, pieces, int(chunk["offset"]))
+    size = max((int(c["offset"]) + int(c["size"]) for c in chunks), default=0)
+    whole = await asyncio.to_thread(hash_file, fd, size)
     await asyncio.to_thread(os.fsync, fd)
-    return await asyncio.to_thread(hash_file, fd)
+    return whole

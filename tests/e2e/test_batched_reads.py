@@ -26,6 +26,7 @@ from dfs.client import Client
 from dfs.client.local_files import LocalFile
 from dfs.localcluster import LocalCluster
 from tests.e2e.test_hung_node import stopped
+from tests.local_app import serving
 
 pytestmark = [
     pytest.mark.e2e,
@@ -117,15 +118,8 @@ async def corrupting_proxy(upstream: str, bad_chunk: str) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post(protocol.GET_CHUNKS, handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serving(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def _first_holder(plan: dict[str, Any]) -> tuple[str, str, str]:

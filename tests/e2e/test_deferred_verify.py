@@ -20,6 +20,7 @@ from dfs import protocol
 from dfs.client import Client
 from dfs.client.download import RUN_CHUNK_MAX, STDOUT
 from dfs.localcluster import LocalCluster
+from tests.local_app import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("meta_url", ["sqlite"], indirect=True)]
 
@@ -44,14 +45,8 @@ async def altering_proxy(upstream: str, bad_chunk: str) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get(protocol.GET_CHUNK, handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _names(folder: Path) -> list[str]:

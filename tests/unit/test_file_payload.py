@@ -18,13 +18,13 @@ from aiohttp import web
 from dfs.errors import IntegrityError
 from dfs.transport.http import FilePayload, FileSlice, _send_slice, _sendfile_now, request
 from tests.e2e.test_s3_tls import make_tls
+from tests.local_app import serving
 
 MIB = 1 << 20
 
 
-@pytest.fixture
-async def echo() -> AsyncIterator[str]:
-    """A real server on a free loopback port that answers each PUT with its body's sha256."""
+def _echo_app() -> web.Application:
+    """An application that answers each PUT with its body's size and sha256."""
 
     async def put(req: web.Request) -> web.Response:
         body = await req.read()
@@ -32,14 +32,14 @@ async def echo() -> AsyncIterator[str]:
 
     app = web.Application(client_max_size=8 * MIB)
     app.router.add_put("/", put)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    finally:
-        await runner.cleanup()
+    return app
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[str]:
+    """A real server on a free loopback port that answers each PUT with its body's sha256."""
+    async with serving(_echo_app()) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture
@@ -131,30 +131,20 @@ async def test_slices_arrive_exactly_over_tls(
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
 
-    async def put(req: web.Request) -> web.Response:
-        body = await req.read()
-        return web.json_response({"size": len(body), "sha256": hashlib.sha256(body).hexdigest()})
-
-    app = web.Application(client_max_size=8 * MIB)
-    app.router.add_put("/", put)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
-    await site.start()
     path, data = data_file
     fd = os.open(path, os.O_RDONLY)
     try:
-        url = f"https://127.0.0.1:{runner.addresses[0][1]}/"
-        connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=ca))
-        async with aiohttp.ClientSession(connector=connector) as session:
-            parts = [b"head", FileSlice(fd, 3, 2 * MIB)]
-            async with request(session, "PUT", url, data=FilePayload(parts)) as resp:
-                got = await resp.json()
+        async with serving(_echo_app(), server_ctx) as port:
+            url = f"https://127.0.0.1:{port}/"
+            connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=ca))
+            async with aiohttp.ClientSession(connector=connector) as session:
+                parts = [b"head", FileSlice(fd, 3, 2 * MIB)]
+                async with request(session, "PUT", url, data=FilePayload(parts)) as resp:
+                    got = await resp.json()
         want = b"head" + data[3 : 3 + 2 * MIB]
         assert got == {"size": len(want), "sha256": hashlib.sha256(want).hexdigest()}
     finally:
         os.close(fd)
-        await runner.cleanup()
 
 
 async def test_a_slice_the_socket_takes_in_part_is_sent_whole(

@@ -90,6 +90,8 @@ async def serve(cfg: ApiConfig, argv: Sequence[str], sock: socket.socket | None)
     cfg, generated = ensure_admin_token(ensure_api_secret(cfg))
     if workers.is_worker():
         api = await start_api(cfg, workers.inherited_socket())
+        # the first worker's log then says when each worker it started takes connections
+        print(f"dfs-api worker {os.getpid()} serving on {api.url}", flush=True)
         stop = asyncio.Event()
         workers.watch_parent(stop)
         await until_stopped(stop)

@@ -36,6 +36,14 @@ def workers_of(pid: int) -> list[int]:
         return []
 
 
+def serving(log: Path, pid: int) -> int:
+    """``pid`` once the first worker's log says that worker takes connections (a worker just
+    started is still importing: a request while every other worker is stopped would wait)."""
+    line = f"dfs-api worker {pid} serving on "
+    wait_for(lambda: line in log.read_text(errors="replace"), DEADLINE, f"worker {pid} to serve")
+    return pid
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -93,6 +101,7 @@ def test_workers_share_the_port_and_metrics_sum_them(
     c = workers_cluster
     first = c.api.popen.pid
     [second] = wait_for(lambda: workers_of(first) or None, DEADLINE, "the second worker")
+    serving(c.api.log, second)
     # a tree of small files round-trips (plans two at a time: both workers plan)
     src = tmp_path / "src"
     for i in range(60):
@@ -123,6 +132,7 @@ def test_a_killed_worker_is_replaced_and_workers_end_with_the_first(
     [third] = wait_for(
         lambda: [p for p in workers_of(first) if p != second] or None, DEADLINE, "a new worker"
     )
+    serving(c.api.log, third)
     assert answered_by(third, c, 2) >= 2  # the new worker serves the port
     # SIGTERM to the first: every worker drains and exits, the metric files go
     c.api.signal(signal.SIGTERM)
@@ -166,6 +176,7 @@ def test_workers_take_the_token_and_secret_the_first_generated(tmp_path: Path) -
         token = re.search(r"admin token .*: (\S+)", log.read_text())
         assert token is not None
         [second] = wait_for(lambda: workers_of(proc.pid) or None, DEADLINE, "the second worker")
+        serving(log, second)
         for answering, other in ((proc.pid, second), (second, proc.pid)):
             os.kill(other, signal.SIGSTOP)
             try:

@@ -234,6 +234,15 @@ class Unavailable(DfsError, ConnectionError):
         self.overtaken_by = overtaken_by
 
 
+class Unreachable(Unavailable):
+    """No answer came: the connection was refused, or it broke before the whole answer
+    arrived (no HTTP status to go by). The request may or may not have been carried out, so
+    only a request that may be repeated is sent again on it (``dfs.transport.api_client``).
+    Client-side only: never on the wire (a peer's ``unavailable`` body is ``Unavailable``)."""
+
+    code = "unreachable"
+
+
 _ALL: tuple[type[DfsError], ...] = (
     DfsError,
     InvalidRequest,

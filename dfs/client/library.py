@@ -74,10 +74,17 @@ class Client(SyncMethods):
         # nodes that just failed this client, and what its transfers did: across calls
         self.avoid = AvoidList()
         self.transfer_stats = TransferStats()
+        self._api: ApiClient | None = None
+        self._api_session: aiohttp.ClientSession | None = None
 
     @property
     def api(self) -> ApiClient:
-        return ApiClient(self._require_session(), self.api_url, self.token)
+        """The API client of this session: one, so what it learns (that the API answered,
+        ``dfs.transport.api_client``) holds for every call of the run."""
+        session = self._require_session()
+        if self._api is None or self._api_session is not session:
+            self._api, self._api_session = ApiClient(session, self.api_url, self.token), session
+        return self._api
 
     @property
     def nodes(self) -> NodeClient:

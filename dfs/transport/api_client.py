@@ -2,10 +2,21 @@
 
 Thin: it sends JSON with the caller's bearer token and returns JSON (errors come back as the
 DfsError the server raised). Must not import click, boto3 or ``aiohttp.web``.
+
+**Riding out an API restart.** A transfer of thousands of files makes hundreds of API calls;
+an API process restarting (a deploy, a crash, one of several behind a load balancer being
+replaced) must cost it a pause, not the whole run. So a request that got no answer at all
+(``Unreachable``: refused, or the connection broke) is sent again, with backoff, for up to
+``RETRY_SECONDS``, when it may be repeated: reads, finalizes (a committed file is answered as
+it is), plan requests (a plan whose answer was lost is an abandoned upload, collected like any
+other). Not deletes, nor what mints or revokes credentials (``retry=False``), nor a node's
+heartbeat (it carries a sequence number the API accepts once). And only once the API has
+answered this client: a wrong URL or an API that is not running fails at once, as before.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -13,7 +24,13 @@ from urllib.parse import quote
 import aiohttp
 
 from dfs import protocol
+from dfs.errors import Unreachable
 from dfs.transport.http import ChunkPayload, request, request_json
+
+log = logging.getLogger("dfs.client")
+
+RETRY_SECONDS = 60.0
+"""How long a request the API did not answer is sent again (see the module docstring)."""
 
 
 def _exclude(body: dict[str, Any], nodes: Collection[str]) -> None:
@@ -30,20 +47,58 @@ class ApiClient:
         self._session = session
         self.base_url = base_url.rstrip("/")
         self._headers = {protocol.AUTHORIZATION: f"Bearer {token}"} if token else {}
+        self._answered = False  # the API has answered this client once: retry what it drops
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
     async def _json(
-        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        *,
+        retry: bool = True,
+        **kwargs: Any,
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await request_json(
-            self._session,
-            method,
-            self._url(path),
-            headers={**self._headers, **(headers or {})},
-            **kwargs,
+        """One API request, sent again while it gets no answer when ``retry`` and the API
+        has answered before (the module docstring)."""
+        url, sent = self._url(path), {**self._headers, **(headers or {})}
+        try:
+            result: dict[str, Any] = await request_json(
+                self._session, method, url, headers=sent, **kwargs
+            )
+        except Unreachable as exc:
+            if not (retry and self._answered):
+                raise
+            log.warning("the API did not answer (%s); trying again", exc.message)
+            result = await self._again(method, url, sent, kwargs)
+        self._answered = True
+        return result
+
+    async def _again(
+        self, method: str, url: str, headers: dict[str, str], kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``_json``'s retries: with backoff, for up to RETRY_SECONDS."""
+        from tenacity import (  # imported only when an API call went unanswered
+            AsyncRetrying,
+            retry_if_exception_type,
+            stop_after_delay,
+            wait_exponential_jitter,
         )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(RETRY_SECONDS),
+            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            retry=retry_if_exception_type(Unreachable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                result: dict[str, Any] = await request_json(
+                    self._session, method, url, headers=headers, **kwargs
+                )
+        log.warning("the API answers again")
         return result
 
     async def init_upload(
@@ -213,7 +268,7 @@ class ApiClient:
         return await self._json("GET", protocol.DOWNLOAD_PLAN, params={"file_id": file_id})
 
     async def delete_file(self, file_id: str) -> dict[str, Any]:
-        return await self._json("DELETE", protocol.FILE.format(file_id=file_id))
+        return await self._json("DELETE", protocol.FILE.format(file_id=file_id), retry=False)
 
     async def list_files(
         self, *, limit: int = 100, after: str | None = None, prefix: str = ""
@@ -252,14 +307,16 @@ class ApiClient:
         return await self._json("GET", protocol.NODES)
 
     async def create_tenant(self, tenant: str) -> dict[str, Any]:
-        return await self._json("POST", protocol.ADMIN_TENANTS, json={"tenant": tenant})
+        return await self._json(
+            "POST", protocol.ADMIN_TENANTS, json={"tenant": tenant}, retry=False
+        )
 
     async def list_tenants(self) -> dict[str, Any]:
         return await self._json("GET", protocol.ADMIN_TENANTS)
 
     async def create_token(self, tenant: str, role: str, label: str = "") -> dict[str, Any]:
         body = {"tenant": tenant, "role": role, "label": label}
-        return await self._json("POST", protocol.ADMIN_TOKENS, json=body)
+        return await self._json("POST", protocol.ADMIN_TOKENS, json=body, retry=False)
 
     async def list_tokens(self, tenant: str | None = None) -> dict[str, Any]:
         params = {"tenant": tenant} if tenant else None
@@ -267,11 +324,11 @@ class ApiClient:
 
     async def revoke_token(self, token_id: str) -> dict[str, Any]:
         path = protocol.ADMIN_TOKEN.format(token_id=quote(token_id, safe=""))
-        return await self._json("DELETE", path)
+        return await self._json("DELETE", path, retry=False)
 
     async def create_access_key(self, label: str = "", tenant: str | None = None) -> dict[str, Any]:
         body = {"label": label, **({"tenant": tenant} if tenant else {})}
-        return await self._json("POST", protocol.ACCESS_KEYS, json=body)
+        return await self._json("POST", protocol.ACCESS_KEYS, json=body, retry=False)
 
     async def list_access_keys(self, tenant: str | None = None) -> dict[str, Any]:
         params = {"tenant": tenant} if tenant else None
@@ -279,20 +336,19 @@ class ApiClient:
 
     async def revoke_access_key(self, access_key_id: str) -> dict[str, Any]:
         path = protocol.ACCESS_KEY.format(access_key_id=quote(access_key_id, safe=""))
-        return await self._json("DELETE", path)
+        return await self._json("DELETE", path, retry=False)
 
     async def drain(self, node_id: str, method: str = "GET") -> dict[str, Any]:
         """A node drain: POST starts it, GET reports it, DELETE cancels it."""
         path = protocol.ADMIN_NODE_DRAIN.format(node_id=quote(node_id, safe=""))
-        return await self._json(method, path)
+        return await self._json(method, path, retry=method == "GET")
 
     async def whoami(self) -> dict[str, Any]:
         return await self._json("GET", protocol.WHOAMI)
 
     async def heartbeat(self, node: dict[str, Any], *, cap: str) -> None:
-        await self._json(
-            "POST", protocol.NODE_HEARTBEAT, json=node, headers={protocol.CAPABILITY: cap}
-        )
+        headers = {protocol.CAPABILITY: cap}
+        await self._json("POST", protocol.NODE_HEARTBEAT, json=node, headers=headers, retry=False)
 
     async def deregister(self, node_id: str, *, cap: str, boot: int, seq: int) -> None:
         await self._json(
@@ -300,4 +356,5 @@ class ApiClient:
             protocol.NODE_DEREGISTER,
             json={"node_id": node_id, "boot": boot, "seq": seq},
             headers={protocol.CAPABILITY: cap},
+            retry=False,
         )

@@ -1,7 +1,8 @@
 """HTTP plumbing shared by ``ApiClient`` and ``NodeClient``: sessions, timeouts, error mapping.
 
 A server's JSON error body becomes the same ``DfsError`` class here that the server raised;
-connection failures become ``Unavailable``. aiohttp client exceptions are translated here and
+connection failures become ``Unavailable`` (``Unreachable`` when no answer came at all, not
+even a slow one). aiohttp client exceptions are translated here and
 nowhere else. Must not import ``aiohttp.web``.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from dfs.errors import DfsError, IntegrityError, Unavailable, from_body
+from dfs.errors import DfsError, IntegrityError, Unavailable, Unreachable, from_body
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0
@@ -140,11 +141,14 @@ async def request(
                 raise await error_from_response(resp)
             yield resp
     except aiohttp.ClientPayloadError as exc:
-        raise Unavailable(f"{method} {url}: response cut short: {exc}") from None
+        raise Unreachable(f"{method} {url}: response cut short: {exc}") from None
     except (aiohttp.ClientConnectionError, TimeoutError) as exc:
         if isinstance(exc.__cause__, DfsError):  # the body's own error (``FilePayload``)
             raise exc.__cause__ from None
-        raise Unavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+        what = f"{method} {url}: {type(exc).__name__}: {exc}"
+        if isinstance(exc, TimeoutError):  # an answer too slow to wait for: not unreachable
+            raise Unavailable(what) from None
+        raise Unreachable(what) from None
 
 
 async def request_json(session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:

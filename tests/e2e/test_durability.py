@@ -220,7 +220,7 @@ def _upload_with_fault(
     c: LocalCluster, rng: random.Random, path: Path, fault: str
 ) -> tuple[int, str]:
     """Upload ``path`` with the CLI while ``fault`` strikes once the upload is under way
-    (kill -9 a node, or the API); returns (exit code, stdout)."""
+    (kill -9 a node, or the API, then started again); returns (exit code, stdout)."""
     proc = subprocess.Popen(
         [console_script("dfs-client"), "upload", "--chunk-size", str(MIB), c.api_url, str(path)],
         stdout=subprocess.PIPE,
@@ -235,8 +235,9 @@ def _upload_with_fault(
         if fault == "node":
             c.node(rng.randint(1, c.nodes)).kill()
         elif fault == "api":
-            assert c.api is not None
-            c.api.kill()
+            # killed and started again: the upload rides it out (dfs.transport.api_client)
+            # unless it was still waiting for its first answer, and then it is re-run below
+            restart_api(c)
         out, _err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -35,6 +35,7 @@ from dfs.errors import (
     ReplicationError,
     RequestTimeout,
     Unavailable,
+    Unreachable,
     UnsupportedMediaType,
     UploadNotFound,
     from_body,
@@ -97,7 +98,8 @@ def all_subclasses(cls: type[DfsError]) -> set[type[DfsError]]:
 
 
 def test_the_lists_here_cover_the_whole_tree() -> None:
-    assert all_subclasses(DfsError) == {*WIRE_CLASSES, ConfigError}
+    # client-side only: a configuration error, and a request no answer came for
+    assert all_subclasses(DfsError) == {*WIRE_CLASSES, ConfigError, Unreachable}
     assert set(errors.BY_CODE.values()) == set(WIRE_CLASSES)
 
 
@@ -214,6 +216,7 @@ def test_exit_codes_by_family() -> None:
         for cls in family:
             assert cls.exit_code == code, cls
     assert ConfigError.exit_code == 78  # EX_CONFIG, for the servers; not a client family
+    assert Unreachable.exit_code == Unavailable.exit_code  # the family of what it refines
     assert 78 not in EXIT_FAMILIES
 
 

@@ -20,7 +20,7 @@ from dfs import protocol
 from dfs.client.remote_names import is_file_id as is_file_id
 from dfs.client.remote_names import is_remote as is_remote
 from dfs.client.remote_names import parse_remote as parse_remote
-from dfs.transport.http import request_json
+from dfs.transport.api_client import ApiClient
 
 _DOTS = frozenset({".", ".."})
 
@@ -57,11 +57,15 @@ class NamespaceMethods:
     def _auth(self) -> dict[str, str]:
         return {protocol.AUTHORIZATION: f"Bearer {self.token}"} if self.token else {}
 
+    @property
+    def api(self) -> ApiClient:
+        raise NotImplementedError
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        url = f"{self.api_url.rstrip('/')}{path}"
-        return await request_json(
-            self._require_session(), method, url, headers=self._auth(), **kwargs
-        )
+        """One namespace call; a read is sent again while the API gives no answer, as the
+        transfers' calls are (``dfs.transport.api_client``); a change is not: putting a key
+        twice would make two versions of it."""
+        return await self.api.call(method, path, retry=method == "GET", **kwargs)
 
     # --- buckets ----------------------------------------------------------------------------
 

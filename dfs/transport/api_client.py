@@ -52,6 +52,11 @@ class ApiClient:
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
+    async def call(self, method: str, path: str, *, retry: bool, **kwargs: Any) -> Any:
+        """A request to a route this class has no method for (the namespace's); its JSON
+        answer. ``retry``: as ``_json``'s."""
+        return await self._json(method, path, retry=retry, **kwargs)
+
     async def _json(
         self,
         method: str,
@@ -89,7 +94,7 @@ class ApiClient:
 
         retrying = AsyncRetrying(
             stop=stop_after_delay(RETRY_SECONDS),
-            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
             retry=retry_if_exception_type(Unreachable),
             reraise=True,
         )

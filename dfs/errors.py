@@ -238,9 +238,8 @@ class Unreachable(Unavailable):
     """No answer came: the connection was refused, or it broke before the whole answer
     arrived (no HTTP status to go by). The request may or may not have been carried out, so
     only a request that may be repeated is sent again on it (``dfs.transport.api_client``).
-    Client-side only: never on the wire (a peer's ``unavailable`` body is ``Unavailable``)."""
-
-    code = "unreachable"
+    On the wire (a server that could not reach its peer answers it) it is ``unavailable``:
+    its code is its parent's, and a body read back is an ``Unavailable``."""
 
 
 _ALL: tuple[type[DfsError], ...] = (

@@ -2,8 +2,8 @@
 
 A server's JSON error body becomes the same ``DfsError`` class here that the server raised;
 connection failures become ``Unavailable`` (``Unreachable`` when no answer came at all, not
-even a slow one). aiohttp client exceptions are translated here and
-nowhere else. Must not import ``aiohttp.web``.
+even a slow one). aiohttp client exceptions are translated here and nowhere else. Must not
+import ``aiohttp.web``.
 """
 
 from __future__ import annotations

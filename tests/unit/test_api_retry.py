@@ -7,7 +7,8 @@ connection without an answer); the real API restarting under a CLI run is
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -48,11 +49,21 @@ def short_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api_client, "RETRY_SECONDS", 2.0)
 
 
-async def test_a_dropped_read_is_sent_again_once_the_api_has_answered() -> None:
-    api = FlakyApi()
+@contextlib.asynccontextmanager
+async def client_of(api: FlakyApi, answered: bool = True) -> AsyncIterator[ApiClient]:
+    """An ``ApiClient`` of ``api``, which has answered it once when ``answered``; from then
+    on ``api`` drops every request."""
     async with serving(api.app) as port, aiohttp.ClientSession() as session:
         client = ApiClient(session, f"http://127.0.0.1:{port}", "t")
-        await client.whoami()
+        if answered:
+            await client.whoami()
+        api.drop = 10_000
+        yield client
+
+
+async def test_a_dropped_read_is_sent_again_once_the_api_has_answered() -> None:
+    api = FlakyApi()
+    async with client_of(api) as client:
         api.drop = 2
         assert await client.download_plans(["a"]) == []  # answered, after two drops
         assert api.seen == ["GET /whoami", *["POST /download-plans"] * 3]
@@ -60,9 +71,7 @@ async def test_a_dropped_read_is_sent_again_once_the_api_has_answered() -> None:
 
 async def test_before_any_answer_a_dropped_request_fails_at_once() -> None:
     api = FlakyApi()
-    api.drop = 10_000
-    async with serving(api.app) as port, aiohttp.ClientSession() as session:
-        client = ApiClient(session, f"http://127.0.0.1:{port}", "t")
+    async with client_of(api, answered=False) as client:
         with pytest.raises(Unreachable):
             await client.whoami()
         assert len(api.seen) <= AIOHTTP_TRIES
@@ -80,10 +89,7 @@ ONCE: dict[str, Callable[[ApiClient], Awaitable[object]]] = {
 @pytest.mark.parametrize("call", ONCE)
 async def test_what_may_not_be_repeated_is_sent_once(call: str) -> None:
     api = FlakyApi()
-    async with serving(api.app) as port, aiohttp.ClientSession() as session:
-        client = ApiClient(session, f"http://127.0.0.1:{port}", "t")
-        await client.whoami()
-        api.drop = 10_000
+    async with client_of(api) as client:
         with pytest.raises(Unreachable):
             await ONCE[call](client)
         assert len(api.seen) - 1 <= AIOHTTP_TRIES  # whoami, then no retry of ours
@@ -91,10 +97,7 @@ async def test_what_may_not_be_repeated_is_sent_once(call: str) -> None:
 
 async def test_retries_end_after_retry_seconds_with_the_error() -> None:
     api = FlakyApi()
-    async with serving(api.app) as port, aiohttp.ClientSession() as session:
-        client = ApiClient(session, f"http://127.0.0.1:{port}", "t")
-        await client.whoami()
-        api.drop = 10_000
+    async with client_of(api) as client:
         with pytest.raises(Unreachable):
             await client.list_files()
         assert len(api.seen) - 1 > AIOHTTP_TRIES  # sent again by us, then given up on

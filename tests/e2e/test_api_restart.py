@@ -128,6 +128,23 @@ def test_upload_and_download_ride_out_an_api_restart(
         assert filecmp.cmp(src / p, out / "t" / p, shallow=False), p
 
 
+def test_a_namespace_download_rides_out_an_api_restart(
+    sqlite_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """``bucket/prefix/`` to a folder: the keys are listed and the files planned through
+    the namespace's reads, which are sent again as the transfers' are."""
+    c = sqlite_cluster
+    src = tmp_path / "src"
+    rel = write_tree(src)
+    run_cli("mb", c.api_url, "restarts/")
+    run_cli("upload", "--quiet", c.api_url, str(src), "restarts/t/")
+    out = tmp_path / "out"
+    download = ["download", "--quiet", c.api_url, "restarts/t/", str(out)]
+    run_through_restart(c, download, out.exists, tmp_path / "down.err")
+    for p in rel:
+        assert filecmp.cmp(src / p, out / p, shallow=False), p
+
+
 def test_a_client_that_never_reached_the_api_fails_at_once() -> None:
     with socket.socket() as closed:  # bound, never listening: connections are refused
         closed.bind(("127.0.0.1", 0))

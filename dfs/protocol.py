@@ -173,6 +173,13 @@ MAX_EXCLUDE_NODES: Final = 64
 """Node ids in one ``/resume-upload`` ``exclude_nodes`` list (a client's failed nodes)."""
 
 
+API_RETRY_SECONDS: Final = 60.0
+"""Seconds a client keeps sending a request the API did not answer, once the API has answered
+it (``dfs.transport.api_client``): an API restart is a pause, not a failure."""
+API_RETRY_SECONDS_MAX: Final = 3600.0
+"""The longest such window a client may ask for (``DFS_API_RETRY_SECONDS``)."""
+
+
 # --- deadlines of chunk transfers ----------------------------------------------------------
 CHUNK_DEADLINE_FLOOR: Final = 10.0
 """Seconds any one request to a node may take whatever its size (connect, headers, fsync)."""

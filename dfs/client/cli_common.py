@@ -14,7 +14,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -25,7 +25,7 @@ from dfs.client.cli_main import import_quietly
 from dfs.client.cli_output import printable
 from dfs.client.profiles import Target
 from dfs.errors import DfsError
-from dfs.protocol import DEFAULT_CONCURRENCY
+from dfs.protocol import API_RETRY_SECONDS_MAX, DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     from dfs.client.library import Client
@@ -150,13 +150,34 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+RETRY_ENV = "DFS_API_RETRY_SECONDS"
+"""How long a run keeps sending a request the API did not answer (``dfs.transport.api_client``;
+default ``API_RETRY_SECONDS``, 0 for never)."""
+
+
+def api_retry_seconds(env: Mapping[str, str]) -> float | None:
+    """``RETRY_ENV`` as seconds (None when unset); a value that is not one exits 2."""
+    text = env.get(RETRY_ENV)
+    if text is None or not text.strip():
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= API_RETRY_SECONDS_MAX:  # also refuses nan
+        most = f"{API_RETRY_SECONDS_MAX:.0f}"
+        fail(f"{RETRY_ENV} must be a number of seconds from 0 to {most}, not {text!r}", 2)
+    return seconds
+
+
 def make_client(target: Target, **kwargs: Any) -> Client:
     # the library (aiohttp: most of a start's CPU) only for a command that sends requests:
     # --help, config and shell completion import no command's client
+    retry = api_retry_seconds(os.environ)
     import_quietly("dfs.client.library")
     from dfs.client.library import Client
 
-    return Client(target.url, token=target.token, **kwargs)
+    return Client(target.url, token=target.token, api_retry_seconds=retry, **kwargs)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

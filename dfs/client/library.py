@@ -54,13 +54,20 @@ class Client(SyncMethods):
         file_cache: bool = True,
         session: aiohttp.ClientSession | None = None,
         deadline: protocol.TransferDeadline | None = None,
+        api_retry_seconds: float | None = None,
     ) -> None:
         """``deadline``: how long one chunk request to a node may take for its bytes
         (default ``protocol.CHUNK_DEADLINE_FLOOR`` + size / ``CHUNK_MIN_RATE``).
         ``file_cache``: uploads of many files skip reading those listed unchanged since they
-        were last stored to the same place (``dfs.client.file_cache``)."""
+        were last stored to the same place (``dfs.client.file_cache``).
+        ``api_retry_seconds``: how long a request the API did not answer is sent again
+        (``dfs.transport.api_client``; default 60, 0 for never)."""
         if concurrency < 1:
             raise InvalidRequest("concurrency must be >= 1")
+        most = protocol.API_RETRY_SECONDS_MAX
+        if api_retry_seconds is not None and not 0 <= api_retry_seconds <= most:
+            raise InvalidRequest(f"api_retry_seconds must be from 0 to {most:.0f}")
+        self.api_retry_seconds = api_retry_seconds
         self.api_url = api_url
         self.token = token
         self.concurrency = concurrency
@@ -83,7 +90,8 @@ class Client(SyncMethods):
         ``dfs.transport.api_client``) holds for every call of the run."""
         session = self._require_session()
         if self._api is None or self._api_session is not session:
-            self._api, self._api_session = ApiClient(session, self.api_url, self.token), session
+            api = ApiClient(session, self.api_url, self.token, retry_seconds=self.api_retry_seconds)
+            self._api, self._api_session = api, session
         return self._api
 
     @property

@@ -29,8 +29,9 @@ from dfs.transport.http import ChunkPayload, request, request_json
 
 log = logging.getLogger("dfs.client")
 
-RETRY_SECONDS = 60.0
-"""How long a request the API did not answer is sent again (see the module docstring)."""
+RETRY_SECONDS = protocol.API_RETRY_SECONDS
+"""How long a request the API did not answer is sent again by default (the module docstring;
+``dfs-client`` takes another from ``DFS_API_RETRY_SECONDS``, 0 for none)."""
 
 
 def _exclude(body: dict[str, Any], nodes: Collection[str]) -> None:
@@ -42,9 +43,17 @@ def _exclude(body: dict[str, Any], nodes: Collection[str]) -> None:
 
 class ApiClient:
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, token: str | None = None
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str | None = None,
+        *,
+        retry_seconds: float | None = None,
     ) -> None:
+        """``retry_seconds``: how long an unanswered request is sent again (default
+        ``RETRY_SECONDS``; 0: never)."""
         self._session = session
+        self._retry_seconds = RETRY_SECONDS if retry_seconds is None else retry_seconds
         self.base_url = base_url.rstrip("/")
         self._headers = {protocol.AUTHORIZATION: f"Bearer {token}"} if token else {}
         self._answered = False  # the API has answered this client once: retry what it drops
@@ -74,7 +83,7 @@ class ApiClient:
                 self._session, method, url, headers=sent, **kwargs
             )
         except Unreachable as exc:
-            if not (retry and self._answered):
+            if not (retry and self._answered and self._retry_seconds > 0):
                 raise
             log.warning("the API did not answer (%s); trying again", exc.message)
             result = await self._again(method, url, sent, kwargs)
@@ -84,7 +93,7 @@ class ApiClient:
     async def _again(
         self, method: str, url: str, headers: dict[str, str], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        """``_json``'s retries: with backoff, for up to RETRY_SECONDS."""
+        """``_json``'s retries: with backoff, for up to ``retry_seconds``."""
         from tenacity import (  # imported only when an API call went unanswered
             AsyncRetrying,
             retry_if_exception_type,
@@ -93,7 +102,7 @@ class ApiClient:
         )
 
         retrying = AsyncRetrying(
-            stop=stop_after_delay(RETRY_SECONDS),
+            stop=stop_after_delay(self._retry_seconds),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
             retry=retry_if_exception_type(Unreachable),
             reraise=True,

@@ -153,3 +153,9 @@ def test_a_client_that_never_reached_the_api_fails_at_once() -> None:
     assert proc.returncode == 7, proc.stderr
     assert "ClientConnectorError" in proc.stderr  # the cause, told plainly
     assert TRIES not in proc.stderr  # no retries: a wrong URL is told at once
+
+
+def test_a_retry_window_that_is_not_one_is_refused() -> None:
+    proc = run_cli("ls", "http://127.0.0.1:1", check=False, env={"DFS_API_RETRY_SECONDS": "1h"})
+    assert proc.returncode == 2, proc.stderr
+    assert "DFS_API_RETRY_SECONDS must be a number of seconds" in proc.stderr

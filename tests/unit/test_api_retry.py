@@ -14,7 +14,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from dfs.errors import Unreachable
+from dfs.client.cli_common import RETRY_ENV, api_retry_seconds
+from dfs.client.library import Client
+from dfs.errors import InvalidRequest, Unreachable
 from dfs.transport import api_client
 from dfs.transport.api_client import ApiClient
 from tests.local_app import serving
@@ -101,3 +103,36 @@ async def test_retries_end_after_retry_seconds_with_the_error() -> None:
         with pytest.raises(Unreachable):
             await client.list_files()
         assert len(api.seen) - 1 > AIOHTTP_TRIES  # sent again by us, then given up on
+
+
+async def test_a_retry_window_of_zero_sends_nothing_again() -> None:
+    """Through the library, as ``dfs-client`` builds it from DFS_API_RETRY_SECONDS=0."""
+    api = FlakyApi()
+    async with serving(api.app) as port:
+        async with Client(f"http://127.0.0.1:{port}", token="t", api_retry_seconds=0) as c:
+            await c.api.whoami()
+            api.drop = 10_000
+            with pytest.raises(Unreachable):
+                await c.api.download_plans(["a"])
+        assert api.seen == ["GET /whoami", "POST /download-plans"]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", None), ("0", 0.0), (" 300 ", 300.0)])
+def test_the_retry_window_from_the_environment(text: str, seconds: float | None) -> None:
+    assert api_retry_seconds({RETRY_ENV: text}) == seconds
+    assert api_retry_seconds({}) is None
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "nan", "3601", "inf"])
+def test_a_retry_window_that_is_not_one_exits_2(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        api_retry_seconds({RETRY_ENV: text})
+    assert exit_.value.code == 2
+    assert f"{RETRY_ENV} must be a number of seconds from 0 to 3600" in capsys.readouterr().err
+
+
+def test_the_library_refuses_a_retry_window_out_of_bounds() -> None:
+    with pytest.raises(InvalidRequest):
+        Client("http://127.0.0.1:1", api_retry_seconds=-1)

@@ -24,9 +24,10 @@ from typing import Any
 import boto3
 import pytest
 
-from dfs.localcluster import console_script, free_port
+from dfs.localcluster import console_script
 from tests.conftest import DYNAMODB_ENV, random_bytes
 from tests.deploy.conftest import SCRIPTS, SYSTEMD, unit_file
+from tests.e2e.conftest import quiet_ports
 
 pytestmark = [pytest.mark.deploy, pytest.mark.e2e]
 
@@ -124,10 +125,10 @@ def gateway_round_trip(
     meta_url: str,
     api_url: str,
     moto_endpoint: str,
+    port: int,
 ) -> None:
-    """dfs-s3 from its unit's command line and bootstrap_s3.sh's env file: /readyz, then an
-    object in and out with boto3 under an access key the API made."""
-    port = free_port()
+    """dfs-s3 from its unit's command line and bootstrap_s3.sh's env file (on ``port``):
+    /readyz, then an object in and out with boto3 under an access key the API made."""
     env = unit_env(
         {
             "DFS_DATA_DIR": str(tmp_path / "s3"),
@@ -186,7 +187,9 @@ def test_unit_command_lines_round_trip_a_file(
 ) -> None:
     prefix = f"units{uuid.uuid4().hex[:8]}-"
     meta_url = f"dynamodb://?table_prefix={prefix}"  # as the bootstrap scripts write it
-    api_port = free_port()
+    # told their ports before they bind them: below the ephemeral range, where no outgoing
+    # connection of another test can take one meanwhile
+    api_port, *node_ports, s3_port = quiet_ports(4)
     api_env = unit_env(
         {
             "DFS_DATA_DIR": str(tmp_path / "api"),
@@ -227,7 +230,7 @@ def test_unit_command_lines_round_trip_a_file(
     api_url = f"http://127.0.0.1:{api_port}"
     node_urls = []
     for i in (1, 2):
-        port = free_port()
+        port = node_ports[i - 1]
         node_env = unit_env(
             {
                 "DFS_DATA_DIR": str(tmp_path / f"node{i}"),
@@ -288,7 +291,7 @@ def test_unit_command_lines_round_trip_a_file(
     assert status == 200
     assert metric(text, "dfs_node_bytes_stored") == 3 << 20  # RF 2 over 2 nodes: every chunk
 
-    gateway_round_trip(procs, tmp_path, meta_url, api_url, moto_endpoint)
+    gateway_round_trip(procs, tmp_path, meta_url, api_url, moto_endpoint, s3_port)
 
     # SIGTERM (the units' KillSignal): node 2 deregisters and exits cleanly
     node2 = procs["node2"]

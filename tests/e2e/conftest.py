@@ -23,7 +23,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from dfs.localcluster import LocalCluster, Proc, console_script, http_json
+from dfs.localcluster import LocalCluster, Proc, console_script, free_port, http_json
 from tests.conftest import DYNAMODB_ENV
 
 CLI_TIMEOUT = 180.0
@@ -106,22 +106,49 @@ def _port_outside_ephemeral_range() -> int | None:
     """A free loopback port below the kernel's ephemeral range, or None if that range starts
     too low to leave one. The API is told its port before it binds it (about a second later,
     after its imports); below the range no outgoing connection can take the port meanwhile."""
+    return ports_outside_ephemeral_range(1)
+
+
+def ports_outside_ephemeral_range(count: int) -> int | None:
+    """The first of ``count`` consecutive free loopback ports below the kernel's ephemeral
+    range (in this worker's share of it), or None if that range starts too low to leave
+    them: for processes told their ports seconds before they bind them."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
     if low < 12_000:
         return None
-    first, last = _worker_slice(low - 10_000, low - 1)
+    first, last = _worker_slice(low - 10_000, low - count)
     for _ in range(50):
         port = random.randint(first, last)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if all(_free(p) for p in range(port, port + count)):
             return port
     return None
+
+
+def quiet_ports(count: int) -> list[int]:
+    """``count`` distinct free ports for processes told them before they bind them: below
+    the ephemeral range where there is room (``ports_outside_ephemeral_range``), else ones
+    the kernel hands out."""
+    first = ports_outside_ephemeral_range(count)
+    if first is not None:
+        return list(range(first, first + count))
+    ports: set[int] = set()
+    for _ in range(10 * count):  # bounded: the kernel rarely hands the same port twice
+        ports.add(free_port())
+        if len(ports) == count:
+            return sorted(ports)
+    raise AssertionError(f"no {count} distinct free ports on loopback")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def start_cluster(c: LocalCluster) -> None:

@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from dfs.localcluster import free_port, read_env_file, wait_for
-from tests.e2e.conftest import run_cli
+from tests.e2e.conftest import ports_outside_ephemeral_range, quiet_ports, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -143,8 +143,14 @@ def _two_free_ports() -> int:
 
 def test_cluster_sh_user_tenant_status_and_restart(tmp_path: Path) -> None:
     base = tmp_path / "local"
-    api_port, s3_port = free_port(), free_port()
-    node_port = _two_free_ports()  # cluster.sh gives node 2 node_port + 1
+    # the gateway binds its port seconds after it is chosen: below the ephemeral range no
+    # outgoing connection of another test can take it meanwhile (as CI once saw)
+    quiet = ports_outside_ephemeral_range(4)
+    if quiet is not None:  # api, node 1, node 2 (cluster.sh: node_port + 1), s3
+        api_port, node_port, s3_port = quiet, quiet + 1, quiet + 3
+    else:
+        api_port, s3_port = quiet_ports(2)
+        node_port = _two_free_ports()  # cluster.sh gives node 2 node_port + 1
     ports = ["--api-port", str(api_port), "--first-node-port", str(node_port), "--nodes", "2"]
     ports += ["--s3-port", str(s3_port)]
     never = _cluster_sh(base, "status")

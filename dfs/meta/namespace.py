@@ -167,6 +167,7 @@ class PutResult:
 
     version: ObjectVersion
     released_file_id: str | None = None
+    made: bool = True  # False: ``unless_current`` found the key holding the file already
 
 
 class NamespaceStore(Protocol):
@@ -201,6 +202,11 @@ class NamespaceStore(Protocol):
         With ``if_match=ETAG`` it is a conditional replace, checked in the same atomic step:
         KeyNotFound when the key has no current object (none, or a delete marker),
         EtagMismatch when the current object's ETag is another (``"*"`` matches any).
+        With ``unless_current=True`` (checked first, in the same atomic step) nothing is
+        written when the key's latest version is an object already linking ``obj``'s
+        file with its fields (``holds_already``): the answer is that version, ``made`` False. A link sent
+        again after its answer was lost (``dfs.transport.api_client``'s retries) then
+        makes no second version, whether or not the first one was written.
       - ``create_and_put_object(rec, manifest, locations, obj, now, if_absent=, if_match=)``
         is ``MetadataStore.create_and_commit_files([(rec, manifest)], now, locations=)``
         then ``put_object(obj)`` of that file (``obj.file_id == rec.file_id``, the bucket
@@ -225,7 +231,10 @@ class NamespaceStore(Protocol):
         removes exactly that version or marker permanently (releasing its file unless
         another version still links it); the next newest becomes latest; an unknown
         version id is not an error (S3). Returns the marker made, or the version removed,
-        or None when nothing was there.
+        or None when nothing was there. With ``unless_deleted=True`` (no version id), a key
+        with no current object (none, or a delete marker latest) gets no marker: the answer
+        is the latest marker, or None; decided in the same atomic step, so a delete sent
+        again after its answer was lost adds no second marker.
       - A file is released when the last version linking it goes: it is deleted as
         ``MetadataStore.delete_file`` deletes it (chunk references dropped exactly once).
         ``put_object`` may link one file to several versions (same tenant). A linked file
@@ -292,7 +301,13 @@ class NamespaceStore(Protocol):
     ) -> BucketRecord: ...
 
     async def put_object(
-        self, obj: NewObject, now: float, *, if_absent: bool = False, if_match: str | None = None
+        self,
+        obj: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+        unless_current: bool = False,
     ) -> PutResult: ...
     async def create_and_put_object(
         self,
@@ -309,7 +324,13 @@ class NamespaceStore(Protocol):
         self, bucket: str, key: str, version_id: str | None = None
     ) -> ObjectVersion: ...
     async def delete_object(
-        self, bucket: str, key: str, version_id: str | None, now: float
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        now: float,
+        *,
+        unless_deleted: bool = False,
     ) -> ObjectVersion | None: ...
     async def restore_version(
         self, bucket: str, key: str, version_id: str, now: float
@@ -379,3 +400,17 @@ def check_condition(
         raise KeyNotFound(f"key {obj.key!r} of bucket {obj.bucket} has no current object")
     if if_match not in ("*", current_etag):
         raise EtagMismatch(f"key {obj.key!r} of bucket {obj.bucket} has another ETag")
+
+
+def holds_already(obj: NewObject, latest: ObjectVersion | None) -> bool:
+    """``put_object(..., unless_current=True)``: the key's latest version is an object
+    linking ``obj``'s file with ``obj``'s fields, so the link is not made again."""
+    if latest is None or latest.is_delete_marker or latest.file_id != obj.file_id:
+        return False
+    return same_fields(obj, latest)
+
+
+def same_fields(obj: NewObject, v: ObjectVersion) -> bool:
+    """The fields a link sets, besides its file: content type, metadata, tags, access."""
+    fields = (v.content_type, v.user_metadata, v.tags, v.access)
+    return fields == (obj.content_type, obj.user_metadata, obj.tags, obj.access)

@@ -209,10 +209,16 @@ class SqliteNamespaceMixin:
     # --- objects ----------------------------------------------------------------------------
 
     async def put_object(
-        self, obj: NewObject, now: float, *, if_absent: bool = False, if_match: str | None = None
+        self,
+        obj: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+        unless_current: bool = False,
     ) -> PutResult:
         return await self._run(
-            self._change(lambda files: put(files, obj, now, if_absent, if_match))
+            self._change(lambda files: put(files, obj, now, if_absent, if_match, unless_current))
         )
 
     async def create_and_put_object(
@@ -264,10 +270,16 @@ class SqliteNamespaceMixin:
         return await self._run_on_loop(op)
 
     async def delete_object(
-        self, bucket: str, key: str, version_id: str | None, now: float
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        now: float,
+        *,
+        unless_deleted: bool = False,
     ) -> ObjectVersion | None:
         return await self._run(
-            self._change(lambda files: delete(files, bucket, key, version_id, now))
+            self._change(lambda files: delete(files, bucket, key, version_id, now, unless_deleted))
         )
 
     async def restore_version(

@@ -24,6 +24,7 @@ from dfs.meta.namespace import (
     PutResult,
     check_condition,
     check_owner,
+    holds_already,
 )
 from dfs.meta.sqlite_codec import pack_file_id, pack_hex
 from dfs.meta.sqlite_namespace_files import StoreFiles
@@ -200,24 +201,39 @@ def put(
     now: float,
     if_absent: bool = False,
     if_match: str | None = None,
+    unless_current: bool = False,
 ) -> PutResult:
-    """``put_object``; its conditions (``if_absent``, ``if_match``) are read in the write
-    transaction, so no other write can slip in between."""
+    """``put_object``; its conditions (``unless_current``, ``if_absent``, ``if_match``) are
+    read in the write transaction, so no other write can slip in between."""
     db = files.db
     bucket = load_bucket(db, obj.bucket)
     check_owner(obj, bucket["tenant"])
+    if unless_current:
+        row = find_version(db, obj.bucket, obj.key, None)
+        latest = None if row is None else version_record(row, True)
+        if latest is not None and holds_already(obj, latest):
+            return PutResult(latest, made=False)
     _check(db, obj, if_absent, if_match)
     size = files.linkable_size(obj.file_id, bucket["tenant"]) if obj.file_id else 0
     return insert_version(files, bucket, dataclasses.replace(obj, size=size), now)
 
 
 def delete(
-    files: StoreFiles, bucket_name: str, key: str, version_id: str | None, now: float
+    files: StoreFiles,
+    bucket_name: str,
+    key: str,
+    version_id: str | None,
+    now: float,
+    unless_deleted: bool = False,
 ) -> ObjectVersion | None:
     db = files.db
     bucket = load_bucket(db, bucket_name)
     tenant = bucket["tenant"]
     if version_id is None and bucket["versioning"] in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
+        if unless_deleted:
+            latest = find_version(db, bucket_name, key, None)
+            if latest is None or latest["is_marker"]:  # nothing current: no marker
+                return None if latest is None else version_record(latest, True)
         return insert_version(
             files, bucket, NewObject(bucket_name, key, "", 0), now, marker=True
         ).version

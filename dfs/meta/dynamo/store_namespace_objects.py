@@ -33,6 +33,7 @@ from dfs.meta.namespace import (
     PutResult,
     check_condition,
     check_owner,
+    holds_already,
 )
 
 COPY_ATTEMPTS = 3
@@ -94,20 +95,37 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
     # --- put, restore, copy ---------------------------------------------------------------
 
     async def put_object(
-        self, obj: NewObject, now: float, *, if_absent: bool = False, if_match: str | None = None
+        self,
+        obj: NewObject,
+        now: float,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+        unless_current: bool = False,
     ) -> PutResult:
-        """The conditions (``if_absent``, ``if_match``) are checked against the head read;
-        the transaction is conditional on that head (its ``rev``, or its absence), so a
-        write that raced in cancels it and the next round's read sees it."""
-        plan = self._put_plan(obj, now, if_absent, if_match)
+        """The conditions (``unless_current``, ``if_absent``, ``if_match``) are checked
+        against the head read; the transaction is conditional on that head (its ``rev``, or
+        its absence), so a write that raced in cancels it and the next round's read sees it.
+        A head that holds the file already (``unless_current``) is answered as read: a
+        change that adds nothing writes nothing."""
+        plan = self._put_plan(obj, now, if_absent, if_match, unless_current)
         change, released = await self._change(obj.bucket, obj.key, plan, now)
         assert change.result is not None
-        return PutResult(change.result, released)
+        return PutResult(change.result, released, made=bool(change.adds))
 
-    def _put_plan(self, obj: NewObject, now: float, if_absent: bool, if_match: str | None) -> Plan:
+    def _put_plan(
+        self,
+        obj: NewObject,
+        now: float,
+        if_absent: bool,
+        if_match: str | None,
+        unless_current: bool = False,
+    ) -> Plan:
         def plan(st: KeyState) -> Change:
             check_owner(obj, st.bucket.tenant)
             latest = st.latest
+            if unless_current and latest is not None and holds_already(obj, latest[1]):
+                return Change(latest=latest, nsk=st.nsk, result=latest[1])
             live = latest is not None and not latest[1].is_delete_marker
             check_condition(obj, latest[1].etag if latest and live else None, if_absent, if_match)
             enabled = st.bucket.versioning == VERSIONING_ENABLED
@@ -235,15 +253,24 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         return await self._rq.run(op)
 
     async def delete_object(
-        self, bucket: str, key: str, version_id: str | None, now: float
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        now: float,
+        *,
+        unless_deleted: bool = False,
     ) -> ObjectVersion | None:
         def plan(st: KeyState) -> Change:
             if version_id is not None:
                 return self._remove_version(st, version_id)
-            versioning = st.bucket.versioning
-            if versioning == VERSIONING_UNVERSIONED:
-                latest = st.latest
-                return Change(latest=None, nsk=None, removes=[latest] if latest else [])
+            versioning, latest = st.bucket.versioning, st.latest
+            if versioning == VERSIONING_UNVERSIONED:  # the answer: the version removed
+                gone = latest[1] if latest else None
+                return Change(None, None, removes=[latest] if latest else [], result=gone)
+            if unless_deleted and (latest is None or latest[1].is_delete_marker):
+                # nothing current: no marker added (a change that adds nothing writes nothing)
+                return Change(latest, st.nsk, result=latest[1] if latest else None)
             latest_vsk = st.latest[0] if st.latest else None
             vsk = nc.new_vsk(now, latest_vsk, null=versioning != VERSIONING_ENABLED)
             marker = nc.delete_marker(bucket, key, vsk, now)

@@ -1,0 +1,141 @@
+"""The writes a client may send again after their answer was lost, on both backends.
+
+``put_object(..., unless_current=True)``:
+
+- when the key's latest version is an object linking the same file, nothing is written: the
+  answer is that version (``made`` False), no second version, no file released, no count
+  changed, whatever the versioning;
+- "the same" is the same file with the same content type, metadata, tags and access (an
+  empty object: no file);
+- it is checked before the other conditions, so a conditional create sent again answers
+  its own first write instead of KeyExists;
+- any other latest (another file, a delete marker, none) gets the link as without it.
+
+``delete_object(..., unless_deleted=True)``: a key with no current object (a delete marker
+latest, or no version at all) gets no marker; one with a current object gets one, as without
+the flag; a version id or an unversioned bucket are unchanged by it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dfs.errors import KeyExists
+from dfs.meta.base import MetadataStore
+from dfs.meta.namespace import (
+    VERSIONING_ENABLED,
+    VERSIONING_SUSPENDED,
+    VERSIONING_UNVERSIONED,
+    Usage,
+)
+from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj, refcounts
+
+
+@pytest.fixture
+def ns(meta: MetadataStore) -> Store:
+    return meta  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("versioning", [VERSIONING_UNVERSIONED, VERSIONING_ENABLED])
+async def test_a_link_sent_again_makes_nothing(ns: Store, versioning: str) -> None:
+    name = f"uc-{versioning[:2]}"
+    await bucket(ns, name, versioning=versioning)
+    a = await make_file(ns, "t1", [(cid((name, "a")), 10)])
+    first = await ns.put_object(obj(name, "k", a, etag="e-a"), 1.0, unless_current=True)
+    assert first.made
+    again = await ns.put_object(obj(name, "k", a, etag="e-a"), 2.0, unless_current=True)
+    assert not again.made
+    assert again.released_file_id is None
+    assert again.version.version_id == first.version.version_id
+    assert again.version.file_id == a.file_id
+    assert again.version.is_latest
+    assert len((await ns.list_versions(name)).objects) == 1
+    assert await refcounts(ns, [cid((name, "a"))]) == {cid((name, "a")): 1}
+    assert await ns.usage("t1", name) == Usage(1, 1, 0, 10, 10)
+
+
+async def test_another_file_a_marker_or_no_key_gets_the_link(ns: Store) -> None:
+    await bucket(ns, "ucv", versioning=VERSIONING_ENABLED)
+    a = await make_file(ns, "t1", [(cid("ucv-a"), 10)])
+    b = await make_file(ns, "t1", [(cid("ucv-b"), 20)])
+    assert (await ns.put_object(obj("ucv", "k", a), 1.0, unless_current=True)).made
+    assert (await ns.put_object(obj("ucv", "k", b), 2.0, unless_current=True)).made
+    # a is no longer the current object: linking it again is a new version
+    back = await ns.put_object(obj("ucv", "k", a), 3.0, unless_current=True)
+    assert back.made
+    assert (await ns.get_object("ucv", "k")).version_id == back.version.version_id
+    await ns.delete_object("ucv", "k", None, 4.0)  # a delete marker is latest
+    assert (await ns.put_object(obj("ucv", "k", a), 5.0, unless_current=True)).made
+    assert len((await ns.list_versions("ucv")).objects) == 5  # four versions and the marker
+    # without the flag, the same file twice is two versions (the link's plain meaning)
+    assert (await ns.put_object(obj("ucv", "k", a), 6.0)).made
+    assert len((await ns.list_versions("ucv")).objects) == 6
+
+
+async def test_the_same_is_the_same_file_with_the_same_fields(ns: Store) -> None:
+    await bucket(ns, "uce", versioning=VERSIONING_ENABLED)
+    folder = obj("uce", "photos/", None, content_type="application/x-directory")
+    assert (await ns.put_object(folder, 1.0, unless_current=True)).made
+    assert not (await ns.put_object(folder, 2.0, unless_current=True)).made
+    tagged = obj("uce", "photos/", None, content_type="application/x-directory", tags=(("a", "b"),))
+    assert (await ns.put_object(tagged, 3.0, unless_current=True)).made
+    a = await make_file(ns, "t1", [(cid("uce-a"), 10)])
+    assert (await ns.put_object(obj("uce", "k", a), 4.0, unless_current=True)).made
+    retagged = obj("uce", "k", a, tags=(("x", "y"),))
+    assert (await ns.put_object(retagged, 5.0, unless_current=True)).made
+    assert not (await ns.put_object(retagged, 6.0, unless_current=True)).made
+    assert len((await ns.list_versions("uce")).objects) == 4
+
+
+async def test_it_is_checked_before_the_conditional_create(ns: Store) -> None:
+    await bucket(ns, "ucc")
+    a = await make_file(ns, "t1", [(cid("ucc-a"), 10)])
+    b = await make_file(ns, "t1", [(cid("ucc-b"), 20)])
+    first = await ns.put_object(obj("ucc", "k", a), 1.0, if_absent=True, unless_current=True)
+    again = await ns.put_object(obj("ucc", "k", a), 2.0, if_absent=True, unless_current=True)
+    assert (again.made, again.version.version_id) == (False, first.version.version_id)
+    with pytest.raises(KeyExists):  # another file: the create's condition still holds
+        await ns.put_object(obj("ucc", "k", b), 3.0, if_absent=True, unless_current=True)
+    assert (await ns.get_object("ucc", "k")).file_id == a.file_id
+
+
+@pytest.mark.parametrize("versioning", [VERSIONING_ENABLED, VERSIONING_SUSPENDED])
+async def test_a_delete_sent_again_adds_no_second_marker(ns: Store, versioning: str) -> None:
+    name = f"ud-{versioning[:2]}"
+    await bucket(ns, name, versioning=VERSIONING_ENABLED)
+    a = await make_file(ns, "t1", [(cid((name, "a")), 10)])
+    await ns.put_object(obj(name, "k", a), 1.0)
+    if versioning == VERSIONING_SUSPENDED:
+        await ns.update_bucket(name, "t1", versioning=VERSIONING_SUSPENDED)
+    marker = await ns.delete_object(name, "k", None, 2.0, unless_deleted=True)
+    assert marker is not None
+    assert marker.is_delete_marker
+    again = await ns.delete_object(name, "k", None, 3.0, unless_deleted=True)
+    assert again is not None
+    assert again.version_id == marker.version_id
+    assert len((await ns.list_versions(name)).objects) == 2  # the version and one marker
+    assert await ns.delete_object(name, "never", None, 4.0, unless_deleted=True) is None
+    assert [v.key for v in (await ns.list_versions(name)).objects] == ["k", "k"]
+    # without the flag a marker every time (S3's DeleteObject)
+    await ns.delete_object(name, "k", None, 5.0)
+    expected = 3 if versioning == VERSIONING_ENABLED else 2  # suspended: the null replaced
+    assert len((await ns.list_versions(name)).objects) == expected
+    assert await refcounts(ns, [cid((name, "a"))]) == {cid((name, "a")): 1}
+
+
+async def test_unless_deleted_leaves_versions_and_unversioned_deletes_alone(ns: Store) -> None:
+    await bucket(ns, "udu")
+    a = await make_file(ns, "t1", [(cid("udu-a"), 10)])
+    await ns.put_object(obj("udu", "k", a), 1.0)
+    gone = await ns.delete_object("udu", "k", None, 2.0, unless_deleted=True)
+    assert gone is not None
+    assert gone.file_id == a.file_id
+    assert await ns.delete_object("udu", "k", None, 3.0, unless_deleted=True) is None
+    await bucket(ns, "udv", versioning=VERSIONING_ENABLED)
+    b = await make_file(ns, "t1", [(cid("udv-b"), 10)])
+    v = (await ns.put_object(obj("udv", "k", b), 1.0)).version
+    await ns.delete_object("udv", "k", None, 2.0)
+    removed = await ns.delete_object("udv", "k", v.version_id, 3.0, unless_deleted=True)
+    assert removed is not None
+    assert removed.version_id == v.version_id
+    assert len((await ns.list_versions("udv")).objects) == 1  # the marker only

@@ -43,6 +43,7 @@ from dfs.meta.namespace import (
     PutResult,
     SearchQuery,
     Usage,
+    same_fields,
 )
 
 PREFIX_PAGE = 500  # keys per listing page while copying, moving or deleting a prefix
@@ -214,6 +215,7 @@ class Namespace:
         *,
         if_absent: bool = False,
         if_match: str | None = None,
+        unless_current: bool = False,
         read: BucketRecord | None = None,
         written: FileRecord | None = None,
     ) -> PutResult:
@@ -221,7 +223,10 @@ class Namespace:
         current version of ``bucket/key``; ``etag`` defaults to the file's sha256 (the S3
         gateway gives the MD5 of the body, as S3 computes it). ``if_absent``: only if the
         key has no current object (KeyExists otherwise, decided atomically by the store);
-        ``if_match``: only if the current object's ETag is this (``put_object``'s rules).
+        ``if_match``: only if the current object's ETag is this (``put_object``'s rules);
+        ``unless_current``: not again when the key's current object links the file with
+        these fields already (a grantee's file is cloned into the owner's, so for it: the
+        same bytes and fields).
         ``read``: the bucket as this request read it already; ``written``: the file as this
         request created it complete (its id known to no one else yet): neither is read
         again (the store's write still checks, atomically, that both exist and match)."""
@@ -234,10 +239,15 @@ class Namespace:
             )
             if rec.tenant != b.tenant:  # a read-write grantee's file
                 new = _new_object(b, key, new_file_id(), rec.size, rec.sha256, fields, etag)
+                held = await self._held_by_content(new) if unless_current else None
+                if held is not None:
+                    return PutResult(held, made=False)
                 return await self._link_as_owners(rec, new, now, if_absent, if_match)
             size, sha256 = rec.size, rec.sha256
         new = _new_object(b, key, file_id, size, sha256, fields, etag)
-        return await self.store.put_object(new, now, if_absent=if_absent, if_match=if_match)
+        return await self.store.put_object(
+            new, now, if_absent=if_absent, if_match=if_match, unless_current=unless_current
+        )
 
     async def link_copy(
         self,
@@ -303,6 +313,18 @@ class Namespace:
             rec, manifest, locations, new, now, if_absent=if_absent, if_match=if_match
         )
 
+    async def _held_by_content(self, new: NewObject) -> ObjectVersion | None:
+        """The key's current object when it holds ``new``'s bytes with its fields already: a
+        grantee's link sent again (its first one cloned the file). Read before the write,
+        not in it: a repeat racing its own first attempt, still being written, can make a
+        second version (the owner's own links are decided in the store's write)."""
+        try:
+            current = await self.store.get_object(new.bucket, new.key)
+        except KeyNotFound:
+            return None
+        same = current.sha256 == new.sha256 and current.size == new.size
+        return current if same and same_fields(new, current) else None
+
     async def _link_as_owners(
         self, rec: FileRecord, new: NewObject, now: float, if_absent: bool, if_match: str | None
     ) -> PutResult:
@@ -319,10 +341,20 @@ class Namespace:
         )
 
     async def delete(
-        self, who: Principal, bucket: str, key: str, version: str | None
+        self,
+        who: Principal,
+        bucket: str,
+        key: str,
+        version: str | None,
+        *,
+        unless_deleted: bool = False,
     ) -> ObjectVersion | None:
+        """``unless_deleted``: no delete marker for a key with no current object."""
         access.require_write(who, await self.bucket(bucket))
-        return await self.store.delete_object(bucket, key, version, self.coord.clock())
+        now = self.coord.clock()
+        return await self.store.delete_object(
+            bucket, key, version, now, unless_deleted=unless_deleted
+        )
 
     async def restore(self, who: Principal, bucket: str, key: str, version: str) -> PutResult:
         access.require_write(who, await self.bucket(bucket))
@@ -465,11 +497,13 @@ class Namespace:
         return made.version
 
     async def delete_prefix(self, who: Principal, bucket: str, prefix: str) -> int:
-        """Delete every current key under ``prefix`` (markers where versioning is on)."""
+        """Delete every current key under ``prefix`` (markers where versioning is on). A
+        key deleted meanwhile gets no second marker, so the request may be sent again."""
         access.require_write(who, await self.bucket(bucket))
         keys = [o.key async for o in self._keys_under(bucket, prefix)]
         for key in keys:
-            await self.store.delete_object(bucket, key, None, self.coord.clock())
+            now = self.coord.clock()
+            await self.store.delete_object(bucket, key, None, now, unless_deleted=True)
         return len(keys)
 
     async def listing(

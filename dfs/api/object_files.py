@@ -35,9 +35,11 @@ async def link_made(
 ) -> PutResult:
     """``Namespace.link`` of ``file_id`` as ``target``'s new version; ``made``: this request
     made and committed the file ``for_object``, so it is released when the version links
-    another file (a grantee's clone) or the link is refused."""
+    another file (a grantee's clone) or the link is refused. A file committed before (a
+    finalize sent again after its answer was lost) is linked ``unless_current``: the first
+    finalize's version, if written, is the answer, not a second one."""
     try:
-        linked = await ns.link(who, *target, file_id, fields)
+        linked = await ns.link(who, *target, file_id, fields, unless_current=not made)
     except BaseException:  # a refused link, or the request cancelled: no version links it
         if made:
             await release_made(ns, who.tenant, file_id)

@@ -2,9 +2,9 @@
 
 | method | path                          | answer                                           |
 |--------|-------------------------------|--------------------------------------------------|
-| PUT    | /objects/{bucket}/{key}       | link ``{file_id? or sha256? (manifest_sha256?), content_type?, metadata?, tags?, access?}``: 201 ``{"object", "released_file_id"}`` |
+| PUT    | /objects/{bucket}/{key}       | link ``{file_id? or sha256? (manifest_sha256?), content_type?, metadata?, tags?, access?, unless_current?}``: 201 ``{"object", "released_file_id"}`` (200: ``unless_current`` found it linked) |
 | GET    | /objects/{bucket}/{key}       | the bytes (``?version=``, Range), verified chunk by chunk; HEAD the headers |
-| DELETE | /objects/{bucket}/{key}       | ``?version=``: ``{"deleted": key, "version": the marker or removed version}`` |
+| DELETE | /objects/{bucket}/{key}       | ``?version=&unless_deleted=``: ``{"deleted": key, "version": the marker or removed version}`` |
 | GET    | /object-info/{bucket}/{key}   | the version's metadata (``?version=``)           |
 | PATCH  | /object-info/{bucket}/{key}   | ``{version?, tags?, access?, shared_with?, content_type?, metadata?}`` |
 | GET    | /object-url/{bucket}/{key}    | a signed URL for the version (``?version=&ttl=``) |
@@ -66,14 +66,18 @@ async def put_object(request: web.Request) -> web.Response:
     body = await read_json(request, protocol.MAX_JSON_BODY)
     file_id = "" if body.get("file_id") in (None, "") else parse_file_id(body["file_id"])
     fields, ns = ObjectFields.parse(body), request.app[NAMESPACE]
+    once = _flag(body, "unless_current")
     if body.get("sha256") is None:
         if body.get("manifest_sha256") is not None:
             raise InvalidRequest("manifest_sha256 goes with sha256")
-        done = await ns.link(principal(request), bucket, key, file_id, fields)
+        who = principal(request)
+        done = await ns.link(who, bucket, key, file_id, fields, unless_current=once)
+    elif once:
+        raise InvalidRequest("unless_current goes with file_id (or an empty object), not sha256")
     else:
         done = await _put_known(request, bucket, key, body, fields, bool(file_id))
     answer = {"object": object_body(done.version), "released_file_id": done.released_file_id}
-    return json_response(answer, status=201)
+    return json_response(answer, status=201 if done.made else 200)
 
 
 async def _put_known(
@@ -129,7 +133,12 @@ async def get_object(request: web.Request) -> web.StreamResponse:
 
 async def delete_object(request: web.Request) -> web.Response:
     bucket, key = _target(request)
-    gone = await request.app[NAMESPACE].delete(principal(request), bucket, key, _version(request))
+    once = request.query.get("unless_deleted", "false")
+    if once not in ("true", "false"):
+        raise InvalidRequest("unless_deleted must be true or false")
+    gone = await request.app[NAMESPACE].delete(
+        principal(request), bucket, key, _version(request), unless_deleted=once == "true"
+    )
     return json_response({"deleted": key, "version": object_body(gone) if gone else None})
 
 

@@ -61,11 +61,16 @@ class NamespaceMethods:
     def api(self) -> ApiClient:
         raise NotImplementedError
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One namespace call; a read is sent again while the API gives no answer, as the
-        transfers' calls are (``dfs.transport.api_client``); a change is not: putting a key
-        twice would make two versions of it."""
-        return await self.api.call(method, path, retry=method == "GET", **kwargs)
+    async def _call(
+        self, method: str, path: str, *, retry: bool | None = None, **kwargs: Any
+    ) -> Any:
+        """One namespace call. What may be repeated is sent again while the API gives no
+        answer, as the transfers' calls are (``dfs.transport.api_client``): reads, and the
+        PATCHes, which set fields to values given. Other changes are not, unless the call
+        says so (``retry``): a second delete would make a second delete marker."""
+        if retry is None:
+            retry = method in ("GET", "PATCH")
+        return await self.api.call(method, path, retry=retry, **kwargs)
 
     # --- buckets ----------------------------------------------------------------------------
 
@@ -158,9 +163,13 @@ class NamespaceMethods:
         metadata: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
         access: str | None = None,
+        unless_current: bool = True,
     ) -> dict[str, Any]:
         """Make a complete file of this tenant (or nothing: an empty object or folder) the
-        new current version of ``bucket/key``: ``{"object", "released_file_id"}``."""
+        new current version of ``bucket/key``: ``{"object", "released_file_id"}``.
+        ``unless_current`` (the default): not again when the key's current object links
+        the file already, so the link is sent again when the API gave no answer (an answer
+        lost in an API restart makes no second version); False: a version every time."""
         body = _drop_none(
             {
                 "file_id": file_id or None,
@@ -168,9 +177,11 @@ class NamespaceMethods:
                 "metadata": metadata,
                 "tags": tags,
                 "access": access,
+                "unless_current": unless_current or None,
             }
         )
-        result: dict[str, Any] = await self._call("PUT", f"/objects/{bucket}/{_q(key)}", json=body)
+        path = f"/objects/{bucket}/{_q(key)}"
+        result: dict[str, Any] = await self._call("PUT", path, json=body, retry=unless_current)
         return result
 
     async def object_info(
@@ -182,17 +193,29 @@ class NamespaceMethods:
         )
         return result
 
-    async def remove(self, bucket: str, key: str, *, version: str | None = None) -> dict[str, Any]:
-        """Delete a key (a delete marker where versioning is on) or one version of it."""
-        params = _drop_none({"version": version})
+    async def remove(
+        self, bucket: str, key: str, *, version: str | None = None, unless_deleted: bool = True
+    ) -> dict[str, Any]:
+        """Delete a key (a delete marker where versioning is on) or one version of it.
+        ``unless_deleted`` (the default): a key with no current object gets no marker, so
+        the delete is sent again when the API gave no answer (removing one version is
+        always safe to repeat); False: a marker every time, as S3 adds one."""
+        params = _drop_none(
+            {"version": version, "unless_deleted": "true" if unless_deleted else None}
+        )
         result: dict[str, Any] = await self._call(
-            "DELETE", f"/objects/{bucket}/{_q(key)}", params=params
+            "DELETE",
+            f"/objects/{bucket}/{_q(key)}",
+            params=params,
+            retry=unless_deleted or version is not None,
         )
         return result
 
     async def remove_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every current key under ``prefix``; safe to repeat (the API marks only
+        keys that have a current object), so sent again when the API gave no answer."""
         answer = await self._call(
-            "DELETE", f"{protocol.BUCKETS}/{bucket}/objects", params={"prefix": prefix}
+            "DELETE", f"{protocol.BUCKETS}/{bucket}/objects", params={"prefix": prefix}, retry=True
         )
         return int(answer["deleted"])
 

@@ -1,7 +1,7 @@
 """A transfer rides out its API restarting (real processes).
 
 The API is killed (SIGKILL) in the middle of a CLI upload, and again in the middle of a CLI
-download, of thousands of files; the client finds no API for a while (it says so, and keeps
+download, of thousands of files (by name, and into a bucket's keys); the client finds no API for a while (it says so, and keeps
 trying: ``dfs.transport.api_client``), the API is started again on its port, and the run
 finishes as if nothing had happened: every file once, byte-identical. To strike mid-run
 without a guess at timing, the client is stopped (SIGSTOP) while the API is killed and
@@ -141,6 +141,41 @@ def test_a_namespace_download_rides_out_an_api_restart(
     out = tmp_path / "out"
     download = ["download", "--quiet", c.api_url, "restarts/t/", str(out)]
     run_through_restart(c, download, out.exists, tmp_path / "down.err")
+    for p in rel:
+        assert filecmp.cmp(src / p, out / p, shallow=False), p
+
+
+def versions_under(c: LocalCluster, bucket: str, prefix: str) -> list[str]:
+    """The key of every version (and delete marker) under ``prefix``, one entry each."""
+    keys: list[str] = []
+    token = ""
+    for _ in range(100):  # bounded: a page per 1000 versions
+        q = f"prefix={prefix}&limit=1000&versions=true{f'&token={token}' if token else ''}"
+        page = http_json(f"{c.api_url}/buckets/{bucket}/objects?{q}", c.admin_token)
+        keys += [str(o["key"]) for o in page["objects"]]
+        token = page.get("next_token") or ""
+        if not token:
+            return keys
+    raise AssertionError("more pages than the test wrote versions")
+
+
+def test_a_namespace_upload_rides_out_an_api_restart(
+    sqlite_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """``DIR bucket/prefix/`` into a versioned bucket: the files are uploaded, then linked
+    to their keys. The API is killed once keys appear, so links are under way; a link whose
+    answer was lost is sent again and makes no second version (``unless_current``)."""
+    c = sqlite_cluster
+    src = tmp_path / "src"
+    rel = write_tree(src)
+    run_cli("mb", "--versioning", c.api_url, "restarts/")
+    upload = ["upload", "--quiet", c.api_url, str(src), "restarts/t/"]
+    linking = lambda: bool(versions_under(c, "restarts", "t/"))  # noqa: E731
+    run_through_restart(c, upload, linking, tmp_path / "up.err")
+    keys = versions_under(c, "restarts", "t/")
+    assert sorted(keys) == sorted(f"t/{p.as_posix()}" for p in rel)  # one version each
+    out = tmp_path / "out"
+    run_cli("download", "--quiet", c.api_url, "restarts/t/", str(out))
     for p in rel:
         assert filecmp.cmp(src / p, out / p, shallow=False), p
 

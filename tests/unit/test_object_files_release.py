@@ -37,7 +37,7 @@ class _Namespace:
         self.linked_file = linked_file
         self.coord = _Coord(delete_error)
 
-    async def link(self, who: Principal, bucket: str, key: str, *rest: Any) -> PutResult:
+    async def link(self, who: Principal, bucket: str, key: str, *rest: Any, **kw: Any) -> PutResult:
         if isinstance(self.linked_file, Exception):
             raise self.linked_file
         return PutResult(ObjectVersion(bucket, key, "null", self.linked_file, 3, 1.0))

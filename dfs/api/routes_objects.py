@@ -10,6 +10,7 @@
 | GET    | /object-url/{bucket}/{key}    | a signed URL for the version (``?version=&ttl=``) |
 | POST   | /objects-copy                 | ``{src_bucket, src_key, dst_bucket, dst_key, version?, recursive?, move?}``: metadata only |
 | POST   | /objects-restore              | ``{bucket, key, version}``: a copy of that version becomes current |
+| POST   | /objects-link                 | ``{bucket, unless_current?, objects: [{key, file_id?, content_type?, metadata?, tags?, access?}]}`` (1-1000, keys distinct): ``{"objects": [{"object", "released_file_id"} or {"key", "error"}]}`` |
 
 Object bytes served here are user content: ``Content-Disposition: attachment``, nosniff and
 the sandbox CSP always (``dfs.api.user_content``). Reads without a token are allowed for
@@ -34,7 +35,8 @@ from dfs.api.namespace_bodies import (
     parse_tenants,
 )
 from dfs.api.namespace_service import Resolved
-from dfs.errors import ContentNotStored, FileNotFound, InvalidRequest
+from dfs.api.object_links import LinkEntry, link_many
+from dfs.errors import ContentNotStored, DfsError, FileNotFound, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
 from dfs.meta.namespace import ObjectVersion, PutResult
 from dfs.server import json_response, read_json
@@ -233,6 +235,35 @@ async def restore_object(request: web.Request) -> web.Response:
     return json_response({"object": object_body(done.version)})
 
 
+def _link_entry(i: int, entry: object) -> LinkEntry:
+    if not isinstance(entry, dict):
+        raise InvalidRequest(f"objects[{i}] must be an object")
+    if entry.get("sha256") is not None:
+        raise InvalidRequest(f"objects[{i}]: link by file_id here; by sha256 with PUT /objects")
+    file_id = entry.get("file_id")
+    parsed = "" if file_id in (None, "") else parse_file_id(file_id)
+    return LinkEntry(parse_key(entry.get("key")), parsed, ObjectFields.parse(entry))
+
+
+async def link_objects(request: web.Request) -> web.Response:
+    """``PUT /objects``' link for many keys of one bucket (``dfs.api.object_links``)."""
+    body = await read_json(request, protocol.MAX_JSON_BODY)
+    bucket, once = parse_bucket_name(body.get("bucket")), _flag(body, "unless_current")
+    items = body.get("objects")
+    if not isinstance(items, list) or not 0 < len(items) <= protocol.MAX_BATCH_FILES:
+        raise InvalidRequest(f"objects must be a list of 1-{protocol.MAX_BATCH_FILES} entries")
+    entries = [_link_entry(i, e) for i, e in enumerate(items)]
+    ns, who = request.app[NAMESPACE], principal(request)
+    done = await link_many(ns, who, bucket, entries, unless_current=once)
+    answers = [
+        {"key": e.key, **d.to_body()}
+        if isinstance(d, DfsError)
+        else {"object": object_body(d.version), "released_file_id": d.released_file_id}
+        for e, d in zip(entries, done, strict=True)
+    ]
+    return json_response({"objects": answers})
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_put(protocol.OBJECT, put_object)
@@ -243,3 +274,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get(protocol.OBJECT_URL, object_url)
     r.add_post(protocol.OBJECTS_COPY, copy_objects)
     r.add_post(protocol.OBJECTS_RESTORE, restore_object)
+    r.add_post(protocol.OBJECTS_LINK, link_objects)

@@ -184,6 +184,26 @@ class NamespaceMethods:
         result: dict[str, Any] = await self._call("PUT", path, json=body, retry=unless_current)
         return result
 
+    async def link_many(
+        self, bucket: str, entries: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``link`` of many keys of ``bucket`` (each entry ``{"key", "file_id"?,
+        "content_type"?, "metadata"?, "tags"?, "access"?}``, keys distinct), in requests
+        of up to ``protocol.MAX_BATCH_FILES``: one answer per entry, in order,
+        ``{"object", "released_file_id"}`` or ``{"key", "error"}``. Always
+        ``unless_current``, so a request whose answer was lost is sent again."""
+        out: list[dict[str, Any]] = []
+        step = protocol.MAX_BATCH_FILES
+        for start in range(0, len(entries), step):
+            body = {
+                "bucket": bucket,
+                "unless_current": True,
+                "objects": [_drop_none(e) for e in entries[start : start + step]],
+            }
+            answer = await self._call("POST", protocol.OBJECTS_LINK, json=body, retry=True)
+            out += answer["objects"]
+        return out
+
     async def object_info(
         self, bucket: str, key: str, *, version: str | None = None
     ) -> dict[str, Any]:

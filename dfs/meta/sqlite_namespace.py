@@ -217,9 +217,14 @@ class SqliteNamespaceMixin:
         if_match: str | None = None,
         unless_current: bool = False,
     ) -> PutResult:
-        return await self._run(
-            self._change(lambda files: put(files, obj, now, if_absent, if_match, unless_current))
-        )
+        """In the next group commit (``dfs.meta.sqlite_group``): links sent at once (a
+        batch of ``POST /objects-link``, concurrent PutObjects) share one fsync."""
+
+        def op(db: sqlite3.Connection) -> PutResult:
+            files = StoreFiles(db, self._labels)
+            return put(files, obj, now, if_absent, if_match, unless_current)
+
+        return await self._group.run(self._run, lambda: self._db, op)
 
     async def create_and_put_object(
         self,

@@ -13,6 +13,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +182,8 @@ def test_a_grantees_object_by_content_leaves_the_grantees_file(
 async def test_a_synced_file_is_no_dedup_answer_before_its_link(
     gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``dfs-client sync`` uploads its files, then links each: a native upload of the same
-    bytes made just before a link (the hook below opens that window every time) gets a file
+    """``dfs-client sync`` uploads its files, then links them: a native upload of the same
+    bytes made just before the link (the hook below opens that window every time) gets a file
     of its own, which the object's delete leaves whole. A small file goes in a batch
     (``/init-uploads``, ``/finalize-uploads``), a big one alone (``/init-upload``)."""
     s3 = gateway.client()
@@ -194,16 +195,18 @@ async def test_a_synced_file_is_no_dedup_answer_before_its_link(
         (src / name).write_bytes(data)
     natives: dict[str, tuple[int, dict[str, object]]] = {}
     linked: dict[str, str] = {}
-    real_link = NamespaceMethods.link
+    real_link_many = NamespaceMethods.link_many
 
-    async def link_after_a_native_upload(
-        self: NamespaceMethods, bucket: str, key: str, file_id: str = "", **kw: Any
-    ) -> dict[str, Any]:
-        natives[key] = await asyncio.to_thread(native_upload, gateway, files[key])
-        linked[key] = file_id
-        return await real_link(self, bucket, key, file_id, **kw)
+    async def link_after_native_uploads(
+        self: NamespaceMethods, bucket: str, entries: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        for e in entries:
+            key = str(e["key"])
+            natives[key] = await asyncio.to_thread(native_upload, gateway, files[key])
+            linked[key] = str(e["file_id"])
+        return await real_link_many(self, bucket, entries)
 
-    monkeypatch.setattr(NamespaceMethods, "link", link_after_a_native_upload)
+    monkeypatch.setattr(NamespaceMethods, "link_many", link_after_native_uploads)
     async with Client(gateway.api_url, token=gateway.token, resume=False) as cl:
         report = await cl.upload_to([src / "small.bin", src / "big.bin"], "dedup-sync")
     assert sorted(o["key"] for o in report.done) == sorted(files)

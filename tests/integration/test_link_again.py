@@ -128,3 +128,68 @@ async def test_a_delete_sent_again_adds_no_second_marker(inproc: InProcessCluste
         assert len(await _versions(c, "docs", "a")) == 3
         async with s.delete(f"{url}/objects/docs/a?unless_deleted=1", headers=_auth(alice)) as r:
             assert r.status == 400
+
+
+async def test_many_keys_linked_in_one_request(inproc: InProcessCluster) -> None:
+    """``POST /objects-link``: each entry answered on its own (a refused one costs only
+    itself), in order; sent again, the same versions; a bad request refused whole."""
+    url = inproc.api.url
+    alice, bob = await tokens(url, "alice", "bob")
+    async with (
+        Client(url, token=alice) as c,
+        Client(url, token=bob) as b,
+        aiohttp.ClientSession() as s,
+    ):
+        await c.make_bucket("many", versioning="enabled")
+        ids = []
+        for i in range(5):
+            file_id, status, _ = await _finalize(c, s, url, f"file {i}".encode())
+            assert status == 200
+            ids.append(file_id)
+        bobs, status, _ = await _finalize(b, s, url, b"bob's")
+        assert status == 200
+        entries: list[dict[str, Any]] = [
+            {"key": f"k/{i}", "file_id": fid, "tags": {"n": str(i)}} for i, fid in enumerate(ids)
+        ]
+        entries.insert(2, {"key": "k/bobs", "file_id": bobs})  # not alice's file: refused
+        entries.append({"key": "k/folder/"})  # an empty object
+        first = await c.link_many("many", entries)
+        assert [a.get("object", {}).get("key") for a in first] == [
+            "k/0",
+            "k/1",
+            None,
+            "k/2",
+            "k/3",
+            "k/4",
+            "k/folder/",
+        ]
+        assert first[2]["key"] == "k/bobs"
+        assert first[2]["error"]["code"] == "file_not_found"
+        assert [a["object"]["tags"] for a in first if "object" in a][:5] == [
+            {"n": str(i)} for i in range(5)
+        ]
+        again = await c.link_many("many", entries)  # as sent again after a lost answer
+        assert again == first
+        page = await c.list_page("many", "k/", versions=True, delimiter="")
+        assert len(page["objects"]) == 6  # one version per key linked
+        for i in range(5):
+            async with s.get(f"{url}/objects/many/k/{i}", headers=_auth(alice)) as r:
+                assert (r.status, await r.read()) == (200, f"file {i}".encode())
+
+        async def post(token: str, body: dict[str, Any]) -> int:
+            async with s.post(f"{url}/objects-link", json=body, headers=_auth(token)) as r:
+                return r.status
+
+        one = [{"key": "x", "file_id": ids[0]}]
+        assert await post(alice, {"bucket": "many", "objects": one * 2}) == 400  # a key twice
+        assert await post(alice, {"bucket": "many", "objects": []}) == 400
+        assert (
+            await post(alice, {"bucket": "many", "objects": [{"key": f"{i}"} for i in range(1001)]})
+            == 400
+        )
+        sha = {"key": "x", "sha256": "ab" * 32}
+        assert await post(alice, {"bucket": "many", "objects": [sha]}) == 400
+        assert await post(bob, {"bucket": "many", "objects": one}) == 404  # not bob's to see
+        assert await post(alice, {"bucket": "nowhere", "objects": one}) == 404
+        async with s.post(f"{url}/objects-link", json={"bucket": "many", "objects": one}) as r:
+            assert r.status == 401

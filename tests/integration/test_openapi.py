@@ -472,6 +472,16 @@ async def _namespace_routes(call: Caller, user: dict[str, str]) -> None:
     put = {"file_id": made["file_id"], "tags": {"kind": "note"}}
     await call("PUT", route, 201, user, path=other, json=put)
     await call("PUT", route, 400, user, path=other, json={"file_id": "x"})
+    again = {**put, "unless_current": True}
+    await call("PUT", route, 201, user, path={**b, "key": "dir/again.txt"}, json=again)
+    await call("PUT", route, 200, user, path={**b, "key": "dir/again.txt"}, json=again)
+    links = {"bucket": "spec-bucket", "unless_current": True}
+    links["objects"] = [
+        {"key": "dir/again.txt", **put},
+        {"key": "dir/x", "file_id": "00000000-0000-4000-8000-000000000000"},
+    ]
+    await call("POST", protocol.OBJECTS_LINK, 200, user, json=links)
+    await call("POST", protocol.OBJECTS_LINK, 400, user, json={**links, "objects": []})
     assert await call("GET", route, 200, user, path=obj) == b"hello"
     await call("GET", route, 206, {**user, "Range": "bytes=1-2"}, path=obj)
     await call("GET", route, 404, path=obj)
@@ -501,7 +511,7 @@ async def _namespace_routes(call: Caller, user: dict[str, str]) -> None:
     restore = {"bucket": "spec-bucket", "key": old["key"], "version": old["version_id"]}
     await call("POST", protocol.OBJECTS_RESTORE, 200, user, json=restore)
     await call("POST", protocol.OBJECTS_RESTORE, 400, user, json={"bucket": "spec-bucket"})
-    await call("DELETE", route, 200, user, path=obj)
+    await call("DELETE", route, 200, user, path=obj, params={"unless_deleted": "true"})
     await call("DELETE", route, 404, ADMIN, path=obj)  # another tenant's bucket
     await call("DELETE", protocol.BUCKET_OBJECTS, 200, user, path=b, params={"prefix": "copy/"})
     await call("DELETE", protocol.BUCKET, 409, user, path=b)

@@ -1,0 +1,62 @@
+"""Many keys linked in one request (``POST /objects-link``): what ``dfs-client`` sends after
+uploading a folder into a bucket, instead of one ``PUT /objects`` per file.
+
+Each entry is ``Namespace.link``'s, with its own checks and its own answer (a version, or
+the error that refused it), so one bad entry costs only itself. The entries run at once,
+up to ``LINKS_AT_ONCE``: the SQLite store then commits them in groups, one fsync per group
+(``dfs.meta.sqlite_group``), and DynamoDB writes their keys in parallel. Keys are distinct
+within a request, so no two entries race for one key and the order they land in does not
+matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dfs.api import access
+from dfs.api.bodies import Principal
+from dfs.api.namespace_bodies import ObjectFields
+from dfs.api.namespace_service import Namespace
+from dfs.errors import DfsError, InvalidRequest
+from dfs.meta.namespace import PutResult
+
+LINKS_AT_ONCE = 64
+"""Entries of one request linked concurrently (the SQLite store's group size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEntry:
+    key: str
+    file_id: str  # "" for an empty object
+    fields: ObjectFields
+
+
+async def link_many(
+    ns: Namespace,
+    who: Principal,
+    bucket: str,
+    entries: Sequence[LinkEntry],
+    *,
+    unless_current: bool,
+) -> list[PutResult | DfsError]:
+    """Each entry linked as ``Namespace.link`` links it; the answers in order. The bucket
+    is read (and the caller's write access checked) once: a refusal there refuses all."""
+    keys = [e.key for e in entries]
+    if len(set(keys)) != len(keys):
+        raise InvalidRequest("a key appears twice in one request")
+    b = await ns.bucket(bucket)
+    access.require_write(who, b)
+    slots = asyncio.Semaphore(LINKS_AT_ONCE)
+
+    async def one(e: LinkEntry) -> PutResult | DfsError:
+        async with slots:
+            try:
+                return await ns.link(
+                    who, bucket, e.key, e.file_id, e.fields, unless_current=unless_current, read=b
+                )
+            except DfsError as exc:
+                return exc
+
+    return list(await asyncio.gather(*(one(e) for e in entries)))

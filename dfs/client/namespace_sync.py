@@ -2,9 +2,9 @@
 
 Uploads go through the upload pipeline as any file does (``dfs.client.paged_upload``'s: a
 huge file page by page, so it is not bound by the chunks one ``/init-upload`` takes), each
-file made for its object (``for_object``: never handed out by content), then each file is
-linked as the object's new version (``NamespaceMethods.link_many``: a thousand keys to a
-request) with its mtime in the
+file made for its object (``for_object``: never handed out by content), and each file is
+linked as the object's new version as the upload completes it (``dfs.client.sync_links``:
+hundreds of keys to a request, while the upload goes on) with its mtime in the
 user metadata (``mtime``, as rclone keeps it), so a later sync can tell an unchanged file,
 same size and mtime, as ``rsync``, ``aws s3 sync`` and ``rclone sync`` do; with
 ``checksum`` the SHA-256 is compared instead. Downloads of the tenant's own objects go
@@ -33,14 +33,9 @@ from dfs.client.file_cache import FileCache
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
-from dfs.errors import Conflict, DfsError, InvalidRequest, KeyNotFound, NotFound, from_body
+from dfs.client.sync_links import MTIME, UploadLinker, mtime_text, upload_and_link
+from dfs.errors import Conflict, InvalidRequest, KeyNotFound, NotFound
 from dfs.transport.http import request
-
-MTIME = "mtime"  # the user metadata entry that keeps a file's mtime
-
-
-def mtime_text(mtime: float) -> str:
-    return f"{mtime:.6f}"
 
 
 @dataclass
@@ -118,44 +113,15 @@ class SyncMethods(NamespaceMethods):
         pipeline = StreamingUploadPipeline(
             self._connection(), profile, progress, cache, for_object=True
         )
+        linker = UploadLinker(self, bucket, todo)
         try:
-            results = await pipeline.upload_files(todo) if todo else []
+            report.done += await upload_and_link(
+                lambda done: pipeline.upload_files(todo, done=done), linker
+            )
         finally:
             if cache is not None:
                 cache.save()
-        await self._link_uploaded(bucket, todo, [r.file_id for r in results], report)
         return report
-
-    async def _link_uploaded(
-        self, bucket: str, todo: Sequence[LocalFile], file_ids: Sequence[str], report: SyncReport
-    ) -> None:
-        """Link each uploaded file to its key, a thousand to a request (``link_many``);
-        release every file no version links (its link refused, the owner's clone linked,
-        or the request failed), then raise the first refusal."""
-        entries = [
-            {"key": f.name, "file_id": fid, "metadata": {MTIME: mtime_text(f.path.stat().st_mtime)}}
-            for f, fid in zip(todo, file_ids, strict=True)
-        ]
-        try:
-            answers = await self.link_many(bucket, entries)
-        except DfsError:
-            # a file some version links already stays (the API refuses its delete: 409); an
-            # API gone for good leaves the rest (listed as the caller's files, deletable)
-            with contextlib.suppress(DfsError):
-                for fid in file_ids:
-                    await self._release_own(fid)
-            raise
-        refused: DfsError | None = None
-        for fid, answer in zip(file_ids, answers, strict=True):
-            if "error" in answer:
-                refused = refused or from_body(0, answer)
-            else:
-                report.done.append(answer["object"])
-                if answer["object"].get("file_id") == fid:
-                    continue  # else a grantee's file, cloned into the bucket owner's
-            await self._release_own(fid)
-        if refused is not None:
-            raise refused
 
     async def _release_own(self, file_id: str) -> None:
         """Delete the caller's file made for an object when no version links it: the link

@@ -255,31 +255,43 @@ class UploadPipeline:
         return f"{key}:for_object" if self.for_object else key
 
     async def upload_files(
-        self, files: Iterable[LocalFile], listed: Callable[[int], None] | None = None
+        self,
+        files: Iterable[LocalFile],
+        listed: Callable[[int], None] | None = None,
+        done: Callable[[int, UploadResult], None] | None = None,
     ) -> list[UploadResult]:
         """Upload ``files`` (a list, or a listing still running: ``dfs.client.walk_ahead``
         takes it on a thread): big ones alone, one after the other, beside the small ones
         in batches (so a big file no longer holds every batch back); results in order.
-        ``listed(n)``: the bytes of files listed, as they are."""
+        ``listed(n)``: the bytes of files listed, as they are; ``done(n, result)``: the
+        ``n``-th file is complete, as each is (``dfs-client sync`` links it then)."""
         results: dict[int, UploadResult] = {}
         walk = WalkAhead(files, SMALL_FILE, listed)
+
+        def record(pairs: Iterable[tuple[int, UploadResult]]) -> None:
+            for n, result in pairs:
+                results[n] = result
+                if done is not None:
+                    done(n, result)
 
         async def big() -> None:
             while (item := await walk.next_big()) is not None:
                 n, f = item
-                results[n] = await self._upload_big(f)
+                record([(n, await self._upload_big(f))])
 
         try:
             async with asyncio.TaskGroup() as tg:  # a failure of either cancels the other
                 tg.create_task(big())
-                tg.create_task(self._pipeline(walk, results))
+                tg.create_task(self._pipeline(walk, record))
         except* Exception as group:  # callers expect the error itself, not a group
             raise group.exceptions[0] from None
         finally:
             await walk.close()
         return [results[n] for n in range(walk.count)]
 
-    async def _pipeline(self, walk: WalkAhead, results: dict[int, UploadResult]) -> None:
+    async def _pipeline(
+        self, walk: WalkAhead, record: Callable[[Iterable[tuple[int, UploadResult]]], None]
+    ) -> None:
         """Batches through scan, plan, send and finalize, pipelined: while batch ``n`` is
         sent, batch ``n + 1`` is planned (and the one after scanned) and batch ``n - 1``
         finalizes. Up to ``PLANS_AT_ONCE`` batches are planned at once, then sent one at a
@@ -290,7 +302,7 @@ class UploadPipeline:
 
         async def one(batch: Batch, scanned: list[Scanned]) -> None:
             done = await self.upload_batch([f for _n, f in batch], scanned, stages)
-            results.update(zip((n for n, _f in batch), done, strict=True))
+            record(zip((n for n, _f in batch), done, strict=True))
 
         try:
             while (got := await scans.take()) is not None:

@@ -79,6 +79,13 @@ def _add_usage(
 
 def _scope_links(db: sqlite3.Connection, ident: tuple[int, Packed], sign: int) -> int:
     """Add ``sign`` to the versions of one scope linking one file; the count before."""
+    if sign > 0:  # one statement: a link in never deletes the row
+        row = db.execute(
+            "INSERT INTO ns_scope_links VALUES (?,?,?) ON CONFLICT(scope, file_id) "
+            "DO UPDATE SET links = links + excluded.links RETURNING links",
+            (*ident, sign),
+        ).fetchone()
+        return int(row[0]) - sign
     cur = db.execute(
         "SELECT links FROM ns_scope_links WHERE scope=? AND file_id=?", ident
     ).fetchone()
@@ -96,6 +103,16 @@ def _add_chunks(
     """Count a file's chunks into (sign 1) or out of (sign -1) one scope's chunk set; the
     change of the scope's stored bytes (a chunk's size when it enters or leaves the set)."""
     stored = 0
+    if sign > 0:  # one statement per chunk: entering never deletes a row
+        for chunk_id, count, size in refs:
+            row = db.execute(
+                "INSERT INTO ns_scope_chunks VALUES (?,?,?) ON CONFLICT(scope, chunk_id) "
+                "DO UPDATE SET refs = refs + excluded.refs RETURNING refs",
+                (scope, pack_hex(chunk_id), count),
+            ).fetchone()
+            if int(row[0]) == count:  # it was not in the set
+                stored += size
+        return stored
     for chunk_id, count, size in refs:
         ident = (scope, pack_hex(chunk_id))  # 32 bytes, not 64 hex characters
         cur = db.execute(
@@ -142,13 +159,15 @@ def count_version(
     size: int,
     is_marker: bool,
     sign: int,
+    current: int = 0,
 ) -> None:
-    """A version (or marker) of the key was added (sign 1) or removed (sign -1)."""
+    """A version (or marker) of the key was added (sign 1) or removed (sign -1); with
+    ``current``, the key's current objects changed by that much (``count_current``)."""
     db = files.db
     if is_marker:
-        _add_usage(db, tenant, bucket, key, (0, 0, sign, 0))
+        _add_usage(db, tenant, bucket, key, (current, 0, sign, 0))
         return
-    _add_usage(db, tenant, bucket, key, (0, sign, 0, sign * size))
+    _add_usage(db, tenant, bucket, key, (current, sign, 0, sign * size))
     if file_id:
         _add_stored(files, tenant, bucket, file_id, sign)
 

@@ -61,12 +61,11 @@ def load_bucket(db: sqlite3.Connection, name: str) -> sqlite3.Row:
 
 
 def _next_rank(db: sqlite3.Connection) -> int:
-    db.execute(
+    row = db.execute(
         "INSERT INTO ns_sequence VALUES ('version', 1) ON CONFLICT(name) "
-        "DO UPDATE SET value = value + 1"
-    )
-    seq = int(db.execute("SELECT value FROM ns_sequence WHERE name='version'").fetchone()[0])
-    return -seq
+        "DO UPDATE SET value = value + 1 RETURNING value"
+    ).fetchone()
+    return -int(row[0])
 
 
 def find_version(
@@ -107,17 +106,26 @@ def readable_version(
     return row
 
 
-def refresh_current(db: sqlite3.Connection, tenant: str, bucket: str, key: str) -> None:
+def refresh_current(
+    db: sqlite3.Connection, tenant: str, bucket: str, key: str, *, count: bool = True
+) -> int:
+    """``ns_current`` of the key as its latest version says; the change of its current
+    objects (1, 0 or -1), counted in usage unless ``count`` is False (the caller counts it
+    with its own change: one usage write instead of two)."""
     latest = find_version(db, bucket, key, None)
     was = db.execute("SELECT 1 FROM ns_current WHERE bucket=? AND key=?", (bucket, key)).fetchone()
+    delta = 0
     if latest is not None and not latest["is_marker"]:
         db.execute(
             "INSERT OR REPLACE INTO ns_current VALUES (?,?,?)", (bucket, key, latest["rank"])
         )
-        count_current(db, tenant, bucket, key, 0 if was else 1)
+        delta = 0 if was else 1
     elif was:
         db.execute("DELETE FROM ns_current WHERE bucket=? AND key=?", (bucket, key))
-        count_current(db, tenant, bucket, key, -1)
+        delta = -1
+    if count:
+        count_current(db, tenant, bucket, key, delta)
+    return delta
 
 
 def _remove_version(files: StoreFiles, tenant: str, row: sqlite3.Row, now: float) -> str | None:
@@ -178,10 +186,18 @@ def insert_version(
             pairs_json(tuple(sorted(obj.headers))),
         ),
     )
+    current = refresh_current(db, tenant, obj.bucket, key, count=False)
     count_version(
-        files, tenant, obj.bucket, key, file_id=obj.file_id, size=obj.size, is_marker=marker, sign=1
+        files,
+        tenant,
+        obj.bucket,
+        key,
+        file_id=obj.file_id,
+        size=obj.size,
+        is_marker=marker,
+        sign=1,
+        current=current,
     )
-    refresh_current(db, tenant, obj.bucket, key)
     row = find_version(db, obj.bucket, key, version_id)
     assert row is not None
     return PutResult(version_record(row, True), released)

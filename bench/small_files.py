@@ -1,6 +1,6 @@
 """Many small files side by side: dfs against restic and borg on a real source tree.
 
-    python -m bench.small_files [--tree DIR] [--edits 25] [--tools dfs restic borg]
+    python -m bench.small_files [--tree DIR] [--edits 25] [--tools dfs dfs-bucket restic borg]
                                 [--profile DIR] [--api-workers N]
 
 The tree (default: this interpreter's standard library, ``site-packages`` left out) is
@@ -15,6 +15,8 @@ trust a file changed within 2 s of a run's start; a real tree is not being writt
 - dfs: a real local cluster (API + 1 node, REPLICATION_FACTOR=1, SQLite, from the installed
   console scripts; ``--api-workers N``: the API as N processes, ``DFS_API_WORKERS``),
   ``dfs-client upload --prefix vN/`` and ``dfs-client download --prefix v2/``;
+- dfs-bucket (not run by default): the same cluster, into a bucket's keys:
+  ``dfs-client upload SRC bench/vN/`` and ``dfs-client download bench/v2/ OUT``;
 - restic: ``--compression off`` (dfs does not compress), a local repository;
 - borg: ``--encryption none``, ``--compression none``, a local repository.
 
@@ -204,10 +206,16 @@ def api_workers(pid: int) -> list[int]:
         return [pid, *(int(p) for p in f.read().split())]
 
 
-def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None, workers: int) -> Row:
+def bench_dfs(
+    base: Path, src: Path, edits: int, profile: Path | None, workers: int, bucket: bool = False
+) -> Row:
+    """dfs's steps; ``bucket``: into and out of a bucket's keys (``mb``, then ``upload SRC
+    bench/vN/`` and ``download bench/v2/ OUT``) instead of files named by prefix."""
     row = Row("dfs" if workers == 1 else f"dfs ({workers} API workers)")
+    row.tool += " (bucket)" if bucket else ""
     env = {"DFS_API_WORKERS": str(workers)}
-    with LocalCluster(base / "dfs-cluster", nodes=1, replication_factor=1, env=env) as cluster:
+    folder = base / ("dfs-bucket-cluster" if bucket else "dfs-cluster")
+    with LocalCluster(folder, nodes=1, replication_factor=1, env=env) as cluster:
         servers = [p.popen.pid for p in cluster.node_procs if p.popen]
         assert cluster.api is not None
         assert cluster.api.popen is not None
@@ -233,11 +241,17 @@ def bench_dfs(base: Path, src: Path, edits: int, profile: Path | None, workers: 
                 s.wait()
 
         api = cluster.api_url
-        client("backup v1", ["upload", "--quiet", "--prefix", "v1/", api, str(src)])
-        edit(src, edits)
-        client("backup v2", ["upload", "--quiet", "--prefix", "v2/", api, str(src)])
+        if bucket:
+            run([console_script("dfs-client"), "mb", api, "bench/"], env)
+        for version in ("v1", "v2"):
+            if version == "v2":
+                edit(src, edits)
+            where = [str(src), f"bench/{version}/"] if bucket else ["--prefix", f"{version}/"]
+            args = [api, *where] if bucket else [*where, api, str(src)]
+            client(f"backup {version}", ["upload", "--quiet", *args])
         out = restore_area(base, row)
-        client("restore v2", ["download", "--quiet", "--prefix", "v2/", api, str(out)])
+        args = [api, "bench/v2/", str(out / "v2")] if bucket else ["--prefix", "v2/", api, str(out)]
+        client("restore v2", ["download", "--quiet", *args])
         row.identical = same_tree(src, out / "v2")
         row.disk = allocated(cluster.base / "node1") + allocated(cluster.base / "meta.db")
     return row
@@ -353,8 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(max(0.0, copied_at + RACY_NS / 1e9 - time.monotonic()))
         for tool in args.tools:
             src = base / f"{tool}-src"
-            if tool == "dfs":
-                rows.append(bench_dfs(base, src, args.edits, args.profile, args.api_workers))
+            if tool in ("dfs", "dfs-bucket"):
+                bucket = tool == "dfs-bucket"
+                rows.append(
+                    bench_dfs(base, src, args.edits, args.profile, args.api_workers, bucket)
+                )
             elif tool == "restic":
                 rows.append(bench_restic(base, src, args.edits))
             else:

@@ -66,8 +66,9 @@ class NamespaceMethods:
     ) -> Any:
         """One namespace call. What may be repeated is sent again while the API gives no
         answer, as the transfers' calls are (``dfs.transport.api_client``): reads, and the
-        PATCHes, which set fields to values given. Other changes are not, unless the call
-        says so (``retry``): a second delete would make a second delete marker."""
+        PATCHes, which set fields to values given (but see ``update_object``). Other
+        changes are not, unless the call says so (``retry``): a second delete would make
+        a second delete marker."""
         if retry is None:
             retry = method in ("GET", "PATCH")
         return await self.api.call(method, path, retry=retry, **kwargs)
@@ -297,8 +298,11 @@ class NamespaceMethods:
                 "metadata": metadata,
             }
         )
+        # a new content type or metadata copies the version over itself (a new version
+        # where versioning is on): sent once; tags, access and sharing change in place
+        in_place = content_type is None and metadata is None
         result: dict[str, Any] = await self._call(
-            "PATCH", f"/object-info/{bucket}/{_q(key)}", json=body
+            "PATCH", f"/object-info/{bucket}/{_q(key)}", json=body, retry=in_place
         )
         return result
 

@@ -61,6 +61,38 @@ def _same(local: Path, remote: dict[str, Any], checksum: bool) -> bool:
     return bool(remote.get("metadata", {}).get(MTIME) == mtime_text(st.st_mtime))
 
 
+def _changed_uploads(
+    files: Sequence[LocalFile], remote: dict[str, dict[str, Any]], checksum: bool
+) -> tuple[list[LocalFile], list[str]]:
+    """The files to upload, and the keys already holding their file (one pass on a worker
+    thread: a hop per file cost more than the stat it made)."""
+    todo, unchanged = [], []
+    for f in files:
+        there = remote.get(f.name)
+        if there is not None and _same(f.path, there, checksum):
+            unchanged.append(f.name)
+        else:
+            todo.append(f)
+    return todo, unchanged
+
+
+def _changed_downloads(
+    wanted: Sequence[tuple[dict[str, Any], Path]], checksum: bool
+) -> tuple[list[tuple[dict[str, Any], Path]], list[str]]:
+    """The objects to download (their folders made), and the paths that hold them already;
+    one pass on a worker thread, each folder made once."""
+    todo, unchanged, made = [], [], set()
+    for obj, target in wanted:
+        if _same(target, obj, checksum):
+            unchanged.append(str(target))
+            continue
+        todo.append((obj, target))
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+    return todo, unchanged
+
+
 def _files(paths: Sequence[Path], key: str, skipped: list[Skipped]) -> tuple[list[LocalFile], str]:
     """The local files with the key each goes to, and the prefix they all share: one file
     to ``key`` itself unless it names a folder (ends with "/" or is empty); directories map
@@ -100,13 +132,8 @@ class SyncMethods(NamespaceMethods):
         report = SyncReport()
         files, prefix = _files([Path(p) for p in paths], key, report.skipped)
         remote = await self._remote_map(bucket, prefix)
-        todo = []
-        for f in files:
-            there = remote.get(f.name)
-            if there is not None and await asyncio.to_thread(_same, f.path, there, checksum):
-                report.unchanged.append(f.name)
-            else:
-                todo.append(f)
+        todo, unchanged = await asyncio.to_thread(_changed_uploads, files, remote, checksum)
+        report.unchanged += unchanged
         profile = profile or ChunkerProfile.default()
         cache = await self.files_cache(bucket, profile) if todo else None
         # for_object: linked below, so no lookup by content may hand them out meanwhile
@@ -207,13 +234,7 @@ class SyncMethods(NamespaceMethods):
         progress: ProgressFn | None,
     ) -> SyncReport:
         report = SyncReport()
-        todo = []
-        for obj, target in wanted:
-            if await asyncio.to_thread(_same, target, obj, checksum):
-                report.unchanged.append(str(target))
-            else:
-                todo.append((obj, target))
-                target.parent.mkdir(parents=True, exist_ok=True)
+        todo, report.unchanged = await asyncio.to_thread(_changed_downloads, wanted, checksum)
         report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
         for target in [t for o, t in todo if not o.get("file_id")]:
             target.write_bytes(b"")  # an empty object links no file

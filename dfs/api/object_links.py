@@ -2,16 +2,18 @@
 uploading a folder into a bucket, instead of one ``PUT /objects`` per file.
 
 Each entry is ``Namespace.link``'s, with its own checks and its own answer (a version, or
-the error that refused it), so one bad entry costs only itself. The entries run at once,
+the error that refused it: a bad key or field, a key named twice, a file not the caller's),
+so one bad entry costs only itself. The entries run at once,
 up to ``LINKS_AT_ONCE``: the SQLite store then commits them in groups, one fsync per group
-(``dfs.meta.sqlite_group``), and DynamoDB writes their keys in parallel. Keys are distinct
-within a request, so no two entries race for one key and the order they land in does not
-matter.
+(``dfs.meta.sqlite_group``), and DynamoDB writes their keys in parallel. A key named again
+in one request is refused for that entry, so no two entries race for one key and the order
+they land in does not matter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,8 +21,10 @@ from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.namespace_bodies import ObjectFields
 from dfs.api.namespace_service import Namespace
-from dfs.errors import DfsError, InvalidRequest
+from dfs.errors import DfsError, InvalidRequest, Unavailable
 from dfs.meta.namespace import PutResult
+
+log = logging.getLogger("dfs.api")
 
 LINKS_AT_ONCE = 64
 """Entries of one request linked concurrently (the SQLite store's group size)."""
@@ -37,18 +41,17 @@ async def link_many(
     ns: Namespace,
     who: Principal,
     bucket: str,
-    entries: Sequence[LinkEntry],
+    entries: Sequence[LinkEntry | DfsError],
     *,
     unless_current: bool,
 ) -> list[PutResult | DfsError]:
-    """Each entry linked as ``Namespace.link`` links it; the answers in order. The bucket
-    is read (and the caller's write access checked) once: a refusal there refuses all."""
-    keys = [e.key for e in entries]
-    if len(set(keys)) != len(keys):
-        raise InvalidRequest("a key appears twice in one request")
+    """Each entry linked as ``Namespace.link`` links it (an entry that did not parse is
+    its own answer); the answers in order. The bucket is read (and the caller's write
+    access checked) once: a refusal there refuses all."""
     b = await ns.bucket(bucket)
     access.require_write(who, b)
     slots = asyncio.Semaphore(LINKS_AT_ONCE)
+    seen: set[str] = set()
 
     async def one(e: LinkEntry) -> PutResult | DfsError:
         async with slots:
@@ -58,5 +61,19 @@ async def link_many(
                 )
             except DfsError as exc:
                 return exc
+            except Exception as exc:  # a bug: this entry's answer, not the others'
+                log.exception("link of %s/%s failed", bucket, e.key)
+                return Unavailable(f"link failed: {type(exc).__name__}")
 
-    return list(await asyncio.gather(*(one(e) for e in entries)))
+    async def answer(e: LinkEntry | DfsError) -> PutResult | DfsError:
+        return e if isinstance(e, DfsError) else await one(e)
+
+    todo: list[LinkEntry | DfsError] = []
+    for e in entries:
+        if isinstance(e, LinkEntry) and e.key in seen:
+            todo.append(InvalidRequest(f"key {e.key!r} appears twice in one request"))
+            continue
+        if isinstance(e, LinkEntry):
+            seen.add(e.key)
+        todo.append(e)
+    return list(await asyncio.gather(*(answer(e) for e in todo)))

@@ -10,7 +10,7 @@
 | GET    | /object-url/{bucket}/{key}    | a signed URL for the version (``?version=&ttl=``) |
 | POST   | /objects-copy                 | ``{src_bucket, src_key, dst_bucket, dst_key, version?, recursive?, move?}``: metadata only |
 | POST   | /objects-restore              | ``{bucket, key, version}``: a copy of that version becomes current |
-| POST   | /objects-link                 | ``{bucket, unless_current?, objects: [{key, file_id?, content_type?, metadata?, tags?, access?}]}`` (1-1000, keys distinct): ``{"objects": [{"object", "released_file_id"} or {"key", "error"}]}`` |
+| POST   | /objects-link                 | ``{bucket, unless_current?, objects: [{key, file_id?, content_type?, metadata?, tags?, access?}]}`` (1-1000): ``{"objects": [{"object", "released_file_id", "made"} or {"key", "error"}]}`` |
 
 Object bytes served here are user content: ``Content-Disposition: attachment``, nosniff and
 the sandbox CSP always (``dfs.api.user_content``). Reads without a token are allowed for
@@ -235,14 +235,23 @@ async def restore_object(request: web.Request) -> web.Response:
     return json_response({"object": object_body(done.version)})
 
 
-def _link_entry(i: int, entry: object) -> LinkEntry:
+def _link_entry(i: int, entry: object) -> LinkEntry | DfsError:
+    """One entry of ``/objects-link``, or the error that is its answer."""
     if not isinstance(entry, dict):
-        raise InvalidRequest(f"objects[{i}] must be an object")
-    if entry.get("sha256") is not None:
-        raise InvalidRequest(f"objects[{i}]: link by file_id here; by sha256 with PUT /objects")
-    file_id = entry.get("file_id")
-    parsed = "" if file_id in (None, "") else parse_file_id(file_id)
-    return LinkEntry(parse_key(entry.get("key")), parsed, ObjectFields.parse(entry))
+        return InvalidRequest(f"objects[{i}] must be an object")
+    try:
+        if entry.get("sha256") is not None:
+            raise InvalidRequest("link by file_id here; by sha256 with PUT /objects")
+        file_id = entry.get("file_id")
+        parsed = "" if file_id in (None, "") else parse_file_id(file_id)
+        return LinkEntry(parse_key(entry.get("key")), parsed, ObjectFields.parse(entry))
+    except DfsError as exc:
+        return exc
+
+
+def _entry_key(item: object) -> str:
+    key = item.get("key") if isinstance(item, dict) else None
+    return key if isinstance(key, str) else ""
 
 
 async def link_objects(request: web.Request) -> web.Response:
@@ -256,10 +265,14 @@ async def link_objects(request: web.Request) -> web.Response:
     ns, who = request.app[NAMESPACE], principal(request)
     done = await link_many(ns, who, bucket, entries, unless_current=once)
     answers = [
-        {"key": e.key, **d.to_body()}
+        {"key": _entry_key(items[i]), **d.to_body()}
         if isinstance(d, DfsError)
-        else {"object": object_body(d.version), "released_file_id": d.released_file_id}
-        for e, d in zip(entries, done, strict=True)
+        else {
+            "object": object_body(d.version),
+            "released_file_id": d.released_file_id,
+            "made": d.made,
+        }
+        for i, d in enumerate(done)
     ]
     return json_response({"objects": answers})
 

@@ -134,6 +134,9 @@ class SyncMethods(NamespaceMethods):
         remote = await self._remote_map(bucket, prefix)
         todo, unchanged = await asyncio.to_thread(_changed_uploads, files, remote, checksum)
         report.unchanged += unchanged
+        # two local files for one key (the same name in two folders given): the last wins,
+        # as it would overwrite the first
+        todo = list({f.name: f for f in todo}.values())
         profile = profile or ChunkerProfile.default()
         cache = await self.files_cache(bucket, profile) if todo else None
         # for_object: linked below, so no lookup by content may hand them out meanwhile

@@ -67,14 +67,14 @@ class UploadLinker:
 
     async def _link(self, batch: list[tuple[int, str]]) -> None:
         async with self._slots:
-            entries = [self._entry(n, fid) for n, fid in batch]
             try:
+                entries = [self._entry(n, fid) for n, fid in batch]
                 answers = await self._sync.link_many(self._bucket, entries)
-            except DfsError:
+            except (DfsError, OSError):
                 # a file some version links already stays (the API refuses its delete: 409);
                 # an API gone for good leaves the rest (listed as the caller's, deletable)
-                with contextlib.suppress(DfsError):
-                    for _n, fid in batch:
+                for _n, fid in batch:
+                    with contextlib.suppress(DfsError):
                         await self._sync._release_own(fid)
                 raise
         for (n, fid), answer in zip(batch, answers, strict=True):
@@ -87,8 +87,11 @@ class UploadLinker:
             await self._sync._release_own(fid)
 
     def _entry(self, n: int, file_id: str) -> dict[str, Any]:
+        """The link of the ``n``-th file, with its mtime as listed (before it was read: a
+        file changed while it was sent then looks changed to the next sync)."""
         f = self._files[n]
-        meta = {MTIME: mtime_text(f.path.stat().st_mtime)}
+        st = f.st if f.st is not None else f.path.stat()
+        meta = {MTIME: mtime_text(st.st_mtime)}
         return {"key": f.name, "file_id": file_id, "metadata": meta}
 
     async def finish(self) -> list[dict[str, Any]]:
@@ -104,9 +107,12 @@ class UploadLinker:
             raise self._refused
         return [self._linked[n] for n in sorted(self._linked)]
 
-    def cancel(self) -> None:
+    async def cancel(self) -> None:
+        """Stop linking: the requests under way are cancelled and waited for."""
         for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
 
 async def upload_and_link(
@@ -118,7 +124,7 @@ async def upload_and_link(
     try:
         await upload(linker.add)
     except asyncio.CancelledError:
-        linker.cancel()
+        await asyncio.shield(linker.cancel())
         raise
     except Exception:
         with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ the first one cloned, likewise. Without the flag a link is a new version every t
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -169,7 +170,9 @@ async def test_many_keys_linked_in_one_request(inproc: InProcessCluster) -> None
             {"n": str(i)} for i in range(5)
         ]
         again = await c.link_many("many", entries)  # as sent again after a lost answer
-        assert again == first
+        assert [a.get("object") for a in again] == [a.get("object") for a in first]
+        assert [a.get("made") for a in first] == [True, True, None, True, True, True, True]
+        assert [a.get("made") for a in again] == [False, False, None, False, False, False, False]
         page = await c.list_page("many", "k/", versions=True, delimiter="")
         assert len(page["objects"]) == 6  # one version per key linked
         for i in range(5):
@@ -181,15 +184,44 @@ async def test_many_keys_linked_in_one_request(inproc: InProcessCluster) -> None
                 return r.status
 
         one = [{"key": "x", "file_id": ids[0]}]
-        assert await post(alice, {"bucket": "many", "objects": one * 2}) == 400  # a key twice
+        # entries refused one by one: a key named again, sha256, a bad key; the rest linked
+        odd = [*one, *one, {"key": "y", "sha256": "ab" * 32}, {"key": "/" * 2000}, "z"]
+        async with s.post(
+            f"{url}/objects-link", json={"bucket": "many", "objects": odd}, headers=_auth(alice)
+        ) as r:
+            assert r.status == 200
+            got = (await r.json())["objects"]
+        assert got[0]["object"]["key"] == "x"
+        assert got[0]["made"] is True
+        assert [g["error"]["code"] for g in got[1:]] == ["invalid_request"] * 4
+        assert [g["key"] for g in got[1:]] == ["x", "y", "/" * 2000, ""]
         assert await post(alice, {"bucket": "many", "objects": []}) == 400
         assert (
             await post(alice, {"bucket": "many", "objects": [{"key": f"{i}"} for i in range(1001)]})
             == 400
         )
-        sha = {"key": "x", "sha256": "ab" * 32}
-        assert await post(alice, {"bucket": "many", "objects": [sha]}) == 400
         assert await post(bob, {"bucket": "many", "objects": one}) == 404  # not bob's to see
         assert await post(alice, {"bucket": "nowhere", "objects": one}) == 404
         async with s.post(f"{url}/objects-link", json={"bucket": "many", "objects": one}) as r:
             assert r.status == 401
+
+
+async def test_two_local_files_for_one_key_the_last_wins(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """The same name in two folders given to one upload: one key, the last file's bytes,
+    nothing refused and no file of the caller left behind."""
+    url = inproc.api.url
+    (alice,) = await tokens(url, "alice")
+    for folder, data in (("d1", b"first"), ("d2", b"second")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.txt").write_bytes(data)
+    async with Client(url, token=alice) as c, aiohttp.ClientSession() as s:
+        await c.make_bucket("twice", versioning="enabled")
+        report = await c.upload_to([tmp_path / "d1", tmp_path / "d2"], "twice", "p/")
+        assert [o["key"] for o in report.done] == ["p/a.txt"]
+        assert len(await _versions(c, "twice", "p/a.txt")) == 1
+        async with s.get(f"{url}/objects/twice/p/a.txt", headers=_auth(alice)) as r:
+            assert await r.read() == b"second"
+        async with s.get(f"{url}/files", headers=_auth(alice)) as r:
+            assert [f["file_id"] for f in (await r.json())["files"]] == [report.done[0]["file_id"]]

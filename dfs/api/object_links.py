@@ -50,6 +50,10 @@ async def link_many(
     access checked) once: a refusal there refuses all."""
     b = await ns.bucket(bucket)
     access.require_write(who, b)
+    # the caller's files read in one query, not one read per entry (a missing or foreign
+    # one is read again by ``link``, which refuses it; the store's write checks them all)
+    ids = [e.file_id for e in entries if isinstance(e, LinkEntry) and e.file_id]
+    files = await ns.coord.meta.get_files(ids, who.tenant) if ids else {}
     slots = asyncio.Semaphore(LINKS_AT_ONCE)
     seen: set[str] = set()
 
@@ -57,7 +61,14 @@ async def link_many(
         async with slots:
             try:
                 return await ns.link(
-                    who, bucket, e.key, e.file_id, e.fields, unless_current=unless_current, read=b
+                    who,
+                    bucket,
+                    e.key,
+                    e.file_id,
+                    e.fields,
+                    unless_current=unless_current,
+                    read=b,
+                    written=files.get(e.file_id),
                 )
             except DfsError as exc:
                 return exc

@@ -136,11 +136,13 @@ def _add_stored(files: StoreFiles, tenant: str, bucket: str, file_id: str, sign:
     the tenant's and the bucket's chunk sets with the scope's first version linking it and
     leave with its last, so more versions of one file (restores, copies) cost one row each."""
     db = files.db
+    refs: list[tuple[str, int, int]] | None = None  # the manifest, read once for both scopes
     for scope in (TENANT_WIDE, bucket):
         ident = scope_id(db, files.labels, tenant, scope)
         before = _scope_links(db, (ident, pack_file_id(file_id)), sign)
         if before == (0 if sign > 0 else 1):  # the first link in, or the last one out
-            stored = _add_chunks(db, ident, files.chunks(file_id), sign)
+            refs = files.chunks(file_id) if refs is None else refs
+            stored = _add_chunks(db, ident, refs, sign)
             if stored:
                 db.execute(
                     "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "

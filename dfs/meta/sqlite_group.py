@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from dfs.errors import Conflict, Unavailable
 from dfs.meta.sqlite_codec import Labels
+from dfs.meta.sqlite_usage_deltas import UsageDeltas
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -40,6 +41,9 @@ class GroupCommit:
 
     def __init__(self, labels: Labels) -> None:
         self._labels = labels
+        # the usage sums of the group being committed (its writes add to them), written just
+        # before its COMMIT: each counter row once per group (``dfs.meta.sqlite_usage_deltas``)
+        self.usage: UsageDeltas | None = None
         self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None  # the drain running, held while it runs
         self.commits = 0  # transactions committed (a group each)
@@ -97,21 +101,25 @@ class GroupCommit:
         out: list[Outcome] = []
         db = conn()
         db.execute("BEGIN IMMEDIATE")
+        self.usage = UsageDeltas()
         try:
             for fn in fns:
-                out.append(self._one(db, fn))
+                out.append(self._one(db, fn, self.usage))
+            self.usage.flush(db)
             db.execute("COMMIT")
         except BaseException:
             with suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             self._labels.settle(committed=False)
             raise
+        finally:
+            self.usage = None
         self._labels.settle(committed=True)
         self.commits += 1
         return out
 
-    def _one(self, db: sqlite3.Connection, fn: Op) -> Outcome:
-        mark = self._labels.mark()
+    def _one(self, db: sqlite3.Connection, fn: Op, usage: UsageDeltas) -> Outcome:
+        mark, sums = self._labels.mark(), usage.snapshot()
         db.execute("SAVEPOINT grouped")
         try:
             value = fn(db)
@@ -119,6 +127,7 @@ class GroupCommit:
             db.execute("ROLLBACK TO grouped")
             db.execute("RELEASE grouped")
             self._labels.forget_since(mark)  # its labels' ids were rolled back with it
+            usage.restore(sums)  # and its usage changes
             return False, exc
         db.execute("RELEASE grouped")
         return True, value

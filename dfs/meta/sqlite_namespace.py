@@ -221,7 +221,7 @@ class SqliteNamespaceMixin:
         batch of ``POST /objects-link``, concurrent PutObjects) share one fsync."""
 
         def op(db: sqlite3.Connection) -> PutResult:
-            files = StoreFiles(db, self._labels)
+            files = StoreFiles(db, self._labels, self._group.usage)
             return put(files, obj, now, if_absent, if_match, unless_current)
 
         return await self._group.run(self._run, lambda: self._db, op)
@@ -242,7 +242,7 @@ class SqliteNamespaceMixin:
         by ``put``'s checks and rules; a refusal rolls both back."""
 
         def op(db: sqlite3.Connection) -> PutResult:
-            files = StoreFiles(db, self._labels)
+            files = StoreFiles(db, self._labels, self._group.usage)
             files.create_committed(rec, manifest, locations, now)
             return put(files, obj, now, if_absent, if_match)
 

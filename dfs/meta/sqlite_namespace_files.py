@@ -23,6 +23,7 @@ from dfs.meta.sqlite_chunks import add_locations
 from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, pack_file_id
 from dfs.meta.sqlite_manifests import get_record, insert_file, manifest, manifest_pages
 from dfs.meta.sqlite_refcounts import commit_one, create_committed, delete_one, page_refs
+from dfs.meta.sqlite_usage_deltas import UsageDeltas
 
 LINKED = "file {} is linked by an object version; delete the object instead"
 
@@ -44,9 +45,14 @@ def delete_unlinked(
 class StoreFiles:
     """The store's files as the namespace uses them, on one write transaction's connection."""
 
-    def __init__(self, db: sqlite3.Connection, labels: Labels) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, labels: Labels, usage: UsageDeltas | None = None
+    ) -> None:
         self.db = db
         self.labels = labels
+        # a group commit's usage sums (``dfs.meta.sqlite_usage_deltas``), written before its
+        # COMMIT; None: each change of usage written at once
+        self.usage = usage
 
     def linkable_size(self, file_id: str, tenant: str) -> int:
         """The size of a complete file of ``tenant`` that a version may link."""

@@ -27,6 +27,7 @@ from dfs.meta.namespace import Usage
 from dfs.meta.sqlite_codec import Packed, pack_file_id, pack_hex
 from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_schema import TENANT_WIDE, scope_id
+from dfs.meta.sqlite_usage_deltas import UsageDeltas
 from dfs.namespace_rules import extension, top_prefix
 
 _USAGE_COLUMNS = "objects, versions, delete_markers, logical_bytes, stored_bytes"
@@ -56,9 +57,15 @@ def unlink_file(files: StoreFiles, file_id: str, now: float) -> bool:
 
 
 def _add_usage(
-    db: sqlite3.Connection, tenant: str, bucket: str, key: str, deltas: tuple[int, ...]
+    db: sqlite3.Connection,
+    tenant: str,
+    bucket: str,
+    key: str,
+    deltas: tuple[int, ...],
+    sums: UsageDeltas | None = None,
 ) -> None:
-    """Add (objects, versions, delete_markers, logical_bytes) to the key's five groups."""
+    """Add (objects, versions, delete_markers, logical_bytes) to the key's five groups, or
+    to ``sums`` (a group commit's, written before its COMMIT)."""
     ext = extension(key)
     groups = (
         (TENANT_WIDE, "all", ""),
@@ -67,6 +74,10 @@ def _add_usage(
         (TENANT_WIDE, "type", ext),
         (bucket, "type", ext),
     )
+    if sums is not None:
+        for b, grp, name in groups:
+            sums.add((tenant, b, grp, name), deltas)
+        return
     db.executemany(
         f"INSERT INTO ns_usage (tenant, bucket, grp, name, {_USAGE_COLUMNS}) "
         "VALUES (?,?,?,?,?,?,?,?,0) ON CONFLICT(tenant, bucket, grp, name) DO UPDATE SET "
@@ -143,7 +154,9 @@ def _add_stored(files: StoreFiles, tenant: str, bucket: str, file_id: str, sign:
         if before == (0 if sign > 0 else 1):  # the first link in, or the last one out
             refs = files.chunks(file_id) if refs is None else refs
             stored = _add_chunks(db, ident, refs, sign)
-            if stored:
+            if stored and files.usage is not None:
+                files.usage.add((tenant, scope, "all", ""), (0, 0, 0, 0, stored))
+            elif stored:
                 db.execute(
                     "UPDATE ns_usage SET stored_bytes = stored_bytes + ? "
                     "WHERE tenant=? AND bucket=? AND grp='all' AND name=''",
@@ -165,11 +178,11 @@ def count_version(
 ) -> None:
     """A version (or marker) of the key was added (sign 1) or removed (sign -1); with
     ``current``, the key's current objects changed by that much (``count_current``)."""
-    db = files.db
+    db, sums = files.db, files.usage
     if is_marker:
-        _add_usage(db, tenant, bucket, key, (current, 0, sign, 0))
+        _add_usage(db, tenant, bucket, key, (current, 0, sign, 0), sums)
         return
-    _add_usage(db, tenant, bucket, key, (current, sign, 0, sign * size))
+    _add_usage(db, tenant, bucket, key, (current, sign, 0, sign * size), sums)
     if file_id:
         _add_stored(files, tenant, bucket, file_id, sign)
 

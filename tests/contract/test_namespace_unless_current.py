@@ -18,6 +18,8 @@ the flag; a version id or an unversioned bucket are unchanged by it.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from dfs.errors import KeyExists
@@ -139,3 +141,36 @@ async def test_unless_deleted_leaves_versions_and_unversioned_deletes_alone(ns: 
     assert removed is not None
     assert removed.version_id == v.version_id
     assert len((await ns.list_versions("udv")).objects) == 1  # the marker only
+
+
+async def test_concurrent_links_count_usage_exactly(ns: Store) -> None:
+    """Links sent at once share commits on SQLite (their usage summed per group, a refused
+    one's taken back): every counter, by prefix and by type too, is what the versions say."""
+    await bucket(ns, "ucu", versioning=VERSIONING_ENABLED)
+    keys = [f"{'abcab'[i % 5]}/f{i}.{('txt', 'jpg')[i % 2]}" for i in range(40)]
+    made = [await make_file(ns, "t1", [(cid(("ucu", k)), 10 + i)]) for i, k in enumerate(keys)]
+    dup = await make_file(ns, "t1", [(cid(("ucu", "dup")), 7)])
+
+    async def put(i: int) -> bool:
+        try:
+            if i < len(keys):
+                await ns.put_object(obj("ucu", keys[i], made[i]), 1.0, unless_current=True)
+            else:  # a create of a key that exists: refused in the middle of the group
+                await ns.put_object(obj("ucu", keys[0], dup), 1.0, if_absent=True)
+        except KeyExists:
+            return False
+        return True
+
+    got = await asyncio.gather(*(put(i) for i in range(len(keys) + 5)))
+    assert got == [True] * len(keys) + [False] * 5
+    sizes = [10 + i for i in range(len(keys))]
+    assert await ns.usage("t1", "ucu") == Usage(len(keys), len(keys), 0, sum(sizes), sum(sizes))
+    by_prefix = await ns.usage_by_prefix("t1", "ucu")
+    for p in "abc":
+        mine = [s for k, s in zip(keys, sizes, strict=True) if k.startswith(p)]
+        assert by_prefix[p].objects == len(mine)
+        assert by_prefix[p].logical_bytes == sum(mine)
+    by_type = await ns.usage_by_type("t1", "ucu")
+    for ext in ("txt", "jpg"):
+        mine = [s for k, s in zip(keys, sizes, strict=True) if k.endswith(ext)]
+        assert by_type[ext].versions == len(mine)

@@ -1,4 +1,5 @@
-"""Group commit for the SQLite store's short writes (a PutObject's new file and its version).
+"""Group commit for the SQLite store's short writes (a PutObject's new file and its version,
+a key's link: ``put_object``, which ``POST /objects-link`` sends many of at once).
 
 Every write transaction ends in an fsync (``synchronous=FULL``), and the store runs them one
 after another on its one worker thread: with several PutObjects at once, each waits for the
@@ -11,7 +12,9 @@ once, and only writes that arrive while it runs join the next one (never a timer
 What each caller gets is unchanged: its result (or error) is delivered only after the COMMIT
 that made its write durable, its checks ran inside the write lock on the state left by the
 writes before it (one transaction, so the same serial order as separate transactions), and a
-COMMIT that fails fails every write of the group (none of it is stored).
+COMMIT that fails fails every write of the group (none of it is stored). The group's
+writes add their usage counters to ``usage`` (``dfs.meta.sqlite_usage_deltas``), written
+once per row just before the COMMIT; a write rolled back takes its additions back.
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import LocalFile
 from dfs.errors import DfsError, from_body
 
-LINK_BATCH = 500
-"""Files per link request while the upload runs (the last request takes the rest)."""
+LINK_BATCH = 200
+"""Files per link request while the upload runs (the last request takes the rest). A run
+killed -9 leaves at most this many uploaded files (and a request's in flight) unlinked;
+measured on 7,733 files, 200 and 500 took the same time (4.2 s), 100 took 4.5-4.6."""
 LINKS_IN_FLIGHT = 2
 """Link requests of one run at once: one answered while the next is linked."""
 

@@ -70,7 +70,7 @@ async def test_links_whose_answers_were_lost_make_one_version_each(
     (alice,) = await tokens(inproc.api.url, "alice")
     src = tmp_path / "src"
     src.mkdir()
-    files = {f"f{i}.bin": os.urandom(100 + i) for i in range(1200)}  # three link requests
+    files = {f"f{i}.bin": os.urandom(100 + i) for i in range(1200)}  # several link requests
     for name, data in files.items():
         (src / name).write_bytes(data)
     mitm = AnswerLost(inproc.api.url, lambda r: r.path == "/objects-link", lose=2)

@@ -19,6 +19,8 @@ the flag; a version id or an unversioned bucket are unchanged by it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import Any
 
 import pytest
 
@@ -174,3 +176,42 @@ async def test_concurrent_links_count_usage_exactly(ns: Store) -> None:
     for ext in ("txt", "jpg"):
         mine = [s for k, s in zip(keys, sizes, strict=True) if k.endswith(ext)]
         assert by_type[ext].versions == len(mine)
+
+
+async def test_a_link_sent_again_in_a_suspended_bucket_makes_nothing(ns: Store) -> None:
+    """Suspended versioning replaces the ``null`` version: sent again, the link neither
+    replaces it (releasing its own file) nor adds one."""
+    await bucket(ns, "ucs", versioning=VERSIONING_ENABLED)
+    a = await make_file(ns, "t1", [(cid("ucs-a"), 10)])
+    b = await make_file(ns, "t1", [(cid("ucs-b"), 20)])
+    kept = await ns.put_object(obj("ucs", "k", a), 1.0)
+    await ns.update_bucket("ucs", "t1", versioning=VERSIONING_SUSPENDED)
+    first = await ns.put_object(obj("ucs", "k", b), 2.0, unless_current=True)
+    again = await ns.put_object(obj("ucs", "k", b), 3.0, unless_current=True)
+    assert (first.made, again.made) == (True, False)
+    assert again.version.version_id == first.version.version_id == "null"
+    assert again.released_file_id is None
+    ids = [v.version_id for v in (await ns.list_versions("ucs")).objects]
+    assert sorted(ids) == sorted(["null", kept.version.version_id])
+    assert await refcounts(ns, [cid("ucs-a"), cid("ucs-b")]) == {cid("ucs-a"): 1, cid("ucs-b"): 1}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"content_type": "text/plain"},
+        {"user_metadata": (("mtime", "2"),)},
+        {"access": "public-read"},
+        {"tags": (("t", "2"),)},
+    ],
+)
+async def test_any_other_field_is_a_new_version(ns: Store, change: dict[str, Any]) -> None:
+    name = f"ucf-{next(iter(change))[:4]}".replace("_", "-")
+    await bucket(ns, name, versioning=VERSIONING_ENABLED)
+    a = await make_file(ns, "t1", [(cid((name, "a")), 10)])
+    base = obj(name, "k", a, content_type="text/x", user_metadata=(("mtime", "1"),))
+    assert (await ns.put_object(base, 1.0, unless_current=True)).made
+    changed = dataclasses.replace(base, **change)
+    assert (await ns.put_object(changed, 2.0, unless_current=True)).made
+    assert not (await ns.put_object(changed, 3.0, unless_current=True)).made
+    assert len((await ns.list_versions(name)).objects) == 2

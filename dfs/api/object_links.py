@@ -58,9 +58,10 @@ async def link_many(
     except DfsError:  # a shortcut only: each entry then reads its own file, as it would
         files = {}
     slots = asyncio.Semaphore(LINKS_AT_ONCE)
-    seen: set[str] = set()
 
-    async def one(e: LinkEntry) -> PutResult | DfsError:
+    async def one(e: LinkEntry | DfsError) -> PutResult | DfsError:
+        if isinstance(e, DfsError):  # refused as it was parsed
+            return e
         async with slots:
             try:
                 return await ns.link(
@@ -79,15 +80,17 @@ async def link_many(
                 log.exception("link of %s/%s failed", bucket, e.key)
                 return Unavailable(f"link failed: {type(exc).__name__}")
 
-    async def answer(e: LinkEntry | DfsError) -> PutResult | DfsError:
-        return e if isinstance(e, DfsError) else await one(e)
+    return list(await asyncio.gather(*(one(e) for e in _repeats_refused(entries))))
 
-    todo: list[LinkEntry | DfsError] = []
+
+def _repeats_refused(entries: Sequence[LinkEntry | DfsError]) -> list[LinkEntry | DfsError]:
+    """``entries`` with every key after its first naming refused."""
+    seen: set[str] = set()
+    out: list[LinkEntry | DfsError] = []
     for e in entries:
         if isinstance(e, LinkEntry) and e.key in seen:
-            todo.append(InvalidRequest(f"key {e.key!r} appears twice in one request"))
-            continue
-        if isinstance(e, LinkEntry):
+            e = InvalidRequest(f"key {e.key!r} appears twice in one request")
+        elif isinstance(e, LinkEntry):
             seen.add(e.key)
-        todo.append(e)
-    return list(await asyncio.gather(*(answer(e) for e in todo)))
+        out.append(e)
+    return out

@@ -14,7 +14,7 @@ that made its write durable, its checks ran inside the write lock on the state l
 writes before it (one transaction, so the same serial order as separate transactions), and a
 COMMIT that fails fails every write of the group (none of it is stored). The group's
 writes add their usage counters to ``usage`` (``dfs.meta.sqlite_usage_deltas``), written
-once per row just before the COMMIT; a write rolled back takes its additions back.
+once per row just before the COMMIT; a write rolled back takes its additions with it.
 """
 
 from __future__ import annotations
@@ -104,11 +104,11 @@ class GroupCommit:
         out: list[Outcome] = []
         db = conn()
         db.execute("BEGIN IMMEDIATE")
-        self.usage = UsageDeltas()
+        group = UsageDeltas()
         try:
             for fn in fns:
-                out.append(self._one(db, fn, self.usage))
-            self.usage.flush(db)
+                out.append(self._one(db, fn, group))
+            group.flush(db)
             db.execute("COMMIT")
         except BaseException:
             with suppress(sqlite3.Error):
@@ -121,8 +121,10 @@ class GroupCommit:
         self.commits += 1
         return out
 
-    def _one(self, db: sqlite3.Connection, fn: Op, usage: UsageDeltas) -> Outcome:
-        mark, sums = self._labels.mark(), usage.snapshot()
+    def _one(self, db: sqlite3.Connection, fn: Op, group: UsageDeltas) -> Outcome:
+        """``fn`` in its own savepoint; its usage sums join the group's once it succeeds."""
+        mark = self._labels.mark()
+        self.usage = UsageDeltas()  # what ``fn`` adds to (the store's ops read it here)
         db.execute("SAVEPOINT grouped")
         try:
             value = fn(db)
@@ -130,9 +132,9 @@ class GroupCommit:
             db.execute("ROLLBACK TO grouped")
             db.execute("RELEASE grouped")
             self._labels.forget_since(mark)  # its labels' ids were rolled back with it
-            usage.restore(sums)  # and its usage changes
-            return False, exc
+            return False, exc  # and its usage sums are dropped with ``self.usage``
         db.execute("RELEASE grouped")
+        group.merge(self.usage)
         return True, value
 
 

@@ -5,8 +5,9 @@ Every new version adds to five usage rows (the tenant, its bucket, the bucket's 
 prefix, the extension tenant-wide and in the bucket) and to the stored bytes of two; a batch
 of links into one bucket (``POST /objects-link``) touches the same few rows again and again.
 Summing them in the group's transaction and writing each row once keeps the counters as
-exact as before (they are written in the same transaction as the versions they count, and a
-write rolled back to its savepoint takes its deltas with it: ``snapshot``/``restore``), with
+exact as before (they are written in the same transaction as the versions they count; each
+write sums into its own ``UsageDeltas``, merged into the group's only once it succeeded, so a
+write rolled back to its savepoint takes its deltas with it), with
 a few statements per group instead of several per version. Nothing in a group's writes
 reads ``ns_usage``.
 """
@@ -31,11 +32,9 @@ class UsageDeltas:
         for i, d in enumerate(deltas):
             got[i] += d
 
-    def snapshot(self) -> dict[Row, list[int]]:
-        return {k: v.copy() for k, v in self.rows.items()}
-
-    def restore(self, snapshot: dict[Row, list[int]]) -> None:
-        self.rows = snapshot
+    def merge(self, other: UsageDeltas) -> None:
+        for row, deltas in other.rows.items():
+            self.add(row, deltas)
 
     def flush(self, db: sqlite3.Connection) -> None:
         """Write every row's sum (in the caller's transaction) and start again."""

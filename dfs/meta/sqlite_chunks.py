@@ -24,6 +24,7 @@ from dfs.meta.sqlite_codec import (
     node_text,
     pack_hex,
     prefix_range,
+    rows_in,
     unpack_hex,
 )
 
@@ -38,20 +39,10 @@ def _nodes_under(db: sqlite3.Connection, prefix: Packed, node: int) -> list[Pack
     return [r[0] for r in rows if node in node_set(r[1])]
 
 
-ROWS_PER_SELECT = 500  # ids bound in one ``IN (...)``: under every SQLite's variable limit
-
-
 def _node_sets(db: sqlite3.Connection, keys: Sequence[Packed]) -> dict[Packed, set[int]]:
-    """The copies of each existing chunk row of ``keys``, ``ROWS_PER_SELECT`` rows a time."""
-    out: dict[Packed, set[int]] = {}
-    for i in range(0, len(keys), ROWS_PER_SELECT):
-        part = keys[i : i + ROWS_PER_SELECT]
-        marks = ",".join("?" * len(part))
-        for key, nodes in db.execute(
-            f"SELECT chunk_id, nodes FROM chunks WHERE chunk_id IN ({marks})", part
-        ):
-            out[key] = node_set(nodes)
-    return out
+    """The copies of each existing chunk row of ``keys``."""
+    sql = "SELECT chunk_id, nodes FROM chunks WHERE chunk_id IN ({marks})"
+    return {key: node_set(nodes) for key, nodes in rows_in(db, sql, keys)}
 
 
 NewChunks = dict[Packed, tuple[int, str]]  # chunk key -> (size, node text) of a row to insert

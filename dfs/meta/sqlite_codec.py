@@ -22,7 +22,8 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, ManifestEntry
 
@@ -146,6 +147,19 @@ class Labels:
                 raise KeyError(label_id)
             self._learn(label_id, str(row[0]))
         return self._names[label_id]
+
+
+ROWS_PER_SELECT = 500  # ids bound in one ``IN (...)``: under every SQLite's variable limit
+
+
+def rows_in(
+    db: sqlite3.Connection, sql: str, keys: Sequence[Any], before: tuple[Any, ...] = ()
+) -> Iterator[Any]:
+    """The rows ``sql`` selects for ``keys``, its ``IN ({marks})`` bound to
+    ``ROWS_PER_SELECT`` of them a statement; ``before``: the parameters ahead of the list."""
+    for i in range(0, len(keys), ROWS_PER_SELECT):
+        part = keys[i : i + ROWS_PER_SELECT]
+        yield from db.execute(sql.format(marks=",".join("?" * len(part))), (*before, *part))
 
 
 # --- node sets (the copies of a chunk, in its row) -------------------------------------------

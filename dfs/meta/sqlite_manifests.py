@@ -20,6 +20,7 @@ from dfs.meta.sqlite_codec import (
     pack_hex,
     pack_page,
     page_end,
+    rows_in,
     unpack_hex,
     unpack_page,
 )
@@ -90,9 +91,6 @@ def file_row(
     ).fetchone()
 
 
-ROWS_PER_SELECT = 500  # ids bound in one ``IN (...)``: under every SQLite's variable limit
-
-
 def file_rows(
     db: sqlite3.Connection, file_ids: Sequence[str], with_manifest: bool = False
 ) -> dict[str, sqlite3.Row]:
@@ -102,13 +100,8 @@ def file_rows(
     columns = f"{FILE_COLUMNS}, manifest" if with_manifest else FILE_COLUMNS
     ids = {pack_file_id(f): f for f in file_ids}  # each id packed once
     keys = list(ids)
-    out: dict[str, sqlite3.Row] = {}
-    for i in range(0, len(keys), ROWS_PER_SELECT):
-        part = keys[i : i + ROWS_PER_SELECT]
-        marks = ",".join("?" * len(part))
-        for row in db.execute(f"SELECT {columns} FROM files WHERE file_id IN ({marks})", part):
-            out[ids[row[0]]] = row
-    return out
+    sql = f"SELECT {columns} FROM files WHERE file_id IN ({{marks}})"
+    return {ids[row[0]]: row for row in rows_in(db, sql, keys)}
 
 
 def pages_of(

@@ -26,9 +26,15 @@ from typing import Any
 from dfs.errors import FileNotFound
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.sqlite_chunks import NewChunks, insert_new_chunks
-from dfs.meta.sqlite_codec import STATE_COMPLETE, Labels, Packed, pack_file_id, pack_hex
+from dfs.meta.sqlite_codec import (
+    STATE_COMPLETE,
+    Labels,
+    Packed,
+    pack_file_id,
+    pack_hex,
+    rows_in,
+)
 from dfs.meta.sqlite_manifests import (
-    ROWS_PER_SELECT,
     drop_manifest,
     file_row,
     file_rows,
@@ -95,16 +101,9 @@ is written only by an insert: a chunk's copies when it is new (``NewChunks``), e
 
 
 def _chunk_states(db: sqlite3.Connection, keys: Sequence[Packed]) -> dict[Packed, list[Any]]:
-    """[refcount, owner] of each existing chunk row of ``keys`` (``ROWS_PER_SELECT`` a time)."""
-    out: dict[Packed, list[Any]] = {}
-    for i in range(0, len(keys), ROWS_PER_SELECT):
-        part = keys[i : i + ROWS_PER_SELECT]
-        marks = ",".join("?" * len(part))
-        for key, refcount, owner in db.execute(
-            f"SELECT chunk_id, refcount, owner FROM chunks WHERE chunk_id IN ({marks})", part
-        ):
-            out[key] = [int(refcount), owner]
-    return out
+    """[refcount, owner] of each existing chunk row of ``keys``."""
+    sql = "SELECT chunk_id, refcount, owner FROM chunks WHERE chunk_id IN ({marks})"
+    return {key: [int(refcount), owner] for key, refcount, owner in rows_in(db, sql, keys)}
 
 
 def _add_refs(

@@ -55,8 +55,19 @@ def load_config() -> profiles.Config:
 
 
 def run(coro: Coroutine[Any, Any, T], resumable: bool = False) -> T:
+    box: list[T] = []
+
+    async def main() -> None:
+        # the result leaves through ``box``, not as the main task's: ``asyncio.run`` ends by
+        # ``signal.getsignal(SIGINT)``, which formats its handler, a partial holding the
+        # task, with ``repr`` (``signal._int_to_enum``'s failed ``Handlers(...)``), and the
+        # repr of a done task is its result's: a whole transfer summary (~0.05 s for a
+        # folder of 7,733 files)
+        box.append(await coro)
+
     try:
-        return asyncio.run(coro)
+        asyncio.run(main())
+        return box[0]
     except KeyboardInterrupt:
         raise Interrupted(
             "run the same command again to resume where it stopped" if resumable else ""

@@ -234,17 +234,17 @@ class Namespace:
         access.require_write(who, b)
         size, sha256, now = 0, "", self.coord.clock()
         if file_id:
-            rec = _fresh(who, file_id, written) or await self.coord.get_complete_file(
+            rec = fresh_file(who, file_id, written) or await self.coord.get_complete_file(
                 file_id, who.tenant
             )
             if rec.tenant != b.tenant:  # a read-write grantee's file
-                new = _new_object(b, key, new_file_id(), rec.size, rec.sha256, fields, etag)
+                new = new_object(b, key, new_file_id(), rec.size, rec.sha256, fields, etag)
                 held = await self._held_by_content(new) if unless_current else None
                 if held is not None:
                     return PutResult(held, made=False)
                 return await self._link_as_owners(rec, new, now, if_absent, if_match)
             size, sha256 = rec.size, rec.sha256
-        new = _new_object(b, key, file_id, size, sha256, fields, etag)
+        new = new_object(b, key, file_id, size, sha256, fields, etag)
         return await self.store.put_object(
             new, now, if_absent=if_absent, if_match=if_match, unless_current=unless_current
         )
@@ -308,7 +308,7 @@ class Namespace:
         access.require_write(who, b)
         if not rec.tenant == who.tenant == b.tenant:
             raise InvalidRequest("create_and_link takes the bucket owner's own file")
-        new = _new_object(b, key, rec.file_id, rec.size, rec.sha256, fields, etag)
+        new = new_object(b, key, rec.file_id, rec.size, rec.sha256, fields, etag)
         return await self.store.create_and_put_object(
             rec, manifest, locations, new, now, if_absent=if_absent, if_match=if_match
         )
@@ -551,7 +551,7 @@ class Namespace:
         return await self.store.usage(who.tenant, bucket)
 
 
-def _new_object(
+def new_object(
     b: BucketRecord,
     key: str,
     file_id: str,
@@ -578,7 +578,7 @@ def _new_object(
     )
 
 
-def _fresh(who: Principal, file_id: str, written: FileRecord | None) -> FileRecord | None:
+def fresh_file(who: Principal, file_id: str, written: FileRecord | None) -> FileRecord | None:
     """``written`` when it is complete file ``file_id`` of the caller's tenant: what
     ``get_complete_file`` would read back."""
     if written is None or written.file_id != file_id or written.state != FILE_COMPLETE:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dfs.errors import BucketNotFound, EtagMismatch, KeyExists, KeyNotFound
+from dfs.errors import BucketNotFound, DfsError, EtagMismatch, KeyExists, KeyNotFound
 from dfs.meta.base import FileRecord, Location, ManifestEntry
 
 VERSIONING_UNVERSIONED = "unversioned"
@@ -207,6 +207,12 @@ class NamespaceStore(Protocol):
         file with its fields (``holds_already``): the answer is that version, ``made`` False. A link sent
         again after its answer was lost (``dfs.transport.api_client``'s retries) then
         makes no second version, whether or not the first one was written.
+      - ``put_objects(objs, now, unless_current=)`` is ``put_object`` of each (no
+        conditions but ``unless_current``), in order, each answered on its own: its
+        PutResult, or the DfsError that refused it alone. SQLite links them in one
+        transaction (the fresh ones, a key with no version to a file linked by none, in
+        one pass of a few statements: ``dfs.meta.sqlite_namespace_batch``); DynamoDB
+        writes each key in its own transaction, several at once.
       - ``create_and_put_object(rec, manifest, locations, obj, now, if_absent=, if_match=)``
         is ``MetadataStore.create_and_commit_files([(rec, manifest)], now, locations=)``
         then ``put_object(obj)`` of that file (``obj.file_id == rec.file_id``, the bucket
@@ -309,6 +315,9 @@ class NamespaceStore(Protocol):
         if_match: str | None = None,
         unless_current: bool = False,
     ) -> PutResult: ...
+    async def put_objects(
+        self, objs: Sequence[NewObject], now: float, *, unless_current: bool = False
+    ) -> list[PutResult | DfsError]: ...
     async def create_and_put_object(
         self,
         rec: FileRecord,

@@ -29,7 +29,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
-from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict, KeyNotFound
+from dfs.errors import (
+    BucketExists,
+    BucketNotEmpty,
+    BucketNotFound,
+    Conflict,
+    DfsError,
+    KeyNotFound,
+)
 from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.namespace import (
     VERSIONING_UNVERSIONED,
@@ -44,6 +51,7 @@ from dfs.meta.namespace import (
 )
 from dfs.meta.sqlite_codec import Labels
 from dfs.meta.sqlite_group import GroupCommit
+from dfs.meta.sqlite_namespace_batch import put_many
 from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_listing import (
     list_objects,
@@ -223,6 +231,18 @@ class SqliteNamespaceMixin:
         def op(db: sqlite3.Connection) -> PutResult:
             files = StoreFiles(db, self._labels, self._group.usage)
             return put(files, obj, now, if_absent, if_match, unless_current)
+
+        return await self._group.run(self._run, lambda: self._db, op)
+
+    async def put_objects(
+        self, objs: Sequence[NewObject], now: float, *, unless_current: bool = False
+    ) -> list[PutResult | DfsError]:
+        """One write of the next group commit: the fresh links in one pass, the others by
+        ``put`` in savepoints of their own (``dfs.meta.sqlite_namespace_batch``)."""
+
+        def op(db: sqlite3.Connection) -> list[PutResult | DfsError]:
+            files = StoreFiles(db, self._labels, self._group.usage)
+            return put_many(files, objs, now, unless_current)
 
         return await self._group.run(self._run, lambda: self._db, op)
 

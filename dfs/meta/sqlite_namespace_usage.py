@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from dfs.meta.namespace import Usage
-from dfs.meta.sqlite_codec import Packed, pack_file_id, pack_hex
+from dfs.meta.namespace import NewObject, Usage
+from dfs.meta.sqlite_codec import Packed, pack_file_id, pack_hex, rows_in
 from dfs.meta.sqlite_namespace_files import StoreFiles
 from dfs.meta.sqlite_namespace_schema import TENANT_WIDE, scope_id
 from dfs.meta.sqlite_usage_deltas import UsageDeltas
@@ -185,6 +186,57 @@ def count_version(
     _add_usage(db, tenant, bucket, key, (current, sign, 0, sign * size), sums)
     if file_id:
         _add_stored(files, tenant, bucket, file_id, sign)
+
+
+@dataclass(frozen=True, slots=True)
+class FreshLink:
+    """A link ``count_fresh_links`` counts: ``obj`` (its file's size in it) and its file's
+    chunk references (``StoreFiles.chunks``'s; none for an empty object)."""
+
+    obj: NewObject
+    refs: list[tuple[str, int, int]]
+
+
+def count_fresh_links(
+    files: StoreFiles, tenant: str, bucket: str, links: Sequence[FreshLink]
+) -> None:
+    """``link_file`` and ``count_version`` of new versions of ``bucket``, each the first of
+    its key (so one more current object) and the first to link its file (so the file's
+    chunks enter both scopes): the same rows and sums, in a few statements for them all.
+    A chunk several of the files share enters each scope's set once."""
+    db = files.db
+    sums = UsageDeltas() if files.usage is None else files.usage
+    linked = [(pack_file_id(k.obj.file_id),) for k in links if k.obj.file_id]
+    db.executemany(
+        "INSERT INTO ns_file_links VALUES (?, 1) ON CONFLICT(file_id) "
+        "DO UPDATE SET links = links + 1",
+        linked,
+    )
+    refs: dict[Packed, tuple[int, int]] = {}  # chunk: (references, size)
+    for k in links:
+        _add_usage(db, tenant, bucket, k.obj.key, (1, 1, 0, k.obj.size), sums)
+        for chunk_id, count, size in k.refs:
+            key = pack_hex(chunk_id)
+            refs[key] = (refs.get(key, (0, 0))[0] + count, size)
+    for scope in (TENANT_WIDE, bucket):
+        ident = scope_id(db, files.labels, tenant, scope)
+        db.executemany(
+            "INSERT INTO ns_scope_links VALUES (?,?,1) ON CONFLICT(scope, file_id) "
+            "DO UPDATE SET links = links + 1",
+            [(ident, f) for (f,) in linked],
+        )
+        sql = "SELECT chunk_id FROM ns_scope_chunks WHERE scope=? AND chunk_id IN ({marks})"
+        held = {r[0] for r in rows_in(db, sql, list(refs), (ident,))}
+        db.executemany(
+            "INSERT INTO ns_scope_chunks VALUES (?,?,?) ON CONFLICT(scope, chunk_id) "
+            "DO UPDATE SET refs = refs + excluded.refs",
+            [(ident, c, n) for c, (n, _) in refs.items()],
+        )
+        stored = sum(size for c, (_, size) in refs.items() if c not in held)
+        if stored:
+            sums.add((tenant, scope, "all", ""), (0, 0, 0, 0, stored))
+    if files.usage is None:
+        sums.flush(db)
 
 
 def count_current(db: sqlite3.Connection, tenant: str, bucket: str, key: str, delta: int) -> None:

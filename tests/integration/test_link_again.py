@@ -106,6 +106,29 @@ async def test_a_grantees_link_sent_again_makes_one_version(inproc: InProcessClu
         assert len(await _versions(a, "shared", "k")) == 2
 
 
+async def test_a_grantees_entries_among_the_owners_in_one_request(
+    inproc: InProcessCluster,
+) -> None:
+    """``/objects-link`` from a read-write grantee: its file is cloned into the owner's (the
+    entry runs on its own), its empty object goes with the batch; sent again, nothing new."""
+    url = inproc.api.url
+    alice, bob = await _shared(url)
+    async with Client(url, token=bob) as b, aiohttp.ClientSession() as s:
+        file_id, status, _ = await _finalize(b, s, url, b"bob's batch")
+        assert status == 200
+        entries: list[dict[str, Any]] = [{"key": "g/file", "file_id": file_id}, {"key": "g/dir/"}]
+        first = await b.link_many("shared", entries)
+        again = await b.link_many("shared", entries)
+    assert [a["made"] for a in first] == [True, True]
+    assert [a["made"] for a in again] == [False, False]
+    assert first[0]["object"]["file_id"] != file_id  # alice's clone
+    assert [a["object"] for a in again] == [a["object"] for a in first]
+    async with Client(url, token=alice) as a, aiohttp.ClientSession() as s:
+        assert len(await _versions(a, "shared", "g/file")) == 1
+        async with s.get(f"{url}/objects/shared/g/file", headers=_auth(alice)) as r:
+            assert (r.status, await r.read()) == (200, b"bob's batch")
+
+
 async def test_a_delete_sent_again_adds_no_second_marker(inproc: InProcessCluster) -> None:
     url = inproc.api.url
     (alice,) = await tokens(url, "alice")

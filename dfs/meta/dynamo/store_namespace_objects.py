@@ -8,12 +8,13 @@ left (stored bytes, releasing a file) are run before the operation returns.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, FileNotFound, KeyNotFound
+from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.dynamo.codec import UNLINKED_ATTR, S, attr_names
@@ -35,6 +36,9 @@ from dfs.meta.namespace import (
     check_owner,
     holds_already,
 )
+
+PUTS_AT_ONCE = 64
+"""Keys ``put_objects`` writes at once."""
 
 COPY_ATTEMPTS = 3
 """Writes of a copy whose destination bucket changed owner between its read and the write
@@ -112,6 +116,29 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         change, released = await self._change(obj.bucket, obj.key, plan, now)
         assert change.result is not None
         return PutResult(change.result, released, made=bool(change.adds))
+
+    async def put_objects(
+        self, objs: Sequence[NewObject], now: float, *, unless_current: bool = False
+    ) -> list[PutResult | DfsError]:
+        """``put_object`` of each, ``PUTS_AT_ONCE`` keys at a time (a key named twice: in
+        order). Each key is its own transaction (a TransactWriteItems holds at most 100
+        items, and the keys share no condition), so a refusal costs its entry alone."""
+        slots = asyncio.Semaphore(PUTS_AT_ONCE)
+        out: list[PutResult | DfsError | None] = [None] * len(objs)
+        by_key: dict[tuple[str, str], list[int]] = {}
+        for i, obj in enumerate(objs):
+            by_key.setdefault((obj.bucket, obj.key), []).append(i)
+
+        async def key(picked: list[int]) -> None:
+            async with slots:
+                for i in picked:
+                    try:
+                        out[i] = await self.put_object(objs[i], now, unless_current=unless_current)
+                    except DfsError as exc:
+                        out[i] = exc
+
+        await asyncio.gather(*(key(picked) for picked in by_key.values()))
+        return [r for r in out if r is not None]
 
     def _put_plan(
         self,

@@ -53,6 +53,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from dfs.errors import InvalidRequest
 from dfs.meta.namespace import ACCESS_PRIVATE, BucketRecord, ObjectVersion
 from dfs.meta.sqlite_codec import (
@@ -271,14 +273,31 @@ def row_version_id(row: sqlite3.Row) -> str:
     return unpack_version_id(row["rank"], row["version_id"])
 
 
+def _compact_json(value: list[Any]) -> str:
+    """``value`` as compact JSON by orjson (~10x the standard encoder on these short lists,
+    which it builds an encoder for at every call); what orjson refuses (a lone surrogate)
+    by the standard one, whose escapes both decoders read back the same."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"))
+
+
+def _read_json(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # a lone surrogate, written escaped by ``json``
+        return json.loads(text)
+
+
 def pairs_json(items: tuple[tuple[str, str], ...]) -> str:
     """Tags or user metadata as stored: "" when there are none (most versions)."""
-    return json.dumps([list(p) for p in items], separators=(",", ":")) if items else ""
+    return _compact_json([list(p) for p in items]) if items else ""
 
 
 def names_json(names: Sequence[str]) -> str:
     """``shared_with`` as stored: "" when the version is shared with no one."""
-    return json.dumps(sorted(set(names)), separators=(",", ":")) if names else ""
+    return _compact_json(sorted(set(names))) if names else ""
 
 
 def stored_access(access: str) -> str:
@@ -289,7 +308,7 @@ def stored_access(access: str) -> str:
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:
     if text in ("", "[]"):  # rows written before "" meant none hold "[]"
         return ()
-    return tuple((str(k), str(v)) for k, v in json.loads(text))
+    return tuple((str(k), str(v)) for k, v in _read_json(text))
 
 
 def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
@@ -309,7 +328,7 @@ def version_record(row: sqlite3.Row, is_latest: bool) -> ObjectVersion:
         user_metadata=_pairs(row["user_metadata"]),
         tags=_pairs(row["tags"]),
         access=row["access"] or ACCESS_PRIVATE,
-        shared_with=() if shared in ("", "[]") else tuple(json.loads(shared)),
+        shared_with=() if shared in ("", "[]") else tuple(_read_json(shared)),
         headers=_pairs(row["headers"]),
     )
 

@@ -213,11 +213,18 @@ def count_fresh_links(
         linked,
     )
     refs: dict[Packed, tuple[int, int]] = {}  # chunk: (references, size)
+    # the keys' usage summed by their groups' names (top prefix, extension) first: one
+    # ``_add_usage`` per pair, through a key of it (the same five rows as each of its keys)
+    groups: dict[tuple[str, str], tuple[str, int, int]] = {}
     for k in links:
-        _add_usage(db, tenant, bucket, k.obj.key, (1, 1, 0, k.obj.size), sums)
+        named = (top_prefix(k.obj.key), extension(k.obj.key))
+        _, n, size = groups.get(named, ("", 0, 0))
+        groups[named] = (k.obj.key, n + 1, size + k.obj.size)
         for chunk_id, count, size in k.refs:
             key = pack_hex(chunk_id)
             refs[key] = (refs.get(key, (0, 0))[0] + count, size)
+    for key, n, size in groups.values():
+        _add_usage(db, tenant, bucket, key, (n, n, 0, size), sums)
     for scope in (TENANT_WIDE, bucket):
         ident = scope_id(db, files.labels, tenant, scope)
         db.executemany(

@@ -11,7 +11,9 @@ same size and mtime, as ``rsync``, ``aws s3 sync`` and ``rclone sync`` do; with
 through the download pipeline (``dfs.client.download``: parallel, verified, mtime restored);
 objects of buckets shared with the tenant are streamed through the API, which verifies them.
 A file whose link is refused, or whose version links the bucket owner's clone of it (the
-caller is a read-write grantee), is deleted: no file of the caller's is left behind.
+caller is a read-write grantee), is deleted: no file of the caller's is left behind. Nor by
+a run killed between uploads and links: its journal (``dfs.client.link_journal``) names
+what it left unlinked, and the next folder upload to that API with that token deletes it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline
 from dfs.client.file_cache import FileCache
+from dfs.client.link_journal import LinkJournal, journal_folder, take_leftovers
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
@@ -138,20 +141,40 @@ class SyncMethods(NamespaceMethods):
         # as it would overwrite the first
         todo = list({f.name: f for f in todo}.values())
         profile = profile or ChunkerProfile.default()
-        cache = await self.files_cache(bucket, profile) if todo else None
+        conn = self._connection()
+        folder = journal_folder(conn.api_url, conn.token)
+        await self._release_leftovers(folder)
+        if not todo:
+            return report
+        cache = await self.files_cache(bucket, profile)
         # for_object: linked below, so no lookup by content may hand them out meanwhile
-        pipeline = StreamingUploadPipeline(
-            self._connection(), profile, progress, cache, for_object=True
-        )
-        linker = UploadLinker(self, bucket, todo)
+        pipeline = StreamingUploadPipeline(conn, profile, progress, cache, for_object=True)
+        journal = await asyncio.to_thread(LinkJournal.create, folder)
+        pipeline.planned = journal.up
+        linker = UploadLinker(self, bucket, todo, journal.done)
         try:
             report.done += await upload_and_link(
                 lambda done: pipeline.upload_files(todo, done=done), linker
             )
         finally:
+            journal.close()
             if cache is not None:
                 cache.save()
         return report
+
+    async def _release_leftovers(self, folder: Path) -> None:
+        """Delete the complete files that runs killed before linking them left behind
+        (``dfs.client.link_journal``); their journals go once that is done."""
+        left = await asyncio.to_thread(take_leftovers, folder)
+        try:
+            for fid in left.file_ids:
+                with contextlib.suppress(NotFound):
+                    if (await self._connection().api.file(fid)).get("state") == "complete":
+                        await self._release_own(fid)
+        except BaseException:
+            left.release(remove=False)  # the next run tries again
+            raise
+        left.release(remove=True)
 
     async def _release_own(self, file_id: str) -> None:
         """Delete the caller's file made for an object when no version links it: the link

@@ -242,6 +242,7 @@ class PagedUpload:
             )
             if self.journal.file_id:
                 self.file_id = self.journal.file_id
+                self.pipe.named([{"file_id": self.file_id}])
                 return
         body: dict[str, Any] = {"name": self.name, "chunker": str(self.pipe.profile)}
         if self.pipe.for_object:  # linked next: created marked, as /init-upload's
@@ -249,6 +250,7 @@ class PagedUpload:
         if self.keep_attrs:
             body.update(mode=st.st_mode & 0o7777, mtime=st.st_mtime_ns / 1e9)
         self.file_id = str((await self.conn.api.paged_upload(body))["file_id"])
+        self.pipe.named([{"file_id": self.file_id}])
         if self.journal is not None:
             await asyncio.to_thread(self.journal.start, self.file_id)
 

@@ -49,8 +49,17 @@ class UploadLinker:
     their keys in ``bucket``, and deletes every file no version links (its link refused,
     or the bucket owner's clone linked: the caller is a read-write grantee)."""
 
-    def __init__(self, sync: Linking, bucket: str, files: Sequence[LocalFile]) -> None:
+    def __init__(
+        self,
+        sync: Linking,
+        bucket: str,
+        files: Sequence[LocalFile],
+        settled: Callable[[list[str]], None] = lambda ids: None,
+    ) -> None:
+        """``settled(ids)``: these uploaded files are linked or deleted (the run's
+        ``dfs.client.link_journal`` then has nothing left to do for them)."""
         self._sync, self._bucket, self._files = sync, bucket, files
+        self._settled = settled
         self._pending: list[tuple[int, str]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(LINKS_IN_FLIGHT)
@@ -74,10 +83,13 @@ class UploadLinker:
                 answers = await self._sync.link_many(self._bucket, entries)
             except (DfsError, OSError):
                 # a file some version links already stays (the API refuses its delete: 409);
-                # an API gone for good leaves the rest (listed as the caller's, deletable)
+                # an API gone for good leaves the rest to the next run (its link journal)
+                released = []
                 for _n, fid in batch:
                     with contextlib.suppress(DfsError):
                         await self._sync._release_own(fid)
+                        released.append(fid)
+                self._settled(released)
                 raise
         for (n, fid), answer in zip(batch, answers, strict=True):
             if "error" in answer:
@@ -87,6 +99,7 @@ class UploadLinker:
                 if answer["object"].get("file_id") == fid:
                     continue  # else a grantee's file, cloned into the bucket owner's
             await self._sync._release_own(fid)
+        self._settled([fid for _, fid in batch])
 
     def _entry(self, n: int, file_id: str) -> dict[str, Any]:
         """The link of the ``n``-th file, with its mtime as listed (before it was read: a

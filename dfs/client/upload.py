@@ -36,7 +36,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,9 @@ class UploadPipeline:
         small files' batches; None reads every file. ``for_object``: every file is linked
         to an object next (``FileUpload.init_body``)."""
         self.for_object = for_object
+        # told the file ids of the uploads as their plans name them (``dfs-client upload
+        # DIR bucket/``'s ``dfs.client.link_journal``)
+        self.planned: Callable[[list[str]], None] | None = None
         self.conn = conn
         self.profile = profile
         self.progress = progress
@@ -331,6 +334,11 @@ class UploadPipeline:
                     return held
         return await self.upload_file(f.path, f.name, keep_attrs=f.keep_attrs, listed=f)
 
+    def named(self, plans: Sequence[Mapping[str, Any]]) -> None:
+        """``planned`` told the files these plans name."""
+        if self.planned is not None:
+            self.planned([str(p["file_id"]) for p in plans])
+
     def _init_body(self, upload: FileUpload) -> dict[str, Any]:
         return upload.init_body(str(self.profile), self.for_object)
 
@@ -338,7 +346,9 @@ class UploadPipeline:
         """The file committed from its cached ``scan`` if its plan asks for nothing, or None."""
         started = time.monotonic()
         upload = FileUpload(f.path, f.name, scan, keep_attrs=f.keep_attrs)
-        upload.planned(await self.conn.api.init_upload(**self._init_body(upload)), {}, None)
+        plan = await self.conn.api.init_upload(**self._init_body(upload))
+        self.named([plan])
+        upload.planned(plan, {}, None)
         if upload.todo:
             log.info("%s: the servers lack chunks of its cached scan; reading it", f.path)
             return None
@@ -394,6 +404,7 @@ class UploadPipeline:
             plan = await self.conn.api.init_upload(**self._init_body(upload))
             if journal is not None:
                 await asyncio.to_thread(journal.start, str(plan["file_id"]))
+        self.named([plan])
         upload.planned(plan, journal.receipts if journal else {}, self.progress)
 
     async def _resume_plan(self, journal: UploadJournal | None) -> dict[str, Any] | None:
@@ -456,6 +467,7 @@ class UploadPipeline:
         # planned around the nodes that just failed this client: no pack waits on a hung one
         excluded = self.conn.avoid.excluded()
         plans, packs = await self.conn.api.plan_uploads(bodies, excluded)
+        self.named(plans)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)
         return packs

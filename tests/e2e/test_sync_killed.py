@@ -1,22 +1,28 @@
-"""A folder upload into a bucket killed halfway keeps what it finished (real processes).
+"""A folder upload into a bucket killed halfway keeps what it finished and leaves nothing
+behind (real processes).
 
 ``dfs-client upload DIR bucket/prefix/`` links its files as the upload completes them
 (``dfs.client.sync_links``). The client is killed (SIGKILL) once the first keys are linked;
-the same command run again finds those keys unchanged, uploads only the rest, and every
-key ends up with exactly one version (a versioned bucket) holding the file's bytes.
+its link journal (``dfs.client.link_journal``) then names files it uploaded and never
+linked. The same command run again finds the linked keys unchanged, uploads only the rest,
+deletes the files the killed run left unlinked, and every key ends up with exactly one
+version (a versioned bucket) holding the file's bytes, and the tenant with one file per key.
 """
 
 from __future__ import annotations
 
 import filecmp
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dfs.localcluster import LocalCluster, console_script, wait_for
+from dfs.client.link_journal import open_ids
+from dfs.localcluster import LocalCluster, console_script, http_json, wait_for
 from tests.e2e.conftest import run_cli
 from tests.e2e.test_api_restart import DEADLINE, versions_under, write_tree
 
@@ -45,6 +51,9 @@ def test_a_killed_folder_upload_keeps_what_it_finished(
         proc.wait(10)
     before = set(versions_under(c, "killed", "t/"))
     assert 0 < len(before) < len(rel)
+    journals = list((Path(os.environ["DFS_CACHE_DIR"]) / "links").glob("*/*.log"))
+    assert len(journals) == 1
+    assert open_ids(journals[0].read_text()), "the killed run left no file unlinked"
 
     again = run_cli("upload", "--json", c.api_url, str(src), "killed/t/")
     lines = [json.loads(line) for line in again.stdout.splitlines() if line.strip()]
@@ -58,7 +67,38 @@ def test_a_killed_folder_upload_keeps_what_it_finished(
     assert uploaded | unchanged == {f"t/{p.as_posix()}" for p in rel}
     keys = versions_under(c, "killed", "t/")
     assert sorted(keys) == sorted(f"t/{p.as_posix()}" for p in rel)  # one version each
+    # no file of the killed run's left unlinked: one file per key, the one its version links
+    linked = {o["file_id"] for o in _current(c, "killed", "t/")}
+    assert _files_named(c, "t/") == linked
+    assert not list((Path(os.environ["DFS_CACHE_DIR"]) / "links").glob("*/*.log"))
     out = tmp_path / "out"
     run_cli("download", "--quiet", c.api_url, "killed/t/", str(out))
     for p in rel:
         assert filecmp.cmp(src / p, out / p, shallow=False), p
+
+
+def _current(c: LocalCluster, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    objs: list[dict[str, Any]] = []
+    token = ""
+    for _ in range(100):  # bounded: a page per 1000 keys
+        q = f"prefix={prefix}&limit=1000&delimiter={f'&token={token}' if token else ''}"
+        page = http_json(f"{c.api_url}/buckets/{bucket}/objects?{q}", c.admin_token)
+        objs += page["objects"]
+        token = page.get("next_token") or ""
+        if not token:
+            return objs
+    raise AssertionError("more pages than the test wrote keys")
+
+
+def _files_named(c: LocalCluster, prefix: str) -> set[str]:
+    """The ids of the tenant's complete files named ``prefix...``."""
+    ids: set[str] = set()
+    after = ""
+    for _ in range(100):  # bounded: a page per 1000 files
+        q = f"prefix={prefix}&limit=1000{f'&after={after}' if after else ''}"
+        page = http_json(f"{c.api_url}/files?{q}", c.admin_token)
+        ids |= {f["file_id"] for f in page["files"] if f.get("state", "complete") == "complete"}
+        after = page.get("next_after") or ""
+        if not after:
+            return ids
+    raise AssertionError("more pages than the test wrote files")

@@ -1,0 +1,134 @@
+"""The files a folder upload into a bucket has uploaded and not linked yet, kept on disk while
+it runs, so that a run killed halfway leaves nothing behind for good.
+
+``dfs-client upload DIR bucket/prefix/`` uploads each file ``for_object`` (a file of the
+caller's that no lookup by content hands out) and links it to its key a batch at a time
+(``dfs.client.sync_links``). A client killed between the two (SIGKILL, a crash, a machine
+switched off) left those files on the cluster, complete and linked by nothing: kept, and
+counted as the tenant's, forever; the same command run again uploads them afresh (their
+chunks are stored once) and links the new ones.
+
+So each run writes a journal under the cache directory, ``links/<who>/<pid>-<random>.log``
+(``who``: the API and the token, hashed): a line ``+FILE_ID`` for each file as soon as its
+plan names it, and ``-FILE_ID`` once its link answered (or the file was deleted). Lines are
+appended by single ``write`` calls, so a killed process loses none. The run holds an
+exclusive ``flock`` on its journal and removes it when every file it named is done.
+
+The next folder upload to the same API with the same token takes the journals no running
+client holds (a lock is free once its process is gone), and deletes each file they name as
+up but not done: complete ones only (``DELETE /files/{id}`` is refused with 409 for a file
+some version links by then, which stays); a pending one is left to its own resume journal
+or to the API's collection of pending uploads. Then those journals are removed.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dfs.client.resume import cache_dir
+
+
+def journal_folder(api_url: str, token: str | None) -> Path:
+    who = hashlib.sha256(f"{api_url.rstrip('/')}\n{token or ''}".encode()).hexdigest()[:32]
+    return cache_dir() / "links" / who
+
+
+class LinkJournal:
+    """One run's journal, locked by it while it runs."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self._fd = path, fd
+        self._open: set[str] = set()  # named up, not done yet
+
+    @classmethod
+    def create(cls, folder: Path) -> LinkJournal:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / f"{os.getpid()}-{secrets.token_hex(6)}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return cls(path, fd)
+
+    def up(self, file_ids: Iterable[str]) -> None:
+        """Files the upload made (planned: they may become complete at any moment)."""
+        ids = [f for f in file_ids if f not in self._open]
+        self._open.update(ids)
+        self._write("+", ids)
+
+    def done(self, file_ids: Iterable[str]) -> None:
+        """Files linked, or deleted: nothing left for a later run to do."""
+        ids = [f for f in file_ids if f in self._open]
+        self._open.difference_update(ids)
+        self._write("-", ids)
+
+    def _write(self, sign: str, ids: list[str]) -> None:
+        if ids:
+            os.write(self._fd, "".join(f"{sign}{f}\n" for f in ids).encode())
+
+    def close(self) -> None:
+        """Removed when nothing is left open; else kept (unlocked) for the next run."""
+        if not self._open:
+            self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+
+
+@dataclass
+class Leftovers:
+    """Journals of runs that ended with files open, taken (locked) by this run."""
+
+    file_ids: list[str] = field(default_factory=list)
+    _taken: list[tuple[Path, int]] = field(default_factory=list)
+
+    def release(self, remove: bool) -> None:
+        """Unlock the journals taken, removed first when their files are done."""
+        for path, fd in self._taken:
+            if remove:
+                path.unlink(missing_ok=True)
+            os.close(fd)
+        self._taken = []
+
+
+def take_leftovers(folder: Path) -> Leftovers:
+    """The files open in the journals of ``folder`` that no running client holds, each
+    journal locked until ``Leftovers.release``."""
+    out = Leftovers()
+    with contextlib.suppress(FileNotFoundError):
+        for path in sorted(folder.glob("*.log")):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:  # gone meanwhile, or not a plain file of ours
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # its run is still going
+                os.close(fd)
+                continue
+            out._taken.append((path, fd))
+            out.file_ids += open_ids(_read_all(fd).decode(errors="replace"))
+    return out
+
+
+def _read_all(fd: int) -> bytes:
+    parts = []
+    while part := os.read(fd, 1 << 20):
+        parts.append(part)
+    return b"".join(parts)
+
+
+def open_ids(text: str) -> list[str]:
+    """The ids named ``+`` and not ``-`` (a torn last line is not an id)."""
+    opened: dict[str, None] = {}
+    for line in text.splitlines()[: None if text.endswith("\n") else -1]:
+        if line.startswith("+"):
+            opened[line[1:]] = None
+        elif line.startswith("-"):
+            opened.pop(line[1:], None)
+    return list(opened)

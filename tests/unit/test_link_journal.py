@@ -1,0 +1,76 @@
+"""``dfs.client.link_journal``: a run's journal names the files it uploaded and has not
+linked; the next run takes only the journals of runs that are gone (their lock is free)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import pytest
+
+from dfs.client.link_journal import LinkJournal, journal_folder, open_ids, take_leftovers
+
+
+def test_a_settled_run_leaves_no_journal(tmp_path: Path) -> None:
+    j = LinkJournal.create(tmp_path)
+    j.up(["a", "b"])
+    j.done(["a", "b", "never-up"])
+    j.close()
+    assert not list(tmp_path.glob("*.log"))
+
+
+def test_an_unsettled_run_leaves_what_it_did_not_finish(tmp_path: Path) -> None:
+    j = LinkJournal.create(tmp_path)
+    j.up(["a", "b", "c"])
+    j.up(["a"])  # named again: once
+    j.done(["b"])
+    j.close()
+    (path,) = tmp_path.glob("*.log")
+    assert open_ids(path.read_text()) == ["a", "c"]
+    left = take_leftovers(tmp_path)
+    assert left.file_ids == ["a", "c"]
+    left.release(remove=False)  # the releases failed: kept for the next run
+    again = take_leftovers(tmp_path)
+    assert again.file_ids == ["a", "c"]
+    again.release(remove=True)
+    assert not list(tmp_path.glob("*.log"))
+
+
+def test_a_running_clients_journal_is_not_taken(tmp_path: Path) -> None:
+    running = LinkJournal.create(tmp_path)  # locked while its run goes on
+    running.up(["mine"])
+    assert take_leftovers(tmp_path).file_ids == []
+    taken = take_leftovers(tmp_path / "elsewhere")
+    assert taken.file_ids == []
+    running.close()
+    left = take_leftovers(tmp_path)
+    assert left.file_ids == ["mine"]
+    # a journal taken by one run is not taken by another at the same time
+    assert take_leftovers(tmp_path).file_ids == []
+    left.release(remove=True)
+
+
+def test_a_torn_last_line_is_no_id(tmp_path: Path) -> None:
+    assert open_ids("+a\n+b\n-a\n+c") == ["b"]
+    assert open_ids("+a\n+b\n-a\n+c\n") == ["b", "c"]
+
+
+def test_journals_are_kept_per_api_and_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DFS_CACHE_DIR", str(tmp_path))
+    a = journal_folder("http://127.0.0.1:1/", "t1")
+    assert a == journal_folder("http://127.0.0.1:1", "t1")
+    assert a != journal_folder("http://127.0.0.1:1", "t2")
+    assert a != journal_folder("http://127.0.0.1:2", "t1")
+    j = LinkJournal.create(a)
+    assert a.stat().st_mode & 0o777 == 0o700
+    assert j.path.stat().st_mode & 0o777 == 0o600
+    fd = os.open(j.path, os.O_RDONLY)
+    try:
+        with pytest.raises(BlockingIOError):  # held by its run
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+        j.close()

@@ -15,10 +15,17 @@ appended by single ``write`` calls, so a killed process loses none. The run hold
 exclusive ``flock`` on its journal and removes it when every file it named is done.
 
 The next folder upload to the same API with the same token takes the journals no running
-client holds (a lock is free once its process is gone), and deletes each file they name as
-up but not done: complete ones only (``DELETE /files/{id}`` is refused with 409 for a file
-some version links by then, which stays); a pending one is left to its own resume journal
-or to the API's collection of pending uploads. Then those journals are removed.
+client holds (a lock is free once its process is gone; a journal is locked before it gets
+its ``.log`` name), and deletes each file they name as up but not done: complete ones only
+(``DELETE /files/{id}`` is refused with 409 for a file some version links by then, which
+stays), and none that a running client's journal names open too (a big file's upload it
+took over through its resume journal); a pending one is left to its own resume journal or
+to the API's collection of pending uploads. Then those journals are removed, unless a file
+could not be looked at (the API unreachable: the next run tries again).
+
+It is all best effort and never fails an upload: a cache directory that cannot hold a
+journal, or a write that fails, only leaves what a kill would have left before. Uploads
+with ``--no-resume`` keep none.
 
 Standard library only.
 """
@@ -28,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import secrets
 from collections.abc import Iterable
@@ -35,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfs.client.resume import cache_dir
+
+log = logging.getLogger("dfs.client")
 
 
 def journal_folder(api_url: str, token: str | None) -> Path:
@@ -48,13 +58,23 @@ class LinkJournal:
     def __init__(self, path: Path, fd: int) -> None:
         self.path, self._fd = path, fd
         self._open: set[str] = set()  # named up, not done yet
+        self._broken = False  # a write failed: the journal is incomplete
 
     @classmethod
     def create(cls, folder: Path) -> LinkJournal:
+        """A new journal, locked before it is named ``*.log`` (so no other run can take it
+        for a dead run's between its creation and its lock)."""
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = folder / f"{os.getpid()}-{secrets.token_hex(6)}.log"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        name = f"{os.getpid()}-{secrets.token_hex(6)}"
+        new = folder / f"{name}.new"
+        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            path = new.rename(folder / f"{name}.log")
+        except BaseException:
+            os.close(fd)
+            new.unlink(missing_ok=True)
+            raise
         return cls(path, fd)
 
     def up(self, file_ids: Iterable[str]) -> None:
@@ -70,13 +90,24 @@ class LinkJournal:
         self._write("-", ids)
 
     def _write(self, sign: str, ids: list[str]) -> None:
-        if ids:
-            os.write(self._fd, "".join(f"{sign}{f}\n" for f in ids).encode())
+        """Append lines; a journal that cannot be written (a full disk) is given up, not
+        the upload: without a ``+`` line a killed run leaves that file (as with no journal
+        at all), and a ``-`` line missing only costs the next run a refused delete."""
+        data = memoryview("".join(f"{sign}{f}\n" for f in ids).encode())
+        try:
+            while data and not self._broken:  # a short write goes on where it stopped
+                data = data[os.write(self._fd, data) :]
+        except OSError as exc:
+            log.warning("link journal %s not written: %s", self.path, exc)
+            self._broken = True
 
     def close(self) -> None:
         """Removed when nothing is left open; else kept (unlocked) for the next run."""
-        if not self._open:
-            self.path.unlink(missing_ok=True)
+        try:
+            if not self._open and not self._broken:
+                self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("link journal %s not removed: %s", self.path, exc)
         os.close(self._fd)
 
 
@@ -98,8 +129,9 @@ class Leftovers:
 
 def take_leftovers(folder: Path) -> Leftovers:
     """The files open in the journals of ``folder`` that no running client holds, each
-    journal locked until ``Leftovers.release``."""
-    out = Leftovers()
+    journal locked until ``Leftovers.release``; not those a running client's journal names
+    open too (it resumed a dead run's upload of the same file, and links it next)."""
+    out, running = Leftovers(), set[str]()
     with contextlib.suppress(FileNotFoundError):
         for path in sorted(folder.glob("*.log")):
             try:
@@ -109,10 +141,12 @@ def take_leftovers(folder: Path) -> Leftovers:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:  # its run is still going
+                running.update(open_ids(_read_all(fd).decode(errors="replace")))
                 os.close(fd)
                 continue
             out._taken.append((path, fd))
             out.file_ids += open_ids(_read_all(fd).decode(errors="replace"))
+    out.file_ids = [f for f in dict.fromkeys(out.file_ids) if f not in running]
     return out
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -37,8 +38,11 @@ from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, wa
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.client.sync_links import MTIME, UploadLinker, mtime_text, upload_and_link
-from dfs.errors import Conflict, InvalidRequest, KeyNotFound, NotFound
+from dfs.errors import Conflict, DfsError, InvalidRequest, KeyNotFound, NotFound
+from dfs.ids import parse_file_id
 from dfs.transport.http import request
+
+log = logging.getLogger("dfs.client")
 
 
 @dataclass
@@ -107,6 +111,20 @@ def _files(paths: Sequence[Path], key: str, skipped: list[Skipped]) -> tuple[lis
     return list(walk(paths, key, skipped=skipped)), key
 
 
+def _new_journal(folder: Path) -> LinkJournal | None:
+    """This run's link journal; None when the cache directory cannot hold one (the upload
+    goes on without: a kill then leaves its unlinked files, as before journals)."""
+    try:
+        return LinkJournal.create(folder)
+    except OSError as exc:
+        log.warning("no link journal in %s: %s", folder, exc)
+        return None
+
+
+def _no_journal(file_ids: list[str]) -> None:
+    return None
+
+
 class SyncMethods(NamespaceMethods):
     """Transfers of ``Client`` to and from keys (which supplies the connection)."""
 
@@ -149,32 +167,44 @@ class SyncMethods(NamespaceMethods):
         cache = await self.files_cache(bucket, profile)
         # for_object: linked below, so no lookup by content may hand them out meanwhile
         pipeline = StreamingUploadPipeline(conn, profile, progress, cache, for_object=True)
-        journal = await asyncio.to_thread(LinkJournal.create, folder)
-        pipeline.planned = journal.up
-        linker = UploadLinker(self, bucket, todo, journal.done)
+        journal = await asyncio.to_thread(_new_journal, folder) if conn.resume else None
+        if journal is not None:
+            pipeline.planned = journal.up
+        linker = UploadLinker(self, bucket, todo, journal.done if journal else _no_journal)
         try:
             report.done += await upload_and_link(
                 lambda done: pipeline.upload_files(todo, done=done), linker
             )
         finally:
-            journal.close()
+            if journal is not None:
+                journal.close()
             if cache is not None:
                 cache.save()
         return report
 
     async def _release_leftovers(self, folder: Path) -> None:
         """Delete the complete files that runs killed before linking them left behind
-        (``dfs.client.link_journal``); their journals go once that is done."""
-        left = await asyncio.to_thread(take_leftovers, folder)
+        (``dfs.client.link_journal``); their journals go once that is done. Best effort:
+        a file it cannot look at now is left to the next run, and the upload goes on."""
+        try:
+            left = await asyncio.to_thread(take_leftovers, folder)
+        except OSError as exc:
+            log.warning("link journals in %s not read: %s", folder, exc)
+            return
+        done = True
         try:
             for fid in left.file_ids:
-                with contextlib.suppress(NotFound):
+                try:
+                    parse_file_id(fid)  # a torn or foreign line is no id to ask about
                     if (await self._connection().api.file(fid)).get("state") == "complete":
                         await self._release_own(fid)
-        except BaseException:
-            left.release(remove=False)  # the next run tries again
-            raise
-        left.release(remove=True)
+                except (NotFound, InvalidRequest):
+                    continue
+                except (DfsError, OSError) as exc:
+                    log.warning("file %s of a killed upload not deleted yet: %s", fid, exc)
+                    done = False
+        finally:
+            left.release(remove=done)
 
     async def _release_own(self, file_id: str) -> None:
         """Delete the caller's file made for an object when no version links it: the link

@@ -347,11 +347,11 @@ class UploadPipeline:
         started = time.monotonic()
         upload = FileUpload(f.path, f.name, scan, keep_attrs=f.keep_attrs)
         plan = await self.conn.api.init_upload(**self._init_body(upload))
-        self.named([plan])
         upload.planned(plan, {}, None)
-        if upload.todo:
+        if upload.todo:  # its pending upload is left to collection
             log.info("%s: the servers lack chunks of its cached scan; reading it", f.path)
             return None
+        self.named([plan])
         if self.progress:
             self.progress(scan.size)
         done = await self.sender.finalize(upload)
@@ -399,6 +399,8 @@ class UploadPipeline:
 
     async def _plan_alone(self, upload: FileUpload) -> None:
         journal = upload.journal
+        if journal is not None and journal.file_id:  # named before it is asked about
+            self.named([{"file_id": journal.file_id}])
         plan = await self._resume_plan(journal)
         if plan is None:
             plan = await self.conn.api.init_upload(**self._init_body(upload))

@@ -208,11 +208,13 @@ class NamespaceStore(Protocol):
         again after its answer was lost (``dfs.transport.api_client``'s retries) then
         makes no second version, whether or not the first one was written.
       - ``put_objects(objs, now, unless_current=)`` is ``put_object`` of each (no
-        conditions but ``unless_current``), in order, each answered on its own: its
-        PutResult, or the DfsError that refused it alone. SQLite links them in one
-        transaction (the fresh ones, a key with no version to a file linked by none, in
-        one pass of a few statements: ``dfs.meta.sqlite_namespace_batch``); DynamoDB
-        writes each key in its own transaction, several at once.
+        conditions but ``unless_current``), each answered on its own: its PutResult, or
+        the error that refused it alone. Entries naming one key are linked in order.
+        SQLite links them all in order in one transaction (the fresh ones, a key with no
+        version to a file linked by none, in one pass of a few statements:
+        ``dfs.meta.sqlite_namespace_batch``); DynamoDB writes each key in its own
+        transaction, several keys at once (so two entries of different keys that depend
+        on each other, one releasing a file the other links, land in either order).
       - ``create_and_put_object(rec, manifest, locations, obj, now, if_absent=, if_match=)``
         is ``MetadataStore.create_and_commit_files([(rec, manifest)], now, locations=)``
         then ``put_object(obj)`` of that file (``obj.file_id == rec.file_id``, the bucket

@@ -20,10 +20,11 @@ savepoint of its own: it is refused alone, and a key named twice sees the first 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sqlite3
 from collections.abc import Sequence
 
-from dfs.errors import DfsError
+from dfs.errors import DfsError, Unavailable
 from dfs.meta.namespace import (
     ACCESS_PRIVATE,
     NULL_VERSION,
@@ -54,6 +55,8 @@ from dfs.meta.sqlite_namespace_usage import FreshLink, count_fresh_links
 from dfs.meta.sqlite_namespace_writes import load_bucket, put
 from dfs.meta.sqlite_refcounts import page_refs
 from dfs.meta.sqlite_usage_deltas import UsageDeltas
+
+log = logging.getLogger("dfs.meta")
 
 
 def put_many(
@@ -88,11 +91,14 @@ def _put_alone(
     db.execute("SAVEPOINT put_alone")
     try:
         done = put(StoreFiles(db, labels, sums), obj, now, unless_current=unless_current)
-    except DfsError as exc:
+    except Exception as exc:  # a bug or an error of SQLite's too: this entry's answer
         db.execute("ROLLBACK TO put_alone")
         db.execute("RELEASE put_alone")
         labels.forget_since(mark)
-        return exc
+        if isinstance(exc, DfsError):
+            return exc
+        log.exception("link of %s/%s failed", obj.bucket, obj.key)
+        return Unavailable(f"link failed: {type(exc).__name__}")
     db.execute("RELEASE put_alone")
     if files.usage is not None and sums is not None:
         files.usage.merge(sums)

@@ -225,14 +225,17 @@ def count_fresh_links(
             refs[key] = (refs.get(key, (0, 0))[0] + count, size)
     for key, n, size in groups.values():
         _add_usage(db, tenant, bucket, key, (n, n, 0, size), sums)
-    for scope in (TENANT_WIDE, bucket):
+    for scope in (TENANT_WIDE, bucket) if linked else ():  # empty objects: no scope
         ident = scope_id(db, files.labels, tenant, scope)
         db.executemany(
             "INSERT INTO ns_scope_links VALUES (?,?,1) ON CONFLICT(scope, file_id) "
             "DO UPDATE SET links = links + 1",
             [(ident, f) for (f,) in linked],
         )
-        sql = "SELECT chunk_id FROM ns_scope_chunks WHERE scope=? AND chunk_id IN ({marks})"
+        sql = (
+            "SELECT chunk_id FROM ns_scope_chunks WHERE scope=? AND refs > 0 "
+            "AND chunk_id IN ({marks})"
+        )
         held = {r[0] for r in rows_in(db, sql, list(refs), (ident,))}
         db.executemany(
             "INSERT INTO ns_scope_chunks VALUES (?,?,?) ON CONFLICT(scope, chunk_id) "

@@ -1,7 +1,9 @@
 """A folder upload deletes what a killed one left unlinked, and nothing else (in process,
 SQLite): the journal of a run that is gone (``dfs.client.link_journal``) names a complete
 file linked by nothing (deleted), a file a version links by now (kept, its object intact),
-a pending upload (kept for its resume) and an id already gone (nothing to do)."""
+a pending upload (kept for its resume), an id already gone and a line that is no id
+(nothing to do), and a file a running upload took over and names too (kept). A cache
+directory that cannot hold a journal does not stop an upload."""
 
 from __future__ import annotations
 
@@ -45,10 +47,15 @@ async def test_the_next_upload_deletes_only_what_a_killed_one_left_unlinked(
                 chunks=[{"sha256": digest, "size": len(data)}],
             )
         )["file_id"]
+        resumed, status, _ = await _finalize(c, s, url, b"resumed by a running upload")
+        assert status == 200
         killed = LinkJournal.create(journal_folder(url, alice))
-        killed.up([orphan, linked, pending, "01a24621-0000-7000-8000-000000000000"])
+        gone = "01a24621-0000-7000-8000-000000000000"
+        killed.up([orphan, linked, pending, gone, "not-an-id", resumed])
         os.close(killed._fd)  # as a killed run leaves it: written, unlocked, not removed
         assert killed.path.exists()
+        running = LinkJournal.create(journal_folder(url, alice))  # locked: its run goes on
+        running.up([resumed])  # it took the killed run's upload over, and links it next
 
         src = tmp_path / "src"
         src.mkdir()
@@ -57,6 +64,8 @@ async def test_the_next_upload_deletes_only_what_a_killed_one_left_unlinked(
 
         with pytest.raises(NotFound):
             await c.api.file(orphan)
+        assert (await c.api.file(resumed))["state"] == "complete"  # the running one's
+        running.close()
         assert (await c.api.file(linked))["state"] == "complete"
         resumed = await c.api.resume_upload(pending, {})  # still pending: resumable
         assert resumed["file_id"] == pending
@@ -65,4 +74,24 @@ async def test_the_next_upload_deletes_only_what_a_killed_one_left_unlinked(
                 assert r.status == 200
                 assert want is None or await r.read() == want
         assert not killed.path.exists()
-        assert not list(journal_folder(url, alice).glob("*.log"))
+        # left: the running journal, whose run ended with a file it did not link
+        assert list(journal_folder(url, alice).glob("*.log")) == [running.path]
+
+
+async def test_a_cache_that_cannot_hold_a_journal_does_not_stop_an_upload(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = inproc.api.url
+    (alice,) = await tokens(url, "alice")
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_bytes(b"")
+    monkeypatch.setenv("DFS_CACHE_DIR", str(blocked))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"uploaded all the same")
+    async with Client(url, token=alice) as c, aiohttp.ClientSession() as s:
+        await c.make_bucket("nocache")
+        report = await c.upload_to([src], "nocache", "k/")
+        assert [d["key"] for d in report.done] == ["k/a.txt"]
+        async with s.get(f"{url}/objects/nocache/k/a.txt", headers=_auth(alice)) as r:
+            assert (r.status, await r.read()) == (200, b"uploaded all the same")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound
+from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound, Unavailable
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.dynamo.codec import UNLINKED_ATTR, S, attr_names
@@ -36,6 +37,8 @@ from dfs.meta.namespace import (
     check_owner,
     holds_already,
 )
+
+log = logging.getLogger("dfs.meta")
 
 PUTS_AT_ONCE = 64
 """Keys ``put_objects`` writes at once."""
@@ -136,6 +139,9 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
                         out[i] = await self.put_object(objs[i], now, unless_current=unless_current)
                     except DfsError as exc:
                         out[i] = exc
+                    except Exception as exc:  # a bug: this entry's answer, not the batch's
+                        log.exception("link of %s/%s failed", objs[i].bucket, objs[i].key)
+                        out[i] = Unavailable(f"link failed: {type(exc).__name__}")
 
         await asyncio.gather(*(key(picked) for picked in by_key.values()))
         return [r for r in out if r is not None]

@@ -162,7 +162,11 @@ def spies(profile: Path | None, step: str, servers: Servers) -> list[subprocess.
 def measured(
     name: str, servers: Servers, run: Callable[[], float], profile: Path | None = None
 ) -> Step:
-    """``run`` returns its client CPU seconds."""
+    """``run`` returns its client CPU seconds. Every step starts with nothing dirty in the
+    page cache (``os.sync``): left unsynced, a step paid for the writeback of the one
+    before (the files written at the start, the previous download's output), which moved
+    the S3 GET from 0.46x to 1.0x native between runs of the same code (bench/README.md)."""
+    os.sync()
     recording = spies(profile, name, servers)
     before = {p: cpu_seconds(p) for p in servers}
     loop_before = {p: cpu_seconds(p, p) for p in servers}

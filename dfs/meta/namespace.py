@@ -107,6 +107,27 @@ class NewObject:
     owner: str = ""
 
 
+def version_of(obj: NewObject, version_id: str, now: float) -> ObjectVersion:
+    """The version ``obj`` becomes when linked now as ``version_id``: its fields sorted as
+    every record keeps them (``shared_with`` named once)."""
+    return ObjectVersion(
+        bucket=obj.bucket,
+        key=obj.key,
+        version_id=version_id,
+        file_id=obj.file_id,
+        size=obj.size,
+        created_at=now,
+        etag=obj.etag,
+        sha256=obj.sha256,
+        content_type=obj.content_type,
+        user_metadata=tuple(sorted(obj.user_metadata)),
+        tags=tuple(sorted(obj.tags)),
+        access=obj.access or ACCESS_PRIVATE,
+        shared_with=tuple(sorted(set(obj.shared_with))),
+        headers=tuple(sorted(obj.headers)),
+    )
+
+
 def check_owner(obj: NewObject, tenant: str) -> None:
     """BucketNotFound unless ``obj``'s bucket is still the tenant's its writer read."""
     if obj.owner and obj.owner != tenant:

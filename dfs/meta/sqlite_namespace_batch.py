@@ -26,12 +26,12 @@ from collections.abc import Sequence
 
 from dfs.errors import DfsError, Unavailable
 from dfs.meta.namespace import (
-    ACCESS_PRIVATE,
     NULL_VERSION,
     VERSIONING_ENABLED,
     NewObject,
     ObjectVersion,
     PutResult,
+    version_of,
 )
 from dfs.meta.sqlite_codec import (
     STATE_COMPLETE,
@@ -175,7 +175,7 @@ def _link_fresh(
     for i, link in enumerate(links):
         obj, rank = link.obj, -(int(top) - n + 1 + i)
         version_id = new_version_id(rank) if enabled else NULL_VERSION
-        version = _version(obj, version_id, now)
+        version = version_of(obj, version_id, now)
         rows.append(_version_row(version, rank))
         current.append((obj.bucket, obj.key, rank))
         made.append(version)
@@ -184,26 +184,6 @@ def _link_fresh(
     db.executemany("INSERT INTO ns_current VALUES (?,?,?)", current)
     count_fresh_links(files, bucket["tenant"], bucket["name"], links)
     return made
-
-
-def _version(obj: NewObject, version_id: str, now: float) -> ObjectVersion:
-    """The version ``version_record`` reads back from the row ``obj`` is written as."""
-    return ObjectVersion(
-        bucket=obj.bucket,
-        key=obj.key,
-        version_id=version_id,
-        file_id=obj.file_id,
-        size=obj.size,
-        created_at=now,
-        etag=obj.etag,
-        sha256=obj.sha256,
-        content_type=obj.content_type,
-        user_metadata=tuple(sorted(obj.user_metadata)),
-        tags=tuple(sorted(obj.tags)),
-        access=obj.access or ACCESS_PRIVATE,
-        shared_with=tuple(sorted(set(obj.shared_with))),
-        headers=tuple(sorted(obj.headers)),
-    )
 
 
 def _version_row(v: ObjectVersion, rank: int) -> tuple[object, ...]:

@@ -76,6 +76,7 @@ from dfs.meta.namespace import (
     NewObject,
     ObjectVersion,
     Usage,
+    version_of,
 )
 
 Item = dict[str, Any]
@@ -323,22 +324,7 @@ def version_record(bucket: str, item: Item, is_latest: bool) -> ObjectVersion:
 
 
 def new_version(obj: NewObject, vsk: str, now: float) -> ObjectVersion:
-    return ObjectVersion(
-        bucket=obj.bucket,
-        key=obj.key,
-        version_id=version_id_of(vsk),
-        file_id=obj.file_id,
-        size=obj.size,
-        created_at=now,
-        etag=obj.etag,
-        sha256=obj.sha256,
-        content_type=obj.content_type,
-        user_metadata=tuple(sorted(obj.user_metadata)),
-        tags=tuple(sorted(obj.tags)),
-        access=obj.access,
-        shared_with=tuple(sorted(obj.shared_with)),
-        headers=tuple(sorted(obj.headers)),
-    )
+    return version_of(obj, version_id_of(vsk), now)
 
 
 def delete_marker(bucket: str, key: str, vsk: str, now: float) -> ObjectVersion:

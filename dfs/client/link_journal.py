@@ -38,6 +38,7 @@ import hashlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,7 @@ def take_leftovers(folder: Path) -> Leftovers:
     journal locked until ``Leftovers.release``; not those a running client's journal names
     open too (it resumed a dead run's upload of the same file, and links it next)."""
     out, running = Leftovers(), set[str]()
-    with contextlib.suppress(FileNotFoundError):
+    try:
         for path in sorted(folder.glob("*.log")):
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -141,13 +142,38 @@ def take_leftovers(folder: Path) -> Leftovers:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:  # its run is still going
-                running.update(open_ids(_read_all(fd).decode(errors="replace")))
-                os.close(fd)
+                with contextlib.closing(_Fd(fd)):
+                    running.update(open_ids(_read_all(fd).decode(errors="replace")))
                 continue
             out._taken.append((path, fd))
             out.file_ids += open_ids(_read_all(fd).decode(errors="replace"))
+        _sweep_unnamed(folder)
+    except BaseException:
+        out.release(remove=False)
+        raise
     out.file_ids = [f for f in dict.fromkeys(out.file_ids) if f not in running]
     return out
+
+
+class _Fd:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+UNNAMED_AGE = 60.0
+"""Seconds after which a journal never named ``.log`` (its run died between creating and
+renaming it: it holds nothing) is removed."""
+
+
+def _sweep_unnamed(folder: Path) -> None:
+    now = time.time()
+    for path in folder.glob("*.new"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > UNNAMED_AGE:
+                path.unlink()
 
 
 def _read_all(fd: int) -> bytes:

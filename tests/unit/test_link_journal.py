@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from dfs.client.link_journal import LinkJournal, journal_folder, open_ids, take_leftovers
+from dfs.client.link_journal import (
+    UNNAMED_AGE,
+    LinkJournal,
+    journal_folder,
+    open_ids,
+    take_leftovers,
+)
 
 
 def test_a_settled_run_leaves_no_journal(tmp_path: Path) -> None:
@@ -74,3 +81,17 @@ def test_journals_are_kept_per_api_and_token(
     finally:
         os.close(fd)
         j.close()
+
+
+def test_a_journal_never_named_is_swept_once_old(tmp_path: Path) -> None:
+    """A run killed between creating its journal and naming it ``.log`` leaves an empty
+    ``.new``: removed once older than ``UNNAMED_AGE``, not while its run may still name it."""
+    old, fresh = tmp_path / "1-aa.new", tmp_path / "2-bb.new"
+    old.write_bytes(b"")
+    fresh.write_bytes(b"")
+    past = time.time() - UNNAMED_AGE - 5
+    os.utime(old, (past, past))
+    assert take_leftovers(tmp_path).file_ids == []
+    assert not old.exists()
+    assert fresh.exists()
+    assert take_leftovers(tmp_path / "missing").file_ids == []

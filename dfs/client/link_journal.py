@@ -38,6 +38,7 @@ import hashlib
 import logging
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -120,12 +121,35 @@ class Leftovers:
     _taken: list[tuple[Path, int]] = field(default_factory=list)
 
     def release(self, remove: bool) -> None:
-        """Unlock the journals taken, removed first when their files are done."""
+        """Unlock the journals taken, removed first when their files are done (a journal
+        that cannot be removed is taken, and found done, again by the next run)."""
         for path, fd in self._taken:
-            if remove:
-                path.unlink(missing_ok=True)
-            os.close(fd)
+            try:
+                if remove:
+                    path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("link journal %s not removed: %s", path, exc)
+            finally:
+                os.close(fd)
         self._taken = []
+
+
+def running_ids(folder: Path, left: Leftovers) -> set[str]:
+    """The ids open now in the journals of ``folder`` that running clients hold (not those
+    ``left`` took)."""
+    running: set[str] = set()
+    taken = {path for path, _ in left._taken}
+    for path in folder.glob("*.log"):
+        if path in taken:
+            continue
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with contextlib.closing(_Fd(fd)):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except OSError:  # held by its run
+                    running.update(open_ids(_read_all(fd).decode(errors="replace")))
+    return running
 
 
 def take_leftovers(folder: Path) -> Leftovers:
@@ -136,8 +160,11 @@ def take_leftovers(folder: Path) -> Leftovers:
     try:
         for path in sorted(folder.glob("*.log")):
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError:  # gone meanwhile, or not a plain file of ours
+                continue
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder or a pipe: not a journal
+                os.close(fd)
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -33,7 +33,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline
 from dfs.client.file_cache import FileCache
-from dfs.client.link_journal import LinkJournal, journal_folder, take_leftovers
+from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, take_leftovers
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
@@ -193,13 +193,25 @@ class SyncMethods(NamespaceMethods):
             return
         done = True
         try:
+            complete = []
             for fid in left.file_ids:
                 try:
                     parse_file_id(fid)  # a torn or foreign line is no id to ask about
                     if (await self._connection().api.file(fid)).get("state") == "complete":
-                        await self._release_own(fid)
+                        complete.append(fid)
                 except (NotFound, InvalidRequest):
                     continue
+                except (DfsError, OSError) as exc:
+                    log.warning("file %s of a killed upload not looked at: %s", fid, exc)
+                    done = False
+            # read again just before the deletes: a client started since may have taken
+            # one of these files over (a big file's resume journal) and named it
+            running = await asyncio.to_thread(running_ids, folder, left)
+            for fid in complete:
+                if fid in running:
+                    continue
+                try:
+                    await self._release_own(fid)
                 except (DfsError, OSError) as exc:
                     log.warning("file %s of a killed upload not deleted yet: %s", fid, exc)
                     done = False

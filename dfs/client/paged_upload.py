@@ -57,7 +57,7 @@ from dfs.client.local_files import LocalFile
 from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
 from dfs.client.upload import FINAL, UploadPipeline
-from dfs.errors import Unavailable
+from dfs.errors import FileNotFound, Unavailable
 
 log = logging.getLogger("dfs.client")
 
@@ -223,6 +223,7 @@ class PagedUpload:
         self.file_id = ""
         self.chunks = self.new_chunks = self.sent = 0
         self.refused: frozenset[str] = frozenset()  # nodes the API could not plan pages around
+        self.resumed = False  # the upload is the one its resume journal named
 
     async def _start(self) -> None:
         st = os.stat(self.path)
@@ -242,6 +243,7 @@ class PagedUpload:
             )
             if self.journal.file_id:
                 self.file_id = self.journal.file_id
+                self.resumed = True
                 self.pipe.named([{"file_id": self.file_id}])
                 return
         body: dict[str, Any] = {"name": self.name, "chunker": str(self.pipe.profile)}
@@ -322,7 +324,21 @@ class PagedUpload:
                 await asyncio.gather(proving, return_exceptions=True)
 
     async def run(self) -> UploadResult:
+        try:
+            return await self._run()
+        except FileNotFound:
+            if not self.resumed:
+                raise
+            # the upload its journal named is gone (collected, or deleted complete as a
+            # killed run's unlinked file: ``dfs.client.link_journal``); the journal was
+            # finished with the error, so this run starts afresh, once
+            log.info("paged upload %s is gone; starting afresh", self.file_id)
+            self.chunks = self.new_chunks = self.sent = 0
+            return await self._run()
+
+    async def _run(self) -> UploadResult:
         started = time.monotonic()
+        self.resumed = False
         await self._start()
         scanner = PageScanner(self.path, self.pipe.profile, PAGE_CHUNKS)
         fd = os.open(self.path, os.O_RDONLY)

@@ -2,8 +2,9 @@
 SQLite): the journal of a run that is gone (``dfs.client.link_journal``) names a complete
 file linked by nothing (deleted), a file a version links by now (kept, its object intact),
 a pending upload (kept for its resume), an id already gone and a line that is no id
-(nothing to do), and a file a running upload took over and names too (kept). A cache
-directory that cannot hold a journal does not stop an upload."""
+(nothing to do), and a file a running upload took over and names too, before or after
+the dead run's journal was taken (kept). A cache directory that cannot hold a journal
+does not stop an upload."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from dfs.client import Client
-from dfs.client.link_journal import LinkJournal, journal_folder
+from dfs.client import Client, namespace_sync
+from dfs.client.link_journal import Leftovers, LinkJournal, journal_folder
 from dfs.errors import NotFound
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_grantee_files import _auth, _finalize
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_next_upload_deletes_only_what_a_killed_one_left_unlinked(
-    inproc: InProcessCluster, tmp_path: Path
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = inproc.api.url
     (alice,) = await tokens(url, "alice")
@@ -49,13 +50,26 @@ async def test_the_next_upload_deletes_only_what_a_killed_one_left_unlinked(
         )["file_id"]
         resumed, status, _ = await _finalize(c, s, url, b"resumed by a running upload")
         assert status == 200
-        killed = LinkJournal.create(journal_folder(url, alice))
+        late, status, _ = await _finalize(c, s, url, b"resumed by one started meanwhile")
+        assert status == 200
+        folder = journal_folder(url, alice)
+        killed = LinkJournal.create(folder)
         gone = "01a24621-0000-7000-8000-000000000000"
-        killed.up([orphan, linked, pending, gone, "not-an-id", resumed])
+        killed.up([orphan, linked, pending, gone, "not-an-id", resumed, late])
         os.close(killed._fd)  # as a killed run leaves it: written, unlocked, not removed
         assert killed.path.exists()
-        running = LinkJournal.create(journal_folder(url, alice))  # locked: its run goes on
+        running = LinkJournal.create(folder)  # locked: its run goes on
         running.up([resumed])  # it took the killed run's upload over, and links it next
+        starting: list[LinkJournal] = []
+        real_take = namespace_sync.take_leftovers
+
+        def take_then_a_run_starts(where: Path) -> Leftovers:
+            left = real_take(where)
+            starting.append(LinkJournal.create(where))  # a run started after the take
+            starting[0].up([late])  # names a file the take found open
+            return left
+
+        monkeypatch.setattr(namespace_sync, "take_leftovers", take_then_a_run_starts)
 
         src = tmp_path / "src"
         src.mkdir()
@@ -65,7 +79,9 @@ async def test_the_next_upload_deletes_only_what_a_killed_one_left_unlinked(
         with pytest.raises(NotFound):
             await c.api.file(orphan)
         assert (await c.api.file(resumed))["state"] == "complete"  # the running one's
+        assert (await c.api.file(late))["state"] == "complete"  # the one started meanwhile's
         running.close()
+        starting[0].close()
         assert (await c.api.file(linked))["state"] == "complete"
         resumed = await c.api.resume_upload(pending, {})  # still pending: resumable
         assert resumed["file_id"] == pending
@@ -74,8 +90,8 @@ async def test_the_next_upload_deletes_only_what_a_killed_one_left_unlinked(
                 assert r.status == 200
                 assert want is None or await r.read() == want
         assert not killed.path.exists()
-        # left: the running journal, whose run ended with a file it did not link
-        assert list(journal_folder(url, alice).glob("*.log")) == [running.path]
+        # left: the running journals, whose runs ended with a file they did not link
+        assert sorted(folder.glob("*.log")) == sorted([running.path, starting[0].path])
 
 
 async def test_a_cache_that_cannot_hold_a_journal_does_not_stop_an_upload(

@@ -13,8 +13,10 @@ import pytest
 
 from dfs import protocol
 from dfs.client import Client
+from dfs.client.namespace import NamespaceMethods
 from dfs.client.paged_upload import PagedUpload, StreamingUploadPipeline, wants_pages
-from dfs.errors import FileNotFound
+from dfs.client.resume import UploadJournal
+from dfs.errors import FileNotFound, Unavailable
 from dfs.transport.api_client import ApiClient
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster, running_cluster
 from tests.integration.test_namespace_api import tokens
@@ -124,3 +126,42 @@ async def test_a_paged_upload_for_an_object_is_never_found_by_content(
         with pytest.raises(FileNotFound):
             await meta.get_file(up.file_id, "fay")
         assert (await meta.get_file(native.file_id, "fay")).size == SIZE
+
+
+async def test_a_resumed_paged_upload_whose_file_is_gone_starts_afresh(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run finalized a paged upload and died before its resume journal was finished and
+    the file linked; the file was deleted since (a later run deleted it as a killed run's
+    unlinked file, ``dfs.client.link_journal``). The next run resumes the journal's upload,
+    finds it gone at its finalize, and starts afresh, in the same run (before: the run
+    failed with FileNotFound and only the one after it succeeded)."""
+    src = tmp_path / "big.bin"
+    data = periodic(src, SIZE)
+    (tok,) = await tokens(inproc.api.url, "gail")
+    async with Client(inproc.api.url, token=tok) as c:
+        await c.make_bucket("gone")
+        with monkeypatch.context() as m:
+            m.setattr(UploadJournal, "finish", lambda self: None)  # died before finishing it
+
+            async def link_refused(self: Any, bucket: str, entries: Any) -> Any:
+                raise Unavailable("the API went away before the link")
+
+            m.setattr(NamespaceMethods, "link_many", link_refused)
+            with pytest.raises(Unavailable):
+                await c.upload_to([src], "gone", "big.bin", profile=TINY)
+        # the failed link deleted the file its journal still names
+        started: list[dict[str, Any]] = []
+        real_start = ApiClient.paged_upload
+
+        async def recorded(self: ApiClient, body: dict[str, Any]) -> dict[str, Any]:
+            started.append(dict(body))
+            return await real_start(self, body)
+
+        monkeypatch.setattr(ApiClient, "paged_upload", recorded)
+        sent = await c.upload_to([src], "gone", "big.bin", profile=TINY)
+        assert [d["key"] for d in sent.done] == ["big.bin"]
+        assert len(started) == 1  # afresh, once
+        out = tmp_path / "out.bin"
+        await c.download_from("gone", "big.bin", out)
+    assert out.read_bytes() == data

@@ -15,6 +15,7 @@ from dfs.client.link_journal import (
     LinkJournal,
     journal_folder,
     open_ids,
+    running_ids,
     take_leftovers,
 )
 
@@ -95,3 +96,19 @@ def test_a_journal_never_named_is_swept_once_old(tmp_path: Path) -> None:
     assert not old.exists()
     assert fresh.exists()
     assert take_leftovers(tmp_path / "missing").file_ids == []
+
+
+def test_running_ids_are_those_of_journals_held_by_their_runs(tmp_path: Path) -> None:
+    dead = LinkJournal.create(tmp_path)
+    dead.up(["d"])
+    dead.close()
+    (tmp_path / "odd.log").mkdir()  # not a journal: skipped, never blocks a clean-up
+    left = take_leftovers(tmp_path)
+    assert left.file_ids == ["d"]
+    live = LinkJournal.create(tmp_path)
+    live.up(["l", "d"])
+    live.done(["l"])
+    assert running_ids(tmp_path, left) == {"d"}  # not the taken journal's own ids
+    live.close()
+    left.release(remove=True)
+    assert running_ids(tmp_path, take_leftovers(tmp_path)) == set()

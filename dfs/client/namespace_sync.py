@@ -23,10 +23,10 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dfs import protocol
 from dfs.chunking import ChunkerProfile
@@ -43,6 +43,8 @@ from dfs.ids import parse_file_id
 from dfs.transport.http import request
 
 log = logging.getLogger("dfs.client")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -125,6 +127,21 @@ def _no_journal(file_ids: list[str]) -> None:
     return None
 
 
+CLEANUPS_AT_ONCE = 16
+"""Requests at once while deleting what killed runs left (``_release_leftovers``)."""
+
+
+async def _each(items: Sequence[str], fn: Callable[[str], Awaitable[T]]) -> list[T]:
+    """``fn`` of each item, ``CLEANUPS_AT_ONCE`` at a time; the results in order."""
+    slots = asyncio.Semaphore(CLEANUPS_AT_ONCE)
+
+    async def one(item: str) -> T:
+        async with slots:
+            return await fn(item)
+
+    return list(await asyncio.gather(*(one(i) for i in items)))
+
+
 class SyncMethods(NamespaceMethods):
     """Transfers of ``Client`` to and from keys (which supplies the connection)."""
 
@@ -191,30 +208,38 @@ class SyncMethods(NamespaceMethods):
         except OSError as exc:
             log.warning("link journals in %s not read: %s", folder, exc)
             return
-        done = True
+        api = self._connection().api
+
+        async def complete(fid: str) -> bool | None:
+            """True: complete, to delete; None: nothing to do; False: not looked at now."""
+            try:
+                parse_file_id(fid)  # a torn or foreign line is no id to ask about
+                return (await api.file(fid)).get("state") == "complete" or None
+            except (NotFound, InvalidRequest):
+                return None
+            except (DfsError, OSError) as exc:
+                log.warning("file %s of a killed upload not looked at: %s", fid, exc)
+                return False
+
+        async def delete(fid: str) -> bool:
+            try:
+                await self._release_own(fid)
+                return True
+            except (DfsError, OSError) as exc:
+                log.warning("file %s of a killed upload not deleted yet: %s", fid, exc)
+                return False
+
+        done = False
         try:
-            complete = []
-            for fid in left.file_ids:
-                try:
-                    parse_file_id(fid)  # a torn or foreign line is no id to ask about
-                    if (await self._connection().api.file(fid)).get("state") == "complete":
-                        complete.append(fid)
-                except (NotFound, InvalidRequest):
-                    continue
-                except (DfsError, OSError) as exc:
-                    log.warning("file %s of a killed upload not looked at: %s", fid, exc)
-                    done = False
+            looked = await _each(left.file_ids, complete)
             # read again just before the deletes: a client started since may have taken
             # one of these files over (a big file's resume journal) and named it
             running = await asyncio.to_thread(running_ids, folder, left)
-            for fid in complete:
-                if fid in running:
-                    continue
-                try:
-                    await self._release_own(fid)
-                except (DfsError, OSError) as exc:
-                    log.warning("file %s of a killed upload not deleted yet: %s", fid, exc)
-                    done = False
+            wanted = [
+                f for f, c in zip(left.file_ids, looked, strict=True) if c and f not in running
+            ]
+            deleted = await _each(wanted, delete)
+            done = False not in looked and all(deleted)
         finally:
             left.release(remove=done)
 

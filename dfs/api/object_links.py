@@ -24,6 +24,7 @@ from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.namespace_bodies import ObjectFields
 from dfs.api.namespace_service import Namespace, fresh_file, new_object
+from dfs.bounded import gather_bounded
 from dfs.errors import DfsError, InvalidRequest, Unavailable
 from dfs.meta.base import FileRecord
 from dfs.meta.namespace import BucketRecord, NewObject, PutResult
@@ -114,28 +115,26 @@ async def _link_each(
     unless_current: bool,
 ) -> list[PutResult | DfsError]:
     """``Namespace.link`` of each entry, ``LINKS_AT_ONCE`` at a time; each one's answer."""
-    slots = asyncio.Semaphore(LINKS_AT_ONCE)
 
     async def one(e: LinkEntry) -> PutResult | DfsError:
-        async with slots:
-            try:
-                return await ns.link(
-                    who,
-                    b.name,
-                    e.key,
-                    e.file_id,
-                    e.fields,
-                    unless_current=unless_current,
-                    read=b,
-                    written=files.get(e.file_id),
-                )
-            except DfsError as exc:
-                return exc
-            except Exception as exc:  # a bug: this entry's answer, not the others'
-                log.exception("link of %s/%s failed", b.name, e.key)
-                return Unavailable(f"link failed: {type(exc).__name__}")
+        try:
+            return await ns.link(
+                who,
+                b.name,
+                e.key,
+                e.file_id,
+                e.fields,
+                unless_current=unless_current,
+                read=b,
+                written=files.get(e.file_id),
+            )
+        except DfsError as exc:
+            return exc
+        except Exception as exc:  # a bug: this entry's answer, not the others'
+            log.exception("link of %s/%s failed", b.name, e.key)
+            return Unavailable(f"link failed: {type(exc).__name__}")
 
-    return list(await asyncio.gather(*(one(e) for e in entries)))
+    return await gather_bounded(one, entries, LINKS_AT_ONCE)
 
 
 def _repeats_refused(entries: Sequence[LinkEntry | DfsError]) -> list[LinkEntry | DfsError]:

@@ -23,12 +23,13 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from dfs import protocol
+from dfs.bounded import gather_bounded
 from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline
@@ -43,8 +44,6 @@ from dfs.ids import parse_file_id
 from dfs.transport.http import request
 
 log = logging.getLogger("dfs.client")
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -123,23 +122,8 @@ def _new_journal(folder: Path) -> LinkJournal | None:
         return None
 
 
-def _no_journal(file_ids: list[str]) -> None:
-    return None
-
-
 CLEANUPS_AT_ONCE = 16
 """Requests at once while deleting what killed runs left (``_release_leftovers``)."""
-
-
-async def _each(items: Sequence[str], fn: Callable[[str], Awaitable[T]]) -> list[T]:
-    """``fn`` of each item, ``CLEANUPS_AT_ONCE`` at a time; the results in order."""
-    slots = asyncio.Semaphore(CLEANUPS_AT_ONCE)
-
-    async def one(item: str) -> T:
-        async with slots:
-            return await fn(item)
-
-    return list(await asyncio.gather(*(one(i) for i in items)))
 
 
 class SyncMethods(NamespaceMethods):
@@ -187,7 +171,7 @@ class SyncMethods(NamespaceMethods):
         journal = await asyncio.to_thread(_new_journal, folder) if conn.resume else None
         if journal is not None:
             pipeline.planned = journal.up
-        linker = UploadLinker(self, bucket, todo, journal.done if journal else _no_journal)
+        linker = UploadLinker(self, bucket, todo, journal.done if journal else None)
         try:
             report.done += await upload_and_link(
                 lambda done: pipeline.upload_files(todo, done=done), linker
@@ -231,14 +215,14 @@ class SyncMethods(NamespaceMethods):
 
         done = False
         try:
-            looked = await _each(left.file_ids, complete)
+            looked = await gather_bounded(complete, left.file_ids, CLEANUPS_AT_ONCE)
             # read again just before the deletes: a client started since may have taken
             # one of these files over (a big file's resume journal) and named it
             running = await asyncio.to_thread(running_ids, folder, left)
             wanted = [
                 f for f, c in zip(left.file_ids, looked, strict=True) if c and f not in running
             ]
-            deleted = await _each(wanted, delete)
+            deleted = await gather_bounded(delete, wanted, CLEANUPS_AT_ONCE)
             done = False not in looked and all(deleted)
         finally:
             left.release(remove=done)

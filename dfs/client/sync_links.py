@@ -54,12 +54,12 @@ class UploadLinker:
         sync: Linking,
         bucket: str,
         files: Sequence[LocalFile],
-        settled: Callable[[list[str]], None] = lambda ids: None,
+        settled: Callable[[list[str]], None] | None = None,
     ) -> None:
         """``settled(ids)``: these uploaded files are linked or deleted (the run's
         ``dfs.client.link_journal`` then has nothing left to do for them)."""
         self._sync, self._bucket, self._files = sync, bucket, files
-        self._settled = settled
+        self._settled = settled or (lambda ids: None)
         self._pending: list[tuple[int, str]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(LINKS_IN_FLIGHT)

@@ -27,12 +27,8 @@ pytestmark = pytest.mark.integration
 SIZE = 9 * protocol.MIB  # above SMALL_FILE (not batched), ~30,000 chunks of TINY
 
 
-async def test_sync_sends_a_file_that_wants_pages_page_by_page(
-    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    src = tmp_path / "big.bin"
-    data = periodic(src, SIZE)
-    assert wants_pages(SIZE, TINY)
+def _record_starts(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The bodies of the ``/paged-upload`` starts from now on, as they are sent."""
     started: list[dict[str, Any]] = []
     real_start = ApiClient.paged_upload
 
@@ -41,6 +37,16 @@ async def test_sync_sends_a_file_that_wants_pages_page_by_page(
         return await real_start(self, body)
 
     monkeypatch.setattr(ApiClient, "paged_upload", recorded)
+    return started
+
+
+async def test_sync_sends_a_file_that_wants_pages_page_by_page(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "big.bin"
+    data = periodic(src, SIZE)
+    assert wants_pages(SIZE, TINY)
+    started = _record_starts(monkeypatch)
     (tok,) = await tokens(inproc.api.url, "erin")
     out = tmp_path / "out.bin"
     async with Client(inproc.api.url, token=tok) as c:
@@ -151,14 +157,7 @@ async def test_a_resumed_paged_upload_whose_file_is_gone_starts_afresh(
             with pytest.raises(Unavailable):
                 await c.upload_to([src], "gone", "big.bin", profile=TINY)
         # the failed link deleted the file its journal still names
-        started: list[dict[str, Any]] = []
-        real_start = ApiClient.paged_upload
-
-        async def recorded(self: ApiClient, body: dict[str, Any]) -> dict[str, Any]:
-            started.append(dict(body))
-            return await real_start(self, body)
-
-        monkeypatch.setattr(ApiClient, "paged_upload", recorded)
+        started = _record_starts(monkeypatch)
         sent = await c.upload_to([src], "gone", "big.bin", profile=TINY)
         assert [d["key"] for d in sent.done] == ["big.bin"]
         assert len(started) == 1  # afresh, once

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import dfs.meta.dynamo.codec as codec
 import dfs.meta.dynamo.store_namespace_codec as nc
+from dfs.bounded import gather_bounded
 from dfs.errors import Conflict, DfsError, FileNotFound, Unavailable
 from dfs.meta.base import (
     FILE_COMPLETE,
@@ -272,10 +273,4 @@ class FilesPart(StoreCore):
 
 async def _bounded(fn: Callable[[str], Awaitable[T]], ids: Sequence[str]) -> list[T]:
     """``fn`` of every id, at most ``BATCH_CONCURRENCY`` requests at once."""
-    sem = asyncio.Semaphore(BATCH_CONCURRENCY)
-
-    async def one(x: str) -> T:
-        async with sem:
-            return await fn(x)
-
-    return list(await asyncio.gather(*map(one, ids)))
+    return await gather_bounded(fn, ids, BATCH_CONCURRENCY)

@@ -1,6 +1,7 @@
 """Many small files side by side: dfs against restic and borg on a real source tree.
 
-    python -m bench.small_files [--tree DIR] [--edits 25] [--tools dfs dfs-bucket restic borg]
+    python -m bench.small_files [--tree DIR] [--edits 25]
+                                [--tools dfs dfs-bucket dfs-versioned restic borg]
                                 [--profile DIR] [--api-workers N]
 
 The tree (default: this interpreter's standard library, ``site-packages`` left out) is
@@ -16,7 +17,13 @@ trust a file changed within 2 s of a run's start; a real tree is not being writt
   console scripts; ``--api-workers N``: the API as N processes, ``DFS_API_WORKERS``),
   ``dfs-client upload --prefix vN/`` and ``dfs-client download --prefix v2/``;
 - dfs-bucket (not run by default): the same cluster, into a bucket's keys:
-  ``dfs-client upload SRC bench/vN/`` and ``dfs-client download bench/v2/ OUT``;
+  ``dfs-client upload SRC bench/vN/`` and ``dfs-client download bench/v2/ OUT`` (version 2
+  copied to new keys: every key is linked again);
+- dfs-versioned (not run by default): into a versioned bucket, both versions under the same
+  keys, ``dfs-client upload SRC bench/`` twice (the second finds the unchanged keys by their
+  stored mtime and sends only the edited files, each a new version of its key; version 1
+  stays as the keys' older versions) and ``dfs-client download bench/ OUT``: the way a user
+  backs a folder up into a bucket;
 - restic: ``--compression off`` (dfs does not compress), a local repository;
 - borg: ``--encryption none``, ``--compression none``, a local repository.
 
@@ -206,15 +213,32 @@ def api_workers(pid: int) -> list[int]:
         return [pid, *(int(p) for p in f.read().split())]
 
 
+BUCKET_TOOLS = {"dfs-bucket": "bucket", "dfs-versioned": "versioned bucket"}
+"""The tools that run dfs into a bucket's keys, and their rows' labels."""
+
+
+def _where(tool: str, version: str) -> list[str]:
+    """Where ``tool`` puts version ``version`` (after the API URL for a bucket, before it
+    for files named by prefix): ``dfs-versioned`` puts both under the same keys."""
+    if tool == "dfs-versioned":
+        return ["bench/"]
+    return [f"bench/{version}/"] if tool == "dfs-bucket" else ["--prefix", f"{version}/"]
+
+
 def bench_dfs(
-    base: Path, src: Path, edits: int, profile: Path | None, workers: int, bucket: bool = False
+    base: Path, src: Path, edits: int, profile: Path | None, workers: int, tool: str = "dfs"
 ) -> Row:
-    """dfs's steps; ``bucket``: into and out of a bucket's keys (``mb``, then ``upload SRC
-    bench/vN/`` and ``download bench/v2/ OUT``) instead of files named by prefix."""
+    """dfs's steps. ``dfs``: files named by prefix (``upload --prefix vN/``). ``dfs-bucket``:
+    into and out of a bucket's keys (``mb``, then ``upload SRC bench/vN/`` and ``download
+    bench/v2/ OUT``). ``dfs-versioned``: a versioned bucket that both versions go to under
+    the same keys (``upload SRC bench/`` twice: the second sends only the edited files,
+    each a new version of its key; ``download bench/ OUT`` restores the current ones), as
+    a user backing a folder up into a bucket would."""
+    bucket = tool in BUCKET_TOOLS
     row = Row("dfs" if workers == 1 else f"dfs ({workers} API workers)")
-    row.tool += " (bucket)" if bucket else ""
+    row.tool += f" ({BUCKET_TOOLS[tool]})" if bucket else ""
     env = {"DFS_API_WORKERS": str(workers)}
-    folder = base / ("dfs-bucket-cluster" if bucket else "dfs-cluster")
+    folder = base / f"{tool}-cluster"
     with LocalCluster(folder, nodes=1, replication_factor=1, env=env) as cluster:
         servers = [p.popen.pid for p in cluster.node_procs if p.popen]
         assert cluster.api is not None
@@ -222,6 +246,8 @@ def bench_dfs(
         apis = api_workers(cluster.api.popen.pid)
         servers += apis
         env = {**os.environ, "DFS_TOKEN": cluster.admin_token, "DFS_CACHE_DIR": str(base / "c")}
+        # the clients run in ``base``: for ``upload``, a local path that exists wins over a
+        # remote one (docs/cli.md), and ``bench/`` is also this repository's bench folder
 
         def client(step: str, args: list[str]) -> None:
             cmd = [console_script("dfs-client"), *args]
@@ -233,7 +259,7 @@ def bench_dfs(
                 spies = [server_spy(spy, profile, step, pid) for pid in servers]
             before = sum(cpu_seconds(p) for p in servers)
             api_before = sum(cpu_seconds(p) for p in apis)
-            row.steps[step] = run(cmd, env)
+            row.steps[step] = run(cmd, env, base)
             row.steps[step].server_cpu = sum(cpu_seconds(p) for p in servers) - before
             row.steps[step].api_cpu = sum(cpu_seconds(p) for p in apis) - api_before
             for s in spies:
@@ -242,15 +268,17 @@ def bench_dfs(
 
         api = cluster.api_url
         if bucket:
-            run([console_script("dfs-client"), "mb", api, "bench/"], env)
+            versioning = ["--versioning"] if tool == "dfs-versioned" else []
+            run([console_script("dfs-client"), "mb", *versioning, api, "bench/"], env, base)
         for version in ("v1", "v2"):
             if version == "v2":
                 edit(src, edits)
-            where = [str(src), f"bench/{version}/"] if bucket else ["--prefix", f"{version}/"]
-            args = [api, *where] if bucket else [*where, api, str(src)]
+            where = _where(tool, version)
+            args = [api, str(src), *where] if bucket else [*where, api, str(src)]
             client(f"backup {version}", ["upload", "--quiet", *args])
         out = restore_area(base, row)
-        args = [api, "bench/v2/", str(out / "v2")] if bucket else ["--prefix", "v2/", api, str(out)]
+        where = _where(tool, "v2")
+        args = [api, *where, str(out / "v2")] if bucket else [*where, api, str(out)]
         client("restore v2", ["download", "--quiet", *args])
         row.identical = same_tree(src, out / "v2")
         row.disk = allocated(cluster.base / "node1") + allocated(cluster.base / "meta.db")
@@ -367,11 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(max(0.0, copied_at + RACY_NS / 1e9 - time.monotonic()))
         for tool in args.tools:
             src = base / f"{tool}-src"
-            if tool in ("dfs", "dfs-bucket"):
-                bucket = tool == "dfs-bucket"
-                rows.append(
-                    bench_dfs(base, src, args.edits, args.profile, args.api_workers, bucket)
-                )
+            if tool == "dfs" or tool in BUCKET_TOOLS:
+                rows.append(bench_dfs(base, src, args.edits, args.profile, args.api_workers, tool))
             elif tool == "restic":
                 rows.append(bench_restic(base, src, args.edits))
             else:

@@ -350,7 +350,9 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
                 v,
                 tags=v.tags if tags is None else tuple(sorted(tags)),
                 access=v.access if access is None else access,
-                shared_with=v.shared_with if shared_with is None else tuple(sorted(shared_with)),
+                shared_with=(
+                    v.shared_with if shared_with is None else tuple(sorted(set(shared_with)))
+                ),
             )
             latest = st.latest
             if latest is not None and latest[0] == vsk:

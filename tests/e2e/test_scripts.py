@@ -72,19 +72,28 @@ def _pip_calls(calls: list[str]) -> list[str]:
     return [c for c in calls if c.startswith("-m pip ")]
 
 
+def _compile_call(repo: Path) -> str:
+    """setup.sh's bytecode compile of dfs, on every run (after pip when pip runs)."""
+    return f"-m compileall -q -j0 {repo}/dfs"
+
+
 def test_setup_installs_once_per_pyproject_and_extra(fake_repo: tuple[Path, Path]) -> None:
     repo, log = fake_repo
     assert _bash(repo, "scripts/setup.sh", "test").returncode == 0
-    pips = _pip_calls(_calls(log))
+    calls = _calls(log)
+    pips = _pip_calls(calls)
     assert len(pips) == 2  # pip itself, then dfs with the extra
     assert pips[-1].endswith(f"-e {repo}[test]")
+    assert calls[-1] == _compile_call(repo)  # after the install
     for args in (["test"], []):  # current: no pip, with or without the extra installed
         assert _bash(repo, "scripts/setup.sh", *args).returncode == 0
-        assert _calls(log) == []
+        assert _calls(log) == [_compile_call(repo)]
     with open(repo / "pyproject.toml", "a") as f:
         f.write("\n# changed\n")
     assert _bash(repo, "scripts/setup.sh").returncode == 0
-    assert _pip_calls(_calls(log))[-1].endswith(f"-e {repo}")
+    calls = _calls(log)
+    assert _pip_calls(calls)[-1].endswith(f"-e {repo}")
+    assert calls[-1] == _compile_call(repo)
     # a word that is no extra of pyproject.toml, and sourcing, are refused before pip runs
     bad = _bash(repo, "scripts/setup.sh", "start")
     assert bad.returncode == 2
@@ -106,7 +115,8 @@ def test_cluster_and_demo_never_pass_their_arguments_to_pip(
     assert _pip_calls(calls)[-1].endswith(f"-e {repo}")  # no extra
     assert "extra" not in first.stderr
     again = _bash(repo, "scripts/cluster.sh", "status")
-    assert _calls(log) == ["-m dfs.localcluster status"]  # the venv is current: no pip
+    # the venv is current: no pip
+    assert _calls(log) == [_compile_call(repo), "-m dfs.localcluster status"]
     assert again.returncode == 0
     # demo.sh --keep: the stand-in starts no cluster, so the demo stops at cluster.env
     _bash(repo, "scripts/demo.sh", "--keep")

@@ -5,7 +5,9 @@ does (same size and mtime; ``--checksum``: same SHA-256). The work is
 
 from __future__ import annotations
 
+import math
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,43 @@ class LocalOrRemote(click.Path):
             return Remote(value)
         return super().convert(value, param, ctx)
 
+
+class PointInTime(click.ParamType[float]):
+    """A time on the command line: ISO 8601 (``2026-12-05T14:00:00Z``; local time when it
+    names no zone; a date alone is its midnight) or Unix seconds; as Unix seconds."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:  # naive: local time, as ``date`` prints it
+                seconds = datetime.fromisoformat(text).timestamp()
+            except (ValueError, OverflowError, OSError):
+                seconds = math.nan
+        if not math.isfinite(seconds):
+            self.fail(
+                f"{value!r} is not a time: ISO 8601 (2026-12-05T14:00:00Z, or local time "
+                "2026-12-05 14:00) or Unix seconds",
+                param,
+                ctx,
+            )
+        return seconds
+
+
+at_option = click.option(
+    "--at",
+    type=PointInTime(),
+    default=None,
+    help="BUCKET/KEY or BUCKET/PREFIX/: the objects as they were at TIME (ISO 8601 or Unix "
+    "seconds); a versioned bucket keeps what that needs.",
+)
 
 checksum_option = click.option(
     "--checksum",
@@ -90,15 +129,17 @@ def download_remote(
     checksum: bool,
     quiet: bool,
     as_json: bool,
+    at: float | None = None,
 ) -> list[Skipped]:
-    """Download ``src`` (bucket/key, or every key under bucket/prefix/) to ``out``."""
+    """Download ``src`` (bucket/key, or every key under bucket/prefix/) to ``out``; ``at``:
+    as it was then."""
     bucket, key = parse_remote(src)
 
     async def go() -> SyncReport:
         async with make_client(target, **conn) as client:
             with Progress.for_terminal("download", None, quiet) as bar:
                 return await client.download_from(
-                    bucket, key, Path(out), version=version, checksum=checksum, progress=bar
+                    bucket, key, Path(out), version=version, at=at, checksum=checksum, progress=bar
                 )
 
     return _report(run(go(), resumable=True), as_json, "downloaded")

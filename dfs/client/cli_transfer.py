@@ -43,6 +43,7 @@ from dfs.client.cli_common import (
 from dfs.client.cli_namespace_transfer import (
     LocalOrRemote,
     Remote,
+    at_option,
     checksum_option,
     download_remote,
     upload_remote,
@@ -260,6 +261,7 @@ def _upload_line(as_json: bool, r: UploadResult, one_file: bool) -> str:
 @click.option("--no-resume", is_flag=True, help="Do not keep or reuse partial downloads.")
 @checksum_option
 @click.option("--version", default=None, help="BUCKET/KEY: this version, not the current one.")
+@at_option
 @click.argument("file_ids", nargs=-1)
 @click.argument("out")
 def download(
@@ -273,6 +275,7 @@ def download(
     no_resume: bool,
     checksum: bool,
     version: str | None,
+    at: float | None,
     file_ids: tuple[str, ...],
     out: str,
 ) -> None:
@@ -293,13 +296,16 @@ def download(
       dfs-client download --prefix backup/ restored/
       dfs-client download 6f1c...-uuid - | tar x
       dfs-client download photos/2024/ pics/     # every key under it, unchanged skipped
+      dfs-client download --at 2026-12-01 photos/ pics/  # as it was then (versioned)
     """
     if len(file_ids) == 1 and is_remote(file_ids[0]) and not is_file_id(file_ids[0]):
         conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
         src = file_ids[0]
-        left = download_remote(target, conn, src, out, version, checksum, quiet, as_json)
+        left = download_remote(target, conn, src, out, version, checksum, quiet, as_json, at)
         exit_partial(left, "the rest downloaded")
         return
+    if at is not None or version is not None:
+        raise click.UsageError("--at and --version pick versions of BUCKET/KEY or BUCKET/PREFIX/")
     if prefix is None and not file_ids:
         raise click.UsageError("give FILE_IDS or --prefix")
     if prefix is not None and file_ids:

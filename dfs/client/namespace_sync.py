@@ -101,6 +101,12 @@ def _changed_downloads(
     return todo, unchanged
 
 
+def _one_target(out: Path, key: str) -> Path:
+    """Where one object lands: in ``out`` under the key's last segment when ``out`` is a
+    directory, else ``out`` itself."""
+    return out / key.rsplit("/", 1)[-1] if out.is_dir() else out
+
+
 def _files(paths: Sequence[Path], key: str, skipped: list[Skipped]) -> tuple[list[LocalFile], str]:
     """The local files with the key each goes to, and the prefix they all share: one file
     to ``key`` itself unless it names a folder (ends with "/" or is empty); directories map
@@ -268,17 +274,24 @@ class SyncMethods(NamespaceMethods):
         out: str | Path,
         *,
         version: str | None = None,
+        at: float | None = None,
         checksum: bool = False,
         progress: ProgressFn | None = None,
     ) -> SyncReport:
         """Download ``bucket/key`` to ``out`` (into it if it is a directory), or every key
         under the prefix ``key`` (empty or ending with "/") into the directory ``out``,
-        skipping local files that already hold the object's content."""
+        skipping local files that already hold the object's content. ``at`` (Unix seconds):
+        not the current objects but those current at that time (``versions_at``)."""
         out = Path(out)
+        if at is not None:
+            if version is not None:
+                raise InvalidRequest("a version or a time (--at) picks what to download, not both")
+            return await self._fetch(
+                bucket, await self._wanted_at(bucket, key, out, at), checksum, progress
+            )
         obj = await self._single(bucket, key, version)
         if obj is not None:
-            target = out / key.rsplit("/", 1)[-1] if out.is_dir() else out
-            wanted = [(obj, target)]
+            wanted = [(obj, _one_target(out, key))]
         else:
             key = key if not key or key.endswith("/") else key + "/"
             if version is not None:
@@ -290,6 +303,38 @@ class SyncMethods(NamespaceMethods):
                 (o, local_path(out, k[len(key) :])) for k, o in objs.items() if not k.endswith("/")
             ]
         return await self._fetch(bucket, wanted, checksum, progress)
+
+    async def versions_at(self, bucket: str, prefix: str, at: float) -> dict[str, dict[str, Any]]:
+        """Each key under ``prefix`` as it was at ``at`` (Unix seconds, the API's clock): its
+        newest version created then or before. A key whose version then was a delete marker,
+        or that had none yet, is left out. Only what is still stored can be found: a bucket
+        without versioning keeps one version a key, so it reaches back past no overwrite."""
+        picked: dict[str, dict[str, Any]] = {}
+        settled: set[str] = set()
+        # a key's versions are listed newest first: its first one not after ``at`` is it
+        async for o in self.list_all(bucket, prefix, delimiter="", versions=True):
+            if o["key"] in settled or float(o["created_at"]) > at:
+                continue
+            settled.add(o["key"])
+            if not o["is_delete_marker"]:
+                picked[o["key"]] = o
+        return picked
+
+    async def _wanted_at(
+        self, bucket: str, key: str, out: Path, at: float
+    ) -> list[tuple[dict[str, Any], Path]]:
+        """What ``download_from`` fetches for ``at``: the version of ``key`` then, else (no
+        such key then: a folder named without its slash) every key under ``key/`` then."""
+        if key and not key.endswith("/"):
+            one = (await self.versions_at(bucket, key, at)).get(key)
+            if one is not None:
+                return [(one, _one_target(out, key))]
+            key += "/"
+        objs = await self.versions_at(bucket, key, at)
+        if not objs:
+            when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(at))
+            raise KeyNotFound(f"no key or folder {bucket}/{key} at {when}")
+        return [(o, local_path(out, k[len(key) :])) for k, o in objs.items() if not k.endswith("/")]
 
     async def _single(self, bucket: str, key: str, version: str | None) -> dict[str, Any] | None:
         """The object ``key`` names, or None when it names a folder (ends with "/", or no

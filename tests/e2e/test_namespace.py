@@ -17,8 +17,10 @@ import random
 import re
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,13 +139,28 @@ def test_a_namespace_people_can_live_in(
     assert text[0].endswith("misc/")
 
     # overwrite a file: two versions; restore the first
+    first_backup = time.time()
     (src / "a.jpg").write_bytes(b"second version")
     user_json(alice, "upload", str(src / "a.jpg"), "photos/2024/a.jpg")
+    overwritten = time.time()
     versions = user_json(alice, "ls", "--versions", "photos/2024/a.jpg")
     assert [v["size"] for v in versions] == [len(b"second version"), TREE["a.jpg"]]
     as_user(alice, "restore", "photos/2024/a.jpg", "--version", versions[1]["version_id"])
     as_user(alice, "download", "photos/2024/a.jpg", str(tmp_path / "restored.jpg"))
     assert (tmp_path / "restored.jpg").read_bytes() == files["a.jpg"]
+
+    # the folder as it was at a time (ISO 8601 or Unix seconds), between the versions
+    then = tmp_path / "then"
+    iso = datetime.fromtimestamp(overwritten, UTC).isoformat()
+    as_user(alice, "download", "--at", iso, "photos/2024/", str(then))
+    assert (then / "a.jpg").read_bytes() == b"second version"
+    as_user(alice, "download", "--at", str(first_backup), "photos/2024/", str(then))
+    assert {str(p.relative_to(then)): p.read_bytes() for p in then.rglob("*") if p.is_file()} == (
+        files
+    )
+    bad = as_user(alice, "download", "--at", "yesterday", "photos/2024/", str(then), check=False)
+    assert bad.returncode == 2, bad.stderr
+    assert "'yesterday' is not a time" in bad.stderr
 
     # copy a folder and move another: metadata only, not one chunk byte on any node
     before = chunk_traffic(cluster)

@@ -304,15 +304,21 @@ class SyncMethods(NamespaceMethods):
             ]
         return await self._fetch(bucket, wanted, checksum, progress)
 
-    async def versions_at(self, bucket: str, prefix: str, at: float) -> dict[str, dict[str, Any]]:
-        """Each key under ``prefix`` as it was at ``at`` (Unix seconds, the API's clock): its
-        newest version created then or before. A key whose version then was a delete marker,
-        or that had none yet, is left out. Only what is still stored can be found: a bucket
-        without versioning keeps one version a key, so it reaches back past no overwrite."""
+    async def versions_at(
+        self, bucket: str, prefix: str, at: float, *, exact: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """Each key under ``prefix`` (``exact``: the key ``prefix`` alone) as it was at ``at``
+        (Unix seconds, the API's clock): its newest version created then or before. A key
+        whose version then was a delete marker, or that had none yet, is left out. Only what
+        is still stored can be found: a bucket without versioning keeps one version a key,
+        so it reaches back past no overwrite."""
         picked: dict[str, dict[str, Any]] = {}
         settled: set[str] = set()
-        # a key's versions are listed newest first: its first one not after ``at`` is it
+        # keys come in order (the key itself before any longer one), each key's versions
+        # newest first: its first one not after ``at`` is it
         async for o in self.list_all(bucket, prefix, delimiter="", versions=True):
+            if exact and o["key"] != prefix:
+                break
             if o["key"] in settled or float(o["created_at"]) > at:
                 continue
             settled.add(o["key"])
@@ -326,7 +332,7 @@ class SyncMethods(NamespaceMethods):
         """What ``download_from`` fetches for ``at``: the version of ``key`` then, else (no
         such key then: a folder named without its slash) every key under ``key/`` then."""
         if key and not key.endswith("/"):
-            one = (await self.versions_at(bucket, key, at)).get(key)
+            one = (await self.versions_at(bucket, key, at, exact=True)).get(key)
             if one is not None:
                 return [(one, _one_target(out, key))]
             key += "/"

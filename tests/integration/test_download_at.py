@@ -68,7 +68,8 @@ async def test_a_folder_comes_back_as_it_was(inproc: InProcessCluster, tmp_path:
         assert sorted(d["key"] for d in back.done) == ["home/a.jpg", "home/trip/d.txt"]
         assert read_tree(latest) == {**first, "trip/new.txt": now["trip/new.txt"]}
 
-        # one key, into a file and into a folder
+        # one key, into a file and into a folder (a longer key beside it is not it)
+        await a.link("snaps", "home/a.jpg.old", "", unless_current=False)
         await a.download_from("snaps", "home/a.jpg", tmp_path / "a-then.jpg", at=t1)
         assert (tmp_path / "a-then.jpg").read_bytes() == first["a.jpg"]
         (tmp_path / "d").mkdir()

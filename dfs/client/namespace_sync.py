@@ -38,7 +38,7 @@ from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, ta
 from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
-from dfs.client.sync_links import MTIME, UploadLinker, mtime_text, upload_and_link
+from dfs.client.sync_links import MTIME, UploadLinker, upload_and_link
 from dfs.errors import Conflict, DfsError, InvalidRequest, KeyNotFound, NotFound
 from dfs.ids import parse_file_id
 from dfs.transport.http import request
@@ -66,7 +66,17 @@ def _same(local: Path, remote: dict[str, Any], checksum: bool) -> bool:
         return False
     if checksum:
         return bool(hash_file(local)[1] == remote.get("sha256"))
-    return bool(remote.get("metadata", {}).get(MTIME) == mtime_text(st.st_mtime))
+    return _same_mtime(remote.get("metadata", {}).get(MTIME), st.st_mtime)
+
+
+def _same_mtime(stored: object, mtime: float) -> bool:
+    """Is ``stored`` (the ``mtime`` metadata: microseconds as text) the time ``mtime``? Within
+    a microsecond, not as text: a float of today's Unix time holds ~0.2 us, so a time set
+    from one (a download's) and printed again can differ in its last digit."""
+    try:
+        return abs(float(str(stored)) - mtime) < 1e-6
+    except ValueError:
+        return False
 
 
 def _changed_uploads(

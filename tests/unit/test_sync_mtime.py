@@ -1,0 +1,32 @@
+"""A key's stored mtime against a local file's: the same time within a microsecond, not the
+same text (``dfs.client.namespace_sync``'s skip of unchanged files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dfs.client.namespace_sync import _same, _same_mtime
+from dfs.client.sync_links import MTIME, mtime_text
+
+
+def test_a_time_set_from_a_float_and_read_back_is_the_same_time(tmp_path: Path) -> None:
+    # stored as the upload printed it; the download set the file's time from the float, and
+    # its float read back prints one microsecond off (found by a search, as on a download)
+    uploaded = 1733400000.1230063
+    stored = mtime_text(uploaded)
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    os.utime(f, ns=(0, round(uploaded * 1e9)))
+    back = f.stat().st_mtime
+    assert mtime_text(back) != stored  # the text comparison called it changed
+    assert _same_mtime(stored, back)
+    assert _same(f, {"size": 1, "metadata": {MTIME: stored}}, checksum=False)
+    assert not _same(f, {"size": 2, "metadata": {MTIME: stored}}, checksum=False)
+
+
+def test_other_times_and_no_time_are_not_the_same() -> None:
+    assert not _same_mtime("1733400000.123006", 1733400000.123009)
+    assert not _same_mtime("1733400000.123006", 1733400001.123006)
+    for stored in (None, "", "yesterday", "nan", "inf"):
+        assert not _same_mtime(stored, 1733400000.0)

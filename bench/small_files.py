@@ -23,7 +23,8 @@ trust a file changed within 2 s of a run's start; a real tree is not being writt
   keys, ``dfs-client upload SRC bench/`` twice (the second finds the unchanged keys by their
   stored mtime and sends only the edited files, each a new version of its key; version 1
   stays as the keys' older versions) and ``dfs-client download bench/ OUT``: the way a user
-  backs a folder up into a bucket;
+  backs a folder up into a bucket; then version 1 again, ``download --at T bench/ OUT1`` (T
+  right after the first backup), compared with the tree before its edits;
 - restic: ``--compression off`` (dfs does not compress), a local repository;
 - borg: ``--encryption none``, ``--compression none``, a local repository.
 
@@ -270,17 +271,25 @@ def bench_dfs(
         if bucket:
             versioning = ["--versioning"] if tool == "dfs-versioned" else []
             run([console_script("dfs-client"), "mb", *versioning, api, "bench/"], env, base)
+        snapshot = 0.0
         for version in ("v1", "v2"):
             if version == "v2":
                 edit(src, edits)
             where = _where(tool, version)
             args = [api, str(src), *where] if bucket else [*where, api, str(src)]
             client(f"backup {version}", ["upload", "--quiet", *args])
+            if version == "v1":
+                snapshot = time.time()  # version 1's keys were all made before this
         out = restore_area(base, row)
         where = _where(tool, "v2")
         args = [api, *where, str(out / "v2")] if bucket else [*where, api, str(out)]
         client("restore v2", ["download", "--quiet", *args])
         row.identical = same_tree(src, out / "v2")
+        if tool == "dfs-versioned":  # the older snapshot: each key's version at that time
+            at = ["--at", f"{snapshot:.6f}"]
+            v1 = ["download", "--quiet", *at, api, "bench/", str(out / "v1")]
+            client("restore v1 (--at)", v1)
+            row.identical = row.identical and same_tree(base / "pristine", out / "v1")
         row.disk = allocated(cluster.base / "node1") + allocated(cluster.base / "meta.db")
     return row
 

@@ -306,16 +306,7 @@ def download(
         return
     if at is not None or version is not None:
         raise click.UsageError("--at and --version pick versions of BUCKET/KEY or BUCKET/PREFIX/")
-    if prefix is None and not file_ids:
-        raise click.UsageError("give FILE_IDS or --prefix")
-    if prefix is not None and file_ids:
-        raise click.UsageError("give FILE_IDS or --prefix, not both")
-    if out == "-" and (len(file_ids) != 1 or as_json):
-        raise click.UsageError("'-' (standard output) takes one FILE_ID and no --json")
-    try:
-        check_out(out, file_ids, prefix)
-    except DfsError as exc:
-        fail(exc.message, exc.exit_code)
+    _check_by_id(file_ids, prefix, out, as_json)
     job = Download(as_json, quiet, force)
     conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
     conn["overwrite"] = force  # else a file that appears at a target meanwhile is kept
@@ -327,6 +318,20 @@ def download(
     run(go(), resumable=not no_resume)
     skipped_lines(job.skipped)
     exit_partial(job.skipped, "the rest downloaded")
+
+
+def _check_by_id(file_ids: Sequence[str], prefix: str | None, out: str, as_json: bool) -> None:
+    """A download by file id or name prefix: its arguments, and where it goes."""
+    if prefix is None and not file_ids:
+        raise click.UsageError("give FILE_IDS or --prefix")
+    if prefix is not None and file_ids:
+        raise click.UsageError("give FILE_IDS or --prefix, not both")
+    if out == "-" and (len(file_ids) != 1 or as_json):
+        raise click.UsageError("'-' (standard output) takes one FILE_ID and no --json")
+    try:
+        check_out(out, file_ids, prefix)
+    except DfsError as exc:
+        fail(exc.message, exc.exit_code)
 
 
 def out_kind(out: str, file_ids: Sequence[str], prefix: str | None) -> str:

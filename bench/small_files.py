@@ -247,8 +247,8 @@ def bench_dfs(
         apis = api_workers(cluster.api.popen.pid)
         servers += apis
         env = {**os.environ, "DFS_TOKEN": cluster.admin_token, "DFS_CACHE_DIR": str(base / "c")}
-        # the clients run in ``base``: for ``upload``, a local path that exists wins over a
-        # remote one (docs/cli.md), and ``bench/`` is also this repository's bench folder
+        # the clients run in ``base``, where ``bench/`` is nothing local: from the repository
+        # it was its bench folder, which ``upload`` took as a local path before stop 41
 
         def client(step: str, args: list[str]) -> None:
             cmd = [console_script("dfs-client"), *args]

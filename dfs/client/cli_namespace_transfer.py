@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,13 +31,45 @@ class Remote(str):
     __slots__ = ()
 
 
+class NamedLikeRemote(Remote):
+    """A remote path that also names a local one: which it is depends on where it stands on
+    the command line (``settle_paths``)."""
+
+    __slots__ = ()
+
+
 class LocalOrRemote(click.Path):
-    """A local path that exists, or else a remote path (it contains "/")."""
+    """A local path that exists, or else a remote path (it contains "/"); one that is both
+    is a ``NamedLikeRemote`` until ``settle_paths`` decides."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and is_remote(value) and not os.path.lexists(value):
-            return Remote(value)
+        if isinstance(value, str) and is_remote(value):
+            return Remote(value) if not os.path.lexists(value) else NamedLikeRemote(value)
         return super().convert(value, param, ctx)
+
+
+def settle_paths(paths: Sequence[Path | Remote], by_name: bool) -> list[Path | Remote]:
+    """``upload``'s arguments decided. The last of two or more is where they go when it is a
+    remote path, even where a local path has its name: the same command then means the same
+    thing in every folder (a note on stderr says so; ``./NAME`` names the local one). Every
+    other argument that names a local path is that path, and so is the last one with
+    ``--prefix`` or ``--name``, which upload by name, to no destination."""
+    last = len(paths) - 1
+    out: list[Path | Remote] = []
+    for i, p in enumerate(paths):
+        if isinstance(p, NamedLikeRemote):
+            if i == last and i > 0 and not by_name:
+                click.echo(
+                    f"Note: {printable(p)} is taken as the remote path, not the local one "
+                    f"(write ./{printable(p)} to upload that)",
+                    err=True,
+                )
+                out.append(Remote(p))
+                continue
+            out.append(Path(p))
+        else:
+            out.append(p)
+    return out
 
 
 class PointInTime(click.ParamType[float]):
@@ -96,7 +129,7 @@ def _report(report: SyncReport, as_json: bool, verb: str) -> list[Skipped]:
 def upload_remote(
     target: Target,
     conn: dict[str, Any],
-    args: list[Path],
+    args: Sequence[Path | Remote],
     renamed: bool,
     checksum: bool,
     quiet: bool,
@@ -104,8 +137,9 @@ def upload_remote(
 ) -> list[Skipped]:
     """Upload ``args`` but the last to the last (bucket/key or bucket/prefix/); what was
     skipped. ``renamed``: --prefix or --name was given (they name file-id uploads only)."""
-    sources, dest = args[:-1], str(args[-1])
-    if not sources or renamed or any(isinstance(s, Remote) for s in sources):
+    sources = [s for s in args[:-1] if isinstance(s, Path)]
+    dest = str(args[-1])
+    if not sources or renamed or len(sources) < len(args) - 1:
         raise click.UsageError("upload LOCAL... BUCKET/KEY, without --prefix or --name")
     bucket, key = parse_remote(dest)
     if len(sources) > 1 or sources[0].is_dir():

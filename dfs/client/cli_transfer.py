@@ -46,6 +46,7 @@ from dfs.client.cli_namespace_transfer import (
     at_option,
     checksum_option,
     download_remote,
+    settle_paths,
     upload_remote,
 )
 from dfs.client.cli_output import printable
@@ -122,7 +123,8 @@ def exit_partial(skipped: Sequence[Skipped], done: str) -> None:
 )
 @checksum_option
 @click.argument(
-    "paths",
+    "args",
+    metavar="PATHS...",
     nargs=-1,
     required=True,
     type=LocalOrRemote(exists=True, allow_dash=True, path_type=Path),
@@ -140,7 +142,7 @@ def upload(
     no_resume: bool,
     no_cache: bool,
     checksum: bool,
-    paths: tuple[Path, ...],
+    args: tuple[Path | Remote, ...],
 ) -> None:
     """Upload files and directories (recursively; a directory's files are named by their path
     relative to it). One file prints its new id; several print ID<TAB>NAME lines; --json one
@@ -162,11 +164,11 @@ def upload(
     """
     conn = dict(concurrency=concurrency, proxy=proxy, resume=not no_resume)
     conn["file_cache"] = not no_cache
-    if isinstance(paths[-1], Remote):  # LOCAL... BUCKET/KEY: dfs.client.cli_namespace_transfer
-        left = upload_remote(
-            target, conn, list(paths), bool(prefix or name), checksum, quiet, as_json
-        )
+    settled = settle_paths(args, by_name=bool(prefix or name))
+    if isinstance(settled[-1], Remote):  # LOCAL... BUCKET/KEY: dfs.client.cli_namespace_transfer
+        left = upload_remote(target, conn, settled, bool(prefix or name), checksum, quiet, as_json)
         return partial_exit(left, "the rest uploaded")
+    paths = tuple(Path(p) for p in settled)  # a remote path here names nothing: the walk says so
     try:
         profile = ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
     except DfsError as exc:

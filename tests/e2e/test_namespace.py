@@ -124,6 +124,27 @@ def test_a_namespace_people_can_live_in(
     again = user_json(alice, "upload", str(src), "photos/2024/")
     assert all("unchanged" in u for u in again), again  # rsync's rule: same size and mtime
 
+    # run where a local folder is named like a bucket: the last path is still the bucket's
+    # (a note says so), unless --prefix makes it an upload by name; ./scratch/ is the folder
+    as_user(alice, "mb", "scratch/")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch" / "local.txt").write_bytes(b"a local file")
+    into = as_user(alice, "upload", "--json", str(src / "b.png"), "scratch/")
+    assert "Note: scratch/ is taken as the remote path" in into.stderr
+    assert [json.loads(x)["key"] for x in into.stdout.splitlines()] == ["b.png"]
+    by_name = as_user(alice, "upload", "--json", "--prefix", "n/", str(src / "b.png"), "scratch/")
+    assert [json.loads(x)["name"] for x in by_name.stdout.splitlines()] == [
+        "n/b.png",
+        "n/local.txt",
+    ]
+    assert "Note" not in by_name.stderr
+    local = as_user(alice, "upload", "--json", str(src / "b.png"), "./scratch/")
+    assert [json.loads(x)["name"] for x in local.stdout.splitlines()] == ["b.png", "local.txt"]
+    assert "Note" not in local.stderr
+    as_user(alice, "rm", "scratch/b.png")
+    as_user(alice, "rb", "scratch/")
+
     # folder by folder: folders first, then objects
     top = user_json(alice, "ls", "photos/2024/")
     assert [e.get("prefix") for e in top[:2]] == ["2024/misc/", "2024/trip/"]

@@ -26,9 +26,10 @@ want="$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)"
 # The install is editable, so pip writes no bytecode for dfs; Python writes it at a module's
 # first import, unless PYTHONDONTWRITEBYTECODE is set: then every process compiles every dfs
 # module it imports (~70 ms of each dfs-client start, bench/README.md, stop 41). Compiled
-# here on every run (modules unchanged since are skipped: ~0.1 s), as a wheel's install does.
+# here on every run (modules unchanged since are skipped: ~0.1 s), as a wheel's install does;
+# a module that does not compile is shown (on stderr) and left to the tests to report.
 compile_dfs() {
-  "$repo/.venv/bin/python" -m compileall -q -j0 "$repo/dfs" >/dev/null
+  "$repo/.venv/bin/python" -m compileall -q -j0 "$repo/dfs" >&2 || true
 }
 if [ -x "$repo/.venv/bin/python" ] && [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$want" ] &&
   { [ -z "$extra" ] || grep -qx "$extra" "$stamp"; }; then

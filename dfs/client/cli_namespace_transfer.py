@@ -32,28 +32,33 @@ class Remote(str):
 
 
 class NamedLikeRemote(Remote):
-    """A remote path that also names a local one: which it is depends on where it stands on
-    the command line (``settle_paths``)."""
+    """A folder path (``bucket/`` or ``bucket/prefix/``, ending with "/") that also names a
+    local directory: which it is depends on where it stands (``settle_paths``)."""
 
     __slots__ = ()
 
 
 class LocalOrRemote(click.Path):
-    """A local path that exists, or else a remote path (it contains "/"); one that is both
-    is a ``NamedLikeRemote`` until ``settle_paths`` decides."""
+    """A local path that exists, or else a remote path (it contains "/"); a folder path that
+    is both is a ``NamedLikeRemote`` until ``settle_paths`` decides. (Any other local path
+    stays one: ``upload logs/*.log`` names files, whatever the last one looks like.)"""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and is_remote(value):
-            return Remote(value) if not os.path.lexists(value) else NamedLikeRemote(value)
+            if not os.path.lexists(value):
+                return Remote(value)
+            if value.endswith("/") and os.path.isdir(value):
+                return NamedLikeRemote(value)
         return super().convert(value, param, ctx)
 
 
 def settle_paths(paths: Sequence[Path | Remote], by_name: bool) -> list[Path | Remote]:
     """``upload``'s arguments decided. The last of two or more is where they go when it is a
-    remote path, even where a local path has its name: the same command then means the same
-    thing in every folder (a note on stderr says so; ``./NAME`` names the local one). Every
-    other argument that names a local path is that path, and so is the last one with
-    ``--prefix`` or ``--name``, which upload by name, to no destination."""
+    folder path (``bucket/``, ``bucket/prefix/``), even where a local directory has its name,
+    as the last argument of ``cp`` or ``rsync`` is: the same command then means the same
+    in every folder (a note on stderr says so; ``./NAME/`` names the local one). Every other
+    argument that names a local path is that path, and so is the last one with ``--prefix``
+    or ``--name``, which upload by name, to no destination."""
     last = len(paths) - 1
     out: list[Path | Remote] = []
     for i, p in enumerate(paths):
@@ -70,6 +75,10 @@ def settle_paths(paths: Sequence[Path | Remote], by_name: bool) -> list[Path | R
         else:
             out.append(p)
     return out
+
+
+MAX_TIME = 253402300799.0
+"""The last second of year 9999: later times (and NaN) are no time ``--at`` takes."""
 
 
 class PointInTime(click.ParamType[float]):
@@ -91,7 +100,7 @@ class PointInTime(click.ParamType[float]):
                 seconds = datetime.fromisoformat(text).timestamp()
             except (ValueError, OverflowError, OSError):
                 seconds = math.nan
-        if not math.isfinite(seconds):
+        if not 0 <= seconds <= MAX_TIME:
             self.fail(
                 f"{value!r} is not a time: ISO 8601 (2026-12-05T14:00:00Z, or local time "
                 "2026-12-05 14:00) or Unix seconds",
@@ -141,6 +150,8 @@ def upload_remote(
     dest = str(args[-1])
     if not sources or renamed or len(sources) < len(args) - 1:
         raise click.UsageError("upload LOCAL... BUCKET/KEY, without --prefix or --name")
+    if any(str(s) == "-" for s in sources):
+        raise click.UsageError("'-' (standard input) is uploaded alone, with --name NAME")
     bucket, key = parse_remote(dest)
     if len(sources) > 1 or sources[0].is_dir():
         key = key if not key or key.endswith("/") else key + "/"

@@ -322,34 +322,36 @@ class SyncMethods(NamespaceMethods):
         whose version then was a delete marker, or that had none yet, is left out. Only what
         is still stored can be found: a bucket without versioning keeps one version a key,
         so it reaches back past no overwrite."""
-        picked: dict[str, dict[str, Any]] = {}
-        settled: set[str] = set()
-        # keys come in order (the key itself before any longer one), each key's versions
-        # newest first: its first one not after ``at`` is it
+        best: dict[str, dict[str, Any]] = {}
+        # the keys come in order, the key itself before any longer one; of a key's versions
+        # the latest created then or before (not the first listed: with several API
+        # processes the order of writes and of their clocks may differ by a little)
         async for o in self.list_all(bucket, prefix, delimiter="", versions=True):
             if exact and o["key"] != prefix:
                 break
-            if o["key"] in settled or float(o["created_at"]) > at:
+            created = float(o["created_at"])
+            if created > at:
                 continue
-            settled.add(o["key"])
-            if not o["is_delete_marker"]:
-                picked[o["key"]] = o
-        return picked
+            got = best.get(o["key"])
+            if got is None or created > float(got["created_at"]):
+                best[o["key"]] = o
+        return {k: o for k, o in best.items() if not o["is_delete_marker"]}
 
     async def _wanted_at(
         self, bucket: str, key: str, out: Path, at: float
     ) -> list[tuple[dict[str, Any], Path]]:
         """What ``download_from`` fetches for ``at``: the version of ``key`` then, else (no
         such key then: a folder named without its slash) every key under ``key/`` then."""
+        named = key
         if key and not key.endswith("/"):
             one = (await self.versions_at(bucket, key, at, exact=True)).get(key)
             if one is not None:
                 return [(one, _one_target(out, key))]
             key += "/"
         objs = await self.versions_at(bucket, key, at)
-        if not objs:
+        if not objs and named:
             when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(at))
-            raise KeyNotFound(f"no key or folder {bucket}/{key} at {when}")
+            raise KeyNotFound(f"no key or folder {bucket}/{named} at {when}")
         return [(o, local_path(out, k[len(key) :])) for k, o in objs.items() if not k.endswith("/")]
 
     async def _single(self, bucket: str, key: str, version: str | None) -> dict[str, Any] | None:

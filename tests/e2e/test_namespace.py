@@ -142,6 +142,12 @@ def test_a_namespace_people_can_live_in(
     local = as_user(alice, "upload", "--json", str(src / "b.png"), "./scratch/")
     assert [json.loads(x)["name"] for x in local.stdout.splitlines()] == ["b.png", "local.txt"]
     assert "Note" not in local.stderr
+    (tmp_path / "scratch" / "other.txt").write_bytes(b"another")  # a glob's files: by name
+    files_only = as_user(alice, "upload", "--json", "scratch/local.txt", "scratch/other.txt")
+    assert [json.loads(x)["name"] for x in files_only.stdout.splitlines()] == [
+        "local.txt",
+        "other.txt",
+    ]
     as_user(alice, "rm", "scratch/b.png")
     as_user(alice, "rb", "scratch/")
 

@@ -1,0 +1,98 @@
+"""The command line's path and time arguments: which of ``upload``'s paths is the
+destination (``settle_paths``), and the times ``download --at`` takes (``PointInTime``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import pytest
+
+from dfs.client.cli_namespace_transfer import (
+    LocalOrRemote,
+    NamedLikeRemote,
+    PointInTime,
+    Remote,
+    settle_paths,
+)
+
+
+def convert(*values: str) -> list[Path | Remote]:
+    kind = LocalOrRemote(exists=True, allow_dash=True, path_type=Path)
+    return [kind.convert(v, None, None) for v in values]
+
+
+def test_a_folder_path_that_is_also_a_local_folder_is_the_destination_when_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "logs").mkdir()
+    for name in ("a.log", "b.log"):
+        (tmp_path / "logs" / name).write_text(name)
+    (tmp_path / "pic.jpg").write_text("x")
+
+    args = convert("pic.jpg", "photos/")
+    assert isinstance(args[1], NamedLikeRemote)
+    settled = settle_paths(args, by_name=False)
+    assert settled == [Path("pic.jpg"), Remote("photos/")]
+    assert type(settled[1]) is Remote
+    assert "Note: photos/ is taken as the remote path" in capsys.readouterr().err
+
+    # alone, first, or with --prefix/--name it is the local folder; so is ./photos/
+    assert settle_paths(convert("photos/"), by_name=False) == [Path("photos")]
+    assert settle_paths(convert("photos/", "pic.jpg"), by_name=False) == [
+        Path("photos"),
+        Path("pic.jpg"),
+    ]
+    assert settle_paths(convert("pic.jpg", "photos/"), by_name=True) == [
+        Path("pic.jpg"),
+        Path("photos"),
+    ]
+    assert settle_paths(convert("pic.jpg", "./photos/"), by_name=False) == [
+        Path("pic.jpg"),
+        Path("photos"),
+    ]
+    # a glob's files (remote-shaped, no trailing slash) are files, the last one too
+    assert settle_paths(convert("logs/a.log", "logs/b.log"), by_name=False) == [
+        Path("logs/a.log"),
+        Path("logs/b.log"),
+    ]
+    # a remote path that names nothing local stays remote wherever it stands
+    assert settle_paths(convert("pic.jpg", "photos/2024/x.jpg"), by_name=False) == [
+        Path("pic.jpg"),
+        Remote("photos/2024/x.jpg"),
+    ]
+    assert "Note" not in capsys.readouterr().err
+
+
+def test_local_paths_named_like_remote_paths_are_still_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "gone").symlink_to(tmp_path / "nowhere")  # there, and dangling
+    with pytest.raises(click.BadParameter, match="does not exist"):
+        LocalOrRemote(exists=True, path_type=Path).convert("sub/gone", None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-05T14:00:00Z", datetime(2026, 12, 5, 14, tzinfo=UTC).timestamp()),
+        ("2026-12-05T15:00:00+01:00", datetime(2026, 12, 5, 14, tzinfo=UTC).timestamp()),
+        ("2026-12-05 14:00", datetime(2026, 12, 5, 14).timestamp()),  # local time
+        ("2026-12-05", datetime(2026, 12, 5).timestamp()),  # its midnight, local
+        ("1764943200.5", 1764943200.5),
+        (" 1764943200 ", 1764943200.0),
+    ],
+)
+def test_times_download_at_takes(text: str, expected: float) -> None:
+    assert PointInTime().convert(text, None, None) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "", "nan", "inf", "-1", "1e300", "2026-13-01"])
+def test_what_is_no_time(text: str) -> None:
+    with pytest.raises(click.BadParameter, match="is not a time"):
+        PointInTime().convert(text, None, None)

@@ -12,11 +12,13 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FileRecord, MetadataStore
+from dfs.meta.namespace import NamespaceStore
 from dfs.meta.sqlite import SqliteMetadataStore
 from dfs.meta.sqlite_codec import pack_file_id
 from dfs.meta.sqlite_manifests import insert_file
@@ -91,3 +93,13 @@ async def _seed_complete_files(store: MetadataStore, recs: Sequence[FileRecord])
 @pytest.fixture
 def seed_files() -> SeedFiles:
     return _seed_complete_files
+
+
+class Store(MetadataStore, NamespaceStore, Protocol):
+    """Both ports on one object, as each backend provides them."""
+
+
+@pytest.fixture
+def ns(meta: MetadataStore) -> Store:
+    """``meta`` seen through both ports: the namespace suites' store."""
+    return meta  # type: ignore[return-value]

@@ -13,14 +13,8 @@ from typing import Any
 import pytest
 
 from dfs.errors import BucketNotFound
-from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import BucketRecord, NewObject
 from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj
-
-
-@pytest.fixture
-def ns(meta: MetadataStore) -> Store:
-    return meta  # type: ignore[return-value]
 
 
 async def _change_owner(ns: Store, name: str) -> None:

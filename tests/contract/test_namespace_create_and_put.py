@@ -13,14 +13,9 @@ import uuid
 import pytest
 
 from dfs.errors import BucketNotFound, Conflict, EtagMismatch, FileNotFound, KeyExists
-from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry, MetadataStore
+from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
 from dfs.meta.namespace import VERSIONING_ENABLED, NewObject, Usage
 from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj, refcounts
-
-
-@pytest.fixture
-def ns(meta: MetadataStore) -> Store:
-    return meta  # type: ignore[return-value]
 
 
 def new_file(tenant: str, chunk: str, size: int) -> tuple[FileRecord, list[ManifestEntry]]:

@@ -11,15 +11,10 @@ import dataclasses
 import pytest
 
 from dfs.errors import FileNotFound
-from dfs.meta.base import FileRecord, Location, ManifestEntry, MetadataStore
+from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.namespace import NewObject
 from tests.contract.test_namespace_create_and_put import new_file
 from tests.contract.test_namespace_store import Store, bucket, cid
-
-
-@pytest.fixture
-def ns(meta: MetadataStore) -> Store:
-    return meta  # type: ignore[return-value]
 
 
 def _verified(tenant: str, chunk: str) -> tuple[FileRecord, list]:  # type: ignore[type-arg]

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from dfs.errors import KeyExists
-from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import VERSIONING_ENABLED, NewObject, Usage
 from dfs.meta.sqlite import SqliteMetadataStore
 from tests.contract.test_namespace_store import (
@@ -41,11 +40,6 @@ HEADERS = (
     ("content-language", "fr-CA"),
     ("expires", "Wed, 01 Dec 2094 16:00:00 GMT"),
 )
-
-
-@pytest.fixture
-def ns(meta: MetadataStore) -> Store:
-    return meta  # type: ignore[return-value]
 
 
 async def test_stored_headers_round_trip(ns: Store) -> None:

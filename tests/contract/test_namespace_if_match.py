@@ -12,15 +12,9 @@ from __future__ import annotations
 import pytest
 
 from dfs.errors import BucketNotFound, EtagMismatch, KeyExists, KeyNotFound
-from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import VERSIONING_ENABLED, Usage
 from tests.contract.test_namespace_headers import racing_puts
 from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj, refcounts
-
-
-@pytest.fixture
-def ns(meta: MetadataStore) -> Store:
-    return meta  # type: ignore[return-value]
 
 
 async def test_if_match_replaces_only_the_object_with_that_etag(ns: Store) -> None:

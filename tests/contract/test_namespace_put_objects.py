@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dfs.errors import BucketNotFound, DfsError, FileNotFound
-from dfs.meta.base import FileRecord, MetadataStore
+from dfs.meta.base import FileRecord
 from dfs.meta.namespace import (
     VERSIONING_ENABLED,
     VERSIONING_SUSPENDED,
@@ -37,12 +37,6 @@ from tests.contract.test_namespace_store import (
     make_file,
     nonzero,
 )
-
-
-@pytest.fixture
-def ns(meta: MetadataStore) -> Store:
-    return meta  # type: ignore[return-value]
-
 
 SHARED, OWN = cid("pm-shared"), cid("pm-own")
 CHUNKS: dict[str, list[tuple[str, int]]] = {

@@ -7,9 +7,7 @@ import pytest
 
 from dfs.errors import BucketNotFound
 from dfs.meta.namespace import VERSIONING_ENABLED
-from tests.contract.test_namespace_store import Store, bucket, entries, make_file, ns, obj
-
-__all__ = ["ns"]  # the fixture, re-exported for pytest
+from tests.contract.test_namespace_store import Store, bucket, entries, make_file, obj
 
 KEYS = ["a", "a/1", "a/2", "b", "c/x/1", "c/y", "d"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
@@ -35,7 +35,7 @@ from dfs.errors import (
     KeyNotFound,
     NotFound,
 )
-from dfs.meta.base import FileRecord, ManifestEntry, MetadataStore
+from dfs.meta.base import FileRecord, ManifestEntry
 from dfs.meta.namespace import (
     ACCESS_PUBLIC_READ,
     ACCESS_SHARED,
@@ -46,22 +46,13 @@ from dfs.meta.namespace import (
     VERSIONING_SUSPENDED,
     VERSIONING_UNVERSIONED,
     BucketRecord,
-    NamespaceStore,
     NewObject,
     ObjectListing,
     SearchQuery,
     Usage,
 )
 from dfs.meta.sqlite import SqliteMetadataStore
-
-
-class Store(MetadataStore, NamespaceStore, Protocol):
-    """Both ports on one object, as each backend provides them."""
-
-
-@pytest.fixture
-def ns(meta: MetadataStore) -> Store:
-    return meta  # type: ignore[return-value]
+from tests.contract.conftest import Store
 
 
 def cid(n: object) -> str:

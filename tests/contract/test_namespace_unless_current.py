@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from dfs.errors import KeyExists
-from dfs.meta.base import MetadataStore
 from dfs.meta.namespace import (
     VERSIONING_ENABLED,
     VERSIONING_SUSPENDED,
@@ -33,11 +32,6 @@ from dfs.meta.namespace import (
     Usage,
 )
 from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj, refcounts
-
-
-@pytest.fixture
-def ns(meta: MetadataStore) -> Store:
-    return meta  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize("versioning", [VERSIONING_UNVERSIONED, VERSIONING_ENABLED])

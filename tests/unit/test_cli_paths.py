@@ -23,16 +23,21 @@ def convert(*values: str) -> list[Path | Remote]:
     return [kind.convert(v, None, None) for v in values]
 
 
-def test_a_folder_path_that_is_also_a_local_folder_is_the_destination_when_last(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A current folder holding ``photos/``, ``logs/a.log``, ``logs/b.log`` and ``pic.jpg``."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()
     (tmp_path / "logs").mkdir()
     for name in ("a.log", "b.log"):
         (tmp_path / "logs" / name).write_text(name)
     (tmp_path / "pic.jpg").write_text("x")
+    return tmp_path
 
+
+def test_a_folder_path_that_is_also_a_local_folder_is_the_destination_when_last(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = convert("pic.jpg", "photos/")
     assert isinstance(args[1], NamedLikeRemote)
     settled = settle_paths(args, by_name=False)
@@ -40,30 +45,29 @@ def test_a_folder_path_that_is_also_a_local_folder_is_the_destination_when_last(
     assert type(settled[1]) is Remote
     assert "Note: photos/ is taken as the remote path" in capsys.readouterr().err
 
-    # alone, first, or with --prefix/--name it is the local folder; so is ./photos/
-    assert settle_paths(convert("photos/"), by_name=False) == [Path("photos")]
-    assert settle_paths(convert("photos/", "pic.jpg"), by_name=False) == [
-        Path("photos"),
-        Path("pic.jpg"),
-    ]
-    assert settle_paths(convert("pic.jpg", "photos/"), by_name=True) == [
-        Path("pic.jpg"),
-        Path("photos"),
-    ]
-    assert settle_paths(convert("pic.jpg", "./photos/"), by_name=False) == [
-        Path("pic.jpg"),
-        Path("photos"),
-    ]
-    # a glob's files (remote-shaped, no trailing slash) are files, the last one too
-    assert settle_paths(convert("logs/a.log", "logs/b.log"), by_name=False) == [
-        Path("logs/a.log"),
-        Path("logs/b.log"),
-    ]
-    # a remote path that names nothing local stays remote wherever it stands
-    assert settle_paths(convert("pic.jpg", "photos/2024/x.jpg"), by_name=False) == [
-        Path("pic.jpg"),
-        Remote("photos/2024/x.jpg"),
-    ]
+
+@pytest.mark.parametrize(
+    ("args", "by_name", "expected"),
+    [
+        # alone, first, or with --prefix/--name it is the local folder; so is ./photos/
+        (["photos/"], False, [Path("photos")]),
+        (["photos/", "pic.jpg"], False, [Path("photos"), Path("pic.jpg")]),
+        (["pic.jpg", "photos/"], True, [Path("pic.jpg"), Path("photos")]),
+        (["pic.jpg", "./photos/"], False, [Path("pic.jpg"), Path("photos")]),
+        # a glob's files (remote-shaped, no trailing slash) are files, the last one too
+        (["logs/a.log", "logs/b.log"], False, [Path("logs/a.log"), Path("logs/b.log")]),
+        # a remote path that names nothing local stays remote wherever it stands
+        (["pic.jpg", "photos/2024/x.jpg"], False, [Path("pic.jpg"), Remote("photos/2024/x.jpg")]),
+    ],
+)
+def test_other_paths_keep_what_they_name(
+    here: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    by_name: bool,
+    expected: list[Path | Remote],
+) -> None:
+    assert settle_paths(convert(*args), by_name=by_name) == expected
     assert "Note" not in capsys.readouterr().err
 
 

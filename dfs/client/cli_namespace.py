@@ -10,6 +10,7 @@ dfs.client.cli_namespace_transfer. Calls go through ``dfs.client.Client``'s name
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from dfs.client.cli_common import (
     run,
     target_options,
 )
+from dfs.client.cli_output import human_bytes, human_time, printable
+from dfs.client.cli_times import Duration, PointInTime
 from dfs.client.profiles import Target
 from dfs.client.remote_names import parse_remote
 from dfs.errors import InvalidRequest
@@ -332,4 +335,61 @@ def du(as_json: bool, target: Target, by: str | None, path: str | None) -> None:
     emit(as_json, body, out.usage_text(body))
 
 
-COMMANDS = (mb, rb, buckets, cp, mv, restore, tag, share, find, du)
+@click.command(cls=UrlCommand)
+@json_option
+@target_options
+@click.option(
+    "--before",
+    type=PointInTime(),
+    default=None,
+    help="Forget what a newer version had replaced by TIME (ISO 8601 or Unix seconds).",
+)
+@click.option(
+    "--keep-within",
+    type=Duration(),
+    default=None,
+    help="The same, for TIME = now - DURATION (30d, 1w12h; s, m, h, d, w).",
+)
+@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
+@click.argument("path")
+def prune(
+    as_json: bool,
+    target: Target,
+    before: float | None,
+    keep_within: float | None,
+    dry_run: bool,
+    path: str,
+) -> None:
+    """Forget old snapshots of bucket/[prefix/]: remove the versions and delete markers
+    that a newer version had replaced by a time, so download --at that time or any later
+    one still finds everything (the current objects always stay). The chunks no version
+    needs any more are freed by the API's next garbage collection."""
+    if (before is None) == (keep_within is None):
+        raise click.UsageError("give one of --before TIME and --keep-within DURATION")
+    if before is None:
+        before = time.time() - (keep_within or 0.0)
+    bucket, prefix = remote(path)
+    report = call(target, lambda c: c.prune(bucket, prefix, before, dry_run=dry_run))
+    verb = "would remove" if dry_run else "removed"
+    for o in report.removed:
+        what = "delete marker" if o["is_delete_marker"] else human_bytes(o["size"])
+        name = printable(f"{bucket}/{o['key']}")
+        emit(as_json, o, f"{verb}\t{name}\t{printable(o['version_id'])}\t{what}")
+    versions = len(report.removed) - report.markers
+    summary = {
+        "dry_run": dry_run,
+        "before": before,
+        "versions": versions,
+        "delete_markers": report.markers,
+        "bytes": report.bytes,
+        "kept": report.kept,
+    }
+    text = (
+        f"{verb} {out.count(versions, 'version')} ({human_bytes(report.bytes)}) and "
+        f"{out.count(report.markers, 'delete marker')} under {printable(path)}, replaced by "
+        f"{human_time(before)}; {out.count(report.kept, 'version')} kept"
+    )
+    emit(as_json, summary, text)
+
+
+COMMANDS = (mb, rb, buckets, cp, mv, restore, tag, share, find, du, prune)

@@ -63,3 +63,8 @@ def usage_text(body: Mapping[str, Any]) -> str:
         for k, u in rows
     ]
     return table([head, *lines])
+
+
+def count(n: int, thing: str) -> str:
+    """``1 version``, ``2 versions``."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"

@@ -5,10 +5,8 @@ does (same size and mtime; ``--checksum``: same SHA-256). The work is
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +14,7 @@ import click
 
 from dfs.client.cli_common import emit, make_client, run
 from dfs.client.cli_output import printable
+from dfs.client.cli_times import PointInTime
 from dfs.client.local_files import Skipped
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
@@ -75,39 +74,6 @@ def settle_paths(paths: Sequence[Path | Remote], by_name: bool) -> list[Path | R
         else:
             out.append(p)
     return out
-
-
-MAX_TIME = 253402300799.0
-"""The last second of year 9999: later times (and NaN) are no time ``--at`` takes."""
-
-
-class PointInTime(click.ParamType[float]):
-    """A time on the command line: ISO 8601 (``2026-12-05T14:00:00Z``; local time when it
-    names no zone; a date alone is its midnight) or Unix seconds; as Unix seconds."""
-
-    name = "TIME"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        text = str(value).strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            try:  # naive: local time, as ``date`` prints it
-                seconds = datetime.fromisoformat(text).timestamp()
-            except (ValueError, OverflowError, OSError):
-                seconds = math.nan
-        if not 0 <= seconds <= MAX_TIME:
-            self.fail(
-                f"{value!r} is not a time: ISO 8601 (2026-12-05T14:00:00Z, or local time "
-                "2026-12-05 14:00) or Unix seconds",
-                param,
-                ctx,
-            )
-        return seconds
 
 
 at_option = click.option(

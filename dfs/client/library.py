@@ -27,6 +27,7 @@ from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import LocalFile, hash_file
 from dfs.client.namespace_sync import SyncMethods
 from dfs.client.paged_upload import StreamingUploadPipeline
+from dfs.client.prune import PruneMethods
 from dfs.client.replan import send_chunk
 from dfs.errors import DfsError, InvalidRequest
 from dfs.transport.api_client import ApiClient
@@ -36,11 +37,12 @@ from dfs.transport.node_client import NodeClient
 DEFAULT_CONCURRENCY = protocol.DEFAULT_CONCURRENCY
 
 
-class Client(SyncMethods):
+class Client(SyncMethods, PruneMethods):
     """An async dfs client bound to one API URL; use ``async with Client(url) as c``.
 
-    The namespace's calls (buckets, keys, versions, access, usage) and transfers to and from
-    ``bucket/key`` are inherited (``dfs.client.namespace``, ``dfs.client.namespace_sync``)."""
+    The namespace's calls (buckets, keys, versions, access, usage), transfers to and from
+    ``bucket/key`` and ``prune`` are inherited (``dfs.client.namespace``,
+    ``dfs.client.namespace_sync``, ``dfs.client.prune``)."""
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, wa
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.client.sync_links import MTIME, UploadLinker, upload_and_link
+from dfs.client.version_times import NewestAt
 from dfs.errors import Conflict, DfsError, InvalidRequest, KeyNotFound, NotFound
 from dfs.ids import parse_file_id
 from dfs.transport.http import request
@@ -322,20 +323,12 @@ class SyncMethods(NamespaceMethods):
         whose version then was a delete marker, or that had none yet, is left out. Only what
         is still stored can be found: a bucket without versioning keeps one version a key,
         so it reaches back past no overwrite."""
-        best: dict[str, dict[str, Any]] = {}
-        # the keys come in order, the key itself before any longer one; of a key's versions
-        # the latest created then or before (not the first listed: with several API
-        # processes the order of writes and of their clocks may differ by a little)
+        picks = NewestAt(at)  # the rule prune keeps to (dfs.client.version_times)
         async for o in self.list_all(bucket, prefix, delimiter="", versions=True):
             if exact and o["key"] != prefix:
-                break
-            created = float(o["created_at"])
-            if created > at:
-                continue
-            got = best.get(o["key"])
-            if got is None or created > float(got["created_at"]):
-                best[o["key"]] = o
-        return {k: o for k, o in best.items() if not o["is_delete_marker"]}
+                break  # the keys come in order, the key itself before any longer one
+            picks.feed(o)
+        return picks.objects()
 
     async def _wanted_at(
         self, bucket: str, key: str, out: Path, at: float

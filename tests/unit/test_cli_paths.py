@@ -1,5 +1,6 @@
 """The command line's path and time arguments: which of ``upload``'s paths is the
-destination (``settle_paths``), and the times ``download --at`` takes (``PointInTime``)."""
+destination (``settle_paths``), the times ``download --at`` and ``prune --before`` take
+(``PointInTime``) and the lengths ``prune --keep-within`` takes (``Duration``)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pytest
 from dfs.client.cli_namespace_transfer import (
     LocalOrRemote,
     NamedLikeRemote,
-    PointInTime,
     Remote,
     settle_paths,
 )
+from dfs.client.cli_times import Duration, PointInTime
 
 
 def convert(*values: str) -> list[Path | Remote]:
@@ -100,3 +101,23 @@ def test_times_download_at_takes(text: str, expected: float) -> None:
 def test_what_is_no_time(text: str) -> None:
     with pytest.raises(click.BadParameter, match="is not a time"):
         PointInTime().convert(text, None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30d", 30 * 86400),
+        ("1w12h", 7 * 86400 + 12 * 3600),
+        ("90m", 5400),
+        (" 45S ", 45),
+        ("0s", 0),
+    ],
+)
+def test_lengths_keep_within_takes(text: str, seconds: float) -> None:
+    assert Duration().convert(text, None, None) == seconds
+
+
+@pytest.mark.parametrize("text", ["30", "d", "-1d", "1.5d", "1y", "", "1d 2h", "9" * 13 + "s"])
+def test_what_is_no_length(text: str) -> None:
+    with pytest.raises(click.BadParameter, match="is not a length of time"):
+        Duration().convert(text, None, None)

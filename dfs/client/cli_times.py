@@ -1,0 +1,73 @@
+"""Times on the command line: a point in time (``download --at``, ``prune --before``) and a
+length of time (``prune --keep-within``), as click parameter types giving Unix seconds."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+import click
+
+MAX_TIME = 253402300799.0
+"""The last second of year 9999: later times (and NaN) are no time ``--at`` takes."""
+
+
+class PointInTime(click.ParamType[float]):
+    """A time on the command line: ISO 8601 (``2026-12-05T14:00:00Z``; local time when it
+    names no zone; a date alone is its midnight) or Unix seconds; as Unix seconds."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:  # naive: local time, as ``date`` prints it
+                seconds = datetime.fromisoformat(text).timestamp()
+            except (ValueError, OverflowError, OSError):
+                seconds = math.nan
+        if not 0 <= seconds <= MAX_TIME:
+            self.fail(
+                f"{value!r} is not a time: ISO 8601 (2026-12-05T14:00:00Z, or local time "
+                "2026-12-05 14:00) or Unix seconds",
+                param,
+                ctx,
+            )
+        return seconds
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(?:\d{1,12}[smhdw])+")
+_PART = re.compile(r"(\d{1,12})([smhdw])")
+
+
+class Duration(click.ParamType[float]):
+    """A length of time: a count and a unit, or several (``30d``, ``1w12h``; s, m for
+    minutes, h, d, w); as seconds, at most ``MAX_TIME``."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        seconds = math.nan
+        if _DURATION.fullmatch(text):
+            seconds = float(sum(int(n) * UNITS[u] for n, u in _PART.findall(text)))
+        if not 0 <= seconds <= MAX_TIME:
+            self.fail(
+                f"{value!r} is not a length of time: a count and a unit, or several (30d, "
+                "1w12h; s, m for minutes, h, d, w)",
+                param,
+                ctx,
+            )
+        return seconds

@@ -1,0 +1,127 @@
+"""``Client.prune`` (``dfs-client prune``), in process, on a versioned bucket backed up into
+three times: what it removes is exactly what no ``download --at`` of its time or later
+reaches (the folder at that time and now come back the same after it), a delete marker goes
+with the versions under it and never makes an older one current again, a dry run removes
+nothing, a second prune finds nothing, another prefix is left alone, the bucket's usage
+counts drop, and a grantee who may only read is refused before anything goes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dfs.client import Client
+from dfs.errors import Forbidden
+from tests.integration.conftest import InProcessCluster
+from tests.integration.test_download_at import read_tree, second_state
+from tests.integration.test_namespace_api import tokens, tree
+
+pytestmark = pytest.mark.integration
+
+
+async def versions(c: Client, bucket: str, prefix: str) -> dict[str, list[dict[str, Any]]]:
+    """Each key's versions and markers, newest first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    async for o in c.list_all(bucket, prefix, delimiter="", versions=True):
+        out.setdefault(o["key"], []).append(o)
+    return out
+
+
+async def history(c: Client, src: Path) -> tuple[float, float]:
+    """Three backups of ``src`` into snaps/home/ with deletes between; the times after the
+    first and after the second (with its delete markers)."""
+    await c.make_bucket("snaps", versioning="enabled")
+    tree(src)
+    await c.upload_to([src], "snaps", "home/")
+    t1 = time.time()
+    second_state(src)  # a.jpg rewritten, trip/new.txt added
+    await c.upload_to([src], "snaps", "home/")
+    await c.remove("snaps", "home/trip/d.txt")  # a marker, and a version after it below
+    await c.remove("snaps", "home/b.png")  # a marker that stays the key's latest
+    (src / "trip" / "d.txt").unlink()
+    (src / "b.png").unlink()
+    t2 = time.time()
+    (src / "trip" / "d.txt").write_bytes(b"d.txt again, other bytes")
+    await c.upload_to([src], "snaps", "home/")
+    return t1, t2
+
+
+async def test_prune_keeps_what_every_later_time_needs(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    url = inproc.api.url
+    (alice,) = await tokens(url, "alice")
+    async with Client(url, token=alice) as a:
+        t1, t2 = await history(a, tmp_path / "src")
+        await a.link("snaps", "other/x", "", unless_current=False)  # another prefix,
+        await a.link("snaps", "other/x", "", unless_current=False)  # two versions
+        await a.download_from("snaps", "home/", tmp_path / "at2", at=t2)
+        await a.download_from("snaps", "home/", tmp_path / "now")
+        listed = await versions(a, "snaps", "home/")
+        usage = await a.usage("snaps")
+
+        dry = await a.prune("snaps", "home/", t2, dry_run=True)
+        assert await versions(a, "snaps", "home/") == listed  # nothing removed
+        gone = {(o["key"], o["is_delete_marker"]) for o in dry.removed}
+        assert sorted(gone) == [
+            ("home/a.jpg", False),  # its first version: the second replaced it before t2
+            ("home/b.png", False),  # deleted before t2, nothing since
+            ("home/b.png", True),
+            ("home/trip/d.txt", False),
+            ("home/trip/d.txt", True),  # current at t2, with nothing older left
+        ]
+        assert dry.kept == sum(map(len, listed.values())) - 5
+
+        done = await a.prune("snaps", "home/", t2)
+        assert sorted((o["key"], o["version_id"]) for o in done.removed) == sorted(
+            (o["key"], o["version_id"]) for o in dry.removed
+        )
+        assert (len(done.removed) - done.markers, done.markers, done.kept) == (3, 2, dry.kept)
+        assert done.bytes == sum(o["size"] for o in dry.removed if not o["is_delete_marker"])
+        after = await versions(a, "snaps", "home/")
+        assert "home/b.png" not in after  # gone for good, not back from under its marker
+        assert [o["created_at"] > t2 for o in after["home/trip/d.txt"]] == [True]
+        assert len(after["home/a.jpg"]) == 1
+        assert all(not o["is_delete_marker"] for vs in after.values() for o in vs)
+        assert len((await versions(a, "snaps", "other/"))["other/x"]) == 2
+
+        # every time from t2 on comes back as it did before the prune
+        await a.download_from("snaps", "home/", tmp_path / "at2-after", at=t2)
+        assert read_tree(tmp_path / "at2-after") == read_tree(tmp_path / "at2")
+        await a.download_from("snaps", "home/", tmp_path / "now-after")
+        assert read_tree(tmp_path / "now-after") == read_tree(tmp_path / "now")
+        # at t1 only what was still current at t2 is left: not a.jpg's or d.txt's first
+        # versions (replaced before t2), and nothing made after t1
+        await a.download_from("snaps", "home/", tmp_path / "at1-after", at=t1)
+        at2 = read_tree(tmp_path / "at2")
+        assert read_tree(tmp_path / "at1-after") == {
+            k: at2[k] for k in ("trip/c.jpg", "trip/deep/e.jpg")
+        }
+
+        counts = await a.usage("snaps")
+        assert counts["versions"] == usage["versions"] - 3
+        assert counts["delete_markers"] == usage["delete_markers"] - 2
+        assert counts["logical_bytes"] == usage["logical_bytes"] - done.bytes
+
+        again = await a.prune("snaps", "home/", t2)
+        assert (again.removed, again.kept) == ([], done.kept)
+        # a time after everything: only the current objects stay
+        latest = await a.prune("snaps", "", time.time() + 1)
+        assert [o["key"] for o in latest.removed] == ["other/x"]
+        assert all(len(vs) == 1 for vs in (await versions(a, "snaps", "")).values())
+
+
+async def test_a_reader_cannot_prune(inproc: InProcessCluster, tmp_path: Path) -> None:
+    url = inproc.api.url
+    alice, bob = await tokens(url, "alice", "bob")
+    async with Client(url, token=alice) as a, Client(url, token=bob) as b:
+        _, t2 = await history(a, tmp_path / "src")
+        await a.set_bucket("snaps", grants={"bob": "read"})
+        listed = await versions(a, "snaps", "")
+        assert (await b.prune("snaps", "", t2, dry_run=True)).removed  # a reader may look
+        with pytest.raises(Forbidden):
+            await b.prune("snaps", "", t2)
+        assert await versions(a, "snaps", "") == listed

@@ -303,9 +303,14 @@ class SqliteNamespaceMixin:
         *,
         unless_deleted: bool = False,
     ) -> ObjectVersion | None:
-        return await self._run(
-            self._change(lambda files: delete(files, bucket, key, version_id, now, unless_deleted))
-        )
+        """In the next group commit, as ``put_object``: deletes sent at once (a prune's,
+        concurrent DeleteObjects) share one fsync."""
+
+        def op(db: sqlite3.Connection) -> ObjectVersion | None:
+            files = StoreFiles(db, self._labels, self._group.usage)
+            return delete(files, bucket, key, version_id, now, unless_deleted)
+
+        return await self._group.run(self._run, lambda: self._db, op)
 
     async def restore_version(
         self, bucket: str, key: str, version_id: str, now: float

@@ -24,14 +24,18 @@ trust a file changed within 2 s of a run's start; a real tree is not being writt
   stored mtime and sends only the edited files, each a new version of its key; version 1
   stays as the keys' older versions) and ``dfs-client download bench/ OUT``: the way a user
   backs a folder up into a bucket; then version 1 again, ``download --at T bench/ OUT1`` (T
-  right after the first backup), compared with the tree before its edits;
-- restic: ``--compression off`` (dfs does not compress), a local repository;
-- borg: ``--encryption none``, ``--compression none``, a local repository.
+  right after the first backup), compared with the tree before its edits; last, version 1
+  forgotten: ``dfs-client prune --before T2 bench/`` (T2 right after the second backup:
+  the edited files' first versions go; their chunks at the API's garbage collection);
+- restic: ``--compression off`` (dfs does not compress), a local repository; last, version
+  1 forgotten: ``restic forget --keep-last 1 --prune``;
+- borg: ``--encryption none``, ``--compression none``, a local repository; last, version 1
+  forgotten: ``borg prune --keep-last 1`` and ``borg compact`` (borg 1.2 frees space there).
 
 Reported per step: seconds (wall time of the client process), files/s, client CPU seconds
 (user + system, ``wait4``), server CPU seconds (dfs's API and node, from ``/proc``; the
 API's share on its own as well), client
-peak RSS (``wait4``); per tool: bytes on disk after both versions (allocated blocks of the
+peak RSS (``wait4``); per tool: bytes on disk after both versions (before any forget) (allocated blocks of the
 repository, or of the node's data folder and the metadata database) and the dedup ratio
 (bytes of both versions / bytes on disk). ``--profile DIR`` records each dfs client run with
 py-spy (``DIR/backup-v1.txt`` ...: collapsed stacks, for ``flamegraph.pl`` or speedscope),
@@ -271,7 +275,7 @@ def bench_dfs(
         if bucket:
             versioning = ["--versioning"] if tool == "dfs-versioned" else []
             run([console_script("dfs-client"), "mb", *versioning, api, "bench/"], env, base)
-        snapshot = 0.0
+        snapshot = latest = 0.0
         for version in ("v1", "v2"):
             if version == "v2":
                 edit(src, edits)
@@ -280,6 +284,7 @@ def bench_dfs(
             client(f"backup {version}", ["upload", "--quiet", *args])
             if version == "v1":
                 snapshot = time.time()  # version 1's keys were all made before this
+            latest = time.time()
         out = restore_area(base, row)
         where = _where(tool, "v2")
         args = [api, *where, str(out / "v2")] if bucket else [*where, api, str(out)]
@@ -290,6 +295,9 @@ def bench_dfs(
             v1 = ["download", "--quiet", *at, api, "bench/", str(out / "v1")]
             client("restore v1 (--at)", v1)
             row.identical = row.identical and same_tree(base / "pristine", out / "v1")
+            # forget version 1 (what version 2 replaced), as restic's forget and borg's prune
+            forget = ["prune", "--before", f"{latest:.6f}", api, "bench/"]
+            client("forget v1", [*forget])
         row.disk = allocated(cluster.base / "node1") + allocated(cluster.base / "meta.db")
     return row
 
@@ -326,6 +334,8 @@ def bench_restic(base: Path, src: Path, edits: int) -> Row:
     row.steps["restore v2"] = run(["restic", "restore", "latest", "--target", str(out)], env)
     row.identical = same_tree(src, out)
     row.disk = allocated(repo)
+    forget = ["restic", "forget", "--keep-last", "1", "--prune", "--quiet"]
+    row.steps["forget v1"] = run(forget, env)
     return row
 
 
@@ -344,6 +354,9 @@ def bench_borg(base: Path, src: Path, edits: int) -> Row:
     row.steps["restore v2"] = run(["borg", "extract", f"{repo}::v2"], env, cwd=out)
     row.identical = same_tree(src, out)
     row.disk = allocated(repo)
+    # borg 1.2 frees the space of what prune forgot only at compact: both are the forget
+    forget = ["sh", "-c", f'borg prune --keep-last 1 "{repo}" && borg compact "{repo}"']
+    row.steps["forget v1"] = run(forget, env)
     return row
 
 
@@ -359,8 +372,9 @@ def report(rows: list[Row], files: int, size: int, tree: Path) -> None:
     for r in rows:
         for name, s in r.steps.items():
             api = f"{s.api_cpu:.2f}" if r.tool.startswith("dfs") else "-"
+            rate = "-" if name.startswith("forget") else f"{files / s.seconds:.0f}"
             print(
-                f"| {r.tool} | {name} | {s.seconds:.2f} | {files / s.seconds:.0f} | {s.cpu:.2f} "
+                f"| {r.tool} | {name} | {s.seconds:.2f} | {rate} | {s.cpu:.2f} "
                 f"| {s.server_cpu:.2f} | {api} | {s.rss / MIB:.0f} |"
             )
     print(

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dfs.errors import InvalidRequest
 
 # the same limits as dfs.meta.namespace (layer 0 cannot import it; a unit test checks both)
+NULL_VERSION = "null"  # S3's version id of writes while versioning is off or suspended
 MAX_KEY_BYTES = 1024
 MAX_TAGS = 10
 MAX_BUCKET_TAGS = 50

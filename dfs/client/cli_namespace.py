@@ -348,7 +348,8 @@ def du(as_json: bool, target: Target, by: str | None, path: str | None) -> None:
     "--keep-within",
     type=Duration(),
     default=None,
-    help="The same, for TIME = now - DURATION (30d, 1w12h; s, m, h, d, w).",
+    help="The same, for TIME = now (this machine's clock) - DURATION (30d, 1w12h; s, m for "
+    "minutes, h, d, w).",
 )
 @click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
 @click.argument("path")
@@ -360,34 +361,38 @@ def prune(
     dry_run: bool,
     path: str,
 ) -> None:
-    """Forget old snapshots of bucket/[prefix/]: remove the versions and delete markers
-    that a newer version had replaced by a time, so download --at that time or any later
-    one still finds everything (the current objects always stay). The chunks no version
-    needs any more are freed by the API's next garbage collection."""
+    """Forget old snapshots of bucket/[prefix/] (or of one key and its folder): remove
+    the versions and delete markers that a newer version had replaced by a time, so
+    download --at that time or any later one still finds everything (the current objects
+    always stay). The chunks no version needs any more are freed by the API's next garbage
+    collection."""
     if (before is None) == (keep_within is None):
         raise click.UsageError("give one of --before TIME and --keep-within DURATION")
     if before is None:
         before = time.time() - (keep_within or 0.0)
-    bucket, prefix = remote(path)
-    report = call(target, lambda c: c.prune(bucket, prefix, before, dry_run=dry_run))
+    bucket, key = remote(path)
     verb = "would remove" if dry_run else "removed"
-    for o in report.removed:
+
+    def removed(o: dict[str, Any]) -> None:  # as it goes: a prune cut short says what it did
         what = "delete marker" if o["is_delete_marker"] else human_bytes(o["size"])
         name = printable(f"{bucket}/{o['key']}")
         emit(as_json, o, f"{verb}\t{name}\t{printable(o['version_id'])}\t{what}")
-    versions = len(report.removed) - report.markers
+
+    report = call(
+        target, lambda c: c.prune(bucket, key, before, dry_run=dry_run, on_removed=removed)
+    )
     summary = {
         "dry_run": dry_run,
         "before": before,
-        "versions": versions,
+        "versions": report.versions,
         "delete_markers": report.markers,
         "bytes": report.bytes,
         "kept": report.kept,
     }
     text = (
-        f"{verb} {out.count(versions, 'version')} ({human_bytes(report.bytes)}) and "
+        f"{verb} {out.count(report.versions, 'version')} ({human_bytes(report.bytes)}) and "
         f"{out.count(report.markers, 'delete marker')} under {printable(path)}, replaced by "
-        f"{human_time(before)}; {out.count(report.kept, 'version')} kept"
+        f"{human_time(before)}; {report.kept} versions and markers kept"
     )
     emit(as_json, summary, text)
 

@@ -59,7 +59,7 @@ class Duration(click.ParamType[float]):
     ) -> float:
         if isinstance(value, float):
             return value
-        text = str(value).strip().lower()
+        text = str(value).strip()  # units as written: 6M is no six minutes
         seconds = math.nan
         if _DURATION.fullmatch(text):
             seconds = float(sum(int(n) * UNITS[u] for n, u in _PART.findall(text)))

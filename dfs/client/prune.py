@@ -2,73 +2,86 @@
 
 A folder uploaded again and again into a versioned bucket is a series of snapshots that
 ``download --at`` restores; nothing ever removes the old ones, so the bucket only grows.
-``PruneMethods.prune(bucket, prefix, before)`` removes every version and delete marker of the
-keys under ``prefix`` that no ``--at`` of ``before`` or later reaches (the rule is
-``dfs.client.version_times``'s), as restic's ``forget --keep-within`` and borg's ``prune``
-forget snapshots. What is current stays, and so does whatever was current at ``before``.
+``PruneMethods.prune(bucket, path, before)`` removes the versions and delete markers of the
+keys under ``path`` that no ``--at`` of ``before`` or later reaches, as restic's ``forget
+--keep-within`` and borg's ``prune`` forget snapshots; what is current stays (the rules, and
+why they hold with skewed clocks and suspended versioning: ``dfs.client.version_times``).
 
-It reads the versions listing once, a key at a time (memory bounded by one key's
-versions), and removes each key's versions with the existing ``DELETE
-/objects/{bucket}/{key}?version=``, up to ``PRUNE_AT_ONCE`` keys at once. Removing one
-version is safe to send again; a version already gone (another prune, a lost answer) counts
-as removed. A key's delete marker goes last, and only when a fresh listing of its key shows
-nothing under it any more: a prune stopped anywhere, a removal that did not happen or a
-listing that gave a key's versions apart never makes an older version current again, and
-running the prune again finishes the work. The chunks of the files no version links any
-more are freed by the API's garbage collection, not here.
+It reads the versions listing a key at a time (memory: one key's versions, whatever the
+bucket holds) and removes each key's entries with the existing ``DELETE
+/objects/{bucket}/{key}?version=``, up to ``PRUNE_AT_ONCE`` keys at once, reporting each as
+it goes. Removing one version is safe to send again (the API answers a version that is gone
+already with none removed, and such a version is not counted). A key's delete marker goes
+last, and only when a fresh listing of its key still allows it (``marker_removable``): a
+prune stopped anywhere, a removal that did not happen, a write meanwhile or a listing that
+gave a key's versions apart never makes an older version current, and running the prune
+again finishes the work. The chunks of the files no version links any more are freed by the
+API's garbage collection, not here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from dfs.client.namespace import NamespaceMethods
-from dfs.client.version_times import Entry, KeyPrune, by_key, key_prune
-from dfs.errors import DfsError, KeyNotFound
+from dfs.client.version_times import Entry, KeyPrune, by_key, key_prune, marker_removable
+from dfs.errors import DfsError
 
 PRUNE_AT_ONCE = 16
 """Keys whose versions are being removed at once (each key's one after another)."""
 
+Removed = Callable[[Entry], None]
+
 
 @dataclass
 class PruneReport:
-    """What a prune removed (``dry_run``: would remove), in the order it was done, and how
-    many versions it kept."""
+    """What a prune removed (``dry_run``: would remove) and kept, in counts; each entry
+    itself goes to the caller's ``on_removed`` as it goes."""
 
     dry_run: bool
-    removed: list[Entry] = field(default_factory=list)
+    versions: int = 0
+    markers: int = 0
+    bytes: int = 0
     kept: int = 0
 
-    @property
-    def markers(self) -> int:
-        return sum(1 for o in self.removed if o["is_delete_marker"])
-
-    @property
-    def bytes(self) -> int:
-        return sum(int(o["size"]) for o in self.removed if not o["is_delete_marker"])
+    def add(self, o: Entry) -> None:
+        if o["is_delete_marker"]:
+            self.markers += 1
+        else:
+            self.versions += 1
+            self.bytes += int(o["size"])
 
 
 class PruneMethods(NamespaceMethods):
     """``prune`` of ``Client``."""
 
     async def prune(
-        self, bucket: str, prefix: str, before: float, *, dry_run: bool = False
+        self,
+        bucket: str,
+        path: str,
+        before: float,
+        *,
+        dry_run: bool = False,
+        on_removed: Removed | None = None,
     ) -> PruneReport:
-        """Remove the versions and delete markers of the keys under ``prefix`` that a newer
-        version had replaced at ``before`` (Unix seconds, the API's clock), and a delete
-        marker current then once its key has nothing older; ``dry_run``: only say which."""
+        """Remove the versions and delete markers of the keys under ``path`` (a folder when
+        empty or ending with "/", else that key and the folder ``path/``) that no ``--at``
+        of ``before`` (Unix seconds, the API's clock) or later reaches; ``dry_run``: only
+        say which. ``on_removed`` is called with each entry removed, as it goes."""
         report = PruneReport(dry_run)
+        tell = on_removed or (lambda o: None)
         plans: asyncio.Queue[KeyPrune | None] = asyncio.Queue(PRUNE_AT_ONCE * 4)
 
         async def lister() -> None:
-            listing = self.list_all(bucket, prefix, delimiter="", versions=True)
-            async for versions in by_key(listing):
+            async for versions in by_key(self._entries(bucket, path)):
                 plan = key_prune(versions, before)
                 report.kept += plan.kept
                 if dry_run:
-                    report.removed += plan.replaced + ([plan.marker] if plan.marker else [])
+                    for o in plan.replaced + ([plan.marker] if plan.marker else []):
+                        report.add(o)
+                        tell(o)
                 elif plan.replaced or plan.marker:
                     await plans.put(plan)
             for _ in range(PRUNE_AT_ONCE):
@@ -76,40 +89,49 @@ class PruneMethods(NamespaceMethods):
 
         async def worker() -> None:
             while (plan := await plans.get()) is not None:
-                await self._prune_key(bucket, plan, report)
+                await self._prune_key(bucket, plan, before, report, tell)
 
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(lister())
                 for _ in range(0 if dry_run else PRUNE_AT_ONCE):
                     tg.create_task(worker())
-        except* DfsError as group:
-            # callers (and the CLI's error mapping) expect the DfsError itself, not a group
-            raise group.exceptions[0] from None
+        except BaseExceptionGroup as group:
+            # callers (and the CLI's error mapping) expect the error itself, not a group
+            errors = group.exceptions
+            raise next((e for e in errors if isinstance(e, DfsError)), errors[0]) from None
         return report
 
-    async def _prune_key(self, bucket: str, plan: KeyPrune, report: PruneReport) -> None:
-        """``plan``'s versions removed one after another, its marker last."""
+    async def _entries(self, bucket: str, path: str) -> AsyncIterator[Entry]:
+        """The versions listing of ``path``: a folder's, or one key's and its folder's."""
+        folder = path + "/"
+        async for o in self.list_all(bucket, path, delimiter="", versions=True):
+            if not path or path.endswith("/") or o["key"] == path or o["key"].startswith(folder):
+                yield o
+
+    async def _prune_key(
+        self, bucket: str, plan: KeyPrune, before: float, report: PruneReport, tell: Removed
+    ) -> None:
+        """``plan``'s versions removed one after another, then its marker if a fresh
+        listing of the key still allows it."""
         for o in plan.replaced:
-            await self._remove_version(bucket, o, report)
-        if plan.marker is not None and await self._alone(bucket, plan.marker):
-            await self._remove_version(bucket, plan.marker, report)
+            await self._remove_version(bucket, o, report, tell)
+        if plan.marker is None:
+            return
+        fresh = []
+        async for o in self.list_all(bucket, plan.key, delimiter="", versions=True):
+            if o["key"] != plan.key:
+                break  # a longer key: this one's entries are done
+            fresh.append(o)
+        if marker_removable(fresh, plan.marker, before):
+            await self._remove_version(bucket, plan.marker, report, tell)
+        else:
+            report.kept += 1
 
-    async def _alone(self, bucket: str, marker: Entry) -> bool:
-        """Whether the key lists nothing under its delete ``marker`` now: a version the
-        listing gave elsewhere, or one whose removal did not happen, keeps the marker (so
-        it cannot become current)."""
-        seen = False
-        async for o in self.list_all(bucket, marker["key"], delimiter="", versions=True):
-            if o["key"] != marker["key"]:
-                break  # a longer key: the marker's key is done
-            if seen:
-                return False  # something under the marker
-            seen = o["version_id"] == marker["version_id"]
-        return seen  # False too when the marker is gone already
-
-    async def _remove_version(self, bucket: str, o: Entry, report: PruneReport) -> None:
-        # gone already (another prune, or the answer to this one was lost): removed too
-        with contextlib.suppress(KeyNotFound):
-            await self.remove(bucket, o["key"], version=o["version_id"])
-        report.removed.append(o)
+    async def _remove_version(
+        self, bucket: str, o: Entry, report: PruneReport, tell: Removed
+    ) -> None:
+        answer = await self.remove(bucket, o["key"], version=o["version_id"])
+        if answer.get("version") is not None:  # None: gone already (another prune)
+            report.add(o)
+            tell(o)

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from dfs.errors import BucketNotFound, DfsError, EtagMismatch, KeyExists, KeyNotFound
 from dfs.meta.base import FileRecord, Location, ManifestEntry
+from dfs.namespace_rules import NULL_VERSION as NULL_VERSION
 
 VERSIONING_UNVERSIONED = "unversioned"
 VERSIONING_ENABLED = "enabled"
@@ -36,7 +37,6 @@ OBJECT_ACCESS = (ACCESS_PRIVATE, ACCESS_PUBLIC_READ, ACCESS_SHARED)
 GRANT_READ = "read"
 GRANT_READ_WRITE = "read-write"
 
-NULL_VERSION = "null"  # S3's version id of writes while versioning is off or suspended
 
 MAX_KEY_BYTES = 1024
 MAX_TAGS = 10

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from dfs.client import Client
+from dfs.client.prune import PruneReport
 from dfs.errors import Forbidden
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_download_at import read_tree, second_state
@@ -28,6 +29,15 @@ async def versions(c: Client, bucket: str, prefix: str) -> dict[str, list[dict[s
     async for o in c.list_all(bucket, prefix, delimiter="", versions=True):
         out.setdefault(o["key"], []).append(o)
     return out
+
+
+async def prune(
+    c: Client, bucket: str, path: str, before: float, dry_run: bool = False
+) -> tuple[PruneReport, list[dict[str, Any]]]:
+    """``Client.prune`` and the entries it removed, in order."""
+    removed: list[dict[str, Any]] = []
+    report = await c.prune(bucket, path, before, dry_run=dry_run, on_removed=removed.append)
+    return report, removed
 
 
 async def history(c: Client, src: Path) -> tuple[float, float]:
@@ -63,9 +73,9 @@ async def test_prune_keeps_what_every_later_time_needs(
         listed = await versions(a, "snaps", "home/")
         usage = await a.usage("snaps")
 
-        dry = await a.prune("snaps", "home/", t2, dry_run=True)
+        dry, would = await prune(a, "snaps", "home/", t2, dry_run=True)
         assert await versions(a, "snaps", "home/") == listed  # nothing removed
-        gone = {(o["key"], o["is_delete_marker"]) for o in dry.removed}
+        gone = {(o["key"], o["is_delete_marker"]) for o in would}
         assert sorted(gone) == [
             ("home/a.jpg", False),  # its first version: the second replaced it before t2
             ("home/b.png", False),  # deleted before t2, nothing since
@@ -75,12 +85,12 @@ async def test_prune_keeps_what_every_later_time_needs(
         ]
         assert dry.kept == sum(map(len, listed.values())) - 5
 
-        done = await a.prune("snaps", "home/", t2)
-        assert sorted((o["key"], o["version_id"]) for o in done.removed) == sorted(
-            (o["key"], o["version_id"]) for o in dry.removed
+        done, removed = await prune(a, "snaps", "home/", t2)
+        assert sorted((o["key"], o["version_id"]) for o in removed) == sorted(
+            (o["key"], o["version_id"]) for o in would
         )
-        assert (len(done.removed) - done.markers, done.markers, done.kept) == (3, 2, dry.kept)
-        assert done.bytes == sum(o["size"] for o in dry.removed if not o["is_delete_marker"])
+        assert (done.versions, done.markers, done.kept) == (3, 2, dry.kept)
+        assert done.bytes == sum(o["size"] for o in would if not o["is_delete_marker"])
         after = await versions(a, "snaps", "home/")
         assert "home/b.png" not in after  # gone for good, not back from under its marker
         assert [o["created_at"] > t2 for o in after["home/trip/d.txt"]] == [True]
@@ -106,11 +116,11 @@ async def test_prune_keeps_what_every_later_time_needs(
         assert counts["delete_markers"] == usage["delete_markers"] - 2
         assert counts["logical_bytes"] == usage["logical_bytes"] - done.bytes
 
-        again = await a.prune("snaps", "home/", t2)
-        assert (again.removed, again.kept) == ([], done.kept)
+        again, none = await prune(a, "snaps", "home/", t2)
+        assert (none, again.kept) == ([], done.kept)
         # a time after everything: only the current objects stay
-        latest = await a.prune("snaps", "", time.time() + 1)
-        assert [o["key"] for o in latest.removed] == ["other/x"]
+        _, latest = await prune(a, "snaps", "", time.time() + 1)
+        assert [o["key"] for o in latest] == ["other/x"]
         assert all(len(vs) == 1 for vs in (await versions(a, "snaps", "")).values())
 
 
@@ -121,7 +131,40 @@ async def test_a_reader_cannot_prune(inproc: InProcessCluster, tmp_path: Path) -
         _, t2 = await history(a, tmp_path / "src")
         await a.set_bucket("snaps", grants={"bob": "read"})
         listed = await versions(a, "snaps", "")
-        assert (await b.prune("snaps", "", t2, dry_run=True)).removed  # a reader may look
+        assert (await prune(b, "snaps", "", t2, dry_run=True))[1]  # a reader may look
         with pytest.raises(Forbidden):
             await b.prune("snaps", "", t2)
         assert await versions(a, "snaps", "") == listed
+
+
+async def test_suspended_versioning_keeps_the_null_version(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """A key's ``null`` entry is never removed by its id (a write meanwhile would be what the
+    id names); the numbered versions under it go as any others; a key named without its
+    slash is that key and its folder, not the keys beside it."""
+    url = inproc.api.url
+    (alice,) = await tokens(url, "alice")
+    src = tmp_path / "f"
+    async with Client(url, token=alice) as a:
+        await a.make_bucket("susp", versioning="enabled")
+        for i in range(2):
+            src.write_bytes(b"numbered %d" % i)
+            await a.upload_to([src], "susp", "k")
+        await a.upload_to([src], "susp", "k.bak")
+        await a.set_bucket("susp", versioning="suspended")
+        src.write_bytes(b"the null version")
+        await a.upload_to([src], "susp", "k")
+        numbered = [o["version_id"] for o in (await versions(a, "susp", "k"))["k"][1:]]
+        _, removed = await prune(a, "susp", "k", time.time() + 1)
+        assert [o["version_id"] for o in removed] == numbered  # not k.bak's, not the null
+        assert [o["version_id"] for o in (await versions(a, "susp", "k"))["k"]] == ["null"]
+        assert len((await versions(a, "susp", "k.bak"))["k.bak"]) == 1
+
+        # a newer numbered version on top: the null one, replaced at the time, still stays
+        await a.set_bucket("susp", versioning="enabled")
+        src.write_bytes(b"numbered again")
+        await a.upload_to([src], "susp", "k")
+        report, removed = await prune(a, "susp", "k", time.time() + 1)
+        assert (removed, report.kept) == ([], 2)
+        assert (await a.object_info("susp", "k"))["size"] == len(b"numbered again")

@@ -1,8 +1,10 @@
 """What ``prune --before`` removes of a versions listing (``dfs.client.version_times``) and
-how ``PruneMethods.prune`` removes it: each key's replaced versions, then its marker, never
-the version current at the time or anything newer; ties as ``--at`` breaks them; a version
-already gone counts as removed; a refusal stops the prune as the error itself; a listing
-whose keys come back out of order stops it before that key's marker could go."""
+how ``PruneMethods.prune`` removes it: never what the key holds now (the entry written last,
+even when a skewed clock stamped it early), never a ``null`` entry, never what ``--at`` of
+the time or later picks; a delete marker last and only when a fresh listing allows it;
+a version gone already is not counted; a refusal stops the prune as the error itself; a
+path without a slash is one key and its folder, not its siblings; a listing whose keys come
+back out of order stops before that key's marker could go."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 
 from dfs.client.prune import PruneMethods
 from dfs.client.version_times import NewestAt, by_key, key_prune
-from dfs.errors import DfsError, Forbidden, KeyNotFound
+from dfs.errors import DfsError, Forbidden
 
 
 def v(key: str, created: float, name: str, marker: bool = False) -> dict[str, Any]:
@@ -34,7 +36,8 @@ def names(rows: list[dict[str, Any]]) -> list[str]:
 @pytest.mark.parametrize(
     ("rows", "before", "replaced", "marker", "kept"),
     [
-        # the version current at `before` stays, and everything newer
+        # listed as written, the last first. The version current at `before` stays, and
+        # everything newer
         ([v("k", 30, "v3"), v("k", 20, "v2"), v("k", 10, "v1")], 25, ["v1"], None, 2),
         # all newer than `before`: nothing goes
         ([v("k", 30, "v2"), v("k", 20, "v1")], 5, [], None, 2),
@@ -48,8 +51,20 @@ def names(rows: list[dict[str, Any]]) -> list[str]:
         ([v("k", 30, "v3"), v("k", 10, "v2"), v("k", 12, "v1")], 20, ["v2"], None, 2),
         # a tie: the first listed is current, as for --at
         ([v("k", 10, "v2"), v("k", 10, "v1")], 10, ["v1"], None, 1),
+        ([v("k", 20, "v3"), v("k", 10, "v2"), v("k", 10, "v1")], 15, ["v1"], None, 2),
         # exactly at `before` counts as made by then
-        ([v("k", 20, "v2"), v("k", 10, "v1")], 20, ["v1"], None, 1),
+        ([v("k", 30, "v3"), v("k", 20, "v2"), v("k", 10, "v1")], 20, ["v1"], None, 2),
+        # skew: the version written last stamped before the one it replaced stays (current)
+        ([v("k", 11, "v2"), v("k", 15, "v1")], 20, [], None, 2),
+        # skew: deleted, then written again stamped early: the marker stays above v1's
+        # removal, since removing it would make v2 the version at 20
+        ([v("k", 11, "v2"), v("k", 16, "m", True), v("k", 10, "v1")], 20, ["v1"], None, 2),
+        # skew: written, then deleted with an early stamp: the marker is what the key holds
+        ([v("k", 11, "m", True), v("k", 15, "v1")], 20, [], None, 2),
+        # a null version (versioning suspended) is never removed by its id
+        ([v("k", 30, "null"), v("k", 20, "v2"), v("k", 10, "v1")], 25, ["v1"], None, 2),
+        ([v("k", 30, "v3"), v("k", 22, "v2"), v("k", 10, "null")], 25, [], None, 3),
+        ([v("k", 30, "v2"), v("k", 20, "null", True), v("k", 10, "v1")], 25, ["v1"], None, 2),
     ],
 )
 def test_what_a_key_loses(
@@ -59,9 +74,12 @@ def test_what_a_key_loses(
     assert names(plan.replaced) == replaced
     assert (plan.marker["version_id"] if plan.marker else None) == marker
     assert plan.kept == kept
-    # what prune keeps gives every time from `before` on the same version as before
-    left = [o for o in rows if o not in plan.replaced and o is not plan.marker]
-    for at in (before, before + 5, 100):
+    going = set(replaced) | {marker}
+    left = [o for o in rows if o["version_id"] not in going]
+    # what the key holds now stays, or it was a marker and nothing is left under it
+    assert rows[0] in left or (rows[0]["is_delete_marker"] and not left)
+    # every time from `before` on finds the version it found before
+    for at in (before, before + 2, before + 5, 100):
         whole, pruned = NewestAt(at), NewestAt(at)
         for o in rows:
             whole.feed(o)
@@ -71,18 +89,19 @@ def test_what_a_key_loses(
 
 
 class Listed(PruneMethods):
-    """A listing as the stores give it, and the removals asked of the API."""
+    """A listing as the stores give it, and the removals the API would make."""
 
-    def __init__(self, rows: list[dict[str, Any]], refuse: type[DfsError] | None = None) -> None:
+    def __init__(self, rows: list[dict[str, Any]], refuse: bool = False) -> None:
         self.rows = rows
         self.refuse = refuse
         self.asked: list[str] = []
+        self.gone: set[str] = set()  # removed by someone else before the prune asks
 
     async def list_all(  # type: ignore[override]
         self, bucket: str, prefix: str = "", *, delimiter: str = "/", versions: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
         assert (delimiter, versions) == ("", True)
-        for row in self.rows:
+        for row in list(self.rows):
             if row["key"].startswith(prefix):
                 yield row
 
@@ -92,12 +111,11 @@ class Listed(PruneMethods):
         assert version is not None
         self.asked.append(version)
         await asyncio.sleep(0)  # let the other keys' removals interleave
-        if self.refuse is not KeyNotFound and self.refuse is not None:
-            raise self.refuse("refused")
-        self.rows = [o for o in self.rows if (o["key"], o["version_id"]) != (key, version)]
-        if self.refuse is KeyNotFound:  # gone already, before this request
-            raise KeyNotFound("no such version")
-        return {}
+        if self.refuse:
+            raise Forbidden("refused")
+        there = [o for o in self.rows if (o["key"], o["version_id"]) == (key, version)]
+        self.rows = [o for o in self.rows if o not in there]
+        return {"deleted": key, "version": there[0] if there and version not in self.gone else None}
 
 
 ROWS = [
@@ -107,40 +125,87 @@ ROWS = [
     v("b", 20, "bm", True),
     v("b", 15, "b2"),
     v("b", 10, "b1"),
+    v("b.bak", 5, "x1"),
+    v("b/c", 5, "y2"),
+    v("b/c", 4, "y1"),
     v("c", 5, "c1"),
 ]
 
 
+def run(c: Listed, path: str, before: float, dry_run: bool = False) -> tuple[Any, list[str]]:
+    seen: list[str] = []
+    report = asyncio.run(
+        c.prune(
+            "bk", path, before, dry_run=dry_run, on_removed=lambda o: seen.append(o["version_id"])
+        )
+    )
+    return report, seen
+
+
 def test_prune_removes_markers_last_and_keeps_the_rest() -> None:
-    c = Listed(ROWS)
-    report = asyncio.run(c.prune("bk", "", 25))
-    assert sorted(c.asked) == ["a1", "b1", "b2", "bm"]
+    c = Listed(list(ROWS))
+    report, seen = run(c, "", 25)
+    assert sorted(c.asked) == sorted(seen) == ["a1", "b1", "b2", "bm", "y1"]
     assert c.asked.index("bm") > max(c.asked.index("b1"), c.asked.index("b2"))
-    assert (report.markers, report.bytes, report.kept) == (1, 30, 3)
+    assert (report.versions, report.markers, report.bytes, report.kept) == (4, 1, 40, 5)
+
+
+def test_a_path_without_slash_is_one_key_and_its_folder() -> None:
+    c = Listed(list(ROWS))
+    run(c, "b", 25)
+    assert sorted(c.asked) == ["b1", "b2", "bm", "y1"]  # not b.bak's
 
 
 def test_a_dry_run_asks_nothing() -> None:
-    c = Listed(ROWS)
-    report = asyncio.run(c.prune("bk", "", 25, dry_run=True))
+    c = Listed(list(ROWS))
+    report, seen = run(c, "", 25, dry_run=True)
     assert c.asked == []
-    assert sorted(names(report.removed)) == ["a1", "b1", "b2", "bm"]
+    assert sorted(seen) == ["a1", "b1", "b2", "bm", "y1"]
+    assert (report.versions, report.markers, report.kept) == (4, 1, 5)
 
 
-def test_a_version_gone_already_counts_as_removed() -> None:
-    c = Listed(ROWS, refuse=KeyNotFound)
-    assert sorted(names(asyncio.run(c.prune("bk", "", 25)).removed)) == ["a1", "b1", "b2", "bm"]
+def test_a_version_gone_already_is_not_counted() -> None:
+    c = Listed(list(ROWS))
+    c.gone = {"a1", "b2"}
+    report, seen = run(c, "", 25)
+    assert sorted(seen) == ["b1", "bm", "y1"]
+    assert (report.versions, report.markers) == (2, 1)
+
+
+def test_a_marker_stays_when_its_key_changed_meanwhile() -> None:
+    """A version written under the marker's key after the listing (a skewed clock: stamped
+    before the time) keeps the marker, and counts as kept."""
+    c = Listed([v("b", 20, "bm", True), v("b", 10, "b1")])
+
+    async def go() -> Any:
+        plan_seen = c.list_all
+
+        async def listing(
+            bucket: str, prefix: str = "", **kw: Any
+        ) -> AsyncIterator[dict[str, Any]]:
+            async for o in plan_seen(bucket, prefix, **kw):
+                yield o
+            if not c.asked:  # the first listing: a write lands right after it
+                c.rows.insert(0, v("b", 12, "b2"))
+
+        c.list_all = listing  # type: ignore[method-assign]
+        return await c.prune("bk", "", 25)
+
+    report = asyncio.run(go())
+    assert c.asked == ["b1"]
+    assert (report.versions, report.markers, report.kept) == (1, 0, 1)
 
 
 def test_a_refusal_is_the_error_itself() -> None:
     with pytest.raises(Forbidden):
-        asyncio.run(Listed(ROWS, refuse=Forbidden).prune("bk", "", 25))
+        run(Listed(list(ROWS), refuse=True), "", 25)
 
 
 def test_a_key_that_comes_back_stops_the_prune_before_its_marker() -> None:
     rows = [v("b", 20, "bm", True), v("c", 5, "c1"), v("b", 10, "b1")]
     c = Listed(rows)
     with pytest.raises(DfsError, match="the versions listing went back from 'c'"):
-        asyncio.run(c.prune("bk", "", 25))
+        run(c, "", 25)
     assert "bm" not in c.asked
 
 
@@ -152,4 +217,10 @@ def test_by_key_groups_a_listing() -> None:
     async def groups() -> list[list[str]]:
         return [names(g) async for g in by_key(rows())]
 
-    assert asyncio.run(groups()) == [["a3", "a2", "a1"], ["bm", "b2", "b1"], ["c1"]]
+    assert asyncio.run(groups()) == [
+        ["a3", "a2", "a1"],
+        ["bm", "b2", "b1"],
+        ["x1"],
+        ["y2", "y1"],
+        ["c1"],
+    ]

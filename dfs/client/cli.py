@@ -36,6 +36,7 @@ from dfs.client.cli_common import (
     target_options,
 )
 from dfs.client.cli_output import printable
+from dfs.client.cli_times import PointInTime
 from dfs.client.profiles import Target
 from dfs.client.remote_names import is_remote
 from dfs.errors import DfsError, IntegrityError
@@ -90,6 +91,12 @@ for _command in cli_namespace.COMMANDS:
 @click.option("-l", "--long", "long_", is_flag=True, help="Also the stored mode and mtime.")
 @click.option("-r", "--recursive", is_flag=True, help="BUCKET/PREFIX/: every key, no folders.")
 @click.option("--versions", is_flag=True, help="BUCKET/PREFIX/: every version, delete markers.")
+@click.option(
+    "--at",
+    type=PointInTime(),
+    default=None,
+    help="BUCKET/PREFIX/: the keys as they were at TIME (ISO 8601 or Unix seconds).",
+)
 @click.argument("path", required=False)
 def ls_cmd(
     as_json: bool,
@@ -100,6 +107,7 @@ def ls_cmd(
     long_: bool,
     recursive: bool,
     versions: bool,
+    at: float | None,
     path: str | None,
 ) -> None:
     """List a folder of a bucket (ls BUCKET/PREFIX/: folders first, sizes, dates; --long
@@ -108,8 +116,12 @@ def ls_cmd(
     --json one object per entry; the last line of a partial file listing is
     {"next_after": ...}. The buckets: dfs-client buckets."""
     if path is not None:
-        cli_namespace.list_remote(target, path, long_, recursive, versions, as_json)
+        if at is not None and versions:
+            raise click.UsageError("--at lists the keys at a time; --versions every version")
+        cli_namespace.list_remote(target, path, long_, recursive, versions, as_json, at)
         return
+    if at is not None:
+        raise click.UsageError("--at lists a folder of a bucket as it was: ls --at TIME BUCKET/")
 
     async def go() -> None:
         cursor = after

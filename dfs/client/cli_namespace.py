@@ -11,7 +11,7 @@ dfs.client.cli_namespace_transfer. Calls go through ``dfs.client.Client``'s name
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -98,11 +98,37 @@ def buckets(as_json: bool, target: Target) -> None:
         emit(as_json, b, out.bucket_line(b, me))
 
 
+async def _entries_at(
+    c: Client, bucket: str, prefix: str, recursive: bool, at: float
+) -> AsyncIterator[dict[str, Any]]:
+    """The listing of ``prefix`` as it was at ``at``: each key's version then
+    (``Client.versions_at``), rolled up into folders at the next "/" unless ``recursive``,
+    as the API's delimiter rolls up the current keys."""
+    seen: set[str] = set()
+    for key, o in sorted((await c.versions_at(bucket, prefix, at)).items()):
+        cut = -1 if recursive else key.find("/", len(prefix))
+        if cut < 0:
+            yield o
+        elif key[: cut + 1] not in seen:
+            seen.add(key[: cut + 1])
+            yield {"prefix": key[: cut + 1]}
+
+
 async def _list(
-    c: Client, path: str, long: bool, recursive: bool, versions: bool, as_json: bool
+    c: Client,
+    path: str,
+    long: bool,
+    recursive: bool,
+    versions: bool,
+    as_json: bool,
+    at: float | None = None,
 ) -> None:
     bucket, prefix = remote(path)
-    entries = c.list_all(bucket, prefix, delimiter="" if recursive else "/", versions=versions)
+    if at is None:
+        delimiter = "" if recursive else "/"
+        entries = c.list_all(bucket, prefix, delimiter=delimiter, versions=versions)
+    else:
+        entries = _entries_at(c, bucket, prefix, recursive, at)
     folders: list[dict[str, Any]] = []
     objects: list[dict[str, Any]] = []
     async for e in entries:
@@ -115,10 +141,17 @@ async def _list(
 
 
 def list_remote(
-    target: Target, path: str, long: bool, recursive: bool, versions: bool, as_json: bool
+    target: Target,
+    path: str,
+    long: bool,
+    recursive: bool,
+    versions: bool,
+    as_json: bool,
+    at: float | None = None,
 ) -> None:
-    """``ls bucket/prefix/``: folders first, then objects; sizes and dates for people."""
-    call(target, lambda c: _list(c, path, long, recursive, versions, as_json))
+    """``ls bucket/prefix/``: folders first, then objects; sizes and dates for people;
+    ``at``: as the folder was then."""
+    call(target, lambda c: _list(c, path, long, recursive, versions, as_json, at))
 
 
 def remove_remote(

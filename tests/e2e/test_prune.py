@@ -1,6 +1,6 @@
 """``dfs-client prune`` on a real cluster (both metadata backends): a folder backed up twice
-into a versioned bucket and a file deleted between, then the old snapshot forgotten. A dry
-run lists what would go and changes nothing; the prune removes exactly that; the current
+into a versioned bucket and a file deleted between (``ls --at`` shows the folder at each
+time), then the old snapshot forgotten. A dry run lists what would go and changes nothing; the prune removes exactly that; the current
 folder downloads as before; the files no version links any more are collected, so the
 cluster stores less by exactly their bytes; a bad time or both times at once exit 2."""
 
@@ -48,12 +48,27 @@ def test_prune_forgets_an_old_snapshot(cluster: LocalCluster, tmp_path: Path) ->
     src = tmp_path / "src"
     first = write_tree(src, 1, ["a.txt", "b.txt", "docs/c.txt", "docs/d.txt"])
     as_user(alice, "upload", api, str(src), "snaps/home/")
+    t1 = str(time.time())
     edited = write_tree(src, 2, ["a.txt", "docs/c.txt"])  # new bytes under two keys
     as_user(alice, "upload", api, str(src), "snaps/home/")
     as_user(alice, "rm", api, "snaps/home/b.txt")
     (src / "b.txt").unlink()
     when = datetime.fromtimestamp(time.time(), UTC).isoformat()
     listed = as_user(alice, "ls", "--json", "--versions", "-r", api, "snaps/").stdout
+
+    # the folder as it was: at t1 the first sizes and b.txt; later, b.txt gone
+    then = lines(as_user(alice, "ls", "--json", "--at", t1, api, "snaps/home/").stdout)
+    assert [(e.get("prefix"), e.get("key"), e.get("size")) for e in then] == [
+        ("home/docs/", None, None),
+        (None, "home/a.txt", len(first["a.txt"])),
+        (None, "home/b.txt", len(first["b.txt"])),
+    ]
+    deep = lines(as_user(alice, "ls", "--json", "-r", "--at", t1, api, "snaps/home/").stdout)
+    assert {e["key"]: e["size"] for e in deep} == {f"home/{k}": len(d) for k, d in first.items()}
+    later = lines(as_user(alice, "ls", "--json", "-r", "--at", when, api, "snaps/home").stdout)
+    assert [e["key"] for e in later] == ["home/a.txt", "home/docs/c.txt", "home/docs/d.txt"]
+    both = as_user(alice, "ls", "--versions", "--at", t1, api, "snaps/", check=False)
+    assert both.returncode == 2, both.stderr
 
     dry = as_user(alice, "prune", "--json", "--dry-run", "--before", when, api, "snaps/home/")
     *gone, summary = lines(dry.stdout)

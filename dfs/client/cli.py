@@ -118,7 +118,8 @@ def ls_cmd(
     if path is not None:
         if at is not None and versions:
             raise click.UsageError("--at lists the keys at a time; --versions every version")
-        cli_namespace.list_remote(target, path, long_, recursive, versions, as_json, at)
+        how = cli_namespace.Listing(long_, recursive, versions, as_json, at)
+        cli_namespace.list_remote(target, path, how)
         return
     if at is not None:
         raise click.UsageError("--at lists a folder of a bucket as it was: ls --at TIME BUCKET/")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -114,21 +115,25 @@ async def _entries_at(
             yield {"prefix": key[: cut + 1]}
 
 
-async def _list(
-    c: Client,
-    path: str,
-    long: bool,
-    recursive: bool,
-    versions: bool,
-    as_json: bool,
-    at: float | None = None,
-) -> None:
+@dataclass(frozen=True)
+class Listing:
+    """What ``ls BUCKET/PREFIX/`` shows: ``long`` lines, ``recursive`` (no folders), every
+    version (``versions``) or the keys as they were ``at`` a time, ``as_json``."""
+
+    long: bool = False
+    recursive: bool = False
+    versions: bool = False
+    as_json: bool = False
+    at: float | None = None
+
+
+async def _list(c: Client, path: str, how: Listing) -> None:
     bucket, prefix = remote(path)
-    if at is None:
-        delimiter = "" if recursive else "/"
-        entries = c.list_all(bucket, prefix, delimiter=delimiter, versions=versions)
+    if how.at is None:
+        delimiter = "" if how.recursive else "/"
+        entries = c.list_all(bucket, prefix, delimiter=delimiter, versions=how.versions)
     else:
-        entries = _entries_at(c, bucket, prefix, recursive, at)
+        entries = _entries_at(c, bucket, prefix, how.recursive, how.at)
     folders: list[dict[str, Any]] = []
     objects: list[dict[str, Any]] = []
     async for e in entries:
@@ -137,21 +142,12 @@ async def _list(
     if "/" not in prefix:
         base = ""
     for e in folders + objects:  # folders first, as people expect
-        emit(as_json, e, out.entry_line(e, "" if recursive else base, long))
+        emit(how.as_json, e, out.entry_line(e, "" if how.recursive else base, how.long))
 
 
-def list_remote(
-    target: Target,
-    path: str,
-    long: bool,
-    recursive: bool,
-    versions: bool,
-    as_json: bool,
-    at: float | None = None,
-) -> None:
-    """``ls bucket/prefix/``: folders first, then objects; sizes and dates for people;
-    ``at``: as the folder was then."""
-    call(target, lambda c: _list(c, path, long, recursive, versions, as_json, at))
+def list_remote(target: Target, path: str, how: Listing) -> None:
+    """``ls bucket/prefix/``: folders first, then objects; sizes and dates for people."""
+    call(target, lambda c: _list(c, path, how))
 
 
 def remove_remote(

@@ -44,8 +44,8 @@ class PointInTime(click.ParamType[float]):
 
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(?:\d{1,12}[smhdw])+")
-_PART = re.compile(r"(\d{1,12})([smhdw])")
+_DURATION = re.compile(r"(?:[0-9]{1,12}[smhdw])+")
+_PART = re.compile(r"([0-9]{1,12})([smhdw])")
 
 
 class Duration(click.ParamType[float]):

@@ -15,7 +15,10 @@ already with none removed, and such a version is not counted). A key's delete ma
 last, and only when a fresh listing of its key still allows it (``marker_removable``): a
 prune stopped anywhere, a removal that did not happen, a write meanwhile or a listing that
 gave a key's versions apart never makes an older version current, and running the prune
-again finishes the work. The chunks of the files no version links any more are freed by the
+again finishes the work. The fresh listing and the marker's removal are two requests: a
+write between them stamped at or before ``before`` (another API process's clock, behind by
+more than ``before`` is old) is then what ``--at before`` finds where the key was absent; a
+condition on the removal (the key's latest entry unchanged) would close that, not done. The chunks of the files no version links any more are freed by the
 API's garbage collection, not here.
 """
 

@@ -118,7 +118,7 @@ def test_lengths_keep_within_takes(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["30", "d", "-1d", "1.5d", "1y", "6M", "1D", "", "1d 2h", "9" * 13 + "s"]
+    "text", ["30", "d", "-1d", "1.5d", "1y", "6M", "1D", "\u0663d", "", "1d 2h", "9" * 13 + "s"]
 )
 def test_what_is_no_length(text: str) -> None:
     with pytest.raises(click.BadParameter, match="is not a length of time"):

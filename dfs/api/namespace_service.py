@@ -348,12 +348,14 @@ class Namespace:
         version: str | None,
         *,
         unless_deleted: bool = False,
+        if_latest: str | None = None,
     ) -> ObjectVersion | None:
-        """``unless_deleted``: no delete marker for a key with no current object."""
+        """``unless_deleted``: no delete marker for a key with no current object;
+        ``if_latest``: Conflict unless the key's latest entry is that version."""
         access.require_write(who, await self.bucket(bucket))
         now = self.coord.clock()
         return await self.store.delete_object(
-            bucket, key, version, now, unless_deleted=unless_deleted
+            bucket, key, version, now, unless_deleted=unless_deleted, if_latest=if_latest
         )
 
     async def restore(self, who: Principal, bucket: str, key: str, version: str) -> PutResult:

@@ -4,7 +4,7 @@
 |--------|-------------------------------|--------------------------------------------------|
 | PUT    | /objects/{bucket}/{key}       | link ``{file_id? or sha256? (manifest_sha256?), content_type?, metadata?, tags?, access?, unless_current?}``: 201 ``{"object", "released_file_id"}`` (200: ``unless_current`` found it linked) |
 | GET    | /objects/{bucket}/{key}       | the bytes (``?version=``, Range), verified chunk by chunk; HEAD the headers |
-| DELETE | /objects/{bucket}/{key}       | ``?version=&unless_deleted=``: ``{"deleted": key, "version": the marker or removed version}`` |
+| DELETE | /objects/{bucket}/{key}       | ``?version=&unless_deleted=&if_latest=``: ``{"deleted": key, "version": the marker or removed version}`` |
 | GET    | /object-info/{bucket}/{key}   | the version's metadata (``?version=``)           |
 | PATCH  | /object-info/{bucket}/{key}   | ``{version?, tags?, access?, shared_with?, content_type?, metadata?}`` |
 | GET    | /object-url/{bucket}/{key}    | a signed URL for the version (``?version=&ttl=``) |
@@ -138,8 +138,16 @@ async def delete_object(request: web.Request) -> web.Response:
     once = request.query.get("unless_deleted", "false")
     if once not in ("true", "false"):
         raise InvalidRequest("unless_deleted must be true or false")
+    if_latest = request.query.get("if_latest") or None
+    if if_latest is not None and _version(request) is None:
+        raise InvalidRequest("if_latest goes with a version to remove")
     gone = await request.app[NAMESPACE].delete(
-        principal(request), bucket, key, _version(request), unless_deleted=once == "true"
+        principal(request),
+        bucket,
+        key,
+        _version(request),
+        unless_deleted=once == "true",
+        if_latest=if_latest,
     )
     return json_response({"deleted": key, "version": object_body(gone) if gone else None})
 

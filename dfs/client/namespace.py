@@ -215,14 +215,25 @@ class NamespaceMethods:
         return result
 
     async def remove(
-        self, bucket: str, key: str, *, version: str | None = None, unless_deleted: bool = True
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version: str | None = None,
+        unless_deleted: bool = True,
+        if_latest: str | None = None,
     ) -> dict[str, Any]:
         """Delete a key (a delete marker where versioning is on) or one version of it.
         ``unless_deleted`` (the default): a key with no current object gets no marker, so
         the delete is sent again when the API gave no answer (removing one version is
-        always safe to repeat); False: a marker every time, as S3 adds one."""
+        always safe to repeat); False: a marker every time, as S3 adds one. ``if_latest``
+        (with ``version``): Conflict unless the key's latest entry is that version id."""
         params = _drop_none(
-            {"version": version, "unless_deleted": "true" if unless_deleted else None}
+            {
+                "version": version,
+                "unless_deleted": "true" if unless_deleted else None,
+                "if_latest": if_latest,
+            }
         )
         result: dict[str, Any] = await self._call(
             "DELETE",

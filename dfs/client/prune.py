@@ -15,22 +15,21 @@ already with none removed, and such a version is not counted). A key's delete ma
 last, and only when a fresh listing of its key still allows it (``marker_removable``): a
 prune stopped anywhere, a removal that did not happen, a write meanwhile or a listing that
 gave a key's versions apart never makes an older version current, and running the prune
-again finishes the work. The fresh listing and the marker's removal are two requests: a
-write between them stamped at or before ``before`` (another API process's clock, behind by
-more than ``before`` is old) is then what ``--at before`` finds where the key was absent; a
-condition on the removal (the key's latest entry unchanged) would close that, not done. The chunks of the files no version links any more are freed by the
+again finishes the work. The marker's removal carries the latest entry the fresh listing
+saw (``if_latest``): a write landing between the two keeps the marker. The chunks of the files no version links any more are freed by the
 API's garbage collection, not here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from dfs.client.namespace import NamespaceMethods
 from dfs.client.version_times import Entry, KeyPrune, by_key, key_prune, marker_removable
-from dfs.errors import DfsError
+from dfs.errors import Conflict, DfsError
 
 PRUNE_AT_ONCE = 16
 """Keys whose versions are being removed at once (each key's one after another)."""
@@ -126,15 +125,22 @@ class PruneMethods(NamespaceMethods):
             if o["key"] != plan.key:
                 break  # a longer key: this one's entries are done
             fresh.append(o)
+        removed = False
         if marker_removable(fresh, plan.marker, before):
-            await self._remove_version(bucket, plan.marker, report, tell)
-        else:
-            report.kept += 1
+            # only while the key's latest entry is still the one the fresh listing saw
+            with contextlib.suppress(Conflict):
+                latest = fresh[0]["version_id"]
+                removed = await self._remove_version(bucket, plan.marker, report, tell, latest)
+        report.kept += not removed
 
     async def _remove_version(
-        self, bucket: str, o: Entry, report: PruneReport, tell: Removed
-    ) -> None:
-        answer = await self.remove(bucket, o["key"], version=o["version_id"])
-        if answer.get("version") is not None:  # None: gone already (another prune)
-            report.add(o)
-            tell(o)
+        self, bucket: str, o: Entry, report: PruneReport, tell: Removed, if_latest: str = ""
+    ) -> bool:
+        """Whether ``o`` was removed now (not: gone already, another prune)."""
+        vid = o["version_id"]
+        answer = await self.remove(bucket, o["key"], version=vid, if_latest=if_latest or None)
+        if answer.get("version") is None:
+            return False
+        report.add(o)
+        tell(o)
+        return True

@@ -263,7 +263,10 @@ class NamespaceStore(Protocol):
         or None when nothing was there. With ``unless_deleted=True`` (no version id), a key
         with no current object (none, or a delete marker latest) gets no marker: the answer
         is the latest marker, or None; decided in the same atomic step, so a delete sent
-        again after its answer was lost adds no second marker.
+        again after its answer was lost adds no second marker. With ``if_latest``, Conflict
+        unless the key's latest entry (version or marker) is that version id, decided in
+        the same atomic step (a prune removing a delete marker while no write came since
+        it looked).
       - A file is released when the last version linking it goes: it is deleted as
         ``MetadataStore.delete_file`` deletes it (chunk references dropped exactly once).
         ``put_object`` may link one file to several versions (same tenant). A linked file
@@ -363,6 +366,7 @@ class NamespaceStore(Protocol):
         now: float,
         *,
         unless_deleted: bool = False,
+        if_latest: str | None = None,
     ) -> ObjectVersion | None: ...
     async def restore_version(
         self, bucket: str, key: str, version_id: str, now: float

@@ -302,13 +302,14 @@ class SqliteNamespaceMixin:
         now: float,
         *,
         unless_deleted: bool = False,
+        if_latest: str | None = None,
     ) -> ObjectVersion | None:
         """In the next group commit, as ``put_object``: deletes sent at once (a prune's,
         concurrent DeleteObjects) share one fsync."""
 
         def op(db: sqlite3.Connection) -> ObjectVersion | None:
             files = StoreFiles(db, self._labels, self._group.usage)
-            return delete(files, bucket, key, version_id, now, unless_deleted)
+            return delete(files, bucket, key, version_id, now, unless_deleted, if_latest)
 
         return await self._group.run(self._run, lambda: self._db, op)
 

@@ -14,7 +14,7 @@ import dataclasses
 import sqlite3
 from collections.abc import Sequence
 
-from dfs.errors import BucketNotFound, KeyNotFound
+from dfs.errors import BucketNotFound, Conflict, KeyNotFound
 from dfs.meta.namespace import (
     NULL_VERSION,
     VERSIONING_ENABLED,
@@ -241,10 +241,15 @@ def delete(
     version_id: str | None,
     now: float,
     unless_deleted: bool = False,
+    if_latest: str | None = None,
 ) -> ObjectVersion | None:
     db = files.db
     bucket = load_bucket(db, bucket_name)
     tenant = bucket["tenant"]
+    if if_latest is not None:
+        latest = find_version(db, bucket_name, key, None)
+        if latest is None or version_record(latest, True).version_id != if_latest:
+            raise Conflict(f"the latest version of {key!r} is no longer {if_latest}")
     if version_id is None and bucket["versioning"] in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
         if unless_deleted:
             latest = find_version(db, bucket_name, key, None)

@@ -14,6 +14,10 @@
 ``delete_object(..., unless_deleted=True)``: a key with no current object (a delete marker
 latest, or no version at all) gets no marker; one with a current object gets one, as without
 the flag; a version id or an unversioned bucket are unchanged by it.
+
+``delete_object(..., version_id, if_latest=V)``: the version goes only while the key's latest
+entry is ``V`` (what a prune saw before removing a delete marker); another latest, a write
+since, or no key at all refuses it with Conflict and changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from dfs.errors import KeyExists
+from dfs.errors import Conflict, KeyExists
 from dfs.meta.namespace import (
     VERSIONING_ENABLED,
     VERSIONING_SUSPENDED,
@@ -209,3 +213,27 @@ async def test_any_other_field_is_a_new_version(ns: Store, change: dict[str, Any
     assert (await ns.put_object(changed, 2.0, unless_current=True)).made
     assert not (await ns.put_object(changed, 3.0, unless_current=True)).made
     assert len((await ns.list_versions(name)).objects) == 2
+
+
+async def test_a_removal_only_while_the_latest_is_the_one_seen(ns: Store) -> None:
+    await bucket(ns, "uil", versioning=VERSIONING_ENABLED)
+    a = await make_file(ns, "t1", [(cid("uil-a"), 10)])
+    b = await make_file(ns, "t1", [(cid("uil-b"), 20)])
+    v1 = (await ns.put_object(obj("uil", "k", a), 1.0)).version
+    marker = await ns.delete_object("uil", "k", None, 2.0)
+    assert marker is not None
+    # a write since the prune looked: the marker stays
+    await ns.put_object(obj("uil", "k", b), 3.0)
+    listed = [v.version_id for v in (await ns.list_versions("uil")).objects]
+    with pytest.raises(Conflict):
+        await ns.delete_object("uil", "k", marker.version_id, 4.0, if_latest=marker.version_id)
+    assert [v.version_id for v in (await ns.list_versions("uil")).objects] == listed
+    with pytest.raises(Conflict):
+        await ns.delete_object("uil", "none", marker.version_id, 4.0, if_latest="x")
+    # the latest as seen: removed
+    latest = listed[0]
+    gone = await ns.delete_object("uil", "k", v1.version_id, 5.0, if_latest=latest)
+    assert gone is not None
+    assert gone.version_id == v1.version_id
+    assert [v.version_id for v in (await ns.list_versions("uil")).objects] == listed[:2]
+    assert await ns.usage("t1", "uil") == Usage(1, 1, 1, 20, 20)

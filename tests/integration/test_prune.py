@@ -15,7 +15,7 @@ import pytest
 
 from dfs.client import Client
 from dfs.client.prune import PruneReport
-from dfs.errors import Forbidden
+from dfs.errors import Conflict, Forbidden, InvalidRequest
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_download_at import read_tree, second_state
 from tests.integration.test_namespace_api import tokens, tree
@@ -168,3 +168,27 @@ async def test_suspended_versioning_keeps_the_null_version(
         report, removed = await prune(a, "susp", "k", time.time() + 1)
         assert (removed, report.kept) == ([], 2)
         assert (await a.object_info("susp", "k"))["size"] == len(b"numbered again")
+
+
+async def test_a_removal_on_condition_of_the_latest(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """``DELETE /objects/...?version=&if_latest=`` (what prune sends for a marker): refused
+    with 409 when the key's latest entry is another, 400 without a version."""
+    url = inproc.api.url
+    (alice,) = await tokens(url, "alice")
+    async with Client(url, token=alice) as a:
+        await a.make_bucket("cond", versioning="enabled")
+        await a.link("cond", "k", "", unless_current=False)
+        marker = (await a.remove("cond", "k"))["version"]
+        with pytest.raises(InvalidRequest, match="if_latest goes with a version"):
+            await a.remove("cond", "k", if_latest=marker["version_id"])
+        await a.link("cond", "k", "", unless_current=False)  # written since
+        with pytest.raises(Conflict):
+            await a.remove(
+                "cond", "k", version=marker["version_id"], if_latest=marker["version_id"]
+            )
+        assert len((await versions(a, "cond", "k"))["k"]) == 3
+        latest = (await versions(a, "cond", "k"))["k"][0]["version_id"]
+        done = await a.remove("cond", "k", version=marker["version_id"], if_latest=latest)
+        assert done["version"]["version_id"] == marker["version_id"]

@@ -16,7 +16,7 @@ import pytest
 
 from dfs.client.prune import PruneMethods
 from dfs.client.version_times import NewestAt, by_key, key_prune
-from dfs.errors import DfsError, Forbidden
+from dfs.errors import Conflict, DfsError, Forbidden
 
 
 def v(key: str, created: float, name: str, marker: bool = False) -> dict[str, Any]:
@@ -107,13 +107,23 @@ class Listed(PruneMethods):
                 await asyncio.sleep(0)  # as a page from the network: the workers run
 
     async def remove(  # type: ignore[override]
-        self, bucket: str, key: str, *, version: str | None = None, unless_deleted: bool = True
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version: str | None = None,
+        unless_deleted: bool = True,
+        if_latest: str | None = None,
     ) -> dict[str, Any]:
         assert version is not None
         self.asked.append(version)
         await asyncio.sleep(0)  # let the other keys' removals interleave
         if self.refuse:
             raise Forbidden("refused")
+        if if_latest is not None:  # the API's condition: the key's latest entry is that one
+            mine = [o["version_id"] for o in self.rows if o["key"] == key]
+            if not mine or mine[0] != if_latest:
+                raise Conflict("the latest is another")
         there = [o for o in self.rows if (o["key"], o["version_id"]) == (key, version)]
         self.rows = [o for o in self.rows if o not in there]
         return {"deleted": key, "version": there[0] if there and version not in self.gone else None}
@@ -194,6 +204,28 @@ def test_a_marker_stays_when_its_key_changed_meanwhile() -> None:
 
     report = asyncio.run(go())
     assert c.asked == ["b1"]
+    assert (report.versions, report.markers, report.kept) == (1, 0, 1)
+
+
+def test_a_marker_stays_when_a_write_lands_after_its_fresh_listing() -> None:
+    """The write lands between the marker's fresh listing and its removal: the removal's
+    condition (the latest entry the listing saw) refuses it, and the marker is kept."""
+    c = Listed([v("b", 20, "bm", True), v("b", 10, "b1")])
+    listings = 0
+    plain = c.list_all
+
+    async def listing(bucket: str, prefix: str = "", **kw: Any) -> AsyncIterator[dict[str, Any]]:
+        nonlocal listings
+        listings += 1
+        async for o in plain(bucket, prefix, **kw):
+            yield o
+        if listings == 2:  # the fresh listing is done: a write with a lagging clock lands
+            c.rows.insert(0, v("b", 12, "b2"))
+
+    c.list_all = listing  # type: ignore[method-assign]
+    report = asyncio.run(c.prune("bk", "", 25))
+    assert c.asked == ["b1", "bm"]  # asked, and refused
+    assert [o["version_id"] for o in c.rows] == ["b2", "bm"]
     assert (report.versions, report.markers, report.kept) == (1, 0, 1)
 
 

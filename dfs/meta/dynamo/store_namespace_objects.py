@@ -291,8 +291,13 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         now: float,
         *,
         unless_deleted: bool = False,
+        if_latest: str | None = None,
     ) -> ObjectVersion | None:
         def plan(st: KeyState) -> Change:
+            if if_latest is not None and (
+                st.latest is None or st.latest[1].version_id != if_latest
+            ):
+                raise Conflict(f"the latest version of {key!r} is no longer {if_latest}")
             if version_id is not None:
                 return self._remove_version(st, version_id)
             versioning, latest = st.bucket.versioning, st.latest

@@ -22,6 +22,7 @@ from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_bodies import ObjectFields
 from dfs.api.ttl_cache import TtlMap
+from dfs.bounded import gather_bounded
 from dfs.errors import BucketExists, BucketNotFound, InvalidRequest, KeyNotFound, Unavailable
 from dfs.ids import new_file_id
 from dfs.meta.base import (
@@ -48,6 +49,8 @@ from dfs.meta.namespace import (
 
 PREFIX_PAGE = 500  # keys per listing page while copying, moving or deleting a prefix
 MAX_PREFIX_KEYS = 100_000  # keys one prefix operation may touch
+DELETES_AT_ONCE = 64
+"""Keys of one prefix delete in flight at once (the SQLite store's group size)."""
 
 
 def namespace_store(meta: MetadataStore) -> NamespaceStore | None:
@@ -503,9 +506,13 @@ class Namespace:
         key deleted meanwhile gets no second marker, so the request may be sent again."""
         access.require_write(who, await self.bucket(bucket))
         keys = [o.key async for o in self._keys_under(bucket, prefix)]
-        for key in keys:
+
+        async def one(key: str) -> None:
             now = self.coord.clock()
             await self.store.delete_object(bucket, key, None, now, unless_deleted=True)
+
+        # many at once: the SQLite store commits those queued together in one transaction
+        await gather_bounded(one, keys, DELETES_AT_ONCE)
         return len(keys)
 
     async def listing(

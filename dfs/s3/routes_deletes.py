@@ -6,7 +6,8 @@ object removed where it is off; a ``versionId`` removes exactly that version or 
 DeleteObjects takes up to 1000 keys, needs ``Content-MD5`` or an ``x-amz-checksum-*`` header
 of its body (as S3 does: ``InvalidRequest`` without, ``BadDigest`` when it does not match),
 answers every key's outcome (``Quiet``: only the errors) in one ``DeleteResult``; one key's
-failure does not stop the others.
+failure does not stop the others. Its keys are deleted ``DELETES_AT_ONCE`` at a time (one
+after another when it names a key twice).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from aiohttp import web
 
 from dfs.api.bodies import Principal
 from dfs.api.namespace_bodies import parse_key
-from dfs.api.namespace_service import Namespace
+from dfs.api.namespace_service import DELETES_AT_ONCE, Namespace
+from dfs.bounded import gather_bounded
 from dfs.errors import DfsError, InvalidRequest, KeyNotFound
 from dfs.meta.namespace import ObjectVersion
 from dfs.s3 import checksums, xmlbody
@@ -105,9 +107,14 @@ async def delete_objects(request: web.Request) -> web.Response:
     quiet, items = _parse(body)
     ns, who = request.app[NAMESPACE], principal(request)
     await ns.bucket(bucket)  # NoSuchBucket for the whole request
-    parts = []
-    for key, version in items:
-        part = await _delete_one(ns, who, bucket, key, version)
-        if not (quiet and part.startswith("<Deleted>")):
-            parts.append(part)
-    return xml_response("DeleteResult", "".join(parts))
+
+    async def one(item: tuple[str, str | None]) -> str:
+        return await _delete_one(ns, who, bucket, *item)
+
+    # many at once (the SQLite store commits those queued together in one transaction),
+    # the answers in the request's order; a request naming a key twice goes in its order
+    # (a suspended bucket's delete and removal of the null version do not commute)
+    at_once = DELETES_AT_ONCE if len({k for k, _ in items}) == len(items) else 1
+    parts = await gather_bounded(one, items, at_once)
+    kept = [p for p in parts if not (quiet and p.startswith("<Deleted>"))]
+    return xml_response("DeleteResult", "".join(kept))

@@ -352,3 +352,33 @@ def test_bucket_cors_and_preflight(gateway: Gateway) -> None:
     )
     s3.delete_bucket_cors(Bucket="web")
     assert _preflight(url, asks)[0] == 403
+
+
+def test_delete_objects_of_many_keys_answers_in_order(gateway: Gateway) -> None:
+    """DeleteObjects deletes its keys many at once and answers each in the request's
+    order; a request naming a key twice runs in its order (in a suspended bucket, a delete
+    then a removal of the null version leave the key nothing)."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="many")
+    s3.put_bucket_versioning(Bucket="many", VersioningConfiguration={"Status": "Enabled"})
+    keys = [f"k/{i:03d}" for i in range(300)]
+    for key in keys[:200]:
+        s3.put_object(Bucket="many", Key=key, Body=key.encode())
+    too_long = "x" * 1100  # no key: refused alone, among the others
+    asked = [{"Key": k} for k in keys[:150]] + [{"Key": too_long}]
+    asked += [{"Key": k} for k in keys[150:]]
+    answer = s3.delete_objects(Bucket="many", Delete={"Objects": asked})
+    assert [d["Key"] for d in answer["Deleted"]] == keys
+    assert all(d.get("DeleteMarker") for d in answer["Deleted"])  # S3: a key not there too
+    assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [(too_long, "InvalidArgument")]
+    assert "Contents" not in s3.list_objects_v2(Bucket="many")
+    markers = s3.list_object_versions(Bucket="many")["DeleteMarkers"]
+    assert sorted(m["Key"] for m in markers) == keys
+
+    s3.create_bucket(Bucket="twice")
+    s3.put_bucket_versioning(Bucket="twice", VersioningConfiguration={"Status": "Suspended"})
+    s3.put_object(Bucket="twice", Key="k", Body=b"the null version")
+    both = [{"Key": "k"}, {"Key": "k", "VersionId": "null"}]
+    s3.delete_objects(Bucket="twice", Delete={"Objects": both})
+    got = s3.list_object_versions(Bucket="twice")
+    assert (got.get("Versions"), got.get("DeleteMarkers")) == (None, None)

@@ -14,9 +14,13 @@ MAX_TIME = 253402300799.0
 """The last second of year 9999: later times (and NaN) are no time ``--at`` takes."""
 
 
+_YEAR_MONTH = re.compile(r"([0-9]{4})(?:-([0-9]{2}))?")
+
+
 class PointInTime(click.ParamType[float]):
     """A time on the command line: ISO 8601 (``2026-12-05T14:00:00Z``; local time when it
-    names no zone; a date alone is its midnight) or Unix seconds; as Unix seconds."""
+    names no zone; a date alone is its midnight, a year or a month (``2026``, ``2026-12``)
+    its first day's) or Unix seconds; as Unix seconds."""
 
     name = "TIME"
 
@@ -26,8 +30,12 @@ class PointInTime(click.ParamType[float]):
         if isinstance(value, float):
             return value
         text = str(value).strip()
+        short = _YEAR_MONTH.fullmatch(text)
         try:
-            seconds = float(text)
+            if short:  # ISO 8601's reduced precision: a year (not 2026 s after 1970) or month
+                seconds = datetime(int(short[1]), int(short[2] or 1), 1).timestamp()
+            else:
+                seconds = float(text)
         except ValueError:
             try:  # naive: local time, as ``date`` prints it
                 seconds = datetime.fromisoformat(text).timestamp()

@@ -89,6 +89,8 @@ def test_local_paths_named_like_remote_paths_are_still_checked(
         ("2026-12-05T15:00:00+01:00", datetime(2026, 12, 5, 14, tzinfo=UTC).timestamp()),
         ("2026-12-05 14:00", datetime(2026, 12, 5, 14).timestamp()),  # local time
         ("2026-12-05", datetime(2026, 12, 5).timestamp()),  # its midnight, local
+        ("2026", datetime(2026, 1, 1).timestamp()),  # a year, not 2026 s after 1970
+        ("2026-12", datetime(2026, 12, 1).timestamp()),
         ("1764943200.5", 1764943200.5),
         (" 1764943200 ", 1764943200.0),
     ],
@@ -97,7 +99,9 @@ def test_times_download_at_takes(text: str, expected: float) -> None:
     assert PointInTime().convert(text, None, None) == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "", "nan", "inf", "-1", "1e300", "2026-13-01"])
+@pytest.mark.parametrize(
+    "text", ["yesterday", "", "nan", "inf", "-1", "1e300", "2026-13-01", "2026-13", "1969"]
+)
 def test_what_is_no_time(text: str) -> None:
     with pytest.raises(click.BadParameter, match="is not a time"):
         PointInTime().convert(text, None, None)

@@ -38,7 +38,7 @@ from dfs.api.namespace_service import Resolved
 from dfs.api.object_links import LinkEntry, link_many
 from dfs.errors import ContentNotStored, DfsError, FileNotFound, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
-from dfs.meta.namespace import ObjectVersion, PutResult
+from dfs.meta.namespace import NULL_VERSION, ObjectVersion, PutResult
 from dfs.server import json_response, read_json
 
 MAX_URL_TTL = 7 * 24 * 3600  # S3's longest presigned URL (the cluster's cap_ttl may be less)
@@ -141,6 +141,8 @@ async def delete_object(request: web.Request) -> web.Response:
     if_latest = request.query.get("if_latest") or None
     if if_latest is not None and _version(request) is None:
         raise InvalidRequest("if_latest goes with a version to remove")
+    if if_latest == NULL_VERSION:  # rewritten in place by every write: it names no one write
+        raise InvalidRequest("if_latest takes a numbered version, not null")
     gone = await request.app[NAMESPACE].delete(
         principal(request),
         bucket,

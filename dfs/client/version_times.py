@@ -22,8 +22,8 @@ is current stays, and every ``--at`` of T or later finds what it found before):
   when the delete arrives (a write in a bucket whose versioning is suspended replaces it),
   so removing it by id could take a newer write;
 - the delete marker that is the key's version at T, only when every other entry left is
-  written after it and created after T (``marker_removable``): the key was absent from T
-  until the next of them with it or without it, and none of them becomes current.
+  written after it, created after T and numbered (``marker_removable``): the key was absent
+  from T until the next of them with it or without it, and none of them becomes current.
 
 Keeping more than that never changes what ``--at`` picks (the pick is the newest of all, so
 of any set that holds it).
@@ -112,8 +112,10 @@ def marker_removable(versions: Sequence[Entry], marker: Entry, before: float) ->
     for o in versions:
         if o["version_id"] == marker["version_id"]:
             found = True
-        elif found or created(o) <= before:
-            return False  # written before the marker, or not after ``before``
+        elif found or created(o) <= before or o["version_id"] == NULL_VERSION:
+            # written before the marker, or not after ``before``; or a null entry, which a
+            # write replaces under the same id, so no condition on it holds (``if_latest``)
+            return False
     return found  # False too when it is gone already
 
 

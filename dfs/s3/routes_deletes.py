@@ -6,8 +6,8 @@ object removed where it is off; a ``versionId`` removes exactly that version or 
 DeleteObjects takes up to 1000 keys, needs ``Content-MD5`` or an ``x-amz-checksum-*`` header
 of its body (as S3 does: ``InvalidRequest`` without, ``BadDigest`` when it does not match),
 answers every key's outcome (``Quiet``: only the errors) in one ``DeleteResult``; one key's
-failure does not stop the others. Its keys are deleted ``DELETES_AT_ONCE`` at a time (one
-after another when it names a key twice).
+failure does not stop the others. Its keys are deleted ``DELETES_AT_ONCE`` at a time (the
+entries of a key named twice one after another, in order).
 """
 
 from __future__ import annotations
@@ -108,13 +108,18 @@ async def delete_objects(request: web.Request) -> web.Response:
     ns, who = request.app[NAMESPACE], principal(request)
     await ns.bucket(bucket)  # NoSuchBucket for the whole request
 
-    async def one(item: tuple[str, str | None]) -> str:
-        return await _delete_one(ns, who, bucket, *item)
+    # many keys at once (the SQLite store commits those queued together in one
+    # transaction), a key's entries one after another in the request's order (a suspended
+    # bucket's delete and removal of the null version do not commute); answers in order
+    parts: list[str] = [""] * len(items)
+    by_key: dict[str, list[int]] = {}
+    for i, (key, _) in enumerate(items):
+        by_key.setdefault(key, []).append(i)
 
-    # many at once (the SQLite store commits those queued together in one transaction),
-    # the answers in the request's order; a request naming a key twice goes in its order
-    # (a suspended bucket's delete and removal of the null version do not commute)
-    at_once = DELETES_AT_ONCE if len({k for k, _ in items}) == len(items) else 1
-    parts = await gather_bounded(one, items, at_once)
+    async def one_key(picked: list[int]) -> None:
+        for i in picked:
+            parts[i] = await _delete_one(ns, who, bucket, *items[i])
+
+    await gather_bounded(one_key, by_key.values(), DELETES_AT_ONCE)
     kept = [p for p in parts if not (quiet and p.startswith("<Deleted>"))]
     return xml_response("DeleteResult", "".join(kept))

@@ -237,3 +237,10 @@ async def test_a_removal_only_while_the_latest_is_the_one_seen(ns: Store) -> Non
     assert gone.version_id == v1.version_id
     assert [v.version_id for v in (await ns.list_versions("uil")).objects] == listed[:2]
     assert await ns.usage("t1", "uil") == Usage(1, 1, 1, 20, 20)
+    # the latest entry itself, named as the latest: removed
+    top = await ns.delete_object("uil", "k", None, 6.0)
+    assert top is not None
+    gone = await ns.delete_object("uil", "k", top.version_id, 7.0, if_latest=top.version_id)
+    assert gone is not None
+    assert gone.version_id == top.version_id
+    assert [v.version_id for v in (await ns.list_versions("uil")).objects] == listed[:2]

@@ -183,6 +183,8 @@ async def test_a_removal_on_condition_of_the_latest(
         marker = (await a.remove("cond", "k"))["version"]
         with pytest.raises(InvalidRequest, match="if_latest goes with a version"):
             await a.remove("cond", "k", if_latest=marker["version_id"])
+        with pytest.raises(InvalidRequest, match="not null"):
+            await a.remove("cond", "k", version=marker["version_id"], if_latest="null")
         await a.link("cond", "k", "", unless_current=False)  # written since
         with pytest.raises(Conflict):
             await a.remove(

@@ -65,6 +65,9 @@ def names(rows: list[dict[str, Any]]) -> list[str]:
         ([v("k", 30, "null"), v("k", 20, "v2"), v("k", 10, "v1")], 25, ["v1"], None, 2),
         ([v("k", 30, "v3"), v("k", 22, "v2"), v("k", 10, "null")], 25, [], None, 3),
         ([v("k", 30, "v2"), v("k", 20, "null", True), v("k", 10, "v1")], 25, ["v1"], None, 2),
+        # a null entry above the marker: a write may replace it under the same id, so no
+        # condition can hold the key still while the marker goes; it stays
+        ([v("k", 30, "null"), v("k", 20, "m", True), v("k", 10, "v1")], 25, ["v1"], None, 2),
     ],
 )
 def test_what_a_key_loses(

@@ -16,8 +16,8 @@ last, and only when a fresh listing of its key still allows it (``marker_removab
 prune stopped anywhere, a removal that did not happen, a write meanwhile or a listing that
 gave a key's versions apart never makes an older version current, and running the prune
 again finishes the work. The marker's removal carries the latest entry the fresh listing
-saw (``if_latest``): a write landing between the two keeps the marker. The chunks of the files no version links any more are freed by the
-API's garbage collection, not here.
+saw (``if_latest``): a write landing between the two keeps the marker. The chunks of the
+files no version links any more are freed by the API's garbage collection, not here.
 """
 
 from __future__ import annotations
@@ -125,22 +125,21 @@ class PruneMethods(NamespaceMethods):
             if o["key"] != plan.key:
                 break  # a longer key: this one's entries are done
             fresh.append(o)
-        removed = False
+        kept = True
         if marker_removable(fresh, plan.marker, before):
             # only while the key's latest entry is still the one the fresh listing saw
             with contextlib.suppress(Conflict):
                 latest = fresh[0]["version_id"]
-                removed = await self._remove_version(bucket, plan.marker, report, tell, latest)
-        report.kept += not removed
+                await self._remove_version(bucket, plan.marker, report, tell, latest)
+                kept = False  # removed now, or by another prune meanwhile
+        report.kept += kept
 
     async def _remove_version(
         self, bucket: str, o: Entry, report: PruneReport, tell: Removed, if_latest: str = ""
-    ) -> bool:
-        """Whether ``o`` was removed now (not: gone already, another prune)."""
+    ) -> None:
+        """``o`` removed, and counted unless it was gone already (another prune)."""
         vid = o["version_id"]
         answer = await self.remove(bucket, o["key"], version=vid, if_latest=if_latest or None)
-        if answer.get("version") is None:
-            return False
-        report.add(o)
-        tell(o)
-        return True
+        if answer.get("version") is not None:
+            report.add(o)
+            tell(o)

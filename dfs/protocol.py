@@ -61,6 +61,7 @@ OBJECT_URL: Final = "/object-url/{bucket}/{key:.+}"  # a signed URL
 OBJECTS_COPY: Final = "/objects-copy"
 OBJECTS_RESTORE: Final = "/objects-restore"
 OBJECTS_LINK: Final = "/objects-link"
+OBJECTS_REMOVE: Final = "/objects-remove"
 # the web console (issue 15): static files, no token (every call they make carries one)
 CONSOLE: Final = "/ui"
 CONSOLE_FILE: Final = "/ui/{name}"

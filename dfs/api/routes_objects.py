@@ -5,6 +5,7 @@
 | PUT    | /objects/{bucket}/{key}       | link ``{file_id? or sha256? (manifest_sha256?), content_type?, metadata?, tags?, access?, unless_current?}``: 201 ``{"object", "released_file_id"}`` (200: ``unless_current`` found it linked) |
 | GET    | /objects/{bucket}/{key}       | the bytes (``?version=``, Range), verified chunk by chunk; HEAD the headers |
 | DELETE | /objects/{bucket}/{key}       | ``?version=&unless_deleted=&if_latest=``: ``{"deleted": key, "version": the marker or removed version}`` |
+| POST   | /objects-remove               | ``{bucket, versions: [{key, version, if_latest?}]}``: each version removed, ``{"versions": [{"deleted", "version"} or {"key", "error"}]}`` |
 | GET    | /object-info/{bucket}/{key}   | the version's metadata (``?version=``)           |
 | PATCH  | /object-info/{bucket}/{key}   | ``{version?, tags?, access?, shared_with?, content_type?, metadata?}`` |
 | GET    | /object-url/{bucket}/{key}    | a signed URL for the version (``?version=&ttl=``) |
@@ -36,6 +37,7 @@ from dfs.api.namespace_bodies import (
 )
 from dfs.api.namespace_service import Resolved
 from dfs.api.object_links import LinkEntry, link_many
+from dfs.api.version_removals import VersionRemoval, remove_versions
 from dfs.errors import ContentNotStored, DfsError, FileNotFound, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
 from dfs.meta.namespace import NULL_VERSION, ObjectVersion, PutResult
@@ -287,6 +289,41 @@ async def link_objects(request: web.Request) -> web.Response:
     return json_response({"objects": answers})
 
 
+def _removal(i: int, entry: object) -> VersionRemoval | DfsError:
+    """One entry of ``/objects-remove``, or the error that is its answer."""
+    if not isinstance(entry, dict):
+        return InvalidRequest(f"versions[{i}] must be an object")
+    try:
+        version, if_latest = entry.get("version"), entry.get("if_latest")
+        if not isinstance(version, str) or not version:
+            raise InvalidRequest("each entry names its version")
+        if if_latest is not None and (not isinstance(if_latest, str) or not if_latest):
+            raise InvalidRequest("if_latest must be a version id")
+        if if_latest == NULL_VERSION:  # as on DELETE /objects: null names no one write
+            raise InvalidRequest("if_latest takes a numbered version, not null")
+        return VersionRemoval(parse_key(entry.get("key")), version, if_latest)
+    except DfsError as exc:
+        return exc
+
+
+async def remove_objects(request: web.Request) -> web.Response:
+    """``DELETE /objects/...?version=`` for many versions of one bucket
+    (``dfs.api.version_removals``)."""
+    body = await read_json(request, protocol.MAX_JSON_BODY)
+    bucket, items = parse_bucket_name(body.get("bucket")), body.get("versions")
+    if not isinstance(items, list) or not 0 < len(items) <= protocol.MAX_BATCH_FILES:
+        raise InvalidRequest(f"versions must be a list of 1-{protocol.MAX_BATCH_FILES} entries")
+    entries = [_removal(i, e) for i, e in enumerate(items)]
+    done = await remove_versions(request.app[NAMESPACE], principal(request), bucket, entries)
+    answers = [
+        {"key": _entry_key(items[i]), **d.to_body()}
+        if isinstance(d, DfsError)
+        else {"deleted": _entry_key(items[i]), "version": object_body(d) if d else None}
+        for i, d in enumerate(done)
+    ]
+    return json_response({"versions": answers})
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_put(protocol.OBJECT, put_object)
@@ -298,3 +335,4 @@ def add_routes(app: web.Application) -> None:
     r.add_post(protocol.OBJECTS_COPY, copy_objects)
     r.add_post(protocol.OBJECTS_RESTORE, restore_object)
     r.add_post(protocol.OBJECTS_LINK, link_objects)
+    r.add_post(protocol.OBJECTS_REMOVE, remove_objects)

@@ -243,6 +243,21 @@ class NamespaceMethods:
         )
         return result
 
+    async def remove_versions(
+        self, bucket: str, entries: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Remove many versions of ``bucket`` for good (each entry ``{"key", "version",
+        "if_latest"?}``), in requests of up to ``protocol.MAX_BATCH_FILES``: one answer per
+        entry, in order, ``{"deleted", "version"}`` (``version`` null: it was not there) or
+        ``{"key", "error"}``. Safe to send again, as removing one version is."""
+        out: list[dict[str, Any]] = []
+        step = protocol.MAX_BATCH_FILES
+        for start in range(0, len(entries), step):
+            body = {"bucket": bucket, "versions": list(entries[start : start + step])}
+            answer = await self._call("POST", protocol.OBJECTS_REMOVE, json=body, retry=True)
+            out += answer["versions"]
+        return out
+
     async def remove_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every current key under ``prefix``; safe to repeat (the API marks only
         keys that have a current object), so sent again when the API gave no answer."""

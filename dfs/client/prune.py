@@ -7,11 +7,11 @@ keys under ``path`` that no ``--at`` of ``before`` or later reaches, as restic's
 --keep-within`` and borg's ``prune`` forget snapshots; what is current stays (the rules, and
 why they hold with skewed clocks and suspended versioning: ``dfs.client.version_times``).
 
-It reads the versions listing a key at a time (memory: one key's versions, whatever the
-bucket holds) and removes each key's entries with the existing ``DELETE
-/objects/{bucket}/{key}?version=``, up to ``PRUNE_AT_ONCE`` keys at once, reporting each as
-it goes. Removing one version is safe to send again (the API answers a version that is gone
-already with none removed, and such a version is not counted). A key's delete marker goes
+It reads the versions listing a key at a time (memory: the keys of one request's versions,
+whatever the bucket holds) and removes the versions with ``POST /objects-remove``, up to
+``REMOVALS_PER_REQUEST`` a request, reporting each as it goes. Removing a version is safe
+to send again (the API answers a version that is gone already with none removed, and such
+a version is not counted). A key's delete marker goes
 last, and only when a fresh listing of its key still allows it (``marker_removable``): a
 prune stopped anywhere, a removal that did not happen, a write meanwhile or a listing that
 gave a key's versions apart never makes an older version current, and running the prune
@@ -29,10 +29,13 @@ from dataclasses import dataclass
 
 from dfs.client.namespace import NamespaceMethods
 from dfs.client.version_times import Entry, KeyPrune, by_key, key_prune, marker_removable
-from dfs.errors import Conflict, DfsError
+from dfs.errors import Conflict, DfsError, from_body
 
-PRUNE_AT_ONCE = 16
-"""Keys whose versions are being removed at once (each key's one after another)."""
+REMOVALS_PER_REQUEST = 500
+"""Versions a ``POST /objects-remove`` of a prune asks for (the API removes them 64 keys at
+once): one request per version had cost the API and the client more than the removals."""
+REQUESTS_IN_FLIGHT = 2
+"""Removal requests of one prune at once: one answered while the next runs."""
 
 Removed = Callable[[Entry], None]
 
@@ -74,7 +77,7 @@ class PruneMethods(NamespaceMethods):
         say which. ``on_removed`` is called with each entry removed, as it goes."""
         report = PruneReport(dry_run)
         tell = on_removed or (lambda o: None)
-        plans: asyncio.Queue[KeyPrune | None] = asyncio.Queue(PRUNE_AT_ONCE * 4)
+        plans: asyncio.Queue[KeyPrune | None] = asyncio.Queue(REMOVALS_PER_REQUEST)
 
         async def lister() -> None:
             async for versions in by_key(self._entries(bucket, path)):
@@ -86,17 +89,26 @@ class PruneMethods(NamespaceMethods):
                         tell(o)
                 elif plan.replaced or plan.marker:
                     await plans.put(plan)
-            for _ in range(PRUNE_AT_ONCE):
+            for _ in range(REQUESTS_IN_FLIGHT):
                 await plans.put(None)
 
         async def worker() -> None:
-            while (plan := await plans.get()) is not None:
-                await self._prune_key(bucket, plan, before, report, tell)
+            last = False
+            while not last and (plan := await plans.get()) is not None:
+                batch, count = [plan], len(plan.replaced)
+                while count < REMOVALS_PER_REQUEST and not plans.empty():
+                    more = plans.get_nowait()
+                    if more is None:  # this worker's end: after the batch it holds
+                        last = True
+                        break
+                    batch.append(more)
+                    count += len(more.replaced)
+                await self._prune_batch(bucket, batch, before, report, tell)
 
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(lister())
-                for _ in range(0 if dry_run else PRUNE_AT_ONCE):
+                for _ in range(0 if dry_run else REQUESTS_IN_FLIGHT):
                     tg.create_task(worker())
         except BaseExceptionGroup as group:
             # callers (and the CLI's error mapping) expect the error itself, not a group
@@ -111,15 +123,34 @@ class PruneMethods(NamespaceMethods):
             if not path or path.endswith("/") or o["key"] == path or o["key"].startswith(folder):
                 yield o
 
-    async def _prune_key(
+    async def _prune_batch(
+        self, bucket: str, batch: list[KeyPrune], before: float, report: PruneReport, tell: Removed
+    ) -> None:
+        """The batch's replaced versions removed in one request, then each of its markers
+        if a fresh listing of the key still allows it. A refusal stops the prune, once the
+        versions removed beside it are reported."""
+        gone = [o for plan in batch for o in plan.replaced]
+        asked = [{"key": o["key"], "version": o["version_id"]} for o in gone]
+        answers = await self.remove_versions(bucket, asked) if asked else []
+        refused: DfsError | None = None
+        for o, answer in zip(gone, answers, strict=True):
+            if "error" in answer:
+                refused = refused or from_body(0, answer)
+            elif answer.get("version") is not None:  # None: gone already (another prune)
+                report.add(o)
+                tell(o)
+        if refused is not None:
+            raise refused
+        for plan in batch:
+            if plan.marker is not None:
+                await self._prune_marker(bucket, plan, before, report, tell)
+
+    async def _prune_marker(
         self, bucket: str, plan: KeyPrune, before: float, report: PruneReport, tell: Removed
     ) -> None:
-        """``plan``'s versions removed one after another, then its marker if a fresh
-        listing of the key still allows it."""
-        for o in plan.replaced:
-            await self._remove_version(bucket, o, report, tell)
-        if plan.marker is None:
-            return
+        """``plan``'s marker removed if a fresh listing of the key still allows it, on the
+        condition that the key's latest entry is still the one that listing saw."""
+        assert plan.marker is not None
         fresh = []
         async for o in self.list_all(bucket, plan.key, delimiter="", versions=True):
             if o["key"] != plan.key:
@@ -127,7 +158,6 @@ class PruneMethods(NamespaceMethods):
             fresh.append(o)
         kept = True
         if marker_removable(fresh, plan.marker, before):
-            # only while the key's latest entry is still the one the fresh listing saw
             with contextlib.suppress(Conflict):
                 latest = fresh[0]["version_id"]
                 await self._remove_version(bucket, plan.marker, report, tell, latest)

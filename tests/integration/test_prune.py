@@ -194,3 +194,37 @@ async def test_a_removal_on_condition_of_the_latest(
         latest = (await versions(a, "cond", "k"))["k"][0]["version_id"]
         done = await a.remove("cond", "k", version=marker["version_id"], if_latest=latest)
         assert done["version"]["version_id"] == marker["version_id"]
+
+
+async def test_many_versions_removed_in_one_request(inproc: InProcessCluster) -> None:
+    """``POST /objects-remove`` (a prune's batch): each entry its own answer, in order: the
+    version removed, null for one not there, the error of a bad or refused entry."""
+    url = inproc.api.url
+    (alice,) = await tokens(url, "alice")
+    async with Client(url, token=alice) as a:
+        await a.make_bucket("many", versioning="enabled")
+        ids = []
+        for i in range(3):
+            await a.link("many", "k", "", metadata={"n": str(i)}, unless_current=False)
+            ids.append((await versions(a, "many", "k"))["k"][0]["version_id"])
+        latest = ids[-1]
+        answers = await a.remove_versions(
+            "many",
+            [
+                {"key": "k", "version": ids[0]},
+                {"key": "k", "version": ids[0]},  # the same again: not there any more
+                {"key": "k", "version": ""},
+                {"key": "k", "version": ids[1], "if_latest": "null"},
+                {"key": "k", "version": ids[1], "if_latest": ids[0]},  # not the latest
+                {"key": "k", "version": ids[1], "if_latest": latest},
+            ],
+        )
+        assert answers[0]["version"]["version_id"] == ids[0]
+        assert answers[1] == {"deleted": "k", "version": None}
+        assert [x["error"]["code"] for x in answers[2:5]] == [
+            "invalid_request",
+            "invalid_request",
+            "conflict",
+        ]
+        assert answers[5]["version"]["version_id"] == ids[1]
+        assert [o["version_id"] for o in (await versions(a, "many", "k"))["k"]] == [latest]

@@ -131,6 +131,18 @@ class Listed(PruneMethods):
         self.rows = [o for o in self.rows if o not in there]
         return {"deleted": key, "version": there[0] if there and version not in self.gone else None}
 
+    async def remove_versions(  # type: ignore[override]
+        self, bucket: str, entries: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """As the API's batch: each entry on its own, a refusal its answer."""
+        out: list[dict[str, Any]] = []
+        for e in entries:
+            try:
+                out.append(await self.remove(bucket, e["key"], version=e["version"]))
+            except DfsError as exc:
+                out.append({"key": e["key"], **exc.to_body()})
+        return out
+
 
 ROWS = [
     v("a", 30, "a3"),

@@ -7,9 +7,10 @@ keys under ``path`` that no ``--at`` of ``before`` or later reaches, as restic's
 --keep-within`` and borg's ``prune`` forget snapshots; what is current stays (the rules, and
 why they hold with skewed clocks and suspended versioning: ``dfs.client.version_times``).
 
-It reads the versions listing a key at a time (memory: the keys of one request's versions,
-whatever the bucket holds) and removes the versions with ``POST /objects-remove``, up to
-``REMOVALS_PER_REQUEST`` a request, reporting each as it goes. Removing a version is safe
+It reads the versions listing a key at a time (memory: a few batches' keys, whatever the
+bucket holds) and removes the versions with ``POST /objects-remove``, about
+``REMOVALS_PER_REQUEST`` a request, reporting each as it goes; then each batch's delete
+markers, ``MARKERS_AT_ONCE`` at a time. Removing a version is safe
 to send again (the API answers a version that is gone already with none removed, and such
 a version is not counted). A key's delete marker goes
 last, and only when a fresh listing of its key still allows it (``marker_removable``): a
@@ -27,15 +28,26 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from dfs.bounded import gather_bounded
 from dfs.client.namespace import NamespaceMethods
 from dfs.client.version_times import Entry, KeyPrune, by_key, key_prune, marker_removable
 from dfs.errors import Conflict, DfsError, from_body
 
 REMOVALS_PER_REQUEST = 500
-"""Versions a ``POST /objects-remove`` of a prune asks for (the API removes them 64 keys at
-once): one request per version had cost the API and the client more than the removals."""
+"""About the versions (and markers) a prune's batch takes, a key's all in one batch (so a
+request may hold a key's thousand; ``remove_versions`` splits at 1,000): one
+``POST /objects-remove`` (the API removes them 64 keys at once) instead of a request each,
+which had cost the API and the client more than the removals."""
 REQUESTS_IN_FLIGHT = 2
 """Removal requests of one prune at once: one answered while the next runs."""
+MARKERS_AT_ONCE = 16
+"""Delete markers of one batch checked and removed at once (two requests each)."""
+
+
+def _work(plan: KeyPrune) -> int:
+    """What a key's plan adds to a batch: its versions, and its marker's requests."""
+    return len(plan.replaced) + (plan.marker is not None)
+
 
 Removed = Callable[[Entry], None]
 
@@ -95,14 +107,14 @@ class PruneMethods(NamespaceMethods):
         async def worker() -> None:
             last = False
             while not last and (plan := await plans.get()) is not None:
-                batch, count = [plan], len(plan.replaced)
+                batch, count = [plan], _work(plan)
                 while count < REMOVALS_PER_REQUEST and not plans.empty():
                     more = plans.get_nowait()
                     if more is None:  # this worker's end: after the batch it holds
                         last = True
                         break
                     batch.append(more)
-                    count += len(more.replaced)
+                    count += _work(more)
                 await self._prune_batch(bucket, batch, before, report, tell)
 
         try:
@@ -141,9 +153,12 @@ class PruneMethods(NamespaceMethods):
                 tell(o)
         if refused is not None:
             raise refused
-        for plan in batch:
-            if plan.marker is not None:
-                await self._prune_marker(bucket, plan, before, report, tell)
+
+        async def marker(plan: KeyPrune) -> None:
+            await self._prune_marker(bucket, plan, before, report, tell)
+
+        # a fresh listing and a conditional removal each: many at once
+        await gather_bounded(marker, [p for p in batch if p.marker], MARKERS_AT_ONCE)
 
     async def _prune_marker(
         self, bucket: str, plan: KeyPrune, before: float, report: PruneReport, tell: Removed

@@ -274,3 +274,29 @@ def test_by_key_groups_a_listing() -> None:
         ["y2", "y1"],
         ["c1"],
     ]
+
+
+def test_a_batch_checks_its_markers_many_at_once() -> None:
+    """Keys deleted (a marker over one version each): every marker goes, and their fresh
+    listings run side by side, not one after another."""
+    rows = []
+    for i in range(40):
+        rows += [v(f"k{i:02d}", 20, f"m{i}", True), v(f"k{i:02d}", 10, f"v{i}")]
+    c = Listed(rows)
+    plain, active, most = c.list_all, 0, 0
+
+    async def listing(bucket: str, prefix: str = "", **kw: Any) -> AsyncIterator[dict[str, Any]]:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        try:
+            async for o in plain(bucket, prefix, **kw):
+                yield o
+        finally:
+            active -= 1
+
+    c.list_all = listing  # type: ignore[method-assign]
+    report = asyncio.run(c.prune("bk", "", 25))
+    assert (report.versions, report.markers, report.kept) == (40, 40, 0)
+    assert c.rows == []
+    assert most > 2  # the whole listing, and markers' fresh listings beside each other

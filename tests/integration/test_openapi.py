@@ -513,6 +513,12 @@ async def _namespace_routes(call: Caller, user: dict[str, str]) -> None:
     await call("POST", protocol.OBJECTS_RESTORE, 400, user, json={"bucket": "spec-bucket"})
     await call("DELETE", route, 200, user, path=obj, params={"unless_deleted": "true"})
     await call("DELETE", route, 404, ADMIN, path=obj)  # another tenant's bucket
+    params = {"version": "v", "if_latest": "null"}
+    await call("DELETE", route, 400, user, path=obj, params=params)
+    removals = {**b, "versions": [{"key": "gone", "version": "v"}, {"key": "x"}]}
+    await call("POST", protocol.OBJECTS_REMOVE, 200, user, json=removals)
+    await call("POST", protocol.OBJECTS_REMOVE, 400, user, json={**b, "versions": []})
+    await call("POST", protocol.OBJECTS_REMOVE, 404, ADMIN, json=removals)
     await call("DELETE", protocol.BUCKET_OBJECTS, 200, user, path=b, params={"prefix": "copy/"})
     await call("DELETE", protocol.BUCKET, 409, user, path=b)
     await call("POST", protocol.BUCKETS, 201, user, json={"name": "spec-empty"})

@@ -1,11 +1,12 @@
 """``gather_bounded``: an async function over many items, a bounded number at once, the
-results in order. Standard library only; used wherever a batch fans out to requests (links,
+results in order; ``gather_by_key``: the same over items that must not overlap when they
+share a key (a key's items in order, keys at once). Standard library only; used wherever a batch fans out to requests (links,
 deletes, DynamoDB reads, a client's clean-up) and must not open one per item at once."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -33,3 +34,19 @@ async def gather_bounded(
     except BaseExceptionGroup as group:
         raise group.exceptions[0] from None
     return [results[i] for i in range(len(results))]
+
+
+async def gather_by_key(
+    fn: Callable[[int], Awaitable[None]], keys: Sequence[Hashable], at_once: int
+) -> None:
+    """``fn(i)`` for each index of ``keys``: the indexes of one key one after another in
+    order, ``at_once`` keys at a time (a batch that names a key twice keeps its meaning)."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+
+    async def one_key(picked: list[int]) -> None:
+        for i in picked:
+            await fn(i)
+
+    await gather_bounded(one_key, groups.values(), at_once)

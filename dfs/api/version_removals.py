@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.namespace_service import DELETES_AT_ONCE, Namespace
-from dfs.bounded import gather_bounded
+from dfs.bounded import gather_by_key
 from dfs.errors import DfsError
 from dfs.meta.namespace import ObjectVersion
 
@@ -43,15 +43,10 @@ async def remove_versions(
     answers in order. A refusal of the bucket or of the caller refuses all."""
     access.require_write(who, await ns.bucket(bucket))
     out: list[Answer] = [e if isinstance(e, DfsError) else None for e in entries]
-    by_key: dict[str, list[int]] = {}
-    for i, e in enumerate(entries):
-        if isinstance(e, VersionRemoval):
-            by_key.setdefault(e.key, []).append(i)
 
-    async def one_key(picked: list[int]) -> None:
-        for i in picked:
-            e = entries[i]
-            assert isinstance(e, VersionRemoval)
+    async def one(i: int) -> None:
+        e = entries[i]
+        if isinstance(e, VersionRemoval):
             try:
                 out[i] = await ns.store.delete_object(
                     bucket, e.key, e.version, ns.coord.clock(), if_latest=e.if_latest
@@ -59,5 +54,6 @@ async def remove_versions(
             except DfsError as exc:  # this entry's answer, not the request's
                 out[i] = exc
 
-    await gather_bounded(one_key, by_key.values(), DELETES_AT_ONCE)
+    keys = [e.key if isinstance(e, VersionRemoval) else ("", i) for i, e in enumerate(entries)]
+    await gather_by_key(one, keys, DELETES_AT_ONCE)
     return out

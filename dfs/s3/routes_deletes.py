@@ -21,7 +21,7 @@ from aiohttp import web
 from dfs.api.bodies import Principal
 from dfs.api.namespace_bodies import parse_key
 from dfs.api.namespace_service import DELETES_AT_ONCE, Namespace
-from dfs.bounded import gather_bounded
+from dfs.bounded import gather_by_key
 from dfs.errors import DfsError, InvalidRequest, KeyNotFound
 from dfs.meta.namespace import ObjectVersion
 from dfs.s3 import checksums, xmlbody
@@ -112,14 +112,10 @@ async def delete_objects(request: web.Request) -> web.Response:
     # transaction), a key's entries one after another in the request's order (a suspended
     # bucket's delete and removal of the null version do not commute); answers in order
     parts: list[str] = [""] * len(items)
-    by_key: dict[str, list[int]] = {}
-    for i, (key, _) in enumerate(items):
-        by_key.setdefault(key, []).append(i)
 
-    async def one_key(picked: list[int]) -> None:
-        for i in picked:
-            parts[i] = await _delete_one(ns, who, bucket, *items[i])
+    async def one(i: int) -> None:
+        parts[i] = await _delete_one(ns, who, bucket, *items[i])
 
-    await gather_bounded(one_key, by_key.values(), DELETES_AT_ONCE)
+    await gather_by_key(one, [key for key, _ in items], DELETES_AT_ONCE)
     kept = [p for p in parts if not (quiet and p.startswith("<Deleted>"))]
     return xml_response("DeleteResult", "".join(kept))

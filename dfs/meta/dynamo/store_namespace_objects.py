@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.bounded import gather_bounded
+from dfs.bounded import gather_by_key
 from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound, Unavailable
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, Location, ManifestEntry
@@ -127,21 +127,17 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         order). Each key is its own transaction (a TransactWriteItems holds at most 100
         items, and the keys share no condition), so a refusal costs its entry alone."""
         out: list[PutResult | DfsError | None] = [None] * len(objs)
-        by_key: dict[tuple[str, str], list[int]] = {}
-        for i, obj in enumerate(objs):
-            by_key.setdefault((obj.bucket, obj.key), []).append(i)
 
-        async def key(picked: list[int]) -> None:
-            for i in picked:
-                try:
-                    out[i] = await self.put_object(objs[i], now, unless_current=unless_current)
-                except DfsError as exc:
-                    out[i] = exc
-                except Exception as exc:  # a bug: this entry's answer, not the batch's
-                    log.exception("link of %s/%s failed", objs[i].bucket, objs[i].key)
-                    out[i] = Unavailable(f"link failed: {type(exc).__name__}")
+        async def one(i: int) -> None:
+            try:
+                out[i] = await self.put_object(objs[i], now, unless_current=unless_current)
+            except DfsError as exc:
+                out[i] = exc
+            except Exception as exc:  # a bug: this entry's answer, not the batch's
+                log.exception("link of %s/%s failed", objs[i].bucket, objs[i].key)
+                out[i] = Unavailable(f"link failed: {type(exc).__name__}")
 
-        await gather_bounded(key, by_key.values(), PUTS_AT_ONCE)
+        await gather_by_key(one, [(o.bucket, o.key) for o in objs], PUTS_AT_ONCE)
         return [r for r in out if r is not None]
 
     def _put_plan(

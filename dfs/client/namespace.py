@@ -152,6 +152,16 @@ class NamespaceMethods:
             if not token:
                 return
 
+    async def key_versions(self, bucket: str, key: str) -> list[dict[str, Any]]:
+        """Every version and delete marker of ``key`` itself, newest written first (not the
+        longer keys it is a prefix of, which the listing gives after it)."""
+        out: list[dict[str, Any]] = []
+        async for o in self.list_all(bucket, key, delimiter="", versions=True):
+            if o["key"] != key:
+                break
+            out.append(o)
+        return out
+
     # --- objects ----------------------------------------------------------------------------
 
     async def link(

@@ -324,10 +324,12 @@ class SyncMethods(NamespaceMethods):
         is still stored can be found: a bucket without versioning keeps one version a key,
         so it reaches back past no overwrite."""
         picks = NewestAt(at)  # the rule prune keeps to (dfs.client.version_times)
-        async for o in self.list_all(bucket, prefix, delimiter="", versions=True):
-            if exact and o["key"] != prefix:
-                break  # the keys come in order, the key itself before any longer one
-            picks.feed(o)
+        if exact:
+            for o in await self.key_versions(bucket, prefix):
+                picks.feed(o)
+        else:
+            async for o in self.list_all(bucket, prefix, delimiter="", versions=True):
+                picks.feed(o)
         return picks.objects()
 
     async def _wanted_at(

@@ -166,11 +166,7 @@ class PruneMethods(NamespaceMethods):
         """``plan``'s marker removed if a fresh listing of the key still allows it, on the
         condition that the key's latest entry is still the one that listing saw."""
         assert plan.marker is not None
-        fresh = []
-        async for o in self.list_all(bucket, plan.key, delimiter="", versions=True):
-            if o["key"] != plan.key:
-                break  # a longer key: this one's entries are done
-            fresh.append(o)
+        fresh = await self.key_versions(bucket, plan.key)
         kept = True
         if marker_removable(fresh, plan.marker, before):
             with contextlib.suppress(Conflict):

@@ -185,6 +185,16 @@ def _cap_ttl(raw: str) -> float:
     return ttl
 
 
+def registers_through_api(meta_url: str | None, api_url: str | None) -> bool:
+    """Whether a node given these registers through the API rather than writing its entry in
+    the metadata store: always when it has no store, and on SQLite whenever it knows the API.
+    SQLite has one write lock per file, so a node process stopped inside its write (SIGSTOP,
+    a debugger, a swapped-out page) would hold it: every other writer, the API's every
+    upload and delete among them, would wait out the busy timeout and fail. Through the API,
+    a stopped node holds nothing but its own requests."""
+    return api_url is not None and (meta_url is None or meta_url.startswith("sqlite:"))
+
+
 def default_meta_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir.resolve() / 'meta.db'}"
 
@@ -351,8 +361,10 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
     """Load a node's config. ``default_node_id(data_dir)`` supplies NODE_ID when unset.
 
     The node needs a way to register: DFS_META_URL (write the registry directly, the seed's
-    design) and/or DFS_API_URL (heartbeat through the API). With both set the metadata store
-    is used and the API URL is kept for status only.
+    design: on DynamoDB nodes keep registering while the API is down) and/or DFS_API_URL
+    (heartbeat through the API). With both set, DynamoDB is written directly, and a SQLite
+    file never is (``registers_through_api``). With neither, the node registers through the
+    API at its default local address, where ``dfs-api`` run with no configuration listens.
     """
     data_dir = _get(env, "DFS_DATA_DIR", Path(DEFAULT_DATA_DIR), Path)
     host = _get(env, "DFS_NODE_HOST", DEFAULT_BIND_HOST, _host)
@@ -366,9 +378,11 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
     meta_url = _get(env, "DFS_META_URL", None, _meta_url)
     api_url = _get(env, "DFS_API_URL", None, _url)
     if meta_url is None and api_url is None:
-        # the same default as the API's, so `dfs-api` and `dfs-node` run side by side in one
+        # where `dfs-api` listens with no configuration, so the two run side by side in one
         # folder with no configuration at all
-        meta_url = default_meta_url(Path(DEFAULT_DATA_DIR))
+        api_url = f"http://{DEFAULT_BIND_HOST}:{DEFAULT_API_PORT}"
+    if registers_through_api(meta_url, api_url):
+        meta_url = None
     interval = _get(env, "NODE_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL, _positive_float)
     timeout = _get(env, "NODE_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT, _positive_float)
     if timeout <= interval:

@@ -216,7 +216,8 @@ class LocalCluster:
     env: Mapping[str, str] = field(default_factory=dict)
     meta_url: str = ""
     nodes_via_api: bool = False
-    """Nodes register through the API (DFS_API_URL only) instead of the metadata store."""
+    """Nodes register through the API (DFS_API_URL only) on DynamoDB too; on SQLite they
+    always do (``dfs.config.registers_through_api``)."""
     node_env: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
     """Extra environment of node i (1-based), e.g. a small DFS_NODE_CAPACITY."""
     s3: bool = False
@@ -318,7 +319,7 @@ class LocalCluster:
             else:
                 started.append(self.api)
                 self.api.start()
-                self.api.wait_listening(timeout)
+                self._pin_api_port(self.api.wait_listening(timeout))
             self.node_procs = [self._node_proc(i) for i in range(1, self.nodes + 1)]
             fresh = [p for p in self.node_procs if p.name not in running]
             started += fresh
@@ -341,6 +342,13 @@ class LocalCluster:
                     proc.stop()
             raise
         return self
+
+    def _pin_api_port(self, url: str) -> None:
+        """Keep the port the API was given for its restarts (``api.start()`` again): the
+        nodes registering through it, and every client, know it by that URL."""
+        if not self.api_port and self.api is not None:
+            self.api_port = int(url.rsplit(":", 1)[1])
+            self.api.env["DFS_API_PORT"] = str(self.api_port)
 
     def node(self, i: int) -> Proc:
         """Node ``i`` (1-based)."""

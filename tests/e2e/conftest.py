@@ -154,10 +154,11 @@ def _free(port: int) -> bool:
 def start_cluster(c: LocalCluster) -> None:
     """``c.start()``, with the API and the nodes starting at once rather than the nodes
     waiting for the API to listen: each spends most of a second importing, and every e2e test
-    starts a cluster. Nodes that register in the metadata store need no API to start (as in a
-    deployment, where they start on their own); nodes that register through the API, or a
-    cluster with a port of its own, start the usual way."""
-    port = None if c.nodes_via_api or c.api_port else _port_outside_ephemeral_range()
+    starts a cluster. The API's port is chosen first, so the nodes know where it will be:
+    those that register through it retry their first registration until it answers (as in
+    a deployment, where they start on their own). A cluster with a port of its own starts
+    the usual way."""
+    port = None if c.api_port else _port_outside_ephemeral_range()
     if port is None:
         c.start()
         return

@@ -31,8 +31,9 @@ pytestmark = [
     # the backend plays no part here; one is enough
     pytest.mark.parametrize("meta_url", ["sqlite"], indirect=True),
     # a node that stops answering stays "live" to the API for the whole test; nodes register
-    # through the API: one stopped in the middle of a heartbeat written straight to SQLite
-    # would hold the database's write lock for the whole test (seen once in CI)
+    # through the API (on SQLite they always do now): one stopped in the middle of a heartbeat
+    # written straight to SQLite held the database's write lock for the whole test (seen once
+    # in CI; tests/e2e/test_sqlite_registration.py)
     pytest.mark.cluster(heartbeat_timeout=600.0, nodes_via_api=True),
 ]
 

@@ -148,16 +148,16 @@ def test_node_defaults() -> None:
         advertise_host=DEFAULT_BIND_HOST,
         zone="",
         data_dir=Path(DEFAULT_DATA_DIR),
-        meta_url=default_meta_url(Path(DEFAULT_DATA_DIR)),
-        api_url=None,
+        meta_url=None,
+        api_url=f"http://{DEFAULT_BIND_HOST}:{DEFAULT_API_PORT}",
         capacity_bytes=None,
         heartbeat_interval=DEFAULT_HEARTBEAT_INTERVAL,
         heartbeat_timeout=DEFAULT_HEARTBEAT_TIMEOUT,
         replication_timeout=DEFAULT_REPLICATION_TIMEOUT,
         cluster_secret=SECRET.encode(),
     )
-    # the API and a node started with no configuration meet in the same metadata store
-    assert cfg.meta_url == api_config({}).meta_url
+    # the API and a node started with no configuration meet: the node registers through the
+    # API where it listens with no configuration
 
 
 def test_node_values(tmp_path: Path) -> None:
@@ -259,6 +259,11 @@ def test_node_registration_targets() -> None:
 
     both = node({"DFS_META_URL": "dynamodb://eu-west-1/dfs", "DFS_API_URL": "https://api"})
     assert (both.meta_url, both.api_url) == ("dynamodb://eu-west-1/dfs", "https://api")
+
+    # a SQLite file is never written by a node that knows the API: a node stopped inside
+    # its write would hold the file's one write lock against the API
+    sqlite_both = node({"DFS_META_URL": "sqlite:///srv/meta.db", "DFS_API_URL": "https://api"})
+    assert (sqlite_both.meta_url, sqlite_both.api_url) == (None, "https://api")
 
 
 def test_loaders_do_not_read_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dfs.api.bodies import Principal
 from dfs.errors import BucketNotFound, Forbidden, KeyNotFound
 from dfs.meta.namespace import (
+    ACCESS_PRIVATE,
     ACCESS_PUBLIC_READ,
     ACCESS_SHARED,
     GRANT_READ_WRITE,
@@ -92,3 +93,12 @@ def require_owner(who: Principal | None, bucket: BucketRecord) -> None:
     if can_list(who, bucket) and who is not None:
         raise Forbidden(f"only the owner of bucket {bucket.name!r} may do this")
     raise no_bucket(bucket.name)
+
+
+def require_may_share(who: Principal | None, bucket: BucketRecord, requested: str | None) -> None:
+    """A write that would give a new object an access other than private (``public-read``
+    or ``shared``): only the bucket's owner shares objects. A read-write grantee may write
+    objects, never make them readable by others: its PutObject with ``x-amz-acl:
+    public-read``, or a link with that access, is refused as its PATCH of the access is."""
+    if requested is not None and requested != ACCESS_PRIVATE:
+        require_owner(who, bucket)

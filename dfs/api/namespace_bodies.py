@@ -31,18 +31,28 @@ from dfs.meta.namespace import (
 MAX_PAGE = 1000
 
 
-def bucket_body(b: BucketRecord) -> dict[str, Any]:
+def bucket_body(b: BucketRecord, for_owner: bool = True) -> dict[str, Any]:
+    """``for_owner`` False (a grantee, anyone reading a public bucket): without the grants,
+    which name the other tenants it is shared with (S3 keeps them to READ_ACP)."""
     return {
         "name": b.name,
         "owner": b.tenant,
         "created_at": b.created_at,
         "versioning": b.versioning,
         "access": b.access,
-        "grants": dict(b.grants),
+        "grants": dict(b.grants) if for_owner else {},
     }
 
 
-def object_body(o: ObjectVersion) -> dict[str, Any]:
+def object_body(o: ObjectVersion, for_owner: bool = True) -> dict[str, Any]:
+    """``for_owner`` False: without ``shared_with``, the tenants the owner shared it with."""
+    body = _object_fields(o)
+    if not for_owner:
+        body["shared_with"] = []
+    return body
+
+
+def _object_fields(o: ObjectVersion) -> dict[str, Any]:
     return {
         "bucket": o.bucket,
         "key": o.key,
@@ -62,9 +72,9 @@ def object_body(o: ObjectVersion) -> dict[str, Any]:
     }
 
 
-def listing_body(page: ObjectListing) -> dict[str, Any]:
+def listing_body(page: ObjectListing, for_owner: bool = True) -> dict[str, Any]:
     return {
-        "objects": [object_body(o) for o in page.objects],
+        "objects": [object_body(o, for_owner) for o in page.objects],
         "common_prefixes": list(page.common_prefixes),
         "next_token": page.next_token,
     }

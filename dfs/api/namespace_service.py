@@ -235,6 +235,7 @@ class Namespace:
         again (the store's write still checks, atomically, that both exist and match)."""
         b = read if read is not None and read.name == bucket else await self.bucket(bucket)
         access.require_write(who, b)
+        access.require_may_share(who, b, fields.access)
         size, sha256, now = 0, "", self.coord.clock()
         if file_id:
             rec = fresh_file(who, file_id, written) or await self.coord.get_complete_file(
@@ -309,6 +310,7 @@ class Namespace:
         the bucket owner's own upload (a grantee's file becomes the owner's by ``link``)."""
         rec, manifest, locations = new_file
         access.require_write(who, b)
+        access.require_may_share(who, b, fields.access)
         if not rec.tenant == who.tenant == b.tenant:
             raise InvalidRequest("create_and_link takes the bucket owner's own file")
         new = new_object(b, key, rec.file_id, rec.size, rec.sha256, fields, etag)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dfs import protocol
+from dfs.api.access import is_owner
 from dfs.api.context import NAMESPACE, caller, principal
 from dfs.api.namespace_bodies import (
     bucket_body,
@@ -45,8 +46,9 @@ def _bucket(request: web.Request) -> str:
 
 
 async def list_buckets(request: web.Request) -> web.Response:
-    buckets = await request.app[NAMESPACE].list_buckets(principal(request))
-    return json_response({"buckets": [bucket_body(b) for b in buckets]})
+    who = principal(request)
+    buckets = await request.app[NAMESPACE].list_buckets(who)
+    return json_response({"buckets": [bucket_body(b, is_owner(who, b)) for b in buckets]})
 
 
 async def create_bucket(request: web.Request) -> web.Response:
@@ -59,8 +61,9 @@ async def create_bucket(request: web.Request) -> web.Response:
 
 
 async def get_bucket(request: web.Request) -> web.Response:
-    rec = await request.app[NAMESPACE].visible_bucket(caller(request), _bucket(request))
-    return json_response(bucket_body(rec))
+    who = caller(request)
+    rec = await request.app[NAMESPACE].visible_bucket(who, _bucket(request))
+    return json_response(bucket_body(rec, is_owner(who, rec)))
 
 
 async def update_bucket(request: web.Request) -> web.Response:
@@ -84,9 +87,9 @@ async def delete_bucket(request: web.Request) -> web.Response:
 
 
 async def list_objects(request: web.Request) -> web.Response:
-    q = request.query
-    page = await request.app[NAMESPACE].listing(
-        caller(request),
+    q, ns, who = request.query, request.app[NAMESPACE], caller(request)
+    page = await ns.listing(
+        who,
         _bucket(request),
         prefix=parse_prefix(q.get("prefix")),
         delimiter=q.get("delimiter", ""),
@@ -94,7 +97,7 @@ async def list_objects(request: web.Request) -> web.Response:
         limit=parse_limit(q.get("limit")),
         versions=q.get("versions", "") in ("1", "true"),
     )
-    return json_response(listing_body(page))
+    return json_response(listing_body(page, is_owner(who, await ns.bucket(_bucket(request)))))
 
 
 async def delete_prefix(request: web.Request) -> web.Response:
@@ -106,15 +109,15 @@ async def delete_prefix(request: web.Request) -> web.Response:
 
 
 async def search(request: web.Request) -> web.Response:
-    q = request.query
-    page = await request.app[NAMESPACE].search(
-        caller(request),
+    q, ns, who = request.query, request.app[NAMESPACE], caller(request)
+    page = await ns.search(
+        who,
         _bucket(request),
         parse_search(q),
         q.get("token") or None,
         parse_limit(q.get("limit"), 100),
     )
-    return json_response(listing_body(page))
+    return json_response(listing_body(page, is_owner(who, await ns.bucket(_bucket(request)))))
 
 
 def _by(request: web.Request) -> str:

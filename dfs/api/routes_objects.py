@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from dfs import protocol
+from dfs.api.access import is_owner
 from dfs.api.context import COORDINATOR, NAMESPACE, caller, principal, stored_file
 from dfs.api.file_stream import disposition, stream_file
 from dfs.api.ingest import download_cap
@@ -158,8 +159,9 @@ async def delete_object(request: web.Request) -> web.Response:
 
 async def object_info(request: web.Request) -> web.Response:
     bucket, key = _target(request)
-    r = await request.app[NAMESPACE].resolve(caller(request), bucket, key, _version(request))
-    return json_response(object_body(r.version))
+    who = caller(request)
+    r = await request.app[NAMESPACE].resolve(who, bucket, key, _version(request))
+    return json_response(object_body(r.version, is_owner(who, r.bucket)))
 
 
 async def update_object(request: web.Request) -> web.Response:

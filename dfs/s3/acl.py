@@ -126,7 +126,10 @@ async def _requested(request: web.Request, owner: str) -> Grants:
 
 
 async def get_bucket_acl(request: web.Request) -> web.Response:
-    b = await request.app[NAMESPACE].visible_bucket(principal(request), bucket_name(request))
+    """The owner's alone (S3's READ_ACP): the policy names the tenants it is shared with."""
+    who = principal(request)
+    b = await request.app[NAMESPACE].visible_bucket(who, bucket_name(request))
+    access.require_owner(who, b)
     return _policy(b.tenant, _bucket_grants(b))
 
 
@@ -160,6 +163,9 @@ async def put_bucket_acl(request: web.Request) -> web.Response:
 async def get_object_acl(request: web.Request) -> web.Response:
     version = version_param(request)
     r = await resolve(request.app[NAMESPACE], request, version)
+    # the owner's alone (S3's READ_ACP): a reader of the object must not learn whom else
+    # it is shared with
+    access.require_owner(principal(request), r.bucket)
     v = r.version
     grants: Grants = [(ALL_USERS, "READ")] if v.access == ACCESS_PUBLIC_READ else []
     if v.access == ACCESS_SHARED:
@@ -174,6 +180,9 @@ async def put_object_acl(request: web.Request) -> web.Response:
     version = version_param(request)
     ns = request.app[NAMESPACE]
     b = await ns.bucket(bucket)
+    # before the policy is read against the owner's id: its answers told a caller with no
+    # access whether a guessed id was the bucket's owner
+    access.require_owner(principal(request), b)
     grants = await _requested(request, b.tenant)
     if any(p != "READ" for _, p in grants):
         raise not_implemented("object ACL grants other than READ")

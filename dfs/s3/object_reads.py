@@ -72,7 +72,10 @@ async def resolve(ns: Namespace, request: web.Request, version: str | None) -> R
     if v is None:
         if who is None and not access.can_list(None, b):
             raise access_denied()
-        if version is not None:
+        # NoSuchVersion only to a caller who may list the bucket: to others it would tell
+        # a key that exists (every object of an unversioned bucket has version null) from
+        # one that does not, where a refused read answers NoSuchKey
+        if version is not None and access.can_list(who, b):
             raise no_version()
         raise access.no_key(bucket, key)
     if not access.can_read(who, b, v):

@@ -27,7 +27,7 @@ from urllib.parse import unquote
 from aiohttp import hdrs, web
 
 from dfs import namespace_rules
-from dfs.api import object_files
+from dfs.api import access, object_files
 from dfs.api.ingest import CommitFn
 from dfs.api.namespace_bodies import (
     ObjectFields,
@@ -158,10 +158,13 @@ async def check_condition(
 ) -> WriteCondition:
     """The write's precondition, checked now against the key's current object (before any
     byte is read): 412 PreconditionFailed, or 404 NoSuchKey for ``If-Match`` on a key
-    with no current object; the store decides again, atomically, at the link."""
+    with no current object; the store decides again, atomically, at the link. Only for a
+    caller who may write the bucket: its answers tell whether the key exists and what
+    its ETag (the MD5 of a plain PUT's bytes) is, which no one else may learn."""
     cond = write_condition(request)
     if cond == WriteCondition():
         return cond
+    access.require_write(principal(request), await ns.bucket(bucket))
     try:
         current = await ns.store.get_object(bucket, key)
     except KeyNotFound:

@@ -151,7 +151,9 @@ async def list_objects_v2(request: web.Request) -> web.Response:
         raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request")
     name, max_keys = bucket_name(request), _max_keys(q.get("max-keys"))
     listing = ObjectListing()
-    if max_keys > 0:
+    if max_keys == 0:  # no keys asked for: still only for a caller who may list them
+        await request.app[NAMESPACE].visible_bucket(principal(request), name)
+    else:
         listing = await request.app[NAMESPACE].listing(
             principal(request),
             name,

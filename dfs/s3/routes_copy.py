@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
+from dfs.api import access as rules
 from dfs.api.namespace_bodies import ObjectFields, parse_content_type
 from dfs.errors import InvalidRequest
 from dfs.meta.namespace import VERSIONING_UNVERSIONED, ObjectVersion
@@ -87,6 +88,9 @@ async def copy_object(request: web.Request, bucket: str, key: str) -> web.Respon
             "location or encryption attributes.",
         )
     conditional.check_copy_source(h, src.version.etag, src.version.created_at)
+    # refused before anything is written: a grantee's copy with a canned ACL it may not
+    # set answered 403 with the copy left behind
+    rules.require_may_share(who, await ns.bucket(bucket), access)
     cond = await object_writes.check_condition(request, ns, bucket, key)
     with object_writes.lost_as_412():
         made = await ns.copy(

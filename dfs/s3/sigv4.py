@@ -288,6 +288,37 @@ def expected_signature(
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+PRESIGNED_UNSIGNED_OK = frozenset({"x-amz-content-sha256"})
+"""``x-amz-*`` headers a presigned request may carry unsigned: its payload is
+UNSIGNED-PAYLOAD whatever this header says (``authenticate`` never reads it then)."""
+
+
+def refuse_unsigned_amz_headers(request: web.Request, signed: Signed) -> None:
+    """AccessDenied when the request carries an ``x-amz-*`` header its signature does not
+    cover, as S3 answers. Such a header would otherwise change what a signed request does
+    while the signature still matches: a presigned PutObject URL (which signs ``host``
+    alone) sent with ``x-amz-copy-source`` became a CopyObject of anything the signer may
+    read, with ``x-amz-acl`` a public one; an unsigned ``x-amz-content-sha256`` of
+    UNSIGNED-PAYLOAD let a captured header-signed request carry another body. (The
+    AWS SDKs, the AWS CLI, rclone and minio-go sign every ``x-amz-*`` header they send;
+    ``x-amzn-trace-id`` is not one.)"""
+    covered = {h.lower() for h in signed.signed_headers}
+    exempt = PRESIGNED_UNSIGNED_OK if signed.presigned else frozenset()
+    unsigned = sorted(
+        {
+            name.lower()
+            for name in request.headers
+            if name.lower().startswith("x-amz-") and name.lower() not in covered
+        }
+        - exempt
+    )
+    if unsigned:
+        raise access_denied(
+            "There were headers present in the request which were not signed: "
+            + ", ".join(unsigned)
+        )
+
+
 def read_signature(request: web.Request) -> Signed:
     header = request.headers.get("Authorization")
     if (header or "").startswith("AWS ") or "AWSAccessKeyId" in request.query:
@@ -321,6 +352,7 @@ async def authenticate(request: web.Request, keys: KeyCache, now: float) -> Call
     expected = expected_signature(request, signed, secret, derived)
     if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         raise signature_mismatch()
+    refuse_unsigned_amz_headers(request, signed)
     payload = UNSIGNED if signed.presigned else request.headers.get("x-amz-content-sha256", "")
     if not payload:
         raise S3Error("InvalidRequest", 400, "x-amz-content-sha256 is required")

@@ -364,7 +364,7 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
     design: on DynamoDB nodes keep registering while the API is down) and/or DFS_API_URL
     (heartbeat through the API). With both set, DynamoDB is written directly, and a SQLite
     file never is (``registers_through_api``). With neither, the node registers through the
-    API at its default local address, where ``dfs-api`` run with no configuration listens.
+    API on this machine at DFS_API_PORT (8080), where ``dfs-api`` listens unconfigured.
     """
     data_dir = _get(env, "DFS_DATA_DIR", Path(DEFAULT_DATA_DIR), Path)
     host = _get(env, "DFS_NODE_HOST", DEFAULT_BIND_HOST, _host)
@@ -380,7 +380,8 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
     if meta_url is None and api_url is None:
         # where `dfs-api` listens with no configuration, so the two run side by side in one
         # folder with no configuration at all
-        api_url = f"http://{DEFAULT_BIND_HOST}:{DEFAULT_API_PORT}"
+        api_port = _get(env, "DFS_API_PORT", DEFAULT_API_PORT, _port)
+        api_url = f"http://{DEFAULT_BIND_HOST}:{api_port}"
     if registers_through_api(meta_url, api_url):
         meta_url = None
     interval = _get(env, "NODE_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL, _positive_float)

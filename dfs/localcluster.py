@@ -7,11 +7,10 @@ console scripts beside the running interpreter, a base folder holding the SQLite
 one data folder per node, one log per process and one pid file per process.
 
 Layout of the base folder: ``meta.db``, ``api/``, ``node1/`` ... ``nodeN/``, ``logs/*.log``,
-``pids/*.pid``, ``cluster.env`` (0600: the cluster secret, the API secret (never given to nodes), the
-admin token, and for the
-command line the API URL, a user token of tenant "demo" and an S3 access key of it) and ``cluster.json`` (the
-command line's settings, so that ``status`` and a later ``start`` or ``restart`` use the
-same ports). Standard library only (urllib for the readiness checks).
+``pids/*.pid``, ``cluster.env`` (0600: the cluster and API secrets (the latter never given to
+nodes), the admin token, and for the command line the API URL, a user token of tenant "demo"
+and an S3 access key of it) and ``cluster.json`` (the command line's settings, so that
+``status`` and a later ``start`` or ``restart`` use the same ports). Standard library only.
 """
 
 from __future__ import annotations
@@ -264,47 +263,29 @@ class LocalCluster:
             raise RuntimeError("cluster not started")
         return self.api.url
 
+    def _proc(self, name: str, script: str, env: dict[str, str]) -> Proc:
+        log, pidfile = self.base / "logs" / f"{name}.log", self.base / "pids" / f"{name}.pid"
+        return Proc(name=name, argv=[console_script(script)], env=env, log=log, pidfile=pidfile)
+
     def _node_proc(self, i: int) -> Proc:
         port = self.node_ports[i - 1] if len(self.node_ports) >= i else 0
-        return Proc(
-            name=f"node{i}",
-            argv=[console_script("dfs-node")],
-            env=self._env(
-                {
-                    "NODE_ID": f"node{i}",
-                    "NODE_PORT": str(port),
-                    "DFS_DATA_DIR": str(self.base / f"node{i}"),
-                    "DFS_API_URL": self.api.url if self.api else "",
-                    **({"DFS_META_URL": ""} if self.nodes_via_api else {}),
-                    **self.node_env.get(i, {}),
-                },
-                node=True,
-            ),
-            log=self.base / "logs" / f"node{i}.log",
-            pidfile=self.base / "pids" / f"node{i}.pid",
-        )
+        extra = {
+            "NODE_ID": f"node{i}",
+            "NODE_PORT": str(port),
+            "DFS_DATA_DIR": str(self.base / f"node{i}"),
+            "DFS_API_URL": self.api.url if self.api else "",
+            **({"DFS_META_URL": ""} if self.nodes_via_api else {}),
+            **self.node_env.get(i, {}),
+        }
+        return self._proc(f"node{i}", "dfs-node", self._env(extra, node=True))
 
     def _api_proc(self) -> Proc:
-        return Proc(
-            name="api",
-            argv=[console_script("dfs-api")],
-            env=self._env(
-                {"DFS_API_PORT": str(self.api_port), "DFS_DATA_DIR": str(self.base / "api")}
-            ),
-            log=self.base / "logs" / "api.log",
-            pidfile=self.base / "pids" / "api.pid",
-        )
+        extra = {"DFS_API_PORT": str(self.api_port), "DFS_DATA_DIR": str(self.base / "api")}
+        return self._proc("api", "dfs-api", self._env(extra))
 
     def _s3_gateway_proc(self) -> Proc:
-        return Proc(
-            name="s3",
-            argv=[console_script("dfs-s3")],
-            env=self._env(
-                {"DFS_S3_PORT": str(self.s3_port), "DFS_DATA_DIR": str(self.base / "s3")}
-            ),
-            log=self.base / "logs" / "s3.log",
-            pidfile=self.base / "pids" / "s3.pid",
-        )
+        extra = {"DFS_S3_PORT": str(self.s3_port), "DFS_DATA_DIR": str(self.base / "s3")}
+        return self._proc("s3", "dfs-s3", self._env(extra))
 
     def start(self, timeout: float = 60.0, running: frozenset[str] = frozenset()) -> LocalCluster:
         """Start the API and the nodes, except the ones named in ``running`` (already
@@ -319,7 +300,10 @@ class LocalCluster:
             else:
                 started.append(self.api)
                 self.api.start()
-                self._pin_api_port(self.api.wait_listening(timeout))
+                url = self.api.wait_listening(timeout)
+                if not self.api_port:  # kept for its restarts: nodes and clients know the URL
+                    self.api_port = int(url.rsplit(":", 1)[1])
+                    self.api.env["DFS_API_PORT"] = str(self.api_port)
             self.node_procs = [self._node_proc(i) for i in range(1, self.nodes + 1)]
             fresh = [p for p in self.node_procs if p.name not in running]
             started += fresh
@@ -342,13 +326,6 @@ class LocalCluster:
                     proc.stop()
             raise
         return self
-
-    def _pin_api_port(self, url: str) -> None:
-        """Keep the port the API was given for its restarts (``api.start()`` again): the
-        nodes registering through it, and every client, know it by that URL."""
-        if not self.api_port and self.api is not None:
-            self.api_port = int(url.rsplit(":", 1)[1])
-            self.api.env["DFS_API_PORT"] = str(self.api_port)
 
     def node(self, i: int) -> Proc:
         """Node ``i`` (1-based)."""
@@ -503,6 +480,7 @@ def cmd_start(base: Path, settings: Settings) -> int:
     """Start whatever is not running, then print the export lines (stdout) and the rest on
     stderr, so that ``eval "$(bash scripts/cluster.sh start)"`` works."""
     running = frozenset(n for n, pid in _pids(base).items() if _alive(pid))
+    running -= _nodes_moved_off(base, settings, running)
     cluster = LocalCluster(
         base,
         nodes=settings.nodes,
@@ -529,6 +507,17 @@ def cmd_start(base: Path, settings: Settings) -> int:
     say(f"S3 gateway {settings.s3_url} (docs/S3.md): the env lines set AWS_ENDPOINT_URL_S3 and")
     say(f"  an access key of {DEMO_TENANT!r}; then boto3.client('s3') or `aws s3 ls` use it")
     return cmd_env(base)
+
+
+def _nodes_moved_off(base: Path, settings: Settings, running: frozenset[str]) -> set[str]:
+    """Running nodes stopped as the API moves to another port (``restart api --api-port P``):
+    started again, they register through the new one, not the old one (and expire)."""
+    if "api" in running or Settings.load(base, {}).api_port == settings.api_port:
+        return set()
+    nodes = {n for n in running if n.startswith("node")}
+    if nodes:
+        cmd_stop(base, sorted(nodes))
+    return nodes
 
 
 @dataclass

@@ -47,6 +47,7 @@ from dfs.api.bodies import (
 )
 from dfs.api.drain import DrainSet
 from dfs.api.finalizing import Finalizing, check_copies, copy_changes, excluding, keep_passing
+from dfs.api.writable_nodes import STARTUP_GRACE, writable_nodes
 from dfs.config import ApiConfig
 from dfs.errors import (
     Conflict,
@@ -54,7 +55,6 @@ from dfs.errors import (
     FileNotFound,
     IncompleteUpload,
     InsufficientStorage,
-    Unavailable,
 )
 from dfs.ids import new_file_ids
 from dfs.meta.base import (
@@ -99,6 +99,7 @@ class Coordinator:
         self.nodes = nodes
         self.clock = clock
         self.drains = DrainSet(meta, clock)
+        self.grace = time.monotonic() + min(STARTUP_GRACE, cfg.heartbeat_timeout)
 
     @property
     def rf(self) -> int:
@@ -116,21 +117,12 @@ class Coordinator:
         return await self.meta.list_live_nodes(self.clock())
 
     async def writable_nodes(self, exclude: Collection[str] = ()) -> list[NodeRecord]:
-        """The live nodes but ``exclude`` (those one client's upload failed on); Unavailable
-        if fewer than REPLICATION_FACTOR are left."""
-        draining = await self.drains.ids()  # being emptied for removal: no new chunks
-        live = [
-            n
-            for n in await self.live_nodes()
-            if n.node_id not in exclude and n.node_id not in draining
-        ]
-        if len(live) < self.rf:
-            but = f" besides the {len(exclude)} excluded" if exclude else ""
-            raise Unavailable(
-                f"only {len(live)} live storage node(s){but}, REPLICATION_FACTOR={self.rf} needs "
-                f"{self.rf}: start more nodes or lower REPLICATION_FACTOR"
-            )
-        return live
+        """The live nodes but ``exclude`` (those one client's upload failed on) and the
+        draining ones (being emptied: no new chunks); Unavailable if fewer than
+        REPLICATION_FACTOR are left (``dfs.api.writable_nodes``: after a grace at start)."""
+        return await writable_nodes(
+            self.live_nodes, self.meta.list_nodes, self.drains.ids, self.rf, exclude, self.grace
+        )
 
     def place(self, chunk_id: str, size: int, live: Sequence[NodeRecord]) -> list[NodeRecord]:
         """The nodes a new chunk goes to: rendezvous over live nodes with room for it."""

@@ -22,12 +22,15 @@ from typing import Protocol
 from dfs import auth
 from dfs.chunkstore.base import ChunkStore
 from dfs.config import NodeConfig
-from dfs.errors import DfsError
+from dfs.errors import DfsError, Unavailable
 from dfs.meta.base import NODE_UP, MetadataStore, NodeRecord
 from dfs.node.disk_identity import ensure_disk_id
 from dfs.transport.api_client import ApiClient
 
 log = logging.getLogger("dfs.node.heartbeat")
+
+RETRY_AFTER_FAILURE = 0.25
+"""Seconds before a failed heartbeat is sent again, times the failures in a row (up to 4)."""
 
 
 class Registrar(Protocol):
@@ -133,12 +136,27 @@ def node_record(cfg: NodeConfig, port: int, store: ChunkStore, now: float) -> No
     )
 
 
+def heartbeat_deadline(cfg: NodeConfig) -> float:
+    """Seconds one heartbeat may take. Without a bound, a heartbeat sent on a connection to
+    an API process that stopped answering (one of several ``DFS_API_WORKERS``, SIGSTOP'd
+    or hung) waited out the session's read timeout, and the node expired meanwhile; given
+    up, its connection is closed and the next one may reach a process that answers."""
+    return max(1.0, min(cfg.heartbeat_interval, cfg.heartbeat_timeout / 3))
+
+
 async def heartbeat_once(
     cfg: NodeConfig, port: int, store: ChunkStore, registrar: Registrar
 ) -> None:
     now = time.time()
     rec = await asyncio.to_thread(node_record, cfg, port, store, now)  # disk_usage is a syscall
-    await registrar.heartbeat(rec)
+    deadline = heartbeat_deadline(cfg)
+    try:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as
+        # the heartbeat completes, and the loop then outlived the node's stop (its await)
+        async with asyncio.timeout(deadline):
+            await registrar.heartbeat(rec)
+    except TimeoutError:
+        raise Unavailable(f"the registry did not answer within {deadline:.1f} s") from None
 
 
 async def heartbeat_loop(
@@ -155,6 +173,9 @@ async def heartbeat_loop(
             delay = cfg.heartbeat_interval
         except DfsError as exc:
             failures += 1
-            delay = min(cfg.heartbeat_interval, 0.25 * 2 ** min(failures, 5))
+            # soon, and never much later than a second: where nodes register through the
+            # API, an API back from an outage longer than NODE_HEARTBEAT_TIMEOUT has no
+            # live node until they do (its clients' plans are refused meanwhile)
+            delay = min(cfg.heartbeat_interval, RETRY_AFTER_FAILURE * min(failures, 4))
             log.warning("heartbeat failed (%d in a row): %s", failures, exc.message)
         await asyncio.sleep(delay)

@@ -9,7 +9,8 @@ replaced) must cost it a pause, not the whole run. So a request that got no answ
 (``Unreachable``: refused, or the connection broke) is sent again, with backoff, for up to
 ``RETRY_SECONDS``, when it may be repeated: reads, finalizes (a committed file is answered as
 it is), plan requests (a plan whose answer was lost is an abandoned upload, collected like any
-other). Not deletes, nor what mints or revokes credentials (``retry=False``), nor a node's
+other); once the API answers again, a 503 (Unavailable: its nodes not registered again yet,
+where they register through it) is retried the same way, within the same time. Not deletes, nor what mints or revokes credentials (``retry=False``), nor a node's
 heartbeat (it carries a sequence number the API accepts once). And only once the API has
 answered this client: a wrong URL or an API that is not running fails at once, as before.
 """
@@ -24,7 +25,7 @@ from urllib.parse import quote
 import aiohttp
 
 from dfs import protocol
-from dfs.errors import Unreachable
+from dfs.errors import Unavailable, Unreachable
 from dfs.transport.http import ChunkPayload, request, request_json
 
 log = logging.getLogger("dfs.client")
@@ -104,7 +105,9 @@ class ApiClient:
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._retry_seconds),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
-            retry=retry_if_exception_type(Unreachable),
+            # and Unavailable (503) from an API just back: until its nodes register again
+            # (through it, on SQLite) it has none live, and refuses to plan
+            retry=retry_if_exception_type(Unavailable),
             reraise=True,
         )
         async for attempt in retrying:

@@ -38,7 +38,8 @@ DEADLINE = 60.0
 def icluster(
     tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, meta_url: str
 ) -> Iterator[LocalCluster]:
-    """3 nodes at REPLICATION_FACTOR=2 registering through the metadata store or the API."""
+    """3 nodes at REPLICATION_FACTOR=2 registering through the metadata store or the API
+    (on SQLite both are through the API: nodes never write a SQLite file that the API does)."""
     via_api = request.param == "api"
     with started_cluster(tmp_path, meta_url, monkeypatch, request, ENV, nodes_via_api=via_api) as c:
         yield c

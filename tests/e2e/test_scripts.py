@@ -155,11 +155,11 @@ def test_cluster_sh_user_tenant_status_and_restart(tmp_path: Path) -> None:
     base = tmp_path / "local"
     # the gateway binds its port seconds after it is chosen: below the ephemeral range no
     # outgoing connection of another test can take it meanwhile (as CI once saw)
-    quiet = ports_outside_ephemeral_range(4)
-    if quiet is not None:  # api, node 1, node 2 (cluster.sh: node_port + 1), s3
-        api_port, node_port, s3_port = quiet, quiet + 1, quiet + 3
+    quiet = ports_outside_ephemeral_range(5)
+    if quiet is not None:  # api, node 1, node 2 (cluster.sh: node_port + 1), s3, api again
+        api_port, node_port, s3_port, moved = quiet, quiet + 1, quiet + 3, quiet + 4
     else:
-        api_port, s3_port = quiet_ports(2)
+        api_port, s3_port, moved = quiet_ports(3)
         node_port = _two_free_ports()  # cluster.sh gives node 2 node_port + 1
     ports = ["--api-port", str(api_port), "--first-node-port", str(node_port), "--nodes", "2"]
     ports += ["--s3-port", str(s3_port)]
@@ -217,6 +217,17 @@ def test_cluster_sh_user_tenant_status_and_restart(tmp_path: Path) -> None:
         node1 = int((base / "pids" / "node1.pid").read_text())
         assert _cluster_sh(base, "restart", "node1").returncode == 0
         assert int((base / "pids" / "node1.pid").read_text()) != node1
+        assert _cluster_sh(base, "status").returncode == 0
+        # the API restarted on another port: the nodes, which register through it, are
+        # started again and told the new one (left running, they posted to the old one)
+        nodes = {n: int((base / "pids" / f"{n}.pid").read_text()) for n in ("node1", "node2")}
+        moved_api = _cluster_sh(base, "restart", "api", "--api-port", str(moved))
+        assert moved_api.returncode == 0, moved_api.stderr
+        for name, pid in nodes.items():
+            now = int((base / "pids" / f"{name}.pid").read_text())
+            assert now != pid
+            environ = Path(f"/proc/{now}/environ").read_bytes().split(b"\0")
+            assert f"DFS_API_URL=http://127.0.0.1:{moved}".encode() in environ
         assert _cluster_sh(base, "status").returncode == 0
     finally:
         _cluster_sh(base, "stop", timeout=120)

@@ -119,9 +119,10 @@ def read(pack: Path, size: int) -> list[Entry] | None:
 
 
 def rebuild(pack: Path) -> tuple[list[Entry], list[tuple[int, ChunkId, bytes]]]:
-    """Read a whole pack: cut a torn tail off the file, then write its index (every record
-    with a good header, rotten payloads included: the caller tombstones them). Returns the
-    entries and the rotten chunk records as (offset, id, payload)."""
+    """Read a whole pack: cut a torn tail off the file, then write its index (what
+    ``record.scan`` takes: every record with a good header up to the first bad spot, rotten
+    payloads included, which the caller tombstones; after it only genuine chunk records).
+    Returns the entries and the rotten chunk records as (offset, id, payload)."""
     data = pack.read_bytes()
     found = record.scan(data)
     if found.end < len(data):

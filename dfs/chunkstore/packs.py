@@ -15,11 +15,12 @@ another change finishing first) writes it before returning. Until then the pack 
 leaves the pack without an index: the next open reads it whole, as the active one.
 
 What is stored is rebuilt on open from the sealed packs' index files and by reading the
-others in order: a record is the chunk's copy unless a tombstone names it or a later record
-of the same chunk exists (that one is then tombstoned, so no later delete revives it). A torn
-tail (a crash mid-append) fails its length or CRC check: it is cut off the file and never
-indexed, so never served; a record in the middle whose payload does not check is rot:
-quarantined and tombstoned. Each open starts a fresh active pack.
+others in order: a record is the chunk's copy unless a tombstone of that chunk names it or a
+later record of it exists (that one is then tombstoned, so no later delete revives it). A
+torn tail (a crash mid-append) fails its length or CRC check: it is cut off the file and
+never indexed, so never served; a record in the middle whose payload does not check is rot:
+quarantined and tombstoned. After a bad spot only chunk records hashing to their id are read
+(``record.scan``: no tombstone). Each open starts a fresh active pack.
 
 A put of a chunk already held appends a fresh record and a tombstone for the old one in the
 same write (the same durable work as a new write; the copy held is the bytes just verified,
@@ -61,6 +62,7 @@ COMPACT_DEAD_FRACTION = 0.5
 _PREFIX, _SUFFIX = "pack-", ".pack"
 
 Buffer = bytes | bytearray | memoryview
+_Rot = tuple[int, int, ChunkId, bytes]  # a rotten record: pack, offset, id, payload
 
 
 @dataclass(slots=True)
@@ -212,22 +214,22 @@ class PackSet:
         make_dirs(os.fspath(self._dir))
         make_dirs(os.fspath(self._quarantine))
         seqs = sorted(s for s in map(_pack_seq, os.listdir(self._dir)) if s is not None)
-        killed: set[tuple[int, int]] = set()
+        killed: set[tuple[int, int, ChunkId]] = set()  # (pack, offset, id) a tombstone names
         chunks: list[tuple[int, int, Header]] = []
-        rotten: list[tuple[int, int, ChunkId, bytes]] = []
+        rotten: list[_Rot] = []
         for seq in seqs:
             rotten += self._load_pack(seq, killed, chunks)
         now = time.time()
         dead: list[Tomb] = []
         with self._lock:
             for seq, off, head in chunks:
-                if (seq, off) not in killed:  # a later record of the same chunk wins
+                if (seq, off, head.chunk_id) not in killed:  # a later record of it wins
                     loc = Loc(seq, off, head.length, head.written_ms / 1000)
                     old = self._set(head.chunk_id, loc)
                     if old is not None:
                         dead.append(Tomb(head.chunk_id, old.pack, old.offset, now))
         self._start_pack(max(seqs, default=0) + 1)
-        fresh = [r for r in rotten if (r[0], r[1]) not in killed]
+        fresh = [r for r in rotten if r[:3] not in killed]
         for _seq, _off, chunk_id, payload in fresh:
             self._write_quarantine(chunk_id, payload)
         dead += [Tomb(c, s, o, now) for s, o, c, _ in fresh]
@@ -236,14 +238,14 @@ class PackSet:
         self._seal_pending()
 
     def _load_pack(
-        self, seq: int, killed: set[tuple[int, int]], chunks: list[tuple[int, int, Header]]
-    ) -> list[tuple[int, int, ChunkId, bytes]]:
+        self, seq: int, killed: set[tuple[int, int, ChunkId]], chunks: list[tuple[int, int, Header]]
+    ) -> list[_Rot]:
         """Index one pack from its index file, or else by reading it (``_scan_pack``): note
-        its chunk records (into ``chunks``) and what its tombstones kill (into ``killed``);
-        returns the records whose payload failed its CRC as (pack, offset, id, payload)."""
+        its chunk records (into ``chunks``) and what its tombstones kill (into ``killed``, a
+        place and the chunk id it kills there); returns its rotten records (``_Rot``)."""
         path = self.path(seq)
         entries = packindex.read(path, path.stat().st_size)
-        rotten: list[tuple[int, int, ChunkId, bytes]] = []
+        rotten: list[_Rot] = []
         if entries is None:
             entries, rotten = self._scan_pack(seq)
         pack = Pack(seq, path, path.stat().st_size)
@@ -252,16 +254,14 @@ class PackSet:
         for e in entries:
             head = e.header
             if head.kind == KIND_TOMBSTONE:
-                killed.add(e.target)
+                killed.add((*e.target, head.chunk_id))
                 written = head.written_ms / 1000
                 pack.tombs.append(Tomb(head.chunk_id, *e.target, written))
             elif (seq, e.offset) not in bad:
                 chunks.append((seq, e.offset, head))
         return rotten
 
-    def _scan_pack(
-        self, seq: int
-    ) -> tuple[list[packindex.Entry], list[tuple[int, int, ChunkId, bytes]]]:
+    def _scan_pack(self, seq: int) -> tuple[list[packindex.Entry], list[_Rot]]:
         """Read a whole pack (``packindex.rebuild``: torn tail cut off, index written).
         Returns the entries and the rotten chunk records as (pack, offset, id, payload)."""
         entries, rotten = packindex.rebuild(self.path(seq))

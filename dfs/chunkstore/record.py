@@ -6,7 +6,7 @@ Every record in a pack (``dfs.chunkstore.packs``) is one header and its payload:
 |--------------|-------|--------------------------------------------------------------------|
 | magic        | 4     | ``DFSR``: finds record starts again after a damaged region        |
 | version      | 1     | format version, 1                                                  |
-| kind         | 1     | 1 a chunk, 2 a tombstone (the record at pack, offset is dead)       |
+| kind         | 1     | 1 a chunk, 2 a tombstone (its chunk's record at pack, offset dies) |
 | flags        | 2     | how the payload is encoded; reserved bits: 1 zstd, 2 encrypted      |
 | length       | 8     | payload bytes as stored                                            |
 | size         | 8     | the chunk's bytes (== length while no flag is set)                 |
@@ -24,11 +24,28 @@ migrating data: a record with a flag this version does not know is kept but neve
 chunks stay plain files (``dfs.chunkstore.fs``): an encoded large chunk will get a header and
 a file name of its own, so the plain files stored today need no migration either.
 
+A tombstone names the record it kills by place and by chunk id: it kills a record only if
+that record is of its chunk (``dfs.chunkstore.packs`` compares them).
+
+Reading a pack (``scan``) walks from record to record, each header's ``length`` leading to
+the next. After a bad spot (a header that does not check, or a record running past the end
+of the file: rot, or a torn tail) it searches on for the magic, and what it finds there may
+lie inside a payload, which a tenant chooses. So from the first bad spot to the end of the
+pack nothing found may remove or supersede a good record: a chunk record is taken only if
+this version can serve it (no flag it does not know) and its payload's SHA-256 is its id
+(real content is harmless wherever it lies); any other record, a tombstone included, is
+passed over and the search goes on from the byte after its start, so a record that is not
+taken hides none it covers (nor is it quarantined: it may be a tenant's bytes).
+A real tombstone passed over this way brings back at worst a copy that was deleted: an
+orphan, which garbage collection deletes again. Before the first bad spot, records are taken
+as they are (a payload that does not check is rot; a last one, a torn tail).
+
 Standard library only; no I/O.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from dataclasses import dataclass
@@ -176,16 +193,16 @@ def serves(buf: bytes | memoryview, offset: int, raw_id: bytes, length: int) -> 
 @dataclass
 class Scan:
     """What a pass over a pack's bytes found: good records in order, records whose payload
-    does not check (rot), and where the last good record ends (what follows is a torn tail)."""
+    does not check (rot), and where the last good record ends (what follows is a torn tail,
+    or records not taken after a bad spot)."""
 
     records: list[tuple[int, Header]]
     rotten: list[tuple[int, Header]]
     end: int
 
 
-def _resync(buf: bytes | memoryview, start: int) -> int | None:
+def _resync(data: bytes, start: int) -> int | None:
     """The next offset from ``start`` where a whole record with a good header begins."""
-    data = bytes(buf)
     pos = data.find(MAGIC, start)
     while pos >= 0:
         found = decode_header(data, pos)
@@ -195,26 +212,47 @@ def _resync(buf: bytes | memoryview, start: int) -> int | None:
     return None
 
 
+def _genuine(head: Header, payload: memoryview) -> bool:
+    """Whether a record found after a bad spot may be taken: a chunk record this version can
+    serve, its payload checking and hashing to its id. Never a tombstone: one inside a
+    payload could kill any record (a real one ignored revives at worst a deleted copy, an
+    orphan that garbage collection deletes again)."""
+    return (
+        head.readable
+        and zlib.crc32(payload) == head.payload_crc
+        and hashlib.sha256(payload).digest() == bytes.fromhex(head.chunk_id)
+    )
+
+
 def scan(buf: bytes | memoryview) -> Scan:
-    """Walk every record in a pack's bytes. A header that does not check is skipped up to the
-    next good one (rot in the middle); none after it means a torn tail, which ``end``
-    excludes, as it excludes a last record whose payload is short or does not check."""
+    """Walk every record in a pack's bytes. A header that does not check, or a record running
+    past the end, is a bad spot: the search goes on for the next good header, and from then
+    on only ``_genuine`` records are taken (see the module docstring); none found means a
+    torn tail, which ``end`` excludes, as it excludes a last record whose payload is short or
+    does not check. Before any bad spot, a payload that does not check is rot."""
+    data = bytes(buf)  # searched again after each bad spot: one copy, not one per search
+    view = memoryview(data)
     out = Scan([], [], 0)
-    pos = 0
-    while pos < len(buf):
-        head = decode_header(buf, pos)
-        if head is None or pos + head.record_length > len(buf):
-            found = _resync(buf, pos + 1)
-            if found is None:
-                break
-            pos = found
-            continue
-        stop = pos + head.record_length
-        if zlib.crc32(buf[pos + HEADER_SIZE : stop]) != head.payload_crc:
-            if stop == len(buf):
-                break  # the last record did not reach the disk whole: torn
-            out.rotten.append((pos, head))
-        else:
-            out.records.append((pos, head))
-        pos = out.end = stop
+    pos, trusted = 0, True  # trusted: every record so far reached by lengths from offset 0
+    while pos < len(data):
+        head = decode_header(data, pos)
+        if head is not None and pos + head.record_length <= len(data):
+            stop = pos + head.record_length
+            payload = view[pos + HEADER_SIZE : stop]
+            if trusted:
+                intact = zlib.crc32(payload) == head.payload_crc
+                if not intact and stop == len(data):
+                    break  # the last record did not reach the disk whole: torn
+                (out.records if intact else out.rotten).append((pos, head))
+                pos = out.end = stop
+                continue
+            if _genuine(head, payload):
+                out.records.append((pos, head))
+                pos = out.end = stop
+                continue
+        trusted = False  # a bad spot or a record not taken: search on from the next byte
+        found = _resync(data, pos + 1)
+        if found is None:
+            break
+        pos = found
     return out

@@ -22,6 +22,18 @@ seed's ``POST /upload`` and signed download URLs).
   once), relative to the tenant's own chunks only (``owned_chunks``), never to what other
   tenants store. Memory: the chunker's buffer, the chunks of one hand-over from its thread
   (``CUT_BATCH_BYTES``) and ``INGEST_WINDOW`` chunks in flight.
+- the GC grace: until the commit, the chunks sent have no chunk row and no pending file
+  (both are written at the end), so nothing protects them from the orphan sweep but their
+  age (``dfs.api.gc.sweep_node`` deletes copies without a row once they are older than
+  DFS_GC_GRACE), and the commit trusts the copies the nodes acknowledged when the chunks were
+  sent (it does not ask them again). So, as finalize refuses a client's upload older than
+  0.9 x DFS_GC_GRACE (``Coordinator.check_upload_age``), ``commit_ingested`` refuses
+  (``RequestTimeout``, ``check_sent_age``; not 409, which ``POST /upload`` answers for
+  content already stored) an ingest whose first chunk was offered to the nodes
+  (``ChunkSender.since``: before the ownership query that may skip a chunk the tenant
+  held then) longer ago than that: nothing is written, the client must send the body again,
+  and the chunks sent are orphans for GC. A body that streams for most of the grace
+  (an hour by default) is refused, never answered complete with chunks GC may have deleted.
 - the verified reads of a complete file's chunks (``read_verified``, hedged and failed over,
   unverified bytes never returned) are ``dfs.api.verified_reads``'.
 
@@ -67,6 +79,7 @@ from dfs.errors import (
     IntegrityError,
     InvalidRequest,
     PayloadTooLarge,
+    RequestTimeout,
 )
 from dfs.ids import new_file_id, sha256_hex
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry, NodeRecord
@@ -194,6 +207,9 @@ class ChunkSender:
         need not ask the nodes again (``Coordinator.finalize_upload``'s ``copies``)."""
         self.new_bytes = 0
         """Bytes of chunks no complete file of the tenant referenced (the console's "N% new")."""
+        self.since: float | None = None
+        """When (``coord.clock()``) the first chunk was offered (asked about, then sent): no
+        copy or ownership this sender relies on is older. None: none was."""
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def _put(self, chunk_id: str, data: bytes) -> None:
@@ -220,6 +236,8 @@ class ChunkSender:
         on live nodes: one ownership query for them all, not one per chunk."""
         if not chunks:
             return
+        if self.since is None:
+            self.since = self.coord.clock()
         ids = [chunk_id for chunk_id, _ in chunks]
         owned = await self.coord.meta.owned_chunks(self.tenant, ids)
         held = (
@@ -287,7 +305,8 @@ async def ingest(
     reader as it hands them out (asked once ``read`` has returned the end), so the body is
     not hashed twice. ``commit``: what records the file when one write can (``CommitFn``).
     ``loose_head``: the first chunk cut as ``ChunkerProfile.split_loose_head`` cuts it (a
-    multipart part that does not start its object)."""
+    multipart part that does not start its object). ``RequestTimeout``, nothing stored, if
+    the body took longer than GC's grace protects its first chunks (``check_sent_age``)."""
     live = await coord.writable_nodes()
     sender = ChunkSender(coord, tenant, new_file_id(), live)
     head = await read_head(read, profile.min_size + 1)
@@ -321,6 +340,7 @@ async def ingest(
         copies=sender.copies,
         fresh=fresh,
         commit=commit,
+        sent_at=sender.since,
     )
     new_bytes = sender.new_bytes if done.created else 0
     return Ingested(done.created, done.body, new_bytes, done.record, manifest)
@@ -389,17 +409,21 @@ async def commit_ingested(
     copies: Mapping[str, Collection[str]] | None = None,
     fresh: bool = False,
     commit: CommitFn | None = None,
+    sent_at: float | None = None,
 ) -> Ingested:
     """Create and finalize the file ``req`` describes, whose new chunks were sent with
     ``receipts`` and are durable on ``copies`` (a ``ChunkSender``'s), unless (``reuse``) the
-    tenant has it already. ``fresh``: none of its chunks was the tenant's when they were
-    sent, so no complete file of the tenant held these bytes then: only the check just
-    before the commit (for a concurrent identical upload) is made. A file made anyway
+    tenant has it already. ``sent_at``: when the first of them was offered to the nodes
+    (``ChunkSender.since``); past 0.9 x DFS_GC_GRACE nothing is written (``check_sent_age``).
+    ``fresh``: none of its chunks was the tenant's when they were sent, so no complete file
+    of the tenant held these bytes then: only the check just before the commit (for a
+    concurrent identical upload) is made. A file made anyway
     (``reuse=False``: the caller links it to an object version, whose release deletes it)
     is committed ``for_object``: no lookup by content names it, even before its link."""
     existing = await _stored_already(coord, tenant, req) if reuse and not fresh else None
     if existing is not None:
         return Ingested(False, file_body(existing))
+    check_sent_age(coord, sent_at)  # before anything is written: no pending file left behind
     if copies is not None and _sent_here(coord, file_id, req, receipts, copies):
         return await _commit_sent(coord, tenant, file_id, req, copies, reuse, commit)
     await coord.create_uploads([(file_id, req)], tenant)
@@ -414,6 +438,24 @@ async def commit_ingested(
     return Ingested(True, done)
 
 
+def sent_too_long_ago(coord: Coordinator, since: float | None) -> bool:
+    """Whether chunks first offered to the nodes at ``since`` (``ChunkSender.since``) may
+    have lost copies to garbage collection since: past 0.9 x DFS_GC_GRACE, as
+    ``Coordinator.check_upload_age`` judges a client's upload (the orphan sweep deletes
+    copies no row names once they are older than the grace)."""
+    return since is not None and coord.clock() - since > 0.9 * coord.cfg.gc_grace
+
+
+def check_sent_age(coord: Coordinator, since: float | None) -> None:
+    """``RequestTimeout`` if ``sent_too_long_ago``: the acknowledgements in hand may name
+    copies GC has deleted, so nothing is committed on them; the chunks sent are left to GC."""
+    if sent_too_long_ago(coord, since):
+        raise RequestTimeout(
+            "the upload took longer than 0.9 x DFS_GC_GRACE allows (garbage collection may"
+            " have deleted the chunks sent first): nothing was stored; send it again"
+        )
+
+
 def _sent_here(
     coord: Coordinator,
     file_id: str,
@@ -424,8 +466,9 @@ def _sent_here(
     """Whether finalize's checks pass on what this process holds, with no metadata read:
     every chunk of the file comes with a node's receipt for ``file_id`` (this process sent
     its bytes: nothing rests on what the tenant owned) and its copies, as the primaries'
-    201s named them, are enough (``dfs.api.finalizing.check_copies``). Upload age needs no check:
-    the file is recorded now."""
+    201s named them, are enough (``dfs.api.finalizing.check_copies``). The upload's age is
+    checked before (``check_sent_age``): those 201s hold only while GC's grace protects the
+    copies they name."""
     key = coord.cfg.cluster_secret
     chunks = distinct_chunks(req.manifest)
     if not all(auth.receipt_ok(key, receipts.get(c), file_id, c) for c in chunks):

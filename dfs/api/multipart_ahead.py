@@ -11,6 +11,14 @@ chunks it cuts (``take_unsent``) are sent by ``dfs.api.multipart`` under the obj
 id (``file_id``, chosen now), their receipts and copies kept here; Complete cuts the last
 chunks (``finish``) and commits the manifest.
 
+Those chunks have no chunk row and no pending file until Complete, so the orphan sweep
+deletes them once they are older than DFS_GC_GRACE, and the receipts and copies kept here
+say nothing of that. ``sent_at`` is when the first of them was offered to the nodes: once
+it is older than 0.9 x DFS_GC_GRACE (``dfs.api.ingest.sent_too_long_ago``, the bound
+finalize puts on any upload) the state is unusable: nothing more is sent ahead, and Complete
+reads the edges back and sends them again (``dfs.api.multipart_assemble``), as when a chunk
+could not be stored (``failed``).
+
 The bytes fed are the request's own, the same the part's chunk ids were computed from (the
 tap sees what the chunker sees); each new chunk's id is its SHA-256, and the nodes verify it.
 Memory: the splicer's window (about a maximum chunk plus one own chunk) and the new chunks
@@ -63,6 +71,9 @@ class Ahead:
     sent: set[str] = field(default_factory=set)
     receipts: dict[str, str] = field(default_factory=dict)
     copies: dict[str, set[str]] = field(default_factory=dict)
+    sent_at: float | None = None
+    """When (the coordinator's clock) the first new chunk was offered to the nodes; None:
+    none was yet."""
     failed: bool = False
     """A new chunk could not be sent: Complete takes the reading path instead."""
 

@@ -18,7 +18,15 @@ two ways:
 
 The file is then committed as an ingest's (``commit_ingested``), always as a new file of
 its own (``reuse`` off): the object's last version releases (deletes) it, so it must never
-be a file of the tenant's found by content; its chunks dedup as any upload's.
+be a file of the tenant's found by content; its chunks dedup as any upload's. As an
+ingest's, the commit is refused once the first chunk it sent is older than 0.9 x
+DFS_GC_GRACE (``dfs.api.ingest.check_sent_age``: GC's orphan sweep may have deleted it).
+
+The chunks spliced and sent ahead as the parts arrived (``send_ahead``,
+``dfs.api.multipart_ahead``) are committed by ``assemble_ahead`` only while that bound
+holds for the first of them (``Ahead.sent_at``): older, they may be gone, so nothing more is
+sent ahead and Complete assembles the object from its parts (``assemble``), sending the
+edge chunks again.
 
 Memory: the reads' window of chunks (or the edge chunks of two parts) plus the splicer's
 window (about a maximum chunk and one own chunk).
@@ -37,7 +45,7 @@ from dfs import protocol
 from dfs.api import download_plans
 from dfs.api.bodies import UploadRequest
 from dfs.api.coordinator import Coordinator
-from dfs.api.ingest import ChunkSender, Ingested, commit_ingested
+from dfs.api.ingest import ChunkSender, Ingested, commit_ingested, sent_too_long_ago
 from dfs.api.multipart_ahead import Ahead
 from dfs.api.splice import Own, Piece, Splicer
 from dfs.api.verified_reads import fetch_verified, read_verified
@@ -210,7 +218,14 @@ async def assemble(
     assert whole is not None
     req = UploadRequest(name, total, whole, str(profile), job.manifest, sha256_verified=True)
     return await commit_ingested(
-        coord, tenant, sender.file_id, req, sender.receipts, False, copies=sender.copies
+        coord,
+        tenant,
+        sender.file_id,
+        req,
+        sender.receipts,
+        False,
+        copies=sender.copies,
+        sent_at=sender.since,
     )
 
 
@@ -219,9 +234,16 @@ async def send_ahead(
 ) -> None:
     """Store the new chunks an object spliced ahead was cut into (``pieces``) under its file
     id, keeping their receipts and copies in ``ahead``; a failure marks it ``failed`` (its
-    Complete reads the edges back instead) and is no error of the part that brought them."""
+    Complete reads the edges back instead) and is no error of the part that brought them, as
+    does a first chunk sent ahead too long ago (``sent_too_long_ago``: it may be gone)."""
     if not pieces or ahead.failed:
         return
+    if sent_too_long_ago(coord, ahead.sent_at):
+        log.info("object of %s: edge chunks sent ahead too long ago: read back", ahead.file_id)
+        ahead.failed = True
+        return
+    if ahead.sent_at is None:  # before any send starts: two parts' sends may run at once
+        ahead.sent_at = coord.clock()
     try:
         sender = ChunkSender(coord, tenant, ahead.file_id, await coord.writable_nodes())
         try:
@@ -247,8 +269,12 @@ async def assemble_ahead(
 ) -> Ingested | None:
     """Store the object spliced ahead (every part fed, ``whole`` its SHA-256): its last
     chunks cut and sent, its manifest committed. None when that cannot be done (a chunk was
-    not stored, its receipts are too old): the caller assembles it from the parts."""
+    not stored, its receipts are too old, its first chunk was sent ahead too long ago for
+    GC's grace to cover it): the caller assembles it from the parts."""
     if ahead.failed or time.monotonic() - ahead.made > RECEIPT_TTL / 2:
+        return None
+    if sent_too_long_ago(coord, ahead.sent_at):
+        log.info("object of %s: edge chunks sent ahead too long ago: read back", ahead.file_id)
         return None
     ahead.finish()
     await send_ahead(coord, tenant, ahead, ahead.take_unsent())
@@ -258,6 +284,14 @@ async def assemble_ahead(
         raise PayloadTooLarge(f"more than {protocol.MAX_CHUNKS_PER_FILE} chunks")
     profile = str(ahead.profile)
     req = UploadRequest(name, ahead.base, whole, profile, ahead.manifest, sha256_verified=True)
+    # refused (``RequestTimeout``: the caller reads the edges back) if the sends above took long
     return await commit_ingested(
-        coord, tenant, ahead.file_id, req, ahead.receipts, False, copies=ahead.copies
+        coord,
+        tenant,
+        ahead.file_id,
+        req,
+        ahead.receipts,
+        False,
+        copies=ahead.copies,
+        sent_at=ahead.sent_at,
     )

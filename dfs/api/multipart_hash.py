@@ -18,6 +18,12 @@ process's). A chain holding parts that has hashed none for ``STALL_SECONDS`` (th
 predecessor went to another gateway, or never comes) is broken, so its bytes do not stay
 held; chains idle for ``IDLE_SECONDS`` are forgotten. No I/O but a worker thread for the
 hashing.
+
+A chain's object spliced ahead (``dfs.api.multipart_ahead``) is handed to Complete
+(``complete``) unless a chunk of it could not be sent (``Ahead.failed``); its chunks sent
+ahead are committed only within 0.9 x DFS_GC_GRACE of the first (``Ahead.sent_at``: GC's
+orphan sweep deletes them past the grace), else Complete reads the edges back
+(``dfs.api.multipart_assemble``).
 """
 
 from __future__ import annotations

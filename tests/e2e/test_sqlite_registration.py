@@ -55,22 +55,28 @@ def sqlite_files(held: set[str], db: Path) -> set[str]:
     return {p for p in held if p.startswith(str(db))}
 
 
+def two_nodes_on_sqlite(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    rf: int,
+    **kwargs: float,
+) -> contextlib.AbstractContextManager[LocalCluster]:
+    """A started cluster of two nodes at ``rf`` on SQLite (``kwargs``: its heartbeats)."""
+    meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
+    return started_cluster(
+        tmp_path, meta, monkeypatch, request, nodes=2, replication_factor=rf, **kwargs
+    )
+
+
 @pytest.fixture
 def stopping_cluster(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[LocalCluster]:
     """Two nodes heartbeating every 50 ms (so a stop often lands inside one), kept live for
     the whole test however long they are stopped."""
-    meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
-    with started_cluster(
-        tmp_path,
-        meta,
-        monkeypatch,
-        request,
-        nodes=2,
-        replication_factor=1,
-        heartbeat_interval=0.05,
-        heartbeat_timeout=600.0,
+    with two_nodes_on_sqlite(
+        tmp_path, monkeypatch, request, 1, heartbeat_interval=0.05, heartbeat_timeout=600.0
     ) as c:
         yield c
 
@@ -151,17 +157,9 @@ def test_an_api_back_from_a_long_outage_plans_at_once(
     the API writes now, has expired when it starts again. A client started right then must
     still be served: the nodes retry their heartbeats within a second, and the API's plans
     wait for known nodes in its first seconds (``dfs.api.writable_nodes``)."""
-    meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
-    with started_cluster(
-        tmp_path,
-        meta,
-        monkeypatch,
-        request,
-        nodes=2,
-        replication_factor=2,
-        # heartbeats seconds apart, as deployed: a node's next one may be that far away
-        heartbeat_interval=3.0,
-        heartbeat_timeout=6.0,
+    # heartbeats seconds apart, as deployed: a node's next one may be that far away
+    with two_nodes_on_sqlite(
+        tmp_path, monkeypatch, request, 2, heartbeat_interval=3.0, heartbeat_timeout=6.0
     ) as c:
         assert c.api is not None
         src = tmp_path / "f.txt"

@@ -66,7 +66,7 @@ async def delete_stale_uploads(coord: Coordinator, now: float, limit: int = 1000
     before = now - PENDING_TTL_GRACES * coord.cfg.gc_grace
     deleted = 0
     for rec in await coord.meta.stale_pending_files(before, limit=limit):
-        if await coord.meta.delete_pending_file(rec.file_id, before):
+        if await coord.meta.delete_pending_file(rec.file_id, before, now):
             deleted += 1
     if deleted:
         log.info("deleted %d upload(s) never finalized", deleted)

@@ -366,10 +366,13 @@ class MetadataStore(Protocol):
         index is a superset), never miss one that is recorded.
       - ``stale_pending_files(before, limit)`` returns up to ``limit`` files not complete
         (pending, or left half-way by a crashed commit) created before ``before``.
-      - ``delete_pending_file(file_id, before)`` deletes a file and its manifest only if it
-        is still pending and was created before ``before``, in one conditional step; True
+      - ``delete_pending_file(file_id, before, now)`` deletes a file and its manifest only if
+        it is still pending and was created before ``before``, in one conditional step; True
         when deleted. A concurrent commit of the same file either wins (the file stays,
-        complete) or loses (commit_file raises FileNotFound): never both.
+        complete) or loses (commit_file raises FileNotFound): never both. With ``now``, a
+        file created before ``before`` that a crashed commit or delete left half-way (a
+        backend whose big commits and deletes take several writes) is finished and deleted,
+        its references counted back exactly.
       - ``acquire_lease(name, owner, now, ttl, info)`` takes or renews the named lease if it
         is free, expired or already ``owner``'s (conditional write); True when held.
         ``get_lease`` returns the lease or None.
@@ -467,7 +470,9 @@ class MetadataStore(Protocol):
         self, node_id: str, *, limit: int, after: str | None = None
     ) -> list[str]: ...
     async def stale_pending_files(self, before: float, *, limit: int) -> list[FileRecord]: ...
-    async def delete_pending_file(self, file_id: str, before: float) -> bool: ...
+    async def delete_pending_file(
+        self, file_id: str, before: float, now: float | None = None
+    ) -> bool: ...
     async def acquire_lease(
         self, name: str, owner: str, now: float, ttl: float, info: str = ""
     ) -> bool: ...

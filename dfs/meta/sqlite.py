@@ -525,7 +525,9 @@ class SqliteMetadataStore(
 
         return await self._run(op)
 
-    async def delete_pending_file(self, file_id: str, before: float) -> bool:
+    async def delete_pending_file(
+        self, file_id: str, before: float, now: float | None = None
+    ) -> bool:  # ``now``: unused (a commit or delete here is one transaction: never stranded)
         def op() -> bool:
             key = pack_file_id(file_id)
             with self._tx() as db:

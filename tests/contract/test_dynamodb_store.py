@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from dfs.errors import ConfigError, Unavailable
+from dfs.errors import ConfigError, FileNotFound, Unavailable
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING
 from dfs.meta.dynamo import DynamoMetadataStore, codec
@@ -61,6 +61,47 @@ async def test_commit_resumes_after_a_crash_without_double_counting(
     assert stats.duplicates_avoided == 0
     chunks = await store.get_chunks([r.chunk_id for r in refs])
     assert {c.refcount for c in chunks.values()} == {1}
+
+
+async def test_gc_finishes_and_deletes_a_commit_a_crash_left_half_way(
+    store: DynamoMetadataStore,
+) -> None:
+    """An API process killed inside a big file's commit (claimed, one batch applied): no
+    finalize will come back for it, and it must not stay "committing" for ever with its
+    applied batches' references counted. GC's sweep of stale uploads finishes the commit
+    (its batches are idempotent) and deletes the file: every reference taken back."""
+    rec, manifest = new_file("big", [(cid(f"s{i}"), 3) for i in range(200)])
+    await store.create_file(rec, manifest)  # created_at 1.0 (new_file's)
+    item = await store._file_item(rec.file_id, ("mid",))
+    refs = codec.refs_of(manifest)
+    assert await store._rq.run(store._claim, rec.file_id) == codec.FILE_COMMITTING
+    await store._rq.run(store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 11.0, "t1")
+    stale = await store.stale_pending_files(20.0, limit=10)
+    assert [f.file_id for f in stale] == [rec.file_id]
+    assert not await store.delete_pending_file(rec.file_id, 0.5, 30.0)  # not old enough
+    assert not await store.delete_pending_file(rec.file_id, 20.0)  # no ``now``: as before
+    assert await store.delete_pending_file(rec.file_id, 20.0, 30.0)
+    with pytest.raises(FileNotFound):
+        await store.get_file(rec.file_id)
+    chunks = await store.get_chunks([r.chunk_id for r in refs])
+    assert {c.refcount for c in chunks.values()} == {0}
+    stats = await store.get_stats()
+    assert (stats.total_files, stats.logical_bytes) == (0, 0)
+    assert await store.find_file_by_sha256("t1", rec.sha256) is None
+
+
+async def test_gc_finishes_a_delete_a_crash_left_half_way(store: DynamoMetadataStore) -> None:
+    rec, manifest = new_file("big", [(cid(f"d{i}"), 3) for i in range(200)])
+    await store.create_file(rec, manifest)
+    await store.commit_file(rec.file_id, 11.0)
+    item = await store._file_item(rec.file_id, codec.FILE_WITH_MANIFEST_ATTRS)
+    # a delete that died after making the file invisible (complete -> deleting)
+    await store._rq.run(store._claim_delete, codec.file_record(item))
+    assert await store.delete_pending_file(rec.file_id, 20.0, 30.0)
+    with pytest.raises(FileNotFound):
+        await store.get_file(rec.file_id)
+    chunks = await store.get_chunks([r.chunk_id for r in codec.refs_of(manifest)])
+    assert {c.refcount for c in chunks.values()} == {0}
 
 
 @pytest.mark.parametrize("distinct", [3, 300])

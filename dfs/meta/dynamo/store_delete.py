@@ -4,7 +4,8 @@ Refcounts are decremented by the conditional transactions of ``store_refcounts``
 file of at most ``CHUNKS_PER_TX`` distinct chunks goes in one transaction. Bigger ones go
 complete -> deleting (invisible, unlisted), apply batches guarded by "d000123" markers, then
 delete the file item with the file counters in one transaction; a crashed delete is finished
-by calling it again.
+by calling it again, and GC's sweep of stale uploads does so (``finish_stranded``) for a
+delete or a commit a crashed API process left half-way.
 
 Deleting a complete file also moves its file_hashes entry on: the file leaves the entry's set
 of the tenant's complete files with that content and, if the entry names it, the entry names
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.codec as codec
 import dfs.meta.dynamo.store_namespace_codec as nc
@@ -35,6 +37,31 @@ from dfs.meta.dynamo.store_refcounts import CHUNKS_PER_TX, DROP, MAX_ROUNDS, Ref
 
 
 class DeletePart(RefcountsPart):
+    if TYPE_CHECKING:  # provided by CommitPart
+
+        async def commit_file(
+            self, file_id: str, now: float, *, for_object: bool = False
+        ) -> FileRecord: ...
+
+    async def finish_stranded(self, file_id: str, before: float, now: float) -> bool:
+        """Delete a file that a crashed commit or delete left half-way (committing, deleting:
+        nothing but that call's own retry would ever finish it, and a finalize is refused
+        that long after) and that was created before ``before``: a commit is finished first
+        (its batches are idempotent) so that the delete takes back exactly the references
+        it counted. Committed ``for_object``, so no lookup by content hands it to an upload
+        meanwhile. True when deleted."""
+        try:
+            item = await self._file_item(file_id)
+        except FileNotFound:
+            return False
+        state, created = item["state"]["S"], float(item["created_at"]["N"])
+        if state not in (FILE_COMMITTING, FILE_DELETING) or created >= before:
+            return False
+        if state == FILE_COMMITTING:
+            await self.commit_file(file_id, now, for_object=True)
+        await self.delete_file(file_id, item["tenant"]["S"], now)
+        return True
+
     async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord:
         item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
         if item["tenant"]["S"] != tenant:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dfs.meta.dynamo.codec as codec
 import dfs.meta.dynamo.store_namespace_codec as nc
@@ -246,7 +246,13 @@ class FilesPart(StoreCore):
             return []
         return await self._rq.run(op)
 
-    async def delete_pending_file(self, file_id: str, before: float) -> bool:
+    if TYPE_CHECKING:  # provided by DeletePart
+
+        async def finish_stranded(self, file_id: str, before: float, now: float) -> bool: ...
+
+    async def delete_pending_file(
+        self, file_id: str, before: float, now: float | None = None
+    ) -> bool:
         def op() -> str | None:
             resp = self._rq.call_or_none(
                 "delete_item",
@@ -265,8 +271,8 @@ class FilesPart(StoreCore):
             return None if not old else str(old["mid"]["S"])
 
         mid = await self._rq.run(op)
-        if mid is None:
-            return False
+        if mid is None:  # not pending: perhaps left committing or deleting by a crash
+            return now is not None and await self.finish_stranded(file_id, before, now)
         await self._rq.run(self._drop_manifest, mid)
         return True
 

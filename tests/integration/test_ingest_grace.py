@@ -47,7 +47,9 @@ async def sweep_orphans(coord: Coordinator) -> GcReport:
     DFS_ORPHAN_INTERVAL (the first pass of a collector only starts that interval)."""
     gc = GarbageCollector(coord)
     await gc.gc_once()
-    await asyncio.sleep(0.05)
+    # the second pass sweeps once DFS_ORPHAN_INTERVAL (0.01 s) has passed since the first:
+    # a wait the interval defines (five times it), not one hoped to be long enough
+    await asyncio.sleep(5 * TINY_GRACE["orphan_interval"])
     report = await gc.gc_once()
     assert report is not None
     return report

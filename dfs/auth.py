@@ -39,6 +39,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -69,7 +70,7 @@ OP_GET = "get"
 OP_GET_BATCH = "get-batch"
 OP_HAS = "has"  # API -> node batch presence check
 OP_STATUS = "status"
-OP_HEARTBEAT = "heartbeat"  # node -> API registration (address, port, capacity, boot, seq bound)
+OP_HEARTBEAT = "heartbeat"  # node -> API registration (all it announces, boot and seq bound)
 OP_DEREGISTER = "deregister"  # node -> API on a clean shutdown (boot and seq bound)
 OP_RECEIPT = "receipt"
 OP_DELETE = "delete"  # API -> node: garbage collection and trimming surplus copies
@@ -165,9 +166,10 @@ MAX_BOOT = (1 << 63) - 1
 
 
 def node_call_extra(boot: int, seq: int, *fields: str | int) -> str:
-    """The MAC's extra field of a node call: boot, sequence and what the call announces,
-    space-separated (numbers are decimal; hosts and disk ids hold no spaces)."""
-    return " ".join(str(f) for f in (boot, seq, *fields))
+    """The MAC's extra field of a node call: boot, sequence and what the call announces, as
+    one compact JSON array, so that no text field (a zone may hold spaces) can run into the
+    next and no newline reaches the MAC's message."""
+    return json.dumps([boot, seq, *fields], separators=(",", ":"))
 
 
 def mint_heartbeat(
@@ -179,8 +181,13 @@ def mint_heartbeat(
     port: int,
     capacity: int,
     disk_id: str,
+    *,
+    used: int,
+    zone: str,
 ) -> str:
-    extra = node_call_extra(boot, seq, host, port, capacity, disk_id)
+    """A heartbeat's capability: it binds everything the heartbeat announces, so that nothing
+    placement acts on (address, capacity, use, zone, disk) can be changed on the way."""
+    extra = node_call_extra(boot, seq, host, port, capacity, disk_id, used, zone)
     return mint(secret, OP_HEARTBEAT, ANY_CHUNK, node_id, ttl=NODE_CALL_TTL, extra=extra)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from dfs import protocol
 from dfs.auth import CAP_MAX_TTL, DEFAULT_CAP_TTL, MIN_SECRET_LENGTH, hash_token
 from dfs.errors import ConfigError
 from dfs.ids import parse_node_id
@@ -63,6 +64,12 @@ def _get(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T
     except (ValueError, ConfigError) as exc:
         reason = exc.message if isinstance(exc, ConfigError) else str(exc)
         raise ConfigError(name, raw, reason) from None
+
+
+def _zone(raw: str) -> str:
+    if len(raw) > protocol.MAX_ZONE or not raw.isprintable():
+        raise ValueError(f"must be printable text of at most {protocol.MAX_ZONE} characters")
+    return raw
 
 
 def _port(raw: str) -> int:
@@ -396,7 +403,7 @@ def load_node_config(env: Mapping[str, str], default_node_id: Callable[[Path], s
         host=host,
         port=_get(env, "NODE_PORT", DEFAULT_NODE_PORT, _port),
         advertise_host=advertise,
-        zone=_get(env, "DFS_NODE_ZONE", "", str),
+        zone=_get(env, "DFS_NODE_ZONE", "", _zone),
         data_dir=data_dir,
         meta_url=meta_url,
         api_url=api_url,

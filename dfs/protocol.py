@@ -140,6 +140,13 @@ def copy_cap_extra(target_id: str, target_url: str) -> str:
     return f"{target_id}={target_url}"
 
 
+def delete_cap_extra(min_age: float) -> str:
+    """What a delete capability binds: the ``min_age`` query text, so that a captured one
+    cannot delete a copy written or re-sent more recently than the API allowed (GC's guard
+    against deleting what an upload sent again after GC chose the chunk)."""
+    return f"{max(min_age, 0.0):.3f}"
+
+
 # Bounds.
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
@@ -166,6 +173,8 @@ at ~250 MiB of API memory; a million would need about ten times that, so bigger 
 page by page (``PAGED_UPLOAD``), which has no such bound."""
 MAX_HAS_CHUNKS: Final = 10_000
 MAX_FILE_NAME: Final = 1024
+MAX_ZONE: Final = 64
+"""Characters of a node's zone (``DFS_NODE_ZONE``): printable text, no more."""
 # A file's optional metadata from the uploader (issue 16): permission bits (mode & 0o7777)
 # and a modification time in Unix seconds, kept within +-2**34 s (years ~1425 to ~2514) so
 # every platform's file system and float can hold it.

@@ -41,7 +41,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 
-from dfs import auth
+from dfs import auth, protocol
 from dfs import durability_policy as policy
 from dfs.api.coordinator import Coordinator
 from dfs.api.multipart import Multipart
@@ -101,7 +101,12 @@ async def sweep_node(coord: Coordinator, node: NodeRecord, protected: set[str]) 
                 gone = await coord.nodes.delete_chunk(
                     node.url,
                     chunk_id,
-                    cap=coord.cap(auth.OP_DELETE, chunk_id, node.node_id),
+                    cap=coord.cap(
+                        auth.OP_DELETE,
+                        chunk_id,
+                        node.node_id,
+                        extra=protocol.delete_cap_extra(grace),
+                    ),
                     min_age=grace,
                 )
             except DfsError as exc:
@@ -222,12 +227,14 @@ class GarbageCollector:
                 # a dead node keeps its copy: the orphan sweep deletes it on its return
                 report.node_deletes_failed += 1
                 continue
+            min_age = time.monotonic() - looked + DELETE_MARGIN
+            extra = protocol.delete_cap_extra(min_age)
             try:
                 await self.coord.nodes.delete_chunk(
                     node.url,
                     c.chunk_id,
-                    cap=self.coord.cap(auth.OP_DELETE, c.chunk_id, node_id),
-                    min_age=time.monotonic() - looked + DELETE_MARGIN,
+                    cap=self.coord.cap(auth.OP_DELETE, c.chunk_id, node_id, extra=extra),
+                    min_age=min_age,
                 )
             except DfsError as exc:
                 report.node_deletes_failed += 1

@@ -4,9 +4,10 @@
   configuration, the others from the metadata store, cached for ``TOKEN_CACHE_SECONDS``).
 - Tenants and tokens are created by admins; a token's text is returned once, only its hash
   is stored.
-- Nodes register themselves with heartbeats signed with the cluster secret, each binding the
-  announced address, port and capacity and a (boot, seq) pair the metadata store accepts once
-  (``advance_node_sequence``: no replays, on any API process); a clean shutdown, its own
+- Nodes register themselves with heartbeats signed with the cluster secret, each binding all
+  they announce (address, port, capacity, use, zone, disk identity) and a (boot, seq) pair
+  the metadata store accepts once (``advance_node_sequence``: no replays, on any API
+  process); a clean shutdown, its own
   capability operation, leaves a tombstone (``deregister_node``) that repair reads as "down
   since then".
 
@@ -138,7 +139,14 @@ class Registry:
 
     async def accept_heartbeat(self, cap: str | None, beat: Heartbeat) -> dict[str, Any]:
         """A heartbeat whose capability binds everything it announces, not seen before."""
-        claim = (beat.host, beat.port, beat.capacity_bytes, beat.disk_id)
+        claim = (
+            beat.host,
+            beat.port,
+            beat.capacity_bytes,
+            beat.disk_id,
+            beat.used_bytes,
+            beat.zone,
+        )
         self._check_node_call(cap, auth.OP_HEARTBEAT, beat.node_id, beat.boot, beat.seq, claim)
         await self._advance(beat.node_id, beat.boot, beat.seq)
         return await self.heartbeat(beat)

@@ -568,7 +568,12 @@ class Repair:
                 await self.coord.nodes.delete_chunk(
                     node.url,
                     c.chunk_id,
-                    cap=self.coord.cap(auth.OP_DELETE, c.chunk_id, node.node_id),
+                    cap=self.coord.cap(
+                        auth.OP_DELETE,
+                        c.chunk_id,
+                        node.node_id,
+                        extra=protocol.delete_cap_extra(0.0),
+                    ),
                 )
             except DfsError as exc:
                 log.warning("trim of %s on %s failed: %s", c.chunk_id[:12], node.node_id, exc)

@@ -57,7 +57,12 @@ def _heartbeat(body: dict[str, Any], node_id: str) -> Heartbeat:
     used = _count(body, "used_bytes", 0)
     if not 0 < port <= 65535:
         raise InvalidRequest("port must be within [1, 65535]")
-    zone = unicode_text(str(body.get("zone", ""))[:64], "zone")
+    zone = body.get("zone", "")
+    if not isinstance(zone, str) or len(zone) > protocol.MAX_ZONE or not zone.isprintable():
+        raise InvalidRequest(
+            f"zone must be printable text of at most {protocol.MAX_ZONE} characters"
+        )
+    unicode_text(zone, "zone")
     disk_id = body.get("disk_id", "")  # absent from nodes that predate disk identities
     if not isinstance(disk_id, str) or len(disk_id) > 64:
         raise InvalidRequest("disk_id must be a string of at most 64 characters")

@@ -59,7 +59,8 @@ class ApiRegistrar:
     binds this start's boot number (``disk_identity.next_boot``: greater at every start) and
     a sequence number that grows with every call (the API accepts each (boot, seq) once and
     never an older one, so neither a call of this boot nor one captured before the restart
-    can be replayed) and the address, port, capacity and disk identity a heartbeat announces."""
+    can be replayed) and all a heartbeat announces: address, port, capacity, use, zone and disk
+    identity."""
 
     def __init__(self, api: ApiClient, secret: bytes, boot: int) -> None:
         self._api = api
@@ -82,6 +83,8 @@ class ApiRegistrar:
             node.port,
             node.capacity_bytes,
             node.disk_id,
+            used=node.used_bytes,
+            zone=node.zone,
         )
         body = {**dataclasses.asdict(node), "boot": self._boot, "seq": seq}
         await self._api.heartbeat(body, cap=cap)

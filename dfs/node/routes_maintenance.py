@@ -29,12 +29,15 @@ from dfs.server import json_response, query_param, read_json
 
 async def delete_chunk(request: web.Request) -> web.Response:
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
-    authorize(request, auth.OP_DELETE, chunk_id)
+    text = request.query.get("min_age", protocol.delete_cap_extra(0.0))
+    authorize(request, auth.OP_DELETE, chunk_id, extra=text)  # binds min_age's exact text
     try:
-        min_age = float(request.query.get("min_age", "0"))
+        min_age = float(text)
     except ValueError:
         raise InvalidRequest("min_age must be a number of seconds") from None
-    deleted = await request.app[STORE].delete_if_idle(chunk_id, max(min_age, 0.0))
+    if not 0.0 <= min_age < float("inf"):
+        raise InvalidRequest("min_age must be a non-negative number of seconds")
+    deleted = await request.app[STORE].delete_if_idle(chunk_id, min_age)
     return json_response({"deleted": deleted})
 
 

@@ -332,12 +332,13 @@ class NodeClient:
     async def delete_chunk(
         self, node_url: str, chunk_id: str, *, cap: str, min_age: float = 0.0
     ) -> bool:
-        """Delete a copy unless it was written or re-sent in the last ``min_age`` seconds."""
+        """Delete a copy unless it was written or re-sent in the last ``min_age`` seconds
+        (bound by ``cap``: ``protocol.delete_cap_extra``)."""
         body = await request_json(
             self._session,
             "POST",
             f"{node_url}{protocol.DELETE_CHUNK}",
-            params={"chunk_id": chunk_id, "min_age": f"{min_age:.3f}"},
+            params={"chunk_id": chunk_id, "min_age": protocol.delete_cap_extra(min_age)},
             headers={protocol.CAPABILITY: cap},
         )
         return bool(body.get("deleted"))

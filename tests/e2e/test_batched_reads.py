@@ -138,7 +138,9 @@ async def test_restore_fails_over_a_missing_chunk_and_refuses_altered_bytes(
         ups = await cl.upload_many(files)
         plans = {p["file_id"]: p for p in await cl.api.download_plans([u.file_id for u in ups])}
         gone, gone_node, gone_url = _first_holder(plans[ups[0].file_id])
-        cap = auth.mint(_secret(cluster), auth.OP_DELETE, gone, gone_node)
+        cap = auth.mint(
+            _secret(cluster), auth.OP_DELETE, gone, gone_node, extra=protocol.delete_cap_extra(0)
+        )
         assert await cl.nodes.delete_chunk(gone_url, gone, cap=cap)
         # every read planned from the node that holds file 1's first copy goes through a
         # proxy that alters file 1's bytes

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dfs import auth
+from dfs import auth, protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
 from dfs.client.download import _pieces
@@ -119,7 +119,13 @@ async def test_a_missing_and_an_altered_chunk_come_from_the_other_replica(
         gone, bad = chunks[5], chunks[len(chunks) // 3]
         holder = gone["replicas"][0]
         secret = cluster.secrets["DFS_CLUSTER_SECRET"].encode()
-        cap = auth.mint(secret, auth.OP_DELETE, gone["sha256"], holder["node_id"])
+        cap = auth.mint(
+            secret,
+            auth.OP_DELETE,
+            gone["sha256"],
+            holder["node_id"],
+            extra=protocol.delete_cap_extra(0.0),
+        )
         assert await cl.nodes.delete_chunk(holder["url"], gone["sha256"], cap=cap)
         bad_node, bad_url = bad["replicas"][0]["node_id"], bad["replicas"][0]["url"]
         async with corrupting_proxy(bad_url, bad["sha256"]) as mitm:

@@ -163,7 +163,7 @@ async def test_answers_match_the_api_spec(inproc: InProcessCluster, tmp_path: Pa
         node_id = "extra-node"
         boot = 1_700_000_000_000
         hb = {"node_id": node_id, "host": "127.0.0.1", "port": 1, "boot": boot, "seq": 1}
-        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0, "")
+        beat = auth.mint_heartbeat(SECRET, node_id, boot, 1, "127.0.0.1", 1, 0, "", used=0, zone="")
         await call("POST", protocol.NODE_HEARTBEAT, 401, json=hb)
         await call("POST", protocol.NODE_HEARTBEAT, 200, {protocol.CAPABILITY: beat}, json=hb)
         bye = {protocol.CAPABILITY: auth.mint_deregister(SECRET, node_id, boot, 2)}
@@ -432,11 +432,23 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
             json=target,
         )
 
-        delete = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_DELETE, digest, nid)}
-        kept = await call("POST", protocol.DELETE_CHUNK, 200, delete, params={**q, "min_age": 3600})
+        def delete(min_age: str) -> dict[str, str]:  # a delete capability binds min_age's text
+            cap = auth.mint(SECRET, auth.OP_DELETE, digest, nid, extra=min_age)
+            return {protocol.CAPABILITY: cap}
+
+        hour = {**q, "min_age": "3600.000"}
+        kept = await call("POST", protocol.DELETE_CHUNK, 200, delete("3600.000"), params=hour)
         assert kept == {"deleted": False}  # written just now
-        assert await call("POST", protocol.DELETE_CHUNK, 200, delete, params=q) == {"deleted": True}
-        await call("POST", protocol.DELETE_CHUNK, 400, delete, params={**q, "min_age": "soon"})
+        # that capability, replayed with a smaller min_age, deletes nothing
+        await call("POST", protocol.DELETE_CHUNK, 403, delete("3600.000"), params=q)
+        await call(
+            "POST", protocol.DELETE_CHUNK, 403, delete("3600.000"), params={**q, "min_age": "0"}
+        )
+        soon = {**q, "min_age": "soon"}
+        await call("POST", protocol.DELETE_CHUNK, 400, delete("soon"), params=soon)
+        await call("POST", protocol.DELETE_CHUNK, 400, delete("-1"), params={**q, "min_age": "-1"})
+        gone = await call("POST", protocol.DELETE_CHUNK, 200, delete("0.000"), params=q)
+        assert gone == {"deleted": True}
         await call("POST", protocol.DELETE_CHUNK, 403, status_cap, params=q)
 
         await call("GET", protocol.READYZ, 200)

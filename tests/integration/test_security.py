@@ -277,14 +277,67 @@ async def test_node_registration_needs_the_cluster_secret(inproc: InProcessClust
     status, _ = await raw("POST", url, json=body)
     assert status == 401
     wrong_secret = b"wrong-secret-0123456789abcdef0123"
-    wrong = auth.mint_heartbeat(wrong_secret, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40, "")
+    wrong = auth.mint_heartbeat(
+        wrong_secret, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40, "", used=0, zone=""
+    )
     status, _ = await raw("POST", url, {protocol.CAPABILITY: wrong}, json=body)
     assert status == 403
     async with Client(inproc.api.url, token=ADMIN_TOKEN) as admin:
         assert "rogue" not in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
-        good = auth.mint_heartbeat(SECRET, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40, "")
+        good = auth.mint_heartbeat(
+            SECRET, "rogue", boot, 1, "127.0.0.1", 1, 1 << 40, "", used=0, zone=""
+        )
         await admin.api.heartbeat(body, cap=good)
         assert "rogue" in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
+
+
+async def test_a_heartbeat_changed_on_the_way_is_refused(inproc: InProcessCluster) -> None:
+    """Everything placement acts on is under the heartbeat's MAC: a capability minted for one
+    zone, use, capacity, address or disk does not carry another (a heartbeat caught on the
+    way, its zone or use changed to steer writes, is refused and changes nothing)."""
+    boot = 1_700_000_000_000
+    sent = {
+        "node_id": "n-hb",
+        "host": "127.0.0.1",
+        "port": 1,
+        "capacity_bytes": 1 << 40,
+        "used_bytes": 5,
+        "zone": "zone a",
+        "disk_id": "d1",
+        "boot": boot,
+    }
+    url = f"{inproc.api.url}{protocol.NODE_HEARTBEAT}"
+
+    def cap(seq: int) -> str:
+        return auth.mint_heartbeat(
+            SECRET, "n-hb", boot, seq, "127.0.0.1", 1, 1 << 40, "d1", used=5, zone="zone a"
+        )
+
+    changes = [
+        {"zone": "zone b"},
+        {"zone": "zone"},
+        {"used_bytes": 1 << 40},
+        {"capacity_bytes": 1 << 41},
+        {"disk_id": "d2"},
+        {"port": 2},
+    ]
+    for seq, change in enumerate(changes, start=1):
+        status, _ = await raw(
+            "POST", url, {protocol.CAPABILITY: cap(seq)}, json={**sent, **change, "seq": seq}
+        )
+        assert status == 403, change
+    async with Client(inproc.api.url, token=ADMIN_TOKEN) as admin:
+        assert "n-hb" not in {n["node_id"] for n in (await admin.list_nodes())["nodes"]}
+        seq = len(changes) + 1
+        status, _ = await raw(
+            "POST", url, {protocol.CAPABILITY: cap(seq)}, json={**sent, "seq": seq}
+        )
+        assert status == 200
+        (node,) = [n for n in (await admin.list_nodes())["nodes"] if n["node_id"] == "n-hb"]
+        assert (node["zone"], node["used_bytes"]) == ("zone a", 5)
+    too_long = {**sent, "zone": "z" * (protocol.MAX_ZONE + 1), "seq": seq + 1}
+    status, _ = await raw("POST", url, {protocol.CAPABILITY: cap(seq + 1)}, json=too_long)
+    assert status == 400
 
 
 async def test_client_errors_map_to_auth_classes(inproc: InProcessCluster) -> None:

@@ -227,6 +227,8 @@ def test_node_advertise_host_defaults_to_the_bind_host() -> None:
         ("DFS_PACK_THRESHOLD", "256k"),
         ("DFS_PACK_SIZE", "0"),
         ("DFS_COMPACT_INTERVAL", "0"),
+        ("DFS_NODE_ZONE", "z" * 65),  # the API refuses a heartbeat's longer zone
+        ("DFS_NODE_ZONE", "a\tb"),
     ],
 )
 def test_node_invalid_value_names_the_variable(name: str, value: str) -> None:

@@ -204,6 +204,25 @@ def repair_pause(size: int, copies_made: int, rate: float) -> float:
 
 # --- garbage collection ------------------------------------------------------------------------
 
+COMMIT_WINDOW = 0.9
+"""An upload commits on the copies the nodes acknowledged only within this share of the GC
+grace of its start (finalize and the API's own ingests refuse older ones), so garbage
+collection never deletes a copy written or re-sent more recently than this share of the
+grace (``gc_copy_min_age``): whatever an upload that may still commit was acknowledged, stays."""
+
+
+def gc_copy_min_age(grace: float, since_looked: float, margin: float) -> float:
+    """The ``min_age`` of a GC delete: a copy written or re-sent since the pass looked at the
+    pending uploads, or within the commit window, is kept (the orphan sweep deletes it
+    later if nothing commits on it)."""
+    return max(since_looked, COMMIT_WINDOW * grace) + margin
+
+
+def past_commit_window(started: float, now: float, grace: float) -> bool:
+    """Whether an upload that started at ``started`` may no longer commit on its
+    acknowledgements: GC may have deleted copies it was acknowledged."""
+    return now - started > COMMIT_WINDOW * grace
+
 
 def gc_verdict(
     refcount: int,

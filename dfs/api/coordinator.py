@@ -421,7 +421,7 @@ class Coordinator:
         return todo
 
     def check_upload_age(self, rec: FileRecord) -> None:
-        if self.clock() - rec.created_at > 0.9 * self.cfg.gc_grace:
+        if policy.past_commit_window(rec.created_at, self.clock(), self.cfg.gc_grace):
             # past this, garbage collection no longer protects the chunks it relies on
             raise Conflict(
                 f"upload {rec.file_id} is older than 0.9 x DFS_GC_GRACE; upload the file again"

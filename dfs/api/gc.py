@@ -8,9 +8,13 @@ collects at a time.
 Chunks: a chunk is collected only if its refcount is 0 and has been for DFS_GC_GRACE, no
 pending upload created within the grace references it, and the row delete is conditional on
 both (``delete_chunk_if_unreferenced``). Nodes then delete their copy only if it was not
-written or re-sent since GC looked at the pending uploads (``min_age``): an upload that
-re-sends bytes GC is about to collect keeps them. Uploads that skipped a chunk they owned
-are covered by the grace: finalize refuses uploads older than 0.9 x DFS_GC_GRACE.
+written or re-sent since GC looked at the pending uploads, nor within 0.9 x DFS_GC_GRACE
+(``min_age``, ``durability_policy.gc_copy_min_age``): an upload that re-sends bytes GC is
+about to collect keeps them, also one with no pending file for GC to see (the API's own
+ingests: ``POST /upload``, S3 PUTs and parts), which commits on the nodes' acknowledgements
+only within 0.9 x the grace of its start; such a copy, if nothing commits on it, is an
+orphan the sweep deletes later. Uploads that skipped a chunk they owned are covered by the
+grace: finalize refuses uploads older than 0.9 x DFS_GC_GRACE.
 
 Garbage the chunk rows cannot see, handled by each pass first:
 
@@ -227,7 +231,8 @@ class GarbageCollector:
                 # a dead node keeps its copy: the orphan sweep deletes it on its return
                 report.node_deletes_failed += 1
                 continue
-            min_age = time.monotonic() - looked + DELETE_MARGIN
+            since = time.monotonic() - looked
+            min_age = policy.gc_copy_min_age(self.cfg.gc_grace, since, DELETE_MARGIN)
             extra = protocol.delete_cap_extra(min_age)
             try:
                 await self.coord.nodes.delete_chunk(

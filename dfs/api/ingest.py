@@ -70,7 +70,7 @@ from dfs.api.coordinator import Coordinator
 from dfs.api.finalizing import check_copies
 from dfs.api.verified_reads import first_good_pieces, joined
 from dfs.chunking import Chunk, ChunkerProfile
-from dfs.durability_policy import rank_nodes
+from dfs.durability_policy import past_commit_window, rank_nodes
 from dfs.errors import (
     ChunkNotFound,
     Conflict,
@@ -443,7 +443,7 @@ def sent_too_long_ago(coord: Coordinator, since: float | None) -> bool:
     have lost copies to garbage collection since: past 0.9 x DFS_GC_GRACE, as
     ``Coordinator.check_upload_age`` judges a client's upload (the orphan sweep deletes
     copies no row names once they are older than the grace)."""
-    return since is not None and coord.clock() - since > 0.9 * coord.cfg.gc_grace
+    return since is not None and past_commit_window(since, coord.clock(), coord.cfg.gc_grace)
 
 
 def check_sent_age(coord: Coordinator, since: float | None) -> None:

@@ -148,3 +148,41 @@ async def test_a_quick_upload_is_stored_as_before(
     small = random.Random(5).randbytes(10_000)  # one chunk, no chunker thread
     one = await ingest(coord, "alice", "small.bin", _reader(small), profile, LIMIT)
     assert await read_file(coord, str(one.body["file_id"]), "alice") == small
+
+
+async def test_gc_keeps_the_copies_an_ingest_resent_of_a_chunk_it_collects(
+    tmp_path: Path,
+) -> None:
+    """A file deleted about a grace ago is sent again through the API (``POST /upload``, an
+    S3 PUT): the ingest re-sends chunks whose rows are unreferenced and about to pass the
+    grace, and has no pending file for GC to see until it commits. A GC pass in between
+    collects those rows, but must leave the copies the ingest was acknowledged (written
+    within 0.9 x the grace): the ingest then commits on them and every byte is there.
+    Before, GC deleted every copy re-sent more than DELETE_MARGIN (2 s) before its pass, and
+    the ingest was answered complete over chunks no node held."""
+    grace = 5.0  # the ingest must still commit (within 0.9 x grace) after copies age past 2 s
+    cfg = {**TINY_GRACE, "gc_grace": grace}
+    async with running_cluster(tmp_path, n=2, rf=2, api_cfg=cfg, node_cfg=PATIENT_NODES) as c:
+        coord = c.api.coordinator
+        await coord.meta.create_tenant("alice", coord.clock())
+        profile = ChunkerProfile.default()
+        body = random.Random(5).randbytes(8 * MIB)
+        first = await ingest(coord, "alice", "v1", _reader(body), profile, LIMIT)
+        await coord.delete_file(str(first.body["file_id"]), "alice")
+        # the rows pass the grace while the second ingest streams: it starts 3.5 s before
+        await asyncio.sleep(grace - 3.0)
+        reports: list[GcReport | None] = []
+
+        async def gc_meanwhile() -> None:
+            # the rows are past the grace, the copies re-sent more than DELETE_MARGIN ago
+            await asyncio.sleep(3.5)
+            reports.append(await GarbageCollector(coord).gc_once())
+
+        again = body + random.Random(6).randbytes(4 * MIB)
+        read = stalling_reader(again, 10 * MIB, gc_meanwhile)
+        second = await ingest(coord, "alice", "v1-again", read, profile, LIMIT)
+        (report,) = reports
+        assert report is not None
+        assert report.collected > 0  # the scenario happened: GC took the rows mid-ingest
+        assert second.created
+        assert await read_file(coord, str(second.body["file_id"]), "alice") == again

@@ -359,7 +359,15 @@ class MetadataStore(Protocol):
       - ``delete_chunk_if_unreferenced(chunk_id, cutoff)`` deletes the chunk row and its
         locations only if its refcount is 0 and ``zero_since < cutoff``, checked in the same
         atomic step (a conditional write); returns the node ids that held copies, or None
-        when the condition failed or the row does not exist.
+        when the condition failed or the row does not exist. A commit must not bring the
+        row back over the copies being deleted (its caller found the chunk held before):
+        ``commit_file``, ``commit_files``, ``create_and_commit_files`` and the namespace's
+        creates raise IncompleteUpload (``missing``: the chunk ids) and commit nothing of
+        that file (a big one may be left half-way, read as pending, and resumes) until
+        ``add_locations`` records a copy of the chunk again, which makes a new row (created
+        then, no reference). The deleted row is remembered for a day (a tombstone: ``TOMBSTONE_TTL`` of
+        ``dfs.meta.dynamo.store_chunks`` and of ``dfs.meta.sqlite_chunks``), far longer than a finalize takes from its check to
+        its commit; a chunk with no row and no such memory is created as a new one.
       - ``node_chunks(node_id, limit, after)`` pages the chunk ids recorded on one node in
         ascending order (the by-node index: repair lists what a dead or returning node
         held without scanning every chunk); it may include ids removed a moment ago (the

@@ -19,7 +19,8 @@ How the records map onto the tables:
 | table     | item               | attributes                                             |
 |-----------|--------------------|--------------------------------------------------------|
 | nodes     | node_id            | NodeRecord fields; ``expires_at`` is the TTL attribute |
-| chunks    | chunk_id           | size, refcount, created_at, nodes (set: the copies)    |
+| chunks    | chunk_id           | size, refcount, created_at, nodes (set: the copies),   |
+|           |                    | unref_at; or only gone (a collected chunk's tombstone) |
 | locations | (chunk_id, node_id)| size, created_at; only for the by-node index (repair)  |
 | files     | file_id            | FileRecord fields, mid, pages, inline manifest m + mf; |
 |           |                    | listed_tenant (by-tenant index key) once complete;     |

@@ -40,6 +40,12 @@ FILE_DELETING = "deleting"  # internal: reported as pending, finished by delete_
 # no lookup by content hands it out until it is linked. Also set, with no deletion pending,
 # by a commit ``for_object`` (``commit_file``): the object writer links it next.
 UNLINKED_ATTR = "unl"
+# On a chunk item: garbage collection deleted the chunk (``delete_chunk_if_unreferenced``) at
+# this wall-clock time. The item keeps only its key and this mark (a tombstone, which no read
+# returns) so that a commit that took the chunk as held cannot recreate it over the deleted
+# copies (``store_refcounts``); ``add_locations`` records a copy sent again on it as on a new
+# item, and a scan drops it after ``store_chunks.TOMBSTONE_TTL``.
+GONE_ATTR = "gone"
 # The attributes of a FileRecord, as the by-tenant index projects them.
 FILE_ATTRS = (
     "file_id",

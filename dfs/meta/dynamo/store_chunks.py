@@ -6,19 +6,36 @@ carries its copies as a set (authoritative). The location items exist only for t
 index: add writes them before the set, remove deletes them after, so the index is a superset
 of the truth and repair never misses a copy. (Plain writes, not transactions: both are
 idempotent, and moto copies whole tables on every transaction, which made tests quadratic.)
+
+Garbage collection does not delete a chunk item: it replaces it with a tombstone (the key and
+``GONE_ATTR``, the wall-clock time), conditional on the refcount and grace as before. No read
+returns a tombstone (``get_chunks``, ``scan_chunks``; it has no copies for ``get_locations``
+and no refcount for ``list_chunk_ids``), but a commit's refcount increment is conditional on
+its absence (``store_refcounts``): DynamoDB's UpdateItem creates a missing item, so without it
+a commit that took the chunk as held (finalize saw its copies recorded) could recreate the
+item, with no copy, right after garbage collection deleted it and while the nodes delete their
+copies. ``add_locations`` records copies on a tombstone as on a new item (created now, no
+reference): a copy sent again after the collection makes the chunk whole again. A scan drops
+the tombstones older than ``TOMBSTONE_TTL``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import dfs.meta.dynamo.codec as codec
 from dfs.meta.base import ChunkInfo, ChunkState, Location
-from dfs.meta.dynamo.codec import N, S, attr_names
-from dfs.meta.dynamo.requests import Response
+from dfs.meta.dynamo.codec import GONE_ATTR, N, S, attr_names
+from dfs.meta.dynamo.requests import Item, Response
 from dfs.meta.dynamo.store_core import StoreCore
+
+TOMBSTONE_TTL = 86_400.0
+"""Seconds a collected chunk's tombstone is kept (wall clock): far longer than a commit can
+take between the check that found the chunk held and its write (a finalize is refused past
+0.9 x DFS_GC_GRACE; its has-chunks round and commit take seconds)."""
 
 
 def _grouped(locations: Iterable[Location]) -> dict[str, tuple[int, list[str]]]:
@@ -62,8 +79,11 @@ class ChunksPart(StoreCore):
             Key={"chunk_id": S(chunk_id)},
             UpdateExpression="SET #size = if_not_exists(#size, :s), "
             "#created_at = if_not_exists(#created_at, :t), "
-            "#refcount = if_not_exists(#refcount, :zero) ADD #nodes :ns",
-            ExpressionAttributeNames=attr_names("size", "created_at", "refcount", "nodes"),
+            "#refcount = if_not_exists(#refcount, :zero) REMOVE #gone ADD #nodes :ns",
+            # on a tombstone (key and GONE_ATTR only), a new chunk: created now, no reference
+            ExpressionAttributeNames=attr_names(
+                "size", "created_at", "refcount", GONE_ATTR, "nodes"
+            ),
             ExpressionAttributeValues={
                 ":s": N(size),
                 ":t": N(float(now)),
@@ -90,9 +110,9 @@ class ChunksPart(StoreCore):
             TableName=self.tables["chunks"],
             Key={"chunk_id": S(chunk_id)},
             UpdateExpression="DELETE #nodes :ns",
-            # Never create a chunk item just to remove a copy from it.
-            ConditionExpression="attribute_exists(chunk_id)",
-            ExpressionAttributeNames=attr_names("nodes"),
+            # Never create a chunk item just to remove a copy from it (nor touch a tombstone).
+            ConditionExpression="attribute_exists(chunk_id) AND attribute_not_exists(#gone)",
+            ExpressionAttributeNames=attr_names("nodes", GONE_ATTR),
             ExpressionAttributeValues={":ns": {"SS": nodes}},
         )
 
@@ -108,9 +128,9 @@ class ChunksPart(StoreCore):
     async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]:
         ids = list(dict.fromkeys(chunk_ids))
         keys = [{"chunk_id": S(c)} for c in ids]
-        attrs = ("chunk_id", "size", "refcount", "created_at")
+        attrs = ("chunk_id", "size", "refcount", "created_at", GONE_ATTR)
         items = await self._rq.get_many(self.tables["chunks"], keys, attrs)
-        return {i["chunk_id"]["S"]: codec.chunk_info(i) for i in items}
+        return {i["chunk_id"]["S"]: codec.chunk_info(i) for i in items if GONE_ATTR not in i}
 
     async def owned_chunks(
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
@@ -149,15 +169,45 @@ class ChunksPart(StoreCore):
 
     async def scan_chunks(self, *, limit: int, after: str | None = None) -> list[ChunkState]:
         def op() -> list[ChunkState]:
-            params: dict[str, Any] = {"TableName": self.tables["chunks"], "ConsistentRead": True}
-            if after is not None:
-                params["ExclusiveStartKey"] = {"chunk_id": S(after)}
-            items, _ = self._rq.up_to("scan", limit, params)
-            return [codec.chunk_state(i) for i in items]
+            """Up to ``limit`` chunks (fewer only at the end: the caller's paging stops at a
+            short page), the tombstones passed over, and dropped once old."""
+            out: list[ChunkState] = []
+            start: Item | None = None if after is None else {"chunk_id": S(after)}
+            while len(out) < limit:
+                params: dict[str, Any] = {
+                    "TableName": self.tables["chunks"],
+                    "ConsistentRead": True,
+                }
+                if start is not None:
+                    params["ExclusiveStartKey"] = start
+                items, start = self._rq.up_to("scan", limit - len(out), params)
+                for i in items:
+                    if GONE_ATTR in i:
+                        self._drop_tombstone(i)
+                    else:
+                        out.append(codec.chunk_state(i))
+                if start is None:
+                    break
+            return out
 
         if limit <= 0:
             return []
         return await self._rq.run(op)
+
+    def _drop_tombstone(self, item: Item) -> None:
+        """Delete a tombstone older than ``TOMBSTONE_TTL`` (unless a copy recorded since
+        made it a chunk again)."""
+        gone = item[GONE_ATTR]
+        if time.time() - float(gone["N"]) <= TOMBSTONE_TTL:
+            return
+        self._rq.call_or_none(
+            "delete_item",
+            TableName=self.tables["chunks"],
+            Key={"chunk_id": item["chunk_id"]},
+            ConditionExpression="#gone = :gone",
+            ExpressionAttributeNames=attr_names(GONE_ATTR),
+            ExpressionAttributeValues={":gone": gone},
+        )
 
     async def delete_chunk_if_unreferenced(self, chunk_id: str, cutoff: float) -> set[str] | None:
         resp = await self._rq.run(self._delete_unreferenced, chunk_id, cutoff)
@@ -172,10 +222,12 @@ class ChunksPart(StoreCore):
         return nodes
 
     def _delete_unreferenced(self, chunk_id: str, cutoff: float) -> Response | None:
+        """The chunk item replaced by its tombstone, if unreferenced past ``cutoff`` (a
+        tombstone has no created_at: never again)."""
         return self._rq.call_or_none(
-            "delete_item",
+            "put_item",
             TableName=self.tables["chunks"],
-            Key={"chunk_id": S(chunk_id)},
+            Item={"chunk_id": S(chunk_id), GONE_ATTR: N(time.time())},
             ConditionExpression="(attribute_not_exists(#refcount) OR #refcount = :zero) "
             "AND #created_at < :cutoff "
             "AND (attribute_not_exists(#unref_at) OR #unref_at < :cutoff)",

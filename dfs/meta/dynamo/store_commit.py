@@ -14,6 +14,12 @@ total_files/logical_bytes in one transaction.
 The file_hashes item is set with ``if_not_exists`` in the transaction that makes the file
 complete, so the first committed file keeps it and ``find_file_by_sha256`` is one strongly
 consistent GetItem.
+
+A commit refuses a chunk garbage collection deleted (IncompleteUpload, ``store_refcounts``):
+a small file stays pending; a big one stays committing (read as pending) with the batches
+applied so far, and the next commit_file, once the chunk's copies are recorded again, goes
+on from there. ``_finish_commit`` (a crashed commit finished only to be deleted) counts such
+a chunk on a new item instead, so that the delete that follows can take it back.
 """
 
 from __future__ import annotations
@@ -40,6 +46,15 @@ class CommitPart(RefcountsPart):
     async def commit_file(
         self, file_id: str, now: float, *, for_object: bool = False
     ) -> FileRecord:
+        return await self._commit(file_id, now, for_object, revive=False)
+
+    async def _finish_commit(self, file_id: str, now: float, for_object: bool) -> FileRecord:
+        """``commit_file`` of a file left committing by a crash, which the caller deletes
+        next: a chunk garbage collection deleted since is counted on a new item (the delete
+        takes it back) rather than refused, so the file can go."""
+        return await self._commit(file_id, now, for_object, revive=True)
+
+    async def _commit(self, file_id: str, now: float, for_object: bool, revive: bool) -> FileRecord:
         item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
         rec = codec.file_record(item)
         state = item["state"]["S"]
@@ -47,7 +62,7 @@ class CommitPart(RefcountsPart):
             return rec
         refs = codec.refs_of(await self._manifest_of(item))
         if state == FILE_PENDING and len(refs) <= CHUNKS_PER_TX:
-            committed = await self._rq.run(self._commit_whole, rec, refs, now, for_object)
+            committed = await self._rq.run(self._commit_whole, rec, refs, now, for_object, revive)
         else:
             if state == FILE_PENDING:
                 state = await self._rq.run(self._claim, file_id)
@@ -56,7 +71,7 @@ class CommitPart(RefcountsPart):
                 batches = list(chunks_of(refs, CHUNKS_PER_TX))
                 await asyncio.gather(
                     *(
-                        self._rq.run(self._commit_batch, mid, no, batch, now, rec.tenant)
+                        self._rq.run(self._commit_batch, mid, no, batch, now, rec.tenant, revive)
                         for no, batch in enumerate(batches)
                     )
                 )
@@ -95,13 +110,20 @@ class CommitPart(RefcountsPart):
     # --- transactions (worker threads) ------------------------------------------------------
 
     def _commit_whole(
-        self, rec: FileRecord, refs: Sequence[Ref], now: float, for_object: bool
+        self,
+        rec: FileRecord,
+        refs: Sequence[Ref],
+        now: float,
+        for_object: bool,
+        revive: bool = False,
     ) -> bool:
         """A file of few distinct chunks: state, refcounts and counters in one transaction."""
         head = self._complete_action(rec, FILE_PENDING, for_object)
         extra = {"total_files": 1, "logical_bytes": rec.size}
         tail = [self._hash_action(rec)]
-        return self._apply_refs(ADD, head, rec.file_id, refs, now, extra, rec.tenant, lambda: tail)
+        return self._apply_refs(
+            ADD, head, rec.file_id, refs, now, extra, rec.tenant, lambda: tail, revive=revive
+        )
 
     def _hash_action(self, rec: FileRecord) -> Item:
         """Point (tenant, sha256) at this file unless an earlier complete file holds it, and
@@ -168,11 +190,17 @@ class CommitPart(RefcountsPart):
         return str(item["state"]["S"])
 
     def _commit_batch(
-        self, mid: str, no: int, refs: Sequence[Ref], now: float, tenant: str
+        self,
+        mid: str,
+        no: int,
+        refs: Sequence[Ref],
+        now: float,
+        tenant: str,
+        revive: bool = False,
     ) -> None:
         """Apply batch ``no`` of a big file's refcounts once, guarded by its marker item."""
         marker = self._marker_action(mid, "c", no, now)
-        self._apply_refs(ADD, marker, f"{mid}/{no}", refs, now, {}, tenant)
+        self._apply_refs(ADD, marker, f"{mid}/{no}", refs, now, {}, tenant, revive=revive)
 
     def _complete(self, rec: FileRecord, for_object: bool) -> bool:
         """committing -> complete, counting the file; False if someone else did it."""

@@ -39,8 +39,8 @@ from dfs.meta.dynamo.store_refcounts import CHUNKS_PER_TX, DROP, MAX_ROUNDS, Ref
 class DeletePart(RefcountsPart):
     if TYPE_CHECKING:  # provided by CommitPart
 
-        async def commit_file(
-            self, file_id: str, now: float, *, for_object: bool = False
+        async def _finish_commit(
+            self, file_id: str, now: float, for_object: bool
         ) -> FileRecord: ...
 
     async def finish_stranded(self, file_id: str, before: float, now: float) -> bool:
@@ -48,8 +48,9 @@ class DeletePart(RefcountsPart):
         nothing but that call's own retry would ever finish it, and a finalize is refused
         that long after) and that was created before ``before``: a commit is finished first
         (its batches are idempotent) so that the delete takes back exactly the references
-        it counted. Committed ``for_object``, so no lookup by content hands it to an upload
-        meanwhile. True when deleted."""
+        it counted (a chunk garbage collection deleted since is counted on a new item, which
+        the delete takes back: ``_finish_commit``). Committed ``for_object``, so no lookup by
+        content hands it to an upload meanwhile. True when deleted."""
         try:
             item = await self._file_item(file_id)
         except FileNotFound:
@@ -58,7 +59,7 @@ class DeletePart(RefcountsPart):
         if state not in (FILE_COMMITTING, FILE_DELETING) or created >= before:
             return False
         if state == FILE_COMMITTING:
-            await self.commit_file(file_id, now, for_object=True)
+            await self._finish_commit(file_id, now, True)
         await self.delete_file(file_id, item["tenant"]["S"], now)
         return True
 

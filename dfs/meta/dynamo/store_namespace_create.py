@@ -56,7 +56,7 @@ from dfs.meta.dynamo.store_core import INLINE_ENTRIES
 from dfs.meta.dynamo.store_namespace_buckets import MAX_ROUNDS
 from dfs.meta.dynamo.store_namespace_objects import NsObjectsPart
 from dfs.meta.dynamo.store_namespace_write import Change, KeyState, Plan
-from dfs.meta.dynamo.store_refcounts import ADD, CHUNKS_PER_TX, refcount_deltas
+from dfs.meta.dynamo.store_refcounts import ADD, CHUNKS_PER_TX, collected, refcount_deltas
 from dfs.meta.namespace import NewObject, PutResult
 
 log = logging.getLogger("dfs.meta.dynamo")
@@ -174,8 +174,14 @@ class NsCreatePart(NsObjectsPart):
 
     def _new_file_actions(self, new: _NewFile, st: KeyState, now: float) -> list[Item]:
         """The file put complete with its references, counters and content entry (as
-        ``store_create``), each refcount conditional on the count read with the key."""
-        counts = {i["chunk_id"]["S"]: codec.int_of(i, "refcount") for i in st.reads["chunks"]}
+        ``store_create``), each refcount conditional on the count read with the key.
+        IncompleteUpload for chunks garbage collection deleted (``store_refcounts``; one
+        deleted since the read cancels the transaction, and the next round's read sees it)."""
+        reads = st.reads["chunks"]
+        tombstones = {i["chunk_id"]["S"] for i in reads if codec.GONE_ATTR in i}
+        if gone := [r.chunk_id for r in new.refs if r.chunk_id in tombstones]:
+            raise collected(gone)
+        counts = {i["chunk_id"]["S"]: codec.int_of(i, "refcount") for i in reads}
         shared = {r.chunk_id for r in new.refs if counts.get(r.chunk_id, 0) > 0}
         rec = new.rec
         put = {
@@ -264,7 +270,7 @@ class NsCreatePart(NsObjectsPart):
             elif link is None:
                 item = await self._file_item(file_id, ("state",))
                 if item["state"]["S"] == FILE_COMMITTING:  # a crashed commit: finish it first
-                    await self.commit_file(file_id, now)
+                    await self._finish_commit(file_id, now, False)
                 await self.delete_file(file_id, tenant, now)
                 log.info("deleted file %s: its PutObject never linked it", file_id)
         except FileNotFound:

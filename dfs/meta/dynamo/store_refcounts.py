@@ -9,6 +9,16 @@ on). The expectation comes from a read, but the decision counted is the one the 
 write checked atomically: a failed condition cancels the transaction, flips that expectation
 and runs it again, so stored_bytes/unique_chunks/duplicates_avoided stay exact under any
 concurrency. The tenant's own refcount (``owned_chunks``) moves in the same transaction.
+
+An increment is also conditional on the chunk not being a tombstone (garbage collection
+deleted it: ``store_chunks``). The caller took the chunk as held (finalize found its copies
+recorded, a backup's plan its tenant's reference), and DynamoDB's UpdateItem would otherwise
+recreate the item, with no copy, over the copies the nodes are deleting: a complete file
+whose chunk is gone. Such a commit is refused with IncompleteUpload naming the chunks, before
+it writes anything (a tombstone seen by the read) or after its transaction was cancelled (one
+made since), so the file stays pending and the client sends them again; ``add_locations``
+then records the new copies on a new item. Only a commit finished in order to be deleted at
+once (``revive``: GC's sweep of a crashed commit) counts such a chunk on a new item instead.
 """
 
 from __future__ import annotations
@@ -17,8 +27,8 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import dfs.meta.dynamo.codec as codec
-from dfs.errors import Unavailable
-from dfs.meta.dynamo.codec import N, Ref, S, attr_names
+from dfs.errors import IncompleteUpload, Unavailable
+from dfs.meta.dynamo.codec import GONE_ATTR, N, Ref, S, attr_names
 from dfs.meta.dynamo.requests import TX_MAX, Cancelled, Item
 from dfs.meta.dynamo.store_core import COUNTER_SHARDS, StoreCore
 
@@ -45,6 +55,8 @@ class RefcountsPart(StoreCore):
         extra: Mapping[str, int],
         tenant: str,
         tail: Callable[[], Sequence[Item]] = tuple,
+        *,
+        revive: bool = False,
     ) -> bool:
         """Run [head, refcount updates..., the tenant's, counters, *tail()] until the guesses
         of which chunks have other references hold.
@@ -52,14 +64,19 @@ class RefcountsPart(StoreCore):
         The chunks' updates come first, in order, so a cancellation reason maps to a ref by
         position. ``tail`` is called again for every attempt (its conditions may change too).
         Returns False when ``head``'s own condition failed (someone else did it already).
+        Adding references to chunks garbage collection deleted raises IncompleteUpload
+        (nothing written), unless ``revive`` (see the module).
         """
-        counts = self._refcounts(refs)
+        counts, gone = self._refcounts(refs)
+        guarded = sign == ADD and not revive
+        if guarded and gone:
+            raise collected(gone)
         floor = {r.chunk_id: 0 if sign == ADD else r.count for r in refs}
         shared = {c for c, n in counts.items() if n > floor[c]}
         for _ in range(MAX_ROUNDS):
             deltas = refcount_deltas(refs, shared, sign)
             actions = [
-                *(self._refcount_action(sign, r, r.chunk_id in shared, now) for r in refs),
+                *(self._refcount_action(sign, r, r.chunk_id in shared, now, revive) for r in refs),
                 *(self._tenant_refcount_action(tenant, r, sign * r.count) for r in refs),
                 self._counter_action(shard_of, {**extra, **deltas}),
             ]
@@ -69,22 +86,37 @@ class RefcountsPart(StoreCore):
             except Cancelled as exc:
                 if exc.codes[0] == "ConditionalCheckFailed":
                     return False
-                for r, code in zip(refs, exc.codes[1:], strict=False):
-                    if code == "ConditionalCheckFailed":
-                        shared ^= {r.chunk_id}
+                lost = [
+                    r
+                    for r, code in zip(refs, exc.codes[1:], strict=False)
+                    if code == "ConditionalCheckFailed"
+                ]
+                # a first reference refused: perhaps collected since the read (a tombstone
+                # fails the "> 0" guess too, which then flips to this one)
+                first = [r for r in lost if r.chunk_id not in shared]
+                if guarded and first and (gone := self._refcounts(first)[1]):
+                    raise collected(gone) from None
+                shared ^= {r.chunk_id for r in lost}
         what = "commit" if sign == ADD else "delete"
         raise Unavailable(f"{what} kept losing refcount races; try again")
 
-    def _refcounts(self, refs: Sequence[Ref]) -> dict[str, int]:
-        """The chunks' refcounts now: the first guess of a refcount transaction."""
+    def _refcounts(self, refs: Sequence[Ref]) -> tuple[dict[str, int], list[str]]:
+        """The chunks' refcounts now (the first guess of a refcount transaction), and those
+        of them garbage collection deleted (tombstones), in ``refs``' order."""
         keys = [{"chunk_id": S(r.chunk_id)} for r in refs]
-        items = self._rq.batch_get(self.tables["chunks"], keys, ("chunk_id", "refcount"))
-        return {i["chunk_id"]["S"]: codec.int_of(i, "refcount") for i in items}
+        attrs = ("chunk_id", "refcount", GONE_ATTR)
+        items = self._rq.batch_get(self.tables["chunks"], keys, attrs)
+        gone = {i["chunk_id"]["S"] for i in items if GONE_ATTR in i}
+        counts = {i["chunk_id"]["S"]: codec.int_of(i, "refcount") for i in items}
+        return counts, [r.chunk_id for r in refs if r.chunk_id in gone]
 
-    def _refcount_action(self, sign: int, r: Ref, shared: bool, now: float) -> Item:
+    def _refcount_action(
+        self, sign: int, r: Ref, shared: bool, now: float, revive: bool = False
+    ) -> Item:
         """Add (``sign`` 1) or drop (-1) ``r``'s references, conditional on ``shared``:
-        whether the chunk has references besides these."""
-        update = _increment(r, shared, now) if sign == ADD else _decrement(r, shared, now)
+        whether the chunk has references besides these; ``revive``: see the module."""
+        add = sign == ADD
+        update = _increment(r, shared, now, revive) if add else _decrement(r, shared, now)
         key = {"chunk_id": S(r.chunk_id)}
         return {"Update": {"TableName": self.tables["chunks"], "Key": key, **update}}
 
@@ -116,19 +148,37 @@ class RefcountsPart(StoreCore):
         }
 
 
-def _increment(r: Ref, referenced: bool, now: float) -> Item:
-    if referenced:
+def collected(chunk_ids: Sequence[str]) -> IncompleteUpload:
+    """The refusal of references to chunks garbage collection deleted: their copies are
+    being deleted, so the client must send them again."""
+    return IncompleteUpload(
+        f"{len(chunk_ids)} chunk(s) were garbage collected after this upload found them "
+        "held; send them and finalize again",
+        missing=list(chunk_ids[:100]),
+    )
+
+
+def _increment(r: Ref, referenced: bool, now: float, revive: bool = False) -> Item:
+    if referenced:  # a tombstone has no refcount: it fails this condition too
         return {
             "UpdateExpression": "ADD #refcount :c",
             "ConditionExpression": "#refcount > :zero",
             "ExpressionAttributeNames": attr_names("refcount"),
             "ExpressionAttributeValues": {":c": N(r.count), ":zero": N(0)},
         }
+    update = (
+        "SET #refcount = :c, #size = if_not_exists(#size, :s), "
+        "#created_at = if_not_exists(#created_at, :t)"
+    )
+    condition = "attribute_not_exists(#refcount) OR #refcount = :zero"
+    if revive:  # a tombstone made a chunk again, created now (it kept no created_at)
+        update += " REMOVE #gone"
+    else:  # absent (a chunk new to the store) or unreferenced, but not collected
+        condition = f"({condition}) AND attribute_not_exists(#gone)"
     return {
-        "UpdateExpression": "SET #refcount = :c, #size = if_not_exists(#size, :s), "
-        "#created_at = if_not_exists(#created_at, :t)",
-        "ConditionExpression": "attribute_not_exists(#refcount) OR #refcount = :zero",
-        "ExpressionAttributeNames": attr_names("refcount", "size", "created_at"),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": attr_names("refcount", "size", "created_at", GONE_ATTR),
         "ExpressionAttributeValues": {
             ":c": N(r.count),
             ":s": N(r.size),

@@ -46,16 +46,17 @@ from dfs.api.bodies import (
     rotations,
 )
 from dfs.api.drain import DrainSet
-from dfs.api.finalizing import Finalizing, check_copies, copy_changes, excluding, keep_passing
+from dfs.api.finalizing import (
+    Finalizing,
+    check_copies,
+    copy_changes,
+    excluding,
+    has_copies,
+    keep_passing,
+)
 from dfs.api.writable_nodes import STARTUP_GRACE, writable_nodes
 from dfs.config import ApiConfig
-from dfs.errors import (
-    Conflict,
-    DfsError,
-    FileNotFound,
-    IncompleteUpload,
-    InsufficientStorage,
-)
+from dfs.errors import Conflict, DfsError, FileNotFound, IncompleteUpload, InsufficientStorage
 from dfs.ids import new_file_ids
 from dfs.meta.base import (
     FILE_COMPLETE,
@@ -384,16 +385,21 @@ class Coordinator:
             bare = [c for f in todo for c in f.chunks if not f.receipted(key, c)]
             owned = await self.owned_for_finalize(tenant, bare) if bare else set()
             todo = keep_passing(todo, results, lambda f: f.check_receipts(key, owned))
-        new: list[Location] = []  # copies found: recorded in the commit's transaction
-        if todo:
-            union = {c: n for f in todo for c, n in f.chunks.items()}
-            holders = await self._copies_of(union, copies, new, exclude)
-            need = self.copies_to_commit
-            todo = keep_passing(todo, results, lambda f: check_copies(f.chunks, holders, need))
-        ids = [items[f.index][0] for f in todo]
-        now = self.clock()
         commit = functools.partial(self.meta.commit_files, for_object=for_object)
-        committed = await commit(ids, now, locations=new) if ids or new else []
+        for last in (False, True):
+            new: list[Location] = []  # copies found: recorded in the commit's transaction
+            if todo:
+                union = {c: n for f in todo for c, n in f.chunks.items()}
+                holders = await self._copies_of(union, copies, new, exclude)
+                todo = keep_passing(todo, results, has_copies(holders, self.copies_to_commit))
+            ids = [items[f.index][0] for f in todo]
+            try:
+                committed = await commit(ids, self.clock(), locations=new) if ids or new else []
+                break
+            except IncompleteUpload:
+                if last:  # GC took a row the nodes no longer hold copies of: send it again
+                    raise
+                copies = {}  # GC took a row after its copies were found: find them again
         for f, file_id, done in zip(todo, ids, committed, strict=True):
             results[f.index] = done if done else FileNotFound(f"no file {file_id}")
         assert all(r is not None for r in results)  # every file was committed or rejected

@@ -90,6 +90,11 @@ def excluding(live: Sequence[NodeRecord], exclude: Collection[str], rf: int) -> 
     return left if len(left) >= rf else list(live)
 
 
+def has_copies(holders: Mapping[str, set[str]], need: int) -> Callable[[Finalizing], None]:
+    """``check_copies`` of a file's chunks, for ``keep_passing``."""
+    return lambda f: check_copies(f.chunks, holders, need)
+
+
 def check_copies(chunks: Mapping[str, int], holders: Mapping[str, set[str]], need: int) -> None:
     """IncompleteUpload unless each chunk has at least ``need`` holders."""
     missing = [c for c in chunks if len(holders.get(c, ())) < need]

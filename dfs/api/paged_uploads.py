@@ -31,9 +31,13 @@ from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
 from dfs.api.coordinator import Coordinator
 from dfs.api.finalizing import Finalizing, check_copies, excluding
 from dfs.api.upload_packs import plan_packs
-from dfs.errors import Conflict
+from dfs.errors import Conflict, IncompleteUpload
 from dfs.ids import new_file_id
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
+
+COMMIT_ROUNDS = 10
+"""Commits a finish tries: each after recording again the copies of up to 100 chunks
+garbage collection took the rows of (``IncompleteUpload``'s ``missing``)."""
 
 
 async def start(
@@ -139,5 +143,23 @@ async def finish(
     if rec.state != FILE_COMPLETE:
         coord.check_upload_age(rec)
         await coord.meta.seal_file(file_id, size, sha256)
+        for _ in range(COMMIT_ROUNDS - 1):
+            try:
+                return file_body(await coord.meta.commit_file(file_id, coord.clock()))
+            except IncompleteUpload as exc:
+                await _found_again(coord, file_id, exc)
         rec = await coord.meta.commit_file(file_id, coord.clock())
     return file_body(rec)
+
+
+async def _found_again(coord: Coordinator, file_id: str, exc: IncompleteUpload) -> None:
+    """Record again the copies of the chunks the commit named (``missing``): garbage
+    collection deleted their rows after their page was proven, and kept their copies
+    (written within the commit window). Too few copies found: the commit is refused."""
+    missing = set(exc.details.get("missing", ()))
+    entries = [e for e in await coord.meta.get_manifest(file_id) if e.chunk_id in missing]
+    chunks = distinct_chunks(entries)
+    if not chunks:
+        raise exc
+    holders = await coord.holders(chunks, await coord.live_nodes())
+    check_copies(chunks, holders, coord.copies_to_commit)

@@ -7,12 +7,20 @@ always come from the chunk rows: ``node_chunks`` reads the prefixes of a node, t
 rows under each prefix that list the node. A prefix row goes when no chunk under it lists
 the node any more.
 
+Garbage collection leaves a tombstone (``chunk_tombstones``) where it deleted a row, kept for
+``TOMBSTONE_TTL``: a commit adding a reference to a chunk with no row refuses it if it is
+there (``sqlite_refcounts``), as the DynamoDB store's commits refuse its tombstoned items, so
+a commit that found the chunk held before garbage collection took it never makes the row
+again without a copy. A copy recorded again (``add_locations``) makes a new row, which the
+commit then finds.
+
 Functions on the caller's connection, inside its transaction where they write.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 
 from dfs.meta.base import ChunkState, Location
@@ -27,6 +35,17 @@ from dfs.meta.sqlite_codec import (
     rows_in,
     unpack_hex,
 )
+
+TOMBSTONE_TTL = 86_400.0
+"""Seconds a collected chunk's tombstone is kept (wall clock): far longer than a commit can
+take between the check that found the chunk held and its write (finalize refuses uploads
+past 0.9 x DFS_GC_GRACE; a has-chunks round and a commit take seconds)."""
+
+
+def collected_of(db: sqlite3.Connection, keys: Sequence[Packed]) -> list[str]:
+    """Which of ``keys`` (chunks with no row) garbage collection deleted lately."""
+    sql = "SELECT chunk_id FROM chunk_tombstones WHERE chunk_id IN ({marks})"
+    return [unpack_hex(r[0]) for r in rows_in(db, sql, keys)]
 
 
 def _nodes_under(db: sqlite3.Connection, prefix: Packed, node: int) -> list[Packed]:
@@ -148,6 +167,11 @@ def delete_if_unreferenced(
     if row is None or row[0] != 0 or row[1] >= cutoff:
         return None
     db.execute("DELETE FROM chunks WHERE chunk_id=?", (key,))
+    # the row's tombstone: a commit that found the chunk held before cannot bring it back
+    # without a copy (``sqlite_refcounts``); old ones go as new ones are made
+    now = time.time()
+    db.execute("DELETE FROM chunk_tombstones WHERE gone_at < ?", (now - TOMBSTONE_TTL,))
+    db.execute("INSERT OR REPLACE INTO chunk_tombstones VALUES (?,?)", (key, now))
     for node in node_set(row[2]):
         _forget(db, key, node)
     return node_names(db, labels, row[2])

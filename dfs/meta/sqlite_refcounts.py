@@ -23,9 +23,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from dfs.errors import FileNotFound
+from dfs.errors import FileNotFound, IncompleteUpload
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
-from dfs.meta.sqlite_chunks import NewChunks, insert_new_chunks
+from dfs.meta.sqlite_chunks import NewChunks, collected_of, insert_new_chunks
 from dfs.meta.sqlite_codec import (
     STATE_COMPLETE,
     Labels,
@@ -123,6 +123,17 @@ def _add_refs(
     with its copies, and leaves ``fresh``."""
     keys = [pack_hex(c) for _t, c, _n, _s in refs]
     state = _chunk_states(db, list(dict.fromkeys(keys)))
+    absent = [k for k in dict.fromkeys(keys) if k not in state and k not in fresh]
+    if absent and (collected := collected_of(db, absent)):
+        # garbage collection deleted the row (and is deleting its copies) after the
+        # caller found the chunk held: a reference would make a row with no copy. Nothing
+        # is written (the caller's transaction rolls back): the file stays pending, the
+        # client sends the chunks again, and their copies make a new row.
+        raise IncompleteUpload(
+            f"{len(collected)} chunks were garbage-collected meanwhile; send them and"
+            " finalize again",
+            missing=sorted(collected)[:100],
+        )
     chunk_rows = []
     other_rows = []
     for key, (tenant, _chunk, count, size) in zip(keys, refs, strict=True):

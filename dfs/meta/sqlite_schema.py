@@ -79,6 +79,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     created_at REAL NOT NULL, unref_at REAL NOT NULL DEFAULT 0, nodes TEXT NOT NULL DEFAULT '',
     owner INTEGER, owner_refs INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunk_tombstones (chunk_id PRIMARY KEY, gone_at REAL NOT NULL)
+    WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_tombstones_by_age ON chunk_tombstones (gone_at);
 CREATE TABLE IF NOT EXISTS node_chunks (
     node INTEGER NOT NULL, prefix NOT NULL, PRIMARY KEY (node, prefix)
 ) WITHOUT ROWID;

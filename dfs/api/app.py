@@ -62,10 +62,10 @@ from dfs.api import (
     routes_usage,
     user_content,
 )
+from dfs.api.body_slots import BigBodySlots
 from dfs.api.content_check import VerifiedFiles
 from dfs.api.context import (
     BIG_BODIES,
-    BIG_BODY_SLOTS,
     COORDINATOR,
     GC,
     NAMESPACE,
@@ -106,7 +106,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     )
     app[COORDINATOR] = coordinator
     app[REGISTRY] = Registry(coordinator.cfg, coordinator.meta, coordinator.clock)
-    app[BIG_BODIES] = asyncio.Semaphore(BIG_BODY_SLOTS)
+    app[BIG_BODIES] = BigBodySlots()
     app[VERIFIED] = VerifiedFiles()
     routes_files.add_routes(app)
     routes_admin.add_routes(app)

@@ -10,7 +10,8 @@ One module owns these so that every ``routes_*`` module imports it, never ``dfs.
 - ``auth_middleware`` resolves the bearer token to a ``Principal`` before any handler runs
   (except the ``PUBLIC`` routes); handlers read it with ``principal()`` or ``admin()``.
 - ``big_body_slot`` bounds how many requests with big bodies are planned at once, and
-  ``big_answer_slot`` how many big answers (download plans) are built at once;
+  ``big_answer_slot`` how many big answers (download plans) are built at once, a few per
+  tenant, each waiting a bounded time (``dfs.api.body_slots``);
   ``json_answer`` serializes big answers in a worker thread, off the event loop.
 """
 
@@ -25,6 +26,7 @@ from aiohttp import web
 from dfs import protocol, server
 from dfs.api import content_check
 from dfs.api.bodies import Principal
+from dfs.api.body_slots import BigBodySlots
 from dfs.api.content_check import VerifiedFiles
 from dfs.api.coordinator import Coordinator
 from dfs.api.gc import GarbageCollector
@@ -44,13 +46,12 @@ REGISTRY = web.AppKey("registry", Registry)
 REPAIR = web.AppKey("repair", Repair)
 GC = web.AppKey("gc", GarbageCollector)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
-BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
+BIG_BODIES = web.AppKey("big_bodies", BigBodySlots)
 VERIFIED = web.AppKey("verified_files", VerifiedFiles)
 NAMESPACE = web.AppKey("namespace", Namespace)
 USAGE_SAMPLER = web.AppKey("usage_sampler", UsageSampler)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
-BIG_BODY_SLOTS = 4
 
 # routes that need no bearer token: health and readiness, node registration (a capability
 # instead) and metrics (which check DFS_METRICS_TOKEN or an admin token themselves, see
@@ -129,29 +130,27 @@ def tenant(request: web.Request) -> str:
 
 
 def big_body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:
-    """A slot of BIG_BODY_SLOTS for a request whose body may be big (or is undeclared): a
+    """A big-request slot of the caller's tenant (``dfs.api.body_slots``) for a request whose body may be big (or is undeclared): a
     100,000-chunk upload needs ~250 MiB while it is planned, so only a few run at once."""
     declared = request.content_length
     if declared is not None and declared <= server.JSON_IN_THREAD:
         return contextlib.nullcontext()
-    slots: asyncio.Semaphore = request.app[BIG_BODIES]
-    return slots
+    return request.app[BIG_BODIES].slot(tenant(request))
 
 
 JSON_IN_THREAD_ENTRIES = 1000
 """Chunk entries above which an answer (a plan) is serialized in a worker thread, and above
-which building it takes one of the BIG_BODY_SLOTS."""
+which building it takes a big-request slot."""
 
 
 def big_answer_slot(
     request: web.Request, entries: int
 ) -> contextlib.AbstractAsyncContextManager[object]:
-    """A slot of BIG_BODY_SLOTS for building an answer of ``entries`` chunk entries, when
+    """A big-request slot for building an answer of ``entries`` chunk entries, when
     that is big: a 100,000-chunk download plan holds ~140 MiB until it is sent."""
     if entries <= JSON_IN_THREAD_ENTRIES:
         return contextlib.nullcontext()
-    slots: asyncio.Semaphore = request.app[BIG_BODIES]
-    return slots
+    return request.app[BIG_BODIES].slot(tenant(request))
 
 
 async def json_answer(data: Any, *, entries: int, status: int = 200) -> web.Response:
@@ -179,8 +178,7 @@ async def stored_file(request: web.Request, sha256: str, proof: object) -> FileR
 
 
 def big_slot(request: web.Request, big: bool) -> contextlib.AbstractAsyncContextManager[object]:
-    """A slot of BIG_BODY_SLOTS if ``big`` (a file read through the API to verify it)."""
+    """A big-request slot if ``big`` (a file read through the API to verify it)."""
     if not big:
         return contextlib.nullcontext()
-    slots: asyncio.Semaphore = request.app[BIG_BODIES]
-    return slots
+    return request.app[BIG_BODIES].slot(tenant(request))

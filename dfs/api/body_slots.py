@@ -1,0 +1,63 @@
+"""The API's few slots for requests whose bodies or answers are big, shared fairly.
+
+A 100,000-chunk upload plan needs ~250 MiB while it is read and planned, and a download plan
+that big ~140 MiB until it is sent, so an API process builds only ``TOTAL`` of them at once
+(``dfs.api.context``: ``big_body_slot``, ``big_answer_slot``, ``big_slot``). A slot is taken
+before the body is read (the read is what costs the memory), so it is held while a slow
+client sends: one tenant opening ``TOTAL`` connections that declare a big body and send
+nothing held every slot for the body deadline (minutes), and every other tenant's big
+upload or restore waited behind them with no bound.
+
+So a tenant holds at most ``PER_TENANT`` slots (its other big requests wait for its own),
+and a request that cannot get one within ``WAIT`` seconds is answered 503 (``Unavailable``:
+clients send it again after a pause, ``dfs.transport.api_client``) instead of waiting for
+ever. Requests of the same tenant still queue in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from dfs.errors import Unavailable
+
+TOTAL = 4
+PER_TENANT = 2
+WAIT = 30.0
+"""Seconds a big request waits for a slot before it is answered 503."""
+
+
+class BigBodySlots:
+    """``TOTAL`` slots, at most ``PER_TENANT`` of them for one tenant at once."""
+
+    def __init__(self, total: int = TOTAL, per_tenant: int = PER_TENANT, wait: float = WAIT):
+        self._all = asyncio.Semaphore(total)
+        self._per_tenant = per_tenant
+        self._wait = wait
+        self._tenants: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, tenant: str) -> AsyncIterator[None]:
+        """Hold a slot of ``tenant``'s for the block; Unavailable after ``wait`` seconds."""
+        own, users = self._tenants.setdefault(tenant, (asyncio.Semaphore(self._per_tenant), [0]))
+        users[0] += 1  # the tenant's entry goes when nobody holds or waits for its slots
+        try:
+            async with contextlib.AsyncExitStack() as held:
+                try:
+                    async with asyncio.timeout(self._wait):
+                        await held.enter_async_context(own)
+                        await held.enter_async_context(self._all)
+                except TimeoutError:
+                    raise Unavailable(
+                        "too many big requests in flight; send it again in a moment"
+                    ) from None
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._tenants[tenant]
+
+    def tenants_waiting_or_holding(self) -> int:
+        """How many tenants hold or wait for a slot (for tests and metrics)."""
+        return len(self._tenants)

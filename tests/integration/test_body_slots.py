@@ -1,0 +1,86 @@
+"""Big-request slots are shared fairly: one tenant cannot hold them all, and nobody waits for
+one without bound (``dfs.api.body_slots``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from dfs import protocol
+from dfs.api.body_slots import TOTAL, BigBodySlots
+from dfs.errors import Unavailable
+from tests.integration.conftest import InProcessCluster
+from tests.integration.test_security import tenant_tokens
+
+pytestmark = pytest.mark.integration
+
+MIB = 1 << 20
+BOB_DEADLINE = 20.0
+"""Seconds bob's request may take: under the ~46 s a declared 20 MiB body may send nothing
+(``dfs.server``'s body deadline), which is how long it waited before."""
+
+
+async def test_a_tenant_holds_at_most_its_share_and_waits_are_bounded() -> None:
+    slots = BigBodySlots(total=4, per_tenant=2, wait=0.2)
+    async with contextlib.AsyncExitStack() as held:
+        for tenant in ("alice", "alice", "bob"):
+            await held.enter_async_context(slots.slot(tenant))
+        with pytest.raises(Unavailable):  # alice's third waits for one of her own
+            await held.enter_async_context(slots.slot("alice"))
+        await held.enter_async_context(slots.slot("carol"))  # the fourth slot
+        with pytest.raises(Unavailable):  # all four taken: bounded, then 503
+            await held.enter_async_context(slots.slot("dave"))
+        assert slots.tenants_waiting_or_holding() == 3
+    assert slots.tenants_waiting_or_holding() == 0  # released, and forgotten
+    async with slots.slot("dave"):
+        pass
+
+
+async def _stalled_big_body(url: str, token: str) -> asyncio.StreamWriter:
+    """A connection that declares a 20 MiB /init-upload body and sends none of it."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    head = (
+        f"POST {protocol.INIT_UPLOAD} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {20 * MIB}\r\n\r\n"
+    )
+    writer.write(head.encode())
+    await writer.drain()
+    return writer
+
+
+async def test_stalled_big_bodies_of_one_tenant_do_not_block_another(
+    inproc: InProcessCluster,
+) -> None:
+    """alice opens TOTAL connections that each declare a big body and send nothing (each
+    took a slot before its body was read, for the body deadline: minutes); bob's big
+    upload plan is answered meanwhile. Before, it waited until alice let go."""
+    alice, bob = await tenant_tokens(inproc.api.url, "alice", "bob")
+    stalled = [await _stalled_big_body(inproc.api.url, alice) for _ in range(TOTAL)]
+    try:
+        data = b"bob's data"
+        digest = hashlib.sha256(data).hexdigest()
+        chunk = {"offset": 0, "size": len(data), "sha256": digest}
+        req = {"name": "b", "size": len(data), "sha256": digest, "chunker": "fixed:4096"}
+        text = json.dumps({**req, "chunks": [chunk]})
+        body = text[:-1] + " " * (MIB + 100 - len(text)) + "}"  # big: it takes a slot
+        headers = {"Authorization": f"Bearer {bob}", "Content-Type": "application/json"}
+        url = f"{inproc.api.url}{protocol.INIT_UPLOAD}"
+        # alice's connections hold their slots until closed: minutes, far past this
+        async with (
+            aiohttp.ClientSession() as s,
+            asyncio.timeout(BOB_DEADLINE),
+            s.post(url, data=io.BytesIO(body.encode()), headers=headers) as r,
+        ):
+            assert r.status == 201, await r.text()
+    finally:
+        for w in stalled:
+            w.close()

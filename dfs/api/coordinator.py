@@ -46,10 +46,12 @@ from dfs.api.bodies import (
     rotations,
 )
 from dfs.api.drain import DrainSet
+from dfs.api.draining_copies import counted_copies
 from dfs.api.finalizing import (
     Finalizing,
     check_copies,
     copy_changes,
+    counted,
     excluding,
     has_copies,
     keep_passing,
@@ -127,8 +129,7 @@ class Coordinator:
 
     def place(self, chunk_id: str, size: int, live: Sequence[NodeRecord]) -> list[NodeRecord]:
         """The nodes a new chunk goes to: rendezvous over live nodes with room for it."""
-        # a node short of space is never chosen (its free bytes, as last heartbeated, must
-        # cover the chunk plus DFS_MIN_FREE_BYTES): uploads go to the others
+        # only nodes whose last heartbeat left room for the chunk plus DFS_MIN_FREE_BYTES
         chosen = policy.place_new(chunk_id, size, live, self.cfg.min_free_bytes, self.rf)
         if len(chosen) < self.rf:
             raise InsufficientStorage(
@@ -442,15 +443,15 @@ class Coordinator:
     async def _copies_of(
         self, chunks: dict[str, int], copies: Copies, new: list[Location], exclude: Collection[str]
     ) -> dict[str, set[str]]:
-        """Each chunk's holders (``copies`` or asked of ``excluding``'s), also added to ``new``."""
-        need = self.copies_to_commit
-        known = {c: set(copies[c]) for c in chunks if len(copies.get(c, ())) >= need}
+        """Each chunk's holders that count (``finalizing.counting``), all added to ``new``."""
+        need, draining = self.copies_to_commit, await self.drains.ids()
+        known = {c: set(copies[c]) for c in chunks if len(counted(copies, c, draining)) >= need}
         holders = {}
         if asked := {c: n for c, n in chunks.items() if c not in known}:
             nodes = excluding(await self.live_nodes(), exclude, self.rf)
             holders = await self.holders(asked, nodes, new=new)
         new += [Location(c, n, chunks[c]) for c, nodes in known.items() for n in nodes]
-        return {**holders, **known}
+        return await counted_copies(self, chunks, {**holders, **known}, draining, new)
 
     async def _ask_holders(
         self, ids: list[str], live: Sequence[NodeRecord]

@@ -8,7 +8,7 @@ and whether they hold enough."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from dfs import auth
@@ -88,6 +88,21 @@ def excluding(live: Sequence[NodeRecord], exclude: Collection[str], rf: int) -> 
     copies: then all of them."""
     left = [n for n in live if n.node_id not in exclude]
     return left if len(left) >= rf else list(live)
+
+
+def counted(copies: Mapping[str, Collection[str]], chunk_id: str, draining: Set[str]) -> set[str]:
+    """The copies of ``chunk_id`` that count for a commit: not those on draining nodes."""
+    return set(copies.get(chunk_id, ())) - draining
+
+
+def counting(holders: Mapping[str, set[str]], draining: Set[str]) -> dict[str, set[str]]:
+    """Each chunk's copies that count for a commit: not those on draining nodes. A node
+    being drained is removed once the copies of its recorded chunks are elsewhere; an upload
+    that placed a chunk there before the drain began and counted that copy could commit
+    right after the drain said done, and lose it with the node. It sends the chunk to
+    another node instead (finalize answers ``incomplete_upload``; the copy is recorded all
+    the same, and the drain moves it)."""
+    return {c: n - draining for c, n in holders.items()} if draining else dict(holders)
 
 
 def has_copies(holders: Mapping[str, set[str]], need: int) -> Callable[[Finalizing], None]:

@@ -53,6 +53,7 @@ from collections.abc import (
     Iterator,
     Mapping,
     Sequence,
+    Set,
 )
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,7 @@ from dfs.api.bodies import (
     rotations,
 )
 from dfs.api.coordinator import Coordinator
-from dfs.api.finalizing import check_copies
+from dfs.api.finalizing import check_copies, counted
 from dfs.api.verified_reads import first_good_pieces, joined
 from dfs.chunking import Chunk, ChunkerProfile
 from dfs.durability_policy import past_commit_window, rank_nodes
@@ -238,6 +239,9 @@ class ChunkSender:
             return
         if self.since is None:
             self.since = self.coord.clock()
+        else:  # nodes that started draining since the last batch get no new chunk
+            self.live = await self.coord.writable_nodes()
+            self._live_ids |= {n.node_id for n in self.live}
         ids = [chunk_id for chunk_id, _ in chunks]
         owned = await self.coord.meta.owned_chunks(self.tenant, ids)
         held = (
@@ -424,7 +428,8 @@ async def commit_ingested(
     if existing is not None:
         return Ingested(False, file_body(existing))
     check_sent_age(coord, sent_at)  # before anything is written: no pending file left behind
-    if copies is not None and _sent_here(coord, file_id, req, receipts, copies):
+    draining = await coord.drains.ids()
+    if copies is not None and _sent_here(coord, file_id, req, receipts, copies, draining):
         return await _commit_sent(coord, tenant, file_id, req, copies, reuse, commit)
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
@@ -462,11 +467,13 @@ def _sent_here(
     req: UploadRequest,
     receipts: Mapping[str, object],
     copies: Mapping[str, Collection[str]],
+    draining: Set[str],
 ) -> bool:
     """Whether finalize's checks pass on what this process holds, with no metadata read:
     every chunk of the file comes with a node's receipt for ``file_id`` (this process sent
     its bytes: nothing rests on what the tenant owned) and its copies, as the primaries'
-    201s named them, are enough (``dfs.api.finalizing.check_copies``). The upload's age is
+    201s named them, are enough (``dfs.api.finalizing.check_copies``; those on ``draining``
+    nodes do not count, ``dfs.api.finalizing.counting``). The upload's age is
     checked before (``check_sent_age``): those 201s hold only while GC's grace protects the
     copies they name."""
     key = coord.cfg.cluster_secret
@@ -474,7 +481,9 @@ def _sent_here(
     if not all(auth.receipt_ok(key, receipts.get(c), file_id, c) for c in chunks):
         return False
     try:
-        check_copies(chunks, {c: set(copies.get(c, ())) for c in chunks}, coord.copies_to_commit)
+        check_copies(
+            chunks, {c: counted(copies, c, draining) for c in chunks}, coord.copies_to_commit
+        )
     except IncompleteUpload:
         return False
     return True

@@ -29,11 +29,12 @@ from typing import Any
 from dfs import protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
 from dfs.api.coordinator import Coordinator
-from dfs.api.finalizing import Finalizing, check_copies, excluding
+from dfs.api.draining_copies import counted_copies
+from dfs.api.finalizing import Finalizing, check_copies, counting, excluding
 from dfs.api.upload_packs import plan_packs
 from dfs.errors import Conflict, IncompleteUpload
 from dfs.ids import new_file_id
-from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
+from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
 
 COMMIT_ROUNDS = 10
 """Commits a finish tries: each after recording again the copies of up to 100 chunks
@@ -130,7 +131,11 @@ async def prove(
             holders = await coord.holders(
                 chunks, excluding(await coord.live_nodes(), exclude, coord.rf)
             )
-            check_copies(chunks, holders, coord.copies_to_commit)
+            new: list[Location] = []
+            counts = await counted_copies(coord, chunks, holders, await coord.drains.ids(), new)
+            if new:
+                await coord.meta.add_locations(new, coord.clock())
+            check_copies(chunks, counts, coord.copies_to_commit)
         await coord.meta.mark_page_proven(file_id, no)
     return {"file_id": file_id, "page": no, "proven": True}
 
@@ -162,4 +167,4 @@ async def _found_again(coord: Coordinator, file_id: str, exc: IncompleteUpload) 
     if not chunks:
         raise exc
     holders = await coord.holders(chunks, await coord.live_nodes())
-    check_copies(chunks, holders, coord.copies_to_commit)
+    check_copies(chunks, counting(holders, await coord.drains.ids()), coord.copies_to_commit)

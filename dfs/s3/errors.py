@@ -21,6 +21,7 @@ from dfs.errors import (
     BucketNotFound,
     DfsError,
     Forbidden,
+    IncompleteUpload,
     InvalidRequest,
     KeyNotFound,
     PayloadTooLarge,
@@ -72,6 +73,9 @@ _MAPPED: list[tuple[type[DfsError], str, int]] = [
     (PayloadTooLarge, "EntityTooLarge", 400),
     (InvalidRequest, "InvalidRequest", 400),
     (Unavailable, "ServiceUnavailable", 503),
+    # chunks short of copies at the commit (a node drained or lost meanwhile): SDKs retry a
+    # 503, and the PUT sent again is placed on the writable nodes
+    (IncompleteUpload, "ServiceUnavailable", 503),
 ]
 
 

@@ -9,7 +9,14 @@ A draining node stays live and serves reads, but:
   surplus repair trims (``dfs.api.repair``).
 The drain is done when every referenced chunk recorded on the node has REPLICATION_FACTOR
 copies on live nodes that are not draining: the node can then be stopped and removed without
-any chunk ever having had fewer copies (``DrainSet.status``).
+any chunk ever having had fewer copies (``DrainSet.status``). Locations alone do not prove it
+(one may name a copy lost since, or one a race recorded after it was deleted), so a chunk
+whose locations say it is safe is confirmed with those holders (has-chunks, one request per
+node and page of chunks): only copies the nodes answer they hold count, a node that does
+not answer counts for nothing, and a copy a node answers it does not hold is forgotten
+(repair, which reads the draining node's chunks every pass, then copies the chunk). The
+holders are asked through ``confirm_with``, which the API's ``Repair`` binds to its node
+client; without it no chunk is confirmed and the drain is never done.
 
 The set of draining nodes is shared by every API process: it is the info of the "drain"
 lease in the metadata store (a lease no pass contends for, held by the ``drain`` owner for
@@ -22,11 +29,16 @@ Knows nothing of aiohttp.web.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dfs.meta.base import MetadataStore
+from dfs.errors import DfsError
+from dfs.meta.base import Location, MetadataStore, NodeRecord
+
+log = logging.getLogger("dfs.api.drain")
 
 DRAIN_LEASE = "drain"
 OWNER = "drain"
@@ -35,13 +47,23 @@ TTL = 10 * 365 * 86400.0
 CACHE_SECONDS = 2.0
 PAGE = 500
 
+HasChunks = Callable[[NodeRecord, list[str]], Awaitable[set[str]]]
+"""(node, chunk ids) -> the ids the node answers it holds (has-chunks)."""
+
 
 class DrainSet:
-    def __init__(self, meta: MetadataStore, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, meta: MetadataStore, clock: Callable[[], float], has_chunks: HasChunks | None = None
+    ) -> None:
         self.meta = meta
         self.clock = clock
+        self._has_chunks = has_chunks
         self._cached: frozenset[str] = frozenset()
         self._read_at: float | None = None
+
+    def confirm_with(self, has_chunks: HasChunks) -> None:
+        """How ``status`` asks the holders which copies they really hold."""
+        self._has_chunks = has_chunks
 
     async def _read(self) -> frozenset[str]:
         lease = await self.meta.get_lease(DRAIN_LEASE)
@@ -70,10 +92,13 @@ class DrainSet:
 
     async def status(self, node_id: str, rf: int) -> dict[str, Any]:
         """How far the drain of ``node_id`` has got: its referenced chunks, how many of them
-        lack REPLICATION_FACTOR copies on live nodes that are not draining, and ``done``."""
+        lack REPLICATION_FACTOR copies, confirmed by their nodes, on live nodes that are not
+        draining, and ``done``."""
         draining = await self._read()
         now = self.clock()
-        others = {n.node_id for n in await self.meta.list_live_nodes(now)} - draining
+        others = {n.node_id: n for n in await self.meta.list_live_nodes(now)}
+        for n in draining:
+            others.pop(n, None)
         chunks = short = 0
         after: str | None = None
         while True:
@@ -82,12 +107,17 @@ class DrainSet:
                 break
             infos = await self.meta.get_chunks(ids)
             locations = await self.meta.get_locations(ids)
+            claimed: dict[str, set[str]] = {}
             for chunk_id in ids:
                 info = infos.get(chunk_id)
                 if info is None or info.refcount <= 0:
                     continue  # unreferenced: garbage collection's, not worth a copy
                 chunks += 1
-                short += len(locations.get(chunk_id, set()) & others) < rf
+                claimed[chunk_id] = locations.get(chunk_id, set()) & others.keys()
+            safe = {c: where for c, where in claimed.items() if len(where) >= rf}
+            short += len(claimed) - len(safe)
+            held = await self._confirm(safe, others)
+            short += sum(len(held[c]) < rf for c in safe)
             after = ids[-1]
             if len(ids) < PAGE:
                 break
@@ -99,3 +129,37 @@ class DrainSet:
             "done": node_id in draining and short == 0,
             "draining_nodes": sorted(draining),
         }
+
+    async def _confirm(
+        self, claimed: dict[str, set[str]], nodes: dict[str, NodeRecord]
+    ) -> dict[str, set[str]]:
+        """chunk -> the nodes among those ``claimed`` for it that answer they hold it. Copies
+        a node answers it does not hold are forgotten."""
+        held: dict[str, set[str]] = {c: set() for c in claimed}
+        asks: dict[str, list[str]] = {}
+        for c, where in claimed.items():
+            for n in where:
+                asks.setdefault(n, []).append(c)
+        has_chunks = self._has_chunks
+        if has_chunks is None or not asks:
+            return held
+        answers = await asyncio.gather(
+            *(has_chunks(nodes[n], sorted(ids)) for n, ids in asks.items()),
+            return_exceptions=True,
+        )
+        gone: list[Location] = []
+        for (n, ids), answer in zip(asks.items(), answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, DfsError):
+                    raise answer
+                log.warning("drain status: node %s did not answer has-chunks: %s", n, answer)
+                continue
+            for c in ids:
+                if c in answer:
+                    held[c].add(n)
+                else:
+                    gone.append(Location(c, n, 0))
+        if gone:
+            log.warning("drain status: %d recorded copies are not on their nodes", len(gone))
+            await self.meta.remove_locations(gone)
+        return held

@@ -33,7 +33,15 @@ Garbage the chunk rows cannot see, handled by each pass first:
   collection deleted the row. It is deleted unless a pending upload created within the
   grace references it, and the node deletes it only if it was not written or re-sent within
   the grace (``min_age``), so an upload in flight keeps it. A copy whose chunk has a row but
-  not this node among its locations is recorded, so trimming or garbage collection handle it.
+  not this node among its locations is recorded, so trimming or garbage collection handle it,
+  and the node is then asked again (has-chunks): a copy it no longer holds (trimmed by repair
+  since the listing) is forgotten again. Repair's trim forgets a copy both before and after
+  deleting it, so whatever order the two run in, no location is left naming a copy that is
+  gone: a record after the trim's second forget comes after the delete, and the ask that
+  follows it sees the copy gone.
+
+The pass renews its lease as it goes (every node swept, every page of a sweep, and before
+every chunk collected: ``dfs.api.pass_lease``) and stops at once if another process took it.
 
 Knows nothing of aiohttp.web.
 """
@@ -43,6 +51,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from dfs import auth, protocol
@@ -50,6 +59,7 @@ from dfs import durability_policy as policy
 from dfs.api.coordinator import Coordinator
 from dfs.api.multipart import Multipart
 from dfs.api.namespace_service import namespace_store
+from dfs.api.pass_lease import LeaseLost, PassLease
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 from dfs.meta.multipart import multipart_store
@@ -77,14 +87,40 @@ async def delete_stale_uploads(coord: Coordinator, now: float, limit: int = 1000
     return deleted
 
 
-async def sweep_node(coord: Coordinator, node: NodeRecord, protected: set[str]) -> tuple[int, int]:
+async def _record_untracked(coord: Coordinator, node: NodeRecord, found: list[Location]) -> int:
+    """Record copies ``node`` listed that metadata does not place there, then ask the node
+    again and forget those it no longer holds (a trim deleted them meanwhile); returns how
+    many stay recorded. Recorded first, asked after: a trim forgets after its delete too,
+    so one of the two always has the last word on a copy that is gone."""
+    await coord.meta.add_locations(found, coord.clock())
+    cap = coord.cap(auth.OP_HAS, auth.ANY_CHUNK, node.node_id)
+    try:
+        held = await coord.nodes.has_chunks(node.url, [loc.chunk_id for loc in found], cap=cap)
+    except DfsError:
+        await coord.meta.remove_locations(found)  # unconfirmed: left to the next sweep
+        raise
+    gone = [loc for loc in found if loc.chunk_id not in held]
+    if gone:
+        await coord.meta.remove_locations(gone)
+    return len(found) - len(gone)
+
+
+async def sweep_node(
+    coord: Coordinator,
+    node: NodeRecord,
+    protected: set[str],
+    keep: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[int, int]:
     """Delete ``node``'s orphan copies and record its untracked ones; returns (deleted,
     recorded). ``protected``: chunk ids pending uploads created within the grace use,
-    read before the node is listed."""
+    read before the node is listed. ``keep``: called before each page (renews the pass's
+    lease, raises to stop)."""
     grace = coord.cfg.gc_grace
     deleted = recorded = 0
     after = ""
     for _ in range(10_000_000 // LIST_PAGE):  # bounded: at most 10M chunks a node
+        if keep is not None:
+            await keep()
         page, nxt = await coord.nodes.list_chunks(
             node.url,
             cap=coord.cap(auth.OP_LIST, auth.ANY_CHUNK, node.node_id),
@@ -98,8 +134,7 @@ async def sweep_node(coord: Coordinator, node: NodeRecord, protected: set[str]) 
             Location(c, node.node_id, rows[c].size) for c in rows if node.node_id not in where[c]
         ]
         if untracked:
-            await coord.meta.add_locations(untracked, coord.clock())
-            recorded += len(untracked)
+            recorded += await _record_untracked(coord, node, untracked)
         for chunk_id in (c for c in old if c not in rows):
             try:
                 gone = await coord.nodes.delete_chunk(
@@ -154,12 +189,20 @@ class GarbageCollector:
         self.sweep_soon: set[str] = set()  # returned nodes whose orphans the next pass sweeps
 
     async def gc_once(self) -> GcReport | None:
-        """One GC pass; None if another API process holds the GC lease."""
+        """One GC pass; None if another API process holds the GC lease (or took it over
+        during the pass, which then stops where it is)."""
         now = self.coord.clock()
-        if not await self.meta.acquire_lease(
-            GC_LEASE, self.owner, now, max(3 * self.cfg.gc_interval, 30.0)
-        ):
+        ttl = max(3 * self.cfg.gc_interval, 30.0)
+        lease = PassLease(self.meta, GC_LEASE, self.owner, ttl, lambda: self.coord.clock())
+        if not await lease.acquire():
             return None
+        try:
+            return await self._pass(now, lease)
+        except LeaseLost as exc:
+            log.warning("gc pass stopped: %s", exc)
+            return None
+
+    async def _pass(self, now: float, lease: PassLease) -> GcReport:
         report = GcReport()
         cutoff = now - self.cfg.gc_grace
         looked = time.monotonic()
@@ -174,8 +217,9 @@ class GarbageCollector:
             report.multipart_uploads_collected = collected
         protected = await self.meta.recent_pending_chunks(cutoff)
         live = {n.node_id: n for n in await self.coord.live_nodes()}
-        await self._sweep_orphans(now, live, protected, report)
+        await self._sweep_orphans(now, live, protected, report, lease)
         for c in await self.coord.scan_chunks():
+            await lease.keep()
             report.chunks_scanned += 1
             verdict = policy.gc_verdict(
                 c.refcount, c.zero_since, c.chunk_id, now, self.cfg.gc_grace, protected
@@ -191,7 +235,12 @@ class GarbageCollector:
         return report
 
     async def _sweep_orphans(
-        self, now: float, live: dict[str, NodeRecord], protected: set[str], report: GcReport
+        self,
+        now: float,
+        live: dict[str, NodeRecord],
+        protected: set[str],
+        report: GcReport,
+        lease: PassLease,
     ) -> None:
         """Sweep the nodes that came back, or every live node once per DFS_ORPHAN_INTERVAL."""
         if self._last_orphan_sweep is None:
@@ -202,7 +251,9 @@ class GarbageCollector:
             sweep = set(live)
         for node_id in sorted(sweep):
             try:
-                deleted, recorded = await sweep_node(self.coord, live[node_id], protected)
+                deleted, recorded = await sweep_node(
+                    self.coord, live[node_id], protected, lease.keep
+                )
             except DfsError as exc:
                 log.warning("orphan sweep of %s failed: %s", node_id, exc.message)
                 continue

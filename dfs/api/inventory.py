@@ -24,16 +24,28 @@ sweep records and trimming removes. Copies the node lists that metadata does not
 left to the orphan sweep (``dfs.api.gc``).
 
 ``merge_window`` is the pure merge (unit-tested at page boundaries); ``reconcile_node``
-drives it. Knows nothing of aiohttp.web.
+drives it for one node, ``take_inventory`` for every live node of a repair pass. Knows
+nothing of aiohttp.web.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+
+from dfs import auth
+from dfs.api.coordinator import Coordinator
+from dfs.errors import DfsError
+from dfs.meta.base import Location, NodeRecord
+
+log = logging.getLogger("dfs.api.repair")
 
 PAGE = 1000
 """Ids per page of both listings (within /list-chunks' limit)."""
+CONCURRENCY = 8
+"""Nodes whose windows a pass reads at once."""
 
 ListPage = Callable[[str, int], Awaitable[tuple[list[str], bool]]]
 """(after, limit) -> (ascending ids greater than ``after``, whether that was the last page)."""
@@ -116,3 +128,100 @@ def untracked_ids(recorded: list[str], recorded_done: bool, held: list[str]) -> 
     known = set(recorded)
     top = None if recorded_done or not recorded else recorded[-1]
     return [c for c in held if c not in known and (top is None or c <= top)]
+
+
+@dataclass
+class Inventory:
+    """What one repair pass's inventory did."""
+
+    cursors: dict[str, str]
+    """node -> where its next window starts (none: at the start)."""
+    checked: int = 0
+    """Recorded copies compared with what their nodes list."""
+    missing: int = 0
+    """Of those, copies the nodes do not hold (forgotten)."""
+    untracked: int = 0
+    """Copies nodes hold of known chunks that metadata did not place there (recorded)."""
+    suspects: set[str] = field(default_factory=set)
+    """The chunks of the copies forgotten or recorded (repaired in the same pass)."""
+
+
+def _recorded_page(coord: Coordinator, node_id: str) -> ListPage:
+    async def page(after: str, limit: int) -> tuple[list[str], bool]:
+        ids = await coord.meta.node_chunks(node_id, limit=limit, after=after or None)
+        return ids, len(ids) < limit
+
+    return page
+
+
+def _held_page(coord: Coordinator, node: NodeRecord) -> ListPage:
+    cap = coord.cap(auth.OP_LIST, auth.ANY_CHUNK, node.node_id)
+
+    async def page(after: str, limit: int) -> tuple[list[str], bool]:
+        rows, nxt = await coord.nodes.list_chunks(node.url, cap=cap, after=after, limit=limit)
+        return [c for c, _age in rows], nxt is None
+
+    return page
+
+
+async def take_inventory(
+    coord: Coordinator, live: list[NodeRecord], cursors: Mapping[str, str], pages: int
+) -> Inventory:
+    """Compare one window of each live node's recorded chunk ids with what it lists, forget
+    the copies it does not hold and record the untracked ones of known chunks. A node that
+    does not answer keeps its cursor; cursors of nodes not live are dropped (a returning
+    node's inventory starts over)."""
+    out = Inventory(cursors={})
+    if pages <= 0:
+        return out
+    # a window holds up to 2 x pages x PAGE ids until merged: a few nodes at a time
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(node: NodeRecord) -> Window:
+        cursor = cursors.get(node.node_id, "")
+        async with gate:
+            return await reconcile_node(
+                _recorded_page(coord, node.node_id), _held_page(coord, node), cursor, pages
+            )
+
+    windows = await asyncio.gather(*(one(n) for n in live), return_exceptions=True)
+    gone: list[Location] = []
+    untracked: dict[str, list[str]] = {}
+    for node, w in zip(live, windows, strict=True):
+        if isinstance(w, BaseException):
+            if not isinstance(w, DfsError):
+                raise w
+            log.warning("inventory of %s failed: %s", node.node_id, w.message)
+            w = Window([], cursors.get(node.node_id, ""), 0, 0)
+        out.checked += w.recorded
+        if w.cursor:
+            out.cursors[node.node_id] = w.cursor
+        gone += [Location(c, node.node_id, 0) for c in w.missing]
+        if w.untracked:
+            untracked[node.node_id] = w.untracked
+    if gone:
+        log.warning("inventory: %d recorded copies are not on their nodes", len(gone))
+        await coord.meta.remove_locations(gone)
+    found = await _record_untracked(coord, untracked)
+    out.missing, out.untracked = len(gone), len(found)
+    out.suspects = {loc.chunk_id for loc in gone} | {loc.chunk_id for loc in found}
+    return out
+
+
+async def _record_untracked(coord: Coordinator, untracked: dict[str, list[str]]) -> list[Location]:
+    """Record the copies nodes hold of known chunks that metadata does not place there
+    (a write the client gave up on while the node died, then the node restarted): their
+    chunks are triaged in the same pass, so a surplus copy is trimmed. Copies of unknown
+    chunks are the orphan sweep's business."""
+    ids = sorted({c for cs in untracked.values() for c in cs})
+    rows = await coord.meta.get_chunks(ids) if ids else {}
+    found = [
+        Location(c, node_id, rows[c].size)
+        for node_id, cs in untracked.items()
+        for c in cs
+        if c in rows
+    ]
+    if found:
+        log.info("inventory: %d untracked copies of known chunks recorded", len(found))
+        await coord.meta.add_locations(found, coord.clock())
+    return found

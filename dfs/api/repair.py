@@ -15,8 +15,9 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   DFS_REPAIR_FULL_SCAN), otherwise what the by-node index lists for nodes down and not
   settled, or back since the last pass (the previous pass's report, kept in the lease, says
   which), plus chunks nodes reported quarantined or gave up forwarding;
-- nodes' background-replication journals (async) are read each pass and their copies
-  recorded; a chunk short of copies is checked against the live nodes (has-chunks) first;
+- nodes' background-replication journals (async) are read each pass from cursors kept in the
+  lease's info and their copies recorded (``dfs.api.replication_journal``); a chunk short of
+  copies is checked against the live nodes (has-chunks) first;
 - a committed chunk with fewer counting copies than REPLICATION_FACTOR is copied from a live
   holder (``/copy-chunk``, which verifies the bytes before sending) to the best placement
   nodes that lack it; REPLICATION_STRATEGY=async relies on this to close any gap the
@@ -37,6 +38,9 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
 - nodes back since the last pass are handed to garbage collection (``on_returned``), which
   sweeps them for orphan copies at its next pass (``dfs.api.gc``).
 
+The lease is renewed as the pass goes (every chunk repaired, and before every trim:
+``dfs.api.pass_lease``); a pass whose lease another process took over stops at once.
+
 Knows nothing of aiohttp.web.
 """
 
@@ -53,14 +57,13 @@ from typing import Any
 from dfs import auth, protocol
 from dfs import durability_policy as policy
 from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator
-from dfs.api.inventory import ListPage, Window, reconcile_node
+from dfs.api.inventory import take_inventory
+from dfs.api.pass_lease import LeaseLost, PassLease
+from dfs.api.replication_journal import Cursor, cursor_map, read_journals, record_forwards
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 
 log = logging.getLogger("dfs.api.repair")
-
-INVENTORY_CONCURRENCY = 8
-"""Nodes whose inventory windows a pass reads at once."""
 
 
 @dataclass
@@ -87,6 +90,8 @@ class RepairReport:
     """Copies nodes hold of known chunks that metadata did not place there (recorded)."""
     inventory_cursors: dict[str, str] = field(default_factory=dict)
     """node -> the chunk id the next pass's inventory window starts after."""
+    replication_cursors: dict[str, Cursor] = field(default_factory=dict)
+    """node -> (boot, journal number) the next pass reads its replication journal after."""
     disks: dict[str, str] = field(default_factory=dict)
     """node -> the disk identity last seen (compared at the next pass)."""
     disks_replaced: list[str] = field(default_factory=list)
@@ -148,21 +153,30 @@ class Repair:
         self._on_report = on_report
         self._on_returned = on_returned
         self._last_full: float | None = None  # this process's last full repair scan
-        self._cursors: dict[str, tuple[str, int]] = {}  # node -> (boot, journal seq read)
+        self._lease: PassLease | None = None  # the running pass's
+        # a drain's status confirms the copies it counts with their nodes (dfs.api.drain)
+        coord.drains.confirm_with(self._node_has)
 
     def _lease_ttl(self) -> float:
         return max(3 * self.cfg.repair_interval, 30.0)
 
     async def _note(self, report: RepairReport) -> None:
+        """Report progress and renew the lease with it; LeaseLost once another process took
+        the lease over."""
         if self._on_report is not None:
             self._on_report(report)
-        await self.meta.acquire_lease(
-            REPAIR_LEASE,
-            self.owner,
-            self.coord.clock(),
-            self._lease_ttl(),
-            json.dumps(asdict(report)),
-        )
+        if self._lease is not None:
+            await self._lease.renew()
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease if due (before every irreversible step); LeaseLost if lost."""
+        if self._lease is not None:
+            await self._lease.keep()
+
+    async def _node_has(self, node: NodeRecord, ids: list[str]) -> set[str]:
+        """The subset of ``ids`` ``node`` holds (has-chunks)."""
+        cap = self.coord.cap(auth.OP_HAS, auth.ANY_CHUNK, node.node_id)
+        return await self.coord.nodes.has_chunks(node.url, ids, cap=cap)
 
     async def _forget_quarantined(self, live: list[NodeRecord]) -> set[str]:
         """Forget the copies nodes found bad, so the chunks count as under-replicated;
@@ -190,41 +204,20 @@ class Repair:
         await self.meta.remove_locations(gone)
         return {loc.chunk_id for loc in gone}
 
-    async def _read_replication(self, live: list[NodeRecord], report: RepairReport) -> set[str]:
-        """Read each live node's background-replication state (REPLICATION_STRATEGY=async):
-        record the copies its journal says it forwarded since we last looked, add up its
-        backlog, and return the chunk ids it gave up on (repair copies them)."""
-
-        async def one(node: NodeRecord) -> dict[str, Any]:
-            boot, seq = self._cursors.get(node.node_id, ("", 0))
-            cap = self.coord.cap(auth.OP_STATUS, auth.ANY_CHUNK, node.node_id)
-            body = await self.coord.nodes.status(node.url, cap=cap, after=seq, timeout=10.0)
-            rep: dict[str, Any] = body.get("replication") or {}
-            if rep and rep.get("boot") != boot and seq:  # the node restarted: read it all
-                body = await self.coord.nodes.status(node.url, cap=cap, after=0, timeout=10.0)
-                rep = body.get("replication") or {}
-            return rep
-
-        answers = await asyncio.gather(*(one(n) for n in live), return_exceptions=True)
-        failed: set[str] = set()
-        done: list[Location] = []
-        for node, rep in zip(live, answers, strict=True):
-            if isinstance(rep, BaseException):
-                if not isinstance(rep, DfsError):
-                    raise rep
-                continue
-            if not rep:
-                continue
-            report.replication_pending += int(rep.get("pending", 0))
-            failed.update(str(c) for c in rep.get("failed", []))
-            done += [Location(str(c), str(n), int(size)) for c, n, size in rep.get("done", [])]
-            self._cursors[node.node_id] = (str(rep.get("boot", "")), int(rep.get("seq", 0)))
-        report.replication_failed = len(failed)
-        # recorded whether or not the chunk has a row yet: a forward often completes before
-        # the upload is finalized; an upload never finalized leaves a refcount-0 row that
-        # garbage collection removes with the copies
-        await self.meta.add_locations(done, self.coord.clock())
-        return failed
+    async def _read_replication(self, cluster: _Cluster, report: RepairReport) -> set[str]:
+        """Read the live nodes' background-replication journals after their cursors, make
+        the new cursors durable (the lease's info), then record the forwards read
+        (``dfs.api.replication_journal``); returns the chunk ids nodes gave up forwarding."""
+        read = await read_journals(self.coord, cluster.live, report.replication_cursors)
+        report.replication_pending = read.pending
+        report.replication_failed = len(read.failed)
+        registered = cluster.down | cluster.live_by_id.keys()
+        report.replication_cursors = {n: c for n, c in read.cursors.items() if n in registered}
+        if read.new or read.replayed:
+            if self._lease is not None:  # the cursors first: nothing read is recorded twice
+                await self._lease.renew()
+            await record_forwards(self.coord, read, cluster.live_by_id)
+        return read.failed
 
     async def _forget_replaced_disks(self, cluster: _Cluster, report: RepairReport) -> set[str]:
         """Forget every location of each live node whose disk identity differs from the one
@@ -255,85 +248,17 @@ class Repair:
         report.disks = {n: d for n, d in report.disks.items() if n in registered}
         return gone
 
-    def _recorded_page(self, node_id: str) -> ListPage:
-        async def page(after: str, limit: int) -> tuple[list[str], bool]:
-            ids = await self.meta.node_chunks(node_id, limit=limit, after=after or None)
-            return ids, len(ids) < limit
-
-        return page
-
-    def _held_page(self, node: NodeRecord) -> ListPage:
-        cap = self.coord.cap(auth.OP_LIST, auth.ANY_CHUNK, node.node_id)
-
-        async def page(after: str, limit: int) -> tuple[list[str], bool]:
-            rows, nxt = await self.coord.nodes.list_chunks(
-                node.url, cap=cap, after=after, limit=limit
-            )
-            return [c for c, _age in rows], nxt is None
-
-        return page
-
     async def _take_inventory(self, live: list[NodeRecord], report: RepairReport) -> set[str]:
-        """Compare one window of each live node's recorded chunk ids with what it lists and
-        forget the copies it does not hold; returns their chunk ids (repaired this pass).
-        A node that does not answer keeps its cursor; cursors of nodes not live are dropped
-        (a returning node's inventory starts over)."""
-        pages = self.cfg.inventory_pages_per_pass
-        cursors = report.inventory_cursors
-        report.inventory_cursors = {}
-        if pages <= 0:
-            return set()
-
-        # a window holds up to 2 x pages x 1000 ids until merged: a few nodes at a time
-        gate = asyncio.Semaphore(INVENTORY_CONCURRENCY)
-
-        async def one(node: NodeRecord) -> Window:
-            cursor = cursors.get(node.node_id, "")
-            async with gate:
-                return await reconcile_node(
-                    self._recorded_page(node.node_id), self._held_page(node), cursor, pages
-                )
-
-        windows = await asyncio.gather(*(one(n) for n in live), return_exceptions=True)
-        gone: list[Location] = []
-        untracked: dict[str, list[str]] = {}
-        for node, w in zip(live, windows, strict=True):
-            if isinstance(w, BaseException):
-                if not isinstance(w, DfsError):
-                    raise w
-                log.warning("inventory of %s failed: %s", node.node_id, w.message)
-                w = Window([], cursors.get(node.node_id, ""), 0, 0)
-            report.inventory_checked += w.recorded
-            if w.cursor:
-                report.inventory_cursors[node.node_id] = w.cursor
-            gone += [Location(c, node.node_id, 0) for c in w.missing]
-            if w.untracked:
-                untracked[node.node_id] = w.untracked
-        if gone:
-            log.warning("inventory: %d recorded copies are not on their nodes", len(gone))
-            await self.meta.remove_locations(gone)
-        report.inventory_missing = len(gone)
-        found = await self._record_untracked(untracked)
-        report.inventory_untracked = len(found)
-        return {loc.chunk_id for loc in gone} | {loc.chunk_id for loc in found}
-
-    async def _record_untracked(self, untracked: dict[str, list[str]]) -> list[Location]:
-        """Record the copies nodes hold of known chunks that metadata does not place there
-        (a write the client gave up on while the node died, then the node restarted): their
-        chunks are triaged in the same pass, so a surplus copy is trimmed. Copies of unknown
-        chunks are the orphan sweep's business."""
-        ids = sorted({c for cs in untracked.values() for c in cs})
-        rows = await self.meta.get_chunks(ids) if ids else {}
-        found = [
-            Location(c, node_id, rows[c].size)
-            for node_id, cs in untracked.items()
-            for c in cs
-            if c in rows
-        ]
-        if found:
-            log.info("inventory: %d untracked copies of known chunks recorded", len(found))
-            await self.meta.add_locations(found, self.coord.clock())
-        return found
+        """One inventory window of each live node (``dfs.api.inventory.take_inventory``);
+        returns the chunk ids whose copies changed (repaired this pass)."""
+        done = await take_inventory(
+            self.coord, live, report.inventory_cursors, self.cfg.inventory_pages_per_pass
+        )
+        report.inventory_cursors = done.cursors
+        report.inventory_checked = done.checked
+        report.inventory_missing = done.missing
+        report.inventory_untracked = done.untracked
+        return done.suspects
 
     async def _node_chunk_ids(self, node_id: str) -> list[str]:
         out: list[str] = []
@@ -400,10 +325,28 @@ class Repair:
         # carried from pass to pass (also through a pass that dies half-way)
         report.disks = _str_map(prev.get("disks"))
         report.inventory_cursors = _str_map(prev.get("inventory_cursors"))
-        if not await self.meta.acquire_lease(
-            REPAIR_LEASE, self.owner, now, self._lease_ttl(), json.dumps(asdict(report))
-        ):
+        report.replication_cursors = cursor_map(prev.get("replication_cursors"))
+        self._lease = PassLease(
+            self.meta,
+            REPAIR_LEASE,
+            self.owner,
+            self._lease_ttl(),
+            lambda: self.coord.clock(),
+            lambda: json.dumps(asdict(report)),
+        )
+        if not await self._lease.acquire():
             return None
+        lease = self._lease
+        try:
+            return await self._pass(report, prev, now)
+        except LeaseLost as exc:
+            log.warning("repair pass stopped: %s", exc)
+            return None
+        finally:
+            if self._lease is lease:
+                self._lease = None
+
+    async def _pass(self, report: RepairReport, prev: dict[str, Any], now: float) -> RepairReport:
         cluster = await self._cluster(now)
         report.down_nodes = sorted(cluster.down)
         states = await self._chunks_to_check(cluster, prev, now, report)
@@ -446,7 +389,7 @@ class Repair:
         quarantined = await self._forget_quarantined(cluster.live)
         report.quarantined_forgotten = len(quarantined)
         suspects |= quarantined
-        suspects |= await self._read_replication(cluster.live, report)
+        suspects |= await self._read_replication(cluster, report)
         suspects |= await self._take_inventory(cluster.live, report)
         returned = policy.returned_ids(prev.get("down_nodes", []), cluster.live_by_id.keys())
         if self._on_returned is not None and returned:
@@ -562,8 +505,10 @@ class Repair:
             victims += [n for n in held if n.node_id in cluster.draining]
         trimmed = 0
         for node in victims:
+            await self._keep_lease()  # never delete under a lease another process may hold
+            gone = [Location(c.chunk_id, node.node_id, c.size)]
             # forget the copy first, so no new download plan points at it
-            await self.meta.remove_locations([Location(c.chunk_id, node.node_id, c.size)])
+            await self.meta.remove_locations(gone)
             try:
                 await self.coord.nodes.delete_chunk(
                     node.url,
@@ -577,6 +522,9 @@ class Repair:
                 )
             except DfsError as exc:
                 log.warning("trim of %s on %s failed: %s", c.chunk_id[:12], node.node_id, exc)
+            # and again once deleted: whoever saw the copy before the delete (the orphan
+            # sweep, a has-chunks answer) may have recorded it meanwhile
+            await self.meta.remove_locations(gone)
             trimmed += 1
         return trimmed
 

@@ -30,6 +30,9 @@ FAST = {
     "DFS_REPAIR_INTERVAL": "0.5",
     "DFS_GC_GRACE": "3",
     "DFS_GC_INTERVAL": "0.5",
+    # a GC pass leaves copies written within 0.9 x the grace (+2 s) to the orphan sweep:
+    # here every copy is seconds old when its chunk is collected
+    "DFS_ORPHAN_INTERVAL": "1",
     "DFS_SCRUB_INTERVAL": "0.5",
     "DFS_MIN_FREE_BYTES": "0",
 }

@@ -1,0 +1,164 @@
+"""Repair and garbage collection hold their lease for the whole pass (``dfs.api.pass_lease``):
+a pass renews it as it goes, and stops as soon as another process has taken it over (its
+lease expired while it stalled), so two passes never trim, copy or collect side by side.
+In process; the API's clock is moved on by the test (the pass "stalls") at the exact step,
+never waited out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dfs.api.coordinator import REPAIR_LEASE, Coordinator
+from dfs.api.gc import GC_LEASE, GarbageCollector
+from dfs.api.repair import Repair
+from dfs.ids import parse_chunk_id
+from dfs.meta.base import Location
+from tests.integration.conftest import InProcessCluster, running_cluster
+from tests.integration.test_phantom_locations import (
+    PATIENT_NODES,
+    copy_to_third,
+    really_held,
+    recorded,
+    shifted_clock,
+    store,
+)
+
+pytestmark = pytest.mark.integration
+
+SIZE = 30_000
+TTL = 30.0
+"""Both leases' time to live here (repair: 3 x 10 s, at least 30 s; GC: 3 x 5 s, at least 30)."""
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
+    cfg = {"maintenance": False, "gc_grace": 1.0, "gc_interval": 5.0}
+    async with running_cluster(tmp_path, n=3, rf=2, api_cfg=cfg, node_cfg=PATIENT_NODES) as c:
+        yield c
+
+
+async def chunks(coord: Coordinator, n: int) -> list[str]:
+    return [await store(coord, f"f{i}", SIZE, 100 + i) for i in range(n)]
+
+
+async def take_over(coord: Coordinator, name: str, advance: Any) -> None:
+    """This pass stalls past its lease, and another process takes the lease."""
+    lease = await coord.meta.get_lease(name)
+    assert lease is not None
+    advance(lease.expires_at - coord.clock() + 1.0)
+    assert await coord.meta.acquire_lease(name, "api-other", coord.clock(), TTL)
+
+
+async def test_repair_stops_trimming_once_another_process_took_its_lease(
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coord = cluster.api.coordinator
+    advance = shifted_clock(monkeypatch, coord)
+    ids = await chunks(coord, 3)
+    for cid in ids:
+        await copy_to_third(coord, cid, SIZE)  # 3 copies at factor 2: one to trim
+    delete = coord.nodes.delete_chunk
+    deleted: list[str] = []
+
+    async def delete_then_stall(url: str, chunk_id: str, **kw: Any) -> Any:
+        gone = await delete(url, chunk_id, **kw)
+        deleted.append(chunk_id)
+        if len(deleted) == 1:
+            await take_over(coord, REPAIR_LEASE, advance)
+        return gone
+
+    monkeypatch.setattr(coord.nodes, "delete_chunk", delete_then_stall)
+    assert await Repair(coord, owner="api-one").repair_once() is None
+    assert len(deleted) == 1  # the chunks after the takeover are the other process's
+    assert sorted([len(await really_held(coord, c)) for c in ids]) == [2, 3, 3]
+    lease = await coord.meta.get_lease(REPAIR_LEASE)
+    assert lease is not None
+    assert lease.owner == "api-other"
+
+
+async def test_repair_stops_copying_once_another_process_took_its_lease(
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coord = cluster.api.coordinator
+    advance = shifted_clock(monkeypatch, coord)
+    ids = await chunks(coord, 3)
+    by_id = {n.cfg.node_id: n for n in cluster.nodes}
+    for cid in ids:  # one of the two copies is lost: each chunk is short
+        lost_on = sorted(await recorded(coord, cid))[0]
+        await by_id[lost_on].store.delete(parse_chunk_id(cid))
+        await coord.meta.remove_locations([Location(cid, lost_on, 0)])
+    copy = coord.nodes.copy_chunk
+    copied: list[str] = []
+
+    async def copy_then_stall(url: str, chunk_id: str, *args: Any, **kw: Any) -> None:
+        await copy(url, chunk_id, *args, **kw)
+        copied.append(chunk_id)
+        if len(copied) == 1:
+            await take_over(coord, REPAIR_LEASE, advance)
+
+    monkeypatch.setattr(coord.nodes, "copy_chunk", copy_then_stall)
+    assert await Repair(coord, owner="api-one").repair_once() is None
+    assert len(copied) == 1
+    assert sorted([len(await really_held(coord, c)) for c in ids]) == [1, 1, 2]
+
+
+async def unreferenced(coord: Coordinator, n: int, advance: Any) -> list[str]:
+    """``n`` chunks whose files were deleted longer than the grace ago (by the API's clock)."""
+    ids = await chunks(coord, n)
+    for i in range(n):
+        (rec,) = [f for f in await coord.meta.list_files("alice", limit=100) if f.name == f"f{i}"]
+        await coord.delete_file(rec.file_id, "alice")
+    advance(2.0)  # past the 1 s grace
+    return ids
+
+
+async def test_gc_renews_its_lease_during_a_long_pass(
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk collected takes 0.6 of the lease's time to live: without renewals the
+    lease expires at the second, and another process would start collecting alongside."""
+    coord = cluster.api.coordinator
+    advance = shifted_clock(monkeypatch, coord)
+    ids = await unreferenced(coord, 3, advance)
+    collect = coord.meta.delete_chunk_if_unreferenced
+    others_got_it: list[bool] = []
+
+    async def slow_collect(chunk_id: str, cutoff: float) -> Any:
+        holders = await collect(chunk_id, cutoff)
+        advance(0.6 * TTL)
+        got = await coord.meta.acquire_lease(GC_LEASE, "api-other", coord.clock(), TTL)
+        others_got_it.append(got)
+        return holders
+
+    monkeypatch.setattr(coord.meta, "delete_chunk_if_unreferenced", slow_collect)
+    report = await GarbageCollector(coord, owner="api-one").gc_once()
+    assert others_got_it == [False, False, False]
+    assert report is not None
+    assert report.collected == 3
+    assert await coord.meta.get_chunks(ids) == {}
+
+
+async def test_gc_stops_once_another_process_took_its_lease(
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coord = cluster.api.coordinator
+    advance = shifted_clock(monkeypatch, coord)
+    ids = await unreferenced(coord, 3, advance)
+    collect = coord.meta.delete_chunk_if_unreferenced
+    collected: list[str] = []
+
+    async def collect_then_stall(chunk_id: str, cutoff: float) -> Any:
+        holders = await collect(chunk_id, cutoff)
+        collected.append(chunk_id)
+        if len(collected) == 1:
+            await take_over(coord, GC_LEASE, advance)
+        return holders
+
+    monkeypatch.setattr(coord.meta, "delete_chunk_if_unreferenced", collect_then_stall)
+    assert await GarbageCollector(coord, owner="api-one").gc_once() is None
+    assert len(collected) == 1
+    assert len(await coord.meta.get_chunks(ids)) == 2  # left to the lease's new holder

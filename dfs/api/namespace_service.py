@@ -49,13 +49,11 @@ from dfs.meta.namespace import (
 
 PREFIX_PAGE = 500  # keys per listing page while copying, moving or deleting a prefix
 MAX_PREFIX_KEYS = 100_000  # keys one prefix operation may touch
-DELETES_AT_ONCE = 64
-"""Keys of one prefix delete in flight at once (the SQLite store's group size)."""
+DELETES_AT_ONCE = 64  # keys of one prefix delete in flight (the SQLite store's group size)
 
 
 def namespace_store(meta: MetadataStore) -> NamespaceStore | None:
-    """The namespace half of a metadata backend: the store itself when it implements the
-    port, else its ``namespace`` attribute; None when the backend has none."""
+    """The namespace half of a metadata backend (itself, or its ``namespace``), or None."""
     ns: object = getattr(meta, "namespace", meta)
     return cast(NamespaceStore, ns) if hasattr(ns, "put_object") else None
 
@@ -497,10 +495,14 @@ class Namespace:
         fields: ObjectFields | None = None,
         when: tuple[bool, str | None] = (False, None),
     ) -> ObjectVersion:
-        """``o`` copied (or moved) to ``dst``; ``when``: ``link``'s conditions on ``dst``."""
+        """``o`` copied (or moved: never onto itself, the source deleted only while ``o`` is
+        its latest) to ``dst``; ``when``: ``link``'s conditions on ``dst``."""
+        if move and (o.bucket, o.key) == dst:
+            raise InvalidRequest(f"cannot move {o.key!r} onto itself")
         made = await self._copy_one(o, dst[0], dst[1], fields or ObjectFields(), owner, *when)
-        if move:
-            await self.store.delete_object(o.bucket, o.key, None, self.coord.clock())
+        if move:  # Conflict if written since: the newer version stays
+            now, latest = self.coord.clock(), o.version_id
+            await self.store.delete_object(o.bucket, o.key, None, now, if_latest=latest)
         return made.version
 
     async def delete_prefix(self, who: Principal, bucket: str, prefix: str) -> int:

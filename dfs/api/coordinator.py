@@ -387,7 +387,8 @@ class Coordinator:
             owned = await self.owned_for_finalize(tenant, bare) if bare else set()
             todo = keep_passing(todo, results, lambda f: f.check_receipts(key, owned))
         commit = functools.partial(self.meta.commit_files, for_object=for_object)
-        for last in (False, True):
+        committed: Sequence[FileRecord | DfsError | None] = []
+        for _ in range(2):
             new: list[Location] = []  # copies found: recorded in the commit's transaction
             if todo:
                 union = {c: n for f in todo for c, n in f.chunks.items()}
@@ -397,10 +398,8 @@ class Coordinator:
             try:
                 committed = await commit(ids, self.clock(), locations=new) if ids or new else []
                 break
-            except IncompleteUpload:
-                if last:  # GC took a row the nodes no longer hold copies of: send it again
-                    raise
-                copies = {}  # GC took a row after its copies were found: find them again
+            except IncompleteUpload as exc:  # GC took a row after its copies were found:
+                copies, committed = {}, [exc] * len(ids)  # found again once, else refused
         for f, file_id, done in zip(todo, ids, committed, strict=True):
             results[f.index] = done if done else FileNotFound(f"no file {file_id}")
         assert all(r is not None for r in results)  # every file was committed or rejected

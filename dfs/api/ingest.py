@@ -240,8 +240,9 @@ class ChunkSender:
         if self.since is None:
             self.since = self.coord.clock()
         else:  # nodes that started draining since the last batch get no new chunk
-            self.live = await self.coord.writable_nodes()
-            self._live_ids |= {n.node_id for n in self.live}
+            draining = await self.coord.drains.ids()  # cached: no read per batch
+            if any(n.node_id in draining for n in self.live):
+                self.live = [n for n in self.live if n.node_id not in draining]
         ids = [chunk_id for chunk_id, _ in chunks]
         owned = await self.coord.meta.owned_chunks(self.tenant, ids)
         held = (

@@ -147,7 +147,8 @@ async def finish(
     rec = await coord.meta.get_file(file_id, tenant)
     if rec.state != FILE_COMPLETE:
         coord.check_upload_age(rec)
-        await coord.meta.seal_file(file_id, size, sha256)
+        if (rec.size, rec.sha256) != (size, sha256):  # sealed by a finish refused before:
+            await coord.meta.seal_file(file_id, size, sha256)  # (DynamoDB: now committing)
         for _ in range(COMMIT_ROUNDS - 1):
             try:
                 return file_body(await coord.meta.commit_file(file_id, coord.clock()))

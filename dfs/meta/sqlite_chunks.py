@@ -37,9 +37,9 @@ from dfs.meta.sqlite_codec import (
 )
 
 TOMBSTONE_TTL = 86_400.0
-"""Seconds a collected chunk's tombstone is kept (wall clock): far longer than a commit can
-take between the check that found the chunk held and its write (finalize refuses uploads
-past 0.9 x DFS_GC_GRACE; a has-chunks round and a commit take seconds)."""
+"""Seconds a collected chunk's tombstone is kept at least (wall clock), and the GC grace when
+that is longer: longer than a commit can take between the check that found the chunk held
+and its write (a paged upload proves a page, then commits up to 0.9 x DFS_GC_GRACE later)."""
 
 
 def collected_of(db: sqlite3.Connection, keys: Sequence[Packed]) -> list[str]:
@@ -169,8 +169,9 @@ def delete_if_unreferenced(
     db.execute("DELETE FROM chunks WHERE chunk_id=?", (key,))
     # the row's tombstone: a commit that found the chunk held before cannot bring it back
     # without a copy (``sqlite_refcounts``); old ones go as new ones are made
-    now = time.time()
-    db.execute("DELETE FROM chunk_tombstones WHERE gone_at < ?", (now - TOMBSTONE_TTL,))
+    now = time.time()  # kept a day, or the GC grace (``now - cutoff``) when longer
+    keep = max(TOMBSTONE_TTL, now - cutoff)
+    db.execute("DELETE FROM chunk_tombstones WHERE gone_at < ?", (now - keep,))
     db.execute("INSERT OR REPLACE INTO chunk_tombstones VALUES (?,?)", (key, now))
     for node in node_set(row[2]):
         _forget(db, key, node)

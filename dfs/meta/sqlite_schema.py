@@ -23,6 +23,8 @@ Tables (all ``WITHOUT ROWID``: the key is the access path):
 | chunks    | chunk_id             | size, refcount, created_at, unref_at (refcount last hit 0),|
 |           |                      | nodes (label ids of the copies), owner + owner_refs (the   |
 |           |                      | first tenant to reference it, and its references)          |
+| chunk_tombstones | chunk_id      | gone_at: where GC deleted a row; a commit refuses the chunk |
+|           |                      | until a copy makes a row again (``sqlite_chunks``)         |
 | node_chunks | (node, prefix)     | the by-node index for repair: a node's chunks by the first |
 |           |                      | 8 bytes of their ids (exact answers come from ``chunks``)  |
 | tenant_chunks | (tenant, chunk_id) | refcount: references from complete files of tenants other |

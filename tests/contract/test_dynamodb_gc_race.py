@@ -17,15 +17,27 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
+import aiohttp
 import pytest
 
 import dfs.meta.dynamo.store_chunks as store_chunks
+from dfs.api import paged_uploads
+from dfs.api.coordinator import Coordinator
+from dfs.config import ApiConfig
 from dfs.errors import FileNotFound, IncompleteUpload, KeyNotFound
 from dfs.meta import open_metadata_store
-from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, Location, MetadataStore
+from dfs.meta.base import (
+    FILE_COMPLETE,
+    FILE_PENDING,
+    FileRecord,
+    Location,
+    ManifestEntry,
+    MetadataStore,
+)
 from dfs.meta.dynamo import DynamoMetadataStore
 from dfs.meta.dynamo.store_refcounts import CHUNKS_PER_TX
 from dfs.meta.namespace import BucketRecord, NewObject
+from dfs.transport.node_client import NodeClient
 from tests.contract.test_dynamodb_store import ENV
 from tests.contract.test_metadata_store import cid, new_file
 
@@ -244,7 +256,9 @@ async def test_collected_chunks_stay_invisible_and_go_after_a_while(
         return dict(store._rq.call("get_item", TableName=table, Key={"chunk_id": {"S": X}}))
 
     assert "Item" in await store._rq.run(raw)  # kept while a commit may still race GC
-    monkeypatch.setattr(store_chunks, "TOMBSTONE_TTL", -1.0)
+    # kept a day, or the grace (now - cutoff: this test's cutoff is decades ago) if longer
+    later = store_chunks.wall_clock() + 2 * (store_chunks.wall_clock() - CUTOFF)
+    monkeypatch.setattr(store_chunks, "wall_clock", lambda: later)
     assert [c.chunk_id for c in await store.scan_chunks(limit=10)] == [keep]
     assert "Item" not in await store._rq.run(raw)
 
@@ -257,3 +271,98 @@ async def test_both_backends_refuse_a_commit_over_a_collected_chunk(meta: Metada
     with pytest.raises(IncompleteUpload) as exc:
         await meta.commit_file(rec.file_id, 11.0)
     await _assert_refused(meta, rec, exc.value)
+
+
+def _older_api_writes(store: DynamoMetadataStore, chunk_id: str) -> None:
+    """What an API process older than tombstones writes for an upload that re-sent a chunk
+    (its copy, then its first reference): expressions that know nothing of ``gone``, as a
+    rolling upgrade runs them beside new processes."""
+    table, key = store.tables["chunks"], {"chunk_id": {"S": chunk_id}}
+    names = {"#size": "size", "#created_at": "created_at", "#refcount": "refcount"}
+    store._rq.call(
+        "update_item",
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET #size = if_not_exists(#size, :s), "
+        "#created_at = if_not_exists(#created_at, :t), "
+        "#refcount = if_not_exists(#refcount, :zero) ADD #nodes :ns",
+        ExpressionAttributeNames={**names, "#nodes": "nodes"},
+        ExpressionAttributeValues={
+            ":s": {"N": "3"},
+            ":t": {"N": "20"},
+            ":zero": {"N": "0"},
+            ":ns": {"SS": ["n2"]},
+        },
+    )
+    store._rq.call(
+        "update_item",
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET #refcount = :c, #size = if_not_exists(#size, :s), "
+        "#created_at = if_not_exists(#created_at, :t)",
+        ConditionExpression="attribute_not_exists(#refcount) OR #refcount = :zero",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={
+            ":c": {"N": "1"},
+            ":s": {"N": "3"},
+            ":t": {"N": "21"},
+            ":zero": {"N": "0"},
+        },
+    )
+
+
+async def test_a_tombstone_an_older_process_wrote_a_chunk_over_is_a_chunk(
+    store: DynamoMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a rolling upgrade an older API process records a copy and a reference on a
+    tombstone (its writes leave ``gone`` in place): the item is a referenced chunk, seen by
+    every read, committed on, and never dropped as a tombstone (it was: hidden, refused,
+    then deleted a day later with its reference)."""
+    await _unreferenced(store, [X])
+    assert await store.delete_chunk_if_unreferenced(X, CUTOFF) == {"n1"}
+    await store._rq.run(_older_api_writes, store, X)
+    assert (await store.get_chunks([X]))[X].refcount == 1
+    assert X in {c.chunk_id for c in await store.scan_chunks(limit=10)}
+    assert (await store.get_locations([X]))[X] == {"n2"}
+    rec = await _pending(store, [X])
+    assert (await store.commit_file(rec.file_id, 22.0)).state == FILE_COMPLETE
+    later = store_chunks.wall_clock() + 2 * (store_chunks.wall_clock() - CUTOFF)
+    monkeypatch.setattr(store_chunks, "wall_clock", lambda: later)
+    await store.scan_chunks(limit=10)  # a scan that drops old tombstones keeps it
+    assert (await store.get_chunks([X]))[X].refcount == 2
+    assert (await store.get_locations([X]))[X] == {"n2"}
+
+
+async def test_a_paged_finish_refused_over_a_collected_chunk_finishes_later(
+    store: DynamoMetadataStore,
+) -> None:
+    """A paged file's finish seals it, then its commit (big: several transactions, the file
+    ``committing`` meanwhile) is refused over a chunk GC took and whose copies no live node
+    holds. Once the chunk's copies are recorded again, the next finish commits it (before,
+    it sealed again, and a file no longer pending was refused for ever)."""
+    chunks = [cid(("paged", i)) for i in range(CHUNKS_PER_TX + 2)]
+    await store.add_locations([Location(c, n, 3) for c in chunks for n in ("n1", "n2")], 1.0)
+    rec = FileRecord(
+        file_id=str(uuid.uuid4()),
+        name="paged",
+        size=0,
+        sha256="",
+        chunker="fastcdc-v1",
+        tenant="t1",
+        created_at=40.0,
+    )
+    await store.create_file(rec, [])
+    entries = [ManifestEntry(3 * i, 3, c) for i, c in enumerate(chunks)]
+    await store.append_manifest_page(rec.file_id, 0, entries)
+    await store.mark_page_proven(rec.file_id, 0)
+    assert await store.delete_chunk_if_unreferenced(chunks[-1], CUTOFF) == {"n1", "n2"}
+    cfg = ApiConfig(cluster_secret=b"s" * 32, replication_factor=2)
+    async with aiohttp.ClientSession() as session:
+        coord = Coordinator(cfg, store, NodeClient(session), clock=lambda: 50.0)
+        size, sha256 = 3 * len(chunks), "ab" * 32
+        with pytest.raises(IncompleteUpload):  # no live node holds the collected chunk
+            await paged_uploads.finish(coord, rec.file_id, size, sha256, "t1")
+        await store.add_locations([Location(chunks[-1], n, 3) for n in ("n1", "n2")], 51.0)
+        body = await paged_uploads.finish(coord, rec.file_id, size, sha256, "t1")
+    assert body["state"] == "complete"
+    assert (await store.get_chunks(chunks[-1:]))[chunks[-1]].refcount == 1

@@ -46,6 +46,16 @@ UNLINKED_ATTR = "unl"
 # copies (``store_refcounts``); ``add_locations`` records a copy sent again on it as on a new
 # item, and a scan drops it after ``store_chunks.TOMBSTONE_TTL``.
 GONE_ATTR = "gone"
+KEEP_ATTR = "keep"  # on a tombstone: seconds it is kept (the longer of a day and the GC grace)
+
+
+def is_tombstone(item: Item) -> bool:
+    """A collected chunk's tombstone: ``GONE_ATTR`` and no refcount. An API process older
+    than tombstones may have recorded a copy or a reference on one (its writes know nothing
+    of ``GONE_ATTR``): that item is a chunk again, never hidden or dropped as collected."""
+    return GONE_ATTR in item and "refcount" not in item
+
+
 # The attributes of a FileRecord, as the by-tenant index projects them.
 FILE_ATTRS = (
     "file_id",

@@ -28,14 +28,20 @@ from typing import Any
 
 import dfs.meta.dynamo.codec as codec
 from dfs.meta.base import ChunkInfo, ChunkState, Location
-from dfs.meta.dynamo.codec import GONE_ATTR, N, S, attr_names
+from dfs.meta.dynamo.codec import GONE_ATTR, KEEP_ATTR, N, S, attr_names
 from dfs.meta.dynamo.requests import Item, Response
 from dfs.meta.dynamo.store_core import StoreCore
 
 TOMBSTONE_TTL = 86_400.0
-"""Seconds a collected chunk's tombstone is kept (wall clock): far longer than a commit can
-take between the check that found the chunk held and its write (a finalize is refused past
-0.9 x DFS_GC_GRACE; its has-chunks round and commit take seconds)."""
+"""Seconds a collected chunk's tombstone is kept at least (wall clock), and the GC grace when
+that is longer (``KEEP_ATTR``): longer than a commit can take between the check that found
+the chunk held and its write (a paged upload proves a page, then commits up to 0.9 x
+DFS_GC_GRACE later)."""
+
+
+def wall_clock() -> float:
+    """The time tombstones are stamped and aged by (here, so that a test can move it)."""
+    return time.time()
 
 
 def _grouped(locations: Iterable[Location]) -> dict[str, tuple[int, list[str]]]:
@@ -111,8 +117,9 @@ class ChunksPart(StoreCore):
             Key={"chunk_id": S(chunk_id)},
             UpdateExpression="DELETE #nodes :ns",
             # Never create a chunk item just to remove a copy from it (nor touch a tombstone).
-            ConditionExpression="attribute_exists(chunk_id) AND attribute_not_exists(#gone)",
-            ExpressionAttributeNames=attr_names("nodes", GONE_ATTR),
+            ConditionExpression="attribute_exists(chunk_id) "
+            "AND (attribute_not_exists(#gone) OR attribute_exists(#refcount))",
+            ExpressionAttributeNames=attr_names("nodes", GONE_ATTR, "refcount"),
             ExpressionAttributeValues={":ns": {"SS": nodes}},
         )
 
@@ -130,7 +137,7 @@ class ChunksPart(StoreCore):
         keys = [{"chunk_id": S(c)} for c in ids]
         attrs = ("chunk_id", "size", "refcount", "created_at", GONE_ATTR)
         items = await self._rq.get_many(self.tables["chunks"], keys, attrs)
-        return {i["chunk_id"]["S"]: codec.chunk_info(i) for i in items if GONE_ATTR not in i}
+        return {i["chunk_id"]["S"]: codec.chunk_info(i) for i in items if not codec.is_tombstone(i)}
 
     async def owned_chunks(
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
@@ -182,7 +189,7 @@ class ChunksPart(StoreCore):
                     params["ExclusiveStartKey"] = start
                 items, start = self._rq.up_to("scan", limit - len(out), params)
                 for i in items:
-                    if GONE_ATTR in i:
+                    if codec.is_tombstone(i):
                         self._drop_tombstone(i)
                     else:
                         out.append(codec.chunk_state(i))
@@ -198,14 +205,15 @@ class ChunksPart(StoreCore):
         """Delete a tombstone older than ``TOMBSTONE_TTL`` (unless a copy recorded since
         made it a chunk again)."""
         gone = item[GONE_ATTR]
-        if time.time() - float(gone["N"]) <= TOMBSTONE_TTL:
+        keep = float(item.get(KEEP_ATTR, {"N": TOMBSTONE_TTL})["N"])
+        if wall_clock() - float(gone["N"]) <= keep:
             return
         self._rq.call_or_none(
             "delete_item",
             TableName=self.tables["chunks"],
             Key={"chunk_id": item["chunk_id"]},
-            ConditionExpression="#gone = :gone",
-            ExpressionAttributeNames=attr_names(GONE_ATTR),
+            ConditionExpression="#gone = :gone AND attribute_not_exists(#refcount)",
+            ExpressionAttributeNames=attr_names(GONE_ATTR, "refcount"),
             ExpressionAttributeValues={":gone": gone},
         )
 
@@ -224,10 +232,15 @@ class ChunksPart(StoreCore):
     def _delete_unreferenced(self, chunk_id: str, cutoff: float) -> Response | None:
         """The chunk item replaced by its tombstone, if unreferenced past ``cutoff`` (a
         tombstone has no created_at: never again)."""
+        now = wall_clock()
         return self._rq.call_or_none(
             "put_item",
             TableName=self.tables["chunks"],
-            Item={"chunk_id": S(chunk_id), GONE_ATTR: N(time.time())},
+            Item={
+                "chunk_id": S(chunk_id),
+                GONE_ATTR: N(now),
+                KEEP_ATTR: N(max(TOMBSTONE_TTL, now - cutoff)),  # a grace longer than a day
+            },
             ConditionExpression="(attribute_not_exists(#refcount) OR #refcount = :zero) "
             "AND #created_at < :cutoff "
             "AND (attribute_not_exists(#unref_at) OR #unref_at < :cutoff)",

@@ -178,7 +178,7 @@ class NsCreatePart(NsObjectsPart):
         IncompleteUpload for chunks garbage collection deleted (``store_refcounts``; one
         deleted since the read cancels the transaction, and the next round's read sees it)."""
         reads = st.reads["chunks"]
-        tombstones = {i["chunk_id"]["S"] for i in reads if codec.GONE_ATTR in i}
+        tombstones = {i["chunk_id"]["S"] for i in reads if codec.is_tombstone(i)}
         if gone := [r.chunk_id for r in new.refs if r.chunk_id in tombstones]:
             raise collected(gone)
         counts = {i["chunk_id"]["S"]: codec.int_of(i, "refcount") for i in reads}

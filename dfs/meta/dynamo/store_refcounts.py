@@ -106,7 +106,7 @@ class RefcountsPart(StoreCore):
         keys = [{"chunk_id": S(r.chunk_id)} for r in refs]
         attrs = ("chunk_id", "refcount", GONE_ATTR)
         items = self._rq.batch_get(self.tables["chunks"], keys, attrs)
-        gone = {i["chunk_id"]["S"] for i in items if GONE_ATTR in i}
+        gone = {i["chunk_id"]["S"] for i in items if codec.is_tombstone(i)}
         counts = {i["chunk_id"]["S"]: codec.int_of(i, "refcount") for i in items}
         return counts, [r.chunk_id for r in refs if r.chunk_id in gone]
 
@@ -174,7 +174,9 @@ def _increment(r: Ref, referenced: bool, now: float, revive: bool = False) -> It
     if revive:  # a tombstone made a chunk again, created now (it kept no created_at)
         update += " REMOVE #gone"
     else:  # absent (a chunk new to the store) or unreferenced, but not collected
-        condition = f"({condition}) AND attribute_not_exists(#gone)"
+        condition = (
+            f"({condition}) AND (attribute_not_exists(#gone) OR attribute_exists(#refcount))"
+        )
     return {
         "UpdateExpression": update,
         "ConditionExpression": condition,

@@ -200,6 +200,19 @@ class IntegrityError(DfsError):
     exit_code = 6
 
 
+CHANGED = "the file changed while it was being uploaded; upload it again"
+
+
+class FileChanged(IntegrityError):
+    """Client-side: a file changed while it was being uploaded (``CHANGED``), so what would
+    be stored is no one version of it. Its upload is given up (nothing resumes it); a
+    directory upload that reports failures per file (``dfs.client.upload``'s
+    ``UploadPipeline.failed``) reports it and goes on. On the wire it is its parent."""
+
+    def __init__(self, message: str = CHANGED) -> None:
+        super().__init__(message)
+
+
 class InsufficientStorage(DfsError):
     """The node cannot store more bytes."""
 

@@ -9,6 +9,13 @@ then exactly what was hashed: one version of the file, even if it changes afterw
 whose bytes were not kept is read again at the send and checked by the node, as a big
 file's chunks are).
 
+A file whose stat after its read is not its stat when it was opened (size, mtime, ctime,
+inode, device: ``same_version``) changed during the read, which may have read a mix of
+versions: its scan is marked ``changed`` and the batch leaves it out (``FileChanged``). Two
+``fstat`` calls on the descriptor already open, no ``stat`` of the path. A file changed
+between its listing and its read is read whole as it is then, like any other (a log file
+appended to between backups is stored, not refused).
+
 A scan taken from the cache is marked (``Scanned.cached``): if the API's plan asks for any
 of its chunks, the servers no longer hold that content for this tenant, and the file is read
 and scanned again before a byte of it is sent (``rescan``), so a stale cache can cost a
@@ -25,7 +32,7 @@ from pathlib import Path
 
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, chunk_id_of, scan_file
 from dfs.client.file_cache import FileCache
-from dfs.client.local_files import LocalFile
+from dfs.client.local_files import LocalFile, same_version
 
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
@@ -96,11 +103,14 @@ def scan_buffer(data: bytes, profile: ChunkerProfile) -> FileScan:
 @dataclass(slots=True)
 class Scanned:
     """A file's scan, whether it came from the files cache (unread), and the bytes it was
-    read from when they are kept for the send (``take``)."""
+    read from when they are kept for the send (``take``); ``st``: the file's stat once read
+    (``read_small``); ``changed``: it was written to during the read (nothing kept)."""
 
     scan: FileScan
     cached: bool = False
     data: bytes | None = None
+    st: os.stat_result | None = None
+    changed: bool = False
 
     def take(self) -> bytes | None:
         """The kept bytes, handed over once (their holder drops them after the send)."""
@@ -110,16 +120,22 @@ class Scanned:
 
 def read_small(path: Path, profile: ChunkerProfile, size: int = 0, keep: bool = False) -> Scanned:
     """A file of a batch read once and scanned (``scan_buffer``), its bytes kept if
-    ``keep`` (``size``: its listed size, to read it in one call). A file over READ_WHOLE
-    (grown since it was listed) is streamed through ``scan_file`` and not kept."""
+    ``keep`` (``size``: its listed size, to read it in one call), with its stat once read
+    (``fstat``). A file over READ_WHOLE (grown since it was listed) is streamed through
+    ``scan_file`` and not kept."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        opened = os.fstat(fd)
         data = _read_whole(fd, size)
+        if data is None:
+            scan = scan_file(path, profile)
+        st = os.fstat(fd)
     finally:
         os.close(fd)
-    if data is None:
-        return Scanned(scan_file(path, profile))
-    return Scanned(scan_buffer(data, profile), data=data if keep and data else None)
+    changed = not same_version(opened, st)  # written to during the read: perhaps a mix
+    if data is None or changed:
+        return Scanned(scan if data is None else scan_buffer(data, profile), st=st, changed=changed)
+    return Scanned(scan_buffer(data, profile), data=data if keep and data else None, st=st)
 
 
 def scan_small(path: Path, profile: ChunkerProfile) -> FileScan:
@@ -136,6 +152,8 @@ def cacheable(f: LocalFile) -> bool:
 def scan_one(
     f: LocalFile, profile: ChunkerProfile, cache: FileCache | None, keep: bool = False
 ) -> Scanned:
+    """A file's scan: from the cache, else read (``read_small``: ``changed`` when it was
+    written to during the read)."""
     if cache is not None and f.st is not None and cacheable(f):
         found = cache.lookup(f.path, f.st)
         if found is not None:

@@ -29,6 +29,7 @@ from dfs.protocol import API_RETRY_SECONDS_MAX, DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     from dfs.client.library import Client
+    from dfs.client.local_files import Skipped
 
 T = TypeVar("T")
 
@@ -207,3 +208,9 @@ quiet_option = click.option(
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def skipped_lines(skipped: Sequence[Skipped]) -> None:
+    """A ``Skipped:`` line on stderr per file left out."""
+    for s in skipped:
+        click.echo(f"Skipped: {printable(s.what)}: {printable(s.reason)}", err=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dfs.client.cli_common import emit, make_client, run
+from dfs.client.cli_common import emit, make_client, run, skipped_lines
 from dfs.client.cli_output import printable
 from dfs.client.cli_times import PointInTime
 from dfs.client.local_files import Skipped
@@ -109,9 +109,11 @@ def upload_remote(
     checksum: bool,
     quiet: bool,
     as_json: bool,
+    follow_symlinks: bool = False,
 ) -> list[Skipped]:
     """Upload ``args`` but the last to the last (bucket/key or bucket/prefix/); what was
-    skipped. ``renamed``: --prefix or --name was given (they name file-id uploads only)."""
+    skipped. ``renamed``: --prefix or --name was given (they name file-id uploads only).
+    ``follow_symlinks``: -L, the links inside directories followed."""
     sources = [s for s in args[:-1] if isinstance(s, Path)]
     dest = str(args[-1])
     if not sources or renamed or len(sources) < len(args) - 1:
@@ -126,7 +128,14 @@ def upload_remote(
         async with make_client(target, **conn) as client:
             total = sum(p.stat().st_size for p in sources if p.is_file())
             with Progress.for_terminal("upload", total, quiet) as bar:
-                return await client.upload_to(sources, bucket, key, checksum=checksum, progress=bar)
+                return await client.upload_to(
+                    sources,
+                    bucket,
+                    key,
+                    checksum=checksum,
+                    progress=bar,
+                    follow_symlinks=follow_symlinks,
+                )
 
     return _report(run(go(), resumable=True), as_json, "uploaded")
 
@@ -153,4 +162,6 @@ def download_remote(
                     bucket, key, Path(out), version=version, at=at, checksum=checksum, progress=bar
                 )
 
-    return _report(run(go(), resumable=True), as_json, "downloaded")
+    skipped = _report(run(go(), resumable=True), as_json, "downloaded")
+    skipped_lines(skipped)  # keys not written (the caller exits 23 for them)
+    return skipped

@@ -38,6 +38,7 @@ from dfs.client.cli_common import (
     proxy_option,
     quiet_option,
     run,
+    skipped_lines,
     target_options,
 )
 from dfs.client.cli_namespace_transfer import (
@@ -74,12 +75,6 @@ if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
     from dfs.client.plans import EarlyPlans
 
 STDIN = Path("-")
-
-
-def skipped_lines(skipped: Sequence[Skipped]) -> None:
-    """A ``Skipped:`` line on stderr per file left out."""
-    for s in skipped:
-        click.echo(f"Skipped: {printable(s.what)}: {printable(s.reason)}", err=True)
 
 
 def partial_exit(skipped: Sequence[Skipped], done: str) -> None:
@@ -164,15 +159,15 @@ def upload(
     """
     conn = dict(concurrency=concurrency, proxy=proxy, resume=not no_resume)
     conn["file_cache"] = not no_cache
-    settled = settle_paths(args, by_name=bool(prefix or name))
+    renamed = bool(prefix or name)
+    settled = settle_paths(args, by_name=renamed)
     if isinstance(settled[-1], Remote):  # LOCAL... BUCKET/KEY: dfs.client.cli_namespace_transfer
-        left = upload_remote(target, conn, settled, bool(prefix or name), checksum, quiet, as_json)
+        left = upload_remote(
+            target, conn, settled, renamed, checksum, quiet, as_json, follow_symlinks
+        )
         return partial_exit(left, "the rest uploaded")
     paths = tuple(Path(p) for p in settled)  # a remote path here names nothing: the walk says so
-    try:
-        profile = ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
-    except DfsError as exc:
-        raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
+    profile = _profile(chunk_size)
     _check_names(paths, name)
     skipped: list[Skipped] = []
     with contextlib.ExitStack() as cleanup:
@@ -188,6 +183,14 @@ def upload(
             not no_resume,
         )
     exit_partial(skipped, "the rest uploaded")
+
+
+def _profile(chunk_size: int | None) -> ChunkerProfile:
+    """The chunker ``--chunk-size`` asks for (fixed-size chunks), else the default."""
+    try:
+        return ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
+    except DfsError as exc:
+        raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
 
 
 def _listing(
@@ -225,14 +228,24 @@ async def _upload(
     skipped: list[Skipped],
 ) -> None:
     """Upload ``items`` as they are listed; the files left out (``skipped``, filled by the
-    listing) reported once the uploads are done, then one line per file uploaded (just its
-    id for one file named alone: ``one_path`` and nothing skipped)."""
+    listing, and with several paths the files that changed while they were uploaded)
+    reported once the uploads are done, then one line per file uploaded (just its id for
+    one file named alone: ``one_path`` and nothing skipped; such a file that changed fails
+    the command instead)."""
     quiet, as_json = how
+
+    def changed(f: LocalFile, exc: DfsError) -> None:
+        skipped.append(Skipped(str(f.path), exc.message))
+
     async with make_client(target, **conn) as client:
         try:
             with Progress.for_terminal("upload", None, quiet) as bar:
                 results = await client.upload_many(
-                    items, profile=profile, progress=bar, listed=bar.add_total
+                    items,
+                    profile=profile,
+                    progress=bar,
+                    listed=bar.add_total,
+                    failed=None if one_path else changed,
                 )
         finally:
             skipped_lines(skipped)  # counted again at the end

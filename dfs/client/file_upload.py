@@ -66,6 +66,11 @@ class FileUpload:
         self.receipts: dict[str, str] = {}
         self.committed: dict[str, Any] | None = None
         self.sent = 0
+        # changed while it was read or sent (``FileChanged``): nothing more of it is sent and
+        # its batch leaves it out; only a file ``droppable`` (its pipeline reports such files
+        # and goes on) is marked so, any other fails its upload
+        self.changed = False
+        self.droppable = False
         # open for the whole upload of a file sent alone; a batch opens a file per read,
         # since holding hundreds of files open could run out of descriptors
         self.fd: int | None = None

@@ -160,13 +160,18 @@ class Client(SyncMethods, PruneMethods):
         profile: ChunkerProfile | None = None,
         progress: ProgressFn | None = None,
         listed: Callable[[int], None] | None = None,
+        failed: Callable[[LocalFile, DfsError], None] | None = None,
     ) -> list[UploadResult]:
         """Upload ``files`` (a list, or ``dfs.client.local_files.walk`` still listing: it runs
         on a thread while the first files are sent); results in their order. ``listed(n)``:
-        the bytes of the files listed, as they are (a progress bar's total)."""
+        the bytes of the files listed, as they are (a progress bar's total). ``failed(f,
+        error)``: a file that changed while it was being uploaded (``FileChanged``) is told
+        there and left out of the results, and the others go on; without it the upload
+        fails with that error."""
         profile = _profile(profile)
         cache = await self.files_cache("", profile)
         pipeline = StreamingUploadPipeline(self._connection(), profile, progress, cache)
+        pipeline.failed = failed
         try:
             return await pipeline.upload_files(files, listed)
         finally:

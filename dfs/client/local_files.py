@@ -7,12 +7,12 @@ Symbolic links met inside a directory are skipped and reported unless ``follow_s
 as arguments are followed (as ``cp`` and ``find -H`` do). Unreadable files and directories,
 and files that are not regular (fifos, sockets, devices), are skipped and reported.
 
-``local_path`` and ``download_targets`` go the other way: stored names (whatever some
-uploader chose) become paths under a directory, refusing names that would escape it and
-two names that would land on one path; ``existing`` tells what already lies at a target,
-so that nothing is overwritten unasked. Kept apart from the transfer pipelines so that the
-naming rules are in one place and testable without a cluster. Standard library (and
-dfs.errors) only.
+``local_path``, ``download_targets`` and ``key_targets`` (a bucket's keys) go the other way:
+stored names (whatever some uploader chose) become paths under a directory, refusing names
+that would escape it and two names that would land on one path; ``existing`` tells what
+already lies at a target, so that nothing is overwritten unasked. Kept apart from the
+transfer pipelines so that the naming rules are in one place and testable without a
+cluster. Standard library (and dfs.errors) only.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from dfs.errors import IntegrityError, InvalidRequest
+from dfs.errors import FileChanged, InvalidRequest
 
 # a download given a path that ends like this means a directory, as for cp and rsync
 DIRECTORY_SUFFIXES = ("/", os.sep)
@@ -95,7 +95,24 @@ class _Skip(Exception):
     pass
 
 
-CHANGED = "the file changed while it was being uploaded; upload it again"
+def same_version(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether two stats of a file show the same version of it: the same size, mtime,
+    ctime, inode and device (a write moves the mtime, ``touch -r`` or ``cp -p`` putting it
+    back moves the ctime, a file replaced by another is another inode)."""
+    return (
+        a.st_size == b.st_size
+        and a.st_mtime_ns == b.st_mtime_ns
+        and a.st_ctime_ns == b.st_ctime_ns
+        and a.st_ino == b.st_ino
+        and a.st_dev == b.st_dev
+    )
+
+
+def check_unchanged(fd: int, before: os.stat_result) -> None:
+    """``FileChanged`` unless the file open at ``fd`` is still the version ``before`` (its
+    stat when its scan began); one ``fstat``, blocking."""
+    if not same_version(before, os.fstat(fd)):
+        raise FileChanged()
 
 
 def read_chunk(fd: int, offset: int, size: int) -> bytes:
@@ -108,7 +125,7 @@ def read_chunk(fd: int, offset: int, size: int) -> bytes:
     """
     data = os.pread(fd, size, offset)
     if len(data) != size:
-        raise IntegrityError(CHANGED)
+        raise FileChanged()
     return data
 
 
@@ -296,6 +313,53 @@ def download_targets(
                 )
             checked.add(parent)
     return [(file_id, root / rel) for file_id, rel in out.items()], skipped
+
+
+def key_targets(
+    root: Path, keys: Sequence[tuple[str, str]]
+) -> tuple[list[tuple[str, Path]], list[Skipped]]:
+    """(key, its name under ``root``) pairs -> (key, path under ``root``), by the rules of
+    ``download_targets``, for a restore of a bucket's keys, which goes on past a key it
+    cannot write (each one skipped and reported under its key, the others still written):
+    a name that cannot be written safely; every key of two or more that would land on one
+    path (``a/b`` and ``a\\b``, ``a/./b``, ``a//b``: which one is meant cannot be told); a
+    key whose path other keys need as a directory (``a`` beside ``a/b``)."""
+    skipped: list[Skipped] = []
+    landing: dict[str, list[str]] = {}  # relative path -> the keys landing there
+    for key, name in keys:
+        try:
+            rel = _relative(root, name)
+        except InvalidRequest:
+            why = f"cannot be written safely under {root}: '{name}' is an empty or absolute"
+            skipped.append(Skipped(key, f"{why} name, or has '..' or NUL"))
+            continue
+        landing.setdefault(rel, []).append(key)
+    alone: dict[str, str] = {}
+    for rel, there in landing.items():
+        if len(there) == 1:
+            alone[rel] = there[0]
+            continue
+        for key in there:
+            others = ", ".join(f"'{k}'" for k in there if k != key)
+            reason = f"would be written to {root / rel}, as {others} would; none of them written"
+            skipped.append(Skipped(key, reason))
+    needed: dict[str, str] = {}  # a directory some target needs -> a key written in it
+    # the deepest first: each directory is claimed by a key nothing lies under (written)
+    for rel, key in sorted(alone.items(), key=lambda item: -item[0].count("/")):
+        parent = rel
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            if parent in needed:
+                break
+            needed[parent] = key
+    out: list[tuple[str, Path]] = []
+    for rel, key in alone.items():
+        if rel in needed:
+            reason = f"{root / rel} must be a directory, for '{needed[rel]}'; not written"
+            skipped.append(Skipped(key, reason))
+        else:
+            out.append((key, root / rel))
+    return out, skipped
 
 
 class Existing(enum.Enum):

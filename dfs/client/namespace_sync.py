@@ -9,7 +9,11 @@ user metadata (``mtime``, as rclone keeps it), so a later sync can tell an uncha
 same size and mtime, as ``rsync``, ``aws s3 sync`` and ``rclone sync`` do; with
 ``checksum`` the SHA-256 is compared instead. Downloads of the tenant's own objects go
 through the download pipeline (``dfs.client.download``: parallel, verified, mtime restored);
-objects of buckets shared with the tenant are streamed through the API, which verifies them.
+objects of buckets shared with the tenant are streamed through the API, which verifies each
+chunk, into a temp file as the pipeline writes one (``PartFile``: checked here against the
+sha256 and size of the object, fsync'ed, renamed). Keys land under the folder by their name
+after the prefix, as a download by file id places stored names (``key_targets``): a key that
+cannot be written safely, or one of keys that would land on one path, is skipped, reported.
 A file whose link is refused, or whose version links the bucket owner's clone of it (the
 caller is a read-write grantee), is deleted: no file of the caller's is left behind. Nor by
 a run killed between uploads and links: its journal (``dfs.client.link_journal``) names
@@ -22,25 +26,29 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from dfs import protocol
 from dfs.bounded import gather_bounded
 from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.download import DownloadPipeline
+from dfs.client.download import DownloadPipeline, PartFile
 from dfs.client.file_cache import FileCache
 from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, take_leftovers
-from dfs.client.local_files import LocalFile, Skipped, hash_file, local_path, walk
+from dfs.client.local_files import LocalFile, Skipped, hash_file, key_targets, walk
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.client.sync_links import MTIME, UploadLinker, upload_and_link
 from dfs.client.version_times import NewestAt
-from dfs.errors import Conflict, DfsError, InvalidRequest, KeyNotFound, NotFound
+from dfs.errors import Conflict, DfsError, IntegrityError, InvalidRequest, KeyNotFound, NotFound
+from dfs.fsutil import fsync_dir
 from dfs.ids import parse_file_id
 from dfs.transport.http import request
 
@@ -118,15 +126,91 @@ def _one_target(out: Path, key: str) -> Path:
     return out / key.rsplit("/", 1)[-1] if out.is_dir() else out
 
 
-def _files(paths: Sequence[Path], key: str, skipped: list[Skipped]) -> tuple[list[LocalFile], str]:
+def _files(
+    paths: Sequence[Path], key: str, skipped: list[Skipped], follow_symlinks: bool = False
+) -> tuple[list[LocalFile], str]:
     """The local files with the key each goes to, and the prefix they all share: one file
     to ``key`` itself unless it names a folder (ends with "/" or is empty); directories map
-    to the prefix ``key``."""
+    to the prefix ``key`` (``follow_symlinks``: the links in them followed, as ``walk``)."""
     if len(paths) == 1 and paths[0].is_file() and key and not key.endswith("/"):
         return [LocalFile(paths[0], key, paths[0].stat().st_size)], key
     if key and not key.endswith("/"):
         key += "/"
-    return list(walk(paths, key, skipped=skipped)), key
+    return list(walk(paths, key, follow_symlinks=follow_symlinks, skipped=skipped)), key
+
+
+Wanted = list[tuple[dict[str, Any], Path]]
+"""Objects to download and their targets."""
+
+
+def _under(out: Path, objs: dict[str, dict[str, Any]], prefix: str) -> tuple[Wanted, list[Skipped]]:
+    """The objects of the keys under ``prefix`` (folder markers left out) and where each
+    lands in the directory ``out``: by the key's name after ``prefix``, as a download by
+    file id places stored names (``key_targets``): a key that cannot be written safely, and
+    keys that would land on one path, are skipped, not the restore."""
+    names = [(k, k[len(prefix) :]) for k in objs if not k.endswith("/")]
+    targets, skipped = key_targets(out, names)
+    return [(objs[k], target) for k, target in targets], skipped
+
+
+def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]]) -> None:
+    """Empty objects (no file) as empty files at their targets, as every download writes:
+    a new temp file beside the target (never opened through a link), its mtime set, fsync'ed
+    and renamed over the target (a link there is replaced, never followed), then the
+    directories fsync'ed (blocking)."""
+    dirs: set[Path] = set()
+    for obj, target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.dfs-part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            try:
+                if MTIME in obj.get("metadata", {}):
+                    os.utime(fd, (time.time(), float(obj["metadata"][MTIME])))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        dirs.add(target.parent)
+    for d in dirs:
+        fsync_dir(d)
+
+
+SHA256_HEADER = "X-Dfs-Sha256"
+"""The whole file's sha256, in the API's answer to an object's GET."""
+STREAM_BLOCK = 1 << 20
+
+
+async def _receive(resp: aiohttp.ClientResponse, part: PartFile) -> int:
+    """The answer's body into ``part`` (hashed as it is written); its size."""
+    size = 0
+    try:
+        async for data in resp.content.iter_chunked(STREAM_BLOCK):
+            await part.write(size, [data])
+            size += len(data)
+    finally:
+        await part.settle()  # no write left running on part's descriptor
+    return size
+
+
+def _checked(
+    name: str, obj: dict[str, Any], answered: str | None, part: PartFile, size: int
+) -> str:
+    """The sha256 of the bytes ``part`` holds, when they are the object's: that sha256 is
+    the one the API answered (and the listing's, if it gave one), and ``size`` is the
+    object's size; else IntegrityError (nothing is written then)."""
+    got = part.whole.hexdigest()
+    listed = obj.get("sha256")
+    if answered is None or got != answered or (listed is not None and got != listed):
+        raise IntegrityError(f"{name}: the bytes received do not match its sha256; not written")
+    if size != int(obj["size"]):
+        raise IntegrityError(
+            f"{name}: {size} bytes received, the object has {obj['size']}; not written"
+        )
+    return got
 
 
 def _new_journal(folder: Path) -> LinkJournal | None:
@@ -165,11 +249,13 @@ class SyncMethods(NamespaceMethods):
         checksum: bool = False,
         profile: ChunkerProfile | None = None,
         progress: ProgressFn | None = None,
+        follow_symlinks: bool = False,
     ) -> SyncReport:
         """Upload files and directories to ``bucket/key`` (a prefix for directories),
-        skipping files whose object is unchanged."""
+        skipping files whose object is unchanged; ``follow_symlinks``: the symbolic links
+        met inside the directories are followed (``walk``), not skipped."""
         report = SyncReport()
-        files, prefix = _files([Path(p) for p in paths], key, report.skipped)
+        files, prefix = _files([Path(p) for p in paths], key, report.skipped, follow_symlinks)
         remote = await self._remote_map(bucket, prefix)
         todo, unchanged = await asyncio.to_thread(_changed_uploads, files, remote, checksum)
         report.unchanged += unchanged
@@ -263,20 +349,34 @@ class SyncMethods(NamespaceMethods):
             return False
 
     async def _stream_to(self, obj: dict[str, Any], target: Path) -> None:
-        """An object's bytes through the API (verified there) into ``target``."""
+        """An object's bytes through the API (each chunk verified there) into ``target``, as
+        the download pipeline writes a file (``PartFile``): a new temp file beside it, hashed
+        as it is written, checked against the sha256 the API answers (``X-Dfs-Sha256``; and
+        the listing's) and the object's size, its mtime set, fsync'ed, renamed over
+        ``target``, the directory fsync'ed. On any failure the temp file is removed and
+        ``target`` left as it was."""
         url = f"{self.api_url.rstrip('/')}/objects/{obj['bucket']}/{key_path(obj['key'])}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f".{target.name}.dfs-part")
+        name = f"{obj['bucket']}/{obj['key']}"
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         params = {"version": obj["version_id"]}
         session = self._require_session()
         async with request(session, "GET", url, headers=self._auth(), params=params) as resp:
-            with part.open("wb") as out:
-                async for data in resp.content.iter_chunked(1 << 20):
-                    out.write(data)
-        os.replace(part, target)
-        if MTIME in obj.get("metadata", {}):
-            mtime = float(obj["metadata"][MTIME])
-            os.utime(target, (time.time(), mtime))
+            part = PartFile(target, "", resume=False)
+            await part.open()
+            try:
+                size = await _receive(resp, part)
+                if MTIME in obj.get("metadata", {}):
+                    os.utime(part.fd, (time.time(), float(obj["metadata"][MTIME])))
+                await part.fsync()
+                sha256 = _checked(name, obj, resp.headers.get(SHA256_HEADER), part, size)
+            except BaseException:
+                part.abandon()
+                raise
+        try:
+            await part.commit(target, name, sha256, self._connection().overwrite)
+        except BaseException:
+            part.path.unlink(missing_ok=True)
+            raise
 
     async def download_from(
         self,
@@ -297,23 +397,19 @@ class SyncMethods(NamespaceMethods):
         if at is not None:
             if version is not None:
                 raise InvalidRequest("a version or a time (--at) picks what to download, not both")
-            return await self._fetch(
-                bucket, await self._wanted_at(bucket, key, out, at), checksum, progress
-            )
+            wanted, skipped = await self._wanted_at(bucket, key, out, at)
+            return await self._fetch(bucket, wanted, checksum, progress, skipped)
         obj = await self._single(bucket, key, version)
         if obj is not None:
-            wanted = [(obj, _one_target(out, key))]
-        else:
-            key = key if not key or key.endswith("/") else key + "/"
-            if version is not None:
-                raise InvalidRequest("--version names one key's version, not a prefix's")
-            objs = await self._remote_map(bucket, key)
-            if not objs and key:
-                raise KeyNotFound(f"no key or folder {bucket}/{key}")
-            wanted = [
-                (o, local_path(out, k[len(key) :])) for k, o in objs.items() if not k.endswith("/")
-            ]
-        return await self._fetch(bucket, wanted, checksum, progress)
+            return await self._fetch(bucket, [(obj, _one_target(out, key))], checksum, progress)
+        key = key if not key or key.endswith("/") else key + "/"
+        if version is not None:
+            raise InvalidRequest("--version names one key's version, not a prefix's")
+        objs = await self._remote_map(bucket, key)
+        if not objs and key:
+            raise KeyNotFound(f"no key or folder {bucket}/{key}")
+        wanted, skipped = _under(out, objs, key)
+        return await self._fetch(bucket, wanted, checksum, progress, skipped)
 
     async def versions_at(
         self, bucket: str, prefix: str, at: float, *, exact: bool = False
@@ -334,20 +430,21 @@ class SyncMethods(NamespaceMethods):
 
     async def _wanted_at(
         self, bucket: str, key: str, out: Path, at: float
-    ) -> list[tuple[dict[str, Any], Path]]:
+    ) -> tuple[Wanted, list[Skipped]]:
         """What ``download_from`` fetches for ``at``: the version of ``key`` then, else (no
-        such key then: a folder named without its slash) every key under ``key/`` then."""
+        such key then: a folder named without its slash) every key under ``key/`` then
+        (``_under``: with the keys it skips)."""
         named = key
         if key and not key.endswith("/"):
             one = (await self.versions_at(bucket, key, at, exact=True)).get(key)
             if one is not None:
-                return [(one, _one_target(out, key))]
+                return [(one, _one_target(out, key))], []
             key += "/"
         objs = await self.versions_at(bucket, key, at)
         if not objs and named:
             when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(at))
             raise KeyNotFound(f"no key or folder {bucket}/{named} at {when}")
-        return [(o, local_path(out, k[len(key) :])) for k, o in objs.items() if not k.endswith("/")]
+        return _under(out, objs, key)
 
     async def _single(self, bucket: str, key: str, version: str | None) -> dict[str, Any] | None:
         """The object ``key`` names, or None when it names a folder (ends with "/", or no
@@ -364,15 +461,19 @@ class SyncMethods(NamespaceMethods):
     async def _fetch(
         self,
         bucket: str,
-        wanted: list[tuple[dict[str, Any], Path]],
+        wanted: Wanted,
         checksum: bool,
         progress: ProgressFn | None,
+        skipped: Sequence[Skipped] = (),
     ) -> SyncReport:
-        report = SyncReport()
+        """Download ``wanted`` but the targets that hold their object already; ``skipped``:
+        the keys left out (reported with the rest)."""
+        report = SyncReport(skipped=list(skipped))
         todo, report.unchanged = await asyncio.to_thread(_changed_downloads, wanted, checksum)
         report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
-        for target in [t for o, t in todo if not o.get("file_id")]:
-            target.write_bytes(b"")  # an empty object links no file
+        empty = [(o, t) for o, t in todo if not o.get("file_id")]  # an empty object: no file
+        if empty:
+            await asyncio.to_thread(_write_empty, empty)
         todo = [(o, t) for o, t in todo if o.get("file_id")]
         if todo and await self._owns(bucket):
             pipeline = DownloadPipeline(self._connection(), progress)

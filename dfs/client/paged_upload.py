@@ -26,9 +26,19 @@ or is simply big (``PAGED_BYTES``), goes through the paged upload routes instead
   a node long before the scan ends, and no page's sends wait for the proof of the last;
 - at the end ``/paged-upload/finalize`` gives the file its size and sha256 and commits it.
 
-Resume: the journal (``dfs.client.resume``) is keyed by the file's size, mtime and inode
-(its sha256 is known only at the end) and records the proven pages; a run again skips them,
-re-sends each other page with the receipts it has, and finalizes the same pending file.
+Resume: the journal (``dfs.client.resume``) is keyed by the file's size, mtime, ctime, inode
+and device (its sha256 is known only at the end) and records the proven pages, each with a
+digest of its chunks (``page_digest``: offsets, sizes and ids); a run again skips a proven
+page only when the new scan cut the same page, re-sends each other page with the receipts it
+has, and finalizes the same pending file. A proven page that no longer matches (the file
+changed in place where its stat does not tell, or an older client's line without a digest)
+drops the journal and starts a new upload: the pending file is never finished with pages of
+two versions under the new scan's sha256 (left to garbage collection instead).
+
+A file that changes during its upload fails with ``CHANGED`` (``FileChanged``): its stat when
+the upload begins (the journal's key) must still be the stat of the file the scan opens, and
+of the file once the scan ends and just before the finalize. The nodes' hash check alone
+would not see a change made during the scan to chunks they already hold (never sent again).
 
 A pipeline ``for_object`` (``dfs-client sync``: the file is linked to an object next) starts
 the upload with ``"for_object": true``, so the file is created marked and no lookup by
@@ -45,7 +55,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +63,7 @@ from dfs import protocol
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, hashed_chunks
 from dfs.client.connection import Connection
 from dfs.client.file_upload import FileUpload, UploadResult
-from dfs.client.local_files import LocalFile
+from dfs.client.local_files import LocalFile, check_unchanged
 from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
 from dfs.client.upload import FINAL, UploadPipeline
@@ -83,6 +93,19 @@ client's memory that grows with the page, ~20 MiB more at 4,096 chunks than at 2
 CPU; bench/README.md), while a page costs only two API calls and a wait for its proof."""
 
 
+def page_digest(refs: Iterable[ChunkRef]) -> str:
+    """What a proven page is journaled with: the sha256 of its chunks' offsets, sizes and
+    ids, so that a resumed run skips it only when its scan cut exactly that page."""
+    h = hashlib.sha256()
+    for r in refs:
+        h.update(f"{r.offset}:{r.size}:{r.chunk_id}\n".encode())
+    return h.hexdigest()
+
+
+class StaleJournal(Exception):
+    """A page the journal says is proven is not the file's page now (or names no chunks)."""
+
+
 def wants_pages(size: int, profile: ChunkerProfile, paged_bytes: int = PAGED_BYTES) -> bool:
     """Whether a file of ``size`` bytes goes page by page: it is big, or it may hold more
     chunks than one ``/init-upload`` takes (at the profile's smallest chunk)."""
@@ -100,8 +123,12 @@ class PageScanner:
         page_chunks: int,
         first_page_bytes: int = FIRST_PAGE_BYTES,
         max_page_bytes: int = MAX_PAGE_BYTES,
+        version: os.stat_result | None = None,
     ) -> None:
+        """``version``: the file's stat when its upload began; the scan fails with
+        ``FileChanged`` unless the file it opens, and the file once scanned, is still that."""
         self.path = path
+        self.version = version
         self.profile = profile
         self.page_chunks = page_chunks
         self.first_page_bytes = first_page_bytes
@@ -131,6 +158,7 @@ class PageScanner:
         page_limit = self.first_page_bytes
         try:
             with open(self.path, "rb", buffering=4 * protocol.MIB) as f:
+                self._check(f.fileno())  # the file the upload began with
                 for chunk in hashed_chunks(f, self.profile, self._whole):
                     if self._stop.is_set():
                         return
@@ -142,10 +170,15 @@ class PageScanner:
                         self._put(page)
                         page, page_bytes = [], 0
                         page_limit = min(2 * page_limit, self.max_page_bytes)
+                self._check(f.fileno())  # and not changed while it was read
             if page:
                 self._put(page)
         finally:
             self._put(None)  # the end, or the error the task holds
+
+    def _check(self, fd: int) -> None:
+        if self.version is not None:
+            check_unchanged(fd, self.version)
 
     async def pages(self) -> AsyncIterator[list[ChunkRef]]:
         """The file's pages in order; raises what the scan raised."""
@@ -225,15 +258,20 @@ class PagedUpload:
         self.refused: frozenset[str] = frozenset()  # nodes the API could not plan pages around
         self.resumed = False  # the upload is the one its resume journal named
 
-    async def _start(self) -> None:
-        st = os.stat(self.path)
+    async def _start(self, st: os.stat_result | None = None) -> None:
+        """The pending file: the journal's (resumed), else a new one. ``st``: the file's
+        stat now (the file open for the upload's), which keys the journal."""
+        if st is None:
+            st = await asyncio.to_thread(os.stat, self.path)
         if self.conn.resume:
             await asyncio.to_thread(UploadJournal.sweep)
-            # "paged4": pages cut by FIRST_PAGE_BYTES, MAX_PAGE_BYTES and PAGE_CHUNKS; a
-            # journal of "paged" (pages of MAX_PAGE_CHUNKS chunks), "paged2" (growing up to
-            # MAX_PAGE_CHUNKS) or "paged3" (growing up to PAGE_CHUNKS) names other pages and
-            # must not be resumed with these
-            key = f"paged4:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            # "paged5": pages cut by FIRST_PAGE_BYTES, MAX_PAGE_BYTES and PAGE_CHUNKS, proven
+            # pages journaled with their digest, keyed by the ctime and device too; a journal
+            # of "paged" (pages of MAX_PAGE_CHUNKS chunks), "paged2" (growing up to
+            # MAX_PAGE_CHUNKS), "paged3" (growing up to PAGE_CHUNKS) or "paged4" (keyed by
+            # size, mtime and inode only: a file changed in place by ``cp -p``, ``rsync
+            # --inplace -t`` or ``touch -r`` kept its key) is never resumed with these
+            key = f"paged5:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
             self.journal = UploadJournal.for_upload(
                 self.conn.api_url,
                 self.conn.token,
@@ -294,8 +332,10 @@ class PagedUpload:
         """Prove a sent page (re-sending what the proof finds short) and journal it."""
         await self.pipe.sender.finalize(page)
         if self.journal is not None:
-            chunk_ids = [r.chunk_id for r in page.scan.chunks]
-            await asyncio.to_thread(self.journal.page_proven, page.no, chunk_ids)
+            refs = page.scan.chunks
+            digest = page_digest(refs)
+            chunk_ids = [r.chunk_id for r in refs]
+            await asyncio.to_thread(self.journal.page_proven, page.no, digest, chunk_ids)
         self.new_chunks += len(page.todo)
         self.sent += page.sent
 
@@ -304,15 +344,18 @@ class PagedUpload:
         sent: the proof (the API checks every chunk's copies) does not stall the sends.
         One proof at a time, in page order."""
         proving: asyncio.Task[None] | None = None
+        proven = self.journal.pages if self.journal is not None else {}
         try:
             no = 0
             async for refs in scanner.pages():
                 self.chunks += len(refs)
-                if self.journal is None or no not in self.journal.pages:
+                if no not in proven:
                     page = await self._send_page(no, refs, fd)
                     if proving is not None:
                         await proving
                     proving = asyncio.create_task(self._prove(page))
+                elif proven[no] != page_digest(refs):  # None (an older client's) never is
+                    await self._stale(no)
                 elif self.pipe.progress:
                     self.pipe.progress(sum(r.size for r in refs))
                 no += 1
@@ -323,34 +366,55 @@ class PagedUpload:
                 proving.cancel()
                 await asyncio.gather(proving, return_exceptions=True)
 
+    async def _stale(self, no: int) -> None:
+        """Page ``no`` of the file is not the page its journal has proven: the journal goes
+        and ``StaleJournal`` starts a new upload (``run``)."""
+        log.info(
+            "%s: page %d is not the one upload %s proved (the file changed); starting afresh",
+            self.path,
+            no,
+            self.file_id,
+        )
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.finish)
+        raise StaleJournal(no)
+
     async def run(self) -> UploadResult:
         try:
             return await self._run()
-        except FileNotFound:
+        except (FileNotFound, StaleJournal):
             if not self.resumed:
                 raise
             # the upload its journal named is gone (collected, or deleted complete as a
-            # killed run's unlinked file: ``dfs.client.link_journal``); the journal was
-            # finished with the error, so this run starts afresh, once
-            log.info("paged upload %s is gone; starting afresh", self.file_id)
+            # killed run's unlinked file: ``dfs.client.link_journal``), or the file is not
+            # the one it proved pages of; the journal was finished with the error, so this
+            # run starts afresh, once
+            log.info("paged upload %s not resumed; starting afresh", self.file_id)
             self.chunks = self.new_chunks = self.sent = 0
             return await self._run()
 
     async def _run(self) -> UploadResult:
-        started = time.monotonic()
         self.resumed = False
-        await self._start()
-        scanner = PageScanner(self.path, self.pipe.profile, PAGE_CHUNKS)
         fd = os.open(self.path, os.O_RDONLY)
         try:
+            return await self._upload(fd, os.fstat(fd))
+        finally:
+            os.close(fd)
+
+    async def _upload(self, fd: int, st: os.stat_result) -> UploadResult:
+        """The upload of the file open at ``fd``, whose stat was ``st`` when it began."""
+        started = time.monotonic()
+        await self._start(st)
+        scanner = PageScanner(self.path, self.pipe.profile, PAGE_CHUNKS, version=st)
+        try:
             await self._pages(scanner, fd)
+            await asyncio.to_thread(check_unchanged, fd, st)  # still the version scanned
             done = await self.conn.api.finalize_paged(self.file_id, scanner.size, scanner.sha256)
         except FINAL:
             if self.journal is not None:  # nothing can resume this upload
                 await asyncio.to_thread(self.journal.finish)
             raise
         finally:
-            os.close(fd)
             await scanner.close()
         if self.journal is not None:
             await asyncio.to_thread(self.journal.finish)

@@ -4,7 +4,9 @@ Uploads: a journal per (API, token, content, chunker, name) under the cache dire
 (``DFS_CACHE_DIR``, else ``$XDG_CACHE_HOME/dfs``, else ``~/.cache/dfs``), at
 ``uploads/<key>.jsonl``: a first line ``{"file_id": ...}`` naming the pending upload, then
 one ``{"c": chunk_id, "r": receipt}`` line per chunk a node acknowledged, and for a paged
-upload (``dfs.client.paged_upload``) one ``{"p": page}`` line per page the API proved. Lines are appended
+upload (``dfs.client.paged_upload``) one ``{"p": page, "d": digest}`` line per page the API
+proved, ``digest`` naming the page's chunks (their offsets, sizes and ids): a run again skips
+a proven page only if the file's page is still that one. Lines are appended
 and flushed as receipts arrive, so a killed client loses at most the chunks in flight; a torn
 last line is ignored. The journal is removed once the file is complete. Receipts are only
 good for that pending file id and tenant (the API checks), so the journal grants nothing to
@@ -82,7 +84,9 @@ class UploadJournal:
         self.path = path
         self.file_id: str | None = None
         self.receipts: dict[str, str] = {}
-        self.pages: set[int] = set()  # pages of a paged upload proven already
+        # pages of a paged upload proven already: the digest of each one's chunks (None: a
+        # line of an older client, which named none; such a page is never taken as proven)
+        self.pages: dict[int, str | None] = {}
 
     @classmethod
     def for_upload(
@@ -111,11 +115,12 @@ class UploadJournal:
             if "file_id" in entry:
                 self.file_id = str(entry["file_id"])
                 self.receipts = {}
-                self.pages = set()
+                self.pages = {}
             elif self.file_id and isinstance(entry.get("c"), str):
                 self.receipts[entry["c"]] = str(entry.get("r", ""))
             elif self.file_id and isinstance(entry.get("p"), int):
-                self.pages.add(entry["p"])
+                digest = entry.get("d")
+                self.pages[entry["p"]] = digest if isinstance(digest, str) else None
 
     def start(self, file_id: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -124,30 +129,31 @@ class UploadJournal:
             f.write(json.dumps({"file_id": file_id}) + "\n")
         self.file_id = file_id
         self.receipts = {}
-        self.pages = set()
+        self.pages = {}
 
     def add(self, chunk_id: str, receipt: str) -> None:
         self.receipts[chunk_id] = receipt
         with open(self.path, "a") as f:
             f.write(json.dumps({"c": chunk_id, "r": receipt}) + "\n")
 
-    def page_proven(self, page: int, chunk_ids: Iterable[str]) -> None:
-        """A page of a paged upload is proven: noted (a resumed run skips it). Its receipts
+    def page_proven(self, page: int, digest: str, chunk_ids: Iterable[str]) -> None:
+        """A page of a paged upload is proven: noted with the ``digest`` of its chunks (a
+        resumed run skips it while the file's page has that digest). Its receipts
         stay in memory, so a chunk repeated on a later page is not sent again, up to
         RECEIPTS_KEPT receipts: past that a proven page's leave (memory stays bounded; a
         chunk repeated later is then sent again, which costs only its bytes)."""
-        self.pages.add(page)
+        self.pages[page] = digest
         if len(self.receipts) > RECEIPTS_KEPT:
             for c in chunk_ids:
                 self.receipts.pop(c, None)
         with open(self.path, "a") as f:
-            f.write(json.dumps({"p": page}) + "\n")
+            f.write(json.dumps({"p": page, "d": digest}) + "\n")
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
         self.file_id = None
         self.receipts = {}
-        self.pages = set()
+        self.pages = {}
 
     @staticmethod
     def sweep(max_age: float = JOURNAL_MAX_AGE, now: float | None = None) -> int:

@@ -24,9 +24,14 @@ A small file of a batch is read once: its scan keeps its bytes (up to ``HOLD_BYT
 ``dfs.client.batch_scan``) and its chunks are sent from them. Any other chunk is re-read just
 before it is sent (from a file held open: by the kernel, with ``sendfile``, see
 ``FileSlice``) and the node hashes it against the id from the scan before storing it, so a
-file that changes during the upload fails instead of storing a mix of versions. Memory is
-bounded by ``concurrency`` chunks (or packs) in flight, and the batches' held bytes.
-``FileUpload`` and the packs are in ``dfs.client.file_upload``.
+file that changes during the upload fails instead of storing a mix of versions. A change
+during the scan itself is caught on the client (the chunks the servers already hold are not
+sent, so no node sees them): a file's stat once scanned, and a big file's again just before
+its finalize, must be the stat it had before (a small file: when it was opened). Either fails with
+``FileChanged`` (``CHANGED``); with ``UploadPipeline.failed`` set (``dfs-client upload``
+of several paths) the file is reported there and the others go on, else the upload fails.
+Memory is bounded by ``concurrency`` chunks (or packs) in flight, and the batches' held
+bytes. ``FileUpload`` and the packs are in ``dfs.client.file_upload``.
 """
 
 from __future__ import annotations
@@ -46,13 +51,15 @@ from dfs.client.batch_scan import Batch, ScanAhead, Scanned, cacheable, remember
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_cache import FileCache
 from dfs.client.file_upload import FileUpload, Pack, UploadResult, Work, planned_packs
-from dfs.client.local_files import CHANGED, LocalFile
+from dfs.client.local_files import LocalFile, check_unchanged, same_version
 from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.client.walk_ahead import WalkAhead
 from dfs.errors import (
     AuthError,
     Conflict,
+    DfsError,
+    FileChanged,
     FileNotFound,
     IncompleteUpload,
     IntegrityError,
@@ -116,6 +123,8 @@ class ChunkSender:
     async def send_one(self, work: Work) -> None:
         upload, item = work
         chunk_id, size = str(item["sha256"]), int(item["size"])
+        if upload.changed:  # dropped from its batch already: nothing more of it goes
+            return
         conn = self.conn  # below: a file held open is sent from the page cache (sendfile)
         data = upload.held(chunk_id, size) if conn.proxy else upload.body(chunk_id, size)
         try:
@@ -128,7 +137,10 @@ class ChunkSender:
         except IntegrityError:
             # the node (or the API proxy) found that these bytes no longer hash to the id
             # scanned before the plan: the file changed under us
-            raise IntegrityError(CHANGED) from None
+            if not upload.droppable:
+                raise FileChanged() from None
+            upload.changed = True  # its batch leaves it out (UploadPipeline.upload_batch)
+            return
         if receipt is None:  # a re-plan found it proven and held already
             if self.progress:
                 self.progress(size)
@@ -142,7 +154,11 @@ class ChunkSender:
             await self.conn.run_bounded(self.send_one, pack.work)
             return
         entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in pack.work]
-        body = await pack.body(entries)
+        try:
+            body = await pack.body(entries)
+        except IntegrityError:  # a file got shorter: chunk by chunk, each file on its own
+            await self.conn.run_bounded(self.send_one, pack.work)
+            return
         headers = protocol.batch_headers(
             pack.cap, [str(e["chunk_id"]) for e in entries], [u.file_id for u, _ in pack.work]
         )
@@ -221,6 +237,14 @@ class ChunkSender:
         await self.conn.run_bounded(self.send_one, work)
 
 
+def _scanned_unchanged(fd: int, before: os.stat_result, path: Path) -> None:
+    """``FileChanged`` unless the file open at ``fd`` is still the version ``before`` and
+    ``path`` (which the scan opened) still names it; blocking."""
+    check_unchanged(fd, before)
+    if not same_version(before, os.stat(path)):
+        raise FileChanged()
+
+
 def _incomplete(body: dict[str, Any]) -> bool:
     error = body.get("error")
     return isinstance(error, dict) and error.get("code") == IncompleteUpload.code
@@ -245,6 +269,9 @@ class UploadPipeline:
         # told the file ids of the uploads as their plans name them (``dfs-client upload
         # DIR bucket/``'s ``dfs.client.link_journal``)
         self.planned: Callable[[list[str]], None] | None = None
+        # told each file that changed while it was being uploaded (``FileChanged``), which
+        # is then left out and the others go on; None: the upload fails with it
+        self.failed: Callable[[LocalFile, DfsError], None] | None = None
         self.conn = conn
         self.profile = profile
         self.progress = progress
@@ -265,7 +292,8 @@ class UploadPipeline:
     ) -> list[UploadResult]:
         """Upload ``files`` (a list, or a listing still running: ``dfs.client.walk_ahead``
         takes it on a thread): big ones alone, one after the other, beside the small ones
-        in batches (so a big file no longer holds every batch back); results in order.
+        in batches (so a big file no longer holds every batch back); results in order, but
+        for the files told to ``failed`` (changed while they were uploaded).
         ``listed(n)``: the bytes of files listed, as they are; ``done(n, result)``: the
         ``n``-th file is complete, as each is (``dfs-client sync`` links it then)."""
         results: dict[int, UploadResult] = {}
@@ -280,7 +308,12 @@ class UploadPipeline:
         async def big() -> None:
             while (item := await walk.next_big()) is not None:
                 n, f = item
-                record([(n, await self._upload_big(f))])
+                try:
+                    result = await self._upload_big(f)
+                except FileChanged as exc:
+                    self._changed(f, exc)
+                    continue
+                record([(n, result)])
 
         try:
             async with asyncio.TaskGroup() as tg:  # a failure of either cancels the other
@@ -290,7 +323,14 @@ class UploadPipeline:
             raise group.exceptions[0] from None
         finally:
             await walk.close()
-        return [results[n] for n in range(walk.count)]
+        return [results[n] for n in range(walk.count) if n in results]
+
+    def _changed(self, f: LocalFile, exc: FileChanged) -> None:
+        """``f`` changed while it was being uploaded: told to ``failed``, else raised."""
+        if self.failed is None:
+            raise exc
+        log.warning("%s: %s", f.path, exc.message)
+        self.failed(f, exc)
 
     async def _pipeline(
         self, walk: WalkAhead, record: Callable[[Iterable[tuple[int, UploadResult]]], None]
@@ -305,7 +345,7 @@ class UploadPipeline:
 
         async def one(batch: Batch, scanned: list[Scanned]) -> None:
             done = await self.upload_batch([f for _n, f in batch], scanned, stages)
-            record(zip((n for n, _f in batch), done, strict=True))
+            record((n, r) for (n, _f), r in zip(batch, done, strict=True) if r is not None)
 
         try:
             while (got := await scans.take()) is not None:
@@ -363,28 +403,46 @@ class UploadPipeline:
     ) -> UploadResult:
         """One file alone: threaded scan, its own plan, resume journal (``keep_attrs``:
         send its mode and mtime). ``listed``: its listing, for the files cache to remember
-        what it was stored as."""
+        what it was stored as. ``FileChanged`` when the file once scanned, or before its
+        finalize, is not the version it was when its scan began."""
         started = time.monotonic()
-        scan = await asyncio.to_thread(scan_file_threaded, path, self.profile)
-        journal = None
-        if self.conn.resume:
-            await asyncio.to_thread(UploadJournal.sweep)
-            journal = UploadJournal.for_upload(
-                self.conn.api_url,
-                self.conn.token,
-                self.journal_key(scan.sha256),
-                str(self.profile),
-                name,
-            )
-        upload = FileUpload(path, name, scan, journal, keep_attrs)
+        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            scan = await asyncio.to_thread(scan_file_threaded, path, self.profile)
+            await asyncio.to_thread(_scanned_unchanged, fd, st, path)
+            journal = await self._journal(scan, name)
+            upload = FileUpload(path, name, scan, journal, keep_attrs, st=st)
+            upload.fd = fd  # its chunks are sent from it (sendfile)
+            done = await self._send_alone(upload, st)
+        finally:
+            os.close(fd)
+        if listed is not None:
+            remember(self.cache, [listed], [scan])
+        return upload.result(done, time.monotonic() - started)
+
+    async def _journal(self, scan: FileScan, name: str) -> UploadJournal | None:
+        """The resume journal of a file alone (None without resume)."""
+        if not self.conn.resume:
+            return None
+        await asyncio.to_thread(UploadJournal.sweep)
+        return UploadJournal.for_upload(
+            self.conn.api_url,
+            self.conn.token,
+            self.journal_key(scan.sha256),
+            str(self.profile),
+            name,
+        )
+
+    async def _send_alone(self, upload: FileUpload, st: os.stat_result) -> dict[str, Any]:
+        """Plan, send and finalize a file alone held open (``upload.fd``), whose stat was
+        ``st`` when its scan began; its journal goes once it is complete, or failed for good."""
+        journal = upload.journal
+        assert upload.fd is not None
         try:
             await self._plan_alone(upload)
-            upload.fd = os.open(path, os.O_RDONLY)
-            try:
-                await self.sender.send_all([upload])
-            finally:
-                os.close(upload.fd)
-                upload.fd = None
+            await self.sender.send_all([upload])
+            await asyncio.to_thread(check_unchanged, upload.fd, st)  # still the version scanned
             done = await self.sender.finalize(upload)
         except FINAL:
             # nothing can resume this upload: its journal would only be litter
@@ -393,9 +451,7 @@ class UploadPipeline:
             raise
         if journal is not None:
             await asyncio.to_thread(journal.finish)
-        if listed is not None:
-            remember(self.cache, [listed], [scan])
-        return upload.result(done, time.monotonic() - started)
+        return done
 
     async def _plan_alone(self, upload: FileUpload) -> None:
         journal = upload.journal
@@ -428,18 +484,25 @@ class UploadPipeline:
         files: Sequence[LocalFile],
         scans: Sequence[Scanned | FileScan],
         stages: tuple[asyncio.Semaphore, asyncio.Lock] | None = None,
-    ) -> list[UploadResult]:
+    ) -> list[UploadResult | None]:
         """Small files already scanned: one plan, packed sends, one finalize for all.
-        ``stages``: the plan slots and the send lock batches in flight take turns at."""
+        ``stages``: the plan slots and the send lock batches in flight take turns at. A file
+        that changed while it was read (``Scanned.changed``) or sent is left out (None in
+        its place) and told to ``failed``; without it, the batch fails with ``FileChanged``."""
         plan_stage, send_stage = stages or (asyncio.Semaphore(1), asyncio.Lock())
         started = time.monotonic()
         scanned = [s if isinstance(s, Scanned) else Scanned(s) for s in scans]
+        if self.failed is None and any(s.changed for s in scanned):
+            raise FileChanged()
         uploads = [
             FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs, st=f.st, data=s.take())
             for f, s in zip(files, scanned, strict=True)
         ]
+        for u, s in zip(uploads, scanned, strict=True):
+            u.changed, u.droppable = s.changed, self.failed is not None
         async with plan_stage:
-            packs = await self._plan_batch(uploads)
+            live = [u for u in uploads if not u.changed]
+            packs = await self._plan_batch(live) if live else []
             # a cached scan with chunks to send: the servers do not hold that content (any
             # more) for this tenant; read the file before sending a byte of it
             unsure = [i for i, s in enumerate(scanned) if s.cached and uploads[i].todo]
@@ -449,13 +512,26 @@ class UploadPipeline:
             await self.sender.send_all(uploads, packs)
         for u in uploads:  # sent: the batch no longer holds its files' bytes
             u.data = None
-        done = await self.sender.finalize_batch(uploads)
+        return await self._finalize_batch(files, uploads, started)
+
+    async def _finalize_batch(
+        self, files: Sequence[LocalFile], uploads: Sequence[FileUpload], started: float
+    ) -> list[UploadResult | None]:
+        """Finalize a batch's uploads but those that changed (reported: ``_changed``)."""
+        live = [i for i, u in enumerate(uploads) if not u.changed]
+        done = await self.sender.finalize_batch([uploads[i] for i in live])
         seconds = time.monotonic() - started
         for body in done:
             if "error" in body:
                 raise from_body(409, body)
-        remember(self.cache, files, [u.scan for u in uploads])
-        return [u.result(body, seconds) for u, body in zip(uploads, done, strict=True)]
+        remember(self.cache, [files[i] for i in live], [uploads[i].scan for i in live])
+        out: list[UploadResult | None] = [None] * len(uploads)
+        for i, body in zip(live, done, strict=True):
+            out[i] = uploads[i].result(body, seconds)
+        for f, u in zip(files, uploads, strict=True):
+            if u.changed:
+                self._changed(f, FileChanged())
+        return out
 
     async def _plan_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
         """Plan ``uploads`` in one ``/init-uploads``; the plan's packs."""
@@ -485,9 +561,15 @@ class UploadPipeline:
         fresh = await asyncio.to_thread(rescan, files, self.profile, self.cache)
         again = []
         for f, i, s in zip(files, where, fresh, strict=True):
+            if s.changed:  # changed while it was read again: left out, as any such file
+                if self.failed is None:
+                    raise FileChanged()
+                uploads[i].changed, uploads[i].todo = True, []
+                continue
             if s.scan != uploads[i].scan:
                 log.info("%s changed since the files cache saw it; planning it again", f.path)
                 uploads[i] = FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs)
+                uploads[i].droppable = self.failed is not None
                 again.append(uploads[i])
             uploads[i].data = s.take()
         return await self._plan_batch(again) if again else []

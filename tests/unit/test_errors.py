@@ -21,6 +21,7 @@ from dfs.errors import (
     ContentNotStored,
     DfsError,
     EtagMismatch,
+    FileChanged,
     FileNotFound,
     Forbidden,
     IncompleteUpload,
@@ -98,17 +99,22 @@ def all_subclasses(cls: type[DfsError]) -> set[type[DfsError]]:
 
 
 def test_the_lists_here_cover_the_whole_tree() -> None:
-    # client-side only: a configuration error, and a request no answer came for
-    assert all_subclasses(DfsError) == {*WIRE_CLASSES, ConfigError, Unreachable}
+    # client-side only: a configuration error, a request no answer came for, and a file
+    # that changed while it was uploaded
+    assert all_subclasses(DfsError) == {*WIRE_CLASSES, ConfigError, Unreachable, FileChanged}
     assert set(errors.BY_CODE.values()) == set(WIRE_CLASSES)
 
 
 def test_codes_are_unique() -> None:
-    # Unreachable (client-side: no answer came) goes on the wire as its parent, Unavailable
-    codes = [cls.code for cls in all_subclasses(DfsError) if cls is not Unreachable]
+    # the client-side Unreachable (no answer came) and FileChanged go on the wire as their
+    # parents, Unavailable and IntegrityError
+    client_side = {Unreachable, FileChanged}
+    codes = [cls.code for cls in all_subclasses(DfsError) if cls not in client_side]
     assert len(codes) == len(set(codes))
     assert Unreachable.code == Unavailable.code
     assert type(from_body(503, Unreachable("x").to_body())) is Unavailable
+    assert FileChanged.code == IntegrityError.code
+    assert type(from_body(422, FileChanged().to_body())) is IntegrityError
 
 
 @pytest.mark.parametrize("cls", WIRE_CLASSES, ids=lambda c: c.__name__)

@@ -1,4 +1,5 @@
-"""Copies on draining nodes do not count for a commit; the API moves them instead.
+"""Copies on draining nodes do not count for a commit; the API moves them instead (and
+``copy_between``, the node-to-node copy repair makes too).
 
 A node being drained (``dfs.api.drain``) is removed once every chunk recorded on it has its
 copies elsewhere. An upload that began before the drain may still have placed chunks there
@@ -72,7 +73,7 @@ async def counted_copies(
         for target in _targets(coord, chunk_id, chunks[chunk_id], writable, counts[chunk_id]):
             if len(counts[chunk_id]) >= need:
                 return
-            if sources and await _copy(coord, chunk_id, sources[0], target):
+            if sources and await copy_between(coord, chunk_id, sources[0], target, "drain"):
                 counts[chunk_id].add(target.node_id)
                 new.append(Location(chunk_id, target.node_id, chunks[chunk_id]))
 
@@ -95,7 +96,11 @@ def _targets(
         return ranked
 
 
-async def _copy(coord: Coordinator, chunk_id: str, source: NodeRecord, target: NodeRecord) -> bool:
+async def copy_between(
+    coord: Coordinator, chunk_id: str, source: NodeRecord, target: NodeRecord, why: str
+) -> bool:
+    """Have ``source`` send its verified copy of the chunk to ``target`` (``/copy-chunk``,
+    a ``copy`` capability bound to the target); False, logged with ``why``, if it failed."""
     extra = protocol.copy_cap_extra(target.node_id, target.url)
     try:
         await coord.nodes.copy_chunk(
@@ -108,7 +113,8 @@ async def _copy(coord: Coordinator, chunk_id: str, source: NodeRecord, target: N
         )
     except DfsError as exc:
         log.warning(
-            "copy of %s off draining %s to %s failed: %s",
+            "%s: copy of %s from %s to %s failed: %s",
+            why,
             chunk_id[:12],
             source.node_id,
             target.node_id,

@@ -57,6 +57,7 @@ from typing import Any
 from dfs import auth, protocol
 from dfs import durability_policy as policy
 from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator
+from dfs.api.draining_copies import copy_between
 from dfs.api.inventory import take_inventory
 from dfs.api.pass_lease import LeaseLost, PassLease
 from dfs.api.replication_journal import Cursor, cursor_map, read_journals, record_forwards
@@ -462,35 +463,12 @@ class Repair:
             if len(made) == need:
                 break
             for source in sources:
-                if await self._copy(c.chunk_id, source, target):
+                if await copy_between(self.coord, c.chunk_id, source, target, "repair"):
                     made.append(Location(c.chunk_id, target.node_id, c.size))
                     break
         if made:
             await self.meta.add_locations(made, self.coord.clock())
         return len(made)
-
-    async def _copy(self, chunk_id: str, source: NodeRecord, target: NodeRecord) -> bool:
-        """Have ``source`` send its (verified) copy of the chunk to ``target``."""
-        extra = protocol.copy_cap_extra(target.node_id, target.url)
-        try:
-            await self.coord.nodes.copy_chunk(
-                source.url,
-                chunk_id,
-                target.node_id,
-                target.url,
-                cap=self.coord.cap(auth.OP_COPY, chunk_id, source.node_id, extra),
-                timeout=self.cfg.replication_timeout,
-            )
-        except DfsError as exc:
-            log.warning(
-                "repair: copy of %s from %s to %s failed: %s",
-                chunk_id[:12],
-                source.node_id,
-                target.node_id,
-                exc.message,
-            )
-            return False
-        return True
 
     async def _trim(self, c: ChunkState, cluster: _Cluster) -> int:
         """Remove copies beyond REPLICATION_FACTOR from the lowest-ranked live holders, after

@@ -202,6 +202,18 @@ def started_cluster(
 
 
 @pytest.fixture
+def one_node(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalCluster]:
+    """One node, REPLICATION_FACTOR=1, SQLite."""
+    meta_url = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
+    with started_cluster(
+        tmp_path, meta_url, monkeypatch, request, nodes=1, replication_factor=1
+    ) as c:
+        yield c
+
+
+@pytest.fixture
 def cluster(
     tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, meta_url: str
 ) -> Iterator[LocalCluster]:

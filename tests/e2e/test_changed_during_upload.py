@@ -14,13 +14,12 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dfs.localcluster import LocalCluster
-from tests.e2e.conftest import CLI_TIMEOUT, run_cli, started_cluster
+from tests.e2e.conftest import CLI_TIMEOUT, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -43,17 +42,6 @@ def torn(fd, size):
 batch_scan._read_whole = torn
 sys.exit(main(sys.argv[1:]))
 """
-
-
-@pytest.fixture
-def one_node(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LocalCluster]:
-    meta_url = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
-    with started_cluster(
-        tmp_path, meta_url, monkeypatch, request, nodes=1, replication_factor=1
-    ) as c:
-        yield c
 
 
 def test_a_file_changed_while_read_is_skipped_and_the_rest_uploaded(

@@ -18,7 +18,6 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ import pytest
 from dfs import protocol
 from dfs.chunking import ChunkerProfile
 from dfs.localcluster import LocalCluster, console_script
-from tests.e2e.conftest import started_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -56,17 +54,6 @@ async def main() -> None:
 
 asyncio.run(main())
 """
-
-
-@pytest.fixture
-def one_node(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LocalCluster]:
-    meta_url = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
-    with started_cluster(
-        tmp_path, meta_url, monkeypatch, request, nodes=1, replication_factor=1
-    ) as c:
-        yield c
 
 
 def upload(

@@ -271,6 +271,8 @@ class SyncMethods(NamespaceMethods):
         cache = await self.files_cache(bucket, profile)
         # for_object: linked below, so no lookup by content may hand them out meanwhile
         pipeline = StreamingUploadPipeline(conn, profile, progress, cache, for_object=True)
+        # a file that changed while it was read is reported and left out; the rest go on
+        pipeline.failed = lambda f, exc: report.skipped.append(Skipped(str(f.path), exc.message))
         journal = await asyncio.to_thread(_new_journal, folder) if conn.resume else None
         if journal is not None:
             pipeline.planned = journal.up

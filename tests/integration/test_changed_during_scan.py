@@ -242,3 +242,24 @@ async def test_a_file_changed_after_its_read_is_reported_when_its_send_finds_it(
             out = tmp_path / f"out-{r.name}"
             await c.download(r.file_id, out)
             assert out.read_bytes() == content[r.name], r.name
+
+
+async def test_a_bucket_upload_skips_a_file_torn_by_its_read_and_links_the_rest(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``upload DIR bucket/prefix/`` (a sync): the torn file is reported skipped (the CLI
+    exits 23) and gets no object; the others are linked (before, the run failed)."""
+    src = tmp_path / "src"
+    content = small_tree(src)
+    tear_read(monkeypatch, src / "f3")
+    async with Client(inproc.api.url, token=ADMIN_TOKEN, file_cache=False) as c:
+        await c.make_bucket("torn")
+        report = await c.upload_to([src], "torn", "up/")
+        assert [(Path(s.what).name, CHANGED in s.reason) for s in report.skipped] == [("f3", True)]
+        keys = [e["key"] async for e in c.list_all("torn", "up/")]
+        assert sorted(keys) == sorted(f"up/{n}" for n in content if n != "f3")
+        out = tmp_path / "out"
+        await c.download_from("torn", "up/", out)
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == {
+            n: d for n, d in content.items() if n != "f3"
+        }

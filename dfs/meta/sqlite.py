@@ -134,8 +134,13 @@ class SqliteMetadataStore(
         try:
             yield c
         except BaseException:
-            c.execute("ROLLBACK")
+            # the labels first: some errors (a full disk, an I/O error) end the whole
+            # transaction in SQLite itself, and the ROLLBACK below then fails; labels kept
+            # from it would name ids SQLite hands to the next new labels (another tenant's)
             self._labels.settle(committed=False)
+            if c.in_transaction:
+                with suppress(sqlite3.Error):  # the error raised is the one that happened
+                    c.execute("ROLLBACK")
             raise
         try:
             c.execute("COMMIT")

@@ -129,9 +129,11 @@ class GroupCommit:
         try:
             value = fn(db)
         except Exception as exc:
+            self._labels.forget_since(mark)  # its labels' ids were rolled back with it
+            if not db.in_transaction:  # SQLite ended the whole group (a full disk, I/O):
+                raise  # every member fails with this error, not a missing savepoint's
             db.execute("ROLLBACK TO grouped")
             db.execute("RELEASE grouped")
-            self._labels.forget_since(mark)  # its labels' ids were rolled back with it
             return False, exc  # and its usage sums are dropped with ``self.usage``
         db.execute("RELEASE grouped")
         group.merge(self.usage)

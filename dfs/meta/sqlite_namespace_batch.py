@@ -92,9 +92,11 @@ def _put_alone(
     try:
         done = put(StoreFiles(db, labels, sums), obj, now, unless_current=unless_current)
     except Exception as exc:  # a bug or an error of SQLite's too: this entry's answer
+        labels.forget_since(mark)
+        if not db.in_transaction:  # SQLite ended the whole transaction (a full disk, I/O)
+            raise
         db.execute("ROLLBACK TO put_alone")
         db.execute("RELEASE put_alone")
-        labels.forget_since(mark)
         if isinstance(exc, DfsError):
             return exc
         log.exception("link of %s/%s failed", obj.bucket, obj.key)

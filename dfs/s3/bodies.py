@@ -37,6 +37,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import re
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,6 +62,7 @@ log = logging.getLogger("dfs.s3")
 ReadFn = Callable[[int], Awaitable[bytes]]
 READ_BLOCK = 1 << 20
 MAX_CHUNK_HEADER = 4096
+_CHUNK_SIZE = re.compile(r"[0-9a-fA-F]{1,16}")
 MAX_SIGNED_CHUNK = 8 << 20
 MAX_TRAILER_LINES = 16
 _STREAMING = frozenset({STREAMING_UNSIGNED_TRAILER, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER})
@@ -195,7 +197,11 @@ class BodyReader:
         self._content_md5 = content_md5
         self._crc32_header = crc32_header
         self._verified = False
-        self._buf = b""
+        # the framing read ahead: bytes from ``_pos`` on are unread. An offset, not a
+        # shrinking bytes object: slicing off what each chunk used copied the rest of the
+        # buffer, so a body of many small chunks cost time quadratic in its length
+        self._buf = bytearray()
+        self._pos = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256()
         self.signed_payload = len(payload_hash) == 64
@@ -229,31 +235,54 @@ class BodyReader:
         self.trailers: dict[str, str] = {}
 
     @property
+    def declared(self) -> int | None:
+        """The decoded length the request declared (``x-amz-decoded-content-length``)."""
+        return self._declared
+
+    @property
     def crc32(self) -> int:
         return self._crc32.value
 
+    def _unread(self) -> int:
+        return len(self._buf) - self._pos
+
+    def _consume(self, n: int) -> bytes:
+        """Up to ``n`` unread bytes, taken."""
+        with memoryview(self._buf) as view:  # one copy (a bytearray slice is two)
+            data = view[self._pos : self._pos + n].tobytes()
+        self._pos += len(data)
+        return data
+
     async def _fill(self, n: int) -> bool:
-        while len(self._buf) < n:
+        """At least ``n`` bytes unread (False: the body ended first)."""
+        while self._unread() < n:
             more = await self._read(READ_BLOCK)
             if not more:
                 return False
+            if self._pos > len(self._buf) // 2:  # what was used goes, now and then
+                del self._buf[: self._pos]
+                self._pos = 0
             self._buf += more
         return True
 
     async def _line(self, eof_ok: bool = False) -> str | None:
         """The next line of framing (``\\r\\n`` or a bare ``\\n``: clients differ in their
         trailers); None at the body's end when ``eof_ok``."""
-        while b"\n" not in self._buf:
-            if len(self._buf) > MAX_CHUNK_HEADER or not await self._fill(len(self._buf) + 1):
-                if eof_ok and not self._buf:
+        while (end := self._buf.find(b"\n", self._pos)) < 0:
+            unread = self._unread()
+            if unread > MAX_CHUNK_HEADER or not await self._fill(unread + 1):
+                if eof_ok and not unread:
                     return None
                 raise incomplete("malformed aws-chunked body")
-        line, _, self._buf = self._buf.partition(b"\n")
+        if end - self._pos > MAX_CHUNK_HEADER:
+            raise incomplete("malformed aws-chunked body")
+        line = self._consume(end - self._pos)
+        self._pos += 1  # the newline
         return line.removesuffix(b"\r").decode("ascii", "replace")
 
     async def _take(self, n: int) -> bytes:
         """Exactly ``n`` bytes of the body (a signed chunk's data)."""
-        parts, self._buf = [self._buf[:n]], self._buf[n:]
+        parts = [self._consume(n)]
         got = len(parts[0])
         while got < n:
             more = await self._read(min(READ_BLOCK, n - got))
@@ -264,16 +293,14 @@ class BodyReader:
         return b"".join(parts)
 
     async def _chunk_end(self) -> None:
-        if not await self._fill(2) or self._buf[:2] != b"\r\n":
+        if not await self._fill(2) or self._consume(2) != b"\r\n":
             raise incomplete("malformed aws-chunked chunk end")
-        self._buf = self._buf[2:]
 
     async def _next_chunk_header(self) -> None:
         size_text, _, ext = (await self._line() or "").partition(";")
-        try:
-            size = int(size_text.strip(), 16)
-        except ValueError:
-            raise incomplete("malformed aws-chunked chunk size") from None
+        if not _CHUNK_SIZE.fullmatch(size_text.strip()):  # int() took "0x5", "+5", "-3"
+            raise incomplete("malformed aws-chunked chunk size")
+        size = int(size_text.strip(), 16)
         self._decoded += size
         if self._declared is not None and self._decoded > self._declared:
             raise incomplete("the body is longer than its x-amz-decoded-content-length")
@@ -332,9 +359,9 @@ class BodyReader:
             return data
         if self._done:
             return b""
-        if not self._buf and not await self._fill(1):
+        if not self._unread() and not await self._fill(1):
             raise incomplete("the aws-chunked body ended early")
-        data, self._buf = self._buf[: min(n, self._left)], self._buf[min(n, self._left) :]
+        data = self._consume(min(n, self._left))
         self._left -= len(data)
         if self._left == 0:
             await self._chunk_end()
@@ -381,6 +408,14 @@ class BodyReader:
         if self._check is not None:
             self._check.verify(self.trailers)
         self._verified = True
+
+
+def declared_length(request: web.Request, body: BodyReader) -> int | None:
+    """The body's length as the request declares it: an aws-chunked body's decoded length
+    (``x-amz-decoded-content-length``), any other's Content-Length. The decoded length of a
+    body that is not aws-chunked describes nothing: taken for it, a 0 stored a 100-byte
+    body as an empty object."""
+    return body.declared if body.chunked else request.content_length
 
 
 def request_body(

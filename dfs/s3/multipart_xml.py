@@ -5,7 +5,6 @@ ListParts and ListMultipartUploads answers written."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -13,12 +12,10 @@ from dfs.api.multipart import MIN_PART_BYTES
 from dfs.meta.multipart import MAX_PARTS, MultipartUpload, UploadPart
 from dfs.s3.context import iso_time, xml
 from dfs.s3.errors import S3Error
+from dfs.s3.safe_xml import malformed as malformed  # the routes' XML errors
+from dfs.s3.safe_xml import parse_untrusted
 
 MAX_COMPLETE_BODY = 2 * 1024 * 1024  # 10,000 parts of about 100 bytes each, with room
-
-
-def malformed(message: str = "The XML you provided was not well-formed") -> S3Error:
-    return S3Error("MalformedXML", 400, message)
 
 
 def _local(tag: str) -> str:
@@ -45,13 +42,8 @@ class Asked(NamedTuple):
 
 def parse_complete(body: bytes) -> list[Asked]:
     """The parts a CompleteMultipartUpload body lists (ETags without quotes), in the order
-    given. Entity declarations are refused before parsing (no expansion)."""
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise malformed("document type declarations are not accepted")
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        raise malformed() from None
+    given. A document type declaration is refused (``dfs.s3.safe_xml``: no expansion)."""
+    root = parse_untrusted(body)
     if _local(root.tag) != "CompleteMultipartUpload":
         raise malformed()
     out: list[Asked] = []

@@ -51,7 +51,7 @@ from dfs.meta.multipart import (
     UploadPart,
 )
 from dfs.s3 import checksums, multipart_listing, multipart_xml, object_writes, part_numbers
-from dfs.s3.bodies import read_small, request_body
+from dfs.s3.bodies import declared_length, read_small, request_body
 from dfs.s3.context import (
     COORDINATOR,
     NAMESPACE,
@@ -164,7 +164,7 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
     mp = request.app[MULTIPART]
     sums = checksums.Checksums.for_part(request.headers, u.checksum)
     body = request_body(request, sums)
-    declared = request.headers.get("x-amz-decoded-content-length") or request.content_length
+    declared = declared_length(request, body)
     if declared is not None and int(declared) > MAX_PART_BYTES:
         raise S3Error("EntityTooLarge", 400, f"a part has at most {MAX_PART_BYTES} bytes")
     file_id, size = "", 0

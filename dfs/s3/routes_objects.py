@@ -24,7 +24,7 @@ from dfs.api.ingest import ingest
 from dfs.chunking import ChunkerProfile
 from dfs.meta.namespace import PutResult
 from dfs.s3 import object_writes, routes_copy, subresources
-from dfs.s3.bodies import request_body
+from dfs.s3.bodies import declared_length, request_body
 from dfs.s3.checksums import Checksums
 from dfs.s3.context import (
     COORDINATOR,
@@ -58,8 +58,7 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     cond = await object_writes.check_condition(request, ns, bucket, key)
     sums = Checksums.from_headers(request.headers)
     body = request_body(request, sums)
-    h = request.headers
-    declared = h.get("x-amz-decoded-content-length") or request.content_length
+    declared = declared_length(request, body)
     file_id, written = "", None
     linked: list[PutResult] = []  # the version, when the file's write made it too
     if declared is not None and int(declared) == 0:

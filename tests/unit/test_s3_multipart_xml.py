@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from dfs.api.multipart import MIN_PART_BYTES, StreamReader, multipart_etag
 from dfs.meta.multipart import MultipartUpload, UploadPart
-from dfs.s3 import routes_multipart
+from dfs.s3 import routes_multipart, xmlbody
 from dfs.s3.errors import S3Error
 from dfs.s3.multipart_xml import Asked, choose_parts, list_parts_xml, parse_complete
 
@@ -139,3 +139,34 @@ async def test_a_slow_complete_keeps_the_connection_alive(
         assert bad.status == 200
         assert "<Error><Code>InvalidPart</Code>" in text
         assert text.count("<?xml") == 1
+
+
+def _doc(encoding: str, dtd: bool) -> bytes:
+    doc = (
+        f'<?xml version="1.0" encoding="{encoding}"?>'
+        + ('<!DOCTYPE x [<!ENTITY e "aa">]>' if dtd else "")
+        + "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>"
+        + ("<ETag>&e;</ETag>" if dtd else "<ETag>aa</ETag>")
+        + "</Part></CompleteMultipartUpload>"
+    )
+    return doc.encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_dtd_is_refused_in_any_encoding(encoding: str) -> None:
+    """A body in UTF-16 holds no ASCII ``<!DOCTYPE``: a byte search let its entity through
+    (the upload completed; a 2 MiB tagging body expanded to ~90 MiB in the gateway)."""
+    with pytest.raises(S3Error, match="document type") as exc:
+        parse_complete(_doc(encoding, dtd=True))
+    assert exc.value.code == "MalformedXML"
+    with pytest.raises(S3Error, match="document type"):
+        xmlbody.parse(_doc(encoding, dtd=True), "CompleteMultipartUpload")
+    assert parse_complete(_doc(encoding, dtd=False))[0].etag == "aa"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-be", "utf-32"])
+def test_an_encoding_the_parser_does_not_read_is_refused(encoding: str) -> None:
+    for dtd in (True, False):
+        with pytest.raises(S3Error) as exc:
+            parse_complete(_doc(encoding, dtd))
+        assert exc.value.code == "MalformedXML"

@@ -7,6 +7,7 @@ tenant's later files were stored, and read back, as the other tenant's."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 
 from dfs.errors import Unavailable
 from dfs.meta import open_metadata_store
-from dfs.meta.base import FileRecord, ManifestEntry
+from dfs.meta.base import FileRecord, Location, ManifestEntry
+from dfs.meta.namespace import BucketRecord, NewObject
 from dfs.meta.sqlite import SqliteMetadataStore
 
 
@@ -65,3 +67,42 @@ async def test_a_write_the_disk_cannot_hold_leaves_no_label_behind(tmp_path: Pat
         assert (await again.get_file(mallory.file_id)).tenant == "mallory"
     finally:
         await again.close()
+
+
+async def test_a_group_that_fills_the_disk_fails_each_member_with_the_disks_error(
+    tmp_path: Path,
+) -> None:
+    """Writes queued into one group commit, one of them too big for the disk: SQLite ends
+    the whole transaction, so every member fails, nothing is stored, and each is told the
+    disk is full (it was told "no such savepoint")."""
+    store = await open_metadata_store(f"sqlite:///{tmp_path / 'meta.db'}")
+    assert isinstance(store, SqliteMetadataStore)
+    try:
+        for tenant in ("alice", "mallory"):
+            await store.create_bucket(BucketRecord(f"b-{tenant}", tenant, created_at=1.0))
+
+        async def put(tenant: str, key: str, chunks: int) -> object:
+            rec, manifest = _file(tenant, chunks)
+            locations = [Location(e.chunk_id, "n1", 10) for e in manifest]
+            obj = NewObject(f"b-{tenant}", key, rec.file_id, rec.size, owner=tenant)
+            return await store.create_and_put_object(rec, manifest, locations, obj, 2.0)
+
+        await put("alice", "k0", 1)
+
+        def no_more_pages() -> None:
+            pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+            store._db.execute(f"PRAGMA max_page_count={pages + 2}")
+
+        await store._run(no_more_pages)
+        got = await asyncio.gather(
+            put("alice", "k1", 1),
+            put("mallory", "k2", 5000),
+            put("alice", "k3", 1),
+            return_exceptions=True,
+        )
+        assert all(isinstance(g, Unavailable) and "full" in g.message for g in got), got
+        await store._run(lambda: store._db.execute("PRAGMA max_page_count=1073741823"))
+        keys = await store._run(lambda: store._db.execute("SELECT key FROM ns_versions").fetchall())
+        assert [k for (k,) in keys] == ["k0"]
+    finally:
+        await store.close()

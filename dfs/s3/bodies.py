@@ -225,7 +225,7 @@ class BodyReader:
         self._declared = _decoded_length(decoded_length, self._chain is not None)
         self._decoded = 0  # bytes the chunk headers announced so far
         self._left = 0  # bytes left of the current unsigned aws-chunked chunk
-        self._ready = b""  # a signed chunk's verified bytes not yet handed on
+        self._ready = memoryview(b"")  # a signed chunk's verified bytes not yet handed on
         self._done = False
         self._crc32 = _Crc32()
         others: list[Any] = [self.sha256]
@@ -326,7 +326,7 @@ class BodyReader:
             await self._chunk_end()
         assert self._chain is not None
         self._chain.check_chunk(signature, hashlib.sha256(data).hexdigest())
-        self._ready = data
+        self._ready = memoryview(data)  # handed on by slices of it: no copy of the rest
 
     async def _read_trailers(self) -> None:
         """The trailing headers after the final chunk, up to an empty line or the end;
@@ -355,7 +355,7 @@ class BodyReader:
         while not self._done and self._left == 0 and not self._ready:
             await self._next_chunk_header()
         if self._ready:
-            data, self._ready = self._ready[:n], self._ready[n:]
+            data, self._ready = self._ready[:n].tobytes(), self._ready[n:]
             return data
         if self._done:
             return b""

@@ -57,6 +57,7 @@ from dfs.api.finalizing import (
     keep_passing,
 )
 from dfs.api.writable_nodes import STARTUP_GRACE, writable_nodes
+from dfs.api.write_failures import RecentFailures
 from dfs.config import ApiConfig
 from dfs.errors import Conflict, DfsError, FileNotFound, IncompleteUpload, InsufficientStorage
 from dfs.ids import new_file_ids
@@ -102,6 +103,7 @@ class Coordinator:
         self.nodes = nodes
         self.clock = clock
         self.drains = DrainSet(meta, clock)
+        self.failed_writes = RecentFailures(cfg.heartbeat_timeout)  # dfs.api.chunk_writes
         self.grace = time.monotonic() + min(STARTUP_GRACE, cfg.heartbeat_timeout)
 
     @property

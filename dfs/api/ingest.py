@@ -3,8 +3,9 @@ browsers, clients behind a firewall): chunks (``/proxy-chunk-*``) and whole file
 seed's ``POST /upload`` and signed download URLs).
 
 - ``proxy_put``/``proxy_get`` store and read one chunk on the client's behalf: the body is
-  hashed here too, the read is verified before it is returned; ``put_to_nodes`` sends a chunk
-  to its placement, rotating the primary on failure, exactly as a client would.
+  hashed here too, the read is verified before it is returned; ``put_to_nodes``
+  (``dfs.api.chunk_writes``) sends a chunk to its placement, placed again around the nodes
+  that fail it, as a client would.
 
 - ``ingest`` chunks a streamed body with ``dfs.chunking`` in a worker thread (the body is read
   from the event loop as the chunker asks for it), sends each chunk the tenant does not
@@ -65,8 +66,8 @@ from dfs.api.bodies import (
     file_body,
     node_ref,
     parse_name,
-    rotations,
 )
+from dfs.api.chunk_writes import put_to_nodes
 from dfs.api.coordinator import Coordinator
 from dfs.api.finalizing import check_copies, counted
 from dfs.api.verified_reads import first_good_pieces, joined
@@ -75,10 +76,8 @@ from dfs.durability_policy import past_commit_window, rank_nodes
 from dfs.errors import (
     ChunkNotFound,
     Conflict,
-    DfsError,
     IncompleteUpload,
     IntegrityError,
-    InvalidRequest,
     PayloadTooLarge,
     RequestTimeout,
 )
@@ -543,37 +542,6 @@ async def proxy_put(
     if digest != chunk_id:
         raise IntegrityError(f"body does not hash to chunk {chunk_id}")
     return await put_to_nodes(coord, chunk_id, data, file_id, await coord.writable_nodes())
-
-
-async def put_to_nodes(
-    coord: Coordinator,
-    chunk_id: str,
-    data: bytes | bytearray,
-    file_id: str,
-    live: Sequence[NodeRecord],
-) -> dict[str, Any]:
-    """Store a chunk of pending upload ``file_id`` on its placement (the API acting as the
-    client); the answer carries the node's receipt."""
-    targets = coord.place(chunk_id, len(data), live)
-    caps = coord.put_caps(file_id, chunk_id, targets)
-    last: DfsError | None = None
-    for cap, (primary, forward) in zip(caps, rotations(targets), strict=True):
-        try:  # the next rotation's primary on failure
-            return await coord.nodes.put_chunk(
-                primary.url,
-                chunk_id,
-                data,
-                cap=cap,
-                file_id=file_id,
-                forward=forward,
-                timeout=coord.cfg.replication_timeout,
-            )
-        except DfsError as exc:
-            if isinstance(exc, IntegrityError | InvalidRequest):
-                raise
-            last = exc
-    assert last is not None
-    raise last
 
 
 async def proxy_get(coord: Coordinator, chunk_id: str, tenant: str) -> bytes:

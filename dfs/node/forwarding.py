@@ -117,21 +117,35 @@ async def to_every_target(
     what: str, targets: Sequence[Target], send: Callable[[str, str], Coroutine[Any, Any, T]]
 ) -> list[T]:
     """``send(node_id, url)`` to every target at once; their results in target order, or
-    ReplicationError naming ``what`` once any fails (the others are cancelled)."""
+    ReplicationError naming ``what`` once any fails (the others are cancelled), with the
+    nodes that failed in its ``failed_nodes`` detail (the API places the chunk again
+    without them: ``dfs.api.chunk_writes``)."""
     if len(targets) == 1:  # RF 2's one replica per chunk: no task group to set up and join
         node_id, url = targets[0]
         try:
             return [await send(node_id, url)]
         except DfsError as exc:
-            raise ReplicationError(f"{what}: 1 of 1 replicas failed: {exc.message}") from None
+            raise ReplicationError(
+                f"{what}: 1 of 1 replicas failed: {exc.message}", failed_nodes=[node_id]
+            ) from None
+    failed: list[str] = []
+
+    async def one(node_id: str, url: str) -> T:
+        try:
+            return await send(node_id, url)
+        except DfsError:
+            failed.append(node_id)
+            raise
+
     try:
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(send(node_id, url)) for node_id, url in targets]
+            tasks = [tg.create_task(one(node_id, url)) for node_id, url in targets]
     except* DfsError as group:
         first = group.exceptions[0]
         msg = first.message if isinstance(first, DfsError) else str(first)
         raise ReplicationError(
-            f"{what}: {len(group.exceptions)} of {len(targets)} replicas failed: {msg}"
+            f"{what}: {len(group.exceptions)} of {len(targets)} replicas failed: {msg}",
+            failed_nodes=failed,
         ) from None
     return [t.result() for t in tasks]
 

@@ -25,6 +25,7 @@ from dfs.errors import (
     InvalidRequest,
     KeyNotFound,
     PayloadTooLarge,
+    ReplicationError,
     Unavailable,
     UploadNotFound,
 )
@@ -73,6 +74,9 @@ _MAPPED: list[tuple[type[DfsError], str, int]] = [
     (PayloadTooLarge, "EntityTooLarge", 400),
     (InvalidRequest, "InvalidRequest", 400),
     (Unavailable, "ServiceUnavailable", 503),
+    # a chunk's copies could not all be written, even placed again around the nodes that
+    # failed (dfs.api.chunk_writes): a node died or hung; SDKs retry a 503
+    (ReplicationError, "ServiceUnavailable", 503),
     # chunks short of copies at the commit (a node drained or lost meanwhile): SDKs retry a
     # 503, and the PUT sent again is placed on the writable nodes
     (IncompleteUpload, "ServiceUnavailable", 503),

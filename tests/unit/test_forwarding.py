@@ -86,8 +86,10 @@ async def test_sync_store_fails_when_a_replica_fails_and_the_local_error_wins() 
     store, nodes = MemoryChunkStore(), FakeNodes(down=frozenset({"http://h/r2"}))
     forwarder = ReplicaForwarder(CFG, store, nodes)
     cid, data = chunk(b"hello")
-    with pytest.raises(ReplicationError, match="1 of 2 replicas failed"):
+    with pytest.raises(ReplicationError, match="1 of 2 replicas failed") as failed:
         await forwarder.store(cid, data, TARGETS, asynchronous=False)
+    # the failed replica is named, so the API places the chunk again without it
+    assert failed.value.details["failed_nodes"] == ["r2"]
     with pytest.raises(IntegrityError):
         await forwarder.store(cid, b"other bytes", TARGETS, asynchronous=False)
 
@@ -100,8 +102,11 @@ async def test_one_replica_is_forwarded_to_and_its_failure_is_a_replication_erro
     assert await forwarder.store(cid, data, TARGETS[:1], asynchronous=False) == (True, ["r1"])
     assert [(u, c) for u, c, _ in nodes.sent] == [("http://h/r1", cid)]
     down = ReplicaForwarder(CFG, store, FakeNodes(down=frozenset({"http://h/r1"})))
-    with pytest.raises(ReplicationError, match="1 of 1 replicas failed: http://h/r1 is down"):
+    with pytest.raises(
+        ReplicationError, match="1 of 1 replicas failed: http://h/r1 is down"
+    ) as failed:
         await down.store(cid, data, TARGETS[:1], asynchronous=False)
+    assert failed.value.details["failed_nodes"] == ["r1"]
 
 
 async def test_batch_forwards_every_chunk_to_every_replica() -> None:

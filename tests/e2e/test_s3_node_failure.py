@@ -1,0 +1,83 @@
+"""Writes through the API go on while a node is dead or hung (``dfs.api.chunk_writes``).
+
+The gateway (and ``POST /upload``) writes chunks itself. A node killed or stopped stays
+"live" to the API until its heartbeat expires; the clusters here keep it live for the whole
+test (a long heartbeat timeout), the worst case: every chunk placed on it must be placed
+again on the other nodes, or the PUT fails. The clients make one attempt each (no SDK
+retries), so a PUT succeeds only if the gateway got every chunk stored on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from dfs.localcluster import LocalCluster
+from tests.e2e.conftest import Gateway, started_gateway
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.parametrize("meta_url", ["sqlite"], indirect=True),
+    # REPLICATION_TIMEOUT 3 s: a node's forward to a hung replica gives up after 3 s (its 502
+    # names the replica), and the gateway's own deadline for a hung primary is 13 s
+    pytest.mark.cluster(
+        nodes=4,
+        heartbeat_timeout=600.0,
+        nodes_via_api=True,
+        env={"REPLICATION_TIMEOUT": "3"},
+    ),
+]
+
+MIB = 1 << 20
+OBJECTS = 4
+SIZE = 6 * MIB  # ~6 chunks of the default profile each: ~24 placements, half on any one node
+
+
+@pytest.fixture
+def gw(cluster: LocalCluster) -> Iterator[Gateway]:
+    with started_gateway(cluster, "nodefail") as g:
+        yield g
+
+
+def put_and_read_back(gw: Gateway, bucket: str) -> None:
+    s3 = gw.client(retries={"max_attempts": 1}, read_timeout=90)
+    s3.create_bucket(Bucket=bucket)
+    want = {}
+    for i in range(OBJECTS):
+        body = os.urandom(SIZE)
+        s3.put_object(Bucket=bucket, Key=f"o{i}", Body=body)
+        want[f"o{i}"] = hashlib.sha256(body).hexdigest()
+    for key, digest in want.items():
+        got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert hashlib.sha256(got).hexdigest() == digest, key
+
+
+def test_s3_puts_succeed_with_a_node_killed(cluster: LocalCluster, gw: Gateway) -> None:
+    cluster.node(2).kill()
+    put_and_read_back(gw, "killed")
+
+
+def test_s3_puts_succeed_with_a_node_hung(cluster: LocalCluster, gw: Gateway) -> None:
+    node = cluster.node(3)
+    node.signal(signal.SIGSTOP)
+    try:
+        put_and_read_back(gw, "hung")
+    finally:
+        node.signal(signal.SIGCONT)
+
+
+def test_too_few_nodes_left_is_a_503(cluster: LocalCluster, gw: Gateway) -> None:
+    """Three of four nodes dead while still registered live: no placement of two copies
+    can succeed; the client gets a retryable 503, not a 500."""
+    s3 = gw.client(retries={"max_attempts": 1})
+    s3.create_bucket(Bucket="few")
+    for i in (1, 2, 3):
+        cluster.node(i).kill()
+    with pytest.raises(s3.exceptions.ClientError) as err:
+        s3.put_object(Bucket="few", Key="k", Body=os.urandom(2 * MIB))
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert err.value.response["Error"]["Code"] == "ServiceUnavailable"

@@ -13,6 +13,7 @@ Must not import aiohttp or anything of dfs above layer 0.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from dfs.errors import ChunkNotFound, DfsError
 from dfs.ids import ChunkId
 
 Buffer = bytes | bytearray | memoryview
+log = logging.getLogger("dfs.chunkstore")
 
 
 class ChunkStore(Protocol):
@@ -54,8 +56,9 @@ class ChunkStore(Protocol):
 
     Reads and verification:
 
-    - ``get()`` returns the bytes only after re-hashing them; a copy that fails is moved to
-      quarantine (never served again) and ChunkNotFound is raised, as for a missing id.
+    - ``get()`` returns the bytes only after re-hashing them; a copy that fails, or that the
+      disk cannot read (EIO: a lost copy too), is moved to quarantine (never served again)
+      and ChunkNotFound is raised, as for a missing id.
     - ``get_many(ids, max_bytes)`` reads for serving many chunks: the bytes of a prefix of
       ``ids`` in order (at least one id; it stops once the bytes read reach ``max_bytes``),
       each a buffer (bytes, or a memoryview into a larger read: no copy per chunk) verified (re-hashed, or for a packed record checked against its stored CRC-32,
@@ -134,7 +137,9 @@ async def verify_at_rate(
     get: Callable[[ChunkId], Awaitable[bytes]],
     rate_bytes: float,
 ) -> tuple[int, int]:
-    """``verify_all_at_rate`` over some ids and a verifying ``get``."""
+    """``verify_all_at_rate`` over some ids and a verifying ``get``. One copy that fails
+    otherwise (an I/O error the store did not turn into a lost copy) is logged and passed
+    over: a pass that stopped there would never verify the copies after it."""
     checked = bad = 0
     loop = asyncio.get_running_loop()
     async for chunk_id in ids:
@@ -143,6 +148,9 @@ async def verify_at_rate(
             data = await get(chunk_id)
         except ChunkNotFound as exc:
             bad += "quarantined" in exc.message
+            continue
+        except (DfsError, OSError) as exc:
+            log.warning("scrub: chunk %s not verified: %s", chunk_id, exc)
             continue
         checked += 1
         pause = len(data) / rate_bytes - (loop.time() - started)

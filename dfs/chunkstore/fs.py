@@ -49,12 +49,14 @@ from typing import TYPE_CHECKING
 
 from dfs.chunkstore import file_sum
 from dfs.chunkstore.base import Buffer, ChunkStore, read_prefix, verify_at_rate
+from dfs.chunkstore.quarantine import MEDIUM_ERRORS
 from dfs.errors import (
     ChunkNotFound,
     DfsError,
     InsufficientStorage,
     IntegrityError,
     InvalidRequest,
+    Unavailable,
 )
 from dfs.fsutil import fsync_dir, make_dirs, write_all
 from dfs.ids import ChunkId, sha256_hex, sha256_hex_parts
@@ -396,16 +398,27 @@ class FsChunkStore:
     def _get(self, chunk_id: ChunkId, rehash: bool = False) -> bytes:
         """The chunk's bytes, checked against the file's checksum (``file_sum``), or
         re-hashed with SHA-256 when it has none, when it does not match, or when ``rehash``
-        (scrub); a copy that fails SHA-256 is quarantined."""
+        (scrub); a copy that fails SHA-256, or that the disk cannot read (EIO:
+        ``MEDIUM_ERRORS``), is quarantined; any other failure to read it is Unavailable."""
         path = self._path(chunk_id)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise ChunkNotFound(f"chunk {chunk_id} is not on this node") from None
+        except OSError as exc:
+            raise Unavailable(f"chunk {chunk_id} could not be opened: {exc.strerror}") from None
         try:
             st = os.fstat(fd)
-            data = _read_whole(fd, st.st_size)
-            kept = file_sum.stored(fd) if self._sums else None
+            try:
+                data = _read_whole(fd, st.st_size)
+                kept = file_sum.stored(fd) if self._sums else None
+            except OSError as exc:
+                if exc.errno not in MEDIUM_ERRORS:  # nothing known of the copy: kept
+                    raise Unavailable(f"chunk {chunk_id} not read: {exc.strerror}") from None
+                self._quarantine_copy(chunk_id, st.st_ino, st.st_size)
+                raise ChunkNotFound(
+                    f"chunk {chunk_id} could not be read ({exc.strerror}) and was quarantined"
+                ) from None
             digest = file_sum.of([data]) if self._sums else b""
             if kept == digest and not rehash:
                 return data
@@ -430,6 +443,8 @@ class FsChunkStore:
                 os.replace(path, dest)
             except FileNotFoundError:
                 return  # another reader quarantined it first
+            except OSError:
+                return  # the disk refuses even a rename: the copy stays, found again later
             self._used -= size
             self._count -= 1
 

@@ -15,11 +15,12 @@ On-disk layout under the node's data directory:
 | ``chunks/ab/cd/<sha256>``         | a large chunk (``FsChunkStore``)                       |
 | ``chunks/packs/pack-<seq>.pack``  | small chunks' records and tombstones, append-only      |
 | ``chunks/.disk-id``               | the disk identity (``dfs.node.disk_identity``)          |
-| ``quarantine/<sha256>.<time>``    | a copy (file or record payload) that failed verification |
+| ``quarantine/<sha256>.<time>``    | a copy (file or record payload) that failed verification; empty if its bytes could not be read or kept |
 
 Packs live inside ``chunks/`` so that wiping that folder takes them along with the disk
 identity. This class owns the whole-store rules over both halves: one capacity (a batch is
-reserved whole: it fits or none of it is stored), every hash of a batch checked before any of
+reserved whole: it fits or none of it is stored; without a configured one, the free disk
+less a headroom that keeps deletes' tombstones and compaction possible on a full disk), every hash of a batch checked before any of
 it is stored, and a chunk held by one half under an older threshold moved to the other when
 it is written again (held and counted once). ``scrub`` verifies both halves at the given
 rate, then compacts packs whose dead fraction is high.
@@ -40,7 +41,8 @@ from typing import TYPE_CHECKING
 from dfs.chunkstore.base import Buffer, ChunkStore, verify_at_rate
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.chunkstore.pack_reads import read_many
-from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, Loc, PackSet
+from dfs.chunkstore.pack_state import Loc
+from dfs.chunkstore.packs import COMPACT_DEAD_FRACTION, DEFAULT_MAX_PACK, PackSet
 from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.errors import DfsError, InsufficientStorage, IntegrityError
 from dfs.ids import ChunkId, parse_chunk_id, sha256_hex, sha256_hex_parts
@@ -62,6 +64,7 @@ class PackChunkStore:
         self._packs = PackSet(root / "chunks" / "packs", root / "quarantine", max_pack)
         self._threshold = threshold
         self._capacity = capacity_bytes
+        self._max_pack = max_pack
         self._reserved = 0
         self._lock = threading.Lock()
 
@@ -109,9 +112,18 @@ class PackChunkStore:
 
     @property
     def capacity_bytes(self) -> int:
+        """The configured capacity, else what the disk can take for chunks: the bytes held
+        and the free space less the headroom (``_room``)."""
         if self._capacity is not None:
             return self._capacity
-        return self.used_bytes + shutil.disk_usage(self._root).free
+        return max(self.used_bytes + self._room(), 1)
+
+    def _room(self) -> int:
+        """Free disk bytes new chunks may take: a headroom (a pack's size, at least 1% of the
+        disk) stays free, so a delete's tombstone and a compaction's copy still fit on a disk
+        that chunks filled (else the node could never free space again)."""
+        usage = shutil.disk_usage(self._root)
+        return max(usage.free - max(self._max_pack, usage.total // 100), 0)
 
     async def close(self) -> None:
         """Close the active pack (after any append in flight); the store takes no writes
@@ -193,8 +205,15 @@ class PackChunkStore:
     def _reserve(self, need: int) -> None:
         """Count ``need`` bytes as being written, or InsufficientStorage if they do not fit.
         The halves' accounting locks first: their used bytes and the reservations they end
-        (``_hold``) change in one step under them."""
+        (``_hold``) change in one step under them. Without a configured capacity, the disk's
+        free space less a headroom is the bound (``_room``)."""
+        room = self._room() if self._capacity is None else 0
         with self._packs.accounting(), self._files.accounting(), self._lock:
+            if self._capacity is None and self._reserved + need > room:
+                raise InsufficientStorage(
+                    f"node disk is full: {room} bytes free for chunks"
+                    f" ({self._reserved} being written), the write needs {need}"
+                )
             if (
                 self._capacity is not None
                 and self.used_bytes + self._reserved + need > self._capacity

@@ -20,7 +20,8 @@ import os
 from collections.abc import Sequence
 
 from dfs.chunkstore import record
-from dfs.chunkstore.packs import Buffer, Loc, PackSet
+from dfs.chunkstore.pack_state import Loc
+from dfs.chunkstore.packs import Buffer, PackSet
 from dfs.chunkstore.record import HEADER_SIZE
 from dfs.errors import DfsError
 from dfs.ids import ChunkId
@@ -99,7 +100,9 @@ def _read_run(
         if seq not in fds:
             fds[seq] = os.open(packs.path(seq), os.O_RDONLY)
         buf = memoryview(os.pread(fds[seq], end - start, start))
-    except FileNotFoundError:  # compacted away since the lookup: the slow path looks again
+    except OSError:  # compacted away since the lookup, or a bad sector somewhere in the
+        # run: the slow path looks each record up again and reads it alone (one that cannot
+        # be read is quarantined there; its neighbours are served)
         slow.extend(i for _s, _o, i, _l in run)
         return
     for _seq, offset, i, loc in run:

@@ -63,21 +63,38 @@ class Builder:
         self._count += 1
 
     def add_parts(self, base: int, parts: Sequence[Buffer]) -> None:
-        """Note every record of ``parts`` (header and payload alternately, whole records
-        just encoded by this process), appended at offset ``base`` of the pack: their fields
-        are read without checks."""
-        pos = base
-        for n in range(0, len(parts), 2):
-            kind, flags, length, written_ms, digest = record.header_fields(parts[n], 0)
-            target = record.tombstone_target(parts[n + 1]) if kind == KIND_TOMBSTONE else (0, 0)
-            self._body += _ENTRY.pack(pos, length, kind, flags, written_ms, digest, *target)
-            self._count += 1
-            pos += record.HEADER_SIZE + length
+        """Note every record of ``parts`` (see ``encode_parts``) appended at ``base``."""
+        self.add_encoded(*encode_parts(base, parts))
+
+    def add_encoded(self, body: bytes, count: int) -> None:
+        """Note ``count`` entries ``encode_parts`` encoded (cannot fail: a pack's records
+        were appended by then)."""
+        self._body += body
+        self._count += count
 
     def encode(self, size: int) -> bytes:
         """The index file's bytes for the pack at ``size`` bytes."""
         body = _HEAD.pack(_MAGIC, _VERSION, size, self._count) + self._body
         return bytes(body + _CRC.pack(zlib.crc32(body)))
+
+
+def encode_parts(base: int, parts: Sequence[Buffer]) -> tuple[bytes, int]:
+    """The entries (encoded, and how many) of the records of ``parts`` (header and payload
+    alternately, whole records encoded by this process) if appended at offset ``base`` of a
+    pack. Their fields are read without CRC checks, but a header that is not a record start
+    raises ValueError: the caller encodes them before appending, so nothing is written."""
+    body = bytearray()
+    pos = base
+    for n in range(0, len(parts), 2):
+        kind, flags, length, written_ms, digest = record.header_fields(parts[n], 0)
+        if length != len(parts[n + 1]):
+            raise ValueError(
+                f"a record header says {length} bytes, its payload has {len(parts[n + 1])}"
+            )
+        target = record.tombstone_target(parts[n + 1]) if kind == KIND_TOMBSTONE else (0, 0)
+        body += _ENTRY.pack(pos, length, kind, flags, written_ms, digest, *target)
+        pos += record.HEADER_SIZE + length
+    return bytes(body), len(parts) // 2
 
 
 def encode(size: int, entries: list[Entry]) -> bytes:

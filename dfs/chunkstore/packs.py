@@ -19,13 +19,14 @@ others in order: a record is the chunk's copy unless a tombstone of that chunk n
 later record of it exists (that one is then tombstoned, so no later delete revives it). A
 torn tail (a crash mid-append) fails its length or CRC check: it is cut off the file and
 never indexed, so never served; a record in the middle whose payload does not check is rot:
-quarantined and tombstoned. After a bad spot only chunk records hashing to their id are read
+quarantined and tombstoned (``quarantine``: never the tombstone first). After a bad spot only chunk records hashing to their id are read
 (``record.scan``: no tombstone). Each open starts a fresh active pack.
 
 A put of a chunk already held appends a fresh record and a tombstone for the old one in the
 same write (the same durable work as a new write; the copy held is the bytes just verified,
 and its age restarts). A delete appends a tombstone. Compaction copies the live records of a
-pack with a high dead fraction (verified on the way) into the active pack, then deletes it;
+pack with a high dead fraction (verified on the way, each under a freshly encoded header:
+the old one is not trusted) into the active pack, then deletes it;
 it holds the append lock from choosing what is live to publishing the new places, so a put
 or delete of a chunk being moved waits and then sees the moved copy: nothing re-referenced
 is lost, nothing deleted comes back. Tombstones are carried along while the pack they name
@@ -41,17 +42,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-from dfs.chunkstore import packindex, record
+from dfs.chunkstore import packindex, quarantine, record
+from dfs.chunkstore.pack_state import Loc, Pack, Tomb, pack_name, pack_seq
 from dfs.chunkstore.record import HEADER_SIZE, KIND_TOMBSTONE, Header
 from dfs.config import DEFAULT_PACK_SIZE
-from dfs.errors import ChunkNotFound, InsufficientStorage
+from dfs.errors import ChunkNotFound, DfsError, InsufficientStorage, Unavailable
 from dfs.fsutil import fsync_dir, make_dirs, write_all
 from dfs.ids import ChunkId, sha256_hex
 
@@ -59,30 +63,11 @@ DEFAULT_MAX_PACK = DEFAULT_PACK_SIZE
 """A pack stops taking appends past this size (a batch may overshoot it once)."""
 COMPACT_DEAD_FRACTION = 0.5
 """Compaction rewrites a pack once at least this fraction of its bytes is dead."""
-_PREFIX, _SUFFIX = "pack-", ".pack"
 
 Buffer = bytes | bytearray | memoryview
 _Rot = tuple[int, int, ChunkId, bytes]  # a rotten record: pack, offset, id, payload
-
-
-@dataclass(slots=True)
-class Loc:
-    """Where a chunk's live record is: pack, offset of its header, payload bytes, age."""
-
-    pack: int
-    offset: int
-    length: int
-    written: float
-
-
-@dataclass
-class Tomb:
-    """A tombstone in a pack: it kills the record of ``chunk_id`` at (target, target_offset)."""
-
-    chunk_id: ChunkId
-    target: int
-    target_offset: int
-    written: float
+_Good = dict[tuple[ChunkId, int], bool]  # records compaction moves: (id, offset) -> as they are
+log = logging.getLogger("dfs.chunkstore")
 
 
 @dataclass
@@ -93,27 +78,6 @@ class _Batch:
     counted: Callable[[], None] | None = None
     result: list[bool] | None = None
     error: Exception | None = None
-
-
-@dataclass
-class Pack:
-    seq: int
-    path: Path
-    size: int
-    ids: set[ChunkId] = field(default_factory=set)  # chunks whose live record is here
-    live: int = 0  # bytes of those records
-    tombs: list[Tomb] = field(default_factory=list)
-    index: packindex.Builder | None = None  # while appended to, until its index is written
-
-
-def pack_name(seq: int) -> str:
-    return f"{_PREFIX}{seq:08d}{_SUFFIX}"
-
-
-def _pack_seq(name: str) -> int | None:
-    digits = name[len(_PREFIX) : -len(_SUFFIX)]
-    ok = name.startswith(_PREFIX) and name.endswith(_SUFFIX) and digits.isdigit()
-    return int(digits) if ok else None
 
 
 class PackSet:
@@ -213,7 +177,7 @@ class PackSet:
         compaction), which a later delete would otherwise bring back."""
         make_dirs(os.fspath(self._dir))
         make_dirs(os.fspath(self._quarantine))
-        seqs = sorted(s for s in map(_pack_seq, os.listdir(self._dir)) if s is not None)
+        seqs = sorted(s for s in map(pack_seq, os.listdir(self._dir)) if s is not None)
         killed: set[tuple[int, int, ChunkId]] = set()  # (pack, offset, id) a tombstone names
         chunks: list[tuple[int, int, Header]] = []
         rotten: list[_Rot] = []
@@ -230,9 +194,9 @@ class PackSet:
                         dead.append(Tomb(head.chunk_id, old.pack, old.offset, now))
         self._start_pack(max(seqs, default=0) + 1)
         fresh = [r for r in rotten if r[:3] not in killed]
-        for _seq, _off, chunk_id, payload in fresh:
-            self._write_quarantine(chunk_id, payload)
-        dead += [Tomb(c, s, o, now) for s, o, c, _ in fresh]
+        # one not quarantined stays untombstoned: the next open indexes it and a read finds it
+        kept = [r for r in fresh if quarantine.keep(self._quarantine, r[2], r[3])]
+        dead += [Tomb(c, s, o, now) for s, o, c, _ in kept]
         if dead:
             self._append_tombs(dead)
         self._seal_pending()
@@ -353,7 +317,8 @@ class PackSet:
         new one first if it is full) in one ``writev`` (no joined copy) and fsync it; under
         ``_append``. Returns the pack written and the bytes; they start at its old size. A
         failed write is cut off again, so the pack never holds a half-written batch we know
-        of."""
+        of; the index entries are encoded first, so nothing fails once the write is done
+        (a size left stale would misplace every later record)."""
         if self._fd < 0:
             raise OSError(errno.EBADF, "the pack store is closed")
         if os.fstat(self._fd).st_nlink == 0:  # the folder was wiped under us
@@ -364,17 +329,18 @@ class PackSet:
             self._start_pack(active.seq + 1)
             active = self._active
             assert active is not None
+        assert active.index is not None  # the active pack's index is not written yet
+        entries = packindex.encode_parts(active.size, parts)
         try:
             written = write_all(self._fd, parts)
             os.fsync(self._fd)
-        except OSError as exc:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, active.size)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise InsufficientStorage(f"node disk is full: {exc.strerror}") from None
             raise
-        assert active.index is not None  # the active pack's index is not written yet
-        active.index.add_parts(active.size, parts)
+        active.index.add_encoded(*entries)
         return active, written
 
     def _append_tombs(self, tombs: Sequence[Tomb]) -> None:
@@ -478,7 +444,8 @@ class PackSet:
 
     def read(self, chunk_id: ChunkId) -> bytes | None:
         """The chunk's verified bytes, None if no record of it is here; a record that fails
-        verification is quarantined (ChunkNotFound)."""
+        verification, or that the disk cannot read (EIO under it), is quarantined
+        (ChunkNotFound: ``_condemn``); another read error is Unavailable."""
         for _ in range(8):  # a compaction may move the record between lookup and open
             loc = self.lookup(chunk_id)
             if loc is None:
@@ -488,30 +455,41 @@ class PackSet:
                     raw = os.pread(f.fileno(), HEADER_SIZE + loc.length, loc.offset)
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                if exc.errno not in quarantine.MEDIUM_ERRORS:  # nothing known of the copy
+                    raise Unavailable(f"chunk {chunk_id} not read: {exc.strerror}") from None
+                self._condemn(chunk_id, loc, None, f"could not be read ({exc.strerror})")
             head = record.decode_header(raw, 0)
             payload = raw[HEADER_SIZE:]
             if head is not None and head.chunk_id == chunk_id and not head.readable:
                 raise ChunkNotFound(f"chunk {chunk_id} is stored in an encoding this node lacks")
             if head is not None and head.chunk_id == chunk_id and sha256_hex(payload) == chunk_id:
                 return payload
-            self._write_quarantine(chunk_id, payload)
-            self.remove(chunk_id, at=loc)
-            raise ChunkNotFound(f"chunk {chunk_id} failed verification and was quarantined")
+            self._condemn(chunk_id, loc, payload, "failed verification")
         return None
 
-    def _write_quarantine(self, chunk_id: ChunkId, payload: bytes) -> None:
-        """Keep a bad record's bytes for inspection (``quarantine/<id>.<time>``)."""
-        dest = self._quarantine / f"{chunk_id}.{int(time.time())}"
-        with contextlib.suppress(OSError):
-            dest.write_bytes(payload)
+    def _condemn(self, chunk_id: ChunkId, loc: Loc, payload: bytes | None, what: str) -> NoReturn:
+        """Quarantine a copy that cannot be served (``quarantine.keep``), then tombstone it,
+        so ``/quarantined`` lists it and repair copies it back; ChunkNotFound either way. Not
+        quarantined, it is not tombstoned either: forgotten without a trace, the copy's loss
+        would reach no one (it stays held, and the next read or scrub tries again)."""
+        if not quarantine.keep(self._quarantine, chunk_id, payload):
+            raise ChunkNotFound(f"chunk {chunk_id} {what} and could not be quarantined")
+        try:
+            self.remove(chunk_id, at=loc)
+        except (DfsError, OSError) as exc:  # still held: the next read tries again
+            log.warning("chunk %s: quarantined, but its tombstone failed: %s", chunk_id, exc)
+        raise ChunkNotFound(f"chunk {chunk_id} {what} and was quarantined")
 
     # --- compaction -----------------------------------------------------------------------
 
     def candidates(self, fraction: float = COMPACT_DEAD_FRACTION) -> list[int]:
-        """Packs (not the active one) whose dead bytes are at least ``fraction`` of the file."""
+        """Packs (not the active one) whose dead bytes are at least ``fraction`` of the file,
+        those with the fewest live bytes first: a wholly dead pack needs no write, so it is
+        removed even on a full disk, and frees the most for the others."""
         with self._lock:
             active = self._active.seq if self._active is not None else -1
-            out = []
+            out: list[tuple[int, int]] = []
             for seq, pack in sorted(self._packs.items()):
                 live = pack.live + sum(
                     record.HEADER_SIZE + record.TOMBSTONE_LENGTH
@@ -520,39 +498,49 @@ class PackSet:
                 )
                 sealed = seq != active and pack.index is None
                 if sealed and pack.size - live >= fraction * pack.size:
-                    out.append(seq)
-            return out
+                    out.append((live, seq))
+            return [seq for _live, seq in sorted(out)]
 
     def compact(self, fraction: float = COMPACT_DEAD_FRACTION) -> int:
-        """Rewrite every pack whose dead fraction is at least ``fraction``; returns how many
-        packs were removed."""
+        """Rewrite every pack whose dead fraction is at least ``fraction`` (``candidates``
+        order); returns how many packs were removed. A pack that cannot be rewritten now (a
+        full disk, a read error) is left for the next run, and the others go on."""
         done = 0
         with self._compacting:  # the periodic compaction and a scrub's may overlap
             for seq in self.candidates(fraction):
-                data, good = self._prepare(seq)
-                done += self._move(seq, data, good)
+                try:
+                    data, good = self._prepare(seq)
+                    done += self._move(seq, data, good)
+                except (DfsError, OSError) as exc:
+                    log.warning("compaction of %s skipped: %s", pack_name(seq), exc)
         return done
 
-    def _prepare(self, seq: int) -> tuple[bytes, set[tuple[ChunkId, int]]]:
+    def _prepare(self, seq: int) -> tuple[bytes, _Good]:
         """Read a pack to compact and verify the records live in it now (before taking the
-        append lock: the pack is immutable). Returns its bytes and the good (id, offset)s."""
+        append lock: the pack is immutable). Returns its bytes and the good records: those
+        hashing to their id (moved under a fresh header: the old one is not trusted), and
+        intact ones in an encoding this version lacks (kept as they are, never served:
+        ``record``). The rest is rot: quarantined, it goes with the pack (OSError, and the
+        pack stays, if the quarantine cannot be written)."""
         with self._lock:
             pack = self._packs.get(seq)
             live = [(c, self._index[c]) for c in pack.ids] if pack is not None else []
         try:
             data = self.path(seq).read_bytes()
         except FileNotFoundError:
-            return b"", set()  # wiped: _move forgets its records, as forget_missing would
-        good: set[tuple[ChunkId, int]] = set()
+            return b"", {}  # wiped: _move forgets its records, as forget_missing would
+        good: _Good = {}
         for chunk_id, loc in live:
             payload = data[loc.offset + HEADER_SIZE : loc.offset + HEADER_SIZE + loc.length]
             if len(payload) == loc.length and sha256_hex(payload) == chunk_id:
-                good.add((chunk_id, loc.offset))
-            else:
-                self._write_quarantine(chunk_id, payload)
+                good[(chunk_id, loc.offset)] = False
+            elif record.kept_encoded(data, loc.offset, chunk_id, loc.length):
+                good[(chunk_id, loc.offset)] = True
+            elif not quarantine.keep(self._quarantine, chunk_id, payload):
+                raise OSError(errno.EIO, f"bad record of chunk {chunk_id} not quarantined")
         return data, good
 
-    def _move(self, seq: int, data: bytes, good: set[tuple[ChunkId, int]]) -> bool:
+    def _move(self, seq: int, data: bytes, good: _Good) -> bool:
         """Copy what is still live in pack ``seq`` into the active pack, publish the new
         places and delete the pack, all under ``_append`` (no put or delete interleaves).
         False if the pack was forgotten meanwhile."""
@@ -568,10 +556,15 @@ class PackSet:
             pos = 0
             view = memoryview(data)
             for chunk_id, loc in live:
-                if (chunk_id, loc.offset) not in good:
+                as_is = good.get((chunk_id, loc.offset))
+                if as_is is None:
                     continue  # rotten: quarantined by _prepare, goes with the pack
                 start = loc.offset + HEADER_SIZE
-                parts += (view[loc.offset : start], view[start : start + loc.length])
+                payload = view[start : start + loc.length]
+                if as_is:  # its header checked (CRC) in _prepare
+                    parts += (view[loc.offset : start], payload)
+                else:
+                    parts += record.chunk_parts(chunk_id, payload, loc.written)
                 moved.append((chunk_id, pos, loc))
                 pos += HEADER_SIZE + loc.length
             for t in tombs:

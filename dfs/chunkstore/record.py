@@ -143,9 +143,11 @@ def header_fields(
     buf: bytes | bytearray | memoryview, offset: int
 ) -> tuple[int, int, int, int, bytes]:
     """(kind, flags, length, written_ms, raw id) of a record this process just encoded: no
-    CRC check, no copy (an index entry's fields; ``decode_header`` for bytes read back)."""
+    CRC check, no copy (an index entry's fields; ``decode_header`` for bytes read back).
+    ValueError if it is not a record's start (bytes that were never a header)."""
     magic, kind, flags, length, written_ms, digest = _FIELDS.unpack_from(buf, offset)
-    assert magic == MAGIC, "a record start"
+    if magic != MAGIC or kind not in (KIND_CHUNK, KIND_TOMBSTONE):
+        raise ValueError("not the start of a record")
     return kind, flags, length, written_ms, digest
 
 
@@ -188,6 +190,19 @@ def serves(buf: bytes | memoryview, offset: int, raw_id: bytes, length: int) -> 
         and zlib.crc32(buf[offset : offset + _HEADER.size]) == crc
         and zlib.crc32(buf[end : end + length]) == payload_crc
     )
+
+
+def kept_encoded(buf: bytes | memoryview, offset: int, chunk_id: ChunkId, length: int) -> bool:
+    """Whether the record at ``offset`` is an intact chunk record of ``chunk_id`` with a
+    ``length``-byte payload in an encoding this version lacks: kept, never served (the module
+    docstring). Its header and payload CRCs stand for the hash, which the encoding hides."""
+    head = decode_header(buf, offset)
+    if head is None or head.readable or head.kind != KIND_CHUNK or head.chunk_id != chunk_id:
+        return False
+    start = offset + HEADER_SIZE
+    payload = buf[start : start + length]
+    whole = head.length == length == len(payload)
+    return whole and zlib.crc32(payload) == head.payload_crc
 
 
 @dataclass

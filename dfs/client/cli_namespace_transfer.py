@@ -158,8 +158,9 @@ def download_remote(
     async def go() -> SyncReport:
         async with make_client(target, **conn) as client:
             with Progress.for_terminal("download", None, quiet) as bar:
+                # the string as given: a trailing "/" makes OUT a directory
                 return await client.download_from(
-                    bucket, key, Path(out), version=version, at=at, checksum=checksum, progress=bar
+                    bucket, key, out, version=version, at=at, checksum=checksum, progress=bar
                 )
 
     skipped = _report(run(go(), resumable=True), as_json, "downloaded")

@@ -51,8 +51,8 @@ from dfs import protocol
 from dfs.client.batch_read import BATCH_CHUNKS, BatchReader
 from dfs.client.chunk_fetch import ChunkFetcher
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.file_names import link_or_replace
-from dfs.client.file_writer import UMASK, GroupWriter, SmallFile
+from dfs.client.file_names import link_or_replace, temp_name
+from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, small_groups
 from dfs.client.local_files import local_path
 from dfs.client.part_mend import mend
 from dfs.client.plans import PlanAhead
@@ -68,7 +68,6 @@ BATCH_FILES = 500  # files per /download-plans request
 SMALL_FILE = (
     protocol.BATCHED_FILE_MAX
 )  # files up to this size are restored together (batched reads)
-SMALL_GROUP_BYTES = 32 * 1024 * 1024  # bytes of small files restored together at most
 WRITE_BEHIND_BYTES = 16 * 1024 * 1024
 """Bytes of read small files a restore lets wait for the writer before it reads more."""
 # a download starts an fdatasync in the background after this many bytes written
@@ -132,7 +131,7 @@ class PartFile:
         self._dropped = 0  # the page cache holds none of this file before this offset
 
     def _name(self, tag: str) -> Path:
-        return self.target.parent / f".{self.target.name}.{tag}.dfs-part"
+        return self.target.parent / temp_name(self.target.name, tag)
 
     async def open(self) -> None:
         try:
@@ -387,10 +386,14 @@ class DownloadPipeline:
         async def one(n: int, plan: dict[str, Any], target: Path) -> None:
             async with sem:
                 await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-                results[n] = await self.download_file(str(plan["file_id"]), target, plan=plan)
+                # exact: a directory (or a link to one) at the target is no place to write
+                # into; the caller has looked at what stands there (local_files.existing)
+                results[n] = await self.download_file(
+                    str(plan["file_id"]), target, plan=plan, exact=True
+                )
 
         async def smalls() -> None:
-            for group in _groups(small):
+            for group in small_groups(small):
                 await writer.drain(WRITE_BEHIND_BYTES)
                 read = await self._read_small([(p, t) for _n, p, t in group], writer)
                 results.update(zip((n for n, _p, _t in group), read, strict=True))
@@ -446,14 +449,15 @@ class DownloadPipeline:
         return files
 
     async def download_file(
-        self, file_id: str, out: Path, *, plan: dict[str, Any] | None = None
+        self, file_id: str, out: Path, *, plan: dict[str, Any] | None = None, exact: bool = False
     ) -> DownloadResult:
-        """One file to ``out`` (a directory: under its stored name there)."""
+        """One file to ``out`` (a directory: under its stored name there, unless ``exact``:
+        then ``out`` is the target, whatever stands there)."""
         started = time.monotonic()
         if plan is None:
             plan = await self.conn.api.download_plan(file_id)
         target = out
-        if await asyncio.to_thread(target.is_dir):
+        if not exact and await asyncio.to_thread(target.is_dir):
             target = local_path(target, str(plan["name"]))
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         # into a temp file, big chunks are checked by the whole-file sha256 (``part_mend``);
@@ -577,23 +581,3 @@ def _result(f: SmallFile) -> DownloadResult:
         failovers=f.failovers,
         seconds=time.monotonic() - f.started,
     )
-
-
-Small = tuple[int, dict[str, Any], Path]  # a small file of a batch: its place, plan, target
-
-
-def _groups(small: Sequence[Small]) -> list[list[Small]]:
-    """Small files in groups of at most SMALL_GROUP_BYTES (each group's chunks in memory)."""
-    groups: list[list[Small]] = []
-    group: list[Small] = []
-    size = 0
-    for item in small:
-        n = int(item[1]["size"])
-        if group and size + n > SMALL_GROUP_BYTES:
-            groups.append(group)
-            group, size = [], 0
-        group.append(item)
-        size += n
-    if group:
-        groups.append(group)
-    return groups

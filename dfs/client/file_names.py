@@ -1,8 +1,10 @@
 """Durability and names of restored files: one ``syncfs`` for many files, renames that never
-replace a file (``renameat2`` with ``RENAME_NOREPLACE``, or a link), and links of unnamed
-(``O_TMPFILE``) files to their targets. ``dfs.client.file_writer`` (groups of small files)
-and ``dfs.client.download`` (one file) commit through these. Standard library only; libc's
-``syncfs`` and ``renameat2`` through ctypes, from the symbols the process already has.
+replace a file (``renameat2`` with ``RENAME_NOREPLACE``, or a link), links of unnamed
+(``O_TMPFILE``) files to their targets, and the temp names written beside a target
+(``temp_name``: bounded, so that any name a file system takes can be restored).
+``dfs.client.file_writer`` (groups of small files) and ``dfs.client.download`` (one file)
+commit through these. Standard library only; libc's ``syncfs`` and ``renameat2`` through
+ctypes, from the symbols the process already has.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +36,26 @@ SYNCFS: Callable[[int], int] | None = _libc("syncfs")
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _RENAMEAT2: Callable[[int, bytes, int, bytes, int], int] | None = _libc("renameat2")
+
+
+STAND_IN_BYTES = 128
+"""A target's name longer than this (in bytes) stands in a temp name by a shorter form: the
+temp name adds a tag (a file id: 36 bytes), ``.dfs-part`` and a resume sidecar's ``.done``,
+and must stay within NAME_MAX (255 bytes) for every name that is itself within it."""
+
+
+def temp_name(name: str, tag: str) -> str:
+    """The temp file's name for a target named ``name``: ``.NAME.TAG.dfs-part``. A name over
+    ``STAND_IN_BYTES`` is cut (at a UTF-8 character's start) and followed by a hash of the
+    whole name: stable, so that a resumed download finds its temp file again, and distinct
+    for distinct names beside one another (two keys may share a file and a long prefix)."""
+    raw = os.fsencode(name)
+    if len(raw) > STAND_IN_BYTES:
+        cut = STAND_IN_BYTES - 17
+        while cut > 0 and raw[cut] & 0xC0 == 0x80:  # not inside a multi-byte character
+            cut -= 1
+        name = f"{os.fsdecode(raw[:cut])}~{hashlib.sha256(raw).hexdigest()[:16]}"
+    return f".{name}.{tag}.dfs-part"
 
 
 def has_syncfs() -> bool:
@@ -111,7 +134,7 @@ def link_unnamed(proc: int, fd: int, target: str, overwrite: bool) -> None:
         if not overwrite:
             raise
     parent, name = os.path.split(target)
-    tmp = os.path.join(parent, f".{name}.{secrets.token_hex(8)}.dfs-part")
+    tmp = os.path.join(parent, temp_name(name, secrets.token_hex(8)))
     os.link(str(fd), tmp, src_dir_fd=proc, follow_symlinks=True)
     try:
         os.replace(tmp, target)

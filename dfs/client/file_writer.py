@@ -13,9 +13,9 @@ groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thre
    and mtime set on the descriptor (``restore_attrs``'s rules); the descriptor stays open
    until the commit. Where ``O_TMPFILE`` is not supported (or the process may not hold that
    many descriptors open, ``UNNAMED_FDS``), a named temp file beside the target instead
-   (``.NAME.TAG.dfs-part``: with resume the tag is the file id, so a run killed mid-group
-   leaves files the next run reuses, never litter that grows; opened as
-   ``dfs.client.resume.open_own`` does), closed at once;
+   (``.NAME.TAG.dfs-part``, a long NAME cut short: ``file_names.temp_name``; with resume
+   the tag is the file id, so a run killed mid-group leaves files the next run reuses,
+   never litter that grows; opened as ``dfs.client.resume.open_own`` does), closed at once;
 2. not per group but per commit (a ``GroupWriter`` commits every ``COMMIT_FILES`` files or
    ``COMMIT_BYTES`` written, and when it closes: each sync is a journal commit, and the
    whole file system's dirty pages), one ``syncfs`` makes all the files written since
@@ -46,7 +46,7 @@ import os
 import resource
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from dfs.client.file_names import (
     link_unnamed,
     sync_dirs,
     syncfs_dirs,
+    temp_name,
     unlink_quietly,
 )
 from dfs.client.resume import open_own
@@ -69,6 +70,7 @@ log = logging.getLogger("dfs.client")
 
 GROUP_FILES = 256
 GROUP_BYTES = 8 * 1024 * 1024
+SMALL_GROUP_BYTES = 32 * 1024 * 1024  # bytes of small files read together at most
 
 
 def _umask() -> int:
@@ -88,7 +90,8 @@ _NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
 UNNAMED_FDS = 8192
 """Descriptors a process needs (its RLIMIT_NOFILE) for a ``GroupWriter`` to keep unnamed
 files open until their commit: up to ``COMMIT_FILES`` plus a group wait for a commit while
-as many are being committed and ``WRITERS`` groups written, with room for the rest."""
+as many are being committed and ``WRITERS`` groups written, with room for the rest
+(``GroupWriter.drain`` holds its readers back while more commits than that wait)."""
 
 
 @dataclass(eq=False)
@@ -189,7 +192,7 @@ def _open_temp(
             UNNAMED = False  # named temp files from now on (safe everywhere)
             log.info("%s: no unnamed files (O_TMPFILE); temp names instead", parent)
     if resume:
-        tmp = os.path.join(parent, f".{name}.{f.plan['file_id']}.dfs-part")
+        tmp = os.path.join(parent, temp_name(name, str(f.plan["file_id"])))
         try:  # the usual case first: nothing there (one system call)
             return tmp, os.open(tmp, _CREATE, 0o644), True
         except FileExistsError:
@@ -198,7 +201,7 @@ def _open_temp(
         if fd is not None:
             os.ftruncate(fd, 0)
             return tmp, fd, False
-    tmp = os.path.join(parent, f".{name}.{secrets.token_hex(8)}.dfs-part")
+    tmp = os.path.join(parent, temp_name(name, secrets.token_hex(8)))
     return tmp, os.open(tmp, _CREATE, 0o644), True
 
 
@@ -412,19 +415,31 @@ class GroupWriter:
 
     async def drain(self, limit: int) -> None:
         """Wait until at most ``limit`` bytes of the files handed over are still in memory
-        (not yet in their temp files): the readers feeding a writer that lags wait here, so
-        a restore's memory stays bounded without waiting for every write or commit."""
+        (not yet in their temp files), and at most one commit waits behind the one running:
+        the readers feeding a writer that lags wait here, so a restore's memory and open
+        descriptors stay bounded without waiting for every write or commit."""
         self.flush()
         self._reap()
         while self._queued_bytes > limit:
             await asyncio.wait([t for t, _s in self._queued], return_when=asyncio.FIRST_COMPLETED)
             self._reap()
+        await self._room_for_files()
+        self._reap()
+
+    async def _room_for_files(self) -> None:
+        """Wait while a commit waits behind the one running. Each holds the files it names
+        open until it is done (unnamed ones: up to ``COMMIT_FILES`` descriptors); behind a
+        slow sync, commits queued without bound ran the process out of descriptors."""
+        while len(waiting := [t for t in self._commits if not t.done()]) > 1:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
     async def _write(self, group: list[SmallFile]) -> None:
         if self._slots is None:
             self._slots = asyncio.Semaphore(WRITERS)
         written = Pending()
         async with self._slots:
+            # in the slot: groups let through at once would each open their files
+            await self._room_for_files()
             await asyncio.to_thread(write_temps, group, self.resume, written, self.unnamed)
         for f in group:
             f.parts = []  # on disk now: the bytes need not wait in memory for the commit
@@ -493,3 +508,24 @@ class GroupWriter:
             self._reported(await asyncio.to_thread(self._finish))
         except OSError as exc:  # the failure being handled is the one to report
             log.warning("could not commit the files written before a failure: %s", exc)
+
+
+Small = tuple[int, dict[str, Any], Path]  # a small file of a batch: its place, plan, target
+
+
+def small_groups(small: Sequence[Small]) -> list[list[Small]]:
+    """Small files in groups of at most SMALL_GROUP_BYTES, read together (each group's
+    chunks in memory at once) and handed to a ``GroupWriter``."""
+    groups: list[list[Small]] = []
+    group: list[Small] = []
+    size = 0
+    for item in small:
+        n = int(item[1]["size"])
+        if group and size + n > SMALL_GROUP_BYTES:
+            groups.append(group)
+            group, size = [], 0
+        group.append(item)
+        size += n
+    if group:
+        groups.append(group)
+    return groups

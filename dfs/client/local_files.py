@@ -9,10 +9,11 @@ and files that are not regular (fifos, sockets, devices), are skipped and report
 
 ``local_path``, ``download_targets`` and ``key_targets`` (a bucket's keys) go the other way:
 stored names (whatever some uploader chose) become paths under a directory, refusing names
-that would escape it and two names that would land on one path; ``existing`` tells what
-already lies at a target, so that nothing is overwritten unasked. Kept apart from the
-transfer pipelines so that the naming rules are in one place and testable without a
-cluster. Standard library (and dfs.errors) only.
+that would escape it and two names that would land on one path; ``existing`` (a download
+by id) and ``in_the_way`` (a bucket's keys) tell what already lies at a target and above
+it, so that nothing is overwritten unasked and nothing is written through a symbolic link.
+Kept apart from the transfer pipelines so that the naming rules are in one place and
+testable without a cluster. Standard library (and dfs.errors) only.
 """
 
 from __future__ import annotations
@@ -367,8 +368,8 @@ class Existing(enum.Enum):
 
     NOTHING = "nothing"
     SAME = "same"  # a regular file with exactly these bytes: left as it is
-    DIFFERENT = "different"  # replaced only with --force
-    BLOCKED = "blocked"  # a directory at the target, or a non-directory above it
+    DIFFERENT = "different"  # replaced only with --force (a link there: the link itself)
+    BLOCKED = "blocked"  # a directory at the target, or a non-directory or a link above it
 
 
 def holds_nothing(root: Path) -> bool:
@@ -385,6 +386,31 @@ def holds_nothing(root: Path) -> bool:
         return False
 
 
+def _blocked_above(path: Path, root: Path | None, clear: set[Path] | None) -> Path | None:
+    """The first directory ``path`` needs (below ``root``, or any without a root) where
+    something else stands: a file, or under ``root`` a symbolic link, never followed (a link
+    to a directory would carry the download out of ``root``; the user's own path to
+    ``root`` may hold links). None when there is none; ``clear``: directories already found
+    to be a directory or nothing, extended with those found here when none blocks."""
+    stop = () if root is None else (root, *root.parents)
+    looked: list[Path] = []
+    for parent in path.parents:
+        if parent in stop or (clear is not None and parent in clear):
+            break
+        try:
+            st = os.stat(parent, follow_symlinks=root is None)
+        except (FileNotFoundError, NotADirectoryError):  # a file higher up: met there
+            if os.path.lexists(parent):  # a dangling link
+                return parent
+            st = None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            return parent
+        looked.append(parent)
+    if clear is not None:  # only a whole chain that does not block: what is above is clear too
+        clear.update(looked)
+    return None
+
+
 def existing(
     path: Path,
     root: Path | None,
@@ -392,19 +418,11 @@ def existing(
     sha256: str,
     clear: set[Path] | None = None,
 ) -> Existing:
-    """What lies at ``path`` (and, up to ``root``, above it); blocking (hashes a file whose
-    size matches). ``clear``: directories already found not to block (a directory or
-    nothing), shared by the calls of one download so that each is looked at once."""
-    stop = () if root is None else (root, *root.parents)
-    looked: list[Path] = []
-    for parent in path.parents:
-        if parent in stop or (clear is not None and parent in clear):
-            break
-        if os.path.lexists(parent) and not parent.is_dir():
-            return Existing.BLOCKED
-        looked.append(parent)
-    if clear is not None:  # only a whole chain that does not block: what is above is clear too
-        clear.update(looked)
+    """What lies at ``path`` (and, up to ``root``, above it: ``_blocked_above``); blocking
+    (hashes a file whose size matches). ``clear``: directories already found not to block,
+    shared by the calls of one download so that each is looked at once."""
+    if _blocked_above(path, root, clear) is not None:
+        return Existing.BLOCKED
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -420,6 +438,25 @@ def existing(
         except OSError:
             pass
     return Existing.DIFFERENT
+
+
+def in_the_way(path: Path, root: Path, clear: set[Path] | None = None) -> str | None:
+    """Why a restore of a bucket's keys into ``root`` must leave ``path`` alone, or None:
+    a directory at it (never written into, nor replaced), or above it a file or a symbolic
+    link (``_blocked_above``). A link at ``path`` is no obstacle: the restore replaces it
+    as it replaces a file there, never writing through it. Blocking; ``clear`` as for
+    ``existing``."""
+    above = _blocked_above(path, root, clear)
+    if above is not None:
+        what = "a symbolic link" if os.path.islink(above) else "not a directory"
+        return f"{above} is {what}; not written in it"
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return f"{path} is a directory; not replaced"
+    return None
 
 
 def hash_file(path: Path) -> tuple[int, str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import time
@@ -41,8 +42,17 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, PartFile
 from dfs.client.file_cache import FileCache
+from dfs.client.file_names import temp_name
 from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, take_leftovers
-from dfs.client.local_files import LocalFile, Skipped, hash_file, key_targets, walk
+from dfs.client.local_files import (
+    DIRECTORY_SUFFIXES,
+    LocalFile,
+    Skipped,
+    hash_file,
+    in_the_way,
+    key_targets,
+    walk,
+)
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.client.sync_links import MTIME, UploadLinker, upload_and_link
@@ -104,12 +114,20 @@ def _changed_uploads(
 
 
 def _changed_downloads(
-    wanted: Sequence[tuple[dict[str, Any], Path]], checksum: bool
-) -> tuple[list[tuple[dict[str, Any], Path]], list[str]]:
-    """The objects to download (their folders made), and the paths that hold them already;
+    wanted: Sequence[tuple[dict[str, Any], Path]], root: Path, checksum: bool
+) -> tuple[list[tuple[dict[str, Any], Path]], list[str], list[Skipped]]:
+    """The objects to download (their folders made), the paths that hold them already, and
+    the keys skipped for what stands at or above their targets under ``root``
+    (``in_the_way``: a directory at one, a file or a symbolic link where a folder goes);
     one pass on a worker thread, each folder made once."""
-    todo, unchanged, made = [], [], set()
+    todo, unchanged, skipped = [], [], []
+    made: set[Path] = set()
+    clear: set[Path] = set()  # each folder above the targets looked at once
     for obj, target in wanted:
+        why = in_the_way(target, root, clear)
+        if why is not None:
+            skipped.append(Skipped(str(obj["key"]), why))
+            continue
         if _same(target, obj, checksum):
             unchanged.append(str(target))
             continue
@@ -117,13 +135,36 @@ def _changed_downloads(
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
-    return todo, unchanged
+    return todo, unchanged, skipped
 
 
-def _one_target(out: Path, key: str) -> Path:
+def _one_target(out: Path, key: str, as_dir: bool) -> Path:
     """Where one object lands: in ``out`` under the key's last segment when ``out`` is a
-    directory, else ``out`` itself."""
-    return out / key.rsplit("/", 1)[-1] if out.is_dir() else out
+    directory or ``as_dir`` (it was given ending in "/": made if missing, as ``cp`` and
+    ``aws s3 cp`` do), else ``out`` itself."""
+    return out / key.rsplit("/", 1)[-1] if as_dir or out.is_dir() else out
+
+
+def _names_directory(out: str | Path) -> bool:
+    """Is ``out`` a directory by its spelling (a string ending in "/", which ``Path`` drops)?"""
+    return isinstance(out, str) and out.endswith(DIRECTORY_SUFFIXES)
+
+
+def _stored_mtime(obj: dict[str, Any]) -> float | None:
+    """The object's ``mtime`` metadata as a time to set, or None: missing, or not a finite
+    number (user metadata: any S3 client or read-write grantee sets it to anything, and
+    one such object must not fail the restore of the others)."""
+    stored = (obj.get("metadata") or {}).get(MTIME)
+    try:
+        when = float(str(stored))
+    except ValueError:
+        return None
+    # beyond the years a file system's time can hold, os.utime raises OverflowError
+    return when if math.isfinite(when) and abs(when) < MTIME_MAX else None
+
+
+MTIME_MAX = 1e11
+"""Seconds from the epoch (about year 5138) beyond which a stored ``mtime`` is not set."""
 
 
 def _files(
@@ -161,12 +202,12 @@ def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]]) -> None:
     dirs: set[Path] = set()
     for obj, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.dfs-part")
+        tmp = target.with_name(temp_name(target.name, secrets.token_hex(8)))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             try:
-                if MTIME in obj.get("metadata", {}):
-                    os.utime(fd, (time.time(), float(obj["metadata"][MTIME])))
+                if (mtime := _stored_mtime(obj)) is not None:
+                    os.utime(fd, (time.time(), mtime))
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -367,8 +408,8 @@ class SyncMethods(NamespaceMethods):
             await part.open()
             try:
                 size = await _receive(resp, part)
-                if MTIME in obj.get("metadata", {}):
-                    os.utime(part.fd, (time.time(), float(obj["metadata"][MTIME])))
+                if (mtime := _stored_mtime(obj)) is not None:
+                    os.utime(part.fd, (time.time(), mtime))
                 await part.fsync()
                 sha256 = _checked(name, obj, resp.headers.get(SHA256_HEADER), part, size)
             except BaseException:
@@ -391,19 +432,25 @@ class SyncMethods(NamespaceMethods):
         checksum: bool = False,
         progress: ProgressFn | None = None,
     ) -> SyncReport:
-        """Download ``bucket/key`` to ``out`` (into it if it is a directory), or every key
-        under the prefix ``key`` (empty or ending with "/") into the directory ``out``,
-        skipping local files that already hold the object's content. ``at`` (Unix seconds):
-        not the current objects but those current at that time (``versions_at``)."""
+        """Download ``bucket/key`` to ``out`` (into it if it is a directory, or a string
+        ending with "/"), or every key under the prefix ``key`` (empty or ending with "/")
+        into the directory ``out``, skipping local files that already hold the object's
+        content, and keys whose target is a directory or under a file or a symbolic link
+        (``in_the_way``). ``at`` (Unix seconds): not the current objects but those current
+        at that time (``versions_at``)."""
+        as_dir = _names_directory(out)
         out = Path(out)
+        if as_dir and await asyncio.to_thread(lambda: out.exists() and not out.is_dir()):
+            raise InvalidRequest(f"{out} is not a directory")
         if at is not None:
             if version is not None:
                 raise InvalidRequest("a version or a time (--at) picks what to download, not both")
-            wanted, skipped = await self._wanted_at(bucket, key, out, at)
-            return await self._fetch(bucket, wanted, checksum, progress, skipped)
+            wanted, skipped = await self._wanted_at(bucket, key, out, at, as_dir)
+            return await self._fetch(bucket, out, wanted, checksum, progress, skipped)
         obj = await self._single(bucket, key, version)
         if obj is not None:
-            return await self._fetch(bucket, [(obj, _one_target(out, key))], checksum, progress)
+            one = [(obj, _one_target(out, key, as_dir))]
+            return await self._fetch(bucket, out, one, checksum, progress)
         key = key if not key or key.endswith("/") else key + "/"
         if version is not None:
             raise InvalidRequest("--version names one key's version, not a prefix's")
@@ -411,7 +458,7 @@ class SyncMethods(NamespaceMethods):
         if not objs and key:
             raise KeyNotFound(f"no key or folder {bucket}/{key}")
         wanted, skipped = _under(out, objs, key)
-        return await self._fetch(bucket, wanted, checksum, progress, skipped)
+        return await self._fetch(bucket, out, wanted, checksum, progress, skipped)
 
     async def versions_at(
         self, bucket: str, prefix: str, at: float, *, exact: bool = False
@@ -431,7 +478,7 @@ class SyncMethods(NamespaceMethods):
         return picks.objects()
 
     async def _wanted_at(
-        self, bucket: str, key: str, out: Path, at: float
+        self, bucket: str, key: str, out: Path, at: float, as_dir: bool
     ) -> tuple[Wanted, list[Skipped]]:
         """What ``download_from`` fetches for ``at``: the version of ``key`` then, else (no
         such key then: a folder named without its slash) every key under ``key/`` then
@@ -440,7 +487,7 @@ class SyncMethods(NamespaceMethods):
         if key and not key.endswith("/"):
             one = (await self.versions_at(bucket, key, at, exact=True)).get(key)
             if one is not None:
-                return [(one, _one_target(out, key))], []
+                return [(one, _one_target(out, key, as_dir))], []
             key += "/"
         objs = await self.versions_at(bucket, key, at)
         if not objs and named:
@@ -463,15 +510,20 @@ class SyncMethods(NamespaceMethods):
     async def _fetch(
         self,
         bucket: str,
+        root: Path,
         wanted: Wanted,
         checksum: bool,
         progress: ProgressFn | None,
         skipped: Sequence[Skipped] = (),
     ) -> SyncReport:
-        """Download ``wanted`` but the targets that hold their object already; ``skipped``:
-        the keys left out (reported with the rest)."""
+        """Download ``wanted`` (targets in or at ``root``) but the targets that hold their
+        object already or that something stands in the way of; ``skipped``: the keys left
+        out before (reported with the rest)."""
         report = SyncReport(skipped=list(skipped))
-        todo, report.unchanged = await asyncio.to_thread(_changed_downloads, wanted, checksum)
+        todo, report.unchanged, blocked = await asyncio.to_thread(
+            _changed_downloads, wanted, root, checksum
+        )
+        report.skipped += blocked
         report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
         empty = [(o, t) for o, t in todo if not o.get("file_id")]  # an empty object: no file
         if empty:

@@ -19,6 +19,7 @@ from dfs.client.local_files import (
     existing,
     hash_file,
     holds_nothing,
+    in_the_way,
     local_path,
     walk,
 )
@@ -100,6 +101,49 @@ def test_existing_looks_at_each_directory_once_and_still_finds_blocks(tmp_path: 
     assert existing(tmp_path / "ok" / "n" / "f", tmp_path, 1, "0" * 64, clear) is Existing.NOTHING
     assert clear == {tmp_path / "ok", tmp_path / "ok" / "n"}
     assert existing(tmp_path / "ok" / "n" / "g", tmp_path, 1, "0" * 64, clear) is Existing.NOTHING
+
+
+def test_a_link_between_the_root_and_a_target_blocks_the_root_itself_may_be_one(
+    tmp_path: Path,
+) -> None:
+    """A link where a directory goes would carry the download out of the root; the user's
+    own root (or path to it) may be a link, and a path given without a root is followed."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "docs").symlink_to(elsewhere)
+    (root / "gone").symlink_to(tmp_path / "missing")
+    for target in (root / "docs" / "x", root / "docs" / "sub" / "x", root / "gone" / "x"):
+        assert existing(target, root, 1, "0" * 64) is Existing.BLOCKED
+        assert in_the_way(target, root) is not None
+        assert "symbolic link" in str(in_the_way(target, root))
+    assert existing(root / "docs" / "x", None, 1, "0" * 64) is Existing.NOTHING
+    linked_root = tmp_path / "linked-root"
+    linked_root.symlink_to(root)
+    (root / "real").mkdir()
+    assert existing(linked_root / "real" / "x", linked_root, 1, "0" * 64) is Existing.NOTHING
+    assert in_the_way(linked_root / "real" / "x", linked_root) is None
+
+
+def test_in_the_way_of_a_keys_target(tmp_path: Path) -> None:
+    """A bucket restore writes no key into a directory at its target, nor under a file or
+    a link where a directory goes; a file or a link at the target is replaced."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_bytes(b"x")
+    (tmp_path / "dirlink").symlink_to(tmp_path / "d")
+    (tmp_path / "filelink").symlink_to(tmp_path / "f")
+    assert in_the_way(tmp_path / "new", tmp_path) is None
+    assert in_the_way(tmp_path / "f", tmp_path) is None
+    assert in_the_way(tmp_path / "d" / "new", tmp_path) is None
+    assert "is a directory" in str(in_the_way(tmp_path / "d", tmp_path))
+    assert in_the_way(tmp_path / "dirlink", tmp_path) is None
+    assert in_the_way(tmp_path / "filelink", tmp_path) is None
+    assert "symbolic link" in str(in_the_way(tmp_path / "dirlink" / "below", tmp_path))
+    assert "not a directory" in str(in_the_way(tmp_path / "f" / "below", tmp_path))
+    # one key to OUT itself: nothing above it is looked at, what is at it is
+    assert in_the_way(tmp_path / "f", tmp_path / "f") is None
+    assert in_the_way(tmp_path / "d", tmp_path / "d") is not None
 
 
 def test_holds_nothing_only_where_no_file_can_be_in_the_way(tmp_path: Path) -> None:

@@ -4,10 +4,12 @@ target, never a file that appeared there replaced. Every test runs both ways."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +299,91 @@ async def test_too_few_descriptors_for_unnamed_files_means_temp_names(
     await writer.close()
     assert (tmp_path / "t").read_bytes() == b"payload"
     assert os.listdir(tmp_path) == ["t"]
+
+
+async def test_no_files_are_written_while_a_commit_waits_behind_a_slow_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each commit holds its files open (unnamed: a descriptor each) until it is done; behind
+    a sync that does not return, neither the writes nor ``drain`` go on past one commit
+    waiting behind it, so the files held stay bounded (they ran the process out of
+    descriptors: EMFILE)."""
+    monkeypatch.setattr(file_writer, "GROUP_FILES", 8)
+    monkeypatch.setattr(file_writer, "COMMIT_FILES", 32)
+    bound = 3 * 32 + file_writer.WRITERS * 8  # two commits, what builds up for a third
+    gate = threading.Event()
+    real_sync = file_writer.syncfs_dirs
+
+    def held_sync(dirs: Any) -> bool:
+        assert gate.wait(60)
+        return real_sync(dirs)
+
+    lock = threading.Lock()
+    held = {"now": 0, "peak": 0, "groups": 0}
+    real_write = file_writer.write_temps
+
+    def counted(group: list[SmallFile], *a: Any) -> None:
+        real_write(group, *a)
+        with lock:
+            held["now"] += len(group)
+            held["peak"] = max(held["peak"], held["now"])
+            held["groups"] += 1
+
+    def committed(f: SmallFile) -> None:
+        with lock:
+            held["now"] -= 1
+
+    waited = asyncio.Event()
+    real_room = GroupWriter._room_for_files
+
+    async def watched(self: GroupWriter) -> None:
+        task = asyncio.ensure_future(real_room(self))
+        await asyncio.sleep(0)  # one turn: done unless it must wait for a commit
+        if not task.done():
+            waited.set()
+        await task
+
+    monkeypatch.setattr(file_writer, "syncfs_dirs", held_sync)
+    monkeypatch.setattr(file_writer, "write_temps", counted)
+    monkeypatch.setattr(GroupWriter, "_room_for_files", watched)
+    writer = GroupWriter(True, False, committed)
+    groups = 40
+    for i in range(groups * 8):  # handed over at once, as a batch's small files are
+        writer.add(_ready(_plan(f"id{i}", [b"%d" % i]), tmp_path / f"d{i % 5}/f{i}", [b"%d" % i]))
+    deadline = time.monotonic() + 30
+    while not waited.is_set() and held["groups"] < groups:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+    drained = asyncio.ensure_future(writer.drain(1 << 30))
+    await asyncio.sleep(0)
+    assert not drained.done()  # the reader waits too, however few bytes are in memory
+    gate.set()
+    await drained
+    await writer.close()
+    assert held["peak"] <= bound, held
+    assert held["now"] == 0
+    assert (tmp_path / "d4" / "f319").read_bytes() == b"319"
+
+
+@pytest.mark.usefixtures("named")
+def test_a_name_as_long_as_the_file_system_takes_gets_a_bounded_temp_name(tmp_path: Path) -> None:
+    name = "\u00e9" * 127  # 254 bytes: the temp name's additions would pass NAME_MAX
+    for resume in (True, False):
+        f = _ready(_plan("fid", [b"payload"]), tmp_path / name, [b"payload"])
+        assert write_group([f], overwrite=True, resume=resume) == []
+        assert (tmp_path / name).read_bytes() == b"payload"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_temp_names_are_bounded_stable_and_apart() -> None:
+    short = file_names.temp_name("a.txt", "TAG")
+    assert short == ".a.txt.TAG.dfs-part"  # as before: a resume finds what it left
+    long_a = "\u6587" * 80 + "a"
+    long_b = "\u6587" * 80 + "b"
+    tag = "0" * 36
+    got = file_names.temp_name(long_a, tag)
+    assert got == file_names.temp_name(long_a, tag)
+    assert got != file_names.temp_name(long_b, tag)
+    assert len((got + ".done").encode()) <= 255
+    got.encode()  # cut between characters: valid UTF-8
+    assert got.startswith(".\u6587")

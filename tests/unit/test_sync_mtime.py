@@ -1,12 +1,15 @@
 """A key's stored mtime against a local file's: the same time within a microsecond, not the
-same text (``dfs.client.namespace_sync``'s skip of unchanged files)."""
+same text (``dfs.client.namespace_sync``'s skip of unchanged files); and the time a restore
+sets from it, none when it is no settable time."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from dfs.client.namespace_sync import _same, _same_mtime
+import pytest
+
+from dfs.client.namespace_sync import _same, _same_mtime, _stored_mtime
 from dfs.client.sync_links import MTIME, mtime_text
 
 
@@ -30,3 +33,17 @@ def test_other_times_and_no_time_are_not_the_same() -> None:
     assert not _same_mtime("1733400000.123006", 1733400001.123006)
     for stored in (None, "", "yesterday", "nan", "inf"):
         assert not _same_mtime(stored, 1733400000.0)
+
+
+@pytest.mark.parametrize("stored", ["yesterday", "", "nan", "inf", "-inf", "1e300", None, 5])
+def test_an_mtime_metadata_that_is_no_settable_time_is_not_set(stored: object) -> None:
+    """User metadata: any S3 client may set ``mtime`` to anything; a restore then sets no
+    time for that object rather than failing (os.utime takes no NaN, nor 1e300)."""
+    obj = {"metadata": {MTIME: stored}}
+    assert _stored_mtime(obj) == (5.0 if stored == 5 else None)
+
+
+def test_a_stored_mtime_is_the_time_to_set() -> None:
+    assert _stored_mtime({"metadata": {MTIME: "1733400000.123006"}}) == 1733400000.123006
+    assert _stored_mtime({"metadata": {}}) is None
+    assert _stored_mtime({}) is None

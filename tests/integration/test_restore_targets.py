@@ -1,0 +1,215 @@
+"""What a restore finds at or above its targets (``dfs.client.namespace_sync``'s bucket
+restores, ``dfs.client.download``'s downloads by file id): a directory where a key lands is
+skipped and reported, never written into; a symbolic link there is replaced, never written
+through; a link where a directory must be is never followed out of OUT; the rest is still
+written. Names as long
+as a file system takes are restored (their temp names are bounded), an object's ``mtime``
+metadata that is no time is not set, and ``download BUCKET/KEY NEWDIR/`` makes a folder."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from dfs.client import Client, cli, download, file_writer
+from dfs.client.cli_transfer import Download
+from dfs.errors import Conflict
+from tests.integration.conftest import InProcessCluster
+from tests.integration.test_namespace_api import tokens
+
+pytestmark = pytest.mark.integration
+
+
+def _files(root: Path) -> list[str]:
+    """Every name under ``root`` but its folders (a link to one is listed, not entered)."""
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_symlink() or not p.is_dir()
+    )
+
+
+async def _cli(monkeypatch: pytest.MonkeyPatch, url: str, token: str, *args: str) -> int:
+    """``dfs-client ARGS`` against the cluster, on a thread (it runs its own event loop)."""
+    monkeypatch.setenv("DFS_API_URL", url)
+    monkeypatch.setenv("DFS_TOKEN", token)
+
+    def main(argv: Sequence[str]) -> int:
+        try:
+            return cli.main(list(argv))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+
+    return await asyncio.to_thread(main, args)
+
+
+@pytest.mark.parametrize("big", [True, False], ids=["big", "small"])
+async def test_a_directory_at_a_keys_target_is_skipped_a_link_replaced_the_rest_written(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    if big:  # every file through the one-file pipeline (download_file), as one > 8 MiB is
+        monkeypatch.setattr(download, "SMALL_FILE", 0)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "src"
+    (src / "docs").mkdir(parents=True)
+    for name in ("data", "docs/linked.bin", "docs/plain.txt", "f1", "f2"):
+        (src / name).write_bytes(f"bytes of {name}".encode())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    (out / "data").mkdir(parents=True)  # a folder of the user's where the key 'data' lands
+    (out / "data" / "keep.txt").write_text("mine")
+    (out / "docs").mkdir()
+    os.symlink(elsewhere, out / "docs" / "linked.bin")  # a link to a folder outside OUT
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        await a.upload_to([src], "bkt", "backup/")
+    code = await _cli(monkeypatch, inproc.api.url, alice, "download", "bkt/backup/", f"{out}/")
+    assert code == 23  # a key skipped (a Skipped: line), the rest downloaded
+    assert _files(out) == ["data/keep.txt", "docs/linked.bin", "docs/plain.txt", "f1", "f2"]
+    assert (out / "f2").read_bytes() == b"bytes of f2"
+    assert (out / "data" / "keep.txt").read_text() == "mine"
+    assert not (out / "docs" / "linked.bin").is_symlink()
+    assert (out / "docs" / "linked.bin").read_bytes() == b"bytes of docs/linked.bin"
+    assert _files(elsewhere) == []
+
+
+async def test_a_linked_folder_under_out_is_not_written_through(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "src"
+    (src / "docs").mkdir(parents=True)
+    (src / "docs" / "small.txt").write_bytes(b"small")
+    (src / "top.txt").write_bytes(b"top")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    async with Client(inproc.api.url, token=alice, overwrite=False) as a:
+        await a.make_bucket("bkt")
+        await a.upload_to([src], "bkt", "")
+        out = tmp_path / "outa"
+        out.mkdir()
+        os.symlink(elsewhere, out / "docs")
+        got = await a.download_from("bkt", "", out)
+        assert [s.what for s in got.skipped] == ["docs/small.txt"]
+        assert "symbolic link" in got.skipped[0].reason
+        assert (out / "top.txt").read_bytes() == b"top"
+        assert _files(elsewhere) == []
+
+        # by file id, into a folder holding a link where a stored name needs a folder:
+        # refused before anything is written
+        ids = [str(f["file_id"]) for f in (await a.ls())["files"]]
+        out = tmp_path / "outb"
+        out.mkdir()
+        (out / "keep").write_text("x")
+        os.symlink(elsewhere, out / "docs")
+        with pytest.raises(Conflict, match="in the way"):
+            await Download(False, True, True).run(a, ids, None, f"{out}/")
+        assert _files(elsewhere) == []
+        assert _files(out) == ["docs", "keep"]
+
+
+async def test_a_link_at_a_big_files_target_is_replaced_by_id_never_followed(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(download, "SMALL_FILE", 0)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "src"
+    (src / "docs").mkdir(parents=True)
+    (src / "docs" / "big.bin").write_bytes(b"the big file")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    (out / "docs").mkdir(parents=True)
+    os.symlink(elsewhere, out / "docs" / "big.bin")
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        await a.upload_to([src], "bkt", "")  # its file is stored as docs/big.bin
+        ids = [str(f["file_id"]) for f in (await a.ls())["files"]]
+        # --force replaces what is at the target: the link itself, not a file inside it
+        await Download(False, True, True).run(a, ids, None, f"{out}/")
+    assert not (out / "docs" / "big.bin").is_symlink()
+    assert (out / "docs" / "big.bin").read_bytes() == b"the big file"
+    assert _files(elsewhere) == []
+
+
+async def test_names_as_long_as_the_file_system_takes_are_restored(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file_writer, "UNNAMED", False)  # small files through temp names too
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "src"
+    src.mkdir()
+    big = "\u6587" * 75 + ".bin"  # 229 bytes in UTF-8
+    small = "s" * 250
+    empty = "e" * 255
+    data = random.Random(2).randbytes(9 << 20)
+    (src / big).write_bytes(data)
+    (src / small).write_bytes(b"small")
+    (src / empty).write_bytes(b"")
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        await a.upload_to([src], "bkt", "")
+        out = tmp_path / "out1"
+        got = await a.download_from("bkt", "", out)
+        assert got.skipped == []
+        assert (out / big).read_bytes() == data
+        assert (out / small).read_bytes() == b"small"
+        assert (out / empty).read_bytes() == b""
+        (out / small).write_bytes(b"other")  # replaced: through a temp name beside it
+        await a.download_from("bkt", "", out)
+        assert (out / small).read_bytes() == b"small"
+        assert _files(out) == sorted([big, small, empty])
+        fid = next(f["file_id"] for f in (await a.ls())["files"] if f["name"] == big)
+        (tmp_path / "out2").mkdir()
+        await a.download(fid, tmp_path / "out2")
+        assert (tmp_path / "out2" / big).read_bytes() == data
+
+
+async def test_an_mtime_metadata_that_is_no_time_is_not_set(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    alice, bob = await tokens(inproc.api.url, "alice", "bob")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"hello")
+    async with Client(inproc.api.url, token=alice) as a, Client(inproc.api.url, token=bob) as b:
+        await a.make_bucket("bkt")
+        await a.upload_to([src], "bkt", "docs/")
+        fid = (await a.object_info("bkt", "docs/a.txt"))["file_id"]
+        await a.link("bkt", "docs/empty", "", metadata={"mtime": "yesterday"})
+        await a.link("bkt", "docs/huge", fid, metadata={"mtime": "1e300"})
+        await a.link("bkt", "docs/nan", fid, metadata={"mtime": "nan"})
+        got = await a.download_from("bkt", "docs/", tmp_path / "own")
+        assert len(got.done) == 4
+        assert _files(tmp_path / "own") == ["a.txt", "empty", "huge", "nan"]
+        await a.set_bucket("bkt", grants={"bob": "read"})  # streamed through the API
+        got = await b.download_from("bkt", "docs/", tmp_path / "bob")
+    assert _files(tmp_path / "bob") == ["a.txt", "empty", "huge", "nan"]
+    assert (tmp_path / "bob" / "huge").read_bytes() == b"hello"
+
+
+async def test_download_of_a_key_to_a_new_folder_named_with_a_slash(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"hello")
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        await a.upload_to([src], "bkt", "docs/")
+    new = tmp_path / "newdir"
+    code = await _cli(monkeypatch, inproc.api.url, alice, "download", "bkt/docs/a.txt", f"{new}/")
+    assert code == 0
+    assert new.is_dir()
+    assert (new / "a.txt").read_bytes() == b"hello"
+    (tmp_path / "file").write_text("x")  # a file named as a folder: refused, left alone
+    code = await _cli(
+        monkeypatch, inproc.api.url, alice, "download", "bkt/docs/a.txt", f"{tmp_path}/file/"
+    )
+    assert code != 0
+    assert (tmp_path / "file").read_text() == "x"

@@ -22,6 +22,8 @@
 #   DFS_REPAIR_GRACE        seconds a down node's copies still count (default 900: longer than
 #                           a node's replacement during a rolling upgrade)
 #   DFS_API_WORKERS         dfs-api processes on the port (default 1)
+#   DFS_PUBLIC_URL          optional: https://api.<domain>, the address signed download and share
+#                           links name (behind the TLS load balancer the API sees plain HTTP)
 #   DFS_METRICS_GROUP       optional: CloudWatch log group of the metrics; set, the CloudWatch
 #                           agent is installed and started (namespace DFS_METRICS_NAMESPACE)
 # For tests only (tests/deploy/test_bootstrap_run.py):
@@ -49,6 +51,7 @@ DFS_API_PORT="${DFS_API_PORT:-8080}"
 DFS_REPLICATION_FACTOR="${DFS_REPLICATION_FACTOR:-2}"
 DFS_REPAIR_GRACE="${DFS_REPAIR_GRACE:-900}"
 DFS_API_WORKERS="${DFS_API_WORKERS:-1}"
+DFS_PUBLIC_URL="${DFS_PUBLIC_URL:-}"
 
 # --- python, system user, the pinned release (hash-checked: bootstrap_lib.sh) --------------------
 install_prerequisites
@@ -71,6 +74,7 @@ env_text="$({
   env_line REPLICATION_FACTOR "$DFS_REPLICATION_FACTOR"
   env_line DFS_REPAIR_GRACE "$DFS_REPAIR_GRACE"
   env_line DFS_API_WORKERS "$DFS_API_WORKERS"
+  env_line DFS_PUBLIC_URL "$DFS_PUBLIC_URL"
   env_line DFS_CLUSTER_SECRET "$cluster_secret"
   env_line DFS_API_SECRET "$api_secret"
   env_line DFS_ADMIN_TOKEN "$admin_token"

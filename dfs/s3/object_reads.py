@@ -147,6 +147,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     if failed:
         keep = ("ETag", "Last-Modified", "x-amz-version-id")
         return web.Response(status=304, headers={k: headers[k] for k in keep if k in headers})
+    if part_rng is not None and part_rng.length == 0:
+        return part_numbers.empty_part(headers)
     if request.method == hdrs.METH_HEAD:  # headers only; aiohttp sends no body
         resp = web.Response(status=200 if part_rng is None else 206, headers=headers)
         resp.headers[hdrs.CONTENT_LENGTH] = str(v.size if part_rng is None else part_rng.length)

@@ -18,6 +18,9 @@ part's bytes); without the entry a part answer carries no checksum.
 A multipart object without the entry (completed before sizes were kept, or whose sizes did
 not fit) answers its part 1 only when it has a single part; any other part of it answers
 501 ``NotImplemented`` (its edges are unknown). The part count is the ``-N`` of its ETag.
+
+An empty part (S3 lets the last part be empty) answers 206 with ``Content-Length: 0``, the
+parts count and no ``Content-Range``: no byte range names zero bytes.
 """
 
 from __future__ import annotations
@@ -119,6 +122,16 @@ def part_range(v: ObjectVersion, number: int) -> ranges.ByteRange | None:
     return ranges.ByteRange(start, start + sizes[number - 1] - 1, v.size)
 
 
+def empty_part(headers: dict[str, str]) -> web.Response:
+    """The answer to an empty part (only the last may be empty): 200 with no byte. Not a
+    cloned Range: ``bytes=S-(S-1)`` is invalid, so the Range would be ignored and the whole
+    object streamed; nor a 206, which HTTP requires to carry a ``Content-Range``, and no
+    range covers zero bytes (``bytes S-(S-1)/S`` is malformed)."""
+    resp = web.Response(status=200, headers=headers)
+    resp.headers[hdrs.CONTENT_LENGTH] = "0"
+    return resp
+
+
 def as_range(
     request: web.Request, v: ObjectVersion, number: int, headers: dict[str, str]
 ) -> tuple[web.Request, ranges.ByteRange | None]:
@@ -136,5 +149,7 @@ def as_range(
         del headers[name]
     if asked:
         headers.update(part_checksum(v, number))
+    if rng.length == 0:  # an empty last part: no Range names zero bytes (empty_part answers)
+        return request, rng
     wanted = {**request.headers, hdrs.RANGE: f"bytes={rng.start}-{rng.end}"}
     return request.clone(headers=wanted), rng

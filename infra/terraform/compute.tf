@@ -74,6 +74,9 @@ resource "aws_launch_template" "api" {
       DFS_REPLICATION_FACTOR = tostring(var.replication_factor)
       DFS_REPAIR_GRACE       = tostring(var.repair_grace_seconds)
       DFS_API_WORKERS        = tostring(var.api_workers)
+      # TLS ends at the load balancer: the API sees plain HTTP, so the signed download and
+      # share links it builds from the request would be http:// URLs
+      DFS_PUBLIC_URL = local.public_lb ? "https://${local.api_host}" : ""
     })
   }))
 

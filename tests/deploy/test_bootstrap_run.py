@@ -197,7 +197,11 @@ def test_api_bootstrap_checks_the_tables_as_dfs_then_starts(
     tmp_path: Path, imds: Imds, cloud: Cloud
 ) -> None:
     machine = make_machine(tmp_path)
-    settings = {"DFS_RELEASE_SHA256": release(cloud), "DFS_API_PORT": "8081"}
+    settings = {
+        "DFS_RELEASE_SHA256": release(cloud),
+        "DFS_API_PORT": "8081",
+        "DFS_PUBLIC_URL": "https://api.example.com",
+    }
     proc = run("bootstrap_api.sh", machine, imds, cloud, settings)
     assert proc.returncode == 0, proc.stderr
     root = machine.root
@@ -218,6 +222,8 @@ def test_api_bootstrap_checks_the_tables_as_dfs_then_starts(
     env = env_file(root / "etc/dfs/api.env")
     assert mode(root / "etc/dfs/api.env") == 0o600
     assert env["DFS_API_PORT"] == "8081"
+    # signed links name the load balancer's https address, not the plain HTTP the API sees
+    assert env["DFS_PUBLIC_URL"] == "https://api.example.com"
     assert env["DFS_API_SECRET"] == SECRETS["api-secret"]
     assert env["DFS_ADMIN_TOKEN"] == SECRETS["admin-token"]
     assert imds.untokened == []

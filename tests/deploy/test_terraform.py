@@ -282,6 +282,20 @@ def test_tls_in_front_with_a_private_opt_out(terraform: dict[str, Any]) -> None:
         assert f"{host}${{var.domain_name}}" in hosts, host
 
 
+def test_the_api_signs_links_with_the_public_https_address(terraform: dict[str, Any]) -> None:
+    """TLS ends at the load balancer, so a request reaches the API as plain HTTP: the signed
+    download and share links it builds from the request would be http:// URLs. Behind the
+    public load balancer the API is told its public address (DFS_PUBLIC_URL), the name the
+    certificate and the DNS record serve; with the private opt-out it has none (the request's
+    own plain-HTTP address is the right one there)."""
+    user_data = terraform["resource"]["aws_launch_template"]["api"]["user_data"]
+    assert 'DFS_PUBLIC_URL = local.public_lb ? "https://${local.api_host}" : ""' in user_data
+    assert terraform["locals"]["api_host"] == '${local.public_lb ? "api.${var.domain_name}" : ""}'
+    assert "api.${var.domain_name}" in terraform["locals"]["host_names"]
+    https = terraform["resource"]["aws_lb_listener"]["https"]
+    assert https["default_action"][0]["target_group_arn"] == "${aws_lb_target_group.api.arn}"
+
+
 def test_apis_roll_by_instance_refresh_and_nodes_are_not_touched_by_apply(
     terraform: dict[str, Any],
 ) -> None:

@@ -4,7 +4,7 @@
 // private or public-read access, and grants of read or read-write to other tenants
 // (PATCH /buckets/{bucket}, owner only). The API refuses what the token may not do.
 import { call, keyPath } from "./api.js";
-import { choice, field, openDialog } from "./dialog.js";
+import { choice, field, olderNote, openDialog } from "./dialog.js";
 import { button, h, printable } from "./dom.js";
 
 const OBJECT_ACCESS = [
@@ -40,10 +40,12 @@ export function accessDialog(ctx, bucket, o) {
         const access = form.querySelector("input[name=access]:checked").value;
         const names = access === "shared" ? tenants(shared.value) : [];
         if (access === "shared" && names.length === 0) throw new Error("name a tenant to share with");
-        await call("PATCH", `/object-info/${keyPath(bucket, o.key)}`, { access, shared_with: names });
+        // the version the row showed: one a read-write grantee wrote since is not made public
+        const saved = await call("PATCH", `/object-info/${keyPath(bucket, o.key)}`,
+          { version: o.version_id, access, shared_with: names });
         d.close();
         const whom = names.length ? ` with ${names.map(printable).join(", ")}` : "";
-        ctx.say(`${printable(o.key)} is now ${access}${whom}`);
+        ctx.say(`${printable(o.key)} is now ${access}${whom}${olderNote(saved)}`);
         ctx.rerender();
       });
     });

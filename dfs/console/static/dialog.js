@@ -69,3 +69,10 @@ export async function bucketChoice(current, attrs) {
   if (!names.includes(current)) names.unshift(current);
   return choice(names.map((n) => [n, printable(n)]), current, attrs);
 }
+
+// said after a dialog changed the version its row showed (the API answers with that version)
+// when another was written since: the newer one is left as it was, and the page shows it
+export function olderNote(saved) {
+  return saved && saved.is_latest === false
+    ? " (the version shown; a newer one, written since, is unchanged)" : "";
+}

@@ -48,15 +48,15 @@ export function clear(el) {
 }
 
 // names may hold control characters: show them as visible escapes, keep the text otherwise.
-// C0 and C1 controls as \xNN; the invisible direction marks and overrides (U+200E, U+200F,
-// U+202A to U+202E, U+2066 to U+2069) as \uNNNN, or "cod\u202Etxt.exe" would show as
-// "codexe.txt": a name from another tenant that reads as something else.
+// C0 and C1 controls as \xNN; the invisible direction marks and overrides (U+061C, U+200E,
+// U+200F, U+202A to U+202E, U+2066 to U+2069) as \uNNNN, or "cod\u202Etxt.exe" would show
+// as "codexe.txt": a name from another tenant that reads as something else.
 export function printable(name) {
   return String(name)
     .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
       `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`)
-    .replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) =>
-      `\\u${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    .replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) =>
+      `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`);
 }
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

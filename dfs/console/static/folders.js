@@ -34,6 +34,19 @@ function checkTarget(bucket, prefix, dstBucket, dst, move) {
   if (dst.startsWith(prefix)) throw new Error("a folder cannot go inside itself");
 }
 
+// the first listed key that the copy would also write (null: none). In the same bucket a
+// destination can be a source still to copy: moving a/b/ to a/ writes a/b/b/x onto a/b/x,
+// whose own bytes are gone before it is copied to a/x. Keys go four at a time, in no order.
+function overwrittenSource(keys, from, to) {
+  if (from.bucket !== to.bucket) return null;
+  const sources = new Set(keys);
+  for (const key of keys) {
+    const dst = to.prefix + key.slice(from.prefix.length);
+    if (sources.has(dst)) return dst;
+  }
+  return null;
+}
+
 // copy (or move) each key; progress(done) after each; stops early when stop() says so
 async function copyKeys(keys, from, to, move, progress, stop) {
   let next = 0;
@@ -80,6 +93,11 @@ export async function folderCopyDialog(ctx, bucket, prefix, move) {
         stopping = false;
         try {
           const keys = await keysUnder(bucket, prefix, d);
+          const hit = overwrittenSource(keys, { bucket, prefix }, to);
+          if (hit !== null) {
+            throw new Error(`${printable(hit)} would be overwritten before it is ` +
+              `${move ? "moved" : "copied"}: choose another folder`);
+          }
           Object.assign(bar, { max: Math.max(keys.length, 1), value: 0, hidden: false });
           stop.hidden = false;
           const where = `${printable(to.bucket)}/${printable(to.prefix)}`;

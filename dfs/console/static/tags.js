@@ -1,7 +1,8 @@
 // An object's tags edited as name = value rows and saved as the whole set
-// (PATCH /object-info {tags}: in place, no new version; at most 10 tags, the API's rule).
+// (PATCH /object-info {version, tags}: in place, no new version; at most 10 tags, the API's
+// rule), on the version the row showed, not one written since the dialog opened.
 import { call, keyPath } from "./api.js";
-import { openDialog } from "./dialog.js";
+import { olderNote, openDialog } from "./dialog.js";
 import { button, h, printable } from "./dom.js";
 
 const MAX_TAGS = 10;
@@ -17,16 +18,18 @@ function tagRow(rows, n, name, value) {
   return k;
 }
 
+// a name is sent as typed (" env" is not "env") and may be any text, "__proto__" too: pairs
+// made into an object by fromEntries, never by assignment, which would set the prototype
 function collect(rows) {
-  const tags = {};
+  const pairs = [];
   for (const row of rows.querySelectorAll("li")) {
-    const name = row.querySelector(".tag-name").value.trim();
-    if (name === "") continue; // an empty row is no tag
-    if (Object.hasOwn(tags, name)) throw new Error(`tag ${printable(name)} is there twice`);
-    tags[name] = row.querySelector(".tag-value").value;
+    const name = row.querySelector(".tag-name").value;
+    if (name.trim() === "") continue; // an empty row is no tag
+    if (pairs.some(([n]) => n === name)) throw new Error(`tag ${printable(name)} is there twice`);
+    pairs.push([name, row.querySelector(".tag-value").value]);
   }
-  if (Object.keys(tags).length > MAX_TAGS) throw new Error(`at most ${MAX_TAGS} tags`);
-  return tags;
+  if (pairs.length > MAX_TAGS) throw new Error(`at most ${MAX_TAGS} tags`);
+  return Object.fromEntries(pairs);
 }
 
 export function tagsDialog(ctx, bucket, o) {
@@ -41,9 +44,10 @@ export function tagsDialog(ctx, bucket, o) {
       e.preventDefault();
       d.run(async () => {
         const tags = collect(rows);
-        await call("PATCH", `/object-info/${keyPath(bucket, o.key)}`, { tags });
+        const saved = await call("PATCH", `/object-info/${keyPath(bucket, o.key)}`,
+          { version: o.version_id, tags });
         d.close();
-        ctx.say(`Saved ${Object.keys(tags).length} tags on ${printable(o.key)}`);
+        ctx.say(`Saved ${Object.keys(tags).length} tags on ${printable(o.key)}${olderNote(saved)}`);
         ctx.rerender();
       });
     });

@@ -51,6 +51,7 @@ from dfs.meta.multipart import (
     multipart_store,
     new_upload_id,
 )
+from dfs.meta.namespace import BucketRecord
 
 log = logging.getLogger("dfs.api.multipart")
 
@@ -66,6 +67,13 @@ def multipart_etag(part_etags: Sequence[str]) -> str:
     for etag in part_etags:
         md5.update(bytes.fromhex(etag))
     return f"{md5.hexdigest()}-{len(part_etags)}"
+
+
+def of_bucket(upload: MultipartUpload, bucket: BucketRecord) -> bool:
+    """Whether ``upload`` was created in ``bucket`` as it is now, not in an earlier bucket of
+    its name (deleted, the name taken again since): dated no earlier than the bucket
+    (``Multipart.create``'s ``not_before``)."""
+    return upload.bucket == bucket.name and upload.created_at >= bucket.created_at
 
 
 class StreamReader:
@@ -107,8 +115,12 @@ class Multipart:
         metadata: tuple[tuple[str, str], ...] = (),
         headers: tuple[tuple[str, str], ...] = (),
         checksum: str = "",
+        not_before: float = 0.0,
     ) -> MultipartUpload:
-        now = self.coord.clock()
+        """A new upload of ``bucket/key``. ``not_before``: the bucket's ``created_at``: an
+        upload is dated no earlier than the bucket it is created in (``of_bucket``), even by
+        a process whose clock is behind the one that created the bucket."""
+        now = max(self.coord.clock(), not_before)
         upload = MultipartUpload(
             new_upload_id(now),
             tenant,
@@ -123,13 +135,32 @@ class Multipart:
         await self.store.create_multipart_upload(upload)
         return upload
 
-    async def upload(self, upload_id: str, tenant: str, bucket: str, key: str) -> MultipartUpload:
+    async def upload(
+        self, upload_id: str, tenant: str, bucket: BucketRecord, key: str
+    ) -> MultipartUpload:
         """The caller's upload of ``bucket/key`` that is not done; ``UploadNotFound`` for
-        anything else (someone else's, another key's, completed or aborted)."""
+        anything else (someone else's, another key's, an earlier bucket's of that name,
+        completed or aborted)."""
         u = await self.store.get_multipart_upload(upload_id)
-        if (u.tenant, u.bucket, u.key) != (tenant, bucket, key) or u.state == UPLOAD_DONE:
-            raise UploadNotFound(f"no multipart upload {upload_id} of {bucket}/{key}")
+        if (u.tenant, u.key) != (tenant, key) or not of_bucket(u, bucket) or u.state == UPLOAD_DONE:
+            raise UploadNotFound(f"no multipart upload {upload_id} of {bucket.name}/{key}")
         return u
+
+    async def uploads_of(
+        self, bucket: BucketRecord, prefix: str, after: tuple[str, str] | None, limit: int
+    ) -> list[MultipartUpload]:
+        """``list_multipart_uploads`` of ``bucket`` as it is now: an earlier bucket's
+        uploads of its name left out (``of_bucket``), and read on past them, so that a page
+        shorter than ``limit`` still means the end of the list."""
+        found: list[MultipartUpload] = []
+        while len(found) < limit:
+            want = limit - len(found)
+            page = await self.store.list_multipart_uploads(bucket.name, prefix, after, want)
+            found += [u for u in page if of_bucket(u, bucket)]
+            if len(page) < want:
+                break
+            after = (page[-1].key, page[-1].upload_id)
+        return found
 
     async def ingest_part(
         self,

@@ -11,27 +11,26 @@ answer. ``who`` is the caller (None: anonymous).
 from __future__ import annotations
 
 import dataclasses
-import mimetypes
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from typing import cast
 
 from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_bodies import ObjectFields
+from dfs.api.namespace_records import Resolved as Resolved
+from dfs.api.namespace_records import fresh_file, new_object
+from dfs.api.namespace_records import namespace_store as namespace_store
 from dfs.api.ttl_cache import TtlMap
 from dfs.bounded import gather_bounded
 from dfs.errors import BucketExists, BucketNotFound, InvalidRequest, KeyNotFound, Unavailable
 from dfs.ids import new_file_id
 from dfs.meta.base import (
-    FILE_COMPLETE,
     FILE_PENDING,
     FileRecord,
     Location,
     ManifestEntry,
-    MetadataStore,
 )
 from dfs.meta.namespace import (
     ACCESS_PRIVATE,
@@ -50,24 +49,6 @@ from dfs.meta.namespace import (
 PREFIX_PAGE = 500  # keys per listing page while copying, moving or deleting a prefix
 MAX_PREFIX_KEYS = 100_000  # keys one prefix operation may touch
 DELETES_AT_ONCE = 64  # keys of one prefix delete in flight (the SQLite store's group size)
-
-
-def namespace_store(meta: MetadataStore) -> NamespaceStore | None:
-    """The namespace half of a metadata backend (itself, or its ``namespace``), or None."""
-    ns: object = getattr(meta, "namespace", meta)
-    return cast(NamespaceStore, ns) if hasattr(ns, "put_object") else None
-
-
-def guess_type(key: str) -> str:
-    return mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A readable version and its bucket (whose tenant owns the version's file)."""
-
-    bucket: BucketRecord
-    version: ObjectVersion
 
 
 class Namespace:
@@ -362,7 +343,15 @@ class Namespace:
         )
 
     async def restore(self, who: Principal, bucket: str, key: str, version: str) -> PutResult:
-        access.require_write(who, await self.bucket(bucket))
+        """A copy of ``version`` (its access and ``shared_with`` too) made current. Only
+        the owner restores a version that is not private: a grantee's restore would
+        publish again what the owner made private by writing over it (Forbidden, as a
+        grantee's write with that access is)."""
+        b = await self.bucket(bucket)
+        access.require_write(who, b)
+        if not access.is_owner(who, b):
+            old = await self.store.get_object(bucket, key, version)
+            access.require_may_share(who, b, old.access)
         return await self.store.restore_version(bucket, key, version, self.coord.clock())
 
     async def update_object(
@@ -466,7 +455,8 @@ class Namespace:
         ``fields`` gives replaces the source's (S3's REPLACE directives). ``if_absent`` and
         ``if_match``: the conditions of ``link``, on the target of a single copy."""
         src_b = await self.bucket(src[0])
-        access.require_list(who, src_b)
+        if recursive:  # one key's read access is ``resolve``'s (an object shared with who)
+            access.require_list(who, src_b)
         if move:
             access.require_write(who, src_b)
         dst_b = await self.bucket(dst[0])
@@ -562,38 +552,3 @@ class Namespace:
         if by == "type":
             return await self.store.usage_by_type(who.tenant, bucket)
         return await self.store.usage(who.tenant, bucket)
-
-
-def new_object(
-    b: BucketRecord,
-    key: str,
-    file_id: str,
-    size: int,
-    sha256: str,
-    fields: ObjectFields,
-    etag: str | None,
-) -> NewObject:
-    """The version a write links: ``fields`` with their defaults, written by the tenant
-    that owns ``b`` as it was read (``NewObject.owner``)."""
-    return NewObject(
-        bucket=b.name,
-        key=key,
-        file_id=file_id,
-        size=size,
-        etag=sha256 if etag is None else etag,
-        sha256=sha256,
-        content_type=fields.content_type or guess_type(key),
-        user_metadata=fields.metadata or (),
-        tags=fields.tags or (),
-        access=fields.access or ACCESS_PRIVATE,
-        headers=fields.headers or (),
-        owner=b.tenant,
-    )
-
-
-def fresh_file(who: Principal, file_id: str, written: FileRecord | None) -> FileRecord | None:
-    """``written`` when it is complete file ``file_id`` of the caller's tenant: what
-    ``get_complete_file`` would read back."""
-    if written is None or written.file_id != file_id or written.state != FILE_COMPLETE:
-        return None
-    return written if written.tenant == who.tenant else None

@@ -2,7 +2,8 @@
 it uploads a folder into a bucket, instead of one ``PUT /objects`` per file.
 
 Each entry is ``Namespace.link``'s, with its own checks and its own answer (a version, or
-the error that refused it: a bad key or field, a key named twice, a file not the caller's),
+the error that refused it: a bad key or field, a key named twice, a file not the caller's,
+an access other than private asked by a grantee: ``access.require_may_share``),
 so one bad entry costs only itself. The entries that link the bucket owner's own complete
 files (a folder upload's, nearly all) go to the store in one ``put_objects``: SQLite links
 the fresh ones in one pass of a few statements and the rest one by one in the same
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.namespace_bodies import ObjectFields
-from dfs.api.namespace_service import Namespace, fresh_file, new_object
+from dfs.api.namespace_records import fresh_file, new_object
+from dfs.api.namespace_service import Namespace
 from dfs.bounded import gather_bounded
 from dfs.errors import DfsError, InvalidRequest, Unavailable
 from dfs.meta.base import FileRecord
@@ -75,7 +77,12 @@ async def link_many(
             continue
         rec = fresh_file(who, e.file_id, files.get(e.file_id)) if e.file_id else None
         if e.file_id and (rec is None or rec.tenant != b.tenant):
-            others.append((i, e))
+            others.append((i, e))  # ``link`` checks the entry's access itself
+            continue
+        try:  # what ``link`` checks, for the entries the batch links without it
+            access.require_may_share(who, b, e.fields.access)
+        except DfsError as exc:
+            out[i] = exc
             continue
         size, sha256 = (rec.size, rec.sha256) if rec is not None else (0, "")
         own.append((i, new_object(b, e.key, e.file_id, size, sha256, e.fields, None)))

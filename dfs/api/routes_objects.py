@@ -16,16 +16,20 @@
 Object bytes served here are user content: ``Content-Disposition: attachment``, nosniff and
 the sandbox CSP always (``dfs.api.user_content``). Reads without a token are allowed for
 public-read buckets and objects only; everything refused answers 404 as missing keys do.
+A version's ``shared_with`` (whom the owner shared it with) is the bucket owner's to see: in
+answers to a read-write grantee's writes, as in its reads, it is empty.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from dfs import protocol
 from dfs.api.access import is_owner
+from dfs.api.bodies import Principal
 from dfs.api.context import COORDINATOR, NAMESPACE, caller, principal, stored_file
 from dfs.api.file_stream import disposition, stream_file
 from dfs.api.ingest import download_cap
@@ -39,7 +43,7 @@ from dfs.api.namespace_bodies import (
 from dfs.api.namespace_service import Resolved
 from dfs.api.object_links import LinkEntry, link_many
 from dfs.api.version_removals import VersionRemoval, remove_versions
-from dfs.errors import ContentNotStored, DfsError, FileNotFound, InvalidRequest
+from dfs.errors import BucketNotFound, ContentNotStored, DfsError, FileNotFound, InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
 from dfs.meta.namespace import NULL_VERSION, ObjectVersion, PutResult
 from dfs.server import json_response, read_json
@@ -54,6 +58,21 @@ def _target(request: web.Request) -> tuple[str, str]:
 
 def _version(request: web.Request) -> str | None:
     return request.query.get("version") or None
+
+
+async def _for_owner(
+    request: web.Request, who: Principal, versions: Iterable[ObjectVersion | None]
+) -> bool:
+    """Whether a write's answer may name the tenants its versions (of one bucket) are shared
+    with: only to the bucket's owner, as ``object_info`` and listings show them. A read-write
+    grantee's writes answer without them. The bucket is read only for a shared version."""
+    shared = [v for v in versions if v is not None and v.shared_with]
+    if not shared:
+        return True
+    try:
+        return is_owner(who, await request.app[NAMESPACE].bucket(shared[0].bucket))
+    except BucketNotFound:  # deleted since the write: nobody's to see
+        return False
 
 
 def _headers(v: ObjectVersion) -> dict[str, str]:
@@ -72,16 +91,17 @@ async def put_object(request: web.Request) -> web.Response:
     file_id = "" if body.get("file_id") in (None, "") else parse_file_id(body["file_id"])
     fields, ns = ObjectFields.parse(body), request.app[NAMESPACE]
     once = _flag(body, "unless_current")
+    who = principal(request)
     if body.get("sha256") is None:
         if body.get("manifest_sha256") is not None:
             raise InvalidRequest("manifest_sha256 goes with sha256")
-        who = principal(request)
         done = await ns.link(who, bucket, key, file_id, fields, unless_current=once)
     elif once:
         raise InvalidRequest("unless_current goes with file_id (or an empty object), not sha256")
     else:
         done = await _put_known(request, bucket, key, body, fields, bool(file_id))
-    answer = {"object": object_body(done.version), "released_file_id": done.released_file_id}
+    mine = await _for_owner(request, who, [done.version])
+    answer = {"object": object_body(done.version, mine), "released_file_id": done.released_file_id}
     return json_response(answer, status=201 if done.made else 200)
 
 
@@ -146,15 +166,17 @@ async def delete_object(request: web.Request) -> web.Response:
         raise InvalidRequest("if_latest goes with a version to remove")
     if if_latest == NULL_VERSION:  # rewritten in place by every write: it names no one write
         raise InvalidRequest("if_latest takes a numbered version, not null")
+    who = principal(request)
     gone = await request.app[NAMESPACE].delete(
-        principal(request),
+        who,
         bucket,
         key,
         _version(request),
         unless_deleted=once == "true",
         if_latest=if_latest,
     )
-    return json_response({"deleted": key, "version": object_body(gone) if gone else None})
+    mine = await _for_owner(request, who, [gone])
+    return json_response({"deleted": key, "version": object_body(gone, mine) if gone else None})
 
 
 async def object_info(request: web.Request) -> web.Response:
@@ -171,10 +193,11 @@ async def update_object(request: web.Request) -> web.Response:
     if version is not None and not isinstance(version, str):
         raise InvalidRequest("version must be a string")
     shared = None if body.get("shared_with") is None else parse_tenants(body["shared_with"])
+    who = principal(request)
     v = await request.app[NAMESPACE].update_object(
-        principal(request), bucket, key, version or None, ObjectFields.parse(body), shared
+        who, bucket, key, version or None, ObjectFields.parse(body), shared
     )
-    return json_response(object_body(v))
+    return json_response(object_body(v, await _for_owner(request, who, [v])))
 
 
 def _ttl(request: web.Request, cap: int) -> int:
@@ -228,15 +251,17 @@ async def copy_objects(request: web.Request) -> web.Response:
     version = body.get("version")
     if version is not None and not isinstance(version, str):
         raise InvalidRequest("version must be a string")
+    who = principal(request)
     made = await request.app[NAMESPACE].copy(
-        principal(request),
+        who,
         src,
         dst,
         version=version or None,
         recursive=recursive,
         move=_flag(body, "move"),
     )
-    return json_response({"objects": [object_body(v) for v in made]})
+    mine = await _for_owner(request, who, made)
+    return json_response({"objects": [object_body(v, mine) for v in made]})
 
 
 async def restore_object(request: web.Request) -> web.Response:
@@ -245,8 +270,11 @@ async def restore_object(request: web.Request) -> web.Response:
     version = body.get("version")
     if not isinstance(version, str) or not version:
         raise InvalidRequest("version is required")
-    done = await request.app[NAMESPACE].restore(principal(request), bucket, key, version)
-    return json_response({"object": object_body(done.version)})
+    who = principal(request)
+    done = await request.app[NAMESPACE].restore(who, bucket, key, version)
+    return json_response(
+        {"object": object_body(done.version, await _for_owner(request, who, [done.version]))}
+    )
 
 
 def _link_entry(i: int, entry: object) -> LinkEntry | DfsError:
@@ -278,11 +306,12 @@ async def link_objects(request: web.Request) -> web.Response:
     entries = [_link_entry(i, e) for i, e in enumerate(items)]
     ns, who = request.app[NAMESPACE], principal(request)
     done = await link_many(ns, who, bucket, entries, unless_current=once)
+    mine = await _for_owner(request, who, [d.version for d in done if isinstance(d, PutResult)])
     answers = [
         {"key": _entry_key(items[i]), **d.to_body()}
         if isinstance(d, DfsError)
         else {
-            "object": object_body(d.version),
+            "object": object_body(d.version, mine),
             "released_file_id": d.released_file_id,
             "made": d.made,
         }
@@ -316,11 +345,13 @@ async def remove_objects(request: web.Request) -> web.Response:
     if not isinstance(items, list) or not 0 < len(items) <= protocol.MAX_BATCH_FILES:
         raise InvalidRequest(f"versions must be a list of 1-{protocol.MAX_BATCH_FILES} entries")
     entries = [_removal(i, e) for i, e in enumerate(items)]
-    done = await remove_versions(request.app[NAMESPACE], principal(request), bucket, entries)
+    who = principal(request)
+    done = await remove_versions(request.app[NAMESPACE], who, bucket, entries)
+    mine = await _for_owner(request, who, [d for d in done if not isinstance(d, DfsError)])
     answers = [
         {"key": _entry_key(items[i]), **d.to_body()}
         if isinstance(d, DfsError)
-        else {"deleted": _entry_key(items[i]), "version": object_body(d) if d else None}
+        else {"deleted": _entry_key(items[i]), "version": object_body(d, mine) if d else None}
         for i, d in enumerate(done)
     ]
     return json_response({"versions": answers})

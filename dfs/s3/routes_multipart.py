@@ -2,7 +2,7 @@
 
 | method | path                          | call                                             |
 |--------|-------------------------------|--------------------------------------------------|
-| POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type``, ``x-amz-meta-*`` and the stored headers, ``dfs.s3.object_writes``, kept for the object) |
+| POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type``, ``x-amz-meta-*`` and the stored headers, ``dfs.s3.object_writes``, kept for the object; ``x-amz-acl`` other than private and ``x-amz-grant-*``: 501) |
 | PUT    | /{bucket}/{key}?partNumber&uploadId | UploadPart; with ``x-amz-copy-source`` (and ``x-amz-copy-source-range``): UploadPartCopy |
 | POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload (``If-None-Match: *``: atomic create, 412; the part sizes kept for ``partNumber`` reads, ``dfs.s3.part_numbers``) |
 | DELETE | /{bucket}/{key}?uploadId      | AbortMultipartUpload (204)                       |
@@ -11,7 +11,10 @@
 
 These calls share their paths with the object and bucket calls and are told apart by their
 query, so ``dispatch`` (a middleware after SigV4) hands them here before the object routes
-see them. UploadPart taps the part's bytes for the object's SHA-256 (``Multipart.chains``).
+see them. An upload is one of its bucket as the bucket is now (``Multipart.upload``: never
+one made in an earlier bucket of the name), and every call that adds to it (UploadPart,
+UploadPartCopy, Complete) checks again that the caller may write the bucket. UploadPart
+taps the part's bytes for the object's SHA-256 (``Multipart.chains``).
 CompleteMultipartUpload re-chunks the parts around their edges (``Multipart.assemble``;
 reading every part back when the SHA-256 was not kept), which takes time growing with the
 object: as S3 does, when it is not done within
@@ -50,7 +53,8 @@ from dfs.meta.multipart import (
     MultipartUpload,
     UploadPart,
 )
-from dfs.s3 import checksums, multipart_listing, multipart_xml, object_writes, part_numbers
+from dfs.meta.namespace import ACCESS_PRIVATE
+from dfs.s3 import acl, checksums, multipart_listing, multipart_xml, object_writes, part_numbers
 from dfs.s3.bodies import declared_length, read_small, request_body
 from dfs.s3.context import (
     COORDINATOR,
@@ -110,9 +114,18 @@ def _int_param(q: dict[str, str], name: str, default: int, lo: int, hi: int) -> 
     return value
 
 
-async def _upload(request: web.Request, bucket: str, key: str) -> MultipartUpload:
+async def _upload(
+    request: web.Request, bucket: str, key: str, *, write: bool = True
+) -> MultipartUpload:
+    """The caller's upload named by ``uploadId``, of the bucket as it is now
+    (``Multipart.upload``). ``write``: a call that adds to it (a part, Complete), refused
+    unless the caller may still write the bucket (a grant revoked since the upload began
+    ends it, as it ends PutObject); Abort and ListParts only need the upload to be theirs."""
+    b = await request.app[NAMESPACE].bucket_for_write(bucket)
+    if write:
+        access.require_write(principal(request), b)
     upload_id = params(request).get("uploadId", "")
-    return await request.app[MULTIPART].upload(upload_id, caller(request).tenant, bucket, key)
+    return await request.app[MULTIPART].upload(upload_id, caller(request).tenant, b, key)
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -134,13 +147,18 @@ async def create_upload(request: web.Request, bucket: str, key: str) -> web.Resp
     for name in _UNSUPPORTED_CREATE_HEADERS:
         if name in request.headers:
             raise not_implemented(f"CreateMultipartUpload with {name}")
+    # the upload keeps no ACL for Complete to apply: refused rather than a private object
+    # where PutObject with the same header makes a public one
+    acl.refuse_grant_headers(request)
+    if acl.canned(request.headers.get("x-amz-acl")) not in (None, ACCESS_PRIVATE):
+        raise not_implemented("CreateMultipartUpload with x-amz-acl other than private")
     ctype, meta = _fields(request)
     headers = object_writes.stored_headers(request)
     algorithm = checksums.upload_algorithm(request.headers)
     b = await request.app[NAMESPACE].bucket(bucket)
     access.require_write(principal(request), b)
     u = await request.app[MULTIPART].create(
-        caller(request).tenant, bucket, key, ctype, meta, headers, algorithm
+        caller(request).tenant, bucket, key, ctype, meta, headers, algorithm, b.created_at
     )
     inner = xml("Bucket", bucket) + xml("Key", key) + xml("UploadId", u.upload_id)
     resp = xml_response("InitiateMultipartUploadResult", inner)
@@ -422,7 +440,7 @@ async def _complete_slowly(
 
 async def abort_upload(request: web.Request, bucket: str, key: str) -> web.Response:
     _refuse_params(request, {"uploadId"})
-    u = await _upload(request, bucket, key)
+    u = await _upload(request, bucket, key, write=False)
     await request.app[MULTIPART].finish(u, {UPLOAD_OPEN})
     return web.Response(status=204)
 
@@ -431,7 +449,7 @@ async def list_parts(request: web.Request, bucket: str, key: str) -> web.Respons
     q = _refuse_params(request, {"uploadId", "max-parts", "part-number-marker", "encoding-type"})
     max_parts = _int_param(q, "max-parts", MAX_LISTED, 0, MAX_LISTED)
     marker = _int_param(q, "part-number-marker", 0, 0, MAX_PARTS)
-    u = await _upload(request, bucket, key)
+    u = await _upload(request, bucket, key, write=False)
     parts = await request.app[MULTIPART].store.list_upload_parts(
         u.upload_id, after=marker, limit=max_parts + 1
     )
@@ -446,7 +464,7 @@ async def list_uploads(request: web.Request, bucket: str) -> web.Response:
     if q.get("encoding-type", "url") != "url":
         raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request")
     max_uploads = _int_param(q, "max-uploads", MAX_LISTED, 0, MAX_LISTED)
-    await request.app[NAMESPACE].visible_bucket(principal(request), bucket)
+    b = await request.app[NAMESPACE].visible_bucket(principal(request), bucket)
     query = multipart_listing.Query(
         q.get("prefix", ""),
         q.get("delimiter", ""),
@@ -455,10 +473,10 @@ async def list_uploads(request: web.Request, bucket: str) -> web.Response:
         q.get("upload-id-marker", "") if q.get("key-marker") else "",
         "encoding-type" in q,
     )
-    store = request.app[MULTIPART].store
+    mp = request.app[MULTIPART]
 
     def lister(after: multipart_listing.After, limit: int) -> Awaitable[list[MultipartUpload]]:
-        return store.list_multipart_uploads(bucket, query.prefix, after, limit)
+        return mp.uploads_of(b, query.prefix, after, limit)  # not an earlier bucket's
 
     entries, truncated = await multipart_listing.uploads_page(lister, query, max_uploads)
     inner = multipart_listing.list_uploads_xml(bucket, entries, truncated, query, max_uploads)

@@ -29,6 +29,10 @@ from dfs.meta.namespace import (
 )
 
 MAX_PAGE = 1000
+# tenants one bucket may be shared with: DynamoDB changes a bucket's grants (an index item
+# per grantee, both removed and added ones) in one transaction of at most 100 actions, with
+# the bucket and its 8 versioning guard rows: 1 + 8 + 2 * 45 = 99
+MAX_GRANTS = 45
 
 
 def bucket_body(b: BucketRecord, for_owner: bool = True) -> dict[str, Any]:
@@ -152,6 +156,8 @@ def parse_metadata(value: object) -> tuple[tuple[str, str], ...]:
 
 def parse_grants(value: object) -> tuple[tuple[str, str], ...]:
     grants = _string_map(value, "grants")
+    if len(grants) > MAX_GRANTS:
+        raise InvalidRequest(f"a bucket may be shared with at most {MAX_GRANTS} tenants")
     for v in grants.values():
         _choice(v, "a grant", (GRANT_READ, GRANT_READ_WRITE))
     return tuple(sorted(grants.items()))

@@ -347,8 +347,11 @@ class MetadataStore(Protocol):
         In the same atomic step, a complete file that ``find_file_by_sha256`` named hands
         that entry to another complete file of the tenant with the same sha256 and the same
         ``sha256_verified`` (if any),
-        else the entry goes: ``find_file_by_sha256`` never names a deleted file nor misses
-        a complete one (once a big file's delete has begun, it is no longer found).
+        else the entry goes: ``find_file_by_sha256`` never names a deleted file and, on
+        SQLite, never misses a complete one (once a big file's delete has begun, it is no
+        longer found). DynamoDB keeps at most ``HASH_CANDIDATES`` files to hand the entry
+        to (an item is bounded at 400 KB): once those are all deleted, it misses the
+        tenant's other files with that content, which costs whole-file dedup only.
         While an object version links the file (``dfs.meta.namespace``) it raises Conflict
         and changes nothing, checked in the same atomic step as the delete: the object goes
         by deleting it, and the namespace deletes the file when its last version goes.

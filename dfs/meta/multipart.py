@@ -105,7 +105,8 @@ class MultipartStore(Protocol):
     ) -> list[MultipartUpload]:
         """The bucket's uploads whose key starts with ``prefix``, ordered by (key, upload id)
         in UTF-8 byte order, strictly after ``after`` = (key, upload id), at most ``limit``;
-        uploads in state ``done`` are left out."""
+        uploads in state ``done`` are left out, and fewer than ``limit`` means the end (a
+        page is filled past the ones left out)."""
         ...
 
     async def count_multipart_uploads(self, limit: int) -> int:

@@ -16,7 +16,8 @@ replaces the whole ACL, as in S3 (``private`` on a bucket also drops its tenant 
 Anything else (other canned ACLs, ``x-amz-grant-*`` headers, ``READ_ACP``/``WRITE_ACP``,
 groups other than ``AllUsers``, e-mail grantees) answers 501 ``NotImplemented``: the
 namespace cannot keep it, and a silent partial mapping would be a wrong success. Reading an
-ACL needs read access; changing one is the bucket owner's (``dfs.api.access``).
+ACL needs read access; changing one is the bucket owner's (``dfs.api.access``). A bucket ACL
+grants at most ``MAX_GRANTS`` tenants (400 ``InvalidRequest`` beyond), as the API's grants.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dfs.api import access
-from dfs.api.namespace_bodies import ObjectFields
+from dfs.api.namespace_bodies import MAX_GRANTS, ObjectFields
 from dfs.meta.namespace import (
     ACCESS_PRIVATE,
     ACCESS_PUBLIC_READ,
@@ -133,11 +134,9 @@ async def get_bucket_acl(request: web.Request) -> web.Response:
     return _policy(b.tenant, _bucket_grants(b))
 
 
-async def put_bucket_acl(request: web.Request) -> web.Response:
-    ns, who = request.app[NAMESPACE], principal(request)
-    b = await ns.bucket(bucket_name(request))
-    access.require_owner(who, b)
-    grants = await _requested(request, b.tenant)
+def bucket_access(grants: Grants) -> tuple[bool, list[tuple[str, str]]]:
+    """A bucket ACL's grants as the namespace keeps them: public-read or not, and each
+    tenant's grant; 501 for what does not map, 400 beyond ``MAX_GRANTS`` tenants."""
     perms: dict[str, set[str]] = {}
     for g, p in grants:
         perms.setdefault(g, set()).add(p)
@@ -150,6 +149,16 @@ async def put_bucket_acl(request: web.Request) -> web.Response:
             tenant_grants.append((tenant, GRANT_READ_WRITE))
         else:
             raise not_implemented("WRITE without READ for a tenant")
+    if len(tenant_grants) > MAX_GRANTS:
+        raise S3Error("InvalidRequest", 400, f"a bucket ACL may grant at most {MAX_GRANTS} tenants")
+    return public, tenant_grants
+
+
+async def put_bucket_acl(request: web.Request) -> web.Response:
+    ns, who = request.app[NAMESPACE], principal(request)
+    b = await ns.bucket(bucket_name(request))
+    access.require_owner(who, b)
+    public, tenant_grants = bucket_access(await _requested(request, b.tenant))
     await ns.update_bucket(
         who,
         b.name,

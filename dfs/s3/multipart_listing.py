@@ -78,7 +78,7 @@ async def uploads_page(lister: Lister, q: Query, limit: int) -> tuple[list[Entry
                 last_prefix = cp
             if len(entries) > limit:
                 return entries[:limit], True
-        if len(batch) < asked:
+        if len(batch) < asked:  # the store answers short only at the end (done ones skipped)
             return entries, False
         last = batch[-1]
         if last_prefix is not None and last.key.startswith(last_prefix):

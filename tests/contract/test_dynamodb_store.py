@@ -51,11 +51,15 @@ async def test_commit_resumes_after_a_crash_without_double_counting(
     refs = codec.refs_of(manifest)
     # A commit that died after claiming the file and applying its first batch:
     assert await store._rq.run(store._claim, rec.file_id) == codec.FILE_COMMITTING
-    await store._rq.run(store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 1.0, "t1")
+    await store._rq.run(
+        store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 1.0, "t1", rec.file_id
+    )
     assert (await store.get_file(rec.file_id)).state == FILE_PENDING
     assert (await store.commit_file(rec.file_id, 2.0)).state == FILE_COMPLETE
     # Replaying a batch after completion changes nothing either.
-    await store._rq.run(store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 3.0, "t1")
+    await store._rq.run(
+        store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 3.0, "t1", rec.file_id
+    )
     stats = await store.get_stats()
     assert (stats.total_files, stats.unique_chunks, stats.stored_bytes) == (1, 200, 600)
     assert stats.duplicates_avoided == 0
@@ -75,7 +79,9 @@ async def test_gc_finishes_and_deletes_a_commit_a_crash_left_half_way(
     item = await store._file_item(rec.file_id, ("mid",))
     refs = codec.refs_of(manifest)
     assert await store._rq.run(store._claim, rec.file_id) == codec.FILE_COMMITTING
-    await store._rq.run(store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 11.0, "t1")
+    await store._rq.run(
+        store._commit_batch, item["mid"]["S"], 0, refs[:CHUNKS_PER_TX], 11.0, "t1", rec.file_id
+    )
     stale = await store.stale_pending_files(20.0, limit=10)
     assert [f.file_id for f in stale] == [rec.file_id]
     assert not await store.delete_pending_file(rec.file_id, 0.5, 30.0)  # not old enough
@@ -174,9 +180,9 @@ async def test_commit_and_delete_transactions_fit_the_limit(
     sizes: list[int] = []
     transact = store._rq.transact
 
-    def counting(actions: list[dict[str, object]]) -> None:
+    def counting(actions: list[dict[str, object]], token: str | None = None) -> None:
         sizes.append(len(actions))
-        transact(actions)
+        transact(actions, token)
 
     monkeypatch.setattr(store._rq, "transact", counting)
     content = [(cid(f"tx{distinct}-{i}"), 3) for i in range(distinct)]
@@ -196,7 +202,8 @@ async def test_commit_and_delete_transactions_fit_the_limit(
         # a whole delete (its link check included) fills it; a whole commit takes 2n + 3
         assert max(sizes) == 2 * distinct + 4 == TX_MAX
     else:
-        assert max(sizes) == 2 * distinct  # the biggest batch: the first 48 chunks, +2
+        # the biggest batch: the first 48 chunks, its marker, the file check, a counter
+        assert max(sizes) == 2 * distinct + 1 == TX_MAX - 1
     stats = await store.get_stats()
     assert (stats.total_files, stats.stored_bytes, stats.unique_chunks) == (0, 0, 0)
     chunks = await store.get_chunks([c for c, _ in content])

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+from typing import Any
 
 import pytest
 
 from dfs.errors import UploadNotFound
 from dfs.meta import sqlite_multipart
 from dfs.meta.base import MetadataStore
+from dfs.meta.dynamo import DynamoMetadataStore
 from dfs.meta.multipart import (
     UPLOAD_COMPLETING,
     UPLOAD_DONE,
@@ -21,6 +23,7 @@ from dfs.meta.multipart import (
     multipart_store,
     new_upload_id,
 )
+from dfs.s3 import multipart_listing
 
 
 def _store(meta: MetadataStore) -> MultipartStore:
@@ -133,6 +136,61 @@ async def test_listing_order_prefix_markers_and_age(meta: MetadataStore) -> None
     stale = await store.stale_multipart_uploads(1002.5)
     assert [u.created_at for u in stale] == [1000.0, 1001.0, 1002.0]
     assert len(await store.stale_multipart_uploads(2000.0, limit=4)) == 4
+
+
+async def test_a_page_is_full_of_live_uploads_until_the_end(meta: MetadataStore) -> None:
+    """Done uploads (sealed while their parts are released, or left by a crash) are skipped
+    without shortening the page: a page shorter than asked means the end to
+    ListMultipartUploads, which would then answer IsTruncated=false over live uploads."""
+    store = _store(meta)
+    made = [_upload(k, 1000.0 + i) for i, k in enumerate("abcdefg")]
+    for u in made:
+        await store.create_multipart_upload(u)
+    for u in (made[0], made[2], made[3]):  # a, c, d
+        await store.set_multipart_state(u.upload_id, {UPLOAD_OPEN}, UPLOAD_DONE)
+    assert [u.key for u in await store.list_multipart_uploads("b1", limit=3)] == ["b", "e", "f"]
+
+    async def lister(after: tuple[str, str] | None, limit: int) -> list[MultipartUpload]:
+        return await store.list_multipart_uploads("b1", "", after, limit)
+
+    seen: list[str] = []
+    query = multipart_listing.Query()
+    while True:
+        entries, truncated = await multipart_listing.uploads_page(lister, query, 1)
+        seen += [e.key for e in entries if isinstance(e, MultipartUpload)]
+        if not truncated:
+            break
+        last = entries[-1]
+        assert isinstance(last, MultipartUpload)
+        query = multipart_listing.Query(key_marker=last.key, upload_id_marker=last.upload_id)
+    assert seen == ["b", "e", "f", "g"]
+
+
+async def test_an_upload_forgotten_while_listed_is_skipped(
+    meta: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB reads the by-key index, then each upload: one forgotten in between (its
+    index items read, its upload item gone) is left out of the page, not an error."""
+    store = _store(meta)
+    made = [_upload(k, 1000.0 + i) for i, k in enumerate("abc")]
+    for u in made:
+        await store.create_multipart_upload(u)
+    if isinstance(store, DynamoMetadataStore):
+        real = store._listed
+
+        def forgotten_first(item: dict[str, Any]) -> MultipartUpload:
+            if item["uid"]["S"] == made[0].upload_id:
+                store._rq.call(  # type: ignore[attr-defined]
+                    "delete_item",
+                    TableName=store.tables["namespace"],  # type: ignore[attr-defined]
+                    Key={"p": {"S": f"mpu#{made[0].upload_id}"}, "s": {"S": "-"}},
+                )
+            return real(item)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(store, "_listed", forgotten_first)
+    else:  # SQLite forgets in one transaction: the upload is simply gone
+        await store.delete_multipart_upload(made[0].upload_id)
+    assert [u.key for u in await store.list_multipart_uploads("b1", limit=2)] == ["b", "c"]
 
 
 async def test_checksums_of_the_upload_and_its_parts_are_kept(meta: MetadataStore) -> None:

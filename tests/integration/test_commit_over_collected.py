@@ -25,8 +25,8 @@ import pytest
 
 from dfs.api import paged_uploads
 from dfs.api.bodies import DEFAULT_TENANT, UploadRequest
-from dfs.api.coordinator import Coordinator
 from dfs.api.chunk_writes import put_to_nodes
+from dfs.api.coordinator import Coordinator
 from dfs.chunking import ChunkerProfile
 from dfs.errors import IncompleteUpload
 from dfs.ids import new_file_id

@@ -31,7 +31,7 @@ How the records map onto the tables:
 | counters  | "stats#07"         | one of COUNTER_SHARDS shards of the Stats fields       |
 | counters  | "lease#repair"     | a lease: owner, expires_at, info                       |
 | file_hashes | (tenant, sha256) | file_id of the first complete file with that content,  |
-|             |                  | files (set: every complete one), v (change count)     |
+|             |                  | files (set: up to 200 complete ones), v (changes)     |
 | namespace | (p, s)             | buckets, index items, usage, file links, pending jobs, |
 |           |                    | intents of PutObjects' files not linked yet,          |
 |           |                    | per-tenant/bucket chunk counts (store_namespace_codec) |

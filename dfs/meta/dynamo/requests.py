@@ -269,8 +269,10 @@ class Requests:
         """TransactWriteItems; raises Cancelled(codes) when a condition failed. ``token``: its
         ClientRequestToken, so that the retry policy's resend of a transaction whose answer
         was lost is not applied twice; replaced by a new one for an attempt that follows
-        only refusals (see the module)."""
-        assert len(actions) <= TX_MAX
+        only refusals (see the module). InvalidRequest for more than TX_MAX actions (a
+        write too big for one transaction: its caller bounds what it asks for)."""
+        if len(actions) > TX_MAX:
+            raise InvalidRequest(f"a transaction of {len(actions)} writes (at most {TX_MAX})")
         params: dict[str, Any] = {"TransactItems": actions}
         if token is not None:
             params["ClientRequestToken"] = token

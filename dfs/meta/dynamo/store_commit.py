@@ -8,12 +8,19 @@ complete included). Bigger files first move pending -> committing, then apply ba
 ``CHUNKS_PER_TX`` chunks, each transaction also putting a marker (mid, "c000123") with
 ``attribute_not_exists``: a re-run after a crash, or a concurrent commit of the same file,
 skips applied batches, so nothing is counted twice. Batches are a pure function of the
-manifest, so every runner computes the same ones. Then committing -> complete with
+manifest, so every runner computes the same ones; each is also conditional on the file
+being committing with that manifest, so a runner that read the file before another finished
+(and a delete then dropped the markers) counts nothing. Then committing -> complete with
 total_files/logical_bytes in one transaction.
 
 The file_hashes item is set with ``if_not_exists`` in the transaction that makes the file
 complete, so the first committed file keeps it and ``find_file_by_sha256`` is one strongly
-consistent GetItem.
+consistent GetItem. Its set of the tenant's complete files with that content (the files a
+delete of the named one hands the entry to) holds at most ``HASH_CANDIDATES`` ids: one
+item is at most 400 KB, and a tenant may store the same bytes as tens of thousands of
+objects. A file committed while the set is full is in no set: if every file of the set is
+deleted before it, the entry goes and the lookup misses it (the upload stores the chunks
+again, found by chunk dedup), but it never names a deleted file.
 
 A commit refuses a chunk garbage collection deleted (IncompleteUpload, ``store_refcounts``):
 a small file stays pending; a big one stays committing (read as pending) with the batches
@@ -26,16 +33,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Sequence
+import itertools
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.codec as codec
-from dfs.errors import FileNotFound
+from dfs.errors import FileNotFound, Unavailable
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord, Location
 from dfs.meta.dynamo.codec import FILE_COMMITTING, UNLINKED_ATTR, N, Ref, S, attr_names
 from dfs.meta.dynamo.requests import Cancelled, Item, chunks_of
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY
-from dfs.meta.dynamo.store_refcounts import ADD, CHUNKS_PER_TX, RefcountsPart
+from dfs.meta.dynamo.store_refcounts import ADD, CHUNKS_PER_TX, MAX_ROUNDS, RefcountsPart
+
+# ids kept in a content entry's set of complete files (36-character uuids: about 8 KB)
+HASH_CANDIDATES = 200
 
 
 class CommitPart(RefcountsPart):
@@ -71,7 +83,9 @@ class CommitPart(RefcountsPart):
                 batches = list(chunks_of(refs, CHUNKS_PER_TX))
                 await asyncio.gather(
                     *(
-                        self._rq.run(self._commit_batch, mid, no, batch, now, rec.tenant, revive)
+                        self._rq.run(
+                            self._commit_batch, mid, no, batch, now, rec.tenant, file_id, revive
+                        )
                         for no, batch in enumerate(batches)
                     )
                 )
@@ -120,26 +134,58 @@ class CommitPart(RefcountsPart):
         """A file of few distinct chunks: state, refcounts and counters in one transaction."""
         head = self._complete_action(rec, FILE_PENDING, for_object)
         extra = {"total_files": 1, "logical_bytes": rec.size}
-        tail = [self._hash_action(rec)]
         return self._apply_refs(
-            ADD, head, rec.file_id, refs, now, extra, rec.tenant, lambda: tail, revive=revive
+            ADD,
+            head,
+            rec.file_id,
+            refs,
+            now,
+            extra,
+            rec.tenant,
+            self._hash_tail(rec),
+            revive=revive,
         )
 
-    def _hash_action(self, rec: FileRecord) -> Item:
+    def _hash_tail(self, rec: FileRecord) -> Callable[[], list[Item]]:
+        """``_apply_refs``' tail of a commit: the content entry's update, read first on
+        every attempt after the first (a cancellation may have been the set's bound)."""
+        attempts = itertools.count()
+        return lambda: [self._hash_action(rec, read=next(attempts) > 0)]
+
+    def _hash_action(self, rec: FileRecord, *, read: bool = False) -> Item:
         """Point (tenant, sha256) at this file unless an earlier complete file holds it, and
         add it to the set of the tenant's complete files with that content (``v`` counts
-        changes, so a delete can re-point the entry conditionally)."""
+        changes, so a delete can re-point the entry conditionally) while the set holds
+        fewer than ``HASH_CANDIDATES``: conditional, so a full set cancels the transaction,
+        and the next attempt (``read``) sees it full and leaves the entry as it is."""
+        key = self._hash_key(rec)
+        if read:
+            got = self._rq.call(
+                "get_item", TableName=self.tables["file_hashes"], Key=key, ConsistentRead=True
+            ).get("Item")
+            if got is not None and len(codec.string_set(got, "files")) >= HASH_CANDIDATES:
+                return {
+                    "Update": {
+                        "TableName": self.tables["file_hashes"],
+                        "Key": key,
+                        "UpdateExpression": "SET #file_id = if_not_exists(#file_id, :f)",
+                        "ExpressionAttributeNames": attr_names("file_id"),
+                        "ExpressionAttributeValues": {":f": S(rec.file_id)},
+                    }
+                }
         return {
             "Update": {
                 "TableName": self.tables["file_hashes"],
-                "Key": self._hash_key(rec),
+                "Key": key,
                 "UpdateExpression": "SET #file_id = if_not_exists(#file_id, :f) "
                 "ADD #files :fs, #v :one",
+                "ConditionExpression": "attribute_not_exists(#files) OR size(#files) < :cap",
                 "ExpressionAttributeNames": attr_names("file_id", "files", "v"),
                 "ExpressionAttributeValues": {
                     ":f": S(rec.file_id),
                     ":fs": {"SS": [rec.file_id]},
                     ":one": N(1),
+                    ":cap": N(HASH_CANDIDATES),
                 },
             }
         }
@@ -196,18 +242,30 @@ class CommitPart(RefcountsPart):
         refs: Sequence[Ref],
         now: float,
         tenant: str,
+        file_id: str,
         revive: bool = False,
     ) -> None:
-        """Apply batch ``no`` of a big file's refcounts once, guarded by its marker item."""
+        """Apply batch ``no`` of a big file's refcounts once, guarded by its marker item and
+        by the file being committing with manifest ``mid`` still: once the file is complete
+        and deleted its markers go, and a runner that read it before must not count the
+        batch again (``store_refcounts``)."""
         marker = self._marker_action(mid, "c", no, now)
-        self._apply_refs(ADD, marker, f"{mid}/{no}", refs, now, {}, tenant, revive=revive)
+        guard = self._batch_guard(file_id, FILE_COMMITTING, mid)
+        self._apply_refs(
+            ADD, marker, f"{mid}/{no}", refs, now, {}, tenant, revive=revive, guard=guard
+        )
 
     def _complete(self, rec: FileRecord, for_object: bool) -> bool:
         """committing -> complete, counting the file; False if someone else did it."""
         head = self._complete_action(rec, FILE_COMMITTING, for_object)
         counters = self._counter_action(rec.file_id, {"total_files": 1, "logical_bytes": rec.size})
-        try:
-            self._rq.transact([head, counters, self._hash_action(rec)])
-            return True
-        except Cancelled:
-            return False
+        for attempt in range(MAX_ROUNDS):
+            try:
+                content = self._hash_action(rec, read=attempt > 0)
+                self._rq.transact([head, counters, content], uuid.uuid4().hex)
+                return True
+            except Cancelled as exc:
+                if exc.codes[0] == "ConditionalCheckFailed":
+                    return False
+                # the content entry's set was full: read it and leave it so
+        raise Unavailable(f"commit of file {rec.file_id} kept losing races on its content entry")

@@ -90,8 +90,8 @@ class CreatePart(FilesPart, CommitPart, ChunksPart):
             }
         }
         extra = {"total_files": 1, "logical_bytes": rec.size}
-        tail = [self._hash_action(rec)]
-        if self._apply_refs(ADD, head, rec.file_id, refs, now, extra, rec.tenant, lambda: tail):
+        tail = self._hash_tail(rec)
+        if self._apply_refs(ADD, head, rec.file_id, refs, now, extra, rec.tenant, tail):
             return True
         # ours already, if a retried request had in fact succeeded
         current = self._get_file_item(rec.file_id, ("mid",))

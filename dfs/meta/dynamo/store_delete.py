@@ -2,10 +2,14 @@
 
 Refcounts are decremented by the conditional transactions of ``store_refcounts``. A complete
 file of at most ``CHUNKS_PER_TX`` distinct chunks goes in one transaction. Bigger ones go
-complete -> deleting (invisible, unlisted), apply batches guarded by "d000123" markers, then
-delete the file item with the file counters in one transaction; a crashed delete is finished
-by calling it again, and GC's sweep of stale uploads does so (``finish_stranded``) for a
-delete or a commit a crashed API process left half-way.
+complete -> deleting (invisible, unlisted), apply batches guarded by "d000123" markers and
+by the file item being deleting still, then delete the file item with the file counters in
+one transaction, then the manifest and markers. A crashed delete is finished by calling it
+again, and GC's sweep of stale uploads does so (``finish_stranded``) for a delete or a commit
+a crashed API process left half-way. Runners may overlap (a client's retried DELETE, GC's
+sweep beside a slow writer): the one whose claim lost stops, and one that read the file
+deleting finds every batch done once the file item is gone (the markers go only after it),
+so each reference is dropped exactly once.
 
 Deleting a complete file also moves its file_hashes entry on: the file leaves the entry's set
 of the tenant's complete files with that content and, if the entry names it, the entry names
@@ -24,6 +28,7 @@ so a lost race is refused on the retry that the cancelled transaction runs anywa
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -34,6 +39,8 @@ from dfs.meta.base import FILE_COMPLETE, FILE_PENDING, FileRecord
 from dfs.meta.dynamo.codec import FILE_COMMITTING, FILE_DELETING, N, Ref, S, attr_names
 from dfs.meta.dynamo.requests import Cancelled, Item, chunks_of
 from dfs.meta.dynamo.store_refcounts import CHUNKS_PER_TX, DROP, MAX_ROUNDS, RefcountsPart
+
+CLAIM_ATTR = "dc"  # on a deleting file item: the token of the delete_file call that claimed it
 
 
 class DeletePart(RefcountsPart):
@@ -105,7 +112,7 @@ class DeletePart(RefcountsPart):
         batches = list(chunks_of(refs, CHUNKS_PER_TX))
         await asyncio.gather(
             *(
-                self._rq.run(self._unref_batch, mid, no, batch, now, rec.tenant)
+                self._rq.run(self._unref_batch, rec.file_id, mid, no, batch, now, rec.tenant)
                 for no, batch in enumerate(batches)
             )
         )
@@ -114,7 +121,7 @@ class DeletePart(RefcountsPart):
             rec.file_id, {"total_files": -1, "logical_bytes": -rec.size}
         )
         try:
-            await self._rq.run(self._rq.transact, [head, counters])
+            await self._rq.run(self._rq.transact, [head, counters], uuid.uuid4().hex)
         except Conflict:
             raise FileNotFound(f"no file {rec.file_id}") from None
 
@@ -204,25 +211,30 @@ class DeletePart(RefcountsPart):
 
     def _claim_delete(self, rec: FileRecord) -> None:
         """complete -> deleting: the file vanishes for readers and listings at once, and
-        its file_hashes entry moves on in the same transaction."""
+        its file_hashes entry moves on in the same transaction. The claim carries its own
+        mark (``CLAIM_ATTR``): a runner that finds the file claimed by another stops
+        (FileNotFound, as when that one has finished), one that finds its own claim (a
+        resend whose first answer was lost) goes on."""
         file_id = rec.file_id
+        mine = uuid.uuid4().hex
         claim = {
             "Update": {
                 "TableName": self.tables["files"],
                 "Key": {"file_id": S(file_id)},
-                "UpdateExpression": "SET #state = :deleting REMOVE #listed_tenant",
+                "UpdateExpression": "SET #state = :deleting, #dc = :mine REMOVE #listed_tenant",
                 "ConditionExpression": "#state = :complete",
-                "ExpressionAttributeNames": attr_names("state", "listed_tenant"),
+                "ExpressionAttributeNames": attr_names("state", "listed_tenant", CLAIM_ATTR),
                 "ExpressionAttributeValues": {
                     ":deleting": S(FILE_DELETING),
                     ":complete": S(FILE_COMPLETE),
+                    ":mine": S(mine),
                 },
             }
         }
         for _ in range(MAX_ROUNDS):
             try:
                 guard = self._link_guard(file_id)
-                self._rq.transact([claim, *guard, *self._unhash_actions(rec)])
+                self._rq.transact([claim, *guard, *self._unhash_actions(rec)], uuid.uuid4().hex)
                 return
             except Cancelled as exc:
                 if exc.codes[0] == "ConditionalCheckFailed":
@@ -230,10 +242,17 @@ class DeletePart(RefcountsPart):
                 # the hash entry changed since it was read: read it again
         else:
             raise Unavailable("delete kept losing races on its content entry; try again")
-        item = self._get_file_item(file_id, ("state",))
-        if item is None or item["state"]["S"] != FILE_DELETING:
+        item = self._get_file_item(file_id, ("state", CLAIM_ATTR))
+        if item is None or item.get(CLAIM_ATTR, {}).get("S") != mine:
+            # another runner claimed it: it finishes the delete (or, if it died, a later
+            # delete_file or GC's sweep does); running beside it would only race it
             raise FileNotFound(f"no file {file_id}") from None
 
-    def _unref_batch(self, mid: str, no: int, refs: Sequence[Ref], now: float, tenant: str) -> None:
+    def _unref_batch(
+        self, file_id: str, mid: str, no: int, refs: Sequence[Ref], now: float, tenant: str
+    ) -> None:
+        """Drop batch ``no`` of a big file's references once: guarded by its marker item and
+        by the file being deleting with manifest ``mid`` still (``store_refcounts``)."""
         marker = self._marker_action(mid, "d", no, now)
-        self._apply_refs(DROP, marker, f"{mid}/d{no}", refs, now, {}, tenant)
+        guard = self._batch_guard(file_id, FILE_DELETING, mid)
+        self._apply_refs(DROP, marker, f"{mid}/d{no}", refs, now, {}, tenant, guard=guard)

@@ -13,16 +13,20 @@ Races are closed by conditions: a part is put in one transaction with a conditio
 that the upload item is ``open`` (and, on the part, that it still holds the file id read
 before, so the replaced file id returned is exact); a state move is one conditional
 UpdateItem. Creating writes the three items in one transaction; forgetting deletes the
-index items first, then the parts, then the upload item.
+index items first, then the parts, then the upload item. Transactions carry a
+ClientRequestToken, and a resend cancelled on its own write (past the token's window) is
+recognised: the upload item is the one written; the part holds this put's file id, and the
+file id it replaced is the one the first round read.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Collection
 from typing import Any
 
-from dfs.errors import UploadNotFound
+from dfs.errors import Conflict, UploadNotFound
 from dfs.meta.dynamo.codec import N, S, attr_names
 from dfs.meta.dynamo.requests import Cancelled, Item
 from dfs.meta.dynamo.store_core import StoreCore
@@ -147,7 +151,17 @@ class MultipartPart(StoreCore):
             {"Put": {"TableName": table, "Item": {**_by_key(upload), **index}}},
             {"Put": {"TableName": table, "Item": {**_by_age(upload), **index}}},
         ]
-        await self._rq.run(self._rq.transact, actions)
+
+        def op() -> None:
+            try:
+                self._rq.transact(actions, uuid.uuid4().hex)
+            except Cancelled:
+                # the id is new, so a cancellation is this very write, resent after its
+                # answer was lost (past the token's window): done, unless the item differs
+                if _upload(self._get_upload_item(upload.upload_id)) != upload:
+                    raise Conflict(f"multipart upload {upload.upload_id} exists") from None
+
+        await self._rq.run(op)
 
     async def get_multipart_upload(self, upload_id: str) -> MultipartUpload:
         return _upload(await self._rq.run(self._get_upload_item, upload_id))
@@ -176,9 +190,15 @@ class MultipartPart(StoreCore):
                 "ExpressionAttributeValues": {":open": S(UPLOAD_OPEN)},
             }
         }
+        first: list[str | None] = []  # the part's file id as the first round read it
         for _ in range(MAX_ROUNDS):
             old = self._rq.call("get_item", TableName=table, Key=key, ConsistentRead=True)
             old_fid = old["Item"]["fid"]["S"] if "Item" in old else None
+            if first and old_fid == part.file_id:
+                # an earlier round was applied though its answer was lost (its resend was
+                # cancelled on its own write): it replaced what that round read
+                return first[0]
+            first = first or [old_fid]
             put: Item = {"TableName": table, "Item": item}
             if old_fid is None:
                 put["ConditionExpression"] = "attribute_not_exists(p)"
@@ -186,7 +206,7 @@ class MultipartPart(StoreCore):
                 put["ConditionExpression"] = "fid = :old"
                 put["ExpressionAttributeValues"] = {":old": S(old_fid)}
             try:
-                self._rq.transact([check, {"Put": put}])
+                self._rq.transact([check, {"Put": put}], uuid.uuid4().hex)
                 return old_fid
             except Cancelled as exc:
                 if exc.codes[0] == "ConditionalCheckFailed":
@@ -253,25 +273,37 @@ class MultipartPart(StoreCore):
     async def list_multipart_uploads(
         self, bucket: str, prefix: str = "", after: tuple[str, str] | None = None, limit: int = 1000
     ) -> list[MultipartUpload]:
+        # ``limit`` live uploads unless the index ends first: a shorter answer means the
+        # end to ListMultipartUploads (``dfs.s3.multipart_listing``), so done uploads and
+        # uploads forgotten since the index was read are skipped and reading goes on
         def op() -> list[MultipartUpload]:
             start = max(f"{after[0]}{_SEP}{after[1]}" if after else "", prefix)
             cond, values = " AND #s > :after", {":after": S(start or _SEP)}
             out: list[MultipartUpload] = []
             while len(out) < limit:
-                page = self._mp_query(f"mpuk#{bucket}", cond=cond, values=values, limit=limit)
+                page = self._mp_query(
+                    f"mpuk#{bucket}", cond=cond, values=values, limit=limit - len(out)
+                )
                 if not page:
                     return out
                 for item in page:
                     key = item["k"]["S"]
                     if key > prefix and not key.startswith(prefix):
                         return out
-                    if key.startswith(prefix):
-                        out.append(self._listed(item))
+                    if key.startswith(prefix) and (u := self._live(item)) is not None:
+                        out.append(u)
                 values = {":after": page[-1]["s"]}
-            return out[:limit]
+            return out
 
-        found = await self._rq.run(op)
-        return [u for u in found if u.state != UPLOAD_DONE]
+        return await self._rq.run(op)
+
+    def _live(self, item: Item) -> MultipartUpload | None:
+        """The upload an index item names, unless it is done or gone."""
+        try:
+            u = self._listed(item)
+        except UploadNotFound:
+            return None
+        return None if u.state == UPLOAD_DONE else u
 
     def _listed(self, item: Item) -> MultipartUpload:
         return _upload(self._get_upload_item(item["uid"]["S"]))

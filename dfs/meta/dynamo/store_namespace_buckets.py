@@ -2,8 +2,10 @@
 
 A bucket is one item (``bucket#NAME``) put with ``attribute_not_exists`` in the transaction
 that also puts its by-tenant index item, so a name is taken by one tenant only and a
-tenant's listing is one Query. Grants are mirrored as by-grantee index items, changed in the
-same transaction as the bucket, conditional on the grants the change was computed from.
+tenant's listing is one Query. Grants are mirrored as by-grantee index items, those that
+change written in the same transaction as the bucket, conditional on the grants the change
+was computed from: one transaction bounds a bucket's grants (the API takes at most
+``dfs.api.namespace_bodies.MAX_GRANTS``; more changes at once are InvalidRequest).
 
 Deleting: the bucket is first marked ``deleting`` (every version write checks that it is
 not), then its key heads are queried (strongly consistent): a write that committed before
@@ -13,13 +15,14 @@ two leaves the mark until delete_bucket is called again, which finishes or lifts
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.errors import BucketExists, BucketNotEmpty, BucketNotFound, Conflict, InvalidRequest
 from dfs.meta.dynamo.codec import S, attr_names, projection
-from dfs.meta.dynamo.requests import Cancelled, Item
+from dfs.meta.dynamo.requests import BATCH_WRITE_MAX, TX_MAX, Cancelled, Item, chunks_of
 from dfs.meta.dynamo.store_core import StoreCore
 from dfs.meta.namespace import (
     VERSIONING_STATES,
@@ -113,10 +116,14 @@ class NsBucketsPart(StoreCore):
                             }
                         },
                         *self._guard_rows(rec.name, versioning=rec.versioning, deleting=False),
-                    ]
+                    ],
+                    uuid.uuid4().hex,
                 )
             except Cancelled:
-                raise BucketExists(f"bucket {rec.name} exists") from None
+                # this very write, resent after its answer was lost past the token's window?
+                item = self._ns_get("namespace", nc.bucket_key(rec.name))
+                if item is None or nc.bucket_record(item) != rec:
+                    raise BucketExists(f"bucket {rec.name} exists") from None
 
         await self._rq.run(op)
 
@@ -161,14 +168,18 @@ class NsBucketsPart(StoreCore):
             },
             {"Delete": {"TableName": table, "Key": nc.key_of(f"tenant#{tenant}", name)}},
         ]
-        for grantee, _ in rec.grants:
-            actions.append(
-                {"Delete": {"TableName": table, "Key": nc.key_of(f"grantee#{grantee}", name)}}
-            )
+        grantees = [nc.key_of(f"grantee#{grantee}", name) for grantee, _ in rec.grants]
+        # a bucket shared before grants were bounded may hold more index items than one
+        # transaction takes: the rest go right after it (an index item that outlives its
+        # bucket is left out of listings, ``list_buckets``)
+        fit = TX_MAX - len(actions)
+        actions += [{"Delete": {"TableName": table, "Key": k}} for k in grantees[:fit]]
         try:
-            self._rq.transact(actions)
+            self._rq.transact(actions, uuid.uuid4().hex)
         except Cancelled:
             raise BucketNotFound(f"no bucket {name}") from None
+        for part in chunks_of(grantees[fit:], BATCH_WRITE_MAX):
+            self._rq.batch_write(table, [{"DeleteRequest": {"Key": k}} for k in part])
 
     def _mark_deleting(self, name: str, on: bool) -> None:
         """Mark (or unmark) the bucket as being deleted, on its item and its guard rows."""
@@ -269,13 +280,16 @@ class NsBucketsPart(StoreCore):
         ]
         if new.versioning != old.versioning:
             actions += self._guard_rows(name, versioning=new.versioning)
-        now_granted = dict(new.grants)
-        for grantee in dict(old.grants).keys() - now_granted.keys():
+        # only the index items that change: a bucket's grants need not fit one transaction
+        # twice over (and one shared before grants were bounded can still change)
+        was_granted, now_granted = dict(old.grants), dict(new.grants)
+        for grantee in was_granted.keys() - now_granted.keys():
             key = nc.key_of(f"grantee#{grantee}", name)
             actions.append({"Delete": {"TableName": table, "Key": key}})
         for grantee, grant in now_granted.items():
-            key = nc.key_of(f"grantee#{grantee}", name)
-            actions.append({"Put": {"TableName": table, "Item": {**key, "grant": S(grant)}}})
+            if was_granted.get(grantee) != grant:
+                key = nc.key_of(f"grantee#{grantee}", name)
+                actions.append({"Put": {"TableName": table, "Item": {**key, "grant": S(grant)}}})
         try:
             self._rq.transact(actions)
         except Cancelled:

@@ -126,8 +126,8 @@ class NsCreatePart(NsObjectsPart):
         Rounds run out: Unavailable when the last ones lost only refcount guesses (as
         ``_apply_refs``), else Conflict (the key kept changing, as ``put_object``)."""
         lost = _LOST_KEY
-        for _ in range(MAX_ROUNDS):
-            got = await self._rq.run(self._create_round, new, obj, plan, now)
+        for attempt in range(MAX_ROUNDS):
+            got = await self._rq.run(self._create_round, new, obj, plan, now, attempt > 0)
             if got == _TOO_BIG:
                 return None
             if isinstance(got, str):
@@ -143,10 +143,11 @@ class NsCreatePart(NsObjectsPart):
         raise Conflict(f"key {obj.key} of bucket {obj.bucket} keeps changing; try again")
 
     def _create_round(
-        self, new: _NewFile, obj: NewObject, plan: Plan, now: float
+        self, new: _NewFile, obj: NewObject, plan: Plan, now: float, again: bool
     ) -> tuple[Change, list[Item]] | str:
         """One optimistic round: read (key, bucket, refcounts), plan, write. A string when
-        it wrote nothing: ``_TOO_BIG``, or how the transaction lost a race (read again)."""
+        it wrote nothing: ``_TOO_BIG``, or how the transaction lost a race (read again;
+        ``again``: the content entry too, whose set may have been full)."""
         chunk_keys = [{"chunk_id": S(r.chunk_id)} for r in new.refs]
         st = self._key_state(obj.bucket, obj.key, {"chunks": chunk_keys})
         change = plan(st)
@@ -156,7 +157,7 @@ class NsCreatePart(NsObjectsPart):
             # building the change may find its reads stale too (a link count below 0):
             # Cancelled, like a transaction that lost, and so another round
             actions, jobs = self._change_actions(st, change, fresh=new.rec.file_id)
-            actions = [*self._new_file_actions(new, st, now), *actions]
+            actions = [*self._new_file_actions(new, st, now, again), *actions]
             if len(actions) > TX_MAX or _size(actions) > TX_BYTES_MAX:
                 return _TOO_BIG
             # one token per round: the retry policy's resend of a transaction whose answer
@@ -172,7 +173,9 @@ class NsCreatePart(NsObjectsPart):
                 raise Conflict(f"metadata write conflicts: file {new.rec.file_id} exists") from None
         return change, jobs
 
-    def _new_file_actions(self, new: _NewFile, st: KeyState, now: float) -> list[Item]:
+    def _new_file_actions(
+        self, new: _NewFile, st: KeyState, now: float, read: bool = False
+    ) -> list[Item]:
         """The file put complete with its references, counters and content entry (as
         ``store_create``), each refcount conditional on the count read with the key.
         IncompleteUpload for chunks garbage collection deleted (``store_refcounts``; one
@@ -198,7 +201,7 @@ class NsCreatePart(NsObjectsPart):
             *(self._refcount_action(ADD, r, r.chunk_id in shared, now) for r in new.refs),
             *(self._tenant_refcount_action(rec.tenant, r, r.count) for r in new.refs),
             self._counter_action(rec.file_id, deltas),
-            self._hash_action(rec),
+            self._hash_action(rec, read=read),
         ]
 
     # --- two writes, with an intent item ----------------------------------------------------

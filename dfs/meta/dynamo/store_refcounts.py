@@ -9,6 +9,14 @@ on). The expectation comes from a read, but the decision counted is the one the 
 write checked atomically: a failed condition cancels the transaction, flips that expectation
 and runs it again, so stored_bytes/unique_chunks/duplicates_avoided stay exact under any
 concurrency. The tenant's own refcount (``owned_chunks``) moves in the same transaction.
+Each round is sent with its own ClientRequestToken: a resend of a round whose answer was lost
+is answered as done instead of failing on its own success (``requests``).
+
+A big file's batch (``_commit_batch``, ``_unref_batch``) is applied once thanks to its marker
+item, and only while the file item is still in the state, with the manifest, the batch was
+computed from (``_batch_guard``): the runner that finishes the file deletes the markers after
+the file item, so a runner that read the file before that must find the batch done, never a
+missing marker that would let it count the batch again.
 
 An increment is also conditional on the chunk not being a tombstone (garbage collection
 deleted it: ``store_chunks``). The caller took the chunk as held (finalize found its copies
@@ -23,6 +31,7 @@ once (``revive``: GC's sweep of a crashed commit) counts such a chunk on a new i
 
 from __future__ import annotations
 
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -34,7 +43,7 @@ from dfs.meta.dynamo.store_core import COUNTER_SHARDS, StoreCore
 
 # Each chunk takes two actions (its refcount, its tenant's refcount); the transactions built:
 #   _commit_whole: file update + 2 per chunk + counter shard + file_hashes update = 2n + 3
-#   _commit_batch / _unref_batch: marker + 2 per chunk + counter shard = 2n + 2
+#   _commit_batch / _unref_batch: marker + the file check + 2 per chunk + counter shard = 2n + 3
 #   small delete (_delete_whole with _link_guard and _unhash_actions): file delete + 2 per
 #     chunk + counter shard + the link check + at most one file_hashes update = 2n + 4
 #   _complete: 3; _claim_delete: 3; the big delete's last step: 2
@@ -57,13 +66,15 @@ class RefcountsPart(StoreCore):
         tail: Callable[[], Sequence[Item]] = tuple,
         *,
         revive: bool = False,
+        guard: Item | None = None,
     ) -> bool:
-        """Run [head, refcount updates..., the tenant's, counters, *tail()] until the guesses
-        of which chunks have other references hold.
+        """Run [head, guard, refcount updates..., the tenant's, counters, *tail()] until the
+        guesses of which chunks have other references hold.
 
-        The chunks' updates come first, in order, so a cancellation reason maps to a ref by
-        position. ``tail`` is called again for every attempt (its conditions may change too).
-        Returns False when ``head``'s own condition failed (someone else did it already).
+        The chunks' updates come right after the head (and ``guard``), in order, so a
+        cancellation reason maps to a ref by position. ``tail`` is called again for every
+        attempt (its conditions may change too). Returns False when ``head``'s own condition
+        or ``guard``'s failed (someone else did it already, or the work is over).
         Adding references to chunks garbage collection deleted raises IncompleteUpload
         (nothing written), unless ``revive`` (see the module).
         """
@@ -73,6 +84,7 @@ class RefcountsPart(StoreCore):
             raise collected(gone)
         floor = {r.chunk_id: 0 if sign == ADD else r.count for r in refs}
         shared = {c for c, n in counts.items() if n > floor[c]}
+        heads = [head] if guard is None else [head, guard]
         for _ in range(MAX_ROUNDS):
             deltas = refcount_deltas(refs, shared, sign)
             actions = [
@@ -81,14 +93,14 @@ class RefcountsPart(StoreCore):
                 self._counter_action(shard_of, {**extra, **deltas}),
             ]
             try:
-                self._rq.transact([head, *actions, *tail()])
+                self._rq.transact([*heads, *actions, *tail()], token=uuid.uuid4().hex)
                 return True
             except Cancelled as exc:
-                if exc.codes[0] == "ConditionalCheckFailed":
+                if "ConditionalCheckFailed" in exc.codes[: len(heads)]:
                     return False
                 lost = [
                     r
-                    for r, code in zip(refs, exc.codes[1:], strict=False)
+                    for r, code in zip(refs, exc.codes[len(heads) :], strict=False)
                     if code == "ConditionalCheckFailed"
                 ]
                 # a first reference refused: perhaps collected since the read (a tombstone
@@ -99,6 +111,19 @@ class RefcountsPart(StoreCore):
                 shared ^= {r.chunk_id for r in lost}
         what = "commit" if sign == ADD else "delete"
         raise Unavailable(f"{what} kept losing refcount races; try again")
+
+    def _batch_guard(self, file_id: str, state: str, mid: str) -> Item:
+        """A condition that file ``file_id`` is still ``state`` with manifest ``mid``: a big
+        file's batch counts only while the commit or delete it belongs to is unfinished."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.tables["files"],
+                "Key": {"file_id": S(file_id)},
+                "ConditionExpression": "#state = :state AND #mid = :mid",
+                "ExpressionAttributeNames": attr_names("state", "mid"),
+                "ExpressionAttributeValues": {":state": S(state), ":mid": S(mid)},
+            }
+        }
 
     def _refcounts(self, refs: Sequence[Ref]) -> tuple[dict[str, int], list[str]]:
         """The chunks' refcounts now (the first guess of a refcount transaction), and those

@@ -51,12 +51,14 @@ class VerifiedPart(CommitPart, DeletePart):
     def _move_to_verified(self, rec: FileRecord) -> None:
         verified = dataclasses.replace(rec, sha256_verified=True)
         flag = self._flag_action(rec.file_id)
-        for _ in range(MAX_ROUNDS):
+        for attempt in range(MAX_ROUNDS):
             try:
-                self._rq.transact([flag, *self._unhash_actions(rec), self._hash_action(verified)])
+                joined = self._hash_action(verified, read=attempt > 0)
+                self._rq.transact([flag, *self._unhash_actions(rec), joined])
                 return
             except Cancelled as exc:
                 if exc.codes[0] == "ConditionalCheckFailed":
                     return  # deleted, or marked by another process meanwhile
-                # the claim's entry changed since it was read: read it again
+                # the claim's entry changed since it was read, or the verified one's set
+                # is full: read them again
         raise Unavailable("marking a file verified kept losing races on its content entry")

@@ -1,0 +1,116 @@
+"""A DynamoDB transaction applied whose answer was lost (a read timeout after the write: the
+retry policy sends it again) must answer as the write it was, not fail on its own result.
+
+DynamoDB answers a resend with the same ClientRequestToken as done for 10 minutes; moto
+ignores the token and runs the resend again, as DynamoDB does past that window. Both are
+played here: ``honoured`` keeps, in front of moto, what DynamoDB documents (a token whose
+transaction was applied is answered as done without running it again); ``ignored`` is
+moto alone, where a write recognises its own result where it can.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ReadTimeoutError
+
+from dfs.errors import FileNotFound
+from dfs.meta import open_metadata_store
+from dfs.meta.dynamo import DynamoMetadataStore
+from dfs.meta.multipart import MultipartUpload, UploadPart, new_upload_id
+from dfs.meta.namespace import BucketRecord
+from tests.contract.test_dynamodb_store import ENV
+from tests.contract.test_metadata_store import cid, new_file
+
+
+class LoseAnswers:
+    """In front of the client's TransactWriteItems: ``lose()`` makes the next one be
+    applied and its answer lost; ``honour_tokens`` plays DynamoDB's idempotency."""
+
+    def __init__(self, store: DynamoMetadataStore, honour_tokens: bool) -> None:
+        self.send = store._rq.client.transact_write_items
+        self.honour = honour_tokens
+        self.applied: set[str] = set()
+        self.armed = False
+        self.lost = 0
+        store._rq.client.transact_write_items = self
+
+    def lose(self) -> None:
+        self.armed = True
+
+    def __call__(self, **params: Any) -> Any:
+        token = params.get("ClientRequestToken")
+        if self.honour and token is not None and token in self.applied:
+            return {}  # DynamoDB: the same token again, applied already: answered as done
+        answer = self.send(**params)
+        if token is not None:
+            self.applied.add(token)
+        if self.armed:
+            self.armed = False
+            self.lost += 1
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+        return answer
+
+
+@pytest.fixture
+async def store(moto_endpoint: str) -> AsyncIterator[DynamoMetadataStore]:
+    url = f"dynamodb://?endpoint_url={moto_endpoint}&table_prefix=t{uuid.uuid4().hex[:12]}-"
+    s = await open_metadata_store(url + "&create_tables=1", {**os.environ, **ENV})
+    assert isinstance(s, DynamoMetadataStore)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.mark.parametrize("honoured", [True, False], ids=["honoured", "ignored"])
+async def test_create_bucket(store: DynamoMetadataStore, honoured: bool) -> None:
+    net = LoseAnswers(store, honoured)
+    net.lose()
+    await store.create_bucket(BucketRecord("b1", "t1", 1.0))
+    assert net.lost == 1
+    assert (await store.get_bucket("b1")).tenant == "t1"
+    assert [b.name for b in await store.list_buckets("t1")] == ["b1"]
+
+
+@pytest.mark.parametrize("honoured", [True, False], ids=["honoured", "ignored"])
+async def test_multipart_upload_and_a_replaced_part(
+    store: DynamoMetadataStore, honoured: bool
+) -> None:
+    """The create answers done; a part put again answers the file id it replaced (the
+    caller releases that one), never its own new file id."""
+    net = LoseAnswers(store, honoured)
+    u = MultipartUpload(new_upload_id(5.0), "t1", "b1", "k", 5.0, "", ())
+    net.lose()
+    await store.create_multipart_upload(u)
+    assert await store.get_multipart_upload(u.upload_id) == u
+    assert [x.upload_id for x in await store.list_multipart_uploads("b1")] == [u.upload_id]
+    await store.put_upload_part(u.upload_id, UploadPart(1, "old-file", 5, "e" * 32, 6.0))
+    net.lose()
+    replaced = await store.put_upload_part(u.upload_id, UploadPart(1, "new-file", 5, "f" * 32, 7.0))
+    assert net.lost == 2
+    assert replaced == "old-file"
+    assert [p.file_id for p in await store.list_upload_parts(u.upload_id)] == ["new-file"]
+
+
+async def test_small_file_delete(store: DynamoMetadataStore) -> None:
+    """A small file's delete (one transaction with its references) answers the deleted
+    record; the references are dropped once."""
+    net = LoseAnswers(store, honour_tokens=True)
+    content = [(cid(("lost", i)), 10) for i in range(3)]
+    keep, mk = new_file("keep", content)
+    gone, mg = new_file("gone", content)
+    for rec, m in ((keep, mk), (gone, mg)):
+        await store.create_file(rec, m)
+        await store.commit_file(rec.file_id, 2.0)
+    net.lose()
+    assert (await store.delete_file(gone.file_id, "t1", 3.0)).file_id == gone.file_id
+    assert net.lost == 1
+    with pytest.raises(FileNotFound):
+        await store.get_file(gone.file_id)
+    chunks = await store.get_chunks([c for c, _ in content])
+    assert {c.refcount for c in chunks.values()} == {1}

@@ -471,10 +471,36 @@ class Namespace:
         if src[0] == dst[0] and dst[1].startswith(src[1]):
             raise InvalidRequest("cannot copy a prefix into itself")
         done = []
-        async for o in self._keys_under(src[0], src[1]):
+        async for o in self._sources(src, dst):
             target = (dst[0], dst[1] + o.key[len(src[1]) :])
             done.append(await self._move_one(o, target, owner, move, fields))
         return done
+
+    async def _sources(
+        self, src: tuple[str, str], dst: tuple[str, str]
+    ) -> AsyncIterator[ObjectVersion]:
+        """The keys a recursive copy of prefix ``src`` to ``dst`` copies, in order. Into a
+        parent prefix of the same bucket (``a/b/`` to ``a/``) a target may be a source key:
+        all are listed first (so no key the copy writes is listed as a source again), and
+        the copy is refused when a key would be written onto a source key not copied yet
+        (``a/b/b/x`` onto ``a/b/x``, whose own bytes would be gone before they are copied).
+        A target that is a source key copied already is overwritten as any target is."""
+        keys = self._keys_under(src[0], src[1])
+        if src[0] != dst[0] or not src[1].startswith(dst[1]):
+            async for o in keys:
+                yield o
+            return
+        listed = [o async for o in keys]
+        order = {o.key: i for i, o in enumerate(listed)}
+        for i, o in enumerate(listed):
+            target = dst[1] + o.key[len(src[1]) :]
+            if order.get(target, -1) > i:
+                raise InvalidRequest(
+                    f"cannot copy {src[1]!r} to {dst[1]!r}: {o.key!r} would overwrite "
+                    f"{target!r} before {target!r} itself is copied"
+                )
+        for o in listed:
+            yield o
 
     async def _move_one(
         self,

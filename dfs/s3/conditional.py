@@ -3,8 +3,8 @@
 - GET/HEAD: ``If-Match`` (else ``If-Unmodified-Since``) failing answers 412
   ``PreconditionFailed``; then ``If-None-Match`` (else ``If-Modified-Since``) failing
   answers 304 Not Modified with the object's ETag and Last-Modified, and no body.
-- CopyObject: the same four as ``x-amz-copy-source-if-*`` on the source; any failing one
-  answers 412 ``PreconditionFailed``.
+- CopyObject and UploadPartCopy: the same four as ``x-amz-copy-source-if-*`` on the
+  source; any failing one answers 412 ``PreconditionFailed``.
 
 ETag lists (``"a", "b"``), ``*`` and weak tags (``W/"a"``) are understood; a date that does
 not parse is ignored (RFC 7232). Times compare at whole seconds, as Last-Modified carries them.
@@ -70,7 +70,7 @@ def evaluate(headers: Mapping[str, str], etag: str, modified: float, prefix: str
 
 
 def check_copy_source(headers: Mapping[str, str], etag: str, modified: float) -> None:
-    """CopyObject's source conditions: every failure is 412."""
+    """CopyObject's and UploadPartCopy's source conditions: every failure is 412."""
     failed = evaluate(headers, etag, modified, "x-amz-copy-source-")
     if failed:
         raise precondition_failed(failed[4:])

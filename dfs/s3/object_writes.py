@@ -289,12 +289,16 @@ def lost_as_412() -> Iterator[None]:
         raise conditional.precondition_failed("If-Match") from None
 
 
+def version_header(b: BucketRecord, v: ObjectVersion) -> dict[str, str]:
+    """A write's ``x-amz-version-id``: as bucket ``b`` was read for this request, or
+    whenever the write made a version (versioning was turned on since that read)."""
+    return version_headers(b, v, asked=v.version_id != NULL_VERSION)
+
+
 def put_headers(b: BucketRecord, v: ObjectVersion, sums: checksums.Checksums) -> dict[str, str]:
-    """A write's answer headers: ``x-amz-version-id`` (as bucket ``b`` was read for this
-    request, or whenever the write made a version: versioning was turned on since that
-    read) and the checksums verified."""
-    made = v.version_id != NULL_VERSION
-    return {**version_headers(b, v, asked=made), **sums.response_headers()}
+    """A write's answer headers: ``x-amz-version-id`` (``version_header``) and the
+    checksums verified."""
+    return {**version_header(b, v), **sums.response_headers()}
 
 
 def copy_source(header: str) -> tuple[str, str, str | None]:

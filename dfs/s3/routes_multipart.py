@@ -2,9 +2,9 @@
 
 | method | path                          | call                                             |
 |--------|-------------------------------|--------------------------------------------------|
-| POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type``, ``x-amz-meta-*`` and the stored headers, ``dfs.s3.object_writes``, kept for the object; ``x-amz-acl`` other than private and ``x-amz-grant-*``: 501) |
-| PUT    | /{bucket}/{key}?partNumber&uploadId | UploadPart; with ``x-amz-copy-source`` (and ``x-amz-copy-source-range``): UploadPartCopy |
-| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload (``If-None-Match: *``: atomic create, 412; the part sizes kept for ``partNumber`` reads, ``dfs.s3.part_numbers``) |
+| POST   | /{bucket}/{key}?uploads       | CreateMultipartUpload (``Content-Type``, ``x-amz-meta-*`` and the stored headers, ``dfs.s3.object_writes``, kept for the object; ``x-amz-acl`` other than private, ``x-amz-grant-*``, ``x-amz-tagging`` and what PutObject refuses, ``object_writes.refuse_unkept``: 501) |
+| PUT    | /{bucket}/{key}?partNumber&uploadId | UploadPart; with ``x-amz-copy-source`` (and ``x-amz-copy-source-range``, ``x-amz-copy-source-if-*``: 412 as CopyObject): UploadPartCopy |
+| POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload (``If-None-Match: *``: atomic create, 412; the part sizes kept for ``partNumber`` reads, ``dfs.s3.part_numbers``; ``x-amz-version-id`` as PutObject, unless the answer started before the result) |
 | DELETE | /{bucket}/{key}?uploadId      | AbortMultipartUpload (204)                       |
 | GET    | /{bucket}/{key}?uploadId      | ListParts (``max-parts``, ``part-number-marker``) |
 | GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``delimiter``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``; ``dfs.s3.multipart_listing``) |
@@ -31,7 +31,6 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from urllib.parse import unquote
 
 from aiohttp import hdrs, web
 
@@ -40,7 +39,6 @@ from dfs.api.ingest import Ingested
 from dfs.api.multipart import MAX_PART_BYTES, Multipart, StreamReader, multipart_etag
 from dfs.api.namespace_bodies import (
     ObjectFields,
-    parse_bucket_name,
     parse_content_type,
     parse_key,
 )
@@ -53,8 +51,16 @@ from dfs.meta.multipart import (
     MultipartUpload,
     UploadPart,
 )
-from dfs.meta.namespace import ACCESS_PRIVATE
-from dfs.s3 import acl, checksums, multipart_listing, multipart_xml, object_writes, part_numbers
+from dfs.meta.namespace import ACCESS_PRIVATE, BucketRecord, PutResult
+from dfs.s3 import (
+    acl,
+    checksums,
+    conditional,
+    multipart_listing,
+    multipart_xml,
+    object_writes,
+    part_numbers,
+)
 from dfs.s3.bodies import declared_length, read_small, request_body
 from dfs.s3.context import (
     COORDINATOR,
@@ -77,12 +83,6 @@ _RUNNING: set[asyncio.Task[str]] = set()
 """Completes in progress: held here so that one whose client went away still finishes (as
 on S3) and is not garbage-collected half-way."""
 MAX_LISTED = 1000
-_UNSUPPORTED_CREATE_HEADERS = (
-    "x-amz-tagging",
-    "x-amz-object-lock-mode",
-    "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-customer-algorithm",
-)
 
 
 def _key(request: web.Request) -> tuple[str, str]:
@@ -121,11 +121,18 @@ async def _upload(
     (``Multipart.upload``). ``write``: a call that adds to it (a part, Complete), refused
     unless the caller may still write the bucket (a grant revoked since the upload began
     ends it, as it ends PutObject); Abort and ListParts only need the upload to be theirs."""
+    return (await _bucket_and_upload(request, bucket, key, write=write))[1]
+
+
+async def _bucket_and_upload(
+    request: web.Request, bucket: str, key: str, *, write: bool = True
+) -> tuple[BucketRecord, MultipartUpload]:
+    """``_upload``, with the bucket as read for it."""
     b = await request.app[NAMESPACE].bucket_for_write(bucket)
     if write:
         access.require_write(principal(request), b)
     upload_id = params(request).get("uploadId", "")
-    return await request.app[MULTIPART].upload(upload_id, caller(request).tenant, b, key)
+    return b, await request.app[MULTIPART].upload(upload_id, caller(request).tenant, b, key)
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -144,9 +151,11 @@ def _fields(request: web.Request) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 async def create_upload(request: web.Request, bucket: str, key: str) -> web.Response:
     _refuse_params(request, {"uploads"})
-    for name in _UNSUPPORTED_CREATE_HEADERS:
-        if name in request.headers:
-            raise not_implemented(f"CreateMultipartUpload with {name}")
+    # what PutObject refuses (encryption, object lock, storage classes, a redirect), and
+    # tags, which the upload does not keep for Complete: refused rather than dropped
+    object_writes.refuse_unkept(request)
+    if "x-amz-tagging" in request.headers:
+        raise not_implemented("CreateMultipartUpload with x-amz-tagging")
     # the upload keeps no ACL for Complete to apply: refused rather than a private object
     # where PutObject with the same header makes a public one
     acl.refuse_grant_headers(request)
@@ -189,7 +198,9 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
     chunks: Sequence[ManifestEntry] = ()
     tap = mp.chains.tap(u.upload_id, number)  # its bytes for the object's SHA-256
     try:
-        if declared is None or int(declared) > 0:
+        if declared is not None and int(declared) == 0:
+            await body.read(1)  # an empty part: its framing (and chunk signature) is checked
+        else:
             read = tap.reading(body.read)
             file_id, size, chunks = await mp.ingest_part(u, number, read, body.sha256_hex)
         try:
@@ -203,17 +214,6 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
     finally:
         tap.release()
     return web.Response(status=200, headers={"ETag": f'"{etag}"', **sums.response_headers()})
-
-
-def _copy_source(header: str) -> tuple[str, str]:
-    path, _, query = unquote(header).lstrip("/").partition("?")
-    if query:
-        raise not_implemented("UploadPartCopy of a given source version")
-    src_bucket, _, src_key = path.partition("/")
-    try:
-        return parse_bucket_name(src_bucket), parse_key(src_key)
-    except InvalidRequest as exc:
-        raise S3Error("InvalidArgument", 400, f"x-amz-copy-source: {exc.message}") from None
 
 
 def _copy_range(header: str | None, size: int) -> ranges.ByteRange | None:
@@ -248,16 +248,18 @@ async def upload_part_copy(
 ) -> web.Response:
     """A part made of a source object's bytes (or a range of them), read verified and
     chunked like any part (the source's chunks dedup)."""
-    for h in request.headers:
-        if h.lower().startswith("x-amz-copy-source-if-"):
-            raise not_implemented("UploadPartCopy with x-amz-copy-source-if-* conditions")
     u = await _upload(request, bucket, key)
     if u.state != UPLOAD_OPEN:
         raise S3Error("NoSuchUpload", 404, "The specified upload is being completed.")
-    src = _copy_source(request.headers["x-amz-copy-source"])
+    # split at "?" before the path is decoded: a key's own "?" comes as %3F
+    src_bucket, src_key, version = object_writes.copy_source(request.headers["x-amz-copy-source"])
+    if version is not None:
+        raise not_implemented("UploadPartCopy of a given source version")
     ns = request.app[NAMESPACE]
-    await ns.bucket(src[0])
-    r = await ns.resolve(principal(request), src[0], src[1], None)
+    await ns.bucket(src_bucket)
+    r = await ns.resolve(principal(request), src_bucket, src_key, None)
+    # as CopyObject: s3transfer's managed copy sends x-amz-copy-source-if-match every part
+    conditional.check_copy_source(request.headers, r.version.etag, r.version.created_at)
     rng = _copy_range(request.headers.get("x-amz-copy-source-range"), r.version.size)
     length = r.version.size if rng is None else rng.length
     if length > MAX_PART_BYTES:
@@ -291,8 +293,10 @@ async def _assemble_and_link(
     u: MultipartUpload,
     parts: list[UploadPart],
     cond: object_writes.WriteCondition,
+    linked: list[PutResult],
 ) -> str:
-    """Build the object from ``parts``, make it the key's current version; its ETag."""
+    """Build the object from ``parts``, make it the key's current version (appended to
+    ``linked``: the answer's ``x-amz-version-id``); its ETag."""
     mp = request.app[MULTIPART]
     etag = multipart_etag([p.etag for p in parts])
     made: Ingested | None = None
@@ -308,14 +312,17 @@ async def _assemble_and_link(
         fields = ObjectFields(
             content_type=u.content_type or None, metadata=metadata, headers=u.headers
         )
-        linked = await object_writes.link(request, u.bucket, u.key, file_id, fields, etag, cond)
+        made_version = await object_writes.link(
+            request, u.bucket, u.key, file_id, fields, etag, cond
+        )
     except BaseException:
         if made is not None and made.created:
             with contextlib.suppress(DfsError):
                 await mp.release_files(u.tenant, [str(made.body["file_id"])])
         await mp.reopen(u)
         raise
-    if file_id and linked.version.file_id != file_id:
+    linked.append(made_version)
+    if file_id and made_version.version.file_id != file_id:
         # a read-write grantee's file, cloned into the owner's tenant by the link: the
         # grantee's is nobody's now (made here, committed for_object: never a dedup answer)
         with contextlib.suppress(DfsError):
@@ -385,7 +392,7 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     # x-amz-checksum-* of a Complete names the object's checksum, not the part list's
     raw = await read_small(request, multipart_xml.MAX_COMPLETE_BODY, too_long, body_crc32=False)
     asked = multipart_xml.parse_complete(raw)
-    u = await _upload(request, bucket, key)
+    b, u = await _bucket_and_upload(request, bucket, key)
     cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
     mp = request.app[MULTIPART]
     parts = await mp.begin_complete(u)
@@ -395,20 +402,30 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     except BaseException:
         await mp.reopen(u)
         raise
-    task = asyncio.create_task(_assemble_and_link(request, u, chosen, cond))
+    linked: list[PutResult] = []
+    task = asyncio.create_task(_assemble_and_link(request, u, chosen, cond, linked))
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
     done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
     if done:
-        return xml_response(
-            "CompleteMultipartUploadResult", _complete_xml(request, u, task.result(), chosen)
+        etag = task.result()
+        resp = xml_response(
+            "CompleteMultipartUploadResult", _complete_xml(request, u, etag, chosen)
         )
+        resp.headers.update(object_writes.version_header(b, linked[0].version))
+        return resp
     return await _complete_slowly(request, u, task, chosen)
 
 
 async def _complete_slowly(
-    request: web.Request, u: MultipartUpload, task: asyncio.Task[str], parts: list[UploadPart]
+    request: web.Request,
+    u: MultipartUpload,
+    task: asyncio.Task[str],
+    parts: list[UploadPart],
 ) -> web.StreamResponse:
+    """The answer of a Complete not done within ``KEEPALIVE`` seconds: 200 sent at once,
+    whitespace until the result. Its headers are gone by then, so it has no
+    ``x-amz-version-id`` (ListObjectVersions or a HEAD tells the version)."""
     resp = web.StreamResponse(status=200, headers={hdrs.CONTENT_TYPE: "application/xml"})
     await resp.prepare(request)
     await resp.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')

@@ -171,6 +171,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if "Allow" in exc.headers:  # a 405 says which methods the path has
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
+    except ConnectionResetError:
+        if request.transport is not None and not request.transport.is_closing():
+            log.exception("unhandled error in %s %s", request.method, request.path)
+        else:  # the caller hung up while we answered: nothing to answer, no fault here
+            log.info("%s %s: the client closed the connection", request.method, request.path)
+        return error_response(500, "internal", "internal server error (logged)")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal server error (logged)")

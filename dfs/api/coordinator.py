@@ -19,9 +19,8 @@ rule lives once:
 - Resume keeps that defence: receipts are bound to the pending file id they were minted
   for, and ``get_file(file_id, tenant)`` proves the file is the caller's own.
 
-It knows nothing of aiohttp.web. State lives only in the metadata store, so several API
-processes can serve one cluster. Tokens, tenants and the node registry are in
-``dfs.api.registry``; whole files through the API in ``dfs.api.ingest``.
+Knows nothing of aiohttp.web. State lives in the metadata store (several API processes can
+serve one cluster). Tokens, tenants, nodes: ``dfs.api.registry``; files via the API: ingest.
 """
 
 from __future__ import annotations
@@ -477,10 +476,9 @@ class Coordinator:
         """Ask every live node which of ``chunks`` it holds, and record what they answer
         (``known``: the copies recorded for ``chunks``, when the caller has just read them;
         ``new``: copies not recorded yet are added to it, for the caller's own write).
-
-        A node that does not answer counts for nothing; a copy a node no longer has is
-        forgotten, so the locations table converges on what the disks really hold.
-        """
+        A node that does not answer counts for nothing and is blamed (``failed_writes``, so
+        ingests send its chunks again); one that answers is cleared; a copy a node no longer
+        has is forgotten, so the locations table converges on what the disks really hold."""
         ids = list(chunks)
         holders: dict[str, set[str]] = {c: set() for c in ids}
         answered: set[str] = set()
@@ -489,11 +487,13 @@ class Coordinator:
                 if not isinstance(answer, DfsError):
                     raise answer
                 log.warning("node %s did not answer has-chunks: %s", node.node_id, answer.message)
+                self.failed_writes.blame([node.node_id])
                 continue
             answered.add(node.node_id)
             for c in answer:
                 if c in holders:
                     holders[c].add(node.node_id)
+        self.failed_writes.answered(answered)
         await self._record_holders(chunks, holders, answered, known, new)
         return holders
 

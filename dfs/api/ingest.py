@@ -244,8 +244,13 @@ class ChunkSender:
                 self.live = [n for n in self.live if n.node_id not in draining]
         ids = [chunk_id for chunk_id, _ in chunks]
         owned = await self.coord.meta.owned_chunks(self.tenant, ids)
+        # copies on a node a write or a has-chunks of this process just failed on count for
+        # nothing: a node killed is live until its heartbeat expires, and a commit resting on
+        # its copies fails its has-chunks round (IncompleteUpload) however often it is retried
+        blamed = self.coord.failed_writes.blamed()
+        answering = [n for n in self.live if n.node_id not in blamed]
         held = (
-            await self.coord.held_chunks(self.tenant, [c for c in ids if c in owned], self.live)
+            await self.coord.held_chunks(self.tenant, [c for c in ids if c in owned], answering)
             if owned
             else set()
         )

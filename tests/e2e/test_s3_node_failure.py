@@ -81,3 +81,20 @@ def test_too_few_nodes_left_is_a_503(cluster: LocalCluster, gw: Gateway) -> None
         s3.put_object(Bucket="few", Key="k", Body=os.urandom(2 * MIB))
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     assert err.value.response["Error"]["Code"] == "ServiceUnavailable"
+
+
+def test_a_put_of_bytes_held_on_a_dead_node_succeeds_when_retried(
+    cluster: LocalCluster, gw: Gateway
+) -> None:
+    """Bytes the tenant stores already are not sent again when their copies are on live
+    nodes; a node killed still counts as live, so its copies are counted, and the commit's
+    has-chunks round, which it does not answer, finds them short (503). The retry must not
+    count them again: the node that did not answer is blamed, and the chunks are sent."""
+    body = os.urandom(16 * MIB)  # ~16 chunks: each node holds copies of some
+    s3 = gw.client(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=90)
+    s3.create_bucket(Bucket="again")
+    s3.put_object(Bucket="again", Key="first", Body=body)
+    cluster.node(4).kill()
+    s3.put_object(Bucket="again", Key="second", Body=body)  # one retry at most
+    got = s3.get_object(Bucket="again", Key="second")["Body"].read()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest()

@@ -14,7 +14,10 @@ inode, device: ``same_version``) changed during the read, which may have read a 
 versions: its scan is marked ``changed`` and the batch leaves it out (``FileChanged``). Two
 ``fstat`` calls on the descriptor already open, no ``stat`` of the path. A file changed
 between its listing and its read is read whole as it is then, like any other (a log file
-appended to between backups is stored, not refused).
+appended to between backups is stored, not refused). A file removed or made unreadable
+between its listing and its read (``GONE``) is marked ``changed`` too, with the error
+(``Scanned.error``), and left out the same way: one file gone from a live tree is not the
+whole upload.
 
 A scan taken from the cache is marked (``Scanned.cached``): if the API's plan asks for any
 of its chunks, the servers no longer hold that content for this tenant, and the file is read
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, chunk_id_of, scan_file
 from dfs.client.file_cache import FileCache
-from dfs.client.local_files import LocalFile, same_version
+from dfs.client.local_files import GONE, LocalFile, same_version
 
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
@@ -104,13 +107,15 @@ def scan_buffer(data: bytes, profile: ChunkerProfile) -> FileScan:
 class Scanned:
     """A file's scan, whether it came from the files cache (unread), and the bytes it was
     read from when they are kept for the send (``take``); ``st``: the file's stat once read
-    (``read_small``); ``changed``: it was written to during the read (nothing kept)."""
+    (``read_small``); ``changed``: it was written to during the read (nothing kept), or
+    could not be opened (``error``: gone or unreadable since it was listed; no scan)."""
 
     scan: FileScan
     cached: bool = False
     data: bytes | None = None
     st: os.stat_result | None = None
     changed: bool = False
+    error: OSError | None = None
 
     def take(self) -> bytes | None:
         """The kept bytes, handed over once (their holder drops them after the send)."""
@@ -153,12 +158,15 @@ def scan_one(
     f: LocalFile, profile: ChunkerProfile, cache: FileCache | None, keep: bool = False
 ) -> Scanned:
     """A file's scan: from the cache, else read (``read_small``: ``changed`` when it was
-    written to during the read)."""
+    written to during the read, or gone or unreadable since it was listed)."""
     if cache is not None and f.st is not None and cacheable(f):
         found = cache.lookup(f.path, f.st)
         if found is not None:
             return Scanned(found, cached=True)
-    return read_small(f.path, profile, f.size, keep)
+    try:
+        return read_small(f.path, profile, f.size, keep)
+    except GONE as exc:
+        return Scanned(FileScan(size=0, sha256="", chunks=[]), changed=True, error=exc)
 
 
 def scan_batch(

@@ -1,9 +1,11 @@
 """``dfs-client upload`` and ``download``: which local files go, where downloads land.
 
 Upload: ``walk`` (dfs.client.local_files) lists the files; what cannot be uploaded (unreadable,
-not a regular file, a symbolic link without ``-L``) is skipped with a ``Skipped:`` line on
-stderr and the command exits PARTIAL after uploading the rest. ``-`` uploads standard input
-(spooled to a private temp file first: the pipeline reads a file twice).
+not a regular file, a symbolic link without ``-L``, a stored name the API would refuse: not
+UTF-8, or too long; a file gone or unreadable by the time it is read) is skipped with a
+``Skipped:`` line on stderr and the command exits PARTIAL after uploading the rest. ``-``
+uploads standard input (spooled to a private temp file first: the pipeline reads a file
+twice).
 
 Download: OUT is a file for one id, or a directory (one that exists, one ending in ``/``,
 several ids, ``--prefix``) where files land under their stored relative names. Every target
@@ -60,6 +62,7 @@ from dfs.client.local_files import (
     existing,
     holds_nothing,
     spool,
+    storable,
     walk,
 )
 from dfs.client.profiles import Target
@@ -146,8 +149,9 @@ def upload(
     Files up to 8 MiB go in batches (one planning and one commit request per batch), and are
     not read again while unchanged since stored there (files cache; --no-cache reads them); an
     interrupted upload of a bigger file resumes when run again (journal in ~/.cache/dfs).
-    Unreadable files, special files and symbolic links met inside a directory (unless -L)
-    are skipped, each on a 'Skipped:' line; the rest is uploaded and the exit status is 23.
+    Unreadable files, special files, symbolic links met inside a directory (unless -L) and
+    names the API refuses (not UTF-8, over 1024 characters; over 1024 bytes as a key) are
+    skipped, each on a 'Skipped:' line; the rest is uploaded and the exit status is 23.
 
     \b
     Examples:
@@ -203,11 +207,14 @@ def _listing(
 ) -> Iterable[LocalFile]:
     """The files to upload: the walk itself, which the upload runs on a thread while the
     first files are sent (``dfs.client.walk_ahead``); the one file named ``name`` (standard
-    input when ``spooled``: its temp file's attributes are not kept)."""
+    input when ``spooled``: its temp file's attributes are not kept). A file whose stored
+    name the API would refuse is reported in ``skipped`` (``storable``), not sent."""
     items = walk(paths, prefix, follow_symlinks=follow, skipped=skipped)
     if name is None:
-        return items
-    return [replace(it, name=prefix + name, keep_attrs=not spooled) for it in items]
+        return storable(items, skipped)
+    return list(
+        storable([replace(it, name=prefix + name, keep_attrs=not spooled) for it in items], skipped)
+    )
 
 
 def _check_names(paths: tuple[Path, ...], name: str | None) -> None:

@@ -24,9 +24,10 @@ from typing import Any
 from dfs import protocol
 from dfs.chunking import FileScan
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.local_files import read_chunk
+from dfs.client.local_files import GONE, read_chunk, vanished
 from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
+from dfs.errors import FileChanged
 from dfs.transport.http import FileSlice
 
 
@@ -71,6 +72,7 @@ class FileUpload:
         # and goes on) is marked so, any other fails its upload
         self.changed = False
         self.droppable = False
+        self.failure: FileChanged | None = None  # why, when not the usual ``FileChanged()``
         # open for the whole upload of a file sent alone; a batch opens a file per read,
         # since holding hundreds of files open could run out of descriptors
         self.fd: int | None = None
@@ -162,7 +164,10 @@ class FileUpload:
             return held
         if self.fd is not None:
             return read_chunk(self.fd, self._offsets[chunk_id], size)
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except GONE as exc:  # removed or made unreadable since its scan: it changed
+            raise vanished(exc) from None
         try:
             return read_chunk(fd, self._offsets[chunk_id], size)
         finally:

@@ -5,7 +5,10 @@ names: a directory's files are named by their path relative to it, with ``/`` se
 Symbolic links met inside a directory are skipped and reported unless ``follow_symlinks``
 (rsync's default; ``-L`` follows them, with a guard against directory loops); links named
 as arguments are followed (as ``cp`` and ``find -H`` do). Unreadable files and directories,
-and files that are not regular (fifos, sockets, devices), are skipped and reported.
+and files that are not regular (fifos, sockets, devices), are skipped and reported;
+``storable`` skips and reports those whose stored name the API would refuse
+(``name_problem``: not UTF-8, or too long), so that one odd name costs its own file, not
+the whole upload.
 
 ``local_path``, ``download_targets`` and ``key_targets`` (a bucket's keys) go the other way:
 stored names (whatever some uploader chose) become paths under a directory, refusing names
@@ -13,7 +16,8 @@ that would escape it and two names that would land on one path; ``existing`` (a 
 by id) and ``in_the_way`` (a bucket's keys) tell what already lies at a target and above
 it, so that nothing is overwritten unasked and nothing is written through a symbolic link.
 Kept apart from the transfer pipelines so that the naming rules are in one place and
-testable without a cluster. Standard library (and dfs.errors) only.
+testable without a cluster. Standard library (and the pure core: dfs.errors, the API's
+name limits) only.
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from dfs.errors import FileChanged, InvalidRequest
+from dfs.namespace_rules import MAX_KEY_BYTES
+from dfs.protocol import MAX_FILE_NAME
+
+T = TypeVar("T")
 
 # a download given a path that ends like this means a directory, as for cp and rsync
 DIRECTORY_SUFFIXES = ("/", os.sep)
@@ -96,6 +104,25 @@ class _Skip(Exception):
     pass
 
 
+def name_problem(name: str, as_key: bool = False) -> str | None:
+    """Why the API would refuse ``name`` as a file's stored name (``as_key``: as an object
+    key too), or None: not UTF-8 (a file system name of other bytes, which Python holds as
+    lone surrogates), over ``MAX_FILE_NAME`` characters, or as a key over ``MAX_KEY_BYTES``
+    bytes. Checked while listing: the API refuses the whole request that carries one."""
+    if name.isascii():  # the usual name: no encoding to make
+        size = len(name)
+    else:
+        try:
+            size = len(name.encode("utf-8"))
+        except UnicodeEncodeError:
+            return "name is not valid UTF-8 (the API stores names as UTF-8 text)"
+    if as_key and size > MAX_KEY_BYTES:
+        return f"key would be longer than {MAX_KEY_BYTES} bytes of UTF-8 (the API's limit)"
+    if len(name) > MAX_FILE_NAME:
+        return f"stored name would be longer than {MAX_FILE_NAME} characters (the API's limit)"
+    return None
+
+
 def same_version(a: os.stat_result, b: os.stat_result) -> bool:
     """Whether two stats of a file show the same version of it: the same size, mtime,
     ctime, inode and device (a write moves the mtime, ``touch -r`` or ``cp -p`` putting it
@@ -109,10 +136,47 @@ def same_version(a: os.stat_result, b: os.stat_result) -> bool:
     )
 
 
+GONE = (FileNotFoundError, PermissionError)
+"""What opening a listed file raises when it was removed, or made unreadable, since it was
+listed: for a pipeline that reports files and goes on (``UploadPipeline.failed``), that
+file is left out as one that changed (``vanished``), not the whole upload."""
+
+
+def vanished(exc: OSError) -> FileChanged:
+    """The ``FileChanged`` reported for a listed file that could not be opened to be read
+    (``GONE``), with why."""
+    return FileChanged(f"{exc.strerror or exc} when it was read, after it was listed")
+
+
+def open_to_read(path: Path) -> int:
+    """A descriptor of ``path`` to read (``reopen``'s usual step)."""
+    return os.open(path, os.O_RDONLY)
+
+
+def reopen(how: Callable[[Path], T], path: Path, droppable: bool) -> T:
+    """``how(path)`` (``open_to_read``, or a stat) for a file listed earlier; blocking.
+    One removed or made unreadable since (``GONE``) raises ``vanished`` when ``droppable``
+    (its pipeline reports it and goes on: ``UploadPipeline.failed``), else that error."""
+    try:
+        return how(path)
+    except GONE as exc:
+        if not droppable:
+            raise
+        raise vanished(exc) from None
+
+
 def check_unchanged(fd: int, before: os.stat_result) -> None:
     """``FileChanged`` unless the file open at ``fd`` is still the version ``before`` (its
     stat when its scan began); one ``fstat``, blocking."""
     if not same_version(before, os.fstat(fd)):
+        raise FileChanged()
+
+
+def scanned_unchanged(fd: int, before: os.stat_result, path: Path) -> None:
+    """``FileChanged`` unless the file open at ``fd`` is still the version ``before`` and
+    ``path`` (which the scan opened) still names it; blocking."""
+    check_unchanged(fd, before)
+    if not same_version(before, os.stat(path)):
         raise FileChanged()
 
 
@@ -227,7 +291,8 @@ def walk(
     """Files to upload with their stored names; directories recursively, in sorted order.
 
     What cannot be uploaded (see the module docstring) is appended to ``skipped``; without
-    that list it raises instead."""
+    that list it raises instead. Their names are not checked here (``storable`` does, once
+    they are final: ``--name`` and ``--prefix`` applied)."""
     for p in paths:
         if p.is_dir():
             yield from _walk_dir(p, prefix, follow_symlinks, skipped)
@@ -235,6 +300,20 @@ def walk(
         st = _regular(p, True, skipped)  # a link named as an argument is followed
         if st is not None:
             yield LocalFile(p, prefix + p.name, st.st_size, st=st)
+
+
+def storable(
+    files: Iterable[LocalFile], skipped: list[Skipped], as_keys: bool = False
+) -> Iterator[LocalFile]:
+    """``files`` but those whose stored name the API would refuse (``name_problem``;
+    ``as_keys``: as object keys), each reported in ``skipped``: the API refuses the whole
+    request that carries one such name, which cost every other file of the upload."""
+    for f in files:
+        reason = name_problem(f.name, as_keys)
+        if reason is None:
+            yield f
+        else:
+            skipped.append(Skipped(str(f.path), reason))
 
 
 def spool(stream: BinaryIO) -> Path:

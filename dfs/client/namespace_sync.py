@@ -51,6 +51,7 @@ from dfs.client.local_files import (
     hash_file,
     in_the_way,
     key_targets,
+    storable,
     walk,
 )
 from dfs.client.namespace import NamespaceMethods, key_path
@@ -172,12 +173,18 @@ def _files(
 ) -> tuple[list[LocalFile], str]:
     """The local files with the key each goes to, and the prefix they all share: one file
     to ``key`` itself unless it names a folder (ends with "/" or is empty); directories map
-    to the prefix ``key`` (``follow_symlinks``: the links in them followed, as ``walk``)."""
+    to the prefix ``key`` (``follow_symlinks``: the links in them followed, as ``walk``).
+    A file whose key the API would refuse (``storable``) is reported in ``skipped``."""
     if len(paths) == 1 and paths[0].is_file() and key and not key.endswith("/"):
-        return [LocalFile(paths[0], key, paths[0].stat().st_size)], key
+        # its stat now, before it is read: the mtime linked is the one of the bytes read
+        # (``UploadLinker._entry``), never that of a save made after the read
+        st = paths[0].stat()
+        one = [LocalFile(paths[0], key, st.st_size, st=st)]
+        return list(storable(one, skipped, as_keys=True)), key
     if key and not key.endswith("/"):
         key += "/"
-    return list(walk(paths, key, follow_symlinks=follow_symlinks, skipped=skipped)), key
+    files = walk(paths, key, follow_symlinks=follow_symlinks, skipped=skipped)
+    return list(storable(files, skipped, as_keys=True)), key
 
 
 Wanted = list[tuple[dict[str, Any], Path]]
@@ -297,12 +304,14 @@ class SyncMethods(NamespaceMethods):
         met inside the directories are followed (``walk``), not skipped."""
         report = SyncReport()
         files, prefix = _files([Path(p) for p in paths], key, report.skipped, follow_symlinks)
-        remote = await self._remote_map(bucket, prefix)
+        # two local files for one key (the same name in two folders given): the last wins,
+        # as it would overwrite the first; chosen before the comparison with the remote, or
+        # each run would find the other one changed and upload it (the key flipping)
+        files = list({f.name: f for f in files}.values())
+        # none left (each skipped): the prefix may be no key the API lists by either
+        remote = await self._remote_map(bucket, prefix) if files else {}
         todo, unchanged = await asyncio.to_thread(_changed_uploads, files, remote, checksum)
         report.unchanged += unchanged
-        # two local files for one key (the same name in two folders given): the last wins,
-        # as it would overwrite the first
-        todo = list({f.name: f for f in todo}.values())
         profile = profile or ChunkerProfile.default()
         conn = self._connection()
         folder = journal_folder(conn.api_url, conn.token)

@@ -63,7 +63,7 @@ from dfs import protocol
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, hashed_chunks
 from dfs.client.connection import Connection
 from dfs.client.file_upload import FileUpload, UploadResult
-from dfs.client.local_files import LocalFile, check_unchanged
+from dfs.client.local_files import LocalFile, check_unchanged, open_to_read, reopen
 from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
 from dfs.client.upload import FINAL, UploadPipeline
@@ -395,7 +395,8 @@ class PagedUpload:
 
     async def _run(self) -> UploadResult:
         self.resumed = False
-        fd = os.open(self.path, os.O_RDONLY)
+        # gone since it was listed: FileChanged, reported by a pipeline that goes on
+        fd = await asyncio.to_thread(reopen, open_to_read, self.path, self.pipe.failed is not None)
         try:
             return await self._upload(fd, os.fstat(fd))
         finally:
@@ -438,7 +439,7 @@ class StreamingUploadPipeline(UploadPipeline):
     async def upload_file(
         self, path: Path, name: str, *, keep_attrs: bool = True, listed: LocalFile | None = None
     ) -> UploadResult:
-        size = (await asyncio.to_thread(os.stat, path)).st_size
+        size = (await asyncio.to_thread(reopen, os.stat, path, self.failed is not None)).st_size
         if wants_pages(size, self.profile, self.paged_bytes):
             # not remembered: a file of pages has more chunks than the files cache keeps
             return await PagedUpload(self, path, name, keep_attrs).run()

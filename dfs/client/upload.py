@@ -29,7 +29,8 @@ during the scan itself is caught on the client (the chunks the servers already h
 sent, so no node sees them): a file's stat once scanned, and a big file's again just before
 its finalize, must be the stat it had before (a small file: when it was opened). Either fails with
 ``FileChanged`` (``CHANGED``); with ``UploadPipeline.failed`` set (``dfs-client upload``
-of several paths) the file is reported there and the others go on, else the upload fails.
+of several paths) the file is reported there and the others go on, else the upload fails;
+so does a file removed or made unreadable since it was listed (``local_files.reopen``).
 Memory is bounded by ``concurrency`` chunks (or packs) in flight, and the batches' held
 bytes. ``FileUpload`` and the packs are in ``dfs.client.file_upload``.
 """
@@ -51,7 +52,14 @@ from dfs.client.batch_scan import Batch, ScanAhead, Scanned, cacheable, remember
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_cache import FileCache
 from dfs.client.file_upload import FileUpload, Pack, UploadResult, Work, planned_packs
-from dfs.client.local_files import LocalFile, check_unchanged, same_version
+from dfs.client.local_files import (
+    LocalFile,
+    check_unchanged,
+    open_to_read,
+    reopen,
+    scanned_unchanged,
+    vanished,
+)
 from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.client.walk_ahead import WalkAhead
@@ -93,9 +101,10 @@ class ChunkSender:
     """The send step: the planned chunks of some files, ``concurrency`` requests at a time.
 
     A write that fails blames its nodes and is sent again with a plan around them (one
-    ``Replanner`` per upload); finalize's 409 ``incomplete_upload`` (a node holding copies
-    died after it acknowledged them) re-plans, sends the chunks short of copies again and
-    finalizes again, up to FINALIZE_ROUNDS times.
+    ``Replanner`` per upload, holding its receipts until it is finalized: ``forget``);
+    finalize's 409 ``incomplete_upload`` (a node holding copies died after it acknowledged
+    them) re-plans, sends the chunks short of copies again and finalizes again, up to
+    FINALIZE_ROUNDS times.
     """
 
     def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
@@ -109,6 +118,14 @@ class ChunkSender:
             found = upload.new_replanner(self.conn)
             self._replanners[upload.file_id] = found
         return found
+
+    def forget(self, uploads: Iterable[FileUpload]) -> None:
+        """Drop the replanners of uploads done with; only their own (the next page of a
+        paged file, or another upload of the same content, may be sending still)."""
+        for u in uploads:
+            found = self._replanners.get(u.file_id)
+            if found is not None and found.receipts is u.receipts:
+                del self._replanners[u.file_id]
 
     async def send_all(
         self, uploads: Sequence[FileUpload], packs: Sequence[dict[str, Any]] = ()
@@ -134,12 +151,14 @@ class ChunkSender:
                 receipt = await send_replanning(conn, self.replanner(upload), data, item)
             else:
                 receipt = await send_chunk(conn, upload.file_id, chunk_id, data, item)
-        except IntegrityError:
+        except IntegrityError as exc:
             # the node (or the API proxy) found that these bytes no longer hash to the id
-            # scanned before the plan: the file changed under us
+            # scanned before the plan, or the read found the file shorter or gone: changed
+            changed = exc if isinstance(exc, FileChanged) else FileChanged()
             if not upload.droppable:
-                raise FileChanged() from None
+                raise changed from None
             upload.changed = True  # its batch leaves it out (UploadPipeline.upload_batch)
+            upload.failure = changed
             return
         if receipt is None:  # a re-plan found it proven and held already
             if self.progress:
@@ -185,15 +204,18 @@ class ChunkSender:
 
     async def finalize(self, upload: FileUpload) -> dict[str, Any]:
         """Finalize one upload, re-sending what finalize finds short of copies."""
-        for round_ in range(1, FINALIZE_ROUNDS + 1):
-            try:
-                return await upload.finalize_once(self.conn)
-            except IncompleteUpload:
-                self.conn.stats.short_proofs += 1
-                if round_ == FINALIZE_ROUNDS:
-                    raise
-                await self._send_again([upload])
-        raise AssertionError("unreachable")
+        try:
+            for round_ in range(1, FINALIZE_ROUNDS + 1):
+                try:
+                    return await upload.finalize_once(self.conn)
+                except IncompleteUpload:
+                    self.conn.stats.short_proofs += 1
+                    if round_ == FINALIZE_ROUNDS:
+                        raise
+                    await self._send_again([upload])
+            raise AssertionError("unreachable")
+        finally:
+            self.forget([upload])
 
     async def finalize_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
         """Finalize many uploads (answers in order: metadata or ``{"file_id", "error"}``),
@@ -201,10 +223,13 @@ class ChunkSender:
         already (``FileUpload.committed``) are not asked for again."""
         done: list[dict[str, Any]] = [u.committed or {} for u in uploads]
         todo = [i for i, u in enumerate(uploads) if u.committed is None]
-        if todo:
-            answers = await self._finalize_rounds([uploads[i] for i in todo])
-            for i, body in zip(todo, answers, strict=True):
-                done[i] = body
+        try:
+            if todo:
+                answers = await self._finalize_rounds([uploads[i] for i in todo])
+                for i, body in zip(todo, answers, strict=True):
+                    done[i] = body
+        finally:
+            self.forget(uploads)
         return done
 
     async def _finalize_rounds(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
@@ -235,14 +260,6 @@ class ChunkSender:
             work += [(u, item) for item in await self.replanner(u).replan()]
         log.info("finalize found %d chunks short of copies; sending them again", len(work))
         await self.conn.run_bounded(self.send_one, work)
-
-
-def _scanned_unchanged(fd: int, before: os.stat_result, path: Path) -> None:
-    """``FileChanged`` unless the file open at ``fd`` is still the version ``before`` and
-    ``path`` (which the scan opened) still names it; blocking."""
-    check_unchanged(fd, before)
-    if not same_version(before, os.stat(path)):
-        raise FileChanged()
 
 
 def _incomplete(body: dict[str, Any]) -> bool:
@@ -406,11 +423,11 @@ class UploadPipeline:
         what it was stored as. ``FileChanged`` when the file once scanned, or before its
         finalize, is not the version it was when its scan began."""
         started = time.monotonic()
-        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+        fd = await asyncio.to_thread(reopen, open_to_read, path, self.failed is not None)
         try:
             st = os.fstat(fd)
             scan = await asyncio.to_thread(scan_file_threaded, path, self.profile)
-            await asyncio.to_thread(_scanned_unchanged, fd, st, path)
+            await asyncio.to_thread(scanned_unchanged, fd, st, path)
             journal = await self._journal(scan, name)
             upload = FileUpload(path, name, scan, journal, keep_attrs, st=st)
             upload.fd = fd  # its chunks are sent from it (sendfile)
@@ -449,6 +466,8 @@ class UploadPipeline:
             if journal is not None:
                 await asyncio.to_thread(journal.finish)
             raise
+        finally:
+            self.sender.forget([upload])  # finalized, or given up (changed: reported)
         if journal is not None:
             await asyncio.to_thread(journal.finish)
         return done
@@ -492,14 +511,15 @@ class UploadPipeline:
         plan_stage, send_stage = stages or (asyncio.Semaphore(1), asyncio.Lock())
         started = time.monotonic()
         scanned = [s if isinstance(s, Scanned) else Scanned(s) for s in scans]
-        if self.failed is None and any(s.changed for s in scanned):
-            raise FileChanged()
+        if self.failed is None and (changed := next((s for s in scanned if s.changed), None)):
+            raise changed.error or FileChanged()
         uploads = [
             FileUpload(f.path, f.name, s.scan, keep_attrs=f.keep_attrs, st=f.st, data=s.take())
             for f, s in zip(files, scanned, strict=True)
         ]
         for u, s in zip(uploads, scanned, strict=True):
             u.changed, u.droppable = s.changed, self.failed is not None
+            u.failure = vanished(s.error) if s.error is not None else None
         async with plan_stage:
             live = [u for u in uploads if not u.changed]
             packs = await self._plan_batch(live) if live else []
@@ -519,6 +539,7 @@ class UploadPipeline:
     ) -> list[UploadResult | None]:
         """Finalize a batch's uploads but those that changed (reported: ``_changed``)."""
         live = [i for i, u in enumerate(uploads) if not u.changed]
+        self.sender.forget(u for u in uploads if u.changed)  # not finalized: done with
         done = await self.sender.finalize_batch([uploads[i] for i in live])
         seconds = time.monotonic() - started
         for body in done:
@@ -530,7 +551,7 @@ class UploadPipeline:
             out[i] = uploads[i].result(body, seconds)
         for f, u in zip(files, uploads, strict=True):
             if u.changed:
-                self._changed(f, FileChanged())
+                self._changed(f, u.failure or FileChanged())
         return out
 
     async def _plan_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
@@ -561,10 +582,11 @@ class UploadPipeline:
         fresh = await asyncio.to_thread(rescan, files, self.profile, self.cache)
         again = []
         for f, i, s in zip(files, where, fresh, strict=True):
-            if s.changed:  # changed while it was read again: left out, as any such file
+            if s.changed:  # changed while it was read again (or gone): left out, as any such
                 if self.failed is None:
-                    raise FileChanged()
+                    raise s.error or FileChanged()
                 uploads[i].changed, uploads[i].todo = True, []
+                uploads[i].failure = vanished(s.error) if s.error is not None else None
                 continue
             if s.scan != uploads[i].scan:
                 log.info("%s changed since the files cache saw it; planning it again", f.path)

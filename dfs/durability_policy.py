@@ -12,7 +12,7 @@ the service, the simulator's own nodes), a chunk anything with ``chunk_id``, ``s
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Protocol, TypeVar
 
@@ -93,6 +93,24 @@ def counting_ids(nodes: Iterable[NodeView], now: float, grace: float) -> set[str
     missing from the registry is not in ``nodes`` and so counts as down past the grace.
     """
     return {n.node_id for n in nodes if n.expires_at > now - grace}
+
+
+def shared_disks(disks: Mapping[str, str]) -> dict[str, str]:
+    """Nodes that announce the disk identity another one announces too (``disks``: live node
+    id -> its identity): two node ids serving one data directory. Returns node id -> the id
+    that stands for their disk (the smallest, so every pass and API process picks the same);
+    only that one's copies count and only it is a repair target, since one disk is one copy
+    whatever number of ids it answers under. An empty identity (a node older than identities)
+    shares with nothing."""
+    by_disk: dict[str, list[str]] = {}
+    for node_id, disk in disks.items():
+        if disk:
+            by_disk.setdefault(disk, []).append(node_id)
+    out: dict[str, str] = {}
+    for ids in by_disk.values():
+        first, *rest = sorted(ids)
+        out.update(dict.fromkeys(rest, first))
+    return out
 
 
 def returned_ids(previously_down: Iterable[str], live: Collection[str]) -> set[str]:

@@ -19,8 +19,9 @@ rule lives once:
 - Resume keeps that defence: receipts are bound to the pending file id they were minted
   for, and ``get_file(file_id, tenant)`` proves the file is the caller's own.
 
-Knows nothing of aiohttp.web. State lives in the metadata store (several API processes can
-serve one cluster). Tokens, tenants, nodes: ``dfs.api.registry``; files via the API: ingest.
+It knows nothing of aiohttp.web. State lives only in the metadata store, so several API
+processes can serve one cluster. Tokens, tenants and the node registry are in
+``dfs.api.registry``; whole files through the API in ``dfs.api.ingest``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ from dfs.ids import new_file_ids
 from dfs.meta.base import (
     FILE_COMPLETE,
     HIDDEN_NAME_PREFIX,
-    ChunkState,
     FileRecord,
     Location,
     MetadataStore,
@@ -557,17 +557,6 @@ class Coordinator:
     async def chunk_ids_page(self, limit: int, after: str | None) -> tuple[list[str], str | None]:
         """A page of the ids of chunks complete files reference, and the next page's cursor."""
         return await self.meta.list_chunk_ids(limit=limit, after=after)
-
-    async def scan_chunks(self) -> list[ChunkState]:
-        """Every chunk row, read page by page (full repair scans, garbage collection)."""
-        out: list[ChunkState] = []
-        after: str | None = None
-        while True:
-            page = await self.meta.scan_chunks(limit=SCAN_PAGE, after=after)
-            out += page
-            if len(page) < SCAN_PAGE:
-                return out
-            after = page[-1].chunk_id
 
     # --- status ----------------------------------------------------------------------------
 

@@ -40,8 +40,9 @@ Garbage the chunk rows cannot see, handled by each pass first:
   gone: a record after the trim's second forget comes after the delete, and the ask that
   follows it sees the copy gone.
 
-The pass renews its lease as it goes (every node swept, every page of a sweep, and before
-every chunk collected: ``dfs.api.pass_lease``) and stops at once if another process took it.
+The pass renews its lease as it goes (every node swept, every page of a sweep and of the
+chunk table, and before every chunk collected: ``dfs.api.pass_lease``) and stops at once if
+another process took it.
 
 Knows nothing of aiohttp.web.
 """
@@ -56,10 +57,10 @@ from dataclasses import asdict, dataclass
 
 from dfs import auth, protocol
 from dfs import durability_policy as policy
-from dfs.api.coordinator import Coordinator
+from dfs.api.coordinator import SCAN_PAGE, Coordinator
 from dfs.api.multipart import Multipart
 from dfs.api.namespace_service import namespace_store
-from dfs.api.pass_lease import LeaseLost, PassLease
+from dfs.api.pass_lease import LeaseLost, PassLease, scan_chunk_pages
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 from dfs.meta.multipart import multipart_store
@@ -87,11 +88,12 @@ async def delete_stale_uploads(coord: Coordinator, now: float, limit: int = 1000
     return deleted
 
 
-async def _record_untracked(coord: Coordinator, node: NodeRecord, found: list[Location]) -> int:
-    """Record copies ``node`` listed that metadata does not place there, then ask the node
-    again and forget those it no longer holds (a trim deleted them meanwhile); returns how
-    many stay recorded. Recorded first, asked after: a trim forgets after its delete too,
-    so one of the two always has the last word on a copy that is gone."""
+async def record_if_held(coord: Coordinator, node: NodeRecord, found: list[Location]) -> int:
+    """Record copies ``node`` listed that metadata does not place there (or, for repair's
+    trim, copies the node refused to delete), then ask the node again and forget those it
+    no longer holds (a trim deleted them meanwhile); returns how many stay recorded.
+    Recorded first, asked after: a trim forgets after its delete too, so one of the two
+    always has the last word on a copy that is gone."""
     await coord.meta.add_locations(found, coord.clock())
     cap = coord.cap(auth.OP_HAS, auth.ANY_CHUNK, node.node_id)
     try:
@@ -134,7 +136,7 @@ async def sweep_node(
             Location(c, node.node_id, rows[c].size) for c in rows if node.node_id not in where[c]
         ]
         if untracked:
-            recorded += await _record_untracked(coord, node, untracked)
+            recorded += await record_if_held(coord, node, untracked)
         for chunk_id in (c for c in old if c not in rows):
             try:
                 gone = await coord.nodes.delete_chunk(
@@ -218,18 +220,20 @@ class GarbageCollector:
         protected = await self.meta.recent_pending_chunks(cutoff)
         live = {n.node_id: n for n in await self.coord.live_nodes()}
         await self._sweep_orphans(now, live, protected, report, lease)
-        for c in await self.coord.scan_chunks():
-            await lease.keep()
-            report.chunks_scanned += 1
-            verdict = policy.gc_verdict(
-                c.refcount, c.zero_since, c.chunk_id, now, self.cfg.gc_grace, protected
-            )
-            if verdict is policy.GcVerdict.KEEP:
-                continue
-            if verdict is policy.GcVerdict.PROTECTED:
-                report.protected += 1
-                continue
-            await self._collect(c, cutoff, live, looked, report)
+        # page by page, renewing per page: the whole table read first outlasted the lease
+        async for page in scan_chunk_pages(self.meta, lease.keep, SCAN_PAGE):
+            for c in page:
+                await lease.keep()
+                report.chunks_scanned += 1
+                verdict = policy.gc_verdict(
+                    c.refcount, c.zero_since, c.chunk_id, now, self.cfg.gc_grace, protected
+                )
+                if verdict is policy.GcVerdict.KEEP:
+                    continue
+                if verdict is policy.GcVerdict.PROTECTED:
+                    report.protected += 1
+                    continue
+                await self._collect(c, cutoff, live, looked, report)
         if report.collected or report.orphans_deleted or report.stale_uploads_deleted:
             log.info("gc pass: %s", asdict(report))
         return report

@@ -14,6 +14,18 @@ pass goes and stops the pass (``LeaseLost``) as soon as a renewal finds another 
   before every irreversible step, so the lease it acts under has at least
   (1 - ``RENEW_SHARE``) of its time to live left when it acts.
 
+"Has passed" is judged by the monotonic clock as well as the wall clock (``clock``, which
+also stamps the ``expires_at`` written to the store): a renewal is due as soon as either
+says so. By the wall clock alone, a step of the host's clock back by J seconds made ``keep``
+neither renew nor check ownership for about J seconds, while another process could take the
+expired lease over; the monotonic clock does not step. A wall clock that moved (either way)
+by the share also makes a renewal due, so a step forward renews at once, never later.
+
+A pass that reads the whole chunk table (repair's full scan, garbage collection) reads it a
+page at a time with ``scan_chunk_pages``, renewing before every page: read whole first, a
+large table outlasted the lease, so with two API processes such a pass was always lost to
+the other's takeover.
+
 What remains is a stall longer than that between ``keep`` and the step (a process paused
 for tens of seconds, a store write that hangs): nothing but the nodes checking a fencing
 token could close it.
@@ -23,9 +35,10 @@ Knows nothing of aiohttp.web.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from dfs.meta.base import MetadataStore
+from dfs.meta.base import ChunkState, MetadataStore
 
 RENEW_SHARE = 1 / 6
 """``keep`` renews once this share of the time to live has passed (5 s of a 30 s lease)."""
@@ -48,22 +61,25 @@ class PassLease:
         ttl: float,
         clock: Callable[[], float],
         info: Callable[[], str] = _no_info,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``info``: what to write into the lease's info at every renewal (its whole info:
-        a renewal replaces it)."""
+        a renewal replaces it). ``monotonic``: the clock that cannot step (tests pass their
+        own)."""
         self.meta = meta
         self.name = name
         self.owner = owner
         self.ttl = ttl
         self.clock = clock
         self.info = info
-        self._renewed_at: float | None = None
+        self.monotonic = monotonic
+        self._renewed_at: tuple[float, float] | None = None  # (wall, monotonic) of the last
 
     async def acquire(self) -> bool:
         """Take or renew the lease; False if another owner holds it."""
-        now = self.clock()
+        now, tick = self.clock(), self.monotonic()
         held = await self.meta.acquire_lease(self.name, self.owner, now, self.ttl, self.info())
-        self._renewed_at = now if held else None
+        self._renewed_at = (now, tick) if held else None
         return held
 
     async def renew(self) -> None:
@@ -75,5 +91,26 @@ class PassLease:
         """Renew the lease if ``RENEW_SHARE`` of its time to live has passed since the last
         renewal; LeaseLost if another owner holds it."""
         last = self._renewed_at
-        if last is None or self.clock() - last >= self.ttl * RENEW_SHARE:
+        due = self.ttl * RENEW_SHARE
+        if (
+            last is None
+            or self.monotonic() - last[1] >= due
+            or abs(self.clock() - last[0]) >= due  # a stall the wall clock saw, or a step
+        ):
             await self.renew()
+
+
+async def scan_chunk_pages(
+    meta: MetadataStore, keep: Callable[[], Awaitable[None]], page: int
+) -> AsyncIterator[list[ChunkState]]:
+    """Every chunk row, ``page`` rows at a time in id order, calling ``keep`` (the pass's
+    ``PassLease.keep``: renews, raises LeaseLost) before each page is read."""
+    after: str | None = None
+    while True:
+        await keep()
+        rows = await meta.scan_chunks(limit=page, after=after)
+        if rows:
+            yield rows
+        if len(rows) < page:
+            return
+        after = rows[-1].chunk_id

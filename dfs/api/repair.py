@@ -25,7 +25,15 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
 - a chunk with more live copies than REPLICATION_FACTOR (a node came back after being
   repaired around) loses the surplus on its lowest-ranked holders, so it is never
   over-replicated for long. Dead nodes' locations are kept, so a node that restarts counts
-  again at once and nothing it holds becomes an untracked orphan;
+  again at once and nothing it holds becomes an untracked orphan. A node deletes a surplus
+  copy only if it was not written or re-sent within DFS_GC_GRACE (``min_age``): an upload
+  commits on its acknowledgements within 0.9 x that without asking again, so a younger copy
+  may be one it is about to record (deleted, it would be recorded with nothing there). A
+  copy kept is recorded again and trimmed by a later pass;
+- two live node ids announcing one disk identity (two processes on one data directory)
+  are one copy (``durability_policy.shared_disks``): the smallest id stands for the disk,
+  copies recorded under the other count as its, and the other is neither a target nor
+  trimmed through (that would delete the one copy);
 - what metadata says is on disk is checked against the disks: a live node that comes back
   with another disk identity than the last pass saw (``NodeRecord.disk_id``; the identities
   are kept in the lease's info) lost what it held, so every location recorded for it is
@@ -38,8 +46,9 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
 - nodes back since the last pass are handed to garbage collection (``on_returned``), which
   sweeps them for orphan copies at its next pass (``dfs.api.gc``).
 
-The lease is renewed as the pass goes (every chunk repaired, and before every trim:
-``dfs.api.pass_lease``); a pass whose lease another process took over stops at once.
+The lease is renewed as the pass goes (every chunk repaired, every page of a full scan and
+before every trim: ``dfs.api.pass_lease``); a pass whose lease another process took over
+stops at once, and a full pass counts as done (for DFS_REPAIR_FULL_SCAN) only once complete.
 
 Knows nothing of aiohttp.web.
 """
@@ -58,8 +67,9 @@ from dfs import auth, protocol
 from dfs import durability_policy as policy
 from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator
 from dfs.api.draining_copies import copy_between
+from dfs.api.gc import record_if_held
 from dfs.api.inventory import take_inventory
-from dfs.api.pass_lease import LeaseLost, PassLease
+from dfs.api.pass_lease import LeaseLost, PassLease, scan_chunk_pages
 from dfs.api.replication_journal import Cursor, cursor_map, read_journals, record_forwards
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
@@ -99,6 +109,8 @@ class RepairReport:
     """Nodes that came back with another disk this pass."""
     disk_locations_forgotten: int = 0
     """Locations forgotten because their node's disk was replaced."""
+    shared_disks: dict[str, str] = field(default_factory=dict)
+    """Live node -> the node whose disk it serves too (its copies do not count)."""
     scope: str = "full"
     nodes_scanned: list[str] = field(default_factory=list)
     down_nodes: list[str] = field(default_factory=list)
@@ -124,6 +136,22 @@ class _Cluster:
     down: set[str]
     draining: frozenset[str] = frozenset()
     """Nodes being emptied for removal (``dfs.api.drain``): sources, never targets."""
+    shared: dict[str, str] = field(default_factory=dict)
+    """Live nodes serving another live node's disk (``policy.shared_disks``) -> that node.
+    Left out of ``live``: their copies do not count, they are neither sources nor targets,
+    and a trim never deletes through them (it would delete the other node's copy)."""
+
+    def by_disk(self, c: ChunkState) -> ChunkState:
+        """``c`` with a copy recorded under an id that shares a disk named by the id that
+        stands for the disk: it is that one copy (counted once, and a source; the disk is
+        no target)."""
+        if not self.shared or not c.nodes & self.shared.keys():
+            return c
+        return replace(c, nodes=frozenset(self.shared.get(n, n) for n in c.nodes))
+
+    def registered(self) -> set[str]:
+        """Every node id the registry lists (live, down, or live on a shared disk)."""
+        return self.down | self.live_by_id.keys() | self.shared.keys()
 
 
 @dataclass
@@ -153,7 +181,8 @@ class Repair:
         self._sleep = sleep
         self._on_report = on_report
         self._on_returned = on_returned
-        self._last_full: float | None = None  # this process's last full repair scan
+        self._last_full: float | None = None  # when this process's last full pass started
+        self._shared_logged: dict[str, str] = {}  # shared disks last logged (log changes)
         self._lease: PassLease | None = None  # the running pass's
         # a drain's status confirms the copies it counts with their nodes (dfs.api.drain)
         coord.drains.confirm_with(self._node_has)
@@ -212,7 +241,7 @@ class Repair:
         read = await read_journals(self.coord, cluster.live, report.replication_cursors)
         report.replication_pending = read.pending
         report.replication_failed = len(read.failed)
-        registered = cluster.down | cluster.live_by_id.keys()
+        registered = cluster.registered()
         report.replication_cursors = {n: c for n, c in read.cursors.items() if n in registered}
         if read.new or read.replayed:
             if self._lease is not None:  # the cursors first: nothing read is recorded twice
@@ -245,7 +274,7 @@ class Repair:
             report.disk_locations_forgotten += len(ids)
             report.inventory_cursors.pop(node.node_id, None)
             gone.update(ids)
-        registered = cluster.down | cluster.live_by_id.keys()
+        registered = cluster.registered()
         report.disks = {n: d for n, d in report.disks.items() if n in registered}
         return gone
 
@@ -295,6 +324,7 @@ class Repair:
         found = 0
         out: list[ChunkState] = []
         for i in range(0, len(states), protocol.MAX_HAS_CHUNKS):
+            await self._keep_lease()  # after a full scan, many batches: as long a read
             batch = {c.chunk_id: c for c in states[i : i + protocol.MAX_HAS_CHUNKS]}
             holders = await self.coord.holders({c: s.size for c, s in batch.items()}, live)
             live_ids = {n.node_id for n in live}
@@ -348,7 +378,7 @@ class Repair:
                 self._lease = None
 
     async def _pass(self, report: RepairReport, prev: dict[str, Any], now: float) -> RepairReport:
-        cluster = await self._cluster(now)
+        cluster = await self._cluster(now, report)
         report.down_nodes = sorted(cluster.down)
         states = await self._chunks_to_check(cluster, prev, now, report)
         triage = await self._triage(states, cluster, report)
@@ -363,22 +393,42 @@ class Repair:
         report.finished_at = self.coord.clock()
         report.running = False
         await self._note(report)
+        if report.scope == "full":  # only a full pass that completed: a lost one is redone
+            self._last_full = now
         if report.under_replicated or report.trimmed or report.no_live_copy:
             log.info("repair pass: %s", asdict(report))
         return report
 
-    async def _cluster(self, now: float) -> _Cluster:
+    async def _cluster(self, now: float, report: RepairReport) -> _Cluster:
         nodes = await self.meta.list_nodes()
         live_ids = policy.live_ids(nodes, now)
         live = [n for n in nodes if n.node_id in live_ids]
+        disks = {n.node_id: n.disk_id for n in live}
+        shared = policy.shared_disks(disks)
+        if shared != self._shared_logged:  # loud, but once per change, not every pass
+            self._shared_logged = shared
+            for node_id, other in sorted(shared.items()):
+                log.error(
+                    "nodes %s and %s announce one disk (%s): only %s's copies count; give "
+                    "each node its own data directory",
+                    other,
+                    node_id,
+                    disks[node_id],
+                    other,
+                )
+        report.shared_disks = shared
+        live = [n for n in live if n.node_id not in shared]
         draining = await self.coord.drains.ids()
         return _Cluster(
             live=live,
             live_by_id={n.node_id: n for n in live},
             # a draining node's copies do not count: its chunks get their copies elsewhere
-            counting=policy.counting_ids(nodes, now, self.cfg.repair_grace) - draining,
+            counting=policy.counting_ids(nodes, now, self.cfg.repair_grace)
+            - draining
+            - shared.keys(),
             down=policy.down_ids(nodes, now),
             draining=draining,
+            shared=shared,
         )
 
     async def _chunks_to_check(
@@ -396,11 +446,13 @@ class Repair:
         if self._on_returned is not None and returned:
             self._on_returned(returned)
         if self._last_full is None or now - self._last_full >= self.cfg.repair_full_scan:
-            self._last_full = now
-            return await self.coord.scan_chunks()
+            out: list[ChunkState] = []
+            async for page in scan_chunk_pages(self.meta, self._keep_lease, SCAN_PAGE):
+                out += page
+            return out
         report.scope = "targeted"
         affected = policy.targeted_nodes(cluster.down, prev.get("settled_nodes", []), returned)
-        affected |= cluster.draining
+        affected |= cluster.draining | cluster.shared.keys()
         report.nodes_scanned = sorted(affected)
         ids = set(suspects)
         for node_id in sorted(affected):
@@ -414,21 +466,25 @@ class Repair:
         metadata says are short (the most endangered first)."""
         rf = self.coord.rf
         live_ids = cluster.live_by_id.keys()
-        short = [c for c in states if policy.needs_check(c, live_ids, cluster.counting, rf)]
+        counting = cluster.counting
+        short = [
+            c for c in states if policy.needs_check(cluster.by_disk(c), live_ids, counting, rf)
+        ]
         fresh, report.rediscovered = await self._rediscover(short, cluster.live)
         by_id = {c.chunk_id: c for c in fresh}
         triage = _Triage()
-        for c in states:
-            c = by_id.get(c.chunk_id, c)
+        for recorded in states:
+            recorded = by_id.get(recorded.chunk_id, recorded)
+            c = cluster.by_disk(recorded)
             report.chunks_scanned += 1
-            verdict = policy.classify(c, live_ids, cluster.counting, rf)
+            verdict = policy.classify(c, live_ids, counting, rf)
             if verdict is policy.Verdict.NO_LIVE_COPY:
                 report.no_live_copy += 1
                 triage.lost.append(c)
             elif verdict is policy.Verdict.SHORT:
                 triage.todo.append(c)
-            elif verdict is policy.Verdict.SURPLUS:
-                triage.surplus.append(c)
+            elif verdict is policy.Verdict.SURPLUS:  # trimmed only through ids recorded
+                triage.surplus.append(recorded)
         triage.todo = policy.repair_order(triage.todo, live_ids)
         report.under_replicated = len(triage.todo)
         report.under_replicated_bytes = sum(c.size for c in triage.todo)
@@ -473,7 +529,8 @@ class Repair:
     async def _trim(self, c: ChunkState, cluster: _Cluster) -> int:
         """Remove copies beyond REPLICATION_FACTOR from the lowest-ranked live holders, after
         asking them what they really hold (never trim down to copies that are not there).
-        Copies on draining nodes go first, once the others are enough."""
+        Copies on draining nodes go first, once the others are enough. Returns the copies
+        the nodes deleted."""
         holders = [cluster.live_by_id[n] for n in c.nodes if n in cluster.live_by_id]
         really = (await self.coord.holders({c.chunk_id: c.size}, holders))[c.chunk_id]
         held = [n for n in holders if n.node_id in really]
@@ -484,27 +541,48 @@ class Repair:
         trimmed = 0
         for node in victims:
             await self._keep_lease()  # never delete under a lease another process may hold
-            gone = [Location(c.chunk_id, node.node_id, c.size)]
-            # forget the copy first, so no new download plan points at it
-            await self.meta.remove_locations(gone)
-            try:
-                await self.coord.nodes.delete_chunk(
-                    node.url,
-                    c.chunk_id,
-                    cap=self.coord.cap(
-                        auth.OP_DELETE,
-                        c.chunk_id,
-                        node.node_id,
-                        extra=protocol.delete_cap_extra(0.0),
-                    ),
-                )
-            except DfsError as exc:
-                log.warning("trim of %s on %s failed: %s", c.chunk_id[:12], node.node_id, exc)
-            # and again once deleted: whoever saw the copy before the delete (the orphan
-            # sweep, a has-chunks answer) may have recorded it meanwhile
-            await self.meta.remove_locations(gone)
-            trimmed += 1
+            trimmed += await self._trim_copy(c, node)
         return trimmed
+
+    async def _trim_copy(self, c: ChunkState, node: NodeRecord) -> int:
+        """Delete one surplus copy unless it was written or re-sent within DFS_GC_GRACE;
+        1 if the node deleted it.
+
+        An upload commits on the copies the nodes acknowledged within the commit window
+        (0.9 x the grace of its start) without asking again, so a younger copy may be one an
+        upload is about to record: deleted, it would be recorded again with nothing there.
+        The node keeps such a copy (``min_age``, bound in the capability, as the orphan
+        sweep's), and its location is recorded again; a later pass trims it."""
+        grace = self.cfg.gc_grace
+        gone = [Location(c.chunk_id, node.node_id, c.size)]
+        # forget the copy first, so no new download plan points at it
+        await self.meta.remove_locations(gone)
+        deleted = False
+        try:
+            deleted = await self.coord.nodes.delete_chunk(
+                node.url,
+                c.chunk_id,
+                cap=self.coord.cap(
+                    auth.OP_DELETE,
+                    c.chunk_id,
+                    node.node_id,
+                    extra=protocol.delete_cap_extra(grace),
+                ),
+                min_age=grace,
+            )
+        except DfsError as exc:
+            log.warning("trim of %s on %s failed: %s", c.chunk_id[:12], node.node_id, exc)
+        if not deleted:
+            # kept (too young), or the delete failed: recorded again if the node holds it
+            try:
+                await record_if_held(self.coord, node, gone)
+            except DfsError as exc:  # left forgotten: the inventory finds it again
+                log.warning("trim of %s on %s: %s", c.chunk_id[:12], node.node_id, exc)
+            return 0
+        # and again once deleted: whoever saw the copy before the delete (the orphan
+        # sweep, a has-chunks answer) may have recorded it meanwhile
+        await self.meta.remove_locations(gone)
+        return 1
 
     async def status(self) -> dict[str, Any]:
         lease = await self.meta.get_lease(REPAIR_LEASE)

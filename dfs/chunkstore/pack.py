@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import os
 import shutil
 import threading
@@ -363,15 +364,19 @@ class PackChunkStore:
         return checked + more, bad + worse
 
     async def list_chunks(self, after: str, limit: int) -> list[tuple[ChunkId, float]]:
-        """Both halves' pages merged in id order (a chunk in both is listed once)."""
+        """Both halves' pages merged in id order (a chunk in both is listed once). Each half
+        gives ``limit`` ids unless it has no more, so a page is short only at the end: the
+        packed ids are a snapshot, and a record dropped since (a delete, compaction) is
+        skipped for the next id, never left as a gap that reads as the end of the listing."""
         ids = self._packs.sorted_ids()
-        start = bisect.bisect_right(ids, after)
         now = time.time()
         page: dict[ChunkId, float] = {}
-        for chunk_id in ids[start : start + limit]:
+        for chunk_id in itertools.islice(ids, bisect.bisect_right(ids, after), None):
             loc = self._packs.lookup(chunk_id)
             if loc is not None:
                 page[chunk_id] = max(now - loc.written, 0.0)
+                if len(page) == limit:
+                    break
         for chunk_id, age in await self._files.list_chunks(after, limit):
             page.setdefault(chunk_id, age)
         return sorted(page.items())[:limit]

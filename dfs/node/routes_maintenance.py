@@ -69,11 +69,15 @@ async def list_chunks(request: web.Request) -> web.Response:
     limit = int_query(request, "limit", 1000)
     if not 0 < limit <= protocol.MAX_LIST_CHUNKS:
         raise InvalidRequest(f"limit must be in [1, {protocol.MAX_LIST_CHUNKS}]")
-    page = await request.app[STORE].list_chunks(after, limit)
+    # one id more than the page: ``next`` is null only when no id follows, not whenever a
+    # page came back short (an inventory reads a null ``next`` as the end of the node's
+    # ids and forgets every recorded copy after them)
+    rows = await request.app[STORE].list_chunks(after, limit + 1)
+    page = rows[:limit]
     return json_response(
         {
             "chunks": [[c, round(age, 3)] for c, age in page],
-            "next": page[-1][0] if len(page) == limit else None,
+            "next": page[-1][0] if len(rows) > limit else None,
         }
     )
 

@@ -27,6 +27,8 @@ from tests.integration.test_phantom_locations import (
     store,
 )
 
+from tests.integration.test_trim_commit_window import aged
+
 pytestmark = pytest.mark.integration
 
 SIZE = 30_000
@@ -61,6 +63,9 @@ async def test_repair_stops_trimming_once_another_process_took_its_lease(
     ids = await chunks(coord, 3)
     for cid in ids:
         await copy_to_third(coord, cid, SIZE)  # 3 copies at factor 2: one to trim
+    for cid in ids:  # past the grace: the trim's delete keeps younger copies (min_age)
+        for node_id in await recorded(coord, cid):
+            await aged(coord, node_id, cid, 1.2)
     delete = coord.nodes.delete_chunk
     deleted: list[str] = []
 

@@ -451,7 +451,8 @@ class Coordinator:
             nodes = excluding(await self.live_nodes(), exclude, self.rf)
             holders = await self.holders(asked, nodes, new=new)
         new += [Location(c, n, chunks[c]) for c, nodes in known.items() for n in nodes]
-        return await counted_copies(self, chunks, {**holders, **known}, draining, new)
+        found = {**holders, **known}  # a client re-planning around nodes sends what is short
+        return await counted_copies(self, chunks, found, draining, new, top_up=not exclude)
 
     async def _ask_holders(
         self, ids: list[str], live: Sequence[NodeRecord]

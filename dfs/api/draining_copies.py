@@ -1,5 +1,6 @@
-"""Copies on draining nodes do not count for a commit; the API moves them instead (and
-``copy_between``, the node-to-node copy repair makes too).
+"""Copies on draining nodes do not count for a commit; the API moves them instead, and tops
+up a chunk short of copies from one it has (and ``copy_between``, the node-to-node copy
+repair makes too).
 
 A node being drained (``dfs.api.drain``) is removed once every chunk recorded on it has its
 copies elsewhere. An upload that began before the drain may still have placed chunks there
@@ -10,6 +11,12 @@ draining (``counted_copies``), and for a chunk short of them whose copy sits on 
 node, the API has that node send its verified copy to writable nodes first (``/copy-chunk``,
 as repair copies), so the upload commits instead of being refused. Only when that fails too
 is the commit refused (``incomplete_upload``: the client sends the chunk again).
+
+The same copy tops up a chunk whose copies a node lost between the upload and its commit (a
+node killed: still live until its heartbeat expires, it answers no has-chunks; a disk wiped):
+a counted copy on another node is sent to a writable one. An S3 CompleteMultipartUpload has no
+bytes to send again, and its parts were acknowledged durable: without this it was refused
+(503) on every retry until repair, a DFS_REPAIR_GRACE later, restored the copies.
 """
 
 from __future__ import annotations
@@ -56,24 +63,36 @@ async def counted_copies(
     found: Mapping[str, set[str]],
     draining: AbstractSet[str],
     new: list[Location],
+    top_up: bool = True,
 ) -> dict[str, set[str]]:
     """Each chunk's copies that count for a commit (``found`` but those on ``draining``
-    nodes), after copying off a draining node each chunk short of ``copies_to_commit``
-    that one holds; the copies made are added to ``new`` (for the commit to record)."""
+    nodes), after copying each chunk short of ``copies_to_commit`` from a node that holds
+    it (a draining one first; without ``top_up``, only from a draining one) to writable
+    ones; the copies made are added to ``new`` (for the commit to record). A client that
+    excludes nodes from its finalize is re-planning around them: it is told what is short
+    and sends it (``top_up`` off)."""
     counts = counting(found, draining)
     need = coord.copies_to_commit
-    short = [c for c in chunks if len(counts.get(c, ())) < need and found.get(c, set()) & draining]
+    short = [
+        c
+        for c in chunks
+        if len(counts.get(c, ())) < need and (found.get(c, set()) & draining or top_up)
+    ]
+    short = [c for c in short if found.get(c)]
     if not short:
         return counts
     live = {n.node_id: n for n in await coord.live_nodes()}
     writable = await coord.writable_nodes()
 
     async def move(chunk_id: str) -> None:
-        sources = [live[n] for n in sorted(found[chunk_id] & draining) if n in live]
-        for target in _targets(coord, chunk_id, chunks[chunk_id], writable, counts[chunk_id]):
-            if len(counts[chunk_id]) >= need:
+        held = found[chunk_id]
+        order = [*sorted(held & draining), *sorted(held - draining)]
+        sources = [live[n] for n in order if n in live]
+        for target in _targets(coord, chunk_id, chunks[chunk_id], writable, held):
+            if len(counts[chunk_id]) >= need or not sources:
                 return
-            if sources and await copy_between(coord, chunk_id, sources[0], target, "drain"):
+            why = "drain" if held & draining else "top-up"
+            if await copy_between(coord, chunk_id, sources[0], target, why):
                 counts[chunk_id].add(target.node_id)
                 new.append(Location(chunk_id, target.node_id, chunks[chunk_id]))
 

@@ -132,7 +132,8 @@ async def prove(
                 chunks, excluding(await coord.live_nodes(), exclude, coord.rf)
             )
             new: list[Location] = []
-            counts = await counted_copies(coord, chunks, holders, await coord.drains.ids(), new)
+            draining = await coord.drains.ids()
+            counts = await counted_copies(coord, chunks, holders, draining, new, top_up=not exclude)
             if new:
                 await coord.meta.add_locations(new, coord.clock())
             check_copies(chunks, counts, coord.copies_to_commit)

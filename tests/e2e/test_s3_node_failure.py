@@ -98,3 +98,27 @@ def test_a_put_of_bytes_held_on_a_dead_node_succeeds_when_retried(
     s3.put_object(Bucket="again", Key="second", Body=body)  # one retry at most
     got = s3.get_object(Bucket="again", Key="second")["Body"].read()
     assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest()
+
+
+def test_complete_succeeds_after_a_node_holding_parts_died(
+    cluster: LocalCluster, gw: Gateway
+) -> None:
+    """Parts were acknowledged durable; a node holding copies of their chunks dies before
+    Complete. Complete has no bytes to send again: it copies each chunk short of copies
+    from its remaining copy to another node (``dfs.api.draining_copies``) and commits, on
+    its first attempt, rather than refusing until repair restores the copies."""
+    s3 = gw.client(retries={"max_attempts": 1}, read_timeout=90)
+    s3.create_bucket(Bucket="parts")
+    uid = s3.create_multipart_upload(Bucket="parts", Key="k")["UploadId"]
+    parts, bodies = [], []
+    for n in (1, 2, 3):
+        body = os.urandom(5 * MIB)  # ~15 chunks in all: each node holds copies of some
+        etag = s3.upload_part(Bucket="parts", Key="k", UploadId=uid, PartNumber=n, Body=body)
+        parts.append({"PartNumber": n, "ETag": etag["ETag"]})
+        bodies.append(body)
+    cluster.node(1).kill()
+    s3.complete_multipart_upload(
+        Bucket="parts", Key="k", UploadId=uid, MultipartUpload={"Parts": parts}
+    )
+    got = s3.get_object(Bucket="parts", Key="k")["Body"].read()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(b"".join(bodies)).digest()

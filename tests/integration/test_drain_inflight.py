@@ -6,7 +6,9 @@ such an upload kept placing new chunks there, and its commit counted those copie
 operator who removed the node once the drain said done left the file's chunks short of
 copies. Now the sender stops placing on a node once it drains, the API copies a chunk whose
 only extra copy is on a draining node to a writable one before the commit counts it, and an
-upload whose copies cannot be moved (the node already gone) is refused, never acknowledged.
+upload whose copies left with the node (already gone) is committed only once the API has
+copied each chunk from its remaining copy to another writable node (a top-up, as after any
+lost copy: ``dfs.api.draining_copies``), never on the copies that left.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from dfs.api.coordinator import Coordinator
 from dfs.api.ingest import Ingested, ingest
 from dfs.api.repair import Repair
 from dfs.chunking import ChunkerProfile
-from dfs.errors import IncompleteUpload
 from tests.integration.conftest import running_cluster
 from tests.integration.test_ingest_grace import stalling_reader
 from tests.integration.test_ingest_small import _reader
@@ -84,11 +85,12 @@ async def test_an_ingest_stalled_while_a_node_drains_leaves_nothing_only_there(
         assert (await coord.drains.status("node1", coord.rf))["done"]
 
 
-async def test_an_ingest_whose_copies_left_with_a_drained_node_is_refused(
+async def test_an_ingest_whose_copies_left_with_a_drained_node_is_topped_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The operator removes the node once the drain says done, before the ingest commits:
-    the copies it was acknowledged there are gone, so nothing is committed on them."""
+    the copies it was acknowledged there are gone, so nothing is committed on them; the
+    commit copies each such chunk from its other copy first."""
     async with running_cluster(tmp_path, **CLUSTER) as c:
         coord = c.api.coordinator
         await coord.meta.create_tenant("alice", coord.clock())
@@ -102,6 +104,8 @@ async def test_an_ingest_whose_copies_left_with_a_drained_node_is_refused(
             return await commit(*args, **kwargs)
 
         monkeypatch.setattr(ingest_module, "commit_ingested", drain_remove_then_commit)
-        with pytest.raises(IncompleteUpload):
-            await ingest(coord, "alice", "b", _reader(data), ChunkerProfile.default(), LIMIT)
-        assert await coord.find_by_sha256("alice", hashlib.sha256(data).hexdigest()) is None
+        done = await ingest(coord, "alice", "b", _reader(data), ChunkerProfile.default(), LIMIT)
+        assert done.created
+        assert await coord.find_by_sha256("alice", hashlib.sha256(data).hexdigest()) is not None
+        held = await real_copies(coord, done, but="node1")
+        assert all(len(nodes) >= coord.rf for nodes in held.values()), held

@@ -186,6 +186,13 @@ class EtagMismatch(Conflict):
     code = "etag_mismatch"
 
 
+class SourceChanged(Conflict):
+    """A copy's source key was written between the caller's read of it and the copy (its
+    version now links another file): the fields the caller built from that read would be
+    joined to other bytes. Server-side only (``copy_object``'s ``expect_file``): the
+    namespace reads the source again and retries; on the wire it is its parent."""
+
+
 class BucketNotEmpty(Conflict):
     """A bucket still holds versions or delete markers."""
 

@@ -3,7 +3,7 @@
 ``Namespace`` joins the ``NamespaceStore`` (buckets, keys, versions) to the Coordinator
 (files): it links complete files as object versions, resolves a version to the file record
 whose bytes the download machinery streams, copies and moves keys and whole prefixes as
-metadata (never a chunk read or written: manifests are content-addressed), and asks
+metadata (``dfs.api.namespace_moves``: never a chunk read or written), and asks
 ``dfs.api.access`` before every step. Route modules stay thin: parse, call one method here,
 answer. ``who`` is the caller (None: anonymous).
 """
@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from dfs.api import access
 from dfs.api.bodies import Principal
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_bodies import ObjectFields
+from dfs.api.namespace_moves import COPY_ATTEMPTS, NamespaceMoves
 from dfs.api.namespace_records import Resolved as Resolved
 from dfs.api.namespace_records import fresh_file, new_object
 from dfs.api.namespace_records import namespace_store as namespace_store
 from dfs.api.ttl_cache import TtlMap
 from dfs.bounded import gather_bounded
-from dfs.errors import BucketExists, BucketNotFound, InvalidRequest, KeyNotFound, Unavailable
+from dfs.errors import (
+    BucketExists,
+    BucketNotFound,
+    InvalidRequest,
+    KeyNotFound,
+    SourceChanged,
+    Unavailable,
+)
 from dfs.ids import new_file_id
 from dfs.meta.base import (
     FILE_PENDING,
@@ -33,7 +41,6 @@ from dfs.meta.base import (
     ManifestEntry,
 )
 from dfs.meta.namespace import (
-    ACCESS_PRIVATE,
     ACCESS_SHARED,
     BucketRecord,
     NamespaceStore,
@@ -46,12 +53,10 @@ from dfs.meta.namespace import (
     same_fields,
 )
 
-PREFIX_PAGE = 500  # keys per listing page while copying, moving or deleting a prefix
-MAX_PREFIX_KEYS = 100_000  # keys one prefix operation may touch
 DELETES_AT_ONCE = 64  # keys of one prefix delete in flight (the SQLite store's group size)
 
 
-class Namespace:
+class Namespace(NamespaceMoves):
     def __init__(
         self,
         store: NamespaceStore | None,
@@ -365,7 +370,9 @@ class Namespace:
     ) -> ObjectVersion:
         """Tags, access and sharing change in place (tenants named in ``shared_with`` make
         it ``shared`` unless an access is given); content type or metadata by copying the
-        version over itself (S3's way: a new version in a versioned bucket)."""
+        version over itself (S3's way: a new version in a versioned bucket), which keeps
+        the access and sharing not given (a grantee's copy of an object that is not private
+        is refused, as its write with that access is)."""
         b = await self.bucket(bucket)
         if fields.access is not None or shared_with is not None:
             access.require_owner(who, b)
@@ -374,7 +381,7 @@ class Namespace:
         access.require_write(who, b)
         current = await self.store.get_object(bucket, key, version)
         if fields.content_type is not None or fields.metadata is not None:
-            current = (await self._copy_one(current, bucket, key, fields, b.tenant)).version
+            current = await self._copy_over_itself(who, b, current, fields, shared_with)
         return await self.store.update_object(
             bucket,
             key,
@@ -384,142 +391,28 @@ class Namespace:
             shared_with=shared_with,
         )
 
-    async def _copy_one(
-        self,
-        src: ObjectVersion,
-        dst_bucket: str,
-        dst_key: str,
-        fields: ObjectFields,
-        owner: str,
-        if_absent: bool = False,
-        if_match: str | None = None,
-    ) -> PutResult:
-        """``src`` copied to ``dst_bucket/dst_key`` as metadata; ``owner``: the tenant the
-        caller read as the destination bucket's owner (its write access checked against
-        it), so the store refuses a bucket made again by another tenant since."""
-        dst = NewObject(
-            bucket=dst_bucket,
-            key=dst_key,
-            file_id=src.file_id,
-            size=src.size,
-            etag=src.etag,
-            sha256=src.sha256,
-            content_type=fields.content_type or src.content_type,
-            user_metadata=src.user_metadata if fields.metadata is None else fields.metadata,
-            tags=src.tags if fields.tags is None else fields.tags,
-            access=fields.access or ACCESS_PRIVATE,
-            headers=src.headers if fields.headers is None else fields.headers,
-            owner=owner,
-        )
-        return await self.store.copy_object(
-            src.bucket,
-            src.key,
-            src.version_id,
-            dst,
-            self.coord.clock(),
-            if_absent=if_absent,
-            if_match=if_match,
-        )
-
-    async def _keys_under(self, bucket: str, prefix: str) -> AsyncIterator[ObjectVersion]:
-        token: str | None = None
-        seen = 0
-        while True:
-            page = await self.store.list_objects(
-                bucket, prefix=prefix, token=token, limit=PREFIX_PAGE
-            )
-            for o in page.objects:
-                seen += 1
-                if seen > MAX_PREFIX_KEYS:
-                    raise InvalidRequest(f"more than {MAX_PREFIX_KEYS} keys under {prefix!r}")
-                yield o
-            token = page.next_token
-            if token is None:
-                return
-
-    async def copy(
+    async def _copy_over_itself(
         self,
         who: Principal,
-        src: tuple[str, str],
-        dst: tuple[str, str],
-        *,
-        version: str | None = None,
-        recursive: bool = False,
-        move: bool = False,
-        fields: ObjectFields | None = None,
-        if_absent: bool = False,
-        if_match: str | None = None,
-    ) -> list[ObjectVersion]:
-        """Copy (or move) ``src`` to ``dst`` as metadata; with ``recursive`` every key under
-        the prefix ``src`` to the same relative key under ``dst``. The new versions; what
-        ``fields`` gives replaces the source's (S3's REPLACE directives). ``if_absent`` and
-        ``if_match``: the conditions of ``link``, on the target of a single copy."""
-        src_b = await self.bucket(src[0])
-        if recursive:  # one key's read access is ``resolve``'s (an object shared with who)
-            access.require_list(who, src_b)
-        if move:
-            access.require_write(who, src_b)
-        dst_b = await self.bucket(dst[0])
-        access.require_write(who, dst_b)
-        owner = dst_b.tenant  # the store refuses the bucket if another's by the write
-        if not recursive:
-            one = await self.resolve(who, src[0], src[1], version)
-            when = (if_absent, if_match)
-            return [await self._move_one(one.version, dst, owner, move, fields, when)]
-        if if_absent or if_match is not None:
-            raise InvalidRequest("conditions apply to the copy of one key")
-        if src[0] == dst[0] and dst[1].startswith(src[1]):
-            raise InvalidRequest("cannot copy a prefix into itself")
-        done = []
-        async for o in self._sources(src, dst):
-            target = (dst[0], dst[1] + o.key[len(src[1]) :])
-            done.append(await self._move_one(o, target, owner, move, fields))
-        return done
-
-    async def _sources(
-        self, src: tuple[str, str], dst: tuple[str, str]
-    ) -> AsyncIterator[ObjectVersion]:
-        """The keys a recursive copy of prefix ``src`` to ``dst`` copies, in order. Into a
-        parent prefix of the same bucket (``a/b/`` to ``a/``) a target may be a source key:
-        all are listed first (so no key the copy writes is listed as a source again), and
-        the copy is refused when a key would be written onto a source key not copied yet
-        (``a/b/b/x`` onto ``a/b/x``, whose own bytes would be gone before they are copied).
-        A target that is a source key copied already is overwritten as any target is."""
-        keys = self._keys_under(src[0], src[1])
-        if src[0] != dst[0] or not src[1].startswith(dst[1]):
-            async for o in keys:
-                yield o
-            return
-        listed = [o async for o in keys]
-        order = {o.key: i for i, o in enumerate(listed)}
-        for i, o in enumerate(listed):
-            target = dst[1] + o.key[len(src[1]) :]
-            if order.get(target, -1) > i:
-                raise InvalidRequest(
-                    f"cannot copy {src[1]!r} to {dst[1]!r}: {o.key!r} would overwrite "
-                    f"{target!r} before {target!r} itself is copied"
-                )
-        for o in listed:
-            yield o
-
-    async def _move_one(
-        self,
-        o: ObjectVersion,
-        dst: tuple[str, str],
-        owner: str,
-        move: bool,
-        fields: ObjectFields | None = None,
-        when: tuple[bool, str | None] = (False, None),
+        b: BucketRecord,
+        current: ObjectVersion,
+        fields: ObjectFields,
+        shared_with: Sequence[str] | None,
     ) -> ObjectVersion:
-        """``o`` copied (or moved: never onto itself, the source deleted only while ``o`` is
-        its latest) to ``dst``; ``when``: ``link``'s conditions on ``dst``."""
-        if move and (o.bucket, o.key) == dst:
-            raise InvalidRequest(f"cannot move {o.key!r} onto itself")
-        made = await self._copy_one(o, dst[0], dst[1], fields or ObjectFields(), owner, *when)
-        if move:  # Conflict if written since: the newer version stays
-            now, latest = self.coord.clock(), o.version_id
-            await self.store.delete_object(o.bucket, o.key, None, now, if_latest=latest)
-        return made.version
+        """``current`` copied over its key with ``fields``; the access and sharing not given
+        are ``current``'s. A write of the key since it was read: read again."""
+        for _ in range(COPY_ATTEMPTS):
+            kept = dataclasses.replace(fields, access=fields.access or current.access)
+            access.require_may_share(who, b, kept.access)
+            sharing = current.shared_with if shared_with is None else shared_with
+            try:
+                made = await self._copy_one(
+                    current, b.name, current.key, kept, b.tenant, shared_with=sharing
+                )
+                return made.version
+            except SourceChanged:
+                current = await self.store.get_object(b.name, current.key, current.version_id)
+        raise Unavailable(f"{current.key!r} kept being written meanwhile; try again")
 
     async def delete_prefix(self, who: Principal, bucket: str, prefix: str) -> int:
         """Delete every current key under ``prefix`` (markers where versioning is on). A

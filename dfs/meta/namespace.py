@@ -15,11 +15,12 @@ aiohttp, boto3 or sqlite3.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dfs.errors import BucketNotFound, DfsError, EtagMismatch, KeyExists, KeyNotFound
+from dfs.errors import BucketNotFound, Conflict, DfsError, EtagMismatch, KeyExists, KeyNotFound
 from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.namespace_rules import NULL_VERSION as NULL_VERSION
 
@@ -266,7 +267,10 @@ class NamespaceStore(Protocol):
         again after its answer was lost adds no second marker. With ``if_latest``, Conflict
         unless the key's latest entry (version or marker) is that version id, decided in
         the same atomic step (a prune removing a delete marker while no write came since
-        it looked).
+        it looked). With ``if_written=(file_id, created_at)``, Conflict unless the latest
+        entry is a version (not a marker) linking that file written at that time, in the
+        same step: the write a caller read, also where the id says nothing (``null``,
+        which every write of an unversioned or suspended key reuses: a move's delete).
       - A file is released when the last version linking it goes: it is deleted as
         ``MetadataStore.delete_file`` deletes it (chunk references dropped exactly once).
         ``put_object`` may link one file to several versions (same tenant). A linked file
@@ -280,7 +284,10 @@ class NamespaceStore(Protocol):
       - ``copy_object(src_bucket, src_key, src_version, dst: NewObject-like fields, now)``
         links the source's file as a new version of the destination without reading or
         writing a chunk (file, size, etag and sha256 from the source version, everything
-        else, ``headers`` included, from ``dst``; KeyNotFound when the source is a delete marker); chunk refcounts, the tenant's chunk set and usage stay exact
+        else, ``headers`` included, from ``dst``; KeyNotFound when the source is a delete marker;
+        ``expect_file``: the file id of the source version the caller built ``dst``'s fields
+        from, SourceChanged (nothing written) when the version copied links another, e.g. a
+        PUT of an unversioned source in between); chunk refcounts, the tenant's chunk set and usage stay exact
         (a copy into another tenant's bucket gives that tenant its own file record with
         the same manifest, so each tenant's counters and ``owned_chunks`` stay its own);
         BucketNotFound when ``dst.owner`` is given and the destination is another's by now.
@@ -291,7 +298,9 @@ class NamespaceStore(Protocol):
         delimiter after the prefix into common prefixes; pages of at most ``limit``
         entries; an empty "folder" is a zero-size object whose key ends with "/".
       - ``list_versions(bucket, prefix, delimiter, token, limit)`` lists every version and
-        delete marker, keys in order and, within a key, newest first.
+        delete marker, keys in order and, within a key, newest first; a key's numbered
+        version ids sort, as strings, in that order (``version_position``), so a listing
+        resumed after a version removed since still knows where that version stood.
       - Both listings take ``start_after``: without a token, only keys after it (UTF-8 byte
         order) are listed (S3's ``marker``, ``start-after`` and ``key-marker``); a key it
         falls inside of a common prefix still rolls up into that prefix. A token wins over it.
@@ -367,6 +376,7 @@ class NamespaceStore(Protocol):
         *,
         unless_deleted: bool = False,
         if_latest: str | None = None,
+        if_written: tuple[str, float] | None = None,
     ) -> ObjectVersion | None: ...
     async def restore_version(
         self, bucket: str, key: str, version_id: str, now: float
@@ -381,6 +391,7 @@ class NamespaceStore(Protocol):
         *,
         if_absent: bool = False,
         if_match: str | None = None,
+        expect_file: str | None = None,
     ) -> PutResult: ...
     async def update_object(
         self,
@@ -422,6 +433,17 @@ class NamespaceStore(Protocol):
     async def finish_namespace_jobs(self, now: float) -> int: ...
 
 
+_NUMBERED = re.compile(r"[0-9a-f]{24}")
+
+
+def version_position(version_id: str) -> str | None:
+    """Where a numbered version stands among its key's versions: both stores' ids (24
+    lowercase hex digits: SQLite's rank, DynamoDB's inverted time, then random digits) sort,
+    as strings, newest first, as ``list_versions`` lists them. None for ``null`` (and any
+    other id), whose place its id does not tell."""
+    return version_id if _NUMBERED.fullmatch(version_id) else None
+
+
 def check_condition(
     obj: NewObject, current_etag: str | None, if_absent: bool, if_match: str | None
 ) -> None:
@@ -436,6 +458,25 @@ def check_condition(
         raise KeyNotFound(f"key {obj.key!r} of bucket {obj.bucket} has no current object")
     if if_match not in ("*", current_etag):
         raise EtagMismatch(f"key {obj.key!r} of bucket {obj.bucket} has another ETag")
+
+
+def check_latest(
+    key: str,
+    latest: ObjectVersion | None,
+    if_latest: str | None,
+    if_written: tuple[str, float] | None,
+) -> None:
+    """``delete_object``'s conditions against the key's latest entry (None: no version),
+    read by each store inside its atomic step: Conflict unless it is version ``if_latest``
+    and the version written as ``if_written`` (its file and time)."""
+    if if_latest is not None and (latest is None or latest.version_id != if_latest):
+        raise Conflict(f"the latest version of {key!r} is no longer {if_latest}")
+    if if_written is not None and (
+        latest is None
+        or latest.is_delete_marker
+        or (latest.file_id, latest.created_at) != if_written
+    ):
+        raise Conflict(f"{key!r} was written since it was read")
 
 
 def holds_already(obj: NewObject, latest: ObjectVersion | None) -> bool:

@@ -303,13 +303,15 @@ class SqliteNamespaceMixin:
         *,
         unless_deleted: bool = False,
         if_latest: str | None = None,
+        if_written: tuple[str, float] | None = None,
     ) -> ObjectVersion | None:
         """In the next group commit, as ``put_object``: deletes sent at once (a prune's,
         concurrent DeleteObjects) share one fsync."""
+        conditions = (if_latest, if_written)
 
         def op(db: sqlite3.Connection) -> ObjectVersion | None:
             files = StoreFiles(db, self._labels, self._group.usage)
-            return delete(files, bucket, key, version_id, now, unless_deleted, if_latest)
+            return delete(files, bucket, key, version_id, now, unless_deleted, conditions)
 
         return await self._group.run(self._run, lambda: self._db, op)
 
@@ -330,10 +332,12 @@ class SqliteNamespaceMixin:
         *,
         if_absent: bool = False,
         if_match: str | None = None,
+        expect_file: str | None = None,
     ) -> PutResult:
         src = (src_bucket, src_key, src_version)
+        conditions = (if_absent, if_match)
         return await self._run(
-            self._change(lambda files: copy(files, src, dst, now, (if_absent, if_match)))
+            self._change(lambda files: copy(files, src, dst, now, conditions, expect_file))
         )
 
     async def update_object(

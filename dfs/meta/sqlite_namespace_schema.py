@@ -357,6 +357,30 @@ def decode_token(token: str | None) -> dict[str, Any]:
         state = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("invalid continuation token", field="token") from None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not _token_state(state):
         raise InvalidRequest("invalid continuation token", field="token")
     return state
+
+
+def _token_state(state: dict[str, Any]) -> bool:
+    """Whether a decoded token is one ``encode_token`` could have made (a key ``k``,
+    with a version's ``r`` in a versions listing, or a common prefix ``p``; none: from the
+    start): a forged one is refused, never met as a wrong type or an overflow in a query."""
+    if not set(state) <= {"k", "r", "p"} or ("k" in state and "p" in state):
+        return False
+    if "r" in state:
+        r = state["r"]
+        if "k" not in state or type(r) is not int or not -(1 << 63) <= r < 1 << 63:
+            return False
+    return all(_stored_text(state[f]) for f in ("k", "p") if f in state)
+
+
+def _stored_text(value: object) -> bool:
+    """A string SQLite can bind: text, without lone surrogates (JSON can spell them)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

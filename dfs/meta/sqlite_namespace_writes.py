@@ -14,7 +14,7 @@ import dataclasses
 import sqlite3
 from collections.abc import Sequence
 
-from dfs.errors import BucketNotFound, Conflict, KeyNotFound
+from dfs.errors import BucketNotFound, KeyNotFound, SourceChanged
 from dfs.meta.namespace import (
     NULL_VERSION,
     VERSIONING_ENABLED,
@@ -23,6 +23,7 @@ from dfs.meta.namespace import (
     ObjectVersion,
     PutResult,
     check_condition,
+    check_latest,
     check_owner,
     holds_already,
 )
@@ -241,15 +242,15 @@ def delete(
     version_id: str | None,
     now: float,
     unless_deleted: bool = False,
-    if_latest: str | None = None,
+    conditions: tuple[str | None, tuple[str, float] | None] = (None, None),
 ) -> ObjectVersion | None:
+    """``delete_object``; ``conditions``: its ``if_latest`` and ``if_written``."""
     db = files.db
     bucket = load_bucket(db, bucket_name)
     tenant = bucket["tenant"]
-    if if_latest is not None:
-        latest = find_version(db, bucket_name, key, None)
-        if latest is None or version_record(latest, True).version_id != if_latest:
-            raise Conflict(f"the latest version of {key!r} is no longer {if_latest}")
+    if conditions != (None, None):
+        row = find_version(db, bucket_name, key, None)
+        check_latest(key, None if row is None else version_record(row, True), *conditions)
     if version_id is None and bucket["versioning"] in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
         if unless_deleted:
             latest = find_version(db, bucket_name, key, None)
@@ -298,12 +299,15 @@ def copy(
     dst: NewObject,
     now: float,
     conditions: tuple[bool, str | None] = (False, None),
+    expect_file: str | None = None,
 ) -> PutResult:
     """``copy_object``; ``conditions``: its ``if_absent`` and ``if_match``."""
     db = files.db
     row = readable_version(db, *src)
     if row["is_marker"]:
         raise KeyNotFound(f"the source of the copy, {src[1]!r}, is a delete marker")
+    if expect_file is not None and row_file_id(row) != expect_file:
+        raise SourceChanged(f"{src[1]!r} was written while it was copied")
     _check(db, dst, *conditions)
     source_tenant = load_bucket(db, src[0])["tenant"]
     bucket = load_bucket(db, dst.bucket)

@@ -5,6 +5,11 @@ version links the source's stored file, no chunk is read or written
 ``If-None-Match: *`` and ``If-Match`` on the target (decided atomically by the store, as on
 PutObject: ``dfs.s3.object_writes``) and ``x-amz-acl`` (private, public-read) are honoured.
 
+A source written between the gateway's read of it and the copy is read again and its
+conditions checked again (``dfs.api.namespace_moves``): the copy is one version's bytes,
+metadata and stored checksums, never a mix (503 ``ServiceUnavailable`` after
+``COPY_ATTEMPTS`` reads each written over meanwhile).
+
 The directives, as S3: ``x-amz-metadata-directive`` COPY (the default) keeps the source's
 content type, ``x-amz-meta-*`` and stored headers (``Cache-Control``…), REPLACE takes them
 from the request (the verified checksums stay: the bytes are the same);
@@ -19,7 +24,9 @@ from aiohttp import hdrs, web
 
 from dfs.api import access as rules
 from dfs.api.namespace_bodies import ObjectFields, parse_content_type
-from dfs.errors import InvalidRequest
+from dfs.api.namespace_moves import COPY_ATTEMPTS
+from dfs.api.namespace_records import Resolved
+from dfs.errors import InvalidRequest, SourceChanged
 from dfs.meta.namespace import VERSIONING_UNVERSIONED, ObjectVersion
 from dfs.s3 import acl, checksums, conditional, object_writes
 from dfs.s3.checksums import Checksums
@@ -70,13 +77,46 @@ def _no_change(fields: ObjectFields) -> bool:
 async def copy_object(request: web.Request, bucket: str, key: str) -> web.Response:
     """CopyObject as metadata: the new version links the source's file (no chunk is read or
     written); its ETag is the source's, its other fields as the directives say;
-    ``x-amz-acl`` applies to the copy."""
+    ``x-amz-acl`` applies to the copy. A source written between this request's read of it
+    and the copy (an unversioned key's ``null`` version holds other bytes by then) is read
+    and checked again: a copy is never one version's bytes with another's fields."""
     h = request.headers
     object_writes.refuse_unkept(request)
-    src_bucket, src_key, src_version = object_writes.copy_source(h["x-amz-copy-source"])
+    source = object_writes.copy_source(h["x-amz-copy-source"])
     ns, who = request.app[NAMESPACE], principal(request)
     access = acl.canned(h.get("x-amz-acl"))
-    await ns.bucket(src_bucket)  # NoSuchBucket, as S3
+    await ns.bucket(source[0])  # NoSuchBucket, as S3
+    for _ in range(COPY_ATTEMPTS):
+        try:
+            src, v = await _copy_as_read(request, source, bucket, key, access)
+            break
+        except SourceChanged:
+            continue
+    else:
+        raise S3Error("ServiceUnavailable", 503, "The copy source kept changing; try again.")
+    if access is not None:
+        v = await ns.update_object(
+            who, bucket, key, v.version_id, ObjectFields(access=access), None
+        )
+    inner = xml("LastModified", iso_time(v.created_at)) + xml("ETag", f'"{v.etag}"')
+    resp = xml_response("CopyObjectResult", inner)
+    resp.headers.update(object_writes.put_headers(await ns.bucket(bucket), v, Checksums({})))
+    if source[2] is not None or src.bucket.versioning != VERSIONING_UNVERSIONED:
+        resp.headers["x-amz-copy-source-version-id"] = src.version.version_id
+    return resp
+
+
+async def _copy_as_read(
+    request: web.Request,
+    source: tuple[str, str, str | None],
+    bucket: str,
+    key: str,
+    access: str | None,
+) -> tuple[Resolved, ObjectVersion]:
+    """One read of the source, its checks and the copy of that version: SourceChanged
+    when the store finds the source written since this read (nothing written)."""
+    h, ns, who = request.headers, request.app[NAMESPACE], principal(request)
+    src_bucket, src_key, src_version = source
     src = await ns.resolve(who, src_bucket, src_key, src_version)
     fields = replaced_fields(request, src.version)
     if (src_bucket, src_key, src_version) == (bucket, key, None) and _no_change(fields):
@@ -101,15 +141,6 @@ async def copy_object(request: web.Request, bucket: str, key: str) -> web.Respon
             fields=fields,
             if_absent=cond.if_absent,
             if_match=cond.if_match,
+            expect_file=src.version.file_id,
         )
-    v = made[0]
-    if access is not None:
-        v = await ns.update_object(
-            who, bucket, key, v.version_id, ObjectFields(access=access), None
-        )
-    inner = xml("LastModified", iso_time(v.created_at)) + xml("ETag", f'"{v.etag}"')
-    resp = xml_response("CopyObjectResult", inner)
-    resp.headers.update(object_writes.put_headers(await ns.bucket(bucket), v, Checksums({})))
-    if src_version is not None or src.bucket.versioning != VERSIONING_UNVERSIONED:
-        resp.headers["x-amz-copy-source-version-id"] = src.version.version_id
-    return resp
+    return src, made[0]

@@ -5,7 +5,7 @@ to never-versioned does not exist in S3 either).
 
 ListObjectVersions: ``prefix``, ``delimiter``, ``key-marker`` (keys after it),
 ``version-id-marker`` (with ``key-marker``: that key's versions after this one, then the
-keys after it), ``max-keys`` (at most 1000), ``encoding-type=url``; versions and delete
+keys after it; found by its place, so one deleted since the last page skips none), ``max-keys`` (at most 1000), ``encoding-type=url``; versions and delete
 markers in key order and, within a key, newest first (the namespace's order). MFA delete
 answers 501.
 """
@@ -22,6 +22,7 @@ from dfs.meta.namespace import (
     VERSIONING_ENABLED,
     VERSIONING_SUSPENDED,
     ObjectListing,
+    version_position,
 )
 from dfs.s3 import xmlbody
 from dfs.s3.context import NAMESPACE, iso_time, owned_bucket, params, principal, xml, xml_response
@@ -61,19 +62,28 @@ async def put_bucket_versioning(request: web.Request) -> web.Response:
 async def _rest_of_key(
     ns: Namespace, who: Principal, name: str, key: str, after_version: str, limit: int
 ) -> list[Entry]:
-    """The versions of ``key`` after ``after_version`` (newest first), at most ``limit + 1``."""
+    """The versions of ``key`` after ``after_version`` (newest first), at most ``limit + 1``.
+    By position, not by finding it: the marker version may be gone since the last page (a
+    client deleting each page before asking the next), and its older versions still
+    follow it. A numbered id tells its place (``version_position``); ``null`` does not,
+    so a ``null`` version next to a gone marker is listed (again, maybe) rather than
+    skipped, and when a ``null`` marker itself is gone the key is listed from its start."""
+    mark = version_position(after_version)
     out: list[Entry] = []
-    seen, token = False, None
-    while len(out) <= limit:
+    settled, token = False, None  # settled: no later version can be before the marker
+    while not (settled and len(out) > limit):
         page = await ns.listing(
             who, name, prefix=key, delimiter="", token=token, limit=100, versions=True
         )
         for v in page.objects:
             if v.key != key:
                 return out
-            if seen:
+            at = version_position(v.version_id)
+            if v.version_id == after_version or (mark and at and at < mark):
+                out, settled = [], v.version_id == after_version
+            elif len(out) <= limit:
                 out.append(v)
-            seen = seen or v.version_id == after_version
+            settled = settled or bool(mark and at and at > mark)
         token = page.next_token
         if token is None:
             break

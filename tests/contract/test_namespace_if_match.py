@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from dfs.errors import BucketNotFound, EtagMismatch, KeyExists, KeyNotFound
+from dfs.errors import BucketNotFound, EtagMismatch, KeyExists, KeyNotFound, SourceChanged
 from dfs.meta.namespace import VERSIONING_ENABLED, Usage
 from tests.contract.test_namespace_headers import racing_puts
 from tests.contract.test_namespace_store import Store, bucket, cid, make_file, obj, refcounts
@@ -98,3 +98,21 @@ async def test_a_write_for_the_owner_it_read_is_refused_in_another_tenants_bucke
         await ns.get_object("ow", "k")
     made = await ns.put_object(obj("ow", "k", None, owner="t2"), 2.0)
     assert (await ns.get_object("ow", "k")).version_id == made.version.version_id
+
+
+async def test_a_copy_whose_source_was_written_since_it_was_read_is_refused(ns: Store) -> None:
+    """``copy_object(expect_file=...)``: the caller built the copy's fields (metadata,
+    stored checksums) from the source version linking that file; a PUT of the unversioned
+    source since then links another file under the same version id "null", and the copy
+    would join the new bytes to the old fields. Refused, nothing written."""
+    await bucket(ns, "sc")
+    a = await make_file(ns, "t1", [(cid("sc-a"), 10)])
+    b = await make_file(ns, "t1", [(cid("sc-b"), 20)])
+    await ns.put_object(obj("sc", "src", a, etag="e-a"), 1.0)
+    await ns.put_object(obj("sc", "src", b, etag="e-b"), 2.0)  # after the caller read a
+    with pytest.raises(SourceChanged):
+        await ns.copy_object("sc", "src", None, obj("sc", "dst", a), 3.0, expect_file=a.file_id)
+    with pytest.raises(KeyNotFound):
+        await ns.get_object("sc", "dst")
+    made = await ns.copy_object("sc", "src", None, obj("sc", "dst", b), 4.0, expect_file=b.file_id)
+    assert (made.version.file_id, made.version.etag) == (b.file_id, "e-b")

@@ -26,7 +26,6 @@ from tests.integration.test_phantom_locations import (
     shifted_clock,
     store,
 )
-
 from tests.integration.test_trim_commit_window import aged
 
 pytestmark = pytest.mark.integration

@@ -35,6 +35,7 @@ from dfs.errors import (
     PayloadTooLarge,
     ReplicationError,
     RequestTimeout,
+    SourceChanged,
     Unavailable,
     Unreachable,
     UnsupportedMediaType,
@@ -100,21 +101,29 @@ def all_subclasses(cls: type[DfsError]) -> set[type[DfsError]]:
 
 def test_the_lists_here_cover_the_whole_tree() -> None:
     # client-side only: a configuration error, a request no answer came for, and a file
-    # that changed while it was uploaded
-    assert all_subclasses(DfsError) == {*WIRE_CLASSES, ConfigError, Unreachable, FileChanged}
+    # that changed while it was uploaded; server-side only: a copy's source written meanwhile
+    assert all_subclasses(DfsError) == {
+        *WIRE_CLASSES,
+        ConfigError,
+        Unreachable,
+        FileChanged,
+        SourceChanged,
+    }
     assert set(errors.BY_CODE.values()) == set(WIRE_CLASSES)
 
 
 def test_codes_are_unique() -> None:
     # the client-side Unreachable (no answer came) and FileChanged go on the wire as their
     # parents, Unavailable and IntegrityError
-    client_side = {Unreachable, FileChanged}
+    client_side = {Unreachable, FileChanged, SourceChanged}
     codes = [cls.code for cls in all_subclasses(DfsError) if cls not in client_side]
     assert len(codes) == len(set(codes))
     assert Unreachable.code == Unavailable.code
     assert type(from_body(503, Unreachable("x").to_body())) is Unavailable
     assert FileChanged.code == IntegrityError.code
     assert type(from_body(422, FileChanged().to_body())) is IntegrityError
+    assert SourceChanged.code == Conflict.code
+    assert type(from_body(409, SourceChanged("x").to_body())) is Conflict
 
 
 @pytest.mark.parametrize("cls", WIRE_CLASSES, ids=lambda c: c.__name__)

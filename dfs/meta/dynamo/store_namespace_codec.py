@@ -372,6 +372,30 @@ def decode_token(token: str | None) -> dict[str, str]:
         state = json.loads(raw)
     except (ValueError, binascii.Error):
         raise InvalidRequest("invalid continuation token") from None
-    if not isinstance(state, dict) or not all(isinstance(v, str) for v in state.values()):
+    if not isinstance(state, dict) or not _token_state(state):
         raise InvalidRequest("invalid continuation token")
     return state
+
+
+def _token_state(state: dict[str, object]) -> bool:
+    """Whether a decoded token is one the listings make (``{}``: from the start; ``s`` "gt"
+    or "ge" a key ``k``; "in" key ``k``'s versions after sort key ``v``): a forged one is
+    refused, never sent to DynamoDB as a key condition it rejects (an empty key, a missing
+    field)."""
+    if not state:
+        return True
+    if not all(_clean_text(v) for v in state.values()):
+        return False
+    fields = {"s", "k", "v"} if state.get("s") == "in" else {"s", "k"}
+    return set(state) == fields and state["s"] in ("gt", "ge", "in") and state["k"] != ""
+
+
+def _clean_text(value: object) -> bool:
+    """A string DynamoDB takes: text, without lone surrogates (JSON can spell them)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

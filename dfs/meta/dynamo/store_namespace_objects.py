@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import dfs.meta.dynamo.store_namespace_codec as nc
 from dfs.bounded import gather_by_key
-from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound, Unavailable
+from dfs.errors import Conflict, DfsError, FileNotFound, KeyNotFound, SourceChanged, Unavailable
 from dfs.ids import new_file_id
 from dfs.meta.base import FileRecord, Location, ManifestEntry
 from dfs.meta.dynamo.codec import UNLINKED_ATTR, S, attr_names
@@ -34,6 +34,7 @@ from dfs.meta.namespace import (
     ObjectVersion,
     PutResult,
     check_condition,
+    check_latest,
     check_owner,
     holds_already,
 )
@@ -184,10 +185,13 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         *,
         if_absent: bool = False,
         if_match: str | None = None,
+        expect_file: str | None = None,
     ) -> PutResult:
         src = await self.get_object(src_bucket, src_key, src_version)
         if src.is_delete_marker:
             raise KeyNotFound(f"version {src_version} of {src_key} is a delete marker")
+        if expect_file is not None and src.file_id != expect_file:
+            raise SourceChanged(f"{src_key!r} was written while it was copied")
         obj = dataclasses.replace(
             dst, file_id=src.file_id, size=src.size, etag=src.etag, sha256=src.sha256
         )
@@ -288,12 +292,10 @@ class NsObjectsPart(FilesPart, CommitPart, NsJobsPart):
         *,
         unless_deleted: bool = False,
         if_latest: str | None = None,
+        if_written: tuple[str, float] | None = None,
     ) -> ObjectVersion | None:
         def plan(st: KeyState) -> Change:
-            if if_latest is not None and (
-                st.latest is None or st.latest[1].version_id != if_latest
-            ):
-                raise Conflict(f"the latest version of {key!r} is no longer {if_latest}")
+            check_latest(key, st.latest[1] if st.latest else None, if_latest, if_written)
             if version_id is not None:
                 return self._remove_version(st, version_id)
             versioning, latest = st.bucket.versioning, st.latest

@@ -210,19 +210,22 @@ def native_worker(soak: Soak, env: dict[str, str], work: Path, seed: int) -> Non
 def damage(soak: Soak, base: Path, kind: str, rng: random.Random) -> None:
     """Delete or flip a byte of some of the victim node's chunk and pack files."""
     files = [p for p in (base / f"node{VICTIM}").rglob("*") if p.is_file()]
-    files = [p for p in files if p.stat().st_size > 64 and "quarantine" not in p.parts]
+    files = [p for p in files if "quarantine" not in p.parts and not p.name.startswith(".")]
     for path in rng.sample(files, min(5 if kind == "delete" else 3, len(files))):
-        if kind == "delete":
-            path.unlink(missing_ok=True)
-            soak.log(f"FAULT delete {path.relative_to(base)}")
+        try:  # the node may delete or rename a file meanwhile (GC, compaction)
+            if kind == "delete":
+                path.unlink()
+                soak.log(f"FAULT delete {path.relative_to(base)}")
+                continue
+            with path.open("r+b") as f:
+                at = rng.randrange(max(os.fstat(f.fileno()).st_size, 1))
+                f.seek(at)
+                byte = f.read(1) or b"\0"
+                f.seek(at)
+                f.write(bytes([byte[0] ^ 0x40]))
+            soak.log(f"FAULT flip {path.relative_to(base)} at {at}")
+        except FileNotFoundError:
             continue
-        at = rng.randrange(path.stat().st_size)
-        with path.open("r+b") as f:
-            f.seek(at)
-            byte = f.read(1)
-            f.seek(at)
-            f.write(bytes([byte[0] ^ 0x40]))
-        soak.log(f"FAULT flip {path.relative_to(base)} at {at}")
 
 
 def restart(proc: Any, pause: float) -> None:

@@ -261,7 +261,7 @@ class SqliteMetadataStore(
         )
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
-        return await self._run(lambda: manifest(self._db, file_id))
+        return await self._run(lambda: in_snapshot(self._db, lambda db: manifest(db, file_id)))
 
     async def get_files(
         self, file_ids: Sequence[str], tenant: str | None = None
@@ -269,7 +269,7 @@ class SqliteMetadataStore(
         return await self._run(lambda: get_records(self._db, self._labels, file_ids, tenant))
 
     async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
-        return await self._run(lambda: manifests(self._db, file_ids))
+        return await self._run(lambda: in_snapshot(self._db, lambda db: manifests(db, file_ids)))
 
     async def pending_uploads(
         self, file_ids: Sequence[str], tenant: str
@@ -490,8 +490,7 @@ class SqliteMetadataStore(
         return await self._run(lambda: chunk_states(self._db, self._labels, limit, after))
 
     async def recent_pending_chunks(self, since: float) -> set[str]:
-        def op() -> set[str]:
-            db = self._db
+        def op(db: sqlite3.Connection) -> set[str]:
             ids = [
                 unpack_file_id(r[0])
                 for r in db.execute(
@@ -504,7 +503,7 @@ class SqliteMetadataStore(
                     out.update(e.chunk_id for e in page)
             return out
 
-        return await self._run(op)
+        return await self._run(lambda: in_snapshot(self._db, op))
 
     async def delete_chunk_if_unreferenced(self, chunk_id: str, cutoff: float) -> set[str] | None:
         def op() -> set[str] | None:

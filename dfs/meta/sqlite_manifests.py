@@ -227,6 +227,9 @@ def append_page(
         if (old[0], bytes(old[1])) != (start, blob):
             raise Conflict(f"page {page} of file {file_id} was appended with other entries")
         return
+    sealed = db.execute("SELECT sha256 FROM files WHERE file_id=?", (key,)).fetchone()
+    if sealed is not None and sealed[0]:  # seal_file fixed its pages: no new one
+        raise Conflict(f"file {file_id} is sealed: no page can be added")
     db.execute(
         "INSERT INTO manifest_pages (file_id, page, start, entries) VALUES (?,?,?,?)",
         (key, page, start, blob),

@@ -22,6 +22,8 @@ from dfs.meta.dynamo.requests import TX_MAX, Requests, make_client
 from dfs.meta.dynamo.settings import settings_from_url
 from dfs.meta.dynamo.store_commit import CHUNKS_PER_TX
 from dfs.meta.dynamo.store_core import PAGE_ENTRIES
+from tests.contract.test_metadata_pages import _pages as paged_entries
+from tests.contract.test_metadata_pages import _start as paged_start
 from tests.contract.test_metadata_store import cid, new_file
 
 ENV = {
@@ -342,3 +344,32 @@ async def test_a_transaction_without_a_token_is_sent_without_one() -> None:
     finally:
         await rq.close()
     assert client.tokens == [None, None]
+
+
+async def test_a_page_appended_while_the_seal_checks_is_not_the_files(
+    store: DynamoMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB seals in two steps (read the pages, then write the seal): a page appended
+    between them is not one of the pages it checked, and no read of the file counts it."""
+    meta = store  # SQLite seals in one transaction: no page can come between
+    rec = await paged_start(meta)
+    [page] = paged_entries([[10, 20]])
+    await meta.append_manifest_page(rec.file_id, 0, page)
+    await meta.mark_page_proven(rec.file_id, 0)
+    check = meta._check_pages
+    [extra] = paged_entries([[40]], first=100)
+
+    def check_then_append(file_id: str, mid: str, size: int) -> tuple[int, int]:
+        checked = check(file_id, mid, size)
+        fmt, data = codec.encode_entries(extra)
+        key = codec.appended_page_key(mid, 1)
+        item = {**key, "f": {"S": fmt}, "e": {"B": data}}
+        meta._rq.call("put_item", TableName=meta.tables["manifests"], Item=item)
+        return checked
+
+    monkeypatch.setattr(meta, "_check_pages", check_then_append)
+    await meta.seal_file(rec.file_id, 30, cid("sealed"))
+    done = await meta.commit_file(rec.file_id, 5.0)
+    assert (done.size, done.chunk_count) == (30, 2)
+    assert await meta.get_manifest(rec.file_id) == page
+    assert (await meta.get_manifests([rec.file_id]))[rec.file_id] == page

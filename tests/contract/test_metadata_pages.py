@@ -117,3 +117,21 @@ async def test_empty_paged_file(meta: MetadataStore) -> None:
     assert (sealed.size, sealed.chunk_count) == (0, 0)
     assert (await meta.commit_file(rec.file_id, 1.0)).state == FILE_COMPLETE
     assert await meta.get_manifest(rec.file_id) == []
+
+
+async def test_no_page_is_added_once_sealed(meta: MetadataStore) -> None:
+    """A page appended after the seal (between a paged upload's seal and its commit, or
+    after a refused finish left the file sealed) was committed unproven: a tenant could put
+    another tenant's chunk id in it and read that chunk. Refused now; nothing it names is
+    ever part of the file."""
+    rec = await _start(meta)
+    [page] = _pages([[10, 20]])
+    await meta.append_manifest_page(rec.file_id, 0, page)
+    await meta.mark_page_proven(rec.file_id, 0)
+    await meta.seal_file(rec.file_id, 30, cid("sealed"))
+    [extra] = _pages([[40]], first=100)
+    with pytest.raises(Conflict):
+        await meta.append_manifest_page(rec.file_id, 1, extra)
+    done = await meta.commit_file(rec.file_id, 5.0)
+    assert (done.size, done.chunk_count) == (30, 2)
+    assert await meta.get_manifest(rec.file_id) == page

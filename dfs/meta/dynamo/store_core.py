@@ -9,8 +9,9 @@ delete also through ``store_refcounts``), so each part can be read on its own.
 from __future__ import annotations
 
 import base64
+import itertools
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dfs.meta.dynamo.codec as codec
@@ -137,10 +138,11 @@ class StoreCore:
         """Every entry appended to a paged upload (none for other files)."""
         if "apages" not in item and item.get("state", {}).get("S") == FILE_COMPLETE:
             return []  # committed with its whole manifest at create_file
+        pages: Iterable[Item] = self._appended_pages(item["mid"]["S"])
+        if "apages" in item:  # sealed: the pages it checked, never one appended since
+            pages = itertools.islice(pages, int(item["apages"]["N"]))
         return [
-            e
-            for page in self._appended_pages(item["mid"]["S"])
-            for e in codec.decode_entries(page["f"]["S"], bytes(page["e"]["B"]))
+            e for page in pages for e in codec.decode_entries(page["f"]["S"], bytes(page["e"]["B"]))
         ]
 
     def _drop_manifest(self, mid: str) -> None:

@@ -31,7 +31,12 @@ class PagesPart(StoreCore):
     async def append_manifest_page(
         self, file_id: str, page: int, entries: Sequence[ManifestEntry]
     ) -> None:
-        mid = await self._pending_mid(file_id)
+        item = await self._file_item(file_id, ("file_id", "state", "mid", "sha256"))
+        if item["state"]["S"] != FILE_PENDING:
+            raise Conflict(f"file {file_id} is not pending")
+        if item.get("sha256", {}).get("S"):  # sealed: its pages are fixed (``apages``)
+            raise Conflict(f"file {file_id} is sealed: no page can be added")
+        mid = str(item["mid"]["S"])
         fmt, data = codec.encode_entries(entries)
         key = codec.appended_page_key(mid, page)
 

@@ -379,6 +379,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _ours(pid: int) -> bool:
+    """Whether ``pid`` is alive and one of ours (a dfs console script): a pid file left by a
+    process that died (a reboot, a kill -9) may name an unrelated process by now, which
+    ``stop`` must not kill and ``start`` must not take for a running service. Where there is
+    no /proc, alive is all that can be told."""
+    if not _alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    return any(Path(a.decode(errors="replace")).name.startswith("dfs-") for a in argv[:2])
+
+
 def _stop_pid(name: str, pid: int, timeout: float) -> None:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -395,7 +411,7 @@ def cmd_stop(base: Path, names: Sequence[str] = (), timeout: float = 15.0) -> in
     # nodes first, so they deregister while the API still answers
     for name in sorted(pids, key=lambda n: n == "api"):
         pid = pids[name]
-        if _alive(pid):
+        if _ours(pid):
             _stop_pid(name, pid, timeout)
         (base / "pids" / f"{name}.pid").unlink(missing_ok=True)
     return 0
@@ -411,7 +427,7 @@ def cmd_status(base: Path, settings: Settings) -> int:
     ok = True
     for name in settings.names():
         pid = pids.get(name)
-        state = "running" if pid and _alive(pid) else "dead" if pid else "not started"
+        state = "running" if pid and _ours(pid) else "dead" if pid else "not started"
         ok = ok and state == "running"
         print(f"{name}\t{f'pid {pid}' if pid else '-'}\t{state}")
     try:
@@ -479,7 +495,7 @@ def cmd_env(base: Path) -> int:
 def cmd_start(base: Path, settings: Settings) -> int:
     """Start whatever is not running, then print the export lines (stdout) and the rest on
     stderr, so that ``eval "$(bash scripts/cluster.sh start)"`` works."""
-    running = frozenset(n for n, pid in _pids(base).items() if _alive(pid))
+    running = frozenset(n for n, pid in _pids(base).items() if _ours(pid))
     running -= _nodes_moved_off(base, settings, running)
     cluster = LocalCluster(
         base,

@@ -380,19 +380,15 @@ def _alive(pid: int) -> bool:
 
 
 def _ours(pid: int) -> bool:
-    """Whether ``pid`` is alive and one of ours (a dfs console script): a pid file left by a
-    process that died (a reboot, a kill -9) may name an unrelated process by now, which
-    ``stop`` must not kill and ``start`` must not take for a running service. Where there is
-    no /proc, alive is all that can be told."""
+    """Whether ``pid`` is alive and a dfs console script: a stale pid file (after a reboot,
+    a kill -9) may name an unrelated process by now. Without /proc: whether it is alive."""
     if not _alive(pid):
         return False
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
     except OSError:
-        return True
-    return any(Path(a.decode(errors="replace")).name.startswith("dfs-") for a in argv[:2])
+        return not Path("/proc/self").exists()
+    return any(Path(a.decode(errors="replace")).name.startswith("dfs-") for a in argv)
 
 
 def _stop_pid(name: str, pid: int, timeout: float) -> None:

@@ -23,13 +23,11 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   nodes that lack it; REPLICATION_STRATEGY=async relies on this to close any gap the
   primary's background forwarding left;
 - a chunk with more live copies than REPLICATION_FACTOR (a node came back after being
-  repaired around) loses the surplus on its lowest-ranked holders, so it is never
-  over-replicated for long. Dead nodes' locations are kept, so a node that restarts counts
-  again at once and nothing it holds becomes an untracked orphan. A node deletes a surplus
-  copy only if it was not written or re-sent within DFS_GC_GRACE (``min_age``): an upload
-  commits on its acknowledgements within 0.9 x that without asking again, so a younger copy
-  may be one it is about to record (deleted, it would be recorded with nothing there). A
-  copy kept is recorded again and trimmed by a later pass;
+  repaired around) loses the surplus on its lowest-ranked holders (dead nodes' locations
+  are kept: a node that restarts counts again at once). A node deletes a surplus copy only
+  if not written or re-sent within DFS_GC_GRACE (``min_age``: an upload commits on its
+  acknowledgements within 0.9 x that without asking again). A copy kept is recorded again,
+  an older one trimmed instead, or the chunk looked at again by the next passes;
 - two live node ids announcing one disk identity (two processes on one data directory)
   are one copy (``durability_policy.shared_disks``): the smallest id stands for the disk,
   copies recorded under the other count as its, and the other is neither a target nor
@@ -43,13 +41,11 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   concerned are repaired in the same pass;
 - a draining node (``dfs.api.drain``) is live but its copies do not count and it is never a
   target: each of its chunks is copied elsewhere, then its copy is the surplus trimmed first;
-- nodes back since the last pass are handed to garbage collection (``on_returned``), which
-  sweeps them for orphan copies at its next pass (``dfs.api.gc``).
+- nodes back since the last pass are handed to GC's orphan sweep (``on_returned``).
 
 The lease is renewed as the pass goes (every chunk repaired, every page of a full scan and
 before every trim: ``dfs.api.pass_lease``); a pass whose lease another process took over
 stops at once, and a full pass counts as done (for DFS_REPAIR_FULL_SCAN) only once complete.
-
 Knows nothing of aiohttp.web.
 """
 
@@ -75,6 +71,7 @@ from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 
 log = logging.getLogger("dfs.api.repair")
+DEFERRED_MAX = 100_000  # chunks whose trim waits on a young copy, kept to look at again
 
 
 @dataclass
@@ -184,6 +181,7 @@ class Repair:
         self._last_full: float | None = None  # when this process's last full pass started
         self._shared_logged: dict[str, str] = {}  # shared disks last logged (log changes)
         self._lease: PassLease | None = None  # the running pass's
+        self._deferred: set[str] = set()  # trims kept a young copy: looked at again next pass
         # a drain's status confirms the copies it counts with their nodes (dfs.api.drain)
         coord.drains.confirm_with(self._node_has)
 
@@ -454,7 +452,7 @@ class Repair:
         affected = policy.targeted_nodes(cluster.down, prev.get("settled_nodes", []), returned)
         affected |= cluster.draining | cluster.shared.keys()
         report.nodes_scanned = sorted(affected)
-        ids = set(suspects)
+        ids, self._deferred = suspects | self._deferred, set()
         for node_id in sorted(affected):
             ids.update(await self._node_chunk_ids(node_id))
         return await self._states(sorted(ids))
@@ -535,12 +533,17 @@ class Repair:
         really = (await self.coord.holders({c.chunk_id: c.size}, holders))[c.chunk_id]
         held = [n for n in holders if n.node_id in really]
         staying = [n for n in held if n.node_id not in cluster.draining]
-        victims = policy.trim_victims(c.chunk_id, staying, self.coord.rf)
-        if len(staying) >= self.coord.rf:
-            victims += [n for n in held if n.node_id in cluster.draining]
+        surplus = len(staying) - self.coord.rf
+        # lowest-ranked first, on past a copy kept as too young (often repair's own, after a
+        # node came back) to an older one: the next pass over this chunk may be an hour away
         trimmed = 0
-        for node in victims:
+        for node in policy.trim_victims(c.chunk_id, staying, 0)[::-1]:
+            if trimmed >= surplus:
+                break
             await self._keep_lease()  # never delete under a lease another process may hold
+            trimmed += await self._trim_copy(c, node)
+        for node in [n for n in held if n.node_id in cluster.draining and surplus >= 0]:
+            await self._keep_lease()
             trimmed += await self._trim_copy(c, node)
         return trimmed
 
@@ -574,6 +577,8 @@ class Repair:
             log.warning("trim of %s on %s failed: %s", c.chunk_id[:12], node.node_id, exc)
         if not deleted:
             # kept (too young), or the delete failed: recorded again if the node holds it
+            if len(self._deferred) < DEFERRED_MAX:
+                self._deferred.add(c.chunk_id)
             try:
                 await record_if_held(self.coord, node, gone)
             except DfsError as exc:  # left forgotten: the inventory finds it again

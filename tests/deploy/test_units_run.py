@@ -200,6 +200,7 @@ def test_unit_command_lines_round_trip_a_file(
             "REPLICATION_FACTOR": "2",
             "DFS_REPAIR_GRACE": "900",
             "DFS_API_WORKERS": "2",  # as a host of two cores would run it
+            "DFS_PUBLIC_URL": "",  # no load balancer in front: links name the request's host
             "DFS_CLUSTER_SECRET": SECRET,
             "DFS_API_SECRET": API_SECRET,
             "DFS_ADMIN_TOKEN": ADMIN,

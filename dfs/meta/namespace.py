@@ -491,3 +491,15 @@ def same_fields(obj: NewObject, v: ObjectVersion) -> bool:
     """The fields a link sets, besides its file: content type, metadata, tags, access."""
     fields = (v.content_type, v.user_metadata, v.tags, v.access)
     return fields == (obj.content_type, obj.user_metadata, obj.tags, obj.access)
+
+
+def encodable_text(value: object) -> bool:
+    """A string either store can keep: text without lone surrogates (JSON can spell them),
+    as continuation tokens must hold (``decode_token`` of each store)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

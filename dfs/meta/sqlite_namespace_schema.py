@@ -56,7 +56,7 @@ from typing import Any
 import orjson
 
 from dfs.errors import InvalidRequest
-from dfs.meta.namespace import ACCESS_PRIVATE, BucketRecord, ObjectVersion
+from dfs.meta.namespace import ACCESS_PRIVATE, BucketRecord, ObjectVersion, encodable_text
 from dfs.meta.sqlite_codec import (
     Labels,
     Packed,
@@ -372,15 +372,4 @@ def _token_state(state: dict[str, Any]) -> bool:
         r = state["r"]
         if "k" not in state or type(r) is not int or not -(1 << 63) <= r < 1 << 63:
             return False
-    return all(_stored_text(state[f]) for f in ("k", "p") if f in state)
-
-
-def _stored_text(value: object) -> bool:
-    """A string SQLite can bind: text, without lone surrogates (JSON can spell them)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    return all(encodable_text(state[f]) for f in ("k", "p") if f in state)

@@ -76,6 +76,7 @@ from dfs.meta.namespace import (
     NewObject,
     ObjectVersion,
     Usage,
+    encodable_text,
     version_of,
 )
 
@@ -384,18 +385,7 @@ def _token_state(state: dict[str, object]) -> bool:
     field)."""
     if not state:
         return True
-    if not all(_clean_text(v) for v in state.values()):
+    if not all(encodable_text(v) for v in state.values()):
         return False
     fields = {"s", "k", "v"} if state.get("s") == "in" else {"s", "k"}
     return set(state) == fields and state["s"] in ("gt", "ge", "in") and state["k"] != ""
-
-
-def _clean_text(value: object) -> bool:
-    """A string DynamoDB takes: text, without lone surrogates (JSON can spell them)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True

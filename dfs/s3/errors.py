@@ -22,6 +22,7 @@ from dfs.errors import (
     DfsError,
     Forbidden,
     IncompleteUpload,
+    InsufficientStorage,
     InvalidRequest,
     KeyNotFound,
     PayloadTooLarge,
@@ -77,6 +78,9 @@ _MAPPED: list[tuple[type[DfsError], str, int]] = [
     # a chunk's copies could not all be written, even placed again around the nodes that
     # failed (dfs.api.chunk_writes): a node died or hung; SDKs retry a 503
     (ReplicationError, "ServiceUnavailable", 503),
+    # no node has room: S3 has no code of its own for it; the message says what is wrong
+    # ("cluster is full"), where InternalError's says nothing
+    (InsufficientStorage, "ServiceUnavailable", 503),
     # chunks short of copies at the commit (a node drained or lost meanwhile): SDKs retry a
     # 503, and the PUT sent again is placed on the writable nodes
     (IncompleteUpload, "ServiceUnavailable", 503),

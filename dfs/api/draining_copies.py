@@ -73,12 +73,9 @@ async def counted_copies(
     and sends it (``top_up`` off)."""
     counts = counting(found, draining)
     need = coord.copies_to_commit
-    short = [
-        c
-        for c in chunks
-        if len(counts.get(c, ())) < need and (found.get(c, set()) & draining or top_up)
-    ]
-    short = [c for c in short if found.get(c)]
+    # a chunk short of copies, with one to copy from (a draining one's, or any with top_up)
+    movable = {c for c, held in found.items() if held and (top_up or held & draining)}
+    short = [c for c in chunks if len(counts.get(c, ())) < need and c in movable]
     if not short:
         return counts
     live = {n.node_id: n for n in await coord.live_nodes()}

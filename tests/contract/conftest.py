@@ -18,6 +18,7 @@ import pytest
 
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FileRecord, MetadataStore
+from dfs.meta.dynamo import DynamoMetadataStore
 from dfs.meta.namespace import NamespaceStore
 from dfs.meta.sqlite import SqliteMetadataStore
 from dfs.meta.sqlite_codec import pack_file_id
@@ -34,6 +35,17 @@ def dynamodb_url(endpoint: str) -> str:
         sep = "&" if "?" in endpoint else "?"
         return f"{endpoint}{sep}table_prefix={prefix}&create_tables=1"
     return f"dynamodb://?endpoint_url={endpoint}&table_prefix={prefix}&create_tables=1"
+
+
+@pytest.fixture
+async def dynamo_store(moto_endpoint: str) -> AsyncIterator[DynamoMetadataStore]:
+    """A DynamoDB store on moto, with tables of its own: tests of that backend alone."""
+    store = await open_metadata_store(dynamodb_url(moto_endpoint), {**os.environ, **DYNAMODB_ENV})
+    assert isinstance(store, DynamoMetadataStore)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 @pytest.fixture(params=BACKENDS)

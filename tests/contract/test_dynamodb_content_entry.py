@@ -7,19 +7,15 @@ path goes on once it is full, and the lookup never names a deleted file."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 import dfs.meta.dynamo.store_commit as store_commit
-from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FileRecord, ManifestEntry
 from dfs.meta.dynamo import DynamoMetadataStore, codec
 from dfs.meta.dynamo.store_refcounts import CHUNKS_PER_TX
 from dfs.meta.namespace import BucketRecord, NewObject
-from tests.contract.test_dynamodb_store import ENV
 from tests.contract.test_metadata_store import cid, new_file
 
 # ids in a set before it was bounded: past the bound, below the item's 400 KB (moto refuses
@@ -28,14 +24,8 @@ SEEDED = 1_000
 
 
 @pytest.fixture
-async def store(moto_endpoint: str) -> AsyncIterator[DynamoMetadataStore]:
-    url = f"dynamodb://?endpoint_url={moto_endpoint}&table_prefix=t{uuid.uuid4().hex[:12]}-"
-    s = await open_metadata_store(url + "&create_tables=1", {**os.environ, **ENV})
-    assert isinstance(s, DynamoMetadataStore)
-    try:
-        yield s
-    finally:
-        await s.close()
+def store(dynamo_store: DynamoMetadataStore) -> DynamoMetadataStore:
+    return dynamo_store  # conftest.py's: a store on moto, tables of its own
 
 
 def _same(name: str, content: list[tuple[str, int]], verified: bool = True) -> FileRecord:

@@ -12,9 +12,8 @@ committed), and a re-send, whose copies ``add_locations`` records, lets it throu
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,6 @@ from dfs.api import paged_uploads
 from dfs.api.coordinator import Coordinator
 from dfs.config import ApiConfig
 from dfs.errors import FileNotFound, IncompleteUpload, KeyNotFound
-from dfs.meta import open_metadata_store
 from dfs.meta.base import (
     FILE_COMPLETE,
     FILE_PENDING,
@@ -38,7 +36,6 @@ from dfs.meta.dynamo import DynamoMetadataStore
 from dfs.meta.dynamo.store_refcounts import CHUNKS_PER_TX
 from dfs.meta.namespace import BucketRecord, NewObject
 from dfs.transport.node_client import NodeClient
-from tests.contract.test_dynamodb_store import ENV
 from tests.contract.test_metadata_store import cid, new_file
 
 X = cid("gc-race")
@@ -46,14 +43,8 @@ CUTOFF = 10.0  # GC's cutoff (now - grace): every chunk made at 1.0 is past it
 
 
 @pytest.fixture
-async def store(moto_endpoint: str) -> AsyncIterator[DynamoMetadataStore]:
-    url = f"dynamodb://?endpoint_url={moto_endpoint}&table_prefix=t{uuid.uuid4().hex[:12]}-"
-    s = await open_metadata_store(url + "&create_tables=1", {**os.environ, **ENV})
-    assert isinstance(s, DynamoMetadataStore)
-    try:
-        yield s
-    finally:
-        await s.close()
+def store(dynamo_store: DynamoMetadataStore) -> DynamoMetadataStore:
+    return dynamo_store  # conftest.py's: a store on moto, tables of its own
 
 
 async def _unreferenced(store: MetadataStore, chunks: Iterable[str], node: str = "n1") -> None:

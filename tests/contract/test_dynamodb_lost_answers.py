@@ -10,20 +10,15 @@ moto alone, where a write recognises its own result where it can.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from dfs.errors import FileNotFound
-from dfs.meta import open_metadata_store
 from dfs.meta.dynamo import DynamoMetadataStore
 from dfs.meta.multipart import MultipartUpload, UploadPart, new_upload_id
 from dfs.meta.namespace import BucketRecord
-from tests.contract.test_dynamodb_store import ENV
 from tests.contract.test_metadata_store import cid, new_file
 
 
@@ -57,14 +52,8 @@ class LoseAnswers:
 
 
 @pytest.fixture
-async def store(moto_endpoint: str) -> AsyncIterator[DynamoMetadataStore]:
-    url = f"dynamodb://?endpoint_url={moto_endpoint}&table_prefix=t{uuid.uuid4().hex[:12]}-"
-    s = await open_metadata_store(url + "&create_tables=1", {**os.environ, **ENV})
-    assert isinstance(s, DynamoMetadataStore)
-    try:
-        yield s
-    finally:
-        await s.close()
+def store(dynamo_store: DynamoMetadataStore) -> DynamoMetadataStore:
+    return dynamo_store  # conftest.py's: a store on moto, tables of its own
 
 
 @pytest.mark.parametrize("honoured", [True, False], ids=["honoured", "ignored"])

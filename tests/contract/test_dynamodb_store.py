@@ -7,15 +7,13 @@ import itertools
 import math
 import os
 import socket
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from dfs.errors import ConfigError, FileNotFound, Unavailable
-from dfs.meta import open_metadata_store
 from dfs.meta.base import FILE_COMPLETE, FILE_PENDING
 from dfs.meta.dynamo import DynamoMetadataStore, codec
 from dfs.meta.dynamo.requests import TX_MAX, Requests, make_client
@@ -34,14 +32,8 @@ ENV = {
 
 
 @pytest.fixture
-async def store(moto_endpoint: str) -> AsyncIterator[DynamoMetadataStore]:
-    url = f"dynamodb://?endpoint_url={moto_endpoint}&table_prefix=t{uuid.uuid4().hex[:12]}-"
-    s = await open_metadata_store(url + "&create_tables=1", {**os.environ, **ENV})
-    assert isinstance(s, DynamoMetadataStore)
-    try:
-        yield s
-    finally:
-        await s.close()
+def store(dynamo_store: DynamoMetadataStore) -> DynamoMetadataStore:
+    return dynamo_store  # conftest.py's: a store on moto, tables of its own
 
 
 async def test_commit_resumes_after_a_crash_without_double_counting(

@@ -29,7 +29,7 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,13 @@ from dfs.client.download import DownloadPipeline, PartFile
 from dfs.client.file_cache import FileCache
 from dfs.client.file_names import temp_name
 from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, take_leftovers
+from dfs.client.listing_ahead import ListingAhead
 from dfs.client.local_files import (
     DIRECTORY_SUFFIXES,
     LocalFile,
     Skipped,
     hash_file,
+    holds_nothing,
     in_the_way,
     key_targets,
     storable,
@@ -285,8 +287,24 @@ class SyncMethods(NamespaceMethods):
         """The files cache of uploads to ``bucket`` (``Client`` has it; none here)."""
         return None
 
-    async def _remote_map(self, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
-        return {o["key"]: o async for o in self.list_all(bucket, prefix, delimiter="")}
+    async def _remote_map(
+        self,
+        bucket: str,
+        prefix: str,
+        first_page: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Every object under ``prefix`` by key; ``first_page`` is given the first page's
+        objects as soon as they are here."""
+        out: dict[str, dict[str, Any]] = {}
+        token: str | None = None
+        while True:  # ends: each page's token is past the last
+            page = await self.list_page(bucket, prefix, delimiter="", token=token)
+            if first_page is not None and token is None:
+                first_page(page["objects"])
+            out.update((o["key"], o) for o in page["objects"])
+            token = page["next_token"]
+            if not token:
+                return out
 
     async def upload_to(
         self,
@@ -463,11 +481,16 @@ class SyncMethods(NamespaceMethods):
         key = key if not key or key.endswith("/") else key + "/"
         if version is not None:
             raise InvalidRequest("--version names one key's version, not a prefix's")
-        objs = await self._remote_map(bucket, key)
-        if not objs and key:
-            raise KeyNotFound(f"no key or folder {bucket}/{key}")
-        wanted, skipped = _under(out, objs, key)
-        return await self._fetch(bucket, out, wanted, checksum, progress, skipped)
+        ahead = await self._ahead(bucket, out)
+        try:
+            objs = await self._remote_map(bucket, key, ahead.first_page if ahead else None)
+            if not objs and key:
+                raise KeyNotFound(f"no key or folder {bucket}/{key}")
+            wanted, skipped = _under(out, objs, key)
+            return await self._fetch(bucket, out, wanted, checksum, progress, skipped, ahead)
+        finally:
+            if ahead is not None:
+                await ahead.cancel()  # what the download did not take
 
     async def versions_at(
         self, bucket: str, prefix: str, at: float, *, exact: bool = False
@@ -516,6 +539,13 @@ class SyncMethods(NamespaceMethods):
                 raise
             return None
 
+    async def _ahead(self, bucket: str, out: Path) -> ListingAhead | None:
+        """What a folder download of ``bucket`` reads ahead of its listing; None when the
+        bucket is not the caller's (its objects are then streamed through the API)."""
+        if not await self._owns(bucket):
+            return None
+        return ListingAhead(self._connection(), await asyncio.to_thread(holds_nothing, out))
+
     async def _fetch(
         self,
         bucket: str,
@@ -524,23 +554,36 @@ class SyncMethods(NamespaceMethods):
         checksum: bool,
         progress: ProgressFn | None,
         skipped: Sequence[Skipped] = (),
+        ahead: ListingAhead | None = None,
     ) -> SyncReport:
         """Download ``wanted`` (targets in or at ``root``) but the targets that hold their
         object already or that something stands in the way of; ``skipped``: the keys left
-        out before (reported with the rest)."""
+        out before (reported with the rest); ``ahead``: the plans and chunks read while
+        listing (the bucket is the caller's)."""
         report = SyncReport(skipped=list(skipped))
-        todo, report.unchanged, blocked = await asyncio.to_thread(
-            _changed_downloads, wanted, root, checksum
-        )
-        report.skipped += blocked
+        if await asyncio.to_thread(holds_nothing, root):
+            # nothing there: no target holds its object or has anything in its way (a
+            # look at each cost a restore of 7,733 files ~0.4 s before its first write)
+            todo = list(wanted)
+        else:
+            todo, report.unchanged, blocked = await asyncio.to_thread(
+                _changed_downloads, wanted, root, checksum
+            )
+            report.skipped += blocked
         report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
         empty = [(o, t) for o, t in todo if not o.get("file_id")]  # an empty object: no file
         if empty:
             await asyncio.to_thread(_write_empty, empty)
         todo = [(o, t) for o, t in todo if o.get("file_id")]
-        if todo and await self._owns(bucket):
+        if todo and (ahead is not None or await self._owns(bucket)):
+            plans, chunks = await ahead.take() if ahead is not None else ({}, None)
+            # the files with plans first, in their order: one early answer makes one batch
+            rank = {file_id: n for n, file_id in enumerate(plans)}
+            pairs = sorted(
+                ((o["file_id"], t) for o, t in todo), key=lambda p: rank.get(p[0], len(rank))
+            )
             pipeline = DownloadPipeline(self._connection(), progress)
-            await pipeline.download_files([(o["file_id"], t) for o, t in todo])
+            await pipeline.download_files(pairs, plans, chunks)
         else:
             for obj, target in todo:
                 await self._stream_to(obj, target)

@@ -51,7 +51,7 @@ from dfs.meta.multipart import (
     MultipartUpload,
     UploadPart,
 )
-from dfs.meta.namespace import ACCESS_PRIVATE, BucketRecord, PutResult
+from dfs.meta.namespace import ACCESS_PRIVATE, VERSIONING_UNVERSIONED, BucketRecord, PutResult
 from dfs.s3 import (
     acl,
     checksums,
@@ -253,11 +253,10 @@ async def upload_part_copy(
         raise S3Error("NoSuchUpload", 404, "The specified upload is being completed.")
     # split at "?" before the path is decoded: a key's own "?" comes as %3F
     src_bucket, src_key, version = object_writes.copy_source(request.headers["x-amz-copy-source"])
-    if version is not None:
-        raise not_implemented("UploadPartCopy of a given source version")
     ns = request.app[NAMESPACE]
     await ns.bucket(src_bucket)
-    r = await ns.resolve(principal(request), src_bucket, src_key, None)
+    # a version named: that one (a delete marker's id answers as missing), read by its file
+    r = await ns.resolve(principal(request), src_bucket, src_key, version)
     # as CopyObject: s3transfer's managed copy sends x-amz-copy-source-if-match every part
     conditional.check_copy_source(request.headers, r.version.etag, r.version.created_at)
     rng = _copy_range(request.headers.get("x-amz-copy-source-range"), r.version.size)
@@ -282,7 +281,10 @@ async def upload_part_copy(
     kept = tuple(sums.values.items())
     await mp.record_part(u, UploadPart(number, file_id, size, md5.hexdigest(), now, kept))
     inner = xml("LastModified", iso_time(now)) + xml("ETag", f'"{md5.hexdigest()}"')
-    return xml_response("CopyPartResult", inner + multipart_xml.checksum_elements(kept))
+    resp = xml_response("CopyPartResult", inner + multipart_xml.checksum_elements(kept))
+    if version is not None or r.bucket.versioning != VERSIONING_UNVERSIONED:
+        resp.headers["x-amz-copy-source-version-id"] = r.version.version_id  # as CopyObject
+    return resp
 
 
 # --- complete, abort, lists -----------------------------------------------------------------

@@ -437,3 +437,45 @@ def test_part_number_reads(gateway: Gateway) -> None:
     with pytest.raises(ClientError) as exc:
         s3.create_multipart_upload(Bucket="parts", Key="x", Metadata={"dfs-part-sizes": "1"})
     assert s3_code(exc) == ("InvalidArgument", 400)
+
+
+def test_part_copy_of_a_given_source_version(sqlite_gateway: Gateway) -> None:
+    """UploadPartCopy of ``bucket/key?versionId=``: that version's bytes, whatever the key
+    holds now; its id answered in ``x-amz-copy-source-version-id``, as CopyObject does; a
+    delete marker's id is no object to copy."""
+    s3 = sqlite_gateway.client()
+    s3.create_bucket(Bucket="pcv")
+    s3.put_bucket_versioning(Bucket="pcv", VersioningConfiguration={"Status": "Enabled"})
+    old, new = random.Random(7).randbytes(5 * MIB), b"the bytes written over them"
+    v1 = s3.put_object(Bucket="pcv", Key="src", Body=old)["VersionId"]
+    v2 = s3.put_object(Bucket="pcv", Key="src", Body=new)["VersionId"]
+    uid = _start(s3, "pcv", "dst")
+    answers = [
+        s3.upload_part_copy(
+            Bucket="pcv",
+            Key="dst",
+            UploadId=uid,
+            PartNumber=n,
+            CopySource={"Bucket": "pcv", "Key": "src", **({"VersionId": v} if v else {})},
+        )
+        for n, v in ((1, v1), (2, None))
+    ]
+    assert [a["CopySourceVersionId"] for a in answers] == [v1, v2]
+    etags = [a["CopyPartResult"]["ETag"] for a in answers]
+    assert etags == [f'"{_md5(old)}"', f'"{_md5(new)}"']
+    marker = s3.delete_object(Bucket="pcv", Key="src")["VersionId"]
+    with pytest.raises(ClientError) as exc:
+        s3.upload_part_copy(
+            Bucket="pcv",
+            Key="dst",
+            UploadId=uid,
+            PartNumber=3,
+            CopySource={"Bucket": "pcv", "Key": "src", "VersionId": marker},
+        )
+    assert s3_code(exc) == ("NoSuchKey", 404)
+    parts = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in ((1, etags[0]), (2, etags[1]))]}
+    s3.complete_multipart_upload(Bucket="pcv", Key="dst", UploadId=uid, MultipartUpload=parts)
+    assert s3.get_object(Bucket="pcv", Key="dst")["Body"].read() == old + new
+    # the old version's part is its own bytes even though the key's current one differs
+    got = s3.get_object(Bucket="pcv", Key="src", VersionId=v1)["Body"].read()
+    assert got == old

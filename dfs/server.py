@@ -21,6 +21,7 @@ Limits (a client cannot pin a server or its memory):
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -322,11 +323,28 @@ async def until_stopped(stop: asyncio.Event | None = None) -> None:
     await stop.wait()
 
 
+SERVICE_GC_THRESHOLD = 20_000
+"""Objects a service allocates between young collections (Python's default: 700)."""
+
+
+def quiet_collector() -> None:
+    """The services' collector policy, as ``dfs.client.cli_main``'s: what the imports made
+    moves to the permanent generation (``gc.freeze``: no collection walks the modules'
+    objects again), and young collections run every ``SERVICE_GC_THRESHOLD`` allocations.
+    Every request allocates dicts, lists and tuples that die young; with the defaults the
+    API spent ~9% of its CPU in the collector during a backup of many small files into a
+    bucket (``perf``: ``gc_collect_main``, ``visit_decref``, ``visit_reachable``). Cycles
+    are still freed, a little later."""
+    gc.freeze()
+    gc.set_threshold(SERVICE_GC_THRESHOLD, 20, 20)
+
+
 def run_service(prog: str, run: Callable[[], None]) -> int:
     """Run a service's ``run`` and turn its errors into one clear line and an exit code:
     invalid configuration never half-starts a process."""
     try:
         configure_logging(os.environ)
+        quiet_collector()
         run()
     except ConfigError as exc:
         print(f"{prog}: invalid configuration: {exc.message}", file=sys.stderr)

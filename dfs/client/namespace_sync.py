@@ -481,13 +481,15 @@ class SyncMethods(NamespaceMethods):
         key = key if not key or key.endswith("/") else key + "/"
         if version is not None:
             raise InvalidRequest("--version names one key's version, not a prefix's")
-        ahead = await self._ahead(bucket, out)
+        owned = await self._owns(bucket)  # else streamed through the API: nothing read ahead
+        fresh = owned and await asyncio.to_thread(holds_nothing, out)
+        ahead = ListingAhead(self._connection(), fresh) if owned else None
         try:
             objs = await self._remote_map(bucket, key, ahead.first_page if ahead else None)
             if not objs and key:
                 raise KeyNotFound(f"no key or folder {bucket}/{key}")
             wanted, skipped = _under(out, objs, key)
-            return await self._fetch(bucket, out, wanted, checksum, progress, skipped, ahead)
+            return await self._fetch(bucket, out, wanted, checksum, progress, skipped, ahead, owned)
         finally:
             if ahead is not None:
                 await ahead.cancel()  # what the download did not take
@@ -539,13 +541,6 @@ class SyncMethods(NamespaceMethods):
                 raise
             return None
 
-    async def _ahead(self, bucket: str, out: Path) -> ListingAhead | None:
-        """What a folder download of ``bucket`` reads ahead of its listing; None when the
-        bucket is not the caller's (its objects are then streamed through the API)."""
-        if not await self._owns(bucket):
-            return None
-        return ListingAhead(self._connection(), await asyncio.to_thread(holds_nothing, out))
-
     async def _fetch(
         self,
         bucket: str,
@@ -555,11 +550,12 @@ class SyncMethods(NamespaceMethods):
         progress: ProgressFn | None,
         skipped: Sequence[Skipped] = (),
         ahead: ListingAhead | None = None,
+        owned: bool | None = None,
     ) -> SyncReport:
         """Download ``wanted`` (targets in or at ``root``) but the targets that hold their
         object already or that something stands in the way of; ``skipped``: the keys left
         out before (reported with the rest); ``ahead``: the plans and chunks read while
-        listing (the bucket is the caller's)."""
+        listing; ``owned``: whether the bucket is the caller's, if known."""
         report = SyncReport(skipped=list(skipped))
         if await asyncio.to_thread(holds_nothing, root):
             # nothing there: no target holds its object or has anything in its way (a
@@ -575,7 +571,7 @@ class SyncMethods(NamespaceMethods):
         if empty:
             await asyncio.to_thread(_write_empty, empty)
         todo = [(o, t) for o, t in todo if o.get("file_id")]
-        if todo and (ahead is not None or await self._owns(bucket)):
+        if todo and (await self._owns(bucket) if owned is None else owned):
             plans, chunks = await ahead.take() if ahead is not None else ({}, None)
             # the files with plans first, in their order: one early answer makes one batch
             rank = {file_id: n for n, file_id in enumerate(plans)}

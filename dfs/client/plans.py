@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -104,12 +105,22 @@ class PlanAhead:
             gc.unfreeze()
 
 
+EARLY_PLAN_MAX_AGE = 60.0
+"""Seconds an early plan is kept for the download. Its capabilities live the API's
+``DFS_CAPABILITY_TTL`` (10 minutes by default) from when it was made, and a listing and its
+target checks can take longer than that (millions of keys; ``--checksum`` hashing a full
+folder): every node would then refuse the plan's reads and be avoided for the rest of the
+download. An older plan is dropped and asked for again as the download goes."""
+
+
 class EarlyPlans:
     """Plans asked for ahead of a download (``start``: the files of a listing's first
     page, ``batch`` at a time), taken once the download knows its files (``take``). Only
     reads: a plan of a file the download then leaves out (an older file of a name) is
-    never used, and a file whose early plan failed is simply asked for again later.
-    ``chunks``: where the small files' chunks of each answer are read (only reads too)."""
+    never used, and a file whose early plan failed, or that came more than
+    ``EARLY_PLAN_MAX_AGE`` before ``take``, is simply asked for again later.
+    ``chunks``: where the small files' chunks of each answer are read (only reads too:
+    verified bytes, which do not expire)."""
 
     def __init__(
         self, api: ApiClient, batched: bool, batch: int, chunks: EarlyChunks | None = None
@@ -118,26 +129,28 @@ class EarlyPlans:
         self._batched = batched
         self._batch = batch
         self._chunks = chunks
-        self._tasks: list[asyncio.Task[dict[str, dict[str, Any]]]] = []
+        self._tasks: list[asyncio.Task[tuple[float, dict[str, dict[str, Any]]]]] = []
 
     def start(self, file_ids: list[str]) -> None:
         for at in range(0, len(file_ids), self._batch):
             part = file_ids[at : at + self._batch]
             self._tasks.append(asyncio.create_task(self._fetch(part)))
 
-    async def _fetch(self, part: list[str]) -> dict[str, dict[str, Any]]:
+    async def _fetch(self, part: list[str]) -> tuple[float, dict[str, dict[str, Any]]]:
+        asked = time.monotonic()  # the capabilities' clock starts at most this early
         got = await self._api.download_plans(part, batched=self._batched)
         plans = {f: plan for f, plan in zip(part, got, strict=True) if "error" not in plan}
         if self._chunks is not None:
             self._chunks.start(plans.values())
-        return plans
+        return asked, plans
 
     async def take(self) -> dict[str, dict[str, Any]]:
-        """The plans that came, by file id (those that failed are left to the download)."""
+        """The plans that came, by file id (those that failed or are too old to use are
+        left to the download)."""
         plans: dict[str, dict[str, Any]] = {}
         for got in await asyncio.gather(*self._tasks, return_exceptions=True):
-            if isinstance(got, dict):
-                plans.update(got)
+            if isinstance(got, tuple) and time.monotonic() - got[0] <= EARLY_PLAN_MAX_AGE:
+                plans.update(got[1])
         self._tasks = []
         return plans
 

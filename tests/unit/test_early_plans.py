@@ -3,8 +3,12 @@ what did not come (an error entry, a failed request) is left for the download to
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
+import pytest
+
+from dfs.client import plans
 from dfs.client.plans import EarlyPlans
 from dfs.errors import Unavailable
 from dfs.transport.api_client import ApiClient
@@ -37,3 +41,22 @@ async def test_cancelled_early_plans_are_not_awaited_later() -> None:
     early.start(["a"])
     await early.cancel()
     assert await early.take() == {}
+
+
+async def test_early_plans_older_than_their_age_limit_are_left_to_the_download(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A listing and its checks that outlast ``EARLY_PLAN_MAX_AGE``: the early plans'
+    capabilities may have expired, so none is handed over (the download asks again)."""
+    clock = [1000.0]
+    monkeypatch.setattr(plans.time, "monotonic", lambda: clock[0])
+    early = EarlyPlans(cast(ApiClient, FakeApi()), True, 500)
+    early.start(["a", "b"])
+    await asyncio.sleep(0)  # the request is made at 1000
+    clock[0] += plans.EARLY_PLAN_MAX_AGE + 1
+    assert await early.take() == {}
+    fresh = EarlyPlans(cast(ApiClient, FakeApi()), True, 500)
+    fresh.start(["c"])
+    await asyncio.sleep(0)
+    clock[0] += plans.EARLY_PLAN_MAX_AGE - 1
+    assert sorted(await fresh.take()) == ["c"]

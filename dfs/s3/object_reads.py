@@ -20,6 +20,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 from dfs.api import access, ranges
+from dfs.api.bodies import Principal
 from dfs.api.file_stream import stream_file
 from dfs.api.namespace_service import Namespace, Resolved
 from dfs.meta.namespace import (
@@ -88,6 +89,28 @@ async def resolve(ns: Namespace, request: web.Request, version: str | None) -> R
             405,
             "The specified method is not allowed against this resource.",
             headers={"x-amz-delete-marker": "true", **version_headers(b, v, True)},
+        )
+    return Resolved(b, v)
+
+
+async def copy_source_version(
+    ns: Namespace, who: Principal | None, bucket: str, key: str, version: str | None
+) -> Resolved:
+    """A copy's source (CopyObject, UploadPartCopy) as S3 answers for it: a version id that
+    is not there ``NoSuchVersion`` (to a caller who may list the bucket, as ``resolve``), a
+    delete marker's id 400 ``InvalidRequest``, a key whose latest version is a marker (or an
+    object the caller may not read) ``NoSuchKey``."""
+    b, v = await ns.bucket_and_object(bucket, key, version)
+    if v is None or not access.can_read(who, b, v):
+        if v is None and version is not None and access.can_list(who, b):
+            raise no_version()
+        raise access.no_key(bucket, key)
+    if v.is_delete_marker:
+        raise S3Error(
+            "InvalidRequest",
+            400,
+            "The source of a copy request may not specifically refer to a delete marker "
+            "by version id.",
         )
     return Resolved(b, v)
 

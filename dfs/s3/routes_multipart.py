@@ -58,6 +58,7 @@ from dfs.s3 import (
     conditional,
     multipart_listing,
     multipart_xml,
+    object_reads,
     object_writes,
     part_numbers,
 )
@@ -255,8 +256,8 @@ async def upload_part_copy(
     src_bucket, src_key, version = object_writes.copy_source(request.headers["x-amz-copy-source"])
     ns = request.app[NAMESPACE]
     await ns.bucket(src_bucket)
-    # a version named: that one (a delete marker's id answers as missing), read by its file
-    r = await ns.resolve(principal(request), src_bucket, src_key, version)
+    # a version named: that one, read by its file (S3's errors: ``copy_source_version``)
+    r = await object_reads.copy_source_version(ns, principal(request), src_bucket, src_key, version)
     # as CopyObject: s3transfer's managed copy sends x-amz-copy-source-if-match every part
     conditional.check_copy_source(request.headers, r.version.etag, r.version.created_at)
     rng = _copy_range(request.headers.get("x-amz-copy-source-range"), r.version.size)

@@ -441,8 +441,9 @@ def test_part_number_reads(gateway: Gateway) -> None:
 
 def test_part_copy_of_a_given_source_version(sqlite_gateway: Gateway) -> None:
     """UploadPartCopy of ``bucket/key?versionId=``: that version's bytes, whatever the key
-    holds now; its id answered in ``x-amz-copy-source-version-id``, as CopyObject does; a
-    delete marker's id is no object to copy."""
+    holds now; its id answered in ``x-amz-copy-source-version-id``, as CopyObject does. A
+    delete marker's id is 400 InvalidRequest, a version that is not there NoSuchVersion, a
+    key whose latest version is a marker NoSuchKey, for both copy calls, as S3 answers."""
     s3 = sqlite_gateway.client()
     s3.create_bucket(Bucket="pcv")
     s3.put_bucket_versioning(Bucket="pcv", VersioningConfiguration={"Status": "Enabled"})
@@ -464,15 +465,23 @@ def test_part_copy_of_a_given_source_version(sqlite_gateway: Gateway) -> None:
     etags = [a["CopyPartResult"]["ETag"] for a in answers]
     assert etags == [f'"{_md5(old)}"', f'"{_md5(new)}"']
     marker = s3.delete_object(Bucket="pcv", Key="src")["VersionId"]
-    with pytest.raises(ClientError) as exc:
-        s3.upload_part_copy(
-            Bucket="pcv",
-            Key="dst",
-            UploadId=uid,
-            PartNumber=3,
-            CopySource={"Bucket": "pcv", "Key": "src", "VersionId": marker},
-        )
-    assert s3_code(exc) == ("NoSuchKey", 404)
+    gone = v1[:-4] + ("0000" if not v1.endswith("0000") else "1111")  # no such version
+    calls = [  # S3's answers, for a part and for CopyObject alike
+        lambda source: s3.upload_part_copy(
+            Bucket="pcv", Key="dst", UploadId=uid, PartNumber=3, CopySource=source
+        ),
+        lambda source: s3.copy_object(Bucket="pcv", Key="copy", CopySource=source),
+    ]
+    for call in calls:
+        for version, expect in (
+            (marker, ("InvalidRequest", 400)),
+            (gone, ("NoSuchVersion", 404)),
+            (None, ("NoSuchKey", 404)),  # the latest is the marker
+        ):
+            source = {"Bucket": "pcv", "Key": "src", **({"VersionId": version} if version else {})}
+            with pytest.raises(ClientError) as exc:
+                call(source)
+            assert s3_code(exc) == expect
     parts = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in ((1, etags[0]), (2, etags[1]))]}
     s3.complete_multipart_upload(Bucket="pcv", Key="dst", UploadId=uid, MultipartUpload=parts)
     assert s3.get_object(Bucket="pcv", Key="dst")["Body"].read() == old + new

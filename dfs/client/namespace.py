@@ -134,23 +134,30 @@ class NamespaceMethods:
         )
         return result
 
+    async def list_pages(
+        self, bucket: str, prefix: str = "", *, delimiter: str = "/", versions: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a listing (``list_page``'s), in order."""
+        token: str | None = None
+        while True:  # ends: each page's token is past the last
+            page = await self.list_page(
+                bucket, prefix, delimiter=delimiter, token=token, versions=versions
+            )
+            yield page
+            token = page["next_token"]
+            if not token:
+                return
+
     async def list_all(
         self, bucket: str, prefix: str = "", *, delimiter: str = "/", versions: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
         """Every entry of a listing, page after page: objects (dicts of docs/WIRE.md) and,
         with a delimiter, folders as ``{"prefix": ...}``."""
-        token: str | None = None
-        while True:
-            page = await self.list_page(
-                bucket, prefix, delimiter=delimiter, token=token, versions=versions
-            )
+        async for page in self.list_pages(bucket, prefix, delimiter=delimiter, versions=versions):
             for p in page["common_prefixes"]:
                 yield {"prefix": p}
             for o in page["objects"]:
                 yield o
-            token = page["next_token"]
-            if not token:
-                return
 
     async def key_versions(self, bucket: str, key: str) -> list[dict[str, Any]]:
         """Every version and delete marker of ``key`` itself, newest written first (not the

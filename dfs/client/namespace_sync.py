@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import secrets
 import time
@@ -49,16 +48,15 @@ from dfs.client.local_files import (
     DIRECTORY_SUFFIXES,
     LocalFile,
     Skipped,
-    hash_file,
     holds_nothing,
-    in_the_way,
     key_targets,
     storable,
     walk,
 )
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
-from dfs.client.sync_links import MTIME, UploadLinker, upload_and_link
+from dfs.client.sync_compare import changed_downloads, changed_uploads, stored_mtime
+from dfs.client.sync_links import UploadLinker, upload_and_link
 from dfs.client.version_times import NewestAt
 from dfs.errors import Conflict, DfsError, IntegrityError, InvalidRequest, KeyNotFound, NotFound
 from dfs.fsutil import fsync_dir
@@ -78,69 +76,6 @@ class SyncReport:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def _same(local: Path, remote: dict[str, Any], checksum: bool) -> bool:
-    """Is the local file the remote object's content (size and mtime, or SHA-256)?"""
-    try:
-        st = local.stat()
-    except OSError:
-        return False
-    if st.st_size != remote.get("size"):
-        return False
-    if checksum:
-        return bool(hash_file(local)[1] == remote.get("sha256"))
-    return _same_mtime(remote.get("metadata", {}).get(MTIME), st.st_mtime)
-
-
-def _same_mtime(stored: object, mtime: float) -> bool:
-    """Is ``stored`` (the ``mtime`` metadata: microseconds as text) the time ``mtime``? Within
-    a microsecond, not as text: a float of today's Unix time holds ~0.2 us, so a time set
-    from one (a download's) and printed again can differ in its last digit."""
-    try:
-        return abs(float(str(stored)) - mtime) < 1e-6
-    except ValueError:
-        return False
-
-
-def _changed_uploads(
-    files: Sequence[LocalFile], remote: dict[str, dict[str, Any]], checksum: bool
-) -> tuple[list[LocalFile], list[str]]:
-    """The files to upload, and the keys already holding their file (one pass on a worker
-    thread: a hop per file cost more than the stat it made)."""
-    todo, unchanged = [], []
-    for f in files:
-        there = remote.get(f.name)
-        if there is not None and _same(f.path, there, checksum):
-            unchanged.append(f.name)
-        else:
-            todo.append(f)
-    return todo, unchanged
-
-
-def _changed_downloads(
-    wanted: Sequence[tuple[dict[str, Any], Path]], root: Path, checksum: bool
-) -> tuple[list[tuple[dict[str, Any], Path]], list[str], list[Skipped]]:
-    """The objects to download (their folders made), the paths that hold them already, and
-    the keys skipped for what stands at or above their targets under ``root``
-    (``in_the_way``: a directory at one, a file or a symbolic link where a folder goes);
-    one pass on a worker thread, each folder made once."""
-    todo, unchanged, skipped = [], [], []
-    made: set[Path] = set()
-    clear: set[Path] = set()  # each folder above the targets looked at once
-    for obj, target in wanted:
-        why = in_the_way(target, root, clear)
-        if why is not None:
-            skipped.append(Skipped(str(obj["key"]), why))
-            continue
-        if _same(target, obj, checksum):
-            unchanged.append(str(target))
-            continue
-        todo.append((obj, target))
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-    return todo, unchanged, skipped
-
-
 def _one_target(out: Path, key: str, as_dir: bool) -> Path:
     """Where one object lands: in ``out`` under the key's last segment when ``out`` is a
     directory or ``as_dir`` (it was given ending in "/": made if missing, as ``cp`` and
@@ -151,23 +86,6 @@ def _one_target(out: Path, key: str, as_dir: bool) -> Path:
 def _names_directory(out: str | Path) -> bool:
     """Is ``out`` a directory by its spelling (a string ending in "/", which ``Path`` drops)?"""
     return isinstance(out, str) and out.endswith(DIRECTORY_SUFFIXES)
-
-
-def _stored_mtime(obj: dict[str, Any]) -> float | None:
-    """The object's ``mtime`` metadata as a time to set, or None: missing, or not a finite
-    number (user metadata: any S3 client or read-write grantee sets it to anything, and
-    one such object must not fail the restore of the others)."""
-    stored = (obj.get("metadata") or {}).get(MTIME)
-    try:
-        when = float(str(stored))
-    except ValueError:
-        return None
-    # beyond the years a file system's time can hold, os.utime raises OverflowError
-    return when if math.isfinite(when) and abs(when) < MTIME_MAX else None
-
-
-MTIME_MAX = 1e11
-"""Seconds from the epoch (about year 5138) beyond which a stored ``mtime`` is not set."""
 
 
 def _files(
@@ -215,7 +133,7 @@ def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]]) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             try:
-                if (mtime := _stored_mtime(obj)) is not None:
+                if (mtime := stored_mtime(obj)) is not None:
                     os.utime(fd, (time.time(), mtime))
                 os.fsync(fd)
             finally:
@@ -296,15 +214,11 @@ class SyncMethods(NamespaceMethods):
         """Every object under ``prefix`` by key; ``first_page`` is given the first page's
         objects as soon as they are here."""
         out: dict[str, dict[str, Any]] = {}
-        token: str | None = None
-        while True:  # ends: each page's token is past the last
-            page = await self.list_page(bucket, prefix, delimiter="", token=token)
-            if first_page is not None and token is None:
+        async for page in self.list_pages(bucket, prefix, delimiter=""):
+            if first_page is not None and not out:
                 first_page(page["objects"])
             out.update((o["key"], o) for o in page["objects"])
-            token = page["next_token"]
-            if not token:
-                return out
+        return out
 
     async def upload_to(
         self,
@@ -328,7 +242,7 @@ class SyncMethods(NamespaceMethods):
         files = list({f.name: f for f in files}.values())
         # none left (each skipped): the prefix may be no key the API lists by either
         remote = await self._remote_map(bucket, prefix) if files else {}
-        todo, unchanged = await asyncio.to_thread(_changed_uploads, files, remote, checksum)
+        todo, unchanged = await asyncio.to_thread(changed_uploads, files, remote, checksum)
         report.unchanged += unchanged
         profile = profile or ChunkerProfile.default()
         conn = self._connection()
@@ -435,7 +349,7 @@ class SyncMethods(NamespaceMethods):
             await part.open()
             try:
                 size = await _receive(resp, part)
-                if (mtime := _stored_mtime(obj)) is not None:
+                if (mtime := stored_mtime(obj)) is not None:
                     os.utime(part.fd, (time.time(), mtime))
                 await part.fsync()
                 sha256 = _checked(name, obj, resp.headers.get(SHA256_HEADER), part, size)
@@ -469,50 +383,71 @@ class SyncMethods(NamespaceMethods):
         out = Path(out)
         if as_dir and await asyncio.to_thread(lambda: out.exists() and not out.is_dir()):
             raise InvalidRequest(f"{out} is not a directory")
-        if at is not None:
+        if at is not None and version is not None:
+            raise InvalidRequest("a version or a time (--at) picks what to download, not both")
+        if at is None:
+            obj = await self._single(bucket, key, version)
+            if obj is not None:
+                one = [(obj, _one_target(out, key, as_dir))]
+                return await self._fetch(bucket, out, one, checksum, progress)
+            key = key if not key or key.endswith("/") else key + "/"
             if version is not None:
-                raise InvalidRequest("a version or a time (--at) picks what to download, not both")
-            wanted, skipped = await self._wanted_at(bucket, key, out, at, as_dir)
-            return await self._fetch(bucket, out, wanted, checksum, progress, skipped)
-        obj = await self._single(bucket, key, version)
-        if obj is not None:
-            one = [(obj, _one_target(out, key, as_dir))]
-            return await self._fetch(bucket, out, one, checksum, progress)
-        key = key if not key or key.endswith("/") else key + "/"
-        if version is not None:
-            raise InvalidRequest("--version names one key's version, not a prefix's")
+                raise InvalidRequest("--version names one key's version, not a prefix's")
         owned = await self._owns(bucket)  # else streamed through the API: nothing read ahead
         fresh = owned and await asyncio.to_thread(holds_nothing, out)
         ahead = ListingAhead(self._connection(), fresh) if owned else None
         try:
-            objs = await self._remote_map(bucket, key, ahead.first_page if ahead else None)
-            if not objs and key:
-                raise KeyNotFound(f"no key or folder {bucket}/{key}")
-            wanted, skipped = _under(out, objs, key)
+            first = ahead.first_page if ahead else None
+            if at is not None:
+                wanted, skipped = await self._wanted_at(bucket, key, out, at, as_dir, first)
+            else:
+                objs = await self._remote_map(bucket, key, first)
+                if not objs and key:
+                    raise KeyNotFound(f"no key or folder {bucket}/{key}")
+                wanted, skipped = _under(out, objs, key)
             return await self._fetch(bucket, out, wanted, checksum, progress, skipped, ahead, owned)
         finally:
             if ahead is not None:
                 await ahead.cancel()  # what the download did not take
 
     async def versions_at(
-        self, bucket: str, prefix: str, at: float, *, exact: bool = False
+        self,
+        bucket: str,
+        prefix: str,
+        at: float,
+        *,
+        exact: bool = False,
+        first_page: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Each key under ``prefix`` (``exact``: the key ``prefix`` alone) as it was at ``at``
         (Unix seconds, the API's clock): its newest version created then or before. A key
         whose version then was a delete marker, or that had none yet, is left out. Only what
         is still stored can be found: a bucket without versioning keeps one version a key,
-        so it reaches back past no overwrite."""
+        so it reaches back past no overwrite. ``first_page``: given the picks of the
+        listing's first page as soon as it is here (each key's versions come together, so
+        only its last key's pick may change; a plan asked for it then is not used)."""
         picks = NewestAt(at)  # the rule prune keeps to (dfs.client.version_times)
         if exact:
             for o in await self.key_versions(bucket, prefix):
                 picks.feed(o)
-        else:
-            async for o in self.list_all(bucket, prefix, delimiter="", versions=True):
+            return picks.objects()
+        first = True
+        async for page in self.list_pages(bucket, prefix, delimiter="", versions=True):
+            for o in page["objects"]:
                 picks.feed(o)
+            if first and first_page is not None:
+                first_page(list(picks.objects().values()))
+            first = False
         return picks.objects()
 
     async def _wanted_at(
-        self, bucket: str, key: str, out: Path, at: float, as_dir: bool
+        self,
+        bucket: str,
+        key: str,
+        out: Path,
+        at: float,
+        as_dir: bool,
+        first_page: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> tuple[Wanted, list[Skipped]]:
         """What ``download_from`` fetches for ``at``: the version of ``key`` then, else (no
         such key then: a folder named without its slash) every key under ``key/`` then
@@ -523,7 +458,7 @@ class SyncMethods(NamespaceMethods):
             if one is not None:
                 return [(one, _one_target(out, key, as_dir))], []
             key += "/"
-        objs = await self.versions_at(bucket, key, at)
+        objs = await self.versions_at(bucket, key, at, first_page=first_page)
         if not objs and named:
             when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(at))
             raise KeyNotFound(f"no key or folder {bucket}/{named} at {when}")
@@ -563,7 +498,7 @@ class SyncMethods(NamespaceMethods):
             todo = list(wanted)
         else:
             todo, report.unchanged, blocked = await asyncio.to_thread(
-                _changed_downloads, wanted, root, checksum
+                changed_downloads, wanted, root, checksum
             )
             report.skipped += blocked
         report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)

@@ -8,6 +8,7 @@ back byte for byte, and what stands in a target's way is still skipped."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,29 @@ async def test_a_folder_holding_files_gets_plans_but_no_chunks_read_ahead(
     ((plans, chunks),) = seen
     assert plans == 30
     assert chunks == 0
+
+
+async def test_a_folder_as_it_was_gets_its_first_pages_picks_read_ahead(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``download --at``: the versions listing's first page picks each key's version then,
+    and those picks' plans and chunks are read ahead as for the current objects."""
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "src"
+    made = _tree(src, 40)
+    seen = _spy(monkeypatch)
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt", versioning="enabled")
+        await a.upload_to([src], "bkt", "b/")
+        then = time.time()
+        for name in list(made)[:10]:  # a newer version of a quarter of the keys
+            (src / name).write_bytes(b"edited " + made[name])
+            os.utime(src / name, (then + 5, then + 5))
+        await a.upload_to([src], "bkt", "b/")
+        report = await a.download_from("bkt", "b/", tmp_path / "out", at=then)
+    assert len(report.done) == 40
+    for name, data in made.items():
+        assert (tmp_path / "out" / name).read_bytes() == data
+    ((plans, chunks),) = seen
+    assert plans == 40  # each key's version then, picked from the first page
+    assert chunks > 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dfs.client.namespace_sync import _same, _same_mtime, _stored_mtime
+from dfs.client.sync_compare import same, same_mtime, stored_mtime
 from dfs.client.sync_links import MTIME, mtime_text
 
 
@@ -23,16 +23,16 @@ def test_a_time_set_from_a_float_and_read_back_is_the_same_time(tmp_path: Path) 
     os.utime(f, ns=(0, round(uploaded * 1e9)))
     back = f.stat().st_mtime
     assert mtime_text(back) != stored  # the text comparison called it changed
-    assert _same_mtime(stored, back)
-    assert _same(f, {"size": 1, "metadata": {MTIME: stored}}, checksum=False)
-    assert not _same(f, {"size": 2, "metadata": {MTIME: stored}}, checksum=False)
+    assert same_mtime(stored, back)
+    assert same(f, {"size": 1, "metadata": {MTIME: stored}}, checksum=False)
+    assert not same(f, {"size": 2, "metadata": {MTIME: stored}}, checksum=False)
 
 
-def test_other_times_and_no_time_are_not_the_same() -> None:
-    assert not _same_mtime("1733400000.123006", 1733400000.123009)
-    assert not _same_mtime("1733400000.123006", 1733400001.123006)
+def test_other_times_and_no_time_are_not_thesame() -> None:
+    assert not same_mtime("1733400000.123006", 1733400000.123009)
+    assert not same_mtime("1733400000.123006", 1733400001.123006)
     for stored in (None, "", "yesterday", "nan", "inf"):
-        assert not _same_mtime(stored, 1733400000.0)
+        assert not same_mtime(stored, 1733400000.0)
 
 
 @pytest.mark.parametrize("stored", ["yesterday", "", "nan", "inf", "-inf", "1e300", None, 5])
@@ -40,10 +40,10 @@ def test_an_mtime_metadata_that_is_no_settable_time_is_not_set(stored: object) -
     """User metadata: any S3 client may set ``mtime`` to anything; a restore then sets no
     time for that object rather than failing (os.utime takes no NaN, nor 1e300)."""
     obj = {"metadata": {MTIME: stored}}
-    assert _stored_mtime(obj) == (5.0 if stored == 5 else None)
+    assert stored_mtime(obj) == (5.0 if stored == 5 else None)
 
 
 def test_a_stored_mtime_is_the_time_to_set() -> None:
-    assert _stored_mtime({"metadata": {MTIME: "1733400000.123006"}}) == 1733400000.123006
-    assert _stored_mtime({"metadata": {}}) is None
-    assert _stored_mtime({}) is None
+    assert stored_mtime({"metadata": {MTIME: "1733400000.123006"}}) == 1733400000.123006
+    assert stored_mtime({"metadata": {}}) is None
+    assert stored_mtime({}) is None

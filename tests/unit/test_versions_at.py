@@ -20,15 +20,17 @@ class Listed(SyncMethods):
         self.rows = rows
         self.read = 0
 
-    async def list_all(  # type: ignore[override]
+    async def list_pages(  # type: ignore[override]
         self, bucket: str, prefix: str = "", *, delimiter: str = "/", versions: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
+        """The rows under ``prefix``, a page each (read as they are asked for)."""
         assert versions
         assert delimiter == ""
-        for row in self.rows:
-            if row["key"].startswith(prefix):
-                self.read += 1
-                yield row
+        rows = [row for row in self.rows if row["key"].startswith(prefix)]
+        for n, row in enumerate(rows):
+            self.read += 1
+            last = n == len(rows) - 1
+            yield {"objects": [row], "common_prefixes": [], "next_token": None if last else "t"}
 
 
 ROWS = [
@@ -58,3 +60,17 @@ def test_one_key_stops_at_the_next_key() -> None:
     got = asyncio.run(listed.versions_at("b", "a", 40.0, exact=True))
     assert {k: o["version_id"] for k, o in got.items()} == {"a": "a3"}
     assert listed.read == 4  # a's three versions, then a.bak's first ends it
+
+
+def test_the_first_pages_picks_are_told_as_it_comes() -> None:
+    """``first_page`` gets the picks of the listing's first page (here one entry), before
+    the rest is read."""
+    listed = Listed(ROWS)
+    told: list[tuple[list[str], int]] = []
+
+    def first(objs: list[dict[str, Any]]) -> None:
+        told.append(([o["version_id"] for o in objs], listed.read))
+
+    got = asyncio.run(listed.versions_at("b", "", 40.0, first_page=first))
+    assert told == [(["a3"], 1)]
+    assert {k: o["version_id"] for k, o in got.items()} == {"a": "a3", "a.bak": "b1"}

@@ -299,6 +299,24 @@ def test_acls_anonymous_reads_and_unimplemented(gateway: Gateway) -> None:
     assert md5(b"public soon") == s3.head_object(Bucket="acl-b", Key="k")["ETag"]
 
 
+def test_copy_object_with_a_canned_acl(gateway: Gateway) -> None:
+    """CopyObject's ``x-amz-acl`` is the copy's access from its one write (a copy takes no
+    ACL of its source: without one it is private, as S3 makes it)."""
+    s3, anon = gateway.client(), anonymous(gateway)
+    s3.create_bucket(Bucket="acl-copy")
+    s3.put_bucket_versioning(Bucket="acl-copy", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="acl-copy", Key="src", Body=b"copied bytes", ACL="public-read")
+    src = {"Bucket": "acl-copy", "Key": "src"}
+    s3.copy_object(Bucket="acl-copy", Key="open", CopySource=src, ACL="public-read")
+    s3.copy_object(Bucket="acl-copy", Key="closed", CopySource=src)
+    assert anon.get_object(Bucket="acl-copy", Key="open")["Body"].read() == b"copied bytes"
+    with pytest.raises(ClientError) as exc:
+        anon.get_object(Bucket="acl-copy", Key="closed")
+    assert s3_code(exc) == ("AccessDenied", 403)
+    versions = s3.list_object_versions(Bucket="acl-copy", Prefix="open")["Versions"]
+    assert len(versions) == 1  # one write made it, public from the start
+
+
 def _preflight(url: str, headers: dict[str, str]) -> tuple[int, Any]:
     req = urllib.request.Request(url, method="OPTIONS", headers=headers)
     try:

@@ -64,10 +64,11 @@ def version_headers(b: BucketRecord, v: ObjectVersion, asked: bool = False) -> d
     return {"x-amz-version-id": v.version_id}
 
 
-async def resolve(ns: Namespace, request: web.Request, version: str | None) -> Resolved:
-    """The version the caller may read, or S3's error (a refused anonymous read is 403)."""
-    bucket, key = target(request)
-    who = anonymous.who(request)
+async def _readable(
+    ns: Namespace, who: Principal | None, bucket: str, key: str, version: str | None
+) -> tuple[BucketRecord, ObjectVersion]:
+    """The version (a delete marker too) ``who`` may read, or S3's error for a missing or
+    refused one (a refused anonymous read is 403)."""
     # S3 tells a missing bucket (NoSuchBucket) from a missing key
     b, v = await ns.bucket_and_object(bucket, key, version)
     if v is None:
@@ -83,6 +84,13 @@ async def resolve(ns: Namespace, request: web.Request, version: str | None) -> R
         if who is None:
             raise access_denied()
         raise access.no_key(bucket, key)
+    return b, v
+
+
+async def resolve(ns: Namespace, request: web.Request, version: str | None) -> Resolved:
+    """The version the caller may read, or S3's error; a delete marker's version id 405."""
+    bucket, key = target(request)
+    b, v = await _readable(ns, anonymous.who(request), bucket, key, version)
     if v.is_delete_marker:
         raise S3Error(
             "MethodNotAllowed",
@@ -96,15 +104,11 @@ async def resolve(ns: Namespace, request: web.Request, version: str | None) -> R
 async def copy_source_version(
     ns: Namespace, who: Principal | None, bucket: str, key: str, version: str | None
 ) -> Resolved:
-    """A copy's source (CopyObject, UploadPartCopy) as S3 answers for it: a version id that
-    is not there ``NoSuchVersion`` (to a caller who may list the bucket, as ``resolve``), a
-    delete marker's id 400 ``InvalidRequest``, a key whose latest version is a marker (or an
-    object the caller may not read) ``NoSuchKey``."""
-    b, v = await ns.bucket_and_object(bucket, key, version)
-    if v is None or not access.can_read(who, b, v):
-        if v is None and version is not None and access.can_list(who, b):
-            raise no_version()
-        raise access.no_key(bucket, key)
+    """A copy's source (CopyObject, UploadPartCopy) as S3 answers for it: ``resolve``'s
+    errors (``NoSuchVersion`` for a version id that is not there, to a caller who may list
+    the bucket; ``NoSuchKey`` for a key whose latest version is a marker), but a delete
+    marker's id is 400 ``InvalidRequest``."""
+    b, v = await _readable(ns, who, bucket, key, version)
     if v.is_delete_marker:
         raise S3Error(
             "InvalidRequest",

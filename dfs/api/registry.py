@@ -158,7 +158,7 @@ class Registry:
         deregister a node."""
         self._check_node_call(cap, auth.OP_DEREGISTER, node_id, boot, seq, ())
         await self._advance(node_id, boot, seq)
-        return await self.deregister_node(node_id)
+        return await self.deregister_node(node_id, boot, seq)
 
     def _check_node_call(
         self, cap: str | None, op: str, node_id: str, boot: int, seq: int, claim: tuple[Any, ...]
@@ -176,7 +176,10 @@ class Registry:
             raise Forbidden("a node call seen before (replayed or out of order) is refused")
 
     async def heartbeat(self, beat: Heartbeat) -> dict[str, Any]:
-        """Record a node as up until ``heartbeat_timeout`` from now."""
+        """Record a node as up until ``heartbeat_timeout`` from now, unless a later call of
+        the node (its deregistration, a later heartbeat) was recorded first: the two store
+        calls (``_advance``, then this write) are not one, so two API processes may run a
+        node's calls' writes out of order, and the write is conditional on the order."""
         now = self.clock()
         expires_at = now + self.cfg.heartbeat_timeout
         await self.meta.upsert_node(
@@ -191,12 +194,15 @@ class Registry:
                 last_heartbeat=now,
                 expires_at=expires_at,
                 disk_id=beat.disk_id,
+                boot=beat.boot,
+                seq=beat.seq,
             )
         )
         return {"ok": True, "expires_at": expires_at}
 
-    async def deregister_node(self, node_id: str) -> dict[str, Any]:
-        await self.meta.deregister_node(node_id, self.clock())  # a tombstone: see repair
+    async def deregister_node(self, node_id: str, boot: int, seq: int) -> dict[str, Any]:
+        # a tombstone (see repair), recording the call so no earlier heartbeat's write wins
+        await self.meta.deregister_node(node_id, self.clock(), boot, seq)
         return {"ok": True}
 
     async def node_list(self) -> dict[str, Any]:

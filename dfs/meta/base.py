@@ -44,6 +44,13 @@ class NodeRecord:
     last_heartbeat: float = 0.0
     expires_at: float = 0.0
     disk_id: str = ""
+    boot: int = 0
+    """With ``seq``: the node call that wrote the entry (its boot number and sequence, as
+    ``advance_node_sequence`` takes them). A write of an earlier call never replaces a later
+    one's, so a heartbeat overtaken by the node's deregistration cannot bring the entry back
+    up. 0 and 0: a write no call orders (a node writing the store itself), which always
+    applies."""
+    seq: int = 0
 
     @property
     def url(self) -> str:
@@ -193,7 +200,11 @@ class MetadataStore(Protocol):
     Contract (every implementation, checked by the contract suite):
 
     Nodes
-      - ``upsert_node`` creates or replaces a node's entry (heartbeats call it).
+      - ``upsert_node`` creates or replaces a node's entry (heartbeats call it); True if it
+        wrote. An entry written by a later node call (a greater ``(boot, seq)``) is kept and
+        the call answers False: a conditional write, so a heartbeat that lost the race with
+        the node's deregistration (or a later heartbeat) on another API process changes
+        nothing. A record whose ``(boot, seq)`` is ``(0, 0)`` is not ordered: it always writes.
       - ``list_live_nodes(now)`` returns only entries with ``expires_at > now``, sorted by
         node_id, whether or not the backend has deleted expired ones yet.
       - ``remove_node`` deletes an entry; removing an unknown node is a no-op.
@@ -201,7 +212,9 @@ class MetadataStore(Protocol):
         that is no longer live: ``expires_at`` becomes ``min(expires_at, now)`` and
         ``status`` "down", so repair measures its grace from the deregistration exactly as
         from a last heartbeat. It never creates an entry (conditional write); a heartbeat
-        after it (the node restarted) replaces the tombstone.
+        after it (the node restarted) replaces the tombstone. ``boot`` and ``seq``: the
+        deregistration's own call, recorded in the tombstone; it changes nothing if a later
+        call wrote the entry (0 and 0: not ordered, as for ``upsert_node``).
 
     Files
       - ``create_file`` stores a pending file with its manifest, atomically: readers never see
@@ -392,11 +405,13 @@ class MetadataStore(Protocol):
     exception escapes.
     """
 
-    async def upsert_node(self, node: NodeRecord) -> None: ...
+    async def upsert_node(self, node: NodeRecord) -> bool: ...
     async def remove_node(self, node_id: str) -> None: ...
     async def list_live_nodes(self, now: float) -> list[NodeRecord]: ...
     async def list_nodes(self) -> list[NodeRecord]: ...
-    async def deregister_node(self, node_id: str, now: float) -> None: ...
+    async def deregister_node(
+        self, node_id: str, now: float, boot: int = 0, seq: int = 0
+    ) -> None: ...
 
     async def create_file(self, rec: FileRecord, manifest: Sequence[ManifestEntry]) -> None: ...
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord: ...

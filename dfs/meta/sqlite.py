@@ -15,6 +15,7 @@ bucket configuration documents (CORS): ``sqlite_bucket_config``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -73,7 +74,16 @@ from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
 from dfs.meta.sqlite_refcounts import commit_many, commit_one, create_committed, mark_verified
-from dfs.meta.sqlite_schema import FILE_COLUMNS, FIND_BY_HASH, file_record, node_record
+from dfs.meta.sqlite_schema import (
+    DEREGISTER_NODE,
+    DEREGISTER_NODE_UNORDERED,
+    FILE_COLUMNS,
+    FIND_BY_HASH,
+    UPSERT_NODE,
+    UPSERT_NODE_UNORDERED,
+    file_record,
+    node_record,
+)
 from dfs.meta.sqlite_tokens import SqliteTokensMixin
 from dfs.meta.sqlite_usage_history import SqliteUsageHistoryMixin
 
@@ -186,38 +196,22 @@ class SqliteMetadataStore(
 
     # --- nodes ----------------------------------------------------------------------------
 
-    async def upsert_node(self, node: NodeRecord) -> None:
-        def op() -> None:
-            self._db.execute(
-                "INSERT OR REPLACE INTO nodes (node_id, host, port, zone, capacity_bytes,"
-                " used_bytes, status, last_heartbeat, expires_at, disk_id)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    node.node_id,
-                    node.host,
-                    node.port,
-                    node.zone,
-                    node.capacity_bytes,
-                    node.used_bytes,
-                    node.status,
-                    node.last_heartbeat,
-                    node.expires_at,
-                    node.disk_id,
-                ),
-            )
-
-        await self._run(op)
+    async def upsert_node(self, node: NodeRecord) -> bool:
+        values = dataclasses.astuple(node)  # in NODE_COLUMNS' order
+        # one statement: the check of the entry's (boot, seq) and the write are atomic
+        sql = UPSERT_NODE if node.boot or node.seq else UPSERT_NODE_UNORDERED
+        return bool(await self._run(lambda: self._db.execute(sql, values).rowcount))
 
     async def remove_node(self, node_id: str) -> None:
         await self._run(lambda: self._db.execute("DELETE FROM nodes WHERE node_id=?", (node_id,)))
 
-    async def deregister_node(self, node_id: str, now: float) -> None:
-        await self._run(
-            lambda: self._db.execute(
-                "UPDATE nodes SET expires_at = MIN(expires_at, ?), status = ? WHERE node_id=?",
-                (now, NODE_DOWN, node_id),
-            )
-        )
+    async def deregister_node(self, node_id: str, now: float, boot: int = 0, seq: int = 0) -> None:
+        args: tuple[object, ...]
+        if boot or seq:
+            sql, args = DEREGISTER_NODE, (now, NODE_DOWN, boot, seq, node_id, boot, seq)
+        else:
+            sql, args = DEREGISTER_NODE_UNORDERED, (now, NODE_DOWN, node_id)
+        await self._run(lambda: self._db.execute(sql, args))
 
     async def list_live_nodes(self, now: float) -> list[NodeRecord]:
         def op() -> list[NodeRecord]:

@@ -11,7 +11,8 @@ Tables (all ``WITHOUT ROWID``: the key is the access path):
 |-----------|----------------------|------------------------------------------------------------|
 | labels    | id (rowid)           | label: tenants, chunker profiles and node ids, interned    |
 | nodes     | node_id              | host, port, zone, capacity/used bytes, status,             |
-|           |                      | last_heartbeat, expires_at, disk_id                        |
+|           |                      | last_heartbeat, expires_at, disk_id, boot + seq (the node  |
+|           |                      | call that wrote it: an earlier call's write never wins)    |
 | files     | file_id              | tenant, name, size, sha256, chunker, state (0 pending, 1   |
 |           |                      | complete), created_at, chunk_count, mode, mtime (NULL when |
 |           |                      | the upload gave none), seq (commit order), manifest (the   |
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, label TEXT NOT NULL U
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, zone TEXT NOT NULL,
     capacity_bytes INTEGER NOT NULL, used_bytes INTEGER NOT NULL, status TEXT NOT NULL,
-    last_heartbeat REAL NOT NULL, expires_at REAL NOT NULL, disk_id TEXT NOT NULL DEFAULT ''
+    last_heartbeat REAL NOT NULL, expires_at REAL NOT NULL, disk_id TEXT NOT NULL DEFAULT '',
+    boot INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
     file_id PRIMARY KEY, tenant INTEGER NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
@@ -133,6 +135,33 @@ is the namespace's: the release of its last version deletes it), or with ``linke
 first committed file."""
 
 
+NODE_COLUMNS = (  # NodeRecord's fields, in order
+    "node_id, host, port, zone, capacity_bytes, used_bytes, status, last_heartbeat,"
+    " expires_at, disk_id, boot, seq"
+)
+UPSERT_NODE_UNORDERED = (
+    f"INSERT OR REPLACE INTO nodes ({NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+UPSERT_NODE = (
+    f"INSERT INTO nodes ({NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(node_id) DO UPDATE SET host=excluded.host, port=excluded.port,"
+    " zone=excluded.zone, capacity_bytes=excluded.capacity_bytes,"
+    " used_bytes=excluded.used_bytes, status=excluded.status,"
+    " last_heartbeat=excluded.last_heartbeat, expires_at=excluded.expires_at,"
+    " disk_id=excluded.disk_id, boot=excluded.boot, seq=excluded.seq"
+    " WHERE (nodes.boot, nodes.seq) < (excluded.boot, excluded.seq)"
+)
+"""A node call's write (``upsert_node``): it replaces only an entry an earlier call, or
+none, wrote (``NodeRecord.boot``)."""
+DEREGISTER_NODE = (
+    "UPDATE nodes SET expires_at = MIN(expires_at, ?), status = ?, boot = ?, seq = ?"
+    " WHERE node_id = ? AND (boot, seq) < (?, ?)"
+)
+DEREGISTER_NODE_UNORDERED = (
+    "UPDATE nodes SET expires_at = MIN(expires_at, ?), status = ? WHERE node_id = ?"
+)
+
+
 def create_tables(conn: sqlite3.Connection) -> None:
     for stmt in SCHEMA.split(";"):
         if stmt.strip():
@@ -140,6 +169,9 @@ def create_tables(conn: sqlite3.Connection) -> None:
     cols = {r[1] for r in conn.execute("PRAGMA table_info(nodes)")}
     if "disk_id" not in cols:  # a database made before nodes named their disks
         conn.execute("ALTER TABLE nodes ADD COLUMN disk_id TEXT NOT NULL DEFAULT ''")
+    for col in ("boot", "seq"):  # made before entries recorded the call that wrote them
+        if col not in cols:
+            conn.execute(f"ALTER TABLE nodes ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0")
     apply_namespace_schema(conn)  # the ns_* tables (dfs.meta.sqlite_namespace_schema)
     apply_multipart_schema(conn)  # the s3_upload* tables (dfs.meta.sqlite_multipart)
     apply_usage_history_schema(conn)  # usage_samples (dfs.meta.sqlite_usage_history)

@@ -603,6 +603,46 @@ async def test_deregistered_node_stays_as_a_dead_tombstone(meta: MetadataStore) 
     assert [n.node_id for n in await meta.list_live_nodes(250.0)] == ["n1"]
 
 
+async def test_a_heartbeat_overtaken_by_the_deregistration_changes_nothing(
+    meta: MetadataStore,
+) -> None:
+    """Two API processes may write a node's calls out of order (each call's sequence is
+    accepted first, its entry written after): the entry keeps the latest call's write."""
+    boot = 1_700_000_000_000
+
+    def beat(seq: int, expires_at: float, used: int = 0) -> NodeRecord:
+        return NodeRecord(
+            "n1", "127.0.0.1", 1, used_bytes=used, expires_at=expires_at, boot=boot, seq=seq
+        )
+
+    assert await meta.upsert_node(beat(1, 200.0))
+    await meta.deregister_node("n1", 100.0, boot, 3)  # the node's last call, written first
+    assert not await meta.upsert_node(beat(2, 300.0))  # the heartbeat before it, written late
+    [tomb] = await meta.list_nodes()
+    assert (tomb.status, tomb.expires_at, tomb.boot, tomb.seq) == ("down", 100.0, boot, 3)
+    assert await meta.list_live_nodes(150.0) == []
+    # heartbeats written out of order: the later one's figures stay
+    assert await meta.upsert_node(NodeRecord("n2", "127.0.0.1", 2, boot=boot, seq=5, used_bytes=50))
+    assert not await meta.upsert_node(
+        NodeRecord("n2", "127.0.0.1", 2, boot=boot, seq=4, used_bytes=40)
+    )
+    assert [n.used_bytes for n in await meta.list_nodes() if n.node_id == "n2"] == [50]
+    # a late deregistration leaves a later heartbeat's entry up
+    assert await meta.upsert_node(
+        NodeRecord("n2", "127.0.0.1", 2, boot=boot, seq=6, expires_at=400.0)
+    )
+    await meta.deregister_node("n2", 150.0, boot, 5)
+    assert [n.node_id for n in await meta.list_live_nodes(300.0)] == ["n2"]
+    # the node restarted (a greater boot): its first heartbeat replaces the tombstone
+    assert await meta.upsert_node(
+        NodeRecord("n1", "127.0.0.1", 1, expires_at=500.0, boot=boot + 1, seq=1)
+    )
+    assert "n1" in [n.node_id for n in await meta.list_live_nodes(450.0)]
+    # a write no call orders (a node writing the store itself) still always applies
+    assert await meta.upsert_node(NodeRecord("n1", "127.0.0.1", 1, expires_at=600.0))
+    assert [n.expires_at for n in await meta.list_nodes() if n.node_id == "n1"] == [600.0]
+
+
 async def test_node_entry_keeps_its_disk_identity(meta: MetadataStore) -> None:
     """Repair compares a node's disk identity across heartbeats (a wiped disk has another):
     every backend stores it, a heartbeat replaces it, a tombstone keeps it."""

@@ -7,6 +7,7 @@ on the path would, and the test replays it by hand.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from pathlib import Path
@@ -151,9 +152,42 @@ async def test_calls_captured_before_a_restart_are_refused_after_it(
 
 async def test_a_heartbeat_without_boot_and_seq_is_refused(inproc: InProcessCluster) -> None:
     body = dataclasses.asdict(record("n8", 9008))
+    del body["boot"], body["seq"]  # the record's, which only the store reads
     cap = auth.mint(SECRET, auth.OP_HEARTBEAT, auth.ANY_CHUNK, "n8", ttl=60)  # the old form
     assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, body, cap) == 400
     old_form = {**body, "boot": "0" * 32, "seq": 1}  # a per-boot nonce of before
     assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, old_form, cap) == 400
     numbered = {**body, "boot": 1_700_000_000_000, "seq": 1}
     assert await post(inproc.api.url + protocol.NODE_HEARTBEAT, numbered, cap) == 403
+
+
+async def test_a_heartbeat_written_after_the_deregistration_leaves_the_node_down(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat whose sequence the store accepted, then whose entry write stalled (an API
+    process paused, a slow store) until after the node's deregistration was written, must
+    not bring the entry back up: the node left, and plans would name it until it expired."""
+    api = inproc.api.url
+    meta = inproc.api.meta
+    write_entry = meta.upsert_node
+    stalled, release = asyncio.Event(), asyncio.Event()
+
+    async def stall_the_late_beat(node: NodeRecord) -> bool:
+        if node.node_id == "n6" and node.seq == 2:
+            stalled.set()
+            await release.wait()
+        return await write_entry(node)
+
+    monkeypatch.setattr(meta, "upsert_node", stall_the_late_beat)
+    async with make_session() as session:
+        node = ApiRegistrar(ApiClient(session, api), SECRET, next_boot(tmp_path))
+        await node.heartbeat(record("n6", 9006))
+        late = asyncio.create_task(node.heartbeat(record("n6", 9006)))
+        await asyncio.wait_for(stalled.wait(), 10)
+        await node.deregister("n6")
+        assert not (await entry(api, "n6") or {"live": True})["live"]
+        release.set()
+        await asyncio.wait_for(late, 10)  # answered: the node is not told to retry
+        got = await entry(api, "n6") or {}
+        assert got["status"] == "down"
+        assert not got["live"]

@@ -81,6 +81,10 @@ async def test_sqlite_store_made_before_disk_identities_is_migrated(tmp_path: Pa
         assert [n.disk_id for n in await meta.list_nodes()] == [""]
         await meta.upsert_node(NodeRecord("n1", "h", 1, expires_at=3.0, disk_id="disk-x"))
         assert [n.disk_id for n in await meta.list_nodes()] == ["disk-x"]
+        # and before entries recorded the node call that wrote them: any call's write wins
+        assert await meta.upsert_node(NodeRecord("n1", "h", 1, expires_at=4.0, boot=5, seq=1))
+        assert not await meta.upsert_node(NodeRecord("n1", "h", 1, expires_at=5.0, boot=4, seq=9))
+        assert [(n.expires_at, n.boot, n.seq) for n in await meta.list_nodes()] == [(4.0, 5, 1)]
     finally:
         await meta.close()
 

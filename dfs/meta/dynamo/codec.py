@@ -113,6 +113,8 @@ def node_item(n: NodeRecord) -> Item:
         "last_heartbeat": N(float(n.last_heartbeat)),
         "expires_at": N(float(n.expires_at)),
         "disk_id": S(n.disk_id),
+        "boot": N(n.boot),
+        "seq": N(n.seq),
     }
 
 
@@ -128,6 +130,8 @@ def node_record(item: Item) -> NodeRecord:
         last_heartbeat=float(item["last_heartbeat"]["N"]),
         expires_at=float(item["expires_at"]["N"]),
         disk_id=item.get("disk_id", {}).get("S", ""),  # absent in items written before it
+        boot=int(item.get("boot", {}).get("N", "0")),  # and these too
+        seq=int(item.get("seq", {}).get("N", "0")),
     )
 
 

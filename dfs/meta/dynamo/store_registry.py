@@ -7,21 +7,33 @@ TTL deletion is late (and moto never does it): live-node reads filter ``expires_
 
 from __future__ import annotations
 
+from typing import Any
+
 import dfs.meta.dynamo.codec as codec
 from dfs.meta.base import NODE_DOWN, Lease, NodeRecord, Stats, TokenRecord
 from dfs.meta.dynamo.codec import COUNTERS, N, S, attr_names
 from dfs.meta.dynamo.requests import Item
 from dfs.meta.dynamo.store_core import COUNTER_SHARDS, StoreCore
 
+_EARLIER = "#boot < :boot OR (#boot = :boot AND #seq < :seq)"
+"""The item's (boot, seq) is an earlier node call's than the one writing."""
+
 
 class RegistryPart(StoreCore):
     # --- nodes ------------------------------------------------------------------------------
 
-    async def upsert_node(self, node: NodeRecord) -> None:
+    async def upsert_node(self, node: NodeRecord) -> bool:
         item = codec.node_item(node)
-        await self._rq.run(
-            lambda: self._rq.call("put_item", TableName=self.tables["nodes"], Item=item)
-        )
+        ordered: dict[str, Any] = {}
+        if node.boot or node.seq:
+            # replaces only an item an earlier node call (or none, or no call) wrote
+            ordered = {
+                "ConditionExpression": f"attribute_not_exists(#boot) OR {_EARLIER}",
+                "ExpressionAttributeNames": attr_names("boot", "seq"),
+                "ExpressionAttributeValues": {":boot": N(node.boot), ":seq": N(node.seq)},
+            }
+        put = {"TableName": self.tables["nodes"], "Item": item, **ordered}
+        return await self._rq.run(lambda: self._rq.call_or_none("put_item", **put)) is not None
 
     async def remove_node(self, node_id: str) -> None:
         await self._rq.run(
@@ -30,17 +42,26 @@ class RegistryPart(StoreCore):
             )
         )
 
-    async def deregister_node(self, node_id: str, now: float) -> None:
+    async def deregister_node(self, node_id: str, now: float, boot: int = 0, seq: int = 0) -> None:
+        update = "SET #expires_at = :now, #status = :down"
+        # never create a tombstone, never extend an expired entry
+        condition = "attribute_exists(#node_id) AND #expires_at > :now"
+        names = attr_names("expires_at", "status", "node_id")
+        values = {":now": N(float(now)), ":down": S(NODE_DOWN)}
+        if boot or seq:  # and never overwrite a later node call's write
+            update += ", #boot = :boot, #seq = :seq"
+            condition += f" AND (attribute_not_exists(#boot) OR {_EARLIER})"
+            names |= attr_names("boot", "seq")
+            values |= {":boot": N(boot), ":seq": N(seq)}
         await self._rq.run(
             lambda: self._rq.call_or_none(
                 "update_item",
                 TableName=self.tables["nodes"],
                 Key={"node_id": S(node_id)},
-                UpdateExpression="SET #expires_at = :now, #status = :down",
-                # never create a tombstone, never extend an expired entry
-                ConditionExpression="attribute_exists(#node_id) AND #expires_at > :now",
-                ExpressionAttributeNames=attr_names("expires_at", "status", "node_id"),
-                ExpressionAttributeValues={":now": N(float(now)), ":down": S(NODE_DOWN)},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         )
 

@@ -13,6 +13,13 @@ bytes (so neither upload dedups against the other):
   Multipart PUT includes CompleteMultipartUpload, which re-chunks the object around the
   part edges as one stream would (``dfs.api.multipart``).
 
+Both GETs write their copy into one tmpfs folder (``/dev/shm``; ``--disk-outputs``: beside
+the cluster, as before stop 47). On this VM, a writer's first GiB into fresh page-cache pages of
+a disk file cost 0.2 to 4.4 CPU-s of system time from one run to the next (more the more was
+already dirty), and the two clients write differently (the native client drops its output
+behind it, boto3's loop here does not), so a disk output measured the VM's writeback more
+than either GET (bench/README.md, "Stop 47").
+
 Reported per step: seconds, MB/s, client CPU seconds, server CPU seconds (API, nodes and
 gateway, from ``/proc``, in all and per role), the CPU seconds of the gateway's main thread
 (its event loop: work no other core can take over, so on an idle machine the gateway's rate
@@ -26,6 +33,7 @@ stacks, ``STEP-ROLE-PID.txt``; py-spy's sampling costs some CPU of its own).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import filecmp
 import json
 import os
@@ -201,7 +209,10 @@ def s3_client(url: str, key_id: str, secret: str) -> Any:
     )
 
 
-def bench(base: Path, mib: int, nodes: int, rf: int, profile: Path | None) -> list[Step]:
+def bench(
+    base: Path, mib: int, nodes: int, rf: int, profile: Path | None, outs: Path
+) -> list[Step]:
+    """``outs``: the folder both GETs write their copy into."""
     native_src, s3_src = base / "native.bin", base / "s3.bin"
     make_file(native_src, mib, 1)
     make_file(s3_src, mib, 2)
@@ -228,12 +239,12 @@ def bench(base: Path, mib: int, nodes: int, rf: int, profile: Path | None) -> li
                 return cpu
 
             def native_get() -> float:
-                _, cpu = cli(["download", "--json", api, up["file_id"], str(base / "n.out")], token)
+                _, cpu = cli(["download", "--json", api, up["file_id"], str(outs / "n.out")], token)
                 return cpu
 
             steps.append(measured("native PUT", servers, native_put, profile))
             steps.append(measured("native GET", servers, native_get, profile))
-            steps[-1].identical = filecmp.cmp(native_src, base / "n.out", shallow=False)
+            steps[-1].identical = filecmp.cmp(native_src, outs / "n.out", shallow=False)
             s3 = s3_client(url, keys["access_key_id"], keys["secret_access_key"])
             s3.create_bucket(Bucket="bench")
 
@@ -245,14 +256,14 @@ def bench(base: Path, mib: int, nodes: int, rf: int, profile: Path | None) -> li
             def s3_get() -> float:
                 cpu = self_cpu()
                 body = s3.get_object(Bucket="bench", Key="s3.bin")["Body"]
-                with (base / "s.out").open("wb") as f:
+                with (outs / "s.out").open("wb") as f:
                     while block := body.read(MIB):
                         f.write(block)
                 return self_cpu() - cpu
 
             steps.append(measured("S3 PUT (boto3 multipart)", servers, s3_put, profile))
             steps.append(measured("S3 GET (boto3)", servers, s3_get, profile))
-            steps[-1].identical = filecmp.cmp(s3_src, base / "s.out", shallow=False)
+            steps[-1].identical = filecmp.cmp(s3_src, outs / "s.out", shallow=False)
         finally:
             gw.stop()
     return steps
@@ -298,11 +309,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--profile", type=Path, default=None, help="py-spy profiles of the servers per step"
     )
+    p.add_argument(
+        "--disk-outputs",
+        action="store_true",
+        help="write the GETs' copies beside the cluster, not into tmpfs (/dev/shm)",
+    )
     args = p.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dfs-s3-bench-") as tmp:
-        steps = bench(Path(tmp), args.mib, args.nodes, args.rf, args.profile)
+    shm = Path("/dev/shm")
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dfs-s3-bench-")))
+        outs = tmp
+        if shm.is_dir() and not args.disk_outputs:
+            outs = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=shm)))
+        steps = bench(tmp, args.mib, args.nodes, args.rf, args.profile, outs)
     report(steps, args.mib, args.nodes, args.rf)
     return 0 if all(s.identical is not False for s in steps) else 1
 

@@ -90,7 +90,7 @@ locals {
       range_key  = "s"
       attributes = { p = "S", s = "S" }
       gsis       = []
-      ttl        = null
+      ttl        = "expires"
     }
     objects = {
       name       = "dfs-objects"

@@ -19,7 +19,8 @@ from dfs.meta import open_metadata_store
 from dfs.meta.base import FileRecord
 from dfs.meta.dynamo import DynamoMetadataStore
 from dfs.meta.dynamo import store_namespace_codec as nc
-from dfs.meta.dynamo.codec import S
+from dfs.meta.dynamo.codec import S, refs_of
+from dfs.meta.dynamo.store_namespace_jobs import JOB_MARK_TTL
 from dfs.meta.namespace import (
     VERSIONING_ENABLED,
     BucketRecord,
@@ -276,6 +277,69 @@ async def test_a_release_first_finishes_the_files_other_jobs(store: DynamoMetada
         assert (usage.objects, usage.logical_bytes, usage.stored_bytes) == (0, 0, 0), scope
     stats = await store.get_stats()
     assert (stats.total_files, stats.stored_bytes) == (0, 0)
+
+
+async def test_a_job_of_many_batches_marks_each_once_outside_the_job_item(
+    store: DynamoMetadataStore,
+) -> None:
+    """A large file's job is many transactions. Each batch's done mark is an item of its
+    own (on real DynamoDB, transactions that all wrote the job item cancelled each other);
+    a replay of the job finds every mark and changes nothing, and a mark that an earlier
+    version left on the job item (``d0``) still counts."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    chunks = [(cid(f"big{i}"), 100 + i) for i in range(150)]  # 4 batches of 48 for 2 scopes
+    f = await complete_file(store, chunks)
+    size = sum(n for _, n in chunks)
+    original = store._run_jobs
+    left: list[Any] = []
+
+    async def keep(jobs: Any, now: float) -> None:
+        left.extend(jobs)
+
+    store._run_jobs = keep  # type: ignore[method-assign]
+    await store.put_object(NewObject("b", "k", f.file_id, size), 2.0)
+    store._run_jobs = original  # type: ignore[method-assign]
+    [job] = left
+    assert not any(a.startswith("d") and a[1:].isdigit() for a in job)
+
+    # the first batch as an earlier version applied it: its mark on the job item
+    first = refs_of(await store.get_manifest(f.file_id))[:48]  # the job's batch 0
+    await store._rq.run(store._job_batch, job, 0, first, [("t:t1", 1), ("b:b", 1)], 2.5)
+    job_then = {**job, "d0": {"N": "1"}}
+    marks = await store._rq.run(store._ns_query, "namespace", f"jobdone#{job['s']['S']}")
+    mark0 = {"p": marks[0]["p"], "s": marks[0]["s"]}
+    table = store.tables["namespace"]
+    await store._rq.run(lambda: store._rq.call("delete_item", TableName=table, Key=mark0))
+    written: list[tuple[str, str]] = []
+    transact = store._rq.transact
+
+    def recording(actions: list[Any], token: str | None = None) -> None:
+        for a in actions:
+            body = next(iter(a.values()))
+            key = body.get("Key") or {k: body["Item"][k] for k in ("p", "s")}
+            written.append((key["p"]["S"], key["s"]["S"]))
+        transact(actions, token)
+
+    store._rq.transact = recording  # type: ignore[method-assign]
+    await store._run_job(job_then, 3.0)  # batch 0 is skipped: d0 says it is applied
+    store._rq.transact = transact  # type: ignore[method-assign]
+    # no batch's transaction writes the job item (concurrent ones would cancel each other)
+    assert written
+    assert (job["p"]["S"], job["s"]["S"]) not in written
+    for scope in ("b", None):
+        assert (await store.usage("t1", scope)).stored_bytes == size, scope
+    marks = await store._rq.run(store._ns_query, "namespace", f"jobdone#{job['s']['S']}")
+    assert [m["s"]["S"] for m in marks] == ["00000001", "00000002", "00000003"]
+    assert all(int(m["expires"]["N"]) == int(3.0 + JOB_MARK_TTL) for m in marks)
+
+    await store._run_job(job_then, 4.0)  # a runner that read the job before it finished
+    for scope in ("b", None):
+        assert (await store.usage("t1", scope)).stored_bytes == size, scope
+    await store.delete_object("b", "k", None, 5.0)  # releases f: 4 batches again
+    for scope in ("b", None):
+        assert (await store.usage("t1", scope)).stored_bytes == 0, scope
+    with pytest.raises(FileNotFound):
+        await store.get_file(f.file_id)
 
 
 def _as_written_before(item: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ JSON for that cross-check). Shapes follow the DynamoDB ``CreateTable`` API. Each
 | tenant_chunks | DFS_TENANT_CHUNKS_TABLE (dfs-tenant-chunks) | tenant, chunk_id | -              |
 | auth      | DFS_AUTH_TABLE (dfs-auth)               | kind, id          | -                   |
 | file_hashes | DFS_FILE_HASHES_TABLE (dfs-file-hashes) | tenant, sha256  | -                   |
-| namespace | DFS_NAMESPACE_TABLE (dfs-namespace)     | p, s              | -                   |
+| namespace | DFS_NAMESPACE_TABLE (dfs-namespace)     | p, s              | TTL expires         |
 | objects   | DFS_OBJECTS_TABLE (dfs-objects)         | p, s              | -                   |
 
 The two namespace tables (buckets, keys, versions; ``store_namespace``) hold several kinds
@@ -186,7 +186,7 @@ TABLES: Final[dict[str, dict[str, Any]]] = {
             {"AttributeName": "s", "AttributeType": "S"},
         ],
         "GlobalSecondaryIndexes": [],
-        "ttl_attribute": None,
+        "ttl_attribute": "expires",  # jobs' done marks (store_namespace_jobs) expire
     },
     "objects": {
         # per bucket: key heads and listed (live) keys in key order, versions per key newest

@@ -20,6 +20,10 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 - ``jobs#NN | FILE#ID``: a pending job, put in the transaction where a file's link count in
   a scope crossed 0: add or drop its chunks in that scope's chunk counts (``stored_bytes``)
   and, when the last link went, release the file (``store_namespace_jobs``).
+- ``jobdone#FILE#ID | NO``: batch NO of that job was applied (one item per batch, never
+  on the job item: transactions that write one item at once cancel each other). Kept
+  until ``expires`` (``JOB_MARK_TTL`` after it was written, DynamoDB's TTL deletes it) so a
+  runner that read the job before it finished cannot apply a batch again.
 - ``unlinked#NN | FILE``: a PutObject's file that is recorded before the write that links
   it (a file too big for one transaction with its link, ``store_namespace_create``): put
   first, deleted once the link is written (and the file's ``unl`` mark, which keeps it out
@@ -85,6 +89,8 @@ Item = dict[str, Any]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 USAGE_SHARDS = 8
 JOB_SHARDS = 16
+TTL_ATTRIBUTE = "expires"
+"""The namespace table's TTL attribute (``schema.TABLES``): set only on items that expire."""
 UNLINKED_SHARDS = 4
 _INV_MAX = 16**16 - 1
 USAGE_FIELDS = ("objects", "versions", "delete_markers", "logical_bytes", "stored_bytes")
@@ -128,6 +134,12 @@ def link_key(file_id: str, scope: str) -> Item:
 
 def job_partition(file_id: str) -> str:
     return f"jobs#{zlib.crc32(file_id.encode()) % JOB_SHARDS:02d}"
+
+
+def job_batch_done_key(job_sort_key: str, no: int) -> Item:
+    """The item that says batch ``no`` of the job ``job_sort_key`` (``FILE#uuid``: one job's
+    own) was applied (``store_namespace_jobs``)."""
+    return key_of(f"jobdone#{job_sort_key}", f"{no:08d}")
 
 
 def unlinked_key(file_id: str) -> Item:

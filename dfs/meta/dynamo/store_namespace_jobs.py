@@ -8,10 +8,22 @@ Running it:
 1. For each scope it names, add (or drop) the file's references to the scope's per-chunk
    counts (``chunks#t:T`` / ``chunks#b:B``), and move the scope's ``stored_bytes`` by the
    bytes of the chunks whose count left (or reached) 0. In batches, each one transaction
-   that also sets the batch's done mark on the job item (``attribute_not_exists``), so a
-   batch is applied once whoever runs it; the per-chunk writes are conditional on the
-   counts read, and a cancelled batch flips the expectations that failed and runs again
-   (as ``store_refcounts`` does for the cluster-wide counts).
+   that also puts the batch's done mark (``attribute_not_exists``), so a batch is applied
+   once whoever runs it; the per-chunk writes are conditional on the counts read, and a
+   cancelled batch flips the expectations that failed and runs again (as
+   ``store_refcounts`` does for the cluster-wide counts). ``JOB_BATCHES_AT_ONCE`` batches
+   run at once.
+
+   The done marks are items of their own (``jobdone#``), not attributes of the job item:
+   DynamoDB cancels a transaction that writes an item another running transaction writes
+   (TransactionConflict), so batches that all updated the job item cancelled one another,
+   and a job of many batches (a large file's release) could exhaust its retries on every
+   run, never finishing (moto does not reproduce it). A mark outlives its job by
+   ``JOB_MARK_TTL`` (the table's TTL then deletes it): a runner that read the job before
+   another finished it finds the marks of the batches it would apply again. A runner paused
+   for longer than that could apply a batch twice. Job items written by a version that kept
+   the marks on the job item (``d0``, ``d1``, ...) are honoured: a batch marked there is
+   skipped.
 2. If the file's last link went (``rel``): finish the file's other jobs (they need its
    manifest), then ``delete_file`` (the store's own exactly-once reference release), then
    delete the tenant link item and the job in one transaction. While the link item carries
@@ -40,6 +52,10 @@ from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_namespace_write import NsWritePart
 
 MAX_ROUNDS = 64
+JOB_BATCHES_AT_ONCE = 8
+"""Transactions of one job in flight: a large file's release is thousands of batches."""
+JOB_MARK_TTL = 7 * 86400.0
+"""Seconds a batch's done mark is kept after it was written (``expires``)."""
 Op = tuple[str, int]  # (scope "t:T" / "b:B", +1 add or -1 drop)
 
 
@@ -66,12 +82,15 @@ class NsJobsPart(NsWritePart, DeletePart):
         except FileNotFound:
             refs = []  # deleted by file id while linked: no manifest left to count
         per_tx = (TX_MAX - 1 - len(ops)) // len(ops)
-        await asyncio.gather(
-            *(
-                self._rq.run(self._job_batch, job, no, batch, ops)
-                for no, batch in enumerate(chunks_of(refs, per_tx))
-            )
-        )
+        room = asyncio.Semaphore(JOB_BATCHES_AT_ONCE)
+
+        async def batch(no: int, refs: Sequence[Ref]) -> None:
+            if f"d{no}" in job:
+                return  # marked on the job item by an earlier version: applied
+            async with room:
+                await self._rq.run(self._job_batch, job, no, refs, ops, now)
+
+        await asyncio.gather(*(batch(no, b) for no, b in enumerate(chunks_of(refs, per_tx))))
         if "rel" in job:
             await self._release(job, now)
         else:
@@ -116,7 +135,9 @@ class NsJobsPart(NsWritePart, DeletePart):
         except Cancelled:
             self._delete_job(job)  # a concurrent runner finished it first
 
-    def _job_batch(self, job: Item, no: int, refs: Sequence[Ref], ops: Sequence[Op]) -> None:
+    def _job_batch(
+        self, job: Item, no: int, refs: Sequence[Ref], ops: Sequence[Op], now: float
+    ) -> None:
         """Apply batch ``no`` of a job once (its done mark), with exact stored bytes."""
         pairs = [(scope, sign, r) for scope, sign in ops for r in refs]
         keys = [nc.key_of(f"chunks#{scope}", r.chunk_id) for scope, _, r in pairs]
@@ -127,7 +148,7 @@ class NsJobsPart(NsWritePart, DeletePart):
             for scope, sign, r in pairs
             if counts.get((scope, r.chunk_id), 0) > (0 if sign > 0 else r.count)
         }
-        mark = self._done_mark(job, no)
+        mark = self._done_mark(job, no, now)
         for _ in range(MAX_ROUNDS):
             stored = dict.fromkeys((scope for scope, _ in ops), 0)
             actions = [mark]
@@ -152,15 +173,15 @@ class NsJobsPart(NsWritePart, DeletePart):
                         shared ^= {(scope, r.chunk_id)}
         raise Unavailable("stored-bytes accounting kept losing races; try again")
 
-    def _done_mark(self, job: Item, no: int) -> Item:
+    def _done_mark(self, job: Item, no: int, now: float) -> Item:
         return {
-            "Update": {
+            "Put": {
                 "TableName": self.tables["namespace"],
-                "Key": {"p": job["p"], "s": job["s"]},
-                "UpdateExpression": f"SET #d{no} = :one",
-                "ConditionExpression": f"attribute_exists(p) AND attribute_not_exists(#d{no})",
-                "ExpressionAttributeNames": {f"#d{no}": f"d{no}"},
-                "ExpressionAttributeValues": {":one": N(1)},
+                "Item": {
+                    **nc.job_batch_done_key(job["s"]["S"], no),
+                    nc.TTL_ATTRIBUTE: N(int(now + JOB_MARK_TTL)),
+                },
+                "ConditionExpression": "attribute_not_exists(p)",
             }
         }
 

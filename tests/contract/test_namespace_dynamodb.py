@@ -326,6 +326,9 @@ async def test_a_job_of_many_batches_marks_each_once_outside_the_job_item(
     # no batch's transaction writes the job item (concurrent ones would cancel each other)
     assert written
     assert (job["p"]["S"], job["s"]["S"]) not in written
+    # and batches in flight together move different usage rows of a scope
+    rows = [s for p, s in written if p == nc.usage_partition("b:b")]
+    assert len(rows) == 3 == len(set(rows))
     for scope in ("b", None):
         assert (await store.usage("t1", scope)).stored_bytes == size, scope
     marks = await store._rq.run(store._ns_query, "namespace", f"jobdone#{job['s']['S']}")

@@ -151,6 +151,12 @@ def usage_partition(scope: str) -> str:
     return f"usage#{scope}"
 
 
+def usage_shard_after(key: str, n: int) -> str:
+    """The ``n``-th row after ``usage_shard(key)``'s: ``USAGE_SHARDS`` consecutive ``n`` name
+    different rows (a job's batches in flight at once move different rows)."""
+    return f"all#{(zlib.crc32(key.encode()) + n) % USAGE_SHARDS:02d}"
+
+
 def usage_shard(key: str) -> str:
     """The row of a scope's totals that a change of ``key`` moves."""
     return f"all#{zlib.crc32(key.encode()) % USAGE_SHARDS:02d}"

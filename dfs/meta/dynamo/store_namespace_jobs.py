@@ -52,8 +52,11 @@ from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_namespace_write import NsWritePart
 
 MAX_ROUNDS = 64
-JOB_BATCHES_AT_ONCE = 8
-"""Transactions of one job in flight: a large file's release is thousands of batches."""
+JOB_BATCHES_AT_ONCE = nc.USAGE_SHARDS
+"""Transactions of one job in flight: a large file's release is thousands of batches. Batch
+``no`` moves the scopes' usage row ``no`` after the job's own (``usage_shard_after``), so
+batches started in order seldom meet on a usage row (a conflict, retried), which random
+rows did for most of them."""
 JOB_MARK_TTL = 7 * 86400.0
 """Seconds a batch's done mark is kept after it was written (``expires``)."""
 Op = tuple[str, int]  # (scope "t:T" / "b:B", +1 add or -1 drop)
@@ -156,7 +159,7 @@ class NsJobsPart(NsWritePart, DeletePart):
                 is_shared = (scope, r.chunk_id) in shared
                 actions.append(self._scope_chunk_action(scope, sign, r, is_shared))
                 stored[scope] += 0 if is_shared else sign * r.size
-            row = nc.usage_shard(f"{job['s']['S']}#{no}")
+            row = nc.usage_shard_after(job["s"]["S"], no)
             actions += [
                 self._usage_update(scope, row, {"stored_bytes": delta})
                 for scope, delta in stored.items()

@@ -39,6 +39,8 @@ def _boot_seq(body: dict[str, Any]) -> tuple[int, int]:
     boot, seq = _count(body, "boot"), _count(body, "seq")
     if boot > auth.MAX_BOOT or seq > auth.MAX_BOOT:
         raise InvalidRequest("boot and seq must be below 2**63")
+    if not boot or not seq:  # (0, 0) is the store's unordered write, which always applies
+        raise InvalidRequest("boot and seq must be at least 1")
     return boot, seq
 
 

@@ -633,6 +633,17 @@ async def test_a_heartbeat_overtaken_by_the_deregistration_changes_nothing(
     )
     await meta.deregister_node("n2", 150.0, boot, 5)
     assert [n.node_id for n in await meta.list_live_nodes(300.0)] == ["n2"]
+    # an entry that expired already (its heartbeats failed for a while) is recorded down by
+    # the deregistration all the same: the heartbeat it overtook stays unwritten
+    assert await meta.upsert_node(
+        NodeRecord("n3", "127.0.0.1", 3, expires_at=200.0, boot=boot, seq=1)
+    )
+    await meta.deregister_node("n3", 300.0, boot, 3)
+    assert not await meta.upsert_node(
+        NodeRecord("n3", "127.0.0.1", 3, expires_at=330.0, boot=boot, seq=2)
+    )
+    [n3] = [n for n in await meta.list_nodes() if n.node_id == "n3"]
+    assert (n3.status, n3.expires_at, n3.seq) == ("down", 200.0, 3)
     # the node restarted (a greater boot): its first heartbeat replaces the tombstone
     assert await meta.upsert_node(
         NodeRecord("n1", "127.0.0.1", 1, expires_at=500.0, boot=boot + 1, seq=1)

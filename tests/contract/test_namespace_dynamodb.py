@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dfs.errors import FileNotFound
+from dfs.errors import FileNotFound, Unavailable
 from dfs.meta import open_metadata_store
 from dfs.meta.base import FileRecord
 from dfs.meta.dynamo import DynamoMetadataStore
@@ -304,7 +304,7 @@ async def test_a_job_of_many_batches_marks_each_once_outside_the_job_item(
 
     # the first batch as an earlier version applied it: its mark on the job item
     first = refs_of(await store.get_manifest(f.file_id))[:48]  # the job's batch 0
-    await store._rq.run(store._job_batch, job, 0, first, [("t:t1", 1), ("b:b", 1)], 2.5)
+    await store._rq.run(store._job_batch, job, 0, first, [("t:t1", 1), ("b:b", 1)])
     job_then = {**job, "d0": {"N": "1"}}
     marks = await store._rq.run(store._ns_query, "namespace", f"jobdone#{job['s']['S']}")
     mark0 = {"p": marks[0]["p"], "s": marks[0]["s"]}
@@ -333,6 +333,7 @@ async def test_a_job_of_many_batches_marks_each_once_outside_the_job_item(
         assert (await store.usage("t1", scope)).stored_bytes == size, scope
     marks = await store._rq.run(store._ns_query, "namespace", f"jobdone#{job['s']['S']}")
     assert [m["s"]["S"] for m in marks] == ["00000001", "00000002", "00000003"]
+    # they expire a week after their job was finished, not after they were written
     assert all(int(m["expires"]["N"]) == int(3.0 + JOB_MARK_TTL) for m in marks)
 
     await store._run_job(job_then, 4.0)  # a runner that read the job before it finished
@@ -343,6 +344,87 @@ async def test_a_job_of_many_batches_marks_each_once_outside_the_job_item(
         assert (await store.usage("t1", scope)).stored_bytes == 0, scope
     with pytest.raises(FileNotFound):
         await store.get_file(f.file_id)
+
+
+async def test_a_pending_jobs_marks_do_not_expire_before_it_is_finished(
+    store: DynamoMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job left half done (a batch kept losing races, a crashed writer) may stay pending
+    longer than a mark's TTL: its marks get their ``expires`` only once it is finished."""
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    chunks = [(cid(f"half{i}"), 200 + i) for i in range(150)]  # 4 batches
+    f = await complete_file(store, chunks)
+    size = sum(n for _, n in chunks)
+    real = store._job_batch
+
+    def failing(job: Any, no: int, refs: Any, ops: Any) -> None:
+        if no == 3:
+            raise Unavailable("stored-bytes accounting kept losing races; try again")
+        real(job, no, refs, ops)
+
+    monkeypatch.setattr(store, "_job_batch", failing)
+    with pytest.raises(Unavailable):
+        await store.put_object(NewObject("b", "k", f.file_id, size), 2.0)
+    [job] = [
+        j
+        for shard in range(nc.JOB_SHARDS)
+        for j in await store._rq.run(store._ns_query, "namespace", f"jobs#{shard:02d}")
+    ]
+
+    async def marks() -> list[dict[str, Any]]:
+        got = await store._rq.run(store._ns_query, "namespace", f"jobdone#{job['s']['S']}")
+        return list(got)
+
+    async def three_marked() -> bool:
+        return len(await marks()) == 3
+
+    deadline = asyncio.get_running_loop().time() + 10  # the other batches' threads finish
+    while not await three_marked():
+        assert asyncio.get_running_loop().time() < deadline, await marks()
+        await asyncio.sleep(0.05)
+    assert not any("expires" in m for m in await marks())  # kept while the job is pending
+
+    monkeypatch.setattr(store, "_job_batch", real)
+    assert await store.finish_namespace_jobs(9 * 86400.0) == 1  # the sweep, days later
+    done = await marks()
+    assert len(done) == 4
+    assert {int(m["expires"]["N"]) for m in done} == {int(9 * 86400.0 + JOB_MARK_TTL)}
+    for scope in ("b", None):
+        assert (await store.usage("t1", scope)).stored_bytes == size, scope
+    await store.delete_object("b", "k", None, 9 * 86400.0 + 1)
+    for scope in ("b", None):
+        assert (await store.usage("t1", scope)).stored_bytes == 0, scope
+
+
+async def test_a_failing_job_does_not_hold_back_the_sweep(
+    store: DynamoMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.create_bucket(BucketRecord("b", "t1", 1.0))
+    stuck = await complete_file(store, [(cid("stuck"), 10)])
+    fine = await complete_file(store, [(cid("fine"), 20)])
+
+    async def crash(jobs: object, now: float) -> None:
+        raise RuntimeError("crash")
+
+    original = store._run_jobs
+    store._run_jobs = crash  # type: ignore[method-assign]
+    for key, f in (("a", stuck), ("b", fine)):
+        with pytest.raises(RuntimeError):
+            await store.put_object(NewObject("b", key, f.file_id, f.size), 2.0)
+    store._run_jobs = original  # type: ignore[method-assign]
+    real = store._job_batch
+
+    def failing(job: Any, no: int, refs: Any, ops: Any) -> None:
+        if job["fid"]["S"] == stuck.file_id:
+            raise Unavailable("stored-bytes accounting kept losing races; try again")
+        real(job, no, refs, ops)
+
+    monkeypatch.setattr(store, "_job_batch", failing)
+    assert await store.finish_namespace_jobs(3.0) == 1  # the other job finished anyway
+    assert (await store.usage("t1", "b")).stored_bytes == 20
+    monkeypatch.setattr(store, "_job_batch", real)
+    assert await store.finish_namespace_jobs(4.0) == 1  # and the stuck one on the next
+    assert (await store.usage("t1", "b")).stored_bytes == 30
 
 
 def _as_written_before(item: dict[str, Any]) -> dict[str, Any]:

@@ -18,12 +18,14 @@ Running it:
    DynamoDB cancels a transaction that writes an item another running transaction writes
    (TransactionConflict), so batches that all updated the job item cancelled one another,
    and a job of many batches (a large file's release) could exhaust its retries on every
-   run, never finishing (moto does not reproduce it). A mark outlives its job by
-   ``JOB_MARK_TTL`` (the table's TTL then deletes it): a runner that read the job before
-   another finished it finds the marks of the batches it would apply again. A runner paused
-   for longer than that could apply a batch twice. Job items written by a version that kept
-   the marks on the job item (``d0``, ``d1``, ...) are honoured: a batch marked there is
-   skipped.
+   run, never finishing (moto does not reproduce it). A mark lives as long as its job, and
+   ``JOB_MARK_TTL`` after it (``_expire_marks`` sets its ``expires`` once the job item is
+   deleted; the table's TTL then deletes it): a runner that read the job before another
+   finished it finds the marks of the batches it would apply again. A runner paused for
+   longer than that could apply a batch twice. Job items written by a version that kept the
+   marks on the job item (``d0``, ``d1``, ...) are honoured: a batch marked there is
+   skipped; but a runner of that version and one of this one, on one job at once, do not
+   see each other's marks (docs/OPERATIONS.md: GC off while both run).
 2. If the file's last link went (``rel``): finish the file's other jobs (they need its
    manifest), then ``delete_file`` (the store's own exactly-once reference release), then
    delete the tenant link item and the job in one transaction. While the link item carries
@@ -41,15 +43,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Sequence
 
 import dfs.meta.dynamo.codec as codec
 import dfs.meta.dynamo.store_namespace_codec as nc
-from dfs.errors import FileNotFound, Unavailable
+from dfs.errors import DfsError, FileNotFound, Unavailable
 from dfs.meta.dynamo.codec import N, Ref, attr_names
-from dfs.meta.dynamo.requests import TX_MAX, Cancelled, Item, chunks_of
+from dfs.meta.dynamo.requests import BATCH_WRITE_MAX, TX_MAX, Cancelled, Item, chunks_of
 from dfs.meta.dynamo.store_delete import DeletePart
 from dfs.meta.dynamo.store_namespace_write import NsWritePart
+
+log = logging.getLogger("dfs.meta")
 
 MAX_ROUNDS = 64
 JOB_BATCHES_AT_ONCE = nc.USAGE_SHARDS
@@ -64,12 +69,18 @@ Op = tuple[str, int]  # (scope "t:T" / "b:B", +1 add or -1 drop)
 
 class NsJobsPart(NsWritePart, DeletePart):
     async def finish_namespace_jobs(self, now: float) -> int:
-        """Run every pending namespace job (those a crashed writer left); returns how many."""
+        """Run every pending namespace job (those a crashed writer left); returns how many
+        finished. A job that fails (a batch kept losing races) is left for the next sweep
+        and the others still run: one job must not hold back every other."""
         done = 0
         for shard in range(nc.JOB_SHARDS):
             jobs = await self._rq.run(self._ns_query, "namespace", f"jobs#{shard:02d}")
             for job in jobs:
-                await self._run_job(job, now)
+                try:
+                    await self._run_job(job, now)
+                except DfsError as exc:
+                    log.warning("namespace job %s left for the next sweep: %s", job["s"]["S"], exc)
+                    continue
                 done += 1
         return done
 
@@ -91,13 +102,14 @@ class NsJobsPart(NsWritePart, DeletePart):
             if f"d{no}" in job:
                 return  # marked on the job item by an earlier version: applied
             async with room:
-                await self._rq.run(self._job_batch, job, no, refs, ops, now)
+                await self._rq.run(self._job_batch, job, no, refs, ops)
 
         await asyncio.gather(*(batch(no, b) for no, b in enumerate(chunks_of(refs, per_tx))))
         if "rel" in job:
             await self._release(job, now)
         else:
             await self._rq.run(self._delete_job, job)
+        await self._rq.run(self._expire_marks, job, now)
 
     async def _release(self, job: Item, now: float) -> None:
         file_id = job["fid"]["S"]
@@ -117,6 +129,20 @@ class NsJobsPart(NsWritePart, DeletePart):
     def _delete_job(self, job: Item) -> None:
         key = {"p": job["p"], "s": job["s"]}
         self._rq.call("delete_item", TableName=self.tables["namespace"], Key=key)
+
+    def _expire_marks(self, job: Item, now: float) -> None:
+        """Once ``job`` is gone, give its done marks their ``expires``: a mark lives as long
+        as its job and ``JOB_MARK_TTL`` after it, never less (a job left pending for longer
+        must still find its applied batches). A crash before this leaves them unexpired."""
+        marks = self._ns_query("namespace", nc.job_batch_done_key(job["s"]["S"], 0)["p"]["S"])
+        expires = N(int(now + JOB_MARK_TTL))
+        puts = [
+            {"PutRequest": {"Item": {"p": m["p"], "s": m["s"], nc.TTL_ATTRIBUTE: expires}}}
+            for m in marks
+            if nc.TTL_ATTRIBUTE not in m
+        ]
+        for batch in chunks_of(puts, BATCH_WRITE_MAX):
+            self._rq.batch_write(self.tables["namespace"], batch)
 
     def _finish_release(self, job: Item) -> None:
         table = self.tables["namespace"]
@@ -138,9 +164,7 @@ class NsJobsPart(NsWritePart, DeletePart):
         except Cancelled:
             self._delete_job(job)  # a concurrent runner finished it first
 
-    def _job_batch(
-        self, job: Item, no: int, refs: Sequence[Ref], ops: Sequence[Op], now: float
-    ) -> None:
+    def _job_batch(self, job: Item, no: int, refs: Sequence[Ref], ops: Sequence[Op]) -> None:
         """Apply batch ``no`` of a job once (its done mark), with exact stored bytes."""
         pairs = [(scope, sign, r) for scope, sign in ops for r in refs]
         keys = [nc.key_of(f"chunks#{scope}", r.chunk_id) for scope, _, r in pairs]
@@ -151,7 +175,7 @@ class NsJobsPart(NsWritePart, DeletePart):
             for scope, sign, r in pairs
             if counts.get((scope, r.chunk_id), 0) > (0 if sign > 0 else r.count)
         }
-        mark = self._done_mark(job, no, now)
+        mark = self._done_mark(job, no)
         for _ in range(MAX_ROUNDS):
             stored = dict.fromkeys((scope for scope, _ in ops), 0)
             actions = [mark]
@@ -176,14 +200,11 @@ class NsJobsPart(NsWritePart, DeletePart):
                         shared ^= {(scope, r.chunk_id)}
         raise Unavailable("stored-bytes accounting kept losing races; try again")
 
-    def _done_mark(self, job: Item, no: int, now: float) -> Item:
+    def _done_mark(self, job: Item, no: int) -> Item:
         return {
             "Put": {
                 "TableName": self.tables["namespace"],
-                "Item": {
-                    **nc.job_batch_done_key(job["s"]["S"], no),
-                    nc.TTL_ATTRIBUTE: N(int(now + JOB_MARK_TTL)),
-                },
+                "Item": nc.job_batch_done_key(job["s"]["S"], no),  # expires once the job is gone
                 "ConditionExpression": "attribute_not_exists(p)",
             }
         }

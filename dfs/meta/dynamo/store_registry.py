@@ -43,23 +43,34 @@ class RegistryPart(StoreCore):
         )
 
     async def deregister_node(self, node_id: str, now: float, boot: int = 0, seq: int = 0) -> None:
-        update = "SET #expires_at = :now, #status = :down"
-        # never create a tombstone, never extend an expired entry
-        condition = "attribute_exists(#node_id) AND #expires_at > :now"
         names = attr_names("expires_at", "status", "node_id")
         values = {":now": N(float(now)), ":down": S(NODE_DOWN)}
+        # never create a tombstone, never extend an expired entry
+        update, live = "SET #expires_at = :now, #status = :down", "#expires_at > :now"
+        ordered = ""
         if boot or seq:  # and never overwrite a later node call's write
             update += ", #boot = :boot, #seq = :seq"
-            condition += f" AND (attribute_not_exists(#boot) OR {_EARLIER})"
+            ordered = f" AND (attribute_not_exists(#boot) OR {_EARLIER})"
             names |= attr_names("boot", "seq")
             values |= {":boot": N(boot), ":seq": N(seq)}
-        await self._rq.run(
+        done = await self._deregister(node_id, update, live + ordered, names, values)
+        if done is None and ordered:
+            # an entry that expired already: recorded down by this call all the same, so a
+            # heartbeat of an earlier call written late cannot bring it back up (as SQLite's
+            # MIN(expires_at, now) does)
+            update = "SET #status = :down, #boot = :boot, #seq = :seq"
+            await self._deregister(node_id, update, "#expires_at <= :now" + ordered, names, values)
+
+    async def _deregister(
+        self, node_id: str, update: str, condition: str, names: Item, values: Item
+    ) -> object:
+        return await self._rq.run(
             lambda: self._rq.call_or_none(
                 "update_item",
                 TableName=self.tables["nodes"],
                 Key={"node_id": S(node_id)},
                 UpdateExpression=update,
-                ConditionExpression=condition,
+                ConditionExpression=f"attribute_exists(#node_id) AND {condition}",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )

@@ -50,6 +50,7 @@ from dfs.api.draining_copies import counted_copies
 from dfs.api.finalizing import (
     Finalizing,
     check_copies,
+    commit_held_files,
     copy_changes,
     counted,
     excluding,
@@ -252,16 +253,15 @@ class Coordinator:
         uploads = await _off_loop_if_big(sum(map(len, per_file)), build)
         files = list(zip(file_ids, reqs, strict=True))
         done: dict[str, FileRecord] = {}
+        created: set[str] = set()  # recorded pending by a commit that was refused
         if commit_held:
             empty = [(f, c) for f, c, u in zip(file_ids, per_file, uploads, strict=True) if not u]
             ok = await self.held_copies(empty, recorded) if empty else set()
             if ok:
                 now = self.clock()
-                committed = await self.meta.create_and_commit_files(
-                    [(r.record(f, tenant, now), r.manifest) for f, r in files if f in ok], now
-                )
-                done = {rec.file_id: rec for rec in committed}
-        pending = [(f, r) for f, r in files if f not in done]
+                whole = [(r.record(f, tenant, now), r.manifest) for f, r in files if f in ok]
+                done, created = await commit_held_files(self.meta, whole, now)
+        pending = [(f, r) for f, r in files if f not in done and f not in created]
         if pending:
             await self.create_uploads(pending, tenant)
         # a committed file's plan is its id and state alone: the client holds the rest of

@@ -4,7 +4,8 @@ the filter that drops the files failing a check while recording why, so one bad 
 batch never fails the others; what a has-chunks round changes in the recorded copies; and
 which nodes a plan places on or a finalize asks for copies (``excluding``: not those a
 client's writes just failed on, a hung one would hold the answer for its whole deadline)
-and whether they hold enough."""
+and whether they hold enough; and files recorded complete at once when every chunk is held
+(``commit_held_files``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from dataclasses import dataclass, field
 
 from dfs import auth
 from dfs.errors import DfsError, IncompleteUpload
-from dfs.meta.base import FileRecord, Location, NodeRecord
+from dfs.meta.base import (
+    FILE_COMPLETE,
+    FileRecord,
+    Location,
+    ManifestEntry,
+    MetadataStore,
+    NodeRecord,
+)
 
 
 @dataclass
@@ -119,3 +127,25 @@ def check_copies(chunks: Mapping[str, int], holders: Mapping[str, set[str]], nee
             f"{need} copies; send them and finalize again",
             missing=missing[:100],
         )
+
+
+async def commit_held_files(
+    meta: MetadataStore,
+    files: Sequence[tuple[FileRecord, Sequence[ManifestEntry]]],
+    now: float,
+) -> tuple[dict[str, FileRecord], set[str]]:
+    """``files`` (every chunk found held with its copies) recorded complete: the records
+    complete, and the ids recorded pending. A chunk that garbage collection deleted after
+    it was found held makes the store refuse (IncompleteUpload): the files are then left
+    pending, to be finalized as any upload (finalize finds the chunk short and the client
+    sends it again), never failing the whole batch. DynamoDB records each file on its own,
+    so some of them may be complete by then, or pending (a big file is created, then
+    committed): those are answered as they are."""
+    try:
+        done = await meta.create_and_commit_files(files, now)
+        return {rec.file_id: rec for rec in done}, set()
+    except IncompleteUpload:
+        tenants = {rec.tenant for rec, _m in files}
+        found = await meta.get_files([rec.file_id for rec, _m in files], tenants.pop())
+    complete = {f: rec for f, rec in found.items() if rec.state == FILE_COMPLETE}
+    return complete, set(found) - set(complete)

@@ -177,8 +177,13 @@ def create_tables(conn: sqlite3.Connection) -> None:
     apply_usage_history_schema(conn)  # usage_samples (dfs.meta.sqlite_usage_history)
 
 
+_NODE_FIELDS = frozenset(NODE_COLUMNS.replace(" ", "").split(","))
+
+
 def node_record(row: sqlite3.Row) -> NodeRecord:
-    return NodeRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row
+    # the columns this version knows: one a later version adds does not break this reader
+    known = (k for k in row.keys() if k in _NODE_FIELDS)  # noqa: SIM118 - sqlite3.Row
+    return NodeRecord(**{k: row[k] for k in known})
 
 
 def file_record(

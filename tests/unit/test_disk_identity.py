@@ -109,3 +109,21 @@ async def test_sqlite_node_sequences_of_before_boot_numbers_are_dropped(tmp_path
     finally:
         conn.close()
     assert "node_sequences" not in tables
+
+
+async def test_sqlite_nodes_with_a_column_of_a_later_version_still_read(tmp_path: Path) -> None:
+    """A later version may add a column to ``nodes``: this one reads the columns it knows."""
+    db = tmp_path / "meta.db"
+    meta = await SqliteMetadataStore.open(f"sqlite://{db}")
+    await meta.upsert_node(NodeRecord("n1", "h", 1, expires_at=3.0, boot=2, seq=5))
+    await meta.close()
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE nodes ADD COLUMN rack TEXT NOT NULL DEFAULT 'r1'")
+    conn.commit()
+    conn.close()
+    meta = await SqliteMetadataStore.open(f"sqlite://{db}")
+    try:
+        [n] = await meta.list_nodes()
+        assert (n.node_id, n.expires_at, n.boot, n.seq) == ("n1", 3.0, 2, 5)
+    finally:
+        await meta.close()

@@ -304,7 +304,7 @@ async def test_a_job_of_many_batches_marks_each_once_outside_the_job_item(
 
     # the first batch as an earlier version applied it: its mark on the job item
     first = refs_of(await store.get_manifest(f.file_id))[:48]  # the job's batch 0
-    await store._rq.run(store._job_batch, job, 0, first, [("t:t1", 1), ("b:b", 1)])
+    await store._rq.run(store._job_batch, job, 0, first, [("t:t1", 1), ("b:b", 1)], True)
     job_then = {**job, "d0": {"N": "1"}}
     marks = await store._rq.run(store._ns_query, "namespace", f"jobdone#{job['s']['S']}")
     mark0 = {"p": marks[0]["p"], "s": marks[0]["s"]}
@@ -332,7 +332,7 @@ async def test_a_job_of_many_batches_marks_each_once_outside_the_job_item(
     for scope in ("b", None):
         assert (await store.usage("t1", scope)).stored_bytes == size, scope
     marks = await store._rq.run(store._ns_query, "namespace", f"jobdone#{job['s']['S']}")
-    assert [m["s"]["S"] for m in marks] == ["00000001", "00000002", "00000003"]
+    assert [m["s"]["S"] for m in marks] == ["00000000", "00000001", "00000002", "00000003"]
     # they expire a week after their job was finished, not after they were written
     assert all(int(m["expires"]["N"]) == int(3.0 + JOB_MARK_TTL) for m in marks)
 
@@ -357,10 +357,10 @@ async def test_a_pending_jobs_marks_do_not_expire_before_it_is_finished(
     size = sum(n for _, n in chunks)
     real = store._job_batch
 
-    def failing(job: Any, no: int, refs: Any, ops: Any) -> None:
+    def failing(job: Any, no: int, refs: Any, ops: Any, apart: bool) -> None:
         if no == 3:
             raise Unavailable("stored-bytes accounting kept losing races; try again")
-        real(job, no, refs, ops)
+        real(job, no, refs, ops, apart)
 
     monkeypatch.setattr(store, "_job_batch", failing)
     with pytest.raises(Unavailable):
@@ -414,10 +414,10 @@ async def test_a_failing_job_does_not_hold_back_the_sweep(
     store._run_jobs = original  # type: ignore[method-assign]
     real = store._job_batch
 
-    def failing(job: Any, no: int, refs: Any, ops: Any) -> None:
+    def failing(job: Any, no: int, refs: Any, ops: Any, apart: bool) -> None:
         if job["fid"]["S"] == stuck.file_id:
             raise Unavailable("stored-bytes accounting kept losing races; try again")
-        real(job, no, refs, ops)
+        real(job, no, refs, ops, apart)
 
     monkeypatch.setattr(store, "_job_batch", failing)
     assert await store.finish_namespace_jobs(3.0) == 1  # the other job finished anyway

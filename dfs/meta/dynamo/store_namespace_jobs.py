@@ -14,18 +14,19 @@ Running it:
    ``store_refcounts`` does for the cluster-wide counts). ``JOB_BATCHES_AT_ONCE`` batches
    run at once.
 
-   The done marks are items of their own (``jobdone#``), not attributes of the job item:
-   DynamoDB cancels a transaction that writes an item another running transaction writes
-   (TransactionConflict), so batches that all updated the job item cancelled one another,
-   and a job of many batches (a large file's release) could exhaust its retries on every
-   run, never finishing (moto does not reproduce it). A mark lives as long as its job, and
-   ``JOB_MARK_TTL`` after it (``_expire_marks`` sets its ``expires`` once the job item is
-   deleted; the table's TTL then deletes it): a runner that read the job before another
-   finished it finds the marks of the batches it would apply again. A runner paused for
-   longer than that could apply a batch twice. Job items written by a version that kept the
-   marks on the job item (``d0``, ``d1``, ...) are honoured: a batch marked there is
-   skipped; but a runner of that version and one of this one, on one job at once, do not
-   see each other's marks (docs/OPERATIONS.md: GC off while both run).
+   A job of one batch (a small file's: most of them) marks it on the job item (``d0``), as
+   its one transaction's one more write. A job of more batches marks each with an item of
+   its own (``jobdone#``): DynamoDB cancels a transaction that writes an item another
+   running transaction writes (TransactionConflict), so batches that all updated the job
+   item cancelled one another, and a job of many batches (a large file's release) could
+   exhaust its retries on every run, never finishing (moto does not reproduce it). Such a
+   mark lives as long as its job, and ``JOB_MARK_TTL`` after it (``_expire_marks`` sets its
+   ``expires`` once the job item is deleted; the table's TTL then deletes it): a runner that
+   read the job before another finished it finds the marks of the batches it would apply
+   again. A runner paused for longer than that could apply a batch twice. A batch marked on
+   the job item (``d1``, ... by a version that marked every batch there) is skipped; but a
+   runner of that version and one of this one, on one job of several batches at once, do
+   not see each other's marks (docs/OPERATIONS.md: GC off while both run).
 2. If the file's last link went (``rel``): finish the file's other jobs (they need its
    manifest), then ``delete_file`` (the store's own exactly-once reference release), then
    delete the tenant link item and the job in one transaction. While the link item carries
@@ -62,6 +63,7 @@ JOB_BATCHES_AT_ONCE = nc.USAGE_SHARDS
 ``no`` moves the scopes' usage row ``no`` after the job's own (``usage_shard_after``), so
 batches started in order seldom meet on a usage row (a conflict, retried), which random
 rows did for most of them."""
+TTL = nc.TTL_ATTRIBUTE
 JOB_MARK_TTL = 7 * 86400.0
 """Seconds a batch's done mark is kept after it was written (``expires``)."""
 Op = tuple[str, int]  # (scope "t:T" / "b:B", +1 add or -1 drop)
@@ -98,18 +100,22 @@ class NsJobsPart(NsWritePart, DeletePart):
         per_tx = (TX_MAX - 1 - len(ops)) // len(ops)
         room = asyncio.Semaphore(JOB_BATCHES_AT_ONCE)
 
+        batches = list(chunks_of(refs, per_tx))
+        apart = len(batches) > 1  # marks of their own (see the module)
+
         async def batch(no: int, refs: Sequence[Ref]) -> None:
             if f"d{no}" in job:
-                return  # marked on the job item by an earlier version: applied
+                return  # marked on the job item: applied
             async with room:
-                await self._rq.run(self._job_batch, job, no, refs, ops)
+                await self._rq.run(self._job_batch, job, no, refs, ops, apart)
 
-        await asyncio.gather(*(batch(no, b) for no, b in enumerate(chunks_of(refs, per_tx))))
+        await asyncio.gather(*(batch(no, b) for no, b in enumerate(batches)))
         if "rel" in job:
             await self._release(job, now)
         else:
             await self._rq.run(self._delete_job, job)
-        await self._rq.run(self._expire_marks, job, now)
+        if apart:
+            await self._rq.run(self._expire_marks, job, len(batches), now)
 
     async def _release(self, job: Item, now: float) -> None:
         file_id = job["fid"]["S"]
@@ -130,19 +136,18 @@ class NsJobsPart(NsWritePart, DeletePart):
         key = {"p": job["p"], "s": job["s"]}
         self._rq.call("delete_item", TableName=self.tables["namespace"], Key=key)
 
-    def _expire_marks(self, job: Item, now: float) -> None:
-        """Once ``job`` is gone, give its done marks their ``expires``: a mark lives as long
-        as its job and ``JOB_MARK_TTL`` after it, never less (a job left pending for longer
-        must still find its applied batches). A crash before this leaves them unexpired."""
-        marks = self._ns_query("namespace", nc.job_batch_done_key(job["s"]["S"], 0)["p"]["S"])
+    def _expire_marks(self, job: Item, batches: int, now: float) -> None:
+        """Once ``job`` is gone, give its ``batches`` marks their ``expires``: a mark lives as
+        long as its job and ``JOB_MARK_TTL`` after it, never less (a job left pending for
+        longer must still find its applied batches). A crash before this leaves them
+        unexpired."""
         expires = N(int(now + JOB_MARK_TTL))
         puts = [
-            {"PutRequest": {"Item": {"p": m["p"], "s": m["s"], nc.TTL_ATTRIBUTE: expires}}}
-            for m in marks
-            if nc.TTL_ATTRIBUTE not in m
+            {"PutRequest": {"Item": {**nc.job_batch_done_key(job["s"]["S"], no), TTL: expires}}}
+            for no in range(batches)
         ]
-        for batch in chunks_of(puts, BATCH_WRITE_MAX):
-            self._rq.batch_write(self.tables["namespace"], batch)
+        for part in chunks_of(puts, BATCH_WRITE_MAX):
+            self._rq.batch_write(self.tables["namespace"], part)
 
     def _finish_release(self, job: Item) -> None:
         table = self.tables["namespace"]
@@ -164,8 +169,11 @@ class NsJobsPart(NsWritePart, DeletePart):
         except Cancelled:
             self._delete_job(job)  # a concurrent runner finished it first
 
-    def _job_batch(self, job: Item, no: int, refs: Sequence[Ref], ops: Sequence[Op]) -> None:
-        """Apply batch ``no`` of a job once (its done mark), with exact stored bytes."""
+    def _job_batch(
+        self, job: Item, no: int, refs: Sequence[Ref], ops: Sequence[Op], apart: bool
+    ) -> None:
+        """Apply batch ``no`` of a job once (its done mark: ``apart``, an item of its own),
+        with exact stored bytes."""
         pairs = [(scope, sign, r) for scope, sign in ops for r in refs]
         keys = [nc.key_of(f"chunks#{scope}", r.chunk_id) for scope, _, r in pairs]
         got = self._rq.batch_get(self.tables["namespace"], keys)
@@ -175,7 +183,7 @@ class NsJobsPart(NsWritePart, DeletePart):
             for scope, sign, r in pairs
             if counts.get((scope, r.chunk_id), 0) > (0 if sign > 0 else r.count)
         }
-        mark = self._done_mark(job, no)
+        mark = self._done_mark(job, no, apart)
         for _ in range(MAX_ROUNDS):
             stored = dict.fromkeys((scope for scope, _ in ops), 0)
             actions = [mark]
@@ -200,12 +208,23 @@ class NsJobsPart(NsWritePart, DeletePart):
                         shared ^= {(scope, r.chunk_id)}
         raise Unavailable("stored-bytes accounting kept losing races; try again")
 
-    def _done_mark(self, job: Item, no: int) -> Item:
-        return {
-            "Put": {
+    def _done_mark(self, job: Item, no: int, apart: bool) -> Item:
+        if apart:
+            return {
+                "Put": {
+                    "TableName": self.tables["namespace"],
+                    "Item": nc.job_batch_done_key(job["s"]["S"], no),  # expires with the job
+                    "ConditionExpression": "attribute_not_exists(p)",
+                }
+            }
+        return {  # the job's one batch: on the job item, which it outlives by nothing
+            "Update": {
                 "TableName": self.tables["namespace"],
-                "Item": nc.job_batch_done_key(job["s"]["S"], no),  # expires once the job is gone
-                "ConditionExpression": "attribute_not_exists(p)",
+                "Key": {"p": job["p"], "s": job["s"]},
+                "UpdateExpression": f"SET #d{no} = :one",
+                "ConditionExpression": f"attribute_exists(p) AND attribute_not_exists(#d{no})",
+                "ExpressionAttributeNames": {f"#d{no}": f"d{no}"},
+                "ExpressionAttributeValues": {":one": N(1)},
             }
         }
 

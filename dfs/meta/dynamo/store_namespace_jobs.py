@@ -109,7 +109,13 @@ class NsJobsPart(NsWritePart, DeletePart):
             async with room:
                 await self._rq.run(self._job_batch, job, no, refs, ops, apart)
 
-        await asyncio.gather(*(batch(no, b) for no, b in enumerate(batches)))
+        # every batch ends before the job's run does, failed or not: none left running on
+        # behind the caller (a sweep would start the job again beside it)
+        ran = await asyncio.gather(
+            *(batch(no, b) for no, b in enumerate(batches)), return_exceptions=True
+        )
+        if failed := next((r for r in ran if isinstance(r, BaseException)), None):
+            raise failed
         if "rel" in job:
             await self._release(job, now)
         else:

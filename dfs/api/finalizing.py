@@ -144,8 +144,7 @@ async def commit_held_files(
     try:
         done = await meta.create_and_commit_files(files, now)
         return {rec.file_id: rec for rec in done}, set()
-    except IncompleteUpload:
-        tenants = {rec.tenant for rec, _m in files}
-        found = await meta.get_files([rec.file_id for rec, _m in files], tenants.pop())
+    except IncompleteUpload:  # one request's files: one tenant's
+        found = await meta.get_files([rec.file_id for rec, _m in files], files[0][0].tenant)
     complete = {f: rec for f, rec in found.items() if rec.state == FILE_COMPLETE}
     return complete, set(found) - set(complete)

@@ -20,10 +20,11 @@ namespace tables, both keyed (``p`` partition, ``s`` sort); pure functions, no r
 - ``jobs#NN | FILE#ID``: a pending job, put in the transaction where a file's link count in
   a scope crossed 0: add or drop its chunks in that scope's chunk counts (``stored_bytes``)
   and, when the last link went, release the file (``store_namespace_jobs``).
-- ``jobdone#FILE#ID | NO``: batch NO of that job was applied (one item per batch, never
-  on the job item: transactions that write one item at once cancel each other). Kept
-  until ``expires`` (``JOB_MARK_TTL`` after it was written, DynamoDB's TTL deletes it) so a
-  runner that read the job before it finished cannot apply a batch again.
+- ``jobdone#FILE#ID | NO``: batch NO of that job (one of several batches) was applied: an
+  item per batch, not on the job item, since transactions that write one item at once
+  cancel each other. Kept while the job is pending and until ``expires`` after it
+  (``JOB_MARK_TTL`` after the job finished; DynamoDB's TTL deletes it), so a runner that
+  read the job before it finished cannot apply a batch again.
 - ``unlinked#NN | FILE``: a PutObject's file that is recorded before the write that links
   it (a file too big for one transaction with its link, ``store_namespace_create``): put
   first, deleted once the link is written (and the file's ``unl`` mark, which keeps it out

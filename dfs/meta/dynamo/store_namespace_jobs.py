@@ -63,9 +63,8 @@ JOB_BATCHES_AT_ONCE = nc.USAGE_SHARDS
 ``no`` moves the scopes' usage row ``no`` after the job's own (``usage_shard_after``), so
 batches started in order seldom meet on a usage row (a conflict, retried), which random
 rows did for most of them."""
-TTL = nc.TTL_ATTRIBUTE
 JOB_MARK_TTL = 7 * 86400.0
-"""Seconds a batch's done mark is kept after it was written (``expires``)."""
+"""Seconds a batch's done mark item is kept after its job finished (``expires``)."""
 Op = tuple[str, int]  # (scope "t:T" / "b:B", +1 add or -1 drop)
 
 
@@ -148,10 +147,8 @@ class NsJobsPart(NsWritePart, DeletePart):
         longer must still find its applied batches). A crash before this leaves them
         unexpired."""
         expires = N(int(now + JOB_MARK_TTL))
-        puts = [
-            {"PutRequest": {"Item": {**nc.job_batch_done_key(job["s"]["S"], no), TTL: expires}}}
-            for no in range(batches)
-        ]
+        marks = [nc.job_batch_done_key(job["s"]["S"], no) for no in range(batches)]
+        puts = [{"PutRequest": {"Item": {**m, nc.TTL_ATTRIBUTE: expires}}} for m in marks]
         for part in chunks_of(puts, BATCH_WRITE_MAX):
             self._rq.batch_write(self.tables["namespace"], part)
 

@@ -5,8 +5,9 @@ beside the one writer, ``busy_timeout`` makes writers queue instead of failing, 
 read-modify-write runs inside ``BEGIN IMMEDIATE`` so it holds the write lock from its first
 read. ``synchronous=FULL``: a committed file survives a power cut, not only a crash.
 
-One connection per store, used from one worker thread: the event loop never waits on disk;
-``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; files and manifests:
+One connection per store for its writes, used from one worker thread: the event loop never
+waits on disk. Reads run on read-only connections of their own (``dfs.meta.sqlite_reads``),
+never queued behind those writes. ``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; files and manifests:
 ``sqlite_manifests``; chunks and copies: ``sqlite_chunks``; commit/delete refcounts:
 ``sqlite_refcounts``; namespace: ``sqlite_namespace``; S3 keys: ``sqlite_access_keys``;
 bucket configuration documents (CORS): ``sqlite_bucket_config``.
@@ -53,7 +54,6 @@ from dfs.meta.sqlite_chunks import (
 )
 from dfs.meta.sqlite_codec import Labels, pack_file_id, pack_hex, unpack_file_id, unpack_hex
 from dfs.meta.sqlite_group import GroupCommit
-from dfs.meta.sqlite_loop_reads import LoopReads, in_snapshot
 from dfs.meta.sqlite_manifests import (
     append_page,
     drop_manifest,
@@ -73,6 +73,7 @@ from dfs.meta.sqlite_migrate import connect
 from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
+from dfs.meta.sqlite_reads import LoopReads, ReaderThreads
 from dfs.meta.sqlite_refcounts import commit_many, commit_one, create_committed, mark_verified
 from dfs.meta.sqlite_schema import (
     DEREGISTER_NODE,
@@ -121,8 +122,9 @@ class SqliteMetadataStore(
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
         self._loop_reads = LoopReads(path)
-        # the labels the reads of ``_run_on_loop`` learn: only ever committed ones
-        self._loop_labels = Labels()
+        self._readers = ReaderThreads(path)
+        # the labels reads learn (on the loop or the reader threads): only ever committed ones
+        self._read_labels = Labels()
         self._labels = Labels()
         self._group = GroupCommit(self._labels)  # the writes that may share a commit
         self.calls = 0  # operations run on the connection (each one transaction at most)
@@ -185,14 +187,23 @@ class SqliteMetadataStore(
             raise Unavailable(f"sqlite metadata store {self._path}: {exc}") from None
 
     async def _run_on_loop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A short read on the event loop's thread (``dfs.meta.sqlite_loop_reads``); on the
-        worker when the database is busy or the store closed."""
+        """A short read on the event loop's thread (``dfs.meta.sqlite_reads``); on a reader
+        thread when the database is busy."""
         if self._conn is not None:
-            with suppress(sqlite3.OperationalError):  # busy: the worker reads it
+            with suppress(sqlite3.OperationalError):  # busy: a reader thread reads it
                 got = self._loop_reads.run(fn)
                 self.calls += 1
                 return got
-        return await self._run(lambda: in_snapshot(self._db, fn))
+        return await self._read(fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in one read transaction on a reader thread (``dfs.meta.sqlite_reads``),
+        never queued behind the worker's writes; it learns labels in ``_read_labels``."""
+        self.calls += 1
+        try:
+            return await self._readers.run(fn)
+        except sqlite3.OperationalError as exc:
+            raise Unavailable(f"sqlite metadata store {self._path}: {exc}") from None
 
     # --- nodes ----------------------------------------------------------------------------
 
@@ -214,21 +225,17 @@ class SqliteMetadataStore(
         await self._run(lambda: self._db.execute(sql, args))
 
     async def list_live_nodes(self, now: float) -> list[NodeRecord]:
-        def op() -> list[NodeRecord]:
-            rows = self._db.execute(
-                "SELECT * FROM nodes WHERE expires_at > ? ORDER BY node_id", (now,)
-            )
+        def op(db: sqlite3.Connection) -> list[NodeRecord]:
+            rows = db.execute("SELECT * FROM nodes WHERE expires_at > ? ORDER BY node_id", (now,))
             return [node_record(r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def list_nodes(self) -> list[NodeRecord]:
-        def op() -> list[NodeRecord]:
-            return [
-                node_record(r) for r in self._db.execute("SELECT * FROM nodes ORDER BY node_id")
-            ]
+        def op(db: sqlite3.Connection) -> list[NodeRecord]:
+            return [node_record(r) for r in db.execute("SELECT * FROM nodes ORDER BY node_id")]
 
-        return await self._run(op)
+        return await self._read(op)
 
     # --- files ----------------------------------------------------------------------------
 
@@ -251,24 +258,24 @@ class SqliteMetadataStore(
 
     async def get_file(self, file_id: str, tenant: str | None = None) -> FileRecord:
         return await self._run_on_loop(
-            lambda db: get_record(db, self._loop_labels, file_id, tenant)
+            lambda db: get_record(db, self._read_labels, file_id, tenant)
         )
 
     async def get_manifest(self, file_id: str) -> list[ManifestEntry]:
-        return await self._run(lambda: in_snapshot(self._db, lambda db: manifest(db, file_id)))
+        return await self._read(lambda db: manifest(db, file_id))
 
     async def get_files(
         self, file_ids: Sequence[str], tenant: str | None = None
     ) -> dict[str, FileRecord]:
-        return await self._run(lambda: get_records(self._db, self._labels, file_ids, tenant))
+        return await self._read(lambda db: get_records(db, self._read_labels, file_ids, tenant))
 
     async def get_manifests(self, file_ids: Sequence[str]) -> dict[str, list[ManifestEntry]]:
-        return await self._run(lambda: in_snapshot(self._db, lambda db: manifests(db, file_ids)))
+        return await self._read(lambda db: manifests(db, file_ids))
 
     async def pending_uploads(
         self, file_ids: Sequence[str], tenant: str
     ) -> list[tuple[FileRecord, list[ManifestEntry]] | None]:
-        return await self._run(lambda: pending(self._db, self._labels, file_ids, tenant))
+        return await self._read(lambda db: pending(db, self._read_labels, file_ids, tenant))
 
     async def append_manifest_page(
         self, file_id: str, page: int, entries: Sequence[ManifestEntry]
@@ -276,7 +283,7 @@ class SqliteMetadataStore(
         await self._in_tx(lambda db: append_page(db, file_id, page, entries))
 
     async def get_manifest_page(self, file_id: str, page: int) -> tuple[list[ManifestEntry], bool]:
-        return await self._run(lambda: get_page(self._db, file_id, page))
+        return await self._read(lambda db: get_page(db, file_id, page))
 
     async def mark_page_proven(self, file_id: str, page: int) -> None:
         await self._in_tx(lambda db: mark_proven(db, file_id, page))
@@ -332,9 +339,8 @@ class SqliteMetadataStore(
     async def list_files(
         self, tenant: str, *, limit: int, after: str | None = None, prefix: str = ""
     ) -> list[FileRecord]:
-        def op() -> list[FileRecord]:
-            db = self._db
-            tid = self._labels.find(db, tenant)
+        def op(db: sqlite3.Connection) -> list[FileRecord]:
+            tid = self._read_labels.find(db, tenant)
             if tid is None:
                 return []
             # the files_by_tenant index; BINARY: hidden names sort first. The prefix is a
@@ -351,9 +357,9 @@ class SqliteMetadataStore(
                     limit,
                 ),
             )
-            return [file_record(db, self._labels, r) for r in rows]
+            return [file_record(db, self._read_labels, r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def owned_chunks(
         self, tenant: str, chunk_ids: Sequence[str], *, ever: bool = False
@@ -366,13 +372,13 @@ class SqliteMetadataStore(
             return {c for b in _batches(ids) for c in owned_of(db, tid, b, ever=ever)}
 
         if len(chunk_ids) <= LOOP_READ_MAX_IDS:  # a small object's: a few point lookups
-            return await self._run_on_loop(lambda db: op(db, self._loop_labels))
-        return await self._run(lambda: op(self._db, self._labels))
+            return await self._run_on_loop(lambda db: op(db, self._read_labels))
+        return await self._read(lambda db: op(db, self._read_labels))
 
     async def find_file_by_sha256(
         self, tenant: str, sha256: str, *, verified: bool = True, linked: bool = False
     ) -> FileRecord | None:
-        labels = self._loop_labels
+        labels = self._read_labels
 
         def op(db: sqlite3.Connection) -> FileRecord | None:
             tid = labels.find(db, tenant)
@@ -388,8 +394,8 @@ class SqliteMetadataStore(
     async def list_chunk_ids(
         self, *, limit: int, after: str | None = None
     ) -> tuple[list[str], str | None]:
-        def op() -> tuple[list[str], str | None]:
-            rows = self._db.execute(
+        def op(db: sqlite3.Connection) -> tuple[list[str], str | None]:
+            rows = db.execute(
                 "SELECT chunk_id FROM chunks WHERE chunk_id > ? AND refcount > 0 "
                 "ORDER BY chunk_id LIMIT ?",
                 (pack_hex(after) if after else "", limit),
@@ -399,7 +405,7 @@ class SqliteMetadataStore(
 
         if limit <= 0:
             return [], after
-        return await self._run(op)
+        return await self._read(op)
 
     async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool:
         def op() -> bool:
@@ -457,19 +463,19 @@ class SqliteMetadataStore(
             return out
 
         if len(ids) <= LOOP_READ_MAX_IDS:  # a small file's: a few point lookups
-            return await self._run_on_loop(lambda db: op(db, self._loop_labels))
-        return await self._run(lambda: op(self._db, self._labels))
+            return await self._run_on_loop(lambda db: op(db, self._read_labels))
+        return await self._read(lambda db: op(db, self._read_labels))
 
     async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]:
         ids = list(dict.fromkeys(chunk_ids))
 
-        def op() -> dict[str, ChunkInfo]:
+        def op(db: sqlite3.Connection) -> dict[str, ChunkInfo]:
             out: dict[str, ChunkInfo] = {}
-            for r in self._chunk_rows(ids, "size, refcount, created_at"):
+            for r in self._chunk_rows(ids, "size, refcount, created_at", db):
                 out[unpack_hex(r[0])] = ChunkInfo(unpack_hex(r[0]), r[1], r[2], r[3])
             return out
 
-        return await self._run(op)
+        return await self._read(op)
 
     # --- delete, garbage collection, leases --------------------------------------------------
 
@@ -481,7 +487,7 @@ class SqliteMetadataStore(
         return await self._run(op)
 
     async def scan_chunks(self, *, limit: int, after: str | None = None) -> list[ChunkState]:
-        return await self._run(lambda: chunk_states(self._db, self._labels, limit, after))
+        return await self._read(lambda db: chunk_states(db, self._read_labels, limit, after))
 
     async def recent_pending_chunks(self, since: float) -> set[str]:
         def op(db: sqlite3.Connection) -> set[str]:
@@ -497,7 +503,7 @@ class SqliteMetadataStore(
                     out.update(e.chunk_id for e in page)
             return out
 
-        return await self._run(lambda: in_snapshot(self._db, op))
+        return await self._read(op)
 
     async def delete_chunk_if_unreferenced(self, chunk_id: str, cutoff: float) -> set[str] | None:
         def op() -> set[str] | None:
@@ -507,21 +513,20 @@ class SqliteMetadataStore(
         return await self._run(op)
 
     async def node_chunks(self, node_id: str, *, limit: int, after: str | None = None) -> list[str]:
-        return await self._run(
-            lambda: chunks_of_node(self._db, self._labels, node_id, limit, after)
+        return await self._read(
+            lambda db: chunks_of_node(db, self._read_labels, node_id, limit, after)
         )
 
     async def stale_pending_files(self, before: float, *, limit: int) -> list[FileRecord]:
-        def op() -> list[FileRecord]:
-            db = self._db
+        def op(db: sqlite3.Connection) -> list[FileRecord]:
             rows = db.execute(
                 f"SELECT {FILE_COLUMNS} FROM files WHERE state != 1 AND created_at < ? "
                 "ORDER BY created_at LIMIT ?",
                 (before, limit),
             )
-            return [file_record(db, self._labels, r) for r in rows]
+            return [file_record(db, self._read_labels, r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def delete_pending_file(
         self, file_id: str, before: float, now: float | None = None
@@ -557,23 +562,24 @@ class SqliteMetadataStore(
         return await self._run(op)
 
     async def get_lease(self, name: str) -> Lease | None:
-        def op() -> Lease | None:
-            row = self._db.execute(
+        def op(db: sqlite3.Connection) -> Lease | None:
+            row = db.execute(
                 "SELECT owner, expires_at, info FROM leases WHERE name=?", (name,)
             ).fetchone()
             return None if row is None else Lease(name, row[0], row[1], row[2])
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def get_stats(self) -> Stats:
-        def op() -> Stats:
-            rows = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        def op(db: sqlite3.Connection) -> Stats:
+            rows = dict(db.execute("SELECT name, value FROM counters").fetchall())
             return Stats(**{name: int(rows.get(name, 0)) for name in _COUNTERS})
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def close(self) -> None:
         self._loop_reads.close()
+        await asyncio.to_thread(self._readers.close)  # the reads in progress end first
 
         def op() -> None:
             if self._conn is not None:

@@ -25,6 +25,7 @@ class SqliteAccessKeysMixin:
         @property
         def _db(self) -> sqlite3.Connection: ...
         async def _run(self, fn: Callable[[], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def put_access_key(self, rec: AccessKeyRecord) -> None:
         await self._run(
@@ -35,23 +36,23 @@ class SqliteAccessKeysMixin:
         )
 
     async def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
-        def op() -> AccessKeyRecord | None:
-            row = self._db.execute(
+        def op(db: sqlite3.Connection) -> AccessKeyRecord | None:
+            row = db.execute(
                 "SELECT * FROM access_keys WHERE access_key_id=?", (access_key_id,)
             ).fetchone()
             return None if row is None else _record(row)
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def list_access_keys(self, tenant: str | None = None) -> list[AccessKeyRecord]:
-        def op() -> list[AccessKeyRecord]:
+        def op(db: sqlite3.Connection) -> list[AccessKeyRecord]:
             where, args = ("WHERE tenant=?", (tenant,)) if tenant is not None else ("", ())
-            rows = self._db.execute(
+            rows = db.execute(
                 f"SELECT * FROM access_keys {where} ORDER BY created_at, access_key_id", args
             )
             return [_record(r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def delete_access_key(self, access_key_id: str) -> bool:
         def op() -> bool:

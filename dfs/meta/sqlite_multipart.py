@@ -105,6 +105,7 @@ class SqliteMultipartMixin:
         @property
         def _db(self) -> sqlite3.Connection: ...
         async def _run(self, fn: Callable[[], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
         def _tx(
             self, conn: sqlite3.Connection | None = None
         ) -> AbstractContextManager[sqlite3.Connection]: ...
@@ -131,7 +132,7 @@ class SqliteMultipartMixin:
         )
 
     async def get_multipart_upload(self, upload_id: str) -> MultipartUpload:
-        return await self._run(lambda: _get(self._db, upload_id))
+        return await self._read(lambda db: _get(db, upload_id))
 
     async def put_upload_part(self, upload_id: str, part: UploadPart) -> str | None:
         def op() -> str | None:
@@ -162,15 +163,15 @@ class SqliteMultipartMixin:
     async def list_upload_parts(
         self, upload_id: str, after: int = 0, limit: int = MAX_PARTS
     ) -> list[UploadPart]:
-        def op() -> list[UploadPart]:
-            rows = self._db.execute(
+        def op(db: sqlite3.Connection) -> list[UploadPart]:
+            rows = db.execute(
                 f"SELECT {_PART_COLUMNS} FROM s3_upload_parts WHERE upload_id=?"
                 " AND part_number>? ORDER BY part_number LIMIT ?",
                 (upload_id, after, limit),
             )
             return [_part(r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def set_multipart_state(
         self, upload_id: str, expect: Collection[str], state: str
@@ -196,9 +197,9 @@ class SqliteMultipartMixin:
     async def list_multipart_uploads(
         self, bucket: str, prefix: str = "", after: tuple[str, str] | None = None, limit: int = 1000
     ) -> list[MultipartUpload]:
-        def op() -> list[MultipartUpload]:
+        def op(db: sqlite3.Connection) -> list[MultipartUpload]:
             after_key, after_id = after or ("", "")
-            rows = self._db.execute(
+            rows = db.execute(
                 f"SELECT {_UPLOAD_COLUMNS} FROM s3_uploads WHERE bucket=? AND state!=?"
                 " AND substr(key, 1, ?)=? AND (key>? OR (key=? AND upload_id>?))"
                 " ORDER BY key, upload_id LIMIT ?",
@@ -206,26 +207,26 @@ class SqliteMultipartMixin:
             )
             return [_upload(r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def count_multipart_uploads(self, limit: int) -> int:
-        def op() -> int:
-            row = self._db.execute(
+        def op(db: sqlite3.Connection) -> int:
+            row = db.execute(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM s3_uploads LIMIT ?)", (limit,)
             ).fetchone()
             return int(row[0])
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def stale_multipart_uploads(
         self, before: float, limit: int = 1000
     ) -> list[MultipartUpload]:
-        def op() -> list[MultipartUpload]:
-            rows = self._db.execute(
+        def op(db: sqlite3.Connection) -> list[MultipartUpload]:
+            rows = db.execute(
                 f"SELECT {_UPLOAD_COLUMNS} FROM s3_uploads WHERE created_at<?"
                 " ORDER BY created_at, upload_id LIMIT ?",
                 (before, limit),
             )
             return [_upload(r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)

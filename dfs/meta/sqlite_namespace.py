@@ -25,8 +25,8 @@ counters), ``sqlite_namespace_files`` (the store's files as the namespace sees t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, TypeVar
 
 from dfs.errors import (
@@ -105,19 +105,10 @@ class SqliteNamespaceMixin:
         ) -> AbstractContextManager[sqlite3.Connection]: ...
         async def _run(self, fn: Callable[[], T]) -> T: ...
         async def _run_on_loop(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
         _labels: Labels
         _group: GroupCommit
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every statement in it sees the same committed state."""
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            yield db
-        finally:
-            db.execute("COMMIT")
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
         def op() -> T:
@@ -132,13 +123,6 @@ class SqliteNamespaceMixin:
         def op() -> T:
             with self._tx() as db:
                 return fn(StoreFiles(db, self._labels))
-
-        return op
-
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
-        def op() -> T:
-            with self._snapshot() as db:
-                return fn(db)
 
         return op
 
@@ -174,7 +158,7 @@ class SqliteNamespaceMixin:
                 out += [_bucket(db, r) for r in rows.fetchall()]
             return sorted(out, key=lambda b: b.name)
 
-        return await self._run(self._read(op))
+        return await self._read(op)
 
     async def delete_bucket(self, name: str, tenant: str) -> None:
         def op(db: sqlite3.Connection) -> None:
@@ -275,7 +259,7 @@ class SqliteNamespaceMixin:
             row = readable_version(db, bucket, key, version_id)
             return version_record(row, version_id is None or is_latest(db, row))
 
-        return await self._run(self._read(op))
+        return await self._read(op)
 
     async def get_bucket_and_object(
         self, bucket: str, key: str, version_id: str | None = None
@@ -388,7 +372,7 @@ class SqliteNamespaceMixin:
             load_bucket(db, bucket)
             return walk(db, bucket, prefix, delimiter, token, max(limit, 1))
 
-        return await self._run(self._read(op))
+        return await self._read(op)
 
     async def search_objects(
         self, bucket: str, query: SearchQuery, *, token: str | None = None, limit: int = 100
@@ -397,20 +381,18 @@ class SqliteNamespaceMixin:
             load_bucket(db, bucket)
             return search(db, bucket, query, token, max(limit, 1))
 
-        return await self._run(self._read(op))
+        return await self._read(op)
 
     # --- usage ------------------------------------------------------------------------------
 
     async def usage(self, tenant: str, bucket: str | None = None) -> Usage:
-        return await self._run(self._read(lambda db: read_usage(db, tenant, bucket)))
+        return await self._read(lambda db: read_usage(db, tenant, bucket))
 
     async def usage_by_prefix(self, tenant: str, bucket: str) -> dict[str, Usage]:
-        return await self._run(
-            self._read(lambda db: read_usage_groups(db, tenant, bucket, "prefix"))
-        )
+        return await self._read(lambda db: read_usage_groups(db, tenant, bucket, "prefix"))
 
     async def usage_by_type(self, tenant: str, bucket: str | None = None) -> dict[str, Usage]:
-        return await self._run(self._read(lambda db: read_usage_groups(db, tenant, bucket, "type")))
+        return await self._read(lambda db: read_usage_groups(db, tenant, bucket, "type"))
 
     async def finish_namespace_jobs(self, now: float) -> int:
         """Nothing to finish: every change is one transaction here."""

@@ -22,22 +22,23 @@ class SqliteTokensMixin:
         @property
         def _db(self) -> sqlite3.Connection: ...
         async def _run(self, fn: Callable[[], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def create_tenant(self, tenant: str, now: float) -> None:
         await self._run(lambda: self._db.execute("INSERT INTO tenants VALUES (?,?)", (tenant, now)))
 
     async def tenant_exists(self, tenant: str) -> bool:
-        def op() -> bool:
-            row = self._db.execute("SELECT 1 FROM tenants WHERE tenant=?", (tenant,)).fetchone()
+        def op(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT 1 FROM tenants WHERE tenant=?", (tenant,)).fetchone()
             return row is not None
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def list_tenants(self) -> list[str]:
-        def op() -> list[str]:
-            return [r[0] for r in self._db.execute("SELECT tenant FROM tenants ORDER BY tenant")]
+        def op(db: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in db.execute("SELECT tenant FROM tenants ORDER BY tenant")]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def put_token(self, rec: TokenRecord) -> None:
         await self._run(
@@ -48,23 +49,19 @@ class SqliteTokensMixin:
         )
 
     async def get_token(self, token_hash: str) -> TokenRecord | None:
-        def op() -> TokenRecord | None:
-            row = self._db.execute(
-                "SELECT * FROM tokens WHERE token_hash=?", (token_hash,)
-            ).fetchone()
+        def op(db: sqlite3.Connection) -> TokenRecord | None:
+            row = db.execute("SELECT * FROM tokens WHERE token_hash=?", (token_hash,)).fetchone()
             return None if row is None else TokenRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def list_tokens(self, tenant: str | None = None) -> list[TokenRecord]:
-        def op() -> list[TokenRecord]:
+        def op(db: sqlite3.Connection) -> list[TokenRecord]:
             where, args = ("WHERE tenant=?", (tenant,)) if tenant is not None else ("", ())
-            rows = self._db.execute(
-                f"SELECT * FROM tokens {where} ORDER BY created_at, token_hash", args
-            )
+            rows = db.execute(f"SELECT * FROM tokens {where} ORDER BY created_at, token_hash", args)
             return [TokenRecord(**{k: r[k] for k in r.keys()}) for r in rows]  # noqa: SIM118
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def delete_token(self, token_hash: str) -> bool:
         def op() -> bool:

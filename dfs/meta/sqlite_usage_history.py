@@ -28,6 +28,7 @@ class SqliteUsageHistoryMixin:
         @property
         def _db(self) -> sqlite3.Connection: ...
         async def _run(self, fn: Callable[[], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def add_usage_samples(self, samples: Sequence[UsageSample]) -> None:
         rows = [(s.tenant, s.at, s.objects, s.logical_bytes, s.stored_bytes) for s in samples]
@@ -38,15 +39,15 @@ class SqliteUsageHistoryMixin:
         )
 
     async def usage_samples(self, tenant: str, since: float, limit: int) -> list[UsageSample]:
-        def op() -> list[UsageSample]:
-            rows = self._db.execute(
+        def op(db: sqlite3.Connection) -> list[UsageSample]:
+            rows = db.execute(
                 "SELECT tenant, at, objects, logical_bytes, stored_bytes FROM usage_samples"
                 " WHERE tenant=? AND at>=? ORDER BY at DESC LIMIT ?",
                 (tenant, since, limit),
             ).fetchall()
             return [UsageSample(*r) for r in reversed(rows)]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def prune_usage_samples(self, tenant: str, before: float) -> int:
         def op() -> int:

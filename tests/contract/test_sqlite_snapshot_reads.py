@@ -1,5 +1,5 @@
 """Reads of several statements see one state when other processes write the same SQLite file
-(``dfs.meta.sqlite_loop_reads.in_snapshot``). A paged file's manifest is read page by page;
+(``dfs.meta.sqlite_reads.in_snapshot``). A paged file's manifest is read page by page;
 another process's delete committed between two of those reads cut the manifest short with no
 error (a GET then answered 200 with a short body), and it aborted GC's pass over pending
 uploads. Two stores on one file stand for two processes."""

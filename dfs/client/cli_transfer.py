@@ -68,6 +68,7 @@ from dfs.client.local_files import (
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
 from dfs.client.remote_names import is_file_id, is_remote
+from dfs.client.walk_ahead import ListedEarly
 from dfs.errors import Conflict, DfsError, InvalidRequest, from_body
 
 if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
@@ -180,7 +181,7 @@ def upload(
             spooled = spool(sys.stdin.buffer)
             cleanup.callback(spooled.unlink, missing_ok=True)
             paths = (spooled,)
-        items = _listing(paths, prefix, name, follow_symlinks, spooled is not None, skipped)
+        items = _listing(paths, prefix, name, follow_symlinks, spooled, skipped, cleanup)
         one_path = len(paths) == 1 and not paths[0].is_dir()
         run(
             _upload(target, conn, items, profile, (quiet, as_json), one_path, skipped),
@@ -202,18 +203,23 @@ def _listing(
     prefix: str,
     name: str | None,
     follow: bool,
-    spooled: bool,
+    spooled: Path | None,
     skipped: list[Skipped],
+    cleanup: contextlib.ExitStack,
 ) -> Iterable[LocalFile]:
-    """The files to upload: the walk itself, which the upload runs on a thread while the
-    first files are sent (``dfs.client.walk_ahead``); the one file named ``name`` (standard
-    input when ``spooled``: its temp file's attributes are not kept). A file whose stored
-    name the API would refuse is reported in ``skipped`` (``storable``), not sent."""
+    """The files to upload: the walk itself, on a thread from now on, while the client
+    library is imported and then while the first files are sent (``dfs.client.walk_ahead``;
+    ``cleanup`` stops it); the one file named ``name`` (standard input when ``spooled``: its
+    temp file's attributes are not kept). A file whose stored name the API would refuse is
+    reported in ``skipped`` (``storable``), not sent."""
     items = walk(paths, prefix, follow_symlinks=follow, skipped=skipped)
     if name is None:
-        return storable(items, skipped)
+        early = ListedEarly(storable(items, skipped))
+        cleanup.callback(early.stop)
+        return early
+    keep = spooled is None
     return list(
-        storable([replace(it, name=prefix + name, keep_attrs=not spooled) for it in items], skipped)
+        storable([replace(it, name=prefix + name, keep_attrs=keep) for it in items], skipped)
     )
 
 

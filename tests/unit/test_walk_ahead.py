@@ -14,7 +14,7 @@ import pytest
 
 from dfs.client.batch_scan import batches
 from dfs.client.local_files import LocalFile
-from dfs.client.walk_ahead import WalkAhead
+from dfs.client.walk_ahead import ListedEarly, WalkAhead
 
 SMALL = 1000
 
@@ -91,3 +91,48 @@ async def test_closing_stops_a_listing_still_running() -> None:
     go_on.set()
     await closing
     assert taken == 100
+
+
+def test_an_early_listing_hands_over_every_file_in_order_from_its_own_thread() -> None:
+    listed_on: list[str] = []
+
+    def listing() -> Iterator[LocalFile]:
+        for f in files([1, 2, 3, 4]):
+            listed_on.append(threading.current_thread().name)
+            yield f
+
+    early = ListedEarly(listing())
+    assert [f.size for f in early] == [1, 2, 3, 4]
+    assert listed_on == ["dfs-list"] * 4  # not the reader's thread
+    early.stop()
+
+
+async def test_an_early_listing_feeds_walk_ahead_and_its_error_follows_its_files() -> None:
+    def listing() -> Iterator[LocalFile]:
+        yield from files([10, 20])
+        raise PermissionError("the folder went away")
+
+    walk = WalkAhead(ListedEarly(listing()), SMALL)
+    with pytest.raises(PermissionError, match="went away"):
+        await walk.next_batch()  # the batch is not full: only the error comes
+    await walk.close()
+
+
+def test_stopping_an_early_listing_ends_it_at_its_next_file() -> None:
+    reached, release = threading.Event(), threading.Event()
+    listed: list[int] = []
+
+    def listing() -> Iterator[LocalFile]:
+        for f in files(list(range(1000))):
+            listed.append(f.size)
+            if f.size == 2:
+                reached.set()
+                assert release.wait(10)
+            yield f
+
+    early = ListedEarly(listing())
+    assert reached.wait(10)
+    threading.Timer(0.05, release.set).start()
+    early.stop()  # waits for the listing's thread, which ends at its next file
+    assert listed == [0, 1, 2]
+    assert [f.size for f in early] == [0, 1]  # what was listed before, then the end

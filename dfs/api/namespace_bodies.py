@@ -15,6 +15,7 @@ from typing import Any
 from dfs import namespace_rules as rules
 from dfs.api.bodies import unicode_text
 from dfs.errors import InvalidRequest
+from dfs.ids import parse_tenant
 from dfs.meta.namespace import (
     BUCKET_ACCESS,
     GRANT_READ,
@@ -29,7 +30,7 @@ from dfs.meta.namespace import (
 )
 
 MAX_PAGE = 1000
-# tenants one bucket may be shared with: DynamoDB changes a bucket's grants (an index item
+# tenants one bucket (or one object version, its ``shared_with``) may be shared with: DynamoDB changes a bucket's grants (an index item
 # per grantee, both removed and added ones) in one transaction of at most 100 actions, with
 # the bucket and its 8 versioning guard rows: 1 + 8 + 2 * 45 = 99
 MAX_GRANTS = 45
@@ -155,18 +156,24 @@ def parse_metadata(value: object) -> tuple[tuple[str, str], ...]:
 
 
 def parse_grants(value: object) -> tuple[tuple[str, str], ...]:
+    """A bucket's ``grants``: at most ``MAX_GRANTS`` tenants, each named as a tenant is
+    (``dfs.ids.parse_tenant``: an empty or odd name would become a DynamoDB index key)."""
     grants = _string_map(value, "grants")
     if len(grants) > MAX_GRANTS:
         raise InvalidRequest(f"a bucket may be shared with at most {MAX_GRANTS} tenants")
-    for v in grants.values():
+    for t, v in grants.items():
+        parse_tenant(t, "a grant's tenant")
         _choice(v, "a grant", (GRANT_READ, GRANT_READ_WRITE))
     return tuple(sorted(grants.items()))
 
 
 def parse_tenants(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
-        raise InvalidRequest("shared_with must be a list of tenant names")
-    return tuple(sorted(set(value)))
+    """An object's ``shared_with``: at most ``MAX_GRANTS`` tenant names (``parse_tenant``).
+    Stored on the version and read with it by every listing, so unbounded it let one
+    request store megabytes on one version (and a DynamoDB item refused past 400 KB)."""
+    if not isinstance(value, list) or len(value) > MAX_GRANTS:
+        raise InvalidRequest(f"shared_with must be a list of at most {MAX_GRANTS} tenant names")
+    return tuple(sorted({parse_tenant(t, "a shared_with tenant") for t in value}))
 
 
 def parse_content_type(value: object) -> str:

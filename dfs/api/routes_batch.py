@@ -154,8 +154,15 @@ async def resume_upload(request: web.Request) -> web.Response:
         return await json_answer(plan, entries=len(plan["upload"]))
 
 
+PLANS_BODY = 256 * protocol.KIB
+"""Bytes of a /download-plans body: 1000 file ids, each fully escaped (``\\u0030``...), fit
+~220 KiB. Kept under ``server.JSON_IN_THREAD``, so its read needs no big-request slot (the
+answer may take one, ``big_answer_slot``): a 4 MiB body of empty JSON objects cost ~140 MiB
+parsed, read by any number of requests at once."""
+
+
 async def download_plans(request: web.Request) -> web.Response:
-    body = await read_json(request, 4 * protocol.MIB)
+    body = await read_json(request, PLANS_BODY)
     ids = [parse_file_id(f) for f in _list(body, "file_ids")]
     coord = request.app[COORDINATOR]
     batched = planner.parse_flag(body, "batched")

@@ -24,6 +24,7 @@ from dfs import protocol
 from dfs.api.access import is_owner
 from dfs.api.context import NAMESPACE, caller, principal
 from dfs.api.namespace_bodies import (
+    NAMESPACE_BODY,
     bucket_body,
     listing_body,
     parse_bucket_access,
@@ -52,7 +53,7 @@ async def list_buckets(request: web.Request) -> web.Response:
 
 
 async def create_bucket(request: web.Request) -> web.Response:
-    body = await read_json(request, protocol.MAX_JSON_BODY)
+    body = await read_json(request, NAMESPACE_BODY)
     name = parse_bucket_name(body.get("name"))
     versioning = None if body.get("versioning") is None else parse_versioning(body["versioning"])
     access = None if body.get("access") is None else parse_bucket_access(body["access"])
@@ -67,7 +68,7 @@ async def get_bucket(request: web.Request) -> web.Response:
 
 
 async def update_bucket(request: web.Request) -> web.Response:
-    body = await read_json(request, protocol.MAX_JSON_BODY)
+    body = await read_json(request, NAMESPACE_BODY)
     versioning = None if body.get("versioning") is None else parse_versioning(body["versioning"])
     access = None if body.get("access") is None else parse_bucket_access(body["access"])
     grants = None if body.get("grants") is None else parse_grants(body["grants"])

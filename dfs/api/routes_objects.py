@@ -30,10 +30,18 @@ from aiohttp import web
 from dfs import protocol
 from dfs.api.access import is_owner
 from dfs.api.bodies import Principal
-from dfs.api.context import COORDINATOR, NAMESPACE, caller, principal, stored_file
+from dfs.api.context import (
+    COORDINATOR,
+    NAMESPACE,
+    big_body_slot,
+    caller,
+    principal,
+    stored_file,
+)
 from dfs.api.file_stream import disposition, stream_file
 from dfs.api.ingest import download_cap
 from dfs.api.namespace_bodies import (
+    NAMESPACE_BODY,
     ObjectFields,
     object_body,
     parse_bucket_name,
@@ -87,7 +95,7 @@ def _headers(v: ObjectVersion) -> dict[str, str]:
 
 async def put_object(request: web.Request) -> web.Response:
     bucket, key = _target(request)
-    body = await read_json(request, protocol.MAX_JSON_BODY)
+    body = await read_json(request, NAMESPACE_BODY)
     file_id = "" if body.get("file_id") in (None, "") else parse_file_id(body["file_id"])
     fields, ns = ObjectFields.parse(body), request.app[NAMESPACE]
     once = _flag(body, "unless_current")
@@ -188,7 +196,7 @@ async def object_info(request: web.Request) -> web.Response:
 
 async def update_object(request: web.Request) -> web.Response:
     bucket, key = _target(request)
-    body = await read_json(request, protocol.MAX_JSON_BODY)
+    body = await read_json(request, NAMESPACE_BODY)
     version = body.get("version")
     if version is not None and not isinstance(version, str):
         raise InvalidRequest("version must be a string")
@@ -240,7 +248,7 @@ def _flag(body: dict[str, object], field: str) -> bool:
 
 
 async def copy_objects(request: web.Request) -> web.Response:
-    body = await read_json(request, protocol.MAX_JSON_BODY)
+    body = await read_json(request, NAMESPACE_BODY)
     recursive = _flag(body, "recursive")
     src = (parse_bucket_name(body.get("src_bucket")), body.get("src_key") or "")
     dst = (parse_bucket_name(body.get("dst_bucket")), body.get("dst_key") or "")
@@ -265,7 +273,7 @@ async def copy_objects(request: web.Request) -> web.Response:
 
 
 async def restore_object(request: web.Request) -> web.Response:
-    body = await read_json(request, protocol.MAX_JSON_BODY)
+    body = await read_json(request, NAMESPACE_BODY)
     bucket, key = parse_bucket_name(body.get("bucket")), parse_key(body.get("key"))
     version = body.get("version")
     if not isinstance(version, str) or not version:
@@ -298,7 +306,11 @@ def _entry_key(item: object) -> str:
 
 async def link_objects(request: web.Request) -> web.Response:
     """``PUT /objects``' link for many keys of one bucket (``dfs.api.object_links``)."""
-    body = await read_json(request, protocol.MAX_JSON_BODY)
+    async with big_body_slot(request):  # up to 1000 entries: a big body, held in a slot
+        return await _link_objects(request, await read_json(request, protocol.MAX_JSON_BODY))
+
+
+async def _link_objects(request: web.Request, body: dict[str, Any]) -> web.Response:
     bucket, once = parse_bucket_name(body.get("bucket")), _flag(body, "unless_current")
     items = body.get("objects")
     if not isinstance(items, list) or not 0 < len(items) <= protocol.MAX_BATCH_FILES:
@@ -340,7 +352,11 @@ def _removal(i: int, entry: object) -> VersionRemoval | DfsError:
 async def remove_objects(request: web.Request) -> web.Response:
     """``DELETE /objects/...?version=`` for many versions of one bucket
     (``dfs.api.version_removals``)."""
-    body = await read_json(request, protocol.MAX_JSON_BODY)
+    async with big_body_slot(request):  # up to 1000 entries: a big body, held in a slot
+        return await _remove_objects(request, await read_json(request, protocol.MAX_JSON_BODY))
+
+
+async def _remove_objects(request: web.Request, body: dict[str, Any]) -> web.Response:
     bucket, items = parse_bucket_name(body.get("bucket")), body.get("versions")
     if not isinstance(items, list) or not 0 < len(items) <= protocol.MAX_BATCH_FILES:
         raise InvalidRequest(f"versions must be a list of 1-{protocol.MAX_BATCH_FILES} entries")

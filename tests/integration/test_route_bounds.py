@@ -4,14 +4,23 @@ crash a conversion (500) or grow a record without bound."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import uuid
+from typing import Any
+
 import pytest
 
 from dfs import protocol
-from dfs.api.namespace_bodies import MAX_GRANTS
+from dfs.api.body_slots import PER_TENANT
+from dfs.api.context import BIG_BODIES
+from dfs.api.namespace_bodies import MAX_GRANTS, NAMESPACE_BODY
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_security import raw, tenant_tokens
 
 pytestmark = pytest.mark.integration
+
+MIB = 1 << 20
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -57,3 +66,53 @@ async def test_shared_with_and_grants_name_tenants_and_are_bounded(
         assert st == 400, (grants, st, body)
     st, body = await raw("PATCH", bucket, _auth(alice), json={"grants": {"bob": "read"}})
     assert (st, body["grants"]) == (200, {"bob": "read"}), body
+
+
+def _padded(body: dict[str, Any], size: int) -> bytes:
+    """``body`` as JSON of ``size`` bytes (blanks before its closing brace)."""
+    text = json.dumps(body)
+    return (text[:-1] + " " * (size - len(text)) + "}").encode()
+
+
+async def _post(url: str, token: str, method: str, data: bytes) -> tuple[int, Any]:
+    headers = {**_auth(token), "Content-Type": "application/json"}
+    return await raw(method, url, headers, data=data)
+
+
+async def test_namespace_bodies_are_small_or_read_in_a_big_request_slot(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The namespace's JSON routes read bodies of up to 24 MiB with no big-request slot
+    (four 12 MiB bodies of empty objects took ~1 GiB of the API's memory at once): a route
+    writing one bucket or version now takes at most ``NAMESPACE_BODY`` (413 above), and
+    the batch routes read a big body only in one of the tenant's slots (503 when it cannot
+    get one), as /init-uploads does; /download-plans takes at most ``PLANS_BODY``."""
+    url = inproc.api.url
+    alice, bob = await tenant_tokens(url, "alice", "bob")
+    await _object(url, alice, "box", "k")
+    big = NAMESPACE_BODY + 1
+    for method, path, body in (
+        ("POST", protocol.BUCKETS, {"name": "other"}),
+        ("PATCH", f"{protocol.BUCKETS}/box", {"access": "private"}),
+        ("PUT", "/objects/box/k2", {}),
+        ("PATCH", "/object-info/box/k", {"tags": {}}),
+        ("POST", protocol.OBJECTS_RESTORE, {"bucket": "box", "key": "k", "version": "null"}),
+        ("POST", protocol.DOWNLOAD_PLANS, {"file_ids": [str(uuid.uuid4())]}),
+    ):
+        st, answer = await _post(f"{url}{path}", alice, method, _padded(body, big))
+        assert (st, answer["error"]["code"]) == (413, "payload_too_large"), (path, answer)
+    slots = inproc.api.runner.app[BIG_BODIES]
+    monkeypatch.setattr(slots, "_wait", 0.2)
+    link = {"bucket": "box", "objects": [{"key": "k3"}]}
+    remove = {"bucket": "box", "versions": [{"key": "k3", "version": "null"}]}
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(PER_TENANT):  # alice's big requests all in flight
+            await held.enter_async_context(slots.slot("alice"))
+        for path, body in ((protocol.OBJECTS_LINK, link), (protocol.OBJECTS_REMOVE, remove)):
+            st, answer = await _post(f"{url}{path}", alice, "POST", _padded(body, 2 * MIB))
+            assert (st, answer["error"]["code"]) == (503, "unavailable"), (path, answer)
+            st, answer = await _post(f"{url}{path}", bob, "POST", _padded(body, 2 * MIB))
+            assert st == 404, answer  # bob's own slot: read and answered (not his bucket)
+    st, answer = await _post(f"{url}{protocol.OBJECTS_LINK}", alice, "POST", _padded(link, 2 * MIB))
+    assert st == 200, answer
+    assert answer["objects"][0]["object"]["key"] == "k3", answer

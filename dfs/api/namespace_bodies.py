@@ -8,6 +8,7 @@ What is a valid name, key, tag or metadata entry is ``dfs.namespace_rules``'s (S
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -197,17 +198,30 @@ def parse_limit(raw: str | None, default: int = MAX_PAGE) -> int:
 
 
 def _number(raw: str | None, field: str) -> float | None:
+    """A finite number (Unix seconds): ``nan`` matched nothing and ``inf`` everything."""
     if raw is None or raw == "":
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise InvalidRequest(f"{field} must be a number") from None
+    if not math.isfinite(value):
+        raise InvalidRequest(f"{field} must be a finite number")
+    return value
 
 
-def _int(raw: str | None, field: str) -> int | None:
-    n = _number(raw, field)
-    return None if n is None else int(n)
+MAX_SIZE_FILTER = (1 << 63) - 1
+"""The largest size filter: what a store's signed 64-bit integer holds."""
+
+
+def _size(raw: str | None, field: str) -> int | None:
+    """A byte count, ASCII digits only, as the spec says (``1e400`` and ``nan`` answered
+    500: a float that ``int()`` cannot convert)."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_SIZE_FILTER:
+        raise InvalidRequest(f"{field} must be an integer in [0, {MAX_SIZE_FILTER}]")
+    return int(raw)
 
 
 def parse_search(q: Mapping[str, str]) -> SearchQuery:
@@ -222,8 +236,8 @@ def parse_search(q: Mapping[str, str]) -> SearchQuery:
         contains=q.get("contains", ""),
         tag=tag,
         content_type=q.get("content_type", ""),
-        min_size=_int(q.get("min_size"), "min_size"),
-        max_size=_int(q.get("max_size"), "max_size"),
+        min_size=_size(q.get("min_size"), "min_size"),
+        max_size=_size(q.get("max_size"), "max_size"),
         modified_after=_number(q.get("after"), "after"),
         modified_before=_number(q.get("before"), "before"),
     )

@@ -116,3 +116,32 @@ async def test_namespace_bodies_are_small_or_read_in_a_big_request_slot(
     st, answer = await _post(f"{url}{protocol.OBJECTS_LINK}", alice, "POST", _padded(link, 2 * MIB))
     assert st == 200, answer
     assert answer["objects"][0]["object"]["key"] == "k3", answer
+
+
+async def test_search_filters_are_numbers_the_spec_allows(inproc: InProcessCluster) -> None:
+    """``min_size=1e400`` and ``min_size=nan`` answered 500 (``int()`` of a float it cannot
+    convert); ``after=nan`` silently matched nothing. The spec says integers of at least 0
+    for sizes and numbers for times: anything else is 400."""
+    url = inproc.api.url
+    (alice,) = await tenant_tokens(url, "alice")
+    await _object(url, alice, "box", "k")
+    search = f"{url}{protocol.BUCKETS}/box/search?"
+    for query in (
+        "min_size=1e400",
+        "min_size=nan",
+        "max_size=-1",
+        "max_size=1.5",
+        "min_size=9223372036854775808",
+        "after=nan",
+        "before=inf",
+        "after=-infinity",
+    ):
+        st, body = await raw("GET", search + query, _auth(alice))
+        assert (st, body["error"]["code"]) == (400, "invalid_request"), (query, body)
+    for query, keys in (
+        ("min_size=10&max_size=10", ["k"]),
+        ("min_size=11", []),
+        ("after=0", ["k"]),
+    ):
+        st, body = await raw("GET", search + query, _auth(alice))
+        assert (st, [o["key"] for o in body["objects"]]) == (200, keys), (query, body)

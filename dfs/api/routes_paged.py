@@ -31,16 +31,30 @@ from dfs.api.routes_batch import parse_exclude_nodes, parse_receipts
 from dfs.chunking import ChunkerProfile
 from dfs.errors import InvalidRequest
 from dfs.ids import parse_file_id, parse_sha256
+from dfs.meta.base import ManifestEntry
 from dfs.server import json_response, read_json
 
 _PAGE_BODY = 2 * protocol.MIB  # MAX_PAGE_CHUNKS chunk entries or receipts, with room
 
 
+MAX_COUNT = (1 << 63) - 1
+"""The largest page number, offset or size: what the stores' signed 64-bit integers hold
+(JSON carries integers up to 2**64 - 1, which SQLite refused with an OverflowError: 500)."""
+
+
 def _count(body: dict[str, Any], key: str) -> int:
     value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidRequest(f"{key} must be a non-negative integer")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+        raise InvalidRequest(f"{key} must be an integer in [0, {MAX_COUNT}]")
     return value
+
+
+def _page_entries(body: dict[str, Any]) -> list[ManifestEntry]:
+    """The page's chunks, from its ``offset``; they must end within ``MAX_COUNT`` bytes."""
+    entries = parse_manifest(body.get("chunks"), _count(body, "offset"), protocol.MAX_PAGE_CHUNKS)
+    if entries and entries[-1].offset + entries[-1].size > MAX_COUNT:
+        raise InvalidRequest(f"the page's chunks end past byte {MAX_COUNT}")
+    return entries
 
 
 async def start(request: web.Request) -> web.Response:
@@ -61,9 +75,7 @@ async def page(request: web.Request) -> web.Response:
         body = await read_json(request, _PAGE_BODY)
         file_id = parse_file_id(body.get("file_id"))
         no = _count(body, "page")
-        entries = parse_manifest(
-            body.get("chunks"), _count(body, "offset"), protocol.MAX_PAGE_CHUNKS
-        )
+        entries = _page_entries(body)
         receipts = parse_receipts(body.get("receipts"))
         exclude = parse_exclude_nodes(body.get("exclude_nodes"))
         plan = await paged_uploads.page(

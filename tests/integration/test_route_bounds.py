@@ -5,6 +5,7 @@ crash a conversion (500) or grow a record without bound."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -145,3 +146,32 @@ async def test_search_filters_are_numbers_the_spec_allows(inproc: InProcessClust
     ):
         st, body = await raw("GET", search + query, _auth(alice))
         assert (st, [o["key"] for o in body["objects"]]) == (200, keys), (query, body)
+
+
+async def test_paged_upload_numbers_fit_the_stores_integers(inproc: InProcessCluster) -> None:
+    """A page number or offset of 2**63 or more (JSON carries up to 2**64 - 1) reached
+    SQLite, which refused it with an OverflowError: 500. Now 400, and nothing written."""
+    url = inproc.api.url
+    (alice,) = await tenant_tokens(url, "alice")
+    start = {"name": "big", "chunker": "fixed:1048576"}
+    st, body = await raw("POST", f"{url}{protocol.PAGED_UPLOAD}", _auth(alice), json=start)
+    assert st == 201, body
+    file_id = body["file_id"]
+    chunk = {"sha256": hashlib.sha256(b"x").hexdigest(), "size": 1}
+    page_url, prove_url = (
+        f"{url}{protocol.PAGED_UPLOAD_PAGE}",
+        f"{url}{protocol.PAGED_UPLOAD_PROVE}",
+    )
+    for page, offset, chunks in (
+        (2**63, 0, [chunk]),
+        (0, 2**64 - 1, [chunk]),
+        (0, 2**63 - 1, [chunk]),  # its chunk ends past what a store holds
+    ):
+        req = {"file_id": file_id, "page": page, "offset": offset, "chunks": chunks}
+        st, body = await raw("POST", page_url, _auth(alice), json=req)
+        assert (st, body["error"]["code"]) == (400, "invalid_request"), (page, offset, body)
+    st, body = await raw("POST", prove_url, _auth(alice), json={"file_id": file_id, "page": 2**63})
+    assert (st, body["error"]["code"]) == (400, "invalid_request"), body
+    req = {"file_id": file_id, "page": 0, "offset": 0, "chunks": [chunk]}
+    st, body = await raw("POST", page_url, _auth(alice), json=req)
+    assert (st, body["page"]) == (201, 0), body  # page 0 was never written by the above

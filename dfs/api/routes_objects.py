@@ -47,6 +47,7 @@ from dfs.api.namespace_bodies import (
     parse_bucket_name,
     parse_key,
     parse_tenants,
+    query_int,
 )
 from dfs.api.namespace_service import Resolved
 from dfs.api.object_links import LinkEntry, link_many
@@ -210,9 +211,7 @@ async def update_object(request: web.Request) -> web.Response:
 
 def _ttl(request: web.Request, cap: int) -> int:
     raw = request.query.get("ttl", str(min(DEFAULT_URL_TTL, cap)))
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= cap:
-        raise InvalidRequest(f"ttl must be an integer number of seconds in [1, {cap}]")
-    return int(raw)
+    return query_int(raw, "ttl (seconds)", 1, cap)
 
 
 async def object_url(request: web.Request) -> web.Response:

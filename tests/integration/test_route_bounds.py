@@ -175,3 +175,28 @@ async def test_paged_upload_numbers_fit_the_stores_integers(inproc: InProcessClu
     req = {"file_id": file_id, "page": 0, "offset": 0, "chunks": [chunk]}
     st, body = await raw("POST", page_url, _auth(alice), json=req)
     assert (st, body["page"]) == (201, 0), body  # page 0 was never written by the above
+
+
+async def test_query_integers_of_thousands_of_digits_answer_400(
+    inproc: InProcessCluster,
+) -> None:
+    """``int()`` refuses a string of over 4300 digits (ValueError): a listing's ``limit``
+    (of a public bucket: no token needed) and a signed URL's ``ttl`` answered 500."""
+    url = inproc.api.url
+    (alice,) = await tenant_tokens(url, "alice")
+    await _object(url, alice, "box", "k")
+    st, body = await raw(
+        "PATCH", f"{url}{protocol.BUCKETS}/box", _auth(alice), json={"access": "public-read"}
+    )
+    assert st == 200, body
+    n = "1" * 5000
+    for path, headers in (
+        (f"{protocol.BUCKETS}/box/objects?limit={n}", {}),
+        (f"{protocol.BUCKETS}/box/search?limit={n}", {}),
+        (f"{protocol.BUCKETS}/box/search?min_size={n}", _auth(alice)),
+        (f"/object-url/box/k?ttl={n}", _auth(alice)),
+    ):
+        st, body = await raw("GET", f"{url}{path}", headers)
+        assert (st, body["error"]["code"]) == (400, "invalid_request"), (path[:40], body)
+    st, body = await raw("GET", f"{url}/object-url/box/k?ttl=60", _auth(alice))
+    assert st == 200, body

@@ -32,7 +32,7 @@ from dfs.api.coordinator import Coordinator
 from dfs.api.draining_copies import counted_copies
 from dfs.api.finalizing import Finalizing, check_copies, counting, excluding
 from dfs.api.upload_packs import plan_packs
-from dfs.errors import Conflict, IncompleteUpload
+from dfs.errors import Conflict, FileNotFound, IncompleteUpload
 from dfs.ids import new_file_id
 from dfs.meta.base import FILE_COMPLETE, FileRecord, Location, ManifestEntry
 
@@ -148,8 +148,10 @@ async def finish(
     rec = await coord.meta.get_file(file_id, tenant)
     if rec.state != FILE_COMPLETE:
         coord.check_upload_age(rec)
-        if (rec.size, rec.sha256) != (size, sha256):  # sealed by a finish refused before:
-            await coord.meta.seal_file(file_id, size, sha256)  # (DynamoDB: now committing)
+        if (rec.size, rec.sha256) != (size, sha256):
+            await coord.meta.seal_file(file_id, size, sha256)
+        else:  # sealed by a finish refused before (DynamoDB: now committing), or never paged
+            await _check_whole(coord, file_id, size)
         for _ in range(COMMIT_ROUNDS - 1):
             try:
                 return file_body(await coord.meta.commit_file(file_id, coord.clock()))
@@ -157,6 +159,30 @@ async def finish(
                 await _found_again(coord, file_id, exc)
         rec = await coord.meta.commit_file(file_id, coord.clock())
     return file_body(rec)
+
+
+async def _check_whole(coord: Coordinator, file_id: str, size: int) -> None:
+    """Conflict unless ``file_id``'s pages are whole, as ``seal_file`` found them: numbered
+    from 0, each proven, each starting where the one before ended, ``size`` bytes in all.
+
+    A file that already has this size and sha256 is not sealed again, and its commit
+    checks no receipt: without this, an /init-upload's pending file (its size and sha256
+    declared at its creation, its pages never proven) was committed as it was, every chunk
+    it named counted as the tenant's without a receipt, and any tenant could read another's
+    chunk knowing only its sha256 (the "Dropship" attack finalize refuses)."""
+    offset, no = 0, 0
+    while True:
+        try:
+            entries, proven = await coord.meta.get_manifest_page(file_id, no)
+        except FileNotFound:
+            break
+        if not proven or (entries and entries[0].offset != offset):
+            raise Conflict(f"page {no} of file {file_id} is missing or not proven")
+        if entries:
+            offset = entries[-1].offset + entries[-1].size
+        no += 1
+    if offset != size:
+        raise Conflict(f"the proven pages of file {file_id} hold {offset} bytes, not {size}")
 
 
 async def _found_again(coord: Coordinator, file_id: str, exc: IncompleteUpload) -> None:

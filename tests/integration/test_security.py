@@ -185,6 +185,43 @@ async def test_dropship_replay_fails(inproc: InProcessCluster, tmp_path: Path) -
         assert (await b.api.list_files())["files"] == []
 
 
+async def test_a_paged_finish_cannot_commit_a_dropship_manifest(
+    inproc: InProcessCluster,
+) -> None:
+    """Mallory's /init-upload names alice's chunk by its sha256, with the size and sha256
+    of alice's file. /finalize-upload asks for a receipt; /paged-upload/finalize with that
+    same size and sha256 committed the file without one (no seal, so no page checked), and
+    mallory then read alice's bytes through /proxy-chunk-download."""
+    alice, mallory = await tenant_tokens(inproc.api.url, "alice", "mallory")
+    secret = b"alice's secret " * 20
+    url = inproc.api.url
+    status, body = await raw(
+        "POST",
+        f"{url}{protocol.UPLOAD_FILE}?filename=s",
+        {"Authorization": f"Bearer {alice}"},
+        data=secret,
+    )
+    assert status == 201, body
+    x, auth_m = sha(secret), {"Authorization": f"Bearer {mallory}"}
+    req = {"name": "loot", "size": len(secret), "sha256": x, "chunker": "fixed:4096"}
+    status, plan = await raw(
+        "POST",
+        f"{url}{protocol.INIT_UPLOAD}",
+        auth_m,
+        json={**req, "chunks": [{"sha256": x, "size": len(secret)}]},
+    )
+    assert status == 201, plan
+    finish = {"file_id": plan["file_id"], "size": len(secret), "sha256": x}
+    status, body = await raw("POST", f"{url}{protocol.PAGED_UPLOAD_FINALIZE}", auth_m, json=finish)
+    assert (status, body["error"]["code"]) == (409, "conflict"), body
+    status, body = await raw(
+        "GET", f"{url}{protocol.PROXY_CHUNK_DOWNLOAD}", auth_m, params={"chunk_id": x}
+    )
+    assert status == 404, body
+    status, body = await raw("GET", f"{url}{protocol.FILES}", auth_m)
+    assert body["files"] == []
+
+
 async def test_node_requires_valid_capability(inproc: InProcessCluster) -> None:
     node = inproc.nodes[0]
     data = b"payload" * 100

@@ -34,6 +34,9 @@ DEFAULT_CDC_MAX = 4 * MIB
 DEFAULT_PROFILE = f"fastcdc:{DEFAULT_CDC_MIN}:{DEFAULT_CDC_AVG}:{DEFAULT_CDC_MAX}"
 _READ_SIZE = 4 * MIB
 _SIZE_RE = re.compile(r"0|[1-9][0-9]*")
+MAX_PROFILE_TEXT = 64
+"""Characters of a profile string (the longest valid one, ``fastcdc:1048576:4194304:16777216``,
+has 32)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,14 @@ class ChunkerProfile:
 
     @classmethod
     def parse(cls, text: str) -> ChunkerProfile:
-        """Parse and validate a profile string; raises InvalidRequest naming what is wrong."""
+        """Parse and validate a profile string; raises InvalidRequest naming what is wrong.
+        At most ``MAX_PROFILE_TEXT`` characters: a request's ``chunker`` of thousands of
+        digits made ``int()`` raise ValueError (a 500), and every refusal quoted the whole
+        text back."""
+        if len(text) > MAX_PROFILE_TEXT:
+            raise InvalidRequest(
+                f"chunker profile {text[:40]!r}...: longer than {MAX_PROFILE_TEXT} characters"
+            )
         kind, _, rest = text.partition(":")
         parts = rest.split(":") if rest else []
         # ASCII digits only: int() would also take " 8", "+8", "8_192" and non-ASCII digits,

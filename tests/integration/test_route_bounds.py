@@ -200,3 +200,20 @@ async def test_query_integers_of_thousands_of_digits_answer_400(
         assert (st, body["error"]["code"]) == (400, "invalid_request"), (path[:40], body)
     st, body = await raw("GET", f"{url}/object-url/box/k?ttl=60", _auth(alice))
     assert st == 200, body
+
+
+async def test_a_chunker_of_thousands_of_digits_answers_a_short_400(
+    inproc: InProcessCluster,
+) -> None:
+    """``chunker: "fixed:999..."`` of 5000 digits made ``int()`` raise ValueError: 500 on
+    /init-upload and /paged-upload; and every refusal quoted the whole text back (a list
+    of 50 KB as ``chunker`` answered 50 KB)."""
+    url = inproc.api.url
+    (alice,) = await tenant_tokens(url, "alice")
+    empty = {"name": "e", "size": 0, "sha256": hashlib.sha256(b"").hexdigest(), "chunks": []}
+    for chunker in ("fixed:" + "9" * 5000, ["x" * 1000] * 50):
+        for path, body in ((protocol.INIT_UPLOAD, empty), (protocol.PAGED_UPLOAD, {"name": "p"})):
+            req = {**body, "chunker": chunker}
+            st, answer = await raw("POST", f"{url}{path}", _auth(alice), json=req)
+            assert (st, answer["error"]["code"]) == (400, "invalid_request"), (path, answer)
+            assert len(answer["error"]["message"]) < 200

@@ -148,8 +148,10 @@ async def finish(
     rec = await coord.meta.get_file(file_id, tenant)
     if rec.state != FILE_COMPLETE:
         coord.check_upload_age(rec)
-        if (rec.size, rec.sha256) != (size, sha256):
+        if not rec.sha256:  # a paged upload not sealed yet: seal_file checks its pages
             await coord.meta.seal_file(file_id, size, sha256)
+        elif (rec.size, rec.sha256) != (size, sha256):
+            raise Conflict(f"file {file_id} has another size or sha256 (sealed, or not paged)")
         else:  # sealed by a finish refused before (DynamoDB: now committing), or never paged
             await _check_whole(coord, file_id, size)
         for _ in range(COMMIT_ROUNDS - 1):
@@ -165,11 +167,13 @@ async def _check_whole(coord: Coordinator, file_id: str, size: int) -> None:
     """Conflict unless ``file_id``'s pages are whole, as ``seal_file`` found them: numbered
     from 0, each proven, each starting where the one before ended, ``size`` bytes in all.
 
-    A file that already has this size and sha256 is not sealed again, and its commit
-    checks no receipt: without this, an /init-upload's pending file (its size and sha256
-    declared at its creation, its pages never proven) was committed as it was, every chunk
-    it named counted as the tenant's without a receipt, and any tenant could read another's
-    chunk knowing only its sha256 (the "Dropship" attack finalize refuses)."""
+    A file with a sha256 is not sealed (again): a paged upload is created without one, so
+    it is one sealed by a finish refused before, or a file that was never paged (an
+    /init-upload's, its size and sha256 declared at its creation). Its commit checks no
+    receipt, so without this an /init-upload's pending file was committed as it was (or
+    sealed with size 0, its manifest's chunks still referenced): every chunk it named
+    counted as the tenant's without a receipt, and any tenant could read another's chunk
+    knowing only its sha256 (the "Dropship" attack finalize refuses)."""
     offset, no = 0, 0
     while True:
         try:

@@ -35,23 +35,26 @@ async def coord(meta: MetadataStore) -> AsyncIterator[Coordinator]:
         yield Coordinator(cfg, meta, NodeClient(session), clock=lambda: 50.0)
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "sealed-empty"])
 async def test_a_finish_refuses_a_file_that_was_never_paged(
-    meta: MetadataStore, coord: Coordinator
+    meta: MetadataStore, coord: Coordinator, declared: bool
 ) -> None:
     """t2 stores chunk X (two copies, referenced); t1 creates a pending file naming X, as
-    /init-upload does, with the size and sha256 it declared, and sends no byte. Its
-    finalize asks for a receipt; its paged finish with the same size and sha256 committed
-    it as it was (no seal, so no page checked), and t1 could then read X."""
+    /init-upload does, and sends no byte. Its finalize asks for a receipt; its paged
+    finish committed it without one, X then t1's to read: with the size and sha256 it
+    declared, as it was (no seal, so no page checked); with size 0, sealed (no page, 0
+    bytes: whole) and committed with its manifest's chunks referenced."""
     owner, _ = new_file("owner", [(X, 3)], tenant="t2")
     await meta.add_locations([Location(X, n, 3) for n in ("n1", "n2")], 40.0)
     await meta.create_file(owner, [ManifestEntry(0, 3, X)])
     await meta.commit_file(owner.file_id, 41.0)
     rec, manifest = new_file("stolen", [(X, 3)], tenant="t1")
     await meta.create_file(rec, manifest)
+    size, sha256 = (rec.size, rec.sha256) if declared else (0, cid("empty"))
     with pytest.raises(Conflict):
-        await paged_uploads.finish(coord, rec.file_id, rec.size, rec.sha256, "t1")
+        await paged_uploads.finish(coord, rec.file_id, size, sha256, "t1")
     assert (await meta.get_file(rec.file_id)).state == FILE_PENDING
-    assert X not in await meta.owned_chunks("t1", [X])
+    assert X not in await meta.owned_chunks("t1", [X], ever=True)
 
 
 async def test_a_finish_again_commits_a_sealed_file_whose_pages_are_whole(

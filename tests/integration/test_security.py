@@ -211,9 +211,11 @@ async def test_a_paged_finish_cannot_commit_a_dropship_manifest(
         json={**req, "chunks": [{"sha256": x, "size": len(secret)}]},
     )
     assert status == 201, plan
-    finish = {"file_id": plan["file_id"], "size": len(secret), "sha256": x}
-    status, body = await raw("POST", f"{url}{protocol.PAGED_UPLOAD_FINALIZE}", auth_m, json=finish)
-    assert (status, body["error"]["code"]) == (409, "conflict"), body
+    for size, digest in ((len(secret), x), (0, sha(b""))):  # as declared; sealed empty
+        finish = {"file_id": plan["file_id"], "size": size, "sha256": digest}
+        path = f"{url}{protocol.PAGED_UPLOAD_FINALIZE}"
+        status, body = await raw("POST", path, auth_m, json=finish)
+        assert (status, body["error"]["code"]) == (409, "conflict"), body
     status, body = await raw(
         "GET", f"{url}{protocol.PROXY_CHUNK_DOWNLOAD}", auth_m, params={"chunk_id": x}
     )

@@ -15,12 +15,16 @@ Limits (a client cannot pin a server or its memory):
 - bodies: every handler reads through ``read_body``/``read_json`` with an explicit byte bound
   (413 above it) and a time budget of ``BodyTimeouts.floor`` plus the bytes so far at
   ``BodyTimeouts.min_rate`` (408 when it runs out), so a client trickling bytes is cut off;
-  memory grows with the bytes received, never with the declared length.
+  memory grows with the bytes received, never with the declared length;
+- answers: a handler that sends a big answer itself (a node's chunk reads) sends it through
+  ``SendDeadline``/``send_answer``, the same budget for the bytes going out: a client that
+  stops reading has its connection aborted, rather than holding the answer's buffers for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -114,6 +118,60 @@ class StreamDeadline:
             raise RequestTimeout(
                 f"body arrives too slowly ({self._received} bytes so far)"
             ) from None
+
+
+class AnswerCutOff(Exception):
+    """An answer its client did not take in time (``SendDeadline``): the connection was
+    aborted, so nothing more of it can be sent; the handler returns its response as it is."""
+
+
+class SendDeadline:
+    """The body rule the other way: an answer of n bytes must be taken by its client within
+    ``floor + n / min_rate`` seconds (``BodyTimeouts``) from when the handler starts sending.
+
+    A client that stops reading is never cut off otherwise: TCP keeps a connection whose
+    reader's window is closed open for ever, and aiohttp has no write timeout, so the handler
+    (and every buffer of its answer, up to a whole chunk) would wait on it as long as the
+    client likes: a few connections pinned a node's memory. Past the budget the connection
+    is aborted (the bytes still buffered for it are dropped) and ``AnswerCutOff`` raised.
+    """
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+        self._timeouts = request.app.get(BODY_TIMEOUTS) or BodyTimeouts()
+        self._started = asyncio.get_running_loop().time()
+        self._sent = 0
+
+    async def send(self, step: Callable[[], Awaitable[T]], size: int) -> T:
+        """Await ``step()``, which sends ``size`` more bytes of the answer, within the budget
+        the bytes sent so far earn; AnswerCutOff (the connection aborted) past it."""
+        loop = asyncio.get_running_loop()
+        self._sent += size
+        due = self._started + self._timeouts.budget(self._sent)
+        try:
+            async with asyncio.timeout(max(due - loop.time(), 0.0)):
+                return await step()
+        except TimeoutError:
+            transport = self._request.transport
+            if transport is not None:
+                transport.abort()
+            req = self._request
+            log.info("%s %s: the client did not take the answer in time", req.method, req.path)
+            raise AnswerCutOff(f"answer not taken in time ({self._sent} bytes)") from None
+
+
+async def send_answer(request: web.Request, response: web.Response, size: int) -> web.Response:
+    """Send ``response`` (``size`` bytes of body) now, under ``SendDeadline``, and return it
+    for the handler to return (aiohttp sends nothing more of it): a client that does not
+    take it in time has its connection aborted instead of holding the answer for ever."""
+
+    async def send() -> None:
+        await response.prepare(request)
+        await response.write_eof()
+
+    with contextlib.suppress(AnswerCutOff):
+        await SendDeadline(request).send(send, size)
+    return response
 
 
 def runner_kwargs() -> dict[str, Any]:

@@ -34,7 +34,7 @@ from dfs.node.context import (
     is_forwarded,
 )
 from dfs.node.forwarding import Target
-from dfs.server import json_response, query_param, read_body_pieces, read_json
+from dfs.server import json_response, query_param, read_body_pieces, read_json, send_answer
 from dfs.transport.http import ChunkPayload
 
 
@@ -99,8 +99,9 @@ async def get_chunk(request: web.Request) -> web.Response:
     authorize(request, auth.OP_GET, chunk_id)
     data = await request.app[STORE].get(chunk_id)
     # a payload, not bytes: aiohttp would join the head and the body into one new buffer (a
-    # copy of every byte served, on Pythons before 3.12.9); ChunkPayload sends them apart
-    return web.Response(body=ChunkPayload(data))
+    # copy of every byte served, on Pythons before 3.12.9); ChunkPayload sends them apart.
+    # Sent here under the answer's deadline: a client that stops reading is cut off
+    return await send_answer(request, web.Response(body=ChunkPayload(data)), len(data))
 
 
 async def has_chunks(request: web.Request) -> web.Response:

@@ -29,14 +29,16 @@ checked against its record's CRC-32, see ``dfs.chunkstore.pack_reads`` for why t
 check a node needs on read), one group ahead of the one being sent. A chunk that is missing
 or quarantined is a ``RECORD_NOT_FOUND`` record, one the store fails to read a
 ``RECORD_FAILED`` record, and the rest of the batch is served (the client asks another
-replica for those).
+replica for those). The records go out under ``dfs.server.SendDeadline``: a client that stops
+reading is cut off (its connection aborted) rather than holding the request's reads for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -48,7 +50,7 @@ from dfs.errors import AuthError, ChunkNotFound, DfsError, Forbidden, InvalidReq
 from dfs.ids import ChunkId, parse_chunk_id, parse_tenant
 from dfs.node.capabilities import check
 from dfs.node.context import CONFIG, STORE, capability
-from dfs.server import read_json
+from dfs.server import AnswerCutOff, SendDeadline, read_json
 
 READ_GROUP = 128
 """Chunks the store reads per call (one worker-thread hop), at most READ_BYTES of them."""
@@ -120,8 +122,14 @@ async def get_chunks(request: web.Request) -> web.StreamResponse:
         ids = [c for c, _cap in entries]
     response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await response.prepare(request)
-    await _stream(request.app[STORE], ids, response)
-    await response.write_eof()
+    deadline = SendDeadline(request)  # a client that stops reading is cut off
+
+    async def send(part: Buffer) -> None:
+        await deadline.send(lambda: response.write(part), len(part))
+
+    with contextlib.suppress(AnswerCutOff):
+        await _stream(request.app[STORE], ids, send)
+        await deadline.send(response.write_eof, 0)
     return response
 
 
@@ -138,8 +146,10 @@ def _records(ids: Sequence[ChunkId], got: Sequence[Buffer | DfsError]) -> Iterat
             yield protocol.record_header(chunk_id, status, 0)
 
 
-async def _stream(store: ChunkStore, ids: list[ChunkId], response: web.StreamResponse) -> None:
-    """Write every id's record in order: the store reads ``READ_GROUP`` ids (up to
+async def _stream(
+    store: ChunkStore, ids: list[ChunkId], send: Callable[[Buffer], Awaitable[None]]
+) -> None:
+    """``send`` every id's record in order: the store reads ``READ_GROUP`` ids (up to
     ``READ_BYTES``) per call on one worker thread, the next group while this one is sent."""
 
     def read(start: int) -> Read | None:
@@ -160,13 +170,13 @@ async def _stream(store: ChunkStore, ids: list[ChunkId], response: web.StreamRes
             for part in _records(ids[start:pos], got):
                 if len(part) >= FLUSH_BYTES:
                     if out:
-                        await response.write(b"".join(out))
+                        await send(b"".join(out))
                         out.clear()
-                    await response.write(part)
+                    await send(part)
                 else:
                     out.append(part)
             if out:
-                await response.write(b"".join(out))
+                await send(b"".join(out))
     finally:
         if nxt is not None:
             nxt.cancel()

@@ -1,0 +1,167 @@
+"""A client that stops reading a node's answer is cut off: ``GET /get-chunk`` and
+``POST /get-chunks`` send under ``dfs.server.SendDeadline`` (the body budget, for the bytes
+going out). Before it, such a client held the handler and the answer's buffers (up to a
+whole chunk) for as long as it kept its connection open: TCP keeps a connection whose
+reader's window is closed open for ever, and aiohttp has no write timeout.
+
+A real node app (``make_app`` over a ``PackChunkStore``) on loopback, with a short answer
+budget so the test need not wait the default 30 s floor."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from dfs import auth, protocol
+from dfs.chunkstore.pack import PackChunkStore
+from dfs.config import NodeConfig
+from dfs.ids import ChunkId, sha256_hex
+from dfs.node.app import make_app
+from dfs.server import BODY_TIMEOUTS, BodyTimeouts, runner_kwargs
+from dfs.transport.http import make_session
+from dfs.transport.node_client import NodeClient
+
+pytestmark = pytest.mark.integration
+
+SECRET = b"answer-deadline-test-secret-0123456789"
+NODE = "node1"
+BUDGET = BodyTimeouts(floor=0.3, min_rate=16 * protocol.MIB)
+"""An answer of n bytes within 0.3 s + n / 16 MiB/s: a chunk of 16 MiB in 1.3 s, far more
+than a reader on loopback needs."""
+
+
+@dataclass
+class Node:
+    url: str
+    runner: web.AppRunner
+    store: PackChunkStore
+    port: int
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    cfg = NodeConfig(node_id=NODE, port=0, data_dir=tmp_path, cluster_secret=SECRET)
+    store = await PackChunkStore.open(tmp_path)
+    session = make_session()
+    app = make_app(cfg, store, NodeClient(session))
+    app[BODY_TIMEOUTS] = BUDGET
+    runner = web.AppRunner(app, **runner_kwargs())
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = int(runner.addresses[0][1])
+        yield Node(f"http://127.0.0.1:{port}", runner, store, port)
+    finally:
+        await runner.cleanup()
+        await session.close()
+        await store.close()
+
+
+async def big_chunks(store: PackChunkStore, n: int) -> list[ChunkId]:
+    """``n`` stored chunks of MAX_CHUNK_SIZE bytes: more than the kernel's socket buffers take,
+    so a reader that stops reading leaves the node with bytes it cannot send."""
+    ids = []
+    for _ in range(n):
+        data = os.urandom(protocol.MAX_CHUNK_SIZE)
+        chunk_id = sha256_hex(data)
+        await store.put(chunk_id, data)
+        ids.append(chunk_id)
+    return ids
+
+
+def stalled_reader(port: int, head: bytes) -> socket.socket:
+    """A connection that sends ``head`` and then never reads (a tiny receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(head)
+    return sock
+
+
+async def stalled_then_cut_off(node: Node, n: int, within: float) -> None:
+    """Wait until the node holds ``n`` connections, each with answer bytes it cannot send
+    (their readers stopped reading), then until it holds none; fail past ``within``."""
+    server = node.runner.server
+    assert server is not None
+
+    def stalled() -> int:
+        return sum(
+            c.transport is not None and c.transport.get_write_buffer_size() > 0
+            for c in server.connections
+        )
+
+    async with asyncio.timeout(within):
+        while stalled() < n:  # noqa: ASYNC110 (aiohttp signals no event for these)
+            await asyncio.sleep(0.02)
+        while server.connections:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+def get_chunk_head(chunk_id: str) -> bytes:
+    cap = auth.mint(SECRET, auth.OP_GET, chunk_id, NODE)
+    path = f"{protocol.GET_CHUNK}?chunk_id={chunk_id}&cap={cap}"
+    return f"GET {path} HTTP/1.1\r\nHost: n\r\n\r\n".encode()
+
+
+def get_chunks_request(ids: list[ChunkId]) -> tuple[dict[str, str], bytes]:
+    digest = protocol.list_sha256(ids)
+    cap = auth.mint(SECRET, auth.OP_GET_BATCH, digest, NODE, extra="acme")
+    headers = {**protocol.read_batch_headers(cap, ids, "acme"), "Content-Type": "application/json"}
+    return headers, json.dumps({"chunk_ids": ids}).encode()
+
+
+async def test_a_client_that_stops_reading_a_chunk_is_cut_off(node: Node) -> None:
+    [chunk_id] = await big_chunks(node.store, 1)
+    socks = [stalled_reader(node.port, get_chunk_head(chunk_id)) for _ in range(3)]
+    try:
+        # the budget of one 16 MiB answer is 1.3 s; well past it, every connection is gone
+        await stalled_then_cut_off(node, len(socks), within=10.0)
+    finally:
+        for sock in socks:
+            sock.close()
+    # a client that reads gets the whole chunk under the same budget
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(node.url + get_chunk_head(chunk_id).split(b" ")[1].decode()) as r,
+    ):
+        assert r.status == 200
+        assert hashlib.sha256(await r.read()).hexdigest() == chunk_id
+
+
+async def test_a_client_that_stops_reading_a_batch_is_cut_off(node: Node) -> None:
+    ids = await big_chunks(node.store, 3)
+    headers, body = get_chunks_request(ids)
+    head = f"POST {protocol.GET_CHUNKS} HTTP/1.1\r\nHost: n\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    socks = [stalled_reader(node.port, head.encode() + body) for _ in range(2)]
+    try:
+        await stalled_then_cut_off(node, len(socks), within=10.0)
+    finally:
+        for sock in socks:
+            sock.close()
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(node.url + protocol.GET_CHUNKS, headers=headers, data=body) as r,
+    ):
+        assert r.status == 200
+        raw = await r.read()
+    pos = 0
+    for chunk_id in ids:
+        got, status, size = protocol.read_record_header(
+            raw[pos : pos + protocol.RECORD_HEADER.size]
+        )
+        pos += protocol.RECORD_HEADER.size
+        assert (got, status, size) == (chunk_id, protocol.RECORD_OK, protocol.MAX_CHUNK_SIZE)
+        assert hashlib.sha256(raw[pos : pos + size]).hexdigest() == chunk_id
+        pos += size
+    assert pos == len(raw)

@@ -327,8 +327,10 @@ def unpack_chunks(body: bytes | bytearray) -> list[tuple[dict[str, Any], memoryv
 # --- batched chunk reads (POST /get-chunks) -----------------------------------------------
 MAX_GET_BATCH: Final = 1024
 """Chunk ids in one /get-chunks request (the answer streams, so its bytes need no bound)."""
-GET_BATCH_ENTRY_BYTES: Final = 160
-"""About what one entry of a /get-chunks request costs (id, capability, JSON): its body bound."""
+GET_BATCH_ENTRY_BYTES: Final = 200
+"""What one entry of a /get-chunks request may cost, its body bound: ``{"chunk_id", "cap"}``
+is 164 bytes of compact JSON (169 with the standard library's spaces), so MAX_GET_BATCH of
+them fit."""
 READ_BATCH_CHUNKS: Final = 256
 READ_BATCH_BYTES: Final = 4 * MIB
 """Bounds of one read batch the API plans in a batched ``/download-plans`` answer (one

@@ -257,3 +257,17 @@ async def test_flags_of_download_plans_must_be_booleans(inproc: InProcessCluster
             headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             async with s.post(url, json=body, headers=headers) as r:
                 assert r.status == 400
+
+
+async def test_a_full_batch_of_per_chunk_capabilities_is_taken(inproc: InProcessCluster) -> None:
+    """The per-entry form of ``/get-chunks`` takes MAX_GET_BATCH entries, as documented: the
+    body bound fits that many ``{"chunk_id", "cap"}`` entries (it was 160 bytes an entry, and
+    an entry of compact JSON is 164: a full batch answered 413)."""
+    node = inproc.nodes[0]
+    ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(protocol.MAX_GET_BATCH)]
+    entries = [
+        {"chunk_id": c, "cap": auth.mint(SECRET, auth.OP_GET, c, node.cfg.node_id)} for c in ids
+    ]
+    status, records = await _get(node.url, {}, {"chunks": entries})
+    assert status == 200
+    assert [(c, s) for c, s, _ in records] == [(c, protocol.RECORD_NOT_FOUND) for c in ids]

@@ -68,8 +68,11 @@ def check_replicate_batch(cfg: NodeConfig, cap: str | None, chunks_sha256: str) 
 def replica_cap(cfg: NodeConfig, chunk_id: str, node_id: str, op: str = auth.OP_REPLICATE) -> str:
     """The capability this node, as primary, gives ``node_id`` to store ``chunk_id`` (or,
     with ``replicate-batch``, the batch whose chunk-id list digest it is); it lives as long
-    as a replica write may take, plus the allowed clock skew."""
-    ttl = cfg.replication_timeout + auth.CLOCK_SKEW
+    as a replica write may take, plus the allowed clock skew, but never longer than a
+    capability may (``CAP_MAX_TTL``: a longer one is refused, and REPLICATION_TIMEOUT may
+    be longer). The replica checks it when the request's head arrives, before the body, so
+    it need not outlive the write."""
+    ttl = min(cfg.replication_timeout + auth.CLOCK_SKEW, auth.CAP_MAX_TTL)
     return auth.mint(cfg.cluster_secret, op, chunk_id, node_id, ttl=ttl)
 
 

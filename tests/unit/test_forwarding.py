@@ -206,3 +206,19 @@ async def test_a_stalled_replica_keeps_the_async_backlog_on_disk_not_in_memory()
     assert forwarder.log.pending == 0
     assert len(forwarder.log.report(0)["done"]) == n
     await forwarder.close()
+
+
+async def test_a_long_replication_timeout_still_mints_replica_caps_a_replica_takes() -> None:
+    """REPLICATION_TIMEOUT may be longer than a capability may live (15 min): the replica caps
+    a primary mints still check (they lived the timeout plus the clock skew, which a replica
+    refuses as longer than allowed: no write could be replicated). A replica checks the cap
+    when the request's head arrives, so it need not outlive the write."""
+    cfg = NodeConfig(
+        node_id="primary", data_dir=Path("unused"), cluster_secret=SECRET, replication_timeout=3600
+    )
+    store, nodes = MemoryChunkStore(), FakeNodes()
+    cid, data = chunk(b"slow link")
+    await ReplicaForwarder(cfg, store, nodes).store(cid, data, TARGETS, asynchronous=False)
+    assert len(nodes.sent) == 2
+    for url, sent_id, cap in nodes.sent:
+        check_replicate(replica_cfg(url.rsplit("/", 1)[-1]), cap, sent_id)  # no error

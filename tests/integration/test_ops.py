@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -61,6 +62,33 @@ async def test_readyz(inproc: InProcessCluster) -> None:
         status, body = await get(f"{node.url}{protocol.READYZ}")
         assert status == 200, body
         assert json.loads(body)["checks"]["registered"] is True
+
+
+async def test_a_flood_of_node_readyz_costs_one_store_probe(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/readyz needs no credentials, so a flood of it must not cost a durable write each (a
+    file created, fsync'd and removed per request took the disk and worker threads from chunk
+    writes): concurrent requests share one store probe, and its result answers for a second."""
+    node = inproc.nodes[0]
+    probes = 0
+    check_writable = node.store.check_writable
+
+    async def counted() -> None:
+        nonlocal probes
+        probes += 1
+        await check_writable()
+
+    monkeypatch.setattr(node.store, "check_writable", counted)
+    async with aiohttp.ClientSession() as s:
+
+        async def ready() -> int:
+            async with s.get(f"{node.url}{protocol.READYZ}") as r:
+                return r.status
+
+        statuses = await asyncio.gather(*(ready() for _ in range(40)))
+    assert statuses == [200] * 40
+    assert probes <= 2  # one, or two if the flood outlasted the first result's second
 
 
 async def test_readyz_fails_without_enough_nodes(inproc: InProcessCluster) -> None:

@@ -55,11 +55,11 @@ def ensure_disk_id(data_dir: Path) -> str:
     if found:
         return found
     new = f"{_PREFIX}{secrets.token_hex(16)}"
-    _write_atomically(disk_id_path(data_dir), new)
+    write_atomically(disk_id_path(data_dir), new)
     return new
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     """``path`` holds ``text`` (and a newline) durably: temp file, fsync, rename, fsync dir."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
@@ -89,5 +89,5 @@ def next_boot(data_dir: Path, now: float | None = None) -> int:
     boot = max(read_boot(data_dir) + 1, now_ms, 1)
     if boot > MAX_BOOT:
         raise ValueError("boot number out of range")
-    _write_atomically(data_dir / BOOT_NAME, str(boot))
+    write_atomically(data_dir / BOOT_NAME, str(boot))
     return boot

@@ -11,23 +11,34 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dfs.config import NodeConfig, load_node_config
+from dfs.errors import ConfigError, InvalidRequest
+from dfs.ids import parse_node_id
 from dfs.malloc import keep_freed_buffers
 from dfs.node.app import start_node
+from dfs.node.disk_identity import write_atomically
 from dfs.server import run_service, until_stopped
 
 
 def default_node_id(data_dir: Path) -> str:
-    """A generated id kept in the data directory, so a restarted node is the same node."""
+    """A generated id kept in the data directory, so a restarted node is the same node.
+
+    Written durably (``write_atomically``: temp file, fsync, rename, fsync of the directory):
+    an id lost in a crash made the node come back as another one, every copy it held counted
+    lost and repaired elsewhere. A file that does not hold a node id is a ConfigError, never
+    replaced by a new id."""
     path = data_dir / "node_id"
     try:
-        return path.read_text().strip()
+        text = path.read_text(encoding="ascii", errors="replace").strip()
     except FileNotFoundError:
         pass
+    else:
+        try:
+            return parse_node_id(text, "node_id")
+        except InvalidRequest:
+            raise ConfigError(str(path), text[:80], "not a node id: set NODE_ID") from None
     data_dir.mkdir(parents=True, exist_ok=True)
     node_id = f"node-{secrets.token_hex(4)}"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(node_id + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, node_id)
     return node_id
 
 

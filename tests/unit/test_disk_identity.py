@@ -5,6 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from dfs.errors import ConfigError
 from dfs.meta.base import NodeRecord
 from dfs.meta.sqlite import SqliteMetadataStore
 from dfs.node.disk_identity import (
@@ -15,6 +18,8 @@ from dfs.node.disk_identity import (
     read_boot,
     read_disk_id,
 )
+from dfs.node.main import default_node_id
+from tests.fsync_trace import record_fsyncs
 
 
 def test_first_start_writes_an_identity_that_stays(tmp_path: Path) -> None:
@@ -127,3 +132,26 @@ async def test_sqlite_nodes_with_a_column_of_a_later_version_still_read(tmp_path
         assert (n.node_id, n.expires_at, n.boot, n.seq) == ("n1", 3.0, 2, 5)
     finally:
         await meta.close()
+
+
+def test_a_generated_node_id_is_durable_and_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node id file is fsync'd and so is its directory entry (it was renamed into place
+    unsynced: a crash could lose the id, and the node came back as another node, every copy it
+    held counted lost)."""
+    synced = record_fsyncs(monkeypatch)
+    node_id = default_node_id(tmp_path / "data")
+    data = str(tmp_path / "data")
+    assert len(synced) == 2
+    assert synced[0].startswith(f"{data}/node_id.")  # the id's bytes, before the rename
+    assert synced[1] == data  # then its name
+    assert default_node_id(tmp_path / "data") == node_id
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["node_id"]
+
+
+@pytest.mark.parametrize("text", ["", "\n", "not/a node id", "\xff\xfe"])
+def test_a_torn_node_id_file_is_a_config_error(tmp_path: Path, text: str) -> None:
+    (tmp_path / "node_id").write_bytes(text.encode("latin-1"))
+    with pytest.raises(ConfigError, match="node_id"):
+        default_node_id(tmp_path)

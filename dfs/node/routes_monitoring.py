@@ -60,7 +60,9 @@ class StoreProbe:
             result = "ok"
         except (OSError, TimeoutError) as exc:
             result = f"error: {exc}"
-        self._result, self._at, self._running = result, asyncio.get_running_loop().time(), None
+        finally:
+            self._running = None  # whatever happened, the next request after it probes again
+        self._result, self._at = result, asyncio.get_running_loop().time()
         return result
 
 

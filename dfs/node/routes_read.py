@@ -127,7 +127,8 @@ async def get_chunks(request: web.Request) -> web.StreamResponse:
     async def send(part: Buffer) -> None:
         await deadline.send(lambda: response.write(part), len(part))
 
-    with contextlib.suppress(AnswerCutOff):
+    # cut off, or the client hung up (ConnectionError): nothing more to send, nothing to report
+    with contextlib.suppress(AnswerCutOff, ConnectionError):
         await _stream(request.app[STORE], ids, send)
         await deadline.send(response.write_eof, 0)
     return response

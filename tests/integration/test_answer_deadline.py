@@ -165,3 +165,25 @@ async def test_a_client_that_stops_reading_a_batch_is_cut_off(node: Node) -> Non
         assert hashlib.sha256(raw[pos : pos + size]).hexdigest() == chunk_id
         pos += size
     assert pos == len(raw)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_a_client_that_hangs_up_mid_answer_is_no_error(
+    node: Node, batch: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reader gone mid-answer is the client's doing: the node logs no unhandled error (a
+    ``ConnectionError`` out of the send is left to aiohttp, as when it sends an answer itself)."""
+    [chunk_id] = await big_chunks(node.store, 1)
+    if batch:
+        headers, body = get_chunks_request([chunk_id] * 3)
+        head = f"POST {protocol.GET_CHUNKS} HTTP/1.1\r\nHost: n\r\nContent-Length: {len(body)}\r\n"
+        request = (head + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+        request += body
+    else:
+        request = get_chunk_head(chunk_id)
+    reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+    writer.write(request)
+    await reader.readexactly(1 << 20)
+    writer.transport.abort()
+    await stalled_then_cut_off(node, 0, within=10.0)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []

@@ -10,7 +10,8 @@ alike and for repair's ``/copy-chunk``:
   too, its error is the one reported (a bad body fails locally with 422 and on each replica).
 - **async**: the write answers after the local durable copy; ``replicate_later`` forwards
   from the store in the background, to each target on its own, with bounded retries, at
-  most ``BACKGROUND_FORWARDS`` at once (each reads its chunk only when its turn comes).
+  most ``BACKGROUND_FORWARDS`` at once per target (each reads its chunk only when its turn
+  comes; a hung target holds back only its own forwards).
   ``ReplicationLog`` is what ``/status`` reports of that work: the forwards in flight (the
   backlog), the chunks given up on (the API's repair copies them) and a numbered journal of
   completed forwards, which the repair pass records as locations, reading from the last
@@ -52,9 +53,10 @@ Target = tuple[str, str]
 
 REPLICATION_ATTEMPTS = 3
 BACKGROUND_FORWARDS = 16
-"""Background (async) forwards that hold a chunk read from the store at once; the rest of the
-backlog waits for a turn before it reads its chunk, so a slow or hung replica leaves the
-backlog on disk, not in memory (each forward holds up to MAX_CHUNK_SIZE bytes)."""
+"""Background (async) forwards to one target that hold a chunk read from the store at once;
+the rest of that target's backlog waits for a turn before it reads its chunk, so a slow or
+hung replica leaves its backlog on disk, not in memory (each forward holds up to
+MAX_CHUNK_SIZE bytes), and holds back no other target's forwards."""
 FAILED_KEPT = 10_000
 """Chunk ids given up on that /status keeps reporting (the oldest drop out first)."""
 JOURNAL_KEPT = 100_000
@@ -164,7 +166,7 @@ class ReplicaForwarder:
         self._transport = transport
         self.log = ReplicationLog()
         self._pending: set[asyncio.Task[None]] = set()
-        self._turns = asyncio.Semaphore(BACKGROUND_FORWARDS)
+        self._turns: dict[str, asyncio.Semaphore] = {}  # per target node id
 
     # --- writes with their replicas --------------------------------------------------------
 
@@ -275,8 +277,8 @@ class ReplicaForwarder:
     def replicate_later(self, chunk_id: ChunkId, targets: Sequence[Target]) -> None:
         """Forward a chunk already durable here to ``targets`` in the background, each on its
         own, re-reading it from the store when its turn comes (at most
-        ``BACKGROUND_FORWARDS`` at once), so the bytes of a backlog wait on disk, not in
-        memory."""
+        ``BACKGROUND_FORWARDS`` at once per target), so the bytes of a backlog wait on disk,
+        not in memory."""
         for target in targets:
             task = asyncio.create_task(self._forward_with_retries(chunk_id, target))
             self._pending.add(task)
@@ -284,11 +286,12 @@ class ReplicaForwarder:
 
     async def _forward_with_retries(self, chunk_id: ChunkId, target: Target) -> None:
         self.log.pending += 1
+        turns = self._turns.setdefault(target[0], asyncio.Semaphore(BACKGROUND_FORWARDS))
         try:
             delay = 0.5
             for attempt in range(1, REPLICATION_ATTEMPTS + 1):
                 try:
-                    async with self._turns:  # read only when it can be sent: see the bound
+                    async with turns:  # read only when it can be sent: see the bound
                         data = await self._store.get(chunk_id)
                         await self.fan_out(chunk_id, data, [target])
                     self.log.done(chunk_id, target[0], len(data))

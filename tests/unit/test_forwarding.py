@@ -154,13 +154,13 @@ def test_put_check_tells_sync_from_async() -> None:
 
 
 class StalledNodes(FakeNodes):
-    """A replica that takes every forward but answers none until ``go`` is set: counts the
-    forwards waiting on it at once (each holds its chunk's bytes); ``full`` is set once
-    ``bound`` wait, ``all_sent`` once ``expected`` forwards were answered."""
+    """Replicas that take every forward, but the one at ``stalled`` answers none until ``go``
+    is set: counts the forwards waiting on it at once (each holds its chunk's bytes); ``full``
+    is set once ``bound`` wait there, ``all_sent`` once ``expected`` forwards were answered."""
 
-    def __init__(self, bound: int, expected: int) -> None:
+    def __init__(self, stalled: str, bound: int, expected: int) -> None:
         super().__init__()
-        self.bound, self.expected = bound, expected
+        self.stalled, self.bound, self.expected = stalled, bound, expected
         self.go, self.full, self.all_sent = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self.waiting = 0
         self.peak = 0
@@ -168,14 +168,15 @@ class StalledNodes(FakeNodes):
     async def replicate_chunk(
         self, node_url: str, chunk_id: str, data: Buffer, *, cap: str, timeout: float | None = None
     ) -> dict[str, Any]:
-        self.waiting += 1
-        self.peak = max(self.peak, self.waiting)
-        if self.waiting >= self.bound:
-            self.full.set()
-        try:
-            await self.go.wait()
-        finally:
-            self.waiting -= 1
+        if node_url == self.stalled:
+            self.waiting += 1
+            self.peak = max(self.peak, self.waiting)
+            if self.waiting >= self.bound:
+                self.full.set()
+            try:
+                await self.go.wait()
+            finally:
+                self.waiting -= 1
         answer = await super().replicate_chunk(node_url, chunk_id, data, cap=cap, timeout=timeout)
         if len(self.sent) == self.expected:
             self.all_sent.set()
@@ -183,20 +184,22 @@ class StalledNodes(FakeNodes):
 
 
 async def test_a_stalled_replica_keeps_the_async_backlog_on_disk_not_in_memory() -> None:
-    """Async writes to a replica that does not answer: only BACKGROUND_FORWARDS forwards hold
-    a chunk read from the store at once (before, every queued forward read its chunk at once
-    and held it while it waited: the whole backlog in memory); the rest follow once it
-    answers."""
+    """Async writes to a replica that does not answer: only BACKGROUND_FORWARDS forwards to
+    it hold a chunk read from the store at once (before, every queued forward read its chunk
+    at once and held it while it waited: the whole backlog in memory), and the other replica
+    gets every chunk meanwhile; the rest follow once the stalled one answers."""
     n = 4 * BACKGROUND_FORWARDS
-    store, nodes = MemoryChunkStore(), StalledNodes(BACKGROUND_FORWARDS, n)
+    (_, stalled), (_, healthy) = TARGETS
+    store, nodes = MemoryChunkStore(), StalledNodes(stalled, BACKGROUND_FORWARDS, 2 * n)
     forwarder = ReplicaForwarder(CFG, store, nodes)
     for i in range(n):
         cid, data = chunk(i.to_bytes(4, "big") * 256)
-        await forwarder.store(cid, data, TARGETS[:1], asynchronous=True)
+        await forwarder.store(cid, data, TARGETS, asynchronous=True)
     async with asyncio.timeout(5):
         await nodes.full.wait()
-    for _ in range(20):  # let any forward that would overshoot the bound run on
-        await asyncio.sleep(0)
+        while len(nodes.sent) < n:  # noqa: ASYNC110 (the healthy replica's n forwards)
+            await asyncio.sleep(0.01)
+    assert {url for url, _c, _cap in nodes.sent} == {healthy}
     assert nodes.peak == BACKGROUND_FORWARDS
     assert forwarder.log.pending == n
     nodes.go.set()
@@ -204,7 +207,7 @@ async def test_a_stalled_replica_keeps_the_async_backlog_on_disk_not_in_memory()
         await nodes.all_sent.wait()
     await asyncio.gather(*forwarder._pending)  # each journals its forward as it ends
     assert forwarder.log.pending == 0
-    assert len(forwarder.log.report(0)["done"]) == n
+    assert len(forwarder.log.report(0)["done"]) == 2 * n
     await forwarder.close()
 
 

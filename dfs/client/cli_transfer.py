@@ -53,6 +53,7 @@ from dfs.client.cli_namespace_transfer import (
     upload_remote,
 )
 from dfs.client.cli_output import printable
+from dfs.client.early_listing import ListedEarly
 from dfs.client.local_files import (
     DIRECTORY_SUFFIXES,
     Existing,
@@ -68,7 +69,6 @@ from dfs.client.local_files import (
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
 from dfs.client.remote_names import is_file_id, is_remote
-from dfs.client.walk_ahead import ListedEarly
 from dfs.errors import Conflict, DfsError, InvalidRequest, from_body
 
 if TYPE_CHECKING:  # the library is imported when a command runs (make_client)

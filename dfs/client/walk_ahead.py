@@ -15,17 +15,13 @@ the upload with that error: each reader gets it after what was handed over to it
 not yet full is not), and the pipeline's task group cancels the rest. The CLI's listing
 reports a file or folder it cannot open (``Skipped``) and goes on.
 
-``ListedEarly`` starts that listing before the command has loaded the client library
-(aiohttp and asyncio: ~0.25 s of imports on a client's one core, bench/README.md): the
-listing's system calls (a ``stat`` and an ``open`` per file) run while those imports hold the
-interpreter, instead of after them.
+The CLI starts that listing even earlier (``dfs.client.early_listing``), and ``WalkAhead``
+then reads the files from it as they come.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -103,45 +99,3 @@ class WalkAhead:
         if size and self._listed is not None:
             self._listed(size)
         queue.put_nowait(item)
-
-
-class ListedEarly:
-    """``files`` listed on a thread of its own from now on, handed over in order as they come
-    when iterated (once: by ``WalkAhead``, or any one reader). The listing's error is raised
-    to that reader after the files listed before it; ``stop`` ends the listing at its next
-    file (an upload that failed) and waits for its thread."""
-
-    def __init__(self, files: Iterable[LocalFile]) -> None:
-        self._queue: queue.SimpleQueue[LocalFile | _End] = queue.SimpleQueue()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._list, args=(files,), name="dfs-list")
-        self._thread.daemon = True  # a command that fails early exits without waiting for it
-        self._thread.start()
-
-    def _list(self, files: Iterable[LocalFile]) -> None:
-        try:
-            for f in files:
-                if self._stopped:
-                    break
-                self._queue.put(f)
-        except BaseException as exc:  # the reader raises it
-            self._queue.put(_End(exc))
-        else:
-            self._queue.put(_End(None))
-
-    def __iter__(self) -> Iterator[LocalFile]:
-        while not isinstance(got := self._queue.get(), _End):
-            yield got
-        if got.error is not None:
-            raise got.error
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._thread.join()
-
-
-class _End:
-    """The listing's end: ``error`` is what ended it early, if anything did."""
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error

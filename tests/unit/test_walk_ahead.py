@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from dfs.client.batch_scan import batches
+from dfs.client.early_listing import ListedEarly
 from dfs.client.local_files import LocalFile
-from dfs.client.walk_ahead import ListedEarly, WalkAhead
+from dfs.client.walk_ahead import WalkAhead
 
 SMALL = 1000
 

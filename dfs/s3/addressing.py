@@ -19,7 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from dfs.s3.errors import Handler
+from dfs.s3.errors import Handler, S3Error, error_response
 
 BUCKET = "/{bucket}"
 
@@ -43,10 +43,19 @@ def bucket_of_host(host: str, domain: str) -> str | None:
     return name[: -len(suffix)]
 
 
-def _bucket_from_host(domain: str) -> Middleware:
+def _bucket_from_host(domain: str, sub: web.Application) -> Middleware:
     @web.middleware
     async def bucket_from_host(request: web.Request, handler: Handler) -> web.StreamResponse:
         bucket = bucket_of_host(request.host, domain)
+        routed = sub in request.match_info.apps  # aiohttp matched the Host to ``*.domain``
+        if routed != (bucket is not None):
+            err = S3Error(
+                "InvalidRequest",
+                400,
+                f"the Host header names no bucket of *.{domain} this gateway can address "
+                "(send the host name without a trailing dot, or use path-style requests)",
+            )
+            return error_response(err, request.path)
         if bucket is not None:
             request.match_info["bucket"] = bucket
         return await handler(request)
@@ -58,7 +67,7 @@ def add_virtual_hosts(app: web.Application, domain: str) -> None:
     """Serve ``BUCKET.domain`` as virtual-host-style addressing of ``app``'s bucket routes."""
     sub = web.Application()
     # on the parent, first: its own middlewares (the multipart dispatch) read the bucket too
-    app.middlewares.insert(0, _bucket_from_host(domain))
+    app.middlewares.insert(0, _bucket_from_host(domain, sub))
     for key in app:  # the services the handlers look up in request.app
         sub[key] = app[key]
     seen: set[tuple[str, str]] = set()

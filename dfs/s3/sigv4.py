@@ -169,7 +169,7 @@ class ChunkChain:
 class Caller:
     tenant: str
     access_key_id: str
-    payload_hash: str  # x-amz-content-sha256 (UNSIGNED-PAYLOAD for presigned requests)
+    payload_hash: str  # x-amz-content-sha256 as signed (``signed_payload``)
     chain: ChunkChain | None = None  # for a chunk-signed body: its chain, from the seed
 
 
@@ -290,7 +290,7 @@ def expected_signature(
 
 PRESIGNED_UNSIGNED_OK = frozenset({"x-amz-content-sha256"})
 """``x-amz-*`` headers a presigned request may carry unsigned: its payload is
-UNSIGNED-PAYLOAD whatever this header says (``authenticate`` never reads it then)."""
+UNSIGNED-PAYLOAD whatever this header says unless it is signed (``signed_payload``)."""
 
 
 def refuse_unsigned_amz_headers(request: web.Request, signed: Signed) -> None:
@@ -317,6 +317,20 @@ def refuse_unsigned_amz_headers(request: web.Request, signed: Signed) -> None:
             "There were headers present in the request which were not signed: "
             + ", ".join(unsigned)
         )
+
+
+def signed_payload(request: web.Request, signed: Signed) -> str:
+    """What the signature says the body hashes to: ``x-amz-content-sha256`` as signed
+    ("" when a header-signed request has none). A presigned URL signs UNSIGNED-PAYLOAD in
+    its canonical request, unless its signer signed that header too: then the header's
+    value is what was signed (botocore's canonical request takes it), and the body must
+    match it as a header-signed request's must. Read as UNSIGNED-PAYLOAD regardless, such a
+    URL, made to let its holder upload one given body, took any body."""
+    header = request.headers.get("x-amz-content-sha256", "")
+    if not signed.presigned:
+        return header
+    covered = {h.lower() for h in signed.signed_headers}
+    return header if "x-amz-content-sha256" in covered else UNSIGNED
 
 
 def read_signature(request: web.Request) -> Signed:
@@ -353,11 +367,11 @@ async def authenticate(request: web.Request, keys: KeyCache, now: float) -> Call
     if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         raise signature_mismatch()
     refuse_unsigned_amz_headers(request, signed)
-    payload = UNSIGNED if signed.presigned else request.headers.get("x-amz-content-sha256", "")
+    payload = signed_payload(request, signed)
     if not payload:
         raise S3Error("InvalidRequest", 400, "x-amz-content-sha256 is required")
-    chain = None
-    if payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER):
+    chain = None  # a presigned request's chunk-signed body: 501 (``dfs.s3.bodies``)
+    if payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER) and not signed.presigned:
         chain = ChunkChain(
             derived,
             signed.amz_date,

@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
@@ -111,6 +111,28 @@ def test_a_header_signed_request_must_sign_its_payload_hash(
     assert b"x-amz-content-sha256" in body
     with pytest.raises(ClientError):
         alice.head_object(Bucket="priv", Key="swapped.txt")
+
+
+def test_a_presigned_url_that_signs_a_payload_hash_takes_only_that_body(
+    sqlite_gateway: Gateway, alice_and_bob: tuple[Any, Any, str]
+) -> None:
+    alice, _bob, _token = alice_and_bob
+    agreed = b"the body the signer agreed to\n"
+    digest = {"x-amz-content-sha256": hashlib.sha256(agreed).hexdigest()}
+    url = f"{sqlite_gateway.url}/priv/bound.txt"
+    req = AWSRequest(method="PUT", url=url, headers=dict(digest))
+    creds = Credentials(sqlite_gateway.key_id, sqlite_gateway.secret)
+    S3SigV4QueryAuth(creds, "s3", "us-east-1", expires=300).add_auth(req)
+    assert "X-Amz-SignedHeaders=host%3Bx-amz-content-sha256" in req.url
+    # the URL's holder sends other bytes with the signed header: was stored as given
+    status, body = send("PUT", req.url, b"something else entirely\n", digest)
+    assert status == 400, body
+    assert b"XAmzContentSHA256Mismatch" in body
+    with pytest.raises(ClientError):
+        alice.head_object(Bucket="priv", Key="bound.txt")
+    status, body = send("PUT", req.url, agreed, digest)
+    assert status == 200, body
+    assert alice.get_object(Bucket="priv", Key="bound.txt")["Body"].read() == agreed
 
 
 def _code(call: Any) -> tuple[str, int]:

@@ -147,16 +147,22 @@ class Multipart:
         return u
 
     async def uploads_of(
-        self, bucket: BucketRecord, prefix: str, after: tuple[str, str] | None, limit: int
+        self,
+        bucket: BucketRecord,
+        prefix: str,
+        after: tuple[str, str] | None,
+        limit: int,
+        tenant: str | None = None,
     ) -> list[MultipartUpload]:
         """``list_multipart_uploads`` of ``bucket`` as it is now: an earlier bucket's
-        uploads of its name left out (``of_bucket``), and read on past them, so that a page
-        shorter than ``limit`` still means the end of the list."""
+        uploads of its name left out (``of_bucket``), and those of other tenants than
+        ``tenant`` when one is given, read on past them, so that a page shorter than
+        ``limit`` still means the end of the list."""
         found: list[MultipartUpload] = []
         while len(found) < limit:
             want = limit - len(found)
             page = await self.store.list_multipart_uploads(bucket.name, prefix, after, want)
-            found += [u for u in page if of_bucket(u, bucket)]
+            found += [u for u in page if of_bucket(u, bucket) and tenant in (None, u.tenant)]
             if len(page) < want:
                 break
             after = (page[-1].key, page[-1].upload_id)

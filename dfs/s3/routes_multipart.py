@@ -7,7 +7,7 @@
 | POST   | /{bucket}/{key}?uploadId      | CompleteMultipartUpload (``If-None-Match: *``: atomic create, 412; the part sizes kept for ``partNumber`` reads, ``dfs.s3.part_numbers``; ``x-amz-version-id`` as PutObject, unless the answer started before the result) |
 | DELETE | /{bucket}/{key}?uploadId      | AbortMultipartUpload (204)                       |
 | GET    | /{bucket}/{key}?uploadId      | ListParts (``max-parts``, ``part-number-marker``) |
-| GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``delimiter``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``; ``dfs.s3.multipart_listing``) |
+| GET    | /{bucket}?uploads             | ListMultipartUploads (``prefix``, ``delimiter``, ``key-marker``, ``upload-id-marker``, ``max-uploads``, ``encoding-type``; ``dfs.s3.multipart_listing``): the owner's list is every upload, another caller's its own |
 
 These calls share their paths with the object and bucket calls and are told apart by their
 query, so ``dispatch`` (a middleware after SigV4) hands them here before the object routes
@@ -484,7 +484,12 @@ async def list_uploads(request: web.Request, bucket: str) -> web.Response:
     if q.get("encoding-type", "url") != "url":
         raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request")
     max_uploads = _int_param(q, "max-uploads", MAX_LISTED, 0, MAX_LISTED)
-    b = await request.app[NAMESPACE].visible_bucket(principal(request), bucket)
+    who = principal(request)
+    b = await request.app[NAMESPACE].visible_bucket(who, bucket)
+    # the owner's list is every upload; anyone else who may list the bucket gets its own:
+    # each upload names its initiator, and a reader (any tenant, of a public-read bucket)
+    # learnt from them which tenants may write it, which the ACL tells the owner alone
+    mine = None if access.is_owner(who, b) else who.tenant
     query = multipart_listing.Query(
         q.get("prefix", ""),
         q.get("delimiter", ""),
@@ -496,7 +501,7 @@ async def list_uploads(request: web.Request, bucket: str) -> web.Response:
     mp = request.app[MULTIPART]
 
     def lister(after: multipart_listing.After, limit: int) -> Awaitable[list[MultipartUpload]]:
-        return mp.uploads_of(b, query.prefix, after, limit)  # not an earlier bucket's
+        return mp.uploads_of(b, query.prefix, after, limit, mine)  # not an earlier bucket's
 
     entries, truncated = await multipart_listing.uploads_page(lister, query, max_uploads)
     inner = multipart_listing.list_uploads_xml(bucket, entries, truncated, query, max_uploads)

@@ -253,3 +253,34 @@ def test_the_tenants_a_bucket_is_shared_with_are_the_owners_to_see(
     assert info["shared_with"] == []
     assert http_json(f"{base}/buckets/shared", owner)["grants"] == {"bob": "read-write"}
     assert http_json(f"{base}/object-info/shared/f.txt", owner)["shared_with"] == ["bob"]
+
+
+def test_only_the_owner_lists_other_tenants_multipart_uploads(
+    sqlite_gateway: Gateway, sqlite_cluster: LocalCluster, alice_and_bob: tuple[Any, Any, str]
+) -> None:
+    """An upload names its initiator: another tenant's, listed to a reader of the bucket,
+    told it which tenants may write the bucket (the owner's to see, as in its ACL)."""
+    alice, bob, _token = alice_and_bob
+    _, made = tenant_key_http(sqlite_cluster, "carol")
+    carol = sqlite_gateway.client(made["access_key_id"], made["secret_access_key"])
+    mine = alice.create_multipart_upload(Bucket="shared", Key="a/plan.txt")["UploadId"]
+    bobs = bob.create_multipart_upload(Bucket="shared", Key="b/draft.txt")["UploadId"]
+    status, _ = api(
+        "PATCH",
+        f"{sqlite_gateway.api_url}/buckets/shared",
+        sqlite_gateway.token,
+        {"access": "public-read"},
+    )
+    assert status == 200
+
+    def listed(s3: Any) -> list[tuple[str, str, str]]:
+        ups = s3.list_multipart_uploads(Bucket="shared").get("Uploads", [])
+        return [(u["Key"], u["Initiator"]["ID"], u["UploadId"]) for u in ups]
+
+    assert listed(alice) == [("a/plan.txt", "s3o", mine), ("b/draft.txt", "bob", bobs)]
+    assert listed(bob) == [("b/draft.txt", "bob", bobs)]  # the read-write grantee: its own
+    assert listed(carol) == []  # any tenant may read the public bucket: was both uploads
+    # the owner still completes, the grantee still aborts, its own
+    bob.abort_multipart_upload(Bucket="shared", Key="b/draft.txt", UploadId=bobs)
+    alice.abort_multipart_upload(Bucket="shared", Key="a/plan.txt", UploadId=mine)
+    assert listed(alice) == []

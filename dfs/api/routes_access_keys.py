@@ -5,7 +5,7 @@ those of any tenant.
 |--------|------------------------------|-----------------------------------------------------|
 | POST   | /access-keys                 | ``{label?, tenant? (admin)}``: 201 ``{access_key_id, secret_access_key, tenant, label, created_at}``; the secret is shown once |
 | GET    | /access-keys?tenant=         | ``{"access_keys": [{access_key_id, tenant, label, created_at}]}``, never secrets |
-| DELETE | /access-keys/{access_key_id} | revoke: ``{"revoked": id}``; dfs-s3 refuses it from its next request |
+| DELETE | /access-keys/{access_key_id} | revoke: ``{"revoked": id}``; every dfs-s3 refuses it within 5 s (its key cache, ``dfs.s3.sigv4.KEY_CACHE_SECONDS``) |
 
 The secret is stored sealed (``dfs.access_keys``) under a key derived from the API secret.
 A key of another tenant answers 404 as a missing one does.

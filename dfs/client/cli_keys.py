@@ -77,5 +77,5 @@ def ls(as_json: bool, target: Target, tenant: str | None) -> None:
 @target_options
 @click.argument("access_key_id")
 def revoke(as_json: bool, target: Target, access_key_id: str) -> None:
-    """Revoke ACCESS_KEY_ID: dfs-s3 refuses it from its next request."""
+    """Revoke ACCESS_KEY_ID: every dfs-s3 refuses it within 5 seconds."""
     _call(lambda c: c.api.revoke_access_key(access_key_id), target, as_json, lambda b: b["revoked"])

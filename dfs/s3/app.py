@@ -13,7 +13,8 @@ collection stay with ``dfs-api``), so several gateways can run side by side.
 | ``dfs.s3.subresources``   | the rest (versions, tagging, ACLs, DeleteObjects, ListObjects v1): which module answers |
 
 Unsigned requests are anonymous: only public reads and CORS preflights (``dfs.s3.anonymous``,
-``dfs.s3.cors``).
+``dfs.s3.cors``). ``x-amz-expected-bucket-owner`` and ``x-amz-source-expected-bucket-owner``
+are checked after the signature, before any call (``dfs.s3.expected_owner``).
 
 Routes are path-style; with a domain (``DFS_S3_DOMAIN``) ``dfs.s3.addressing`` also serves
 them virtual-host style (``BUCKET.DOMAIN``). ``/healthz`` and ``/readyz`` answer without a
@@ -36,7 +37,15 @@ from dfs.errors import ConfigError
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore, NodeRecord
 from dfs.meta.multipart import multipart_store
-from dfs.s3 import anonymous, cors, metrics, routes_buckets, routes_multipart, routes_objects
+from dfs.s3 import (
+    anonymous,
+    cors,
+    expected_owner,
+    metrics,
+    routes_buckets,
+    routes_multipart,
+    routes_objects,
+)
 from dfs.s3.addressing import add_virtual_hosts
 from dfs.s3.context import CALLER, COORDINATOR, KEYS, NAMESPACE
 from dfs.s3.errors import Handler, S3Error, s3_error_middleware
@@ -95,7 +104,9 @@ async def sigv4_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
     """The gateway; ``domain`` (``DFS_S3_DOMAIN``) also serves buckets as ``BUCKET.domain``."""
-    app = web.Application(middlewares=[s3_error_middleware, sigv4_middleware])
+    # the owner conditions after the signature, before the multipart dispatch's calls
+    middlewares = [s3_error_middleware, sigv4_middleware, expected_owner.expected_owner]
+    app = web.Application(middlewares=middlewares)
     metrics.install(app, coordinator.cfg.s3_uploads_refresh)  # outermost: errors counted too
     app[COORDINATOR] = coordinator
     app[KEYS] = KeyCache(coordinator.meta, coordinator.cfg.api_secret)

@@ -24,12 +24,20 @@ COORDINATOR = web.AppKey("coordinator", Coordinator)
 NAMESPACE = web.AppKey("namespace", Namespace)
 KEYS = web.AppKey("keys", KeyCache)  # access keys looked up recently (dfs.s3.sigv4)
 CALLER = "dfs.s3.caller"
+NOT_EXPECTED_OWNER = "dfs.s3.not_expected_owner"
+"""Buckets whose owner is not the one the request expects (``dfs.s3.expected_owner``)."""
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 def caller(request: web.Request) -> Caller:
     c: Caller = request[CALLER]
     return c
+
+
+def owner_ok(request: web.Request, bucket: str) -> bool:
+    """Whether ``bucket``'s owner is the one the request expects (True when it names none,
+    or the bucket is missing): ``dfs.s3.expected_owner``."""
+    return bucket not in request.get(NOT_EXPECTED_OWNER, ())
 
 
 def principal(request: web.Request) -> Principal:

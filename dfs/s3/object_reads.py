@@ -30,7 +30,7 @@ from dfs.meta.namespace import (
 )
 from dfs.namespace_rules import STORED_HEADERS
 from dfs.s3 import anonymous, checksums, conditional, part_numbers
-from dfs.s3.context import COORDINATOR, NAMESPACE, http_time, params
+from dfs.s3.context import COORDINATOR, NAMESPACE, http_time, owner_ok, params
 from dfs.s3.errors import S3Error, access_denied, not_implemented
 from dfs.s3.names import target
 
@@ -65,12 +65,21 @@ def version_headers(b: BucketRecord, v: ObjectVersion, asked: bool = False) -> d
 
 
 async def _readable(
-    ns: Namespace, who: Principal | None, bucket: str, key: str, version: str | None
+    ns: Namespace,
+    who: Principal | None,
+    bucket: str,
+    key: str,
+    version: str | None,
+    owner_ok: bool = True,
 ) -> tuple[BucketRecord, ObjectVersion]:
     """The version (a delete marker too) ``who`` may read, or S3's error for a missing or
-    refused one (a refused anonymous read is 403)."""
+    refused one (a refused anonymous read is 403). ``owner_ok`` False: the bucket is not
+    the owner's the request expects (``dfs.s3.expected_owner``), and ``who`` may not list
+    it: refused as an unreadable object is, whatever the object's own access."""
     # S3 tells a missing bucket (NoSuchBucket) from a missing key
     b, v = await ns.bucket_and_object(bucket, key, version)
+    if not owner_ok:
+        raise access_denied() if who is None else access.no_key(bucket, key)
     if v is None:
         if who is None and not access.can_list(None, b):
             raise access_denied()
@@ -90,7 +99,8 @@ async def _readable(
 async def resolve(ns: Namespace, request: web.Request, version: str | None) -> Resolved:
     """The version the caller may read, or S3's error; a delete marker's version id 405."""
     bucket, key = target(request)
-    b, v = await _readable(ns, anonymous.who(request), bucket, key, version)
+    who = anonymous.who(request)
+    b, v = await _readable(ns, who, bucket, key, version, owner_ok(request, bucket))
     if v.is_delete_marker:
         raise S3Error(
             "MethodNotAllowed",
@@ -102,13 +112,18 @@ async def resolve(ns: Namespace, request: web.Request, version: str | None) -> R
 
 
 async def copy_source_version(
-    ns: Namespace, who: Principal | None, bucket: str, key: str, version: str | None
+    ns: Namespace,
+    who: Principal | None,
+    bucket: str,
+    key: str,
+    version: str | None,
+    owner_ok: bool = True,
 ) -> Resolved:
     """A copy's source (CopyObject, UploadPartCopy) as S3 answers for it: ``resolve``'s
     errors (``NoSuchVersion`` for a version id that is not there, to a caller who may list
     the bucket; ``NoSuchKey`` for a key whose latest version is a marker), but a delete
     marker's id is 400 ``InvalidRequest``."""
-    b, v = await _readable(ns, who, bucket, key, version)
+    b, v = await _readable(ns, who, bucket, key, version, owner_ok)
     if v.is_delete_marker:
         raise S3Error(
             "InvalidRequest",

@@ -32,7 +32,7 @@ from dfs.errors import InvalidRequest, SourceChanged
 from dfs.meta.namespace import VERSIONING_UNVERSIONED, ObjectVersion
 from dfs.s3 import acl, checksums, conditional, object_reads, object_writes
 from dfs.s3.checksums import Checksums
-from dfs.s3.context import NAMESPACE, iso_time, principal, xml, xml_response
+from dfs.s3.context import NAMESPACE, iso_time, owner_ok, principal, xml, xml_response
 from dfs.s3.errors import S3Error
 from dfs.s3.routes_tagging import tagging_header
 
@@ -115,7 +115,9 @@ async def _copy_as_read(
     when the store finds the source written since this read (nothing written)."""
     h, ns, who = request.headers, request.app[NAMESPACE], principal(request)
     src_bucket, src_key, src_version = source
-    src = await object_reads.copy_source_version(ns, who, src_bucket, src_key, src_version)
+    src = await object_reads.copy_source_version(
+        ns, who, src_bucket, src_key, src_version, owner_ok(request, src_bucket)
+    )
     fields = replaced_fields(request, src.version)
     if (src_bucket, src_key, src_version) == (bucket, key, None) and _no_change(fields):
         raise S3Error(

@@ -68,12 +68,20 @@ from dfs.s3.context import (
     NAMESPACE,
     caller,
     iso_time,
+    owner_ok,
     params,
     principal,
     xml,
     xml_response,
 )
-from dfs.s3.errors import Handler, S3Error, error_response, from_dfs, not_implemented
+from dfs.s3.errors import (
+    Handler,
+    S3Error,
+    access_denied,
+    error_response,
+    from_dfs,
+    not_implemented,
+)
 from dfs.s3.names import bucket_name
 
 log = logging.getLogger("dfs.s3.multipart")
@@ -133,7 +141,10 @@ async def _bucket_and_upload(
     if write:
         access.require_write(principal(request), b)
     upload_id = params(request).get("uploadId", "")
-    return b, await request.app[MULTIPART].upload(upload_id, caller(request).tenant, b, key)
+    u = await request.app[MULTIPART].upload(upload_id, caller(request).tenant, b, key)
+    if not owner_ok(request, bucket):  # the caller's own upload: it knows the bucket
+        raise access_denied()
+    return b, u
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -257,7 +268,9 @@ async def upload_part_copy(
     ns = request.app[NAMESPACE]
     await ns.bucket(src_bucket)
     # a version named: that one, read by its file (S3's errors: ``copy_source_version``)
-    r = await object_reads.copy_source_version(ns, principal(request), src_bucket, src_key, version)
+    r = await object_reads.copy_source_version(
+        ns, principal(request), src_bucket, src_key, version, owner_ok(request, src_bucket)
+    )
     # as CopyObject: s3transfer's managed copy sends x-amz-copy-source-if-match every part
     conditional.check_copy_source(request.headers, r.version.etag, r.version.created_at)
     rng = _copy_range(request.headers.get("x-amz-copy-source-range"), r.version.size)

@@ -284,3 +284,54 @@ def test_only_the_owner_lists_other_tenants_multipart_uploads(
     bob.abort_multipart_upload(Bucket="shared", Key="b/draft.txt", UploadId=bobs)
     alice.abort_multipart_upload(Bucket="shared", Key="a/plan.txt", UploadId=mine)
     assert listed(alice) == []
+
+
+def test_expected_bucket_owners_are_checked(
+    sqlite_gateway: Gateway, sqlite_cluster: LocalCluster, alice_and_bob: tuple[Any, Any, str]
+) -> None:
+    """``ExpectedBucketOwner`` and ``ExpectedSourceBucketOwner`` (bucket names are global:
+    another tenant's bucket of the name expected may be shared with the caller): AccessDenied
+    to a caller who may list the bucket; to a stranger, alike for a right and a wrong guess."""
+    alice, bob, _token = alice_and_bob
+    bob.create_bucket(Bucket="lookalike")
+    policy = {
+        "Owner": {"ID": "bob"},
+        "Grants": [
+            {"Grantee": {"Type": "CanonicalUser", "ID": "s3o"}, "Permission": p}
+            for p in ("READ", "WRITE")
+        ],
+    }
+    bob.put_bucket_acl(Bucket="lookalike", AccessControlPolicy=policy)
+    bob.put_object(Bucket="lookalike", Key="open.txt", Body=b"public\n", ACL="public-read")
+    # alice's write meant for a bucket of her own: was stored in bob's
+    put = {"Bucket": "lookalike", "Key": "payroll.csv", "Body": b"salaries\n"}
+    assert _code(lambda: alice.put_object(**put, ExpectedBucketOwner="s3o")) == (
+        "AccessDenied",
+        403,
+    )
+    assert _code(lambda: bob.head_object(Bucket="lookalike", Key="payroll.csv"))[1] == 404
+    mpu = alice.create_multipart_upload(Bucket="lookalike", Key="big")["UploadId"]
+    part = {"Bucket": "lookalike", "Key": "big", "UploadId": mpu, "PartNumber": 1, "Body": b"x"}
+    assert _code(lambda: alice.upload_part(**part, ExpectedBucketOwner="s3o"))[0] == "AccessDenied"
+    alice.put_object(**put, ExpectedBucketOwner="bob")  # the right owner: written
+    src = {"Bucket": "lookalike", "Key": "payroll.csv"}
+    copy = {"Bucket": "priv", "Key": "copied.csv", "CopySource": src}
+    assert _code(lambda: alice.copy_object(**copy, ExpectedSourceBucketOwner="s3o"))[0] == (
+        "AccessDenied"
+    )
+    alice.copy_object(**copy, ExpectedSourceBucketOwner="bob", ExpectedBucketOwner="s3o")
+    # a stranger to the bucket: the object's own public access reads it with the right
+    # owner only, and a wrong guess answers as the unreadable object does
+    _, made = tenant_key_http(sqlite_cluster, "carol")
+    carol = sqlite_gateway.client(made["access_key_id"], made["secret_access_key"])
+    get = {"Bucket": "lookalike", "Key": "open.txt"}
+    assert carol.get_object(**get, ExpectedBucketOwner="bob")["Body"].read() == b"public\n"
+    assert _code(lambda: carol.get_object(**get, ExpectedBucketOwner="zed")) == ("NoSuchKey", 404)
+    private = {"Bucket": "lookalike", "Key": "payroll.csv"}
+    assert {
+        _code(lambda o=owner: carol.get_object(**private, ExpectedBucketOwner=o))
+        for owner in ("bob", "zed")
+    } == {("NoSuchKey", 404)}
+    url = f"{sqlite_gateway.url}/lookalike/open.txt"
+    assert send("GET", url, headers={"x-amz-expected-bucket-owner": "bob"})[0] == 200
+    assert send("GET", url, headers={"x-amz-expected-bucket-owner": "zed"})[0] == 403

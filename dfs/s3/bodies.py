@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from dfs.s3.checksums import Checksums
 from dfs.s3.context import CALLER
 from dfs.s3.errors import S3Error, not_implemented, signature_mismatch
 from dfs.s3.sigv4 import (
@@ -456,8 +457,12 @@ async def read_small(
     request: web.Request, limit: int, too_large: S3Error, *, body_crc32: bool = True
 ) -> bytes:
     """A whole small body (at most ``limit`` bytes decoded, else ``too_large``), checked as
-    ``request_body`` checks any body before it is returned."""
-    body = request_body(request, body_crc32=body_crc32)
+    ``request_body`` checks any body before it is returned, and against every
+    ``x-amz-checksum-*`` it declares in a header or trailer (``body_crc32=False``: those
+    are not the body's; unchecked, a wrong SHA-256, SHA-1 or CRC32C passed where a wrong
+    CRC32 was refused)."""
+    check = Checksums.from_headers(request.headers) if body_crc32 else None
+    body = request_body(request, check, body_crc32=body_crc32)
     raw = bytearray()
     while piece := await body.read(1 << 16):
         raw += piece

@@ -9,7 +9,9 @@ runs on SQLite and DynamoDB (moto), the rest on SQLite."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import hashlib
 import json
 import os
 import urllib.error
@@ -17,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.auth import S3SigV4Auth
@@ -311,3 +314,37 @@ def test_small_bodies_are_checked_against_the_signed_hash(sqlite_gateway: Gatewa
     with urllib.request.urlopen(honest, timeout=30) as resp:
         assert resp.status == 200
     assert s3.get_object_tagging(Bucket="signed", Key="k")["TagSet"] == [{"Key": "a", "Value": "2"}]
+
+
+def test_small_bodies_are_checked_against_their_declared_checksums(
+    sqlite_gateway: Gateway,
+) -> None:
+    """An XML body's ``x-amz-checksum-*`` of any algorithm is verified (only CRC32 was): a
+    body sent with its payload unsigned and another body's checksum is ``BadDigest``."""
+    gw = sqlite_gateway
+    s3 = gw.client()
+    s3.create_bucket(Bucket="summed")
+    s3.put_object(Bucket="summed", Key="k", Body=b"x", Tagging="a=1")
+    tagging = "<Tagging><TagSet><Tag><Key>a</Key><Value>{}</Value></Tag></TagSet></Tagging>"
+    meant, sent = tagging.format("2").encode(), tagging.format("3").encode()
+    url = f"{gw.url}/summed/k?tagging"
+    sums = {
+        "sha256": base64.b64encode(hashlib.sha256(meant).digest()).decode(),
+        "sha1": base64.b64encode(hashlib.sha1(meant).digest()).decode(),
+        "crc32c": base64.b64encode(google_crc32c.value(meant).to_bytes(4, "big")).decode(),
+    }
+    for algorithm, value in sums.items():
+        headers = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD", f"x-amz-checksum-{algorithm}": value}
+        request = AWSRequest("PUT", url, data=sent, headers=headers)
+        S3SigV4Auth(Credentials(gw.key_id, gw.secret), "s3", "us-east-1").add_auth(request)
+        forged = urllib.request.Request(url, data=sent, headers=dict(request.headers), method="PUT")
+        with pytest.raises(urllib.error.HTTPError) as http:
+            urllib.request.urlopen(forged, timeout=30)
+        body = http.value.read()
+        http.value.close()
+        assert (http.value.code, b"BadDigest" in body) == (400, True), (algorithm, body)
+    assert s3.get_object_tagging(Bucket="summed", Key="k")["TagSet"] == [{"Key": "a", "Value": "1"}]
+    for algorithm in ("SHA256", "SHA1"):  # boto3's own checksums of the body: accepted
+        tags = {"TagSet": [{"Key": "a", "Value": algorithm}]}
+        s3.put_object_tagging(Bucket="summed", Key="k", Tagging=tags, ChecksumAlgorithm=algorithm)
+        assert s3.get_object_tagging(Bucket="summed", Key="k")["TagSet"] == tags["TagSet"]

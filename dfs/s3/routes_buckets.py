@@ -61,11 +61,30 @@ async def list_buckets(request: web.Request) -> web.Response:
     return xml_response("ListAllMyBucketsResult", f"{owner}<Buckets>{items}</Buckets>")
 
 
+KEPT_OWNERSHIP = "BucketOwnerPreferred"
+"""The one ``x-amz-object-ownership`` that is what dfs does: the bucket's owner owns every
+object in it (a grantee's too), and ACLs apply."""
+
+
+def refuse_unkept_bucket_settings(request: web.Request) -> None:
+    """501 for a CreateBucket asking for what the namespace does not keep: object lock (a
+    bucket whose objects could be deleted at once, where the client asked for retention),
+    or an object ownership other than ``KEPT_OWNERSHIP`` (``BucketOwnerEnforced`` turns
+    ACLs off, which would still apply here; ``ObjectWriter`` leaves objects the writer's)."""
+    h = request.headers
+    if h.get("x-amz-bucket-object-lock-enabled", "false").strip().lower() != "false":
+        raise not_implemented("CreateBucket with object lock")
+    ownership = h.get("x-amz-object-ownership")
+    if ownership is not None and ownership.strip() != KEPT_OWNERSHIP:
+        raise not_implemented(f"CreateBucket with x-amz-object-ownership {ownership}")
+
+
 async def create_bucket(request: web.Request) -> web.StreamResponse:
     if params(request):
         return await subresources.bucket_call(request)
     name = bucket_name(request)
     acl.refuse_grant_headers(request)
+    refuse_unkept_bucket_settings(request)
     bucket_access = acl.canned(request.headers.get("x-amz-acl"))
     # a CreateBucketConfiguration names a region, and there is one: read (and checked), unused
     await xmlbody.read_body(request, MAX_BUCKET_BODY)

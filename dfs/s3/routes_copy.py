@@ -84,6 +84,7 @@ async def copy_object(request: web.Request, bucket: str, key: str) -> web.Respon
     and checked again: a copy is never one version's bytes with another's fields."""
     h = request.headers
     object_writes.refuse_unkept(request)
+    acl.refuse_grant_headers(request)  # the copy would be private: 501, as on PutObject
     source = object_writes.copy_source(h["x-amz-copy-source"])
     ns = request.app[NAMESPACE]
     access = acl.canned(h.get("x-amz-acl"))

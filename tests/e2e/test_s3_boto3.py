@@ -155,6 +155,34 @@ def test_refusals_and_unimplemented(gateway: Gateway) -> None:
     assert time.monotonic() - revoked_at < KEY_CACHE_SECONDS + 10
 
 
+def test_settings_the_namespace_cannot_keep_are_refused(sqlite_gateway: Gateway) -> None:
+    """501 rather than a success that drops what was asked: a copy's ACL grants (the copy
+    was private), a bucket's object lock (its objects deletable at once) and an object
+    ownership that is not dfs's (the bucket's owner owns every object, ACLs apply)."""
+    s3 = sqlite_gateway.client()
+    s3.create_bucket(Bucket="docs")
+    s3.put_object(Bucket="docs", Key="k", Body=b"data")
+    src = {"Bucket": "docs", "Key": "k"}
+    for grant in ({"GrantRead": "id=bob"}, {"GrantFullControl": "id=bob"}):
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket="docs", Key="copy", CopySource=src, **grant)
+        assert s3_code(exc) == ("NotImplemented", 501)
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket="docs", Key="copy")
+    assert s3_code(exc)[1] == 404
+    for setting in (
+        {"ObjectLockEnabledForBucket": True},
+        {"ObjectOwnership": "BucketOwnerEnforced"},
+        {"ObjectOwnership": "ObjectWriter"},
+    ):
+        with pytest.raises(ClientError) as exc:
+            s3.create_bucket(Bucket="settings", **setting)
+        assert s3_code(exc) == ("NotImplemented", 501)
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["docs"]
+    s3.create_bucket(Bucket="settings", ObjectLockEnabledForBucket=False)
+    s3.create_bucket(Bucket="owned", ObjectOwnership="BucketOwnerPreferred")
+
+
 def test_aws_cli_cp_round_trip(gateway: Gateway, tmp_path: Path) -> None:
     gateway.client().create_bucket(Bucket="cli")
     src = tmp_path / "src.bin"

@@ -51,7 +51,7 @@ from dfs import protocol
 from dfs.client.batch_read import BATCH_CHUNKS, BatchReader
 from dfs.client.chunk_fetch import ChunkFetcher
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.file_names import link_or_replace, temp_name
+from dfs.client.file_names import link_or_replace, still_names, temp_name
 from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, small_groups
 from dfs.client.local_files import local_path
 from dfs.client.part_mend import mend
@@ -227,6 +227,11 @@ class PartFile:
         await self._behind.finish()  # raises the error of a write that failed
         await asyncio.to_thread(os.fsync, self.fd)
 
+    async def cut(self, size: int) -> None:
+        """End the file at ``size``: a resumed temp file (one planted at its predictable
+        name) may be longer, and no hash covers what lies past the last chunk."""
+        await asyncio.to_thread(os.ftruncate, self.fd, size)
+
     def _stop_threads(self) -> None:
         """Blocking, after a failure: the queued writes done, no thread left using fd."""
         self._behind.stop()
@@ -242,12 +247,19 @@ class PartFile:
 
     async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
         """Close; check the whole-file sha256, then rename over ``target`` (without
-        ``overwrite``: link to it, so that a file there is never replaced)."""
+        ``overwrite``: link to it, so that a file there is never replaced); by name, so
+        only while that name is still this file (IntegrityError: one put there since holds
+        bytes no hash checked)."""
+        mine = os.fstat(self.fd)
         os.close(self.fd)
         if self.whole.hexdigest() != sha256:
             self.path.unlink(missing_ok=True)
             self.sidecar.remove()
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
+        if not still_names(self.path, mine):
+            raise IntegrityError(
+                f"{self.path} was replaced while {target} was downloaded into it; not written"
+            )
         try:
             link_or_replace(self.path, target, overwrite)
         except FileExistsError:
@@ -293,6 +305,9 @@ class StdoutPart(PartFile):
 
     async def fsync(self) -> None:
         await self._behind.finish()
+
+    async def cut(self, size: int) -> None:
+        return None  # a pipe has no end to set
 
     def abandon(self) -> None:
         self._stop_threads()
@@ -471,6 +486,7 @@ class DownloadPipeline:
                 await self._fetch_in_order(plan["chunks"], fetcher, part)
             finally:
                 await part.settle()
+            await part.cut(int(plan["size"]))
             await part.fsync()
             if deferred and part.whole.hexdigest() != plan["sha256"]:
                 mending = ChunkFetcher(self.conn)

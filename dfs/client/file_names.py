@@ -58,6 +58,19 @@ def temp_name(name: str, tag: str) -> str:
     return f".{name}.{tag}.dfs-part"
 
 
+TEMP_SUFFIXES = (".dfs-part", ".dfs-part.done")
+"""How the names of a download's temp file and its resume sidecar end (``temp_name``)."""
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether the last segment of ``name`` has the form of a download's temp file or its
+    sidecar (``.NAME.TAG.dfs-part``, ``...dfs-part.done``): a file restored under such a
+    name could be the temp file of another download beside it (its name is predictable:
+    the target's and the file id), written into or renamed over while that one runs."""
+    base = name.rsplit("/", 1)[-1]
+    return base.startswith(".") and base.endswith(TEMP_SUFFIXES)
+
+
 def has_syncfs() -> bool:
     """Whether libc has ``syncfs`` (else every file is fsync'ed on its own)."""
     return SYNCFS is not None
@@ -141,6 +154,16 @@ def link_unnamed(proc: int, fd: int, target: str, overwrite: bool) -> None:
     except BaseException:
         unlink_quietly(tmp)
         raise
+
+
+def still_names(path: str | Path, st: os.stat_result) -> bool:
+    """Whether ``path`` (never followed) is still the file whose stat is ``st``: a temp file
+    renamed by its name must be the one written and hashed, not one put there since."""
+    try:
+        now = os.lstat(path)
+    except OSError:
+        return False
+    return now.st_ino == st.st_ino and now.st_dev == st.st_dev
 
 
 def unlink_quietly(path: str) -> None:

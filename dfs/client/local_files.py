@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from dfs.client.file_names import is_temp_name
 from dfs.errors import FileChanged, InvalidRequest
 from dfs.namespace_rules import MAX_KEY_BYTES
 from dfs.protocol import MAX_FILE_NAME
@@ -354,6 +355,11 @@ def safe_basename(name: str, fallback: str) -> str:
     return base
 
 
+TEMP_NAMED = "named as a download's temp file (.NAME.TAG.dfs-part); not written"
+"""Why a name is skipped that ``is_temp_name``: another download beside it could write
+into that file, or rename it over its own target."""
+
+
 def download_targets(
     root: Path, files: Sequence[tuple[str, str]]
 ) -> tuple[list[tuple[str, Path]], list[Skipped]]:
@@ -371,6 +377,9 @@ def download_targets(
             rel = _relative(root, name)
         except InvalidRequest:
             skipped.append(Skipped(name, f"stored name cannot be written safely under {root}"))
+            continue
+        if is_temp_name(rel):
+            skipped.append(Skipped(name, TEMP_NAMED))
             continue
         if rel in names:
             raise InvalidRequest(
@@ -412,6 +421,9 @@ def key_targets(
         except InvalidRequest:
             why = f"cannot be written safely under {root}: '{name}' is an empty or absolute"
             skipped.append(Skipped(key, f"{why} name, or has '..' or NUL"))
+            continue
+        if is_temp_name(rel):
+            skipped.append(Skipped(key, TEMP_NAMED))
             continue
         landing.setdefault(rel, []).append(key)
     alone: dict[str, str] = {}

@@ -47,3 +47,19 @@ def test_a_key_where_others_need_a_directory_is_skipped(tmp_path: Path) -> None:
     why = {s.what: s.reason for s in skipped}
     assert sorted(why) == ["a", "a/b", "x/y", "x\\y"]
     assert why["a"] == f"{tmp_path / 'a'} must be a directory, for 'a/b/c'; not written"
+
+
+def test_keys_named_as_a_download_temp_file_are_skipped(tmp_path: Path) -> None:
+    """A download's temp file and sidecar have predictable names (``.NAME.FILE_ID.dfs-part``):
+    a key restored under one could be written into, or renamed over the target of, the
+    download of the key beside it."""
+    keys = ["d/.big.x.dfs-part", "d/.big.x.dfs-part.done", "d/big", "d/s/.a.b.dfs-part"]
+    targets, skipped = key_targets(tmp_path, [(k, k[2:]) for k in keys])
+    assert targets == [("d/big", tmp_path / "big")]
+    assert [s.what for s in skipped] == [keys[0], keys[1], keys[3]]
+    assert all("temp file" in s.reason for s in skipped)
+    # a name that only ends so, or only starts with a dot, is written
+    plain = ["part.dfs-part", ".hidden", ".x.dfs-partial"]
+    targets, skipped = key_targets(tmp_path, _same(plain))
+    assert [k for k, _ in targets] == plain
+    assert skipped == []

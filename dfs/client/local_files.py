@@ -355,9 +355,21 @@ def safe_basename(name: str, fallback: str) -> str:
     return base
 
 
-TEMP_NAMED = "named as a download's temp file (.NAME.TAG.dfs-part); not written"
-"""Why a name is skipped that ``is_temp_name``: another download beside it could write
-into that file, or rename it over its own target."""
+NAME_MAX = 255
+"""Bytes of one file name at most (Linux's and macOS's file systems): a key's segment may be
+longer (a key is up to 1,024 bytes), and its file can then be made by no one."""
+
+
+def unwritable(rel: str) -> str | None:
+    """Why a relative target (``_relative``'s) is not written, or None: a segment longer
+    than ``NAME_MAX`` bytes (its ``open`` or ``mkdir`` would fail the whole restore), or a
+    last segment of the form of a download's temp file (``is_temp_name``: another download
+    beside it could write into that file, or rename it over its own target)."""
+    if len(rel) > NAME_MAX // 4 and any(len(os.fsencode(x)) > NAME_MAX for x in rel.split("/")):
+        return f"a segment of its name is longer than {NAME_MAX} bytes; not written"
+    if is_temp_name(rel):
+        return "named as a download's temp file (.NAME.TAG.dfs-part); not written"
+    return None
 
 
 def download_targets(
@@ -378,8 +390,8 @@ def download_targets(
         except InvalidRequest:
             skipped.append(Skipped(name, f"stored name cannot be written safely under {root}"))
             continue
-        if is_temp_name(rel):
-            skipped.append(Skipped(name, TEMP_NAMED))
+        if (why := unwritable(rel)) is not None:
+            skipped.append(Skipped(name, why))
             continue
         if rel in names:
             raise InvalidRequest(
@@ -419,11 +431,11 @@ def key_targets(
         try:
             rel = _relative(root, name)
         except InvalidRequest:
-            why = f"cannot be written safely under {root}: '{name}' is an empty or absolute"
-            skipped.append(Skipped(key, f"{why} name, or has '..' or NUL"))
+            unsafe = f"cannot be written safely under {root}: '{name}' is an empty or absolute"
+            skipped.append(Skipped(key, f"{unsafe} name, or has '..' or NUL"))
             continue
-        if is_temp_name(rel):
-            skipped.append(Skipped(key, TEMP_NAMED))
+        if (why := unwritable(rel)) is not None:
+            skipped.append(Skipped(key, why))
             continue
         landing.setdefault(rel, []).append(key)
     alone: dict[str, str] = {}

@@ -169,6 +169,31 @@ async def test_names_as_long_as_the_file_system_takes_are_restored(
         assert (tmp_path / "out2" / big).read_bytes() == data
 
 
+async def test_a_name_longer_than_the_file_system_takes_is_skipped_not_the_restore(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """A key may be 1,024 bytes; a segment of it over 255 can be no file or folder name. Any
+    uploader (an S3 client, a tenant the bucket is shared with) may write one: it is skipped
+    and reported, and the restore of the other keys goes on, into an empty folder or not."""
+    (alice,) = await tokens(inproc.api.url, "alice")
+    long_file, long_dir = "x" * 256, "\u00e9" * 128  # 256 bytes; 128 characters
+    keys = {"d/a.txt": b"a", f"d/{long_file}": b"b", f"d/{long_dir}/c.txt": b"c", "d/z": b"z"}
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        for key, body in keys.items():
+            (tmp_path / "p").write_bytes(body)
+            await a.link("bkt", key, (await a.upload(tmp_path / "p")).file_id)
+        for out in (tmp_path / "fresh", tmp_path / "used"):
+            if out.name == "used":
+                out.mkdir()
+                (out / "mine").write_bytes(b"kept")
+            got = await a.download_from("bkt", "d/", out)
+            assert sorted(s.what for s in got.skipped) == sorted(list(keys)[1:3])
+            assert all("longer than 255 bytes" in s.reason for s in got.skipped)
+            assert (out / "a.txt").read_bytes() == b"a"
+            assert (out / "z").read_bytes() == b"z"
+
+
 async def test_an_mtime_metadata_that_is_no_time_is_not_set(
     inproc: InProcessCluster, tmp_path: Path
 ) -> None:

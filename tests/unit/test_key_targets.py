@@ -63,3 +63,14 @@ def test_keys_named_as_a_download_temp_file_are_skipped(tmp_path: Path) -> None:
     targets, skipped = key_targets(tmp_path, _same(plain))
     assert [k for k, _ in targets] == plain
     assert skipped == []
+
+
+def test_a_segment_longer_than_a_file_name_may_be_is_skipped(tmp_path: Path) -> None:
+    """255 bytes is the longest file name; a key's segment may be longer (in bytes, which
+    for other letters than ASCII is more than characters)."""
+    ok = ["a" * 255, "\u00e9" * 127 + "a", "b/" + "c" * 255]
+    too_long = ["a" * 256, "\u00e9" * 128, "d" * 300 + "/e", "f/" + "\u6587" * 86]
+    targets, skipped = key_targets(tmp_path, _same(ok + too_long))
+    assert [k for k, _ in targets] == ok
+    assert [s.what for s in skipped] == too_long
+    assert all("longer than 255 bytes" in s.reason for s in skipped)

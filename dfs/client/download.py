@@ -41,7 +41,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,8 +228,7 @@ class PartFile:
         await asyncio.to_thread(os.fsync, self.fd)
 
     async def cut(self, size: int) -> None:
-        """End the file at ``size``: a resumed temp file (one planted at its predictable
-        name) may be longer, and no hash covers what lies past the last chunk."""
+        """End the file at ``size``: a resumed one may be longer, past what is hashed."""
         await asyncio.to_thread(os.ftruncate, self.fd, size)
 
     def _stop_threads(self) -> None:
@@ -327,6 +326,7 @@ class DownloadPipeline:
     def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
         self.conn = conn
         self.progress = progress
+        self.keep: Collection[Path] = ()  # targets where a file that appears is kept
         # verified chunk bytes read before the download started (``dfs.client.early_reads``),
         # by chunk id: each taken by the first small file that needs it, the rest dropped
         self._ready: dict[str, bytes] = {}
@@ -439,7 +439,7 @@ class DownloadPipeline:
     ) -> list[SmallFile]:
         """Read the chunks of small files (plan, target), each file handed to ``writer``
         once all its chunks are here and verified."""
-        files = [SmallFile(plan, target) for plan, target in items]
+        files = [SmallFile(plan, target, keep=target in self.keep) for plan, target in items]
         need: dict[str, list[tuple[SmallFile, int]]] = {}
         chunks: dict[str, dict[str, Any]] = {}
         for f in files:
@@ -495,7 +495,8 @@ class DownloadPipeline:
         except BaseException:
             part.abandon()
             raise
-        await part.commit(target, file_id, str(plan["sha256"]), self.conn.overwrite)
+        replace = self.conn.overwrite and target not in self.keep
+        await part.commit(target, file_id, str(plan["sha256"]), replace)
         if out != STDOUT:
             await asyncio.to_thread(restore_attrs, target, plan)
         return DownloadResult(

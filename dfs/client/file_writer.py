@@ -104,6 +104,9 @@ class SmallFile:
     missing: int = 0
     started: float = field(default_factory=time.monotonic)
     failovers: int = 0  # sources that failed one of its chunks before a good copy came
+    # nothing was at the target when the download was planned: a file there now appeared
+    # meanwhile and is kept, even where the writer replaces files (``overwrite``)
+    keep: bool = False
 
     def __post_init__(self) -> None:
         self.parts = [None] * len(self.plan["chunks"])
@@ -313,6 +316,7 @@ def _place(proc: int, temp: Temp, overwrite: bool) -> bool:
     descriptor in ``proc`` (``/proc/self/fd``)."""
     f, tmp, fd = temp
     target = str(f.target)
+    overwrite = overwrite and not f.keep
     if tmp is not None:
         try:
             link_or_replace(tmp, target, overwrite)

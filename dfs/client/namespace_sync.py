@@ -14,6 +14,9 @@ chunk, into a temp file as the pipeline writes one (``PartFile``: checked here a
 sha256 and size of the object, fsync'ed, renamed). Keys land under the folder by their name
 after the prefix, as a download by file id places stored names (``key_targets``): a key that
 cannot be written safely, or one of keys that would land on one path, is skipped, reported.
+Only the files compared and found different are replaced: a target that held nothing then is
+written without replacing, so a file that appeared there meanwhile is kept (Conflict; an
+empty object's is skipped, reported).
 A file whose link is refused, or whose version links the bucket owner's clone of it (the
 caller is a read-write grantee), is deleted: no file of the caller's is left behind. Nor by
 a run killed between uploads and links: its journal (``dfs.client.link_journal``) names
@@ -28,7 +31,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, PartFile
 from dfs.client.file_cache import FileCache
-from dfs.client.file_names import temp_name
+from dfs.client.file_names import link_or_replace, temp_name
 from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, take_leftovers
 from dfs.client.listing_ahead import ListingAhead
 from dfs.client.local_files import (
@@ -121,12 +124,14 @@ def _under(out: Path, objs: dict[str, dict[str, Any]], prefix: str) -> tuple[Wan
     return [(objs[k], target) for k, target in targets], skipped
 
 
-def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]]) -> None:
+def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]], new: Set[Path]) -> set[Path]:
     """Empty objects (no file) as empty files at their targets, as every download writes:
     a new temp file beside the target (never opened through a link), its mtime set, fsync'ed
     and renamed over the target (a link there is replaced, never followed), then the
-    directories fsync'ed (blocking)."""
+    directories fsync'ed (blocking). A target in ``new`` had nothing at it: a file there
+    now appeared meanwhile and is kept; the targets of those (not written) are returned."""
     dirs: set[Path] = set()
+    taken: set[Path] = set()
     for obj, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(temp_name(target.name, secrets.token_hex(8)))
@@ -138,13 +143,17 @@ def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]]) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, target)
+            link_or_replace(tmp, target, overwrite=target not in new)
+        except FileExistsError:
+            tmp.unlink(missing_ok=True)
+            taken.add(target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         dirs.add(target.parent)
     for d in dirs:
         fsync_dir(d)
+    return taken
 
 
 SHA256_HEADER = "X-Dfs-Sha256"
@@ -190,6 +199,9 @@ def _new_journal(folder: Path) -> LinkJournal | None:
         log.warning("no link journal in %s: %s", folder, exc)
         return None
 
+
+APPEARED = "a file appeared at its target during the download; kept, not replaced"
+"""Why an object is not written where nothing was when the download was planned."""
 
 CLEANUPS_AT_ONCE = 16
 """Requests at once while deleting what killed runs left (``_release_leftovers``)."""
@@ -332,13 +344,14 @@ class SyncMethods(NamespaceMethods):
         except NotFound:
             return False
 
-    async def _stream_to(self, obj: dict[str, Any], target: Path) -> None:
+    async def _stream_to(self, obj: dict[str, Any], target: Path, replace: bool = True) -> None:
         """An object's bytes through the API (each chunk verified there) into ``target``, as
         the download pipeline writes a file (``PartFile``): a new temp file beside it, hashed
         as it is written, checked against the sha256 the API answers (``X-Dfs-Sha256``; and
         the listing's) and the object's size, its mtime set, fsync'ed, renamed over
         ``target``, the directory fsync'ed. On any failure the temp file is removed and
-        ``target`` left as it was."""
+        ``target`` left as it was; without ``replace`` (nothing was there), a file that
+        appeared there meanwhile is kept (Conflict)."""
         url = f"{self.api_url.rstrip('/')}/objects/{obj['bucket']}/{key_path(obj['key'])}"
         name = f"{obj['bucket']}/{obj['key']}"
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
@@ -357,7 +370,7 @@ class SyncMethods(NamespaceMethods):
                 part.abandon()
                 raise
         try:
-            await part.commit(target, name, sha256, self._connection().overwrite)
+            await part.commit(target, name, sha256, self._connection().overwrite and replace)
         except BaseException:
             part.path.unlink(missing_ok=True)
             raise
@@ -495,16 +508,18 @@ class SyncMethods(NamespaceMethods):
         if await asyncio.to_thread(holds_nothing, root):
             # nothing there: no target holds its object or has anything in its way (a
             # look at each cost a restore of 7,733 files ~0.4 s before its first write)
-            todo = list(wanted)
+            todo, new = list(wanted), {t for _o, t in wanted}
         else:
-            todo, report.unchanged, blocked = await asyncio.to_thread(
+            todo, report.unchanged, blocked, new = await asyncio.to_thread(
                 changed_downloads, wanted, root, checksum
             )
             report.skipped += blocked
-        report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
         empty = [(o, t) for o, t in todo if not o.get("file_id")]  # an empty object: no file
-        if empty:
-            await asyncio.to_thread(_write_empty, empty)
+        if empty:  # a file that appeared at a target meanwhile is kept, and reported
+            taken = await asyncio.to_thread(_write_empty, empty, new)
+            report.skipped += [Skipped(o["key"], APPEARED) for o, t in empty if t in taken]
+            todo = [(o, t) for o, t in todo if t not in taken]
+        report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
         todo = [(o, t) for o, t in todo if o.get("file_id")]
         if todo and (await self._owns(bucket) if owned is None else owned):
             plans, chunks = await ahead.take() if ahead is not None else ({}, None)
@@ -514,8 +529,9 @@ class SyncMethods(NamespaceMethods):
                 ((o["file_id"], t) for o, t in todo), key=lambda p: rank.get(p[0], len(rank))
             )
             pipeline = DownloadPipeline(self._connection(), progress)
+            pipeline.keep = new  # a file that appears there meanwhile: Conflict, kept
             await pipeline.download_files(pairs, plans, chunks)
         else:
             for obj, target in todo:
-                await self._stream_to(obj, target)
+                await self._stream_to(obj, target, replace=target not in new)
         return report

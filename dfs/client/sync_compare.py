@@ -11,6 +11,7 @@ a worker thread (a hop per file cost more than the ``stat`` it made).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,15 @@ def changed_uploads(
 
 def changed_downloads(
     wanted: Sequence[tuple[dict[str, Any], Path]], root: Path, checksum: bool
-) -> tuple[list[tuple[dict[str, Any], Path]], list[str], list[Skipped]]:
-    """The objects to download (their folders made), the paths that hold them already, and
-    the keys skipped for what stands at or above their targets under ``root``
-    (``in_the_way``: a directory at one, a file or a symbolic link where a folder goes);
-    one pass on a worker thread, each folder made once."""
+) -> tuple[list[tuple[dict[str, Any], Path]], list[str], list[Skipped], set[Path]]:
+    """The objects to download (their folders made), the paths that hold them already, the
+    keys skipped for what stands at or above their targets under ``root`` (``in_the_way``:
+    a directory at one, a file or a symbolic link where a folder goes), and the targets
+    to download with nothing at them now (a file found there at the commit appeared
+    meanwhile: it is kept, never replaced by what was planned before it was there); one
+    pass on a worker thread, each folder made once."""
     todo, unchanged, skipped = [], [], []
+    new: set[Path] = set()
     made: set[Path] = set()
     clear: set[Path] = set()  # each folder above the targets looked at once
     for obj, target in wanted:
@@ -76,10 +80,12 @@ def changed_downloads(
             unchanged.append(str(target))
             continue
         todo.append((obj, target))
+        if not os.path.lexists(target):
+            new.add(target)
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
-    return todo, unchanged, skipped
+    return todo, unchanged, skipped, new
 
 
 def stored_mtime(obj: dict[str, Any]) -> float | None:

@@ -156,6 +156,18 @@ def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]], new: Set[Path])
     return taken
 
 
+def _stored_mtimes(todo: Wanted, written: Sequence[Path]) -> None:
+    """Each written target's mtime as its object's ``mtime`` metadata says, where it does:
+    the download pipeline set the file's own stored mtime (``restore_attrs``), which may
+    differ (an S3 client's object, a key linked with its metadata), and the next sync
+    compares the metadata's, so that file would look changed on every run, downloaded again
+    and, uploaded back, a new version each time (blocking; never through a link)."""
+    obj = {target: o for o, target in todo}
+    for target in written:
+        if (mtime := stored_mtime(obj[target])) is not None:
+            os.utime(target, (time.time(), mtime), follow_symlinks=False)
+
+
 SHA256_HEADER = "X-Dfs-Sha256"
 """The whole file's sha256, in the API's answer to an object's GET."""
 STREAM_BLOCK = 1 << 20
@@ -530,7 +542,8 @@ class SyncMethods(NamespaceMethods):
             )
             pipeline = DownloadPipeline(self._connection(), progress)
             pipeline.keep = new  # a file that appears there meanwhile: Conflict, kept
-            await pipeline.download_files(pairs, plans, chunks)
+            done = await pipeline.download_files(pairs, plans, chunks)
+            await asyncio.to_thread(_stored_mtimes, todo, [Path(r.path) for r in done])
         else:
             for obj, target in todo:
                 await self._stream_to(obj, target, replace=target not in new)

@@ -217,6 +217,34 @@ async def test_an_mtime_metadata_that_is_no_time_is_not_set(
     assert (tmp_path / "bob" / "huge").read_bytes() == b"hello"
 
 
+@pytest.mark.parametrize("big", [False, True], ids=["small", "big"])
+async def test_the_mtime_set_is_the_objects_so_the_next_sync_finds_it_unchanged(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    """An object whose ``mtime`` metadata is not its file's stored mtime (an S3 client's
+    object, a key linked with metadata of its own): the restored file has the metadata's,
+    which the next sync compares, so a download again skips it, and an upload of the
+    restored folder makes no new version."""
+    if big:  # every file through the one-file pipeline (download_file), as one > 8 MiB is
+        monkeypatch.setattr(download, "SMALL_FILE", 0)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"hello")
+    os.utime(src, (1_500_000_000, 1_500_000_000))  # the file's stored mtime
+    out = tmp_path / "out"
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        fid = (await a.upload(src)).file_id
+        await a.link("bkt", "docs/a.txt", fid, metadata={"mtime": "1600000000.250000"})
+        first = await a.download_from("bkt", "docs/", out)
+        again = await a.download_from("bkt", "docs/", out)
+        back = await a.upload_to([out], "bkt", "docs/")
+    assert [d["key"] for d in first.done] == ["docs/a.txt"]
+    assert (out / "a.txt").stat().st_mtime == 1_600_000_000.25
+    assert (again.done, again.unchanged) == ([], [str(out / "a.txt")])
+    assert (back.done, back.unchanged) == ([], ["docs/a.txt"])
+
+
 async def test_download_of_a_key_to_a_new_folder_named_with_a_slash(
     inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,8 +27,7 @@ the read bytes waiting in memory to fall under ``WRITE_BEHIND_BYTES``. Bigger fi
 
 Resume (``dfs.client.resume``): with ``resume`` the temp file has a fixed name and a sidecar
 of the chunks written, both kept when a download is interrupted; the next run re-verifies
-those chunks locally and fetches only the rest. (A small file restored in a group is
-fetched whole again: it is one or a few small chunks.)
+those chunks and fetches only the rest (a small file of a group is fetched whole again).
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ from dfs.client.batch_read import BATCH_CHUNKS, BatchReader
 from dfs.client.chunk_fetch import ChunkFetcher
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.file_names import link_or_replace, still_names, temp_name
-from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, small_groups
+from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, final_mode, small_groups
 from dfs.client.local_files import local_path
 from dfs.client.part_mend import mend
 from dfs.client.plans import PlanAhead
@@ -65,9 +64,8 @@ from dfs.ids import sha256_hex
 log = logging.getLogger("dfs.client")
 
 BATCH_FILES = 500  # files per /download-plans request
-SMALL_FILE = (
-    protocol.BATCHED_FILE_MAX
-)  # files up to this size are restored together (batched reads)
+SMALL_FILE = protocol.BATCHED_FILE_MAX
+"""Files up to this size are restored together (batched reads)."""
 WRITE_BEHIND_BYTES = 16 * 1024 * 1024
 """Bytes of read small files a restore lets wait for the writer before it reads more."""
 # a download starts an fdatasync in the background after this many bytes written
@@ -140,11 +138,13 @@ class PartFile:
             raise OSError(exc.errno, exc.strerror, str(self.target)) from None
 
     def _open(self) -> None:
-        """Open the temp file, never through a link planted at its predictable name."""
+        """Open the temp file, never through a link planted at its predictable name, and
+        0600: a private file's bytes are never open to others while written or kept."""
         if self.resume:
-            fd = open_own(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_own(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             if fd is not None:
                 self.fd = fd
+                os.fchmod(fd, 0o600)  # one an older client made readable to all
                 self.sidecar.load()
                 if not self.sidecar.offsets:
                     os.ftruncate(self.fd, 0)
@@ -155,7 +155,7 @@ class PartFile:
             self.sidecar = DownloadSidecar(self.path)
             self.resume = False
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        self.fd = os.open(self.path, flags, 0o644)
+        self.fd = os.open(self.path, flags, 0o600)
 
     async def written_before(self, chunk: dict[str, Any]) -> bytes | None:
         """The chunk as an earlier run wrote it, if it is there and still verifies."""
@@ -227,9 +227,10 @@ class PartFile:
         await self._behind.finish()  # raises the error of a write that failed
         await asyncio.to_thread(os.fsync, self.fd)
 
-    async def cut(self, size: int) -> None:
-        """End the file at ``size``: a resumed one may be longer, past what is hashed."""
+    async def end(self, size: int, mode: int) -> None:
+        """Cut at ``size`` (a resumed file may be longer than hashed); ``mode`` (0600 so far)."""
         await asyncio.to_thread(os.ftruncate, self.fd, size)
+        await asyncio.to_thread(os.fchmod, self.fd, mode)
 
     def _stop_threads(self) -> None:
         """Blocking, after a failure: the queued writes done, no thread left using fd."""
@@ -245,10 +246,9 @@ class PartFile:
             self.path.unlink(missing_ok=True)
 
     async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
-        """Close; check the whole-file sha256, then rename over ``target`` (without
-        ``overwrite``: link to it, so that a file there is never replaced); by name, so
-        only while that name is still this file (IntegrityError: one put there since holds
-        bytes no hash checked)."""
+        """Close; check the whole-file sha256, then rename over ``target`` (no ``overwrite``:
+        link, never replacing a file there) while the temp name is still this file (else
+        IntegrityError: one put there since holds bytes no hash checked)."""
         mine = os.fstat(self.fd)
         os.close(self.fd)
         if self.whole.hexdigest() != sha256:
@@ -305,8 +305,8 @@ class StdoutPart(PartFile):
     async def fsync(self) -> None:
         await self._behind.finish()
 
-    async def cut(self, size: int) -> None:
-        return None  # a pipe has no end to set
+    async def end(self, size: int, mode: int) -> None:
+        return None  # a pipe has no end or mode to set
 
     def abandon(self) -> None:
         self._stop_threads()
@@ -486,7 +486,7 @@ class DownloadPipeline:
                 await self._fetch_in_order(plan["chunks"], fetcher, part)
             finally:
                 await part.settle()
-            await part.cut(int(plan["size"]))
+            await part.end(int(plan["size"]), final_mode(plan))
             await part.fsync()
             if deferred and part.whole.hexdigest() != plan["sha256"]:
                 mending = ChunkFetcher(self.conn)

@@ -46,7 +46,7 @@ import os
 import resource
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,13 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
 
 CREATED_MODE = 0o644 & ~UMASK
 """The mode of a temp file this process created (0o644 less the umask)."""
+
+
+def final_mode(plan: Mapping[str, Any]) -> int:
+    """The mode a downloaded file ends with: the stored one (``plan``'s) less the umask and
+    the set-id and sticky bits, else 0o644 less the umask (``CREATED_MODE``)."""
+    mode = plan.get("mode")
+    return (int(mode) & 0o777 & ~UMASK) if mode is not None else CREATED_MODE
 
 
 def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:

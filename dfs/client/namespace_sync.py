@@ -45,6 +45,7 @@ from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, PartFile
 from dfs.client.file_cache import FileCache
 from dfs.client.file_names import link_or_replace, temp_name
+from dfs.client.file_writer import final_mode
 from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, take_leftovers
 from dfs.client.listing_ahead import ListingAhead
 from dfs.client.local_files import (
@@ -374,6 +375,7 @@ class SyncMethods(NamespaceMethods):
             await part.open()
             try:
                 size = await _receive(resp, part)
+                await part.end(size, final_mode(obj))  # made 0600 while written
                 if (mtime := stored_mtime(obj)) is not None:
                     os.utime(part.fd, (time.time(), mtime))
                 await part.fsync()

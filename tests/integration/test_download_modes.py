@@ -1,0 +1,64 @@
+"""A download's temp file (``PartFile``: a big file, a grantee's streamed object) is made
+0600: the bytes of a private file are never open to other users of the machine while they
+are written beside the target, nor while an interrupted download keeps them for a resume.
+The file ends with its stored mode less the umask (0644 less the umask without one), set
+before it takes its name."""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dfs.client import Client, download
+from dfs.client.file_writer import UMASK
+from tests.integration.conftest import InProcessCluster
+from tests.integration.test_namespace_api import tokens
+
+pytestmark = pytest.mark.integration
+
+
+def _modes_while_written(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The mode of each temp file at its first write, by its target's name."""
+    seen: dict[str, int] = {}
+    real = download.PartFile.write
+
+    async def write(self: download.PartFile, *args: Any) -> None:
+        seen.setdefault(self.target.name, stat.S_IMODE(os.fstat(self.fd).st_mode))
+        await real(self, *args)
+
+    monkeypatch.setattr(download.PartFile, "write", write)
+    return seen
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_a_private_file_is_never_open_to_others_while_it_is_written(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(download, "SMALL_FILE", 0)  # through download_file, as > 8 MiB are
+    alice, bob = await tokens(inproc.api.url, "alice", "bob")
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(4)
+    for name, mode in (("id_secret", 0o600), ("public.txt", 0o644)):
+        (src / name).write_bytes(rng.randbytes(3000))
+        os.chmod(src / name, mode)
+    seen = _modes_while_written(monkeypatch)
+    async with Client(inproc.api.url, token=alice) as a, Client(inproc.api.url, token=bob) as b:
+        await a.make_bucket("bkt")
+        await a.upload_to([src], "bkt", "home/")
+        await a.download_from("bkt", "home/", tmp_path / "own")
+        await a.set_bucket("bkt", grants={"bob": "read"})  # streamed through the API
+        await b.download_from("bkt", "home/", tmp_path / "bob")
+    assert seen == {"id_secret": 0o600, "public.txt": 0o600}
+    assert _mode(tmp_path / "own" / "id_secret") == 0o600 & ~UMASK
+    assert _mode(tmp_path / "own" / "public.txt") == 0o644 & ~UMASK
+    for name in ("id_secret", "public.txt"):  # a grantee's listing holds no mode: the usual
+        assert _mode(tmp_path / "bob" / name) == 0o644 & ~UMASK

@@ -115,13 +115,20 @@ Wanted = list[tuple[dict[str, Any], Path]]
 """Objects to download and their targets."""
 
 
+FOLDER_WITH_BYTES = "a key ending in '/' that holds bytes: no file can have its name"
+"""Why a folder-like key is skipped (reported) when it is no empty folder marker."""
+
+
 def _under(out: Path, objs: dict[str, dict[str, Any]], prefix: str) -> tuple[Wanted, list[Skipped]]:
     """The objects of the keys under ``prefix`` (folder markers left out) and where each
     lands in the directory ``out``: by the key's name after ``prefix``, as a download by
     file id places stored names (``key_targets``): a key that cannot be written safely, and
-    keys that would land on one path, are skipped, not the restore."""
+    keys that would land on one path, are skipped, not the restore. A key ending in "/"
+    that holds bytes (S3 allows it) is skipped and reported, never left out unsaid."""
     names = [(k, k[len(prefix) :]) for k in objs if not k.endswith("/")]
     targets, skipped = key_targets(out, names)
+    full = [k for k, o in objs.items() if k.endswith("/") and o.get("file_id")]
+    skipped += [Skipped(k, FOLDER_WITH_BYTES) for k in full]
     return [(objs[k], target) for k, target in targets], skipped
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -243,6 +244,27 @@ async def test_the_mtime_set_is_the_objects_so_the_next_sync_finds_it_unchanged(
     assert (out / "a.txt").stat().st_mtime == 1_600_000_000.25
     assert (again.done, again.unchanged) == ([], [str(out / "a.txt")])
     assert (back.done, back.unchanged) == ([], ["docs/a.txt"])
+
+
+async def test_a_key_ending_in_a_slash_that_holds_bytes_is_reported_not_left_out(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """S3 lets a key ending in "/" hold bytes; no file can have its name, so a restore
+    cannot write it, and says so (exit 23), as it does for every key it cannot write. An
+    empty folder marker is no object to restore: left out, unsaid."""
+    (alice,) = await tokens(inproc.api.url, "alice")
+    (tmp_path / "p").write_bytes(b"bytes under a folder-like key")
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        file_id = (await a.upload(tmp_path / "p")).file_id
+        await a.link("bkt", "d/sub/", file_id)
+        await a.link("bkt", "d/empty/", "")
+        await a.link("bkt", "d/x", file_id)
+        now = await a.download_from("bkt", "d/", tmp_path / "now")
+        then = await a.download_from("bkt", "d/", tmp_path / "then", at=time.time() + 1)
+    for got in (now, then):
+        assert [d["key"] for d in got.done] == ["d/x"]
+        assert [(s.what, "holds bytes" in s.reason) for s in got.skipped] == [("d/sub/", True)]
 
 
 async def test_download_of_a_key_to_a_new_folder_named_with_a_slash(

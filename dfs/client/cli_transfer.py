@@ -327,6 +327,8 @@ def download(
       dfs-client download --at 2026-12-01 photos/ pics/  # as it was then (versioned)
     """
     if len(file_ids) == 1 and is_remote(file_ids[0]) and not is_file_id(file_ids[0]):
+        if out == "-":  # else a file named "-", and "downloaded" on stdout for the reader
+            raise click.UsageError("'-' (standard output) takes a FILE_ID; ./- names a file")
         conn = {"concurrency": concurrency, "proxy": proxy, "resume": not no_resume}
         src = file_ids[0]
         left = download_remote(target, conn, src, out, version, checksum, quiet, as_json, at)

@@ -267,6 +267,32 @@ async def test_a_key_ending_in_a_slash_that_holds_bytes_is_reported_not_left_out
         assert [(s.what, "holds bytes" in s.reason) for s in got.skipped] == [("d/sub/", True)]
 
 
+async def test_download_of_a_key_to_dash_is_refused_not_a_file_named_dash(
+    inproc: InProcessCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``download BUCKET/KEY -`` wrote a file named "-" and printed "downloaded" on standard
+    output, exit 0: ``... - | psql`` read that line instead of the object. '-' is standard
+    output for a FILE_ID only; for a key it is refused (exit 2), and ``./-`` names the file."""
+    (alice,) = await tokens(inproc.api.url, "alice")
+    (tmp_path / "p").write_bytes(b"SELECT 1;\n")
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        await a.link("bkt", "db.sql", (await a.upload(tmp_path / "p")).file_id)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code = await _cli(monkeypatch, inproc.api.url, alice, "download", "bkt/db.sql", "-")
+    assert code == 2
+    assert "standard output" in capsys.readouterr().err
+    assert _files(work) == []
+    code = await _cli(monkeypatch, inproc.api.url, alice, "download", "bkt/db.sql", "./-")
+    assert code == 0
+    assert (work / "-").read_bytes() == b"SELECT 1;\n"
+
+
 async def test_download_of_a_key_to_a_new_folder_named_with_a_slash(
     inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,7 +40,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +50,14 @@ from dfs import protocol
 from dfs.client.batch_read import BATCH_CHUNKS, BatchReader
 from dfs.client.chunk_fetch import ChunkFetcher
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.file_names import link_or_replace, still_names, temp_name
-from dfs.client.file_writer import UMASK, GroupWriter, SmallFile, final_mode, small_groups
+from dfs.client.file_names import Overwrite, link_or_replace, still_names, temp_name
+from dfs.client.file_writer import (
+    GroupWriter,
+    SmallFile,
+    final_mode,
+    restore_attrs,
+    small_groups,
+)
 from dfs.client.local_files import local_path
 from dfs.client.part_mend import mend
 from dfs.client.plans import PlanAhead
@@ -245,7 +251,9 @@ class PartFile:
         if not self.resume:
             self.path.unlink(missing_ok=True)
 
-    async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
+    async def commit(
+        self, target: Path, file_id: str, sha256: str, overwrite: Overwrite = True
+    ) -> None:
         """Close; check the whole-file sha256, then rename over ``target`` (no ``overwrite``:
         link, never replacing a file there) while the temp name is still this file (else
         IntegrityError: one put there since holds bytes no hash checked)."""
@@ -264,21 +272,9 @@ class PartFile:
         except FileExistsError:
             self.path.unlink(missing_ok=True)
             self.sidecar.remove()
-            raise Conflict(f"{target} appeared during the download; not replaced") from None
+            raise Conflict(f"{target} changed during the download; not replaced") from None
         self.sidecar.remove()
         await asyncio.to_thread(fsync_dir, target.parent)
-
-
-def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
-    """Like ``rsync -t`` without ``-p``: the stored mtime, and the stored permission bits
-    less the process umask and without set-uid/set-gid/sticky (a downloaded file must not
-    become set-uid), on the renamed file; a file stored without them keeps what it was
-    created with."""
-    if plan.get("mode") is not None:
-        os.chmod(target, int(plan["mode"]) & 0o777 & ~UMASK)
-    if plan.get("mtime") is not None:
-        ns = round(float(plan["mtime"]) * 1e9)
-        os.utime(target, ns=(time.time_ns(), ns))
 
 
 STDOUT = Path("/dev/stdout")  # ``download_file``'s ``out`` for the bytes on standard output
@@ -311,7 +307,9 @@ class StdoutPart(PartFile):
     def abandon(self) -> None:
         self._stop_threads()
 
-    async def commit(self, target: Path, file_id: str, sha256: str, overwrite: bool = True) -> None:
+    async def commit(
+        self, target: Path, file_id: str, sha256: str, overwrite: Overwrite = True
+    ) -> None:
         if self.whole.hexdigest() != sha256:
             raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
 
@@ -326,7 +324,7 @@ class DownloadPipeline:
     def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
         self.conn = conn
         self.progress = progress
-        self.keep: Collection[Path] = ()  # targets where a file that appears is kept
+        self.overwrite: Overwrite = conn.overwrite  # a bucket restore's asks per target
         # verified chunk bytes read before the download started (``dfs.client.early_reads``),
         # by chunk id: each taken by the first small file that needs it, the rest dropped
         self._ready: dict[str, bytes] = {}
@@ -347,7 +345,7 @@ class DownloadPipeline:
         parts = [list(files[i : i + BATCH_FILES]) for i in range(0, len(files), BATCH_FILES)]
         ahead = PlanAhead(self.conn, parts, plans or {})
         done: dict[int, DownloadResult] = {}
-        writer = GroupWriter(self.conn.overwrite, self.conn.resume, self._written(done))
+        writer = GroupWriter(self.overwrite, self.conn.resume, self._written(done))
         out: list[DownloadResult | SmallFile] = []
         running: list[asyncio.Task[list[DownloadResult | SmallFile]]] = []  # at most two
         try:
@@ -425,7 +423,7 @@ class DownloadPipeline:
         (``BatchReader``), each file written once all its chunks are here, in groups
         (``GroupWriter``: temp names, one sync, renames)."""
         done: dict[int, DownloadResult] = {}
-        writer = GroupWriter(self.conn.overwrite, self.conn.resume, self._written(done))
+        writer = GroupWriter(self.overwrite, self.conn.resume, self._written(done))
         try:
             files = await self._read_small(items, writer)
         except BaseException:
@@ -439,7 +437,7 @@ class DownloadPipeline:
     ) -> list[SmallFile]:
         """Read the chunks of small files (plan, target), each file handed to ``writer``
         once all its chunks are here and verified."""
-        files = [SmallFile(plan, target, keep=target in self.keep) for plan, target in items]
+        files = [SmallFile(plan, target) for plan, target in items]
         need: dict[str, list[tuple[SmallFile, int]]] = {}
         chunks: dict[str, dict[str, Any]] = {}
         for f in files:
@@ -495,8 +493,7 @@ class DownloadPipeline:
         except BaseException:
             part.abandon()
             raise
-        replace = self.conn.overwrite and target not in self.keep
-        await part.commit(target, file_id, str(plan["sha256"]), replace)
+        await part.commit(target, file_id, str(plan["sha256"]), self.overwrite)
         if out != STDOUT:
             await asyncio.to_thread(restore_attrs, target, plan)
         return DownloadResult(

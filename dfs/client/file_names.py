@@ -103,10 +103,22 @@ def fsync_each(fds: Iterable[int]) -> None:
         os.fsync(fd)
 
 
-def link_or_replace(tmp: str | Path, target: str | Path, overwrite: bool) -> None:
+Overwrite = bool | Callable[[str], bool]
+"""Whether a file found at a download's target may be replaced: always, never, or asked of
+the target's path just before the rename (a bucket restore: only a file it compared and
+found different, while it is still that version); a file never replaced is kept
+(FileExistsError)."""
+
+
+def replaces(overwrite: Overwrite, target: str | Path) -> bool:
+    """``overwrite`` for a file at ``target`` now."""
+    return overwrite(str(target)) if callable(overwrite) else overwrite
+
+
+def link_or_replace(tmp: str | Path, target: str | Path, overwrite: Overwrite) -> None:
     """Rename ``tmp`` over ``target``; without ``overwrite`` link it there instead, so that
     a file already at ``target`` is never replaced (FileExistsError)."""
-    if overwrite:
+    if replaces(overwrite, target):
         os.replace(tmp, target)
         return
     if _RENAMEAT2 is not None:  # one atomic call that never replaces (Linux 3.15+)
@@ -135,7 +147,7 @@ def link_or_replace(tmp: str | Path, target: str | Path, overwrite: bool) -> Non
     os.unlink(tmp)
 
 
-def link_unnamed(proc: int, fd: int, target: str, overwrite: bool) -> None:
+def link_unnamed(proc: int, fd: int, target: str, overwrite: Overwrite) -> None:
     """Link the unnamed file open at ``fd`` to ``target`` (``linkat`` of its ``proc``
     entry, following it to the file). That never replaces anything (FileExistsError);
     with ``overwrite`` a file at ``target`` is replaced atomically instead: the file is
@@ -144,7 +156,7 @@ def link_unnamed(proc: int, fd: int, target: str, overwrite: bool) -> None:
         os.link(str(fd), target, src_dir_fd=proc, follow_symlinks=True)
         return
     except FileExistsError:
-        if not overwrite:
+        if not replaces(overwrite, target):
             raise
     parent, name = os.path.split(target)
     tmp = os.path.join(parent, temp_name(name, secrets.token_hex(8)))

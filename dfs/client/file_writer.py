@@ -53,6 +53,7 @@ from typing import Any
 
 from dfs.client.file_names import (
     PROC_FD,
+    Overwrite,
     fsync_each,
     has_syncfs,
     link_or_replace,
@@ -104,9 +105,6 @@ class SmallFile:
     missing: int = 0
     started: float = field(default_factory=time.monotonic)
     failovers: int = 0  # sources that failed one of its chunks before a good copy came
-    # nothing was at the target when the download was planned: a file there now appeared
-    # meanwhile and is kept, even where the writer replaces files (``overwrite``)
-    keep: bool = False
 
     def __post_init__(self) -> None:
         self.parts = [None] * len(self.plan["chunks"])
@@ -164,6 +162,19 @@ def final_mode(plan: Mapping[str, Any]) -> int:
     the set-id and sticky bits, else 0o644 less the umask (``CREATED_MODE``)."""
     mode = plan.get("mode")
     return (int(mode) & 0o777 & ~UMASK) if mode is not None else CREATED_MODE
+
+
+def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
+    """Like ``rsync -t`` without ``-p``: the stored mtime, and the stored permission bits
+    less the process umask and without set-uid/set-gid/sticky (a downloaded file must not
+    become set-uid), on the renamed file; a file stored without them keeps what it was
+    created with. (``dfs.client.download``'s one-file pipeline; ``_attrs`` is the same on
+    a descriptor.)"""
+    if plan.get("mode") is not None:
+        os.chmod(target, int(plan["mode"]) & 0o777 & ~UMASK)
+    if plan.get("mtime") is not None:
+        ns = round(float(plan["mtime"]) * 1e9)
+        os.utime(target, ns=(time.time_ns(), ns))
 
 
 def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:
@@ -288,7 +299,7 @@ def write_temps(
     into.size += sum(f.size for f in group)
 
 
-def commit(pending: Pending, overwrite: bool) -> list[SmallFile]:
+def commit(pending: Pending, overwrite: Overwrite) -> list[SmallFile]:
     """Make every pending file durable at once (one ``syncfs`` per file system), then give
     each its target's name (``_place``). Returns the files not placed because something
     else took their target meanwhile (``overwrite`` off); their files are gone, as are all
@@ -317,13 +328,12 @@ def commit(pending: Pending, overwrite: bool) -> list[SmallFile]:
     return taken
 
 
-def _place(proc: int, temp: Temp, overwrite: bool) -> bool:
+def _place(proc: int, temp: Temp, overwrite: Overwrite) -> bool:
     """Give a written file its target's name (False: the target was taken, ``overwrite``
     off); the file is dropped, placed or not. An unnamed one is linked through its
     descriptor in ``proc`` (``/proc/self/fd``)."""
     f, tmp, fd = temp
     target = str(f.target)
-    overwrite = overwrite and not f.keep
     if tmp is not None:
         try:
             link_or_replace(tmp, target, overwrite)
@@ -343,7 +353,7 @@ def _place(proc: int, temp: Temp, overwrite: bool) -> bool:
     return True
 
 
-def write_group(group: list[SmallFile], overwrite: bool, resume: bool) -> list[SmallFile]:
+def write_group(group: list[SmallFile], overwrite: Overwrite, resume: bool) -> list[SmallFile]:
     """Write, sync and rename a group of complete files (blocking: one worker thread).
     Returns the files not renamed into place because something else took their target
     meanwhile (``overwrite`` off); their temp files are gone."""
@@ -386,7 +396,9 @@ class GroupWriter:
     groups are written) every ``COMMIT_FILES`` files or ``COMMIT_BYTES`` and at ``close``,
     then syncs the directories once."""
 
-    def __init__(self, overwrite: bool, resume: bool, written: Callable[[SmallFile], None]):
+    def __init__(
+        self, overwrite: Overwrite, resume: bool, written: Callable[[SmallFile], None]
+    ) -> None:
         self.overwrite = overwrite
         self.resume = resume
         self.written = written  # called on the event loop for each file renamed into place
@@ -482,9 +494,7 @@ class GroupWriter:
     def _reported(self, outcome: tuple[list[SmallFile], list[SmallFile]]) -> None:
         renamed, taken = outcome
         for f in taken:
-            self.conflicts.append(
-                Conflict(f"{f.target} appeared during the download; not replaced")
-            )
+            self.conflicts.append(Conflict(f"{f.target} changed during the download; not replaced"))
         for f in renamed:
             self.written(f)
 

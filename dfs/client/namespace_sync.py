@@ -14,9 +14,9 @@ chunk, into a temp file as the pipeline writes one (``PartFile``: checked here a
 sha256 and size of the object, fsync'ed, renamed). Keys land under the folder by their name
 after the prefix, as a download by file id places stored names (``key_targets``): a key that
 cannot be written safely, or one of keys that would land on one path, is skipped, reported.
-Only the files compared and found different are replaced: a target that held nothing then is
-written without replacing, so a file that appeared there meanwhile is kept (Conflict; an
-empty object's is skipped, reported).
+Only the files compared and found different are replaced, while they are still what was
+compared (``sync_compare.Found``): a file that appeared at a target, or changed, since is kept
+(Conflict; an empty object's is skipped, reported).
 A file whose link is refused, or whose version links the bucket owner's clone of it (the
 caller is a read-write grantee), is deleted: no file of the caller's is left behind. Nor by
 a run killed between uploads and links: its journal (``dfs.client.link_journal``) names
@@ -31,7 +31,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, PartFile
 from dfs.client.file_cache import FileCache
-from dfs.client.file_names import link_or_replace, temp_name
+from dfs.client.file_names import Overwrite, link_or_replace, temp_name
 from dfs.client.file_writer import final_mode
 from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, take_leftovers
 from dfs.client.listing_ahead import ListingAhead
@@ -59,7 +59,7 @@ from dfs.client.local_files import (
 )
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
-from dfs.client.sync_compare import changed_downloads, changed_uploads, stored_mtime
+from dfs.client.sync_compare import Found, changed_downloads, changed_uploads, stored_mtime
 from dfs.client.sync_links import UploadLinker, upload_and_link
 from dfs.client.version_times import NewestAt
 from dfs.errors import Conflict, DfsError, IntegrityError, InvalidRequest, KeyNotFound, NotFound
@@ -132,12 +132,13 @@ def _under(out: Path, objs: dict[str, dict[str, Any]], prefix: str) -> tuple[Wan
     return [(objs[k], target) for k, target in targets], skipped
 
 
-def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]], new: Set[Path]) -> set[Path]:
+def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]], found: Found) -> set[Path]:
     """Empty objects (no file) as empty files at their targets, as every download writes:
     a new temp file beside the target (never opened through a link), its mtime set, fsync'ed
     and renamed over the target (a link there is replaced, never followed), then the
-    directories fsync'ed (blocking). A target in ``new`` had nothing at it: a file there
-    now appeared meanwhile and is kept; the targets of those (not written) are returned."""
+    directories fsync'ed (blocking). Only what the comparison ``found`` there is replaced: a
+    file that appeared or changed since is kept; the targets of those (not written) are
+    returned."""
     dirs: set[Path] = set()
     taken: set[Path] = set()
     for obj, target in targets:
@@ -151,7 +152,7 @@ def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]], new: Set[Path])
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            link_or_replace(tmp, target, overwrite=target not in new)
+            link_or_replace(tmp, target, found.replaceable)
         except FileExistsError:
             tmp.unlink(missing_ok=True)
             taken.add(target)
@@ -220,8 +221,8 @@ def _new_journal(folder: Path) -> LinkJournal | None:
         return None
 
 
-APPEARED = "a file appeared at its target during the download; kept, not replaced"
-"""Why an object is not written where nothing was when the download was planned."""
+APPEARED = "a file appeared or changed at its target during the download; kept, not replaced"
+"""Why an object is not written where a file was written after the download compared."""
 
 CLEANUPS_AT_ONCE = 16
 """Requests at once while deleting what killed runs left (``_release_leftovers``)."""
@@ -364,14 +365,16 @@ class SyncMethods(NamespaceMethods):
         except NotFound:
             return False
 
-    async def _stream_to(self, obj: dict[str, Any], target: Path, replace: bool = True) -> None:
+    async def _stream_to(
+        self, obj: dict[str, Any], target: Path, replace: Overwrite = True
+    ) -> None:
         """An object's bytes through the API (each chunk verified there) into ``target``, as
         the download pipeline writes a file (``PartFile``): a new temp file beside it, hashed
         as it is written, checked against the sha256 the API answers (``X-Dfs-Sha256``; and
         the listing's) and the object's size, its mtime set, fsync'ed, renamed over
         ``target``, the directory fsync'ed. On any failure the temp file is removed and
-        ``target`` left as it was; without ``replace`` (nothing was there), a file that
-        appeared there meanwhile is kept (Conflict)."""
+        ``target`` left as it was; a file there that ``replace`` does not allow replacing
+        (one that appeared or changed since the comparison) is kept (Conflict)."""
         url = f"{self.api_url.rstrip('/')}/objects/{obj['bucket']}/{key_path(obj['key'])}"
         name = f"{obj['bucket']}/{obj['key']}"
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
@@ -391,7 +394,7 @@ class SyncMethods(NamespaceMethods):
                 part.abandon()
                 raise
         try:
-            await part.commit(target, name, sha256, self._connection().overwrite and replace)
+            await part.commit(target, name, sha256, replace)
         except BaseException:
             part.path.unlink(missing_ok=True)
             raise
@@ -529,15 +532,15 @@ class SyncMethods(NamespaceMethods):
         if await asyncio.to_thread(holds_nothing, root):
             # nothing there: no target holds its object or has anything in its way (a
             # look at each cost a restore of 7,733 files ~0.4 s before its first write)
-            todo, new = list(wanted), {t for _o, t in wanted}
+            todo, found = list(wanted), Found(dict.fromkeys(str(t) for _o, t in wanted))
         else:
-            todo, report.unchanged, blocked, new = await asyncio.to_thread(
+            todo, report.unchanged, blocked, found = await asyncio.to_thread(
                 changed_downloads, wanted, root, checksum
             )
             report.skipped += blocked
         empty = [(o, t) for o, t in todo if not o.get("file_id")]  # an empty object: no file
         if empty:  # a file that appeared at a target meanwhile is kept, and reported
-            taken = await asyncio.to_thread(_write_empty, empty, new)
+            taken = await asyncio.to_thread(_write_empty, empty, found)
             report.skipped += [Skipped(o["key"], APPEARED) for o, t in empty if t in taken]
             todo = [(o, t) for o, t in todo if t not in taken]
         report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
@@ -550,10 +553,10 @@ class SyncMethods(NamespaceMethods):
                 ((o["file_id"], t) for o, t in todo), key=lambda p: rank.get(p[0], len(rank))
             )
             pipeline = DownloadPipeline(self._connection(), progress)
-            pipeline.keep = new  # a file that appears there meanwhile: Conflict, kept
+            pipeline.overwrite = found.replaceable  # what appeared or changed: Conflict, kept
             done = await pipeline.download_files(pairs, plans, chunks)
             await asyncio.to_thread(_stored_mtimes, todo, [Path(r.path) for r in done])
         else:
             for obj, target in todo:
-                await self._stream_to(obj, target, replace=target not in new)
+                await self._stream_to(obj, target, found.replaceable)
         return report

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dfs.client.local_files import LocalFile, Skipped, hash_file, in_the_way
+from dfs.client.local_files import LocalFile, Skipped, hash_file, in_the_way, same_version
 from dfs.client.sync_links import MTIME
 
 
@@ -58,17 +58,39 @@ def changed_uploads(
     return todo, unchanged
 
 
+class Found(dict[str, os.stat_result | None]):
+    """What a download found at each target it writes (by path) when it compared them: the
+    file's ``lstat``, or None for nothing. ``replaceable`` is the download's ``Overwrite``:
+    a file at a target is replaced only while it is the one compared and found different
+    (``same_version``); one that appeared where nothing was, or changed since, is kept."""
+
+    def replaceable(self, target: str) -> bool:
+        was = self.get(target)
+        if was is None:
+            return False
+        try:
+            return same_version(was, os.lstat(target))
+        except OSError:  # gone since: nothing to replace, nor to keep
+            return False
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def changed_downloads(
     wanted: Sequence[tuple[dict[str, Any], Path]], root: Path, checksum: bool
-) -> tuple[list[tuple[dict[str, Any], Path]], list[str], list[Skipped], set[Path]]:
+) -> tuple[list[tuple[dict[str, Any], Path]], list[str], list[Skipped], Found]:
     """The objects to download (their folders made), the paths that hold them already, the
     keys skipped for what stands at or above their targets under ``root`` (``in_the_way``:
-    a directory at one, a file or a symbolic link where a folder goes), and the targets
-    to download with nothing at them now (a file found there at the commit appeared
-    meanwhile: it is kept, never replaced by what was planned before it was there); one
-    pass on a worker thread, each folder made once."""
+    a directory at one, a file or a symbolic link where a folder goes), and what is at the
+    targets to download now (``Found``: a file written there after this is never
+    replaced); one pass on a worker thread, each folder made once."""
     todo, unchanged, skipped = [], [], []
-    new: set[Path] = set()
+    found = Found()
     made: set[Path] = set()
     clear: set[Path] = set()  # each folder above the targets looked at once
     for obj, target in wanted:
@@ -80,12 +102,11 @@ def changed_downloads(
             unchanged.append(str(target))
             continue
         todo.append((obj, target))
-        if not os.path.lexists(target):
-            new.add(target)
+        found[str(target)] = _lstat(target)
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
-    return todo, unchanged, skipped, new
+    return todo, unchanged, skipped, found
 
 
 def stored_mtime(obj: dict[str, Any]) -> float | None:

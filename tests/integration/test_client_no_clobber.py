@@ -33,7 +33,7 @@ async def test_a_file_that_appears_at_the_target_is_kept(
 
     async with Client(inproc.api.url, token=ADMIN_TOKEN, overwrite=False) as c:
         up = await c.upload(src, profile=ChunkerProfile.fixed(CHUNK))
-        with pytest.raises(Conflict, match="appeared during the download"):
+        with pytest.raises(Conflict, match="changed during the download"):
             await c.download(up.file_id, out, progress=someone_writes)
         assert out.read_text() == "someone else's"
         assert [p.name for p in out.parent.glob("*")] == ["out.bin"]  # no temp file left

@@ -1,9 +1,10 @@
 """A bucket restore (``Client.download_from``, ``dfs-client download BUCKET/PREFIX/ OUT``)
-replaces the local files it found different from their objects, and only those: a file that
-appears at a target where nothing was when the restore compared it (written by the user or
-a program while the restore runs) is kept, never replaced by what was planned before it was
-there. Into an empty folder and a used one, small files and big ones (``download_file``),
-empty objects, and a bucket shared with the caller (streamed through the API)."""
+replaces the local files it found different from their objects, and only while they are
+what it compared: a file that appears at a target where nothing was when the restore
+compared it, or that is written again since (by the user or a program while the restore
+runs), is kept, never replaced by what was planned before. Into an empty folder and a used
+one, small files and big ones (``download_file``), empty objects, and a bucket shared with
+the caller (streamed through the API)."""
 
 from __future__ import annotations
 
@@ -39,13 +40,14 @@ def appear(target: Path) -> None:
 
 
 def _appear_before_writes(monkeypatch: pytest.MonkeyPatch, names: Sequence[str]) -> None:
-    """The files ``names`` appear under the restore's folder after it compared its targets,
-    just before it writes any (its empty objects, then the others)."""
+    """The files ``names`` are written under the restore's folder (made, or written again)
+    after it compared its targets, just before it writes any (its empty objects, then the
+    others)."""
     real_empty, real_files = namespace_sync._write_empty, download.DownloadPipeline.download_files
 
     def appear_at(targets: Sequence[Path]) -> None:
         for t in targets:
-            if t.name in names and not t.exists():
+            if t.name in names and (not t.exists() or t.read_bytes() != MINE):
                 appear(t)
 
     def write_empty(targets: Sequence[tuple[dict[str, Any], Path]], new: Any) -> Any:
@@ -77,7 +79,7 @@ async def test_a_file_that_appears_at_a_target_is_kept(
     async with Client(inproc.api.url, token=alice) as a:
         await _bucket(a, tmp_path, objects)
         _appear_before_writes(monkeypatch, ["new.bin", "empty"])
-        with pytest.raises(Conflict, match="appeared during the download"):
+        with pytest.raises(Conflict, match="changed during the download"):
             await a.download_from("bkt", "d/", out)
     assert (out / "new.bin").read_bytes() == MINE
     assert (out / "empty").read_bytes() == MINE
@@ -85,6 +87,31 @@ async def test_a_file_that_appears_at_a_target_is_kept(
         # temp files kept for a run again to resume)
         assert (out / "sub" / "x").read_bytes() == objects["d/sub/x"]
         assert sorted(p.name for p in out.rglob("*dfs-part*")) == []
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["small", "big"])
+async def test_a_file_written_again_after_the_comparison_is_kept(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    """``x`` differs from its object, so the restore means to replace it; the user saves it
+    again before the restore writes it: that save is kept, never replaced by the object."""
+    if big:
+        monkeypatch.setattr(download, "SMALL_FILE", 0)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    rng = random.Random(5)
+    objects = {"d/x": rng.randbytes(5000), "d/y": rng.randbytes(70)}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x").write_bytes(b"an older x")
+    (out / "y").write_bytes(b"an older y")
+    async with Client(inproc.api.url, token=alice) as a:
+        await _bucket(a, tmp_path, objects)
+        _appear_before_writes(monkeypatch, ["x"])
+        with pytest.raises(Conflict, match="changed during the download"):
+            await a.download_from("bkt", "d/", out)
+    assert (out / "x").read_bytes() == MINE
+    if not big:  # untouched since the comparison: replaced
+        assert (out / "y").read_bytes() == objects["d/y"]
 
 
 async def test_an_empty_object_where_a_file_appeared_is_skipped_and_reported(
@@ -116,6 +143,6 @@ async def test_a_grantees_restore_keeps_a_file_that_appeared(
             await real(self, obj, target, replace)
 
         monkeypatch.setattr(namespace_sync.SyncMethods, "_stream_to", stream_to)
-        with pytest.raises(Conflict, match="appeared during the download"):
+        with pytest.raises(Conflict, match="changed during the download"):
             await b.download_from("bkt", "d/", out)
     assert (out / "new.bin").read_bytes() == MINE

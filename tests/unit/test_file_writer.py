@@ -111,7 +111,7 @@ async def test_the_group_writer_reports_conflicts_after_writing_the_rest(tmp_pat
     for i in range(600):  # more than one group
         data = str(i).encode()
         writer.add(_ready(_plan(f"id{i}", [data]), tmp_path / f"f{i}", [data]))
-    with pytest.raises(Conflict, match="appeared during the download"):
+    with pytest.raises(Conflict, match="changed during the download"):
         await writer.close()
     assert len(written) == 599
     assert "f3" not in written

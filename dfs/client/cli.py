@@ -245,7 +245,12 @@ def _simple(
 @cli.command()
 @json_option
 @target_options
-@click.option("-r", "--recursive", is_flag=True, help="BUCKET/PREFIX/: every key under it.")
+@click.option(
+    "-r",
+    "--recursive",
+    is_flag=True,
+    help="BUCKET/PREFIX/: every key under it (BUCKET/NAME: that key and NAME/).",
+)
 @click.option("--version", default=None, help="BUCKET/KEY: remove this version for good.")
 @click.argument("file_id")
 def rm(as_json: bool, target: Target, recursive: bool, version: str | None, file_id: str) -> None:

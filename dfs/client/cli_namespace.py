@@ -30,7 +30,7 @@ from dfs.client.cli_output import human_bytes, human_time, printable
 from dfs.client.cli_times import Duration, PointInTime
 from dfs.client.profiles import Target
 from dfs.client.remote_names import parse_remote
-from dfs.errors import InvalidRequest
+from dfs.errors import InvalidRequest, KeyNotFound
 
 if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
     from dfs.client.library import Client
@@ -150,16 +150,32 @@ def list_remote(target: Target, path: str, how: Listing) -> None:
     call(target, lambda c: _list(c, path, how))
 
 
+async def _remove_folder(c: Client, bucket: str, key: str) -> int:
+    """``rm --recursive``: every key under the folder ``key`` (ending in "/"; "" the whole
+    bucket). A path without its slash is that key and its folder, as ``download`` and
+    ``prune`` take it: never the keys beside it that only start like it (``docs`` is not
+    ``docs2/`` nor ``docs-old.txt``), which the API's prefix delete would take too."""
+    if not key or key.endswith("/"):
+        return await c.remove_prefix(bucket, key)
+    n = await c.remove_prefix(bucket, key + "/")
+    try:
+        await c.object_info(bucket, key)
+    except KeyNotFound:
+        return n
+    await c.remove(bucket, key)
+    return n + 1
+
+
 def remove_remote(
     target: Target, path: str, recursive: bool, version: str | None, as_json: bool
 ) -> None:
     """``rm bucket/key`` (a delete marker where versioning is on), ``--version`` one
-    version for good, ``--recursive`` every key under a prefix."""
+    version for good, ``--recursive`` every key under a folder (``_remove_folder``)."""
     bucket, key = remote(path)
     if recursive:
         if version:
             raise click.UsageError("--version removes one version of one key, not a prefix")
-        n = call(target, lambda c: c.remove_prefix(bucket, key))
+        n = call(target, lambda c: _remove_folder(c, bucket, key))
         emit(as_json, {"deleted": n, "prefix": path}, f"{n} deleted under {path}")
         return
     if not key or (key.endswith("/") and not version):

@@ -201,7 +201,13 @@ def _copy(
     move: bool,
     as_json: bool,
 ) -> None:
+    """``cp``/``mv``: one key, or (``recursive``, or SRC a folder) the keys of the folder
+    SRC. ``-r bucket/NAME`` is the folder ``NAME/``: the API's recursive copy takes every
+    key that starts with ``src_key``, so ``docs`` also took ``docs2/b`` (to ``DST/2/b``),
+    and the key ``docs`` itself to ``DST/``, a key no download can write."""
     recursive = recursive or remote(src)[1].endswith("/") or not remote(src)[1]
+    if recursive and not src.endswith("/"):
+        src += "/"
     if recursive and not (dst.endswith("/")):
         dst += "/"
     made = call(target, lambda c: c.copy(src, dst, version=version, recursive=recursive, move=move))
@@ -212,7 +218,7 @@ def _copy(
 @click.command(cls=UrlCommand)
 @json_option
 @target_options
-@click.option("--recursive", "-r", is_flag=True, help="Every key under the prefix SRC.")
+@click.option("--recursive", "-r", is_flag=True, help="Every key of the folder SRC (SRC/).")
 @click.option("--version", default=None, help="Copy this version of SRC.")
 @click.argument("src")
 @click.argument("dst")
@@ -227,7 +233,7 @@ def cp(
 @click.command(cls=UrlCommand)
 @json_option
 @target_options
-@click.option("--recursive", "-r", is_flag=True, help="Every key under the prefix SRC.")
+@click.option("--recursive", "-r", is_flag=True, help="Every key of the folder SRC (SRC/).")
 @click.argument("src")
 @click.argument("dst")
 def mv(as_json: bool, target: Target, recursive: bool, src: str, dst: str) -> None:

@@ -28,7 +28,8 @@ groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thre
    ``close`` one more ``syncfs`` makes the directory entries durable.
 
 Per file that is about five system calls (create, write, utime, link, close; ``fchmod``
-only when the stored mode differs from the one the file was created with).
+only when the stored mode differs from the one the file was created with: a named temp file
+is made 0600, so it always has one).
 
 So a target only ever holds nothing, its old file, or the whole verified new file. The
 whole-file sha256 is checked before the file is written (a one-chunk file's is its
@@ -178,12 +179,12 @@ def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
 
 
 def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:
-    """``restore_attrs`` on the descriptor: stored mtime; mode less umask, no set-id bits
-    (not set again when the file was just created with it)."""
-    if plan.get("mode") is not None:
-        mode = int(plan["mode"]) & 0o777 & ~UMASK
-        if not created or mode != CREATED_MODE:
-            os.fchmod(fd, mode)
+    """``restore_attrs`` on the descriptor: stored mtime; mode less umask, no set-id bits,
+    else 0644 less the umask (``final_mode``; not set again when the file was created
+    with it: ``created``)."""
+    mode = final_mode(plan)
+    if not created or mode != CREATED_MODE:
+        os.fchmod(fd, mode)
     if plan.get("mtime") is not None:
         ns = round(float(plan["mtime"]) * 1e9)
         os.utime(fd, ns=(time.time_ns(), ns))
@@ -198,7 +199,9 @@ def _open_temp(
 ) -> tuple[str | None, int, bool]:
     """A file for the target (``parent``/``name``): with ``unnamed``, an unnamed one in
     ``parent`` (path None), else a temp file beside the target, never opened through a link
-    planted at its name; and whether it was created here (else: reused, emptied).
+    planted at its name; and whether it was created here with ``CREATED_MODE`` (an unnamed
+    one: no one can open it before it is linked). A named one is made 0600 (else: reused,
+    emptied), so that a private file's bytes are never open to others while written.
     With ``resume`` a temp file's name is fixed, and a file an interrupted run left there is
     reused (when it is our own plain file), so interrupted restores leave no growing litter.
     Strings, not pathlib: this runs once per restored file, holding the GIL the event loop
@@ -215,15 +218,16 @@ def _open_temp(
     if resume:
         tmp = os.path.join(parent, temp_name(name, str(f.plan["file_id"])))
         try:  # the usual case first: nothing there (one system call)
-            return tmp, os.open(tmp, _CREATE, 0o644), True
+            return tmp, os.open(tmp, _CREATE, 0o600), False
         except FileExistsError:
             pass
-        fd = open_own(Path(tmp), os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = open_own(Path(tmp), os.O_WRONLY | os.O_CREAT, 0o600)
         if fd is not None:
             os.ftruncate(fd, 0)
+            os.fchmod(fd, 0o600)  # one an older client made readable to all
             return tmp, fd, False
     tmp = os.path.join(parent, temp_name(name, secrets.token_hex(8)))
-    return tmp, os.open(tmp, _CREATE, 0o644), True
+    return tmp, os.open(tmp, _CREATE, 0o600), False
 
 
 Temp = tuple[SmallFile, str | None, int]

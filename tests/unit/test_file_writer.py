@@ -387,3 +387,27 @@ def test_temp_names_are_bounded_stable_and_apart() -> None:
     assert len((got + ".done").encode()) <= 255
     got.encode()  # cut between characters: valid UTF-8
     assert got.startswith(".\u6587")
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_named_temp_file_is_open_to_no_one_else_while_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, resume: bool
+) -> None:
+    """A temp file beside its target can be opened by anyone who may list the folder: it is
+    made 0600, so that a private file's bytes are never open to others while written, and
+    given its final mode before it is named (stored less the umask, else 0644 less it)."""
+    seen: list[int] = []
+    real = file_writer._write_all
+
+    def write_all(fd: int, parts: Any) -> None:
+        seen.append(os.fstat(fd).st_mode & 0o777)
+        real(fd, parts)
+
+    monkeypatch.setattr(file_writer, "_write_all", write_all)
+    private = _ready(_plan("p", [b"secret"], mode=0o600), tmp_path / "p", [b"secret"])
+    plain = _ready(_plan("q", [b"plain"]), tmp_path / "q", [b"plain"])
+    write_group([private, plain], overwrite=False, resume=resume)
+    if mode == "named":  # an unnamed file has no name to open it by until it is linked
+        assert seen == [0o600, 0o600]
+    assert (tmp_path / "p").stat().st_mode & 0o777 == 0o600 & ~UMASK
+    assert (tmp_path / "q").stat().st_mode & 0o777 == 0o644 & ~UMASK

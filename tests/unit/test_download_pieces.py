@@ -74,7 +74,7 @@ class _Part:
 
 
 def _in_flight_at_most(sizes: list[int], concurrency: int) -> int:
-    conn = SimpleNamespace(concurrency=concurrency, proxy=True)  # every chunk alone
+    conn = SimpleNamespace(concurrency=concurrency, proxy=True, overwrite=True)  # chunks alone
     pipeline = DownloadPipeline(conn, None)  # type: ignore[arg-type]
     fetches, part = _Fetches(), _Part()
     chunks = _plan(sizes)

@@ -15,6 +15,7 @@ import click
 from dfs.client.cli_common import emit, make_client, run, skipped_lines
 from dfs.client.cli_output import printable
 from dfs.client.cli_times import PointInTime
+from dfs.client.early_listing import keyed_files, listed_now
 from dfs.client.local_files import Skipped
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
@@ -123,6 +124,8 @@ def upload_remote(
     bucket, key = parse_remote(dest)
     if len(sources) > 1 or sources[0].is_dir():
         key = key if not key or key.endswith("/") else key + "/"
+    # listed from now on, while the client library is imported
+    listed = listed_now(lambda: keyed_files(sources, key, follow_symlinks))
 
     async def go() -> SyncReport:
         async with make_client(target, **conn) as client:
@@ -135,6 +138,7 @@ def upload_remote(
                     checksum=checksum,
                     progress=bar,
                     follow_symlinks=follow_symlinks,
+                    listed=listed,
                 )
 
     return _report(run(go(), resumable=True), as_json, "uploaded")

@@ -1,22 +1,68 @@
-"""An upload's listing started by the command line before it loads the client library.
+"""Uploads' listings started by the command line before it loads the client library.
 
 ``dfs-client upload`` imports aiohttp and the library (~0.25 s on a client's one core,
-bench/README.md) only when it runs. ``ListedEarly`` runs the listing (a ``stat`` and an
-``open`` per file: ``dfs.client.local_files.walk``) on a thread of its own from the start,
-so its system calls run while those imports hold the interpreter instead of after them;
-``dfs.client.walk_ahead.WalkAhead`` then reads the files from it as they come. Standard
-library only: the command line imports this module, and it must not load aiohttp.
+bench/README.md) only when it runs, and listed the files to upload after that: a ``stat``
+and an ``open`` per file (``dfs.client.local_files.walk``), with the listing's thread then
+contending with the pipeline's for the interpreter. Here the listing runs on a thread of its
+own from the command's start, beside those imports:
+
+- ``ListedEarly``: an upload by name; ``dfs.client.walk_ahead.WalkAhead`` reads the files
+  from it as they come;
+- ``listed_now(keyed_files ...)``: an upload to a bucket, whose comparison with the
+  bucket's listing needs the whole list (``dfs.client.namespace_sync``).
+
+The command line imports this module: nothing here may load aiohttp (tests/unit/test_layering.py).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    from dfs.client.local_files import LocalFile
+from dfs.client.local_files import LocalFile, Skipped, storable, walk
+
+T = TypeVar("T")
+
+KeyedFiles = tuple[list[LocalFile], str, list[Skipped]]
+"""The local files with the key each goes to, the prefix they all share, and the files
+skipped (their keys refused, or unreadable)."""
+
+
+def keyed_files(paths: Sequence[Path], key: str, follow_symlinks: bool = False) -> KeyedFiles:
+    """The files of an upload to a bucket: one file to ``key`` itself unless it names a
+    folder (ends with "/" or is empty); directories map to the prefix ``key``
+    (``follow_symlinks``: the links in them followed, as ``walk``). A file whose key the API
+    would refuse (``storable``) is skipped."""
+    skipped: list[Skipped] = []
+    if len(paths) == 1 and paths[0].is_file() and key and not key.endswith("/"):
+        # its stat now, before it is read: the mtime linked is the one of the bytes read
+        # (``UploadLinker._entry``), never that of a save made after the read
+        st = paths[0].stat()
+        one = [LocalFile(paths[0], key, st.st_size, st=st)]
+        return list(storable(one, skipped, as_keys=True)), key, skipped
+    if key and not key.endswith("/"):
+        key += "/"
+    files = walk(paths, key, follow_symlinks=follow_symlinks, skipped=skipped)
+    return list(storable(files, skipped, as_keys=True)), key, skipped
+
+
+def listed_now(fn: Callable[[], T]) -> Future[T]:
+    """``fn()`` on a thread of its own from now on; its result, or its error, in the future."""
+    done: Future[T] = Future()
+
+    def run() -> None:
+        done.set_running_or_notify_cancel()
+        try:
+            done.set_result(fn())
+        except BaseException as exc:  # the reader raises it
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name="dfs-list", daemon=True).start()
+    return done
 
 
 class ListedEarly:

@@ -32,6 +32,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from dfs.bounded import gather_bounded
 from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, PartFile
+from dfs.client.early_listing import KeyedFiles, keyed_files, listed_now
 from dfs.client.file_cache import FileCache
 from dfs.client.file_names import Overwrite, link_or_replace, temp_name
 from dfs.client.file_writer import final_mode
@@ -50,12 +52,9 @@ from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, ta
 from dfs.client.listing_ahead import ListingAhead
 from dfs.client.local_files import (
     DIRECTORY_SUFFIXES,
-    LocalFile,
     Skipped,
     holds_nothing,
     key_targets,
-    storable,
-    walk,
 )
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
@@ -90,25 +89,6 @@ def _one_target(out: Path, key: str, as_dir: bool) -> Path:
 def _names_directory(out: str | Path) -> bool:
     """Is ``out`` a directory by its spelling (a string ending in "/", which ``Path`` drops)?"""
     return isinstance(out, str) and out.endswith(DIRECTORY_SUFFIXES)
-
-
-def _files(
-    paths: Sequence[Path], key: str, skipped: list[Skipped], follow_symlinks: bool = False
-) -> tuple[list[LocalFile], str]:
-    """The local files with the key each goes to, and the prefix they all share: one file
-    to ``key`` itself unless it names a folder (ends with "/" or is empty); directories map
-    to the prefix ``key`` (``follow_symlinks``: the links in them followed, as ``walk``).
-    A file whose key the API would refuse (``storable``) is reported in ``skipped``."""
-    if len(paths) == 1 and paths[0].is_file() and key and not key.endswith("/"):
-        # its stat now, before it is read: the mtime linked is the one of the bytes read
-        # (``UploadLinker._entry``), never that of a save made after the read
-        st = paths[0].stat()
-        one = [LocalFile(paths[0], key, st.st_size, st=st)]
-        return list(storable(one, skipped, as_keys=True)), key
-    if key and not key.endswith("/"):
-        key += "/"
-    files = walk(paths, key, follow_symlinks=follow_symlinks, skipped=skipped)
-    return list(storable(files, skipped, as_keys=True)), key
 
 
 Wanted = list[tuple[dict[str, Any], Path]]
@@ -263,12 +243,18 @@ class SyncMethods(NamespaceMethods):
         profile: ChunkerProfile | None = None,
         progress: ProgressFn | None = None,
         follow_symlinks: bool = False,
+        listed: Future[KeyedFiles] | None = None,
     ) -> SyncReport:
         """Upload files and directories to ``bucket/key`` (a prefix for directories),
         skipping files whose object is unchanged; ``follow_symlinks``: the symbolic links
-        met inside the directories are followed (``walk``), not skipped."""
+        met inside the directories are followed (``walk``), not skipped. ``listed``: their
+        listing (``keyed_files`` of the same arguments), when the caller started it already
+        (``dfs.client.early_listing``); else it runs on a thread now."""
         report = SyncReport()
-        files, prefix = _files([Path(p) for p in paths], key, report.skipped, follow_symlinks)
+        if listed is None:
+            listed = listed_now(lambda: keyed_files(list(map(Path, paths)), key, follow_symlinks))
+        files, prefix, skipped = await asyncio.wrap_future(listed)
+        report.skipped += skipped
         # two local files for one key (the same name in two folders given): the last wins,
         # as it would overwrite the first; chosen before the comparison with the remote, or
         # each run would find the other one changed and upload it (the key flipping)

@@ -1,7 +1,8 @@
 """An upload's listing on a thread (dfs.client.walk_ahead): small files come in the batches
 ``batches`` makes of the whole list, big ones one by one, each with its place in the listing,
 the bytes listed reported; a listing that fails fails whoever reads it next (a batch it had
-not finished is not handed over), and closing stops a listing that is still running."""
+not finished is not handed over), and closing stops a listing that is still running. The listings the command line starts
+before it loads the library (dfs.client.early_listing) hand over the same files in order."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dfs.client.batch_scan import batches
-from dfs.client.early_listing import ListedEarly
+from dfs.client.early_listing import ListedEarly, keyed_files, listed_now
 from dfs.client.local_files import LocalFile
 from dfs.client.walk_ahead import WalkAhead
 
@@ -137,3 +138,34 @@ def test_stopping_an_early_listing_ends_it_at_its_next_file() -> None:
     early.stop()  # waits for the listing's thread, which ends at its next file
     assert listed == [0, 1, 2]
     assert [f.size for f in early] == [0, 1]  # what was listed before, then the end
+
+
+def test_a_listing_started_now_answers_its_result_or_its_error_from_its_own_thread() -> None:
+    ran_on: list[str] = []
+
+    def listing() -> list[int]:
+        ran_on.append(threading.current_thread().name)
+        return [1, 2]
+
+    assert listed_now(listing).result(timeout=10) == [1, 2]
+    assert ran_on == ["dfs-list"]
+
+    def broken() -> list[int]:
+        raise PermissionError("the folder went away")
+
+    with pytest.raises(PermissionError, match="went away"):
+        listed_now(broken).result(timeout=10)
+
+
+def test_keyed_files_map_a_folder_to_the_prefix_and_one_file_to_its_key(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "a.txt").write_bytes(b"a")
+    (tmp_path / "d" / "sub" / "b.txt").write_bytes(b"bb")
+    files, prefix, skipped = keyed_files([tmp_path / "d"], "docs")
+    assert (sorted(f.name for f in files), prefix, skipped) == (
+        ["docs/a.txt", "docs/sub/b.txt"],
+        "docs/",
+        [],
+    )
+    one, key, _ = keyed_files([tmp_path / "d" / "a.txt"], "notes/first.txt")
+    assert ([(f.name, f.size) for f in one], key) == ([("notes/first.txt", 1)], "notes/first.txt")

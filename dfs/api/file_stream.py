@@ -3,14 +3,18 @@
 Shared by the seed's signed download (``dfs.api.routes_seed``) and the namespace's object
 GET (``dfs.api.routes_objects``): one place decides the headers of served user bytes
 (``Content-Disposition: attachment`` with the name, ``Accept-Ranges``, the sha256), reads
-only the chunks a Range needs, and sends a byte only after its chunk verified.
+only the chunks a Range needs, and sends a byte only after its chunk verified. The bytes go
+out under ``dfs.server.SendDeadline``: a client that stops reading (TCP keeps its connection
+open for ever, and aiohttp has no write timeout) is cut off instead of holding the handler
+and a chunk's buffers as long as it likes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +25,7 @@ from dfs.api.coordinator import Coordinator
 from dfs.api.verified_reads import read_verified, read_verified_pieces
 from dfs.errors import DfsError
 from dfs.meta.base import FileRecord
-from dfs.server import error_response
+from dfs.server import AnswerCutOff, SendDeadline, error_response
 
 log = logging.getLogger("dfs.api.file_stream")
 
@@ -103,17 +107,25 @@ async def stream_file(
         return resp  # aiohttp sends the headers; a HEAD answer has no body
     plan = await download_plans.plan_of(coord, rec)
     await resp.prepare(request)
+    deadline = SendDeadline(request)  # a client that stops reading is cut off
+
+    async def write(pieces: Sequence[bytes | memoryview]) -> None:
+        for piece in pieces:
+            await resp.write(piece)
+
     try:
         # closed as soon as a write fails: the fetches ahead stop then, not when collected
         if rng is None:  # each chunk's pieces as they arrived: no join, a copy of every byte
             async with aclosing(read_verified_pieces(coord, plan)) as chunks:
                 async for pieces in chunks:
-                    for piece in pieces:
-                        await resp.write(piece)
+                    await deadline.send(partial(write, pieces), sum(map(len, pieces)))
         else:
             async with aclosing(verified_bytes(coord, plan, rng)) as parts:
                 async for data in parts:
-                    await resp.write(data)
+                    await deadline.send(partial(write, (data,)), len(data))
+    except AnswerCutOff:
+        log.info("download of %s: the client did not take it in time", rec.file_id)
+        return resp
     except DfsError as exc:
         # Headers are gone: the only honest signal left is a short body on a dropped
         # connection (Content-Length tells the client it is incomplete).

@@ -1,6 +1,7 @@
 """A client that stops reading a node's answer is cut off: ``GET /get-chunk`` and
 ``POST /get-chunks`` send under ``dfs.server.SendDeadline`` (the body budget, for the bytes
-going out). Before it, such a client held the handler and the answer's buffers (up to a
+going out), and so do the API's streamed files (``dfs.api.file_stream``: an object's GET,
+which the S3 gateway's GetObject shares). Before it, such a client held the handler and the answer's buffers (up to a
 whole chunk) for as long as it kept its connection open: TCP keeps a connection whose
 reader's window is closed open for ever, and aiohttp has no write timeout.
 
@@ -23,13 +24,17 @@ import pytest
 from aiohttp import web
 
 from dfs import auth, protocol
+from dfs.api import app as api_app
+from dfs.api.coordinator import Coordinator
 from dfs.chunkstore.pack import PackChunkStore
+from dfs.client import Client
 from dfs.config import NodeConfig
 from dfs.ids import ChunkId, sha256_hex
 from dfs.node.app import make_app
 from dfs.server import BODY_TIMEOUTS, BodyTimeouts, runner_kwargs
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
+from tests.integration.conftest import ADMIN_TOKEN, running_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -88,10 +93,10 @@ def stalled_reader(port: int, head: bytes) -> socket.socket:
     return sock
 
 
-async def stalled_then_cut_off(node: Node, n: int, within: float) -> None:
-    """Wait until the node holds ``n`` connections, each with answer bytes it cannot send
+async def stalled_then_cut_off(runner: web.AppRunner, n: int, within: float) -> None:
+    """Wait until the server holds ``n`` connections, each with answer bytes it cannot send
     (their readers stopped reading), then until it holds none; fail past ``within``."""
-    server = node.runner.server
+    server = runner.server
     assert server is not None
 
     def stalled() -> int:
@@ -125,7 +130,7 @@ async def test_a_client_that_stops_reading_a_chunk_is_cut_off(node: Node) -> Non
     socks = [stalled_reader(node.port, get_chunk_head(chunk_id)) for _ in range(3)]
     try:
         # the budget of one 16 MiB answer is 1.3 s; well past it, every connection is gone
-        await stalled_then_cut_off(node, len(socks), within=10.0)
+        await stalled_then_cut_off(node.runner, len(socks), within=10.0)
     finally:
         for sock in socks:
             sock.close()
@@ -145,7 +150,7 @@ async def test_a_client_that_stops_reading_a_batch_is_cut_off(node: Node) -> Non
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     socks = [stalled_reader(node.port, head.encode() + body) for _ in range(2)]
     try:
-        await stalled_then_cut_off(node, len(socks), within=10.0)
+        await stalled_then_cut_off(node.runner, len(socks), within=10.0)
     finally:
         for sock in socks:
             sock.close()
@@ -185,5 +190,44 @@ async def test_a_client_that_hangs_up_mid_answer_is_no_error(
     writer.write(request)
     await reader.readexactly(1 << 20)
     writer.transport.abort()
-    await stalled_then_cut_off(node, 0, within=10.0)
+    await stalled_then_cut_off(node.runner, 0, within=10.0)
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+async def test_a_client_that_stops_reading_an_object_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API streams an object's verified chunks under the same rule (its app given the
+    short budget before it starts)."""
+    real = api_app.make_app
+
+    def short_budget(coord: Coordinator) -> web.Application:
+        app = real(coord)
+        app[BODY_TIMEOUTS] = BUDGET
+        return app
+
+    monkeypatch.setattr(api_app, "make_app", short_budget)
+    data = os.urandom(3 * protocol.MAX_CHUNK_SIZE)  # more than the sockets' buffers hold
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "big.bin").write_bytes(data)
+    async with running_cluster(tmp_path / "c", n=1, rf=1) as c:
+        async with Client(c.api.url, token=ADMIN_TOKEN) as admin:
+            await admin.make_bucket("big")
+            await admin.upload_to([tmp_path / "src" / "big.bin"], "big", "k")
+        head = (
+            f"GET /objects/big/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n"
+        )
+        socks = [stalled_reader(c.api.port, head.encode()) for _ in range(2)]
+        try:
+            # the budget of a 48 MiB answer is 3.3 s; well past it, every connection is gone
+            await stalled_then_cut_off(c.api.runner, len(socks), within=20.0)
+        finally:
+            for sock in socks:
+                sock.close()
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{c.api.url}/objects/big/k", headers=headers) as r,
+        ):
+            assert r.status == 200
+            assert hashlib.sha256(await r.read()).digest() == hashlib.sha256(data).digest()

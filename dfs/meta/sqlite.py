@@ -16,8 +16,8 @@ bucket configuration documents (CORS): ``sqlite_bucket_config``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, TypeVar
 from dfs.errors import Conflict, Unavailable
 from dfs.meta.base import (
     LISTED_NAMES_FROM,
-    NODE_DOWN,
     ChunkInfo,
     ChunkState,
     FileRecord,
@@ -35,7 +34,6 @@ from dfs.meta.base import (
     Location,
     ManifestEntry,
     MetadataStore,
-    NodeRecord,
     Stats,
 )
 from dfs.meta.bucket_config import BucketConfigStore
@@ -73,17 +71,13 @@ from dfs.meta.sqlite_migrate import connect
 from dfs.meta.sqlite_multipart import SqliteMultipartMixin
 from dfs.meta.sqlite_namespace import SqliteNamespaceMixin
 from dfs.meta.sqlite_namespace_files import delete_unlinked
-from dfs.meta.sqlite_reads import LoopReads, ReaderThreads
+from dfs.meta.sqlite_nodes import SqliteNodesMixin
+from dfs.meta.sqlite_reads import WORKER_HELD, LoopReads, ReaderThreads, in_snapshot
 from dfs.meta.sqlite_refcounts import commit_many, commit_one, create_committed, mark_verified
 from dfs.meta.sqlite_schema import (
-    DEREGISTER_NODE,
-    DEREGISTER_NODE_UNORDERED,
     FILE_COLUMNS,
     FIND_BY_HASH,
-    UPSERT_NODE,
-    UPSERT_NODE_UNORDERED,
     file_record,
-    node_record,
 )
 from dfs.meta.sqlite_tokens import SqliteTokensMixin
 from dfs.meta.sqlite_usage_history import SqliteUsageHistoryMixin
@@ -108,6 +102,7 @@ def _batches(items: Sequence[T], n: int = _IN_BATCH) -> Iterator[Sequence[T]]:
 
 
 class SqliteMetadataStore(
+    SqliteNodesMixin,
     SqliteNamespaceMixin,
     SqliteAccessKeysMixin,
     SqliteMultipartMixin,
@@ -123,6 +118,7 @@ class SqliteMetadataStore(
         self._conn: sqlite3.Connection | None = None
         self._loop_reads = LoopReads(path)
         self._readers = ReaderThreads(path)
+        self._busy_since: float | None = None  # when the worker's operation began, if one runs
         # the labels reads learn (on the loop or the reader threads): only ever committed ones
         self._read_labels = Labels()
         self._labels = Labels()
@@ -179,8 +175,16 @@ class SqliteMetadataStore(
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         self.calls += 1
+
+        def timed() -> T:  # on the worker: how long it has been held (``_read``)
+            self._busy_since = time.monotonic()
+            try:
+                return fn()
+            finally:
+                self._busy_since = None
+
         try:
-            return await loop.run_in_executor(self._executor, fn)
+            return await loop.run_in_executor(self._executor, timed)
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"metadata write conflicts: {exc}") from None
         except sqlite3.OperationalError as exc:
@@ -197,45 +201,18 @@ class SqliteMetadataStore(
         return await self._read(fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """``fn`` in one read transaction on a reader thread (``dfs.meta.sqlite_reads``),
-        never queued behind the worker's writes; it learns labels in ``_read_labels``."""
+        """``fn`` in one read transaction (``dfs.meta.sqlite_reads``): on the worker, whose
+        page cache the store's own writes keep warm, unless an operation has held it for
+        ``WORKER_HELD`` (a write waiting for another process's lock): then on a reader
+        thread, not queued behind it. It learns labels in ``_read_labels``."""
+        since = self._busy_since
+        if since is None or time.monotonic() - since < WORKER_HELD:
+            return await self._run(lambda: in_snapshot(self._db, fn))
         self.calls += 1
         try:
             return await self._readers.run(fn)
         except sqlite3.OperationalError as exc:
             raise Unavailable(f"sqlite metadata store {self._path}: {exc}") from None
-
-    # --- nodes ----------------------------------------------------------------------------
-
-    async def upsert_node(self, node: NodeRecord) -> bool:
-        values = dataclasses.astuple(node)  # in NODE_COLUMNS' order
-        # one statement: the check of the entry's (boot, seq) and the write are atomic
-        sql = UPSERT_NODE if node.boot or node.seq else UPSERT_NODE_UNORDERED
-        return bool(await self._run(lambda: self._db.execute(sql, values).rowcount))
-
-    async def remove_node(self, node_id: str) -> None:
-        await self._run(lambda: self._db.execute("DELETE FROM nodes WHERE node_id=?", (node_id,)))
-
-    async def deregister_node(self, node_id: str, now: float, boot: int = 0, seq: int = 0) -> None:
-        args: tuple[object, ...]
-        if boot or seq:
-            sql, args = DEREGISTER_NODE, (now, NODE_DOWN, boot, seq, node_id, boot, seq)
-        else:
-            sql, args = DEREGISTER_NODE_UNORDERED, (now, NODE_DOWN, node_id)
-        await self._run(lambda: self._db.execute(sql, args))
-
-    async def list_live_nodes(self, now: float) -> list[NodeRecord]:
-        def op(db: sqlite3.Connection) -> list[NodeRecord]:
-            rows = db.execute("SELECT * FROM nodes WHERE expires_at > ? ORDER BY node_id", (now,))
-            return [node_record(r) for r in rows]
-
-        return await self._read(op)
-
-    async def list_nodes(self) -> list[NodeRecord]:
-        def op(db: sqlite3.Connection) -> list[NodeRecord]:
-            return [node_record(r) for r in db.execute("SELECT * FROM nodes ORDER BY node_id")]
-
-        return await self._read(op)
 
     # --- files ----------------------------------------------------------------------------
 
@@ -406,19 +383,6 @@ class SqliteMetadataStore(
         if limit <= 0:
             return [], after
         return await self._read(op)
-
-    async def advance_node_sequence(self, node_id: str, boot: int, seq: int) -> bool:
-        def op() -> bool:
-            # one statement: atomic, so two API processes cannot both accept the same beat
-            cur = self._db.execute(
-                "INSERT INTO node_boots VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE "
-                "SET boot=excluded.boot, seq=excluded.seq WHERE node_boots.boot < excluded.boot "
-                "OR (node_boots.boot = excluded.boot AND node_boots.seq < excluded.seq)",
-                (node_id, boot, seq),
-            )
-            return cur.rowcount > 0
-
-        return await self._run(op)
 
     # --- chunks (dfs.meta.sqlite_chunks) ---------------------------------------------------
 

@@ -4,15 +4,20 @@ The store runs its writes on one worker thread, whose connection waits up to the
 timeout (30 s) for the write lock whenever another process holds it: a gateway or an API
 stopped inside a transaction, a long migration. A read queued on that worker would wait
 behind every such write, so downloads, listings and logins would stall with the uploads.
-Reads therefore never use the worker:
+So:
 
 - ``LoopReads``: short reads of a few point lookups (a HeadObject's bucket and version, a
   small file's chunks) run on the event loop's own thread, where the hop to a thread and
   back would cost more CPU than the read itself. Should the database be busy, such a read
-  fails within ``BUSY_MS`` (``sqlite3.OperationalError``) and goes to the reader threads, so
-  the loop never stalls on a lock.
-- ``ReaderThreads``: every other read (listings, manifests, plans' lookups, GC's and
-  repair's scans) runs on one of ``READ_THREADS`` threads.
+  fails within ``BUSY_MS`` (``sqlite3.OperationalError``) and goes on as the others do.
+- Every other read (listings, manifests, plans' lookups, GC's and repair's scans) runs on
+  the worker, in one read transaction, while the worker is free or busy for less than
+  ``WORKER_HELD``; once one operation has held the worker longer (a write waiting for a
+  lock), reads go to ``ReaderThreads`` instead, one of ``READ_THREADS`` threads, and do not
+  queue behind it. Not always there: in WAL mode a connection's page cache is dropped
+  whenever another connection has written, so a reader connection rereads the pages each
+  read needs after every write, where the writer's own stays warm (measured: reads always
+  on the reader threads cost a bucket backup's API ~25% more CPU, bench/README.md).
 
 Each thread has its own connection (``ReadConnections``), with ``query_only`` on, and runs
 each read in one read transaction (``in_snapshot``): every statement of it sees the same
@@ -38,6 +43,9 @@ T = TypeVar("T")
 
 BUSY_MS = 20
 """How long a read on the loop's thread waits for a lock before it gives up."""
+WORKER_HELD = 0.25
+"""Seconds one operation may hold the store's worker before reads stop queueing behind it
+(a write transaction takes milliseconds; one waiting for another process's lock, seconds)."""
 READ_THREADS = 2
 """Threads for the reads that do not run on the loop: a long scan (GC's, repair's) on one
 leaves the other to the requests."""

@@ -3,10 +3,11 @@
 Shared by the seed's signed download (``dfs.api.routes_seed``) and the namespace's object
 GET (``dfs.api.routes_objects``): one place decides the headers of served user bytes
 (``Content-Disposition: attachment`` with the name, ``Accept-Ranges``, the sha256), reads
-only the chunks a Range needs, and sends a byte only after its chunk verified. The bytes go
-out under ``dfs.server.SendDeadline``: a client that stops reading (TCP keeps its connection
-open for ever, and aiohttp has no write timeout) is cut off instead of holding the handler
-and a chunk's buffers as long as it likes.
+only the chunks a Range needs, and sends a byte only after its chunk verified. Each chunk
+goes out under a ``dfs.server.SendDeadline`` of its own: a client that stops reading (TCP
+keeps its connection open for ever, and aiohttp has no write timeout) is cut off instead of
+holding the handler and a chunk's buffers as long as it likes; time this server spends
+fetching chunks from the nodes does not count against the client.
 """
 
 from __future__ import annotations
@@ -79,6 +80,19 @@ async def verified_bytes(
             yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
 
 
+async def _send(
+    request: web.Request, resp: web.StreamResponse, pieces: Sequence[bytes | memoryview]
+) -> None:
+    """A chunk's pieces sent under a budget of their own, from now: a client that stops
+    reading is cut off, never one that reads while this server waits on the nodes."""
+
+    async def write() -> None:
+        for piece in pieces:
+            await resp.write(piece)
+
+    await SendDeadline(request).send(write, sum(memoryview(p).nbytes for p in pieces))
+
+
 async def stream_file(
     request: web.Request,
     coord: Coordinator,
@@ -107,22 +121,18 @@ async def stream_file(
         return resp  # aiohttp sends the headers; a HEAD answer has no body
     plan = await download_plans.plan_of(coord, rec)
     await resp.prepare(request)
-    deadline = SendDeadline(request)  # a client that stops reading is cut off
-
-    async def write(pieces: Sequence[bytes | memoryview]) -> None:
-        for piece in pieces:
-            await resp.write(piece)
+    send = partial(_send, request, resp)
 
     try:
         # closed as soon as a write fails: the fetches ahead stop then, not when collected
         if rng is None:  # each chunk's pieces as they arrived: no join, a copy of every byte
             async with aclosing(read_verified_pieces(coord, plan)) as chunks:
                 async for pieces in chunks:
-                    await deadline.send(partial(write, pieces), sum(map(len, pieces)))
+                    await send(pieces)
         else:
             async with aclosing(verified_bytes(coord, plan, rng)) as parts:
                 async for data in parts:
-                    await deadline.send(partial(write, (data,)), len(data))
+                    await send((data,))
     except AnswerCutOff:
         log.info("download of %s: the client did not take it in time", rec.file_id)
         return resp

@@ -261,6 +261,8 @@ async def _upload(
                     failed=None if one_path else changed,
                 )
         finally:
+            if isinstance(items, ListedEarly):  # a failed upload: the listing ends first
+                await asyncio.to_thread(items.stop)
             skipped_lines(skipped)  # counted again at the end
         one_file = one_path and not skipped
         emit_lines([_upload_line(as_json, r, one_file) for r in results])

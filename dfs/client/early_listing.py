@@ -55,7 +55,8 @@ def listed_now(fn: Callable[[], T]) -> Future[T]:
     done: Future[T] = Future()
 
     def run() -> None:
-        done.set_running_or_notify_cancel()
+        if not done.set_running_or_notify_cancel():
+            return  # cancelled before it began
         try:
             done.set_result(fn())
         except BaseException as exc:  # the reader raises it
@@ -75,7 +76,8 @@ class ListedEarly:
         self._queue: queue.SimpleQueue[LocalFile | _End] = queue.SimpleQueue()
         self._stopped = False
         self._thread = threading.Thread(target=self._list, args=(files,), name="dfs-list")
-        self._thread.daemon = True  # a command that fails early exits without waiting for it
+        # not one to wait for at exit: ``stop`` ends it at its next file
+        self._thread.daemon = True
         self._thread.start()
 
     def _list(self, files: Iterable[LocalFile]) -> None:

@@ -6,9 +6,10 @@ read-modify-write runs inside ``BEGIN IMMEDIATE`` so it holds the write lock fro
 read. ``synchronous=FULL``: a committed file survives a power cut, not only a crash.
 
 One connection per store for its writes, used from one worker thread: the event loop never
-waits on disk. Reads run on read-only connections of their own (``dfs.meta.sqlite_reads``),
-never queued behind those writes. ``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; files and manifests:
-``sqlite_manifests``; chunks and copies: ``sqlite_chunks``; commit/delete refcounts:
+waits on disk. Reads go there too, each in one read transaction, unless the worker is held
+(``dfs.meta.sqlite_reads``: a write waiting for another process's lock), and never wait long
+behind it. ``sqlite3`` errors are translated here only. Tables: ``sqlite_schema``; files and
+manifests: ``sqlite_manifests``; chunks and copies: ``sqlite_chunks``; commit/delete refcounts:
 ``sqlite_refcounts``; namespace: ``sqlite_namespace``; S3 keys: ``sqlite_access_keys``;
 bucket configuration documents (CORS): ``sqlite_bucket_config``.
 """
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dfs.errors import Conflict, Unavailable
 from dfs.meta.base import (
@@ -89,6 +91,19 @@ LOOP_READ_MAX_IDS = 16  # chunk ids one read on the event loop's thread may look
 _COUNTERS = ("total_files", "logical_bytes", "stored_bytes", "unique_chunks", "duplicates_avoided")
 
 
+class _Skipped:
+    """What the worker answers for a read a reader thread took over (``_read``)."""
+
+
+SKIPPED = _Skipped()
+
+
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    """Collect a read's outcome no one awaits (its worker turn, taken over): not logged."""
+    if not done.cancelled():
+        done.exception()
+
+
 def path_from_url(url: str) -> Path:
     """``sqlite:///abs/path.db`` -> ``/abs/path.db``; ``sqlite://rel/path.db`` -> relative."""
     if not url.startswith("sqlite://") or len(url) <= len("sqlite://"):
@@ -119,7 +134,7 @@ class SqliteMetadataStore(
         self._loop_reads = LoopReads(path)
         self._readers = ReaderThreads(path)
         self._busy_since: float | None = None  # when the worker's operation began, if one runs
-        # the labels reads learn (on the loop or the reader threads): only ever committed ones
+        # the labels reads learn (on the loop, the worker or the reader threads): committed ones
         self._read_labels = Labels()
         self._labels = Labels()
         self._group = GroupCommit(self._labels)  # the writes that may share a commit
@@ -202,12 +217,30 @@ class SqliteMetadataStore(
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn`` in one read transaction (``dfs.meta.sqlite_reads``): on the worker, whose
-        page cache the store's own writes keep warm, unless an operation has held it for
-        ``WORKER_HELD`` (a write waiting for another process's lock): then on a reader
-        thread, not queued behind it. It learns labels in ``_read_labels``."""
+        page cache the store's own writes keep warm, unless the worker has not started it
+        within ``WORKER_HELD`` (busy with a write waiting for another process's lock, or
+        with writes queued behind one): then on a reader thread, never queued behind them.
+        It learns labels in ``_read_labels``."""
         since = self._busy_since
-        if since is None or time.monotonic() - since < WORKER_HELD:
-            return await self._run(lambda: in_snapshot(self._db, fn))
+        if since is not None and time.monotonic() - since >= WORKER_HELD:
+            return await self._on_readers(fn)
+        claim = threading.Lock()  # taken once, by whichever thread runs ``fn``
+
+        def on_worker() -> T | _Skipped:
+            if not claim.acquire(blocking=False):
+                return SKIPPED  # a reader thread took it over
+            return in_snapshot(self._db, fn)
+
+        queued = asyncio.ensure_future(self._run(on_worker))
+        done, _ = await asyncio.wait({queued}, timeout=WORKER_HELD)
+        if not done and claim.acquire(blocking=False):  # not started: the worker will skip it
+            queued.add_done_callback(_retrieved)
+            return await self._on_readers(fn)
+        got = await queued
+        assert not isinstance(got, _Skipped)
+        return got
+
+    async def _on_readers(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         self.calls += 1
         try:
             return await self._readers.run(fn)

@@ -10,18 +10,19 @@ So:
   small file's chunks) run on the event loop's own thread, where the hop to a thread and
   back would cost more CPU than the read itself. Should the database be busy, such a read
   fails within ``BUSY_MS`` (``sqlite3.OperationalError``) and goes on as the others do.
-- Every other read (listings, manifests, plans' lookups, GC's and repair's scans) runs on
-  the worker, in one read transaction, while the worker is free or busy for less than
-  ``WORKER_HELD``; once one operation has held the worker longer (a write waiting for a
-  lock), reads go to ``ReaderThreads`` instead, one of ``READ_THREADS`` threads, and do not
-  queue behind it. Not always there: in WAL mode a connection's page cache is dropped
+- Every other read (listings, manifests, plans' lookups, GC's and repair's scans) is queued
+  on the worker, in one read transaction; should the worker not start it within
+  ``WORKER_HELD`` (held by a write waiting for a lock, or by writes queued behind one), a
+  reader thread of ``ReaderThreads`` (``READ_THREADS``) takes it over and the worker skips
+  it when its turn comes; while one operation has held the worker that long, reads go to
+  the reader threads at once. Not always there: in WAL mode a connection's page cache is dropped
   whenever another connection has written, so a reader connection rereads the pages each
   read needs after every write, where the writer's own stays warm (measured: reads always
   on the reader threads cost a bucket backup's API ~25% more CPU, bench/README.md).
 
-Each thread has its own connection (``ReadConnections``), with ``query_only`` on, and runs
-each read in one read transaction (``in_snapshot``): every statement of it sees the same
-committed state. In WAL mode a reader never waits for the writer, and a read transaction that
+The loop's and the reader threads' connections (``ReadConnections``) have ``query_only`` on;
+on every connection, the worker's included, each read runs in one read transaction
+(``in_snapshot``): every statement of it sees the same committed state. In WAL mode a reader never waits for the writer, and a read transaction that
 begins after a write's COMMIT sees it (the worker's included: read-your-writes holds for a
 caller that awaited the write). A reader sees committed rows only, so the labels its reads
 learn are the committed ones (the store keeps a ``Labels`` apart for them).
@@ -30,6 +31,7 @@ learn are the committed ones (the store keeps a ``Labels`` apart for them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -52,12 +54,24 @@ leaves the other to the requests."""
 
 
 def in_snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """``fn`` in one read transaction: every statement sees the same committed state."""
+    """``fn`` in one read transaction: every statement sees the same committed state. The
+    transaction is ended whatever happens (rolled back if its COMMIT fails), so the
+    connection, the worker's writer too, is never left inside it."""
     db.execute("BEGIN")
     try:
         return fn(db)
     finally:
+        _end(db)
+
+
+def _end(db: sqlite3.Connection) -> None:
+    try:
         db.execute("COMMIT")
+    except sqlite3.Error:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        if db.in_transaction:
+            raise
 
 
 class ReadConnections:
@@ -123,9 +137,13 @@ class ReaderThreads:
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn`` in a read transaction on a reader thread; ``sqlite3.OperationalError``
         when the database stays busy or the store is closed."""
-        if self._closed:
-            raise sqlite3.OperationalError("closed")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._conns.run, fn)
+        try:
+            if self._closed:
+                raise RuntimeError("closed")
+            ran = asyncio.get_running_loop().run_in_executor(self._pool, self._conns.run, fn)
+        except RuntimeError:  # closed, or shut down since the check
+            raise sqlite3.OperationalError("closed") from None
+        return await ran
 
     def close(self) -> None:
         """Let the reads in progress end, then close the connections (blocking)."""

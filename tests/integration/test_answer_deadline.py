@@ -11,6 +11,7 @@ budget so the test need not wait the default 30 s floor."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ from dfs.node.app import make_app
 from dfs.server import BODY_TIMEOUTS, BodyTimeouts, runner_kwargs
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
-from tests.integration.conftest import ADMIN_TOKEN, running_cluster
+from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster, running_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -194,11 +195,12 @@ async def test_a_client_that_hangs_up_mid_answer_is_no_error(
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
 
 
-async def test_a_client_that_stops_reading_an_object_is_cut_off(
+@contextlib.asynccontextmanager
+async def object_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The API streams an object's verified chunks under the same rule (its app given the
-    short budget before it starts)."""
+) -> AsyncIterator[tuple[InProcessCluster, bytes]]:
+    """An in-process cluster whose API has the short budget (given before it starts), holding
+    the object big/k of three chunks of MAX_CHUNK_SIZE (more than the sockets' buffers)."""
     real = api_app.make_app
 
     def short_budget(coord: Coordinator) -> web.Application:
@@ -207,27 +209,40 @@ async def test_a_client_that_stops_reading_an_object_is_cut_off(
         return app
 
     monkeypatch.setattr(api_app, "make_app", short_budget)
-    data = os.urandom(3 * protocol.MAX_CHUNK_SIZE)  # more than the sockets' buffers hold
+    data = os.urandom(3 * protocol.MAX_CHUNK_SIZE)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "big.bin").write_bytes(data)
     async with running_cluster(tmp_path / "c", n=1, rf=1) as c:
         async with Client(c.api.url, token=ADMIN_TOKEN) as admin:
             await admin.make_bucket("big")
             await admin.upload_to([tmp_path / "src" / "big.bin"], "big", "k")
+        yield c, data
+
+
+async def read_object(c: InProcessCluster) -> bytes:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{c.api.url}/objects/big/k", headers=headers) as r,
+    ):
+        assert r.status == 200
+        return await r.read()
+
+
+async def test_a_client_that_stops_reading_an_object_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API streams an object's verified chunks under the same rule, each chunk under a
+    budget of its own."""
+    async with object_api(tmp_path, monkeypatch) as (c, data):
         head = (
             f"GET /objects/big/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n"
         )
         socks = [stalled_reader(c.api.port, head.encode()) for _ in range(2)]
         try:
-            # the budget of a 48 MiB answer is 3.3 s; well past it, every connection is gone
+            # a 16 MiB chunk's budget is 1.3 s; well past it, every connection is gone
             await stalled_then_cut_off(c.api.runner, len(socks), within=20.0)
         finally:
             for sock in socks:
                 sock.close()
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        async with (
-            aiohttp.ClientSession() as s,
-            s.get(f"{c.api.url}/objects/big/k", headers=headers) as r,
-        ):
-            assert r.status == 200
-            assert hashlib.sha256(await r.read()).digest() == hashlib.sha256(data).digest()
+        assert hashlib.sha256(await read_object(c)).digest() == hashlib.sha256(data).digest()

@@ -32,7 +32,9 @@ file's chunks land in, in every node's store: a fresh store makes a folder and f
 parent for nearly every chunk it is sent (65,536 leaf folders; a store of ``n`` chunks still
 makes one for a share ``exp(-n / 65536)`` of new chunks), which the nodes of a long-lived
 cluster no longer do. Without the flag the figures are a fresh cluster's, with it a node's
-that has stored a few hundred thousand chunks (bench/README.md, branch ``large8``).
+that has stored a few hundred thousand chunks (bench/README.md, branch ``large8``). That was
+a store of layout 2 (``dfs.chunkstore.fan_out``); a store of layout 1, which every new node
+makes, has its 256 folders from the start, so the flag changes nothing there.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from pathlib import Path
 from bench import small_files
 from bench.core import chunk_write_rate, run_client
 from dfs.chunking import ChunkerProfile, scan_file
+from dfs.chunkstore.fan_out import read_fan_out
 from dfs.localcluster import LocalCluster, console_script
 
 MIB = 1 << 20
@@ -185,7 +188,8 @@ def age_stores(cluster: LocalCluster, chunk_ids: Sequence[str]) -> None:
         if not chunks.is_dir():
             raise RuntimeError(f"no chunk store at {chunks}")
         for chunk_id in chunk_ids:
-            (chunks / chunk_id[:2] / chunk_id[2:4]).mkdir(parents=True, exist_ok=True)
+            fan_out = read_fan_out(os.fspath(chunks))
+            Path(fan_out.path(chunk_id)).parent.mkdir(parents=True, exist_ok=True)
     os.sync()  # the folders' own writes are not the upload's
 
 

@@ -13,9 +13,11 @@ that a neighbour's load hits both sides alike:
   ``read_body_pieces`` of a second server process that receives as nodes did before
   (``before``: asyncio's 256 KiB socket reads, and ``readany``, which joins the pieces
   buffered together). Server CPU only.
-- **store**: ``FsChunkStore.put`` of 1 MiB chunks, 8 at a time, into a fresh store (every
-  chunk's fan-out directory ``ab/cd`` is new: a ``mkdir`` and an fsync of its parent) against a
-  store whose fan-out directories exist already (a node that has stored ~65,000 chunks).
+- **store**: ``FsChunkStore.put`` of 1 MiB chunks, 8 at a time, into three stores
+  (``dfs.chunkstore.fan_out``): a new one, of layout 1 (``ab/<id>``, its 256 folders made
+  with it); a new one of layout 2 as nodes made them before (``ab/cd/<id>``: nearly every
+  chunk's folder is new, a ``mkdir`` and an fsync of its parent); and one of layout 2 whose
+  folders exist already (a node that has stored ~65,000 chunks).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import aiohttp
 from aiohttp import web
 
 import dfs.server
+from dfs.chunkstore.fan_out import LAYOUT_NAME
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.ids import ChunkId, sha256_hex, sha256_hex_parts
 from dfs.malloc import keep_freed_buffers
@@ -121,24 +124,26 @@ async def receive(total: int, rounds: int) -> None:
 async def store(work: Path, total: int, rounds: int) -> None:
     count = total // (1 << 20)
     for n in range(1, rounds + 1):
-        for warm in (False, True):
+        for kind in ("layout 1", "layout 2 fresh", "layout 2 aged"):
             root = Path(tempfile.mkdtemp(dir=work))
+            if kind != "layout 1":  # a store as nodes made them before layout 1
+                (root / "chunks").mkdir()
+                (root / "chunks" / LAYOUT_NAME).write_text("2\n")
             st = await FsChunkStore.open(root)
             items = []
             for _ in range(count):
                 data = os.urandom(1 << 20)
                 items.append((ChunkId(hashlib.sha256(data).hexdigest()), data))
-            if warm:
+            if kind == "layout 2 aged":
                 for c, _ in items:
-                    os.makedirs(root / "chunks" / c[:2] / c[2:4], exist_ok=True)
-                os.sync()
+                    os.makedirs(os.path.dirname(st.path_of(c)), exist_ok=True)
+            os.sync()
             (u0, s0), t0 = cpu(), time.monotonic()
             await _put_all(st, items)
             (u1, s1), t1 = cpu(), time.monotonic()
             scale = GIB / (count << 20)
-            kind = "dirs exist" if warm else "fresh"
             print(
-                f"store round {n} {kind:10s}: user {(u1 - u0) * scale:.2f} sys"
+                f"store round {n} {kind:14s}: user {(u1 - u0) * scale:.2f} sys"
                 f" {(s1 - s0) * scale:.2f} s/GiB, {count / (t1 - t0):.0f} chunks/s",
                 flush=True,
             )

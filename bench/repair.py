@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from dfs.chunkstore.fan_out import is_chunk_name, read_fan_out
 from dfs.localcluster import LocalCluster, console_script, http_json
 
 MIB = 1 << 20
@@ -41,7 +43,7 @@ def _good_copies(c: LocalCluster, chunk_id: str) -> int:
     for i in range(1, c.nodes + 1):
         if not c.node(i).alive:
             continue
-        p = c.base / f"node{i}" / "chunks" / chunk_id[:2] / chunk_id[2:4] / chunk_id
+        p = Path(read_fan_out(os.fspath(c.base / f"node{i}" / "chunks")).path(chunk_id))
         with contextlib.suppress(FileNotFoundError):
             n += hashlib.sha256(p.read_bytes()).hexdigest() == chunk_id
     return n
@@ -70,7 +72,11 @@ def main() -> None:
         plan = http_json(f"{c.api_url}/download-plan?file_id={file_id}", c.admin_token)
         ids = {ch["sha256"] for ch in plan["chunks"]}
         held = {
-            i: sum(f.stat().st_size for f in (c.base / f"node{i}" / "chunks").glob("*/*/*"))
+            i: sum(
+                f.stat().st_size
+                for f in (c.base / f"node{i}" / "chunks").rglob("*")
+                if is_chunk_name(f.name)
+            )
             for i in range(1, 4)
         }
         victim = max(held, key=lambda i: held[i])

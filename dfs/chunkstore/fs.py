@@ -4,8 +4,11 @@ On-disk layout under the node's data directory:
 
 | path                              | what                                                    |
 |-----------------------------------|---------------------------------------------------------|
-| ``chunks/ab/cd/<sha256>``         | one chunk; ``ab``/``cd`` are the id's first two bytes   |
-| ``chunks/ab/cd/.<sha256>.<r>.tmp``| a write in progress; removed on error and at start      |
+| ``chunks/ab/<sha256>``            | one chunk; ``ab`` is the id's first byte (a store made  |
+|                                   | before layout 1: ``chunks/ab/cd/<sha256>``,             |
+|                                   | ``dfs.chunkstore.fan_out``)                             |
+| ``chunks/ab/.<sha256>.<r>.tmp``   | a write in progress; removed on error and at start      |
+| ``chunks/.layout``                | the store's fan-out layout, 1 or 2                      |
 | ``quarantine/<sha256>.<time>``    | a copy that failed verification, kept for inspection    |
 | ``node_id``                       | the node's generated id, stable across restarts         |
 
@@ -38,7 +41,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -49,6 +51,7 @@ from typing import TYPE_CHECKING
 
 from dfs.chunkstore import file_sum
 from dfs.chunkstore.base import Buffer, ChunkStore, read_prefix, verify_at_rate
+from dfs.chunkstore.fan_out import FanOut, is_chunk_name, open_fan_out
 from dfs.chunkstore.quarantine import MEDIUM_ERRORS
 from dfs.errors import (
     ChunkNotFound,
@@ -60,10 +63,6 @@ from dfs.errors import (
 )
 from dfs.fsutil import fsync_dir, make_dirs, write_all
 from dfs.ids import ChunkId, sha256_hex, sha256_hex_parts
-
-_HEX = frozenset("0123456789abcdef")
-_CHUNK_NAME = re.compile(r"[0-9a-f]{64}")
-
 
 _Written = tuple[bool, int | None]
 """What a write did: (no copy was here before, descriptor of the copy it replaced)."""
@@ -78,10 +77,6 @@ def _drop_cached(fd: int) -> None:
     chunk later comes from the disk, and is cached then."""
     if hasattr(os, "posix_fadvise"):  # not on every platform; only a cost without it
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
-def _is_chunk_name(name: object) -> bool:
-    return isinstance(name, str) and _CHUNK_NAME.fullmatch(name) is not None
 
 
 def _create(tmp: str) -> int:
@@ -122,6 +117,7 @@ class FsChunkStore:
         self._root = root
         self._chunks = root / "chunks"
         self._chunks_dir = os.fspath(self._chunks)  # str paths: the hot paths build one each
+        self._fan_out = FanOut(self._chunks_dir, 1)  # what ``open`` finds on disk
         self._quarantine = root / "quarantine"
         self._capacity = capacity_bytes
         self._used = 0
@@ -144,7 +140,7 @@ class FsChunkStore:
 
     def _scan(self) -> None:
         """Create the tree, drop leftovers of interrupted writes, and count what is stored."""
-        make_dirs(self._chunks_dir)
+        self._fan_out = open_fan_out(self._chunks_dir)
         make_dirs(os.fspath(self._quarantine))
         used = count = 0
         smallest: int | None = None
@@ -153,7 +149,7 @@ class FsChunkStore:
                 full = os.path.join(dirpath, name)
                 if name.endswith(".tmp"):
                     os.unlink(full)
-                elif _is_chunk_name(name):
+                elif is_chunk_name(name):
                     size = os.stat(full).st_size
                     used += size
                     count += 1
@@ -166,9 +162,9 @@ class FsChunkStore:
     def _path(self, chunk_id: ChunkId) -> str:
         # Defence in depth: handlers parse ids already, but no string that is not 64
         # lowercase hex characters ("../x", "/etc/passwd", "") may ever become a path here.
-        if not _is_chunk_name(chunk_id):
+        if not is_chunk_name(chunk_id):
             raise InvalidRequest("chunk_id must be 64 lowercase hex characters (sha256)")
-        return f"{self._chunks_dir}/{chunk_id[:2]}/{chunk_id[2:4]}/{chunk_id}"
+        return self._fan_out.path(chunk_id)
 
     @property
     def root(self) -> Path:
@@ -387,7 +383,7 @@ class FsChunkStore:
         self, chunk_ids: Sequence[ChunkId], max_bytes: int
     ) -> list[Buffer | DfsError]:
         for chunk_id in chunk_ids:
-            if not _is_chunk_name(chunk_id):
+            if not is_chunk_name(chunk_id):
                 raise InvalidRequest("chunk_id must be 64 lowercase hex characters (sha256)")
         return await asyncio.to_thread(read_prefix, self._get, chunk_ids, max_bytes)
 
@@ -456,7 +452,7 @@ class FsChunkStore:
             return sorted(
                 ChunkId(c)
                 for c in ids
-                if _is_chunk_name(c) and not self.path_of(ChunkId(c)).exists()
+                if is_chunk_name(c) and not self.path_of(ChunkId(c)).exists()
             )
 
         return await asyncio.to_thread(op)
@@ -481,7 +477,7 @@ class FsChunkStore:
             used = count = 0
             for dirpath, _dirs, files in os.walk(self._chunks):
                 for name in files:
-                    if _is_chunk_name(name):
+                    if is_chunk_name(name):
                         with contextlib.suppress(FileNotFoundError):
                             used += os.stat(os.path.join(dirpath, name)).st_size
                             count += 1
@@ -497,32 +493,14 @@ class FsChunkStore:
     def _list(self, after: str, limit: int) -> list[tuple[ChunkId, float]]:
         out: list[tuple[ChunkId, float]] = []
         now = time.time()
-
-        def names(path: Path) -> list[str]:
+        for folder, name in self._fan_out.files_after(after):
             try:
-                return sorted(os.listdir(path))
-            except (FileNotFoundError, NotADirectoryError):
-                return []
-
-        def fan(path: Path) -> list[str]:  # the two-hex-digit directories only
-            return [d for d in names(path) if len(d) == 2 and set(d) <= _HEX]
-
-        for d1 in fan(self._chunks):
-            if d1 < after[:2]:
+                mtime = os.stat(f"{folder}/{name}").st_mtime
+            except FileNotFoundError:
                 continue
-            for d2 in fan(self._chunks / d1):
-                if d1 + d2 < after[:4]:
-                    continue
-                for name in names(self._chunks / d1 / d2):
-                    if not _is_chunk_name(name) or name <= after:
-                        continue
-                    try:
-                        mtime = os.stat(self._chunks / d1 / d2 / name).st_mtime
-                    except FileNotFoundError:
-                        continue
-                    out.append((ChunkId(name), max(now - mtime, 0.0)))
-                    if len(out) >= limit:
-                        return out
+            out.append((ChunkId(name), max(now - mtime, 0.0)))
+            if len(out) >= limit:
+                break
         return out
 
     async def check_writable(self) -> None:
@@ -552,7 +530,7 @@ class FsChunkStore:
     def _walk(self) -> Iterator[ChunkId]:
         for _dirpath, _dirs, files in os.walk(self._chunks):
             for name in files:
-                if _is_chunk_name(name):
+                if is_chunk_name(name):
                     yield ChunkId(name)
 
 

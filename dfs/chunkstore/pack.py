@@ -12,7 +12,8 @@ On-disk layout under the node's data directory:
 
 | path                              | what                                                  |
 |-----------------------------------|-------------------------------------------------------|
-| ``chunks/ab/cd/<sha256>``         | a large chunk (``FsChunkStore``)                       |
+| ``chunks/ab/<sha256>``            | a large chunk (``FsChunkStore``; ``chunks/ab/cd/`` in a |
+|                                   | store made before layout 1, ``dfs.chunkstore.fan_out``) |
 | ``chunks/packs/pack-<seq>.pack``  | small chunks' records and tombstones, append-only      |
 | ``chunks/.disk-id``               | the disk identity (``dfs.node.disk_identity``)          |
 | ``quarantine/<sha256>.<time>``    | a copy (file or record payload) that failed verification; empty if its bytes could not be read or kept |

@@ -22,12 +22,11 @@ only.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from pathlib import Path
 
-from dfs.fsutil import fsync_dir
+from dfs.fsutil import write_atomically
 
 DISK_ID_NAME = ".disk-id"
 BOOT_NAME = "boot"
@@ -57,20 +56,6 @@ def ensure_disk_id(data_dir: Path) -> str:
     new = f"{_PREFIX}{secrets.token_hex(16)}"
     write_atomically(disk_id_path(data_dir), new)
     return new
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """``path`` holds ``text`` (and a newline) durably: temp file, fsync, rename, fsync dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, f"{text}\n".encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def read_boot(data_dir: Path) -> int:

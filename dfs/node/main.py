@@ -12,10 +12,10 @@ from pathlib import Path
 
 from dfs.config import NodeConfig, load_node_config
 from dfs.errors import ConfigError, InvalidRequest
+from dfs.fsutil import write_atomically
 from dfs.ids import parse_node_id
 from dfs.malloc import keep_freed_buffers
 from dfs.node.app import start_node
-from dfs.node.disk_identity import write_atomically
 from dfs.server import run_service, until_stopped
 
 

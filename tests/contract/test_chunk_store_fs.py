@@ -28,8 +28,10 @@ async def test_fs_layout(tmp_path: Path) -> None:
     store = await FsChunkStore.open(tmp_path)
     cid, data = chunk(1)
     await store.put(cid, data)
-    path = tmp_path / "chunks" / cid[:2] / cid[2:4] / cid
+    path = tmp_path / "chunks" / cid[:2] / cid  # layout 1 (dfs.chunkstore.fan_out)
     assert store.path_of(cid) == path
+    assert (tmp_path / "chunks" / ".layout").read_text() == "1\n"
+    assert len([p for p in (tmp_path / "chunks").iterdir() if p.is_dir()]) == 256
     assert path.read_bytes() == data
     assert (tmp_path / "quarantine").is_dir()
     assert _tmp_files(tmp_path) == []
@@ -43,13 +45,15 @@ def _real(path: Path) -> Path:
 async def test_new_fan_out_directories_are_made_durable_in_their_parents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A chunk's first write into a fan-out directory creates it: the parent of every
-    directory created is fsync'd once (else a crash could lose the directory, and the
-    acknowledged chunk in it); a write into existing directories creates none."""
+    """A write into a fan-out directory that is missing (the store made all 256, but one
+    was removed) creates it: the parent of the directory is fsync'd once (else a crash could
+    lose the directory, and the acknowledged chunk in it); a write into existing directories
+    creates none."""
     store = await FsChunkStore.open(tmp_path)
     cid, data = chunk(1)
     root = _real(tmp_path) / "chunks"
-    leaf = root / cid[:2] / cid[2:4]
+    leaf = root / cid[:2]
+    leaf.rmdir()
     synced = record_fsyncs(monkeypatch)
     await store.put(cid, data)
     first = list(synced)
@@ -57,10 +61,9 @@ async def test_new_fan_out_directories_are_made_durable_in_their_parents(
     await store.put(cid, data)  # a rewrite: the same directories, all there now
     monkeypatch.undo()
     assert first.count(str(root)) == 1  # holds the new chunks/ab
-    assert first.count(str(root / cid[:2])) == 1  # holds the new chunks/ab/cd
     assert first.count(str(leaf)) == 1  # holds the chunk's name (the rename)
     assert [p for p in first if p.startswith(f"{leaf}/.{cid}.")]  # its bytes, as a temp file
-    assert len(first) == 4
+    assert len(first) == 3
     assert synced.count(str(leaf)) == 1
     assert len(synced) == 2  # the temp file and the leaf: no parent again
 
@@ -74,6 +77,8 @@ async def test_fs_store_directories_made_at_open_are_durable(
     base = _real(tmp_path)
     assert synced.count(str(base)) == 1  # holds the new data folder
     assert synced.count(str(base / "data")) == 2  # holds chunks/ and quarantine/
+    # holds chunks/.layout, then the 256 fan-out folders (one fsync for them all)
+    assert synced.count(str(base / "data" / "chunks")) == 2
 
 
 async def test_fs_rewrite_does_the_same_durable_work_as_a_new_write(
@@ -87,7 +92,7 @@ async def test_fs_rewrite_does_the_same_durable_work_as_a_new_write(
     just written."""
     store = await FsChunkStore.open(tmp_path)
     cid, data = chunk(1, 64 * 1024)
-    store.path_of(cid).parent.mkdir(parents=True)  # so the new write creates no directory
+    assert store.path_of(cid).parent.is_dir()  # so the new write creates no directory
     trace: list[str] = []
 
     def traced(name: str) -> Callable[..., object]:
@@ -174,7 +179,9 @@ async def test_fs_wrong_hash_leaves_no_file(tmp_path: Path) -> None:
         await store.put(cid, b"other bytes")
     assert not store.path_of(cid).exists()
     assert _tmp_files(tmp_path) == []
-    assert [p for p in (tmp_path / "chunks").rglob("*") if p.is_file()] == []
+    assert [p for p in (tmp_path / "chunks").rglob("*") if p.is_file()] == [
+        tmp_path / "chunks" / ".layout"
+    ]
 
 
 async def test_fs_full_leaves_no_file(tmp_path: Path) -> None:
@@ -210,8 +217,7 @@ async def test_fs_open_removes_leftover_tmp_files(tmp_path: Path) -> None:
     await store.put(cid, data)
     leftover = store.path_of(cid).parent / f".{cid}.deadbeef.tmp"
     leftover.write_bytes(b"x" * 5000)
-    other_dir = tmp_path / "chunks" / "00" / "00"
-    other_dir.mkdir(parents=True)
+    other_dir = tmp_path / "chunks" / "00"
     (other_dir / f".{'0' * 64}.cafe.tmp").write_bytes(b"partial")
 
     reopened = await FsChunkStore.open(tmp_path)

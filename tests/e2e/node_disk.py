@@ -1,7 +1,8 @@
 """What a node's data directory holds, read by the tests from outside the node (read-only).
 
 A node (``dfs.chunkstore.pack.PackChunkStore``) keeps a large chunk as a file
-(``chunks/ab/cd/<id>``) and a small one as a record in a pack file (``chunks/packs/``).
+(``chunks/ab/<id>``, or ``chunks/ab/cd/<id>`` in a store of layout 2:
+``dfs.chunkstore.fan_out``) and a small one as a record in a pack file (``chunks/packs/``).
 ``held`` replays the packs as the node does on open (a tombstone kills the record it names,
 a later record of a chunk wins; a record whose CRC fails is not a copy) and adds the files:
 the copies a node holds on disk now. ``flip_byte`` damages one copy in place, as a bad disk
@@ -10,9 +11,11 @@ would, wherever it is.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dfs.chunkstore import record
+from dfs.chunkstore.fan_out import is_chunk_name, read_fan_out
 from dfs.chunkstore.record import HEADER_SIZE, KIND_TOMBSTONE
 
 
@@ -29,7 +32,14 @@ def pack_files(base: Path, node: int) -> list[Path]:
 
 
 def chunk_file(base: Path, node: int, chunk_id: str) -> Path:
-    return node_dir(base, node) / "chunks" / chunk_id[:2] / chunk_id[2:4] / chunk_id
+    """Where ``node`` keeps ``chunk_id`` as a file, in its store's fan-out layout."""
+    chunks = node_dir(base, node) / "chunks"
+    return Path(read_fan_out(os.fspath(chunks)).path(chunk_id))
+
+
+def chunk_files(chunks: Path) -> list[Path]:
+    """Every chunk file under a store's ``chunks/`` folder, whatever its layout."""
+    return [p for p in chunks.rglob("*") if is_chunk_name(p.name) and p.is_file()]
 
 
 def _headers(data: bytes) -> list[tuple[int, record.Header]]:
@@ -79,12 +89,11 @@ def held(base: Path, node: int, rotten: bool = False) -> dict[str, bytes]:
     """Every chunk copy ``node`` holds on disk now: files and live pack records (with
     ``rotten``, records whose CRC fails too: a damaged copy is still a copy)."""
     out = {cid: payload for cid, (_, _, payload) in _packed(base, node, rotten).items()}
-    for path in (node_dir(base, node) / "chunks").glob("*/*/*"):
-        if len(path.name) == 64:
-            try:
-                out[path.name] = path.read_bytes()
-            except FileNotFoundError:
-                continue
+    for path in chunk_files(node_dir(base, node) / "chunks"):
+        try:
+            out[path.name] = path.read_bytes()
+        except FileNotFoundError:
+            continue
     return out
 
 

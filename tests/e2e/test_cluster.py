@@ -14,6 +14,7 @@ import pytest
 from dfs import auth
 from dfs.localcluster import LocalCluster, http_json
 from tests.e2e.conftest import cli_json, run_cli
+from tests.e2e.node_disk import chunk_file, chunk_files, node_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -33,12 +34,16 @@ def chunk_ids(cluster: LocalCluster, file_id: str) -> list[str]:
 
 def holders(cluster: LocalCluster, chunk_id: str) -> list[int]:
     """Which nodes (1-based) have the chunk file on disk."""
-    rel = Path("chunks", chunk_id[:2], chunk_id[2:4], chunk_id)
-    return [i for i in range(1, cluster.nodes + 1) if (cluster.base / f"node{i}" / rel).exists()]
+    return [
+        i for i in range(1, cluster.nodes + 1) if chunk_file(cluster.base, i, chunk_id).exists()
+    ]
 
 
 def disk_bytes(cluster: LocalCluster) -> int:
-    return sum(f.stat().st_size for f in cluster.base.glob("node*/chunks/*/*/*") if f.is_file())
+    nodes = range(1, cluster.nodes + 1)
+    return sum(
+        f.stat().st_size for i in nodes for f in chunk_files(node_dir(cluster.base, i) / "chunks")
+    )
 
 
 def test_64mib_round_trip_dedup_and_node_loss(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -103,7 +108,7 @@ def test_corrupt_chunk_is_never_served(cluster: LocalCluster, tmp_path: Path) ->
     corrupted = 0
     for c in ids:
         if 1 in holders(cluster, c):
-            path = cluster.base / "node1" / "chunks" / c[:2] / c[2:4] / c
+            path = chunk_file(cluster.base, 1, c)
             raw = bytearray(path.read_bytes())
             raw[len(raw) // 2] ^= 0xFF
             path.write_bytes(bytes(raw))

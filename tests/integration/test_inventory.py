@@ -18,6 +18,7 @@ from dfs.client import Client
 from dfs.config import DEFAULT_PACK_THRESHOLD
 from dfs.node.disk_identity import disk_id_path, read_disk_id
 from dfs.node.heartbeat import heartbeat_once
+from tests.e2e.node_disk import chunk_file as disk_chunk_file
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster, running_cluster
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ async def two(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
 
 
 def chunk_file(c: InProcessCluster, node: int, chunk_id: str) -> Path:
-    return c.base / f"node{node}" / "chunks" / chunk_id[:2] / chunk_id[2:4] / chunk_id
+    return disk_chunk_file(c.base, node, chunk_id)
 
 
 def good(c: InProcessCluster, node: int, chunk_id: str) -> bool:

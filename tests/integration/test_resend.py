@@ -27,6 +27,7 @@ from dfs.ids import ChunkId, sha256_hex
 from dfs.node.app import start_node
 from dfs.transport.http import ChunkPayload
 from tests.contract.test_chunk_store import corrupt_packed
+from tests.e2e.node_disk import chunk_files
 from tests.integration.conftest import ADMIN_TOKEN, SECRET, InProcessCluster
 
 pytestmark = pytest.mark.integration
@@ -46,9 +47,8 @@ def copies_on_disk(c: InProcessCluster) -> dict[Copy, bool]:
     for node in c.nodes:
         store = node.store
         assert isinstance(store, PackChunkStore)
-        for path in (c.base / node.cfg.node_id / "chunks").glob("*/*/*"):
-            if len(path.name) == 64:
-                out[node.cfg.node_id, path.name] = sha256_hex(path.read_bytes()) == path.name
+        for path in chunk_files(c.base / node.cfg.node_id / "chunks"):
+            out[node.cfg.node_id, path.name] = sha256_hex(path.read_bytes()) == path.name
         for cid in store.packs.ids():
             loc = store.packs.lookup(cid)
             assert loc is not None
@@ -117,7 +117,7 @@ async def test_re_upload_over_rotten_copies_leaves_only_good_copies(
         assert sorted(after) == sorted(copies)  # the same copies, rewritten
         assert all(after.values()), [p.name[:12] for p, good in after.items() if not good]
         assert list(inproc.base.glob("node*/quarantine/*")) == []
-        assert list(inproc.base.glob("node*/chunks/*/*/*.tmp")) == []
+        assert list(inproc.base.glob("node*/chunks/**/*.tmp")) == []
         assert sum(n.store.used_bytes for n in inproc.nodes) == 2 * size
         await bob.download(second.file_id, tmp_path / "b.out")
         assert (tmp_path / "b.out").read_bytes() == data

@@ -1,6 +1,6 @@
 """Cost model: DynamoDB request units per upload, per file and per listing, from the calls
 the metadata store makes (bench/meta_calls.py counts them: 41 SQLite / ~1,005 DynamoDB
-calls per GiB of 1 MiB chunks) and the items it writes (dfs/meta/dynamodb.py), turned into
+calls per GiB of 1 MiB chunks) and the items it writes (dfs/meta/dynamo/), turned into
 dollars at on-demand prices; EBS and network by layout.
 
 Units: a write request unit covers 1 KB of item, a read request unit 4 KB strongly
@@ -111,7 +111,7 @@ def listing(files: int = 1000) -> Units:
     return Units(0.0, rru(files * 250, consistent=False), 1.0)
 
 
-SCAN_PAGE_ITEMS = 1000  # dfs.api.maintenance.SCAN_PAGE
+SCAN_PAGE_ITEMS = 1000  # dfs.api.coordinator.SCAN_PAGE
 SCAN_PAGE_SECONDS = 0.05  # one Scan round trip returning ~200 KB (assumed, not measured)
 
 

@@ -62,10 +62,11 @@ from dfs.api import (
     routes_usage,
     user_content,
 )
-from dfs.api.body_slots import BigBodySlots
+from dfs.api.body_slots import BODY_PER_TENANT, BODY_TOTAL, BigBodySlots
 from dfs.api.content_check import VerifiedFiles
 from dfs.api.context import (
     BIG_BODIES,
+    BODIES,
     COORDINATOR,
     GC,
     NAMESPACE,
@@ -107,6 +108,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[COORDINATOR] = coordinator
     app[REGISTRY] = Registry(coordinator.cfg, coordinator.meta, coordinator.clock)
     app[BIG_BODIES] = BigBodySlots()
+    app[BODIES] = BigBodySlots(total=BODY_TOTAL, per_tenant=BODY_PER_TENANT)
     app[VERIFIED] = VerifiedFiles()
     routes_files.add_routes(app)
     routes_admin.add_routes(app)

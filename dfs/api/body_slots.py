@@ -2,9 +2,15 @@
 
 A 100,000-chunk upload plan needs ~250 MiB while it is read and planned, and a download plan
 that big ~140 MiB until it is sent, so an API process builds only ``TOTAL`` of them at once
-(``dfs.api.context``: ``big_body_slot``, ``big_answer_slot``, ``big_slot``). A slot is taken
-before the body is read (the read is what costs the memory), so it is held while a slow
-client sends: one tenant opening ``TOTAL`` connections that declare a big body and send
+(``dfs.api.context``: ``big_body_slot``, ``big_answer_slot``, ``big_slot``). Bodies that
+cost less but still far more than a connection does (a proxied chunk of up to 16 MiB, a
+JSON body of up to 1 MiB: ~35 MiB once parsed) take one of a second, wider set of slots
+(``BODY_TOTAL``, ``BODY_PER_TENANT``; ``dfs.api.context.body_slot``): without one, every
+connection of a tenant could pin that much at once, and a connection costs its client
+almost nothing. (A caller without a valid token is answered 401 before its body is read.)
+
+A slot is taken before the body is read (the read is what costs the memory), so it is held
+while a slow client sends: one tenant opening ``TOTAL`` connections that declare a big body and send
 nothing held every slot for the body deadline (minutes), and every other tenant's big
 upload or restore waited behind them with no bound.
 
@@ -24,6 +30,9 @@ from dfs.errors import Unavailable
 
 TOTAL = 4
 PER_TENANT = 2
+BODY_TOTAL = 16
+BODY_PER_TENANT = 4
+"""The slots for bodies of at most ~36 MiB in memory: at most ~600 MiB of them at once."""
 WAIT = 30.0
 """Seconds a big request waits for a slot before it is answered 503."""
 

@@ -9,9 +9,11 @@ One module owns these so that every ``routes_*`` module imports it, never ``dfs.
 - ``NAMESPACE``: buckets and objects (``dfs.api.namespace_service``).
 - ``auth_middleware`` resolves the bearer token to a ``Principal`` before any handler runs
   (except the ``PUBLIC`` routes); handlers read it with ``principal()`` or ``admin()``.
-- ``big_body_slot`` bounds how many requests with big bodies are planned at once, and
-  ``big_answer_slot`` how many big answers (download plans) are built at once, a few per
-  tenant, each waiting a bounded time (``dfs.api.body_slots``);
+- ``big_body_slot`` bounds how many requests with big bodies are planned at once,
+  ``big_answer_slot`` how many big answers (download plans) are built at once, and
+  ``body_slot`` (``BODIES``) how many smaller bodies (a proxied chunk, a JSON body of up to
+  1 MiB) are held at once, a few per tenant, each waiting a bounded time
+  (``dfs.api.body_slots``);
   ``json_answer`` serializes big answers in a worker thread, off the event loop.
 """
 
@@ -47,6 +49,7 @@ REPAIR = web.AppKey("repair", Repair)
 GC = web.AppKey("gc", GarbageCollector)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
 BIG_BODIES = web.AppKey("big_bodies", BigBodySlots)
+BODIES = web.AppKey("bodies", BigBodySlots)
 VERIFIED = web.AppKey("verified_files", VerifiedFiles)
 NAMESPACE = web.AppKey("namespace", Namespace)
 USAGE_SAMPLER = web.AppKey("usage_sampler", UsageSampler)
@@ -129,13 +132,31 @@ def tenant(request: web.Request) -> str:
     return principal(request).tenant
 
 
+SMALL_BODY = 64 * protocol.KIB
+"""Bytes of a declared body read with no slot: ~2 MiB at most once parsed as JSON (~35 times
+its size), about what a connection's buffers cost anyway. Above it a body takes a slot
+(``body_slot``, ``big_body_slot``) before it is read, so that the memory bodies hold is
+bounded however many connections send them."""
+
+
 def big_body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:
-    """A big-request slot of the caller's tenant (``dfs.api.body_slots``) for a request whose body may be big (or is undeclared): a
-    100,000-chunk upload needs ~250 MiB while it is planned, so only a few run at once."""
+    """A big-request slot of the caller's tenant (``dfs.api.body_slots``) for a request
+    whose body may be big (or is undeclared): a 100,000-chunk upload needs ~250 MiB while it
+    is planned, so only a few run at once."""
     declared = request.content_length
     if declared is not None and declared <= server.JSON_IN_THREAD:
         return contextlib.nullcontext()
     return request.app[BIG_BODIES].slot(tenant(request))
+
+
+def body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:
+    """A slot of the caller's tenant (``BODIES``) for a body of more than ``SMALL_BODY``
+    bytes (or undeclared) that costs at most ~36 MiB once read: a proxied chunk, a JSON body
+    of at most 1 MiB. Held while the body arrives and until the handler is done with it."""
+    declared = request.content_length
+    if declared is not None and declared <= SMALL_BODY:
+        return contextlib.nullcontext()
+    return request.app[BODIES].slot(tenant(request))
 
 
 JSON_IN_THREAD_ENTRIES = 1000

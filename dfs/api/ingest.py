@@ -536,13 +536,19 @@ def check_download_cap(coord: Coordinator, file_id: str, tenant: str, sig: str |
 # --- chunks through the API ---------------------------------------------------------------
 
 
+async def pending_upload(coord: Coordinator, file_id: str, tenant: str) -> None:
+    """Refuse a file that is not one of the tenant's pending uploads: FileNotFound (another
+    tenant's, unknown), Conflict (complete)."""
+    rec = await coord.meta.get_file(file_id, tenant)
+    if rec.state == FILE_COMPLETE:
+        raise Conflict(f"file {file_id} is already complete")
+
+
 async def proxy_put(
     coord: Coordinator, chunk_id: str, data: bytes | bytearray, file_id: str, tenant: str
 ) -> dict[str, Any]:
     """Store a chunk of one of the tenant's pending uploads through the API."""
-    rec = await coord.meta.get_file(file_id, tenant)
-    if rec.state == FILE_COMPLETE:
-        raise Conflict(f"file {file_id} is already complete")
+    await pending_upload(coord, file_id, tenant)  # again: it may have completed meanwhile
     digest = await asyncio.to_thread(sha256_hex, data)
     if digest != chunk_id:
         raise IntegrityError(f"body does not hash to chunk {chunk_id}")

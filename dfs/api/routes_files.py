@@ -33,6 +33,7 @@ from dfs.api.context import (
     NAMESPACE,
     big_answer_slot,
     big_body_slot,
+    body_slot,
     json_answer,
     principal,
     tenant,
@@ -96,11 +97,17 @@ async def download_plan(request: web.Request) -> web.Response:
 
 
 async def proxy_chunk_upload(request: web.Request) -> web.Response:
+    """The body (up to 16 MiB) costs memory only once the file is known to be one of the
+    tenant's pending uploads (404/409 first, its body unread) and in one of the tenant's
+    body slots, held until the chunk is on its nodes: before, each connection of a tenant
+    held its own 16 MiB, as many at once as it opened."""
     chunk_id = parse_chunk_id(query_param(request, "chunk_id"))
     file_id = parse_file_id(query_param(request, "file_id"))
-    data = await read_body(request, protocol.MAX_CHUNK_SIZE)
     coord = request.app[COORDINATOR]
-    answer = await ingest.proxy_put(coord, chunk_id, data, file_id, tenant(request))
+    await ingest.pending_upload(coord, file_id, tenant(request))
+    async with body_slot(request):
+        data = await read_body(request, protocol.MAX_CHUNK_SIZE)
+        answer = await ingest.proxy_put(coord, chunk_id, data, file_id, tenant(request))
     answer.pop("stored", None)
     return json_response(answer, status=201)
 

@@ -8,16 +8,18 @@ import contextlib
 import hashlib
 import io
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
 from dfs import protocol
-from dfs.api.body_slots import TOTAL, BigBodySlots
+from dfs.api.body_slots import BODY_PER_TENANT, TOTAL, BigBodySlots
+from dfs.api.context import BODIES
 from dfs.errors import Unavailable
 from tests.integration.conftest import InProcessCluster
-from tests.integration.test_security import tenant_tokens
+from tests.integration.test_security import raw, tenant_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +86,77 @@ async def test_stalled_big_bodies_of_one_tenant_do_not_block_another(
     finally:
         for w in stalled:
             w.close()
+
+
+async def _pending_upload(url: str, token: str, data: bytes) -> str:
+    """The file id of a pending upload of ``data``, one chunk."""
+    digest = hashlib.sha256(data).hexdigest()
+    plan = {
+        "name": "p",
+        "size": len(data),
+        "sha256": digest,
+        "chunker": f"fixed:{max(len(data), 4096)}",
+    }
+    plan["chunks"] = [{"offset": 0, "size": len(data), "sha256": digest}]
+    headers = {"Authorization": f"Bearer {token}"}
+    st, body = await raw("POST", f"{url}{protocol.INIT_UPLOAD}", headers, json=plan)
+    assert st == 201, body
+    return str(body["file_id"])
+
+
+async def _proxy_put(url: str, token: str, file_id: str, data: bytes) -> tuple[int, Any]:
+    query = f"?chunk_id={hashlib.sha256(data).hexdigest()}&file_id={file_id}"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"}
+    return await raw("PUT", f"{url}{protocol.PROXY_CHUNK_UPLOAD}{query}", headers, data=data)
+
+
+async def test_proxied_chunks_are_read_in_the_tenants_body_slots(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PUT /proxy-chunk-upload`` read its body (up to 16 MiB) with no slot: a tenant's
+    connections each held that much, as many at once as it opened. Now its body is read in
+    one of the tenant's body slots: when the tenant holds all of its own, 503."""
+    url = inproc.api.url
+    alice, bob = await tenant_tokens(url, "alice", "bob")
+    data = b"proxied chunk " * (MIB // 8)  # far above what is read without a slot
+    files = {t: await _pending_upload(url, t, data) for t in (alice, bob)}
+    slots = inproc.api.runner.app[BODIES]
+    monkeypatch.setattr(slots, "_wait", 0.2)
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(BODY_PER_TENANT):  # alice's other proxied chunks, all in flight
+            await held.enter_async_context(slots.slot("alice"))
+        st, body = await _proxy_put(url, alice, files[alice], data)
+        assert (st, body["error"]["code"]) == (503, "unavailable"), body
+        st, body = await _proxy_put(url, bob, files[bob], data)  # bob's own slots
+        assert st == 201, body
+    st, body = await _proxy_put(url, alice, files[alice], data)
+    assert st == 201, body
+    assert slots.tenants_waiting_or_holding() == 0
+
+
+async def test_a_proxied_chunk_of_no_pending_upload_is_refused_before_its_body(
+    inproc: InProcessCluster,
+) -> None:
+    """A chunk for a file that is not one of the caller's pending uploads (bob's) is answered
+    404 at once, its declared 16 MiB unread: before, the API waited for the whole body (the
+    body deadline: minutes) and held it before looking at the file."""
+    url = inproc.api.url
+    alice, bob = await tenant_tokens(url, "alice", "bob")
+    bobs = await _pending_upload(url, bob, b"bob's chunk")
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        head = (
+            f"PUT {protocol.PROXY_CHUNK_UPLOAD}?chunk_id={'a' * 64}&file_id={bobs} HTTP/1.1\r\n"
+            f"Host: x\r\nAuthorization: Bearer {alice}\r\n"
+            f"Content-Type: application/octet-stream\r\n"
+            f"Content-Length: {protocol.MAX_CHUNK_SIZE}\r\n\r\n"
+        )
+        writer.write(head.encode() + b"abc")
+        await writer.drain()
+        async with asyncio.timeout(BOB_DEADLINE):  # far under the body deadline
+            status = int((await reader.readline()).split()[1])
+        assert status == 404
+    finally:
+        writer.close()

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -142,10 +144,11 @@ bounded however many connections send them."""
 def big_body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:
     """A big-request slot of the caller's tenant (``dfs.api.body_slots``) for a request
     whose body may be big (or is undeclared): a 100,000-chunk upload needs ~250 MiB while it
-    is planned, so only a few run at once."""
+    is planned, so only a few run at once. A declared body of at most 1 MiB takes a
+    ``body_slot`` instead (none if ``SMALL_BODY`` or less)."""
     declared = request.content_length
     if declared is not None and declared <= server.JSON_IN_THREAD:
-        return contextlib.nullcontext()
+        return body_slot(request)
     return request.app[BIG_BODIES].slot(tenant(request))
 
 
@@ -196,6 +199,23 @@ async def stored_file(request: web.Request, sha256: str, proof: object) -> FileR
         request.app[VERIFIED],
         lambda big: big_slot(request, big),
     )
+
+
+R = TypeVar("R", bound=web.StreamResponse)
+
+
+def in_body_slot(
+    handler: Callable[[web.Request], Awaitable[R]],
+) -> Callable[[web.Request], Awaitable[R]]:
+    """``handler``, run in a ``body_slot``: a route whose JSON body (at most 1 MiB) stays
+    parsed until it answers."""
+
+    @functools.wraps(handler)
+    async def slotted(request: web.Request) -> R:
+        async with body_slot(request):
+            return await handler(request)
+
+    return slotted
 
 
 def big_slot(request: web.Request, big: bool) -> contextlib.AbstractAsyncContextManager[object]:

@@ -34,10 +34,11 @@ MAX_PAGE = 1000
 NAMESPACE_BODY = 256 * 1024
 """Bytes of the JSON body of a route that writes one bucket or one object version: its
 tags, metadata and content type fit ~60 KiB even with every character escaped as JSON's
-``\\uXXXX``. The batch routes (``/objects-link``, ``/objects-remove``) take up to
-``MAX_JSON_BODY``, read in a big-request slot (``dfs.api.context.big_body_slot``): a big
-JSON body costs ~35 times its size once parsed (empty objects), so none is read outside
-a slot."""
+``\\uXXXX``; one above 64 KiB is read in one of the tenant's body slots
+(``dfs.api.context.body_slot``: up to ~9 MiB once parsed). The batch routes
+(``/objects-link``, ``/objects-remove``) take up to ``MAX_JSON_BODY``, read in a
+big-request slot (``dfs.api.context.big_body_slot``): a big JSON body costs ~35 times its
+size once parsed (empty objects), so none is read outside a slot."""
 # tenants one bucket (or one object version, its ``shared_with``) may be shared with:
 # DynamoDB changes a bucket's grants (an index item per grantee, both removed and added ones)
 # in one transaction of at most 100 actions, with the bucket and its 8 versioning guard

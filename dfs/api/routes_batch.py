@@ -64,6 +64,7 @@ from dfs.api.context import (
     COORDINATOR,
     big_answer_slot,
     big_body_slot,
+    body_slot,
     json_answer,
     tenant,
 )
@@ -156,17 +157,19 @@ async def resume_upload(request: web.Request) -> web.Response:
 
 PLANS_BODY = 256 * protocol.KIB
 """Bytes of a /download-plans body: 1000 file ids, each fully escaped (``\\u0030``...), fit
-~220 KiB. Kept under ``server.JSON_IN_THREAD``, so its read needs no big-request slot (the
-answer may take one, ``big_answer_slot``): a 4 MiB body of empty JSON objects cost ~140 MiB
-parsed, read by any number of requests at once."""
+~220 KiB. Kept under ``server.JSON_IN_THREAD``, so its read needs no big-request slot, only
+a body slot, let go once the ids are parsed (the answer may take a big one,
+``big_answer_slot``): a 4 MiB body of empty JSON objects cost ~140 MiB parsed."""
 
 
 async def download_plans(request: web.Request) -> web.Response:
-    body = await read_json(request, PLANS_BODY)
-    ids = [parse_file_id(f) for f in _list(body, "file_ids")]
+    async with body_slot(request):
+        body = await read_json(request, PLANS_BODY)
+        ids = [parse_file_id(f) for f in _list(body, "file_ids")]
+        batched = planner.parse_flag(body, "batched")
+        compact = planner.parse_flag(body, "compact")
+        del body
     coord = request.app[COORDINATOR]
-    batched = planner.parse_flag(body, "batched")
-    compact = planner.parse_flag(body, "compact")
     sel = await planner.select(coord, ids, tenant(request), batched=batched, compact=compact)
     async with big_answer_slot(request, sel.chunks):
         return await json_answer(await planner.answer(coord, sel), entries=sel.chunks)

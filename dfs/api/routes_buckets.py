@@ -22,7 +22,7 @@ from aiohttp import web
 
 from dfs import protocol
 from dfs.api.access import is_owner
-from dfs.api.context import NAMESPACE, caller, principal
+from dfs.api.context import NAMESPACE, caller, in_body_slot, principal
 from dfs.api.namespace_bodies import (
     NAMESPACE_BODY,
     bucket_body,
@@ -52,6 +52,7 @@ async def list_buckets(request: web.Request) -> web.Response:
     return json_response({"buckets": [bucket_body(b, is_owner(who, b)) for b in buckets]})
 
 
+@in_body_slot
 async def create_bucket(request: web.Request) -> web.Response:
     body = await read_json(request, NAMESPACE_BODY)
     name = parse_bucket_name(body.get("name"))
@@ -67,6 +68,7 @@ async def get_bucket(request: web.Request) -> web.Response:
     return json_response(bucket_body(rec, is_owner(who, rec)))
 
 
+@in_body_slot
 async def update_bucket(request: web.Request) -> web.Response:
     body = await read_json(request, NAMESPACE_BODY)
     versioning = None if body.get("versioning") is None else parse_versioning(body["versioning"])

@@ -35,6 +35,7 @@ from dfs.api.context import (
     NAMESPACE,
     big_body_slot,
     caller,
+    in_body_slot,
     principal,
     stored_file,
 )
@@ -94,6 +95,7 @@ def _headers(v: ObjectVersion) -> dict[str, str]:
     return headers
 
 
+@in_body_slot
 async def put_object(request: web.Request) -> web.Response:
     bucket, key = _target(request)
     body = await read_json(request, NAMESPACE_BODY)
@@ -195,6 +197,7 @@ async def object_info(request: web.Request) -> web.Response:
     return json_response(object_body(r.version, is_owner(who, r.bucket)))
 
 
+@in_body_slot
 async def update_object(request: web.Request) -> web.Response:
     bucket, key = _target(request)
     body = await read_json(request, NAMESPACE_BODY)
@@ -246,6 +249,7 @@ def _flag(body: dict[str, object], field: str) -> bool:
     return value
 
 
+@in_body_slot
 async def copy_objects(request: web.Request) -> web.Response:
     body = await read_json(request, NAMESPACE_BODY)
     recursive = _flag(body, "recursive")
@@ -271,6 +275,7 @@ async def copy_objects(request: web.Request) -> web.Response:
     return json_response({"objects": [object_body(v, mine) for v in made]})
 
 
+@in_body_slot
 async def restore_object(request: web.Request) -> web.Response:
     body = await read_json(request, NAMESPACE_BODY)
     bucket, key = parse_bucket_name(body.get("bucket")), parse_key(body.get("key"))

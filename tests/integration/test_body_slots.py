@@ -19,6 +19,7 @@ from dfs.api.body_slots import BODY_PER_TENANT, TOTAL, BigBodySlots
 from dfs.api.context import BODIES
 from dfs.errors import Unavailable
 from tests.integration.conftest import InProcessCluster
+from tests.integration.test_route_bounds import _padded
 from tests.integration.test_security import raw, tenant_tokens
 
 pytestmark = pytest.mark.integration
@@ -160,3 +161,62 @@ async def test_a_proxied_chunk_of_no_pending_upload_is_refused_before_its_body(
         assert status == 404
     finally:
         writer.close()
+
+
+_EMPTY = {
+    "name": "e",
+    "size": 0,
+    "sha256": hashlib.sha256(b"").hexdigest(),
+    "chunks": [],
+    "chunker": "fixed:4096",
+}
+
+
+def _json_routes(
+    bucket: str, file_id: str, big: bool
+) -> list[tuple[str, str, dict[str, Any], int]]:
+    """A route of each kind that reads a JSON body of up to 1 MiB, a body it accepts and a
+    size for it: above what is read without a slot (``big``), or 1 KiB."""
+    routes = [
+        ("POST", protocol.BUCKETS, {"name": f"{bucket}-{big:d}"}, 200 * 1024),
+        ("PATCH", f"{protocol.BUCKETS}/{bucket}", {"access": "private"}, 200 * 1024),
+        ("PATCH", f"/object-info/{bucket}/k", {"tags": {}}, 200 * 1024),
+        ("POST", protocol.DOWNLOAD_PLANS, {"file_ids": [file_id]}, 200 * 1024),
+        ("POST", protocol.INIT_UPLOADS, {"files": [_EMPTY]}, 900 * 1024),
+    ]
+    return [(m, p, body, size if big else 1024) for m, p, body, size in routes]
+
+
+async def test_json_bodies_of_up_to_a_mib_are_read_in_the_tenants_body_slots(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JSON bodies of up to 1 MiB (up to ~35 MiB each once parsed) were read with no slot:
+    a tenant's connections each pinned that much, as many at once as it opened. Now any
+    JSON body above ``SMALL_BODY`` is read in one of the tenant's body slots (503 when the
+    tenant holds all of its own); small ones still need none, other tenants have theirs."""
+    url = inproc.api.url
+    alice, bob = await tenant_tokens(url, "alice", "bob")
+    files = {}
+    for token, bucket in ((alice, "abox"), (bob, "bbox")):
+        auth = {"Authorization": f"Bearer {token}"}
+        st, body = await raw("POST", f"{url}{protocol.BUCKETS}", auth, json={"name": bucket})
+        assert st == 201, body
+        up = f"{url}{protocol.UPLOAD_FILE}?filename=f&bucket={bucket}&key=k"
+        st, body = await raw("POST", up, auth, data=b"some bytes")
+        assert st == 201, body
+        files[token] = body["file_id"]
+    slots = inproc.api.runner.app[BODIES]
+    monkeypatch.setattr(slots, "_wait", 0.2)
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(BODY_PER_TENANT):  # alice's other bodies, all being read
+            await held.enter_async_context(slots.slot("alice"))
+        for token, bucket in ((alice, "abox"), (bob, "bbox")):
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            for big in (True, False):
+                for method, path, body, size in _json_routes(bucket, files[token], big):
+                    data = _padded(body, size)
+                    st, answer = await raw(method, f"{url}{path}", headers, data=data)
+                    # big: alice has no slot left, bob has his; small: needs none
+                    refused = big and token == alice
+                    assert st == 503 if refused else st < 300, (path, big, st, answer)
+    assert slots.tenants_waiting_or_holding() == 0

@@ -6,9 +6,17 @@ The rules (issue 13, item 5):
 - a tenant granted ``read`` may list the bucket and read its objects; ``read-write`` may
   also write (upload, copy into, delete, restore, tag) but never administer it (delete the
   bucket, change its versioning, access or grants, share objects);
-- a ``public-read`` bucket may be listed and read by anyone, without a token;
+- a ``public-read`` bucket may be listed and read by anyone, without a token: every object
+  in it, whatever the object's own access;
 - an object ``public-read`` may be read by anyone, one ``shared`` by the tenants listed in
   its ``shared_with``.
+
+An object's access only adds readers to those its bucket has (as S3's ACLs only grant):
+``private`` means "no one beyond the bucket's readers", never "hidden from them", so a
+private object in a ``public-read`` bucket is public. This is by design (one switch makes a
+bucket's contents public, as a grant of ``read`` makes them readable by a tenant), and it is
+wider than S3's bucket ``READ`` for ``AllUsers``, which lists the keys but reads no object
+(docs/S3.md, ACLs): a bucket is made public-read only if everything in it may be.
 
 A refusal to read looks exactly like a missing bucket or key (BucketNotFound or
 KeyNotFound, 404): the native API never tells a caller that something it may not see

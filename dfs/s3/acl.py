@@ -5,7 +5,7 @@ What maps, both ways:
 | S3 grant | namespace |
 |---|---|
 | the owner's ``FULL_CONTROL`` | the bucket's tenant (always) |
-| ``AllUsers`` ``READ`` on a bucket | bucket access ``public-read`` |
+| ``AllUsers`` ``READ`` on a bucket | bucket access ``public-read`` (every object readable too) |
 | a tenant's (``CanonicalUser`` id = tenant) ``READ`` on a bucket; ``READ`` and ``WRITE`` | a grant ``read``; ``read-write`` |
 | ``AllUsers`` ``READ`` on an object | object access ``public-read`` |
 | a tenant's ``READ`` on an object | object access ``shared``, the tenant in ``shared_with`` |
@@ -18,6 +18,9 @@ groups other than ``AllUsers``, e-mail grantees) answers 501 ``NotImplemented``:
 namespace cannot keep it, and a silent partial mapping would be a wrong success. Reading an
 ACL needs read access; changing one is the bucket owner's (``dfs.api.access``). A bucket ACL
 grants at most ``MAX_GRANTS`` tenants (400 ``InvalidRequest`` beyond), as the API's grants.
+
+A ``public-read`` bucket is wider than S3's bucket ``READ``: anyone reads every object in it,
+whatever the object's ACL, which only adds readers (``dfs.api.access``, docs/S3.md).
 """
 
 from __future__ import annotations

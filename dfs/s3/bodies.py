@@ -9,7 +9,9 @@ stored file's whole-file SHA-256 (``sha256_hex``, given to ``ingest`` so that th
 hashed once, not twice). An ``aws-chunked`` body is decoded from its chunk framing and its
 decoded length checked against ``x-amz-decoded-content-length``; a trailing
 ``x-amz-checksum-crc32`` is verified when present (CRC32 is computed only when a header
-declares one or a trailer may carry one).
+declares one or a trailer may carry one). Every trailing header must be one the request
+declared in ``x-amz-trailer``: any other is refused (``MalformedTrailerError``, as S3
+answers), never ignored, so a checksum the client sent is never left unchecked.
 
 The framings (``x-amz-content-sha256``):
 
@@ -45,7 +47,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from dfs.s3.checksums import Checksums
+from dfs.s3.checksums import Checksums, malformed_trailer
 from dfs.s3.context import CALLER
 from dfs.s3.errors import S3Error, not_implemented, signature_mismatch
 from dfs.s3.sigv4 import (
@@ -192,8 +194,11 @@ class BodyReader:
         chain: ChunkChain | None = None,
         decoded_length: str | None = None,
         check: BodyCheck | None = None,
+        trailer: str = "",
     ) -> None:
         self._read = read
+        # the trailing headers the request declared (``x-amz-trailer``): the only ones taken
+        self._trailer_names = {n.strip().lower() for n in trailer.split(",") if n.strip()}
         self._check = check
         self._content_md5 = content_md5
         self._crc32_header = crc32_header
@@ -351,6 +356,11 @@ class BodyReader:
             if signature is None:
                 raise signature_mismatch()
             self._chain.check_trailer(signature, canonical)
+        if not self._trailer_names.issuperset(self.trailers):
+            # S3 refuses a trailer it was not told of; ignored, a checksum sent there (one
+            # the client believes verified) went unchecked
+            log.info("undeclared trailers: %s", sorted(set(self.trailers) - self._trailer_names))
+            raise malformed_trailer()
 
     async def _read_chunked(self, n: int) -> bytes:
         while not self._done and self._left == 0 and not self._ready:
@@ -450,6 +460,7 @@ def request_body(
         chain=who.chain if who is not None else None,
         decoded_length=h.get("x-amz-decoded-content-length"),
         check=check,
+        trailer=h.get("x-amz-trailer", ""),
     )
 
 

@@ -83,6 +83,17 @@ def bad_checksum(algorithm: str) -> S3Error:
     )
 
 
+def malformed_trailer() -> S3Error:
+    """S3's answer to an ``aws-chunked`` trailer that is not what ``x-amz-trailer`` declared:
+    a header it did not name, or one it named that never came."""
+    return S3Error(
+        "MalformedTrailerError",
+        400,
+        "The request contained trailing data that was not well-formed or did not conform "
+        "to our published schema.",
+    )
+
+
 def _algorithm(header: str) -> str:
     name = header.strip().lower().removeprefix(HEADER)
     if name not in ALGORITHMS:
@@ -132,7 +143,7 @@ class Checksums:
 
     def verify(self, trailers: Mapping[str, str]) -> None:
         """Check each declared value against the body read (BadDigest on a mismatch; a
-        declared trailer that did not come is an error too)."""
+        declared trailer that did not come is MalformedTrailerError, as in S3)."""
         for algorithm, h in self._hashes.items():
             got = base64.b64encode(h.digest()).decode()
             if algorithm in self._computed:
@@ -142,9 +153,7 @@ class Checksums:
             if want is None:
                 want = trailers.get(HEADER + algorithm)
                 if want is None:
-                    raise S3Error(
-                        "InvalidRequest", 400, f"the trailer {HEADER + algorithm} is missing"
-                    )
+                    raise malformed_trailer()
             if want != got:
                 raise bad_checksum(algorithm)
             self.values[algorithm] = got

@@ -77,7 +77,14 @@ async def test_a_trailer_checksum_is_verified() -> None:
     ).read()
     headers = {"x-amz-trailer": "x-amz-checksum-sha256"}
     sums = Checksums.from_headers(headers)
-    body = BodyReader(_reader(raw), "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "aws-chunked", check=sums)
+    trailer = headers["x-amz-trailer"]
+    body = BodyReader(
+        _reader(raw),
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "aws-chunked",
+        check=sums,
+        trailer=trailer,
+    )
     assert await _drain(body) == DATA
     assert sums.values == {"sha256": b64(hashlib.sha256(DATA).digest())}
     wrong = raw.replace(b64(hashlib.sha256(DATA).digest()).encode(), b64(b"x" * 32).encode())
@@ -86,6 +93,7 @@ async def test_a_trailer_checksum_is_verified() -> None:
         "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
         "aws-chunked",
         check=Checksums.from_headers(headers),
+        trailer=trailer,
     )
     with pytest.raises(S3Error) as exc:
         await _drain(body)

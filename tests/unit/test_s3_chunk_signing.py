@@ -195,6 +195,7 @@ async def test_the_trailer_example_decodes_and_its_signature_is_checked() -> Non
             "aws-chunked",
             chain=_chain(TRAILER_SEED),
             decoded_length="66560",
+            trailer="x-amz-checksum-crc32c",  # as the example declares it
         )
 
     body = reader(_trailer_body())

@@ -30,9 +30,12 @@ from dfs.errors import Unavailable
 
 TOTAL = 4
 PER_TENANT = 2
-BODY_TOTAL = 16
-BODY_PER_TENANT = 4
-"""The slots for bodies of at most ~36 MiB in memory: at most ~600 MiB of them at once."""
+BODY_TOTAL = 32
+BODY_PER_TENANT = 8
+"""The slots for bodies of at most ~36 MiB in memory (~1.1 GiB of them at once at worst,
+as much as the big slots'): as many per tenant as a client sends chunks at once by default
+(``protocol.DEFAULT_CONCURRENCY``), so one client through the proxy never waits for its
+own."""
 WAIT = 30.0
 """Seconds a big request waits for a slot before it is answered 503."""
 
@@ -66,6 +69,11 @@ class BigBodySlots:
             users[0] -= 1
             if not users[0]:
                 del self._tenants[tenant]
+
+    def users(self, tenant: str) -> int:
+        """How many of ``tenant``'s requests hold or wait for a slot (for tests and metrics)."""
+        entry = self._tenants.get(tenant)
+        return entry[1][0] if entry is not None else 0
 
     def tenants_waiting_or_holding(self) -> int:
         """How many tenants hold or wait for a slot (for tests and metrics)."""

@@ -184,6 +184,21 @@ async def send_replanning(
     raise last
 
 
+async def _proxy_send(conn: Connection, file_id: str, chunk_id: str, data: bytes) -> str:
+    """Send one chunk through the API proxy; its receipt. A 503 (the API's body slots for
+    the tenant all held: ``dfs.api.body_slots``) is sent again after a pause, up to
+    ``SEND_ATTEMPTS`` times: the API asks for exactly that."""
+    for attempt in range(SEND_ATTEMPTS - 1):
+        try:
+            answer = await conn.api.proxy_put_chunk(chunk_id, data, file_id=file_id)
+            return str(answer["receipt"])
+        except Unavailable as exc:
+            log.info("proxied chunk %s: %s; trying again", chunk_id[:12], exc.message)
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+    answer = await conn.api.proxy_put_chunk(chunk_id, data, file_id=file_id)  # the last
+    return str(answer["receipt"])
+
+
 async def send_chunk(
     conn: Connection, file_id: str, chunk_id: str, data: bytes, item: dict[str, Any]
 ) -> str:
@@ -192,8 +207,7 @@ async def send_chunk(
     target is the primary (bounded, with backoff); an upload's sends also re-plan around
     failed nodes (``ChunkSender``, ``dfs.client.replan``)."""
     if conn.proxy:
-        answer = await conn.api.proxy_put_chunk(chunk_id, data, file_id=file_id)
-        return str(answer["receipt"])
+        return await _proxy_send(conn, file_id, chunk_id, data)
     # tenacity (~7 ms of CPU at every start) only for a run that sends chunks this way
     from tenacity import (
         AsyncRetrying,

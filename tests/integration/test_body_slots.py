@@ -8,6 +8,8 @@ import contextlib
 import hashlib
 import io
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +19,7 @@ import pytest
 from dfs import protocol
 from dfs.api.body_slots import BODY_PER_TENANT, TOTAL, BigBodySlots
 from dfs.api.context import BODIES
+from dfs.client.library import Client
 from dfs.errors import Unavailable
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_route_bounds import _padded
@@ -220,3 +223,36 @@ async def test_json_bodies_of_up_to_a_mib_are_read_in_the_tenants_body_slots(
                     refused = big and token == alice
                     assert st == 503 if refused else st < 300, (path, big, st, answer)
     assert slots.tenants_waiting_or_holding() == 0
+
+
+async def _until(condition: Callable[[], bool], failed: asyncio.Task[Any]) -> None:
+    """Wait (on this loop, which serves the API too) until ``condition()``; fail at once if
+    ``failed`` ended first, and after ``BOB_DEADLINE`` seconds."""
+    async with asyncio.timeout(BOB_DEADLINE):
+        while not condition():
+            assert not failed.done(), failed.exception()
+            await asyncio.sleep(0.005)
+
+
+async def test_a_proxied_upload_sends_a_chunk_again_after_a_503(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The API answers 503 to a proxied chunk while the tenant's body slots are all held
+    (and asks for it again in a moment): ``dfs-client --proxy`` failed the upload. It now
+    sends the chunk again: here its second try gets a slot alice's other requests let go."""
+    url = inproc.api.url
+    (alice,) = await tenant_tokens(url, "alice")
+    path = tmp_path / "f"
+    path.write_bytes(b"one chunk through the proxy " * 12_000)  # above SMALL_BODY
+    slots = inproc.api.runner.app[BODIES]
+    monkeypatch.setattr(slots, "_wait", 0.2)
+    async with contextlib.AsyncExitStack() as held, Client(url, token=alice, proxy=True) as c:
+        for _ in range(BODY_PER_TENANT):
+            await held.enter_async_context(slots.slot("alice"))
+        upload = asyncio.create_task(c.upload(path))
+        await _until(lambda: slots.users("alice") > BODY_PER_TENANT, upload)  # it waits...
+        await _until(lambda: slots.users("alice") == BODY_PER_TENANT, upload)  # ...503
+        await _until(lambda: slots.users("alice") > BODY_PER_TENANT, upload)  # again
+        await held.aclose()
+        done = await upload
+    assert done.size == path.stat().st_size

@@ -7,8 +7,12 @@
 
 ``ab`` and ``cd`` are the id's first two bytes in hex. The layout is recorded in
 ``chunks/.layout`` (a name neither the chunk walk nor ``/list-chunks`` reads) the first time a
-store is opened, and never changes: a folder that already holds two-hex-digit folders and no
-record is a store of layout 2, one that holds none (new, or wiped) gets layout 1.
+store is opened, and never changes. A folder with no record is read from what it holds: layout
+2 if a two-hex-digit folder holds two-hex-digit folders (only layout 2 makes those), else
+layout 1: a new or wiped folder, one of packs and the disk identity only, and one of layout 1
+that lost its record (a folder wiped while the node ran: the store writes on in its layout and
+makes the folders it needs, without ``.layout``; or a copy made with ``cp chunks/*``). Counting
+the top folders alone read such a folder as layout 2 and hid every chunk in it.
 
 Why one level: a folder costs ext4 a directory block and an inode, placed in a block group of
 their own (the Orlov allocator spreads new directories), and the journal commit of the write
@@ -93,7 +97,7 @@ def open_fan_out(chunks: str) -> FanOut:
         with open(record, encoding="ascii") as f:
             text = f.read().strip()
     except FileNotFoundError:
-        text = "2" if _fans(chunks) else "1"
+        text = str(_found_depth(chunks))
         write_atomically(Path(record), text)
     except UnicodeDecodeError:
         text = ""
@@ -103,6 +107,16 @@ def open_fan_out(chunks: str) -> FanOut:
     if fan_out.depth == 1:
         _make_fans(chunks)
     return fan_out
+
+
+def _found_depth(chunks: str) -> int:
+    """The layout of a folder with no record, from what it holds (module docstring). A
+    store of layout 2 made its folders for the chunks written into them and never removes
+    one, so its first folder holds a second level (all but always): one listing more."""
+    for fan in _fans(chunks):
+        if _fans(f"{chunks}/{fan}"):
+            return 2
+    return 1
 
 
 def _make_fans(chunks: str) -> None:
@@ -120,12 +134,12 @@ def _make_fans(chunks: str) -> None:
 
 def read_fan_out(chunks: str) -> FanOut:
     """The layout recorded in ``chunks`` (for tools and tests: makes and writes nothing); a
-    folder with no record yet is read as layout 2, as ``open_fan_out`` would keep it."""
+    folder with no record is read from what it holds, as ``open_fan_out`` would record it."""
     try:
         with open(os.path.join(chunks, LAYOUT_NAME), encoding="ascii") as f:
             text = f.read().strip()
     except FileNotFoundError:
-        return FanOut(chunks, 2)
+        return FanOut(chunks, _found_depth(chunks))
     if text not in ("1", "2"):
         raise DfsError(f"{chunks}: unknown chunk layout {text!r}")
     return FanOut(chunks, int(text))

@@ -7,10 +7,12 @@ the store does not know stops the open instead of a guess that would hide every 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from dfs.chunkstore.fan_out import read_fan_out
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.chunkstore.pack import PackChunkStore
 from dfs.errors import DfsError
@@ -103,3 +105,50 @@ async def test_a_fan_out_folder_removed_is_made_again(tmp_path: Path) -> None:
     assert await store.get(cid) == data
     reopened = await FsChunkStore.open(tmp_path)
     assert await ids_of(reopened) == {cid}
+
+
+async def test_a_folder_wiped_while_the_store_runs_keeps_its_new_chunks_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A chunk folder wiped under a running node (a disk replaced, ``rm -r chunks``: the
+    disk identity goes with it, and repair copies chunks back) takes ``.layout`` along; the
+    store writes on in its layout, making the folders it needs. The next open must find
+    those chunks: one-level folders holding chunk files are layout 1, not a store of two."""
+    store = await PackChunkStore.open(tmp_path, threshold=1)
+    cid, data = chunk(7, 4000)
+    shutil.rmtree(tmp_path / "chunks")
+    await store.put(cid, data)
+    reopened = await PackChunkStore.open(tmp_path, threshold=1)
+    assert (tmp_path / "chunks" / ".layout").read_text() == "1\n"
+    assert await reopened.get(cid) == data
+    assert await reopened.has([cid]) == {cid}
+    assert [c for c, _ in await reopened.list_chunks("", 10)] == [cid]
+    assert Path(read_fan_out(os.fspath(tmp_path / "chunks")).path(cid)) == reopened.files.path_of(
+        cid
+    )
+
+
+@pytest.mark.parametrize("made", ["none", "empty", "packs", "two levels", "one level"])
+async def test_a_folder_without_a_record_is_read_as_it_is_opened(tmp_path: Path, made: str) -> None:
+    """``read_fan_out`` (tools, tests) reads a folder with no record as ``open_fan_out``
+    records it: two levels only where two-level folders are, else one (a new store, one of
+    packs only, or one-level chunk files whose record was lost: a copy made with ``cp
+    chunks/*``, which leaves dot files behind)."""
+    chunks = tmp_path / "chunks"
+    cid, data = chunk(8, 3000)
+    if made != "none":
+        chunks.mkdir()
+    if made == "packs":
+        (chunks / "packs").mkdir()
+        (chunks / ".disk-id").write_text("disk-0\n")
+    elif made == "two levels":
+        _legacy_store(tmp_path, [(cid, data)])
+    elif made == "one level":
+        (chunks / cid[:2]).mkdir()
+        (chunks / cid[:2] / cid).write_bytes(data)
+    read = read_fan_out(os.fspath(chunks))
+    store = await FsChunkStore.open(tmp_path)
+    assert Path(read.path(cid)) == store.path_of(cid)
+    assert read.depth == (2 if made == "two levels" else 1)
+    if made in ("two levels", "one level"):
+        assert await store.get(cid) == data

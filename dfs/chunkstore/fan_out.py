@@ -27,6 +27,7 @@ Standard library and ``dfs.fsutil`` only; blocking (call from a worker thread).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -120,16 +121,14 @@ def _found_depth(chunks: str) -> int:
 
 
 def _make_fans(chunks: str) -> None:
-    """The 256 folders of layout 1 that are missing, made with one fsync of ``chunks``."""
-    made = False
+    """The 256 folders of layout 1 that are missing made, and all made durable with one
+    fsync of ``chunks``, at every open: a process that died between the mkdirs and that
+    fsync left every folder there but maybe not durable, and finding them is no proof they
+    are (one fsync a start)."""
     for n in range(256):
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(f"{chunks}/{n:02x}")
-            made = True
-        except FileExistsError:
-            pass
-    if made:
-        fsync_dir(chunks)
+    fsync_dir(chunks)
 
 
 def read_fan_out(chunks: str) -> FanOut:

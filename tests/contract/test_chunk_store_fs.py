@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dfs.chunkstore import fan_out
 from dfs.chunkstore.fs import FsChunkStore
 from dfs.errors import ChunkNotFound, InsufficientStorage, IntegrityError
 from tests.contract.test_chunk_store import _fs_backend, chunk, ids_of
@@ -280,3 +281,25 @@ async def test_fs_scrub_quarantines_bad_copies_and_recounts(tmp_path: Path) -> N
     # the recount re-baselines the bytes the short copy made drift
     assert (store.used_bytes, store.chunk_count) == (5 * 300, 5)
     assert await store.scrub(rate_bytes=1e9) == (5, 0)
+
+
+async def test_fan_out_folders_a_crash_left_undurable_are_made_durable_at_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first open makes the 256 folders of layout 1, then fsyncs ``chunks/`` once. A
+    process that died between the two leaves them all there but not durable: the next open
+    finds every one made and must still fsync ``chunks/`` before a chunk is acknowledged in
+    one (else a power cut later takes the folder and the chunks in it)."""
+
+    def crash(path: object) -> None:
+        raise OSError("the process dies here")
+
+    monkeypatch.setattr(fan_out, "fsync_dir", crash)
+    with pytest.raises(OSError, match="dies here"):
+        await FsChunkStore.open(tmp_path)
+    monkeypatch.undo()
+    assert len([p for p in (tmp_path / "chunks").iterdir() if p.is_dir()]) == 256
+    synced = record_fsyncs(monkeypatch)
+    await FsChunkStore.open(tmp_path)
+    monkeypatch.undo()
+    assert str(_real(tmp_path) / "chunks") in synced

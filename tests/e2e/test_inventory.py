@@ -2,14 +2,15 @@
 by the inventory or by the node's disk identity, and repaired back to REPLICATION_FACTOR
 good copies, which are counted by hashing the files under each node's chunks/ tree.
 
-Real processes on loopback, on both metadata backends, DFS_REPAIR_INTERVAL=2, conditions
-with deadlines of 60 s.
+Real processes on loopback, on both metadata backends (the folder wiped while its node runs:
+SQLite only), DFS_REPAIR_INTERVAL=2, conditions with deadlines of 60 s.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,50 @@ def test_wiped_node_is_known_by_its_disk_and_repaired(
     # verify reads every replica metadata lists (the new location lands just after the copy)
     wait_for(lambda: verify(c, up["file_id"])["healthy"], DEADLINE, "verify: healthy")
     downloads_intact(c, up["file_id"], data, tmp_path / "out")
+
+
+def quiet_pass_since(c: LocalCluster, since: float) -> dict[str, Any]:
+    """The first finished repair pass that started after ``since`` (passes are 2 s apart)."""
+    rep: dict[str, Any] = wait_for(
+        lambda: (r := stats_repair(c)) and r["started_at"] > since and not r["running"] and r,
+        DEADLINE,
+        "a pass since",
+    )
+    return rep
+
+
+def test_copies_repaired_into_a_chunk_folder_wiped_while_the_node_ran_outlive_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The chunk folder of a running node is wiped (its ``.layout`` with it); repair copies
+    every chunk back into it, and the node writes them in its layout. After a restart the
+    node must still list and serve them: read as a store of two levels, it hid them all and
+    the first inventory pass found every copy missing."""
+    meta = f"sqlite:///{tmp_path / 'cluster' / 'meta.db'}"
+    env = {**ENV, "DFS_PACK_THRESHOLD": "1"}  # every chunk a file of the fan-out layout
+    with started_cluster(
+        tmp_path, meta, monkeypatch, request, env, nodes=2, replication_factor=2
+    ) as c:
+        data = write_random(tmp_path / "a.bin", 4 * MIB, seed=13)
+        up = upload(c, tmp_path / "a.bin")
+        ids = chunk_ids(c, up["file_id"])
+        wait_for(lambda: stats_repair(c).get("disks", {}).keys() >= {"node2"}, DEADLINE, "pass")
+        gone = c.base / "node2" / "wiped"  # moved aside whole, while node2 runs and writes
+        (c.base / "node2" / "chunks").rename(gone)
+        shutil.rmtree(gone)
+        rep = wait_for(
+            lambda: (r := stats_repair(c)).get("disks_replaced") and r, DEADLINE, "new disk"
+        )
+        assert rep["disks_replaced"] == ["node2"]
+        wait_for(lambda: all_good(c, ids), DEADLINE, "2 good copies of every chunk on disk")
+        wait_for(
+            lambda: (r := stats_repair(c)) and not r["running"] and not r["under_replicated"],
+            DEADLINE,
+            "a pass with nothing to copy",
+        )
+        c.restart_node(2)
+        c.wait_live(2, DEADLINE)
+        rep = quiet_pass_since(c, time.time())
+        assert (rep["inventory_missing"], rep["under_replicated"], rep["failed"]) == (0, 0, 0)
+        assert verify(c, up["file_id"])["healthy"]
+        downloads_intact(c, up["file_id"], data, tmp_path / "out")

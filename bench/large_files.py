@@ -187,8 +187,8 @@ def age_stores(cluster: LocalCluster, chunk_ids: Sequence[str]) -> None:
         chunks = cluster.base / f"node{i}" / "chunks"
         if not chunks.is_dir():
             raise RuntimeError(f"no chunk store at {chunks}")
+        fan_out = read_fan_out(os.fspath(chunks))
         for chunk_id in chunk_ids:
-            fan_out = read_fan_out(os.fspath(chunks))
             Path(fan_out.path(chunk_id)).parent.mkdir(parents=True, exist_ok=True)
     os.sync()  # the folders' own writes are not the upload's
 

@@ -13,11 +13,12 @@ upload the wall seconds, the client's CPU (``wait4``: user, system) and the serv
 work, compare CPU seconds; wall seconds are what the neighbours left.
 
 ``--aged-stores``: before each upload, create in every node's store the fan-out folders
-(``chunks/ab/cd``) the file's chunks will land in, as a node that has stored a few hundred
-thousand chunks has them all. A fresh store makes a folder (and fsyncs its parent) for
-nearly every chunk it is sent, which on this machine's file system was ~1 CPU-s per GiB of
-an RF 2 upload's server CPU (bench/README.md): with the flag, the servers' figures are a
-long-lived node's.
+(``chunks/ab/cd`` or ``chunks/ab``) the file's chunks will land in, as a node that has stored
+a few hundred thousand chunks has them all. A fresh store of layout 2 (``dfs.chunkstore.fan_out``) made a
+folder (and fsynced its parent) for nearly every chunk it was sent, which on this machine's
+file system was ~1 CPU-s per GiB of an RF 2 upload's server CPU (bench/README.md): with the
+flag, the servers' figures are a long-lived node's. A fresh node's store is of layout 1, its
+256 folders made with it: there the flag changes nothing.
 """
 
 from __future__ import annotations

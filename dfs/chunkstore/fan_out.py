@@ -8,8 +8,8 @@
 ``ab`` and ``cd`` are the id's first two bytes in hex. The layout is recorded in
 ``chunks/.layout`` (a name neither the chunk walk nor ``/list-chunks`` reads) the first time a
 store is opened, and never changes. A folder with no record is read from what it holds: layout
-2 if a two-hex-digit folder holds two-hex-digit folders (only layout 2 makes those), else
-layout 1: a new or wiped folder, one of packs and the disk identity only, and one of layout 1
+2 if the first two-hex-digit folder with a folder or a chunk file in it has two-hex-digit
+folders (only layout 2 makes those), else layout 1: a new or wiped folder, one of packs and the disk identity only, and one of layout 1
 that lost its record (a folder wiped while the node ran: the store writes on in its layout and
 makes the folders it needs, without ``.layout``; or a copy made with ``cp chunks/*``). Counting
 the top folders alone read such a folder as layout 2 and hid every chunk in it.
@@ -111,12 +111,15 @@ def open_fan_out(chunks: str) -> FanOut:
 
 
 def _found_depth(chunks: str) -> int:
-    """The layout of a folder with no record, from what it holds (module docstring). A
-    store of layout 2 made its folders for the chunks written into them and never removes
-    one, so its first folder holds a second level (all but always): one listing more."""
+    """The layout of a folder with no record, from what it holds (module docstring): its
+    first folder that holds a folder or a chunk file tells (a store of layout 2 made its
+    folders for the chunks written into them and removes none), one listing more."""
     for fan in _fans(chunks):
-        if _fans(f"{chunks}/{fan}"):
+        names = _names(f"{chunks}/{fan}")
+        if any(_FAN_NAME.fullmatch(n) for n in names):
             return 2
+        if any(is_chunk_name(n) for n in names):
+            return 1
     return 1
 
 

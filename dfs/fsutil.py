@@ -38,8 +38,10 @@ def _fsync_opened(path: Path | str, flags: int) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """``path`` holds ``text`` (and a newline) durably: temp file, fsync, rename, fsync dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``path`` holds ``text`` (and a newline) durably: temp file, fsync, rename, fsync dir;
+    a folder it makes for it is made durable in its parent too (``make_dirs``: a node's
+    chunk folder wiped while it runs is made again here, by its disk identity)."""
+    make_dirs(os.fspath(path.parent))
     tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:

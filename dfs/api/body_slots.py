@@ -62,7 +62,7 @@ class BigBodySlots:
                         await held.enter_async_context(self._all)
                 except TimeoutError:
                     raise Unavailable(
-                        "too many big requests in flight; send it again in a moment"
+                        "too many large request bodies in flight; send it again in a moment"
                     ) from None
                 yield
         finally:

@@ -94,20 +94,27 @@ def open_fan_out(chunks: str) -> FanOut:
     its 256 folders made, durably) if this is the store's first open."""
     make_dirs(chunks)
     record = os.path.join(chunks, LAYOUT_NAME)
-    try:
-        with open(record, encoding="ascii") as f:
-            text = f.read().strip()
-    except FileNotFoundError:
-        text = str(_found_depth(chunks))
-        write_atomically(Path(record), text)
-    except UnicodeDecodeError:
-        text = ""
-    if text not in ("1", "2"):
-        raise DfsError(f"{record}: unknown chunk layout {text!r}; refusing to guess")
-    fan_out = FanOut(chunks, int(text))
+    depth = _recorded_depth(record)
+    if depth is None:
+        depth = _found_depth(chunks)
+        write_atomically(Path(record), str(depth))
+    fan_out = FanOut(chunks, depth)
     if fan_out.depth == 1:
         _make_fans(chunks)
     return fan_out
+
+
+def _recorded_depth(record: str) -> int | None:
+    """The layout ``record`` holds, None if there is none; DfsError for anything but 1 or 2
+    (a guess would hide every chunk of the store)."""
+    try:
+        with open(record, "rb") as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return None
+    if text not in (b"1", b"2"):
+        raise DfsError(f"{record}: unknown chunk layout {text!r}; refusing to guess")
+    return int(text)
 
 
 def _found_depth(chunks: str) -> int:
@@ -137,11 +144,5 @@ def _make_fans(chunks: str) -> None:
 def read_fan_out(chunks: str) -> FanOut:
     """The layout recorded in ``chunks`` (for tools and tests: makes and writes nothing); a
     folder with no record is read from what it holds, as ``open_fan_out`` would record it."""
-    try:
-        with open(os.path.join(chunks, LAYOUT_NAME), encoding="ascii") as f:
-            text = f.read().strip()
-    except FileNotFoundError:
-        return FanOut(chunks, _found_depth(chunks))
-    if text not in ("1", "2"):
-        raise DfsError(f"{chunks}: unknown chunk layout {text!r}")
-    return FanOut(chunks, int(text))
+    depth = _recorded_depth(os.path.join(chunks, LAYOUT_NAME))
+    return FanOut(chunks, _found_depth(chunks) if depth is None else depth)

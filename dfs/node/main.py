@@ -36,7 +36,6 @@ def default_node_id(data_dir: Path) -> str:
             return parse_node_id(text, "node_id")
         except InvalidRequest:
             raise ConfigError(str(path), text[:80], "not a node id: set NODE_ID") from None
-    data_dir.mkdir(parents=True, exist_ok=True)
     node_id = f"node-{secrets.token_hex(4)}"
     write_atomically(path, node_id)
     return node_id

@@ -143,9 +143,10 @@ def test_a_generated_node_id_is_durable_and_stays(
     synced = record_fsyncs(monkeypatch)
     node_id = default_node_id(tmp_path / "data")
     data = str(tmp_path / "data")
-    assert len(synced) == 2
-    assert synced[0].startswith(f"{data}/node_id.")  # the id's bytes, before the rename
-    assert synced[1] == data  # then its name
+    assert len(synced) == 3
+    assert synced[0] == str(tmp_path)  # the new data folder's name
+    assert synced[1].startswith(f"{data}/node_id.")  # the id's bytes, before the rename
+    assert synced[2] == data  # then its name
     assert default_node_id(tmp_path / "data") == node_id
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["node_id"]
 
@@ -155,3 +156,16 @@ def test_a_torn_node_id_file_is_a_config_error(tmp_path: Path, text: str) -> Non
     (tmp_path / "node_id").write_bytes(text.encode("latin-1"))
     with pytest.raises(ConfigError, match="node_id"):
         default_node_id(tmp_path)
+
+
+def test_a_chunk_folder_made_again_by_the_disk_identity_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk folder wiped while the node runs is made again by the next heartbeat's disk
+    identity; its entry in the data folder is fsync'd before the id is written in it (it was
+    a plain mkdir, and the chunks repaired into it later never fsync'd that entry)."""
+    synced = record_fsyncs(monkeypatch)
+    ensure_disk_id(tmp_path)
+    assert synced[0] == str(tmp_path)  # holds the new chunks/ folder
+    assert synced[1].startswith(f"{tmp_path}/chunks/.disk-id.")
+    assert synced[2:] == [f"{tmp_path}/chunks"]

@@ -32,7 +32,6 @@ L0 = {
     "dfs.errors",
     "dfs.ids",
     "dfs.chunking",
-    "dfs.manifest",
     "dfs.placement",
     "dfs.durability_policy",
     "dfs.protocol",
@@ -41,6 +40,9 @@ L0 = {
     "dfs.access_keys",
     "dfs.fsutil",
     "dfs.namespace_rules",
+    "dfs.logs",
+    "dfs.bounded",
+    "dfs.malloc",
 }
 HEAVY = ("boto3", "botocore", "click", "aiohttp.web")
 # dependency -> the modules, or packages (their modules and nothing else), that may import it;

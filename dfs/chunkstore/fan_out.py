@@ -22,6 +22,14 @@ its first ~65,000 and paid about three times the kernel CPU per chunk for it
 about 4,000 files each at a million large chunks (a TiB at 1 MiB), which ext4's hashed
 directories look up as fast as a few; git keeps its loose objects the same way.
 
+What it costs: a page of ``/list-chunks`` (the inventory's and GC's walk, 1,000 ids by
+default) lists and sorts the whole folder it starts in, where layout 2 read 1/256 of that. At
+a million large chunks a node (~4,000 names a folder) that is noise beside the page's 1,000
+``stat`` calls; at ten million (~40,000 a folder, ~25 ms a page) a full walk lists each
+folder ~40 times, minutes of a node's CPU a pass. Caching a folder's sorted names across
+pages would fix it, but only with a way to tell that no name came since (a directory's mtime
+is too coarse); not done.
+
 Standard library and ``dfs.fsutil`` only; blocking (call from a worker thread).
 """
 

@@ -62,7 +62,7 @@ from dfs.api import (
     routes_usage,
     user_content,
 )
-from dfs.api.body_slots import BODY_PER_TENANT, BODY_TOTAL, BigBodySlots
+from dfs.api.body_slots import BODY_PER_TENANT, BODY_TOTAL, BigBodySlots, stream_slots
 from dfs.api.content_check import VerifiedFiles
 from dfs.api.context import (
     BIG_BODIES,
@@ -72,6 +72,7 @@ from dfs.api.context import (
     NAMESPACE,
     REGISTRY,
     REPAIR,
+    STREAMS,
     USAGE_SAMPLER,
     VERIFIED,
     auth_middleware,
@@ -109,6 +110,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     app[REGISTRY] = Registry(coordinator.cfg, coordinator.meta, coordinator.clock)
     app[BIG_BODIES] = BigBodySlots()
     app[BODIES] = BigBodySlots(total=BODY_TOTAL, per_tenant=BODY_PER_TENANT)
+    app[STREAMS] = stream_slots()
     app[VERIFIED] = VerifiedFiles()
     routes_files.add_routes(app)
     routes_admin.add_routes(app)

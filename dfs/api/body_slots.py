@@ -36,6 +36,14 @@ BODY_PER_TENANT = 8
 as much as the big slots'): as many per tenant as a client sends chunks at once by default
 (``protocol.DEFAULT_CONCURRENCY``), so one client through the proxy never waits for its
 own."""
+STREAM_TOTAL = 64
+STREAM_PER_TENANT = 16
+"""Streamed bodies chunked in this process at once (the API's ``POST /upload``, the S3
+gateway's PutObject and UploadPart): each holds ~10 MiB while it runs (the chunker's
+buffers, the chunks in flight to the nodes) and one chunker thread while it waits for the
+client's bytes, for as long as the client keeps them coming. 16 per tenant: more than the
+parts boto3 (10) or rclone (4 files x 4 parts) send at once, so a client over the limit
+for a moment waits for its own slot (``WAIT``), never refused."""
 WAIT = 30.0
 """Seconds a big request waits for a slot before it is answered 503."""
 
@@ -43,8 +51,15 @@ WAIT = 30.0
 class BigBodySlots:
     """``TOTAL`` slots, at most ``PER_TENANT`` of them for one tenant at once."""
 
-    def __init__(self, total: int = TOTAL, per_tenant: int = PER_TENANT, wait: float = WAIT):
+    def __init__(
+        self,
+        total: int = TOTAL,
+        per_tenant: int = PER_TENANT,
+        wait: float = WAIT,
+        refusal: str = "too many large request bodies in flight; send it again in a moment",
+    ):
         self._all = asyncio.Semaphore(total)
+        self._refusal = refusal
         self._per_tenant = per_tenant
         self._wait = wait
         self._tenants: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
@@ -61,9 +76,7 @@ class BigBodySlots:
                         await held.enter_async_context(own)
                         await held.enter_async_context(self._all)
                 except TimeoutError:
-                    raise Unavailable(
-                        "too many large request bodies in flight; send it again in a moment"
-                    ) from None
+                    raise Unavailable(self._refusal) from None
                 yield
         finally:
             users[0] -= 1
@@ -78,3 +91,12 @@ class BigBodySlots:
     def tenants_waiting_or_holding(self) -> int:
         """How many tenants hold or wait for a slot (for tests and metrics)."""
         return len(self._tenants)
+
+
+def stream_slots() -> BigBodySlots:
+    """The slots of a process's streamed uploads (``STREAM_TOTAL``, ``STREAM_PER_TENANT``)."""
+    return BigBodySlots(
+        total=STREAM_TOTAL,
+        per_tenant=STREAM_PER_TENANT,
+        refusal="too many streamed uploads in flight; send it again in a moment",
+    )

@@ -13,7 +13,8 @@ One module owns these so that every ``routes_*`` module imports it, never ``dfs.
   ``big_answer_slot`` how many big answers (download plans) are built at once, and
   ``body_slot`` (``BODIES``) how many smaller bodies (a proxied chunk, a JSON body of up to
   1 MiB) are held at once, a few per tenant, each waiting a bounded time
-  (``dfs.api.body_slots``);
+  (``dfs.api.body_slots``), and ``STREAMS`` how many streamed uploads (``POST /upload``)
+  are chunked at once;
   ``json_answer`` serializes big answers in a worker thread, off the event loop.
 """
 
@@ -52,6 +53,7 @@ GC = web.AppKey("gc", GarbageCollector)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
 BIG_BODIES = web.AppKey("big_bodies", BigBodySlots)
 BODIES = web.AppKey("bodies", BigBodySlots)
+STREAMS = web.AppKey("streams", BigBodySlots)
 VERIFIED = web.AppKey("verified_files", VerifiedFiles)
 NAMESPACE = web.AppKey("namespace", Namespace)
 USAGE_SAMPLER = web.AppKey("usage_sampler", UsageSampler)

@@ -22,7 +22,12 @@ seed's ``POST /upload`` and signed download URLs).
   (``Ingested.new_bytes``: chunks no complete file of the tenant referenced, each counted
   once), relative to the tenant's own chunks only (``owned_chunks``), never to what other
   tenants store. Memory: the chunker's buffer, the chunks of one hand-over from its thread
-  (``CUT_BATCH_BYTES``) and ``INGEST_WINDOW`` chunks in flight.
+  (``CUT_BATCH_BYTES``) and ``INGEST_WINDOW`` chunks in flight. The chunker's thread waits
+  for the client's bytes, so it is one of ``CHUNKER_THREADS`` of its own, never one of the
+  event loop's default executor: six stalled uploads held all of that one (on two cores),
+  and every other request that needed a thread (a JSON body, a verified read, any other
+  tenant's upload) waited for them. Callers bound how many run at once
+  (``dfs.api.body_slots.STREAM_TOTAL``).
 - the GC grace: until the commit, the chunks sent have no chunk row and no pending file
   (both are written at the end), so nothing protects them from the orphan sweep but their
   age (``dfs.api.gc.sweep_node`` deletes copies without a row once they are older than
@@ -56,6 +61,7 @@ from collections.abc import (
     Sequence,
     Set,
 )
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +73,7 @@ from dfs.api.bodies import (
     node_ref,
     parse_name,
 )
+from dfs.api.body_slots import STREAM_TOTAL
 from dfs.api.chunk_writes import put_to_nodes
 from dfs.api.coordinator import Coordinator
 from dfs.api.finalizing import check_copies, counted
@@ -150,6 +157,11 @@ class _LoopReader(io.RawIOBase):
         assert self.whole is not None, "hashed by the caller"
         return self.whole.hexdigest()
 
+
+CHUNKER_THREADS = STREAM_TOTAL + 8
+"""Threads for the chunkers of streamed bodies: one per stream the slots admit, and a few
+for the ingests no client feeds (a multipart object chunked again from its parts)."""
+_CHUNKERS = ThreadPoolExecutor(max_workers=CHUNKER_THREADS, thread_name_prefix="dfs-chunker")
 
 CUT_BATCH_BYTES = 4 * protocol.MIB
 """Bytes of chunks the chunker's thread hands the event loop at once (at least one chunk): a
@@ -280,7 +292,7 @@ async def _chunk_and_send(chunks: Iterator[Chunk], sender: ChunkSender) -> list[
     manifest: list[ManifestEntry] = []
     seen: set[str] = set()
     while True:
-        got = await asyncio.to_thread(_next_chunks, chunks)
+        got = await asyncio.get_running_loop().run_in_executor(_CHUNKERS, _next_chunks, chunks)
         if not got:
             return manifest
         fresh: list[tuple[str, bytes]] = []

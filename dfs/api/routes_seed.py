@@ -26,7 +26,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from dfs import auth, protocol
 from dfs.api.bodies import file_body
-from dfs.api.context import COORDINATOR, NAMESPACE, VERIFIED, admin, principal, stored_file
+from dfs.api.context import (
+    COORDINATOR,
+    NAMESPACE,
+    STREAMS,
+    VERIFIED,
+    admin,
+    principal,
+    stored_file,
+)
 from dfs.api.file_stream import stream_file
 from dfs.api.ingest import check_download_cap, check_name, download_cap, ingest
 from dfs.api.namespace_bodies import ObjectFields, object_body, parse_target
@@ -132,6 +140,14 @@ async def _file_field(request: web.Request, deadline: StreamDeadline) -> BodyPar
 
 
 async def upload(request: web.Request) -> web.Response:
+    """``POST /upload``, in one of the tenant's stream slots (``dfs.api.body_slots``: 503
+    when it cannot get one in time), taken before any byte of the body is read: each
+    upload holds a chunker's buffers and thread for as long as its client sends."""
+    async with request.app[STREAMS].slot(principal(request).tenant):
+        return await _upload(request)
+
+
+async def _upload(request: web.Request) -> web.Response:
     coord = request.app[COORDINATOR]
     tenant = principal(request).tenant
     profile = ChunkerProfile.default()

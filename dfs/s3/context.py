@@ -3,7 +3,9 @@ and small S3 formatting helpers (dates, XML)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from email.utils import formatdate
 from xml.sax.saxutils import escape
 
@@ -12,8 +14,10 @@ from aiohttp import web
 from dfs import auth
 from dfs.api import access
 from dfs.api.bodies import Principal
+from dfs.api.body_slots import BigBodySlots
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_service import Namespace
+from dfs.errors import Unavailable
 from dfs.meta.bucket_config import BucketConfigStore, bucket_config_store
 from dfs.meta.namespace import BucketRecord
 from dfs.s3.errors import S3Error
@@ -23,6 +27,8 @@ from dfs.s3.sigv4 import Caller, KeyCache
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 NAMESPACE = web.AppKey("namespace", Namespace)
 KEYS = web.AppKey("keys", KeyCache)  # access keys looked up recently (dfs.s3.sigv4)
+STREAMS = web.AppKey("streams", BigBodySlots)
+"""Slots of the bodies chunked at once: PutObject, UploadPart (``stream_slot``)."""
 CALLER = "dfs.s3.caller"
 NOT_EXPECTED_OWNER = "dfs.s3.not_expected_owner"
 """Buckets whose owner is not the one the request expects (``dfs.s3.expected_owner``)."""
@@ -96,3 +102,20 @@ def bucket_configs(request: web.Request, what: str) -> BucketConfigStore:
     if store is None:
         raise S3Error("NotImplemented", 501, f"this metadata backend keeps no bucket {what}")
     return store
+
+
+@contextlib.asynccontextmanager
+async def stream_slot(request: web.Request) -> AsyncIterator[None]:
+    """One of the caller's tenant's stream slots (``dfs.api.body_slots.STREAM_PER_TENANT``,
+    ``STREAM_TOTAL``) for the block: a body chunked as it arrives holds a chunker's buffers
+    and thread for as long as its client sends. Taken before any byte of the body is read;
+    503 ``SlowDown`` (which SDKs retry after a pause) when none frees in time."""
+    entered = False
+    try:
+        async with request.app[STREAMS].slot(caller(request).tenant):
+            entered = True
+            yield
+    except Unavailable as exc:
+        if entered:  # the block's own (a node unavailable): answered as such
+            raise
+        raise S3Error("SlowDown", 503, f"Please reduce your request rate: {exc.message}") from None

@@ -71,6 +71,7 @@ from dfs.s3.context import (
     owner_ok,
     params,
     principal,
+    stream_slot,
     xml,
     xml_response,
 )
@@ -214,7 +215,8 @@ async def upload_part(request: web.Request, bucket: str, key: str) -> web.Respon
             await body.read(1)  # an empty part: its framing (and chunk signature) is checked
         else:
             read = tap.reading(body.read)
-            file_id, size, chunks = await mp.ingest_part(u, number, read, body.sha256_hex)
+            async with stream_slot(request):  # before any byte of the body is read
+                file_id, size, chunks = await mp.ingest_part(u, number, read, body.sha256_hex)
         try:
             etag = body.finish()
         except BaseException:
@@ -289,7 +291,8 @@ async def upload_part_copy(
     file_id, size = "", 0
     if length:
         source = _hashed(mp.part_source(r.bucket.tenant, r.version.file_id, rng), update)
-        file_id, size, _ = await mp.ingest_part(u, number, StreamReader(source).read)
+        async with stream_slot(request):  # a chunker's buffers and thread, as UploadPart's
+            file_id, size, _ = await mp.ingest_part(u, number, StreamReader(source).read)
     now = time.time()
     sums.verify({})
     kept = tuple(sums.values.items())

@@ -32,6 +32,7 @@ from dfs.s3.context import (
     caller,
     params,
     principal,
+    stream_slot,
 )
 from dfs.s3.errors import not_implemented
 from dfs.s3.names import target
@@ -65,24 +66,25 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         await body.read(1)  # an empty object: its framing (and chunk signature) is checked
     else:
         own = b.tenant == caller(request).tenant
-        done = await ingest(
-            request.app[COORDINATOR],
-            caller(request).tenant,
-            key.rsplit("/", 1)[-1] or "object",
-            body.read,
-            ChunkerProfile.default(),
-            MAX_OBJECT_BYTES,
-            # the object gets a file of its own (its last version's release deletes it),
-            # never a file of the tenant's found by content; a grantee's is cloned into the
-            # owner's tenant by the link, and released then (``link_made``)
-            reuse=False,
-            body_sha256=body.sha256_hex,
-            commit=object_writes.linking_commit(
-                request, b, key, fields, sums, cond, body.finish, linked
+        async with stream_slot(request):  # before any byte of the body is read
+            done = await ingest(
+                request.app[COORDINATOR],
+                caller(request).tenant,
+                key.rsplit("/", 1)[-1] or "object",
+                body.read,
+                ChunkerProfile.default(),
+                MAX_OBJECT_BYTES,
+                # the object gets a file of its own (its last version's release deletes it),
+                # never a file of the tenant's found by content; a grantee's is cloned into the
+                # owner's tenant by the link, and released then (``link_made``)
+                reuse=False,
+                body_sha256=body.sha256_hex,
+                commit=object_writes.linking_commit(
+                    request, b, key, fields, sums, cond, body.finish, linked
+                )
+                if own
+                else None,
             )
-            if own
-            else None,
-        )
         file_id, written = str(done.body["file_id"]), done.record
     etag = body.finish()  # the body's checks ran as its end was read (or run now, if empty)
     fields = object_writes.with_checksums(fields, sums)

@@ -1,0 +1,179 @@
+"""Streamed uploads (the API's ``POST /upload``, the S3 gateway's PutObject and UploadPart)
+are chunked in a bounded number of stream slots, a few per tenant (``dfs.api.body_slots``),
+and their chunkers wait for the client's bytes on threads of their own, never on the event
+loop's default executor (``dfs.api.ingest``). Found by review: one tenant's stalled uploads
+held the default executor's every thread (six on two cores) until their body deadline, and
+every request of any tenant that needed a thread waited for them."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+
+from dfs import protocol
+from dfs.api import ingest
+from dfs.api.body_slots import STREAM_PER_TENANT, BigBodySlots
+from dfs.api.context import STREAMS
+from dfs.s3 import context as s3_context
+from dfs.s3.app import make_app
+from dfs.server import runner_kwargs
+from tests.integration.conftest import InProcessCluster
+from tests.integration.test_namespace_api import tokens
+from tests.integration.test_s3_tenancy import refused, run, s3_client
+from tests.integration.test_security import raw
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
+]
+
+DEADLINE = 20.0
+MIB = 1 << 20
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (on this loop, which serves the API too) until ``condition()``."""
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while True:
+                if condition():
+                    return
+                await asyncio.sleep(0.01)  # a poll: the condition is the servers' state
+    except TimeoutError:
+        raise AssertionError(f"not within {DEADLINE} s: {what}") from None
+
+
+async def _upload(
+    url: str, token: str, data: bytes, kind: str = "application/octet-stream"
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": kind}
+    return await raw("POST", f"{url}{protocol.UPLOAD_FILE}?filename=f", headers, data=data)
+
+
+async def test_uploads_are_chunked_in_the_tenants_stream_slots(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``POST /upload`` took no slot: a tenant ran as many at once as it opened connections.
+    Now each runs in one of the tenant's stream slots, 503 when it holds all of its own."""
+    url = inproc.api.url
+    alice, bob = await tokens(url, "alice", "bob")
+    slots = inproc.api.runner.app[STREAMS]
+    monkeypatch.setattr(slots, "_wait", 0.2)
+    data = os.urandom(2 * MIB)  # chunked (above the chunker's smallest cut)
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(STREAM_PER_TENANT):  # alice's other uploads, all in flight
+            await held.enter_async_context(slots.slot("alice"))
+        st, body = await _upload(url, alice, data)
+        assert (st, body["error"]["code"]) == (503, "unavailable"), body
+        st, body = await _upload(url, bob, data)  # bob's own slots
+        assert st == 201, body
+    st, body = await _upload(url, alice, data)
+    assert st == 201, body
+    malformed = "multipart/form-data; boundary=b"
+    st, body = await _upload(url, alice, b"--nothing", malformed)  # 400: slot let go too
+    assert st == 400, body
+    assert slots.tenants_waiting_or_holding() == 0
+
+
+async def _stalled_upload(url: str, token: str, sent: int) -> asyncio.StreamWriter:
+    """A ``POST /upload`` declaring 1 GiB that sends ``sent`` bytes and then nothing."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    head = (
+        f"POST {protocol.UPLOAD_FILE}?filename=s HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {1 << 30}\r\n\r\n"
+    )
+    writer.write(head.encode() + os.urandom(sent))
+    await writer.drain()
+    return writer
+
+
+def _default_threads() -> int:
+    """Threads of the event loop's default executor (``asyncio.to_thread``'s)."""
+    return concurrent.futures.ThreadPoolExecutor()._max_workers
+
+
+async def test_stalled_uploads_hold_no_thread_of_the_default_executor(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As many stalled uploads as the default executor has threads, their chunkers each
+    waiting for bytes in a thread: ``asyncio.to_thread`` (a JSON body, a verified read,
+    another upload's chunker) still gets a thread. Before, it waited until the uploads'
+    body deadline (minutes). Closed, the uploads let their slots go."""
+    url = inproc.api.url
+    count = _default_threads()
+    names = [f"t{i}" for i in range(-(-count // STREAM_PER_TENANT))]
+    who = await tokens(url, *names)
+    entered = [0]
+    cut = ingest._next_chunks
+
+    def counted(chunks: Any) -> Any:
+        entered[0] += 1  # in the chunker's thread, waiting for the body
+        return cut(chunks)
+
+    monkeypatch.setattr(ingest, "_next_chunks", counted)
+    slots = inproc.api.runner.app[STREAMS]
+    writers = [await _stalled_upload(url, who[i % len(who)], 2 * MIB) for i in range(count)]
+    try:
+        await _until(lambda: entered[0] >= count, "every upload's chunker in its thread")
+        async with asyncio.timeout(DEADLINE):
+            assert await asyncio.to_thread(sum, [1, 2]) == 3
+        held = sum(slots.users(n) for n in names)
+        assert held == count
+    finally:
+        for w in writers:
+            w.close()
+    await _until(lambda: slots.tenants_waiting_or_holding() == 0, "slots let go")
+
+
+@contextlib.asynccontextmanager
+async def _gateway(inproc: InProcessCluster) -> AsyncIterator[tuple[str, web.Application]]:
+    app = make_app(inproc.api.coordinator)
+    runner = web.AppRunner(app, auto_decompress=False, **runner_kwargs())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", app
+    finally:
+        await runner.cleanup()
+
+
+async def test_s3_puts_and_parts_are_chunked_in_the_tenants_stream_slots(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PutObject, UploadPart and UploadPartCopy took no slot either. Now, when the tenant
+    holds all of its own, each is answered 503 SlowDown (which SDKs send again after a
+    pause); another tenant's go through, and so do alice's once her slots are let go."""
+    alice, bob = await tokens(inproc.api.url, "alice", "bob")
+    async with _gateway(inproc) as (url, app):
+        s3a = await s3_client(inproc.api.url, alice, url)
+        s3b = await s3_client(inproc.api.url, bob, url)
+        for s3, bucket in ((s3a, "abkt"), (s3b, "bbkt")):
+            await run(s3.create_bucket, Bucket=bucket)
+        await run(s3a.put_object, Bucket="abkt", Key="src", Body=b"source")
+        uid = (await run(s3a.create_multipart_upload, Bucket="abkt", Key="m"))["UploadId"]
+        part = {"Bucket": "abkt", "Key": "m", "UploadId": uid, "PartNumber": 1}
+        slots: BigBodySlots = app[s3_context.STREAMS]
+        monkeypatch.setattr(slots, "_wait", 0.2)
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(STREAM_PER_TENANT):
+                await held.enter_async_context(slots.slot("alice"))
+            put = {"Bucket": "abkt", "Key": "k", "Body": b"data"}
+            assert await refused(s3a.put_object, **put) == "SlowDown"
+            assert await refused(s3a.upload_part, **part, Body=b"data") == "SlowDown"
+            copy = {**part, "CopySource": {"Bucket": "abkt", "Key": "src"}}
+            assert await refused(s3a.upload_part_copy, **copy) == "SlowDown"
+            await run(s3b.put_object, Bucket="bbkt", Key="k", Body=b"data")
+        await run(s3a.put_object, Bucket="abkt", Key="k", Body=b"data")
+        await run(s3a.upload_part, **part, Body=b"data")
+        assert slots.tenants_waiting_or_holding() == 0

@@ -16,6 +16,8 @@ from dfs.s3.safe_xml import malformed as malformed  # the routes' XML errors
 from dfs.s3.safe_xml import parse_untrusted
 
 MAX_COMPLETE_BODY = 2 * 1024 * 1024  # 10,000 parts of about 100 bytes each, with room
+MAX_COMPLETE_NODES = MAX_PARTS * 8 + 16
+"""Elements of a part list: each part's ``Part``, ``PartNumber``, ``ETag`` and checksums."""
 
 
 def _local(tag: str) -> str:
@@ -43,7 +45,7 @@ class Asked(NamedTuple):
 def parse_complete(body: bytes) -> list[Asked]:
     """The parts a CompleteMultipartUpload body lists (ETags without quotes), in the order
     given. A document type declaration is refused (``dfs.s3.safe_xml``: no expansion)."""
-    root = parse_untrusted(body)
+    root = parse_untrusted(body, MAX_COMPLETE_NODES)
     if _local(root.tag) != "CompleteMultipartUpload":
         raise malformed()
     out: list[Asked] = []

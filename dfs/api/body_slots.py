@@ -36,12 +36,14 @@ BODY_PER_TENANT = 8
 as much as the big slots'): as many per tenant as a client sends chunks at once by default
 (``protocol.DEFAULT_CONCURRENCY``), so one client through the proxy never waits for its
 own."""
-STREAM_TOTAL = 64
+STREAM_TOTAL = 32
 STREAM_PER_TENANT = 16
 """Streamed bodies chunked in this process at once (the API's ``POST /upload``, the S3
-gateway's PutObject and UploadPart): each holds ~10 MiB while it runs (the chunker's
-buffers, the chunks in flight to the nodes) and one chunker thread while it waits for the
-client's bytes, for as long as the client keeps them coming. 16 per tenant: more than the
+gateway's PutObject and UploadPart): each holds ~9 MiB while it runs (the chunker's
+buffers, the chunks in flight to the nodes; an UploadPart ~17 MiB, with the bytes its
+object's SHA-256 holds, bounded apart by ``multipart_hash.BUFFER_BUDGET``) and one chunker
+thread while it waits for the client's bytes, for as long as the client keeps them coming:
+measured (``bench/stalled_streams.py``), 32 stalled parts held ~0.7 GiB of a gateway. 16 per tenant: more than the
 parts boto3 (10) or rclone (4 files x 4 parts) send at once, so a client over the limit
 for a moment waits for its own slot (``WAIT``), never refused."""
 WAIT = 30.0

@@ -27,6 +27,7 @@ from dfs.errors import (
     KeyNotFound,
     PayloadTooLarge,
     ReplicationError,
+    RequestTimeout,
     Unavailable,
     UploadNotFound,
 )
@@ -73,6 +74,9 @@ _MAPPED: list[tuple[type[DfsError], str, int]] = [
     (Forbidden, "AccessDenied", 403),
     (AuthError, "AccessDenied", 403),
     (PayloadTooLarge, "EntityTooLarge", 400),
+    # a body sent too slowly (``dfs.server.StreamDeadline``): S3's code, which SDKs retry
+    # (botocore's transient errors), where InvalidRequest told them not to
+    (RequestTimeout, "RequestTimeout", 400),
     (InvalidRequest, "InvalidRequest", 400),
     (Unavailable, "ServiceUnavailable", 503),
     # a chunk's copies could not all be written, even placed again around the nodes that

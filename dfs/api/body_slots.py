@@ -43,9 +43,9 @@ gateway's PutObject and UploadPart): each holds ~9 MiB while it runs (the chunke
 buffers, the chunks in flight to the nodes; an UploadPart ~17 MiB, with the bytes its
 object's SHA-256 holds, bounded apart by ``multipart_hash.BUFFER_BUDGET``) and one chunker
 thread while it waits for the client's bytes, for as long as the client keeps them coming:
-measured (``bench/stalled_streams.py``), 32 stalled parts held ~0.7 GiB of a gateway. 16 per tenant: more than the
-parts boto3 (10) or rclone (4 files x 4 parts) send at once, so a client over the limit
-for a moment waits for its own slot (``WAIT``), never refused."""
+measured (``bench/stalled_streams.py``), 32 stalled parts held ~0.7 GiB of a gateway.
+16 per tenant: more than the parts boto3 (10) or rclone (4 files x 4 parts) send at once,
+so a client over the limit for a moment waits for its own slot (``WAIT``), never refused."""
 WAIT = 30.0
 """Seconds a big request waits for a slot before it is answered 503."""
 

@@ -56,10 +56,6 @@ from dfs.server import runner_kwargs
 from dfs.transport.http import make_session
 from dfs.transport.node_client import NodeClient
 
-READ_BUFSIZE = 1 << 20
-"""Request body bytes aiohttp buffers before it pauses the socket (at twice this): its 64 KiB
-default pauses and resumes reading every 128 KiB of a multi-MiB PutObject or UploadPart
-body, each a wake-up of the event loop and a smaller socket read (as ``dfs.node.app``'s)."""
 BUCKET_CACHE_SECONDS = 2.0
 """How long PutObject reuses a bucket as read (``Namespace.bucket_for_write``): an ACL,
 grant or versioning change made through another gateway or the API reaches this gateway's
@@ -101,6 +97,21 @@ async def sigv4_middleware(request: web.Request, handler: Handler) -> web.Stream
         request.app[metrics.METRICS].auth_failed(err)
         raise
     return await handler(request)
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner of the gateway's app (``start_s3``; tests run it in process so too)."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=10.0,
+        # a body's Content-Encoding (gzip...) is the object's, stored with it, not a
+        # transport coding: aiohttp must hand the bytes on as sent, never decode them
+        auto_decompress=False,
+        # aiohttp's 64 KiB until a streamed body is admitted (``stream_slot`` widens it):
+        # a connection waiting for a slot holds 128 KiB of its body, not 2 MiB
+        **runner_kwargs(),
+    )
 
 
 def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
@@ -154,16 +165,7 @@ async def start_s3(
         raise ConfigError("DFS_API_SECRET", "", "required: access keys are sealed under it")
     meta = await open_metadata_store(cfg.meta_url)
     coordinator = CachingCoordinator(cfg, meta, NodeClient(make_session()))
-    runner = web.AppRunner(
-        make_app(coordinator, domain),
-        access_log=None,
-        shutdown_timeout=10.0,
-        # a body's Content-Encoding (gzip...) is the object's, stored with it, not a
-        # transport coding: aiohttp must hand the bytes on as sent, never decode them
-        auto_decompress=False,
-        read_bufsize=READ_BUFSIZE,
-        **runner_kwargs(),
-    )
+    runner = make_runner(make_app(coordinator, domain))
     await runner.setup()
     await web.TCPSite(runner, cfg.host, cfg.port, ssl_context=tls).start()
     port = int(runner.addresses[0][1])

@@ -59,7 +59,6 @@ from dfs.s3.sigv4 import (
     ChunkChain,
 )
 from dfs.server import StreamDeadline
-from dfs.transport.http import widen_socket_reads
 
 log = logging.getLogger("dfs.s3")
 ReadFn = Callable[[int], Awaitable[bytes]]
@@ -436,8 +435,6 @@ def request_body(
     caller's signed payload hash and the body headers it sent (``check``: more checks;
     ``body_crc32=False``: an ``x-amz-checksum-crc32`` header is not the body's)."""
     deadline = StreamDeadline(request)  # slow clients cannot pin the server
-    # 1 MiB receives (``SOCKET_READ``; 2 MiB measured no better here, bench/README.md)
-    widen_socket_reads(request.transport)
 
     async def read_raw(n: int) -> bytes:
         # bytes buffered already need no deadline (a timer armed and cancelled per read)

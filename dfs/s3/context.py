@@ -23,12 +23,20 @@ from dfs.meta.namespace import BucketRecord
 from dfs.s3.errors import S3Error
 from dfs.s3.names import bucket_name
 from dfs.s3.sigv4 import Caller, KeyCache
+from dfs.transport.http import widen_socket_reads
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 NAMESPACE = web.AppKey("namespace", Namespace)
 KEYS = web.AppKey("keys", KeyCache)  # access keys looked up recently (dfs.s3.sigv4)
 STREAMS = web.AppKey("streams", BigBodySlots)
 """Slots of the bodies chunked at once: PutObject, UploadPart (``stream_slot``)."""
+READ_BUFSIZE = 1 << 20
+"""Body bytes aiohttp buffers before it pauses the socket (at twice this) once a streamed
+body has its slot (``stream_slot``): its 64 KiB default pauses and resumes reading every
+128 KiB of a multi-MiB PutObject or UploadPart body, each a wake-up of the event loop and a
+smaller socket read (as ``dfs.node.app``'s). Every other request (and a streamed one until
+it has its slot) keeps that default: measured, 224 PutObjects waiting for a slot, each
+having sent 4 MiB, held ~2 MiB apiece of the gateway while the default was this wide."""
 CALLER = "dfs.s3.caller"
 NOT_EXPECTED_OWNER = "dfs.s3.not_expected_owner"
 """Buckets whose owner is not the one the request expects (``dfs.s3.expected_owner``)."""
@@ -108,14 +116,24 @@ def bucket_configs(request: web.Request, what: str) -> BucketConfigStore:
 async def stream_slot(request: web.Request) -> AsyncIterator[None]:
     """One of the caller's tenant's stream slots (``dfs.api.body_slots.STREAM_PER_TENANT``,
     ``STREAM_TOTAL``) for the block: a body chunked as it arrives holds a chunker's buffers
-    and thread for as long as its client sends. Taken before any byte of the body is read;
-    503 ``SlowDown`` (which SDKs retry after a pause) when none frees in time."""
+    and thread for as long as its client sends. Taken before any byte of the body is read
+    (until then aiohttp buffers at most 128 KiB of it: ``READ_BUFSIZE``); 503 ``SlowDown``
+    (which SDKs retry after a pause) when none frees in time."""
     entered = False
     try:
         async with request.app[STREAMS].slot(caller(request).tenant):
             entered = True
+            wide_reads(request)  # admitted
             yield
     except Unavailable as exc:
         if entered:  # the block's own (a node unavailable): answered as such
             raise
         raise S3Error("SlowDown", 503, f"Please reduce your request rate: {exc.message}") from None
+
+
+def wide_reads(request: web.Request) -> None:
+    """Receive ``request``'s body in 1 MiB socket reads (``SOCKET_READ``; 2 MiB measured no
+    better, bench/README.md) into a buffer that pauses the socket at 2 MiB (``READ_BUFSIZE``),
+    from now on: for a streamed body once admitted (``stream_slot``)."""
+    widen_socket_reads(request.transport)
+    request.content.set_read_chunk_size(READ_BUFSIZE)

@@ -23,10 +23,12 @@ from dfs.api import ingest
 from dfs.api.body_slots import STREAM_PER_TENANT, BigBodySlots
 from dfs.api.context import STREAMS
 from dfs.s3 import context as s3_context
-from dfs.s3.app import make_app
-from dfs.server import runner_kwargs
+from dfs.s3.app import make_app, make_runner
+from dfs.server import Handler
+from tests.e2e.test_stalled_uploads import put_head
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
+from tests.integration.test_s3_multipart_calls import _access_key, _client
 from tests.integration.test_s3_tenancy import refused, run, s3_client
 from tests.integration.test_security import raw
 
@@ -98,6 +100,21 @@ async def _stalled_upload(url: str, token: str, sent: int) -> asyncio.StreamWrit
     return writer
 
 
+async def _stall(url: str, head: bytes, size: int) -> asyncio.StreamWriter:
+    """A connection that sends ``head`` and ``size`` bytes of body, then nothing."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write(head + os.urandom(size))  # what the server does not read stays buffered
+    return writer
+
+
+def _paused(request: web.Request) -> bool:
+    """Whether the server stopped reading ``request``'s socket (its body buffer is full)."""
+    protocol = request.protocol
+    return protocol is not None and bool(protocol._reading_paused)
+
+
 def _default_threads() -> int:
     """Threads of the event loop's default executor (``asyncio.to_thread``'s)."""
     return concurrent.futures.ThreadPoolExecutor()._max_workers
@@ -137,9 +154,21 @@ async def test_stalled_uploads_hold_no_thread_of_the_default_executor(
 
 
 @contextlib.asynccontextmanager
-async def _gateway(inproc: InProcessCluster) -> AsyncIterator[tuple[str, web.Application]]:
+async def _gateway(
+    inproc: InProcessCluster, seen: list[web.Request] | None = None
+) -> AsyncIterator[tuple[str, web.Application]]:
+    """The gateway in process (as ``dfs.s3.app.start_s3`` runs it), its requests added to
+    ``seen`` as they arrive."""
     app = make_app(inproc.api.coordinator)
-    runner = web.AppRunner(app, auto_decompress=False, **runner_kwargs())
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if seen is not None:
+            seen.append(request)
+        return await handler(request)
+
+    app.middlewares.insert(0, record)
+    runner = make_runner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
@@ -177,3 +206,41 @@ async def test_s3_puts_and_parts_are_chunked_in_the_tenants_stream_slots(
         await run(s3a.put_object, Bucket="abkt", Key="k", Body=b"data")
         await run(s3a.upload_part, **part, Body=b"data")
         assert slots.tenants_waiting_or_holding() == 0
+
+
+async def test_a_put_waiting_for_its_slot_holds_little_of_its_body(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PutObject waiting for a stream slot held what aiohttp buffered of its body: 2 MiB
+    in the gateway (its read buffer, widened for throughput), so hundreds of them pinned
+    ~1 GiB (bench/stalled_streams.py). The buffer and the socket's receives are widened
+    only once a slot is taken: a waiting one pauses its socket at well under 1 MiB."""
+    (alice,) = await tokens(inproc.api.url, "alice")
+    seen: list[web.Request] = []
+    async with _gateway(inproc, seen) as (url, app):
+        creds = await _access_key(inproc.api.url, alice)
+        s3 = _client(url, creds)
+        await run(s3.create_bucket, Bucket="abkt")
+        slots: BigBodySlots = app[s3_context.STREAMS]
+        monkeypatch.setattr(slots, "_wait", DEADLINE)  # they wait for the whole test
+        waiting = 4
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(STREAM_PER_TENANT):
+                await held.enter_async_context(slots.slot("alice"))
+            writers = [
+                await _stall(url, put_head(f"{url}/abkt/k{i}", creds), 4 * MIB)
+                for i in range(waiting)
+            ]
+            try:
+                await _until(
+                    lambda: slots.users("alice") == STREAM_PER_TENANT + waiting, "all waiting"
+                )
+                puts = [r for r in seen if r.method == "PUT" and "/k" in r.path]
+                # each stops reading its socket once its buffer is full
+                await _until(lambda: all(_paused(r) for r in puts), "their sockets paused")
+                buffered = [r.content.total_bytes for r in puts]
+                assert max(buffered) <= MIB, buffered  # ~0.7 MiB; was 3 MiB (2 MiB + a receive)
+            finally:
+                for w in writers:
+                    w.close()
+        await run(s3.put_object, Bucket="abkt", Key="after", Body=os.urandom(3 * MIB))

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
 from dfs.s3.bodies import DIGEST_BATCH, BodyReader, ReadFn, declared_length, request_body
+from dfs.s3.context import READ_BUFSIZE, wide_reads
 from dfs.s3.errors import S3Error
 from dfs.transport.http import SOCKET_READ
 
@@ -137,12 +138,15 @@ async def test_checks_asked_before_the_end_was_read_cover_the_bytes_read() -> No
 
 
 async def test_a_streamed_body_is_received_in_wide_socket_reads() -> None:
-    """A request body read through ``request_body`` asks the socket ``SOCKET_READ`` bytes
-    per receive on a plain connection, and still reads every byte in order."""
+    """A request body read through ``request_body`` once admitted (``stream_slot`` calls
+    ``wide_reads``) asks the socket ``SOCKET_READ`` bytes per receive on a plain
+    connection, buffers up to 2 x ``READ_BUFSIZE``, and still reads every byte in order."""
     seen: dict[str, object] = {}
 
     async def put(request: web.Request) -> web.Response:
         body = request_body(request)
+        wide_reads(request)
+        seen["limits"] = request.content.get_read_buffer_limits()
         got = hashlib.md5(usedforsecurity=False)
         while data := await body.read(1 << 20):
             got.update(data)
@@ -156,6 +160,7 @@ async def test_a_streamed_body_is_received_in_wide_socket_reads() -> None:
         answer = await client.put("/", data=io.BytesIO(data))
         assert await answer.text() == hashlib.md5(data).hexdigest()
     assert seen["max_size"] == SOCKET_READ
+    assert seen["limits"] == (READ_BUFSIZE, 2 * READ_BUFSIZE)
 
 
 async def test_a_body_of_many_tiny_chunks_costs_time_linear_in_its_length() -> None:

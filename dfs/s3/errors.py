@@ -124,6 +124,12 @@ async def s3_error_middleware(request: web.Request, handler: Handler) -> web.Str
         return error_response(mapped, request.path)
     except web.HTTPException:
         raise
+    except ConnectionResetError:
+        if request.transport is not None and not request.transport.is_closing():
+            log.exception("%s %s failed", request.method, request.path)
+        else:  # the client hung up (mid-body, say): nothing to answer, no fault here
+            log.info("%s %s: the client closed the connection", request.method, request.path)
+        return error_response(from_dfs(DfsError("internal")), request.path)
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(from_dfs(DfsError("internal")), request.path)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dfs.api.body_slots import stream_slots
+from dfs.api.body_slots import BODY_PER_TENANT, BODY_TOTAL, BigBodySlots, stream_slots
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_service import Namespace, namespace_store
 from dfs.api.ttl_cache import TtlMap
@@ -48,7 +48,7 @@ from dfs.s3 import (
     routes_objects,
 )
 from dfs.s3.addressing import add_virtual_hosts
-from dfs.s3.context import CALLER, COORDINATOR, KEYS, NAMESPACE, STREAMS
+from dfs.s3.context import BODIES, CALLER, COORDINATOR, KEYS, NAMESPACE, STREAMS
 from dfs.s3.errors import Handler, S3Error, s3_error_middleware
 from dfs.s3.health import health_answer
 from dfs.s3.sigv4 import KeyCache, authenticate
@@ -123,6 +123,7 @@ def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
     app[COORDINATOR] = coordinator
     app[KEYS] = KeyCache(coordinator.meta, coordinator.cfg.api_secret)
     app[STREAMS] = stream_slots()
+    app[BODIES] = BigBodySlots(total=BODY_TOTAL, per_tenant=BODY_PER_TENANT)
     app[NAMESPACE] = Namespace(
         namespace_store(coordinator.meta), coordinator, bucket_ttl=BUCKET_CACHE_SECONDS
     )

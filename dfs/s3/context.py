@@ -29,6 +29,8 @@ COORDINATOR = web.AppKey("coordinator", Coordinator)
 NAMESPACE = web.AppKey("namespace", Namespace)
 KEYS = web.AppKey("keys", KeyCache)  # access keys looked up recently (dfs.s3.sigv4)
 STREAMS = web.AppKey("streams", BigBodySlots)
+BODIES = web.AppKey("bodies", BigBodySlots)
+"""Slots of the XML bodies above ``SMALL_BODY`` read at once (``body_slot``)."""
 """Slots of the bodies chunked at once: PutObject, UploadPart (``stream_slot``)."""
 READ_BUFSIZE = 1 << 20
 """Body bytes aiohttp buffers before it pauses the socket (at twice this) once a streamed
@@ -119,11 +121,37 @@ async def stream_slot(request: web.Request) -> AsyncIterator[None]:
     and thread for as long as its client sends. Taken before any byte of the body is read
     (until then aiohttp buffers at most 128 KiB of it: ``READ_BUFSIZE``); 503 ``SlowDown``
     (which SDKs retry after a pause) when none frees in time."""
+    async with _slot(request, request.app[STREAMS]):
+        wide_reads(request)  # admitted
+        yield
+
+
+SMALL_BODY = 64 * 1024
+"""Bytes of a declared XML body read with no body slot (``body_slot``)."""
+
+
+@contextlib.asynccontextmanager
+async def body_slot(request: web.Request) -> AsyncIterator[None]:
+    """One of the caller's tenant's body slots (``BODIES``: ``dfs.api.body_slots``'
+    ``BODY_PER_TENANT``, ``BODY_TOTAL``, as the API's) while a body of more than
+    ``SMALL_BODY`` bytes (or undeclared) is read whole: an XML document of up to 2 MiB,
+    held until it is parsed, as many at once as a tenant opened connections otherwise.
+    503 ``SlowDown`` when none frees in time."""
+    declared = request.content_length
+    if (declared is not None and declared <= SMALL_BODY) or request.get(CALLER) is None:
+        yield  # small, or anonymous (refused before any body is read)
+        return
+    async with _slot(request, request.app[BODIES]):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _slot(request: web.Request, slots: BigBodySlots) -> AsyncIterator[None]:
+    """A slot of the caller's tenant's in ``slots``; SlowDown if none frees in time."""
     entered = False
     try:
-        async with request.app[STREAMS].slot(caller(request).tenant):
+        async with slots.slot(caller(request).tenant):
             entered = True
-            wide_reads(request)  # admitted
             yield
     except Unavailable as exc:
         if entered:  # the block's own (a node unavailable): answered as such

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from dfs import protocol
 from dfs.api import ingest
-from dfs.api.body_slots import STREAM_PER_TENANT, BigBodySlots
+from dfs.api.body_slots import BODY_PER_TENANT, STREAM_PER_TENANT, BigBodySlots
 from dfs.api.context import STREAMS
 from dfs.s3 import context as s3_context
 from dfs.s3.app import make_app, make_runner
@@ -250,3 +250,30 @@ async def test_a_put_waiting_for_its_slot_holds_little_of_its_body(
         faults = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert not faults, [r.getMessage() for r in faults]
         await run(s3.put_object, Bucket="abkt", Key="after", Body=os.urandom(3 * MIB))
+
+
+async def test_big_xml_bodies_are_read_in_the_tenants_body_slots(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An XML body (DeleteObjects, a Complete's part list...: up to 2 MiB) was read with no
+    slot: a tenant's connections each held that much, as many as it opened. Above 64 KiB it
+    is now read in one of the tenant's body slots, as the API's JSON bodies are: SlowDown
+    when the tenant holds all of its own; small ones need none, bob has his own."""
+    alice, bob = await tokens(inproc.api.url, "alice", "bob")
+    async with _gateway(inproc) as (url, app):
+        s3a = await s3_client(inproc.api.url, alice, url)
+        s3b = await s3_client(inproc.api.url, bob, url)
+        for s3, bucket in ((s3a, "abkt"), (s3b, "bbkt")):
+            await run(s3.create_bucket, Bucket=bucket)
+        many = {"Objects": [{"Key": f"{i:0>120}"} for i in range(1000)]}  # ~150 KB of XML
+        few = {"Objects": [{"Key": "k"}]}
+        slots: BigBodySlots = app[s3_context.BODIES]
+        monkeypatch.setattr(slots, "_wait", 0.2)
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(BODY_PER_TENANT):
+                await held.enter_async_context(slots.slot("alice"))
+            assert await refused(s3a.delete_objects, Bucket="abkt", Delete=many) == "SlowDown"
+            await run(s3a.delete_objects, Bucket="abkt", Delete=few)
+            await run(s3b.delete_objects, Bucket="bbkt", Delete=many)
+        await run(s3a.delete_objects, Bucket="abkt", Delete=many)
+        assert slots.tenants_waiting_or_holding() == 0

@@ -23,6 +23,8 @@ RSS_BUDGET = 32 * 1024 * 1024
 NODE_ROUTES = [
     ("PUT", protocol.STORE_CHUNK, protocol.MAX_CHUNK_SIZE, "application/octet-stream"),
     ("POST", protocol.STORE_CHUNKS, protocol.MAX_CHUNK_SIZE, "application/octet-stream"),
+    # 1.28 MB at most, and only for the API's capability: checked before the body is read
+    ("POST", protocol.HAS_CHUNKS, 128 * protocol.MAX_HAS_CHUNKS, "application/json"),
 ]
 API_ROUTES = [
     ("POST", protocol.INIT_UPLOAD, protocol.MAX_JSON_BODY, "application/json"),

@@ -23,7 +23,7 @@ from dfs.meta.namespace import BucketRecord
 from dfs.s3.errors import S3Error
 from dfs.s3.names import bucket_name
 from dfs.s3.sigv4 import Caller, KeyCache
-from dfs.transport.http import widen_socket_reads
+from dfs.transport.http import narrow_socket_reads, widen_socket_reads
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 NAMESPACE = web.AppKey("namespace", Namespace)
@@ -122,8 +122,11 @@ async def stream_slot(request: web.Request) -> AsyncIterator[None]:
     (until then aiohttp buffers at most 128 KiB of it: ``READ_BUFSIZE``); 503 ``SlowDown``
     (which SDKs retry after a pause) when none frees in time."""
     async with _slot(request, request.app[STREAMS]):
-        wide_reads(request)  # admitted
-        yield
+        replaced = wide_reads(request)  # admitted
+        try:
+            yield
+        finally:  # the connection's next request (kept alive) waits narrow again
+            narrow_socket_reads(request.transport, replaced)
 
 
 SMALL_BODY = 64 * 1024
@@ -159,9 +162,13 @@ async def _slot(request: web.Request, slots: BigBodySlots) -> AsyncIterator[None
         raise S3Error("SlowDown", 503, f"Please reduce your request rate: {exc.message}") from None
 
 
-def wide_reads(request: web.Request) -> None:
+def wide_reads(request: web.Request) -> int | None:
     """Receive ``request``'s body in 1 MiB socket reads (``SOCKET_READ``; 2 MiB measured no
     better, bench/README.md) into a buffer that pauses the socket at 2 MiB (``READ_BUFSIZE``),
-    from now on: for a streamed body once admitted (``stream_slot``)."""
-    widen_socket_reads(request.transport)
+    from now on: for a streamed body once admitted (``stream_slot``). Returns the receive
+    size it replaced, for ``narrow_socket_reads`` once the body is done: the socket reads are
+    the connection's, so the later requests of a kept-alive connection (a PutObject waiting
+    for a slot) would be received wide too (found by review)."""
+    replaced = widen_socket_reads(request.transport)
     request.content.set_read_chunk_size(READ_BUFSIZE)
+    return replaced

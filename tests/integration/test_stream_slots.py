@@ -156,16 +156,20 @@ async def test_stalled_uploads_hold_no_thread_of_the_default_executor(
 
 @contextlib.asynccontextmanager
 async def _gateway(
-    inproc: InProcessCluster, seen: list[web.Request] | None = None
+    inproc: InProcessCluster,
+    seen: list[web.Request] | None = None,
+    arrived: Callable[[web.Request], None] | None = None,
 ) -> AsyncIterator[tuple[str, web.Application]]:
     """The gateway in process (as ``dfs.s3.app.start_s3`` runs it), its requests added to
-    ``seen`` as they arrive."""
+    ``seen`` (and given to ``arrived``) as they arrive."""
     app = make_app(inproc.api.coordinator)
 
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         if seen is not None:
             seen.append(request)
+        if arrived is not None:
+            arrived(request)
         return await handler(request)
 
     app.middlewares.insert(0, record)
@@ -277,3 +281,28 @@ async def test_big_xml_bodies_are_read_in_the_tenants_body_slots(
             await run(s3b.delete_objects, Bucket="bbkt", Delete=many)
         await run(s3a.delete_objects, Bucket="abkt", Delete=many)
         assert slots.tenants_waiting_or_holding() == 0
+
+
+async def test_a_kept_alive_connection_is_narrow_again_after_its_streamed_body(
+    inproc: InProcessCluster,
+) -> None:
+    """The wide socket reads a streamed body gets with its slot were left on its connection,
+    so every later request a client sent on it (boto3 keeps its connections alive: the next
+    PutObject, waiting for a slot) was received in 1 MiB reads again, holding far more of
+    its body than the default. Found by review: they end with the slot."""
+    (alice,) = await tokens(inproc.api.url, "alice")
+    arrivals: list[tuple[int, int | None]] = []  # (the connection, its receive size)
+
+    def arrived(request: web.Request) -> None:
+        transport = request.transport
+        arrivals.append((id(transport), getattr(transport, "max_size", None)))
+
+    async with _gateway(inproc, arrived=arrived) as (url, _app):
+        s3 = await s3_client(inproc.api.url, alice, url)
+        await run(s3.create_bucket, Bucket="abkt")
+        for i in range(3):
+            await run(s3.put_object, Bucket="abkt", Key=f"k{i}", Body=os.urandom(3 * MIB))
+    first = {conn: size for conn, size in reversed(arrivals)}  # each one's size at first
+    again = [(conn, size) for i, (conn, size) in enumerate(arrivals) if conn in dict(arrivals[:i])]
+    assert again, "boto3 sent no request on a connection it had used"
+    assert all(size == first[conn] for conn, size in again), (first, again)

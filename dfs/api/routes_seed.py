@@ -20,6 +20,7 @@ Whole files through the API (chunking an upload, verified streaming) are ``dfs.a
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -42,6 +43,7 @@ from dfs.api.object_files import link_made
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError, InvalidRequest, PayloadTooLarge
 from dfs.ids import parse_file_id, parse_sha256, parse_tenant
+from dfs.meta.namespace import BucketRecord
 from dfs.server import StreamDeadline, json_response, query_param
 
 DOWNLOAD_URL_TTL = 15 * 60  # the most a capability may live
@@ -139,20 +141,41 @@ async def _file_field(request: web.Request, deadline: StreamDeadline) -> BodyPar
     raise InvalidRequest("multipart body has no field 'file' among its first 16")
 
 
+@dataclass(frozen=True)
+class _Upload:
+    """What ``POST /upload`` checks before it takes a slot: its query (400), its bucket
+    (404, 403) and, for a raw body, its name (400)."""
+
+    target: tuple[str, str] | None
+    fields: ObjectFields
+    bucket: BucketRecord | None
+    name: str | None  # None: the multipart body's ``file`` field names it
+
+
 async def upload(request: web.Request) -> web.Response:
     """``POST /upload``, in one of the tenant's stream slots (``dfs.api.body_slots``: 503
     when it cannot get one in time), taken before any byte of the body is read: each
-    upload holds a chunker's buffers and thread for as long as its client sends."""
+    upload holds a chunker's buffers and thread for as long as its client sends. What the
+    query decides (400, and a bucket missing or not the caller's to write: 404, 403) is
+    answered before the slot: a tenant holding all of its own waited 30 s for a 503 first
+    (found by review)."""
+    target = parse_target(request.query.get("bucket"), request.query.get("key"))
+    fields = ObjectFields.from_query(request.query)  # 400 before any byte is read
+    b = None
+    if target is not None:
+        b = await request.app[NAMESPACE].require_writable(principal(request), target[0])
+    multipart = request.content_type.startswith("multipart/")
+    name = None if multipart else check_name(query_param(request, "filename"))
     async with request.app[STREAMS].slot(principal(request).tenant):
-        return await _upload(request)
+        return await _upload(request, _Upload(target, fields, b, name))
 
 
-async def _upload(request: web.Request) -> web.Response:
+async def _upload(request: web.Request, checked: _Upload) -> web.Response:
     coord = request.app[COORDINATOR]
     tenant = principal(request).tenant
     profile = ChunkerProfile.default()
     deadline = StreamDeadline(request)  # slow clients cannot pin the server
-    if request.content_type.startswith("multipart/"):
+    if checked.name is None:
         file_part = await _file_field(request, deadline)
         name = check_name(request.query.get("filename") or file_part.filename or "upload")
 
@@ -166,16 +189,12 @@ async def _upload(request: web.Request) -> web.Response:
             return await deadline.read(read_part, min(n, 1 << 20))
 
     else:
-        name = check_name(query_param(request, "filename"))
+        name = checked.name
 
         async def read(n: int) -> bytes:
             return await deadline.read(request.content.read, min(n, 1 << 20))
 
-    target = parse_target(request.query.get("bucket"), request.query.get("key"))
-    fields = ObjectFields.from_query(request.query)  # 400 before any byte is read
-    b = None
-    if target is not None:
-        b = await request.app[NAMESPACE].require_writable(principal(request), target[0])
+    target, fields, b = checked.target, checked.fields, checked.bucket
     # an object's file is the namespace's (released with its last version): a new file,
     # never one found by content (``dfs.api.ingest``, ``reuse``), committed marked; a
     # grantee's is cloned into the owner's tenant by the link and released (``link_made``)

@@ -306,3 +306,28 @@ async def test_a_kept_alive_connection_is_narrow_again_after_its_streamed_body(
     again = [(conn, size) for i, (conn, size) in enumerate(arrivals) if conn in dict(arrivals[:i])]
     assert again, "boto3 sent no request on a connection it had used"
     assert all(size == first[conn] for conn, size in again), (first, again)
+
+
+async def test_an_upload_its_query_refuses_is_answered_before_a_slot(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``POST /upload`` took its stream slot before it looked at its query: a tenant
+    holding all of its own got 503 (after the 30 s wait, then sent again) for an upload
+    into a bucket it has not, or with no name, instead of 404 or 400. Found by review:
+    what the query decides is answered before the slot, as the gateway's PutObject does."""
+    url = inproc.api.url
+    (alice,) = await tokens(url, "alice")
+    slots = inproc.api.runner.app[STREAMS]
+    monkeypatch.setattr(slots, "_wait", 0.2)
+    headers = {"Authorization": f"Bearer {alice}", "Content-Type": "application/octet-stream"}
+    into = f"{url}{protocol.UPLOAD_FILE}?filename=f&bucket=nobkt&key=k"
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(STREAM_PER_TENANT):
+            await held.enter_async_context(slots.slot("alice"))
+        st, body = await raw("POST", into, headers, data=b"data")
+        assert st == 404, body
+        st, body = await raw("POST", f"{url}{protocol.UPLOAD_FILE}", headers, data=b"data")
+        assert st == 400, body  # no filename
+        st, body = await _upload(url, alice, b"data")  # a good one still waits its turn
+        assert st == 503, body
+    assert slots.tenants_waiting_or_holding() == 0

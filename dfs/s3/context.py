@@ -29,9 +29,9 @@ COORDINATOR = web.AppKey("coordinator", Coordinator)
 NAMESPACE = web.AppKey("namespace", Namespace)
 KEYS = web.AppKey("keys", KeyCache)  # access keys looked up recently (dfs.s3.sigv4)
 STREAMS = web.AppKey("streams", BigBodySlots)
+"""Slots of the bodies chunked at once: PutObject, UploadPart (``stream_slot``)."""
 BODIES = web.AppKey("bodies", BigBodySlots)
 """Slots of the XML bodies above ``SMALL_BODY`` read at once (``body_slot``)."""
-"""Slots of the bodies chunked at once: PutObject, UploadPart (``stream_slot``)."""
 READ_BUFSIZE = 1 << 20
 """Body bytes aiohttp buffers before it pauses the socket (at twice this) once a streamed
 body has its slot (``stream_slot``): its 64 KiB default pauses and resumes reading every

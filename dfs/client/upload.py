@@ -104,13 +104,14 @@ class ChunkSender:
     ``Replanner`` per upload, holding its receipts until it is finalized: ``forget``);
     finalize's 409 ``incomplete_upload`` (a node holding copies died after it acknowledged
     them) re-plans, sends the chunks short of copies again and finalizes again, up to
-    FINALIZE_ROUNDS times.
+    FINALIZE_ROUNDS times. Proxied chunks: ``concurrency`` over all its sends (body slots).
     """
 
     def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
         self.conn = conn
         self.progress = progress
         self._replanners: dict[str, Replanner] = {}
+        self._proxied = asyncio.Semaphore(conn.concurrency)  # proxied sends, every send_all
 
     def replanner(self, upload: FileUpload) -> Replanner:
         found = self._replanners.get(upload.file_id)
@@ -150,7 +151,8 @@ class ChunkSender:
             if isinstance(data, FileSlice) or not conn.proxy:
                 receipt = await send_replanning(conn, self.replanner(upload), data, item)
             else:
-                receipt = await send_chunk(conn, upload.file_id, chunk_id, data, item)
+                async with self._proxied:  # a big file's and a batch's sends together
+                    receipt = await send_chunk(conn, upload.file_id, chunk_id, data, item)
         except IntegrityError as exc:
             # the node (or the API proxy) found that these bytes no longer hash to the id
             # scanned before the plan, or the read found the file shorter or gone: changed

@@ -8,7 +8,8 @@ import contextlib
 import hashlib
 import io
 import json
-from collections.abc import Callable
+import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from dfs import protocol
 from dfs.api.body_slots import BODY_PER_TENANT, TOTAL, BigBodySlots
 from dfs.api.context import BODIES
 from dfs.client.library import Client
+from dfs.client.local_files import LocalFile
 from dfs.errors import Unavailable
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_route_bounds import _padded
@@ -256,3 +258,45 @@ async def test_a_proxied_upload_sends_a_chunk_again_after_a_503(
         await held.aclose()
         done = await upload
     assert done.size == path.stat().st_size
+
+
+async def test_a_proxied_upload_sends_no_more_chunks_at_once_than_its_concurrency(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A tenant has as many body slots as ``dfs-client`` sends chunks at once by default,
+    so that one client through the proxy never waits for its own. But a folder's big files
+    are sent alone while its small ones go in batches, each with its own ``concurrency``
+    sends: up to twice that many proxied chunks at once, the rest waiting (then 503) for
+    the client's own slots. Found by review: the proxied sends of a client share one bound."""
+    url = inproc.api.url
+    (alice,) = await tenant_tokens(url, "alice")
+    files = [tmp_path / "big"] + [tmp_path / f"small{i}" for i in range(6)]
+    files[0].write_bytes(os.urandom(24 * MIB))  # above SMALL_FILE: sent alone
+    for f in files[1:]:
+        f.write_bytes(os.urandom(3 * MIB))  # in a batch
+    slots, inner = inproc.api.runner.app[BODIES], inproc.api.runner.app[BODIES].slot
+    counts, over = [0, 0], asyncio.Event()  # (in flight, most at once)
+
+    @contextlib.asynccontextmanager
+    async def counted(tenant: str) -> AsyncIterator[None]:
+        counts[0] += 1
+        counts[1] = max(counts)
+        if counts[0] > BODY_PER_TENANT:
+            over.set()
+        try:
+            async with inner(tenant):
+                # the first ones are held until more come, or for a while
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5.0):
+                        await over.wait()
+                over.set()
+                yield
+        finally:
+            counts[0] -= 1
+
+    monkeypatch.setattr(slots, "slot", counted)
+    listed = [LocalFile(f, f.name, f.stat().st_size) for f in files]
+    async with Client(url, token=alice, proxy=True) as c:
+        done = await c.upload_many(listed)
+    assert [d.size for d in done] == [f.stat().st_size for f in files]
+    assert counts[1] <= BODY_PER_TENANT, counts

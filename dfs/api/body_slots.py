@@ -46,6 +46,11 @@ thread while it waits for the client's bytes, for as long as the client keeps th
 measured (``bench/stalled_streams.py``), 32 stalled parts held ~0.7 GiB of a gateway.
 16 per tenant: more than the parts boto3 (10) or rclone (4 files x 4 parts) send at once,
 so a client over the limit for a moment waits for its own slot (``WAIT``), never refused."""
+SMALL_BODY = 64 * 1024
+"""Bytes of a declared body read with no slot, by the API and the S3 gateway alike: ~2 MiB
+at most once parsed (JSON costs ~35 times its size), about what a connection's buffers cost
+anyway. Above it a body takes a slot before it is read, so that the memory bodies hold is
+bounded however many connections send them."""
 WAIT = 30.0
 """Seconds a big request waits for a slot before it is answered 503."""
 

@@ -31,7 +31,7 @@ from aiohttp import web
 from dfs import protocol, server
 from dfs.api import content_check
 from dfs.api.bodies import Principal
-from dfs.api.body_slots import BigBodySlots
+from dfs.api.body_slots import SMALL_BODY, BigBodySlots
 from dfs.api.content_check import VerifiedFiles
 from dfs.api.coordinator import Coordinator
 from dfs.api.gc import GarbageCollector
@@ -134,13 +134,6 @@ def admin(request: web.Request) -> Principal:
 def tenant(request: web.Request) -> str:
     """The tenant whose files this request sees."""
     return principal(request).tenant
-
-
-SMALL_BODY = 64 * protocol.KIB
-"""Bytes of a declared body read with no slot: ~2 MiB at most once parsed as JSON (~35 times
-its size), about what a connection's buffers cost anyway. Above it a body takes a slot
-(``body_slot``, ``big_body_slot``) before it is read, so that the memory bodies hold is
-bounded however many connections send them."""
 
 
 def big_body_slot(request: web.Request) -> contextlib.AbstractAsyncContextManager[object]:

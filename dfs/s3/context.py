@@ -14,7 +14,7 @@ from aiohttp import web
 from dfs import auth
 from dfs.api import access
 from dfs.api.bodies import Principal
-from dfs.api.body_slots import BigBodySlots
+from dfs.api.body_slots import SMALL_BODY, BigBodySlots
 from dfs.api.coordinator import Coordinator
 from dfs.api.namespace_service import Namespace
 from dfs.errors import Unavailable
@@ -127,10 +127,6 @@ async def stream_slot(request: web.Request) -> AsyncIterator[None]:
             yield
         finally:  # the connection's next request (kept alive) waits narrow again
             narrow_socket_reads(request.transport, replaced)
-
-
-SMALL_BODY = 64 * 1024
-"""Bytes of a declared XML body read with no body slot (``body_slot``)."""
 
 
 @contextlib.asynccontextmanager

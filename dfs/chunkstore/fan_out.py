@@ -82,7 +82,8 @@ class FanOut:
     def files_after(self, after: str) -> Iterator[tuple[str, str]]:
         """``(folder, name)`` of every chunk file whose id is greater than ``after``, in
         ascending id order, skipping the folders below ``after`` unread: a page of a listing
-        costs O(page), not O(store)."""
+        reads the folders it reaches, not the store (the whole folder it starts in, though:
+        the module docstring)."""
         return self._below(self.chunks, "", self.depth, after)
 
     def _below(self, folder: str, prefix: str, depth: int, after: str) -> Iterator[tuple[str, str]]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dfs.client.cli_common import emit, make_client, run, skipped_lines
+from dfs.client.cli_common import emit_lines, line_of, make_client, run, skipped_lines
 from dfs.client.cli_output import printable
 from dfs.client.cli_times import PointInTime
 from dfs.client.early_listing import keyed_files, listed_now
@@ -94,11 +94,16 @@ checksum_option = click.option(
 
 
 def _report(report: SyncReport, as_json: bool, verb: str) -> list[Skipped]:
-    for d in report.done:
-        text = f"{verb}\t{printable(d.get('path') or d['bucket'] + '/' + d['key'])}"
-        emit(as_json, d, text)
-    for name in report.unchanged:
-        emit(as_json, {"unchanged": name}, f"unchanged\t{printable(name)}")
+    """Print a line per key done or unchanged, all in one write (``emit_lines``)."""
+    lines = [
+        line_of(as_json, d, f"{verb}\t{printable(d.get('path') or d['bucket'] + '/' + d['key'])}")
+        for d in report.done
+    ]
+    lines += [
+        line_of(as_json, {"unchanged": name}, f"unchanged\t{printable(name)}")
+        for name in report.unchanged
+    ]
+    emit_lines(lines)
     return report.skipped
 
 

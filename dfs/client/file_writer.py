@@ -43,6 +43,7 @@ import collections
 import errno
 import hashlib
 import logging
+import math
 import os
 import resource
 import secrets
@@ -165,6 +166,14 @@ def final_mode(plan: Mapping[str, Any]) -> int:
     return (int(mode) & 0o777 & ~UMASK) if mode is not None else CREATED_MODE
 
 
+def mtime_ns(seconds: float) -> int:
+    """A time in seconds as nanoseconds, as ``os.utime`` takes a float: whole seconds and
+    the fraction apart (``round(seconds * 1e9)`` is off by up to ~200 ns at today's
+    times, so 1600000000.25 came back as 1600000000.2499998)."""
+    whole = math.floor(seconds)
+    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
+
+
 def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
     """Like ``rsync -t`` without ``-p``: the stored mtime, and the stored permission bits
     less the process umask and without set-uid/set-gid/sticky (a downloaded file must not
@@ -174,8 +183,7 @@ def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
     if plan.get("mode") is not None:
         os.chmod(target, int(plan["mode"]) & 0o777 & ~UMASK)
     if plan.get("mtime") is not None:
-        ns = round(float(plan["mtime"]) * 1e9)
-        os.utime(target, ns=(time.time_ns(), ns))
+        os.utime(target, ns=(time.time_ns(), mtime_ns(float(plan["mtime"]))))
 
 
 def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:
@@ -186,8 +194,7 @@ def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:
     if not created or mode != CREATED_MODE:
         os.fchmod(fd, mode)
     if plan.get("mtime") is not None:
-        ns = round(float(plan["mtime"]) * 1e9)
-        os.utime(fd, ns=(time.time_ns(), ns))
+        os.utime(fd, ns=(time.time_ns(), mtime_ns(float(plan["mtime"]))))
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW

@@ -145,16 +145,13 @@ def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]], found: Found) -
     return taken
 
 
-def _stored_mtimes(todo: Wanted, written: Sequence[Path]) -> None:
-    """Each written target's mtime as its object's ``mtime`` metadata says, where it does:
-    the download pipeline set the file's own stored mtime (``restore_attrs``), which may
-    differ (an S3 client's object, a key linked with its metadata), and the next sync
-    compares the metadata's, so that file would look changed on every run, downloaded again
-    and, uploaded back, a new version each time (blocking; never through a link)."""
-    obj = {target: o for o, target in todo}
-    for target in written:
-        if (mtime := stored_mtime(obj[target])) is not None:
-            os.utime(target, (time.time(), mtime), follow_symlinks=False)
+def _stored_mtimes(todo: Wanted) -> dict[Path, float]:
+    """Each target's mtime as its object's ``mtime`` metadata says, where it does: the
+    download pipeline would give the file its own stored mtime, which may differ (an S3
+    client's object, a key linked with its metadata), and the next sync compares the
+    metadata's, so that file would look changed on every run, downloaded again and,
+    uploaded back, a new version each time."""
+    return {target: mtime for o, target in todo if (mtime := stored_mtime(o)) is not None}
 
 
 SHA256_HEADER = "X-Dfs-Sha256"
@@ -540,8 +537,8 @@ class SyncMethods(NamespaceMethods):
             )
             pipeline = DownloadPipeline(self._connection(), progress)
             pipeline.overwrite = found.replaceable  # what appeared or changed: Conflict, kept
-            done = await pipeline.download_files(pairs, plans, chunks)
-            await asyncio.to_thread(_stored_mtimes, todo, [Path(r.path) for r in done])
+            pipeline.mtimes = _stored_mtimes(todo)
+            await pipeline.download_files(pairs, plans, chunks)
         else:
             for obj, target in todo:
                 await self._stream_to(obj, target, found.replaceable)

@@ -246,6 +246,33 @@ async def test_the_mtime_set_is_the_objects_so_the_next_sync_finds_it_unchanged(
     assert (back.done, back.unchanged) == ([], ["docs/a.txt"])
 
 
+@pytest.mark.parametrize("big", [False, True], ids=["small", "big"])
+async def test_one_file_at_keys_of_different_mtimes_gets_each_keys_own(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    """Three keys name one file: one with the file's own mtime, two with ``mtime`` metadata
+    of their own. Each restored target has its key's (set before the file gets its name:
+    one plan per target where they differ, the shared plan left as it was)."""
+    if big:
+        monkeypatch.setattr(download, "SMALL_FILE", 0)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"hello")
+    os.utime(src, (1_500_000_000, 1_500_000_000))
+    out = tmp_path / "out"
+    async with Client(inproc.api.url, token=alice) as a:
+        await a.make_bucket("bkt")
+        fid = (await a.upload(src)).file_id
+        await a.link("bkt", "docs/own", fid)
+        await a.link("bkt", "docs/x", fid, metadata={"mtime": "1600000000.25"})
+        await a.link("bkt", "docs/y", fid, metadata={"mtime": "1700000000.5"})
+        got = await a.download_from("bkt", "docs/", out)
+    assert sorted(d["key"] for d in got.done) == ["docs/own", "docs/x", "docs/y"]
+    times = {p.name: p.stat().st_mtime for p in out.iterdir()}
+    assert times == {"own": 1_500_000_000, "x": 1_600_000_000.25, "y": 1_700_000_000.5}
+    assert all(p.read_bytes() == b"hello" for p in out.iterdir())
+
+
 async def test_a_key_ending_in_a_slash_that_holds_bytes_is_reported_not_left_out(
     inproc: InProcessCluster, tmp_path: Path
 ) -> None:

@@ -1,7 +1,7 @@
 """Restores of many small files, this checkout's client against another's, alternating.
 
     python -m bench.restore_ab --base CHECKOUT [--rounds 6] [--mode bucket|prefix]
-                               [--tree DIR] [--dir DIR]
+                               [--tree DIR] [--dir DIR] [--out DIR]
 
 One local cluster (this checkout's servers: API + 1 node, RF 1, SQLite) gets the tree (by
 default this interpreter's standard library, as ``bench.small_files``) once: into a
@@ -11,8 +11,8 @@ clients, the order swapped every round: ``dfs-client download`` of this checkout
 same console script with ``PYTHONPATH=CHECKOUT`` (a clone of another commit, its
 ``dfs/`` compiled: ``python -m compileall dfs``, or each run compiles it at start).
 
-Every restore goes into a fresh folder on tmpfs (``/dev/shm`` when there is one), removed
-after: on this machine's ext4 a restore of many small files mostly measures how many files
+Every restore goes into a fresh folder on tmpfs (``/dev/shm`` when there is one; ``--out``
+names another place), removed after: on this machine's ext4 a restore of many small files mostly measures how many files
 were deleted nearby in the last minutes (``bench.small_files``' create probe), so
 alternating restores into a disk folder compare the file system's moods, not the clients.
 Each restore is compared with the tree. Prints each client's wall seconds per round, and
@@ -67,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=["bucket", "prefix"], default="bucket")
     p.add_argument("--tree", type=Path, default=None)
     p.add_argument("--dir", type=Path, default=None, help="where the cluster and tree go")
+    p.add_argument("--out", type=Path, default=None, help="where the restores go (default: tmpfs)")
     args = p.parse_args(argv)
     shm = Path("/dev/shm")
-    outs = shm if shm.is_dir() else None
+    outs = args.out or (shm if shm.is_dir() else None)
     with tempfile.TemporaryDirectory(prefix="dfs-restore-ab-", dir=args.dir) as tmp:
         work = Path(tmp)
         src = work / "src"

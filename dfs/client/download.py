@@ -54,8 +54,7 @@ from dfs.client.file_names import Overwrite, link_or_replace, still_names, temp_
 from dfs.client.file_writer import (
     GroupWriter,
     SmallFile,
-    final_mode,
-    restore_attrs,
+    final_attrs,
     small_groups,
 )
 from dfs.client.local_files import local_path
@@ -233,10 +232,12 @@ class PartFile:
         await self._behind.finish()  # raises the error of a write that failed
         await asyncio.to_thread(os.fsync, self.fd)
 
-    async def end(self, size: int, mode: int) -> None:
-        """Cut at ``size`` (a resumed file may be longer than hashed); ``mode`` (0600 so far)."""
+    async def end(self, size: int, plan: Mapping[str, Any]) -> None:
+        """Cut at ``size`` (a resumed file may be longer than hashed); the plan's mode (0600
+        so far) and mtime, on the descriptor (``final_attrs``): before the file has its
+        target's name, so never through whatever stands at that name later."""
         await asyncio.to_thread(os.ftruncate, self.fd, size)
-        await asyncio.to_thread(os.fchmod, self.fd, mode)
+        await asyncio.to_thread(final_attrs, self.fd, plan)
 
     def _stop_threads(self) -> None:
         """Blocking, after a failure: the queued writes done, no thread left using fd."""
@@ -301,8 +302,8 @@ class StdoutPart(PartFile):
     async def fsync(self) -> None:
         await self._behind.finish()
 
-    async def end(self, size: int, mode: int) -> None:
-        return None  # a pipe has no end or mode to set
+    async def end(self, size: int, plan: Mapping[str, Any]) -> None:
+        return None  # a pipe has no end, mode or mtime to set
 
     def abandon(self) -> None:
         self._stop_threads()
@@ -508,7 +509,7 @@ class DownloadPipeline:
                 await self._fetch_in_order(plan["chunks"], fetcher, part)
             finally:
                 await part.settle()
-            await part.end(int(plan["size"]), final_mode(plan))
+            await part.end(int(plan["size"]), plan)
             await part.fsync()
             if deferred and part.whole.hexdigest() != plan["sha256"]:
                 mending = ChunkFetcher(self.conn)
@@ -518,8 +519,6 @@ class DownloadPipeline:
             part.abandon()
             raise
         await part.commit(target, file_id, str(plan["sha256"]), self.overwrite)
-        if out != STDOUT:
-            await asyncio.to_thread(restore_attrs, target, plan)
         return DownloadResult(
             file_id=file_id,
             name=str(plan["name"]),

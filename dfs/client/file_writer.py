@@ -174,22 +174,12 @@ def mtime_ns(seconds: float) -> int:
     return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
 
 
-def restore_attrs(target: Path, plan: Mapping[str, Any]) -> None:
-    """Like ``rsync -t`` without ``-p``: the stored mtime, and the stored permission bits
-    less the process umask and without set-uid/set-gid/sticky (a downloaded file must not
-    become set-uid), on the renamed file; a file stored without them keeps what it was
-    created with. (``dfs.client.download``'s one-file pipeline; ``_attrs`` is the same on
-    a descriptor.)"""
-    if plan.get("mode") is not None:
-        os.chmod(target, int(plan["mode"]) & 0o777 & ~UMASK)
-    if plan.get("mtime") is not None:
-        os.utime(target, ns=(time.time_ns(), mtime_ns(float(plan["mtime"]))))
-
-
-def _attrs(fd: int, plan: dict[str, Any], created: bool) -> None:
-    """``restore_attrs`` on the descriptor: stored mtime; mode less umask, no set-id bits,
-    else 0644 less the umask (``final_mode``; not set again when the file was created
-    with it: ``created``)."""
+def final_attrs(fd: int, plan: Mapping[str, Any], created: bool = False) -> None:
+    """Like ``rsync -t`` without ``-p``, on the descriptor of the file written for a target
+    (before it has the target's name: never through a link planted there): the stored
+    mtime, and the stored permission bits less the process umask and without set-uid,
+    set-gid or sticky (a downloaded file must not become set-uid), else 0644 less the umask
+    (``final_mode``; not set again when the file was created with it: ``created``)."""
     mode = final_mode(plan)
     if not created or mode != CREATED_MODE:
         os.fchmod(fd, mode)
@@ -293,7 +283,7 @@ def write_temps(
                 into.devices.setdefault(os.fstat(fd).st_dev, parent)
             if parts:
                 _write_all(fd, parts)
-            _attrs(fd, f.plan, created)
+            final_attrs(fd, f.plan, created)
         if not has_syncfs():
             fsync_each(fd for _f, _tmp, fd in temps)
     except BaseException:

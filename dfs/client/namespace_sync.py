@@ -47,7 +47,6 @@ from dfs.client.download import DownloadPipeline, PartFile
 from dfs.client.early_listing import KeyedFiles, keyed_files, listed_now
 from dfs.client.file_cache import FileCache
 from dfs.client.file_names import Overwrite, link_or_replace, temp_name
-from dfs.client.file_writer import final_mode
 from dfs.client.link_journal import LinkJournal, journal_folder, running_ids, take_leftovers
 from dfs.client.listing_ahead import ListingAhead
 from dfs.client.local_files import (
@@ -368,9 +367,8 @@ class SyncMethods(NamespaceMethods):
             await part.open()
             try:
                 size = await _receive(resp, part)
-                await part.end(size, final_mode(obj))  # made 0600 while written
-                if (mtime := stored_mtime(obj)) is not None:
-                    os.utime(part.fd, (time.time(), mtime))
+                # made 0600 while written; the object's mtime metadata, where it has one
+                await part.end(size, {"mode": obj.get("mode"), "mtime": stored_mtime(obj)})
                 await part.fsync()
                 sha256 = _checked(name, obj, resp.headers.get(SHA256_HEADER), part, size)
             except BaseException:

@@ -13,7 +13,7 @@ import pytest
 
 from dfs.api.bodies import UploadRequest, file_body
 from dfs.client.cli_output import listing_line
-from dfs.client.download import restore_attrs
+from dfs.client.file_writer import CREATED_MODE, final_attrs, mtime_ns
 from dfs.errors import InvalidRequest
 
 SHA = "0" * 64
@@ -58,15 +58,32 @@ def test_bad_mode_or_mtime_is_refused(extra: dict[str, Any]) -> None:
 def test_restore_applies_mtime_and_mode_less_the_umask(tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_text("x")
-    restore_attrs(f, {"mode": 0o4777, "mtime": 1_000_000_000.5})  # set-uid: not restored
-    mask = os.umask(0o022)  # the process umask, read once by the download module too
-    os.umask(mask)
-    assert stat.S_IMODE(f.stat().st_mode) == 0o777 & ~mask
-    assert f.stat().st_mtime_ns == 1_000_000_000_500_000_000
-    before = f.stat()
-    restore_attrs(f, {})  # a file stored without them: left as it is
-    assert f.stat().st_mode == before.st_mode
-    assert f.stat().st_mtime_ns == before.st_mtime_ns
+    fd = os.open(f, os.O_WRONLY)
+    try:
+        final_attrs(fd, {"mode": 0o4777, "mtime": 1_000_000_000.5})  # set-uid: not restored
+        mask = os.umask(0o022)  # the process umask, read once by the download module too
+        os.umask(mask)
+        assert stat.S_IMODE(f.stat().st_mode) == 0o777 & ~mask
+        assert f.stat().st_mtime_ns == 1_000_000_000_500_000_000
+        before = f.stat()
+        final_attrs(fd, {})  # a file stored without them: 0644 less the umask, mtime kept
+        assert stat.S_IMODE(f.stat().st_mode) == CREATED_MODE
+        assert f.stat().st_mtime_ns == before.st_mtime_ns
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "ns"),
+    [
+        (1_600_000_000.25, 1_600_000_000_250_000_000),  # round(s * 1e9) gave ...249_999_872
+        (1_500_000_000, 1_500_000_000_000_000_000),
+        (0.5, 500_000_000),
+        (-1.5, -1_500_000_000),
+    ],
+)
+def test_an_mtime_is_set_to_the_nanosecond_its_float_says(seconds: float, ns: int) -> None:
+    assert mtime_ns(seconds) == ns
 
 
 def test_long_listing_shows_mode_and_mtime_or_dashes() -> None:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import TypeVar
 
 
 def import_quietly(name: str) -> ModuleType:
@@ -30,15 +31,23 @@ def import_quietly(name: str) -> ModuleType:
     loaded = sys.modules.get(name)
     if loaded is not None:
         return loaded
+    return quietly(lambda: importlib.import_module(name))
+
+
+T = TypeVar("T")
+
+
+def quietly(load: Callable[[], T]) -> T:
+    """``load()`` (imports) with the collector off, then ``gc.freeze()``."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        module = importlib.import_module(name)
+        got = load()
     finally:
         if was_enabled:
             gc.enable()
     gc.freeze()
-    return module
+    return got
 
 
 GC_THRESHOLD = 20_000  # objects allocated between young collections (Python's default: 700)

@@ -59,7 +59,7 @@ from dfs.client.file_writer import (
 )
 from dfs.client.local_files import local_path
 from dfs.client.part_mend import mend
-from dfs.client.plans import PlanAhead
+from dfs.client.plans import PlanAhead, retimed
 from dfs.client.resume import DownloadSidecar, open_own
 from dfs.client.write_behind import WriteBehind
 from dfs.errors import Conflict, IntegrityError
@@ -326,9 +326,8 @@ class DownloadPipeline:
         self.conn = conn
         self.progress = progress
         self.overwrite: Overwrite = conn.overwrite  # a bucket restore's asks per target
-        # the mtime a target ends with where that is not its file's stored one (a bucket
-        # restore: the object's mtime metadata, ``sync_compare.stored_mtime``), set on the
-        # file before it gets its name, like the stored one (no second look per file)
+        # a target's mtime where it is not its file's (a bucket restore: the object's
+        # mtime metadata), set on the file before it gets its name (``plans.retimed``)
         self.mtimes: Mapping[Path, float] = {}
         # verified chunk bytes read before the download started (``dfs.client.early_reads``),
         # by chunk id: each taken by the first small file that needs it, the rest dropped
@@ -394,7 +393,7 @@ class DownloadPipeline:
         ``download_file``; in order, a small file standing for its result until ``writer``
         has renamed it into place."""
         results: dict[int, DownloadResult | SmallFile] = {}
-        part, plans = self._retimed(part, plans)
+        part, plans = retimed(part, plans, self.mtimes)
         small = [
             (n, plans[f], target)
             for n, (f, target) in enumerate(part)
@@ -421,25 +420,6 @@ class DownloadPipeline:
         large = [one(n, plans[f], t) for n, (f, t) in enumerate(part) if n not in batched]
         await asyncio.gather(smalls(), *large)
         return [results[n] for n in range(len(part))]
-
-    def _retimed(
-        self, part: list[tuple[str, Path]], plans: Mapping[str, dict[str, Any]]
-    ) -> tuple[list[tuple[str, Path]], Mapping[str, dict[str, Any]]]:
-        """``part`` and ``plans``, each target whose mtime (``mtimes``) is not its file's
-        given a plan of its own: a copy with that mtime, under the file id and the target
-        (one file may be at several targets, each with its own mtime)."""
-        if not self.mtimes:
-            return part, plans
-        own: dict[str, dict[str, Any]] = {}
-        out: list[tuple[str, Path]] = []
-        for f, t in part:
-            mtime = self.mtimes.get(t)
-            if mtime is not None and mtime != plans[f].get("mtime"):
-                key = f"{f} {t}"
-                own[key] = {**plans[f], "mtime": mtime}
-                f = key
-            out.append((f, t))
-        return out, {**plans, **own} if own else plans
 
     async def restore_small(
         self, items: Sequence[tuple[dict[str, Any], Path]]

@@ -161,3 +161,25 @@ class EarlyPlans:
         self._tasks = []
         if self._chunks is not None:  # after the plans: none of them starts a read now
             await self._chunks.cancel()
+
+
+def retimed(
+    part: list[tuple[str, Path]],
+    plans: Mapping[str, dict[str, Any]],
+    mtimes: Mapping[Path, float],
+) -> tuple[list[tuple[str, Path]], Mapping[str, dict[str, Any]]]:
+    """A batch's (file id, target) pairs and plans, each target whose mtime (``mtimes``) is
+    not its file's given a plan of its own: a copy with that mtime, under the file id and
+    the target (one file may be at several targets, each with its own mtime)."""
+    if not mtimes:
+        return part, plans
+    own: dict[str, dict[str, Any]] = {}
+    out: list[tuple[str, Path]] = []
+    for f, t in part:
+        mtime = mtimes.get(t)
+        if mtime is not None and mtime != plans[f].get("mtime"):
+            key = f"{f} {t}"
+            own[key] = {**plans[f], "mtime": mtime}
+            f = key
+        out.append((f, t))
+    return out, {**plans, **own} if own else plans

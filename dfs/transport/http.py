@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 
 from dfs.errors import DfsError, IntegrityError, Unavailable, Unreachable, from_body
+from dfs.transport.tls import verified_context
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0
@@ -134,7 +135,11 @@ async def error_from_response(resp: aiohttp.ClientResponse) -> DfsError:
 async def request(
     session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """Send a request; yield the response if it is 2xx, raise its DfsError otherwise."""
+    """Send a request; yield the response if it is 2xx, raise its DfsError otherwise. An
+    https request is made with ``tls.verified_context`` (never aiohttp's default contexts,
+    which ``tls.import_aiohttp`` leaves without CA certificates)."""
+    if url[:6].lower() == "https:" and "ssl" not in kwargs:
+        kwargs["ssl"] = await verified_context()
     try:
         async with session.request(method, url, **kwargs) as resp:
             if resp.status >= 400:

@@ -495,6 +495,9 @@ class DownloadPipeline:
                 mending = ChunkFetcher(self.conn)
                 part.whole = await mend(part.fd, plan["chunks"], mending, f"file {file_id}")
                 fetcher.failovers += mending.failovers
+                # its writes moved the mtime ``end`` set: set again, the last change made
+                await part.end(int(plan["size"]), plan)
+                await part.fsync()
         except BaseException:
             part.abandon()
             raise

@@ -6,6 +6,7 @@ before it takes its name."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import stat
@@ -16,7 +17,8 @@ import pytest
 
 from dfs.client import Client, download
 from dfs.client.file_writer import UMASK
-from tests.integration.conftest import InProcessCluster
+from tests.e2e.test_deferred_verify import _route_through, altering_proxy
+from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 from tests.integration.test_namespace_api import tokens
 
 pytestmark = pytest.mark.integration
@@ -62,3 +64,27 @@ async def test_a_private_file_is_never_open_to_others_while_it_is_written(
     assert _mode(tmp_path / "own" / "public.txt") == 0o644 & ~UMASK
     for name in ("id_secret", "public.txt"):  # a grantee's listing holds no mode: the usual
         assert _mode(tmp_path / "bob" / name) == 0o644 & ~UMASK
+
+
+async def test_a_mended_file_keeps_its_stored_mode_and_mtime(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """A big file whose whole-file sha256 did not match has its wrong chunk written again
+    (``part_mend``) after its mode and mtime were set: they are set again after, so the
+    mend's writes leave no mtime of their own."""
+    src = tmp_path / "big.bin"
+    data = random.Random(19).randbytes(4 * 1024 * 1024)
+    src.write_bytes(data)
+    os.chmod(src, 0o640)
+    os.utime(src, (1_500_000_000, 1_500_000_000))
+    out = tmp_path / "out"
+    async with Client(inproc.api.url, token=ADMIN_TOKEN, resume=False) as cl:
+        plan = await cl.api.download_plan((await cl.upload(src)).file_id)
+        bad = plan["chunks"][1]
+        async with altering_proxy(str(bad["replicas"][0]["url"]), str(bad["sha256"])) as mitm:
+            _route_through(plan, str(bad["replicas"][0]["node_id"]), mitm)
+            got = await asyncio.wait_for(cl.download(plan["file_id"], out, plan=plan), 60)
+    assert got.failovers >= 1  # the altered chunk was fetched again
+    assert out.read_bytes() == data
+    assert out.stat().st_mtime == 1_500_000_000
+    assert _mode(out) == 0o640 & ~UMASK

@@ -141,7 +141,7 @@ async def request(
     if url[:6].lower() == "https:" and "ssl" not in kwargs:
         kwargs["ssl"] = await verified_context()
     try:
-        async with session.request(method, url, **kwargs) as resp:
+        async with await _sent(session, method, url, kwargs) as resp:
             if resp.status >= 400:
                 raise await error_from_response(resp)
             yield resp
@@ -154,6 +154,21 @@ async def request(
         if isinstance(exc, TimeoutError):  # an answer too slow to wait for: not unreachable
             raise Unavailable(what) from None
         raise Unreachable(what) from None
+
+
+async def _sent(
+    session: aiohttp.ClientSession, method: str, url: str, kwargs: dict[str, Any]
+) -> aiohttp.ClientResponse:
+    """The response to a request. A request to an http URL has no ``ssl``: an answer that
+    redirects it to an https URL is followed with aiohttp's default context, which
+    ``tls.import_aiohttp`` leaves without CA certificates, and fails its certificate check;
+    it is then sent again with ``tls.verified_context``, whose check decides."""
+    try:
+        return await session.request(method, url, **kwargs)
+    except aiohttp.ClientConnectorCertificateError:
+        if "ssl" in kwargs:
+            raise
+    return await session.request(method, url, **kwargs, ssl=await verified_context())
 
 
 async def request_json(session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:

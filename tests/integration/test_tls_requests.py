@@ -39,12 +39,25 @@ async def main() -> None:
     sock.bind(("127.0.0.1", 0))
     await web.SockSite(runner, sock, ssl_context=served).start()
     url = f"https://127.0.0.1:{sock.getsockname()[1]}/"
+
+    async def moved(request):
+        raise web.HTTPMovedPermanently(url)
+
+    plain = web.Application()  # an http URL whose answer redirects to the https one
+    plain.router.add_get("/", moved)
+    plain_runner = web.AppRunner(plain)
+    await plain_runner.setup()
+    plain_sock = socket.socket()
+    plain_sock.bind(("127.0.0.1", 0))
+    await web.SockSite(plain_runner, plain_sock).start()
+    http_url = f"http://127.0.0.1:{plain_sock.getsockname()[1]}/"
     try:
         async with make_session() as session:
-            try:
-                print("dfs", await request_json(session, "GET", url))
-            except DfsError as exc:
-                print("dfs refused", "CERTIFICATE_VERIFY_FAILED" in exc.message)
+            for what, asked in (("dfs", url), ("redirected", http_url)):
+                try:
+                    print(what, await request_json(session, "GET", asked))
+                except DfsError as exc:
+                    print(what, "refused", "CERTIFICATE_VERIFY_FAILED" in exc.message)
             try:
                 async with session.get(url) as resp:  # aiohttp's default context
                     print("default", resp.status)
@@ -52,6 +65,7 @@ async def main() -> None:
                 print("default refused")
     finally:
         await runner.cleanup()
+        await plain_runner.cleanup()
 
 asyncio.run(main())
 """
@@ -81,8 +95,11 @@ def test_https_requests_check_the_certificate_against_the_cas_named_then(
     tmp_path: Path, trusted: bool
 ) -> None:
     """dfs's requests load the CA certificates at their first https request and check the
-    server against them (a certificate no trusted CA signed is refused); aiohttp's own
-    default contexts, made during the import, trust nothing: closed, never open."""
+    server against them (a certificate no trusted CA signed is refused), also where an http
+    URL redirects to an https one; aiohttp's own default contexts, made during the import,
+    trust nothing: closed, never open."""
     got = _run(tmp_path, trusted)
-    first = "dfs {'ok': True}" if trusted else "dfs refused True"
-    assert got == [first, "default refused"]
+    if trusted:
+        assert got == ["dfs {'ok': True}", "redirected {'ok': True}", "default refused"]
+    else:
+        assert got == ["dfs refused True", "redirected refused True", "default refused"]

@@ -105,7 +105,7 @@ class FileUpload:
             except OSError:  # gone since the scan: reading its chunks will say so
                 return body
         body["mode"] = stat.S_IMODE(st.st_mode)
-        body["mtime"] = st.st_mtime_ns / 1e9
+        body["mtime"] = st.st_mtime_ns / 1_000_000_000
         return body
 
     def planned(

@@ -288,7 +288,7 @@ class PagedUpload:
         if self.pipe.for_object:  # linked next: created marked, as /init-upload's
             body["for_object"] = True
         if self.keep_attrs:
-            body.update(mode=st.st_mode & 0o7777, mtime=st.st_mtime_ns / 1e9)
+            body.update(mode=st.st_mode & 0o7777, mtime=st.st_mtime_ns / 1_000_000_000)
         self.file_id = str((await self.conn.api.paged_upload(body))["file_id"])
         self.pipe.named([{"file_id": self.file_id}])
         if self.journal is not None:

@@ -247,6 +247,26 @@ async def test_the_mtime_set_is_the_objects_so_the_next_sync_finds_it_unchanged(
 
 
 @pytest.mark.parametrize("big", [False, True], ids=["small", "big"])
+async def test_an_mtime_comes_back_to_the_nanosecond_its_float_holds(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    """An upload stores ``st_mtime_ns`` as seconds divided exactly (``ns / 1e9`` made
+    x.25 s into x.2499998), and a download sets it back from them to the nanosecond."""
+    if big:
+        monkeypatch.setattr(download, "SMALL_FILE", 0)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"hello")
+    os.utime(src, ns=(1_600_000_000_250_000_000, 1_600_000_000_250_000_000))
+    out = tmp_path / "out"
+    async with Client(inproc.api.url, token=alice) as a:
+        fid = (await a.upload(src)).file_id
+        out.mkdir()
+        await a.download(fid, out / "a.txt")
+    assert (out / "a.txt").stat().st_mtime_ns == 1_600_000_000_250_000_000
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["small", "big"])
 async def test_one_file_at_keys_of_different_mtimes_gets_each_keys_own(
     inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big: bool
 ) -> None:

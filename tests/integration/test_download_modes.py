@@ -88,3 +88,34 @@ async def test_a_mended_file_keeps_its_stored_mode_and_mtime(
     assert out.read_bytes() == data
     assert out.stat().st_mtime == 1_500_000_000
     assert _mode(out) == 0o640 & ~UMASK
+
+
+async def test_a_link_put_at_the_target_after_the_rename_is_never_followed(
+    inproc: InProcessCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mode and mtime are set on the file's descriptor before it takes its name, and
+    nothing is done by the target's path after: a link someone puts there right after the
+    rename (to a file of the user's elsewhere) leaves that file's mode and mtime alone."""
+    monkeypatch.setattr(download, "SMALL_FILE", 0)  # through download_file's rename
+    src = tmp_path / "a.bin"
+    src.write_bytes(random.Random(7).randbytes(5000))
+    os.chmod(src, 0o600)
+    os.utime(src, (1_500_000_000, 1_500_000_000))
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"mine")
+    os.chmod(victim, 0o640)
+    os.utime(victim, (1_700_000_000, 1_700_000_000))
+    real = download.link_or_replace
+
+    def then_planted(tmp: Path, target: Path, overwrite: Any) -> None:
+        real(tmp, target, overwrite)
+        os.replace(target, tmp_path / "renamed")  # the downloaded file, moved aside
+        os.symlink(victim, target)
+
+    monkeypatch.setattr(download, "link_or_replace", then_planted)
+    out = tmp_path / "out"
+    async with Client(inproc.api.url, token=ADMIN_TOKEN, resume=False) as cl:
+        await cl.download((await cl.upload(src)).file_id, out)
+    assert (_mode(victim), victim.stat().st_mtime) == (0o640, 1_700_000_000)
+    assert _mode(tmp_path / "renamed") == 0o600 & ~UMASK
+    assert (tmp_path / "renamed").stat().st_mtime == 1_500_000_000

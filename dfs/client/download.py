@@ -489,15 +489,12 @@ class DownloadPipeline:
                 await self._fetch_in_order(plan["chunks"], fetcher, part)
             finally:
                 await part.settle()
-            await part.end(int(plan["size"]), plan)
-            await part.fsync()
             if deferred and part.whole.hexdigest() != plan["sha256"]:
                 mending = ChunkFetcher(self.conn)
                 part.whole = await mend(part.fd, plan["chunks"], mending, f"file {file_id}")
                 fetcher.failovers += mending.failovers
-                # its writes moved the mtime ``end`` set: set again, the last change made
-                await part.end(int(plan["size"]), plan)
-                await part.fsync()
+            await part.end(int(plan["size"]), plan)  # after any mend: its mtime is the last
+            await part.fsync()
         except BaseException:
             part.abandon()
             raise

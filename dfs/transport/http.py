@@ -12,6 +12,7 @@ import asyncio
 import errno
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ def make_session(
         total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
     )
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         timeout=timeout,
         connector=connector,
         raise_for_status=False,
@@ -76,6 +77,14 @@ def make_session(
         read_bufsize=read_bufsize,
         json_serialize=compact_json,
     )
+    _DEFAULT_TLS.add(session)
+    return session
+
+
+_DEFAULT_TLS: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
+"""The sessions ``make_session`` made: their connectors leave TLS to aiohttp's defaults, so
+``request`` gives their https requests ``tls.verified_context``. A session made otherwise
+(with a TLS context of its own on its connector, say) keeps its own."""
 
 
 async def next_piece(stream: aiohttp.StreamReader) -> bytes:
@@ -138,10 +147,11 @@ async def request(
     """Send a request; yield the response if it is 2xx, raise its DfsError otherwise. An
     https request is made with ``tls.verified_context`` (never aiohttp's default contexts,
     which ``tls.import_aiohttp`` leaves without CA certificates)."""
-    if url[:6].lower() == "https:" and "ssl" not in kwargs:
+    ours = session in _DEFAULT_TLS and "ssl" not in kwargs
+    if ours and url[:6].lower() == "https:":
         kwargs["ssl"] = await verified_context()
     try:
-        async with await _sent(session, method, url, kwargs) as resp:
+        async with await _sent(session, method, url, kwargs, ours) as resp:
             if resp.status >= 400:
                 raise await error_from_response(resp)
             yield resp
@@ -157,16 +167,17 @@ async def request(
 
 
 async def _sent(
-    session: aiohttp.ClientSession, method: str, url: str, kwargs: dict[str, Any]
+    session: aiohttp.ClientSession, method: str, url: str, kwargs: dict[str, Any], ours: bool
 ) -> aiohttp.ClientResponse:
-    """The response to a request. A request to an http URL has no ``ssl``: an answer that
-    redirects it to an https URL is followed with aiohttp's default context, which
-    ``tls.import_aiohttp`` leaves without CA certificates, and fails its certificate check;
-    it is then sent again with ``tls.verified_context``, whose check decides."""
+    """The response to a request. A request of ``make_session``'s (``ours``) to an http
+    URL has no ``ssl``: an answer that redirects it to an https URL is followed with
+    aiohttp's default context, which ``tls.import_aiohttp`` leaves without CA certificates,
+    and fails its certificate check; it is then sent again with ``tls.verified_context``,
+    whose check decides."""
     try:
         return await session.request(method, url, **kwargs)
     except aiohttp.ClientConnectorCertificateError:
-        if "ssl" in kwargs:
+        if not ours or "ssl" in kwargs:
             raise
     return await session.request(method, url, **kwargs, ssl=await verified_context())
 

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from dfs.errors import IntegrityError
 from dfs.transport.http import FilePayload, FileSlice, _send_slice, _sendfile_now, request
-from tests.e2e.test_s3_tls import make_tls
 from tests.local_app import serving
+from tests.tls_certs import make_tls
 
 MIB = 1 << 20
 

@@ -11,7 +11,7 @@ own network, or TLS ended at a load balancer). So:
   Those two default contexts then trust no CA, so a request that used them would fail its
   certificate check: closed, never open;
 - no request of dfs's uses them: ``dfs.transport.http.request`` gives every https request
-  ``verified_context()``, made once per process (``ssl.create_default_context``, in a
+  of a session ``make_session`` made ``verified_context()``, made once per process (``ssl.create_default_context``, in a
   worker thread: it reads files) when the first one starts, with the CA certificates that
   ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` name by then, as aiohttp's would.
 

@@ -16,16 +16,15 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
 from dfs import protocol
 from dfs.api.body_slots import STREAM_PER_TENANT
 from dfs.localcluster import LocalCluster
+from tests.clients import s3_path_style, stall
 from tests.e2e.conftest import started_gateway, tenant_key_http
 from tests.integration.test_security import raw
 
@@ -43,11 +42,9 @@ def stalled_count() -> tuple[int, int]:
     return count, -(-count // STREAM_PER_TENANT)
 
 
-async def stall(url: str, head: bytes) -> asyncio.StreamWriter:
+async def stalled(url: str, head: bytes) -> asyncio.StreamWriter:
     """A connection that sends ``head`` (declaring 1 GiB), 2 MiB of body, then nothing."""
-    parts = urlsplit(url)
-    _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    writer.write(head + os.urandom(2 * MIB))
+    writer = await stall(url, head, 2 * MIB)
     with contextlib.suppress(TimeoutError):  # the server takes them as its chunker asks
         await asyncio.wait_for(writer.drain(), 2.0)
     return writer
@@ -87,7 +84,7 @@ async def test_stalled_api_uploads_do_not_hold_up_another_tenants(one_node: Loca
     tokens = [tenant_key_http(one_node, f"stall{i}")[0] for i in range(tenants)]
     (bob,) = [tenant_key_http(one_node, "bob")[0]]
     url = one_node.api_url
-    writers = [await stall(url, upload_head(tokens[i % tenants])) for i in range(count)]
+    writers = [await stalled(url, upload_head(tokens[i % tenants])) for i in range(count)]
     try:
         headers = {"Authorization": f"Bearer {bob}", "Content-Type": "application/octet-stream"}
         started = time.monotonic()
@@ -100,14 +97,7 @@ async def test_stalled_api_uploads_do_not_hold_up_another_tenants(one_node: Loca
 
 
 def _client(url: str, made: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id=made["access_key_id"],
-        aws_secret_access_key=made["secret_access_key"],
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
-    )
+    return s3_path_style(url, made["access_key_id"], made["secret_access_key"])
 
 
 async def test_stalled_s3_puts_do_not_hold_up_another_tenants(one_node: LocalCluster) -> None:
@@ -122,7 +112,7 @@ async def test_stalled_s3_puts_do_not_hold_up_another_tenants(one_node: LocalClu
             creds = Credentials(made["access_key_id"], made["secret_access_key"])
             keys = [f"{gw.url}/stall-{i}/k{j}" for j in range(STREAM_PER_TENANT)]
             heads += [put_head(key, creds) for key in keys]
-        writers = [await stall(gw.url, heads[i]) for i in range(count)]
+        writers = [await stalled(gw.url, heads[i]) for i in range(count)]
         try:
             put = {"Bucket": "bob", "Key": "k", "Body": os.urandom(2 * MIB)}
             async with asyncio.timeout(DEADLINE):

@@ -23,6 +23,7 @@ from dfs.api.context import BODIES
 from dfs.client.library import Client
 from dfs.client.local_files import LocalFile
 from dfs.errors import Unavailable
+from tests.clients import stall
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_route_bounds import _padded
 from tests.integration.test_security import raw, tenant_tokens
@@ -53,14 +54,11 @@ async def test_a_tenant_holds_at_most_its_share_and_waits_are_bounded() -> None:
 
 async def _stalled_big_body(url: str, token: str) -> asyncio.StreamWriter:
     """A connection that declares a 20 MiB /init-upload body and sends none of it."""
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     head = (
         f"POST {protocol.INIT_UPLOAD} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {20 * MIB}\r\n\r\n"
     )
-    writer.write(head.encode())
+    writer = await stall(url, head.encode())
     await writer.drain()
     return writer
 

@@ -13,14 +13,13 @@ import os
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
+from tests.clients import s3_path_style
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
 from tests.integration.test_s3_tenancy import gateway, refused, run
@@ -50,14 +49,7 @@ def _read(s3: Any, bucket: str, key: str) -> tuple[str, bytes]:
 
 
 def _client(url: str, creds: Credentials) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id=creds.access_key,
-        aws_secret_access_key=creds.secret_key,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
-    )
+    return s3_path_style(url, creds.access_key, creds.secret_key)
 
 
 async def test_create_refuses_what_put_object_refuses(inproc: InProcessCluster) -> None:

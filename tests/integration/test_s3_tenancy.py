@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
 from aiohttp import web
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from dfs.s3.app import make_app
 from dfs.server import runner_kwargs
+from tests.clients import s3_path_style
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
 
@@ -53,14 +52,7 @@ async def s3_client(api: str, token: str, url: str) -> Any:
         async with s.post(f"{api}/access-keys", json={}, headers=auth) as r:
             body = await r.json()
             assert r.status == 201, body
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id=body["access_key_id"],
-        aws_secret_access_key=body["secret_access_key"],
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
-    )
+    return s3_path_style(url, body["access_key_id"], body["secret_access_key"])
 
 
 async def run(fn: Callable[..., Any], **kw: Any) -> Any:

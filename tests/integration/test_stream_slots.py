@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -26,7 +25,8 @@ from dfs.api.context import STREAMS
 from dfs.s3 import context as s3_context
 from dfs.s3.app import make_app, make_runner
 from dfs.server import Handler
-from tests.e2e.test_stalled_uploads import put_head
+from tests.clients import stall
+from tests.e2e.test_stalled_uploads import put_head, upload_head
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
 from tests.integration.test_s3_multipart_calls import _access_key, _client
@@ -88,25 +88,8 @@ async def test_uploads_are_chunked_in_the_tenants_stream_slots(
 
 async def _stalled_upload(url: str, token: str, sent: int) -> asyncio.StreamWriter:
     """A ``POST /upload`` declaring 1 GiB that sends ``sent`` bytes and then nothing."""
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    head = (
-        f"POST {protocol.UPLOAD_FILE}?filename=s HTTP/1.1\r\nHost: x\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n"
-        f"Content-Length: {1 << 30}\r\n\r\n"
-    )
-    writer.write(head.encode() + os.urandom(sent))
+    writer = await stall(url, upload_head(token), sent)
     await writer.drain()
-    return writer
-
-
-async def _stall(url: str, head: bytes, size: int) -> asyncio.StreamWriter:
-    """A connection that sends ``head`` and ``size`` bytes of body, then nothing."""
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    writer.write(head + os.urandom(size))  # what the server does not read stays buffered
     return writer
 
 
@@ -234,7 +217,7 @@ async def test_a_put_waiting_for_its_slot_holds_little_of_its_body(
             for _ in range(STREAM_PER_TENANT):
                 await held.enter_async_context(slots.slot("alice"))
             writers = [
-                await _stall(url, put_head(f"{url}/abkt/k{i}", creds), 4 * MIB)
+                await stall(url, put_head(f"{url}/abkt/k{i}", creds), 4 * MIB)
                 for i in range(waiting)
             ]
             try:

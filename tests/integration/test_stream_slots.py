@@ -165,18 +165,28 @@ async def _gateway(
         await runner.cleanup()
 
 
-async def test_s3_puts_and_parts_are_chunked_in_the_tenants_stream_slots(
-    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """PutObject, UploadPart and UploadPartCopy took no slot either. Now, when the tenant
-    holds all of its own, each is answered 503 SlowDown (which SDKs send again after a
-    pause); another tenant's go through, and so do alice's once her slots are let go."""
+@contextlib.asynccontextmanager
+async def _two_tenants(
+    inproc: InProcessCluster,
+) -> AsyncIterator[tuple[web.Application, Any, Any]]:
+    """The gateway (``_gateway``) and boto3 clients of alice and bob, each with a bucket
+    (``abkt``, ``bbkt``)."""
     alice, bob = await tokens(inproc.api.url, "alice", "bob")
     async with _gateway(inproc) as (url, app):
         s3a = await s3_client(inproc.api.url, alice, url)
         s3b = await s3_client(inproc.api.url, bob, url)
         for s3, bucket in ((s3a, "abkt"), (s3b, "bbkt")):
             await run(s3.create_bucket, Bucket=bucket)
+        yield app, s3a, s3b
+
+
+async def test_s3_puts_and_parts_are_chunked_in_the_tenants_stream_slots(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PutObject, UploadPart and UploadPartCopy took no slot either. Now, when the tenant
+    holds all of its own, each is answered 503 SlowDown (which SDKs send again after a
+    pause); another tenant's go through, and so do alice's once her slots are let go."""
+    async with _two_tenants(inproc) as (app, s3a, s3b):
         await run(s3a.put_object, Bucket="abkt", Key="src", Body=b"source")
         uid = (await run(s3a.create_multipart_upload, Bucket="abkt", Key="m"))["UploadId"]
         part = {"Bucket": "abkt", "Key": "m", "UploadId": uid, "PartNumber": 1}
@@ -246,12 +256,7 @@ async def test_big_xml_bodies_are_read_in_the_tenants_body_slots(
     slot: a tenant's connections each held that much, as many as it opened. Above 64 KiB it
     is now read in one of the tenant's body slots, as the API's JSON bodies are: SlowDown
     when the tenant holds all of its own; small ones need none, bob has his own."""
-    alice, bob = await tokens(inproc.api.url, "alice", "bob")
-    async with _gateway(inproc) as (url, app):
-        s3a = await s3_client(inproc.api.url, alice, url)
-        s3b = await s3_client(inproc.api.url, bob, url)
-        for s3, bucket in ((s3a, "abkt"), (s3b, "bbkt")):
-            await run(s3.create_bucket, Bucket=bucket)
+    async with _two_tenants(inproc) as (app, s3a, s3b):
         many = {"Objects": [{"Key": f"{i:0>120}"} for i in range(1000)]}  # ~150 KB of XML
         few = {"Objects": [{"Key": "k"}]}
         slots: BigBodySlots = app[s3_context.BODIES]

@@ -145,8 +145,9 @@ async def request(
     session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """Send a request; yield the response if it is 2xx, raise its DfsError otherwise. An
-    https request is made with ``tls.verified_context`` (never aiohttp's default contexts,
-    which ``tls.import_aiohttp`` leaves without CA certificates)."""
+    https request of a ``make_session`` session is made with ``tls.verified_context``
+    (never aiohttp's default contexts, which ``tls.import_aiohttp`` leaves without CA
+    certificates); another session's keeps the TLS context it was made with."""
     ours = session in _DEFAULT_TLS and "ssl" not in kwargs
     if ours and url[:6].lower() == "https:":
         kwargs["ssl"] = await verified_context()

@@ -27,8 +27,12 @@ large table outlasted the lease, so with two API processes such a pass was alway
 the other's takeover.
 
 What remains is a stall longer than that between ``keep`` and the step (a process paused
-for tens of seconds, a store write that hangs): nothing but the nodes checking a fencing
-token could close it.
+for tens of seconds, a store write that hangs). For repair's trims, the one step that
+removes copies, a conditional write closes it: a trim forgets its copy only while every copy
+it counts on keeping is still recorded (``MetadataStore.remove_surplus_location``), so a
+stalled pass trimming by a stale count finds another pass's trims and deletes nothing.
+Copies made twice are trimmed later; GC's deletes are conditional on the chunk row
+already (``delete_chunk_if_unreferenced``) and the nodes' ``min_age``.
 
 Knows nothing of aiohttp.web.
 """

@@ -26,8 +26,10 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   repaired around) loses the surplus on its lowest-ranked holders (dead nodes' locations
   are kept: a node that restarts counts again at once). A node deletes a surplus copy only
   if not written or re-sent within DFS_GC_GRACE (``min_age``: an upload commits on its
-  acknowledgements within 0.9 x that without asking again). A copy kept is recorded again,
-  an older one trimmed instead, or the chunk looked at again by the next passes;
+  acknowledgements within 0.9 x that without asking again), and forgets it first only
+  while the copies kept are still recorded (one conditional write: a stalled pass's stale
+  count deletes nothing). A copy kept is recorded again, an older one trimmed instead, or
+  the chunk looked at again by the next passes;
 - two live node ids announcing one disk identity (two processes on one data directory)
   are one copy (``durability_policy.shared_disks``): the smallest id stands for the disk,
   copies recorded under the other count as its, and the other is neither a target nor
@@ -536,20 +538,23 @@ class Repair:
         surplus = len(staying) - self.coord.rf
         # lowest-ranked first, on past a copy kept as too young (often repair's own, after a
         # node came back) to an older one: the next pass over this chunk may be an hour away
-        trimmed = 0
+        kept = {n.node_id for n in staying}  # each delete needs the copies still kept
         for node in policy.trim_victims(c.chunk_id, staying, 0)[::-1]:
-            if trimmed >= surplus:
+            if len(staying) - len(kept) >= surplus:
                 break
             await self._keep_lease()  # never delete under a lease another process may hold
-            trimmed += await self._trim_copy(c, node)
+            if await self._trim_copy(c, node, kept - {node.node_id}):
+                kept.discard(node.node_id)
+        trimmed = len(staying) - len(kept)
         for node in [n for n in held if n.node_id in cluster.draining and surplus >= 0]:
             await self._keep_lease()
-            trimmed += await self._trim_copy(c, node)
+            trimmed += await self._trim_copy(c, node, kept)
         return trimmed
 
-    async def _trim_copy(self, c: ChunkState, node: NodeRecord) -> int:
-        """Delete one surplus copy unless it was written or re-sent within DFS_GC_GRACE;
-        1 if the node deleted it.
+    async def _trim_copy(self, c: ChunkState, node: NodeRecord, kept: set[str]) -> int:
+        """Delete this surplus copy (1 if the node did): not if written or re-sent within
+        DFS_GC_GRACE, nor unless every copy in ``kept`` is still recorded (a stalled pass
+        counting copies another pass trimmed since deletes nothing).
 
         An upload commits on the copies the nodes acknowledged within the commit window
         (0.9 x the grace of its start) without asking again, so a younger copy may be one an
@@ -559,35 +564,30 @@ class Repair:
         grace = self.cfg.gc_grace
         gone = [Location(c.chunk_id, node.node_id, c.size)]
         # forget the copy first, so no new download plan points at it
-        await self.meta.remove_locations(gone)
+        forgotten = await self.meta.remove_surplus_location(gone[0], kept)
         deleted = False
         try:
-            deleted = await self.coord.nodes.delete_chunk(
-                node.url,
-                c.chunk_id,
-                cap=self.coord.cap(
-                    auth.OP_DELETE,
-                    c.chunk_id,
-                    node.node_id,
-                    extra=protocol.delete_cap_extra(grace),
-                ),
-                min_age=grace,
-            )
+            extra = protocol.delete_cap_extra(grace)
+            cap = self.coord.cap(auth.OP_DELETE, c.chunk_id, node.node_id, extra=extra)
+            if forgotten:
+                deleted = await self.coord.nodes.delete_chunk(
+                    node.url, c.chunk_id, cap=cap, min_age=grace
+                )
         except DfsError as exc:
             log.warning("trim of %s on %s failed: %s", c.chunk_id[:12], node.node_id, exc)
-        if not deleted:
+        if len(self._deferred) < DEFERRED_MAX and not deleted:
+            self._deferred.add(c.chunk_id)  # looked at again by the next passes
+        if forgotten and not deleted:
             # kept (too young), or the delete failed: recorded again if the node holds it
-            if len(self._deferred) < DEFERRED_MAX:
-                self._deferred.add(c.chunk_id)
             try:
                 await record_if_held(self.coord, node, gone)
             except DfsError as exc:  # left forgotten: the inventory finds it again
                 log.warning("trim of %s on %s: %s", c.chunk_id[:12], node.node_id, exc)
-            return 0
-        # and again once deleted: whoever saw the copy before the delete (the orphan
-        # sweep, a has-chunks answer) may have recorded it meanwhile
-        await self.meta.remove_locations(gone)
-        return 1
+        if deleted:
+            # and again once deleted: whoever saw the copy before the delete (the orphan
+            # sweep, a has-chunks answer) may have recorded it meanwhile
+            await self.meta.remove_locations(gone)
+        return int(deleted)
 
     async def status(self) -> dict[str, Any]:
         lease = await self.meta.get_lease(REPAIR_LEASE)

@@ -11,7 +11,7 @@ boto3 or sqlite3.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -483,6 +483,14 @@ class MetadataStore(Protocol):
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None: ...
     async def remove_locations(self, locations: Iterable[Location]) -> None: ...
+    async def remove_surplus_location(self, location: Location, keep: Collection[str]) -> bool:
+        """Forget ``location`` only if it is recorded and so is every copy on the nodes in
+        ``keep`` (which must not name its node), in one conditional write; whether it did.
+        Repair's trim counts the copies it keeps before it deletes one: two trims that
+        counted the same copies (a pass stalled past its lease and the one that took over)
+        each keep the ones the other deletes, and this lets only one of them go on."""
+        ...
+
     async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]: ...
     async def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkInfo]: ...
 

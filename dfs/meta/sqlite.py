@@ -20,7 +20,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -51,6 +51,7 @@ from dfs.meta.sqlite_chunks import (
     node_names,
     owned_of,
     remove_locations,
+    remove_surplus_location,
 )
 from dfs.meta.sqlite_codec import Labels, pack_file_id, pack_hex, unpack_file_id, unpack_hex
 from dfs.meta.sqlite_group import GroupCommit
@@ -420,24 +421,17 @@ class SqliteMetadataStore(
     # --- chunks (dfs.meta.sqlite_chunks) ---------------------------------------------------
 
     async def add_locations(self, locations: Iterable[Location], now: float) -> None:
-        locs = list(locations)
-
-        def op() -> None:
-            with self._tx() as db:
-                add_locations(db, self._labels, locs, now)
-
-        if locs:
-            await self._run(op)
+        if locs := list(locations):
+            await self._in_tx(lambda db: add_locations(db, self._labels, locs, now))
 
     async def remove_locations(self, locations: Iterable[Location]) -> None:
-        locs = list(locations)
+        if locs := list(locations):
+            await self._in_tx(lambda db: remove_locations(db, self._labels, locs))
 
-        def op() -> None:
-            with self._tx() as db:
-                remove_locations(db, self._labels, locs)
-
-        if locs:
-            await self._run(op)
+    async def remove_surplus_location(self, location: Location, keep: Collection[str]) -> bool:
+        return await self._in_tx(
+            lambda db: remove_surplus_location(db, self._labels, location, keep)
+        )
 
     def _chunk_rows(
         self, ids: Sequence[str], columns: str, db: sqlite3.Connection | None = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from dfs.meta.base import ChunkState, Location
 from dfs.meta.sqlite_codec import (
@@ -137,6 +137,26 @@ def remove_locations(db: sqlite3.Connection, labels: Labels, locs: Sequence[Loca
             (node_text(node_set(row[0]) - {node}), key),
         )
         _forget(db, key, node)
+
+
+def remove_surplus_location(
+    db: sqlite3.Connection, labels: Labels, loc: Location, keep: Collection[str]
+) -> bool:
+    """``MetadataStore.remove_surplus_location`` within the caller's transaction."""
+    if loc.node_id in keep:
+        raise ValueError(f"a copy on {loc.node_id} cannot be both removed and kept")
+    node = labels.find(db, loc.node_id)
+    kept = [labels.find(db, n) for n in keep]
+    if node is None or any(k is None for k in kept):
+        return False
+    key = pack_hex(loc.chunk_id)
+    row = db.execute("SELECT nodes FROM chunks WHERE chunk_id=?", (key,)).fetchone()
+    nodes = node_set(row[0]) if row is not None else set()
+    if node not in nodes or not nodes.issuperset(kept):
+        return False
+    db.execute("UPDATE chunks SET nodes=? WHERE chunk_id=?", (node_text(nodes - {node}), key))
+    _forget(db, key, node)
+    return True
 
 
 def node_names(db: sqlite3.Connection, labels: Labels, text: str) -> set[str]:

@@ -228,6 +228,28 @@ async def test_locations(meta: MetadataStore) -> None:
     assert (await meta.get_locations([cid(1)])) == {cid(1): {"n2"}}
 
 
+async def test_a_surplus_copy_is_forgotten_only_while_the_kept_ones_are_recorded(
+    meta: MetadataStore,
+) -> None:
+    """Two trims that each counted copies n1, n2, n3 at factor 2: the first forgets n3
+    keeping n1 and n2; the second, keeping n1 and n3, is refused and n2 stays. So is a
+    copy not recorded, one on a chunk unknown, and one kept on a node never seen."""
+    c = cid("surplus")
+    await meta.add_locations([Location(c, n, 7) for n in ("n1", "n2", "n3")], 1.0)
+    assert await meta.remove_surplus_location(Location(c, "n3", 7), {"n1", "n2"})
+    assert not await meta.remove_surplus_location(Location(c, "n2", 7), {"n1", "n3"})
+    assert not await meta.remove_surplus_location(Location(c, "n3", 7), {"n1"})
+    assert not await meta.remove_surplus_location(Location(cid("none"), "n1", 7), set())
+    assert not await meta.remove_surplus_location(Location(c, "n2", 7), {"n1", "n9"})
+    assert await meta.get_locations([c]) == {c: {"n1", "n2"}}
+    assert await meta.node_chunks("n3", limit=10) == []
+    assert await meta.node_chunks("n2", limit=10) == [c]
+    with pytest.raises(ValueError, match="both removed and kept"):
+        await meta.remove_surplus_location(Location(c, "n1", 7), {"n1", "n2"})
+    assert await meta.remove_surplus_location(Location(c, "n2", 7), {"n1"})
+    assert await meta.get_locations([c]) == {c: {"n1"}}
+
+
 async def test_many_locations_in_one_call(meta: MetadataStore) -> None:
     ids = [cid(i) for i in range(1200)]
     await meta.add_locations([Location(c, "n1", 1) for c in ids], 1.0)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dfs import durability_policy as policy
 from dfs.api.coordinator import REPAIR_LEASE, Coordinator
 from dfs.api.gc import GC_LEASE, GarbageCollector
 from dfs.api.repair import Repair
@@ -21,6 +22,7 @@ from tests.integration.conftest import InProcessCluster, running_cluster
 from tests.integration.test_phantom_locations import (
     PATIENT_NODES,
     copy_to_third,
+    live,
     really_held,
     recorded,
     shifted_clock,
@@ -82,6 +84,45 @@ async def test_repair_stops_trimming_once_another_process_took_its_lease(
     lease = await coord.meta.get_lease(REPAIR_LEASE)
     assert lease is not None
     assert lease.owner == "api-other"
+
+
+async def test_a_pass_stalled_in_its_trim_deletes_nothing_another_pass_counted_on(
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window renewals cannot close: a pass stalls after its last renewal, on the step
+    that forgets the copy it trims. It counted 3 copies at factor 2 while the best-ranked
+    holder was draining, so it trims that one. Meanwhile the drain is cancelled and another
+    process, which took the lease over, trims the lowest-ranked copy. When the first pass
+    goes on, the copies it counted on keeping are not all recorded any more: it deletes
+    nothing, and 2 copies stay (1 before: each pass deleted a different one)."""
+    coord = cluster.api.coordinator
+    advance = shifted_clock(monkeypatch, coord)
+    (cid,) = await chunks(coord, 1)
+    await copy_to_third(coord, cid, SIZE)
+    for node_id in await recorded(coord, cid):  # past the grace: old enough to trim
+        await aged(coord, node_id, cid, 1.2)
+    ranked = policy.rank_nodes(cid, list((await live(coord)).values()))
+    best, lowest = ranked[0].node_id, ranked[-1].node_id
+    await coord.drains.set_draining(best, True)
+    forget = coord.meta.remove_surplus_location
+    stalled: list[str] = []
+
+    async def stall_then_forget(loc: Location, keep: Any) -> bool:
+        if not stalled:  # the first pass's trim, once: the other pass runs meanwhile
+            stalled.append(loc.node_id)
+            await coord.drains.set_draining(best, False)
+            await take_over(coord, REPAIR_LEASE, advance)
+            other = await Repair(coord, owner="api-other").repair_once()
+            assert other is not None
+            assert other.trimmed == 1
+            assert await really_held(coord, cid) == {n.node_id for n in ranked[:2]}
+        return await forget(loc, keep)
+
+    monkeypatch.setattr(coord.meta, "remove_surplus_location", stall_then_forget)
+    assert await Repair(coord, owner="api-one").repair_once() is None  # its lease was lost
+    assert stalled == [best]
+    assert await really_held(coord, cid) == await recorded(coord, cid) == {best, ranked[1].node_id}
+    assert lowest not in await really_held(coord, cid)
 
 
 async def test_repair_stops_copying_once_another_process_took_its_lease(

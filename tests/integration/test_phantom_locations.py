@@ -123,17 +123,17 @@ async def test_sweep_between_trims_forget_and_delete_leaves_no_phantom(
     coord = gc_cluster.api.coordinator
     cid = await surplus_chunk(gc_cluster)
     nodes = await live(coord)
-    forget = coord.meta.remove_locations
+    forget = coord.meta.remove_surplus_location  # the trim's forget before its delete
     swept: list[tuple[str, int]] = []
 
-    async def forget_then_sweep(locs: list[Location]) -> None:
-        await forget(locs)
-        if not swept and any(loc.chunk_id == cid for loc in locs):
-            victim = locs[0].node_id
-            _deleted, rec = await sweep_node(coord, nodes[victim], set())
-            swept.append((victim, rec))
+    async def forget_then_sweep(loc: Location, keep: set[str]) -> bool:
+        forgot = await forget(loc, keep)
+        if not swept and loc.chunk_id == cid:
+            _deleted, rec = await sweep_node(coord, nodes[loc.node_id], set())
+            swept.append((loc.node_id, rec))
+        return forgot
 
-    monkeypatch.setattr(coord.meta, "remove_locations", forget_then_sweep)
+    monkeypatch.setattr(coord.meta, "remove_surplus_location", forget_then_sweep)
     report = await Repair(coord).repair_once()
     assert report is not None
     assert report.trimmed == 1

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import dfs.meta.dynamo.codec as codec
@@ -121,6 +121,35 @@ class ChunksPart(StoreCore):
             "AND (attribute_not_exists(#gone) OR attribute_exists(#refcount))",
             ExpressionAttributeNames=attr_names("nodes", GONE_ATTR, "refcount"),
             ExpressionAttributeValues={":ns": {"SS": nodes}},
+        )
+
+    async def remove_surplus_location(self, location: Location, keep: Collection[str]) -> bool:
+        if location.node_id in keep:
+            raise ValueError(f"a copy on {location.node_id} cannot be both removed and kept")
+        removed = await self._rq.run(self._remove_copy_if, location, sorted(set(keep)))
+        if removed is None:
+            return False
+        key = codec.location_key(location.chunk_id, location.node_id)
+        await self._rq.write_many(self.tables["locations"], [{"DeleteRequest": {"Key": key}}])
+        return True
+
+    def _remove_copy_if(self, location: Location, kept: list[str]) -> Response | None:
+        checks = [f"contains(#nodes, :k{i})" for i in range(len(kept))]
+        return self._rq.call_or_none(
+            "update_item",
+            TableName=self.tables["chunks"],
+            Key={"chunk_id": S(location.chunk_id)},
+            UpdateExpression="DELETE #nodes :ns",
+            # a tombstone has no copies, so it is refused too; a lost answer's resend finds
+            # the copy gone and is refused: the trim then leaves the copy on its node,
+            # unrecorded, for the inventory (never fewer copies than it counted)
+            ConditionExpression=" AND ".join(["contains(#nodes, :n)", *checks]),
+            ExpressionAttributeNames=attr_names("nodes"),
+            ExpressionAttributeValues={
+                ":ns": {"SS": [location.node_id]},
+                ":n": S(location.node_id),
+                **{f":k{i}": S(n) for i, n in enumerate(kept)},
+            },
         )
 
     async def get_locations(self, chunk_ids: Sequence[str]) -> dict[str, set[str]]:

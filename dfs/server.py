@@ -86,11 +86,19 @@ BODY_TIMEOUTS = web.AppKey("body_timeouts", BodyTimeouts)
 
 class StreamDeadline:
     """The same rule for a body read piece by piece (a streamed upload): after ``floor``
-    seconds, the bytes received must keep up with ``min_rate``, or RequestTimeout."""
+    seconds, the bytes received must keep up with ``min_rate``, or RequestTimeout.
+
+    Two more rules keep a slot from being held on credit or lost to a wait:
+    - each read must also finish within the budget of what it asks for, counted from its
+      own start (``floor + n / min_rate``): bytes sent fast early earn no stall later, so
+      a client that sent a GiB and then stopped is cut off after ``floor``, not hours on;
+    - the clock starts at the first read, not when the request arrived: a body waits for
+      its stream slot before any of it is read (up to 30 s), and that wait is the
+      server's, not the client's."""
 
     def __init__(self, request: web.Request, declared: int | None = None) -> None:
         self._timeouts = request.app.get(BODY_TIMEOUTS) or BodyTimeouts()
-        self._started = asyncio.get_running_loop().time()
+        self._started: float | None = None
         self._received = 0
         self._declared = declared
 
@@ -101,18 +109,23 @@ class StreamDeadline:
 
     def took(self, n: int) -> None:
         """``n`` bytes were read that had arrived already (nothing waited for: no timer)."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().time()
         self._received += n
 
     async def within(self, step: Callable[[], Awaitable[T]], ahead: int) -> T:
         """Await ``step()``, which reads at most ``ahead`` more bytes of the body (a multipart
         part's head, say), under the budget those bytes earn; RequestTimeout past it."""
-        loop = asyncio.get_running_loop()
+        now = asyncio.get_running_loop().time()
+        if self._started is None:
+            self._started = now
         until = self._received + ahead
         if self._declared is not None:  # never more time than the declared size earns
             until = min(until, self._declared)
-        due = self._started + self._timeouts.budget(until)
+        budget = self._timeouts.budget
+        due = min(self._started + budget(until), now + budget(max(until - self._received, 0)))
         try:
-            async with asyncio.timeout(max(due - loop.time(), 0.0)):
+            async with asyncio.timeout(max(due - now, 0.0)):
                 return await step()
         except TimeoutError:
             raise RequestTimeout(

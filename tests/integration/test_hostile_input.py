@@ -190,6 +190,22 @@ async def echo_stream(request: web.Request) -> web.Response:
     return web.json_response({"size": total})
 
 
+async def echo_large(request: web.Request) -> web.Response:
+    body = await read_body(request, 32 << 20)
+    return web.json_response({"size": len(body)})
+
+
+async def echo_stream_after_a_wait(request: web.Request) -> web.Response:
+    """``echo_stream``, but its first read 0.7 s after the request came (longer than the
+    0.5 s floor): the wait a streamed body spends for its stream slot."""
+    deadline = StreamDeadline(request)
+    await asyncio.sleep(0.7)  # the server's own wait, as for a slot: part of the scenario
+    total = 0
+    while data := await deadline.read(request.content.read, 65536):
+        total += len(data)
+    return web.json_response({"size": total})
+
+
 async def echo_json(request: web.Request) -> web.Response:
     return web.json_response(await read_json(request, 4096))
 
@@ -201,6 +217,8 @@ async def small_server() -> AsyncIterator[tuple[str, int]]:
     app[BODY_TIMEOUTS] = BodyTimeouts(floor=0.5, min_rate=1 << 20)
     app.router.add_put("/body", echo_size)
     app.router.add_put("/stream", echo_stream)
+    app.router.add_put("/waited", echo_stream_after_a_wait)
+    app.router.add_put("/large", echo_large)
     app.router.add_post("/json", echo_json)
     runner = web.AppRunner(app, **{**runner_kwargs(), "keepalive_timeout": 1.0})
     await runner.setup()
@@ -249,6 +267,50 @@ async def test_a_trickled_body_is_cut_off(small_server: tuple[str, int], path: s
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_timeout"
     assert elapsed < 4.0
+
+
+@pytest.mark.parametrize("path", ["/large", "/stream"])
+async def test_a_body_that_stalls_after_a_fast_start_is_cut_off(
+    small_server: tuple[str, int], path: str
+) -> None:
+    """8 MiB sent at once earn 8.5 s of the 16 MiB body's budget (0.5 s + 1 MiB/s); then the
+    client stops. Each read has its own budget from when it starts (0.5 s and its bytes'
+    share), so the stall is cut off then, not once the credit of the fast start runs out
+    (hours, for a body of GiBs sent fast and then held)."""
+    host, port = small_server
+    reader, writer = await asyncio.open_connection(host, port)
+    size = 16 << 20
+    try:
+        head = f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n"
+        writer.write(head.encode() + b"x" * (size // 2))
+        await writer.drain()
+        stalled = time.monotonic()
+        answer = await read_until_closed(reader, 10.0)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert time.monotonic() - stalled < 4.0  # the credit would have lasted ~8 s
+
+
+async def test_a_body_read_after_a_wait_of_the_servers_gets_its_whole_budget(
+    small_server: tuple[str, int],
+) -> None:
+    """The handler reads its first byte 0.7 s after the request came (past the 0.5 s floor,
+    as a body waiting for its stream slot); the client sends the body 0.8 s after its head.
+    The budget counts from the first read: the body is read, not refused as too slow."""
+    host, port = small_server
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(b"PUT /waited HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.8)  # the client's own pace: part of the scenario
+        writer.write(b"x" * 1000)
+        await writer.drain()
+        answer = await read_until_closed(reader, 5.0)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"size": 1000}
 
 
 async def test_a_trickled_request_head_is_cut_off(small_server: tuple[str, int]) -> None:

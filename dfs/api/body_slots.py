@@ -53,6 +53,11 @@ anyway. Above it a body takes a slot before it is read, so that the memory bodie
 bounded however many connections send them."""
 WAIT = 30.0
 """Seconds a big request waits for a slot before it is answered 503."""
+QUEUED_PER_SLOT = 4
+"""Requests that may hold or wait for slots at once, per slot, of one tenant and of all:
+beyond that a request is answered 503 at once. A waiting request costs what its connection
+buffered of its body (under 1 MiB each: ``dfs.s3.context.wide_reads``), so without a bound
+a tenant opening thousands of connections pinned a GiB while they waited."""
 
 
 class BigBodySlots:
@@ -70,12 +75,19 @@ class BigBodySlots:
         self._per_tenant = per_tenant
         self._wait = wait
         self._tenants: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._queued = 0
+        self._queue_per_tenant = per_tenant * QUEUED_PER_SLOT
+        self._queue_total = total * QUEUED_PER_SLOT
 
     @contextlib.asynccontextmanager
     async def slot(self, tenant: str) -> AsyncIterator[None]:
-        """Hold a slot of ``tenant``'s for the block; Unavailable after ``wait`` seconds."""
+        """Hold a slot of ``tenant``'s for the block; Unavailable after ``wait`` seconds, or
+        at once when ``QUEUED_PER_SLOT`` requests per slot hold or wait already."""
+        if self.users(tenant) >= self._queue_per_tenant or self._queued >= self._queue_total:
+            raise Unavailable(self._refusal)
         own, users = self._tenants.setdefault(tenant, (asyncio.Semaphore(self._per_tenant), [0]))
         users[0] += 1  # the tenant's entry goes when nobody holds or waits for its slots
+        self._queued += 1
         try:
             async with contextlib.AsyncExitStack() as held:
                 try:
@@ -86,6 +98,7 @@ class BigBodySlots:
                     raise Unavailable(self._refusal) from None
                 yield
         finally:
+            self._queued -= 1
             users[0] -= 1
             if not users[0]:
                 del self._tenants[tenant]

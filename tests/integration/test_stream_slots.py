@@ -206,6 +206,47 @@ async def test_s3_puts_and_parts_are_chunked_in_the_tenants_stream_slots(
         assert slots.tenants_waiting_or_holding() == 0
 
 
+async def test_requests_past_the_queue_of_the_slots_are_refused_at_once(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request waiting for a stream slot costs what its connection buffered of its body
+    (under 1 MiB), and how many could wait had no bound. Now a tenant's requests holding or
+    waiting for slots are bounded (here: its 16 slots held and 2 waiting), and so are all
+    tenants' together: past either bound a PutObject is answered SlowDown at once, not
+    after the slot wait (here the test's whole deadline)."""
+    async with _two_tenants(inproc) as (app, s3a, s3b):
+        slots: BigBodySlots = app[s3_context.STREAMS]
+        monkeypatch.setattr(slots, "_wait", DEADLINE)
+        monkeypatch.setattr(slots, "_queue_per_tenant", STREAM_PER_TENANT + 2)
+        put = {"Bucket": "abkt", "Key": "k", "Body": b"data"}
+        let_go = asyncio.Event()
+
+        async def wait_for_a_slot() -> None:
+            async with slots.slot("alice"):
+                await let_go.wait()
+
+        loop = asyncio.get_running_loop()
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(STREAM_PER_TENANT):
+                await held.enter_async_context(slots.slot("alice"))
+            waiters = [asyncio.create_task(wait_for_a_slot()) for _ in range(2)]
+            await _until(lambda: slots.users("alice") == STREAM_PER_TENANT + 2, "two waiting")
+            started = loop.time()
+            assert await refused(s3a.put_object, **put) == "SlowDown"
+            assert loop.time() - started < DEADLINE / 2  # refused, not waited out
+            await run(s3b.put_object, Bucket="bbkt", Key="k", Body=b"data")  # bob's own bound
+            monkeypatch.setattr(slots, "_queue_total", STREAM_PER_TENANT + 2)  # all of it full
+            started = loop.time()
+            assert await refused(s3b.put_object, Bucket="bbkt", Key="k2", Body=b"data") == (
+                "SlowDown"
+            )
+            assert loop.time() - started < DEADLINE / 2
+            let_go.set()
+        await asyncio.gather(*waiters)
+        assert slots.tenants_waiting_or_holding() == 0
+        await run(s3a.put_object, **put)
+
+
 async def test_a_put_waiting_for_its_slot_holds_little_of_its_body(
     inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,6 +4,7 @@ race run at the exact point it happens (a hook on the step it races), never by t
 
 - the orphan sweep (``dfs.api.gc.sweep_node``) records a copy it listed while repair's trim
   is deleting it (before the trim's forget, or between its forget and its delete);
+- a trim's delete whose answer was lost: the copy is gone, so no second copy may go;
 - a repair pass in another process (a restart, the repair lease moving) reads the nodes'
   background-replication journals and must not record again forwards whose copies went;
 - a drain's status counts only copies their nodes confirm.
@@ -29,6 +30,7 @@ from dfs.api.gc import sweep_node
 from dfs.api.ingest import ingest
 from dfs.api.repair import Repair
 from dfs.chunking import ChunkerProfile
+from dfs.errors import DfsError
 from dfs.ids import parse_chunk_id
 from dfs.meta.base import Location, NodeRecord
 from tests.integration.conftest import InProcessCluster, running_cluster
@@ -173,6 +175,33 @@ async def test_sweep_that_listed_before_a_trim_records_no_phantom(
     assert real == set(nodes) - {victim.node_id}
     assert await recorded(coord, cid) == real
     assert rec == 0  # recorded, found gone on asking again, forgotten
+
+
+async def test_a_trim_whose_delete_answer_was_lost_trims_no_second_copy(
+    gc_cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node deletes the victim's copy but its answer is lost: the trim takes the delete
+    as failed, asks the node, finds the copy gone and leaves it forgotten. It must not go on
+    to the next-ranked copy as past a copy kept: that left 1 real copy at factor 2."""
+    coord = gc_cluster.api.coordinator
+    cid = await surplus_chunk(gc_cluster)
+    delete = coord.nodes.delete_chunk
+    deletes: list[str] = []
+
+    async def delete_answer_lost(url: str, chunk_id: str, **kw: Any) -> Any:
+        gone = await delete(url, chunk_id, **kw)
+        deletes.append(url)
+        if len(deletes) == 1:
+            raise DfsError("the delete's answer was lost")
+        return gone
+
+    monkeypatch.setattr(coord.nodes, "delete_chunk", delete_answer_lost)
+    report = await Repair(coord).repair_once()
+    assert report is not None
+    assert len(deletes) == 1
+    real = await really_held(coord, cid)
+    assert len(real) == 2
+    assert await recorded(coord, cid) == real
 
 
 # --- B: replication journals read again by another process -----------------------------------

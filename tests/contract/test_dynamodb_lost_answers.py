@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from dfs.errors import FileNotFound
+from dfs.meta.base import Location
 from dfs.meta.dynamo import DynamoMetadataStore
 from dfs.meta.multipart import MultipartUpload, UploadPart, new_upload_id
 from dfs.meta.namespace import BucketRecord
@@ -103,3 +104,28 @@ async def test_small_file_delete(store: DynamoMetadataStore) -> None:
         await store.get_file(gone.file_id)
     chunks = await store.get_chunks([c for c, _ in content])
     assert {c.refcount for c in chunks.values()} == {1}
+
+
+async def test_surplus_location_forgotten_with_its_answer_lost(store: DynamoMetadataStore) -> None:
+    """The conditional forget is applied and its answer lost; the resend finds the copy
+    gone and is refused. The trim must then delete nothing: False, the kept copies stay.
+    The by-node index still lists the copy (its item goes only after a True), so the
+    inventory, which compares that index with the node, does not see it: the orphan sweep,
+    which reads the chunk's own set, is what records it again."""
+    c = cid("surplus-lost")
+    await store.add_locations([Location(c, n, 7) for n in ("n1", "n2", "n3")], 1.0)
+    update_item = store._rq.client.update_item
+    lost: list[int] = []
+
+    def lose_first(**params: Any) -> Any:
+        answer = update_item(**params)
+        if not lost:
+            lost.append(1)
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+        return answer
+
+    store._rq.client.update_item = lose_first
+    assert not await store.remove_surplus_location(Location(c, "n3", 7), {"n1", "n2"})
+    assert lost == [1]
+    assert await store.get_locations([c]) == {c: {"n1", "n2"}}
+    assert await store.node_chunks("n3", limit=10) == [c]

@@ -142,7 +142,8 @@ class ChunksPart(StoreCore):
             UpdateExpression="DELETE #nodes :ns",
             # a tombstone has no copies, so it is refused too; a lost answer's resend finds
             # the copy gone and is refused: the trim then leaves the copy on its node,
-            # unrecorded, for the inventory (never fewer copies than it counted)
+            # unrecorded (never fewer copies than it counted) but still in the by-node
+            # index, so the orphan sweep, not the inventory, records it again
             ConditionExpression=" AND ".join(["contains(#nodes, :n)", *checks]),
             ExpressionAttributeNames=attr_names("nodes"),
             ExpressionAttributeValues={

@@ -28,11 +28,10 @@ the other's takeover.
 
 What remains is a stall longer than that between ``keep`` and the step (a process paused
 for tens of seconds, a store write that hangs). For repair's trims, the one step that
-removes copies, a conditional write closes it: a trim forgets its copy only while every copy
-it counts on keeping is still recorded (``MetadataStore.remove_surplus_location``), so a
-stalled pass trimming by a stale count finds another pass's trims and deletes nothing.
-Copies made twice are trimmed later; GC's deletes are conditional on the chunk row
-already (``delete_chunk_if_unreferenced``) and the nodes' ``min_age``.
+removes copies, ``dfs.api.trims`` closes it: a conditional forget, delete capabilities
+that expire with the renewal they were minted from, and a fence after a takeover. Copies
+made twice are trimmed later; GC's deletes are conditional on the chunk row already
+(``delete_chunk_if_unreferenced``) and the nodes' ``min_age``.
 
 Knows nothing of aiohttp.web.
 """
@@ -78,6 +77,11 @@ class PassLease:
         self.info = info
         self.monotonic = monotonic
         self._renewed_at: tuple[float, float] | None = None  # (wall, monotonic) of the last
+
+    @property
+    def renewed_at(self) -> float | None:
+        """The ``clock`` time of the last renewal (None while the lease is not held)."""
+        return self._renewed_at[0] if self._renewed_at is not None else None
 
     async def acquire(self) -> bool:
         """Take or renew the lease; False if another owner holds it."""

@@ -24,12 +24,9 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   primary's background forwarding left;
 - a chunk with more live copies than REPLICATION_FACTOR (a node came back after being
   repaired around) loses the surplus on its lowest-ranked holders (dead nodes' locations
-  are kept: a node that restarts counts again at once). A node deletes a surplus copy only
-  if not written or re-sent within DFS_GC_GRACE (``min_age``: an upload commits on its
-  acknowledgements within 0.9 x that without asking again), and forgets it first only
-  while the copies kept are still recorded (one conditional write: a stalled pass's stale
-  count deletes nothing). A copy kept is recorded again, an older one trimmed instead, or
-  the chunk looked at again by the next passes;
+  are kept: a node that restarts counts again at once): ``dfs.api.trims``, which also
+  keeps a pass that stalled past its lease and one that took it over from each deleting
+  a different copy;
 - two live node ids announcing one disk identity (two processes on one data directory)
   are one copy (``durability_policy.shared_disks``): the smallest id stands for the disk,
   copies recorded under the other count as its, and the other is neither a target nor
@@ -65,15 +62,14 @@ from dfs import auth, protocol
 from dfs import durability_policy as policy
 from dfs.api.coordinator import REPAIR_LEASE, SCAN_PAGE, Coordinator
 from dfs.api.draining_copies import copy_between
-from dfs.api.gc import record_if_held
 from dfs.api.inventory import take_inventory
 from dfs.api.pass_lease import LeaseLost, PassLease, scan_chunk_pages
 from dfs.api.replication_journal import Cursor, cursor_map, read_journals, record_forwards
+from dfs.api.trims import Trims, fence
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Location, NodeRecord
 
 log = logging.getLogger("dfs.api.repair")
-DEFERRED_MAX = 100_000  # chunks whose trim waits on a young copy, kept to look at again
 
 
 @dataclass
@@ -184,6 +180,9 @@ class Repair:
         self._shared_logged: dict[str, str] = {}  # shared disks last logged (log changes)
         self._lease: PassLease | None = None  # the running pass's
         self._deferred: set[str] = set()  # trims kept a young copy: looked at again next pass
+        self._trims = Trims(
+            coord, self._keep_lease, self._renewed, self._lease_ttl(), self._deferred
+        )
         # a drain's status confirms the copies it counts with their nodes (dfs.api.drain)
         coord.drains.confirm_with(self._node_has)
 
@@ -197,6 +196,11 @@ class Repair:
             self._on_report(report)
         if self._lease is not None:
             await self._lease.renew()
+
+    def _renewed(self) -> float:
+        """When the running pass's lease was last renewed (API clock)."""
+        at = self._lease.renewed_at if self._lease is not None else None
+        return self.coord.clock() if at is None else at
 
     async def _keep_lease(self) -> None:
         """Renew the lease if due (before every irreversible step); LeaseLost if lost."""
@@ -335,7 +339,12 @@ class Repair:
         return out, found
 
     async def _previous(self) -> dict[str, Any]:
+        """The last pass's report (the lease's info); sets the trims' fence (``trims.fence``)
+        from whose lease it was."""
         lease = await self.meta.get_lease(REPAIR_LEASE)
+        # kept across this process's passes: its next ones hold the lease themselves
+        fenced = fence(lease, self.owner, self._lease_ttl())
+        self._trims.fenced_until = max(self._trims.fenced_until, fenced)
         if lease is None or not lease.info:
             return {}
         prev: dict[str, Any] = json.loads(lease.info)
@@ -386,7 +395,7 @@ class Repair:
         unsettled = {n for c in triage.lost for n in c.nodes}
         unsettled |= await self._repair_all(triage.todo, cluster, report)
         for c in triage.surplus:
-            report.trimmed += await self._trim(c, cluster)
+            report.trimmed += await self._trims.trim(c, cluster.live_by_id, cluster.draining)
         # a node down past the grace whose every chunk now has its copies elsewhere needs no
         # second look until it returns (it stays in down_nodes, so its return is noticed)
         report.settled_nodes = sorted(policy.settled_ids(cluster.down, cluster.counting, unsettled))
@@ -454,7 +463,8 @@ class Repair:
         affected = policy.targeted_nodes(cluster.down, prev.get("settled_nodes", []), returned)
         affected |= cluster.draining | cluster.shared.keys()
         report.nodes_scanned = sorted(affected)
-        ids, self._deferred = suspects | self._deferred, set()
+        ids = suspects | self._deferred
+        self._deferred.clear()  # in place: the trims add to this set
         for node_id in sorted(affected):
             ids.update(await self._node_chunk_ids(node_id))
         return await self._states(sorted(ids))
@@ -525,69 +535,6 @@ class Repair:
         if made:
             await self.meta.add_locations(made, self.coord.clock())
         return len(made)
-
-    async def _trim(self, c: ChunkState, cluster: _Cluster) -> int:
-        """Remove copies beyond REPLICATION_FACTOR from the lowest-ranked live holders, after
-        asking them what they really hold (never trim down to copies that are not there).
-        Copies on draining nodes go first, once the others are enough. Returns the copies
-        the nodes deleted."""
-        holders = [cluster.live_by_id[n] for n in c.nodes if n in cluster.live_by_id]
-        really = (await self.coord.holders({c.chunk_id: c.size}, holders))[c.chunk_id]
-        held = [n for n in holders if n.node_id in really]
-        staying = [n for n in held if n.node_id not in cluster.draining]
-        surplus = len(staying) - self.coord.rf
-        # lowest-ranked first, on past a copy kept as too young (often repair's own, after a
-        # node came back) to an older one: the next pass over this chunk may be an hour away
-        kept = {n.node_id for n in staying}  # each delete needs the copies still kept
-        for node in policy.trim_victims(c.chunk_id, staying, 0)[::-1]:
-            if len(staying) - len(kept) >= surplus:
-                break
-            await self._keep_lease()  # never delete under a lease another process may hold
-            if await self._trim_copy(c, node, kept - {node.node_id}):
-                kept.discard(node.node_id)
-        trimmed = len(staying) - len(kept)
-        for node in [n for n in held if n.node_id in cluster.draining and surplus >= 0]:
-            await self._keep_lease()
-            trimmed += await self._trim_copy(c, node, kept)
-        return trimmed
-
-    async def _trim_copy(self, c: ChunkState, node: NodeRecord, kept: set[str]) -> int:
-        """Delete this surplus copy (1 if the node did): not if written or re-sent within
-        DFS_GC_GRACE, nor unless every copy in ``kept`` is still recorded (a stalled pass
-        counting copies another pass trimmed since deletes nothing).
-
-        An upload commits on the copies the nodes acknowledged within the commit window
-        (0.9 x the grace of its start) without asking again, so a younger copy may be one an
-        upload is about to record: deleted, it would be recorded again with nothing there.
-        The node keeps such a copy (``min_age``, bound in the capability, as the orphan
-        sweep's), and its location is recorded again; a later pass trims it."""
-        grace = self.cfg.gc_grace
-        gone = [Location(c.chunk_id, node.node_id, c.size)]
-        # forget the copy first, so no new download plan points at it
-        forgotten = await self.meta.remove_surplus_location(gone[0], kept)
-        deleted = False
-        try:
-            extra = protocol.delete_cap_extra(grace)
-            cap = self.coord.cap(auth.OP_DELETE, c.chunk_id, node.node_id, extra=extra)
-            if forgotten:
-                deleted = await self.coord.nodes.delete_chunk(
-                    node.url, c.chunk_id, cap=cap, min_age=grace
-                )
-        except DfsError as exc:
-            log.warning("trim of %s on %s failed: %s", c.chunk_id[:12], node.node_id, exc)
-        if len(self._deferred) < DEFERRED_MAX and not deleted:
-            self._deferred.add(c.chunk_id)  # looked at again by the next passes
-        if forgotten and not deleted:
-            # kept (too young), or the delete failed: recorded again if the node holds it
-            try:
-                await record_if_held(self.coord, node, gone)
-            except DfsError as exc:  # left forgotten: the inventory finds it again
-                log.warning("trim of %s on %s: %s", c.chunk_id[:12], node.node_id, exc)
-        if deleted:
-            # and again once deleted: whoever saw the copy before the delete (the orphan
-            # sweep, a has-chunks answer) may have recorded it meanwhile
-            await self.meta.remove_locations(gone)
-        return int(deleted)
 
     async def status(self) -> dict[str, Any]:
         lease = await self.meta.get_lease(REPAIR_LEASE)

@@ -6,6 +6,7 @@ never waited out."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,12 @@ from typing import Any
 import pytest
 
 from dfs import durability_policy as policy
+from dfs.api import repair as repair_module
 from dfs.api.coordinator import REPAIR_LEASE, Coordinator
-from dfs.api.gc import GC_LEASE, GarbageCollector
+from dfs.api.gc import GC_LEASE, GarbageCollector, sweep_node
 from dfs.api.repair import Repair
+from dfs.api.trims import Trims, cap_ttl
+from dfs.errors import DfsError
 from dfs.ids import parse_chunk_id
 from dfs.meta.base import Location
 from tests.integration.conftest import InProcessCluster, running_cluster
@@ -86,34 +90,56 @@ async def test_repair_stops_trimming_once_another_process_took_its_lease(
     assert lease.owner == "api-other"
 
 
-async def test_a_pass_stalled_in_its_trim_deletes_nothing_another_pass_counted_on(
-    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The window renewals cannot close: a pass stalls after its last renewal, on the step
-    that forgets the copy it trims. It counted 3 copies at factor 2 while the best-ranked
-    holder was draining, so it trims that one. Meanwhile the drain is cancelled and another
-    process, which took the lease over, trims the lowest-ranked copy. When the first pass
-    goes on, the copies it counted on keeping are not all recorded any more: it deletes
-    nothing, and 2 copies stay (1 before: each pass deleted a different one)."""
-    coord = cluster.api.coordinator
-    advance = shifted_clock(monkeypatch, coord)
+async def surplus_with_a_drained_best(coord: Coordinator) -> tuple[str, list[Any]]:
+    """A chunk with 3 old copies at factor 2 whose best-ranked holder is draining (a pass
+    then trims that one: the other two are enough); the chunk and its holders, ranked."""
     (cid,) = await chunks(coord, 1)
     await copy_to_third(coord, cid, SIZE)
     for node_id in await recorded(coord, cid):  # past the grace: old enough to trim
         await aged(coord, node_id, cid, 1.2)
     ranked = policy.rank_nodes(cid, list((await live(coord)).values()))
+    await coord.drains.set_draining(ranked[0].node_id, True)
+    return cid, ranked
+
+
+async def other_pass(
+    coord: Coordinator, advance: Any, best: str, stalled_for: float
+) -> tuple[Any, Repair]:
+    """The stalled pass's lease expires (``stalled_for`` seconds past it, by the API clock)
+    and another process's pass runs, the drain of ``best`` cancelled meanwhile: it would
+    trim the lowest-ranked copy, another than the stalled pass's. Its report and itself."""
+    lease = await coord.meta.get_lease(REPAIR_LEASE)
+    assert lease is not None
+    await coord.drains.set_draining(best, False)
+    advance(lease.expires_at - coord.clock() + stalled_for)
+    other = Repair(coord, owner="api-other")
+    report = await other.repair_once()
+    assert report is not None
+    return report, other
+
+
+async def test_a_pass_stalled_before_its_forget_deletes_nothing_another_pass_counted_on(
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass stalls after its last renewal, on the step that forgets the copy it trims (the
+    drained best-ranked one), longer than the other process's fence (``dfs.api.trims``):
+    the other pass trims the lowest-ranked copy. When the first goes on, the copies it
+    counted on keeping are not all recorded any more: it deletes nothing, and 2 copies
+    stay (1 before: each pass deleted a different one)."""
+    coord = cluster.api.coordinator
+    advance = shifted_clock(monkeypatch, coord)
+    cid, ranked = await surplus_with_a_drained_best(coord)
     best, lowest = ranked[0].node_id, ranked[-1].node_id
-    await coord.drains.set_draining(best, True)
     forget = coord.meta.remove_surplus_location
     stalled: list[str] = []
 
     async def stall_then_forget(loc: Location, keep: Any) -> bool:
         if not stalled:  # the first pass's trim, once: the other pass runs meanwhile
             stalled.append(loc.node_id)
-            await coord.drains.set_draining(best, False)
-            await take_over(coord, REPAIR_LEASE, advance)
-            other = await Repair(coord, owner="api-other").repair_once()
-            assert other is not None
+            # a stall longer than the fence (minutes: more than the nodes' heartbeats
+            # would survive on this moved clock), so the other pass is not fenced
+            monkeypatch.setattr(repair_module, "fence", lambda *_: 0.0)
+            other, _ = await other_pass(coord, advance, best, 1.0)
             assert other.trimmed == 1
             assert await really_held(coord, cid) == {n.node_id for n in ranked[:2]}
         return await forget(loc, keep)
@@ -123,6 +149,74 @@ async def test_a_pass_stalled_in_its_trim_deletes_nothing_another_pass_counted_o
     assert stalled == [best]
     assert await really_held(coord, cid) == await recorded(coord, cid) == {best, ranked[1].node_id}
     assert lowest not in await really_held(coord, cid)
+
+
+async def test_a_pass_stalled_between_its_forget_and_its_delete_loses_no_copy(
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first pass stalls after its forget, on its delete. The copy it forgot is still on
+    its node, so the orphan sweep records it again (the inventory or a has-chunks answer
+    would too). The other process takes the lease over 1 s after it expired: the first
+    pass's delete capability may still be valid, so the other pass is fenced and trims
+    nothing (it would have trimmed the lowest-ranked copy: with the first's delete, 1 of 2
+    copies stayed). The first's delete then goes through; 2 copies stay."""
+    coord = cluster.api.coordinator
+    advance = shifted_clock(monkeypatch, coord)
+    cid, ranked = await surplus_with_a_drained_best(coord)
+    best = ranked[0].node_id
+    nodes = await live(coord)
+    delete = coord.nodes.delete_chunk
+    stalled: list[str] = []
+    others: list[Repair] = []
+
+    async def stall_then_delete(url: str, chunk_id: str, **kw: Any) -> Any:
+        if not stalled:  # the first pass's delete, once: the others run meanwhile
+            stalled.append(url)
+            assert await recorded(coord, cid) == {n.node_id for n in ranked[1:]}
+            assert await sweep_node(coord, nodes[best], set()) == (0, 1)
+            other, repair = await other_pass(coord, advance, best, 1.0)
+            assert other.trimmed == 0
+            assert cid in repair._deferred  # left to its next passes
+            others.append(repair)
+        return await delete(url, chunk_id, **kw)
+
+    monkeypatch.setattr(coord.nodes, "delete_chunk", stall_then_delete)
+    assert await Repair(coord, owner="api-one").repair_once() is None  # its lease was lost
+    assert stalled == [nodes[best].url]
+    assert await really_held(coord, cid) == {n.node_id for n in ranked[1:]}
+    # its next pass holds the lease itself, and is fenced still until the same time
+    (repair,) = others
+    fenced = repair._trims.fenced_until
+    assert fenced > coord.clock()
+    assert await repair.repair_once() is not None
+    assert repair._trims.fenced_until == fenced
+
+
+async def test_a_trims_delete_capability_expires_after_the_renewal_it_was_minted_from(
+    cluster: InProcessCluster,
+) -> None:
+    """A pass that stalls longer than the other process's fence sends its delete after it:
+    its capability expired ``cap_ttl`` after the lease renewal it was minted from, however
+    late it is sent, so the node refuses it and the copy stays. One minted from a fresh
+    renewal deletes."""
+    coord = cluster.api.coordinator
+    (cid,) = await chunks(coord, 1)
+    holder = sorted(await recorded(coord, cid))[0]
+    node = (await live(coord))[holder]
+    grace = coord.cfg.gc_grace
+    await aged(coord, holder, cid, grace + 0.2)  # old enough: only the capability decides
+
+    async def no_lease() -> None:
+        return None
+
+    stale = time.time() - cap_ttl(TTL) - 1.0  # wall time: what the node checks against
+    late = Trims(coord, no_lease, lambda: stale, TTL, set())._delete_cap(cid, holder, grace)
+    with pytest.raises(DfsError, match="expired"):
+        await coord.nodes.delete_chunk(node.url, cid, cap=late, min_age=grace)
+    assert holder in await really_held(coord, cid)
+    fresh = Trims(coord, no_lease, time.time, TTL, set())._delete_cap(cid, holder, grace)
+    assert await coord.nodes.delete_chunk(node.url, cid, cap=fresh, min_age=grace)
+    assert holder not in await really_held(coord, cid)
 
 
 async def test_repair_stops_copying_once_another_process_took_its_lease(

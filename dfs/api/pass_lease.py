@@ -9,10 +9,11 @@ leaving fewer than the replication factor. ``PassLease`` therefore renews the le
 pass goes and stops the pass (``LeaseLost``) as soon as a renewal finds another owner:
 
 - ``renew`` always writes (repair writes its progress report into the lease's info);
-- ``keep`` renews only once ``RENEW_SHARE`` of the time to live has passed since the last
-  renewal, so it is cheap enough to call before every chunk a pass acts on. A pass calls it
-  before every irreversible step, so the lease it acts under has at least
-  (1 - ``RENEW_SHARE``) of its time to live left when it acts.
+- ``keep`` renews only once ``RENEW_SHARE`` of the time to live (at most ``RENEW_MAX``
+  seconds: ``renew_every``) has passed since the last renewal, so it is cheap enough to
+  call before every chunk a pass acts on. A pass calls it before every irreversible step,
+  so the lease it acts under has at least (1 - ``RENEW_SHARE``) of its time to live left
+  when it acts.
 
 "Has passed" is judged by the monotonic clock as well as the wall clock (``clock``, which
 also stamps the ``expires_at`` written to the store): a renewal is due as soon as either
@@ -45,6 +46,15 @@ from dfs.meta.base import ChunkState, MetadataStore
 
 RENEW_SHARE = 1 / 6
 """``keep`` renews once this share of the time to live has passed (5 s of a 30 s lease)."""
+RENEW_MAX = 600.0
+"""...or once this many seconds have, for a long lease (an hourly repair's is 3 h): a trim's
+delete capability lives from the last renewal past the next one due (``dfs.api.trims``),
+and a node refuses one that lives longer than ``auth.CAP_MAX_TTL``."""
+
+
+def renew_every(ttl: float) -> float:
+    """Seconds after a renewal that ``keep`` renews again, for a lease of ``ttl``."""
+    return min(ttl * RENEW_SHARE, RENEW_MAX)
 
 
 class LeaseLost(Exception):
@@ -96,10 +106,10 @@ class PassLease:
             raise LeaseLost(f"the {self.name} lease was taken over by another process")
 
     async def keep(self) -> None:
-        """Renew the lease if ``RENEW_SHARE`` of its time to live has passed since the last
+        """Renew the lease if ``renew_every(ttl)`` seconds have passed since the last
         renewal; LeaseLost if another owner holds it."""
         last = self._renewed_at
-        due = self.ttl * RENEW_SHARE
+        due = renew_every(self.ttl)
         if (
             last is None
             or self.monotonic() - last[1] >= due

@@ -36,7 +36,7 @@ from dfs import auth, protocol
 from dfs import durability_policy as policy
 from dfs.api.coordinator import Coordinator
 from dfs.api.gc import record_if_held
-from dfs.api.pass_lease import RENEW_SHARE
+from dfs.api.pass_lease import renew_every
 from dfs.errors import DfsError
 from dfs.meta.base import ChunkState, Lease, Location, NodeRecord
 
@@ -48,8 +48,10 @@ CAP_MARGIN = 60.0
 
 def cap_ttl(lease_ttl: float) -> float:
     """How long after a lease renewal a trim's delete capability expires: past the next
-    renewal due (``RENEW_SHARE`` of the lease) by ``CAP_MARGIN``."""
-    return lease_ttl * RENEW_SHARE + CAP_MARGIN
+    renewal due (``pass_lease.renew_every``) by ``CAP_MARGIN``. At most 11 minutes, under
+    ``auth.CAP_MAX_TTL``: a node refuses a capability that lives longer (an hourly repair's
+    3 h lease gave ~31 min, and no trim deleted anything)."""
+    return renew_every(lease_ttl) + CAP_MARGIN
 
 
 def fence(previous: Lease | None, owner: str, lease_ttl: float) -> float:

@@ -301,3 +301,21 @@ async def test_gc_stops_once_another_process_took_its_lease(
     assert await GarbageCollector(coord, owner="api-one").gc_once() is None
     assert len(collected) == 1
     assert len(await coord.meta.get_chunks(ids)) == 2  # left to the lease's new holder
+
+
+async def test_trims_delete_under_a_long_repair_interval(tmp_path: Path) -> None:
+    """An hourly repair (DFS_REPAIR_INTERVAL=3600: a 3 h lease) still trims. A trim's delete
+    capability must live no longer than a node accepts (``auth.CAP_MAX_TTL`` + the clock
+    skew): one expiring a sixth of the lease + 60 s after the renewal (~31 min here) was
+    refused by every node as living too long, and the surplus copy was never trimmed."""
+    cfg = {"maintenance": False, "gc_grace": 1.0, "repair_interval": 3600.0}
+    async with running_cluster(tmp_path, n=3, rf=2, api_cfg=cfg, node_cfg=PATIENT_NODES) as c:
+        coord = c.api.coordinator
+        (cid,) = await chunks(coord, 1)
+        await copy_to_third(coord, cid, SIZE)
+        for node_id in await recorded(coord, cid):  # past the grace: old enough to trim
+            await aged(coord, node_id, cid, 1.2)
+        report = await Repair(coord, owner="api-one").repair_once()
+        assert report is not None
+        assert report.trimmed == 1
+        assert len(await really_held(coord, cid)) == 2

@@ -54,6 +54,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -67,7 +68,7 @@ from dfs.api.pass_lease import LeaseLost, PassLease, scan_chunk_pages
 from dfs.api.replication_journal import Cursor, cursor_map, read_journals, record_forwards
 from dfs.api.trims import Trims, fence
 from dfs.errors import DfsError
-from dfs.meta.base import ChunkState, Location, NodeRecord
+from dfs.meta.base import ChunkState, Lease, Location, NodeRecord
 
 log = logging.getLogger("dfs.api.repair")
 
@@ -338,17 +339,26 @@ class Repair:
                 out.append(replace(st, nodes=frozenset(nodes)))
         return out, found
 
-    async def _previous(self) -> dict[str, Any]:
-        """The last pass's report (the lease's info); sets the trims' fence (``trims.fence``)
-        from whose lease it was."""
+    async def _previous(self) -> tuple[Lease | None, dict[str, Any]]:
+        """The repair lease as it is now, and the last pass's report (its info)."""
         lease = await self.meta.get_lease(REPAIR_LEASE)
-        # kept across this process's passes: its next ones hold the lease themselves
-        fenced = fence(lease, self.owner, self._lease_ttl())
-        self._trims.fenced_until = max(self._trims.fenced_until, fenced)
         if lease is None or not lease.info:
-            return {}
+            return lease, {}
         prev: dict[str, Any] = json.loads(lease.info)
-        return prev
+        return lease, prev
+
+    def _fence(self, read: Lease | None, read_at: tuple[float, float], acquired: float) -> None:
+        """Set the trims' fence (``trims.fence``) from whose lease ``read`` was, kept across
+        this process's passes (its next ones hold the lease themselves). Read before the
+        acquire: if a whole time to live passed between the two (API clock or monotonic),
+        another owner may have taken the lease and lost it meanwhile, unseen (the read
+        showed this process's own lease, or none), so fenced as a takeover of a lease that
+        expired at the acquire (found by review)."""
+        ttl = self._lease_ttl()
+        if acquired - read_at[0] >= ttl or time.monotonic() - read_at[1] >= ttl:
+            read = Lease(REPAIR_LEASE, "", acquired, "")  # an unknown owner's, any owner's
+        fenced = fence(read, self.owner, ttl)
+        self._trims.fenced_until = max(self._trims.fenced_until, fenced)
 
     async def repair_once(self) -> RepairReport | None:
         """One repair pass; None if another API process holds the repair lease.
@@ -361,7 +371,8 @@ class Repair:
         """
         now = self.coord.clock()
         report = RepairReport(started_at=now)
-        prev = await self._previous()
+        read_at = (self.coord.clock(), time.monotonic())
+        read, prev = await self._previous()
         # carried from pass to pass (also through a pass that dies half-way)
         report.disks = _str_map(prev.get("disks"))
         report.inventory_cursors = _str_map(prev.get("inventory_cursors"))
@@ -377,6 +388,7 @@ class Repair:
         if not await self._lease.acquire():
             return None
         lease = self._lease
+        self._fence(read, read_at, lease.renewed_at or now)
         try:
             return await self._pass(report, prev, now)
         except LeaseLost as exc:

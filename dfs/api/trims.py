@@ -25,6 +25,8 @@ factor. Two rules close that:
   until every capability that owner could have minted has expired on every node
   (``fence``: its lease's expiry + ``cap_ttl`` + twice ``auth.CLOCK_SKEW``, one skew for
   each API clock against the nodes'). Its surplus chunks are left to its next passes.
+  (``Repair`` reads the lease before it acquires it: a whole time to live between the two
+  counts as a takeover, whatever the read showed.)
 """
 
 from __future__ import annotations

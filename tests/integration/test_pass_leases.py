@@ -6,6 +6,7 @@ never waited out."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,7 +33,7 @@ from tests.integration.test_phantom_locations import (
     shifted_clock,
     store,
 )
-from tests.integration.test_trim_commit_window import aged
+from tests.integration.test_trim_commit_window import DEADLINE, aged
 
 pytestmark = pytest.mark.integration
 
@@ -319,3 +320,70 @@ async def test_trims_delete_under_a_long_repair_interval(tmp_path: Path) -> None
         assert report is not None
         assert report.trimmed == 1
         assert len(await really_held(coord, cid)) == 2
+
+
+async def test_a_takeover_unseen_by_the_lease_read_before_the_acquire_is_fenced(
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process reads the lease (its own, from its last pass) and stalls before it acquires
+    it. Meanwhile its lease expires, another process takes it over and stalls between its
+    trim's forget and its delete (the drained best-ranked copy), and that lease expires too.
+    The first process then acquires the lease: it took it over from another owner, though
+    the lease it read was its own. It must be fenced (the other's delete capability may
+    still be valid), not trim the lowest-ranked copy: with the other's delete, 1 of 2
+    copies stayed."""
+    coord = cluster.api.coordinator
+    advance = shifted_clock(monkeypatch, coord)
+    first = Repair(coord, owner="api-one")
+    assert await first.repair_once() is not None  # the lease is api-one's
+    cid, ranked = await surplus_with_a_drained_best(coord)
+    best = ranked[0].node_id
+    nodes = await live(coord)
+    delete, get_lease = coord.nodes.delete_chunk, coord.meta.get_lease
+    other_stalled, first_done = asyncio.Event(), asyncio.Event()
+
+    async def stall_then_delete(url: str, chunk_id: str, **kw: Any) -> Any:
+        if url == nodes[best].url and not other_stalled.is_set():  # the other's delete
+            other_stalled.set()
+            await first_done.wait()
+        return await delete(url, chunk_id, **kw)
+
+    async def other() -> Any:
+        return await Repair(coord, owner="api-other").repair_once()
+
+    tasks: list[asyncio.Task[Any]] = []
+
+    async def read_then_stall(name: str) -> Any:
+        lease = await get_lease(name)
+        if name == REPAIR_LEASE and not tasks:  # the first process's read, once
+            assert lease is not None and lease.owner == "api-one"
+            advance(lease.expires_at - coord.clock() + 1.0)
+            tasks.append(asyncio.create_task(other()))
+            await asyncio.wait_for(other_stalled.wait(), DEADLINE)
+            # the other's forgotten copy is recorded again (the orphan sweep), its drain
+            # cancelled, and its lease expires while it stalls
+            assert await sweep_node(coord, nodes[best], set()) == (0, 1)
+            await coord.drains.set_draining(best, False)
+            held = await get_lease(name)
+            assert held is not None and held.owner == "api-other"
+            advance(held.expires_at - coord.clock() + 1.0)
+        return lease
+
+    monkeypatch.setattr(coord.nodes, "delete_chunk", stall_then_delete)
+    monkeypatch.setattr(coord.meta, "get_lease", read_then_stall)
+    # the other process took the lease over long after the first's expired, past its own
+    # fence (minutes: more than the nodes' heartbeats would survive on this moved clock)
+    fence = repair_module.fence
+    monkeypatch.setattr(
+        repair_module, "fence", lambda p, o, t: 0.0 if o == "api-other" else fence(p, o, t)
+    )
+    first._last_full = None  # its full scan is due: it looks at every chunk
+    try:
+        report = await first.repair_once()
+    finally:
+        first_done.set()
+    assert report is not None
+    assert await asyncio.wait_for(tasks[0], DEADLINE) is None  # its lease was lost
+    assert len(await really_held(coord, cid)) == 2
+    assert report.trimmed == 0
+    assert cid in first._deferred  # left to its next passes

@@ -356,7 +356,8 @@ async def test_a_takeover_unseen_by_the_lease_read_before_the_acquire_is_fenced(
     async def read_then_stall(name: str) -> Any:
         lease = await get_lease(name)
         if name == REPAIR_LEASE and not tasks:  # the first process's read, once
-            assert lease is not None and lease.owner == "api-one"
+            assert lease is not None
+            assert lease.owner == "api-one"
             advance(lease.expires_at - coord.clock() + 1.0)
             tasks.append(asyncio.create_task(other()))
             await asyncio.wait_for(other_stalled.wait(), DEADLINE)
@@ -365,7 +366,8 @@ async def test_a_takeover_unseen_by_the_lease_read_before_the_acquire_is_fenced(
             assert await sweep_node(coord, nodes[best], set()) == (0, 1)
             await coord.drains.set_draining(best, False)
             held = await get_lease(name)
-            assert held is not None and held.owner == "api-other"
+            assert held is not None
+            assert held.owner == "api-other"
             advance(held.expires_at - coord.clock() + 1.0)
         return lease
 

@@ -184,30 +184,38 @@ async def send_replanning(
     raise last
 
 
-def _send_retrying(attempts: int, *errors: type[DfsError]) -> Any:
-    """The chunk sends' one retry policy: ``attempts`` tries, ``errors`` retried after a
-    bounded exponential pause. tenacity (~7 ms of CPU at every start) is imported only by a
-    run that sends chunks this way."""
+def _send_retrying(attempts: int, *errors: type[DfsError], within: float = 0.0) -> Any:
+    """The chunk sends' one retry policy: ``attempts`` tries (and on for ``within`` seconds),
+    ``errors`` retried after a bounded exponential pause. tenacity (~7 ms of CPU at every
+    start) is imported only by a run that sends chunks this way."""
     from tenacity import (
         AsyncRetrying,
         retry_if_exception_type,
         stop_after_attempt,
+        stop_after_delay,
         wait_exponential,
     )
 
     return AsyncRetrying(
-        stop=stop_after_attempt(attempts),
+        stop=stop_after_attempt(attempts) & stop_after_delay(within),
         wait=wait_exponential(multiplier=0.1, max=2.0),
         retry=retry_if_exception_type(errors),
         reraise=True,
     )
 
 
+PROXY_BUSY_SECONDS = 30.0
+"""How long a proxied chunk is sent again while the API answers 503 (its body slots for the
+tenant held and queued for: ``dfs.api.body_slots`` refuses past its queue at once, so the
+client's pauses are all the time the queue has to drain)."""
+
+
 async def _proxy_send(conn: Connection, file_id: str, chunk_id: str, data: bytes) -> str:
     """Send one chunk through the API proxy; its receipt. A 503 (the API's body slots for
-    the tenant all held: ``dfs.api.body_slots``) is sent again after a pause, up to
-    ``SEND_ATTEMPTS`` times: the API asks for exactly that."""
-    async for try_ in _send_retrying(SEND_ATTEMPTS, Unavailable):
+    the tenant all held: ``dfs.api.body_slots``) is sent again after a pause, for up to
+    ``PROXY_BUSY_SECONDS`` (at least ``SEND_ATTEMPTS`` tries): the API asks for exactly
+    that. Four tries within a second failed an upload behind a queue full for two."""
+    async for try_ in _send_retrying(SEND_ATTEMPTS, Unavailable, within=PROXY_BUSY_SECONDS):
         with try_:
             answer = await conn.api.proxy_put_chunk(chunk_id, data, file_id=file_id)
     return str(answer["receipt"])

@@ -298,3 +298,27 @@ async def test_a_proxied_upload_sends_no_more_chunks_at_once_than_its_concurrenc
         done = await c.upload_many(listed)
     assert [d.size for d in done] == [f.stat().st_size for f in files]
     assert counts[1] <= BODY_PER_TENANT, counts
+
+
+async def test_a_proxied_upload_rides_out_a_full_queue_of_body_slots(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Past ``QUEUED_PER_SLOT`` requests per slot the API answers 503 at once (no slot
+    wait any more), so the client's pause is all the time a full queue has to drain: four
+    tries within ~1 s failed the upload while the tenant's other requests held and queued
+    for its slots for 2 s (before, each try waited up to 30 s in the queue)."""
+    url = inproc.api.url
+    (alice,) = await tenant_tokens(url, "alice")
+    path = tmp_path / "f"
+    path.write_bytes(b"one chunk through the proxy " * 12_000)  # above SMALL_BODY
+    slots = inproc.api.runner.app[BODIES]
+    monkeypatch.setattr(slots, "_queue_per_tenant", BODY_PER_TENANT)  # held = full
+    async with contextlib.AsyncExitStack() as held, Client(url, token=alice, proxy=True) as c:
+        for _ in range(BODY_PER_TENANT):
+            await held.enter_async_context(slots.slot("alice"))
+        upload = asyncio.create_task(c.upload(path))
+        await asyncio.sleep(2.0)  # alice's other requests' time: part of the scenario
+        assert not upload.done(), upload.exception()
+        await held.aclose()
+        done = await asyncio.wait_for(upload, BOB_DEADLINE)
+    assert done.size == path.stat().st_size

@@ -262,6 +262,16 @@ class Unreachable(Unavailable):
     its code is its parent's, and a body read back is an ``Unavailable``."""
 
 
+class Busy(Unavailable):
+    """The server holds and queues as many requests of this kind as it takes (a tenant's or
+    all of a process's slots: ``dfs.api.body_slots``) and refused this one before doing
+    anything of it: any request, even one that may not be repeated, is sent again after a
+    pause (``dfs.transport.api_client``). A client that does not know the code takes it as
+    ``unavailable`` (the same status)."""
+
+    code = "busy"
+
+
 _ALL: tuple[type[DfsError], ...] = (
     DfsError,
     InvalidRequest,
@@ -289,6 +299,7 @@ _ALL: tuple[type[DfsError], ...] = (
     InsufficientStorage,
     ReplicationError,
     Unavailable,
+    Busy,  # after Unavailable: an unknown code with its status is read as that
 )
 BY_CODE: dict[str, type[DfsError]] = {cls.code: cls for cls in _ALL if cls is not ConfigError}
 

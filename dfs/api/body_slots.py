@@ -15,7 +15,7 @@ nothing held every slot for the body deadline (minutes), and every other tenant'
 upload or restore waited behind them with no bound.
 
 So a tenant holds at most ``PER_TENANT`` slots (its other big requests wait for its own),
-and a request that cannot get one within ``WAIT`` seconds is answered 503 (``Unavailable``:
+and a request that cannot get one within ``WAIT`` seconds is answered 503 (``Busy``:
 clients send it again after a pause, ``dfs.transport.api_client``) instead of waiting for
 ever. Requests of the same tenant still queue in order.
 """
@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from dfs.errors import Unavailable
+from dfs.errors import Busy
 
 TOTAL = 4
 PER_TENANT = 2
@@ -81,10 +81,10 @@ class BigBodySlots:
 
     @contextlib.asynccontextmanager
     async def slot(self, tenant: str) -> AsyncIterator[None]:
-        """Hold a slot of ``tenant``'s for the block; Unavailable after ``wait`` seconds, or
+        """Hold a slot of ``tenant``'s for the block; Busy after ``wait`` seconds, or
         at once when ``QUEUED_PER_SLOT`` requests per slot hold or wait already."""
         if self.users(tenant) >= self._queue_per_tenant or self._queued >= self._queue_total:
-            raise Unavailable(self._refusal)
+            raise Busy(self._refusal)
         own, users = self._tenants.setdefault(tenant, (asyncio.Semaphore(self._per_tenant), [0]))
         users[0] += 1  # the tenant's entry goes when nobody holds or waits for its slots
         self._queued += 1
@@ -95,7 +95,7 @@ class BigBodySlots:
                         await held.enter_async_context(own)
                         await held.enter_async_context(self._all)
                 except TimeoutError:
-                    raise Unavailable(self._refusal) from None
+                    raise Busy(self._refusal) from None
                 yield
         finally:
             self._queued -= 1

@@ -10,7 +10,10 @@ replaced) must cost it a pause, not the whole run. So a request that got no answ
 ``RETRY_SECONDS``, when it may be repeated: reads, finalizes (a committed file is answered as
 it is), plan requests (a plan whose answer was lost is an abandoned upload, collected like any
 other); once the API answers again, a 503 (Unavailable: its nodes not registered again yet,
-where they register through it) is retried the same way, within the same time. Not
+where they register through it) is retried the same way, within the same time. A 503
+``busy`` (the API's slots for such requests held and queued: nothing of the request was
+done) is sent again the same way whatever the request, and without the API having answered
+before. Not
 deletes, nor what mints or revokes credentials (``retry=False``), nor a node's heartbeat
 (it carries a sequence number the API accepts once). And only once the API has
 answered this client: a wrong URL or an API that is not running fails at once, as before.
@@ -26,7 +29,7 @@ from urllib.parse import quote
 import aiohttp
 
 from dfs import protocol
-from dfs.errors import Unavailable, Unreachable
+from dfs.errors import Busy, Unavailable, Unreachable
 from dfs.transport.http import ChunkPayload, request, request_json
 
 log = logging.getLogger("dfs.client")
@@ -88,6 +91,11 @@ class ApiClient:
             if not (retry and self._answered and self._retry_seconds > 0):
                 raise
             log.warning("the API did not answer (%s); trying again", exc.message)
+            result = await self._again(method, url, sent, kwargs)
+        except Busy as exc:  # refused before anything was done: any request is sent again
+            if self._retry_seconds <= 0:
+                raise
+            log.info("the API is busy (%s); trying again", exc.message)
             result = await self._again(method, url, sent, kwargs)
         self._answered = True
         return result

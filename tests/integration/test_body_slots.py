@@ -23,6 +23,7 @@ from dfs.api.context import BODIES
 from dfs.client.library import Client
 from dfs.client.local_files import LocalFile
 from dfs.errors import Unavailable
+from dfs.transport.api_client import ApiClient
 from tests.clients import stall
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_route_bounds import _padded
@@ -130,7 +131,7 @@ async def test_proxied_chunks_are_read_in_the_tenants_body_slots(
         for _ in range(BODY_PER_TENANT):  # alice's other proxied chunks, all in flight
             await held.enter_async_context(slots.slot("alice"))
         st, body = await _proxy_put(url, alice, files[alice], data)
-        assert (st, body["error"]["code"]) == (503, "unavailable"), body
+        assert (st, body["error"]["code"]) == (503, "busy"), body
         st, body = await _proxy_put(url, bob, files[bob], data)  # bob's own slots
         assert st == 201, body
     st, body = await _proxy_put(url, alice, files[alice], data)
@@ -322,3 +323,39 @@ async def test_a_proxied_upload_rides_out_a_full_queue_of_body_slots(
         await held.aclose()
         done = await asyncio.wait_for(upload, BOB_DEADLINE)
     assert done.size == path.stat().st_size
+
+
+async def test_a_request_refused_busy_is_sent_again_whatever_it_is(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the queue of a tenant's body slots the API refuses a request at once, 503
+    ``busy``: nothing of it was done. The client sends any request again on it (a bucket's
+    creation here, which it sends again on no other failure), and the request goes
+    through once alice's other requests let their slots go."""
+    url = inproc.api.url
+    (alice,) = await tenant_tokens(url, "alice")
+    slots = inproc.api.runner.app[BODIES]
+    monkeypatch.setattr(slots, "_queue_per_tenant", BODY_PER_TENANT)  # no room to wait
+    refused: list[str] = []
+    async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as held:
+        for _ in range(BODY_PER_TENANT):
+            await held.enter_async_context(slots.slot("alice"))
+        slot = slots.slot
+
+        def counted(tenant: str) -> Any:
+            if slots.users(tenant) >= BODY_PER_TENANT:
+                refused.append(tenant)
+            return slot(tenant)
+
+        monkeypatch.setattr(slots, "slot", counted)
+        api = ApiClient(session, url, token=alice)
+        json_body = {"Content-Type": "application/json"}
+        data = _padded({"name": "abox"}, 200 * 1024)  # above SMALL_BODY: read in a slot
+        sent = asyncio.create_task(
+            api._json("POST", protocol.BUCKETS, json_body, retry=False, data=data)
+        )
+        await _until(lambda: len(refused) >= 2, sent)  # refused, and sent again
+        await held.aclose()
+        answer = await asyncio.wait_for(sent, BOB_DEADLINE)
+    assert answer["name"] == "abox"
+    assert slots.tenants_waiting_or_holding() == 0

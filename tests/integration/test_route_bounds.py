@@ -111,7 +111,7 @@ async def test_namespace_bodies_are_small_or_read_in_a_big_request_slot(
             await held.enter_async_context(slots.slot("alice"))
         for path, body in ((protocol.OBJECTS_LINK, link), (protocol.OBJECTS_REMOVE, remove)):
             st, answer = await _post(f"{url}{path}", alice, "POST", _padded(body, 2 * MIB))
-            assert (st, answer["error"]["code"]) == (503, "unavailable"), (path, answer)
+            assert (st, answer["error"]["code"]) == (503, "busy"), (path, answer)
             st, answer = await _post(f"{url}{path}", bob, "POST", _padded(body, 2 * MIB))
             assert st == 404, answer  # bob's own slot: read and answered (not his bucket)
     st, answer = await _post(f"{url}{protocol.OBJECTS_LINK}", alice, "POST", _padded(link, 2 * MIB))

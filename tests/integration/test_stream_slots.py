@@ -75,7 +75,7 @@ async def test_uploads_are_chunked_in_the_tenants_stream_slots(
         for _ in range(STREAM_PER_TENANT):  # alice's other uploads, all in flight
             await held.enter_async_context(slots.slot("alice"))
         st, body = await _upload(url, alice, data)
-        assert (st, body["error"]["code"]) == (503, "unavailable"), body
+        assert (st, body["error"]["code"]) == (503, "busy"), body
         st, body = await _upload(url, bob, data)  # bob's own slots
         assert st == 201, body
     st, body = await _upload(url, alice, data)

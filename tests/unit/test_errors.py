@@ -15,6 +15,7 @@ from dfs.errors import (
     BucketExists,
     BucketNotEmpty,
     BucketNotFound,
+    Busy,
     ChunkNotFound,
     ConfigError,
     Conflict,
@@ -69,6 +70,7 @@ WIRE_CLASSES: list[type[DfsError]] = [
     InsufficientStorage,
     ReplicationError,
     Unavailable,
+    Busy,
 ]
 
 # The exit-code table of dfs-client (the docstring of dfs/client/cli.py): one code per family.
@@ -88,7 +90,7 @@ EXIT_FAMILIES: dict[int, set[type[DfsError]]] = {
     },
     5: {Conflict, IncompleteUpload, BucketExists, KeyExists, EtagMismatch, BucketNotEmpty},
     6: {IntegrityError},
-    7: {Unavailable, ReplicationError, InsufficientStorage},
+    7: {Unavailable, Busy, ReplicationError, InsufficientStorage},
 }
 
 

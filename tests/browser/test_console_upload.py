@@ -133,6 +133,33 @@ def retry_after_a_failure(w: Watched, folder: Path) -> None:
     w.errors[:] = [e for e in w.errors if "503" not in e]  # the one we made
 
 
+def busy_is_sent_again(w: Watched, folder: Path) -> None:
+    """The first two POST /upload answer 503 busy (intercepted: the API's slots for the
+    tenant held and queued for, nothing stored); the page sends the file again by itself
+    after a pause, and it is stored, no Retry clicked."""
+    refused: list[str] = []
+
+    def busy_twice(route: Any) -> None:
+        if len(refused) < 2:
+            refused.append(route.request.url)
+            body = {"error": {"code": "busy", "message": "too many streamed uploads"}}
+            route.fulfill(status=503, json=body)
+        else:
+            route.continue_()
+
+    w.page.route("**/upload?*", busy_twice)
+    (folder / "busy.txt").write_bytes(b"refused twice, then stored\n" * 100)
+    pick(w, folder / "busy.txt")
+    w.page.wait_for_function(
+        f"() => {STATES}.some((s) => s.startsWith('busy: sending again'))", timeout=TIMEOUT_MS
+    )
+    wait_states(w, ["stored"])
+    w.page.unroute("**/upload?*")
+    assert len(refused) == 2
+    w.page.locator("tr.object", has_text="busy.txt").wait_for()
+    w.errors[:] = [e for e in w.errors if "503" not in e]  # the ones we made
+
+
 def chosen_files_survive_a_rerender(w: Watched, folder: Path) -> None:
     """Files chosen in the picker but not sent yet are still there when an upload that
     settles meanwhile re-renders the page (the form is kept, not built anew)."""
@@ -304,6 +331,7 @@ def test_upload_drop_cancel_retry_new_share_big_and_history(
     w.shot("upload-dropped")
     w.accessible("bucket page after a drop")
     retry_after_a_failure(w, tmp_path)
+    busy_is_sent_again(w, tmp_path)
     chosen_files_survive_a_rerender(w, tmp_path)
     cancel_one_and_all(w, tmp_path)
     new_share(w, tmp_path)

@@ -17,6 +17,21 @@ import { hashFile } from "./hash.js";
 
 const CONCURRENCY = 2;
 const HASH_SHARE = 0.1; // of a file's progress bar: hashing, then sending
+// a 503 "busy" (the API's upload slots for the tenant held and queued for) stored nothing:
+// the file is sent again after a pause, doubling up to 4 s, for up to BUSY_SECONDS in all
+// (as dfs-client does), before it shows as failed
+const BUSY_SECONDS = 30;
+
+// resolves after ``ms``; rejects (code "aborted") as soon as ``signal`` aborts
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(new ApiError(0, "aborted", "cancelled"));
+    }, { once: true });
+  });
+}
 
 // "stored", "N% new" or "already stored" from the upload's answer (new_bytes of size)
 export function newShare(body, size) {
@@ -76,13 +91,27 @@ class Item {
         this.end("done", "already stored");
         return;
       }
-      this.show("sending", HASH_SHARE);
-      const body = await uploadFile(bucket, this.key, this.file,
-        (f) => this.show(`sending ${pct(f)}`, HASH_SHARE + (1 - HASH_SHARE) * f), signal);
+      const body = await this.send(bucket, signal);
       this.end("done", newShare(body, this.file.size));
     } catch (err) {
       if (signal.aborted) this.end("cancelled", "cancelled", "muted");
       else this.end("failed", `failed: ${err.message}`, "error");
+    }
+  }
+
+  // POST /upload, sent again while the API answers "busy" (BUSY_SECONDS)
+  async send(bucket, signal) {
+    let wait = 0.5;
+    for (let waited = 0; ; waited += wait, wait = Math.min(2 * wait, 4)) {
+      this.show("sending", HASH_SHARE);
+      try {
+        return await uploadFile(bucket, this.key, this.file,
+          (f) => this.show(`sending ${pct(f)}`, HASH_SHARE + (1 - HASH_SHARE) * f), signal);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === "busy") || waited >= BUSY_SECONDS) throw err;
+      }
+      this.show(`busy: sending again in ${wait} s`, HASH_SHARE);
+      await pause(wait * 1000, signal);
     }
   }
 

@@ -142,9 +142,19 @@ class Coordinator:
             )
         return chosen
 
-    def cap(self, op: str, chunk_id: str, node_id: str, extra: str = "") -> str:
+    def cap(
+        self,
+        op: str,
+        chunk_id: str,
+        node_id: str,
+        extra: str = "",
+        *,
+        ttl: float | None = None,
+        now: float | None = None,
+    ) -> str:
+        life = self.cfg.cap_ttl if ttl is None else ttl  # from now (default: the wall clock)
         return auth.mint(
-            self.cfg.cluster_secret, op, chunk_id, node_id, ttl=self.cfg.cap_ttl, extra=extra
+            self.cfg.cluster_secret, op, chunk_id, node_id, ttl=life, extra=extra, now=now
         )
 
     def put_caps(self, file_id: str, chunk_id: str, targets: Sequence[NodeRecord]) -> list[str]:

@@ -118,14 +118,10 @@ class Trims:
 
     def _delete_cap(self, chunk_id: str, node_id: str, grace: float) -> str:
         """The delete capability, expiring ``cap_ttl`` after the lease's last renewal."""
-        return auth.mint(
-            self.coord.cfg.cluster_secret,
-            auth.OP_DELETE,
-            chunk_id,
-            node_id,
-            ttl=cap_ttl(self._lease_ttl),
-            extra=protocol.delete_cap_extra(grace),
-            now=self._renewed(),
+        extra = protocol.delete_cap_extra(grace)
+        ttl = cap_ttl(self._lease_ttl)
+        return self.coord.cap(
+            auth.OP_DELETE, chunk_id, node_id, extra, ttl=ttl, now=self._renewed()
         )
 
     async def _trim_copy(self, c: ChunkState, node: NodeRecord, kept: set[str]) -> int:

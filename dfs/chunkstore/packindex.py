@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from zlib_ng import zlib_ng
 
 from dfs.chunkstore import record
 from dfs.chunkstore.record import KIND_TOMBSTONE, Header
@@ -75,7 +76,7 @@ class Builder:
     def encode(self, size: int) -> bytes:
         """The index file's bytes for the pack at ``size`` bytes."""
         body = _HEAD.pack(_MAGIC, _VERSION, size, self._count) + self._body
-        return bytes(body + _CRC.pack(zlib.crc32(body)))
+        return bytes(body + _CRC.pack(zlib_ng.crc32(body)))
 
 
 def encode_parts(base: int, parts: Sequence[Buffer]) -> tuple[bytes, int]:
@@ -110,7 +111,7 @@ def decode(raw: bytes, size: int) -> list[Entry] | None:
         return None
     body, (crc,) = raw[: -_CRC.size], _CRC.unpack(raw[-_CRC.size :])
     magic, version, indexed, count = _HEAD.unpack_from(body)
-    ok = magic == _MAGIC and version == _VERSION and zlib.crc32(body) == crc
+    ok = magic == _MAGIC and version == _VERSION and zlib_ng.crc32(body) == crc
     if not ok or indexed != size or len(body) != _HEAD.size + count * _ENTRY.size:
         return None
     out = []

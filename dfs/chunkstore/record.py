@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import zlib
 from dataclasses import dataclass
+
+from zlib_ng import zlib_ng
 
 from dfs.ids import ChunkId
 
@@ -103,9 +104,9 @@ def _header(
         len(payload),
         int(written * 1000),
         bytes.fromhex(chunk_id),
-        zlib.crc32(payload),
+        zlib_ng.crc32(payload),
     )
-    return head + _CRC.pack(zlib.crc32(head))
+    return head + _CRC.pack(zlib_ng.crc32(head))
 
 
 def chunk_record(chunk_id: ChunkId, data: bytes | bytearray | memoryview, written: float) -> bytes:
@@ -161,7 +162,7 @@ def decode_header(buf: bytes | memoryview, offset: int) -> Header | None:
     fields = _HEADER.unpack(raw[: _HEADER.size])
     (crc,) = _CRC.unpack(raw[_HEADER.size :])
     magic, version, kind, flags, length, size, written_ms, digest, payload_crc = fields
-    if magic != MAGIC or version != VERSION or zlib.crc32(raw[: _HEADER.size]) != crc:
+    if magic != MAGIC or version != VERSION or zlib_ng.crc32(raw[: _HEADER.size]) != crc:
         return None
     if kind not in (KIND_CHUNK, KIND_TOMBSTONE):
         return None
@@ -187,8 +188,8 @@ def serves(buf: bytes | memoryview, offset: int, raw_id: bytes, length: int) -> 
         and not flags & ~KNOWN_FLAGS
         and stored == length
         and digest == raw_id
-        and zlib.crc32(buf[offset : offset + _HEADER.size]) == crc
-        and zlib.crc32(buf[end : end + length]) == payload_crc
+        and zlib_ng.crc32(buf[offset : offset + _HEADER.size]) == crc
+        and zlib_ng.crc32(buf[end : end + length]) == payload_crc
     )
 
 
@@ -202,7 +203,7 @@ def kept_encoded(buf: bytes | memoryview, offset: int, chunk_id: ChunkId, length
     start = offset + HEADER_SIZE
     payload = buf[start : start + length]
     whole = head.length == length == len(payload)
-    return whole and zlib.crc32(payload) == head.payload_crc
+    return whole and zlib_ng.crc32(payload) == head.payload_crc
 
 
 @dataclass
@@ -234,7 +235,7 @@ def _genuine(head: Header, payload: memoryview) -> bool:
     orphan that garbage collection deletes again)."""
     return (
         head.readable
-        and zlib.crc32(payload) == head.payload_crc
+        and zlib_ng.crc32(payload) == head.payload_crc
         and hashlib.sha256(payload).digest() == bytes.fromhex(head.chunk_id)
     )
 
@@ -255,7 +256,7 @@ def scan(buf: bytes | memoryview) -> Scan:
             stop = pos + head.record_length
             payload = view[pos + HEADER_SIZE : stop]
             if trusted:
-                intact = zlib.crc32(payload) == head.payload_crc
+                intact = zlib_ng.crc32(payload) == head.payload_crc
                 if not intact and stop == len(data):
                     break  # the last record did not reach the disk whole: torn
                 (out.records if intact else out.rotten).append((pos, head))

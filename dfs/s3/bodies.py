@@ -40,12 +40,12 @@ import base64
 import hashlib
 import logging
 import re
-import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from aiohttp import web
+from zlib_ng import zlib_ng
 
 from dfs.s3.checksums import Checksums, malformed_trailer
 from dfs.s3.context import CALLER, body_slot
@@ -89,13 +89,13 @@ class BodyCheck(Protocol):
 
 
 class _Crc32:
-    """``zlib.crc32`` as a hash object (``update``), so it runs with the other digests."""
+    """``zlib_ng.crc32`` as a hash object (``update``), so it runs with the other digests."""
 
     def __init__(self) -> None:
         self.value = 0
 
     def update(self, data: bytes) -> None:
-        self.value = zlib.crc32(data, self.value)
+        self.value = zlib_ng.crc32(data, self.value)
 
 
 def _feed(hashes: Sequence[Any], pieces: Sequence[bytes]) -> None:

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import zlib
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import google_crc32c
+from zlib_ng import zlib_ng
 
 from dfs.meta.namespace import ObjectVersion
 from dfs.s3.errors import S3Error, not_implemented
@@ -69,7 +69,7 @@ def _crc32c(data: bytes, previous: int) -> int:
 
 def _new(algorithm: str) -> _Hash:
     if algorithm == "crc32":
-        return _Crc(zlib.crc32)
+        return _Crc(zlib_ng.crc32)
     if algorithm == "crc32c":
         return _Crc(_crc32c)
     return hashlib.new(algorithm, usedforsecurity=False)

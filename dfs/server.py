@@ -44,6 +44,7 @@ from dfs.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
+from dfs.expect_continue import body_arrived, send_continue
 from dfs.logs import configure_logging
 from dfs.transport.http import (
     json_bytes,
@@ -94,9 +95,13 @@ class StreamDeadline:
       a client that sent a GiB and then stopped is cut off after ``floor``, not hours on;
     - the clock starts at the first read, not when the request arrived: a body waits for
       its stream slot before any of it is read (up to 30 s), and that wait is the
-      server's, not the client's."""
+      server's, not the client's.
+
+    The first read also sends the ``100 Continue`` that a client waiting for one is owed
+    (``dfs.expect_continue``): only a body a handler reads is invited."""
 
     def __init__(self, request: web.Request, declared: int | None = None) -> None:
+        self._request = request
         self._timeouts = request.app.get(BODY_TIMEOUTS) or BodyTimeouts()
         self._started: float | None = None
         self._received = 0
@@ -111,11 +116,14 @@ class StreamDeadline:
         """``n`` bytes were read that had arrived already (nothing waited for: no timer)."""
         if self._started is None:
             self._started = asyncio.get_running_loop().time()
+            body_arrived(self._request)
         self._received += n
 
     async def within(self, step: Callable[[], Awaitable[T]], ahead: int) -> T:
         """Await ``step()``, which reads at most ``ahead`` more bytes of the body (a multipart
         part's head, say), under the budget those bytes earn; RequestTimeout past it."""
+        if self._started is None:
+            await send_continue(self._request)
         now = asyncio.get_running_loop().time()
         if self._started is None:
             self._started = now

@@ -85,6 +85,7 @@ from dfs.api.repair import Repair, RepairReport
 from dfs.api.usage_sampler import UsageSampler
 from dfs.config import ApiConfig
 from dfs.errors import ConfigError
+from dfs.expect_continue import defer_continue
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore
 from dfs.meta.usage_history import usage_history_of
@@ -136,6 +137,7 @@ def make_app(coordinator: Coordinator) -> web.Application:
     routes_console.add_routes(app)
     cors.add_cors(app, coordinator.cfg.cors_origins)
     user_content.add_content_headers(app)
+    defer_continue(app)
     return app
 
 

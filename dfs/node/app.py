@@ -34,6 +34,7 @@ from dfs.chunkstore.base import ChunkStore
 from dfs.chunkstore.pack import PackChunkStore
 from dfs.config import NodeConfig
 from dfs.errors import ConfigError, DfsError
+from dfs.expect_continue import defer_continue
 from dfs.meta import open_metadata_store
 from dfs.node import routes_batch, routes_chunks, routes_maintenance, routes_monitoring, routes_read
 from dfs.node.context import CONFIG, FORWARDER, STORE
@@ -71,6 +72,7 @@ def make_app(cfg: NodeConfig, store: ChunkStore, nodes: NodeClient) -> web.Appli
     # The body bound is enforced by read_body; aiohttp's own bound only applies to post().
     app = web.Application(middlewares=[error_middleware], client_max_size=protocol.MAX_CHUNK_SIZE)
     forwarder = ReplicaForwarder(cfg, store, nodes)
+    defer_continue(app)  # every route's, once the app starts (monitoring's come later)
     app[CONFIG] = cfg
     app[STORE] = store
     app[FORWARDER] = forwarder

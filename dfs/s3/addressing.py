@@ -19,6 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from dfs.expect_continue import defer_continue
 from dfs.s3.errors import Handler, S3Error, error_response
 
 BUCKET = "/{bucket}"
@@ -79,4 +80,5 @@ def add_virtual_hosts(app: web.Application, domain: str) -> None:
             continue
         seen.add((route.method, path))
         sub.router.add_route(route.method, path, route.handler)
+    defer_continue(sub)
     app.add_domain(f"*.{domain}", sub)

@@ -35,6 +35,7 @@ from dfs.api.namespace_service import Namespace, namespace_store
 from dfs.api.ttl_cache import TtlMap
 from dfs.config import ApiConfig
 from dfs.errors import ConfigError
+from dfs.expect_continue import defer_continue
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore, NodeRecord
 from dfs.meta.multipart import multipart_store
@@ -131,6 +132,7 @@ def make_app(coordinator: Coordinator, domain: str = "") -> web.Application:
     routes_objects.add_routes(app)
     routes_multipart.add_routes(app)
     cors.setup(app)
+    defer_continue(app)
     if domain:  # last: it mirrors the bucket routes registered above
         add_virtual_hosts(app, domain)
     return app

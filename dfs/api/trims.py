@@ -138,6 +138,14 @@ class Trims:
         cap = self._delete_cap(c.chunk_id, node.node_id, grace)
         # forget the copy first, so no new download plan points at it
         forgotten = await self.meta.remove_surplus_location(gone[0], kept)
+        if not forgotten:  # another pass trimmed meanwhile, or a copy counted on was lost
+            log.info(
+                "trim of %s on %s refused: the copies it keeps (%s) are not all recorded now;"
+                " deferred to the next pass",
+                c.chunk_id[:12],
+                node.node_id,
+                ",".join(sorted(kept)),
+            )
         deleted = False
         try:
             if forgotten:

@@ -7,6 +7,7 @@ never waited out."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -120,7 +121,7 @@ async def other_pass(
 
 
 async def test_a_pass_stalled_before_its_forget_deletes_nothing_another_pass_counted_on(
-    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+    cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A pass stalls after its last renewal, on the step that forgets the copy it trims (the
     drained best-ranked one), longer than the other process's fence (``dfs.api.trims``):
@@ -146,8 +147,15 @@ async def test_a_pass_stalled_before_its_forget_deletes_nothing_another_pass_cou
         return await forget(loc, keep)
 
     monkeypatch.setattr(coord.meta, "remove_surplus_location", stall_then_forget)
-    assert await Repair(coord, owner="api-one").repair_once() is None  # its lease was lost
+    with caplog.at_level(logging.INFO, logger="dfs.api.repair"):
+        assert await Repair(coord, owner="api-one").repair_once() is None  # its lease was lost
     assert stalled == [best]
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused == [
+        f"trim of {cid[:12]} on {best} refused: the copies it keeps"
+        f" ({','.join(sorted(n.node_id for n in ranked[1:]))}) are not all recorded now;"
+        " deferred to the next pass"
+    ]
     assert await really_held(coord, cid) == await recorded(coord, cid) == {best, ranked[1].node_id}
     assert lowest not in await really_held(coord, cid)
 

@@ -49,7 +49,15 @@ from dfs.s3 import (
     routes_objects,
 )
 from dfs.s3.addressing import add_virtual_hosts
-from dfs.s3.context import BODIES, CALLER, COORDINATOR, KEYS, NAMESPACE, STREAMS
+from dfs.s3.context import (
+    BODIES,
+    CALLER,
+    COORDINATOR,
+    KEYS,
+    NAMESPACE,
+    STREAMS,
+    released_when_answered,
+)
 from dfs.s3.errors import Handler, S3Error, s3_error_middleware
 from dfs.s3.health import health_answer
 from dfs.s3.sigv4 import KeyCache, authenticate
@@ -97,7 +105,8 @@ async def sigv4_middleware(request: web.Request, handler: Handler) -> web.Stream
     except S3Error as err:
         request.app[metrics.METRICS].auth_failed(err)
         raise
-    return await handler(request)
+    async with released_when_answered(request):  # what the handler ``hold``s (body slots)
+        return await handler(request)
 
 
 def make_runner(app: web.Application) -> web.AppRunner:

@@ -48,7 +48,7 @@ from aiohttp import web
 from zlib_ng import zlib_ng
 
 from dfs.s3.checksums import Checksums, malformed_trailer
-from dfs.s3.context import CALLER, body_slot
+from dfs.s3.context import CALLER, body_slot, hold
 from dfs.s3.errors import S3Error, not_implemented, signature_mismatch
 from dfs.s3.sigv4 import (
     STREAMING_SIGNED,
@@ -469,15 +469,15 @@ async def read_small(
     ``x-amz-checksum-*`` it declares in a header or trailer (``body_crc32=False``: those
     are not the body's; unchecked, a wrong SHA-256, SHA-1 or CRC32C passed where a wrong
     CRC32 was refused). Above 64 KiB it is read in one of the tenant's body slots
-    (``dfs.s3.context.body_slot``); its caller parses it before it awaits anything, so the
-    event loop builds one parsed tree at a time."""
+    (``dfs.s3.context.body_slot``), held until the request is answered; its caller parses
+    it before it awaits anything, so the event loop builds one parsed tree at a time."""
     check = Checksums.from_headers(request.headers) if body_crc32 else None
     body = request_body(request, check, body_crc32=body_crc32)
     raw = bytearray()
-    async with body_slot(request):  # above 64 KiB: a few per tenant at once
-        while piece := await body.read(1 << 16):
-            raw += piece
-            if len(raw) > limit:
-                raise too_large
+    await hold(request, body_slot(request))  # above 64 KiB: a few per tenant at once
+    while piece := await body.read(1 << 16):
+        raw += piece
+        if len(raw) > limit:
+            raise too_large
     body.finish()
     return bytes(raw)

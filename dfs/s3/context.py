@@ -129,13 +129,33 @@ async def stream_slot(request: web.Request) -> AsyncIterator[None]:
             narrow_socket_reads(request.transport, replaced)
 
 
+HELD = "dfs.s3.held"
+"""The request's ``contextlib.AsyncExitStack`` (``released_when_answered``)."""
+
+
+@contextlib.asynccontextmanager
+async def released_when_answered(request: web.Request) -> AsyncIterator[None]:
+    """Around a handler (the gateway's middleware): what it takes with ``hold`` is
+    released once it has answered, failed or been cancelled, not before."""
+    async with contextlib.AsyncExitStack() as held:
+        request[HELD] = held
+        yield
+
+
+async def hold(request: web.Request, taken: contextlib.AbstractAsyncContextManager[None]) -> None:
+    """Enter ``taken`` until the request is answered (``released_when_answered``)."""
+    held: contextlib.AsyncExitStack = request[HELD]
+    await held.enter_async_context(taken)
+
+
 @contextlib.asynccontextmanager
 async def body_slot(request: web.Request) -> AsyncIterator[None]:
     """One of the caller's tenant's body slots (``BODIES``: ``dfs.api.body_slots``'
-    ``BODY_PER_TENANT``, ``BODY_TOTAL``, as the API's) while a body of more than
-    ``SMALL_BODY`` bytes (or undeclared) is read whole: an XML document of up to 2 MiB,
-    held until it is parsed, as many at once as a tenant opened connections otherwise.
-    503 ``SlowDown`` when none frees in time."""
+    ``BODY_PER_TENANT``, ``BODY_TOTAL``, as the API's) for a body of more than
+    ``SMALL_BODY`` bytes (or undeclared) read whole: an XML document of up to 2 MiB, held
+    from its first byte until the request is answered (``hold``: the bytes, the parsed
+    document, the keys it names live that long), so a tenant's connections hold at most
+    its share of them, however many it opens. 503 ``SlowDown`` when none frees in time."""
     declared = request.content_length
     if (declared is not None and declared <= SMALL_BODY) or request.get(CALLER) is None:
         yield  # small, or anonymous (refused before any body is read)

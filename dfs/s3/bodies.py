@@ -462,7 +462,12 @@ def request_body(
 
 
 async def read_small(
-    request: web.Request, limit: int, too_large: S3Error, *, body_crc32: bool = True
+    request: web.Request,
+    limit: int,
+    too_large: S3Error,
+    *,
+    body_crc32: bool = True,
+    until_answered: bool = True,
 ) -> bytes:
     """A whole small body (at most ``limit`` bytes decoded, else ``too_large``), checked as
     ``request_body`` checks any body before it is returned, and against every
@@ -470,11 +475,23 @@ async def read_small(
     are not the body's; unchecked, a wrong SHA-256, SHA-1 or CRC32C passed where a wrong
     CRC32 was refused). Above 64 KiB it is read in one of the tenant's body slots
     (``dfs.s3.context.body_slot``), held until the request is answered; its caller parses
-    it before it awaits anything, so the event loop builds one parsed tree at a time."""
+    it before it awaits anything, so the event loop builds one parsed tree at a time.
+
+    ``until_answered=False``: the slot is released once the body is read, for a caller
+    whose work after the parse is no XML's and may take minutes (CompleteMultipartUpload's
+    assembly of the object): held through it, a tenant's few Completes kept its other big
+    bodies waiting, then refused."""
     check = Checksums.from_headers(request.headers) if body_crc32 else None
     body = request_body(request, check, body_crc32=body_crc32)
+    if until_answered:
+        await hold(request, body_slot(request))  # above 64 KiB: a few per tenant at once
+        return await _read_whole(body, limit, too_large)
+    async with body_slot(request):
+        return await _read_whole(body, limit, too_large)
+
+
+async def _read_whole(body: BodyReader, limit: int, too_large: S3Error) -> bytes:
     raw = bytearray()
-    await hold(request, body_slot(request))  # above 64 KiB: a few per tenant at once
     while piece := await body.read(1 << 16):
         raw += piece
         if len(raw) > limit:

@@ -408,9 +408,17 @@ def _complete_xml(
 async def complete_upload(request: web.Request, bucket: str, key: str) -> web.StreamResponse:
     _refuse_params(request, {"uploadId"})
     too_long = multipart_xml.malformed("the part list is too long")
-    # x-amz-checksum-* of a Complete names the object's checksum, not the part list's
-    raw = await read_small(request, multipart_xml.MAX_COMPLETE_BODY, too_long, body_crc32=False)
+    # x-amz-checksum-* of a Complete names the object's checksum, not the part list's; its
+    # body slot is not held through the assembly below (minutes for a big object)
+    raw = await read_small(
+        request,
+        multipart_xml.MAX_COMPLETE_BODY,
+        too_long,
+        body_crc32=False,
+        until_answered=False,
+    )
     asked = multipart_xml.parse_complete(raw)
+    del raw  # not kept through the assembly either
     b, u = await _bucket_and_upload(request, bucket, key)
     cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
     mp = request.app[MULTIPART]

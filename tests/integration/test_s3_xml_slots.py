@@ -11,11 +11,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 
-from dfs.api.body_slots import BigBodySlots
-from dfs.s3 import routes_deletes
+from dfs.api.body_slots import SMALL_BODY, BigBodySlots
+from dfs.s3 import routes_deletes, routes_multipart
 from dfs.s3.app import make_app
 from dfs.s3.context import BODIES
 from dfs.server import runner_kwargs
@@ -83,3 +86,59 @@ async def test_a_big_xml_body_holds_its_slot_until_answered(
         assert "Contents" not in await run(s3.list_objects_v2, Bucket="xml")
         # answered: the slot is free again
         assert (await asyncio.wait_for(run(delete_all, s3=s3), DEADLINE)).get("Errors", []) == []
+
+
+async def signed_post(s3: Any, url: str, body: bytes) -> tuple[int, str]:
+    """``body`` POSTed to ``url``, signed with ``s3``'s key as boto3 signs (a body boto3
+    would not send: a part list padded past ``SMALL_BODY``)."""
+    request = AWSRequest(method="POST", url=url, data=body)
+    S3SigV4Auth(s3._request_signer._credentials, "s3", "us-east-1").add_auth(request)
+    headers = {k: str(v) for k, v in request.headers.items()}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as r,
+    ):
+        return r.status, await r.text()
+
+
+async def test_a_complete_holds_no_body_slot_while_its_object_is_assembled(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CompleteMultipartUpload's part list (over 64 KiB from ~700 parts) is read in a body
+    slot, but the object's assembly after it (every chunk read back, minutes for a big
+    object) is no XML work: holding the slot through it, a tenant's few Completes kept all
+    of its big XML bodies (and the gateway's 32 all tenants') waiting, then refused."""
+    (alice,) = await tokens(inproc.api.url, "alice")
+    assembling = asyncio.Event()
+    released = asyncio.Event()
+    real = routes_multipart._assemble_and_link
+
+    async def stalled(*args: Any) -> str:
+        assembling.set()
+        await released.wait()  # the part list is read and parsed; the object is assembled
+        return await real(*args)
+
+    monkeypatch.setattr(routes_multipart, "_assemble_and_link", stalled)
+    async with gateway_with_one_body_slot(inproc) as url:
+        s3 = await s3_client(inproc.api.url, alice, url)
+        await run(s3.create_bucket, Bucket="xml")
+        upload = (await run(s3.create_multipart_upload, Bucket="xml", Key="big"))["UploadId"]
+        part = await run(
+            s3.upload_part, Bucket="xml", Key="big", UploadId=upload, PartNumber=1, Body=b"p"
+        )
+        listed = f"<Part><PartNumber>1</PartNumber><ETag>{part['ETag']}</ETag></Part>"
+        padding = " " * (SMALL_BODY + 1)  # a part list past the small bodies' bound
+        body = f"<CompleteMultipartUpload>{listed}{padding}</CompleteMultipartUpload>".encode()
+        complete = asyncio.create_task(signed_post(s3, f"{url}/xml/big?uploadId={upload}", body))
+        try:
+            await asyncio.wait_for(assembling.wait(), DEADLINE)
+            # alice's one body slot is free for her next big body while the object is made
+            answer = await asyncio.wait_for(run(delete_all, s3=s3), DEADLINE)
+            assert answer.get("Errors", []) == []
+        finally:
+            released.set()
+        status, text = await asyncio.wait_for(complete, DEADLINE)
+        assert status == 200, text
+        assert "<CompleteMultipartUploadResult" in text
+        got = await asyncio.to_thread(lambda: s3.get_object(Bucket="xml", Key="big")["Body"].read())
+        assert got == b"p"

@@ -23,7 +23,9 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 
-_PENDING = "dfs.continue_pending"
+_PENDING = web.RequestKey("dfs.continue_pending", bool)
+"""Set while a ``100`` is owed. A typed key: under a string key aiohttp warns
+``NotAppKeyWarning`` (once per process; an error where warnings are, as in the tests)."""
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 

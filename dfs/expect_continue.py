@@ -4,9 +4,10 @@ aiohttp's default sends ``100 Continue`` as soon as a request is routed, before 
 middleware: a request with no valid signature or token was invited to send its body (up to
 gigabytes), which the server then read and dropped for ``LINGERING_TIME``. Here nothing is
 sent on arrival; ``send_continue`` sends the ``100`` when a handler first reads the body
-(``dfs.server.StreamDeadline``, which every body read goes through), and that is always
-after the request was authenticated (the apps' middlewares, a node's capability check) and
-admitted. A request answered without reading its body (refused, no such bucket, a full
+(``dfs.server.StreamDeadline``, which every body read goes through), and that is after
+the request was authenticated (the apps' middlewares, a node's capability check) and
+admitted, except on the few routes whose small, capped body carries what authenticates it
+(a node's heartbeat and deregistration, ``/get-chunks``' per-entry capabilities). A request answered without reading its body (refused, no such bucket, a full
 node) never invites it, and its answer closes the connection (``Connection: close``): the
 client may still send the body after its own wait (clients wait about a second, then send),
 so the bytes that follow on that connection are not a next request, and the server need not
@@ -36,7 +37,8 @@ async def _deferred(request: web.Request) -> None:
     expect = request.headers.get(hdrs.EXPECT, "")
     if expect.lower() != "100-continue":
         raise web.HTTPExpectationFailed(text=f"unknown Expect: {expect[:100]}")
-    request[_PENDING] = True
+    if request.body_exists:  # no body, nothing to invite: the connection may be kept
+        request[_PENDING] = True
 
 
 async def send_continue(request: web.Request) -> None:

@@ -184,3 +184,22 @@ def test_an_unknown_expectation_is_refused(sqlite_gateway: Gateway, expect: str)
         send_head(sock, "POST", "/access-keys", {"Host": host, "Expect": expect})
         status, _ = Answers(sock).head()
     assert status == 417
+
+
+def test_a_request_without_a_body_keeps_its_connection(sqlite_gateway: Gateway) -> None:
+    """``Expect`` on a request with no body: nothing to invite, so no ``100``, and the
+    connection stays open for the next request."""
+    api = sqlite_gateway.api_url
+    head = {
+        "Host": urlsplit(api).netloc,
+        "Expect": "100-continue",
+        "Authorization": f"Bearer {sqlite_gateway.token}",
+    }
+    with connect(api) as sock:
+        answers = Answers(sock)
+        for _ in range(2):  # the second on the same connection
+            send_head(sock, "GET", "/whoami", head)
+            status, got = answers.head()
+            assert status == 200
+            assert got.get("connection", "").lower() != "close"
+            assert json.loads(answers.body(got))["tenant"]

@@ -140,8 +140,9 @@ class Trims:
         forgotten = await self.meta.remove_surplus_location(gone[0], kept)
         if not forgotten:  # another pass trimmed meanwhile, or a copy counted on was lost
             log.info(
-                "trim of %s on %s refused: the copies it keeps (%s) are not all recorded now;"
-                " deferred to the next pass",
+                "trim of %s on %s refused: that copy, or one of those it keeps (%s), is not"
+                " recorded now (another pass trimmed, or a copy was lost); deferred to the"
+                " next pass",
                 c.chunk_id[:12],
                 node.node_id,
                 ",".join(sorted(kept)),

@@ -152,9 +152,9 @@ async def test_a_pass_stalled_before_its_forget_deletes_nothing_another_pass_cou
     assert stalled == [best]
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refused == [
-        f"trim of {cid[:12]} on {best} refused: the copies it keeps"
-        f" ({','.join(sorted(n.node_id for n in ranked[1:]))}) are not all recorded now;"
-        " deferred to the next pass"
+        f"trim of {cid[:12]} on {best} refused: that copy, or one of those it keeps"
+        f" ({','.join(sorted(n.node_id for n in ranked[1:]))}), is not recorded now"
+        " (another pass trimmed, or a copy was lost); deferred to the next pass"
     ]
     assert await really_held(coord, cid) == await recorded(coord, cid) == {best, ranked[1].node_id}
     assert lowest not in await really_held(coord, cid)

@@ -18,7 +18,9 @@ import pytest
 from aiohttp import web
 from botocore.exceptions import ClientError
 
+from dfs.api.body_slots import BigBodySlots
 from dfs.s3.app import make_app
+from dfs.s3.context import BODIES
 from dfs.server import runner_kwargs
 from tests.clients import s3_path_style
 from tests.integration.conftest import InProcessCluster
@@ -33,10 +35,14 @@ pytestmark = [
 
 
 @contextlib.asynccontextmanager
-async def gateway(inproc: InProcessCluster) -> AsyncIterator[str]:
-    runner = web.AppRunner(
-        make_app(inproc.api.coordinator), auto_decompress=False, **runner_kwargs()
-    )
+async def gateway(
+    inproc: InProcessCluster, bodies: BigBodySlots | None = None
+) -> AsyncIterator[str]:
+    """The gateway in process (its big-body slots ``bodies``, if given)."""
+    app = make_app(inproc.api.coordinator)
+    if bodies is not None:
+        app[BODIES] = bodies
+    runner = web.AppRunner(app, auto_decompress=False, **runner_kwargs())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:

@@ -7,24 +7,18 @@ process (its slots made small), boto3 drives it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from dfs.api.body_slots import SMALL_BODY, BigBodySlots
 from dfs.s3 import routes_deletes, routes_multipart
-from dfs.s3.app import make_app
-from dfs.s3.context import BODIES
-from dfs.server import runner_kwargs
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
-from tests.integration.test_s3_tenancy import refused, run, s3_client
+from tests.integration.test_s3_tenancy import gateway, refused, run, s3_client
 
 pytestmark = [
     pytest.mark.integration,
@@ -35,18 +29,26 @@ DEADLINE = 20.0
 KEYS = [f"{i:04d}-" + "k" * 120 for i in range(600)]  # a DeleteObjects body of ~90 KiB
 
 
-@contextlib.asynccontextmanager
-async def gateway_with_one_body_slot(inproc: InProcessCluster) -> AsyncIterator[str]:
-    """The gateway in process, a tenant's big bodies one at a time (waits of 0.3 s)."""
-    app = make_app(inproc.api.coordinator)
-    app[BODIES] = BigBodySlots(total=4, per_tenant=1, wait=0.3)
-    runner = web.AppRunner(app, auto_decompress=False, **runner_kwargs())
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+def one_body_slot() -> BigBodySlots:
+    """A tenant's big bodies one at a time (waits of 0.3 s)."""
+    return BigBodySlots(total=4, per_tenant=1, wait=0.3)
+
+
+def stalled(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """``module.name`` (a coroutine function) waits, once called, until the second event is
+    set; the first is set when it is called."""
+    called, released = asyncio.Event(), asyncio.Event()
+    real = getattr(module, name)
+
+    async def wait_then_run(*args: Any) -> Any:
+        called.set()
+        await released.wait()
+        return await real(*args)
+
+    monkeypatch.setattr(module, name, wait_then_run)
+    return called, released
 
 
 def delete_all(s3: Any) -> dict[str, Any]:
@@ -61,17 +63,9 @@ async def test_a_big_xml_body_holds_its_slot_until_answered(
     inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (alice,) = await tokens(inproc.api.url, "alice")
-    released = asyncio.Event()
-    started = asyncio.Event()
-    real = routes_deletes._delete_one
-
-    async def stalled(*args: Any) -> str:
-        started.set()
-        await released.wait()  # the request is past its body, not answered yet
-        return await real(*args)
-
-    monkeypatch.setattr(routes_deletes, "_delete_one", stalled)
-    async with gateway_with_one_body_slot(inproc) as url:
+    # the request is past its body, not answered yet
+    started, released = stalled(monkeypatch, routes_deletes, "_delete_one")
+    async with gateway(inproc, one_body_slot()) as url:
         s3 = await s3_client(inproc.api.url, alice, url)
         await run(s3.create_bucket, Bucket="xml")
         await run(s3.put_object, Bucket="xml", Key=KEYS[0], Body=b"x")
@@ -109,17 +103,9 @@ async def test_a_complete_holds_no_body_slot_while_its_object_is_assembled(
     object) is no XML work: holding the slot through it, a tenant's few Completes kept all
     of its big XML bodies (and the gateway's 32 all tenants') waiting, then refused."""
     (alice,) = await tokens(inproc.api.url, "alice")
-    assembling = asyncio.Event()
-    released = asyncio.Event()
-    real = routes_multipart._assemble_and_link
-
-    async def stalled(*args: Any) -> str:
-        assembling.set()
-        await released.wait()  # the part list is read and parsed; the object is assembled
-        return await real(*args)
-
-    monkeypatch.setattr(routes_multipart, "_assemble_and_link", stalled)
-    async with gateway_with_one_body_slot(inproc) as url:
+    # the part list is read and parsed; the object is being assembled
+    assembling, released = stalled(monkeypatch, routes_multipart, "_assemble_and_link")
+    async with gateway(inproc, one_body_slot()) as url:
         s3 = await s3_client(inproc.api.url, alice, url)
         await run(s3.create_bucket, Bucket="xml")
         upload = (await run(s3.create_multipart_upload, Bucket="xml", Key="big"))["UploadId"]

@@ -1,22 +1,24 @@
-"""``Expect: 100-continue`` answered at the body's first read, not when the request arrives.
+"""``Expect: 100-continue`` answered once a request is authenticated, not when it arrives.
 
 aiohttp's default sends ``100 Continue`` as soon as a request is routed, before any
 middleware: a request with no valid signature or token was invited to send its body (up to
 gigabytes), which the server then read and dropped for ``LINGERING_TIME``. Here nothing is
-sent on arrival; ``send_continue`` sends the ``100`` when a handler first reads the body
-(``dfs.server.StreamDeadline``, which every body read goes through), and that is after
-the request was authenticated (the apps' middlewares, a node's capability check) and
-admitted, except on the few routes whose small, capped body carries what authenticates it
-(a node's heartbeat and deregistration, ``/get-chunks``' per-entry capabilities). A request answered without reading its body (refused, no such bucket, a full
-node) never invites it, and its answer closes the connection (``Connection: close``): the
-client may still send the body after its own wait (clients wait about a second, then send),
-so the bytes that follow on that connection are not a next request, and the server need not
-read them.
+sent on arrival. ``send_continue`` sends the ``100`` when the API's or the S3 gateway's
+middleware has authenticated the request (so the body arrives while the handler does its
+own checks), or else when a handler first reads the body (``dfs.server.StreamDeadline``,
+which every body read goes through: a node's writes after their capability check, the
+API's routes without a token). An answer sent while the ``100`` is still owed (a refused
+signature or token, a node's refused capability) closes the connection
+(``Connection: close``): the client may still send the body after its own wait (about a
+second), so the bytes that follow on that connection are not a next request. Every other
+answer follows a ``100``, with or without a body: botocore keeps the status line of an
+answer that came instead of its ``100`` and reads the next answer on that connection with
+it (an answer's headers then read as garbage, and the client waits for the connection to
+close), so a kept connection must never see one.
 
 Every route of an app (and of a sub-app given to ``defer_continue`` too) gets the deferred
 handler when the app starts; aiohttp's own routes for unknown paths and methods (404, 405)
-keep its default, so a body sent to them is read and dropped for ``LINGERING_TIME`` as
-before. Any other ``Expect`` value is refused (417), as aiohttp does.
+keep its default. Any other ``Expect`` value is refused (417), as aiohttp does.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ async def _deferred(request: web.Request) -> None:
     expect = request.headers.get(hdrs.EXPECT, "")
     if expect.lower() != "100-continue":
         raise web.HTTPExpectationFailed(text=f"unknown Expect: {expect[:100]}")
-    if request.body_exists:  # no body, nothing to invite: the connection may be kept
-        request[_PENDING] = True
+    # even with no body: botocore keeps the status line of an answer that came instead of
+    # the 100 and reads the next answer on that connection with it, so every answer but a
+    # refusal (which closes the connection) follows a 100
+    request[_PENDING] = True
 
 
 async def send_continue(request: web.Request) -> None:

@@ -40,6 +40,7 @@ from dfs.api.registry import Registry
 from dfs.api.repair import Repair
 from dfs.api.usage_sampler import UsageSampler
 from dfs.errors import AuthError, Forbidden
+from dfs.expect_continue import send_continue
 from dfs.ids import parse_sha256
 from dfs.meta.base import FileRecord
 from dfs.metrics import ApiMetrics
@@ -109,6 +110,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if scheme.lower() != "bearer":
             token = ""
         request[PRINCIPAL] = await request.app[REGISTRY].authenticate(token.strip())
+        # a known token: invite the body now, while the handler does its own checks
+        await send_continue(request)
     return await handler(request)
 
 

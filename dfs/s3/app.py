@@ -35,7 +35,7 @@ from dfs.api.namespace_service import Namespace, namespace_store
 from dfs.api.ttl_cache import TtlMap
 from dfs.config import ApiConfig
 from dfs.errors import ConfigError
-from dfs.expect_continue import defer_continue
+from dfs.expect_continue import defer_continue, send_continue
 from dfs.meta import open_metadata_store
 from dfs.meta.base import MetadataStore, NodeRecord
 from dfs.meta.multipart import multipart_store
@@ -105,6 +105,9 @@ async def sigv4_middleware(request: web.Request, handler: Handler) -> web.Stream
     except S3Error as err:
         request.app[metrics.METRICS].auth_failed(err)
         raise
+    # signed (or admitted anonymous): invite the body now, so that it arrives while the
+    # handler does its own checks (a bucket, a slot, the metadata), not after them
+    await send_continue(request)
     async with released_when_answered(request):  # what the handler ``hold``s (body slots)
         return await handler(request)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import subprocess
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,7 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from dfs.localcluster import LocalCluster
-from tests.e2e.conftest import Gateway
+from tests.e2e.conftest import Gateway, aws_cli, aws_env
 
 DEADLINE = 10.0
 BODY = b"expect-continue " * 4096  # 64 KiB
@@ -141,9 +143,51 @@ def test_s3_invites_a_body_only_after_its_signature(sqlite_gateway: Gateway) -> 
     )
     assert status == 200, answer
     assert s3.get_object(Bucket="cont", Key="signed")["Body"].read() == BODY
-    # refused by the handler before it reads: signed, but the bucket does not exist
-    missing = signed_put(gw, "/nosuchbucket/k", BODY)
-    assert refused_before_body(gw.url, "PUT", "/nosuchbucket/k", missing) == 404
+    # signed, but the bucket does not exist: invited (the signature checked out), then 404
+    status, answer = invited_then_answered(
+        gw.url, "PUT", "/nosuchbucket/k", signed_put(gw, "/nosuchbucket/k", BODY), BODY
+    )
+    assert status == 404, answer
+
+
+def test_an_empty_signed_put_is_answered_after_a_100(sqlite_gateway: Gateway) -> None:
+    """Every answer to an authenticated request with ``Expect`` follows a ``100``, an empty
+    body's too: botocore keeps the status line of an answer that came instead of its
+    ``100`` and reads the next answer on that connection with it."""
+    gw = sqlite_gateway
+    gw.client().create_bucket(Bucket="empty")
+    status, answer = invited_then_answered(
+        gw.url, "PUT", "/empty/nothing", signed_put(gw, "/empty/nothing", b""), b""
+    )
+    assert status == 200, answer
+
+
+def test_the_aws_cli_syncs_an_empty_file_among_others_on_one_connection(
+    sqlite_gateway: Gateway, tmp_path: Path
+) -> None:
+    """The AWS CLI (botocore) one request at a time: an empty file, then others, on one
+    connection. Answered without a ``100``, the empty file's answer left botocore reading
+    the next answer's headers as garbage (``Failed to parse headers``) and waiting for the
+    connection to close."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a-empty").write_bytes(b"")
+    for name in ("b", "c"):
+        (tree / name).write_bytes(BODY)
+    env = aws_env(sqlite_gateway, tmp_path)
+    (tmp_path / "no-aws-config").write_text("[default]\ns3 =\n  max_concurrent_requests = 1\n")
+    aws = [aws_cli(), "--endpoint-url", sqlite_gateway.url, "s3"]
+    subprocess.run([*aws, "mb", "s3://one-conn"], env=env, check=True, capture_output=True)
+    synced = subprocess.run(
+        [*aws, "sync", str(tree), "s3://one-conn/", "--debug"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    assert "Failed to parse headers" not in synced.stderr
+    assert synced.stderr.count("100 Continue response seen") == 3
 
 
 def test_api_invites_a_body_only_for_a_known_token(sqlite_gateway: Gateway) -> None:
@@ -187,8 +231,8 @@ def test_an_unknown_expectation_is_refused(sqlite_gateway: Gateway, expect: str)
 
 
 def test_a_request_without_a_body_keeps_its_connection(sqlite_gateway: Gateway) -> None:
-    """``Expect`` on a request with no body: nothing to invite, so no ``100``, and the
-    connection stays open for the next request."""
+    """``Expect`` on an authenticated request with no body: a ``100`` (see above), the
+    answer, and the connection stays open for the next request."""
     api = sqlite_gateway.api_url
     head = {
         "Host": urlsplit(api).netloc,
@@ -199,6 +243,7 @@ def test_a_request_without_a_body_keeps_its_connection(sqlite_gateway: Gateway) 
         answers = Answers(sock)
         for _ in range(2):  # the second on the same connection
             send_head(sock, "GET", "/whoami", head)
+            assert answers.head()[0] == 100
             status, got = answers.head()
             assert status == 200
             assert got.get("connection", "").lower() != "close"

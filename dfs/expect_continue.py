@@ -74,6 +74,7 @@ async def _defer_routes(app: web.Application) -> None:
 
 
 def defer_continue(app: web.Application) -> None:
-    """Make ``app`` (before it starts) send ``100 Continue`` only at a body's first read."""
+    """Make ``app`` (before it starts) owe ``100 Continue`` instead of sending it on
+    arrival: ``send_continue`` sends it, after authentication or at a body's first read."""
     app.on_startup.append(_defer_routes)
     app.on_response_prepare.append(_close_uninvited)

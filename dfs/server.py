@@ -97,8 +97,9 @@ class StreamDeadline:
       its stream slot before any of it is read (up to 30 s), and that wait is the
       server's, not the client's.
 
-    The first read also sends the ``100 Continue`` that a client waiting for one is owed
-    (``dfs.expect_continue``): only a body a handler reads is invited."""
+    The first read also sends the ``100 Continue`` that a client waiting for one is still
+    owed (``dfs.expect_continue``; the API's and the gateway's middlewares send it earlier,
+    once the request is authenticated)."""
 
     def __init__(self, request: web.Request, declared: int | None = None) -> None:
         self._request = request

@@ -2,7 +2,7 @@
 
     python -m bench.large_files [--size-mib 1024] [--file PATH] [--tools dfs borg restic]
                                 [--concurrency 8] [--dir DIR] [--profile DIR]
-                                [--aged-stores]
+                                [--aged-stores] [--fresh-fs GIB]
 
 The file is real data of this machine, not generated: ``--file PATH``, or by default the
 regular files under ``/usr/lib``, ``/usr/bin`` and ``/usr/share`` concatenated in sorted order
@@ -51,7 +51,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import small_files
+from bench import scratch_fs, small_files
 from bench.core import chunk_write_rate, run_client
 from dfs.chunking import ChunkerProfile, scan_file
 from dfs.chunkstore.fan_out import read_fan_out
@@ -339,8 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
     p.add_argument("--profile", type=Path, default=None, help="py-spy profiles of dfs's steps")
     p.add_argument("--aged-stores", action="store_true", help="nodes' fan-out folders made first")
+    scratch_fs.add_option(p, 16)
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="dfs-large-", dir=args.dir) as tmp:
+    with (
+        scratch_fs.work_folder(args.dir, args.fresh_fs) as parent,
+        tempfile.TemporaryDirectory(prefix="dfs-large-", dir=parent) as tmp,
+    ):
         base = Path(tmp)
         if args.file is not None:
             src, what = args.file.resolve(), str(args.file)

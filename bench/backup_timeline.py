@@ -12,7 +12,7 @@ and listing excluded). Per backup: wall and client CPU seconds, then per step it
 summed seconds, the seconds at least one ran, and the seconds with 0, 1, 2... of them at
 once. Wall figures are only as good as the machine is idle: compare versions back to back.
 
-    python -m bench.backup_timeline [--rounds 3] [--tree DIR]
+    python -m bench.backup_timeline [--rounds 3] [--tree DIR] [--events]
 """
 
 from __future__ import annotations
@@ -65,10 +65,18 @@ def report(log: list[Event]) -> None:
         print(f"| {step} | {len(spans)} | {total:.2f} | {busy:.2f} | {shares} |")
 
 
+def print_events(log: list[Event]) -> None:
+    """Every timed step, by its start: what ran when, for the gaps the table only sums."""
+    print("\n| step | start s | end s |\n|---|---:|---:|")
+    for step, begin, end in sorted(log, key=lambda e: e[1]):
+        print(f"| {step} | {begin:.3f} | {end:.3f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tree", type=Path, default=default_tree())
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--events", action="store_true", help="also print every timed step")
     p.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args, rest = p.parse_known_args(argv)
     if args.child is not None:
@@ -95,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                 step = run([*me, *upload], env)
                 what = "first backup" if n == 0 else f"cached re-backup {n}"
                 print(f"\n## {what}: {step.seconds:.2f} s, client CPU {step.cpu:.2f} s")
-                report(json.loads(trace.read_text()))
+                events = json.loads(trace.read_text())
+                report(events)
+                if args.events:
+                    print_events(events)
     return 0
 
 

@@ -1,6 +1,6 @@
 """S3 PUT/GET throughput (boto3, multipart defaults) against the native client, in one run.
 
-    python -m bench.s3_throughput [--mib 1024] [--nodes 3] [--rf 2] [--profile DIR]
+    python -m bench.s3_throughput [--mib 1024] [--nodes 3] [--rf 2] [--profile DIR] [--fresh-fs GIB]
 
 One local cluster (API + ``--nodes`` nodes at ``--rf``, SQLite, from the installed console
 scripts) with ``dfs-s3`` beside it. Two files of ``--mib`` MiB of different pseudo-random
@@ -52,6 +52,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from bench import scratch_fs
 from dfs.localcluster import LocalCluster, Proc, console_script
 
 MIB = 1 << 20
@@ -314,12 +315,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="write the GETs' copies beside the cluster, not into tmpfs (/dev/shm)",
     )
+    scratch_fs.add_option(p, 8)
     args = p.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     shm = Path("/dev/shm")
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dfs-s3-bench-")))
+        parent = stack.enter_context(scratch_fs.work_folder(None, args.fresh_fs))
+        tmp = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="dfs-s3-bench-", dir=parent))
+        )
         outs = tmp
         if shm.is_dir() and not args.disk_outputs:
             outs = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=shm)))

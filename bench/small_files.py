@@ -50,7 +50,9 @@ costs 20-30x more than in a quiet folder, and a restore of many small files is m
 the work folder is marked ``chattr +T`` so each tool's restore folder lands in a block group
 of its own (``spread_folders``); compare restores only where the probes agree. Why it
 happens, and the way out: ``--fresh-fs 8`` runs everything on a fresh journaled ext4
-(``bench.scratch_fs``), where the probes stay at 30-60 us.
+(``bench.scratch_fs``), where the probes stay at 30-60 us. Right after each restore a
+``sync`` is timed (``synced_after``): dfs's restore is durable when it returns, restic's and
+borg's are not, and the column shows what each still had to write.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class Row:
     disk: int = 0
     identical: bool = False
     create_us: float = 0.0  # the create probe's microseconds per file, just before the restore
+    sync_s: float = 0.0  # a ``sync`` right after the restore (``synced_after``)
 
 
 PROBE_FILES = 1000
@@ -117,6 +120,16 @@ def restore_area(base: Path, row: Row) -> Path:
     area.mkdir()
     row.create_us = create_probe(area / "probe")
     return area / "out"
+
+
+def synced_after() -> float:
+    """Seconds of a ``sync`` run right after a restore: what the restored files still had to
+    write to be durable. dfs's restore syncs before it gives files their names (a crash
+    leaves nothing or the whole file at a target), so it has next to nothing left; restic
+    and borg return with the files in the page cache."""
+    started = time.perf_counter()
+    os.sync()
+    return time.perf_counter() - started
 
 
 def create_probe(folder: Path) -> float:
@@ -291,6 +304,7 @@ def bench_dfs(
         where = _where(tool, "v2")
         args = [api, *where, str(out / "v2")] if bucket else [*where, api, str(out)]
         client("restore v2", ["download", "--quiet", *args])
+        row.sync_s = synced_after()
         row.identical = same_tree(src, out / "v2")
         if tool == "dfs-versioned":  # the older snapshot: each key's version at that time
             at = ["--at", f"{snapshot:.6f}"]
@@ -334,6 +348,7 @@ def bench_restic(base: Path, src: Path, edits: int) -> Row:
     row.steps["backup v2"] = run(backup, env, cwd=src)
     out = restore_area(base, row)
     row.steps["restore v2"] = run(["restic", "restore", "latest", "--target", str(out)], env)
+    row.sync_s = synced_after()
     row.identical = same_tree(src, out)
     row.disk = allocated(repo)
     forget = ["restic", "forget", "--keep-last", "1", "--prune", "--quiet"]
@@ -354,6 +369,7 @@ def bench_borg(base: Path, src: Path, edits: int) -> Row:
     out = restore_area(base, row)
     out.mkdir()
     row.steps["restore v2"] = run(["borg", "extract", f"{repo}::v2"], env, cwd=out)
+    row.sync_s = synced_after()
     row.identical = same_tree(src, out)
     row.disk = allocated(repo)
     # borg 1.2 frees the space of what prune forgot only at compact: both are the forget
@@ -381,13 +397,14 @@ def report(rows: list[Row], files: int, size: int, tree: Path) -> None:
             )
     print(
         "\n| tool | bytes on disk (MiB) | dedup ratio (2 versions / on disk) | identical "
-        "| create probe before restore, us/file |"
+        "| create probe before restore, us/file | sync after restore, s |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         ratio = 2 * size / max(r.disk, 1)
         print(
-            f"| {r.tool} | {r.disk / MIB:.1f} | {ratio:.2f} | {r.identical} | {r.create_us:.0f} |"
+            f"| {r.tool} | {r.disk / MIB:.1f} | {ratio:.2f} | {r.identical} | {r.create_us:.0f} "
+            f"| {r.sync_s:.2f} |"
         )
     sys.stdout.flush()
 

@@ -66,7 +66,8 @@ COMPACT_DEAD_FRACTION = 0.5
 
 Buffer = bytes | bytearray | memoryview
 _Rot = tuple[int, int, ChunkId, bytes]  # a rotten record: pack, offset, id, payload
-_Good = dict[tuple[ChunkId, int], bool]  # records compaction moves: (id, offset) -> as they are
+_Good = dict[tuple[ChunkId, int], bool | None]
+"""Records compaction checked: (id, offset) -> moved as they are, or None (rot, quarantined)."""
 log = logging.getLogger("dfs.chunkstore")
 
 
@@ -517,18 +518,19 @@ class PackSet:
 
     def _prepare(self, seq: int) -> tuple[bytes, _Good]:
         """Read a pack to compact and verify the records live in it now (before taking the
-        append lock: the pack is immutable). Returns its bytes and the good records: those
+        append lock: the pack is immutable). Returns its bytes and every record checked: those
         hashing to their id (moved under a fresh header: the old one is not trusted), and
         intact ones in an encoding this version lacks (kept as they are, never served:
-        ``record``). The rest is rot: quarantined, it goes with the pack (OSError, and the
-        pack stays, if the quarantine cannot be written)."""
+        ``record``). The rest is rot (None): quarantined, it goes with the pack (OSError, and
+        the pack stays, if the quarantine cannot be written)."""
         with self._lock:
             pack = self._packs.get(seq)
             live = [(c, self._index[c]) for c in pack.ids] if pack is not None else []
         try:
             data = self.path(seq).read_bytes()
         except FileNotFoundError:
-            return b"", {}  # wiped: _move forgets its records, as forget_missing would
+            # wiped: _move forgets its records, as forget_missing would
+            return b"", {(c, loc.offset): None for c, loc in live}
         good: _Good = {}
         for chunk_id, loc in live:
             payload = data[loc.offset + HEADER_SIZE : loc.offset + HEADER_SIZE + loc.length]
@@ -536,14 +538,17 @@ class PackSet:
                 good[(chunk_id, loc.offset)] = False
             elif record.kept_encoded(data, loc.offset, chunk_id, loc.length):
                 good[(chunk_id, loc.offset)] = True
-            elif not quarantine.keep(self._quarantine, chunk_id, payload):
+            elif quarantine.keep(self._quarantine, chunk_id, payload):
+                good[(chunk_id, loc.offset)] = None
+            else:
                 raise OSError(errno.EIO, f"bad record of chunk {chunk_id} not quarantined")
         return data, good
 
     def _move(self, seq: int, data: bytes, good: _Good) -> bool:
         """Copy what is still live in pack ``seq`` into the active pack, publish the new
         places and delete the pack, all under ``_append`` (no put or delete interleaves).
-        False if the pack was forgotten meanwhile."""
+        False if the pack was forgotten meanwhile, or stays for the next run if a record live
+        in it now was not checked by ``_prepare`` (a delete whose tombstone failed put it back)."""
         with self._appending():
             with self._lock:
                 pack = self._packs.get(seq)
@@ -551,12 +556,14 @@ class PackSet:
                     return False
                 live = sorted(((c, self._index[c]) for c in pack.ids), key=lambda x: x[1].offset)
                 tombs = [t for t in pack.tombs if t.target in self._packs and t.target != seq]
+            if any((c, loc.offset) not in good for c, loc in live):
+                return False
             parts: list[Buffer] = []
             moved: list[tuple[ChunkId, int, Loc]] = []
             pos = 0
             view = memoryview(data)
             for chunk_id, loc in live:
-                as_is = good.get((chunk_id, loc.offset))
+                as_is = good[(chunk_id, loc.offset)]
                 if as_is is None:
                     continue  # rotten: quarantined by _prepare, goes with the pack
                 start = loc.offset + HEADER_SIZE

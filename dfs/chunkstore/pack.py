@@ -341,8 +341,19 @@ class PackChunkStore:
         ids = list(chunk_ids)
         for chunk_id in ids:
             parse_chunk_id(chunk_id)  # InvalidRequest unless 64 lowercase hex
-        packed = self._packs.held(ids)
+        packed = await asyncio.to_thread(self._held_on_disk, ids)
         return packed | await self._files.has(c for c in ids if c not in packed)
+
+    def _held_on_disk(self, chunk_ids: Sequence[ChunkId]) -> set[ChunkId]:
+        """The packed ones of ``chunk_ids``, once the packs of their records are seen to exist
+        (a stat each): a pack lost from disk while the node runs has its chunks forgotten
+        first (``PackSet.forget_missing``, else only at the next scrub pass), so has-chunks
+        and the listing never answer a copy that is not there (repair would count it, and a
+        trim delete a real one instead). Blocking."""
+        seqs = {loc.pack for c in chunk_ids if (loc := self._packs.lookup(c)) is not None}
+        if not all(self._packs.path(seq).exists() for seq in seqs):
+            self._packs.forget_missing()
+        return self._packs.held(chunk_ids)
 
     async def quarantined(self) -> list[ChunkId]:
         """Ids with a quarantined copy (file or record) and no good copy here now."""
@@ -368,19 +379,29 @@ class PackChunkStore:
         """Both halves' pages merged in id order (a chunk in both is listed once). Each half
         gives ``limit`` ids unless it has no more, so a page is short only at the end: the
         packed ids are a snapshot, and a record dropped since (a delete, compaction) is
-        skipped for the next id, never left as a gap that reads as the end of the listing."""
-        ids = self._packs.sorted_ids()
-        now = time.time()
-        page: dict[ChunkId, float] = {}
-        for chunk_id in itertools.islice(ids, bisect.bisect_right(ids, after), None):
-            loc = self._packs.lookup(chunk_id)
-            if loc is not None:
-                page[chunk_id] = max(now - loc.written, 0.0)
-                if len(page) == limit:
-                    break
+        skipped for the next id, never left as a gap that reads as the end of the listing.
+        A pack lost from disk has its chunks forgotten before they are listed."""
+        page = await asyncio.to_thread(self._packed_page, after, limit)
         for chunk_id, age in await self._files.list_chunks(after, limit):
             page.setdefault(chunk_id, age)
         return sorted(page.items())[:limit]
+
+    def _packed_page(self, after: str, limit: int) -> dict[ChunkId, float]:
+        """Up to ``limit`` packed ids after ``after``, ascending, with their ages; taken again
+        if one of their packs was lost from disk (``_held_on_disk`` forgot its ids)."""
+        for _ in range(2):
+            ids = self._packs.sorted_ids()
+            now = time.time()
+            page: dict[ChunkId, float] = {}
+            for chunk_id in itertools.islice(ids, bisect.bisect_right(ids, after), None):
+                loc = self._packs.lookup(chunk_id)
+                if loc is not None:
+                    page[chunk_id] = max(now - loc.written, 0.0)
+                    if len(page) == limit:
+                        break
+            if len(self._held_on_disk(list(page))) == len(page):
+                break
+        return page
 
     async def iter_ids(self) -> AsyncIterator[ChunkId]:
         packed = self._packs.ids()

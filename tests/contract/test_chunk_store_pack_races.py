@@ -80,3 +80,27 @@ async def test_compaction_keeps_a_record_whose_delete_failed_while_it_read_the_p
     for cid, d in in_first[1:3]:
         assert await store.get(cid) == d
     await store.close()
+
+
+async def test_chunks_of_a_pack_lost_from_disk_are_neither_held_nor_listed(
+    tmp_path: Path,
+) -> None:
+    """A pack file gone while the node runs (deleted by hand, a file system that lost it):
+    its chunks are not there, so ``/has-chunks`` and ``/list-chunks`` (what repair's
+    inventory, its short-chunk checks and its trims count on) must not answer them as held,
+    not only once the next scrub pass (an hour later by default) forgets them: a trim that
+    counted such a copy deleted a real one instead."""
+    store = await open_pack(tmp_path)
+    chunks = [chunk(i, 1500) for i in range(30)]
+    for i in range(0, 30, 5):
+        await store.put_many(chunks[i : i + 5])
+    first = min(loc.pack for c, _ in chunks if (loc := store.packs.lookup(c)))
+    lost = {c for c, _ in chunks if (loc := store.packs.lookup(c)) and loc.pack == first}
+    kept = {c for c, _ in chunks} - lost
+    assert lost
+    assert kept
+    store.packs.path(first).unlink()
+    assert await store.has([c for c, _ in chunks]) == kept
+    assert [c for c, _age in await store.list_chunks("", 1000)] == sorted(kept)
+    assert store.chunk_count == len(kept)
+    await store.close()

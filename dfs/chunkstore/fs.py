@@ -429,7 +429,9 @@ class FsChunkStore:
 
     def _quarantine_copy(self, chunk_id: ChunkId, inode: int, size: int) -> None:
         """Move the copy that failed (file ``inode``) to quarantine, unless a write replaced
-        it with verified bytes since it was read."""
+        it with verified bytes since it was read; both directories are then fsync'd (best
+        effort), so a crash does not bring the rotten copy back under its name after
+        ``/quarantined`` reported it lost (the inventory would count it again)."""
         path = self._path(chunk_id)
         dest = self._quarantine / f"{chunk_id}.{int(time.time())}"
         with self._lock:
@@ -443,6 +445,9 @@ class FsChunkStore:
                 return  # the disk refuses even a rename: the copy stays, found again later
             self._used -= size
             self._count -= 1
+        with contextlib.suppress(OSError):
+            fsync_dir(self._quarantine)
+            fsync_dir(os.path.dirname(path))
 
     async def quarantined(self) -> list[ChunkId]:
         """Chunks with a quarantined copy and no good copy here now: repair replaces them."""

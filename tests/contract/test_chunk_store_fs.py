@@ -212,6 +212,26 @@ async def test_fs_corrupted_copy_is_quarantined(tmp_path: Path) -> None:
     assert (reopened.used_bytes, reopened.chunk_count) == (0, 0)
 
 
+async def test_fs_quarantine_is_durable_before_the_copy_is_reported_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The move of a bad copy into ``quarantine/`` is what ``/quarantined`` reports (repair
+    then forgets the copy and copies the chunk elsewhere): both directories are fsync'd
+    before the read answers, else a crash could bring the rotten copy back under its name
+    (listed and counted again by the inventory) while the copy was already given up."""
+    store = await FsChunkStore.open(tmp_path)
+    cid, data = chunk(1)
+    await store.put(cid, data)
+    _fs_backend(tmp_path).corrupt(store, cid)
+    synced = record_fsyncs(monkeypatch)
+    with pytest.raises(ChunkNotFound, match="quarantined"):
+        await store.get(cid)
+    monkeypatch.undo()
+    assert str(_real(tmp_path) / "quarantine") in synced
+    assert str(_real(store.path_of(cid).parent)) in synced
+    assert await store.quarantined() == [cid]
+
+
 async def test_fs_open_removes_leftover_tmp_files(tmp_path: Path) -> None:
     store = await FsChunkStore.open(tmp_path)
     cid, data = chunk(1)

@@ -160,11 +160,28 @@ def object_headers(request: web.Request, r: Resolved, asked: bool) -> dict[str, 
     return headers
 
 
-def _check_range(request: web.Request, size: int) -> None:
+def _check_range(request: web.Request, size: int) -> ranges.ByteRange | None:
+    """The one Range asked of an object of ``size`` bytes (None: the whole object);
+    ``InvalidRange`` 416 when no byte of it is in the object."""
     try:
-        ranges.parse(request.headers.get(hdrs.RANGE), size)
+        return ranges.parse(request.headers.get(hdrs.RANGE), size)
     except ranges.Unsatisfiable:
         raise S3Error("InvalidRange", 416, "The requested range is not satisfiable") from None
+
+
+def _head(
+    request: web.Request, v: ObjectVersion, headers: dict[str, str], rng: ranges.ByteRange | None
+) -> web.Response:
+    """HeadObject's answer (headers only; aiohttp sends no body): with a ``partNumber``
+    (``rng``) or a satisfiable ``Range``, 206 with that range's length and Content-Range,
+    as S3 answers (only the length changes); an unsatisfiable Range 416 ``InvalidRange``."""
+    if rng is None:
+        rng = _check_range(request, v.size)
+    resp = web.Response(status=200 if rng is None else 206, headers=headers)
+    resp.headers[hdrs.CONTENT_LENGTH] = str(v.size if rng is None else rng.length)
+    if rng is not None:
+        resp.headers[hdrs.CONTENT_RANGE] = rng.content_range()
+    return resp
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:
@@ -191,12 +208,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return web.Response(status=304, headers={k: headers[k] for k in keep if k in headers})
     if part_rng is not None and part_rng.length == 0:
         return part_numbers.empty_part(headers)
-    if request.method == hdrs.METH_HEAD:  # headers only; aiohttp sends no body
-        resp = web.Response(status=200 if part_rng is None else 206, headers=headers)
-        resp.headers[hdrs.CONTENT_LENGTH] = str(v.size if part_rng is None else part_rng.length)
-        if part_rng is not None:
-            resp.headers[hdrs.CONTENT_RANGE] = part_rng.content_range()
-        return resp
+    if request.method == hdrs.METH_HEAD:
+        return _head(request, v, headers, part_rng)
     if not v.file_id:  # an empty object
         if request.headers.get(hdrs.RANGE):
             raise S3Error("InvalidRange", 416, "The requested range is not satisfiable")

@@ -21,6 +21,7 @@ from aiohttp.typedefs import Middleware
 
 from dfs.expect_continue import defer_continue
 from dfs.s3.errors import Handler, S3Error, error_response
+from dfs.s3.names import KEY_PATTERN
 
 BUCKET = "/{bucket}"
 
@@ -30,7 +31,7 @@ def _virtual_path(formatter: str) -> str | None:
     if formatter in (BUCKET, BUCKET + "/"):
         return "/"
     if formatter == BUCKET + "/{key}":
-        return "/{key:.+}"
+        return "/" + KEY_PATTERN
     return None
 
 

@@ -35,7 +35,7 @@ from dfs.s3.context import (
     xml_response,
 )
 from dfs.s3.errors import S3Error
-from dfs.s3.names import bucket_name
+from dfs.s3.names import OBJECT_PATH, bucket_name
 
 MAX_RULES = 100
 METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE")
@@ -203,6 +203,6 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 def setup(app: web.Application) -> None:
     """The preflight routes and the hook that adds CORS headers to actual requests."""
-    for path in ("/{bucket}", "/{bucket}/", "/{bucket}/{key:.+}"):
+    for path in ("/{bucket}", "/{bucket}/", OBJECT_PATH):
         app.router.add_route(hdrs.METH_OPTIONS, path, preflight)
     app.on_response_prepare.append(_on_prepare)

@@ -35,7 +35,7 @@ from dfs.s3.context import (
     stream_slot,
 )
 from dfs.s3.errors import not_implemented
-from dfs.s3.names import target
+from dfs.s3.names import OBJECT_PATH, target
 
 MAX_OBJECT_BYTES = 5 * 1024**3  # S3's largest single PUT
 _UNSUPPORTED_PUT_HEADERS = ("x-amz-object-lock-mode", "x-amz-copy-source-range")
@@ -105,7 +105,7 @@ async def unsupported(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     r = app.router
-    path = "/{bucket}/{key:.+}"
+    path = OBJECT_PATH
     r.add_put(path, put_object)
     r.add_get(path, subresources.object_call)  # GetObject, HeadObject and sub-resources
     r.add_delete(path, subresources.object_call)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import Gateway
+from tests.e2e.conftest import Gateway, s3_code
 
 
 def test_head_object_with_a_range(sqlite_gateway: Gateway) -> None:
@@ -32,3 +32,30 @@ def test_head_object_with_a_range(sqlite_gateway: Gateway) -> None:
     assert head["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert head["ContentLength"] == 10
     assert "ContentRange" not in head
+
+
+@pytest.mark.parametrize("key", ["line\nbreak", "cr\r\nlf", "\n"])
+def test_a_key_with_a_line_break(sqlite_gateway: Gateway, key: str) -> None:
+    s3 = sqlite_gateway.client()
+    s3.create_bucket(Bucket="line-breaks")
+    s3.put_object(Bucket="line-breaks", Key=key, Body=b"body")
+    assert s3.get_object(Bucket="line-breaks", Key=key)["Body"].read() == b"body"
+    assert s3.head_object(Bucket="line-breaks", Key=key)["ContentLength"] == 4
+    listed = s3.list_objects_v2(Bucket="line-breaks")["Contents"]
+    assert [o["Key"] for o in listed] == [key]
+    copy = key + "copy"
+    s3.copy_object(Bucket="line-breaks", Key=copy, CopySource={"Bucket": "line-breaks", "Key": key})
+    assert s3.get_object(Bucket="line-breaks", Key=copy)["Body"].read() == b"body"
+    up = s3.create_multipart_upload(Bucket="line-breaks", Key=copy)["UploadId"]
+    part = s3.upload_part(Bucket="line-breaks", Key=copy, UploadId=up, PartNumber=1, Body=b"mp")
+    parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    s3.complete_multipart_upload(Bucket="line-breaks", Key=copy, UploadId=up, MultipartUpload=parts)
+    assert s3.get_object(Bucket="line-breaks", Key=copy)["Body"].read() == b"mp"
+    for k in (key, copy):
+        s3.delete_object(Bucket="line-breaks", Key=k)
+        with pytest.raises(ClientError) as exc:
+            s3.head_object(Bucket="line-breaks", Key=k)
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="line-breaks", Key=key)
+    assert s3_code(exc) == ("NoSuchKey", 404)  # S3's error document, not aiohttp's page

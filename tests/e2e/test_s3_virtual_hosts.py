@@ -84,3 +84,16 @@ def test_a_host_routing_and_the_bucket_disagree_on_is_refused(gateway: Gateway) 
     status, _ = signed_to(gateway, "DELETE", f"vhb.{DOMAIN}:{port}", "/dir/k")
     assert status == 204
     assert keys() == ["k"]
+
+
+def test_a_key_with_a_line_break_virtual_host_style(gateway: Gateway) -> None:
+    """A key holding a line break is reached in this style too (the mirrored key route)."""
+    s3 = gateway.client()
+    s3.create_bucket(Bucket="vhn")
+    s3.put_object(Bucket="vhn", Key="a\nb", Body=b"broken line")
+    port = urllib.parse.urlsplit(gateway.url).port
+    status, body = signed_to(gateway, "GET", f"vhn.{DOMAIN}:{port}", "/a%0Ab")
+    assert (status, body) == (200, b"broken line")
+    status, _ = signed_to(gateway, "DELETE", f"vhn.{DOMAIN}:{port}", "/a%0Ab")
+    assert status == 204
+    assert "Contents" not in s3.list_objects_v2(Bucket="vhn")

@@ -43,6 +43,8 @@ def _start(prefix: str, token: str | None) -> _Walk:
     end = prefix_end(prefix) if prefix else None
     if "p" in state:  # resume after a common prefix: skip every key under it
         skip = prefix_end(str(state["p"]))
+        if skip is not None and skip < prefix:  # before the prefix: from the prefix on
+            return _Walk((prefix,), True, end)
         return _Walk((skip,), True, end, done=skip is None)
     if "k" in state:
         after = (str(state["k"]),) if "r" not in state else (str(state["k"]), int(state["r"]))

@@ -59,3 +59,19 @@ async def test_the_tokens_a_listing_hands_out_are_taken(ns: Store) -> None:
         if tok is None:
             break
     assert seen == ["a", "b/", "c"]
+
+
+async def test_a_token_never_lists_keys_outside_the_prefix(ns: Store) -> None:
+    """A token (opaque, but it comes back from callers) sent with another prefix than its
+    listing's lists keys under that prefix only: one that resumes after a common prefix
+    before the prefix listed every key between the two on SQLite."""
+    await bucket(ns, "tk3")
+    for key in ("a/1", "b", "c/1", "m", "t/1", "t/2", "z"):
+        await ns.put_object(obj("tk3", key, None), 1.0)
+    page = await ns.list_objects("tk3", delimiter="/", limit=1)
+    assert page.common_prefixes == ["a/"]
+    for lister in (ns.list_objects, ns.list_versions):
+        for delimiter in ("", "/"):
+            got = await lister("tk3", prefix="t/", delimiter=delimiter, token=page.next_token)
+            keys = [o.key for o in got.objects] + got.common_prefixes
+            assert all(k.startswith("t/") for k in keys), (lister, delimiter, keys)

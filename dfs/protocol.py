@@ -55,9 +55,13 @@ USAGE: Final = "/usage"
 USAGE_HISTORY: Final = "/usage/history"
 ADMIN_USAGE: Final = "/admin/usage"
 OBJECTS_PREFIX: Final = "/objects/"
-OBJECT: Final = "/objects/{bucket}/{key:.+}"  # GET/HEAD bytes, PUT link, DELETE
-OBJECT_INFO: Final = "/object-info/{bucket}/{key:.+}"  # GET the version, PATCH it
-OBJECT_URL: Final = "/object-url/{bucket}/{key:.+}"  # a signed URL
+KEY_IN_PATH: Final = r"{key:[\s\S]+}"
+"""A key in a route's path: any characters, a line break too (the ``.`` of a ``{key:.+}``
+pattern matches none, so a key holding one, valid in S3 and in the namespace, was answered
+aiohttp's plain 404 by every route that names it in its path)."""
+OBJECT: Final = "/objects/{bucket}/" + KEY_IN_PATH  # GET/HEAD bytes, PUT link, DELETE
+OBJECT_INFO: Final = "/object-info/{bucket}/" + KEY_IN_PATH  # GET the version, PATCH it
+OBJECT_URL: Final = "/object-url/{bucket}/" + KEY_IN_PATH  # a signed URL
 OBJECTS_COPY: Final = "/objects-copy"
 OBJECTS_RESTORE: Final = "/objects-restore"
 OBJECTS_LINK: Final = "/objects-link"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dfs import protocol
 from dfs.api.namespace_bodies import parse_bucket_name, parse_key
 from dfs.errors import InvalidRequest
 from dfs.s3.errors import S3Error
 
-KEY_PATTERN = r"{key:[\s\S]+}"
-"""The key in an object call's path: any characters, a line break too (the ``.`` of aiohttp's
-default pattern matches none, so a key holding one, valid in S3 and in the namespace, was
-answered aiohttp's plain 404 by every object call, its listing aside)."""
+KEY_PATTERN = protocol.KEY_IN_PATH
+"""The key in an object call's path: any characters, a line break too."""
 OBJECT_PATH = "/{bucket}/" + KEY_PATTERN
 
 

@@ -9,6 +9,7 @@ import os
 import random
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -270,6 +271,35 @@ async def test_keys_with_dot_segments_name_themselves(
         with pytest.raises(KeyNotFound):
             await c.object_info("dots", "x/../keep.txt")
         assert (await c.object_info("dots", "keep.txt"))["size"] == len(b"keep me")
+
+
+async def test_keys_holding_a_line_break_reach_their_routes(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """A key may hold a line break (S3's and the namespace's rules allow it): the object
+    routes' path pattern must match it, or info, bytes, signed URLs and rm answer aiohttp's
+    plain 404 for a key that lists."""
+    (hana,) = await tokens(inproc.api.url, "hana")
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"two lines")
+    key = "line\nbreak/cr\r\nlf.txt"
+    headers = {"Authorization": f"Bearer {hana}"}
+    async with Client(inproc.api.url, token=hana) as c, aiohttp.ClientSession() as s:
+        await c.make_bucket("breaks")
+        await c.upload_to([src], "breaks", key)
+        assert (await c.object_info("breaks", key))["size"] == len(b"two lines")
+        url = f"{inproc.api.url}/objects/breaks/{quote(key, safe='/')}"
+        async with s.get(url, headers=headers) as r:
+            assert r.status == 200
+            assert await r.read() == b"two lines"
+        signed = await c.object_url("breaks", key)
+        assert signed["key"] == key
+        async with s.get(signed["download_url"]) as r:  # no token: the URL is the grant
+            assert r.status == 200
+            assert await r.read() == b"two lines"
+        await c.remove("breaks", key)
+        with pytest.raises(KeyNotFound):
+            await c.object_info("breaks", key)
 
 
 async def test_a_file_finalized_under_a_key_is_no_dedup_answer_before_its_link(

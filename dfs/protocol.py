@@ -176,6 +176,9 @@ chunk. Measured (docs/WIRE.md, "Hostile input limits"): planning a 100,000-chunk
 at ~250 MiB of API memory; a million would need about ten times that, so bigger files go
 page by page (``PAGED_UPLOAD``), which has no such bound."""
 MAX_HAS_CHUNKS: Final = 10_000
+MAX_VERIFY_CHUNKS: Final = 16
+"""Ids of a ``/has-chunks`` with ``verify``: the node reads each copy back (repair's trims,
+before they delete a surplus copy), so fewer than a plain ``/has-chunks`` asks about."""
 MAX_FILE_NAME: Final = 1024
 MAX_ZONE: Final = 64
 """Characters of a node's zone (``DFS_NODE_ZONE``): printable text, no more."""

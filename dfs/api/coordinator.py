@@ -465,12 +465,12 @@ class Coordinator:
         return await counted_copies(self, chunks, found, draining, new, top_up=not exclude)
 
     async def _ask_holders(
-        self, ids: list[str], live: Sequence[NodeRecord]
+        self, ids: list[str], live: Sequence[NodeRecord], verify: Mapping[str, int] | None = None
     ) -> list[set[str] | BaseException]:
         return await asyncio.gather(
             *(
                 self.nodes.has_chunks(
-                    n.url, ids, cap=self.cap(auth.OP_HAS, auth.ANY_CHUNK, n.node_id)
+                    n.url, ids, cap=self.cap(auth.OP_HAS, auth.ANY_CHUNK, n.node_id), verify=verify
                 )
                 for n in live
             ),
@@ -483,17 +483,21 @@ class Coordinator:
         live: Sequence[NodeRecord],
         known: Locations | None = None,
         new: list[Location] | None = None,
+        verify: bool = False,
     ) -> dict[str, set[str]]:
         """Ask every live node which of ``chunks`` it holds, and record what they answer
         (``known``: the copies recorded for ``chunks``, when the caller has just read them;
-        ``new``: copies not recorded yet are added to it, for the caller's own write).
+        ``new``: copies not recorded yet are added to it, for the caller's own write;
+        ``verify``: a copy counts only if its node reads it back intact, for the few chunks
+        of a trim: a rotten copy is quarantined there and, not held, forgotten here).
         A node that does not answer counts for nothing and is blamed (``failed_writes``, so
         ingests send its chunks again); one that answers is cleared; a copy a node no longer
         has is forgotten, so the locations table converges on what the disks really hold."""
         ids = list(chunks)
         holders: dict[str, set[str]] = {c: set() for c in ids}
         answered: set[str] = set()
-        for node, answer in zip(live, await self._ask_holders(ids, live), strict=True):
+        asked = await self._ask_holders(ids, live, chunks if verify else None)
+        for node, answer in zip(live, asked, strict=True):
             if isinstance(answer, BaseException):
                 if not isinstance(answer, DfsError):
                     raise answer

@@ -2,7 +2,9 @@
 
 A chunk with more live copies than REPLICATION_FACTOR (a node came back after being
 repaired around) loses the surplus on its lowest-ranked holders that really hold it
-(``/has-chunks`` first: never trim down to copies that are not there); copies on draining
+(``/has-chunks`` with ``verify`` first: each holder reads its copy back, so a trim never
+counts on a copy that is not there or that rotted since the last scrub; a rotten one is
+quarantined by its node and replaced by repair); copies on draining
 nodes go once the others are enough. A node deletes a copy only if it was not written or
 re-sent within DFS_GC_GRACE (``min_age``: an upload commits on its acknowledgements within
 0.9 x that without asking again); a copy kept is recorded again and the chunk looked at by
@@ -97,8 +99,13 @@ class Trims:
             self._defer(c.chunk_id)  # another owner's delete capabilities may still be valid
             return 0
         holders = [live_by_id[n] for n in c.nodes if n in live_by_id]
-        really = (await self.coord.holders({c.chunk_id: c.size}, holders))[c.chunk_id]
+        # read back, not only present: a copy kept must be good (two that rotted since the
+        # last scrub, counted on, would have a good surplus copy deleted for them)
+        asked = {c.chunk_id: c.size}
+        really = (await self.coord.holders(asked, holders, verify=True))[c.chunk_id]
         held = [n for n in holders if n.node_id in really]
+        if len(held) < len(holders):  # copies gone or rotten (quarantined): forgotten above,
+            self._defer(c.chunk_id)  # so the next passes copy the chunk back to the factor
         staying = [n for n in held if n.node_id not in draining]
         surplus = len(staying) - self.coord.rf
         # lowest-ranked first, on past a copy kept as too young (often repair's own, after a

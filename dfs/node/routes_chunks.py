@@ -5,7 +5,8 @@
 | PUT    | /store-chunk  | 201 durable on every listed node (+ receipt); 401/403 capability; |
 |        |               | 422 hash mismatch; 502 a replica failed; 507 disk full          |
 | GET    | /get-chunk    | 200 verified bytes; 404 missing or quarantined                  |
-| POST   | /has-chunks   | ``{"present": [...]}`` for ``{"chunk_ids": [...]}``             |
+| POST   | /has-chunks   | ``{"present": [...]}`` for ``{"chunk_ids": [...]}`` (``verify``: |
+|        |               | only copies that read back intact)                              |
 | GET    | /status       | node id, used/capacity bytes, chunk count, async backlog        |
 
 Each needs a capability for exactly that operation, chunk and node (``dfs.node.context``).
@@ -15,13 +16,14 @@ Writes are checked here and stored and replicated by the node's ``ReplicaForward
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from dfs import auth, protocol
-from dfs.chunkstore.base import Buffer
-from dfs.errors import InvalidRequest
+from dfs.chunkstore.base import Buffer, ChunkStore
+from dfs.errors import DfsError, InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_file_id
 from dfs.node.capabilities import check_put, check_replicate, receipt
 from dfs.node.context import (
@@ -36,6 +38,8 @@ from dfs.node.context import (
 from dfs.node.forwarding import Target
 from dfs.server import json_response, query_param, read_body_pieces, read_json, send_answer
 from dfs.transport.http import ChunkPayload
+
+log = logging.getLogger("dfs.node")
 
 
 @dataclass(frozen=True)
@@ -105,14 +109,38 @@ async def get_chunk(request: web.Request) -> web.Response:
 
 
 async def has_chunks(request: web.Request) -> web.Response:
+    """The asked chunks this node holds; with ``verify``, only those whose copy reads back
+    intact now (``read_back``)."""
     authorize(request, auth.OP_HAS)
     body = await read_json(request, 128 * protocol.MAX_HAS_CHUNKS)
-    raw = body.get("chunk_ids")
-    if not isinstance(raw, list) or len(raw) > protocol.MAX_HAS_CHUNKS:
-        raise InvalidRequest(f"chunk_ids must be a list of at most {protocol.MAX_HAS_CHUNKS} ids")
+    raw, verify = body.get("chunk_ids"), body.get("verify", False)
+    if not isinstance(verify, bool):
+        raise InvalidRequest("verify must be true or false")
+    most = protocol.MAX_VERIFY_CHUNKS if verify else protocol.MAX_HAS_CHUNKS
+    if not isinstance(raw, list) or len(raw) > most:
+        raise InvalidRequest(f"chunk_ids must be a list of at most {most} ids")
     ids = [parse_chunk_id(c) for c in raw]
-    present = await request.app[STORE].has(ids)
+    store = request.app[STORE]
+    present = await store.has(ids)
+    if verify:
+        present = await read_back(store, [c for c in ids if c in present])
     return json_response({"present": sorted(present)})
+
+
+async def read_back(store: ChunkStore, chunk_ids: list[ChunkId]) -> set[ChunkId]:
+    """Those of ``chunk_ids`` whose copy here reads back intact, checked as a download's read
+    is (a copy that fails is quarantined: ``/quarantined`` reports it, and repair replaces
+    it). Repair's trims ask this of the copies they keep before deleting a surplus one: a
+    copy that rotted since the last scrub is present, and must not be counted on."""
+    good = set()
+    for chunk_id in chunk_ids:
+        try:
+            await store.get(chunk_id)
+        except DfsError as exc:
+            log.warning("chunk %s did not read back: %s", chunk_id[:12], exc)
+            continue
+        good.add(chunk_id)
+    return good
 
 
 async def status(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ ever shortens it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -277,20 +277,33 @@ class NodeClient:
             except asyncio.IncompleteReadError:
                 raise Unavailable(f"POST {url}: answer cut short") from None
 
-    async def has_chunks(self, node_url: str, chunk_ids: Sequence[str], *, cap: str) -> set[str]:
-        """The subset of ``chunk_ids`` the node holds (asked in batches of the bound)."""
+    async def has_chunks(
+        self,
+        node_url: str,
+        chunk_ids: Sequence[str],
+        *,
+        cap: str,
+        verify: Mapping[str, int] | None = None,
+    ) -> set[str]:
+        """The subset of ``chunk_ids`` the node holds (asked in batches of the bound). With
+        ``verify`` (the chunks' sizes), only those whose copy the node reads back intact,
+        in smaller batches, each given the time its bytes take to read."""
         present: set[str] = set()
-        step = protocol.MAX_HAS_CHUNKS
+        step = protocol.MAX_HAS_CHUNKS if verify is None else protocol.MAX_VERIFY_CHUNKS
         for i in range(0, len(chunk_ids), step):
             batch = list(chunk_ids[i : i + step])
-            deadline = self.deadline.for_bytes(len(batch) * HAS_CHUNKS_ENTRY_BYTES)
+            size = len(batch) * HAS_CHUNKS_ENTRY_BYTES
+            ask: dict[str, Any] = {"chunk_ids": batch}
+            if verify is not None:
+                ask["verify"] = True
+                size += sum(verify.get(c, 0) for c in batch)
             body = await request_json(
                 self._session,
                 "POST",
                 f"{node_url}{protocol.HAS_CHUNKS}",
-                json={"chunk_ids": batch},
+                json=ask,
                 headers={protocol.CAPABILITY: cap},
-                timeout=_timeout(deadline, None),
+                timeout=_timeout(self.deadline.for_bytes(size), None),
             )
             present.update(str(c) for c in body.get("present", []))
         return present

@@ -394,6 +394,12 @@ async def test_answers_match_the_node_spec(inproc: InProcessCluster) -> None:
         answer = await call("POST", protocol.HAS_CHUNKS, 200, has, json={"chunk_ids": [digest]})
         assert answer == {"present": [digest]}
         await call("POST", protocol.HAS_CHUNKS, 400, has, json={"chunk_ids": ["nope"]})
+        read_back = {"chunk_ids": [digest, "0" * 64], "verify": True}
+        answer = await call("POST", protocol.HAS_CHUNKS, 200, has, json=read_back)
+        assert answer == {"present": [digest]}
+        await call("POST", protocol.HAS_CHUNKS, 400, has, json={**read_back, "verify": "yes"})
+        too_many = {"chunk_ids": [digest] * (protocol.MAX_VERIFY_CHUNKS + 1), "verify": True}
+        await call("POST", protocol.HAS_CHUNKS, 400, has, json=too_many)
         status_cap = {protocol.CAPABILITY: auth.mint(SECRET, auth.OP_STATUS, auth.ANY_CHUNK, nid)}
         await call("GET", protocol.NODE_STATUS, 200, status_cap, params={"after": 0})
         await call("GET", protocol.NODE_STATUS, 400, status_cap, params={"after": "x"})

@@ -467,15 +467,9 @@ class Coordinator:
     async def _ask_holders(
         self, ids: list[str], live: Sequence[NodeRecord], verify: Mapping[str, int] | None = None
     ) -> list[set[str] | BaseException]:
-        return await asyncio.gather(
-            *(
-                self.nodes.has_chunks(
-                    n.url, ids, cap=self.cap(auth.OP_HAS, auth.ANY_CHUNK, n.node_id), verify=verify
-                )
-                for n in live
-            ),
-            return_exceptions=True,
-        )
+        cap = {n.node_id: self.cap(auth.OP_HAS, auth.ANY_CHUNK, n.node_id) for n in live}
+        asks = [self.nodes.has_chunks(n.url, ids, cap=cap[n.node_id], verify=verify) for n in live]
+        return await asyncio.gather(*asks, return_exceptions=True)
 
     async def holders(
         self,
@@ -488,8 +482,7 @@ class Coordinator:
         """Ask every live node which of ``chunks`` it holds, and record what they answer
         (``known``: the copies recorded for ``chunks``, when the caller has just read them;
         ``new``: copies not recorded yet are added to it, for the caller's own write;
-        ``verify``: a copy counts only if its node reads it back intact, for the few chunks
-        of a trim: a rotten copy is quarantined there and, not held, forgotten here).
+        ``verify``: only copies their nodes read back intact count, as a trim's must).
         A node that does not answer counts for nothing and is blamed (``failed_writes``, so
         ingests send its chunks again); one that answers is cleared; a copy a node no longer
         has is forgotten, so the locations table converges on what the disks really hold."""

@@ -64,7 +64,7 @@ def version_headers(b: BucketRecord, v: ObjectVersion, asked: bool = False) -> d
     return {"x-amz-version-id": v.version_id}
 
 
-async def _readable(
+async def readable(
     ns: Namespace,
     who: Principal | None,
     bucket: str,
@@ -100,7 +100,7 @@ async def resolve(ns: Namespace, request: web.Request, version: str | None) -> R
     """The version the caller may read, or S3's error; a delete marker's version id 405."""
     bucket, key = target(request)
     who = anonymous.who(request)
-    b, v = await _readable(ns, who, bucket, key, version, owner_ok(request, bucket))
+    b, v = await readable(ns, who, bucket, key, version, owner_ok(request, bucket))
     if v.is_delete_marker:
         raise S3Error(
             "MethodNotAllowed",
@@ -123,7 +123,7 @@ async def copy_source_version(
     errors (``NoSuchVersion`` for a version id that is not there, to a caller who may list
     the bucket; ``NoSuchKey`` for a key whose latest version is a marker), but a delete
     marker's id is 400 ``InvalidRequest``."""
-    b, v = await _readable(ns, who, bucket, key, version, owner_ok)
+    b, v = await readable(ns, who, bucket, key, version, owner_ok)
     if v.is_delete_marker:
         raise S3Error(
             "InvalidRequest",

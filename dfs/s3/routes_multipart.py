@@ -42,7 +42,7 @@ from dfs.api.namespace_bodies import (
     parse_content_type,
     parse_key,
 )
-from dfs.errors import DfsError, FileNotFound, InvalidRequest
+from dfs.errors import DfsError, FileNotFound, InvalidRequest, UploadNotFound
 from dfs.meta.base import ManifestEntry
 from dfs.meta.multipart import (
     MAX_PARTS,
@@ -57,6 +57,7 @@ from dfs.s3 import (
     checksums,
     conditional,
     multipart_listing,
+    multipart_retry,
     multipart_xml,
     object_reads,
     object_writes,
@@ -419,7 +420,12 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     )
     asked = multipart_xml.parse_complete(raw)
     del raw  # not kept through the assembly either
-    b, u = await _bucket_and_upload(request, bucket, key)
+    try:
+        b, u = await _bucket_and_upload(request, bucket, key)
+    except UploadNotFound:  # gone: perhaps a Complete sent again after it succeeded
+        if again := await multipart_retry.completed_before(request, bucket, key, asked):
+            return again
+        raise
     cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
     mp = request.app[MULTIPART]
     parts = await mp.begin_complete(u)

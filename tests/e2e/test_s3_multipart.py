@@ -157,9 +157,8 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     done = complete([(1, e1b), (2, e2), (3, e3)])
     assert done["ETag"] == _multipart_etag([p1b, p2, p3])
     assert s3.get_object(Bucket="mpu", Key="obj")["Body"].read() == p1b + p2 + p3
-    with pytest.raises(ClientError) as exc:
-        complete([(1, e1b), (2, e2), (3, e3)])
-    assert s3_code(exc) == ("NoSuchUpload", 404)
+    # the same Complete again is answered as the first (S3's rule for a retry)
+    assert complete([(1, e1b), (2, e2), (3, e3)])["ETag"] == done["ETag"]
     with pytest.raises(ClientError) as exc:
         s3.upload_part(Bucket="mpu", Key="obj", UploadId=uid, PartNumber=4, Body=b"late")
     assert s3_code(exc) == ("NoSuchUpload", 404)
@@ -488,3 +487,51 @@ def test_part_copy_of_a_given_source_version(sqlite_gateway: Gateway) -> None:
     # the old version's part is its own bytes even though the key's current one differs
     got = s3.get_object(Bucket="pcv", Key="src", VersionId=v1)["Body"].read()
     assert got == old
+
+
+def test_a_complete_sent_again_after_it_succeeded_answers_as_the_first(
+    sqlite_gateway: Gateway,
+) -> None:
+    """botocore sends a Complete again when the first one's answer was lost: S3 answers the
+    retry 200 with the same result, so the client does not fail an upload that is stored.
+    Another part list, an aborted upload, or a key overwritten since stay NoSuchUpload."""
+    s3 = sqlite_gateway.client()
+    s3.create_bucket(Bucket="again")
+    s3.put_bucket_versioning(Bucket="again", VersioningConfiguration={"Status": "Enabled"})
+    rnd = random.Random(5)
+    p1, p2 = rnd.randbytes(5 * MIB), rnd.randbytes(1000)
+    uid = _start(s3, "again", "obj")
+    e1 = s3.upload_part(Bucket="again", Key="obj", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
+    e2 = s3.upload_part(Bucket="again", Key="obj", UploadId=uid, PartNumber=2, Body=p2)["ETag"]
+    listed = {"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]}
+
+    def complete(parts: dict[str, Any]) -> Any:
+        return s3.complete_multipart_upload(
+            Bucket="again", Key="obj", UploadId=uid, MultipartUpload=parts
+        )
+
+    first = complete(listed)
+    again = complete(listed)
+    assert again["ETag"] == first["ETag"] == _multipart_etag([p1, p2])
+    assert again["VersionId"] == first["VersionId"]
+    assert again["Key"] == "obj"
+    assert s3.get_object(Bucket="again", Key="obj")["Body"].read() == p1 + p2
+    assert len(s3.list_object_versions(Bucket="again")["Versions"]) == 1  # nothing made again
+    with pytest.raises(ClientError) as err:  # not the parts that made the object
+        complete({"Parts": [{"PartNumber": 1, "ETag": e1}]})
+    assert s3_code(err) == ("NoSuchUpload", 404)
+    s3.put_object(Bucket="again", Key="obj", Body=b"overwritten")
+    with pytest.raises(ClientError) as err:
+        complete(listed)
+    assert s3_code(err) == ("NoSuchUpload", 404)
+    aborted = _start(s3, "again", "gone")
+    e = s3.upload_part(Bucket="again", Key="gone", UploadId=aborted, PartNumber=1, Body=p2)["ETag"]
+    s3.abort_multipart_upload(Bucket="again", Key="gone", UploadId=aborted)
+    with pytest.raises(ClientError) as err:
+        s3.complete_multipart_upload(
+            Bucket="again",
+            Key="gone",
+            UploadId=aborted,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e}]},
+        )
+    assert s3_code(err) == ("NoSuchUpload", 404)

@@ -17,6 +17,8 @@ Standard library, ``dfs.chunkstore.record`` and ``dfs.fsutil`` only.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import struct
 from collections.abc import Sequence
@@ -29,6 +31,8 @@ from dfs.chunkstore import record
 from dfs.chunkstore.record import KIND_TOMBSTONE, Header
 from dfs.fsutil import Buffer, fsync_dir
 from dfs.ids import ChunkId
+
+log = logging.getLogger("dfs.chunkstore")
 
 _MAGIC = b"DFSI"
 _VERSION = 1
@@ -155,7 +159,10 @@ def rebuild(pack: Path) -> tuple[list[Entry], list[tuple[int, ChunkId, bytes]]]:
             payload = data[off + record.HEADER_SIZE : off + head.record_length]
             target = record.tombstone_target(payload)
         entries.append(Entry(off, head, target))
-    write(pack, found.end, entries)
+    try:
+        write(pack, found.end, entries)
+    except OSError as exc:  # a full disk: the next open reads the pack whole again
+        log.warning("index of %s not written (%s): read whole at the next open", pack, exc)
     rotten = [
         (off, h.chunk_id, data[off + record.HEADER_SIZE : off + h.record_length])
         for off, h in found.rotten
@@ -181,6 +188,10 @@ def write_encoded(pack: Path, encoded: bytes) -> None:
         while done < len(data):
             done += os.write(fd, data[done:])
         os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk: not left taking room
+            os.unlink(tmp)
+        raise
     finally:
         os.close(fd)
     os.replace(tmp, final)

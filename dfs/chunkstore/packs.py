@@ -199,7 +199,12 @@ class PackSet:
         kept = [r for r in fresh if quarantine.keep(self._quarantine, r[2], r[3])]
         dead += [Tomb(c, s, o, now) for s, o, c, _ in kept]
         if dead:
-            self._append_tombs(dead)
+            try:
+                self._append_tombs(dead)
+            except (OSError, InsufficientStorage) as exc:  # full: the store opens all the same
+                # untombstoned, the records are found again at the next open (a superseded
+                # one loses again, a quarantined one is quarantined again): nothing served
+                log.warning("%d tombstone(s) not written at open (%s)", len(dead), exc)
         self._seal_pending()
 
     def _load_pack(

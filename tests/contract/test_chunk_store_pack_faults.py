@@ -410,3 +410,52 @@ async def test_a_headroom_stays_free_for_deletes_and_compaction(
     await store.delete(kept[0])
     assert await store.has([kept[0]]) == set()
     await store.close()
+
+
+# --- 9: a full disk at the open after a crash -------------------------------------------------
+
+
+def _disk_full_under(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Every write into a file under ``root`` fails with ENOSPC (what a full disk does)."""
+    where = os.fspath(root)
+    real_write, real_writev = os.write, os.writev
+
+    def write(fd: int, data: Any) -> int:
+        if _path_of(fd).startswith(where):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    def writev(fd: int, buffers: Any) -> int:
+        if _path_of(fd).startswith(where):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_writev(fd, buffers)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "writev", writev)
+
+
+async def test_a_full_disk_after_a_crash_still_opens_and_serves_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash leaves packs to read whole at the next open (the active one has no index;
+    here every index is gone), and the open writes their indexes. On a disk that filled
+    meanwhile those writes fail: the store must open anyway and serve every chunk (the
+    indexes are written at a later open), refusing only new writes, as full."""
+    store = await open_pack(tmp_path)
+    chunks = [chunk(i, 1500) for i in range(12)]
+    for i in range(0, len(chunks), 3):
+        await store.put_many(chunks[i : i + 3])
+    # the crash: no close (no seal), and the indexes lost
+    for idx in (tmp_path / "chunks" / "packs").glob("*.idx"):
+        idx.unlink()
+    _disk_full_under(monkeypatch, tmp_path)
+    reopened = await open_pack(tmp_path)
+    assert await _readable(reopened, chunks) == len(chunks)
+    with pytest.raises(InsufficientStorage):
+        await reopened.put(*chunk(99, 1500))
+    monkeypatch.undo()
+    await reopened.close()
+    again = await open_pack(tmp_path)  # room again: the indexes are written, nothing lost
+    assert await _readable(again, chunks) == len(chunks)
+    assert list((tmp_path / "chunks" / "packs").glob("*.tmp")) == []
+    await again.close()

@@ -33,9 +33,14 @@ log = logging.getLogger("dfs.api.file_stream")
 OCTET_STREAM = "application/octet-stream"
 
 
+def base_name(name: str) -> str:
+    """The last path segment of ``name``: what a download is saved as."""
+    return name.replace("\\", "/").rsplit("/", 1)[-1] or "download"
+
+
 def disposition(name: str) -> str:
     """``attachment`` with the last path segment of ``name`` (ASCII fallback + RFC 5987)."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1] or "download"
+    base = base_name(name)
     ascii_name = "".join(
         c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in base
     )

@@ -536,13 +536,28 @@ async def _commit_sent(
     return Ingested(True, file_body(rec), record=rec)
 
 
-def download_cap(coord: Coordinator, file_id: str, tenant: str, ttl: float) -> str:
-    """The signature of a download URL: file id and tenant bound, expiring in ``ttl`` s."""
-    return auth.mint(coord.cfg.api_secret, auth.OP_DOWNLOAD, file_id, tenant, ttl=ttl)
+def _name_extra(name: str | None) -> str:
+    """A download URL's ``name`` as its signature binds it ("" for none): its SHA-256, so a
+    name with a line break (a key may hold one) never reaches the MAC's message."""
+    if name is None:
+        return ""
+    return "name:" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def check_download_cap(coord: Coordinator, file_id: str, tenant: str, sig: str | None) -> None:
-    auth.check(coord.cfg.api_secret, sig, auth.OP_DOWNLOAD, file_id, tenant)
+def download_cap(
+    coord: Coordinator, file_id: str, tenant: str, ttl: float, name: str | None = None
+) -> str:
+    """The signature of a download URL: file id, tenant and the ``name`` it answers with
+    (None: the file's own) bound, expiring in ``ttl`` s."""
+    extra = _name_extra(name)
+    return auth.mint(coord.cfg.api_secret, auth.OP_DOWNLOAD, file_id, tenant, ttl=ttl, extra=extra)
+
+
+def check_download_cap(
+    coord: Coordinator, file_id: str, tenant: str, sig: str | None, name: str | None = None
+) -> None:
+    extra = _name_extra(name)
+    auth.check(coord.cfg.api_secret, sig, auth.OP_DOWNLOAD, file_id, tenant, extra=extra)
 
 
 # --- chunks through the API ---------------------------------------------------------------

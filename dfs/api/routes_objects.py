@@ -39,7 +39,7 @@ from dfs.api.context import (
     principal,
     stored_file,
 )
-from dfs.api.file_stream import disposition, stream_file
+from dfs.api.file_stream import base_name, disposition, stream_file
 from dfs.api.ingest import download_cap
 from dfs.api.namespace_bodies import (
     NAMESPACE_BODY,
@@ -226,9 +226,12 @@ async def object_url(request: web.Request) -> web.Response:
         raise InvalidRequest("an empty object has no bytes to sign a URL for")
     coord = request.app[COORDINATOR]
     ttl = _ttl(request, min(MAX_URL_TTL, max(int(coord.cfg.cap_ttl), 1)))
-    sig = download_cap(coord, r.version.file_id, r.bucket.tenant, ttl)
+    # the link answers with the key's name, as GET /objects does: the file's own name (the
+    # uploader's local file name) is not the owner's to publish through a share link
+    name = base_name(key)
+    sig = download_cap(coord, r.version.file_id, r.bucket.tenant, ttl, name)
     url = request.app.router["signed-download"].url_for(file_id=r.version.file_id)
-    url = url.with_query({"tenant": r.bucket.tenant, "sig": sig})
+    url = url.with_query({"tenant": r.bucket.tenant, "sig": sig, "name": name})
     base = coord.cfg.public_url or str(request.url.origin())
     return json_response(
         {

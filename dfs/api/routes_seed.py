@@ -4,7 +4,7 @@
 |--------|-------------------------------|---------------------------------------------------------|
 | GET    | /file/{id}, /metadata/{id}    | the file's metadata (404 unknown, pending or another tenant's) |
 | GET    | /download/{id}                | ``{"download_url", "filename", "size", "expires_at"}``  |
-| GET    | /signed-download/{id}?tenant=&sig= | the file's bytes, verified chunk by chunk; no token: the signature is the credential |
+| GET    | /signed-download/{id}?tenant=&sig=&name= | the file's bytes, verified chunk by chunk; no token: the signature is the credential (it binds ``name``, the name the answer gives: an object's link names the key, never the file's own name) |
 | POST   | /upload                       | raw body with ``?filename=``, or multipart field ``file``: 201 new file's metadata with ``new_bytes`` (its bytes new to this tenant), 409 ``{"error", "file_id", "file"}`` if the tenant stores the same bytes; with ``?bucket=&key=`` (and ``content_type=``, ``meta-NAME=``, ``tag-NAME=``) also linked as that object's new version: always 201, plus ``"object"`` (a read-write grantee's own file is released: the version links the owner's clone) |
 | GET    | /check?sha256=&manifest_sha256= | ``{"exists", "file"}``: does this tenant store a complete file (its own or an object's) with these bytes (verified, see ``dfs.api.content_check``) |
 | GET    | /admin/hashes?limit=&next_page= | ``{"hashes", "next_page"}``: chunk ids (admin); the key also as ``last_evaluated_key`` |
@@ -91,10 +91,13 @@ async def signed_download(request: web.Request) -> web.StreamResponse:
     chunk verified (``dfs.api.file_stream``). HEAD answers the same headers and no body."""
     file_id = parse_file_id(request.match_info["file_id"])
     tenant = parse_tenant(query_param(request, "tenant"))
+    name = request.query.get("name")  # an object's link: the key's, never the file's own
+    if name is not None:
+        name = check_name(name)
     coord = request.app[COORDINATOR]
-    check_download_cap(coord, file_id, tenant, request.query.get("sig"))
+    check_download_cap(coord, file_id, tenant, request.query.get("sig"), name)
     rec = await coord.get_complete_file(file_id, tenant)
-    return await stream_file(request, coord, rec)
+    return await stream_file(request, coord, rec, name=name)
 
 
 # what aiohttp's multipart reader raises on a body that is not valid multipart

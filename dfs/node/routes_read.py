@@ -19,7 +19,11 @@ the answer never tells a caller without a grant which chunks this node holds:
 - **a capability per entry** (kept for older clients and plans): the body lists
   ``{"chunk_id", "cap"}`` entries, each ``cap`` the ``get`` capability the API minted for
   that chunk on this node; every one is checked, and one that does not check refuses the
-  whole request.
+  whole request. Such a body (up to ~200 KiB, ~7 MiB once parsed) is read before anything
+  is checked, so at most ``UNSIGNED_BODIES`` of those over ``UNSIGNED_SMALL`` bytes are read
+  at once: one more is answered 503 (``Busy``) before a byte of it is read, and its client
+  asks another replica or sends it again after a pause. Without the bound, connections
+  that declared such a body and sent it slowly pinned ~200 KiB each, unauthenticated.
 
 The answer streams records in the order asked (``protocol.RECORD_HEADER``: raw chunk id,
 status, length, then the bytes), so the client verifies each chunk as it arrives and memory
@@ -39,6 +43,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -46,7 +51,7 @@ from aiohttp import web
 from dfs import auth, protocol
 from dfs.chunkstore.base import Buffer, ChunkStore
 from dfs.config import NodeConfig
-from dfs.errors import AuthError, ChunkNotFound, DfsError, Forbidden, InvalidRequest
+from dfs.errors import AuthError, Busy, ChunkNotFound, DfsError, Forbidden, InvalidRequest
 from dfs.ids import ChunkId, parse_chunk_id, parse_tenant
 from dfs.node.capabilities import check
 from dfs.node.context import CONFIG, STORE, capability
@@ -61,6 +66,38 @@ FLUSH_BYTES = 256 * 1024
 """A chunk this big goes to the response as it is; smaller records are gathered per call."""
 
 Read = asyncio.Future[list[Buffer | DfsError]]
+
+UNSIGNED_BODIES = 16
+"""Per-entry bodies (their capabilities inside) over ``UNSIGNED_SMALL`` read at once."""
+UNSIGNED_SMALL = 64 * 1024
+"""A declared body this small is read with no slot: about what a connection costs anyway
+(the API's and the gateway's ``SMALL_BODY``)."""
+
+
+@dataclass
+class UnsignedReads:
+    """This node's slots for per-entry ``/get-chunks`` bodies (one event loop: no lock)."""
+
+    free: int = UNSIGNED_BODIES
+
+    @contextlib.contextmanager
+    def slot(self, request: web.Request) -> Iterator[None]:
+        """Held while the body is read and its capabilities checked; Busy when none is free.
+        A body declared ``UNSIGNED_SMALL`` or less needs none."""
+        declared = request.content_length
+        if declared is not None and declared <= UNSIGNED_SMALL:
+            yield
+            return
+        if self.free <= 0:
+            raise Busy("too many unauthenticated get-chunks bodies at once: send it again")
+        self.free -= 1
+        try:
+            yield
+        finally:
+            self.free += 1
+
+
+UNSIGNED = web.AppKey("unsigned_reads", UnsignedReads)
 
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -116,9 +153,10 @@ async def get_chunks(request: web.Request) -> web.StreamResponse:
         digest = _authorize_batch(request, cfg, cap)
         ids = _batch_ids(await read_json(request, limit), digest)
     else:
-        entries = _entries(await read_json(request, limit))
-        for chunk_id, entry_cap in entries:
-            check(cfg, entry_cap or None, auth.OP_GET, chunk_id)
+        with request.app[UNSIGNED].slot(request):
+            entries = _entries(await read_json(request, limit))
+            for chunk_id, entry_cap in entries:
+                check(cfg, entry_cap or None, auth.OP_GET, chunk_id)
         ids = [c for c, _cap in entries]
     response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await response.prepare(request)
@@ -185,4 +223,5 @@ async def _stream(
 
 
 def add_routes(app: web.Application) -> None:
+    app[UNSIGNED] = UnsignedReads()
     app.router.add_post(protocol.GET_CHUNKS, get_chunks)

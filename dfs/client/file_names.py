@@ -14,6 +14,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -44,11 +45,21 @@ temp name adds a tag (a file id: 36 bytes), ``.dfs-part`` and a resume sidecar's
 and must stay within NAME_MAX (255 bytes) for every name that is itself within it."""
 
 
+_TAG = re.compile(r"[0-9A-Za-z-]{1,64}")
+"""A tag ``temp_name`` puts in a name as it is (a file id, random hex); any other stands in
+a hash of it."""
+
+
 def temp_name(name: str, tag: str) -> str:
     """The temp file's name for a target named ``name``: ``.NAME.TAG.dfs-part``. A name over
     ``STAND_IN_BYTES`` is cut (at a UTF-8 character's start) and followed by a hash of the
     whole name: stable, so that a resumed download finds its temp file again, and distinct
-    for distinct names beside one another (two keys may share a file and a long prefix)."""
+    for distinct names beside one another (two keys may share a file and a long prefix).
+    A tag that is not letters, digits and "-" (a file id is the server's word: one of
+    ``x/../../y`` named a file outside the target's folder) stands in its hash: one name
+    segment, as stable."""
+    if not _TAG.fullmatch(tag):
+        tag = hashlib.sha256(tag.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     raw = os.fsencode(name)
     if len(raw) > STAND_IN_BYTES:
         cut = STAND_IN_BYTES - 17

@@ -1,0 +1,90 @@
+"""A hostile or buggy API in front of a real cluster (``rewriting``: a proxy that forwards
+every request and rewrites the JSON answers of the routes a test names): whatever it
+answers, a restore writes nothing outside its folder, and only the keys it asked for."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from dfs import protocol
+from dfs.client import Client
+from dfs.client.download import SMALL_FILE
+from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
+from tests.local_app import serving
+
+pytestmark = pytest.mark.integration
+
+Rewrite = Callable[[dict[str, Any]], None]
+"""Changes a JSON answer in place."""
+
+HOP_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection"}
+
+
+@contextlib.asynccontextmanager
+async def rewriting(api_url: str, rewrites: dict[str, Rewrite]) -> AsyncIterator[str]:
+    """An API at the URL yielded that forwards every request to ``api_url`` and answers
+    what it answered, the JSON answers of the paths in ``rewrites`` changed by them."""
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+
+        async def forward(request: web.Request) -> web.Response:
+            headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+            async with session.request(
+                request.method,
+                f"{api_url.rstrip('/')}{request.path_qs}",
+                headers=headers,
+                data=await request.read(),
+            ) as resp:
+                body = await resp.read()
+                out = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_HEADERS}
+                rewrite = rewrites.get(request.path)
+                if rewrite is not None and resp.status == 200:
+                    doc = await resp.json()
+                    rewrite(doc)
+                    return web.json_response(doc, status=resp.status)
+                return web.Response(body=body, status=resp.status, headers=out)
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", forward)
+        async with serving(app) as port:
+            yield f"http://127.0.0.1:{port}"
+
+
+async def test_a_file_id_in_a_plan_never_names_a_temp_file_outside_the_folder(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """The temp file of a download is named after the file id its plan gives, so that a
+    resumed run finds it again. An API that gives ``x/../../escape`` there, into a folder
+    that holds a directory ``.big.x`` (left by an earlier restore of the same bucket), had
+    the temp file opened outside the folder, at ``escape.dfs-part``: one of ours there was
+    taken for an interrupted download, emptied, written and moved into the restore."""
+    big = random.Random(11).randbytes(SMALL_FILE + 4096)  # through the one-file pipeline
+    src = tmp_path / "big"
+    src.write_bytes(big)
+    out = tmp_path / "a" / "out"
+    (out / ".big.x").mkdir(parents=True)
+    precious = tmp_path / "a" / "escape.dfs-part"
+    precious.write_bytes(b"a file of the user's, outside the restore")
+
+    def spoof(doc: dict[str, Any]) -> None:
+        for plan in doc["plans"]:
+            plan["file_id"] = "x/../../escape"
+
+    async with Client(inproc.api.url, token=ADMIN_TOKEN) as c:
+        await c.make_bucket("bkt")
+        await c.upload_to([src], "bkt", "d/")
+    async with (
+        rewriting(inproc.api.url, {protocol.DOWNLOAD_PLANS: spoof}) as url,
+        Client(url, token=ADMIN_TOKEN) as c,
+    ):
+        await c.download_from("bkt", "d/", out)
+    assert (out / "big").read_bytes() == big
+    assert precious.read_bytes() == b"a file of the user's, outside the restore"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["escape.dfs-part", "out"]

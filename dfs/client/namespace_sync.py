@@ -94,6 +94,8 @@ Wanted = list[tuple[dict[str, Any], Path]]
 """Objects to download and their targets."""
 
 
+NOT_UNDER = "listed for the prefix but not under"
+"""Why a key the listing answered outside the prefix asked for is skipped (reported)."""
 FOLDER_WITH_BYTES = "a key ending in '/' that holds bytes: no file can have its name"
 """Why a folder-like key is skipped (reported) when it is no empty folder marker."""
 
@@ -103,11 +105,15 @@ def _under(out: Path, objs: dict[str, dict[str, Any]], prefix: str) -> tuple[Wan
     lands in the directory ``out``: by the key's name after ``prefix``, as a download by
     file id places stored names (``key_targets``): a key that cannot be written safely, and
     keys that would land on one path, are skipped, not the restore. A key ending in "/"
-    that holds bytes (S3 allows it) is skipped and reported, never left out unsaid."""
-    names = [(k, k[len(prefix) :]) for k in objs if not k.endswith("/")]
+    that holds bytes (S3 allows it) is skipped and reported, never left out unsaid, as is a
+    key the listing gave that is not under ``prefix`` (an API's listing bug: cut as if it
+    were, it landed where a key under the prefix belongs)."""
+    outside = [k for k in objs if not k.startswith(prefix)]
+    names = [(k, k[len(prefix) :]) for k in objs if k.startswith(prefix) and not k.endswith("/")]
     targets, skipped = key_targets(out, names)
     full = [k for k, o in objs.items() if k.endswith("/") and o.get("file_id")]
-    skipped += [Skipped(k, FOLDER_WITH_BYTES) for k in full]
+    skipped += [Skipped(k, FOLDER_WITH_BYTES) for k in full if k.startswith(prefix)]
+    skipped += [Skipped(k, f"{NOT_UNDER} '{prefix}'; not written") for k in outside]
     return [(objs[k], target) for k, target in targets], skipped
 
 

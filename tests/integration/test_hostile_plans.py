@@ -88,3 +88,35 @@ async def test_a_file_id_in_a_plan_never_names_a_temp_file_outside_the_folder(
     assert (out / "big").read_bytes() == big
     assert precious.read_bytes() == b"a file of the user's, outside the restore"
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["escape.dfs-part", "out"]
+
+
+async def test_keys_listed_outside_the_prefix_are_not_restored_under_it(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """A restore of ``d/`` lands each key under the folder by its name after ``d/``. A
+    listing that also answers keys outside the prefix (an API with a listing bug) had
+    them cut as if they were under it: ``e/x/secret``'s bytes written to ``x/secret``,
+    where ``d/x/secret`` belongs (both then refused as landing on one path). A key
+    outside the prefix is skipped and reported; the keys under it are restored."""
+    async with Client(inproc.api.url, token=ADMIN_TOKEN) as c:
+        await c.make_bucket("bkt")
+        for key, body in (("d/x/secret", b"d's"), ("e/x/secret", b"e's"), ("e/other", b"o")):
+            (tmp_path / "f").write_bytes(body)
+            await c.link("bkt", key, (await c.upload(tmp_path / "f")).file_id)
+        everything = [o async for o in c.list_all("bkt", "", delimiter="")]
+
+    def leak(doc: dict[str, Any]) -> None:
+        doc["objects"] = sorted(
+            {o["key"]: o for o in doc["objects"] + everything}.values(), key=lambda o: o["key"]
+        )
+
+    out = tmp_path / "out"
+    listing = protocol.BUCKET_OBJECTS.format(bucket="bkt")
+    async with (
+        rewriting(inproc.api.url, {listing: leak}) as url,
+        Client(url, token=ADMIN_TOKEN) as c,
+    ):
+        report = await c.download_from("bkt", "d/", out)
+    assert (out / "x" / "secret").read_bytes() == b"d's"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["x", "x/secret"]
+    assert sorted(s.what for s in report.skipped) == ["e/other", "e/x/secret"]

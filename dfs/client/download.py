@@ -59,7 +59,7 @@ from dfs.client.file_writer import (
 )
 from dfs.client.local_files import local_path
 from dfs.client.part_mend import mend
-from dfs.client.plans import PlanAhead, retimed
+from dfs.client.plans import PlanAhead, laid_out, retimed
 from dfs.client.resume import DownloadSidecar, open_own
 from dfs.client.write_behind import WriteBehind
 from dfs.errors import Conflict, IntegrityError
@@ -472,8 +472,7 @@ class DownloadPipeline:
         """One file to ``out`` (a directory: under its stored name there, unless ``exact``:
         then ``out`` is the target, whatever stands there)."""
         started = time.monotonic()
-        if plan is None:
-            plan = await self.conn.api.download_plan(file_id)
+        plan = laid_out(plan or await self.conn.api.download_plan(file_id), file_id)
         target = out
         if not exact and await asyncio.to_thread(target.is_dir):
             target = local_path(target, str(plan["name"]))

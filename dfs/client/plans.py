@@ -34,8 +34,25 @@ from typing import Any
 
 from dfs.client.connection import Connection
 from dfs.client.early_reads import EarlyChunks
-from dfs.errors import PayloadTooLarge, from_body
+from dfs.errors import IntegrityError, PayloadTooLarge, from_body
 from dfs.transport.api_client import ApiClient
+
+
+def laid_out(plan: dict[str, Any], file_id: str) -> dict[str, Any]:
+    """``plan`` when its chunks lay out its file end to end (each at the offset where the
+    one before it ends, from 0 to the file's size), else IntegrityError. A download writes
+    each chunk at its offset and hashes the chunks in order: from a plan whose chunks
+    overlap, leave a gap, or end before or past its size, the file written would not be the
+    bytes the whole-file sha256 checked."""
+    end = 0
+    for chunk in plan["chunks"]:
+        if int(chunk["offset"]) != end:
+            break
+        end += int(chunk["size"])
+    else:
+        if end == int(plan["size"]):
+            return plan
+    raise IntegrityError(f"file {file_id}: its plan's chunks do not lay out the file; not written")
 
 
 async def fetch_plans(conn: Connection, wanted: list[str]) -> dict[str, dict[str, Any]]:

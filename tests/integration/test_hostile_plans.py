@@ -17,6 +17,7 @@ from aiohttp import web
 from dfs import protocol
 from dfs.client import Client
 from dfs.client.download import SMALL_FILE
+from dfs.errors import IntegrityError
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 from tests.local_app import serving
 
@@ -120,3 +121,42 @@ async def test_keys_listed_outside_the_prefix_are_not_restored_under_it(
     assert (out / "x" / "secret").read_bytes() == b"d's"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["x", "x/secret"]
     assert sorted(s.what for s in report.skipped) == ["e/other", "e/x/secret"]
+
+
+def _spoil_layout(how: str) -> Rewrite:
+    """A plan whose chunks do not lay out the file: the second chunk said to be at offset
+    0 (over the first), or the file said to be longer than its chunks."""
+
+    def spoil(doc: dict[str, Any]) -> None:
+        for plan in doc["plans"]:
+            if how == "overlap":
+                plan["chunks"][1]["offset"] = 0
+            else:
+                plan["size"] += 4096
+
+    return spoil
+
+
+@pytest.mark.parametrize("how", ["overlap", "longer"])
+async def test_a_plan_whose_chunks_do_not_lay_out_the_file_writes_nothing(
+    inproc: InProcessCluster, tmp_path: Path, how: str
+) -> None:
+    """The whole-file sha256 is of the chunks in their order, the file on disk is what they
+    were written at their offsets, cut at the plan's size. A plan whose chunks overlap,
+    leave a gap, or end before (or after) its size had a file written that was not the
+    bytes hashed (the second chunk over the first and zeros after it; a tail of zeros),
+    under the target's name as verified. Such a plan is refused: nothing is written."""
+    big = random.Random(12).randbytes(SMALL_FILE + 4096)
+    src = tmp_path / "big"
+    src.write_bytes(big)
+    async with Client(inproc.api.url, token=ADMIN_TOKEN) as c:
+        await c.make_bucket("bkt")
+        await c.upload_to([src], "bkt", "d/")
+    out = tmp_path / "out"
+    async with (
+        rewriting(inproc.api.url, {protocol.DOWNLOAD_PLANS: _spoil_layout(how)}) as url,
+        Client(url, token=ADMIN_TOKEN) as c,
+    ):
+        with pytest.raises(IntegrityError):
+            await c.download_from("bkt", "d/", out)
+    assert not (out / "big").exists()

@@ -23,7 +23,8 @@ groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thre
 3. each of them is then given its target's name: an unnamed file is linked there
    (``linkat`` of ``/proc/self/fd/N``, which fails if anything is at the target: Conflict,
    unless ``overwrite``: then linked to a temp name and renamed over it), a named temp file
-   renamed there (without ``overwrite``: ``renameat2`` with ``RENAME_NOREPLACE``, or a link
+   renamed there while its name is still the file written (another put there since is
+   refused, IntegrityError, as ``PartFile.commit`` refuses one) (without ``overwrite``: ``renameat2`` with ``RENAME_NOREPLACE``, or a link
    where that is missing, so a file that appeared there meanwhile is never replaced), and at
    ``close`` one more ``syncfs`` makes the directory entries durable.
 
@@ -60,6 +61,7 @@ from dfs.client.file_names import (
     has_syncfs,
     link_or_replace,
     link_unnamed,
+    still_names,
     sync_dirs,
     syncfs_dirs,
     temp_name,
@@ -107,6 +109,8 @@ class SmallFile:
     missing: int = 0
     started: float = field(default_factory=time.monotonic)
     failovers: int = 0  # sources that failed one of its chunks before a good copy came
+    # its named temp file as written (``_place`` renames that name only while it is this)
+    written: os.stat_result | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.parts = [None] * len(self.plan["chunks"])
@@ -278,6 +282,7 @@ def write_temps(
                 os.makedirs(parent, exist_ok=True)
             tmp, fd, created = _open_temp(f, parent, name, resume, unnamed)
             temps.append((f, tmp, fd))
+            f.written = None if tmp is None else os.fstat(fd)
             if parent not in into.dirs:
                 into.dirs.add(parent)
                 into.devices.setdefault(os.fstat(fd).st_dev, parent)
@@ -332,10 +337,14 @@ def commit(pending: Pending, overwrite: Overwrite) -> list[SmallFile]:
 def _place(proc: int, temp: Temp, overwrite: Overwrite) -> bool:
     """Give a written file its target's name (False: the target was taken, ``overwrite``
     off); the file is dropped, placed or not. An unnamed one is linked through its
-    descriptor in ``proc`` (``/proc/self/fd``)."""
+    descriptor in ``proc`` (``/proc/self/fd``); a named one is renamed only while its name
+    is still the file written (IntegrityError: one put there since, left alone, holds bytes
+    no hash checked)."""
     f, tmp, fd = temp
     target = str(f.target)
     if tmp is not None:
+        if f.written is None or not still_names(tmp, f.written):
+            raise IntegrityError(f"{tmp} was replaced while {target} was written into it")
         try:
             link_or_replace(tmp, target, overwrite)
         except FileExistsError:

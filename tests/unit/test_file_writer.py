@@ -411,3 +411,27 @@ def test_a_named_temp_file_is_open_to_no_one_else_while_written(
         assert seen == [0o600, 0o600]
     assert (tmp_path / "p").stat().st_mode & 0o777 == 0o600 & ~UMASK
     assert (tmp_path / "q").stat().st_mode & 0o777 == 0o644 & ~UMASK
+
+
+@pytest.mark.usefixtures("named")
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_temp_file_replaced_under_its_name_before_the_commit_is_not_renamed(
+    tmp_path: Path, resume: bool
+) -> None:
+    """A named temp file is written and closed, and renamed by its name at the commit, up to
+    ``COMMIT_FILES`` files later. Another file put at that name meanwhile (by whoever can
+    write in the folder: the name is predictable with resume) was renamed over the target,
+    bytes no hash checked; as ``PartFile.commit`` does, the commit refuses it."""
+    target = tmp_path / "t"
+    target.write_bytes(b"the user's file")
+    f = _ready(_plan("fid", [b"payload"]), target, [b"payload"])
+    pending = file_writer.Pending()
+    file_writer.write_temps([f], resume, pending)
+    [(_f, tmp, _fd)] = pending.temps
+    assert tmp is not None
+    other = tmp_path / "other"
+    other.write_bytes(b"bytes no hash checked")
+    os.replace(other, tmp)
+    with pytest.raises(IntegrityError, match="was replaced"):
+        file_writer.commit(pending, overwrite=True)
+    assert target.read_bytes() == b"the user's file"

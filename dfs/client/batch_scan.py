@@ -35,7 +35,7 @@ from pathlib import Path
 
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, chunk_id_of, scan_file
 from dfs.client.file_cache import FileCache
-from dfs.client.local_files import GONE, LocalFile, same_version
+from dfs.client.local_files import GONE, LocalFile, open_to_read, same_version
 
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
@@ -128,7 +128,7 @@ def read_small(path: Path, profile: ChunkerProfile, size: int = 0, keep: bool = 
     ``keep`` (``size``: its listed size, to read it in one call), with its stat once read
     (``fstat``). A file over READ_WHOLE (grown since it was listed) is streamed through
     ``scan_file`` and not kept."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = open_to_read(path)
     try:
         opened = os.fstat(fd)
         data = _read_whole(fd, size)

@@ -24,7 +24,7 @@ from typing import Any
 from dfs import protocol
 from dfs.chunking import FileScan
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.local_files import GONE, read_chunk, vanished
+from dfs.client.local_files import GONE, open_to_read, read_chunk, vanished
 from dfs.client.replan import Replanner
 from dfs.client.resume import UploadJournal
 from dfs.errors import FileChanged
@@ -165,7 +165,7 @@ class FileUpload:
         if self.fd is not None:
             return read_chunk(self.fd, self._offsets[chunk_id], size)
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = open_to_read(self.path)
         except GONE as exc:  # removed or made unreadable since its scan: it changed
             raise vanished(exc) from None
         try:

@@ -23,6 +23,7 @@ name limits) only.
 from __future__ import annotations
 
 import enum
+import errno
 import hashlib
 import os
 import shutil
@@ -137,9 +138,14 @@ def same_version(a: os.stat_result, b: os.stat_result) -> bool:
     )
 
 
-GONE = (FileNotFoundError, PermissionError)
-"""What opening a listed file raises when it was removed, or made unreadable, since it was
-listed: for a pipeline that reports files and goes on (``UploadPipeline.failed``), that
+class NotRegular(OSError):
+    """A listed file that is no regular file when it is opened to be read: a FIFO, device or
+    socket put at its path since it was listed (``open_to_read``)."""
+
+
+GONE = (FileNotFoundError, PermissionError, NotRegular)
+"""What opening a listed file raises when it was removed, made unreadable, or replaced by
+something that is not a regular file, since it was listed: for a pipeline that reports files and goes on (``UploadPipeline.failed``), that
 file is left out as one that changed (``vanished``), not the whole upload."""
 
 
@@ -150,8 +156,15 @@ def vanished(exc: OSError) -> FileChanged:
 
 
 def open_to_read(path: Path) -> int:
-    """A descriptor of ``path`` to read (``reopen``'s usual step)."""
-    return os.open(path, os.O_RDONLY)
+    """A descriptor of ``path`` to read (``reopen``'s usual step), of a regular file only
+    (else ``NotRegular``). Opened without waiting (``O_NONBLOCK``, which a regular file's
+    reads ignore): a FIFO put at the path since its listing would wait for a writer, and
+    the upload with it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegular(errno.EINVAL, "not a regular file any more", str(path))
+    return fd
 
 
 def reopen(how: Callable[[Path], T], path: Path, droppable: bool) -> T:

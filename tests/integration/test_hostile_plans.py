@@ -4,7 +4,9 @@ answers, a restore writes nothing outside its folder, and only the keys it asked
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -160,3 +162,36 @@ async def test_a_plan_whose_chunks_do_not_lay_out_the_file_writes_nothing(
         with pytest.raises(IntegrityError):
             await c.download_from("bkt", "d/", out)
     assert not (out / "big").exists()
+
+
+async def test_a_file_replaced_by_a_fifo_after_its_listing_is_left_out_not_waited_on(
+    inproc: InProcessCluster, tmp_path: Path
+) -> None:
+    """A listed file replaced by a FIFO before the upload reads it: its open waited for a
+    writer that never comes, the whole upload hung. It is left out as a file that changed,
+    the others are stored."""
+    from dfs.client.local_files import walk
+    from dfs.errors import DfsError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a", "b"):
+        (src / name).write_bytes(name.encode() * 100)
+    files = list(walk([src]))
+    (src / "a").unlink()
+    os.mkfifo(src / "a")
+    changed: list[str] = []
+
+    def failed(f: Any, exc: DfsError) -> None:
+        changed.append(f.name)
+
+    async with Client(inproc.api.url, token=ADMIN_TOKEN, file_cache=False) as c:
+        upload = asyncio.ensure_future(c.upload_many(files, failed=failed))
+        try:
+            done = await asyncio.wait_for(asyncio.shield(upload), 20)
+        except TimeoutError:
+            os.close(os.open(src / "a", os.O_WRONLY | os.O_NONBLOCK))  # let the reader go
+            await asyncio.gather(upload, return_exceptions=True)
+            pytest.fail("the upload waited on the FIFO")
+    assert [r.name for r in done] == ["b"]
+    assert changed == ["a"]

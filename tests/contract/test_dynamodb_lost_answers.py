@@ -15,10 +15,17 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from dfs.errors import FileNotFound
+from dfs.errors import FileNotFound, UploadNotFound
 from dfs.meta.base import Location
 from dfs.meta.dynamo import DynamoMetadataStore
-from dfs.meta.multipart import MultipartUpload, UploadPart, new_upload_id
+from dfs.meta.multipart import (
+    UPLOAD_COMPLETING,
+    UPLOAD_DONE,
+    UPLOAD_OPEN,
+    MultipartUpload,
+    UploadPart,
+    new_upload_id,
+)
 from dfs.meta.namespace import BucketRecord
 from tests.contract.test_metadata_store import cid, new_file
 
@@ -129,3 +136,37 @@ async def test_surplus_location_forgotten_with_its_answer_lost(store: DynamoMeta
     assert lost == [1]
     assert await store.get_locations([c]) == {c: {"n1", "n2"}}
     assert await store.node_chunks("n3", limit=10) == [c]
+
+
+@pytest.mark.parametrize(
+    ("expect", "state"),
+    [({UPLOAD_OPEN}, UPLOAD_COMPLETING), ({UPLOAD_OPEN, UPLOAD_COMPLETING}, UPLOAD_DONE)],
+    ids=["complete", "abort"],
+)
+async def test_multipart_state_moved_with_its_answer_lost(
+    store: DynamoMetadataStore, expect: set[str], state: str
+) -> None:
+    """A Complete's (or an Abort's) state move applied and its answer lost: the resend
+    finds the state moved already, by this very call. It answers the upload as it was
+    before, as the first answer would have; an UploadNotFound left the upload stuck
+    (completing: every Complete and Abort refused until its TTL) and its parts unreleased."""
+    u = MultipartUpload(new_upload_id(5.0), "t1", "b1", "k", 5.0, "", ())
+    await store.create_multipart_upload(u)
+    update_item = store._rq.client.update_item
+    lost: list[int] = []
+
+    def lose_first(**params: Any) -> Any:
+        answer = update_item(**params)
+        if not lost:
+            lost.append(1)
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+        return answer
+
+    store._rq.client.update_item = lose_first
+    before = await store.set_multipart_state(u.upload_id, expect, state)
+    assert lost == [1]
+    assert before == u
+    assert (await store.get_multipart_upload(u.upload_id)).state == state
+    # another call's move is still refused, lost answer or not
+    with pytest.raises(UploadNotFound):
+        await store.set_multipart_state(u.upload_id, expect, state)

@@ -4,7 +4,7 @@ the API and the gateway already read and write that table).
 
 | p                | s                        | what                                              |
 |------------------|--------------------------|---------------------------------------------------|
-| ``mpu#ID``       | ``-``                    | the upload: tenant, bucket, key, created_at, content type, metadata (JSON), state ``st``, checksum algorithm ``ck`` (when given) |
+| ``mpu#ID``       | ``-``                    | the upload: tenant, bucket, key, created_at, content type, metadata (JSON), state ``st`` (and the last move's mark ``sw`` and state before ``ps``), checksum algorithm ``ck`` (when given) |
 | ``mpu#ID``       | ``part#NNNNN``           | a part: file id, size, ETag, last modified, checksums ``ck`` (JSON, when any) |
 | ``mpuk#BUCKET``  | ``KEY`` NUL ``ID``       | the bucket's uploads in (key, upload id) order: ListMultipartUploads (keys hold no NUL) |
 | ``mpuage``       | ``CREATED#ID``           | every upload by age: ``stale_multipart_uploads``  |
@@ -16,11 +16,15 @@ UpdateItem. Creating writes the three items in one transaction; forgetting delet
 index items first, then the parts, then the upload item. Transactions carry a
 ClientRequestToken, and a resend cancelled on its own write (past the token's window) is
 recognised: the upload item is the one written; the part holds this put's file id, and the
-file id it replaced is the one the first round read.
+file id it replaced is the one the first round read. A state move marks the upload item
+with its own random mark (``sw``) and the state it moved from (``ps``): its resend after a
+lost answer, refused on the move already made, finds its mark and answers as the first
+answer would have (a refusal left a Complete's upload stuck ``completing``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Collection
@@ -230,25 +234,37 @@ class MultipartPart(StoreCore):
     async def set_multipart_state(
         self, upload_id: str, expect: Collection[str], state: str
     ) -> MultipartUpload:
+        return await self._rq.run(self._move_state, upload_id, sorted(expect), state)
+
+    def _move_state(self, upload_id: str, expect: list[str], state: str) -> MultipartUpload:
+        """The conditional state move, stamped with this call's mark (``sw``) and the state
+        it moved from (``ps``): a resend of a move applied whose answer was lost is refused
+        on its own write, and recognised by its mark."""
+        mark = uuid.uuid4().hex
         names = [f":e{i}" for i in range(len(expect))]
-        resp = await self._rq.run(
-            lambda: self._rq.call_or_none(
-                "update_item",
-                TableName=self.tables["namespace"],
-                Key=_upload_key(upload_id),
-                UpdateExpression="SET #st = :new",
-                ConditionExpression=f"#st IN ({', '.join(names)})",
-                ExpressionAttributeNames=attr_names("st"),
-                ExpressionAttributeValues={
-                    ":new": S(state),
-                    **{n: S(e) for n, e in zip(names, expect, strict=True)},
-                },
-                ReturnValues="ALL_OLD",
-            )
+        resp = self._rq.call_or_none(
+            "update_item",
+            TableName=self.tables["namespace"],
+            Key=_upload_key(upload_id),
+            UpdateExpression="SET #ps = #st, #st = :new, #sw = :mark",
+            ConditionExpression=f"#st IN ({', '.join(names)})",
+            ExpressionAttributeNames=attr_names("st", "ps", "sw"),
+            ExpressionAttributeValues={
+                ":new": S(state),
+                ":mark": S(mark),
+                **{n: S(e) for n, e in zip(names, expect, strict=True)},
+            },
+            ReturnValues="ALL_OLD",
         )
-        if resp is None:
+        if resp is not None:
+            return _upload(resp["Attributes"])
+        try:
+            item = self._get_upload_item(upload_id)
+        except UploadNotFound:
+            item = {}
+        if item.get("sw", {}).get("S") != mark:
             raise UploadNotFound(f"multipart upload {upload_id} is not {'/'.join(expect)}")
-        return _upload(resp["Attributes"])
+        return dataclasses.replace(_upload(item), state=item["ps"]["S"])
 
     async def delete_multipart_upload(self, upload_id: str) -> None:
         def op() -> list[Item]:

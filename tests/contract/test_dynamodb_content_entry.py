@@ -136,3 +136,37 @@ async def test_a_bounded_set_never_names_a_deleted_file(
     assert await named() == later.file_id
     await store.delete_file(recs[3].file_id, "t1", 7.0)
     assert await named() == later.file_id
+
+
+@pytest.mark.parametrize("distinct", [1, CHUNKS_PER_TX + 2], ids=["small", "big"])
+async def test_a_file_marked_verified_while_it_is_deleted_leaves_no_entry(
+    store: DynamoMetadataStore, distinct: int
+) -> None:
+    """mark_sha256_verified moves a file's content entry from the claim's to the verified
+    one between a delete's read of the file and its transaction: the delete, which hands on
+    the entry of the file as it read it (the claim's), must not go through and leave the
+    verified entry naming the deleted file (every later commit of those bytes keeps a named
+    file, ``if_not_exists``: the lookup by content missed them for good)."""
+    content = [(cid(("race-verified", distinct, i)), 10) for i in range(distinct)]
+    gone, keep = _same("gone", content, verified=False), _same("keep", content, verified=False)
+    for rec in (gone, keep):
+        await store.create_file(rec, _manifest(content))
+        await store.commit_file(rec.file_id, 2.0)
+    guard = store._link_guard
+    raced: list[int] = []
+
+    def mark_first(file_id: str) -> list:
+        if not raced:  # the delete has read the file unverified: mark it now
+            raced.append(1)
+            store._move_to_verified(gone)
+        return guard(file_id)
+
+    store._link_guard = mark_first  # type: ignore[method-assign]
+    await store.delete_file(gone.file_id, "t1", 3.0)
+    assert raced == [1]
+    assert await store.find_file_by_sha256("t1", gone.sha256, verified=True) is None
+    assert "file_id" not in await _entry(store, gone)  # the verified entry went with it
+    await store.mark_sha256_verified(keep.file_id)
+    found = await store.find_file_by_sha256("t1", gone.sha256, verified=True)
+    assert found is not None
+    assert found.file_id == keep.file_id

@@ -15,6 +15,9 @@ Deleting a complete file also moves its file_hashes entry on: the file leaves th
 of the tenant's complete files with that content and, if the entry names it, the entry names
 another member or is deleted, conditional on ``v`` (re-read and retried on cancellation), in
 the transaction that deletes the file (small files) or makes it invisible (``_claim_delete``).
+That write is also conditional on the file's verified flag being as read: the entry handed
+on is the one of that flag, and ``mark_sha256_verified`` moves a file to the other entry;
+a delete refused so reads the file again.
 
 A file that an object version links is refused (Conflict) in that same transaction: a
 ConditionCheck on the file's tenant link item (``store_namespace_codec.link_key``) wants it
@@ -71,27 +74,34 @@ class DeletePart(RefcountsPart):
         return True
 
     async def delete_file(self, file_id: str, tenant: str, now: float) -> FileRecord:
-        item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
-        if item["tenant"]["S"] != tenant:
-            raise FileNotFound(f"no file {file_id}")
-        rec = codec.file_record(item)
+        for _ in range(MAX_ROUNDS):
+            item = await self._file_item(file_id, codec.FILE_WITH_MANIFEST_ATTRS)
+            if item["tenant"]["S"] != tenant:
+                raise FileNotFound(f"no file {file_id}")
+            rec = codec.file_record(item)
+            if await self._delete_read(item, rec, now):
+                await self._rq.run(self._drop_manifest, item["mid"]["S"])
+                return rec
+        raise Unavailable(f"delete of file {file_id} kept losing races on its content entry")
+
+    async def _delete_read(self, item: Item, rec: FileRecord, now: float) -> bool:
+        """Delete the file as read (``item``); False if it was marked verified meanwhile:
+        its content entry moved, so the caller reads it again (see ``_delete_file_action``)."""
         state = item["state"]["S"]
         if state == FILE_COMMITTING:
-            raise Conflict(f"file {file_id} is being committed; try again")
+            raise Conflict(f"file {rec.file_id} is being committed; try again")
         if state == FILE_PENDING:
-            await self._rq.run(self._delete_file_item, file_id, FILE_PENDING)
-        else:
-            refs = codec.refs_of(await self._manifest_of(item))
-            if state == FILE_COMPLETE and len(refs) <= CHUNKS_PER_TX:
-                await self._delete_whole(rec, refs, now)
-            else:
-                await self._delete_in_batches(rec, state, item["mid"]["S"], refs, now)
-        await self._rq.run(self._drop_manifest, item["mid"]["S"])
-        return rec
+            await self._rq.run(self._delete_file_item, rec.file_id, FILE_PENDING)
+            return True
+        refs = codec.refs_of(await self._manifest_of(item))
+        if state == FILE_COMPLETE and len(refs) <= CHUNKS_PER_TX:
+            return await self._delete_whole(rec, refs, now)
+        return await self._delete_in_batches(rec, state, item["mid"]["S"], refs, now)
 
-    async def _delete_whole(self, rec: FileRecord, refs: Sequence[Ref], now: float) -> None:
-        """A complete file of few distinct chunks: gone, unreferenced and uncounted at once."""
-        head = self._delete_file_action(rec.file_id, FILE_COMPLETE)
+    async def _delete_whole(self, rec: FileRecord, refs: Sequence[Ref], now: float) -> bool:
+        """A complete file of few distinct chunks: gone, unreferenced and uncounted at once;
+        False if it was marked verified since ``rec`` was read."""
+        head = self._delete_file_action(rec.file_id, FILE_COMPLETE, rec.sha256_verified)
         extra = {"total_files": -1, "logical_bytes": -rec.size}
 
         def tail() -> list[Item]:
@@ -100,15 +110,17 @@ class DeletePart(RefcountsPart):
         done = await self._rq.run(
             self._apply_refs, DROP, head, rec.file_id, refs, now, extra, rec.tenant, tail
         )
-        if not done:
+        if not done and not await self._rq.run(self._flag_moved, rec):
             raise FileNotFound(f"no file {rec.file_id}")
+        return done
 
     async def _delete_in_batches(
         self, rec: FileRecord, state: str, mid: str, refs: Sequence[Ref], now: float
-    ) -> None:
-        """complete -> deleting, each batch's references dropped once, then the file item."""
-        if state == FILE_COMPLETE:
-            await self._rq.run(self._claim_delete, rec)
+    ) -> bool:
+        """complete -> deleting, each batch's references dropped once, then the file item;
+        False if the file was marked verified before it was claimed."""
+        if state == FILE_COMPLETE and not await self._rq.run(self._claim_delete, rec):
+            return False
         batches = list(chunks_of(refs, CHUNKS_PER_TX))
         await asyncio.gather(
             *(
@@ -124,19 +136,39 @@ class DeletePart(RefcountsPart):
             await self._rq.run(self._rq.transact, [head, counters], uuid.uuid4().hex)
         except Conflict:
             raise FileNotFound(f"no file {rec.file_id}") from None
+        return True
 
     # --- transactions (worker threads) ------------------------------------------------------
 
-    def _delete_file_action(self, file_id: str, expected_state: str) -> Item:
+    def _delete_file_action(
+        self, file_id: str, expected_state: str, verified: bool | None = None
+    ) -> Item:
+        """The file item deleted if in ``expected_state`` and, for a complete file, still
+        ``verified`` as read: the content entry a delete hands on is the one of the flag it
+        read (``_unhash_actions``), and ``mark_sha256_verified`` moves the file to the
+        other entry; a delete that went through after that left the verified entry naming
+        the deleted file, and every later commit of those bytes kept it (``if_not_exists``)."""
+        cond = "#state = :expected"
+        names = attr_names("state")
+        values: Item = {":expected": S(expected_state)}
+        if verified is not None:
+            cond, names, values = _as_read(cond, names, values, verified)
         return {
             "Delete": {
                 "TableName": self.tables["files"],
                 "Key": {"file_id": S(file_id)},
-                "ConditionExpression": "#state = :expected",
-                "ExpressionAttributeNames": attr_names("state"),
-                "ExpressionAttributeValues": {":expected": S(expected_state)},
+                "ConditionExpression": cond,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
         }
+
+    def _flag_moved(self, rec: FileRecord) -> bool:
+        """Whether complete file ``rec`` is still complete, its verified flag changed."""
+        item = self._get_file_item(rec.file_id, ("state", "sha256_verified"))
+        if item is None or item["state"]["S"] != FILE_COMPLETE:
+            return False
+        return bool(item.get("sha256_verified", {}).get("BOOL", False)) != rec.sha256_verified
 
     def _delete_file_item(self, file_id: str, expected_state: str) -> None:
         action = self._delete_file_action(file_id, expected_state)["Delete"]
@@ -209,33 +241,36 @@ class DeletePart(RefcountsPart):
             {"Update": {**base, "UpdateExpression": update, "ExpressionAttributeValues": values}}
         ]
 
-    def _claim_delete(self, rec: FileRecord) -> None:
+    def _claim_delete(self, rec: FileRecord) -> bool:
         """complete -> deleting: the file vanishes for readers and listings at once, and
         its file_hashes entry moves on in the same transaction. The claim carries its own
         mark (``CLAIM_ATTR``): a runner that finds the file claimed by another stops
         (FileNotFound, as when that one has finished), one that finds its own claim (a
-        resend whose first answer was lost) goes on."""
+        resend whose first answer was lost) goes on. False: the file was marked verified
+        since ``rec`` was read (its entry moved: see ``_delete_file_action``)."""
         file_id = rec.file_id
         mine = uuid.uuid4().hex
+        cond, names, values = _as_read(
+            "#state = :complete",
+            attr_names("state", "listed_tenant", CLAIM_ATTR),
+            {":deleting": S(FILE_DELETING), ":complete": S(FILE_COMPLETE), ":mine": S(mine)},
+            rec.sha256_verified,
+        )
         claim = {
             "Update": {
                 "TableName": self.tables["files"],
                 "Key": {"file_id": S(file_id)},
                 "UpdateExpression": "SET #state = :deleting, #dc = :mine REMOVE #listed_tenant",
-                "ConditionExpression": "#state = :complete",
-                "ExpressionAttributeNames": attr_names("state", "listed_tenant", CLAIM_ATTR),
-                "ExpressionAttributeValues": {
-                    ":deleting": S(FILE_DELETING),
-                    ":complete": S(FILE_COMPLETE),
-                    ":mine": S(mine),
-                },
+                "ConditionExpression": cond,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
         }
         for _ in range(MAX_ROUNDS):
             try:
                 guard = self._link_guard(file_id)
                 self._rq.transact([claim, *guard, *self._unhash_actions(rec)], uuid.uuid4().hex)
-                return
+                return True
             except Cancelled as exc:
                 if exc.codes[0] == "ConditionalCheckFailed":
                     break
@@ -243,10 +278,13 @@ class DeletePart(RefcountsPart):
         else:
             raise Unavailable("delete kept losing races on its content entry; try again")
         item = self._get_file_item(file_id, ("state", CLAIM_ATTR))
-        if item is None or item.get(CLAIM_ATTR, {}).get("S") != mine:
-            # another runner claimed it: it finishes the delete (or, if it died, a later
-            # delete_file or GC's sweep does); running beside it would only race it
-            raise FileNotFound(f"no file {file_id}") from None
+        if item is not None and item.get(CLAIM_ATTR, {}).get("S") == mine:
+            return True
+        if self._flag_moved(rec):
+            return False
+        # another runner claimed it: it finishes the delete (or, if it died, a later
+        # delete_file or GC's sweep does); running beside it would only race it
+        raise FileNotFound(f"no file {file_id}") from None
 
     def _unref_batch(
         self, file_id: str, mid: str, no: int, refs: Sequence[Ref], now: float, tenant: str
@@ -256,3 +294,11 @@ class DeletePart(RefcountsPart):
         marker = self._marker_action(mid, "d", no, now)
         guard = self._batch_guard(file_id, FILE_DELETING, mid)
         self._apply_refs(DROP, marker, f"{mid}/d{no}", refs, now, {}, tenant, guard=guard)
+
+
+def _as_read(cond: str, names: Item, values: Item, verified: bool) -> tuple[str, Item, Item]:
+    """``cond`` and its names and values, with the file's verified flag as it was read."""
+    names = {**names, "#ver": "sha256_verified"}
+    if not verified:
+        return f"{cond} AND attribute_not_exists(#ver)", names, values
+    return f"{cond} AND #ver = :true", names, {**values, ":true": {"BOOL": True}}

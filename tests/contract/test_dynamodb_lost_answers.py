@@ -170,3 +170,62 @@ async def test_multipart_state_moved_with_its_answer_lost(
     # another call's move is still refused, lost answer or not
     with pytest.raises(UploadNotFound):
         await store.set_multipart_state(u.upload_id, expect, state)
+
+
+def _lose_first_delete(store: DynamoMetadataStore) -> list[int]:
+    """The next file delete (DeleteItem or TransactWriteItems) applied and its answer lost;
+    a transaction's resend with the same token answered as done, as DynamoDB does."""
+    client = store._rq.client
+    lost: list[int] = []
+    applied: set[str] = set()
+
+    def wrap(send: Any) -> Any:
+        def call(**params: Any) -> Any:
+            token = params.get("ClientRequestToken")
+            if token is not None and token in applied:
+                return {}
+            answer = send(**params)
+            if token is not None:
+                applied.add(token)
+            if not lost:
+                lost.append(1)
+                raise ReadTimeoutError(endpoint_url="http://dynamodb")
+            return answer
+
+        return call
+
+    client.delete_item = wrap(client.delete_item)
+    client.transact_write_items = wrap(client.transact_write_items)
+    return lost
+
+
+@pytest.mark.parametrize("by", ["client", "gc"])
+async def test_pending_file_delete_with_its_answer_lost(
+    store: DynamoMetadataStore, by: str
+) -> None:
+    """A pending file's delete applied and its answer lost: answered as done (the client's
+    DELETE, GC's sweep of a stale upload), and its manifest pages go with it; a refusal
+    left them behind for good (nothing else deletes a manifest partition)."""
+    rec, manifest = new_file("pending-lost", [(cid(("pl", i)), 10) for i in range(300)])
+    await store.create_file(rec, manifest)
+    mid = (await store._file_item(rec.file_id, ("mid",)))["mid"]["S"]
+    lost = _lose_first_delete(store)
+    if by == "client":
+        assert (await store.delete_file(rec.file_id, "t1", 3.0)).file_id == rec.file_id
+    else:
+        assert await store.delete_pending_file(rec.file_id, 10.0, 11.0)
+    assert lost == [1]
+    with pytest.raises(FileNotFound):
+        await store.get_file(rec.file_id)
+    left = await store._rq.run(
+        lambda: list(
+            store._rq.paginate(
+                "query",
+                TableName=store.tables["manifests"],
+                KeyConditionExpression="mid = :m",
+                ExpressionAttributeValues={":m": {"S": mid}},
+                ConsistentRead=True,
+            )
+        )
+    )
+    assert left == []

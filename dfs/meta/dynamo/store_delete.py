@@ -171,9 +171,13 @@ class DeletePart(RefcountsPart):
         return bool(item.get("sha256_verified", {}).get("BOOL", False)) != rec.sha256_verified
 
     def _delete_file_item(self, file_id: str, expected_state: str) -> None:
-        action = self._delete_file_action(file_id, expected_state)["Delete"]
-        if self._rq.call_or_none("delete_item", **action) is None:
-            raise FileNotFound(f"no file {file_id}")
+        """A transaction of one write for its ClientRequestToken: a resend after a lost
+        answer is answered as done, where a DeleteItem's is refused on its own delete (a
+        FileNotFound, and the manifest left behind for good)."""
+        try:
+            self._rq.transact([self._delete_file_action(file_id, expected_state)], uuid.uuid4().hex)
+        except Cancelled:
+            raise FileNotFound(f"no file {file_id}") from None
 
     def _link_guard(self, file_id: str) -> list[Item]:
         """Conflict if a version links the file now (a strongly consistent read); else the

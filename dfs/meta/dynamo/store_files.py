@@ -8,6 +8,7 @@ Committing and deleting, which move reference counts, live in ``store_commit`` a
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +25,7 @@ from dfs.meta.base import (
     sha256_entry,
 )
 from dfs.meta.dynamo.codec import FILE_ITEM_ATTRS, UNLINKED_ATTR, N, S, attr_names, projection
-from dfs.meta.dynamo.requests import Item
+from dfs.meta.dynamo.requests import Cancelled, Item
 from dfs.meta.dynamo.store_core import BATCH_CONCURRENCY, StoreCore
 
 # what reading a file's manifest needs of its item
@@ -254,21 +255,33 @@ class FilesPart(StoreCore):
         self, file_id: str, before: float, now: float | None = None
     ) -> bool:
         def op() -> str | None:
-            resp = self._rq.call_or_none(
-                "delete_item",
-                TableName=self.tables["files"],
-                Key={"file_id": S(file_id)},
-                # a commit moves the state off pending first, so one of the two loses
-                ConditionExpression="#state = :pending AND #created_at < :before",
-                ExpressionAttributeNames=attr_names("state", "created_at"),
-                ExpressionAttributeValues={
-                    ":pending": S(FILE_PENDING),
-                    ":before": N(float(before)),
-                },
-                ReturnValues="ALL_OLD",
-            )
-            old = resp.get("Attributes") if resp is not None else None
-            return None if not old else str(old["mid"]["S"])
+            """The file's manifest id if this call deleted it. Read first, then deleted in a
+            transaction of one write for its ClientRequestToken: a resend after a lost
+            answer is answered as done (a DeleteItem's was refused on its own delete, and
+            the manifest it alone knew to drop was left behind for good)."""
+            item = self._get_file_item(file_id, ("mid",))
+            if item is None:
+                return None
+            delete = {
+                "Delete": {
+                    "TableName": self.tables["files"],
+                    "Key": {"file_id": S(file_id)},
+                    # a commit moves the state off pending first, so one of the two loses
+                    "ConditionExpression": "#state = :pending AND #created_at < :before "
+                    "AND #mid = :mid",
+                    "ExpressionAttributeNames": attr_names("state", "created_at", "mid"),
+                    "ExpressionAttributeValues": {
+                        ":pending": S(FILE_PENDING),
+                        ":before": N(float(before)),
+                        ":mid": item["mid"],
+                    },
+                }
+            }
+            try:
+                self._rq.transact([delete], uuid.uuid4().hex)
+            except Cancelled:
+                return None
+            return str(item["mid"]["S"])
 
         mid = await self._rq.run(op)
         if mid is None:  # not pending: perhaps left committing or deleting by a crash

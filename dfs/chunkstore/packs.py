@@ -66,8 +66,7 @@ COMPACT_DEAD_FRACTION = 0.5
 
 Buffer = bytes | bytearray | memoryview
 _Rot = tuple[int, int, ChunkId, bytes]  # a rotten record: pack, offset, id, payload
-_Good = dict[tuple[ChunkId, int], bool | None]
-"""Records compaction checked: (id, offset) -> moved as they are, or None (rot, quarantined)."""
+_Good = dict[tuple[ChunkId, int], bool | None]  # checked: moved as they are; None: rot
 log = logging.getLogger("dfs.chunkstore")
 
 
@@ -198,13 +197,11 @@ class PackSet:
         # one not quarantined stays untombstoned: the next open indexes it and a read finds it
         kept = [r for r in fresh if quarantine.keep(self._quarantine, r[2], r[3])]
         dead += [Tomb(c, s, o, now) for s, o, c, _ in kept]
-        if dead:
-            try:
+        try:  # on a full disk the store opens all the same: the next open finds them again
+            if dead:
                 self._append_tombs(dead)
-            except (OSError, InsufficientStorage) as exc:  # full: the store opens all the same
-                # untombstoned, the records are found again at the next open (a superseded
-                # one loses again, a quarantined one is quarantined again): nothing served
-                log.warning("%d tombstone(s) not written at open (%s)", len(dead), exc)
+        except (OSError, InsufficientStorage) as exc:
+            log.warning("%d tombstone(s) not written at open (%s)", len(dead), exc)
         self._seal_pending()
 
     def _load_pack(
@@ -524,18 +521,16 @@ class PackSet:
     def _prepare(self, seq: int) -> tuple[bytes, _Good]:
         """Read a pack to compact and verify the records live in it now (before taking the
         append lock: the pack is immutable). Returns its bytes and every record checked: those
-        hashing to their id (moved under a fresh header: the old one is not trusted), and
-        intact ones in an encoding this version lacks (kept as they are, never served:
-        ``record``). The rest is rot (None): quarantined, it goes with the pack (OSError, and
-        the pack stays, if the quarantine cannot be written)."""
+        hashing to their id (moved under a fresh header), intact ones in an encoding this
+        version lacks (kept as they are, never served: ``record``), and rot (None):
+        quarantined, it goes with the pack (OSError, and the pack stays, if it cannot be)."""
         with self._lock:
             pack = self._packs.get(seq)
             live = [(c, self._index[c]) for c in pack.ids] if pack is not None else []
         try:
             data = self.path(seq).read_bytes()
         except FileNotFoundError:
-            # wiped: _move forgets its records, as forget_missing would
-            return b"", {(c, loc.offset): None for c, loc in live}
+            return b"", {(c, loc.offset): None for c, loc in live}  # wiped: all forgotten
         good: _Good = {}
         for chunk_id, loc in live:
             payload = data[loc.offset + HEADER_SIZE : loc.offset + HEADER_SIZE + loc.length]
@@ -552,8 +547,8 @@ class PackSet:
     def _move(self, seq: int, data: bytes, good: _Good) -> bool:
         """Copy what is still live in pack ``seq`` into the active pack, publish the new
         places and delete the pack, all under ``_append`` (no put or delete interleaves).
-        False if the pack was forgotten meanwhile, or stays for the next run if a record live
-        in it now was not checked by ``_prepare`` (a delete whose tombstone failed put it back)."""
+        False if the pack was forgotten, or is left for the next run (a record live now that
+        ``_prepare`` did not check: a delete whose tombstone failed put it back)."""
         with self._appending():
             with self._lock:
                 pack = self._packs.get(seq)

@@ -175,6 +175,20 @@ def _decoded_length(value: str | None, required: bool) -> int | None:
     return int(value)
 
 
+def _content_md5(value: str | None) -> str | None:
+    """``Content-MD5`` if it is the base64 of an MD5 (else S3's InvalidDigest, before the
+    body is read, rather than a BadDigest once it was)."""
+    if value is None:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise S3Error("InvalidDigest", 400, "The Content-MD5 you specified was invalid.")
+    return value
+
+
 class BodyReader:
     """The decoded body. What the client declared of it (signed SHA-256, Content-MD5, a CRC32
     header or trailer, its decoded length) is checked as the end of the body is read, and
@@ -199,7 +213,7 @@ class BodyReader:
         # the trailing headers the request declared (``x-amz-trailer``): the only ones taken
         self._trailer_names = {n.strip().lower() for n in trailer.split(",") if n.strip()}
         self._check = check
-        self._content_md5 = content_md5
+        self._content_md5 = _content_md5(content_md5)
         self._crc32_header = crc32_header
         self._verified = False
         # the framing read ahead: bytes from ``_pos`` on are unread. An offset, not a

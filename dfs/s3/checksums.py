@@ -94,6 +94,38 @@ def malformed_trailer() -> S3Error:
     )
 
 
+_DIGEST_BYTES = {"crc32": 4, "crc32c": 4, "sha1": 20, "sha256": 32}
+SDK_ALGORITHM_HEADER = "x-amz-sdk-checksum-algorithm"
+
+
+def _well_formed(algorithm: str, value: str) -> str:
+    """``value`` if it is the base64 of a digest of ``algorithm`` (else InvalidRequest, as
+    S3 answers before it reads the body, rather than a BadDigest once it was read)."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != _DIGEST_BYTES[algorithm]:
+        raise S3Error("InvalidRequest", 400, f"Value for {HEADER}{algorithm} header is invalid.")
+    return value
+
+
+def _check_sdk_algorithm(sdk: str | None, declared: list[str]) -> None:
+    """``x-amz-sdk-checksum-algorithm`` names the checksum the request declares (S3 refuses
+    one without it, or naming another)."""
+    if sdk is None:
+        return
+    if not declared:
+        raise S3Error(
+            "InvalidRequest",
+            400,
+            f"{SDK_ALGORITHM_HEADER} specified, but no corresponding {HEADER}* or "
+            "x-amz-trailer headers were found.",
+        )
+    if sdk.strip().lower() not in declared:
+        raise S3Error("InvalidRequest", 400, f"Value for {SDK_ALGORITHM_HEADER} header is invalid.")
+
+
 def _algorithm(header: str) -> str:
     name = header.strip().lower().removeprefix(HEADER)
     if name not in ALGORITHMS:
@@ -113,14 +145,27 @@ class Checksums:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], also: str = "") -> Checksums:
-        declared: dict[str, str | None] = {}
+        """The checksum a request declares: at most one, in an ``x-amz-checksum-*`` header
+        or named by ``x-amz-trailer`` (S3's rule, ``InvalidRequest`` otherwise: declared in
+        both, the trailer's value went unchecked), well formed, and the algorithm
+        ``x-amz-sdk-checksum-algorithm`` names when that is sent."""
+        found: list[tuple[str, str | None]] = []
         for name, value in headers.items():
             if name.lower().startswith(HEADER) and name.lower()[len(HEADER) :] not in _NOT_VALUES:
-                declared[_algorithm(name)] = value.strip()
+                algorithm = _algorithm(name)
+                found.append((algorithm, _well_formed(algorithm, value.strip())))
         for name in headers.get("x-amz-trailer", "").split(","):
             if name.strip():
-                declared.setdefault(_algorithm(name), None)
-        return cls(declared, also)
+                found.append((_algorithm(name), None))
+        if len(found) > 1:
+            raise S3Error(
+                "InvalidRequest",
+                400,
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not "
+                "allowed.",
+            )
+        _check_sdk_algorithm(headers.get(SDK_ALGORITHM_HEADER), [a for a, _ in found])
+        return cls(dict(found), also)
 
     @classmethod
     def for_part(cls, headers: Mapping[str, str], algorithm: str) -> Checksums:

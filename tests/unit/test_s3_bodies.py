@@ -80,10 +80,14 @@ async def test_signed_payload_hash_is_checked() -> None:
     with pytest.raises(S3Error) as exc:
         await _drain(bad)
     assert exc.value.code == "XAmzContentSHA256Mismatch"
-    wrong_md5 = BodyReader(_reader(data), "UNSIGNED-PAYLOAD", "", content_md5="AAAA")
+    other_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    wrong_md5 = BodyReader(_reader(data), "UNSIGNED-PAYLOAD", "", content_md5=other_md5)
     with pytest.raises(S3Error) as exc:
         await _drain(wrong_md5)
     assert exc.value.code == "BadDigest"
+    with pytest.raises(S3Error) as exc:  # not an MD5 at all: refused before any byte is read
+        BodyReader(_reader(data), "UNSIGNED-PAYLOAD", "", content_md5="AAAA")
+    assert exc.value.code == "InvalidDigest"
 
 
 def test_chunk_signed_streaming_without_a_header_signature_is_not_implemented() -> None:

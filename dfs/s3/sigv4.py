@@ -202,13 +202,35 @@ def parse_header(value: str) -> Signed:
     return Signed(key_id, "", region, signed, signature, presigned=False)
 
 
+_EXPIRES = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+
+
+def _query_error(message: str) -> S3Error:
+    """S3's answer to a presigned URL's missing or malformed X-Amz-* parameter."""
+    return S3Error("AuthorizationQueryParametersError", 400, message)
+
+
+def _expires(value: str) -> int:
+    """``X-Amz-Expires``: whole seconds, from 0 to a week (S3's checks and messages; ``int``
+    also took a sign, blanks and underscores)."""
+    if not _EXPIRES.fullmatch(value):
+        raise _query_error("X-Amz-Expires should be a number")
+    expires = int(value)
+    if expires < 0:
+        raise _query_error("X-Amz-Expires must be non-negative")
+    if expires > MAX_PRESIGN_EXPIRES:
+        raise _query_error(
+            "X-Amz-Expires must be less than a week (in seconds) that is 7 days or 604800 seconds"
+        )
+    return expires
+
+
 def parse_query(request: web.Request) -> Signed:
     q = request.query
     if q.get("X-Amz-Algorithm") != ALGORITHM:
         raise _malformed(f"only {ALGORITHM} is supported")
     try:
         key_id, _, region = _scope(q["X-Amz-Credential"])
-        expires = int(q["X-Amz-Expires"])
         return Signed(
             key_id,
             q["X-Amz-Date"],
@@ -216,10 +238,14 @@ def parse_query(request: web.Request) -> Signed:
             tuple(q["X-Amz-SignedHeaders"].split(";")),
             q["X-Amz-Signature"],
             presigned=True,
-            expires=expires,
+            expires=_expires(q["X-Amz-Expires"]),
         )
-    except (KeyError, ValueError):
-        raise access_denied("a presigned URL needs every X-Amz-* parameter") from None
+    except KeyError:
+        raise _query_error(
+            "Query-string authentication version 4 requires the X-Amz-Algorithm, "
+            "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
+            "X-Amz-Expires parameters."
+        ) from None
 
 
 _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z", re.ASCII)
@@ -240,8 +266,8 @@ def _epoch(amz_date: str) -> int:
 def check_time(signed: Signed, now: float) -> None:
     at = _epoch(signed.amz_date)
     if signed.presigned:
-        if not 1 <= signed.expires <= MAX_PRESIGN_EXPIRES:
-            raise access_denied("X-Amz-Expires must be between 1 and 604800 seconds")
+        if not 0 <= signed.expires <= MAX_PRESIGN_EXPIRES:
+            raise _query_error("X-Amz-Expires must be between 0 and 604800 seconds")
         if now > at + signed.expires:
             raise access_denied("Request has expired")
         if at > now + MAX_SKEW:

@@ -67,6 +67,7 @@ MAX_CHUNK_HEADER = 4096
 _CHUNK_SIZE = re.compile(r"[0-9a-fA-F]{1,16}")
 MAX_SIGNED_CHUNK = 8 << 20
 MAX_TRAILER_LINES = 16
+MAX_TRAILING_BLANKS = 4  # CR and LF bytes taken after the trailer's end (a client's extra CRLF)
 _STREAMING = frozenset({STREAMING_UNSIGNED_TRAILER, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER})
 _TRAILER_SIGNATURE = "x-amz-trailer-signature"
 DIGEST_BATCH = 4 << 20
@@ -246,6 +247,7 @@ class BodyReader:
         self._left = 0  # bytes left of the current unsigned aws-chunked chunk
         self._ready = memoryview(b"")  # a signed chunk's verified bytes not yet handed on
         self._done = False
+        self._blanks = 0  # line-end bytes read after the trailer
         self._crc32 = _Crc32()
         others: list[Any] = [self.sha256]
         others += [self._crc32] if self._crc else []
@@ -331,6 +333,7 @@ class BodyReader:
             await self._read_trailers()
             if self._declared is not None and self._decoded != self._declared:
                 raise incomplete("the body is shorter than its x-amz-decoded-content-length")
+            await self._body_end()
             self._done = True
 
     async def _signed_chunk(self, size: int, ext: str) -> None:
@@ -346,6 +349,15 @@ class BodyReader:
         assert self._chain is not None
         self._chain.check_chunk(signature, hashlib.sha256(data).hexdigest())
         self._ready = memoryview(data)  # handed on by slices of it: no copy of the rest
+
+    async def _body_end(self) -> None:
+        """Nothing follows the trailer but a line end or two (IncompleteBody otherwise):
+        bytes sent after the final chunk were dropped, the object stored without them."""
+        while await self._fill(1):
+            extra = self._consume(MAX_TRAILING_BLANKS + 1)
+            self._blanks += len(extra)
+            if extra.strip(b"\r\n") or self._blanks > MAX_TRAILING_BLANKS:
+                raise incomplete("bytes follow the final chunk of the aws-chunked body")
 
     async def _read_trailers(self) -> None:
         """The trailing headers after the final chunk, up to an empty line or the end;

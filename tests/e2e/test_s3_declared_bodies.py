@@ -167,3 +167,37 @@ def test_one_checksum_per_body_and_well_formed_digests(sqlite_gateway: Gateway) 
         status, text = _put(gw, key, dict(headers), trailers)
         assert status == 200, (key, text)
         assert s3.get_object(Bucket="decl", Key=key)["Body"].read() == DATA
+
+
+def _framed_put(gw: Gateway, key: str, body: bytes, decoded: int | None) -> tuple[int, str]:
+    """PUT the raw aws-chunked ``body`` (the unsigned trailer form, no trailer declared)."""
+    headers = {"Content-Encoding": "aws-chunked"}
+    if decoded is not None:
+        headers["x-amz-decoded-content-length"] = str(decoded)
+    request = AWSRequest("PUT", f"{gw.url}/decl/{key}", data=body, headers=headers)
+    _PayloadAuth(UNSIGNED_TRAILER, Credentials(gw.key_id, gw.secret)).add_auth(request)
+    return _send(gw, "PUT", f"/decl/{key}", dict(request.headers.items()), body)
+
+
+def test_bytes_after_the_final_chunk_are_refused(sqlite_gateway: Gateway) -> None:
+    """An aws-chunked body ends with its final, empty chunk and trailer: bytes sent after it
+    were dropped and the object stored without them (the rest of the body a client sent
+    after a stray empty chunk, answered 200)."""
+    gw = sqlite_gateway
+    s3 = gw.client()
+    s3.create_bucket(Bucket="decl")
+    first, rest = DATA[:1000], DATA[1000:]
+    ended = f"{len(first):x}\r\n".encode() + first + b"\r\n0\r\n\r\n"
+    more = f"{len(rest):x}\r\n".encode() + rest + b"\r\n0\r\n\r\n"
+    for key, body, decoded in (
+        ("more-chunks", ended + more, None),
+        ("more-chunks-declared", ended + more, len(first)),
+        ("garbage", ended + b"garbage", len(first)),
+    ):
+        status, text = _framed_put(gw, key, body, decoded)
+        assert (status, _code(text)) == (400, "IncompleteBody"), (key, text)
+        assert not _stored(s3, key), key
+    whole = ended[: -len(b"0\r\n\r\n")] + more  # the same chunks without the stray end
+    status, text = _framed_put(gw, "whole", whole + b"\r\n", len(DATA))  # a CRLF more: taken
+    assert status == 200, text
+    assert s3.get_object(Bucket="decl", Key="whole")["Body"].read() == first + rest

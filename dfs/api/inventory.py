@@ -20,8 +20,10 @@ copy is on disk (receipts, copies, journals and has-chunks answers all come from
 so a copy written between the two reads can never look missing. The one way a good location
 can be forgotten is a copy deleted (garbage collection) and stored again, with its location
 recorded again, between the two reads: repair then makes one copy too many, which the orphan
-sweep records and trimming removes. Copies the node lists that metadata does not know are
-left to the orphan sweep (``dfs.api.gc``).
+sweep records and trimming removes. Copies the node lists of known chunks that metadata does
+not place there are recorded, then the node is asked again and those it no longer holds are
+forgotten (as the orphan sweep does: a trim may delete one after the listing); copies of
+unknown chunks are left to the orphan sweep (``dfs.api.gc``).
 
 ``merge_window`` is the pure merge (unit-tested at page boundaries); ``reconcile_node``
 drives it for one node, ``take_inventory`` for every live node of a repair pass. Knows
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 
 from dfs import auth
 from dfs.api.coordinator import Coordinator
+from dfs.api.gc import record_if_held
 from dfs.errors import DfsError
 from dfs.meta.base import Location, NodeRecord
 
@@ -202,17 +205,24 @@ async def take_inventory(
     if gone:
         log.warning("inventory: %d recorded copies are not on their nodes", len(gone))
         await coord.meta.remove_locations(gone)
-    found = await _record_untracked(coord, untracked)
-    out.missing, out.untracked = len(gone), len(found)
+    found, out.untracked = await _record_untracked(coord, untracked, {n.node_id: n for n in live})
+    out.missing = len(gone)
     out.suspects = {loc.chunk_id for loc in gone} | {loc.chunk_id for loc in found}
     return out
 
 
-async def _record_untracked(coord: Coordinator, untracked: dict[str, list[str]]) -> list[Location]:
+async def _record_untracked(
+    coord: Coordinator, untracked: dict[str, list[str]], nodes: Mapping[str, NodeRecord]
+) -> tuple[list[Location], int]:
     """Record the copies nodes hold of known chunks that metadata does not place there
     (a write the client gave up on while the node died, then the node restarted): their
     chunks are triaged in the same pass, so a surplus copy is trimmed. Copies of unknown
-    chunks are the orphan sweep's business."""
+    chunks are the orphan sweep's business. Returns the copies found and how many stay
+    recorded: each node is asked again after the record (``gc.record_if_held``), since a
+    trim of a pass that stalled past its lease may have deleted a copy after the listing
+    and forgotten it before the record (found by review: it stayed recorded, a phantom
+    that counted as a copy). Recorded first, asked after, the trim's forget after its
+    delete or this ask always has the last word."""
     ids = sorted({c for cs in untracked.values() for c in cs})
     rows = await coord.meta.get_chunks(ids) if ids else {}
     found = [
@@ -221,7 +231,15 @@ async def _record_untracked(coord: Coordinator, untracked: dict[str, list[str]])
         for c in cs
         if c in rows
     ]
-    if found:
-        log.info("inventory: %d untracked copies of known chunks recorded", len(found))
-        await coord.meta.add_locations(found, coord.clock())
-    return found
+    kept = 0
+    for node_id in untracked:
+        mine = [loc for loc in found if loc.node_id == node_id]
+        if not mine:
+            continue
+        try:  # recorded, then the node asked again: a trim may have deleted it since
+            kept += await record_if_held(coord, nodes[node_id], mine)
+        except DfsError as exc:  # left unrecorded: the next window or the sweep finds it
+            log.warning("inventory of %s: untracked copies not confirmed: %s", node_id, exc)
+    if kept:
+        log.info("inventory: %d untracked copies of known chunks recorded", kept)
+    return found, kept

@@ -7,7 +7,9 @@ race run at the exact point it happens (a hook on the step it races), never by t
 - a trim's delete whose answer was lost: the copy is gone, so no second copy may go;
 - a repair pass in another process (a restart, the repair lease moving) reads the nodes'
   background-replication journals and must not record again forwards whose copies went;
-- a drain's status counts only copies their nodes confirm.
+- a drain's status counts only copies their nodes confirm;
+- another process's inventory lists a copy a stalled pass's trim then deletes and forgets
+  before the inventory records it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dfs import durability_policy as policy
 from dfs.api.coordinator import REPAIR_LEASE, Coordinator
 from dfs.api.gc import sweep_node
 from dfs.api.ingest import ingest
+from dfs.api.inventory import take_inventory
 from dfs.api.repair import Repair
 from dfs.chunking import ChunkerProfile
 from dfs.errors import DfsError
@@ -299,3 +302,60 @@ async def test_drain_status_confirms_copies_with_their_nodes(
             break
     assert status["done"]
     assert len(await really_held(coord, cid) - {drained}) == 2
+
+
+# --- E: another process's inventory against a trim -------------------------------------------
+
+
+async def test_inventory_that_listed_before_a_trims_delete_records_no_phantom(
+    gc_cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repair pass that stalled past its lease trims (forget, delete, forget) while the
+    process that took the lease over takes its inventory of the victim: the inventory reads
+    metadata after the trim's first forget and lists the node before its delete, so it sees
+    an untracked copy, and records it only after the trim's second forget. It must ask the
+    node again (as the orphan sweep does) and find the copy gone, not leave it recorded."""
+    coord = gc_cluster.api.coordinator
+    cid = await surplus_chunk(gc_cluster)
+    nodes = await live(coord)
+    (victim,) = policy.trim_victims(cid, list(nodes.values()), coord.rf)
+    for seed in range(100, 140):  # another chunk recorded on the victim: its inventory runs
+        other = await store(coord, f"g{seed}", 20_000, seed)
+        if victim.node_id in await recorded(coord, other):
+            break
+    else:
+        raise AssertionError("no chunk placed on the victim")
+    forgot, listed = asyncio.Event(), asyncio.Event()
+    forget = coord.meta.remove_surplus_location
+
+    async def forget_then_wait(loc: Location, keep: set[str]) -> bool:
+        forgot_it = await forget(loc, keep)
+        if loc.chunk_id == cid and not forgot.is_set():
+            forgot.set()
+            await listed.wait()  # the other process lists the node now, before the delete
+        return forgot_it
+
+    monkeypatch.setattr(coord.meta, "remove_surplus_location", forget_then_wait)
+    stalled = asyncio.ensure_future(Repair(coord).repair_once())
+    await asyncio.wait_for(forgot.wait(), 30.0)
+    list_chunks = coord.nodes.list_chunks
+
+    async def list_then_trim(url: str, **kw: Any) -> Any:
+        page = await list_chunks(url, **kw)
+        if url == victim.url and not listed.is_set():
+            assert cid in {c for c, _age in page[0]}  # listed before the delete
+            listed.set()
+            report = await asyncio.wait_for(stalled, 30.0)  # delete, forget again
+            assert report is not None
+            assert report.trimmed == 1
+        return page
+
+    monkeypatch.setattr(coord.nodes, "list_chunks", list_then_trim)
+    done = await take_inventory(coord, [victim], {}, 1)
+    assert listed.is_set()
+    assert stalled.done()
+    real = await really_held(coord, cid)
+    assert victim.node_id not in real
+    assert len(real) == 2
+    assert await recorded(coord, cid) == real
+    assert done.untracked == 0  # recorded, found gone on asking again, forgotten

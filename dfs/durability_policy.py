@@ -259,11 +259,11 @@ def gc_verdict(
     return GcVerdict.COLLECT
 
 
-# --- proposed: zone-aware repair and trimming (not used by the service yet) ---------------
-# Today repair copies to the best-ranked nodes and trimming keeps the best-ranked holders,
-# whatever their zones, so crash-repair-trim cycles slowly gather copies in one zone (the
-# scale model measures how much, docs/SCALE.md). These variants keep placement's rule of
-# distinct zones first; the simulator runs them with --zone-aware.
+# --- zone-aware repair and trimming ------------------------------------------------------
+# ``repair_targets`` and ``trim_victims`` rank by placement alone, whatever the zones, so
+# crash-repair-trim cycles gathered copies in one zone (the scale model measures how much,
+# docs/SCALE.md; the simulator still runs those rules without --zone-aware). The service
+# repairs and trims with these variants, which keep placement's rule of distinct zones first.
 
 
 def spread_repair_targets(
@@ -289,3 +289,12 @@ def spread_trim_victims(chunk_id: str, holders: Sequence[N], rf: int) -> list[N]
     cands = [placement.Candidate(n.node_id, n.zone, n.free_bytes) for n in ranked]
     keep = {c.node_id for c in placement.choose(chunk_id, cands, rf)}
     return [n for n in ranked if n.node_id not in keep]
+
+
+def trim_order(chunk_id: str, holders: Sequence[N], rf: int) -> list[N]:
+    """Every holder, the first to delete first: the surplus ``spread_trim_victims`` picks,
+    lowest-ranked first, then the copies it keeps, lowest-ranked first (a trim goes on past
+    a copy it may not delete yet, too young, to the next)."""
+    ranked = rank_nodes(chunk_id, holders)[::-1]
+    spare = {n.node_id for n in spread_trim_victims(chunk_id, holders, rf)}
+    return [n for n in ranked if n.node_id in spare] + [n for n in ranked if n.node_id not in spare]

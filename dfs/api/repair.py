@@ -20,10 +20,11 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   copies is checked against the live nodes (has-chunks) first;
 - a committed chunk with fewer counting copies than REPLICATION_FACTOR is copied from a live
   holder (``/copy-chunk``, which verifies the bytes before sending) to the best placement
-  nodes that lack it; REPLICATION_STRATEGY=async relies on this to close any gap the
+  nodes that lack it, those in zones holding no counting copy first; REPLICATION_STRATEGY=async relies on this to close any gap the
   primary's background forwarding left;
 - a chunk with more live copies than REPLICATION_FACTOR (a node came back after being
-  repaired around) loses the surplus on its lowest-ranked holders (dead nodes' locations
+  repaired around) loses the surplus on its lowest-ranked holders, a copy in each zone
+  kept first (dead nodes' locations
   are kept: a node that restarts counts again at once): ``dfs.api.trims``, which also
   keeps a pass that stalled past its lease and one that took it over from each deleting
   a different copy;
@@ -132,6 +133,8 @@ class _Cluster:
     down: set[str]
     draining: frozenset[str] = frozenset()
     """Nodes being emptied for removal (``dfs.api.drain``): sources, never targets."""
+    zones: dict[str, str] = field(default_factory=dict)
+    """Every registered node's zone (repair copies to zones holding no counting copy first)."""
     shared: dict[str, str] = field(default_factory=dict)
     """Live nodes serving another live node's disk (``policy.shared_disks``) -> that node.
     Left out of ``live``: their copies do not count, they are neither sources nor targets,
@@ -449,6 +452,7 @@ class Repair:
             - shared.keys(),
             down=policy.down_ids(nodes, now),
             draining=draining,
+            zones={n.node_id: n.zone for n in nodes},
             shared=shared,
         )
 
@@ -537,7 +541,10 @@ class Repair:
         sources = policy.repair_sources(c, cluster.live)
         made: list[Location] = []
         targets = [n for n in cluster.live if n.node_id not in cluster.draining]
-        for target in policy.repair_targets(c, targets, self.cfg.min_free_bytes):
+        # zones holding no counting copy first, as placement spreads a new chunk's copies
+        held = {cluster.zones.get(n, "") for n in c.nodes & cluster.counting}
+        min_free = self.cfg.min_free_bytes
+        for target in policy.spread_repair_targets(c, targets, min_free, held):
             if len(made) == need:
                 break
             for source in sources:

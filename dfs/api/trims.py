@@ -1,7 +1,8 @@
 """Trimming a chunk's surplus copies (repair's last step), safe against a pass that stalled.
 
 A chunk with more live copies than REPLICATION_FACTOR (a node came back after being
-repaired around) loses the surplus on its lowest-ranked holders that really hold it
+repaired around) loses the surplus on its lowest-ranked holders that really hold it, a
+copy in each zone kept first (``durability_policy.trim_order``, placement's rule)
 (``/has-chunks`` with ``verify`` first: each holder reads its copy back, so a trim never
 counts on a copy that is not there or that rotted since the last scrub; a rotten one is
 quarantined by its node and replaced by repair); copies on draining
@@ -108,10 +109,11 @@ class Trims:
             self._defer(c.chunk_id)  # so the next passes copy the chunk back to the factor
         staying = [n for n in held if n.node_id not in draining]
         surplus = len(staying) - self.coord.rf
-        # lowest-ranked first, on past a copy kept as too young (often repair's own, after a
-        # node came back) to an older one: the next pass over this chunk may be an hour away
+        # a copy in each zone kept first, then the best-ranked (placement's rule), on past a
+        # copy kept as too young (often repair's own, after a node came back) to an older
+        # one: the next pass over this chunk may be an hour away
         kept = {n.node_id for n in staying}  # each delete needs the copies still kept
-        for node in policy.trim_victims(c.chunk_id, staying, 0)[::-1]:
+        for node in policy.trim_order(c.chunk_id, staying, self.coord.rf):
             if len(staying) - len(kept) >= surplus:
                 break
             await self._keep()  # never delete under a lease another process may hold

@@ -19,10 +19,11 @@ holders are asked through ``confirm_with``, which the API's ``Repair`` binds to 
 client; without it no chunk is confirmed and the drain is never done.
 
 The set of draining nodes is shared by every API process: it is the info of the "drain"
-lease in the metadata store (a lease no pass contends for, held by the ``drain`` owner for
-years), so both metadata backends keep it without a new table. Changes are read-modify-write:
-two admins draining different nodes at the same instant may need to repeat one (the answer
-shows the set). Each API process caches the set for ``CACHE_SECONDS``.
+lease in the metadata store (a lease no pass contends for, its ``expires_at`` years ahead),
+so both metadata backends keep it without a new table. A change is a read, then a write
+conditional on the lease's ``expires_at`` being still the one read (``set_draining``), so
+two admins draining or cancelling at the same instant through two API processes both get
+their change. Each API process caches the set for ``CACHE_SECONDS``.
 
 Knows nothing of aiohttp.web.
 """
@@ -32,10 +33,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dfs.errors import DfsError
+from dfs.errors import DfsError, Unavailable
 from dfs.meta.base import Location, MetadataStore, NodeRecord
 
 log = logging.getLogger("dfs.api.drain")
@@ -46,6 +48,9 @@ TTL = 10 * 365 * 86400.0
 """The lease never expires in practice: a drain lasts until cancelled."""
 CACHE_SECONDS = 2.0
 PAGE = 500
+WRITE_TRIES = 20
+"""Reads and conditional writes a change of the set makes before giving up (each try lost
+means another change landed)."""
 
 HasChunks = Callable[[NodeRecord, list[str]], Awaitable[set[str]]]
 """(node, chunk ids) -> the ids the node answers it holds (has-chunks)."""
@@ -66,6 +71,10 @@ class DrainSet:
         self._has_chunks = has_chunks
 
     async def _read(self) -> frozenset[str]:
+        return (await self._read_lease())[0]
+
+    async def _read_lease(self) -> tuple[frozenset[str], float]:
+        """The draining nodes and the lease's ``expires_at`` (0 with no lease): its version."""
         lease = await self.meta.get_lease(DRAIN_LEASE)
         ids: frozenset[str] = frozenset()
         if lease is not None and lease.info:
@@ -73,7 +82,7 @@ class DrainSet:
             if isinstance(raw, list):
                 ids = frozenset(str(n) for n in raw)
         self._cached, self._read_at = ids, self.clock()
-        return ids
+        return ids, lease.expires_at if lease is not None else 0.0
 
     async def ids(self) -> frozenset[str]:
         """The draining nodes (cached for CACHE_SECONDS)."""
@@ -82,13 +91,23 @@ class DrainSet:
         return await self._read()
 
     async def set_draining(self, node_id: str, draining: bool) -> frozenset[str]:
-        """Start (or cancel) draining ``node_id``; returns the new set."""
-        now = self.clock()
-        current = await self._read()
-        ids = current | {node_id} if draining else current - {node_id}
-        await self.meta.acquire_lease(DRAIN_LEASE, OWNER, now, TTL, json.dumps(sorted(ids)))
-        self._cached, self._read_at = ids, now
-        return ids
+        """Start (or cancel) draining ``node_id``; returns the new set.
+
+        A compare-and-set on the lease's ``expires_at``, which every write moves on by
+        ``TTL``: written as a new owner "as of" the ``expires_at`` read, the lease is free to
+        take only if no other write came since (one would have moved it past that), else
+        read again. A plain read-modify-write lost one of two changes made at once by two
+        API processes (found by review: a drain silently stopped, or a cancelled one came
+        back)."""
+        for _ in range(WRITE_TRIES):
+            current, version = await self._read_lease()
+            ids = current | {node_id} if draining else current - {node_id}
+            owner = f"{OWNER}-{secrets.token_hex(8)}"  # never the lease's owner: no renewal
+            info = json.dumps(sorted(ids))
+            if await self.meta.acquire_lease(DRAIN_LEASE, owner, version, TTL, info):
+                self._cached, self._read_at = ids, self.clock()
+                return ids
+        raise Unavailable("the set of draining nodes kept changing: try again")
 
     async def status(self, node_id: str, rf: int) -> dict[str, Any]:
         """How far the drain of ``node_id`` has got: its referenced chunks, how many of them

@@ -113,14 +113,8 @@ async def test_small_file_delete(store: DynamoMetadataStore) -> None:
     assert {c.refcount for c in chunks.values()} == {1}
 
 
-async def test_surplus_location_forgotten_with_its_answer_lost(store: DynamoMetadataStore) -> None:
-    """The conditional forget is applied and its answer lost; the resend finds the copy
-    gone and is refused. The trim must then delete nothing: False, the kept copies stay.
-    The by-node index still lists the copy (its item goes only after a True), so the
-    inventory, which compares that index with the node, does not see it: the orphan sweep,
-    which reads the chunk's own set, is what records it again."""
-    c = cid("surplus-lost")
-    await store.add_locations([Location(c, n, 7) for n in ("n1", "n2", "n3")], 1.0)
+def _lose_first_update(store: DynamoMetadataStore) -> list[int]:
+    """The next UpdateItem applied and its answer lost (a read timeout): ``[1]`` once it was."""
     update_item = store._rq.client.update_item
     lost: list[int] = []
 
@@ -132,6 +126,18 @@ async def test_surplus_location_forgotten_with_its_answer_lost(store: DynamoMeta
         return answer
 
     store._rq.client.update_item = lose_first
+    return lost
+
+
+async def test_surplus_location_forgotten_with_its_answer_lost(store: DynamoMetadataStore) -> None:
+    """The conditional forget is applied and its answer lost; the resend finds the copy
+    gone and is refused. The trim must then delete nothing: False, the kept copies stay.
+    The by-node index still lists the copy (its item goes only after a True), so the
+    inventory, which compares that index with the node, does not see it: the orphan sweep,
+    which reads the chunk's own set, is what records it again."""
+    c = cid("surplus-lost")
+    await store.add_locations([Location(c, n, 7) for n in ("n1", "n2", "n3")], 1.0)
+    lost = _lose_first_update(store)
     assert not await store.remove_surplus_location(Location(c, "n3", 7), {"n1", "n2"})
     assert lost == [1]
     assert await store.get_locations([c]) == {c: {"n1", "n2"}}
@@ -152,17 +158,7 @@ async def test_multipart_state_moved_with_its_answer_lost(
     (completing: every Complete and Abort refused until its TTL) and its parts unreleased."""
     u = MultipartUpload(new_upload_id(5.0), "t1", "b1", "k", 5.0, "", ())
     await store.create_multipart_upload(u)
-    update_item = store._rq.client.update_item
-    lost: list[int] = []
-
-    def lose_first(**params: Any) -> Any:
-        answer = update_item(**params)
-        if not lost:
-            lost.append(1)
-            raise ReadTimeoutError(endpoint_url="http://dynamodb")
-        return answer
-
-    store._rq.client.update_item = lose_first
+    lost = _lose_first_update(store)
     before = await store.set_multipart_state(u.upload_id, expect, state)
     assert lost == [1]
     assert before == u

@@ -21,12 +21,14 @@ from dfs.meta.namespace import (
     ObjectVersion,
     Usage,
 )
+from dfs.meta.sqlite import SqliteMetadataStore
 from dfs.namespace_rules import extension, top_prefix
 from tests.contract.conftest import Store
 from tests.contract.test_namespace_store import bucket, cid, make_file, nonzero
 
 BUCKETS = {"ur-a": "ur-t1", "ur-b": "ur-t1", "ur-c": "ur-t2"}
 KEYS = ["k.txt", "d/k.bin", "d/e/x.TXT", "z"]
+STEPS = 60
 
 
 async def _versions(ns: Store, b: str) -> list[ObjectVersion]:
@@ -151,6 +153,10 @@ async def test_random_changes_keep_usage_equal_to_a_recount(ns: Store, seed: int
             for i in range(4)
         ]
     done: list[str] = []
-    for i in range(60):
+    # a wrong delta stays in the counters, so a recount every few steps still finds it: on
+    # DynamoDB (moto) each recount costs ~0.2 s, and the suite's time is CI's budget
+    every = 1 if isinstance(ns, SqliteMetadataStore) else 4
+    for i in range(STEPS):
         done.append(await _step(ns, rnd, files, 2.0 + i))
-        await _check(ns, " / ".join(done))
+        if i % every == every - 1 or i == STEPS - 1:
+            await _check(ns, " / ".join(done))

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import pytest
 
-from dfs.errors import DfsError
+from dfs.errors import FileNotFound, KeyNotFound
 from dfs.meta.base import FileRecord
 from dfs.meta.namespace import (
     VERSIONING_ENABLED,
@@ -103,7 +103,7 @@ async def _step(ns: Store, rnd: random.Random, files: dict[str, list[FileRecord]
     op = rnd.choice(["put", "put", "batch", "delete", "delete-version", "restore", "copy", "ver"])
     f = rnd.choice(files[tenant])
     if op == "put":
-        with contextlib.suppress(DfsError):  # its file was released since
+        with contextlib.suppress(FileNotFound):  # its file was released since
             await ns.put_object(NewObject(b, key, f.file_id, f.size), t)
     elif op == "batch":
         g = rnd.choice(files[tenant])
@@ -121,7 +121,7 @@ async def _step(ns: Store, rnd: random.Random, files: dict[str, list[FileRecord]
             return f"{op} {b}/{key}: none"
         v = rnd.choice(versions)
         if op == "restore":
-            with contextlib.suppress(DfsError):  # a delete marker
+            with contextlib.suppress(KeyNotFound):  # a delete marker
                 await ns.restore_version(b, key, v.version_id, t)
         else:
             await ns.delete_object(b, key, v.version_id, t)
@@ -130,7 +130,7 @@ async def _step(ns: Store, rnd: random.Random, files: dict[str, list[FileRecord]
         await ns.delete_object(b, key, None, t)
     elif op == "copy":
         dst = rnd.choice(list(BUCKETS))
-        with contextlib.suppress(DfsError):  # no current object
+        with contextlib.suppress(KeyNotFound):  # no current object
             await ns.copy_object(b, key, None, NewObject(dst, rnd.choice(KEYS), "", 0), t)
         return f"copy {b}/{key} -> {dst}"
     else:

@@ -231,11 +231,11 @@ async def _record_untracked(
         for c in cs
         if c in rows
     ]
+    by_node: dict[str, list[Location]] = {}
+    for loc in found:
+        by_node.setdefault(loc.node_id, []).append(loc)
     kept = 0
-    for node_id in untracked:
-        mine = [loc for loc in found if loc.node_id == node_id]
-        if not mine:
-            continue
+    for node_id, mine in by_node.items():
         try:  # recorded, then the node asked again: a trim may have deleted it since
             kept += await record_if_held(coord, nodes[node_id], mine)
         except DfsError as exc:  # left unrecorded: the next window or the sweep finds it

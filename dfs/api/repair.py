@@ -20,12 +20,13 @@ Repair (most endangered first, at most DFS_REPAIR_RATE bytes/s):
   copies is checked against the live nodes (has-chunks) first;
 - a committed chunk with fewer counting copies than REPLICATION_FACTOR is copied from a live
   holder (``/copy-chunk``, which verifies the bytes before sending) to the best placement
-  nodes that lack it, those in zones holding no counting copy first; REPLICATION_STRATEGY=async relies on this to close any gap the
-  primary's background forwarding left;
+  nodes that lack it, those in zones holding no counting copy first;
+  REPLICATION_STRATEGY=async relies on this to close any gap the primary's background
+  forwarding left;
 - a chunk with more live copies than REPLICATION_FACTOR (a node came back after being
-  repaired around) loses the surplus on its lowest-ranked holders, a copy in each zone
-  kept first (dead nodes' locations
-  are kept: a node that restarts counts again at once): ``dfs.api.trims``, which also
+  repaired around) loses the surplus on its lowest-ranked holders, a copy in each zone kept
+  first (dead nodes' locations are kept: a node that restarts counts again at once):
+  ``dfs.api.trims``, which also
   keeps a pass that stalled past its lease and one that took it over from each deleting
   a different copy;
 - two live node ids announcing one disk identity (two processes on one data directory)

@@ -2,11 +2,11 @@
 
 A chunk with more live copies than REPLICATION_FACTOR (a node came back after being
 repaired around) loses the surplus on its lowest-ranked holders that really hold it, a
-copy in each zone kept first (``durability_policy.trim_order``, placement's rule)
-(``/has-chunks`` with ``verify`` first: each holder reads its copy back, so a trim never
-counts on a copy that is not there or that rotted since the last scrub; a rotten one is
-quarantined by its node and replaced by repair); copies on draining
-nodes go once the others are enough. A node deletes a copy only if it was not written or
+copy in each zone kept first (``durability_policy.trim_order``, placement's rule). "Really
+hold": ``/has-chunks`` with ``verify``, each holder reading its copy back, so a trim never
+counts on a copy that is not there or that rotted since the last scrub (a rotten one is
+quarantined by its node and replaced by repair). Copies on draining nodes go once the
+others are enough. A node deletes a copy only if it was not written or
 re-sent within DFS_GC_GRACE (``min_age``: an upload commits on its acknowledgements within
 0.9 x that without asking again); a copy kept is recorded again and the chunk looked at by
 the next passes.

@@ -23,10 +23,11 @@ groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thre
 3. each of them is then given its target's name: an unnamed file is linked there
    (``linkat`` of ``/proc/self/fd/N``, which fails if anything is at the target: Conflict,
    unless ``overwrite``: then linked to a temp name and renamed over it), a named temp file
-   renamed there while its name is still the file written (another put there since is
-   refused, IntegrityError, as ``PartFile.commit`` refuses one) (without ``overwrite``: ``renameat2`` with ``RENAME_NOREPLACE``, or a link
-   where that is missing, so a file that appeared there meanwhile is never replaced), and at
-   ``close`` one more ``syncfs`` makes the directory entries durable.
+   renamed there while its name is still the file written (a file put at that name since
+   is refused, IntegrityError, as ``PartFile.commit`` refuses one; without ``overwrite``:
+   ``renameat2`` with ``RENAME_NOREPLACE``, or a link where that is missing, so a file that
+   appeared at the target meanwhile is never replaced), and at ``close`` one more
+   ``syncfs`` makes the directory entries durable.
 
 Per file that is about five system calls (create, write, utime, link, close; ``fchmod``
 only when the stored mode differs from the one the file was created with: a named temp file

@@ -145,8 +145,9 @@ class NotRegular(OSError):
 
 GONE = (FileNotFoundError, PermissionError, NotRegular)
 """What opening a listed file raises when it was removed, made unreadable, or replaced by
-something that is not a regular file, since it was listed: for a pipeline that reports files and goes on (``UploadPipeline.failed``), that
-file is left out as one that changed (``vanished``), not the whole upload."""
+something that is not a regular file, since it was listed: for a pipeline that reports
+files and goes on (``UploadPipeline.failed``), that file is left out as one that changed
+(``vanished``), not the whole upload."""
 
 
 def vanished(exc: OSError) -> FileChanged:

@@ -47,7 +47,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from zlib_ng import zlib_ng
 
-from dfs.s3.checksums import Checksums, malformed_trailer
+from dfs.s3.checksums import Checksums, is_digest, malformed_trailer
 from dfs.s3.context import CALLER, body_slot, hold
 from dfs.s3.errors import S3Error, not_implemented, signature_mismatch
 from dfs.s3.sigv4 import (
@@ -181,11 +181,7 @@ def _content_md5(value: str | None) -> str | None:
     body is read, rather than a BadDigest once it was)."""
     if value is None:
         return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except ValueError:
-        raw = b""
-    if len(raw) != 16:
+    if not is_digest(value, 16):
         raise S3Error("InvalidDigest", 400, "The Content-MD5 you specified was invalid.")
     return value
 

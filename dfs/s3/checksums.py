@@ -98,14 +98,18 @@ _DIGEST_BYTES = {"crc32": 4, "crc32c": 4, "sha1": 20, "sha256": 32}
 SDK_ALGORITHM_HEADER = "x-amz-sdk-checksum-algorithm"
 
 
-def _well_formed(algorithm: str, value: str) -> str:
-    """``value`` if it is the base64 of a digest of ``algorithm`` (else InvalidRequest, as
-    S3 answers before it reads the body, rather than a BadDigest once it was read)."""
+def is_digest(value: str, size: int) -> bool:
+    """Whether ``value`` is the base64 of ``size`` bytes (a digest's form, checked before a
+    body is read: S3 refuses a malformed one up front, not as a BadDigest after it)."""
     try:
-        raw = base64.b64decode(value, validate=True)
+        return len(base64.b64decode(value, validate=True)) == size
     except ValueError:
-        raw = b""
-    if len(raw) != _DIGEST_BYTES[algorithm]:
+        return False
+
+
+def _well_formed(algorithm: str, value: str) -> str:
+    """``value`` if it is the base64 of a digest of ``algorithm`` (else InvalidRequest)."""
+    if not is_digest(value, _DIGEST_BYTES[algorithm]):
         raise S3Error("InvalidRequest", 400, f"Value for {HEADER}{algorithm} header is invalid.")
     return value
 

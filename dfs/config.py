@@ -33,6 +33,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_HEARTBEAT_TIMEOUT = 15.0
 REPLICATION_STRATEGIES = ("sync", "async")
 DEFAULT_REPAIR_GRACE = 60.0
+DEFAULT_DRAIN_SETTLE = 60.0
 DEFAULT_REPAIR_INTERVAL = 10.0
 DEFAULT_REPAIR_RATE = 64 * 1024 * 1024
 DEFAULT_S3_MULTIPART_TTL = 7 * 24 * 3600.0
@@ -226,6 +227,9 @@ class ApiConfig:
     cap_ttl: float = DEFAULT_CAP_TTL
     repair_grace: float = DEFAULT_REPAIR_GRACE
     """Seconds a dead node's copies still count before repair replaces them."""
+    drain_settle: float = DEFAULT_DRAIN_SETTLE
+    """Seconds from a drain's start before it may say done (``dfs.api.drain``: a commit
+    counting copies against a draining set read before the drain began lands within it)."""
     repair_interval: float = DEFAULT_REPAIR_INTERVAL
     repair_rate: int = DEFAULT_REPAIR_RATE
     """Bytes per second repair may copy (per cluster: one API process holds the lease)."""
@@ -298,6 +302,7 @@ def load_api_config(env: Mapping[str, str]) -> ApiConfig:
         admin_token_hash=_get(env, "DFS_ADMIN_TOKEN", None, _admin_token),
         cap_ttl=_get(env, "DFS_CAPABILITY_TTL", DEFAULT_CAP_TTL, _cap_ttl),
         repair_grace=_get(env, "DFS_REPAIR_GRACE", DEFAULT_REPAIR_GRACE, _non_negative_float),
+        drain_settle=_get(env, "DFS_DRAIN_SETTLE", DEFAULT_DRAIN_SETTLE, _non_negative_float),
         repair_interval=_get(env, "DFS_REPAIR_INTERVAL", DEFAULT_REPAIR_INTERVAL, _positive_float),
         repair_rate=_get(env, "DFS_REPAIR_RATE", DEFAULT_REPAIR_RATE, _positive_int),
         gc_grace=_get(env, "DFS_GC_GRACE", DEFAULT_GC_GRACE, _positive_float),

@@ -102,7 +102,7 @@ class Coordinator:
         self.meta = meta
         self.nodes = nodes
         self.clock = clock
-        self.drains = DrainSet(meta, clock)
+        self.drains = DrainSet(meta, clock, settle=cfg.drain_settle)
         self.failed_writes = RecentFailures(cfg.heartbeat_timeout)  # dfs.api.chunk_writes
         self.grace = time.monotonic() + min(STARTUP_GRACE, cfg.heartbeat_timeout)
 
@@ -401,11 +401,13 @@ class Coordinator:
         committed: Sequence[FileRecord | DfsError | None] = []
         for _ in range(2):
             new: list[Location] = []  # copies found: recorded in the commit's transaction
+            draining = await self.drains.ids()
             if todo:
                 union = {c: n for f in todo for c, n in f.chunks.items()}
-                holders = await self._copies_of(union, copies, new, exclude)
+                holders = await self._copies_of(union, copies, new, exclude, draining)
                 todo = keep_passing(todo, results, has_copies(holders, self.copies_to_commit))
             ids = [items[f.index][0] for f in todo]
+            await self.drains.ensure_unchanged(draining)
             try:
                 committed = await commit(ids, self.clock(), locations=new) if ids or new else []
                 break
@@ -451,10 +453,16 @@ class Coordinator:
         return await self.meta.owned_chunks(tenant, list(dict.fromkeys(chunk_ids)), ever=True)
 
     async def _copies_of(
-        self, chunks: dict[str, int], copies: Copies, new: list[Location], exclude: Collection[str]
+        self,
+        chunks: dict[str, int],
+        copies: Copies,
+        new: list[Location],
+        exclude: Collection[str],
+        draining: frozenset[str],
     ) -> dict[str, set[str]]:
-        """Each chunk's holders that count (``finalizing.counting``), all added to ``new``."""
-        need, draining = self.copies_to_commit, await self.drains.ids()
+        """Each chunk's holders that count (``finalizing.counting``: none on ``draining``),
+        all added to ``new``."""
+        need = self.copies_to_commit
         known = {c: set(copies[c]) for c in chunks if len(counted(copies, c, draining)) >= need}
         holders = {}
         if asked := {c: n for c, n in chunks.items() if c not in known}:
@@ -571,6 +579,7 @@ class Coordinator:
     async def stats(self) -> dict[str, Any]:
         s = await self.meta.get_stats()
         live = await self.live_nodes()
+        repair = await self.meta.get_lease(REPAIR_LEASE)
         return {
             "total_files": s.total_files,
             "logical_bytes": s.logical_bytes,
@@ -584,14 +593,7 @@ class Coordinator:
             "live_nodes": len(live),
             "replication_factor": self.rf,
             "replication_strategy": self.cfg.replication_strategy,
-            "repair": await self.repair_progress(),
+            # the last repair pass as its lease holder reported it (dfs.api.repair): its
+            # under-replicated chunks and bytes are the replication lag and pending work
+            "repair": json.loads(repair.info) if repair is not None and repair.info else None,
         }
-
-    async def repair_progress(self) -> dict[str, Any] | None:
-        """The last repair pass as its lease holder reported it (see dfs.api.repair):
-        under-replicated chunks and bytes are the replication lag and pending work."""
-        lease = await self.meta.get_lease(REPAIR_LEASE)
-        if lease is None or not lease.info:
-            return None
-        progress: dict[str, Any] = json.loads(lease.info)
-        return progress

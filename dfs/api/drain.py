@@ -25,6 +25,18 @@ conditional on the lease's ``expires_at`` being still the one read (``set_draini
 two admins draining or cancelling at the same instant through two API processes both get
 their change. Each API process caches the set for ``CACHE_SECONDS``.
 
+``done`` waits a settling time (``DFS_DRAIN_SETTLE``, ``ApiConfig.drain_settle``) from the
+drain's start. A commit counts copies against a draining set read up to ``CACHE_SECONDS``
+before, so one that began before the drain may still record a copy on the node after a
+status pass has read its chunks; had ``done`` been answered then, the operator's removal of
+the node would have taken that copy. Each commit checks the set again just before its
+write (``ensure_unchanged``: a node that began draining meanwhile fails it, 503, and the
+client sends it again), so its write starts at most ``CACHE_SECONDS`` after the read it
+rests on; a status pass that starts ``drain_settle`` (well over that plus a write's
+latency) after the drain began sees every such copy. The start times travel in the lease
+with the ids: the list of ids, then one object ``{"since": {id: epoch seconds}}`` (an older
+API process reads only the strings, and takes that object for a node id no node has).
+
 Knows nothing of aiohttp.web.
 """
 
@@ -37,7 +49,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dfs.errors import DfsError, Unavailable
+from dfs.errors import DfsError, InvalidRequest, Unavailable
+from dfs.ids import parse_node_id
 from dfs.meta.base import Location, MetadataStore, NodeRecord
 
 log = logging.getLogger("dfs.api.drain")
@@ -58,12 +71,18 @@ HasChunks = Callable[[NodeRecord, list[str]], Awaitable[set[str]]]
 
 class DrainSet:
     def __init__(
-        self, meta: MetadataStore, clock: Callable[[], float], has_chunks: HasChunks | None = None
+        self,
+        meta: MetadataStore,
+        clock: Callable[[], float],
+        has_chunks: HasChunks | None = None,
+        settle: float = 0.0,
     ) -> None:
         self.meta = meta
         self.clock = clock
+        self.settle = settle
         self._has_chunks = has_chunks
         self._cached: frozenset[str] = frozenset()
+        self._since: dict[str, float] = {}  # node -> when its drain began (0: not known)
         self._read_at: float | None = None
 
     def confirm_with(self, has_chunks: HasChunks) -> None:
@@ -71,24 +90,27 @@ class DrainSet:
         self._has_chunks = has_chunks
 
     async def _read(self) -> frozenset[str]:
-        return (await self._read_lease())[0]
+        return frozenset((await self._read_lease())[0])
 
-    async def _read_lease(self) -> tuple[frozenset[str], float]:
-        """The draining nodes and the lease's ``expires_at`` (0 with no lease): its version."""
+    async def _read_lease(self) -> tuple[dict[str, float], float]:
+        """The draining nodes with their drains' start times, and the lease's
+        ``expires_at`` (0 with no lease): its version."""
         lease = await self.meta.get_lease(DRAIN_LEASE)
-        ids: frozenset[str] = frozenset()
-        if lease is not None and lease.info:
-            raw = json.loads(lease.info)
-            if isinstance(raw, list):
-                ids = frozenset(str(n) for n in raw)
-        self._cached, self._read_at = ids, self.clock()
-        return ids, lease.expires_at if lease is not None else 0.0
+        since = _parse_info(lease.info) if lease is not None and lease.info else {}
+        self._cached, self._since, self._read_at = frozenset(since), since, self.clock()
+        return since, lease.expires_at if lease is not None else 0.0
 
     async def ids(self) -> frozenset[str]:
         """The draining nodes (cached for CACHE_SECONDS)."""
         if self._read_at is not None and self.clock() - self._read_at < CACHE_SECONDS:
             return self._cached
         return await self._read()
+
+    async def ensure_unchanged(self, read: frozenset[str]) -> None:
+        """Just before a commit's write: Unavailable (the client sends the commit again) if
+        a node began draining since ``read``, the set its copies were counted against."""
+        if await self.ids() - read:
+            raise Unavailable("a node began draining during this commit: send it again")
 
     async def set_draining(self, node_id: str, draining: bool) -> frozenset[str]:
         """Start (or cancel) draining ``node_id``; returns the new set.
@@ -101,20 +123,27 @@ class DrainSet:
         back)."""
         for _ in range(WRITE_TRIES):
             current, version = await self._read_lease()
-            ids = current | {node_id} if draining else current - {node_id}
+            since = dict(current)
+            if draining:
+                since.setdefault(node_id, self.clock())
+            else:
+                since.pop(node_id, None)
             owner = f"{OWNER}-{secrets.token_hex(8)}"  # never the lease's owner: no renewal
-            info = json.dumps(sorted(ids))
+            info = json.dumps([*sorted(since), {"since": since}])
             if await self.meta.acquire_lease(DRAIN_LEASE, owner, version, TTL, info):
-                self._cached, self._read_at = ids, self.clock()
+                ids = frozenset(since)
+                self._cached, self._since, self._read_at = ids, since, self.clock()
                 return ids
         raise Unavailable("the set of draining nodes kept changing: try again")
 
     async def status(self, node_id: str, rf: int) -> dict[str, Any]:
         """How far the drain of ``node_id`` has got: its referenced chunks, how many of them
         lack REPLICATION_FACTOR copies, confirmed by their nodes, on live nodes that are not
-        draining, and ``done``."""
+        draining, and ``done``: none short, on a pass begun once the drain settled (at
+        ``settles_at``: its start plus ``settle``)."""
         draining = await self._read()
         now = self.clock()
+        settles_at = self._since.get(node_id, 0.0) + self.settle
         others = {n.node_id: n for n in await self.meta.list_live_nodes(now)}
         for n in draining:
             others.pop(n, None)
@@ -145,7 +174,8 @@ class DrainSet:
             "draining": node_id in draining,
             "chunks": chunks,
             "short": short,
-            "done": node_id in draining and short == 0,
+            "done": node_id in draining and short == 0 and now >= settles_at,
+            "settles_at": settles_at if node_id in draining else None,
             "draining_nodes": sorted(draining),
         }
 
@@ -182,3 +212,28 @@ class DrainSet:
             log.warning("drain status: %d recorded copies are not on their nodes", len(gone))
             await self.meta.remove_locations(gone)
         return held
+
+
+def _parse_info(info: str) -> dict[str, float]:
+    """The lease's info -> node id -> when its drain began: the ids, then (from this
+    version on) ``{"since": {...}}``. An id without a start time (a set an older API process
+    wrote) began at 0: settled. Strings that are not node ids (an older process's copy of
+    that object) are dropped."""
+    raw = json.loads(info)
+    if not isinstance(raw, list):
+        return {}
+    known: object = next((x["since"] for x in raw if isinstance(x, dict) and "since" in x), {})
+    since: dict[str, float] = {}
+    for n in raw:
+        if isinstance(n, str) and _is_node_id(n):
+            when = known.get(n, 0.0) if isinstance(known, dict) else 0.0
+            since[n] = float(when) if isinstance(when, int | float) else 0.0
+    return since
+
+
+def _is_node_id(value: str) -> bool:
+    try:
+        parse_node_id(value)
+    except InvalidRequest:
+        return False
+    return True

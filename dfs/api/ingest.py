@@ -447,7 +447,7 @@ async def commit_ingested(
     check_sent_age(coord, sent_at)  # before anything is written: no pending file left behind
     draining = await coord.drains.ids()
     if copies is not None and _sent_here(coord, file_id, req, receipts, copies, draining):
-        return await _commit_sent(coord, tenant, file_id, req, copies, reuse, commit)
+        return await _commit_sent(coord, tenant, file_id, req, copies, reuse, commit, draining)
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
@@ -513,7 +513,8 @@ async def _commit_sent(
     req: UploadRequest,
     copies: Mapping[str, Collection[str]],
     reuse: bool,
-    commit: CommitFn | None = None,
+    commit: CommitFn | None,
+    draining: frozenset[str],
 ) -> Ingested:
     """The file recorded complete in one metadata write (``create_and_commit_files``, its
     chunks' copies with it) once ``_sent_here`` holds: the pending row, the locations write
@@ -527,6 +528,7 @@ async def _commit_sent(
     chunks = distinct_chunks(req.manifest)
     locs = [Location(c, n, size) for c, size in chunks.items() for n in copies[c]]
     rec = req.record(file_id, tenant, now)
+    await coord.drains.ensure_unchanged(draining)  # its copies were counted against it
     if commit is not None:
         rec = await commit(rec, req.manifest, locs, now)
     else:

@@ -134,6 +134,7 @@ async def prove(
             new: list[Location] = []
             draining = await coord.drains.ids()
             counts = await counted_copies(coord, chunks, holders, draining, new, top_up=not exclude)
+            await coord.drains.ensure_unchanged(draining)
             if new:
                 await coord.meta.add_locations(new, coord.clock())
             check_copies(chunks, counts, coord.copies_to_commit)
@@ -199,4 +200,6 @@ async def _found_again(coord: Coordinator, file_id: str, exc: IncompleteUpload) 
     if not chunks:
         raise exc
     holders = await coord.holders(chunks, await coord.live_nodes())
-    check_copies(chunks, counting(holders, await coord.drains.ids()), coord.copies_to_commit)
+    draining = await coord.drains.ids()
+    check_copies(chunks, counting(holders, draining), coord.copies_to_commit)
+    await coord.drains.ensure_unchanged(draining)

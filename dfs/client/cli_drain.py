@@ -31,7 +31,13 @@ NOT_DONE = 1
 
 def status_text(body: dict[str, Any]) -> str:
     state = "done" if body["done"] else "draining" if body["draining"] else "not draining"
-    return f"{body['node_id']}: {state}, {body['short']} of {body['chunks']} chunk(s) short"
+    text = f"{body['node_id']}: {state}, {body['short']} of {body['chunks']} chunk(s) short"
+    settles_at = body.get("settles_at")  # an older API's status has none
+    if body["draining"] and not body["done"] and settles_at is not None:
+        left = float(settles_at) - time.time()
+        if left > 0:  # commits begun before the drain may still land: dfs.api.drain
+            text += f", settling for {left:.0f} s more"
+    return text
 
 
 async def _drain(target: Target, node_id: str, method: str, wait: float | None) -> dict[str, Any]:

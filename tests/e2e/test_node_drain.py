@@ -28,6 +28,7 @@ FAST = {
     "DFS_REPAIR_INTERVAL": "0.5",
     "DFS_REPAIR_FULL_SCAN": "3",
     "DFS_MIN_FREE_BYTES": "0",
+    "DFS_DRAIN_SETTLE": "2",
 }
 
 
@@ -79,6 +80,8 @@ def test_a_drained_node_can_go_without_any_chunk_below_rf(
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
     assert status["short"] == 0
+    assert started["settles_at"] == pytest.approx(status["settles_at"])
+    assert time.time() >= status["settles_at"]  # not done before the drain settled
 
     # no new placements on it: a file uploaded now avoids it
     late = tmp_path / "late.bin"

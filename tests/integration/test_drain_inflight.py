@@ -36,7 +36,7 @@ LIMIT = 1 << 30
 CLUSTER: dict[str, Any] = {
     "n": 3,
     "rf": 2,
-    "api_cfg": {"maintenance": False},
+    "api_cfg": {"maintenance": False, "drain_settle": 0.0},  # the settle: test_drain_settle
     "node_cfg": {"heartbeat_timeout": 30.0},  # the test holds the loop while it drains
 }
 

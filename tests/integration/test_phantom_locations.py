@@ -100,7 +100,7 @@ async def copy_to_third(coord: Coordinator, cid: str, size: int) -> None:
 @pytest.fixture
 async def gc_cluster(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
     """3 nodes at factor 2, maintenance driven by the test, a short GC grace."""
-    cfg = {"maintenance": False, "gc_grace": GRACE, "orphan_interval": 0.01}
+    cfg = {"maintenance": False, "gc_grace": GRACE, "orphan_interval": 0.01, "drain_settle": 0.0}
     async with running_cluster(tmp_path, n=3, rf=2, api_cfg=cfg, node_cfg=PATIENT_NODES) as c:
         yield c
 

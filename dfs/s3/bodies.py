@@ -238,7 +238,8 @@ class BodyReader:
             raise S3Error("InvalidArgument", 400, "an aws-chunked body needs a STREAMING- hash")
         self._signed_trailer = payload_hash == STREAMING_SIGNED_TRAILER
         log.debug("body: %s", payload_hash if payload_hash in _STREAMING else "plain")
-        self._declared = _decoded_length(decoded_length, self._chain is not None)
+        # every STREAMING- body declares it (S3 refuses one that does not, unsigned too)
+        self._declared = _decoded_length(decoded_length, payload_hash in _STREAMING)
         self._decoded = 0  # bytes the chunk headers announced so far
         self._left = 0  # bytes left of the current unsigned aws-chunked chunk
         self._ready = memoryview(b"")  # a signed chunk's verified bytes not yet handed on

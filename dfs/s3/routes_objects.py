@@ -34,7 +34,7 @@ from dfs.s3.context import (
     principal,
     stream_slot,
 )
-from dfs.s3.errors import not_implemented
+from dfs.s3.errors import S3Error, not_implemented
 from dfs.s3.names import OBJECT_PATH, target
 
 MAX_OBJECT_BYTES = 5 * 1024**3  # S3's largest single PUT
@@ -60,6 +60,10 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     sums = Checksums.from_headers(request.headers)
     body = request_body(request, sums)
     declared = declared_length(request, body)
+    if declared is not None and int(declared) > MAX_OBJECT_BYTES:  # refused before the read
+        raise S3Error(
+            "EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"
+        )
     file_id, written = "", None
     linked: list[PutResult] = []  # the version, when the file's write made it too
     if declared is not None and int(declared) == 0:

@@ -190,7 +190,7 @@ def test_bytes_after_the_final_chunk_are_refused(sqlite_gateway: Gateway) -> Non
     ended = f"{len(first):x}\r\n".encode() + first + b"\r\n0\r\n\r\n"
     more = f"{len(rest):x}\r\n".encode() + rest + b"\r\n0\r\n\r\n"
     for key, body, decoded in (
-        ("more-chunks", ended + more, None),
+        ("more-chunks", ended + more, len(DATA)),
         ("more-chunks-declared", ended + more, len(first)),
         ("garbage", ended + b"garbage", len(first)),
     ):
@@ -201,3 +201,23 @@ def test_bytes_after_the_final_chunk_are_refused(sqlite_gateway: Gateway) -> Non
     status, text = _framed_put(gw, "whole", whole + b"\r\n", len(DATA))  # a CRLF more: taken
     assert status == 200, text
     assert s3.get_object(Bucket="decl", Key="whole")["Body"].read() == first + rest
+
+
+def test_a_streaming_body_declares_its_length_and_at_most_5_gib(sqlite_gateway: Gateway) -> None:
+    """An aws-chunked PutObject without ``x-amz-decoded-content-length`` is refused as S3
+    refuses it (411 MissingContentLength; the unsigned trailer form was taken without it),
+    and one declaring more than a single PUT may hold (5 GiB) is refused before its body is
+    read (EntityTooLarge), not once 5 GiB of it had streamed through the chunker."""
+    gw = sqlite_gateway
+    s3 = gw.client()
+    s3.create_bucket(Bucket="decl")
+    body = f"{len(DATA):x}\r\n".encode() + DATA + b"\r\n0\r\n\r\n"
+    for key, decoded, expected in (
+        ("undeclared", None, (411, "MissingContentLength")),
+        ("too-large", 5 * 1024**3 + 1, (400, "EntityTooLarge")),
+    ):
+        status, text = _framed_put(gw, key, body, decoded)
+        assert (status, _code(text)) == expected, (key, text)
+        assert not _stored(s3, key), key
+    status, text = _framed_put(gw, "declared", body, len(DATA))
+    assert status == 200, text

@@ -45,6 +45,7 @@ def _botocore_chunked(data: bytes) -> bytes:
     return wrapper.read()
 
 
+UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 CRC32_TRAILER = "x-amz-checksum-crc32"
 """``x-amz-trailer`` as botocore declares the trailer it sends."""
 
@@ -52,7 +53,9 @@ CRC32_TRAILER = "x-amz-checksum-crc32"
 async def test_aws_chunked_body_decodes_and_checks_its_trailer() -> None:
     data = bytes(range(256)) * 20
     raw = _botocore_chunked(data)
-    body = BodyReader(_reader(raw), "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "", trailer=CRC32_TRAILER)
+    body = BodyReader(
+        _reader(raw), UNSIGNED_TRAILER, "", trailer=CRC32_TRAILER, decoded_length=str(len(data))
+    )
     assert await _drain(body) == data
     assert body.finish() == hashlib.md5(data).hexdigest()
 
@@ -62,7 +65,7 @@ async def test_aws_chunked_body_with_a_wrong_trailer_is_refused() -> None:
         base64.b64encode(zlib.crc32(b"hello world").to_bytes(4, "big")), b"AAAAAA=="
     )
     body = BodyReader(
-        _reader(raw), "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "aws-chunked", trailer=CRC32_TRAILER
+        _reader(raw), UNSIGNED_TRAILER, "aws-chunked", trailer=CRC32_TRAILER, decoded_length="11"
     )
     with pytest.raises(S3Error) as exc:
         await _drain(body)
@@ -181,7 +184,7 @@ async def test_a_body_of_many_tiny_chunks_costs_time_linear_in_its_length() -> N
         start = (reads - 1) * (1 << 20)
         return raw[start : start + min(k, 1 << 20)]
 
-    body = BodyReader(read, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "aws-chunked")
+    body = BodyReader(read, UNSIGNED_TRAILER, "aws-chunked", decoded_length=str(n))
     copied = 0
     real = body._consume
 
@@ -200,7 +203,7 @@ async def test_a_body_of_many_tiny_chunks_costs_time_linear_in_its_length() -> N
 @pytest.mark.parametrize("size", [b"0x1", b"+1", b"-1", b" 1 1", b"1" * 17])
 async def test_a_chunk_size_that_is_not_plain_hex_is_refused(size: bytes) -> None:
     raw = size + b"\r\nA\r\n0\r\n\r\n"
-    body = BodyReader(_reader(raw), "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "aws-chunked")
+    body = BodyReader(_reader(raw), UNSIGNED_TRAILER, "aws-chunked", decoded_length="1")
     with pytest.raises(S3Error) as exc:
         await _drain(body)
     assert exc.value.code == "IncompleteBody"
@@ -223,3 +226,11 @@ async def test_a_decoded_length_on_a_plain_body_declares_nothing() -> None:
         resp = await client.put("/", data=b"x" * 100, headers=headers)
         assert await resp.read() == b"x" * 100
     assert seen == [100]
+
+
+def test_an_unsigned_streaming_body_must_declare_its_decoded_length() -> None:
+    """S3 answers MissingContentLength (411) to an aws-chunked body that does not say how
+    long it is decoded, unsigned too: the length is what bounds the upload before its read."""
+    with pytest.raises(S3Error) as exc:
+        BodyReader(_reader(b"0\r\n\r\n"), UNSIGNED_TRAILER, "aws-chunked")
+    assert (exc.value.code, exc.value.status) == ("MissingContentLength", 411)

@@ -86,6 +86,7 @@ async def test_a_trailer_checksum_is_verified() -> None:
         "aws-chunked",
         check=sums,
         trailer=trailer,
+        decoded_length=str(len(DATA)),
     )
     assert await _drain(body) == DATA
     assert sums.values == {"sha256": b64(hashlib.sha256(DATA).digest())}
@@ -96,6 +97,7 @@ async def test_a_trailer_checksum_is_verified() -> None:
         "aws-chunked",
         check=Checksums.from_headers(headers),
         trailer=trailer,
+        decoded_length=str(len(DATA)),
     )
     with pytest.raises(S3Error) as exc:
         await _drain(body)

@@ -78,3 +78,25 @@ def test_malformed_dates_are_refused(amz_date: str) -> None:
     with pytest.raises(S3Error) as exc:
         check_time(signed, _at("20261202T050000Z"))
     assert exc.value.code == "AccessDenied"
+
+
+def test_a_malformed_presigned_date_is_a_query_parameters_error() -> None:
+    signed = Signed("k", "20261202T0500Z", "us-east-1", ("host",), "s", True, expires=60)
+    with pytest.raises(S3Error) as exc:
+        check_time(signed, _at("20261202T050000Z"))
+    assert (exc.value.code, exc.value.status) == ("AuthorizationQueryParametersError", 400)
+
+
+@pytest.mark.parametrize("presigned", [False, True])
+def test_the_credential_scope_must_name_the_day_of_the_request_date(presigned: bool) -> None:
+    """S3 refuses a credential scope dated another day than X-Amz-Date as malformed, not
+    as a signature that does not match (the day is part of the signing key)."""
+    amz_date = "20261202T050000Z"
+    ok = Signed("k", amz_date, "us-east-1", ("host",), "s", presigned, 60, "20261202")
+    check_time(ok, _at(amz_date))
+    other_day = Signed("k", amz_date, "us-east-1", ("host",), "s", presigned, 60, "20261201")
+    with pytest.raises(S3Error) as exc:
+        check_time(other_day, _at(amz_date))
+    code = "AuthorizationQueryParametersError" if presigned else "AuthorizationHeaderMalformed"
+    assert (exc.value.code, exc.value.status) == (code, 400)
+    assert parse_header(HEADER).scope_date == "20261202"

@@ -7,11 +7,14 @@
   source; any failing one answers 412 ``PreconditionFailed``.
 
 ETag lists (``"a", "b"``), ``*`` and weak tags (``W/"a"``) are understood; a date that does
-not parse is ignored (RFC 7232). Times compare at whole seconds, as Last-Modified carries them.
+not parse is ignored (RFC 7232), and so is an ``If-Modified-Since`` later than the server's
+clock (RFC 7232 3.3: such a date is invalid; S3 then answers the object, not 304). Times
+compare at whole seconds, as Last-Modified carries them.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
@@ -46,9 +49,16 @@ def _date(header: str | None) -> int | None:
         return None
 
 
-def evaluate(headers: Mapping[str, str], etag: str, modified: float, prefix: str = "") -> str:
+def evaluate(
+    headers: Mapping[str, str],
+    etag: str,
+    modified: float,
+    prefix: str = "",
+    now: float | None = None,
+) -> str:
     """ "" when every condition holds, else "412:<header>" or "304:<header>" for the first
-    one that fails (``prefix`` "x-amz-copy-source-" reads CopyObject's)."""
+    one that fails (``prefix`` "x-amz-copy-source-" reads CopyObject's; ``now``: the
+    server's clock, by default ``time.time()``)."""
     at = int(modified)
     if_match = headers.get(f"{prefix}If-Match")
     if if_match is not None:
@@ -64,7 +74,8 @@ def evaluate(headers: Mapping[str, str], etag: str, modified: float, prefix: str
             return f"304:{prefix}If-None-Match"
     else:
         since = _date(headers.get(f"{prefix}If-Modified-Since"))
-        if since is not None and at <= since:
+        future = since is not None and since > (time.time() if now is None else now)
+        if since is not None and not future and at <= since:
             return f"304:{prefix}If-Modified-Since"
     return ""
 

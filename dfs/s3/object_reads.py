@@ -210,11 +210,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return part_numbers.empty_part(headers)
     if request.method == hdrs.METH_HEAD:
         return _head(request, v, headers, part_rng)
+    _check_range(request, v.size)  # a malformed Range is ignored, an empty object's too
     if not v.file_id:  # an empty object
-        if request.headers.get(hdrs.RANGE):
-            raise S3Error("InvalidRange", 416, "The requested range is not satisfiable")
         return web.Response(body=b"", headers=headers)
-    _check_range(request, v.size)
     coord = request.app[COORDINATOR]
     rec = await coord.get_complete_file(v.file_id, r.bucket.tenant)
     return await stream_file(

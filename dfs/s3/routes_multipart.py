@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -112,17 +113,26 @@ def _refuse_params(request: web.Request, allowed: set[str]) -> dict[str, str]:
     return q
 
 
-def _int_param(q: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def _int_param(
+    q: dict[str, str], name: str, default: int, lo: int, hi: int, *, clamp: bool = False
+) -> int:
+    """An integer parameter in decimal digits (``int`` also took "+1", " 1" and "1_0"),
+    from ``lo`` to ``hi``; above ``hi`` taken as ``hi`` with ``clamp`` (a page size: S3
+    answers at most 1000 of whatever was asked)."""
     raw = q.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise S3Error("InvalidArgument", 400, f"{name} must be an integer") from None
+    if not _INTEGER.fullmatch(raw):
+        raise S3Error("InvalidArgument", 400, f"{name} must be an integer")
+    value = int(raw)
+    if clamp and value > hi:
+        return hi
     if not lo <= value <= hi:
         raise S3Error("InvalidArgument", 400, f"{name} must be between {lo} and {hi}")
     return value
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
 
 
 async def _upload(
@@ -497,7 +507,7 @@ async def abort_upload(request: web.Request, bucket: str, key: str) -> web.Respo
 
 async def list_parts(request: web.Request, bucket: str, key: str) -> web.Response:
     q = _refuse_params(request, {"uploadId", "max-parts", "part-number-marker", "encoding-type"})
-    max_parts = _int_param(q, "max-parts", MAX_LISTED, 0, MAX_LISTED)
+    max_parts = _int_param(q, "max-parts", MAX_LISTED, 0, MAX_LISTED, clamp=True)
     marker = _int_param(q, "part-number-marker", 0, 0, MAX_PARTS)
     u = await _upload(request, bucket, key, write=False)
     parts = await request.app[MULTIPART].store.list_upload_parts(
@@ -513,7 +523,7 @@ async def list_uploads(request: web.Request, bucket: str) -> web.Response:
     q = _refuse_params(request, allowed | {"encoding-type"})
     if q.get("encoding-type", "url") != "url":
         raise S3Error("InvalidArgument", 400, "Invalid Encoding Method specified in Request")
-    max_uploads = _int_param(q, "max-uploads", MAX_LISTED, 0, MAX_LISTED)
+    max_uploads = _int_param(q, "max-uploads", MAX_LISTED, 0, MAX_LISTED, clamp=True)
     who = principal(request)
     b = await request.app[NAMESPACE].visible_bucket(who, bucket)
     # the owner's list is every upload; anyone else who may list the bucket gets its own:

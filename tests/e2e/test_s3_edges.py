@@ -32,6 +32,12 @@ def test_head_object_with_a_range(sqlite_gateway: Gateway) -> None:
     assert head["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert head["ContentLength"] == 10
     assert "ContentRange" not in head
+    # on an empty object too: a byte range 416 (above), anything else the empty body
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="head-range", Key="empty", Range="bytes=0-")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    got = s3.get_object(Bucket="head-range", Key="empty", Range="lines=1-2")
+    assert (got["ResponseMetadata"]["HTTPStatusCode"], got["Body"].read()) == (200, b"")
 
 
 @pytest.mark.parametrize("key", ["line\nbreak", "cr\r\nlf", "\n"])

@@ -113,6 +113,10 @@ def test_calls_errors_and_part_copy(sqlite_gateway: Gateway) -> None:
     assert page["NextPartNumberMarker"] == 2
     rest = s3.list_parts(Bucket="mpu", Key="obj", UploadId=uid, PartNumberMarker=2)
     assert [p["PartNumber"] for p in rest["Parts"]] == [3]
+    # a page size over S3's 1000 is taken as 1000, as S3 takes it (not refused)
+    many = s3.list_parts(Bucket="mpu", Key="obj", UploadId=uid, MaxParts=5000)
+    assert (many["MaxParts"], len(many["Parts"])) == (1000, 3)
+    assert s3.list_multipart_uploads(Bucket="mpu", MaxUploads=5000)["MaxUploads"] == 1000
     other = _start(s3, "mpu", "another")
     ups = s3.list_multipart_uploads(Bucket="mpu")["Uploads"]
     assert [(u["Key"], u["UploadId"]) for u in ups] == [("another", other), ("obj", uid)]

@@ -24,13 +24,13 @@ def fsync_dir(path: Path | str) -> None:
     _fsync_opened(path, os.O_RDONLY | os.O_DIRECTORY)
 
 
-def fsync_file(path: Path) -> None:
+def fsync_file(path: Path | str, dir_fd: int | None = None) -> None:
     """Make a closed file's bytes durable (a symlink in its place is refused)."""
-    _fsync_opened(path, os.O_RDONLY | os.O_NOFOLLOW)
+    _fsync_opened(path, os.O_RDONLY | os.O_NOFOLLOW, dir_fd)
 
 
-def _fsync_opened(path: Path | str, flags: int) -> None:
-    fd = os.open(path, flags)
+def _fsync_opened(path: Path | str, flags: int, dir_fd: int | None = None) -> None:
+    fd = os.open(path, flags, dir_fd=dir_fd)
     try:
         os.fsync(fd)
     finally:

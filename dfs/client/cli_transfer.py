@@ -479,7 +479,9 @@ class Download:
         todo.sort(key=lambda t: rank.get(t[0], len(rank)))
         total = sum(int(info[i]["size"]) for i, _p in todo)
         with Progress.for_terminal("download", total, self.quiet) as bar:
-            results = await client.download_many(todo, progress=bar, plans=plans, chunks=chunks)
+            results = await client.download_many(
+                todo, progress=bar, plans=plans, chunks=chunks, root=root
+            )
         done = {r.file_id: r for r in results}
         emit_lines(
             [

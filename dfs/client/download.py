@@ -329,6 +329,7 @@ class DownloadPipeline:
         # a target's mtime where it is not its file's (a bucket restore: the object's
         # mtime metadata), set on the file before it gets its name (``plans.retimed``)
         self.mtimes: Mapping[Path, float] = {}
+        self.root: Path | None = None  # where the targets are (``dfs.client.target_dirs``)
         # verified chunk bytes read before the download started (``dfs.client.early_reads``),
         # by chunk id: each taken by the first small file that needs it, the rest dropped
         self._ready: dict[str, bytes] = {}
@@ -349,7 +350,7 @@ class DownloadPipeline:
         parts = [list(files[i : i + BATCH_FILES]) for i in range(0, len(files), BATCH_FILES)]
         ahead = PlanAhead(self.conn, parts, plans or {})
         done: dict[int, DownloadResult] = {}
-        writer = GroupWriter(self.overwrite, self.conn.resume, self._written(done))
+        writer = GroupWriter(self.overwrite, self.conn.resume, self._written(done), self.root)
         out: list[DownloadResult | SmallFile] = []
         running: list[asyncio.Task[list[DownloadResult | SmallFile]]] = []  # at most two
         try:
@@ -428,7 +429,7 @@ class DownloadPipeline:
         (``BatchReader``), each file written once all its chunks are here, in groups
         (``GroupWriter``: temp names, one sync, renames)."""
         done: dict[int, DownloadResult] = {}
-        writer = GroupWriter(self.overwrite, self.conn.resume, self._written(done))
+        writer = GroupWriter(self.overwrite, self.conn.resume, self._written(done), self.root)
         try:
             files = await self._read_small(items, writer)
         except BaseException:

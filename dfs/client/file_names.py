@@ -126,72 +126,93 @@ def replaces(overwrite: Overwrite, target: str | Path) -> bool:
     return overwrite(str(target)) if callable(overwrite) else overwrite
 
 
-def link_or_replace(tmp: str | Path, target: str | Path, overwrite: Overwrite) -> None:
+def link_or_replace(
+    tmp: str | Path,
+    target: str | Path,
+    overwrite: Overwrite,
+    dir_fd: int | None = None,
+    asked: str | None = None,
+) -> None:
     """Rename ``tmp`` over ``target``; without ``overwrite`` link it there instead, so that
-    a file already at ``target`` is never replaced (FileExistsError)."""
-    if replaces(overwrite, target):
-        os.replace(tmp, target)
+    a file already at ``target`` is never replaced (FileExistsError). ``dir_fd``: both
+    names are in that directory (``dfs.client.target_dirs``), and ``overwrite`` is asked
+    of ``asked``, the target's full path."""
+    if replaces(overwrite, asked or target):
+        os.replace(tmp, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return
     if _RENAMEAT2 is not None:  # one atomic call that never replaces (Linux 3.15+)
-        if (
-            _RENAMEAT2(
-                _AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
-            )
-            == 0
-        ):
+        at = _AT_FDCWD if dir_fd is None else dir_fd
+        if _RENAMEAT2(at, os.fsencode(tmp), at, os.fsencode(target), _RENAME_NOREPLACE) == 0:
             return
         err = ctypes.get_errno()
         if err == errno.EEXIST:
-            raise FileExistsError(errno.EEXIST, os.strerror(err), str(target))
+            raise FileExistsError(errno.EEXIST, os.strerror(err), str(asked or target))
         if err not in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP):
             raise OSError(err, os.strerror(err), str(tmp))
         # a file system without RENAME_NOREPLACE: a link, as below
-    try:
-        os.link(tmp, target)  # atomic, and fails if anything is at target
+    try:  # atomic, and fails if anything is at target
+        os.link(tmp, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except FileExistsError:
         raise
     except OSError:  # a file system without hard links: a rename, checked first
-        if os.path.lexists(target):
-            raise FileExistsError(target) from None
-        os.replace(tmp, target)
+        if _lexists(target, dir_fd):
+            raise FileExistsError(asked or target) from None
+        os.replace(tmp, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return
-    os.unlink(tmp)
+    os.unlink(tmp, dir_fd=dir_fd)
 
 
-def link_unnamed(proc: int, fd: int, target: str, overwrite: Overwrite) -> None:
+def _lexists(path: str | Path, dir_fd: int | None) -> bool:
+    try:
+        os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def link_unnamed(
+    proc: int,
+    fd: int,
+    target: str,
+    overwrite: Overwrite,
+    dir_fd: int | None = None,
+    asked: str | None = None,
+) -> None:
     """Link the unnamed file open at ``fd`` to ``target`` (``linkat`` of its ``proc``
     entry, following it to the file). That never replaces anything (FileExistsError);
     with ``overwrite`` a file at ``target`` is replaced atomically instead: the file is
-    linked to a temp name beside it and renamed over it."""
+    linked to a temp name beside it and renamed over it. ``dir_fd`` and ``asked`` as for
+    ``link_or_replace``."""
     try:
-        os.link(str(fd), target, src_dir_fd=proc, follow_symlinks=True)
+        os.link(str(fd), target, src_dir_fd=proc, dst_dir_fd=dir_fd, follow_symlinks=True)
         return
     except FileExistsError:
-        if not replaces(overwrite, target):
+        if not replaces(overwrite, asked or target):
             raise
     parent, name = os.path.split(target)
     tmp = os.path.join(parent, temp_name(name, secrets.token_hex(8)))
-    os.link(str(fd), tmp, src_dir_fd=proc, follow_symlinks=True)
+    os.link(str(fd), tmp, src_dir_fd=proc, dst_dir_fd=dir_fd, follow_symlinks=True)
     try:
-        os.replace(tmp, target)
+        os.replace(tmp, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        unlink_quietly(tmp)
+        unlink_quietly(tmp, dir_fd)
         raise
 
 
-def still_names(path: str | Path, st: os.stat_result) -> bool:
-    """Whether ``path`` (never followed) is still the file whose stat is ``st``: a temp file
-    renamed by its name must be the one written and hashed, not one put there since."""
+def still_names(path: str | Path, st: os.stat_result, dir_fd: int | None = None) -> bool:
+    """Whether ``path`` (never followed; in ``dir_fd``) is still the file whose stat is
+    ``st``: a temp file renamed by its name must be the one written and hashed, not one put
+    there since."""
     try:
-        now = os.lstat(path)
+        now = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return False
     return now.st_ino == st.st_ino and now.st_dev == st.st_dev
 
 
-def unlink_quietly(path: str) -> None:
+def unlink_quietly(path: str, dir_fd: int | None = None) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)
 
 
 @contextlib.contextmanager
@@ -202,12 +223,6 @@ def _opened_dirs(dirs: Iterable[str]) -> Iterator[list[int]]:
     finally:
         for fd in fds:
             os.close(fd)
-
-
-def syncfs_dirs(dirs: Iterable[str]) -> bool:
-    """``syncfs_each`` of the file systems ``dirs`` are on."""
-    with _opened_dirs(dirs) as fds:
-        return syncfs_each(fds)
 
 
 def sync_dirs(dirs: Iterable[str]) -> None:

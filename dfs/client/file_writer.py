@@ -64,11 +64,12 @@ from dfs.client.file_names import (
     link_unnamed,
     still_names,
     sync_dirs,
-    syncfs_dirs,
+    syncfs_each,
     temp_name,
     unlink_quietly,
 )
 from dfs.client.resume import open_own
+from dfs.client.target_dirs import TargetDirs
 from dfs.errors import Conflict, IntegrityError
 from dfs.fsutil import fsync_file
 
@@ -112,6 +113,8 @@ class SmallFile:
     failovers: int = 0  # sources that failed one of its chunks before a good copy came
     # its named temp file as written (``_place`` renames that name only while it is this)
     written: os.stat_result | None = field(default=None, repr=False)
+    # its directory, open (``dfs.client.target_dirs``; the commit's ``Pending`` owns it)
+    dir_fd: int = field(default=-1, repr=False)
 
     def __post_init__(self) -> None:
         self.parts = [None] * len(self.plan["chunks"])
@@ -197,13 +200,14 @@ _UNNAMED_FILE = os.O_WRONLY | getattr(os, "O_TMPFILE", 0)
 
 
 def _open_temp(
-    f: SmallFile, parent: str, name: str, resume: bool, unnamed: bool
+    f: SmallFile, parent: int, name: str, resume: bool, unnamed: bool
 ) -> tuple[str | None, int, bool]:
-    """A file for the target (``parent``/``name``): with ``unnamed``, an unnamed one in
-    ``parent`` (path None), else a temp file beside the target, never opened through a link
-    planted at its name; and whether it was created here with ``CREATED_MODE`` (an unnamed
-    one: no one can open it before it is linked). A named one is made 0600 (else: reused,
-    emptied), so that a private file's bytes are never open to others while written.
+    """A file for the target ``name`` in the directory open at ``parent``: with
+    ``unnamed``, an unnamed one there (name None), else a temp file beside the target (its
+    name), never opened through a link planted at its name; and whether it was created here
+    with ``CREATED_MODE`` (an unnamed one: no one can open it before it is linked). A named
+    one is made 0600 (else: reused, emptied), so that a private file's bytes are never open
+    to others while written.
     With ``resume`` a temp file's name is fixed, and a file an interrupted run left there is
     reused (when it is our own plain file), so interrupted restores leave no growing litter.
     Strings, not pathlib: this runs once per restored file, holding the GIL the event loop
@@ -211,82 +215,104 @@ def _open_temp(
     global UNNAMED
     if unnamed and UNNAMED:
         try:
-            return None, os.open(parent, _UNNAMED_FILE, 0o644), True
+            return None, os.open(".", _UNNAMED_FILE, 0o644, dir_fd=parent), True
         except OSError as exc:
             if exc.errno not in _NO_TMPFILE:
                 raise
             UNNAMED = False  # named temp files from now on (safe everywhere)
-            log.info("%s: no unnamed files (O_TMPFILE); temp names instead", parent)
+            log.info("%s: no unnamed files (O_TMPFILE); temp names instead", f.target.parent)
     if resume:
-        tmp = os.path.join(parent, temp_name(name, str(f.plan["file_id"])))
+        tmp = temp_name(name, str(f.plan["file_id"]))
         try:  # the usual case first: nothing there (one system call)
-            return tmp, os.open(tmp, _CREATE, 0o600), False
+            return tmp, os.open(tmp, _CREATE, 0o600, dir_fd=parent), False
         except FileExistsError:
             pass
-        fd = open_own(Path(tmp), os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = open_own(tmp, os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=parent)
         if fd is not None:
             os.ftruncate(fd, 0)
             os.fchmod(fd, 0o600)  # one an older client made readable to all
             return tmp, fd, False
-    tmp = os.path.join(parent, temp_name(name, secrets.token_hex(8)))
-    return tmp, os.open(tmp, _CREATE, 0o600), False
+    tmp = temp_name(name, secrets.token_hex(8))
+    return tmp, os.open(tmp, _CREATE, 0o600, dir_fd=parent), False
 
 
 Temp = tuple[SmallFile, str | None, int]
-"""A file written for a target: a temp file's path and -1 (closed), or None and the open
-descriptor of an unnamed file."""
+"""A file written for a target: a temp file's name (in ``SmallFile.dir_fd``) and -1
+(closed), or None and the open descriptor of an unnamed file."""
 
 
 def _discard(temp: Temp) -> None:
     """Drop a file written for a target (an unnamed one vanishes when it is closed)."""
-    _f, tmp, fd = temp
+    f, tmp, fd = temp
     if tmp is None:
         os.close(fd)
     else:
-        unlink_quietly(tmp)
+        unlink_quietly(tmp, f.dir_fd)
 
 
 @dataclass
 class Pending:
-    """Files written, not yet made durable and given their names (``commit``)."""
+    """Files written, not yet made durable and given their names (``commit``), and the
+    directories they go in, open (``dfs.client.target_dirs``; closed by ``close_dirs``)."""
 
     temps: list[Temp] = field(default_factory=list)
-    devices: dict[int, str] = field(default_factory=dict)  # a directory per file system
-    dirs: set[str] = field(default_factory=set)  # every directory holding a temp file
+    devices: dict[int, int] = field(default_factory=dict)  # a directory's fd per file system
+    dirs: dict[str, int] = field(default_factory=dict)  # each directory of a temp file, open
+    fds: list[int] = field(default_factory=list)  # every directory descriptor held
     size: int = 0
 
     def merge(self, other: Pending) -> None:
         """Take over ``other``'s temp files (a group written on its own)."""
         self.temps += other.temps
-        for dev, directory in other.devices.items():
-            self.devices.setdefault(dev, directory)
-        self.dirs |= other.dirs
+        self.devices = {**other.devices, **self.devices}  # one open directory per device
+        self.dirs = {**other.dirs, **self.dirs}
+        self.fds += other.fds
         self.size += other.size
+
+    def open_dir(self, dirs: TargetDirs, parent: str) -> int:
+        """The directory ``parent``, open (once per ``Pending``)."""
+        fd = self.dirs.get(parent)
+        if fd is None:
+            fd = dirs.open(parent)
+            self.fds.append(fd)
+            self.dirs[parent] = fd
+            self.devices.setdefault(os.fstat(fd).st_dev, fd)
+        return fd
+
+    def close_dirs(self, held: int = 0) -> None:
+        """Close the directories opened after the first ``held``."""
+        fds, self.fds = self.fds[held:], self.fds[:held]
+        self.dirs = {p: fd for p, fd in self.dirs.items() if fd not in fds}
+        self.devices = {dev: fd for dev, fd in self.devices.items() if fd not in fds}
+        for fd in fds:
+            os.close(fd)
 
 
 def write_temps(
-    group: list[SmallFile], resume: bool, into: Pending, unnamed: bool | None = None
+    group: list[SmallFile],
+    resume: bool,
+    into: Pending,
+    unnamed: bool | None = None,
+    dirs: TargetDirs | None = None,
 ) -> None:
     """Write each file of a group, with its attributes, unnamed in its target's directory
     (``unnamed``, by default ``UNNAMED``; kept open for ``commit``) or to a temp file beside
-    the target (blocking). Durable only once ``commit`` has synced them, except where
-    ``syncfs`` is missing: then each is fsync'ed here, while its descriptor is open. On an
-    error the group's files are dropped (those ``into`` held before are kept)."""
+    the target (blocking); the directories opened by ``dirs`` (by default by path). Durable
+    only once ``commit`` has synced them, except where ``syncfs`` is missing: then each is
+    fsync'ed here, while its descriptor is open. On an error the group's files are dropped
+    (those ``into`` held before are kept)."""
     unnamed = UNNAMED if unnamed is None else unnamed
+    dirs = dirs or TargetDirs(None)
     temps: list[Temp] = []
+    held = len(into.fds)
     try:
         for f in group:
             parts = f.check()
             parent, name = os.path.split(str(f.target))
-            parent = parent or "."  # a relative target in the working directory
-            if parent not in into.dirs:
-                os.makedirs(parent, exist_ok=True)
-            tmp, fd, created = _open_temp(f, parent, name, resume, unnamed)
+            f.dir_fd = into.open_dir(dirs, parent or ".")  # "": in the working directory
+            tmp, fd, created = _open_temp(f, f.dir_fd, name, resume, unnamed)
             temps.append((f, tmp, fd))
             f.written = None if tmp is None else os.fstat(fd)
-            if parent not in into.dirs:
-                into.dirs.add(parent)
-                into.devices.setdefault(os.fstat(fd).st_dev, parent)
             if parts:
                 _write_all(fd, parts)
             final_attrs(fd, f.plan, created)
@@ -297,6 +323,7 @@ def write_temps(
             if temp[1] is not None:
                 os.close(temp[2])
             _discard(temp)
+        into.close_dirs(held)
         raise
     for i, (f, tmp, fd) in enumerate(temps):
         if tmp is not None:  # a temp file has its name: closed now
@@ -308,18 +335,18 @@ def write_temps(
 
 def commit(pending: Pending, overwrite: Overwrite) -> list[SmallFile]:
     """Make every pending file durable at once (one ``syncfs`` per file system), then give
-    each its target's name (``_place``). Returns the files not placed because something
-    else took their target meanwhile (``overwrite`` off); their files are gone, as are all
-    of them when this fails. The directory entries are durable only after ``sync_dirs``."""
+    each its target's name (``_place``; its directories closed then). Returns the files not
+    placed because something else took their target meanwhile (``overwrite`` off); their
+    files are gone, as are all of them when this fails. Directory entries: ``sync_dirs``."""
     done = 0
     proc = -1
     try:
-        if has_syncfs() and not syncfs_dirs(pending.devices.values()):
-            for _f, tmp, fd in pending.temps:  # syncfs failed: each file, as where missing
+        if has_syncfs() and not syncfs_each(pending.devices.values()):
+            for f, tmp, fd in pending.temps:  # syncfs failed: each file, as where missing
                 if tmp is None:
                     os.fsync(fd)
                 else:
-                    fsync_file(Path(tmp))
+                    fsync_file(tmp, f.dir_fd)
         if any(tmp is None for _f, tmp, _fd in pending.temps):
             proc = os.open(PROC_FD, os.O_RDONLY | os.O_DIRECTORY)
         taken: list[SmallFile] = []
@@ -332,6 +359,7 @@ def commit(pending: Pending, overwrite: Overwrite) -> list[SmallFile]:
             _discard(temp)
         if proc >= 0:
             os.close(proc)
+        pending.close_dirs()
     return taken
 
 
@@ -342,21 +370,21 @@ def _place(proc: int, temp: Temp, overwrite: Overwrite) -> bool:
     is still the file written (IntegrityError: one put there since, left alone, holds bytes
     no hash checked)."""
     f, tmp, fd = temp
-    target = str(f.target)
+    target, name = str(f.target), f.target.name
     if tmp is not None:
-        if f.written is None or not still_names(tmp, f.written):
+        if f.written is None or not still_names(tmp, f.written, f.dir_fd):
             raise IntegrityError(f"{tmp} was replaced while {target} was written into it")
         try:
-            link_or_replace(tmp, target, overwrite)
+            link_or_replace(tmp, name, overwrite, f.dir_fd, target)
         except FileExistsError:
-            unlink_quietly(tmp)
+            unlink_quietly(tmp, f.dir_fd)
             return False
         except BaseException:
-            unlink_quietly(tmp)
+            unlink_quietly(tmp, f.dir_fd)
             raise
         return True
     try:
-        link_unnamed(proc, fd, target, overwrite)
+        link_unnamed(proc, fd, name, overwrite, f.dir_fd, target)
     except FileExistsError:
         return False
     finally:
@@ -370,8 +398,9 @@ def write_group(group: list[SmallFile], overwrite: Overwrite, resume: bool) -> l
     meanwhile (``overwrite`` off); their temp files are gone."""
     pending = Pending()
     write_temps(group, resume, pending)
+    dirs = list(pending.dirs)
     taken = commit(pending, overwrite)
-    sync_dirs(pending.dirs)
+    sync_dirs(dirs)
     return taken
 
 
@@ -408,10 +437,15 @@ class GroupWriter:
     then syncs the directories once."""
 
     def __init__(
-        self, overwrite: Overwrite, resume: bool, written: Callable[[SmallFile], None]
+        self,
+        overwrite: Overwrite,
+        resume: bool,
+        written: Callable[[SmallFile], None],
+        root: str | Path | None = None,
     ) -> None:
         self.overwrite = overwrite
         self.resume = resume
+        self.target_dirs = TargetDirs(root)  # the targets' directories, walked from root
         self.written = written  # called on the event loop for each file renamed into place
         self.unnamed = UNNAMED and _descriptors(UNNAMED_FDS)
         self.conflicts: list[Conflict] = []
@@ -474,7 +508,9 @@ class GroupWriter:
         async with self._slots:
             # in the slot: groups let through at once would each open their files
             await self._room_for_files()
-            await asyncio.to_thread(write_temps, group, self.resume, written, self.unnamed)
+            await asyncio.to_thread(
+                write_temps, group, self.resume, written, self.unnamed, self.target_dirs
+            )
         for f in group:
             f.parts = []  # on disk now: the bytes need not wait in memory for the commit
         self._pending.merge(written)
@@ -486,7 +522,7 @@ class GroupWriter:
     async def _commit(self, before: asyncio.Task[None] | None, pending: Pending) -> None:
         if before is not None:  # one commit at a time; its failure is raised by _reap
             await asyncio.wait([before])
-        self._dirs |= pending.dirs
+        self._dirs |= pending.dirs.keys()
         self._reported(await asyncio.to_thread(self._commit_now, pending))
 
     def _commit_now(self, pending: Pending) -> tuple[list[SmallFile], list[SmallFile]]:
@@ -496,7 +532,7 @@ class GroupWriter:
 
     def _finish(self) -> tuple[list[SmallFile], list[SmallFile]]:
         pending, self._pending = self._pending, Pending()
-        self._dirs |= pending.dirs
+        self._dirs |= pending.dirs.keys()
         try:
             return self._commit_now(pending)
         finally:

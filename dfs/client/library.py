@@ -216,12 +216,14 @@ class Client(SyncMethods, PruneMethods):
         progress: ProgressFn | None = None,
         plans: Mapping[str, dict[str, Any]] | None = None,
         chunks: dict[str, bytes] | None = None,
+        root: Path | None = None,
     ) -> list[DownloadResult]:
         """Download (file_id, target path) pairs, ``concurrency`` files at a time (target
-        paths as ``dfs.client.local_files.download_targets`` gives them); ``plans`` already
-        fetched, by file id, are used instead of asking again, and so are ``chunks`` already
-        read and verified, by chunk id (``early_chunks``)."""
+        paths as ``dfs.client.local_files.download_targets`` gives them, under ``root``);
+        ``plans`` already fetched, by file id, are used instead of asking again, and so are
+        ``chunks`` already read and verified, by chunk id (``early_chunks``)."""
         pipeline = DownloadPipeline(self._connection(), progress)
+        pipeline.root = root
         return await pipeline.download_files(files, plans, chunks)
 
     def early_chunks(self, budget: int = EARLY_READ_BYTES) -> EarlyChunks:

@@ -542,6 +542,7 @@ class SyncMethods(NamespaceMethods):
             pipeline = DownloadPipeline(self._connection(), progress)
             pipeline.overwrite = found.replaceable  # what appeared or changed: Conflict, kept
             pipeline.mtimes = _stored_mtimes(todo)
+            pipeline.root = root if await asyncio.to_thread(root.is_dir) else None
             await pipeline.download_files(pairs, plans, chunks)
         else:
             for obj, target in todo:

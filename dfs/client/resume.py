@@ -46,18 +46,21 @@ JOURNAL_MAX_AGE = 2 * DEFAULT_GC_GRACE
 RECEIPTS_KEPT = 65536  # receipts of a paged upload's proven pages kept in memory (~16 MiB)
 
 
-def open_own(path: Path, flags: int, mode: int = 0o600) -> int | None:
-    """Open a file at a predictable path for writing, never through a symbolic link; None
-    when something that is not our own plain file lies there. ``flags`` may add O_CREAT
-    (then O_EXCL applies when nothing is there yet: a file created here is ours)."""
+def open_own(
+    path: Path | str, flags: int, mode: int = 0o600, dir_fd: int | None = None
+) -> int | None:
+    """Open a file at a predictable path (in ``dir_fd``) for writing, never through a
+    symbolic link; None when something that is not our own plain file lies there. ``flags``
+    may add O_CREAT (then O_EXCL applies when nothing is there yet: a file created here is
+    ours)."""
     base = flags & ~(os.O_CREAT | os.O_EXCL)
     try:
-        fd = os.open(path, base | os.O_NOFOLLOW)
+        fd = os.open(path, base | os.O_NOFOLLOW, dir_fd=dir_fd)
     except FileNotFoundError:
         if not flags & os.O_CREAT:
             return None
         try:
-            return os.open(path, base | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+            return os.open(path, base | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
         except FileExistsError:
             return None  # raced by someone else's file
     except OSError:  # ELOOP: a symbolic link

@@ -272,10 +272,10 @@ def test_a_file_system_without_unnamed_files_gets_temp_names(
     monkeypatch.setattr(file_writer, "UNNAMED", True)
     real_open = os.open
 
-    def no_tmpfile(path: str, flags: int, mode: int = 0o777) -> int:
+    def no_tmpfile(path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
         if flags & os.O_TMPFILE == os.O_TMPFILE:
             raise OSError(errno.EOPNOTSUPP, "not supported", path)
-        return real_open(path, flags, mode)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
 
     monkeypatch.setattr(file_writer.os, "open", no_tmpfile)
     f = _ready(_plan("fid", [b"payload"]), tmp_path / "t", [b"payload"])
@@ -312,11 +312,11 @@ async def test_no_files_are_written_while_a_commit_waits_behind_a_slow_one(
     monkeypatch.setattr(file_writer, "COMMIT_FILES", 32)
     bound = 3 * 32 + file_writer.WRITERS * 8  # two commits, what builds up for a third
     gate = threading.Event()
-    real_sync = file_writer.syncfs_dirs
+    real_sync = file_writer.syncfs_each
 
-    def held_sync(dirs: Any) -> bool:
+    def held_sync(fds: Any) -> bool:
         assert gate.wait(60)
-        return real_sync(dirs)
+        return real_sync(fds)
 
     lock = threading.Lock()
     held = {"now": 0, "peak": 0, "groups": 0}
@@ -343,7 +343,7 @@ async def test_no_files_are_written_while_a_commit_waits_behind_a_slow_one(
             waited.set()
         await task
 
-    monkeypatch.setattr(file_writer, "syncfs_dirs", held_sync)
+    monkeypatch.setattr(file_writer, "syncfs_each", held_sync)
     monkeypatch.setattr(file_writer, "write_temps", counted)
     monkeypatch.setattr(GroupWriter, "_room_for_files", watched)
     writer = GroupWriter(True, False, committed)
@@ -428,10 +428,10 @@ def test_a_temp_file_replaced_under_its_name_before_the_commit_is_not_renamed(
     pending = file_writer.Pending()
     file_writer.write_temps([f], resume, pending)
     [(_f, tmp, _fd)] = pending.temps
-    assert tmp is not None
+    assert tmp is not None  # its name in the target's folder
     other = tmp_path / "other"
     other.write_bytes(b"bytes no hash checked")
-    os.replace(other, tmp)
+    os.replace(other, tmp_path / tmp)
     with pytest.raises(IntegrityError, match="was replaced"):
         file_writer.commit(pending, overwrite=True)
     assert target.read_bytes() == b"the user's file"

@@ -403,7 +403,7 @@ class Download:
         root = Path(out)
         kind = await asyncio.to_thread(out_kind, out, file_ids, prefix)
         if kind == "stdout":
-            from dfs.client.download import STDOUT
+            from dfs.client.part_file import STDOUT
 
             plan = await client.api.download_plan(file_ids[0])
             with Progress.for_terminal("download", int(plan["size"]), self.quiet) as bar:

@@ -34,14 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import hashlib
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,21 +46,13 @@ from dfs import protocol
 from dfs.client.batch_read import BATCH_CHUNKS, BatchReader
 from dfs.client.chunk_fetch import ChunkFetcher
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.file_names import Overwrite, link_or_replace, still_names, temp_name
-from dfs.client.file_writer import (
-    GroupWriter,
-    SmallFile,
-    final_attrs,
-    small_groups,
-)
+from dfs.client.file_names import Overwrite
+from dfs.client.file_writer import GroupWriter, SmallFile, small_groups
 from dfs.client.local_files import local_path
+from dfs.client.part_file import STDOUT, PartFile, Pieces, StdoutPart
 from dfs.client.part_mend import mend
 from dfs.client.plans import PlanAhead, laid_out, retimed
-from dfs.client.resume import DownloadSidecar, open_own
-from dfs.client.write_behind import WriteBehind
-from dfs.errors import Conflict, IntegrityError
-from dfs.fsutil import fsync_dir, pwrite_all, write_all
-from dfs.ids import sha256_hex
+from dfs.client.target_dirs import TargetDirs
 
 log = logging.getLogger("dfs.client")
 
@@ -73,12 +61,6 @@ SMALL_FILE = protocol.BATCHED_FILE_MAX
 """Files up to this size are restored together (batched reads)."""
 WRITE_BEHIND_BYTES = 16 * 1024 * 1024
 """Bytes of read small files a restore lets wait for the writer before it reads more."""
-# a download starts an fdatasync in the background after this many bytes written
-DOWNLOAD_FLUSH_BYTES = 32 << 20
-WRITE_AHEAD_BYTES = 4 << 20
-"""Verified bytes of a download that may wait for its writer thread (``WriteBehind``)."""
-DROP_BEHIND = hasattr(os, "posix_fadvise")
-"""Whether each background flush then drops the pages it wrote back from the page cache."""
 RUN_CHUNK_MAX = 256 * 1024
 """Chunks of one file smaller than this are fetched in runs (``/get-chunks``), not alone."""
 RUN_BYTES = 1024 * 1024
@@ -87,8 +69,6 @@ SLOT_BYTES = 4 * 1024 * 1024
 """A file's window holds ``concurrency`` pieces, up to twice as many while they add up to
 less than ``concurrency * SLOT_BYTES``: the memory of ``concurrency`` of the largest chunks,
 twice the reads in flight for average ones (~6% faster for 1 GiB: bench/README.md)."""
-Pieces = Sequence[bytes]
-"""Bytes to write, as pieces end to end: a chunk as its body arrived, a run's chunks."""
 
 
 @dataclass(frozen=True)
@@ -102,217 +82,6 @@ class DownloadResult:
     failovers: int
     seconds: float
     hedges: int = 0  # reads that also asked a second replica because the first was slow
-
-
-class PartFile:
-    """The temp file a download writes into beside its target, and its resume sidecar.
-
-    Chunks are written in order, by one thread of the file's own (``WriteBehind``: the fetch
-    loop hands a chunk over and asks for the next one at once); each write hashes the same
-    bytes into the whole-file sha256, and dirty pages are written back in the background as
-    chunks arrive (otherwise the whole file waits in the page cache and the final fsync pays
-    for it all).
-    Once written back they are dropped from the page cache (``DROP_BEHIND``): a big download
-    would otherwise fill it with pages nobody reads again, and make the kernel reclaim
-    memory for every next write (the whole-file sha256 is of the bytes fetched, not read
-    back, and resume re-reads only what an earlier run wrote).
-    """
-
-    def __init__(self, target: Path, file_id: str, resume: bool) -> None:
-        # with resume, a fixed name, so that running the download again finds what this wrote
-        self.target = target
-        self.path = self._name(file_id if resume else secrets.token_hex(8))
-        self.sidecar = DownloadSidecar(self.path)
-        self.resume = resume
-        self.whole = hashlib.sha256()
-        self.fd = -1
-        self._behind = WriteBehind(WRITE_AHEAD_BYTES)
-        self._flusher: ThreadPoolExecutor | None = None
-        self._flushing: Future[None] | None = None
-        self._unflushed = 0
-        self._end = 0  # where the bytes written so far end (in order: all before it too)
-        self._dropped = 0  # the page cache holds none of this file before this offset
-
-    def _name(self, tag: str) -> Path:
-        return self.target.parent / temp_name(self.target.name, tag)
-
-    async def open(self) -> None:
-        try:
-            await asyncio.to_thread(self._open)
-        except OSError as exc:  # the user's path in the message, not the temp file's
-            raise OSError(exc.errno, exc.strerror, str(self.target)) from None
-
-    def _open(self) -> None:
-        """Open the temp file, never through a link planted at its predictable name, and
-        0600: a private file's bytes are never open to others while written or kept."""
-        if self.resume:
-            fd = open_own(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            if fd is not None:
-                self.fd = fd
-                os.fchmod(fd, 0o600)  # one an older client made readable to all
-                self.sidecar.load()
-                if not self.sidecar.offsets:
-                    os.ftruncate(self.fd, 0)
-                return
-            # something that is not our file lies at the fixed name: a private one instead
-            log.warning("%s is not a file of ours; not resuming into it", self.path)
-            self.path = self._name(secrets.token_hex(8))
-            self.sidecar = DownloadSidecar(self.path)
-            self.resume = False
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        self.fd = os.open(self.path, flags, 0o600)
-
-    async def written_before(self, chunk: dict[str, Any]) -> bytes | None:
-        """The chunk as an earlier run wrote it, if it is there and still verifies."""
-        offset, size = int(chunk["offset"]), int(chunk["size"])
-        if offset not in self.sidecar.offsets:
-            return None
-        data = await asyncio.to_thread(os.pread, self.fd, size, offset)
-        if len(data) == size and await asyncio.to_thread(sha256_hex, data) == chunk["sha256"]:
-            return data
-        # fetched instead, so it must be written again: the whole-file hash covers the bytes
-        # fetched, not these, and would not notice them left on disk
-        self.sidecar.offsets.discard(offset)
-        return None
-
-    def _pwrite_all(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
-        if not run and offset in self.sidecar.offsets:
-            return  # verified on disk by an earlier run
-        pwrite_all(self.fd, data, offset)
-        if self.resume:
-            self.sidecar.add(*(run or (offset,)))
-
-    def _write_hashed(self, offset: int, data: Pieces, run: Sequence[int], size: int) -> None:
-        """On the writer thread: the write, the whole-file hash (in order: one piece at a
-        time, so updates never interleave), and a background flush when one is due."""
-        self._pwrite_all(offset, data, run)
-        for piece in data:
-            self.whole.update(piece)
-        self._written(offset + size, size)
-
-    def _written(self, end: int, size: int) -> None:
-        """Start a flush of what is written once ``DOWNLOAD_FLUSH_BYTES`` more are (on a
-        thread of its own: the writes go on while it waits for the disk)."""
-        self._unflushed += size
-        self._end = max(self._end, end)
-        due = bool(DOWNLOAD_FLUSH_BYTES) and self._unflushed >= DOWNLOAD_FLUSH_BYTES
-        if due and (self._flushing is None or self._flushing.done()):
-            if self._flusher is None:
-                self._flusher = ThreadPoolExecutor(1, thread_name_prefix="dfs-flush")
-            self._flushing = self._flusher.submit(self._flush, self._end)
-            self._unflushed = 0
-
-    async def write(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
-        """Hand over the next chunk in file order, or (``run``: their offsets) the next
-        chunks, one after another in ``data`` (the pieces the bytes arrived in, end to end).
-        Returns once it is queued (``settle`` waits for the writes); raises the error of an
-        earlier write that failed."""
-        size = sum(len(p) for p in data)
-        await self._behind.put(lambda: self._write_hashed(offset, data, run, size), size)
-
-    def _flush(self, end: int) -> None:
-        """Write back what is written, then drop it (up to ``end``) from the page cache."""
-        os.fdatasync(self.fd)
-        if DROP_BEHIND and end > self._dropped:
-            os.posix_fadvise(self.fd, self._dropped, end - self._dropped, os.POSIX_FADV_DONTNEED)
-            self._dropped = end
-
-    async def settle(self) -> None:
-        """Wait for the queued writes and a background flush: their threads use fd, so never
-        close fd under them. A write's failure is raised by ``fsync``."""
-        with contextlib.suppress(Exception):
-            await self._behind.finish()
-        if self._flushing is not None:
-            await asyncio.gather(asyncio.wrap_future(self._flushing), return_exceptions=True)
-        if self._flusher is not None:
-            self._flusher.shutdown()
-            self._flusher = None
-
-    async def fsync(self) -> None:
-        await self._behind.finish()  # raises the error of a write that failed
-        await asyncio.to_thread(os.fsync, self.fd)
-
-    async def end(self, size: int, plan: Mapping[str, Any]) -> None:
-        """Cut at ``size`` (a resumed file may be longer than hashed); the plan's mode (0600
-        so far) and mtime, on the descriptor (``final_attrs``): before the file has its
-        target's name, so never through whatever stands at that name later."""
-        await asyncio.to_thread(os.ftruncate, self.fd, size)
-        await asyncio.to_thread(final_attrs, self.fd, plan)
-
-    def _stop_threads(self) -> None:
-        """Blocking, after a failure: the queued writes done, no thread left using fd."""
-        self._behind.stop()
-        if self._flusher is not None:
-            self._flusher.shutdown(wait=True)
-
-    def abandon(self) -> None:
-        """After a failure: close; keep the file and sidecar for the next run to resume."""
-        self._stop_threads()
-        os.close(self.fd)
-        if not self.resume:
-            self.path.unlink(missing_ok=True)
-
-    async def commit(
-        self, target: Path, file_id: str, sha256: str, overwrite: Overwrite = True
-    ) -> None:
-        """Close; check the whole-file sha256, then rename over ``target`` (no ``overwrite``:
-        link, never replacing a file there) while the temp name is still this file (else
-        IntegrityError: one put there since holds bytes no hash checked)."""
-        mine = os.fstat(self.fd)
-        os.close(self.fd)
-        if self.whole.hexdigest() != sha256:
-            self.path.unlink(missing_ok=True)
-            self.sidecar.remove()
-            raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
-        if not still_names(self.path, mine):
-            raise IntegrityError(
-                f"{self.path} was replaced while {target} was downloaded into it; not written"
-            )
-        try:
-            link_or_replace(self.path, target, overwrite)
-        except FileExistsError:
-            self.path.unlink(missing_ok=True)
-            self.sidecar.remove()
-            raise Conflict(f"{target} changed during the download; not replaced") from None
-        self.sidecar.remove()
-        await asyncio.to_thread(fsync_dir, target.parent)
-
-
-STDOUT = Path("/dev/stdout")  # ``download_file``'s ``out`` for the bytes on standard output
-
-
-class StdoutPart(PartFile):
-    """Standard output in place of a temp file: chunks go out in file order as they verify
-    (each against its sha256); the whole-file sha256 is checked at the end, and a mismatch
-    is an IntegrityError after the bytes went out (the reader sees the exit status)."""
-
-    def __init__(self) -> None:
-        super().__init__(STDOUT, "", False)
-        self.fd = 1
-
-    async def open(self) -> None:
-        return None
-
-    def _pwrite_all(self, offset: int, data: Pieces, run: Sequence[int] = ()) -> None:
-        write_all(self.fd, data)
-
-    def _written(self, end: int, size: int) -> None:
-        return None  # no flush of a pipe
-
-    async def fsync(self) -> None:
-        await self._behind.finish()
-
-    async def end(self, size: int, plan: Mapping[str, Any]) -> None:
-        return None  # a pipe has no end, mode or mtime to set
-
-    def abandon(self) -> None:
-        self._stop_threads()
-
-    async def commit(
-        self, target: Path, file_id: str, sha256: str, overwrite: Overwrite = True
-    ) -> None:
-        if self.whole.hexdigest() != sha256:
-            raise IntegrityError(f"file {file_id}: whole-file sha256 does not match its manifest")
 
 
 Piece = tuple[list[dict[str, Any]], bool]  # chunks in file order; a run (or one chunk alone)
@@ -404,7 +173,6 @@ class DownloadPipeline:
 
         async def one(n: int, plan: dict[str, Any], target: Path) -> None:
             async with sem:
-                await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
                 # exact: a directory (or a link to one) at the target is no place to write
                 # into; the caller has looked at what stands there (local_files.existing)
                 results[n] = await self.download_file(
@@ -477,28 +245,21 @@ class DownloadPipeline:
         target = out
         if not exact and await asyncio.to_thread(target.is_dir):
             target = local_path(target, str(plan["name"]))
-            await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         # into a temp file, big chunks are checked by the whole-file sha256 (``part_mend``);
         # to standard output each chunk is checked before it is written, as it cannot be undone
         deferred = out != STDOUT
         fetcher = ChunkFetcher(self.conn, deferred=deferred)
-        part = StdoutPart() if out == STDOUT else PartFile(target, file_id, self.conn.resume)
-        await part.open()
+        if out == STDOUT:
+            part: PartFile = StdoutPart()
+        else:  # its folder, made and opened from root (``dfs.client.target_dirs``)
+            folder = await asyncio.to_thread(TargetDirs(self.root).open, str(target.parent))
+            part = PartFile(target, file_id, self.conn.resume, folder)
         try:
-            try:
-                await self._fetch_in_order(plan["chunks"], fetcher, part)
-            finally:
-                await part.settle()
-            if deferred and part.whole.hexdigest() != plan["sha256"]:
-                mending = ChunkFetcher(self.conn)
-                part.whole = await mend(part.fd, plan["chunks"], mending, f"file {file_id}")
-                fetcher.failovers += mending.failovers
-            await part.end(int(plan["size"]), plan)  # after any mend: its mtime is the last
-            await part.fsync()
-        except BaseException:
-            part.abandon()
-            raise
-        await part.commit(target, file_id, str(plan["sha256"]), self.overwrite)
+            await self._to_part(plan, fetcher, part, deferred)
+            await part.commit(target, file_id, str(plan["sha256"]), self.overwrite)
+        finally:
+            if part.dir_fd is not None:
+                os.close(part.dir_fd)
         return DownloadResult(
             file_id=file_id,
             name=str(plan["name"]),
@@ -510,6 +271,28 @@ class DownloadPipeline:
             seconds=time.monotonic() - started,
             hedges=fetcher.hedges,
         )
+
+    async def _to_part(
+        self, plan: dict[str, Any], fetcher: ChunkFetcher, part: PartFile, deferred: bool
+    ) -> None:
+        """The file's bytes into ``part``, checked whole (mended where they were not),
+        with its size, mode and mtime, durable; ``part`` abandoned on a failure."""
+        await part.open()
+        try:
+            try:
+                await self._fetch_in_order(plan["chunks"], fetcher, part)
+            finally:
+                await part.settle()
+            if deferred and part.whole.hexdigest() != plan["sha256"]:
+                mending = ChunkFetcher(self.conn)
+                what = f"file {plan['file_id']}"
+                part.whole = await mend(part.fd, plan["chunks"], mending, what)
+                fetcher.failovers += mending.failovers
+            await part.end(int(plan["size"]), plan)  # after any mend: its mtime is the last
+            await part.fsync()
+        except BaseException:
+            part.abandon()
+            raise
 
     async def _fetch_in_order(
         self, chunks: list[dict[str, Any]], fetcher: ChunkFetcher, part: PartFile

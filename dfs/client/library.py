@@ -205,7 +205,7 @@ class Client(SyncMethods, PruneMethods):
         plan: dict[str, Any] | None = None,
     ) -> DownloadResult:
         """Download one file to ``out`` (a directory: under its stored relative name there;
-        ``dfs.client.download.STDOUT``: to standard output)."""
+        ``dfs.client.part_file.STDOUT``: to standard output)."""
         pipeline = DownloadPipeline(self._connection(), progress)
         return await pipeline.download_file(file_id, Path(out), plan=plan)
 

@@ -43,7 +43,7 @@ from dfs import protocol
 from dfs.bounded import gather_bounded
 from dfs.chunking import ChunkerProfile
 from dfs.client.connection import Connection, ProgressFn
-from dfs.client.download import DownloadPipeline, PartFile
+from dfs.client.download import DownloadPipeline
 from dfs.client.early_listing import KeyedFiles, keyed_files, listed_now
 from dfs.client.file_cache import FileCache
 from dfs.client.file_names import Overwrite, link_or_replace, temp_name
@@ -57,6 +57,7 @@ from dfs.client.local_files import (
 )
 from dfs.client.namespace import NamespaceMethods, key_path
 from dfs.client.paged_upload import StreamingUploadPipeline
+from dfs.client.part_file import PartFile
 from dfs.client.sync_compare import Found, changed_downloads, changed_uploads, stored_mtime
 from dfs.client.sync_links import UploadLinker, upload_and_link
 from dfs.client.version_times import NewestAt

@@ -175,13 +175,16 @@ class UploadJournal:
 class DownloadSidecar:
     """Offsets of the chunks already written into a download's temp file."""
 
-    def __init__(self, part: Path) -> None:
+    def __init__(self, part: Path, dir_fd: int | None = None) -> None:
         self.path = part.with_name(part.name + ".done")
+        # in the part's folder open at dir_fd, by its name (``dfs.client.part_file``)
+        self.dir_fd = dir_fd
+        self._at: str | Path = self.path.name if dir_fd is not None else self.path
         self.offsets: set[int] = set()
 
     def load(self) -> None:
         """Read the offsets an earlier run wrote; a sidecar that is not ours is removed."""
-        fd = open_own(self.path, os.O_RDONLY)
+        fd = open_own(self._at, os.O_RDONLY, dir_fd=self.dir_fd)
         if fd is None:
             with contextlib.suppress(OSError):  # e.g. someone else's link in a sticky dir
                 self.remove()
@@ -193,11 +196,12 @@ class DownloadSidecar:
 
     def add(self, *offsets: int) -> None:
         """Record chunks written (a run of them in one append)."""
-        fd = open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = open_own(self._at, os.O_WRONLY | os.O_APPEND | os.O_CREAT, dir_fd=self.dir_fd)
         if fd is None:
             return  # only a hint: the chunk is fetched again next time
         with os.fdopen(fd, "a") as f:
             f.write("".join(f"{offset}\n" for offset in offsets))
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._at, dir_fd=self.dir_fd)

@@ -41,11 +41,12 @@ class TargetDirs:
             os.makedirs(parent, exist_ok=True)
             return os.open(parent, _DIR)
         rel = os.path.relpath(os.path.normpath(parent), self.root)
-        if rel == os.curdir:
-            return os.open(self.root, _DIR)
         if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
             raise IntegrityError(f"{parent} is not under the restore's folder {self.root}")
+        os.makedirs(self.root, exist_ok=True)  # the user's folder, by its path (a link too)
         fd = os.open(self.root, _DIR)
+        if rel == os.curdir:
+            return fd
         try:
             for name in rel.split(os.sep):
                 fd = _step(fd, name, parent)

@@ -18,7 +18,8 @@ from aiohttp import web
 
 from dfs import protocol
 from dfs.client import Client
-from dfs.client.download import RUN_CHUNK_MAX, STDOUT
+from dfs.client.download import RUN_CHUNK_MAX
+from dfs.client.part_file import STDOUT
 from dfs.localcluster import LocalCluster
 from tests.local_app import serving
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dfs.client import Client, download
+from dfs.client import Client, download, part_file
 from dfs.client.file_writer import UMASK
 from tests.e2e.test_deferred_verify import _route_through, altering_proxy
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
@@ -27,13 +27,13 @@ pytestmark = pytest.mark.integration
 def _modes_while_written(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """The mode of each temp file at its first write, by its target's name."""
     seen: dict[str, int] = {}
-    real = download.PartFile.write
+    real = part_file.PartFile.write
 
-    async def write(self: download.PartFile, *args: Any) -> None:
+    async def write(self: part_file.PartFile, *args: Any) -> None:
         seen.setdefault(self.target.name, stat.S_IMODE(os.fstat(self.fd).st_mode))
         await real(self, *args)
 
-    monkeypatch.setattr(download.PartFile, "write", write)
+    monkeypatch.setattr(part_file.PartFile, "write", write)
     return seen
 
 
@@ -105,14 +105,15 @@ async def test_a_link_put_at_the_target_after_the_rename_is_never_followed(
     victim.write_bytes(b"mine")
     os.chmod(victim, 0o640)
     os.utime(victim, (1_700_000_000, 1_700_000_000))
-    real = download.link_or_replace
+    real = part_file.link_or_replace
 
-    def then_planted(tmp: Path, target: Path, overwrite: Any) -> None:
-        real(tmp, target, overwrite)
-        os.replace(target, tmp_path / "renamed")  # the downloaded file, moved aside
-        os.symlink(victim, target)
+    def then_planted(tmp: Path, target: Path, overwrite: Any, *at: Any) -> None:
+        real(tmp, target, overwrite, *at)
+        full = Path(at[1]) if at else target  # (the names are in the folder's descriptor)
+        os.replace(full, tmp_path / "renamed")  # the downloaded file, moved aside
+        os.symlink(victim, full)
 
-    monkeypatch.setattr(download, "link_or_replace", then_planted)
+    monkeypatch.setattr(part_file, "link_or_replace", then_planted)
     out = tmp_path / "out"
     async with Client(inproc.api.url, token=ADMIN_TOKEN, resume=False) as cl:
         await cl.download((await cl.upload(src)).file_id, out)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dfs.client import download
+from dfs.client import part_file
 from tests.conftest import random_bytes
 
 CHUNK = 64 * 1024
@@ -17,7 +17,7 @@ CHUNK = 64 * 1024
 async def test_each_flush_drops_the_bytes_written_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(download, "DOWNLOAD_FLUSH_BYTES", 2 * CHUNK)
+    monkeypatch.setattr(part_file, "DOWNLOAD_FLUSH_BYTES", 2 * CHUNK)
     advised: list[tuple[int, int, int]] = []
     real = os.posix_fadvise
 
@@ -28,7 +28,7 @@ async def test_each_flush_drops_the_bytes_written_before_it(
     monkeypatch.setattr(os, "posix_fadvise", spy)
     target = tmp_path / "out.bin"
     data = random_bytes(3, 6 * CHUNK)
-    part = download.PartFile(target, "f1", resume=False)
+    part = part_file.PartFile(target, "f1", resume=False)
     await part.open()
     for offset in range(0, len(data), CHUNK):
         # a chunk in the pieces its body arrived in, as the fetcher hands them over

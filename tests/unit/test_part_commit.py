@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dfs.client.download import PartFile
+from dfs.client.part_file import PartFile
 from dfs.errors import IntegrityError
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dfs.client import download
+from dfs.client import part_file
 from dfs.client.write_behind import WriteBehind
 
 DEADLINE = 10.0
@@ -106,9 +106,9 @@ async def test_a_download_whose_write_fails_raises_it_at_fsync_and_keeps_nothing
     def full(fd: int, data: object, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(download, "pwrite_all", full)
+    monkeypatch.setattr(part_file, "pwrite_all", full)
     target = tmp_path / "out.bin"
-    part = download.PartFile(target, "f1", resume=False)
+    part = part_file.PartFile(target, "f1", resume=False)
     await part.open()
     await part.write(0, [b"x" * 1000])
     await part.settle()  # never raises: it runs in a finally

@@ -45,7 +45,7 @@ from dfs.api.bodies import (
     node_ref,
     rotations,
 )
-from dfs.api.drain import DrainSet
+from dfs.api.drain import DrainSet, began_draining
 from dfs.api.draining_copies import counted_copies
 from dfs.api.finalizing import (
     Finalizing,
@@ -399,7 +399,7 @@ class Coordinator:
             todo = keep_passing(todo, results, lambda f: f.check_receipts(key, owned))
         commit = functools.partial(self.meta.commit_files, for_object=for_object)
         committed: Sequence[FileRecord | DfsError | None] = []
-        for _ in range(2):
+        for _ in range(3):  # counted again: copies GC took, a node that began draining
             new: list[Location] = []  # copies found: recorded in the commit's transaction
             draining = await self.drains.ids()
             if todo:
@@ -407,7 +407,9 @@ class Coordinator:
                 holders = await self._copies_of(union, copies, new, exclude, draining)
                 todo = keep_passing(todo, results, has_copies(holders, self.copies_to_commit))
             ids = [items[f.index][0] for f in todo]
-            await self.drains.ensure_unchanged(draining)
+            if await self.drains.relied_on(draining, (loc.node_id for loc in new)):
+                copies, committed = {}, [began_draining()] * len(ids)  # counted again
+                continue
             try:
                 committed = await commit(ids, self.clock(), locations=new) if ids or new else []
                 break
@@ -460,8 +462,7 @@ class Coordinator:
         exclude: Collection[str],
         draining: frozenset[str],
     ) -> dict[str, set[str]]:
-        """Each chunk's holders that count (``finalizing.counting``: none on ``draining``),
-        all added to ``new``."""
+        """Each chunk's holders that count (none on ``draining``), all added to ``new``."""
         need = self.copies_to_commit
         known = {c: set(copies[c]) for c in chunks if len(counted(copies, c, draining)) >= need}
         holders = {}

@@ -30,12 +30,14 @@ drain's start. A commit counts copies against a draining set read up to ``CACHE_
 before, so one that began before the drain may still record a copy on the node after a
 status pass has read its chunks; had ``done`` been answered then, the operator's removal of
 the node would have taken that copy. Each commit checks the set again just before its
-write (``ensure_unchanged``: a node that began draining meanwhile fails it, 503, and the
-client sends it again), so its write starts at most ``CACHE_SECONDS`` after the read it
-rests on; a status pass that starts ``drain_settle`` (well over that plus a write's
-latency) after the drain began sees every such copy. The start times travel in the lease
-with the ids: the list of ids, then one object ``{"since": {id: epoch seconds}}`` (an older
-API process reads only the strings, and takes that object for a node id no node has).
+write (``relied_on``: a node it counted a copy on that began draining meanwhile has the
+commit count again without it, or refuse with Busy, which the client sends again), so its
+write starts at most ``CACHE_SECONDS`` after the read it rests on; a status pass that starts
+``drain_settle`` (well over that plus a write's latency) after the drain began sees every
+such copy. The start times travel in the lease with the ids: the list of ids, then one
+object ``{"since": {id: epoch seconds}}`` (an older API process reads only the strings, and
+takes that object for a node id no node has). A drain whose start is not known (the set an
+older process wrote) is given the time it is first seen, written back: it settles anew.
 
 Knows nothing of aiohttp.web.
 """
@@ -46,10 +48,10 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from dfs.errors import DfsError, InvalidRequest, Unavailable
+from dfs.errors import Busy, DfsError, InvalidRequest, Unavailable
 from dfs.ids import parse_node_id
 from dfs.meta.base import Location, MetadataStore, NodeRecord
 
@@ -69,6 +71,12 @@ HasChunks = Callable[[NodeRecord, list[str]], Awaitable[set[str]]]
 """(node, chunk ids) -> the ids the node answers it holds (has-chunks)."""
 
 
+def began_draining() -> Busy:
+    """A commit's answer when a node it counted copies on began draining before its write,
+    twice (counted again each time): refused before anything was written, sent again."""
+    return Busy("a node began draining during this commit; send it again")
+
+
 class DrainSet:
     def __init__(
         self,
@@ -82,7 +90,7 @@ class DrainSet:
         self.settle = settle
         self._has_chunks = has_chunks
         self._cached: frozenset[str] = frozenset()
-        self._since: dict[str, float] = {}  # node -> when its drain began (0: not known)
+        self._since: dict[str, float | None] = {}  # node -> when its drain began, if known
         self._read_at: float | None = None
 
     def confirm_with(self, has_chunks: HasChunks) -> None:
@@ -92,7 +100,7 @@ class DrainSet:
     async def _read(self) -> frozenset[str]:
         return frozenset((await self._read_lease())[0])
 
-    async def _read_lease(self) -> tuple[dict[str, float], float]:
+    async def _read_lease(self) -> tuple[dict[str, float | None], float]:
         """The draining nodes with their drains' start times, and the lease's
         ``expires_at`` (0 with no lease): its version."""
         lease = await self.meta.get_lease(DRAIN_LEASE)
@@ -106,11 +114,15 @@ class DrainSet:
             return self._cached
         return await self._read()
 
-    async def ensure_unchanged(self, read: frozenset[str]) -> None:
-        """Just before a commit's write: Unavailable (the client sends the commit again) if
-        a node began draining since ``read``, the set its copies were counted against."""
-        if await self.ids() - read:
-            raise Unavailable("a node began draining during this commit: send it again")
+    async def relied_on(
+        self, read: frozenset[str], nodes: Iterable[str] | Mapping[str, Collection[str]]
+    ) -> bool:
+        """Just before a commit's write: whether one of ``nodes`` (those it counted copies
+        on against ``read``, or each chunk's) began draining since (then it counts again)."""
+        began = await self.ids() - read
+        if began and isinstance(nodes, Mapping):
+            return any(not began.isdisjoint(held) for held in nodes.values())
+        return bool(began) and not began.isdisjoint(nodes)
 
     async def set_draining(self, node_id: str, draining: bool) -> frozenset[str]:
         """Start (or cancel) draining ``node_id``; returns the new set.
@@ -123,16 +135,17 @@ class DrainSet:
         back)."""
         for _ in range(WRITE_TRIES):
             current, version = await self._read_lease()
-            since = dict(current)
+            now = self.clock()  # also for drains of unknown start: they settle from now
+            since = {n: now if t is None else t for n, t in current.items()}
             if draining:
-                since.setdefault(node_id, self.clock())
+                since.setdefault(node_id, now)
             else:
                 since.pop(node_id, None)
             owner = f"{OWNER}-{secrets.token_hex(8)}"  # never the lease's owner: no renewal
             info = json.dumps([*sorted(since), {"since": since}])
             if await self.meta.acquire_lease(DRAIN_LEASE, owner, version, TTL, info):
                 ids = frozenset(since)
-                self._cached, self._since, self._read_at = ids, since, self.clock()
+                self._cached, self._since, self._read_at = ids, dict(since), self.clock()
                 return ids
         raise Unavailable("the set of draining nodes kept changing: try again")
 
@@ -142,8 +155,10 @@ class DrainSet:
         draining, and ``done``: none short, on a pass begun once the drain settled (at
         ``settles_at``: its start plus ``settle``)."""
         draining = await self._read()
+        if node_id in draining and self._since.get(node_id) is None:
+            draining = await self.set_draining(node_id, True)  # its start: now, written
         now = self.clock()
-        settles_at = self._since.get(node_id, 0.0) + self.settle
+        settles_at = (self._since.get(node_id) or 0.0) + self.settle
         others = {n.node_id: n for n in await self.meta.list_live_nodes(now)}
         for n in draining:
             others.pop(n, None)
@@ -214,20 +229,20 @@ class DrainSet:
         return held
 
 
-def _parse_info(info: str) -> dict[str, float]:
+def _parse_info(info: str) -> dict[str, float | None]:
     """The lease's info -> node id -> when its drain began: the ids, then (from this
     version on) ``{"since": {...}}``. An id without a start time (a set an older API process
-    wrote) began at 0: settled. Strings that are not node ids (an older process's copy of
-    that object) are dropped."""
+    wrote) has None. Strings that are not node ids (an older process's copy of that object)
+    are dropped."""
     raw = json.loads(info)
     if not isinstance(raw, list):
         return {}
     known: object = next((x["since"] for x in raw if isinstance(x, dict) and "since" in x), {})
-    since: dict[str, float] = {}
+    since: dict[str, float | None] = {}
     for n in raw:
         if isinstance(n, str) and _is_node_id(n):
-            when = known.get(n, 0.0) if isinstance(known, dict) else 0.0
-            since[n] = float(when) if isinstance(when, int | float) else 0.0
+            when = known.get(n) if isinstance(known, dict) else None
+            since[n] = float(when) if isinstance(when, int | float) else None
     return since
 
 

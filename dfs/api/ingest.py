@@ -8,38 +8,37 @@ seed's ``POST /upload`` and signed download URLs).
   that fail it, as a client would.
 
 - ``ingest`` chunks a streamed body with ``dfs.chunking`` in a worker thread (the body is read
-  from the event loop as the chunker asks for it), sends each chunk the tenant does not
-  already own to its placement exactly as a client would (the nodes verify and sign a
-  receipt), then creates and finalizes the file through the Coordinator (``create_uploads``,
-  ``finalize_upload``), so the upload meets the same checks as any other. When this process
-  sent every chunk itself (a receipt for this file id each) and the primaries' 201s named
-  enough copies, those checks already hold on what it has in hand: the file is recorded
-  complete, its copies with it, in one metadata write (``_commit_sent``). It answers "already
-  stored" only for a file whose manifest is the one computed here, never on a sha256 a
-  client declared (``_stored_already``), and never for a file an object version links
-  (the store's lookup leaves those out: deleting the object deletes the file); a caller
-  making an object's file passes ``reuse=False`` (a new file of its own). It counts the bytes that were new to the tenant
-  (``Ingested.new_bytes``: chunks no complete file of the tenant referenced, each counted
-  once), relative to the tenant's own chunks only (``owned_chunks``), never to what other
-  tenants store. Memory: the chunker's buffer, the chunks of one hand-over from its thread
-  (``CUT_BATCH_BYTES``) and ``INGEST_WINDOW`` chunks in flight. The chunker's thread waits
-  for the client's bytes, so it is one of ``CHUNKER_THREADS`` of its own, never one of the
-  event loop's default executor: six stalled uploads held all of that one (on two cores),
-  and every other request that needed a thread (a JSON body, a verified read, any other
-  tenant's upload) waited for them. Callers bound how many run at once
-  (``dfs.api.body_slots.STREAM_TOTAL``).
-- the GC grace: until the commit, the chunks sent have no chunk row and no pending file
-  (both are written at the end), so nothing protects them from the orphan sweep but their
-  age (``dfs.api.gc.sweep_node`` deletes copies without a row once they are older than
-  DFS_GC_GRACE), and the commit trusts the copies the nodes acknowledged when the chunks were
-  sent (it does not ask them again). So, as finalize refuses a client's upload older than
-  0.9 x DFS_GC_GRACE (``Coordinator.check_upload_age``), ``commit_ingested`` refuses
-  (``RequestTimeout``, ``check_sent_age``; not 409, which ``POST /upload`` answers for
-  content already stored) an ingest whose first chunk was offered to the nodes
-  (``ChunkSender.since``: before the ownership query that may skip a chunk the tenant
-  held then) longer ago than that: nothing is written, the client must send the body again,
-  and the chunks sent are orphans for GC. A body that streams for most of the grace
-  (an hour by default) is refused, never answered complete with chunks GC may have deleted.
+  from the event loop as the chunker asks for it), sends each chunk the tenant does not already
+  own to its placement exactly as a client would (the nodes verify and sign a receipt), then
+  creates and finalizes the file through the Coordinator (``create_uploads``,
+  ``finalize_upload``), so the upload meets the same checks as any other. When this process sent
+  every chunk itself (a receipt for this file id each) and the primaries' 201s named enough
+  copies, those checks already hold on what it has in hand: the file is recorded complete, its
+  copies with it, in one metadata write (``_commit_sent``). It answers "already stored" only for
+  a file whose manifest is the one computed here, never on a sha256 a client declared
+  (``_stored_already``), and never for a file an object version links (the store's lookup leaves
+  those out: deleting the object deletes the file); a caller making an object's file passes
+  ``reuse=False`` (a new file of its own). It counts the bytes that were new to the tenant
+  (``Ingested.new_bytes``: chunks no complete file of the tenant referenced, each counted once),
+  relative to the tenant's own chunks only (``owned_chunks``), never to what other tenants store.
+  Memory: the chunker's buffer, the chunks of one hand-over from its thread (``CUT_BATCH_BYTES``)
+  and ``INGEST_WINDOW`` chunks in flight. The chunker's thread waits for the client's bytes, so
+  it is one of ``CHUNKER_THREADS`` of its own, never one of the event loop's default executor:
+  six stalled uploads held all of that one (on two cores), and every other request that needed a
+  thread (a JSON body, a verified read, any other tenant's upload) waited for them. Callers bound
+  how many run at once (``dfs.api.body_slots.STREAM_TOTAL``).
+- the GC grace: until the commit, the chunks sent have no chunk row and no pending file (both are
+  written at the end), so nothing protects them from the orphan sweep but their age
+  (``dfs.api.gc.sweep_node`` deletes copies without a row once they are older than DFS_GC_GRACE),
+  and the commit trusts the copies the nodes acknowledged when the chunks were sent (it does not
+  ask them again). So, as finalize refuses a client's upload older than 0.9 x DFS_GC_GRACE
+  (``Coordinator.check_upload_age``), ``commit_ingested`` refuses (``RequestTimeout``,
+  ``check_sent_age``; not 409, which ``POST /upload`` answers for content already stored) an
+  ingest whose first chunk was offered to the nodes (``ChunkSender.since``: before the ownership
+  query that may skip a chunk the tenant held then) longer ago than that: nothing is written, the
+  client must send the body again, and the chunks sent are orphans for GC. A body that streams
+  for most of the grace (an hour by default) is refused, never answered complete with chunks GC
+  may have deleted.
 - the verified reads of a complete file's chunks (``read_verified``, hedged and failed over,
   unverified bytes never returned) are ``dfs.api.verified_reads``'.
 
@@ -446,8 +445,10 @@ async def commit_ingested(
         return Ingested(False, file_body(existing))
     check_sent_age(coord, sent_at)  # before anything is written: no pending file left behind
     draining = await coord.drains.ids()
-    if copies is not None and _sent_here(coord, file_id, req, receipts, copies, draining):
-        return await _commit_sent(coord, tenant, file_id, req, copies, reuse, commit, draining)
+    fast = copies is not None and _sent_here(coord, file_id, req, receipts, copies, draining)
+    # unless a node it counted a copy on began draining since: the general path counts again
+    if fast and copies is not None and not await coord.drains.relied_on(draining, copies):
+        return await _commit_sent(coord, tenant, file_id, req, copies, reuse, commit)
     await coord.create_uploads([(file_id, req)], tenant)
     # Checked again just before the commit: a concurrent identical upload that committed
     # meanwhile wins, and this file stays pending (invisible) instead of duplicating it.
@@ -513,8 +514,7 @@ async def _commit_sent(
     req: UploadRequest,
     copies: Mapping[str, Collection[str]],
     reuse: bool,
-    commit: CommitFn | None,
-    draining: frozenset[str],
+    commit: CommitFn | None = None,
 ) -> Ingested:
     """The file recorded complete in one metadata write (``create_and_commit_files``, its
     chunks' copies with it) once ``_sent_here`` holds: the pending row, the locations write
@@ -528,7 +528,6 @@ async def _commit_sent(
     chunks = distinct_chunks(req.manifest)
     locs = [Location(c, n, size) for c, size in chunks.items() for n in copies[c]]
     rec = req.record(file_id, tenant, now)
-    await coord.drains.ensure_unchanged(draining)  # its copies were counted against it
     if commit is not None:
         rec = await commit(rec, req.manifest, locs, now)
     else:

@@ -17,7 +17,12 @@ so a client can send the chunks of one page while it scans the next (issue 19 it
 
 The checks are finalize's (the Coordinator's), made per page: receipts bound to the pending
 file id keep the Dropship defence, and each page's copies are checked when it is proven
-(a node dying after that is repair's, as for a node dying after a finalize).
+(a node dying after that is repair's, as for a node dying after a finalize). A node that
+began draining after a page was proven is not: until ``finish`` its chunks are referenced by
+no complete file, so the drain's status does not count them and may say done. So while any
+node drains, ``finish`` counts the file's copies again without the draining ones first
+(``_off_draining``: a chunk short of them is copied off the draining node, or the commit is
+refused, ``incomplete_upload``, if no counted copy is left to copy from).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 from dfs import protocol
 from dfs.api.bodies import DEFAULT_TENANT, distinct_chunks, file_body
 from dfs.api.coordinator import Coordinator
+from dfs.api.drain import began_draining
 from dfs.api.draining_copies import counted_copies
 from dfs.api.finalizing import Finalizing, check_copies, counting, excluding
 from dfs.api.upload_packs import plan_packs
@@ -134,7 +140,7 @@ async def prove(
             new: list[Location] = []
             draining = await coord.drains.ids()
             counts = await counted_copies(coord, chunks, holders, draining, new, top_up=not exclude)
-            await coord.drains.ensure_unchanged(draining)
+            await _not_draining_since(coord, draining, counts)
             if new:
                 await coord.meta.add_locations(new, coord.clock())
             check_copies(chunks, counts, coord.copies_to_commit)
@@ -155,6 +161,7 @@ async def finish(
             raise Conflict(f"file {file_id} has another size or sha256 (sealed, or not paged)")
         else:  # sealed by a finish refused before (DynamoDB: now committing), or never paged
             await _check_whole(coord, file_id, size)
+        await _off_draining(coord, file_id)
         for _ in range(COMMIT_ROUNDS - 1):
             try:
                 return file_body(await coord.meta.commit_file(file_id, coord.clock()))
@@ -162,6 +169,31 @@ async def finish(
                 await _found_again(coord, file_id, exc)
         rec = await coord.meta.commit_file(file_id, coord.clock())
     return file_body(rec)
+
+
+async def _off_draining(coord: Coordinator, file_id: str) -> None:
+    """While nodes drain: each chunk of the file with a recorded copy on a draining node and
+    fewer than REPLICATION_FACTOR on others, confirmed with the live nodes and topped up
+    from a copy that is left (a draining node's first), before the file is committed."""
+    draining = await coord.drains.ids()
+    if not draining:
+        return
+    chunks = distinct_chunks(await coord.meta.get_manifest(file_id))
+    where = await coord.meta.get_locations(list(chunks))
+    need = coord.copies_to_commit
+    short = {
+        c: n
+        for c, n in chunks.items()
+        if where.get(c, set()) & draining and len(where[c] - draining) < need
+    }
+    if short:
+        holders = await coord.holders(short, await coord.live_nodes())
+        new: list[Location] = []
+        counts = await counted_copies(coord, short, holders, draining, new)
+        if new:
+            await coord.meta.add_locations(new, coord.clock())
+        check_copies(short, counts, need)
+        await _not_draining_since(coord, draining, counts)
 
 
 async def _check_whole(coord: Coordinator, file_id: str, size: int) -> None:
@@ -201,5 +233,15 @@ async def _found_again(coord: Coordinator, file_id: str, exc: IncompleteUpload) 
         raise exc
     holders = await coord.holders(chunks, await coord.live_nodes())
     draining = await coord.drains.ids()
-    check_copies(chunks, counting(holders, draining), coord.copies_to_commit)
-    await coord.drains.ensure_unchanged(draining)
+    counts = counting(holders, draining)
+    check_copies(chunks, counts, coord.copies_to_commit)
+    await _not_draining_since(coord, draining, counts)
+
+
+async def _not_draining_since(
+    coord: Coordinator, draining: frozenset[str], counts: Mapping[str, set[str]]
+) -> None:
+    """Busy (the client sends it again, counted anew) if a node ``counts`` counted a copy
+    on began draining since ``draining`` was read (``dfs.api.drain``)."""
+    if await coord.drains.relied_on(draining, counts):
+        raise began_draining()

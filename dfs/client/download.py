@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -252,14 +251,14 @@ class DownloadPipeline:
         if out == STDOUT:
             part: PartFile = StdoutPart()
         else:  # its folder, made and opened from root (``dfs.client.target_dirs``)
-            folder = await asyncio.to_thread(TargetDirs(self.root).open, str(target.parent))
+            folder = await TargetDirs(self.root).open_async(str(target.parent))
             part = PartFile(target, file_id, self.conn.resume, folder)
         try:
             await self._to_part(plan, fetcher, part, deferred)
-            await part.commit(target, file_id, str(plan["sha256"]), self.overwrite)
-        finally:
-            if part.dir_fd is not None:
-                os.close(part.dir_fd)
+        except BaseException:
+            part.release_dir()  # (abandon did, unless the temp file could not be opened)
+            raise
+        await part.commit(target, file_id, str(plan["sha256"]), self.overwrite)
         return DownloadResult(
             file_id=file_id,
             name=str(plan["name"]),

@@ -217,8 +217,10 @@ def unlink_quietly(path: str, dir_fd: int | None = None) -> None:
 
 @contextlib.contextmanager
 def _opened_dirs(dirs: Iterable[str]) -> Iterator[list[int]]:
-    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
+    fds: list[int] = []
     try:
+        for d in dirs:  # (those opened before one that fails are closed all the same)
+            fds.append(os.open(d, os.O_RDONLY | os.O_DIRECTORY))
         yield fds
     finally:
         for fd in fds:

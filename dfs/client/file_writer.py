@@ -29,9 +29,8 @@ groups (``GROUP_FILES`` files or ``GROUP_BYTES``), each group on one worker thre
    appeared at the target meanwhile is never replaced), and at ``close`` one more
    ``syncfs`` makes the directory entries durable.
 
-Per file that is about five system calls (create, write, utime, link, close; ``fchmod``
-only when the stored mode differs from the one the file was created with: a named temp file
-is made 0600, so it always has one).
+Per file that is about five system calls (create, write, utime, link, close; ``fchmod`` only
+where the stored mode is not the one created: a named temp file is made 0600, so always).
 
 So a target only ever holds nothing, its old file, or the whole verified new file. The
 whole-file sha256 is checked before the file is written (a one-chunk file's is its
@@ -405,6 +404,7 @@ def write_group(group: list[SmallFile], overwrite: Overwrite, resume: bool) -> l
 
 
 COMMIT_FILES = 2048
+COMMIT_DIRS = 256  # folders held open by a commit's files, at most (one descriptor each)
 COMMIT_BYTES = 64 * 1024 * 1024
 """A ``GroupWriter`` syncs and renames what it wrote once this many files or bytes wait
 (and at ``close``): each sync is a journal commit, and one per 256 files was most of the
@@ -447,7 +447,7 @@ class GroupWriter:
         self.resume = resume
         self.target_dirs = TargetDirs(root)  # the targets' directories, walked from root
         self.written = written  # called on the event loop for each file renamed into place
-        self.unnamed = UNNAMED and _descriptors(UNNAMED_FDS)
+        self.unnamed = _descriptors(UNNAMED_FDS) and UNNAMED  # folders' descriptors too, either way
         self.conflicts: list[Conflict] = []
         self._ready: list[SmallFile] = []
         self._bytes = 0
@@ -514,8 +514,9 @@ class GroupWriter:
         for f in group:
             f.parts = []  # on disk now: the bytes need not wait in memory for the commit
         self._pending.merge(written)
-        if len(self._pending.temps) >= COMMIT_FILES or self._pending.size >= COMMIT_BYTES:
-            pending, self._pending = self._pending, Pending()
+        p = self._pending
+        if len(p.temps) >= COMMIT_FILES or len(p.fds) >= COMMIT_DIRS or p.size >= COMMIT_BYTES:
+            pending, self._pending = p, Pending()
             before = self._commits[-1] if self._commits else None
             self._commits.append(asyncio.create_task(self._commit(before, pending)))
 

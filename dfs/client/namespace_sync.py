@@ -543,7 +543,8 @@ class SyncMethods(NamespaceMethods):
             pipeline = DownloadPipeline(self._connection(), progress)
             pipeline.overwrite = found.replaceable  # what appeared or changed: Conflict, kept
             pipeline.mtimes = _stored_mtimes(todo)
-            pipeline.root = root if await asyncio.to_thread(root.is_dir) else None
+            # the folder the targets are in: root, or its parent for a key downloaded as root
+            pipeline.root = root.parent if any(t == root for _o, t in todo) else root
             await pipeline.download_files(pairs, plans, chunks)
         else:
             for obj, target in todo:

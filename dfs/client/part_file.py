@@ -60,7 +60,7 @@ class PartFile:
     def __init__(self, target: Path, file_id: str, resume: bool, dir_fd: int | None = None) -> None:
         # with resume, a fixed name, so that running the download again finds what this wrote
         self.target = target
-        self.dir_fd = dir_fd  # the target's folder, open (the caller's to close)
+        self.dir_fd = dir_fd  # the target's folder, open: closed by abandon or commit
         self.path = self._name(file_id if resume else secrets.token_hex(8))
         self.sidecar = DownloadSidecar(self.path, dir_fd)
         self.resume = resume
@@ -199,6 +199,13 @@ class PartFile:
         os.close(self.fd)
         if not self.resume:
             self._unlink()
+        self.release_dir()
+
+    def release_dir(self) -> None:
+        """Close the target's folder (once; ``abandon`` and ``commit`` do)."""
+        dir_fd, self.dir_fd = self.dir_fd, None
+        if dir_fd is not None:
+            os.close(dir_fd)
 
     async def commit(
         self, target: Path, file_id: str, sha256: str, overwrite: Overwrite = True
@@ -206,6 +213,15 @@ class PartFile:
         """Close; check the whole-file sha256, then rename over ``target`` (no ``overwrite``:
         link, never replacing a file there) while the temp name is still this file (else
         IntegrityError: one put there since holds bytes no hash checked)."""
+        try:
+            self._take_name(target, file_id, sha256, overwrite)
+        except BaseException:
+            self.release_dir()
+            raise
+        dir_fd, self.dir_fd = self.dir_fd, None  # the thread closes it, cancelled or not
+        await asyncio.to_thread(_sync_dir, dir_fd, target.parent)
+
+    def _take_name(self, target: Path, file_id: str, sha256: str, overwrite: Overwrite) -> None:
         mine = os.fstat(self.fd)
         os.close(self.fd)
         if self.whole.hexdigest() != sha256:
@@ -224,10 +240,17 @@ class PartFile:
             self.sidecar.remove()
             raise Conflict(f"{target} changed during the download; not replaced") from None
         self.sidecar.remove()
-        if self.dir_fd is not None:
-            await asyncio.to_thread(os.fsync, self.dir_fd)  # the new name made durable
-        else:
-            await asyncio.to_thread(fsync_dir, target.parent)
+
+
+def _sync_dir(dir_fd: int | None, parent: Path) -> None:
+    """Make a new name in the folder durable; the folder's descriptor is closed after."""
+    if dir_fd is None:
+        fsync_dir(parent)
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 STDOUT = Path("/dev/stdout")  # ``download_file``'s ``out`` for the bytes on standard output

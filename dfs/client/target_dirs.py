@@ -19,6 +19,7 @@ opened by its path: the writes that follow still never resolve it again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -54,6 +55,21 @@ class TargetDirs:
             os.close(fd)
             raise
         return fd
+
+    async def open_async(self, parent: str) -> int:
+        """``open`` on a worker thread; a descriptor it opens for a caller cancelled
+        meanwhile is closed, not left open."""
+        opening = asyncio.get_running_loop().run_in_executor(None, self.open, parent)
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
+
+
+def _close_opened(opening: asyncio.Future[int]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
 
 
 def _step(fd: int, name: str, parent: str) -> int:

@@ -6,7 +6,10 @@ with unnamed files and with temp names (the ``mode`` fixture of test_file_writer
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,14 @@ from dfs.client.file_writer import GroupWriter, Pending, commit, write_temps
 from dfs.client.target_dirs import TargetDirs
 from dfs.errors import Conflict
 from tests.unit.test_file_writer import _plan, _ready, mode  # noqa: F401 (the fixture)
+
+
+def _restored(root: Path) -> int:
+    return sum(1 for _ in root.glob("d*/f"))
+
+
+def _is_open(fd: int) -> bool:
+    return os.path.exists(f"/proc/self/fd/{fd}")
 
 
 def _files(root: Path, names: list[str]) -> list[file_writer.SmallFile]:
@@ -82,3 +93,53 @@ def test_targets_outside_the_root_are_refused(tmp_path: Path) -> None:
         assert os.path.samefile(f"/proc/self/fd/{fd}", tmp_path / "made" / "here")
     finally:
         os.close(fd)
+
+
+async def test_a_commit_holds_a_bounded_number_of_folders_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file in a folder of its own: a commit comes once ``COMMIT_DIRS`` folders are
+    held open, not only after ``COMMIT_FILES`` files (the descriptors per process)."""
+    monkeypatch.setattr(file_writer, "GROUP_FILES", 2)
+    monkeypatch.setattr(file_writer, "COMMIT_DIRS", 4)
+    held: list[int] = []
+    real = file_writer.commit
+
+    def counted(pending: Pending, overwrite: object) -> list[file_writer.SmallFile]:
+        held.append(len(pending.fds))
+        return real(pending, overwrite)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(file_writer, "commit", counted)
+    writer = GroupWriter(False, False, lambda f: None, tmp_path)
+    for f in _files(tmp_path, [f"d{i}/f" for i in range(24)]):
+        writer.add(f)
+    await writer.close()
+    assert len(held) >= 4
+    assert max(held) <= 4 + 2 * file_writer.WRITERS  # the groups merged while one commits
+    assert _restored(tmp_path) == 24
+
+
+async def test_a_cancelled_open_leaves_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    opened: list[int] = []
+    real = TargetDirs.open
+
+    def slow(self: TargetDirs, parent: str) -> int:
+        started.set()
+        assert release.wait(10)
+        opened.append(real(self, parent))
+        return opened[-1]
+
+    monkeypatch.setattr(TargetDirs, "open", slow)
+    task = asyncio.create_task(TargetDirs(tmp_path).open_async(str(tmp_path / "a")))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    deadline = time.monotonic() + 10
+    while not (opened and not _is_open(opened[0])):
+        assert time.monotonic() < deadline, "the descriptor was never closed"
+        await asyncio.sleep(0.01)

@@ -280,7 +280,7 @@ class Pending:
 
     def close_dirs(self, held: int = 0) -> None:
         """Close the directories opened after the first ``held``."""
-        fds, self.fds = self.fds[held:], self.fds[:held]
+        fds, self.fds = set(self.fds[held:]), self.fds[:held]
         self.dirs = {p: fd for p, fd in self.dirs.items() if fd not in fds}
         self.devices = {dev: fd for dev, fd in self.devices.items() if fd not in fds}
         for fd in fds:

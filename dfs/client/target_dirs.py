@@ -33,6 +33,7 @@ _WALK = _DIR | os.O_NOFOLLOW
 class TargetDirs:
     def __init__(self, root: str | os.PathLike[str] | None) -> None:
         self.root = None if root is None else os.path.normpath(root)
+        self._root_made = False  # made (if missing) by the first open, not by every one
 
     def open(self, parent: str) -> int:
         """A new descriptor of the directory ``parent`` (made if missing), which the caller
@@ -44,7 +45,9 @@ class TargetDirs:
         rel = os.path.relpath(os.path.normpath(parent), self.root)
         if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
             raise IntegrityError(f"{parent} is not under the restore's folder {self.root}")
-        os.makedirs(self.root, exist_ok=True)  # the user's folder, by its path (a link too)
+        if not self._root_made:  # the user's folder, by its path (a link too)
+            os.makedirs(self.root, exist_ok=True)
+            self._root_made = True
         fd = os.open(self.root, _DIR)
         if rel == os.curdir:
             return fd

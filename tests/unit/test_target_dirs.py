@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from dfs.client import file_writer
+from dfs.client import file_writer, target_dirs
+from dfs.client.file_names import Overwrite
 from dfs.client.file_writer import GroupWriter, Pending, commit, write_temps
 from dfs.client.target_dirs import TargetDirs
 from dfs.errors import Conflict
@@ -105,9 +105,9 @@ async def test_a_commit_holds_a_bounded_number_of_folders_open(
     held: list[int] = []
     real = file_writer.commit
 
-    def counted(pending: Pending, overwrite: object) -> list[file_writer.SmallFile]:
+    def counted(pending: Pending, overwrite: Overwrite) -> list[file_writer.SmallFile]:
         held.append(len(pending.fds))
-        return real(pending, overwrite)  # type: ignore[arg-type]
+        return real(pending, overwrite)
 
     monkeypatch.setattr(file_writer, "commit", counted)
     writer = GroupWriter(False, False, lambda f: None, tmp_path)
@@ -132,14 +132,21 @@ async def test_a_cancelled_open_leaves_no_descriptor(
         opened.append(real(self, parent))
         return opened[-1]
 
+    closed = asyncio.Event()
+    close_opened = target_dirs._close_opened
+
+    def closing(opening: asyncio.Future[int]) -> None:
+        close_opened(opening)
+        closed.set()
+
     monkeypatch.setattr(TargetDirs, "open", slow)
+    monkeypatch.setattr(target_dirs, "_close_opened", closing)
     task = asyncio.create_task(TargetDirs(tmp_path).open_async(str(tmp_path / "a")))
     assert await asyncio.to_thread(started.wait, 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     release.set()
-    deadline = time.monotonic() + 10
-    while not (opened and not _is_open(opened[0])):
-        assert time.monotonic() < deadline, "the descriptor was never closed"
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(closed.wait(), 10)  # the thread's open done, its callback run
+    assert opened
+    assert not _is_open(opened[0])

@@ -60,9 +60,9 @@ from dfs.client.paged_upload import StreamingUploadPipeline
 from dfs.client.part_file import PartFile
 from dfs.client.sync_compare import Found, changed_downloads, changed_uploads, stored_mtime
 from dfs.client.sync_links import UploadLinker, upload_and_link
+from dfs.client.target_dirs import TargetDirs
 from dfs.client.version_times import NewestAt
 from dfs.errors import Conflict, DfsError, IntegrityError, InvalidRequest, KeyNotFound, NotFound
-from dfs.fsutil import fsync_dir
 from dfs.ids import parse_file_id
 from dfs.transport.http import request
 
@@ -118,37 +118,54 @@ def _under(out: Path, objs: dict[str, dict[str, Any]], prefix: str) -> tuple[Wan
     return [(objs[k], target) for k, target in targets], skipped
 
 
-def _write_empty(targets: Sequence[tuple[dict[str, Any], Path]], found: Found) -> set[Path]:
+def _write_empty(
+    targets: Sequence[tuple[dict[str, Any], Path]], found: Found, dirs: TargetDirs
+) -> set[Path]:
     """Empty objects (no file) as empty files at their targets, as every download writes:
     a new temp file beside the target (never opened through a link), its mtime set, fsync'ed
     and renamed over the target (a link there is replaced, never followed), then the
-    directories fsync'ed (blocking). Only what the comparison ``found`` there is replaced: a
-    file that appeared or changed since is kept; the targets of those (not written) are
-    returned."""
-    dirs: set[Path] = set()
+    directories fsync'ed (blocking); each relative to its folder's descriptor, opened from
+    the restore's root (``dirs``: a folder swapped for a link gets nothing). Only what the
+    comparison ``found`` there is replaced: a file that appeared or changed since is kept;
+    the targets of those (not written) are returned."""
+    folders: dict[Path, int] = {}
     taken: set[Path] = set()
-    for obj, target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(temp_name(target.name, secrets.token_hex(8)))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            try:
-                if (mtime := stored_mtime(obj)) is not None:
-                    os.utime(fd, (time.time(), mtime))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            link_or_replace(tmp, target, found.replaceable)
-        except FileExistsError:
-            tmp.unlink(missing_ok=True)
-            taken.add(target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        dirs.add(target.parent)
-    for d in dirs:
-        fsync_dir(d)
+    try:
+        for obj, target in targets:
+            if (dir_fd := folders.get(target.parent)) is None:
+                dir_fd = folders[target.parent] = dirs.open(str(target.parent))
+            if not _write_one_empty(obj, target, found, dir_fd):
+                taken.add(target)
+        for dir_fd in folders.values():
+            os.fsync(dir_fd)
+    finally:
+        for dir_fd in folders.values():
+            os.close(dir_fd)
     return taken
+
+
+def _write_one_empty(obj: dict[str, Any], target: Path, found: Found, dir_fd: int) -> bool:
+    """One empty file at ``target`` (in the folder open at ``dir_fd``); False if a file
+    that appeared there is kept."""
+    tmp = temp_name(target.name, secrets.token_hex(8))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    fd = os.open(tmp, flags, 0o644, dir_fd=dir_fd)
+    try:
+        try:
+            if (mtime := stored_mtime(obj)) is not None:
+                os.utime(fd, (time.time(), mtime))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        link_or_replace(tmp, target.name, found.replaceable, dir_fd, str(target))
+    except FileExistsError:
+        os.unlink(tmp, dir_fd=dir_fd)
+        return False
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    return True
 
 
 def _stored_mtimes(todo: Wanted) -> dict[Path, float]:
@@ -355,23 +372,27 @@ class SyncMethods(NamespaceMethods):
             return False
 
     async def _stream_to(
-        self, obj: dict[str, Any], target: Path, replace: Overwrite = True
+        self, obj: dict[str, Any], target: Path, replace: Overwrite, dirs: TargetDirs
     ) -> None:
         """An object's bytes through the API (each chunk verified there) into ``target``, as
-        the download pipeline writes a file (``PartFile``): a new temp file beside it, hashed
-        as it is written, checked against the sha256 the API answers (``X-Dfs-Sha256``; and
-        the listing's) and the object's size, its mtime set, fsync'ed, renamed over
-        ``target``, the directory fsync'ed. On any failure the temp file is removed and
-        ``target`` left as it was; a file there that ``replace`` does not allow replacing
-        (one that appeared or changed since the comparison) is kept (Conflict)."""
+        the download pipeline writes a file (``PartFile``, in its folder opened from the
+        restore's root by ``dirs``): a new temp file beside it, hashed as it is written,
+        checked against the sha256 the API answers (``X-Dfs-Sha256``; and the listing's) and
+        the object's size, its mtime set, fsync'ed, renamed over ``target``, the directory
+        fsync'ed. On any failure the temp file is removed and ``target`` left as it was; a
+        file there that ``replace`` does not allow replacing (one that appeared or changed
+        since the comparison) is kept (Conflict)."""
         url = f"{self.api_url.rstrip('/')}/objects/{obj['bucket']}/{key_path(obj['key'])}"
         name = f"{obj['bucket']}/{obj['key']}"
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         params = {"version": obj["version_id"]}
         session = self._require_session()
         async with request(session, "GET", url, headers=self._auth(), params=params) as resp:
-            part = PartFile(target, "", resume=False)
-            await part.open()
+            part = PartFile(target, "", False, await dirs.open_async(str(target.parent)))
+            try:
+                await part.open()
+            except BaseException:
+                part.release_dir()
+                raise
             try:
                 size = await _receive(resp, part)
                 # made 0600 while written; the object's mtime metadata, where it has one
@@ -381,11 +402,7 @@ class SyncMethods(NamespaceMethods):
             except BaseException:
                 part.abandon()
                 raise
-        try:
-            await part.commit(target, name, sha256, replace)
-        except BaseException:
-            part.path.unlink(missing_ok=True)
-            raise
+        await part.commit(target, name, sha256, replace)
 
     async def download_from(
         self,
@@ -526,9 +543,12 @@ class SyncMethods(NamespaceMethods):
                 changed_downloads, wanted, root, checksum
             )
             report.skipped += blocked
+        # the folder the targets are in: root, or its parent for a key downloaded as root
+        base = root.parent if any(t == root for _o, t in todo) else root
+        dirs = TargetDirs(base)
         empty = [(o, t) for o, t in todo if not o.get("file_id")]  # an empty object: no file
         if empty:  # a file that appeared at a target meanwhile is kept, and reported
-            taken = await asyncio.to_thread(_write_empty, empty, found)
+            taken = await asyncio.to_thread(_write_empty, empty, found, dirs)
             report.skipped += [Skipped(o["key"], APPEARED) for o, t in empty if t in taken]
             todo = [(o, t) for o, t in todo if t not in taken]
         report.done.extend({"key": o["key"], "path": str(t)} for o, t in todo)
@@ -543,10 +563,9 @@ class SyncMethods(NamespaceMethods):
             pipeline = DownloadPipeline(self._connection(), progress)
             pipeline.overwrite = found.replaceable  # what appeared or changed: Conflict, kept
             pipeline.mtimes = _stored_mtimes(todo)
-            # the folder the targets are in: root, or its parent for a key downloaded as root
-            pipeline.root = root.parent if any(t == root for _o, t in todo) else root
+            pipeline.root = base
             await pipeline.download_files(pairs, plans, chunks)
         else:
             for obj, target in todo:
-                await self._stream_to(obj, target, found.replaceable)
+                await self._stream_to(obj, target, found.replaceable, dirs)
         return report

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from dfs.client import Client, download, namespace_sync
+from dfs.client.target_dirs import TargetDirs
 from dfs.errors import Conflict
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
@@ -50,9 +51,9 @@ def _appear_before_writes(monkeypatch: pytest.MonkeyPatch, names: Sequence[str])
             if t.name in names and (not t.exists() or t.read_bytes() != MINE):
                 appear(t)
 
-    def write_empty(targets: Sequence[tuple[dict[str, Any], Path]], new: Any) -> Any:
+    def write_empty(targets: Sequence[tuple[dict[str, Any], Path]], new: Any, dirs: Any) -> Any:
         appear_at([t for _o, t in targets])
-        return real_empty(targets, new)
+        return real_empty(targets, new, dirs)
 
     async def download_files(self: Any, files: Sequence[tuple[str, Path]], *a: Any) -> Any:
         await asyncio.to_thread(appear_at, [t for _f, t in files])
@@ -138,9 +139,11 @@ async def test_a_grantees_restore_keeps_a_file_that_appeared(
         await a.set_bucket("bkt", grants={"bob": "read"})
         real = namespace_sync.SyncMethods._stream_to
 
-        async def stream_to(self: Any, obj: Any, target: Path, replace: bool) -> None:
+        async def stream_to(
+            self: Any, obj: Any, target: Path, replace: bool, dirs: TargetDirs
+        ) -> None:
             await asyncio.to_thread(appear, target)  # after the comparison, before the write
-            await real(self, obj, target, replace)
+            await real(self, obj, target, replace, dirs)
 
         monkeypatch.setattr(namespace_sync.SyncMethods, "_stream_to", stream_to)
         with pytest.raises(Conflict, match="changed during the download"):

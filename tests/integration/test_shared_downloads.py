@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from dfs.client import Client
+from dfs.client.target_dirs import TargetDirs
 from dfs.errors import DfsError, IntegrityError, Unreachable
 from tests.fsync_trace import record_fsyncs
 from tests.integration.conftest import InProcessCluster
@@ -118,7 +119,7 @@ async def _stream(app: web.Application, obj: dict[str, Any], target: Path) -> No
     async with serving(app) as port:
         url = f"http://127.0.0.1:{port}"
         async with Client(url, token="t", resume=False) as c:
-            await c._stream_to(obj, target)
+            await c._stream_to(obj, target, True, TargetDirs(target.parent))
 
 
 BAD = b"other bytes, of another length\n"

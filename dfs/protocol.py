@@ -163,7 +163,7 @@ MAX_JSON_BODY: Final = 24 * MIB
 """Bound of the big JSON bodies (init-upload, finalize-upload): MAX_CHUNKS_PER_FILE chunk
 entries (~95 bytes each) or receipts (~150 bytes each) fit."""
 MAX_CHUNKS_PER_FILE: Final = 100_000
-DEFAULT_CONCURRENCY: Final = 8
+DEFAULT_CONCURRENCY: Final = 16
 """Chunks a client keeps in flight unless told (``Client(concurrency=)``, ``--concurrency``):
 here, not in dfs.client.library, so that the CLI's option can show it without loading the
 library."""

@@ -31,7 +31,7 @@ from dfs.errors import Busy
 TOTAL = 4
 PER_TENANT = 2
 BODY_TOTAL = 32
-BODY_PER_TENANT = 8
+BODY_PER_TENANT = 16
 """The slots for bodies of at most ~36 MiB in memory (~1.1 GiB of them at once at worst,
 as much as the big slots'): as many per tenant as a client sends chunks at once by default
 (``protocol.DEFAULT_CONCURRENCY``), so one client through the proxy never waits for its

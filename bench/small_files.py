@@ -427,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch_fs.add_option(p, 8)
     p.add_argument("--rounds", type=int, default=1, help="repeat, alternating the tools' order")
     args = p.parse_args(argv)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     by_round = []
     with scratch_fs.work_folder(args.dir, args.fresh_fs) as parent:
         for n in range(args.rounds):

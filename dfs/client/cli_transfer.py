@@ -54,6 +54,7 @@ from dfs.client.cli_namespace_transfer import (
 )
 from dfs.client.cli_output import printable
 from dfs.client.early_listing import ListedEarly
+from dfs.client.early_scan import EarlyScan
 from dfs.client.local_files import (
     DIRECTORY_SUFFIXES,
     Existing,
@@ -183,8 +184,12 @@ def upload(
             paths = (spooled,)
         items = _listing(paths, prefix, name, follow_symlinks, spooled, skipped, cleanup)
         one_path = len(paths) == 1 and not paths[0].is_dir()
+        # a big file's scan, beside the imports too (``dfs.client.early_scan``)
+        early = EarlyScan.start(paths[0], profile) if one_path and spooled is None else None
+        if early is not None:
+            cleanup.callback(early.stop)
         run(
-            _upload(target, conn, items, profile, (quiet, as_json), one_path, skipped),
+            _upload(target, conn, items, profile, (quiet, as_json), one_path, skipped, early),
             not no_resume,
         )
     exit_partial(skipped, "the rest uploaded")
@@ -239,6 +244,7 @@ async def _upload(
     how: tuple[bool, bool],
     one_path: bool,
     skipped: list[Skipped],
+    early: EarlyScan | None = None,
 ) -> None:
     """Upload ``items`` as they are listed; the files left out (``skipped``, filled by the
     listing, and with several paths the files that changed while they were uploaded)
@@ -259,6 +265,7 @@ async def _upload(
                     progress=bar,
                     listed=bar.add_total,
                     failed=None if one_path else changed,
+                    early=early,
                 )
         finally:
             if isinstance(items, ListedEarly):  # a failed upload: the listing ends first

@@ -22,6 +22,7 @@ from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
 from dfs.client.early_reads import EARLY_READ_BYTES, EarlyChunks
+from dfs.client.early_scan import EarlyScan
 from dfs.client.file_cache import FileCache, cache_path
 from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import LocalFile, hash_file
@@ -161,17 +162,20 @@ class Client(SyncMethods, PruneMethods):
         progress: ProgressFn | None = None,
         listed: Callable[[int], None] | None = None,
         failed: Callable[[LocalFile, DfsError], None] | None = None,
+        early: EarlyScan | None = None,
     ) -> list[UploadResult]:
         """Upload ``files`` (a list, or ``dfs.client.local_files.walk`` still listing: it runs
         on a thread while the first files are sent); results in their order. ``listed(n)``:
         the bytes of the files listed, as they are (a progress bar's total). ``failed(f,
         error)``: a file that changed while it was being uploaded (``FileChanged``) is told
         there and left out of the results, and the others go on; without it the upload
-        fails with that error."""
+        fails with that error. ``early``: a scan of a big file begun before (read by its
+        upload if it scanned the version uploaded, with ``profile``)."""
         profile = _profile(profile)
         cache = await self.files_cache("", profile)
         pipeline = StreamingUploadPipeline(self._connection(), profile, progress, cache)
         pipeline.failed = failed
+        pipeline.early_scan = early
         try:
             return await pipeline.upload_files(files, listed)
         finally:

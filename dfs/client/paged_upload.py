@@ -55,13 +55,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from dfs import protocol
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, hashed_chunks
 from dfs.client.connection import Connection
+from dfs.client.early_scan import PAGED_BYTES, EarlyScan, wants_pages
 from dfs.client.file_upload import FileUpload, UploadResult
 from dfs.client.local_files import LocalFile, check_unchanged, open_to_read, reopen
 from dfs.client.replan import Replanner
@@ -71,9 +72,6 @@ from dfs.errors import FileNotFound, Unavailable
 
 log = logging.getLogger("dfs.client")
 
-PAGED_BYTES = 64 << 20
-"""Files above this size are uploaded page by page (scan overlapping send) in any case:
-a whole-file plan makes the servers wait for the scan of the whole file (bench/README.md)."""
 FIRST_PAGE_BYTES = 32 << 20
 """Where the first page ends (or at MAX_PAGE_CHUNKS chunks); the next may be twice as big."""
 MAX_PAGE_BYTES = 128 << 20
@@ -106,13 +104,6 @@ class StaleJournal(Exception):
     """A page the journal says is proven is not the file's page now (or names no chunks)."""
 
 
-def wants_pages(size: int, profile: ChunkerProfile, paged_bytes: int = PAGED_BYTES) -> bool:
-    """Whether a file of ``size`` bytes goes page by page: it is big, or it may hold more
-    chunks than one ``/init-upload`` takes (at the profile's smallest chunk)."""
-    most_chunks = size // max(profile.min_size, 1)
-    return size > paged_bytes or most_chunks > protocol.MAX_CHUNKS_PER_FILE // 2
-
-
 class PageScanner:
     """Chunks and hashes a file in a worker thread, handing over pages of chunk refs."""
 
@@ -124,17 +115,21 @@ class PageScanner:
         first_page_bytes: int = FIRST_PAGE_BYTES,
         max_page_bytes: int = MAX_PAGE_BYTES,
         version: os.stat_result | None = None,
+        early: EarlyScan | None = None,
     ) -> None:
         """``version``: the file's stat when its upload began; the scan fails with
-        ``FileChanged`` unless the file it opens, and the file once scanned, is still that."""
+        ``FileChanged`` unless the file it opens, and the file once scanned, is still that.
+        ``early``: the scan of that version begun by the command line (claimed: its refs
+        are read instead of scanning the file again)."""
         self.path = path
+        self.early = early
         self.version = version
         self.profile = profile
         self.page_chunks = page_chunks
         self.first_page_bytes = first_page_bytes
         self.max_page_bytes = max(max_page_bytes, first_page_bytes)
         self.size = 0
-        self._whole = hashlib.sha256()
+        self._whole = early.whole if early is not None else hashlib.sha256()
         self._pages: asyncio.Queue[list[ChunkRef] | None] = asyncio.Queue(PAGES_AHEAD)
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
@@ -157,24 +152,32 @@ class PageScanner:
         page_bytes = 0
         page_limit = self.first_page_bytes
         try:
-            with open(self.path, "rb", buffering=4 * protocol.MIB) as f:
-                self._check(f.fileno())  # the file the upload began with
-                for chunk in hashed_chunks(f, self.profile, self._whole):
-                    if self._stop.is_set():
-                        return
-                    n = len(chunk.data)
-                    page.append(ChunkRef(chunk.offset, n, chunk.chunk_id))
-                    self.size += n
-                    page_bytes += n
-                    if len(page) >= self.page_chunks or page_bytes >= page_limit:
-                        self._put(page)
-                        page, page_bytes = [], 0
-                        page_limit = min(2 * page_limit, self.max_page_bytes)
-                self._check(f.fileno())  # and not changed while it was read
+            for ref in self._refs():
+                if self._stop.is_set():
+                    return
+                page.append(ref)
+                self.size += ref.size
+                page_bytes += ref.size
+                if len(page) >= self.page_chunks or page_bytes >= page_limit:
+                    self._put(page)
+                    page, page_bytes = [], 0
+                    page_limit = min(2 * page_limit, self.max_page_bytes)
             if page:
                 self._put(page)
         finally:
             self._put(None)  # the end, or the error the task holds
+
+    def _refs(self) -> Iterator[ChunkRef]:
+        """The file's chunks: the early scan's, or cut and hashed here (``hashed_chunks``:
+        the whole file's SHA-256 too), checked to be the version the upload began with."""
+        if self.early is not None:
+            yield from self.early.refs()  # checked there the same way
+            return
+        with open(self.path, "rb", buffering=4 * protocol.MIB) as f:
+            self._check(f.fileno())  # the file the upload began with
+            for chunk in hashed_chunks(f, self.profile, self._whole):
+                yield ChunkRef(chunk.offset, len(chunk.data), chunk.chunk_id)
+            self._check(f.fileno())  # and not changed while it was read
 
     def _check(self, fd: int) -> None:
         if self.version is not None:
@@ -190,6 +193,8 @@ class PageScanner:
     async def close(self) -> None:
         """Stop the scan (drain what it waits to hand over) and wait for its thread."""
         self._stop.set()
+        if self.early is not None:  # its thread may wait to hand over a ref nobody reads
+            await asyncio.to_thread(self.early.stop)
         while self._task is not None and not self._task.done():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._pages.get_nowait()
@@ -246,8 +251,16 @@ class PageUpload(FileUpload):
 class PagedUpload:
     """One huge file through the paged routes; see the module docstring."""
 
-    def __init__(self, pipeline: UploadPipeline, path: Path, name: str, keep_attrs: bool) -> None:
+    def __init__(
+        self,
+        pipeline: UploadPipeline,
+        path: Path,
+        name: str,
+        keep_attrs: bool,
+        early: EarlyScan | None = None,
+    ) -> None:
         self.pipe = pipeline
+        self.early = early  # the command line's scan of the file, if it began one
         self.conn = pipeline.conn
         self.path = path
         self.name = name
@@ -406,7 +419,10 @@ class PagedUpload:
         """The upload of the file open at ``fd``, whose stat was ``st`` when it began."""
         started = time.monotonic()
         await self._start(st)
-        scanner = PageScanner(self.path, self.pipe.profile, PAGE_CHUNKS, version=st)
+        early, self.early = self.early, None  # read once: a second run scans for itself
+        if early is not None and not await asyncio.to_thread(early.claim, st, self.pipe.profile):
+            early = None  # another version of the file, or another chunker
+        scanner = PageScanner(self.path, self.pipe.profile, PAGE_CHUNKS, version=st, early=early)
         try:
             await self._pages(scanner, fd)
             await asyncio.to_thread(check_unchanged, fd, st)  # still the version scanned
@@ -435,6 +451,9 @@ class StreamingUploadPipeline(UploadPipeline):
     """``UploadPipeline`` that sends huge files page by page (``wants_pages``)."""
 
     paged_bytes = PAGED_BYTES
+    early_scan: EarlyScan | None = None
+    """A scan the command line began before the library loaded (``dfs.client.early_scan``):
+    given to the paged upload of the first file, which reads it if it scanned that file."""
 
     async def upload_file(
         self, path: Path, name: str, *, keep_attrs: bool = True, listed: LocalFile | None = None
@@ -442,5 +461,6 @@ class StreamingUploadPipeline(UploadPipeline):
         size = (await asyncio.to_thread(reopen, os.stat, path, self.failed is not None)).st_size
         if wants_pages(size, self.profile, self.paged_bytes):
             # not remembered: a file of pages has more chunks than the files cache keeps
-            return await PagedUpload(self, path, name, keep_attrs).run()
+            early, self.early_scan = self.early_scan, None
+            return await PagedUpload(self, path, name, keep_attrs, early).run()
         return await super().upload_file(path, name, keep_attrs=keep_attrs, listed=listed)

@@ -1,7 +1,7 @@
 """One large file side by side: dfs at RF 1 and RF 2 against borg and restic, in one run.
 
     python -m bench.large_files [--size-mib 1024] [--file PATH] [--tools dfs borg restic]
-                                [--concurrency 8] [--dir DIR] [--profile DIR]
+                                [--concurrency N] [--dir DIR] [--profile DIR]
                                 [--aged-stores] [--fresh-fs GIB] [--rounds N]
 
 The file is real data of this machine, not generated: ``--file PATH``, or by default the
@@ -204,7 +204,7 @@ def bench_dfs(
     base: Path,
     src: Path,
     rf: int,
-    concurrency: int,
+    concurrency: int | None,
     profile: Path | None = None,
     aged: Sequence[str] | None = None,
 ) -> Tool:
@@ -215,7 +215,8 @@ def bench_dfs(
         pids = [p.popen.pid for p in cluster.node_procs if p.popen]
         if cluster.api and cluster.api.popen:
             pids.append(cluster.api.popen.pid)
-        conc = ["--concurrency", str(concurrency)]
+        # each command at its own default unless told (upload 16, download 8)
+        conc = [] if concurrency is None else ["--concurrency", str(concurrency)]
         out = base / f"dfs-rf{rf}.out"
         file_id = ""
         for step in ("upload", "download"):
@@ -400,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tools", nargs="+", default=["dfs", "borg", "restic"])
     p.add_argument("--rf", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument(
+        "--concurrency", type=int, default=None, help="both steps' (default: each command's own)"
+    )
     p.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
     p.add_argument("--profile", type=Path, default=None, help="py-spy profiles of dfs's steps")
     p.add_argument("--aged-stores", action="store_true", help="nodes' fan-out folders made first")

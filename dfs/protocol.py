@@ -163,10 +163,16 @@ MAX_JSON_BODY: Final = 24 * MIB
 """Bound of the big JSON bodies (init-upload, finalize-upload): MAX_CHUNKS_PER_FILE chunk
 entries (~95 bytes each) or receipts (~150 bytes each) fit."""
 MAX_CHUNKS_PER_FILE: Final = 100_000
-DEFAULT_CONCURRENCY: Final = 16
+DEFAULT_CONCURRENCY: Final = 8
 """Chunks a client keeps in flight unless told (``Client(concurrency=)``, ``--concurrency``):
 here, not in dfs.client.library, so that the CLI's option can show it without loading the
-library."""
+library. A download's memory grows with its square (as many big files at once, each with a
+window of as many pieces), so it is not raised with the upload's."""
+DEFAULT_UPLOAD_CONCURRENCY: Final = 16
+"""``dfs-client upload``'s chunks in flight unless told: a node's writes of concurrent chunks
+share their journal commits, and a 1 GiB upload at RF 1 took 3.5-3.6 s at 16 against
+3.8-4.2 at 8 (bench/README.md, stop 55); an upload's memory grows with it only linearly
+(its chunks are sent from the file, with ``sendfile``)."""
 DEFAULT_GC_GRACE: Final = 3600.0
 """The API's default DFS_GC_GRACE, seconds (dfs.config): it deletes a pending upload 2 x this
 after it began (dfs.api.gc), which the client's resume journals count on (dfs.client.resume).

@@ -31,11 +31,12 @@ from dfs.errors import Busy
 TOTAL = 4
 PER_TENANT = 2
 BODY_TOTAL = 32
-BODY_PER_TENANT = 16
+BODY_PER_TENANT = 8
 """The slots for bodies of at most ~36 MiB in memory (~1.1 GiB of them at once at worst,
-as much as the big slots'): as many per tenant as a client sends chunks at once by default
-(``protocol.DEFAULT_CONCURRENCY``), so one client through the proxy never waits for its
-own."""
+as much as the big slots'): as many per tenant as a client fetches chunks at once by
+default (``protocol.DEFAULT_CONCURRENCY``); an upload's 16 (``DEFAULT_UPLOAD_CONCURRENCY``)
+through the proxy wait for its own slots (``QUEUED_PER_SLOT``: queued, not refused), and two
+busy tenants never hold every slot."""
 STREAM_TOTAL = 32
 STREAM_PER_TENANT = 16
 """Streamed bodies chunked in this process at once (the API's ``POST /upload``, the S3

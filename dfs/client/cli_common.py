@@ -25,7 +25,7 @@ from dfs.client.cli_main import import_quietly, quietly
 from dfs.client.cli_output import printable
 from dfs.client.profiles import Target
 from dfs.errors import DfsError
-from dfs.protocol import API_RETRY_SECONDS_MAX, DEFAULT_CONCURRENCY
+from dfs.protocol import API_RETRY_SECONDS_MAX, DEFAULT_CONCURRENCY, DEFAULT_UPLOAD_CONCURRENCY
 from dfs.transport.tls import import_aiohttp
 
 if TYPE_CHECKING:
@@ -199,6 +199,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 concurrency_option = click.option(
     "--concurrency",
     default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Chunks in flight at once.",
+)
+upload_concurrency_option = click.option(
+    "--concurrency",
+    default=DEFAULT_UPLOAD_CONCURRENCY,
     show_default=True,
     type=click.IntRange(1, 256),
     help="Chunks in flight at once.",

@@ -42,6 +42,7 @@ from dfs.client.cli_common import (
     run,
     skipped_lines,
     target_options,
+    upload_concurrency_option,
 )
 from dfs.client.cli_namespace_transfer import (
     LocalOrRemote,
@@ -105,7 +106,7 @@ def exit_partial(skipped: Sequence[Skipped], done: str) -> None:
     default=None,
     help="Fixed-size chunks of N bytes instead of content-defined (FastCDC) chunks.",
 )
-@concurrency_option
+@upload_concurrency_option
 @proxy_option
 @click.option("--prefix", default="", help="Prepend this to every stored name (e.g. 'backup/').")
 @click.option("--name", default=None, help="Store the one file (or '-', stdin) under this name.")

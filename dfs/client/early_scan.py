@@ -10,9 +10,8 @@ they come instead of scanning the file again (``claim``).
 
 The scan is the same one ``PageScanner`` runs (``chunking.hashed_chunks``: the chunk ids
 and the whole file's SHA-256), so it cuts the same chunks and pages, and a resumed upload
-finds its proven pages. Memory stays bounded whatever the file's size: at most
-``REFS_AHEAD`` refs (no bytes) wait for the upload to read them, and the scan waits while
-they do.
+finds its proven pages. It runs at most ``AHEAD_BYTES`` of the file ahead of the upload
+reading its refs (no bytes are held), and waits while it is.
 
 Versions: the scan records the stat of the file it opened, and of the same descriptor once
 read to its end. The upload takes the scan only when the first is the stat it begins the
@@ -31,21 +30,29 @@ import os
 import queue
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dfs import protocol
 from dfs.chunking import ChunkerProfile, ChunkRef, hashed_chunks
-from dfs.client.local_files import same_version
+from dfs.client.local_files import open_to_read, same_version
 from dfs.errors import FileChanged
 
 PAGED_BYTES = 64 << 20
 """Files above this size are uploaded page by page (scan overlapping send) in any case:
 a whole-file plan makes the servers wait for the scan of the whole file (bench/README.md)."""
-REFS_AHEAD = 4096
-"""Chunk refs the early scan keeps ahead of the upload reading them (~4 GiB of a file at
-the default chunker; a few hundred KiB of memory)."""
+AHEAD_BYTES = 256 << 20
+"""Bytes of the file the early scan cuts ahead of the upload reading its refs (in refs:
+this over the profile's average chunk): about what it scans during the imports, so that
+the sends still read the bytes from the page cache, as they do a few pages behind the
+upload's own scan."""
+OPEN_WAIT = 30.0
+"""Seconds ``claim`` waits for the scan's thread to open the file (it does at once, but a
+FIFO put at the path meanwhile would hold it: see ``_scan``)."""
+STOP_WAIT = 5.0
+"""Seconds ``stop`` waits for the scan's thread (a daemon) to end."""
 
 
 def wants_pages(size: int, profile: ChunkerProfile, paged_bytes: int = PAGED_BYTES) -> bool:
@@ -83,7 +90,7 @@ class EarlyScan:
         self.opened: os.stat_result | None = None  # the file the scan read...
         self.ended: os.stat_result | None = None  # ...and the same descriptor at its end
         self._opening = threading.Event()  # set once ``opened`` is known, or cannot be
-        self._refs: queue.Queue[_Item] = queue.Queue(REFS_AHEAD)
+        self._refs: queue.Queue[_Item] = queue.Queue(max(1, AHEAD_BYTES // profile.avg_size))
         self._stopped = threading.Event()
         self._claimed = False
         self._lock = threading.Lock()
@@ -104,7 +111,10 @@ class EarlyScan:
 
     def _scan(self) -> None:
         try:
-            with open(self.path, "rb", buffering=4 * protocol.MIB) as f:
+            # as the upload opens it: never waiting (a FIFO put at the path since its stat
+            # would wait for a writer), a regular file only
+            fd = open_to_read(self.path)
+            with os.fdopen(fd, "rb", buffering=4 * protocol.MIB) as f:
                 self.opened = os.fstat(f.fileno())
                 self._opening.set()
                 for chunk in hashed_chunks(f, self.profile, self.whole):
@@ -119,7 +129,7 @@ class EarlyScan:
             self._opening.set()
 
     def _put(self, item: _Item) -> None:
-        """Hand ``item`` to the reader, waiting while REFS_AHEAD wait (``stop`` empties
+        """Hand ``item`` to the reader, waiting while the queue is full (``stop`` empties
         the queue, so a scan nobody reads never waits for long)."""
         while not self._stopped.is_set():
             try:
@@ -134,10 +144,9 @@ class EarlyScan:
         it read another file, another version of it, or with another chunker."""
         with self._lock:
             taken, self._claimed = self._claimed, True
-        if not taken and profile == self.profile:
-            self._opening.wait()
-            if self.opened is not None and same_version(self.opened, version):
-                return True
+        ours = not taken and profile == self.profile and self._opening.wait(OPEN_WAIT)
+        if ours and self.opened is not None and same_version(self.opened, version):
+            return True
         self.stop()
         return False
 
@@ -161,9 +170,11 @@ class EarlyScan:
             raise FileChanged()
 
     def stop(self) -> None:
-        """End the scan at its next chunk and wait for its thread."""
+        """End the scan at its next chunk and wait for its thread (``STOP_WAIT`` at most: a
+        daemon, it cannot hold the process at its exit)."""
         self._stopped.set()
-        while self._thread.is_alive():
+        deadline = time.monotonic() + STOP_WAIT
+        while self._thread.is_alive() and time.monotonic() < deadline:
             try:
                 self._refs.get(timeout=0.05)  # a put waiting for room takes it and returns
             except queue.Empty:

@@ -170,7 +170,7 @@ class Client(SyncMethods, PruneMethods):
         error)``: a file that changed while it was being uploaded (``FileChanged``) is told
         there and left out of the results, and the others go on; without it the upload
         fails with that error. ``early``: a scan of a big file begun before (read by its
-        upload if it scanned the version uploaded, with ``profile``)."""
+        upload if it scanned the version uploaded, with ``profile``), stopped at the end."""
         profile = _profile(profile)
         cache = await self.files_cache("", profile)
         pipeline = StreamingUploadPipeline(self._connection(), profile, progress, cache)
@@ -179,6 +179,8 @@ class Client(SyncMethods, PruneMethods):
         try:
             return await pipeline.upload_files(files, listed)
         finally:
+            if early is not None:  # read, or not (the upload failed before, or did not read
+                await asyncio.to_thread(early.stop)  # it): its thread ends here
             if cache is not None:
                 cache.save()  # what was stored before a failure is worth remembering too
 

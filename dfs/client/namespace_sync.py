@@ -128,18 +128,16 @@ def _write_empty(
     the restore's root (``dirs``: a folder swapped for a link gets nothing). Only what the
     comparison ``found`` there is replaced: a file that appeared or changed since is kept;
     the targets of those (not written) are returned."""
-    folders: dict[Path, int] = {}
+    by_folder: dict[Path, list[tuple[dict[str, Any], Path]]] = {}
+    for obj, target in targets:
+        by_folder.setdefault(target.parent, []).append((obj, target))
     taken: set[Path] = set()
-    try:
-        for obj, target in targets:
-            if (dir_fd := folders.get(target.parent)) is None:
-                dir_fd = folders[target.parent] = dirs.open(str(target.parent))
-            if not _write_one_empty(obj, target, found, dir_fd):
-                taken.add(target)
-        for dir_fd in folders.values():
+    for folder, there in by_folder.items():  # one folder open at a time, however many
+        dir_fd = dirs.open(str(folder))
+        try:
+            taken.update(t for o, t in there if not _write_one_empty(o, t, found, dir_fd))
             os.fsync(dir_fd)
-    finally:
-        for dir_fd in folders.values():
+        finally:
             os.close(dir_fd)
     return taken
 

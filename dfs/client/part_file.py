@@ -239,6 +239,10 @@ class PartFile:
             self._unlink()
             self.sidecar.remove()
             raise Conflict(f"{target} changed during the download; not replaced") from None
+        except OSError:  # a folder at the target, no permission: kept only to be resumed
+            if not self.resume:
+                self._unlink()
+            raise
         self.sidecar.remove()
 
 

@@ -62,22 +62,24 @@ def all_good(c: LocalCluster, ids: set[str]) -> bool:
     return all(good_copies(c, x) == c.replication_factor for x in ids)
 
 
-def settled(c: LocalCluster, ids: set[str]) -> bool:
-    rep = stats_repair(c)
-    seen = rep.get("disks", {}).keys() >= {"node1"}
-    return seen and not rep["running"] and all_good(c, ids)
-
-
 def test_deleted_chunk_file_is_found_and_repaired(icluster: LocalCluster, tmp_path: Path) -> None:
     c = icluster
     data = write_random(tmp_path / "a.bin", 6 * MIB, seed=11)
     up = upload(c, tmp_path / "a.bin")
+    uploaded = time.time()
     ids = chunk_ids(c, up["file_id"])
     assert all_good(c, ids)
-    # a repair pass has seen the cluster (and its disks) before the fault, and the copies
-    # are still as many as wanted: a copy the upload gave up on under load can land late,
-    # and stays one too many until the inventory records it and a trim removes it
-    wait_for(lambda: settled(c, ids), DEADLINE, "a finished pass, and 2 copies of each chunk")
+    # a repair pass begun after the upload has seen the cluster (and its disks) before the
+    # fault, and the copies are still as many as wanted after it: a copy the upload gave up
+    # on under load can land late, and stays one too many until the inventory records it
+    # and a trim removes it
+    wait_for(
+        lambda: (
+            quiet_pass_since(c, uploaded).get("disks", {}).keys() >= {"node1"} and all_good(c, ids)
+        ),
+        DEADLINE,
+        "a finished pass since the upload, and 2 copies of each chunk",
+    )
     victim = sorted(ids)[0]
     node = next(i for i in range(1, 4) if chunk_path(c, i, victim).exists())
     chunk_path(c, node, victim).unlink()

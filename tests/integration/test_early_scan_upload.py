@@ -69,7 +69,9 @@ async def test_the_upload_reads_the_early_scan_and_stores_the_file(
         sha256 = await _upload_and_read_back(inproc, src, scan, tmp_path / "out.bin")
     finally:
         scan.stop()
-    assert own == []  # not scanned again
+    assert own == []  # not scanned again: the early scan was read to the file's end
+    assert scan.opened is not None
+    assert scan.ended is not None
     assert sha256 == hashlib.sha256(data).hexdigest()
     assert (tmp_path / "out.bin").read_bytes() == data
 
@@ -82,7 +84,7 @@ async def test_a_file_changed_after_the_early_scan_opened_it_is_scanned_again(
     src.write_bytes(random.Random(4).randbytes(SIZE))
     own = _scans_of_its_own(monkeypatch)
     scan = EarlyScan(src, PROFILE)
-    scan._opening.wait(30)
+    assert scan._opening.wait(30)  # the scan has the version it opened
     data = random.Random(5).randbytes(SIZE)  # saved again before the upload begins
     with src.open("r+b") as f:
         f.write(data)

@@ -93,7 +93,7 @@ def test_another_version_or_chunker_is_not_claimed_and_the_scan_ends(
 def test_a_file_changed_while_it_is_scanned_fails_the_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(early_scan, "REFS_AHEAD", 1)  # the scan waits for its reader
+    monkeypatch.setattr(early_scan, "AHEAD_BYTES", 1)  # the scan waits for its reader
     src = tmp_path / "f.bin"
     _file(src, 4 << 20)
     scan = EarlyScan.start(src, SMALL)
@@ -112,7 +112,7 @@ def test_a_file_changed_while_it_is_scanned_fails_the_scan(
 def test_stop_ends_a_scan_nobody_reads_and_its_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(early_scan, "REFS_AHEAD", 1)
+    monkeypatch.setattr(early_scan, "AHEAD_BYTES", 1)
     src = tmp_path / "f.bin"
     _file(src, 4 << 20)
     scan = EarlyScan.start(src, SMALL)
@@ -133,4 +133,17 @@ def test_a_file_that_cannot_be_read_fails_its_reader(tmp_path: Path) -> None:
     _file(src, 4 << 20)
     scan = EarlyScan(tmp_path / "gone.bin", SMALL)  # not there: open fails on the thread
     assert not scan.claim(src.stat(), SMALL)  # never opened: nothing to claim
+    assert not scan._thread.is_alive()
+
+
+def test_a_fifo_put_at_the_path_is_not_waited_for(tmp_path: Path) -> None:
+    """The path swapped for a FIFO after its stat: the scan's open does not wait for a
+    writer (as the upload's does not), so the scan fails at once and its thread ends."""
+    src = tmp_path / "f.bin"
+    _file(src, 4 << 20)
+    version = src.stat()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    scan = EarlyScan(fifo, SMALL)
+    assert not scan.claim(version, SMALL)
     assert not scan._thread.is_alive()

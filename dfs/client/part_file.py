@@ -72,6 +72,7 @@ class PartFile:
         self._unflushed = 0
         self._end = 0  # where the bytes written so far end (in order: all before it too)
         self._dropped = 0  # the page cache holds none of this file before this offset
+        self._opening: asyncio.Future[None] | None = None  # an open cancelled, still running
 
     def _name(self, tag: str) -> Path:
         return self.target.parent / temp_name(self.target.name, tag)
@@ -85,10 +86,27 @@ class PartFile:
             os.unlink(self._at(self.path), dir_fd=self.dir_fd)
 
     async def open(self) -> None:
+        """Open the temp file (``_open``, on a worker thread). Cancelled, the thread runs on
+        with this file's folder: once it ends, what it opened is closed and removed and the
+        folder closed (``release_dir`` leaves the folder to it), never the folder closed
+        under it, which made it open the temp file by its full path."""
+        opening = asyncio.get_running_loop().run_in_executor(None, self._open)
         try:
-            await asyncio.to_thread(self._open)
+            await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            self._opening = opening
+            opening.add_done_callback(self._opened_for_nobody)
+            raise
         except OSError as exc:  # the user's path in the message, not the temp file's
             raise OSError(exc.errno, exc.strerror, str(self.target)) from None
+
+    def _opened_for_nobody(self, opening: asyncio.Future[None]) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            os.close(self.fd)
+            if not self.resume:
+                self._unlink()
+        self._opening = None
+        self.release_dir()
 
     def _open(self) -> None:
         """Open the temp file, never through a link planted at its predictable name, and
@@ -202,7 +220,10 @@ class PartFile:
         self.release_dir()
 
     def release_dir(self) -> None:
-        """Close the target's folder (once; ``abandon`` and ``commit`` do)."""
+        """Close the target's folder (once; ``abandon`` and ``commit`` do), unless a
+        cancelled ``open`` still works in it (it closes the folder when it ends)."""
+        if self._opening is not None:
+            return
         dir_fd, self.dir_fd = self.dir_fd, None
         if dir_fd is not None:
             os.close(dir_fd)

@@ -114,16 +114,16 @@ def fsync_each(fds: Iterable[int]) -> None:
         os.fsync(fd)
 
 
-Overwrite = bool | Callable[[str], bool]
+Overwrite = bool | Callable[[str, int | None], bool]
 """Whether a file found at a download's target may be replaced: always, never, or asked of
-the target's path just before the rename (a bucket restore: only a file it compared and
-found different, while it is still that version); a file never replaced is kept
-(FileExistsError)."""
+the target's path and its folder's descriptor (None: by the path alone) just before the
+rename (a bucket restore: only a file it compared and found different, while it is still
+that version); a file never replaced is kept (FileExistsError)."""
 
 
-def replaces(overwrite: Overwrite, target: str | Path) -> bool:
-    """``overwrite`` for a file at ``target`` now."""
-    return overwrite(str(target)) if callable(overwrite) else overwrite
+def replaces(overwrite: Overwrite, target: str | Path, dir_fd: int | None = None) -> bool:
+    """``overwrite`` for a file at ``target`` now (its name in ``dir_fd``, when given)."""
+    return overwrite(str(target), dir_fd) if callable(overwrite) else overwrite
 
 
 def link_or_replace(
@@ -137,7 +137,7 @@ def link_or_replace(
     a file already at ``target`` is never replaced (FileExistsError). ``dir_fd``: both
     names are in that directory (``dfs.client.target_dirs``), and ``overwrite`` is asked
     of ``asked``, the target's full path."""
-    if replaces(overwrite, asked or target):
+    if replaces(overwrite, asked or target, dir_fd):
         os.replace(tmp, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return
     if _RENAMEAT2 is not None:  # one atomic call that never replaces (Linux 3.15+)
@@ -187,7 +187,7 @@ def link_unnamed(
         os.link(str(fd), target, src_dir_fd=proc, dst_dir_fd=dir_fd, follow_symlinks=True)
         return
     except FileExistsError:
-        if not replaces(overwrite, asked or target):
+        if not replaces(overwrite, asked or target, dir_fd):
             raise
     parent, name = os.path.split(target)
     tmp = os.path.join(parent, temp_name(name, secrets.token_hex(8)))

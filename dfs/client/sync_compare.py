@@ -64,12 +64,15 @@ class Found(dict[str, os.stat_result | None]):
     a file at a target is replaced only while it is the one compared and found different
     (``same_version``); one that appeared where nothing was, or changed since, is kept."""
 
-    def replaceable(self, target: str) -> bool:
+    def replaceable(self, target: str, dir_fd: int | None = None) -> bool:
+        """``dir_fd``: the target's folder, open (``dfs.client.target_dirs``): its file is
+        looked at there, never through a folder swapped for a link since."""
         was = self.get(target)
         if was is None:
             return False
+        at = target if dir_fd is None else os.path.basename(target)
         try:
-            return same_version(was, os.lstat(target))
+            return same_version(was, os.stat(at, dir_fd=dir_fd, follow_symlinks=False))
         except OSError:  # gone since: nothing to replace, nor to keep
             return False
 

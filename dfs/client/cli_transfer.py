@@ -164,8 +164,7 @@ def upload(
       dfs-client upload 127.0.0.1:8080 report.pdf
       dfs-client upload ~/pics photos/2024/     # to bucket/prefix/, unchanged files skipped
     """
-    conn = dict(concurrency=concurrency, proxy=proxy, resume=not no_resume)
-    conn["file_cache"] = not no_cache
+    conn = dict(concurrency=concurrency, proxy=proxy, resume=not no_resume, file_cache=not no_cache)
     renamed = bool(prefix or name)
     settled = settle_paths(args, by_name=renamed)
     if isinstance(settled[-1], Remote):  # LOCAL... BUCKET/KEY: dfs.client.cli_namespace_transfer
@@ -185,10 +184,7 @@ def upload(
             paths = (spooled,)
         items = _listing(paths, prefix, name, follow_symlinks, spooled, skipped, cleanup)
         one_path = len(paths) == 1 and not paths[0].is_dir()
-        # a big file's scan, beside the imports too (``dfs.client.early_scan``)
-        early = EarlyScan.start(paths[0], profile) if one_path and spooled is None else None
-        if early is not None:
-            cleanup.callback(early.stop)
+        early = _early_scan(paths[0], profile, cleanup) if one_path and not spooled else None
         run(
             _upload(target, conn, items, profile, (quiet, as_json), one_path, skipped, early),
             not no_resume,
@@ -227,6 +223,17 @@ def _listing(
     return list(
         storable([replace(it, name=prefix + name, keep_attrs=keep) for it in items], skipped)
     )
+
+
+def _early_scan(
+    path: Path, profile: ChunkerProfile, cleanup: contextlib.ExitStack
+) -> EarlyScan | None:
+    """A big file's scan from now on, beside the imports (``dfs.client.early_scan``),
+    stopped by ``cleanup``; None for a file scanned after them."""
+    early = EarlyScan.start(path, profile)
+    if early is not None:
+        cleanup.callback(early.stop)
+    return early
 
 
 def _check_names(paths: tuple[Path, ...], name: str | None) -> None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from dfs.client.local_files import Skipped
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 NOT_STORED = 10
 PARTIAL = 23  # some files skipped, the rest transferred (rsync's "partial transfer")
@@ -196,20 +197,21 @@ def make_client(target: Target, **kwargs: Any) -> Client:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-concurrency_option = click.option(
-    "--concurrency",
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Chunks in flight at once.",
-)
-upload_concurrency_option = click.option(
-    "--concurrency",
-    default=DEFAULT_UPLOAD_CONCURRENCY,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Chunks in flight at once.",
-)
+
+
+def _concurrency(default: int) -> Callable[[F], F]:
+    """``--concurrency`` with its default for the command."""
+    return click.option(
+        "--concurrency",
+        default=default,
+        show_default=True,
+        type=click.IntRange(1, 256),
+        help="Chunks in flight at once.",
+    )
+
+
+concurrency_option = _concurrency(DEFAULT_CONCURRENCY)
+upload_concurrency_option = _concurrency(DEFAULT_UPLOAD_CONCURRENCY)  # its sends: 16
 proxy_option = click.option(
     "--proxy", is_flag=True, help="Send and fetch chunks through the API (nodes unreachable)."
 )

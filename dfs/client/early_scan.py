@@ -164,6 +164,8 @@ class EarlyScan:
                 raise item.error
             if isinstance(item, _End):
                 break
+            if self._stopped.is_set():  # the queue was emptied: refs may be missing
+                raise ScanStopped()
             yield item
         opened, ended = self.opened, self.ended  # both set before _End
         if opened is None or ended is None or not same_version(opened, ended):

@@ -179,10 +179,10 @@ class Client(SyncMethods, PruneMethods):
         try:
             return await pipeline.upload_files(files, listed)
         finally:
-            if early is not None:  # read, or not (the upload failed before, or did not read
-                await asyncio.to_thread(early.stop)  # it): its thread ends here
             if cache is not None:
                 cache.save()  # what was stored before a failure is worth remembering too
+            if early is not None:  # read, or not (the upload failed before, or did not read
+                await asyncio.to_thread(early.stop)  # it): its thread ends here
 
     async def files_cache(self, bucket: str, profile: ChunkerProfile) -> FileCache | None:
         """The files cache of uploads to ``bucket`` ("": files without a bucket) with

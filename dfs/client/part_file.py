@@ -101,12 +101,14 @@ class PartFile:
             raise OSError(exc.errno, exc.strerror, str(self.target)) from None
 
     def _opened_for_nobody(self, opening: asyncio.Future[None]) -> None:
-        if not opening.cancelled() and opening.exception() is None:
-            os.close(self.fd)
-            if not self.resume:
-                self._unlink()
-        self._opening = None
-        self.release_dir()
+        try:
+            if not opening.cancelled() and opening.exception() is None:
+                os.close(self.fd)
+                if not self.resume:
+                    self._unlink()
+        finally:
+            self._opening = None
+            self.release_dir()
 
     def _open(self) -> None:
         """Open the temp file, never through a link planted at its predictable name, and
@@ -114,11 +116,15 @@ class PartFile:
         if self.resume:
             fd = open_own(self._at(self.path), os.O_RDWR | os.O_CREAT, 0o600, self.dir_fd)
             if fd is not None:
+                try:
+                    os.fchmod(fd, 0o600)  # one an older client made readable to all
+                    self.sidecar.load()
+                    if not self.sidecar.offsets:
+                        os.ftruncate(fd, 0)
+                except BaseException:
+                    os.close(fd)
+                    raise
                 self.fd = fd
-                os.fchmod(fd, 0o600)  # one an older client made readable to all
-                self.sidecar.load()
-                if not self.sidecar.offsets:
-                    os.ftruncate(self.fd, 0)
                 return
             # something that is not our file lies at the fixed name: a private one instead
             log.warning("%s is not a file of ours; not resuming into it", self.path)

@@ -253,11 +253,7 @@ class DownloadPipeline:
         else:  # its folder, made and opened from root (``dfs.client.target_dirs``)
             folder = await TargetDirs(self.root).open_async(str(target.parent))
             part = PartFile(target, file_id, self.conn.resume, folder)
-        try:
-            await self._to_part(plan, fetcher, part, deferred)
-        except BaseException:
-            part.release_dir()  # (abandon did, unless the temp file could not be opened)
-            raise
+        await self._to_part(plan, fetcher, part, deferred)  # its folder closed if it fails
         await part.commit(target, file_id, str(plan["sha256"]), self.overwrite)
         return DownloadResult(
             file_id=file_id,

@@ -386,11 +386,7 @@ class SyncMethods(NamespaceMethods):
         session = self._require_session()
         async with request(session, "GET", url, headers=self._auth(), params=params) as resp:
             part = PartFile(target, "", False, await dirs.open_async(str(target.parent)))
-            try:
-                await part.open()
-            except BaseException:
-                part.release_dir()
-                raise
+            await part.open()  # (its folder closed if it fails)
             try:
                 size = await _receive(resp, part)
                 # made 0600 while written; the object's mtime metadata, where it has one

@@ -86,10 +86,11 @@ class PartFile:
             os.unlink(self._at(self.path), dir_fd=self.dir_fd)
 
     async def open(self) -> None:
-        """Open the temp file (``_open``, on a worker thread). Cancelled, the thread runs on
-        with this file's folder: once it ends, what it opened is closed and removed and the
-        folder closed (``release_dir`` leaves the folder to it), never the folder closed
-        under it, which made it open the temp file by its full path."""
+        """Open the temp file (``_open``, on a worker thread); the folder is closed if it
+        cannot be. Cancelled, the thread runs on with this file's folder: once it ends, what
+        it opened is closed and removed and the folder closed (``release_dir`` leaves the
+        folder to it), never the folder closed under it, which made it open the temp file by
+        its full path."""
         opening = asyncio.get_running_loop().run_in_executor(None, self._open)
         try:
             await asyncio.shield(opening)
@@ -98,7 +99,11 @@ class PartFile:
             opening.add_done_callback(self._opened_for_nobody)
             raise
         except OSError as exc:  # the user's path in the message, not the temp file's
+            self.release_dir()
             raise OSError(exc.errno, exc.strerror, str(self.target)) from None
+        except BaseException:
+            self.release_dir()
+            raise
 
     def _opened_for_nobody(self, opening: asyncio.Future[None]) -> None:
         try:
@@ -219,11 +224,13 @@ class PartFile:
 
     def abandon(self) -> None:
         """After a failure: close; keep the file and sidecar for the next run to resume."""
-        self._stop_threads()
-        os.close(self.fd)
-        if not self.resume:
-            self._unlink()
-        self.release_dir()
+        try:
+            self._stop_threads()
+            os.close(self.fd)
+            if not self.resume:
+                self._unlink()
+        finally:
+            self.release_dir()
 
     def release_dir(self) -> None:
         """Close the target's folder (once; ``abandon`` and ``commit`` do), unless a

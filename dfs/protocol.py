@@ -166,8 +166,10 @@ MAX_CHUNKS_PER_FILE: Final = 100_000
 DEFAULT_CONCURRENCY: Final = 8
 """Chunks a client keeps in flight unless told (``Client(concurrency=)``, ``--concurrency``):
 here, not in dfs.client.library, so that the CLI's option can show it without loading the
-library. A download's memory grows with its square (as many big files at once, each with a
-window of as many pieces), so it is not raised with the upload's."""
+library. A download fetches ahead as many big files at once, each with a window of up to
+twice as many pieces, bounded together by one byte budget linear in it
+(``dfs.client.download.ByteBudget``); raising it did not speed a download up
+(bench/README.md), so it is not raised with the upload's."""
 DEFAULT_UPLOAD_CONCURRENCY: Final = 16
 """``dfs-client upload``'s chunks in flight unless told: a node's writes of concurrent chunks
 share their journal commits, and a 1 GiB upload at RF 1 took 3.5-3.6 s at 16 against

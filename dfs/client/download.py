@@ -12,7 +12,13 @@ match, the chunks that were wrong are found on disk and fetched again, verified
 (``dfs.client.part_mend``), before the file is named. To standard output every chunk is
 verified before it is written.
 Memory is bounded by ``concurrency`` pieces (runs of at most ``RUN_BYTES``), or
-``concurrency * SLOT_BYTES`` when more pieces than that are in flight.
+``concurrency * SLOT_BYTES`` when more pieces than that are in flight; and across all the
+files one pipeline downloads at once by one ``ByteBudget`` (``WINDOW_SLOTS * concurrency *
+SLOT_BYTES``): a file adds a piece to its window only while the pieces fetched ahead by all
+of them fit, or while its own window is empty. So ``concurrency`` big files at once (twice
+that while two batches overlap) hold the budget plus a piece each, not ``concurrency``
+windows of ``concurrency`` pieces; and no file ever waits for another's bytes, only for its
+own first piece, so the budget cannot deadlock.
 
 Many files (``download_files``): ``/download-plans`` for up to ``BATCH_FILES`` files per
 request instead of a round trip each (``dfs.client.plans``), pipelined: the next batch's
@@ -68,6 +74,9 @@ SLOT_BYTES = 4 * 1024 * 1024
 """A file's window holds ``concurrency`` pieces, up to twice as many while they add up to
 less than ``concurrency * SLOT_BYTES``: the memory of ``concurrency`` of the largest chunks,
 twice the reads in flight for average ones (~6% faster for 1 GiB: bench/README.md)."""
+WINDOW_SLOTS = 2
+"""All the windows of one download together hold ``WINDOW_SLOTS * concurrency * SLOT_BYTES``
+(and a piece per file beyond it): one file's whole window, twice over."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,26 @@ class DownloadResult:
     hedges: int = 0  # reads that also asked a second replica because the first was slow
 
 
+class ByteBudget:
+    """Bytes of the pieces fetched ahead and not yet written, across all of a download's
+    files (see the module's docstring); ``peak``: the most it held."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+
+    def fits(self, size: int) -> bool:
+        return self.used + size <= self.limit
+
+    def take(self, size: int) -> None:
+        self.used += size
+        self.peak = max(self.peak, self.used)
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
 Piece = tuple[list[dict[str, Any]], bool]  # chunks in file order; a run (or one chunk alone)
 Window = collections.deque[tuple[Piece, asyncio.Task[Pieces]]]  # pieces and their fetches
 
@@ -90,9 +119,14 @@ Window = collections.deque[tuple[Piece, asyncio.Task[Pieces]]]  # pieces and the
 class DownloadPipeline:
     """Download files through plan, windowed fetch, write and commit; see the docstring."""
 
-    def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
+    def __init__(
+        self, conn: Connection, progress: ProgressFn | None, window_bytes: int | None = None
+    ) -> None:
         self.conn = conn
         self.progress = progress
+        # the pieces fetched ahead by all the files at once (``window_bytes``: another limit)
+        limit = WINDOW_SLOTS * conn.concurrency * SLOT_BYTES
+        self.budget = ByteBudget(limit if window_bytes is None else window_bytes)
         self.overwrite: Overwrite = conn.overwrite  # a bucket restore's asks per target
         # a target's mtime where it is not its file's (a bucket restore: the object's
         # mtime metadata), set on the file before it gets its name (``plans.retimed``)
@@ -293,39 +327,51 @@ class DownloadPipeline:
         self, chunks: list[dict[str, Any]], fetcher: ChunkFetcher, part: PartFile
     ) -> None:
         """Fetch pieces ahead (``_pieces``: a run of small chunks, or one chunk): up to
-        ``concurrency``, and up to twice as many within ``concurrency * SLOT_BYTES``; write
-        them in file order."""
+        ``concurrency``, and up to twice as many within ``concurrency * SLOT_BYTES``, while
+        the download's ``budget`` has room or the window is empty; write them in file order."""
         window: Window = collections.deque()
-        most, budget = self.conn.concurrency, self.conn.concurrency * SLOT_BYTES
-        held = 0  # bytes of the pieces in the window
+        most, own = self.conn.concurrency, self.conn.concurrency * SLOT_BYTES
+        held = 0  # bytes of the pieces in this file's window
         try:
             for piece in _pieces(chunks, batched=not self.conn.proxy):
-                size = sum(int(c["size"]) for c in piece[0])
+                size = _planned(piece)
                 while window and (
-                    len(window) >= 2 * most or (len(window) >= most and held + size > budget)
+                    len(window) >= 2 * most
+                    or (len(window) >= most and held + size > own)
+                    or not self.budget.fits(size)
                 ):
                     held -= await self._write_first(window, part)
                 window.append((piece, asyncio.create_task(_piece_bytes(piece, fetcher, part))))
+                self.budget.take(size)
                 held += size
             while window:
                 await self._write_first(window, part)
         finally:
+            self.budget.give(sum(_planned(p) for p, _t in window))
             for _piece, task in window:
                 task.cancel()
             if window:
                 await asyncio.gather(*(t for _p, t in window), return_exceptions=True)
 
     async def _write_first(self, window: Window, part: PartFile) -> int:
-        """Write the window's first piece when it has arrived; returns its bytes."""
-        (chunks, run), task = window[0]
+        """Write the window's first piece when it has arrived; returns its planned bytes,
+        given back to the budget as it leaves the window."""
+        piece, task = window[0]
         data = await task
         window.popleft()
+        size = _planned(piece)
+        self.budget.give(size)
+        chunks, run = piece
         offsets = [int(c["offset"]) for c in chunks] if run else []
         await part.write(int(chunks[0]["offset"]), data, offsets)
-        size = sum(len(p) for p in data)
         if self.progress:
-            self.progress(size)
+            self.progress(sum(len(p) for p in data))
         return size
+
+
+def _planned(piece: Piece) -> int:
+    """A piece's bytes by its plan."""
+    return sum(int(c["size"]) for c in piece[0])
 
 
 def _pieces(chunks: Sequence[dict[str, Any]], batched: bool) -> Iterator[Piece]:

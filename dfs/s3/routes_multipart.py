@@ -17,15 +17,13 @@ UploadPartCopy, Complete) checks again that the caller may write the bucket. Upl
 taps the part's bytes for the object's SHA-256 (``Multipart.chains``).
 CompleteMultipartUpload re-chunks the parts around their edges (``Multipart.assemble``;
 reading every part back when the SHA-256 was not kept), which takes time growing with the
-object: as S3 does, when it is not done within
-``KEEPALIVE`` seconds the answer starts (200) and whitespace is sent every ``KEEPALIVE``
-seconds until the result, or an ``<Error>`` document, ends the body (botocore reads an
-error in a 200 answer of this call as the error).
+object: its answer is kept alive past ``dfs.s3.complete_answer.KEEPALIVE``, and a Complete
+sent again while the first is assembling waits for that one's result
+(``dfs.s3.complete_answer``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -56,6 +54,7 @@ from dfs.meta.namespace import ACCESS_PRIVATE, VERSIONING_UNVERSIONED, BucketRec
 from dfs.s3 import (
     acl,
     checksums,
+    complete_answer,
     conditional,
     multipart_listing,
     multipart_retry,
@@ -81,8 +80,6 @@ from dfs.s3.errors import (
     Handler,
     S3Error,
     access_denied,
-    error_response,
-    from_dfs,
     not_implemented,
 )
 from dfs.s3.names import bucket_name
@@ -90,10 +87,6 @@ from dfs.s3.names import bucket_name
 log = logging.getLogger("dfs.s3.multipart")
 
 MULTIPART = web.AppKey("multipart", Multipart)
-KEEPALIVE = 5.0
-_RUNNING: set[asyncio.Task[str]] = set()
-"""Completes in progress: held here so that one whose client went away still finishes (as
-on S3) and is not garbage-collected half-way."""
 MAX_LISTED = 1000
 
 
@@ -438,63 +431,33 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
         raise
     cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
     mp = request.app[MULTIPART]
-    parts = await mp.begin_complete(u)
+    try:
+        parts = await mp.begin_complete(u)
+    except UploadNotFound:  # another Complete of it is under way (or just ended)
+        return await complete_answer.answer(
+            request, complete_answer.after_another(request, mp, u, asked)
+        )
     try:
         chosen = multipart_xml.choose_parts(parts, asked)
         _check_expected(request, u, chosen)
     except BaseException:
         await mp.reopen(u)
         raise
-    linked: list[PutResult] = []
-    task = asyncio.create_task(_assemble_and_link(request, u, chosen, cond, linked))
-    _RUNNING.add(task)
-    task.add_done_callback(_RUNNING.discard)
-    done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
-    if done:
-        etag = task.result()
-        resp = xml_response(
-            "CompleteMultipartUploadResult", _complete_xml(request, u, etag, chosen)
-        )
-        resp.headers.update(object_writes.version_header(b, linked[0].version))
-        return resp
-    return await _complete_slowly(request, u, task, chosen)
+    return await complete_answer.answer(request, _completed(request, b, u, chosen, cond))
 
 
-async def _complete_slowly(
+async def _completed(
     request: web.Request,
+    b: BucketRecord,
     u: MultipartUpload,
-    task: asyncio.Task[str],
-    parts: list[UploadPart],
-) -> web.StreamResponse:
-    """The answer of a Complete not done within ``KEEPALIVE`` seconds: 200 sent at once,
-    whitespace until the result. Its headers are gone by then, so it has no
-    ``x-amz-version-id`` (ListObjectVersions or a HEAD tells the version)."""
-    resp = web.StreamResponse(status=200, headers={hdrs.CONTENT_TYPE: "application/xml"})
-    await resp.prepare(request)
-    await resp.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
-        if done:
-            break
-        await resp.write(b" ")
-    try:
-        etag = task.result()
-        text = (
-            xml_response(
-                "CompleteMultipartUploadResult", _complete_xml(request, u, etag, parts)
-            ).text
-            or ""
-        )
-    except S3Error as err:
-        text = error_response(err, request.path).text or ""
-    except DfsError as exc:
-        text = error_response(from_dfs(exc), request.path).text or ""
-    except Exception:  # the status is sent: the error can only be told in the body
-        log.exception("complete of %s/%s failed", u.bucket, u.key)
-        text = error_response(from_dfs(DfsError("internal")), request.path).text or ""
-    body = text.split("\n", 1)[1] if text.startswith("<?xml") else text
-    await resp.write(body.encode())
-    await resp.write_eof()
+    chosen: list[UploadPart],
+    cond: object_writes.WriteCondition,
+) -> web.Response:
+    """The object of ``chosen`` assembled and linked; its answer."""
+    linked: list[PutResult] = []
+    etag = await _assemble_and_link(request, u, chosen, cond, linked)
+    resp = xml_response("CompleteMultipartUploadResult", _complete_xml(request, u, etag, chosen))
+    resp.headers.update(object_writes.version_header(b, linked[0].version))
     return resp
 
 

@@ -1,0 +1,146 @@
+"""A CompleteMultipartUpload sent again while the first is still assembling (issue 14).
+
+botocore sends a Complete again when it lost the first one's answer; the first may still be
+assembling the object. The second used to find the upload ``completing`` and answer
+``NoSuchUpload``: the client's upload failed while its object was being stored. Now it
+waits for the first (``dfs.s3.complete_answer.after_another``) and is answered as that one
+was; when the first fails, it is told to send again (503, which botocore retries), and that
+Complete makes the object. Through the gateway in process with boto3, one attempt per call;
+the first Complete's assembly is held until the second is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from dfs.api.multipart import Multipart
+from dfs.errors import FileNotFound
+from dfs.s3 import complete_answer
+from tests.integration.conftest import InProcessCluster
+from tests.integration.test_namespace_api import tokens
+from tests.integration.test_s3_multipart_calls import _access_key, _client, _read
+from tests.integration.test_s3_tenancy import gateway, run
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
+]
+
+MIB = 1024 * 1024
+DEADLINE = 30.0
+PARTS = [b"a" * (5 * MIB), b"tail"]
+
+
+def _held_assembly(
+    monkeypatch: pytest.MonkeyPatch, fail_first: bool
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """``Multipart.assemble`` waits, at its first call, until the second event is set (the
+    first is set when it is called); it then fails as a part's lost bytes make it fail, when
+    ``fail_first``. Later calls are the real one."""
+    entered, released = asyncio.Event(), asyncio.Event()
+    real = Multipart.assemble
+    calls = 0
+
+    async def held(self: Multipart, *args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            entered.set()
+            await released.wait()
+            if fail_first:
+                raise FileNotFound("a part's file is gone")
+        return await real(self, *args)
+
+    monkeypatch.setattr(Multipart, "assemble", held)
+    return entered, released
+
+
+def _waiting(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set when a Complete begins to wait for another (the real wait then runs)."""
+    waiting = asyncio.Event()
+    real = complete_answer.after_another
+
+    def spy(*args: Any) -> Any:
+        waiting.set()
+        return real(*args)
+
+    monkeypatch.setattr(complete_answer, "after_another", spy)
+    return waiting
+
+
+async def _upload(s3: Any) -> tuple[str, list[dict[str, Any]]]:
+    await run(s3.create_bucket, Bucket="bkt")
+    await run(s3.put_bucket_versioning, Bucket="bkt", VersioningConfiguration={"Status": "Enabled"})
+    uid = (await run(s3.create_multipart_upload, Bucket="bkt", Key="obj"))["UploadId"]
+    listed = []
+    for n, body in enumerate(PARTS, 1):
+        got = await run(
+            s3.upload_part, Bucket="bkt", Key="obj", UploadId=uid, PartNumber=n, Body=body
+        )
+        listed.append({"PartNumber": n, "ETag": got["ETag"]})
+    return uid, listed
+
+
+def _complete(s3: Any, uid: str, listed: list[dict[str, Any]]) -> Any:
+    return lambda: s3.complete_multipart_upload(
+        Bucket="bkt", Key="obj", UploadId=uid, MultipartUpload={"Parts": listed}
+    )
+
+
+async def test_a_complete_sent_again_while_assembling_gets_the_first_ones_answer(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, released = _held_assembly(monkeypatch, fail_first=False)
+    waiting = _waiting(monkeypatch)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    async with gateway(inproc) as url:
+        s3 = _client(url, await _access_key(inproc.api.url, alice))
+        uid, listed = await _upload(s3)
+        complete = _complete(s3, uid, listed)
+        first = asyncio.ensure_future(asyncio.to_thread(complete))
+        try:
+            await asyncio.wait_for(entered.wait(), DEADLINE)
+            second = asyncio.ensure_future(asyncio.to_thread(complete))
+            await asyncio.wait_for(waiting.wait(), DEADLINE)
+            assert not second.done()  # it waits for the first, it does not fail
+        finally:
+            released.set()
+        one, two = await asyncio.wait_for(asyncio.gather(first, second), DEADLINE)
+        assert one["ETag"] == two["ETag"]
+        assert one["VersionId"] == two["VersionId"]
+        versions = await run(s3.list_object_versions, Bucket="bkt")
+        assert len(versions["Versions"]) == 1  # one object, not two
+        assert (await asyncio.to_thread(_read, s3, "bkt", "obj"))[1] == b"".join(PARTS)
+
+
+async def test_when_the_first_fails_the_one_sent_again_is_told_to_retry_and_completes(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, released = _held_assembly(monkeypatch, fail_first=True)
+    waiting = _waiting(monkeypatch)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    async with gateway(inproc) as url:
+        s3 = _client(url, await _access_key(inproc.api.url, alice))
+        uid, listed = await _upload(s3)
+        complete = _complete(s3, uid, listed)
+        first = asyncio.ensure_future(asyncio.to_thread(complete))
+        try:
+            await asyncio.wait_for(entered.wait(), DEADLINE)
+            second = asyncio.ensure_future(asyncio.to_thread(complete))
+            await asyncio.wait_for(waiting.wait(), DEADLINE)
+        finally:
+            released.set()
+        codes = []
+        for call in (first, second):
+            with pytest.raises(ClientError) as info:
+                await asyncio.wait_for(call, DEADLINE)
+            codes.append(info.value.response["Error"]["Code"])
+        assert codes == ["InvalidPart", "ServiceUnavailable"]
+        # botocore sends a 503 again (one attempt per call here: sent by hand)
+        done = await run(complete)
+        assert done["ETag"]
+        assert (await asyncio.to_thread(_read, s3, "bkt", "obj"))[1] == b"".join(PARTS)

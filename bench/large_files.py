@@ -51,14 +51,13 @@ import os
 import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import scratch_fs, small_files
+from bench import rounds, scratch_fs, small_files
 from bench.core import chunk_write_rate, run_client
 from dfs.chunking import ChunkerProfile, scan_file
 from dfs.chunkstore.fan_out import read_fan_out
@@ -360,32 +359,28 @@ def targets(tools: list[Tool], size: int, disk: float) -> list[str]:
     return out
 
 
-def rounds_summary(rounds: Sequence[Sequence[Target]]) -> list[str]:
+def rounds_summary(by_round: Sequence[Sequence[Target]]) -> list[str]:
     """Each target over the rounds: every round's measure over its bound, the median, and
     in how many rounds it was met (one round on a shared VM says little: its CPU's speed
     moves from minute to minute)."""
-    lines = [
-        f"Over {len(rounds)} rounds (measured / bound, each round's own bound):",
-        "",
-        "| target | per round | median | met in |",
-        "|---|---|---|---|",
-    ]
-    for label in dict.fromkeys(t.label for r in rounds for t in r):
-        shares = [t for r in rounds for t in r if t.label == label]
-        values = [t.share for t in shares]
-        each = ", ".join(f"{v:.2f}" for v in values)
-        met = sum(t.met for t in shares)
-        lines.append(
-            f"| {label} | {each} | {statistics.median(values):.2f} | {met} of {len(shares)} |"
-        )
-    return lines
+    targets: list[rounds.Target] = []
+    for label in dict.fromkeys(t.label for r in by_round for t in r):
+        shares = [t for r in by_round for t in r if t.label == label]
+        targets.append((label, [t.share for t in shares], [t.met for t in shares]))
+    title = f"Over {len(by_round)} rounds (measured / bound, each round's own bound):"
+    return rounds.target_table(title, targets)
 
 
 def bench_tool(
-    name: str, base: Path, src: Path, args: argparse.Namespace, aged: list[str] | None
+    name: str,
+    base: Path,
+    src: Path,
+    args: argparse.Namespace,
+    aged: list[str] | None,
+    profile: Path | None,
 ) -> list[Tool]:
     if name == "dfs":
-        return [bench_dfs(base, src, rf, args.concurrency, args.profile, aged) for rf in args.rf]
+        return [bench_dfs(base, src, rf, args.concurrency, profile, aged) for rf in args.rf]
     if name == "borg":
         return [bench_borg(base, src)]
     if name == "restic":
@@ -431,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             # every other round in the reverse order: no tool always runs first
             order = args.tools if n % 2 == 0 else args.tools[::-1]
             probes = {w: disk_probe(base, w) for w in (1, 2)}
-            tools = [t for name in order for t in bench_tool(name, base, src, args, aged)]
+            profile = rounds.round_profile(args.profile, n, args.rounds)
+            tools = [t for name in order for t in bench_tool(name, base, src, args, aged, profile)]
             if args.rounds > 1:
                 print(f"## Round {n + 1} of {args.rounds} ({', '.join(order)})\n")
             print("\n".join(report(tools, src.stat().st_size, probes, what)), flush=True)

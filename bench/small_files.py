@@ -66,7 +66,6 @@ import filecmp
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import sysconfig
@@ -76,7 +75,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import measure, scratch_fs
+from bench import measure, rounds, scratch_fs
 from dfs.client.file_cache import RACY_NS
 from dfs.localcluster import LocalCluster, console_script
 
@@ -437,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.rounds > 1:
                 print(f"\n## Round {n + 1} of {args.rounds} ({', '.join(order)})")
             with tempfile.TemporaryDirectory(prefix="dfs-bench-small-", dir=parent) as tmp:
-                rows, files, size, spread = one_round(Path(tmp), args, order)
+                profile = rounds.round_profile(args.profile, n, args.rounds)
+                rows, files, size, spread = one_round(Path(tmp), args, order, profile)
             report(rows, files, size, args.tree)
             print(f"restore folders spread over block groups (chattr +T): {spread}")
             by_round.append(rows)
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def one_round(
-    base: Path, args: argparse.Namespace, order: Sequence[str]
+    base: Path, args: argparse.Namespace, order: Sequence[str], profile: Path | None
 ) -> tuple[list[Row], int, int, bool]:
     """Every tool of ``order`` on its own copy of the tree made in ``base``: their rows, the
     tree's files and bytes, and whether the restore folders were spread (``spread_folders``)."""
@@ -467,7 +467,7 @@ def one_round(
     for tool in order:
         src = base / f"{tool}-src"
         if tool == "dfs" or tool in BUCKET_TOOLS:
-            rows.append(bench_dfs(base, src, args.edits, args.profile, args.api_workers, tool))
+            rows.append(bench_dfs(base, src, args.edits, profile, args.api_workers, tool))
         elif tool == "restic":
             rows.append(bench_restic(base, src, args.edits))
         else:
@@ -487,24 +487,15 @@ def rounds_summary(by_round: Sequence[Sequence[Row]]) -> list[str]:
     ]
     if not pairs:
         return []
-    lines = [
-        f"Over {len(pairs)} rounds, dfs by name against restic:",
-        "",
-        "| target | per round | median | met in |",
-        "|---|---|---|---|",
-    ]
+    targets: list[rounds.Target] = []
     for step in ("backup v1", "backup v2", "restore v2"):
         ratios = [r.steps[step].seconds / d.steps[step].seconds for d, r in pairs]
-        lines.append(_summary_row(f"{step} files/s >= 1.25x restic", ratios, 1.25, False))
+        label = f"{step} files/s >= 1.25x restic"
+        targets.append((label, ratios, [x >= 1.25 for x in ratios]))
     ratios = [d.disk / max(r.disk, 1) for d, r in pairs]
-    lines.append(_summary_row("bytes on disk <= 1.1x restic", ratios, 1.1, True))
-    return lines
-
-
-def _summary_row(label: str, ratios: Sequence[float], bound: float, at_most: bool) -> str:
-    met = sum(r <= bound if at_most else r >= bound for r in ratios)
-    each = ", ".join(f"{r:.2f}x" for r in ratios)
-    return f"| {label} | {each} | {statistics.median(ratios):.2f}x | {met} of {len(ratios)} |"
+    targets.append(("bytes on disk <= 1.1x restic", ratios, [x <= 1.1 for x in ratios]))
+    title = f"Over {len(pairs)} rounds, dfs by name against restic:"
+    return rounds.target_table(title, targets, "x")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ match, the chunks that were wrong are found on disk and fetched again, verified
 verified before it is written.
 Memory is bounded by ``concurrency`` pieces (runs of at most ``RUN_BYTES``), or
 ``concurrency * SLOT_BYTES`` when more pieces than that are in flight; and across all the
-files one pipeline downloads at once by one ``ByteBudget`` (``WINDOW_SLOTS * concurrency *
-SLOT_BYTES``): a file adds a piece to its window only while the pieces fetched ahead by all
+files one pipeline downloads at once by one ``ByteBudget`` (``concurrency * WINDOW_BYTES``):
+a file adds a piece to its window only while the pieces fetched ahead by all
 of them fit, or while its own window is empty. So ``concurrency`` big files at once (twice
 that while two batches overlap) hold the budget plus a piece each, not ``concurrency``
 windows of ``concurrency`` pieces; and no file ever waits for another's bytes, only for its
@@ -74,9 +74,10 @@ SLOT_BYTES = 4 * 1024 * 1024
 """A file's window holds ``concurrency`` pieces, up to twice as many while they add up to
 less than ``concurrency * SLOT_BYTES``: the memory of ``concurrency`` of the largest chunks,
 twice the reads in flight for average ones (~6% faster for 1 GiB: bench/README.md)."""
-WINDOW_SLOTS = 2
-"""All the windows of one download together hold ``WINDOW_SLOTS * concurrency * SLOT_BYTES``
-(and a piece per file beyond it): one file's whole window, twice over."""
+WINDOW_BYTES = max(2 * SLOT_BYTES, protocol.MAX_CHUNK_SIZE)
+"""All the windows of one download together hold ``concurrency * WINDOW_BYTES`` (and a piece
+per file beyond it): one file's whole window twice over, or ``concurrency`` of the largest
+chunks any profile cuts, so that one file alone is never held back by it."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class DownloadPipeline:
         self.conn = conn
         self.progress = progress
         # the pieces fetched ahead by all the files at once (``window_bytes``: another limit)
-        limit = WINDOW_SLOTS * conn.concurrency * SLOT_BYTES
+        limit = conn.concurrency * WINDOW_BYTES
         self.budget = ByteBudget(limit if window_bytes is None else window_bytes)
         self.overwrite: Overwrite = conn.overwrite  # a bucket restore's asks per target
         # a target's mtime where it is not its file's (a bucket restore: the object's

@@ -16,7 +16,12 @@ Complete of the same upload.
   (``dfs.s3.multipart_retry``, or ``NoSuchUpload`` for another part list); given back open
   (the first failed), 503 ``ServiceUnavailable``, which botocore retries, and that retry
   completes it; still ``completing`` after ``OTHER_WAIT`` (a gateway that crashed
-  mid-assembly leaves it so until abandoned uploads are collected), 503 as well.
+  mid-assembly leaves it so until abandoned uploads are collected), 503 as well. An upload
+  left ``completing`` after its object was linked (the first's last state change failed,
+  or its gateway crashed just then) is answered as completed: from ``LINKED_AFTER``
+  seconds on, every ``LINKED_EVERY`` seconds, the wait also asks whether the key's current
+  version is the object of exactly these parts. Unlike an assembly, the wait is no work to
+  finish: it ends with its request, whose client may have gone.
 """
 
 from __future__ import annotations
@@ -43,22 +48,41 @@ OTHER_WAIT = 900.0
 """How long a Complete waits for another Complete of its upload to end."""
 OTHER_POLL = 0.25
 """Seconds between its looks at the upload's state meanwhile."""
+LINKED_AFTER = 30.0
+LINKED_EVERY = 5.0
+"""When (seconds into the wait) and how often it also looks for the object already linked."""
 _RUNNING: set[asyncio.Task[web.Response]] = set()
 """Completes in progress: held here so that one whose client went away still finishes (as
 on S3) and is not garbage-collected half-way."""
 
 
 async def answer(
-    request: web.Request, work: Coroutine[Any, Any, web.Response]
+    request: web.Request, work: Coroutine[Any, Any, web.Response], *, finish: bool = True
 ) -> web.StreamResponse:
-    """``work``'s answer when it is done within ``KEEPALIVE``; otherwise kept alive."""
+    """``work``'s answer when it is done within ``KEEPALIVE``; otherwise kept alive.
+    ``finish``: ``work`` runs to its end even if the request ends first (an assembly);
+    otherwise it is cancelled with the request (a wait)."""
     task = asyncio.create_task(work)
-    _RUNNING.add(task)
-    task.add_done_callback(_RUNNING.discard)
-    done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
-    if done:
-        return task.result()
-    return await kept_alive(request, task)
+    if finish:
+        _RUNNING.add(task)
+        task.add_done_callback(_RUNNING.discard)
+    else:
+        task.add_done_callback(_retrieved)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
+        if done:
+            return task.result()
+        return await kept_alive(request, task)
+    finally:
+        if not finish:
+            task.cancel()
+
+
+def _retrieved(task: asyncio.Task[web.Response]) -> None:
+    """A wait's error read, so that one nobody awaits (its client gone) is not logged as
+    lost: it is only this request's answer."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def kept_alive(request: web.Request, task: asyncio.Task[web.Response]) -> web.StreamResponse:
@@ -97,7 +121,8 @@ async def after_another(
     """The answer of a Complete of ``u`` once the other Complete under way has ended (see
     the module's docstring)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + OTHER_WAIT
+    started = loop.time()
+    looked = started + LINKED_AFTER - LINKED_EVERY  # when it last looked for the object
     while True:
         try:
             state = (await mp.store.get_multipart_upload(u.upload_id)).state
@@ -107,12 +132,16 @@ async def after_another(
             raise S3Error(
                 "ServiceUnavailable", 503, "another Complete of this upload failed: send again"
             )
-        if state != UPLOAD_COMPLETING:  # done: linked, or aborted
+        now = loop.time()
+        ended = state != UPLOAD_COMPLETING  # done: linked, or aborted
+        if ended or now - looked >= LINKED_EVERY:
+            looked = now
             again = await multipart_retry.completed_before(request, u.bucket, u.key, asked)
-            if again is None:
+            if again is not None:
+                return again
+            if ended:
                 raise UploadNotFound(f"no multipart upload {u.upload_id} of {u.bucket}/{u.key}")
-            return again
-        if loop.time() >= deadline:
+        if now - started >= OTHER_WAIT:
             raise S3Error(
                 "ServiceUnavailable", 503, "another Complete of this upload is still running"
             )

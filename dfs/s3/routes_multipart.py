@@ -429,14 +429,14 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
         if again := await multipart_retry.completed_before(request, bucket, key, asked):
             return again
         raise
-    cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
     mp = request.app[MULTIPART]
+    if u.state == UPLOAD_COMPLETING:  # another Complete of it is under way: its condition rules
+        return await _after_another(request, mp, u, asked)
+    cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
     try:
         parts = await mp.begin_complete(u)
-    except UploadNotFound:  # another Complete of it is under way (or just ended)
-        return await complete_answer.answer(
-            request, complete_answer.after_another(request, mp, u, asked)
-        )
+    except UploadNotFound:  # another Complete took it meanwhile (or it just ended)
+        return await _after_another(request, mp, u, asked)
     try:
         chosen = multipart_xml.choose_parts(parts, asked)
         _check_expected(request, u, chosen)
@@ -444,6 +444,13 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
         await mp.reopen(u)
         raise
     return await complete_answer.answer(request, _completed(request, b, u, chosen, cond))
+
+
+async def _after_another(
+    request: web.Request, mp: Multipart, u: MultipartUpload, asked: Sequence[multipart_xml.Asked]
+) -> web.StreamResponse:
+    waiting = complete_answer.after_another(request, mp, u, asked)
+    return await complete_answer.answer(request, waiting, finish=False)
 
 
 async def _completed(

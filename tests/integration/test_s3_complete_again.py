@@ -6,7 +6,7 @@ assembling the object. The second used to find the upload ``completing`` and ans
 waits for the first (``dfs.s3.complete_answer.after_another``) and is answered as that one
 was; when the first fails, it is told to send again (503, which botocore retries), and that
 Complete makes the object. Through the gateway in process with boto3, one attempt per call;
-the first Complete's assembly is held until the second is waiting.
+the first Complete's assembly is held until the second has found the upload completing.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from dfs.api.multipart import Multipart
 from dfs.errors import FileNotFound
-from dfs.s3 import complete_answer
+from dfs.meta.multipart import UPLOAD_COMPLETING
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
 from tests.integration.test_s3_multipart_calls import _access_key, _client, _read
@@ -59,17 +59,21 @@ def _held_assembly(
     return entered, released
 
 
-def _waiting(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-    """Set when a Complete begins to wait for another (the real wait then runs)."""
-    waiting = asyncio.Event()
-    real = complete_answer.after_another
+def _seen_completing(monkeypatch: pytest.MonkeyPatch, inproc: InProcessCluster) -> asyncio.Event:
+    """Set when the store answers a read of an upload that is ``completing``: the first
+    Complete reads it open, so that read is the second's (the real read runs)."""
+    seen = asyncio.Event()
+    store = type(inproc.api.coordinator.meta)
+    real = store.get_multipart_upload
 
-    def spy(*args: Any) -> Any:
-        waiting.set()
-        return real(*args)
+    async def spy(self: Any, upload_id: str) -> Any:
+        got = await real(self, upload_id)
+        if got.state == UPLOAD_COMPLETING:
+            seen.set()
+        return got
 
-    monkeypatch.setattr(complete_answer, "after_another", spy)
-    return waiting
+    monkeypatch.setattr(store, "get_multipart_upload", spy)
+    return seen
 
 
 async def _upload(s3: Any) -> tuple[str, list[dict[str, Any]]]:
@@ -95,7 +99,7 @@ async def test_a_complete_sent_again_while_assembling_gets_the_first_ones_answer
     inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entered, released = _held_assembly(monkeypatch, fail_first=False)
-    waiting = _waiting(monkeypatch)
+    waiting = _seen_completing(monkeypatch, inproc)
     (alice,) = await tokens(inproc.api.url, "alice")
     async with gateway(inproc) as url:
         s3 = _client(url, await _access_key(inproc.api.url, alice))
@@ -105,8 +109,7 @@ async def test_a_complete_sent_again_while_assembling_gets_the_first_ones_answer
         try:
             await asyncio.wait_for(entered.wait(), DEADLINE)
             second = asyncio.ensure_future(asyncio.to_thread(complete))
-            await asyncio.wait_for(waiting.wait(), DEADLINE)
-            assert not second.done()  # it waits for the first, it does not fail
+            await asyncio.wait_for(waiting.wait(), DEADLINE)  # it found the first assembling
         finally:
             released.set()
         one, two = await asyncio.wait_for(asyncio.gather(first, second), DEADLINE)
@@ -121,7 +124,7 @@ async def test_when_the_first_fails_the_one_sent_again_is_told_to_retry_and_comp
     inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entered, released = _held_assembly(monkeypatch, fail_first=True)
-    waiting = _waiting(monkeypatch)
+    waiting = _seen_completing(monkeypatch, inproc)
     (alice,) = await tokens(inproc.api.url, "alice")
     async with gateway(inproc) as url:
         s3 = _client(url, await _access_key(inproc.api.url, alice))

@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                         got[name].append(
                             _restore(cluster.api_url, clients[name], args.mode, out, work)
                         )
-                        if not same_tree(src, out):
+                        # by prefix the stored names (v1/...) are kept under ``out``
+                        restored = out / "v1" if args.mode == "prefix" else out
+                        if not same_tree(src, restored):
                             raise SystemExit(f"{name}: the restore differs from the tree")
                     finally:
                         shutil.rmtree(out.parent)

@@ -12,6 +12,7 @@ the first Complete's assembly is held until the second has found the upload comp
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -89,10 +90,27 @@ async def _upload(s3: Any) -> tuple[str, list[dict[str, Any]]]:
     return uid, listed
 
 
-def _complete(s3: Any, uid: str, listed: list[dict[str, Any]]) -> Any:
+def _complete(s3: Any, uid: str, listed: list[dict[str, Any]]) -> Callable[[], Any]:
     return lambda: s3.complete_multipart_upload(
         Bucket="bkt", Key="obj", UploadId=uid, MultipartUpload={"Parts": listed}
     )
+
+
+async def _sent_twice(
+    s3: Any, entered: asyncio.Event, released: asyncio.Event, waiting: asyncio.Event
+) -> tuple[asyncio.Future[Any], asyncio.Future[Any], Callable[[], Any]]:
+    """The upload's Complete sent, and sent again once the first is assembling; the first
+    is let go once the second has found it so. Both calls, and the call."""
+    uid, listed = await _upload(s3)
+    complete = _complete(s3, uid, listed)
+    first = asyncio.ensure_future(asyncio.to_thread(complete))
+    try:
+        await asyncio.wait_for(entered.wait(), DEADLINE)
+        second = asyncio.ensure_future(asyncio.to_thread(complete))
+        await asyncio.wait_for(waiting.wait(), DEADLINE)
+    finally:
+        released.set()
+    return first, second, complete
 
 
 async def test_a_complete_sent_again_while_assembling_gets_the_first_ones_answer(
@@ -103,15 +121,7 @@ async def test_a_complete_sent_again_while_assembling_gets_the_first_ones_answer
     (alice,) = await tokens(inproc.api.url, "alice")
     async with gateway(inproc) as url:
         s3 = _client(url, await _access_key(inproc.api.url, alice))
-        uid, listed = await _upload(s3)
-        complete = _complete(s3, uid, listed)
-        first = asyncio.ensure_future(asyncio.to_thread(complete))
-        try:
-            await asyncio.wait_for(entered.wait(), DEADLINE)
-            second = asyncio.ensure_future(asyncio.to_thread(complete))
-            await asyncio.wait_for(waiting.wait(), DEADLINE)  # it found the first assembling
-        finally:
-            released.set()
+        first, second, _complete_call = await _sent_twice(s3, entered, released, waiting)
         one, two = await asyncio.wait_for(asyncio.gather(first, second), DEADLINE)
         assert one["ETag"] == two["ETag"]
         assert one["VersionId"] == two["VersionId"]
@@ -128,15 +138,7 @@ async def test_when_the_first_fails_the_one_sent_again_is_told_to_retry_and_comp
     (alice,) = await tokens(inproc.api.url, "alice")
     async with gateway(inproc) as url:
         s3 = _client(url, await _access_key(inproc.api.url, alice))
-        uid, listed = await _upload(s3)
-        complete = _complete(s3, uid, listed)
-        first = asyncio.ensure_future(asyncio.to_thread(complete))
-        try:
-            await asyncio.wait_for(entered.wait(), DEADLINE)
-            second = asyncio.ensure_future(asyncio.to_thread(complete))
-            await asyncio.wait_for(waiting.wait(), DEADLINE)
-        finally:
-            released.set()
+        first, second, complete = await _sent_twice(s3, entered, released, waiting)
         codes = []
         for call in (first, second):
             with pytest.raises(ClientError) as info:

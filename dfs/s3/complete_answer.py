@@ -20,7 +20,7 @@ Complete of the same upload.
   left ``completing`` after its object was linked (the first's last state change failed,
   or its gateway crashed just then) is answered as completed: from ``LINKED_AFTER``
   seconds on, every ``LINKED_EVERY`` seconds, the wait also asks whether the key's current
-  version is the object of exactly these parts. Unlike an assembly, the wait is no work to
+  version is the object of exactly these parts, made since the upload began. Unlike an assembly, the wait is no work to
   finish: it ends with its request, whose client may have gone.
 """
 
@@ -136,7 +136,10 @@ async def after_another(
         ended = state != UPLOAD_COMPLETING  # done: linked, or aborted
         if ended or now - looked >= LINKED_EVERY:
             looked = now
-            again = await multipart_retry.completed_before(request, u.bucket, u.key, asked)
+            # still completing: only a version this upload made (not an earlier object of
+            # the same bytes) tells that its link is done
+            after = None if ended else u.created_at
+            again = await multipart_retry.completed_before(request, u.bucket, u.key, asked, after)
             if again is not None:
                 return again
             if ended:

@@ -25,10 +25,15 @@ from dfs.s3.multipart_xml import Asked
 
 
 async def completed_before(
-    request: web.Request, bucket: str, key: str, asked: Sequence[Asked]
+    request: web.Request,
+    bucket: str,
+    key: str,
+    asked: Sequence[Asked],
+    made_after: float | None = None,
 ) -> web.Response | None:
     """The answer of the Complete of ``asked`` that made the key's current version, or None
-    if that version is not one (or the caller may not read it)."""
+    if that version is not one (or the caller may not read it, or, with ``made_after``, it
+    was made before that time: an earlier object of the same bytes)."""
     try:
         etag = multipart_etag([a.etag for a in asked])
     except ValueError:  # an ETag that is not hex: no part of ours, no object of them
@@ -41,6 +46,8 @@ async def completed_before(
     except (S3Error, DfsError):
         return None
     if v.is_delete_marker or v.etag != etag:
+        return None
+    if made_after is not None and v.created_at < made_after:
         return None
     location = f"{request.scheme}://{request.host}/{bucket}/{key}"
     body = xml("Location", location) + xml("Bucket", bucket) + xml("Key", key)

@@ -17,7 +17,7 @@ from dfs.meta.multipart import UPLOAD_COMPLETING, UPLOAD_OPEN, MultipartUpload
 from dfs.s3 import complete_answer, multipart_retry
 from dfs.s3.errors import S3Error
 
-UPLOAD = MultipartUpload("id1", "t", "bkt", "k", 0.0)
+UPLOAD = MultipartUpload("id1", "t", "bkt", "k", 1234.5)
 ANSWER = web.Response(text="the first one's answer")
 
 
@@ -43,17 +43,24 @@ def _mp(store: _Store) -> Multipart:
 
 @pytest.fixture(autouse=True)
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quick polls; no look for a linked object unless a test asks for one (a loaded
+    machine's stall would otherwise bring it in)."""
     monkeypatch.setattr(complete_answer, "OTHER_POLL", 0.001)
-    monkeypatch.setattr(complete_answer, "LINKED_AFTER", 0.05)
+    monkeypatch.setattr(complete_answer, "LINKED_AFTER", 3600.0)
     monkeypatch.setattr(complete_answer, "LINKED_EVERY", 0.02)
 
 
-def _linked(monkeypatch: pytest.MonkeyPatch, answer: web.Response | None) -> list[int]:
-    """``completed_before`` answers ``answer``; the list counts its calls."""
-    calls: list[int] = []
+def _looking_for_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(complete_answer, "LINKED_AFTER", 0.0)
 
-    async def completed_before(*_args: Any) -> web.Response | None:
-        calls.append(1)
+
+def _linked(monkeypatch: pytest.MonkeyPatch, answer: web.Response | None) -> list[float | None]:
+    """``completed_before`` answers ``answer``; the list holds the ``made_after`` of each
+    call."""
+    calls: list[float | None] = []
+
+    async def completed_before(*args: Any) -> web.Response | None:
+        calls.append(args[4])
         return answer
 
     monkeypatch.setattr(multipart_retry, "completed_before", completed_before)
@@ -66,10 +73,11 @@ async def _wait(store: _Store) -> web.Response:
 
 
 async def test_the_first_done_answers_as_it_did(monkeypatch: pytest.MonkeyPatch) -> None:
-    _linked(monkeypatch, ANSWER)
+    calls = _linked(monkeypatch, ANSWER)
     store = _Store(UPLOAD_COMPLETING, UPLOAD_COMPLETING, "")
     assert await asyncio.wait_for(_wait(store), 5) is ANSWER
     assert store.reads == 3  # it waited for the end
+    assert calls == [None]  # then any version of exactly these parts is its answer
 
 
 async def test_the_first_done_with_other_parts_is_no_such_upload(
@@ -92,20 +100,24 @@ async def test_linked_but_left_completing_is_answered_as_completed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The first's last state change failed after its link: the upload stays ``completing``
-    until collected, and the wait finds the object instead of waiting that long."""
+    until collected, and the wait finds the object instead of waiting that long; only one
+    made since the upload began (an earlier object of the same bytes is no answer)."""
     calls = _linked(monkeypatch, ANSWER)
+    _looking_for_links(monkeypatch)
     monkeypatch.setattr(complete_answer, "OTHER_WAIT", 60.0)
     assert await asyncio.wait_for(_wait(_Store(UPLOAD_COMPLETING)), 5) is ANSWER
-    assert calls == [1]
+    assert calls == [UPLOAD.created_at]
 
 
 async def test_still_completing_after_the_wait_is_a_503(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _linked(monkeypatch, None)
-    monkeypatch.setattr(complete_answer, "OTHER_WAIT", 0.2)
+    _looking_for_links(monkeypatch)
+    monkeypatch.setattr(complete_answer, "OTHER_WAIT", 1.0)
     with pytest.raises(S3Error) as exc:
-        await asyncio.wait_for(_wait(_Store(UPLOAD_COMPLETING)), 5)
+        await asyncio.wait_for(_wait(_Store(UPLOAD_COMPLETING)), 10)
     assert (exc.value.code, exc.value.status) == ("ServiceUnavailable", 503)
     assert len(calls) >= 2  # it kept looking for the object meanwhile
+    assert set(calls) == {UPLOAD.created_at}
 
 
 @pytest.mark.parametrize("finish", [False, True])
@@ -124,7 +136,7 @@ async def test_a_wait_ends_with_its_request_an_assembly_does_not(finish: bool) -
 
     handler = asyncio.ensure_future(complete_answer.answer(request, work(), finish=finish))
     await asyncio.wait_for(started.wait(), 5)
-    handler.cancel()  # the client went away
+    handler.cancel()  # its handler ends (a write to a client that went away failed)
     with pytest.raises(asyncio.CancelledError):
         await handler
     if finish:

@@ -432,7 +432,12 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
     mp = request.app[MULTIPART]
     if u.state == UPLOAD_COMPLETING:  # another Complete of it is under way: its condition rules
         return await _after_another(request, mp, u, asked)
-    cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
+    try:
+        cond = await object_writes.check_condition(request, request.app[NAMESPACE], bucket, key)
+    except S3Error as err:  # perhaps the object the first Complete linked since u was read
+        if err.code == "PreconditionFailed" and await _taken_since(mp, u):
+            return await _after_another(request, mp, u, asked)
+        raise
     try:
         parts = await mp.begin_complete(u)
     except UploadNotFound:  # another Complete took it meanwhile (or it just ended)
@@ -444,6 +449,14 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
         await mp.reopen(u)
         raise
     return await complete_answer.answer(request, _completed(request, b, u, chosen, cond))
+
+
+async def _taken_since(mp: Multipart, u: MultipartUpload) -> bool:
+    """Whether another Complete has taken the upload since ``u`` was read open."""
+    try:
+        return (await mp.store.get_multipart_upload(u.upload_id)).state != UPLOAD_OPEN
+    except UploadNotFound:
+        return True
 
 
 async def _after_another(

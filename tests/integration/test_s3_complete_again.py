@@ -12,6 +12,7 @@ the first Complete's assembly is held until the second has found the upload comp
 from __future__ import annotations
 
 import asyncio
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from botocore.exceptions import ClientError
 from dfs.api.multipart import Multipart
 from dfs.errors import FileNotFound
 from dfs.meta.multipart import UPLOAD_COMPLETING
-from dfs.s3 import complete_answer
+from dfs.s3 import complete_answer, object_writes
 from tests.integration.conftest import InProcessCluster
 from tests.integration.test_namespace_api import tokens
 from tests.integration.test_s3_multipart_calls import _access_key, _client, _read
@@ -152,3 +153,52 @@ async def test_when_the_first_fails_the_one_sent_again_is_told_to_retry_and_comp
         done = await run(complete)
         assert done["ETag"]
         assert (await asyncio.to_thread(_read, s3, "bkt", "obj"))[1] == b"".join(PARTS)
+
+
+async def test_a_complete_sent_again_that_read_the_upload_open_before_the_first_took_it(
+    inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry (with ``If-None-Match: *``, as the first) reads the upload still open; the
+    first then takes it and links the object; the retry's own condition now fails on that
+    very object. It is answered as the first was, not 412."""
+    monkeypatch.setattr(complete_answer, "KEEPALIVE", 60.0)
+    second_in, first_done = asyncio.Event(), asyncio.Event()
+    real = object_writes.check_condition
+    calls = 0
+
+    async def ordered(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first to get here: once the other has read the upload open
+            await second_in.wait()
+        else:  # the other: once the first has answered
+            second_in.set()
+            await first_done.wait()
+        return await real(*args)
+
+    monkeypatch.setattr(object_writes, "check_condition", ordered)
+    (alice,) = await tokens(inproc.api.url, "alice")
+    async with gateway(inproc) as url:
+        s3 = _client(url, await _access_key(inproc.api.url, alice))
+        uid, listed = await _upload(s3)
+
+        def complete() -> Any:
+            return s3.complete_multipart_upload(
+                Bucket="bkt",
+                Key="obj",
+                UploadId=uid,
+                MultipartUpload={"Parts": listed},
+                IfNoneMatch="*",
+            )
+
+        sent = {asyncio.ensure_future(asyncio.to_thread(complete)) for _ in range(2)}
+        try:  # whichever came first answers first
+            done, _ = await asyncio.wait(sent, timeout=DEADLINE, return_when=FIRST_COMPLETED)
+            assert done, "neither Complete was answered"
+        finally:
+            first_done.set()
+        one, two = await asyncio.wait_for(asyncio.gather(*sent), DEADLINE)
+        assert calls == 2
+        assert (one["ETag"], one["VersionId"]) == (two["ETag"], two["VersionId"])
+        versions = await run(s3.list_object_versions, Bucket="bkt")
+        assert len(versions["Versions"]) == 1

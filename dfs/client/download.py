@@ -114,7 +114,8 @@ class ByteBudget:
 
 
 Piece = tuple[list[dict[str, Any]], bool]  # chunks in file order; a run (or one chunk alone)
-Window = collections.deque[tuple[Piece, asyncio.Task[Pieces]]]  # pieces and their fetches
+# pieces, their planned bytes and their fetches
+Window = collections.deque[tuple[Piece, int, asyncio.Task[Pieces]]]
 
 
 class DownloadPipeline:
@@ -335,44 +336,38 @@ class DownloadPipeline:
         held = 0  # bytes of the pieces in this file's window
         try:
             for piece in _pieces(chunks, batched=not self.conn.proxy):
-                size = _planned(piece)
+                size = sum(int(c["size"]) for c in piece[0])
                 while window and (
                     len(window) >= 2 * most
                     or (len(window) >= most and held + size > own)
                     or not self.budget.fits(size)
                 ):
                     held -= await self._write_first(window, part)
-                window.append((piece, asyncio.create_task(_piece_bytes(piece, fetcher, part))))
+                fetch = asyncio.create_task(_piece_bytes(piece, fetcher, part))
+                window.append((piece, size, fetch))
                 self.budget.take(size)
                 held += size
             while window:
                 await self._write_first(window, part)
         finally:
-            self.budget.give(sum(_planned(p) for p, _t in window))
-            for _piece, task in window:
+            self.budget.give(sum(size for _p, size, _t in window))
+            for _piece, _size, task in window:
                 task.cancel()
             if window:
-                await asyncio.gather(*(t for _p, t in window), return_exceptions=True)
+                await asyncio.gather(*(t for _p, _s, t in window), return_exceptions=True)
 
     async def _write_first(self, window: Window, part: PartFile) -> int:
         """Write the window's first piece when it has arrived; returns its planned bytes,
         given back to the budget as it leaves the window."""
-        piece, task = window[0]
+        (chunks, run), size, task = window[0]
         data = await task
         window.popleft()
-        size = _planned(piece)
         self.budget.give(size)
-        chunks, run = piece
         offsets = [int(c["offset"]) for c in chunks] if run else []
         await part.write(int(chunks[0]["offset"]), data, offsets)
         if self.progress:
             self.progress(sum(len(p) for p in data))
         return size
-
-
-def _planned(piece: Piece) -> int:
-    """A piece's bytes by its plan."""
-    return sum(int(c["size"]) for c in piece[0])
 
 
 def _pieces(chunks: Sequence[dict[str, Any]], batched: bool) -> Iterator[Piece]:

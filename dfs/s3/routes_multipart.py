@@ -316,10 +316,9 @@ async def _assemble_and_link(
     u: MultipartUpload,
     parts: list[UploadPart],
     cond: object_writes.WriteCondition,
-    linked: list[PutResult],
-) -> str:
-    """Build the object from ``parts``, make it the key's current version (appended to
-    ``linked``: the answer's ``x-amz-version-id``); its ETag."""
+) -> tuple[str, PutResult]:
+    """Build the object from ``parts`` and make it the key's current version; its ETag and
+    the link's result (the answer's ``x-amz-version-id``)."""
     mp = request.app[MULTIPART]
     etag = multipart_etag([p.etag for p in parts])
     made: Ingested | None = None
@@ -344,7 +343,6 @@ async def _assemble_and_link(
                 await mp.release_files(u.tenant, [str(made.body["file_id"])])
         await mp.reopen(u)
         raise
-    linked.append(made_version)
     if file_id and made_version.version.file_id != file_id:
         # a read-write grantee's file, cloned into the owner's tenant by the link: the
         # grantee's is nobody's now (made here, committed for_object: never a dedup answer)
@@ -352,7 +350,7 @@ async def _assemble_and_link(
             await mp.release_files(u.tenant, [file_id])
     with contextlib.suppress(DfsError):  # collected meanwhile: its parts are released already
         await mp.finish(u, {UPLOAD_COMPLETING})
-    return etag
+    return etag, made_version
 
 
 def _composite(u: MultipartUpload, parts: list[UploadPart]) -> str:
@@ -474,10 +472,9 @@ async def _completed(
     cond: object_writes.WriteCondition,
 ) -> web.Response:
     """The object of ``chosen`` assembled and linked; its answer."""
-    linked: list[PutResult] = []
-    etag = await _assemble_and_link(request, u, chosen, cond, linked)
+    etag, made = await _assemble_and_link(request, u, chosen, cond)
     resp = xml_response("CompleteMultipartUploadResult", _complete_xml(request, u, etag, chosen))
-    resp.headers.update(object_writes.version_header(b, linked[0].version))
+    resp.headers.update(object_writes.version_header(b, made.version))
     return resp
 
 

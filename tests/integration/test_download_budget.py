@@ -22,7 +22,7 @@ import pytest
 
 from dfs.chunking import ChunkerProfile
 from dfs.client import Client
-from dfs.client.download import RUN_CHUNK_MAX, DownloadPipeline
+from dfs.client.download import RUN_CHUNK_MAX, ByteBudget, DownloadPipeline
 from dfs.client.local_files import LocalFile
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 
@@ -99,6 +99,18 @@ async def test_a_budget_of_nothing_still_downloads_a_piece_per_file(
     assert pipeline.budget.used == 0
 
 
+class _Signalling(ByteBudget):
+    """A ``ByteBudget`` that sets ``taken`` when it first takes bytes."""
+
+    def __init__(self, limit: int, taken: asyncio.Event) -> None:
+        super().__init__(limit)
+        self.taken = taken
+
+    def take(self, size: int) -> None:
+        super().take(size)
+        self.taken.set()
+
+
 async def test_a_cancelled_download_gives_back_what_it_took(
     inproc: InProcessCluster, tmp_path: Path
 ) -> None:
@@ -109,13 +121,11 @@ async def test_a_cancelled_download_gives_back_what_it_took(
     ) as cl:
         pipeline = DownloadPipeline(cl._connection(), None)
         pipeline.root = out
+        taken = asyncio.Event()
+        pipeline.budget = _Signalling(pipeline.budget.limit, taken)
         files = [(f, out / f"{f}.bin") for f, _h in stored]
         task: asyncio.Task[Any] = asyncio.ensure_future(pipeline.download_files(files))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while pipeline.budget.used == 0 and not task.done():
-            assert loop.time() < deadline, "no piece was ever fetched ahead"
-            await asyncio.sleep(0.001)
+        await asyncio.wait_for(taken.wait(), 30)  # a piece is being fetched ahead
         assert not task.done()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -12,8 +12,9 @@ the first Complete's assembly is held until the second has found the upload comp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from asyncio import FIRST_COMPLETED
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -100,11 +101,22 @@ def _complete(s3: Any, uid: str, listed: list[dict[str, Any]]) -> Callable[[], A
     )
 
 
+@contextlib.asynccontextmanager
+async def _alices_s3(inproc: InProcessCluster) -> AsyncIterator[Any]:
+    """boto3 as tenant alice, against the gateway in process."""
+    (alice,) = await tokens(inproc.api.url, "alice")
+    async with gateway(inproc) as url:
+        yield _client(url, await _access_key(inproc.api.url, alice))
+
+
 async def _sent_twice(
-    s3: Any, entered: asyncio.Event, released: asyncio.Event, waiting: asyncio.Event
+    monkeypatch: pytest.MonkeyPatch, inproc: InProcessCluster, s3: Any, fail_first: bool
 ) -> tuple[asyncio.Future[Any], asyncio.Future[Any], Callable[[], Any]]:
-    """The upload's Complete sent, and sent again once the first is assembling; the first
-    is let go once the second has found it so. Both calls, and the call."""
+    """The upload's Complete sent, and sent again once the first is assembling
+    (``_held_assembly``); the first is let go once the second has found it so. Both
+    calls, and the call."""
+    entered, released = _held_assembly(monkeypatch, fail_first)
+    waiting = _seen_completing(monkeypatch, inproc)
     uid, listed = await _upload(s3)
     complete = _complete(s3, uid, listed)
     first = asyncio.ensure_future(asyncio.to_thread(complete))
@@ -120,12 +132,8 @@ async def _sent_twice(
 async def test_a_complete_sent_again_while_assembling_gets_the_first_ones_answer(
     inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entered, released = _held_assembly(monkeypatch, fail_first=False)
-    waiting = _seen_completing(monkeypatch, inproc)
-    (alice,) = await tokens(inproc.api.url, "alice")
-    async with gateway(inproc) as url:
-        s3 = _client(url, await _access_key(inproc.api.url, alice))
-        first, second, _complete_call = await _sent_twice(s3, entered, released, waiting)
+    async with _alices_s3(inproc) as s3:
+        first, second, _complete_call = await _sent_twice(monkeypatch, inproc, s3, False)
         one, two = await asyncio.wait_for(asyncio.gather(first, second), DEADLINE)
         assert one["ETag"] == two["ETag"]
         assert one["VersionId"] == two["VersionId"]
@@ -137,12 +145,8 @@ async def test_a_complete_sent_again_while_assembling_gets_the_first_ones_answer
 async def test_when_the_first_fails_the_one_sent_again_is_told_to_retry_and_completes(
     inproc: InProcessCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entered, released = _held_assembly(monkeypatch, fail_first=True)
-    waiting = _seen_completing(monkeypatch, inproc)
-    (alice,) = await tokens(inproc.api.url, "alice")
-    async with gateway(inproc) as url:
-        s3 = _client(url, await _access_key(inproc.api.url, alice))
-        first, second, complete = await _sent_twice(s3, entered, released, waiting)
+    async with _alices_s3(inproc) as s3:
+        first, second, complete = await _sent_twice(monkeypatch, inproc, s3, True)
         codes = []
         for call in (first, second):
             with pytest.raises(ClientError) as info:
@@ -177,9 +181,7 @@ async def test_a_complete_sent_again_that_read_the_upload_open_before_the_first_
         return await real(*args)
 
     monkeypatch.setattr(object_writes, "check_condition", ordered)
-    (alice,) = await tokens(inproc.api.url, "alice")
-    async with gateway(inproc) as url:
-        s3 = _client(url, await _access_key(inproc.api.url, alice))
+    async with _alices_s3(inproc) as s3:
         uid, listed = await _upload(s3)
 
         def complete() -> Any:

@@ -112,6 +112,15 @@ async def kept_alive(request: web.Request, task: asyncio.Task[web.Response]) -> 
     return resp
 
 
+async def upload_state(mp: Multipart, upload_id: str) -> str:
+    """The upload's state as the metadata store has it now; "" once it is gone (finished
+    and forgotten)."""
+    try:
+        return (await mp.store.get_multipart_upload(upload_id)).state
+    except UploadNotFound:
+        return ""
+
+
 async def after_another(
     request: web.Request,
     mp: Multipart,
@@ -124,10 +133,7 @@ async def after_another(
     started = loop.time()
     looked = started + LINKED_AFTER - LINKED_EVERY  # when it last looked for the object
     while True:
-        try:
-            state = (await mp.store.get_multipart_upload(u.upload_id)).state
-        except UploadNotFound:
-            state = ""  # finished and forgotten
+        state = await upload_state(mp, u.upload_id)
         if state == UPLOAD_OPEN:
             raise S3Error(
                 "ServiceUnavailable", 503, "another Complete of this upload failed: send again"

@@ -451,10 +451,7 @@ async def complete_upload(request: web.Request, bucket: str, key: str) -> web.St
 
 async def _taken_since(mp: Multipart, u: MultipartUpload) -> bool:
     """Whether another Complete has taken the upload since ``u`` was read open."""
-    try:
-        return (await mp.store.get_multipart_upload(u.upload_id)).state != UPLOAD_OPEN
-    except UploadNotFound:
-        return True
+    return await complete_answer.upload_state(mp, u.upload_id) != UPLOAD_OPEN
 
 
 async def _after_another(

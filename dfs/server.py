@@ -45,14 +45,9 @@ from dfs.errors import (
     UnsupportedMediaType,
 )
 from dfs.expect_continue import body_arrived, send_continue
+from dfs.jsonio import json_bytes, parse_json
 from dfs.logs import configure_logging
-from dfs.transport.http import (
-    json_bytes,
-    narrow_socket_reads,
-    next_piece,
-    parse_json,
-    widen_socket_reads,
-)
+from dfs.transport.http import narrow_socket_reads, next_piece, widen_socket_reads
 
 log = logging.getLogger("dfs.server")
 

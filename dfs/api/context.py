@@ -42,10 +42,10 @@ from dfs.api.usage_sampler import UsageSampler
 from dfs.errors import AuthError, Forbidden
 from dfs.expect_continue import send_continue
 from dfs.ids import parse_sha256
+from dfs.jsonio import json_bytes
 from dfs.meta.base import FileRecord
 from dfs.metrics import ApiMetrics
 from dfs.server import Handler, json_response
-from dfs.transport.http import json_bytes
 
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 REGISTRY = web.AppKey("registry", Registry)

@@ -28,7 +28,7 @@ in a 0700 folder. Bounded: an entry not seen for ``MAX_AGE`` runs goes, and at m
 ``MAX_ENTRIES`` entries are kept (the most recently seen first). Files of more than
 ``MAX_CHUNKS`` chunks are not cached (they go through the paged upload).
 
-Encoded and decoded by orjson (``dfs.transport.http.json_bytes``): for 7,733 entries (1.5 MB)
+Encoded and decoded by orjson (``dfs.jsonio.json_bytes``): for 7,733 entries (1.5 MB)
 the standard library took ~20 ms to encode and ~13 ms to decode, orjson ~3 and ~10, on every
 run. A path that is not UTF-8 (a file name's undecodable bytes, held as lone surrogates)
 is refused by orjson both ways; the standard library's codec writes and reads it escaped.
@@ -48,7 +48,7 @@ from typing import Any
 from dfs.chunking import ChunkRef, FileScan
 from dfs.client.resume import cache_dir
 from dfs.ids import ChunkId
-from dfs.transport.http import json_bytes, parse_json
+from dfs.jsonio import json_bytes, parse_json
 
 VERSION = 1
 MAX_ENTRIES = 1_000_000

@@ -43,6 +43,7 @@ L0 = {
     "dfs.logs",
     "dfs.bounded",
     "dfs.malloc",
+    "dfs.jsonio",
 }
 HEAVY = ("boto3", "botocore", "click", "aiohttp.web")
 # dependency -> the modules, or packages (their modules and nothing else), that may import it;

@@ -29,14 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dfs.chunking import ChunkerProfile, ChunkRef, FileScan, chunk_id_of, scan_file
 from dfs.client.file_cache import FileCache
 from dfs.client.local_files import GONE, LocalFile, open_to_read, same_version
 
+SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
 BATCH_FILES = 500
 BATCH_BYTES = 64 * 1024 * 1024
 # a batch's files' bytes kept from scan to send (then dropped): one batch scanning ahead and
@@ -55,13 +58,15 @@ FIRST_BATCH_FILES = BATCH_FILES // 8
 batches grow from this (doubling) to BATCH_FILES and the pipeline starts sooner."""
 
 
-def batches(files: Iterable[tuple[int, LocalFile]]) -> Iterator[Batch]:
+def batches(
+    files: Iterable[tuple[int, LocalFile]], first: int = FIRST_BATCH_FILES
+) -> Iterator[Batch]:
     """Small files (with their place in the caller's list) in batches of at most
-    BATCH_FILES files and BATCH_BYTES bytes, the first ones smaller (``FIRST_BATCH_FILES``,
-    then twice as many each, up to BATCH_FILES)."""
+    BATCH_FILES files and BATCH_BYTES bytes, the first ones smaller (``first``, then twice
+    as many each, up to BATCH_FILES)."""
     batch: Batch = []
     size = 0
-    most = FIRST_BATCH_FILES
+    most = first
     for n, f in files:
         if batch and (len(batch) >= most or size + f.size > BATCH_BYTES):
             yield batch
@@ -189,6 +194,32 @@ def rescan(files: Sequence[LocalFile], profile: ChunkerProfile, cache: FileCache
     for f in files:
         cache.forget(f.path)
     return scan_batch(files, profile, None)
+
+
+def upload_entry(
+    name: str,
+    scan: FileScan,
+    chunker: str,
+    st: os.stat_result | None = None,
+    for_object: bool = False,
+) -> dict[str, Any]:
+    """The body ``/init-upload`` takes (and each entry of ``/init-uploads``) for a file
+    stored as ``scan``: with ``st``, its permission bits and mtime for the download to
+    restore (issue 16); ``for_object``: the file is linked to an object next (sync), so no
+    lookup by content may hand it out meanwhile (docs/WIRE.md)."""
+    body: dict[str, Any] = {
+        "name": name,
+        "size": scan.size,
+        "sha256": scan.sha256,
+        "chunker": chunker,
+        "chunks": [{"sha256": c.chunk_id, "size": c.size} for c in scan.chunks],
+    }
+    if for_object:
+        body["for_object"] = True
+    if st is not None:
+        body["mode"] = stat.S_IMODE(st.st_mode)
+        body["mtime"] = st.st_mtime_ns / 1_000_000_000
+    return body
 
 
 def remember(

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +53,7 @@ from dfs.client.cli_namespace_transfer import (
     upload_remote,
 )
 from dfs.client.cli_output import printable
+from dfs.client.early_batches import EarlyBatches
 from dfs.client.early_listing import ListedEarly
 from dfs.client.early_scan import EarlyScan
 from dfs.client.local_files import (
@@ -64,13 +64,11 @@ from dfs.client.local_files import (
     download_targets,
     existing,
     holds_nothing,
-    spool,
-    storable,
-    walk,
 )
 from dfs.client.profiles import Target
 from dfs.client.progress import Progress
 from dfs.client.remote_names import is_file_id, is_remote
+from dfs.client.upload_start import STDIN, early_batches, early_scan, listing, spooled_stdin
 from dfs.errors import Conflict, DfsError, InvalidRequest, from_body
 
 if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
@@ -79,8 +77,6 @@ if TYPE_CHECKING:  # the library is imported when a command runs (make_client)
     from dfs.client.file_upload import UploadResult
     from dfs.client.library import Client
     from dfs.client.plans import EarlyPlans
-
-STDIN = Path("-")
 
 
 def partial_exit(skipped: Sequence[Skipped], done: str) -> None:
@@ -177,16 +173,14 @@ def upload(
     _check_names(paths, name)
     skipped: list[Skipped] = []
     with contextlib.ExitStack() as cleanup:
-        spooled = None
-        if STDIN in paths:
-            spooled = spool(sys.stdin.buffer)
-            cleanup.callback(spooled.unlink, missing_ok=True)
-            paths = (spooled,)
-        items = _listing(paths, prefix, name, follow_symlinks, spooled, skipped, cleanup)
+        paths, spooled = spooled_stdin(paths, cleanup)
+        items = listing(paths, prefix, name, follow_symlinks, spooled, skipped, cleanup)
         one_path = len(paths) == 1 and not paths[0].is_dir()
-        early = _early_scan(paths[0], profile, cleanup) if one_path and not spooled else None
+        early = early_scan(paths[0], profile, cleanup) if one_path and not spooled else None
+        plans = early_batches(target, items, profile, cleanup) if not no_cache else None
+        how = (quiet, as_json)
         run(
-            _upload(target, conn, items, profile, (quiet, as_json), one_path, skipped, early),
+            _upload(target, conn, items, profile, how, one_path, skipped, early, plans),
             not no_resume,
         )
     exit_partial(skipped, "the rest uploaded")
@@ -198,42 +192,6 @@ def _profile(chunk_size: int | None) -> ChunkerProfile:
         return ChunkerProfile.fixed(chunk_size) if chunk_size else ChunkerProfile.default()
     except DfsError as exc:
         raise click.BadParameter(exc.message, param_hint="--chunk-size") from None
-
-
-def _listing(
-    paths: tuple[Path, ...],
-    prefix: str,
-    name: str | None,
-    follow: bool,
-    spooled: Path | None,
-    skipped: list[Skipped],
-    cleanup: contextlib.ExitStack,
-) -> Iterable[LocalFile]:
-    """The files to upload: the walk itself, on a thread from now on, while the client
-    library is imported and then while the first files are sent (``dfs.client.walk_ahead``;
-    ``cleanup`` stops it); the one file named ``name`` (standard input when ``spooled``: its
-    temp file's attributes are not kept). A file whose stored name the API would refuse is
-    reported in ``skipped`` (``storable``), not sent."""
-    items = walk(paths, prefix, follow_symlinks=follow, skipped=skipped)
-    if name is None:
-        early = ListedEarly(storable(items, skipped))
-        cleanup.callback(early.stop)
-        return early
-    keep = spooled is None
-    return list(
-        storable([replace(it, name=prefix + name, keep_attrs=keep) for it in items], skipped)
-    )
-
-
-def _early_scan(
-    path: Path, profile: ChunkerProfile, cleanup: contextlib.ExitStack
-) -> EarlyScan | None:
-    """A big file's scan from now on, beside the imports (``dfs.client.early_scan``),
-    stopped by ``cleanup``; None for a file scanned after them."""
-    early = EarlyScan.start(path, profile)
-    if early is not None:
-        cleanup.callback(early.stop)
-    return early
 
 
 def _check_names(paths: tuple[Path, ...], name: str | None) -> None:
@@ -253,12 +211,13 @@ async def _upload(
     one_path: bool,
     skipped: list[Skipped],
     early: EarlyScan | None = None,
+    plans: EarlyBatches | None = None,
 ) -> None:
-    """Upload ``items`` as they are listed; the files left out (``skipped``, filled by the
-    listing, and with several paths the files that changed while they were uploaded)
-    reported once the uploads are done, then one line per file uploaded (just its id for
-    one file named alone: ``one_path`` and nothing skipped; such a file that changed fails
-    the command instead)."""
+    """Upload ``items`` as they are listed (``plans``: their first batches planned already);
+    the files left out (``skipped``, filled by the listing, and with several paths the files
+    that changed while they were uploaded) reported once the uploads are done, then one line
+    per file uploaded (just its id for one file named alone: ``one_path`` and nothing
+    skipped; such a file that changed fails the command instead)."""
     quiet, as_json = how
 
     def changed(f: LocalFile, exc: DfsError) -> None:
@@ -274,6 +233,7 @@ async def _upload(
                     listed=bar.add_total,
                     failed=None if one_path else changed,
                     early=early,
+                    early_batches=plans,
                 )
         finally:
             if isinstance(items, ListedEarly):  # a failed upload: the listing ends first

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from dfs import protocol
 from dfs.chunking import FileScan
+from dfs.client.batch_scan import upload_entry
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.local_files import GONE, open_to_read, read_chunk, vanished
 from dfs.client.replan import Replanner
@@ -83,30 +83,17 @@ class FileUpload:
             self._offsets.setdefault(c.chunk_id, c.offset)  # one read serves repeated chunks
 
     def init_body(self, chunker: str, for_object: bool = False) -> dict[str, Any]:
-        """The body ``/init-upload`` takes (and each entry of ``/init-uploads``), with the
-        file's permission bits and mtime for the download to restore (issue 16);
-        ``for_object``: the file is linked to an object next (sync), so no lookup by
-        content may hand it out meanwhile (docs/WIRE.md)."""
-        body: dict[str, Any] = {
-            "name": self.name,
-            "size": self.scan.size,
-            "sha256": self.scan.sha256,
-            "chunker": chunker,
-            "chunks": [{"sha256": c.chunk_id, "size": c.size} for c in self.scan.chunks],
-        }
-        if for_object:
-            body["for_object"] = True
-        if not self.keep_attrs:
-            return body
+        """The body ``/init-upload`` takes (``batch_scan.upload_entry``), with the file's
+        mode and mtime unless ``keep_attrs`` is off (its stat as listed, else as it is now)."""
         st = self.st
-        if st is None:
+        if self.keep_attrs and st is None:
             try:
                 st = os.stat(self.path)
             except OSError:  # gone since the scan: reading its chunks will say so
-                return body
-        body["mode"] = stat.S_IMODE(st.st_mode)
-        body["mtime"] = st.st_mtime_ns / 1_000_000_000
-        return body
+                st = None
+        return upload_entry(
+            self.name, self.scan, chunker, st if self.keep_attrs else None, for_object
+        )
 
     def planned(
         self, plan: dict[str, Any], receipts: dict[str, str], progress: ProgressFn | None

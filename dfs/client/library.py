@@ -21,6 +21,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.avoid import AvoidList, TransferStats
 from dfs.client.connection import Connection, ProgressFn
 from dfs.client.download import DownloadPipeline, DownloadResult
+from dfs.client.early_batches import EarlyBatches
 from dfs.client.early_reads import EARLY_READ_BYTES, EarlyChunks
 from dfs.client.early_scan import EarlyScan
 from dfs.client.file_cache import FileCache, cache_path
@@ -163,6 +164,7 @@ class Client(SyncMethods, PruneMethods):
         listed: Callable[[int], None] | None = None,
         failed: Callable[[LocalFile, DfsError], None] | None = None,
         early: EarlyScan | None = None,
+        early_batches: EarlyBatches | None = None,
     ) -> list[UploadResult]:
         """Upload ``files`` (a list, or ``dfs.client.local_files.walk`` still listing: it runs
         on a thread while the first files are sent); results in their order. ``listed(n)``:
@@ -170,14 +172,21 @@ class Client(SyncMethods, PruneMethods):
         error)``: a file that changed while it was being uploaded (``FileChanged``) is told
         there and left out of the results, and the others go on; without it the upload
         fails with that error. ``early``: a scan of a big file begun before (read by its
-        upload if it scanned the version uploaded, with ``profile``), stopped at the end."""
+        upload if it scanned the version uploaded, with ``profile``), stopped at the end.
+        ``early_batches``: the first batches of ``files`` planned before (with ``profile``;
+        ``dfs.client.early_batches``), which then reads ``files`` no more: taken here."""
         profile = _profile(profile)
-        cache = await self.files_cache("", profile)
+        taken = await asyncio.to_thread(early_batches.take) if early_batches else None
+        if taken is not None:
+            files = taken.rest
+        cache = taken.cache if taken is not None and self.file_cache else None
+        if cache is None:  # not loaded early (no early batches, or they stopped before it)
+            cache = await self.files_cache("", profile)
         pipeline = StreamingUploadPipeline(self._connection(), profile, progress, cache)
         pipeline.failed = failed
         pipeline.early_scan = early
         try:
-            return await pipeline.upload_files(files, listed)
+            return await pipeline.upload_files(files, listed, early=taken)
         finally:
             if cache is not None:
                 cache.save()  # what was stored before a failure is worth remembering too

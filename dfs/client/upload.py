@@ -46,12 +46,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dfs import protocol
 from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
-from dfs.client.batch_scan import Batch, ScanAhead, Scanned, cacheable, remember, rescan
+from dfs.client.batch_scan import (
+    BATCH_FILES,
+    FIRST_BATCH_FILES,
+    SMALL_FILE,
+    Batch,
+    ScanAhead,
+    Scanned,
+    cacheable,
+    remember,
+    rescan,
+)
+from dfs.client.chunk_sender import ChunkSender
 from dfs.client.connection import Connection, ProgressFn
+from dfs.client.early_batches import PlannedBatch, Taken
 from dfs.client.file_cache import FileCache
-from dfs.client.file_upload import FileUpload, Pack, UploadResult, Work, planned_packs
+from dfs.client.file_upload import FileUpload, UploadResult
 from dfs.client.local_files import (
     LocalFile,
     check_unchanged,
@@ -60,7 +71,6 @@ from dfs.client.local_files import (
     scanned_unchanged,
     vanished,
 )
-from dfs.client.replan import Replanner, blame_forwards, send_chunk, send_replanning
 from dfs.client.resume import UploadJournal
 from dfs.client.walk_ahead import WalkAhead
 from dfs.errors import (
@@ -69,17 +79,12 @@ from dfs.errors import (
     DfsError,
     FileChanged,
     FileNotFound,
-    IncompleteUpload,
     IntegrityError,
     InvalidRequest,
     NotFound,
-    ReplicationError,
-    Unavailable,
     from_body,
 )
-from dfs.transport.http import FileSlice
 
-SMALL_FILE = 8 * 1024 * 1024  # files up to this size are uploaded in batches
 PLANS_AT_ONCE = 2
 """Batches planned at the same time. The API plans a batch on one core (its event loop), so
 with several API processes behind a load balancer (a deployment's ``api_count``) two plans
@@ -87,7 +92,6 @@ in flight are planned at once: measured with two API processes and a re-backup o
 unchanged files (every batch only planned), 1.00 -> 0.82 s (medians of 6 A/B pairs); with
 one process they queue there, as one at a time did (bench/README.md)."""
 PIPELINE_DEPTH = PLANS_AT_ONCE + 2  # batches in flight: those planning, one sending, one finalizing
-FINALIZE_ROUNDS = 3  # finalizes of one upload, each after re-sending what was short of copies
 
 log = logging.getLogger("dfs.client")
 
@@ -95,178 +99,6 @@ log = logging.getLogger("dfs.client")
 # refused the request, the file or the token is gone): its journal goes. The others
 # (unavailable, replication failed, full, interrupted) keep it for the next run.
 FINAL = (IntegrityError, Conflict, InvalidRequest, NotFound, AuthError)
-
-
-class ChunkSender:
-    """The send step: the planned chunks of some files, ``concurrency`` requests at a time.
-
-    A write that fails blames its nodes and is sent again with a plan around them (one
-    ``Replanner`` per upload, holding its receipts until it is finalized: ``forget``);
-    finalize's 409 ``incomplete_upload`` (a node holding copies died after it acknowledged
-    them) re-plans, sends the chunks short of copies again and finalizes again, up to
-    FINALIZE_ROUNDS times. Proxied chunks: ``concurrency`` over all its sends (body slots).
-    """
-
-    def __init__(self, conn: Connection, progress: ProgressFn | None) -> None:
-        self.conn = conn
-        self.progress = progress
-        self._replanners: dict[str, Replanner] = {}
-        self._proxied = asyncio.Semaphore(conn.concurrency)  # proxied sends, every send_all
-
-    def replanner(self, upload: FileUpload) -> Replanner:
-        found = self._replanners.get(upload.file_id)
-        if found is None or found.receipts is not upload.receipts:
-            found = upload.new_replanner(self.conn)
-            self._replanners[upload.file_id] = found
-        return found
-
-    def forget(self, uploads: Iterable[FileUpload]) -> None:
-        """Drop the replanners of uploads done with; only their own (the next page of a
-        paged file, or another upload of the same content, may be sending still)."""
-        for u in uploads:
-            found = self._replanners.get(u.file_id)
-            if found is not None and found.receipts is u.receipts:
-                del self._replanners[u.file_id]
-
-    async def send_all(
-        self, uploads: Sequence[FileUpload], packs: Sequence[dict[str, Any]] = ()
-    ) -> None:
-        """Send every chunk the plans ask for: the API's ``packs`` first (unless through the
-        API proxy), one /store-chunks request each, then the rest chunk by chunk."""
-        planned, rest = planned_packs(uploads, () if self.conn.proxy else packs)
-        if planned:
-            await self.conn.run_bounded(self.send_pack, planned)
-        await self.conn.run_bounded(self.send_one, rest)
-
-    async def send_one(self, work: Work) -> None:
-        upload, item = work
-        chunk_id, size = str(item["sha256"]), int(item["size"])
-        if upload.changed:  # dropped from its batch already: nothing more of it goes
-            return
-        conn = self.conn  # below: a file held open is sent from the page cache (sendfile)
-        data = upload.held(chunk_id, size) if conn.proxy else upload.body(chunk_id, size)
-        try:
-            if data is None:
-                data = await asyncio.to_thread(upload.read, chunk_id, size)
-            if isinstance(data, FileSlice) or not conn.proxy:
-                receipt = await send_replanning(conn, self.replanner(upload), data, item)
-            else:
-                async with self._proxied:  # a big file's and a batch's sends together
-                    receipt = await send_chunk(conn, upload.file_id, chunk_id, data, item)
-        except IntegrityError as exc:
-            # the node (or the API proxy) found that these bytes no longer hash to the id
-            # scanned before the plan, or the read found the file shorter or gone: changed
-            changed = exc if isinstance(exc, FileChanged) else FileChanged()
-            if not upload.droppable:
-                raise changed from None
-            upload.changed = True  # its batch leaves it out (UploadPipeline.upload_batch)
-            upload.failure = changed
-            return
-        if receipt is None:  # a re-plan found it proven and held already
-            if self.progress:
-                self.progress(size)
-            return
-        upload.sent_chunk(chunk_id, receipt, size, self.progress)
-
-    async def send_pack(self, pack: Pack) -> None:
-        first = pack.targets
-        if {str(t["node_id"]) for t in first} & self.conn.avoid.excluded():
-            # a node of this pack just failed the client: chunk by chunk, re-planned around it
-            await self.conn.run_bounded(self.send_one, pack.work)
-            return
-        entries = [{"chunk_id": it["sha256"], "file_id": u.file_id} for u, it in pack.work]
-        try:
-            body = await pack.body(entries)
-        except IntegrityError:  # a file got shorter: chunk by chunk, each file on its own
-            await self.conn.run_bounded(self.send_one, pack.work)
-            return
-        headers = protocol.batch_headers(
-            pack.cap, [str(e["chunk_id"]) for e in entries], [u.file_id for u, _ in pack.work]
-        )
-        write = self.conn.nodes.store_chunks(
-            str(first[0]["url"]),
-            body,
-            headers,
-            forward=protocol.forward_header([(t["node_id"], t["url"]) for t in first[1:]]),
-        )
-        try:
-            # given up at once when another write to one of its nodes fails (AvoidList.guard)
-            answers = await self.conn.avoid.guard([str(t["node_id"]) for t in first], write)
-        except (Unavailable, ReplicationError, IntegrityError) as exc:
-            if isinstance(exc, Unavailable) and exc.overtaken_by is None:
-                self.conn.avoid.failed(str(first[0]["node_id"]))
-            elif isinstance(exc, ReplicationError):
-                blame_forwards(self.conn.avoid, [str(t["node_id"]) for t in first[1:]])
-            # chunk by chunk, with the usual retries, re-plans and error for a file that
-            # changed while it was being uploaded
-            await self.conn.run_bounded(self.send_one, pack.work)
-            return
-        for (u, it), answer in zip(pack.work, answers, strict=True):
-            u.sent_chunk(str(it["sha256"]), str(answer["receipt"]), int(it["size"]), self.progress)
-
-    async def finalize(self, upload: FileUpload) -> dict[str, Any]:
-        """Finalize one upload, re-sending what finalize finds short of copies."""
-        try:
-            for round_ in range(1, FINALIZE_ROUNDS + 1):
-                try:
-                    return await upload.finalize_once(self.conn)
-                except IncompleteUpload:
-                    self.conn.stats.short_proofs += 1
-                    if round_ == FINALIZE_ROUNDS:
-                        raise
-                    await self._send_again([upload])
-            raise AssertionError("unreachable")
-        finally:
-            self.forget([upload])
-
-    async def finalize_batch(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
-        """Finalize many uploads (answers in order: metadata or ``{"file_id", "error"}``),
-        re-sending what finalize finds short of copies. Uploads their plan committed
-        already (``FileUpload.committed``) are not asked for again."""
-        done: list[dict[str, Any]] = [u.committed or {} for u in uploads]
-        todo = [i for i, u in enumerate(uploads) if u.committed is None]
-        try:
-            if todo:
-                answers = await self._finalize_rounds([uploads[i] for i in todo])
-                for i, body in zip(todo, answers, strict=True):
-                    done[i] = body
-        finally:
-            self.forget(uploads)
-        return done
-
-    async def _finalize_rounds(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
-        done = await self._finalize_many(uploads)
-        for _round in range(1, FINALIZE_ROUNDS):
-            short = [i for i, body in enumerate(done) if _incomplete(body)]
-            if not short:
-                break
-            self.conn.stats.short_proofs += 1
-            await self._send_again([uploads[i] for i in short])
-            again = await self._finalize_many([uploads[i] for i in short])
-            for i, body in zip(short, again, strict=True):
-                done[i] = body
-        return done
-
-    async def _finalize_many(self, uploads: Sequence[FileUpload]) -> list[dict[str, Any]]:
-        """One ``/finalize-uploads``; the nodes that just failed this client are not asked
-        for copies (a hung one would hold the answer for its whole has-chunks deadline)."""
-        return await self.conn.api.finalize_uploads(
-            [{"file_id": u.file_id, "receipts": u.receipts} for u in uploads],
-            self.conn.avoid.excluded(),
-        )
-
-    async def _send_again(self, uploads: Sequence[FileUpload]) -> None:
-        """Re-plan each upload around the failed nodes and send what the plan asks for."""
-        work: list[Work] = []
-        for u in uploads:
-            work += [(u, item) for item in await self.replanner(u).replan()]
-        log.info("finalize found %d chunks short of copies; sending them again", len(work))
-        await self.conn.run_bounded(self.send_one, work)
-
-
-def _incomplete(body: dict[str, Any]) -> bool:
-    error = body.get("error")
-    return isinstance(error, dict) and error.get("code") == IncompleteUpload.code
 
 
 class UploadPipeline:
@@ -308,15 +140,23 @@ class UploadPipeline:
         files: Iterable[LocalFile],
         listed: Callable[[int], None] | None = None,
         done: Callable[[int, UploadResult], None] | None = None,
+        early: Taken | None = None,
     ) -> list[UploadResult]:
         """Upload ``files`` (a list, or a listing still running: ``dfs.client.walk_ahead``
         takes it on a thread): big ones alone, one after the other, beside the small ones
         in batches (so a big file no longer holds every batch back); results in order, but
         for the files told to ``failed`` (changed while they were uploaded).
         ``listed(n)``: the bytes of files listed, as they are; ``done(n, result)``: the
-        ``n``-th file is complete, as each is (``dfs-client sync`` links it then)."""
+        ``n``-th file is complete, as each is (``dfs-client sync`` links it then).
+        ``early``: the listing's first batches planned already (``dfs.client.early_batches``),
+        which go first; ``files`` then lists the files after them."""
         results: dict[int, UploadResult] = {}
-        walk = WalkAhead(files, SMALL_FILE, listed)
+        first, big_first = (early.count, early.big) if early is not None else (0, [])
+        if listed is not None and early is not None:
+            listed(sum(f.size for p in early.planned for _n, f in p.batch))
+        # after batches taken early the pipeline is going already: full batches at once
+        ramp = BATCH_FILES if first else FIRST_BATCH_FILES
+        walk = WalkAhead(files, SMALL_FILE, listed, first, big_first, ramp)
 
         def record(pairs: Iterable[tuple[int, UploadResult]]) -> None:
             for n, result in pairs:
@@ -337,7 +177,7 @@ class UploadPipeline:
         try:
             async with asyncio.TaskGroup() as tg:  # a failure of either cancels the other
                 tg.create_task(big())
-                tg.create_task(self._pipeline(walk, record))
+                tg.create_task(self._pipeline(walk, record, early.planned if early else []))
         except* Exception as group:  # callers expect the error itself, not a group
             raise group.exceptions[0] from None
         finally:
@@ -352,23 +192,30 @@ class UploadPipeline:
         self.failed(f, exc)
 
     async def _pipeline(
-        self, walk: WalkAhead, record: Callable[[Iterable[tuple[int, UploadResult]]], None]
+        self,
+        walk: WalkAhead,
+        record: Callable[[Iterable[tuple[int, UploadResult]]], None],
+        early: Sequence[PlannedBatch] = (),
     ) -> None:
         """Batches through scan, plan, send and finalize, pipelined: while batch ``n`` is
         sent, batch ``n + 1`` is planned (and the one after scanned) and batch ``n - 1``
         finalizes. Up to ``PLANS_AT_ONCE`` batches are planned at once, then sent one at a
-        time, in the order their plans came (FIFO)."""
+        time, in the order their plans came (FIFO). ``early``: batches planned already,
+        sent first."""
         scans = ScanAhead(walk.next_batch, self.profile, self.cache)
         stages = (asyncio.Semaphore(PLANS_AT_ONCE), asyncio.Lock())  # plan, send
         flight: collections.deque[asyncio.Task[None]] = collections.deque()
 
-        async def one(batch: Batch, scanned: list[Scanned]) -> None:
-            done = await self.upload_batch([f for _n, f in batch], scanned, stages)
+        async def one(batch: Batch, scanned: list[Scanned], planned: PlannedBatch | None) -> None:
+            files = [f for _n, f in batch]
+            done = await self.upload_batch(files, scanned, stages, planned)
             record((n, r) for (n, _f), r in zip(batch, done, strict=True) if r is not None)
 
         try:
+            for p in early:
+                flight.append(asyncio.create_task(one(p.batch, p.scans, p)))
             while (got := await scans.take()) is not None:
-                flight.append(asyncio.create_task(one(*got)))
+                flight.append(asyncio.create_task(one(*got, None)))
                 while len(flight) >= PIPELINE_DEPTH or (flight and flight[0].done()):
                     await flight.popleft()
             while flight:
@@ -505,11 +352,13 @@ class UploadPipeline:
         files: Sequence[LocalFile],
         scans: Sequence[Scanned | FileScan],
         stages: tuple[asyncio.Semaphore, asyncio.Lock] | None = None,
+        early: PlannedBatch | None = None,
     ) -> list[UploadResult | None]:
         """Small files already scanned: one plan, packed sends, one finalize for all.
         ``stages``: the plan slots and the send lock batches in flight take turns at. A file
         that changed while it was read (``Scanned.changed``) or sent is left out (None in
-        its place) and told to ``failed``; without it, the batch fails with ``FileChanged``."""
+        its place) and told to ``failed``; without it, the batch fails with ``FileChanged``.
+        ``early``: the batch's plan, asked for already (``dfs.client.early_batches``)."""
         plan_stage, send_stage = stages or (asyncio.Semaphore(1), asyncio.Lock())
         started = time.monotonic()
         scanned = [s if isinstance(s, Scanned) else Scanned(s) for s in scans]
@@ -524,7 +373,10 @@ class UploadPipeline:
             u.failure = vanished(s.error) if s.error is not None else None
         async with plan_stage:
             live = [u for u in uploads if not u.changed]
-            packs = await self._plan_batch(live) if live else []
+            if early is not None and early.plans is not None:
+                packs = self._planned(live, early.plans, early.packs)
+            else:
+                packs = await self._plan_batch(live) if live else []
             # a cached scan with chunks to send: the servers do not hold that content (any
             # more) for this tenant; read the file before sending a byte of it
             unsure = [i for i, s in enumerate(scanned) if s.cached and uploads[i].todo]
@@ -568,6 +420,15 @@ class UploadPipeline:
         # planned around the nodes that just failed this client: no pack waits on a hung one
         excluded = self.conn.avoid.excluded()
         plans, packs = await self.conn.api.plan_uploads(bodies, excluded)
+        return self._planned(uploads, plans, packs)
+
+    def _planned(
+        self,
+        uploads: Sequence[FileUpload],
+        plans: Sequence[dict[str, Any]],
+        packs: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """The uploads take their plans (in order); the plans' packs."""
         self.named(plans)
         for upload, plan in zip(uploads, plans, strict=True):
             upload.planned(plan, {}, self.progress)

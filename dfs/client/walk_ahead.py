@@ -25,7 +25,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from dfs.client.batch_scan import batches
+from dfs.client.batch_scan import FIRST_BATCH_FILES, batches
 from dfs.client.local_files import LocalFile
 
 Item = tuple[int, LocalFile]  # a file and its place in the listing
@@ -35,22 +35,30 @@ T = TypeVar("T")
 class WalkAhead:
     """``files`` listed on a thread: small ones (``size <= small_file``) in ``batches``
     through ``next_batch``, big ones one by one through ``next_big``; ``count`` files
-    listed in all once both answered None. ``listed(n)`` is called on the event loop with
-    the bytes of each hand-over (a progress bar's total)."""
+    listed in all once both answered None, numbered from ``start`` (``big``: big files of
+    the ``start`` listed before, with their places, handed over first), in batches from
+    ``first_batch`` files. ``listed(n)`` is called on the event loop with the bytes of each
+    hand-over (a progress bar's total)."""
 
     def __init__(
         self,
         files: Iterable[LocalFile],
         small_file: int,
         listed: Callable[[int], None] | None = None,
+        start: int = 0,
+        big: Iterable[Item] = (),
+        first_batch: int = FIRST_BATCH_FILES,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._small: asyncio.Queue[list[Item] | None] = asyncio.Queue()
         self._big: asyncio.Queue[Item | None] = asyncio.Queue()
         self._small_file = small_file
+        self._first_batch = first_batch
         self._listed = listed
         self._error: BaseException | None = None
-        self.count = 0
+        self.count = start  # files listed before ``files`` (``dfs.client.early_batches``)
+        for item in big:  # big ones among them, not sent yet
+            self._put(self._big, item, item[1].size)
         self._task = asyncio.create_task(asyncio.to_thread(self._walk, iter(files)))
 
     async def next_batch(self) -> list[Item] | None:
@@ -73,7 +81,7 @@ class WalkAhead:
 
     def _walk(self, files: Iterator[LocalFile]) -> None:
         try:
-            for batch in batches(self._small_ones(files)):
+            for batch in batches(self._small_ones(files), self._first_batch):
                 self._hand(self._small, batch, sum(f.size for _n, f in batch))
         except BaseException as exc:  # raised to the pipeline from next_batch / next_big
             self._error = self._error or exc

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from dfs.client.avoid import AvoidList, TransferStats
+from dfs.client.chunk_sender import ChunkSender
 from dfs.client.connection import Connection
 from dfs.client.replan import Replanner, blame_forwards
-from dfs.client.upload import ChunkSender
 from dfs.errors import Unavailable
 
 NODES = ["n1", "n2", "n3"]

@@ -20,11 +20,12 @@ Here a thread of its own (``EarlyBatches``), started with the listing
    on a connection each), with the bodies the pipeline would send
    (``batch_scan.upload_entry``; no node excluded), its plans and packs kept.
 
-The pipeline ``take``s them once it runs: that stops the thread (the requests in flight
-are answered first) and hands over the cache, every batch taken (one planned then goes on
-as one the pipeline planned: its packs sent, finalized, remembered; one that was not, the
-pipeline plans), the big files among them, and the rest of the listing with the number of
-files taken before it, so every file keeps its place.
+The pipeline ``take``s them once it runs: from then on the thread takes no file (it waits
+only for a batch being formed, never for an answer; the answers in flight are read after)
+and the pipeline has the cache, every batch taken (one planned goes on, once its answer is
+in, as one the pipeline planned: its packs sent, finalized, remembered; one that was not,
+the pipeline plans), the big files among them, and the rest of the listing with the
+number of files taken before it, so every file keeps its place.
 
 It stops quietly at anything unexpected, and the pipeline plans what is left as without it:
 an answer that is not 2xx (nothing of that request was done), a connection that fails (as
@@ -69,9 +70,10 @@ FIRST_FILES = BATCH_FILES // 4
 """Files of the first batch sent early, then twice as many each, up to BATCH_FILES (the
 pipeline starts from ``batch_scan.FIRST_BATCH_FILES``: its first scan must end soon, where
 here the API is idle meanwhile in any case)."""
-EARLY_FILES = 4 * BATCH_FILES
-"""Files taken early at most: the pipeline takes over long before on any machine; this
-bounds what a command that fails before it does (its cleanup stops the thread)."""
+EARLY_FILES = 8 * BATCH_FILES
+"""Files taken early at most (a fresh API plans a batch of 500 in ~25 ms here, so the thread
+may be done before the imports are): bounds what a command that fails before its pipeline
+runs plans (its cleanup stops the thread)."""
 PLANS_AT_ONCE = 2
 """Plan requests in flight (``dfs.client.upload.PLANS_AT_ONCE``, which imports aiohttp)."""
 TIMEOUT = 120.0
@@ -81,13 +83,14 @@ TIMEOUT = 120.0
 @dataclass
 class PlannedBatch:
     """A batch taken early: its files with their places, their (cached) scans, and the
-    ``/init-uploads`` answer's plans (in the same order) and packs; ``plans`` None when it
-    was not planned (the pipeline plans it)."""
+    ``/init-uploads`` answer's plans (in the same order) and packs, there once ``answered``
+    is set; ``plans`` None then when it was not planned (the pipeline plans it)."""
 
     batch: Batch
     scans: list[Scanned]
     plans: list[dict[str, Any]] | None = None
     packs: list[dict[str, Any]] = field(default_factory=list)
+    answered: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -124,7 +127,8 @@ class EarlyBatches:
         self._listing_error: BaseException | None = None
         self._profile = profile
         self._small_file = small_file
-        self._taken = threading.Event()  # ``take`` (or ``stop``) was called
+        self._taken = threading.Event()  # ``take`` (or ``stop``) was called: no more files
+        self._taking = threading.Lock()  # held while the thread takes files (or the cache)
         self._ahead: LocalFile | None = None  # listed, in no batch yet (``_next_batch``)
         self.cache: FileCache | None = None
         self.planned: list[PlannedBatch] = []
@@ -134,10 +138,11 @@ class EarlyBatches:
         self._thread.start()
 
     def take(self) -> Taken:
-        """Stop the thread (after the requests in flight) and hand everything over: the
-        listing goes on with the file listed after the last batch, then the rest (and the
-        listing's error, if it failed, after them)."""
-        self.stop()
+        """Stop the thread's taking of files and hand everything over: the listing goes on
+        with the file listed after the last batch, then the rest (and the listing's error,
+        if it failed, after them); each batch's plans are there once it is ``answered``."""
+        with self._taking:  # a batch being formed is finished first
+            self._taken.set()
         ahead = [self._ahead] if self._ahead is not None else []
         rest = itertools.chain(ahead, self._rest())
         return Taken(self.cache, self.planned, rest, self._count, self.big)
@@ -149,8 +154,9 @@ class EarlyBatches:
         return not self._thread.is_alive()
 
     def stop(self) -> None:
-        """End the thread, after the requests in flight."""
-        self._taken.set()
+        """End the thread, after the requests in flight are answered."""
+        with self._taking:
+            self._taken.set()
         self._thread.join()
 
     def _rest(self) -> Iterator[LocalFile]:
@@ -192,47 +198,65 @@ class EarlyBatches:
         return parse_json(raw)
 
     def _plan_all(self, conns: list[http.client.HTTPConnection]) -> None:
-        self._send(conns[0], "GET", protocol.WHOAMI)
-        who = self._answer(conns[0])
-        if not isinstance(who, dict) or self._taken.is_set():
-            return
-        tenant, chunker = str(who["tenant"]), str(self._profile)
-        self.cache = FileCache.load(cache_path(self._url.geturl(), tenant, "", chunker))
+        try:
+            self._send(conns[0], "GET", protocol.WHOAMI)
+            who = self._answer(conns[0])
+            if not isinstance(who, dict):
+                return
+            tenant, chunker = str(who["tenant"]), str(self._profile)
+            with self._taking:
+                if not self._taken.is_set():
+                    path = cache_path(self._url.geturl(), tenant, "", chunker)
+                    self.cache = FileCache.load(path)
+            self._plan_batches(conns)
+        finally:  # every batch is answered, whatever happened: its plans, or None
+            for batch in self.planned:
+                batch.answered.set()
+
+    def _plan_batches(self, conns: list[http.client.HTTPConnection]) -> None:
         flight: collections.deque[tuple[http.client.HTTPConnection, PlannedBatch]]
         flight = collections.deque()
         most, more, ok = FIRST_FILES, True, True
         try:
-            while more and ok and not self._taken.is_set() and self._count < EARLY_FILES:
+            while more and ok and self._count < EARLY_FILES:
                 if len(flight) == len(conns):
                     ok = self._planned(*flight.popleft())
                     continue
-                taken, scans, more = self._next_batch(most)
-                batch = self._keep(taken, scans)
+                with self._taking:
+                    if self._taken.is_set():
+                        return
+                    taken, scans, more = self._next_batch(most)
+                    batch = self._keep(taken, scans)
                 if batch is not None:
                     conn = next(c for c in conns if all(c is not f for f, _b in flight))
                     self._send(conn, "POST", protocol.INIT_UPLOADS, self._body(batch))
                     flight.append((conn, batch))
                     most = min(2 * most, BATCH_FILES)
-        finally:  # every request sent is answered before the pipeline takes over
+        finally:  # every request sent is answered, while the pipeline takes over
             while flight:
                 conn, batch = flight.popleft()
                 try:
                     self._planned(conn, batch)
                 except (OSError, http.client.HTTPException, ValueError, LookupError) as exc:
                     log.debug("early batches: a plan's answer was lost: %s", exc)
+                    batch.answered.set()
 
     def _planned(self, conn: http.client.HTTPConnection, batch: PlannedBatch) -> bool:
-        """Read the answer to ``batch``'s plan request into it: whether it holds its plans."""
-        answer = self._answer(conn)
-        if not isinstance(answer, dict):
-            return False
-        plans, packs = answer["uploads"], answer.get("packs") or []
-        if not isinstance(plans, list) or len(plans) != len(batch.batch):
-            return False
-        if not isinstance(packs, list):
-            return False
-        batch.plans, batch.packs = plans, packs
-        return True
+        """Read the answer to ``batch``'s plan request into it (then ``answered``): whether
+        it holds its plans."""
+        try:
+            answer = self._answer(conn)
+            if not isinstance(answer, dict):
+                return False
+            plans, packs = answer["uploads"], answer.get("packs") or []
+            if not isinstance(plans, list) or len(plans) != len(batch.batch):
+                return False
+            if not isinstance(packs, list):
+                return False
+            batch.plans, batch.packs = plans, packs
+            return True
+        finally:
+            batch.answered.set()
 
     def _body(self, batch: PlannedBatch) -> dict[str, Any]:
         chunker = str(self._profile)

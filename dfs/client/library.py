@@ -192,6 +192,8 @@ class Client(SyncMethods, PruneMethods):
                 cache.save()  # what was stored before a failure is worth remembering too
             if early is not None:  # read, or not (the upload failed before, or did not read
                 await asyncio.to_thread(early.stop)  # it): its thread ends here
+            if early_batches is not None:  # its answers read: its thread ends here
+                await asyncio.to_thread(early_batches.stop)
 
     async def files_cache(self, bucket: str, profile: ChunkerProfile) -> FileCache | None:
         """The files cache of uploads to ``bucket`` ("": files without a bucket) with

@@ -373,6 +373,8 @@ class UploadPipeline:
             u.failure = vanished(s.error) if s.error is not None else None
         async with plan_stage:
             live = [u for u in uploads if not u.changed]
+            if early is not None:  # asked for before the pipeline ran: its answer first
+                await asyncio.to_thread(early.answered.wait)
             if early is not None and early.plans is not None:
                 packs = self._planned(live, early.plans, early.packs)
             else:

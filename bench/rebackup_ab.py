@@ -15,7 +15,7 @@ which the API's CPU bounds once the client has started.
 
 The copy is made 2 s before the first upload (the files cache does not trust a file changed
 within 2 s of a run's start). Prints each client's wall seconds per round, and the medians
-of wall, client CPU (user + system, ``wait4``) and API CPU (``/proc``) seconds. Wall
+of wall, client CPU (user + system, ``bench.measure``) and API CPU (``/proc``) seconds. Wall
 figures on a shared VM move by 15% within an hour: compare the medians of one run.
 """
 
@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench import scratch_fs
+from bench import measure, scratch_fs
 from bench.core import cpu_seconds
 from bench.small_files import copy_tree, default_tree
 from dfs.client.file_cache import RACY_NS
@@ -41,17 +40,16 @@ Row = tuple[float, float, float]  # wall, client CPU, API CPU (seconds)
 def _backup(api: str, env: dict[str, str], src: Path, prefix: str, api_pid: int) -> Row:
     args = [console_script("dfs-client"), "upload", "--quiet", "--prefix", prefix, api, str(src)]
     api_before = cpu_seconds(api_pid)
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"backup failed ({status}): {' '.join(args)}")
-    return wall, usage.ru_utime + usage.ru_stime, cpu_seconds(api_pid) - api_before
+    got = measure.run(args, env)
+    if got.code != 0:
+        raise SystemExit(f"backup failed ({got.code}): {got.stderr.decode()[-500:]}")
+    return got.seconds, got.cpu, cpu_seconds(api_pid) - api_before
 
 
 def _api_pid(cluster: LocalCluster) -> int:
-    return int((cluster.base / "pids" / "api.pid").read_text())
+    assert cluster.api is not None
+    assert cluster.api.popen is not None
+    return cluster.api.popen.pid
 
 
 def _rounds(

@@ -12,6 +12,8 @@ import pytest
 
 from dfs.api.app import RunningApi, start_api
 from dfs.auth import hash_token
+from dfs.chunking import ChunkerProfile
+from dfs.client import batch_scan
 from dfs.config import ApiConfig, NodeConfig
 from dfs.node.app import RunningNode, start_node
 
@@ -85,3 +87,17 @@ async def running_cluster(
 async def inproc(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
     async with running_cluster(tmp_path) as c:
         yield c
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The small files an upload pipeline read and scanned (``batch_scan.read_small``)."""
+    seen: list[Path] = []
+    real = batch_scan.read_small
+
+    def counting(path: Path, profile: ChunkerProfile, size: int = 0, keep: bool = False) -> object:
+        seen.append(path)
+        return real(path, profile, size, keep)
+
+    monkeypatch.setattr(batch_scan, "read_small", counting)
+    return seen

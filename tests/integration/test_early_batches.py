@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dfs.chunking import ChunkerProfile
-from dfs.client import Client, batch_scan, file_cache
+from dfs.client import Client, file_cache
 from dfs.client import upload as upload_mod
 from dfs.client.early_batches import EarlyBatches
 from dfs.client.file_upload import UploadResult
@@ -40,20 +40,6 @@ def small_big_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(upload_mod, "SMALL_FILE", BIG)
 
 
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The small files the pipeline read and scanned."""
-    seen: list[Path] = []
-    real = batch_scan.read_small
-
-    def counting(path: Path, profile: ChunkerProfile, size: int = 0, keep: bool = False) -> object:
-        seen.append(path)
-        return real(path, profile, size, keep)
-
-    monkeypatch.setattr(batch_scan, "read_small", counting)
-    return seen
-
-
 def tree(root: Path, n: int = 300) -> dict[str, bytes]:
     """``n`` files in a few folders, a big one (over BIG) every 97th."""
     rng = random.Random(5)
@@ -65,6 +51,17 @@ def tree(root: Path, n: int = 300) -> dict[str, bytes]:
         (root / f"d{i % 4}" / f"f{i:03}").write_bytes(data)
         out[f"d{i % 4}/f{i:03}"] = data
     return out
+
+
+async def backed_up(
+    inproc: InProcessCluster, root: Path, n: int = 300
+) -> tuple[str, dict[str, bytes], list[LocalFile]]:
+    """A tree of ``n`` files at ``root`` backed up once (as ``v1/``): the API's URL, the
+    tree's content and its listing for the next backup (as ``v2/``)."""
+    content = tree(root, n)
+    url = inproc.api.url
+    await upload(url, list(walk([root], "v1/")))
+    return url, content, list(walk([root], "v2/"))
 
 
 def early(url: str, files: Iterator[LocalFile], token: str = ADMIN_TOKEN) -> EarlyBatches:
@@ -94,11 +91,7 @@ async def stored(url: str, prefix: str) -> list[str]:
 async def test_a_rebackup_planned_early_stores_each_file_once_in_its_place(
     inproc: InProcessCluster, tmp_path: Path, reads: list[Path]
 ) -> None:
-    src = tmp_path / "src"
-    content = tree(src)
-    url = inproc.api.url
-    await upload(url, list(walk([src], "v1/")))
-    files = list(walk([src], "v2/"))
+    url, content, files = await backed_up(inproc, tmp_path / "src")
     reads.clear()
     batches = early(url, iter(files))
     assert await asyncio.to_thread(batches.finished, WAIT)
@@ -124,11 +117,7 @@ async def test_a_rebackup_planned_early_stores_each_file_once_in_its_place(
 async def test_taken_while_it_plans_every_file_is_stored_once_in_its_place(
     inproc: InProcessCluster, tmp_path: Path, reads: list[Path]
 ) -> None:
-    src = tmp_path / "src"
-    tree(src, 900)
-    url = inproc.api.url
-    await upload(url, list(walk([src], "v1/")))
-    files = list(walk([src], "v2/"))
+    url, _content, files = await backed_up(inproc, tmp_path / "src", 900)
     reads.clear()
     batches = early(url, iter(files))
     results = await upload(url, files, batches)  # taken wherever the thread is
@@ -140,16 +129,12 @@ async def test_taken_while_it_plans_every_file_is_stored_once_in_its_place(
 async def test_a_file_the_cache_does_not_know_is_where_the_pipeline_goes_on(
     inproc: InProcessCluster, tmp_path: Path, reads: list[Path]
 ) -> None:
-    src = tmp_path / "src"
-    content = tree(src)
-    url = inproc.api.url
-    await upload(url, list(walk([src], "v1/")))
-    files = list(walk([src], "v2/"))
+    url, content, files = await backed_up(inproc, tmp_path / "src")
     at = 180  # a small file in the second early batch (after the first's 125)
     victim = files[at].path
     assert files[at].size <= BIG
     victim.write_bytes(b"edited since v1")
-    files = list(walk([src], "v2/"))  # listed again: its new stat
+    files = list(walk([tmp_path / "src"], "v2/"))  # listed again: its new stat
     reads.clear()
     batches = early(url, iter(files))
     assert await asyncio.to_thread(batches.finished, WAIT)
@@ -167,11 +152,7 @@ async def test_a_file_the_cache_does_not_know_is_where_the_pipeline_goes_on(
 async def test_a_refused_token_leaves_every_file_to_the_pipeline(
     inproc: InProcessCluster, tmp_path: Path
 ) -> None:
-    src = tmp_path / "src"
-    tree(src, 40)
-    url = inproc.api.url
-    await upload(url, list(walk([src], "v1/")))
-    files = list(walk([src], "v2/"))
+    url, _content, files = await backed_up(inproc, tmp_path / "src", 40)
     batches = early(url, iter(files), token="dfs_not-a-token-of-this-cluster-0000000000")
     assert await asyncio.to_thread(batches.finished, WAIT)
     taken = batches.take()
@@ -198,11 +179,7 @@ async def test_no_api_at_the_url_leaves_every_file_to_the_pipeline(tmp_path: Pat
 async def test_a_batch_the_api_refuses_is_planned_by_the_pipeline_which_says_why(
     inproc: InProcessCluster, tmp_path: Path
 ) -> None:
-    src = tmp_path / "src"
-    tree(src, 600)
-    url = inproc.api.url
-    await upload(url, list(walk([src], "v1/")))
-    files = list(walk([src], "v2/"))
+    url, _content, files = await backed_up(inproc, tmp_path / "src", 600)
     at = 450  # in the third early batch (after 125 and 250 small files)
     assert files[at].size <= BIG
     files[at] = replace(files[at], name="v2/" + "x" * 2000)  # over the API's name limit
@@ -219,11 +196,7 @@ async def test_a_batch_the_api_refuses_is_planned_by_the_pipeline_which_says_why
 async def test_a_listing_that_fails_is_raised_after_the_files_before_it(
     inproc: InProcessCluster, tmp_path: Path
 ) -> None:
-    src = tmp_path / "src"
-    tree(src, 40)
-    url = inproc.api.url
-    await upload(url, list(walk([src], "v1/")))
-    files = list(walk([src], "v2/"))
+    url, _content, files = await backed_up(inproc, tmp_path / "src", 40)
 
     def listing() -> Iterator[LocalFile]:
         yield from files[:30]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dfs.chunking import ChunkerProfile
-from dfs.client import Client, batch_scan, file_cache
+from dfs.client import Client, file_cache
 from dfs.client import upload as upload_mod
 from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import walk
@@ -30,20 +30,6 @@ PROFILE = ChunkerProfile.fixed(4096)
 def trust_fresh_files(monkeypatch: pytest.MonkeyPatch) -> None:
     """The files here are seconds old: let the cache trust them (the racy rule is unit-tested)."""
     monkeypatch.setattr(file_cache, "RACY_NS", -60 * 10**9)
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The files the pipeline read and scanned."""
-    seen: list[Path] = []
-    real = batch_scan.read_small
-
-    def counting(path: Path, profile: ChunkerProfile, size: int = 0, keep: bool = False) -> object:
-        seen.append(path)
-        return real(path, profile, size, keep)
-
-    monkeypatch.setattr(batch_scan, "read_small", counting)
-    return seen
 
 
 def tree(root: Path, n: int = 12) -> dict[str, bytes]:

@@ -11,10 +11,12 @@ import os
 import random
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
+from dfs.client.file_cache import RACY_NS
 from dfs.localcluster import LocalCluster, console_script
 from tests.e2e.conftest import CLI_TIMEOUT, cli_json, run_cli
 
@@ -234,3 +236,41 @@ def test_names_are_escaped_unsafe_names_skipped_and_planted_links_ignored(
     assert victim.read_text() == "precious"
     rows = [json.loads(x) for x in run_cli("ls", "--json", api).stdout.splitlines()]
     assert evil in {r.get("name") for r in rows}
+
+
+def _older_than_the_racy_window(root: Path) -> None:
+    """Wait (bounded) until every file under ``root`` changed more than ``RACY_NS`` ago, so
+    that the files cache of the next run trusts them."""
+    newest = max(p.stat().st_ctime_ns for p in root.rglob("*") if p.is_file())
+    deadline = time.monotonic() + 10
+    while time.time_ns() - newest <= RACY_NS:
+        assert time.monotonic() < deadline, "the clock did not move past the racy window"
+        time.sleep(0.05)
+
+
+def test_a_second_backup_sends_nothing_and_stores_each_file_once(
+    sqlite_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster = sqlite_cluster
+    # enough files for several batches of the first ones planned beside the imports
+    # (dfs.client.early_batches), and a big one among them
+    src = tmp_path / "src"
+    rng = random.Random(3)
+    content = {}
+    for i in range(700):
+        data = rng.randbytes(9 * 1024 * 1024 if i == 300 else rng.choice([0, 40, 3000]))
+        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 7}" / f"f{i:03}").write_bytes(data)
+        content[f"d{i % 7}/f{i:03}"] = data
+    _older_than_the_racy_window(src)
+    first = cli_json("upload", "--prefix", "v1/", cluster.api_url, str(src))
+    second = cli_json("upload", "--prefix", "v2/", cluster.api_url, str(src))
+    assert sorted(r["name"] for r in first) == sorted(f"v1/{n}" for n in content)
+    assert sorted(r["name"] for r in second) == sorted(f"v2/{n}" for n in content)
+    assert [r["bytes_sent"] for r in second] == [0] * len(content)  # the cache: nothing sent
+    listed = [f["name"] for f in cli_json("ls", "--all", cluster.api_url)]
+    assert sorted(n for n in listed if n.startswith("v2/")) == sorted(r["name"] for r in second)
+    one = next(r for r in second if r["name"] == "v2/d3/f010")
+    out = tmp_path / "out"
+    run_cli("download", cluster.api_url, one["file_id"], str(out))
+    assert out.read_bytes() == content["d3/f010"]

@@ -9,7 +9,8 @@ replaced) must cost it a pause, not the whole run. So a request that got no answ
 (``Unreachable``: refused, or the connection broke) is sent again, with backoff, for up to
 ``RETRY_SECONDS``, when it may be repeated: reads, finalizes (a committed file is answered as
 it is), plan requests (a plan whose answer was lost is an abandoned upload, collected like any
-other); once the API answers again, a 503 (Unavailable: its nodes not registered again yet,
+other; but a file that plan committed at once, every chunk of it held, stays, and the plan
+sent again stores it a second time); once the API answers again, a 503 (Unavailable: its nodes not registered again yet,
 where they register through it) is retried the same way, within the same time. A 503
 ``busy`` (the API's slots for such requests held and queued: nothing of the request was
 done) is sent again the same way whatever the request, and without the API having answered

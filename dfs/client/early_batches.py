@@ -54,6 +54,7 @@ from dfs.chunking import ChunkerProfile
 from dfs.client.batch_scan import (
     BATCH_BYTES,
     BATCH_FILES,
+    PLANS_AT_ONCE,
     SMALL_FILE,
     Batch,
     Scanned,
@@ -74,8 +75,6 @@ EARLY_FILES = 8 * BATCH_FILES
 """Files taken early at most (a fresh API plans a batch of 500 in ~25 ms here, so the thread
 may be done before the imports are): bounds what a command that fails before its pipeline
 runs plans (its cleanup stops the thread)."""
-PLANS_AT_ONCE = 2
-"""Plan requests in flight (``dfs.client.upload.PLANS_AT_ONCE``, which imports aiohttp)."""
 TIMEOUT = 120.0
 """Seconds a request may wait for its answer (the client library's read timeout)."""
 
@@ -125,7 +124,7 @@ class EarlyBatches:
             self._headers[protocol.AUTHORIZATION] = f"Bearer {token}"
         self._files: Iterator[LocalFile] = iter(files)
         self._listing_error: BaseException | None = None
-        self._profile = profile
+        self._chunker = str(profile)
         self._small_file = small_file
         self._taken = threading.Event()  # ``take`` (or ``stop``) was called: no more files
         self._taking = threading.Lock()  # held while the thread takes files (or the cache)
@@ -203,10 +202,10 @@ class EarlyBatches:
             who = self._answer(conns[0])
             if not isinstance(who, dict):
                 return
-            tenant, chunker = str(who["tenant"]), str(self._profile)
+            tenant = str(who["tenant"])
             with self._taking:
                 if not self._taken.is_set():
-                    path = cache_path(self._url.geturl(), tenant, "", chunker)
+                    path = cache_path(self._url.geturl(), tenant, "", self._chunker)
                     self.cache = FileCache.load(path)
             self._plan_batches(conns)
         finally:  # every batch is answered, whatever happened: its plans, or None
@@ -239,7 +238,6 @@ class EarlyBatches:
                     self._planned(conn, batch)
                 except (OSError, http.client.HTTPException, ValueError, LookupError) as exc:
                     log.debug("early batches: a plan's answer was lost: %s", exc)
-                    batch.answered.set()
 
     def _planned(self, conn: http.client.HTTPConnection, batch: PlannedBatch) -> bool:
         """Read the answer to ``batch``'s plan request into it (then ``answered``): whether
@@ -249,7 +247,7 @@ class EarlyBatches:
             if not isinstance(answer, dict):
                 return False
             plans, packs = answer["uploads"], answer.get("packs") or []
-            if not isinstance(plans, list) or len(plans) != len(batch.batch):
+            if not (isinstance(plans, list) and len(plans) == len(batch.batch)):
                 return False
             if not isinstance(packs, list):
                 return False
@@ -259,10 +257,9 @@ class EarlyBatches:
             batch.answered.set()
 
     def _body(self, batch: PlannedBatch) -> dict[str, Any]:
-        chunker = str(self._profile)
         return {
             "files": [
-                upload_entry(f.name, s.scan, chunker, f.st if f.keep_attrs else None)
+                upload_entry(f.name, s.scan, self._chunker, f.st if f.keep_attrs else None)
                 for (_n, f), s in zip(batch.batch, batch.scans, strict=True)
             ]
         }

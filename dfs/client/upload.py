@@ -50,6 +50,7 @@ from dfs.chunking import ChunkerProfile, FileScan, scan_file_threaded
 from dfs.client.batch_scan import (
     BATCH_FILES,
     FIRST_BATCH_FILES,
+    PLANS_AT_ONCE,
     SMALL_FILE,
     Batch,
     ScanAhead,
@@ -85,12 +86,6 @@ from dfs.errors import (
     from_body,
 )
 
-PLANS_AT_ONCE = 2
-"""Batches planned at the same time. The API plans a batch on one core (its event loop), so
-with several API processes behind a load balancer (a deployment's ``api_count``) two plans
-in flight are planned at once: measured with two API processes and a re-backup of 7,733
-unchanged files (every batch only planned), 1.00 -> 0.82 s (medians of 6 A/B pairs); with
-one process they queue there, as one at a time did (bench/README.md)."""
 PIPELINE_DEPTH = PLANS_AT_ONCE + 2  # batches in flight: those planning, one sending, one finalizing
 
 log = logging.getLogger("dfs.client")

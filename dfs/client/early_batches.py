@@ -52,8 +52,8 @@ from urllib.parse import urlsplit
 from dfs import protocol
 from dfs.chunking import ChunkerProfile
 from dfs.client.batch_scan import (
-    BATCH_BYTES,
     BATCH_FILES,
+    CACHED_BATCH_FILES,
     PLANS_AT_ONCE,
     SMALL_FILE,
     Batch,
@@ -68,7 +68,7 @@ from dfs.jsonio import json_bytes, parse_json
 log = logging.getLogger("dfs.client")
 
 FIRST_FILES = BATCH_FILES // 4
-"""Files of the first batch sent early, then twice as many each, up to BATCH_FILES (the
+"""Files of the first batch sent early, then twice as many each, up to CACHED_BATCH_FILES (the
 pipeline starts from ``batch_scan.FIRST_BATCH_FILES``: its first scan must end soon, where
 here the API is idle meanwhile in any case)."""
 EARLY_FILES = 8 * BATCH_FILES
@@ -230,7 +230,7 @@ class EarlyBatches:
                     conn = next(c for c in conns if all(c is not f for f, _b in flight))
                     self._send(conn, "POST", protocol.INIT_UPLOADS, self._body(batch))
                     flight.append((conn, batch))
-                    most = min(2 * most, BATCH_FILES)
+                    most = min(2 * most, CACHED_BATCH_FILES)
         finally:  # every request sent is answered, while the pipeline takes over
             while flight:
                 conn, batch = flight.popleft()
@@ -275,25 +275,24 @@ class EarlyBatches:
             return None
 
     def _next_batch(self, most: int) -> tuple[list[LocalFile], list[Scanned], bool]:
-        """The listing's next files in order: up to ``most`` small ones (and BATCH_BYTES of
-        them) the cache knows unchanged, with their cached scans, and the big ones among
-        them; and whether more may follow (not after a small file the cache does not know,
-        left for the pipeline: ``_ahead``)."""
+        """The listing's next files in order: up to ``most`` small ones the cache knows
+        unchanged, with their cached scans (none is read, so their bytes bound nothing:
+        ``batch_scan.batches``), and the big ones among them; and whether more may follow
+        (not after a small file the cache does not know, left for the pipeline:
+        ``_ahead``)."""
         assert self.cache is not None
         taken: list[LocalFile] = []
         scans: list[Scanned] = []
-        size = 0
         while len(scans) < most:
             f = self._next_file()
             if f is None:
                 return taken, scans, False
             if f.size <= self._small_file:
                 found = self.cache.lookup(f.path, f.st) if f.st and cacheable(f) else None
-                if found is None or (scans and size + f.size > BATCH_BYTES):
-                    self._ahead = f  # read by the pipeline; or the next batch's first
-                    return taken, scans, found is not None
+                if found is None:
+                    self._ahead = f  # read by the pipeline
+                    return taken, scans, False
                 scans.append(Scanned(found, cached=True))
-                size += f.size
             taken.append(f)
         return taken, scans, True
 

@@ -164,6 +164,12 @@ class FileCache:
         self._seen.add(key)
         return scan
 
+    def knows(self, path: Path, st: os.stat_result) -> bool:
+        """Whether ``lookup`` would answer for ``path`` listed as ``st``, counting and
+        decoding nothing (the upload's listing thread sizes its batches by it)."""
+        entry = self._entries.get(os.path.abspath(path))
+        return entry is not None and entry[:5] == stat_key(st)
+
     def remember(self, path: Path, st: os.stat_result, scan: FileScan) -> None:
         """``path``, listed as ``st`` before it was read, was stored as ``scan``. Not
         remembered when its times are too close to this run's start to be trusted, or when

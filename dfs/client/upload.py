@@ -124,6 +124,14 @@ class UploadPipeline:
         self.cache = cache
         self.sender = ChunkSender(conn, progress)
 
+    def _known(self) -> Callable[[LocalFile], bool] | None:
+        """Whether the files cache knows a listed file unchanged (``batches`` sizes the
+        batches by it); None without a cache."""
+        cache = self.cache
+        if cache is None:
+            return None
+        return lambda f: f.st is not None and cacheable(f) and cache.knows(f.path, f.st)
+
     def journal_key(self, key: str) -> str:
         """The resume journal's ``key`` for this pipeline: an upload ``for_object`` resumes
         only a pending file created marked (its init body said so), never a plain one,
@@ -151,7 +159,7 @@ class UploadPipeline:
             listed(sum(f.size for p in early.planned for _n, f in p.batch))
         # after batches taken early the pipeline is going already: full batches at once
         ramp = BATCH_FILES if first else FIRST_BATCH_FILES
-        walk = WalkAhead(files, SMALL_FILE, listed, first, big_first, ramp)
+        walk = WalkAhead(files, SMALL_FILE, listed, first, big_first, ramp, self._known())
 
         def record(pairs: Iterable[tuple[int, UploadResult]]) -> None:
             for n, result in pairs:

@@ -37,8 +37,9 @@ class WalkAhead:
     through ``next_batch``, big ones one by one through ``next_big``; ``count`` files
     listed in all once both answered None, numbered from ``start`` (``big``: big files of
     the ``start`` listed before, with their places, handed over first), in batches from
-    ``first_batch`` files. ``listed(n)`` is called on the event loop with the bytes of each
-    hand-over (a progress bar's total)."""
+    ``first_batch`` files (``known``: whether the files cache knows a file unchanged, for
+    ``batches``; asked on the listing's thread). ``listed(n)`` is called on the event loop
+    with the bytes of each hand-over (a progress bar's total)."""
 
     def __init__(
         self,
@@ -48,12 +49,14 @@ class WalkAhead:
         start: int = 0,
         big: Iterable[Item] = (),
         first_batch: int = FIRST_BATCH_FILES,
+        known: Callable[[LocalFile], bool] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._small: asyncio.Queue[list[Item] | None] = asyncio.Queue()
         self._big: asyncio.Queue[Item | None] = asyncio.Queue()
         self._small_file = small_file
         self._first_batch = first_batch
+        self._known = known
         self._listed = listed
         self._error: BaseException | None = None
         self.count = start  # files listed before ``files`` (``dfs.client.early_batches``)
@@ -81,7 +84,7 @@ class WalkAhead:
 
     def _walk(self, files: Iterator[LocalFile]) -> None:
         try:
-            for batch in batches(self._small_ones(files), self._first_batch):
+            for batch in batches(self._small_ones(files), self._first_batch, self._known):
                 self._hand(self._small, batch, sum(f.size for _n, f in batch))
         except BaseException as exc:  # raised to the pipeline from next_batch / next_big
             self._error = self._error or exc

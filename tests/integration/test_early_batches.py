@@ -13,16 +13,19 @@ import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dfs import protocol
 from dfs.chunking import ChunkerProfile
-from dfs.client import Client, file_cache
+from dfs.client import Client, batch_scan, file_cache
 from dfs.client import upload as upload_mod
 from dfs.client.early_batches import EarlyBatches
 from dfs.client.file_upload import UploadResult
 from dfs.client.local_files import LocalFile, walk
 from dfs.errors import InvalidRequest
+from dfs.transport.api_client import ApiClient
 from tests.integration.conftest import ADMIN_TOKEN, InProcessCluster
 
 pytestmark = pytest.mark.integration
@@ -112,6 +115,34 @@ async def test_a_rebackup_planned_early_stores_each_file_once_in_its_place(
     async with Client(url, token=ADMIN_TOKEN) as c:
         await c.download(one.file_id, out)
     assert out.read_bytes() == content["d2/f010"]
+
+
+async def test_the_pipeline_plans_files_the_cache_knows_in_bigger_batches(
+    inproc: InProcessCluster, tmp_path: Path, reads: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without early batches: a first backup plans at most BATCH_FILES files per request;
+    a re-backup of the same files, which the cache knows, up to CACHED_BATCH_FILES (the
+    API's limit), reading none and storing each once in its place."""
+    sizes: list[int] = []
+    plan_uploads = ApiClient.plan_uploads
+
+    async def counted(self: ApiClient, files: Any, *args: Any) -> Any:
+        sizes.append(len(files))
+        return await plan_uploads(self, files, *args)
+
+    monkeypatch.setattr(ApiClient, "plan_uploads", counted)
+    url, _content, files = await backed_up(inproc, tmp_path / "src", 2000)
+    assert max(sizes) == batch_scan.BATCH_FILES
+    sizes.clear()
+    reads.clear()
+    results = await upload(url, files)
+    assert batch_scan.BATCH_FILES < max(sizes) <= batch_scan.CACHED_BATCH_FILES
+    assert batch_scan.CACHED_BATCH_FILES <= protocol.MAX_BATCH_FILES
+    assert sum(sizes) == len(files) - sum(f.size > BIG for f in files)  # once each
+    assert reads == []
+    assert [r.name for r in results] == [f.name for f in files]
+    assert all(r.bytes_sent == 0 for r in results)
+    assert sorted(await stored(url, "v2/")) == sorted(f.name for f in files)
 
 
 async def test_taken_while_it_plans_every_file_is_stored_once_in_its_place(

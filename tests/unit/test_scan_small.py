@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dfs import protocol
 from dfs.chunking import ChunkerProfile, scan_file
 from dfs.client import batch_scan
 from dfs.client.batch_scan import read_small, scan_batch, scan_small
@@ -95,3 +96,23 @@ def test_batches_are_bounded_by_batch_bytes(tmp_path: Path) -> None:
     size = batch_scan.BATCH_BYTES // 4
     files = [(n, LocalFile(tmp_path / str(n), str(n), size)) for n in range(10)]
     assert [len(b) for b in batch_scan.batches(files)] == [4, 4, 2]
+
+
+def test_batches_of_files_the_cache_knows_hold_up_to_cached_batch_files(tmp_path: Path) -> None:
+    """A file the cache knows unchanged counts as half a file and none of its bytes: a run
+    of them makes batches of CACHED_BATCH_FILES (within the API's limit), files it does not
+    know still BATCH_FILES and BATCH_BYTES; every file once, in order."""
+    big = batch_scan.BATCH_BYTES // 4
+    known = [(n, LocalFile(tmp_path / f"k{n}", f"k{n}", big)) for n in range(3000)]
+    unknown = [(n, LocalFile(tmp_path / f"u{n}", f"u{n}", 10)) for n in range(3000, 4200)]
+    files = known + unknown
+    got = list(
+        batch_scan.batches(files, first=batch_scan.BATCH_FILES, known=lambda f: f.name[0] == "k")
+    )
+    assert batch_scan.CACHED_BATCH_FILES <= protocol.MAX_BATCH_FILES
+    assert [len(b) for b in got] == [1000, 1000, 1000, 500, 500, 200]
+    assert [n for b in got for n, _f in b] == list(range(4200))
+    # 300 known files weigh as 150 unknown ones: room for 350 unknown ones beside them
+    mixed = known[:300] + unknown[:700]
+    sizes = [len(b) for b in batch_scan.batches(mixed, first=500, known=lambda f: f.name[0] == "k")]
+    assert sizes == [650, 350]

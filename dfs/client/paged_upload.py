@@ -414,6 +414,8 @@ class PagedUpload:
             return await self._upload(fd, os.fstat(fd))
         finally:
             os.close(fd)
+            if self.journal is not None:  # kept on disk (resume), its handle let go
+                self.journal.close()
 
     async def _upload(self, fd: int, st: os.stat_result) -> UploadResult:
         """The upload of the file open at ``fd``, whose stat was ``st`` when it began."""

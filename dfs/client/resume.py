@@ -37,6 +37,7 @@ import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from dfs.protocol import DEFAULT_GC_GRACE
 
@@ -90,6 +91,10 @@ class UploadJournal:
         # pages of a paged upload proven already: the digest of each one's chunks (None: a
         # line of an older client, which named none; such a page is never taken as proven)
         self.pages: dict[int, str | None] = {}
+        # the journal's lines are appended through one unbuffered handle (each line one
+        # ``write`` of O_APPEND, as an open-append-close per line did), opened at the first
+        # line: an upload adds one per chunk sent, on the event loop
+        self._out: BinaryIO | None = None
 
     @classmethod
     def for_upload(
@@ -125,7 +130,19 @@ class UploadJournal:
                 digest = entry.get("d")
                 self.pages[entry["p"]] = digest if isinstance(digest, str) else None
 
+    def _append(self, entry: dict[str, Any]) -> None:
+        if self._out is None:
+            self._out = open(self.path, "ab", buffering=0)  # noqa: SIM115 (kept open)
+        self._out.write(json.dumps(entry).encode() + b"\n")
+
+    def close(self) -> None:
+        """Let go of the journal's handle (the journal stays on disk)."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
     def start(self, file_id: str) -> None:
+        self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -136,8 +153,7 @@ class UploadJournal:
 
     def add(self, chunk_id: str, receipt: str) -> None:
         self.receipts[chunk_id] = receipt
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"c": chunk_id, "r": receipt}) + "\n")
+        self._append({"c": chunk_id, "r": receipt})
 
     def page_proven(self, page: int, digest: str, chunk_ids: Iterable[str]) -> None:
         """A page of a paged upload is proven: noted with the ``digest`` of its chunks (a
@@ -149,10 +165,10 @@ class UploadJournal:
         if len(self.receipts) > RECEIPTS_KEPT:
             for c in chunk_ids:
                 self.receipts.pop(c, None)
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"p": page, "d": digest}) + "\n")
+        self._append({"p": page, "d": digest})
 
     def finish(self) -> None:
+        self.close()
         self.path.unlink(missing_ok=True)
         self.file_id = None
         self.receipts = {}

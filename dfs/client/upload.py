@@ -320,6 +320,8 @@ class UploadPipeline:
             raise
         finally:
             self.sender.forget([upload])  # finalized, or given up (changed: reported)
+            if journal is not None:  # kept on disk (resume), its handle let go
+                journal.close()
         if journal is not None:
             await asyncio.to_thread(journal.finish)
         return done

@@ -50,8 +50,18 @@ def state_name(code: int) -> str:
 
 
 def pack_hex(value: str) -> Packed:
-    """A chunk id or sha256 as stored: 32 bytes when it is 64 lowercase hex digits."""
-    return bytes.fromhex(value) if _HEX64.fullmatch(value) else value
+    """A chunk id or sha256 as stored: 32 bytes when it is 64 lowercase hex digits. (Its
+    bytes read back to the same text, not a pattern matched first: ``bytes.fromhex`` also
+    takes upper case and spaces, which ``hex`` does not give back; ~0.2 us against ~0.5,
+    and a commit of a batch of small files packs each chunk id several times.)"""
+    if len(value) == 64:
+        try:
+            packed = bytes.fromhex(value)
+        except ValueError:
+            return value
+        if packed.hex() == value:
+            return packed
+    return value
 
 
 def unpack_hex(value: Packed) -> str:

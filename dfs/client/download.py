@@ -61,11 +61,10 @@ from dfs.client.target_dirs import TargetDirs
 
 log = logging.getLogger("dfs.client")
 
-BATCH_FILES = protocol.MAX_BATCH_FILES
-"""Files per ``/download-plans`` request: as many as the API takes. Each request costs the
-API a fixed part (its reads, a thread hop, an answer) and the client a plan round: restores
-of 7,733 files were ~4% faster with 1,000 than with 500, the API's CPU ~10% less, and 2,000
-(a larger limit tried on a scratch API) no faster than 1,000 (bench/README.md, stop 59)."""
+BATCH_FILES = 500
+"""Files per ``/download-plans`` request. 1,000 (the API's limit) was tried at stop 59:
+restores of 7,733 files no faster in three alternating runs (+4%, -2%, -5%;
+bench/README.md)."""
 SMALL_FILE = protocol.BATCHED_FILE_MAX
 """Files up to this size are restored together (batched reads)."""
 WRITE_BEHIND_BYTES = 16 * 1024 * 1024

@@ -46,7 +46,7 @@ CACHED_BATCH_FILES = protocol.MAX_BATCH_FILES
 """Files of a batch, when they are files the files cache knows unchanged (each counts half
 of one it does not): nothing of theirs is read or held, and each plan request costs the API
 a fixed part (its commit rewrites the pages of the chunks it references, a has-chunks round
-to the nodes, its reads): re-backups of 7,733 unchanged files took ~14% less API CPU in
+to the nodes, its reads): re-backups of 7,733 unchanged files took 1-14% less API CPU in
 batches of 1,000 than of 500 (bench/README.md, stop 59). Files the cache does not know stay
 at BATCH_FILES: their bytes are held from scan to send, and a first backup was no faster in
 batches of 1,000 (its client's peak memory 199 MiB against 168)."""

@@ -56,7 +56,8 @@ of its own (``spread_folders``); compare restores only where the probes agree. W
 happens, and the way out: ``--fresh-fs 8`` runs everything on a fresh journaled ext4
 (``bench.scratch_fs``), where the probes stay at 30-60 us. Right after each restore a
 ``sync`` is timed (``synced_after``): dfs's restore is durable when it returns, restic's and
-borg's are not, and the column shows what each still had to write.
+borg's are not, and the column shows what each still had to write; the rounds' summary
+adds, beside the restore target, the ratio of each restore plus its sync (both durable).
 """
 
 from __future__ import annotations
@@ -492,6 +493,14 @@ def rounds_summary(by_round: Sequence[Sequence[Row]]) -> list[str]:
         ratios = [r.steps[step].seconds / d.steps[step].seconds for d, r in pairs]
         label = f"{step} files/s >= 1.25x restic"
         targets.append((label, ratios, [x >= 1.25 for x in ratios]))
+    # beside the target, not in its place: restic's restore returns before its bytes are on
+    # disk, dfs's after (syncfs); with the sync each then needed, both are durable
+    ratios = [
+        (r.steps["restore v2"].seconds + r.sync_s) / (d.steps["restore v2"].seconds + d.sync_s)
+        for d, r in pairs
+    ]
+    label = "restore v2 + its sync after (both durable) files/s >= 1.25x restic (context)"
+    targets.append((label, ratios, [x >= 1.25 for x in ratios]))
     ratios = [d.disk / max(r.disk, 1) for d, r in pairs]
     targets.append(("bytes on disk <= 1.1x restic", ratios, [x <= 1.1 for x in ratios]))
     title = f"Over {len(pairs)} rounds, dfs by name against restic:"

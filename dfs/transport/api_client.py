@@ -10,12 +10,11 @@ replaced) must cost it a pause, not the whole run. So a request that got no answ
 ``RETRY_SECONDS``, when it may be repeated: reads, finalizes (a committed file is answered as
 it is), plan requests (a plan whose answer was lost is an abandoned upload, collected like any
 other; but a file that plan committed at once, every chunk of it held, stays, and the plan
-sent again stores it a second time); once the API answers again, a 503 (Unavailable: its nodes not registered again yet,
-where they register through it) is retried the same way, within the same time. A 503
-``busy`` (the API's slots for such requests held and queued: nothing of the request was
-done) is sent again the same way whatever the request, and without the API having answered
-before. Not
-deletes, nor what mints or revokes credentials (``retry=False``), nor a node's heartbeat
+sent again stores it a second time); once the API answers again, a 503 (Unavailable: its
+nodes not registered again yet, where they register through it) is retried the same way,
+within the same time. A 503 ``busy`` (the API's slots for such requests held and queued:
+nothing of the request was done) is sent again the same way whatever the request, and
+without the API having answered before. Not deletes, nor what mints or revokes credentials (``retry=False``), nor a node's heartbeat
 (it carries a sequence number the API accepts once). And only once the API has
 answered this client: a wrong URL or an API that is not running fails at once, as before.
 """
